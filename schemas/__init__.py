@@ -1,0 +1,62 @@
+"""Moments wire formats: touchpoints, outcomes, decisions and the offer catalogue."""
+
+from schemas.catalogue import CatalogueError, Offer, OfferCatalogue, load_catalogue
+from schemas.decisions import (
+    Intervention,
+    InterventionContext,
+    NextBestOffer,
+    OfferScore,
+    decode_intervention,
+    decode_next_best_offer,
+    encode_decision,
+)
+from schemas.errors import InvalidEvent
+from schemas.outcomes import Outcome, decode_outcome, encode_outcome
+from schemas.touchpoints import (
+    EVENT_TYPES,
+    TOUCHPOINT_TYPES,
+    Call,
+    Consent,
+    Email,
+    Purchase,
+    SocialMention,
+    Survey,
+    Touchpoint,
+    TouchpointEvent,
+    WebClick,
+    decode_touchpoint,
+    decode_touchpoints,
+    encode_touchpoint,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "TOUCHPOINT_TYPES",
+    "Call",
+    "CatalogueError",
+    "Consent",
+    "Email",
+    "Intervention",
+    "InterventionContext",
+    "InvalidEvent",
+    "NextBestOffer",
+    "Offer",
+    "OfferCatalogue",
+    "OfferScore",
+    "Outcome",
+    "Purchase",
+    "SocialMention",
+    "Survey",
+    "Touchpoint",
+    "TouchpointEvent",
+    "WebClick",
+    "decode_intervention",
+    "decode_next_best_offer",
+    "decode_outcome",
+    "decode_touchpoint",
+    "decode_touchpoints",
+    "encode_decision",
+    "encode_outcome",
+    "encode_touchpoint",
+    "load_catalogue",
+]

@@ -1,0 +1,63 @@
+"""The offer catalogue that CRM analysts maintain (a TOML or JSON file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+OfferChannel = Literal["web", "email", "sms", "call"]
+Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
+
+
+class Offer(msgspec.Struct, frozen=True, kw_only=True):
+    offer_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    title: str
+    channels: Annotated[list[OfferChannel], msgspec.Meta(min_length=1)]
+    segments: list[Segment] = msgspec.field(default_factory=list)
+    categories: list[str] = msgspec.field(default_factory=list)
+    value: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    margin: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    priority: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    cooldown_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
+    script: str = ""
+
+
+class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    offers: Annotated[list[Offer], msgspec.Meta(min_length=1)]
+    default_offers: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for offer in self.offers:
+            if offer.offer_id in seen:
+                raise ValueError(f"duplicate offer_id {offer.offer_id!r}")
+            seen.add(offer.offer_id)
+        unknown = [o for o in self.default_offers if o not in seen]
+        if unknown:
+            raise ValueError(f"default_offers names unknown offers {unknown}")
+
+    def by_id(self, offer_id: str) -> Offer | None:
+        return next((o for o in self.offers if o.offer_id == offer_id), None)
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is missing or invalid; the message says where and why."""
+
+
+def load_catalogue(path: str | Path) -> OfferCatalogue:
+    """Load and validate a catalogue file (``.toml`` or ``.json``)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(f"cannot read offer catalogue {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".json":
+            return msgspec.json.decode(raw, type=OfferCatalogue)
+        return msgspec.toml.decode(raw, type=OfferCatalogue)
+    except msgspec.DecodeError as exc:
+        raise CatalogueError(f"invalid offer catalogue {path}: {exc}") from exc

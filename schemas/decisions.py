@@ -1,0 +1,76 @@
+"""What Moments emits: next-best offers and interventions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from schemas.touchpoints import Timestamp
+
+Priority = Literal[1, 2, 3]
+
+
+class OfferScore(msgspec.Struct, frozen=True, kw_only=True):
+    offer_id: str
+    score: float
+    propensity: float
+
+
+class NextBestOffer(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision: the ranked offers for one customer on one channel, best first."""
+
+    decision_id: str
+    customer_id: str
+    ts: Timestamp
+    channel: str
+    trigger_event_id: str | None
+    offers: list[OfferScore]
+    control: bool = False
+    model_version: str = "rules-v1"
+    reasons: list[str] = msgspec.field(default_factory=list)
+    # Extensions beyond the contract's required fields (defaults keep old readers happy).
+    trigger_ts: datetime | None = None
+    fallback: bool = False
+
+
+class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a contact-centre agent sees next to the alert."""
+
+    segment: str | None = None
+    risk: float | None = None
+    value: float | None = None
+    recent_touchpoints: list[str] = msgspec.field(default_factory=list)
+
+
+class Intervention(msgspec.Struct, frozen=True, kw_only=True):
+    intervention_id: str
+    customer_id: str
+    ts: Timestamp
+    kind: str
+    priority: Priority
+    trigger_event_id: str | None
+    reasons: list[str]
+    suggested_action: str
+    queue: str | None = None
+    agent_id: str | None = None
+    context: InterventionContext = msgspec.field(default_factory=InterventionContext)
+    trigger_ts: datetime | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_nbo_decoder = msgspec.json.Decoder(NextBestOffer)
+_intervention_decoder = msgspec.json.Decoder(Intervention)
+
+
+def encode_decision(decision: NextBestOffer | Intervention) -> bytes:
+    return _encoder.encode(decision)
+
+
+def decode_next_best_offer(raw: bytes | str) -> NextBestOffer:
+    return _nbo_decoder.decode(raw)
+
+
+def decode_intervention(raw: bytes | str) -> Intervention:
+    return _intervention_decoder.decode(raw)

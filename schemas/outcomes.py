@@ -1,0 +1,36 @@
+"""What a customer did with an offer, reported by websites and apps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from schemas.errors import InvalidEvent, describe
+from schemas.touchpoints import NonEmpty, Timestamp
+
+OutcomeKind = Literal["shown", "clicked", "accepted", "dismissed", "ignored"]
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: NonEmpty
+    customer_id: NonEmpty
+    offer_id: NonEmpty
+    outcome: OutcomeKind
+    ts: Timestamp
+
+
+_decoder = msgspec.json.Decoder(Outcome)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_outcome(raw: bytes | str) -> Outcome:
+    """Decode one outcome; raises :class:`InvalidEvent` naming the field and problem."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(describe(exc)) from exc
+
+
+def encode_outcome(outcome: Outcome) -> bytes:
+    return _encoder.encode(outcome)

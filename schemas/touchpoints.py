@@ -1,0 +1,124 @@
+"""Touchpoint events: every kind of customer contact, as a tagged union on ``type``.
+
+>>> event = decode_touchpoint(
+...     b'{"type": "web_click", "event_id": "e1", "customer_id": "c1",'
+...     b' "ts": "2026-11-23T14:05:00.123Z", "page": "/offers"}'
+... )
+>>> type(event).__name__, event.page
+('WebClick', '/offers')
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.errors import InvalidEvent, describe
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+Sentiment = Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Channel = Literal["email", "sms", "call", "web", "all"]
+
+
+class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
+    """Fields every touchpoint carries; ``event_id`` is the idempotency key."""
+
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    ts: Timestamp
+
+    @property
+    def kind(self) -> str:
+        """The wire ``type`` of this event."""
+        return str(type(self).__struct_config__.tag)
+
+
+class WebClick(Touchpoint, tag="web_click", frozen=True, kw_only=True):
+    page: str
+    category: str | None = None
+    product_id: str | None = None
+    session_id: str | None = None
+
+
+class Call(Touchpoint, tag="call", frozen=True, kw_only=True):
+    status: Literal["started", "ended"]
+    direction: Literal["inbound", "outbound"]
+    reason: Literal["sales", "support", "billing", "complaint", "cancel", "other"]
+    duration_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    sentiment: Sentiment | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+
+
+class Email(Touchpoint, tag="email", frozen=True, kw_only=True):
+    action: Literal["sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "replied"]
+    campaign_id: str | None = None
+
+
+class SocialMention(Touchpoint, tag="social_mention", frozen=True, kw_only=True):
+    platform: str
+    sentiment: Sentiment
+    reach: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):
+    order_id: NonEmpty
+    amount: Annotated[float, msgspec.Meta(ge=0)]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    categories: list[str] = msgspec.field(default_factory=list)
+
+
+class Survey(Touchpoint, tag="survey", frozen=True, kw_only=True):
+    score: float
+    scale: Literal["csat5", "nps"]
+
+    def __post_init__(self) -> None:
+        low, high = (1, 5) if self.scale == "csat5" else (0, 10)
+        if not low <= self.score <= high:
+            raise ValueError(f"score {self.score} is outside {low}..{high} for scale {self.scale}")
+
+
+class Consent(Touchpoint, tag="consent", frozen=True, kw_only=True):
+    channel: Channel
+    granted: bool
+
+
+TouchpointEvent = WebClick | Call | Email | SocialMention | Purchase | Survey | Consent
+TOUCHPOINT_TYPES: tuple[type[Touchpoint], ...] = (
+    WebClick,
+    Call,
+    Email,
+    SocialMention,
+    Purchase,
+    Survey,
+    Consent,
+)
+EVENT_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in TOUCHPOINT_TYPES)
+
+_decoder = msgspec.json.Decoder(TouchpointEvent)
+_many_decoder = msgspec.json.Decoder(list[TouchpointEvent])
+_encoder = msgspec.json.Encoder()
+
+
+def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
+    """Decode one touchpoint; raises :class:`InvalidEvent` naming the field and problem."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(describe(exc)) from exc
+
+
+def decode_touchpoints(raw: bytes | str) -> list[TouchpointEvent]:
+    """Decode a JSON list of touchpoints (all or nothing)."""
+    try:
+        return _many_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(describe(exc)) from exc
+
+
+def encode_touchpoint(event: Touchpoint) -> bytes:
+    """Encode a touchpoint to its wire JSON (``type`` first)."""
+    return _encoder.encode(event)
