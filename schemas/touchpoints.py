@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import msgspec
 
@@ -106,7 +106,7 @@ _encoder = msgspec.json.Encoder()
 def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
     """Decode one touchpoint; raises :class:`InvalidEvent` naming the field and problem."""
     try:
-        return _decoder.decode(raw)
+        return cast(TouchpointEvent, _decoder.decode(raw))
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 

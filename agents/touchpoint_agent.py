@@ -1,0 +1,136 @@
+"""The Faust agent for the ``touchpoints`` topic: a thin shell around the handler.
+
+It takes events in batches, hands them to :class:`TouchpointHandler`, sends the
+decisions and dead letters, waits until Kafka has them, and only then lets Faust ack
+the batch. While Redis or Kafka is unavailable it waits and retries the same batch,
+so no offset is committed past an event that was not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
+from feature_store import StoreUnavailable
+from schemas import NextBestOffer, encode_decision
+
+log = logging.getLogger(__name__)
+
+
+class PipelineObserver(Protocol):
+    """Where the agent reports what happened (metrics live in ``streams``)."""
+
+    def batch_handled(self, result: BatchResult) -> None: ...
+
+    def decision_sent(self, decision: NextBestOffer) -> None: ...
+
+    def dead_lettered(self, count: int) -> None: ...
+
+    def retrying(self, reason: str) -> None: ...
+
+
+def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
+    return [
+        ("source-topic", record.topic.encode()),
+        ("source-partition", str(record.partition).encode()),
+        ("source-offset", str(record.offset).encode()),
+        ("error", error.encode()),
+    ]
+
+
+def register_touchpoint_agent(
+    app: Any,
+    source: Any,
+    decisions: Any,
+    dead_letters: Any,
+    handler: TouchpointHandler,
+    observer: PipelineObserver,
+    batch_size: int = 200,
+    batch_within: float = 0.01,
+    retry_backoff_max: float = 5.0,
+    max_attempts: int = 3,
+) -> Any:
+    """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes."""
+
+    async def emit(result: BatchResult) -> None:
+        pending: list[Awaitable[Any]] = []
+        for decision in result.decisions:
+            pending.append(
+                await decisions.send(
+                    key=decision.customer_id.encode(), value=encode_decision(decision)
+                )
+            )
+        for letter in result.dead_letters:
+            pending.append(
+                await dead_letters.send(
+                    key=letter.record.key,
+                    value=letter.record.value,
+                    headers=dead_letter_headers(letter.record, letter.error),
+                )
+            )
+        await asyncio.gather(*pending)
+        for decision in result.decisions:
+            observer.decision_sent(decision)
+        if result.dead_letters:
+            observer.dead_lettered(len(result.dead_letters))
+
+    async def process(records: list[SourceRecord]) -> None:
+        delay = 0.1
+        failures = 0
+        while True:
+            try:
+                result = await handler.handle(records)
+                await emit(result)
+                await handler.confirm(result)
+                observer.batch_handled(result)
+                return
+            except (TimeoutError, StoreUnavailable, OSError) as exc:
+                reason = type(exc).__name__
+            except Exception as exc:
+                if type(exc).__module__.split(".")[0] not in ("aiokafka", "kafka", "faust"):
+                    failures += 1
+                    log.exception("batch of %d events failed (attempt %d)", len(records), failures)
+                    if failures >= max_attempts:
+                        await give_up(records, exc)
+                        return
+                reason = type(exc).__name__
+            observer.retrying(reason)
+            log.warning(
+                "batch of %d events not done (%s); retrying in %.1fs", len(records), reason, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_backoff_max)
+
+    async def give_up(records: list[SourceRecord], exc: Exception) -> None:
+        """A batch that keeps failing for a reason other than an outage: dead-letter it."""
+        error = f"batch failed {max_attempts} times: {type(exc).__name__}: {exc}"[:500]
+        result = BatchResult(dead_letters=[DeadLetter(r, error) for r in records])
+        result.results.extend(("unknown", "failed") for _ in records)
+        while True:
+            try:
+                await emit(result)
+                observer.batch_handled(result)
+                return
+            except Exception:
+                log.exception("could not dead-letter a failed batch; retrying")
+                await asyncio.sleep(retry_backoff_max)
+
+    @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
+    async def touchpoints(stream: Any) -> None:
+        async for events in stream.take_events(batch_size, within=batch_within):
+            records = [
+                SourceRecord(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            await process(records)
+
+    return touchpoints

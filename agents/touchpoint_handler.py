@@ -1,0 +1,149 @@
+"""Handle a batch of raw touchpoint records: decode, update features, decide.
+
+Framework-free: the Faust agent hands in :class:`SourceRecord`s and sends what comes
+back. Nothing is dropped silently: a record that cannot be decoded, or whose handling
+keeps failing, comes back as a :class:`DeadLetter` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agents.offer_rules import RuleBasedOfferPolicy, decision_channel
+from feature_store import ApplyStatus, FeatureStore, StoreUnavailable
+from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    error: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    decisions: list[NextBestOffer] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    # (event type, result) per record; result is ok, invalid, duplicate or failed
+    results: list[tuple[str, str]] = field(default_factory=list)
+    decided: list[TouchpointEvent] = field(default_factory=list)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TouchpointHandler:
+    """Turns raw records into feature updates, decisions and dead letters."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        policy: RuleBasedOfferPolicy,
+        max_attempts: int = 3,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._max_attempts = max_attempts
+        self._clock = clock
+
+    async def handle(self, records: Sequence[SourceRecord]) -> BatchResult:
+        """Handle a batch. Raises :class:`StoreUnavailable` only; retry the batch then."""
+        result = BatchResult()
+        decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
+        for record in records:
+            try:
+                if record.value is None:
+                    raise InvalidEvent("empty record (no value)")
+                decoded.append((record, decode_touchpoint(record.value)))
+            except InvalidEvent as exc:
+                result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))
+                result.results.append(("unknown", "invalid"))
+        if not decoded:
+            return result
+        statuses: list[ApplyStatus | None]
+        try:
+            statuses = list(await self._apply_with_retries([e for _, e in decoded]))
+        except StoreUnavailable:
+            raise
+        except Exception:
+            # A batch that keeps failing: isolate the failing events one by one.
+            statuses = []
+            for record, event in decoded:
+                try:
+                    statuses.extend(await self._apply_with_retries([event]))
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:
+                    statuses.append(None)
+                    result.dead_letters.append(DeadLetter(record, _failure("feature update", exc)))
+        await self._decide(decoded, statuses, result)
+        return result
+
+    async def _apply_with_retries(self, events: list[TouchpointEvent]) -> list[ApplyStatus]:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await self._store.apply(events)
+            except StoreUnavailable:
+                raise
+            except Exception:
+                if attempt == self._max_attempts:
+                    raise
+                log.warning("feature update failed (attempt %d), retrying", attempt, exc_info=True)
+        raise AssertionError("unreachable")
+
+    async def _decide(
+        self,
+        decoded: list[tuple[SourceRecord, TouchpointEvent]],
+        statuses: Sequence[ApplyStatus | None],
+        result: BatchResult,
+    ) -> None:
+        pending: list[tuple[SourceRecord, TouchpointEvent, str]] = []
+        for (record, event), status in zip(decoded, statuses, strict=True):
+            if status is None:
+                result.results.append((event.kind, "failed"))
+                continue
+            result.results.append(
+                (event.kind, "ok" if status is ApplyStatus.APPLIED else "duplicate")
+            )
+            channel = decision_channel(event)
+            # A duplicate whose decision never went out (a crash in between) is decided again.
+            if channel is not None and status is not ApplyStatus.DUPLICATE_DECIDED:
+                pending.append((record, event, channel))
+        if not pending:
+            return
+        features = await self._store.read_many([e.customer_id for _, e, _ in pending])
+        now = self._clock()
+        for (record, event, channel), profile in zip(pending, features, strict=True):
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    result.decisions.append(self._policy.decide(event, profile, channel, now))
+                    result.decided.append(event)
+                    break
+                except Exception as exc:
+                    if attempt == self._max_attempts:
+                        result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
+                        result.results.append((event.kind, "failed"))
+
+    async def confirm(self, result: BatchResult) -> None:
+        """Call once the batch's decisions are delivered: replays then skip them."""
+        await self._store.mark_decided(result.decided)
+
+
+def _failure(stage: str, exc: BaseException) -> str:
+    return f"{stage} failed: {type(exc).__name__}: {exc}"[:500]

@@ -1,0 +1,45 @@
+"""Redis key layout. Keys carry a keyed hash of the customer id, never the id itself.
+
+Every key of one customer shares the ``{…}`` hash tag, so one customer lives in one
+Redis Cluster slot and one Lua call can touch all of its keys.
+
+>>> keys = CustomerKeys(b"secret", prefix="m")
+>>> k = keys.for_customer("cust-1")
+>>> k.profile.startswith("m:{") and "cust-1" not in k.profile
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    tag: str
+    profile: str
+    seen: str
+    recent: str
+
+    def all(self) -> tuple[str, ...]:
+        return (self.profile, self.seen, self.recent)
+
+
+class CustomerKeys:
+    def __init__(self, secret: bytes, prefix: str = "m") -> None:
+        if not secret:
+            raise ValueError("the key-hashing secret must not be empty")
+        self._secret = secret
+        self._prefix = prefix
+
+    def pseudonym(self, customer_id: str) -> str:
+        """A stable keyed hash of the customer id (safe for logs and key names)."""
+        digest = hmac.new(self._secret, customer_id.encode(), hashlib.blake2b).digest()
+        return digest[:12].hex()
+
+    def for_customer(self, customer_id: str) -> KeySet:
+        tag = self.pseudonym(customer_id)
+        base = f"{self._prefix}:{{{tag}}}"
+        return KeySet(tag, f"{base}:p", f"{base}:seen", f"{base}:recent")

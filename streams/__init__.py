@@ -1,0 +1,1 @@
+"""Moments shell: the Faust app, settings, topics, web views, metrics and the CLI."""

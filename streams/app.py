@@ -1,0 +1,144 @@
+"""The Moments Faust app: topics, the touchpoints agent, health and metrics pages."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from agents.control_group import ControlGroup
+from agents.offer_rules import RuleBasedOfferPolicy
+from agents.touchpoint_agent import register_touchpoint_agent
+from agents.touchpoint_handler import TouchpointHandler
+from feature_store import FeatureStore, StoreConfig
+from schemas import OfferCatalogue, load_catalogue
+from streams import topics
+from streams.metrics import Metrics
+from streams.settings import DEV_SECRET, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Moments:
+    """Everything one worker process runs."""
+
+    settings: Settings
+    app: Any  # faust.App
+    metrics: Metrics
+    store: FeatureStore
+    catalogue: OfferCatalogue
+
+
+def _raw_topic(app: Any, name: str) -> Any:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def create_app(settings: Settings) -> Moments:
+    """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
+    catalogue = load_catalogue(settings.catalogue_path)
+    if settings.key_secret == DEV_SECRET:
+        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
+    metrics = Metrics()
+    store = FeatureStore.from_url(
+        settings.redis_url,
+        StoreConfig(
+            secret=settings.key_secret.encode(),
+            ttl_s=settings.store_ttl_days * 86400,
+            dedupe_horizon_s=settings.dedupe_horizon_days * 86400,
+        ),
+        observe=metrics.store_op,
+    )
+    datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        topic_replication_factor=settings.topic_replication,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
+    decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
+    dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
+    policy = RuleBasedOfferPolicy(
+        catalogue=catalogue,
+        control_group=ControlGroup(settings.control_salt, settings.control_percent),
+    )
+    handler = TouchpointHandler(store, policy, max_attempts=settings.max_attempts)
+    register_touchpoint_agent(
+        app,
+        source,
+        decisions,
+        dead_letters,
+        handler,
+        metrics,
+        batch_size=settings.batch_size,
+        batch_within=settings.batch_within_s,
+        max_attempts=settings.max_attempts,
+    )
+    moments = Moments(settings, app, metrics, store, catalogue)
+    _register_pages(moments)
+    _register_lag_timer(moments)
+    return moments
+
+
+def _register_pages(moments: Moments) -> None:
+    app = moments.app
+
+    @app.page("/metrics")  # type: ignore[untyped-decorator]
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(moments.metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")  # type: ignore[untyped-decorator]
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")  # type: ignore[untyped-decorator]
+    async def readyz(web: Any, request: Any) -> Any:
+        checks: dict[str, str] = {}
+        try:
+            checks["redis"] = "ok" if await moments.store.ping() else "down"
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+        checks["kafka"] = "rebalancing" if app.rebalancing else "ok"
+        ready = all(v == "ok" for v in checks.values())
+        return web.json(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+
+def _register_lag_timer(moments: Moments) -> None:
+    app = moments.app
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
+        for tp in consumer.assignment():
+            done = committed.get(tp)
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:
+                continue
+            if highwater is None:
+                continue
+            lag = max(highwater - (done + 1 if done is not None else 0), 0)
+            moments.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

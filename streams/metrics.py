@@ -1,0 +1,109 @@
+"""Prometheus metrics of the contract (prefix ``moments_``); no customer ids in labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from agents.touchpoint_handler import BatchResult
+from schemas import NextBestOffer
+
+disable_created_metrics()
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class Metrics:
+    """The metrics of one process, in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
+        )
+        self.event_to_decision = Histogram(
+            "moments_event_to_decision_seconds",
+            "From the event's ts to its decision being delivered to Kafka.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "moments_decisions_total", "Decisions emitted.", ["kind", "channel"], registry=r
+        )
+        self.outcomes = Counter(
+            "moments_outcomes_total", "Offer outcomes received.", ["outcome"], registry=r
+        )
+        self.feature_store = Histogram(
+            "moments_feature_store_seconds",
+            "Feature-store round trips.",
+            ["op"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "moments_consumer_lag",
+            "Records not yet committed, per partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.http = Histogram(
+            "moments_http_request_seconds",
+            "HTTP requests.",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_logloss = Gauge(
+            "moments_model_logloss", "Progressive log loss of online models.", ["model"], registry=r
+        )
+        self.dead_letters = Counter(
+            "moments_dead_letters_total", "Records sent to the dead-letter topic.", registry=r
+        )
+        self.retries = Counter(
+            "moments_batch_retries_total",
+            "Batches retried after an outage.",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "moments_batch_size",
+            "Touchpoints per handled batch.",
+            buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+
+    # PipelineObserver
+    def batch_handled(self, result: BatchResult) -> None:
+        self.batch_size.observe(len(result.results))
+        for kind, outcome in result.results:
+            self.events.labels(kind, outcome).inc()
+
+    def decision_sent(self, decision: NextBestOffer) -> None:
+        self.decisions.labels("next_best_offer", decision.channel).inc()
+        if decision.trigger_ts is not None:
+            delay = (datetime.now(UTC) - decision.trigger_ts).total_seconds()
+            self.event_to_decision.observe(max(delay, 0.0))
+
+    def dead_lettered(self, count: int) -> None:
+        self.dead_letters.inc(count)
+
+    def retrying(self, reason: str) -> None:
+        self.retries.labels(reason).inc()
+
+    # feature store observer
+    def store_op(self, op: str, seconds: float) -> None:
+        self.feature_store.labels(op).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

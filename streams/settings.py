@@ -1,0 +1,84 @@
+"""One settings object, filled from ``MOMENTS_*`` environment variables.
+
+Defaults work on a laptop. Every field's variable is ``MOMENTS_`` + its name in
+upper case, e.g. ``MOMENTS_KAFKA_BOOTSTRAP``.
+
+>>> Settings.from_env({"MOMENTS_TOPIC_PREFIX": "dev-", "MOMENTS_BATCH_SIZE": "50"}).topic("touchpoints")
+'dev-touchpoints'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "moments-dev-only-secret"
+
+
+class SettingsError(ValueError):
+    """A ``MOMENTS_*`` variable has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = ""
+    topic_partitions: int = 4
+    topic_replication: int = 1
+    app_id: str = "moments"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: str = str(Path.home() / ".local" / "share" / "moments")
+    catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
+    key_secret: str = DEV_SECRET
+    control_percent: float = 5.0
+    control_salt: str = "moments-control-v1"
+    batch_size: int = 200
+    batch_within_s: float = 0.01
+    max_attempts: int = 3
+    store_ttl_days: int = 400
+    dedupe_horizon_days: int = 8
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"MOMENTS_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind: type[Any] = type(f.default)
+            try:
+                values[f.name] = kind(raw) if kind is not str else raw
+            except ValueError as exc:
+                raise SettingsError(
+                    f"MOMENTS_{f.name.upper()}={raw!r} is not a valid {kind.__name__}"
+                ) from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 <= self.control_percent <= 100:
+            raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
+        if self.batch_size < 1 or self.max_attempts < 1 or self.topic_partitions < 1:
+            raise SettingsError("batch size, attempts and partitions must be at least 1")
+        if not self.key_secret:
+            raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{host.strip()}" for host in self.kafka_bootstrap.split(","))

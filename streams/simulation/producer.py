@@ -1,0 +1,53 @@
+"""Send a simulated population's touchpoints to Kafka, paced in real time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from schemas import encode_touchpoint
+from streams.simulation.population import CustomerPopulation
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationRun:
+    sent: int
+    seconds: float
+
+
+async def simulate(
+    bootstrap: str,
+    topic: str,
+    *,
+    customers: int = 1000,
+    seed: int = 7,
+    rate: float = 50.0,
+    count: int | None = None,
+    duration_s: float | None = None,
+) -> SimulationRun:
+    """Produce events at ``rate``/s (Poisson), stamped with the time they are sent."""
+    population = CustomerPopulation(customers, seed)
+    total = count if count is not None else int(rate * (duration_s or 3600))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    started_wall = time.monotonic()
+    start = datetime.now(UTC)
+    sent = 0
+    try:
+        for event in population.touchpoints(total, start, rate):
+            due = (event.ts - start).total_seconds()
+            wait = due - (time.monotonic() - started_wall)
+            if duration_s is not None and due > duration_s:
+                break
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await producer.send(topic, encode_touchpoint(event), key=event.customer_id.encode())
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return SimulationRun(sent, time.monotonic() - started_wall)

@@ -1,0 +1,46 @@
+"""The contract's topics, and creating them with the configured partitions."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOUCHPOINTS = "touchpoints"
+OFFER_OUTCOMES = "offer-outcomes"
+NEXT_BEST_OFFERS = "next-best-offers"
+INTERVENTIONS = "interventions"
+TOUCHPOINTS_DLQ = "touchpoints-dlq"
+ALL_TOPICS = (TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ)
+
+
+async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
+    """Create any missing contract topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) not in existing]
+        if not wanted:
+            return []
+        new = [
+            NewTopic(
+                name,
+                num_partitions=partitions or settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+            )
+            for name in wanted
+        ]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass
+        log.info("created topics %s", ", ".join(wanted))
+        return wanted
+    finally:
+        await admin.close()
