@@ -6,7 +6,7 @@ Pure: customer features and the catalogue in, a :class:`NextBestOffer` out.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.control_group import ControlGroup
@@ -32,7 +32,7 @@ def decision_channel(event: TouchpointEvent) -> str | None:
 class RuleBasedOfferPolicy:
     catalogue: OfferCatalogue
     control_group: ControlGroup
-    thresholds: SegmentThresholds = SegmentThresholds()
+    thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     limit: int = 3
     model_version: str = "rules-v1"
 

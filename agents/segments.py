@@ -1,4 +1,4 @@
-"""Customer segments from the customer-experience literature: experience × value.
+"""Customer segments from the customer-experience literature: experience by value.
 
 >>> from feature_store import CustomerFeatures
 >>> segment_of(CustomerFeatures(events=5, purchases=3, spend=900.0, survey=0.9))

@@ -114,6 +114,7 @@ class TouchpointHandler:
         result: BatchResult,
     ) -> None:
         pending: list[tuple[SourceRecord, TouchpointEvent, str]] = []
+        deciding: set[str] = set()
         for (record, event), status in zip(decoded, statuses, strict=True):
             if status is None:
                 result.results.append((event.kind, "failed"))
@@ -123,7 +124,13 @@ class TouchpointHandler:
             )
             channel = decision_channel(event)
             # A duplicate whose decision never went out (a crash in between) is decided again.
-            if channel is not None and status is not ApplyStatus.DUPLICATE_DECIDED:
+            # The same event twice in one batch is decided once.
+            if (
+                channel is not None
+                and status is not ApplyStatus.DUPLICATE_DECIDED
+                and event.event_id not in deciding
+            ):
+                deciding.add(event.event_id)
                 pending.append((record, event, channel))
         if not pending:
             return

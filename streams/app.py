@@ -117,7 +117,12 @@ def _register_pages(moments: Moments) -> None:
             checks["redis"] = "ok" if await moments.store.ping() else "down"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
-        checks["kafka"] = "rebalancing" if app.rebalancing else "ok"
+        if app.rebalancing:
+            checks["kafka"] = "rebalancing"
+        elif not app.consumer.assignment():
+            checks["kafka"] = "no partitions assigned yet"
+        else:
+            checks["kafka"] = "ok"
         ready = all(v == "ok" for v in checks.values())
         return web.json(
             {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -3,8 +3,9 @@
 Defaults work on a laptop. Every field's variable is ``MOMENTS_`` + its name in
 upper case, e.g. ``MOMENTS_KAFKA_BOOTSTRAP``.
 
->>> Settings.from_env({"MOMENTS_TOPIC_PREFIX": "dev-", "MOMENTS_BATCH_SIZE": "50"}).topic("touchpoints")
-'dev-touchpoints'
+>>> settings = Settings.from_env({"MOMENTS_TOPIC_PREFIX": "dev-", "MOMENTS_BATCH_SIZE": "50"})
+>>> settings.topic("touchpoints"), settings.batch_size
+('dev-touchpoints', 50)
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,10 +37,8 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
             )
             for name in wanted
         ]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass
         log.info("created topics %s", ", ".join(wanted))
         return wanted
     finally:

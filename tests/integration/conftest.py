@@ -1,0 +1,175 @@
+"""Real Kafka and Redis for integration tests, and Moments workers as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams.services import Services, free_port, services
+
+SECRET = "integration-test-secret"
+
+
+@pytest.fixture(scope="session")
+def kafka_redis() -> Iterator[Services]:
+    with services() as found:
+        yield found
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample on /metrics (0 when absent)."""
+        _, body = self.get("/metrics")
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in body.splitlines():
+            if line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            metric, _, rest = series.partition("{")
+            got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+            if metric == name and got == want:
+                return float(value)
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Pipeline:
+    """One isolated Moments deployment: its own topic prefix, app id and Redis key prefix."""
+
+    services: Services
+    tmp: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}-")
+    workers: list[Worker] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    def env(self, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            MOMENTS_KAFKA_BOOTSTRAP=self.services.kafka_bootstrap,
+            MOMENTS_REDIS_URL=self.services.redis_url,
+            MOMENTS_TOPIC_PREFIX=self.prefix,
+            MOMENTS_APP_ID=f"{self.prefix}moments",
+            MOMENTS_WEB_PORT=str(port),
+            MOMENTS_DATA_DIR=str(self.tmp / "data"),
+            MOMENTS_KEY_SECRET=SECRET,
+            MOMENTS_LOG_LEVEL="warning",
+        )
+        return env
+
+    def start_worker(self, timeout: float = 60.0) -> Worker:
+        port = free_port()
+        log_path = self.tmp / f"worker-{port}.log"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=self.env(port),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = Worker(proc, port, log_path)
+        self.workers.append(worker)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                status, _ = worker.get("/readyz")
+                if status == 200:
+                    return worker
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def pipeline(kafka_redis: Services, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(kafka_redis, tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+async def consume_all(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+) -> list[object]:
+    """Read a topic from the beginning until ``expected`` records arrived (or time is up)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[object] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                records.extend(msgs)
+        # linger briefly: more than expected would be a bug worth seeing
+        extra = await consumer.getmany(timeout_ms=1500)
+        for msgs in extra.values():
+            records.extend(msgs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.fixture
+async def kafka_bootstrap(kafka_redis: Services) -> AsyncIterator[str]:
+    yield kafka_redis.kafka_bootstrap
+
+
+def loads(value: bytes) -> dict[str, object]:
+    result: dict[str, object] = json.loads(value)
+    return result
+
+
+__all__ = ["Pipeline", "Worker", "asyncio", "consume_all", "loads"]

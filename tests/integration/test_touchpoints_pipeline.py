@@ -1,0 +1,182 @@
+"""End to end on real Kafka and Redis: a plain aiokafka producer feeds a Moments worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from feature_store import FeatureStore, StoreConfig
+from tests.integration.conftest import SECRET, Pipeline, consume_all
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS = [f"it-cust-{i:03d}" for i in range(40)]
+
+
+def good_events(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Contract-shaped JSON objects, written here independently of Moments' schemas."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    events = []
+    for i in range(n):
+        kind = rng.choice(
+            ["web_click"] * 4 + ["call", "email", "social_mention", "purchase", "survey", "consent"]
+        )
+        base = {
+            "type": kind,
+            "event_id": f"it-{seed}-{i:05d}",
+            "customer_id": rng.choice(CUSTOMERS),
+            "ts": (start + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+        }
+        if kind == "web_click":
+            base |= {"page": "/products/books/1", "category": rng.choice(["books", "home"])}
+        elif kind == "call":
+            base |= {"status": "started", "direction": "inbound", "reason": "support"}
+        elif kind == "email":
+            base |= {"action": rng.choice(["sent", "opened", "clicked"])}
+        elif kind == "social_mention":
+            base |= {"platform": "x", "sentiment": rng.uniform(-1, 1), "reach": rng.randint(0, 999)}
+        elif kind == "purchase":
+            base |= {
+                "order_id": f"o{i}",
+                "amount": round(rng.uniform(1, 300), 2),
+                "currency": "EUR",
+            }
+        elif kind == "survey":
+            base |= {"score": rng.randint(0, 10), "scale": "nps"}
+        else:
+            base |= {"channel": "email", "granted": rng.random() < 0.7}
+        events.append(base)
+    return events
+
+
+def malformed_records(n: int) -> list[tuple[bytes, str]]:
+    """Bad records and the field their DLQ reason must name."""
+    ts = "2026-11-23T14:05:00Z"
+    kinds: list[tuple[bytes, str]] = [
+        (b"{not json", "malformed JSON"),
+        (json.dumps({"type": "teleport", "event_id": "x", "customer_id": "c", "ts": ts}).encode(), "$.type"),
+        (json.dumps({"type": "web_click", "customer_id": "c", "ts": ts, "page": "/"}).encode(), "event_id"),
+        (json.dumps({"type": "web_click", "event_id": "x", "customer_id": "c", "ts": "2026-11-23T14:05:00", "page": "/"}).encode(), "$.ts"),
+        (json.dumps({"type": "social_mention", "event_id": "x", "customer_id": "c", "ts": ts, "platform": "x", "sentiment": 3}).encode(), "$.sentiment"),
+        (json.dumps({"type": "purchase", "event_id": "x", "customer_id": "c", "ts": ts, "order_id": "o", "amount": -5, "currency": "EUR"}).encode(), "$.amount"),
+        (json.dumps({"type": "survey", "event_id": "x", "customer_id": "c", "ts": ts, "score": 9, "scale": "csat5"}).encode(), "outside"),
+        (b"", "malformed JSON"),
+        (b"[1, 2, 3]", "Expected `object`"),
+        (json.dumps({"type": "call", "event_id": "x", "customer_id": "c", "ts": ts, "status": "ringing", "direction": "inbound", "reason": "support"}).encode(), "$.status"),
+    ]  # fmt: skip
+    return [kinds[i % len(kinds)] for i in range(n)]
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def expected_counters(events: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    state: dict[str, dict[str, int]] = defaultdict(Counter)
+    for e in events:
+        s = state[e["customer_id"]]
+        s["n"] += 1
+        s[f"n:{e['type']}"] += 1
+        if e["type"] == "purchase":
+            s["purchases"] += 1
+            s["spend_cents"] += round(e["amount"] * 100)
+    return state
+
+
+async def test_thousand_events_counted_once_decided_and_malformed_dead_lettered(
+    pipeline: Pipeline,
+) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    worker = pipeline.start_worker()
+    events = good_events(1000)
+    duplicates = random.Random(5).sample(events, 100)
+    bad = malformed_records(50)
+    records: list[tuple[bytes | None, bytes]] = []
+    for e in events:
+        records.append((e["customer_id"].encode(), json.dumps(e).encode()))
+    for e in duplicates:  # redelivered by the producer: must count once
+        records.append((e["customer_id"].encode(), json.dumps(e).encode()))
+    for i, (value, _) in enumerate(bad):
+        records.append((f"bad-{i}".encode(), value))
+    random.Random(9).shuffle(records)
+    await produce(bootstrap, pipeline.topic("touchpoints"), records)
+
+    # Every good event is processed: counters in Redis match, counting duplicates once.
+    store = FeatureStore(
+        aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True),
+        StoreConfig(secret=SECRET.encode()),
+    )
+    expected = expected_counters(events)
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            profiles = {c: await store.raw_profile(c) for c in expected}
+            done = sum(int(p.get("n", 0)) for p in profiles.values())
+            if done >= len(events) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        for customer, want in expected.items():
+            got = profiles[customer]
+            for name, value in want.items():
+                assert int(got.get(name, 0)) == value, (customer, name)
+    finally:
+        await store.close()
+
+    # One next-best offer per distinct web_click, none for duplicates or other types.
+    clicks = {e["event_id"]: e for e in events if e["type"] == "web_click"}
+    decisions = await consume_all(bootstrap, pipeline.topic("next-best-offers"), len(clicks))
+    bodies = [json.loads(r.value) for r in decisions]  # type: ignore[attr-defined]
+    assert sorted(b["trigger_event_id"] for b in bodies) == sorted(clicks)
+    assert len({b["decision_id"] for b in bodies}) == len(bodies)
+    for record, body in zip(decisions, bodies, strict=True):
+        assert record.key == clicks[body["trigger_event_id"]]["customer_id"].encode()  # type: ignore[attr-defined]
+        assert body["customer_id"] == clicks[body["trigger_event_id"]]["customer_id"]
+        assert body["channel"] == "web"
+        assert isinstance(body["control"], bool) and isinstance(body["reasons"], list)
+        assert body["model_version"]
+        if not body["control"] and "suppressed:consent:web" not in body["reasons"]:
+            assert body["offers"], body
+        for offer in body["offers"]:
+            assert set(offer) == {"offer_id", "score", "propensity"}
+
+    # The 50 malformed records are in the DLQ with their reasons and origin.
+    letters = await consume_all(bootstrap, pipeline.topic("touchpoints-dlq"), len(bad))
+    assert len(letters) == len(bad)
+    sent_bad = {f"bad-{i}".encode(): (value, hint) for i, (value, hint) in enumerate(bad)}
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers}  # type: ignore[attr-defined]
+        value, hint = sent_bad[letter.key]  # type: ignore[attr-defined]
+        assert (letter.value or b"") == value  # type: ignore[attr-defined]
+        assert headers["source-topic"] == pipeline.topic("touchpoints")
+        assert int(headers["source-partition"]) >= 0 and int(headers["source-offset"]) >= 0
+        assert headers["error"].startswith("invalid: ") and hint in headers["error"], headers
+
+    # The worker says the same on /metrics.
+    ok = sum(worker.metric("moments_events_total", type=t, result="ok") for t in
+             ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"])  # fmt: skip
+    dup = sum(worker.metric("moments_events_total", type=t, result="duplicate") for t in
+              ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"])  # fmt: skip
+    assert ok == len(events)
+    assert dup == len(duplicates)
+    assert worker.metric("moments_events_total", type="unknown", result="invalid") == len(bad)
+    assert worker.metric("moments_dead_letters_total") == len(bad)
+    assert worker.metric("moments_decisions_total", kind="next_best_offer", channel="web") == len(
+        clicks
+    )
