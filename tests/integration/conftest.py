@@ -135,7 +135,7 @@ def pipeline(kafka_redis: Services, tmp_path: Path) -> Iterator[Pipeline]:
 
 
 async def consume_all(
-    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+    bootstrap: str, topic: str, expected: int, wait_s: float = 60.0
 ) -> list[object]:
     """Read a topic from the beginning until ``expected`` records arrived (or time is up)."""
     consumer = AIOKafkaConsumer(
@@ -147,7 +147,7 @@ async def consume_all(
     )
     await consumer.start()
     records: list[object] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_s
     try:
         while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)

@@ -1,0 +1,266 @@
+"""``moments bench``: the real pipeline beside a plain aiokafka baseline, same broker and Redis.
+
+For each contender (baseline, pipeline) it pre-loads the same touchpoints into a fresh
+one-partition topic, starts the contender as its own process, and measures from the
+decisions it emits: events/s, CPU-seconds per event, then event-to-decision latency
+p50/p99 at a fixed offered load. It prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas import TouchpointEvent, encode_touchpoint
+from streams.services import Services, free_port, services
+from streams.simulation.population import CustomerPopulation
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class _Trigger(msgspec.Struct):
+    trigger_event_id: str
+
+
+_trigger = msgspec.json.Decoder(_Trigger)
+
+
+@dataclass
+class Contender:
+    name: str
+    prefix: str
+    command: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+
+@dataclass
+class Received:
+    at: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+async def create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, 1, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, events: list[TouchpointEvent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send(topic, encode_touchpoint(event), key=event.customer_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def watch(
+    bootstrap: str, topic: str, want: set[str], received: Received, pid: int, wait_s: float
+) -> None:
+    """Record when each wanted decision arrives (and the contender's CPU time then)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    deadline = time.monotonic() + wait_s
+    try:
+        while want - received.at.keys() and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            cpu = cpu_seconds(pid)
+            for records in batches.values():
+                for record in records:
+                    trigger = _trigger.decode(record.value or b"{}").trigger_event_id
+                    if trigger in want and trigger not in received.at:
+                        received.at[trigger] = now
+                        received.cpu[trigger] = cpu
+    finally:
+        await consumer.stop()
+
+
+async def measure(
+    contender: Contender,
+    bootstrap: str,
+    preload: list[TouchpointEvent],
+    paced: list[TouchpointEvent],
+    rate: float,
+) -> dict[str, Any]:
+    source, sink = contender.topic("touchpoints"), contender.topic("next-best-offers")
+    await create_topics(bootstrap, [source, sink, contender.topic("touchpoints-dlq")])
+    await produce(bootstrap, source, preload)
+    assert contender.log is not None
+    with contender.log.open("wb") as out:
+        contender.proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
+            contender.command, env=contender.env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        clicks = [i for i, e in enumerate(preload) if e.kind == "web_click"]
+        index = {preload[i].event_id: i for i in clicks}
+        got = Received()
+        await watch(bootstrap, sink, set(index), got, contender.proc.pid, wait_s=300)
+        if len(got.at) < len(index):
+            raise RuntimeError(f"{contender.name}: only {len(got.at)}/{len(index)} decisions")
+        first = min(got.at, key=got.at.__getitem__)
+        last = max(got.at, key=got.at.__getitem__)
+        events = index[last] - index[first]
+        seconds = got.at[last] - got.at[first]
+        cpu = got.cpu[last] - got.cpu[first]
+        # Fixed offered load: stamp each event when it is sent, time its decision.
+        latency = await paced_latency(bootstrap, source, sink, paced, rate, contender.proc.pid)
+        return {
+            "events_per_s": round(events / seconds, 1),
+            "cpu_s_per_event": round(cpu / events, 6),
+            "events_measured": events,
+            **latency,
+        }
+    finally:
+        contender.proc.terminate()
+        try:
+            contender.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            contender.proc.kill()
+
+
+async def paced_latency(
+    bootstrap: str, source: str, sink: str, events: list[TouchpointEvent], rate: float, pid: int
+) -> dict[str, Any]:
+    want = {e.event_id for e in events if e.kind == "web_click"}
+    got = Received()
+    sent_at: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        watch(bootstrap, sink, want, got, pid, wait_s=len(events) / rate + 60)
+    )
+    await asyncio.sleep(1.0)  # let the watcher reach the end of the topic
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        start = time.monotonic()
+        for n, event in enumerate(events):
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = datetime.now(UTC)
+            stamped = msgspec.structs.replace(event, ts=now)
+            sent_at[event.event_id] = now.timestamp()
+            await producer.send(source, encode_touchpoint(stamped), key=event.customer_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await watcher
+    lat = [(got.at[i] - sent_at[i]) * 1000 for i in want if i in got.at]
+    return {
+        "offered_load_eps": rate,
+        "latency_decisions": len(lat),
+        "latency_ms_p50": round(percentile(lat, 50), 2),
+        "latency_ms_p99": round(percentile(lat, 99), 2),
+    }
+
+
+def contenders(svc: Services, work: Path) -> list[Contender]:
+    run = uuid.uuid4().hex[:6]
+    base = dict(os.environ, MOMENTS_KAFKA_BOOTSTRAP=svc.kafka_bootstrap)
+    baseline_prefix = f"bench-{run}-baseline-"
+    pipeline_prefix = f"bench-{run}-pipeline-"
+    baseline_env = dict(
+        base,
+        BENCH_SOURCE=baseline_prefix + "touchpoints",
+        BENCH_SINK=baseline_prefix + "next-best-offers",
+        BENCH_GROUP=baseline_prefix + "group",
+    )
+    pipeline_env = dict(
+        base,
+        MOMENTS_REDIS_URL=svc.redis_url,
+        MOMENTS_TOPIC_PREFIX=pipeline_prefix,
+        MOMENTS_APP_ID=pipeline_prefix + "moments",
+        MOMENTS_WEB_PORT=str(free_port()),
+        MOMENTS_DATA_DIR=str(work / "data"),
+        MOMENTS_TOPIC_PARTITIONS="1",
+        MOMENTS_LOG_LEVEL="warning",
+        MOMENTS_KEY_SECRET=f"bench-{run}",
+    )
+    py = sys.executable
+    return [
+        Contender("baseline", baseline_prefix, [py, "-m", "streams.bench_baseline"], baseline_env,
+                  log=work / "baseline.log"),
+        Contender("pipeline", pipeline_prefix, [py, "-m", "streams.cli", "worker"], pipeline_env,
+                  log=work / "pipeline.log"),
+    ]  # fmt: skip
+
+
+async def bench(svc: Services, events: int, rate: float, latency_seconds: float) -> dict[str, Any]:
+    population = CustomerPopulation(2000, seed=42)
+    start = datetime.now(UTC)
+    preload = list(population.touchpoints(events, start, rate=1000.0))
+    paced_count = int(rate * latency_seconds)
+    paced = list(CustomerPopulation(2000, seed=43).touchpoints(paced_count, start, rate=rate))
+    report: dict[str, Any] = {
+        "kafka": svc.kafka_bootstrap,
+        "services": svc.origin,
+        "events": events,
+        "web_clicks": sum(e.kind == "web_click" for e in preload),
+    }
+    with tempfile.TemporaryDirectory(prefix="moments-bench-") as tmp:
+        for contender in contenders(svc, Path(tmp)):
+            report[contender.name] = await measure(
+                contender, svc.kafka_bootstrap, preload, paced, rate
+            )
+    b, p = report["baseline"], report["pipeline"]
+    report["ratios"] = {
+        "throughput_pipeline_over_baseline": round(p["events_per_s"] / b["events_per_s"], 3),
+        "p99_pipeline_over_baseline": round(p["latency_ms_p99"] / b["latency_ms_p99"], 3),
+        "cpu_per_event_pipeline_over_baseline": round(
+            p["cpu_s_per_event"] / b["cpu_s_per_event"], 3
+        ),
+    }
+    report["targets"] = {
+        "throughput_ratio_at_least_0.5": report["ratios"]["throughput_pipeline_over_baseline"]
+        >= 0.5,
+        "p99_ratio_at_most_2": report["ratios"]["p99_pipeline_over_baseline"] <= 2.0,
+    }
+    return report
+
+
+def run_bench(events: int = 20000, rate: float = 200.0, latency_seconds: float = 15.0) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    with services() as svc:
+        report = asyncio.run(bench(svc, events, rate, latency_seconds))
+    print(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,125 @@
+"""``moments demo`` (``make run``): services, a worker and simulated customers, live.
+
+Starts (or finds) Kafka and Redis, runs one Moments worker and the simulator as child
+processes, prints where everything listens, then shows each next-best offer as it
+is emitted. Customers are shown by a short keyed hash, never by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from schemas import decode_next_best_offer
+from streams.services import free_port, services
+from streams.settings import Settings
+from streams.topics import NEXT_BEST_OFFERS, ensure_topics
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the worker was not ready within {timeout:.0f}s; see {log}")
+
+
+async def _show_decisions(settings: Settings, until: float | None) -> int:
+    consumer = AIOKafkaConsumer(
+        settings.topic(NEXT_BEST_OFFERS),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="latest",
+        group_id=None,
+    )
+    await consumer.start()
+    shown = 0
+    try:
+        while until is None or time.monotonic() < until:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    d = decode_next_best_offer(record.value or b"")
+                    who = hashlib.blake2b(d.customer_id.encode(), digest_size=3).hexdigest()
+                    lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
+                    offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
+                    what = "control group (no offer)" if d.control else offers or "-"
+                    print(
+                        f"{d.ts:%H:%M:%S} {d.channel:<4} customer#{who}  {what}  "
+                        f"[{'; '.join(d.reasons)}]  +{lag_ms:.0f}ms",
+                        flush=True,
+                    )
+                    shown += 1
+    finally:
+        await consumer.stop()
+    return shown
+
+
+def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
+    with services() as svc, tempfile.TemporaryDirectory(prefix="moments-demo-") as tmp:
+        port = int(os.environ.get("MOMENTS_WEB_PORT", free_port()))
+        env = dict(
+            os.environ,
+            MOMENTS_KAFKA_BOOTSTRAP=svc.kafka_bootstrap,
+            MOMENTS_REDIS_URL=svc.redis_url,
+            MOMENTS_WEB_PORT=str(port),
+            MOMENTS_DATA_DIR=os.environ.get("MOMENTS_DATA_DIR", str(Path(tmp) / "data")),
+            MOMENTS_LOG_LEVEL=os.environ.get("MOMENTS_LOG_LEVEL", "warning"),
+        )
+        settings = Settings.from_env(env)
+        asyncio.run(ensure_topics(settings))
+        worker_log = Path(tmp) / "worker.log"
+        sim_log = Path(tmp) / "simulator.log"
+        with worker_log.open("wb") as wout, sim_log.open("wb") as sout:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=wout, stderr=wout
+            )
+            sim_args = ["--rate", str(rate), "--customers", str(customers)]
+            if duration_s is not None:
+                sim_args += ["--duration", str(duration_s)]
+            simulator: subprocess.Popen[bytes] | None = None
+            try:
+                _wait_ready(f"http://127.0.0.1:{port}/readyz", worker, worker_log)
+                simulator = subprocess.Popen(
+                    [sys.executable, "-m", "streams.cli", "simulate", *sim_args],
+                    env=env,
+                    stdout=sout,
+                    stderr=sout,
+                )
+                print(
+                    f"Moments is running ({svc.origin} services)\n"
+                    f"  Kafka      {svc.kafka_bootstrap}\n"
+                    f"  Redis      {svc.redis_url}\n"
+                    f"  HTTP       http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
+                    f"  simulator  {customers} customers, {rate:g} touchpoints/s\n"
+                    f"  logs       {worker_log}, {sim_log}\n"
+                    "Next-best offers as they are decided (Ctrl-C to stop):",
+                    flush=True,
+                )
+                until = time.monotonic() + duration_s if duration_s is not None else None
+                shown = asyncio.run(_show_decisions(settings, until))
+                print(f"{shown} decisions shown", flush=True)
+            except KeyboardInterrupt:
+                print("\nstopping", flush=True)
+            finally:
+                for proc in (simulator, worker):
+                    if proc is not None and proc.poll() is None:
+                        proc.terminate()
+                        try:
+                            proc.wait(20)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+    return 0
