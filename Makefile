@@ -1,0 +1,33 @@
+# Moments: `make run` starts everything and shows decisions live; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test deps lint bench clean
+
+$(BIN)/moments: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# System pieces: redis-server, a JVM and Maven (OS packages), Kafka broker jars (Maven Central).
+deps: $(BIN)/moments
+	bash deploy/local/install-deps.sh $(BIN)/python
+
+run: deps
+	$(BIN)/moments demo
+
+lint: $(BIN)/moments
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest --doctest-modules schemas feature_store agents streams tests
+
+bench: deps
+	$(BIN)/moments bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
