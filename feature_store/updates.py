@@ -17,6 +17,7 @@ Money is kept in cents and sentiment in thousandths so that every sum is exact.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from schemas import (
@@ -35,8 +36,13 @@ Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
 def ts_ms(event: TouchpointEvent) -> int:
-    return int(event.ts.timestamp() * 1000)
+    """The event's ts in whole milliseconds since the epoch (exact, no float rounding)."""
+    return (event.ts - EPOCH) // MILLISECOND
 
 
 def _milli(x: float) -> str:

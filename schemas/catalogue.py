@@ -12,7 +12,7 @@ Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
 
 
 class Offer(msgspec.Struct, frozen=True, kw_only=True):
-    offer_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    offer_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}\Z")]
     title: str
     channels: Annotated[list[OfferChannel], msgspec.Meta(min_length=1)]
     segments: list[Segment] = msgspec.field(default_factory=list)

@@ -67,7 +67,7 @@ class SocialMention(Touchpoint, tag="social_mention", frozen=True, kw_only=True)
 class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):
     order_id: NonEmpty
     amount: Annotated[float, msgspec.Meta(ge=0)]
-    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
     categories: list[str] = msgspec.field(default_factory=list)
 
 
@@ -78,7 +78,9 @@ class Survey(Touchpoint, tag="survey", frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         low, high = (1, 5) if self.scale == "csat5" else (0, 10)
         if not low <= self.score <= high:
-            raise ValueError(f"score {self.score} is outside {low}..{high} for scale {self.scale}")
+            raise ValueError(
+                f"score {self.score} is outside {low}..{high} for scale {self.scale} - at `$.score`"
+            )
 
 
 class Consent(Touchpoint, tag="consent", frozen=True, kw_only=True):

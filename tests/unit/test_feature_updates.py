@@ -110,11 +110,6 @@ def test_ts_ms_is_exact_for_millisecond_timestamps(wire_ts: str) -> None:
     assert ts_ms(event) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ts_ms uses int(ts.timestamp() * 1000); float rounding truncates to one "
-    "millisecond too early for some timestamps (e.g. in 2004 and 2038-2039)",
-)
 @pytest.mark.parametrize(
     ("wire_ts", "expected"),
     [

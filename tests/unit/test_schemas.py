@@ -291,7 +291,11 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
 @pytest.mark.parametrize(
     ("raw", "path", "words"),
     [
-        (doc("social_mention", '"platform": "x", "sentiment": 0.1, "reach": "5"'), "$.reach", "str"),
+        (
+            doc("social_mention", '"platform": "x", "sentiment": 0.1, "reach": "5"'),
+            "$.reach",
+            "str",
+        ),
         (doc("social_mention", '"platform": "x", "sentiment": 0.1, "reach": -1'), "$.reach", ">="),
         (doc("web_click", '"page": 17'), "$.page", "str"),
         (doc("consent", '"channel": "all", "granted": "yes"'), "$.granted", "bool"),
@@ -425,22 +429,12 @@ def test_survey_score_bounds_are_inclusive(score: float, scale: str) -> None:
     assert event.score == score
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Survey range check runs in __post_init__, so its reason has no `$.score` "
-    "path (every other validation reason names the path, e.g. `$.sentiment`)",
-)
 @pytest.mark.parametrize(("score", "scale"), [(6, "csat5"), (11, "nps")])
 def test_survey_score_out_of_range_reason_names_path(score: int, scale: str) -> None:
     reason = reason_of(doc("survey", f'"score": {score}, "scale": "{scale}"'))
     assert "`$.score`" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: currency pattern '^[A-Z]{3}$' is applied with re.search, and '$' matches "
-    "before a trailing newline, so 'EUR\\n' is accepted as a 3-letter currency",
-)
 def test_currency_with_trailing_newline_is_rejected() -> None:
     reason = reason_of(doc("purchase", '"order_id": "o", "amount": 1, "currency": "EUR\\n"'))
     assert "`$.currency`" in reason
@@ -757,7 +751,9 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
             ["fax", "$.offers[0].channels[0]"],
         ),
         (
-            'version = "v"\n' + OFFER_A + '[[offers]]\noffer_id = "b"\ntitle = "B"\nchannels = []\n',
+            'version = "v"\n'
+            + OFFER_A
+            + '[[offers]]\noffer_id = "b"\ntitle = "B"\nchannels = []\n',
             ["$.offers[1].channels"],
         ),
         ('version = "v"\noffers = []\n', ["$.offers"]),

@@ -1,0 +1,193 @@
+"""Settings from MOMENTS_* environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from streams.settings import DEV_SECRET, Settings, SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_from_empty_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.topic_prefix == ""
+    assert settings.topic_partitions == 4
+    assert settings.topic_replication == 1
+    assert settings.app_id == "moments"
+    assert settings.web_host == "127.0.0.1"
+    assert settings.web_port == 6066
+    assert settings.key_secret == DEV_SECRET
+    assert settings.control_percent == 5.0
+    assert settings.control_salt == "moments-control-v1"
+    assert settings.batch_size == 200
+    assert settings.batch_within_s == 0.01
+    assert settings.max_attempts == 3
+    assert settings.store_ttl_days == 400
+    assert settings.dedupe_horizon_days == 8
+    assert settings.log_level == "info"
+    assert Path(settings.catalogue_path) == REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
+    assert Path(settings.catalogue_path).is_file()
+    assert settings.faust_broker == "kafka://127.0.0.1:9092"
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    env = {"KAFKA_BOOTSTRAP": "elsewhere:1", "MOMENTS_NO_SUCH_SETTING": "x", "PATH": "/bin"}
+    assert Settings.from_env(env) == Settings()
+
+
+def test_overrides_with_types() -> None:
+    env = {
+        "MOMENTS_KAFKA_BOOTSTRAP": "kafka-0:9092,kafka-1:9092",
+        "MOMENTS_REDIS_URL": "redis://redis:6380/2",
+        "MOMENTS_TOPIC_PREFIX": "staging.",
+        "MOMENTS_TOPIC_PARTITIONS": "12",
+        "MOMENTS_WEB_PORT": "8080",
+        "MOMENTS_CONTROL_PERCENT": "7.5",
+        "MOMENTS_BATCH_WITHIN_S": "0.25",
+        "MOMENTS_BATCH_SIZE": "50",
+        "MOMENTS_KEY_SECRET": "prod-secret",
+        "MOMENTS_LOG_LEVEL": "debug",
+        "MOMENTS_CATALOGUE_PATH": "/etc/moments/offers.toml",
+    }
+    settings = Settings.from_env(env)
+    assert settings.kafka_bootstrap == "kafka-0:9092,kafka-1:9092"
+    assert settings.redis_url == "redis://redis:6380/2"
+    assert settings.topic_prefix == "staging."
+    assert settings.topic_partitions == 12
+    assert type(settings.topic_partitions) is int
+    assert settings.web_port == 8080
+    assert type(settings.web_port) is int
+    assert settings.control_percent == 7.5
+    assert type(settings.control_percent) is float
+    assert settings.batch_within_s == 0.25
+    assert settings.batch_size == 50
+    assert type(settings.batch_size) is int
+    assert settings.key_secret == "prod-secret"
+    assert settings.log_level == "debug"
+    assert settings.catalogue_path == "/etc/moments/offers.toml"
+    # untouched fields keep their defaults
+    assert settings.max_attempts == 3
+    assert settings.app_id == "moments"
+
+
+def test_float_setting_accepts_integer_text() -> None:
+    settings = Settings.from_env({"MOMENTS_CONTROL_PERCENT": "10"})
+    assert settings.control_percent == 10.0
+    assert isinstance(settings.control_percent, float)
+
+
+def test_every_field_has_a_moments_variable() -> None:
+    """Each field is read from MOMENTS_<NAME>; set them all and see each one arrive."""
+    env: dict[str, str] = {}
+    expected: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        if isinstance(f.default, bool):
+            continue
+        if isinstance(f.default, int):
+            value: object = f.default + 1
+        elif isinstance(f.default, float):
+            value = f.default + 0.5
+        else:
+            value = f"{f.default}-x"
+        env[f"MOMENTS_{f.name.upper()}"] = str(value)
+        expected[f.name] = value
+    settings = Settings.from_env(env)
+    for name, value in expected.items():
+        assert getattr(settings, name) == value, name
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMENTS_TOPIC_PREFIX", "env-")
+    monkeypatch.setenv("MOMENTS_MAX_ATTEMPTS", "5")
+    settings = Settings.from_env()
+    assert settings.topic("touchpoints") == "env-touchpoints"
+    assert settings.max_attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MOMENTS_BATCH_SIZE", "fifty"),
+        ("MOMENTS_BATCH_SIZE", "2.5"),
+        ("MOMENTS_WEB_PORT", ""),
+        ("MOMENTS_TOPIC_PARTITIONS", "4 partitions"),
+        ("MOMENTS_CONTROL_PERCENT", "five"),
+        ("MOMENTS_BATCH_WITHIN_S", "10ms"),
+    ],
+)
+def test_bad_number_raises_settings_error_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({variable: value})
+    message = str(info.value)
+    assert variable in message
+    assert repr(value) in message
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("percent", ["-0.1", "100.5", "1000", "nan"])
+def test_control_percent_out_of_range_raises(percent: str) -> None:
+    with pytest.raises(SettingsError, match="MOMENTS_CONTROL_PERCENT"):
+        Settings.from_env({"MOMENTS_CONTROL_PERCENT": percent})
+
+
+@pytest.mark.parametrize("percent", ["0", "100", "0.0", "100.0", "5"])
+def test_control_percent_bounds_are_inclusive(percent: str) -> None:
+    assert Settings.from_env({"MOMENTS_CONTROL_PERCENT": percent}).control_percent == float(percent)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MOMENTS_BATCH_SIZE": "0"},
+        {"MOMENTS_MAX_ATTEMPTS": "0"},
+        {"MOMENTS_TOPIC_PARTITIONS": "-1"},
+        {"MOMENTS_KEY_SECRET": ""},
+    ],
+)
+def test_other_invalid_values_raise(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+
+
+def test_validate_catches_invalid_replace() -> None:
+    settings = Settings().replace(control_percent=150.0)
+    assert settings.control_percent == 150.0
+    with pytest.raises(SettingsError, match="MOMENTS_CONTROL_PERCENT"):
+        settings.validate()
+
+
+def test_replace_returns_a_new_settings() -> None:
+    base = Settings()
+    changed = base.replace(topic_prefix="x-", batch_size=10)
+    assert changed.topic_prefix == "x-" and changed.batch_size == 10
+    assert base.topic_prefix == "" and base.batch_size == 200
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.batch_size = 1  # type: ignore[misc]
+
+
+def test_topic_prefix() -> None:
+    assert Settings().topic("touchpoints") == "touchpoints"
+    settings = Settings.from_env({"MOMENTS_TOPIC_PREFIX": "dev-"})
+    assert settings.topic("offer-outcomes") == "dev-offer-outcomes"
+    assert settings.topic("touchpoints-dlq") == "dev-touchpoints-dlq"
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "broker"),
+    [
+        ("h1:9092,h2:9093", "kafka://h1:9092;kafka://h2:9093"),
+        ("h1:9092, h2:9093", "kafka://h1:9092;kafka://h2:9093"),
+        ("localhost:29092", "kafka://localhost:29092"),
+        ("a:1,b:2,c:3", "kafka://a:1;kafka://b:2;kafka://c:3"),
+    ],
+)
+def test_faust_broker(bootstrap: str, broker: str) -> None:
+    settings = Settings.from_env({"MOMENTS_KAFKA_BOOTSTRAP": bootstrap})
+    assert settings.faust_broker == broker
