@@ -6,11 +6,10 @@ Pure: customer features and the catalogue in, a :class:`NextBestOffer` out.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from agents.control_group import ControlGroup
-from agents.segments import SegmentThresholds, segment_of
 from feature_store import CustomerFeatures
 from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore, TouchpointEvent, WebClick
 
@@ -32,7 +31,6 @@ def decision_channel(event: TouchpointEvent) -> str | None:
 class RuleBasedOfferPolicy:
     catalogue: OfferCatalogue
     control_group: ControlGroup
-    thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     limit: int = 3
     model_version: str = "rules-v1"
 
@@ -77,7 +75,7 @@ class RuleBasedOfferPolicy:
             return decision([], ["control_group"], control=True)
         if features is not None and not features.consents_to(channel):
             return decision([], [f"suppressed:consent:{channel}"])
-        segment = segment_of(features, self.thresholds)
+        segment = features.segment if features is not None else "new"
         category = event.category if isinstance(event, WebClick) else None
         purchases = features.purchases if features is not None else 0
         reasons = [f"segment:{segment}"]

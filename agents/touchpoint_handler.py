@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agents.offer_rules import RuleBasedOfferPolicy, decision_channel
-from feature_store import ApplyStatus, FeatureStore, StoreUnavailable
+from feature_store import ApplyStatus, FeatureStore, StoreUnavailable, offers_shown_fact
 from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,16 @@ class TouchpointHandler:
                         result.results.append((event.kind, "failed"))
 
     async def confirm(self, result: BatchResult) -> None:
-        """Call once the batch's decisions are delivered: replays then skip them."""
+        """Call once the batch's decisions are delivered: record the contacts they made
+        (for fatigue caps and cool-downs) and let replays skip them."""
+        contacts = [
+            offers_shown_fact(
+                d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
+            )
+            for d in result.decisions
+            if d.offers
+        ]
+        await self._store.apply_facts(contacts)
         await self._store.mark_decided(result.decided)
 
 

@@ -1,6 +1,8 @@
 """Everything Moments keeps in Redis, behind a handful of async methods."""
 
-from feature_store.features import CustomerFeatures, RecentTouchpoint
+from feature_store.derived import SegmentThresholds
+from feature_store.facts import Fact, intervention_fact, offers_shown_fact, touchpoint_fact
+from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
 from feature_store.store import (
     ApplyStatus,
     ErasureReceipt,
@@ -11,10 +13,16 @@ from feature_store.store import (
 
 __all__ = [
     "ApplyStatus",
+    "ContactHistory",
     "CustomerFeatures",
     "ErasureReceipt",
+    "Fact",
     "FeatureStore",
     "RecentTouchpoint",
+    "SegmentThresholds",
     "StoreConfig",
     "StoreUnavailable",
+    "intervention_fact",
+    "offers_shown_fact",
+    "touchpoint_fact",
 ]

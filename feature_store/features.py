@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from feature_store.updates import CONSENT_CHANNELS
+from feature_store.derived import (
+    ACTIVITY_WINDOWS,
+    Buckets,
+    SegmentThresholds,
+    decayed_affinity,
+    decayed_experience,
+    prefixed,
+    segment_of,
+    value_estimate,
+)
+from feature_store.facts import CONSENT_CHANNELS
 
 
 class RecentTouchpoint(msgspec.Struct, frozen=True):
@@ -15,76 +25,183 @@ class RecentTouchpoint(msgspec.Struct, frozen=True):
     event_id: str
 
 
+class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """What Moments already did to the customer: for fatigue caps and cool-downs."""
+
+    shown_today: dict[str, int] = msgspec.field(default_factory=dict)  # per channel
+    shown_7d: dict[str, int] = msgspec.field(default_factory=dict)
+    last_shown: dict[str, datetime] = msgspec.field(default_factory=dict)  # per offer
+    last_contact: dict[str, datetime] = msgspec.field(default_factory=dict)  # per channel
+    last_intervention: dict[str, datetime] = msgspec.field(default_factory=dict)  # per kind
+    interventions_30d: int = 0
+
+
 class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
-    """What Moments knows about one customer (counts are lifetime, money in the currency)."""
+    """What Moments knows about one customer at one moment."""
 
     events: int = 0
-    by_type: dict[str, int] = msgspec.field(default_factory=dict)
+    by_type: dict[str, int] = msgspec.field(default_factory=dict)  # lifetime
+    activity: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)  # window -> type
+    channel_activity: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     last_purchase: datetime | None = None
     purchases: int = 0
     spend: float = 0.0
-    categories: dict[str, int] = msgspec.field(default_factory=dict)
+    purchases_365d: int = 0
+    spend_365d: float = 0.0
+    average_order_value: float | None = None
+    categories: dict[str, int] = msgspec.field(default_factory=dict)  # lifetime counts
+    category_affinity: dict[str, float] = msgspec.field(default_factory=dict)  # decayed, top 5
     call_reasons: dict[str, int] = msgspec.field(default_factory=dict)
     emails: dict[str, int] = msgspec.field(default_factory=dict)
     negative_mentions: int = 0
     negative_reach: int = 0
-    sentiment: float | None = None
-    survey: float | None = None
+    complaints_30d: int = 0
+    negative_mentions_30d: int = 0
+    negative_reach_30d: int = 0
+    sentiment: float | None = None  # lifetime mean of call and social sentiment, -1..1
+    survey: float | None = None  # lifetime mean, 0..1
+    experience: float | None = None  # time-decayed, 0..1, complaints counted against it
+    channel_mix: dict[str, float] = msgspec.field(default_factory=dict)
+    preferred_channel: str | None = None
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
-    recent: list[RecentTouchpoint] = msgspec.field(default_factory=list)
+    contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
+    value: float = 0.0  # expected spend over the next year
+    segment: str = "new"
+    recent: list[RecentTouchpoint] = msgspec.field(default_factory=list)  # newest first
 
     def consents_to(self, channel: str) -> bool:
         """Consent is assumed until withdrawn (opt-out); a withdrawal always wins."""
         return self.consent.get(channel, True)
 
     def top_categories(self, n: int = 3) -> list[str]:
-        ranked = sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0]))
+        source: dict[str, float] = dict(self.category_affinity) or {
+            k: float(v) for k, v in self.categories.items()
+        }
+        ranked = sorted(source.items(), key=lambda kv: (-kv[1], kv[0]))
         return [name for name, _ in ranked[:n]]
 
 
-def _dt(ms: str | None) -> datetime | None:
+def _dt(ms: str | int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
-def _ratio(total: str | None, n: str | None) -> float | None:
+def _mean(total: str | None, n: str | None) -> float | None:
     if not n or int(n) == 0:
         return None
     return int(total or 0) / 1000 / int(n)
 
 
-def features_from_hash(profile: dict[str, str], recent: list[str]) -> CustomerFeatures:
-    """Build :class:`CustomerFeatures` from the raw profile hash and recent list."""
+def _dates(profile: dict[str, str], prefix: str) -> dict[str, datetime]:
+    return {k[len(prefix) :]: datetime.fromtimestamp(int(v) / 1000, UTC)
+            for k, v in profile.items() if k.startswith(prefix)}  # fmt: skip
 
-    def prefixed(prefix: str) -> dict[str, int]:
-        return {k[len(prefix) :]: int(v) for k, v in profile.items() if k.startswith(prefix)}
 
-    def get_int(name: str) -> int:
+def build_features(
+    profile: dict[str, str],
+    windows: dict[str, str],
+    recent: list[str],
+    now_ms: int,
+    contacts: dict[str, str] | None = None,
+    thresholds: SegmentThresholds = SegmentThresholds(),  # noqa: B008 (frozen, shared)
+    half_life_days: float = 14.0,
+) -> CustomerFeatures:
+    """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``."""
+
+    def num(name: str) -> int:
         return int(profile.get(name, 0))
 
+    buckets = Buckets(windows)
+    wins = {name: buckets.window(name, now_ms) for name in (*ACTIVITY_WINDOWS, "365d")}
+    daily = buckets.daily(now_ms)
+    month = wins["30d"]
+    sentiment_n = num("call_sent_n") + num("social_sent_n")
+    sentiment = (
+        (num("call_sent_milli") + num("social_sent_milli")) / 1000 / sentiment_n
+        if sentiment_n
+        else None
+    )
+    complaints = month.get("complaints", 0)
+    negative = month.get("negative_mentions", 0)
+    experience = decayed_experience(daily, half_life_days)
+    if experience is None:
+        experience = _mean(profile.get("survey_milli"), profile.get("survey_n"))
+    if complaints or negative:
+        base = thresholds.unknown_experience if experience is None else experience
+        experience = max(0.0, base - 0.05 * min(complaints + negative, 10))
+    mix_counts = prefixed(month, "ch:") or _ints(profile, "ch:")
+    mix_total = sum(mix_counts.values())
+    channel_mix = {k: round(v / mix_total, 6) for k, v in sorted(mix_counts.items())}
+    preferred = min(mix_counts, key=lambda k: (-mix_counts[k], k)) if mix_counts else None
+    year = wins["365d"]
+    purchases_365d = year.get("purchases", 0)
+    spend_365d = year.get("spend_cents", 0) / 100
+    first = int(profile["first_seen"]) if "first_seen" in profile else None
+    last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
+    value = value_estimate(spend_365d, first, last_purchase, now_ms)
+    contact_buckets = Buckets(contacts or {})
+    contact_week = contact_buckets.window("7d", now_ms)
+    contact = ContactHistory(
+        shown_today=prefixed(daily_metrics(contact_buckets.daily(now_ms, days=1)), "shown:"),
+        shown_7d=prefixed(contact_week, "shown:"),
+        last_shown=_dates(profile, "last_shown:"),
+        last_contact=_dates(profile, "last_contact:"),
+        last_intervention=_dates(profile, "last_intervention:"),
+        interventions_30d=contact_buckets.window("30d", now_ms).get("interventions", 0),
+    )
+    items = []
+    for entry in recent:
+        ms, kind, event_id = entry.split("|", 2)
+        items.append(RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id))
+    items.sort(key=lambda r: (r.ts, r.event_id), reverse=True)
     consent = {
         ch: profile[f"consent:{ch}"] == "1" for ch in CONSENT_CHANNELS if f"consent:{ch}" in profile
     }
-    items = []
-    for item in recent:
-        ms, kind, event_id = item.split("|", 2)
-        items.append(RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id))
     return CustomerFeatures(
-        events=get_int("n"),
-        by_type=prefixed("n:"),
-        first_seen=_dt(profile.get("first_seen")),
+        events=num("n"),
+        by_type=_ints(profile, "n:"),
+        activity={w: prefixed(wins[w], "n:") for w in ACTIVITY_WINDOWS},
+        channel_activity={w: prefixed(wins[w], "ch:") for w in ACTIVITY_WINDOWS},
+        first_seen=_dt(first),
         last_seen=_dt(profile.get("last_seen")),
-        last_purchase=_dt(profile.get("last_purchase")),
-        purchases=get_int("purchases"),
-        spend=get_int("spend_cents") / 100,
-        categories=prefixed("cat:"),
-        call_reasons=prefixed("call_reason:"),
-        emails=prefixed("email:"),
-        negative_mentions=get_int("negative_mentions"),
-        negative_reach=get_int("negative_reach"),
-        sentiment=_ratio(profile.get("sentiment_milli"), profile.get("sentiment_n")),
-        survey=_ratio(profile.get("survey_milli"), profile.get("survey_n")),
+        last_purchase=_dt(last_purchase),
+        purchases=num("purchases"),
+        spend=num("spend_cents") / 100,
+        purchases_365d=purchases_365d,
+        spend_365d=spend_365d,
+        average_order_value=round(num("spend_cents") / 100 / num("purchases"), 2)
+        if num("purchases")
+        else None,
+        categories=_ints(profile, "cat:"),
+        category_affinity=decayed_affinity(daily, half_life_days),
+        call_reasons=_ints(profile, "call_reason:"),
+        emails=_ints(profile, "email:"),
+        negative_mentions=num("negative_mentions"),
+        negative_reach=num("negative_reach"),
+        complaints_30d=complaints,
+        negative_mentions_30d=negative,
+        negative_reach_30d=month.get("negative_reach", 0),
+        sentiment=sentiment,
+        survey=_mean(profile.get("survey_milli"), profile.get("survey_n")),
+        experience=None if experience is None else round(experience, 6),
+        channel_mix=channel_mix,
+        preferred_channel=preferred,
         consent=consent,
+        contact=contact,
+        value=value,
+        segment=segment_of(experience, value, num("n"), num("purchases"), thresholds),
         recent=items,
     )
+
+
+def daily_metrics(daily: list[tuple[float, dict[str, int]]]) -> dict[str, int]:
+    """Metrics of today's bucket (age 0)."""
+    for age, metrics in daily:
+        if age == 0:
+            return metrics
+    return {}
+
+
+def _ints(profile: dict[str, str], prefix: str) -> dict[str, int]:
+    return {k[len(prefix) :]: int(v) for k, v in profile.items() if k.startswith(prefix)}

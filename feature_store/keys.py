@@ -19,12 +19,17 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class KeySet:
     tag: str
-    profile: str
-    seen: str
-    recent: str
+    profile: str  # lifetime figures, consent, contact history
+    windows: str  # time buckets for rolling windows
+    seen: str  # fact ids applied (idempotency) and decisions emitted
+    recent: str  # the newest touchpoints
+    contacts: str  # time buckets of contacts Moments made (offers shown, interventions)
 
-    def all(self) -> tuple[str, ...]:
-        return (self.profile, self.seen, self.recent)
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.profile, self.windows, self.seen, self.recent, self.contacts)
+
+
+KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts")
 
 
 class CustomerKeys:
@@ -42,4 +47,4 @@ class CustomerKeys:
     def for_customer(self, customer_id: str) -> KeySet:
         tag = self.pseudonym(customer_id)
         base = f"{self._prefix}:{{{tag}}}"
-        return KeySet(tag, f"{base}:p", f"{base}:seen", f"{base}:recent")
+        return KeySet(tag, f"{base}:p", f"{base}:w", f"{base}:seen", f"{base}:recent", f"{base}:c")

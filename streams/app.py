@@ -13,7 +13,7 @@ from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
-from feature_store import FeatureStore, StoreConfig
+from feature_store import FeatureStore, SegmentThresholds, StoreConfig
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
 from streams.metrics import Metrics
@@ -49,10 +49,16 @@ def create_app(settings: Settings) -> Moments:
         settings.redis_url,
         StoreConfig(
             secret=settings.key_secret.encode(),
+            prefix=settings.redis_prefix,
             ttl_s=settings.store_ttl_days * 86400,
             dedupe_horizon_s=settings.dedupe_horizon_days * 86400,
+            thresholds=SegmentThresholds(
+                high_value=settings.high_value, good_experience=settings.good_experience
+            ),
+            half_life_days=settings.experience_half_life_days,
         ),
         observe=metrics.store_op,
+        cluster=settings.redis_cluster,
     )
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +78,8 @@ def create_app(settings: Settings) -> Moments:
         producer_acks=-1,
         producer_linger_ms=1,
         broker_commit_every=1000,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(settings.kafka_session_timeout_s / 4, 0.5),
         broker_commit_interval=1.0,
     )
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))

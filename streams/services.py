@@ -13,6 +13,7 @@ import base64
 import contextlib
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,10 +43,18 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(below: int = 65536) -> int:
+    """A free loopback port under ``below`` (Redis Cluster needs port + 10000 free too)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", 0 if below >= 65536 else random.randrange(20000, below)))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
+    raise ServiceError(f"no free port below {below}")
 
 
 def wait_until(check: Any, what: str, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
@@ -234,6 +243,7 @@ class LocalRedis:
     port: int = field(default_factory=free_port)
     appendonly: bool = True
     process: LocalProcess | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -246,11 +256,15 @@ class LocalRedis:
             redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.workdir), "--save", "", "--daemonize", "no",
             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-            "--logfile", str(log_path),
+            "--logfile", str(log_path), *self.extra_args,
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
         self.process = LocalProcess("redis", proc, self.workdir, log_path)
-        wait_until(lambda: _redis_ready(self.url), "Redis", timeout, proc)
+        try:
+            wait_until(lambda: _redis_ready(self.url), "Redis", timeout, proc)
+        except ServiceError as exc:
+            tail = log_path.read_text()[-1500:] if log_path.exists() else ""
+            raise ServiceError(f"{exc}\n{tail}") from exc
 
     def stop(self) -> None:
         if self.process is not None:
@@ -330,3 +344,49 @@ def services() -> Iterator[Services]:
     else:
         with _local() as started:
             yield started
+
+
+@dataclass
+class LocalRedisCluster:
+    """Three masters on loopback, joined with ``redis-cli --cluster create``."""
+
+    workdir: Path
+    nodes: list[LocalRedis] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, masters: int = 3, timeout: float = 30.0) -> None:
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        for i in range(masters):
+            node = LocalRedis(self.workdir / f"node{i}", port=free_port(55535), appendonly=False)
+            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            node.start(timeout)
+            self.nodes.append(node)
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        create = [
+            cli,
+            "--cluster",
+            "create",
+            *addresses,
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ]
+        result = subprocess.run(create, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ServiceError(f"redis-cli --cluster create failed: {result.stdout}{result.stderr}")
+
+        def cluster_ok() -> bool:
+            info = subprocess.run(
+                [cli, "-p", str(self.nodes[0].port), "cluster", "info"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            return "cluster_state:ok" in info.stdout
+
+        wait_until(cluster_ok, "Redis Cluster", timeout, None)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

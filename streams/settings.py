@@ -25,13 +25,25 @@ class SettingsError(ValueError):
     """A ``MOMENTS_*`` variable has a value that cannot be used."""
 
 
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    redis_prefix: str = "m"
     topic_prefix: str = ""
     topic_partitions: int = 4
     topic_replication: int = 1
+    kafka_session_timeout_s: float = 10.0
     app_id: str = "moments"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -45,6 +57,9 @@ class Settings:
     max_attempts: int = 3
     store_ttl_days: int = 400
     dedupe_horizon_days: int = 8
+    high_value: float = 500.0
+    good_experience: float = 0.5
+    experience_half_life_days: float = 14.0
     log_level: str = "info"
 
     @classmethod
@@ -57,7 +72,10 @@ class Settings:
                 continue
             kind: type[Any] = type(f.default)
             try:
-                values[f.name] = kind(raw) if kind is not str else raw
+                if kind is bool:
+                    values[f.name] = _boolean(raw)
+                else:
+                    values[f.name] = kind(raw) if kind is not str else raw
             except ValueError as exc:
                 raise SettingsError(
                     f"MOMENTS_{f.name.upper()}={raw!r} is not a valid {kind.__name__}"

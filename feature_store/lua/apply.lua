@@ -1,25 +1,54 @@
--- Apply one touchpoint to one customer, atomically and at most once.
--- KEYS[1] profile hash, KEYS[2] seen-events sorted set, KEYS[3] recent-touchpoints list
--- ARGV[1] event_id        ARGV[2] event ts (ms)   ARGV[3] now (ms)
--- ARGV[4] ttl (s)         ARGV[5] dedupe horizon (ms)
--- ARGV[6] recent item     ARGV[7] recent length
--- ARGV[8..] updates as (op, field, value) triples; ops:
---   incr   add an integer          max / min  keep the larger / smaller number
---   latest keep the value with the newest event ts (ties: the smaller value wins)
--- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already sent.
-local profile, seen, recent = KEYS[1], KEYS[2], KEYS[3]
-local event_id = ARGV[1]
-if redis.call('ZSCORE', seen, event_id) then
-  if redis.call('ZSCORE', seen, 'd:' .. event_id) then return 2 end
+-- Apply one fact (a touchpoint, or a contact Moments made) to one customer,
+-- atomically and at most once. The pure mirror is feature_store/reference.py.
+-- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset
+-- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
+--       6 recent entry ('' for none), 7 recent length, 8 number of resolutions R,
+--       then R x (name, bucket size ms, buckets kept), then (op, field, value) triples.
+-- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
+--      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
+-- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted.
+local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local fact_id = ARGV[1]
+if redis.call('ZSCORE', seen, fact_id) then
+  if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
   return 0
 end
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - tonumber(ARGV[5])))
-redis.call('ZADD', seen, now, event_id)
+redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
+redis.call('ZADD', seen, ARGV[3], fact_id)
 
-local i = 8
+-- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
+local bucket, live_from, prune_to = {}, {}, {}
+local prune = false
+local a = 9
+for _ = 1, tonumber(ARGV[8]) do
+  local name, size, keep = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  local b = math.floor(ts / size)
+  local newest = tonumber(redis.call('HGET', windows, 'max|' .. name))
+  if newest == nil or b > newest then
+    redis.call('HSET', windows, 'max|' .. name, string.format('%d', b))
+    if newest ~= nil then
+      prune_to[name] = b - keep
+      prune = true
+    end
+    newest = b
+  end
+  bucket[name] = b
+  live_from[name] = newest - keep + 1
+end
+if prune then
+  for _, f in ipairs(redis.call('HKEYS', windows)) do
+    local name, idx = string.match(f, '^(%a)(%d+)|')
+    if name and prune_to[name] and tonumber(idx) <= prune_to[name] then
+      redis.call('HDEL', windows, f)
+    end
+  end
+end
+
+local i = a
 while i + 2 <= #ARGV do
   local op, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == 'incr' then
@@ -40,6 +69,15 @@ while i + 2 <= #ARGV do
     if newer then
       redis.call('HSET', profile, field, value, stamp, ARGV[2])
     end
+  elseif string.sub(op, 1, 1) == 'w' then
+    local name = string.sub(op, 2)
+    local b = bucket[name]
+    if b == nil then
+      return redis.error_reply('unknown resolution ' .. name)
+    end
+    if b >= live_from[name] then
+      redis.call('HINCRBY', windows, name .. string.format('%d', b) .. '|' .. field, value)
+    end
   else
     return redis.error_reply('unknown update op ' .. op)
   end
@@ -47,11 +85,12 @@ while i + 2 <= #ARGV do
 end
 
 local recent_len = tonumber(ARGV[7])
-if recent_len > 0 then
-  redis.call('LPUSH', recent, ARGV[6])
-  redis.call('LTRIM', recent, 0, recent_len - 1)
+if ARGV[6] ~= '' and recent_len > 0 then
+  redis.call('ZADD', recent, ARGV[2], ARGV[6])
+  redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
   redis.call('EXPIRE', recent, ttl)
 end
 redis.call('EXPIRE', profile, ttl)
+redis.call('EXPIRE', windows, ttl)
 redis.call('EXPIRE', seen, ttl)
 return 1

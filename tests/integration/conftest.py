@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
+from feature_store import FeatureStore, StoreConfig
 from streams.services import Services, free_port, services
 
 SECRET = "integration-test-secret"
@@ -81,12 +83,20 @@ class Pipeline:
     def topic(self, name: str) -> str:
         return self.prefix + name
 
+    def store(self) -> FeatureStore:
+        """A store on the same Redis keys as this deployment's workers."""
+        return FeatureStore(
+            aioredis.Redis.from_url(self.services.redis_url, decode_responses=True),
+            StoreConfig(secret=SECRET.encode(), prefix=self.prefix.rstrip("-")),
+        )
+
     def env(self, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             MOMENTS_KAFKA_BOOTSTRAP=self.services.kafka_bootstrap,
             MOMENTS_REDIS_URL=self.services.redis_url,
             MOMENTS_TOPIC_PREFIX=self.prefix,
+            MOMENTS_REDIS_PREFIX=self.prefix.rstrip("-"),
             MOMENTS_APP_ID=f"{self.prefix}moments",
             MOMENTS_WEB_PORT=str(port),
             MOMENTS_DATA_DIR=str(self.tmp / "data"),

@@ -11,11 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from feature_store import FeatureStore, StoreConfig
-from tests.integration.conftest import SECRET, Pipeline, consume_all
+from tests.integration.conftest import Pipeline, consume_all
 
 pytestmark = pytest.mark.integration
 
@@ -134,15 +132,12 @@ async def test_thousand_events_counted_once_decided_and_malformed_dead_lettered(
     await produce(bootstrap, pipeline.topic("touchpoints"), records)
 
     # Every good event is processed: counters in Redis match, counting duplicates once.
-    store = FeatureStore(
-        aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True),
-        StoreConfig(secret=SECRET.encode()),
-    )
+    store = pipeline.store()
     expected = expected_counters(events)
     deadline = time.monotonic() + 90
     try:
         while True:
-            profiles = {c: await store.raw_profile(c) for c in expected}
+            profiles = {c: (await store.raw(c))["profile"] for c in expected}
             done = sum(int(p.get("n", 0)) for p in profiles.values())
             if done >= len(events) or time.monotonic() > deadline:
                 break

@@ -1,0 +1,122 @@
+"""What is derived on read: rolling windows, experience, value and the segment.
+
+Stored figures are exact integer buckets; everything time-relative is computed here
+against the reader's ``now``, so it never depends on when the events arrived.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from feature_store.facts import DAY_MS, RESOLUTIONS
+
+RESOLUTION_SIZE = {r.name: r.size_ms for r in RESOLUTIONS}
+# window name -> (resolution, number of buckets ending with the current one)
+WINDOWS: dict[str, tuple[str, int]] = {
+    "1h": ("m", 12),
+    "24h": ("h", 24),
+    "7d": ("d", 7),
+    "30d": ("d", 30),
+    "365d": ("k", 52),
+}
+ACTIVITY_WINDOWS = ("1h", "24h", "7d", "30d")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentThresholds:
+    """Where value is high and experience is good (both configurable)."""
+
+    high_value: float = 500.0  # expected spend over the next year
+    good_experience: float = 0.5  # 0..1
+    unknown_experience: float = 0.6  # assumed when there is no signal yet
+
+
+class Buckets:
+    """The windows hash parsed into (resolution, bucket) -> metric -> value."""
+
+    def __init__(self, windows: dict[str, str]) -> None:
+        self._by: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+        for key, value in windows.items():
+            head, sep, metric = key.partition("|")
+            if sep and head[:1] in RESOLUTION_SIZE and head[1:].isdigit():
+                self._by[(head[:1], int(head[1:]))][metric] = int(value)
+
+    def window(self, name: str, now_ms: int) -> dict[str, int]:
+        """Sum of every metric over the named window ending at ``now_ms``."""
+        res, count = WINDOWS[name]
+        newest = now_ms // RESOLUTION_SIZE[res]
+        total: dict[str, int] = defaultdict(int)
+        for (r, idx), metrics in self._by.items():
+            if r == res and newest - count < idx <= newest:
+                for metric, value in metrics.items():
+                    total[metric] += value
+        return dict(total)
+
+    def daily(self, now_ms: int, days: int = 30) -> list[tuple[float, dict[str, int]]]:
+        """(age in days, metrics) of each daily bucket in the last ``days`` days."""
+        today = now_ms // DAY_MS
+        return [
+            (float(today - idx), metrics)
+            for (r, idx), metrics in self._by.items()
+            if r == "d" and today - days < idx <= today
+        ]
+
+
+def prefixed(metrics: dict[str, int], prefix: str) -> dict[str, int]:
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix) and v}
+
+
+def decayed_experience(
+    daily: list[tuple[float, dict[str, int]]], half_life_days: float
+) -> float | None:
+    """Time-decayed blend in 0..1 of surveys, call sentiment and social sentiment."""
+    num = den = 0.0
+    for age, m in daily:
+        w = 0.5 ** (max(age, 0.0) / half_life_days)
+        num += w * m.get("survey_milli", 0) / 1000
+        den += w * m.get("survey_n", 0)
+        for source in ("call", "social"):
+            n = m.get(f"{source}_sent_n", 0)
+            num += w * (m.get(f"{source}_sent_milli", 0) / 1000 + n) / 2  # -1..1 -> 0..1
+            den += w * n
+    return num / den if den else None
+
+
+def decayed_affinity(
+    daily: list[tuple[float, dict[str, int]]], half_life_days: float, top: int = 5
+) -> dict[str, float]:
+    """Time-decayed counts per category from clicks and purchases; the top few."""
+    scores: dict[str, float] = defaultdict(float)
+    for age, m in daily:
+        w = 0.5 ** (max(age, 0.0) / half_life_days)
+        for category, count in prefixed(m, "cat:").items():
+            scores[category] += w * count
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return {k: round(v, 6) for k, v in ranked}
+
+
+def value_estimate(
+    spend_365d: float, first_seen_ms: int | None, last_purchase_ms: int | None, now_ms: int
+) -> float:
+    """Expected spend over the next year from the purchase history."""
+    if first_seen_ms is None or spend_365d <= 0:
+        return 0.0
+    tenure_days = max((now_ms - first_seen_ms) / DAY_MS, 30.0)
+    annual = spend_365d * 365 / min(tenure_days, 365.0)
+    if last_purchase_ms is not None and (now_ms - last_purchase_ms) > 180 * DAY_MS:
+        annual *= 0.5  # lapsing
+    return round(annual, 2)
+
+
+def segment_of(
+    experience: float | None, value: float, events: int, purchases: int, t: SegmentThresholds
+) -> str:
+    """model / growth / at_risk / dangling (experience by value); new for a first contact."""
+    if purchases == 0 and events <= 1:
+        return "new"
+    good = (t.unknown_experience if experience is None else experience) >= t.good_experience
+    valuable = value >= t.high_value
+    if good:
+        return "model" if valuable else "growth"
+    return "at_risk" if valuable else "dangling"

@@ -1,0 +1,216 @@
+"""Pure mapping from what happened to a customer to the updates it makes in the store.
+
+A :class:`Fact` is one idempotent unit of change for one customer: a touchpoint, or a
+contact Moments made (offers shown, an intervention raised). Its updates are applied by
+``lua/apply.lua`` in Redis and by :mod:`feature_store.reference` in plain Python, with
+the same semantics. Money is kept in cents and sentiment in thousandths, so every sum
+is an exact integer and any order of the same facts gives the same state.
+
+>>> from datetime import datetime, timezone
+>>> from schemas import Purchase
+>>> ts = datetime(2026, 11, 23, tzinfo=timezone.utc)
+>>> fact = touchpoint_fact(Purchase(event_id="e1", customer_id="c1", ts=ts, order_id="o1",
+...                                 amount=12.5, currency="EUR", categories=["books"]))
+>>> ("incr", "spend_cents", "1250") in fact.updates, ("wk", "spend_cents", "1250") in fact.updates
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from schemas import (
+    Call,
+    Consent,
+    Email,
+    Purchase,
+    SocialMention,
+    Survey,
+    TouchpointEvent,
+    WebClick,
+)
+
+# incr/max/min/latest act on the lifetime profile hash; w<res> adds to the bucket of the
+# fact's ts at that resolution in the windows hash.
+Op = Literal["incr", "max", "min", "latest", "wm", "wh", "wd", "wk"]
+Update = tuple[Op, str, str]
+CONSENT_CHANNELS = ("email", "sms", "call", "web")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    name: str  # the letter after "w" in an op
+    size_ms: int
+    keep: int  # buckets kept, the newest one included
+
+
+RESOLUTIONS = (
+    Resolution("m", 5 * MINUTE_MS, 13),  # 1 h window
+    Resolution("h", 60 * MINUTE_MS, 25),  # 24 h window
+    Resolution("d", DAY_MS, 31),  # 7 d and 30 d windows
+    Resolution("k", 7 * DAY_MS, 53),  # 365 d window
+)
+
+CHANNEL_OF_TYPE = {
+    "web_click": "web",
+    "call": "call",
+    "email": "email",
+    "social_mention": "social",
+    "purchase": "shop",
+    "survey": "survey",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    fact_id: str  # the idempotency key
+    customer_id: str
+    ts_ms: int
+    updates: tuple[Update, ...]
+    recent: str | None = None  # the entry for the recent-touchpoints list
+    contact: bool = False  # a contact Moments made: its buckets are kept apart from touchpoints
+
+
+def ts_ms(ts: datetime) -> int:
+    """Whole milliseconds since the epoch (exact, no float rounding)."""
+    return (ts - EPOCH) // MILLISECOND
+
+
+def _milli(x: float) -> str:
+    return str(round(x * 1000))
+
+
+def _activity(kind: str, channel: str | None) -> list[Update]:
+    ups: list[Update] = [
+        ("incr", "n", "1"),
+        ("incr", f"n:{kind}", "1"),
+        ("wm", f"n:{kind}", "1"),
+        ("wh", f"n:{kind}", "1"),
+        ("wd", f"n:{kind}", "1"),
+    ]
+    if channel is not None:
+        ups += [
+            ("incr", f"ch:{channel}", "1"),
+            ("wm", f"ch:{channel}", "1"),
+            ("wh", f"ch:{channel}", "1"),
+            ("wd", f"ch:{channel}", "1"),
+        ]
+    return ups
+
+
+def _sentiment(source: str, sentiment: float) -> list[Update]:
+    m = _milli(sentiment)
+    return [
+        ("incr", f"{source}_sent_milli", m),
+        ("incr", f"{source}_sent_n", "1"),
+        ("wd", f"{source}_sent_milli", m),
+        ("wd", f"{source}_sent_n", "1"),
+    ]
+
+
+def _category(category: str) -> list[Update]:
+    return [("incr", f"cat:{category}", "1"), ("wd", f"cat:{category}", "1")]
+
+
+def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
+    """The updates one touchpoint makes."""
+    ms = str(ts_ms(event.ts))
+    ups = _activity(event.kind, CHANNEL_OF_TYPE.get(event.kind))
+    ups += [("min", "first_seen", ms), ("max", "last_seen", ms)]
+    match event:
+        case WebClick(category=category):
+            if category:
+                ups += _category(category)
+        case Call(status="started", direction=direction, reason=reason):
+            ups += [("incr", f"call:{direction}", "1"), ("incr", f"call_reason:{reason}", "1")]
+            if reason == "complaint":
+                ups.append(("wd", "complaints", "1"))
+        case Call(status="ended", sentiment=sentiment):
+            if sentiment is not None:
+                ups += _sentiment("call", sentiment)
+        case Email(action=action):
+            ups.append(("incr", f"email:{action}", "1"))
+        case SocialMention(sentiment=sentiment, reach=reach):
+            ups += _sentiment("social", sentiment)
+            if sentiment < 0:
+                reach_s = str(reach or 0)
+                ups += [
+                    ("incr", "negative_mentions", "1"),
+                    ("incr", "negative_reach", reach_s),
+                    ("wd", "negative_mentions", "1"),
+                    ("wd", "negative_reach", reach_s),
+                ]
+        case Purchase(amount=amount, categories=categories):
+            cents = str(round(amount * 100))
+            ups += [
+                ("incr", "purchases", "1"),
+                ("incr", "spend_cents", cents),
+                ("max", "last_purchase", ms),
+                ("wd", "purchases", "1"),
+                ("wd", "spend_cents", cents),
+                ("wk", "purchases", "1"),
+                ("wk", "spend_cents", cents),
+            ]
+            for category in sorted(set(categories)):
+                ups += _category(category)
+        case Survey(score=score, scale=scale):
+            normalised = _milli((score - 1) / 4 if scale == "csat5" else score / 10)
+            ups += [
+                ("incr", "survey_milli", normalised),
+                ("incr", "survey_n", "1"),
+                ("wd", "survey_milli", normalised),
+                ("wd", "survey_n", "1"),
+            ]
+        case Consent(channel=channel, granted=granted):
+            for name in CONSENT_CHANNELS if channel == "all" else (channel,):
+                ups.append(("latest", f"consent:{name}", "1" if granted else "0"))
+    return ups
+
+
+def recent_entry(event: TouchpointEvent) -> str:
+    """How the event appears in the recent-touchpoints list (no customer id)."""
+    return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
+
+
+def touchpoint_fact(event: TouchpointEvent) -> Fact:
+    return Fact(
+        fact_id=event.event_id,
+        customer_id=event.customer_id,
+        ts_ms=ts_ms(event.ts),
+        updates=tuple(touchpoint_updates(event)),
+        recent=recent_entry(event),
+    )
+
+
+def offers_shown_fact(
+    decision_id: str, customer_id: str, channel: str, offer_ids: Sequence[str], ts: datetime
+) -> Fact:
+    """A decision that showed offers: feeds fatigue caps and per-offer cool-downs."""
+    ms = str(ts_ms(ts))
+    ups: list[Update] = [
+        ("incr", f"shown:{channel}", "1"),
+        ("wd", f"shown:{channel}", "1"),
+        ("wk", f"shown:{channel}", "1"),
+        ("max", f"last_contact:{channel}", ms),
+    ]
+    ups += [("max", f"last_shown:{offer}", ms) for offer in sorted(set(offer_ids))]
+    return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True)
+
+
+def intervention_fact(intervention_id: str, customer_id: str, kind: str, ts: datetime) -> Fact:
+    """An intervention raised for the customer: feeds per-kind cool-downs."""
+    ms = str(ts_ms(ts))
+    ups: list[Update] = [
+        ("incr", "interventions", "1"),
+        ("incr", f"interventions:{kind}", "1"),
+        ("wd", "interventions", "1"),
+        ("max", f"last_intervention:{kind}", ms),
+    ]
+    return Fact(f"i:{intervention_id}", customer_id, int(ms), tuple(ups), contact=True)

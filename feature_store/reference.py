@@ -1,0 +1,103 @@
+"""A plain-Python mirror of ``lua/apply.lua``: the reference the store is tested against.
+
+>>> from datetime import datetime, timezone
+>>> from schemas import WebClick
+>>> ts = datetime(2026, 11, 23, tzinfo=timezone.utc)
+>>> state = CustomerState()
+>>> fact = touchpoint_fact(WebClick(event_id="e1", customer_id="c1", ts=ts, page="/"))
+>>> state.apply(fact, now_ms=0), state.apply(fact, now_ms=0), state.profile["n"]
+(1, 0, '1')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from feature_store.facts import RESOLUTIONS, Fact, Resolution, touchpoint_fact
+
+__all__ = ["CustomerState", "touchpoint_fact"]
+
+
+@dataclass
+class CustomerState:
+    profile: dict[str, str] = field(default_factory=dict)
+    windows: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    recent: dict[str, int] = field(default_factory=dict)
+    contacts: dict[str, str] = field(default_factory=dict)
+
+    def apply(
+        self,
+        fact: Fact,
+        now_ms: int,
+        horizon_ms: int = 8 * 86_400_000,
+        recent_len: int = 20,
+        resolutions: tuple[Resolution, ...] = RESOLUTIONS,
+    ) -> int:
+        if fact.fact_id in self.seen:
+            return 2 if f"d:{fact.fact_id}" in self.seen else 0
+        self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
+        self.seen[fact.fact_id] = now_ms
+        ts = fact.ts_ms
+        w = self.contacts if fact.contact else self.windows
+        bucket: dict[str, int] = {}
+        live_from: dict[str, int] = {}
+        prune_to: dict[str, int] = {}
+        for res in resolutions:
+            b = ts // res.size_ms
+            marker = f"max|{res.name}"
+            newest = int(w[marker]) if marker in w else None
+            if newest is None or b > newest:
+                w[marker] = str(b)
+                if newest is not None:
+                    prune_to[res.name] = b - res.keep
+                newest = b
+            bucket[res.name] = b
+            live_from[res.name] = newest - res.keep + 1
+        for key in list(w):
+            head, sep, _ = key.partition("|")
+            letter, idx = head[:1], head[1:]
+            if sep and letter in prune_to and idx.isdigit() and int(idx) <= prune_to[letter]:
+                del w[key]
+        for op, key, value in fact.updates:
+            self._update(w, op, key, value, ts, bucket, live_from)
+        if fact.recent and recent_len > 0:
+            self.recent[fact.recent] = ts
+            kept = sorted(self.recent.items(), key=lambda kv: (kv[1], kv[0]))[-recent_len:]
+            self.recent = dict(kept)
+        return 1
+
+    def _update(
+        self,
+        windows: dict[str, str],
+        op: str,
+        key: str,
+        value: str,
+        ts: int,
+        bucket: dict[str, int],
+        live_from: dict[str, int],
+    ) -> None:
+        p = self.profile
+        current = p.get(key)
+        if op == "incr":
+            p[key] = str(int(current or 0) + int(value))
+        elif op in ("max", "min"):
+            v, c = float(value), None if current is None else float(current)
+            if c is None or (op == "max" and v > c) or (op == "min" and v < c):
+                p[key] = value
+        elif op == "latest":
+            stamp = p.get(key + "@")
+            newer = stamp is None or ts > int(stamp)
+            if not newer and ts == int(stamp or 0):
+                newer = value < (current or value)
+            if newer:
+                p[key] = value
+                p[key + "@"] = str(ts)
+        else:
+            name = op[1:]
+            if bucket[name] >= live_from[name]:
+                wkey = f"{name}{bucket[name]}|{key}"
+                windows[wkey] = str(int(windows.get(wkey, 0)) + int(value))
+
+    def mark_decided(self, fact_id: str, now_ms: int) -> None:
+        self.seen[f"d:{fact_id}"] = now_ms

@@ -1,0 +1,77 @@
+"""The feature store on a real three-master Redis Cluster started locally."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from feature_store import FeatureStore, StoreConfig, touchpoint_fact
+from feature_store.reference import CustomerState
+from schemas import Purchase, WebClick
+from streams.services import LocalRedisCluster
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (make test installs it)")
+    found = LocalRedisCluster(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        found.start()
+        yield found
+    finally:
+        found.stop()
+
+
+def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluster) -> None:
+    async def scenario() -> None:
+        client = aioredis.RedisCluster.from_url(cluster.url, decode_responses=True)
+        store = FeatureStore(client, StoreConfig(secret=b"cluster"), clock=lambda: NOW.timestamp())
+        customers = [f"cluster-cust-{i}" for i in range(60)]
+        events = []
+        for i in range(600):
+            customer = customers[i % len(customers)]
+            ts = NOW - timedelta(minutes=7 * i)
+            if i % 3:
+                events.append(WebClick(event_id=f"c{i}", customer_id=customer, ts=ts, page="/",
+                                       category="books"))  # fmt: skip
+            else:
+                events.append(Purchase(event_id=f"c{i}", customer_id=customer, ts=ts,
+                                       order_id=f"o{i}", amount=9.99, currency="EUR"))  # fmt: skip
+        reference: dict[str, CustomerState] = defaultdict(CustomerState)
+        now_ms = int(NOW.timestamp() * 1000)
+        want = [reference[e.customer_id].apply(touchpoint_fact(e), now_ms) for e in events]
+        got = []
+        for start in range(0, len(events), 100):
+            got += [int(s) for s in await store.apply(events[start : start + 100])]
+        assert got == want
+        assert all(s == 0 for s in await store.apply(events[:100]))
+        # the customers really are spread over the three masters
+        slots = {await client.cluster_keyslot(f"m:{{{store.pseudonym(c)}}}:p") for c in customers}
+        owners = {client.get_node_from_key(f"m:{{{store.pseudonym(c)}}}:p").name for c in customers}
+        assert len(slots) > 30 and len(owners) == 3
+        for customer in customers:
+            raw = await store.raw(customer)
+            assert raw["profile"] == reference[customer].profile
+            assert raw["windows"] == reference[customer].windows
+            assert raw["recent"] == reference[customer].recent
+        features = await store.read_many(customers)
+        assert all(f is not None and f.events == 10 for f in features)
+        receipt = await store.erase(customers[0])
+        assert receipt.keys_removed == 4
+        assert set(receipt.kinds) == {"profile", "windows", "seen", "recent"}
+        assert await store.read(customers[0]) is None
+        await store.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,145 @@
+"""The Redis store agrees with the pure reference on any sequence of facts (real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feature_store import FeatureStore, StoreConfig, offers_shown_fact, touchpoint_fact
+from feature_store.facts import RESOLUTIONS, Resolution
+from feature_store.features import build_features
+from feature_store.reference import CustomerState
+from schemas import Call, Consent, Email, Purchase, SocialMention, Survey, WebClick
+from streams.services import Services
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+CUSTOMERS = ["alice", "bob", "carol"]
+
+# Most events within the last day or month, some up to two years old (lifetime only).
+offsets = st.one_of(
+    st.integers(0, 3 * 3600),
+    st.integers(0, 40 * 86400),
+    st.integers(0, 800 * 86400),
+)
+ts = offsets.map(lambda s: NOW - timedelta(seconds=s, milliseconds=s % 997))
+common = {"event_id": st.just(""), "customer_id": st.sampled_from(CUSTOMERS), "ts": ts}
+sentiment = st.floats(-1, 1, allow_nan=False).map(lambda x: round(x, 3))
+categories = st.sampled_from(["books", "home", "sports", "travel"])
+events = st.one_of(
+    st.builds(WebClick, page=st.just("/p"), category=st.none() | categories, **common),
+    st.builds(
+        Call,
+        status=st.sampled_from(["started", "ended"]),
+        direction=st.sampled_from(["inbound", "outbound"]),
+        reason=st.sampled_from(["support", "complaint", "cancel"]),
+        sentiment=st.none() | sentiment,
+        **common,
+    ),
+    st.builds(Email, action=st.sampled_from(["sent", "opened", "clicked"]), **common),
+    st.builds(SocialMention, platform=st.just("x"), sentiment=sentiment,
+              reach=st.none() | st.integers(0, 10**6), **common),
+    st.builds(Purchase, order_id=st.just("o"), amount=st.floats(0, 5000).map(lambda a: round(a, 2)),
+              currency=st.just("EUR"), categories=st.lists(categories, max_size=3), **common),
+    st.builds(Survey, score=st.integers(1, 5), scale=st.just("csat5"), **common),
+    st.builds(Survey, score=st.integers(0, 10), scale=st.just("nps"), **common),
+    st.builds(Consent, channel=st.sampled_from(["email", "web", "all"]), granted=st.booleans(),
+              **common),
+)  # fmt: skip
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Any]:
+    """Events with unique ids, then redeliveries of some of them, in a shuffled order."""
+    base = draw(st.lists(events, min_size=1, max_size=40))
+    unique = [e.__class__(**{**_fields(e), "event_id": f"e{i}"}) for i, e in enumerate(base)]
+    replays = draw(st.lists(st.sampled_from(unique), max_size=15))
+    return draw(st.permutations(unique + replays))
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    return {f: getattr(event, f) for f in event.__struct_fields__}
+
+
+def _run(services: Services, history: list[Any], split: int) -> None:
+    async def scenario() -> None:
+        prefix = f"prop{uuid.uuid4().hex[:8]}"
+        config = StoreConfig(secret=b"prop-secret", prefix=prefix)
+        store = FeatureStore(
+            aioredis.Redis.from_url(services.redis_url, decode_responses=True),
+            config,
+            clock=lambda: NOW_MS / 1000,
+        )
+        reference: dict[str, CustomerState] = defaultdict(CustomerState)
+        try:
+            facts = [touchpoint_fact(e) for e in history]
+            # plus contacts Moments made, also idempotent
+            facts += [
+                offers_shown_fact(f"d{i}", e.customer_id, "web", ["book-club"], e.ts)
+                for i, e in enumerate(history[:5])
+            ]
+            want = [reference[f.customer_id].apply(f, NOW_MS) for f in facts]
+            got: list[int] = []
+            for start in range(0, len(facts), split):
+                got += [int(s) for s in await store.apply_facts(facts[start : start + split])]
+            assert got == want
+            # a replay of everything changes nothing
+            assert all(s == 0 for s in await store.apply_facts(facts))
+            for customer, state in reference.items():
+                raw = await store.raw(customer)
+                assert raw["profile"] == state.profile
+                assert raw["windows"] == state.windows
+                assert raw["recent"] == state.recent
+                assert raw["contacts"] == state.contacts
+                expected = build_features(
+                    state.profile, state.windows, list(state.recent), NOW_MS, state.contacts
+                )
+                assert await store.read(customer) == expected
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(), split=st.integers(1, 25))
+def test_store_matches_reference(kafka_redis: Services, history: list[Any], split: int) -> None:
+    _run(kafka_redis, history, split)
+
+
+def test_events_older_than_every_window_touch_only_lifetime(kafka_redis: Services) -> None:
+    old = WebClick(event_id="old", customer_id="dave", ts=NOW - timedelta(days=500), page="/")
+    new = WebClick(event_id="new", customer_id="dave", ts=NOW, page="/")
+    _run(kafka_redis, [new, old], split=1)
+    _run(kafka_redis, [old, new], split=2)
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS, ids=lambda r: r.name)
+@pytest.mark.parametrize("order", ["oldest_first", "newest_first"])
+def test_window_edges(kafka_redis: Services, resolution: Resolution, order: str) -> None:
+    """Buckets exactly `keep` apart: the older one is pruned, one closer is kept."""
+    newest = (NOW_MS // resolution.size_ms) * resolution.size_ms
+    stamps = [newest - resolution.keep * resolution.size_ms,
+              newest - (resolution.keep - 1) * resolution.size_ms, newest]  # fmt: skip
+    history = [
+        Purchase(event_id=f"p{i}", customer_id="erin", order_id="o", amount=10.0, currency="EUR",
+                 ts=datetime.fromtimestamp(ms / 1000, UTC), categories=["books"])
+        for i, ms in enumerate(stamps)
+    ]  # fmt: skip
+    if order == "newest_first":
+        history.reverse()
+    _run(kafka_redis, history, split=1)
