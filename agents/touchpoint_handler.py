@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agents.offer_rules import RuleBasedOfferPolicy, decision_channel
 from feature_store import ApplyStatus, FeatureStore, StoreUnavailable, offers_shown_fact
@@ -56,21 +56,31 @@ class TouchpointHandler:
         policy: RuleBasedOfferPolicy,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = _utcnow,
+        max_future: timedelta = timedelta(minutes=15),
     ) -> None:
         self._store = store
         self._policy = policy
         self._max_attempts = max_attempts
         self._clock = clock
+        self._max_future = max_future
 
     async def handle(self, records: Sequence[SourceRecord]) -> BatchResult:
         """Handle a batch. Raises :class:`StoreUnavailable` only; retry the batch then."""
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
+        latest = self._clock() + self._max_future
         for record in records:
             try:
                 if record.value is None:
                     raise InvalidEvent("empty record (no value)")
-                decoded.append((record, decode_touchpoint(record.value)))
+                event = decode_touchpoint(record.value)
+                if event.ts > latest:
+                    # a mis-dated event would push every rolling window into the future
+                    raise InvalidEvent(
+                        f"ts {event.ts.isoformat()} is more than {self._max_future} in the future"
+                        " - at `$.ts`"
+                    )
+                decoded.append((record, event))
             except InvalidEvent as exc:
                 result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))
                 result.results.append(("unknown", "invalid"))
@@ -158,7 +168,7 @@ class TouchpointHandler:
             if d.offers
         ]
         await self._store.apply_facts(contacts)
-        await self._store.mark_decided(result.decided)
+        await self._store.mark_decided([(e.customer_id, e.event_id) for e in result.decided])
 
 
 def _failure(stage: str, exc: BaseException) -> str:

@@ -70,7 +70,7 @@ CHANNEL_OF_TYPE = {
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    fact_id: str  # the idempotency key
+    fact_id: str  # the idempotency key: t:<event_id>, c:<decision_id> or i:<intervention_id>
     customer_id: str
     ts_ms: int
     updates: tuple[Update, ...]
@@ -181,7 +181,7 @@ def recent_entry(event: TouchpointEvent) -> str:
 
 def touchpoint_fact(event: TouchpointEvent) -> Fact:
     return Fact(
-        fact_id=event.event_id,
+        fact_id=f"t:{event.event_id}",
         customer_id=event.customer_id,
         ts_ms=ts_ms(event.ts),
         updates=tuple(touchpoint_updates(event)),

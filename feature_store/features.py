@@ -18,6 +18,8 @@ from feature_store.derived import (
 )
 from feature_store.facts import CONSENT_CHANNELS
 
+CONTACT_CHANNELS = ("web", "email", "call", "sms")  # where Moments can reach a customer
+
 
 class RecentTouchpoint(msgspec.Struct, frozen=True):
     ts: datetime
@@ -64,7 +66,7 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     survey: float | None = None  # lifetime mean, 0..1
     experience: float | None = None  # time-decayed, 0..1, complaints counted against it
     channel_mix: dict[str, float] = msgspec.field(default_factory=dict)
-    preferred_channel: str | None = None
+    preferred_channel: str | None = None  # the most used of web, email, call, sms
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
     contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
     value: float = 0.0  # expected spend over the next year
@@ -133,7 +135,8 @@ def build_features(
     mix_counts = prefixed(month, "ch:") or _ints(profile, "ch:")
     mix_total = sum(mix_counts.values())
     channel_mix = {k: round(v / mix_total, 6) for k, v in sorted(mix_counts.items())}
-    preferred = min(mix_counts, key=lambda k: (-mix_counts[k], k)) if mix_counts else None
+    reachable = {k: v for k, v in mix_counts.items() if k in CONTACT_CHANNELS}
+    preferred = min(reachable, key=lambda k: (-reachable[k], k)) if reachable else None
     year = wins["365d"]
     purchases_365d = year.get("purchases", 0)
     spend_365d = year.get("spend_cents", 0) / 100

@@ -179,15 +179,16 @@ class FeatureStore:
         self.facts_applied += len(facts)
         return [r for r in results if r is not None]
 
-    async def mark_decided(self, events: Sequence[TouchpointEvent]) -> None:
-        """Record that the decisions for these events were emitted (skips them on replay)."""
+    async def mark_decided(self, events: Sequence[tuple[str, str]]) -> None:
+        """Record that decisions for these (customer id, event id) pairs were emitted,
+        so that a replay of the events does not decide them again."""
         if not events:
             return
         now_ms = int(self._clock() * 1000)
         pipe = self._redis.pipeline(transaction=False)
-        for event in events:
-            seen = self._keys.for_customer(event.customer_id).seen
-            pipe.zadd(seen, {f"d:{event.event_id}": now_ms})
+        for customer_id, event_id in events:
+            seen = self._keys.for_customer(customer_id).seen
+            pipe.zadd(seen, {f"d:t:{event_id}": now_ms})
         await self._execute("mark_decided", pipe)
 
     async def read(self, customer_id: str, now: float | None = None) -> CustomerFeatures | None:
@@ -234,12 +235,14 @@ class FeatureStore:
         pipe.hgetall(keys.windows)
         pipe.zrange(keys.recent, 0, -1, withscores=True)
         pipe.hgetall(keys.contacts)
-        profile, windows, recent, contacts = await self._execute("raw", pipe)
+        pipe.zrange(keys.seen, 0, -1)
+        profile, windows, recent, contacts, seen = await self._execute("raw", pipe)
         return {
             "profile": profile,
             "windows": windows,
             "recent": {member: int(score) for member, score in recent},
             "contacts": contacts,
+            "seen": sorted(seen),
         }
 
     async def erase(self, customer_id: str) -> ErasureReceipt:
@@ -251,6 +254,13 @@ class FeatureStore:
         replies = await self._execute("erase", pipe)
         kinds = [kind for kind, removed in zip(KEY_KINDS, replies, strict=True) if removed]
         return ErasureReceipt(subject=keys.tag, keys_removed=sum(replies), kinds=kinds)
+
+    async def has_any_customer(self) -> bool:
+        """Whether any key of this store's prefix exists (on every node of a cluster)."""
+        pattern = f"{self._config.prefix}:{{*"
+        async for _ in self._redis.scan_iter(match=pattern, count=1000):
+            return True
+        return False
 
     async def ping(self) -> bool:
         try:

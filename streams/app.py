@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig
+from feature_store.store import Observer
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
 from streams.metrics import Metrics
@@ -39,14 +41,12 @@ def _raw_topic(app: Any, name: str) -> Any:
     )
 
 
-def create_app(settings: Settings) -> Moments:
-    """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
-    catalogue = load_catalogue(settings.catalogue_path)
-    if settings.key_secret == DEV_SECRET:
-        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
-    metrics = Metrics()
-    store = FeatureStore.from_url(
-        settings.redis_url,
+def build_store(
+    settings: Settings, redis_url: str | None = None, observe: Observer | None = None
+) -> FeatureStore:
+    """The feature store as configured (optionally on another Redis)."""
+    return FeatureStore.from_url(
+        redis_url or settings.redis_url,
         StoreConfig(
             secret=settings.key_secret.encode(),
             prefix=settings.redis_prefix,
@@ -57,9 +57,18 @@ def create_app(settings: Settings) -> Moments:
             ),
             half_life_days=settings.experience_half_life_days,
         ),
-        observe=metrics.store_op,
+        observe=observe,
         cluster=settings.redis_cluster,
     )
+
+
+def create_app(settings: Settings) -> Moments:
+    """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
+    catalogue = load_catalogue(settings.catalogue_path)
+    if settings.key_secret == DEV_SECRET:
+        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
+    metrics = Metrics()
+    store = build_store(settings, observe=metrics.store_op)
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -89,7 +98,12 @@ def create_app(settings: Settings) -> Moments:
         catalogue=catalogue,
         control_group=ControlGroup(settings.control_salt, settings.control_percent),
     )
-    handler = TouchpointHandler(store, policy, max_attempts=settings.max_attempts)
+    handler = TouchpointHandler(
+        store,
+        policy,
+        max_attempts=settings.max_attempts,
+        max_future=timedelta(seconds=settings.max_future_skew_s),
+    )
     register_touchpoint_agent(
         app,
         source,

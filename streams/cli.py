@@ -63,6 +63,29 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(duration_s=args.duration, rate=args.rate, customers=args.customers)
 
 
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import build_store
+    from streams.rebuild import RebuildError, rebuild
+
+    async def run() -> int:
+        store = build_store(settings, redis_url=args.redis_url)
+        try:
+            report = await rebuild(settings, store, force=args.force)
+        except RebuildError as exc:
+            print(f"moments rebuild: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await store.close()
+        print(
+            f"rebuilt from {report.touchpoints} touchpoints ({report.applied} applied, "
+            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions "
+            f"in {report.seconds:.1f}s"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from streams.bench import run_bench
 
@@ -83,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
     demo.add_argument("--rate", type=float, default=20.0)
     demo.add_argument("--customers", type=int, default=500)
+    rebuild = sub.add_parser("rebuild", help="replay the topics into an empty Redis")
+    rebuild.add_argument("--redis-url", default=None, help="target (default MOMENTS_REDIS_URL)")
+    rebuild.add_argument("--force", action="store_true", help="even if the target has keys")
     bench = sub.add_parser("bench", help="measure the pipeline against a plain aiokafka loop")
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
@@ -90,7 +116,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"worker": cmd_worker, "simulate": cmd_simulate, "demo": cmd_demo, "bench": cmd_bench}
+COMMANDS = {
+    "worker": cmd_worker,
+    "simulate": cmd_simulate,
+    "demo": cmd_demo,
+    "rebuild": cmd_rebuild,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,6 +55,7 @@ class Settings:
     batch_size: int = 200
     batch_within_s: float = 0.01
     max_attempts: int = 3
+    max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
     dedupe_horizon_days: int = 8
     high_value: float = 500.0

@@ -66,6 +66,7 @@ def malformed_records(n: int) -> list[tuple[bytes, str]]:
         (b"{not json", "malformed JSON"),
         (b"", "malformed JSON"),
         (b"[1, 2, 3]", "Expected `object`"),
+        ({**click, "ts": "2099-01-01T00:00:00Z"}, "in the future"),
         ({"type": "teleport", **common}, "$.type"),
         ({k: v for k, v in click.items() if k != "event_id"}, "event_id"),
         ({**click, "ts": "2026-11-23T14:05:00"}, "$.ts"),

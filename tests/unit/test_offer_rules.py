@@ -1,4 +1,8 @@
-"""RuleBasedOfferPolicy on the real catalogue, segments and the control group."""
+"""RuleBasedOfferPolicy on the real catalogue, the segment it is given and the control group.
+
+The segment is derived on read (``CustomerFeatures.segment``); how is tested in
+``test_derived.py`` and ``test_features.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import pytest
 
 from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy, decision_channel, decision_id_for
-from agents.segments import SegmentThresholds, experience_of, segment_of
 from feature_store import CustomerFeatures
 from schemas import (
     Call,
@@ -29,12 +32,14 @@ NOW = T0 + timedelta(milliseconds=40)
 NOBODY = ControlGroup(salt="test", percent=0.0)
 EVERYBODY = ControlGroup(salt="test", percent=100.0)
 
-MODEL = CustomerFeatures(events=12, purchases=3, spend=900.0, survey=0.9)
-MODEL_TWO_PURCHASES = CustomerFeatures(events=12, purchases=2, spend=900.0, survey=0.9)
-GROWTH = CustomerFeatures(events=5, purchases=1, spend=50.0, survey=0.8)
-GROWTH_NO_PURCHASE = CustomerFeatures(events=5, purchases=0, spend=0.0)
-AT_RISK = CustomerFeatures(events=9, purchases=4, spend=900.0, sentiment=-0.6)
-DANGLING = CustomerFeatures(events=4, purchases=1, spend=20.0, sentiment=-0.8)
+MODEL = CustomerFeatures(events=12, purchases=3, spend=900.0, survey=0.9, segment="model")
+MODEL_TWO_PURCHASES = CustomerFeatures(
+    events=12, purchases=2, spend=900.0, survey=0.9, segment="model"
+)
+GROWTH = CustomerFeatures(events=5, purchases=1, spend=50.0, survey=0.8, segment="growth")
+GROWTH_NO_PURCHASE = CustomerFeatures(events=5, purchases=0, spend=0.0, segment="growth")
+AT_RISK = CustomerFeatures(events=9, purchases=4, spend=900.0, sentiment=-0.6, segment="at_risk")
+DANGLING = CustomerFeatures(events=4, purchases=1, spend=20.0, sentiment=-0.8, segment="dangling")
 
 
 def policy(limit: int = 3, group: ControlGroup = NOBODY, **kw: object) -> RuleBasedOfferPolicy:
@@ -45,6 +50,10 @@ def click(
     category: str | None = None, event_id: str = "evt-1", customer_id: str = "cust-1"
 ) -> WebClick:
     return WebClick(event_id=event_id, customer_id=customer_id, ts=T0, page="/p", category=category)
+
+
+def segment_of(features: CustomerFeatures | None) -> str:
+    return "new" if features is None else features.segment
 
 
 def ids(decision: NextBestOffer) -> list[str]:
@@ -62,61 +71,25 @@ def eligible_ids(channel: str, segment: str, purchases: int) -> set[str]:
 
 
 # --------------------------------------------------------------------------------------
-# Segments
+# Segments: the policy uses the segment it is given
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("features", "segment"),
-    [
-        (None, "new"),
-        (CustomerFeatures(), "new"),
-        (CustomerFeatures(events=1), "new"),
-        (CustomerFeatures(events=1, purchases=1, spend=5.0), "growth"),
-        (MODEL, "model"),
-        (MODEL_TWO_PURCHASES, "model"),
-        (GROWTH, "growth"),
-        (GROWTH_NO_PURCHASE, "growth"),
-        (AT_RISK, "at_risk"),
-        (DANGLING, "dangling"),
-        # the thresholds are inclusive
-        (CustomerFeatures(events=3, purchases=1, spend=500.0, survey=0.5), "model"),
-        (CustomerFeatures(events=3, purchases=1, spend=499.99, survey=0.5), "growth"),
-        (CustomerFeatures(events=3, purchases=1, spend=500.0, survey=0.49), "at_risk"),
-        # complaints drag a good survey below "good experience"
-        (
-            CustomerFeatures(
-                events=9, purchases=5, spend=2000.0, survey=0.9, call_reasons={"complaint": 5}
-            ),
-            "at_risk",
-        ),
-        (CustomerFeatures(events=9, purchases=1, spend=10.0, negative_mentions=4), "dangling"),
-    ],
-)
-def test_segment_of(features: CustomerFeatures | None, segment: str) -> None:
-    assert segment_of(features) == segment
+def test_new_customer_without_features_or_with_defaults() -> None:
+    assert CustomerFeatures().segment == "new"
+    assert policy().decide(click(), None, "web", NOW).reasons == ["segment:new"]
+    assert policy().decide(click(), CustomerFeatures(), "web", NOW).reasons == ["segment:new"]
 
 
-def test_segment_thresholds_are_used() -> None:
-    strict = SegmentThresholds(high_value_spend=1000.0, good_experience=0.95)
-    assert segment_of(MODEL, strict) == "dangling"
-    lenient = SegmentThresholds(high_value_spend=10.0, good_experience=0.0)
-    assert segment_of(DANGLING, lenient) == "model"
-
-
-def test_experience_of() -> None:
-    assert experience_of(CustomerFeatures()) == pytest.approx(0.6)
-    assert experience_of(CustomerFeatures(survey=0.8)) == pytest.approx(0.8)
-    assert experience_of(CustomerFeatures(sentiment=0.0)) == pytest.approx(0.5)
-    assert experience_of(CustomerFeatures(survey=1.0, sentiment=-1.0)) == pytest.approx(0.5)
-    two_complaints = CustomerFeatures(
-        survey=0.8, call_reasons={"complaint": 1}, negative_mentions=1
-    )
-    assert experience_of(two_complaints) == pytest.approx(0.6)
-    # capped at five complaints and never below zero
-    many = CustomerFeatures(survey=1.0, call_reasons={"complaint": 50})
-    assert experience_of(many) == pytest.approx(0.5)
-    assert experience_of(CustomerFeatures(survey=0.1, negative_mentions=5)) == 0.0
+@pytest.mark.parametrize("segment", ["model", "growth", "at_risk", "dangling", "new"])
+def test_the_segment_comes_from_the_features(segment: str) -> None:
+    """Same figures, different segment: only the segment decides segment-bound offers."""
+    features = CustomerFeatures(events=12, purchases=3, spend=900.0, survey=0.9, segment=segment)
+    decision = policy(limit=100).decide(click(), features, "web", NOW)
+    assert decision.reasons[0] == f"segment:{segment}"
+    assert set(ids(decision)) == eligible_ids("web", segment, 3)
+    assert ("loyalty-upgrade" in ids(decision)) == (segment == "model")
+    assert ("service-recovery-voucher" in ids(decision)) == (segment in ("at_risk", "dangling"))
 
 
 # --------------------------------------------------------------------------------------
@@ -207,7 +180,7 @@ def test_control_group_decision_follows_membership() -> None:
 
 def test_withdrawn_web_consent_suppresses_offers() -> None:
     features = CustomerFeatures(
-        events=12, purchases=3, spend=900.0, survey=0.9, consent={"web": False}
+        events=12, purchases=3, spend=900.0, survey=0.9, segment="model", consent={"web": False}
     )
     decision = policy().decide(click("electronics"), features, "web", NOW)
     assert decision.offers == []
@@ -217,7 +190,12 @@ def test_withdrawn_web_consent_suppresses_offers() -> None:
 
 def test_other_channel_consent_does_not_suppress_web() -> None:
     features = CustomerFeatures(
-        events=12, purchases=3, spend=900.0, survey=0.9, consent={"email": False, "web": True}
+        events=12,
+        purchases=3,
+        spend=900.0,
+        survey=0.9,
+        segment="model",
+        consent={"email": False, "web": True},
     )
     assert policy().decide(click(), features, "web", NOW).offers
     email = policy().decide(click(), features, "email", NOW)
@@ -280,7 +258,12 @@ def test_segment_restricted_offers() -> None:
 
 @pytest.mark.parametrize(
     ("features", "rank"),
-    [(None, 0), (CustomerFeatures(events=3, purchases=0), 0), (GROWTH, 1), (MODEL, 2)],
+    [
+        (None, 0),
+        (CustomerFeatures(events=3, purchases=0, segment="growth"), 0),
+        (GROWTH, 1),
+        (MODEL, 2),
+    ],
     ids=["new", "no-purchase", "growth", "model"],
 )
 def test_click_in_category_ranks_matching_offer_near_top(
@@ -326,7 +309,12 @@ def test_category_history_raises_affinity() -> None:
     rules = policy(limit=100)
     base = {o.offer_id: o.score for o in rules.decide(click(), GROWTH, "web", NOW).offers}
     bookish = CustomerFeatures(
-        events=5, purchases=1, spend=50.0, survey=0.8, categories={"books": 3, "home": 1}
+        events=5,
+        purchases=1,
+        spend=50.0,
+        survey=0.8,
+        categories={"books": 3, "home": 1},
+        segment="growth",
     )
     scores = {o.offer_id: o.score for o in rules.decide(click(), bookish, "web", NOW).offers}
     assert scores["book-club"] == pytest.approx(base["book-club"] * (1 + 3 / 4))

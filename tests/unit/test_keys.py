@@ -1,0 +1,59 @@
+"""feature_store.keys: one hash tag per customer, never the raw id."""
+
+from __future__ import annotations
+
+import pytest
+
+from feature_store.keys import KEY_KINDS, CustomerKeys
+
+
+def test_keys_of_one_customer_share_one_hash_tag() -> None:
+    ks = CustomerKeys(b"s3cret", prefix="m").for_customer("cust-000123")
+    assert ks.all() == tuple(getattr(ks, kind) for kind in KEY_KINDS)
+    assert {"profile", "windows", "seen", "recent"} <= set(KEY_KINDS)
+    assert len(set(ks.all())) == len(KEY_KINDS)
+    for key in ks.all():
+        assert key.startswith("m:{")
+        # Redis Cluster hashes the text between the first "{" and the next "}"
+        start = key.index("{")
+        assert key[start + 1 : key.index("}", start)] == ks.tag
+    assert ks.profile.endswith(":p")
+    assert ks.windows.endswith(":w")
+    assert ks.seen.endswith(":seen")
+    assert ks.recent.endswith(":recent")
+
+
+@pytest.mark.parametrize(
+    "customer_id", ["cust-000123", "alice@example.com", "4711", "ÄÖÜ-unicode", "{tag}"]
+)
+def test_keys_are_stable_and_never_contain_the_raw_id(customer_id: str) -> None:
+    keys = CustomerKeys(b"s3cret")
+    ks = keys.for_customer(customer_id)
+    assert ks == CustomerKeys(b"s3cret").for_customer(customer_id)
+    assert ks.tag == keys.pseudonym(customer_id)
+    assert len(ks.tag) == 24 and int(ks.tag, 16) >= 0
+    for key in ks.all():
+        assert customer_id not in key
+        assert key.count("{") == key.count("}") == 1
+
+
+def test_different_customers_get_different_tags() -> None:
+    keys = CustomerKeys(b"s3cret")
+    assert len({keys.for_customer(f"cust-{i}").tag for i in range(2000)}) == 2000
+
+
+def test_different_secrets_give_different_tags() -> None:
+    a = CustomerKeys(b"secret-a").for_customer("cust-1")
+    b = CustomerKeys(b"secret-b").for_customer("cust-1")
+    assert a.tag != b.tag
+    assert not set(a.all()) & set(b.all())
+
+
+def test_prefix_is_used() -> None:
+    ks = CustomerKeys(b"s", prefix="prod").for_customer("c")
+    assert all(key.startswith("prod:{") for key in ks.all())
+
+
+def test_empty_secret_raises() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        CustomerKeys(b"")
