@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import TouchpointEvent, encode_touchpoint
+from streams.bench_store import bench_store
 from streams.services import Services, free_port, services
 from streams.simulation.population import CustomerPopulation
 
@@ -242,6 +243,7 @@ async def bench(svc: Services, events: int, rate: float, latency_seconds: float)
             report[contender.name] = await measure(
                 contender, svc.kafka_bootstrap, preload, paced, rate
             )
+    report["feature_store"] = await bench_store(svc.redis_url)
     b, p = report["baseline"], report["pipeline"]
     report["ratios"] = {
         "throughput_pipeline_over_baseline": round(p["events_per_s"] / b["events_per_s"], 3),
@@ -254,6 +256,9 @@ async def bench(svc: Services, events: int, rate: float, latency_seconds: float)
         "throughput_ratio_at_least_0.5": report["ratios"]["throughput_pipeline_over_baseline"]
         >= 0.5,
         "p99_ratio_at_most_2": report["ratios"]["p99_pipeline_over_baseline"] <= 2.0,
+        "store_ratio_at_least_0.7": report["feature_store"]["store_over_plain"] >= 0.7,
+        "round_trips_per_event_at_most_0.1": report["feature_store"]["round_trips_per_event"]
+        <= 0.1,
     }
     return report
 
