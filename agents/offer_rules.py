@@ -1,37 +1,25 @@
-"""Next-best offer by plain eligibility rules (a learning policy replaces the ranking later).
+"""Next-best offer by plain rules (a learning policy replaces the ranking later).
 
-Pure: customer features and the catalogue in, a :class:`NextBestOffer` out.
+Pure: a decision moment, the customer's features and the catalogue in, a
+:class:`NextBestOffer` out. Eligibility and suppression come from the contact policy;
+the ranking is business priority by value by category affinity.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from agents.control_group import ControlGroup
+from agents.contact_policy import ContactPolicy
+from agents.moments import DecisionMoment
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore, TouchpointEvent, WebClick
-
-DECISION_NAMESPACE = uuid.UUID("6f1d0c2e-5b7a-4c1e-9a51-3d7c2b8e4f10")
-DECISION_MOMENTS = {"web_click": "web"}
-
-
-def decision_id_for(trigger_event_id: str, channel: str) -> str:
-    """Deterministic, so a replayed event yields the same decision id."""
-    return str(uuid.uuid5(DECISION_NAMESPACE, f"nbo:{channel}:{trigger_event_id}"))
-
-
-def decision_channel(event: TouchpointEvent) -> str | None:
-    """The channel an event is a decision moment on, or ``None``."""
-    return DECISION_MOMENTS.get(event.kind)
+from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore
 
 
 @dataclass(frozen=True, slots=True)
 class RuleBasedOfferPolicy:
     catalogue: OfferCatalogue
-    control_group: ControlGroup
-    limit: int = 3
+    contact_policy: ContactPolicy
     model_version: str = "rules-v1"
 
     def _score(
@@ -48,55 +36,36 @@ class RuleBasedOfferPolicy:
         return offer.priority * worth * affinity
 
     def decide(
-        self,
-        event: TouchpointEvent,
-        features: CustomerFeatures | None,
-        channel: str,
-        now: datetime,
+        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
     ) -> NextBestOffer:
-
-        def decision(
-            offers: list[OfferScore], reasons: list[str], control: bool = False
-        ) -> NextBestOffer:
-            return NextBestOffer(
-                decision_id=decision_id_for(event.event_id, channel),
-                customer_id=event.customer_id,
-                ts=now,
-                channel=channel,
-                trigger_event_id=event.event_id,
-                offers=offers,
-                control=control,
-                model_version=self.model_version,
-                reasons=reasons,
-                trigger_ts=event.ts,
-            )
-
-        if self.control_group.contains(event.customer_id):
-            return decision([], ["control_group"], control=True)
-        if features is not None and not features.consents_to(channel):
-            return decision([], [f"suppressed:consent:{channel}"])
+        verdict = self.contact_policy.screen(
+            moment.customer_id, moment.channel, features, self.catalogue.offers, now
+        )
         segment = features.segment if features is not None else "new"
-        category = event.category if isinstance(event, WebClick) else None
-        purchases = features.purchases if features is not None else 0
-        reasons = [f"segment:{segment}"]
-        scored: list[tuple[float, Offer]] = []
-        for offer in self.catalogue.offers:
-            if channel not in offer.channels:
-                continue
-            if offer.segments and segment not in offer.segments:
-                continue
-            if purchases < offer.min_purchases:
-                continue
-            scored.append((self._score(offer, features, category), offer))
-        scored.sort(key=lambda pair: (-pair[0], pair[1].offer_id))
-        top = scored[: self.limit]
+        reasons = ([] if verdict.control else [f"segment:{segment}"]) + verdict.reasons
+        scored = sorted(
+            ((self._score(o, features, moment.category), o) for o in verdict.allowed),
+            key=lambda pair: (-pair[0], pair[1].offer_id),
+        )
+        top = scored[: moment.limit]
         total = sum(score for score, _ in scored) or 1.0
         offers = [
             OfferScore(offer_id=o.offer_id, score=round(s, 6), propensity=round(s / total, 6))
             for s, o in top
         ]
-        if category is not None and any(category in o.categories for _, o in top):
-            reasons.append(f"context:category:{category}")
-        if not offers:
+        if moment.category is not None and any(moment.category in o.categories for _, o in top):
+            reasons.append(f"context:category:{moment.category}")
+        if not offers and not verdict.control and not verdict.reasons:
             reasons.append("no_eligible_offer")
-        return decision(offers, reasons)
+        return NextBestOffer(
+            decision_id=moment.decision_id,
+            customer_id=moment.customer_id,
+            ts=now,
+            channel=moment.channel,
+            trigger_event_id=moment.trigger_event_id,
+            offers=offers,
+            control=verdict.control,
+            model_version=self.model_version,
+            reasons=reasons,
+            trigger_ts=moment.trigger_ts,
+        )

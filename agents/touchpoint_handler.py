@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.offer_rules import RuleBasedOfferPolicy, decision_channel
+from agents.moments import DecisionMoment, moment_for
+from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ApplyStatus, FeatureStore, StoreUnavailable, offers_shown_fact
 from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 
@@ -123,7 +124,7 @@ class TouchpointHandler:
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
     ) -> None:
-        pending: list[tuple[SourceRecord, TouchpointEvent, str]] = []
+        pending: list[tuple[SourceRecord, TouchpointEvent, DecisionMoment]] = []
         deciding: set[str] = set()
         for (record, event), status in zip(decoded, statuses, strict=True):
             if status is None:
@@ -132,24 +133,24 @@ class TouchpointHandler:
             result.results.append(
                 (event.kind, "ok" if status is ApplyStatus.APPLIED else "duplicate")
             )
-            channel = decision_channel(event)
+            moment = moment_for(event)
             # A duplicate whose decision never went out (a crash in between) is decided again.
             # The same event twice in one batch is decided once.
             if (
-                channel is not None
+                moment is not None
                 and status is not ApplyStatus.DUPLICATE_DECIDED
                 and event.event_id not in deciding
             ):
                 deciding.add(event.event_id)
-                pending.append((record, event, channel))
+                pending.append((record, event, moment))
         if not pending:
             return
         features = await self._store.read_many([e.customer_id for _, e, _ in pending])
         now = self._clock()
-        for (record, event, channel), profile in zip(pending, features, strict=True):
+        for (record, event, moment), profile in zip(pending, features, strict=True):
             for attempt in range(1, self._max_attempts + 1):
                 try:
-                    result.decisions.append(self._policy.decide(event, profile, channel, now))
+                    result.decisions.append(self._policy.decide(moment, profile, now))
                     result.decided.append(event)
                     break
                 except Exception as exc:

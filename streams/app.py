@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 
+from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_agent import register_touchpoint_agent
@@ -96,7 +97,7 @@ def create_app(settings: Settings) -> Moments:
     dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
     policy = RuleBasedOfferPolicy(
         catalogue=catalogue,
-        control_group=ControlGroup(settings.control_salt, settings.control_percent),
+        contact_policy=ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent)),
     )
     handler = TouchpointHandler(
         store,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from datetime import UTC, datetime
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from agents.moments import moment_for
 from schemas import InvalidEvent, decode_touchpoint
 
 
@@ -51,13 +51,14 @@ async def run(bootstrap: str, source: str, sink: str, group: str) -> None:
                         event = decode_touchpoint(record.value or b"")
                     except InvalidEvent:
                         continue
-                    if event.kind != "web_click":
+                    moment = moment_for(event)  # the same decision moments as Moments
+                    if moment is None:
                         continue
                     decision = BaselineDecision(
-                        decision_id=str(uuid.uuid4()),
+                        decision_id=moment.decision_id,
                         customer_id=event.customer_id,
                         ts=datetime.now(UTC),
-                        channel="web",
+                        channel=moment.channel,
                         trigger_event_id=event.event_id,
                     )
                     pending.append(

@@ -16,7 +16,7 @@ from feature_store import touchpoint_fact
 from feature_store.reference import CustomerState
 from schemas import decode_touchpoint
 from tests.integration.conftest import Pipeline, consume_all
-from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, produce
+from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, is_moment, produce
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_sigkill_mid_stream_then_restart_gives_reference_state(pipeline: P
         await store.close()
 
     # Every click has its decision; a decision re-sent after the crash keeps its id.
-    clicks = {e["event_id"] for e in events if e["type"] == "web_click"}
+    clicks = {e["event_id"] for e in events if is_moment(e)}
     decisions = await consume_all(bootstrap, pipeline.topic("next-best-offers"), len(clicks))
     by_trigger: dict[str, set[str]] = defaultdict(set)
     for record in decisions:

@@ -1,0 +1,92 @@
+"""The contact policy: who may be offered what, where and how often.
+
+Pure: features and the catalogue in, the offers that may be made plus the reasons for
+everything suppressed out. Every rule has its own reason code, so a CRM team can see
+why a customer got nothing.
+
+>>> from datetime import datetime, timezone
+>>> from feature_store import CustomerFeatures
+>>> policy = ContactPolicy(ControlGroup("salt", 0.0))
+>>> verdict = policy.screen("c1", "web", CustomerFeatures(consent={"web": False}), [],
+...                        datetime(2026, 11, 23, tzinfo=timezone.utc))
+>>> verdict.allowed, verdict.reasons
+([], ['suppressed:consent:web'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from agents.control_group import ControlGroup
+from feature_store import CustomerFeatures
+from schemas import Offer
+
+DAILY_CAPS = {"web": 20, "email": 1, "sms": 1, "call": 2}
+WEEKLY_CAPS = {"web": 60, "email": 3, "sms": 2, "call": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: list[Offer]
+    reasons: list[str]
+    control: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPolicy:
+    control_group: ControlGroup
+    daily_caps: dict[str, int] = field(default_factory=lambda: dict(DAILY_CAPS))
+    weekly_caps: dict[str, int] = field(default_factory=lambda: dict(WEEKLY_CAPS))
+
+    def avoids(self, features: CustomerFeatures, channel: str) -> bool:
+        """Channels the customer has turned away from: never push them there."""
+        if channel == "email":
+            return (
+                features.emails.get("unsubscribed", 0) > 0 or features.emails.get("bounced", 0) >= 2
+            )
+        return False
+
+    def screen(
+        self,
+        customer_id: str,
+        channel: str,
+        features: CustomerFeatures | None,
+        offers: Sequence[Offer],
+        now: datetime,
+    ) -> Verdict:
+        if self.control_group.contains(customer_id):
+            return Verdict([], ["control_group"], control=True)
+        if features is None:  # a first contact: only channel and segment rules apply
+            return Verdict(self._eligible(offers, channel, "new", 0), [])
+        if not features.consents_to(channel):
+            return Verdict([], [f"suppressed:consent:{channel}"])
+        if self.avoids(features, channel):
+            return Verdict([], [f"suppressed:channel_avoided:{channel}"])
+        if features.contact.shown_today.get(channel, 0) >= self.daily_caps.get(channel, 10**9):
+            return Verdict([], [f"suppressed:fatigue:{channel}:day"])
+        if features.contact.shown_7d.get(channel, 0) >= self.weekly_caps.get(channel, 10**9):
+            return Verdict([], [f"suppressed:fatigue:{channel}:week"])
+        eligible = self._eligible(offers, channel, features.segment, features.purchases)
+        allowed, reasons = [], []
+        for offer in eligible:
+            last = features.contact.last_shown.get(offer.offer_id)
+            cooling = timedelta(seconds=offer.cooldown_s)
+            if offer.cooldown_s and last is not None and now - last < cooling:
+                reasons.append(f"suppressed:cooldown:{offer.offer_id}")
+                continue
+            allowed.append(offer)
+        return Verdict(allowed, reasons)
+
+    @staticmethod
+    def _eligible(
+        offers: Sequence[Offer], channel: str, segment: str, purchases: int
+    ) -> list[Offer]:
+        return [
+            o
+            for o in offers
+            if channel in o.channels
+            and (not o.segments or segment in o.segments)
+            and purchases >= o.min_purchases
+        ]

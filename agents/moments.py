@@ -1,0 +1,55 @@
+"""Decision moments: when and where Moments decides a next-best offer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas import Call, Email, TouchpointEvent, WebClick
+
+DECISION_NAMESPACE = uuid.UUID("6f1d0c2e-5b7a-4c1e-9a51-3d7c2b8e4f10")
+
+
+def decision_id_for(trigger_event_id: str, channel: str) -> str:
+    """Deterministic, so a replayed event yields the same decision id."""
+    return str(uuid.uuid5(DECISION_NAMESPACE, f"nbo:{channel}:{trigger_event_id}"))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionMoment:
+    """A customer on a channel, now: what to offer them?"""
+
+    decision_id: str
+    customer_id: str
+    channel: str
+    trigger_event_id: str | None = None  # None for an HTTP request
+    trigger_ts: datetime | None = None
+    category: str | None = None  # what the customer is looking at, if known
+    limit: int = 3
+
+
+def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
+    """A web click, an inbound call that starts, or an email opened; else ``None``."""
+    match event:
+        case WebClick(category=category):
+            channel, context = "web", category
+        case Call(status="started", direction="inbound"):
+            channel, context = "call", None
+        case Email(action="opened"):
+            channel, context = "email", None
+        case _:
+            return None
+    return DecisionMoment(
+        decision_id=decision_id_for(event.event_id, channel),
+        customer_id=event.customer_id,
+        channel=channel,
+        trigger_event_id=event.event_id,
+        trigger_ts=event.ts,
+        category=context,
+    )
+
+
+def request_moment(customer_id: str, channel: str, limit: int) -> DecisionMoment:
+    """A recommendation asked for over HTTP: a fresh decision id."""
+    return DecisionMoment(str(uuid.uuid4()), customer_id, channel, limit=limit)
