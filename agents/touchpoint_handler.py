@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from agents.moments import DecisionMoment, moment_for
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ApplyStatus, FeatureStore, StoreUnavailable, offers_shown_fact
-from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
+from feature_store.facts import ts_ms
+from feature_store.store import DecisionRecord
+from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint, encode_decision
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,9 @@ class TouchpointHandler:
             if status is None:
                 result.results.append((event.kind, "failed"))
                 continue
+            if status is ApplyStatus.ERASED:  # the customer asked to be forgotten
+                result.results.append((event.kind, "erased"))
+                continue
             result.results.append(
                 (event.kind, "ok" if status is ApplyStatus.APPLIED else "duplicate")
             )
@@ -169,7 +174,18 @@ class TouchpointHandler:
             if d.offers
         ]
         await self._store.apply_facts(contacts)
-        await self._store.mark_decided([(e.customer_id, e.event_id) for e in result.decided])
+        await self._store.record_decisions([decision_record(d) for d in result.decisions])
+
+
+def decision_record(decision: NextBestOffer) -> DecisionRecord:
+    """What the store keeps of a decision: the decision itself is the learning context."""
+    return DecisionRecord(
+        customer_id=decision.customer_id,
+        decision_id=decision.decision_id,
+        ts_ms=ts_ms(decision.ts),
+        context=encode_decision(decision).decode(),
+        trigger_event_id=decision.trigger_event_id,
+    )
 
 
 def _failure(stage: str, exc: BaseException) -> str:

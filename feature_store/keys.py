@@ -24,12 +24,21 @@ class KeySet:
     seen: str  # fact ids applied (idempotency) and decisions emitted
     recent: str  # the newest touchpoints
     contacts: str  # time buckets of contacts Moments made (offers shown, interventions)
+    decisions: str  # the customer's recent decision ids
+    tombstone: str  # present once the customer was erased
 
-    def all(self) -> tuple[str, str, str, str, str]:
-        return (self.profile, self.windows, self.seen, self.recent, self.contacts)
+    def all(self) -> tuple[str, ...]:
+        """Every key that holds data about the customer (not the tombstone)."""
+        return (
+            self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions
+        )  # fmt: skip
+
+    def context(self, decision_id: str) -> str:
+        """The key of one decision's context."""
+        return f"{self.profile[:-2]}:ctx:{decision_id}"
 
 
-KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts")
+KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts", "decisions")
 
 
 class CustomerKeys:
@@ -47,4 +56,13 @@ class CustomerKeys:
     def for_customer(self, customer_id: str) -> KeySet:
         tag = self.pseudonym(customer_id)
         base = f"{self._prefix}:{{{tag}}}"
-        return KeySet(tag, f"{base}:p", f"{base}:w", f"{base}:seen", f"{base}:recent", f"{base}:c")
+        return KeySet(
+            tag,
+            f"{base}:p",
+            f"{base}:w",
+            f"{base}:seen",
+            f"{base}:recent",
+            f"{base}:c",
+            f"{base}:dec",
+            f"{base}:erased",
+        )

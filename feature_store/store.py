@@ -21,7 +21,10 @@ from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from schemas import TouchpointEvent
 
-APPLY_LUA = resources.files("feature_store").joinpath("lua/apply.lua").read_text()
+SCRIPTS = {
+    name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
+    for name in ("apply", "decision", "erase")
+}
 _RESOLUTION_ARGS: list[Any] = [len(RESOLUTIONS)]
 for _r in RESOLUTIONS:
     _RESOLUTION_ARGS += [_r.name, _r.size_ms, _r.keep]
@@ -38,6 +41,18 @@ class ApplyStatus(enum.IntEnum):
     DUPLICATE = 0
     APPLIED = 1
     DUPLICATE_DECIDED = 2  # seen before, and its decision was already emitted
+    ERASED = 3  # the customer was erased: nothing is kept
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision to remember: its context for learning, and the touchpoint it answered."""
+
+    customer_id: str
+    decision_id: str
+    ts_ms: int
+    context: str  # JSON, opaque to the store
+    trigger_event_id: str | None = None
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +61,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     keys_removed: int
     kinds: list[str]
+    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,9 @@ class StoreConfig:
     ttl_s: int = 400 * 86400  # keys expire after this long without a fact
     dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
     recent_len: int = 20
+    decisions_kept: int = 20
+    context_ttl_s: int = 7 * 86400  # how long an outcome can still be joined to its decision
+    tombstone_ttl_s: int = 400 * 86400  # keep above the topics' retention
     thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     half_life_days: float = 14.0
 
@@ -83,7 +102,7 @@ class FeatureStore:
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._observe = observe
         self._clock = clock
-        self._apply_sha: str | None = None
+        self._shas: dict[str, str] = {}
         self.round_trips = 0
         self.facts_applied = 0
 
@@ -116,17 +135,47 @@ class FeatureStore:
             self._observe(op, time.perf_counter() - started)
         return replies
 
-    async def _load_scripts(self) -> str:
+    async def _load_scripts(self) -> dict[str, str]:
         try:
-            sha = await self._redis.script_load(APPLY_LUA)
+            for name, source in SCRIPTS.items():
+                self._shas[name] = str(await self._redis.script_load(source))
         except _TRANSIENT as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self._apply_sha = str(sha)
-        return self._apply_sha
+        return self._shas
+
+    async def _eval_many(
+        self, op: str, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run one script per call in one pipelined round trip; reload it if Redis lost it."""
+        shas = self._shas or await self._load_scripts()
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for _attempt in range(3):
+            pipe = self._redis.pipeline(transaction=False)
+            for i in pending:
+                keys, args = calls[i]
+                pipe.execute_command("EVALSHA", shas[script], len(keys), *keys, *args)
+            replies = await self._execute(op, pipe, raise_on_error=False)
+            missing = []
+            for i, reply in zip(pending, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(i)
+                elif isinstance(reply, _TRANSIENT):
+                    raise StoreUnavailable(f"{type(reply).__name__}: {reply}")
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[i] = reply
+            if not missing:
+                return results
+            pending = missing
+            shas = await self._load_scripts()
+        raise RuntimeError("Redis keeps losing the feature-store scripts")
 
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
         k = self._keys.for_customer(fact.customer_id)
-        keys = (k.profile, k.contacts if fact.contact else k.windows, k.seen, k.recent)
+        windows = k.contacts if fact.contact else k.windows
+        keys = (k.profile, windows, k.seen, k.recent, k.tombstone)
         args: list[Any] = [
             fact.fact_id,
             fact.ts_ms,
@@ -149,47 +198,50 @@ class FeatureStore:
         """Apply facts in order, in one round trip (plus one if Redis lost the script)."""
         if not facts:
             return []
-        sha = self._apply_sha or await self._load_scripts()
         now_ms = int(self._clock() * 1000)
-        calls = [self._call(f, now_ms) for f in facts]
-        results: list[ApplyStatus | None] = [None] * len(calls)
-        pending = list(range(len(calls)))
-        for _attempt in range(3):
-            pipe = self._redis.pipeline(transaction=False)
-            for i in pending:
-                keys, args = calls[i]
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            replies = await self._execute("apply", pipe, raise_on_error=False)
-            missing = []
-            for i, reply in zip(pending, replies, strict=True):
-                if isinstance(reply, NoScriptError):
-                    missing.append(i)
-                elif isinstance(reply, _TRANSIENT):
-                    raise StoreUnavailable(f"{type(reply).__name__}: {reply}")
-                elif isinstance(reply, Exception):
-                    raise reply
-                else:
-                    results[i] = ApplyStatus(int(reply))
-            if not missing:
-                break
-            pending = missing
-            sha = await self._load_scripts()
-        else:
-            raise RuntimeError("Redis keeps losing the feature-store script")
+        replies = await self._eval_many("apply", "apply", [self._call(f, now_ms) for f in facts])
         self.facts_applied += len(facts)
-        return [r for r in results if r is not None]
+        return [ApplyStatus(int(r)) for r in replies]
 
-    async def mark_decided(self, events: Sequence[tuple[str, str]]) -> None:
-        """Record that decisions for these (customer id, event id) pairs were emitted,
-        so that a replay of the events does not decide them again."""
-        if not events:
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Remember decisions (context, recent list) and mark their touchpoints decided,
+        so that a replay does not decide them again. Erased customers are skipped."""
+        if not records:
             return
         now_ms = int(self._clock() * 1000)
+        calls = []
+        for r in records:
+            k = self._keys.for_customer(r.customer_id)
+            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
+            trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
+            args = [
+                r.context, self._config.context_ttl_s, r.ts_ms, r.decision_id,
+                self._config.decisions_kept, trigger, now_ms, self._config.ttl_s,
+            ]  # fmt: skip
+            calls.append((keys, args))
+        await self._eval_many("decisions", "decision", calls)
+
+    async def decision_context(self, customer_id: str, decision_id: str) -> str | None:
+        """The stored context of one decision, while it is kept."""
+        key = self._keys.for_customer(customer_id).context(decision_id)
         pipe = self._redis.pipeline(transaction=False)
-        for customer_id, event_id in events:
-            seen = self._keys.for_customer(customer_id).seen
-            pipe.zadd(seen, {f"d:t:{event_id}": now_ms})
-        await self._execute("mark_decided", pipe)
+        pipe.get(key)
+        (found,) = await self._execute("context", pipe)
+        return None if found is None else str(found)
+
+    async def recent_decisions(self, customer_id: str, n: int = 10) -> list[str]:
+        """Contexts of the customer's newest decisions that are still kept, newest first."""
+        keys = self._keys.for_customer(customer_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrange(keys.decisions, 0, n - 1, desc=True)
+        (ids,) = await self._execute("recent_decisions", pipe)
+        if not ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for decision_id in ids:
+            pipe.get(keys.context(decision_id))
+        found = await self._execute("recent_decisions", pipe)
+        return [str(c) for c in found if c is not None]
 
     async def read(self, customer_id: str, now: float | None = None) -> CustomerFeatures | None:
         """The customer's features as of ``now`` (default: the clock), or ``None``."""
@@ -246,14 +298,29 @@ class FeatureStore:
         }
 
     async def erase(self, customer_id: str) -> ErasureReceipt:
-        """Remove every key of the customer in one round trip; say what was removed."""
+        """Remove every key of the customer and block the id (by its keyed hash) so
+        that replays and late events cannot bring the profile back."""
         keys = self._keys.for_customer(customer_id)
         pipe = self._redis.pipeline(transaction=False)
-        for key in keys.all():
-            pipe.delete(key)
-        replies = await self._execute("erase", pipe)
-        kinds = [kind for kind, removed in zip(KEY_KINDS, replies, strict=True) if removed]
-        return ErasureReceipt(subject=keys.tag, keys_removed=sum(replies), kinds=kinds)
+        pipe.zrange(keys.decisions, 0, -1)
+        (decision_ids,) = await self._execute("erase", pipe)
+        contexts = [keys.context(d) for d in decision_ids]
+        call = ([*keys.all(), *contexts, keys.tombstone],
+                [self._config.tombstone_ttl_s, int(self._clock() * 1000)])  # fmt: skip
+        (removed,) = await self._eval_many("erase", "erase", [call])
+        kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=False) if gone]
+        gone_contexts = sum(removed[len(KEY_KINDS) :])
+        if gone_contexts:
+            kinds.append("decision_contexts")
+        return ErasureReceipt(
+            subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
+        )
+
+    async def is_erased(self, customer_id: str) -> bool:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self._keys.for_customer(customer_id).tombstone)
+        (found,) = await self._execute("is_erased", pipe)
+        return bool(found)
 
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""

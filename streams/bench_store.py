@@ -47,7 +47,7 @@ async def _plain_run(url: str, events: list[TouchpointEvent], batch: int) -> flo
         StoreConfig(secret=b"bench", prefix=f"bp{uuid.uuid4().hex[:6]}"),
     )
     await store.apply(events[:1])
-    sha = store._apply_sha  # the same script, the same keys and arguments
+    sha = store._shas["apply"]  # the same script, the same keys and arguments
     now_ms = int(time.time() * 1000)
     commands = [store._call(touchpoint_fact(e), now_ms) for e in events[1:]]
     await store.close()

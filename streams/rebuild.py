@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from agents.touchpoint_handler import decision_record
 from feature_store import FeatureStore, offers_shown_fact, touchpoint_fact
 from schemas import InvalidEvent, decode_next_best_offer, decode_touchpoint
 from streams.settings import Settings
@@ -118,9 +119,7 @@ async def rebuild(
             if d.offers
         ]
         await store.apply_facts(contacts)
-        await store.mark_decided(
-            [(d.customer_id, d.trigger_event_id) for d in found if d.trigger_event_id]
-        )
+        await store.record_decisions([decision_record(d) for d in found])
 
     await _replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
     total = await _replay(settings, source, touchpoints, batch)

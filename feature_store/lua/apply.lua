@@ -1,13 +1,16 @@
 -- Apply one fact (a touchpoint, or a contact Moments made) to one customer,
 -- atomically and at most once. The pure mirror is feature_store/reference.py.
--- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset
+-- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset,
+--       5 tombstone (set when the customer was erased)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
 --       6 recent entry ('' for none), 7 recent length, 8 number of resolutions R,
 --       then R x (name, bucket size ms, buckets kept), then (op, field, value) triples.
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
--- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted.
+-- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
+-- 3 the customer was erased (nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
 local fact_id = ARGV[1]
 if redis.call('ZSCORE', seen, fact_id) then
   if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end

@@ -1,0 +1,15 @@
+-- Remember one decision for one customer: its context (for learning from outcomes,
+-- kept for a while) and its place in the customer's recent decisions; mark its
+-- triggering touchpoint as decided. Does nothing for an erased customer.
+-- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone
+-- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
+--       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s)
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
+end
+return 1
