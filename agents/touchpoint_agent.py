@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
 from feature_store import StoreUnavailable
-from schemas import NextBestOffer, encode_decision
+from schemas import Intervention, NextBestOffer, encode_decision
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class PipelineObserver(Protocol):
     def batch_handled(self, result: BatchResult) -> None: ...
 
     def decision_sent(self, decision: NextBestOffer) -> None: ...
+
+    def intervention_sent(self, intervention: Intervention) -> None: ...
 
     def dead_lettered(self, count: int) -> None: ...
 
@@ -45,6 +47,7 @@ def register_touchpoint_agent(
     app: Any,
     source: Any,
     decisions: Any,
+    interventions: Any,
     dead_letters: Any,
     handler: TouchpointHandler,
     observer: PipelineObserver,
@@ -63,6 +66,12 @@ def register_touchpoint_agent(
                     key=decision.customer_id.encode(), value=encode_decision(decision)
                 )
             )
+        for alert in result.interventions:
+            pending.append(
+                await interventions.send(
+                    key=alert.customer_id.encode(), value=encode_decision(alert)
+                )
+            )
         for letter in result.dead_letters:
             pending.append(
                 await dead_letters.send(
@@ -74,6 +83,8 @@ def register_touchpoint_agent(
         await asyncio.gather(*pending)
         for decision in result.decisions:
             observer.decision_sent(decision)
+        for alert in result.interventions:
+            observer.intervention_sent(alert)
         if result.dead_letters:
             observer.dead_lettered(len(result.dead_letters))
 

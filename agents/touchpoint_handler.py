@@ -12,12 +12,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.moments import DecisionMoment, moment_for
+from agents.interventions import InterventionRules, interventions_for, might_intervene
+from agents.moments import moment_for
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import ApplyStatus, FeatureStore, StoreUnavailable, offers_shown_fact
+from feature_store import (
+    ApplyStatus,
+    CustomerFeatures,
+    FeatureStore,
+    StoreUnavailable,
+    intervention_fact,
+    offers_shown_fact,
+)
 from feature_store.facts import ts_ms
 from feature_store.store import DecisionRecord
-from schemas import InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint, encode_decision
+from schemas import (
+    Intervention,
+    InvalidEvent,
+    NextBestOffer,
+    TouchpointEvent,
+    decode_touchpoint,
+    encode_decision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +55,10 @@ class DeadLetter:
 @dataclass(slots=True)
 class BatchResult:
     decisions: list[NextBestOffer] = field(default_factory=list)
+    interventions: list[Intervention] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (event type, result) per record; result is ok, invalid, duplicate or failed
     results: list[tuple[str, str]] = field(default_factory=list)
-    decided: list[TouchpointEvent] = field(default_factory=list)
 
 
 def _utcnow() -> datetime:
@@ -60,7 +75,9 @@ class TouchpointHandler:
         max_attempts: int = 3,
         clock: Callable[[], datetime] = _utcnow,
         max_future: timedelta = timedelta(minutes=15),
+        rules: InterventionRules | None = None,
     ) -> None:
+        self._rules = rules or InterventionRules()
         self._store = store
         self._policy = policy
         self._max_attempts = max_attempts
@@ -126,42 +143,48 @@ class TouchpointHandler:
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
     ) -> None:
-        pending: list[tuple[SourceRecord, TouchpointEvent, DecisionMoment]] = []
-        deciding: set[str] = set()
+        # A duplicate whose decision never went out (a crash in between) is decided again;
+        # the same event twice in one batch is decided once.
+        pending: list[tuple[SourceRecord, TouchpointEvent]] = []
+        seen: set[str] = set()
         for (record, event), status in zip(decoded, statuses, strict=True):
             if status is None:
                 result.results.append((event.kind, "failed"))
-                continue
-            if status is ApplyStatus.ERASED:  # the customer asked to be forgotten
+            elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
                 result.results.append((event.kind, "erased"))
-                continue
-            result.results.append(
-                (event.kind, "ok" if status is ApplyStatus.APPLIED else "duplicate")
-            )
-            moment = moment_for(event)
-            # A duplicate whose decision never went out (a crash in between) is decided again.
-            # The same event twice in one batch is decided once.
-            if (
-                moment is not None
-                and status is not ApplyStatus.DUPLICATE_DECIDED
-                and event.event_id not in deciding
-            ):
-                deciding.add(event.event_id)
-                pending.append((record, event, moment))
+            else:
+                ok = "ok" if status is ApplyStatus.APPLIED else "duplicate"
+                result.results.append((event.kind, ok))
+                wanted = moment_for(event) is not None or might_intervene(event)
+                fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
+                if wanted and fresh:
+                    seen.add(event.event_id)
+                    pending.append((record, event))
         if not pending:
             return
-        features = await self._store.read_many([e.customer_id for _, e, _ in pending])
+        customers = list(dict.fromkeys(e.customer_id for _, e in pending))
+        profiles = dict(zip(customers, await self._store.read_many(customers), strict=True))
         now = self._clock()
-        for (record, event, moment), profile in zip(pending, features, strict=True):
+        for record, event in pending:
             for attempt in range(1, self._max_attempts + 1):
                 try:
-                    result.decisions.append(self._policy.decide(moment, profile, now))
-                    result.decided.append(event)
+                    decision, alerts = self._decide_one(event, profiles[event.customer_id], now)
+                    if decision is not None:
+                        result.decisions.append(decision)
+                    result.interventions.extend(alerts)
                     break
                 except Exception as exc:
                     if attempt == self._max_attempts:
                         result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
                         result.results.append((event.kind, "failed"))
+
+    def _decide_one(
+        self, event: TouchpointEvent, features: CustomerFeatures | None, now: datetime
+    ) -> tuple[NextBestOffer | None, list[Intervention]]:
+        moment = moment_for(event)
+        decision = None if moment is None else self._policy.decide(moment, features, now)
+        alerts = interventions_for(event, features, now, self._rules) if features else []
+        return decision, alerts
 
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: record the contacts they made
@@ -173,15 +196,24 @@ class TouchpointHandler:
             for d in result.decisions
             if d.offers
         ]
+        contacts += [
+            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts)
+            for i in result.interventions
+        ]
         await self._store.apply_facts(contacts)
-        await self._store.record_decisions([decision_record(d) for d in result.decisions])
+        records = [decision_record(d) for d in result.decisions]
+        records += [decision_record(i) for i in result.interventions]
+        await self._store.record_decisions(records)
 
 
-def decision_record(decision: NextBestOffer) -> DecisionRecord:
+def decision_record(decision: NextBestOffer | Intervention) -> DecisionRecord:
     """What the store keeps of a decision: the decision itself is the learning context."""
+    decision_id = (
+        decision.decision_id if isinstance(decision, NextBestOffer) else decision.intervention_id
+    )
     return DecisionRecord(
         customer_id=decision.customer_id,
-        decision_id=decision.decision_id,
+        decision_id=decision_id,
         ts_ms=ts_ms(decision.ts),
         context=encode_decision(decision).decode(),
         trigger_event_id=decision.trigger_event_id,

@@ -12,6 +12,7 @@ import faust
 
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.interventions import InterventionRules
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> Moments:
     )
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
     decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
+    interventions = _raw_topic(app, settings.topic(topics.INTERVENTIONS))
     dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
     policy = RuleBasedOfferPolicy(
         catalogue=catalogue,
@@ -104,11 +106,13 @@ def create_app(settings: Settings) -> Moments:
         policy,
         max_attempts=settings.max_attempts,
         max_future=timedelta(seconds=settings.max_future_skew_s),
+        rules=InterventionRules(high_value=settings.high_value),
     )
     register_touchpoint_agent(
         app,
         source,
         decisions,
+        interventions,
         dead_letters,
         handler,
         metrics,

@@ -36,6 +36,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.api.server import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.simulation.producer import simulate
     from streams.topics import TOUCHPOINTS, ensure_topics
@@ -96,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moments", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a stream worker (settings from MOMENTS_* variables)")
+    sub.add_parser("api", help="run the HTTP API (recommendations, ingestion, profiles, alerts)")
     sim = sub.add_parser("simulate", help="produce a simulated stream of customers to Kafka")
     sim.add_argument("--customers", type=int, default=1000)
     sim.add_argument("--seed", type=int, default=7)
@@ -118,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "worker": cmd_worker,
+    "api": cmd_api,
     "simulate": cmd_simulate,
     "demo": cmd_demo,
     "rebuild": cmd_rebuild,

@@ -14,7 +14,7 @@ from prometheus_client import (
 )
 
 from agents.touchpoint_handler import BatchResult
-from schemas import NextBestOffer
+from schemas import Intervention, NextBestOffer
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -76,6 +76,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.fallbacks = Counter(
+            "moments_recommendation_fallbacks_total",
+            "Recommendations answered with the safe default offers.",
+            ["reason"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "moments_batch_size",
             "Touchpoints per handled batch.",
@@ -93,6 +99,12 @@ class Metrics:
         self.decisions.labels("next_best_offer", decision.channel).inc()
         if decision.trigger_ts is not None:
             delay = (datetime.now(UTC) - decision.trigger_ts).total_seconds()
+            self.event_to_decision.observe(max(delay, 0.0))
+
+    def intervention_sent(self, intervention: Intervention) -> None:
+        self.decisions.labels(intervention.kind, "contact_centre").inc()
+        if intervention.trigger_ts is not None:
+            delay = (datetime.now(UTC) - intervention.trigger_ts).total_seconds()
             self.event_to_decision.observe(max(delay, 0.0))
 
     def dead_lettered(self, count: int) -> None:

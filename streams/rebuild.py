@@ -1,10 +1,10 @@
 """``moments rebuild``: replay the topics into an empty Redis.
 
-Touchpoints rebuild the features (less those the live pipeline dead-lettered, found
-by their source offsets in the dead-letter topic); the emitted next-best offers rebuild the contact
-history and the marks that stop a replayed event from being decided twice. Because
-every update is idempotent and bucketed by the event's own ts, the result equals
-what the live pipeline built.
+Touchpoints rebuild the features, less those the live pipeline dead-lettered (found by
+their source offsets in the dead-letter topic). The emitted next-best offers and
+interventions rebuild the contact history, the decision contexts and the marks that
+stop a replayed event from being decided twice. Because every update is idempotent
+and bucketed by the event's own ts, the result equals what the live pipeline built.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from agents.touchpoint_handler import decision_record
-from feature_store import FeatureStore, offers_shown_fact, touchpoint_fact
-from schemas import InvalidEvent, decode_next_best_offer, decode_touchpoint
+from feature_store import FeatureStore, intervention_fact, offers_shown_fact, touchpoint_fact
+from schemas import InvalidEvent, decode_intervention, decode_next_best_offer, decode_touchpoint
 from streams.settings import Settings
-from streams.topics import NEXT_BEST_OFFERS, TOUCHPOINTS, TOUCHPOINTS_DLQ
+from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, TOUCHPOINTS_DLQ
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,19 @@ async def rebuild(
         await store.record_decisions([decision_record(d) for d in found])
 
     await _replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
+
+    async def interventions(records: list[ConsumerRecord]) -> None:
+        found = [decode_intervention(r.value or b"") for r in records]
+        await store.apply_facts(
+            [intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts) for i in found]
+        )
+        await store.record_decisions([decision_record(i) for i in found])
+
     total = await _replay(settings, source, touchpoints, batch)
+    decided_alerts = await _replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
     decided = await _replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
-    report = RebuildReport(total, invalid, decided, applied, time.monotonic() - started)
+    report = RebuildReport(
+        total, invalid, decided + decided_alerts, applied, time.monotonic() - started
+    )
     log.info("rebuilt from %d touchpoints and %d decisions", total, decided)
     return report

@@ -62,6 +62,14 @@ class Settings:
     good_experience: float = 0.5
     experience_half_life_days: float = 14.0
     log_level: str = "info"
+    api_host: str = "127.0.0.1"
+    api_port: int = 6067
+    api_keys: str = ""  # name:scope+scope:sha256hex;... (empty: the development key only)
+    api_rate_per_s: float = 200.0  # per key
+    api_burst: int = 400
+    api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
+    api_max_body_bytes: int = 1_048_576
+    api_max_items: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

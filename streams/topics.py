@@ -17,7 +17,11 @@ OFFER_OUTCOMES = "offer-outcomes"
 NEXT_BEST_OFFERS = "next-best-offers"
 INTERVENTIONS = "interventions"
 TOUCHPOINTS_DLQ = "touchpoints-dlq"
-ALL_TOPICS = (TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ)
+CUSTOMER_ERASURES = "customer-erasures"  # an extension: one record per erasure request
+ALL_TOPICS = (
+    TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
+    CUSTOMER_ERASURES,
+)  # fmt: skip
 
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:

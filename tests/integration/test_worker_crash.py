@@ -20,7 +20,7 @@ from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, 
 
 pytestmark = pytest.mark.integration
 
-CONTACT = ("shown:", "last_shown:", "last_contact:")
+CONTACT = ("shown:", "last_shown:", "last_contact:", "interventions", "last_intervention:")
 TYPES = ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"]
 
 
@@ -66,7 +66,7 @@ async def test_sigkill_mid_stream_then_restart_gives_reference_state(pipeline: P
         await asyncio.sleep(2)  # anything applied twice would show up now
         for customer in CUSTOMERS:
             raw = await store.raw(customer)
-            # contact history (offers shown when decided) is stamped with the decision time
+            # contact history (offers shown, interventions) is stamped with the decision time
             profile = {k: v for k, v in raw["profile"].items() if not k.startswith(CONTACT)}
             assert profile == reference[customer].profile, customer
             assert raw["windows"] == reference[customer].windows, customer

@@ -1,7 +1,9 @@
-"""RuleBasedOfferPolicy on the real catalogue, the segment it is given and the control group.
+"""RuleBasedOfferPolicy on the real catalogue: ranking, limits, reasons and the decision record.
 
-The segment is derived on read (``CustomerFeatures.segment``); how is tested in
-``test_derived.py`` and ``test_features.py``.
+Eligibility and suppression rules live in the contact policy and are tested one by one in
+``test_contact_policy.py``; here they are checked through ``decide``. The segment is derived
+on read (``CustomerFeatures.segment``); how is tested in ``test_derived.py`` and
+``test_features.py``.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
-from agents.offer_rules import RuleBasedOfferPolicy, decision_channel, decision_id_for
+from agents.moments import DecisionMoment, decision_id_for, moment_for, request_moment
+from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import CustomerFeatures
+from feature_store.features import ContactHistory
 from schemas import (
-    Call,
     NextBestOffer,
     Offer,
     OfferCatalogue,
-    Purchase,
     WebClick,
     load_catalogue,
 )
@@ -42,14 +45,45 @@ AT_RISK = CustomerFeatures(events=9, purchases=4, spend=900.0, sentiment=-0.6, s
 DANGLING = CustomerFeatures(events=4, purchases=1, spend=20.0, sentiment=-0.8, segment="dangling")
 
 
-def policy(limit: int = 3, group: ControlGroup = NOBODY, **kw: object) -> RuleBasedOfferPolicy:
-    return RuleBasedOfferPolicy(catalogue=CATALOGUE, control_group=group, limit=limit, **kw)
+def policy(
+    group: ControlGroup = NOBODY, catalogue: OfferCatalogue = CATALOGUE, **kw: str
+) -> RuleBasedOfferPolicy:
+    return RuleBasedOfferPolicy(catalogue=catalogue, contact_policy=ContactPolicy(group), **kw)
 
 
 def click(
     category: str | None = None, event_id: str = "evt-1", customer_id: str = "cust-1"
 ) -> WebClick:
     return WebClick(event_id=event_id, customer_id=customer_id, ts=T0, page="/p", category=category)
+
+
+def moment(
+    category: str | None = None,
+    channel: str = "web",
+    limit: int = 3,
+    event_id: str = "evt-1",
+    customer_id: str = "cust-1",
+) -> DecisionMoment:
+    """A decision moment as ``moment_for`` builds it, on any channel and with any limit."""
+    return DecisionMoment(
+        decision_id=decision_id_for(event_id, channel),
+        customer_id=customer_id,
+        channel=channel,
+        trigger_event_id=event_id,
+        trigger_ts=T0,
+        category=category,
+        limit=limit,
+    )
+
+
+def moment_of(event: WebClick) -> DecisionMoment:
+    """The moment the stream builds from a click."""
+    built = moment_for(event)
+    assert built is not None
+    return built
+
+
+ALL = 100  # a limit above the catalogue size: every allowed offer
 
 
 def segment_of(features: CustomerFeatures | None) -> str:
@@ -70,6 +104,12 @@ def eligible_ids(channel: str, segment: str, purchases: int) -> set[str]:
     }
 
 
+def test_moment_helper_matches_moment_for() -> None:
+    """The tests' moments are the ones the stream builds from a click."""
+    assert moment("books") == moment_for(click("books"))
+    assert moment() == moment_for(click())
+
+
 # --------------------------------------------------------------------------------------
 # Segments: the policy uses the segment it is given
 # --------------------------------------------------------------------------------------
@@ -77,15 +117,15 @@ def eligible_ids(channel: str, segment: str, purchases: int) -> set[str]:
 
 def test_new_customer_without_features_or_with_defaults() -> None:
     assert CustomerFeatures().segment == "new"
-    assert policy().decide(click(), None, "web", NOW).reasons == ["segment:new"]
-    assert policy().decide(click(), CustomerFeatures(), "web", NOW).reasons == ["segment:new"]
+    assert policy().decide(moment(), None, NOW).reasons == ["segment:new"]
+    assert policy().decide(moment(), CustomerFeatures(), NOW).reasons == ["segment:new"]
 
 
 @pytest.mark.parametrize("segment", ["model", "growth", "at_risk", "dangling", "new"])
 def test_the_segment_comes_from_the_features(segment: str) -> None:
     """Same figures, different segment: only the segment decides segment-bound offers."""
     features = CustomerFeatures(events=12, purchases=3, spend=900.0, survey=0.9, segment=segment)
-    decision = policy(limit=100).decide(click(), features, "web", NOW)
+    decision = policy().decide(moment(limit=ALL), features, NOW)
     assert decision.reasons[0] == f"segment:{segment}"
     assert set(ids(decision)) == eligible_ids("web", segment, 3)
     assert ("loyalty-upgrade" in ids(decision)) == (segment == "model")
@@ -106,9 +146,10 @@ def test_the_segment_comes_from_the_features(segment: str) -> None:
 def test_only_offers_for_the_channel(
     channel: str, features: CustomerFeatures | None, segment: str
 ) -> None:
-    decision = policy(limit=100).decide(click(), features, channel, NOW)
+    decision = policy().decide(moment(channel=channel, limit=ALL), features, NOW)
     purchases = features.purchases if features else 0
     assert set(ids(decision)) == eligible_ids(channel, segment, purchases)
+    assert decision.channel == channel
     for offer_id in ids(decision):
         offer = CATALOGUE.by_id(offer_id)
         assert offer is not None
@@ -116,8 +157,14 @@ def test_only_offers_for_the_channel(
 
 
 def test_sms_only_gets_sms_offers() -> None:
-    decision = policy(limit=100).decide(click(), GROWTH, "sms", NOW)
+    decision = policy().decide(moment(channel="sms", limit=ALL), GROWTH, NOW)
     assert ids(decision) == ["fashion-new-season"]
+
+
+def test_call_moment_gets_call_offers() -> None:
+    decision = policy().decide(moment(channel="call", limit=ALL), MODEL, NOW)
+    assert set(ids(decision)) == {"travel-insurance", "loyalty-upgrade"}
+    assert ids(decision)[0] == "loyalty-upgrade"  # 1.3 * 120 * 0.6 beats 1.1 * 45 * 0.5
 
 
 def test_web_excludes_offers_without_web() -> None:
@@ -129,39 +176,39 @@ def test_web_excludes_offers_without_web() -> None:
             Offer(offer_id="call-sms", title="C", channels=["call", "sms"], value=100.0),
         ],
     )
-    rules = RuleBasedOfferPolicy(catalogue=catalogue, control_group=NOBODY, limit=10)
-    decision = rules.decide(click(), GROWTH, "web", NOW)
-    assert ids(decision) == ["web-one"]
-    assert ids(rules.decide(click(), GROWTH, "email", NOW)) == ["email-only"]
+    rules = policy(catalogue=catalogue)
+    assert ids(rules.decide(moment(limit=10), GROWTH, NOW)) == ["web-one"]
+    assert ids(rules.decide(moment(channel="email", limit=10), GROWTH, NOW)) == ["email-only"]
 
 
 def test_no_eligible_offer_reason() -> None:
-    decision = policy().decide(click(), GROWTH, "push", NOW)
+    decision = policy().decide(moment(channel="push"), GROWTH, NOW)
     assert decision.offers == []
     assert decision.control is False
     assert decision.reasons == ["segment:growth", "no_eligible_offer"]
 
 
 # --------------------------------------------------------------------------------------
-# Control group and consent
+# Control group, consent and the other contact rules, through decide
 # --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("features", [None, MODEL, AT_RISK])
 def test_control_group_gets_no_offers(features: CustomerFeatures | None) -> None:
-    decision = policy(group=EVERYBODY).decide(click(), features, "web", NOW)
+    decision = policy(group=EVERYBODY).decide(moment(), features, NOW)
     assert decision.control is True
     assert decision.offers == []
-    assert decision.reasons == ["control_group"]
+    assert decision.reasons == ["control_group"]  # no segment, no "no_eligible_offer"
     # still a full, traceable decision
     assert decision.customer_id == "cust-1"
     assert decision.trigger_event_id == "evt-1"
+    assert decision.trigger_ts == T0
     assert decision.decision_id == decision_id_for("evt-1", "web")
 
 
 @pytest.mark.parametrize("features", [None, MODEL, AT_RISK])
 def test_outside_control_group_gets_offers(features: CustomerFeatures | None) -> None:
-    decision = policy(group=NOBODY).decide(click(), features, "web", NOW)
+    decision = policy(group=NOBODY).decide(moment(), features, NOW)
     assert decision.control is False
     assert decision.offers
     assert "control_group" not in decision.reasons
@@ -171,10 +218,10 @@ def test_control_group_decision_follows_membership() -> None:
     group = ControlGroup(salt="mixed", percent=50.0)
     rules = policy(group=group)
     customers = [f"cust-{i}" for i in range(200)]
-    decisions = {c: rules.decide(click(customer_id=c), MODEL, "web", NOW) for c in customers}
-    assert {c for c, d in decisions.items() if d.control} == {
-        c for c in customers if group.contains(c)
-    }
+    decisions = {c: rules.decide(moment(customer_id=c), MODEL, NOW) for c in customers}
+    members = {c for c in customers if group.contains(c)}
+    assert 0 < len(members) < len(customers)
+    assert {c for c, d in decisions.items() if d.control} == members
     assert all(bool(d.offers) != d.control for d in decisions.values())
 
 
@@ -182,10 +229,10 @@ def test_withdrawn_web_consent_suppresses_offers() -> None:
     features = CustomerFeatures(
         events=12, purchases=3, spend=900.0, survey=0.9, segment="model", consent={"web": False}
     )
-    decision = policy().decide(click("electronics"), features, "web", NOW)
+    decision = policy().decide(moment("electronics"), features, NOW)
     assert decision.offers == []
     assert decision.control is False
-    assert decision.reasons == ["suppressed:consent:web"]
+    assert decision.reasons == ["segment:model", "suppressed:consent:web"]
 
 
 def test_other_channel_consent_does_not_suppress_web() -> None:
@@ -197,10 +244,66 @@ def test_other_channel_consent_does_not_suppress_web() -> None:
         segment="model",
         consent={"email": False, "web": True},
     )
-    assert policy().decide(click(), features, "web", NOW).offers
-    email = policy().decide(click(), features, "email", NOW)
+    assert policy().decide(moment(), features, NOW).offers
+    email = policy().decide(moment(channel="email"), features, NOW)
     assert email.offers == []
-    assert email.reasons == ["suppressed:consent:email"]
+    assert email.reasons == ["segment:model", "suppressed:consent:email"]
+
+
+def test_fatigue_suppresses_the_whole_decision() -> None:
+    tired = CustomerFeatures(
+        purchases=1, segment="growth", contact=ContactHistory(shown_today={"email": 1})
+    )
+    decision = policy().decide(moment(channel="email"), tired, NOW)
+    assert decision.offers == []
+    assert decision.control is False
+    assert decision.reasons == ["segment:growth", "suppressed:fatigue:email:day"]
+    # the cap is per channel: web is still open
+    assert policy().decide(moment(), tired, NOW).offers
+
+
+def test_unsubscribed_customer_gets_no_email_offers() -> None:
+    features = CustomerFeatures(purchases=1, segment="growth", emails={"unsubscribed": 1})
+    decision = policy().decide(moment(channel="email"), features, NOW)
+    assert decision.offers == []
+    assert decision.reasons == ["segment:growth", "suppressed:channel_avoided:email"]
+    assert policy().decide(moment(), features, NOW).offers
+
+
+def test_cooldown_removes_only_that_offer_and_the_next_best_moves_up() -> None:
+    before = policy().decide(moment(), MODEL, NOW)
+    assert ids(before)[0] == "loyalty-upgrade"
+    shown = CustomerFeatures(
+        events=12,
+        purchases=3,
+        spend=900.0,
+        survey=0.9,
+        segment="model",
+        contact=ContactHistory(last_shown={"loyalty-upgrade": NOW - timedelta(days=1)}),
+    )
+    after = policy().decide(moment(), shown, NOW)
+    assert "loyalty-upgrade" not in ids(after)
+    assert ids(after) == ids(policy().decide(moment(limit=4), MODEL, NOW))[1:]
+    assert after.reasons == ["segment:model", "suppressed:cooldown:loyalty-upgrade"]
+    # no "no_eligible_offer" when everything eligible was suppressed by a reason
+    assert "no_eligible_offer" not in after.reasons
+    # seven days on, the cool-down is over
+    later = policy().decide(moment(), shown, NOW + timedelta(days=6))
+    assert ids(later)[0] == "loyalty-upgrade"
+    assert later.reasons == ["segment:model"]
+
+
+def test_every_offer_cooling_down_gives_no_offers_and_no_no_eligible_reason() -> None:
+    catalogue = OfferCatalogue(
+        version="t",
+        offers=[Offer(offer_id="only", title="O", channels=["web"], value=1.0, cooldown_s=3600)],
+    )
+    features = CustomerFeatures(
+        segment="growth", contact=ContactHistory(last_shown={"only": NOW - timedelta(minutes=5)})
+    )
+    decision = policy(catalogue=catalogue).decide(moment(), features, NOW)
+    assert decision.offers == []
+    assert decision.reasons == ["segment:growth", "suppressed:cooldown:only"]
 
 
 # --------------------------------------------------------------------------------------
@@ -212,17 +315,17 @@ def test_loyalty_upgrade_only_for_model_customers_with_three_purchases() -> None
     loyalty = CATALOGUE.by_id("loyalty-upgrade")
     assert loyalty is not None
     assert loyalty.segments == ["model"] and loyalty.min_purchases == 3
-    rules = policy(limit=100)
-    assert "loyalty-upgrade" in ids(rules.decide(click(), MODEL, "web", NOW))
+    rules = policy()
+    assert "loyalty-upgrade" in ids(rules.decide(moment(limit=ALL), MODEL, NOW))
     for features in (MODEL_TWO_PURCHASES, AT_RISK, GROWTH, DANGLING, None):
-        assert "loyalty-upgrade" not in ids(rules.decide(click(), features, "web", NOW))
+        assert "loyalty-upgrade" not in ids(rules.decide(moment(limit=ALL), features, NOW))
     # AT_RISK has 4 purchases and high spend: the segment, not the count, excludes it
     assert AT_RISK.purchases >= 3
     assert segment_of(AT_RISK) == "at_risk"
 
 
 def test_loyalty_upgrade_is_top_offer_for_model_customer() -> None:
-    decision = policy().decide(click(), MODEL, "web", NOW)
+    decision = policy().decide(moment(), MODEL, NOW)
     assert ids(decision)[0] == "loyalty-upgrade"
     assert decision.reasons[0] == "segment:model"
 
@@ -230,25 +333,29 @@ def test_loyalty_upgrade_is_top_offer_for_model_customer() -> None:
 def test_min_purchases_respected() -> None:
     travel = CATALOGUE.by_id("travel-insurance")
     assert travel is not None and travel.min_purchases == 1 and not travel.segments
-    rules = policy(limit=100)
+    rules = policy()
     assert segment_of(GROWTH_NO_PURCHASE) == segment_of(GROWTH) == "growth"
-    assert "travel-insurance" not in ids(rules.decide(click(), GROWTH_NO_PURCHASE, "web", NOW))
-    assert "travel-insurance" not in ids(rules.decide(click(), None, "web", NOW))
-    assert "travel-insurance" in ids(rules.decide(click(), GROWTH, "web", NOW))
+    assert "travel-insurance" not in ids(rules.decide(moment(limit=ALL), GROWTH_NO_PURCHASE, NOW))
+    assert "travel-insurance" not in ids(rules.decide(moment(limit=ALL), None, NOW))
+    assert "travel-insurance" in ids(rules.decide(moment(limit=ALL), GROWTH, NOW))
 
 
 def test_segment_restricted_offers() -> None:
-    rules = policy(limit=100)
+    rules = policy()
+
+    def offered(features: CustomerFeatures | None) -> list[str]:
+        return ids(rules.decide(moment(limit=ALL), features, NOW))
+
     recovery = "service-recovery-voucher"
-    assert recovery in ids(rules.decide(click(), AT_RISK, "web", NOW))
-    assert recovery in ids(rules.decide(click(), DANGLING, "web", NOW))
-    assert recovery not in ids(rules.decide(click(), MODEL, "web", NOW))
-    assert recovery not in ids(rules.decide(click(), GROWTH, "web", NOW))
+    assert recovery in offered(AT_RISK)
+    assert recovery in offered(DANGLING)
+    assert recovery not in offered(MODEL)
+    assert recovery not in offered(GROWTH)
     newsletter = "newsletter-signup"
-    assert newsletter in ids(rules.decide(click(), None, "web", NOW))
-    assert newsletter in ids(rules.decide(click(), GROWTH, "web", NOW))
-    assert newsletter not in ids(rules.decide(click(), MODEL, "web", NOW))
-    assert newsletter not in ids(rules.decide(click(), AT_RISK, "web", NOW))
+    assert newsletter in offered(None)
+    assert newsletter in offered(GROWTH)
+    assert newsletter not in offered(MODEL)
+    assert newsletter not in offered(AT_RISK)
 
 
 # --------------------------------------------------------------------------------------
@@ -270,8 +377,8 @@ def test_click_in_category_ranks_matching_offer_near_top(
     features: CustomerFeatures | None, rank: int
 ) -> None:
     """First, unless a high-value offer (travel cover, loyalty upgrade) outranks it."""
-    without = policy().decide(click(), features, "web", NOW)
-    decision = policy().decide(click("electronics"), features, "web", NOW)
+    without = policy().decide(moment(), features, NOW)
+    decision = policy().decide(moment("electronics"), features, NOW)
     assert ids(decision).index("electronics-bundle") == rank
     assert ids(without).index("electronics-bundle") >= rank
     assert "context:category:electronics" in decision.reasons
@@ -279,10 +386,11 @@ def test_click_in_category_ranks_matching_offer_near_top(
 
 
 def test_category_click_boosts_the_matching_offer() -> None:
-    rules = policy(limit=100)
-    plain = {o.offer_id: o.score for o in rules.decide(click(), GROWTH, "web", NOW).offers}
+    rules = policy()
+    plain = {o.offer_id: o.score for o in rules.decide(moment(limit=ALL), GROWTH, NOW).offers}
     boosted = {
-        o.offer_id: o.score for o in rules.decide(click("electronics"), GROWTH, "web", NOW).offers
+        o.offer_id: o.score
+        for o in rules.decide(moment("electronics", limit=ALL), GROWTH, NOW).offers
     }
     assert boosted["electronics-bundle"] == pytest.approx(plain["electronics-bundle"] * 1.5)
     for offer_id, score in plain.items():
@@ -291,23 +399,28 @@ def test_category_click_boosts_the_matching_offer() -> None:
 
 
 def test_no_context_reason_without_category_or_matching_top_offer() -> None:
-    assert not any(
-        r.startswith("context:") for r in policy().decide(click(), GROWTH, "web", NOW).reasons
-    )
+    assert not any(r.startswith("context:") for r in policy().decide(moment(), GROWTH, NOW).reasons)
     # "travel" has only travel-insurance, which needs a purchase: no matching offer in top
-    decision = policy().decide(click("travel"), GROWTH_NO_PURCHASE, "web", NOW)
+    decision = policy().decide(moment("travel"), GROWTH_NO_PURCHASE, NOW)
     assert "context:category:travel" not in decision.reasons
     assert "travel-insurance" not in ids(decision)
     # an unknown category matches nothing
-    assert (
-        "context:category:garden"
-        not in policy().decide(click("garden"), GROWTH, "web", NOW).reasons
-    )
+    assert "context:category:garden" not in policy().decide(moment("garden"), GROWTH, NOW).reasons
+
+
+def test_context_reason_only_when_a_matching_offer_makes_the_top() -> None:
+    # books: book-club is eligible but ranks below the top 1 even with the 1.5 boost
+    top_one = policy().decide(moment("books", limit=1), GROWTH, NOW)
+    assert "book-club" not in ids(top_one)
+    assert "context:category:books" not in top_one.reasons
+    everything = policy().decide(moment("books", limit=ALL), GROWTH, NOW)
+    assert "book-club" in ids(everything)
+    assert "context:category:books" in everything.reasons
 
 
 def test_category_history_raises_affinity() -> None:
-    rules = policy(limit=100)
-    base = {o.offer_id: o.score for o in rules.decide(click(), GROWTH, "web", NOW).offers}
+    rules = policy()
+    base = {o.offer_id: o.score for o in rules.decide(moment(limit=ALL), GROWTH, NOW).offers}
     bookish = CustomerFeatures(
         events=5,
         purchases=1,
@@ -316,7 +429,7 @@ def test_category_history_raises_affinity() -> None:
         categories={"books": 3, "home": 1},
         segment="growth",
     )
-    scores = {o.offer_id: o.score for o in rules.decide(click(), bookish, "web", NOW).offers}
+    scores = {o.offer_id: o.score for o in rules.decide(moment(limit=ALL), bookish, NOW).offers}
     assert scores["book-club"] == pytest.approx(base["book-club"] * (1 + 3 / 4))
     assert scores["home-refresh"] == pytest.approx(base["home-refresh"] * (1 + 1 / 4))
     assert scores["free-shipping"] == base["free-shipping"]  # no categories: unchanged
@@ -327,7 +440,8 @@ def test_category_history_raises_affinity() -> None:
 def test_at_most_limit_offers_sorted_by_score(
     limit: int, features: CustomerFeatures | None
 ) -> None:
-    decision = policy(limit=limit).decide(click("home"), features, "web", NOW)
+    """The limit comes from the decision moment."""
+    decision = policy().decide(moment("home", limit=limit), features, NOW)
     segment = segment_of(features)
     purchases = features.purchases if features else 0
     assert len(decision.offers) == min(limit, len(eligible_ids("web", segment, purchases)))
@@ -338,15 +452,19 @@ def test_at_most_limit_offers_sorted_by_score(
         assert 0.0 <= offer.propensity <= 1.0
         assert offer.score > 0
     # the top `limit` are the best `limit` of all eligible offers
-    everything = policy(limit=100).decide(click("home"), features, "web", NOW)
+    everything = policy().decide(moment("home", limit=ALL), features, NOW)
     assert decision.offers == everything.offers[:limit]
+
+
+def test_default_moment_limit_is_three() -> None:
+    assert len(policy().decide(moment_of(click()), GROWTH, NOW).offers) == 3
 
 
 @pytest.mark.parametrize("features", [None, MODEL, GROWTH, AT_RISK, DANGLING])
 def test_propensities_of_all_eligible_offers_sum_to_one(
     features: CustomerFeatures | None,
 ) -> None:
-    decision = policy(limit=100).decide(click("fashion"), features, "web", NOW)
+    decision = policy().decide(moment("fashion", limit=ALL), features, NOW)
     assert sum(o.propensity for o in decision.offers) == pytest.approx(1.0, abs=1e-5)
     # propensity is proportional to score
     first = decision.offers[0]
@@ -356,7 +474,7 @@ def test_propensities_of_all_eligible_offers_sum_to_one(
 
 
 def test_known_scores_for_new_customer() -> None:
-    decision = policy().decide(click(), None, "web", NOW)
+    decision = policy().decide(moment(), None, NOW)
     # priority * value * margin: 1.2*40*0.3, 1.0*30*0.45, 1.0*35*0.35
     assert [(o.offer_id, o.score) for o in decision.offers] == [
         ("electronics-bundle", 14.4),
@@ -366,13 +484,22 @@ def test_known_scores_for_new_customer() -> None:
     assert decision.reasons == ["segment:new"]
 
 
+def test_ties_are_broken_by_offer_id() -> None:
+    catalogue = OfferCatalogue(
+        version="t",
+        offers=[Offer(offer_id=name, title=name, channels=["web"], value=5.0) for name in "cab"],
+    )
+    decision = policy(catalogue=catalogue).decide(moment(limit=ALL), GROWTH, NOW)
+    assert ids(decision) == ["a", "b", "c"]
+
+
 # --------------------------------------------------------------------------------------
 # The decision record
 # --------------------------------------------------------------------------------------
 
 
 def test_decision_fields() -> None:
-    decision = policy(model_version="rules-test").decide(click(), GROWTH, "web", NOW)
+    decision = policy(model_version="rules-test").decide(moment(), GROWTH, NOW)
     assert decision.customer_id == "cust-1"
     assert decision.trigger_event_id == "evt-1"
     assert decision.channel == "web"
@@ -380,39 +507,37 @@ def test_decision_fields() -> None:
     assert decision.trigger_ts == T0
     assert decision.model_version == "rules-test"
     assert decision.control is False
+    assert decision.fallback is False
+    assert policy().decide(moment(), GROWTH, NOW).model_version == "rules-v1"
 
 
-def test_decision_id_is_deterministic() -> None:
-    a = policy().decide(click(event_id="evt-7"), GROWTH, "web", NOW)
-    b = policy().decide(click(event_id="evt-7"), MODEL, "web", NOW + timedelta(hours=1))
+def test_decision_id_comes_from_the_moment() -> None:
+    a = policy().decide(moment_of(click(event_id="evt-7")), GROWTH, NOW)
+    b = policy().decide(moment_of(click(event_id="evt-7")), MODEL, NOW + timedelta(hours=1))
     assert a.decision_id == b.decision_id == decision_id_for("evt-7", "web")
-    other = policy().decide(click(event_id="evt-8"), GROWTH, "web", NOW)
+    other = policy().decide(moment_of(click(event_id="evt-8")), GROWTH, NOW)
     assert other.decision_id != a.decision_id
-    assert policy().decide(click(event_id="evt-7"), GROWTH, "email", NOW).decision_id != (
-        a.decision_id
-    )
-    # a stable value: replay after a restart must give the same id
-    assert decision_id_for("evt-7", "web") == decision_id_for("evt-7", "web")
-    assert len({decision_id_for(f"evt-{i}", "web") for i in range(1000)}) == 1000
+    email = policy().decide(moment(channel="email", event_id="evt-7"), GROWTH, NOW)
+    assert email.decision_id != a.decision_id
+
+
+def test_requested_decision_has_no_trigger() -> None:
+    requested = request_moment("cust-9", "email", limit=2)
+    decision = policy().decide(requested, GROWTH, NOW)
+    assert decision.decision_id == requested.decision_id
+    assert decision.customer_id == "cust-9"
+    assert decision.channel == "email"
+    assert decision.trigger_event_id is None
+    assert decision.trigger_ts is None
+    assert len(decision.offers) == 2
+    assert not any(r.startswith("context:") for r in decision.reasons)
 
 
 def test_decide_is_pure() -> None:
     rules = policy()
-    first = rules.decide(click("books"), MODEL, "web", NOW)
-    second = rules.decide(click("books"), MODEL, "web", NOW)
+    first = rules.decide(moment("books"), MODEL, NOW)
+    second = rules.decide(moment("books"), MODEL, NOW)
     assert first == second
-
-
-def test_decision_channel() -> None:
-    assert decision_channel(click()) == "web"
-    purchase = Purchase(
-        event_id="e", customer_id="c", ts=T0, order_id="o", amount=1.0, currency="EUR"
-    )
-    assert decision_channel(purchase) is None
-    call = Call(
-        event_id="e", customer_id="c", ts=T0, status="started", direction="inbound", reason="sales"
-    )
-    assert decision_channel(call) is None
 
 
 # --------------------------------------------------------------------------------------

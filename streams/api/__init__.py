@@ -1,0 +1,1 @@
+"""The Moments HTTP API: live recommendations, ingestion, profiles, erasure, alerts."""

@@ -1,0 +1,83 @@
+"""Every error as JSON: ``{"error": code, "message": text, "details": [...]}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from streams.api.auth import AuthError
+
+log = logging.getLogger(__name__)
+_encoder = msgspec.json.Encoder()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:  # fmt: skip
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return json_response(body, status, headers)
+
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+    429: "rate_limited",
+}  # fmt: skip
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except AuthError as exc:
+        return error_response(exc.status, _CODES[exc.status], exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text or exc.reason
+        if exc.status == 413:
+            message = "the request body is too large"
+        elif exc.status == 404:
+            message = f"no such path: {request.path}"
+        elif exc.status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        return error_response(exc.status, _CODES.get(exc.status, "error"), message)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.match_info.route)
+        return error_response(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,173 @@
+"""The OpenAPI 3.1 description of the Moments HTTP API (served at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.api.auth import SCOPES
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+        for code in codes
+    }
+
+
+def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_TS = {"type": "string", "format": "date-time"}
+_ID = {"type": "string", "minLength": 1, "maxLength": 256}
+_CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+TOUCHPOINT = {
+    "type": "object",
+    "required": ["type", "event_id", "customer_id", "ts"],
+    "properties": {
+        "type": {"enum": ["web_click", "call", "email", "social_mention", "purchase", "survey",
+                          "consent"]},
+        "event_id": _ID,
+        "customer_id": _ID,
+        "ts": _TS,
+    },
+    "additionalProperties": True,
+    "description": "A touchpoint event; the fields beyond the common ones depend on `type` "
+    "(see DESIGN.md, section 4).",
+}  # fmt: skip
+
+OUTCOME = {
+    "type": "object",
+    "required": ["decision_id", "customer_id", "offer_id", "outcome", "ts"],
+    "properties": {
+        "decision_id": _ID, "customer_id": _ID, "offer_id": _ID,
+        "outcome": {"enum": ["shown", "clicked", "accepted", "dismissed", "ignored"]},
+        "ts": _TS,
+    },
+}  # fmt: skip
+
+DECISION = {
+    "type": "object",
+    "required": ["decision_id", "customer_id", "ts", "channel", "offers", "control",
+                 "model_version", "reasons", "fallback"],
+    "properties": {
+        "decision_id": {"type": "string"},
+        "customer_id": {"type": "string"},
+        "ts": _TS,
+        "channel": {"enum": ["web", "email", "sms", "call"]},
+        "trigger_event_id": {"type": ["string", "null"]},
+        "trigger_ts": {"type": ["string", "null"]},
+        "offers": {"type": "array", "items": {
+            "type": "object", "required": ["offer_id", "score", "propensity"],
+            "properties": {"offer_id": {"type": "string"}, "score": {"type": "number"},
+                           "propensity": {"type": "number"}, "title": {"type": "string"}},
+        }},
+        "control": {"type": "boolean"},
+        "model_version": {"type": "string"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "fallback": {"type": "boolean"},
+    },
+}  # fmt: skip
+
+
+def _accepted(ids: str) -> dict[str, Any]:
+    return _json({"type": "object", "required": ["accepted", ids], "properties": {
+        "accepted": {"type": "integer"}, ids: {"type": "array", "items": {"type": "string"}}}},
+        "accepted")  # fmt: skip
+
+
+def _body(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        item,
+                        {"type": "array", "items": item, "minItems": 1, "maxItems": 500},
+                    ]
+                }
+            }
+        },
+    }
+
+
+def openapi_spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Moments", "version": "1",
+                 "description": "Real-time personalisation for CRM: live recommendations, "
+                 "ingestion, customer profiles, erasure and contact-centre alerts."},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                    "error": {"type": "string"}, "message": {"type": "string"},
+                    "details": {"type": "array"}}},
+                "Touchpoint": TOUCHPOINT, "Outcome": OUTCOME, "Decision": DECISION,
+            },
+        },
+        "paths": {
+            "/v1/customers/{customer_id}/recommendations": {"get": {
+                "summary": "Ranked offers for the customer now; logs the exposure as a decision.",
+                "security": _SECURITY, "x-scope": "recommend",
+                "parameters": [_CUSTOMER,
+                    {"name": "channel", "in": "query",
+                     "schema": {"enum": ["web", "email", "sms", "call"], "default": "web"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}],
+                "responses": {"200": _json(DECISION), **_errors(400, 401, 403, 429)},
+            }},
+            "/v1/customers/{customer_id}": {
+                "get": {"summary": "The customer's profile.", "security": _SECURITY,
+                        "x-scope": "profile-read", "parameters": [_CUSTOMER],
+                        "responses": {"200": _json({"type": "object", "required": [
+                            "customer_id", "segment", "value", "features"]}),
+                            **_errors(400, 401, 403, 404, 429)}},
+                "delete": {"summary": "Erase the customer everywhere Moments keeps them.",
+                           "security": _SECURITY, "x-scope": "erase", "parameters": [_CUSTOMER],
+                           "responses": {"200": _json({"type": "object", "required": [
+                               "subject", "keys_removed", "erased", "blocked",
+                               "erasure_record"]}), **_errors(400, 401, 403, 429, 503)}},
+            },
+            "/v1/events": {"post": {
+                "summary": "Validate touchpoints and produce them to Kafka.",
+                "security": _SECURITY, "x-scope": "ingest",
+                "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}),
+                "responses": {"202": _accepted("event_ids"),
+                              **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
+            }},
+            "/v1/outcomes": {"post": {
+                "summary": "Report what customers did with offers.",
+                "security": _SECURITY, "x-scope": "ingest",
+                "requestBody": _body({"$ref": "#/components/schemas/Outcome"}),
+                "responses": {"202": _accepted("decision_ids"),
+                              **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
+            }},
+            "/v1/alerts/stream": {"get": {
+                "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",
+                "security": _SECURITY, "x-scope": "profile-read",
+                "parameters": [{"name": "queue", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "text/event-stream"},
+                              **_errors(401, 403, 429)},
+            }},
+            "/console": {"get": {"summary": "The contact-centre screen.",
+                                 "responses": {"200": {"description": "HTML"}}}},
+            "/openapi.json": {"get": {"summary": "This description.",
+                                      "responses": {"200": _json({"type": "object"})}}},
+            "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": _json(
+                {"type": "object"})}}},
+            "/readyz": {"get": {"summary": "Readiness.", "responses": {
+                "200": _json({"type": "object"}), "503": _json({"type": "object"})}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics.",
+                                 "responses": {"200": {"description": "text"}}}},
+        },
+        "x-scopes": list(SCOPES),
+    }  # fmt: skip

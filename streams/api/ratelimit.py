@@ -1,0 +1,37 @@
+"""A token bucket per API key.
+
+>>> bucket = RateLimiter(rate=1.0, burst=2)
+>>> [bucket.allow("k", now=0.0) for _ in range(3)]
+[0.0, 0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, key: str, now: float | None = None) -> float:
+        """0.0 when the request may go ahead, else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+        bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate

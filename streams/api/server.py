@@ -1,0 +1,136 @@
+"""The API server (aiohttp): its own process, scaled apart from the stream workers.
+
+Started with ``moments api``. It reads features from Redis, decides with the same
+policy as the workers, and writes to Kafka; it keeps no state another API process
+could not rebuild, so any number of them can run behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import FeatureStore
+from schemas import OfferCatalogue, load_catalogue
+from streams import topics
+from streams.api.alerts import AlertHub
+from streams.api.auth import KeyRing
+from streams.api.errors import Handler, error_response, json_errors
+from streams.api.ratelimit import RateLimiter
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+CONSOLE_HTML = Path(__file__).with_name("console.html")
+
+
+@dataclass
+class Api:
+    """Everything the views need, built once per process."""
+
+    settings: Settings
+    store: FeatureStore
+    producer: AIOKafkaProducer
+    policy: RuleBasedOfferPolicy
+    catalogue: OfferCatalogue
+    keys: KeyRing
+    limiter: RateLimiter
+    metrics: Metrics
+    alerts: AlertHub
+
+
+API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
+
+
+def keyring(settings: Settings) -> KeyRing:
+    if settings.api_keys:
+        return KeyRing.parse(settings.api_keys)
+    log.warning("MOMENTS_API_KEYS is not set: the development key is accepted")
+    return KeyRing.development()
+
+
+@web.middleware
+async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        request.app[API_KEY].metrics.http.labels(name, str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+def create_api(settings: Settings, store: FeatureStore | None = None) -> web.Application:
+    from streams.api import views
+    from streams.app import build_store
+
+    metrics = Metrics()
+    catalogue = load_catalogue(settings.catalogue_path)
+    app = web.Application(
+        middlewares=[timing, json_errors], client_max_size=settings.api_max_body_bytes
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
+        )
+        await producer.start()
+        hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS))
+        await hub.start()
+        app[API_KEY] = Api(
+            settings=settings,
+            store=store or build_store(settings, observe=metrics.store_op),
+            producer=producer,
+            policy=RuleBasedOfferPolicy(
+                catalogue,
+                ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent)),
+            ),
+            catalogue=catalogue,
+            keys=keyring(settings),
+            limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+            metrics=metrics,
+            alerts=hub,
+        )
+        yield
+        await hub.stop()
+        await producer.stop()
+        await app[API_KEY].store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    views.add_routes(app)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    from streams.topics import ensure_topics
+
+    await ensure_topics(settings)
+    runner = web.AppRunner(create_api(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api_host, settings.api_port)
+    await site.start()
+    log.info("Moments API on http://%s:%d", settings.api_host, settings.api_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def not_found(_: Any) -> web.Response:
+    return error_response(404, "not_found", "no such customer")

@@ -1,0 +1,331 @@
+"""HTTP views: decode and check the request, call the logic, write, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from agents.moments import request_moment
+from agents.touchpoint_handler import decision_record
+from feature_store import StoreUnavailable, offers_shown_fact
+from schemas import (
+    InvalidEvent,
+    NextBestOffer,
+    OfferScore,
+    decode_outcome,
+    decode_touchpoint,
+    encode_decision,
+    encode_outcome,
+    encode_touchpoint,
+)
+from streams import topics
+from streams.api.errors import ApiError, json_response
+from streams.api.openapi import openapi_spec
+from streams.api.server import API_KEY, CONSOLE_HTML, Api
+
+CHANNELS = ("web", "email", "sms", "call")
+_json = msgspec.json.Encoder()
+
+
+def _api(request: web.Request) -> Api:
+    return request.app[API_KEY]
+
+
+def authorise(request: web.Request, scope: str) -> None:
+    api = _api(request)
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token = token or request.headers.get("X-API-Key") or request.query.get("api_key")
+    key = api.keys.authorise(token, scope)
+    wait = api.limiter.allow(key.name)
+    if wait:
+        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
+                       [{"retry_after_s": round(wait, 3)}],
+                       headers={"Retry-After": str(max(1, round(wait)))})  # fmt: skip
+
+
+def customer_id_of(request: web.Request) -> str:
+    customer_id = request.match_info["customer_id"]
+    if not 0 < len(customer_id) <= 256:
+        raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
+    return customer_id
+
+
+# --- recommendations ---------------------------------------------------------------------
+
+
+def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
+    defaults = [api.catalogue.by_id(o) for o in api.catalogue.default_offers]
+    offers = [o for o in defaults if o is not None and channel in o.channels][:limit]
+    return NextBestOffer(
+        decision_id=str(uuid.uuid4()),
+        customer_id=customer_id,
+        ts=datetime.now(UTC),
+        channel=channel,
+        trigger_event_id=None,
+        offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],
+        model_version="fallback",
+        reasons=[f"fallback:{reason}"],
+        fallback=True,
+    )
+
+
+async def _decide(api: Api, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
+    """Decide and remember the decision; ``None`` for an erased customer."""
+    store = api.store
+    if await store.is_erased(customer_id):
+        return None
+    features = await store.read(customer_id)
+    moment = request_moment(customer_id, channel, limit)
+    decision = api.policy.decide(moment, features, datetime.now(UTC))
+    if decision.offers:
+        ids = [o.offer_id for o in decision.offers]
+        await store.apply_facts(
+            [offers_shown_fact(decision.decision_id, customer_id, channel, ids, decision.ts)]
+        )
+    await store.record_decisions([decision_record(decision)])
+    return decision
+
+
+async def recommendations(request: web.Request) -> web.Response:
+    authorise(request, "recommend")
+    api = _api(request)
+    customer_id = customer_id_of(request)
+    channel = request.query.get("channel", "web")
+    if channel not in CHANNELS:
+        raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+    try:
+        limit = int(request.query.get("limit", "3"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 10:
+        raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
+    budget = api.settings.api_budget_ms / 1000
+    decision: NextBestOffer | None
+    try:
+        async with asyncio.timeout(budget):
+            decision = await _decide(api, customer_id, channel, limit)
+    except TimeoutError:
+        decision = _fallback(api, customer_id, channel, limit, "latency_budget")
+    except StoreUnavailable:
+        decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
+    if decision is None:  # erased: answer, but keep and send nothing about them
+        decision = _fallback(api, customer_id, channel, limit, "customer_erased")
+    else:
+        if decision.fallback:
+            api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
+        with contextlib.suppress(Exception):  # exposure logging must not fail the answer
+            await api.producer.send(
+                api.settings.topic(topics.NEXT_BEST_OFFERS),
+                encode_decision(decision),
+                key=customer_id.encode(),
+            )
+        api.metrics.decisions.labels("next_best_offer", channel).inc()
+    body = msgspec.to_builtins(decision)
+    for offer in body["offers"]:
+        found = api.catalogue.by_id(offer["offer_id"])
+        if found is not None:
+            offer["title"] = found.title
+    return json_response(body)
+
+
+# --- ingestion ---------------------------------------------------------------------------
+
+
+async def _items(request: web.Request, max_items: int) -> list[Any]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise ApiError(400, "empty", "send one item or a non-empty list")
+    if len(items) > max_items:
+        raise ApiError(413, "too_many_items", f"at most {max_items} items per request")
+    return items
+
+
+async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    try:
+        futures = [await api.producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
+    except Exception as exc:
+        raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
+
+
+async def post_events(request: web.Request) -> web.Response:
+    authorise(request, "ingest")
+    api = _api(request)
+    items = await _items(request, api.settings.api_max_items)
+    events, errors = [], []
+    for i, item in enumerate(items):
+        try:
+            events.append(decode_touchpoint(_json.encode(item)))
+        except InvalidEvent as exc:
+            errors.append({"index": i, "reason": exc.reason})
+    if errors:
+        raise ApiError(422, "invalid_events", f"{len(errors)} of {len(items)} events are invalid; "
+                       "none were accepted", errors)  # fmt: skip
+    topic = api.settings.topic(topics.TOUCHPOINTS)
+    await _produce(api, topic, [(e.customer_id.encode(), encode_touchpoint(e)) for e in events])
+    return json_response({"accepted": len(events), "event_ids": [e.event_id for e in events]}, 202)
+
+
+async def post_outcomes(request: web.Request) -> web.Response:
+    authorise(request, "ingest")
+    api = _api(request)
+    items = await _items(request, api.settings.api_max_items)
+    outcomes, errors = [], []
+    for i, item in enumerate(items):
+        try:
+            outcomes.append(decode_outcome(_json.encode(item)))
+        except InvalidEvent as exc:
+            errors.append({"index": i, "reason": exc.reason})
+    if errors:
+        raise ApiError(422, "invalid_outcomes", f"{len(errors)} of {len(items)} outcomes are "
+                       "invalid; none were accepted", errors)  # fmt: skip
+    topic = api.settings.topic(topics.OFFER_OUTCOMES)
+    await _produce(api, topic, [(o.customer_id.encode(), encode_outcome(o)) for o in outcomes])
+    for outcome in outcomes:
+        api.metrics.outcomes.labels(outcome.outcome).inc()
+    return json_response(
+        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o in outcomes]}, 202
+    )
+
+
+# --- profile and erasure -----------------------------------------------------------------
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    authorise(request, "profile-read")
+    api = _api(request)
+    customer_id = customer_id_of(request)
+    features = await api.store.read(customer_id)
+    if features is None:
+        raise ApiError(404, "not_found", "Moments holds no profile for this customer")
+    decisions = [msgspec.json.decode(c) for c in await api.store.recent_decisions(customer_id)]
+    body = msgspec.to_builtins(features)
+    return json_response({
+        "customer_id": customer_id,
+        "segment": features.segment,
+        "value": features.value,
+        "risk": None,  # filled in once the risk model is trained
+        "consent": features.consent,
+        "features": body,
+        "recent_touchpoints": body["recent"],
+        "recent_decisions": decisions,
+    })  # fmt: skip
+
+
+async def delete_customer(request: web.Request) -> web.Response:
+    authorise(request, "erase")
+    api = _api(request)
+    customer_id = customer_id_of(request)
+    receipt = await api.store.erase(customer_id)
+    erased_at = datetime.now(UTC)
+    record = {"customer_id": customer_id, "subject": receipt.subject, "ts": erased_at,
+              "keys_removed": receipt.keys_removed}  # fmt: skip
+    topic = api.settings.topic(topics.CUSTOMER_ERASURES)
+    try:
+        meta = await (await api.producer.send(topic, _json.encode(record),
+                                              key=customer_id.encode()))  # fmt: skip
+    except Exception as exc:
+        raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "
+                       "could not be written to Kafka; retry the request") from exc  # fmt: skip
+    return json_response({
+        "subject": receipt.subject,
+        "erased_at": erased_at,
+        "keys_removed": receipt.keys_removed,
+        "erased": receipt.kinds,
+        "blocked": receipt.blocked,
+        "erasure_record": {"topic": topic, "partition": meta.partition, "offset": meta.offset},
+    })  # fmt: skip
+
+
+# --- alerts, console, service pages ------------------------------------------------------
+
+
+async def alerts_stream(request: web.Request) -> web.StreamResponse:
+    authorise(request, "profile-read")
+    api = _api(request)
+    queue = request.query.get("queue") or None
+    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })  # fmt: skip
+    await response.prepare(request)
+    inbox = api.alerts.subscribe()
+    try:
+        await response.write(b"retry: 2000\n\n")
+        for alert in api.alerts.since(last_id, queue):
+            await response.write(_sse(alert.id, alert.raw))
+        while True:
+            try:
+                alert = await asyncio.wait_for(inbox.get(), timeout=15)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if queue is None or alert.intervention.queue == queue:
+                await response.write(_sse(alert.id, alert.raw))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        api.alerts.unsubscribe(inbox)
+    return response
+
+
+def _sse(event_id: str, data: bytes) -> bytes:
+    return b"id: " + event_id.encode() + b"\nevent: intervention\ndata: " + data + b"\n\n"
+
+
+async def console(request: web.Request) -> web.Response:
+    return web.Response(text=CONSOLE_HTML.read_text(), content_type="text/html")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_spec())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = _api(request).metrics.exposition()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    api = _api(request)
+    checks = {"kafka": "ok" if api.alerts.ready.is_set() else "connecting"}
+    try:
+        checks["redis"] = "ok" if await api.store.ping() else "down"
+    except StoreUnavailable:
+        checks["redis"] = "down"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ready" if ready else "not_ready", "checks": checks},
+                         200 if ready else 503)  # fmt: skip
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/customers/{customer_id}/recommendations", recommendations)
+    app.router.add_get("/v1/customers/{customer_id}", get_customer)
+    app.router.add_delete("/v1/customers/{customer_id}", delete_customer)
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_post("/v1/outcomes", post_outcomes)
+    app.router.add_get("/v1/alerts/stream", alerts_stream)
+    app.router.add_get("/console", console)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
