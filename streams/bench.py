@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import TouchpointEvent, encode_touchpoint
+from streams.bench_http import bench_http
 from streams.bench_store import bench_store
 from streams.services import Services, free_port, services
 from streams.simulation.population import CustomerPopulation
@@ -244,6 +245,8 @@ async def bench(svc: Services, events: int, rate: float, latency_seconds: float)
                 contender, svc.kafka_bootstrap, preload, paced, rate
             )
     report["feature_store"] = await bench_store(svc.redis_url)
+    with tempfile.TemporaryDirectory(prefix="moments-bench-http-") as tmp:
+        report["http"] = await bench_http(svc, Path(tmp))
     b, p = report["baseline"], report["pipeline"]
     report["ratios"] = {
         "throughput_pipeline_over_baseline": round(p["events_per_s"] / b["events_per_s"], 3),
@@ -259,6 +262,11 @@ async def bench(svc: Services, events: int, rate: float, latency_seconds: float)
         "store_ratio_at_least_0.7": report["feature_store"]["store_over_plain"] >= 0.7,
         "round_trips_per_event_at_most_0.1": report["feature_store"]["round_trips_per_event"]
         <= 0.1,
+        "http_ratio_at_least_0.5": report["http"]["recommendations_over_trivial"] >= 0.5,
+        "http_p99_under_5ms_at_half_max": report["http"]["recommendations_at_half_max"][
+            "latency_ms_p99"
+        ]
+        < 5.0,
     }
     return report
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -20,10 +21,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from schemas import decode_next_best_offer
+from schemas import Intervention, decode_intervention, decode_next_best_offer
 from streams.services import free_port, services
 from streams.settings import Settings
-from streams.topics import NEXT_BEST_OFFERS, ensure_topics
+from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, ensure_topics
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
@@ -38,9 +39,22 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise RuntimeError(f"the worker was not ready within {timeout:.0f}s; see {log}")
 
 
+def _who(customer_id: str) -> str:
+    return hashlib.blake2b(customer_id.encode(), digest_size=3).hexdigest()
+
+
+def _show_alert(alert: Intervention) -> None:
+    print(
+        f"{alert.ts:%H:%M:%S} ALERT P{alert.priority} {alert.kind} customer#{_who(alert.customer_id)}"
+        f" queue={alert.queue or '-'} [{'; '.join(alert.reasons)}]",
+        flush=True,
+    )
+
+
 async def _show_decisions(settings: Settings, until: float | None) -> int:
     consumer = AIOKafkaConsumer(
         settings.topic(NEXT_BEST_OFFERS),
+        settings.topic(INTERVENTIONS),
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=None,
@@ -52,8 +66,11 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
+                    if record.topic == settings.topic(INTERVENTIONS):
+                        _show_alert(decode_intervention(record.value or b""))
+                        continue
                     d = decode_next_best_offer(record.value or b"")
-                    who = hashlib.blake2b(d.customer_id.encode(), digest_size=3).hexdigest()
+                    who = _who(d.customer_id)
                     lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
                     offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
                     what = "control group (no offer)" if d.control else offers or "-"
@@ -69,23 +86,30 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
 
 
 def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     with services() as svc, tempfile.TemporaryDirectory(prefix="moments-demo-") as tmp:
         port = int(os.environ.get("MOMENTS_WEB_PORT", free_port()))
+        api_port = int(os.environ.get("MOMENTS_API_PORT", free_port()))
         env = dict(
             os.environ,
             MOMENTS_KAFKA_BOOTSTRAP=svc.kafka_bootstrap,
             MOMENTS_REDIS_URL=svc.redis_url,
             MOMENTS_WEB_PORT=str(port),
+            MOMENTS_API_PORT=str(api_port),
             MOMENTS_DATA_DIR=os.environ.get("MOMENTS_DATA_DIR", str(Path(tmp) / "data")),
             MOMENTS_LOG_LEVEL=os.environ.get("MOMENTS_LOG_LEVEL", "warning"),
         )
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings))
         worker_log = Path(tmp) / "worker.log"
+        api_log = Path(tmp) / "api.log"
         sim_log = Path(tmp) / "simulator.log"
-        with worker_log.open("wb") as wout, sim_log.open("wb") as sout:
+        with worker_log.open("wb") as wout, sim_log.open("wb") as sout, api_log.open("wb") as aout:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=wout, stderr=wout
+            )
+            api = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "api"], env=env, stdout=aout, stderr=aout
             )
             sim_args = ["--rate", str(rate), "--customers", str(customers)]
             if duration_s is not None:
@@ -93,6 +117,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             simulator: subprocess.Popen[bytes] | None = None
             try:
                 _wait_ready(f"http://127.0.0.1:{port}/readyz", worker, worker_log)
+                _wait_ready(f"http://127.0.0.1:{api_port}/readyz", api, api_log)
                 simulator = subprocess.Popen(
                     [sys.executable, "-m", "streams.cli", "simulate", *sim_args],
                     env=env,
@@ -103,9 +128,11 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
                     f"  Redis      {svc.redis_url}\n"
-                    f"  HTTP       http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
+                    f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
+                    f"  API        http://127.0.0.1:{api_port}  (key: moments-dev-key)\n"
+                    f"  console    http://127.0.0.1:{api_port}/console?api_key=moments-dev-key\n"
                     f"  simulator  {customers} customers, {rate:g} touchpoints/s\n"
-                    f"  logs       {worker_log}, {sim_log}\n"
+                    f"  logs       {worker_log}, {api_log}, {sim_log}\n"
                     "Next-best offers as they are decided (Ctrl-C to stop):",
                     flush=True,
                 )
@@ -115,7 +142,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             except KeyboardInterrupt:
                 print("\nstopping", flush=True)
             finally:
-                for proc in (simulator, worker):
+                for proc in (simulator, api, worker):
                     if proc is not None and proc.poll() is None:
                         proc.terminate()
                         try:

@@ -130,6 +130,36 @@ class Pipeline:
             time.sleep(0.25)
         raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
 
+    def start_api(self, timeout: float = 60.0, redis_url: str | None = None, **env: str) -> Worker:
+        """Start `moments api` for this deployment; extra MOMENTS_* settings as keywords."""
+        port = free_port()
+        log_path = self.tmp / f"api-{port}.log"
+        environ = self.env(0)
+        environ.update(MOMENTS_API_PORT=str(port), **env)
+        if redis_url is not None:
+            environ["MOMENTS_REDIS_URL"] = redis_url
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "api"],
+                env=environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        api = Worker(proc, port, log_path)
+        self.workers.append(api)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"api exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                status, _ = api.get("/readyz")
+                if status == 200:
+                    return api
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"api not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
