@@ -45,8 +45,9 @@ def _who(customer_id: str) -> str:
 
 def _show_alert(alert: Intervention) -> None:
     print(
-        f"{alert.ts:%H:%M:%S} ALERT P{alert.priority} {alert.kind} customer#{_who(alert.customer_id)}"
-        f" queue={alert.queue or '-'} [{'; '.join(alert.reasons)}]",
+        f"{alert.ts:%H:%M:%S} ALERT P{alert.priority} {alert.kind} "
+        f"customer#{_who(alert.customer_id)} queue={alert.queue or '-'} "
+        f"[{'; '.join(alert.reasons)}]",
         flush=True,
     )
 
