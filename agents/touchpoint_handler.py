@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from agents.interventions import InterventionRules, interventions_for, might_intervene
+from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import moment_for
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import (
@@ -71,7 +72,7 @@ class TouchpointHandler:
     def __init__(
         self,
         store: FeatureStore,
-        policy: RuleBasedOfferPolicy,
+        policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = _utcnow,
         max_future: timedelta = timedelta(minutes=15),
@@ -145,7 +146,7 @@ class TouchpointHandler:
     ) -> None:
         # A duplicate whose decision never went out (a crash in between) is decided again;
         # the same event twice in one batch is decided once.
-        pending: list[tuple[SourceRecord, TouchpointEvent]] = []
+        pending: list[tuple[SourceRecord, TouchpointEvent, int]] = []  # with its result index
         seen: set[str] = set()
         for (record, event), status in zip(decoded, statuses, strict=True):
             if status is None:
@@ -159,31 +160,37 @@ class TouchpointHandler:
                 fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
                 if wanted and fresh:
                     seen.add(event.event_id)
-                    pending.append((record, event))
+                    pending.append((record, event, len(result.results) - 1))
         if not pending:
             return
-        customers = list(dict.fromkeys(e.customer_id for _, e in pending))
+        customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
         profiles = dict(zip(customers, await self._store.read_many(customers), strict=True))
         now = self._clock()
-        for record, event in pending:
+        raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
+        for record, event, index in pending:
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     decision, alerts = self._decide_one(event, profiles[event.customer_id], now)
                     if decision is not None:
                         result.decisions.append(decision)
-                    result.interventions.extend(alerts)
+                    for alert in alerts:
+                        if (alert.customer_id, alert.kind) not in raised:
+                            raised.add((alert.customer_id, alert.kind))
+                            result.interventions.append(alert)
                     break
                 except Exception as exc:
                     if attempt == self._max_attempts:
                         result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
-                        result.results.append((event.kind, "failed"))
+                        result.results[index] = (event.kind, "failed")
 
     def _decide_one(
         self, event: TouchpointEvent, features: CustomerFeatures | None, now: datetime
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
         decision = None if moment is None else self._policy.decide(moment, features, now)
-        alerts = interventions_for(event, features, now, self._rules) if features else []
+        alerts = []
+        if features is not None and might_intervene(event):
+            alerts = interventions_for(event, features, now, self._rules)
         return decision, alerts
 
     async def confirm(self, result: BatchResult) -> None:

@@ -26,11 +26,13 @@ class KeySet:
     contacts: str  # time buckets of contacts Moments made (offers shown, interventions)
     decisions: str  # the customer's recent decision ids
     tombstone: str  # present once the customer was erased
+    outcomes: str  # outcomes claimed for learning, per (decision, outcome)
 
     def all(self) -> tuple[str, ...]:
         """Every key that holds data about the customer (not the tombstone)."""
         return (
-            self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions
+            self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
+            self.outcomes,
         )  # fmt: skip
 
     def context(self, decision_id: str) -> str:
@@ -38,7 +40,7 @@ class KeySet:
         return f"{self.profile[:-2]}:ctx:{decision_id}"
 
 
-KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts", "decisions")
+KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes")
 
 
 class CustomerKeys:
@@ -65,4 +67,5 @@ class CustomerKeys:
             f"{base}:c",
             f"{base}:dec",
             f"{base}:erased",
+            f"{base}:out",
         )

@@ -23,7 +23,7 @@ from schemas import TouchpointEvent
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase")
+    for name in ("apply", "decision", "erase", "claim", "publish")
 }
 _RESOLUTION_ARGS: list[Any] = [len(RESOLUTIONS)]
 for _r in RESOLUTIONS:
@@ -220,6 +220,50 @@ class FeatureStore:
             ]  # fmt: skip
             calls.append((keys, args))
         await self._eval_many("decisions", "decision", calls)
+
+    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
+        True for each one to learn from (first claim, or a replay of the same record)."""
+        if not claims:
+            return []
+        calls = []
+        for customer_id, what, source in claims:
+            k = self._keys.for_customer(customer_id)
+            calls.append(((k.outcomes, k.tombstone), [what, source, self._config.context_ttl_s]))
+        return [bool(int(r)) for r in await self._eval_many("claim", "claim", calls)]
+
+    async def decision_contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """Contexts of (customer id, decision id) pairs, in one round trip."""
+        if not pairs:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for customer_id, decision_id in pairs:
+            pipe.get(self._keys.for_customer(customer_id).context(decision_id))
+        found = await self._execute("context", pipe)
+        return [None if c is None else str(c) for c in found]
+
+    async def load_model(self, name: str) -> tuple[int, str] | None:
+        """The newest snapshot of a model: (version, payload)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(self._model_key(name), ["version", "payload"])
+        ((version, payload),) = await self._execute("model", pipe)
+        return None if version is None else (int(version), str(payload))
+
+    async def model_version(self, name: str) -> int:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(self._model_key(name), "version")
+        (version,) = await self._execute("model", pipe)
+        return int(version or 0)
+
+    async def publish_model(self, name: str, expected_version: int, payload: str) -> int | None:
+        """Publish a snapshot; the new version, or None if someone else published first."""
+        key = self._model_key(name)
+        call = ((key, f"{key}:v{expected_version + 1}"), [expected_version, payload, 86400])
+        (new,) = await self._eval_many("publish", "publish", [call])
+        return None if int(new) < 0 else int(new)
+
+    def _model_key(self, name: str) -> str:
+        return f"{self._config.prefix}:model:{{{name}}}"
 
     async def decision_context(self, customer_id: str, decision_id: str) -> str | None:
         """The stored context of one decision, while it is kept."""

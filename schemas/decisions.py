@@ -33,6 +33,7 @@ class NextBestOffer(msgspec.Struct, frozen=True, kw_only=True):
     # Extensions beyond the contract's required fields (defaults keep old readers happy).
     trigger_ts: datetime | None = None
     fallback: bool = False
+    context: list[float] | None = None  # the model's input, for learning and evaluation
 
 
 class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):

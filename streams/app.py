@@ -13,13 +13,15 @@ import faust
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules
+from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
-from feature_store import FeatureStore, SegmentThresholds, StoreConfig
+from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.store import Observer
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
+from streams.learner import MODEL, Learner, learn_while_leader, reload_if_newer
 from streams.metrics import Metrics
 from streams.settings import DEV_SECRET, Settings
 
@@ -35,6 +37,7 @@ class Moments:
     metrics: Metrics
     store: FeatureStore
     catalogue: OfferCatalogue
+    holder: ModelHolder
 
 
 def _raw_topic(app: Any, name: str) -> Any:
@@ -97,10 +100,8 @@ def create_app(settings: Settings) -> Moments:
     decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
     interventions = _raw_topic(app, settings.topic(topics.INTERVENTIONS))
     dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
-    policy = RuleBasedOfferPolicy(
-        catalogue=catalogue,
-        contact_policy=ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent)),
-    )
+    holder = ModelHolder()
+    policy = build_policy(settings, catalogue, holder)
     handler = TouchpointHandler(
         store,
         policy,
@@ -120,10 +121,44 @@ def create_app(settings: Settings) -> Moments:
         batch_within=settings.batch_within_s,
         max_attempts=settings.max_attempts,
     )
-    moments = Moments(settings, app, metrics, store, catalogue)
+    moments = Moments(settings, app, metrics, store, catalogue, holder)
     _register_pages(moments)
     _register_lag_timer(moments)
+    _register_learning(moments)
     return moments
+
+
+def build_policy(
+    settings: Settings, catalogue: OfferCatalogue, holder: ModelHolder
+) -> RuleBasedOfferPolicy | LearnedOfferPolicy:
+    """The offer policy as configured: ``learned`` (default) or ``rules``."""
+    contact = ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent))
+    if settings.policy == "rules":
+        return RuleBasedOfferPolicy(catalogue, contact)
+    return LearnedOfferPolicy(catalogue, contact, holder)
+
+
+def _register_learning(moments: Moments) -> None:
+    app = moments.app
+    learner = Learner(
+        moments.store,
+        moments.holder,
+        moments.metrics,
+        moments.settings.kafka_bootstrap,
+        moments.settings.topic(topics.OFFER_OUTCOMES),
+    )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def learn() -> None:
+        await learn_while_leader(learner, app.is_leader)
+
+    @app.timer(2.0)  # type: ignore[untyped-decorator]
+    async def reload_model() -> None:
+        try:
+            await reload_if_newer(moments.store, moments.holder)
+        except StoreUnavailable:
+            return
+        moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
 
 
 def _register_pages(moments: Moments) -> None:

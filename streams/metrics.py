@@ -82,6 +82,16 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.learning = Counter(
+            "moments_learning_outcomes_total",
+            "Outcomes seen by the learner, by what became of them.",
+            ["result"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "moments_model_version", "Version of the model snapshot in use.", ["model"],
+            registry=r,
+        )  # fmt: skip
         self.batch_size = Histogram(
             "moments_batch_size",
             "Touchpoints per handled batch.",

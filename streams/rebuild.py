@@ -20,7 +20,13 @@ from agents.touchpoint_handler import decision_record
 from feature_store import FeatureStore, intervention_fact, offers_shown_fact, touchpoint_fact
 from schemas import InvalidEvent, decode_intervention, decode_next_best_offer, decode_touchpoint
 from streams.settings import Settings
-from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, TOUCHPOINTS_DLQ
+from streams.topics import (
+    INTERVENTIONS,
+    NEXT_BEST_OFFERS,
+    TOUCHPOINTS,
+    TOUCHPOINTS_DLQ,
+    topic_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +49,7 @@ Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
 async def _replay(settings: Settings, topic: str, handle: Handler, batch: int) -> int:
     """Read ``topic`` from the beginning to its end as of now, in batches."""
-    probe = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await probe.start()  # subscribing fetches the topic's metadata
-    partitions = probe.partitions_for_topic(topic) or set()
-    await probe.stop()
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
     )

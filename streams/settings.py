@@ -50,6 +50,7 @@ class Settings:
     data_dir: str = str(Path.home() / ".local" / "share" / "moments")
     catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
     key_secret: str = DEV_SECRET
+    policy: str = "learned"  # or "rules"
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
     batch_size: int = 200
@@ -98,6 +99,8 @@ class Settings:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
         if self.batch_size < 1 or self.max_attempts < 1 or self.topic_partitions < 1:
             raise SettingsError("batch size, attempts and partitions must be at least 1")
+        if self.policy not in ("learned", "rules"):
+            raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -47,3 +48,13 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
         return wanted
     finally:
         await admin.close()
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partitions of a topic (subscribing is what makes aiokafka fetch them)."""
+    probe = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await probe.start()
+    try:
+        return sorted(probe.partitions_for_topic(topic) or ())
+    finally:
+        await probe.stop()

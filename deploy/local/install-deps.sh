@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Moments needs outside Python to run Kafka and Redis without Docker:
-# redis-server, a Java 17+ runtime and Maven from the OS packages (only when missing),
+# redis-server, a Java 17+ runtime, Maven and Chromium from the OS packages (only when missing),
 # then the Apache Kafka broker jars from Maven Central into ~/.cache/moments.
 set -euo pipefail
 PY="${1:-python3}"
@@ -9,6 +9,9 @@ need=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# Headless browser for the console test (tests/integration/test_console_browser.py):
+# Debian's package only, never a browser downloaded at run time.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing OS packages: ${need[*]}"

@@ -18,8 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from agents.contact_policy import ContactPolicy
-from agents.control_group import ControlGroup
+from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import FeatureStore
 from schemas import OfferCatalogue, load_catalogue
@@ -42,7 +41,7 @@ class Api:
     settings: Settings
     store: FeatureStore
     producer: AIOKafkaProducer
-    policy: RuleBasedOfferPolicy
+    policy: RuleBasedOfferPolicy | LearnedOfferPolicy
     catalogue: OfferCatalogue
     keys: KeyRing
     limiter: RateLimiter
@@ -78,7 +77,7 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def create_api(settings: Settings, store: FeatureStore | None = None) -> web.Application:
     from streams.api import views
-    from streams.app import build_store
+    from streams.app import build_policy, build_store
 
     metrics = Metrics()
     catalogue = load_catalogue(settings.catalogue_path)
@@ -87,6 +86,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        holder = ModelHolder()
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
         )
@@ -97,17 +97,16 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             settings=settings,
             store=store or build_store(settings, observe=metrics.store_op),
             producer=producer,
-            policy=RuleBasedOfferPolicy(
-                catalogue,
-                ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent)),
-            ),
+            policy=build_policy(settings, catalogue, holder),
             catalogue=catalogue,
             keys=keyring(settings),
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
             metrics=metrics,
             alerts=hub,
         )
+        reloader = asyncio.create_task(_keep_model_fresh(app[API_KEY], holder))
         yield
+        reloader.cancel()
         await hub.stop()
         await producer.stop()
         await app[API_KEY].store.close()
@@ -115,6 +114,19 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
     return app
+
+
+async def _keep_model_fresh(api: Api, holder: ModelHolder) -> None:
+    """Score with the newest published model snapshot (checked every two seconds)."""
+    from streams.learner import MODEL, reload_if_newer
+
+    while True:
+        try:
+            await reload_if_newer(api.store, holder)
+            api.metrics.model_version.labels(MODEL).set(holder.version)
+        except Exception:
+            log.warning("could not check for a newer model snapshot", exc_info=True)
+        await asyncio.sleep(2.0)
 
 
 async def serve(settings: Settings) -> None:

@@ -267,13 +267,17 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     inbox = api.alerts.subscribe()
     try:
         await response.write(b"retry: 2000\n\n")
-        for alert in api.alerts.since(last_id, queue):
+        backlog = api.alerts.since(last_id, queue)
+        sent = {alert.id for alert in backlog}  # what arrives while sending them comes once
+        for alert in backlog:
             await response.write(_sse(alert.id, alert.raw))
         while True:
             try:
                 alert = await asyncio.wait_for(inbox.get(), timeout=15)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
+                continue
+            if alert.id in sent:
                 continue
             if queue is None or alert.intervention.queue == queue:
                 await response.write(_sse(alert.id, alert.raw))

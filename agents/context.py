@@ -1,0 +1,37 @@
+"""The context a decision is made in, as a fixed-length vector for the online models.
+
+>>> from feature_store import CustomerFeatures
+>>> x = context_vector(CustomerFeatures(segment="growth"), "web", "books")
+>>> len(x) == DIMENSION, x[0]
+(True, 1.0)
+"""
+
+from __future__ import annotations
+
+from feature_store import CustomerFeatures
+
+SEGMENTS = ("new", "model", "growth", "at_risk", "dangling")
+CHANNELS = ("web", "email", "call")
+CATEGORIES = ("electronics", "home", "fashion", "sports", "beauty", "books", "grocery", "travel")
+DIMENSION = 1 + len(SEGMENTS) + len(CHANNELS) + 3 + 2 * len(CATEGORIES)
+
+
+def context_vector(
+    features: CustomerFeatures | None, channel: str, category: str | None
+) -> list[float]:
+    """Bias, segment, channel, value, experience, recency, tastes, and what is in view."""
+    f = features or CustomerFeatures()
+    x = [1.0]
+    x += [1.0 if f.segment == s else 0.0 for s in SEGMENTS]
+    x += [1.0 if channel == c else 0.0 for c in CHANNELS]
+    x.append(min(f.value / 1000.0, 3.0))
+    x.append(0.6 if f.experience is None else f.experience)
+    if f.last_purchase is None or f.last_seen is None:
+        x.append(1.0)
+    else:
+        x.append(min(max((f.last_seen - f.last_purchase).days, 0) / 365.0, 1.0))
+    tastes = f.category_affinity or {k: float(v) for k, v in f.categories.items()}
+    total = sum(tastes.values()) or 1.0
+    x += [tastes.get(c, 0.0) / total for c in CATEGORIES]
+    x += [1.0 if category == c else 0.0 for c in CATEGORIES]
+    return x

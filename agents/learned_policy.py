@@ -1,0 +1,74 @@
+"""Next-best offer by a contextual bandit that learns from outcomes.
+
+Pure: the contact policy screens, the bandit ranks the allowed offers by estimated
+acceptance x value x business priority, and the decision records the context vector,
+the propensity of each listed offer and the model version, so that it can be learned
+from and evaluated off-policy later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agents.bandit import LinUCBOffers
+from agents.contact_policy import ContactPolicy
+from agents.context import DIMENSION, context_vector
+from agents.moments import DecisionMoment
+from feature_store import CustomerFeatures
+from schemas import NextBestOffer, OfferCatalogue, OfferScore
+
+
+@dataclass
+class ModelHolder:
+    """The snapshot a process scores with; replaced whole when a newer one is loaded."""
+
+    model: LinUCBOffers = field(default_factory=lambda: LinUCBOffers(DIMENSION))
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedOfferPolicy:
+    catalogue: OfferCatalogue
+    contact_policy: ContactPolicy
+    holder: ModelHolder
+
+    @property
+    def model_version(self) -> str:
+        return f"linucb-v{self.holder.version}"
+
+    def decide(
+        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
+    ) -> NextBestOffer:
+        verdict = self.contact_policy.screen(
+            moment.customer_id, moment.channel, features, self.catalogue.offers, now
+        )
+        segment = features.segment if features is not None else "new"
+        reasons = ([] if verdict.control else [f"segment:{segment}"]) + verdict.reasons
+        x = context_vector(features, moment.channel, moment.category)
+        worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
+        ranked = self.holder.model.rank(
+            x, [o.offer_id for o in verdict.allowed], worth, moment.decision_id, moment.limit
+        )
+        offers = [
+            OfferScore(offer_id=r.arm, score=r.score, propensity=r.propensity) for r in ranked
+        ]
+        if ranked:
+            reasons.append(f"estimate:{ranked[0].arm}:{ranked[0].estimate:.3f}")
+            if ranked[0].propensity < 0.5:
+                reasons.append("exploration")
+        elif not verdict.control and not verdict.reasons:
+            reasons.append("no_eligible_offer")
+        return NextBestOffer(
+            decision_id=moment.decision_id,
+            customer_id=moment.customer_id,
+            ts=now,
+            channel=moment.channel,
+            trigger_event_id=moment.trigger_event_id,
+            offers=offers,
+            control=verdict.control,
+            model_version=self.model_version,
+            reasons=reasons,
+            trigger_ts=moment.trigger_ts,
+            context=x,
+        )

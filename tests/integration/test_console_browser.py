@@ -1,0 +1,381 @@
+"""The contact-centre console in a real headless Chromium (Debian's package), end to end.
+
+A plain aiokafka producer makes a customer at-risk, then that customer calls in; the
+console page, connected to the API's Server-Sent Events stream, must show the alert.
+The browser is driven over the Chrome DevTools Protocol with aiohttp's websocket client,
+so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.integration.conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+DEV_KEY = "moments-dev-key"
+
+
+class Page:
+    """One browser tab over CDP: send commands, evaluate JavaScript, collect JS errors."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, session_id: str) -> None:
+        self._ws = ws
+        self._session = session_id
+        self._ids = iter(range(1, 1_000_000))
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.errors: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            future = self._pending.pop(data.get("id", -1), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+            elif data.get("method") == "Runtime.exceptionThrown":
+                details = data["params"]["exceptionDetails"]
+                self.errors.append(details.get("exception", {}).get("description", str(details)))
+            elif (
+                data.get("method") == "Runtime.consoleAPICalled"
+                and data["params"]["type"] == "error"
+            ):
+                self.errors.append(json.dumps(data["params"]["args"]))
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the browser closed the DevTools socket"))
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        msg_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        await self._ws.send_json(
+            {"id": msg_id, "method": method, "params": params, "sessionId": self._session}
+        )
+        reply = await asyncio.wait_for(future, 30)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        result: dict[str, Any] = reply.get("result", {})
+        return result
+
+    async def js(self, expression: str) -> Any:
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression!r} raised {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, seconds: float, what: str) -> Any:
+        """Poll a JavaScript expression until it is truthy; return its value."""
+        deadline = time.monotonic() + seconds
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                status = await self.js("document.getElementById('status')?.innerText")
+                raise AssertionError(
+                    f"timed out after {seconds}s waiting for {what} "
+                    f"(console status: {status!r}, JS errors: {self.errors})"
+                )
+            await asyncio.sleep(0.2)
+
+    async def screenshot(self, path: Path) -> None:
+        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def chromium_command(profile: Path) -> list[str]:
+    """The command line for Debian's Chromium; fails the test when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's browser package "
+            "(`apt-get install chromium`; `make deps` and `make test` do it through "
+            "deploy/local/install-deps.sh)",
+            pytrace=False,
+        )
+    profile.mkdir(parents=True, exist_ok=True)
+    return [
+        str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-extensions",
+        "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars",
+        "--window-size=1280,900", "--lang=en-US", f"--user-data-dir={profile}",
+        "--remote-debugging-port=0", "about:blank",
+    ]  # fmt: skip
+
+
+def devtools_endpoint(profile: Path) -> str | None:
+    """The browser's DevTools websocket address, once Chromium has written it."""
+    port_file = profile / "DevToolsActivePort"
+    lines = port_file.read_text().splitlines() if port_file.exists() else []
+    return f"ws://127.0.0.1:{lines[0]}{lines[1]}" if len(lines) >= 2 else None
+
+
+@contextlib.asynccontextmanager
+async def chromium(tmp: Path) -> AsyncIterator[Page]:
+    """Headless Chromium from Debian's package with one blank tab, closed afterwards."""
+    profile = tmp / "chromium-profile"
+    command = chromium_command(profile)
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    stderr = bytearray()
+
+    async def drain() -> None:  # keep the pipe empty; the tail explains a failed start
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            stderr.extend(chunk)
+            del stderr[:-20000]
+
+    drainer = asyncio.create_task(drain())
+    try:
+        deadline = time.monotonic() + 30
+        while (endpoint := await asyncio.to_thread(devtools_endpoint, profile)) is None:
+            if proc.returncode is not None or time.monotonic() > deadline:
+                output = stderr.decode(errors="replace")[-3000:]
+                raise RuntimeError(f"chromium did not start its DevTools endpoint:\n{output}")
+            await asyncio.sleep(0.1)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(endpoint, max_msg_size=0) as ws,
+        ):
+            await ws.send_json(
+                {"id": 1, "method": "Target.createTarget", "params": {"url": "about:blank"}}
+            )
+            target = await _reply(ws, 1)
+            await ws.send_json(
+                {
+                    "id": 2,
+                    "method": "Target.attachToTarget",
+                    "params": {"targetId": target["targetId"], "flatten": True},
+                }
+            )
+            session = await _reply(ws, 2)
+            page = Page(ws, session["sessionId"])
+            try:
+                await page.send("Page.enable")
+                await page.send("Runtime.enable")
+                yield page
+            finally:
+                await page.close()
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
+        await asyncio.to_thread(shutil.rmtree, profile, True)
+
+
+async def _reply(ws: aiohttp.ClientWebSocketResponse, msg_id: int) -> dict[str, Any]:
+    while True:
+        data = json.loads(await asyncio.wait_for(ws.receive_str(), 30))
+        if data.get("id") == msg_id:
+            if "error" in data:
+                raise RuntimeError(str(data["error"]))
+            result: dict[str, Any] = data["result"]
+            return result
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _event(kind: str, customer_id: str, ts: datetime, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "event_id": f"console-{uuid.uuid4().hex}", "customer_id": customer_id,
+            "ts": _iso(ts), **fields}  # fmt: skip
+
+
+def at_risk_history(customer_id: str, now: datetime) -> list[dict[str, Any]]:
+    """High value (purchases well over 500 this year) and a poor experience lately:
+    a very unhappy survey and a call that ended badly. None of these raises an alert."""
+    return [
+        _event("purchase", customer_id, now - timedelta(hours=5), order_id="o-1", amount=240.0,
+               currency="EUR", categories=["electronics"]),
+        _event("purchase", customer_id, now - timedelta(hours=4), order_id="o-2", amount=190.5,
+               currency="EUR", categories=["home"]),
+        _event("purchase", customer_id, now - timedelta(hours=3), order_id="o-3", amount=310.0,
+               currency="EUR", categories=["electronics"]),
+        _event("web_click", customer_id, now - timedelta(hours=2), page="/account/orders/o-3"),
+        _event("call", customer_id, now - timedelta(minutes=50), status="ended",
+               direction="inbound", reason="support", duration_s=740, sentiment=-0.8),
+        _event("survey", customer_id, now - timedelta(minutes=30), score=1, scale="csat5"),
+    ]  # fmt: skip
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def records(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    return [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[Any]], seconds: float, what: str, interval: float = 0.3
+) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+ALERTS_JS = """Array.from(document.querySelectorAll('#alerts .alert')).map(a => ({
+  kind: a.dataset.kind, priority: a.dataset.priority, queue: a.dataset.queue,
+  segment: a.dataset.segment, acknowledged: a.classList.contains('acknowledged'),
+  customer: a.querySelector('.alert-customer').textContent,
+  title: a.querySelector('.alert-kind').textContent,
+  text: a.innerText,
+}))"""
+
+
+async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path: Path) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    topic = pipeline.topic("touchpoints")
+    pipeline.start_worker()
+    api = pipeline.start_api()
+    run = uuid.uuid4().hex[:6]
+    customer = f"console-{run}-ada"
+    hostile = f'<img src=x onerror="window.__pwned=1">{run}'
+    store = pipeline.store()
+
+    async with chromium(tmp_path) as page:
+        await page.send("Page.navigate", url=f"{api.url}/console?api_key={DEV_KEY}")
+        await page.wait_for(
+            "document.getElementById('status')?.dataset.state === 'live'", 20, "a live stream"
+        )
+        # The key went into the page, not the address bar.
+        assert "api_key" not in await page.js("location.href")
+        assert await page.js("document.querySelectorAll('#alerts .alert').length") == 0
+
+        # Some other screens' worth of alerts first: a cancellation call (from a customer id
+        # that is HTML, which must come out as text) and two negative social mentions.
+        now = datetime.now(UTC)
+        await produce(bootstrap, topic, records([
+            _event("call", hostile, now - timedelta(minutes=3), status="started",
+                   direction="inbound", reason="cancel", queue="retention", agent_id="agent-7"),
+            _event("social_mention", f"console-{run}-bo", now - timedelta(minutes=2),
+                   platform="x", sentiment=-0.9, reach=20),
+            _event("social_mention", f"console-{run}-cy", now - timedelta(minutes=1),
+                   platform="x", sentiment=-0.7, reach=2400),
+        ]))  # fmt: skip
+        await page.wait_for(
+            "document.querySelectorAll('#alerts .alert').length >= 3", 20, "the first alerts"
+        )
+
+        # Make the customer at-risk, and check the store agrees before they call.
+        await produce(bootstrap, topic, records(at_risk_history(customer, now)))
+
+        async def at_risk() -> bool:
+            features = await store.read(customer)
+            return features is not None and features.events >= 6 and features.segment == "at_risk"
+
+        try:
+            await wait_until(at_risk, 30, f"{customer} to be at_risk")
+            features = await store.read(customer)
+        finally:
+            await store.close()
+        assert features is not None and features.value >= 500 and features.segment == "at_risk"
+
+        call = _event("call", customer, datetime.now(UTC), status="started", direction="inbound",
+                      reason="billing", queue="retention", agent_id="agent-42")  # fmt: skip
+        await produce(bootstrap, topic, records([call]))
+        await page.wait_for(
+            "document.querySelector('#alerts .alert[data-kind=\"retention_call\"]') !== null",
+            20,
+            "the retention_call alert",
+        )
+        alerts = await page.js(ALERTS_JS)
+
+        newest = alerts[0]  # newest first
+        assert newest["kind"] == "retention_call", alerts
+        assert newest["title"] == "Retention call"
+        assert newest["customer"] == customer
+        assert newest["priority"] == "1"
+        assert (
+            await page.js(
+                "document.querySelector('.alert[data-kind=\"retention_call\"] .alert-value')"
+                ".textContent"
+            )
+            == f"{features.value:,.0f}"
+        )
+        assert newest["queue"] == "retention"
+        assert newest["segment"] == "at_risk"
+        assert "At risk" in newest["text"] and "agent-42" in newest["text"]
+        assert "Acknowledge their recent experience first" in newest["text"]
+        assert "Segment · at_risk" in newest["text"]  # the reason
+        assert not newest["acknowledged"]
+
+        # Every other alert is there too, with the priorities the rules give them.
+        seen = {(a["kind"], a["customer"]): a for a in alerts}
+        assert seen[("save_desk", hostile)]["priority"] == "1"
+        assert seen[("service_recovery", f"console-{run}-cy")]["priority"] == "2"
+        assert seen[("service_recovery", f"console-{run}-bo")]["priority"] == "3"
+        # Untrusted text stays text: no element was injected and nothing ran.
+        assert await page.js("window.__pwned === undefined")
+        assert await page.js("document.querySelector('#alerts img') === null")
+        assert await page.js("document.getElementById('open-count').textContent") == str(
+            len(alerts)
+        )
+
+        await asyncio.sleep(2)  # let the arrival highlight fade before the picture
+        await page.screenshot(tmp_path / "console.png")
+
+        # Acknowledge dims the alert on this screen and lowers the open count.
+        await page.js("document.querySelector('.alert[data-kind=\"retention_call\"] .alert-ack')"
+                      ".click()")  # fmt: skip
+        acknowledged = await page.js(ALERTS_JS)
+        assert acknowledged[0]["acknowledged"] and "Acknowledged" in acknowledged[0]["text"]
+        assert await page.js("document.getElementById('open-count').textContent") == str(
+            len(alerts) - 1
+        )
+        await page.screenshot(tmp_path / "console-acknowledged.png")
+        assert page.errors == [], page.errors
+
+        # A wrong key is reported as such, and the console stops retrying it.
+        await page.send("Page.navigate", url=f"{api.url}/console?api_key=not-a-key")
+        await page.wait_for(
+            "document.getElementById('status')?.dataset.state === 'error'", 20, "a rejected key"
+        )
+        assert await page.js("document.getElementById('status').innerText") == "Key rejected"

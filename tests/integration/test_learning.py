@@ -1,0 +1,110 @@
+"""The learning loop on real Kafka and Redis: outcomes teach the one shared model once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from agents.bandit import LinUCBOffers
+from streams.learner import MODEL, restore
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+
+def clicks(n: int, start: int = 0) -> list[dict[str, Any]]:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    return [
+        {"type": "web_click", "event_id": f"learn-{i}", "customer_id": f"learner-{i % 50}",
+         "ts": (now + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z"),
+         "page": "/p", "category": ["books", "home", "sports"][i % 3]}
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+async def decisions_for(pipeline: Pipeline, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    await produce(
+        pipeline.services.kafka_bootstrap,
+        pipeline.topic("touchpoints"),
+        [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events],
+    )
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("next-best-offers"), len(events)
+    )
+    wanted = {e["event_id"] for e in events}
+    bodies = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    return [b for b in bodies if b["trigger_event_id"] in wanted and b["offers"]]
+
+
+def outcomes(decisions: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+    """Books offers are accepted, the rest dismissed: something to learn."""
+    ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    out = []
+    for d in decisions:
+        offer = d["offers"][0]["offer_id"]
+        verdict = "accepted" if offer == "book-club" else "dismissed"
+        body = {"decision_id": d["decision_id"], "customer_id": d["customer_id"],
+                "offer_id": offer, "outcome": verdict, "ts": ts}  # fmt: skip
+        out.append((d["customer_id"].encode(), json.dumps(body).encode()))
+    return out
+
+
+async def snapshot(pipeline: Pipeline, updates: int, wait_s: float = 60) -> LinUCBOffers:
+    store = pipeline.store()
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            found = await store.load_model(MODEL)
+            if found is not None:
+                model, _ = restore(found[1])
+                if model.updates >= updates:
+                    await asyncio.sleep(3)  # anything learned twice would show now
+                    found = await store.load_model(MODEL)
+                    assert found is not None
+                    return restore(found[1])[0]
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"no snapshot with {updates} updates within {wait_s}s")
+    finally:
+        await store.close()
+
+
+async def test_outcomes_teach_once_and_a_restarted_learner_resumes(pipeline: Pipeline) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    worker = pipeline.start_worker()
+    first = await decisions_for(pipeline, clicks(120))
+    assert first and all(d["context"] for d in first)
+    records = outcomes(first)
+    # every outcome once, plus redelivered copies of a third of them
+    await produce(bootstrap, pipeline.topic("offer-outcomes"), records + records[::3])
+    model = await snapshot(pipeline, len(records))
+    assert model.updates == len(records)
+    assert worker.metric("moments_learning_outcomes_total", result="duplicate") == len(records[::3])
+
+    # The snapshot is the model: restoring it predicts exactly what learning in order does.
+    reference = LinUCBOffers(model.dimension)
+    for (_, value), decision in zip(records, first, strict=True):
+        body = json.loads(value)
+        reward = 1.0 if body["outcome"] == "accepted" else 0.0
+        reference.learn_one(decision["context"], body["offer_id"], reward)
+    for decision in first[:20]:
+        for arm in model.arms:
+            assert model.predict_one(decision["context"], arm) == pytest.approx(
+                reference.predict_one(decision["context"], arm), abs=1e-9
+            )
+
+    # Kill the learner, let outcomes pile up, start another worker: nothing lost or doubled.
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait()
+    pipeline.start_worker()
+    second = await decisions_for(pipeline, clicks(60, start=1000))
+    more = outcomes(second)
+    await produce(bootstrap, pipeline.topic("offer-outcomes"), more + records[:10])
+    model = await snapshot(pipeline, len(records) + len(more), wait_s=90)
+    assert model.updates == len(records) + len(more)

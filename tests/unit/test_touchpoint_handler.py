@@ -1,0 +1,486 @@
+"""TouchpointHandler: decoding, dead letters, retries, duplicates and confirm().
+
+The store here is :class:`RecordingStore`, a test double with the four async methods the
+handler calls (``apply``, ``apply_facts``, ``read_many``, ``record_decisions``). It is not
+Redis and computes no features: each test says what the store answers, or which error it
+raises, so the failure paths real Redis cannot produce on demand (a poison event, an error
+that keeps coming back, a duplicate whose decision never went out) can be driven. The
+store itself is tested against real Redis in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import msgspec
+import pytest
+
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.interventions import intervention_id_for
+from agents.moments import DecisionMoment, decision_id_for
+from agents.offer_rules import RuleBasedOfferPolicy
+from agents.touchpoint_handler import (
+    BatchResult,
+    SourceRecord,
+    TouchpointHandler,
+    decision_record,
+)
+from feature_store import (
+    ApplyStatus,
+    CustomerFeatures,
+    Fact,
+    StoreUnavailable,
+    intervention_fact,
+    offers_shown_fact,
+)
+from feature_store.facts import ts_ms
+from feature_store.store import DecisionRecord
+from schemas import (
+    Call,
+    Intervention,
+    NextBestOffer,
+    Offer,
+    OfferCatalogue,
+    OfferScore,
+    Survey,
+    TouchpointEvent,
+    WebClick,
+    decode_intervention,
+    decode_next_best_offer,
+    encode_touchpoint,
+)
+from tests.unit.factories import T0
+
+NOW = T0 + timedelta(milliseconds=40)
+MAX_ATTEMPTS = 3
+
+CATALOGUE = OfferCatalogue(
+    version="test",
+    offers=[Offer(offer_id="any", title="Any", channels=["web", "email", "call"], value=1.0)],
+)
+POLICY = RuleBasedOfferPolicy(CATALOGUE, ContactPolicy(ControlGroup("test", 0.0)))
+KNOWN = CustomerFeatures(events=5, purchases=1, spend=50.0, value=50.0, segment="growth")
+
+
+class RecordingStore:
+    """Test double for the FeatureStore methods the handler uses; not Redis.
+
+    ``apply`` answers APPLIED for an event id it has not seen and DUPLICATE for one it
+    has, unless ``statuses`` says otherwise; it raises the next of ``errors`` first if
+    any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
+    ``read_many`` returns ``features`` per customer (None when absent). Every call is
+    recorded.
+    """
+
+    def __init__(
+        self,
+        features: dict[str, CustomerFeatures] | None = None,
+        statuses: dict[str, ApplyStatus] | None = None,
+        poison: Sequence[str] = (),
+        errors: Sequence[Exception] = (),
+        read_error: Exception | None = None,
+    ) -> None:
+        self.features = dict(features or {})
+        self.statuses = dict(statuses or {})
+        self.poison = set(poison)
+        self.errors = list(errors)
+        self.read_error = read_error
+        self.apply_calls: list[list[str]] = []
+        self.applied: list[str] = []
+        self.reads: list[list[str]] = []
+        self.facts: list[list[Fact]] = []
+        self.records: list[list[DecisionRecord]] = []
+
+    async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
+        ids = [e.event_id for e in events]
+        self.apply_calls.append(ids)
+        if self.errors:
+            raise self.errors.pop(0)
+        if self.poison.intersection(ids):
+            raise PoisonError(f"cannot apply {sorted(self.poison.intersection(ids))}")
+        statuses = []
+        for event_id in ids:
+            seen = event_id in self.applied
+            self.applied.append(event_id)
+            fallback = ApplyStatus.DUPLICATE if seen else ApplyStatus.APPLIED
+            statuses.append(self.statuses.get(event_id, fallback))
+        return statuses
+
+    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
+        self.facts.append(list(facts))
+        return [ApplyStatus.APPLIED for _ in facts]
+
+    async def read_many(self, customer_ids: Sequence[str]) -> list[CustomerFeatures | None]:
+        self.reads.append(list(customer_ids))
+        if self.read_error is not None:
+            raise self.read_error
+        return [self.features.get(c) for c in customer_ids]
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        self.records.append(list(records))
+
+
+class PoisonError(ValueError):
+    """What RecordingStore raises for a poison event (any non-transient error)."""
+
+
+class BrokenPolicy:
+    """A policy whose ``decide`` raises: always for ``broken`` trigger events, and on
+    the first ``flaky`` calls for the others; otherwise it decides as POLICY does."""
+
+    def __init__(self, broken: Sequence[str] = (), flaky: int = 0) -> None:
+        self.broken = set(broken)
+        self.flaky = flaky
+        self.calls: list[str | None] = []
+
+    def decide(
+        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
+    ) -> NextBestOffer:
+        self.calls.append(moment.trigger_event_id)
+        if moment.trigger_event_id in self.broken:
+            raise RuntimeError("policy broke")
+        if self.flaky:
+            self.flaky -= 1
+            raise RuntimeError("policy hiccup")
+        return POLICY.decide(moment, features, now)
+
+
+def handler(
+    store: RecordingStore, policy: RuleBasedOfferPolicy | BrokenPolicy = POLICY, **kw: object
+) -> TouchpointHandler:
+    return TouchpointHandler(
+        store,  # type: ignore[arg-type]
+        policy,  # type: ignore[arg-type]
+        max_attempts=MAX_ATTEMPTS,
+        clock=lambda: NOW,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def click(
+    event_id: str = "click-1",
+    page: str = "/offers",
+    customer: str = "cust-1",
+    ts: datetime = T0,
+) -> WebClick:
+    return WebClick(event_id=event_id, customer_id=customer, ts=ts, page=page)
+
+
+def record(item: TouchpointEvent | bytes | None, offset: int = 0) -> SourceRecord:
+    value = encode_touchpoint(item) if isinstance(item, WebClick | Call | Survey) else item
+    return SourceRecord("touchpoints", 0, offset, b"cust-1", value)
+
+
+def records(*items: TouchpointEvent | bytes | None) -> list[SourceRecord]:
+    return [record(item, offset) for offset, item in enumerate(items)]
+
+
+def triggers(result: BatchResult) -> list[str | None]:
+    return [d.trigger_event_id for d in result.decisions]
+
+
+# --------------------------------------------------------------------------------------
+# Records that cannot be decoded
+# --------------------------------------------------------------------------------------
+
+
+async def test_invalid_json_is_dead_lettered_and_the_rest_handled() -> None:
+    store = RecordingStore()
+    batch = records(b"{not json", click("click-1"))
+    result = await handler(store).handle(batch)
+    assert [d.record for d in result.dead_letters] == [batch[0]]
+    assert result.dead_letters[0].error.startswith("invalid: malformed JSON")
+    assert result.results == [("unknown", "invalid"), ("web_click", "ok")]
+    assert store.applied == ["click-1"]
+    assert triggers(result) == ["click-1"]
+
+
+async def test_a_record_failing_the_schema_is_dead_lettered_naming_the_field() -> None:
+    bad = msgspec.json.encode({"type": "web_click", "event_id": "e1", "customer_id": "c1"})
+    result = await handler(RecordingStore()).handle(records(bad))
+    assert len(result.dead_letters) == 1
+    error = result.dead_letters[0].error
+    assert error.startswith("invalid: ") and "`ts`" in error
+    assert result.results == [("unknown", "invalid")]
+
+
+async def test_an_empty_record_is_dead_lettered() -> None:
+    result = await handler(RecordingStore()).handle(records(None))
+    assert [d.error for d in result.dead_letters] == ["invalid: empty record (no value)"]
+    assert result.results == [("unknown", "invalid")]
+
+
+async def test_a_batch_of_only_invalid_records_never_reaches_the_store() -> None:
+    store = RecordingStore()
+    result = await handler(store).handle(records(b"", b"[]", None))
+    assert len(result.dead_letters) == 3
+    assert store.apply_calls == [] and store.reads == []
+
+
+async def test_a_future_dated_event_is_dead_lettered_naming_ts() -> None:
+    store = RecordingStore()
+    too_late = click("from-the-future", ts=NOW + timedelta(minutes=15, milliseconds=1))
+    just_in = click("just-in-time", ts=NOW + timedelta(minutes=15))
+    batch = records(too_late, just_in)
+    result = await handler(store).handle(batch)
+    assert [d.record for d in result.dead_letters] == [batch[0]]
+    error = result.dead_letters[0].error
+    assert error.startswith("invalid: ts ") and error.endswith("at `$.ts`")
+    assert result.results == [("unknown", "invalid"), ("web_click", "ok")]
+    assert store.applied == ["just-in-time"]
+
+
+async def test_max_future_is_configurable() -> None:
+    store = RecordingStore()
+    event = click(ts=NOW + timedelta(seconds=1))
+    result = await handler(store, max_future=timedelta(0)).handle(records(event))
+    assert len(result.dead_letters) == 1 and store.applied == []
+
+
+# --------------------------------------------------------------------------------------
+# Feature updates: retries, poison events, outages
+# --------------------------------------------------------------------------------------
+
+
+async def test_a_failing_update_is_retried_and_then_succeeds() -> None:
+    store = RecordingStore(errors=[PoisonError("hiccup")] * (MAX_ATTEMPTS - 1))
+    result = await handler(store).handle(records(click("a"), click("b")))
+    assert store.apply_calls == [["a", "b"]] * MAX_ATTEMPTS
+    assert result.dead_letters == []
+    assert result.results == [("web_click", "ok")] * 2
+    assert triggers(result) == ["a", "b"]
+
+
+async def test_a_poison_event_is_isolated_and_only_it_is_dead_lettered() -> None:
+    store = RecordingStore(poison=["poison"])
+    batch = records(click("a"), click("poison"), click("b"))
+    result = await handler(store).handle(batch)
+    assert store.apply_calls == (
+        [["a", "poison", "b"]] * MAX_ATTEMPTS  # the batch, retried
+        + [["a"]]
+        + [["poison"]] * MAX_ATTEMPTS  # then one by one
+        + [["b"]]
+    )
+    assert store.applied == ["a", "b"]
+    assert [d.record for d in result.dead_letters] == [batch[1]]
+    assert result.dead_letters[0].error.startswith("feature update failed: PoisonError: ")
+    assert result.results == [("web_click", "ok"), ("web_click", "failed"), ("web_click", "ok")]
+    assert triggers(result) == ["a", "b"]
+
+
+async def test_store_unavailable_propagates_without_retry_or_dead_letter() -> None:
+    store = RecordingStore(errors=[StoreUnavailable("ConnectionError: refused")])
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(records(click("a")))
+    assert store.apply_calls == [["a"]]  # the caller retries the whole batch later
+
+
+async def test_store_unavailable_while_isolating_a_poison_event_propagates() -> None:
+    errors: list[Exception] = [PoisonError("bad")] * MAX_ATTEMPTS
+    store = RecordingStore(errors=[*errors, StoreUnavailable("TimeoutError")])
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(records(click("a"), click("b")))
+    assert store.apply_calls == [["a", "b"]] * MAX_ATTEMPTS + [["a"]]
+
+
+async def test_store_unavailable_on_reading_features_propagates() -> None:
+    store = RecordingStore(read_error=StoreUnavailable("ConnectionError"))
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(records(click("a")))
+
+
+# --------------------------------------------------------------------------------------
+# Decisions: failures, duplicates, erasure
+# --------------------------------------------------------------------------------------
+
+
+async def test_a_policy_that_keeps_failing_dead_letters_the_event_after_max_attempts() -> None:
+    policy = BrokenPolicy(broken=["bad"])
+    store = RecordingStore(features={"cust-1": KNOWN})
+    batch = records(click("good-1"), click("bad", page="/cancel"), click("good-2"))
+    result = await handler(store, policy).handle(batch)
+    assert policy.calls.count("bad") == MAX_ATTEMPTS
+    assert [d.record for d in result.dead_letters] == [batch[1]]
+    assert result.dead_letters[0].error == "decision failed: RuntimeError: policy broke"
+    assert ("web_click", "failed") in result.results
+    assert triggers(result) == ["good-1", "good-2"]
+    assert result.interventions == []  # no half-made decision for the failed event
+    assert store.applied == ["good-1", "bad", "good-2"]  # its features were updated
+
+
+async def test_a_decision_failure_gives_one_result_for_its_record() -> None:
+    result = await handler(RecordingStore(), BrokenPolicy(broken=["bad"])).handle(
+        records(click("bad"))
+    )
+    assert result.results == [("web_click", "failed")]
+
+
+async def test_a_failing_decision_is_retried_and_then_succeeds() -> None:
+    policy = BrokenPolicy(flaky=MAX_ATTEMPTS - 1)
+    result = await handler(RecordingStore(), policy).handle(records(click("a")))
+    assert policy.calls == ["a"] * MAX_ATTEMPTS
+    assert result.dead_letters == [] and triggers(result) == ["a"]
+
+
+async def test_a_duplicate_whose_decision_never_went_out_is_decided_again() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.DUPLICATE})
+    result = await handler(store).handle(records(click("a", page="/cancel")))
+    assert result.results == [("web_click", "duplicate")]
+    assert triggers(result) == ["a"]
+    assert [i.kind for i in result.interventions] == ["save_desk"]
+
+
+async def test_a_duplicate_already_decided_is_not_decided_again() -> None:
+    store = RecordingStore(
+        features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.DUPLICATE_DECIDED}
+    )
+    result = await handler(store).handle(records(click("a", page="/cancel")))
+    assert result.results == [("web_click", "duplicate")]
+    assert result.decisions == [] and result.interventions == []
+    assert store.reads == []
+
+
+async def test_the_same_event_twice_in_a_batch_is_decided_once() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN})
+    event = click("a", page="/cancel")
+    result = await handler(store).handle(records(event, event))
+    assert store.apply_calls == [["a", "a"]]
+    assert result.results == [("web_click", "ok"), ("web_click", "duplicate")]
+    assert triggers(result) == ["a"]
+    assert [i.kind for i in result.interventions] == ["save_desk"]
+
+
+async def test_an_erased_customer_gets_no_decision() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.ERASED})
+    result = await handler(store).handle(records(click("a", page="/cancel")))
+    assert result.results == [("web_click", "erased")]
+    assert result.decisions == [] and result.interventions == [] and result.dead_letters == []
+    assert store.reads == []
+
+
+async def test_only_decision_moments_and_possible_interventions_are_decided() -> None:
+    ended = Call(
+        event_id="ended",
+        customer_id="cust-1",
+        ts=T0,
+        status="ended",
+        direction="inbound",
+        reason="support",
+    )
+    rated = Survey(event_id="rated", customer_id="cust-1", ts=T0, score=5, scale="csat5")
+    store = RecordingStore(features={"cust-1": KNOWN})
+    result = await handler(store).handle(records(ended, rated))
+    assert result.results == [("call", "ok"), ("survey", "ok")]
+    assert result.decisions == [] and result.interventions == []
+    assert store.reads == []
+
+
+async def test_features_are_read_once_per_customer_and_decided_on() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN})  # cust-2 is unknown to the store
+    batch = records(
+        click("a", page="/cancel"), click("b", customer="cust-2", page="/cancel"), click("c")
+    )
+    result = await handler(store).handle(batch)
+    assert store.reads == [["cust-1", "cust-2"]]
+    assert triggers(result) == ["a", "b", "c"]
+    assert all(d.ts == NOW for d in result.decisions)
+    # no features, no intervention: only cust-1's visit to the cancellation page alerts
+    assert [(i.customer_id, i.kind) for i in result.interventions] == [("cust-1", "save_desk")]
+    assert result.interventions[0].intervention_id == intervention_id_for("save_desk", "a")
+
+
+async def test_one_customer_gets_one_alert_of_a_kind_per_batch() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN})
+    batch = records(
+        click("a", page="/account/cancel"),
+        click("b", page="/account/cancel/confirm", ts=T0 + timedelta(seconds=5)),
+    )
+    result = await handler(store).handle(batch)
+    assert [i.kind for i in result.interventions] == ["save_desk"]
+
+
+# --------------------------------------------------------------------------------------
+# confirm(): the contacts made and the decisions kept
+# --------------------------------------------------------------------------------------
+
+
+def offer_decision(decision_id: str, offers: list[str], control: bool = False) -> NextBestOffer:
+    return NextBestOffer(
+        decision_id=decision_id,
+        customer_id="cust-1",
+        ts=NOW,
+        channel="web",
+        trigger_event_id=f"trigger-{decision_id}",
+        offers=[OfferScore(offer_id=o, score=1.0, propensity=1.0) for o in offers],
+        control=control,
+    )
+
+
+def alert(intervention_id: str, kind: str) -> Intervention:
+    return Intervention(
+        intervention_id=intervention_id,
+        customer_id="cust-2",
+        ts=NOW,
+        kind=kind,
+        priority=1,
+        trigger_event_id=f"trigger-{intervention_id}",
+        reasons=[],
+        suggested_action="call them",
+    )
+
+
+async def test_confirm_records_contacts_and_decisions() -> None:
+    shown = offer_decision("d1", ["any", "other"])
+    held_back = offer_decision("d2", [], control=True)
+    raised = alert("i1", "save_desk")
+    result = BatchResult(decisions=[shown, held_back], interventions=[raised])
+    store = RecordingStore()
+    await handler(store).confirm(result)
+    # contacts: the decision that showed offers and the intervention, not the empty one
+    assert store.facts == [
+        [
+            offers_shown_fact("d1", "cust-1", "web", ["any", "other"], NOW),
+            intervention_fact("i1", "cust-2", "save_desk", NOW),
+        ]
+    ]
+    # decision records: every decision and every intervention (so replays skip them)
+    assert store.records == [
+        [decision_record(shown), decision_record(held_back), decision_record(raised)]
+    ]
+    first = store.records[0][0]
+    assert (first.customer_id, first.decision_id, first.trigger_event_id) == (
+        "cust-1",
+        "d1",
+        "trigger-d1",
+    )
+    assert first.ts_ms == ts_ms(NOW)
+    assert decode_next_best_offer(first.context) == shown
+    last = store.records[0][2]
+    assert (last.customer_id, last.decision_id, last.trigger_event_id) == (
+        "cust-2",
+        "i1",
+        "trigger-i1",
+    )
+    assert decode_intervention(last.context) == raised
+
+
+async def test_confirm_after_handle_records_what_was_decided() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN})
+    h = handler(store)
+    result = await h.handle(records(click("a", page="/cancel")))
+    await h.confirm(result)
+    decision_id = decision_id_for("a", "web")
+    intervention_id = intervention_id_for("save_desk", "a")
+    assert [f.fact_id for f in store.facts[0]] == [f"c:{decision_id}", f"i:{intervention_id}"]
+    assert [(r.decision_id, r.trigger_event_id) for r in store.records[0]] == [
+        (decision_id, "a"),
+        (intervention_id, "a"),
+    ]
+
+
+async def test_confirm_of_an_empty_batch_records_nothing() -> None:
+    store = RecordingStore()
+    await handler(store).confirm(BatchResult())
+    assert store.facts == [[]] and store.records == [[]]
