@@ -76,6 +76,10 @@ class ContactPolicy:
             if offer.cooldown_s and last is not None and now - last < cooling:
                 reasons.append(f"suppressed:cooldown:{offer.offer_id}")
                 continue
+            shown = features.contact.offers_7d.get(offer.offer_id, 0)
+            if offer.max_per_week is not None and shown >= offer.max_per_week:
+                reasons.append(f"suppressed:cap:{offer.offer_id}")
+                continue
             allowed.append(offer)
         return Verdict(allowed, reasons)
 

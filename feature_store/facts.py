@@ -200,7 +200,8 @@ def offers_shown_fact(
         ("wk", f"shown:{channel}", "1"),
         ("max", f"last_contact:{channel}", ms),
     ]
-    ups += [("max", f"last_shown:{offer}", ms) for offer in sorted(set(offer_ids))]
+    for offer in sorted(set(offer_ids)):
+        ups += [("max", f"last_shown:{offer}", ms), ("wd", f"offer:{offer}", "1")]
     return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True)
 
 

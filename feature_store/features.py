@@ -32,6 +32,7 @@ class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
 
     shown_today: dict[str, int] = msgspec.field(default_factory=dict)  # per channel
     shown_7d: dict[str, int] = msgspec.field(default_factory=dict)
+    offers_7d: dict[str, int] = msgspec.field(default_factory=dict)  # per offer
     last_shown: dict[str, datetime] = msgspec.field(default_factory=dict)  # per offer
     last_contact: dict[str, datetime] = msgspec.field(default_factory=dict)  # per channel
     last_intervention: dict[str, datetime] = msgspec.field(default_factory=dict)  # per kind
@@ -148,6 +149,7 @@ def build_features(
     contact = ContactHistory(
         shown_today=prefixed(daily_metrics(contact_buckets.daily(now_ms, days=1)), "shown:"),
         shown_7d=prefixed(contact_week, "shown:"),
+        offers_7d=prefixed(contact_week, "offer:"),
         last_shown=_dates(profile, "last_shown:"),
         last_contact=_dates(profile, "last_contact:"),
         last_intervention=_dates(profile, "last_intervention:"),

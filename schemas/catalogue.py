@@ -22,6 +22,7 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     priority: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     cooldown_s: Annotated[int, msgspec.Meta(ge=0)] = 0
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
+    max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None  # per customer
     script: str = ""
 
 

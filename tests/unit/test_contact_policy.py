@@ -372,3 +372,28 @@ def test_screen_is_pure() -> None:
     feats = contact(last_shown={"hourly": NOW}, shown_today={"web": 3})
     assert screen(feats) == screen(feats)
     assert feats.contact.shown_today == {"web": 3}
+
+
+def test_per_offer_weekly_cap() -> None:
+    """An offer shown max_per_week times in seven days is suppressed; others are not."""
+    from datetime import UTC, datetime
+
+    from agents.contact_policy import ContactPolicy
+    from agents.control_group import ControlGroup
+    from feature_store import ContactHistory, CustomerFeatures
+    from schemas import Offer
+
+    capped = Offer(offer_id="capped", title="C", channels=["web"], max_per_week=2)
+    free = Offer(offer_id="free", title="F", channels=["web"])
+    policy = ContactPolicy(ControlGroup("s", 0.0))
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+
+    def screen(shown: int) -> list[str]:
+        features = CustomerFeatures(
+            events=3, segment="growth", contact=ContactHistory(offers_7d={"capped": shown})
+        )
+        verdict = policy.screen("c", "web", features, [capped, free], now)
+        return [o.offer_id for o in verdict.allowed] + verdict.reasons
+
+    assert screen(1) == ["capped", "free"]
+    assert screen(2) == ["free", "suppressed:cap:capped"]

@@ -333,7 +333,9 @@ def test_offers_shown_fact() -> None:
         ("wk", "shown:web", "1"),
         ("max", "last_contact:web", ms),
         ("max", "last_shown:o1", ms),
+        ("wd", "offer:o1", "1"),
         ("max", "last_shown:o2", ms),
+        ("wd", "offer:o2", "1"),
     )
 
 
