@@ -25,9 +25,10 @@ SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
     for name in ("apply", "decision", "erase", "claim", "publish")
 }
-_RESOLUTION_ARGS: list[Any] = [len(RESOLUTIONS)]
-for _r in RESOLUTIONS:
-    _RESOLUTION_ARGS += [_r.name, _r.size_ms, _r.keep]
+_RESOLUTIONS_JSON = msgspec.json.encode([[r.name, r.size_ms, r.keep] for r in RESOLUTIONS])
+
+
+_updates_json = msgspec.json.Encoder().encode
 
 
 class StoreUnavailable(RuntimeError):
@@ -184,10 +185,9 @@ class FeatureStore:
             self._config.dedupe_horizon_s * 1000,
             fact.recent or "",
             self._config.recent_len,
-            *_RESOLUTION_ARGS,
+            _RESOLUTIONS_JSON,
         ]
-        for update in fact.updates:
-            args.extend(update)
+        args.append(_updates_json(fact.updates))
         return keys, args
 
     async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:

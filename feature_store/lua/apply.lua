@@ -3,8 +3,10 @@
 -- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset,
 --       5 tombstone (set when the customer was erased)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
---       6 recent entry ('' for none), 7 recent length, 8 number of resolutions R,
---       then R x (name, bucket size ms, buckets kept), then (op, field, value) triples.
+--       6 recent entry ('' for none), 7 recent length,
+--       8 the resolutions as a JSON array of [name, bucket size ms, buckets kept],
+--       9 the updates as a JSON array of [op, field, value] triples
+--       (JSON keeps the call down to a few arguments, cheap to send).
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
@@ -25,10 +27,8 @@ redis.call('ZADD', seen, ARGV[3], fact_id)
 -- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
 local bucket, live_from, prune_to = {}, {}, {}
 local prune = false
-local a = 9
-for _ = 1, tonumber(ARGV[8]) do
-  local name, size, keep = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  a = a + 3
+for _, resolution in ipairs(cjson.decode(ARGV[8])) do
+  local name, size, keep = resolution[1], resolution[2], resolution[3]
   local b = math.floor(ts / size)
   local newest = tonumber(redis.call('HGET', windows, 'max|' .. name))
   if newest == nil or b > newest then
@@ -51,9 +51,8 @@ if prune then
   end
 end
 
-local i = a
-while i + 2 <= #ARGV do
-  local op, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for _, update in ipairs(cjson.decode(ARGV[9])) do
+  local op, field, value = update[1], update[2], update[3]
   if op == 'incr' then
     redis.call('HINCRBY', profile, field, value)
   elseif op == 'max' or op == 'min' then
@@ -84,7 +83,6 @@ while i + 2 <= #ARGV do
   else
     return redis.error_reply('unknown update op ' .. op)
   end
-  i = i + 3
 end
 
 local recent_len = tonumber(ARGV[7])
