@@ -36,19 +36,22 @@ class Buckets:
     """The windows hash parsed into (resolution, bucket) -> metric -> value."""
 
     def __init__(self, windows: dict[str, str]) -> None:
-        self._by: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+        # resolution -> bucket -> metric -> value
+        self._by: dict[str, dict[int, dict[str, int]]] = {r: {} for r in RESOLUTION_SIZE}
         for key, value in windows.items():
             head, sep, metric = key.partition("|")
-            if sep and head[:1] in RESOLUTION_SIZE and head[1:].isdigit():
-                self._by[(head[:1], int(head[1:]))][metric] = int(value)
+            if sep:
+                buckets = self._by.get(head[:1])
+                if buckets is not None and head[1:].isdigit():
+                    buckets.setdefault(int(head[1:]), {})[metric] = int(value)
 
     def window(self, name: str, now_ms: int) -> dict[str, int]:
         """Sum of every metric over the named window ending at ``now_ms``."""
         res, count = WINDOWS[name]
         newest = now_ms // RESOLUTION_SIZE[res]
         total: dict[str, int] = defaultdict(int)
-        for (r, idx), metrics in self._by.items():
-            if r == res and newest - count < idx <= newest:
+        for idx, metrics in self._by[res].items():
+            if newest - count < idx <= newest:
                 for metric, value in metrics.items():
                     total[metric] += value
         return dict(total)
@@ -58,8 +61,8 @@ class Buckets:
         today = now_ms // DAY_MS
         return [
             (float(today - idx), metrics)
-            for (r, idx), metrics in self._by.items()
-            if r == "d" and today - days < idx <= today
+            for idx, metrics in self._by["d"].items()
+            if today - days < idx <= today
         ]
 
 
