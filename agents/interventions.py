@@ -75,6 +75,8 @@ def interventions_for(
     features: CustomerFeatures | None,
     now: datetime,
     rules: InterventionRules = InterventionRules(),
+    risk: float | None = None,
+    risk_crossed: bool = False,
 ) -> list[Intervention]:
     if features is None:
         return []
@@ -98,6 +100,9 @@ def interventions_for(
             priority: Priority = 1 if wide or valuable else 2 if (reach or 0) >= 100 else 3
             why = [f"negative_mention:{s:.2f}", f"reach:{reach or 0}"]
             wanted.append(("service_recovery", priority, why, "social"))
+    if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
+        queue = event.queue if isinstance(event, Call) else "retention"
+        wanted.append(("retention_call", 2, [f"risk_crossed:{risk:.2f}"], queue))
     before = [r for r in features.recent if r.ts < event.ts]  # newest first
     lapsed = before and event.ts - before[0].ts >= timedelta(days=rules.lapse_days)
     if lapsed and (valuable or features.spend >= rules.high_value):
@@ -125,7 +130,7 @@ def interventions_for(
                 agent_id=event.agent_id if isinstance(event, Call) else None,
                 context=InterventionContext(
                     segment=features.segment,
-                    risk=None,
+                    risk=None if risk is None else round(risk, 4),
                     value=features.value,
                     recent_touchpoints=[f"{r.ts:%Y-%m-%d %H:%M} {r.type}" for r in recent],
                 ),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
 from feature_store import StoreUnavailable
 from schemas import Intervention, NextBestOffer, encode_decision
+from schemas.risk import encode_risk_example
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def register_touchpoint_agent(
     source: Any,
     decisions: Any,
     interventions: Any,
+    risk_examples: Any,
     dead_letters: Any,
     handler: TouchpointHandler,
     observer: PipelineObserver,
@@ -72,6 +74,8 @@ def register_touchpoint_agent(
                     key=alert.customer_id.encode(), value=encode_decision(alert)
                 )
             )
+        for example in result.risk_examples:
+            pending.append(await risk_examples.send(key=None, value=encode_risk_example(example)))
         for letter in result.dead_letters:
             pending.append(
                 await dead_letters.send(

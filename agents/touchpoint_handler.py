@@ -16,6 +16,8 @@ from agents.interventions import InterventionRules, interventions_for, might_int
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import moment_for
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.risk import churn_signal
+from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,
@@ -23,8 +25,9 @@ from feature_store import (
     StoreUnavailable,
     intervention_fact,
     offers_shown_fact,
+    risk_fact,
 )
-from feature_store.facts import ts_ms
+from feature_store.facts import Fact, ts_ms
 from feature_store.store import DecisionRecord
 from schemas import (
     Intervention,
@@ -34,6 +37,7 @@ from schemas import (
     decode_touchpoint,
     encode_decision,
 )
+from schemas.risk import RiskExample
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class DeadLetter:
 class BatchResult:
     decisions: list[NextBestOffer] = field(default_factory=list)
     interventions: list[Intervention] = field(default_factory=list)
+    risk_examples: list[RiskExample] = field(default_factory=list)
+    risk_facts: list[Fact] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (event type, result) per record; result is ok, invalid, duplicate or failed
     results: list[tuple[str, str]] = field(default_factory=list)
@@ -77,8 +83,12 @@ class TouchpointHandler:
         clock: Callable[[], datetime] = _utcnow,
         max_future: timedelta = timedelta(minutes=15),
         rules: InterventionRules | None = None,
+        risk: RiskHolder | None = None,
+        risk_threshold: float = 0.7,
     ) -> None:
         self._rules = rules or InterventionRules()
+        self._risk = risk or RiskHolder()
+        self._risk_threshold = risk_threshold
         self._store = store
         self._policy = policy
         self._max_attempts = max_attempts
@@ -156,7 +166,9 @@ class TouchpointHandler:
             else:
                 ok = "ok" if status is ApplyStatus.APPLIED else "duplicate"
                 result.results.append((event.kind, ok))
-                wanted = moment_for(event) is not None or might_intervene(event)
+                wanted = (
+                    moment_for(event) is not None or might_intervene(event) or churn_signal(event)
+                )
                 fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
                 if wanted and fresh:
                     seen.add(event.event_id)
@@ -167,10 +179,26 @@ class TouchpointHandler:
         profiles = dict(zip(customers, await self._store.read_many(customers), strict=True))
         now = self._clock()
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
+        # risk is watched once per customer and batch, on their newest fresh touchpoint
+        watched = {e.customer_id: e.event_id for _, e, i in pending
+                   if result.results[i][1] == "ok"}  # fmt: skip
         for record, event, index in pending:
             for attempt in range(1, self._max_attempts + 1):
                 try:
-                    decision, alerts = self._decide_one(event, profiles[event.customer_id], now)
+                    features = profiles[event.customer_id]
+                    watch = None
+                    if features is not None and watched.get(event.customer_id) == event.event_id:
+                        watch = watch_risk(
+                            event, features, now, self._risk.model, self._risk_threshold
+                        )
+                        if watch.example is not None:
+                            result.risk_examples.append(watch.example)
+                        if watch.snapshot is not None or watch.band is not None:
+                            result.risk_facts.append(risk_fact(
+                                event.event_id, event.customer_id, event.ts,
+                                watch.snapshot, watch.band,
+                            ))  # fmt: skip
+                    decision, alerts = self._decide_one(event, features, now, watch)
                     if decision is not None:
                         result.decisions.append(decision)
                     for alert in alerts:
@@ -184,13 +212,24 @@ class TouchpointHandler:
                         result.results[index] = (event.kind, "failed")
 
     def _decide_one(
-        self, event: TouchpointEvent, features: CustomerFeatures | None, now: datetime
+        self,
+        event: TouchpointEvent,
+        features: CustomerFeatures | None,
+        now: datetime,
+        watch: RiskWatch | None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
         decision = None if moment is None else self._policy.decide(moment, features, now)
         alerts = []
         if features is not None and might_intervene(event):
-            alerts = interventions_for(event, features, now, self._rules)
+            alerts = interventions_for(
+                event,
+                features,
+                now,
+                self._rules,
+                risk=None if watch is None else watch.risk,
+                risk_crossed=watch is not None and watch.crossed,
+            )
         return decision, alerts
 
     async def confirm(self, result: BatchResult) -> None:
@@ -207,7 +246,7 @@ class TouchpointHandler:
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts)
             for i in result.interventions
         ]
-        await self._store.apply_facts(contacts)
+        await self._store.apply_facts(contacts + result.risk_facts)
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in result.interventions]
         await self._store.record_decisions(records)

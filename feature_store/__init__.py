@@ -1,7 +1,13 @@
 """Everything Moments keeps in Redis, behind a handful of async methods."""
 
 from feature_store.derived import SegmentThresholds
-from feature_store.facts import Fact, intervention_fact, offers_shown_fact, touchpoint_fact
+from feature_store.facts import (
+    Fact,
+    intervention_fact,
+    offers_shown_fact,
+    risk_fact,
+    touchpoint_fact,
+)
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
 from feature_store.store import (
     ApplyStatus,
@@ -24,5 +30,6 @@ __all__ = [
     "StoreUnavailable",
     "intervention_fact",
     "offers_shown_fact",
+    "risk_fact",
     "touchpoint_fact",
 ]

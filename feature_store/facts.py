@@ -215,3 +215,16 @@ def intervention_fact(intervention_id: str, customer_id: str, kind: str, ts: dat
         ("max", f"last_intervention:{kind}", ms),
     ]
     return Fact(f"i:{intervention_id}", customer_id, int(ms), tuple(ups), contact=True)
+
+
+def risk_fact(
+    event_id: str, customer_id: str, ts: datetime, snapshot: str | None, band: str | None
+) -> Fact:
+    """The churn-risk bookkeeping a touchpoint leaves: a new pending feature snapshot
+    (JSON, waiting for its delayed label) and/or the band the risk is in now."""
+    ups: list[Update] = []
+    if snapshot is not None:
+        ups.append(("latest", "risk_snapshot", snapshot))
+    if band is not None:
+        ups.append(("latest", "risk_band", band))
+    return Fact(f"r:{event_id}", customer_id, ts_ms(ts), tuple(ups), contact=True)

@@ -70,6 +70,8 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     preferred_channel: str | None = None  # the most used of web, email, call, sms
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
     contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
+    risk_snapshot: str | None = None  # JSON of the feature snapshot awaiting its label
+    risk_band: str | None = None  # "high" or "low": where churn risk was last seen
     value: float = 0.0  # expected spend over the next year
     segment: str = "new"
     recent: list[RecentTouchpoint] = msgspec.field(default_factory=list)  # newest first
@@ -194,6 +196,8 @@ def build_features(
         preferred_channel=preferred,
         consent=consent,
         contact=contact,
+        risk_snapshot=profile.get("risk_snapshot"),
+        risk_band=profile.get("risk_band"),
         value=value,
         segment=segment_of(experience, value, num("n"), num("purchases"), thresholds),
         recent=items,

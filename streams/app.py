@@ -15,13 +15,22 @@ from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.store import Observer
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
-from streams.learner import MODEL, Learner, learn_while_leader, reload_if_newer
+from streams.learner import (
+    MODEL,
+    RISK,
+    Learner,
+    RiskLearner,
+    learn_while_leader,
+    reload_if_newer,
+    reload_risk_if_newer,
+)
 from streams.metrics import Metrics
 from streams.settings import DEV_SECRET, Settings
 
@@ -38,6 +47,7 @@ class Moments:
     store: FeatureStore
     catalogue: OfferCatalogue
     holder: ModelHolder
+    risk: RiskHolder
 
 
 def _raw_topic(app: Any, name: str) -> Any:
@@ -99,8 +109,10 @@ def create_app(settings: Settings) -> Moments:
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
     decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
     interventions = _raw_topic(app, settings.topic(topics.INTERVENTIONS))
+    risk_examples = _raw_topic(app, settings.topic(topics.RISK_EXAMPLES))
     dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
     holder = ModelHolder()
+    risk = RiskHolder()
     policy = build_policy(settings, catalogue, holder)
     handler = TouchpointHandler(
         store,
@@ -108,12 +120,15 @@ def create_app(settings: Settings) -> Moments:
         max_attempts=settings.max_attempts,
         max_future=timedelta(seconds=settings.max_future_skew_s),
         rules=InterventionRules(high_value=settings.high_value),
+        risk=risk,
+        risk_threshold=settings.risk_threshold,
     )
     register_touchpoint_agent(
         app,
         source,
         decisions,
         interventions,
+        risk_examples,
         dead_letters,
         handler,
         metrics,
@@ -121,7 +136,7 @@ def create_app(settings: Settings) -> Moments:
         batch_within=settings.batch_within_s,
         max_attempts=settings.max_attempts,
     )
-    moments = Moments(settings, app, metrics, store, catalogue, holder)
+    moments = Moments(settings, app, metrics, store, catalogue, holder, risk)
     _register_pages(moments)
     _register_lag_timer(moments)
     _register_learning(moments)
@@ -148,17 +163,31 @@ def _register_learning(moments: Moments) -> None:
         moments.settings.topic(topics.OFFER_OUTCOMES),
     )
 
+    risk_learner = RiskLearner(
+        moments.store,
+        moments.risk,
+        moments.metrics,
+        moments.settings.kafka_bootstrap,
+        moments.settings.topic(topics.RISK_EXAMPLES),
+    )
+
     @app.task  # type: ignore[untyped-decorator]
     async def learn() -> None:
         await learn_while_leader(learner, app.is_leader)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def learn_risk() -> None:
+        await learn_while_leader(risk_learner, app.is_leader)
 
     @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def reload_model() -> None:
         try:
             await reload_if_newer(moments.store, moments.holder)
+            await reload_risk_if_newer(moments.store, moments.risk)
         except StoreUnavailable:
             return
         moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
+        moments.metrics.model_version.labels(RISK).set(moments.risk.version)
 
 
 def _register_pages(moments: Moments) -> None:

@@ -1,11 +1,15 @@
-"""The learner: one logical next-best-offer model, learned from outcomes, shared by all.
+"""The learners: one logical model each, learned from a topic, shared by every process.
 
-The Faust leader runs it. It reads ``offer-outcomes`` with its own consumer whose
-positions are saved inside each snapshot, so a restarted (or new) learner resumes
-from the last snapshot plus the outcomes after it: nothing is learned twice or lost.
-Each (decision, outcome) is claimed in Redis first, so a redelivered outcome teaches
-once. Snapshots are JSON (they cannot run code when loaded) and versioned; every
-worker and API process reloads the newest one within a couple of seconds.
+The Faust leader runs them. Each reads its topic with its own consumer whose positions
+are saved inside each snapshot, so a restarted (or new) learner resumes from the last
+snapshot plus the records after it: nothing is learned twice or lost. Snapshots are
+JSON (they cannot run code when loaded) and versioned; every worker and API process
+reloads the newest within a couple of seconds.
+
+- ``nbo``: the next-best-offer bandit, from ``offer-outcomes``. Each (decision, outcome)
+  is claimed in Redis first, so a redelivered outcome teaches once.
+- ``risk``: the churn/lapse classifier, from ``risk-examples`` (feature snapshots that
+  got their delayed label).
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, example_for
+from agents.risk import ChurnRisk
+from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
+from schemas.risk import decode_risk_example
 from streams.metrics import Metrics
 from streams.topics import topic_partitions
 
 log = logging.getLogger(__name__)
 MODEL = "nbo"
+RISK = "risk"
 
 
 class Snapshot(msgspec.Struct):
@@ -45,36 +53,57 @@ def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:
     return LinUCBOffers.from_dict(snap.model), {int(p): o for p, o in snap.offsets.items()}
 
 
+def restore_risk(payload: str) -> ChurnRisk:
+    return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model)
+
+
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
-    """Swap in the newest published snapshot; True when it changed."""
+    """Swap in the newest published bandit snapshot; True when it changed."""
     if await store.model_version(MODEL) <= holder.version:
         return False
     found = await store.load_model(MODEL)
     if found is None:
         return False
-    version, payload = found
-    model, _ = restore(payload)
-    holder.model, holder.version = model, version
+    model, _ = restore(found[1])
+    holder.model, holder.version = model, found[0]
     return True
 
 
-class Learner:
-    def __init__(
-        self,
-        store: FeatureStore,
-        holder: ModelHolder,
-        metrics: Metrics,
-        bootstrap: str,
-        topic: str,
-        publish_every_s: float = 2.0,
-    ) -> None:
+async def reload_risk_if_newer(store: FeatureStore, holder: RiskHolder) -> bool:
+    if await store.model_version(RISK) <= holder.version:
+        return False
+    found = await store.load_model(RISK)
+    if found is None:
+        return False
+    holder.model, holder.version = restore_risk(found[1]), found[0]
+    return True
+
+
+class SnapshotLearner:
+    """Learn one model from one topic; offsets travel inside the model's snapshots."""
+
+    name = ""
+
+    def __init__(self, store: FeatureStore, metrics: Metrics, bootstrap: str, topic: str,
+                 publish_every_s: float = 2.0) -> None:  # fmt: skip
         self._store = store
-        self._holder = holder
         self._metrics = metrics
         self._bootstrap = bootstrap
         self._topic = topic
         self._publish_every_s = publish_every_s
-        self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
+
+    # what a model kind provides
+    def _start(self, state: dict[str, Any] | None, version: int) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _published(self, version: int) -> None:
+        raise NotImplementedError
+
+    async def _learn(self, partition: int, records: list[Any]) -> int:
+        raise NotImplementedError
 
     async def run(self, still_leader: Callable[[], bool]) -> None:
         """Learn while ``still_leader()``; returns when leadership is lost."""
@@ -82,12 +111,14 @@ class Learner:
         if not partitions:
             log.warning("topic %s has no partitions yet; the learner waits", self._topic)
             return
-        found = await self._store.load_model(MODEL)
-        version, model = 0, LinUCBOffers(DIMENSION)
-        offsets: dict[int, int] = {}
+        found = await self._store.load_model(self.name)
+        version, offsets = 0, {}
         if found is not None:
-            version = found[0]
-            model, offsets = restore(found[1])
+            snap = msgspec.json.decode(found[1], type=Snapshot)
+            version, offsets = found[0], {int(p): o for p, o in snap.offsets.items()}
+            self._start(snap.model, version)
+        else:
+            self._start(None, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=None,
@@ -103,29 +134,50 @@ class Learner:
                     consumer.seek(tp, offsets[tp.partition])
                 else:
                     await consumer.seek_to_beginning(tp)
-            self._holder.model, self._holder.version = model, version
-            log.info("learner started at model version %d", version)
+            log.info("%s learner started at version %d", self.name, version)
             last_publish, pending = time.monotonic(), 0
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, records in batches.items():
-                    pending += await self._learn(model, tp.partition, records)
+                    pending += await self._learn(tp.partition, records)
                     offsets[tp.partition] = records[-1].offset + 1
                 if pending and time.monotonic() - last_publish >= self._publish_every_s:
-                    snap = Snapshot(model.to_dict(), {str(p): o for p, o in offsets.items()},
+                    snap = Snapshot(self._state(), {str(p): o for p, o in offsets.items()},
                                     datetime.now(UTC))  # fmt: skip
-                    new = await self._store.publish_model(
-                        MODEL, version, msgspec.json.encode(snap).decode()
-                    )
+                    payload = msgspec.json.encode(snap).decode()
+                    new = await self._store.publish_model(self.name, version, payload)
                     if new is None:
-                        log.warning("another learner published first; restarting from it")
+                        log.warning("another %s learner published first; restarting", self.name)
                         return
                     version, pending, last_publish = new, 0, time.monotonic()
-                    self._holder.model, self._holder.version = model, version
+                    self._published(version)
         finally:
             await consumer.stop()
 
-    async def _learn(self, model: LinUCBOffers, partition: int, records: list[Any]) -> int:
+
+class Learner(SnapshotLearner):
+    """The next-best-offer bandit, from outcomes."""
+
+    name = MODEL
+
+    def __init__(self, store: FeatureStore, holder: ModelHolder, metrics: Metrics,
+                 bootstrap: str, topic: str, publish_every_s: float = 2.0) -> None:  # fmt: skip
+        super().__init__(store, metrics, bootstrap, topic, publish_every_s)
+        self._holder = holder
+        self._model = LinUCBOffers(DIMENSION)
+        self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
+
+    def _start(self, state: dict[str, Any] | None, version: int) -> None:
+        self._model = LinUCBOffers.from_dict(state) if state else LinUCBOffers(DIMENSION)
+        self._published(version)
+
+    def _state(self) -> dict[str, Any]:
+        return self._model.to_dict()
+
+    def _published(self, version: int) -> None:
+        self._holder.model, self._holder.version = self._model, version
+
+    async def _learn(self, partition: int, records: list[Any]) -> int:
         outcomes = []
         for record in records:
             try:
@@ -149,9 +201,9 @@ class Learner:
             if not isinstance(example, Example):
                 self._metrics.learning.labels(example).inc()
                 continue
-            predicted = model.predict_one(example.x, example.arm)
+            predicted = self._model.predict_one(example.x, example.arm)
             self._logloss.update(example.reward >= 1.0, min(max(predicted, 1e-6), 1 - 1e-6))
-            model.learn_one(example.x, example.arm, example.reward)
+            self._model.learn_one(example.x, example.arm, example.reward)
             learned += 1
         self._metrics.learning.labels("learned").inc(learned)
         loss = float(self._logloss.get())  # type: ignore[no-untyped-call]
@@ -159,8 +211,46 @@ class Learner:
         return learned
 
 
-async def learn_while_leader(learner: Learner, is_leader: Callable[[], bool]) -> None:
-    """The learner's life in a worker: run whenever this worker is the leader."""
+class RiskLearner(SnapshotLearner):
+    """The churn/lapse risk classifier, from labelled feature snapshots."""
+
+    name = RISK
+
+    def __init__(self, store: FeatureStore, holder: RiskHolder, metrics: Metrics,
+                 bootstrap: str, topic: str, publish_every_s: float = 2.0) -> None:  # fmt: skip
+        super().__init__(store, metrics, bootstrap, topic, publish_every_s)
+        self._holder = holder
+        self._model = ChurnRisk()
+
+    def _start(self, state: dict[str, Any] | None, version: int) -> None:
+        self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
+        self._published(version)
+
+    def _state(self) -> dict[str, Any]:
+        return self._model.to_dict()
+
+    def _published(self, version: int) -> None:
+        self._holder.model, self._holder.version = self._model, version
+
+    async def _learn(self, partition: int, records: list[Any]) -> int:
+        learned = 0
+        for record in records:
+            try:
+                example = decode_risk_example(record.value or b"")
+            except msgspec.DecodeError:
+                continue
+            self._model.learn_one(example.x, example.y)
+            learned += 1
+        m = self._metrics
+        m.model_logloss.labels(RISK).set(self._model.logloss)
+        m.model_rocauc.labels(RISK).set(self._model.rocauc)
+        m.model_drifts.labels(RISK).set(self._model.drifts)
+        m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
+        return learned
+
+
+async def learn_while_leader(learner: SnapshotLearner, is_leader: Callable[[], bool]) -> None:
+    """A learner's life in a worker: run whenever this worker is the leader."""
     while True:
         if is_leader():
             try:
@@ -168,5 +258,5 @@ async def learn_while_leader(learner: Learner, is_leader: Callable[[], bool]) ->
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("learner failed; restarting from the last snapshot")
+                log.exception("%s learner failed; restarting from its snapshot", learner.name)
         await asyncio.sleep(1.0)

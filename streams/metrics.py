@@ -88,6 +88,20 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.model_rocauc = Gauge(
+            "moments_model_rocauc", "Progressive ROC AUC of online classifiers.", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.model_drifts = Gauge(
+            "moments_model_drifts", "Concept drifts detected (ADWIN) so far.", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.model_fallback = Gauge(
+            "moments_model_fallback",
+            "1 while a model answers with its simple baseline (warming up or after drift).",
+            ["model"],
+            registry=r,
+        )
         self.model_version = Gauge(
             "moments_model_version", "Version of the model snapshot in use.", ["model"],
             registry=r,

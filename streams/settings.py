@@ -62,6 +62,7 @@ class Settings:
     high_value: float = 500.0
     good_experience: float = 0.5
     experience_half_life_days: float = 14.0
+    risk_threshold: float = 0.7  # crossing it raises a retention call
     log_level: str = "info"
     api_host: str = "127.0.0.1"
     api_port: int = 6067

@@ -19,9 +19,10 @@ NEXT_BEST_OFFERS = "next-best-offers"
 INTERVENTIONS = "interventions"
 TOUCHPOINTS_DLQ = "touchpoints-dlq"
 CUSTOMER_ERASURES = "customer-erasures"  # an extension: one record per erasure request
+RISK_EXAMPLES = "risk-examples"  # an extension: labelled feature snapshots, no customer ids
 ALL_TOPICS = (
     TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
-    CUSTOMER_ERASURES,
+    CUSTOMER_ERASURES, RISK_EXAMPLES,
 )  # fmt: skip
 
 

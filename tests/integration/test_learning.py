@@ -56,7 +56,7 @@ def outcomes(decisions: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def snapshot(pipeline: Pipeline, updates: int, wait_s: float = 60) -> LinUCBOffers:
+async def snapshot(pipeline: Pipeline, updates: int, wait_s: float = 120) -> LinUCBOffers:
     store = pipeline.store()
     try:
         deadline = time.monotonic() + wait_s

@@ -473,7 +473,12 @@ async def test_confirm_after_handle_records_what_was_decided() -> None:
     await h.confirm(result)
     decision_id = decision_id_for("a", "web")
     intervention_id = intervention_id_for("save_desk", "a")
-    assert [f.fact_id for f in store.facts[0]] == [f"c:{decision_id}", f"i:{intervention_id}"]
+    # the contacts made, then the first churn-risk snapshot taken for the customer
+    assert [f.fact_id for f in store.facts[0]] == [
+        f"c:{decision_id}",
+        f"i:{intervention_id}",
+        "r:a",
+    ]
     assert [(r.decision_id, r.trigger_event_id) for r in store.records[0]] == [
         (decision_id, "a"),
         (intervention_id, "a"),

@@ -1,0 +1,84 @@
+"""Keeping watch on a customer's churn risk as their touchpoints arrive (pure).
+
+For each touchpoint: score the risk, settle the pending feature snapshot's delayed label
+if this touchpoint decides it, take a new snapshot when there is none pending, and say
+whether the risk just crossed its threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from agents.risk import ChurnRisk, PendingSnapshot, churn_signal, label_for, risk_features
+from feature_store import CustomerFeatures
+from feature_store.facts import ts_ms
+from schemas import TouchpointEvent
+from schemas.risk import RiskExample
+
+
+class _Snapshot(msgspec.Struct):
+    x: dict[str, float]
+    ts_ms: int
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(_Snapshot).decode
+
+
+class RiskHolder:
+    """The risk model a process scores with; replaced when a newer snapshot is loaded."""
+
+    def __init__(self) -> None:
+        self.model = ChurnRisk()
+        self.version = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskWatch:
+    risk: float
+    crossed: bool  # from below the threshold to at or above it
+    example: RiskExample | None  # a labelled example to learn from
+    snapshot: str | None  # a new pending snapshot to store
+    band: str | None  # the new band to store, when it changed
+
+
+def watch_risk(
+    event: TouchpointEvent,
+    features: CustomerFeatures,
+    now: datetime,
+    model: ChurnRisk,
+    threshold: float = 0.7,
+) -> RiskWatch:
+    x = risk_features(features, now)
+    risk = model.predict_one(x)
+    event_ms = ts_ms(event.ts)
+    before = [r.ts for r in features.recent if r.ts < event.ts]
+    previous = ts_ms(before[0]) if before else None
+    pending = None
+    if features.risk_snapshot:
+        stored = _decode(features.risk_snapshot)
+        pending = PendingSnapshot(stored.x, stored.ts_ms)
+    label = None
+    if pending is not None:
+        label = label_for(pending, event_ms, previous, churn=churn_signal(event))
+    example = None
+    if pending is not None and label is not None:
+        example = RiskExample(
+            example_id=f"{event.event_id}:{pending.ts_ms}",
+            x=pending.x,
+            y=label,
+            snapshot_ts=datetime.fromtimestamp(pending.ts_ms / 1000, tz=now.tzinfo),
+            label_ts=event.ts,
+        )
+    snapshot = _encode(_Snapshot(x, event_ms)).decode() if pending is None or example else None
+    band = "high" if risk >= threshold else "low"
+    return RiskWatch(
+        risk=risk,
+        crossed=band == "high" and features.risk_band == "low",
+        example=example,
+        snapshot=snapshot,
+        band=band if band != features.risk_band else None,
+    )

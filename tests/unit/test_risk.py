@@ -1,0 +1,283 @@
+"""Churn/lapse risk: features, baseline, online model with drift fallback, delayed labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agents.risk import (
+    DAY_MS,
+    ChurnRisk,
+    PendingSnapshot,
+    baseline_risk,
+    churn_signal,
+    label_by_clock,
+    label_for,
+    risk_features,
+)
+from feature_store.features import CustomerFeatures
+from tests.unit.factories import call_ended, call_started, click, consent, email
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+Example = tuple[dict[str, float], bool]
+
+
+def sample(rng: random.Random, flipped: bool = False) -> Example:
+    """Risk rises with poor experience and complaints; ``noise`` carries no signal."""
+    experience = rng.random()
+    complaints = float(rng.choice([0, 0, 0, 1, 2, 3]))
+    logit = 6 * (0.5 - experience) + 1.2 * complaints - 1.0
+    y = rng.random() < 1 / (1 + math.exp(-logit))
+    x = {"experience": experience, "complaints_30d": complaints, "noise": rng.gauss(0, 1)}
+    return x, (not y) if flipped else y
+
+
+def accuracy(model: ChurnRisk, examples: list[Example]) -> float:
+    return sum((model.predict_one(x) > 0.5) == y for x, y in examples) / len(examples)
+
+
+# --- features and baseline
+
+
+def test_risk_features_of_an_empty_customer() -> None:
+    x = risk_features(CustomerFeatures(), NOW)
+    assert x == {
+        "experience": 0.6,
+        "complaints_30d": 0.0,
+        "negative_mentions_30d": 0.0,
+        "log_negative_reach_30d": 0.0,
+        "days_since_seen": 0.0,
+        "log_activity_30d": 0.0,
+        "log_activity_7d": 0.0,
+        "log_value": 0.0,
+        "purchases_365d": 0.0,
+        "days_since_purchase": 365.0,
+        "unsubscribed": 0.0,
+        "cancel_calls": 0.0,
+        "consent_withdrawn": 0.0,
+    }
+    assert all(isinstance(v, float) for v in x.values())
+    assert 0.0 < baseline_risk(x) < 1.0
+
+
+def test_risk_features_of_an_unhappy_customer() -> None:
+    features = CustomerFeatures(
+        experience=0.2,
+        complaints_30d=2,
+        negative_mentions_30d=1,
+        negative_reach_30d=99,
+        last_seen=NOW - timedelta(days=10),
+        last_purchase=NOW - timedelta(days=1000),
+        activity={"30d": {"call": 3, "web_click": 4}, "7d": {"call": 1}},
+        value=math.e - 1,
+        purchases_365d=2,
+        emails={"unsubscribed": 1},
+        call_reasons={"cancel": 2, "support": 5},
+        consent={"email": False, "sms": True},
+    )
+    x = risk_features(features, NOW)
+    assert (x["experience"], x["complaints_30d"], x["negative_mentions_30d"]) == (0.2, 2.0, 1.0)
+    assert x["log_negative_reach_30d"] == pytest.approx(math.log(100))
+    assert x["days_since_seen"] == pytest.approx(10.0)
+    assert x["days_since_purchase"] == 365.0  # capped
+    assert x["log_activity_30d"] == pytest.approx(math.log(8))
+    assert x["log_activity_7d"] == pytest.approx(math.log(2))
+    assert x["log_value"] == pytest.approx(1.0)
+    assert (x["unsubscribed"], x["cancel_calls"], x["consent_withdrawn"]) == (1.0, 2.0, 1.0)
+    assert baseline_risk(x) > baseline_risk(risk_features(CustomerFeatures(), NOW))
+
+
+def test_baseline_is_monotone_in_the_obvious_signals() -> None:
+    calm = {"experience": 0.9}
+    assert baseline_risk({"experience": 0.2}) > baseline_risk(calm)
+    assert baseline_risk({**calm, "complaints_30d": 2.0}) > baseline_risk(calm)
+    assert baseline_risk({**calm, "days_since_seen": 40.0}) > baseline_risk(calm)
+    assert baseline_risk({**calm, "cancel_calls": 1.0}) > baseline_risk(calm)
+    assert baseline_risk({**calm, "purchases_365d": 5.0}) < baseline_risk(calm)
+    extremes = [
+        {"experience": 0.0, "complaints_30d": 9.0, "unsubscribed": 1.0, "cancel_calls": 3.0},
+        {"experience": 1.0, "purchases_365d": 50.0},
+    ]
+    assert all(0.0 < baseline_risk(x) < 1.0 for x in extremes)
+
+
+# --- the model
+
+
+def test_warm_up_serves_the_baseline_and_says_so() -> None:
+    rng = random.Random(1)
+    model = ChurnRisk(warmup=50)
+    losses = []
+    for _ in range(49):
+        x, y = sample(rng)
+        assert model.using_baseline and model.reason == "warming_up"
+        assert model.predict_one(x) == baseline_risk(x)
+        model.learn_one(x, y)
+        p = baseline_risk(x)
+        losses.append(-math.log(p if y else 1 - p))
+    assert model.logloss == pytest.approx(sum(losses) / len(losses))  # of what was served
+    model.learn_one(*sample(rng))
+    assert model.examples == 50
+    assert not model.using_baseline and model.reason == "model"
+    x, _ = sample(rng)
+    assert model.predict_one(x) != baseline_risk(x)
+
+
+def test_learns_the_synthetic_problem_under_progressive_validation() -> None:
+    rng = random.Random(7)
+    model = ChurnRisk(warmup=100)
+    for _ in range(2000):
+        model.learn_one(*sample(rng))
+    assert model.examples == 2000 and model.drifts == 0
+    assert model.rocauc > 0.75
+    assert model.logloss < 0.55  # better than a constant prior on this problem (~0.69)
+    bad = {"experience": 0.05, "complaints_30d": 3.0, "noise": 0.0}
+    good = {"experience": 0.95, "complaints_30d": 0.0, "noise": 0.0}
+    assert model.predict_one(bad) > 0.8 > 0.2 > model.predict_one(good)
+    assert accuracy(model, [sample(rng) for _ in range(500)]) > 0.75
+
+
+def test_a_model_getting_better_is_not_a_drift() -> None:
+    rng = random.Random(5)
+    model = ChurnRisk(warmup=0)  # ADWIN watches the errors fall from the very start
+    for _ in range(3000):
+        model.learn_one(*sample(rng))
+    assert model.drifts == 0 and model.reason == "model"
+
+
+def test_progressive_validation_scores_before_learning() -> None:
+    model = ChurnRisk(warmup=0)
+    x = {"experience": 0.3}
+    model.learn_one(x, True)  # an untrained model answers 0.5 before it learns
+    assert model.logloss == pytest.approx(math.log(2))
+    assert model.predict_one(x) > 0.5  # and learned afterwards
+
+
+def test_concept_drift_falls_back_to_the_baseline_then_recovers() -> None:
+    rng = random.Random(3)
+    model = ChurnRisk(warmup=100)
+    for _ in range(1500):
+        model.learn_one(*sample(rng))
+    assert model.drifts == 0 and model.reason == "model"
+
+    detected_after = None
+    for i in range(1000):
+        model.learn_one(*sample(rng, flipped=True))
+        if model.drifts:
+            detected_after = i + 1
+            break
+    assert detected_after is not None and detected_after < 300
+    assert model.drifts == 1
+    assert model.using_baseline and model.reason == "drift_detected"
+    x, _ = sample(rng)
+    assert model.predict_one(x) == baseline_risk(x)
+
+    assert model.learned == 1  # the new model learned the example that revealed the drift
+    for _ in range(98):
+        model.learn_one(*sample(rng, flipped=True))
+    assert model.reason == "drift_detected"
+    model.learn_one(*sample(rng, flipped=True))
+    assert model.reason == "model"
+    for _ in range(900):
+        model.learn_one(*sample(rng, flipped=True))
+    assert model.reason == "model" and not model.using_baseline
+    assert model.drifts == 1  # the new model getting better is not a drift
+    assert accuracy(model, [sample(rng, flipped=True) for _ in range(500)]) > 0.75
+
+
+def test_snapshot_round_trip_gives_identical_predictions() -> None:
+    rng = random.Random(11)
+    model = ChurnRisk(warmup=20, lr=0.03, l2=0.001)
+    for _ in range(300):
+        model.learn_one(*sample(rng))
+    state = json.loads(json.dumps(model.to_dict()))
+    restored = ChurnRisk.from_dict(state)
+    probes = [sample(rng)[0] for _ in range(200)] + [{"experience": 0.5, "unseen": 3.0}]
+    for x in probes:
+        assert abs(restored.predict_one(x) - model.predict_one(x)) <= 1e-12
+    assert (restored.examples, restored.drifts, restored.reason) == (300, 0, "model")
+    assert restored.to_dict() == model.to_dict()
+    for _ in range(50):  # and they keep learning in step
+        x, y = sample(rng)
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+    for x in probes:
+        assert abs(restored.predict_one(x) - model.predict_one(x)) <= 1e-12
+
+
+def test_snapshot_keeps_the_fallback_state() -> None:
+    model = ChurnRisk(warmup=10)
+    model.drifts, model.learned = 2, 3  # as after a drift, re-learning
+    restored = ChurnRisk.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert restored.reason == "drift_detected" and restored.drifts == 2
+
+
+def test_snapshot_of_another_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a churn-risk snapshot"):
+        ChurnRisk.from_dict({"kind": "linucb-disjoint"})
+
+
+# --- delayed labels
+
+PENDING = PendingSnapshot({"experience": 0.4}, ts_ms=1_000 * DAY_MS)
+
+
+def at(days: float) -> int:
+    return PENDING.ts_ms + round(days * DAY_MS)
+
+
+def test_churn_signal_within_the_horizon_is_a_positive() -> None:
+    assert label_for(PENDING, at(3), at(2), churn=True) is True
+    assert label_for(PENDING, at(30), at(29), churn=True) is True  # the horizon's last moment
+
+
+def test_churn_signal_after_the_horizon_is_a_negative() -> None:
+    assert label_for(PENDING, at(31), at(30.5), churn=True) is False
+
+
+def test_ordinary_touchpoint_within_the_horizon_is_undecided() -> None:
+    assert label_for(PENDING, at(10), at(9)) is None
+    assert label_for(PENDING, at(10), None) is None
+
+
+def test_active_after_the_horizon_is_a_negative() -> None:
+    assert label_for(PENDING, at(31), at(29)) is False
+    assert label_for(PENDING, at(31), at(29), horizon_days=60) is None
+
+
+def test_lapse_starting_within_the_horizon_is_a_positive() -> None:
+    assert label_for(PENDING, at(70), at(20)) is True  # quiet from day 20 to 70
+    assert label_for(PENDING, at(45), at(-5)) is True  # quiet since before the snapshot
+    assert label_for(PENDING, at(29), at(-5)) is None  # counted from the snapshot: 29 days
+    assert label_for(PENDING, at(44), at(-5)) is False  # 44 days, touchpoint past the horizon
+    assert label_for(PENDING, at(64), at(20)) is False  # 44 days quiet, past the horizon
+    assert label_for(PENDING, at(90), at(31)) is False  # the quiet spell began too late
+    assert label_for(PENDING, at(40), at(10), lapse_days=30) is True
+
+
+def test_touchpoint_older_than_the_snapshot_decides_nothing() -> None:
+    assert label_for(PENDING, at(-1), at(-2), churn=True) is None
+
+
+def test_clock_settles_the_customers_who_never_come_back() -> None:
+    assert label_by_clock(PENDING, at(40), at(10)) is None
+    assert label_by_clock(PENDING, at(55), at(10)) is True
+    assert label_by_clock(PENDING, at(45), None) is True
+    assert label_by_clock(PENDING, at(80), at(31)) is False
+
+
+def test_churn_signals() -> None:
+    for direction in ("inbound", "outbound"):
+        assert churn_signal(call_started("cancel", direction=direction))
+        assert not churn_signal(call_started("support", direction=direction))
+    assert churn_signal(call_ended(-0.5, reason="cancel"))
+    assert churn_signal(consent("all", False, 0.0))
+    assert not churn_signal(consent("email", False, 0.0))
+    assert not churn_signal(consent("all", True, 0.0))
+    assert churn_signal(email("unsubscribed"))
+    assert not churn_signal(email("opened"))
+    assert not churn_signal(click())
