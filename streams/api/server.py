@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
@@ -47,6 +48,7 @@ class Api:
     limiter: RateLimiter
     metrics: Metrics
     alerts: AlertHub
+    risk: RiskHolder
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -87,6 +89,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         holder = ModelHolder()
+        risk = RiskHolder()
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
         )
@@ -103,8 +106,9 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
             metrics=metrics,
             alerts=hub,
+            risk=risk,
         )
-        reloader = asyncio.create_task(_keep_model_fresh(app[API_KEY], holder))
+        reloader = asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))
         yield
         reloader.cancel()
         await hub.stop()
@@ -116,14 +120,16 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     return app
 
 
-async def _keep_model_fresh(api: Api, holder: ModelHolder) -> None:
-    """Score with the newest published model snapshot (checked every two seconds)."""
-    from streams.learner import MODEL, reload_if_newer
+async def _keep_model_fresh(api: Api, holder: ModelHolder, risk: RiskHolder) -> None:
+    """Score with the newest published model snapshots (checked every two seconds)."""
+    from streams.learner import MODEL, RISK, reload_if_newer, reload_risk_if_newer
 
     while True:
         try:
             await reload_if_newer(api.store, holder)
+            await reload_risk_if_newer(api.store, risk)
             api.metrics.model_version.labels(MODEL).set(holder.version)
+            api.metrics.model_version.labels(RISK).set(risk.version)
         except Exception:
             log.warning("could not check for a newer model snapshot", exc_info=True)
         await asyncio.sleep(2.0)

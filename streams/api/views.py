@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from agents.moments import request_moment
+from agents.risk import risk_features
 from agents.touchpoint_handler import decision_record
 from feature_store import StoreUnavailable, offers_shown_fact
 from schemas import (
@@ -218,7 +219,8 @@ async def get_customer(request: web.Request) -> web.Response:
         "customer_id": customer_id,
         "segment": features.segment,
         "value": features.value,
-        "risk": None,  # filled in once the risk model is trained
+        "risk": round(api.risk.model.predict_one(risk_features(features, datetime.now(UTC))), 4),
+        "risk_model": {"version": api.risk.version, "basis": api.risk.model.reason},
         "consent": features.consent,
         "features": body,
         "recent_touchpoints": body["recent"],
