@@ -1,4 +1,4 @@
-"""The ``moments`` command: worker, simulate, demo, bench."""
+"""The ``moments`` command: worker, simulate, demo, bench, evaluate."""
 
 from __future__ import annotations
 
@@ -44,11 +44,34 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.simulation.producer import simulate
-    from streams.topics import TOUCHPOINTS, ensure_topics
+    from schemas import load_catalogue
+    from streams.simulation.producer import simulate, simulate_closed_loop
+    from streams.topics import NEXT_BEST_OFFERS, OFFER_OUTCOMES, TOUCHPOINTS, ensure_topics
 
     async def run() -> None:
         await ensure_topics(settings)
+        if args.respond:
+            sent, answered = await simulate_closed_loop(
+                settings.kafka_bootstrap,
+                settings.topic(TOUCHPOINTS),
+                settings.topic(NEXT_BEST_OFFERS),
+                settings.topic(OFFER_OUTCOMES),
+                load_catalogue(settings.catalogue_path),
+                customers=args.customers,
+                seed=args.seed,
+                rate=args.rate,
+                count=args.count,
+                duration_s=args.duration,
+            )
+            log.info(
+                "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes)",
+                sent.sent,
+                sent.seconds,
+                answered.answered,
+                answered.decisions,
+                answered.outcomes,
+            )
+            return
         result = await simulate(
             settings.kafka_bootstrap,
             settings.topic(TOUCHPOINTS),
@@ -99,6 +122,29 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return run_bench(events=args.events, rate=args.rate, latency_seconds=args.latency_seconds)
 
 
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from streams.evaluate import EvaluationConfig, run_evaluation
+
+    if not 0 <= args.warmup < args.decisions:
+        print("moments evaluate: need 0 <= --warmup < --decisions", file=sys.stderr)
+        return 2
+    config = EvaluationConfig(
+        decisions=args.decisions,
+        warmup=args.warmup,
+        seed=args.seed,
+        customers=args.customers,
+        alpha=args.alpha,
+        epsilon=args.epsilon,
+        control_percent=settings.control_percent,
+        control_salt=settings.control_salt,
+        catalogue_path=settings.catalogue_path,
+    )
+    print(json.dumps(run_evaluation(config), indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moments", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=50.0, help="events per second")
     sim.add_argument("--count", type=int, default=None, help="stop after this many events")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    sim.add_argument("--respond", action="store_true", help="customers answer offers (outcomes)")
     demo = sub.add_parser("demo", help="start services, a worker and the simulator; show decisions")
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
     demo.add_argument("--rate", type=float, default=20.0)
@@ -121,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
     bench.add_argument("--latency-seconds", type=float, default=15.0)
+    ev = sub.add_parser("evaluate", help="learned vs random vs oracle policy, in-process benchmark")
+    ev.add_argument("--decisions", type=int, default=50_000, help="in all, warm-up included")
+    ev.add_argument("--warmup", type=int, default=5_000, help="decisions learned but not counted")
+    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--customers", type=int, default=2_000)
+    ev.add_argument("--alpha", type=float, default=0.3, help="LinUCB exploration bonus")
+    ev.add_argument("--epsilon", type=float, default=0.05, help="random first-offer share")
     return p
 
 
@@ -131,6 +185,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "rebuild": cmd_rebuild,
     "bench": cmd_bench,
+    "evaluate": cmd_evaluate,
 }
 
 

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import random
@@ -25,6 +26,7 @@ from functools import partial
 from itertools import accumulate
 from typing import Literal, Protocol
 
+from schemas.catalogue import Offer
 from schemas.touchpoints import (
     Call,
     Channel,
@@ -133,6 +135,7 @@ class CustomerPopulation:
         rng = random.Random(seed)
         self.customers = tuple(_new_customer(rng, i) for i in range(size))
         self._by_id = {c.customer_id: c for c in self.customers}
+        self._quirks: dict[tuple[str, str], float] = {}
         # Valuable and active customers get in touch more often.
         self._pick_weights = list(
             accumulate(math.sqrt(c.value) * c.activity for c in self.customers)
@@ -155,6 +158,17 @@ class CustomerPopulation:
     def customer(self, customer_id: str) -> SimulatedCustomer:
         """The customer with this id; raises ``KeyError`` if unknown."""
         return self._by_id[customer_id]
+
+    def acceptance(
+        self, customer_id: str, offer: Offer, channel: str, category: str | None
+    ) -> float:
+        """Hidden: the chance that this customer accepts ``offer`` shown on ``channel``
+        while looking at ``category``. Only simulators and the oracle may call it."""
+        key = (customer_id, offer.offer_id)
+        quirk = self._quirks.get(key)
+        if quirk is None:
+            quirk = self._quirks[key] = offer_quirk(self.seed, customer_id, offer.offer_id)
+        return acceptance_probability(self._by_id[customer_id], offer, channel, category, quirk)
 
     def touchpoints(self, count: int, start: datetime, rate: float) -> Iterator[TouchpointEvent]:
         """Yield ``count`` events after ``start``, arriving at ``rate`` per second (Poisson).
@@ -287,6 +301,69 @@ class CustomerPopulation:
         return [
             (0.0, partial(Consent, customer_id=c.customer_id, channel=channel, granted=granted))
         ]
+
+
+# --------------------------------------------------------------------------------------
+# Hidden preferences: how a simulated customer answers an offer. Policies never see
+# these; the simulated websites (responder, evaluate) and the oracle do. Most of what
+# matters can be inferred from the features (tastes show in clicks and purchases, the
+# category in view is in the context, satisfaction shows as experience, spend as value),
+# but not all of it: channel habits and a per-customer-per-offer quirk stay hidden.
+# --------------------------------------------------------------------------------------
+
+CHANNEL_MOOD = {"web": 0.0, "email": -0.5, "call": 0.4, "sms": -0.7}
+QUIRK_SD = 0.6  # spread of the per-customer-per-offer idiosyncratic taste, in log-odds
+_HAPPY_SEGMENTS = frozenset({"model", "growth"})
+_UNHAPPY_SEGMENTS = frozenset({"at_risk", "dangling"})
+
+
+def price_sensitivity(c: SimulatedCustomer) -> float:
+    """0 (indifferent) .. 1 (counts every cent): the less a customer spends, the more."""
+    return 1.0 / (1.0 + c.value / 450.0)
+
+
+def offer_quirk(seed: int, customer_id: str, offer_id: str, sd: float = QUIRK_SD) -> float:
+    """A customer's idiosyncratic liking of one offer (log-odds), fixed by the seed."""
+    digest = hashlib.blake2b(f"{seed}:{customer_id}:{offer_id}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big")).gauss(0.0, sd)
+
+
+def acceptance_probability(
+    c: SimulatedCustomer, offer: Offer, channel: str, category: str | None, quirk: float = 0.0
+) -> float:
+    """The chance (0..1) that customer ``c`` accepts ``offer`` on ``channel`` while looking
+    at ``category`` (``None``: nothing in particular). Pure: a logistic model of how well
+    the offer fits their tastes and what is in view, their mood, their price sensitivity
+    against the offer's value, whether the offer is meant for people like them, and
+    ``quirk`` (see :func:`offer_quirk`).
+
+    >>> from schemas import Offer
+    >>> books = Offer(offer_id="b", title="b", channels=["web"], categories=["books"], value=12)
+    >>> reader = SimulatedCustomer("c", 450.0, 0.7, dict.fromkeys(CHANNELS, 0.25),
+    ...     {k: 0.9 if k == "books" else 0.1 / 7 for k in CATEGORIES}, False, 1.0, 0.3, "x")
+    >>> p_books = acceptance_probability(reader, books, "web", "books")
+    >>> p_other = acceptance_probability(reader, books, "web", "travel")
+    >>> 0 < p_other < p_books < 1
+    True
+    """
+    z = -3.8 + quirk + 1.2 * (c.satisfaction - 0.65)
+    z += CHANNEL_MOOD.get(channel, 0.0) + 1.5 * (c.channel_habits.get(channel, 0.25) - 0.25)
+    if channel == "email":
+        z += 2.0 * (c.email_engagement - 0.3)
+    if offer.categories:
+        fit = sum(c.category_tastes.get(k, 0.0) for k in offer.categories)
+        z += 3.5 * fit
+        if category is not None:
+            z += 1.0 if category in offer.categories else -0.3
+    else:
+        z += 1.0  # broad offers appeal a little to everyone
+    segments = set(offer.segments)
+    if segments and segments <= _UNHAPPY_SEGMENTS:  # service recovery: the upset welcome it
+        z += 3.5 * (c.unhappiness - 0.35)
+    elif segments and segments <= _HAPPY_SEGMENTS:  # loyalty: the happy and the big spenders
+        z += 2.5 * (c.satisfaction - 0.6) + 0.6 * math.log(c.value / 450.0)
+    z -= 3.5 * price_sensitivity(c) * (offer.value / 100.0 - 0.15)
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _page(rng: random.Random, c: SimulatedCustomer, session: str) -> _Build:

@@ -1,4 +1,5 @@
-"""Send a simulated population's touchpoints to Kafka, paced in real time."""
+"""Send a simulated population's touchpoints to Kafka, paced in real time; optionally
+close the loop with customers who answer the offers (:mod:`.responder`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from schemas import encode_touchpoint
+from schemas import OfferCatalogue, encode_touchpoint
 from streams.simulation.population import CustomerPopulation
+from streams.simulation.responder import ResponderRun, run_responder
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,51 @@ async def simulate(
     finally:
         await producer.stop()
     return SimulationRun(sent, time.monotonic() - started_wall)
+
+
+async def simulate_closed_loop(
+    bootstrap: str,
+    topic: str,
+    decisions_topic: str,
+    outcomes_topic: str,
+    catalogue: OfferCatalogue,
+    *,
+    customers: int = 1000,
+    seed: int = 7,
+    rate: float = 50.0,
+    count: int | None = None,
+    duration_s: float | None = None,
+    grace_s: float = 5.0,
+) -> tuple[SimulationRun, ResponderRun]:
+    """:func:`simulate`, with the same customers answering the offers made to them."""
+    population = CustomerPopulation(customers, seed)
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    async def produce() -> SimulationRun:
+        try:
+            await ready.wait()  # the responder sits at the end of the decisions
+            return await simulate(
+                bootstrap,
+                topic,
+                customers=customers,
+                seed=seed,
+                rate=rate,
+                count=count,
+                duration_s=duration_s,
+            )
+        finally:
+            stop.set()
+
+    respond = run_responder(
+        bootstrap,
+        decisions_topic,
+        outcomes_topic,
+        population,
+        catalogue,
+        stop=stop,
+        ready=ready,
+        seed=seed,
+        grace_s=grace_s,
+    )
+    run, answered = await asyncio.gather(produce(), respond)
+    return run, answered

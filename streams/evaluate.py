@@ -1,0 +1,540 @@
+"""``moments evaluate``: how much the learned policy earns, measured in a closed loop.
+
+A benchmark, not a test. In one process, without Kafka or Redis, simulated customers
+(:class:`CustomerPopulation`) produce touchpoints; each touchpoint updates the
+customer's :class:`CustomerState` (the pure mirror of the Redis store) and every
+decision moment (a web click, an inbound call, an email opened) is put to several
+policies at once, on the same customer, features and moment:
+
+- ``learned``: the real :class:`LearnedOfferPolicy` with a :class:`LinUCBOffers` model
+  that learns online from its own outcomes (rewards of :data:`agents.learning.REWARDS`);
+- ``random``: a uniformly random eligible offer;
+- ``oracle``: the eligible offer with the highest hidden acceptance x value x priority;
+- ``rules``: the engine's :class:`RuleBasedOfferPolicy` (priority x value x category
+  affinity), the policy the learned one replaces: a reference, not part of the target.
+
+All use the real :class:`ContactPolicy` (consent, fatigue caps, cool-downs, the 5 %
+control group), each with its own contact history, and the customer answers the first
+offer through the hidden preferences, with the same random draw for every policy
+(common random numbers), so their differences are what they offered, not luck.
+
+After the warm-up it reports, per policy, the acceptance rate and the value per
+decision, and how much of the gap between random and the oracle the learned policy
+closes; the lift of the learned policy over the control group with 95 % confidence
+intervals; and off-policy estimates (IPS, SNIPS) of candidate policies from the
+learned policy's logged decisions, next to their true values.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from agents.bandit import LinUCBOffers
+from agents.contact_policy import ContactPolicy
+from agents.context import DIMENSION
+from agents.control_group import ControlGroup
+from agents.learned_policy import LearnedOfferPolicy, ModelHolder
+from agents.learning import REWARDS
+from agents.moments import DecisionMoment, moment_for
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import ContactHistory, CustomerFeatures, offers_shown_fact, touchpoint_fact
+from feature_store.facts import ts_ms
+from feature_store.features import build_features
+from feature_store.reference import CustomerState
+from schemas import Offer, OfferCatalogue, load_catalogue
+from streams.settings import Settings
+from streams.simulation.population import CustomerPopulation, SimulatedCustomer
+from streams.simulation.responder import expected_reward, outcome_for
+
+POLICIES = ("learned", "random", "oracle", "rules")
+START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+ORGANIC_BASE = 0.02  # chance that a decision moment ends in a purchase with no offer at all
+ORGANIC_SATISFIED = 0.04  # ... plus this x satisfaction
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationConfig:
+    decisions: int = 50_000  # decision moments in all, the warm-up included
+    warmup: int = 5_000  # decision moments learned from but not counted
+    seed: int = 7
+    customers: int = 2_000
+    events_per_day: float = 800.0  # the population's touchpoints per simulated day
+    alpha: float = 0.3  # LinUCB exploration bonus
+    epsilon: float = 0.05  # chance of a uniformly random first offer
+    control_percent: float = 5.0
+    control_salt: str = "moments-control-v1"
+    catalogue_path: str = Settings.catalogue_path
+    bootstrap: int = 1_000  # resamples for the customer-level bootstrap of the lift
+    curve_points: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One logged decision of the learned policy: enough to evaluate another policy."""
+
+    x: list[float]
+    allowed: tuple[str, ...]
+    worth: dict[str, float]
+    arm: str  # the first offer, the one the customer answered
+    propensity: float  # the probability the logging policy put it first
+    reward: float
+    customer_id: str
+    channel: str
+    category: str | None
+
+
+@dataclass
+class Tally:
+    decisions: int = 0  # treated decision moments (control excluded)
+    shown: int = 0  # of them, the ones where an offer was made
+    accepted: int = 0
+    clicked: int = 0
+    value: float = 0.0
+    reward: float = 0.0
+
+    def add(self, offer: Offer | None, kind: str | None) -> None:
+        self.decisions += 1
+        if offer is None or kind is None:
+            return
+        self.shown += 1
+        self.reward += REWARDS.get(kind, 0.0)
+        if kind == "accepted":
+            self.accepted += 1
+            self.value += offer.value
+        elif kind == "clicked":
+            self.clicked += 1
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.shown if self.shown else 0.0
+
+    @property
+    def value_per_decision(self) -> float:
+        return self.value / self.decisions if self.decisions else 0.0
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "decisions": self.decisions,
+            "offers_shown": self.shown,
+            "accepted": self.accepted,
+            "clicked": self.clicked,
+            "acceptance_rate": round(self.acceptance_rate, 4),
+            "value_per_decision": round(self.value_per_decision, 4),
+            "reward_per_offer": round(self.reward / self.shown, 4) if self.shown else 0.0,
+        }
+
+
+@dataclass
+class _Customer:
+    touch: CustomerState = field(default_factory=CustomerState)
+    contacts: dict[str, CustomerState] = field(
+        default_factory=lambda: {p: CustomerState() for p in POLICIES}
+    )
+
+
+def contact_history(state: CustomerState, now_ms: int) -> ContactHistory:
+    """The contact history kept in ``state`` (contact facts only), as of ``now_ms``."""
+    return build_features(state.profile, {}, [], now_ms, state.contacts).contact
+
+
+def worth_of(offer: Offer) -> float:
+    """What :class:`LearnedOfferPolicy` weighs an acceptance by: value x priority."""
+    return max(offer.value, 1.0) * offer.priority
+
+
+def organic_rate(c: SimulatedCustomer) -> float:
+    return ORGANIC_BASE + ORGANIC_SATISFIED * c.satisfaction
+
+
+def gap_closed(learned: float, random_: float, oracle: float) -> float | None:
+    """The share of the random-to-oracle gap the learned policy closes."""
+    gap = oracle - random_
+    return None if abs(gap) < 1e-12 else (learned - random_) / gap
+
+
+# --------------------------------------------------------------------------------------
+# Off-policy evaluation
+# --------------------------------------------------------------------------------------
+
+
+def ips_estimates(
+    logs: Sequence[Logged], target: Callable[[Logged], float]
+) -> dict[str, float | None]:
+    """IPS and self-normalised IPS estimates of the mean reward of a policy that puts the
+    logged arm first with probability ``target(record)``, from decisions logged with
+    their propensities. Also the IPS 95 % interval (normal) and the effective sample size.
+    """
+    if not logs:
+        return {"ips": None, "snips": None, "ips_ci95_low": None, "ips_ci95_high": None, "ess": 0.0}
+    w = np.array([target(r) / r.propensity for r in logs])
+    r = np.array([r.reward for r in logs])
+    terms = w * r
+    n = len(logs)
+    ips = float(terms.mean())
+    half = 1.96 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    total = float(w.sum())
+    snips = float(terms.sum() / total) if total > 0 else None
+    ess = total**2 / float((w * w).sum()) if total > 0 else 0.0
+    return {
+        "ips": round(ips, 5),
+        "snips": None if snips is None else round(snips, 5),
+        "ips_ci95_low": round(ips - half, 5),
+        "ips_ci95_high": round(ips + half, 5),
+        "ess": round(ess, 1),
+    }
+
+
+def greedy_of(model: LinUCBOffers) -> LinUCBOffers:
+    """A frozen copy of ``model`` that always plays its best estimate (no exploration)."""
+    greedy = LinUCBOffers.from_dict(model.to_dict())
+    greedy.alpha, greedy.epsilon = 0.0, 0.0
+    return greedy
+
+
+def off_policy(
+    logs: Sequence[Logged],
+    model: LinUCBOffers,
+    population: CustomerPopulation,
+    catalogue: OfferCatalogue,
+    midpoint: tuple[LinUCBOffers, int] | None = None,
+) -> dict[str, Any]:
+    """IPS/SNIPS of candidate policies on the learned policy's logs, beside their truth
+    (the mean expected reward of what each would have offered in the same contexts).
+
+    ``midpoint`` is a greedy snapshot of the model taken halfway, with the number of
+    decisions logged by then: it is judged on the later logs only, which it has not
+    learned from. The final greedy model is judged on every log, including those it
+    learned from, so its estimate is optimistic (it was fitted to those rewards).
+    """
+    offers = {o.offer_id: o for o in catalogue.offers}
+
+    def truth(rows: Sequence[Logged], pick: Callable[[Logged], list[tuple[str, float]]]) -> float:
+        total = 0.0
+        for r in rows:
+            for arm, prob in pick(r):
+                p = population.acceptance(r.customer_id, offers[arm], r.channel, r.category)
+                total += prob * expected_reward(p)
+        return total / len(rows) if rows else 0.0
+
+    def greedy_candidate(greedy: LinUCBOffers, rows: Sequence[Logged], what: str) -> dict[str, Any]:
+        choice = [greedy.rank(r.x, list(r.allowed), r.worth, "", limit=1)[0].arm for r in rows]
+        chosen = {id(r): arm for r, arm in zip(rows, choice, strict=True)}
+        agree = sum(arm == r.arm for r, arm in zip(rows, choice, strict=True))
+        return {
+            "what": what,
+            "logged_decisions": len(rows),
+            "agreement_with_log": round(agree / max(len(rows), 1), 4),
+            **ips_estimates(rows, lambda r: float(chosen[id(r)] == r.arm)),
+            "true_value": round(truth(rows, lambda r: [(chosen[id(r)], 1.0)]), 5),
+        }
+
+    candidates: dict[str, Any] = {}
+    if midpoint is not None:
+        snapshot, logged_before = midpoint
+        candidates["learned_greedy_midpoint"] = greedy_candidate(
+            snapshot,
+            logs[logged_before:],
+            "the learned model halfway, alpha=0, epsilon=0, on the later logs (out of sample)",
+        )
+    candidates["learned_greedy_final"] = greedy_candidate(
+        greedy_of(model),
+        logs,
+        "the learned model at the end, alpha=0, epsilon=0, on all logs (in sample)",
+    )
+    candidates["uniform_random"] = {
+        "what": "a uniformly random eligible offer",
+        "logged_decisions": len(logs),
+        **ips_estimates(logs, lambda r: 1.0 / len(r.allowed)),
+        "true_value": round(
+            truth(logs, lambda r: [(a, 1.0 / len(r.allowed)) for a in r.allowed]), 5
+        ),
+    }
+    mean_reward = sum(r.reward for r in logs) / len(logs) if logs else 0.0
+    return {
+        "logging_policy": {
+            "what": "the learned policy as it ran (LinUCB with its alpha and epsilon)",
+            "logged_decisions": len(logs),
+            "observed_mean_reward": round(mean_reward, 5),
+            **ips_estimates(logs, lambda r: r.propensity),
+        },
+        "candidates": candidates,
+        "reward": "accepted 1, clicked 0.3, else 0 (agents.learning.REWARDS), first offer",
+        "true_value": "mean expected reward of the candidate's first offer in the logged contexts",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Lift over the control group
+# --------------------------------------------------------------------------------------
+
+
+def lift(
+    treated: dict[str, list[int]], control: dict[str, list[int]], resamples: int, seed: int
+) -> dict[str, Any]:
+    """Conversion of treated vs control decision moments; per customer [moments, conv].
+
+    The 95 % interval by the normal approximation treats moments as independent; the
+    bootstrap resamples customers (moments of one customer are correlated), so it is
+    the honest one.
+    """
+    t = np.array(list(treated.values()), dtype=np.float64).reshape(-1, 2)
+    c = np.array(list(control.values()), dtype=np.float64).reshape(-1, 2)
+    nt, xt = t[:, 0].sum(), t[:, 1].sum()
+    nc, xc = c[:, 0].sum(), c[:, 1].sum()
+    if nt == 0 or nc == 0:
+        return {"treated_decisions": int(nt), "control_decisions": int(nc), "lift": None}
+    pt, pc = xt / nt, xc / nc
+    diff = pt - pc
+    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    rng = np.random.default_rng(seed)
+    boots = np.empty(resamples)
+    for i in range(resamples):
+        bt = t[rng.integers(0, len(t), len(t))].sum(axis=0)
+        bc = c[rng.integers(0, len(c), len(c))].sum(axis=0)
+        boots[i] = bt[1] / bt[0] - bc[1] / bc[0]
+    low, high = np.percentile(boots, [2.5, 97.5])
+    return {
+        "conversion": "the offer accepted, or an organic purchase (base rate, no offer needed)",
+        "treated": {"customers": len(t), "decisions": int(nt), "conversion": round(pt, 5)},
+        "control": {"customers": len(c), "decisions": int(nc), "conversion": round(pc, 5)},
+        "lift": round(diff, 5),
+        "relative_lift": round(diff / pc, 4) if pc > 0 else None,
+        "ci95_normal": [round(diff - 1.96 * se, 5), round(diff + 1.96 * se, 5)],
+        "ci95_customer_bootstrap": [round(float(low), 5), round(float(high), 5)],
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The closed loop
+# --------------------------------------------------------------------------------------
+
+
+class Evaluation:
+    def __init__(self, config: EvaluationConfig, catalogue: OfferCatalogue | None = None) -> None:
+        if config.decisions <= config.warmup or config.warmup < 0:
+            raise ValueError("need 0 <= warmup < decisions")
+        self.config = config
+        self.catalogue = catalogue or load_catalogue(config.catalogue_path)
+        self.population = CustomerPopulation(config.customers, config.seed)
+        self.contact_policy = ContactPolicy(
+            ControlGroup(config.control_salt, config.control_percent)
+        )
+        model = LinUCBOffers(DIMENSION, alpha=config.alpha, epsilon=config.epsilon)
+        self.holder = ModelHolder(model=model)
+        self.learned = LearnedOfferPolicy(self.catalogue, self.contact_policy, self.holder)
+        self.rules = RuleBasedOfferPolicy(self.catalogue, self.contact_policy)
+        self.offers = {o.offer_id: o for o in self.catalogue.offers}
+        self.worth = {o.offer_id: worth_of(o) for o in self.catalogue.offers}
+        self.customers: dict[str, _Customer] = defaultdict(_Customer)
+        self.tallies = {p: Tally() for p in POLICIES}
+        self.curve: list[dict[str, Tally]] = []
+        self.logs: list[Logged] = []
+        self.treated: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.control: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.moments = 0
+        self.control_moments = 0
+        self.midpoint: tuple[LinUCBOffers, int] | None = None
+        seeds = random.Random(config.seed * 7919 + 1)
+        self._answers = random.Random(seeds.getrandbits(64))  # the customers' draws
+        self._organic = random.Random(seeds.getrandbits(64))
+        self._random_policy = random.Random(seeds.getrandbits(64))
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        cfg = self.config
+        rate = cfg.events_per_day / 86_400.0
+        events = 0
+        chunk = max((cfg.decisions - cfg.warmup) // max(cfg.curve_points, 1), 1)
+        for event in self.population.touchpoints(10**12, START, rate):
+            events += 1
+            now_ms = ts_ms(event.ts)
+            state = self.customers[event.customer_id]
+            state.touch.apply(touchpoint_fact(event), now_ms)
+            moment = moment_for(event)
+            if moment is None:
+                continue
+            measured = self.moments >= cfg.warmup
+            if self.moments == (cfg.warmup + cfg.decisions) // 2:
+                self.midpoint = (greedy_of(self.holder.model), len(self.logs))
+            if measured and (self.moments - cfg.warmup) % chunk == 0:
+                self.curve.append({p: Tally() for p in POLICIES})
+            self._decide(moment, state, event.ts, now_ms, measured)
+            self.moments += 1
+            if self.moments >= cfg.decisions:
+                break
+        loop_seconds = time.perf_counter() - started
+        result = self.report(events)
+        result["seconds"] = {
+            "simulation": round(loop_seconds, 1),
+            "total": round(time.perf_counter() - started, 1),
+        }
+        return result
+
+    def _decide(
+        self, moment: DecisionMoment, state: _Customer, now: datetime, now_ms: int, measured: bool
+    ) -> None:
+        cid = moment.customer_id
+        customer = self.population.customer(cid)
+        touch = state.touch
+        base = build_features(touch.profile, touch.windows, list(touch.recent), now_ms)
+        u = self._answers.random()
+        organic = self._organic.random() < organic_rate(customer)
+        features = {
+            p: msgspec.structs.replace(base, contact=contact_history(state.contacts[p], now_ms))
+            for p in POLICIES
+        }
+        decision = self.learned.decide(moment, features["learned"], now)
+        if decision.control:
+            self.control_moments += 1
+            if measured:
+                self.control[cid][0] += 1
+                self.control[cid][1] += organic
+            return
+        accepted_learned = False
+        for policy in POLICIES:
+            f = features[policy]
+            if policy == "learned":
+                shown = [o.offer_id for o in decision.offers]
+            elif policy == "rules":
+                shown = [o.offer_id for o in self.rules.decide(moment, f, now).offers]
+            else:
+                shown = self._choose(policy, moment, f, now)
+            offer = self.offers[shown[0]] if shown else None
+            kind = None
+            if offer is not None:
+                p = self.population.acceptance(cid, offer, moment.channel, moment.category)
+                kind = outcome_for(p, u)
+                fact = offers_shown_fact(moment.decision_id, cid, moment.channel, shown, now)
+                state.contacts[policy].apply(fact, now_ms)
+            if policy == "learned" and offer is not None and kind is not None:
+                reward = REWARDS[kind]
+                x = decision.context or []
+                self.holder.model.learn_one(x, offer.offer_id, reward)
+                accepted_learned = kind == "accepted"
+                if measured:
+                    allowed = self._allowed(moment, f, now)
+                    self.logs.append(
+                        Logged(
+                            x=x,
+                            allowed=tuple(o.offer_id for o in allowed),
+                            worth={o.offer_id: self.worth[o.offer_id] for o in allowed},
+                            arm=offer.offer_id,
+                            propensity=decision.offers[0].propensity,
+                            reward=reward,
+                            customer_id=cid,
+                            channel=moment.channel,
+                            category=moment.category,
+                        )
+                    )
+            if measured:
+                self.tallies[policy].add(offer, kind)
+                self.curve[-1][policy].add(offer, kind)
+        if measured:
+            self.treated[cid][0] += 1
+            self.treated[cid][1] += accepted_learned or organic
+
+    def _allowed(
+        self, moment: DecisionMoment, features: CustomerFeatures, now: datetime
+    ) -> list[Offer]:
+        verdict = self.contact_policy.screen(
+            moment.customer_id, moment.channel, features, self.catalogue.offers, now
+        )
+        return verdict.allowed
+
+    def _choose(
+        self, policy: str, moment: DecisionMoment, features: CustomerFeatures, now: datetime
+    ) -> list[str]:
+        """The offers a baseline policy shows, best first (up to the moment's limit)."""
+        allowed = self._allowed(moment, features, now)
+        if not allowed:
+            return []
+        if policy == "random":
+            ranked = self._random_policy.sample(allowed, len(allowed))
+        elif policy == "oracle":
+            cid, channel, category = moment.customer_id, moment.channel, moment.category
+
+            def expected(o: Offer) -> float:
+                p = self.population.acceptance(cid, o, channel, category)
+                return p * self.worth[o.offer_id]
+
+            ranked = sorted(allowed, key=lambda o: (-expected(o), o.offer_id))
+        else:
+            raise ValueError(f"unknown baseline {policy!r}")
+        return [o.offer_id for o in ranked[: moment.limit]]
+
+    def report(self, events: int) -> dict[str, Any]:
+        cfg = self.config
+        t = self.tallies
+
+        def gaps(tallies: dict[str, Tally]) -> dict[str, float | None]:
+            a, r, o = tallies["learned"], tallies["random"], tallies["oracle"]
+            v = gap_closed(a.value_per_decision, r.value_per_decision, o.value_per_decision)
+            c = gap_closed(a.acceptance_rate, r.acceptance_rate, o.acceptance_rate)
+            return {
+                "value": None if v is None else round(v, 4),
+                "acceptance": None if c is None else round(c, 4),
+            }
+
+        start = cfg.warmup
+        curve = []
+        chunk = max((cfg.decisions - cfg.warmup) // max(cfg.curve_points, 1), 1)
+        for i, point in enumerate(self.curve):
+            curve.append(
+                {
+                    "decisions": [start + i * chunk, min(start + (i + 1) * chunk, self.moments)],
+                    "value_per_decision": {
+                        p: round(point[p].value_per_decision, 3) for p in POLICIES
+                    },
+                    "gap_closed_value": gaps(point)["value"],
+                }
+            )
+        arms = self.holder.model.arms
+        closed = gaps(t)
+        return {
+            "benchmark": "moments evaluate",
+            "config": {
+                "decisions": cfg.decisions,
+                "warmup": cfg.warmup,
+                "seed": cfg.seed,
+                "customers": cfg.customers,
+                "events_per_day": cfg.events_per_day,
+                "alpha": cfg.alpha,
+                "epsilon": cfg.epsilon,
+                "control_percent": cfg.control_percent,
+                "catalogue": self.catalogue.version,
+            },
+            "simulated": {
+                "touchpoints": events,
+                "decision_moments": self.moments,
+                "control_moments": self.control_moments,
+                "days": round(events / cfg.events_per_day, 1),
+                "learned_updates": self.holder.model.updates,
+                "offers_learned": {name: arm.n for name, arm in sorted(arms.items())},
+            },
+            "measured_after_warmup": {p: t[p].report() for p in POLICIES},
+            "gap_closed": {
+                **closed,
+                "target": 0.6,
+                "met": (closed["value"] or 0.0) >= 0.6,
+                "definition": "(learned - random) / (oracle - random)",
+            },
+            "learning_curve": curve,
+            "control_group": lift(self.treated, self.control, cfg.bootstrap, cfg.seed),
+            "off_policy": off_policy(
+                self.logs, self.holder.model, self.population, self.catalogue, self.midpoint
+            ),
+        }
+
+
+def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
+    return Evaluation(config).run()

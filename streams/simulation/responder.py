@@ -1,0 +1,214 @@
+"""The simulator's closed loop: simulated customers answer the offers Moments makes.
+
+Reads ``next-best-offers`` and, for each decision that put offers in front of a known
+simulated customer (not the control group), produces what the website would report to
+``offer-outcomes``: ``shown`` for the first offer, then after a short delay what the
+customer did with it (``accepted``, ``clicked``, ``dismissed`` or ``ignored``), drawn
+from the customer's hidden preferences (:meth:`CustomerPopulation.acceptance`).
+
+The drawing is pure and seeded by the decision id, so a replayed decision gets the same
+answer:
+
+>>> outcome_for(0.3, 0.1), outcome_for(0.3, 0.99)
+('accepted', 'ignored')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import itertools
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.context import CATEGORIES as CONTEXT_CATEGORIES
+from agents.context import DIMENSION
+from schemas import (
+    NextBestOffer,
+    OfferCatalogue,
+    Outcome,
+    decode_next_best_offer,
+    encode_outcome,
+)
+from schemas.outcomes import OutcomeKind
+from streams.simulation.population import CustomerPopulation
+from streams.topics import topic_partitions
+
+log = logging.getLogger(__name__)
+
+CLICK_SHARE = 0.5  # of those who do not accept, this x acceptance click through
+DISMISS_SHARE = 0.35  # of the rest, the share who close the offer rather than ignore it
+CLICK_REWARD = 0.3  # agents.learning.REWARDS["clicked"]; used for expected rewards only
+
+
+def outcome_for(p_accept: float, u: float) -> OutcomeKind:
+    """What a customer with acceptance chance ``p_accept`` does, for a uniform draw ``u``.
+
+    Monotone: a ``u`` that accepts one offer accepts every offer with a higher chance, so
+    policies compared on the same draws differ only by what they offered.
+    """
+    if u < p_accept:
+        return "accepted"
+    rest = (u - p_accept) / (1.0 - p_accept)  # uniform on 0..1 again
+    clicked = CLICK_SHARE * p_accept
+    if rest < clicked:
+        return "clicked"
+    return "dismissed" if rest < clicked + (1.0 - clicked) * DISMISS_SHARE else "ignored"
+
+
+def expected_reward(p_accept: float, click_reward: float = CLICK_REWARD) -> float:
+    """The mean reward (accepted 1, clicked ``click_reward``) of an offer accepted with
+    chance ``p_accept``: the truth an off-policy estimate is checked against."""
+    return p_accept + (1.0 - p_accept) * CLICK_SHARE * p_accept * click_reward
+
+
+def in_view(context: list[float] | None) -> str | None:
+    """The category the customer was looking at, read back from a decision's context."""
+    if context is None or len(context) != DIMENSION:
+        return None
+    flags = context[-len(CONTEXT_CATEGORIES) :]
+    return next((c for c, f in zip(CONTEXT_CATEGORIES, flags, strict=True) if f > 0.5), None)
+
+
+def _uniforms(seed: int, decision_id: str) -> random.Random:
+    digest = hashlib.blake2b(f"{seed}:{decision_id}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def respond(
+    decision: NextBestOffer,
+    population: CustomerPopulation,
+    catalogue: OfferCatalogue,
+    seed: int = 0,
+) -> list[tuple[float, Outcome]]:
+    """The outcomes a decision gets, each with its delay in seconds after the decision.
+
+    Empty for the control group, a decision without offers, an unknown customer or an
+    offer not in the catalogue.
+    """
+    if decision.control or not decision.offers:
+        return []
+    try:
+        population.customer(decision.customer_id)
+    except KeyError:
+        return []
+    first = decision.offers[0].offer_id
+    offer = catalogue.by_id(first)
+    if offer is None:
+        return []
+    p = population.acceptance(
+        decision.customer_id, offer, decision.channel, in_view(decision.context)
+    )
+    rng = _uniforms(seed, decision.decision_id)
+    kind = outcome_for(p, rng.random())
+    seen_after = rng.uniform(0.05, 0.5)
+    answered_after = seen_after + (rng.uniform(1.0, 5.0) if kind != "ignored" else 8.0)
+
+    def outcome(what: OutcomeKind, delay: float) -> tuple[float, Outcome]:
+        ts = decision.ts + timedelta(seconds=delay)
+        return delay, Outcome(
+            decision_id=decision.decision_id,
+            customer_id=decision.customer_id,
+            offer_id=first,
+            outcome=what,
+            ts=ts,
+        )
+
+    return [outcome("shown", seen_after), outcome(kind, answered_after)]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderRun:
+    decisions: int  # decisions read
+    answered: int  # decisions that got outcomes
+    outcomes: int  # outcome records produced
+
+
+async def run_responder(
+    bootstrap: str,
+    decisions_topic: str,
+    outcomes_topic: str,
+    population: CustomerPopulation,
+    catalogue: OfferCatalogue,
+    *,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+    seed: int = 0,
+    grace_s: float = 5.0,
+) -> ResponderRun:
+    """Answer decisions from the end of ``decisions_topic`` until ``stop`` is set, then
+    keep answering for ``grace_s`` (the decisions on the last events) and send the rest.
+
+    ``ready`` is set once the consumer sits at the end of every partition, so nothing
+    produced after it is missed.
+    """
+    partitions = [
+        TopicPartition(decisions_topic, p)
+        for p in await topic_partitions(bootstrap, decisions_topic)
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    decisions = answered = sent = 0
+    pending: list[tuple[float, int, Outcome]] = []  # (due on the monotonic clock, tie, outcome)
+    tie = itertools.count()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end offsets now, not at the first fetch
+            await consumer.position(tp)
+        if ready is not None:
+            ready.set()
+        deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if deadline is None and stop.is_set():
+                deadline = now + grace_s
+            if deadline is not None and now >= deadline:
+                break
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            arrived = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    decisions += 1
+                    try:
+                        decision = decode_next_best_offer(record.value or b"")
+                    except Exception:  # not ours to judge: skip what we cannot read
+                        log.warning("skipping an unreadable decision at offset %d", record.offset)
+                        continue
+                    answers = respond(decision, population, catalogue, seed)
+                    answered += bool(answers)
+                    for delay, outcome in answers:
+                        heapq.heappush(pending, (arrived + delay, next(tie), outcome))
+            sent += await _send_due(producer, outcomes_topic, pending, time.monotonic())
+        while pending:  # what is still scheduled goes out when due
+            await asyncio.sleep(max(0.0, pending[0][0] - time.monotonic()))
+            sent += await _send_due(producer, outcomes_topic, pending, time.monotonic())
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return ResponderRun(decisions, answered, sent)
+
+
+async def _send_due(
+    producer: AIOKafkaProducer,
+    topic: str,
+    pending: list[tuple[float, int, Outcome]],
+    now: float,
+) -> int:
+    sent = 0
+    while pending and pending[0][0] <= now:
+        _, _, outcome = heapq.heappop(pending)
+        await producer.send(topic, encode_outcome(outcome), key=outcome.customer_id.encode())
+        sent += 1
+    return sent
