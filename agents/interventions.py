@@ -103,7 +103,8 @@ def interventions_for(
     if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
         queue = event.queue if isinstance(event, Call) else "retention"
         wanted.append(("retention_call", 2, [f"risk_crossed:{risk:.2f}"], queue))
-    before = [r for r in features.recent if r.ts < event.ts]  # newest first
+    # newest first; the event itself is in the list too (at millisecond precision)
+    before = [r for r in features.recent if r.ts < event.ts and r.event_id != event.event_id]
     lapsed = before and event.ts - before[0].ts >= timedelta(days=rules.lapse_days)
     if lapsed and (valuable or features.spend >= rules.high_value):
         gap = (event.ts - before[0].ts).days

@@ -55,7 +55,7 @@ def watch_risk(
     x = risk_features(features, now)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
-    before = [r.ts for r in features.recent if r.ts < event.ts]
+    before = [r.ts for r in features.recent if r.ts < event.ts and r.event_id != event.event_id]
     previous = ts_ms(before[0]) if before else None
     pending = None
     if features.risk_snapshot:

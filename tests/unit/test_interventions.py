@@ -512,3 +512,29 @@ def test_a_big_spender_browsing_after_100_quiet_days_raises_win_back() -> None:
         "2026-11-23 09:00 web_click",
         "2026-08-15 09:00 purchase",
     ]
+
+
+def test_win_back_with_a_sub_millisecond_event_time_ignores_the_event_itself() -> None:
+    """The store keeps ts to the millisecond: the event's own entry must not count as the
+    touchpoint before it."""
+    from datetime import UTC, datetime, timedelta
+
+    from agents.interventions import interventions_for
+    from feature_store import touchpoint_fact
+    from feature_store.features import build_features
+    from feature_store.reference import CustomerState
+    from schemas import Purchase, WebClick
+
+    now = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
+    old = now - timedelta(days=120)
+    state = CustomerState()
+    now_ms = int(now.timestamp() * 1000)
+    for i in range(3):
+        bought = Purchase(event_id=f"b{i}", customer_id="c", ts=old + timedelta(minutes=i),
+                          order_id="o", amount=300.0, currency="EUR")  # fmt: skip
+        state.apply(touchpoint_fact(bought), now_ms)
+    click = WebClick(event_id="back", customer_id="c", ts=now, page="/")
+    state.apply(touchpoint_fact(click), now_ms)
+    features = build_features(state.profile, state.windows, list(state.recent), now_ms)
+    kinds = [i.kind for i in interventions_for(click, features, now)]
+    assert kinds == ["win_back"]

@@ -1,0 +1,128 @@
+"""Every intervention kind, through a real worker on real Kafka and Redis, and its cool-down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_console_browser import at_risk_history
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC)
+
+
+def event(kind: str, customer: str, ts: datetime, event_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "event_id": event_id, "customer_id": customer,
+            "ts": ts.isoformat().replace("+00:00", "Z"), **fields}  # fmt: skip
+
+
+def call(customer: str, ts: datetime, event_id: str, reason: str) -> dict[str, Any]:
+    return event("call", customer, ts, event_id, status="started", direction="inbound",
+                 reason=reason, queue="frontline")  # fmt: skip
+
+
+def purchases(customer: str, start: datetime, total: float, n: int = 3) -> list[dict[str, Any]]:
+    return [event("purchase", customer, start + timedelta(minutes=i), f"{customer}-buy-{i}",
+                  order_id=f"{customer}-o{i}", amount=round(total / n, 2), currency="EUR")
+            for i in range(n)]  # fmt: skip
+
+
+def happy(customer: str) -> list[dict[str, Any]]:
+    return [
+        *purchases(customer, NOW - timedelta(hours=6), 900.0),
+        event("survey", customer, NOW - timedelta(hours=5), f"{customer}-survey",
+              score=5, scale="csat5"),
+    ]  # fmt: skip
+
+
+async def send(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
+    await produce(
+        pipeline.services.kafka_bootstrap,
+        pipeline.topic("touchpoints"),
+        [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events],
+    )
+
+
+async def settle(pipeline: Pipeline, customers: set[str], events: int) -> None:
+    """Wait until the worker applied every event of these customers."""
+    store = pipeline.store()
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            profiles = [await store.read(c) for c in customers]
+            if sum(p.events for p in profiles if p is not None) >= events:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError("the worker did not apply the history in time")
+    finally:
+        await store.close()
+
+
+async def test_every_intervention_kind_fires_once_per_cool_down(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    old = NOW - timedelta(days=120)
+    history = (
+        at_risk_history("risky", NOW)
+        + happy("vip")
+        + purchases("lapsed", old, 900.0)
+        + [call("grumpy", NOW - timedelta(hours=3 - i), f"grumpy-c{i}", "complaint")
+           for i in range(2)]
+    )  # fmt: skip
+    await send(pipeline, history)
+    await settle(pipeline, {"risky", "vip", "lapsed", "grumpy"}, len(history))
+
+    triggers = [
+        call("risky", NOW, "t-risky", "billing"),  # at risk: retention call
+        call("vip", NOW, "t-vip", "sales"),  # valuable: VIP attention
+        call("leaver", NOW, "t-leaver", "cancel"),  # save desk
+        event("web_click", "browser", NOW, "t-browser", page="/account/cancel"),  # save desk
+        event("social_mention", "loud", NOW, "t-loud", platform="x", sentiment=-0.9,
+              reach=50_000),  # service recovery, priority 1
+        call("grumpy", NOW, "t-grumpy", "complaint"),  # third complaint: service recovery
+        event("web_click", "lapsed", NOW, "t-lapsed", page="/"),  # back after 120 days
+    ]  # fmt: skip
+    await send(pipeline, triggers)
+    expected = {
+        ("risky", "retention_call"), ("vip", "vip_attention"), ("leaver", "save_desk"),
+        ("browser", "save_desk"), ("loud", "service_recovery"),
+        ("grumpy", "service_recovery"), ("lapsed", "win_back"),
+    }  # fmt: skip
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), len(expected)
+    )
+    alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    got = {(a["customer_id"], a["kind"]) for a in alerts}
+    assert expected <= got, expected - got
+    by = {(a["customer_id"], a["kind"]): a for a in alerts}
+    assert by[("risky", "retention_call")]["queue"] == "frontline"
+    assert by[("risky", "retention_call")]["context"]["segment"] == "at_risk"
+    assert by[("loud", "service_recovery")]["priority"] == 1
+    assert by[("leaver", "save_desk")]["priority"] == 1
+
+    # The same triggers again, minutes later: every kind is cooling down, no new alert.
+    again = []
+    for t in triggers:
+        repeat = dict(t, event_id=t["event_id"] + "-again")
+        repeat["ts"] = (NOW + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+        again.append(repeat)
+    await send(pipeline, again)
+    await settle(pipeline, {"risky", "vip", "leaver", "browser", "loud", "grumpy", "lapsed"},
+                 len(history) + len(triggers) + len(again))  # fmt: skip
+    await asyncio.sleep(2)
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap,
+        pipeline.topic("interventions"),
+        len(alerts) + 1,
+        wait_s=5,
+    )
+    later = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    repeated = [(a["customer_id"], a["kind"]) for a in later
+                if a["trigger_event_id"].endswith("-again")]  # fmt: skip
+    assert repeated == [], repeated
