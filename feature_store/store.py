@@ -114,12 +114,15 @@ class FeatureStore:
         config: StoreConfig,
         observe: Observer | None = None,
         cluster: bool = False,
+        ssl_ca_certs: str | None = None,
     ) -> FeatureStore:
+        """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL)."""
         client: aioredis.Redis | aioredis.RedisCluster
+        tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         if cluster:
-            client = aioredis.RedisCluster.from_url(url, decode_responses=True)
+            client = aioredis.RedisCluster.from_url(url, decode_responses=True, **tls)
         else:
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            client = aioredis.Redis.from_url(url, decode_responses=True, **tls)
         return cls(client, config, observe)
 
     def pseudonym(self, customer_id: str) -> str:

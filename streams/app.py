@@ -22,6 +22,7 @@ from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUna
 from feature_store.store import Observer
 from schemas import OfferCatalogue, load_catalogue
 from streams import topics
+from streams.kafka_security import faust_credentials
 from streams.learner import (
     MODEL,
     RISK,
@@ -74,6 +75,7 @@ def build_store(
         ),
         observe=observe,
         cluster=settings.redis_cluster,
+        ssl_ca_certs=settings.redis_ssl_ca_certs or None,
     )
 
 
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> Moments:
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=max(settings.kafka_session_timeout_s / 4, 0.5),
         broker_commit_interval=1.0,
+        broker_credentials=faust_credentials(settings),
     )
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
     decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))

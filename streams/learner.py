@@ -34,6 +34,7 @@ from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
+from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.topics import topic_partitions
 
@@ -120,6 +121,7 @@ class SnapshotLearner:
         else:
             self._start(None, 0)
         consumer = AIOKafkaConsumer(
+            **client_options(),
             bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,

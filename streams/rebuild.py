@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from agents.touchpoint_handler import decision_record
 from feature_store import FeatureStore, intervention_fact, offers_shown_fact, touchpoint_fact
 from schemas import InvalidEvent, decode_intervention, decode_next_best_offer, decode_touchpoint
+from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topics import (
     INTERVENTIONS,
@@ -51,7 +52,10 @@ async def _replay(settings: Settings, topic: str, handle: Handler, batch: int) -
     """Read ``topic`` from the beginning to its end as of now, in batches."""
     partitions = await topic_partitions(settings.kafka_bootstrap, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        **client_options(),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

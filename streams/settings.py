@@ -44,6 +44,14 @@ class Settings:
     topic_partitions: int = 4
     topic_replication: int = 1
     kafka_session_timeout_s: float = 10.0
+    kafka_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT or SASL_SSL
+    kafka_sasl_mechanism: str = "PLAIN"  # or SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    redis_ssl_ca_certs: str = ""  # for rediss:// URLs with a private CA
     app_id: str = "moments"
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.kafka_security import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ALL_TOPICS = (
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
     """Create any missing contract topics; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -53,7 +54,7 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     """The partitions of a topic (subscribing is what makes aiokafka fetch them)."""
-    probe = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    probe = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, **client_options())
     await probe.start()
     try:
         return sorted(probe.partitions_for_topic(topic) or ())

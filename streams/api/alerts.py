@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Intervention, decode_intervention
+from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,11 @@ class AlertHub:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            self._topic, bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
+            self._topic,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            **client_options(),
         )
         await consumer.start()
         try:

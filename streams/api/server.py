@@ -28,6 +28,7 @@ from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
 from streams.api.ratelimit import RateLimiter
+from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -91,7 +92,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         holder = ModelHolder()
         risk = RiskHolder()
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
+            **client_options(), bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
         )
         await producer.start()
         hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from schemas import OfferCatalogue, encode_touchpoint
+from streams.kafka_security import client_options
 from streams.simulation.population import CustomerPopulation
 from streams.simulation.responder import ResponderRun, run_responder
 
@@ -34,7 +35,9 @@ async def simulate(
     """Produce events at ``rate``/s (Poisson), stamped with the time they are sent."""
     population = CustomerPopulation(customers, seed)
     total = count if count is not None else int(rate * (duration_s or 3600))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()
+    )
     await producer.start()
     started_wall = time.monotonic()
     start = datetime.now(UTC)

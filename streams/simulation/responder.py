@@ -37,6 +37,7 @@ from schemas import (
     encode_outcome,
 )
 from schemas.outcomes import OutcomeKind
+from streams.kafka_security import client_options
 from streams.simulation.population import CustomerPopulation
 from streams.topics import topic_partitions
 
@@ -153,9 +154,11 @@ async def run_responder(
         for p in await topic_partitions(bootstrap, decisions_topic)
     ]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **client_options(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()
+    )
     await consumer.start()
     await producer.start()
     decisions = answered = sent = 0
