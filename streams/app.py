@@ -224,14 +224,27 @@ def _register_pages(moments: Moments) -> None:
         )
 
 
+def _lag_series(metrics: Metrics) -> list[tuple[str, str]]:
+    """The (topic, partition) label pairs the lag gauge currently reports."""
+    return [
+        (sample.labels["topic"], sample.labels["partition"])
+        for family in metrics.consumer_lag.collect()
+        for sample in family.samples
+    ]
+
+
 def _register_lag_timer(moments: Moments) -> None:
     app = moments.app
 
-    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         consumer = app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        for topic, partition in list(_lag_series(moments.metrics)):
+            if not any(tp.topic == topic and tp.partition == int(partition) for tp in assigned):
+                moments.metrics.consumer_lag.remove(topic, partition)  # revoked: not ours now
+        for tp in assigned:
             done = committed.get(tp)
             try:
                 highwater = consumer.highwater(tp)

@@ -196,6 +196,16 @@ class LocalKafka:
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
+        self._run(timeout)
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Stop the broker and start it again on the same port and data."""
+        self.stop()
+        self._run(timeout)
+
+    def _run(self, timeout: float) -> None:
+        config = self.workdir / "server.properties"
+        log_path = self.workdir / "kafka.log"
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(config), log_path=log_path),

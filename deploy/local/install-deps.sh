@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Moments needs outside Python to run Kafka and Redis without Docker:
-# redis-server, a Java 17+ runtime, Maven and Chromium from the OS packages (only when missing),
-# then the Apache Kafka broker jars from Maven Central into ~/.cache/moments.
+# redis-server, a Java 17+ runtime, Maven, Chromium and Prometheus from the OS packages (only
+# when missing), then the Apache Kafka broker jars from Maven Central into ~/.cache/moments.
 set -euo pipefail
 PY="${1:-python3}"
 
@@ -12,6 +12,9 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 # Headless browser for the console test (tests/integration/test_console_browser.py):
 # Debian's package only, never a browser downloaded at run time.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Prometheus server and promtool for the observability test (tests/integration/test_observability.py)
+# and for checking deploy/prometheus/: Debian's package.
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing OS packages: ${need[*]}"

