@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from feature_store import StoreUnavailable
 from streams.api.auth import AuthError
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
     except AuthError as exc:
         return error_response(exc.status, _CODES[exc.status], exc.message)
+    except StoreUnavailable:
+        return error_response(503, "store_unavailable", "the feature store is unavailable; retry",
+                              headers={"Retry-After": "1"})  # fmt: skip
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -77,7 +81,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             message = f"no such path: {request.path}"
         elif exc.status == 405:
             message = f"{request.method} is not allowed on {request.path}"
-        return error_response(exc.status, _CODES.get(exc.status, "error"), message)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, _CODES.get(exc.status, "error"), message, headers=allow)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.match_info.route)
         return error_response(500, "internal_error", "something went wrong on our side")

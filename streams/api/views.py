@@ -147,6 +147,8 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply") from exc
     items = body if isinstance(body, list) else [body]
     if not items:
         raise ApiError(400, "empty", "send one item or a non-empty list")

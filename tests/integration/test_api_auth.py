@@ -1,0 +1,135 @@
+"""API keys with scopes, both ways of presenting them, and the per-key rate limit.
+
+``MOMENTS_API_KEYS`` holds only SHA-256 hashes; each test key has one scope, so every
+endpoint is tried with no key, a wrong key, each key lacking its scope, and its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from schemas import decode_touchpoint
+from streams.api.auth import hash_key
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import (
+    DEV_KEY,
+    Reply,
+    assert_error,
+    call,
+    event,
+    outcome,
+)
+
+pytestmark = pytest.mark.integration
+
+KEYS = {  # scope -> secret
+    "recommend": "web-shop-secret",
+    "ingest": "ingest-secret",
+    "profile-read": "screen-secret",
+    "erase": "privacy-desk-secret",
+}
+ALL_SCOPES = "recommend+ingest+profile-read+erase"
+ADMIN = "admin-secret"
+
+
+def keys_setting(**extra: str) -> str:
+    entries = [f"{scope.replace('-', '')}:{scope}:{hash_key(key)}" for scope, key in KEYS.items()]
+    entries.append(f"admin:{ALL_SCOPES}:{hash_key(ADMIN)}")
+    entries += [f"{name}:recommend:{hash_key(key)}" for name, key in extra.items()]
+    return ";".join(entries)
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    scope: str
+    body: Any = None
+
+
+def endpoints(customer: str) -> list[Endpoint]:
+    return [
+        Endpoint(
+            "GET", f"/v1/customers/{customer}/recommendations?channel=web&limit=2", "recommend"
+        ),
+        Endpoint("POST", "/v1/events", "ingest", event("web_click", customer, "auth-e1")),
+        Endpoint("POST", "/v1/outcomes", "ingest", [outcome("d-1", customer, "free-shipping")]),
+        Endpoint("GET", f"/v1/customers/{customer}", "profile-read"),
+        Endpoint("GET", "/v1/alerts/stream", "profile-read"),
+        Endpoint("DELETE", f"/v1/customers/{customer}-gone", "erase"),
+    ]
+
+
+async def request(url: str, endpoint: Endpoint, headers: dict[str, str]) -> Reply:
+    if endpoint.path.startswith("/v1/alerts/stream"):  # an endless stream: status only
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url + endpoint.path, headers=headers) as resp,
+        ):
+            if resp.status == 200:
+                return Reply(200, dict(resp.headers), b"")
+            return Reply(resp.status, dict(resp.headers), await resp.read())
+    return await call(endpoint.method, url + endpoint.path, headers=headers, body=endpoint.body)
+
+
+async def test_every_endpoint_needs_a_key_with_its_scope(pipeline: Pipeline) -> None:
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys_setting())
+    customer = "auth-cust-1"
+    store = pipeline.store()  # a profile to read
+    try:
+        seeded = await store.apply(
+            [decode_touchpoint(json.dumps(event("web_click", customer, "s")))]
+        )
+        assert len(seeded) == 1
+    finally:
+        await store.close()
+
+    for endpoint in endpoints(customer):
+        what = f"{endpoint.method} {endpoint.path}"
+        no_key = await request(api.url, endpoint, {})
+        assert_error(no_key, 401, "unauthorized")
+        for wrong in ({"Authorization": "Bearer nope"}, {"X-API-Key": "nope"}):
+            assert_error(await request(api.url, endpoint, wrong), 401, "unauthorized")
+        # The development key is refused once keys are configured.
+        dev = await request(api.url, endpoint, {"Authorization": f"Bearer {DEV_KEY}"})
+        assert_error(dev, 401, "unauthorized")
+        for scope, key in KEYS.items():
+            for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+                reply = await request(api.url, endpoint, headers)
+                if scope == endpoint.scope:
+                    assert 200 <= reply.status < 300, (what, scope, headers, reply)
+                else:
+                    body = assert_error(reply, 403, "forbidden")
+                    assert endpoint.scope in body["message"], (what, body)
+        admin = await request(api.url, endpoint, {"Authorization": f"bearer {ADMIN}"})
+        assert 200 <= admin.status < 300, (what, admin)
+
+
+async def test_the_rate_limit_is_per_key_and_says_when_to_retry(pipeline: Pipeline) -> None:
+    api = pipeline.start_api(
+        MOMENTS_API_KEYS=keys_setting(other="other-secret"),
+        MOMENTS_API_RATE_PER_S="1",
+        MOMENTS_API_BURST="2",
+    )
+    url = f"{api.url}/v1/customers/rl-1/recommendations"
+    mine = {"Authorization": f"Bearer {KEYS['recommend']}"}
+    replies = [await call("GET", url, headers=mine) for _ in range(3)]
+    assert [r.status for r in replies[:2]] == [200, 200], replies
+    limited = replies[2]
+    assert_error(limited, 429, "rate_limited")
+    retry_after = limited.headers.get("Retry-After")
+    assert retry_after is not None and retry_after.isdigit() and int(retry_after) >= 1, limited
+
+    # Another key has its own bucket, whichever way it is presented.
+    other = await call("GET", url, headers={"X-API-Key": "other-secret"})
+    assert other.status == 200, other
+    # The limited key is still limited, and served again once it waited as told.
+    assert_error(await call("GET", url, headers=mine), 429, "rate_limited")
+    await asyncio.sleep(int(retry_after) + 0.2)
+    assert (await call("GET", url, headers=mine)).status == 200

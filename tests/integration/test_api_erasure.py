@@ -1,0 +1,156 @@
+"""DELETE /v1/customers/{id}: erasure everywhere Moments keeps the customer, for good.
+
+Checked from outside: a SCAN over the whole Redis for the customer's keyed-hash tag, the
+``customer-erasures`` topic read with a plain consumer, and a replay of the customer's
+old events, produced again to ``touchpoints`` while a real worker runs.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    assert_error,
+    call,
+    event,
+    eventually,
+    keys_tagged,
+    metric_total,
+    read_to_end,
+)
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+
+def history(customer_id: str) -> list[dict[str, object]]:
+    tag = customer_id
+    return [
+        event("web_click", customer_id, f"{tag}-e1", minutes_ago=50, category="home"),
+        event("purchase", customer_id, f"{tag}-e2", minutes_ago=40, amount=80.0),
+        event("email", customer_id, f"{tag}-e3", minutes_ago=30, action="opened"),
+        event("survey", customer_id, f"{tag}-e4", minutes_ago=20, score=3),
+        event("consent", customer_id, f"{tag}-e5", minutes_ago=10, channel="sms", granted=False),
+    ]
+
+
+async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
+    pipeline: Pipeline,
+) -> None:
+    bootstrap, redis_url = pipeline.services.kafka_bootstrap, pipeline.services.redis_url
+    # Unique per run: the tag is the same for every deployment sharing the secret.
+    gone, kept = f"{pipeline.prefix}erase-me", f"{pipeline.prefix}keep-me"
+    worker = pipeline.start_worker()
+    api = pipeline.start_api(MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000")
+    store = pipeline.store()
+    tag, kept_tag = store.pseudonym(gone), store.pseudonym(kept)
+    await store.close()
+    assert gone not in tag
+    gone_events, kept_events = history(gone), history(kept)
+    posted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=gone_events)
+    assert posted.status == 202, posted
+    posted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=kept_events)
+    assert posted.status == 202, posted
+
+    async def profile_done(customer_id: str) -> object:
+        reply = await call("GET", f"{api.url}/v1/customers/{customer_id}", headers=DEV_AUTH)
+        if reply.status != 200:
+            return None
+        body = reply.json
+        # five events, two of them decision moments (the web click, the email opened)
+        done = body["features"]["events"] == 5 and len(body["recent_decisions"]) == 2
+        return body if done else None
+
+    await eventually(lambda: profile_done(gone), "the worker to process the customer")
+    await eventually(lambda: profile_done(kept), "the worker to process the bystander")
+    shown = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
+    assert shown.status == 200 and shown.json["offers"], shown
+    decisions_before = [
+        r
+        for r in await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
+        if r.key == gone.encode()
+    ]
+    assert len(decisions_before) == 3  # the worker's two and the API's
+
+    before = await keys_tagged(redis_url, tag)
+    kinds = {k.rsplit("}", 1)[1].split(":")[1] for k in before}
+    assert {"p", "w", "seen", "recent", "c", "dec", "ctx"} <= kinds, before
+    kept_before = await keys_tagged(redis_url, kept_tag)
+
+    reply = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
+    assert reply.status == 200, reply
+    receipt = reply.json
+    assert receipt["subject"] == tag
+    assert receipt["keys_removed"] == len(before), (receipt, before)
+    assert set(receipt["erased"]) == {
+        "profile", "windows", "seen", "recent", "contacts", "decisions", "decision_contexts"
+    }  # fmt: skip
+    assert receipt["blocked"] is True
+    assert datetime.fromisoformat(receipt["erased_at"].replace("Z", "+00:00")).tzinfo
+    record_at = receipt["erasure_record"]
+    assert record_at["topic"] == pipeline.topic("customer-erasures")
+    assert record_at["partition"] >= 0 and record_at["offset"] >= 0
+    assert gone not in json.dumps({k: v for k, v in receipt.items() if k != "erasure_record"})
+
+    # Nothing of the customer is left in Redis but the tombstone; the bystander is intact.
+    prefix = pipeline.prefix.rstrip("-")
+    tombstone = f"{prefix}:{{{tag}}}:erased"
+    assert await keys_tagged(redis_url, tag) == [tombstone]
+    assert await keys_tagged(redis_url, kept_tag) == kept_before
+    assert (await call("GET", f"{api.url}/v1/customers/{kept}", headers=DEV_AUTH)).status == 200
+    assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
+
+    # The erasure is recorded on the prefixed customer-erasures topic, where the receipt says.
+    (record,) = await consume_all(bootstrap, pipeline.topic("customer-erasures"), 1)
+    assert (record.partition, record.offset) == (record_at["partition"], record_at["offset"])  # type: ignore[attr-defined]
+    assert record.key == gone.encode()  # type: ignore[attr-defined]
+    logged = json.loads(record.value)  # type: ignore[attr-defined]
+    assert logged["subject"] == tag and logged["keys_removed"] == receipt["keys_removed"]
+
+    # A replay of the old events, with the worker running, does not bring them back.
+    replay = [(gone.encode(), json.dumps(e).encode()) for e in gone_events]
+    await produce(bootstrap, pipeline.topic("touchpoints"), replay)
+
+    async def replay_refused() -> bool:
+        return metric_total(worker, "moments_events_total", result="erased") >= len(replay)
+
+    await eventually(replay_refused, "the worker to refuse the replayed events")
+    assert metric_total(worker, "moments_events_total", result="erased") == len(replay)
+    assert await keys_tagged(redis_url, tag) == [tombstone]
+    assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
+
+    # Asked for offers, the API answers with the defaults and keeps and sends nothing.
+    again = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
+    assert again.status == 200, again
+    assert again.json["fallback"] is True and again.json["reasons"] == ["fallback:customer_erased"]
+    assert await keys_tagged(redis_url, tag) == [tombstone]
+    decisions_after = [
+        r
+        for r in await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
+        if r.key == gone.encode()
+    ]
+    assert len(decisions_after) == len(decisions_before), "no decision about an erased customer"
+
+
+async def test_erasing_an_unknown_customer_still_blocks_and_records(pipeline: Pipeline) -> None:
+    api = pipeline.start_api()
+    store = pipeline.store()
+    customer = f"{pipeline.prefix}never-seen"
+    tag = store.pseudonym(customer)
+    await store.close()
+    reply = await call("DELETE", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
+    assert reply.status == 200, reply
+    receipt = reply.json
+    assert receipt["subject"] == tag and receipt["keys_removed"] == 0 and receipt["erased"] == []
+    assert receipt["blocked"] is True
+    prefix = pipeline.prefix.rstrip("-")
+    assert await keys_tagged(pipeline.services.redis_url, tag) == [f"{prefix}:{{{tag}}}:erased"]
+    (record,) = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("customer-erasures"), 1
+    )
+    assert json.loads(record.value)["subject"] == tag  # type: ignore[attr-defined]

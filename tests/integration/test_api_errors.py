@@ -1,0 +1,158 @@
+"""Bad input gets a 4xx with a JSON body that says what is wrong; it is never a 500.
+
+Every error body is a JSON object with ``error`` and ``message``. Limits are set low
+(``MOMENTS_API_MAX_BODY_BYTES``, ``MOMENTS_API_MAX_ITEMS``) so they are cheap to hit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    assert_error,
+    call,
+    event,
+    metric_total,
+    outcome,
+)
+
+pytestmark = pytest.mark.integration
+
+MAX_BODY = 4096
+MAX_ITEMS = 5
+LONG_ID = "c" * 257
+
+
+@dataclass
+class Bad:
+    method: str
+    path: str
+    status: int
+    code: str
+    data: bytes | None = None
+    content_type: str | None = "application/json"
+    auth: bool = True
+
+
+def json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def bad_requests() -> list[Bad]:
+    click = event("web_click", "err-1", "err-e1")
+    padded = event("web_click", "err-1", "err-e2", page="/" + "x" * MAX_BODY)
+    cases: list[Bad] = []
+    for path in ("/v1/events", "/v1/outcomes"):
+        cases += [
+            Bad("POST", path, 400, "malformed_json", b'{"type": "web_click", '),
+            Bad("POST", path, 400, "malformed_json", b"\xff\xfe not utf-8"),
+            Bad("POST", path, 400, "malformed_json", b""),
+            Bad("POST", path, 415, "unsupported_media_type", json_bytes(click), "text/plain"),
+            Bad("POST", path, 415, "unsupported_media_type", json_bytes(click), None),
+            Bad(
+                "POST",
+                path,
+                415,
+                "unsupported_media_type",
+                b"type=web_click",
+                "application/x-www-form-urlencoded",
+            ),
+            Bad("POST", path, 413, "body_too_large", json_bytes(padded)),
+            Bad("POST", path, 413, "too_many_items", json_bytes([click] * (MAX_ITEMS + 1))),
+            Bad("POST", path, 400, "empty", b"[]"),
+        ]
+        for scalar in (b"null", b"42", b'"text"', b"[1, 2]", b"{}"):
+            cases.append(Bad("POST", path, 422, "invalid_" + path.rsplit("/", 1)[1], scalar))
+    recommendations = "/v1/customers/err-1/recommendations"
+    for query in ("channel=fax", "channel=", "channel=WEB"):
+        cases.append(Bad("GET", f"{recommendations}?{query}", 400, "invalid_channel"))
+    for limit in ("0", "11", "-1", "abc", "2.5", "", "1e3", "9" * 5000):
+        cases.append(Bad("GET", f"{recommendations}?limit={limit}", 400, "invalid_limit"))
+    for method, path in (
+        ("GET", f"/v1/customers/{LONG_ID}/recommendations"),
+        ("GET", f"/v1/customers/{LONG_ID}"),
+        ("DELETE", f"/v1/customers/{LONG_ID}"),
+    ):
+        cases.append(Bad(method, path, 400, "invalid_customer_id"))
+    for path in ("/v2/customers/x", "/v1/customers/", "/v1/customers/x/offers", "/nothing"):
+        cases.append(Bad("GET", path, 404, "not_found", auth=False))
+        cases.append(Bad("GET", path, 404, "not_found"))
+    for method, path in (
+        ("PUT", "/v1/events"),
+        ("GET", "/v1/events"),
+        ("GET", "/v1/outcomes"),
+        ("PATCH", "/v1/customers/x"),
+        ("POST", "/v1/customers/x/recommendations"),
+        ("POST", "/healthz"),
+        ("DELETE", "/metrics"),
+    ):
+        cases.append(Bad(method, path, 405, "method_not_allowed", auth=False))
+    return cases
+
+
+async def test_bad_input_gets_a_json_4xx_never_a_500(pipeline: Pipeline) -> None:
+    api = pipeline.start_api(
+        MOMENTS_API_MAX_BODY_BYTES=str(MAX_BODY), MOMENTS_API_MAX_ITEMS=str(MAX_ITEMS)
+    )
+    failures = []
+    for bad in bad_requests():
+        reply = await call(
+            bad.method,
+            api.url + bad.path,
+            headers=DEV_AUTH if bad.auth else {},
+            data=bad.data,
+            content_type=bad.content_type,
+        )
+        try:
+            assert_error(reply, bad.status, bad.code)
+        except AssertionError as exc:
+            failures.append(f"{bad.method} {bad.path[:80]} {bad.data!r:.80}: {exc}")
+    assert not failures, "\n".join(failures)
+
+    # Invalid items are named one by one, with the field at fault.
+    items = [
+        event("web_click", "err-1", "ok-1"),
+        event("email", "err-1", "bad-1", action="teleported"),
+        event("purchase", "err-1", "bad-2", currency="euro"),
+    ]
+    reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=items)
+    details = assert_error(reply, 422, "invalid_events")["details"]
+    assert [(d["index"], "action" in d["reason"]) for d in details[:1]] == [(1, True)], details
+    assert details[1]["index"] == 2 and "currency" in details[1]["reason"], details
+    reply = await call(
+        "POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=[outcome("d", "c", "o", "meh")]
+    )
+    assert_error(reply, 422, "invalid_outcomes")
+
+    # The API is still healthy, and its own metrics never saw a 5xx (but /readyz's 503s
+    # while it was connecting to Kafka at start-up).
+    assert (await call("GET", f"{api.url}/healthz")).status == 200
+    _, metrics = api.get("/metrics")
+    server_errors = [
+        line
+        for line in metrics.splitlines()
+        if 'status="5' in line and 'route="/readyz",status="503"' not in line
+    ]
+    assert not server_errors, server_errors
+    assert metric_total(api, "moments_http_request_seconds_count", status="400") > 0
+
+
+async def test_deeply_nested_json_is_a_4xx_not_a_500(pipeline: Pipeline) -> None:
+    api = pipeline.start_api()
+    for path in ("/v1/events", "/v1/outcomes"):
+        for nested in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
+            reply = await call("POST", api.url + path, headers=DEV_AUTH, data=nested)
+            assert 400 <= reply.status < 500, reply
+            assert_error(reply, reply.status)
+
+
+async def test_method_not_allowed_says_which_methods_are(pipeline: Pipeline) -> None:
+    api = pipeline.start_api()
+    reply = await call("PUT", f"{api.url}/v1/events", headers=DEV_AUTH)
+    assert_error(reply, 405, "method_not_allowed")
+    assert reply.headers.get("Allow") == "POST", reply.headers

@@ -1,0 +1,101 @@
+"""Recommendations degrade to the catalogue's default offers when Redis is gone.
+
+The API runs on a private ``redis-server`` that the test stops; Kafka stays up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.services import LocalRedis
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    Catalogue,
+    assert_error,
+    call,
+    event,
+    metric_total,
+)
+
+pytestmark = pytest.mark.integration
+
+FALLBACKS = "moments_recommendation_fallbacks_total"
+METHODS = ("GET", "DELETE")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    redis = LocalRedis(tmp_path / "private-redis", appendonly=False)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    api = pipeline.start_api(
+        redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="3000"
+    )
+    catalogue = Catalogue.load()
+    base = f"{api.url}/v1/customers/fb-1/recommendations"
+    live = await call("GET", f"{base}?channel=web&limit=3", headers=DEV_AUTH)
+    assert live.status == 200 and live.json["fallback"] is False, live
+    assert metric_total(api, FALLBACKS) == 0
+
+    private_redis.stop()
+    answers = {}
+    for channel, limit in (("web", 3), ("web", 1), ("email", 3), ("sms", 2)):
+        reply = await call("GET", f"{base}?channel={channel}&limit={limit}", headers=DEV_AUTH)
+        assert reply.status == 200, reply
+        answer = reply.json
+        assert answer["fallback"] is True, answer
+        assert answer["customer_id"] == "fb-1" and answer["channel"] == channel
+        assert answer["model_version"] == "fallback" and answer["control"] is False
+        assert answer["reasons"] in (["fallback:store_unavailable"], ["fallback:latency_budget"])
+        offered = [o["offer_id"] for o in answer["offers"]]
+        assert offered == catalogue.defaults_for(channel, limit), (channel, limit, answer)
+        for offer in answer["offers"]:
+            assert offer["title"] == catalogue.offers[offer["offer_id"]]["title"]
+        answers[answer["decision_id"]] = answer
+    assert metric_total(api, FALLBACKS) == 4
+    assert (
+        metric_total(api, FALLBACKS, reason="store_unavailable")
+        + metric_total(api, FALLBACKS, reason="latency_budget")
+        == 4
+    )
+
+    # The fallback exposures are still logged as decisions; the API says it is not ready.
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("next-best-offers"), 5
+    )
+    logged = {json.loads(r.value)["decision_id"]: json.loads(r.value) for r in records}  # type: ignore[attr-defined]
+    assert set(answers) <= set(logged) and len(logged) == 5
+    assert all(logged[d]["fallback"] is True for d in answers)
+    ready = await call("GET", f"{api.url}/readyz")
+    assert ready.status == 503, ready
+    assert ready.json["status"] == "not_ready" and ready.json["checks"]["redis"] == "down"
+    assert (await call("GET", f"{api.url}/healthz")).status == 200
+    # Ingestion does not need Redis.
+    posted = await call(
+        "POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=event("web_click", "fb-1", "fb-e1")
+    )
+    assert posted.status == 202, posted
+
+
+async def test_profile_and_erasure_answer_503_not_500_when_redis_is_down(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    api = pipeline.start_api(redis_url=private_redis.url)
+    private_redis.stop()
+    replies = {m: await call(m, f"{api.url}/v1/customers/fb-2", headers=DEV_AUTH) for m in METHODS}
+    assert [r.status for r in replies.values()] == [503, 503], replies
+    for reply in replies.values():
+        assert_error(reply, 503)
