@@ -246,10 +246,9 @@ class TouchpointHandler:
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts)
             for i in result.interventions
         ]
-        await self._store.apply_facts(contacts + result.risk_facts)
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in result.interventions]
-        await self._store.record_decisions(records)
+        await self._store.record_decisions(records, contacts + result.risk_facts)
 
 
 def decision_record(decision: NextBestOffer | Intervention) -> DecisionRecord:

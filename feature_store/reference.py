@@ -43,6 +43,8 @@ class CustomerState:
         bucket: dict[str, int] = {}
         live_from: dict[str, int] = {}
         prune_to: dict[str, int] = {}
+        if not any(op.startswith("w") for op, _, _ in fact.updates):
+            resolutions = ()  # only facts with windowed updates move the buckets along
         for res in resolutions:
             b = ts // res.size_ms
             marker = f"max|{res.name}"

@@ -31,6 +31,11 @@ _RESOLUTIONS_JSON = msgspec.json.encode([[r.name, r.size_ms, r.keep] for r in RE
 _updates_json = msgspec.json.Encoder().encode
 
 
+def _has_windows(fact: Fact) -> bool:
+    """Only facts with windowed updates move the window buckets along."""
+    return any(op.startswith("w") for op, _, _ in fact.updates)
+
+
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached or timed out; the caller should retry later."""
 
@@ -151,13 +156,19 @@ class FeatureStore:
         self, op: str, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
         """Run one script per call in one pipelined round trip; reload it if Redis lost it."""
+        return await self._eval_mixed(op, [(script, keys, args) for keys, args in calls])
+
+    async def _eval_mixed(
+        self, op: str, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run (script, keys, args) calls in one pipelined round trip."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for _attempt in range(3):
             pipe = self._redis.pipeline(transaction=False)
             for i in pending:
-                keys, args = calls[i]
+                script, keys, args = calls[i]
                 pipe.execute_command("EVALSHA", shas[script], len(keys), *keys, *args)
             replies = await self._execute(op, pipe, raise_on_error=False)
             missing = []
@@ -188,7 +199,7 @@ class FeatureStore:
             self._config.dedupe_horizon_s * 1000,
             fact.recent or "",
             self._config.recent_len,
-            _RESOLUTIONS_JSON,
+            _RESOLUTIONS_JSON if _has_windows(fact) else b"[]",
         ]
         args.append(_updates_json(fact.updates))
         return keys, args
@@ -206,13 +217,18 @@ class FeatureStore:
         self.facts_applied += len(facts)
         return [ApplyStatus(int(r)) for r in replies]
 
-    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+    async def record_decisions(
+        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
+    ) -> None:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
-        so that a replay does not decide them again. Erased customers are skipped."""
-        if not records:
+        so that a replay does not decide them again; apply the contacts they made, all in
+        one round trip. Erased customers are skipped."""
+        if not records and not contacts:
             return
         now_ms = int(self._clock() * 1000)
-        calls = []
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = [
+            ("apply", *self._call(f, now_ms)) for f in contacts
+        ]
         for r in records:
             k = self._keys.for_customer(r.customer_id)
             keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
@@ -221,8 +237,8 @@ class FeatureStore:
                 r.context, self._config.context_ttl_s, r.ts_ms, r.decision_id,
                 self._config.decisions_kept, trigger, now_ms, self._config.ttl_s,
             ]  # fmt: skip
-            calls.append((keys, args))
-        await self._eval_many("decisions", "decision", calls)
+            calls.append(("decision", keys, args))
+        await self._eval_mixed("decisions", calls)
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
@@ -289,6 +305,26 @@ class FeatureStore:
             pipe.get(keys.context(decision_id))
         found = await self._execute("recent_decisions", pipe)
         return [str(c) for c in found if c is not None]
+
+    async def read_unless_erased(
+        self, customer_id: str, now: float | None = None
+    ) -> tuple[bool, CustomerFeatures | None]:
+        """(erased?, features) in one round trip: what a live decision needs first."""
+        keys = self._keys.for_customer(customer_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(keys.tombstone)
+        pipe.hgetall(keys.profile)
+        pipe.hgetall(keys.windows)
+        pipe.zrange(keys.recent, 0, -1)
+        pipe.hgetall(keys.contacts)
+        erased, profile, windows, recent, contacts = await self._execute("read", pipe)
+        if erased or not profile:
+            return bool(erased), None
+        now_ms = int((self._clock() if now is None else now) * 1000)
+        c = self._config
+        features = build_features(profile, windows, recent, now_ms, contacts, c.thresholds,
+                                  c.half_life_days)  # fmt: skip
+        return False, features
 
     async def read(self, customer_id: str, now: float | None = None) -> CustomerFeatures | None:
         """The customer's features as of ``now`` (default: the clock), or ``None``."""

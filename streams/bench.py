@@ -74,11 +74,11 @@ class Received:
     cpu: dict[str, float] = field(default_factory=dict)
 
 
-async def create_topics(bootstrap: str, names: list[str]) -> None:
+async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, 1, 1) for n in names])
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
         await admin.close()
 
@@ -245,6 +245,10 @@ async def bench(svc: Services, events: int, rate: float, latency_seconds: float)
                 contender, svc.kafka_bootstrap, preload, paced, rate
             )
     report["feature_store"] = await bench_store(svc.redis_url)
+    from streams.bench_scale import bench_scale
+
+    with tempfile.TemporaryDirectory(prefix="moments-bench-scale-") as tmp:
+        report["scale_out"] = await bench_scale(svc, Path(tmp), preload)
     with tempfile.TemporaryDirectory(prefix="moments-bench-http-") as tmp:
         report["http"] = await bench_http(svc, Path(tmp))
     b, p = report["baseline"], report["pipeline"]

@@ -80,17 +80,14 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
 async def _decide(api: Api, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
     """Decide and remember the decision; ``None`` for an erased customer."""
     store = api.store
-    if await store.is_erased(customer_id):
+    erased, features = await store.read_unless_erased(customer_id)
+    if erased:
         return None
-    features = await store.read(customer_id)
     moment = request_moment(customer_id, channel, limit)
     decision = api.policy.decide(moment, features, datetime.now(UTC))
-    if decision.offers:
-        ids = [o.offer_id for o in decision.offers]
-        await store.apply_facts(
-            [offers_shown_fact(decision.decision_id, customer_id, channel, ids, decision.ts)]
-        )
-    await store.record_decisions([decision_record(decision)])
+    ids = [o.offer_id for o in decision.offers]
+    shown = [offers_shown_fact(decision.decision_id, customer_id, channel, ids, decision.ts)]
+    await store.record_decisions([decision_record(decision)], shown if ids else [])
     return decision
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,6 +24,13 @@ from tests.integration.test_touchpoints_pipeline import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def without_risk(raw: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    out["profile"] = {k: v for k, v in raw["profile"].items() if not k.startswith("risk_")}
+    out["seen"] = [s for s in raw["seen"] if not s.startswith("r:")]
+    return out
 
 
 async def test_rebuild_into_empty_redis_equals_live_state(
@@ -60,8 +68,12 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         assert "20 invalid skipped" in result.stdout
         for customer in CUSTOMERS:
             # everything equal: features, windows, recent list, contact history, and the
-            # remembered event ids with their decided marks
-            assert await rebuilt.raw(customer) == await live.raw(customer), customer
+            # remembered event ids with their decided marks; only the churn-risk
+            # bookkeeping (pending feature snapshot, risk band) is not in any topic and
+            # starts afresh at the customer's next touchpoint
+            assert without_risk(await rebuilt.raw(customer)) == without_risk(
+                await live.raw(customer)
+            ), customer
         # and it refuses to merge into a Redis that is not empty
         again = subprocess.run(  # noqa: ASYNC221
             command, env=pipeline.env(0), capture_output=True, text=True, timeout=300

@@ -20,7 +20,7 @@ from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, 
 
 pytestmark = pytest.mark.integration
 
-CONTACT = ("shown:", "last_shown:", "last_contact:", "interventions", "last_intervention:")
+CONTACT = ("shown:", "last_shown:", "last_contact:", "interventions", "last_intervention:", "risk_")
 TYPES = ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"]
 
 

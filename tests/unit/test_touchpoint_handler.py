@@ -118,8 +118,11 @@ class RecordingStore:
             raise self.read_error
         return [self.features.get(c) for c in customer_ids]
 
-    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+    async def record_decisions(
+        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
+    ) -> None:
         self.records.append(list(records))
+        self.facts.append(list(contacts))
 
 
 class PoisonError(ValueError):

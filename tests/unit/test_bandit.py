@@ -1,0 +1,79 @@
+"""The LinUCB bandit: learning, exploration with logged propensities, snapshot restore."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from agents.bandit import LinUCBOffers
+
+
+def trained(seed: int = 1) -> LinUCBOffers:
+    rng = random.Random(seed)
+    model = LinUCBOffers(dimension=4, alpha=0.3, epsilon=0.1)
+    for _ in range(400):
+        x = [1.0, rng.random(), rng.random(), rng.random()]
+        arm = rng.choice(["a", "b", "c"])
+        p = {"a": x[1], "b": x[2], "c": 0.1}[arm]
+        model.learn_one(x, arm, 1.0 if rng.random() < p else 0.0)
+    return model
+
+
+def test_learns_which_arm_suits_which_context() -> None:
+    model = trained()
+    assert model.predict_one([1.0, 0.9, 0.1, 0.5], "a") > model.predict_one(
+        [1.0, 0.9, 0.1, 0.5], "b"
+    )
+    assert model.predict_one([1.0, 0.1, 0.9, 0.5], "b") > model.predict_one(
+        [1.0, 0.1, 0.9, 0.5], "a"
+    )
+
+
+def test_snapshot_restores_identical_predictions_through_json() -> None:
+    model = trained()
+    restored = LinUCBOffers.from_dict(json.loads(json.dumps(model.to_dict())))
+    rng = random.Random(9)
+    for _ in range(50):
+        x = [1.0, rng.random(), rng.random(), rng.random()]
+        for arm in ("a", "b", "c", "never-seen"):
+            assert restored.predict_one(x, arm) == model.predict_one(x, arm)
+        assert restored.rank(x, ["a", "b", "c"], {}, "seed") == model.rank(
+            x, ["a", "b", "c"], {}, "seed"
+        )
+    assert restored.updates == model.updates == 400
+
+
+def test_snapshot_of_another_kind_or_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="LinUCB"):
+        LinUCBOffers.from_dict({"kind": "pickle"})
+    state = trained().to_dict()
+    state["arms"]["a"]["a_inv"] = [[1.0]]
+    with pytest.raises(ValueError, match="shape"):
+        LinUCBOffers.from_dict(state)
+
+
+def test_propensities_are_the_chance_of_being_put_first() -> None:
+    model = trained()
+    x = [1.0, 0.9, 0.1, 0.5]
+    firsts: dict[str, int] = {}
+    logged: dict[str, float] = {}
+    for i in range(4000):
+        top = model.rank(x, ["a", "b", "c"], {}, f"decision-{i}")[0]
+        firsts[top.arm] = firsts.get(top.arm, 0) + 1
+        logged[top.arm] = top.propensity
+    for arm, count in firsts.items():
+        assert count / 4000 == pytest.approx(logged[arm], abs=0.02)
+    greedy = max(firsts, key=firsts.__getitem__)
+    assert logged[greedy] == pytest.approx(1 - 0.1 + 0.1 / 3)
+
+
+def test_ranking_is_deterministic_per_decision_and_weighs_worth() -> None:
+    model = trained()
+    x = [1.0, 0.9, 0.1, 0.5]
+    assert model.rank(x, ["a", "b"], {}, "d1") == model.rank(x, ["a", "b"], {}, "d1")
+    quiet = LinUCBOffers(dimension=4, epsilon=0.0)
+    ranked = quiet.rank(x, ["cheap", "dear"], {"cheap": 1.0, "dear": 50.0}, "d")
+    assert [r.arm for r in ranked] == ["dear", "cheap"]
+    assert quiet.rank(x, [], {}, "d") == []
