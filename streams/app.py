@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CollectorRegistry, Histogram
 
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
@@ -32,7 +34,7 @@ from streams.learner import (
     reload_if_newer,
     reload_risk_if_newer,
 )
-from streams.metrics import Metrics
+from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> Moments:
         broker_commit_interval=1.0,
         broker_credentials=faust_credentials(settings),
     )
+    app.monitor = PrometheusMonitor(metrics=faust_sensors(metrics))
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
     decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
     interventions = _raw_topic(app, settings.topic(topics.INTERVENTIONS))
@@ -144,6 +147,32 @@ def create_app(settings: Settings) -> Moments:
     _register_lag_timer(moments)
     _register_learning(moments)
     return moments
+
+
+def faust_sensors(metrics: Metrics) -> Any:
+    """Faust's own sensors (messages, events, commits, sends, rebalances) in our registry;
+    its one histogram in milliseconds is kept in seconds, Prometheus' base unit."""
+    faust_metrics = FaustMetrics.create(CollectorRegistry(), "moments_faust")
+    runtime = _MillisecondsToSeconds(
+        Histogram(
+            "moments_faust_event_runtime_seconds",
+            "Faust: time spent processing an event.",
+            buckets=LATENCY_BUCKETS,
+            registry=metrics.registry,
+        )
+    )
+    for collector in faust_metrics:
+        if collector is not faust_metrics.events_runtime_latency:
+            metrics.registry.register(collector)
+    return faust_metrics._replace(events_runtime_latency=runtime)  # type: ignore[arg-type]
+
+
+class _MillisecondsToSeconds:
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+
+    def observe(self, milliseconds: float) -> None:
+        self._histogram.observe(milliseconds / 1000)
 
 
 def build_policy(
