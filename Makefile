@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test deps lint bench clean
+.PHONY: run test deps test-deps lint bench clean
 
 $(BIN)/moments: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(BIN)/moments: pyproject.toml
 deps: $(BIN)/moments
 	bash deploy/local/install-deps.sh $(BIN)/python
 
+# ...and what only the tests need: Chromium (browser test) and Prometheus/promtool.
+test-deps: $(BIN)/moments
+	bash deploy/local/install-deps.sh $(BIN)/python --tests
+
 run: deps
 	$(BIN)/moments demo
 
@@ -23,7 +27,7 @@ lint: $(BIN)/moments
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: deps lint
+test: test-deps lint
 	$(BIN)/pytest --doctest-modules schemas feature_store agents streams tests
 
 bench: deps

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Installs what Moments needs outside Python to run Kafka and Redis without Docker:
-# redis-server, a Java 17+ runtime, Maven, Chromium and Prometheus from the OS packages (only
-# when missing), then the Apache Kafka broker jars from Maven Central into ~/.cache/moments.
+# redis-server, a Java 17+ runtime and Maven from the OS packages (only when missing), then
+# the Apache Kafka broker jars from Maven Central into ~/.cache/moments. With --tests it also
+# installs what only the tests need: Chromium and Prometheus.
+# Usage: install-deps.sh PYTHON [--tests]
 set -euo pipefail
 PY="${1:-python3}"
+TESTS="${2:-}"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
-# Headless browser for the console test (tests/integration/test_console_browser.py):
-# Debian's package only, never a browser downloaded at run time.
-[ -x /usr/bin/chromium ] || need+=(chromium)
-# Prometheus server and promtool for the observability test (tests/integration/test_observability.py)
-# and for checking deploy/prometheus/: Debian's package.
-{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
+if [ "$TESTS" = "--tests" ]; then
+  # Headless browser for the console test (tests/integration/test_console_browser.py):
+  # Debian's package only, never a browser downloaded at run time.
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  # Prometheus server and promtool for the observability test
+  # (tests/integration/test_observability.py) and for checking deploy/prometheus/.
+  { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing OS packages: ${need[*]}"
