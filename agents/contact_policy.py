@@ -33,6 +33,15 @@ class Verdict:
     reasons: list[str]
     control: bool = False
 
+    def opening_reasons(self, features: CustomerFeatures | None) -> list[str]:
+        """The reasons every decision starts with: the segment, then what was suppressed."""
+        segment = features.segment if features is not None else "new"
+        return ([] if self.control else [f"segment:{segment}"]) + self.reasons
+
+    def nothing_left(self, offers: Sequence[object]) -> bool:
+        """No offer, and neither the control group nor a suppression says why."""
+        return not offers and not self.control and not self.reasons
+
 
 @dataclass(frozen=True, slots=True)
 class ContactPolicy:

@@ -43,8 +43,7 @@ class LearnedOfferPolicy:
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, self.catalogue.offers, now
         )
-        segment = features.segment if features is not None else "new"
-        reasons = ([] if verdict.control else [f"segment:{segment}"]) + verdict.reasons
+        reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)
         worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
         ranked = self.holder.model.rank(
@@ -57,18 +56,6 @@ class LearnedOfferPolicy:
             reasons.append(f"estimate:{ranked[0].arm}:{ranked[0].estimate:.3f}")
             if ranked[0].propensity < 0.5:
                 reasons.append("exploration")
-        elif not verdict.control and not verdict.reasons:
+        elif verdict.nothing_left(offers):
             reasons.append("no_eligible_offer")
-        return NextBestOffer(
-            decision_id=moment.decision_id,
-            customer_id=moment.customer_id,
-            ts=now,
-            channel=moment.channel,
-            trigger_event_id=moment.trigger_event_id,
-            offers=offers,
-            control=verdict.control,
-            model_version=self.model_version,
-            reasons=reasons,
-            trigger_ts=moment.trigger_ts,
-            context=x,
-        )
+        return moment.answer(now, offers, self.model_version, reasons, verdict.control, x)

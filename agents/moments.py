@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas import Call, Email, TouchpointEvent, WebClick
+from schemas import Call, Email, NextBestOffer, OfferScore, TouchpointEvent, WebClick
 
 DECISION_NAMESPACE = uuid.UUID("6f1d0c2e-5b7a-4c1e-9a51-3d7c2b8e4f10")
 
@@ -27,6 +27,30 @@ class DecisionMoment:
     trigger_ts: datetime | None = None
     category: str | None = None  # what the customer is looking at, if known
     limit: int = 3
+
+    def answer(
+        self,
+        now: datetime,
+        offers: list[OfferScore],
+        model_version: str,
+        reasons: list[str],
+        control: bool = False,
+        context: list[float] | None = None,
+    ) -> NextBestOffer:
+        """The decision taken at this moment."""
+        return NextBestOffer(
+            decision_id=self.decision_id,
+            customer_id=self.customer_id,
+            ts=now,
+            channel=self.channel,
+            trigger_event_id=self.trigger_event_id,
+            offers=offers,
+            control=control,
+            model_version=model_version,
+            reasons=reasons,
+            trigger_ts=self.trigger_ts,
+            context=context,
+        )
 
 
 def moment_for(event: TouchpointEvent) -> DecisionMoment | None:

@@ -41,8 +41,7 @@ class RuleBasedOfferPolicy:
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, self.catalogue.offers, now
         )
-        segment = features.segment if features is not None else "new"
-        reasons = ([] if verdict.control else [f"segment:{segment}"]) + verdict.reasons
+        reasons = verdict.opening_reasons(features)
         scored = sorted(
             ((self._score(o, features, moment.category), o) for o in verdict.allowed),
             key=lambda pair: (-pair[0], pair[1].offer_id),
@@ -55,17 +54,6 @@ class RuleBasedOfferPolicy:
         ]
         if moment.category is not None and any(moment.category in o.categories for _, o in top):
             reasons.append(f"context:category:{moment.category}")
-        if not offers and not verdict.control and not verdict.reasons:
+        if verdict.nothing_left(offers):
             reasons.append("no_eligible_offer")
-        return NextBestOffer(
-            decision_id=moment.decision_id,
-            customer_id=moment.customer_id,
-            ts=now,
-            channel=moment.channel,
-            trigger_event_id=moment.trigger_event_id,
-            offers=offers,
-            control=verdict.control,
-            model_version=self.model_version,
-            reasons=reasons,
-            trigger_ts=moment.trigger_ts,
-        )
+        return moment.answer(now, offers, self.model_version, reasons, verdict.control)

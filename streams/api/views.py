@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -162,19 +163,28 @@ async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> 
         raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
 
 
-async def post_events(request: web.Request) -> web.Response:
-    authorise(request, "ingest")
-    api = _api(request)
-    items = await _items(request, api.settings.api_max_items)
-    events, errors = [], []
+T = TypeVar("T")
+
+
+def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> list[T]:
+    """Every item decoded with the same schema as Kafka input, or a 422 naming each bad one."""
+    decoded, errors = [], []
     for i, item in enumerate(items):
         try:
-            events.append(decode_touchpoint(_json.encode(item)))
+            decoded.append(decode(_json.encode(item)))
         except InvalidEvent as exc:
             errors.append({"index": i, "reason": exc.reason})
     if errors:
-        raise ApiError(422, "invalid_events", f"{len(errors)} of {len(items)} events are invalid; "
-                       "none were accepted", errors)  # fmt: skip
+        raise ApiError(422, f"invalid_{what}", f"{len(errors)} of {len(items)} {what} are "
+                       "invalid; none were accepted", errors)  # fmt: skip
+    return decoded
+
+
+async def post_events(request: web.Request) -> web.Response:
+    authorise(request, "ingest")
+    api = _api(request)
+    events = _decode_all(await _items(request, api.settings.api_max_items), decode_touchpoint,
+                         "events")  # fmt: skip
     topic = api.settings.topic(topics.TOUCHPOINTS)
     await _produce(api, topic, [(e.customer_id.encode(), encode_touchpoint(e)) for e in events])
     return json_response({"accepted": len(events), "event_ids": [e.event_id for e in events]}, 202)
@@ -183,16 +193,8 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_outcomes(request: web.Request) -> web.Response:
     authorise(request, "ingest")
     api = _api(request)
-    items = await _items(request, api.settings.api_max_items)
-    outcomes, errors = [], []
-    for i, item in enumerate(items):
-        try:
-            outcomes.append(decode_outcome(_json.encode(item)))
-        except InvalidEvent as exc:
-            errors.append({"index": i, "reason": exc.reason})
-    if errors:
-        raise ApiError(422, "invalid_outcomes", f"{len(errors)} of {len(items)} outcomes are "
-                       "invalid; none were accepted", errors)  # fmt: skip
+    outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
+                           "outcomes")  # fmt: skip
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
     await _produce(api, topic, [(o.customer_id.encode(), encode_outcome(o)) for o in outcomes])
     for outcome in outcomes:
