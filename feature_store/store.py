@@ -399,12 +399,6 @@ class FeatureStore:
             subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
         )
 
-    async def is_erased(self, customer_id: str) -> bool:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(self._keys.for_customer(customer_id).tombstone)
-        (found,) = await self._execute("is_erased", pipe)
-        return bool(found)
-
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""
         pattern = f"{self._config.prefix}:{{*"

@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import TouchpointEvent, encode_touchpoint
 from streams.bench_http import bench_http
-from streams.bench_store import bench_store
+from streams.bench_store import bench_store, percentile
 from streams.services import Services, free_port, services
 from streams.simulation.population import CustomerPopulation
 
@@ -39,13 +39,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class _Trigger(msgspec.Struct):

@@ -22,15 +22,11 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, StoreConfig
+from streams.bench_store import percentile
 from streams.services import Services, free_port
 from streams.simulation.population import CustomerPopulation
 
 KEY = {"Authorization": "Bearer moments-dev-key"}
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
 
 
 async def _closed_loop(url_for: Any, seconds: float, concurrency: int) -> dict[str, float]:
@@ -82,8 +78,8 @@ async def _open_loop(url_for: Any, rate: float, seconds: float) -> dict[str, flo
         await asyncio.gather(*tasks)
     return {
         "rate": round(rate, 1),
-        "latency_ms_p50": round(_pct(latencies, 50), 3),
-        "latency_ms_p99": round(_pct(latencies, 99), 3),
+        "latency_ms_p50": round(percentile(latencies, 50), 3),
+        "latency_ms_p99": round(percentile(latencies, 99), 3),
         "errors": errors,
     }
 

@@ -20,7 +20,10 @@ from schemas import TouchpointEvent
 from streams.simulation.population import CustomerPopulation
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by nearest rank (NaN for no values)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
@@ -77,8 +80,8 @@ async def _read_latency(url: str, events: list[TouchpointEvent], reads: int) -> 
         timings.append((time.perf_counter() - started) * 1000)
     await store.close()
     return {
-        "read_one_ms_p50": round(_percentile(timings, 50), 3),
-        "read_one_ms_p99": round(_percentile(timings, 99), 3),
+        "read_one_ms_p50": round(percentile(timings, 50), 3),
+        "read_one_ms_p99": round(percentile(timings, 99), 3),
     }
 
 

@@ -107,58 +107,40 @@ class Pipeline:
 
     def start_worker(self, timeout: float = 60.0, **env: str) -> Worker:
         port = free_port()
-        log_path = self.tmp / f"worker-{port}.log"
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                env={**self.env(port), **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        worker = Worker(proc, port, log_path)
-        self.workers.append(worker)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                status, _ = worker.get("/readyz")
-                if status == 200:
-                    return worker
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+        return self._start("worker", port, {**self.env(port), **env}, timeout)
 
     def start_api(self, timeout: float = 60.0, redis_url: str | None = None, **env: str) -> Worker:
         """Start `moments api` for this deployment; extra MOMENTS_* settings as keywords."""
         port = free_port()
-        log_path = self.tmp / f"api-{port}.log"
-        environ = self.env(0)
-        environ.update(MOMENTS_API_PORT=str(port), **env)
+        environ = {**self.env(0), "MOMENTS_API_PORT": str(port), **env}
         if redis_url is not None:
             environ["MOMENTS_REDIS_URL"] = redis_url
+        return self._start("api", port, environ, timeout)
+
+    def _start(self, command: str, port: int, environ: dict[str, str], timeout: float) -> Worker:
+        """Run `moments <command>` and wait until its /readyz answers 200."""
+        log_path = self.tmp / f"{command}-{port}.log"
         with log_path.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "api"],
+                [sys.executable, "-m", "streams.cli", command],
                 env=environ,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        api = Worker(proc, port, log_path)
-        self.workers.append(api)
+        started = Worker(proc, port, log_path)
+        self.workers.append(started)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"api exited early:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{command} exited early:\n{log_path.read_text()[-3000:]}")
             try:
-                status, _ = api.get("/readyz")
+                status, _ = started.get("/readyz")
                 if status == 200:
-                    return api
+                    return started
             except OSError:
                 pass
             time.sleep(0.25)
-        raise RuntimeError(f"api not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"{command} not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
         for worker in self.workers:

@@ -22,9 +22,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from tests.integration.conftest import Pipeline
+from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
 
@@ -231,17 +231,6 @@ def at_risk_history(customer_id: str, now: datetime) -> list[dict[str, Any]]:
                direction="inbound", reason="support", duration_s=740, sentiment=-0.8),
         _event("survey", customer_id, now - timedelta(minutes=30), score=1, scale="csat5"),
     ]  # fmt: skip
-
-
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def records(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
