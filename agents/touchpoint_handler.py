@@ -260,7 +260,7 @@ def decision_record(decision: NextBestOffer | Intervention) -> DecisionRecord:
         customer_id=decision.customer_id,
         decision_id=decision_id,
         ts_ms=ts_ms(decision.ts),
-        context=encode_decision(decision).decode(),
+        context=encode_decision(decision),
         trigger_event_id=decision.trigger_event_id,
     )
 

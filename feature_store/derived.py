@@ -36,25 +36,37 @@ class Buckets:
     """The windows hash parsed into (resolution, bucket) -> metric -> value."""
 
     def __init__(self, windows: dict[str, str]) -> None:
-        # resolution -> bucket -> metric -> value
-        self._by: dict[str, dict[int, dict[str, int]]] = {r: {} for r in RESOLUTION_SIZE}
+        # fields are "<resolution><bucket>|<metric>": group them by bucket first, so
+        # each bucket name is parsed once, not once per metric
+        grouped: dict[str, dict[str, int]] = {}
         for key, value in windows.items():
             head, sep, metric = key.partition("|")
             if sep:
-                buckets = self._by.get(head[:1])
-                if buckets is not None and head[1:].isdigit():
-                    buckets.setdefault(int(head[1:]), {})[metric] = int(value)
+                found = grouped.get(head)
+                if found is None:
+                    grouped[head] = {metric: int(value)}
+                else:
+                    found[metric] = int(value)
+        # resolution -> bucket -> metric -> value
+        self._by: dict[str, dict[int, dict[str, int]]] = {r: {} for r in RESOLUTION_SIZE}
+        for head, metrics in grouped.items():
+            buckets = self._by.get(head[:1])
+            if buckets is not None and head[1:].isdigit():
+                buckets[int(head[1:])] = metrics
 
     def window(self, name: str, now_ms: int) -> dict[str, int]:
         """Sum of every metric over the named window ending at ``now_ms``."""
         res, count = WINDOWS[name]
         newest = now_ms // RESOLUTION_SIZE[res]
-        total: dict[str, int] = defaultdict(int)
+        total: dict[str, int] = {}
         for idx, metrics in self._by[res].items():
             if newest - count < idx <= newest:
+                if not total:
+                    total = dict(metrics)
+                    continue
                 for metric, value in metrics.items():
-                    total[metric] += value
-        return dict(total)
+                    total[metric] = total.get(metric, 0) + value
+        return total
 
     def daily(self, now_ms: int, days: int = 30) -> list[tuple[float, dict[str, int]]]:
         """(age in days, metrics) of each daily bucket in the last ``days`` days."""
@@ -64,6 +76,22 @@ class Buckets:
             for idx, metrics in self._by["d"].items()
             if today - days < idx <= today
         ]
+
+
+def by_prefix(metrics: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``{"n:call": 2, "x": 1}`` -> ``{"n": {"call": 2}}``: every prefixed, non-zero
+    metric under its prefix, in one pass (unprefixed metrics are left out)."""
+    out: dict[str, dict[str, int]] = {}
+    for key, value in metrics.items():
+        if value:
+            head, sep, rest = key.partition(":")
+            if sep:
+                found = out.get(head)
+                if found is None:
+                    out[head] = {rest: value}
+                else:
+                    found[rest] = value
+    return out
 
 
 def prefixed(metrics: dict[str, int], prefix: str) -> dict[str, int]:

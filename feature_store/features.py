@@ -10,9 +10,9 @@ from feature_store.derived import (
     ACTIVITY_WINDOWS,
     Buckets,
     SegmentThresholds,
+    by_prefix,
     decayed_affinity,
     decayed_experience,
-    prefixed,
     segment_of,
     value_estimate,
 )
@@ -98,9 +98,28 @@ def _mean(total: str | None, n: str | None) -> float | None:
     return int(total or 0) / 1000 / int(n)
 
 
-def _dates(profile: dict[str, str], prefix: str) -> dict[str, datetime]:
-    return {k[len(prefix) :]: datetime.fromtimestamp(int(v) / 1000, UTC)
-            for k, v in profile.items() if k.startswith(prefix)}  # fmt: skip
+def _by_prefix(profile: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The profile's "<prefix>:<name>" fields under their prefix, in one pass."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in profile.items():
+        head, sep, rest = key.partition(":")
+        if sep:
+            found = out.get(head)
+            if found is None:
+                out[head] = {rest: value}
+            else:
+                found[rest] = value
+    return out
+
+
+def _ints(group: dict[str, str] | None) -> dict[str, int]:
+    return {k: int(v) for k, v in group.items()} if group else {}
+
+
+def _dates(group: dict[str, str] | None) -> dict[str, datetime]:
+    if not group:
+        return {}
+    return {k: datetime.fromtimestamp(int(v) / 1000, UTC) for k, v in group.items()}
 
 
 def build_features(
@@ -111,14 +130,25 @@ def build_features(
     contacts: dict[str, str] | None = None,
     thresholds: SegmentThresholds = SegmentThresholds(),  # noqa: B008 (frozen, shared)
     half_life_days: float = 14.0,
+    full: bool = True,
 ) -> CustomerFeatures:
-    """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``."""
+    """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``.
+
+    With ``full=False``, only what offer decisions read is built (segment, value,
+    experience, tastes, consent, contact history, purchases, emails, dates); the
+    descriptive figures (activity per window, channel mix, recent touchpoints, counts
+    by type, call reasons, sentiment, survey) are left empty, and the 5-minute and
+    hourly buckets are not needed.
+    """
 
     def num(name: str) -> int:
         return int(profile.get(name, 0))
 
+    groups = _by_prefix(profile)
     buckets = Buckets(windows)
-    wins = {name: buckets.window(name, now_ms) for name in (*ACTIVITY_WINDOWS, "365d")}
+    names = (*ACTIVITY_WINDOWS, "365d") if full else ("30d", "365d")
+    wins = {name: buckets.window(name, now_ms) for name in names}
+    split = {name: by_prefix(wins[name]) for name in ACTIVITY_WINDOWS} if full else {}
     daily = buckets.daily(now_ms)
     month = wins["30d"]
     sentiment_n = num("call_sent_n") + num("social_sent_n")
@@ -135,11 +165,9 @@ def build_features(
     if complaints or negative:
         base = thresholds.unknown_experience if experience is None else experience
         experience = max(0.0, base - 0.05 * min(complaints + negative, 10))
-    mix_counts = prefixed(month, "ch:") or _ints(profile, "ch:")
-    mix_total = sum(mix_counts.values())
-    channel_mix = {k: round(v / mix_total, 6) for k, v in sorted(mix_counts.items())}
-    reachable = {k: v for k, v in mix_counts.items() if k in CONTACT_CHANNELS}
-    preferred = min(reachable, key=lambda k: (-reachable[k], k)) if reachable else None
+    channel_mix, preferred = (
+        _channel_mix(split["30d"].get("ch") or _ints(groups.get("ch"))) if full else ({}, None)
+    )
     year = wins["365d"]
     purchases_365d = year.get("purchases", 0)
     spend_365d = year.get("spend_cents", 0) / 100
@@ -147,50 +175,50 @@ def build_features(
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
     contact_buckets = Buckets(contacts or {})
-    contact_week = contact_buckets.window("7d", now_ms)
+    contact_week = by_prefix(contact_buckets.window("7d", now_ms))
+    today = by_prefix(daily_metrics(contact_buckets.daily(now_ms, days=1)))
     contact = ContactHistory(
-        shown_today=prefixed(daily_metrics(contact_buckets.daily(now_ms, days=1)), "shown:"),
-        shown_7d=prefixed(contact_week, "shown:"),
-        offers_7d=prefixed(contact_week, "offer:"),
-        last_shown=_dates(profile, "last_shown:"),
-        last_contact=_dates(profile, "last_contact:"),
-        last_intervention=_dates(profile, "last_intervention:"),
+        shown_today=today.get("shown", {}),
+        shown_7d=contact_week.get("shown", {}),
+        offers_7d=contact_week.get("offer", {}),
+        last_shown=_dates(groups.get("last_shown")),
+        last_contact=_dates(groups.get("last_contact")),
+        last_intervention=_dates(groups.get("last_intervention")),
         interventions_30d=contact_buckets.window("30d", now_ms).get("interventions", 0),
     )
     items = []
-    for entry in recent:
+    for entry in recent if full else ():
         ms, kind, event_id = entry.split("|", 2)
         items.append(RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id))
     items.sort(key=lambda r: (r.ts, r.event_id), reverse=True)
-    consent = {
-        ch: profile[f"consent:{ch}"] == "1" for ch in CONSENT_CHANNELS if f"consent:{ch}" in profile
-    }
+    consents = groups.get("consent") or {}
+    consent = {ch: consents[ch] == "1" for ch in CONSENT_CHANNELS if ch in consents}
+    purchases = num("purchases")
+    spend = num("spend_cents") / 100
     return CustomerFeatures(
         events=num("n"),
-        by_type=_ints(profile, "n:"),
-        activity={w: prefixed(wins[w], "n:") for w in ACTIVITY_WINDOWS},
-        channel_activity={w: prefixed(wins[w], "ch:") for w in ACTIVITY_WINDOWS},
+        by_type=_ints(groups.get("n")) if full else {},
+        activity={w: split[w].get("n", {}) for w in split},
+        channel_activity={w: split[w].get("ch", {}) for w in split},
         first_seen=_dt(first),
         last_seen=_dt(profile.get("last_seen")),
         last_purchase=_dt(last_purchase),
-        purchases=num("purchases"),
-        spend=num("spend_cents") / 100,
+        purchases=purchases,
+        spend=spend,
         purchases_365d=purchases_365d,
         spend_365d=spend_365d,
-        average_order_value=round(num("spend_cents") / 100 / num("purchases"), 2)
-        if num("purchases")
-        else None,
-        categories=_ints(profile, "cat:"),
+        average_order_value=round(spend / purchases, 2) if purchases else None,
+        categories=_ints(groups.get("cat")),
         category_affinity=decayed_affinity(daily, half_life_days),
-        call_reasons=_ints(profile, "call_reason:"),
-        emails=_ints(profile, "email:"),
+        call_reasons=_ints(groups.get("call_reason")) if full else {},
+        emails=_ints(groups.get("email")),
         negative_mentions=num("negative_mentions"),
         negative_reach=num("negative_reach"),
         complaints_30d=complaints,
         negative_mentions_30d=negative,
         negative_reach_30d=month.get("negative_reach", 0),
-        sentiment=sentiment,
-        survey=_mean(profile.get("survey_milli"), profile.get("survey_n")),
+        sentiment=sentiment if full else None,
+        survey=_mean(profile.get("survey_milli"), profile.get("survey_n")) if full else None,
         experience=None if experience is None else round(experience, 6),
         channel_mix=channel_mix,
         preferred_channel=preferred,
@@ -199,9 +227,19 @@ def build_features(
         risk_snapshot=profile.get("risk_snapshot"),
         risk_band=profile.get("risk_band"),
         value=value,
-        segment=segment_of(experience, value, num("n"), num("purchases"), thresholds),
+        segment=segment_of(experience, value, num("n"), purchases, thresholds),
         recent=items,
     )
+
+
+def _channel_mix(counts: dict[str, int]) -> tuple[dict[str, float], str | None]:
+    """Each channel's share of the touchpoints, and the most used reachable channel."""
+    counts = {k: v for k, v in counts.items() if v}
+    total = sum(counts.values())
+    mix = {k: round(v / total, 6) for k, v in sorted(counts.items())}
+    reachable = {k: v for k, v in counts.items() if k in CONTACT_CHANNELS}
+    preferred = min(reachable, key=lambda k: (-reachable[k], k)) if reachable else None
+    return mix, preferred
 
 
 def daily_metrics(daily: list[tuple[float, dict[str, int]]]) -> dict[str, int]:
@@ -210,7 +248,3 @@ def daily_metrics(daily: list[tuple[float, dict[str, int]]]) -> dict[str, int]:
         if age == 0:
             return metrics
     return {}
-
-
-def _ints(profile: dict[str, str], prefix: str) -> dict[str, int]:
-    return {k[len(prefix) :]: int(v) for k, v in profile.items() if k.startswith(prefix)}

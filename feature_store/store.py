@@ -23,7 +23,7 @@ from schemas import TouchpointEvent
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase", "claim", "publish")
+    for name in ("apply", "decision", "erase", "claim", "publish", "view")
 }
 _RESOLUTIONS_JSON = msgspec.json.encode([[r.name, r.size_ms, r.keep] for r in RESOLUTIONS])
 
@@ -34,6 +34,12 @@ _updates_json = msgspec.json.Encoder().encode
 def _has_windows(fact: Fact) -> bool:
     """Only facts with windowed updates move the window buckets along."""
     return any(op.startswith("w") for op, _, _ in fact.updates)
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash from a flat [field, value, ...] reply."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
 
 
 class StoreUnavailable(RuntimeError):
@@ -57,7 +63,7 @@ class DecisionRecord:
     customer_id: str
     decision_id: str
     ts_ms: int
-    context: str  # JSON, opaque to the store
+    context: bytes  # the decision as JSON, opaque to the store
     trigger_event_id: str | None = None
 
 
@@ -310,21 +316,40 @@ class FeatureStore:
         self, customer_id: str, now: float | None = None
     ) -> tuple[bool, CustomerFeatures | None]:
         """(erased?, features) in one round trip: what a live decision needs first."""
-        keys = self._keys.for_customer(customer_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(keys.tombstone)
-        pipe.hgetall(keys.profile)
-        pipe.hgetall(keys.windows)
-        pipe.zrange(keys.recent, 0, -1)
-        pipe.hgetall(keys.contacts)
-        erased, profile, windows, recent, contacts = await self._execute("read", pipe)
-        if erased or not profile:
-            return bool(erased), None
+        return (await self._read_unless_erased([customer_id], now, full=True))[0]
+
+    async def read_for_decisions(
+        self, customer_ids: Sequence[str], now: float | None = None
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        """(erased?, features) per customer, in one round trip of one call each, with
+        what offer decisions use: the activity counts per window, channel mix, recent
+        touchpoints and other descriptive figures are left empty (see
+        :func:`feature_store.features.build_features`)."""
+        return await self._read_unless_erased(customer_ids, now, full=False)
+
+    async def _read_unless_erased(
+        self, customer_ids: Sequence[str], now: float | None, full: bool
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        if not customer_ids:
+            return []
+        flag = "full" if full else "decision"
+        calls = []
+        for customer_id in customer_ids:
+            k = self._keys.for_customer(customer_id)
+            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent), (flag,)))
+        replies = await self._eval_many("read", "view", calls)
         now_ms = int((self._clock() if now is None else now) * 1000)
         c = self._config
-        features = build_features(profile, windows, recent, now_ms, contacts, c.thresholds,
-                                  c.half_life_days)  # fmt: skip
-        return False, features
+        out: list[tuple[bool, CustomerFeatures | None]] = []
+        for reply in replies:
+            if int(reply[0]) or not reply[1]:
+                out.append((bool(int(reply[0])), None))
+                continue
+            profile, windows, contacts = (_pairs(flat) for flat in reply[1:4])
+            features = build_features(profile, windows, reply[4], now_ms, contacts,
+                                      c.thresholds, c.half_life_days, full)  # fmt: skip
+            out.append((False, features))
+        return out
 
     async def read(self, customer_id: str, now: float | None = None) -> CustomerFeatures | None:
         """The customer's features as of ``now`` (default: the clock), or ``None``."""

@@ -82,6 +82,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.publish_failures = Counter(
+            "moments_publish_failures_total",
+            "Records that could not be written to Kafka after their answer was given.",
+            ["topic"],
+            registry=r,
+        )
         self.learning = Counter(
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them.",
@@ -110,6 +116,13 @@ class Metrics:
             "moments_batch_size",
             "Touchpoints per handled batch.",
             buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+
+        self.recommendation_batch = Histogram(
+            "moments_recommendation_batch_size",
+            "Recommendation requests decided together in one batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
 

@@ -27,7 +27,9 @@ from streams import topics
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
+from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
+from streams.api.recommender import Recommender
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -43,6 +45,8 @@ class Api:
     settings: Settings
     store: FeatureStore
     producer: AIOKafkaProducer
+    publisher: KeyedPublisher
+    recommender: Recommender
     policy: RuleBasedOfferPolicy | LearnedOfferPolicy
     catalogue: OfferCatalogue
     keys: KeyRing
@@ -97,11 +101,22 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         await producer.start()
         hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS))
         await hub.start()
+        feature_store = store or build_store(settings, observe=metrics.store_op)
+        policy = build_policy(settings, catalogue, holder)
+        publisher = KeyedPublisher(producer)
+        decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
+        recommender = Recommender(
+            feature_store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
+            publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
+            batch_decided=metrics.recommendation_batch.observe,
+        )  # fmt: skip
         app[API_KEY] = Api(
             settings=settings,
-            store=store or build_store(settings, observe=metrics.store_op),
+            store=feature_store,
             producer=producer,
-            policy=build_policy(settings, catalogue, holder),
+            publisher=publisher,
+            recommender=recommender,
+            policy=policy,
             catalogue=catalogue,
             keys=keyring(settings),
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
@@ -112,6 +127,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         reloader = asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))
         yield
         reloader.cancel()
+        await recommender.drain()
         await hub.stop()
         await producer.stop()
         await app[API_KEY].store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,17 +11,14 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from agents.moments import request_moment
 from agents.risk import risk_features
-from agents.touchpoint_handler import decision_record
-from feature_store import StoreUnavailable, offers_shown_fact
+from feature_store import StoreUnavailable
 from schemas import (
     InvalidEvent,
     NextBestOffer,
     OfferScore,
     decode_outcome,
     decode_touchpoint,
-    encode_decision,
     encode_outcome,
     encode_touchpoint,
 )
@@ -78,20 +74,6 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
     )
 
 
-async def _decide(api: Api, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
-    """Decide and remember the decision; ``None`` for an erased customer."""
-    store = api.store
-    erased, features = await store.read_unless_erased(customer_id)
-    if erased:
-        return None
-    moment = request_moment(customer_id, channel, limit)
-    decision = api.policy.decide(moment, features, datetime.now(UTC))
-    ids = [o.offer_id for o in decision.offers]
-    shown = [offers_shown_fact(decision.decision_id, customer_id, channel, ids, decision.ts)]
-    await store.record_decisions([decision_record(decision)], shown if ids else [])
-    return decision
-
-
 async def recommendations(request: web.Request) -> web.Response:
     authorise(request, "recommend")
     api = _api(request)
@@ -105,11 +87,9 @@ async def recommendations(request: web.Request) -> web.Response:
         limit = 0
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
-    budget = api.settings.api_budget_ms / 1000
     decision: NextBestOffer | None
     try:
-        async with asyncio.timeout(budget):
-            decision = await _decide(api, customer_id, channel, limit)
+        decision = await api.recommender.recommend(customer_id, channel, limit)
     except TimeoutError:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")
     except StoreUnavailable:
@@ -117,14 +97,9 @@ async def recommendations(request: web.Request) -> web.Response:
     if decision is None:  # erased: answer, but keep and send nothing about them
         decision = _fallback(api, customer_id, channel, limit, "customer_erased")
     else:
-        if decision.fallback:
+        if decision.fallback:  # shown all the same, so published all the same
             api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
-        with contextlib.suppress(Exception):  # exposure logging must not fail the answer
-            await api.producer.send(
-                api.settings.topic(topics.NEXT_BEST_OFFERS),
-                encode_decision(decision),
-                key=customer_id.encode(),
-            )
+            api.recommender.publish_soon(decision)
         api.metrics.decisions.labels("next_best_offer", channel).inc()
     body = msgspec.to_builtins(decision)
     for offer in body["offers"]:
@@ -157,8 +132,8 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
 
 async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     try:
-        futures = [await api.producer.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*futures)
+        deliveries = await api.publisher.publish(topic, records)
+        await asyncio.gather(*(delivery for delivery, _ in deliveries))
     except Exception as exc:
         raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
 

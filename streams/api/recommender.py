@@ -1,0 +1,163 @@
+"""Live recommendations, decided in batches: requests that arrive together share one
+Redis read, one Redis write and one Kafka batch.
+
+Every request still gets a decision of its own (its own id, the customer's features as
+read now, the contact policy, the model snapshot in use); only the round trips are
+shared. A request waits at most one turn of the event loop for company, so a lone
+request is not held back, and a request whose caller gave up (latency budget) before
+its batch was decided is neither stored nor published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from agents.learned_policy import LearnedOfferPolicy
+from agents.moments import DecisionMoment, request_moment
+from agents.offer_rules import RuleBasedOfferPolicy
+from agents.touchpoint_handler import decision_record
+from feature_store import FeatureStore, offers_shown_fact
+from schemas import NextBestOffer, encode_decision
+from streams.api.publisher import KeyedPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Request:
+    moment: DecisionMoment
+    answer: asyncio.Future[NextBestOffer | None]
+
+
+def _expire(batch: list[_Request]) -> None:
+    """The latency budget ran out: whoever is still waiting gets a fallback instead."""
+    for request in batch:
+        if not request.answer.done():
+            request.answer.set_exception(TimeoutError())
+
+
+class Recommender:
+    """Decides next-best offers for HTTP requests, many per round trip."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+        publisher: KeyedPublisher,
+        topic: str,
+        budget_s: float = 0.05,
+        max_batch: int = 128,
+        publish_failed: Callable[[int], None] = lambda n: None,
+        batch_decided: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._publisher = publisher
+        self._topic = topic
+        self._budget_s = budget_s
+        self._max_batch = max_batch
+        self._publish_failed = publish_failed
+        self._batch_decided = batch_decided
+        self._waiting: list[_Request] = []
+        self._first_waiting_since = 0.0
+        self._flush_scheduled = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
+        """The decision for one request; ``None`` for an erased customer.
+
+        Raises :class:`TimeoutError` when the latency budget ran out, and
+        :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
+        """
+        loop = asyncio.get_running_loop()
+        request = _Request(request_moment(customer_id, channel, limit), loop.create_future())
+        if not self._waiting:
+            self._first_waiting_since = loop.time()
+        self._waiting.append(request)
+        if len(self._waiting) >= self._max_batch:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await request.answer
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._waiting = self._waiting, []
+        if batch:
+            loop = asyncio.get_running_loop()
+            # one timer per batch, not one per request: the budget runs from the first
+            # request's arrival, so no request waits longer than the budget
+            deadline = loop.call_at(self._first_waiting_since + self._budget_s, _expire, batch)
+            task = loop.create_task(self._decide(batch))
+            task.add_done_callback(lambda _: deadline.cancel())
+            self._track(task)
+
+    async def _decide(self, batch: list[_Request]) -> None:
+        decided: list[tuple[_Request, NextBestOffer]] = []
+        try:
+            views = await self._store.read_for_decisions([r.moment.customer_id for r in batch])
+            now = datetime.now(UTC)
+            for request, (erased, features) in zip(batch, views, strict=True):
+                if request.answer.done():  # its caller gave up
+                    continue
+                if erased:  # answered, but nothing is kept or sent about them
+                    request.answer.set_result(None)
+                    continue
+                decided.append((request, self._policy.decide(request.moment, features, now)))
+            shown = [
+                offers_shown_fact(d.decision_id, d.customer_id, d.channel,
+                                  [o.offer_id for o in d.offers], d.ts)
+                for _, d in decided if d.offers
+            ]  # fmt: skip
+            records = [decision_record(d) for _, d in decided]
+            await self._store.record_decisions(records, shown)
+        except Exception as exc:
+            for request in batch:
+                if not request.answer.done():
+                    request.answer.set_exception(exc)
+            return
+        finally:
+            self._batch_decided(len(batch))
+        answered = []
+        for (request, decision), record in zip(decided, records, strict=True):
+            if not request.answer.done():
+                request.answer.set_result(decision)
+                answered.append((decision.customer_id.encode(), record.context))
+        await self._publish(answered)
+
+    def publish_soon(self, decision: NextBestOffer) -> None:
+        """Emit a decision taken outside a batch (a fallback), without waiting."""
+        record = (decision.customer_id.encode(), encode_decision(decision))
+        self._track(asyncio.get_running_loop().create_task(self._publish([record])))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Emit decisions that were answered; the answers do not wait for delivery."""
+        try:
+            deliveries = await self._publisher.publish(self._topic, records)
+        except Exception:
+            log.warning("could not publish %d decisions", len(records), exc_info=True)
+            self._publish_failed(len(records))
+            return
+        for delivery, count in deliveries:
+            delivery.add_done_callback(functools.partial(self._delivered, count))
+
+    def _delivered(self, count: int, delivery: asyncio.Future[object]) -> None:
+        error = None if delivery.cancelled() else delivery.exception()
+        if delivery.cancelled() or error is not None:
+            log.warning("%d decisions were not delivered to Kafka: %r", count, error)
+            self._publish_failed(count)
+
+    async def drain(self) -> None:
+        """Wait for the batches under way (at shutdown)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
