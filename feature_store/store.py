@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from feature_store.derived import SegmentThresholds
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.pipelining import Command, SharedRoundTrips
 from schemas import TouchpointEvent
 
 SCRIPTS = {
@@ -115,6 +117,8 @@ class FeatureStore:
         self._observe = observe
         self._clock = clock
         self._shas: dict[str, str] = {}
+        self._loading = asyncio.Lock()
+        self._shared = SharedRoundTrips(self._send)
         self.round_trips = 0
         self.facts_applied = 0
 
@@ -150,12 +154,29 @@ class FeatureStore:
             self._observe(op, time.perf_counter() - started)
         return replies
 
-    async def _load_scripts(self) -> dict[str, str]:
+    async def _send(self, commands: list[Command]) -> list[Any]:
+        """One pipelined round trip; errors of single commands come back as values."""
+        pipe = self._redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
         try:
-            for name, source in SCRIPTS.items():
-                self._shas[name] = str(await self._redis.script_load(source))
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
         except _TRANSIENT as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.round_trips += 1
+        return replies
+
+    async def _load_scripts(self) -> dict[str, str]:
+        """Load every script; callers that arrive meanwhile wait for the same load (the
+        scripts become visible all at once, never half loaded)."""
+        async with self._loading:
+            loaded = {}
+            try:
+                for name, source in SCRIPTS.items():
+                    loaded[name] = str(await self._redis.script_load(source))
+            except _TRANSIENT as exc:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            self._shas = loaded
         return self._shas
 
     async def _eval_many(
@@ -167,16 +188,19 @@ class FeatureStore:
     async def _eval_mixed(
         self, op: str, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
-        """Run (script, keys, args) calls in one pipelined round trip."""
+        """Run (script, keys, args) calls in one pipelined round trip, shared with other
+        callers' calls made meanwhile (see :mod:`feature_store.pipelining`)."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for _attempt in range(3):
-            pipe = self._redis.pipeline(transaction=False)
-            for i in pending:
-                script, keys, args = calls[i]
-                pipe.execute_command("EVALSHA", shas[script], len(keys), *keys, *args)
-            replies = await self._execute(op, pipe, raise_on_error=False)
+            started = time.perf_counter()
+            replies = await self._shared.submit([
+                ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
+                for i in pending
+            ])  # fmt: skip
+            if self._observe is not None:
+                self._observe(op, time.perf_counter() - started)
             missing = []
             for i, reply in zip(pending, replies, strict=True):
                 if isinstance(reply, NoScriptError):

@@ -220,57 +220,71 @@ def contenders(svc: Services, work: Path) -> list[Contender]:
     ]  # fmt: skip
 
 
-async def bench(svc: Services, events: int, rate: float, latency_seconds: float) -> dict[str, Any]:
+SECTIONS = ("pipeline", "store", "scale", "http")
+
+
+async def bench(
+    svc: Services,
+    events: int,
+    rate: float,
+    latency_seconds: float,
+    sections: tuple[str, ...] = SECTIONS,
+) -> dict[str, Any]:
     population = CustomerPopulation(2000, seed=42)
     start = datetime.now(UTC)
     preload = list(population.touchpoints(events, start, rate=1000.0))
     paced_count = int(rate * latency_seconds)
     paced = list(CustomerPopulation(2000, seed=43).touchpoints(paced_count, start, rate=rate))
-    report: dict[str, Any] = {
-        "kafka": svc.kafka_bootstrap,
-        "services": svc.origin,
-        "events": events,
-        "web_clicks": sum(e.kind == "web_click" for e in preload),
-    }
-    with tempfile.TemporaryDirectory(prefix="moments-bench-") as tmp:
-        for contender in contenders(svc, Path(tmp)):
-            report[contender.name] = await measure(
-                contender, svc.kafka_bootstrap, preload, paced, rate
-            )
-    report["feature_store"] = await bench_store(svc.redis_url)
-    from streams.bench_scale import bench_scale
+    report: dict[str, Any] = {"kafka": svc.kafka_bootstrap, "services": svc.origin}
+    targets: dict[str, bool] = {}
+    if "pipeline" in sections:
+        report["events"] = events
+        report["web_clicks"] = sum(e.kind == "web_click" for e in preload)
+        with tempfile.TemporaryDirectory(prefix="moments-bench-") as tmp:
+            for contender in contenders(svc, Path(tmp)):
+                report[contender.name] = await measure(
+                    contender, svc.kafka_bootstrap, preload, paced, rate
+                )
+        b, p = report["baseline"], report["pipeline"]
+        report["ratios"] = {
+            "throughput_pipeline_over_baseline": round(p["events_per_s"] / b["events_per_s"], 3),
+            "p99_pipeline_over_baseline": round(p["latency_ms_p99"] / b["latency_ms_p99"], 3),
+            "cpu_per_event_pipeline_over_baseline": round(
+                p["cpu_s_per_event"] / b["cpu_s_per_event"], 3
+            ),
+        }
+        targets["throughput_ratio_at_least_0.5"] = (
+            report["ratios"]["throughput_pipeline_over_baseline"] >= 0.5
+        )
+        targets["p99_ratio_at_most_2"] = report["ratios"]["p99_pipeline_over_baseline"] <= 2.0
+    if "store" in sections:
+        report["feature_store"] = store = await bench_store(svc.redis_url)
+        targets["store_ratio_at_least_0.7"] = store["store_over_plain"] >= 0.7
+        targets["round_trips_per_event_at_most_0.1"] = store["round_trips_per_event"] <= 0.1
+    if "scale" in sections:
+        from streams.bench_scale import bench_scale
 
-    with tempfile.TemporaryDirectory(prefix="moments-bench-scale-") as tmp:
-        report["scale_out"] = await bench_scale(svc, Path(tmp), preload)
-    with tempfile.TemporaryDirectory(prefix="moments-bench-http-") as tmp:
-        report["http"] = await bench_http(svc, Path(tmp))
-    b, p = report["baseline"], report["pipeline"]
-    report["ratios"] = {
-        "throughput_pipeline_over_baseline": round(p["events_per_s"] / b["events_per_s"], 3),
-        "p99_pipeline_over_baseline": round(p["latency_ms_p99"] / b["latency_ms_p99"], 3),
-        "cpu_per_event_pipeline_over_baseline": round(
-            p["cpu_s_per_event"] / b["cpu_s_per_event"], 3
-        ),
-    }
-    report["targets"] = {
-        "throughput_ratio_at_least_0.5": report["ratios"]["throughput_pipeline_over_baseline"]
-        >= 0.5,
-        "p99_ratio_at_most_2": report["ratios"]["p99_pipeline_over_baseline"] <= 2.0,
-        "store_ratio_at_least_0.7": report["feature_store"]["store_over_plain"] >= 0.7,
-        "round_trips_per_event_at_most_0.1": report["feature_store"]["round_trips_per_event"]
-        <= 0.1,
-        "http_ratio_at_least_0.5": report["http"]["recommendations_over_trivial"] >= 0.5,
-        "http_p99_under_5ms_at_half_max": report["http"]["recommendations_at_half_max"][
-            "latency_ms_p99"
-        ]
-        < 5.0,
-    }
+        with tempfile.TemporaryDirectory(prefix="moments-bench-scale-") as tmp:
+            report["scale_out"] = await bench_scale(svc, Path(tmp), preload)
+    if "http" in sections:
+        with tempfile.TemporaryDirectory(prefix="moments-bench-http-") as tmp:
+            report["http"] = http = await bench_http(svc, Path(tmp))
+        targets["http_ratio_at_least_0.5"] = http["recommendations_over_trivial"] >= 0.5
+        targets["http_p99_under_5ms_at_half_max"] = (
+            http["recommendations_at_half_max"]["latency_ms_p99"] < 5.0
+        )
+    report["targets"] = targets
     return report
 
 
-def run_bench(events: int = 20000, rate: float = 200.0, latency_seconds: float = 15.0) -> int:
+def run_bench(
+    events: int = 20000,
+    rate: float = 200.0,
+    latency_seconds: float = 15.0,
+    sections: tuple[str, ...] = SECTIONS,
+) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     with services() as svc:
-        report = asyncio.run(bench(svc, events, rate, latency_seconds))
+        report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
     print(json.dumps(report, indent=2))
     return 0

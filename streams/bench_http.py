@@ -1,8 +1,10 @@
 """The HTTP part of ``moments bench``: recommendations against a trivial route.
 
-Both routes are served by the same ``moments api`` process and driven by the same
-asyncio load generator: first closed-loop at full speed (requests/s), then
-open-loop at half the recommendation endpoint's maximum rate (latency p50/p99).
+Both routes are served by the same ``moments api`` process and driven by the same load
+generator (:mod:`streams.bench_load`): first closed loop at full speed (requests/s and
+the server's CPU per request), then open loop at half the recommendation endpoint's
+maximum rate (latency p50/p99). Fallback answers (safe default offers) are counted
+apart from real decisions, so that a shed load cannot pass for throughput.
 """
 
 from __future__ import annotations
@@ -11,80 +13,65 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import redis.asyncio as aioredis
-
 from feature_store import FeatureStore, StoreConfig
-from streams.bench_store import percentile
+from streams.bench_load import HttpLoad, LoadResult
 from streams.services import Services, free_port
 from streams.simulation.population import CustomerPopulation
 
 KEY = {"Authorization": "Bearer moments-dev-key"}
+FALLBACKS = "moments_recommendation_fallbacks_total"
 
 
-async def _closed_loop(url_for: Any, seconds: float, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
+def _cpu_seconds(pid: int) -> float:
+    from streams.bench import cpu_seconds
 
-    async def worker(session: aiohttp.ClientSession, n: int) -> None:
-        nonlocal errors
-        i = n
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            async with session.get(url_for(i), headers=KEY) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-            i += concurrency
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        begun = time.perf_counter()
-        await asyncio.gather(*(worker(session, n) for n in range(concurrency)))
-        elapsed = time.perf_counter() - begun
-    return {"requests_per_s": round(len(latencies) / elapsed, 1), "errors": errors}
+    return cpu_seconds(pid)
 
 
-async def _open_loop(url_for: Any, rate: float, seconds: float) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
+def _fallbacks(base: str) -> float:
+    """Fallback answers so far, over every reason (from the API's /metrics)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+        body = resp.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2]) for line in body.splitlines() if line.startswith(FALLBACKS)
+    )
 
-    async def one(session: aiohttp.ClientSession, i: int) -> None:
-        nonlocal errors
-        started = time.perf_counter()
-        async with session.get(url_for(i), headers=KEY) as resp:
-            await resp.read()
-            if resp.status != 200:
-                errors += 1
-        latencies.append((time.perf_counter() - started) * 1000)
 
-    tasks = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(session, i)))
-        await asyncio.gather(*tasks)
+async def _measured(
+    run: Callable[[], Awaitable[LoadResult]], pid: int, base: str
+) -> dict[str, Any]:
+    """One load run, with the server's CPU per request and the fallbacks it answered."""
+    cpu, fallbacks = _cpu_seconds(pid), _fallbacks(base)
+    result = await run()
+    served = max(result.requests, 1)
     return {
-        "rate": round(rate, 1),
-        "latency_ms_p50": round(percentile(latencies, 50), 3),
-        "latency_ms_p99": round(percentile(latencies, 99), 3),
-        "errors": errors,
+        **result.summary(),
+        "server_cpu_us_per_request": round((_cpu_seconds(pid) - cpu) / served * 1e6, 1),
+        "fallback_answers": int(_fallbacks(base) - fallbacks),
     }
 
 
-async def bench_http(svc: Services, work: Path, seconds: float = 8.0) -> dict[str, Any]:
+async def _seed(svc: Services, prefix: str, customers: int, events: int) -> list[str]:
+    population = CustomerPopulation(customers, seed=45)
+    store = FeatureStore.from_url(svc.redis_url, StoreConfig(secret=prefix.encode(), prefix=prefix))
+    touchpoints = list(population.touchpoints(events, datetime.now(UTC), rate=1000.0))
+    for i in range(0, len(touchpoints), 500):
+        await store.apply(touchpoints[i : i + 500])
+    await store.close()
+    return [c.customer_id for c in population.customers]
+
+
+async def bench_http(
+    svc: Services, work: Path, seconds: float = 8.0, customers: int = 5000, connections: int = 16
+) -> dict[str, Any]:
+    """Seed ``customers`` profiles, start ``moments api`` and measure both routes."""
     prefix = f"bh{uuid.uuid4().hex[:6]}"
     port = free_port()
     env = dict(
@@ -99,16 +86,7 @@ async def bench_http(svc: Services, work: Path, seconds: float = 8.0) -> dict[st
         MOMENTS_API_BURST="1000000",
         MOMENTS_LOG_LEVEL="warning",
     )
-    population = CustomerPopulation(1000, seed=45)
-    events = list(population.touchpoints(20000, datetime.now(UTC), rate=1000.0))
-    store = FeatureStore(
-        aioredis.Redis.from_url(svc.redis_url, decode_responses=True),
-        StoreConfig(secret=prefix.encode(), prefix=prefix),
-    )
-    for i in range(0, len(events), 500):
-        await store.apply(events[i : i + 500])
-    await store.close()
-    customers = [c.customer_id for c in population.customers]
+    ids = await _seed(svc, prefix, customers, customers * 10)
     base = f"http://127.0.0.1:{port}"
     with (work / "api.log").open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
@@ -123,25 +101,32 @@ async def bench_http(svc: Services, work: Path, seconds: float = 8.0) -> dict[st
             except OSError:
                 pass
             await asyncio.sleep(0.2)
+        load = HttpLoad("127.0.0.1", port, KEY)
 
         def trivial(i: int) -> str:
-            return base + "/healthz"
+            return "/healthz"
 
         def recommend(i: int) -> str:
-            return f"{base}/v1/customers/{customers[i % len(customers)]}/recommendations"
+            return f"/v1/customers/{ids[(i * 7919) % len(ids)]}/recommendations"
 
-        await _closed_loop(recommend, 2.0, 16)  # warm up
-        trivial_max = await _closed_loop(trivial, seconds, 16)
-        recommend_max = await _closed_loop(recommend, seconds, 16)
+        await load.closed_loop(recommend, 2.0, connections)  # warm up
+        trivial_max = await _measured(
+            lambda: load.closed_loop(trivial, seconds, connections), proc.pid, base
+        )
+        recommend_max = await _measured(
+            lambda: load.closed_loop(recommend, seconds, connections), proc.pid, base
+        )
         half = recommend_max["requests_per_s"] / 2
-        paced = await _open_loop(recommend, half, seconds)
+        paced = await _measured(lambda: load.open_loop(recommend, half, seconds), proc.pid, base)
         return {
+            "load_tool": f"streams.bench_load, {connections} keep-alive connections",
+            "customers": customers,
             "trivial_route": trivial_max,
             "recommendations": recommend_max,
             "recommendations_over_trivial": round(
                 recommend_max["requests_per_s"] / trivial_max["requests_per_s"], 3
             ),
-            "recommendations_at_half_max": paced,
+            "recommendations_at_half_max": {"rate": round(half, 1), **paced},
         }
     finally:
         proc.terminate()

@@ -117,9 +117,10 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.bench import run_bench
+    from streams.bench import SECTIONS, run_bench
 
-    return run_bench(events=args.events, rate=args.rate, latency_seconds=args.latency_seconds)
+    sections = tuple(args.only) if args.only else SECTIONS
+    return run_bench(args.events, args.rate, args.latency_seconds, sections)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,6 +169,12 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
     bench.add_argument("--latency-seconds", type=float, default=15.0)
+    bench.add_argument(
+        "--only",
+        action="append",
+        choices=("pipeline", "store", "scale", "http"),
+        help="run only this section (repeatable); default: all",
+    )
     ev = sub.add_parser("evaluate", help="learned vs random vs oracle policy, in-process benchmark")
     ev.add_argument("--decisions", type=int, default=50_000, help="in all, warm-up included")
     ev.add_argument("--warmup", type=int, default=5_000, help="decisions learned but not counted")

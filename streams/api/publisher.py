@@ -2,7 +2,9 @@
 
 Records are partitioned exactly as the Kafka producer itself would (murmur2 of the
 key over the topic's partitions), so consumers see the same per-customer order as
-with ``producer.send``; building the batches directly costs a fraction of the CPU.
+with ``producer.send``. Records published within ``linger_s`` of each other travel
+together: building the batches directly costs a fraction of the CPU of one
+``producer.send`` per record, and fewer, larger requests wake the broker less often.
 """
 
 from __future__ import annotations
@@ -15,41 +17,126 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 _partitioner = DefaultPartitioner()
-Delivery = tuple[asyncio.Future[object], int]  # resolves when the batch is written
+Record = tuple[bytes, bytes]  # (key, value)
+Pending = tuple[str, Sequence[Record], asyncio.Future[None]]  # topic, records, caller
 
 
 class KeyedPublisher:
-    """Sends lists of (key, value) records to a topic, batched per partition."""
+    """Sends lists of (key, value) records to topics, batched per partition."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, linger_s: float = 0.005) -> None:
         self._producer = producer
+        self._linger_s = linger_s
+        self._pending: list[Pending] = []
+        self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._soon = False
+        self._order = asyncio.Lock()  # batches reach the producer in publish order
+        self._sending: set[asyncio.Task[None]] = set()
 
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> list[Delivery]:
-        """Queue the records; a delivery future, and how many records it covers, per batch."""
+    def publish(
+        self, topic: str, records: Sequence[Record], linger: bool = True
+    ) -> asyncio.Future[None]:
+        """Queue the records; the future resolves once all of them are written.
+
+        With ``linger`` they wait up to ``linger_s`` for company; without, they go at
+        the next turn of the event loop (with whatever else was published by then).
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         if not records:
-            return []
+            done.set_result(None)
+            return done
+        self._pending.append((topic, records, done))
+        if not linger and not self._soon:
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+            self._flush_at, self._soon = loop.call_soon(self._flush), True
+        elif self._flush_at is None:
+            self._flush_at = loop.call_later(self._linger_s, self._flush)
+        return done
+
+    def _flush(self) -> None:
+        self._flush_at, self._soon = None, False
+        pending, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(pending))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, pending: list[tuple[str, Sequence[Record], asyncio.Future[None]]]
+    ) -> None:
+        by_topic: dict[str, list[tuple[Sequence[Record], asyncio.Future[None]]]] = {}
+        for topic, records, done in pending:
+            by_topic.setdefault(topic, []).append((records, done))
+        async with self._order:
+            for topic, items in by_topic.items():
+                callers = [done for _, done in items]
+                try:
+                    deliveries = await self._send_topic(topic, [r for rs, _ in items for r in rs])
+                except Exception as exc:
+                    for done in callers:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                _resolve_when_delivered(callers, deliveries)
+
+    async def _send_topic(self, topic: str, records: list[Record]) -> list[asyncio.Future[Any]]:
         partitions = sorted(await self._producer.partitions_for(topic))
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        by_partition: dict[int, list[Record]] = {}
         for key, value in records:
-            partition = _partitioner(key, partitions, partitions)
-            by_partition.setdefault(partition, []).append((key, value))
-        futures = []
+            by_partition.setdefault(_partitioner(key, partitions, partitions), []).append(
+                (key, value)
+            )
+        deliveries = []
         for partition, items in by_partition.items():
             batch = self._producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await self._send(batch, topic, partition))
+                    deliveries.append(await self._send_batch(batch, topic, partition))
                     batch = self._producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise ValueError("a record is larger than the producer's batch size")
             if batch.record_count():
-                futures.append(await self._send(batch, topic, partition))
-        return futures
+                deliveries.append(await self._send_batch(batch, topic, partition))
+        return deliveries
 
-    async def _send(self, batch: Any, topic: str, partition: int) -> Delivery:
+    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
         batch.close()  # nothing else may join it once it is handed over
-        count = int(batch.record_count())
-        future: asyncio.Future[object] = await self._producer.send_batch(
+        future: asyncio.Future[Any] = await self._producer.send_batch(
             batch, topic, partition=partition
         )
-        return future, count
+        return future
+
+    async def drain(self) -> None:
+        """Send what is queued and wait for it (at shutdown)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def _resolve_when_delivered(
+    callers: list[asyncio.Future[None]], deliveries: list[asyncio.Future[Any]]
+) -> None:
+    """Every caller's future follows the batches (all of them: records were mixed)."""
+    if not deliveries:
+        for done in callers:
+            if not done.done():
+                done.set_result(None)
+        return
+    delivered = asyncio.gather(*deliveries)
+
+    def settle(outcome: asyncio.Future[list[Any]]) -> None:
+        error = None if outcome.cancelled() else outcome.exception()
+        for done in callers:
+            if done.done():
+                continue
+            if outcome.cancelled():
+                done.cancel()
+            elif error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+
+    delivered.add_done_callback(settle)

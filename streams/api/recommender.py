@@ -129,35 +129,30 @@ class Recommender:
             if not request.answer.done():
                 request.answer.set_result(decision)
                 answered.append((decision.customer_id.encode(), record.context))
-        await self._publish(answered)
+        self._publish(answered)
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting."""
-        record = (decision.customer_id.encode(), encode_decision(decision))
-        self._track(asyncio.get_running_loop().create_task(self._publish([record])))
+        self._publish([(decision.customer_id.encode(), encode_decision(decision))])
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
+    def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
         """Emit decisions that were answered; the answers do not wait for delivery."""
-        try:
-            deliveries = await self._publisher.publish(self._topic, records)
-        except Exception:
-            log.warning("could not publish %d decisions", len(records), exc_info=True)
-            self._publish_failed(len(records))
-            return
-        for delivery, count in deliveries:
-            delivery.add_done_callback(functools.partial(self._delivered, count))
+        if records:
+            delivery = self._publisher.publish(self._topic, records)
+            delivery.add_done_callback(functools.partial(self._delivered, len(records)))
 
-    def _delivered(self, count: int, delivery: asyncio.Future[object]) -> None:
+    def _delivered(self, count: int, delivery: asyncio.Future[None]) -> None:
         error = None if delivery.cancelled() else delivery.exception()
         if delivery.cancelled() or error is not None:
             log.warning("%d decisions were not delivered to Kafka: %r", count, error)
             self._publish_failed(count)
 
     async def drain(self) -> None:
-        """Wait for the batches under way (at shutdown)."""
+        """Wait for the batches under way and their publishing (at shutdown)."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        await self._publisher.drain()

@@ -132,8 +132,7 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
 
 async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     try:
-        deliveries = await api.publisher.publish(topic, records)
-        await asyncio.gather(*(delivery for delivery, _ in deliveries))
+        await api.publisher.publish(topic, records, linger=False)
     except Exception as exc:
         raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
 

@@ -1,0 +1,65 @@
+"""Concurrent callers of one feature store on real Redis: shared round trips, and a
+fresh store used by many tasks at once (the scripts load once, never half loaded)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from feature_store import FeatureStore, StoreConfig
+from schemas import WebClick
+from streams.services import Services
+
+pytestmark = pytest.mark.integration
+
+
+def _store(services: Services) -> FeatureStore:
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    return FeatureStore.from_url(services.redis_url, StoreConfig(prefix.encode(), prefix))
+
+
+def _click(n: int, customer: str) -> WebClick:
+    ts = datetime.now(UTC) - timedelta(seconds=n)
+    return WebClick(event_id=f"e{n}", customer_id=customer, ts=ts, page="/", category="books")
+
+
+async def test_a_fresh_store_serves_many_concurrent_first_calls(kafka_redis: Services) -> None:
+    store = _store(kafka_redis)
+    try:
+        customers = [f"c{i}" for i in range(40)]
+        calls = []
+        for i, customer in enumerate(customers):  # one new caller per turn of the loop,
+            calls.append(asyncio.create_task(store.apply([_click(i, customer)])))
+            calls.append(asyncio.create_task(store.read_for_decisions([customer])))
+            await asyncio.sleep(0)  # so that some arrive while the scripts are loading
+        done = await asyncio.gather(*calls)
+        assert all(status == [1] for status in done[::2])
+        views = await store.read_for_decisions(customers)
+        assert all(not erased and f is not None and f.events == 1 for erased, f in views)
+    finally:
+        await store.close()
+
+
+async def test_concurrent_calls_share_round_trips_and_keep_their_order(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    try:
+        await store.apply([_click(0, "warm")])  # scripts loaded
+        before = store.round_trips
+        # 30 callers at once: each applies a click, then reads back what it wrote
+        async def apply_then_read(i: int) -> int:
+            await store.apply([_click(i, f"c{i}")])
+            ((erased, features),) = await store.read_for_decisions([f"c{i}"])
+            assert not erased and features is not None
+            return features.events
+
+        events = await asyncio.gather(*(apply_then_read(i) for i in range(30)))
+        assert events == [1] * 30  # every read saw its own write
+        trips = store.round_trips - before
+        assert trips < 30, f"{trips} round trips for 60 calls: nothing was shared"
+    finally:
+        await store.close()
