@@ -4,8 +4,10 @@ Redis read, one Redis write and one Kafka batch.
 Every request still gets a decision of its own (its own id, the customer's features as
 read now, the contact policy, the model snapshot in use); only the round trips are
 shared. A request waits at most one turn of the event loop for company, so a lone
-request is not held back, and a request whose caller gave up (latency budget) before
-its batch was decided is neither stored nor published.
+request is not held back. When the latency budget runs out before the decision is
+taken, the caller gets a fallback and the decision is never taken; when it runs out
+while the decision is being stored, the caller gets the decision at once and it is
+stored and published as usual.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ log = logging.getLogger(__name__)
 class _Request:
     moment: DecisionMoment
     answer: asyncio.Future[NextBestOffer | None]
+    decision: NextBestOffer | None = None  # once decided
 
 
 def _expire(batch: list[_Request]) -> None:
-    """The latency budget ran out: whoever is still waiting gets a fallback instead."""
+    """The latency budget ran out. Whoever is still waiting for features or a decision
+    gets a fallback instead; a decision already taken is answered at once (it is being
+    stored, and will be published: the customer sees these offers)."""
     for request in batch:
         if not request.answer.done():
-            request.answer.set_exception(TimeoutError())
+            if request.decision is not None:
+                request.answer.set_result(request.decision)
+            else:
+                request.answer.set_exception(TimeoutError())
 
 
 class Recommender:
@@ -109,7 +117,8 @@ class Recommender:
                 if erased:  # answered, but nothing is kept or sent about them
                     request.answer.set_result(None)
                     continue
-                decided.append((request, self._policy.decide(request.moment, features, now)))
+                request.decision = self._policy.decide(request.moment, features, now)
+                decided.append((request, request.decision))
             shown = [
                 offers_shown_fact(d.decision_id, d.customer_id, d.channel,
                                   [o.offer_id for o in d.offers], d.ts)
@@ -128,6 +137,7 @@ class Recommender:
         for (request, decision), record in zip(decided, records, strict=True):
             if not request.answer.done():
                 request.answer.set_result(decision)
+            if not request.answer.cancelled() and request.answer.result() is decision:
                 answered.append((decision.customer_id.encode(), record.context))
         self._publish(answered)
 

@@ -1,0 +1,464 @@
+"""Batched recommendations on real Redis and Kafka: the lean decision read, the
+Recommender (one read, one write and one Kafka batch per turn of the event loop, the
+latency budget, erased customers, callers that gave up) and the KeyedPublisher's
+partitioning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from agents.bandit import LinUCBOffers
+from agents.contact_policy import ContactPolicy
+from agents.context import DIMENSION
+from agents.control_group import ControlGroup
+from agents.learned_policy import LearnedOfferPolicy, ModelHolder
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import CustomerFeatures, FeatureStore, StoreConfig, offers_shown_fact
+from feature_store.facts import ts_ms
+from feature_store.features import build_features
+from schemas import NextBestOffer, decode_next_best_offer, encode_decision, load_catalogue
+from streams.api.publisher import KeyedPublisher
+from streams.api.recommender import Recommender
+from streams.services import Services
+from streams.simulation.population import CustomerPopulation
+from tests.integration.conftest import consume_all
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = load_catalogue(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
+CONTACT_POLICY = ContactPolicy(ControlGroup("salt", 0.0))
+RULES = RuleBasedOfferPolicy(CATALOGUE, CONTACT_POLICY)
+CHANNELS = ("web", "email", "call", "sms")
+DECISION_FIELDS = (
+    "segment", "value", "experience", "consent", "contact", "category_affinity",
+    "categories", "purchases", "emails", "last_seen", "last_purchase",
+)  # fmt: skip
+
+
+def unique(what: str) -> str:
+    return f"rec{uuid.uuid4().hex[:10]}-{what}"
+
+
+@pytest.fixture
+async def store(kafka_redis: Services) -> AsyncIterator[FeatureStore]:
+    found = FeatureStore(
+        aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True),
+        StoreConfig(secret=b"recommender-test-secret", prefix=unique("store")),
+    )
+    try:
+        yield found
+    finally:
+        await found.close()
+
+
+@pytest.fixture
+async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
+    started = AIOKafkaProducer(
+        bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all", linger_ms=1
+    )
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+async def seed(store: FeatureStore, customers: int = 60, touchpoints: int = 1500) -> list[str]:
+    """A month of simulated touchpoints up to now, and some contacts in the last days;
+    the ids of the customers the store now knows, sorted."""
+    now = datetime.now(UTC)
+    population = CustomerPopulation(size=customers, seed=5)
+    span_s = 30 * 86400
+    start = now - timedelta(seconds=span_s)
+    events = [
+        e for e in population.touchpoints(touchpoints, start, touchpoints / span_s) if e.ts < now
+    ]
+    await store.apply(events)
+    known = sorted({e.customer_id for e in events})
+    rng = random.Random(9)
+    contacts = []
+    for i in range(150):
+        channel = rng.choice(CHANNELS)
+        offers = [o.offer_id for o in CATALOGUE.offers if channel in o.channels]
+        shown = rng.sample(offers, k=min(len(offers), 2))
+        ts = now - timedelta(seconds=rng.uniform(60, 6 * 86400))
+        contacts.append(offers_shown_fact(f"seed-{i}", rng.choice(known), channel, shown, ts))
+    await store.apply_facts(contacts)
+    return known
+
+
+def decision_view(features: CustomerFeatures) -> dict[str, object]:
+    return {name: getattr(features, name) for name in DECISION_FIELDS}
+
+
+async def published(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Every record on the topic (waits for ``expected``, then lingers for extras)."""
+    return list(await consume_all(bootstrap, topic, expected, wait_s=30))
+
+
+def trained_policy() -> LearnedOfferPolicy:
+    rng = random.Random(2)
+    model = LinUCBOffers(DIMENSION)
+    for _ in range(300):
+        x = [1.0] + [rng.random() for _ in range(DIMENSION - 1)]
+        offer = rng.choice(CATALOGUE.offers).offer_id
+        model.learn_one(x, offer, float(rng.random() < 0.3))
+    return LearnedOfferPolicy(CATALOGUE, CONTACT_POLICY, ModelHolder(model, version=3))
+
+
+# --- the decision read --------------------------------------------------------------------
+
+
+async def test_read_for_decisions_is_the_lean_build_of_the_raw_keys(store: FeatureStore) -> None:
+    customers = await seed(store)
+    erased, unknown = customers[0], unique("nobody")
+    await store.erase(erased)
+    live = customers[1:]
+    now = time.time()
+    now_ms = int(now * 1000)
+    trips = store.round_trips
+    views = await store.read_for_decisions([erased, *live, unknown], now=now)
+    assert store.round_trips == trips + 1  # one round trip for the whole batch
+    assert views[0] == (True, None)
+    assert views[-1] == (False, None)
+    assert len(views) == len(live) + 2
+    busy = 0
+    for customer_id, (was_erased, features) in zip(live, views[1:-1], strict=True):
+        raw = await store.raw(customer_id)
+        lean = {k: v for k, v in raw["windows"].items() if k[:1] in "dk"}
+        expected = build_features(raw["profile"], lean, [], now_ms, raw["contacts"], full=False)
+        assert (was_erased, features) == (False, expected), customer_id
+        assert features is not None
+        full = await store.read(customer_id, now=now)
+        assert full is not None
+        assert decision_view(features) == decision_view(full), customer_id
+        assert features.recent == [] and features.activity == {}
+        busy += bool(full.recent) and bool(full.activity["30d"])
+    assert busy >= 10  # the full read does have what the lean one leaves out
+    # the single-customer read agrees on who is erased, and reads everything
+    assert await store.read_unless_erased(erased, now=now) == (True, None)
+    assert await store.read_unless_erased(live[0], now=now) == (
+        False,
+        await store.read(live[0], now=now),
+    )
+    assert await store.read_for_decisions([]) == []
+
+
+# --- the recommender ----------------------------------------------------------------------
+
+
+def requests_for(customers: Sequence[str], n: int) -> list[tuple[str, str, int]]:
+    return [(customers[i % 20], CHANNELS[i % len(CHANNELS)], 1 + i % 3) for i in range(n)]
+
+
+@pytest.mark.parametrize("policy_name", ["rules", "learned"])
+async def test_concurrent_requests_are_decided_in_batches_stored_and_published(
+    store: FeatureStore, producer: AIOKafkaProducer, kafka_redis: Services, policy_name: str
+) -> None:
+    customers = await seed(store)
+    policy = RULES if policy_name == "rules" else trained_policy()
+    topic = unique("decisions")
+    batches: list[int] = []
+    failed: list[int] = []
+    recommender = Recommender(
+        store, policy, KeyedPublisher(producer), topic, budget_s=5.0,
+        batch_decided=batches.append, publish_failed=failed.append,
+    )  # fmt: skip
+    wanted = requests_for(customers, 50)
+    trips = store.round_trips
+    answers = await asyncio.gather(*(recommender.recommend(c, ch, n) for c, ch, n in wanted))
+    await recommender.drain()
+    await producer.flush()
+    assert sum(batches) == 50 and len(batches) < 50, batches
+    # one read and one write per batch (concurrent batches may even share round trips)
+    assert store.round_trips - trips <= min(2 * len(batches), 10)
+    decisions: list[NextBestOffer] = []
+    for answer, (customer_id, channel, limit) in zip(answers, wanted, strict=True):
+        assert answer is not None
+        assert (answer.customer_id, answer.channel) == (customer_id, channel)
+        assert answer.trigger_event_id is None and not answer.fallback
+        assert len(answer.offers) <= limit
+        assert answer.model_version == policy.model_version
+        decisions.append(answer)
+    assert len({d.decision_id for d in decisions}) == 50
+    assert sum(bool(d.offers) for d in decisions) >= 10
+    # every decision's context is kept, as the decision itself
+    contexts = await store.decision_contexts([(d.customer_id, d.decision_id) for d in decisions])
+    assert contexts == [encode_decision(d).decode() for d in decisions]
+    # the offers shown count as contacts (fatigue caps, cool-downs)
+    newest: dict[tuple[str, str], int] = {}
+    for d in decisions:
+        if d.offers:
+            key = (d.customer_id, d.channel)
+            newest[key] = max(newest.get(key, 0), ts_ms(d.ts))
+    for (customer_id, channel), ms in newest.items():
+        features = await store.read(customer_id)
+        assert features is not None
+        assert ts_ms(features.contact.last_contact[channel]) == ms
+    # and every decision is on the topic once, keyed by its customer
+    records = await published(kafka_redis.kafka_bootstrap, topic, 50)
+    assert len(records) == 50
+    by_id = {json.loads(r.value)["decision_id"]: r for r in records}
+    for d in decisions:
+        record = by_id[d.decision_id]
+        assert record.key == d.customer_id.encode()
+        assert json.loads(record.value) == json.loads(encode_decision(d))
+    assert failed == []
+
+
+async def test_a_batch_holds_at_most_max_batch_requests(
+    store: FeatureStore, producer: AIOKafkaProducer
+) -> None:
+    customers = await seed(store)
+    batches: list[int] = []
+    recommender = Recommender(
+        store, RULES, KeyedPublisher(producer), unique("decisions"), budget_s=5.0,
+        max_batch=8, batch_decided=batches.append,
+    )  # fmt: skip
+    wanted = requests_for(customers, 50)
+    answers = await asyncio.gather(*(recommender.recommend(c, ch, n) for c, ch, n in wanted))
+    await recommender.drain()
+    assert all(a is not None for a in answers)
+    assert sum(batches) == 50
+    assert max(batches) <= 8 and len(batches) >= 7, batches
+
+
+# --- the publisher ------------------------------------------------------------------------
+
+
+async def test_keyed_publisher_partitions_like_producer_send(
+    producer: AIOKafkaProducer, kafka_redis: Services
+) -> None:
+    topic = unique("keyed")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        await admin.close()
+    # enough bytes per partition to need several batches each (16 KiB by default), in
+    # two calls of the same turn: one that lingers for company, one that does not
+    pad = b"x" * 200
+    records = [(f"cust-{i:05d}".encode(), b"batched|%d|" % i + pad) for i in range(600)]
+    publisher = KeyedPublisher(producer)
+    first = publisher.publish(topic, records[:300])
+    second = publisher.publish(topic, records[300:], linger=False)
+    await asyncio.wait_for(asyncio.gather(first, second), 30)
+    assert first.done() and second.done()
+    # what producer.send does with the same keys
+    sent = await asyncio.gather(*[await producer.send(topic, b"single", key=k) for k, _ in records])
+    send_partition = {k: md.partition for (k, _), md in zip(records, sent, strict=True)}
+    assert set(send_partition.values()) == {0, 1, 2, 3}
+    consumed = await published(kafka_redis.kafka_bootstrap, topic, 1200)
+    assert len(consumed) == 1200
+    batched = [r for r in consumed if r.value.startswith(b"batched|")]
+    assert sorted(int(r.value.split(b"|")[1]) for r in batched) == list(range(600))
+    where: dict[int, list[tuple[int, int]]] = defaultdict(list)  # partition -> (offset, index)
+    for r in batched:
+        assert r.partition == send_partition[r.key], r.key
+        where[r.partition].append((r.offset, int(r.value.split(b"|")[1])))
+    for rows in where.values():  # within a partition, in the order published
+        indexes = [i for _, i in sorted(rows)]
+        assert indexes == sorted(indexes)
+    # every batched record went before the single sends (they were written first)
+    for partition, rows in where.items():
+        singles = [r.offset for r in consumed if r.partition == partition and r.value == b"single"]
+        assert max(o for o, _ in rows) < min(singles)
+    nothing = publisher.publish(topic, [])
+    assert nothing.done() and nothing.exception() is None  # resolved at once
+
+
+# --- the latency budget and callers that gave up --------------------------------------------
+
+
+async def test_a_spent_budget_raises_and_nothing_is_kept_or_sent(
+    store: FeatureStore, producer: AIOKafkaProducer, kafka_redis: Services
+) -> None:
+    customers = await seed(store)
+    customer = customers[3]
+    topic = unique("decisions")
+    publisher = KeyedPublisher(producer)
+    batches: list[int] = []
+    hasty = Recommender(
+        store, RULES, publisher, topic, budget_s=0.000001, batch_decided=batches.append
+    )
+    before = await store.raw(customer)
+    with pytest.raises(TimeoutError):
+        await hasty.recommend(customer, "web", 3)
+    await hasty.drain()
+    assert batches == [1]  # it was read, and dropped once its caller had gone
+    assert await store.recent_decisions(customer) == []
+    assert await store.raw(customer) == before  # no contact recorded
+    # a patient recommender on the same topic: only its decision is there
+    patient = Recommender(store, RULES, publisher, topic, budget_s=5.0)
+    answer = await patient.recommend(customer, "web", 3)
+    assert answer is not None
+    await patient.drain()
+    await producer.flush()
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
+    assert await store.recent_decisions(customer) == [encode_decision(answer).decode()]
+
+
+async def test_a_slow_read_runs_out_the_budget_but_the_next_request_is_served(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    customers = await seed(store)
+    customer = customers[4]
+    read = store.read_for_decisions
+    calls: list[int] = []
+
+    async def slow_once(
+        customer_ids: Sequence[str], now: float | None = None
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        calls.append(len(customer_ids))
+        if len(calls) == 1:
+            await asyncio.sleep(0.4)
+        return await read(customer_ids, now)
+
+    monkeypatch.setattr(store, "read_for_decisions", slow_once)
+    topic = unique("decisions")
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        await recommender.recommend(customer, "email", 2)
+    waited = time.perf_counter() - started
+    assert 0.09 <= waited < 0.35  # the budget, not the read, decided when to give up
+    answer = await recommender.recommend(customer, "web", 2)
+    assert answer is not None
+    await recommender.drain()  # the slow batch finishes too, and must leave no trace
+    await producer.flush()
+    assert calls == [1, 1]
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
+    assert await store.recent_decisions(customer) == [encode_decision(answer).decode()]
+
+
+async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    customers = await seed(store)
+    quitter, stayer = customers[5], customers[6]
+    read = store.read_for_decisions
+
+    async def slow(
+        customer_ids: Sequence[str], now: float | None = None
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        await asyncio.sleep(0.3)
+        return await read(customer_ids, now)
+
+    monkeypatch.setattr(store, "read_for_decisions", slow)
+    topic = unique("decisions")
+    batches: list[int] = []
+    recommender = Recommender(
+        store, RULES, KeyedPublisher(producer), topic, budget_s=5.0, batch_decided=batches.append
+    )
+    before = await store.raw(quitter)
+    gives_up = asyncio.create_task(recommender.recommend(quitter, "web", 3))
+    waits = asyncio.create_task(recommender.recommend(stayer, "web", 3))
+    await asyncio.sleep(0.05)
+    gives_up.cancel()
+    answer = await waits
+    with pytest.raises(asyncio.CancelledError):
+        await gives_up
+    await recommender.drain()
+    await producer.flush()
+    assert batches == [2]  # they were in one batch
+    assert answer is not None and answer.customer_id == stayer
+    assert await store.recent_decisions(quitter) == []
+    assert await store.raw(quitter) == before
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [r.key for r in records] == [stayer.encode()]
+
+
+async def test_a_budget_spent_during_the_write_answers_the_decision_taken(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decision was taken from real features: the caller gets it when the budget
+    runs out, and it is stored and published like any other (the customer sees it)."""
+    customers = await seed(store)
+    customer = customers[2]
+    write = store.record_decisions
+
+    async def slow_write(records: Sequence[Any], contacts: Sequence[Any] = ()) -> None:
+        await asyncio.sleep(0.3)
+        await write(records, contacts)
+
+    monkeypatch.setattr(store, "record_decisions", slow_write)
+    topic = unique("decisions")
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
+    started = asyncio.get_running_loop().time()
+    answer = await recommender.recommend(customer, "web", 3)
+    waited = asyncio.get_running_loop().time() - started
+    assert answer is not None and answer.customer_id == customer and not answer.fallback
+    assert waited < 0.25, f"answered after {waited:.3f} s: the write was awaited"
+    await recommender.drain()
+    await producer.flush()
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [decode_next_best_offer(r.value) for r in records] == [answer]
+    stored = [decode_next_best_offer(c) for c in await store.recent_decisions(customer)]
+    assert answer in stored
+
+
+# --- erased and unknown customers ---------------------------------------------------------
+
+
+async def test_an_erased_customer_gets_none_and_leaves_no_trace(
+    store: FeatureStore, producer: AIOKafkaProducer, kafka_redis: Services
+) -> None:
+    customers = await seed(store)
+    erased, live, unknown = customers[7], customers[8], unique("first-contact")
+    await store.erase(erased)
+    topic = unique("decisions")
+    batches: list[int] = []
+    recommender = Recommender(
+        store, RULES, KeyedPublisher(producer), topic, budget_s=5.0, batch_decided=batches.append
+    )
+    gone, known, new = await asyncio.gather(
+        recommender.recommend(erased, "web", 3),
+        recommender.recommend(live, "web", 3),
+        recommender.recommend(unknown, "web", 3),
+    )
+    await recommender.drain()
+    await producer.flush()
+    assert batches == [3]
+    assert gone is None
+    assert known is not None and new is not None
+    assert "segment:new" in new.reasons  # no features: a first contact
+    assert await store.recent_decisions(erased) == []
+    assert await store.raw(erased) == {
+        "profile": {}, "windows": {}, "recent": {}, "contacts": {}, "seen": [],
+    }  # fmt: skip
+    assert await store.read_for_decisions([erased]) == [(True, None)]
+    records = await published(kafka_redis.kafka_bootstrap, topic, 2)
+    assert sorted(r.key for r in records) == sorted([live.encode(), unknown.encode()])
+    assert erased.encode() not in {r.key for r in records}
+    contexts = await store.decision_contexts(
+        [(live, known.decision_id), (unknown, new.decision_id)]
+    )
+    assert contexts == [encode_decision(known).decode(), encode_decision(new).decode()]
