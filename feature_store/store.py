@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from feature_store.connection import PackedConnection
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
@@ -136,6 +137,10 @@ class FeatureStore:
         tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         if cluster:
             client = aioredis.RedisCluster.from_url(url, decode_responses=True, **tls)
+        elif url.startswith("redis://"):  # plain TCP: commands packed in C
+            client = aioredis.Redis.from_url(
+                url, decode_responses=True, connection_class=PackedConnection
+            )
         else:
             client = aioredis.Redis.from_url(url, decode_responses=True, **tls)
         return cls(client, config, observe)
