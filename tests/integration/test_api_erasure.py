@@ -70,11 +70,14 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     await eventually(lambda: profile_done(kept), "the worker to process the bystander")
     shown = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
     assert shown.status == 200 and shown.json["offers"], shown
-    decisions_before = [
-        r
-        for r in await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
-        if r.key == gone.encode()
-    ]
+    async def decisions_of_gone() -> object:
+        records = await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
+        mine = [r for r in records if r.key == gone.encode()]
+        return mine if len(mine) >= 3 else None
+
+    # the API publishes its decision after answering (within MOMENTS_API_PUBLISH_LINGER_MS)
+    decisions_before = await eventually(decisions_of_gone, "the API's decision on Kafka")
+    assert isinstance(decisions_before, list)
     assert len(decisions_before) == 3  # the worker's two and the API's
 
     before = await keys_tagged(redis_url, tag)
