@@ -118,6 +118,10 @@ async def bench_http(
         )
         half = recommend_max["requests_per_s"] / 2
         paced = await _measured(lambda: load.open_loop(recommend, half, seconds), proc.pid, base)
+        # the trivial route at the same rate: what merely serving a request costs there
+        trivial_paced = await _measured(
+            lambda: load.open_loop(trivial, half, seconds), proc.pid, base
+        )
         return {
             "load_tool": f"streams.bench_load, {connections} keep-alive connections",
             "customers": customers,
@@ -127,6 +131,7 @@ async def bench_http(
                 recommend_max["requests_per_s"] / trivial_max["requests_per_s"], 3
             ),
             "recommendations_at_half_max": {"rate": round(half, 1), **paced},
+            "trivial_route_at_the_same_rate": {"rate": round(half, 1), **trivial_paced},
         }
     finally:
         proc.terminate()

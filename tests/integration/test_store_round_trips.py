@@ -50,6 +50,7 @@ async def test_concurrent_calls_share_round_trips_and_keep_their_order(
     try:
         await store.apply([_click(0, "warm")])  # scripts loaded
         before = store.round_trips
+
         # 30 callers at once: each applies a click, then reads back what it wrote
         async def apply_then_read(i: int) -> int:
             await store.apply([_click(i, f"c{i}")])
