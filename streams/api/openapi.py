@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from schemas import NextBestOffer, Outcome, TouchpointEvent
 from streams.api.auth import SCOPES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -20,58 +23,15 @@ def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_TS = {"type": "string", "format": "date-time"}
 _ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
-TOUCHPOINT = {
-    "type": "object",
-    "required": ["type", "event_id", "customer_id", "ts"],
-    "properties": {
-        "type": {"enum": ["web_click", "call", "email", "social_mention", "purchase", "survey",
-                          "consent"]},
-        "event_id": _ID,
-        "customer_id": _ID,
-        "ts": _TS,
-    },
-    "additionalProperties": True,
-    "description": "A touchpoint event; the fields beyond the common ones depend on `type` "
-    "(see DESIGN.md, section 4).",
-}  # fmt: skip
-
-OUTCOME = {
-    "type": "object",
-    "required": ["decision_id", "customer_id", "offer_id", "outcome", "ts"],
-    "properties": {
-        "decision_id": _ID, "customer_id": _ID, "offer_id": _ID,
-        "outcome": {"enum": ["shown", "clicked", "accepted", "dismissed", "ignored"]},
-        "ts": _TS,
-    },
-}  # fmt: skip
-
-DECISION = {
-    "type": "object",
-    "required": ["decision_id", "customer_id", "ts", "channel", "offers", "control",
-                 "model_version", "reasons", "fallback"],
-    "properties": {
-        "decision_id": {"type": "string"},
-        "customer_id": {"type": "string"},
-        "ts": _TS,
-        "channel": {"enum": ["web", "email", "sms", "call"]},
-        "trigger_event_id": {"type": ["string", "null"]},
-        "trigger_ts": {"type": ["string", "null"]},
-        "offers": {"type": "array", "items": {
-            "type": "object", "required": ["offer_id", "score", "propensity"],
-            "properties": {"offer_id": {"type": "string"}, "score": {"type": "number"},
-                           "propensity": {"type": "number"}, "title": {"type": "string"}},
-        }},
-        "control": {"type": "boolean"},
-        "model_version": {"type": "string"},
-        "reasons": {"type": "array", "items": {"type": "string"}},
-        "fallback": {"type": "boolean"},
-    },
-}  # fmt: skip
+# The wire formats, generated from the same msgspec structs that decode Kafka input: per
+# event type, its own fields and which are required (a tagged union on ``type``).
+(_TOUCHPOINT, _OUTCOME, _DECISION), WIRE_SCHEMAS = msgspec.json.schema_components(
+    [TouchpointEvent, Outcome, NextBestOffer], ref_template="#/components/schemas/{name}"
+)
 
 
 def _accepted(ids: str) -> dict[str, Any]:
@@ -106,12 +66,16 @@ def openapi_spec() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key",
+                                "description": "Only on the alert stream, for browsers' "
+                                "EventSource (which cannot send headers); prefer a header "
+                                "elsewhere: URLs end up in proxies' logs."},
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"},
                     "details": {"type": "array"}}},
-                "Touchpoint": TOUCHPOINT, "Outcome": OUTCOME, "Decision": DECISION,
+                **WIRE_SCHEMAS, "Touchpoint": _TOUCHPOINT,
             },
         },
         "paths": {
@@ -123,7 +87,7 @@ def openapi_spec() -> dict[str, Any]:
                      "schema": {"enum": ["web", "email", "sms", "call"], "default": "web"}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}],
-                "responses": {"200": _json(DECISION), **_errors(400, 401, 403, 429)},
+                "responses": {"200": _json(_DECISION), **_errors(400, 401, 403, 429)},
             }},
             "/v1/customers/{customer_id}": {
                 "get": {"summary": "The customer's profile.", "security": _SECURITY,
@@ -147,13 +111,13 @@ def openapi_spec() -> dict[str, Any]:
             "/v1/outcomes": {"post": {
                 "summary": "Report what customers did with offers.",
                 "security": _SECURITY, "x-scope": "ingest",
-                "requestBody": _body({"$ref": "#/components/schemas/Outcome"}),
+                "requestBody": _body(_OUTCOME),
                 "responses": {"202": _accepted("decision_ids"),
                               **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
             }},
             "/v1/alerts/stream": {"get": {
                 "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",
-                "security": _SECURITY, "x-scope": "profile-read",
+                "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [{"name": "queue", "in": "query", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "text/event-stream"},
                               **_errors(401, 403, 429)},

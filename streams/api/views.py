@@ -35,11 +35,17 @@ def _api(request: web.Request) -> Api:
     return request.app[API_KEY]
 
 
-def authorise(request: web.Request, scope: str) -> None:
+def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> None:
+    """Check the request's API key for ``scope`` and its rate. The key comes in the
+    ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
+    parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
+    which cannot send headers): keys in URLs end up in proxies' logs."""
     api = _api(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.headers.get("X-API-Key") or request.query.get("api_key")
+    token = token or request.headers.get("X-API-Key")
+    if not token and key_in_query:
+        token = request.query.get("api_key")
     key = api.keys.authorise(token, scope)
     wait = api.limiter.allow(key.name)
     if wait:
@@ -232,7 +238,7 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
-    authorise(request, "profile-read")
+    authorise(request, "profile-read", key_in_query=True)
     api = _api(request)
     queue = request.query.get("queue") or None
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")

@@ -109,6 +109,15 @@ async def test_every_endpoint_needs_a_key_with_its_scope(pipeline: Pipeline) -> 
                     assert endpoint.scope in body["message"], (what, body)
         admin = await request(api.url, endpoint, {"Authorization": f"bearer {ADMIN}"})
         assert 200 <= admin.status < 300, (what, admin)
+        # A key in the query string counts on the alert stream only (for EventSource).
+        sep = "&" if "?" in endpoint.path else "?"
+        in_query = Endpoint(endpoint.method, f"{endpoint.path}{sep}api_key={ADMIN}",
+                            endpoint.scope, endpoint.body)  # fmt: skip
+        reply = await request(api.url, in_query, {})
+        if endpoint.path == "/v1/alerts/stream":
+            assert reply.status == 200, (what, reply)
+        else:
+            assert_error(reply, 401, "unauthorized")
 
 
 async def test_the_rate_limit_is_per_key_and_says_when_to_retry(pipeline: Pipeline) -> None:

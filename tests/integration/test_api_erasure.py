@@ -70,6 +70,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     await eventually(lambda: profile_done(kept), "the worker to process the bystander")
     shown = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
     assert shown.status == 200 and shown.json["offers"], shown
+
     async def decisions_of_gone() -> object:
         records = await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
         mine = [r for r in records if r.key == gone.encode()]

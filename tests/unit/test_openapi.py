@@ -1,0 +1,94 @@
+"""The published OpenAPI description: touchpoints per type, and where a key may travel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from schemas import EVENT_TYPES, encode_outcome
+from schemas.outcomes import Outcome
+from streams.api.openapi import openapi_spec
+from tests.unit import factories as f
+
+SPEC = openapi_spec()
+COMPONENTS = SPEC["components"]["schemas"]
+
+
+def validator(name: str) -> Draft202012Validator:
+    """A validator for one component, resolving ``#/components/schemas/...`` refs."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:moments", Resource(contents=SPEC, specification=DRAFT202012)
+    )
+    schema = {"$ref": f"urn:moments#/components/schemas/{name}"}
+    return Draft202012Validator(schema, registry=registry)
+
+
+def test_touchpoints_are_a_union_tagged_on_type_with_every_event_type() -> None:
+    union = COMPONENTS["Touchpoint"]
+    assert union["discriminator"]["propertyName"] == "type"
+    assert set(union["discriminator"]["mapping"]) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("component", "fields"),
+    [
+        ("Call", {"status", "direction", "reason"}),
+        ("Purchase", {"order_id", "amount", "currency"}),
+        ("Survey", {"score", "scale"}),
+        ("Consent", {"channel", "granted"}),
+        ("WebClick", {"page"}),
+        ("Email", {"action"}),
+        ("SocialMention", {"platform", "sentiment"}),
+    ],
+)
+def test_each_event_type_names_its_own_required_fields(component: str, fields: set[str]) -> None:
+    required = set(COMPONENTS[component]["required"])
+    assert {"type", "event_id", "customer_id", "ts"} | fields <= required
+
+
+EVENTS = [
+    f.click(category="books"),
+    f.purchase(12.5, categories=["books"]),
+    f.consent("email", False, 0.0),
+    f.survey(4, "csat5"),
+    f.mention(-0.5, 100),
+    f.email("opened"),
+    f.call_started("cancel"),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.kind)
+def test_real_events_match_the_published_schema(event: Any) -> None:
+    document = msgspec.json.decode(msgspec.json.encode(event))
+    assert list(validator("Touchpoint").iter_errors(document)) == []
+
+
+def test_an_event_missing_a_field_of_its_type_breaks_the_schema() -> None:
+    document = msgspec.to_builtins(f.call_started("cancel"))
+    del document["reason"]
+    assert list(validator("Touchpoint").iter_errors(document))
+
+
+def test_outcomes_match_the_published_schema() -> None:
+    outcome = Outcome(decision_id="d1", customer_id="c1", offer_id="o1", outcome="accepted",
+                      ts=f.T0)  # fmt: skip
+    document = msgspec.json.decode(encode_outcome(outcome))
+    assert list(validator("Outcome").iter_errors(document)) == []
+    del document["offer_id"]
+    assert list(validator("Outcome").iter_errors(document))
+
+
+def test_a_key_in_the_query_string_is_documented_for_the_alert_stream_only() -> None:
+    where = [
+        (path, method)
+        for path, item in SPEC["paths"].items()
+        for method, operation in item.items()
+        if any("apiKeyQuery" in scheme for scheme in operation.get("security", []))
+    ]
+    assert where == [("/v1/alerts/stream", "get")]
+    assert SPEC["components"]["securitySchemes"]["apiKeyQuery"]["in"] == "query"
