@@ -28,6 +28,12 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Snapshot).decode
 
 
+def decode_snapshot(raw: str) -> PendingSnapshot:
+    """A stored pending snapshot; raises ``msgspec.DecodeError`` if it is not one."""
+    stored = _decode(raw)
+    return PendingSnapshot(stored.x, stored.ts_ms)
+
+
 class RiskHolder:
     """The risk model a process scores with; replaced when a newer snapshot is loaded."""
 
@@ -59,8 +65,7 @@ def watch_risk(
     previous = ts_ms(before[0]) if before else None
     pending = None
     if features.risk_snapshot:
-        stored = _decode(features.risk_snapshot)
-        pending = PendingSnapshot(stored.x, stored.ts_ms)
+        pending = decode_snapshot(features.risk_snapshot)
     label = None
     if pending is not None:
         label = label_for(pending, event_ms, previous, churn=churn_signal(event))

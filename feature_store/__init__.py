@@ -13,6 +13,7 @@ from feature_store.store import (
     ApplyStatus,
     ErasureReceipt,
     FeatureStore,
+    PendingRisk,
     StoreConfig,
     StoreUnavailable,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ErasureReceipt",
     "Fact",
     "FeatureStore",
+    "PendingRisk",
     "RecentTouchpoint",
     "SegmentThresholds",
     "StoreConfig",

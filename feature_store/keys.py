@@ -56,7 +56,10 @@ class CustomerKeys:
         return digest[:12].hex()
 
     def for_customer(self, customer_id: str) -> KeySet:
-        tag = self.pseudonym(customer_id)
+        return self.for_subject(self.pseudonym(customer_id))
+
+    def for_subject(self, tag: str) -> KeySet:
+        """The keys of the customer whose pseudonym is ``tag``."""
         base = f"{self._prefix}:{{{tag}}}"
         return KeySet(
             tag,
@@ -69,3 +72,12 @@ class CustomerKeys:
             f"{base}:erased",
             f"{base}:out",
         )
+
+    def profile_pattern(self) -> str:
+        """A SCAN pattern matching every customer's profile key."""
+        return f"{self._prefix}:{{*}}:p"
+
+    @staticmethod
+    def subject_of(key: str) -> str:
+        """The pseudonym in a customer key: ``m:{<tag>}:p`` -> ``<tag>``."""
+        return key[key.index("{") + 1 : key.index("}")]

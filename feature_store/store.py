@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -26,7 +26,7 @@ from schemas import TouchpointEvent
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase", "claim", "publish", "view")
+    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle")
 }
 _RESOLUTIONS_JSON = msgspec.json.encode([[r.name, r.size_ms, r.keep] for r in RESOLUTIONS])
 
@@ -68,6 +68,15 @@ class DecisionRecord:
     ts_ms: int
     context: bytes  # the decision as JSON, opaque to the store
     trigger_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRisk:
+    """A churn-risk snapshot waiting for its label, as a sweep finds it."""
+
+    subject: str  # the customer's pseudonym: a sweep never needs the id itself
+    snapshot: str  # JSON, as stored
+    last_seen_ms: int | None
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -452,6 +461,38 @@ class FeatureStore:
         return ErasureReceipt(
             subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
         )
+
+    async def pending_risks(self, page: int = 500) -> AsyncIterator[list[PendingRisk]]:
+        """Every customer with a churn-risk snapshot waiting for its label, a page at a
+        time (a SCAN: on every node of a cluster, without blocking Redis)."""
+        keys: list[str] = []
+        async for key in self._redis.scan_iter(match=self._keys.profile_pattern(), count=page):
+            if str(key).endswith("}:p"):
+                keys.append(str(key))
+            if len(keys) >= page:
+                yield await self._pending_of(keys)
+                keys = []
+        if keys:
+            yield await self._pending_of(keys)
+
+    async def _pending_of(self, keys: list[str]) -> list[PendingRisk]:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, ["risk_snapshot", "last_seen"])
+        replies = await self._execute("sweep", pipe)
+        return [
+            PendingRisk(self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
+            for key, (snapshot, seen) in zip(keys, replies, strict=True)
+            if snapshot
+        ]
+
+    async def settle_risks(self, settled: Sequence[PendingRisk]) -> list[bool]:
+        """Remove the snapshots a sweep labelled; False for each one a touchpoint changed
+        meanwhile (that touchpoint settles it instead)."""
+        if not settled:
+            return []
+        calls = [((self._keys.for_subject(p.subject).profile,), [p.snapshot]) for p in settled]
+        return [bool(int(r)) for r in await self._eval_many("settle", "settle", calls)]
 
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""

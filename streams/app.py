@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.store import Observer
 from schemas import OfferCatalogue, load_catalogue
+from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
 from streams.kafka_security import faust_credentials
 from streams.learner import (
@@ -35,6 +37,7 @@ from streams.learner import (
     reload_risk_if_newer,
 )
 from streams.metrics import LATENCY_BUCKETS, Metrics
+from streams.risk_sweeper import sweep_risks
 from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class Moments:
     catalogue: OfferCatalogue
     holder: ModelHolder
     risk: RiskHolder
+    risk_examples: Any  # the Faust topic the sweep sends its examples to
 
 
 def _raw_topic(app: Any, name: str) -> Any:
@@ -142,7 +146,7 @@ def create_app(settings: Settings) -> Moments:
         batch_within=settings.batch_within_s,
         max_attempts=settings.max_attempts,
     )
-    moments = Moments(settings, app, metrics, store, catalogue, holder, risk)
+    moments = Moments(settings, app, metrics, store, catalogue, holder, risk, risk_examples)
     _register_pages(moments)
     _register_lag_timer(moments)
     _register_learning(moments)
@@ -210,6 +214,23 @@ def _register_learning(moments: Moments) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def learn_risk() -> None:
         await learn_while_leader(risk_learner, app.is_leader)
+
+    @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
+    async def sweep_risk() -> None:
+        async def send(examples: list[RiskExample]) -> None:
+            sent = [await moments.risk_examples.send(key=None, value=encode_risk_example(e))
+                    for e in examples]  # fmt: skip
+            await asyncio.gather(*sent)
+
+        try:
+            swept = await sweep_risks(moments.store, send, datetime.now(UTC))
+        except StoreUnavailable:
+            log.warning("the churn-risk sweep could not reach Redis; next time")
+            return
+        moments.metrics.risk_sweep.labels("lapsed").inc(swept.lapsed)
+        moments.metrics.risk_sweep.labels("not_lapsed").inc(swept.not_lapsed)
+        log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed",
+                 swept.pending, swept.lapsed, swept.not_lapsed)  # fmt: skip
 
     @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def reload_model() -> None:

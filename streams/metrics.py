@@ -94,6 +94,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.risk_sweep = Counter(
+            "moments_risk_sweep_snapshots_total",
+            "Pending churn-risk snapshots the periodic sweep labelled, by label.",
+            ["label"],
+            registry=r,
+        )
         self.model_rocauc = Gauge(
             "moments_model_rocauc", "Progressive ROC AUC of online classifiers.", ["model"],
             registry=r,

@@ -71,6 +71,7 @@ class Settings:
     good_experience: float = 0.5
     experience_half_life_days: float = 14.0
     risk_threshold: float = 0.7  # crossing it raises a retention call
+    risk_sweep_interval_s: float = 3600.0  # how often the leader labels quiet customers
     log_level: str = "info"
     api_host: str = "127.0.0.1"
     api_port: int = 6067

@@ -1,0 +1,100 @@
+"""The churn-risk sweep on real Redis: customers gone quiet get their snapshot labelled
+by the clock, once; active customers keep theirs; a touchpoint that got there first wins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from feature_store import FeatureStore, PendingRisk, StoreConfig, risk_fact
+from schemas import WebClick
+from schemas.risk import RiskExample
+from streams.risk_sweeper import sweep_risks
+from streams.services import Services
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
+
+
+def _store(services: Services) -> FeatureStore:
+    prefix = f"rs{uuid.uuid4().hex[:8]}"
+    return FeatureStore.from_url(services.redis_url, StoreConfig(prefix.encode(), prefix))
+
+
+def _snapshot(x: dict[str, float], at: datetime) -> str:
+    return msgspec.json.encode({"x": x, "ts_ms": int(at.timestamp() * 1000)}).decode()
+
+
+async def _customer(
+    store: FeatureStore, customer: str, days_ago: float, x: dict[str, float]
+) -> str:
+    """A customer last seen ``days_ago``, with a snapshot taken then; its JSON."""
+    at = NOW - timedelta(days=days_ago)
+    click = WebClick(event_id=f"{customer}-e", customer_id=customer, ts=at, page="/")
+    await store.apply([click])
+    snapshot = _snapshot(x, at)
+    await store.apply_facts([risk_fact(f"{customer}-e", customer, at, snapshot, "low")])
+    return snapshot
+
+
+async def test_quiet_customers_are_labelled_once_and_active_ones_wait(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    try:
+        gone = await _customer(store, "gone", 60, {"experience": 0.2})
+        await _customer(store, "active", 10, {"experience": 0.9})
+        erased = await _customer(store, "erased", 60, {"experience": 0.1})
+        assert erased
+        await store.erase("erased")
+        sent: list[RiskExample] = []
+
+        async def send(examples: list[RiskExample]) -> None:
+            sent.extend(examples)
+
+        first = await sweep_risks(store, send, NOW)
+        assert (first.pending, first.lapsed, first.not_lapsed) == (2, 1, 0)
+        (example,) = sent
+        assert example.y is True and example.x == {"experience": 0.2}
+        snapshot_ms = msgspec.json.decode(gone)["ts_ms"]
+        assert example.example_id == f"sweep:{store.pseudonym('gone')}:{snapshot_ms}"
+        assert "gone" not in example.example_id  # no customer id leaves Moments this way
+        gone_features = await store.read("gone")
+        active_features = await store.read("active")
+        assert gone_features is not None and gone_features.risk_snapshot is None
+        assert active_features is not None and active_features.risk_snapshot is not None
+
+        again = await sweep_risks(store, send, NOW)
+        assert (again.pending, again.lapsed) == (1, 0) and len(sent) == 1
+        # 40 days on, the active customer has been quiet for 50: now they lapse too
+        later = await sweep_risks(store, send, NOW + timedelta(days=40))
+        assert later.lapsed == 1 and [e.x for e in sent[1:]] == [{"experience": 0.9}]
+    finally:
+        await store.close()
+
+
+async def test_a_snapshot_a_touchpoint_replaced_meanwhile_is_not_settled(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    try:
+        await _customer(store, "racer", 60, {"experience": 0.3})
+        (page,) = [p async for p in store.pending_risks()]
+        (found,) = page
+        # the customer's next touchpoint settles the old snapshot and takes a new one
+        newer = _snapshot({"experience": 0.7}, NOW)
+        await store.apply_facts([risk_fact("racer-new", "racer", NOW, newer, None)])
+        assert await store.settle_risks([found]) == [False]
+        features = await store.read("racer")
+        assert features is not None and features.risk_snapshot == newer
+        # settling what is stored now does remove it
+        current = PendingRisk(found.subject, newer, found.last_seen_ms)
+        assert await store.settle_risks([current]) == [True]
+        features = await store.read("racer")
+        assert features is not None and features.risk_snapshot is None
+    finally:
+        await store.close()
