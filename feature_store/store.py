@@ -396,34 +396,10 @@ class FeatureStore:
     async def read_many(
         self, customer_ids: Sequence[str], now: float | None = None
     ) -> list[CustomerFeatures | None]:
-        if not customer_ids:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for cid in customer_ids:
-            keys = self._keys.for_customer(cid)
-            pipe.hgetall(keys.profile)
-            pipe.hgetall(keys.windows)
-            pipe.zrange(keys.recent, 0, -1)
-            pipe.hgetall(keys.contacts)
-        replies = await self._execute("read", pipe)
-        now_ms = int((self._clock() if now is None else now) * 1000)
-        out: list[CustomerFeatures | None] = []
-        for i in range(0, len(replies), 4):
-            profile, windows, recent, contacts = replies[i : i + 4]
-            out.append(
-                build_features(
-                    profile,
-                    windows,
-                    recent,
-                    now_ms,
-                    contacts,
-                    self._config.thresholds,
-                    self._config.half_life_days,
-                )
-                if profile
-                else None
-            )
-        return out
+        """Features of many customers in one round trip (``None`` for an unknown or
+        erased customer)."""
+        views = await self._read_unless_erased(customer_ids, now, full=True)
+        return [features for _, features in views]
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
         """The customer's raw keys (profile, windows, recent, contacts) for checks."""
