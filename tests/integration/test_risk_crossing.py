@@ -1,0 +1,85 @@
+"""A churn risk that crosses its threshold raises a retention call, through a real worker
+scoring with a published risk model (trained here so that the crossing is certain)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from agents.risk import ChurnRisk, risk_features
+from feature_store import CustomerFeatures
+from streams.learner import RISK, Snapshot
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_interventions_pipeline import event, send, settle
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC)
+
+
+def trained_model() -> ChurnRisk:
+    """Risk rises with withdrawn consents; every other feature is noise."""
+    rng = random.Random(7)
+    base = risk_features(CustomerFeatures(), NOW)
+    model = ChurnRisk(warmup=50)
+    for i in range(1500):
+        x = {k: v + rng.uniform(-0.5, 0.5) for k, v in base.items()}
+        x["log_activity_30d"] = rng.uniform(0.0, 3.0)
+        x["log_activity_7d"] = rng.uniform(0.0, 3.0)
+        withdrawn = i % 2 == 1
+        x["consent_withdrawn"] = float(rng.choice((2, 3)) if withdrawn else 0)
+        model.learn_one(x, withdrawn)
+    return model
+
+
+async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: Pipeline) -> None:
+    model = trained_model()
+    assert model.reason == "model"
+    store = pipeline.store()
+    try:
+        payload = Snapshot(model=model.to_dict(), offsets={}, updated_at=NOW)
+        assert await store.publish_model(RISK, 0, msgspec.json.encode(payload).decode()) == 1
+    finally:
+        await store.close()
+    worker = pipeline.start_worker(MOMENTS_RISK_THRESHOLD="0.7")
+    deadline = time.monotonic() + 60
+    while worker.metric("moments_model_version", model="risk") < 1:
+        assert time.monotonic() < deadline, "the worker never loaded the risk model"
+        await asyncio.sleep(0.5)
+
+    customer = "crosser"
+    first = [event("web_click", customer, NOW - timedelta(minutes=10), "x-click", page="/")]
+    await send(pipeline, first)
+    await settle(pipeline, {customer}, 1)  # scored low: the band is "low" from here on
+    withdrawals = [
+        event("consent", customer, NOW - timedelta(minutes=5 - i), f"x-consent-{ch}",
+              channel=ch, granted=False)
+        for i, ch in enumerate(("sms", "email"))
+    ]  # fmt: skip
+    # Consent changes are not moments to score at; the customer's next visit is.
+    back = event("web_click", customer, NOW - timedelta(minutes=1), "x-back", page="/offers")
+    await send(pipeline, withdrawals)
+    await settle(pipeline, {customer}, 3)
+    await send(pipeline, [back])
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 1
+    )
+    alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    assert [a["kind"] for a in alerts] == ["retention_call"], alerts
+    (alert,) = alerts
+    assert alert["customer_id"] == customer and alert["queue"] == "retention"
+    (reason,) = alert["reasons"]
+    assert reason.startswith("risk_crossed:") and float(reason.split(":")[1]) >= 0.7
+    assert alert["context"]["risk"] >= 0.7
+    assert alert["trigger_event_id"] == "x-back"
+    store = pipeline.store()
+    try:
+        features = await store.read(customer)
+    finally:
+        await store.close()
+    assert features is not None and features.risk_band == "high"
