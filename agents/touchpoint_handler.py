@@ -251,8 +251,11 @@ class TouchpointHandler:
         await self._store.record_decisions(records, contacts + result.risk_facts)
 
 
-def decision_record(decision: NextBestOffer | Intervention) -> DecisionRecord:
-    """What the store keeps of a decision: the decision itself is the learning context."""
+def decision_record(
+    decision: NextBestOffer | Intervention, encoded: bytes | None = None
+) -> DecisionRecord:
+    """What the store keeps of a decision: the decision itself (its JSON, ``encoded`` if
+    the caller has it already) is the learning context."""
     decision_id = (
         decision.decision_id if isinstance(decision, NextBestOffer) else decision.intervention_id
     )
@@ -260,7 +263,7 @@ def decision_record(decision: NextBestOffer | Intervention) -> DecisionRecord:
         customer_id=decision.customer_id,
         decision_id=decision_id,
         ts_ms=ts_ms(decision.ts),
-        context=encode_decision(decision),
+        context=encoded if encoded is not None else encode_decision(decision),
         trigger_event_id=decision.trigger_event_id,
     )
 

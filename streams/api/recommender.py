@@ -49,6 +49,10 @@ def _expire(batch: list[_Request]) -> None:
                 request.answer.set_exception(TimeoutError())
 
 
+def _answered_with(answer: asyncio.Future[NextBestOffer | None], decision: NextBestOffer) -> bool:
+    return not answer.cancelled() and answer.exception() is None and answer.result() is decision
+
+
 class Recommender:
     """Decides next-best offers for HTTP requests, many per round trip."""
 
@@ -107,7 +111,8 @@ class Recommender:
             self._track(task)
 
     async def _decide(self, batch: list[_Request]) -> None:
-        decided: list[tuple[_Request, NextBestOffer]] = []
+        decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
+        failure: Exception | None = None
         try:
             views = await self._store.read_for_decisions([r.moment.customer_id for r in batch])
             now = datetime.now(UTC)
@@ -117,28 +122,31 @@ class Recommender:
                 if erased:  # answered, but nothing is kept or sent about them
                     request.answer.set_result(None)
                     continue
-                request.decision = self._policy.decide(request.moment, features, now)
-                decided.append((request, request.decision))
+                decision = request.decision = self._policy.decide(request.moment, features, now)
+                decided.append((request, decision, encode_decision(decision)))
             shown = [
                 offers_shown_fact(d.decision_id, d.customer_id, d.channel,
                                   [o.offer_id for o in d.offers], d.ts)
-                for _, d in decided if d.offers
+                for _, d, _ in decided if d.offers
             ]  # fmt: skip
-            records = [decision_record(d) for _, d in decided]
+            records = [decision_record(d, raw) for _, d, raw in decided]
             await self._store.record_decisions(records, shown)
         except Exception as exc:
-            for request in batch:
-                if not request.answer.done():
-                    request.answer.set_exception(exc)
-            return
+            failure = exc
         finally:
             self._batch_decided(len(batch))
         answered = []
-        for (request, decision), record in zip(decided, records, strict=True):
+        for request, decision, raw in decided:
             if not request.answer.done():
-                request.answer.set_result(decision)
-            if not request.answer.cancelled() and request.answer.result() is decision:
-                answered.append((decision.customer_id.encode(), record.context))
+                if failure is None:
+                    request.answer.set_result(decision)
+                else:
+                    request.answer.set_exception(failure)
+            if _answered_with(request.answer, decision):  # the customer sees it: publish it
+                answered.append((decision.customer_id.encode(), raw))
+        for request in batch:
+            if failure is not None and not request.answer.done():
+                request.answer.set_exception(failure)
         self._publish(answered)
 
     def publish_soon(self, decision: NextBestOffer) -> None:

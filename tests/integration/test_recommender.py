@@ -28,7 +28,13 @@ from agents.context import DIMENSION
 from agents.control_group import ControlGroup
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import CustomerFeatures, FeatureStore, StoreConfig, offers_shown_fact
+from feature_store import (
+    CustomerFeatures,
+    FeatureStore,
+    StoreConfig,
+    StoreUnavailable,
+    offers_shown_fact,
+)
 from feature_store.facts import ts_ms
 from feature_store.features import build_features
 from schemas import NextBestOffer, decode_next_best_offer, encode_decision, load_catalogue
@@ -423,6 +429,35 @@ async def test_a_budget_spent_during_the_write_answers_the_decision_taken(
     assert [decode_next_best_offer(r.value) for r in records] == [answer]
     stored = [decode_next_best_offer(c) for c in await store.recent_decisions(customer)]
     assert answer in stored
+
+
+async def test_a_decision_answered_by_the_budget_is_published_even_if_storing_fails(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    customers = await seed(store)
+    customer = customers[3]
+
+    async def failing_write(records: Sequence[Any], contacts: Sequence[Any] = ()) -> None:
+        await asyncio.sleep(0.3)
+        raise StoreUnavailable("Redis went away during the write")
+
+    monkeypatch.setattr(store, "record_decisions", failing_write)
+    topic = unique("decisions")
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
+    answer = await recommender.recommend(customer, "web", 3)
+    assert answer is not None and not answer.fallback
+    await recommender.drain()
+    await producer.flush()
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [decode_next_best_offer(r.value) for r in records] == [answer]
+    assert await store.recent_decisions(customer) == []  # it could not be stored
+    # a request in the same situation whose budget had not run out gets the error
+    slow_budget = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0)
+    with pytest.raises(StoreUnavailable):
+        await slow_budget.recommend(customer, "web", 3)
 
 
 # --- erased and unknown customers ---------------------------------------------------------
