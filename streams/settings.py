@@ -62,7 +62,7 @@ class Settings:
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
     batch_size: int = 200
-    batch_within_s: float = 0.01
+    batch_within_s: float = 0.002  # the longest a touchpoint waits for its batch to fill
     max_attempts: int = 3
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400

@@ -27,7 +27,7 @@ def test_defaults_from_empty_environment() -> None:
     assert settings.control_percent == 5.0
     assert settings.control_salt == "moments-control-v1"
     assert settings.batch_size == 200
-    assert settings.batch_within_s == 0.01
+    assert settings.batch_within_s == 0.002
     assert settings.max_attempts == 3
     assert settings.store_ttl_days == 400
     assert settings.dedupe_horizon_days == 8
