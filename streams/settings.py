@@ -81,6 +81,7 @@ class Settings:
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
+    api_gather_ms: float = 1.0  # under load, recommendations wait this long to share a batch
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request
 
     @classmethod
@@ -114,9 +115,10 @@ class Settings:
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
-        if self.api_budget_ms <= 0 or self.api_publish_linger_ms < 0:
+        if self.api_budget_ms <= 0 or self.api_publish_linger_ms < 0 or self.api_gather_ms < 0:
             raise SettingsError(
-                "MOMENTS_API_BUDGET_MS must be positive, MOMENTS_API_PUBLISH_LINGER_MS not negative"
+                "MOMENTS_API_BUDGET_MS must be positive; MOMENTS_API_GATHER_MS and "
+                "MOMENTS_API_PUBLISH_LINGER_MS must not be negative"
             )
 
     def replace(self, **changes: Any) -> Settings:

@@ -3,11 +3,13 @@ Redis read, one Redis write and one Kafka batch.
 
 Every request still gets a decision of its own (its own id, the customer's features as
 read now, the contact policy, the model snapshot in use); only the round trips are
-shared. A request waits at most one turn of the event loop for company, so a lone
-request is not held back. When the latency budget runs out before the decision is
-taken, the caller gets a fallback and the decision is never taken; when it runs out
-while the decision is being stored, the caller gets the decision at once and it is
-stored and published as usual.
+shared. A lone request goes at the next turn of the event loop; while batches are
+being decided (under load), new requests wait up to ``gather_s`` for company, which
+makes batches larger and each request cheaper.
+
+When the latency budget runs out before the decision is taken, the caller gets a
+fallback and the decision is never taken; when it runs out while the decision is being
+stored, the caller gets the decision at once and it is stored and published as usual.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Recommender:
         topic: str,
         budget_s: float = 0.05,
         max_batch: int = 128,
+        gather_s: float = 0.0,
         publish_failed: Callable[[int], None] = lambda n: None,
         batch_decided: Callable[[int], None] = lambda n: None,
     ) -> None:
@@ -73,12 +76,14 @@ class Recommender:
         self._topic = topic
         self._budget_s = budget_s
         self._max_batch = max_batch
+        self._gather_s = gather_s
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
         self._waiting: list[_Request] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
+        self._deciding = 0  # batches being decided now
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.
@@ -95,7 +100,10 @@ class Recommender:
             self._flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            if self._gather_s > 0 and self._deciding:  # under load: let the batch grow
+                loop.call_later(self._gather_s, self._flush)
+            else:  # nothing under way: go at the next turn of the loop
+                loop.call_soon(self._flush)
         return await request.answer
 
     def _flush(self) -> None:
@@ -111,6 +119,13 @@ class Recommender:
             self._track(task)
 
     async def _decide(self, batch: list[_Request]) -> None:
+        self._deciding += 1
+        try:
+            await self._decide_batch(batch)
+        finally:
+            self._deciding -= 1
+
+    async def _decide_batch(self, batch: list[_Request]) -> None:
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
         failure: Exception | None = None
         try:

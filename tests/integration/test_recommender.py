@@ -460,6 +460,41 @@ async def test_a_decision_answered_by_the_budget_is_published_even_if_storing_fa
         await slow_budget.recommend(customer, "web", 3)
 
 
+@pytest.mark.parametrize(("gather_s", "expected"), [(0.0, [1] * 6), (0.15, [1, 5])])
+async def test_under_load_requests_gather_into_the_next_batch(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+    gather_s: float,
+    expected: list[int],
+) -> None:
+    """A lone request goes at once; while a batch is being decided, newcomers wait up to
+    ``gather_s`` to share the next one."""
+    customers = await seed(store)
+    read = store.read_for_decisions
+
+    async def slow_read(customer_ids: Sequence[str], now: float | None = None) -> Any:
+        await asyncio.sleep(0.3)
+        return await read(customer_ids, now)
+
+    monkeypatch.setattr(store, "read_for_decisions", slow_read)
+    batches: list[int] = []
+    recommender = Recommender(
+        store, RULES, KeyedPublisher(producer), unique("decisions"),
+        budget_s=5.0, gather_s=gather_s, batch_decided=batches.append,
+    )  # fmt: skip
+    first = asyncio.create_task(recommender.recommend(customers[0], "web", 3))
+    await asyncio.sleep(0.02)  # the first batch is being decided now
+    later = []
+    for customer in customers[1:6]:  # one every 10 ms, well within gather_s
+        later.append(asyncio.create_task(recommender.recommend(customer, "web", 3)))
+        await asyncio.sleep(0.01)
+    answers = await asyncio.gather(first, *later)
+    await recommender.drain()
+    assert all(a is not None for a in answers)
+    assert sorted(batches, reverse=True) == sorted(expected, reverse=True), batches
+
+
 # --- erased and unknown customers ---------------------------------------------------------
 
 
