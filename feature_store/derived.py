@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TypeVar
 
 from feature_store.facts import DAY_MS, RESOLUTIONS
 
+V = TypeVar("V")
 RESOLUTION_SIZE = {r.name: r.size_ms for r in RESOLUTIONS}
 # window name -> (resolution, number of buckets ending with the current one)
 WINDOWS: dict[str, tuple[str, int]] = {
@@ -78,12 +80,13 @@ class Buckets:
         ]
 
 
-def by_prefix(metrics: dict[str, int]) -> dict[str, dict[str, int]]:
-    """``{"n:call": 2, "x": 1}`` -> ``{"n": {"call": 2}}``: every prefixed, non-zero
-    metric under its prefix, in one pass (unprefixed metrics are left out)."""
-    out: dict[str, dict[str, int]] = {}
-    for key, value in metrics.items():
-        if value:
+def by_prefix(fields: dict[str, V], skip_empty: bool = True) -> dict[str, dict[str, V]]:
+    """``{"n:call": 2, "x": 1}`` -> ``{"n": {"call": 2}}``: every prefixed field under
+    its prefix, in one pass (unprefixed fields are left out, and so are zero or empty
+    values unless ``skip_empty`` is false)."""
+    out: dict[str, dict[str, V]] = {}
+    for key, value in fields.items():
+        if value or not skip_empty:
             head, sep, rest = key.partition(":")
             if sep:
                 found = out.get(head)

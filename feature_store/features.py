@@ -98,20 +98,6 @@ def _mean(total: str | None, n: str | None) -> float | None:
     return int(total or 0) / 1000 / int(n)
 
 
-def _by_prefix(profile: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The profile's "<prefix>:<name>" fields under their prefix, in one pass."""
-    out: dict[str, dict[str, str]] = {}
-    for key, value in profile.items():
-        head, sep, rest = key.partition(":")
-        if sep:
-            found = out.get(head)
-            if found is None:
-                out[head] = {rest: value}
-            else:
-                found[rest] = value
-    return out
-
-
 def _ints(group: dict[str, str] | None) -> dict[str, int]:
     return {k: int(v) for k, v in group.items()} if group else {}
 
@@ -144,7 +130,7 @@ def build_features(
     def num(name: str) -> int:
         return int(profile.get(name, 0))
 
-    groups = _by_prefix(profile)
+    groups = by_prefix(profile, skip_empty=False)
     buckets = Buckets(windows)
     names = (*ACTIVITY_WINDOWS, "365d") if full else ("30d", "365d")
     wins = {name: buckets.window(name, now_ms) for name in names}
