@@ -37,11 +37,14 @@ class SegmentThresholds:
 class Buckets:
     """The windows hash parsed into (resolution, bucket) -> metric -> value."""
 
-    def __init__(self, windows: dict[str, str]) -> None:
+    def __init__(self, windows: dict[str, str], resolutions: str = "mhdk") -> None:
         # fields are "<resolution><bucket>|<metric>": group them by bucket first, so
-        # each bucket name is parsed once, not once per metric
+        # each bucket name is parsed once, not once per metric; fields of resolutions
+        # not asked for are skipped unparsed
         grouped: dict[str, dict[str, int]] = {}
         for key, value in windows.items():
+            if key[:1] not in resolutions:
+                continue
             head, sep, metric = key.partition("|")
             if sep:
                 found = grouped.get(head)

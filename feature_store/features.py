@@ -131,7 +131,7 @@ def build_features(
         return int(profile.get(name, 0))
 
     groups = by_prefix(profile, skip_empty=False)
-    buckets = Buckets(windows)
+    buckets = Buckets(windows, "mhdk" if full else "dk")  # decisions: daily and weekly
     names = (*ACTIVITY_WINDOWS, "365d") if full else ("30d", "365d")
     wins = {name: buckets.window(name, now_ms) for name in names}
     split = {name: by_prefix(wins[name]) for name in ACTIVITY_WINDOWS} if full else {}
@@ -160,7 +160,7 @@ def build_features(
     first = int(profile["first_seen"]) if "first_seen" in profile else None
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
-    contact_buckets = Buckets(contacts or {})
+    contact_buckets = Buckets(contacts or {}, "d")
     contact_week = by_prefix(contact_buckets.window("7d", now_ms))
     today = by_prefix(daily_metrics(contact_buckets.daily(now_ms, days=1)))
     contact = ContactHistory(

@@ -43,8 +43,9 @@ class CustomerState:
         bucket: dict[str, int] = {}
         live_from: dict[str, int] = {}
         prune_to: dict[str, int] = {}
-        if not any(op.startswith("w") for op, _, _ in fact.updates):
-            resolutions = ()  # only facts with windowed updates move the buckets along
+        written = {op[1:] for op, _, _ in fact.updates if op.startswith("w")}
+        # only the resolutions a fact writes to move their buckets along
+        resolutions = tuple(r for r in resolutions if r.name in written)
         for res in resolutions:
             b = ts // res.size_ms
             marker = f"max|{res.name}"

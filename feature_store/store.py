@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,25 +23,34 @@ from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.pipelining import Command, SharedRoundTrips
+from feature_store.transport import RedisPipe
 from schemas import TouchpointEvent
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
     for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle")
 }
-_RESOLUTIONS_JSON = msgspec.json.encode([[r.name, r.size_ms, r.keep] for r in RESOLUTIONS])
 
 
 _updates_json = msgspec.json.Encoder().encode
 
 
-def _has_windows(fact: Fact) -> bool:
-    """Only facts with windowed updates move the window buckets along."""
-    return any(op.startswith("w") for op, _, _ in fact.updates)
+@functools.cache
+def _resolutions_json(names: frozenset[str]) -> bytes:
+    chosen = [[r.name, r.size_ms, r.keep] for r in RESOLUTIONS if r.name in names]
+    return msgspec.json.encode(chosen)
 
 
-def _pairs(flat: list[str]) -> dict[str, str]:
-    """A hash from a flat [field, value, ...] reply."""
+def _resolutions_of(fact: Fact) -> bytes:
+    """The resolutions a fact writes to: only those move their buckets along (a fact
+    without windowed updates leaves every bucket alone)."""
+    return _resolutions_json(frozenset(op[1:] for op, _, _ in fact.updates if op[0] == "w"))
+
+
+def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
+    """A hash from a flat [field, value, ...] reply (redis-py gives HGETALL as a dict)."""
+    if isinstance(flat, dict):
+        return flat
     it = iter(flat)
     return dict(zip(it, it, strict=True))
 
@@ -120,6 +130,7 @@ class FeatureStore:
         config: StoreConfig,
         observe: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        pipe: RedisPipe | None = None,
     ) -> None:
         self._redis = client
         self._config = config
@@ -128,8 +139,11 @@ class FeatureStore:
         self._clock = clock
         self._shas: dict[str, str] = {}
         self._loading = asyncio.Lock()
+        # the hot path (scripts): one pipelined connection on a single server; through
+        # redis-py's pipelines, shared round trips, on a cluster
+        self._pipe = pipe
         self._shared = SharedRoundTrips(self._send)
-        self.round_trips = 0
+        self._round_trips = 0
         self.facts_applied = 0
 
     @classmethod
@@ -140,6 +154,7 @@ class FeatureStore:
         observe: Observer | None = None,
         cluster: bool = False,
         ssl_ca_certs: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> FeatureStore:
         """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL)."""
         client: aioredis.Redis | aioredis.RedisCluster
@@ -152,7 +167,21 @@ class FeatureStore:
             )
         else:
             client = aioredis.Redis.from_url(url, decode_responses=True, **tls)
-        return cls(client, config, observe)
+        pipe = None if cluster else RedisPipe(url, ssl_ca_certs)
+        return cls(client, config, observe, clock, pipe)
+
+    @property
+    def round_trips(self) -> int:
+        """Writes to Redis so far (each one round trip, shared by concurrent callers)."""
+        return self._round_trips + (self._pipe.writes if self._pipe is not None else 0)
+
+    async def _submit(self, commands: list[Command]) -> list[Any]:
+        if self._pipe is None:
+            return await self._shared.submit(commands)
+        try:
+            return await self._pipe.execute(commands)
+        except _TRANSIENT as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def pseudonym(self, customer_id: str) -> str:
         return self._keys.pseudonym(customer_id)
@@ -163,7 +192,7 @@ class FeatureStore:
             replies: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
         except _TRANSIENT as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self.round_trips += 1
+        self._round_trips += 1
         if self._observe is not None:
             self._observe(op, time.perf_counter() - started)
         return replies
@@ -177,7 +206,7 @@ class FeatureStore:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         except _TRANSIENT as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self.round_trips += 1
+        self._round_trips += 1
         return replies
 
     async def _load_scripts(self) -> dict[str, str]:
@@ -209,7 +238,7 @@ class FeatureStore:
         pending = list(range(len(calls)))
         for _attempt in range(3):
             started = time.perf_counter()
-            replies = await self._shared.submit([
+            replies = await self._submit([
                 ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
                 for i in pending
             ])  # fmt: skip
@@ -243,7 +272,7 @@ class FeatureStore:
             self._config.dedupe_horizon_s * 1000,
             fact.recent or "",
             self._config.recent_len,
-            _RESOLUTIONS_JSON if _has_windows(fact) else b"[]",
+            _resolutions_of(fact),
         ]
         args.append(_updates_json(fact.updates))
         return keys, args
@@ -350,41 +379,62 @@ class FeatureStore:
         found = await self._execute("recent_decisions", pipe)
         return [str(c) for c in found if c is not None]
 
-    async def read_unless_erased(
-        self, customer_id: str, now: float | None = None
-    ) -> tuple[bool, CustomerFeatures | None]:
-        """(erased?, features) in one round trip: what a live decision needs first."""
-        return (await self._read_unless_erased([customer_id], now, full=True))[0]
-
     async def read_for_decisions(
         self, customer_ids: Sequence[str], now: float | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """(erased?, features) per customer, in one round trip of one call each, with
-        what offer decisions use: the activity counts per window, channel mix, recent
-        touchpoints and other descriptive figures are left empty (see
-        :func:`feature_store.features.build_features`)."""
-        return await self._read_unless_erased(customer_ids, now, full=False)
+        """(erased?, features) per customer, in one round trip, with what offer decisions
+        use: the activity counts per window, channel mix, recent touchpoints and other
+        descriptive figures are left empty (see :func:`feature_store.features.build_features`).
+
+        Plain reads, cheaper for Redis than a script. They are not one snapshot: a
+        touchpoint applied meanwhile may show in one hash and not yet in another, which
+        the next read puts right. The tombstone is read last, so that an erasure made
+        meanwhile is always seen.
+        """
+        if not customer_ids:
+            return []
+        commands: list[Command] = []
+        for customer_id in customer_ids:
+            k = self._keys.for_customer(customer_id)
+            commands += [("HGETALL", k.profile), ("HGETALL", k.windows),
+                         ("HGETALL", k.contacts), ("EXISTS", k.tombstone)]  # fmt: skip
+        started = time.perf_counter()
+        replies = await self._submit(commands)
+        if self._observe is not None:
+            self._observe("read", time.perf_counter() - started)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
+        views: list[tuple[Any, ...]] = [
+            (replies[i + 3], replies[i], replies[i + 1], replies[i + 2], [])
+            for i in range(0, len(replies), 4)
+        ]
+        return self._features(views, now, full=False)
 
     async def _read_unless_erased(
-        self, customer_ids: Sequence[str], now: float | None, full: bool
+        self, customer_ids: Sequence[str], now: float | None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         if not customer_ids:
             return []
-        flag = "full" if full else "decision"
         calls = []
         for customer_id in customer_ids:
             k = self._keys.for_customer(customer_id)
-            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent), (flag,)))
-        replies = await self._eval_many("read", "view", calls)
+            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent), ()))
+        return self._features(await self._eval_many("read", "view", calls), now, full=True)
+
+    def _features(
+        self, views: Sequence[Sequence[Any]], now: float | None, full: bool
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        """(erased?, features) from (tombstone, profile, windows, contacts, recent) replies."""
         now_ms = int((self._clock() if now is None else now) * 1000)
         c = self._config
         out: list[tuple[bool, CustomerFeatures | None]] = []
-        for reply in replies:
-            if int(reply[0]) or not reply[1]:
-                out.append((bool(int(reply[0])), None))
+        for erased, *raw in views:
+            if int(erased) or not raw[0]:
+                out.append((bool(int(erased)), None))
                 continue
-            profile, windows, contacts = (_pairs(flat) for flat in reply[1:4])
-            features = build_features(profile, windows, reply[4], now_ms, contacts,
+            profile, windows, contacts = (_pairs(flat) for flat in raw[:3])
+            features = build_features(profile, windows, raw[3], now_ms, contacts,
                                       c.thresholds, c.half_life_days, full)  # fmt: skip
             out.append((False, features))
         return out
@@ -398,7 +448,7 @@ class FeatureStore:
     ) -> list[CustomerFeatures | None]:
         """Features of many customers in one round trip (``None`` for an unknown or
         erased customer)."""
-        views = await self._read_unless_erased(customer_ids, now, full=True)
+        views = await self._read_unless_erased(customer_ids, now)
         return [features for _, features in views]
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
@@ -484,4 +534,6 @@ class FeatureStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
         await self._redis.aclose()

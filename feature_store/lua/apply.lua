@@ -4,8 +4,9 @@
 --       5 tombstone (set when the customer was erased)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
 --       6 recent entry ('' for none), 7 recent length,
---       8 the resolutions as a JSON array of [name, bucket size ms, buckets kept]
---         (empty for a fact without windowed updates: it leaves the buckets alone),
+--       8 the resolutions the fact writes to, as a JSON array of [name, bucket size ms,
+--         buckets kept] (only these move their buckets along; empty for a fact
+--         without windowed updates),
 --       9 the updates as a JSON array of [op, field, value] triples
 --       (JSON keeps the call down to a few arguments, cheap to send).
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from feature_store import FeatureStore, StoreConfig
@@ -85,8 +84,8 @@ class Pipeline:
 
     def store(self) -> FeatureStore:
         """A store on the same Redis keys as this deployment's workers."""
-        return FeatureStore(
-            aioredis.Redis.from_url(self.services.redis_url, decode_responses=True),
+        return FeatureStore.from_url(
+            self.services.redis_url,
             StoreConfig(secret=SECRET.encode(), prefix=self.prefix.rstrip("-")),
         )
 

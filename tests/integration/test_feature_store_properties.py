@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,8 +74,8 @@ def _run(services: Services, history: list[Any], split: int) -> None:
     async def scenario() -> None:
         prefix = f"prop{uuid.uuid4().hex[:8]}"
         config = StoreConfig(secret=b"prop-secret", prefix=prefix)
-        store = FeatureStore(
-            aioredis.Redis.from_url(services.redis_url, decode_responses=True),
+        store = FeatureStore.from_url(
+            services.redis_url,
             config,
             clock=lambda: NOW_MS / 1000,
         )

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalRedis
@@ -55,8 +54,8 @@ async def test_rebuild_into_empty_redis_equals_live_state(
 
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
-    rebuilt = FeatureStore(
-        aioredis.Redis.from_url(target.url, decode_responses=True),
+    rebuilt = FeatureStore.from_url(
+        target.url,
         StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-")),
     )
     try:

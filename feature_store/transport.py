@@ -1,0 +1,218 @@
+"""One connection to one Redis server, shared by every caller, with automatic pipelining.
+
+Commands are written in the order callers send them, everything sent in one turn of
+the event loop in one write; each caller gets its replies as soon as they arrive. Many
+round trips can be in flight at once, and no caller waits for another's. Replies are
+parsed by hiredis (C); error replies come back as exception values, in place.
+
+A lost connection fails the calls in flight with :class:`redis.exceptions.ConnectionError`
+(a command written may or may not have run); the next call connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, NoScriptError, ResponseError
+
+Command = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where and how to connect, from a ``redis://`` or ``rediss://`` URL.
+
+    >>> RedisAddress.from_url("rediss://app:s%40cret@cache:6380/2")
+    RedisAddress(host='cache', port=6380, db=2, username='app', password='s@cret', tls=True)
+    >>> RedisAddress.from_url("redis://localhost")
+    RedisAddress(host='localhost', port=6379, db=0, username=None, password=None, tls=False)
+    """
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a redis:// or rediss:// URL: {parts.scheme}://…")
+        path = parts.path.lstrip("/")
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            db=int(path) if path else 0,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=parts.scheme == "rediss",
+        )
+
+    def handshake(self) -> list[Command]:
+        """The commands that prepare a new connection."""
+        commands: list[Command] = []
+        if self.password is not None:
+            auth = (self.username, self.password) if self.username else (self.password,)
+            commands.append(("AUTH", *auth))
+        if self.db:
+            commands.append(("SELECT", self.db))
+        return commands
+
+
+def _packed(commands: Sequence[Command]) -> bytes:
+    try:
+        return b"".join([hiredis.pack_command(command) for command in commands])
+    except TypeError as exc:
+        raise DataError(str(exc)) from exc
+
+
+class _Resp(asyncio.Protocol):
+    """The wire: writes once per loop turn, hands each caller its replies in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+        self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []
+        self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]]]] = deque()
+        self.open = False
+        self.writes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.open = True
+
+    def send(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:
+        reply: asyncio.Future[list[Any]] = self._loop.create_future()
+        if not commands:
+            reply.set_result([])
+            return reply
+        packed = _packed(commands)
+        if not self.open:
+            reply.set_exception(RedisConnectionError("the connection to Redis was lost"))
+            return reply
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(packed)
+        self._waiting.append((len(commands), [], reply))
+        return reply
+
+    def _flush(self) -> None:
+        if self._out and self.open and self._transport is not None:
+            self._transport.write(b"".join(self._out))
+            self.writes += 1
+        self._out.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            while (reply := self._reader.gets()) is not False:
+                if type(reply) is ResponseError and str(reply).startswith("NOSCRIPT"):
+                    reply = NoScriptError(str(reply))
+                count, replies, answer = self._waiting[0]
+                replies.append(reply)
+                if len(replies) == count:
+                    self._waiting.popleft()
+                    if not answer.done():  # its caller may have given up
+                        answer.set_result(replies)
+        except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
+            self._fail(RedisConnectionError(f"Redis protocol error: {exc!r}"))
+            if self._transport is not None:
+                self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"the connection to Redis was lost: {exc!r}"))
+
+    def _fail(self, error: Exception) -> None:
+        self.open = False
+        self._out.clear()
+        while self._waiting:
+            _, _, answer = self._waiting.popleft()
+            if not answer.done():
+                answer.set_exception(error)
+
+    def close(self) -> None:
+        self.open = False
+        if self._transport is not None:
+            self._transport.close()
+
+
+class RedisPipe:
+    """Send commands, get their replies; one connection, pipelined for every caller.
+
+    >>> pipe = RedisPipe("redis://127.0.0.1:1")  # nothing listens there
+    >>> try:
+    ...     asyncio.run(pipe.execute([("PING",)]))
+    ... except RedisConnectionError as exc:
+    ...     print("refused:", type(exc).__name__)
+    refused: ConnectionError
+    """
+
+    def __init__(
+        self, url: str, ssl_ca_certs: str | None = None, connect_timeout_s: float = 5.0
+    ) -> None:
+        self._address = RedisAddress.from_url(url)
+        self._ssl_ca_certs = ssl_ca_certs
+        self._connect_timeout_s = connect_timeout_s
+        self._wire: _Resp | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._writes_before = 0  # by connections that are gone
+
+    @property
+    def writes(self) -> int:
+        """Writes to Redis so far: each carries every command sent in one loop turn."""
+        return self._writes_before + (self._wire.writes if self._wire is not None else 0)
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """The replies to ``commands``, in order; an error reply is an exception value.
+
+        Raises :class:`redis.exceptions.ConnectionError` when Redis cannot be reached
+        or the connection is lost before every reply came.
+        """
+        wire = self._wire
+        if wire is None or not wire.open:
+            wire = await self._connect()
+        return await wire.send(commands)
+
+    async def _connect(self) -> _Resp:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # callers that arrive meanwhile share one connection
+            if self._wire is not None and self._wire.open:
+                return self._wire
+            if self._wire is not None:
+                self._writes_before += self._wire.writes
+                self._wire = None
+            loop = asyncio.get_running_loop()
+            address = self._address
+            context = ssl.create_default_context(cafile=self._ssl_ca_certs) if address.tls else None
+            try:
+                async with asyncio.timeout(self._connect_timeout_s):
+                    _, wire = await loop.create_connection(
+                        lambda: _Resp(loop), address.host, address.port, ssl=context
+                    )
+                    for reply in await wire.send(address.handshake()):
+                        if isinstance(reply, Exception):
+                            wire.close()
+                            raise RedisConnectionError(f"Redis refused the handshake: {reply}")
+            except (OSError, TimeoutError) as exc:
+                raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+            self._wire = wire
+            return wire
+
+    async def close(self) -> None:
+        if self._wire is not None:
+            self._writes_before += self._wire.writes
+            self._wire.close()
+            self._wire = None
