@@ -82,6 +82,7 @@ class Settings:
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
     api_gather_ms: float = 1.0  # under load, recommendations wait this long to share a batch
+    api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request
 
     @classmethod
@@ -109,8 +110,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 <= self.control_percent <= 100:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
-        if self.batch_size < 1 or self.max_attempts < 1 or self.topic_partitions < 1:
-            raise SettingsError("batch size, attempts and partitions must be at least 1")
+        if min(self.batch_size, self.max_attempts, self.topic_partitions, self.api_max_batch) < 1:
+            raise SettingsError("batch sizes, attempts and partitions must be at least 1")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if not self.key_secret:

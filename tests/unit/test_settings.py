@@ -150,6 +150,7 @@ def test_control_percent_bounds_are_inclusive(percent: str) -> None:
         {"MOMENTS_BATCH_SIZE": "0"},
         {"MOMENTS_MAX_ATTEMPTS": "0"},
         {"MOMENTS_TOPIC_PARTITIONS": "-1"},
+        {"MOMENTS_API_MAX_BATCH": "0"},
         {"MOMENTS_KEY_SECRET": ""},
     ],
 )
