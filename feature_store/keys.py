@@ -44,11 +44,18 @@ KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts", "decisions", "o
 
 
 class CustomerKeys:
-    def __init__(self, secret: bytes, prefix: str = "m") -> None:
+    """Key names of customers. The keys of the last ``remember`` customers asked for are
+    kept in memory (a decision reads and then writes the same customer's keys: one keyed
+    hash instead of several); :meth:`forget` drops one customer's.
+    """
+
+    def __init__(self, secret: bytes, prefix: str = "m", remember: int = 4096) -> None:
         if not secret:
             raise ValueError("the key-hashing secret must not be empty")
         self._secret = secret
         self._prefix = prefix
+        self._remember = remember
+        self._recent: dict[str, KeySet] = {}
 
     def pseudonym(self, customer_id: str) -> str:
         """A stable keyed hash of the customer id (safe for logs and key names)."""
@@ -56,7 +63,17 @@ class CustomerKeys:
         return digest[:12].hex()
 
     def for_customer(self, customer_id: str) -> KeySet:
-        return self.for_subject(self.pseudonym(customer_id))
+        keys = self._recent.get(customer_id)
+        if keys is None:
+            keys = self.for_subject(self.pseudonym(customer_id))
+            if len(self._recent) >= self._remember:  # the oldest goes first
+                del self._recent[next(iter(self._recent))]
+            self._recent[customer_id] = keys
+        return keys
+
+    def forget(self, customer_id: str) -> None:
+        """Keep nothing in memory about the customer (after an erasure)."""
+        self._recent.pop(customer_id, None)
 
     def for_subject(self, tag: str) -> KeySet:
         """The keys of the customer whose pseudonym is ``tag``."""

@@ -484,6 +484,7 @@ class FeatureStore:
         gone_contexts = sum(removed[len(KEY_KINDS) :])
         if gone_contexts:
             kinds.append("decision_contexts")
+        self._keys.forget(customer_id)
         return ErasureReceipt(
             subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
         )

@@ -57,3 +57,15 @@ def test_prefix_is_used() -> None:
 def test_empty_secret_raises() -> None:
     with pytest.raises(ValueError, match="secret"):
         CustomerKeys(b"")
+
+
+def test_remembered_keys_are_the_same_keys_and_memory_stays_bounded() -> None:
+    keys = CustomerKeys(b"s3cret", prefix="m", remember=3)
+    fresh = CustomerKeys(b"s3cret", prefix="m", remember=1)
+    first = [keys.for_customer(f"c{i}") for i in range(5)]
+    again = [keys.for_customer(f"c{i}") for i in range(5)]
+    assert first == again == [fresh.for_customer(f"c{i}") for i in range(5)]
+    assert len(keys._recent) == 3 and "c4" in keys._recent
+    keys.forget("c4")
+    keys.forget("never-seen")
+    assert "c4" not in keys._recent and keys.for_customer("c4") == first[4]
