@@ -1,4 +1,6 @@
-"""Round trips shared by concurrent callers (automatic pipelining).
+"""Round trips shared by concurrent callers (automatic pipelining) over redis-py's
+pipelines: how the feature store talks to a Redis Cluster (on a single server,
+:mod:`feature_store.transport` does the same on one connection, without waiting).
 
 While one round trip to Redis is in flight, commands submitted by other tasks wait and
 then all go together in the next one, in the order they were submitted. Under load,

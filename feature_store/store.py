@@ -139,8 +139,8 @@ class FeatureStore:
         self._clock = clock
         self._shas: dict[str, str] = {}
         self._loading = asyncio.Lock()
-        # the hot path (scripts): one pipelined connection on a single server; through
-        # redis-py's pipelines, shared round trips, on a cluster
+        # the hot path (scripts and decision reads): ``pipe``, one pipelined connection
+        # to a single server; without it (a cluster), redis-py's pipelines, shared
         self._pipe = pipe
         self._shared = SharedRoundTrips(self._send)
         self._round_trips = 0
