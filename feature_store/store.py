@@ -167,7 +167,8 @@ class FeatureStore:
             )
         else:
             client = aioredis.Redis.from_url(url, decode_responses=True, **tls)
-        pipe = None if cluster else RedisPipe(url, ssl_ca_certs)
+        plain = not cluster and url.startswith(("redis://", "rediss://"))
+        pipe = RedisPipe(url, ssl_ca_certs) if plain else None
         return cls(client, config, observe, clock, pipe)
 
     @property

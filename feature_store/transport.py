@@ -197,6 +197,7 @@ class RedisPipe:
             loop = asyncio.get_running_loop()
             address = self._address
             context = ssl.create_default_context(cafile=self._ssl_ca_certs) if address.tls else None
+            wire = None
             try:
                 async with asyncio.timeout(self._connect_timeout_s):
                     _, wire = await loop.create_connection(
@@ -204,10 +205,13 @@ class RedisPipe:
                     )
                     for reply in await wire.send(address.handshake()):
                         if isinstance(reply, Exception):
-                            wire.close()
                             raise RedisConnectionError(f"Redis refused the handshake: {reply}")
-            except (OSError, TimeoutError) as exc:
-                raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+            except BaseException as exc:
+                if wire is not None:
+                    wire.close()
+                if isinstance(exc, (OSError, TimeoutError)):
+                    raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+                raise
             self._wire = wire
             return wire
 
