@@ -19,6 +19,8 @@ if [ "$TESTS" = "--tests" ]; then
   # Prometheus server and promtool for the observability test
   # (tests/integration/test_observability.py) and for checking deploy/prometheus/.
   { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
+  # A certificate authority for the TLS Redis test (tests/integration/test_redis_tls.py).
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
