@@ -60,6 +60,32 @@ def unique(what: str) -> str:
     return f"rec{uuid.uuid4().hex[:10]}-{what}"
 
 
+def slowed(
+    monkeypatch: pytest.MonkeyPatch,
+    store: FeatureStore,
+    name: str,
+    seconds: float,
+    times: int | None = None,
+    error: Exception | None = None,
+) -> list[int]:
+    """Make the store's ``name`` (read_for_decisions or record_decisions) wait ``seconds``
+    (on its first ``times`` calls only, if given), then raise ``error`` or carry on.
+    Returns the sizes of the batches it is called with."""
+    real = getattr(store, name)
+    calls: list[int] = []
+
+    async def wrapper(items: Sequence[Any], *args: Any) -> Any:
+        calls.append(len(items))
+        if times is None or len(calls) <= times:
+            await asyncio.sleep(seconds)
+            if error is not None:
+                raise error
+        return await real(items, *args)
+
+    monkeypatch.setattr(store, name, wrapper)
+    return calls
+
+
 @pytest.fixture
 async def store(kafka_redis: Services) -> AsyncIterator[FeatureStore]:
     found = FeatureStore.from_url(
@@ -327,18 +353,7 @@ async def test_a_slow_read_runs_out_the_budget_but_the_next_request_is_served(
 ) -> None:
     customers = await seed(store)
     customer = customers[4]
-    read = store.read_for_decisions
-    calls: list[int] = []
-
-    async def slow_once(
-        customer_ids: Sequence[str], now: float | None = None
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        calls.append(len(customer_ids))
-        if len(calls) == 1:
-            await asyncio.sleep(0.4)
-        return await read(customer_ids, now)
-
-    monkeypatch.setattr(store, "read_for_decisions", slow_once)
+    calls = slowed(monkeypatch, store, "read_for_decisions", 0.4, times=1)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
     started = time.perf_counter()
@@ -364,15 +379,7 @@ async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
 ) -> None:
     customers = await seed(store)
     quitter, stayer = customers[5], customers[6]
-    read = store.read_for_decisions
-
-    async def slow(
-        customer_ids: Sequence[str], now: float | None = None
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        await asyncio.sleep(0.3)
-        return await read(customer_ids, now)
-
-    monkeypatch.setattr(store, "read_for_decisions", slow)
+    slowed(monkeypatch, store, "read_for_decisions", 0.3)
     topic = unique("decisions")
     batches: list[int] = []
     recommender = Recommender(
@@ -406,13 +413,7 @@ async def test_a_budget_spent_during_the_write_answers_the_decision_taken(
     runs out, and it is stored and published like any other (the customer sees it)."""
     customers = await seed(store)
     customer = customers[2]
-    write = store.record_decisions
-
-    async def slow_write(records: Sequence[Any], contacts: Sequence[Any] = ()) -> None:
-        await asyncio.sleep(0.3)
-        await write(records, contacts)
-
-    monkeypatch.setattr(store, "record_decisions", slow_write)
+    slowed(monkeypatch, store, "record_decisions", 0.3)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
     started = asyncio.get_running_loop().time()
@@ -436,12 +437,8 @@ async def test_a_decision_answered_by_the_budget_is_published_even_if_storing_fa
 ) -> None:
     customers = await seed(store)
     customer = customers[3]
-
-    async def failing_write(records: Sequence[Any], contacts: Sequence[Any] = ()) -> None:
-        await asyncio.sleep(0.3)
-        raise StoreUnavailable("Redis went away during the write")
-
-    monkeypatch.setattr(store, "record_decisions", failing_write)
+    gone = StoreUnavailable("Redis went away during the write")
+    slowed(monkeypatch, store, "record_decisions", 0.3, error=gone)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
     answer = await recommender.recommend(customer, "web", 3)
@@ -468,13 +465,7 @@ async def test_under_load_requests_gather_into_the_next_batch(
     """A lone request goes at once; while a batch is being decided, newcomers wait up to
     ``gather_s`` to share the next one."""
     customers = await seed(store)
-    read = store.read_for_decisions
-
-    async def slow_read(customer_ids: Sequence[str], now: float | None = None) -> Any:
-        await asyncio.sleep(0.3)
-        return await read(customer_ids, now)
-
-    monkeypatch.setattr(store, "read_for_decisions", slow_read)
+    slowed(monkeypatch, store, "read_for_decisions", 0.3)
     batches: list[int] = []
     recommender = Recommender(
         store, RULES, KeyedPublisher(producer), unique("decisions"),
