@@ -45,6 +45,16 @@ class _Arm:
         self.n = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Stacked:
+    """Every learned arm's parameters as arrays, to score them all in two products."""
+
+    version: tuple[int, int]  # (updates, arms) when stacked
+    rows: dict[str, int]  # arm -> row, for arms with data
+    theta: NDArray[np.float64]  # (arms, d): each arm's ridge estimate A^-1 b
+    a_inv: NDArray[np.float64]  # (arms, d, d)
+
+
 class LinUCBOffers:
     def __init__(
         self,
@@ -61,12 +71,27 @@ class LinUCBOffers:
         self.prior = prior  # assumed acceptance for an arm with no data yet
         self.arms: dict[str, _Arm] = {}
         self.updates = 0
+        self._stacked: _Stacked | None = None  # every arm at once, until the next update
 
     def _arm(self, name: str) -> _Arm:
         arm = self.arms.get(name)
         if arm is None:
             arm = self.arms[name] = _Arm(self.dimension, self.ridge)
         return arm
+
+    def _stack(self) -> _Stacked:
+        """The learned arms stacked, rebuilt only after the model learned something."""
+        version = (self.updates, len(self.arms))
+        if self._stacked is None or self._stacked.version != version:
+            learned = [(name, arm) for name, arm in self.arms.items() if arm.n > 0]
+            d = self.dimension
+            self._stacked = _Stacked(
+                version,
+                {name: i for i, (name, _) in enumerate(learned)},
+                np.array([arm.a_inv @ arm.b for _, arm in learned]).reshape(len(learned), d),
+                np.array([arm.a_inv for _, arm in learned]).reshape(len(learned), d, d),
+            )
+        return self._stacked
 
     def _estimate(self, x: NDArray[np.float64], name: str) -> tuple[float, float]:
         arm = self.arms.get(name)
@@ -101,9 +126,14 @@ class LinUCBOffers:
         if not arms:
             return []
         v = np.asarray(x, dtype=np.float64)
+        stacked = self._stack()
+        means = (stacked.theta @ v).tolist()
+        bonuses = (self.alpha * np.sqrt(np.maximum((stacked.a_inv @ v) @ v, 0.0))).tolist()
+        unseen = (self.prior, self.alpha * float(np.sqrt(v @ v / self.ridge)))
         scored = []
         for name in arms:
-            mean, bonus = self._estimate(v, name)
+            row = stacked.rows.get(name)
+            mean, bonus = unseen if row is None else (means[row], bonuses[row])
             estimate = min(max(mean + bonus, 0.0), 1.0)
             scored.append((estimate * worth.get(name, 1.0), estimate, name))
         scored.sort(key=lambda t: (-t[0], t[2]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from agents.bandit import LinUCBOffers
@@ -77,3 +78,38 @@ def test_ranking_is_deterministic_per_decision_and_weighs_worth() -> None:
     ranked = quiet.rank(x, ["cheap", "dear"], {"cheap": 1.0, "dear": 50.0}, "d")
     assert [r.arm for r in ranked] == ["dear", "cheap"]
     assert quiet.rank(x, [], {}, "d") == []
+
+
+def _one_at_a_time(model: LinUCBOffers, x: list[float], name: str) -> float:
+    """An arm's clipped upper confidence bound, worked out for that arm alone."""
+    v = np.asarray(x)
+    arm = model.arms.get(name)
+    if arm is None or arm.n == 0:
+        return min(max(model.prior + model.alpha * float(np.sqrt(v @ v / model.ridge)), 0.0), 1.0)
+    mean = float((arm.a_inv @ arm.b) @ v)
+    return min(max(mean + model.alpha * float(np.sqrt(v @ arm.a_inv @ v)), 0.0), 1.0)
+
+
+def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() -> None:
+    rng = random.Random(11)
+    model = LinUCBOffers(dimension=4, alpha=0.4, epsilon=0.0)
+    model._arm("untaught")  # an arm that exists but has no data yet
+
+    def check(arms: list[str]) -> None:
+        for _ in range(20):
+            x = [1.0] + [rng.random() for _ in range(3)]
+            ranked = model.rank(x, arms, {}, seed=str(rng.random()), limit=len(arms))
+            assert {r.arm for r in ranked} == set(arms)
+            for r in ranked:
+                assert r.estimate == pytest.approx(_one_at_a_time(model, x, r.arm), abs=1e-6)
+            assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+    check(["a", "b", "untaught", "never-seen"])
+    for i in range(300):
+        x = [1.0] + [rng.random() for _ in range(3)]
+        model.learn_one(x, "ab"[i % 2], float(x[1] > 0.5) if i % 2 else float(x[2] > 0.5))
+        if i in (0, 1, 50, 299):  # stacked again after learning, never stale
+            check(["a", "b", "untaught", "never-seen"])
+    restored = LinUCBOffers.from_dict(model.to_dict())
+    x = [1.0, 0.2, 0.9, 0.4]
+    assert restored.rank(x, ["a", "b"], {}, "s") == model.rank(x, ["a", "b"], {}, "s")
