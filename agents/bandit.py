@@ -3,10 +3,10 @@
 River-style: ``predict_one`` / ``learn_one``, with state that checkpoints to plain
 JSON-able data (no pickle: a snapshot cannot run code when it is loaded). Each offer
 (arm) keeps the inverse of its ridge-regression design matrix, updated in O(d^2) per
-outcome. Ranking is arbitrated as estimated acceptance x value x business priority;
-with probability ``epsilon`` a uniformly chosen eligible offer goes first, so every
-decision logs the probability with which its first offer was chosen (for off-policy
-evaluation).
+outcome; ranking scores every arm at once from arrays stacked once per update. Ranking
+is arbitrated as estimated acceptance x value x business priority; with probability
+``epsilon`` a uniformly chosen eligible offer goes first, so every decision logs the
+probability with which its first offer was chosen (for off-policy evaluation).
 
 >>> model = LinUCBOffers(dimension=2, alpha=0.0)
 >>> for _ in range(50):

@@ -20,8 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from feature_store import FeatureStore, StoreConfig
 from streams.bench_load import HttpLoad, LoadResult
+from streams.learner import MODEL, Snapshot
 from streams.services import Services, free_port
 from streams.simulation.population import CustomerPopulation
 
@@ -35,13 +38,18 @@ def _cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid)
 
 
-def _fallbacks(base: str) -> float:
-    """Fallback answers so far, over every reason (from the API's /metrics)."""
+def _metric(base: str, prefix: str) -> float:
+    """The sum of the API's /metrics samples whose line starts with ``prefix``."""
     with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
         body = resp.read().decode()
     return sum(
-        float(line.rpartition(" ")[2]) for line in body.splitlines() if line.startswith(FALLBACKS)
+        float(line.rpartition(" ")[2]) for line in body.splitlines() if line.startswith(prefix)
     )
+
+
+def _fallbacks(base: str) -> float:
+    """Fallback answers so far, over every reason."""
+    return _metric(base, FALLBACKS)
 
 
 async def _measured(
@@ -58,14 +66,29 @@ async def _measured(
     }
 
 
-async def _seed(svc: Services, prefix: str, customers: int, events: int) -> list[str]:
+def _trained_snapshot() -> tuple[str, int]:
+    """A bandit trained on simulated outcomes, as the learner publishes it: (JSON, arms)."""
+    from streams.evaluate import Evaluation, EvaluationConfig
+
+    evaluation = Evaluation(EvaluationConfig(decisions=4000, warmup=1000, bootstrap=20))
+    evaluation.run()
+    model = evaluation.holder.model
+    snapshot = Snapshot(model=model.to_dict(), offsets={}, updated_at=datetime.now(UTC))
+    return msgspec.json.encode(snapshot).decode(), len(model.arms)
+
+
+async def _seed(svc: Services, prefix: str, customers: int, events: int) -> tuple[list[str], int]:
+    """Customers with a history, and a trained bandit published for the API to load:
+    (customer ids, the model's arms)."""
     population = CustomerPopulation(customers, seed=45)
     store = FeatureStore.from_url(svc.redis_url, StoreConfig(secret=prefix.encode(), prefix=prefix))
     touchpoints = list(population.touchpoints(events, datetime.now(UTC), rate=1000.0))
     for i in range(0, len(touchpoints), 500):
         await store.apply(touchpoints[i : i + 500])
+    snapshot, arms = _trained_snapshot()
+    assert await store.publish_model(MODEL, 0, snapshot) == 1
     await store.close()
-    return [c.customer_id for c in population.customers]
+    return [c.customer_id for c in population.customers], arms
 
 
 def _median_of(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> int:
@@ -105,7 +128,7 @@ async def bench_http(
         MOMENTS_API_BURST="1000000",
         MOMENTS_LOG_LEVEL="warning",
     )
-    ids = await _seed(svc, prefix, customers, customers * 10)
+    ids, arms = await _seed(svc, prefix, customers, customers * 10)
     base = f"http://127.0.0.1:{port}"
     with (work / "api.log").open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
@@ -120,6 +143,12 @@ async def bench_http(
             except OSError:
                 pass
             await asyncio.sleep(0.2)
+        for _ in range(50):  # the API scores with the trained snapshot before it is measured
+            if _metric(base, f'moments_model_version{{model="{MODEL}"}}') >= 1:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError("the API did not load the trained bandit snapshot")
         load = HttpLoad("127.0.0.1", port, KEY)
 
         def trivial(i: int) -> str:
@@ -154,6 +183,7 @@ async def bench_http(
         return {
             "load_tool": f"streams.bench_load, {connections} keep-alive connections",
             "customers": customers,
+            "model": f"LinUCB trained on 3,000 simulated outcomes, {arms} offers",
             "rounds": rounds,
             "trivial_route": middle["trivial_route"],
             "recommendations": middle["recommendations"],
