@@ -28,7 +28,7 @@ from feature_store import (
     risk_fact,
 )
 from feature_store.facts import Fact, ts_ms
-from feature_store.store import DecisionRecord
+from feature_store.records import DecisionRecord
 from schemas import (
     Intervention,
     InvalidEvent,

@@ -9,19 +9,21 @@ from feature_store.facts import (
     touchpoint_fact,
 )
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
-from feature_store.store import (
+from feature_store.records import (
     ApplyStatus,
+    DecisionRecord,
     ErasureReceipt,
-    FeatureStore,
     PendingRisk,
     StoreConfig,
     StoreUnavailable,
 )
+from feature_store.store import FeatureStore
 
 __all__ = [
     "ApplyStatus",
     "ContactHistory",
     "CustomerFeatures",
+    "DecisionRecord",
     "ErasureReceipt",
     "Fact",
     "FeatureStore",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -18,11 +16,19 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.connection import PackedConnection
-from feature_store.derived import SegmentThresholds
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.pipelining import Command, SharedRoundTrips
+from feature_store.records import (
+    ApplyStatus,
+    DecisionRecord,
+    ErasureReceipt,
+    Observer,
+    PendingRisk,
+    StoreConfig,
+    StoreUnavailable,
+)
 from feature_store.transport import RedisPipe
 from schemas import TouchpointEvent
 
@@ -55,64 +61,7 @@ def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     return dict(zip(it, it, strict=True))
 
 
-class StoreUnavailable(RuntimeError):
-    """Redis could not be reached or timed out; the caller should retry later."""
-
-
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-class ApplyStatus(enum.IntEnum):
-    DUPLICATE = 0
-    APPLIED = 1
-    DUPLICATE_DECIDED = 2  # seen before, and its decision was already emitted
-    ERASED = 3  # the customer was erased: nothing is kept
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """A decision to remember: its context for learning, and the touchpoint it answered."""
-
-    customer_id: str
-    decision_id: str
-    ts_ms: int
-    context: bytes  # the decision as JSON, opaque to the store
-    trigger_event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRisk:
-    """A churn-risk snapshot waiting for its label, as a sweep finds it."""
-
-    subject: str  # the customer's pseudonym: a sweep never needs the id itself
-    snapshot: str  # JSON, as stored
-    last_seen_ms: int | None
-
-
-class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
-    """What an erasure removed; names the customer only by its keyed hash."""
-
-    subject: str
-    keys_removed: int
-    kinds: list[str]
-    blocked: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    secret: bytes
-    prefix: str = "m"
-    ttl_s: int = 400 * 86400  # keys expire after this long without a fact
-    dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
-    recent_len: int = 20
-    decisions_kept: int = 20
-    context_ttl_s: int = 7 * 86400  # how long an outcome can still be joined to its decision
-    tombstone_ttl_s: int = 400 * 86400  # keep above the topics' retention
-    thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
-    half_life_days: float = 14.0
-
-
-Observer = Callable[[str, float], None]
 
 
 class FeatureStore:

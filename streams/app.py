@@ -22,7 +22,7 @@ from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
-from feature_store.store import Observer
+from feature_store.records import Observer
 from schemas import OfferCatalogue, load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
 from streams import topics

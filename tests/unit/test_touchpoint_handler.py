@@ -36,7 +36,7 @@ from feature_store import (
     offers_shown_fact,
 )
 from feature_store.facts import ts_ms
-from feature_store.store import DecisionRecord
+from feature_store.records import DecisionRecord
 from schemas import (
     Call,
     Intervention,

@@ -1,0 +1,68 @@
+"""What the feature store takes and gives back, as plain data, and its settings."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from feature_store.derived import SegmentThresholds
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis could not be reached or timed out; the caller should retry later."""
+
+
+class ApplyStatus(enum.IntEnum):
+    DUPLICATE = 0
+    APPLIED = 1
+    DUPLICATE_DECIDED = 2  # seen before, and its decision was already emitted
+    ERASED = 3  # the customer was erased: nothing is kept
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision to remember: its context for learning, and the touchpoint it answered."""
+
+    customer_id: str
+    decision_id: str
+    ts_ms: int
+    context: bytes  # the decision as JSON, opaque to the store
+    trigger_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRisk:
+    """A churn-risk snapshot waiting for its label, as a sweep finds it."""
+
+    subject: str  # the customer's pseudonym: a sweep never needs the id itself
+    snapshot: str  # JSON, as stored
+    last_seen_ms: int | None
+
+
+class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What an erasure removed; names the customer only by its keyed hash."""
+
+    subject: str
+    keys_removed: int
+    kinds: list[str]
+    blocked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    secret: bytes
+    prefix: str = "m"
+    ttl_s: int = 400 * 86400  # keys expire after this long without a fact
+    dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
+    recent_len: int = 20
+    decisions_kept: int = 20
+    context_ttl_s: int = 7 * 86400  # how long an outcome can still be joined to its decision
+    tombstone_ttl_s: int = 400 * 86400  # keep above the topics' retention
+    thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
+    half_life_days: float = 14.0
+
+
+Observer = Callable[[str, float], None]
