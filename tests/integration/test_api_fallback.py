@@ -5,6 +5,7 @@ The API runs on a private ``redis-server`` that the test stops; Kafka stays up.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,17 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
         "POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=event("web_click", "fb-1", "fb-e1")
     )
     assert posted.status == 202, posted
+
+    # Redis comes back (empty: no scripts loaded): the API reconnects and decides again.
+    private_redis.start()
+    for _ in range(50):
+        reply = await call("GET", f"{base}?channel=web&limit=3", headers=DEV_AUTH)
+        if reply.status == 200 and reply.json["fallback"] is False:
+            break
+        await asyncio.sleep(0.2)
+    assert reply.status == 200 and reply.json["fallback"] is False, reply
+    assert reply.json["model_version"] != "fallback"
+    assert (await call("GET", f"{api.url}/readyz")).status == 200
 
 
 async def test_profile_and_erasure_answer_503_not_500_when_redis_is_down(
