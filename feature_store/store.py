@@ -15,7 +15,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from feature_store.connection import PackedConnection
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
@@ -110,12 +109,11 @@ class FeatureStore:
         tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         if cluster:
             client = aioredis.RedisCluster.from_url(url, decode_responses=True, **tls)
-        elif url.startswith("redis://"):  # plain TCP: commands packed in C
+        else:  # the less frequent calls (models, erasure, profile pages, sweeps)
+            plain_tcp = url.startswith("redis://")  # no TLS options on a plain connection
             client = aioredis.Redis.from_url(
-                url, decode_responses=True, connection_class=PackedConnection
+                url, decode_responses=True, **({} if plain_tcp else tls)
             )
-        else:
-            client = aioredis.Redis.from_url(url, decode_responses=True, **tls)
         plain = not cluster and url.startswith(("redis://", "rediss://"))
         pipe = RedisPipe(url, ssl_ca_certs) if plain else None
         return cls(client, config, observe, clock, pipe)
