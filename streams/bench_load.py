@@ -29,6 +29,18 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0  # of the generator's own process
 
+    def answered(self, status: int, sent: float) -> None:
+        """One answer, to a request counted from ``sent`` (a perf_counter time)."""
+        self.latencies_ms.append((time.perf_counter() - sent) * 1000)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def finish(self, began: float, cpu: float) -> LoadResult:
+        """Close the books on a run that began at ``began`` with ``cpu`` process time."""
+        self.seconds = time.perf_counter() - began
+        self.cpu_seconds = time.process_time() - cpu
+        self.requests = len(self.latencies_ms)
+        return self
+
     def summary(self) -> dict[str, float | dict[int, int]]:
         return {
             "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
@@ -121,17 +133,13 @@ class HttpLoad:
         async def drive(conn: _Connection) -> None:
             while (now := time.perf_counter()) < deadline:
                 status, _ = await conn.request(self._raw(path(next(counter))))
-                result.latencies_ms.append((time.perf_counter() - now) * 1000)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
+                result.answered(status, now)
 
         try:
             await asyncio.gather(*(drive(c) for c in pool))
         finally:
             self._close(pool)
-        result.seconds = time.perf_counter() - began
-        result.cpu_seconds = time.process_time() - cpu
-        result.requests = len(result.latencies_ms)
-        return result
+        return result.finish(began, cpu)
 
     async def open_loop(
         self, path: Path, rate: float, seconds: float, connections: int = 64
@@ -150,8 +158,7 @@ class HttpLoad:
 
         async def one(conn: _Connection, i: int, start: float) -> None:
             status, _ = await conn.request(self._raw(path(i)))
-            result.latencies_ms.append((time.perf_counter() - start) * 1000)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.answered(status, start)
             idle.append(conn)
             freed.set()
 
@@ -171,7 +178,4 @@ class HttpLoad:
             await asyncio.gather(*tasks)
         finally:
             self._close(pool)
-        result.seconds = time.perf_counter() - began
-        result.cpu_seconds = time.process_time() - cpu
-        result.requests = len(result.latencies_ms)
-        return result
+        return result.finish(began, cpu)

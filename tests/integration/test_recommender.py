@@ -86,6 +86,23 @@ def slowed(
     return calls
 
 
+async def only_this_decision_kept_and_sent(
+    recommender: Recommender,
+    producer: AIOKafkaProducer,
+    store: FeatureStore,
+    services: Services,
+    topic: str,
+    answer: NextBestOffer,
+) -> None:
+    """Once everything under way is done, ``answer`` is the one decision on ``topic`` and
+    the one stored for its customer."""
+    await recommender.drain()
+    await producer.flush()
+    records = await published(services.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
+    assert await store.recent_decisions(answer.customer_id) == [encode_decision(answer).decode()]
+
+
 @pytest.fixture
 async def store(kafka_redis: Services) -> AsyncIterator[FeatureStore]:
     found = FeatureStore.from_url(
@@ -338,11 +355,7 @@ async def test_a_spent_budget_raises_and_nothing_is_kept_or_sent(
     patient = Recommender(store, RULES, publisher, topic, budget_s=5.0)
     answer = await patient.recommend(customer, "web", 3)
     assert answer is not None
-    await patient.drain()
-    await producer.flush()
-    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
-    assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
-    assert await store.recent_decisions(customer) == [encode_decision(answer).decode()]
+    await only_this_decision_kept_and_sent(patient, producer, store, kafka_redis, topic, answer)
 
 
 async def test_a_slow_read_runs_out_the_budget_but_the_next_request_is_served(
@@ -363,12 +376,9 @@ async def test_a_slow_read_runs_out_the_budget_but_the_next_request_is_served(
     assert 0.09 <= waited < 0.35  # the budget, not the read, decided when to give up
     answer = await recommender.recommend(customer, "web", 2)
     assert answer is not None
-    await recommender.drain()  # the slow batch finishes too, and must leave no trace
-    await producer.flush()
+    # the slow batch finishes too, and must leave no trace
+    await only_this_decision_kept_and_sent(recommender, producer, store, kafka_redis, topic, answer)
     assert calls == [1, 1]
-    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
-    assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
-    assert await store.recent_decisions(customer) == [encode_decision(answer).decode()]
 
 
 async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
