@@ -187,7 +187,7 @@ class LocalKafka:
     def start(self, timeout: float = 90.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         log_path = self.workdir / "kafka.log"
         fmt = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
@@ -235,6 +235,19 @@ def redis_server_binary() -> str:
             "(make test and make run do this for you)"
         )
     return found
+
+
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id (22 URL-safe base64 characters). One that starts with
+    "-" would be read as an option by ``kafka-storage format``, so none does.
+
+    >>> len(kafka_cluster_id())
+    22
+    """
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def _redis_ready(url: str) -> bool:
