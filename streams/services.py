@@ -43,18 +43,33 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def free_port(below: int = 65536) -> int:
-    """A free loopback port under ``below`` (Redis Cluster needs port + 10000 free too)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", 0 if below >= 65536 else random.randrange(20000, below)))
-            except OSError:
-                continue
-            port = int(sock.getsockname()[1])
-        if port < below:
+def free_port() -> int:
+    """A loopback port that is free now (the kernel picks one from its ephemeral range)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose Redis Cluster bus port (port + 10000) is free too.
+
+    Both lie below 32768, outside Linux's default ephemeral range, so no
+    outgoing connection takes the bus port between this check and the bind.
+    """
+    for _ in range(500):
+        port = random.randrange(20000, 22768)
+        if _bindable(port) and _bindable(port + 10000):
             return port
-    raise ServiceError(f"no free port below {below}")
+    raise ServiceError("no free port pair (port, port + 10000) between 20000 and 32768")
 
 
 def wait_until(check: Any, what: str, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
@@ -383,10 +398,7 @@ class LocalRedisCluster:
     def start(self, masters: int = 3, timeout: float = 30.0) -> None:
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
         for i in range(masters):
-            node = LocalRedis(self.workdir / f"node{i}", port=free_port(55535), appendonly=False)
-            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            node.start(timeout)
-            self.nodes.append(node)
+            self.nodes.append(self._start_node(self.workdir / f"node{i}", timeout))
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         create = [
             cli,
@@ -409,6 +421,22 @@ class LocalRedisCluster:
             return "cluster_state:ok" in info.stdout
 
         wait_until(cluster_ok, "Redis Cluster", timeout, None)
+
+    @staticmethod
+    def _start_node(workdir: Path, timeout: float, attempts: int = 3) -> LocalRedis:
+        """Start one cluster node, on a new port pair if another process took the last one."""
+        for attempt in range(attempts):
+            node = LocalRedis(workdir, port=free_cluster_port(), appendonly=False)
+            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            try:
+                node.start(timeout)
+            except ServiceError as exc:
+                if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                shutil.rmtree(workdir, ignore_errors=True)
+                continue
+            return node
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         for node in self.nodes:
