@@ -16,7 +16,7 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import hiredis
@@ -89,8 +89,8 @@ class _Resp(asyncio.Protocol):
         self.writes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a stream transport (uvloop's are not subclasses of asyncio.Transport)
+        self._transport = cast(asyncio.Transport, transport)
         self.open = True
 
     def send(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:

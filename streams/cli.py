@@ -25,9 +25,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
+    from streams.event_loop import new_event_loop
     from streams.topics import ensure_topics
 
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     moments = create_app(settings)
@@ -38,8 +39,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from streams.api.server import serve
+    from streams.event_loop import loop_factory
 
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        runner.run(serve(settings))
     return 0
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from streams.event_loop import CHOICES as EVENT_LOOPS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "moments-dev-only-secret"
 
@@ -73,6 +75,7 @@ class Settings:
     risk_threshold: float = 0.7  # crossing it raises a retention call
     risk_sweep_interval_s: float = 3600.0  # how often the leader labels quiet customers
     log_level: str = "info"
+    event_loop: str = "auto"  # uvloop where installed, else asyncio's own (or: uvloop, asyncio)
     api_host: str = "127.0.0.1"
     api_port: int = 6067
     api_keys: str = ""  # name:scope+scope:sha256hex;... (empty: the development key only)
@@ -112,6 +115,8 @@ class Settings:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
         if min(self.batch_size, self.max_attempts, self.topic_partitions, self.api_max_batch) < 1:
             raise SettingsError("batch sizes, attempts and partitions must be at least 1")
+        if self.event_loop not in EVENT_LOOPS:
+            raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if not self.key_secret:

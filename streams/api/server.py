@@ -31,6 +31,7 @@ from streams.api.errors import Handler, error_response, json_errors
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
+from streams.event_loop import loop_name
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -166,7 +167,10 @@ async def serve(settings: Settings) -> None:
     # collector's full passes, which would otherwise stall requests for milliseconds.
     gc.collect()
     gc.freeze()
-    log.info("Moments API on http://%s:%d", settings.api_host, settings.api_port)
+    log.info(
+        "Moments API on http://%s:%d (event loop: %s)",
+        settings.api_host, settings.api_port, loop_name(asyncio.get_running_loop()),
+    )  # fmt: skip
     try:
         await asyncio.Event().wait()
     finally:

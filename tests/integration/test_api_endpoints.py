@@ -39,10 +39,12 @@ def parse_ts(value: str) -> datetime:
     return ts
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 async def test_recommendations_rank_offers_log_the_decision_and_keep_its_context(
-    pipeline: Pipeline,
+    pipeline: Pipeline, event_loop: str
 ) -> None:
-    api = pipeline.start_api(**DECIDING)
+    api = pipeline.start_api(**DECIDING, MOMENTS_EVENT_LOOP=event_loop, MOMENTS_LOG_LEVEL="info")
+    assert f"(event loop: {event_loop})" in api.log_path.read_text()
     catalogue = Catalogue.load()
     base = f"{api.url}/v1/customers/rec-1/recommendations"
 

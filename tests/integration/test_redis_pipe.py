@@ -113,3 +113,19 @@ async def test_a_lost_connection_fails_the_calls_in_flight_and_the_next_call_rec
         assert await pipe.execute([("PING",)]) == ["PONG"]
     finally:
         await admin.aclose()
+
+
+def test_the_connection_works_on_uvloop(kafka_redis: Services) -> None:
+    """uvloop's transports are not asyncio.Transport subclasses; the API runs on them."""
+    import uvloop
+
+    async def round_trip() -> list[object]:
+        found = RedisPipe(kafka_redis.redis_url)
+        try:
+            key = _key("uv")
+            return await found.execute([("SET", key, "x"), ("GET", key), ("DEL", key)])
+        finally:
+            await found.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(round_trip()) == ["OK", "x", 1]

@@ -92,6 +92,8 @@ def test_every_field_has_a_moments_variable() -> None:
             continue
         if f.name == "policy":  # a choice: the other one
             value: object = "rules"
+        elif f.name == "event_loop":
+            value = "asyncio"
         elif isinstance(f.default, int):
             value = f.default + 1
         elif isinstance(f.default, float):
