@@ -171,19 +171,53 @@ class LocalKafka:
     port: int = field(default_factory=free_port)
     controller_port: int = field(default_factory=free_port)
     process: LocalProcess | None = None
+    # users (name -> password) of a second, SASL_PLAINTEXT listener taking PLAIN and
+    # SCRAM-SHA-256/512 logins; none: no such listener
+    sasl_users: dict[str, str] = field(default_factory=dict)
+    sasl_port: int = field(default_factory=free_port)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     def _config(self) -> Path:
         template = (LOCAL_DIR / "kafka-server.properties").read_text()
         text = template.format(
             port=self.port, controller_port=self.controller_port, log_dir=self.workdir / "data"
         )
+        if self.sasl_users:
+            text += self._sasl_config(text)
         path = self.workdir / "server.properties"
         path.write_text(text)
         return path
+
+    def _sasl_config(self, base: str) -> str:
+        """Lines that add the SASL listener to the plaintext ``base`` configuration."""
+        listeners = {k: v for k, v in (line.split("=", 1) for line in base.splitlines()
+                                       if "=" in line and not line.startswith("#"))}  # fmt: skip
+        plain_users = " ".join(
+            f'user_{name}="{secret}"' for name, secret in self.sasl_users.items()
+        )
+        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+        listener = "listener.name.sasl_plaintext"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return "\n".join([
+            "",
+            f"listeners={listeners['listeners']},{sasl}",
+            f"advertised.listeners={listeners['advertised.listeners']},{sasl}",
+            f"listener.security.protocol.map={listeners['listener.security.protocol.map']},"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            f"{listener}.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{listener}.scram-sha-256.sasl.jaas.config={scram}",
+            f"{listener}.scram-sha-512.sasl.jaas.config={scram}",
+            "",
+        ])  # fmt: skip
 
     def _java(self, main: str, *args: str, log_path: Path) -> list[str]:
         java = shutil.which("java")
@@ -204,9 +238,14 @@ class LocalKafka:
         config = self._config()
         cluster_id = kafka_cluster_id()
         log_path = self.workdir / "kafka.log"
+        scram = [
+            arg for name, secret in self.sasl_users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={secret}]")
+        ]  # fmt: skip
         fmt = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-            "--standalone", log_path=log_path,
+            "--standalone", *scram, log_path=log_path,
         )  # fmt: skip
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:

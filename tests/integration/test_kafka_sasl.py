@@ -1,0 +1,130 @@
+"""Moments on a Kafka broker that wants SASL logins (PLAIN and SCRAM), as managed Kafka
+services do: the API ingests and decides over one mechanism, a worker consumes and
+decides over another, and a wrong password is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams.kafka_security import kafka_options
+from streams.services import LocalKafka, Services
+from streams.settings import Settings
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, metric_total
+
+pytestmark = pytest.mark.integration
+
+USER, PASSWORD = "moments", "sasl-test-password"
+
+
+def sasl_env(mechanism: str, password: str = PASSWORD) -> dict[str, str]:
+    return {
+        "MOMENTS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MOMENTS_KAFKA_SASL_MECHANISM": mechanism,
+        "MOMENTS_KAFKA_SASL_USERNAME": USER,
+        "MOMENTS_KAFKA_SASL_PASSWORD": password,
+    }
+
+
+def client(mechanism: str, password: str = PASSWORD) -> dict[str, object]:
+    """aiokafka options for a test client, built the way Moments builds its own."""
+    env = {k.removeprefix("MOMENTS_").lower(): v for k, v in sasl_env(mechanism, password).items()}
+    return kafka_options(Settings(**env))
+
+
+@pytest.fixture(scope="module")
+def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    if shutil.which("java") is None:
+        pytest.fail("java is not installed (make test installs it)")
+    broker = LocalKafka(Path(tmp_path_factory.mktemp("sasl-kafka")), sasl_users={USER: PASSWORD})
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def sasl_pipeline(
+    sasl_kafka: LocalKafka, kafka_redis: Services, tmp_path: Path
+) -> Iterator[Pipeline]:
+    found = Pipeline(Services(sasl_kafka.sasl_bootstrap, kafka_redis.redis_url, "local"), tmp_path)
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+async def test_api_and_worker_log_in_with_plain_and_scram(sasl_pipeline: Pipeline) -> None:
+    bootstrap = sasl_pipeline.services.kafka_bootstrap
+    api = sasl_pipeline.start_api(
+        **sasl_env("PLAIN"), MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000"
+    )
+    worker = sasl_pipeline.start_worker(**sasl_env("SCRAM-SHA-512"), MOMENTS_CONTROL_PERCENT="0")
+
+    # API (PLAIN) -> touchpoints -> worker (SCRAM) -> Redis
+    sent = [event("web_click", "sasl-1", f"sasl-e{i}") for i in range(3)]
+    accepted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=sent)
+    assert accepted.status == 202, accepted
+    store = sasl_pipeline.store()
+    try:
+
+        async def counted() -> bool:
+            return int((await store.raw("sasl-1"))["profile"].get("n", 0)) == 3
+
+        await eventually(counted, "the worker counted the three touchpoints")
+    finally:
+        await store.close()
+
+    async def all_ok() -> bool:
+        return metric_total(worker, "moments_events_total", result="ok") == 3
+
+    await eventually(all_ok, "moments_events_total{result=ok} counts the three")
+
+    # decisions by the API (over PLAIN) and the worker (over SCRAM-SHA-512) are read back
+    # over SCRAM-SHA-256
+    answer = await call("GET", f"{api.url}/v1/customers/sasl-2/recommendations", headers=DEV_AUTH)
+    assert answer.status == 200 and answer.json["fallback"] is False, answer
+    consumer = AIOKafkaConsumer(
+        sasl_pipeline.topic("next-best-offers"), bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest", group_id=None, **client("SCRAM-SHA-256"),
+    )  # fmt: skip
+    await consumer.start()
+    decided: dict[str, str] = {}  # decision id -> customer id
+    try:
+
+        async def both_published() -> bool:
+            batch = await consumer.getmany(timeout_ms=500)
+            for record in (r for rs in batch.values() for r in rs):
+                sent = json.loads(record.value)
+                decided[sent["decision_id"]] = sent["customer_id"]
+            return answer.json["decision_id"] in decided and "sasl-1" in decided.values()
+
+        await eventually(both_published, "decisions of the API and the worker")
+    finally:
+        await consumer.stop()
+
+
+async def test_a_wrong_password_is_refused_with_a_clear_error(
+    sasl_pipeline: Pipeline, sasl_kafka: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=sasl_kafka.sasl_bootstrap, **client("SCRAM-SHA-256", "wrong")
+    )
+    try:
+        with pytest.raises(KafkaError):
+            await producer.start()
+    finally:
+        await producer.stop()
+    assert "invalid credentials" in caplog.text  # aiokafka logs why it could not connect
+    # the API does not start, and its log says why
+    with pytest.raises(RuntimeError, match="api exited early") as refused:
+        sasl_pipeline.start_api(**sasl_env("PLAIN", "wrong"), timeout=60.0)
+    assert "SaslAuthenticationFailed" in str(refused.value)
