@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import redis
 
 from feature_store import FeatureStore, StoreConfig
 from streams.bench_load import HttpLoad, LoadResult
@@ -52,17 +53,26 @@ def _fallbacks(base: str) -> float:
     return _metric(base, FALLBACKS)
 
 
+def _redis_forks(url: str) -> Callable[[], int]:
+    """Forks Redis has made so far (AOF rewrites, RDB saves). Each keeps a core busy for
+    a while, which on a small machine the API and the load generator feel."""
+    client = redis.Redis.from_url(url)
+    return lambda: int(client.info("stats")["total_forks"])
+
+
 async def _measured(
-    run: Callable[[], Awaitable[LoadResult]], pid: int, base: str
+    run: Callable[[], Awaitable[LoadResult]], pid: int, base: str, forks: Callable[[], int]
 ) -> dict[str, Any]:
-    """One load run, with the server's CPU per request and the fallbacks it answered."""
-    cpu, fallbacks = _cpu_seconds(pid), _fallbacks(base)
+    """One load run, with the server's CPU per request, the fallbacks it answered and the
+    Redis forks that happened meanwhile."""
+    cpu, fallbacks, forked = _cpu_seconds(pid), _fallbacks(base), forks()
     result = await run()
     served = max(result.requests, 1)
     return {
         **result.summary(),
         "server_cpu_us_per_request": round((_cpu_seconds(pid) - cpu) / served * 1e6, 1),
         "fallback_answers": int(_fallbacks(base) - fallbacks),
+        "redis_forks": forks() - forked,
     }
 
 
@@ -150,6 +160,7 @@ async def bench_http(
         else:
             raise RuntimeError("the API did not load the trained bandit snapshot")
         load = HttpLoad("127.0.0.1", port, KEY)
+        forks = _redis_forks(svc.redis_url)
 
         def trivial(i: int) -> str:
             return "/healthz"
@@ -161,10 +172,10 @@ async def bench_http(
         full_speed = []
         for _ in range(rounds):  # the routes alternate, so that both see the same drift
             trivial_max = await _measured(
-                lambda: load.closed_loop(trivial, seconds, connections), proc.pid, base
+                lambda: load.closed_loop(trivial, seconds, connections), proc.pid, base, forks
             )
             recommend_max = await _measured(
-                lambda: load.closed_loop(recommend, seconds, connections), proc.pid, base
+                lambda: load.closed_loop(recommend, seconds, connections), proc.pid, base, forks
             )
             ratio = recommend_max["requests_per_s"] / trivial_max["requests_per_s"]
             full_speed.append({"trivial_route": trivial_max, "recommendations": recommend_max,
@@ -172,13 +183,13 @@ async def bench_http(
         middle = full_speed[_median_of(full_speed, lambda r: float(r["ratio"]))]
         half = middle["recommendations"]["requests_per_s"] / 2
         paced_runs = [
-            await _measured(lambda: load.open_loop(recommend, half, seconds), proc.pid, base)
+            await _measured(lambda: load.open_loop(recommend, half, seconds), proc.pid, base, forks)
             for _ in range(rounds)
         ]
         paced = paced_runs[_median_of(paced_runs, lambda r: float(r["latency_ms_p99"]))]
         # the trivial route at the same rate: what merely serving a request costs there
         trivial_paced = await _measured(
-            lambda: load.open_loop(trivial, half, seconds), proc.pid, base
+            lambda: load.open_loop(trivial, half, seconds), proc.pid, base, forks
         )
         return {
             "load_tool": f"streams.bench_load, {connections} keep-alive connections",
@@ -191,6 +202,7 @@ async def bench_http(
             "ratio_by_round": [r["ratio"] for r in full_speed],
             "recommendations_at_half_max": {"rate": round(half, 1), **paced},
             "p99_ms_by_round_at_half_max": [r["latency_ms_p99"] for r in paced_runs],
+            "redis_forks_by_round_at_half_max": [r["redis_forks"] for r in paced_runs],
             "trivial_route_at_the_same_rate": {"rate": round(half, 1), **trivial_paced},
         }
     finally:
