@@ -25,11 +25,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
-    from streams.event_loop import new_event_loop
+    from streams.event_loop import loop_name, new_event_loop
     from streams.topics import ensure_topics
 
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
+    log.info("Moments worker starting (event loop: %s)", loop_name(loop))
     loop.run_until_complete(ensure_topics(settings))
     moments = create_app(settings)
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True)

@@ -67,7 +67,11 @@ async def test_api_and_worker_log_in_with_plain_and_scram(sasl_pipeline: Pipelin
     api = sasl_pipeline.start_api(
         **sasl_env("PLAIN"), MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000"
     )
-    worker = sasl_pipeline.start_worker(**sasl_env("SCRAM-SHA-512"), MOMENTS_CONTROL_PERCENT="0")
+    worker = sasl_pipeline.start_worker(  # on the standard library's loop (others: uvloop)
+        **sasl_env("SCRAM-SHA-512"), MOMENTS_CONTROL_PERCENT="0",
+        MOMENTS_EVENT_LOOP="asyncio", MOMENTS_LOG_LEVEL="info",
+    )  # fmt: skip
+    assert "(event loop: asyncio)" in worker.log_path.read_text()
 
     # API (PLAIN) -> touchpoints -> worker (SCRAM) -> Redis
     sent = [event("web_click", "sasl-1", f"sasl-e{i}") for i in range(3)]
