@@ -14,7 +14,6 @@ The API server and the stream workers spend much of their time in the loop itsel
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable
 
 CHOICES = ("auto", "uvloop", "asyncio")
@@ -24,19 +23,17 @@ class EventLoopError(RuntimeError):
     """The chosen event loop cannot be used here."""
 
 
-def uvloop_installed() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
-
-
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
     """What makes a new loop of the chosen kind."""
     if choice not in CHOICES:
         raise EventLoopError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(CHOICES)}")
-    if choice == "asyncio" or (choice == "auto" and not uvloop_installed()):
+    if choice == "asyncio":
         return asyncio.new_event_loop
     try:
         import uvloop
     except ImportError as exc:
+        if choice == "auto":
+            return asyncio.new_event_loop
         raise EventLoopError(
             "MOMENTS_EVENT_LOOP=uvloop, but uvloop is not installed here "
             "(pip install uvloop; it does not run on Windows)"

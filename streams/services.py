@@ -186,31 +186,25 @@ class LocalKafka:
 
     def _config(self) -> Path:
         template = (LOCAL_DIR / "kafka-server.properties").read_text()
+        sasl = bool(self.sasl_users)
         text = template.format(
-            port=self.port, controller_port=self.controller_port, log_dir=self.workdir / "data"
-        )
-        if self.sasl_users:
-            text += self._sasl_config(text)
+            port=self.port, controller_port=self.controller_port, log_dir=self.workdir / "data",
+            sasl_listener=f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if sasl else "",
+            sasl_protocol=",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else "",
+        )  # fmt: skip
+        if sasl:
+            text += self._sasl_logins()
         path = self.workdir / "server.properties"
         path.write_text(text)
         return path
 
-    def _sasl_config(self, base: str) -> str:
-        """Lines that add the SASL listener to the plaintext ``base`` configuration."""
-        listeners = {k: v for k, v in (line.split("=", 1) for line in base.splitlines()
-                                       if "=" in line and not line.startswith("#"))}  # fmt: skip
-        plain_users = " ".join(
-            f'user_{name}="{secret}"' for name, secret in self.sasl_users.items()
-        )
-        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+    def _sasl_logins(self) -> str:
+        """The SASL listener's mechanisms and who may log in (PLAIN users are listed here;
+        SCRAM users are added when the storage is formatted)."""
+        plain_users = " ".join(f'user_{n}="{secret}"' for n, secret in self.sasl_users.items())
         listener = "listener.name.sasl_plaintext"
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         return "\n".join([
-            "",
-            f"listeners={listeners['listeners']},{sasl}",
-            f"advertised.listeners={listeners['advertised.listeners']},{sasl}",
-            f"listener.security.protocol.map={listeners['listener.security.protocol.map']},"
-            "SASL_PLAINTEXT:SASL_PLAINTEXT",
             "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
             f"{listener}.plain.sasl.jaas.config="
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
