@@ -84,7 +84,7 @@ class Settings:
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
-    api_gather_ms: float = 1.0  # under load, recommendations wait this long to share a batch
+    api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request
 
