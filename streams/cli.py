@@ -201,6 +201,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from aiokafka.errors import KafkaError
+
+    from streams.kafka_security import connection_trouble
+
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -213,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogueError as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
+        log.debug("Kafka could not be used", exc_info=True)
+        print(f"moments: {connection_trouble(settings, exc)}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
 

@@ -52,6 +52,31 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def connection_trouble(settings: Settings, error: Exception) -> str:
+    """What to tell an operator when Kafka cannot be used at start: where, how, why, and
+    which settings to check.
+
+    >>> said = connection_trouble(Settings(kafka_security_protocol="SSL"), OSError("closed"))
+    >>> said.split(". ")[0]
+    'cannot use Kafka at 127.0.0.1:9092 over SSL (OSError: closed)'
+    >>> "MOMENTS_KAFKA_SSL_CERTFILE" in said, "MOMENTS_KAFKA_SASL_PASSWORD" in said
+    (True, False)
+    """
+    protocol = settings.kafka_security_protocol.upper()
+    names = ["BOOTSTRAP", "SECURITY_PROTOCOL"]
+    if protocol in ("SSL", "SASL_SSL"):
+        names += ["SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE"]
+    if protocol.startswith("SASL"):
+        names += ["SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD"]
+    kind, said = type(error).__name__, str(error)
+    reason = said if kind in said else f"{kind}: {said}"  # aiokafka's errors name themselves
+    return (
+        f"cannot use Kafka at {settings.kafka_bootstrap} over {protocol} ({reason}). "
+        f"Check {', '.join('MOMENTS_KAFKA_' + n for n in names)}; "
+        "the log lines above give the reason the client saw."
+    )
+
+
 @functools.cache
 def client_options() -> dict[str, Any]:
     """This process's options, from its environment (read once)."""

@@ -163,6 +163,15 @@ def _kafka_ready(bootstrap: str) -> bool:
     return asyncio.run(probe())
 
 
+@dataclass(frozen=True)
+class KafkaTls:
+    """What a broker's TLS listener presents and whom it trusts (PEM files)."""
+
+    keystore: Path  # the broker's private key (PKCS#8) followed by its certificate chain
+    truststore: Path  # the CA certificates that client certificates must chain to
+    client_auth: bool = True  # clients must present a certificate (mutual TLS)
+
+
 @dataclass
 class LocalKafka:
     """A single-node KRaft broker+controller from the Apache Kafka jars."""
@@ -175,6 +184,9 @@ class LocalKafka:
     # SCRAM-SHA-256/512 logins; none: no such listener
     sasl_users: dict[str, str] = field(default_factory=dict)
     sasl_port: int = field(default_factory=free_port)
+    # an SSL listener as well, on ``tls_port``; none: no such listener
+    tls: KafkaTls | None = None
+    tls_port: int = field(default_factory=free_port)
 
     @property
     def bootstrap(self) -> str:
@@ -184,19 +196,41 @@ class LocalKafka:
     def sasl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.sasl_port}"
 
+    @property
+    def tls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
     def _config(self) -> Path:
         template = (LOCAL_DIR / "kafka-server.properties").read_text()
-        sasl = bool(self.sasl_users)
+        more = []  # listener names, each also its security protocol
+        if self.sasl_users:
+            more.append(("SASL_PLAINTEXT", self.sasl_port))
+        if self.tls is not None:
+            more.append(("SSL", self.tls_port))
         text = template.format(
             port=self.port, controller_port=self.controller_port, log_dir=self.workdir / "data",
-            sasl_listener=f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if sasl else "",
-            sasl_protocol=",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else "",
+            more_listeners="".join(f",{name}://127.0.0.1:{port}" for name, port in more),
+            more_protocols="".join(f",{name}:{name}" for name, _ in more),
         )  # fmt: skip
-        if sasl:
+        if self.sasl_users:
             text += self._sasl_logins()
+        if self.tls is not None:
+            text += self._tls_files(self.tls)
         path = self.workdir / "server.properties"
         path.write_text(text)
         return path
+
+    @staticmethod
+    def _tls_files(tls: KafkaTls) -> str:
+        listener = "listener.name.ssl.ssl"
+        return "\n".join([
+            f"{listener}.keystore.type=PEM",
+            f"{listener}.keystore.location={tls.keystore}",
+            f"{listener}.truststore.type=PEM",
+            f"{listener}.truststore.location={tls.truststore}",
+            f"{listener}.client.auth={'required' if tls.client_auth else 'none'}",
+            "",
+        ])  # fmt: skip
 
     def _sasl_logins(self) -> str:
         """The SASL listener's mechanisms and who may log in (PLAIN users are listed here;

@@ -132,3 +132,5 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
     with pytest.raises(RuntimeError, match="api exited early") as refused:
         sasl_pipeline.start_api(**sasl_env("PLAIN", "wrong"), timeout=60.0)
     assert "SaslAuthenticationFailed" in str(refused.value)
+    said = f"cannot use Kafka at {sasl_kafka.sasl_bootstrap} over SASL_PLAINTEXT"
+    assert said in str(refused.value) and "MOMENTS_KAFKA_SASL_PASSWORD" in str(refused.value)

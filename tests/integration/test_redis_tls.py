@@ -3,8 +3,6 @@ scripts, decision reads, profile reads and erasure all go over TLS."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,38 +11,20 @@ import pytest
 from feature_store import FeatureStore, StoreConfig
 from schemas import WebClick
 from streams.services import LocalRedis, free_port
+from tests.integration.certificates import PrivateCA
 
 pytestmark = pytest.mark.integration
 
 
-def _certificates(where: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate it signed for 127.0.0.1: (ca, cert, key)."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is installed by deploy/local/install-deps.sh --tests"
-    ca_key, ca, key, csr, cert = (
-        where / n for n in ("ca.key", "ca.pem", "r.key", "r.csr", "r.pem")
-    )
-    ext = where / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    for command in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
-         "-keyout", ca_key, "-out", ca],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key,
-         "-out", csr],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
-         "-extfile", ext, "-out", cert],
-    ):  # fmt: skip
-        subprocess.run([openssl, *map(str, command)], check=True, capture_output=True)
-    return ca, cert, key
-
-
 async def test_the_store_works_over_tls_with_a_private_ca(tmp_path: Path) -> None:
-    ca, cert, key = _certificates(tmp_path)
+    authority = PrivateCA.create(tmp_path / "ca")
+    ca, server = authority.cert, authority.issue("redis", ip="127.0.0.1")
     tls_port = free_port()
     redis = LocalRedis(tmp_path / "redis", appendonly=False)
     redis.extra_args = [
-        "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+        "--tls-port", str(tls_port), "--tls-cert-file", str(server.cert),
+        "--tls-key-file", str(server.key), "--tls-ca-cert-file", str(ca),
+        "--tls-auth-clients", "no",
     ]  # fmt: skip
     redis.start()
     url = f"rediss://127.0.0.1:{tls_port}/0"

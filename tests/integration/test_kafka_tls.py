@@ -1,0 +1,157 @@
+"""Moments on a Kafka broker that speaks only TLS and wants client certificates (mutual
+TLS), as private-network and managed deployments do: the API and a worker verify the
+broker against a private CA and present certificates of their own; a client that does
+not trust the broker, or that the broker does not trust, is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams.kafka_security import kafka_options
+from streams.services import KafkaTls, LocalKafka, Services
+from streams.settings import Settings
+from tests.integration.certificates import Issued, PrivateCA
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, metric_total
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class TlsBroker:
+    kafka: LocalKafka
+    ca: Path  # what the broker's certificate chains to
+    client: Issued  # a client certificate the broker trusts
+    stranger: Issued  # a client certificate from a CA the broker does not know
+
+
+def tls_env(ca: Path | None, client: Issued | None) -> dict[str, str]:
+    env = {"MOMENTS_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    if ca is not None:
+        env["MOMENTS_KAFKA_SSL_CAFILE"] = str(ca)
+    if client is not None:
+        env["MOMENTS_KAFKA_SSL_CERTFILE"] = str(client.cert)
+        env["MOMENTS_KAFKA_SSL_KEYFILE"] = str(client.key)
+    return env
+
+
+def client_options(ca: Path, client: Issued) -> dict[str, object]:
+    """aiokafka options for a test client, built the way Moments builds its own."""
+    env = {k.removeprefix("MOMENTS_").lower(): v for k, v in tls_env(ca, client).items()}
+    return kafka_options(Settings(**env))
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    if shutil.which("java") is None:
+        pytest.fail("java is not installed (make test installs it)")
+    where = Path(tmp_path_factory.mktemp("tls-kafka"))
+    authority = PrivateCA.create(where / "ca")
+    broker = authority.issue("broker", ip="127.0.0.1")
+    client = authority.issue("moments")
+    stranger = PrivateCA.create(where / "other-ca", "another CA").issue("stranger")
+    tls = KafkaTls(keystore=broker.key_and_chain(where / "broker-keystore.pem"),
+                   truststore=authority.cert)  # fmt: skip
+    kafka = LocalKafka(where / "kafka", tls=tls)
+    try:
+        kafka.start()
+        yield TlsBroker(kafka, authority.cert, client, stranger)
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture
+def tls_pipeline(
+    tls_broker: TlsBroker, kafka_redis: Services, tmp_path: Path
+) -> Iterator[Pipeline]:
+    services = Services(tls_broker.kafka.tls_bootstrap, kafka_redis.redis_url, "local")
+    found = Pipeline(services, tmp_path)
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+async def test_api_and_worker_work_over_mutual_tls(
+    tls_pipeline: Pipeline, tls_broker: TlsBroker
+) -> None:
+    env = tls_env(tls_broker.ca, tls_broker.client)
+    api = tls_pipeline.start_api(**env, MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000")
+    worker = tls_pipeline.start_worker(**env, MOMENTS_CONTROL_PERCENT="0")
+
+    # API -> touchpoints -> worker -> Redis, all over TLS
+    sent = [event("web_click", "tls-1", f"tls-e{i}") for i in range(3)]
+    accepted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=sent)
+    assert accepted.status == 202, accepted
+    store = tls_pipeline.store()
+    try:
+
+        async def counted() -> bool:
+            return int((await store.raw("tls-1"))["profile"].get("n", 0)) == 3
+
+        await eventually(counted, "the worker counted the three touchpoints")
+    finally:
+        await store.close()
+
+    async def all_ok() -> bool:
+        return metric_total(worker, "moments_events_total", result="ok") == 3
+
+    await eventually(all_ok, "moments_events_total{result=ok} counts the three")
+
+    # decisions of the API and of the worker are read back over TLS
+    answer = await call("GET", f"{api.url}/v1/customers/tls-2/recommendations", headers=DEV_AUTH)
+    assert answer.status == 200 and answer.json["fallback"] is False, answer
+    consumer = AIOKafkaConsumer(
+        tls_pipeline.topic("next-best-offers"), bootstrap_servers=tls_broker.kafka.tls_bootstrap,
+        auto_offset_reset="earliest", group_id=None,
+        **client_options(tls_broker.ca, tls_broker.client),
+    )  # fmt: skip
+    await consumer.start()
+    decided: dict[str, str] = {}  # decision id -> customer id
+    try:
+
+        async def both_published() -> bool:
+            batch = await consumer.getmany(timeout_ms=500)
+            for record in (r for rs in batch.values() for r in rs):
+                sent = json.loads(record.value)
+                decided[sent["decision_id"]] = sent["customer_id"]
+            return answer.json["decision_id"] in decided and "tls-1" in decided.values()
+
+        await eventually(both_published, "decisions of the API and the worker")
+    finally:
+        await consumer.stop()
+
+
+def test_an_api_that_does_not_trust_the_broker_does_not_start(
+    tls_pipeline: Pipeline, tls_broker: TlsBroker
+) -> None:
+    """Without the private CA, the broker's certificate cannot be verified."""
+    with pytest.raises(RuntimeError, match="api exited early") as refused:
+        tls_pipeline.start_api(**tls_env(None, tls_broker.client), timeout=60.0)
+    said = str(refused.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in said
+    assert f"cannot use Kafka at {tls_broker.kafka.tls_bootstrap} over SSL" in said
+    assert "MOMENTS_KAFKA_SSL_CAFILE" in said
+
+
+def test_clients_the_broker_does_not_trust_do_not_start(
+    tls_pipeline: Pipeline, tls_broker: TlsBroker
+) -> None:
+    """A certificate from another CA, or none at all, is refused by the broker; the API
+    and the worker stop with a message that says where and which settings to check."""
+    for client in (tls_broker.stranger, None):
+        with pytest.raises(RuntimeError, match="api exited early") as refused:
+            tls_pipeline.start_api(**tls_env(tls_broker.ca, client), timeout=60.0)
+        said = str(refused.value)
+        assert f"cannot use Kafka at {tls_broker.kafka.tls_bootstrap} over SSL" in said
+        assert "MOMENTS_KAFKA_SSL_CERTFILE" in said and "Traceback" not in said
+    with pytest.raises(RuntimeError, match="worker exited early") as refused:
+        tls_pipeline.start_worker(**tls_env(tls_broker.ca, tls_broker.stranger), timeout=60.0)
+    assert f"cannot use Kafka at {tls_broker.kafka.tls_bootstrap} over SSL" in str(refused.value)
