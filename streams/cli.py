@@ -200,6 +200,9 @@ COMMANDS = {
 }
 
 
+ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild")  # MOMENTS_KAFKA_* settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
@@ -218,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
+        if args.command not in ON_CONFIGURED_KAFKA:  # demo and bench start their own
+            raise
         log.debug("Kafka could not be used", exc_info=True)
         print(f"moments: {connection_trouble(settings, exc)}", file=sys.stderr)
         return 3
