@@ -10,6 +10,7 @@ from schemas.decisions import (
     decode_next_best_offer,
     encode_decision,
 )
+from schemas.erasures import CustomerErasure, decode_erasure, encode_erasure
 from schemas.errors import InvalidEvent
 from schemas.outcomes import Outcome, decode_outcome, encode_outcome
 from schemas.touchpoints import (
@@ -35,6 +36,7 @@ __all__ = [
     "Call",
     "CatalogueError",
     "Consent",
+    "CustomerErasure",
     "Email",
     "Intervention",
     "InterventionContext",
@@ -50,12 +52,14 @@ __all__ = [
     "Touchpoint",
     "TouchpointEvent",
     "WebClick",
+    "decode_erasure",
     "decode_intervention",
     "decode_next_best_offer",
     "decode_outcome",
     "decode_touchpoint",
     "decode_touchpoints",
     "encode_decision",
+    "encode_erasure",
     "encode_outcome",
     "encode_touchpoint",
     "load_catalogue",

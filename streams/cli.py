@@ -112,8 +112,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
         print(
             f"rebuilt from {report.touchpoints} touchpoints ({report.applied} applied, "
-            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions "
-            f"in {report.seconds:.1f}s"
+            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions, "
+            f"{report.erasures} customers kept erased, in {report.seconds:.1f}s"
         )
         return 0
 

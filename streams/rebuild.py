@@ -1,7 +1,9 @@
 """``moments rebuild``: replay the topics into an empty Redis.
 
-Touchpoints rebuild the features, less those the live pipeline dead-lettered (found by
-their source offsets in the dead-letter topic). The emitted next-best offers and
+Erasures come first: every customer erased is erased again (tombstone included), so
+that replaying their old touchpoints and decisions cannot bring them back. Touchpoints
+rebuild the features, less those the live pipeline dead-lettered (found by their source
+offsets in the dead-letter topic). The emitted next-best offers and
 interventions rebuild the contact history, the decision contexts and the marks that
 stop a replayed event from being decided twice. Because every update is idempotent
 and bucketed by the event's own ts, the result equals what the live pipeline built.
@@ -18,10 +20,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from agents.touchpoint_handler import decision_record
 from feature_store import FeatureStore, intervention_fact, offers_shown_fact, touchpoint_fact
-from schemas import InvalidEvent, decode_intervention, decode_next_best_offer, decode_touchpoint
+from schemas import (
+    InvalidEvent,
+    decode_erasure,
+    decode_intervention,
+    decode_next_best_offer,
+    decode_touchpoint,
+)
 from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topics import (
+    CUSTOMER_ERASURES,
     INTERVENTIONS,
     NEXT_BEST_OFFERS,
     TOUCHPOINTS,
@@ -33,7 +42,8 @@ log = logging.getLogger(__name__)
 
 
 class RebuildError(RuntimeError):
-    """The target Redis is not empty (and --force was not given)."""
+    """The rebuild cannot go on: the target Redis is not empty (and --force was not
+    given), or the erasures topic holds a record Moments cannot read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,7 @@ class RebuildReport:
     decisions: int
     applied: int
     seconds: float
+    erasures: int = 0  # customers erased again before the replay
 
 
 Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
@@ -128,6 +139,22 @@ async def rebuild(
         await store.apply_facts(contacts)
         await store.record_decisions([decision_record(d) for d in found])
 
+    erased: set[str] = set()
+
+    async def erasures(records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                customer_id = decode_erasure(record.value or b"").customer_id
+            except InvalidEvent as exc:  # only Moments writes this topic
+                raise RebuildError(
+                    f"{record.topic}[{record.partition}] offset {record.offset} is not an "
+                    f"erasure record ({exc}); nothing was replayed after it"
+                ) from exc
+            if customer_id not in erased:
+                await store.erase(customer_id)
+                erased.add(customer_id)
+
+    await _replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
     await _replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:
@@ -141,7 +168,8 @@ async def rebuild(
     decided_alerts = await _replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
     decided = await _replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
     report = RebuildReport(
-        total, invalid, decided + decided_alerts, applied, time.monotonic() - started
-    )
+        total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
+        erasures=len(erased),
+    )  # fmt: skip
     log.info("rebuilt from %d touchpoints and %d decisions", total, decided)
     return report

@@ -14,11 +14,13 @@ from aiohttp import web
 from agents.risk import risk_features
 from feature_store import StoreUnavailable
 from schemas import (
+    CustomerErasure,
     InvalidEvent,
     NextBestOffer,
     OfferScore,
     decode_outcome,
     decode_touchpoint,
+    encode_erasure,
     encode_outcome,
     encode_touchpoint,
 )
@@ -215,11 +217,11 @@ async def delete_customer(request: web.Request) -> web.Response:
     customer_id = customer_id_of(request)
     receipt = await api.store.erase(customer_id)
     erased_at = datetime.now(UTC)
-    record = {"customer_id": customer_id, "subject": receipt.subject, "ts": erased_at,
-              "keys_removed": receipt.keys_removed}  # fmt: skip
+    record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=erased_at,
+                             keys_removed=receipt.keys_removed)  # fmt: skip
     topic = api.settings.topic(topics.CUSTOMER_ERASURES)
     try:
-        meta = await (await api.producer.send(topic, _json.encode(record),
+        meta = await (await api.producer.send(topic, encode_erasure(record),
                                               key=customer_id.encode()))  # fmt: skip
     except Exception as exc:
         raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "

@@ -15,6 +15,7 @@ import pytest
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalRedis
 from tests.integration.conftest import SECRET, Pipeline
+from tests.integration.test_api_support import DEV_AUTH, call, keys_tagged
 from tests.integration.test_touchpoints_pipeline import (
     CUSTOMERS,
     good_events,
@@ -51,6 +52,15 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # let the last decisions be confirmed
     worker.stop()
+    # one customer asks to be erased: the API removes them and records it in Kafka
+    api = pipeline.start_api()
+    gone, *kept = CUSTOMERS
+    assert (await live.raw(gone))["profile"]
+    erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
+    assert erased.status == 200 and erased.json["blocked"], erased
+    api.stop()
+    tag = live.pseudonym(gone)
+    tombstone = f"{pipeline.prefix.rstrip('-')}:{{{tag}}}:erased"
 
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
@@ -65,7 +75,12 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         )
         assert result.returncode == 0, result.stderr
         assert "20 invalid skipped" in result.stdout
-        for customer in CUSTOMERS:
+        assert "1 customers kept erased" in result.stdout
+        # the erased customer's touchpoints and decisions are all still in Kafka, and
+        # none of them brought the profile back: only the tombstone is there
+        assert await keys_tagged(target.url, tag) == [tombstone]
+        assert await rebuilt.read_for_decisions([gone]) == [(True, None)]
+        for customer in kept:
             # everything equal: features, windows, recent list, contact history, and the
             # remembered event ids with their decided marks; only the churn-risk
             # bookkeeping (pending feature snapshot, risk band) is not in any topic and
@@ -81,4 +96,27 @@ async def test_rebuild_into_empty_redis_equals_live_state(
     finally:
         await rebuilt.close()
         await live.close()
+        target.stop()
+
+
+async def test_rebuild_stops_at_an_unreadable_erasure_record(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Skipping it could bring an erased customer back, so nothing is replayed after it."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    event = good_events(1, seed=5)[0]
+    await produce(bootstrap, pipeline.topic("touchpoints"),
+                  [(event["customer_id"].encode(), json.dumps(event).encode())])  # fmt: skip
+    await produce(bootstrap, pipeline.topic("customer-erasures"), [(b"x", b'{"subject": 1}')])
+    target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    target.start()
+    try:
+        result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
+            [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url],
+            env=pipeline.env(0), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert "is not an erasure record" in result.stderr and "offset 0" in result.stderr
+        assert await keys_tagged(target.url, "") == []  # no touchpoint was replayed
+    finally:
         target.stop()
