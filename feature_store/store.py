@@ -359,6 +359,20 @@ class FeatureStore:
         ]
         return self._features(views, now, full=False)
 
+    async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
+        """Whether each customer was erased, in one round trip (nothing about them is
+        remembered in this process)."""
+        if not customer_ids:
+            return []
+        keys = self._keys
+        replies = await self._submit(
+            [("EXISTS", keys.for_subject(keys.pseudonym(c)).tombstone) for c in customer_ids]
+        )
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
+        return [bool(int(reply)) for reply in replies]
+
     async def _read_unless_erased(
         self, customer_ids: Sequence[str], now: float | None
     ) -> list[tuple[bool, CustomerFeatures | None]]:

@@ -3,6 +3,11 @@
 Each API process reads every partition (no consumer group), keeps the newest alerts in
 a ring buffer for ``Last-Event-ID`` resumption, and hands each new alert to every
 connected screen. Event ids are ``<partition>-<offset>``.
+
+Erased customers stay off the screens: an alert whose customer is erased (tombstone in
+Redis) is dropped, and an erasure, made by any API process (it reads the
+``customer-erasures`` topic too), removes the customer's alerts from the buffer and
+tells connected screens to drop theirs.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from schemas import Intervention, decode_intervention
+from feature_store import StoreUnavailable
+from schemas import Intervention, InvalidEvent, decode_erasure, decode_intervention
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -28,13 +35,35 @@ class Alert:
     raw: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """A customer was erased: screens drop the alerts about them."""
+
+    customer_id: str
+
+
+Notice = Alert | Erased
+ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
+
+
 class AlertHub:
-    def __init__(self, bootstrap: str, topic: str, backlog: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        erasures_topic: str,
+        erased: ErasedCheck,
+        backlog: int = 500,
+        retry_s: float = 0.5,
+    ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._erasures_topic = erasures_topic
+        self._erased = erased
         self._backlog = backlog
+        self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
-        self._subscribers: set[asyncio.Queue[Alert]] = set()
+        self._subscribers: set[asyncio.Queue[Notice]] = set()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -56,13 +85,50 @@ class AlertHub:
                 alerts = alerts[ids.index(last_id) + 1 :]
         return [a for a in alerts if queue is None or a.intervention.queue == queue]
 
-    def subscribe(self) -> asyncio.Queue[Alert]:
-        q: asyncio.Queue[Alert] = asyncio.Queue(maxsize=1000)
+    def subscribe(self) -> asyncio.Queue[Notice]:
+        q: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
         self._subscribers.add(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[Alert]) -> None:
+    def unsubscribe(self, q: asyncio.Queue[Notice]) -> None:
         self._subscribers.discard(q)
+
+    def forget(self, customer_id: str) -> None:
+        """The customer was erased: drop their buffered alerts and tell the screens."""
+        if any(a.intervention.customer_id == customer_id for a in self._buffer):
+            kept = [a for a in self._buffer if a.intervention.customer_id != customer_id]
+            self._buffer = deque(kept, maxlen=self._backlog)
+        self._notify(Erased(customer_id))
+
+    def publish(self, alerts: Sequence[Alert]) -> None:
+        """Buffer alerts (already checked against erasures) and hand them to the screens."""
+        for alert in alerts:
+            self._buffer.append(alert)
+            self._notify(alert)
+
+    def _notify(self, notice: Notice) -> None:
+        for q in list(self._subscribers):
+            if q.full():
+                self._subscribers.discard(q)  # a screen that stopped reading
+            else:
+                q.put_nowait(notice)
+
+    async def unless_erased(self, alerts: list[Alert]) -> list[Alert]:
+        """The alerts whose customers are not erased. While Redis cannot say, the alerts
+        wait (an erased customer must not reach a screen), and so do the ones after them."""
+        if not alerts:
+            return []
+        delay = self._retry_s
+        while True:
+            try:
+                gone = await self._erased([a.intervention.customer_id for a in alerts])
+            except StoreUnavailable as exc:
+                log.warning("holding %d alerts until Redis can say who is erased: %s",
+                            len(alerts), exc)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            return [alert for alert, erased in zip(alerts, gone, strict=True) if not erased]
 
     async def _run(self) -> None:
         while True:
@@ -77,6 +143,7 @@ class AlertHub:
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
             self._topic,
+            self._erasures_topic,
             bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -89,22 +156,38 @@ class AlertHub:
             ends = await consumer.end_offsets(tps) if tps else {}
             for tp in tps:  # start a little back so screens see recent alerts at once
                 consumer.seek(tp, max(ends[tp] - self._backlog // max(len(tps), 1), 0))
+            erasures = consumer.partitions_for_topic(self._erasures_topic) or set()
+            await consumer.seek_to_end(
+                *(TopicPartition(self._erasures_topic, p) for p in erasures)
+            )  # older erasures: their tombstones keep their alerts off the screens
             self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
+                alerts = []
                 for tp, records in batches.items():
-                    for record in records:
-                        try:
-                            intervention = decode_intervention(record.value or b"")
-                        except Exception:
-                            continue  # not an intervention: nothing to show
-                        alert = Alert(f"{tp.partition}-{record.offset}", intervention,
-                                      record.value or b"")  # fmt: skip
-                        self._buffer.append(alert)
-                        for q in list(self._subscribers):
-                            if q.full():
-                                self._subscribers.discard(q)  # a screen that stopped reading
-                            else:
-                                q.put_nowait(alert)
+                    if tp.topic == self._erasures_topic:
+                        self._erasures(records)
+                    else:
+                        alerts += _alerts(tp.partition, records)
+                self.publish(await self.unless_erased(alerts))
         finally:
             await consumer.stop()
+
+    def _erasures(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            try:
+                self.forget(decode_erasure(record.value or b"").customer_id)
+            except InvalidEvent:
+                log.warning("%s[%d] offset %d is not an erasure record", record.topic,
+                            record.partition, record.offset)  # fmt: skip
+
+
+def _alerts(partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> list[Alert]:
+    found = []
+    for record in records:
+        try:
+            intervention = decode_intervention(record.value or b"")
+        except Exception:
+            continue  # not an intervention: nothing to show
+        found.append(Alert(f"{partition}-{record.offset}", intervention, record.value or b""))
+    return found

@@ -117,6 +117,10 @@ def openapi_spec() -> dict[str, Any]:
             }},
             "/v1/alerts/stream": {"get": {
                 "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",
+                "description": "`event: intervention` carries one intervention (its id is "
+                               "`<partition>-<offset>`); `event: erasure`, with no id, carries "
+                               "`{\"customer_id\": ...}` of a customer just erased, whose "
+                               "alerts screens must drop.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [{"name": "queue", "in": "query", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "text/event-stream"},

@@ -101,9 +101,10 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             **client_options(), bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
         )
         await producer.start()
-        hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS))
-        await hub.start()
         feature_store = store or build_store(settings, observe=metrics.store_op)
+        hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS),
+                       settings.topic(topics.CUSTOMER_ERASURES), feature_store.erased)  # fmt: skip
+        await hub.start()
         policy = build_policy(settings, catalogue, holder)
         publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000)
         decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)

@@ -25,6 +25,7 @@ from schemas import (
     encode_touchpoint,
 )
 from streams import topics
+from streams.api.alerts import Erased
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
@@ -216,6 +217,7 @@ async def delete_customer(request: web.Request) -> web.Response:
     api = _api(request)
     customer_id = customer_id_of(request)
     receipt = await api.store.erase(customer_id)
+    api.alerts.forget(customer_id)  # other API processes: from the erasure record
     erased_at = datetime.now(UTC)
     record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=erased_at,
                              keys_removed=receipt.keys_removed)  # fmt: skip
@@ -258,14 +260,14 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
             await response.write(_sse(alert.id, alert.raw))
         while True:
             try:
-                alert = await asyncio.wait_for(inbox.get(), timeout=15)
+                notice = await asyncio.wait_for(inbox.get(), timeout=15)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if alert.id in sent:
-                continue
-            if queue is None or alert.intervention.queue == queue:
-                await response.write(_sse(alert.id, alert.raw))
+            if isinstance(notice, Erased):  # every screen: any may show the customer
+                await response.write(_erased_sse(notice.customer_id))
+            elif notice.id not in sent and queue in (None, notice.intervention.queue):
+                await response.write(_sse(notice.id, notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -275,6 +277,11 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
 
 def _sse(event_id: str, data: bytes) -> bytes:
     return b"id: " + event_id.encode() + b"\nevent: intervention\ndata: " + data + b"\n\n"
+
+
+def _erased_sse(customer_id: str) -> bytes:
+    """No id: resuming after it is resuming after the alert before it."""
+    return b"event: erasure\ndata: " + _json.encode({"customer_id": customer_id}) + b"\n\n"
 
 
 async def console(request: web.Request) -> web.Response:

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.integration
 CUSTOMER = "alert-cust-1"  # one key: one partition, so the alerts keep their order
 
 
-def intervention(n: int, queue: str | None) -> dict[str, Any]:
+def intervention(n: int, queue: str | None, customer: str = CUSTOMER) -> dict[str, Any]:
     """An intervention as the contract describes it (DESIGN.md section 4)."""
     return {
         "intervention_id": f"iv-{n}",
-        "customer_id": CUSTOMER,
+        "customer_id": customer,
         "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "kind": "retention_call",
         "priority": 1,
@@ -39,7 +39,7 @@ def intervention(n: int, queue: str | None) -> dict[str, Any]:
 
 
 async def send(pipeline: Pipeline, *alerts: dict[str, Any]) -> None:
-    records = [(CUSTOMER.encode(), json.dumps(a).encode()) for a in alerts]
+    records = [(a["customer_id"].encode(), json.dumps(a).encode()) for a in alerts]
     await produce(pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), records)
 
 
@@ -101,3 +101,44 @@ async def test_alerts_reach_screens_filtered_by_queue_and_resume_after_last_even
     async with SseClient(f"{stream}?queue=vip", after_3) as resumed_vip:
         assert ids(await receive(resumed_vip, 2)) == ["iv-5", "iv-6"]
         await resumed_vip.nothing_more(1.0)
+
+
+async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipeline) -> None:
+    """Erased through one API process: screens on it and on another process are told to
+    drop the customer's alerts, neither process hands them to a new screen, and an alert
+    about them that arrives later is not shown."""
+    gone, kept = "alert-gone", "alert-kept"
+    first, second = pipeline.start_api(), pipeline.start_api()
+    streams = [f"{api.url}/v1/alerts/stream" for api in (first, second)]
+    async with SseClient(streams[0], DEV_AUTH) as one, SseClient(streams[1], DEV_AUTH) as two:
+        for screen in (one, two):
+            await screen.subscribed()
+        await send(pipeline, intervention(1, "vip", gone), intervention(2, "vip", kept))
+        for screen in (one, two):
+            assert sorted(ids(await receive(screen, 2))) == ["iv-1", "iv-2"]
+
+        erased = await call("DELETE", f"{first.url}/v1/customers/{gone}", headers=DEV_AUTH)
+        assert erased.status == 200, erased
+        for screen in (one, two):  # the second process learns it from the erasure record
+            notice = await screen.next()
+            assert (notice.event, notice.id, notice.json) == (
+                "erasure",
+                None,
+                {"customer_id": gone},
+            )
+
+        # late: decided before the erasure, delivered after it
+        await send(pipeline, intervention(3, "vip", gone), intervention(4, "vip", kept))
+        for screen in (one, two):
+            later = await screen.next()
+            while later.event == "erasure":  # the first process hears of it twice: from
+                assert later.json == {"customer_id": gone}  # itself, then from Kafka
+                later = await screen.next()
+            assert ids([later]) == ["iv-4"]
+            await screen.nothing_more(1.0)
+
+    for stream in streams:  # a screen connecting now sees only the customer still here
+        async with SseClient(stream, DEV_AUTH) as fresh:
+            backlog = await receive(fresh, 2)
+            assert ids(backlog) == ["iv-2", "iv-4"]
+            await fresh.nothing_more(1.0)

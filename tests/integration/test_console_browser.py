@@ -360,6 +360,24 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
             len(alerts) - 1
         )
         await page.screenshot(tmp_path / "console-acknowledged.png")
+
+        # Erasing a customer takes their alert off the screen at once.
+        erased = f"console-{run}-bo"
+        async with aiohttp.ClientSession() as http:
+            gone = await http.delete(f"{api.url}/v1/customers/{erased}",
+                                     headers={"Authorization": f"Bearer {DEV_KEY}"})  # fmt: skip
+            assert gone.status == 200, await gone.text()
+        await page.wait_for(
+            f"document.querySelectorAll('#alerts .alert').length === {len(alerts) - 1}",
+            20,
+            "the erased customer's alert to go",
+        )
+        remaining = await page.js(ALERTS_JS)
+        assert erased not in {a["customer"] for a in remaining}
+        assert {a["customer"] for a in remaining} == {a["customer"] for a in alerts} - {erased}
+        assert await page.js("document.getElementById('open-count').textContent") == str(
+            len(alerts) - 2  # less the acknowledged one and the erased one
+        )
         assert page.errors == [], page.errors
 
         # A wrong key is reported as such, and the console stops retrying it.

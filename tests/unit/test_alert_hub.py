@@ -1,0 +1,70 @@
+"""The alert hub's bookkeeping: erased customers leave the buffer and the screens, and
+alerts wait while Redis cannot say who is erased."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from feature_store import StoreUnavailable
+from schemas import decode_intervention
+from streams.api.alerts import Alert, AlertHub, Erased
+
+
+def alert(n: int, customer: str) -> Alert:
+    raw = json.dumps({
+        "intervention_id": f"iv-{n}", "customer_id": customer, "ts": "2026-11-23T10:00:00Z",
+        "kind": "retention_call", "priority": 1, "queue": "vip", "agent_id": None,
+        "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
+        "context": {},
+    }).encode()  # fmt: skip
+    return Alert(f"0-{n}", decode_intervention(raw), raw)
+
+
+async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
+    return [False] * len(customer_ids)
+
+
+def hub(erased: object = nobody_erased) -> AlertHub:
+    return AlertHub("127.0.0.1:9", "interventions", "customer-erasures", erased, backlog=3,
+                    retry_s=0.01)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_forget_drops_the_customers_alerts_and_tells_every_screen() -> None:
+    alerts = hub()
+    screen = alerts.subscribe()
+    alerts.publish([alert(1, "a"), alert(2, "b"), alert(3, "a")])
+    alerts.forget("a")
+    assert [a.id for a in alerts.since(None, None)] == ["0-2"]
+    assert [a.id for a in alerts.since("0-1", None)] == ["0-2"]  # an id no longer there
+    received = [screen.get_nowait() for _ in range(4)]
+    assert received[-1] == Erased("a")
+    alerts.publish([alert(4, "c"), alert(5, "d"), alert(6, "e")])  # the backlog still holds 3
+    assert [a.id for a in alerts.since(None, None)] == ["0-4", "0-5", "0-6"]
+
+
+async def test_erased_customers_alerts_are_dropped() -> None:
+    async def a_is_erased(customer_ids: Sequence[str]) -> list[bool]:
+        return [c == "a" for c in customer_ids]
+
+    kept = await hub(a_is_erased).unless_erased([alert(1, "a"), alert(2, "b")])
+    assert [a.id for a in kept] == ["0-2"]
+
+
+async def test_alerts_wait_until_redis_can_say_who_is_erased(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked = []
+
+    async def flaky(customer_ids: Sequence[str]) -> list[bool]:
+        asked.append(list(customer_ids))
+        if len(asked) < 3:
+            raise StoreUnavailable("connection refused")
+        return [True, False]
+
+    kept = await hub(flaky).unless_erased([alert(1, "a"), alert(2, "b")])
+    assert [a.id for a in kept] == ["0-2"] and len(asked) == 3
+    assert "holding 2 alerts until Redis can say who is erased" in caplog.text
+    assert "'a'" not in caplog.text  # no customer id in the log
