@@ -4,20 +4,19 @@ decides over another, and a wrong password is refused with a clear error."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streams.kafka_security import kafka_options
 from streams.services import LocalKafka, Services
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
-from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, metric_total
+from tests.integration.secured_kafka import ingest_decide_and_read_back
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +62,6 @@ def sasl_pipeline(
 
 
 async def test_api_and_worker_log_in_with_plain_and_scram(sasl_pipeline: Pipeline) -> None:
-    bootstrap = sasl_pipeline.services.kafka_bootstrap
     api = sasl_pipeline.start_api(
         **sasl_env("PLAIN"), MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000"
     )
@@ -73,47 +71,9 @@ async def test_api_and_worker_log_in_with_plain_and_scram(sasl_pipeline: Pipelin
     )  # fmt: skip
     assert "(event loop: asyncio)" in worker.log_path.read_text()
 
-    # API (PLAIN) -> touchpoints -> worker (SCRAM) -> Redis
-    sent = [event("web_click", "sasl-1", f"sasl-e{i}") for i in range(3)]
-    accepted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=sent)
-    assert accepted.status == 202, accepted
-    store = sasl_pipeline.store()
-    try:
-
-        async def counted() -> bool:
-            return int((await store.raw("sasl-1"))["profile"].get("n", 0)) == 3
-
-        await eventually(counted, "the worker counted the three touchpoints")
-    finally:
-        await store.close()
-
-    async def all_ok() -> bool:
-        return metric_total(worker, "moments_events_total", result="ok") == 3
-
-    await eventually(all_ok, "moments_events_total{result=ok} counts the three")
-
-    # decisions by the API (over PLAIN) and the worker (over SCRAM-SHA-512) are read back
-    # over SCRAM-SHA-256
-    answer = await call("GET", f"{api.url}/v1/customers/sasl-2/recommendations", headers=DEV_AUTH)
-    assert answer.status == 200 and answer.json["fallback"] is False, answer
-    consumer = AIOKafkaConsumer(
-        sasl_pipeline.topic("next-best-offers"), bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest", group_id=None, **client("SCRAM-SHA-256"),
-    )  # fmt: skip
-    await consumer.start()
-    decided: dict[str, str] = {}  # decision id -> customer id
-    try:
-
-        async def both_published() -> bool:
-            batch = await consumer.getmany(timeout_ms=500)
-            for record in (r for rs in batch.values() for r in rs):
-                sent = json.loads(record.value)
-                decided[sent["decision_id"]] = sent["customer_id"]
-            return answer.json["decision_id"] in decided and "sasl-1" in decided.values()
-
-        await eventually(both_published, "decisions of the API and the worker")
-    finally:
-        await consumer.stop()
+    # API (PLAIN) -> touchpoints -> worker (SCRAM-SHA-512) -> Redis; decisions of both
+    # read back over SCRAM-SHA-256
+    await ingest_decide_and_read_back(sasl_pipeline, api, worker, client("SCRAM-SHA-256"), "sasl")
 
 
 async def test_a_wrong_password_is_refused_with_a_clear_error(

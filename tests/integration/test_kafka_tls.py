@@ -5,21 +5,19 @@ not trust the broker, or that the broker does not trust, is refused with a clear
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from streams.kafka_security import kafka_options
 from streams.services import KafkaTls, LocalKafka, Services
 from streams.settings import Settings
 from tests.integration.certificates import Issued, PrivateCA
 from tests.integration.conftest import Pipeline
-from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, metric_total
+from tests.integration.secured_kafka import ingest_decide_and_read_back
 
 pytestmark = pytest.mark.integration
 
@@ -86,47 +84,9 @@ async def test_api_and_worker_work_over_mutual_tls(
     api = tls_pipeline.start_api(**env, MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000")
     worker = tls_pipeline.start_worker(**env, MOMENTS_CONTROL_PERCENT="0")
 
-    # API -> touchpoints -> worker -> Redis, all over TLS
-    sent = [event("web_click", "tls-1", f"tls-e{i}") for i in range(3)]
-    accepted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=sent)
-    assert accepted.status == 202, accepted
-    store = tls_pipeline.store()
-    try:
-
-        async def counted() -> bool:
-            return int((await store.raw("tls-1"))["profile"].get("n", 0)) == 3
-
-        await eventually(counted, "the worker counted the three touchpoints")
-    finally:
-        await store.close()
-
-    async def all_ok() -> bool:
-        return metric_total(worker, "moments_events_total", result="ok") == 3
-
-    await eventually(all_ok, "moments_events_total{result=ok} counts the three")
-
-    # decisions of the API and of the worker are read back over TLS
-    answer = await call("GET", f"{api.url}/v1/customers/tls-2/recommendations", headers=DEV_AUTH)
-    assert answer.status == 200 and answer.json["fallback"] is False, answer
-    consumer = AIOKafkaConsumer(
-        tls_pipeline.topic("next-best-offers"), bootstrap_servers=tls_broker.kafka.tls_bootstrap,
-        auto_offset_reset="earliest", group_id=None,
-        **client_options(tls_broker.ca, tls_broker.client),
-    )  # fmt: skip
-    await consumer.start()
-    decided: dict[str, str] = {}  # decision id -> customer id
-    try:
-
-        async def both_published() -> bool:
-            batch = await consumer.getmany(timeout_ms=500)
-            for record in (r for rs in batch.values() for r in rs):
-                sent = json.loads(record.value)
-                decided[sent["decision_id"]] = sent["customer_id"]
-            return answer.json["decision_id"] in decided and "tls-1" in decided.values()
-
-        await eventually(both_published, "decisions of the API and the worker")
-    finally:
-        await consumer.stop()
+    # API -> touchpoints -> worker -> Redis, and the decisions of both, all over TLS
+    reader = client_options(tls_broker.ca, tls_broker.client)
+    await ingest_decide_and_read_back(tls_pipeline, api, worker, reader, "tls")
 
 
 def test_an_api_that_does_not_trust_the_broker_does_not_start(
