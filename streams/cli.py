@@ -104,7 +104,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         store = build_store(settings, redis_url=args.redis_url)
         try:
-            report = await rebuild(settings, store, force=args.force)
+            report = await rebuild(settings, store, force=args.force,
+                                   accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
         except RebuildError as exc:
             print(f"moments rebuild: {exc}", file=sys.stderr)
             return 2
@@ -169,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="replay the topics into an empty Redis")
     rebuild.add_argument("--redis-url", default=None, help="target (default MOMENTS_REDIS_URL)")
     rebuild.add_argument("--force", action="store_true", help="even if the target has keys")
+    rebuild.add_argument(
+        "--accept-lost-erasures", action="store_true",
+        help="even if retention deleted old erasure records (erased customers may return)",
+    )  # fmt: skip
     bench = sub.add_parser("bench", help="measure the pipeline against a plain aiokafka loop")
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 class RebuildError(RuntimeError):
     """The rebuild cannot go on: the target Redis is not empty (and --force was not
-    given), or the erasures topic holds a record Moments cannot read."""
+    given), or the erasures topic lost records to retention or holds one Moments cannot
+    read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +95,42 @@ async def _replay(settings: Settings, topic: str, handle: Handler, batch: int) -
         await consumer.stop()
 
 
+async def _first_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Each partition's oldest offset still kept (above 0: retention deleted records)."""
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    consumer = AIOKafkaConsumer(
+        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        firsts = await consumer.beginning_offsets(tps) if tps else {}
+        return {tp.partition: offset for tp, offset in firsts.items()}
+    finally:
+        await consumer.stop()
+
+
 async def rebuild(
-    settings: Settings, store: FeatureStore, force: bool = False, batch: int = 500
+    settings: Settings,
+    store: FeatureStore,
+    force: bool = False,
+    batch: int = 500,
+    accept_lost_erasures: bool = False,
 ) -> RebuildReport:
     if not force and await store.has_any_customer():
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
+    erasures_topic = settings.topic(CUSTOMER_ERASURES)
+    lost = {p: o for p, o in (await _first_offsets(settings, erasures_topic)).items() if o}
+    if lost:
+        where = ", ".join(f"partition {p} from offset {o}" for p, o in sorted(lost.items()))
+        said = (f"{erasures_topic} no longer holds its oldest records ({where}): customers "
+                "erased then could come back with their touchpoints")  # fmt: skip
+        if not accept_lost_erasures:
+            raise RebuildError(
+                f"{said}. Keep the topic for good (retention.ms=-1, as Moments creates it), "
+                "or pass --accept-lost-erasures"
+            )
+        log.warning("%s; rebuilding all the same (--accept-lost-erasures)", said)
     started = time.monotonic()
     invalid = 0
     applied = 0
@@ -154,7 +186,7 @@ async def rebuild(
                 await store.erase(customer_id)
                 erased.add(customer_id)
 
-    await _replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
+    await _replay(settings, erasures_topic, erasures, batch)
     await _replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:

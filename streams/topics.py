@@ -25,6 +25,9 @@ ALL_TOPICS = (
     TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
     CUSTOMER_ERASURES, RISK_EXAMPLES,
 )  # fmt: skip
+# Erasures are kept for good: `moments rebuild` replays them so that the erased stay
+# erased, however old the touchpoints it replays after them (one small record each).
+TOPIC_CONFIGS = {CUSTOMER_ERASURES: {"retention.ms": "-1"}}
 
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
@@ -33,21 +36,23 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) not in existing]
+        wanted = [t for t in ALL_TOPICS if settings.topic(t) not in existing]
         if not wanted:
             return []
         new = [
             NewTopic(
-                name,
+                settings.topic(name),
                 num_partitions=partitions or settings.topic_partitions,
                 replication_factor=settings.topic_replication,
+                topic_configs=TOPIC_CONFIGS.get(name),
             )
             for name in wanted
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
             await admin.create_topics(new)
-        log.info("created topics %s", ", ".join(wanted))
-        return wanted
+        created = [settings.topic(t) for t in wanted]
+        log.info("created topics %s", ", ".join(created))
+        return created
     finally:
         await admin.close()
 

@@ -7,13 +7,20 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from feature_store import FeatureStore, StoreConfig
+from schemas import CustomerErasure, encode_erasure
 from streams.services import LocalRedis
+from streams.settings import Settings
+from streams.topics import ensure_topics
 from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import DEV_AUTH, call, keys_tagged
 from tests.integration.test_touchpoints_pipeline import (
@@ -118,5 +125,55 @@ async def test_rebuild_stops_at_an_unreadable_erasure_record(
         assert result.returncode == 2, result.stderr
         assert "is not an erasure record" in result.stderr and "offset 0" in result.stderr
         assert await keys_tagged(target.url, "") == []  # no touchpoint was replayed
+    finally:
+        target.stop()
+
+
+async def test_rebuild_refuses_when_retention_deleted_erasure_records(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Moments keeps erasures for good; when retention deleted some all the same, the
+    rebuild stops and says so, unless the operator accepts it."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    await ensure_topics(Settings(kafka_bootstrap=bootstrap, topic_prefix=pipeline.prefix))
+    topic = pipeline.topic("customer-erasures")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await admin.start()
+    await producer.start()
+    try:
+        (described,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]
+        )
+        configs = {entry[0]: entry[1] for entry in described.resources[0][4]}
+        assert configs["retention.ms"] == "-1"  # as ensure_topics creates it
+        sent = []
+        for customer in ("erased-long-ago", "erased-lately"):  # one key: one partition
+            erasure = CustomerErasure(customer_id=customer, subject="s", ts=datetime.now(UTC))
+            sent.append(await producer.send_and_wait(topic, encode_erasure(erasure), key=b"k"))
+        partition = sent[0].partition
+        # the older record goes, as a retention limit would make it go
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(1)})
+    finally:
+        await producer.stop()
+        await admin.close()
+
+    target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    target.start()
+    command = [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url]
+    try:
+        refused = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
+            command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert f"partition {partition} from offset 1" in refused.stderr
+        assert "--accept-lost-erasures" in refused.stderr
+        assert await keys_tagged(target.url, "") == []
+        accepted = subprocess.run(  # noqa: ASYNC221
+            [*command, "--accept-lost-erasures"], env=pipeline.env(0),
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert accepted.returncode == 0, accepted.stderr
+        assert "1 customers kept erased" in accepted.stdout  # the one still in the topic
     finally:
         target.stop()
