@@ -72,6 +72,8 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
         assert receipt.keys_removed == 4
         assert set(receipt.kinds) == {"profile", "windows", "seen", "recent"}
         assert await store.read(customers[0]) is None
+        # who is erased, over tombstones on every master, in one call
+        assert await store.erased(customers) == [True] + [False] * (len(customers) - 1)
         await store.close()
 
     asyncio.run(scenario())

@@ -41,6 +41,7 @@ async def test_the_store_works_over_tls_with_a_private_ca(tmp_path: Path) -> Non
         receipt = await store.erase("c1")
         assert receipt.blocked and receipt.keys_removed >= 3
         assert await store.read_for_decisions(["c1"]) == [(True, None)]
+        assert await store.erased(["c1", "c2"]) == [True, False]
         with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
             await untrusting.read_for_decisions(["c1"])  # the system CAs do not know ours
     finally:
