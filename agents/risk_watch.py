@@ -51,6 +51,11 @@ class RiskWatch:
     band: str | None  # the new band to store, when it changed
 
 
+def pending_snapshot(x: dict[str, float], at_ms: int) -> str:
+    """A feature snapshot, as stored while it waits for its delayed label."""
+    return _encode(_Snapshot(x, at_ms)).decode()
+
+
 def watch_risk(
     event: TouchpointEvent,
     features: CustomerFeatures,
@@ -78,7 +83,7 @@ def watch_risk(
             snapshot_ts=datetime.fromtimestamp(pending.ts_ms / 1000, tz=now.tzinfo),
             label_ts=event.ts,
         )
-    snapshot = _encode(_Snapshot(x, event_ms)).decode() if pending is None or example else None
+    snapshot = pending_snapshot(x, event_ms) if pending is None or example else None
     band = "high" if risk >= threshold else "low"
     return RiskWatch(
         risk=risk,

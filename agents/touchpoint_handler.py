@@ -42,6 +42,12 @@ from schemas.risk import RiskExample
 log = logging.getLogger(__name__)
 
 
+def worth_watching(event: TouchpointEvent) -> bool:
+    """Whether a touchpoint is decided on and scored for churn risk: a decision moment,
+    a possible intervention, or a churn signal."""
+    return moment_for(event) is not None or might_intervene(event) or churn_signal(event)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     topic: str
@@ -166,9 +172,7 @@ class TouchpointHandler:
             else:
                 ok = "ok" if status is ApplyStatus.APPLIED else "duplicate"
                 result.results.append((event.kind, ok))
-                wanted = (
-                    moment_for(event) is not None or might_intervene(event) or churn_signal(event)
-                )
+                wanted = worth_watching(event)
                 fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
                 if wanted and fresh:
                     seen.add(event.event_id)

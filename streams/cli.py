@@ -114,7 +114,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"rebuilt from {report.touchpoints} touchpoints ({report.applied} applied, "
             f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions, "
-            f"{report.erasures} customers kept erased, in {report.seconds:.1f}s"
+            f"{report.erasures} customers kept erased, {report.risk_snapshots} churn-risk "
+            f"snapshots taken again, in {report.seconds:.1f}s"
         )
         return 0
 

@@ -7,19 +7,36 @@ offsets in the dead-letter topic). The emitted next-best offers and
 interventions rebuild the contact history, the decision contexts and the marks that
 stop a replayed event from being decided twice. Because every update is idempotent
 and bucketed by the event's own ts, the result equals what the live pipeline built.
+
+The churn-risk snapshots waiting for their labels are in no topic. Each customer scored
+within the lapse period gets one again, taken as of the last touchpoint the live
+pipeline scores: without it, a customer who never comes back would never be labelled.
+(One scored longer ago may already have been labelled by the sweep, so gets none: it
+would be learned twice.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from agents.touchpoint_handler import decision_record
-from feature_store import FeatureStore, intervention_fact, offers_shown_fact, touchpoint_fact
+from agents.risk import LAPSE_DAYS, risk_features
+from agents.risk_watch import pending_snapshot
+from agents.touchpoint_handler import decision_record, worth_watching
+from feature_store import (
+    FeatureStore,
+    intervention_fact,
+    offers_shown_fact,
+    risk_fact,
+    touchpoint_fact,
+)
+from feature_store.facts import DAY_MS, ts_ms
 from schemas import (
     InvalidEvent,
     decode_erasure,
@@ -55,6 +72,7 @@ class RebuildReport:
     applied: int
     seconds: float
     erasures: int = 0  # customers erased again before the replay
+    risk_snapshots: int = 0  # pending churn-risk snapshots taken again
 
 
 Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
@@ -145,6 +163,8 @@ async def rebuild(
             if headers.get("source-topic") == source:
                 rejected.add((int(headers["source-partition"]), int(headers["source-offset"])))
 
+    last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
+
     async def touchpoints(records: list[ConsumerRecord]) -> None:
         nonlocal invalid, applied
         events = []
@@ -158,6 +178,10 @@ async def rebuild(
                 invalid += 1  # written before the dead-letter topic existed
         statuses = await store.apply_facts([touchpoint_fact(e) for e in events])
         applied += sum(int(s) == 1 for s in statuses)
+        for event, status in zip(events, statuses, strict=True):
+            if int(status) == 1 and worth_watching(event):  # as the live pipeline does
+                at = ts_ms(event.ts)
+                last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
 
     async def decisions(records: list[ConsumerRecord]) -> None:
         found = [decode_next_best_offer(r.value or b"") for r in records]
@@ -199,9 +223,32 @@ async def rebuild(
     total = await _replay(settings, source, touchpoints, batch)
     decided_alerts = await _replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
     decided = await _replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
+    snapshots = await _retake_risk_snapshots(store, last_seen, batch)
     report = RebuildReport(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
-        erasures=len(erased),
+        erasures=len(erased), risk_snapshots=snapshots,
     )  # fmt: skip
     log.info("rebuilt from %d touchpoints and %d decisions", total, decided)
     return report
+
+
+async def _retake_risk_snapshots(store: FeatureStore, last_seen: dict[str, int], batch: int) -> int:
+    """A pending churn-risk snapshot, as of their last touchpoint, for every customer seen
+    within the lapse period; returns how many were taken."""
+    since = int(time.time() * 1000) - LAPSE_DAYS * DAY_MS
+    recent = [(c, at) for c, at in last_seen.items() if at > since]
+    taken = 0
+    for i in range(0, len(recent), batch):
+        chunk = recent[i : i + batch]
+        # one read each, as of its own moment; concurrent reads share round trips
+        views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in chunk))
+        facts = []
+        for (customer, at), features in zip(chunk, views, strict=True):
+            if features is None:  # erased meanwhile
+                continue
+            when = datetime.fromtimestamp(at / 1000, UTC)
+            snapshot = pending_snapshot(risk_features(features, when), at)
+            facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, None))
+        statuses = await store.apply_facts(facts)
+        taken += sum(int(s) == 1 for s in statuses)
+    return taken

@@ -16,8 +16,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from agents.risk_watch import decode_snapshot
+from agents.touchpoint_handler import worth_watching
 from feature_store import FeatureStore, StoreConfig
-from schemas import CustomerErasure, encode_erasure
+from feature_store.facts import ts_ms
+from schemas import CustomerErasure, decode_touchpoint, encode_erasure
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -95,6 +98,21 @@ async def test_rebuild_into_empty_redis_equals_live_state(
             assert without_risk(await rebuilt.raw(customer)) == without_risk(
                 await live.raw(customer)
             ), customer
+        # each customer gets a pending churn-risk snapshot again, as of the last
+        # touchpoint the live pipeline scores, with the same features as the live one
+        scored: dict[str, int] = {}
+        for sent in events:
+            event = decode_touchpoint(json.dumps(sent))
+            if worth_watching(event):
+                scored[event.customer_id] = max(scored.get(event.customer_id, 0), ts_ms(event.ts))
+        assert f"{len(set(scored) - {gone})} churn-risk snapshots taken again" in result.stdout
+        for customer in kept:
+            rebuilt_snapshot = decode_snapshot(
+                (await rebuilt.raw(customer))["profile"]["risk_snapshot"]
+            )
+            live_snapshot = decode_snapshot((await live.raw(customer))["profile"]["risk_snapshot"])
+            assert rebuilt_snapshot.ts_ms == scored[customer], customer
+            assert rebuilt_snapshot.x.keys() == live_snapshot.x.keys()
         # and it refuses to merge into a Redis that is not empty
         again = subprocess.run(  # noqa: ASYNC221
             command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
