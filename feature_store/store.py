@@ -63,6 +63,14 @@ def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+def _raise_failed(replies: Sequence[Any]) -> None:
+    """Raise the first error among a round trip's replies (a transient one as
+    :class:`StoreUnavailable`)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
+
+
 class FeatureStore:
     """Per-customer features in Redis (a single server or a Redis Cluster).
 
@@ -350,9 +358,7 @@ class FeatureStore:
         replies = await self._submit(commands)
         if self._observe is not None:
             self._observe("read", time.perf_counter() - started)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
+        _raise_failed(replies)
         views: list[tuple[Any, ...]] = [
             (replies[i + 3], replies[i], replies[i + 1], replies[i + 2], [])
             for i in range(0, len(replies), 4)
@@ -368,9 +374,7 @@ class FeatureStore:
         replies = await self._submit(
             [("EXISTS", keys.for_subject(keys.pseudonym(c)).tombstone) for c in customer_ids]
         )
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
+        _raise_failed(replies)
         return [bool(int(reply)) for reply in replies]
 
     async def _read_unless_erased(

@@ -95,9 +95,8 @@ class AlertHub:
 
     def forget(self, customer_id: str) -> None:
         """The customer was erased: drop their buffered alerts and tell the screens."""
-        if any(a.intervention.customer_id == customer_id for a in self._buffer):
-            kept = [a for a in self._buffer if a.intervention.customer_id != customer_id]
-            self._buffer = deque(kept, maxlen=self._backlog)
+        kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
+        self._buffer = deque(kept, maxlen=self._backlog)
         self._notify(Erased(customer_id))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
