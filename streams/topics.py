@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.kafka_security import client_options
 from streams.settings import Settings
@@ -28,14 +30,22 @@ ALL_TOPICS = (
 # Erasures are kept for good: `moments rebuild` replays them so that the erased stay
 # erased, however old the touchpoints it replays after them (one small record each).
 TOPIC_CONFIGS = {CUSTOMER_ERASURES: {"retention.ms": "-1"}}
+_SET_ON_THE_TOPIC = 1  # DescribeConfigs' config_source for a value set on the topic itself
 
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
-    """Create any missing contract topics; returns the names created."""
+    """Create any missing contract topics; returns the names created.
+
+    Topics that exist already get :data:`TOPIC_CONFIGS` where they have no value of their
+    own (see :func:`keep_topic_configs`).
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        for name, configs in TOPIC_CONFIGS.items():
+            if settings.topic(name) in existing:
+                await keep_topic_configs(admin, settings.topic(name), configs)
         wanted = [t for t in ALL_TOPICS if settings.topic(t) not in existing]
         if not wanted:
             return []
@@ -55,6 +65,63 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
         return created
     finally:
         await admin.close()
+
+
+async def keep_topic_configs(
+    admin: AIOKafkaAdminClient, topic: str, configs: dict[str, str]
+) -> dict[str, str]:
+    """Give an existing topic ``configs`` where it follows the broker's defaults.
+
+    A topic made by an older Moments, or by hand, may lack them (``customer-erasures``
+    then loses erasure records to the default retention). A value set on the topic itself
+    is the operator's: it is kept, with a warning. Never fails: when the broker refuses,
+    the warning says what to set. Returns what was set.
+    """
+    try:
+        (described,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]
+        )
+        resource = described.to_object()["resources"][0]
+        if resource["error_code"]:
+            raise KafkaError(f"{resource['error_message']} (error {resource['error_code']})")
+        entries = resource["config_entries"]
+        own = {e["config_names"]: e for e in entries if _set_on_the_topic(e)}
+        current = {e["config_names"]: e["config_value"] for e in entries}
+        for name, value in configs.items():
+            if name in own and own[name]["config_value"] != value:
+                log.warning(
+                    "topic %s has %s=%s set on it; Moments wants %s and leaves it as it is",
+                    topic, name, own[name]["config_value"], value,
+                )  # fmt: skip
+        missing = {n: v for n, v in configs.items() if n not in own and current.get(n) != v}
+        if not missing:
+            return {}
+        if any(e["config_value"] is None for e in own.values()):
+            raise KafkaError("it has sensitive settings of its own, which a change would drop")
+        # AlterConfigs replaces every value set on the topic: send the topic's own too.
+        kept = {n: e["config_value"] for n, e in own.items()}
+        (altered,) = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, kept | missing)]
+        )
+        error_code, error_message = altered.resources[0][:2]
+        if error_code:
+            raise KafkaError(f"{error_message} (error {error_code})")
+    except KafkaError as exc:
+        wanted = ",".join(f"{n}={v}" for n, v in configs.items())
+        log.warning(
+            "could not give topic %s %s: %s; set it with kafka-configs.sh --alter "
+            "--entity-type topics --entity-name %s --add-config %s",
+            topic, wanted, exc, topic, wanted,
+        )  # fmt: skip
+        return {}
+    log.warning("topic %s followed the broker's defaults; set %s", topic, missing)
+    return missing
+
+
+def _set_on_the_topic(entry: dict[str, Any]) -> bool:
+    if "config_source" in entry:
+        return bool(entry["config_source"] == _SET_ON_THE_TOPIC)
+    return not entry["is_default"] and not entry["read_only"]  # DescribeConfigs v0
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:

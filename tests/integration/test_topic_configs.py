@@ -1,0 +1,78 @@
+"""Existing topics get Moments' topic configs where they follow the broker's defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streams.settings import Settings
+from streams.topics import ALL_TOPICS, CUSTOMER_ERASURES, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+async def _make_erasures_topic(bootstrap: str, configs: dict[str, str]) -> Settings:
+    """A ``customer-erasures`` topic as an older Moments (or an operator) made it."""
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topic = NewTopic(settings.topic(CUSTOMER_ERASURES), 1, 1, topic_configs=configs)
+        await admin.create_topics([topic])
+        for _ in range(100):  # until the broker's metadata lists it, as at a restart
+            if settings.topic(CUSTOMER_ERASURES) in await admin.list_topics():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    return settings
+
+
+async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]
+        )
+    finally:
+        await admin.close()
+    return {entry[0]: entry[1] for entry in described.resources[0][4]}
+
+
+async def test_an_erasures_topic_without_a_retention_of_its_own_keeps_erasures_for_good(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # made without retention.ms: the broker's default would delete erasure records
+    settings = await _make_erasures_topic(kafka_bootstrap, {"max.message.bytes": "2000000"})
+    topic = settings.topic(CUSTOMER_ERASURES)
+    assert (await _configs(kafka_bootstrap, topic))["retention.ms"] != "-1"
+
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        created = await ensure_topics(settings)
+    assert topic not in created and len(created) == len(ALL_TOPICS) - 1
+    configs = await _configs(kafka_bootstrap, topic)
+    assert configs["retention.ms"] == "-1"
+    assert configs["max.message.bytes"] == "2000000"  # the topic's own setting survives
+    assert f"topic {topic} followed the broker's defaults" in caplog.text
+
+    caplog.clear()  # the next start finds nothing to do
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        assert await ensure_topics(settings) == []
+    assert caplog.text == ""
+
+
+async def test_a_retention_the_operator_set_on_the_topic_is_kept_with_a_warning(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = await _make_erasures_topic(kafka_bootstrap, {"retention.ms": "86400000"})
+    topic = settings.topic(CUSTOMER_ERASURES)
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        await ensure_topics(settings)
+    assert (await _configs(kafka_bootstrap, topic))["retention.ms"] == "86400000"
+    assert f"topic {topic} has retention.ms=86400000 set on it" in caplog.text
