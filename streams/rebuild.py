@@ -145,8 +145,8 @@ async def rebuild(
                 "erased then could come back with their touchpoints")  # fmt: skip
         if not accept_lost_erasures:
             raise RebuildError(
-                f"{said}. Keep the topic for good (retention.ms=-1, as Moments creates it), "
-                "or pass --accept-lost-erasures"
+                f"{said}. Keep the topic for good (retention.ms=-1 and retention.bytes=-1, "
+                "as Moments creates it), or pass --accept-lost-erasures"
             )
         log.warning("%s; rebuilding all the same (--accept-lost-erasures)", said)
     started = time.monotonic()

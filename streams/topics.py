@@ -29,7 +29,8 @@ ALL_TOPICS = (
 )  # fmt: skip
 # Erasures are kept for good: `moments rebuild` replays them so that the erased stay
 # erased, however old the touchpoints it replays after them (one small record each).
-TOPIC_CONFIGS = {CUSTOMER_ERASURES: {"retention.ms": "-1"}}
+# Neither age nor a broker-wide size limit may delete them.
+TOPIC_CONFIGS = {CUSTOMER_ERASURES: {"retention.ms": "-1", "retention.bytes": "-1"}}
 _SET_ON_THE_TOPIC = 1  # DescribeConfigs' config_source for a value set on the topic itself
 
 

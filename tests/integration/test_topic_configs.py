@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -33,7 +34,7 @@ async def _make_erasures_topic(bootstrap: str, configs: dict[str, str]) -> Setti
     return settings
 
 
-async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
+async def _described(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -42,7 +43,23 @@ async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
         )
     finally:
         await admin.close()
-    return {entry[0]: entry[1] for entry in described.resources[0][4]}
+    entries = described.to_object()["resources"][0]["config_entries"]
+    return {e["config_names"]: e for e in entries}
+
+
+async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
+    return {name: e["config_value"] for name, e in (await _described(bootstrap, topic)).items()}
+
+
+async def test_a_new_erasures_topic_is_made_to_keep_erasures_for_good(kafka_bootstrap: str) -> None:
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-"
+    )
+    assert settings.topic(CUSTOMER_ERASURES) in await ensure_topics(settings)
+    described = await _described(kafka_bootstrap, settings.topic(CUSTOMER_ERASURES))
+    for name in ("retention.ms", "retention.bytes"):  # on the topic, whatever the broker's
+        assert described[name]["config_value"] == "-1", name
+        assert described[name]["config_source"] == 1, name  # DYNAMIC_TOPIC_CONFIG
 
 
 async def test_an_erasures_topic_without_a_retention_of_its_own_keeps_erasures_for_good(
