@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -100,7 +100,8 @@ TOUCHPOINT_TYPES: tuple[type[Touchpoint], ...] = (
 )
 EVENT_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in TOUCHPOINT_TYPES)
 
-_decoder = msgspec.json.Decoder(TouchpointEvent)
+# annotated: older msgspec stubs give a decoder of a union the type Decoder[Any]
+_decoder: msgspec.json.Decoder[TouchpointEvent] = msgspec.json.Decoder(TouchpointEvent)
 _many_decoder = msgspec.json.Decoder(list[TouchpointEvent])
 _encoder = msgspec.json.Encoder()
 
@@ -108,7 +109,7 @@ _encoder = msgspec.json.Encoder()
 def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
     """Decode one touchpoint; raises :class:`InvalidEvent` naming the field and problem."""
     try:
-        return cast(TouchpointEvent, _decoder.decode(raw))
+        return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 
