@@ -15,12 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 # Only what the package build needs (see .dockerignore), so code edits don't bust the layer
 # of anything but the install.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas ./schemas
 COPY feature_store ./feature_store
 COPY agents ./agents
 COPY streams ./streams
-RUN pip install . \
+RUN pip install -c constraints.txt . \
     && rm -rf /src/build /src/*.egg-info
 
 # The offer catalogue baked in as a default; Kubernetes mounts its ConfigMap over this directory.

@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test deps test-deps lint bench clean
 
-$(BIN)/moments: pyproject.toml
+$(BIN)/moments: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # System pieces: redis-server, a JVM and Maven (OS packages), Kafka broker jars (Maven Central).

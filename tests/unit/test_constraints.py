@@ -1,0 +1,46 @@
+"""constraints.txt pins every dependency pyproject.toml names, within its range, so that
+``make`` (and CI) install the versions the tests ran with."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"not an exact pin: {line!r}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def _requirements() -> list[Requirement]:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    return [Requirement(spec) for spec in names]
+
+
+def test_every_dependency_is_pinned_within_its_range() -> None:
+    pins = _pins()
+    for requirement in _requirements():
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue  # not installed on this platform
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {requirement.name}=={pins[name]}, outside {requirement}"
+        )
+
+
+def test_the_makefile_installs_with_the_constraints() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "pip install -q -c constraints.txt -e '.[dev]'" in makefile
