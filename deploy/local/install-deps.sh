@@ -36,4 +36,4 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-"$PY" -c "from streams.services import kafka_libs; print('Kafka jars in', kafka_libs())"
+"$PY" -c "from streams.services.local_kafka import kafka_libs; print('Kafka jars in', kafka_libs())"

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from feature_store import FeatureStore, StoreConfig, touchpoint_fact
 from feature_store.reference import CustomerState
 from schemas import Purchase, WebClick
-from streams.services import LocalRedisCluster
+from streams.services.local_redis import LocalRedisCluster
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from streams.kafka_security import kafka_options
-from streams.services import KafkaTls, LocalKafka, Services
+from streams.services import LocalKafka, Services
+from streams.services.local_kafka import KafkaTls
 from streams.settings import Settings
 from tests.integration.certificates import Issued, PrivateCA
 from tests.integration.conftest import Pipeline

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams import services
-from streams.services import LocalRedisCluster, free_cluster_port
+from streams.services import local_redis
+from streams.services.local_redis import LocalRedisCluster
+from streams.services.processes import free_cluster_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +34,8 @@ def test_a_node_whose_bus_port_is_taken_starts_on_a_new_pair(
     squatter.bind(("127.0.0.1", blocked + 10000))
     squatter.listen()
     offered = iter([blocked])
-    real = services.free_cluster_port
-    monkeypatch.setattr(services, "free_cluster_port", lambda: next(offered, None) or real())
+    real = local_redis.free_cluster_port
+    monkeypatch.setattr(local_redis, "free_cluster_port", lambda: next(offered, None) or real())
     node = None
     try:
         node = LocalRedisCluster._start_node(tmp_path / "node", timeout=30.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from streams.services import kafka_cluster_id
+from streams.services.local_kafka import kafka_cluster_id
 
 
 def test_cluster_ids_are_uuids_that_never_start_with_a_dash() -> None:

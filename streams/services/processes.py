@@ -1,0 +1,90 @@
+"""Local service processes: free ports, waiting for readiness, stopping cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ServiceError(RuntimeError):
+    """A service could not be found or started; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MOMENTS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "moments"
+    )
+    return Path(base)
+
+
+def free_port() -> int:
+    """A loopback port that is free now (the kernel picks one from its ephemeral range)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose Redis Cluster bus port (port + 10000) is free too.
+
+    Both lie below 32768, outside Linux's default ephemeral range, so no
+    outgoing connection takes the bus port between this check and the bind.
+    """
+    for _ in range(500):
+        port = random.randrange(20000, 22768)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise ServiceError("no free port pair (port, port + 10000) between 20000 and 32768")
+
+
+def wait_until(check: Any, what: str, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    """Poll ``check()`` until it returns true; fail early if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"{what} exited with code {proc.returncode} before it was ready")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise ServiceError(f"{what} was not ready within {timeout:.0f}s")
+
+
+@dataclass
+class LocalProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    log_path: Path
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
