@@ -9,15 +9,8 @@ from typing import Any
 import pytest
 
 from schemas import load_catalogue
-from streams.evaluate import (
-    POLICIES,
-    EvaluationConfig,
-    Logged,
-    gap_closed,
-    ips_estimates,
-    lift,
-    run_evaluation,
-)
+from streams.estimators import Logged, ips_estimates, lift
+from streams.evaluate import POLICIES, EvaluationConfig, gap_closed, run_evaluation
 from streams.settings import Settings
 from streams.simulation.population import (
     CATEGORIES,
