@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from importlib import resources
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from feature_store.connection import Call, StoreConnection, raise_failed
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
-from feature_store.pipelining import Command, SharedRoundTrips
+from feature_store.pipelining import Command
 from feature_store.records import (
     ApplyStatus,
     DecisionRecord,
@@ -26,16 +22,9 @@ from feature_store.records import (
     Observer,
     PendingRisk,
     StoreConfig,
-    StoreUnavailable,
 )
 from feature_store.transport import RedisPipe
 from schemas import TouchpointEvent
-
-SCRIPTS = {
-    name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle")
-}
-
 
 _updates_json = msgspec.json.Encoder().encode
 
@@ -60,24 +49,14 @@ def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     return dict(zip(it, it, strict=True))
 
 
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-def _raise_failed(replies: Sequence[Any]) -> None:
-    """Raise the first error among a round trip's replies (a transient one as
-    :class:`StoreUnavailable`)."""
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise StoreUnavailable(str(reply)) if isinstance(reply, _TRANSIENT) else reply
-
-
 class FeatureStore:
     """Per-customer features in Redis (a single server or a Redis Cluster).
 
     ``apply`` updates many events in one pipelined round trip, each atomically (one
-    EVALSHA) and at most once per ``event_id``; ``record`` does the same for contacts
-    Moments made; ``read`` / ``read_many`` return :class:`CustomerFeatures`; ``erase``
-    removes every key of a customer.
+    EVALSHA) and at most once per ``event_id``; ``record_decisions`` does the same for
+    decisions and the contacts Moments made; ``read`` / ``read_many`` return
+    :class:`CustomerFeatures`; ``erase`` removes every key of a customer. Round trips,
+    scripts and errors are :class:`~feature_store.connection.StoreConnection`'s.
     """
 
     def __init__(
@@ -88,18 +67,10 @@ class FeatureStore:
         clock: Callable[[], float] = time.time,
         pipe: RedisPipe | None = None,
     ) -> None:
-        self._redis = client
+        self._conn = StoreConnection(client, pipe, observe)
         self._config = config
         self._keys = CustomerKeys(config.secret, config.prefix)
-        self._observe = observe
         self._clock = clock
-        self._shas: dict[str, str] = {}
-        self._loading = asyncio.Lock()
-        # the hot path (scripts and decision reads): ``pipe``, one pipelined connection
-        # to a single server; without it (a cluster), redis-py's pipelines, shared
-        self._pipe = pipe
-        self._shared = SharedRoundTrips(self._send)
-        self._round_trips = 0
         self.facts_applied = 0
 
     @classmethod
@@ -129,92 +100,10 @@ class FeatureStore:
     @property
     def round_trips(self) -> int:
         """Writes to Redis so far (each one round trip, shared by concurrent callers)."""
-        return self._round_trips + (self._pipe.writes if self._pipe is not None else 0)
-
-    async def _submit(self, commands: list[Command]) -> list[Any]:
-        if self._pipe is None:
-            return await self._shared.submit(commands)
-        try:
-            return await self._pipe.execute(commands)
-        except _TRANSIENT as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return self._conn.round_trips
 
     def pseudonym(self, customer_id: str) -> str:
         return self._keys.pseudonym(customer_id)
-
-    async def _execute(self, op: str, pipe: Any, raise_on_error: bool = True) -> list[Any]:
-        started = time.perf_counter()
-        try:
-            replies: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
-        except _TRANSIENT as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self._round_trips += 1
-        if self._observe is not None:
-            self._observe(op, time.perf_counter() - started)
-        return replies
-
-    async def _send(self, commands: list[Command]) -> list[Any]:
-        """One pipelined round trip; errors of single commands come back as values."""
-        pipe = self._redis.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        try:
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except _TRANSIENT as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self._round_trips += 1
-        return replies
-
-    async def _load_scripts(self) -> dict[str, str]:
-        """Load every script; callers that arrive meanwhile wait for the same load (the
-        scripts become visible all at once, never half loaded)."""
-        async with self._loading:
-            loaded = {}
-            try:
-                for name, source in SCRIPTS.items():
-                    loaded[name] = str(await self._redis.script_load(source))
-            except _TRANSIENT as exc:
-                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            self._shas = loaded
-        return self._shas
-
-    async def _eval_many(
-        self, op: str, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run one script per call in one pipelined round trip; reload it if Redis lost it."""
-        return await self._eval_mixed(op, [(script, keys, args) for keys, args in calls])
-
-    async def _eval_mixed(
-        self, op: str, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run (script, keys, args) calls in one pipelined round trip, shared with other
-        callers' calls made meanwhile (see :mod:`feature_store.pipelining`)."""
-        shas = self._shas or await self._load_scripts()
-        results: list[Any] = [None] * len(calls)
-        pending = list(range(len(calls)))
-        for _attempt in range(3):
-            started = time.perf_counter()
-            replies = await self._submit([
-                ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
-                for i in pending
-            ])  # fmt: skip
-            if self._observe is not None:
-                self._observe(op, time.perf_counter() - started)
-            missing = []
-            for i, reply in zip(pending, replies, strict=True):
-                if isinstance(reply, NoScriptError):
-                    missing.append(i)
-                elif isinstance(reply, _TRANSIENT):
-                    raise StoreUnavailable(f"{type(reply).__name__}: {reply}")
-                elif isinstance(reply, Exception):
-                    raise reply
-                else:
-                    results[i] = reply
-            if not missing:
-                return results
-            pending = missing
-            shas = await self._load_scripts()
-        raise RuntimeError("Redis keeps losing the feature-store scripts")
 
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
         k = self._keys.for_customer(fact.customer_id)
@@ -242,7 +131,8 @@ class FeatureStore:
         if not facts:
             return []
         now_ms = int(self._clock() * 1000)
-        replies = await self._eval_many("apply", "apply", [self._call(f, now_ms) for f in facts])
+        calls = [self._call(f, now_ms) for f in facts]
+        replies = await self._conn.eval_many("apply", "apply", calls)
         self.facts_applied += len(facts)
         return [ApplyStatus(int(r)) for r in replies]
 
@@ -255,9 +145,7 @@ class FeatureStore:
         if not records and not contacts:
             return
         now_ms = int(self._clock() * 1000)
-        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = [
-            ("apply", *self._call(f, now_ms)) for f in contacts
-        ]
+        calls: list[Call] = [("apply", *self._call(f, now_ms)) for f in contacts]
         for r in records:
             k = self._keys.for_customer(r.customer_id)
             keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
@@ -267,7 +155,7 @@ class FeatureStore:
                 self._config.decisions_kept, trigger, now_ms, self._config.ttl_s,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
-        await self._eval_mixed("decisions", calls)
+        await self._conn.eval_mixed("decisions", calls)
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
@@ -278,36 +166,36 @@ class FeatureStore:
         for customer_id, what, source in claims:
             k = self._keys.for_customer(customer_id)
             calls.append(((k.outcomes, k.tombstone), [what, source, self._config.context_ttl_s]))
-        return [bool(int(r)) for r in await self._eval_many("claim", "claim", calls)]
+        return [bool(int(r)) for r in await self._conn.eval_many("claim", "claim", calls)]
 
     async def decision_contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
         """Contexts of (customer id, decision id) pairs, in one round trip."""
         if not pairs:
             return []
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         for customer_id, decision_id in pairs:
             pipe.get(self._keys.for_customer(customer_id).context(decision_id))
-        found = await self._execute("context", pipe)
+        found = await self._conn.execute("context", pipe)
         return [None if c is None else str(c) for c in found]
 
     async def load_model(self, name: str) -> tuple[int, str] | None:
         """The newest snapshot of a model: (version, payload)."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.hmget(self._model_key(name), ["version", "payload"])
-        ((version, payload),) = await self._execute("model", pipe)
+        ((version, payload),) = await self._conn.execute("model", pipe)
         return None if version is None else (int(version), str(payload))
 
     async def model_version(self, name: str) -> int:
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.hget(self._model_key(name), "version")
-        (version,) = await self._execute("model", pipe)
+        (version,) = await self._conn.execute("model", pipe)
         return int(version or 0)
 
     async def publish_model(self, name: str, expected_version: int, payload: str) -> int | None:
         """Publish a snapshot; the new version, or None if someone else published first."""
         key = self._model_key(name)
         call = ((key, f"{key}:v{expected_version + 1}"), [expected_version, payload, 86400])
-        (new,) = await self._eval_many("publish", "publish", [call])
+        (new,) = await self._conn.eval_many("publish", "publish", [call])
         return None if int(new) < 0 else int(new)
 
     def _model_key(self, name: str) -> str:
@@ -316,23 +204,23 @@ class FeatureStore:
     async def decision_context(self, customer_id: str, decision_id: str) -> str | None:
         """The stored context of one decision, while it is kept."""
         key = self._keys.for_customer(customer_id).context(decision_id)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.get(key)
-        (found,) = await self._execute("context", pipe)
+        (found,) = await self._conn.execute("context", pipe)
         return None if found is None else str(found)
 
     async def recent_decisions(self, customer_id: str, n: int = 10) -> list[str]:
         """Contexts of the customer's newest decisions that are still kept, newest first."""
         keys = self._keys.for_customer(customer_id)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.zrange(keys.decisions, 0, n - 1, desc=True)
-        (ids,) = await self._execute("recent_decisions", pipe)
+        (ids,) = await self._conn.execute("recent_decisions", pipe)
         if not ids:
             return []
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         for decision_id in ids:
             pipe.get(keys.context(decision_id))
-        found = await self._execute("recent_decisions", pipe)
+        found = await self._conn.execute("recent_decisions", pipe)
         return [str(c) for c in found if c is not None]
 
     async def read_for_decisions(
@@ -355,10 +243,9 @@ class FeatureStore:
             commands += [("HGETALL", k.profile), ("HGETALL", k.windows),
                          ("HGETALL", k.contacts), ("EXISTS", k.tombstone)]  # fmt: skip
         started = time.perf_counter()
-        replies = await self._submit(commands)
-        if self._observe is not None:
-            self._observe("read", time.perf_counter() - started)
-        _raise_failed(replies)
+        replies = await self._conn.submit(commands)
+        self._conn.observe("read", started)
+        raise_failed(replies)
         views: list[tuple[Any, ...]] = [
             (replies[i + 3], replies[i], replies[i + 1], replies[i + 2], [])
             for i in range(0, len(replies), 4)
@@ -371,10 +258,10 @@ class FeatureStore:
         if not customer_ids:
             return []
         keys = self._keys
-        replies = await self._submit(
+        replies = await self._conn.submit(
             [("EXISTS", keys.for_subject(keys.pseudonym(c)).tombstone) for c in customer_ids]
         )
-        _raise_failed(replies)
+        raise_failed(replies)
         return [bool(int(reply)) for reply in replies]
 
     async def _read_unless_erased(
@@ -386,7 +273,7 @@ class FeatureStore:
         for customer_id in customer_ids:
             k = self._keys.for_customer(customer_id)
             calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent), ()))
-        return self._features(await self._eval_many("read", "view", calls), now, full=True)
+        return self._features(await self._conn.eval_many("read", "view", calls), now, full=True)
 
     def _features(
         self, views: Sequence[Sequence[Any]], now: float | None, full: bool
@@ -420,13 +307,13 @@ class FeatureStore:
     async def raw(self, customer_id: str) -> dict[str, Any]:
         """The customer's raw keys (profile, windows, recent, contacts) for checks."""
         keys = self._keys.for_customer(customer_id)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.hgetall(keys.profile)
         pipe.hgetall(keys.windows)
         pipe.zrange(keys.recent, 0, -1, withscores=True)
         pipe.hgetall(keys.contacts)
         pipe.zrange(keys.seen, 0, -1)
-        profile, windows, recent, contacts, seen = await self._execute("raw", pipe)
+        profile, windows, recent, contacts, seen = await self._conn.execute("raw", pipe)
         return {
             "profile": profile,
             "windows": windows,
@@ -439,13 +326,13 @@ class FeatureStore:
         """Remove every key of the customer and block the id (by its keyed hash) so
         that replays and late events cannot bring the profile back."""
         keys = self._keys.for_customer(customer_id)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         pipe.zrange(keys.decisions, 0, -1)
-        (decision_ids,) = await self._execute("erase", pipe)
+        (decision_ids,) = await self._conn.execute("erase", pipe)
         contexts = [keys.context(d) for d in decision_ids]
         call = ([*keys.all(), *contexts, keys.tombstone],
                 [self._config.tombstone_ttl_s, int(self._clock() * 1000)])  # fmt: skip
-        (removed,) = await self._eval_many("erase", "erase", [call])
+        (removed,) = await self._conn.eval_many("erase", "erase", [call])
         kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=False) if gone]
         gone_contexts = sum(removed[len(KEY_KINDS) :])
         if gone_contexts:
@@ -459,7 +346,8 @@ class FeatureStore:
         """Every customer with a churn-risk snapshot waiting for its label, a page at a
         time (a SCAN: on every node of a cluster, without blocking Redis)."""
         keys: list[str] = []
-        async for key in self._redis.scan_iter(match=self._keys.profile_pattern(), count=page):
+        scan = self._conn.client.scan_iter(match=self._keys.profile_pattern(), count=page)
+        async for key in scan:
             if str(key).endswith("}:p"):
                 keys.append(str(key))
             if len(keys) >= page:
@@ -469,10 +357,10 @@ class FeatureStore:
             yield await self._pending_of(keys)
 
     async def _pending_of(self, keys: list[str]) -> list[PendingRisk]:
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._conn.pipeline()
         for key in keys:
             pipe.hmget(key, ["risk_snapshot", "last_seen"])
-        replies = await self._execute("sweep", pipe)
+        replies = await self._conn.execute("sweep", pipe)
         return [
             PendingRisk(self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
             for key, (snapshot, seen) in zip(keys, replies, strict=True)
@@ -485,22 +373,17 @@ class FeatureStore:
         if not settled:
             return []
         calls = [((self._keys.for_subject(p.subject).profile,), [p.snapshot]) for p in settled]
-        return [bool(int(r)) for r in await self._eval_many("settle", "settle", calls)]
+        return [bool(int(r)) for r in await self._conn.eval_many("settle", "settle", calls)]
 
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""
         pattern = f"{self._config.prefix}:{{*"
-        async for _ in self._redis.scan_iter(match=pattern, count=1000):
+        async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
             return True
         return False
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except _TRANSIENT as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return await self._conn.ping()
 
     async def close(self) -> None:
-        if self._pipe is not None:
-            await self._pipe.close()
-        await self._redis.aclose()
+        await self._conn.close()

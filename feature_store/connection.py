@@ -1,0 +1,173 @@
+"""How the feature store talks to Redis: round trips, Lua scripts, and errors.
+
+Every Redis error that means "Redis cannot be reached now" (a lost connection, a
+timeout) comes out of here as :class:`~feature_store.records.StoreUnavailable`, so that
+callers can answer with a fallback or retry, and every other error as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feature_store.pipelining import Command, SharedRoundTrips
+from feature_store.records import Observer, StoreUnavailable
+from feature_store.transport import RedisPipe
+
+SCRIPTS = {
+    name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
+    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle")
+}
+
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+
+Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+def raise_failed(replies: Sequence[Any]) -> None:
+    """Raise the first error among a round trip's replies (a transient one as
+    :class:`StoreUnavailable`)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise StoreUnavailable(str(reply)) if isinstance(reply, TRANSIENT) else reply
+
+
+class StoreConnection:
+    """Round trips to one Redis server or a Redis Cluster.
+
+    The hot path (scripts and decision reads) goes through ``pipe``, one pipelined
+    connection to a single server; without it (a cluster), through redis-py's pipelines,
+    shared by concurrent callers. The less frequent calls use ``client``'s pipelines.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis | aioredis.RedisCluster,
+        pipe: RedisPipe | None = None,
+        observe: Observer | None = None,
+    ) -> None:
+        self.client = client
+        self._pipe = pipe
+        self._observe = observe
+        self._shared = SharedRoundTrips(self._send)
+        self._shas: dict[str, str] = {}
+        self._loading = asyncio.Lock()
+        self._round_trips = 0
+
+    @property
+    def round_trips(self) -> int:
+        """Writes to Redis so far (each one round trip, shared by concurrent callers)."""
+        return self._round_trips + (self._pipe.writes if self._pipe is not None else 0)
+
+    def observe(self, op: str, started: float) -> None:
+        """Report how long ``op`` took since ``started`` (a perf_counter time)."""
+        if self._observe is not None:
+            self._observe(op, time.perf_counter() - started)
+
+    async def submit(self, commands: list[Command]) -> list[Any]:
+        """Commands in one round trip, shared with other callers' commands made meanwhile;
+        errors of single commands come back as values."""
+        if self._pipe is None:
+            return await self._shared.submit(commands)
+        try:
+            return await self._pipe.execute(commands)
+        except TRANSIENT as exc:
+            raise unavailable(exc) from exc
+
+    def pipeline(self) -> Any:
+        """A redis-py pipeline (no transaction) for :meth:`execute`."""
+        return self.client.pipeline(transaction=False)
+
+    async def execute(self, op: str, pipe: Any) -> list[Any]:
+        """Run a pipeline built with :meth:`pipeline` in one round trip."""
+        started = time.perf_counter()
+        try:
+            replies: list[Any] = await pipe.execute()
+        except TRANSIENT as exc:
+            raise unavailable(exc) from exc
+        self._round_trips += 1
+        self.observe(op, started)
+        return replies
+
+    async def _send(self, commands: list[Command]) -> list[Any]:
+        pipe = self.pipeline()
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except TRANSIENT as exc:
+            raise unavailable(exc) from exc
+        self._round_trips += 1
+        return replies
+
+    async def _load_scripts(self) -> dict[str, str]:
+        """Load every script; callers that arrive meanwhile wait for the same load (the
+        scripts become visible all at once, never half loaded)."""
+        async with self._loading:
+            loaded = {}
+            try:
+                for name, source in SCRIPTS.items():
+                    loaded[name] = str(await self.client.script_load(source))
+            except TRANSIENT as exc:
+                raise unavailable(exc) from exc
+            self._shas = loaded
+        return self._shas
+
+    async def eval_many(
+        self, op: str, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run one script per (keys, args) call in one round trip."""
+        return await self.eval_mixed(op, [(script, keys, args) for keys, args in calls])
+
+    async def eval_mixed(self, op: str, calls: Sequence[Call]) -> list[Any]:
+        """Run (script, keys, args) calls in one round trip, shared with other callers'
+        calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
+        if Redis lost them."""
+        shas = self._shas or await self._load_scripts()
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for _attempt in range(3):
+            started = time.perf_counter()
+            replies = await self.submit([
+                ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
+                for i in pending
+            ])  # fmt: skip
+            self.observe(op, started)
+            missing = []
+            for i, reply in zip(pending, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(i)
+                elif isinstance(reply, TRANSIENT):
+                    raise unavailable(reply)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[i] = reply
+            if not missing:
+                return results
+            pending = missing
+            shas = await self._load_scripts()
+        raise RuntimeError("Redis keeps losing the feature-store scripts")
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except TRANSIENT as exc:
+            raise unavailable(exc) from exc
+
+    async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
+        await self.client.aclose()
