@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, StoreConfig
 from schemas import WebClick
@@ -63,4 +64,29 @@ async def test_concurrent_calls_share_round_trips_and_keep_their_order(
         trips = store.round_trips - before
         assert trips < 30, f"{trips} round trips for 60 calls: nothing was shared"
     finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("connection", ["one pipelined connection", "redis-py pipelines"])
+async def test_scripts_lost_by_redis_are_loaded_again(
+    kafka_redis: Services, connection: str
+) -> None:
+    """A restarted or flushed Redis forgets the scripts: the store loads them again and
+    the call goes through, applied once."""
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix)
+    if connection == "one pipelined connection":
+        store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    else:
+        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+        store = FeatureStore(client, config)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        assert await store.apply([_click(1, "c1")]) == [1]
+        await admin.script_flush()
+        assert await store.apply([_click(2, "c1"), _click(1, "c1")]) == [1, 0]
+        features = await store.read("c1")
+        assert features is not None and features.events == 2
+    finally:
+        await admin.aclose()
         await store.close()
