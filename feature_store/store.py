@@ -14,6 +14,7 @@ from feature_store.connection import Call, StoreConnection, raise_failed
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.models import ModelSnapshots
 from feature_store.pipelining import Command
 from feature_store.records import (
     ApplyStatus,
@@ -56,7 +57,8 @@ class FeatureStore:
     EVALSHA) and at most once per ``event_id``; ``record_decisions`` does the same for
     decisions and the contacts Moments made; ``read`` / ``read_many`` return
     :class:`CustomerFeatures`; ``erase`` removes every key of a customer. Round trips,
-    scripts and errors are :class:`~feature_store.connection.StoreConnection`'s.
+    scripts and errors are :class:`~feature_store.connection.StoreConnection`'s; model
+    snapshots are ``models`` (:class:`~feature_store.models.ModelSnapshots`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class FeatureStore:
     ) -> None:
         self._conn = StoreConnection(client, pipe, observe)
         self._config = config
+        self.models = ModelSnapshots(self._conn, config.prefix)
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
         self.facts_applied = 0
@@ -177,29 +180,6 @@ class FeatureStore:
             pipe.get(self._keys.for_customer(customer_id).context(decision_id))
         found = await self._conn.execute("context", pipe)
         return [None if c is None else str(c) for c in found]
-
-    async def load_model(self, name: str) -> tuple[int, str] | None:
-        """The newest snapshot of a model: (version, payload)."""
-        pipe = self._conn.pipeline()
-        pipe.hmget(self._model_key(name), ["version", "payload"])
-        ((version, payload),) = await self._conn.execute("model", pipe)
-        return None if version is None else (int(version), str(payload))
-
-    async def model_version(self, name: str) -> int:
-        pipe = self._conn.pipeline()
-        pipe.hget(self._model_key(name), "version")
-        (version,) = await self._conn.execute("model", pipe)
-        return int(version or 0)
-
-    async def publish_model(self, name: str, expected_version: int, payload: str) -> int | None:
-        """Publish a snapshot; the new version, or None if someone else published first."""
-        key = self._model_key(name)
-        call = ((key, f"{key}:v{expected_version + 1}"), [expected_version, payload, 86400])
-        (new,) = await self._conn.eval_many("publish", "publish", [call])
-        return None if int(new) < 0 else int(new)
-
-    def _model_key(self, name: str) -> str:
-        return f"{self._config.prefix}:model:{{{name}}}"
 
     async def decision_context(self, customer_id: str, decision_id: str) -> str | None:
         """The stored context of one decision, while it is kept."""

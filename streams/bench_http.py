@@ -96,7 +96,7 @@ async def _seed(svc: Services, prefix: str, customers: int, events: int) -> tupl
     for i in range(0, len(touchpoints), 500):
         await store.apply(touchpoints[i : i + 500])
     snapshot, arms = _trained_snapshot()
-    assert await store.publish_model(MODEL, 0, snapshot) == 1
+    assert await store.models.publish(MODEL, 0, snapshot) == 1
     await store.close()
     return [c.customer_id for c in population.customers], arms
 

@@ -60,9 +60,9 @@ def restore_risk(payload: str) -> ChurnRisk:
 
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
     """Swap in the newest published bandit snapshot; True when it changed."""
-    if await store.model_version(MODEL) <= holder.version:
+    if await store.models.version(MODEL) <= holder.version:
         return False
-    found = await store.load_model(MODEL)
+    found = await store.models.load(MODEL)
     if found is None:
         return False
     model, _ = restore(found[1])
@@ -71,9 +71,9 @@ async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
 
 
 async def reload_risk_if_newer(store: FeatureStore, holder: RiskHolder) -> bool:
-    if await store.model_version(RISK) <= holder.version:
+    if await store.models.version(RISK) <= holder.version:
         return False
-    found = await store.load_model(RISK)
+    found = await store.models.load(RISK)
     if found is None:
         return False
     holder.model, holder.version = restore_risk(found[1]), found[0]
@@ -112,7 +112,7 @@ class SnapshotLearner:
         if not partitions:
             log.warning("topic %s has no partitions yet; the learner waits", self._topic)
             return
-        found = await self._store.load_model(self.name)
+        found = await self._store.models.load(self.name)
         version, offsets = 0, {}
         if found is not None:
             snap = msgspec.json.decode(found[1], type=Snapshot)
@@ -147,7 +147,7 @@ class SnapshotLearner:
                     snap = Snapshot(self._state(), {str(p): o for p, o in offsets.items()},
                                     datetime.now(UTC))  # fmt: skip
                     payload = msgspec.json.encode(snap).decode()
-                    new = await self._store.publish_model(self.name, version, payload)
+                    new = await self._store.models.publish(self.name, version, payload)
                     if new is None:
                         log.warning("another %s learner published first; restarting", self.name)
                         return

@@ -61,12 +61,12 @@ async def snapshot(pipeline: Pipeline, updates: int, wait_s: float = 120) -> Lin
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            found = await store.load_model(MODEL)
+            found = await store.models.load(MODEL)
             if found is not None:
                 model, _ = restore(found[1])
                 if model.updates >= updates:
                     await asyncio.sleep(3)  # anything learned twice would show now
-                    found = await store.load_model(MODEL)
+                    found = await store.models.load(MODEL)
                     assert found is not None
                     return restore(found[1])[0]
             await asyncio.sleep(0.5)

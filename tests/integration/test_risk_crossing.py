@@ -43,7 +43,7 @@ async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: P
     store = pipeline.store()
     try:
         payload = Snapshot(model=model.to_dict(), offsets={}, updated_at=NOW)
-        assert await store.publish_model(RISK, 0, msgspec.json.encode(payload).decode()) == 1
+        assert await store.models.publish(RISK, 0, msgspec.json.encode(payload).decode()) == 1
     finally:
         await store.close()
     worker = pipeline.start_worker(MOMENTS_RISK_THRESHOLD="0.7")
