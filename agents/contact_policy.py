@@ -68,7 +68,7 @@ class ContactPolicy:
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
         if features is None:  # a first contact: only channel and segment rules apply
-            return Verdict(self._eligible(offers, channel, "new", 0), [])
+            return Verdict(self._eligible(offers, channel, "new", 0, now), [])
         if not features.consents_to(channel):
             return Verdict([], [f"suppressed:consent:{channel}"])
         if self.avoids(features, channel):
@@ -77,7 +77,7 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:fatigue:{channel}:day"])
         if features.contact.shown_7d.get(channel, 0) >= self.weekly_caps.get(channel, 10**9):
             return Verdict([], [f"suppressed:fatigue:{channel}:week"])
-        eligible = self._eligible(offers, channel, features.segment, features.purchases)
+        eligible = self._eligible(offers, channel, features.segment, features.purchases, now)
         allowed, reasons = [], []
         for offer in eligible:
             last = features.contact.last_shown.get(offer.offer_id)
@@ -94,7 +94,7 @@ class ContactPolicy:
 
     @staticmethod
     def _eligible(
-        offers: Sequence[Offer], channel: str, segment: str, purchases: int
+        offers: Sequence[Offer], channel: str, segment: str, purchases: int, now: datetime
     ) -> list[Offer]:
         return [
             o
@@ -102,4 +102,5 @@ class ContactPolicy:
             if channel in o.channels
             and (not o.segments or segment in o.segments)
             and purchases >= o.min_purchases
+            and o.available_at(now)
         ]

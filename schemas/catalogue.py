@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ import msgspec
 
 OfferChannel = Literal["web", "email", "sms", "call"]
 Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
+Moment = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
 
 
 class Offer(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +26,31 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None  # per customer
     script: str = ""
+    available_from: Moment | None = None  # a campaign's first moment
+    available_until: Moment | None = None  # and the moment it ends (not included)
+
+    def __post_init__(self) -> None:
+        start, end = self.available_from, self.available_until
+        if start is not None and end is not None and end <= start:
+            raise ValueError(
+                f"offer {self.offer_id!r} ends ({end.isoformat()}) before it starts "
+                f"({start.isoformat()})"
+            )
+
+    def available_at(self, now: datetime) -> bool:
+        """Whether the offer may be made at ``now`` (an offer without dates always may).
+
+        >>> from datetime import UTC, datetime
+        >>> sale = Offer(offer_id="sale", title="Sale", channels=["web"],
+        ...              available_from=datetime(2026, 12, 1, tzinfo=UTC),
+        ...              available_until=datetime(2027, 1, 1, tzinfo=UTC))
+        >>> [sale.available_at(datetime(2026, m, 1, tzinfo=UTC)) for m in (11, 12)]
+        [False, True]
+        >>> sale.available_at(datetime(2027, 1, 1, tzinfo=UTC))
+        False
+        """
+        start, end = self.available_from, self.available_until
+        return (start is None or start <= now) and (end is None or now < end)
 
 
 class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +70,13 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
 
     def by_id(self, offer_id: str) -> Offer | None:
         return next((o for o in self.offers if o.offer_id == offer_id), None)
+
+    def defaults_for(self, channel: str, now: datetime, limit: int) -> list[Offer]:
+        """The safe default offers (for fallback answers) that may be made on ``channel``
+        at ``now``, in the catalogue's order of ``default_offers``."""
+        found = (self.by_id(offer_id) for offer_id in self.default_offers)
+        usable = [o for o in found if o and channel in o.channels and o.available_at(now)]
+        return usable[:limit]
 
 
 class CatalogueError(ValueError):

@@ -68,12 +68,12 @@ def customer_id_of(request: web.Request) -> str:
 
 
 def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
-    defaults = [api.catalogue.by_id(o) for o in api.catalogue.default_offers]
-    offers = [o for o in defaults if o is not None and channel in o.channels][:limit]
+    now = datetime.now(UTC)
+    offers = api.catalogue.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
-        ts=datetime.now(UTC),
+        ts=now,
         channel=channel,
         trigger_event_id=None,
         offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],

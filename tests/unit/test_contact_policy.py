@@ -339,6 +339,32 @@ def test_real_catalogue_eligibility() -> None:
     assert allowed(at_risk) == ["travel-insurance", "service-recovery-voucher"]
 
 
+WINTER_SALE = Offer(
+    offer_id="winter-sale", title="S", channels=["web"],
+    available_from=NOW + timedelta(days=1), available_until=NOW + timedelta(days=8),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("at", "ok"),
+    [
+        (timedelta(0), False),  # before the campaign
+        (timedelta(days=1) - timedelta(microseconds=1), False),
+        (timedelta(days=1), True),  # its first moment
+        (timedelta(days=4), True),
+        (timedelta(days=8) - timedelta(microseconds=1), True),
+        (timedelta(days=8), False),  # it has ended
+    ],
+)
+@pytest.mark.parametrize("feats", [CUSTOMER, None], ids=["known", "first-contact"])
+def test_offers_are_made_only_while_available(
+    at: timedelta, ok: bool, feats: CustomerFeatures | None
+) -> None:
+    verdict = screen(feats, offers=[ANY, WINTER_SALE], now=NOW + at)
+    assert allowed(verdict) == (["any", "winter-sale"] if ok else ["any"])
+    assert verdict.reasons == []  # out of season is not suppressed
+
+
 # --------------------------------------------------------------------------------------
 # No features yet: a first contact
 # --------------------------------------------------------------------------------------

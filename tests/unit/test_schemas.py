@@ -19,6 +19,8 @@ from schemas import (
     InterventionContext,
     InvalidEvent,
     NextBestOffer,
+    Offer,
+    OfferCatalogue,
     OfferScore,
     Outcome,
     Purchase,
@@ -741,6 +743,35 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
     assert as_json == toml
 
 
+def test_offer_dates_load_with_their_offsets(tmp_path: Path) -> None:
+    dates = "available_from = 2026-12-01T00:00:00Z\navailable_until = 2027-01-06T00:00:00+01:00\n"
+    offer = load_catalogue(write(tmp_path, 'version = "v"\n' + OFFER_A + dates)).offers[0]
+    assert offer.available_from == datetime(2026, 12, 1, tzinfo=UTC)
+    assert offer.available_until == datetime(2027, 1, 5, 23, tzinfo=UTC)
+    assert (
+        load_catalogue(write(tmp_path, 'version = "v"\n' + OFFER_A))
+        .offers[0]
+        .available_at(datetime(1970, 1, 1, tzinfo=UTC))
+    )  # no dates: always
+
+
+def test_fallback_defaults_follow_channel_dates_and_order() -> None:
+    moment = datetime(2026, 12, 10, tzinfo=UTC)
+    ended = Offer(offer_id="ended", title="E", channels=["web"],
+                  available_until=moment - timedelta(seconds=1))  # fmt: skip
+    later = Offer(offer_id="later", title="L", channels=["web"],
+                  available_from=moment + timedelta(seconds=1))  # fmt: skip
+    web = Offer(offer_id="web", title="W", channels=["web"])
+    both = Offer(offer_id="both", title="B", channels=["web", "email"])
+    catalogue = OfferCatalogue(version="v", offers=[web, ended, later, both],
+                               default_offers=["both", "ended", "later", "web"])  # fmt: skip
+    assert catalogue.defaults_for("web", moment, 3) == [both, web]
+    assert catalogue.defaults_for("web", moment, 1) == [both]
+    assert catalogue.defaults_for("email", moment, 3) == [both]
+    assert catalogue.defaults_for("sms", moment, 3) == []
+    assert catalogue.defaults_for("web", moment + timedelta(seconds=1), 3) == [both, later, web]
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -764,6 +795,15 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
         ),
         ('version = "v"\n' + OFFER_A + "margin = 1.5\n", ["$.offers[0].margin"]),
         ('version = "v"\n' + OFFER_A + 'segments = ["vip"]\n', ["vip", "$.offers[0].segments"]),
+        (
+            'version = "v"\n' + OFFER_A + "available_from = 2026-12-01T00:00:00\n",
+            ["timezone", "$.offers[0].available_from"],
+        ),
+        (
+            'version = "v"\n' + OFFER_A + "available_from = 2026-12-02T00:00:00Z\n"
+            "available_until = 2026-12-02T00:00:00Z\n",
+            ["'a' ends", "before it starts", "$.offers[0]"],
+        ),
         ("version = \n", []),
     ],
     ids=[
@@ -776,6 +816,8 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
         "bad-offer-id",
         "margin-above-one",
         "unknown-segment",
+        "available-without-offset",
+        "ends-before-it-starts",
         "not-toml",
     ],
 )
