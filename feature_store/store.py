@@ -181,14 +181,6 @@ class FeatureStore:
         found = await self._conn.execute("context", pipe)
         return [None if c is None else str(c) for c in found]
 
-    async def decision_context(self, customer_id: str, decision_id: str) -> str | None:
-        """The stored context of one decision, while it is kept."""
-        key = self._keys.for_customer(customer_id).context(decision_id)
-        pipe = self._conn.pipeline()
-        pipe.get(key)
-        (found,) = await self._conn.execute("context", pipe)
-        return None if found is None else str(found)
-
     async def recent_decisions(self, customer_id: str, n: int = 10) -> list[str]:
         """Contexts of the customer's newest decisions that are still kept, newest first."""
         keys = self._keys.for_customer(customer_id)
