@@ -9,16 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from schemas import CatalogueError
+from streams import logs
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger("moments")
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -220,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
-    _logging(settings.log_level)
+    logs.configure(settings.log_level)
     try:
         return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:

@@ -1,0 +1,108 @@
+"""Customer ids stay out of logs and metrics.
+
+A worker and an API at the default log level handle everything a customer id can travel
+with: touchpoints of every kind (an at-risk caller raising an alert included), events
+that are dead-lettered, a decision that cannot be stored, recommendations, a profile
+read, outcomes and events posted over HTTP (some invalid), refused requests and an
+erasure. Afterwards neither process's log nor its ``/metrics`` mentions any of those ids.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, outcome
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+
+def _opaque() -> str:
+    """An event id as producers make them: nothing in it names the customer."""
+    return uuid.uuid4().hex
+
+
+def _traffic(ids: list[str]) -> list[dict[str, object]]:
+    regular, caller, buyer, *_ = ids
+    return [
+        event("web_click", regular, _opaque(), minutes_ago=9),
+        event("email", regular, _opaque(), minutes_ago=8, action="clicked"),
+        event("social_mention", caller, _opaque(), minutes_ago=7, sentiment=-0.9, reach=5000),
+        event("call", caller, _opaque(), minutes_ago=6, reason="complaint", sentiment=-0.8),
+        event("call", caller, _opaque(), minutes_ago=5, reason="cancel"),
+        event("purchase", buyer, _opaque(), minutes_ago=4, amount=120.0),
+        event("survey", buyer, _opaque(), minutes_ago=3, score=2, scale="csat5"),
+        event("consent", buyer, _opaque(), minutes_ago=2, channel="email", granted=False),
+    ]
+
+
+def _mentions(ids: list[str], text: str) -> list[str]:
+    return [i for i in ids if i in text]
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])  # the default, and the most verbose
+async def test_no_customer_id_in_logs_or_metrics(pipeline: Pipeline, level: str) -> None:
+    ids = [f"pd{uuid.uuid4().hex[:12]}" for _ in range(5)]
+    regular, caller, buyer, erased, stranger = ids
+    worker = pipeline.start_worker(MOMENTS_LOG_LEVEL=level)
+    api = pipeline.start_api(MOMENTS_LOG_LEVEL=level, MOMENTS_CONTROL_PERCENT="0")
+    good = [*_traffic(ids), event("web_click", erased, _opaque(), minutes_ago=1)]
+    records = [(str(e["customer_id"]).encode(), json.dumps(e).encode()) for e in good]
+    records += [
+        (stranger.encode(), b"{not json"),  # dead-lettered: not JSON
+        (stranger.encode(), json.dumps({"type": "web_click", "customer_id": stranger}).encode()),
+        (stranger.encode(), json.dumps(event("web_click", stranger, _opaque(), minutes_ago=-600))
+         .encode()),  # dead-lettered: dated too far ahead
+    ]  # fmt: skip
+    await produce(pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints"), records)
+
+    async def handled() -> bool:
+        ok = sum(v for v in _samples(worker, "moments_events_total", 'result="ok"'))
+        return ok >= len(good) and worker.metric("moments_dead_letters_total") >= 3
+
+    await eventually(handled, "the worker handled every event")
+    for customer in (regular, caller, buyer, stranger):
+        reply = await call("GET", f"{api.url}/v1/customers/{customer}/recommendations",
+                           headers=DEV_AUTH)  # fmt: skip
+        assert reply.status == 200, reply
+        profile = await call("GET", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
+        assert profile.status == 200, profile  # a recommendation made a profile, if none
+        for offer in reply.json["offers"][:1]:
+            answer = outcome(reply.json["decision_id"], customer, offer["offer_id"])
+            sent = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=answer)
+            assert sent.status == 202, sent
+        bad = outcome("no-such-decision", customer, "nothing", result="maybe")
+        sent = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=[bad])
+        assert sent.status == 422, sent
+    bad_event = {"type": "web_click", "customer_id": regular}
+    posted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH,
+                        body=[event("web_click", regular, _opaque()), bad_event])  # fmt: skip
+    assert posted.status == 422, posted
+    refused = await call("GET", f"{api.url}/v1/customers/{regular}",
+                         headers={"Authorization": "Bearer wrong"})  # fmt: skip
+    assert refused.status == 401, refused
+    erasure = await call("DELETE", f"{api.url}/v1/customers/{erased}", headers=DEV_AUTH)
+    assert erasure.status == 200, erasure
+    after = await call("GET", f"{api.url}/v1/customers/{erased}/recommendations", headers=DEV_AUTH)
+    assert after.status == 200 and after.json["fallback"] is True, after
+
+    for process in (worker, api):
+        _, metrics = process.get("/metrics")
+        assert "moments_" in metrics
+        assert _mentions(ids, metrics) == [], "customer ids in /metrics"
+        process.stop()  # flushes its log
+        log = process.log_path.read_text()
+        assert _mentions(ids, log) == [], f"customer ids in the log:\n{log[-3000:]}"
+
+
+def _samples(process: Worker, name: str, label: str) -> list[float]:
+    _, body = process.get("/metrics")
+    return [
+        float(line.rpartition(" ")[2])
+        for line in body.splitlines()
+        if line.startswith(name + "{") and label in line
+    ]
