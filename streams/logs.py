@@ -6,8 +6,6 @@ the value personal data. The loggers that do so stay at info whatever
 writing customers into them.
 
 >>> configure("debug")
->>> logging.getLogger("moments").isEnabledFor(logging.DEBUG)
-True
 >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
 False
 """

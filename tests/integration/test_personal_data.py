@@ -61,10 +61,11 @@ async def test_no_customer_id_in_logs_or_metrics(pipeline: Pipeline, level: str)
     await produce(pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints"), records)
 
     async def handled() -> bool:
-        ok = sum(v for v in _samples(worker, "moments_events_total", 'result="ok"'))
-        return ok >= len(good) and worker.metric("moments_dead_letters_total") >= 3
+        ok = sum(_samples(worker, "moments_events_total", 'result="ok"'))
+        alerts = sum(_samples(worker, "moments_decisions_total", 'channel="contact_centre"'))
+        return ok >= len(good) and alerts >= 1 and worker.metric("moments_dead_letters_total") >= 3
 
-    await eventually(handled, "the worker handled every event")
+    await eventually(handled, "the worker handled every event and raised alerts")
     for customer in (regular, caller, buyer, stranger):
         reply = await call("GET", f"{api.url}/v1/customers/{customer}/recommendations",
                            headers=DEV_AUTH)  # fmt: skip
