@@ -7,7 +7,7 @@ connected screen. Event ids are ``<partition>-<offset>``.
 Erased customers stay off the screens: an alert whose customer is erased (tombstone in
 Redis) is dropped, and an erasure, made by any API process (it reads the
 ``customer-erasures`` topic too), removes the customer's alerts from the buffer and
-tells connected screens to drop theirs.
+tells the connected screens that may show them to drop theirs (see :class:`Screen`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,42 @@ class Erased:
 
 
 Notice = Alert | Erased
+
+
+class Screen:
+    """Whom one connected screen may be showing, so that it hears only of the erasures
+    that concern it: a screen that was never sent an alert about a customer is not told
+    that customer's id. A screen that resumed (``Last-Event-ID``) may still show alerts
+    from before, so it hears of every erasure; so does one that was sent alerts about
+    more than ``limit`` customers (its memory of them stays bounded).
+
+    >>> Screen(resumed=False).must_hear_of(Erased("c1"))
+    False
+    >>> Screen(resumed=True).must_hear_of(Erased("c1"))
+    True
+    """
+
+    def __init__(self, resumed: bool, limit: int = 10_000) -> None:
+        self._everyone = resumed
+        self._limit = limit
+        self._customers: set[str] = set()
+
+    def sent(self, alert: Alert) -> None:
+        """The screen was sent ``alert``."""
+        if not self._everyone:
+            self._customers.add(alert.intervention.customer_id)
+            if len(self._customers) > self._limit:
+                self._everyone = True
+                self._customers.clear()
+
+    def must_hear_of(self, erased: Erased) -> bool:
+        """Whether to tell the screen of ``erased`` (then the id is forgotten here)."""
+        if erased.customer_id in self._customers:
+            self._customers.discard(erased.customer_id)
+            return True
+        return self._everyone
+
+
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
 

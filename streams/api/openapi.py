@@ -120,7 +120,9 @@ def openapi_spec() -> dict[str, Any]:
                 "description": "`event: intervention` carries one intervention (its id is "
                                "`<partition>-<offset>`); `event: erasure`, with no id, carries "
                                "`{\"customer_id\": ...}` of a customer just erased, whose "
-                               "alerts screens must drop.",
+                               "alerts screens must drop. It goes to the streams that sent "
+                               "an alert about that customer, and to every stream resumed "
+                               "with Last-Event-ID.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [{"name": "queue", "in": "query", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "text/event-stream"},

@@ -25,7 +25,7 @@ from schemas import (
     encode_touchpoint,
 )
 from streams import topics
-from streams.api.alerts import Erased
+from streams.api.alerts import Erased, Screen
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
@@ -252,11 +252,13 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     })  # fmt: skip
     await response.prepare(request)
     inbox = api.alerts.subscribe()
+    screen = Screen(resumed=last_id is not None)
     try:
         await response.write(b"retry: 2000\n\n")
         backlog = api.alerts.since(last_id, queue)
         sent = {alert.id for alert in backlog}  # what arrives while sending them comes once
         for alert in backlog:
+            screen.sent(alert)
             await response.write(_sse(alert.id, alert.raw))
         while True:
             try:
@@ -264,9 +266,11 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if isinstance(notice, Erased):  # every screen: any may show the customer
-                await response.write(_erased_sse(notice.customer_id))
+            if isinstance(notice, Erased):
+                if screen.must_hear_of(notice):
+                    await response.write(_erased_sse(notice.customer_id))
             elif notice.id not in sent and queue in (None, notice.intervention.queue):
+                screen.sent(notice)
                 await response.write(_sse(notice.id, notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):
         pass

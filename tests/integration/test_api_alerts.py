@@ -142,3 +142,36 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             backlog = await receive(fresh, 2)
             assert ids(backlog) == ["iv-2", "iv-4"]
             await fresh.nothing_more(1.0)
+
+
+async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
+    pipeline: Pipeline,
+) -> None:
+    """A screen that was never sent an alert about the erased customer is not told their
+    id; one that resumed with Last-Event-ID is (it may still show alerts from before)."""
+    gone, kept = "alert-private-gone", "alert-private-kept"
+    api = pipeline.start_api()
+    stream = f"{api.url}/v1/alerts/stream"
+    async with (
+        SseClient(f"{stream}?queue=vip", DEV_AUTH) as vip,
+        SseClient(f"{stream}?queue=billing", DEV_AUTH) as billing,
+    ):
+        for screen in (vip, billing):
+            await screen.subscribed()
+        await send(pipeline, intervention(1, "vip", gone), intervention(2, "billing", kept))
+        assert ids(await receive(vip, 1)) == ["iv-1"]
+        (shown,) = await receive(billing, 1)
+        assert ids([shown]) == ["iv-2"]
+        after_2 = {**DEV_AUTH, "Last-Event-ID": str(shown.id)}
+        async with SseClient(f"{stream}?queue=billing", after_2) as resumed:
+            await resumed.subscribed()
+            erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
+            assert erased.status == 200, erased
+            for screen in (vip, resumed):
+                notice = await screen.next()
+                assert (notice.event, notice.json) == ("erasure", {"customer_id": gone})
+            await send(pipeline, intervention(3, "billing", kept))
+            later = await billing.next()  # the next thing this screen hears: no erasure
+            assert (later.event, ids([later])) == ("intervention", ["iv-3"])
+            await billing.nothing_more(1.0)
+        await vip.nothing_more(1.0)  # told once, though the process hears of it twice

@@ -10,7 +10,7 @@ import pytest
 
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
-from streams.api.alerts import Alert, AlertHub, Erased
+from streams.api.alerts import Alert, AlertHub, Erased, Screen
 
 
 def alert(n: int, customer: str) -> Alert:
@@ -32,7 +32,7 @@ def hub(erased: object = nobody_erased) -> AlertHub:
                     retry_s=0.01)  # type: ignore[arg-type]  # fmt: skip
 
 
-def test_forget_drops_the_customers_alerts_and_tells_every_screen() -> None:
+def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
     alerts = hub()
     screen = alerts.subscribe()
     alerts.publish([alert(1, "a"), alert(2, "b"), alert(3, "a")])
@@ -68,3 +68,27 @@ async def test_alerts_wait_until_redis_can_say_who_is_erased(
     assert [a.id for a in kept] == ["0-2"] and len(asked) == 3
     assert "holding 2 alerts until Redis can say who is erased" in caplog.text
     assert "'a'" not in caplog.text  # no customer id in the log
+
+
+def test_a_screen_hears_only_of_customers_it_was_sent_alerts_about() -> None:
+    screen = Screen(resumed=False)
+    screen.sent(alert(1, "a"))
+    assert not screen.must_hear_of(Erased("b"))  # never shown: never told the id
+    assert screen.must_hear_of(Erased("a"))
+    assert not screen.must_hear_of(Erased("a"))  # told once; the id is forgotten here
+
+
+def test_a_resumed_screen_hears_of_every_erasure() -> None:
+    screen = Screen(resumed=True)  # it may still show alerts from its last connection
+    assert screen.must_hear_of(Erased("b"))
+    screen.sent(alert(1, "a"))
+    assert screen.must_hear_of(Erased("a")) and screen.must_hear_of(Erased("a"))
+
+
+def test_a_screen_sent_too_many_customers_hears_of_every_erasure() -> None:
+    screen = Screen(resumed=False, limit=2)
+    for n, customer in enumerate("ab"):
+        screen.sent(alert(n, customer))
+    assert not screen.must_hear_of(Erased("z"))
+    screen.sent(alert(3, "c"))  # a third customer: past the limit, the memory is dropped
+    assert screen.must_hear_of(Erased("z")) and screen.must_hear_of(Erased("a"))
