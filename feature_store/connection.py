@@ -93,11 +93,7 @@ class StoreConnection:
     async def execute(self, op: str, pipe: Any) -> list[Any]:
         """Run a pipeline built with :meth:`pipeline` in one round trip."""
         started = time.perf_counter()
-        try:
-            replies: list[Any] = await pipe.execute()
-        except TRANSIENT as exc:
-            raise unavailable(exc) from exc
-        self._round_trips += 1
+        replies = await self._run(pipe, raise_on_error=True)
         self.observe(op, started)
         return replies
 
@@ -105,8 +101,11 @@ class StoreConnection:
         pipe = self.pipeline()
         for command in commands:
             pipe.execute_command(*command)
+        return await self._run(pipe, raise_on_error=False)
+
+    async def _run(self, pipe: Any, raise_on_error: bool) -> list[Any]:
         try:
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            replies: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
         except TRANSIENT as exc:
             raise unavailable(exc) from exc
         self._round_trips += 1

@@ -10,7 +10,7 @@ import msgspec
 
 OfferChannel = Literal["web", "email", "sms", "call"]
 Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
-Moment = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
 
 
 class Offer(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,8 +26,8 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None  # per customer
     script: str = ""
-    available_from: Moment | None = None  # a campaign's first moment
-    available_until: Moment | None = None  # and the moment it ends (not included)
+    available_from: Instant | None = None  # a campaign's first moment
+    available_until: Instant | None = None  # and the moment it ends (not included)
 
     def __post_init__(self) -> None:
         start, end = self.available_from, self.available_until
