@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION, context_vector
 from agents.moments import DecisionMoment
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, OfferCatalogue, OfferScore
+from schemas import NextBestOffer, OfferScore
 
 
 @dataclass
@@ -29,7 +30,7 @@ class ModelHolder:
 
 @dataclass(frozen=True, slots=True)
 class LearnedOfferPolicy:
-    catalogue: OfferCatalogue
+    catalogue: CatalogueHolder
     contact_policy: ContactPolicy
     holder: ModelHolder
 
@@ -41,7 +42,7 @@ class LearnedOfferPolicy:
         self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
     ) -> NextBestOffer:
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.offers, now
+            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now
         )
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)

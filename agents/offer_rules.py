@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.moments import DecisionMoment
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore
+from schemas import NextBestOffer, Offer, OfferScore
 
 
 @dataclass(frozen=True, slots=True)
 class RuleBasedOfferPolicy:
-    catalogue: OfferCatalogue
+    catalogue: CatalogueHolder
     contact_policy: ContactPolicy
     model_version: str = "rules-v1"
 
@@ -39,7 +40,7 @@ class RuleBasedOfferPolicy:
         self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
     ) -> NextBestOffer:
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.offers, now
+            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now
         )
         reasons = verdict.opening_reasons(features)
         scored = sorted(

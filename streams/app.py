@@ -13,6 +13,7 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Histogram
 
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules
@@ -23,9 +24,10 @@ from agents.touchpoint_agent import register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.records import Observer
-from schemas import OfferCatalogue, load_catalogue
+from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
+from streams.catalogue_reload import CatalogueReloader
 from streams.kafka_security import faust_credentials
 from streams.learner import (
     MODEL,
@@ -51,7 +53,7 @@ class Moments:
     app: Any  # faust.App
     metrics: Metrics
     store: FeatureStore
-    catalogue: OfferCatalogue
+    catalogue: CatalogueHolder
     holder: ModelHolder
     risk: RiskHolder
     risk_examples: Any  # the Faust topic the sweep sends its examples to
@@ -87,7 +89,7 @@ def build_store(
 
 def create_app(settings: Settings) -> Moments:
     """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
-    catalogue = load_catalogue(settings.catalogue_path)
+    catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
     if settings.key_secret == DEV_SECRET:
         log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
     metrics = Metrics()
@@ -150,6 +152,7 @@ def create_app(settings: Settings) -> Moments:
     _register_pages(moments)
     _register_lag_timer(moments)
     _register_learning(moments)
+    _register_catalogue_reload(moments)
     return moments
 
 
@@ -180,7 +183,7 @@ class _MillisecondsToSeconds:
 
 
 def build_policy(
-    settings: Settings, catalogue: OfferCatalogue, holder: ModelHolder
+    settings: Settings, catalogue: CatalogueHolder, holder: ModelHolder
 ) -> RuleBasedOfferPolicy | LearnedOfferPolicy:
     """The offer policy as configured: ``learned`` (default) or ``rules``."""
     contact = ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent))
@@ -241,6 +244,19 @@ def _register_learning(moments: Moments) -> None:
             return
         moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
         moments.metrics.model_version.labels(RISK).set(moments.risk.version)
+
+
+def _register_catalogue_reload(moments: Moments) -> None:
+    settings, metrics = moments.settings, moments.metrics
+    metrics.catalogue_in_use(moments.catalogue.current)
+    if settings.catalogue_check_s > 0:
+        reloader = CatalogueReloader(
+            settings.catalogue_path, moments.catalogue, metrics.catalogue_in_use
+        )
+
+        @moments.app.timer(settings.catalogue_check_s)  # type: ignore[untyped-decorator]
+        async def reload_catalogue() -> None:
+            reloader.check()
 
 
 def _register_pages(moments: Moments) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION
 from agents.control_group import ControlGroup
@@ -162,8 +163,10 @@ class Evaluation:
         )
         model = LinUCBOffers(DIMENSION, alpha=config.alpha, epsilon=config.epsilon)
         self.holder = ModelHolder(model=model)
-        self.learned = LearnedOfferPolicy(self.catalogue, self.contact_policy, self.holder)
-        self.rules = RuleBasedOfferPolicy(self.catalogue, self.contact_policy)
+        self.learned = LearnedOfferPolicy(
+            CatalogueHolder(self.catalogue), self.contact_policy, self.holder
+        )
+        self.rules = RuleBasedOfferPolicy(CatalogueHolder(self.catalogue), self.contact_policy)
         self.offers = {o.offer_id: o for o in self.catalogue.offers}
         self.worth = {o.offer_id: worth_of(o) for o in self.catalogue.offers}
         self.customers: dict[str, _Customer] = defaultdict(_Customer)

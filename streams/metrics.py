@@ -14,7 +14,7 @@ from prometheus_client import (
 )
 
 from agents.touchpoint_handler import BatchResult
-from schemas import Intervention, NextBestOffer
+from schemas import Intervention, NextBestOffer, OfferCatalogue
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -131,6 +131,19 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
+        self.catalogue_reloads = Counter(
+            "moments_catalogue_reloads_total",
+            "Offer catalogue files read again after a change: applied, or refused as invalid.",
+            ["outcome"],
+            registry=r,
+        )
+        self.catalogue_info = Gauge(
+            "moments_catalogue_info", "1 for the offer catalogue version in use.", ["version"],
+            registry=r,
+        )  # fmt: skip
+        self.catalogue_offers = Gauge(
+            "moments_catalogue_offers", "Offers in the catalogue in use.", registry=r
+        )
 
     # PipelineObserver
     def batch_handled(self, result: BatchResult) -> None:
@@ -149,6 +162,14 @@ class Metrics:
         if intervention.trigger_ts is not None:
             delay = (datetime.now(UTC) - intervention.trigger_ts).total_seconds()
             self.event_to_decision.observe(max(delay, 0.0))
+
+    def catalogue_in_use(self, catalogue: OfferCatalogue, outcome: str | None = None) -> None:
+        """The catalogue now in use, after a reload with ``outcome`` (or at start)."""
+        if outcome is not None:
+            self.catalogue_reloads.labels(outcome).inc()
+        self.catalogue_info.clear()
+        self.catalogue_info.labels(catalogue.version).set(1)
+        self.catalogue_offers.set(len(catalogue.offers))
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)

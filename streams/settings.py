@@ -59,6 +59,7 @@ class Settings:
     web_port: int = 6066
     data_dir: str = str(Path.home() / ".local" / "share" / "moments")
     catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
+    catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: never
     key_secret: str = DEV_SECRET
     policy: str = "learned"  # or "rules"
     control_percent: float = 5.0
@@ -119,6 +120,8 @@ class Settings:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
+        if self.catalogue_check_s < 0:
+            raise SettingsError("MOMENTS_CATALOGUE_CHECK_S must not be negative (0: never)")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
         if self.api_budget_ms <= 0 or self.api_publish_linger_ms < 0 or self.api_gather_ms < 0:

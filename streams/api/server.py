@@ -19,11 +19,12 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from agents.catalogue_holder import CatalogueHolder
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
-from schemas import OfferCatalogue, load_catalogue
+from schemas import load_catalogue
 from streams import topics
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
@@ -31,6 +32,7 @@ from streams.api.errors import Handler, error_response, json_errors
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
+from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
@@ -50,7 +52,7 @@ class Api:
     publisher: KeyedPublisher
     recommender: Recommender
     policy: RuleBasedOfferPolicy | LearnedOfferPolicy
-    catalogue: OfferCatalogue
+    catalogue: CatalogueHolder
     keys: KeyRing
     limiter: RateLimiter
     metrics: Metrics
@@ -89,7 +91,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     from streams.app import build_policy, build_store
 
     metrics = Metrics()
-    catalogue = load_catalogue(settings.catalogue_path)
+    catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
+    metrics.catalogue_in_use(catalogue.current)
     app = web.Application(
         middlewares=[timing, json_errors], client_max_size=settings.api_max_body_bytes
     )
@@ -128,9 +131,14 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             alerts=hub,
             risk=risk,
         )
-        reloader = asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))
+        background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))]
+        if settings.catalogue_check_s > 0:
+            background.append(
+                asyncio.create_task(_keep_catalogue_fresh(settings, catalogue, metrics))
+            )
         yield
-        reloader.cancel()
+        for task in background:
+            task.cancel()
         await recommender.drain()
         await hub.stop()
         await producer.stop()
@@ -154,6 +162,16 @@ async def _keep_model_fresh(api: Api, holder: ModelHolder, risk: RiskHolder) -> 
         except Exception:
             log.warning("could not check for a newer model snapshot", exc_info=True)
         await asyncio.sleep(2.0)
+
+
+async def _keep_catalogue_fresh(
+    settings: Settings, catalogue: CatalogueHolder, metrics: Metrics
+) -> None:
+    """Decide with the catalogue file's newest valid version (see streams.catalogue_reload)."""
+    reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
+    while True:
+        await asyncio.sleep(settings.catalogue_check_s)
+        reloader.check()
 
 
 async def serve(settings: Settings) -> None:

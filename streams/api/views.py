@@ -69,7 +69,7 @@ def customer_id_of(request: web.Request) -> str:
 
 def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
     now = datetime.now(UTC)
-    offers = api.catalogue.defaults_for(channel, now, limit)
+    offers = api.catalogue.current.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
@@ -111,8 +111,9 @@ async def recommendations(request: web.Request) -> web.Response:
             api.recommender.publish_soon(decision)
         api.metrics.decisions.labels("next_best_offer", channel).inc()
     body = msgspec.to_builtins(decision)
+    catalogue = api.catalogue.current
     for offer in body["offers"]:
-        found = api.catalogue.by_id(offer["offer_id"])
+        found = catalogue.by_id(offer["offer_id"])
         if found is not None:
             offer["title"] = found.title
     return json_response(body)

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION
 from agents.control_group import ControlGroup
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
 CONTACT_POLICY = ContactPolicy(ControlGroup("salt", 0.0))
-RULES = RuleBasedOfferPolicy(CATALOGUE, CONTACT_POLICY)
+RULES = RuleBasedOfferPolicy(CatalogueHolder(CATALOGUE), CONTACT_POLICY)
 CHANNELS = ("web", "email", "call", "sms")
 DECISION_FIELDS = (
     "segment", "value", "experience", "consent", "contact", "category_affinity",
@@ -167,7 +168,9 @@ def trained_policy() -> LearnedOfferPolicy:
         x = [1.0] + [rng.random() for _ in range(DIMENSION - 1)]
         offer = rng.choice(CATALOGUE.offers).offer_id
         model.learn_one(x, offer, float(rng.random() < 0.3))
-    return LearnedOfferPolicy(CATALOGUE, CONTACT_POLICY, ModelHolder(model, version=3))
+    return LearnedOfferPolicy(
+        CatalogueHolder(CATALOGUE), CONTACT_POLICY, ModelHolder(model, version=3)
+    )
 
 
 # --- the decision read --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import CATEGORIES, DIMENSION, context_vector
 from agents.control_group import ControlGroup
@@ -132,8 +133,10 @@ def _trained_model() -> LinUCBOffers:
     return model
 
 
-RULES = RuleBasedOfferPolicy(CATALOGUE, CONTACT_POLICY)
-LEARNED = LearnedOfferPolicy(CATALOGUE, CONTACT_POLICY, ModelHolder(_trained_model(), version=4))
+RULES = RuleBasedOfferPolicy(CatalogueHolder(CATALOGUE), CONTACT_POLICY)
+LEARNED = LearnedOfferPolicy(
+    CatalogueHolder(CATALOGUE), CONTACT_POLICY, ModelHolder(_trained_model(), version=4)
+)
 
 
 def moments(customer_id: str, index: int) -> Iterator[DecisionMoment]:

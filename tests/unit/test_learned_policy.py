@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION, context_vector
 from agents.control_group import ControlGroup
@@ -27,7 +28,7 @@ def _policy(epsilon: float) -> LearnedOfferPolicy:
         for _ in range(30):  # distinct acceptance per offer, so the greedy order is clear
             model.learn_one(x, offer, float(i % 3 == 0))
     return LearnedOfferPolicy(
-        CATALOGUE, ContactPolicy(ControlGroup("salt", 0.0)), ModelHolder(model)
+        CatalogueHolder(CATALOGUE), ContactPolicy(ControlGroup("salt", 0.0)), ModelHolder(model)
     )
 
 

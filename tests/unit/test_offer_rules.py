@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.moments import DecisionMoment, decision_id_for, moment_for, request_moment
@@ -48,7 +49,9 @@ DANGLING = CustomerFeatures(events=4, purchases=1, spend=20.0, sentiment=-0.8, s
 def policy(
     group: ControlGroup = NOBODY, catalogue: OfferCatalogue = CATALOGUE, **kw: str
 ) -> RuleBasedOfferPolicy:
-    return RuleBasedOfferPolicy(catalogue=catalogue, contact_policy=ContactPolicy(group), **kw)
+    return RuleBasedOfferPolicy(
+        catalogue=CatalogueHolder(catalogue), contact_policy=ContactPolicy(group), **kw
+    )
 
 
 def click(

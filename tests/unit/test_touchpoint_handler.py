@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
+from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.interventions import intervention_id_for
@@ -60,7 +61,7 @@ CATALOGUE = OfferCatalogue(
     version="test",
     offers=[Offer(offer_id="any", title="Any", channels=["web", "email", "call"], value=1.0)],
 )
-POLICY = RuleBasedOfferPolicy(CATALOGUE, ContactPolicy(ControlGroup("test", 0.0)))
+POLICY = RuleBasedOfferPolicy(CatalogueHolder(CATALOGUE), ContactPolicy(ControlGroup("test", 0.0)))
 KNOWN = CustomerFeatures(events=5, purchases=1, spend=50.0, value=50.0, segment="growth")
 
 

@@ -1,0 +1,113 @@
+"""A catalogue published while the worker and the API run is used without a restart.
+
+Real Kafka and Redis; the catalogue file is replaced the way a deployment replaces it
+(a new file renamed over the old one), then replaced by an invalid one, which both
+processes refuse while they go on deciding with the last valid catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.settings import Settings
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+WINTER = """
+version = "live-2"
+default_offers = ["winter-sale"]
+
+[[offers]]
+offer_id = "winter-sale"
+title = "Winter sale: 20% off"
+channels = ["web", "email"]
+value = 20.0
+"""
+
+
+def publish(path: Path, text: str) -> None:
+    """Write next to the file, then rename over it: readers never see half a file."""
+    staged = path.with_suffix(".staged")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
+async def offered(api: Worker, customer_id: str) -> list[dict[str, Any]]:
+    reply = await call(
+        "GET",
+        f"{api.url}/v1/customers/{customer_id}/recommendations?channel=web&limit=5",
+        headers=DEV_AUTH,
+    )
+    assert reply.status == 200, reply
+    assert reply.json["fallback"] is False, reply
+    offers: list[dict[str, Any]] = reply.json["offers"]
+    return offers
+
+
+async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    path = tmp_path / "offers.toml"
+    shutil.copy(Settings().catalogue_path, path)
+    settings = {
+        "MOMENTS_CATALOGUE_PATH": str(path),
+        "MOMENTS_CATALOGUE_CHECK_S": "0.2",
+        "MOMENTS_POLICY": "rules",
+        "MOMENTS_CONTROL_PERCENT": "0",
+        "MOMENTS_API_BUDGET_MS": "5000",
+    }
+    worker = pipeline.start_worker(**settings)
+    api = pipeline.start_api(**settings)
+    before = {o["offer_id"] for o in await offered(api, "live-1")}
+    assert before and "winter-sale" not in before
+
+    publish(path, WINTER)
+
+    async def api_uses_winter() -> bool:
+        return [o["offer_id"] for o in await offered(api, "live-2")] == ["winter-sale"]
+
+    await eventually(api_uses_winter, "the API decides with the new catalogue", within=20)
+    [offer] = await offered(api, "live-3")
+    assert offer["title"] == "Winter sale: 20% off"
+    for process in (api, worker):
+        assert process.metric("moments_catalogue_info", version="live-2") == 1.0
+        assert process.metric("moments_catalogue_reloads_total", outcome="applied") == 1.0
+        assert process.metric("moments_catalogue_offers") == 1.0
+
+    # the worker's next decision, for a web click produced to Kafka, uses it too
+    click = event("web_click", "live-4", "live-click-1", minutes_ago=0)
+    await produce(pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints"),
+                  [(b"live-4", json.dumps(click).encode())])  # fmt: skip
+    decisions_topic = pipeline.topic("next-best-offers")
+
+    async def worker_decision() -> list[str] | None:
+        for record in await read_to_end(pipeline.services.kafka_bootstrap, decisions_topic):
+            decision = json.loads(record.value)
+            if decision["trigger_event_id"] == "live-click-1":
+                return [o["offer_id"] for o in decision["offers"]]
+        return None
+
+    assert await eventually(worker_decision, "the worker's decision") == ["winter-sale"]
+
+    # an invalid catalogue is refused by both; they go on with the last valid one
+    publish(path, WINTER.replace('"winter-sale"]', '"no-such-offer"]'))
+    for process in (api, worker):
+
+        async def refused(process: Worker = process) -> bool:
+            return process.metric("moments_catalogue_reloads_total", outcome="refused") == 1.0
+
+        await eventually(refused, "the invalid catalogue refused", within=20)
+        assert process.metric("moments_catalogue_info", version="live-2") == 1.0
+        assert "offer catalogue refused, still using version 'live-2'" in (
+            process.log_path.read_text()
+        )
+    assert [o["offer_id"] for o in await offered(api, "live-5")] == ["winter-sale"]

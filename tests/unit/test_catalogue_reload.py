@@ -1,0 +1,175 @@
+"""Reading the offer catalogue again when its file changes."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.moments import request_moment
+from agents.offer_rules import RuleBasedOfferPolicy
+from schemas import OfferCatalogue, load_catalogue
+from streams.catalogue_reload import APPLIED, REFUSED, CatalogueReloader
+from streams.metrics import Metrics
+
+_clock = itertools.count(1_700_000_000)
+
+
+def catalogue_toml(version: str, *offer_ids: str) -> str:
+    offers = "".join(
+        f'[[offers]]\noffer_id = "{o}"\ntitle = "{o.title()}"\nchannels = ["web"]\n\n'
+        for o in offer_ids
+    )
+    return f'version = "{version}"\n\n{offers}'
+
+
+def write(path: Path, text: str) -> None:
+    """Write and give the file a new modification time, as a later edit would have."""
+    path.write_text(text)
+    second = next(_clock)
+    os.utime(path, (second, second))
+
+
+def catalogue_of(version: str, *offer_ids: str) -> OfferCatalogue:
+    return msgspec.toml.decode(catalogue_toml(version, *offer_ids), type=OfferCatalogue)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, catalogue: OfferCatalogue, outcome: str) -> None:
+        self.calls.append((catalogue.version, outcome))
+
+
+Setup = tuple[Path, CatalogueHolder, CatalogueReloader, "Recorder"]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    path = tmp_path / "offers.toml"
+    write(path, catalogue_toml("1", "shop", "newsletter"))
+    holder = CatalogueHolder(load_catalogue(path))
+    recorder = Recorder()
+    return path, holder, CatalogueReloader(path, holder, recorder), recorder
+
+
+def test_an_unchanged_file_is_not_read_again(setup: Setup) -> None:
+    _, holder, reloader, recorder = setup
+    before = holder.current
+    assert reloader.check() is None
+    assert holder.current is before and recorder.calls == []
+
+
+def test_a_new_valid_catalogue_replaces_the_one_in_use(setup: Setup) -> None:
+    path, holder, reloader, recorder = setup
+    write(path, catalogue_toml("2", "shop", "winter-sale"))
+    assert reloader.check() == APPLIED
+    assert holder.current.version == "2"
+    assert [o.offer_id for o in holder.current.offers] == ["shop", "winter-sale"]
+    assert recorder.calls == [("2", APPLIED)]
+    assert reloader.check() is None  # read once
+
+
+def test_an_invalid_catalogue_is_refused_once_and_the_one_in_use_stays(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, holder, reloader, recorder = setup
+    write(path, catalogue_toml("2", "shop", "shop"))  # the same offer twice
+    with caplog.at_level(logging.WARNING, "streams.catalogue_reload"):
+        assert reloader.check() == REFUSED
+        assert reloader.check() is None  # the same bad file: said once
+    assert holder.current.version == "1"
+    assert recorder.calls == [("1", REFUSED)]
+    [warning] = caplog.records
+    assert "duplicate offer_id 'shop'" in warning.getMessage()
+    assert "still using version '1'" in warning.getMessage()
+
+    write(path, catalogue_toml("3", "shop"))  # fixed
+    assert reloader.check() == APPLIED
+    assert holder.current.version == "3"
+
+
+def test_a_half_written_file_is_refused_and_the_complete_one_applied(setup: Setup) -> None:
+    path, holder, reloader, _ = setup
+    complete = catalogue_toml("2", "shop", "winter-sale")
+    write(path, complete[: len(complete) // 2 + 7])
+    assert reloader.check() == REFUSED
+    write(path, complete)
+    assert reloader.check() == APPLIED
+    assert holder.current.version == "2"
+
+
+def test_a_touched_file_with_the_same_catalogue_changes_nothing(setup: Setup) -> None:
+    path, holder, reloader, recorder = setup
+    before = holder.current
+    write(path, path.read_text())
+    assert reloader.check() is None
+    assert holder.current is before and recorder.calls == []
+
+
+def test_a_missing_file_is_refused_once_and_its_return_applied(setup: Setup) -> None:
+    path, holder, reloader, recorder = setup
+    path.unlink()
+    assert reloader.check() == REFUSED
+    assert reloader.check() is None
+    assert holder.current.version == "1"
+    write(path, catalogue_toml("2", "shop"))
+    assert reloader.check() == APPLIED
+    assert recorder.calls == [("1", REFUSED), ("2", APPLIED)]
+
+
+def test_a_configmap_style_update_is_seen_through_the_symlinks(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as ``offers.toml -> ..data/offers.toml`` and
+    updates it by pointing ``..data`` at a new directory."""
+    for name, version in (("v1", "1"), ("v2", "2")):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name / "offers.toml", catalogue_toml(version, "shop"))
+    (tmp_path / "..data").symlink_to("v1")
+    path = tmp_path / "offers.toml"
+    path.symlink_to("..data/offers.toml")
+    holder = CatalogueHolder(load_catalogue(path))
+    reloader = CatalogueReloader(path, holder)
+
+    (tmp_path / "..data_new").symlink_to("v2")
+    os.replace(tmp_path / "..data_new", tmp_path / "..data")
+    assert reloader.check() == APPLIED
+    assert holder.current.version == "2"
+
+
+def test_the_next_decision_uses_the_new_catalogue(setup: Setup) -> None:
+    path, holder, reloader, _ = setup
+    policy = RuleBasedOfferPolicy(holder, ContactPolicy(ControlGroup("salt", 0.0)))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def offered() -> set[str]:
+        decision = policy.decide(request_moment("c-1", "web", 5), None, now)
+        return {o.offer_id for o in decision.offers}
+
+    assert offered() == {"shop", "newsletter"}
+    write(path, catalogue_toml("2", "shop", "winter-sale"))
+    reloader.check()
+    assert offered() == {"shop", "winter-sale"}
+
+
+def test_metrics_show_the_version_in_use_and_count_reloads() -> None:
+    metrics = Metrics()
+    first = catalogue_of("1", "shop", "newsletter")
+    second = catalogue_of("2", "shop")
+    metrics.catalogue_in_use(first)
+    metrics.catalogue_in_use(second, APPLIED)
+    metrics.catalogue_in_use(second, REFUSED)
+    text = metrics.exposition().decode()
+    assert 'moments_catalogue_info{version="2"} 1.0' in text
+    assert 'version="1"' not in text
+    assert "moments_catalogue_offers 1.0" in text
+    assert 'moments_catalogue_reloads_total{outcome="applied"} 1.0' in text
+    assert 'moments_catalogue_reloads_total{outcome="refused"} 1.0' in text
