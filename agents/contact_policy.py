@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agents.control_group import ControlGroup
+from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import Offer
 
@@ -64,11 +65,13 @@ class ContactPolicy:
         features: CustomerFeatures | None,
         offers: Sequence[Offer],
         now: datetime,
+        budgets: BudgetLedger | None = None,
     ) -> Verdict:
+        """The offers that may be made; ``budgets`` holds the day's offer budgets."""
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
-        if features is None:  # a first contact: only channel and segment rules apply
-            return Verdict(self._eligible(offers, channel, "new", 0, now), [])
+        if features is None:  # a first contact: no customer rule applies yet
+            return _within_budget(self._eligible(offers, channel, "new", 0, now), [], budgets)
         if not features.consents_to(channel):
             return Verdict([], [f"suppressed:consent:{channel}"])
         if self.avoids(features, channel):
@@ -90,7 +93,7 @@ class ContactPolicy:
                 reasons.append(f"suppressed:cap:{offer.offer_id}")
                 continue
             allowed.append(offer)
-        return Verdict(allowed, reasons)
+        return _within_budget(allowed, reasons, budgets)
 
     @staticmethod
     def _eligible(
@@ -104,3 +107,17 @@ class ContactPolicy:
             and purchases >= o.min_purchases
             and o.available_at(now)
         ]
+
+
+def _within_budget(
+    offers: list[Offer], reasons: list[str], budgets: BudgetLedger | None
+) -> Verdict:
+    if budgets is None or not budgets.limits:
+        return Verdict(offers, reasons)
+    allowed = []
+    for offer in offers:
+        if budgets.exhausted(offer.offer_id):
+            reasons.append(f"suppressed:budget:{offer.offer_id}")
+        else:
+            allowed.append(offer)
+    return Verdict(allowed, reasons)

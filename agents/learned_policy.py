@@ -16,6 +16,7 @@ from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION, context_vector
 from agents.moments import DecisionMoment
+from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import NextBestOffer, OfferScore
 
@@ -39,11 +40,17 @@ class LearnedOfferPolicy:
         return f"linucb-v{self.holder.version}"
 
     def decide(
-        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
+        self,
+        moment: DecisionMoment,
+        features: CustomerFeatures | None,
+        now: datetime,
+        budgets: BudgetLedger | None = None,
     ) -> NextBestOffer:
+        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now
-        )
+            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now,
+            budgets,
+        )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)
         worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
@@ -59,4 +66,6 @@ class LearnedOfferPolicy:
                 reasons.append("exploration")
         elif verdict.nothing_left(offers):
             reasons.append("no_eligible_offer")
+        if budgets is not None:
+            budgets.spend(o.offer_id for o in offers)
         return moment.answer(now, offers, self.model_version, reasons, verdict.control, x)

@@ -13,6 +13,7 @@ from datetime import datetime
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.moments import DecisionMoment
+from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import NextBestOffer, Offer, OfferScore
 
@@ -37,11 +38,17 @@ class RuleBasedOfferPolicy:
         return offer.priority * worth * affinity
 
     def decide(
-        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
+        self,
+        moment: DecisionMoment,
+        features: CustomerFeatures | None,
+        now: datetime,
+        budgets: BudgetLedger | None = None,
     ) -> NextBestOffer:
+        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now
-        )
+            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now,
+            budgets,
+        )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         scored = sorted(
             ((self._score(o, features, moment.category), o) for o in verdict.allowed),
@@ -57,4 +64,6 @@ class RuleBasedOfferPolicy:
             reasons.append(f"context:category:{moment.category}")
         if verdict.nothing_left(offers):
             reasons.append("no_eligible_offer")
+        if budgets is not None:
+            budgets.spend(o.offer_id for o in offers)
         return moment.answer(now, offers, self.model_version, reasons, verdict.control)

@@ -7,6 +7,7 @@ keeps failing, comes back as a :class:`DeadLetter` with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from agents.interventions import InterventionRules, interventions_for, might_intervene
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import moment_for
+from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
@@ -180,8 +182,17 @@ class TouchpointHandler:
         if not pending:
             return
         customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
-        profiles = dict(zip(customers, await self._store.read_many(customers), strict=True))
+        limits = self._policy.catalogue.current.daily_limits()
+        reading = self._store.read_many(customers)
+        spent: dict[str, int] = {}
+        if limits:  # the day's offer budgets, in the same round trip
+            today = self._clock().astimezone(UTC).date()
+            found, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
+        else:
+            found = await reading
+        profiles = dict(zip(customers, found, strict=True))
         now = self._clock()
+        budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
         # risk is watched once per customer and batch, on their newest fresh touchpoint
         watched = {e.customer_id: e.event_id for _, e, i in pending
@@ -202,7 +213,7 @@ class TouchpointHandler:
                                 event.event_id, event.customer_id, event.ts,
                                 watch.snapshot, watch.band,
                             ))  # fmt: skip
-                    decision, alerts = self._decide_one(event, features, now, watch)
+                    decision, alerts = self._decide_one(event, features, now, watch, budgets)
                     if decision is not None:
                         result.decisions.append(decision)
                     for alert in alerts:
@@ -221,9 +232,10 @@ class TouchpointHandler:
         features: CustomerFeatures | None,
         now: datetime,
         watch: RiskWatch | None,
+        budgets: BudgetLedger | None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
-        decision = None if moment is None else self._policy.decide(moment, features, now)
+        decision = None if moment is None else self._policy.decide(moment, features, now, budgets)
         alerts = []
         if features is not None and might_intervene(event):
             alerts = interventions_for(
@@ -252,7 +264,12 @@ class TouchpointHandler:
         ]
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in result.interventions]
-        await self._store.record_decisions(records, contacts + result.risk_facts)
+        recording = self._store.record_decisions(records, contacts + result.risk_facts)
+        spent = offers_spent(result.decisions, self._policy.catalogue.current.daily_limits())
+        if spent:  # in the same round trip
+            await asyncio.gather(recording, self._store.budgets.add(spent))
+        else:
+            await recording
 
 
 def decision_record(

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
+from feature_store.budgets import OfferBudgets
 from feature_store.connection import Call, StoreConnection, raise_failed
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
@@ -58,7 +59,8 @@ class FeatureStore:
     decisions and the contacts Moments made; ``read`` / ``read_many`` return
     :class:`CustomerFeatures`; ``erase`` removes every key of a customer. Round trips,
     scripts and errors are :class:`~feature_store.connection.StoreConnection`'s; model
-    snapshots are ``models`` (:class:`~feature_store.models.ModelSnapshots`).
+    snapshots are ``models`` (:class:`~feature_store.models.ModelSnapshots`), the daily
+    counts of offers with a budget ``budgets`` (:class:`~feature_store.budgets.OfferBudgets`).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class FeatureStore:
         self._conn = StoreConnection(client, pipe, observe)
         self._config = config
         self.models = ModelSnapshots(self._conn, config.prefix)
+        self.budgets = OfferBudgets(self._conn, config.prefix)
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
         self.facts_applied = 0

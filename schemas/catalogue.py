@@ -25,6 +25,7 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     cooldown_s: Annotated[int, msgspec.Meta(ge=0)] = 0
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None  # per customer
+    daily_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None  # across all customers
     script: str = ""
     available_from: Instant | None = None  # a campaign's first moment
     available_until: Instant | None = None  # and the moment it ends (not included)
@@ -67,6 +68,14 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
         unknown = [o for o in self.default_offers if o not in seen]
         if unknown:
             raise ValueError(f"default_offers names unknown offers {unknown}")
+        limited = [o.offer_id for o in self.offers
+                   if o.offer_id in self.default_offers and o.daily_limit is not None]  # fmt: skip
+        if limited:  # fallbacks are answered when the budgets cannot be read
+            raise ValueError(f"default offers cannot have a daily_limit: {limited}")
+
+    def daily_limits(self) -> dict[str, int]:
+        """The offers with a daily budget across all customers, and their limits."""
+        return {o.offer_id: o.daily_limit for o in self.offers if o.daily_limit is not None}
 
     def by_id(self, offer_id: str) -> Offer | None:
         return next((o for o in self.offers if o.offer_id == offer_id), None)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import DecisionMoment, request_moment
+from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import decision_record
 from feature_store import FeatureStore, offers_shown_fact
@@ -128,16 +129,25 @@ class Recommender:
     async def _decide_batch(self, batch: list[_Request]) -> None:
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
         failure: Exception | None = None
+        limits = self._policy.catalogue.current.daily_limits()
         try:
-            views = await self._store.read_for_decisions([r.moment.customer_id for r in batch])
+            reading = self._store.read_for_decisions([r.moment.customer_id for r in batch])
+            spent: dict[str, int] = {}
+            if limits:  # the day's offer budgets, in the same round trip
+                today = datetime.now(UTC).date()
+                views, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
+            else:
+                views = await reading
             now = datetime.now(UTC)
+            budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
             for request, (erased, features) in zip(batch, views, strict=True):
                 if request.answer.done():  # its caller gave up
                     continue
                 if erased:  # answered, but nothing is kept or sent about them
                     request.answer.set_result(None)
                     continue
-                decision = request.decision = self._policy.decide(request.moment, features, now)
+                decision = self._policy.decide(request.moment, features, now, budgets)
+                request.decision = decision
                 decided.append((request, decision, encode_decision(decision)))
             shown = [
                 offers_shown_fact(d.decision_id, d.customer_id, d.channel,
@@ -145,7 +155,12 @@ class Recommender:
                 for _, d, _ in decided if d.offers
             ]  # fmt: skip
             records = [decision_record(d, raw) for _, d, raw in decided]
-            await self._store.record_decisions(records, shown)
+            recording = self._store.record_decisions(records, shown)
+            spending = offers_spent((d for _, d, _ in decided), limits) if limits else {}
+            if spending:  # in the same round trip
+                await asyncio.gather(recording, self._store.budgets.add(spending))
+            else:
+                await recording
         except Exception as exc:
             failure = exc
         finally:

@@ -74,6 +74,13 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
         assert await store.read(customers[0]) is None
         # who is erased, over tombstones on every master, in one call
         assert await store.erased(customers) == [True] + [False] * (len(customers) - 1)
+        # daily offer budgets, read with the features of a batch as the API does
+        day = NOW.date()
+        await store.budgets.add({(day, "voucher"): 2, (day + timedelta(days=1), "voucher"): 1})
+        views, spent = await asyncio.gather(
+            store.read_for_decisions(customers[1:4]), store.budgets.spent(day)
+        )
+        assert spent == {"voucher": 2} and [erased for erased, _ in views] == [False] * 3
         await store.close()
 
     asyncio.run(scenario())

@@ -21,6 +21,7 @@ from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.interventions import intervention_id_for
 from agents.moments import DecisionMoment, decision_id_for
+from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import (
     BatchResult,
@@ -138,9 +139,14 @@ class BrokenPolicy:
         self.broken = set(broken)
         self.flaky = flaky
         self.calls: list[str | None] = []
+        self.catalogue = POLICY.catalogue
 
     def decide(
-        self, moment: DecisionMoment, features: CustomerFeatures | None, now: datetime
+        self,
+        moment: DecisionMoment,
+        features: CustomerFeatures | None,
+        now: datetime,
+        budgets: BudgetLedger | None = None,
     ) -> NextBestOffer:
         self.calls.append(moment.trigger_event_id)
         if moment.trigger_event_id in self.broken:
@@ -148,7 +154,7 @@ class BrokenPolicy:
         if self.flaky:
             self.flaky -= 1
             raise RuntimeError("policy hiccup")
-        return POLICY.decide(moment, features, now)
+        return POLICY.decide(moment, features, now, budgets)
 
 
 def handler(

@@ -1,0 +1,74 @@
+"""Daily offer budgets: an offer the business can make only so many times a day, across
+all customers (vouchers in limited stock, call-backs the contact centre can staff).
+
+Pure: a batch of decisions opens a :class:`BudgetLedger` with the day's counts as read
+from the store, each decision taken with it spends what it shows, and
+:func:`offers_spent` says what to add to the store's counts once the decisions went out.
+
+>>> from datetime import UTC, datetime
+>>> ledger = BudgetLedger(datetime(2026, 12, 1, 9, tzinfo=UTC).date(), {"voucher": 2},
+...                       {"voucher": 1})
+>>> ledger.exhausted("voucher"), ledger.exhausted("newsletter")
+(False, False)
+>>> ledger.spend(["voucher", "newsletter"])
+>>> ledger.exhausted("voucher")
+True
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from schemas import NextBestOffer
+
+SpentOffers = Mapping[tuple[date, str], int]  # (UTC day, offer id) -> offers shown
+
+
+@dataclass(slots=True)
+class BudgetLedger:
+    """The day's budgets as one batch of decisions sees them: the counts read at its
+    start plus what the batch itself has spent so far."""
+
+    day: date  # UTC
+    limits: Mapping[str, int]  # offer id -> daily limit; offers not named are unlimited
+    spent: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def for_day(
+        cls, now: datetime, limits: Mapping[str, int], spent: Mapping[str, int]
+    ) -> BudgetLedger:
+        return cls(now.astimezone(UTC).date(), limits, {o: spent.get(o, 0) for o in limits})
+
+    def exhausted(self, offer_id: str) -> bool:
+        limit = self.limits.get(offer_id)
+        return limit is not None and self.spent.get(offer_id, 0) >= limit
+
+    def spend(self, offer_ids: Iterable[str]) -> None:
+        """Count offers shown by a decision taken with this ledger."""
+        for offer_id in offer_ids:
+            if offer_id in self.limits:
+                self.spent[offer_id] = self.spent.get(offer_id, 0) + 1
+
+
+def offers_spent(decisions: Iterable[NextBestOffer], limits: Mapping[str, int]) -> SpentOffers:
+    """What decisions that went out spent of the budgets: limited offers shown, by the
+    UTC day of the decision.
+
+    >>> from datetime import UTC, datetime
+    >>> from schemas import OfferScore
+    >>> def shown(*offers: str) -> NextBestOffer:
+    ...     return NextBestOffer(decision_id="d", customer_id="c", channel="web",
+    ...         ts=datetime(2026, 12, 1, 23, 59, tzinfo=UTC), trigger_event_id=None,
+    ...         model_version="m", offers=[OfferScore(offer_id=o, score=1.0, propensity=1.0)
+    ...                                    for o in offers])
+    >>> dict(offers_spent([shown("voucher", "news"), shown("voucher")], {"voucher": 5}))
+    {(datetime.date(2026, 12, 1), 'voucher'): 2}
+    """
+    counts: Counter[tuple[date, str]] = Counter()
+    for decision in decisions:
+        day = decision.ts.astimezone(UTC).date()
+        counts.update((day, o.offer_id) for o in decision.offers if o.offer_id in limits)
+    return counts

@@ -1,0 +1,139 @@
+"""Daily offer budgets on real Kafka and Redis: the counts in the store, and one budget
+spent by a worker and the API together."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+CATALOGUE = """
+version = "budget-1"
+default_offers = ["newsletter"]
+
+[[offers]]
+offer_id = "voucher"
+title = "EUR 20 voucher"
+channels = ["web"]
+value = 20.0
+priority = 5.0
+daily_limit = 3
+
+[[offers]]
+offer_id = "newsletter"
+title = "Weekly picks"
+channels = ["web"]
+"""
+
+
+async def test_the_store_counts_offers_by_day_and_keeps_them_three_days(
+    pipeline: Pipeline,
+) -> None:
+    store = pipeline.store()
+    try:
+        day, next_day = date(2026, 12, 1), date(2026, 12, 2)
+        assert await store.budgets.spent(day) == {}
+        await store.budgets.add({(day, "voucher"): 2, (day, "sale"): 1, (next_day, "voucher"): 1})
+        await store.budgets.add({(day, "voucher"): 1})
+        assert await store.budgets.spent(day) == {"voucher": 3, "sale": 1}
+        assert await store.budgets.spent(next_day) == {"voucher": 1}
+        ttls = [ttl async for ttl in _budget_ttls(pipeline)]
+        assert len(ttls) == 2 and all(2 * 86400 < t <= 3 * 86400 for t in ttls)
+    finally:
+        await store.close()
+
+
+async def _budget_ttls(pipeline: Pipeline) -> Any:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True)
+    try:
+        async for key in client.scan_iter(match=f"{pipeline.prefix.rstrip('-')}:budget:*"):
+            yield await client.ttl(key)
+    finally:
+        await client.aclose()
+
+
+async def recommended(api: Worker, customer_id: str) -> dict[str, Any]:
+    reply = await call(
+        "GET",
+        f"{api.url}/v1/customers/{customer_id}/recommendations?channel=web&limit=2",
+        headers=DEV_AUTH,
+    )
+    assert reply.status == 200 and reply.json["fallback"] is False, reply
+    answer: dict[str, Any] = reply.json
+    return answer
+
+
+def offer_ids(decision: dict[str, Any]) -> list[str]:
+    return [o["offer_id"] for o in decision["offers"]]
+
+
+async def test_a_worker_and_the_api_spend_one_daily_budget(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text(CATALOGUE)
+    settings = {
+        "MOMENTS_CATALOGUE_PATH": str(path),
+        "MOMENTS_POLICY": "rules",
+        "MOMENTS_CONTROL_PERCENT": "0",
+        "MOMENTS_API_BUDGET_MS": "5000",
+    }
+    pipeline.start_worker(**settings)
+    api = pipeline.start_api(**settings)
+    bootstrap = pipeline.services.kafka_bootstrap
+    store = pipeline.store()
+    today = datetime.now(UTC).date()
+
+    async def worker_decisions(*event_ids: str) -> dict[str, dict[str, Any]] | None:
+        found = {}
+        for record in await read_to_end(bootstrap, pipeline.topic("next-best-offers")):
+            decision = json.loads(record.value)
+            if decision["trigger_event_id"] in event_ids:
+                found[decision["trigger_event_id"]] = decision
+        return found if len(found) == len(event_ids) else None
+
+    async def spent(count: int) -> bool:
+        return await store.budgets.spent(today) == {"voucher": count}
+
+    try:
+        # the worker shows the voucher twice...
+        clicks = [event("web_click", f"bw-{i}", f"budget-click-{i}", minutes_ago=0) for i in (1, 2)]
+        records = [(c["customer_id"].encode(), json.dumps(c).encode()) for c in clicks]
+        await produce(bootstrap, pipeline.topic("touchpoints"), records)
+        by_worker = await eventually(
+            lambda: worker_decisions("budget-click-1", "budget-click-2"), "the worker's decisions"
+        )
+        assert all(offer_ids(d)[0] == "voucher" for d in by_worker.values())
+        await eventually(lambda: spent(2), "the worker's spending counted")
+
+        # ...so the API may show it once more, then no more
+        answers = [await recommended(api, f"ba-{i}") for i in range(1, 4)]
+        assert [offer_ids(a) for a in answers] == [
+            ["voucher", "newsletter"],
+            ["newsletter"],
+            ["newsletter"],
+        ]
+        assert all("suppressed:budget:voucher" in a["reasons"] for a in answers[1:])
+        await eventually(lambda: spent(3), "the API's spending counted")
+
+        # and the worker sees the budget spent by the API
+        late = event("web_click", "bw-3", "budget-click-3", minutes_ago=0)
+        await produce(bootstrap, pipeline.topic("touchpoints"),
+                      [(b"bw-3", json.dumps(late).encode())])  # fmt: skip
+        decided = await eventually(lambda: worker_decisions("budget-click-3"), "the last decision")
+        assert offer_ids(decided["budget-click-3"]) == ["newsletter"]
+        assert "suppressed:budget:voucher" in decided["budget-click-3"]["reasons"]
+        assert await store.budgets.spent(today) == {"voucher": 3}
+    finally:
+        await store.close()

@@ -1,0 +1,118 @@
+"""Daily offer budgets: the catalogue field, the ledger, and decisions that spend it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from agents.bandit import LinUCBOffers
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_policy import ContactPolicy
+from agents.context import DIMENSION
+from agents.control_group import ControlGroup
+from agents.learned_policy import LearnedOfferPolicy, ModelHolder
+from agents.moments import request_moment
+from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import CustomerFeatures
+from schemas import Offer, OfferCatalogue
+
+NOW = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
+VOUCHER = Offer(offer_id="voucher", title="EUR 20 voucher", channels=["web"], value=20.0,
+                priority=5.0, daily_limit=2)  # fmt: skip
+NEWSLETTER = Offer(offer_id="newsletter", title="Weekly picks", channels=["web"])
+CATALOGUE = OfferCatalogue(
+    version="b1", offers=[VOUCHER, NEWSLETTER], default_offers=["newsletter"]
+)
+CONTACT = ContactPolicy(ControlGroup("salt", 0.0))
+KNOWN = CustomerFeatures(events=4, purchases=1, spend=60.0, segment="growth")
+
+
+def policies() -> list[RuleBasedOfferPolicy | LearnedOfferPolicy]:
+    holder = CatalogueHolder(CATALOGUE)
+    learned = LinUCBOffers(DIMENSION, epsilon=0.0)
+    return [
+        RuleBasedOfferPolicy(holder, CONTACT),
+        LearnedOfferPolicy(holder, CONTACT, ModelHolder(learned)),
+    ]
+
+
+def test_a_daily_limit_must_be_positive_and_not_on_a_default_offer() -> None:
+    with pytest.raises(msgspec.ValidationError, match="daily_limit"):
+        msgspec.convert(
+            {"offer_id": "x", "title": "X", "channels": ["web"], "daily_limit": 0}, Offer
+        )
+    with pytest.raises(
+        ValueError, match=r"default offers cannot have a daily_limit: \['voucher'\]"
+    ):
+        OfferCatalogue(version="1", offers=[VOUCHER], default_offers=["voucher"])
+    assert CATALOGUE.daily_limits() == {"voucher": 2}
+
+
+def test_the_ledger_opens_on_the_utc_day_with_the_counts_read() -> None:
+    late_in_new_york = datetime(2026, 12, 1, 22, 0, tzinfo=timezone(timedelta(hours=-5)))
+    ledger = BudgetLedger.for_day(late_in_new_york, {"voucher": 2}, {"voucher": 1, "old": 9})
+    assert ledger.day == date(2026, 12, 2)
+    assert ledger.spent == {"voucher": 1}  # only limited offers are tracked
+    assert not ledger.exhausted("voucher")
+    ledger.spend(["voucher", "newsletter"])
+    assert ledger.exhausted("voucher") and not ledger.exhausted("newsletter")
+    assert ledger.spent == {"voucher": 2}
+
+
+@pytest.mark.parametrize("features", [KNOWN, None], ids=["known", "first_contact"])
+def test_an_exhausted_offer_is_suppressed_with_its_reason(
+    features: CustomerFeatures | None,
+) -> None:
+    ledger = BudgetLedger.for_day(NOW, {"voucher": 2}, {"voucher": 2})
+    verdict = CONTACT.screen("c-1", "web", features, CATALOGUE.offers, NOW, ledger)
+    assert [o.offer_id for o in verdict.allowed] == ["newsletter"]
+    assert verdict.reasons == ["suppressed:budget:voucher"]
+    open_ledger = BudgetLedger.for_day(NOW, {"voucher": 2}, {"voucher": 1})
+    verdict = CONTACT.screen("c-1", "web", features, CATALOGUE.offers, NOW, open_ledger)
+    assert {o.offer_id for o in verdict.allowed} == {"voucher", "newsletter"}
+    assert verdict.reasons == []
+
+
+@pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])
+def test_decisions_of_one_batch_share_the_budget(
+    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+) -> None:
+    ledger = BudgetLedger.for_day(NOW, CATALOGUE.daily_limits(), {"voucher": 0})
+    decisions = [
+        policy.decide(request_moment(f"c-{i}", "web", 2), KNOWN, NOW, ledger) for i in range(5)
+    ]
+    with_voucher = [d for d in decisions if "voucher" in {o.offer_id for o in d.offers}]
+    assert len(with_voucher) == 2
+    assert decisions[:2] == with_voucher  # first come, first served
+    for later in decisions[2:]:
+        assert [o.offer_id for o in later.offers] == ["newsletter"]
+        assert "suppressed:budget:voucher" in later.reasons
+    assert ledger.spent == {"voucher": 2}
+    assert offers_spent(decisions, CATALOGUE.daily_limits()) == {(NOW.date(), "voucher"): 2}
+
+
+@pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])
+def test_without_a_ledger_budgets_are_not_applied(
+    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+) -> None:
+    decisions = [policy.decide(request_moment(f"c-{i}", "web", 2), KNOWN, NOW) for i in range(3)]
+    assert all("voucher" in {o.offer_id for o in d.offers} for d in decisions)
+
+
+def test_spending_is_counted_on_the_day_each_decision_was_taken() -> None:
+    policy = policies()[0]
+    before_midnight = NOW.replace(hour=23, minute=59, second=59)
+    after_midnight = before_midnight + timedelta(seconds=2)
+    decisions = [
+        policy.decide(request_moment("c-1", "web", 2), KNOWN, before_midnight),
+        policy.decide(request_moment("c-2", "web", 2), KNOWN, after_midnight),
+        policy.decide(request_moment("c-3", "web", 2), KNOWN, after_midnight),
+    ]
+    assert offers_spent(decisions, {"voucher": 2}) == {
+        (date(2026, 12, 1), "voucher"): 1,
+        (date(2026, 12, 2), "voucher"): 2,
+    }
+    assert offers_spent(decisions, {}) == {}
