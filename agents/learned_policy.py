@@ -47,10 +47,10 @@ class LearnedOfferPolicy:
         budgets: BudgetLedger | None = None,
     ) -> NextBestOffer:
         """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
+        catalogue = self.catalogue.current
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now,
-            budgets,
-        )  # fmt: skip
+            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets
+        )
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)
         worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
@@ -68,4 +68,5 @@ class LearnedOfferPolicy:
             reasons.append("no_eligible_offer")
         if budgets is not None:
             budgets.spend(o.offer_id for o in offers)
-        return moment.answer(now, offers, self.model_version, reasons, verdict.control, x)
+        return moment.answer(now, offers, self.model_version, reasons, verdict.control, x,
+                             catalogue.version)  # fmt: skip

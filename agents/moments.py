@@ -36,6 +36,7 @@ class DecisionMoment:
         reasons: list[str],
         control: bool = False,
         context: list[float] | None = None,
+        catalogue_version: str | None = None,
     ) -> NextBestOffer:
         """The decision taken at this moment."""
         return NextBestOffer(
@@ -50,6 +51,7 @@ class DecisionMoment:
             reasons=reasons,
             trigger_ts=self.trigger_ts,
             context=context,
+            catalogue_version=catalogue_version,
         )
 
 

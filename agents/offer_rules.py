@@ -45,10 +45,10 @@ class RuleBasedOfferPolicy:
         budgets: BudgetLedger | None = None,
     ) -> NextBestOffer:
         """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
+        catalogue = self.catalogue.current
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.current.offers, now,
-            budgets,
-        )  # fmt: skip
+            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets
+        )
         reasons = verdict.opening_reasons(features)
         scored = sorted(
             ((self._score(o, features, moment.category), o) for o in verdict.allowed),
@@ -66,4 +66,5 @@ class RuleBasedOfferPolicy:
             reasons.append("no_eligible_offer")
         if budgets is not None:
             budgets.spend(o.offer_id for o in offers)
-        return moment.answer(now, offers, self.model_version, reasons, verdict.control)
+        return moment.answer(now, offers, self.model_version, reasons, verdict.control,
+                             catalogue_version=catalogue.version)  # fmt: skip

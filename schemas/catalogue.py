@@ -92,16 +92,23 @@ class CatalogueError(ValueError):
     """The catalogue file is missing or invalid; the message says where and why."""
 
 
-def load_catalogue(path: str | Path) -> OfferCatalogue:
-    """Load and validate a catalogue file (``.toml`` or ``.json``)."""
+def load_catalogue(path: str | Path, raw: bytes | None = None) -> OfferCatalogue:
+    """Load and validate a catalogue file (``.toml`` or ``.json``); ``raw`` is its
+    content when the caller has read it already."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CatalogueError(f"cannot read offer catalogue {path}: {exc.strerror}") from exc
+    if raw is None:
+        raw = read_catalogue(path)
     try:
         if path.suffix == ".json":
             return msgspec.json.decode(raw, type=OfferCatalogue)
         return msgspec.toml.decode(raw, type=OfferCatalogue)
     except msgspec.DecodeError as exc:
         raise CatalogueError(f"invalid offer catalogue {path}: {exc}") from exc
+
+
+def read_catalogue(path: str | Path) -> bytes:
+    """The catalogue file's content, unparsed."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CatalogueError(f"cannot read offer catalogue {path}: {exc.strerror}") from exc

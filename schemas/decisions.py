@@ -34,6 +34,7 @@ class NextBestOffer(msgspec.Struct, frozen=True, kw_only=True):
     trigger_ts: datetime | None = None
     fallback: bool = False
     context: list[float] | None = None  # the model's input, for learning and evaluation
+    catalogue_version: str | None = None  # the offer catalogue the offers came from
 
 
 class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):

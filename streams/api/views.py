@@ -69,7 +69,8 @@ def customer_id_of(request: web.Request) -> str:
 
 def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
     now = datetime.now(UTC)
-    offers = api.catalogue.current.defaults_for(channel, now, limit)
+    catalogue = api.catalogue.current
+    offers = catalogue.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
@@ -80,6 +81,7 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
         model_version="fallback",
         reasons=[f"fallback:{reason}"],
         fallback=True,
+        catalogue_version=catalogue.version,
     )
 
 

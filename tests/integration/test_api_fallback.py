@@ -60,6 +60,7 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
         assert answer["fallback"] is True, answer
         assert answer["customer_id"] == "fb-1" and answer["channel"] == channel
         assert answer["model_version"] == "fallback" and answer["control"] is False
+        assert answer["catalogue_version"] == catalogue.version
         assert answer["reasons"] in (["fallback:store_unavailable"], ["fallback:latency_budget"])
         offered = [o["offer_id"] for o in answer["offers"]]
         assert offered == catalogue.defaults_for(channel, limit), (channel, limit, answer)

@@ -167,12 +167,14 @@ class Catalogue:
 
     offers: dict[str, dict[str, Any]]
     default_offers: list[str]
+    version: str
 
     @classmethod
     def load(cls) -> Catalogue:
         with open(Settings().catalogue_path, "rb") as f:
             raw = tomllib.load(f)
-        return cls({o["offer_id"]: o for o in raw["offers"]}, list(raw["default_offers"]))
+        offers = {o["offer_id"]: o for o in raw["offers"]}
+        return cls(offers, list(raw["default_offers"]), raw["version"])
 
     def defaults_for(self, channel: str, limit: int) -> list[str]:
         on_channel = [o for o in self.default_offers if channel in self.offers[o]["channels"]]

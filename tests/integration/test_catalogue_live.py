@@ -41,7 +41,7 @@ def publish(path: Path, text: str) -> None:
     os.replace(staged, path)
 
 
-async def offered(api: Worker, customer_id: str) -> list[dict[str, Any]]:
+async def answer(api: Worker, customer_id: str) -> dict[str, Any]:
     reply = await call(
         "GET",
         f"{api.url}/v1/customers/{customer_id}/recommendations?channel=web&limit=5",
@@ -49,7 +49,12 @@ async def offered(api: Worker, customer_id: str) -> list[dict[str, Any]]:
     )
     assert reply.status == 200, reply
     assert reply.json["fallback"] is False, reply
-    offers: list[dict[str, Any]] = reply.json["offers"]
+    body: dict[str, Any] = reply.json
+    return body
+
+
+async def offered(api: Worker, customer_id: str) -> list[dict[str, Any]]:
+    offers: list[dict[str, Any]] = (await answer(api, customer_id))["offers"]
     return offers
 
 
@@ -67,8 +72,10 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
     }
     worker = pipeline.start_worker(**settings)
     api = pipeline.start_api(**settings)
-    before = {o["offer_id"] for o in await offered(api, "live-1")}
+    first = await answer(api, "live-1")
+    before = {o["offer_id"] for o in first["offers"]}
     assert before and "winter-sale" not in before
+    assert first["catalogue_version"] == "2026-11-demo"
 
     publish(path, WINTER)
 
@@ -76,10 +83,16 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
         return [o["offer_id"] for o in await offered(api, "live-2")] == ["winter-sale"]
 
     await eventually(api_uses_winter, "the API decides with the new catalogue", within=20)
-    [offer] = await offered(api, "live-3")
+    third = await answer(api, "live-3")
+    [offer] = third["offers"]
     assert offer["title"] == "Winter sale: 20% off"
-    for process in (api, worker):
-        assert process.metric("moments_catalogue_info", version="live-2") == 1.0
+    assert third["catalogue_version"] == "live-2"
+    for process in (api, worker):  # each process reads the file on its own clock
+
+        async def applied(process: Worker = process) -> bool:
+            return process.metric("moments_catalogue_info", version="live-2") == 1.0
+
+        await eventually(applied, "the new catalogue in use", within=20)
         assert process.metric("moments_catalogue_reloads_total", outcome="applied") == 1.0
         assert process.metric("moments_catalogue_offers") == 1.0
 
@@ -93,10 +106,11 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
         for record in await read_to_end(pipeline.services.kafka_bootstrap, decisions_topic):
             decision = json.loads(record.value)
             if decision["trigger_event_id"] == "live-click-1":
-                return [o["offer_id"] for o in decision["offers"]]
+                return [decision["catalogue_version"], *(o["offer_id"] for o in decision["offers"])]
         return None
 
-    assert await eventually(worker_decision, "the worker's decision") == ["winter-sale"]
+    decided = await eventually(worker_decision, "the worker's decision")
+    assert decided == ["live-2", "winter-sale"]
 
     # an invalid catalogue is refused by both; they go on with the last valid one
     publish(path, WINTER.replace('"winter-sale"]', '"no-such-offer"]'))

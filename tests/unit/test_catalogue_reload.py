@@ -108,6 +108,18 @@ def test_a_half_written_file_is_refused_and_the_complete_one_applied(setup: Setu
     assert holder.current.version == "2"
 
 
+def test_a_change_keeping_size_and_modification_time_is_seen(setup: Setup) -> None:
+    """File systems stamp times coarsely: two quick edits of equal length can leave
+    the inode, size and modification time as they were."""
+    path, holder, reloader, _ = setup
+    before = os.stat(path)
+    path.write_text(catalogue_toml("2", "shop", "newsletter"))  # the same length
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    assert reloader.check() == APPLIED
+    assert holder.current.version == "2"
+
+
 def test_a_touched_file_with_the_same_catalogue_changes_nothing(setup: Setup) -> None:
     path, holder, reloader, recorder = setup
     before = holder.current
@@ -150,14 +162,14 @@ def test_the_next_decision_uses_the_new_catalogue(setup: Setup) -> None:
     policy = RuleBasedOfferPolicy(holder, ContactPolicy(ControlGroup("salt", 0.0)))
     now = datetime(2026, 12, 1, tzinfo=UTC)
 
-    def offered() -> set[str]:
+    def offered() -> tuple[str | None, set[str]]:
         decision = policy.decide(request_moment("c-1", "web", 5), None, now)
-        return {o.offer_id for o in decision.offers}
+        return decision.catalogue_version, {o.offer_id for o in decision.offers}
 
-    assert offered() == {"shop", "newsletter"}
+    assert offered() == ("1", {"shop", "newsletter"})
     write(path, catalogue_toml("2", "shop", "winter-sale"))
     reloader.check()
-    assert offered() == {"shop", "winter-sale"}
+    assert offered() == ("2", {"shop", "winter-sale"})
 
 
 def test_metrics_show_the_version_in_use_and_count_reloads() -> None:
