@@ -264,7 +264,7 @@ class TouchpointHandler:
         ]
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in result.interventions]
-        recording = self._store.record_decisions(records, contacts + result.risk_facts)
+        recording = self._store.decisions.record(records, contacts + result.risk_facts)
         spent = offers_spent(result.decisions, self._policy.catalogue.current.daily_limits())
         if spent:  # in the same round trip
             await asyncio.gather(recording, self._store.budgets.add(spent))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import Call, StoreConnection, raise_failed
+from feature_store.connection import StoreConnection, raise_failed
+from feature_store.decision_log import DecisionLog
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
@@ -19,12 +20,11 @@ from feature_store.models import ModelSnapshots
 from feature_store.pipelining import Command
 from feature_store.records import (
     ApplyStatus,
-    DecisionRecord,
     ErasureReceipt,
     Observer,
-    PendingRisk,
     StoreConfig,
 )
+from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.transport import RedisPipe
 from schemas import TouchpointEvent
 
@@ -55,12 +55,16 @@ class FeatureStore:
     """Per-customer features in Redis (a single server or a Redis Cluster).
 
     ``apply`` updates many events in one pipelined round trip, each atomically (one
-    EVALSHA) and at most once per ``event_id``; ``record_decisions`` does the same for
-    decisions and the contacts Moments made; ``read`` / ``read_many`` return
-    :class:`CustomerFeatures`; ``erase`` removes every key of a customer. Round trips,
-    scripts and errors are :class:`~feature_store.connection.StoreConnection`'s; model
-    snapshots are ``models`` (:class:`~feature_store.models.ModelSnapshots`), the daily
-    counts of offers with a budget ``budgets`` (:class:`~feature_store.budgets.OfferBudgets`).
+    EVALSHA) and at most once per ``event_id``; ``read`` / ``read_many`` /
+    ``read_for_decisions`` return :class:`CustomerFeatures`; ``erase`` removes every key
+    of a customer. Round trips, scripts and errors are
+    :class:`~feature_store.connection.StoreConnection`'s. The rest has its own narrow
+    interface:
+
+    - ``decisions``: decisions, their contexts and outcomes (:class:`~.decision_log.DecisionLog`);
+    - ``risks``: churn-risk snapshots waiting for a label (:class:`~.risk_snapshots.RiskSnapshots`);
+    - ``models``: model snapshots (:class:`~.models.ModelSnapshots`);
+    - ``budgets``: daily counts of offers with a budget (:class:`~.budgets.OfferBudgets`).
     """
 
     def __init__(
@@ -73,10 +77,12 @@ class FeatureStore:
     ) -> None:
         self._conn = StoreConnection(client, pipe, observe)
         self._config = config
-        self.models = ModelSnapshots(self._conn, config.prefix)
-        self.budgets = OfferBudgets(self._conn, config.prefix)
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
+        self.models = ModelSnapshots(self._conn, config.prefix)
+        self.budgets = OfferBudgets(self._conn, config.prefix)
+        self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
+        self.risks = RiskSnapshots(self._conn, self._keys)
         self.facts_applied = 0
 
     @classmethod
@@ -141,62 +147,6 @@ class FeatureStore:
         replies = await self._conn.eval_many("apply", "apply", calls)
         self.facts_applied += len(facts)
         return [ApplyStatus(int(r)) for r in replies]
-
-    async def record_decisions(
-        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
-    ) -> None:
-        """Remember decisions (context, recent list) and mark their touchpoints decided,
-        so that a replay does not decide them again; apply the contacts they made, all in
-        one round trip. Erased customers are skipped."""
-        if not records and not contacts:
-            return
-        now_ms = int(self._clock() * 1000)
-        calls: list[Call] = [("apply", *self._call(f, now_ms)) for f in contacts]
-        for r in records:
-            k = self._keys.for_customer(r.customer_id)
-            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
-            trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
-            args = [
-                r.context, self._config.context_ttl_s, r.ts_ms, r.decision_id,
-                self._config.decisions_kept, trigger, now_ms, self._config.ttl_s,
-            ]  # fmt: skip
-            calls.append(("decision", keys, args))
-        await self._conn.eval_mixed("decisions", calls)
-
-    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
-        """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
-        True for each one to learn from (first claim, or a replay of the same record)."""
-        if not claims:
-            return []
-        calls = []
-        for customer_id, what, source in claims:
-            k = self._keys.for_customer(customer_id)
-            calls.append(((k.outcomes, k.tombstone), [what, source, self._config.context_ttl_s]))
-        return [bool(int(r)) for r in await self._conn.eval_many("claim", "claim", calls)]
-
-    async def decision_contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        """Contexts of (customer id, decision id) pairs, in one round trip."""
-        if not pairs:
-            return []
-        pipe = self._conn.pipeline()
-        for customer_id, decision_id in pairs:
-            pipe.get(self._keys.for_customer(customer_id).context(decision_id))
-        found = await self._conn.execute("context", pipe)
-        return [None if c is None else str(c) for c in found]
-
-    async def recent_decisions(self, customer_id: str, n: int = 10) -> list[str]:
-        """Contexts of the customer's newest decisions that are still kept, newest first."""
-        keys = self._keys.for_customer(customer_id)
-        pipe = self._conn.pipeline()
-        pipe.zrange(keys.decisions, 0, n - 1, desc=True)
-        (ids,) = await self._conn.execute("recent_decisions", pipe)
-        if not ids:
-            return []
-        pipe = self._conn.pipeline()
-        for decision_id in ids:
-            pipe.get(keys.context(decision_id))
-        found = await self._conn.execute("recent_decisions", pipe)
-        return [str(c) for c in found if c is not None]
 
     async def read_for_decisions(
         self, customer_ids: Sequence[str], now: float | None = None
@@ -316,39 +266,6 @@ class FeatureStore:
         return ErasureReceipt(
             subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
         )
-
-    async def pending_risks(self, page: int = 500) -> AsyncIterator[list[PendingRisk]]:
-        """Every customer with a churn-risk snapshot waiting for its label, a page at a
-        time (a SCAN: on every node of a cluster, without blocking Redis)."""
-        keys: list[str] = []
-        scan = self._conn.client.scan_iter(match=self._keys.profile_pattern(), count=page)
-        async for key in scan:
-            if str(key).endswith("}:p"):
-                keys.append(str(key))
-            if len(keys) >= page:
-                yield await self._pending_of(keys)
-                keys = []
-        if keys:
-            yield await self._pending_of(keys)
-
-    async def _pending_of(self, keys: list[str]) -> list[PendingRisk]:
-        pipe = self._conn.pipeline()
-        for key in keys:
-            pipe.hmget(key, ["risk_snapshot", "last_seen"])
-        replies = await self._conn.execute("sweep", pipe)
-        return [
-            PendingRisk(self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
-            for key, (snapshot, seen) in zip(keys, replies, strict=True)
-            if snapshot
-        ]
-
-    async def settle_risks(self, settled: Sequence[PendingRisk]) -> list[bool]:
-        """Remove the snapshots a sweep labelled; False for each one a touchpoint changed
-        meanwhile (that touchpoint settles it instead)."""
-        if not settled:
-            return []
-        calls = [((self._keys.for_subject(p.subject).profile,), [p.snapshot]) for p in settled]
-        return [bool(int(r)) for r in await self._conn.eval_many("settle", "settle", calls)]
 
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""

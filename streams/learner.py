@@ -189,12 +189,12 @@ class Learner(SnapshotLearner):
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()
             outcomes.append((outcome, f"{partition}:{record.offset}"))
-        claims = await self._store.claim_outcomes(
+        claims = await self._store.decisions.claim_outcomes(
             [(o.customer_id, f"{o.decision_id}:{o.outcome}", src) for o, src in outcomes]
         )
         fresh = [o for (o, _), ok in zip(outcomes, claims, strict=True) if ok]
         self._metrics.learning.labels("duplicate").inc(len(outcomes) - len(fresh))
-        contexts = await self._store.decision_contexts(
+        contexts = await self._store.decisions.contexts(
             [(o.customer_id, o.decision_id) for o in fresh]
         )
         learned = 0

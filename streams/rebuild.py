@@ -193,7 +193,7 @@ async def rebuild(
             if d.offers
         ]
         await store.apply_facts(contacts)
-        await store.record_decisions([decision_record(d) for d in found])
+        await store.decisions.record([decision_record(d) for d in found])
 
     erased: set[str] = set()
 
@@ -218,7 +218,7 @@ async def rebuild(
         await store.apply_facts(
             [intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts) for i in found]
         )
-        await store.record_decisions([decision_record(i) for i in found])
+        await store.decisions.record([decision_record(i) for i in found])
 
     total = await _replay(settings, source, touchpoints, batch)
     decided_alerts = await _replay(settings, settings.topic(INTERVENTIONS), interventions, batch)

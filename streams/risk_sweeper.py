@@ -31,12 +31,12 @@ class SweepResult:
 async def sweep_risks(store: FeatureStore, send: Send, now: datetime) -> SweepResult:
     """One pass over every pending snapshot, as of ``now``."""
     result = SweepResult()
-    async for page in store.pending_risks():
+    async for page in store.risks.pending():
         result.pending += len(page)
         found = [(p, e) for p in page if (e := sweep_label(p, now)) is not None]
         if not found:
             continue
-        settled = await store.settle_risks([p for p, _ in found])
+        settled = await store.risks.settle([p for p, _ in found])
         examples = [e for (_, e), ok in zip(found, settled, strict=True) if ok]
         result.settled_elsewhere += len(found) - len(examples)
         if examples:

@@ -155,7 +155,7 @@ class Recommender:
                 for _, d, _ in decided if d.offers
             ]  # fmt: skip
             records = [decision_record(d, raw) for _, d, raw in decided]
-            recording = self._store.record_decisions(records, shown)
+            recording = self._store.decisions.record(records, shown)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else {}
             if spending:  # in the same round trip
                 await asyncio.gather(recording, self._store.budgets.add(spending))

@@ -200,7 +200,7 @@ async def get_customer(request: web.Request) -> web.Response:
     features = await api.store.read(customer_id)
     if features is None:
         raise ApiError(404, "not_found", "Moments holds no profile for this customer")
-    decisions = [msgspec.json.decode(c) for c in await api.store.recent_decisions(customer_id)]
+    decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
     body = msgspec.to_builtins(features)
     return json_response({
         "customer_id": customer_id,

@@ -110,7 +110,7 @@ async def test_recommendations_rank_offers_log_the_decision_and_keep_its_context
     assert [o["offer_id"] for o in recent[-1]["offers"]] == [o["offer_id"] for o in offers]
     store = pipeline.store()
     try:
-        contexts = await store.decision_contexts([("rec-1", a["decision_id"]) for a in answers])
+        contexts = await store.decisions.contexts([("rec-1", a["decision_id"]) for a in answers])
         for a, context in zip(answers, contexts, strict=True):
             assert context is not None and json.loads(context)["decision_id"] == a["decision_id"]
     finally:

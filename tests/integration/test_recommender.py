@@ -69,10 +69,12 @@ def slowed(
     times: int | None = None,
     error: Exception | None = None,
 ) -> list[int]:
-    """Make the store's ``name`` (read_for_decisions or record_decisions) wait ``seconds``
+    """Make the store's ``name`` (read_for_decisions or decisions.record) wait ``seconds``
     (on its first ``times`` calls only, if given), then raise ``error`` or carry on.
     Returns the sizes of the batches it is called with."""
-    real = getattr(store, name)
+    owner, _, attr = name.rpartition(".")
+    target = getattr(store, owner) if owner else store
+    real = getattr(target, attr)
     calls: list[int] = []
 
     async def wrapper(items: Sequence[Any], *args: Any) -> Any:
@@ -83,7 +85,7 @@ def slowed(
                 raise error
         return await real(items, *args)
 
-    monkeypatch.setattr(store, name, wrapper)
+    monkeypatch.setattr(target, attr, wrapper)
     return calls
 
 
@@ -101,7 +103,7 @@ async def only_this_decision_kept_and_sent(
     await producer.flush()
     records = await published(services.kafka_bootstrap, topic, 1)
     assert [json.loads(r.value)["decision_id"] for r in records] == [answer.decision_id]
-    assert await store.recent_decisions(answer.customer_id) == [encode_decision(answer).decode()]
+    assert await store.decisions.recent(answer.customer_id) == [encode_decision(answer).decode()]
 
 
 @pytest.fixture
@@ -248,7 +250,7 @@ async def test_concurrent_requests_are_decided_in_batches_stored_and_published(
     assert len({d.decision_id for d in decisions}) == 50
     assert sum(bool(d.offers) for d in decisions) >= 10
     # every decision's context is kept, as the decision itself
-    contexts = await store.decision_contexts([(d.customer_id, d.decision_id) for d in decisions])
+    contexts = await store.decisions.contexts([(d.customer_id, d.decision_id) for d in decisions])
     assert contexts == [encode_decision(d).decode() for d in decisions]
     # the offers shown count as contacts (fatigue caps, cool-downs)
     newest: dict[tuple[str, str], int] = {}
@@ -352,7 +354,7 @@ async def test_a_spent_budget_raises_and_nothing_is_kept_or_sent(
         await hasty.recommend(customer, "web", 3)
     await hasty.drain()
     assert batches == [1]  # it was read, and dropped once its caller had gone
-    assert await store.recent_decisions(customer) == []
+    assert await store.decisions.recent(customer) == []
     assert await store.raw(customer) == before  # no contact recorded
     # a patient recommender on the same topic: only its decision is there
     patient = Recommender(store, RULES, publisher, topic, budget_s=5.0)
@@ -410,7 +412,7 @@ async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
     await producer.flush()
     assert batches == [2]  # they were in one batch
     assert answer is not None and answer.customer_id == stayer
-    assert await store.recent_decisions(quitter) == []
+    assert await store.decisions.recent(quitter) == []
     assert await store.raw(quitter) == before
     records = await published(kafka_redis.kafka_bootstrap, topic, 1)
     assert [r.key for r in records] == [stayer.encode()]
@@ -426,7 +428,7 @@ async def test_a_budget_spent_during_the_write_answers_the_decision_taken(
     runs out, and it is stored and published like any other (the customer sees it)."""
     customers = await seed(store)
     customer = customers[2]
-    slowed(monkeypatch, store, "record_decisions", 0.3)
+    slowed(monkeypatch, store, "decisions.record", 0.3)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
     started = asyncio.get_running_loop().time()
@@ -438,7 +440,7 @@ async def test_a_budget_spent_during_the_write_answers_the_decision_taken(
     await producer.flush()
     records = await published(kafka_redis.kafka_bootstrap, topic, 1)
     assert [decode_next_best_offer(r.value) for r in records] == [answer]
-    stored = [decode_next_best_offer(c) for c in await store.recent_decisions(customer)]
+    stored = [decode_next_best_offer(c) for c in await store.decisions.recent(customer)]
     assert answer in stored
 
 
@@ -451,7 +453,7 @@ async def test_a_decision_answered_by_the_budget_is_published_even_if_storing_fa
     customers = await seed(store)
     customer = customers[3]
     gone = StoreUnavailable("Redis went away during the write")
-    slowed(monkeypatch, store, "record_decisions", 0.3, error=gone)
+    slowed(monkeypatch, store, "decisions.record", 0.3, error=gone)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=0.1)
     answer = await recommender.recommend(customer, "web", 3)
@@ -460,7 +462,7 @@ async def test_a_decision_answered_by_the_budget_is_published_even_if_storing_fa
     await producer.flush()
     records = await published(kafka_redis.kafka_bootstrap, topic, 1)
     assert [decode_next_best_offer(r.value) for r in records] == [answer]
-    assert await store.recent_decisions(customer) == []  # it could not be stored
+    assert await store.decisions.recent(customer) == []  # it could not be stored
     # a request in the same situation whose budget had not run out gets the error
     slow_budget = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0)
     with pytest.raises(StoreUnavailable):
@@ -521,7 +523,7 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     assert gone is None
     assert known is not None and new is not None
     assert "segment:new" in new.reasons  # no features: a first contact
-    assert await store.recent_decisions(erased) == []
+    assert await store.decisions.recent(erased) == []
     assert await store.raw(erased) == {
         "profile": {}, "windows": {}, "recent": {}, "contacts": {}, "seen": [],
     }  # fmt: skip
@@ -529,7 +531,7 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     records = await published(kafka_redis.kafka_bootstrap, topic, 2)
     assert sorted(r.key for r in records) == sorted([live.encode(), unknown.encode()])
     assert erased.encode() not in {r.key for r in records}
-    contexts = await store.decision_contexts(
+    contexts = await store.decisions.contexts(
         [(live, known.decision_id), (unknown, new.decision_id)]
     )
     assert contexts == [encode_decision(known).decode(), encode_decision(new).decode()]

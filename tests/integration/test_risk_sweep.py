@@ -83,17 +83,17 @@ async def test_a_snapshot_a_touchpoint_replaced_meanwhile_is_not_settled(
     store = _store(kafka_redis)
     try:
         await _customer(store, "racer", 60, {"experience": 0.3})
-        (page,) = [p async for p in store.pending_risks()]
+        (page,) = [p async for p in store.risks.pending()]
         (found,) = page
         # the customer's next touchpoint settles the old snapshot and takes a new one
         newer = _snapshot({"experience": 0.7}, NOW)
         await store.apply_facts([risk_fact("racer-new", "racer", NOW, newer, None)])
-        assert await store.settle_risks([found]) == [False]
+        assert await store.risks.settle([found]) == [False]
         features = await store.read("racer")
         assert features is not None and features.risk_snapshot == newer
         # settling what is stored now does remove it
         current = PendingRisk(found.subject, newer, found.last_seen_ms)
-        assert await store.settle_risks([current]) == [True]
+        assert await store.risks.settle([current]) == [True]
         features = await store.read("racer")
         assert features is not None and features.risk_snapshot is None
     finally:

@@ -1,7 +1,7 @@
 """TouchpointHandler: decoding, dead letters, retries, duplicates and confirm().
 
 The store here is :class:`RecordingStore`, a test double with the four async methods the
-handler calls (``apply``, ``apply_facts``, ``read_many``, ``record_decisions``). It is not
+handler calls (``apply``, ``apply_facts``, ``read_many``, ``decisions.record``). It is not
 Redis and computes no features: each test says what the store answers, or which error it
 raises, so the failure paths real Redis cannot produce on demand (a poison event, an error
 that keeps coming back, a duplicate whose decision never went out) can be driven. The
@@ -94,6 +94,7 @@ class RecordingStore:
         self.reads: list[list[str]] = []
         self.facts: list[list[Fact]] = []
         self.records: list[list[DecisionRecord]] = []
+        self.decisions = RecordedDecisions(self)
 
     async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
         ids = [e.event_id for e in events]
@@ -120,11 +121,18 @@ class RecordingStore:
             raise self.read_error
         return [self.features.get(c) for c in customer_ids]
 
-    async def record_decisions(
+
+class RecordedDecisions:
+    """RecordingStore's ``decisions``: keeps what ``record`` is given on the store."""
+
+    def __init__(self, store: RecordingStore) -> None:
+        self._store = store
+
+    async def record(
         self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
     ) -> None:
-        self.records.append(list(records))
-        self.facts.append(list(contacts))
+        self._store.records.append(list(records))
+        self._store.facts.append(list(contacts))
 
 
 class PoisonError(ValueError):

@@ -1,0 +1,90 @@
+"""The decisions Moments took, kept for learning and for the profile page: each
+decision's context, each customer's newest decisions, and the outcomes claimed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from feature_store.connection import Call, StoreConnection
+from feature_store.facts import Fact
+from feature_store.keys import CustomerKeys
+from feature_store.records import DecisionRecord, StoreConfig
+
+FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
+
+
+class DecisionLog:
+    """Decisions and their outcomes in Redis, under the customer's keys (erased with
+    them)."""
+
+    def __init__(
+        self,
+        conn: StoreConnection,
+        keys: CustomerKeys,
+        config: StoreConfig,
+        clock: Callable[[], float],
+        fact_call: FactCall,
+    ) -> None:
+        self._conn = conn
+        self._keys = keys
+        self._config = config
+        self._clock = clock
+        self._fact_call = fact_call
+
+    async def record(
+        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
+    ) -> None:
+        """Remember decisions (context, recent list) and mark their touchpoints decided,
+        so that a replay does not decide them again; apply the contacts they made, all in
+        one round trip. Erased customers are skipped."""
+        if not records and not contacts:
+            return
+        now_ms = int(self._clock() * 1000)
+        calls: list[Call] = [("apply", *self._fact_call(f, now_ms)) for f in contacts]
+        config = self._config
+        for r in records:
+            k = self._keys.for_customer(r.customer_id)
+            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
+            trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
+            args = [
+                r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
+                config.decisions_kept, trigger, now_ms, config.ttl_s,
+            ]  # fmt: skip
+            calls.append(("decision", keys, args))
+        await self._conn.eval_mixed("decisions", calls)
+
+    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
+        True for each one to learn from (first claim, or a replay of the same record)."""
+        if not claims:
+            return []
+        calls = []
+        for customer_id, what, source in claims:
+            k = self._keys.for_customer(customer_id)
+            calls.append(((k.outcomes, k.tombstone), [what, source, self._config.context_ttl_s]))
+        return [bool(int(r)) for r in await self._conn.eval_many("claim", "claim", calls)]
+
+    async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """Contexts of (customer id, decision id) pairs, in one round trip."""
+        if not pairs:
+            return []
+        pipe = self._conn.pipeline()
+        for customer_id, decision_id in pairs:
+            pipe.get(self._keys.for_customer(customer_id).context(decision_id))
+        found = await self._conn.execute("context", pipe)
+        return [None if c is None else str(c) for c in found]
+
+    async def recent(self, customer_id: str, n: int = 10) -> list[str]:
+        """Contexts of the customer's newest decisions that are still kept, newest first."""
+        keys = self._keys.for_customer(customer_id)
+        pipe = self._conn.pipeline()
+        pipe.zrange(keys.decisions, 0, n - 1, desc=True)
+        (ids,) = await self._conn.execute("recent_decisions", pipe)
+        if not ids:
+            return []
+        pipe = self._conn.pipeline()
+        for decision_id in ids:
+            pipe.get(keys.context(decision_id))
+        found = await self._conn.execute("recent_decisions", pipe)
+        return [str(c) for c in found if c is not None]

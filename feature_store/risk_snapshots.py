@@ -1,0 +1,51 @@
+"""Churn-risk snapshots waiting for their label: a customer's features when a risk was
+scored, labelled later by whether the customer came back (see streams.risk_sweeper)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from feature_store.connection import StoreConnection
+from feature_store.keys import CustomerKeys
+from feature_store.records import PendingRisk
+
+
+class RiskSnapshots:
+    """The snapshots kept in customers' profiles, found by a sweep and settled by it."""
+
+    def __init__(self, conn: StoreConnection, keys: CustomerKeys) -> None:
+        self._conn = conn
+        self._keys = keys
+
+    async def pending(self, page: int = 500) -> AsyncIterator[list[PendingRisk]]:
+        """Every customer with a snapshot waiting for its label, a page at a time (a
+        SCAN: on every node of a cluster, without blocking Redis)."""
+        keys: list[str] = []
+        scan = self._conn.client.scan_iter(match=self._keys.profile_pattern(), count=page)
+        async for key in scan:
+            if str(key).endswith("}:p"):
+                keys.append(str(key))
+            if len(keys) >= page:
+                yield await self._pending_of(keys)
+                keys = []
+        if keys:
+            yield await self._pending_of(keys)
+
+    async def _pending_of(self, keys: list[str]) -> list[PendingRisk]:
+        pipe = self._conn.pipeline()
+        for key in keys:
+            pipe.hmget(key, ["risk_snapshot", "last_seen"])
+        replies = await self._conn.execute("sweep", pipe)
+        return [
+            PendingRisk(self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
+            for key, (snapshot, seen) in zip(keys, replies, strict=True)
+            if snapshot
+        ]
+
+    async def settle(self, settled: Sequence[PendingRisk]) -> list[bool]:
+        """Remove the snapshots a sweep labelled; False for each one a touchpoint changed
+        meanwhile (that touchpoint settles it instead)."""
+        if not settled:
+            return []
+        calls = [((self._keys.for_subject(p.subject).profile,), [p.snapshot]) for p in settled]
+        return [bool(int(r)) for r in await self._conn.eval_many("settle", "settle", calls)]
