@@ -74,6 +74,7 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (event type, result) per record; result is ok, invalid, duplicate or failed
     results: list[tuple[str, str]] = field(default_factory=list)
+    budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
 
 
 def _utcnow() -> datetime:
@@ -192,7 +193,7 @@ class TouchpointHandler:
             found = await reading
         profiles = dict(zip(customers, found, strict=True))
         now = self._clock()
-        budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
+        budgets = result.budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
         # risk is watched once per customer and batch, on their newest fresh touchpoint
         watched = {e.customer_id: e.event_id for _, e, i in pending

@@ -13,6 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from agents.offer_budget import BudgetLedger
 from agents.touchpoint_handler import BatchResult
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 
@@ -28,6 +29,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._budgeted: set[str] = set()  # offers with a budget, as last counted
         r = self.registry
         self.events = Counter(
             "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
@@ -141,6 +143,16 @@ class Metrics:
             "moments_catalogue_info", "1 for the offer catalogue version in use.", ["version"],
             registry=r,
         )  # fmt: skip
+        self.offer_budget_spent = Gauge(
+            "moments_offer_budget_spent",
+            "Offers with a daily budget shown today (UTC), as this process last counted them.",
+            ["offer"],
+            registry=r,
+        )
+        self.offer_budget_limit = Gauge(
+            "moments_offer_budget_limit", "Daily budget of an offer (catalogue daily_limit).",
+            ["offer"], registry=r,
+        )  # fmt: skip
         self.catalogue_offers = Gauge(
             "moments_catalogue_offers", "Offers in the catalogue in use.", registry=r
         )
@@ -150,6 +162,18 @@ class Metrics:
         self.batch_size.observe(len(result.results))
         for kind, outcome in result.results:
             self.events.labels(kind, outcome).inc()
+        if result.budgets is not None:
+            self.budgets_counted(result.budgets)
+
+    def budgets_counted(self, ledger: BudgetLedger) -> None:
+        """The day's offer budgets after a batch of decisions spent them."""
+        if set(ledger.limits) != self._budgeted:  # the catalogue changed: forget old offers
+            self.offer_budget_spent.clear()
+            self.offer_budget_limit.clear()
+            self._budgeted = set(ledger.limits)
+        for offer_id, limit in ledger.limits.items():
+            self.offer_budget_limit.labels(offer_id).set(limit)
+            self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
 
     def decision_sent(self, decision: NextBestOffer) -> None:
         self.decisions.labels("next_best_offer", decision.channel).inc()

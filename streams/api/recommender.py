@@ -70,6 +70,7 @@ class Recommender:
         gather_s: float = 0.0,
         publish_failed: Callable[[int], None] = lambda n: None,
         batch_decided: Callable[[int], None] = lambda n: None,
+        budgets_counted: Callable[[BudgetLedger], None] = lambda ledger: None,
     ) -> None:
         self._store = store
         self._policy = policy
@@ -80,6 +81,7 @@ class Recommender:
         self._gather_s = gather_s
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
+        self._budgets_counted = budgets_counted
         self._waiting: list[_Request] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
@@ -154,6 +156,8 @@ class Recommender:
                                   [o.offer_id for o in d.offers], d.ts)
                 for _, d, _ in decided if d.offers
             ]  # fmt: skip
+            if budgets is not None:
+                self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]
             recording = self._store.decisions.record(records, shown)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else {}

@@ -89,7 +89,7 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         "MOMENTS_CONTROL_PERCENT": "0",
         "MOMENTS_API_BUDGET_MS": "5000",
     }
-    pipeline.start_worker(**settings)
+    worker = pipeline.start_worker(**settings)
     api = pipeline.start_api(**settings)
     bootstrap = pipeline.services.kafka_bootstrap
     store = pipeline.store()
@@ -126,6 +126,8 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         ]
         assert all("suppressed:budget:voucher" in a["reasons"] for a in answers[1:])
         await eventually(lambda: spent(3), "the API's spending counted")
+        assert api.metric("moments_offer_budget_spent", offer="voucher") == 3.0
+        assert api.metric("moments_offer_budget_limit", offer="voucher") == 3.0
 
         # and the worker sees the budget spent by the API
         late = event("web_click", "bw-3", "budget-click-3", minutes_ago=0)
@@ -135,5 +137,6 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         assert offer_ids(decided["budget-click-3"]) == ["newsletter"]
         assert "suppressed:budget:voucher" in decided["budget-click-3"]["reasons"]
         assert await store.budgets.spent(today) == {"voucher": 3}
+        assert worker.metric("moments_offer_budget_spent", offer="voucher") == 3.0
     finally:
         await store.close()

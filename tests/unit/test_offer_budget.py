@@ -18,6 +18,7 @@ from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import CustomerFeatures
 from schemas import Offer, OfferCatalogue
+from streams.metrics import Metrics
 
 NOW = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
 VOUCHER = Offer(offer_id="voucher", title="EUR 20 voucher", channels=["web"], value=20.0,
@@ -116,3 +117,19 @@ def test_spending_is_counted_on_the_day_each_decision_was_taken() -> None:
         (date(2026, 12, 2), "voucher"): 2,
     }
     assert offers_spent(decisions, {}) == {}
+
+
+def test_metrics_show_each_budget_and_forget_offers_no_longer_limited() -> None:
+    metrics = Metrics()
+    ledger = BudgetLedger.for_day(NOW, {"voucher": 2, "callback": 50}, {"callback": 7})
+    ledger.spend(["voucher"])
+    metrics.budgets_counted(ledger)
+    text = metrics.exposition().decode()
+    assert 'moments_offer_budget_spent{offer="voucher"} 1.0' in text
+    assert 'moments_offer_budget_spent{offer="callback"} 7.0' in text
+    assert 'moments_offer_budget_limit{offer="callback"} 50.0' in text
+    metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 3}, {"voucher": 2}))
+    text = metrics.exposition().decode()
+    assert 'moments_offer_budget_spent{offer="voucher"} 2.0' in text
+    assert 'moments_offer_budget_limit{offer="voucher"} 3.0' in text
+    assert "callback" not in text
