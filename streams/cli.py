@@ -146,6 +146,20 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from schemas import load_catalogue
+    from streams.catalogue_check import catalogue_report
+
+    catalogue = load_catalogue(args.path or settings.catalogue_path)  # refused: exit 2
+    summary, warnings = catalogue_report(catalogue, datetime.now(UTC))
+    print("\n".join(summary))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    return 1 if warnings and args.strict else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moments", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -186,6 +200,9 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--customers", type=int, default=2_000)
     ev.add_argument("--alpha", type=float, default=0.3, help="LinUCB exploration bonus")
     ev.add_argument("--epsilon", type=float, default=0.05, help="random first-offer share")
+    check = sub.add_parser("check-catalogue", help="validate an offer catalogue and summarise it")
+    check.add_argument("path", nargs="?", default=None, help="default: MOMENTS_CATALOGUE_PATH")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     return p
 
 
@@ -197,6 +214,7 @@ COMMANDS = {
     "rebuild": cmd_rebuild,
     "bench": cmd_bench,
     "evaluate": cmd_evaluate,
+    "check-catalogue": cmd_check_catalogue,
 }
 
 

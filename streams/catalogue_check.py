@@ -1,0 +1,61 @@
+"""``moments check-catalogue``: validate an offer catalogue before publishing it, and say
+what it will do (run it in the pipeline that publishes the file).
+
+An invalid catalogue is refused with the fault (exit code 2), as workers and API
+processes would refuse it. A valid one gets a summary and warnings about what is legal
+but probably not meant: a channel whose fallback answers would be empty, campaigns that
+already ended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas import OfferCatalogue
+from schemas.catalogue import OfferChannel
+
+CHANNELS: tuple[OfferChannel, ...] = ("web", "email", "sms", "call")
+
+
+def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str], list[str]]:
+    """(summary lines, warnings) for a valid catalogue, as of ``now``.
+
+    >>> from datetime import UTC, datetime
+    >>> from schemas import Offer
+    >>> shop = Offer(offer_id="shop", title="Shop", channels=["web"], daily_limit=100)
+    >>> news = Offer(offer_id="news", title="News", channels=["web", "email"])
+    >>> summary, warnings = catalogue_report(
+    ...     OfferCatalogue(version="v7", offers=[shop, news], default_offers=["news"]),
+    ...     datetime(2026, 12, 1, tzinfo=UTC))
+    >>> print("\\n".join(summary))
+    catalogue v7: 2 offers
+    web: 2 offers; fallback: news
+    email: 1 offer; fallback: news
+    daily budgets: shop 100
+    >>> warnings
+    ['sms: no offer', 'call: no offer']
+    """
+    summary = [f"catalogue {catalogue.version}: {len(catalogue.offers)} offers"]
+    warnings = []
+    for channel in CHANNELS:
+        on_channel = [o for o in catalogue.offers if channel in o.channels]
+        if not on_channel:
+            warnings.append(f"{channel}: no offer")
+            continue
+        fallback = [o.offer_id for o in catalogue.defaults_for(channel, now, 10)]
+        plural = "offer" if len(on_channel) == 1 else "offers"
+        summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: "
+                       f"{', '.join(fallback) or 'none'}")  # fmt: skip
+        if not fallback:
+            warnings.append(f"{channel}: fallback answers would offer nothing "
+                            "(no default offer on this channel available now)")  # fmt: skip
+    limits = catalogue.daily_limits()
+    if limits:
+        summary.append("daily budgets: " + ", ".join(f"{o} {n}" for o, n in limits.items()))
+    for offer in catalogue.offers:
+        start, end = offer.available_from, offer.available_until
+        if end is not None and end <= now:
+            warnings.append(f"offer {offer.offer_id!r} ended {end.isoformat()}: never made")
+        elif start is not None and now < start:
+            summary.append(f"offer {offer.offer_id!r} starts {start.isoformat()}")
+    return summary, warnings

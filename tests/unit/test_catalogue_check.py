@@ -1,0 +1,55 @@
+"""``moments check-catalogue``: what analysts run before publishing a catalogue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas import Offer, OfferCatalogue
+from streams.catalogue_check import catalogue_report
+from streams.cli import main
+from streams.settings import Settings
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def test_the_shipped_catalogue_is_valid_and_summarised(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-catalogue", Settings().catalogue_path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("catalogue 2026-11-demo: 10 offers\n")
+    assert "web: 10 offers; fallback: newsletter-signup, free-shipping" in out
+
+
+def test_an_invalid_catalogue_is_refused_with_its_fault(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text('version = "x"\n[[offers]]\noffer_id = "a"\ntitle = "A"\nchannels = ["fax"]\n')
+    assert main(["check-catalogue", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid offer catalogue" in err and "$.offers[0].channels[0]" in err
+
+
+def test_warnings_fail_only_a_strict_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text('version = "x"\n[[offers]]\noffer_id = "a"\ntitle = "A"\nchannels = ["web"]\n')
+    assert main(["check-catalogue", str(path)]) == 0
+    assert "warning: web: fallback answers would offer nothing" in capsys.readouterr().out
+    assert main(["check-catalogue", "--strict", str(path)]) == 1
+
+
+def test_campaigns_that_ended_are_warned_of_and_scheduled_ones_listed() -> None:
+    news = Offer(offer_id="news", title="News", channels=["web", "email", "sms", "call"])
+    ended = Offer(offer_id="autumn", title="Autumn", channels=["web"],
+                  available_until=datetime(2026, 11, 30, tzinfo=UTC))  # fmt: skip
+    coming = Offer(offer_id="winter", title="Winter", channels=["web"],
+                   available_from=datetime(2026, 12, 21, tzinfo=UTC))  # fmt: skip
+    catalogue = OfferCatalogue(version="v", offers=[news, ended, coming], default_offers=["news"])
+    summary, warnings = catalogue_report(catalogue, NOW)
+    assert warnings == ["offer 'autumn' ended 2026-11-30T00:00:00+00:00: never made"]
+    assert "offer 'winter' starts 2026-12-21T00:00:00+00:00" in summary
+    assert "web: 3 offers; fallback: news" in summary
