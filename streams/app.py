@@ -256,7 +256,10 @@ def _register_catalogue_reload(moments: Moments) -> None:
 
         @moments.app.timer(settings.catalogue_check_s)  # type: ignore[untyped-decorator]
         async def reload_catalogue() -> None:
-            reloader.check()
+            try:
+                reloader.check()
+            except Exception:  # keep checking: the catalogue in use stays
+                log.warning("could not check the offer catalogue", exc_info=True)
 
 
 def _register_pages(moments: Moments) -> None:

@@ -172,7 +172,10 @@ async def _keep_catalogue_fresh(
     reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
     while True:
         await asyncio.sleep(settings.catalogue_check_s)
-        reloader.check()
+        try:
+            reloader.check()
+        except Exception:  # keep checking: the catalogue in use stays
+            log.warning("could not check the offer catalogue", exc_info=True)
 
 
 async def serve(settings: Settings) -> None:
