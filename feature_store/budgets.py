@@ -14,7 +14,8 @@ from datetime import date
 from feature_store.connection import StoreConnection, raise_failed
 from feature_store.pipelining import Command
 
-KEPT_S = 3 * 86400
+KEPT_DAYS = 3  # today and the two days before
+KEPT_S = KEPT_DAYS * 86400
 
 
 class OfferBudgets:

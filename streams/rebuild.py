@@ -22,10 +22,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from agents.offer_budget import offers_spent
 from agents.risk import LAPSE_DAYS, risk_features
 from agents.risk_watch import pending_snapshot
 from agents.touchpoint_handler import decision_record, worth_watching
@@ -36,6 +37,7 @@ from feature_store import (
     risk_fact,
     touchpoint_fact,
 )
+from feature_store.budgets import KEPT_DAYS
 from feature_store.facts import DAY_MS, ts_ms
 from schemas import (
     InvalidEvent,
@@ -43,6 +45,7 @@ from schemas import (
     decode_intervention,
     decode_next_best_offer,
     decode_touchpoint,
+    load_catalogue,
 )
 from streams.kafka_security import client_options
 from streams.settings import Settings
@@ -152,6 +155,8 @@ async def rebuild(
     started = time.monotonic()
     invalid = 0
     applied = 0
+    limits = load_catalogue(settings.catalogue_path).daily_limits()
+    budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
 
     # What the live pipeline dead-lettered (by source partition and offset) stays out.
     source = settings.topic(TOUCHPOINTS)
@@ -194,6 +199,8 @@ async def rebuild(
         ]
         await store.apply_facts(contacts)
         await store.decisions.record([decision_record(d) for d in found])
+        spent = offers_spent(found, limits)  # the daily offer budgets still kept
+        await store.budgets.add({k: n for k, n in spent.items() if k[0] >= budgets_since})
 
     erased: set[str] = set()
 

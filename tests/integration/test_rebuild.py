@@ -43,11 +43,23 @@ def without_risk(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def with_a_budget(path: Path) -> Path:
+    """The shipped catalogue, with a daily budget on one offer."""
+    shipped = Path(Settings().catalogue_path).read_text()
+    offer = 'offer_id = "electronics-bundle"\n'
+    limited = shipped.replace(offer, offer + "daily_limit = 1000000\n")
+    assert limited != shipped
+    path.write_text(limited)
+    return path
+
+
 async def test_rebuild_into_empty_redis_equals_live_state(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     bootstrap = pipeline.services.kafka_bootstrap
-    worker = pipeline.start_worker()
+    # one offer with a daily budget (never used up here): its counts are rebuilt too
+    env = {"MOMENTS_CATALOGUE_PATH": str(with_a_budget(tmp_path / "offers.toml"))}
+    worker = pipeline.start_worker(**env)
     events = good_events(3000, seed=31)
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
     records += records[:200]  # redelivered
@@ -63,7 +75,7 @@ async def test_rebuild_into_empty_redis_equals_live_state(
     await asyncio.sleep(2)  # let the last decisions be confirmed
     worker.stop()
     # one customer asks to be erased: the API removes them and records it in Kafka
-    api = pipeline.start_api()
+    api = pipeline.start_api(**env)
     gone, *kept = CUSTOMERS
     assert (await live.raw(gone))["profile"]
     erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
@@ -81,9 +93,13 @@ async def test_rebuild_into_empty_redis_equals_live_state(
     try:
         command = [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url]
         result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-            command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
+            command, env={**pipeline.env(0), **env}, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, result.stderr
+        today = datetime.now(UTC).date()
+        live_spent = await live.budgets.spent(today)
+        assert live_spent["electronics-bundle"] > 0
+        assert await rebuilt.budgets.spent(today) == live_spent
         assert "20 invalid skipped" in result.stdout
         assert "1 customers kept erased" in result.stdout
         # the erased customer's touchpoints and decisions are all still in Kafka, and
