@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from schemas import NextBestOffer, Outcome, TouchpointEvent
+from schemas import NextBestOffer, Offer, Outcome, TouchpointEvent
 from streams.api.auth import SCOPES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -29,9 +29,13 @@ _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 # The wire formats, generated from the same msgspec structs that decode Kafka input: per
 # event type, its own fields and which are required (a tagged union on ``type``).
-(_TOUCHPOINT, _OUTCOME, _DECISION), WIRE_SCHEMAS = msgspec.json.schema_components(
-    [TouchpointEvent, Outcome, NextBestOffer], ref_template="#/components/schemas/{name}"
+(_TOUCHPOINT, _OUTCOME, _DECISION, _OFFER), WIRE_SCHEMAS = msgspec.json.schema_components(
+    [TouchpointEvent, Outcome, NextBestOffer, Offer], ref_template="#/components/schemas/{name}"
 )
+_LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_now"],
+    "properties": {"available_now": {"type": "boolean"},
+                   "shown_today": {"anyOf": [{"type": "integer", "minimum": 0},
+                                             {"type": "null"}]}}}]}  # fmt: skip
 
 
 def _accepted(ids: str) -> dict[str, Any]:
@@ -101,6 +105,24 @@ def openapi_spec() -> dict[str, Any]:
                                "subject", "keys_removed", "erased", "blocked",
                                "erasure_record"]}), **_errors(400, 401, 403, 429, 503)}},
             },
+            "/v1/offers": {"get": {
+                "summary": "The offer catalogue in use, with today's use of daily budgets.",
+                "description": "`available_now` says whether an offer's dates allow it now; "
+                               "`shown_today` (offers with a `daily_limit`) counts the times "
+                               "it was shown today (UTC) across all processes, null when "
+                               "Redis could not be read (`budgets_read` is then false).",
+                "security": _SECURITY, "x-scope": "recommend",
+                "parameters": [{"name": "channel", "in": "query",
+                                "schema": {"enum": ["web", "email", "sms", "call"]}}],
+                "responses": {"200": _json({"type": "object", "required": [
+                    "catalogue_version", "default_offers", "budgets_read", "offers"],
+                    "properties": {"catalogue_version": {"type": "string"},
+                                   "default_offers": {"type": "array",
+                                                      "items": {"type": "string"}},
+                                   "budgets_read": {"type": "boolean"},
+                                   "offers": {"type": "array", "items": _LISTED_OFFER}}}),
+                    **_errors(400, 401, 403, 429)},
+            }},
             "/v1/events": {"post": {
                 "summary": "Validate touchpoints and produce them to Kafka.",
                 "security": _SECURITY, "x-scope": "ingest",

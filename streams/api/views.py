@@ -190,6 +190,42 @@ async def post_outcomes(request: web.Request) -> web.Response:
     )
 
 
+# --- the offer catalogue -----------------------------------------------------------------
+
+
+async def offers(request: web.Request) -> web.Response:
+    """The catalogue in use (for titles and scripts beside recommendations), with which
+    offers may be made now and how much of each daily budget is spent."""
+    authorise(request, "recommend")
+    api = _api(request)
+    channel = request.query.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+    catalogue = api.catalogue.current
+    now = datetime.now(UTC)
+    shown: dict[str, int] | None = {}
+    if catalogue.daily_limits():
+        try:
+            shown = await api.store.budgets.spent(now.date())
+        except StoreUnavailable:  # the catalogue is still worth answering
+            shown = None
+    listed = []
+    for offer in catalogue.offers:
+        if channel is not None and channel not in offer.channels:
+            continue
+        item = msgspec.to_builtins(offer)
+        item["available_now"] = offer.available_at(now)
+        if offer.daily_limit is not None:
+            item["shown_today"] = None if shown is None else shown.get(offer.offer_id, 0)
+        listed.append(item)
+    return json_response({
+        "catalogue_version": catalogue.version,
+        "default_offers": catalogue.default_offers,
+        "budgets_read": shown is not None,
+        "offers": listed,
+    })  # fmt: skip
+
+
 # --- profile and erasure -----------------------------------------------------------------
 
 
@@ -323,6 +359,7 @@ async def readyz(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/customers/{customer_id}/recommendations", recommendations)
     app.router.add_get("/v1/customers/{customer_id}", get_customer)
+    app.router.add_get("/v1/offers", offers)
     app.router.add_delete("/v1/customers/{customer_id}", delete_customer)
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/outcomes", post_outcomes)

@@ -312,3 +312,25 @@ async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipe
     assert metric_total(api, "moments_http_request_seconds_count", route=route, status="401") == 1
     assert metric_total(api, "moments_decisions_total", kind="next_best_offer") == 3
     assert "m-1" not in text, "no customer ids in metric labels"
+
+
+async def test_offers_list_the_catalogue_in_use_by_channel(pipeline: Pipeline) -> None:
+    api = pipeline.start_api()
+    catalogue = Catalogue.load()
+    everything = await call("GET", f"{api.url}/v1/offers", headers=DEV_AUTH)
+    assert everything.status == 200, everything
+    body = everything.json
+    assert body["catalogue_version"] == catalogue.version
+    assert body["default_offers"] == catalogue.default_offers
+    assert body["budgets_read"] is True  # nothing to read: no offer has a budget
+    assert [o["offer_id"] for o in body["offers"]] == list(catalogue.offers)
+    for offer in body["offers"]:
+        assert offer["title"] == catalogue.offers[offer["offer_id"]]["title"]
+        assert offer["available_now"] is True and "shown_today" not in offer
+    sms = await call("GET", f"{api.url}/v1/offers?channel=sms", headers=DEV_AUTH)
+    assert [o["offer_id"] for o in sms.json["offers"]] == [
+        o for o, offer in catalogue.offers.items() if "sms" in offer["channels"]
+    ]
+    assert_error(await call("GET", f"{api.url}/v1/offers?channel=fax", headers=DEV_AUTH),
+                 400, "invalid_channel")  # fmt: skip
+    assert_error(await call("GET", f"{api.url}/v1/offers"), 401)

@@ -112,3 +112,23 @@ async def test_profile_and_erasure_answer_503_not_500_when_redis_is_down(
     assert [r.status for r in replies.values()] == [503, 503], replies
     for reply in replies.values():
         assert_error(reply, 503)
+
+
+async def test_offers_are_listed_without_budget_counts_when_redis_is_down(
+    pipeline: Pipeline, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    catalogue = tmp_path / "offers.toml"
+    catalogue.write_text(
+        'version = "b"\n'
+        '[[offers]]\noffer_id = "voucher"\ntitle = "Voucher"\nchannels = ["web"]\n'
+        "daily_limit = 10\n"
+    )
+    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CATALOGUE_PATH=str(catalogue))
+    up = await call("GET", f"{api.url}/v1/offers", headers=DEV_AUTH)
+    assert up.status == 200 and up.json["budgets_read"] is True, up
+    assert up.json["offers"][0]["shown_today"] == 0
+    private_redis.stop()
+    down = await call("GET", f"{api.url}/v1/offers", headers=DEV_AUTH)
+    assert down.status == 200 and down.json["budgets_read"] is False, down
+    assert down.json["offers"][0]["shown_today"] is None
+    assert down.json["offers"][0]["title"] == "Voucher"

@@ -128,6 +128,12 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         await eventually(lambda: spent(3), "the API's spending counted")
         assert api.metric("moments_offer_budget_spent", offer="voucher") == 3.0
         assert api.metric("moments_offer_budget_limit", offer="voucher") == 3.0
+        listed = await call("GET", f"{api.url}/v1/offers?channel=web", headers=DEV_AUTH)
+        assert listed.status == 200, listed
+        assert listed.json["budgets_read"] is True
+        by_id = {o["offer_id"]: o for o in listed.json["offers"]}
+        assert by_id["voucher"]["shown_today"] == 3 and by_id["voucher"]["daily_limit"] == 3
+        assert "shown_today" not in by_id["newsletter"]  # no budget
 
         # and the worker sees the budget spent by the API
         late = event("web_click", "bw-3", "budget-click-3", minutes_ago=0)
