@@ -249,17 +249,19 @@ def _register_learning(moments: Moments) -> None:
 def _register_catalogue_reload(moments: Moments) -> None:
     settings, metrics = moments.settings, moments.metrics
     metrics.catalogue_in_use(moments.catalogue.current)
+    reloader = CatalogueReloader(
+        settings.catalogue_path, moments.catalogue, metrics.catalogue_in_use
+    )
+
+    @moments.app.task  # type: ignore[untyped-decorator]
+    async def reload_catalogue_on_hangup() -> None:  # once, on the worker's own loop
+        reloader.on_hangup(asyncio.get_running_loop())
+
     if settings.catalogue_check_s > 0:
-        reloader = CatalogueReloader(
-            settings.catalogue_path, moments.catalogue, metrics.catalogue_in_use
-        )
 
         @moments.app.timer(settings.catalogue_check_s)  # type: ignore[untyped-decorator]
         async def reload_catalogue() -> None:
-            try:
-                reloader.check()
-            except Exception:  # keep checking: the catalogue in use stays
-                log.warning("could not check the offer catalogue", exc_info=True)
+            reloader.check_logged()
 
 
 def _register_pages(moments: Moments) -> None:

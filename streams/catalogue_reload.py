@@ -2,14 +2,17 @@
 
 Workers and API replicas each read the file every ``MOMENTS_CATALOGUE_CHECK_S``
 seconds (a few kilobytes; a Kubernetes ConfigMap mounted as a directory is updated in
-place, and reading follows its symlinks). Content that differs from the last read is
-validated whole before it is used; a catalogue that fails validation is refused, logged
-once with the reason, counted, and the catalogue in use stays.
+place, and reading follows its symlinks), and at once on SIGHUP (``kill -HUP``,
+``systemctl reload``). Content that differs from the last read is validated whole before
+it is used; a catalogue that fails validation is refused, logged once with the reason,
+counted, and the catalogue in use stays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,3 +75,22 @@ class CatalogueReloader:
         if isinstance(raw, CatalogueError):
             return isinstance(last, CatalogueError) and str(last) == str(raw)
         return isinstance(last, bytes) and last == raw
+
+    def check_logged(self) -> None:
+        """:meth:`check`, for background use: an unexpected error is logged and the
+        catalogue in use stays."""
+        try:
+            self.check()
+        except Exception:
+            log.warning("could not check the offer catalogue", exc_info=True)
+
+    def on_hangup(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Check at once on SIGHUP (which would otherwise end the process); False where
+        the platform has no SIGHUP."""
+        if not hasattr(signal, "SIGHUP"):
+            return False
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self.check_logged)
+        except NotImplementedError:
+            return False
+        return True

@@ -133,10 +133,10 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             risk=risk,
         )
         background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))]
+        reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
+        reloader.on_hangup(asyncio.get_running_loop())
         if settings.catalogue_check_s > 0:
-            background.append(
-                asyncio.create_task(_keep_catalogue_fresh(settings, catalogue, metrics))
-            )
+            background.append(asyncio.create_task(_keep_catalogue_fresh(settings, reloader)))
         yield
         for task in background:
             task.cancel()
@@ -165,17 +165,11 @@ async def _keep_model_fresh(api: Api, holder: ModelHolder, risk: RiskHolder) -> 
         await asyncio.sleep(2.0)
 
 
-async def _keep_catalogue_fresh(
-    settings: Settings, catalogue: CatalogueHolder, metrics: Metrics
-) -> None:
+async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader) -> None:
     """Decide with the catalogue file's newest valid version (see streams.catalogue_reload)."""
-    reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
     while True:
         await asyncio.sleep(settings.catalogue_check_s)
-        try:
-            reloader.check()
-        except Exception:  # keep checking: the catalogue in use stays
-            log.warning("could not check the offer catalogue", exc_info=True)
+        reloader.check_logged()
 
 
 async def serve(settings: Settings) -> None:

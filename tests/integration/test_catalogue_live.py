@@ -7,9 +7,11 @@ processes refuse while they go on deciding with the last valid catalogue.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,25 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
             process.log_path.read_text()
         )
     assert [o["offer_id"] for o in await offered(api, "live-5")] == ["winter-sale"]
+
+
+async def test_a_hangup_signal_reads_the_catalogue_at_once(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    path = tmp_path / "offers.toml"
+    shutil.copy(Settings().catalogue_path, path)
+    settings = {"MOMENTS_CATALOGUE_PATH": str(path), "MOMENTS_CATALOGUE_CHECK_S": "0"}
+    worker = pipeline.start_worker(**settings)
+    api = pipeline.start_api(**settings)
+    publish(path, WINTER)
+    await asyncio.sleep(1.0)  # no polling: nothing changes by itself
+    for process in (api, worker):
+        assert process.metric("moments_catalogue_info", version="2026-11-demo") == 1.0
+        process.proc.send_signal(signal.SIGHUP)
+    for process in (api, worker):
+
+        async def applied(process: Worker = process) -> bool:
+            return process.metric("moments_catalogue_info", version="live-2") == 1.0
+
+        await eventually(applied, "the catalogue read on SIGHUP", within=20)
+        assert process.proc.poll() is None  # SIGHUP no longer ends the process
