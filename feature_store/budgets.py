@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date
 
-from feature_store.connection import StoreConnection, raise_failed
+from feature_store.connection import StoreConnection, hash_reply, raise_failed
 from feature_store.pipelining import Command
 
 KEPT_DAYS = 3  # today and the two days before
@@ -34,9 +34,7 @@ class OfferBudgets:
         replies = await self._conn.submit([("HGETALL", self._key(day))])
         self._conn.observe("budgets", started)
         raise_failed(replies)
-        flat = replies[0]
-        pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-        return {str(offer): int(count) for offer, count in pairs}
+        return {offer: int(count) for offer, count in hash_reply(replies[0]).items()}
 
     async def add(self, spent: Mapping[tuple[date, str], int]) -> None:
         """Add offers shown (by UTC day and offer id) to the counts."""

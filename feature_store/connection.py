@@ -36,6 +36,14 @@ def unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"{type(exc).__name__}: {exc}")
 
 
+def hash_reply(flat: list[str] | dict[str, str]) -> dict[str, str]:
+    """A hash from a flat [field, value, ...] reply (redis-py gives HGETALL as a dict)."""
+    if isinstance(flat, dict):
+        return flat
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
 def raise_failed(replies: Sequence[Any]) -> None:
     """Raise the first error among a round trip's replies (a transient one as
     :class:`StoreUnavailable`)."""

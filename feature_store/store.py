@@ -11,7 +11,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import StoreConnection, raise_failed
+from feature_store.connection import StoreConnection, hash_reply, raise_failed
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
@@ -41,14 +41,6 @@ def _resolutions_of(fact: Fact) -> bytes:
     """The resolutions a fact writes to: only those move their buckets along (a fact
     without windowed updates leaves every bucket alone)."""
     return _resolutions_json(frozenset(op[1:] for op, _, _ in fact.updates if op[0] == "w"))
-
-
-def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
-    """A hash from a flat [field, value, ...] reply (redis-py gives HGETALL as a dict)."""
-    if isinstance(flat, dict):
-        return flat
-    it = iter(flat)
-    return dict(zip(it, it, strict=True))
 
 
 class FeatureStore:
@@ -211,7 +203,7 @@ class FeatureStore:
             if int(erased) or not raw[0]:
                 out.append((bool(int(erased)), None))
                 continue
-            profile, windows, contacts = (_pairs(flat) for flat in raw[:3])
+            profile, windows, contacts = (hash_reply(flat) for flat in raw[:3])
             features = build_features(profile, windows, raw[3], now_ms, contacts,
                                       c.thresholds, c.half_life_days, full)  # fmt: skip
             out.append((False, features))

@@ -41,27 +41,24 @@ class CatalogueReloader:
         self._path = Path(path)
         self._holder = holder
         self._reloaded = reloaded
-        self._last: bytes | CatalogueError | None = None  # what the last check read
+        self._last: bytes | str | None = None  # what the last check read, or why it could not
 
     def check(self) -> str | None:
         """Read the file once; the outcome if its content changed since the last check
         and differs from the catalogue in use."""
         try:
-            raw: bytes | CatalogueError = read_catalogue(self._path)
+            raw: bytes | str = read_catalogue(self._path)
         except CatalogueError as exc:
-            raw = exc
-        if self._same_as_last(raw):
+            raw = str(exc)
+        if raw == self._last:
             return None
         self._last = raw
+        if isinstance(raw, str):
+            return self._refuse(raw)
         try:
-            if isinstance(raw, CatalogueError):
-                raise raw
             catalogue = load_catalogue(self._path, raw)
         except CatalogueError as exc:
-            log.warning("offer catalogue refused, still using version %r: %s",
-                        self._holder.current.version, exc)  # fmt: skip
-            self._reloaded(self._holder.current, REFUSED)
-            return REFUSED
+            return self._refuse(str(exc))
         if catalogue == self._holder.current:
             return None  # rewritten, not changed
         previous, self._holder.current = self._holder.current, catalogue
@@ -70,11 +67,11 @@ class CatalogueReloader:
         self._reloaded(catalogue, APPLIED)
         return APPLIED
 
-    def _same_as_last(self, raw: bytes | CatalogueError) -> bool:
-        last = self._last
-        if isinstance(raw, CatalogueError):
-            return isinstance(last, CatalogueError) and str(last) == str(raw)
-        return isinstance(last, bytes) and last == raw
+    def _refuse(self, reason: str) -> str:
+        log.warning("offer catalogue refused, still using version %r: %s",
+                    self._holder.current.version, reason)  # fmt: skip
+        self._reloaded(self._holder.current, REFUSED)
+        return REFUSED
 
     def check_logged(self) -> None:
         """:meth:`check`, for background use: an unexpected error is logged and the
