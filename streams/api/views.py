@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,13 +10,13 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from agents.fallback_offers import fallback_decision
 from agents.risk import risk_features
 from feature_store import StoreUnavailable
 from schemas import (
     CustomerErasure,
     InvalidEvent,
     NextBestOffer,
-    OfferScore,
     decode_outcome,
     decode_touchpoint,
     encode_erasure,
@@ -68,21 +67,9 @@ def customer_id_of(request: web.Request) -> str:
 
 
 def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
-    now = datetime.now(UTC)
-    catalogue = api.catalogue.current
-    offers = catalogue.defaults_for(channel, now, limit)
-    return NextBestOffer(
-        decision_id=str(uuid.uuid4()),
-        customer_id=customer_id,
-        ts=now,
-        channel=channel,
-        trigger_event_id=None,
-        offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],
-        model_version="fallback",
-        reasons=[f"fallback:{reason}"],
-        fallback=True,
-        catalogue_version=catalogue.version,
-    )
+    control_group = api.policy.contact_policy.control_group
+    return fallback_decision(customer_id, channel, limit, reason, api.catalogue.current,
+                             control_group, datetime.now(UTC))  # fmt: skip
 
 
 async def recommendations(request: web.Request) -> web.Response:

@@ -103,6 +103,29 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
     assert (await call("GET", f"{api.url}/readyz")).status == 200
 
 
+async def test_fallback_answers_keep_the_control_group_out(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """A hold-out customer gets no default offers while Redis is down either: otherwise
+    the measured lift over the control group would count moments they were treated."""
+    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="100")
+    private_redis.stop()
+    reply = await call(
+        "GET", f"{api.url}/v1/customers/fb-held/recommendations?channel=web", headers=DEV_AUTH
+    )
+    assert reply.status == 200, reply
+    answer = reply.json
+    assert answer["fallback"] is True and answer["control"] is True, answer
+    assert answer["offers"] == [], answer
+    assert answer["reasons"][1:] == ["control_group"], answer
+    assert answer["reasons"][0] in ("fallback:store_unavailable", "fallback:latency_budget")
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("next-best-offers"), 1
+    )
+    logged = json.loads(records[0].value)  # type: ignore[attr-defined]
+    assert logged["decision_id"] == answer["decision_id"] and logged["control"] is True
+
+
 async def test_profile_and_erasure_answer_503_not_500_when_redis_is_down(
     pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:

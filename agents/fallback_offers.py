@@ -1,0 +1,56 @@
+"""Fallback answers: the catalogue's safe default offers, for when a decision cannot be
+taken in time (Redis or the model slow or down).
+
+A fallback reads nothing from Redis, but it still keeps the hold-out: a customer in the
+control group gets no offer, so that the measured lift over the control group is not
+blurred by the moments Redis was down.
+
+>>> from datetime import UTC, datetime
+>>> from schemas import Offer
+>>> tips = Offer(offer_id="tips", title="Tips", channels=["web"])
+>>> catalogue = OfferCatalogue(version="v1", offers=[tips], default_offers=["tips"])
+>>> now = datetime(2026, 12, 1, tzinfo=UTC)
+>>> answer = fallback_decision("c-1", "web", 3, "latency_budget", catalogue,
+...                            ControlGroup("salt", 0.0), now)
+>>> [o.offer_id for o in answer.offers], answer.fallback, answer.reasons
+(['tips'], True, ['fallback:latency_budget'])
+>>> held_out = fallback_decision("c-1", "web", 3, "latency_budget", catalogue,
+...                              ControlGroup("salt", 100.0), now)
+>>> held_out.offers, held_out.control, held_out.reasons
+([], True, ['fallback:latency_budget', 'control_group'])
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from agents.control_group import ControlGroup
+from schemas import NextBestOffer, OfferCatalogue, OfferScore
+
+
+def fallback_decision(
+    customer_id: str,
+    channel: str,
+    limit: int,
+    reason: str,
+    catalogue: OfferCatalogue,
+    control_group: ControlGroup,
+    now: datetime,
+) -> NextBestOffer:
+    """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``."""
+    control = control_group.contains(customer_id)
+    offers = [] if control else catalogue.defaults_for(channel, now, limit)
+    return NextBestOffer(
+        decision_id=str(uuid.uuid4()),
+        customer_id=customer_id,
+        ts=now,
+        channel=channel,
+        trigger_event_id=None,
+        offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],
+        control=control,
+        model_version="fallback",
+        reasons=[f"fallback:{reason}"] + (["control_group"] if control else []),
+        fallback=True,
+        catalogue_version=catalogue.version,
+    )
