@@ -160,6 +160,29 @@ def cmd_check_catalogue(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if warnings and args.strict else 0
 
 
+def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import json
+    from datetime import UTC, datetime
+
+    from streams.control_lift import LiftPeriod
+    from streams.lift_report import default_period, duration, instant, measure_lift
+
+    now = datetime.now(UTC)
+    try:
+        window = duration(args.window)
+        period = default_period(now, window, args.days)
+        if args.since or args.until:
+            until = instant(args.until) if args.until else period.until
+            since = instant(args.since) if args.since else until - (period.until - period.since)
+            period = LiftPeriod(since, until, window)
+    except ValueError as exc:
+        print(f"moments lift: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(asyncio.run(measure_lift(settings, period, now)), indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moments", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -203,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-catalogue", help="validate an offer catalogue and summarise it")
     check.add_argument("path", nargs="?", default=None, help="default: MOMENTS_CATALOGUE_PATH")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    lift = sub.add_parser("lift", help="conversion and revenue: treated vs the control group")
+    lift.add_argument("--window", default="7d", help="a purchase converts within this (7d)")
+    lift.add_argument("--days", type=float, default=28.0, help="days of first decisions")
+    lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
+    lift.add_argument("--until", default=None, help="up to (default: now less the window)")
     return p
 
 
@@ -215,10 +243,11 @@ COMMANDS = {
     "bench": cmd_bench,
     "evaluate": cmd_evaluate,
     "check-catalogue": cmd_check_catalogue,
+    "lift": cmd_lift,
 }
 
 
-ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild")  # MOMENTS_KAFKA_* settings
+ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift")  # MOMENTS_KAFKA_* settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from agents.offer_budget import offers_spent
 from agents.risk import LAPSE_DAYS, risk_features
@@ -47,15 +46,14 @@ from schemas import (
     decode_touchpoint,
     load_catalogue,
 )
-from streams.kafka_security import client_options
 from streams.settings import Settings
+from streams.topic_replay import first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     INTERVENTIONS,
     NEXT_BEST_OFFERS,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
-    topic_partitions,
 )
 
 log = logging.getLogger(__name__)
@@ -78,59 +76,6 @@ class RebuildReport:
     risk_snapshots: int = 0  # pending churn-risk snapshots taken again
 
 
-Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
-
-
-async def _replay(settings: Settings, topic: str, handle: Handler, batch: int) -> int:
-    """Read ``topic`` from the beginning to its end as of now, in batches."""
-    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
-    consumer = AIOKafkaConsumer(
-        **client_options(),
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return 0
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        count = 0
-        while remaining:
-            records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
-            values = []
-            for tp, msgs in records.items():
-                for msg in msgs:
-                    if msg.offset < ends[tp]:
-                        values.append(msg)
-                if msgs and msgs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            count += len(values)
-            await handle(values)
-        return count
-    finally:
-        await consumer.stop()
-
-
-async def _first_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """Each partition's oldest offset still kept (above 0: retention deleted records)."""
-    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
-    consumer = AIOKafkaConsumer(
-        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        firsts = await consumer.beginning_offsets(tps) if tps else {}
-        return {tp.partition: offset for tp, offset in firsts.items()}
-    finally:
-        await consumer.stop()
-
-
 async def rebuild(
     settings: Settings,
     store: FeatureStore,
@@ -141,7 +86,7 @@ async def rebuild(
     if not force and await store.has_any_customer():
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
     erasures_topic = settings.topic(CUSTOMER_ERASURES)
-    lost = {p: o for p, o in (await _first_offsets(settings, erasures_topic)).items() if o}
+    lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}
     if lost:
         where = ", ".join(f"partition {p} from offset {o}" for p, o in sorted(lost.items()))
         said = (f"{erasures_topic} no longer holds its oldest records ({where}): customers "
@@ -217,8 +162,8 @@ async def rebuild(
                 await store.erase(customer_id)
                 erased.add(customer_id)
 
-    await _replay(settings, erasures_topic, erasures, batch)
-    await _replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
+    await replay(settings, erasures_topic, erasures, batch)
+    await replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:
         found = [decode_intervention(r.value or b"") for r in records]
@@ -227,9 +172,9 @@ async def rebuild(
         )
         await store.decisions.record([decision_record(i) for i in found])
 
-    total = await _replay(settings, source, touchpoints, batch)
-    decided_alerts = await _replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
-    decided = await _replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
+    total = await replay(settings, source, touchpoints, batch)
+    decided_alerts = await replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
+    decided = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
     snapshots = await _retake_risk_snapshots(store, last_seen, batch)
     report = RebuildReport(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,

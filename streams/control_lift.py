@@ -1,0 +1,209 @@
+"""The lift over the hold-out control group, measured on what customers really did.
+
+A customer enters the report at their first next-best-offer decision in the period
+(their *exposure*; a decision taken for the control group counts too, with no offer
+made). They count as converted when they made a purchase within the conversion window
+after it. Comparing treated with control customers is an intent-to-treat comparison:
+a treated customer whose offers were all suppressed (consent, fatigue) still counts as
+treated, exactly as the hold-out is drawn, so the difference is what Moments' offers
+changed, not what some chosen subset did.
+
+Customers are left out when their window is still open, when they were erased, or when
+their decisions put them in both groups (the control group's salt or share changed).
+
+Pure: decisions and purchases in, a report out.
+
+>>> from datetime import UTC, datetime, timedelta
+>>> t0 = datetime(2026, 11, 2, tzinfo=UTC)
+>>> lift = ControlLift(LiftPeriod(t0, t0 + timedelta(days=7), timedelta(days=7)),
+...                    as_of=t0 + timedelta(days=30))
+>>> for n in range(8):
+...     lift.decision(f"c{n}", t0 + timedelta(hours=n), control=n >= 6, channel="web")
+>>> for n in (0, 1, 2, 6):
+...     lift.purchase(f"o{n}", f"c{n}", t0 + timedelta(days=1), 40.0, "EUR")
+>>> report = lift.report()
+>>> report["treated"]["conversion"], report["control"]["conversion"], report["lift"]
+(0.5, 0.5, 0.0)
+>>> report["treated"]["revenue_per_customer"]
+{'EUR': 20.0}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True, slots=True)
+class LiftPeriod:
+    """Exposures from ``since`` up to (not including) ``until``; a purchase converts
+    within ``window`` after the exposure."""
+
+    since: datetime
+    until: datetime
+    window: timedelta
+
+    def __post_init__(self) -> None:
+        if self.until <= self.since:
+            raise ValueError("the period must end after it starts")
+        if self.window <= timedelta(0):
+            raise ValueError("the conversion window must be longer than zero")
+
+
+@dataclass(slots=True)
+class _Exposure:
+    at: datetime
+    control: bool
+    channel: str
+    both_groups: bool = False
+    orders: dict[str, tuple[float, str]] = field(default_factory=dict)  # id: amount, currency
+
+
+@dataclass(slots=True)
+class _Group:
+    customers: int = 0
+    converted: int = 0
+    revenue: dict[str, list[float]] = field(default_factory=dict)  # currency: per spender
+
+    def add(self, exposure: _Exposure) -> None:
+        self.customers += 1
+        self.converted += bool(exposure.orders)
+        spent: dict[str, float] = {}
+        for amount, currency in exposure.orders.values():
+            spent[currency] = spent.get(currency, 0.0) + amount
+        for currency, total in spent.items():
+            self.revenue.setdefault(currency, []).append(total)
+
+    def rate(self) -> float:
+        return self.converted / self.customers if self.customers else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "customers": self.customers,
+            "converted": self.converted,
+            "conversion": round(self.rate(), 5),
+            "revenue_per_customer": {
+                currency: round(_mean(_padded(self, currency)), 4)
+                for currency in sorted(self.revenue)
+            },
+        }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _variance(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+
+
+def _padded(group: _Group, currency: str) -> list[float]:
+    """Revenue per customer in ``currency``, zero for those who spent none in it."""
+    found = group.revenue.get(currency, [])
+    return found + [0.0] * (group.customers - len(found))
+
+
+def compare(treated: _Group, control: _Group) -> dict[str, Any]:
+    """Conversion and revenue per customer, treated minus control, with 95 % intervals
+    (normal approximation; customers are independent) and the two-sided p-value of the
+    conversion difference."""
+    if not treated.customers or not control.customers:
+        return {"treated": treated.summary(), "control": control.summary(), "lift": None}
+    pt, pc = treated.rate(), control.rate()
+    nt, nc = treated.customers, control.customers
+    diff = pt - pc
+    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    pooled = (treated.converted + control.converted) / (nt + nc)
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / nt + 1 / nc))
+    p_value = math.erfc(abs(diff) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
+    revenue = {}
+    for currency in sorted(set(treated.revenue) | set(control.revenue)):
+        t, c = _padded(treated, currency), _padded(control, currency)
+        gap = _mean(t) - _mean(c)
+        spread = math.sqrt(_variance(t) / nt + _variance(c) / nc)
+        revenue[currency] = {
+            "per_customer": round(gap, 4),
+            "ci95": [round(gap - Z95 * spread, 4), round(gap + Z95 * spread, 4)],
+        }
+    return {
+        "treated": treated.summary(),
+        "control": control.summary(),
+        "lift": round(diff, 5),
+        "relative_lift": round(diff / pc, 4) if pc > 0 else None,
+        "ci95": [round(diff - Z95 * se, 5), round(diff + Z95 * se, 5)],
+        "p_value": round(p_value, 5),
+        "revenue_lift": revenue,
+    }
+
+
+class ControlLift:
+    """Collects decisions, then purchases (in that order), and reports the lift."""
+
+    def __init__(self, period: LiftPeriod, as_of: datetime) -> None:
+        self.period = period
+        self.as_of = as_of
+        self._exposures: dict[str, _Exposure] = {}
+        self._erased: set[str] = set()
+
+    def erased(self, customer_id: str) -> None:
+        """The customer was erased: they are left out of the report."""
+        self._erased.add(customer_id)
+
+    def decision(self, customer_id: str, at: datetime, control: bool, channel: str) -> None:
+        """A next-best-offer decision (in any order); only the period's count."""
+        if not self.period.since <= at < self.period.until:
+            return
+        seen = self._exposures.get(customer_id)
+        if seen is None:
+            self._exposures[customer_id] = _Exposure(at, control, channel)
+            return
+        seen.both_groups |= seen.control != control
+        if at < seen.at:
+            seen.at, seen.control, seen.channel = at, control, channel
+
+    def purchase(
+        self, order_key: str, customer_id: str, at: datetime, amount: float, currency: str
+    ) -> None:
+        """A purchase; counted once per ``order_key`` (the event id) when it falls within
+        the window after the customer's exposure."""
+        exposure = self._exposures.get(customer_id)
+        if exposure is not None and exposure.at < at <= exposure.at + self.period.window:
+            exposure.orders[order_key] = (amount, currency)
+
+    def exposed(self, customer_id: str) -> bool:
+        """Whether the customer has an exposure in the period (purchases matter)."""
+        return customer_id in self._exposures
+
+    def report(self) -> dict[str, Any]:
+        groups: dict[str, tuple[_Group, _Group]] = {}
+        overall = (_Group(), _Group())
+        left_out = {"window_open": 0, "erased": 0, "both_groups": 0}
+        for customer_id, exposure in self._exposures.items():
+            if customer_id in self._erased:
+                left_out["erased"] += 1
+            elif exposure.both_groups:
+                left_out["both_groups"] += 1
+            elif exposure.at + self.period.window > self.as_of:
+                left_out["window_open"] += 1
+            else:
+                by_channel = groups.setdefault(exposure.channel, (_Group(), _Group()))
+                for treated, control in (overall, by_channel):
+                    (control if exposure.control else treated).add(exposure)
+        return {
+            "since": self.period.since.isoformat(),
+            "until": self.period.until.isoformat(),
+            "window_s": self.period.window.total_seconds(),
+            "as_of": self.as_of.isoformat(),
+            "conversion": "a purchase within the window after the customer's first decision "
+            "in the period (intent to treat)",
+            "left_out": left_out,
+            **compare(*overall),
+            "by_channel": {channel: compare(*pair) for channel, pair in sorted(groups.items())},
+        }

@@ -1,0 +1,111 @@
+"""``moments lift``: the lift over the control group, from what the topics hold.
+
+Reads the erasures (all of them), then the next-best-offer decisions and the touchpoints
+written since the period began, and hands them to :class:`streams.control_lift.ControlLift`.
+Only purchases are decoded; the report holds counts and rates, never a customer id.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from aiokafka import ConsumerRecord
+
+from schemas import (
+    InvalidEvent,
+    Purchase,
+    decode_erasure,
+    decode_next_best_offer,
+    decode_touchpoint,
+)
+from streams.control_lift import ControlLift, LiftPeriod
+from streams.settings import Settings
+from streams.topic_replay import replay
+from streams.topics import CUSTOMER_ERASURES, NEXT_BEST_OFFERS, TOUCHPOINTS
+
+# Records are read from a day before the period: a touchpoint can reach Kafka before the
+# moment its producer stamped on it (clocks differ), and must not be missed.
+EARLY_S = 86_400
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(text: str) -> timedelta:
+    """``"7d"``, ``"36h"``, ``"90m"`` or ``"30s"``.
+
+    >>> duration("7d"), duration("1.5h")
+    (datetime.timedelta(days=7), datetime.timedelta(seconds=5400))
+    """
+    found = _DURATION.match(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a duration such as 7d, 36h, 90m or 30s")
+    return timedelta(seconds=float(found[1]) * _UNITS[found[2]])
+
+
+def instant(text: str) -> datetime:
+    """An ISO date or date and time; without an offset, UTC.
+
+    >>> instant("2026-11-02").isoformat(), instant("2026-11-02T09:30+01:00").isoformat()
+    ('2026-11-02T00:00:00+00:00', '2026-11-02T09:30:00+01:00')
+    """
+    try:
+        found = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO date or date and time") from None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+def default_period(now: datetime, window: timedelta, days: float) -> LiftPeriod:
+    """The ``days`` of exposures whose windows have all closed by ``now``."""
+    until = now - window
+    return LiftPeriod(until - timedelta(days=days), until, window)
+
+
+async def measure_lift(
+    settings: Settings, period: LiftPeriod, as_of: datetime, batch: int = 1000
+) -> dict[str, Any]:
+    lift = ControlLift(period, as_of)
+    skipped = 0
+
+    async def erasures(records: list[ConsumerRecord]) -> None:
+        nonlocal skipped
+        for record in records:
+            try:
+                lift.erased(decode_erasure(record.value or b"").customer_id)
+            except InvalidEvent:
+                skipped += 1
+
+    async def decisions(records: list[ConsumerRecord]) -> None:
+        nonlocal skipped
+        for record in records:
+            try:
+                d = decode_next_best_offer(record.value or b"")
+            except msgspec.DecodeError:
+                skipped += 1
+                continue
+            lift.decision(d.customer_id, d.ts, d.control, d.channel)
+
+    async def purchases(records: list[ConsumerRecord]) -> None:
+        nonlocal skipped
+        for record in records:
+            value = record.value or b""
+            if b"purchase" not in value:  # most touchpoints: not decoded at all
+                continue
+            try:
+                event = decode_touchpoint(value)
+            except InvalidEvent:
+                skipped += 1  # dead-lettered by the pipeline as well
+                continue
+            if isinstance(event, Purchase) and lift.exposed(event.customer_id):
+                lift.purchase(
+                    event.event_id, event.customer_id, event.ts, event.amount, event.currency
+                )
+
+    from_ms = int(period.since.timestamp() * 1000) - EARLY_S * 1000
+    await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
+    read = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch, from_ms)
+    seen = await replay(settings, settings.topic(TOUCHPOINTS), purchases, batch, from_ms)
+    return {**lift.report(), "read": {"decisions": read, "touchpoints": seen, "skipped": skipped}}

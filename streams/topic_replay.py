@@ -1,0 +1,78 @@
+"""Reading a topic once, from the beginning (or a moment) to its end as of now: for the
+commands that work from what the topics hold (``moments rebuild``, ``moments lift``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.kafka_security import client_options
+from streams.settings import Settings
+from streams.topics import topic_partitions
+
+Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+async def replay(
+    settings: Settings, topic: str, handle: Handler, batch: int, from_ms: int | None = None
+) -> int:
+    """Read ``topic`` to its end as of now, in batches; returns the records read.
+
+    From the beginning, or with ``from_ms`` from each partition's first record written
+    at or after that moment (by the records' Kafka timestamps).
+    """
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    consumer = AIOKafkaConsumer(
+        **client_options(),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        if from_ms is not None:
+            found = await consumer.offsets_for_times({tp: from_ms for tp in tps})
+            for tp in tps:
+                at = found.get(tp)
+                if at is None:  # nothing written since: nothing to read
+                    ends[tp] = 0
+                else:
+                    consumer.seek(tp, at.offset)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        count = 0
+        while remaining:
+            records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            values = []
+            for tp, msgs in records.items():
+                for msg in msgs:
+                    if msg.offset < ends[tp]:
+                        values.append(msg)
+                if msgs and msgs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            count += len(values)
+            await handle(values)
+        return count
+    finally:
+        await consumer.stop()
+
+
+async def first_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Each partition's oldest offset still kept (above 0: retention deleted records)."""
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    consumer = AIOKafkaConsumer(
+        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        firsts = await consumer.beginning_offsets(tps) if tps else {}
+        return {tp.partition: offset for tp, offset in firsts.items()}
+    finally:
+        await consumer.stop()

@@ -1,0 +1,149 @@
+"""The lift over the control group (streams/control_lift.py): who counts, what converts,
+and the statistics."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.control_lift import ControlLift, LiftPeriod
+from streams.lift_report import default_period, duration, instant
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+DAY = timedelta(days=1)
+WEEK = LiftPeriod(T0, T0 + 7 * DAY, 3 * DAY)
+LATER = T0 + 30 * DAY
+
+
+def _lift(period: LiftPeriod = WEEK, as_of: datetime = LATER) -> ControlLift:
+    return ControlLift(period, as_of)
+
+
+def test_the_exposure_is_the_first_decision_in_the_period() -> None:
+    lift = _lift()
+    lift.decision("c1", T0 + 2 * DAY, control=False, channel="email")
+    lift.decision("c1", T0 + DAY, control=False, channel="web")  # earlier, read later
+    lift.decision("c1", T0 - DAY, control=False, channel="sms")  # before the period
+    lift.decision("c2", T0 + 7 * DAY, control=False, channel="web")  # at its end: out
+    assert not lift.exposed("c2")
+    # converts within 3 days of the first decision (day 1), not of the second (day 2)
+    lift.purchase("o1", "c1", T0 + 4 * DAY + timedelta(hours=1), 10.0, "EUR")
+    report = lift.report()
+    assert report["treated"]["customers"] == 1 and report["treated"]["converted"] == 0
+    assert list(report["by_channel"]) == ["web"]
+
+
+def test_a_purchase_converts_only_inside_the_window_and_once_per_order() -> None:
+    lift = _lift()
+    for n in range(4):
+        lift.decision(f"c{n}", T0 + DAY, control=False, channel="web")
+    lift.purchase("before", "c0", T0 + DAY - timedelta(seconds=1), 10.0, "EUR")
+    lift.purchase("at-exposure", "c0", T0 + DAY, 10.0, "EUR")  # not after it
+    lift.purchase("edge", "c1", T0 + 4 * DAY, 10.0, "EUR")  # the window's last moment
+    lift.purchase("late", "c2", T0 + 4 * DAY + timedelta(seconds=1), 10.0, "EUR")
+    lift.purchase("twice", "c3", T0 + 2 * DAY, 25.0, "EUR")
+    lift.purchase("twice", "c3", T0 + 2 * DAY, 25.0, "EUR")  # the same event replayed
+    lift.purchase("stranger", "c9", T0 + 2 * DAY, 99.0, "EUR")  # never decided
+    treated = lift.report()["treated"]
+    assert treated["customers"] == 4 and treated["converted"] == 2
+    assert treated["revenue_per_customer"] == {"EUR": round((10.0 + 25.0) / 4, 4)}
+
+
+def test_open_windows_erased_customers_and_group_switchers_are_left_out() -> None:
+    as_of = T0 + 5 * DAY
+    lift = _lift(as_of=as_of)
+    lift.decision("open", T0 + 3 * DAY, control=False, channel="web")  # closes day 6
+    lift.decision("closed", T0 + 2 * DAY, control=False, channel="web")  # closes day 5
+    lift.decision("erased", T0, control=True, channel="web")
+    lift.decision("switcher", T0, control=True, channel="web")
+    lift.decision("switcher", T0 + DAY, control=False, channel="web")
+    lift.erased("erased")
+    report = lift.report()
+    assert report["left_out"] == {"window_open": 1, "erased": 1, "both_groups": 1}
+    assert report["treated"]["customers"] == 1 and report["control"]["customers"] == 0
+    assert report["lift"] is None  # no control customer: nothing to compare
+
+
+def test_the_difference_interval_and_p_value_match_the_textbook_formulas() -> None:
+    lift = _lift()
+    for n in range(200):  # treated: 60 of 200 convert; control: 10 of 50
+        control = n >= 150
+        lift.decision(f"c{n}", T0, control=control, channel="web")
+        if (not control and n < 60) or (control and n < 160):
+            lift.purchase(f"o{n}", f"c{n}", T0 + DAY, 20.0, "EUR")
+    report = lift.report()
+    pt, pc = 60 / 150, 10 / 50
+    se = math.sqrt(pt * (1 - pt) / 150 + pc * (1 - pc) / 50)
+    assert report["lift"] == round(pt - pc, 5)
+    assert report["relative_lift"] == round((pt - pc) / pc, 4)
+    assert report["ci95"] == [round(pt - pc - 1.959964 * se, 5), round(pt - pc + 1.959964 * se, 5)]
+    pooled = 70 / 200
+    z = (pt - pc) / math.sqrt(pooled * (1 - pooled) * (1 / 150 + 1 / 50))
+    assert report["p_value"] == round(math.erfc(z / math.sqrt(2)), 5)
+    assert report["revenue_lift"]["EUR"]["per_customer"] == round(20 * (pt - pc), 4)
+
+
+def test_revenue_is_compared_per_currency_counting_non_spenders_as_zero() -> None:
+    lift = _lift()
+    for n in range(4):
+        lift.decision(f"t{n}", T0, control=False, channel="web")
+        lift.decision(f"k{n}", T0, control=True, channel="web")
+    lift.purchase("a", "t0", T0 + DAY, 40.0, "EUR")
+    lift.purchase("b", "t0", T0 + DAY, 8.0, "GBP")
+    lift.purchase("c", "k0", T0 + DAY, 12.0, "EUR")
+    report = lift.report()
+    assert report["treated"]["revenue_per_customer"] == {"EUR": 10.0, "GBP": 2.0}
+    assert report["control"]["revenue_per_customer"] == {"EUR": 3.0}
+    assert report["revenue_lift"]["EUR"]["per_customer"] == 7.0
+    assert report["revenue_lift"]["GBP"]["per_customer"] == 2.0
+
+
+def test_channels_are_reported_by_the_exposure_channel() -> None:
+    lift = _lift()
+    lift.decision("w", T0, control=False, channel="web")
+    lift.decision("w", T0 + DAY, control=False, channel="email")
+    lift.decision("e", T0, control=True, channel="email")
+    lift.purchase("o", "e", T0 + DAY, 5.0, "EUR")
+    channels = lift.report()["by_channel"]
+    assert channels["web"]["treated"]["customers"] == 1
+    assert channels["email"]["control"]["converted"] == 1
+    assert channels["email"]["treated"]["customers"] == 0
+
+
+@pytest.mark.parametrize(("treated_rate", "control_rate"), [(0.30, 0.20), (0.25, 0.25)])
+def test_the_interval_covers_the_true_lift_of_a_simulated_campaign(
+    treated_rate: float, control_rate: float
+) -> None:
+    rng = random.Random(11)
+    lift = _lift()
+    for n in range(20_000):
+        control = rng.random() < 0.2
+        lift.decision(f"c{n}", T0, control=control, channel="web")
+        if rng.random() < (control_rate if control else treated_rate):
+            lift.purchase(f"o{n}", f"c{n}", T0 + DAY, 30.0, "EUR")
+    report = lift.report()
+    low, high = report["ci95"]
+    true = treated_rate - control_rate
+    assert low <= true <= high, report
+    if true > 0:
+        assert low > 0 and report["p_value"] < 0.001
+    else:
+        assert report["p_value"] > 0.01
+
+
+def test_the_command_line_reads_durations_instants_and_a_closed_default_period() -> None:
+    assert duration("36h") == timedelta(hours=36) and duration("30s") == timedelta(seconds=30)
+    with pytest.raises(ValueError, match="not a duration"):
+        duration("a week")
+    assert instant("2026-11-02T10:00Z") == T0 + timedelta(hours=10)
+    with pytest.raises(ValueError, match="not an ISO date"):
+        instant("yesterday")
+    period = default_period(LATER, 7 * DAY, 28)
+    assert period.until == LATER - 7 * DAY and period.since == LATER - 35 * DAY
+    with pytest.raises(ValueError, match="must end after"):
+        LiftPeriod(T0, T0, DAY)
+    with pytest.raises(ValueError, match="longer than zero"):
+        LiftPeriod(T0, T0 + DAY, timedelta(0))
