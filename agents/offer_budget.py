@@ -17,14 +17,12 @@ True
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from feature_store import BudgetSpend
 from schemas import NextBestOffer
-
-SpentOffers = Mapping[tuple[date, str], int]  # (UTC day, offer id) -> offers shown
 
 
 @dataclass(slots=True)
@@ -53,22 +51,28 @@ class BudgetLedger:
                 self.spent[offer_id] = self.spent.get(offer_id, 0) + 1
 
 
-def offers_spent(decisions: Iterable[NextBestOffer], limits: Mapping[str, int]) -> SpentOffers:
-    """What decisions that went out spent of the budgets: limited offers shown, by the
-    UTC day of the decision.
+def offers_spent(
+    decisions: Iterable[NextBestOffer], limits: Mapping[str, int]
+) -> list[BudgetSpend]:
+    """What decisions that went out spent of the budgets: the limited offers each one
+    showed, on the UTC day of the decision (the store counts each decision once).
 
     >>> from datetime import UTC, datetime
     >>> from schemas import OfferScore
-    >>> def shown(*offers: str) -> NextBestOffer:
-    ...     return NextBestOffer(decision_id="d", customer_id="c", channel="web",
+    >>> def shown(decision_id: str, *offers: str) -> NextBestOffer:
+    ...     return NextBestOffer(decision_id=decision_id, customer_id="c", channel="web",
     ...         ts=datetime(2026, 12, 1, 23, 59, tzinfo=UTC), trigger_event_id=None,
     ...         model_version="m", offers=[OfferScore(offer_id=o, score=1.0, propensity=1.0)
     ...                                    for o in offers])
-    >>> dict(offers_spent([shown("voucher", "news"), shown("voucher")], {"voucher": 5}))
-    {(datetime.date(2026, 12, 1), 'voucher'): 2}
+    >>> spent = offers_spent([shown("d1", "voucher", "news"), shown("d2", "news")],
+    ...                      {"voucher": 5})
+    >>> [(s.day.isoformat(), s.decision_id, s.offer_ids) for s in spent]
+    [('2026-12-01', 'd1', ('voucher',))]
     """
-    counts: Counter[tuple[date, str]] = Counter()
+    spent = []
     for decision in decisions:
-        day = decision.ts.astimezone(UTC).date()
-        counts.update((day, o.offer_id) for o in decision.offers if o.offer_id in limits)
-    return counts
+        limited = tuple(o.offer_id for o in decision.offers if o.offer_id in limits)
+        if limited:
+            day = decision.ts.astimezone(UTC).date()
+            spent.append(BudgetSpend(day, decision.decision_id, limited))
+    return spent

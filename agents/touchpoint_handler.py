@@ -250,8 +250,10 @@ class TouchpointHandler:
         return decision, alerts
 
     async def confirm(self, result: BatchResult) -> None:
-        """Call once the batch's decisions are delivered: record the contacts they made
-        (for fatigue caps and cool-downs) and let replays skip them."""
+        """Call once the batch's decisions are delivered: count the offer budgets they
+        spent, record the contacts they made (for fatigue caps and cool-downs) and let
+        replays skip them. The budgets go first: a replay decides again (with the same
+        decision ids) whatever was not recorded, and the store counts a decision once."""
         contacts = [
             offers_shown_fact(
                 d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
@@ -265,12 +267,10 @@ class TouchpointHandler:
         ]
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in result.interventions]
-        recording = self._store.decisions.record(records, contacts + result.risk_facts)
         spent = offers_spent(result.decisions, self._policy.catalogue.current.daily_limits())
-        if spent:  # in the same round trip
-            await asyncio.gather(recording, self._store.budgets.add(spent))
-        else:
-            await recording
+        if spent:  # first: if the record fails after it, the replay counts nothing twice
+            await self._store.budgets.add(spent)
+        await self._store.decisions.record(records, contacts + result.risk_facts)
 
 
 def decision_record(

@@ -11,6 +11,7 @@ from feature_store.facts import (
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
 from feature_store.records import (
     ApplyStatus,
+    BudgetSpend,
     DecisionRecord,
     ErasureReceipt,
     PendingRisk,
@@ -21,6 +22,7 @@ from feature_store.store import FeatureStore
 
 __all__ = [
     "ApplyStatus",
+    "BudgetSpend",
     "ContactHistory",
     "CustomerFeatures",
     "DecisionRecord",

@@ -1,18 +1,22 @@
 """How many times each offer with a daily budget was shown today, across all customers.
 
-One Redis hash per UTC day (offer id -> count), kept for three days; it holds no
-customer data. Both calls share their round trip with other callers' commands.
+One Redis hash per UTC day (offer id -> count), and beside it the set of decisions
+counted that day, so that a decision is counted once however often its write is retried
+or its topic replayed. Both are kept for three days and hold no customer data (decision
+ids are random or derived from event ids by a one-way hash). Both calls share their
+round trip with other callers' commands.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from feature_store.connection import StoreConnection, hash_reply, raise_failed
-from feature_store.pipelining import Command
+from feature_store.records import BudgetSpend
 
 KEPT_DAYS = 3  # today and the two days before
 KEPT_S = KEPT_DAYS * 86400
@@ -28,6 +32,9 @@ class OfferBudgets:
     def _key(self, day: date) -> str:
         return f"{self._prefix}:budget:{{{day.isoformat()}}}"
 
+    def _counted_key(self, day: date) -> str:  # the same hash slot as the day's counts
+        return f"{self._prefix}:budget-counted:{{{day.isoformat()}}}"
+
     async def spent(self, day: date) -> dict[str, int]:
         """Offers shown on ``day`` (UTC) so far, by offer id."""
         started = time.perf_counter()
@@ -36,18 +43,16 @@ class OfferBudgets:
         raise_failed(replies)
         return {offer: int(count) for offer, count in hash_reply(replies[0]).items()}
 
-    async def add(self, spent: Mapping[tuple[date, str], int]) -> None:
-        """Add offers shown (by UTC day and offer id) to the counts."""
-        by_day: dict[date, list[tuple[str, int]]] = defaultdict(list)
-        for (day, offer_id), count in spent.items():
-            by_day[day].append((offer_id, count))
-        commands: list[Command] = []
-        for day, counts in sorted(by_day.items()):
-            key = self._key(day)
-            commands += [("HINCRBY", key, offer_id, count) for offer_id, count in counts]
-            commands.append(("EXPIRE", key, KEPT_S))
-        if commands:
-            started = time.perf_counter()
-            replies = await self._conn.submit(commands)
-            self._conn.observe("budgets", started)
-            raise_failed(replies)
+    async def add(self, spends: Sequence[BudgetSpend]) -> int:
+        """Count the offers each decision showed, once per decision; returns how many
+        decisions were counted now (the others were counted before)."""
+        by_day: dict[date, list[Any]] = defaultdict(list)
+        for spend in spends:
+            if spend.offer_ids:
+                args = by_day[spend.day]
+                args += [spend.decision_id, len(spend.offer_ids), *spend.offer_ids]
+        if not by_day:
+            return 0
+        calls = [("spend", (self._key(day), self._counted_key(day)), [KEPT_S, *args])
+                 for day, args in sorted(by_day.items())]  # fmt: skip
+        return sum(int(n) for n in await self._conn.eval_mixed("budgets", calls))

@@ -24,7 +24,7 @@ from feature_store.transport import RedisPipe
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle")
+    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle", "spend")
 }
 
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import msgspec
 
@@ -31,6 +32,15 @@ class DecisionRecord:
     ts_ms: int
     context: bytes  # the decision as JSON, opaque to the store
     trigger_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpend:
+    """Offers with a daily budget that one decision showed, on its UTC day."""
+
+    day: date
+    decision_id: str
+    offer_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

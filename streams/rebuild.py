@@ -145,7 +145,7 @@ async def rebuild(
         await store.apply_facts(contacts)
         await store.decisions.record([decision_record(d) for d in found])
         spent = offers_spent(found, limits)  # the daily offer budgets still kept
-        await store.budgets.add({k: n for k, n in spent.items() if k[0] >= budgets_since})
+        await store.budgets.add([s for s in spent if s.day >= budgets_since])
 
     erased: set[str] = set()
 

@@ -160,7 +160,7 @@ class Recommender:
                 self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]
             recording = self._store.decisions.record(records, shown)
-            spending = offers_spent((d for _, d, _ in decided), limits) if limits else {}
+            spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
             if spending:  # in the same round trip
                 await asyncio.gather(recording, self._store.budgets.add(spending))
             else:

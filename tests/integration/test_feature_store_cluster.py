@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import FeatureStore, StoreConfig, touchpoint_fact
+from feature_store import BudgetSpend, FeatureStore, StoreConfig, touchpoint_fact
 from feature_store.reference import CustomerState
 from schemas import Purchase, WebClick
 from streams.services.local_redis import LocalRedisCluster
@@ -76,7 +76,10 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
         assert await store.erased(customers) == [True] + [False] * (len(customers) - 1)
         # daily offer budgets, read with the features of a batch as the API does
         day = NOW.date()
-        await store.budgets.add({(day, "voucher"): 2, (day + timedelta(days=1), "voucher"): 1})
+        spends = [BudgetSpend(day, f"d{n}", ("voucher",)) for n in range(2)]
+        spends.append(BudgetSpend(day + timedelta(days=1), "d2", ("voucher",)))
+        assert await store.budgets.add(spends) == 3
+        assert await store.budgets.add(spends[:1]) == 0  # counted once
         views, spent = await asyncio.gather(
             store.read_for_decisions(customers[1:4]), store.budgets.spent(day)
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from feature_store import BudgetSpend
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
 from tests.integration.test_touchpoints_pipeline import produce
@@ -42,12 +43,19 @@ async def test_the_store_counts_offers_by_day_and_keeps_them_three_days(
     try:
         day, next_day = date(2026, 12, 1), date(2026, 12, 2)
         assert await store.budgets.spent(day) == {}
-        await store.budgets.add({(day, "voucher"): 2, (day, "sale"): 1, (next_day, "voucher"): 1})
-        await store.budgets.add({(day, "voucher"): 1})
+        first = [
+            BudgetSpend(day, "d1", ("voucher", "sale")),
+            BudgetSpend(day, "d2", ("voucher",)),
+            BudgetSpend(next_day, "d3", ("voucher",)),
+        ]
+        assert await store.budgets.add(first) == 3
+        # a retried write or a replayed topic: the decisions counted already add nothing
+        assert await store.budgets.add([first[1], BudgetSpend(day, "d4", ("voucher",))]) == 1
+        assert await store.budgets.add(first) == 0
         assert await store.budgets.spent(day) == {"voucher": 3, "sale": 1}
         assert await store.budgets.spent(next_day) == {"voucher": 1}
-        ttls = [ttl async for ttl in _budget_ttls(pipeline)]
-        assert len(ttls) == 2 and all(2 * 86400 < t <= 3 * 86400 for t in ttls)
+        ttls = [ttl async for ttl in _budget_ttls(pipeline)]  # counts and decisions counted
+        assert len(ttls) == 4 and all(2 * 86400 < t <= 3 * 86400 for t in ttls)
     finally:
         await store.close()
 
@@ -57,7 +65,7 @@ async def _budget_ttls(pipeline: Pipeline) -> Any:
 
     client = aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True)
     try:
-        async for key in client.scan_iter(match=f"{pipeline.prefix.rstrip('-')}:budget:*"):
+        async for key in client.scan_iter(match=f"{pipeline.prefix.rstrip('-')}:budget*"):
             yield await client.ttl(key)
     finally:
         await client.aclose()

@@ -134,6 +134,17 @@ async def test_rebuild_into_empty_redis_equals_live_state(
             command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
         )
         assert again.returncode == 2 and "--force" in again.stderr
+        # merged again with --force: every update is idempotent, the budgets included
+        merged = subprocess.run(  # noqa: ASYNC221
+            [*command, "--force"], env={**pipeline.env(0), **env},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert merged.returncode == 0, merged.stderr
+        assert await rebuilt.budgets.spent(today) == live_spent
+        for customer in kept[:3]:
+            assert without_risk(await rebuilt.raw(customer)) == without_risk(
+                await live.raw(customer)
+            ), customer
     finally:
         await rebuilt.close()
         await live.close()

@@ -16,7 +16,7 @@ from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import CustomerFeatures
+from feature_store import BudgetSpend, CustomerFeatures
 from schemas import Offer, OfferCatalogue
 from streams.metrics import Metrics
 
@@ -92,7 +92,8 @@ def test_decisions_of_one_batch_share_the_budget(
         assert [o.offer_id for o in later.offers] == ["newsletter"]
         assert "suppressed:budget:voucher" in later.reasons
     assert ledger.spent == {"voucher": 2}
-    assert offers_spent(decisions, CATALOGUE.daily_limits()) == {(NOW.date(), "voucher"): 2}
+    spent = offers_spent(decisions, CATALOGUE.daily_limits())
+    assert spent == [BudgetSpend(NOW.date(), d.decision_id, ("voucher",)) for d in with_voucher]
 
 
 @pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])
@@ -112,11 +113,14 @@ def test_spending_is_counted_on_the_day_each_decision_was_taken() -> None:
         policy.decide(request_moment("c-2", "web", 2), KNOWN, after_midnight),
         policy.decide(request_moment("c-3", "web", 2), KNOWN, after_midnight),
     ]
-    assert offers_spent(decisions, {"voucher": 2}) == {
-        (date(2026, 12, 1), "voucher"): 1,
-        (date(2026, 12, 2), "voucher"): 2,
-    }
-    assert offers_spent(decisions, {}) == {}
+    spent = offers_spent(decisions, {"voucher": 2})
+    assert [(s.day, s.offer_ids) for s in spent] == [
+        (date(2026, 12, 1), ("voucher",)),
+        (date(2026, 12, 2), ("voucher",)),
+        (date(2026, 12, 2), ("voucher",)),
+    ]
+    assert [s.decision_id for s in spent] == [d.decision_id for d in decisions]
+    assert offers_spent(decisions, {}) == []
 
 
 def test_metrics_show_each_budget_and_forget_offers_no_longer_limited() -> None:
