@@ -62,12 +62,14 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
                 duration_s=args.duration,
             )
             log.info(
-                "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes)",
+                "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes, "
+                "%d orders after them)",
                 sent.sent,
                 sent.seconds,
                 answered.answered,
                 answered.decisions,
                 answered.outcomes,
+                answered.orders,
             )
             return
         result = await simulate(
@@ -194,7 +196,10 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=50.0, help="events per second")
     sim.add_argument("--count", type=int, default=None, help="stop after this many events")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    sim.add_argument("--respond", action="store_true", help="customers answer offers (outcomes)")
+    sim.add_argument(
+        "--respond", action="store_true",
+        help="customers answer offers (outcomes), and some order after accepting",
+    )  # fmt: skip
     demo = sub.add_parser("demo", help="start services, a worker and the simulator; show decisions")
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
     demo.add_argument("--rate", type=float, default=20.0)

@@ -181,7 +181,9 @@ class ControlLift:
         """Whether the customer has an exposure in the period (purchases matter)."""
         return customer_id in self._exposures
 
-    def report(self) -> dict[str, Any]:
+    def report(self, as_of: datetime | None = None) -> dict[str, Any]:
+        """The report as of ``as_of`` (by default the moment given at the start)."""
+        as_of = self.as_of if as_of is None else as_of
         groups: dict[str, tuple[_Group, _Group]] = {}
         overall = (_Group(), _Group())
         left_out = {"window_open": 0, "erased": 0, "both_groups": 0}
@@ -190,7 +192,7 @@ class ControlLift:
                 left_out["erased"] += 1
             elif exposure.both_groups:
                 left_out["both_groups"] += 1
-            elif exposure.at + self.period.window > self.as_of:
+            elif exposure.at + self.period.window > as_of:
                 left_out["window_open"] += 1
             else:
                 by_channel = groups.setdefault(exposure.channel, (_Group(), _Group()))
@@ -200,7 +202,7 @@ class ControlLift:
             "since": self.period.since.isoformat(),
             "until": self.period.until.isoformat(),
             "window_s": self.period.window.total_seconds(),
-            "as_of": self.as_of.isoformat(),
+            "as_of": as_of.isoformat(),
             "conversion": "a purchase within the window after the customer's first decision "
             "in the period (intent to treat)",
             "left_out": left_out,

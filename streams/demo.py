@@ -1,8 +1,10 @@
 """``moments demo`` (``make run``): services, a worker and simulated customers, live.
 
-Starts (or finds) Kafka and Redis, runs one Moments worker and the simulator as child
-processes, prints where everything listens, then shows each next-best offer as it
-is emitted. Customers are shown by a short keyed hash, never by id.
+Starts (or finds) Kafka and Redis, runs one Moments worker, the API and the simulator
+(whose customers answer the offers they get, and some order) as child processes, prints
+where everything listens, then shows each next-best offer and alert as it is emitted,
+and every so often the lift over the control group so far. Customers are shown by a
+short keyed hash, never by id.
 """
 
 from __future__ import annotations
@@ -17,14 +19,26 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from schemas import Intervention, decode_intervention, decode_next_best_offer
+from schemas import (
+    Intervention,
+    InvalidEvent,
+    Purchase,
+    decode_intervention,
+    decode_next_best_offer,
+    decode_touchpoint,
+)
+from streams.control_lift import ControlLift, LiftPeriod
 from streams.services import free_port, services
 from streams.settings import Settings
-from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, ensure_topics
+from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
+
+LIFT_WINDOW = timedelta(seconds=30)  # short, so the demo shows a lift within a minute
+LIFT_EVERY_S = 15.0
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
@@ -52,10 +66,28 @@ def _show_alert(alert: Intervention) -> None:
     )
 
 
+def _lift_line(lift: ControlLift) -> str:
+    """One line on the lift over the control group so far (``moments lift`` for more)."""
+    report = lift.report(datetime.now(UTC))
+    treated, control = report["treated"], report["control"]
+    window = f"{lift.period.window.total_seconds():.0f}s"
+    line = (f"LIFT bought within {window} of their first decision: treated "
+            f"{treated['conversion']:.1%} of {treated['customers']}, control "
+            f"{control['conversion']:.1%} of {control['customers']}")  # fmt: skip
+    if report["lift"] is not None:
+        low, high = report["ci95"]
+        line += f"; {report['lift'] * 100:+.1f} pp (95 % CI {low * 100:+.1f} to {high * 100:+.1f})"
+    return line
+
+
 async def _show_decisions(settings: Settings, until: float | None) -> int:
+    started = datetime.now(UTC)
+    lift = ControlLift(LiftPeriod(started, started + timedelta(days=365), LIFT_WINDOW), started)
+    next_lift = time.monotonic() + 2 * LIFT_WINDOW.total_seconds()
     consumer = AIOKafkaConsumer(
         settings.topic(NEXT_BEST_OFFERS),
         settings.topic(INTERVENTIONS),
+        settings.topic(TOUCHPOINTS),
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=None,
@@ -70,7 +102,11 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                     if record.topic == settings.topic(INTERVENTIONS):
                         _show_alert(decode_intervention(record.value or b""))
                         continue
+                    if record.topic == settings.topic(TOUCHPOINTS):
+                        _count_purchase(lift, record.value or b"")
+                        continue
                     d = decode_next_best_offer(record.value or b"")
+                    lift.decision(d.customer_id, d.ts, d.control, d.channel)
                     who = _who(d.customer_id)
                     lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
                     offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
@@ -81,9 +117,22 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                         flush=True,
                     )
                     shown += 1
+            if time.monotonic() >= next_lift:
+                print(_lift_line(lift), flush=True)
+                next_lift += LIFT_EVERY_S
     finally:
         await consumer.stop()
     return shown
+
+
+def _count_purchase(lift: ControlLift, value: bytes) -> None:
+    if b"purchase" in value:
+        with contextlib.suppress(InvalidEvent):  # the worker dead-letters it
+            event = decode_touchpoint(value)
+            if isinstance(event, Purchase):
+                lift.purchase(
+                    event.event_id, event.customer_id, event.ts, event.amount, event.currency
+                )
 
 
 def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
@@ -112,7 +161,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             api = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "api"], env=env, stdout=aout, stderr=aout
             )
-            sim_args = ["--rate", str(rate), "--customers", str(customers)]
+            sim_args = ["--rate", str(rate), "--customers", str(customers), "--respond"]
             if duration_s is not None:
                 sim_args += ["--duration", str(duration_s)]
             simulator: subprocess.Popen[bytes] | None = None

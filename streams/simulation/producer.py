@@ -101,6 +101,7 @@ async def simulate_closed_loop(
         ready=ready,
         seed=seed,
         grace_s=grace_s,
+        touchpoints_topic=topic,
     )
     run, answered = await asyncio.gather(produce(), respond)
     return run, answered

@@ -6,6 +6,10 @@ simulated customer (not the control group), produces what the website would repo
 customer did with it (``accepted``, ``clicked``, ``dismissed`` or ``ignored``), drawn
 from the customer's hidden preferences (:meth:`CustomerPopulation.acceptance`).
 
+With a touchpoints topic, a customer who accepted (or only clicked) may then place an
+order (:func:`purchase_after`): the effect of the offers that ``moments lift`` measures
+against the control group, who get none.
+
 The drawing is pure and seeded by the decision id, so a replayed decision gets the same
 answer:
 
@@ -33,8 +37,10 @@ from schemas import (
     NextBestOffer,
     OfferCatalogue,
     Outcome,
+    Purchase,
     decode_next_best_offer,
     encode_outcome,
+    encode_touchpoint,
 )
 from schemas.outcomes import OutcomeKind
 from streams.kafka_security import client_options
@@ -46,6 +52,10 @@ log = logging.getLogger(__name__)
 CLICK_SHARE = 0.5  # of those who do not accept, this x acceptance click through
 DISMISS_SHARE = 0.35  # of the rest, the share who close the offer rather than ignore it
 CLICK_REWARD = 0.3  # agents.learning.REWARDS["clicked"]; used for expected rewards only
+BUYS_AFTER = {"accepted": 0.8, "clicked": 0.15}  # chance of an order after the outcome
+
+
+_Due = tuple[float, int, str, bytes, bytes]  # due, tie-break, topic, key, value
 
 
 def outcome_for(p_accept: float, u: float) -> OutcomeKind:
@@ -124,11 +134,46 @@ def respond(
     return [outcome("shown", seen_after), outcome(kind, answered_after)]
 
 
+def purchase_after(
+    decision: NextBestOffer,
+    answers: list[tuple[float, Outcome]],
+    population: CustomerPopulation,
+    catalogue: OfferCatalogue,
+    seed: int = 0,
+) -> tuple[float, Purchase] | None:
+    """The order a customer places after what they did with the offer (``answers``, from
+    :func:`respond`), with its delay in seconds after the decision; ``None`` if none.
+
+    The basket is the customer's usual one, in the offer's categories; the event id is
+    derived from the decision, so a replayed decision orders once.
+    """
+    if not answers:
+        return None
+    delay, last = answers[-1]
+    rng = _uniforms(seed, f"order:{decision.decision_id}")
+    if rng.random() >= BUYS_AFTER.get(last.outcome, 0.0):
+        return None
+    customer = population.customer(decision.customer_id)
+    offer = catalogue.by_id(last.offer_id)
+    after = delay + rng.uniform(2.0, 20.0)
+    order = Purchase(
+        event_id=f"sim-order-{decision.decision_id}",
+        customer_id=decision.customer_id,
+        ts=decision.ts + timedelta(seconds=after),
+        order_id=f"ord-{decision.decision_id}",
+        amount=round(max(1.0, customer.value / 6.0 * rng.lognormvariate(0.0, 0.5)), 2),
+        currency="EUR",
+        categories=list(offer.categories) if offer is not None else [],
+    )
+    return after, order
+
+
 @dataclass(frozen=True, slots=True)
 class ResponderRun:
     decisions: int  # decisions read
     answered: int  # decisions that got outcomes
     outcomes: int  # outcome records produced
+    orders: int = 0  # purchases produced after outcomes
 
 
 async def run_responder(
@@ -142,9 +187,11 @@ async def run_responder(
     ready: asyncio.Event | None = None,
     seed: int = 0,
     grace_s: float = 5.0,
+    touchpoints_topic: str | None = None,
 ) -> ResponderRun:
     """Answer decisions from the end of ``decisions_topic`` until ``stop`` is set, then
     keep answering for ``grace_s`` (the decisions on the last events) and send the rest.
+    With ``touchpoints_topic``, the orders that follow go there.
 
     ``ready`` is set once the consumer sits at the end of every partition, so nothing
     produced after it is missed.
@@ -161,8 +208,8 @@ async def run_responder(
     )
     await consumer.start()
     await producer.start()
-    decisions = answered = sent = 0
-    pending: list[tuple[float, int, Outcome]] = []  # (due on the monotonic clock, tie, outcome)
+    decisions = answered = sent = orders = 0
+    pending: list[_Due] = []  # by due time on the monotonic clock
     tie = itertools.count()
     try:
         consumer.assign(partitions)
@@ -190,28 +237,30 @@ async def run_responder(
                         continue
                     answers = respond(decision, population, catalogue, seed)
                     answered += bool(answers)
+                    key = decision.customer_id.encode()
                     for delay, outcome in answers:
-                        heapq.heappush(pending, (arrived + delay, next(tie), outcome))
-            sent += await _send_due(producer, outcomes_topic, pending, time.monotonic())
+                        due = (arrived + delay, next(tie), outcomes_topic, key)
+                        heapq.heappush(pending, (*due, encode_outcome(outcome)))
+                    order = purchase_after(decision, answers, population, catalogue, seed)
+                    if touchpoints_topic is not None and order is not None:
+                        due = (arrived + order[0], next(tie), touchpoints_topic, key)
+                        heapq.heappush(pending, (*due, encode_touchpoint(order[1])))
+                        orders += 1
+            sent += await _send_due(producer, pending, time.monotonic())
         while pending:  # what is still scheduled goes out when due
             await asyncio.sleep(max(0.0, pending[0][0] - time.monotonic()))
-            sent += await _send_due(producer, outcomes_topic, pending, time.monotonic())
+            sent += await _send_due(producer, pending, time.monotonic())
         await producer.flush()
     finally:
         await consumer.stop()
         await producer.stop()
-    return ResponderRun(decisions, answered, sent)
+    return ResponderRun(decisions, answered, sent - orders, orders)
 
 
-async def _send_due(
-    producer: AIOKafkaProducer,
-    topic: str,
-    pending: list[tuple[float, int, Outcome]],
-    now: float,
-) -> int:
+async def _send_due(producer: AIOKafkaProducer, pending: list[_Due], now: float) -> int:
     sent = 0
     while pending and pending[0][0] <= now:
-        _, _, outcome = heapq.heappop(pending)
-        await producer.send(topic, encode_outcome(outcome), key=outcome.customer_id.encode())
+        _, _, topic, key, value = heapq.heappop(pending)
+        await producer.send(topic, value, key=key)
         sent += 1
     return sent

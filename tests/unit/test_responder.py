@@ -9,14 +9,25 @@ import pytest
 from agents.context import context_vector
 from agents.learning import REWARDS
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, OfferScore, decode_outcome, encode_outcome, load_catalogue
+from schemas import (
+    NextBestOffer,
+    OfferScore,
+    Purchase,
+    decode_outcome,
+    decode_touchpoint,
+    encode_outcome,
+    encode_touchpoint,
+    load_catalogue,
+)
 from streams.settings import Settings
 from streams.simulation.population import CustomerPopulation
 from streams.simulation.responder import (
+    BUYS_AFTER,
     CLICK_REWARD,
     expected_reward,
     in_view,
     outcome_for,
+    purchase_after,
     respond,
 )
 
@@ -108,3 +119,31 @@ def test_in_view_reads_the_category_from_the_context() -> None:
     assert in_view(decision(category=None).context) is None
     assert in_view(None) is None
     assert in_view([1.0, 0.0]) is None
+
+
+def test_some_customers_order_after_accepting_and_fewer_after_clicking() -> None:
+    ordered: dict[str, list[bool]] = {}
+    for i in range(2_000):
+        made = decision(decision_id=f"d-{i}")
+        answers = respond(made, POPULATION, CATALOGUE, 1)
+        order = purchase_after(made, answers, POPULATION, CATALOGUE, 1)
+        ordered.setdefault(answers[-1][1].outcome, []).append(order is not None)
+        if order is None:
+            continue
+        delay, purchase = order
+        assert isinstance(purchase, Purchase) and purchase.customer_id == CUSTOMER
+        assert delay > answers[-1][0]  # after the answer
+        assert (purchase.ts - TS).total_seconds() == pytest.approx(delay)
+        assert purchase.categories == ["books"]  # book-club's
+        assert purchase.amount >= 1.0 and purchase.event_id == f"sim-order-d-{i}"
+        assert decode_touchpoint(encode_touchpoint(purchase)) == purchase
+        assert order == purchase_after(made, answers, POPULATION, CATALOGUE, 1)  # replayed
+    for outcome, chance in BUYS_AFTER.items():
+        share = sum(ordered[outcome]) / len(ordered[outcome])
+        assert share == pytest.approx(chance, abs=0.1), (outcome, len(ordered[outcome]))
+    assert not any(ordered["dismissed"] + ordered["ignored"])
+
+
+def test_no_order_without_an_answer() -> None:
+    held_out = decision(control=True)
+    assert purchase_after(held_out, [], POPULATION, CATALOGUE) is None
