@@ -88,6 +88,7 @@ class Settings:
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request
+    api_cors_origins: str = ""  # web pages that may call from the browser: https://a.example,...
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +130,14 @@ class Settings:
                 "MOMENTS_API_BUDGET_MS must be positive; MOMENTS_API_GATHER_MS and "
                 "MOMENTS_API_PUBLISH_LINGER_MS must not be negative"
             )
+
+        if self.api_cors_origins:
+            from streams.api.cors import parse_origins
+
+            try:
+                parse_origins(self.api_cors_origins)
+            except ValueError as exc:
+                raise SettingsError(f"MOMENTS_API_CORS_ORIGINS: {exc}") from exc
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -26,6 +26,7 @@ from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import load_catalogue
 from streams import topics
+from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
@@ -147,6 +148,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
 
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
+    if settings.api_cors_origins:
+        cors.install(app, cors.CorsPolicy(cors.parse_origins(settings.api_cors_origins)))
     return app
 
 

@@ -1,0 +1,93 @@
+"""Browsers on the configured origins may call the API (MOMENTS_API_CORS_ORIGINS); other
+origins get no CORS headers, and without the setting nothing changes."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import DEV_AUTH, assert_error, call, outcome
+
+pytestmark = pytest.mark.integration
+
+SHOP = "https://shop.example"
+OTHER = "https://elsewhere.example"
+ALLOW = "Access-Control-Allow-Origin"
+
+
+def preflight(origin: str, method: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+async def test_allowed_origins_get_cors_headers_on_answers_errors_and_the_alert_stream(
+    pipeline: Pipeline,
+) -> None:
+    api = pipeline.start_api(MOMENTS_API_CORS_ORIGINS=f"{SHOP}, http://localhost:3000")
+    recs = f"{api.url}/v1/customers/cors-1/recommendations?channel=web"
+
+    # the browser's preflight before a GET with an Authorization header
+    reply = await call("OPTIONS", recs, headers=preflight(SHOP, "GET"), content_type=None)
+    assert reply.status == 204, reply
+    assert reply.headers[ALLOW] == SHOP
+    assert reply.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert "Authorization" in reply.headers["Access-Control-Allow-Headers"]
+    assert int(reply.headers["Access-Control-Max-Age"]) > 0
+    # preflights for posting outcomes, and for a method the path does not take
+    posting = await call(
+        "OPTIONS", f"{api.url}/v1/outcomes", headers=preflight(SHOP, "POST"), content_type=None
+    )
+    assert posting.status == 204 and "POST" in posting.headers["Access-Control-Allow-Methods"]
+    wrong = await call("OPTIONS", recs, headers=preflight(SHOP, "DELETE"), content_type=None)
+    assert_error(wrong, 405, "method_not_allowed")
+    assert wrong.headers[ALLOW] == SHOP  # so the page can read why
+    unknown = await call(
+        "OPTIONS", f"{api.url}/v1/nothing", headers=preflight(SHOP, "GET"), content_type=None
+    )
+    assert_error(unknown, 404)
+    refused = await call("OPTIONS", recs, headers=preflight(OTHER, "GET"), content_type=None)
+    assert_error(refused, 403, "origin_not_allowed")
+    assert ALLOW not in refused.headers
+
+    # the requests themselves: answers and errors alike carry the headers
+    answered = await call("GET", recs, headers={**DEV_AUTH, "Origin": SHOP})
+    assert answered.status == 200 and answered.headers[ALLOW] == SHOP, answered
+    assert answered.headers["Vary"] == "Origin"
+    assert "Retry-After" in answered.headers["Access-Control-Expose-Headers"]
+    unauthorised = await call("GET", recs, headers={"Origin": "http://localhost:3000"})
+    assert_error(unauthorised, 401)
+    assert unauthorised.headers[ALLOW] == "http://localhost:3000"
+    posted = await call(
+        "POST", f"{api.url}/v1/outcomes", headers={**DEV_AUTH, "Origin": SHOP},
+        body=outcome(answered.json["decision_id"], "cors-1", "book-club", "shown"),
+    )  # fmt: skip
+    assert posted.status == 202 and posted.headers[ALLOW] == SHOP, posted
+    elsewhere = await call("GET", recs, headers={**DEV_AUTH, "Origin": OTHER})
+    assert elsewhere.status == 200 and ALLOW not in elsewhere.headers
+    # the alert stream's headers go out before its first event
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"{api.url}/v1/alerts/stream", headers={**DEV_AUTH, "Origin": SHOP}) as stream,
+    ):
+        assert stream.status == 200 and stream.headers[ALLOW] == SHOP
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+
+
+async def test_without_allowed_origins_there_is_no_cors(pipeline: Pipeline) -> None:
+    api = pipeline.start_api()
+    recs = f"{api.url}/v1/customers/cors-2/recommendations"
+    reply = await call("OPTIONS", recs, headers=preflight(SHOP, "GET"), content_type=None)
+    assert_error(reply, 405)
+    assert ALLOW not in reply.headers
+    answered = await call("GET", recs, headers={**DEV_AUTH, "Origin": SHOP})
+    assert answered.status == 200 and ALLOW not in answered.headers
+
+
+def test_a_malformed_origin_is_refused_at_start(pipeline: Pipeline) -> None:
+    with pytest.raises(RuntimeError, match="MOMENTS_API_CORS_ORIGINS"):
+        pipeline.start_api(timeout=30, MOMENTS_API_CORS_ORIGINS="shop.example/path")
