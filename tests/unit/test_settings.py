@@ -94,6 +94,8 @@ def test_every_field_has_a_moments_variable() -> None:
             value: object = "rules"
         elif f.name == "event_loop":
             value = "asyncio"
+        elif f.name == "api_cors_origins":
+            value = "https://shop.example"
         elif isinstance(f.default, int):
             value = f.default + 1
         elif isinstance(f.default, float):
