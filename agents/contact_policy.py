@@ -16,16 +16,15 @@ why a customer got nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agents.control_group import ControlGroup
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
-from schemas import Offer
+from schemas import ContactRules, Offer
 
-DAILY_CAPS = {"web": 20, "email": 1, "sms": 1, "call": 2}
-WEEKLY_CAPS = {"web": 60, "email": 3, "sms": 2, "call": 5}
+DEFAULT_RULES = ContactRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +46,6 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class ContactPolicy:
     control_group: ControlGroup
-    daily_caps: dict[str, int] = field(default_factory=lambda: dict(DAILY_CAPS))
-    weekly_caps: dict[str, int] = field(default_factory=lambda: dict(WEEKLY_CAPS))
 
     def avoids(self, features: CustomerFeatures, channel: str) -> bool:
         """Channels the customer has turned away from: never push them there."""
@@ -66,8 +63,10 @@ class ContactPolicy:
         offers: Sequence[Offer],
         now: datetime,
         budgets: BudgetLedger | None = None,
+        rules: ContactRules = DEFAULT_RULES,
     ) -> Verdict:
-        """The offers that may be made; ``budgets`` holds the day's offer budgets."""
+        """The offers that may be made; ``budgets`` holds the day's offer budgets and
+        ``rules`` the catalogue's fatigue caps."""
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
         if features is None:  # a first contact: no customer rule applies yet
@@ -76,9 +75,9 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:consent:{channel}"])
         if self.avoids(features, channel):
             return Verdict([], [f"suppressed:channel_avoided:{channel}"])
-        if features.contact.shown_today.get(channel, 0) >= self.daily_caps.get(channel, 10**9):
+        if features.contact.shown_today.get(channel, 0) >= rules.daily_cap(channel):
             return Verdict([], [f"suppressed:fatigue:{channel}:day"])
-        if features.contact.shown_7d.get(channel, 0) >= self.weekly_caps.get(channel, 10**9):
+        if features.contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):
             return Verdict([], [f"suppressed:fatigue:{channel}:week"])
         eligible = self._eligible(offers, channel, features.segment, features.purchases, now)
         allowed, reasons = [], []

@@ -49,8 +49,9 @@ class LearnedOfferPolicy:
         """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
         catalogue = self.catalogue.current
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets
-        )
+            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets,
+            catalogue.contact_policy,
+        )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)
         worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}

@@ -47,8 +47,9 @@ class RuleBasedOfferPolicy:
         """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
         catalogue = self.catalogue.current
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets
-        )
+            moment.customer_id, moment.channel, features, catalogue.offers, now, budgets,
+            catalogue.contact_policy,
+        )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         scored = sorted(
             ((self._score(o, features, moment.category), o) for o in verdict.allowed),

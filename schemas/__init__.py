@@ -1,6 +1,12 @@
 """Moments wire formats: touchpoints, outcomes, decisions and the offer catalogue."""
 
-from schemas.catalogue import CatalogueError, Offer, OfferCatalogue, load_catalogue
+from schemas.catalogue import (
+    CatalogueError,
+    ContactRules,
+    Offer,
+    OfferCatalogue,
+    load_catalogue,
+)
 from schemas.decisions import (
     Intervention,
     InterventionContext,
@@ -36,6 +42,7 @@ __all__ = [
     "Call",
     "CatalogueError",
     "Consent",
+    "ContactRules",
     "CustomerErasure",
     "Email",
     "Intervention",

@@ -54,10 +54,48 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
         return (start is None or start <= now) and (end is None or now < end)
 
 
+DAILY_CAPS: dict[str, int] = {"web": 20, "email": 1, "sms": 1, "call": 2}
+WEEKLY_CAPS: dict[str, int] = {"web": 60, "email": 3, "sms": 2, "call": 5}
+Cap = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
+    """Contact fatigue caps: how many decisions with offers one customer may get on a
+    channel per UTC day and per seven days. Channels not named keep the default caps
+    (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel.
+
+    >>> rules = ContactRules(daily_caps={"email": 2})
+    >>> rules.daily_cap("email"), rules.daily_cap("web"), rules.weekly_cap("email")
+    (2, 20, 3)
+    """
+
+    daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
+    weekly_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, caps in (("daily_caps", self.daily_caps), ("weekly_caps", self.weekly_caps)):
+            unknown = sorted(set(caps) - set(DAILY_CAPS))
+            if unknown:
+                raise ValueError(f"{name} names unknown channels {unknown}")
+        for channel in DAILY_CAPS:
+            day, week = self.daily_cap(channel), self.weekly_cap(channel)
+            if day > week:
+                raise ValueError(
+                    f"the daily cap of {channel} ({day}) is above its weekly cap ({week})"
+                )
+
+    def daily_cap(self, channel: str) -> int:
+        return self.daily_caps.get(channel, DAILY_CAPS.get(channel, 10**9))
+
+    def weekly_cap(self, channel: str) -> int:
+        return self.weekly_caps.get(channel, WEEKLY_CAPS.get(channel, 10**9))
+
+
 class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     offers: Annotated[list[Offer], msgspec.Meta(min_length=1)]
     default_offers: list[str] = msgspec.field(default_factory=list)
+    contact_policy: ContactRules = msgspec.field(default_factory=ContactRules)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

@@ -3,8 +3,8 @@ what it will do (run it in the pipeline that publishes the file).
 
 An invalid catalogue is refused with the fault (exit code 2), as workers and API
 processes would refuse it. A valid one gets a summary and warnings about what is legal
-but probably not meant: a channel whose fallback answers would be empty, campaigns that
-already ended.
+but probably not meant: a channel whose fallback answers would be empty or whose contact
+cap is 0, campaigns that already ended.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
     ...     datetime(2026, 12, 1, tzinfo=UTC))
     >>> print("\\n".join(summary))
     catalogue v7: 2 offers
-    web: 2 offers; fallback: news
-    email: 1 offer; fallback: news
+    web: 2 offers; fallback: news; caps 20 a day, 60 a week
+    email: 1 offer; fallback: news; caps 1 a day, 3 a week
     daily budgets: shop 100
     >>> warnings
     ['sms: no offer', 'call: no offer']
@@ -44,8 +44,13 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
             continue
         fallback = [o.offer_id for o in catalogue.defaults_for(channel, now, 10)]
         plural = "offer" if len(on_channel) == 1 else "offers"
-        summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: "
-                       f"{', '.join(fallback) or 'none'}")  # fmt: skip
+        rules = catalogue.contact_policy
+        day, week = rules.daily_cap(channel), rules.weekly_cap(channel)
+        offered = ", ".join(fallback) or "none"
+        summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: {offered}; "
+                       f"caps {day} a day, {week} a week")  # fmt: skip
+        if day == 0 or week == 0:
+            warnings.append(f"{channel}: a contact cap of 0 makes no offers on this channel")
         if not fallback:
             warnings.append(f"{channel}: fallback answers would offer nothing "
                             "(no default offer on this channel available now)")  # fmt: skip

@@ -281,8 +281,9 @@ class Evaluation:
         self, moment: DecisionMoment, features: CustomerFeatures, now: datetime
     ) -> list[Offer]:
         verdict = self.contact_policy.screen(
-            moment.customer_id, moment.channel, features, self.catalogue.offers, now
-        )
+            moment.customer_id, moment.channel, features, self.catalogue.offers, now,
+            rules=self.catalogue.contact_policy,
+        )  # fmt: skip
         return verdict.allowed
 
     def _choose(

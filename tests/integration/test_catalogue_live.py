@@ -149,3 +149,44 @@ async def test_a_hangup_signal_reads_the_catalogue_at_once(
 
         await eventually(applied, "the catalogue read on SIGHUP", within=20)
         assert process.proc.poll() is None  # SIGHUP no longer ends the process
+
+
+def capped(web_per_day: int) -> str:
+    return f"""
+version = "caps-{web_per_day}"
+
+[contact_policy]
+daily_caps = {{ web = {web_per_day} }}
+
+[[offers]]
+offer_id = "winter-sale"
+title = "Winter sale: 20% off"
+channels = ["web"]
+"""
+
+
+async def test_contact_caps_come_from_the_catalogue_and_change_with_it(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The API honours the catalogue's daily cap for web, counting its own decisions, and
+    a catalogue with a higher cap, published while it runs, lets offers through again."""
+    path = tmp_path / "offers.toml"
+    path.write_text(capped(2))
+    api = pipeline.start_api(
+        MOMENTS_CATALOGUE_PATH=str(path), MOMENTS_CATALOGUE_CHECK_S="0.2",
+        MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000",
+    )  # fmt: skip
+    answers = [await answer(api, "capped-1") for _ in range(3)]
+    assert [len(a["offers"]) for a in answers] == [1, 1, 0], answers
+    assert "suppressed:fatigue:web:day" in answers[2]["reasons"]
+    assert (await offered(api, "capped-2")) != []  # another customer: their own count
+
+    publish(path, capped(5))
+
+    async def lifted() -> dict[str, Any] | None:
+        found = await answer(api, "capped-1")
+        return found if found["catalogue_version"] == "caps-5" else None
+
+    # under the old caps "capped-1" still gets nothing (and that does not count)
+    later = await eventually(lifted, "the catalogue with the higher cap", within=20)
+    assert len(later["offers"]) == 1, later

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import Offer, OfferCatalogue
+from schemas import ContactRules, Offer, OfferCatalogue
 from streams.catalogue_check import catalogue_report
 from streams.cli import main
 from streams.settings import Settings
@@ -52,4 +52,14 @@ def test_campaigns_that_ended_are_warned_of_and_scheduled_ones_listed() -> None:
     summary, warnings = catalogue_report(catalogue, NOW)
     assert warnings == ["offer 'autumn' ended 2026-11-30T00:00:00+00:00: never made"]
     assert "offer 'winter' starts 2026-12-21T00:00:00+00:00" in summary
-    assert "web: 3 offers; fallback: news" in summary
+    assert "web: 3 offers; fallback: news; caps 20 a day, 60 a week" in summary
+
+
+def test_the_contact_caps_are_summarised_and_a_zero_cap_warned_of() -> None:
+    news = Offer(offer_id="news", title="News", channels=["web", "sms"])
+    rules = ContactRules(daily_caps={"web": 5, "sms": 0})
+    catalogue = OfferCatalogue(version="v", offers=[news], default_offers=["news"],
+                               contact_policy=rules)  # fmt: skip
+    summary, warnings = catalogue_report(catalogue, NOW)
+    assert "web: 1 offer; fallback: news; caps 5 a day, 60 a week" in summary
+    assert "sms: a contact cap of 0 makes no offers on this channel" in warnings

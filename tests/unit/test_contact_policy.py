@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agents.contact_policy import DAILY_CAPS, WEEKLY_CAPS, ContactPolicy, Verdict
+from agents.contact_policy import ContactPolicy, Verdict
 from agents.control_group import ControlGroup
 from feature_store import CustomerFeatures
 from feature_store.features import ContactHistory
 from schemas import Offer, load_catalogue
-from schemas.catalogue import OfferChannel
+from schemas.catalogue import DAILY_CAPS, WEEKLY_CAPS, ContactRules, OfferChannel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
@@ -56,8 +56,11 @@ def screen(
     now: datetime = NOW,
     policy: ContactPolicy = POLICY,
     customer_id: str = "c1",
+    rules: ContactRules | None = None,
 ) -> Verdict:
-    return policy.screen(customer_id, channel, feats, offers, now)
+    if rules is None:
+        return policy.screen(customer_id, channel, feats, offers, now)
+    return policy.screen(customer_id, channel, feats, offers, now, rules=rules)
 
 
 def allowed(verdict: Verdict) -> list[str]:
@@ -167,23 +170,28 @@ def test_default_caps() -> None:
     assert DAILY_CAPS == {"web": 20, "email": 1, "sms": 1, "call": 2}
     assert WEEKLY_CAPS == {"web": 60, "email": 3, "sms": 2, "call": 5}
     assert all(DAILY_CAPS[c] <= WEEKLY_CAPS[c] for c in CHANNELS)
-    # each policy has its own copy
-    assert POLICY.daily_caps == DAILY_CAPS and POLICY.daily_caps is not DAILY_CAPS
-    assert POLICY.weekly_caps == WEEKLY_CAPS and POLICY.weekly_caps is not WEEKLY_CAPS
+    rules = ContactRules()  # what a catalogue without [contact_policy] has
+    assert all(rules.daily_cap(c) == DAILY_CAPS[c] for c in CHANNELS)
+    assert all(rules.weekly_cap(c) == WEEKLY_CAPS[c] for c in CHANNELS)
 
 
-def test_configured_caps_are_used() -> None:
-    strict = ContactPolicy(NOBODY, daily_caps={"web": 2}, weekly_caps={"web": 4})
-    assert screen(contact(shown_today={"web": 1}), policy=strict).allowed == OFFERS
-    assert screen(contact(shown_today={"web": 2}), policy=strict).reasons == [
+def test_the_catalogues_caps_are_used_and_other_channels_keep_the_defaults() -> None:
+    strict = ContactRules(daily_caps={"web": 2, "sms": 0}, weekly_caps={"web": 4})
+    assert screen(contact(shown_today={"web": 1}), rules=strict).allowed == OFFERS
+    assert screen(contact(shown_today={"web": 2}), rules=strict).reasons == [
         "suppressed:fatigue:web:day"
     ]
-    assert screen(contact(shown_7d={"web": 4}), policy=strict).reasons == [
+    assert screen(contact(shown_7d={"web": 4}), rules=strict).reasons == [
         "suppressed:fatigue:web:week"
     ]
-    # a channel without a cap is never capped
-    busy_sms = contact(shown_today={"sms": 500}, shown_7d={"sms": 500})
-    assert screen(busy_sms, "sms", policy=strict) == Verdict(list(OFFERS), [])
+    # a cap of 0: no offers on that channel at all
+    assert screen(CUSTOMER, "sms", rules=strict).reasons == ["suppressed:fatigue:sms:day"]
+    # email keeps its default caps (1 a day)
+    assert screen(contact(shown_today={"email": 1}), "email", rules=strict).reasons == [
+        "suppressed:fatigue:email:day"
+    ]
+    loose = ContactRules(daily_caps={"email": 3}, weekly_caps={"email": 10})
+    assert screen(contact(shown_today={"email": 2}), "email", rules=loose).allowed
 
 
 # --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from schemas import (
     Call,
     CatalogueError,
     Consent,
+    ContactRules,
     Email,
     Intervention,
     InterventionContext,
@@ -743,6 +744,16 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
     assert as_json == toml
 
 
+def test_contact_caps_load_from_the_catalogue(tmp_path: Path) -> None:
+    text = 'version = "v"\n[contact_policy]\ndaily_caps = { email = 2, sms = 0 }\n'
+    text += "weekly_caps = { email = 4 }\n" + OFFER_A
+    rules = load_catalogue(write(tmp_path, text)).contact_policy
+    assert [rules.daily_cap(c) for c in ("web", "email", "sms", "call")] == [20, 2, 0, 2]
+    assert [rules.weekly_cap(c) for c in ("web", "email", "sms", "call")] == [60, 4, 2, 5]
+    plain = load_catalogue(write(tmp_path, 'version = "v"\n' + OFFER_A)).contact_policy
+    assert plain == ContactRules()
+
+
 def test_offer_dates_load_with_their_offsets(tmp_path: Path) -> None:
     dates = "available_from = 2026-12-01T00:00:00Z\navailable_until = 2027-01-06T00:00:00+01:00\n"
     offer = load_catalogue(write(tmp_path, 'version = "v"\n' + OFFER_A + dates)).offers[0]
@@ -805,6 +816,18 @@ def test_fallback_defaults_follow_channel_dates_and_order() -> None:
             ["'a' ends", "before it starts", "$.offers[0]"],
         ),
         ("version = \n", []),
+        (
+            'version = "v"\n' + OFFER_A + "[contact_policy]\ndaily_caps = { web = -1 }\n",
+            ["$.contact_policy.daily_caps"],
+        ),
+        (
+            'version = "v"\n' + OFFER_A + "[contact_policy]\nweekly_caps = { fax = 1 }\n",
+            ["weekly_caps", "fax", "$.contact_policy"],
+        ),
+        (
+            'version = "v"\n' + OFFER_A + "[contact_policy]\ndaily_caps = { email = 4 }\n",
+            ["daily cap of email (4)", "weekly cap (3)"],
+        ),
     ],
     ids=[
         "duplicate-id",
@@ -819,6 +842,9 @@ def test_fallback_defaults_follow_channel_dates_and_order() -> None:
         "available-without-offset",
         "ends-before-it-starts",
         "not-toml",
+        "negative-cap",
+        "cap-on-unknown-channel",
+        "daily-cap-above-weekly",
     ],
 )
 def test_invalid_catalogue_raises_catalogue_error(
