@@ -95,6 +95,9 @@ def openapi_spec() -> dict[str, Any]:
             }},
             "/v1/customers/{customer_id}": {
                 "get": {"summary": "The customer's profile.", "security": _SECURITY,
+                        "description": "`control_group` is true for a customer in the "
+                        "hold-out group, who gets no offers (keep them out of manual "
+                        "campaigns too, or the measured lift is blurred).",
                         "x-scope": "profile-read", "parameters": [_CUSTOMER],
                         "responses": {"200": _json({"type": "object", "required": [
                             "customer_id", "segment", "value", "features"]}),

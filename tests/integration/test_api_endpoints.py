@@ -262,7 +262,7 @@ async def test_profile_shows_what_the_worker_made_of_the_events(pipeline: Pipeli
     assert profile["consent"] == {"email": False} == features["consent"]
     assert profile["segment"] == features["segment"] and isinstance(profile["segment"], str)
     assert profile["value"] == features["value"] and profile["value"] >= 0
-    assert "risk" in profile
+    assert "risk" in profile and profile["control_group"] is False  # none held out here
     assert [t["event_id"] for t in profile["recent_touchpoints"]] == [
         "prof-e4", "prof-e3", "prof-e2", "prof-e1"
     ]  # fmt: skip

@@ -67,6 +67,10 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
         exposure[customer] = (at, first["control"], first["channel"])
     groups = {c: e[1] for c, e in exposure.items()}
     assert 4 <= sum(groups.values()) <= len(customers) - 4, groups  # both groups present
+    # the profile says who is held out, as the decisions did
+    for customer in WORKER_CUSTOMERS[:8]:
+        profile = await call("GET", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
+        assert profile.status == 200 and profile.json["control_group"] is groups[customer]
 
     # Every second customer buys within the window (one order sent twice), every third
     # of the others only after it; one customer is erased.
