@@ -27,6 +27,11 @@ from schemas import ContactRules, Offer
 DEFAULT_RULES = ContactRules()
 
 
+def segment_of(features: CustomerFeatures | None) -> str:
+    """The customer's segment; ``"new"`` for a first contact."""
+    return features.segment if features is not None else "new"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: list[Offer]
@@ -35,8 +40,7 @@ class Verdict:
 
     def opening_reasons(self, features: CustomerFeatures | None) -> list[str]:
         """The reasons every decision starts with: the segment, then what was suppressed."""
-        segment = features.segment if features is not None else "new"
-        return ([] if self.control else [f"segment:{segment}"]) + self.reasons
+        return ([] if self.control else [f"segment:{segment_of(features)}"]) + self.reasons
 
     def nothing_left(self, offers: Sequence[object]) -> bool:
         """No offer, and neither the control group nor a suppression says why."""

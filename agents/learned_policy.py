@@ -13,7 +13,7 @@ from datetime import datetime
 
 from agents.bandit import LinUCBOffers
 from agents.catalogue_holder import CatalogueHolder
-from agents.contact_policy import ContactPolicy
+from agents.contact_policy import ContactPolicy, segment_of
 from agents.context import DIMENSION, context_vector
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
@@ -70,4 +70,4 @@ class LearnedOfferPolicy:
         if budgets is not None:
             budgets.spend(o.offer_id for o in offers)
         return moment.answer(now, offers, self.model_version, reasons, verdict.control, x,
-                             catalogue.version)  # fmt: skip
+                             catalogue.version, segment_of(features))  # fmt: skip

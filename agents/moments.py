@@ -37,6 +37,7 @@ class DecisionMoment:
         control: bool = False,
         context: list[float] | None = None,
         catalogue_version: str | None = None,
+        segment: str | None = None,
     ) -> NextBestOffer:
         """The decision taken at this moment."""
         return NextBestOffer(
@@ -52,6 +53,7 @@ class DecisionMoment:
             trigger_ts=self.trigger_ts,
             context=context,
             catalogue_version=catalogue_version,
+            segment=segment,
         )
 
 

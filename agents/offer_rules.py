@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agents.catalogue_holder import CatalogueHolder
-from agents.contact_policy import ContactPolicy
+from agents.contact_policy import ContactPolicy, segment_of
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
@@ -68,4 +68,5 @@ class RuleBasedOfferPolicy:
         if budgets is not None:
             budgets.spend(o.offer_id for o in offers)
         return moment.answer(now, offers, self.model_version, reasons, verdict.control,
-                             catalogue_version=catalogue.version)  # fmt: skip
+                             catalogue_version=catalogue.version,
+                             segment=segment_of(features))  # fmt: skip

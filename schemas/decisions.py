@@ -35,6 +35,7 @@ class NextBestOffer(msgspec.Struct, frozen=True, kw_only=True):
     fallback: bool = False
     context: list[float] | None = None  # the model's input, for learning and evaluation
     catalogue_version: str | None = None  # the offer catalogue the offers came from
+    segment: str | None = None  # the customer's segment when decided (the control group's too)
 
 
 class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):

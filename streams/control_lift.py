@@ -8,6 +8,7 @@ a treated customer whose offers were all suppressed (consent, fatigue) still cou
 treated, exactly as the hold-out is drawn, so the difference is what Moments' offers
 changed, not what some chosen subset did.
 
+The report also compares them by the channel and the segment of that first decision.
 Customers are left out when their window is still open, when they were erased, or when
 their decisions put them in both groups (the control group's salt or share changed).
 
@@ -59,6 +60,7 @@ class _Exposure:
     at: datetime
     control: bool
     channel: str
+    segment: str
     both_groups: bool = False
     orders: dict[str, tuple[float, str]] = field(default_factory=dict)  # id: amount, currency
 
@@ -156,17 +158,26 @@ class ControlLift:
         """The customer was erased: they are left out of the report."""
         self._erased.add(customer_id)
 
-    def decision(self, customer_id: str, at: datetime, control: bool, channel: str) -> None:
-        """A next-best-offer decision (in any order); only the period's count."""
+    def decision(
+        self,
+        customer_id: str,
+        at: datetime,
+        control: bool,
+        channel: str,
+        segment: str | None = None,
+    ) -> None:
+        """A next-best-offer decision (in any order); only the period's count. Decisions
+        taken before Moments recorded segments have ``None``: "unknown"."""
         if not self.period.since <= at < self.period.until:
             return
+        segment = segment or "unknown"
         seen = self._exposures.get(customer_id)
         if seen is None:
-            self._exposures[customer_id] = _Exposure(at, control, channel)
+            self._exposures[customer_id] = _Exposure(at, control, channel, segment)
             return
         seen.both_groups |= seen.control != control
         if at < seen.at:
-            seen.at, seen.control, seen.channel = at, control, channel
+            seen.at, seen.control, seen.channel, seen.segment = at, control, channel, segment
 
     def purchase(
         self, order_key: str, customer_id: str, at: datetime, amount: float, currency: str
@@ -184,7 +195,8 @@ class ControlLift:
     def report(self, as_of: datetime | None = None) -> dict[str, Any]:
         """The report as of ``as_of`` (by default the moment given at the start)."""
         as_of = self.as_of if as_of is None else as_of
-        groups: dict[str, tuple[_Group, _Group]] = {}
+        channels: dict[str, tuple[_Group, _Group]] = {}
+        segments: dict[str, tuple[_Group, _Group]] = {}
         overall = (_Group(), _Group())
         left_out = {"window_open": 0, "erased": 0, "both_groups": 0}
         for customer_id, exposure in self._exposures.items():
@@ -195,8 +207,9 @@ class ControlLift:
             elif exposure.at + self.period.window > as_of:
                 left_out["window_open"] += 1
             else:
-                by_channel = groups.setdefault(exposure.channel, (_Group(), _Group()))
-                for treated, control in (overall, by_channel):
+                by_channel = channels.setdefault(exposure.channel, (_Group(), _Group()))
+                by_segment = segments.setdefault(exposure.segment, (_Group(), _Group()))
+                for treated, control in (overall, by_channel, by_segment):
                     (control if exposure.control else treated).add(exposure)
         return {
             "since": self.period.since.isoformat(),
@@ -207,5 +220,6 @@ class ControlLift:
             "in the period (intent to treat)",
             "left_out": left_out,
             **compare(*overall),
-            "by_channel": {channel: compare(*pair) for channel, pair in sorted(groups.items())},
+            "by_channel": {channel: compare(*pair) for channel, pair in sorted(channels.items())},
+            "by_segment": {segment: compare(*pair) for segment, pair in sorted(segments.items())},
         }

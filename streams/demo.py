@@ -106,7 +106,7 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                         _count_purchase(lift, record.value or b"")
                         continue
                     d = decode_next_best_offer(record.value or b"")
-                    lift.decision(d.customer_id, d.ts, d.control, d.channel)
+                    lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
                     who = _who(d.customer_id)
                     lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
                     offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)

@@ -86,7 +86,7 @@ async def measure_lift(
             except msgspec.DecodeError:
                 skipped += 1
                 continue
-            lift.decision(d.customer_id, d.ts, d.control, d.channel)
+            lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
 
     async def purchases(records: list[ConsumerRecord]) -> None:
         nonlocal skipped

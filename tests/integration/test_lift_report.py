@@ -64,7 +64,7 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
     for customer in customers:
         first = min(decided[customer], key=lambda d: d["ts"])
         at = datetime.fromisoformat(first["ts"])
-        exposure[customer] = (at, first["control"], first["channel"])
+        exposure[customer] = (at, first["control"], first["channel"], first["segment"])
     groups = {c: e[1] for c, e in exposure.items()}
     assert 4 <= sum(groups.values()) <= len(customers) - 4, groups  # both groups present
     # the profile says who is held out, as the decisions did
@@ -91,7 +91,7 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
     assert gone.status == 200, gone
 
     # Wait until every window has closed, then measure.
-    closes = max(at for at, _, _ in exposure.values()) + timedelta(seconds=WINDOW_S)
+    closes = max(e[0] for e in exposure.values()) + timedelta(seconds=WINDOW_S)
     await asyncio.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 1)
     command = [
         sys.executable, "-m", "streams.cli", "lift", "--window", f"{WINDOW_S}s",
@@ -117,6 +117,12 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
     for channel in ("web", "email"):
         members = [c for c in counted if exposure[c][2] == channel]
         found = report["by_channel"][channel]
+        assert found["treated"]["customers"] + found["control"]["customers"] == len(members)
+    segments = {exposure[c][3] for c in counted}
+    assert set(report["by_segment"]) == segments and "unknown" not in segments
+    for segment in segments:
+        members = [c for c in counted if exposure[c][3] == segment]
+        found = report["by_segment"][segment]
         assert found["treated"]["customers"] + found["control"]["customers"] == len(members)
     assert report["read"]["decisions"] >= len(customers)
     assert customers[0] not in result.stdout and customers[0] not in result.stderr

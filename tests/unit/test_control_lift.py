@@ -113,6 +113,20 @@ def test_channels_are_reported_by_the_exposure_channel() -> None:
     assert channels["email"]["treated"]["customers"] == 0
 
 
+def test_segments_are_reported_by_the_exposure_segment_and_old_decisions_as_unknown() -> None:
+    lift = _lift()
+    lift.decision("a", T0, control=False, channel="web", segment="at_risk")
+    lift.decision("a", T0 + DAY, control=False, channel="web", segment="model")
+    lift.decision("b", T0, control=True, channel="web", segment="at_risk")
+    lift.decision("c", T0, control=True, channel="web")  # taken before segments were kept
+    lift.purchase("o", "b", T0 + DAY, 5.0, "EUR")
+    segments = lift.report()["by_segment"]
+    assert list(segments) == ["at_risk", "unknown"]
+    assert segments["at_risk"]["treated"]["customers"] == 1
+    assert segments["at_risk"]["control"]["converted"] == 1
+    assert segments["unknown"]["control"]["customers"] == 1
+
+
 @pytest.mark.parametrize(("treated_rate", "control_rate"), [(0.30, 0.20), (0.25, 0.25)])
 def test_the_interval_covers_the_true_lift_of_a_simulated_campaign(
     treated_rate: float, control_rate: float

@@ -39,6 +39,7 @@ def test_an_explored_offer_may_lead_and_the_decision_says_so(epsilon: float) -> 
     for _ in range(400):
         moment = DecisionMoment(str(uuid.uuid4()), "c-1", "web", limit=3)
         decision = policy.decide(moment, None, NOW)
+        assert decision.segment == "new"  # a first contact
         scores = [o.score for o in decision.offers]
         assert len(scores) == 3, decision
         if "exploration" in decision.reasons:

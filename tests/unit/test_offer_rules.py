@@ -202,6 +202,8 @@ def test_control_group_gets_no_offers(features: CustomerFeatures | None) -> None
     assert decision.control is True
     assert decision.offers == []
     assert decision.reasons == ["control_group"]  # no segment, no "no_eligible_offer"
+    # the segment is recorded all the same, so the lift can be measured per segment
+    assert decision.segment == (features.segment if features is not None else "new")
     # still a full, traceable decision
     assert decision.customer_id == "cust-1"
     assert decision.trigger_event_id == "evt-1"
