@@ -113,17 +113,26 @@ def openapi_spec() -> dict[str, Any]:
                 "description": "`available_now` says whether an offer's dates allow it now; "
                                "`shown_today` (offers with a `daily_limit`) counts the times "
                                "it was shown today (UTC) across all processes, null when "
-                               "Redis could not be read (`budgets_read` is then false).",
+                               "Redis could not be read (`budgets_read` is then false). "
+                               "`contact_caps` are the fatigue caps per channel: decisions "
+                               "with offers one customer may get per UTC day and per seven "
+                               "days.",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [{"name": "channel", "in": "query",
                                 "schema": {"enum": ["web", "email", "sms", "call"]}}],
                 "responses": {"200": _json({"type": "object", "required": [
-                    "catalogue_version", "default_offers", "budgets_read", "offers"],
+                    "catalogue_version", "default_offers", "budgets_read", "offers",
+                    "contact_caps"],
                     "properties": {"catalogue_version": {"type": "string"},
                                    "default_offers": {"type": "array",
                                                       "items": {"type": "string"}},
                                    "budgets_read": {"type": "boolean"},
-                                   "offers": {"type": "array", "items": _LISTED_OFFER}}}),
+                                   "offers": {"type": "array", "items": _LISTED_OFFER},
+                                   "contact_caps": {"type": "object", "additionalProperties": {
+                                       "type": "object", "required": ["day", "week"],
+                                       "properties": {
+                                           "day": {"type": "integer", "minimum": 0},
+                                           "week": {"type": "integer", "minimum": 0}}}}}}),
                     **_errors(400, 401, 403, 429)},
             }},
             "/v1/events": {"post": {

@@ -205,11 +205,15 @@ async def offers(request: web.Request) -> web.Response:
         if offer.daily_limit is not None:
             item["shown_today"] = None if shown is None else shown.get(offer.offer_id, 0)
         listed.append(item)
+    rules = catalogue.contact_policy
+    channels = CHANNELS if channel is None else (channel,)
     return json_response({
         "catalogue_version": catalogue.version,
         "default_offers": catalogue.default_offers,
         "budgets_read": shown is not None,
         "offers": listed,
+        "contact_caps": {c: {"day": rules.daily_cap(c), "week": rules.weekly_cap(c)}
+                         for c in channels},
     })  # fmt: skip
 
 

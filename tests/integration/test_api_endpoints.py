@@ -327,10 +327,16 @@ async def test_offers_list_the_catalogue_in_use_by_channel(pipeline: Pipeline) -
     for offer in body["offers"]:
         assert offer["title"] == catalogue.offers[offer["offer_id"]]["title"]
         assert offer["available_now"] is True and "shown_today" not in offer
+    caps = catalogue.contact_policy
+    assert body["contact_caps"] == {
+        c: {"day": caps["daily_caps"][c], "week": caps["weekly_caps"][c]}
+        for c in ("web", "email", "sms", "call")
+    }
     sms = await call("GET", f"{api.url}/v1/offers?channel=sms", headers=DEV_AUTH)
     assert [o["offer_id"] for o in sms.json["offers"]] == [
         o for o, offer in catalogue.offers.items() if "sms" in offer["channels"]
     ]
+    assert sms.json["contact_caps"] == {"sms": body["contact_caps"]["sms"]}
     assert_error(await call("GET", f"{api.url}/v1/offers?channel=fax", headers=DEV_AUTH),
                  400, "invalid_channel")  # fmt: skip
     assert_error(await call("GET", f"{api.url}/v1/offers"), 401)

@@ -168,13 +168,14 @@ class Catalogue:
     offers: dict[str, dict[str, Any]]
     default_offers: list[str]
     version: str
+    contact_policy: dict[str, dict[str, int]]  # daily_caps / weekly_caps, by channel
 
     @classmethod
     def load(cls) -> Catalogue:
         with open(Settings().catalogue_path, "rb") as f:
             raw = tomllib.load(f)
         offers = {o["offer_id"]: o for o in raw["offers"]}
-        return cls(offers, list(raw["default_offers"]), raw["version"])
+        return cls(offers, list(raw["default_offers"]), raw["version"], raw["contact_policy"])
 
     def defaults_for(self, channel: str, limit: int) -> list[str]:
         on_channel = [o for o in self.default_offers if channel in self.offers[o]["channels"]]
