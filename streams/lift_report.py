@@ -104,7 +104,7 @@ async def measure_lift(
                     event.event_id, event.customer_id, event.ts, event.amount, event.currency
                 )
 
-    from_ms = int(period.since.timestamp() * 1000) - EARLY_S * 1000
+    from_ms = max(0, int(period.since.timestamp() * 1000) - EARLY_S * 1000)
     await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
     read = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch, from_ms)
     seen = await replay(settings, settings.topic(TOUCHPOINTS), purchases, batch, from_ms)
