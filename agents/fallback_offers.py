@@ -1,12 +1,12 @@
 """Fallback answers: the catalogue's safe default offers, for when a decision cannot be
 taken in time (Redis or the model slow or down).
 
-A fallback reads nothing from Redis, but it still keeps the hold-out: a customer in the
+A fallback reads nothing from Redis, but it still keeps the hold-out (a customer in the
 control group gets no offer, so that the measured lift over the control group is not
-blurred by the moments Redis was down.
+blurred by the moments Redis was down) and the catalogue's quiet hours.
 
 >>> from datetime import UTC, datetime
->>> from schemas import Offer
+>>> from schemas import ContactRules, Offer
 >>> tips = Offer(offer_id="tips", title="Tips", channels=["web"])
 >>> catalogue = OfferCatalogue(version="v1", offers=[tips], default_offers=["tips"])
 >>> now = datetime(2026, 12, 1, tzinfo=UTC)
@@ -18,6 +18,11 @@ blurred by the moments Redis was down.
 ...                              ControlGroup("salt", 100.0), now)
 >>> held_out.offers, held_out.control, held_out.reasons
 ([], True, ['fallback:latency_budget', 'control_group'])
+>>> night = OfferCatalogue(version="v2", offers=[tips], default_offers=["tips"],
+...     contact_policy=ContactRules(quiet_hours={"web": "23:00-06:00"}))
+>>> fallback_decision("c-1", "web", 3, "store_unavailable", night,
+...                   ControlGroup("salt", 0.0), now).reasons
+['fallback:store_unavailable', 'suppressed:quiet_hours:web']
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def fallback_decision(
 ) -> NextBestOffer:
     """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``."""
     control = control_group.contains(customer_id)
-    offers = [] if control else catalogue.defaults_for(channel, now, limit)
+    quiet = not control and catalogue.contact_policy.quiet_at(channel, now)
+    offers = [] if control or quiet else catalogue.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
@@ -50,7 +56,9 @@ def fallback_decision(
         offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],
         control=control,
         model_version="fallback",
-        reasons=[f"fallback:{reason}"] + (["control_group"] if control else []),
+        reasons=[f"fallback:{reason}"]
+        + (["control_group"] if control else [])
+        + ([f"suppressed:quiet_hours:{channel}"] if quiet else []),
         fallback=True,
         catalogue_version=catalogue.version,
     )

@@ -47,8 +47,10 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
         rules = catalogue.contact_policy
         day, week = rules.daily_cap(channel), rules.weekly_cap(channel)
         offered = ", ".join(fallback) or "none"
+        quiet = rules.quiet_hours.get(channel)
         summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: {offered}; "
-                       f"caps {day} a day, {week} a week")  # fmt: skip
+                       f"caps {day} a day, {week} a week"
+                       + (f"; quiet {quiet} ({rules.timezone})" if quiet else ""))  # fmt: skip
         if day == 0 or week == 0:
             warnings.append(f"{channel}: a contact cap of 0 makes no offers on this channel")
         if not fallback:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,50 @@ async def test_contact_caps_come_from_the_catalogue_and_change_with_it(
     # under the old caps "capped-1" still gets nothing (and that does not count)
     later = await eventually(lifted, "the catalogue with the higher cap", within=20)
     assert len(later["offers"]) == 1, later
+
+
+async def test_quiet_hours_hold_back_a_channel_and_lift_when_the_catalogue_changes(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Quiet hours around now on sms: no sms offers, web untouched; published without
+    them, sms offers come back."""
+    now = datetime.now(UTC)
+    span = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    quiet = f"""
+version = "quiet-1"
+
+[contact_policy]
+timezone = "UTC"
+quiet_hours = {{ sms = "{span}" }}
+
+[[offers]]
+offer_id = "winter-sale"
+title = "Winter sale: 20% off"
+channels = ["web", "sms"]
+"""
+    path = tmp_path / "offers.toml"
+    path.write_text(quiet)
+    api = pipeline.start_api(
+        MOMENTS_CATALOGUE_PATH=str(path), MOMENTS_CATALOGUE_CHECK_S="0.2",
+        MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000",
+    )  # fmt: skip
+
+    async def on(channel: str) -> dict[str, Any]:
+        url = f"{api.url}/v1/customers/quiet-1/recommendations?channel={channel}"
+        reply = await call("GET", url, headers=DEV_AUTH)
+        assert reply.status == 200 and reply.json["fallback"] is False, reply
+        body: dict[str, Any] = reply.json
+        return body
+
+    held = await on("sms")
+    assert held["offers"] == [] and "suppressed:quiet_hours:sms" in held["reasons"], held
+    assert [o["offer_id"] for o in (await on("web"))["offers"]] == ["winter-sale"]
+
+    publish(path, quiet.replace("quiet-1", "quiet-2").replace(f'sms = "{span}"', ""))
+
+    async def lifted() -> dict[str, Any] | None:
+        found = await on("sms")
+        return found if found["catalogue_version"] == "quiet-2" else None
+
+    after = await eventually(lifted, "the catalogue without quiet hours", within=20)
+    assert [o["offer_id"] for o in after["offers"]] == ["winter-sale"], after

@@ -57,9 +57,14 @@ def test_campaigns_that_ended_are_warned_of_and_scheduled_ones_listed() -> None:
 
 def test_the_contact_caps_are_summarised_and_a_zero_cap_warned_of() -> None:
     news = Offer(offer_id="news", title="News", channels=["web", "sms"])
-    rules = ContactRules(daily_caps={"web": 5, "sms": 0})
+    rules = ContactRules(daily_caps={"web": 5, "sms": 0}, quiet_hours={"sms": "21:00-08:00"},
+                         timezone="Europe/Paris")  # fmt: skip
     catalogue = OfferCatalogue(version="v", offers=[news], default_offers=["news"],
                                contact_policy=rules)  # fmt: skip
     summary, warnings = catalogue_report(catalogue, NOW)
     assert "web: 1 offer; fallback: news; caps 5 a day, 60 a week" in summary
     assert "sms: a contact cap of 0 makes no offers on this channel" in warnings
+    assert (
+        "sms: 1 offer; fallback: news; caps 0 a day, 2 a week; quiet 21:00-08:00 "
+        "(Europe/Paris)" in summary
+    )

@@ -194,6 +194,18 @@ def test_the_catalogues_caps_are_used_and_other_channels_keep_the_defaults() -> 
     assert screen(contact(shown_today={"email": 2}), "email", rules=loose).allowed
 
 
+def test_quiet_hours_suppress_the_channel_for_everyone_but_the_control_group() -> None:
+    evening = ContactRules(quiet_hours={"call": "13:00-15:00"})  # NOW is 14:05 UTC
+    for feats in (CUSTOMER, None):  # known customers and first contacts alike
+        verdict = screen(feats, "call", rules=evening)
+        assert verdict == Verdict([], ["suppressed:quiet_hours:call"])
+    assert screen(CUSTOMER, "web", rules=evening).allowed == OFFERS  # other channels
+    later = screen(CUSTOMER, "call", now=NOW + timedelta(hours=1), rules=evening)
+    assert later.allowed and "suppressed:quiet_hours:call" not in later.reasons
+    held_out = ContactPolicy(EVERYBODY)
+    assert screen(CUSTOMER, "call", policy=held_out, rules=evening).reasons == ["control_group"]
+
+
 # --------------------------------------------------------------------------------------
 # Per-offer cool-downs
 # --------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from schemas import (
     encode_touchpoint,
     load_catalogue,
 )
+from schemas.catalogue import DAILY_CAPS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_PATH = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
@@ -719,6 +720,7 @@ def test_repo_catalogue_loads() -> None:
 
 
 OFFER_A = '[[offers]]\noffer_id = "a"\ntitle = "A"\nchannels = ["web"]\n'
+QUIET = "[contact_policy]\nquiet_hours = "
 
 
 def write(tmp_path: Path, text: str, name: str = "offers.toml") -> Path:
@@ -752,6 +754,25 @@ def test_contact_caps_load_from_the_catalogue(tmp_path: Path) -> None:
     assert [rules.weekly_cap(c) for c in ("web", "email", "sms", "call")] == [60, 4, 2, 5]
     plain = load_catalogue(write(tmp_path, 'version = "v"\n' + OFFER_A)).contact_policy
     assert plain == ContactRules()
+    assert not any(plain.quiet_at(c, datetime(2026, 12, 1, 3, tzinfo=UTC)) for c in DAILY_CAPS)
+
+
+def test_quiet_hours_are_local_cross_midnight_and_follow_summer_time(tmp_path: Path) -> None:
+    text = 'version = "v"\n[contact_policy]\ntimezone = "Europe/Berlin"\n'
+    text += 'quiet_hours = { call = "20:00-09:00", sms = "12:00-13:30" }\n' + OFFER_A
+    rules = load_catalogue(write(tmp_path, text)).contact_policy
+
+    def quiet(channel: str, month: int, hour: int, minute: int = 0) -> bool:
+        return rules.quiet_at(channel, datetime(2026, month, 10, hour, minute, tzinfo=UTC))
+
+    # winter: Berlin is UTC+1; summer: UTC+2
+    assert [quiet("call", 1, h) for h in (7, 8, 18, 19, 23)] == [True, False, False, True, True]
+    assert [quiet("call", 7, h) for h in (6, 7, 17, 18)] == [True, False, False, True]
+    assert [quiet("sms", 1, 10, 59), quiet("sms", 1, 11), quiet("sms", 1, 12, 29)] == [
+        False, True, True
+    ]  # fmt: skip
+    assert quiet("sms", 1, 12, 30) is False  # the end is not included
+    assert not any(quiet("web", 1, h) for h in range(24))  # no quiet hours
 
 
 def test_offer_dates_load_with_their_offsets(tmp_path: Path) -> None:
@@ -828,6 +849,26 @@ def test_fallback_defaults_follow_channel_dates_and_order() -> None:
             'version = "v"\n' + OFFER_A + "[contact_policy]\ndaily_caps = { email = 4 }\n",
             ["daily cap of email (4)", "weekly cap (3)"],
         ),
+        (
+            'version = "v"\n' + OFFER_A + '[contact_policy]\nquiet_hours = { sms = "9pm-8am" }\n',
+            ["quiet_hours of sms", "'9pm-8am'", "HH:MM-HH:MM"],
+        ),
+        (
+            'version = "v"\n'
+            + OFFER_A
+            + '[contact_policy]\nquiet_hours = { sms = "08:00-08:00" }\n',
+            ["starts where it ends"],
+        ),
+        (
+            'version = "v"\n' + OFFER_A + '[contact_policy]\ntimezone = "Mars/Olympus"\n',
+            ["unknown timezone 'Mars/Olympus'"],
+        ),
+        (
+            'version = "v"\n'
+            + OFFER_A
+            + '[contact_policy]\nquiet_hours = { fax = "20:00-08:00" }\n',
+            ["quiet_hours names unknown channels ['fax']"],
+        ),
     ],
     ids=[
         "duplicate-id",
@@ -845,6 +886,10 @@ def test_fallback_defaults_follow_channel_dates_and_order() -> None:
         "negative-cap",
         "cap-on-unknown-channel",
         "daily-cap-above-weekly",
+        "quiet-hours-not-hh-mm",
+        "quiet-hours-empty",
+        "unknown-timezone",
+        "quiet-hours-unknown-channel",
     ],
 )
 def test_invalid_catalogue_raises_catalogue_error(
