@@ -68,10 +68,11 @@ def _show_alert(alert: Intervention) -> None:
 
 def _lift_line(lift: ControlLift) -> str:
     """One line on the lift over the control group so far (``moments lift`` for more)."""
-    report = lift.report(datetime.now(UTC))
+    now = datetime.now(UTC)
+    report = lift.report(now)
     treated, control = report["treated"], report["control"]
     window = f"{lift.period.window.total_seconds():.0f}s"
-    line = (f"LIFT bought within {window} of their first decision: treated "
+    line = (f"{now:%H:%M:%S} LIFT bought within {window} of their first decision: treated "
             f"{treated['conversion']:.1%} of {treated['customers']}, control "
             f"{control['conversion']:.1%} of {control['customers']}")  # fmt: skip
     if report["lift"] is not None:
@@ -119,7 +120,7 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                     shown += 1
             if time.monotonic() >= next_lift:
                 print(_lift_line(lift), flush=True)
-                next_lift += LIFT_EVERY_S
+                next_lift = time.monotonic() + LIFT_EVERY_S
     finally:
         await consumer.stop()
     return shown
