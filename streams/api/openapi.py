@@ -116,7 +116,8 @@ def openapi_spec() -> dict[str, Any]:
                                "Redis could not be read (`budgets_read` is then false). "
                                "`contact_caps` are the fatigue caps per channel: decisions "
                                "with offers one customer may get per UTC day and per seven "
-                               "days.",
+                               "days, and the local times (`HH:MM-HH:MM` in "
+                               "`contact_timezone`) when the channel makes no offers.",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [{"name": "channel", "in": "query",
                                 "schema": {"enum": ["web", "email", "sms", "call"]}}],
@@ -132,7 +133,9 @@ def openapi_spec() -> dict[str, Any]:
                                        "type": "object", "required": ["day", "week"],
                                        "properties": {
                                            "day": {"type": "integer", "minimum": 0},
-                                           "week": {"type": "integer", "minimum": 0}}}}}}),
+                                           "week": {"type": "integer", "minimum": 0},
+                                           "quiet_hours": {"type": ["string", "null"]}}}},
+                                   "contact_timezone": {"type": "string"}}}),
                     **_errors(400, 401, 403, 429)},
             }},
             "/v1/events": {"post": {

@@ -212,8 +212,9 @@ async def offers(request: web.Request) -> web.Response:
         "default_offers": catalogue.default_offers,
         "budgets_read": shown is not None,
         "offers": listed,
-        "contact_caps": {c: {"day": rules.daily_cap(c), "week": rules.weekly_cap(c)}
-                         for c in channels},
+        "contact_caps": {c: {"day": rules.daily_cap(c), "week": rules.weekly_cap(c),
+                             "quiet_hours": rules.quiet_hours.get(c)} for c in channels},
+        "contact_timezone": rules.timezone,
     })  # fmt: skip
 
 

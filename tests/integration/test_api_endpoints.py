@@ -329,9 +329,10 @@ async def test_offers_list_the_catalogue_in_use_by_channel(pipeline: Pipeline) -
         assert offer["available_now"] is True and "shown_today" not in offer
     caps = catalogue.contact_policy
     assert body["contact_caps"] == {
-        c: {"day": caps["daily_caps"][c], "week": caps["weekly_caps"][c]}
+        c: {"day": caps["daily_caps"][c], "week": caps["weekly_caps"][c], "quiet_hours": None}
         for c in ("web", "email", "sms", "call")
-    }
+    }  # the shipped catalogue has no quiet hours
+    assert body["contact_timezone"] == "UTC"
     sms = await call("GET", f"{api.url}/v1/offers?channel=sms", headers=DEV_AUTH)
     assert [o["offer_id"] for o in sms.json["offers"]] == [
         o for o, offer in catalogue.offers.items() if "sms" in offer["channels"]

@@ -228,6 +228,9 @@ channels = ["web", "sms"]
 
     held = await on("sms")
     assert held["offers"] == [] and "suppressed:quiet_hours:sms" in held["reasons"], held
+    listed = (await call("GET", f"{api.url}/v1/offers?channel=sms", headers=DEV_AUTH)).json
+    assert listed["contact_caps"]["sms"]["quiet_hours"] == span
+    assert listed["contact_timezone"] == "UTC"
     assert [o["offer_id"] for o in (await on("web"))["offers"]] == ["winter-sale"]
 
     publish(path, quiet.replace("quiet-1", "quiet-2").replace(f'sms = "{span}"', ""))
