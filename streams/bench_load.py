@@ -6,14 +6,20 @@ Two modes: closed loop (each connection sends its next request as soon as the la
 is answered: the maximum rate) and open loop (requests are due at a fixed rate whatever
 the answers do; latency runs from when a request was due, so a stall is not hidden by
 the requests it held back).
+
+The generator's own garbage collector is held off while it measures (a collection is
+made just before): its pauses, tens of milliseconds once it holds a run's thousands of
+tasks and latencies, would otherwise be counted as the server's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from streams.bench_store import percentile
@@ -51,6 +57,19 @@ class LoadResult:
             if self.requests
             else 0.0,
         }
+
+
+@contextlib.contextmanager
+def _collector_held() -> Iterator[None]:
+    """No garbage collection in this process while measuring (one just before)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Connection(asyncio.Protocol):
@@ -124,22 +143,23 @@ class HttpLoad:
     async def closed_loop(self, path: Path, seconds: float, connections: int = 16) -> LoadResult:
         """Each connection sends its next request as soon as the last is answered."""
         pool = await self._connect(connections)
-        result = LoadResult()
-        cpu = time.process_time()
-        began = time.perf_counter()
-        deadline = began + seconds
         counter = iter(range(1 << 62))
+        with _collector_held():
+            result = LoadResult()
+            cpu = time.process_time()
+            began = time.perf_counter()
+            deadline = began + seconds
 
-        async def drive(conn: _Connection) -> None:
-            while (now := time.perf_counter()) < deadline:
-                status, _ = await conn.request(self._raw(path(next(counter))))
-                result.answered(status, now)
+            async def drive(conn: _Connection) -> None:
+                while (now := time.perf_counter()) < deadline:
+                    status, _ = await conn.request(self._raw(path(next(counter))))
+                    result.answered(status, now)
 
-        try:
-            await asyncio.gather(*(drive(c) for c in pool))
-        finally:
-            self._close(pool)
-        return result.finish(began, cpu)
+            try:
+                await asyncio.gather(*(drive(c) for c in pool))
+            finally:
+                self._close(pool)
+            return result.finish(began, cpu)
 
     async def open_loop(
         self, path: Path, rate: float, seconds: float, connections: int = 64
@@ -151,31 +171,32 @@ class HttpLoad:
         pool = await self._connect(connections)
         idle: deque[_Connection] = deque(pool)
         freed = asyncio.Event()
-        result = LoadResult()
-        cpu = time.process_time()
-        began = time.perf_counter()
         tasks = []
+        with _collector_held():
+            result = LoadResult()
+            cpu = time.process_time()
+            began = time.perf_counter()
 
-        async def one(conn: _Connection, i: int, start: float) -> None:
-            status, _ = await conn.request(self._raw(path(i)))
-            result.answered(status, start)
-            idle.append(conn)
-            freed.set()
+            async def one(conn: _Connection, i: int, start: float) -> None:
+                status, _ = await conn.request(self._raw(path(i)))
+                result.answered(status, start)
+                idle.append(conn)
+                freed.set()
 
-        try:
-            for i in range(int(rate * seconds)):
-                due = began + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                start = None
-                while not idle:
-                    start = due
-                    freed.clear()
-                    await freed.wait()
-                start = start or time.perf_counter()
-                tasks.append(asyncio.create_task(one(idle.popleft(), i, start)))
-            await asyncio.gather(*tasks)
-        finally:
-            self._close(pool)
-        return result.finish(began, cpu)
+            try:
+                for i in range(int(rate * seconds)):
+                    due = began + i / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    start = None
+                    while not idle:
+                        start = due
+                        freed.clear()
+                        await freed.wait()
+                    start = start or time.perf_counter()
+                    tasks.append(asyncio.create_task(one(idle.popleft(), i, start)))
+                await asyncio.gather(*tasks)
+            finally:
+                self._close(pool)
+            return result.finish(began, cpu)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -109,3 +110,19 @@ async def test_open_loop_counts_waiting_for_a_connection_as_latency(server: Serv
     assert result.statuses == {200: 6, 404: 4}
     assert max(result.latencies_ms) > 150  # the last one waited behind six slow ones
     assert min(result.latencies_ms) > 0
+
+
+async def test_the_generators_collector_is_held_off_while_it_measures(server: Server) -> None:
+    """Its pauses would count as the server's latency; it is back on afterwards."""
+    seen: list[bool] = []
+
+    def path(n: int) -> str:
+        seen.append(gc.isenabled())
+        return f"/ok/{n}"
+
+    load = HttpLoad("127.0.0.1", server.port)
+    assert gc.isenabled()
+    await load.closed_loop(path, 0.1, connections=2)
+    await load.open_loop(path, 200.0, 0.1, connections=2)
+    assert seen and not any(seen)
+    assert gc.isenabled()
