@@ -26,13 +26,11 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas import (
     Intervention,
-    InvalidEvent,
-    Purchase,
     decode_intervention,
     decode_next_best_offer,
-    decode_touchpoint,
 )
 from streams.control_lift import ControlLift, LiftPeriod
+from streams.lift_report import count_purchase
 from streams.services import free_port, services
 from streams.settings import Settings
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
@@ -104,7 +102,7 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                         _show_alert(decode_intervention(record.value or b""))
                         continue
                     if record.topic == settings.topic(TOUCHPOINTS):
-                        _count_purchase(lift, record.value or b"")
+                        count_purchase(lift, record.value or b"")
                         continue
                     d = decode_next_best_offer(record.value or b"")
                     lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
@@ -124,16 +122,6 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
     finally:
         await consumer.stop()
     return shown
-
-
-def _count_purchase(lift: ControlLift, value: bytes) -> None:
-    if b"purchase" in value:
-        with contextlib.suppress(InvalidEvent):  # the worker dead-letters it
-            event = decode_touchpoint(value)
-            if isinstance(event, Purchase):
-                lift.purchase(
-                    event.event_id, event.customer_id, event.ts, event.amount, event.currency
-                )
 
 
 def run_demo(duration_s: float | None, rate: float, customers: int) -> int:

@@ -58,6 +58,20 @@ def instant(text: str) -> datetime:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
+def count_purchase(lift: ControlLift, value: bytes) -> bool:
+    """Hand a touchpoint record to ``lift`` if it is a purchase; ``False`` when it cannot
+    be decoded (the pipeline dead-letters it as well). Most records are not decoded."""
+    if b"purchase" not in value:
+        return True
+    try:
+        event = decode_touchpoint(value)
+    except InvalidEvent:
+        return False
+    if isinstance(event, Purchase) and lift.exposed(event.customer_id):
+        lift.purchase(event.event_id, event.customer_id, event.ts, event.amount, event.currency)
+    return True
+
+
 def default_period(now: datetime, window: timedelta, days: float) -> LiftPeriod:
     """The ``days`` of exposures whose windows have all closed by ``now``."""
     until = now - window
@@ -91,18 +105,7 @@ async def measure_lift(
     async def purchases(records: list[ConsumerRecord]) -> None:
         nonlocal skipped
         for record in records:
-            value = record.value or b""
-            if b"purchase" not in value:  # most touchpoints: not decoded at all
-                continue
-            try:
-                event = decode_touchpoint(value)
-            except InvalidEvent:
-                skipped += 1  # dead-lettered by the pipeline as well
-                continue
-            if isinstance(event, Purchase) and lift.exposed(event.customer_id):
-                lift.purchase(
-                    event.event_id, event.customer_id, event.ts, event.amount, event.currency
-                )
+            skipped += not count_purchase(lift, record.value or b"")
 
     from_ms = max(0, int(period.since.timestamp() * 1000) - EARLY_S * 1000)
     await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
