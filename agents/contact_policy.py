@@ -73,7 +73,8 @@ class ContactPolicy:
         ``rules`` the catalogue's fatigue caps."""
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
-        if rules.quiet_at(channel, now):  # first contacts included
+        timezone = features.timezone if features is not None else None
+        if rules.quiet_at(channel, now, timezone):  # first contacts included
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
         if features is None:  # a first contact: no customer rule applies yet
             return _within_budget(self._eligible(offers, channel, "new", 0, now), [], budgets)

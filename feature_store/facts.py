@@ -124,6 +124,8 @@ def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
     ms = str(ts_ms(event.ts))
     ups = _activity(event.kind, CHANNEL_OF_TYPE.get(event.kind))
     ups += [("min", "first_seen", ms), ("max", "last_seen", ms)]
+    if event.timezone is not None:  # the customer's own, as the newest event tells it
+        ups.append(("latest", "timezone", event.timezone))
     match event:
         case WebClick(category=category):
             if category:

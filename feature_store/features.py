@@ -74,6 +74,7 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     risk_band: str | None = None  # "high" or "low": where churn risk was last seen
     value: float = 0.0  # expected spend over the next year
     segment: str = "new"
+    timezone: str | None = None  # the customer's own (IANA), as the newest touchpoint told it
     recent: list[RecentTouchpoint] = msgspec.field(default_factory=list)  # newest first
 
     def consents_to(self, channel: str) -> bool:
@@ -214,6 +215,7 @@ def build_features(
         risk_band=profile.get("risk_band"),
         value=value,
         segment=segment_of(experience, value, num("n"), purchases, thresholds),
+        timezone=profile.get("timezone"),
         recent=items,
     )
 

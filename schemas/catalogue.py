@@ -7,9 +7,10 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+
+from schemas.timezones import is_timezone, zone
 
 OfferChannel = Literal["web", "email", "sms", "call"]
 Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
@@ -66,8 +67,9 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
     """Contact fatigue caps: how many decisions with offers one customer may get on a
     channel per UTC day and per seven days. Channels not named keep the default caps
     (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel.
-    Quiet hours: local times (in ``timezone``) when a channel makes no offers at all,
-    such as no sales calls in the evening; a span may cross midnight.
+    Quiet hours: local times when a channel makes no offers at all, such as no sales
+    calls in the evening; a span may cross midnight. They are read in the customer's own
+    timezone when a touchpoint told it, else in the catalogue's ``timezone``.
 
     >>> rules = ContactRules(daily_caps={"email": 2}, quiet_hours={"call": "20:00-09:00"},
     ...                      timezone="Europe/London")
@@ -76,12 +78,15 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
     >>> from datetime import UTC, datetime
     >>> [rules.quiet_at("call", datetime(2026, 7, 1, h, tzinfo=UTC)) for h in (7, 8, 18, 19)]
     [True, False, False, True]
+    >>> noon = datetime(2026, 7, 1, 12, tzinfo=UTC)  # 13:00 in London, 21:00 in Tokyo
+    >>> rules.quiet_at("call", noon), rules.quiet_at("call", noon, "Asia/Tokyo")
+    (False, True)
     """
 
     daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     weekly_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     quiet_hours: dict[str, str] = msgspec.field(default_factory=dict)  # "HH:MM-HH:MM"
-    timezone: str = "UTC"  # of the quiet hours (an IANA name)
+    timezone: str = "UTC"  # of the quiet hours when the customer's is not known (IANA)
 
     def __post_init__(self) -> None:
         named = (("daily_caps", self.daily_caps), ("weekly_caps", self.weekly_caps),
@@ -90,10 +95,8 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
             unknown = sorted(set(by_channel) - set(DAILY_CAPS))
             if unknown:
                 raise ValueError(f"{name} names unknown channels {unknown}")
-        try:
-            ZoneInfo(self.timezone)  # instances are cached: later lookups are cheap
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        if not is_timezone(self.timezone):
+            raise ValueError(f"unknown timezone {self.timezone!r}")
         for channel, text in self.quiet_hours.items():
             _span(channel, text)
         for channel in DAILY_CAPS:
@@ -109,12 +112,14 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
     def weekly_cap(self, channel: str) -> int:
         return self.weekly_caps.get(channel, WEEKLY_CAPS.get(channel, 10**9))
 
-    def quiet_at(self, channel: str, now: datetime) -> bool:
-        """Whether ``now`` falls in the channel's quiet hours."""
+    def quiet_at(self, channel: str, now: datetime, customer_timezone: str | None = None) -> bool:
+        """Whether ``now`` falls in the channel's quiet hours: in the customer's own
+        timezone when it is known, else in the catalogue's."""
         text = self.quiet_hours.get(channel)
         if text is None:
             return False
-        local = now.astimezone(ZoneInfo(self.timezone))
+        known = customer_timezone is not None and is_timezone(customer_timezone)
+        local = now.astimezone(zone(customer_timezone if known else self.timezone))
         minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
         return start <= minute < end if start < end else minute >= start or minute < end
 

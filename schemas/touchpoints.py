@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.errors import InvalidEvent, describe
+from schemas.timezones import is_timezone
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 Sentiment = Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
@@ -24,11 +25,24 @@ Channel = Literal["email", "sms", "call", "web", "all"]
 
 
 class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
-    """Fields every touchpoint carries; ``event_id`` is the idempotency key."""
+    """Fields every touchpoint carries; ``event_id`` is the idempotency key.
+
+    ``timezone`` (optional, an IANA name such as ``"Europe/Paris"``) is the customer's
+    own, where the producer knows it (a browser, a phone number's country): quiet hours
+    are then read in it.
+    """
 
     event_id: NonEmpty
     customer_id: NonEmpty
     ts: Timestamp
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.timezone is not None and not is_timezone(self.timezone):
+            raise ValueError(
+                f"unknown timezone {self.timezone!r}: an IANA name such as 'Europe/Paris'"
+                " - at `$.timezone`"
+            )
 
     @property
     def kind(self) -> str:
@@ -76,6 +90,7 @@ class Survey(Touchpoint, tag="survey", frozen=True, kw_only=True):
     scale: Literal["csat5", "nps"]
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         low, high = (1, 5) if self.scale == "csat5" else (0, 10)
         if not low <= self.score <= high:
             raise ValueError(

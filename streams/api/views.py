@@ -237,6 +237,7 @@ async def get_customer(request: web.Request) -> web.Response:
         "risk": round(api.risk.model.predict_one(risk_features(features, datetime.now(UTC))), 4),
         "risk_model": {"version": api.risk.version, "basis": api.risk.model.reason},
         "consent": features.consent,
+        "timezone": features.timezone,
         "control_group": api.policy.contact_policy.control_group.contains(customer_id),
         "features": body,
         "recent_touchpoints": body["recent"],

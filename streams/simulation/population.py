@@ -42,6 +42,8 @@ from schemas.touchpoints import (
 CHANNELS = ("web", "email", "call", "social")
 CATEGORIES = ("electronics", "home", "fashion", "sports", "beauty", "books", "grocery", "travel")
 PLATFORMS = ("x", "instagram", "facebook", "tiktok", "trustpilot")
+HOME_ZONES = {"Europe/London": 0.5, "Europe/Paris": 0.3, "Europe/Madrid": 0.1,
+              "America/New_York": 0.1}  # fmt: skip
 KINDS = ("web_click", "email", "call", "social_mention", "purchase", "survey", "consent")
 
 CallReason = Literal["sales", "support", "billing", "complaint", "cancel", "other"]
@@ -66,6 +68,7 @@ class SimulatedCustomer:
     activity: float  # relative contact frequency, 1.0 typical
     email_engagement: float  # chance of opening a delivered email
     platform: str  # favourite social platform
+    timezone: str = "Europe/London"  # at home: their browser tells it on every page view
 
     @property
     def unhappiness(self) -> float:
@@ -108,6 +111,8 @@ def _new_customer(rng: random.Random, index: int) -> SimulatedCustomer:
         activity=rng.lognormvariate(0.0, 0.7),
         email_engagement=_clamp(rng.betavariate(2.0, 5.0) + 0.2 * satisfaction, 0.02, 0.9),
         platform=rng.choice(PLATFORMS),
+        # drawn apart, so that adding the trait left every other draw as it was
+        timezone=_pick(random.Random(f"timezone-{index}"), HOME_ZONES),
     )
 
 
@@ -381,7 +386,8 @@ def _page(rng: random.Random, c: SimulatedCustomer, session: str) -> _Build:
         },
     )
     if where != "product":
-        return partial(WebClick, customer_id=cid, session_id=session, page=where)
+        return partial(WebClick, customer_id=cid, session_id=session, page=where,
+                       timezone=c.timezone)  # fmt: skip
     category = _pick(rng, c.category_tastes)
     product = f"{category[:3]}-{rng.randrange(1, 400):04d}"
     page = f"/products/{category}/{product}"
@@ -392,4 +398,5 @@ def _page(rng: random.Random, c: SimulatedCustomer, session: str) -> _Build:
         page=page,
         category=category,
         product_id=product,
+        timezone=c.timezone,
     )

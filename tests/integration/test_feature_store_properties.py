@@ -32,7 +32,9 @@ offsets = st.one_of(
     st.integers(0, 800 * 86400),
 )
 ts = offsets.map(lambda s: NOW - timedelta(seconds=s, milliseconds=s % 997))
-common = {"event_id": st.just(""), "customer_id": st.sampled_from(CUSTOMERS), "ts": ts}
+zones = st.none() | st.sampled_from(["Europe/Paris", "Asia/Kolkata", "America/New_York"])
+common = {"event_id": st.just(""), "customer_id": st.sampled_from(CUSTOMERS), "ts": ts,
+          "timezone": zones}  # fmt: skip
 sentiment = st.floats(-1, 1, allow_nan=False).map(lambda x: round(x, 3))
 categories = st.sampled_from(["books", "home", "sports", "travel"])
 events = st.one_of(
