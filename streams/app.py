@@ -200,6 +200,7 @@ def _register_learning(moments: Moments) -> None:
         moments.metrics,
         moments.settings.kafka_bootstrap,
         moments.settings.topic(topics.OFFER_OUTCOMES),
+        _raw_topic(app, moments.settings.topic(topics.OFFER_OUTCOMES_DLQ)).send,
     )
 
     risk_learner = RiskLearner(

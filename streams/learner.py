@@ -7,7 +7,9 @@ JSON (they cannot run code when loaded) and versioned; every worker and API proc
 reloads the newest within a couple of seconds.
 
 - ``nbo``: the next-best-offer bandit, from ``offer-outcomes``. Each (decision, outcome)
-  is claimed in Redis first, so a redelivered outcome teaches once.
+  is claimed in Redis first, so a redelivered outcome teaches once. An outcome that does
+  not decode goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
+  learner moves past it).
 - ``risk``: the churn/lapse classifier, from ``risk-examples`` (feature snapshots that
   got their delayed label).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +33,7 @@ from agents.learned_policy import ModelHolder
 from agents.learning import Example, example_for
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
+from agents.touchpoint_agent import dead_letter_headers
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
@@ -41,6 +44,9 @@ from streams.topics import topic_partitions
 log = logging.getLogger(__name__)
 MODEL = "nbo"
 RISK = "risk"
+# sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
+# the delivery to wait for (a Faust topic's ``send``)
+DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
 
 
 class Snapshot(msgspec.Struct):
@@ -163,9 +169,11 @@ class Learner(SnapshotLearner):
     name = MODEL
 
     def __init__(self, store: FeatureStore, holder: ModelHolder, metrics: Metrics,
-                 bootstrap: str, topic: str, publish_every_s: float = 2.0) -> None:  # fmt: skip
+                 bootstrap: str, topic: str, dead_letter: DeadLetterSend,
+                 publish_every_s: float = 2.0) -> None:  # fmt: skip
         super().__init__(store, metrics, bootstrap, topic, publish_every_s)
         self._holder = holder
+        self._dead_letter = dead_letter
         self._model = LinUCBOffers(DIMENSION)
         self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
 
@@ -180,15 +188,20 @@ class Learner(SnapshotLearner):
         self._holder.model, self._holder.version = self._model, version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
-        outcomes = []
+        outcomes, dead = [], []
         for record in records:
             try:
                 outcome = decode_outcome(record.value or b"")
-            except InvalidEvent:
-                self._metrics.learning.labels("invalid").inc()
+            except InvalidEvent as exc:
+                headers = dead_letter_headers(record, f"invalid: {exc.reason}")
+                dead.append(await self._dead_letter(key=record.key, value=record.value,
+                                                    headers=headers))  # fmt: skip
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()
             outcomes.append((outcome, f"{partition}:{record.offset}"))
+        if dead:  # on Kafka before the learner's offsets move past them
+            await asyncio.gather(*dead)
+            self._metrics.learning.labels("invalid").inc(len(dead))
         claims = await self._store.decisions.claim_outcomes(
             [(o.customer_id, f"{o.decision_id}:{o.outcome}", src) for o, src in outcomes]
         )

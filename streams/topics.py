@@ -21,11 +21,12 @@ OFFER_OUTCOMES = "offer-outcomes"
 NEXT_BEST_OFFERS = "next-best-offers"
 INTERVENTIONS = "interventions"
 TOUCHPOINTS_DLQ = "touchpoints-dlq"
+OFFER_OUTCOMES_DLQ = "offer-outcomes-dlq"  # an extension: outcomes that do not decode
 CUSTOMER_ERASURES = "customer-erasures"  # an extension: one record per erasure request
 RISK_EXAMPLES = "risk-examples"  # an extension: labelled feature snapshots, no customer ids
 ALL_TOPICS = (
     TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
-    CUSTOMER_ERASURES, RISK_EXAMPLES,
+    OFFER_OUTCOMES_DLQ, CUSTOMER_ERASURES, RISK_EXAMPLES,
 )  # fmt: skip
 # Erasures are kept for good: `moments rebuild` replays them so that the erased stay
 # erased, however old the touchpoints it replays after them (one small record each).

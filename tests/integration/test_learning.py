@@ -108,3 +108,35 @@ async def test_outcomes_teach_once_and_a_restarted_learner_resumes(pipeline: Pip
     await produce(bootstrap, pipeline.topic("offer-outcomes"), more + records[:10])
     model = await snapshot(pipeline, len(records) + len(more), wait_s=90)
     assert model.updates == len(records) + len(more)
+
+
+async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
+    pipeline: Pipeline,
+) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    worker = pipeline.start_worker()
+    good = outcomes(await decisions_for(pipeline, clicks(30, start=2000)))
+    assert good
+    sample = json.loads(good[0][1])
+    without_decision = {k: v for k, v in sample.items() if k != "decision_id"}
+    bad = [
+        (b"bad-json", b"{not json", "malformed JSON"),
+        (b"bad-outcome", json.dumps(sample | {"outcome": "loved"}).encode(), "$.outcome"),
+        (b"no-decision", json.dumps(without_decision).encode(), "decision_id"),
+    ]
+    mixed = good[:10] + [(k, v) for k, v, _ in bad] + good[10:]
+    await produce(bootstrap, pipeline.topic("offer-outcomes"), mixed)
+
+    letters = await consume_all(bootstrap, pipeline.topic("offer-outcomes-dlq"), len(bad))
+    assert len(letters) == len(bad)
+    sent = {key: (value, hint) for key, value, hint in bad}
+    for letter in letters:  # keyed by customer: in order within a partition only
+        headers = {k: v.decode() for k, v in letter.headers}  # type: ignore[attr-defined]
+        value, hint = sent.pop(letter.key)  # type: ignore[attr-defined]
+        assert letter.value == value  # type: ignore[attr-defined]
+        assert headers["source-topic"] == pipeline.topic("offer-outcomes")
+        assert int(headers["source-offset"]) >= 0
+        assert headers["error"].startswith("invalid: ") and hint in headers["error"], headers
+    model = await snapshot(pipeline, len(good))
+    assert model.updates == len(good)  # the bad ones in between stopped nothing
+    assert worker.metric("moments_learning_outcomes_total", result="invalid") == len(bad)
