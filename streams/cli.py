@@ -185,6 +185,25 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from streams.dead_letter_tool import inspect
+    from streams.dead_letters import LetterFilter
+    from streams.lift_report import instant
+
+    try:
+        since, until = (None if t is None else int(instant(t).timestamp() * 1000)
+                        for t in (args.since, args.until))  # fmt: skip
+    except ValueError as exc:
+        print(f"moments dead-letters: {exc}", file=sys.stderr)
+        return 2
+    sources = frozenset(settings.topic(s) for s in args.source or ())
+    wanted = LetterFilter(sources, args.reason, since, until)
+    print(json.dumps(asyncio.run(inspect(settings, wanted, redrive=args.redrive)), indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moments", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -236,6 +255,18 @@ def parser() -> argparse.ArgumentParser:
     lift.add_argument("--days", type=float, default=28.0, help="days of first decisions")
     lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
     lift.add_argument("--until", default=None, help="up to (default: now less the window)")
+    letters = sub.add_parser(
+        "dead-letters", help="what the dead-letter topics hold; --redrive sends them back"
+    )
+    letters.add_argument(
+        "--source", action="append", choices=("touchpoints", "offer-outcomes"),
+        help="only letters from this topic (repeatable); default: both",
+    )  # fmt: skip
+    letters.add_argument("--reason", default="", help="only reasons containing this text")
+    letters.add_argument("--since", default=None, help="dead-lettered from (ISO date/time)")
+    letters.add_argument("--until", default=None, help="up to, not included")
+    letters.add_argument("--redrive", action="store_true",
+                         help="send the matching letters back to their source topics")  # fmt: skip
     return p
 
 
@@ -249,10 +280,12 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "check-catalogue": cmd_check_catalogue,
     "lift": cmd_lift,
+    "dead-letters": cmd_dead_letters,
 }
 
 
-ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift")  # MOMENTS_KAFKA_* settings
+# the commands that use the configured Kafka (MOMENTS_KAFKA_* settings)
+ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

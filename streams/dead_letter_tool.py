@@ -1,0 +1,89 @@
+"""``moments dead-letters``: what the dead-letter topics hold, and sending letters back.
+
+Reads ``touchpoints-dlq`` and ``offer-outcomes-dlq`` to their end as of now. Without
+``--redrive`` it only reports (that report, with the same filters, shows what a re-drive
+would take). With it, each matching letter's original record goes back to its source
+topic unchanged, with a ``redriven-from`` header naming the letter, once the producer's
+fault or the bug that rejected it is fixed. Moments applies each event and learns each
+outcome once, so re-driving is safe to repeat; a letter that fails again is
+dead-lettered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
+from streams.kafka_security import client_options
+from streams.settings import Settings
+from streams.topic_replay import replay
+from streams.topics import OFFER_OUTCOMES, OFFER_OUTCOMES_DLQ, TOUCHPOINTS, TOUCHPOINTS_DLQ
+
+SOURCES = {TOUCHPOINTS_DLQ: TOUCHPOINTS, OFFER_OUTCOMES_DLQ: OFFER_OUTCOMES}
+SAFETY_MS = 3_600_000  # re-drive only letters an hour inside the dedupe horizon
+BATCH = 500
+
+
+VERDICTS = ("redriven", "repeated", "too_old", "unknown_source")
+
+
+def letter_of(record: ConsumerRecord) -> DeadLetter:
+    headers = record.headers or ()
+    return DeadLetter.of(
+        record.topic, record.partition, record.offset, record.timestamp,
+        record.key, record.value, headers,
+    )  # fmt: skip
+
+
+async def send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> Awaitable[Any]:
+    """The original record to its source topic; returns its delivery."""
+    named = f"{letter.topic}:{letter.partition}:{letter.offset}".encode()
+    delivery: Awaitable[Any] = await producer.send(
+        letter.source_topic, letter.value, key=letter.key, headers=[("redriven-from", named)]
+    )
+    return delivery
+
+
+async def inspect(
+    settings: Settings, wanted: LetterFilter, redrive: bool = False
+) -> dict[str, Any]:
+    """Summarise the matching letters; with ``redrive``, send them back as well."""
+    summary = DeadLetterSummary()
+    horizon_ms = settings.dedupe_horizon_days * 86_400_000
+    plan = RedrivePlan(
+        frozenset(settings.topic(t) for t in SOURCES.values()),
+        remembered_from_ms=int(time.time() * 1000) - horizon_ms + SAFETY_MS,
+    )
+    producer = None
+    if redrive:
+        producer = AIOKafkaProducer(
+            **client_options(), bootstrap_servers=settings.kafka_bootstrap,
+            acks="all", enable_idempotence=True,
+        )  # fmt: skip
+        await producer.start()
+
+    async def handle(records: list[ConsumerRecord]) -> None:
+        sent: list[Awaitable[Any]] = []
+        for letter in map(letter_of, records):
+            if wanted.matches(letter):
+                summary.add(letter)
+                if producer is not None and plan.take(letter) == "redriven":
+                    sent.append(await send_back(producer, letter))
+        await asyncio.gather(*sent)  # delivered before the next batch is read
+
+    read = 0
+    try:
+        for dlq in SOURCES:
+            read += await replay(settings, settings.topic(dlq), handle, BATCH)
+    finally:
+        if producer is not None:
+            await producer.stop()
+    report: dict[str, Any] = {"letters_read": read, "matching": summary.report()}
+    if redrive:
+        report["redrive"] = {verdict: plan.outcomes.get(verdict, 0) for verdict in VERDICTS}
+    return report

@@ -1,0 +1,194 @@
+"""What the dead-letter topics hold, and which of their letters may go back (pure).
+
+Every dead letter is the original record (key and bytes) with headers naming where it
+came from and why it was set aside. :class:`DeadLetterSummary` counts them by source
+topic, stage and reason; :class:`RedrivePlan` picks the letters to send back to their
+source topic once what rejected them is fixed: each original record once, only to the
+topics Moments reads, and only while Moments still remembers which events it applied
+(the dedupe horizon), so that a letter whose event was half applied before its decision
+failed is not applied twice.
+
+Reasons are shown with the record's own key (the customer id) masked.
+
+>>> letter = DeadLetter.of("touchpoints-dlq", 0, 7, 1_000, b"c-42", b"{}", [
+...     (b"source-topic", b"touchpoints"), (b"source-partition", b"3"),
+...     (b"source-offset", b"99"), (b"error", b"decision failed: KeyError: 'c-42'")])
+>>> letter.stage, letter.reason, letter.origin
+('decision failed', "decision failed: KeyError: '<customer>'", ('touchpoints', 3, 99))
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+TOP_REASONS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str  # the dead-letter topic, and where in it
+    partition: int
+    offset: int
+    written_ms: int  # when it was dead-lettered (the record's Kafka timestamp)
+    key: bytes | None
+    value: bytes | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error: str
+
+    @classmethod
+    def of(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        written_ms: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Iterable[tuple[Any, bytes]],
+    ) -> DeadLetter:
+        """From a dead-letter record; a missing or garbled header reads as unknown."""
+        found = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in headers}
+
+        def text(name: str) -> str:
+            return found.get(name, b"").decode("utf-8", "replace")
+
+        def number(name: str) -> int:
+            value = text(name)
+            return int(value) if value.isdigit() else -1
+
+        return cls(topic, partition, offset, written_ms, key, value,
+                   text("source-topic") or "unknown", number("source-partition"),
+                   number("source-offset"), text("error") or "unknown")  # fmt: skip
+
+    @property
+    def origin(self) -> tuple[str, int, int]:
+        """The original record: topic, partition, offset."""
+        return self.source_topic, self.source_partition, self.source_offset
+
+    @property
+    def stage(self) -> str:
+        """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``."""
+        return self.error.partition(":")[0]
+
+    @property
+    def reason(self) -> str:
+        """The error, with the record's key (the customer id) masked."""
+        customer = (self.key or b"").decode("utf-8", "replace")
+        return self.error.replace(customer, "<customer>") if customer else self.error
+
+
+@dataclass(frozen=True, slots=True)
+class LetterFilter:
+    """Which letters a command looks at: by source topic, a reason's words, and when."""
+
+    sources: frozenset[str] = frozenset()  # empty: all
+    reason_contains: str = ""
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        return (
+            (not self.sources or letter.source_topic in self.sources)
+            and self.reason_contains.lower() in letter.reason.lower()
+            and (self.since_ms is None or letter.written_ms >= self.since_ms)
+            and (self.until_ms is None or letter.written_ms < self.until_ms)
+        )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Source:
+    letters: int = 0
+    contents: set[bytes] = field(default_factory=set)  # digests of key and value
+    stages: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    first_ms: int | None = None
+    last_ms: int | None = None
+
+
+class DeadLetterSummary:
+    """Counts per source topic: letters, distinct records, stages, the commonest reasons,
+    and when the first and last were written. No key or value is kept.
+
+    >>> summary = DeadLetterSummary()
+    >>> for n in range(3):
+    ...     summary.add(DeadLetter("dlq", 0, n, 1_000 * n, b"c", b"x", "touchpoints", 0, n,
+    ...                            "invalid: Expected `str` - at `$.page`"))
+    >>> report = summary.report()["touchpoints"]
+    >>> report["letters"], report["distinct_records"], report["stages"]
+    (3, 1, {'invalid': 3})
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[str, _Source] = {}
+
+    def add(self, letter: DeadLetter) -> None:
+        source = self._sources.setdefault(letter.source_topic, _Source())
+        source.letters += 1
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (letter.key or b"", letter.value or b""):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        source.contents.add(digest.digest())
+        source.stages[letter.stage] += 1
+        source.reasons[letter.reason] += 1
+        at = letter.written_ms
+        source.first_ms = at if source.first_ms is None else min(source.first_ms, at)
+        source.last_ms = at if source.last_ms is None else max(source.last_ms, at)
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, s in sorted(self._sources.items()):
+            top = sorted(s.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+            out[name] = {
+                "letters": s.letters,
+                "distinct_records": len(s.contents),
+                "stages": dict(sorted(s.stages.items())),
+                "top_reasons": [{"reason": r, "letters": n} for r, n in top],
+                "first": None if s.first_ms is None else _iso(s.first_ms),
+                "last": None if s.last_ms is None else _iso(s.last_ms),
+            }
+        return out
+
+
+class RedrivePlan:
+    """Decides, letter by letter, whether it goes back to its source topic.
+
+    >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000)
+    >>> def letter(offset, written_ms, source="touchpoints", origin=1):
+    ...     return DeadLetter("dlq", 0, offset, written_ms, b"c", b"{}", source, 0, origin, "x")
+    >>> [plan.take(letter(0, 9_000)), plan.take(letter(1, 9_500)),  # the same original twice
+    ...  plan.take(letter(2, 1_000, origin=2)), plan.take(letter(3, 9_000, "elsewhere", 3))]
+    ['redriven', 'repeated', 'too_old', 'unknown_source']
+    """
+
+    def __init__(self, sources: frozenset[str], remembered_from_ms: int) -> None:
+        self._sources = sources
+        self._remembered_from_ms = remembered_from_ms
+        self._taken: set[tuple[str, int, int]] = set()
+        self.outcomes: Counter[str] = Counter()
+
+    def take(self, letter: DeadLetter) -> str:
+        """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
+        already in this run), ``too_old`` (dead-lettered before the dedupe horizon: its
+        event might be applied twice) or ``unknown_source`` (not a topic Moments reads)."""
+        if letter.source_topic not in self._sources:
+            verdict = "unknown_source"
+        elif letter.written_ms < self._remembered_from_ms:
+            verdict = "too_old"
+        elif letter.origin in self._taken:
+            verdict = "repeated"
+        else:
+            self._taken.add(letter.origin)
+            verdict = "redriven"
+        self.outcomes[verdict] += 1
+        return verdict

@@ -1,0 +1,99 @@
+"""``moments dead-letters``: the report, and sending letters back once the fault is fixed.
+
+Real Kafka, Redis and workers. A worker configured with too tight a clock-skew limit
+dead-letters good events dated a few minutes ahead; with the limit fixed, a re-drive
+applies them, once however often it is run, and records that are really malformed come
+back to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import eventually, iso
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+
+def click(n: int, minutes_ahead: float) -> dict[str, Any]:
+    ts = datetime.now(UTC) + timedelta(minutes=minutes_ahead)
+    return {"type": "web_click", "event_id": f"dl-{n}", "customer_id": f"dl-cust-{n}",
+            "ts": iso(ts), "page": "/p"}  # fmt: skip
+
+
+def dead_letters(pipeline: Pipeline, *args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "dead-letters", *args],
+        env=pipeline.env(0), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "dl-cust-" not in result.stdout + result.stderr  # no customer id shown
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
+    pipeline: Pipeline,
+) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    touchpoints = pipeline.topic("touchpoints")
+    misconfigured = pipeline.start_worker(MOMENTS_MAX_FUTURE_SKEW_S="1")
+    early = [click(n, minutes_ahead=5) for n in range(6)]  # a producer's clock a bit fast
+    on_time = [click(n, minutes_ahead=-1) for n in range(6, 10)]
+    malformed = [(b"dl-cust-90", b'{"type": "web_click", "event_id"'),
+                 (b"dl-cust-91", b'{"type": "fax", "event_id": "x"}')]  # fmt: skip
+    records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in early + on_time]
+    await produce(bootstrap, touchpoints, records + malformed)
+    dlq = pipeline.topic("touchpoints-dlq")
+    letters = await consume_all(bootstrap, dlq, len(early) + len(malformed))
+    assert len(letters) == len(early) + len(malformed)
+
+    report = dead_letters(pipeline)
+    found = report["matching"][touchpoints]
+    assert found["letters"] == found["distinct_records"] == len(letters)
+    assert found["stages"] == {"invalid": len(letters)}
+    skew = [r for r in found["top_reasons"] if "in the future" in r["reason"]]
+    assert [r["letters"] for r in skew] == [1] * len(early)  # each names its own ts
+    only_skew = dead_letters(pipeline, "--reason", "in the future", "--source", "touchpoints")
+    assert only_skew["matching"][touchpoints]["letters"] == len(early)
+    assert "redrive" not in only_skew  # a report sends nothing back
+
+    # The limit is fixed; the early events go back and are applied, once.
+    misconfigured.stop()
+    pipeline.start_worker()
+    sent = dead_letters(pipeline, "--redrive", "--reason", "in the future")
+    assert sent["redrive"] == {"redriven": len(early), "repeated": 0, "too_old": 0,
+                               "unknown_source": 0}  # fmt: skip
+    store = pipeline.store()
+    try:
+
+        async def all_applied() -> bool:
+            views = [await store.read(e["customer_id"]) for e in early]
+            return all(v is not None and v.events == 1 for v in views)
+
+        await eventually(all_applied, "the re-driven events applied")
+        # Everything again: the early ones are duplicates now, the malformed fail again.
+        again = dead_letters(pipeline, "--redrive")
+        assert again["redrive"]["redriven"] == len(letters)
+        back = await consume_all(bootstrap, dlq, len(letters) + len(malformed))
+        assert len(back) == len(letters) + len(malformed)
+        copies = Counter(r.value for r in back)  # type: ignore[attr-defined]
+        assert all(copies[v] == 2 for _, v in malformed), copies  # dead-lettered again
+        assert all(copies[json.dumps(e).encode()] == 1 for e in early), copies
+        for event in early + on_time:
+            view = await store.read(event["customer_id"])
+            assert view is not None and view.events == 1, event["event_id"]
+        final = dead_letters(pipeline)["matching"][touchpoints]
+        assert final["letters"] == len(letters) + len(malformed)
+        assert final["distinct_records"] == len(letters)
+    finally:
+        await store.close()

@@ -1,0 +1,132 @@
+"""streams.dead_letters: reading letters, the summary, the filter and the re-drive plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.dead_letters import (
+    TOP_REASONS,
+    DeadLetter,
+    DeadLetterSummary,
+    LetterFilter,
+    RedrivePlan,
+)
+
+T0 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def letter(
+    offset: int = 0,
+    written_ms: int = T0,
+    source: str = "touchpoints",
+    origin: int | None = None,
+    error: str = "invalid: Expected `str`, got `int` - at `$.page`",
+    key: bytes | None = b"cust-1",
+    value: bytes | None = b"{}",
+) -> DeadLetter:
+    origin = offset if origin is None else origin
+    return DeadLetter("touchpoints-dlq", 0, offset, written_ms, key, value, source, 2, origin,
+                      error)  # fmt: skip
+
+
+def test_a_letter_reads_its_headers_and_tolerates_missing_or_garbled_ones() -> None:
+    full = DeadLetter.of("dlq", 1, 5, T0, b"k", b"v", [
+        ("source-topic", b"touchpoints"), ("source-partition", b"3"),
+        ("source-offset", b"41"), ("error", b"invalid: bad"),
+    ])  # fmt: skip
+    assert (full.origin, full.stage, full.error) == (
+        ("touchpoints", 3, 41),
+        "invalid",
+        "invalid: bad",
+    )
+    bare = DeadLetter.of("dlq", 1, 6, T0, None, None, [("source-offset", b"x\xff")])
+    assert (bare.origin, bare.error, bare.reason) == (("unknown", -1, -1), "unknown", "unknown")
+
+
+def test_reasons_never_show_the_letters_own_customer_id() -> None:
+    failed = letter(error="decision failed: KeyError: 'cust-1' not in cust-1's view")
+    assert failed.reason == "decision failed: KeyError: '<customer>' not in <customer>'s view"
+    assert failed.stage == "decision failed"
+    assert letter(key=None, error="invalid: x").reason == "invalid: x"
+
+
+def test_the_filter_picks_by_source_reason_and_time() -> None:
+    assert LetterFilter().matches(letter())
+    assert LetterFilter(frozenset({"offer-outcomes"})).matches(letter()) is False
+    assert LetterFilter(reason_contains="$.PAGE").matches(letter())  # any case
+    assert not LetterFilter(reason_contains="timezone").matches(letter())
+    window = LetterFilter(since_ms=T0, until_ms=T0 + 1000)
+    assert [window.matches(letter(written_ms=T0 + d)) for d in (-1, 0, 999, 1000)] == [
+        False, True, True, False,
+    ]  # fmt: skip
+    # the filter reads the masked reason: a customer id cannot be searched for
+    assert not LetterFilter(reason_contains="cust-1").matches(letter(error="x cust-1"))
+
+
+def test_the_summary_counts_per_source_with_distinct_records_and_top_reasons() -> None:
+    summary = DeadLetterSummary()
+    for n in range(4):  # the same record dead-lettered twice, twice over
+        summary.add(letter(n, T0 + n, value=b"a" if n % 2 else b"b"))
+    summary.add(letter(9, T0 - 5, error="decision failed: boom"))
+    summary.add(letter(10, T0, source="offer-outcomes", error="invalid: no outcome"))
+    report = summary.report()
+    assert list(report) == ["offer-outcomes", "touchpoints"]
+    touch = report["touchpoints"]
+    assert touch["letters"] == 5 and touch["distinct_records"] == 3  # a, b and {}
+    assert touch["stages"] == {"decision failed": 1, "invalid": 4}
+    assert touch["top_reasons"][0] == {"reason": letter().reason, "letters": 4}
+    assert touch["first"] == "2026-11-30T23:59:59.995000Z"
+    assert touch["last"] == "2026-12-01T00:00:00.003000Z"
+    assert report["offer-outcomes"]["letters"] == 1
+
+
+def test_distinct_records_tell_key_from_value() -> None:
+    summary = DeadLetterSummary()
+    summary.add(letter(0, key=b"ab", value=b"c"))
+    summary.add(letter(1, key=b"a", value=b"bc"))
+    assert summary.report()["touchpoints"]["distinct_records"] == 2
+
+
+def test_only_the_commonest_reasons_are_listed() -> None:
+    summary = DeadLetterSummary()
+    for n in range(TOP_REASONS + 5):
+        for _ in range(n + 1):
+            summary.add(letter(error=f"invalid: reason {n:02d}"))
+    top = summary.report()["touchpoints"]["top_reasons"]
+    assert len(top) == TOP_REASONS
+    assert top[0] == {
+        "reason": f"invalid: reason {TOP_REASONS + 4:02d}",
+        "letters": TOP_REASONS + 5,
+    }
+    assert [t["letters"] for t in top] == sorted((t["letters"] for t in top), reverse=True)
+
+
+def test_the_summary_keeps_no_record_content() -> None:
+    summary = DeadLetterSummary()
+    summary.add(letter(key=b"cust-secret", value=b'{"customer_id": "cust-secret"}'))
+    assert "cust-secret" not in repr(summary.report())
+
+
+@pytest.mark.parametrize(
+    ("written_ms", "verdict"), [(T0 - 1, "too_old"), (T0, "redriven"), (T0 + 1, "redriven")]
+)
+def test_letters_from_before_the_dedupe_horizon_stay(written_ms: int, verdict: str) -> None:
+    plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=T0)
+    assert plan.take(letter(written_ms=written_ms)) == verdict
+
+
+def test_each_original_goes_back_once_per_run_and_only_to_known_topics() -> None:
+    plan = RedrivePlan(frozenset({"touchpoints", "offer-outcomes"}), remembered_from_ms=0)
+    verdicts = [
+        plan.take(letter(0, origin=7)),
+        plan.take(letter(1, origin=7)),  # dead-lettered twice (a crash before the commit)
+        plan.take(letter(2, origin=8)),
+        plan.take(letter(3, origin=7, source="offer-outcomes")),  # another topic's offset 7
+        plan.take(letter(4, source="next-best-offers")),
+        plan.take(letter(5, source="unknown")),
+    ]
+    assert verdicts == ["redriven", "repeated", "redriven", "redriven", "unknown_source",
+                        "unknown_source"]  # fmt: skip
+    assert plan.outcomes == {"redriven": 3, "repeated": 1, "unknown_source": 2}
