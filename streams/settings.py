@@ -131,13 +131,28 @@ class Settings:
                 "MOMENTS_API_PUBLISH_LINGER_MS must not be negative"
             )
 
-        if self.api_cors_origins:
-            from streams.api.cors import parse_origins
+        self._check_api_access()
 
-            try:
-                parse_origins(self.api_cors_origins)
-            except ValueError as exc:
-                raise SettingsError(f"MOMENTS_API_CORS_ORIGINS: {exc}") from exc
+    def _check_api_access(self) -> None:
+        """The API keys and CORS origins parse, and a key bound to web pages' origins is
+        bound only to origins the browser will be let in from."""
+        from streams.api.auth import KeyRing
+        from streams.api.origins import parse_origins
+
+        try:
+            allowed = parse_origins(self.api_cors_origins)
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_API_CORS_ORIGINS: {exc}") from exc
+        try:
+            bound = KeyRing.parse(self.api_keys).bound_origins()
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_API_KEYS: {exc}") from exc
+        shut_out = sorted(bound - allowed) if "*" not in allowed else []
+        if shut_out:
+            raise SettingsError(
+                f"MOMENTS_API_KEYS binds keys to {', '.join(shut_out)}, which "
+                "MOMENTS_API_CORS_ORIGINS does not allow: browsers there could not call"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

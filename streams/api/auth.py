@@ -1,6 +1,12 @@
 """API keys with scopes, stored as SHA-256 hashes.
 
 ``MOMENTS_API_KEYS`` holds ``name:scope+scope:sha256hex`` entries separated by ``;``.
+A key that web pages use (and so show to every visitor) can be bound to their origins,
+``name:scopes:sha256hex@https://shop.example,https://m.shop.example``: it then answers
+only requests whose ``Origin`` header names one of them, so other sites' pages cannot
+use it from their visitors' browsers. (A client outside a browser can still send any
+``Origin``: binding protects the pages' key from other pages, not from a scraper;
+the rate limit does that.)
 
 >>> ring = KeyRing.parse("web:recommend:" + hash_key("s3cret"))
 >>> ring.authorise("s3cret", "recommend").name
@@ -9,6 +15,13 @@
 Traceback (most recent call last):
 ...
 streams.api.auth.AuthError: key 'web' lacks the scope 'erase'
+>>> bound = KeyRing.parse("web:recommend:" + hash_key("s3cret") + "@https://shop.example")
+>>> bound.authorise("s3cret", "recommend", "https://shop.example").name
+'web'
+>>> bound.authorise("s3cret", "recommend", "https://elsewhere.example")
+Traceback (most recent call last):
+...
+streams.api.auth.AuthError: key 'web' is bound to other origins than https://elsewhere.example
 """
 
 from __future__ import annotations
@@ -16,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+
+from streams.api.origins import parse_origins
 
 SCOPES = ("recommend", "ingest", "profile-read", "erase")
 DEV_KEY = "moments-dev-key"  # all scopes; only when MOMENTS_API_KEYS is not set
@@ -39,6 +54,7 @@ class ApiKey:
     name: str
     scopes: frozenset[str]
     digest: str
+    origins: frozenset[str] = frozenset()  # empty: not bound to web pages
 
 
 class KeyRing:
@@ -50,21 +66,30 @@ class KeyRing:
         keys = []
         for entry in filter(None, (e.strip() for e in spec.split(";"))):
             try:
-                name, scopes, digest = entry.split(":")
+                name, scopes, rest = entry.split(":", 2)
             except ValueError:
-                raise ValueError(f"API key entry {entry!r} is not name:scopes:sha256") from None
+                raise ValueError(
+                    f"API key entry {entry!r} is not name:scopes:sha256[@origin,...]"
+                ) from None
+            digest, _, bound = rest.partition("@")
             wanted = frozenset(scopes.split("+"))
             unknown = wanted - set(SCOPES)
             if unknown or len(digest) != 64:
                 raise ValueError(f"API key {name!r}: unknown scopes {sorted(unknown)} or bad hash")
-            keys.append(ApiKey(name, wanted, digest.lower()))
+            keys.append(ApiKey(name, wanted, digest.lower(), _bound_origins(name, bound)))
         return cls(keys)
+
+    def bound_origins(self) -> frozenset[str]:
+        """Every origin some key is bound to."""
+        return frozenset().union(*(k.origins for k in self._by_digest.values()))
 
     @classmethod
     def development(cls) -> KeyRing:
         return cls([ApiKey("development", frozenset(SCOPES), hash_key(DEV_KEY))])
 
-    def authorise(self, presented: str | None, scope: str) -> ApiKey:
+    def authorise(self, presented: str | None, scope: str, origin: str | None = None) -> ApiKey:
+        """The key presented, if it may act in ``scope`` from ``origin`` (the request's
+        ``Origin`` header); raises :class:`AuthError` otherwise."""
         if not presented:
             raise AuthError(401, "an API key is required (Authorization: Bearer <key>)")
         digest = hash_key(presented)
@@ -73,4 +98,21 @@ class KeyRing:
             raise AuthError(401, "the API key is not valid")
         if scope not in key.scopes:
             raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}")
+        if key.origins and origin not in key.origins:
+            if origin is None:
+                raise AuthError(403, f"key {key.name!r} is bound to web pages' origins, "
+                                     "and the request names none (no Origin header)")  # fmt: skip
+            raise AuthError(403, f"key {key.name!r} is bound to other origins than {origin}")
         return key
+
+
+def _bound_origins(name: str, text: str) -> frozenset[str]:
+    if not text:
+        return frozenset()
+    try:
+        origins = parse_origins(text)
+    except ValueError as exc:
+        raise ValueError(f"API key {name!r}: {exc}") from None
+    if "*" in origins:
+        raise ValueError(f"API key {name!r}: bind it to origins, not to '*'")
+    return origins

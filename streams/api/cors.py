@@ -16,7 +16,6 @@ is visible to its visitors: give such pages a key of their own, with the ``recom
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -25,20 +24,6 @@ from streams.api.errors import ApiError, Handler
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After"
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?\Z")
-
-
-def parse_origins(raw: str) -> frozenset[str]:
-    """``"https://shop.example, http://localhost:3000"``, or ``"*"`` for any origin.
-
-    >>> sorted(parse_origins("https://a.example, http://localhost:3000"))
-    ['http://localhost:3000', 'https://a.example']
-    """
-    origins = frozenset(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    bad = sorted(o for o in origins if o != "*" and not _ORIGIN.match(o))
-    if bad:
-        raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
-    return origins
 
 
 @dataclass(frozen=True, slots=True)

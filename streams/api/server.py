@@ -30,6 +30,7 @@ from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
+from streams.api.origins import parse_origins
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
@@ -149,7 +150,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
     if settings.api_cors_origins:
-        cors.install(app, cors.CorsPolicy(cors.parse_origins(settings.api_cors_origins)))
+        cors.install(app, cors.CorsPolicy(parse_origins(settings.api_cors_origins)))
     return app
 
 

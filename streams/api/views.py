@@ -48,7 +48,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> N
     token = token or request.headers.get("X-API-Key")
     if not token and key_in_query:
         token = request.query.get("api_key")
-    key = api.keys.authorise(token, scope)
+    key = api.keys.authorise(token, scope, request.headers.get("Origin"))
     wait = api.limiter.allow(key.name)
     if wait:
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",

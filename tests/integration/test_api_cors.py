@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from streams.api.auth import hash_key
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import DEV_AUTH, assert_error, call, outcome
 
@@ -91,3 +92,25 @@ async def test_without_allowed_origins_there_is_no_cors(pipeline: Pipeline) -> N
 def test_a_malformed_origin_is_refused_at_start(pipeline: Pipeline) -> None:
     with pytest.raises(RuntimeError, match="MOMENTS_API_CORS_ORIGINS"):
         pipeline.start_api(timeout=30, MOMENTS_API_CORS_ORIGINS="shop.example/path")
+
+
+async def test_a_key_bound_to_the_shops_origin_answers_only_its_pages(pipeline: Pipeline) -> None:
+    page_key, backend_key = "shop-page-key", "backend-key"
+    keys = (
+        f"pages:recommend:{hash_key(page_key)}@{SHOP};"
+        f"backend:recommend+profile-read:{hash_key(backend_key)}"
+    )
+    api = pipeline.start_api(MOMENTS_API_CORS_ORIGINS=SHOP, MOMENTS_API_KEYS=keys)
+    recs = f"{api.url}/v1/customers/bound-1/recommendations?channel=web"
+    page = {"Authorization": f"Bearer {page_key}"}
+
+    from_the_shop = await call("GET", recs, headers={**page, "Origin": SHOP})
+    assert from_the_shop.status == 200 and from_the_shop.headers[ALLOW] == SHOP, from_the_shop
+    elsewhere = assert_error(await call("GET", recs, headers={**page, "Origin": OTHER}), 403)
+    assert "bound to other origins" in elsewhere["message"], elsewhere
+    no_origin = assert_error(await call("GET", recs, headers=page), 403, "forbidden")
+    assert "no Origin header" in no_origin["message"], no_origin
+    # a key that is not bound goes on answering servers, with or without an Origin
+    backend = {"Authorization": f"Bearer {backend_key}"}
+    assert (await call("GET", recs, headers=backend)).status == 200
+    assert (await call("GET", recs, headers={**backend, "Origin": OTHER})).status == 200

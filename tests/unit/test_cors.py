@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.api.cors import CorsPolicy, parse_origins
+from streams.api.cors import CorsPolicy
+from streams.api.origins import parse_origins
 from streams.settings import Settings, SettingsError
 
 

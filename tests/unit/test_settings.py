@@ -96,6 +96,8 @@ def test_every_field_has_a_moments_variable() -> None:
             value = "asyncio"
         elif f.name == "api_cors_origins":
             value = "https://shop.example"
+        elif f.name == "api_keys":
+            value = "web:recommend:" + "0" * 64 + "@https://shop.example"
         elif isinstance(f.default, int):
             value = f.default + 1
         elif isinstance(f.default, float):

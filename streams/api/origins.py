@@ -1,0 +1,20 @@
+"""Web pages' origins, as the CORS settings and origin-bound API keys name them."""
+
+from __future__ import annotations
+
+import re
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?\Z")
+
+
+def parse_origins(raw: str) -> frozenset[str]:
+    """``"https://shop.example, http://localhost:3000"``, or ``"*"`` for any origin.
+
+    >>> sorted(parse_origins("https://a.example, http://localhost:3000"))
+    ['http://localhost:3000', 'https://a.example']
+    """
+    origins = frozenset(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    bad = sorted(o for o in origins if o != "*" and not _ORIGIN.match(o))
+    if bad:
+        raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
+    return origins
