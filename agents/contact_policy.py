@@ -23,6 +23,7 @@ from agents.control_group import ControlGroup
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import ContactRules, Offer
+from schemas.contact_rules import OUTBOUND
 
 DEFAULT_RULES = ContactRules()
 
@@ -86,6 +87,10 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:fatigue:{channel}:day"])
         if features.contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):
             return Verdict([], [f"suppressed:fatigue:{channel}:week"])
+        if channel in OUTBOUND:
+            pressure = _outbound_pressure(features, rules)
+            if pressure is not None:
+                return Verdict([], [f"suppressed:fatigue:outbound:{pressure}"])
         eligible = self._eligible(offers, channel, features.segment, features.purchases, now)
         allowed, reasons = [], []
         for offer in eligible:
@@ -113,6 +118,17 @@ class ContactPolicy:
             and purchases >= o.min_purchases
             and o.available_at(now)
         ]
+
+
+def _outbound_pressure(features: CustomerFeatures, rules: ContactRules) -> str | None:
+    """``"day"`` or ``"week"`` when the outbound channels together reached their cap."""
+    day, week = rules.outbound_caps()
+    shown = features.contact
+    if sum(shown.shown_today.get(c, 0) for c in OUTBOUND) >= day:
+        return "day"
+    if sum(shown.shown_7d.get(c, 0) for c in OUTBOUND) >= week:
+        return "week"
+    return None
 
 
 def _within_budget(

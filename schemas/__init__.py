@@ -2,11 +2,11 @@
 
 from schemas.catalogue import (
     CatalogueError,
-    ContactRules,
     Offer,
     OfferCatalogue,
     load_catalogue,
 )
+from schemas.contact_rules import ContactRules
 from schemas.decisions import (
     Intervention,
     InterventionContext,

@@ -56,6 +56,13 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
         if not fallback:
             warnings.append(f"{channel}: fallback answers would offer nothing "
                             "(no default offer on this channel available now)")  # fmt: skip
+    rules = catalogue.contact_policy
+    per = {"day": rules.outbound_daily_cap, "week": rules.outbound_weekly_cap}
+    named = [f"{cap} a {span}" for span, cap in per.items() if cap is not None]
+    if named:
+        summary.append(f"outbound (email, sms, call together): caps {', '.join(named)}")
+        if 0 in per.values():
+            warnings.append("outbound: a cap of 0 makes no offers by email, sms or call")
     limits = catalogue.daily_limits()
     if limits:
         summary.append("daily budgets: " + ", ".join(f"{o} {n}" for o, n in limits.items()))

@@ -117,7 +117,10 @@ def openapi_spec() -> dict[str, Any]:
                                "`contact_caps` are the fatigue caps per channel: decisions "
                                "with offers one customer may get per UTC day and per seven "
                                "days, and the local times (`HH:MM-HH:MM` in "
-                               "`contact_timezone`) when the channel makes no offers.",
+                               "`contact_timezone`, or in the customer's own timezone where "
+                               "a touchpoint told it) when the channel makes no offers. "
+                               "`outbound_caps` bound email, sms and call together (null: "
+                               "no such cap).",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [{"name": "channel", "in": "query",
                                 "schema": {"enum": ["web", "email", "sms", "call"]}}],
@@ -135,7 +138,13 @@ def openapi_spec() -> dict[str, Any]:
                                            "day": {"type": "integer", "minimum": 0},
                                            "week": {"type": "integer", "minimum": 0},
                                            "quiet_hours": {"type": ["string", "null"]}}}},
-                                   "contact_timezone": {"type": "string"}}}),
+                                   "contact_timezone": {"type": "string"},
+                                   "outbound_caps": {"type": "object", "properties": {
+                                       "channels": {"type": "array",
+                                                    "items": {"type": "string"}},
+                                       "day": {"type": ["integer", "null"], "minimum": 0},
+                                       "week": {"type": ["integer", "null"], "minimum": 0},
+                                   }}}}),
                     **_errors(400, 401, 403, 429)},
             }},
             "/v1/events": {"post": {

@@ -23,6 +23,7 @@ from schemas import (
     encode_outcome,
     encode_touchpoint,
 )
+from schemas.contact_rules import OUTBOUND
 from streams import topics
 from streams.api.alerts import Erased, Screen
 from streams.api.errors import ApiError, json_response
@@ -215,6 +216,8 @@ async def offers(request: web.Request) -> web.Response:
         "contact_caps": {c: {"day": rules.daily_cap(c), "week": rules.weekly_cap(c),
                              "quiet_hours": rules.quiet_hours.get(c)} for c in channels},
         "contact_timezone": rules.timezone,
+        "outbound_caps": {"channels": list(OUTBOUND), "day": rules.outbound_daily_cap,
+                          "week": rules.outbound_weekly_cap},
     })  # fmt: skip
 
 

@@ -241,3 +241,43 @@ channels = ["web", "sms"]
 
     after = await eventually(lifted, "the catalogue without quiet hours", within=20)
     assert [o["offer_id"] for o in after["offers"]] == ["winter-sale"], after
+
+
+async def test_outbound_caps_bound_email_sms_and_call_together(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """One outbound contact a day in all: after an email offer, no sms offer; the web is
+    not outbound."""
+    path = tmp_path / "offers.toml"
+    path.write_text("""
+version = "outbound-1"
+
+[contact_policy]
+daily_caps = { email = 3, sms = 3 }
+weekly_caps = { email = 5, sms = 5 }
+outbound_daily_cap = 1
+
+[[offers]]
+offer_id = "winter-sale"
+title = "Winter sale: 20% off"
+channels = ["web", "email", "sms"]
+""")
+    api = pipeline.start_api(
+        MOMENTS_CATALOGUE_PATH=str(path), MOMENTS_CONTROL_PERCENT="0",
+        MOMENTS_API_BUDGET_MS="5000",
+    )  # fmt: skip
+
+    async def on(channel: str) -> dict[str, Any]:
+        url = f"{api.url}/v1/customers/outbound-1/recommendations?channel={channel}"
+        reply = await call("GET", url, headers=DEV_AUTH)
+        assert reply.status == 200 and reply.json["fallback"] is False, reply
+        body: dict[str, Any] = reply.json
+        return body
+
+    assert [o["offer_id"] for o in (await on("email"))["offers"]] == ["winter-sale"]
+    texted = await on("sms")
+    assert texted["offers"] == [] and "suppressed:fatigue:outbound:day" in texted["reasons"]
+    assert [o["offer_id"] for o in (await on("web"))["offers"]] == ["winter-sale"]
+    listed = (await call("GET", f"{api.url}/v1/offers", headers=DEV_AUTH)).json
+    assert listed["outbound_caps"] == {"channels": ["email", "sms", "call"], "day": 1,
+                                       "week": None}  # fmt: skip

@@ -68,3 +68,23 @@ def test_the_contact_caps_are_summarised_and_a_zero_cap_warned_of() -> None:
         "sms: 1 offer; fallback: news; caps 0 a day, 2 a week; quiet 21:00-08:00 "
         "(Europe/Paris)" in summary
     )
+
+
+def test_outbound_caps_are_summarised_and_a_zero_one_warned_of() -> None:
+    news = Offer(offer_id="news", title="News", channels=["web", "email", "sms", "call"])
+
+    def report(**caps: int) -> tuple[list[str], list[str]]:
+        rules = ContactRules(**caps)  # type: ignore[arg-type]
+        catalogue = OfferCatalogue(version="v", offers=[news], default_offers=["news"],
+                                   contact_policy=rules)  # fmt: skip
+        return catalogue_report(catalogue, NOW)
+
+    summary, warnings = report(outbound_daily_cap=2, outbound_weekly_cap=4)
+    assert "outbound (email, sms, call together): caps 2 a day, 4 a week" in summary
+    assert not [w for w in warnings if "outbound" in w]
+    summary, _ = report(outbound_weekly_cap=3)
+    assert "outbound (email, sms, call together): caps 3 a week" in summary
+    _, warnings = report(outbound_daily_cap=0)
+    assert "outbound: a cap of 0 makes no offers by email, sms or call" in warnings
+    summary, _ = report()
+    assert not [line for line in summary if line.startswith("outbound")]

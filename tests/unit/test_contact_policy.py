@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from agents.contact_policy import ContactPolicy, Verdict
@@ -16,7 +17,8 @@ from agents.control_group import ControlGroup
 from feature_store import CustomerFeatures
 from feature_store.features import ContactHistory
 from schemas import Offer, load_catalogue
-from schemas.catalogue import DAILY_CAPS, WEEKLY_CAPS, ContactRules, OfferChannel
+from schemas.catalogue import OfferChannel
+from schemas.contact_rules import DAILY_CAPS, WEEKLY_CAPS, ContactRules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
@@ -192,6 +194,62 @@ def test_the_catalogues_caps_are_used_and_other_channels_keep_the_defaults() -> 
     ]
     loose = ContactRules(daily_caps={"email": 3}, weekly_caps={"email": 10})
     assert screen(contact(shown_today={"email": 2}), "email", rules=loose).allowed
+
+
+# Caps across the outbound channels (email, sms and call together), from the catalogue.
+ROOMY = {"email": 5, "sms": 5, "call": 5}  # each channel's own caps out of the way
+OUTBOUND_RULES = ContactRules(daily_caps=ROOMY, weekly_caps={c: 10 for c in ROOMY},
+                              outbound_daily_cap=2, outbound_weekly_cap=3)  # fmt: skip
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "call"])
+def test_outbound_caps_count_email_sms_and_call_together(channel: str) -> None:
+    today = contact(shown_today={"email": 1, "call": 1}, shown_7d={"email": 1, "call": 1})
+    assert screen(today, channel, rules=OUTBOUND_RULES).reasons == [
+        "suppressed:fatigue:outbound:day"
+    ]
+    one = contact(shown_today={"sms": 1}, shown_7d={"sms": 1})
+    assert screen(one, channel, rules=OUTBOUND_RULES).allowed == OFFERS
+    week = contact(shown_today={"sms": 1}, shown_7d={"email": 1, "sms": 2})
+    assert screen(week, channel, rules=OUTBOUND_RULES).reasons == [
+        "suppressed:fatigue:outbound:week"
+    ]
+
+
+def test_outbound_caps_leave_the_web_alone_and_count_no_web_contacts() -> None:
+    busy = contact(shown_today={"email": 2, "web": 5}, shown_7d={"email": 2, "web": 5})
+    assert screen(busy, "web", rules=OUTBOUND_RULES).allowed == OFFERS
+    web_only = contact(shown_today={"web": 5}, shown_7d={"web": 9})
+    assert screen(web_only, "email", rules=OUTBOUND_RULES).allowed == OFFERS
+
+
+def test_without_outbound_caps_only_each_channels_own_cap_counts() -> None:
+    each = ContactRules(daily_caps=ROOMY, weekly_caps={c: 10 for c in ROOMY})
+    spread = contact(shown_today={"email": 4, "sms": 4, "call": 4})
+    assert screen(spread, "call", rules=each).allowed == OFFERS
+    assert each.outbound_caps() == (10**9, 10**9)
+
+
+def test_a_channels_own_cap_is_named_before_the_outbound_one() -> None:
+    tight = ContactRules(daily_caps={"sms": 1}, outbound_daily_cap=1)
+    assert screen(contact(shown_today={"sms": 1}), "sms", rules=tight).reasons == [
+        "suppressed:fatigue:sms:day"
+    ]
+    assert screen(contact(shown_today={"sms": 1}), "email", rules=tight).reasons == [
+        "suppressed:fatigue:outbound:day"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("caps", "fault"),
+    [
+        ({"outbound_daily_cap": 3, "outbound_weekly_cap": 2}, r"cap \(3\) is above .* \(2\)"),
+        ({"outbound_daily_cap": -1}, r">= 0 - at `\$.outbound_daily_cap`"),
+    ],
+)
+def test_outbound_caps_are_validated(caps: dict[str, int], fault: str) -> None:
+    with pytest.raises((ValueError, msgspec.ValidationError), match=fault):
+        msgspec.convert(caps, ContactRules)
 
 
 def test_quiet_hours_suppress_the_channel_for_everyone_but_the_control_group() -> None:

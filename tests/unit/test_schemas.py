@@ -38,7 +38,7 @@ from schemas import (
     encode_touchpoint,
     load_catalogue,
 )
-from schemas.catalogue import DAILY_CAPS
+from schemas.contact_rules import DAILY_CAPS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_PATH = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"

@@ -1,0 +1,112 @@
+"""The catalogue's contact policy: fatigue caps per channel and across the outbound
+channels, and quiet hours."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from schemas.timezones import is_timezone, zone
+
+DAILY_CAPS: dict[str, int] = {"web": 20, "email": 1, "sms": 1, "call": 2}
+WEEKLY_CAPS: dict[str, int] = {"web": 60, "email": 3, "sms": 2, "call": 5}
+OUTBOUND = ("email", "sms", "call")  # where Moments reaches out, rather than answers
+Cap = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
+    """Contact fatigue caps: how many decisions with offers one customer may get on a
+    channel per UTC day and per seven days. Channels not named keep the default caps
+    (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel.
+    Outbound caps (optional) bound the :data:`OUTBOUND` channels together, so that a
+    customer gets at most so many emails, texts and calls with offers in all, however
+    each channel's own cap reads. Quiet hours: local times when a channel makes no offers
+    at all, such as no sales calls in the evening; a span may cross midnight. They are
+    read in the customer's own timezone when a touchpoint told it, else in the
+    catalogue's ``timezone``.
+
+    >>> rules = ContactRules(daily_caps={"email": 2}, quiet_hours={"call": "20:00-09:00"},
+    ...                      timezone="Europe/London")
+    >>> rules.daily_cap("email"), rules.daily_cap("web"), rules.weekly_cap("email")
+    (2, 20, 3)
+    >>> from datetime import UTC, datetime
+    >>> [rules.quiet_at("call", datetime(2026, 7, 1, h, tzinfo=UTC)) for h in (7, 8, 18, 19)]
+    [True, False, False, True]
+    >>> ContactRules(outbound_daily_cap=2).outbound_caps()
+    (2, 1000000000)
+    >>> noon = datetime(2026, 7, 1, 12, tzinfo=UTC)  # 13:00 in London, 21:00 in Tokyo
+    >>> rules.quiet_at("call", noon), rules.quiet_at("call", noon, "Asia/Tokyo")
+    (False, True)
+    """
+
+    daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
+    weekly_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
+    quiet_hours: dict[str, str] = msgspec.field(default_factory=dict)  # "HH:MM-HH:MM"
+    timezone: str = "UTC"  # of the quiet hours when the customer's is not known (IANA)
+    outbound_daily_cap: Cap | None = None  # email, sms and call together, per UTC day
+    outbound_weekly_cap: Cap | None = None  # and per seven days
+
+    def __post_init__(self) -> None:
+        named = (("daily_caps", self.daily_caps), ("weekly_caps", self.weekly_caps),
+                 ("quiet_hours", self.quiet_hours))  # fmt: skip
+        for name, by_channel in named:
+            unknown = sorted(set(by_channel) - set(DAILY_CAPS))
+            if unknown:
+                raise ValueError(f"{name} names unknown channels {unknown}")
+        if not is_timezone(self.timezone):
+            raise ValueError(f"unknown timezone {self.timezone!r}")
+        for channel, text in self.quiet_hours.items():
+            _span(channel, text)
+        for channel in DAILY_CAPS:
+            day, week = self.daily_cap(channel), self.weekly_cap(channel)
+            if day > week:
+                raise ValueError(
+                    f"the daily cap of {channel} ({day}) is above its weekly cap ({week})"
+                )
+        per_day, per_week = self.outbound_daily_cap, self.outbound_weekly_cap
+        if per_day is not None and per_week is not None and per_day > per_week:
+            raise ValueError(
+                f"the outbound daily cap ({per_day}) is above the weekly one ({per_week})"
+            )
+
+    def daily_cap(self, channel: str) -> int:
+        return self.daily_caps.get(channel, DAILY_CAPS.get(channel, 10**9))
+
+    def weekly_cap(self, channel: str) -> int:
+        return self.weekly_caps.get(channel, WEEKLY_CAPS.get(channel, 10**9))
+
+    def outbound_caps(self) -> tuple[int, int]:
+        """The caps on the outbound channels together: per day, per seven days."""
+        day, week = self.outbound_daily_cap, self.outbound_weekly_cap
+        return (10**9 if day is None else day), (10**9 if week is None else week)
+
+    def quiet_at(self, channel: str, now: datetime, customer_timezone: str | None = None) -> bool:
+        """Whether ``now`` falls in the channel's quiet hours: in the customer's own
+        timezone when it is known, else in the catalogue's."""
+        text = self.quiet_hours.get(channel)
+        if text is None:
+            return False
+        known = customer_timezone is not None and is_timezone(customer_timezone)
+        local = now.astimezone(zone(customer_timezone if known else self.timezone))
+        minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
+        return start <= minute < end if start < end else minute >= start or minute < end
+
+
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\Z")
+
+
+@functools.lru_cache(maxsize=256)
+def _span(channel: str, text: str) -> tuple[int, int]:
+    """``"21:00-08:00"`` as minutes of the day (start, end)."""
+    found = _HOURS.match(text.strip())
+    if found is None:
+        raise ValueError(f"quiet_hours of {channel}: {text!r} is not HH:MM-HH:MM")
+    hh1, mm1, hh2, mm2 = (int(g) for g in found.groups())
+    start, end = hh1 * 60 + mm1, hh2 * 60 + mm2
+    if start == end:
+        raise ValueError(f"quiet_hours of {channel}: {text!r} starts where it ends")
+    return start, end
