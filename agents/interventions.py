@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
+
 from feature_store import CustomerFeatures
 from schemas import (
     Call,
@@ -64,6 +66,11 @@ def might_intervene(event: TouchpointEvent) -> bool:
         case SocialMention(sentiment=s):
             return s < 0
     return False
+
+
+def withheld(alert: Intervention) -> Intervention:
+    """The alert as the hold-out group keeps it: recorded for measuring, never shown."""
+    return msgspec.structs.replace(alert, control=True, reasons=[*alert.reasons, "control_group"])
 
 
 def intervention_id_for(kind: str, trigger_event_id: str) -> str:

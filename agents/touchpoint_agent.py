@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
@@ -30,6 +31,8 @@ class PipelineObserver(Protocol):
 
     def intervention_sent(self, intervention: Intervention) -> None: ...
 
+    def intervention_held_out(self, intervention: Intervention) -> None: ...
+
     def dead_lettered(self, count: int) -> None: ...
 
     def retrying(self, reason: str) -> None: ...
@@ -44,13 +47,21 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Outlets:
+    """The Faust topics (of raw bytes) the agent sends to."""
+
+    decisions: Any
+    interventions: Any
+    risk_examples: Any
+    dead_letters: Any
+    held_out: Any  # interventions raised for the hold-out group, never shown
+
+
 def register_touchpoint_agent(
     app: Any,
     source: Any,
-    decisions: Any,
-    interventions: Any,
-    risk_examples: Any,
-    dead_letters: Any,
+    outlets: Outlets,
     handler: TouchpointHandler,
     observer: PipelineObserver,
     batch_size: int = 200,
@@ -64,21 +75,29 @@ def register_touchpoint_agent(
         pending: list[Awaitable[Any]] = []
         for decision in result.decisions:
             pending.append(
-                await decisions.send(
+                await outlets.decisions.send(
                     key=decision.customer_id.encode(), value=encode_decision(decision)
                 )
             )
         for alert in result.interventions:
             pending.append(
-                await interventions.send(
+                await outlets.interventions.send(
                     key=alert.customer_id.encode(), value=encode_decision(alert)
                 )
             )
         for example in result.risk_examples:
-            pending.append(await risk_examples.send(key=None, value=encode_risk_example(example)))
+            pending.append(
+                await outlets.risk_examples.send(key=None, value=encode_risk_example(example))
+            )
+        for alert in result.held_out:
+            pending.append(
+                await outlets.held_out.send(
+                    key=alert.customer_id.encode(), value=encode_decision(alert)
+                )
+            )
         for letter in result.dead_letters:
             pending.append(
-                await dead_letters.send(
+                await outlets.dead_letters.send(
                     key=letter.record.key,
                     value=letter.record.value,
                     headers=dead_letter_headers(letter.record, letter.error),
@@ -89,6 +108,8 @@ def register_touchpoint_agent(
             observer.decision_sent(decision)
         for alert in result.interventions:
             observer.intervention_sent(alert)
+        for alert in result.held_out:
+            observer.intervention_held_out(alert)
         if result.dead_letters:
             observer.dead_lettered(len(result.dead_letters))
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.interventions import InterventionRules, interventions_for, might_intervene
+from agents.control_group import ControlGroup
+from agents.interventions import InterventionRules, interventions_for, might_intervene, withheld
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import moment_for
 from agents.offer_budget import BudgetLedger, offers_spent
@@ -69,6 +70,7 @@ class DeadLetter:
 class BatchResult:
     decisions: list[NextBestOffer] = field(default_factory=list)
     interventions: list[Intervention] = field(default_factory=list)
+    held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
     risk_examples: list[RiskExample] = field(default_factory=list)
     risk_facts: list[Fact] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -94,8 +96,10 @@ class TouchpointHandler:
         rules: InterventionRules | None = None,
         risk: RiskHolder | None = None,
         risk_threshold: float = 0.7,
+        holdout: ControlGroup | None = None,
     ) -> None:
         self._rules = rules or InterventionRules()
+        self._holdout = holdout or ControlGroup("", 0.0)  # the interventions' hold-out
         self._risk = risk or RiskHolder()
         self._risk_threshold = risk_threshold
         self._store = store
@@ -220,7 +224,10 @@ class TouchpointHandler:
                     for alert in alerts:
                         if (alert.customer_id, alert.kind) not in raised:
                             raised.add((alert.customer_id, alert.kind))
-                            result.interventions.append(alert)
+                            if self._holdout.contains(alert.customer_id):
+                                result.held_out.append(withheld(alert))
+                            else:
+                                result.interventions.append(alert)
                     break
                 except Exception as exc:
                     if attempt == self._max_attempts:
@@ -261,12 +268,13 @@ class TouchpointHandler:
             for d in result.decisions
             if d.offers
         ]
+        alerts = result.interventions + result.held_out
         contacts += [
-            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts)
-            for i in result.interventions
+            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts, held_out=i.control)
+            for i in alerts
         ]
         records = [decision_record(d) for d in result.decisions]
-        records += [decision_record(i) for i in result.interventions]
+        records += [decision_record(i) for i in alerts]
         spent = offers_spent(result.decisions, self._policy.catalogue.current.daily_limits())
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)

@@ -207,13 +207,18 @@ def offers_shown_fact(
     return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True)
 
 
-def intervention_fact(intervention_id: str, customer_id: str, kind: str, ts: datetime) -> Fact:
-    """An intervention raised for the customer: feeds per-kind cool-downs."""
+def intervention_fact(
+    intervention_id: str, customer_id: str, kind: str, ts: datetime, held_out: bool = False
+) -> Fact:
+    """An intervention raised for the customer: feeds per-kind cool-downs. One held out
+    (the customer is in the interventions' hold-out group) is counted apart, and starts
+    the same cool-down, so that both groups are alerted, or not, alike."""
     ms = str(ts_ms(ts))
+    counted = "held_out" if held_out else "interventions"
     ups: list[Update] = [
-        ("incr", "interventions", "1"),
-        ("incr", f"interventions:{kind}", "1"),
-        ("wd", "interventions", "1"),
+        ("incr", counted, "1"),
+        ("incr", f"{counted}:{kind}", "1"),
+        ("wd", counted, "1"),
         ("max", f"last_intervention:{kind}", ms),
     ]
     return Fact(f"i:{intervention_id}", customer_id, int(ms), tuple(ups), contact=True)

@@ -60,6 +60,9 @@ class Intervention(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: str | None = None
     context: InterventionContext = msgspec.field(default_factory=InterventionContext)
     trigger_ts: datetime | None = None
+    # the customer is in the interventions' hold-out group: this alert was raised for the
+    # measurement only (on ``interventions-held-out``), and no agent saw it
+    control: bool = False
 
 
 _encoder = msgspec.json.Encoder()

@@ -20,7 +20,7 @@ from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import register_touchpoint_agent
+from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.records import Observer
@@ -63,6 +63,13 @@ def _raw_topic(app: Any, name: str) -> Any:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+
+def intervention_holdout(settings: Settings) -> ControlGroup:
+    """The interventions' hold-out group: its own salt, so that it is drawn apart from
+    the offers' control group and neither experiment disturbs the other."""
+    return ControlGroup(f"{settings.control_salt}:interventions",
+                        settings.intervention_control_percent)  # fmt: skip
 
 
 def build_store(
@@ -119,10 +126,14 @@ def create_app(settings: Settings) -> Moments:
     )
     app.monitor = PrometheusMonitor(metrics=faust_sensors(metrics))
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
-    decisions = _raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS))
-    interventions = _raw_topic(app, settings.topic(topics.INTERVENTIONS))
     risk_examples = _raw_topic(app, settings.topic(topics.RISK_EXAMPLES))
-    dead_letters = _raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ))
+    outlets = Outlets(
+        decisions=_raw_topic(app, settings.topic(topics.NEXT_BEST_OFFERS)),
+        interventions=_raw_topic(app, settings.topic(topics.INTERVENTIONS)),
+        risk_examples=risk_examples,
+        dead_letters=_raw_topic(app, settings.topic(topics.TOUCHPOINTS_DLQ)),
+        held_out=_raw_topic(app, settings.topic(topics.INTERVENTIONS_HELD_OUT)),
+    )
     holder = ModelHolder()
     risk = RiskHolder()
     policy = build_policy(settings, catalogue, holder)
@@ -134,14 +145,12 @@ def create_app(settings: Settings) -> Moments:
         rules=InterventionRules(high_value=settings.high_value),
         risk=risk,
         risk_threshold=settings.risk_threshold,
+        holdout=intervention_holdout(settings),
     )
     register_touchpoint_agent(
         app,
         source,
-        decisions,
-        interventions,
-        risk_examples,
-        dead_letters,
+        outlets,
         handler,
         metrics,
         batch_size=settings.batch_size,

@@ -181,7 +181,8 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"moments lift: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(asyncio.run(measure_lift(settings, period, now)), indent=2))
+    measured = measure_lift(settings, period, now, interventions=args.interventions)
+    print(json.dumps(asyncio.run(measured), indent=2))
     return 0
 
 
@@ -255,6 +256,8 @@ def parser() -> argparse.ArgumentParser:
     lift.add_argument("--days", type=float, default=28.0, help="days of first decisions")
     lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
     lift.add_argument("--until", default=None, help="up to (default: now less the window)")
+    lift.add_argument("--interventions", action="store_true",
+                      help="the interventions' hold-out group instead of the offers'")  # fmt: skip
     letters = sub.add_parser(
         "dead-letters", help="what the dead-letter topics hold; --redrive sends them back"
     )

@@ -8,7 +8,11 @@ a treated customer whose offers were all suppressed (consent, fatigue) still cou
 treated, exactly as the hold-out is drawn, so the difference is what Moments' offers
 changed, not what some chosen subset did.
 
-The report also compares them by the channel and the segment of that first decision.
+The report also compares them by the channel and the segment of that first decision,
+and counts who churned within the window (a churn signal: a call to cancel, consent
+withdrawn for all, an unsubscribe). The same comparison measures interventions
+(``by="kind"``): a customer enters at their first intervention in the period, raised
+for an agent or held out, and churn is then what matters most.
 Customers are left out when their window is still open, when they were erased, or when
 their decisions put them in both groups (the control group's salt or share changed).
 
@@ -62,6 +66,7 @@ class _Exposure:
     channel: str
     segment: str
     both_groups: bool = False
+    churned: bool = False
     orders: dict[str, tuple[float, str]] = field(default_factory=dict)  # id: amount, currency
 
 
@@ -69,11 +74,13 @@ class _Exposure:
 class _Group:
     customers: int = 0
     converted: int = 0
+    churned: int = 0
     revenue: dict[str, list[float]] = field(default_factory=dict)  # currency: per spender
 
     def add(self, exposure: _Exposure) -> None:
         self.customers += 1
         self.converted += bool(exposure.orders)
+        self.churned += exposure.churned
         spent: dict[str, float] = {}
         for amount, currency in exposure.orders.values():
             spent[currency] = spent.get(currency, 0.0) + amount
@@ -83,11 +90,16 @@ class _Group:
     def rate(self) -> float:
         return self.converted / self.customers if self.customers else 0.0
 
+    def churn_rate(self) -> float:
+        return self.churned / self.customers if self.customers else 0.0
+
     def summary(self) -> dict[str, Any]:
         return {
             "customers": self.customers,
             "converted": self.converted,
             "conversion": round(self.rate(), 5),
+            "churned": self.churned,
+            "churn_rate": round(self.churn_rate(), 5),
             "revenue_per_customer": {
                 currency: round(_mean(_padded(self, currency)), 4)
                 for currency in sorted(self.revenue)
@@ -112,19 +124,27 @@ def _padded(group: _Group, currency: str) -> list[float]:
     return found + [0.0] * (group.customers - len(found))
 
 
+def _difference(kt: int, nt: int, kc: int, nc: int) -> tuple[float, float, float]:
+    """Two proportions ``kt/nt - kc/nc``: the difference, its standard error, and the
+    two-sided p-value (pooled, normal approximation)."""
+    pt, pc = kt / nt, kc / nc
+    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    pooled = (kt + kc) / (nt + nc)
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / nt + 1 / nc))
+    p_value = math.erfc(abs(pt - pc) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
+    return pt - pc, se, p_value
+
+
 def compare(treated: _Group, control: _Group) -> dict[str, Any]:
-    """Conversion and revenue per customer, treated minus control, with 95 % intervals
-    (normal approximation; customers are independent) and the two-sided p-value of the
-    conversion difference."""
+    """Conversion, churn and revenue per customer, treated minus control, with 95 %
+    intervals (normal approximation; customers are independent) and the two-sided
+    p-values of the conversion and churn differences."""
     if not treated.customers or not control.customers:
         return {"treated": treated.summary(), "control": control.summary(), "lift": None}
-    pt, pc = treated.rate(), control.rate()
     nt, nc = treated.customers, control.customers
-    diff = pt - pc
-    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
-    pooled = (treated.converted + control.converted) / (nt + nc)
-    se0 = math.sqrt(pooled * (1 - pooled) * (1 / nt + 1 / nc))
-    p_value = math.erfc(abs(diff) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
+    pc = control.rate()
+    diff, se, p_value = _difference(treated.converted, nt, control.converted, nc)
+    churn, churn_se, churn_p = _difference(treated.churned, nt, control.churned, nc)
     revenue = {}
     for currency in sorted(set(treated.revenue) | set(control.revenue)):
         t, c = _padded(treated, currency), _padded(control, currency)
@@ -142,15 +162,21 @@ def compare(treated: _Group, control: _Group) -> dict[str, Any]:
         "ci95": [round(diff - Z95 * se, 5), round(diff + Z95 * se, 5)],
         "p_value": round(p_value, 5),
         "revenue_lift": revenue,
+        "churn_difference": round(churn, 5),  # treated minus control: below 0 is fewer
+        "churn_ci95": [round(churn - Z95 * churn_se, 5), round(churn + Z95 * churn_se, 5)],
+        "churn_p_value": round(churn_p, 5),
     }
 
 
 class ControlLift:
-    """Collects decisions, then purchases (in that order), and reports the lift."""
+    """Collects decisions (or interventions), then purchases and churn signals (in that
+    order), and reports the lift; ``by`` names what the exposures are broken down by
+    besides the segment (the decision's channel, or the intervention's kind)."""
 
-    def __init__(self, period: LiftPeriod, as_of: datetime) -> None:
+    def __init__(self, period: LiftPeriod, as_of: datetime, by: str = "channel") -> None:
         self.period = period
         self.as_of = as_of
+        self.by = by
         self._exposures: dict[str, _Exposure] = {}
         self._erased: set[str] = set()
 
@@ -166,8 +192,9 @@ class ControlLift:
         channel: str,
         segment: str | None = None,
     ) -> None:
-        """A next-best-offer decision (in any order); only the period's count. Decisions
-        taken before Moments recorded segments have ``None``: "unknown"."""
+        """A next-best-offer decision (in any order; or an intervention, its kind as the
+        ``channel``); only the period's count. Decisions taken before Moments recorded
+        segments have ``None``: "unknown"."""
         if not self.period.since <= at < self.period.until:
             return
         segment = segment or "unknown"
@@ -187,6 +214,13 @@ class ControlLift:
         exposure = self._exposures.get(customer_id)
         if exposure is not None and exposure.at < at <= exposure.at + self.period.window:
             exposure.orders[order_key] = (amount, currency)
+
+    def churned(self, customer_id: str, at: datetime) -> None:
+        """A churn signal; the customer counts as churned when one falls within the
+        window after their exposure."""
+        exposure = self._exposures.get(customer_id)
+        if exposure is not None and exposure.at < at <= exposure.at + self.period.window:
+            exposure.churned = True
 
     def exposed(self, customer_id: str) -> bool:
         """Whether the customer has an exposure in the period (purchases matter)."""
@@ -216,10 +250,13 @@ class ControlLift:
             "until": self.period.until.isoformat(),
             "window_s": self.period.window.total_seconds(),
             "as_of": as_of.isoformat(),
-            "conversion": "a purchase within the window after the customer's first decision "
-            "in the period (intent to treat)",
+            "conversion": "a purchase within the window after the customer's first "
+            f"{'decision' if self.by == 'channel' else 'intervention'} in the period "
+            "(intent to treat)",
+            "churn": "a call to cancel, consent withdrawn for all, or an unsubscribe, "
+            "within the window",
             "left_out": left_out,
             **compare(*overall),
-            "by_channel": {channel: compare(*pair) for channel, pair in sorted(channels.items())},
+            f"by_{self.by}": {name: compare(*pair) for name, pair in sorted(channels.items())},
             "by_segment": {segment: compare(*pair) for segment, pair in sorted(segments.items())},
         }

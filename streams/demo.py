@@ -30,7 +30,7 @@ from schemas import (
     decode_next_best_offer,
 )
 from streams.control_lift import ControlLift, LiftPeriod
-from streams.lift_report import count_purchase
+from streams.lift_report import count_outcome
 from streams.services import free_port, services
 from streams.settings import Settings
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
@@ -102,7 +102,7 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
                         _show_alert(decode_intervention(record.value or b""))
                         continue
                     if record.topic == settings.topic(TOUCHPOINTS):
-                        count_purchase(lift, record.value or b"")
+                        count_outcome(lift, record.value or b"")
                         continue
                     d = decode_next_best_offer(record.value or b"")
                     lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)

@@ -1,8 +1,10 @@
 """``moments lift``: the lift over the control group, from what the topics hold.
 
-Reads the erasures (all of them), then the next-best-offer decisions and the touchpoints
-written since the period began, and hands them to :class:`streams.control_lift.ControlLift`.
-Only purchases are decoded; the report holds counts and rates, never a customer id.
+Reads the erasures (all of them), then the next-best-offer decisions (or, with
+``interventions``, the interventions raised and held out) and the touchpoints written
+since the period began, and hands them to :class:`streams.control_lift.ControlLift`.
+Only purchases and possible churn signals are decoded; the report holds counts and rates,
+never a customer id.
 """
 
 from __future__ import annotations
@@ -14,17 +16,25 @@ from typing import Any
 import msgspec
 from aiokafka import ConsumerRecord
 
+from agents.risk import churn_signal
 from schemas import (
     InvalidEvent,
     Purchase,
     decode_erasure,
+    decode_intervention,
     decode_next_best_offer,
     decode_touchpoint,
 )
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.settings import Settings
 from streams.topic_replay import replay
-from streams.topics import CUSTOMER_ERASURES, NEXT_BEST_OFFERS, TOUCHPOINTS
+from streams.topics import (
+    CUSTOMER_ERASURES,
+    INTERVENTIONS,
+    INTERVENTIONS_HELD_OUT,
+    NEXT_BEST_OFFERS,
+    TOUCHPOINTS,
+)
 
 # Records are read from a day before the period: a touchpoint can reach Kafka before the
 # moment its producer stamped on it (clocks differ), and must not be missed.
@@ -58,17 +68,25 @@ def instant(text: str) -> datetime:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
-def count_purchase(lift: ControlLift, value: bytes) -> bool:
-    """Hand a touchpoint record to ``lift`` if it is a purchase; ``False`` when it cannot
-    be decoded (the pipeline dead-letters it as well). Most records are not decoded."""
-    if b"purchase" not in value:
+# what a purchase or a churn signal's JSON must contain: other records are not decoded
+_OUTCOME_MARKS = (b"purchase", b"cancel", b"unsubscribed", b"consent")
+
+
+def count_outcome(lift: ControlLift, value: bytes) -> bool:
+    """Hand a touchpoint record to ``lift`` if it is a purchase or a churn signal;
+    ``False`` when it cannot be decoded (the pipeline dead-letters it as well)."""
+    if not any(mark in value for mark in _OUTCOME_MARKS):
         return True
     try:
         event = decode_touchpoint(value)
     except InvalidEvent:
         return False
-    if isinstance(event, Purchase) and lift.exposed(event.customer_id):
+    if not lift.exposed(event.customer_id):
+        return True
+    if isinstance(event, Purchase):
         lift.purchase(event.event_id, event.customer_id, event.ts, event.amount, event.currency)
+    elif churn_signal(event):
+        lift.churned(event.customer_id, event.ts)
     return True
 
 
@@ -79,9 +97,13 @@ def default_period(now: datetime, window: timedelta, days: float) -> LiftPeriod:
 
 
 async def measure_lift(
-    settings: Settings, period: LiftPeriod, as_of: datetime, batch: int = 1000
+    settings: Settings,
+    period: LiftPeriod,
+    as_of: datetime,
+    batch: int = 1000,
+    interventions: bool = False,
 ) -> dict[str, Any]:
-    lift = ControlLift(period, as_of)
+    lift = ControlLift(period, as_of, by="kind" if interventions else "channel")
     skipped = 0
 
     async def erasures(records: list[ConsumerRecord]) -> None:
@@ -102,13 +124,28 @@ async def measure_lift(
                 continue
             lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
 
+    async def alerts(records: list[ConsumerRecord]) -> None:
+        nonlocal skipped
+        for record in records:
+            try:
+                i = decode_intervention(record.value or b"")
+            except msgspec.DecodeError:
+                skipped += 1
+                continue
+            lift.decision(i.customer_id, i.ts, i.control, i.kind, i.context.segment)
+
     async def purchases(records: list[ConsumerRecord]) -> None:
         nonlocal skipped
         for record in records:
-            skipped += not count_purchase(lift, record.value or b"")
+            skipped += not count_outcome(lift, record.value or b"")
 
     from_ms = max(0, int(period.since.timestamp() * 1000) - EARLY_S * 1000)
     await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, batch)
-    read = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch, from_ms)
+    if interventions:
+        read = await replay(settings, settings.topic(INTERVENTIONS), alerts, batch, from_ms)
+        held = settings.topic(INTERVENTIONS_HELD_OUT)
+        read += await replay(settings, held, alerts, batch, from_ms)
+    else:
+        read = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch, from_ms)
     seen = await replay(settings, settings.topic(TOUCHPOINTS), purchases, batch, from_ms)
     return {**lift.report(), "read": {"decisions": read, "touchpoints": seen, "skipped": skipped}}

@@ -69,6 +69,12 @@ class Metrics:
         self.model_logloss = Gauge(
             "moments_model_logloss", "Progressive log loss of online models.", ["model"], registry=r
         )
+        self.interventions_held_out = Counter(
+            "moments_interventions_held_out_total",
+            "Interventions raised for the hold-out group (recorded, not shown), by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "moments_dead_letters_total", "Records sent to the dead-letter topic.", registry=r
         )
@@ -186,6 +192,9 @@ class Metrics:
         if intervention.trigger_ts is not None:
             delay = (datetime.now(UTC) - intervention.trigger_ts).total_seconds()
             self.event_to_decision.observe(max(delay, 0.0))
+
+    def intervention_held_out(self, intervention: Intervention) -> None:
+        self.interventions_held_out.labels(intervention.kind).inc()
 
     def catalogue_in_use(self, catalogue: OfferCatalogue, outcome: str | None = None) -> None:
         """The catalogue now in use, after a reload with ``outcome`` (or at start)."""

@@ -3,10 +3,11 @@
 Erasures come first: every customer erased is erased again (tombstone included), so
 that replaying their old touchpoints and decisions cannot bring them back. Touchpoints
 rebuild the features, less those the live pipeline dead-lettered (found by their source
-offsets in the dead-letter topic). The emitted next-best offers and
-interventions rebuild the contact history, the decision contexts and the marks that
-stop a replayed event from being decided twice. Because every update is idempotent
-and bucketed by the event's own ts, the result equals what the live pipeline built.
+offsets in the dead-letter topic). The emitted next-best offers and interventions
+(those held out too) rebuild the contact history, the decision contexts and the marks
+that stop a replayed event from being decided twice. Because every update is
+idempotent and bucketed by the event's own ts, the result equals what the live
+pipeline built.
 
 The churn-risk snapshots waiting for their labels are in no topic. Each customer scored
 within the lapse period gets one again, taken as of the last touchpoint the live
@@ -51,6 +52,7 @@ from streams.topic_replay import first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     INTERVENTIONS,
+    INTERVENTIONS_HELD_OUT,
     NEXT_BEST_OFFERS,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
@@ -167,13 +169,16 @@ async def rebuild(
 
     async def interventions(records: list[ConsumerRecord]) -> None:
         found = [decode_intervention(r.value or b"") for r in records]
-        await store.apply_facts(
-            [intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts) for i in found]
-        )
+        await store.apply_facts([
+            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts, held_out=i.control)
+            for i in found
+        ])  # fmt: skip
         await store.decisions.record([decision_record(i) for i in found])
 
     total = await replay(settings, source, touchpoints, batch)
     decided_alerts = await replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
+    held = settings.topic(INTERVENTIONS_HELD_OUT)
+    decided_alerts += await replay(settings, held, interventions, batch)
     decided = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
     snapshots = await _retake_risk_snapshots(store, last_seen, batch)
     report = RebuildReport(

@@ -64,6 +64,9 @@ class Settings:
     policy: str = "learned"  # or "rules"
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
+    # customers whose interventions are held out (raised for the measurement, not shown):
+    # none by default; drawn apart from the offers' control group
+    intervention_control_percent: float = 0.0
     batch_size: int = 200
     batch_within_s: float = 0.002  # the longest a touchpoint waits for its batch to fill
     max_attempts: int = 3
@@ -115,6 +118,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 <= self.control_percent <= 100:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
+        if not 0 <= self.intervention_control_percent <= 100:
+            raise SettingsError("MOMENTS_INTERVENTION_CONTROL_PERCENT must be between 0 and 100")
         if min(self.batch_size, self.max_attempts, self.topic_partitions, self.api_max_batch) < 1:
             raise SettingsError("batch sizes, attempts and partitions must be at least 1")
         if self.event_loop not in EVENT_LOOPS:

@@ -23,10 +23,11 @@ INTERVENTIONS = "interventions"
 TOUCHPOINTS_DLQ = "touchpoints-dlq"
 OFFER_OUTCOMES_DLQ = "offer-outcomes-dlq"  # an extension: outcomes that do not decode
 CUSTOMER_ERASURES = "customer-erasures"  # an extension: one record per erasure request
+INTERVENTIONS_HELD_OUT = "interventions-held-out"  # an extension: the hold-out group's
 RISK_EXAMPLES = "risk-examples"  # an extension: labelled feature snapshots, no customer ids
 ALL_TOPICS = (
     TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
-    OFFER_OUTCOMES_DLQ, CUSTOMER_ERASURES, RISK_EXAMPLES,
+    OFFER_OUTCOMES_DLQ, CUSTOMER_ERASURES, RISK_EXAMPLES, INTERVENTIONS_HELD_OUT,
 )  # fmt: skip
 # Erasures are kept for good: `moments rebuild` replays them so that the erased stay
 # erased, however old the touchpoints it replays after them (one small record each).

@@ -58,7 +58,9 @@ async def test_rebuild_into_empty_redis_equals_live_state(
 ) -> None:
     bootstrap = pipeline.services.kafka_bootstrap
     # one offer with a daily budget (never used up here): its counts are rebuilt too
-    env = {"MOMENTS_CATALOGUE_PATH": str(with_a_budget(tmp_path / "offers.toml"))}
+    env = {"MOMENTS_CATALOGUE_PATH": str(with_a_budget(tmp_path / "offers.toml")),
+           # half the interventions held out: their cool-downs are rebuilt as well
+           "MOMENTS_INTERVENTION_CONTROL_PERCENT": "50"}  # fmt: skip
     worker = pipeline.start_worker(**env)
     events = good_events(3000, seed=31)
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
@@ -73,6 +75,11 @@ async def test_rebuild_into_empty_redis_equals_live_state(
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # let the last decisions be confirmed
+    kinds = ("save_desk", "retention_call", "vip_attention", "service_recovery", "win_back")
+    held = sum(worker.metric("moments_interventions_held_out_total", kind=k) for k in kinds)
+    raised = sum(worker.metric("moments_decisions_total", kind=k, channel="contact_centre")
+                 for k in kinds)  # fmt: skip
+    assert held > 0 and raised > 0, (held, raised)
     worker.stop()
     # one customer asks to be erased: the API removes them and records it in Kafka
     api = pipeline.start_api(**env)

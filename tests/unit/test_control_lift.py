@@ -3,6 +3,7 @@ and the statistics."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -161,3 +162,68 @@ def test_the_command_line_reads_durations_instants_and_a_closed_default_period()
         LiftPeriod(T0, T0, DAY)
     with pytest.raises(ValueError, match="longer than zero"):
         LiftPeriod(T0, T0 + DAY, timedelta(0))
+
+
+def test_churn_counts_only_inside_the_window() -> None:
+    lift = _lift()
+    for n in range(4):
+        lift.decision(f"c{n}", T0 + DAY, control=n >= 2, channel="retention_call")
+    lift.churned("c0", T0 + 2 * DAY)
+    lift.churned("c0", T0 + 3 * DAY)  # twice: one churned customer
+    lift.churned("c1", T0 + DAY)  # at the exposure, not after it
+    lift.churned("c2", T0 + 4 * DAY)  # the window's last moment
+    lift.churned("c3", T0 + 4 * DAY + timedelta(seconds=1))
+    lift.churned("c9", T0 + 2 * DAY)  # never exposed
+    report = lift.report()
+    assert (report["treated"]["churned"], report["treated"]["churn_rate"]) == (1, 0.5)
+    assert (report["control"]["churned"], report["control"]["churn_rate"]) == (1, 0.5)
+    assert report["churn_difference"] == 0.0
+
+
+def test_the_churn_difference_and_interval_match_the_textbook_formulas() -> None:
+    lift = _lift()
+    for n in range(100):  # treated: 10 of 80 churn; control: 6 of 20
+        lift.decision(f"c{n}", T0 + DAY, control=n >= 80, channel="retention_call")
+        if n < 10 or 80 <= n < 86:
+            lift.churned(f"c{n}", T0 + 2 * DAY)
+    report = lift.report()
+    pt, pc = 10 / 80, 6 / 20
+    se = math.sqrt(pt * (1 - pt) / 80 + pc * (1 - pc) / 20)
+    assert report["churn_difference"] == pytest.approx(pt - pc, abs=1e-5)
+    assert report["churn_ci95"] == pytest.approx([pt - pc - 1.959964 * se,
+                                                  pt - pc + 1.959964 * se], abs=1e-5)  # fmt: skip
+    pooled = 16 / 100
+    z = (pc - pt) / math.sqrt(pooled * (1 - pooled) * (1 / 80 + 1 / 20))
+    assert report["churn_p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-5)
+
+
+def test_interventions_are_reported_by_kind() -> None:
+    lift = ControlLift(WEEK, LATER, by="kind")
+    lift.decision("c1", T0 + DAY, control=False, channel="save_desk", segment="at_risk")
+    lift.decision("c2", T0 + DAY, control=True, channel="save_desk", segment="at_risk")
+    report = lift.report()
+    assert list(report["by_kind"]) == ["save_desk"] and "by_channel" not in report
+    assert "first intervention" in report["conversion"]
+
+
+def test_outcomes_are_read_from_touchpoint_json() -> None:
+    from streams.lift_report import count_outcome
+
+    lift = _lift()
+    for n in range(5):
+        lift.decision(f"c{n}", T0 + DAY, control=False, channel="web")
+
+    def event(customer: str, kind: str, **fields: object) -> bytes:
+        body = {"type": kind, "event_id": f"e-{customer}", "customer_id": customer,
+                "ts": (T0 + 2 * DAY).isoformat(), **fields}  # fmt: skip
+        return json.dumps(body).encode()
+
+    assert count_outcome(lift, event("c0", "call", status="started", direction="inbound",
+                                     reason="cancel"))  # fmt: skip
+    assert count_outcome(lift, event("c1", "consent", channel="all", granted=False))
+    assert count_outcome(lift, event("c2", "email", action="unsubscribed"))
+    assert count_outcome(lift, event("c3", "web_click", page="/account/cancel"))  # no churn
+    assert count_outcome(lift, event("c4", "purchase", order_id="o", amount=5.0, currency="EUR"))
+    assert not count_outcome(lift, b'{"type": "purchase", "broken"')
+    treated = lift.report()["treated"]
+    assert (treated["churned"], treated["converted"]) == (3, 1)

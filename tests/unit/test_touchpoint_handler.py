@@ -419,6 +419,33 @@ async def test_one_customer_gets_one_alert_of_a_kind_per_batch() -> None:
     assert [i.kind for i in result.interventions] == ["save_desk"]
 
 
+async def test_the_hold_out_groups_alerts_are_kept_apart_and_never_shown() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN})
+    everyone = ControlGroup("held", 100.0)
+    result = await handler(store, holdout=everyone).handle(records(click("a", "/account/cancel")))
+    assert result.interventions == []
+    [kept] = result.held_out
+    assert kept.kind == "save_desk" and kept.control is True
+    assert kept.reasons[-1] == "control_group"
+    assert kept.intervention_id == intervention_id_for("save_desk", "a")  # as if raised
+    assert result.decisions  # offers are the offers' control group's business
+    nobody = await handler(store, holdout=ControlGroup("held", 0.0)).handle(
+        records(click("b", "/account/cancel"))
+    )
+    assert [i.control for i in nobody.interventions] == [False] and nobody.held_out == []
+
+
+async def test_confirm_starts_the_cool_down_of_a_held_out_alert_and_counts_it_apart() -> None:
+    kept = msgspec.structs.replace(alert("i9", "retention_call"), control=True)
+    store = RecordingStore()
+    await handler(store).confirm(BatchResult(held_out=[kept]))
+    fact = intervention_fact("i9", "cust-2", "retention_call", NOW, held_out=True)
+    assert store.facts == [[fact]] and store.records == [[decision_record(kept)]]
+    assert ("max", "last_intervention:retention_call", str(ts_ms(NOW))) in fact.updates
+    assert ("incr", "held_out:retention_call", "1") in fact.updates
+    assert not [u for u in fact.updates if u[1].startswith("interventions")]
+
+
 # --------------------------------------------------------------------------------------
 # confirm(): the contacts made and the decisions kept
 # --------------------------------------------------------------------------------------
