@@ -10,8 +10,9 @@ never a customer id.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiokafka import ConsumerRecord
@@ -27,7 +28,7 @@ from schemas import (
 )
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.settings import Settings
-from streams.topic_replay import replay
+from streams.topic_replay import Handler, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     INTERVENTIONS,
@@ -39,6 +40,7 @@ from streams.topics import (
 # Records are read from a day before the period: a touchpoint can reach Kafka before the
 # moment its producer stamped on it (clocks differ), and must not be missed.
 EARLY_S = 86_400
+T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -106,33 +108,31 @@ async def measure_lift(
     lift = ControlLift(period, as_of, by="kind" if interventions else "channel")
     skipped = 0
 
-    async def erasures(records: list[ConsumerRecord]) -> None:
-        nonlocal skipped
-        for record in records:
-            try:
-                lift.erased(decode_erasure(record.value or b"").customer_id)
-            except InvalidEvent:
-                skipped += 1
+    def each(decode: Callable[[bytes], T], take: Callable[[T], None]) -> Handler:
+        """A handler that decodes each record and hands it on; those that do not
+        decode are counted as skipped."""
 
-    async def decisions(records: list[ConsumerRecord]) -> None:
-        nonlocal skipped
-        for record in records:
-            try:
-                d = decode_next_best_offer(record.value or b"")
-            except msgspec.DecodeError:
-                skipped += 1
-                continue
-            lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
+        async def handle(records: list[ConsumerRecord]) -> None:
+            nonlocal skipped
+            for record in records:
+                try:
+                    item = decode(record.value or b"")
+                except (InvalidEvent, msgspec.DecodeError):
+                    skipped += 1
+                    continue
+                take(item)
 
-    async def alerts(records: list[ConsumerRecord]) -> None:
-        nonlocal skipped
-        for record in records:
-            try:
-                i = decode_intervention(record.value or b"")
-            except msgspec.DecodeError:
-                skipped += 1
-                continue
-            lift.decision(i.customer_id, i.ts, i.control, i.kind, i.context.segment)
+        return handle
+
+    erasures = each(decode_erasure, lambda e: lift.erased(e.customer_id))
+    decisions = each(
+        decode_next_best_offer,
+        lambda d: lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment),
+    )
+    alerts = each(
+        decode_intervention,
+        lambda i: lift.decision(i.customer_id, i.ts, i.control, i.kind, i.context.segment),
+    )
 
     async def purchases(records: list[ConsumerRecord]) -> None:
         nonlocal skipped

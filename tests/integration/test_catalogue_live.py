@@ -56,6 +56,15 @@ async def answer(api: Worker, customer_id: str) -> dict[str, Any]:
     return body
 
 
+async def recommended(api: Worker, customer_id: str, channel: str) -> dict[str, Any]:
+    """A decided answer (not a fallback) for the customer on the channel."""
+    url = f"{api.url}/v1/customers/{customer_id}/recommendations?channel={channel}"
+    reply = await call("GET", url, headers=DEV_AUTH)
+    assert reply.status == 200 and reply.json["fallback"] is False, reply
+    body: dict[str, Any] = reply.json
+    return body
+
+
 async def offered(api: Worker, customer_id: str) -> list[dict[str, Any]]:
     offers: list[dict[str, Any]] = (await answer(api, customer_id))["offers"]
     return offers
@@ -220,11 +229,7 @@ channels = ["web", "sms"]
     )  # fmt: skip
 
     async def on(channel: str) -> dict[str, Any]:
-        url = f"{api.url}/v1/customers/quiet-1/recommendations?channel={channel}"
-        reply = await call("GET", url, headers=DEV_AUTH)
-        assert reply.status == 200 and reply.json["fallback"] is False, reply
-        body: dict[str, Any] = reply.json
-        return body
+        return await recommended(api, "quiet-1", channel)
 
     held = await on("sms")
     assert held["offers"] == [] and "suppressed:quiet_hours:sms" in held["reasons"], held
@@ -268,11 +273,7 @@ channels = ["web", "email", "sms"]
     )  # fmt: skip
 
     async def on(channel: str) -> dict[str, Any]:
-        url = f"{api.url}/v1/customers/outbound-1/recommendations?channel={channel}"
-        reply = await call("GET", url, headers=DEV_AUTH)
-        assert reply.status == 200 and reply.json["fallback"] is False, reply
-        body: dict[str, Any] = reply.json
-        return body
+        return await recommended(api, "outbound-1", channel)
 
     assert [o["offer_id"] for o in (await on("email"))["offers"]] == ["winter-sale"]
     texted = await on("sms")

@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH, assert_error, call, event, eventually
+from tests.integration.test_catalogue_live import recommended
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +38,7 @@ channels = ["sms"]
 
 
 async def on_sms(api: Worker, customer_id: str) -> dict[str, Any]:
-    url = f"{api.url}/v1/customers/{customer_id}/recommendations?channel=sms"
-    reply = await call("GET", url, headers=DEV_AUTH)
-    assert reply.status == 200 and reply.json["fallback"] is False, reply
-    body: dict[str, Any] = reply.json
-    return body
+    return await recommended(api, customer_id, "sms")
 
 
 async def post(api: Worker, body: Any) -> Any:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import DEV_AUTH, call, event, iso, read_to_end
+from tests.integration.test_lift_report import run_lift
 
 pytestmark = pytest.mark.integration
 
@@ -79,20 +78,12 @@ async def test_held_out_customers_get_no_alert_and_their_churn_is_compared(
 
     closes = max(exposure.values()) + timedelta(seconds=WINDOW_S)
     await asyncio.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 1)
-    command = [
-        sys.executable, "-m", "streams.cli", "lift", "--interventions",
-        "--window", f"{WINDOW_S}s", "--since", (started - timedelta(minutes=1)).isoformat(),
-        "--until", datetime.now(UTC).isoformat(),
-    ]  # fmt: skip
-    result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-        command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    since = started - timedelta(minutes=1)
+    report, printed = run_lift(pipeline, since, "--interventions", "--window", f"{WINDOW_S}s")
     for name, control in (("treated", False), ("control", True)):
         members = [c for c in CUSTOMERS if held_out(c) is control]
         group = report[name]
         assert group["customers"] == len(members), (name, report)
         assert group["churned"] == len([c for c in members if c in churned]), (name, report)
     assert list(report["by_kind"]) == ["save_desk"]
-    assert "hold-" not in result.stdout  # counts only, no customer id
+    assert "hold-" not in printed  # counts only, no customer id

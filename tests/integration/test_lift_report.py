@@ -39,6 +39,21 @@ async def _decisions(pipeline: Pipeline, expected: int) -> dict[str, list[dict[s
     raise AssertionError(f"only {len(by_customer)} of {expected} customers were decided")
 
 
+def run_lift(pipeline: Pipeline, since: datetime, *args: str) -> tuple[dict[str, Any], str]:
+    """``moments lift`` from ``since`` up to now, as a deployment's operator runs it: the
+    report, and all it printed."""
+    command = [
+        sys.executable, "-m", "streams.cli", "lift", *args, "--since", since.isoformat(),
+        "--until", datetime.now(UTC).isoformat(),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report, result.stdout + result.stderr
+
+
 def _purchase(customer_id: str, event_id: str, at: datetime, amount: float) -> dict[str, Any]:
     return event("purchase", customer_id, event_id, amount=amount, ts=iso(at))
 
@@ -93,16 +108,7 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
     # Wait until every window has closed, then measure.
     closes = max(e[0] for e in exposure.values()) + timedelta(seconds=WINDOW_S)
     await asyncio.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 1)
-    command = [
-        sys.executable, "-m", "streams.cli", "lift", "--window", f"{WINDOW_S}s",
-        "--since", (started - timedelta(minutes=1)).isoformat(),
-        "--until", datetime.now(UTC).isoformat(),
-    ]  # fmt: skip
-    result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-        command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report, printed = run_lift(pipeline, started - timedelta(minutes=1), "--window", f"{WINDOW_S}s")
 
     counted = [c for c in customers if c != erased]
     assert report["left_out"] == {"window_open": 0, "erased": 1, "both_groups": 0}
@@ -125,4 +131,4 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
         found = report["by_segment"][segment]
         assert found["treated"]["customers"] + found["control"]["customers"] == len(members)
     assert report["read"]["decisions"] >= len(customers)
-    assert customers[0] not in result.stdout and customers[0] not in result.stderr
+    assert customers[0] not in printed
