@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,13 +38,27 @@ class PipelineObserver(Protocol):
     def retrying(self, reason: str) -> None: ...
 
 
+REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
+
+
+def redriven_from(headers: Any) -> bytes | None:
+    """The ``redriven-from`` header of a record (Kafka headers as pairs or a mapping)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return next((bytes(v) for k, v in pairs if k == REDRIVEN_FROM), None)
+
+
 def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
-    return [
+    """Where the record came from and why it is set aside; a record sent back from the
+    dead-letter topic before keeps naming that letter, so repeated failures show."""
+    headers = [
         ("source-topic", record.topic.encode()),
         ("source-partition", str(record.partition).encode()),
         ("source-offset", str(record.offset).encode()),
         ("error", error.encode()),
     ]
+    if record.redriven_from:
+        headers.append((REDRIVEN_FROM, record.redriven_from))
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +178,7 @@ def register_touchpoint_agent(
                     offset=e.message.offset,
                     key=e.message.key,
                     value=e.message.value,
+                    redriven_from=redriven_from(e.message.headers),
                 )
                 for e in events
             ]

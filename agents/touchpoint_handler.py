@@ -58,6 +58,7 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    redriven_from: bytes | None = None  # the dead letter it was sent back from, if any
 
 
 @dataclass(frozen=True, slots=True)

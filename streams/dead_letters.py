@@ -41,6 +41,7 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     error: str
+    redriven: bool = False  # its record had been sent back once already (and failed again)
 
     @classmethod
     def of(
@@ -65,7 +66,8 @@ class DeadLetter:
 
         return cls(topic, partition, offset, written_ms, key, value,
                    text("source-topic") or "unknown", number("source-partition"),
-                   number("source-offset"), text("error") or "unknown")  # fmt: skip
+                   number("source-offset"), text("error") or "unknown",
+                   redriven="redriven-from" in found)  # fmt: skip
 
     @property
     def origin(self) -> tuple[str, int, int]:
@@ -109,6 +111,7 @@ def _iso(ms: int) -> str:
 @dataclass
 class _Source:
     letters: int = 0
+    after_redrive: int = 0
     contents: set[bytes] = field(default_factory=set)  # digests of key and value
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -135,6 +138,7 @@ class DeadLetterSummary:
     def add(self, letter: DeadLetter) -> None:
         source = self._sources.setdefault(letter.source_topic, _Source())
         source.letters += 1
+        source.after_redrive += letter.redriven
         digest = hashlib.blake2b(digest_size=16)
         for part in (letter.key or b"", letter.value or b""):
             digest.update(len(part).to_bytes(8, "big") + part)
@@ -152,6 +156,7 @@ class DeadLetterSummary:
             out[name] = {
                 "letters": s.letters,
                 "distinct_records": len(s.contents),
+                "failed_again_after_redrive": s.after_redrive,
                 "stages": dict(sorted(s.stages.items())),
                 "top_reasons": [{"reason": r, "letters": n} for r, n in top],
                 "first": None if s.first_ms is None else _iso(s.first_ms),

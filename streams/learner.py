@@ -33,7 +33,8 @@ from agents.learned_policy import ModelHolder
 from agents.learning import Example, example_for
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import dead_letter_headers
+from agents.touchpoint_agent import dead_letter_headers, redriven_from
+from agents.touchpoint_handler import SourceRecord
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
@@ -193,7 +194,10 @@ class Learner(SnapshotLearner):
             try:
                 outcome = decode_outcome(record.value or b"")
             except InvalidEvent as exc:
-                headers = dead_letter_headers(record, f"invalid: {exc.reason}")
+                again = redriven_from(record.headers)
+                source = SourceRecord(record.topic, record.partition, record.offset,
+                                      record.key, record.value, again)  # fmt: skip
+                headers = dead_letter_headers(source, f"invalid: {exc.reason}")
                 dead.append(await self._dead_letter(key=record.key, value=record.value,
                                                     headers=headers))  # fmt: skip
                 continue

@@ -3,10 +3,11 @@
 ``MOMENTS_API_KEYS`` holds ``name:scope+scope:sha256hex`` entries separated by ``;``.
 A key that web pages use (and so show to every visitor) can be bound to their origins,
 ``name:scopes:sha256hex@https://shop.example,https://m.shop.example``: it then answers
-only requests whose ``Origin`` header names one of them, so other sites' pages cannot
-use it from their visitors' browsers. (A client outside a browser can still send any
-``Origin``: binding protects the pages' key from other pages, not from a scraper;
-the rate limit does that.)
+only requests whose ``Origin`` header names one of them (or, for a page on the API's own
+origin, whose browser sends no ``Origin`` on a GET, whose ``Referer`` is on one of
+them), so other sites' pages cannot use it from their visitors' browsers. (A client
+outside a browser can send any ``Origin``: binding protects the pages' key from other
+pages, not from a scraper; the rate limit does that.)
 
 >>> ring = KeyRing.parse("web:recommend:" + hash_key("s3cret"))
 >>> ring.authorise("s3cret", "recommend").name
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from streams.api.origins import parse_origins
 
@@ -87,9 +89,16 @@ class KeyRing:
     def development(cls) -> KeyRing:
         return cls([ApiKey("development", frozenset(SCOPES), hash_key(DEV_KEY))])
 
-    def authorise(self, presented: str | None, scope: str, origin: str | None = None) -> ApiKey:
+    def authorise(
+        self,
+        presented: str | None,
+        scope: str,
+        origin: str | None = None,
+        referer: str | None = None,
+    ) -> ApiKey:
         """The key presented, if it may act in ``scope`` from ``origin`` (the request's
-        ``Origin`` header); raises :class:`AuthError` otherwise."""
+        ``Origin`` header, else its ``Referer``'s origin); raises :class:`AuthError`
+        otherwise."""
         if not presented:
             raise AuthError(401, "an API key is required (Authorization: Bearer <key>)")
         digest = hash_key(presented)
@@ -98,12 +107,29 @@ class KeyRing:
             raise AuthError(401, "the API key is not valid")
         if scope not in key.scopes:
             raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}")
-        if key.origins and origin not in key.origins:
+        if key.origins:
+            origin = origin or origin_of(referer)
             if origin is None:
-                raise AuthError(403, f"key {key.name!r} is bound to web pages' origins, "
-                                     "and the request names none (no Origin header)")  # fmt: skip
-            raise AuthError(403, f"key {key.name!r} is bound to other origins than {origin}")
+                raise AuthError(
+                    403,
+                    f"key {key.name!r} is bound to web pages' origins, and the request "
+                    "names none (no Origin or Referer)",
+                )
+            if origin not in key.origins:
+                raise AuthError(403, f"key {key.name!r} is bound to other origins than {origin}")
         return key
+
+
+def origin_of(url: str | None) -> str | None:
+    """The origin of a URL (a ``Referer``): ``scheme://host[:port]``.
+
+    >>> origin_of("https://shop.example/basket?x=1"), origin_of("not a url")
+    ('https://shop.example', None)
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
 def _bound_origins(name: str, text: str) -> frozenset[str]:

@@ -49,7 +49,8 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> N
     token = token or request.headers.get("X-API-Key")
     if not token and key_in_query:
         token = request.query.get("api_key")
-    key = api.keys.authorise(token, scope, request.headers.get("Origin"))
+    headers = request.headers
+    key = api.keys.authorise(token, scope, headers.get("Origin"), headers.get("Referer"))
     wait = api.limiter.allow(key.name)
     if wait:
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",

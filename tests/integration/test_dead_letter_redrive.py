@@ -92,8 +92,14 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         for event in early + on_time:
             view = await store.read(event["customer_id"])
             assert view is not None and view.events == 1, event["event_id"]
+        for record in back:  # those that failed again name the letter they came back from
+            headers = dict(record.headers)  # type: ignore[attr-defined]
+            if "redriven-from" in headers:
+                assert record.value in {v for _, v in malformed}  # type: ignore[attr-defined]
+                assert headers["redriven-from"].decode().startswith(f"{dlq}:")
         final = dead_letters(pipeline)["matching"][touchpoints]
         assert final["letters"] == len(letters) + len(malformed)
         assert final["distinct_records"] == len(letters)
+        assert final["failed_again_after_redrive"] == len(malformed)
     finally:
         await store.close()

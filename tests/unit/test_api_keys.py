@@ -17,9 +17,11 @@ def ring(spec: str = "") -> KeyRing:
     )
 
 
-def refused(presented: str | None, scope: str, origin: str | None = None) -> tuple[int, str]:
+def refused(
+    presented: str | None, scope: str, origin: str | None = None, referer: str | None = None
+) -> tuple[int, str]:
     with pytest.raises(AuthError) as caught:
-        ring().authorise(presented, scope, origin)
+        ring().authorise(presented, scope, origin, referer)
     return caught.value.status, caught.value.message
 
 
@@ -30,8 +32,18 @@ def test_a_bound_key_answers_its_own_pages_only() -> None:
         403, f"key 'pages' is bound to other origins than {OTHER}",
     )  # fmt: skip
     status, message = refused("page-key", "recommend", None)
-    assert status == 403 and "no Origin header" in message
+    assert status == 403 and "no Origin or Referer" in message
     assert refused("page-key", "recommend", SHOP + "/")[0] == 403  # origins match exactly
+
+
+def test_without_an_origin_the_referers_origin_counts() -> None:
+    """A page on the API's own origin: browsers send no Origin on its GETs."""
+    page = ring().authorise("page-key", "recommend", None, f"{SHOP}/basket?step=2")
+    assert page.name == "pages"
+    assert refused("page-key", "recommend", None, f"{OTHER}/x")[1].endswith(OTHER)
+    assert "no Origin or Referer" in refused("page-key", "recommend", None, "not a url")[1]
+    # an Origin, when there is one, is what counts
+    assert refused("page-key", "recommend", OTHER, f"{SHOP}/basket")[0] == 403
 
 
 def test_scopes_and_validity_come_first() -> None:

@@ -130,3 +130,24 @@ def test_each_original_goes_back_once_per_run_and_only_to_known_topics() -> None
     assert verdicts == ["redriven", "repeated", "redriven", "redriven", "unknown_source",
                         "unknown_source"]  # fmt: skip
     assert plan.outcomes == {"redriven": 3, "repeated": 1, "unknown_source": 2}
+
+
+def test_a_record_sent_back_before_keeps_naming_its_letter_when_it_fails_again() -> None:
+    from agents.touchpoint_agent import dead_letter_headers, redriven_from
+    from agents.touchpoint_handler import SourceRecord
+
+    named = b"touchpoints-dlq:0:17"
+    assert redriven_from([("other", b"x"), ("redriven-from", named)]) == named
+    assert redriven_from({"redriven-from": named}) == named
+    assert redriven_from(None) is None and redriven_from([]) is None
+    again = SourceRecord("touchpoints", 1, 40, b"k", b"{", redriven_from=named)
+    headers = dead_letter_headers(again, "invalid: malformed JSON")
+    assert ("redriven-from", named) in headers
+    first = dead_letter_headers(SourceRecord("touchpoints", 1, 3, b"k", b"{"), "invalid: x")
+    assert [k for k, _ in first] == ["source-topic", "source-partition", "source-offset", "error"]
+    summary = DeadLetterSummary()
+    for n, hs in enumerate((first, headers)):
+        summary.add(DeadLetter.of("touchpoints-dlq", 0, n, T0, b"k", b"{", [
+            (k, v) for k, v in hs]))  # fmt: skip
+    report = summary.report()["touchpoints"]
+    assert (report["letters"], report["failed_again_after_redrive"]) == (2, 1)
