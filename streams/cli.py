@@ -189,7 +189,7 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from streams.dead_letter_tool import inspect
+    from streams.dead_letter_tool import RedriveRefused, inspect
     from streams.dead_letters import LetterFilter
     from streams.lift_report import instant
 
@@ -201,7 +201,12 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
-    print(json.dumps(asyncio.run(inspect(settings, wanted, redrive=args.redrive)), indent=2))
+    try:
+        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive))
+    except RedriveRefused as exc:
+        print(f"moments dead-letters: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -6,7 +6,8 @@ would take). With it, each matching letter's original record goes back to its so
 topic unchanged, with a ``redriven-from`` header naming the letter, once the producer's
 fault or the bug that rejected it is fixed. Moments applies each event and learns each
 outcome once, so re-driving is safe to repeat; a letter that fails again is
-dead-lettered again.
+dead-lettered again. Letters of customers erased since (``customer-erasures``, read
+first) are never sent back: that would write their data anew.
 """
 
 from __future__ import annotations
@@ -18,18 +19,29 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from schemas import InvalidEvent, decode_erasure
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
 from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topic_replay import replay
-from streams.topics import OFFER_OUTCOMES, OFFER_OUTCOMES_DLQ, TOUCHPOINTS, TOUCHPOINTS_DLQ
+from streams.topics import (
+    CUSTOMER_ERASURES,
+    OFFER_OUTCOMES,
+    OFFER_OUTCOMES_DLQ,
+    TOUCHPOINTS,
+    TOUCHPOINTS_DLQ,
+)
 
 SOURCES = {TOUCHPOINTS_DLQ: TOUCHPOINTS, OFFER_OUTCOMES_DLQ: OFFER_OUTCOMES}
 SAFETY_MS = 3_600_000  # re-drive only letters an hour inside the dedupe horizon
 BATCH = 500
 
 
-VERDICTS = ("redriven", "repeated", "too_old", "unknown_source")
+class RedriveRefused(Exception):
+    """Letters cannot be sent back safely (the erasures cannot be read)."""
+
+
+VERDICTS = ("redriven", "repeated", "too_old", "unknown_source", "erased")
 
 
 def letter_of(record: ConsumerRecord) -> DeadLetter:
@@ -55,12 +67,26 @@ async def inspect(
     """Summarise the matching letters; with ``redrive``, send them back as well."""
     summary = DeadLetterSummary()
     horizon_ms = settings.dedupe_horizon_days * 86_400_000
+    erased: set[str] = set()
     plan = RedrivePlan(
         frozenset(settings.topic(t) for t in SOURCES.values()),
         remembered_from_ms=int(time.time() * 1000) - horizon_ms + SAFETY_MS,
+        erased=erased,
     )
     producer = None
     if redrive:
+
+        async def erasures(records: list[ConsumerRecord]) -> None:
+            for record in records:
+                try:
+                    erased.add(decode_erasure(record.value or b"").customer_id)
+                except InvalidEvent as exc:  # only Moments writes this topic
+                    raise RedriveRefused(
+                        f"{record.topic}[{record.partition}] offset {record.offset} is not an "
+                        f"erasure record ({exc}): who was erased is unknown, nothing was sent"
+                    ) from exc
+
+        await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, BATCH)
         producer = AIOKafkaProducer(
             **client_options(), bootstrap_servers=settings.kafka_bootstrap,
             acks="all", enable_idempotence=True,

@@ -4,9 +4,10 @@ Every dead letter is the original record (key and bytes) with headers naming whe
 came from and why it was set aside. :class:`DeadLetterSummary` counts them by source
 topic, stage and reason; :class:`RedrivePlan` picks the letters to send back to their
 source topic once what rejected them is fixed: each original record once, only to the
-topics Moments reads, and only while Moments still remembers which events it applied
-(the dedupe horizon), so that a letter whose event was half applied before its decision
-failed is not applied twice.
+topics Moments reads, only while Moments still remembers which events it applied (the
+dedupe horizon), so that a letter whose event was half applied before its decision
+failed is not applied twice, and never for an erased customer, whose data must not be
+written anew.
 
 Reasons are shown with the record's own key (the customer id) masked.
 
@@ -168,26 +169,34 @@ class DeadLetterSummary:
 class RedrivePlan:
     """Decides, letter by letter, whether it goes back to its source topic.
 
-    >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000)
-    >>> def letter(offset, written_ms, source="touchpoints", origin=1):
-    ...     return DeadLetter("dlq", 0, offset, written_ms, b"c", b"{}", source, 0, origin, "x")
+    >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000,
+    ...                    erased={"gone"})
+    >>> def letter(offset, written_ms, source="touchpoints", origin=1, key=b"c"):
+    ...     return DeadLetter("dlq", 0, offset, written_ms, key, b"{}", source, 0, origin, "x")
     >>> [plan.take(letter(0, 9_000)), plan.take(letter(1, 9_500)),  # the same original twice
-    ...  plan.take(letter(2, 1_000, origin=2)), plan.take(letter(3, 9_000, "elsewhere", 3))]
-    ['redriven', 'repeated', 'too_old', 'unknown_source']
+    ...  plan.take(letter(2, 1_000, origin=2)), plan.take(letter(3, 9_000, "elsewhere", 3)),
+    ...  plan.take(letter(4, 9_000, origin=4, key=b"gone"))]
+    ['redriven', 'repeated', 'too_old', 'unknown_source', 'erased']
     """
 
-    def __init__(self, sources: frozenset[str], remembered_from_ms: int) -> None:
+    def __init__(
+        self, sources: frozenset[str], remembered_from_ms: int, erased: set[str] | None = None
+    ) -> None:
         self._sources = sources
         self._remembered_from_ms = remembered_from_ms
+        self._erased = erased if erased is not None else set()  # customer ids
         self._taken: set[tuple[str, int, int]] = set()
         self.outcomes: Counter[str] = Counter()
 
     def take(self, letter: DeadLetter) -> str:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
         already in this run), ``too_old`` (dead-lettered before the dedupe horizon: its
-        event might be applied twice) or ``unknown_source`` (not a topic Moments reads)."""
+        event might be applied twice), ``unknown_source`` (not a topic Moments reads) or
+        ``erased`` (the record's key is a customer who asked to be erased)."""
         if letter.source_topic not in self._sources:
             verdict = "unknown_source"
+        elif (letter.key or b"").decode("utf-8", "replace") in self._erased:
+            verdict = "erased"
         elif letter.written_ms < self._remembered_from_ms:
             verdict = "too_old"
         elif letter.origin in self._taken:

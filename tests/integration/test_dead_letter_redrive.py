@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
-from tests.integration.test_api_support import eventually, iso
+from tests.integration.test_api_support import DEV_AUTH, call, eventually, iso, read_to_end
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -67,12 +67,18 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     assert only_skew["matching"][touchpoints]["letters"] == len(early)
     assert "redrive" not in only_skew  # a report sends nothing back
 
-    # The limit is fixed; the early events go back and are applied, once.
+    # The limit is fixed; the early events go back and are applied, once, except the
+    # one of a customer erased meanwhile, whose data is not written anew.
     misconfigured.stop()
     pipeline.start_worker()
+    api = pipeline.start_api()
+    gone = early.pop()
+    erased = await call("DELETE", f"{api.url}/v1/customers/{gone['customer_id']}",
+                        headers=DEV_AUTH)  # fmt: skip
+    assert erased.status == 200, erased
     sent = dead_letters(pipeline, "--redrive", "--reason", "in the future")
     assert sent["redrive"] == {"redriven": len(early), "repeated": 0, "too_old": 0,
-                               "unknown_source": 0}  # fmt: skip
+                               "unknown_source": 0, "erased": 1}  # fmt: skip
     store = pipeline.store()
     try:
 
@@ -83,7 +89,8 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         await eventually(all_applied, "the re-driven events applied")
         # Everything again: the early ones are duplicates now, the malformed fail again.
         again = dead_letters(pipeline, "--redrive")
-        assert again["redrive"]["redriven"] == len(letters)
+        assert again["redrive"]["redriven"] == len(letters) - 1  # not the erased one
+        assert again["redrive"]["erased"] == 1
         back = await consume_all(bootstrap, dlq, len(letters) + len(malformed))
         assert len(back) == len(letters) + len(malformed)
         copies = Counter(r.value for r in back)  # type: ignore[attr-defined]
@@ -92,6 +99,10 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         for event in early + on_time:
             view = await store.read(event["customer_id"])
             assert view is not None and view.events == 1, event["event_id"]
+        assert await store.read(gone["customer_id"]) is None
+        resent = [r for r in await read_to_end(bootstrap, touchpoints)
+                  if r.key == gone["customer_id"].encode()]  # fmt: skip
+        assert len(resent) == 1  # only the original: never sent again
         for record in back:  # those that failed again name the letter they came back from
             headers = dict(record.headers)  # type: ignore[attr-defined]
             if "redriven-from" in headers:
