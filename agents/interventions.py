@@ -141,6 +141,7 @@ def interventions_for(
                     risk=None if risk is None else round(risk, 4),
                     value=features.value,
                     recent_touchpoints=[f"{r.ts:%Y-%m-%d %H:%M} {r.type}" for r in recent],
+                    timezone=features.timezone,
                 ),
                 trigger_ts=event.ts,
             )

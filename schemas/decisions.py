@@ -45,6 +45,7 @@ class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):
     risk: float | None = None
     value: float | None = None
     recent_touchpoints: list[str] = msgspec.field(default_factory=list)
+    timezone: str | None = None  # the customer's own, where a touchpoint told it
 
 
 class Intervention(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import shutil
 import time
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -308,7 +310,8 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
         assert features is not None and features.value >= 500 and features.segment == "at_risk"
 
         call = _event("call", customer, datetime.now(UTC), status="started", direction="inbound",
-                      reason="billing", queue="retention", agent_id="agent-42")  # fmt: skip
+                      reason="billing", queue="retention", agent_id="agent-42",
+                      timezone="Asia/Kolkata")  # fmt: skip
         await produce(bootstrap, topic, records([call]))
         await page.wait_for(
             "document.querySelector('#alerts .alert[data-kind=\"retention_call\"]') !== null",
@@ -329,6 +332,18 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
             )
             == f"{features.value:,.0f}"
         )
+        local = await page.js(
+            "document.querySelector('.alert[data-kind=\"retention_call\"] .alert-local-time')"
+            ".textContent"
+        )
+        kolkata = datetime.now(ZoneInfo("Asia/Kolkata"))  # the customer's time, told by the call
+        assert local.endswith("Asia/Kolkata"), local
+        found = re.match(r"(\d{1,2}):(\d{2})\s*([AP]M)?", local)  # the browser's own format
+        assert found is not None, local
+        hour, minute = int(found[1]) % (12 if found[3] else 24), int(found[2])
+        hour += 12 if found[3] == "PM" else 0
+        near = [(t.hour, t.minute) for t in (kolkata, kolkata - timedelta(minutes=1))]
+        assert (hour, minute) in near, (local, near)
         assert newest["queue"] == "retention"
         assert newest["segment"] == "at_risk"
         assert "At risk" in newest["text"] and "agent-42" in newest["text"]

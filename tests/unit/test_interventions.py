@@ -538,3 +538,10 @@ def test_win_back_with_a_sub_millisecond_event_time_ignores_the_event_itself() -
     features = build_features(state.profile, state.windows, list(state.recent), now_ms)
     kinds = [i.kind for i in interventions_for(click, features, now)]
     assert kinds == ["win_back"]
+
+
+def test_the_context_names_the_customers_timezone_where_known() -> None:
+    told = only(alerts(call(reason="cancel"), customer(timezone="Asia/Kolkata")), "save_desk")
+    assert told.context.timezone == "Asia/Kolkata"  # the screen shows their time now
+    untold = only(alerts(call(reason="cancel"), customer()), "save_desk")
+    assert untold.context.timezone is None
