@@ -660,6 +660,7 @@ def test_intervention_json_has_contract_fields() -> None:
         "risk": 0.82,
         "value": 950.0,
         "recent_touchpoints": ["call", "survey"],
+        "timezone": None,  # an extension: the customer's own, where known
     }
     assert datetime.fromisoformat(obj["ts"]) == TS
 
@@ -692,6 +693,7 @@ def test_intervention_defaults() -> None:
         "risk": None,
         "value": None,
         "recent_touchpoints": [],
+        "timezone": None,
     }
 
 
