@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from agents.touchpoint_agent import REDRIVEN_FROM
 from schemas import InvalidEvent, decode_erasure
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
 from streams.kafka_security import client_options
@@ -56,7 +57,7 @@ async def send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> Awaitable
     """The original record to its source topic; returns its delivery."""
     named = f"{letter.topic}:{letter.partition}:{letter.offset}".encode()
     delivery: Awaitable[Any] = await producer.send(
-        letter.source_topic, letter.value, key=letter.key, headers=[("redriven-from", named)]
+        letter.source_topic, letter.value, key=letter.key, headers=[(REDRIVEN_FROM, named)]
     )
     return delivery
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.touchpoint_agent import REDRIVEN_FROM
+
 TOP_REASONS = 10
 
 
@@ -68,7 +70,7 @@ class DeadLetter:
         return cls(topic, partition, offset, written_ms, key, value,
                    text("source-topic") or "unknown", number("source-partition"),
                    number("source-offset"), text("error") or "unknown",
-                   redriven="redriven-from" in found)  # fmt: skip
+                   redriven=REDRIVEN_FROM in found)  # fmt: skip
 
     @property
     def origin(self) -> tuple[str, int, int]:
