@@ -19,6 +19,7 @@ from schemas.decisions import (
 from schemas.erasures import CustomerErasure, decode_erasure, encode_erasure
 from schemas.errors import InvalidEvent
 from schemas.outcomes import Outcome, decode_outcome, encode_outcome
+from schemas.redrives import LetterRedriven, decode_redrive, encode_redrive, place
 from schemas.touchpoints import (
     EVENT_TYPES,
     TOUCHPOINT_TYPES,
@@ -48,6 +49,7 @@ __all__ = [
     "Intervention",
     "InterventionContext",
     "InvalidEvent",
+    "LetterRedriven",
     "NextBestOffer",
     "Offer",
     "OfferCatalogue",
@@ -63,11 +65,14 @@ __all__ = [
     "decode_intervention",
     "decode_next_best_offer",
     "decode_outcome",
+    "decode_redrive",
     "decode_touchpoint",
     "decode_touchpoints",
     "encode_decision",
     "encode_erasure",
     "encode_outcome",
+    "encode_redrive",
     "encode_touchpoint",
     "load_catalogue",
+    "place",
 ]

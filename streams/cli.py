@@ -199,10 +199,13 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"moments dead-letters: {exc}", file=sys.stderr)
         return 2
+    if args.again and not args.redrive:
+        print("moments dead-letters: --again goes with --redrive", file=sys.stderr)
+        return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
     try:
-        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive))
+        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive, again=args.again))
     except RedriveRefused as exc:
         print(f"moments dead-letters: {exc}", file=sys.stderr)
         return 2
@@ -275,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     letters.add_argument("--until", default=None, help="up to, not included")
     letters.add_argument("--redrive", action="store_true",
                          help="send the matching letters back to their source topics")  # fmt: skip
+    letters.add_argument("--again", action="store_true",
+                         help="with --redrive: also those sent back before")  # fmt: skip
     return p
 
 

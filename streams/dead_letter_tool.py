@@ -4,10 +4,13 @@ Reads ``touchpoints-dlq`` and ``offer-outcomes-dlq`` to their end as of now. Wit
 ``--redrive`` it only reports (that report, with the same filters, shows what a re-drive
 would take). With it, each matching letter's original record goes back to its source
 topic unchanged, with a ``redriven-from`` header naming the letter, once the producer's
-fault or the bug that rejected it is fixed. Moments applies each event and learns each
-outcome once, so re-driving is safe to repeat; a letter that fails again is
-dead-lettered again. Letters of customers erased since (``customer-erasures``, read
-first) are never sent back: that would write their data anew.
+fault or the bug that rejected it is fixed, and a record of it goes to
+``dead-letter-redrives`` once it is delivered. A later run reads those records first
+and does not send the same letter again (``--again`` does), while a record that failed
+again is a new letter, which it sends. Moments applies each event and learns each
+outcome once, so sending one twice changes nothing. Letters of customers erased since
+(``customer-erasures``, read first) are never sent back: that would write their data
+anew.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from agents.touchpoint_agent import REDRIVEN_FROM
-from schemas import InvalidEvent, decode_erasure
+from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive, place
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
 from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topic_replay import replay
 from streams.topics import (
     CUSTOMER_ERASURES,
+    DEAD_LETTER_REDRIVES,
     OFFER_OUTCOMES,
     OFFER_OUTCOMES_DLQ,
     TOUCHPOINTS,
@@ -42,7 +47,7 @@ class RedriveRefused(Exception):
     """Letters cannot be sent back safely (the erasures cannot be read)."""
 
 
-VERDICTS = ("redriven", "repeated", "too_old", "unknown_source", "erased")
+VERDICTS = ("redriven", "repeated", "too_old", "unknown_source", "erased", "sent_before")
 
 
 def letter_of(record: ConsumerRecord) -> DeadLetter:
@@ -55,17 +60,30 @@ def letter_of(record: ConsumerRecord) -> DeadLetter:
 
 async def send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> Awaitable[Any]:
     """The original record to its source topic; returns its delivery."""
-    named = f"{letter.topic}:{letter.partition}:{letter.offset}".encode()
+    named = place(*letter.place).encode()
     delivery: Awaitable[Any] = await producer.send(
         letter.source_topic, letter.value, key=letter.key, headers=[(REDRIVEN_FROM, named)]
     )
     return delivery
 
 
+async def record_sent(producer: AIOKafkaProducer, topic: str, letters: list[DeadLetter]) -> None:
+    """Record on ``topic`` that ``letters`` went back (after their records were delivered)."""
+    now = datetime.now(UTC)
+    deliveries = []
+    for letter in letters:
+        sent = letter.redriven_at(now)
+        deliveries.append(
+            await producer.send(topic, encode_redrive(sent), key=sent.letter.encode())
+        )
+    await asyncio.gather(*deliveries)
+
+
 async def inspect(
-    settings: Settings, wanted: LetterFilter, redrive: bool = False
+    settings: Settings, wanted: LetterFilter, redrive: bool = False, again: bool = False
 ) -> dict[str, Any]:
-    """Summarise the matching letters; with ``redrive``, send them back as well."""
+    """Summarise the matching letters; with ``redrive``, send them back as well (those an
+    earlier run sent too with ``again``)."""
     summary = DeadLetterSummary()
     horizon_ms = settings.dedupe_horizon_days * 86_400_000
     erased: set[str] = set()
@@ -73,7 +91,21 @@ async def inspect(
         frozenset(settings.topic(t) for t in SOURCES.values()),
         remembered_from_ms=int(time.time() * 1000) - horizon_ms + SAFETY_MS,
         erased=erased,
+        again=again,
     )
+    ledger = settings.topic(DEAD_LETTER_REDRIVES)
+
+    async def sent_before(records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                plan.remember(decode_redrive(record.value or b""))
+            except InvalidEvent as exc:  # only Moments writes this topic
+                raise RedriveRefused(
+                    f"{record.topic}[{record.partition}] offset {record.offset} is not a "
+                    f"re-drive record ({exc}): what was sent back before is unknown"
+                ) from exc
+
+    await replay(settings, ledger, sent_before, BATCH)
     producer = None
     if redrive:
 
@@ -96,12 +128,16 @@ async def inspect(
 
     async def handle(records: list[ConsumerRecord]) -> None:
         sent: list[Awaitable[Any]] = []
+        taken: list[DeadLetter] = []
         for letter in map(letter_of, records):
             if wanted.matches(letter):
-                summary.add(letter)
+                summary.add(letter, sent_back=plan.sent_before(letter))
                 if producer is not None and plan.take(letter) == "redriven":
                     sent.append(await send_back(producer, letter))
+                    taken.append(letter)
         await asyncio.gather(*sent)  # delivered before the next batch is read
+        if producer is not None and taken:
+            await record_sent(producer, ledger, taken)
 
     read = 0
     try:

@@ -6,8 +6,8 @@ topic, stage and reason; :class:`RedrivePlan` picks the letters to send back to 
 source topic once what rejected them is fixed: each original record once, only to the
 topics Moments reads, only while Moments still remembers which events it applied (the
 dedupe horizon), so that a letter whose event was half applied before its decision
-failed is not applied twice, and never for an erased customer, whose data must not be
-written anew.
+failed is not applied twice, never for an erased customer, whose data must not be
+written anew, and not again once an earlier run sent it (the re-drive records say so).
 
 Reasons are shown with the record's own key (the customer id) masked.
 
@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.touchpoint_agent import REDRIVEN_FROM
+from schemas import LetterRedriven, place
 
 TOP_REASONS = 10
 
@@ -78,6 +79,15 @@ class DeadLetter:
         return self.source_topic, self.source_partition, self.source_offset
 
     @property
+    def place(self) -> tuple[str, int, int]:
+        """The letter itself: dead-letter topic, partition, offset."""
+        return self.topic, self.partition, self.offset
+
+    def redriven_at(self, ts: datetime) -> LetterRedriven:
+        """The record of sending this letter back."""
+        return LetterRedriven(letter=place(*self.place), origin=place(*self.origin), ts=ts)
+
+    @property
     def stage(self) -> str:
         """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``."""
         return self.error.partition(":")[0]
@@ -115,6 +125,7 @@ def _iso(ms: int) -> str:
 class _Source:
     letters: int = 0
     after_redrive: int = 0
+    sent_back: int = 0
     contents: set[bytes] = field(default_factory=set)  # digests of key and value
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -138,10 +149,12 @@ class DeadLetterSummary:
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
 
-    def add(self, letter: DeadLetter) -> None:
+    def add(self, letter: DeadLetter, sent_back: bool = False) -> None:
+        """Count ``letter``; ``sent_back``: an earlier re-drive sent its record back."""
         source = self._sources.setdefault(letter.source_topic, _Source())
         source.letters += 1
         source.after_redrive += letter.redriven
+        source.sent_back += sent_back
         digest = hashlib.blake2b(digest_size=16)
         for part in (letter.key or b"", letter.value or b""):
             digest.update(len(part).to_bytes(8, "big") + part)
@@ -160,6 +173,7 @@ class DeadLetterSummary:
                 "letters": s.letters,
                 "distinct_records": len(s.contents),
                 "failed_again_after_redrive": s.after_redrive,
+                "sent_back_already": s.sent_back,
                 "stages": dict(sorted(s.stages.items())),
                 "top_reasons": [{"reason": r, "letters": n} for r, n in top],
                 "first": None if s.first_ms is None else _iso(s.first_ms),
@@ -175,32 +189,52 @@ class RedrivePlan:
     ...                    erased={"gone"})
     >>> def letter(offset, written_ms, source="touchpoints", origin=1, key=b"c"):
     ...     return DeadLetter("dlq", 0, offset, written_ms, key, b"{}", source, 0, origin, "x")
+    >>> plan.remember(letter(5, 9_000, origin=5).redriven_at(datetime.now(UTC)))
     >>> [plan.take(letter(0, 9_000)), plan.take(letter(1, 9_500)),  # the same original twice
     ...  plan.take(letter(2, 1_000, origin=2)), plan.take(letter(3, 9_000, "elsewhere", 3)),
-    ...  plan.take(letter(4, 9_000, origin=4, key=b"gone"))]
-    ['redriven', 'repeated', 'too_old', 'unknown_source', 'erased']
+    ...  plan.take(letter(4, 9_000, origin=4, key=b"gone")), plan.take(letter(5, 9_000, origin=5))]
+    ['redriven', 'repeated', 'too_old', 'unknown_source', 'erased', 'sent_before']
     """
 
     def __init__(
-        self, sources: frozenset[str], remembered_from_ms: int, erased: set[str] | None = None
+        self,
+        sources: frozenset[str],
+        remembered_from_ms: int,
+        erased: set[str] | None = None,
+        again: bool = False,
     ) -> None:
         self._sources = sources
         self._remembered_from_ms = remembered_from_ms
         self._erased = erased if erased is not None else set()  # customer ids
+        self._again = again  # send letters back even if an earlier run did
         self._taken: set[tuple[str, int, int]] = set()
+        self._sent_letters: set[tuple[str, int, int]] = set()
+        self._sent_origins: set[tuple[str, int, int]] = set()
         self.outcomes: Counter[str] = Counter()
+
+    def remember(self, sent: LetterRedriven) -> None:
+        """An earlier run sent ``sent.letter`` back."""
+        self._sent_letters.add(sent.letter_place)
+        self._sent_origins.add(sent.origin_place)
+
+    def sent_before(self, letter: DeadLetter) -> bool:
+        """Whether an earlier run sent this letter, or another of its original, back."""
+        return letter.place in self._sent_letters or letter.origin in self._sent_origins
 
     def take(self, letter: DeadLetter) -> str:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
         already in this run), ``too_old`` (dead-lettered before the dedupe horizon: its
-        event might be applied twice), ``unknown_source`` (not a topic Moments reads) or
-        ``erased`` (the record's key is a customer who asked to be erased)."""
+        event might be applied twice), ``unknown_source`` (not a topic Moments reads),
+        ``erased`` (the record's key is a customer who asked to be erased) or
+        ``sent_before`` (an earlier run sent its original back; unless ``again``)."""
         if letter.source_topic not in self._sources:
             verdict = "unknown_source"
         elif (letter.key or b"").decode("utf-8", "replace") in self._erased:
             verdict = "erased"
         elif letter.written_ms < self._remembered_from_ms:
             verdict = "too_old"
+        elif not self._again and self.sent_before(letter):
+            verdict = "sent_before"
         elif letter.origin in self._taken:
             verdict = "repeated"
         else:

@@ -25,14 +25,18 @@ OFFER_OUTCOMES_DLQ = "offer-outcomes-dlq"  # an extension: outcomes that do not 
 CUSTOMER_ERASURES = "customer-erasures"  # an extension: one record per erasure request
 INTERVENTIONS_HELD_OUT = "interventions-held-out"  # an extension: the hold-out group's
 RISK_EXAMPLES = "risk-examples"  # an extension: labelled feature snapshots, no customer ids
+DEAD_LETTER_REDRIVES = "dead-letter-redrives"  # an extension: the letters sent back
 ALL_TOPICS = (
     TOUCHPOINTS, OFFER_OUTCOMES, NEXT_BEST_OFFERS, INTERVENTIONS, TOUCHPOINTS_DLQ,
     OFFER_OUTCOMES_DLQ, CUSTOMER_ERASURES, RISK_EXAMPLES, INTERVENTIONS_HELD_OUT,
+    DEAD_LETTER_REDRIVES,
 )  # fmt: skip
 # Erasures are kept for good: `moments rebuild` replays them so that the erased stay
 # erased, however old the touchpoints it replays after them (one small record each).
-# Neither age nor a broker-wide size limit may delete them.
-TOPIC_CONFIGS = {CUSTOMER_ERASURES: {"retention.ms": "-1", "retention.bytes": "-1"}}
+# Neither age nor a broker-wide size limit may delete them. Re-drive records are kept as
+# long as the letters they name (one small record per letter sent back).
+KEPT_FOR_GOOD = {"retention.ms": "-1", "retention.bytes": "-1"}
+TOPIC_CONFIGS = {CUSTOMER_ERASURES: KEPT_FOR_GOOD, DEAD_LETTER_REDRIVES: KEPT_FOR_GOOD}
 _SET_ON_THE_TOPIC = 1  # DescribeConfigs' config_source for a value set on the topic itself
 
 

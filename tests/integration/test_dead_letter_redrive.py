@@ -2,8 +2,9 @@
 
 Real Kafka, Redis and workers. A worker configured with too tight a clock-skew limit
 dead-letters good events dated a few minutes ahead; with the limit fixed, a re-drive
-applies them, once however often it is run, and records that are really malformed come
-back to the dead-letter topic.
+applies them, once however often they are sent, and records that are really malformed
+come back to the dead-letter topic. A later re-drive sends only letters no earlier run
+sent back.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     found = report["matching"][touchpoints]
     assert found["letters"] == found["distinct_records"] == len(letters)
     assert found["stages"] == {"invalid": len(letters)}
+    assert found["sent_back_already"] == 0
     skew = [r for r in found["top_reasons"] if "in the future" in r["reason"]]
     assert [r["letters"] for r in skew] == [1] * len(early)  # each names its own ts
     only_skew = dead_letters(pipeline, "--reason", "in the future", "--source", "touchpoints")
@@ -78,7 +80,13 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     assert erased.status == 200, erased
     sent = dead_letters(pipeline, "--redrive", "--reason", "in the future")
     assert sent["redrive"] == {"redriven": len(early), "repeated": 0, "too_old": 0,
-                               "unknown_source": 0, "erased": 1}  # fmt: skip
+                               "unknown_source": 0, "erased": 1, "sent_before": 0}  # fmt: skip
+    redrives = await read_to_end(bootstrap, pipeline.topic("dead-letter-redrives"))
+    assert len(redrives) == len(early)
+    named = {json.loads(r.value)["letter"] for r in redrives}  # type: ignore[attr-defined]
+    early_values = {json.dumps(e).encode() for e in early}  # the erased one popped
+    assert named == {f"{dlq}:{r.partition}:{r.offset}" for r in letters  # type: ignore[attr-defined]
+                     if r.value in early_values}  # fmt: skip
     store = pipeline.store()
     try:
 
@@ -87,8 +95,11 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
             return all(v is not None and v.events == 1 for v in views)
 
         await eventually(all_applied, "the re-driven events applied")
+        # A run sends only what no run sent back yet: the malformed records.
+        before = dead_letters(pipeline)["matching"][touchpoints]
+        assert before["sent_back_already"] == len(early)
         # Everything again: the early ones are duplicates now, the malformed fail again.
-        again = dead_letters(pipeline, "--redrive")
+        again = dead_letters(pipeline, "--redrive", "--again")
         assert again["redrive"]["redriven"] == len(letters) - 1  # not the erased one
         assert again["redrive"]["erased"] == 1
         back = await consume_all(bootstrap, dlq, len(letters) + len(malformed))
@@ -112,5 +123,14 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         assert final["letters"] == len(letters) + len(malformed)
         assert final["distinct_records"] == len(letters)
         assert final["failed_again_after_redrive"] == len(malformed)
+        assert final["sent_back_already"] == len(letters) - 1
+        # Without --again, only the letters written since are new: those that failed again.
+        cutoff = iso(datetime.now(UTC))
+        newest = dead_letters(pipeline, "--redrive")
+        assert newest["redrive"] == {"redriven": len(malformed), "repeated": 0, "too_old": 0,
+                                     "unknown_source": 0, "erased": 1,
+                                     "sent_before": len(letters) - 1}  # fmt: skip
+        nothing = dead_letters(pipeline, "--redrive", "--until", cutoff)
+        assert nothing["redrive"]["redriven"] == 0  # all of them went back before
     finally:
         await store.close()

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.settings import Settings
-from streams.topics import ALL_TOPICS, CUSTOMER_ERASURES, ensure_topics
+from streams.topics import ALL_TOPICS, CUSTOMER_ERASURES, DEAD_LETTER_REDRIVES, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +55,13 @@ async def test_a_new_erasures_topic_is_made_to_keep_erasures_for_good(kafka_boot
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-"
     )
-    assert settings.topic(CUSTOMER_ERASURES) in await ensure_topics(settings)
-    described = await _described(kafka_bootstrap, settings.topic(CUSTOMER_ERASURES))
-    for name in ("retention.ms", "retention.bytes"):  # on the topic, whatever the broker's
-        assert described[name]["config_value"] == "-1", name
-        assert described[name]["config_source"] == 1, name  # DYNAMIC_TOPIC_CONFIG
+    created = await ensure_topics(settings)
+    for topic in (CUSTOMER_ERASURES, DEAD_LETTER_REDRIVES):
+        assert settings.topic(topic) in created
+        described = await _described(kafka_bootstrap, settings.topic(topic))
+        for name in ("retention.ms", "retention.bytes"):  # on the topic, whatever the broker's
+            assert described[name]["config_value"] == "-1", (topic, name)
+            assert described[name]["config_source"] == 1, (topic, name)  # DYNAMIC_TOPIC_CONFIG
 
 
 async def test_an_erasures_topic_without_a_retention_of_its_own_keeps_erasures_for_good(

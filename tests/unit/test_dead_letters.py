@@ -151,3 +151,36 @@ def test_a_record_sent_back_before_keeps_naming_its_letter_when_it_fails_again()
             (k, v) for k, v in hs]))  # fmt: skip
     report = summary.report()["touchpoints"]
     assert (report["letters"], report["failed_again_after_redrive"]) == (2, 1)
+
+
+def test_a_letter_sent_back_by_an_earlier_run_is_not_sent_again_unless_asked() -> None:
+    from schemas import decode_redrive, encode_redrive
+
+    sent = letter(3, origin=30).redriven_at(datetime(2026, 12, 1, tzinfo=UTC))
+    assert sent.letter == "touchpoints-dlq:0:3" and sent.origin == "touchpoints:2:30"
+    recorded = decode_redrive(encode_redrive(sent))  # as the next run reads it
+    for again, expected in ((False, "sent_before"), (True, "redriven")):
+        plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0, again=again)
+        plan.remember(recorded)
+        verdicts = [
+            plan.take(letter(3, origin=30)),  # the letter itself
+            plan.take(letter(4, origin=30)),  # another letter of the same original
+            plan.take(letter(5, origin=31)),  # its record failed again: a new original
+        ]
+        first = "repeated" if again else expected  # with --again, the original goes once
+        assert verdicts == [expected, first, "redriven"], again
+
+
+def test_the_summary_counts_letters_sent_back_before() -> None:
+    summary = DeadLetterSummary()
+    summary.add(letter(0), sent_back=True)
+    summary.add(letter(1))
+    assert summary.report()["touchpoints"]["sent_back_already"] == 1
+
+
+@pytest.mark.parametrize("bad", [b"{}", b'{"letter": "dlq", "origin": "t:0:1", "ts": "x"}', b"["])
+def test_a_malformed_redrive_record_is_refused(bad: bytes) -> None:
+    from schemas import InvalidEvent, decode_redrive
+
+    with pytest.raises(InvalidEvent):
+        decode_redrive(bad)
