@@ -1,4 +1,5 @@
-"""Turning an outcome into a learning example (pure).
+"""Turning an outcome into a learning example, and into the offer and channel it is
+about (pure).
 
 >>> reward_of("accepted"), reward_of("shown")
 (1.0, None)
@@ -25,16 +26,30 @@ class Example:
     reward: float
 
 
-def example_for(outcome: Outcome, context: str | None) -> Example | str:
-    """The example to learn from, or the reason there is none."""
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What one outcome teaches, and the channel of the decision that made its offer
+    (``None`` when no stored decision made it: the offer id is then the client's word)."""
+
+    example: Example | str  # or the reason there is none
+    channel: str | None
+
+
+def judged(outcome: Outcome, context: str | None) -> Judged:
+    """The outcome against the context of its decision (``None``: none is stored)."""
+    decision: NextBestOffer | None = None if context is None else decode_next_best_offer(context)
+    made = decision is not None and outcome.offer_id in {o.offer_id for o in decision.offers}
+    channel = decision.channel if decision is not None and made else None
     reward = reward_of(outcome.outcome)
     if reward is None:
-        return "no_reward"
-    if context is None:
-        return "no_context"
-    decision: NextBestOffer = decode_next_best_offer(context)
-    if decision.context is None:
-        return "no_context"
-    if outcome.offer_id not in {o.offer_id for o in decision.offers}:
-        return "offer_not_in_decision"
-    return Example(decision.context, outcome.offer_id, reward)
+        return Judged("no_reward", channel)
+    if decision is None or decision.context is None:
+        return Judged("no_context", channel)
+    if not made:
+        return Judged("offer_not_in_decision", channel)
+    return Judged(Example(decision.context, outcome.offer_id, reward), channel)
+
+
+def example_for(outcome: Outcome, context: str | None) -> Example | str:
+    """The example to learn from, or the reason there is none."""
+    return judged(outcome, context).example

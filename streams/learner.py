@@ -30,7 +30,7 @@ from river import metrics as river_metrics
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import Example, example_for
+from agents.learning import Example, judged
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import dead_letter_headers, redriven_from
@@ -216,7 +216,10 @@ class Learner(SnapshotLearner):
         )
         learned = 0
         for outcome, context in zip(fresh, contexts, strict=True):
-            example = example_for(outcome, context)
+            verdict = judged(outcome, context)
+            if verdict.channel is not None:  # an offer Moments made: a catalogue id
+                self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
+            example = verdict.example
             if not isinstance(example, Example):
                 self._metrics.learning.labels(example).inc()
                 continue

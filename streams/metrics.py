@@ -46,6 +46,19 @@ class Metrics:
         self.outcomes = Counter(
             "moments_outcomes_total", "Offer outcomes received.", ["outcome"], registry=r
         )
+        self.offers_made = Counter(
+            "moments_offers_made_total",
+            "Offers in the next-best-offer decisions sent, by offer and channel.",
+            ["offer", "channel"],
+            registry=r,
+        )
+        self._made: dict[tuple[str, str], Counter] = {}  # the children, looked up once
+        self.offer_outcomes = Counter(
+            "moments_offer_outcomes_total",
+            "Outcomes learned of offers a stored decision made, by offer, channel and outcome.",
+            ["offer", "channel", "outcome"],
+            registry=r,
+        )
         self.feature_store = Histogram(
             "moments_feature_store_seconds",
             "Feature-store round trips.",
@@ -181,8 +194,22 @@ class Metrics:
             self.offer_budget_limit.labels(offer_id).set(limit)
             self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
 
+    def offers_in(self, decision: NextBestOffer) -> None:
+        """Count the offers of a decision that is sent (catalogue ids: few)."""
+        for offer in decision.offers:
+            key = (offer.offer_id, decision.channel)
+            child = self._made.get(key)
+            if child is None:
+                child = self._made[key] = self.offers_made.labels(*key)
+            child.inc()
+
+    def offer_outcome(self, offer_id: str, channel: str, outcome: str) -> None:
+        """An outcome of an offer a stored decision made (so ``offer_id`` is Moments')."""
+        self.offer_outcomes.labels(offer_id, channel, outcome).inc()
+
     def decision_sent(self, decision: NextBestOffer) -> None:
         self.decisions.labels("next_best_offer", decision.channel).inc()
+        self.offers_in(decision)
         if decision.trigger_ts is not None:
             delay = (datetime.now(UTC) - decision.trigger_ts).total_seconds()
             self.event_to_decision.observe(max(delay, 0.0))

@@ -101,6 +101,7 @@ async def recommendations(request: web.Request) -> web.Response:
             api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
             api.recommender.publish_soon(decision)
         api.metrics.decisions.labels("next_best_offer", channel).inc()
+        api.metrics.offers_in(decision)
     body = msgspec.to_builtins(decision)
     catalogue = api.catalogue.current
     for offer in body["offers"]:

@@ -117,6 +117,13 @@ async def test_recommendations_rank_offers_log_the_decision_and_keep_its_context
         await store.close()
     assert metric_total(api, "moments_decisions_total", channel="web") == 2
     assert metric_total(api, "moments_decisions_total", channel="email") == 1
+    for a in answers:  # each offer made, counted by offer and channel
+        for o in a["offers"]:
+            made = sum(o["offer_id"] in {x["offer_id"] for x in b["offers"]}
+                       for b in answers if b["channel"] == a["channel"])  # fmt: skip
+            assert metric_total(api, "moments_offers_made_total", offer=o["offer_id"],
+                                channel=a["channel"]) == made, o  # fmt: skip
+    assert metric_total(api, "moments_offers_made_total") == sum(len(a["offers"]) for a in answers)
 
 
 async def test_events_one_or_a_list_are_accepted_and_produced_to_kafka(

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,11 +82,27 @@ async def test_outcomes_teach_once_and_a_restarted_learner_resumes(pipeline: Pip
     first = await decisions_for(pipeline, clicks(120))
     assert first and all(d["context"] for d in first)
     records = outcomes(first)
-    # every outcome once, plus redelivered copies of a third of them
-    await produce(bootstrap, pipeline.topic("offer-outcomes"), records + records[::3])
+    forged = json.loads(records[0][1]) | {"offer_id": "never-offered", "outcome": "accepted"}
+    # every outcome once, plus redelivered copies of a third of them, and one naming an
+    # offer its decision did not make
+    await produce(
+        bootstrap,
+        pipeline.topic("offer-outcomes"),
+        [*records, *records[::3], (records[0][0], json.dumps(forged).encode())],
+    )
     model = await snapshot(pipeline, len(records))
     assert model.updates == len(records)
     assert worker.metric("moments_learning_outcomes_total", result="duplicate") == len(records[::3])
+    # Per offer: the offers made, and each outcome once, only for offers Moments made.
+    made = Counter(o["offer_id"] for d in first for o in d["offers"])
+    learned = Counter((json.loads(v)["offer_id"], json.loads(v)["outcome"]) for _, v in records)
+    for offer, times in made.items():
+        assert worker.metric("moments_offers_made_total", offer=offer, channel="web") == times
+    for (offer, verdict), times in learned.items():
+        assert worker.metric("moments_offer_outcomes_total", offer=offer, channel="web",
+                             outcome=verdict) == times, (offer, verdict)  # fmt: skip
+    assert worker.metric("moments_offer_outcomes_total", offer="never-offered",
+                         channel="web", outcome="accepted") == 0  # fmt: skip
 
     # The snapshot is the model: restoring it predicts exactly what learning in order does.
     reference = LinUCBOffers(model.dimension)

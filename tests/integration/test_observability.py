@@ -151,13 +151,15 @@ def test_dashboard_panels_query_metrics_that_exist() -> None:
             used |= names
     titles = " | ".join(p["title"] for p in panels).lower()
     for wanted in ["events by type", "event to decision", "lag", "decisions by kind",
-                   "interventions", "acceptance", "lift", "log loss", "roc auc"]:  # fmt: skip
+                   "interventions", "acceptance", "lift", "log loss", "roc auc",
+                   "by offer"]:  # fmt: skip
         assert wanted in titles, wanted
     lift = next(p for p in panels if p["title"].startswith("Lift"))
     assert "approximat" in lift["description"].lower()
     for family in ["moments_events_total", "moments_event_to_decision_seconds_bucket",
                    "moments_consumer_lag", "moments_decisions_total", "moments_outcomes_total",
-                   "moments_model_logloss", "moments_model_rocauc"]:  # fmt: skip
+                   "moments_model_logloss", "moments_model_rocauc", "moments_offers_made_total",
+                   "moments_offer_outcomes_total"]:  # fmt: skip
         assert family in used, family
 
     # The provisioning files point Grafana at the dashboard folder and at Prometheus.

@@ -1,0 +1,70 @@
+"""agents.learning: what an outcome teaches, and which offer and channel it is about."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import generate_latest
+
+from agents.learning import Example, judged
+from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
+from streams.metrics import Metrics
+
+TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
+OFFERS = (
+    OfferScore(offer_id="book-club", score=0.9, propensity=0.8),
+    OfferScore(offer_id="free-shipping", score=0.5, propensity=0.1),
+)
+
+
+def decision(context: list[float] | None = None, channel: str = "email") -> str:
+    made = NextBestOffer(
+        decision_id="d1", customer_id="c1", ts=TS, channel=channel, trigger_event_id="e1",
+        offers=[OFFERS[0], OFFERS[1]],
+        control=False, model_version="m1", reasons=[], context=context,
+    )  # fmt: skip
+    return encode_decision(made).decode()
+
+
+def outcome(offer: str = "book-club", verdict: str = "accepted") -> Outcome:
+    return Outcome(decision_id="d1", customer_id="c1", offer_id=offer, outcome=verdict, ts=TS)
+
+
+@pytest.mark.parametrize(
+    ("got", "context", "example", "channel"),
+    [
+        (outcome(), decision([1.0, 0.0]), Example([1.0, 0.0], "book-club", 1.0), "email"),
+        (outcome(verdict="shown"), decision([1.0]), "no_reward", "email"),  # counted, not learned
+        (outcome(), decision(None), "no_context", "email"),  # made, but nothing to learn from
+        (outcome(), None, "no_context", None),  # no stored decision: the id is the client's
+        (outcome("never-offered"), decision([1.0]), "offer_not_in_decision", None),
+        (outcome("never-offered", "shown"), decision([1.0]), "no_reward", None),
+    ],
+)
+def test_an_outcome_is_attributed_only_to_an_offer_its_decision_made(
+    got: Outcome, context: str | None, example: Example | str, channel: str | None
+) -> None:
+    verdict = judged(got, context)
+    assert verdict.example == example
+    assert verdict.channel == channel
+
+
+def test_offers_made_and_their_outcomes_are_counted_by_offer_and_channel() -> None:
+    metrics = Metrics()
+    made = NextBestOffer(
+        decision_id="d1", customer_id="c1", ts=TS, channel="web", trigger_event_id="e1",
+        offers=[OFFERS[0], OFFERS[1]],
+        control=False, model_version="m1", reasons=[],
+    )  # fmt: skip
+    for _ in range(3):
+        metrics.decision_sent(made)
+    metrics.offer_outcome("book-club", "web", "clicked")
+    text = generate_latest(metrics.registry).decode()
+    assert 'moments_offers_made_total{channel="web",offer="book-club"} 3.0' in text
+    assert 'moments_offers_made_total{channel="web",offer="free-shipping"} 3.0' in text
+    assert (
+        'moments_offer_outcomes_total{channel="web",offer="book-club",outcome="clicked"} 1.0'
+        in text
+    )
+    assert "c1" not in text  # no customer id in any label
