@@ -45,7 +45,7 @@ class DecisionLog:
         config = self._config
         for r in records:
             k = self._keys.for_customer(r.customer_id)
-            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone)
+            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone, k.decision_index)
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
             args = [
                 r.context, config.context_ttl_s, r.ts_ms, r.decision_id,

@@ -27,12 +27,14 @@ class KeySet:
     decisions: str  # the customer's recent decision ids
     tombstone: str  # present once the customer was erased
     outcomes: str  # outcomes claimed for learning, per (decision, outcome)
+    decision_index: str  # every decision whose context may still be kept, by when stored
 
     def all(self) -> tuple[str, ...]:
-        """Every key that holds data about the customer (not the tombstone)."""
+        """Every key that holds data about the customer (not the tombstone, nor the
+        decisions' contexts, which ``decisions`` and ``decision_index`` name)."""
         return (
             self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
-            self.outcomes,
+            self.outcomes, self.decision_index,
         )  # fmt: skip
 
     def context(self, decision_id: str) -> str:
@@ -40,7 +42,9 @@ class KeySet:
         return f"{self.profile[:-2]}:ctx:{decision_id}"
 
 
-KEY_KINDS = ("profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes")
+KEY_KINDS = (
+    "profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes", "decision_index",
+)  # fmt: skip
 
 
 class CustomerKeys:
@@ -88,6 +92,7 @@ class CustomerKeys:
             f"{base}:dec",
             f"{base}:erased",
             f"{base}:out",
+            f"{base}:ctxidx",
         )
 
     def profile_pattern(self) -> str:

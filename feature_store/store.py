@@ -243,20 +243,18 @@ class FeatureStore:
         """Remove every key of the customer and block the id (by its keyed hash) so
         that replays and late events cannot bring the profile back."""
         keys = self._keys.for_customer(customer_id)
-        pipe = self._conn.pipeline()
-        pipe.zrange(keys.decisions, 0, -1)
-        (decision_ids,) = await self._conn.execute("erase", pipe)
-        contexts = [keys.context(d) for d in decision_ids]
-        call = ([*keys.all(), *contexts, keys.tombstone],
-                [self._config.tombstone_ttl_s, int(self._clock() * 1000)])  # fmt: skip
+        named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
+        call = ([*keys.all(), keys.tombstone],
+                [self._config.tombstone_ttl_s, int(self._clock() * 1000), keys.context(""),
+                 *named_by])  # fmt: skip
         (removed,) = await self._conn.eval_many("erase", "erase", [call])
-        kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=False) if gone]
-        gone_contexts = sum(removed[len(KEY_KINDS) :])
+        removed, gone_contexts = removed[: len(KEY_KINDS)], removed[-1]
+        kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
         if gone_contexts:
             kinds.append("decision_contexts")
         self._keys.forget(customer_id)
         return ErasureReceipt(
-            subject=keys.tag, keys_removed=sum(removed), kinds=kinds, blocked=True
+            subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds, blocked=True
         )
 
     async def has_any_customer(self) -> bool:

@@ -8,6 +8,7 @@ old events, produced again to ``touchpoints`` while a real worker runs.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 
 import pytest
@@ -68,22 +69,28 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     await eventually(lambda: profile_done(gone), "the worker to process the customer")
     await eventually(lambda: profile_done(kept), "the worker to process the bystander")
-    shown = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
-    assert shown.status == 200 and shown.json["offers"], shown
+    # More decisions than the profile lists (20): every one's context is kept for
+    # learning, and every one must go.
+    asked = 25
+    for _ in range(asked):
+        shown = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations",
+                           headers=DEV_AUTH)  # fmt: skip
+        assert shown.status == 200, shown
 
     async def decisions_of_gone() -> object:
         records = await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
         mine = [r for r in records if r.key == gone.encode()]
-        return mine if len(mine) >= 3 else None
+        return mine if len(mine) >= 2 + asked else None
 
     # the API publishes its decision after answering (within MOMENTS_API_PUBLISH_LINGER_MS)
-    decisions_before = await eventually(decisions_of_gone, "the API's decision on Kafka")
+    decisions_before = await eventually(decisions_of_gone, "the API's decisions on Kafka")
     assert isinstance(decisions_before, list)
-    assert len(decisions_before) == 3  # the worker's two and the API's
+    assert len(decisions_before) == 2 + asked  # the worker's two and the API's
 
     before = await keys_tagged(redis_url, tag)
-    kinds = {k.rsplit("}", 1)[1].split(":")[1] for k in before}
-    assert {"p", "w", "seen", "recent", "c", "dec", "ctx"} <= kinds, before
+    kinds = Counter(k.rsplit("}", 1)[1].split(":")[1] for k in before)
+    assert {"p", "w", "seen", "recent", "c", "dec", "ctx", "ctxidx"} <= set(kinds), before
+    assert kinds["ctx"] == 2 + asked, kinds
     kept_before = await keys_tagged(redis_url, kept_tag)
 
     reply = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
@@ -92,7 +99,8 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     assert receipt["subject"] == tag
     assert receipt["keys_removed"] == len(before), (receipt, before)
     assert set(receipt["erased"]) == {
-        "profile", "windows", "seen", "recent", "contacts", "decisions", "decision_contexts"
+        "profile", "windows", "seen", "recent", "contacts", "decisions", "decision_index",
+        "decision_contexts",
     }  # fmt: skip
     assert receipt["blocked"] is True
     assert datetime.fromisoformat(receipt["erased_at"].replace("Z", "+00:00")).tzinfo

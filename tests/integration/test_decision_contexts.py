@@ -1,0 +1,71 @@
+"""Decision contexts in Redis: every one kept for learning is found again by erasure,
+however many decisions the customer had, and the index that names them does not grow
+past the contexts' lifetime."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from feature_store import FeatureStore, StoreConfig
+from feature_store.records import DecisionRecord
+from streams.services import Services
+from tests.integration.test_api_support import keys_tagged
+
+pytestmark = pytest.mark.integration
+
+
+def decided(customer: str, n: int, at_ms: int) -> DecisionRecord:
+    context = json.dumps({"decision_id": f"d{n}", "customer_id": customer}).encode()
+    return DecisionRecord(customer, f"d{n}", at_ms, context, trigger_event_id=f"e{n}")
+
+
+async def test_erasure_finds_every_kept_context_not_only_the_recent_ones(
+    kafka_redis: Services,
+) -> None:
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix, decisions_kept=3)
+    store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    try:
+        await store.decisions.record([decided("c1", n, 1_000 + n) for n in range(8)])
+        await store.decisions.record([decided("c2", 0, 1_000)])  # a bystander
+        tag = store.pseudonym("c1")
+        assert len(await store.decisions.recent("c1")) == 3  # the profile lists three
+        contexts = [k for k in await keys_tagged(kafka_redis.redis_url, tag) if ":ctx:" in k]
+        assert len(contexts) == 8  # all kept: an outcome of any of them still teaches
+        receipt = await store.erase("c1")
+        assert await keys_tagged(kafka_redis.redis_url, tag) == [f"{prefix}:{{{tag}}}:erased"]
+        assert "decision_contexts" in receipt.kinds
+        assert receipt.keys_removed == 8 + len(receipt.kinds) - 1
+        bystander = store.pseudonym("c2")
+        assert len(await keys_tagged(kafka_redis.redis_url, bystander)) == 4  # untouched
+    finally:
+        await store.close()
+
+
+async def test_the_context_index_forgets_decisions_whose_contexts_expired(
+    kafka_redis: Services,
+) -> None:
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    now = [1_800_000_000.0]
+    config = StoreConfig(prefix.encode(), prefix, context_ttl_s=60)
+    store = FeatureStore.from_url(kafka_redis.redis_url, config, clock=lambda: now[0])
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        await store.decisions.record([decided("c1", n, 1_000) for n in range(5)])
+        (index,) = [k for k in await keys_tagged(kafka_redis.redis_url, store.pseudonym("c1"))
+                    if k.endswith(":ctxidx")]  # fmt: skip
+        assert await admin.zcard(index) == 5
+        assert 0 < await admin.ttl(index) <= 60 + 3600  # gone with the last context, and then some
+        now[0] += 60 + 3600  # still within the margin for clocks that run ahead
+        await store.decisions.record([decided("c1", 5, 2_000)])
+        assert await admin.zcard(index) == 6
+        now[0] += 1  # past it: the first five contexts expired long ago
+        await store.decisions.record([decided("c1", 6, 3_000)])
+        assert sorted(await admin.zrange(index, 0, -1)) == ["d5", "d6"]
+    finally:
+        await admin.aclose()
+        await store.close()
