@@ -19,12 +19,14 @@ from feature_store.records import (
     StoreUnavailable,
 )
 from feature_store.store import FeatureStore
+from feature_store.subject_access import CustomerRecord
 
 __all__ = [
     "ApplyStatus",
     "BudgetSpend",
     "ContactHistory",
     "CustomerFeatures",
+    "CustomerRecord",
     "DecisionRecord",
     "ErasureReceipt",
     "Fact",

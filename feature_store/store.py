@@ -25,6 +25,7 @@ from feature_store.records import (
     StoreConfig,
 )
 from feature_store.risk_snapshots import RiskSnapshots
+from feature_store.subject_access import CustomerRecord, customer_record
 from feature_store.transport import RedisPipe
 from schemas import TouchpointEvent
 
@@ -48,10 +49,10 @@ class FeatureStore:
 
     ``apply`` updates many events in one pipelined round trip, each atomically (one
     EVALSHA) and at most once per ``event_id``; ``read`` / ``read_many`` /
-    ``read_for_decisions`` return :class:`CustomerFeatures`; ``erase`` removes every key
-    of a customer. Round trips, scripts and errors are
-    :class:`~feature_store.connection.StoreConnection`'s. The rest has its own narrow
-    interface:
+    ``read_for_decisions`` return :class:`CustomerFeatures`; ``export`` returns all that is
+    kept about a customer, as stored; ``erase`` removes every key of a customer. Round
+    trips, scripts and errors are :class:`~feature_store.connection.StoreConnection`'s.
+    The rest has its own narrow interface:
 
     - ``decisions``: decisions, their contexts and outcomes (:class:`~.decision_log.DecisionLog`);
     - ``risks``: churn-risk snapshots waiting for a label (:class:`~.risk_snapshots.RiskSnapshots`);
@@ -238,6 +239,10 @@ class FeatureStore:
             "contacts": contacts,
             "seen": sorted(seen),
         }
+
+    async def export(self, customer_id: str) -> CustomerRecord:
+        """Everything kept about the customer, as stored (:mod:`.subject_access`)."""
+        return await customer_record(self._conn, self._keys, customer_id)
 
     async def erase(self, customer_id: str) -> ErasureReceipt:
         """Remove every key of the customer and block the id (by its keyed hash) so

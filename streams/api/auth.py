@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from streams.api.origins import parse_origins
 
-SCOPES = ("recommend", "ingest", "profile-read", "erase")
+SCOPES = ("recommend", "ingest", "profile-read", "erase", "export")
 DEV_KEY = "moments-dev-key"  # all scopes; only when MOMENTS_API_KEYS is not set
 
 

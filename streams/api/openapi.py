@@ -108,6 +108,33 @@ def openapi_spec() -> dict[str, Any]:
                                "subject", "keys_removed", "erased", "blocked",
                                "erasure_record"]}), **_errors(400, 401, 403, 429, 503)}},
             },
+            "/v1/customers/{customer_id}/export": {"get": {
+                "summary": "Everything Moments keeps about the customer (right of access).",
+                "description": "The profile as `GET /v1/customers/{id}` shows it (null for "
+                               "an erased customer, or one of whom only decisions are "
+                               "kept), every decision whose context is still kept, the "
+                               "outcomes claimed for learning, the events applied, the "
+                               "stored hashes as they are, and the topics that keep "
+                               "records keyed by the customer id until their retention. "
+                               "An erased customer has only `erased_at`.",
+                "security": _SECURITY, "x-scope": "export", "parameters": [_CUSTOMER],
+                "responses": {"200": _json({"type": "object", "required": [
+                    "customer_id", "subject", "exported_at", "erased_at", "profile",
+                    "decisions", "outcomes", "events_applied", "stored", "kept_in_topics"],
+                    "properties": {
+                        "subject": {"type": "string"},
+                        "erased_at": {"type": ["string", "null"]},
+                        "profile": {"type": ["object", "null"]},
+                        "decisions": {"type": "array", "items": {"type": "object"}},
+                        "outcomes": {"type": "array", "items": {"type": "object",
+                            "required": ["decision_id", "outcome"]}},
+                        "events_applied": {"type": "array", "items": {"type": "object",
+                            "required": ["id", "applied_at"]}},
+                        "stored": {"type": "object"},
+                        "kept_in_topics": {"type": "array", "items": {"type": "object",
+                            "required": ["topic", "holds"]}}}}),
+                    **_errors(400, 401, 403, 404, 429, 503)},
+            }},
             "/v1/offers": {"get": {
                 "summary": "The offer catalogue in use, with today's use of daily budgets.",
                 "description": "`available_now` says whether an offer's dates allow it now; "

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
 from agents.risk import risk_features
-from feature_store import StoreUnavailable
+from feature_store import CustomerFeatures, StoreUnavailable
 from schemas import (
     CustomerErasure,
     InvalidEvent,
@@ -26,6 +26,7 @@ from schemas import (
 from schemas.contact_rules import OUTBOUND
 from streams import topics
 from streams.api.alerts import Erased, Screen
+from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
@@ -233,9 +234,27 @@ async def get_customer(request: web.Request) -> web.Response:
     features = await api.store.read(customer_id)
     if features is None:
         raise ApiError(404, "not_found", "Moments holds no profile for this customer")
+    return json_response(await _profile(api, customer_id, features))
+
+
+async def export_customer(request: web.Request) -> web.Response:
+    """The customer's access request: everything kept about them (scope ``export``)."""
+    authorise(request, "export")
+    api = _api(request)
+    customer_id = customer_id_of(request)
+    record = await api.store.export(customer_id)
+    if not record.holds_anything:
+        raise ApiError(404, "not_found", "Moments holds nothing about this customer")
+    features = None if record.erased_at_ms is not None else await api.store.read(customer_id)
+    profile = None if features is None else await _profile(api, customer_id, features)
+    topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
+    return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
+
+
+async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:
     decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
     body = msgspec.to_builtins(features)
-    return json_response({
+    return {
         "customer_id": customer_id,
         "segment": features.segment,
         "value": features.value,
@@ -247,7 +266,7 @@ async def get_customer(request: web.Request) -> web.Response:
         "features": body,
         "recent_touchpoints": body["recent"],
         "recent_decisions": decisions,
-    })  # fmt: skip
+    }  # fmt: skip
 
 
 async def delete_customer(request: web.Request) -> web.Response:
@@ -358,6 +377,7 @@ async def readyz(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/customers/{customer_id}/recommendations", recommendations)
     app.router.add_get("/v1/customers/{customer_id}", get_customer)
+    app.router.add_get("/v1/customers/{customer_id}/export", export_customer)
     app.router.add_get("/v1/offers", offers)
     app.router.add_delete("/v1/customers/{customer_id}", delete_customer)
     app.router.add_post("/v1/events", post_events)

@@ -33,8 +33,9 @@ KEYS = {  # scope -> secret
     "ingest": "ingest-secret",
     "profile-read": "screen-secret",
     "erase": "privacy-desk-secret",
+    "export": "access-request-secret",
 }
-ALL_SCOPES = "recommend+ingest+profile-read+erase"
+ALL_SCOPES = "recommend+ingest+profile-read+erase+export"
 ADMIN = "admin-secret"
 
 
@@ -63,6 +64,7 @@ def endpoints(customer: str) -> list[Endpoint]:
         Endpoint("GET", f"/v1/customers/{customer}", "profile-read"),
         Endpoint("GET", "/v1/alerts/stream", "profile-read"),
         Endpoint("DELETE", f"/v1/customers/{customer}-gone", "erase"),
+        Endpoint("GET", f"/v1/customers/{customer}/export", "export"),
     ]
 
 

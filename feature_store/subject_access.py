@@ -1,0 +1,72 @@
+"""Everything Moments keeps in Redis about one customer, as stored, for the customer's
+right of access: the profile, rolling windows, contact history, recent touchpoints, the
+events applied, the outcomes claimed and every decision whose context is still kept.
+
+Two round trips: the customer's keys, then the decisions' contexts. Nothing is
+interpreted here; :class:`CustomerRecord` keeps the stored values as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from feature_store.connection import StoreConnection, hash_reply
+from feature_store.keys import CustomerKeys
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """One customer's data in Redis. An erased customer has only ``erased_at_ms``: the
+    tombstone that keeps them erased, under the keyed hash of their id."""
+
+    subject: str  # the keyed hash their keys are named by
+    erased_at_ms: int | None
+    profile: dict[str, str]  # lifetime figures, consent, the latest facts
+    windows: dict[str, str]  # activity per time bucket
+    contacts: dict[str, str]  # what Moments did to them, per time bucket
+    recent: list[str]  # the newest touchpoints, "<ms>|<type>|<event id>", newest first
+    applied: list[tuple[str, int]]  # ids of facts applied (and decided), with when (ms)
+    outcomes: dict[str, str]  # "<decision id>:<outcome>" claimed for learning: its record
+    decisions: list[str]  # the kept decisions' contexts (JSON), newest first
+
+    @property
+    def holds_anything(self) -> bool:
+        return self.erased_at_ms is not None or any(
+            (self.profile, self.windows, self.contacts, self.recent, self.applied,
+             self.outcomes, self.decisions)
+        )  # fmt: skip
+
+
+async def customer_record(
+    conn: StoreConnection, keys: CustomerKeys, customer_id: str
+) -> CustomerRecord:
+    k = keys.for_customer(customer_id)
+    pipe = conn.pipeline()
+    pipe.get(k.tombstone)
+    for hashed in (k.profile, k.windows, k.contacts, k.outcomes):
+        pipe.hgetall(hashed)
+    pipe.zrange(k.recent, 0, -1, desc=True)
+    pipe.zrange(k.seen, 0, -1, withscores=True)
+    pipe.zrange(k.decisions, 0, -1, desc=True)  # by decision time
+    pipe.zrange(k.decision_index, 0, -1, desc=True)  # by when stored: older ones too
+    tomb, profile, windows, contacts, outcomes, recent, seen, newest, indexed = await conn.execute(
+        "export", pipe
+    )
+    contexts: list[str] = []
+    ids = list(dict.fromkeys([*newest, *indexed]))
+    if ids:
+        pipe = conn.pipeline()
+        for decision_id in ids:
+            pipe.get(k.context(decision_id))
+        contexts = [str(c) for c in await conn.execute("export", pipe) if c is not None]
+    return CustomerRecord(
+        subject=k.tag,
+        erased_at_ms=None if tomb is None else int(tomb),
+        profile=hash_reply(profile),
+        windows=hash_reply(windows),
+        contacts=hash_reply(contacts),
+        recent=[str(entry) for entry in recent],
+        applied=[(str(member), int(score)) for member, score in seen],
+        outcomes=hash_reply(outcomes),
+        decisions=contexts,
+    )

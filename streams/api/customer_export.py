@@ -1,0 +1,74 @@
+"""The answer to a customer's access request (``GET /v1/customers/{id}/export``): all
+that Moments keeps about them in Redis, interpreted where it can be and as stored
+everywhere, and where else Moments keeps records of them (pure).
+
+>>> record = CustomerRecord(
+...     subject="ab12", erased_at_ms=None, profile={"n": "2"}, windows={}, contacts={},
+...     recent=["1764590400000|web_click|e1"], applied=[("t:e1", 1764590401000)],
+...     outcomes={"d1:clicked": "0:7"}, decisions=['{"decision_id": "d1"}'])
+>>> body = export_body("c1", record, None, datetime(2026, 12, 1, tzinfo=UTC), {})
+>>> body["decisions"], body["outcomes"]
+([{'decision_id': 'd1'}], [{'decision_id': 'd1', 'outcome': 'clicked'}])
+>>> body["events_applied"]
+[{'id': 't:e1', 'applied_at': '2025-12-01T12:00:01Z'}]
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from feature_store import CustomerRecord
+
+# What each topic keyed by the customer id holds about them, until its retention.
+KEPT_IN_TOPICS = {
+    "touchpoints": "their touchpoint events, as produced",
+    "offer-outcomes": "what they did with offers, as reported",
+    "next-best-offers": "the decisions made for them, with the features used",
+    "interventions": "the contact-centre alerts raised about them",
+    "interventions-held-out": "the alerts held out to measure interventions",
+    "touchpoints-dlq": "their events that were set aside, with the reason",
+    "offer-outcomes-dlq": "their outcomes that were set aside, with the reason",
+    "customer-erasures": "the record of their erasure, once erased (kept for good)",
+}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def export_body(
+    customer_id: str,
+    record: CustomerRecord,
+    profile: dict[str, Any] | None,
+    exported_at: datetime,
+    topics: dict[str, str],
+) -> dict[str, Any]:
+    """``profile``: the profile as ``GET /v1/customers/{id}`` shows it (None: none);
+    ``topics``: contract topic name -> the deployment's name for it."""
+    outcomes = []
+    for claimed in sorted(record.outcomes):
+        decision_id, _, outcome = claimed.rpartition(":")
+        outcomes.append({"decision_id": decision_id, "outcome": outcome})
+    return {
+        "customer_id": customer_id,
+        "subject": record.subject,
+        "exported_at": exported_at,
+        "erased_at": None if record.erased_at_ms is None else _iso(record.erased_at_ms),
+        "profile": profile,
+        "decisions": [msgspec.json.decode(context) for context in record.decisions],
+        "outcomes": outcomes,
+        "events_applied": [{"id": fact, "applied_at": _iso(at)} for fact, at in record.applied],
+        "stored": {
+            "profile": record.profile,
+            "windows": record.windows,
+            "contacts": record.contacts,
+            "recent_touchpoints": record.recent,
+        },
+        "kept_in_topics": [
+            {"topic": topics.get(name, name), "holds": holds}
+            for name, holds in KEPT_IN_TOPICS.items()
+        ],
+    }
