@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from schemas import NextBestOffer, Outcome, decode_next_best_offer
 
 REWARDS: dict[str, float] = {"accepted": 1.0, "clicked": 0.3, "dismissed": 0.0, "ignored": 0.0}
@@ -36,8 +38,14 @@ class Judged:
 
 
 def judged(outcome: Outcome, context: str | None) -> Judged:
-    """The outcome against the context of its decision (``None``: none is stored)."""
-    decision: NextBestOffer | None = None if context is None else decode_next_best_offer(context)
+    """The outcome against the context of its decision (``None``: none is stored). The
+    context may be another kind of decision's (an intervention's id named by mistake)."""
+    decision: NextBestOffer | None = None
+    if context is not None:
+        try:
+            decision = decode_next_best_offer(context)
+        except msgspec.MsgspecError:
+            return Judged("not_an_offer_decision", None)
     made = decision is not None and outcome.offer_id in {o.offer_id for o in decision.offers}
     channel = decision.channel if decision is not None and made else None
     reward = reward_of(outcome.outcome)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import generate_latest
 
-from agents.learning import Example, judged
+from agents.learning import Example, Judged, judged
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from streams.metrics import Metrics
 
@@ -68,3 +68,17 @@ def test_offers_made_and_their_outcomes_are_counted_by_offer_and_channel() -> No
         in text
     )
     assert "c1" not in text  # no customer id in any label
+
+
+@pytest.mark.parametrize("outcome_kind", ["accepted", "shown"])
+def test_an_outcome_naming_an_intervention_teaches_nothing_and_raises_nothing(
+    outcome_kind: str,
+) -> None:
+    from schemas import Intervention
+
+    alert = Intervention(
+        intervention_id="d1", customer_id="c1", ts=TS, kind="save_desk", priority=1,
+        trigger_event_id="e1", reasons=["cancel_call"], suggested_action="Offer a pause",
+    )  # fmt: skip
+    verdict = judged(outcome(verdict=outcome_kind), encode_decision(alert).decode())
+    assert verdict == Judged("not_an_offer_decision", None)
