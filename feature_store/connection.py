@@ -1,8 +1,10 @@
 """How the feature store talks to Redis: round trips, Lua scripts, and errors.
 
-Every Redis error that means "Redis cannot be reached now" (a lost connection, a
-timeout) comes out of here as :class:`~feature_store.records.StoreUnavailable`, so that
-callers can answer with a fallback or retry, and every other error as it is.
+Every Redis error that means "Redis cannot serve now" (a lost connection, a timeout, a
+server still loading its data, a replica after a failover, a full or busy server) comes
+out of here as :class:`~feature_store.records.StoreUnavailable`, so that callers answer
+with a fallback or wait and retry, and every other error, which says that the call
+itself was wrong, as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.pipelining import Command, SharedRoundTrips
@@ -27,7 +29,28 @@ SCRIPTS = {
     for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle", "spend")
 }
 
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError)
+CAUGHT = (*TRANSIENT, ResponseError)  # then told apart by :func:`transient`
+# Error replies of a server that cannot serve now, by their first word (redis-py's own
+# connections strip the word from the errors it has classes for, listed in TRANSIENT).
+NOT_NOW = frozenset({
+    "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "OOM",
+    "NOREPLICAS", "MISCONF",
+})  # fmt: skip
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says that Redis cannot serve now, not that the call was wrong.
+
+    >>> transient(ResponseError("LOADING Redis is loading the dataset in memory"))
+    True
+    >>> transient(ResponseError("ERR value is not an integer or out of range"))
+    False
+    """
+    if isinstance(exc, TRANSIENT):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in NOT_NOW
+
 
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
 
@@ -49,7 +72,7 @@ def raise_failed(replies: Sequence[Any]) -> None:
     :class:`StoreUnavailable`)."""
     for reply in replies:
         if isinstance(reply, Exception):
-            raise StoreUnavailable(str(reply)) if isinstance(reply, TRANSIENT) else reply
+            raise StoreUnavailable(str(reply)) if transient(reply) else reply
 
 
 class StoreConnection:
@@ -91,8 +114,10 @@ class StoreConnection:
             return await self._shared.submit(commands)
         try:
             return await self._pipe.execute(commands)
-        except TRANSIENT as exc:
-            raise unavailable(exc) from exc
+        except CAUGHT as exc:
+            if transient(exc):
+                raise unavailable(exc) from exc
+            raise
 
     def pipeline(self) -> Any:
         """A redis-py pipeline (no transaction) for :meth:`execute`."""
@@ -114,8 +139,10 @@ class StoreConnection:
     async def _run(self, pipe: Any, raise_on_error: bool) -> list[Any]:
         try:
             replies: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
-        except TRANSIENT as exc:
-            raise unavailable(exc) from exc
+        except CAUGHT as exc:
+            if transient(exc):
+                raise unavailable(exc) from exc
+            raise
         self._round_trips += 1
         return replies
 
@@ -127,8 +154,10 @@ class StoreConnection:
             try:
                 for name, source in SCRIPTS.items():
                     loaded[name] = str(await self.client.script_load(source))
-            except TRANSIENT as exc:
-                raise unavailable(exc) from exc
+            except CAUGHT as exc:
+                if transient(exc):
+                    raise unavailable(exc) from exc
+                raise
             self._shas = loaded
         return self._shas
 
@@ -156,7 +185,7 @@ class StoreConnection:
             for i, reply in zip(pending, replies, strict=True):
                 if isinstance(reply, NoScriptError):
                     missing.append(i)
-                elif isinstance(reply, TRANSIENT):
+                elif transient(reply):
                     raise unavailable(reply)
                 elif isinstance(reply, Exception):
                     raise reply
@@ -171,8 +200,10 @@ class StoreConnection:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except TRANSIENT as exc:
-            raise unavailable(exc) from exc
+        except CAUGHT as exc:
+            if transient(exc):
+                raise unavailable(exc) from exc
+            raise
 
     async def close(self) -> None:
         if self._pipe is not None:

@@ -27,3 +27,47 @@ def test_any_other_error_is_raised_as_it_is() -> None:
     wrong = ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         raise_failed([wrong, RedisConnectionError("gone")])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "LOADING Redis is loading the dataset in memory",
+        "READONLY You can't write against a read only replica.",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        "BUSY Redis is busy running a script.",
+        "OOM command not allowed when used memory > 'maxmemory'.",
+        "TRYAGAIN Multiple keys request during rehashing of slot",
+        "CLUSTERDOWN The cluster is down",
+        "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist",
+    ],
+)
+def test_a_server_that_cannot_serve_now_is_unavailable_not_a_bad_call(error: str) -> None:
+    from redis.exceptions import ResponseError
+
+    from feature_store.connection import raise_failed, transient
+    from feature_store.records import StoreUnavailable
+
+    assert transient(ResponseError(error))
+    with pytest.raises(StoreUnavailable):
+        raise_failed([1, ResponseError(error)])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "ERR value is not an integer or out of range",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+        "ERR Error running script: user_script:59: ERR increment or decrement would overflow",
+        "BUSYGROUP Consumer Group name already exists",
+    ],
+)
+def test_an_error_of_the_call_itself_stays_an_error(error: str) -> None:
+    from redis.exceptions import ReadOnlyError, ResponseError
+
+    from feature_store.connection import raise_failed, transient
+
+    assert not transient(ResponseError(error))
+    with pytest.raises(ResponseError):
+        raise_failed([ResponseError(error)])
+    assert transient(ReadOnlyError("You can't write against a read only replica."))  # redis-py's
