@@ -73,7 +73,7 @@ def install(app: web.Application, policy: CorsPolicy) -> None:
                            "from a browser (MOMENTS_API_CORS_ORIGINS)")  # fmt: skip
         methods = await _methods(request)
         if not methods:
-            raise ApiError(404, "not_found", f"no such path: {request.path}")
+            raise ApiError(404, "not_found", "no such path (see /openapi.json)")
         if wanted.upper() not in methods:
             allowed = ", ".join(methods)
             raise ApiError(405, "method_not_allowed", f"{wanted} is not allowed; only {allowed}")

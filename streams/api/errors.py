@@ -77,10 +77,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         message = exc.text or exc.reason
         if exc.status == 413:
             message = "the request body is too large"
-        elif exc.status == 404:
-            message = f"no such path: {request.path}"
+        elif exc.status == 404:  # not the path itself: it may hold a customer id
+            message = "no such path (see /openapi.json)"
         elif exc.status == 405:
-            message = f"{request.method} is not allowed on {request.path}"
+            allowed = exc.headers.get("Allow", "")
+            message = f"{request.method} is not allowed on this path; only {allowed}"
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, _CODES.get(exc.status, "error"), message, headers=allow)
     except Exception:

@@ -156,3 +156,22 @@ async def test_method_not_allowed_says_which_methods_are(pipeline: Pipeline) -> 
     reply = await call("PUT", f"{api.url}/v1/events", headers=DEV_AUTH)
     assert_error(reply, 405, "method_not_allowed")
     assert reply.headers.get("Allow") == "POST", reply.headers
+
+
+async def test_error_bodies_never_repeat_a_customer_id_from_the_path(pipeline: Pipeline) -> None:
+    """Gateways and clients log error bodies: a path's customer id must not be in them."""
+    origin = "https://shop.example"
+    api = pipeline.start_api(MOMENTS_API_CORS_ORIGINS=origin)
+    customer = "alice.cooper@example.com"
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "GET"}
+    for method, path, status, headers in (
+        ("GET", f"/v1/customers/{customer}/recs", 404, DEV_AUTH),
+        ("PUT", f"/v1/customers/{customer}", 405, DEV_AUTH),
+        ("POST", f"/v1/customers/{customer}/recommendations", 405, {}),
+        ("OPTIONS", f"/v1/customers/{customer}/recs", 404, preflight),
+    ):
+        reply = await call(method, f"{api.url}{path}", headers=headers)
+        body = assert_error(reply, status)
+        assert customer not in reply.body.decode(), (method, path, body)
+        if status == 405:
+            assert body["message"].endswith(reply.headers["Allow"]), body
