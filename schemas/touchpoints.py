@@ -57,6 +57,13 @@ class WebClick(Touchpoint, tag="web_click", frozen=True, kw_only=True):
     session_id: str | None = None
 
 
+# Upper bounds of the figures Moments adds up in 64-bit counters (amounts in cents): far
+# beyond any real purchase or audience, and low enough that no customer's sums overflow,
+# which would leave an event half applied.
+MAX_AMOUNT = 1e12
+MAX_REACH = 10**10
+
+
 class Call(Touchpoint, tag="call", frozen=True, kw_only=True):
     status: Literal["started", "ended"]
     direction: Literal["inbound", "outbound"]
@@ -75,12 +82,12 @@ class Email(Touchpoint, tag="email", frozen=True, kw_only=True):
 class SocialMention(Touchpoint, tag="social_mention", frozen=True, kw_only=True):
     platform: str
     sentiment: Sentiment
-    reach: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    reach: Annotated[int, msgspec.Meta(ge=0, le=MAX_REACH)] | None = None
 
 
 class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):
     order_id: NonEmpty
-    amount: Annotated[float, msgspec.Meta(ge=0)]
+    amount: Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
     categories: list[str] = msgspec.field(default_factory=list)
 

@@ -89,6 +89,10 @@ def malformed_records(n: int) -> list[tuple[bytes, str]]:
             "$.amount",
         ),
         ({"type": "survey", **common, "score": 9, "scale": "csat5"}, "outside 1..5"),
+        (  # would overflow the spend counter half-way through the update
+            {"type": "purchase", **common, "order_id": "o", "amount": 1e20, "currency": "EUR"},
+            "$.amount",
+        ),
         (
             {
                 "type": "call",

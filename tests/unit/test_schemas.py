@@ -439,6 +439,32 @@ def test_survey_score_out_of_range_reason_names_path(score: int, scale: str) -> 
     assert "`$.score`" in reason
 
 
+@pytest.mark.parametrize(
+    ("kind", "fields", "path"),
+    [
+        ("purchase", '"order_id": "o", "amount": 1e20, "currency": "EUR"', "$.amount"),
+        ("purchase", '"order_id": "o", "amount": 1e400, "currency": "EUR"', "$.amount"),
+        ("social_mention", '"platform": "x", "sentiment": -1, "reach": 10000000001', "$.reach"),
+    ],
+)
+def test_figures_that_would_overflow_the_stores_counters_are_refused(
+    kind: str, fields: str, path: str
+) -> None:
+    assert f"`{path}`" in reason_of(doc(kind, fields))
+
+
+def test_the_largest_figures_allowed_still_decode() -> None:
+    from schemas.touchpoints import MAX_AMOUNT, MAX_REACH
+
+    big = decode_touchpoint(doc("purchase", f'"order_id": "o", "amount": {MAX_AMOUNT}, '
+                                            '"currency": "JPY"'))  # fmt: skip
+    assert isinstance(big, Purchase) and big.amount == MAX_AMOUNT
+    loud = decode_touchpoint(doc("social_mention", f'"platform": "x", "sentiment": -1, '
+                                                   f'"reach": {MAX_REACH}'))  # fmt: skip
+    assert isinstance(loud, SocialMention) and loud.reach == MAX_REACH
+    assert MAX_AMOUNT * 100 * 90_000 < 2**63  # ninety thousand such purchases still add up
+
+
 def test_currency_with_trailing_newline_is_rejected() -> None:
     reason = reason_of(doc("purchase", '"order_id": "o", "amount": 1, "currency": "EUR\\n"'))
     assert "`$.currency`" in reason
