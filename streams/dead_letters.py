@@ -93,6 +93,13 @@ class DeadLetter:
         return self.error.partition(":")[0]
 
     @property
+    def applied_live(self) -> bool:
+        """Whether the live pipeline had applied the record's event when it set it aside:
+        only a decision fails after the features were updated. (A batch given up after
+        repeated failures may or may not have been: counted as not.)"""
+        return self.stage == "decision failed"
+
+    @property
     def reason(self) -> str:
         """The error, with the record's key (the customer id) masked."""
         customer = (self.key or b"").decode("utf-8", "replace")

@@ -2,8 +2,9 @@
 
 Erasures come first: every customer erased is erased again (tombstone included), so
 that replaying their old touchpoints and decisions cannot bring them back. Touchpoints
-rebuild the features, less those the live pipeline dead-lettered (found by their source
-offsets in the dead-letter topic). The emitted next-best offers and interventions
+rebuild the features, less those the live pipeline dead-lettered without applying them
+(found by their source offsets in the dead-letter topic; an event whose decision failed
+had been applied, and is replayed). The emitted next-best offers and interventions
 (those held out too) rebuild the contact history, the decision contexts and the marks
 that stop a replayed event from being decided twice. Because every update is
 idempotent and bucketed by the event's own ts, the result equals what the live
@@ -47,6 +48,7 @@ from schemas import (
     decode_touchpoint,
     load_catalogue,
 )
+from streams.dead_letters import DeadLetter
 from streams.settings import Settings
 from streams.topic_replay import first_offsets, replay
 from streams.topics import (
@@ -105,15 +107,18 @@ async def rebuild(
     limits = load_catalogue(settings.catalogue_path).daily_limits()
     budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
 
-    # What the live pipeline dead-lettered (by source partition and offset) stays out.
+    # What the live pipeline dead-lettered without applying it (by source partition and
+    # offset) stays out; an event whose decision failed had been applied, and is again.
     source = settings.topic(TOUCHPOINTS)
     rejected: set[tuple[int, int]] = set()
 
     async def dead_letters(records: list[ConsumerRecord]) -> None:
         for record in records:
-            headers = {k: v.decode() for k, v in record.headers}
-            if headers.get("source-topic") == source:
-                rejected.add((int(headers["source-partition"]), int(headers["source-offset"])))
+            letter = DeadLetter.of(record.topic, record.partition, record.offset,
+                                   record.timestamp, record.key, record.value,
+                                   record.headers or ())  # fmt: skip
+            if letter.source_topic == source and not letter.applied_live:
+                rejected.add((letter.source_partition, letter.source_offset))
 
     last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
 

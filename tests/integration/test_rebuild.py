@@ -17,7 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agents.risk_watch import decode_snapshot
-from agents.touchpoint_handler import worth_watching
+from agents.touchpoint_agent import dead_letter_headers
+from agents.touchpoint_handler import SourceRecord, worth_watching
 from feature_store import FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
@@ -25,7 +26,7 @@ from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.conftest import SECRET, Pipeline
-from tests.integration.test_api_support import DEV_AUTH, call, keys_tagged
+from tests.integration.test_api_support import DEV_AUTH, call, keys_tagged, read_to_end
 from tests.integration.test_touchpoints_pipeline import (
     CUSTOMERS,
     good_events,
@@ -81,9 +82,24 @@ async def test_rebuild_into_empty_redis_equals_live_state(
                  for k in kinds)  # fmt: skip
     assert held > 0 and raised > 0, (held, raised)
     worker.stop()
+    gone, *kept = CUSTOMERS
+    # an event whose decision failed after its features were updated: it was applied
+    # live, so the rebuild applies it too (written as a worker dead-letters it)
+    applied = next(e for e in events[200:] if e["customer_id"] != gone)
+    (source,) = [r for r in await read_to_end(bootstrap, pipeline.topic("touchpoints"))
+                 if r.value == json.dumps(applied).encode()]  # fmt: skip
+    origin = SourceRecord(source.topic, source.partition, source.offset, source.key, source.value)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            pipeline.topic("touchpoints-dlq"), source.value, key=source.key,
+            headers=dead_letter_headers(origin, "decision failed: RuntimeError: boom"),
+        )  # fmt: skip
+    finally:
+        await producer.stop()
     # one customer asks to be erased: the API removes them and records it in Kafka
     api = pipeline.start_api(**env)
-    gone, *kept = CUSTOMERS
     assert (await live.raw(gone))["profile"]
     erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
     assert erased.status == 200 and erased.json["blocked"], erased

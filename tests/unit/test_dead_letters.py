@@ -184,3 +184,16 @@ def test_a_malformed_redrive_record_is_refused(bad: bytes) -> None:
 
     with pytest.raises(InvalidEvent):
         decode_redrive(bad)
+
+
+@pytest.mark.parametrize(
+    ("error", "applied"),
+    [
+        ("invalid: Expected `str` - at `$.page`", False),
+        ("feature update failed: ResponseError: ERR overflow", False),
+        ("decision failed: KeyError: 'x'", True),  # the features were updated first
+        ("batch failed 3 times: RuntimeError: x", False),  # unknown: counted as not
+    ],
+)
+def test_only_a_failed_decision_had_applied_its_event(error: str, applied: bool) -> None:
+    assert letter(error=error).applied_live is applied
