@@ -99,7 +99,8 @@ class AlertHub:
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
-        self._subscribers: set[asyncio.Queue[Notice]] = set()
+        self._erasures_read: dict[int, int] = {}  # partition -> next offset, kept across
+        self._subscribers: set[asyncio.Queue[Notice]] = set()  # reconnections
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -165,6 +166,15 @@ class AlertHub:
                 continue
             return [alert for alert, erased in zip(alerts, gone, strict=True) if not erased]
 
+    async def recheck(self) -> None:
+        """Check the buffered alerts against the tombstones again (after the fan-out was
+        down a while): an erased customer's are dropped, and the screens told."""
+        kept = await self.unless_erased(list(self._buffer))
+        for customer_id in {a.intervention.customer_id for a in self._buffer} - {
+            a.intervention.customer_id for a in kept
+        }:
+            self.forget(customer_id)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -191,10 +201,17 @@ class AlertHub:
             ends = await consumer.end_offsets(tps) if tps else {}
             for tp in tps:  # start a little back so screens see recent alerts at once
                 consumer.seek(tp, max(ends[tp] - self._backlog // max(len(tps), 1), 0))
-            erasures = consumer.partitions_for_topic(self._erasures_topic) or set()
-            await consumer.seek_to_end(
-                *(TopicPartition(self._erasures_topic, p) for p in erasures)
-            )  # older erasures: their tombstones keep their alerts off the screens
+            # Older erasures' tombstones keep their alerts off the screens: at the first
+            # start, from the end. After a reconnection, from where the last connection
+            # was, so that no erasure made meanwhile goes unheard.
+            for p in consumer.partitions_for_topic(self._erasures_topic) or set():
+                tp = TopicPartition(self._erasures_topic, p)
+                if p in self._erasures_read:
+                    consumer.seek(tp, self._erasures_read[p])
+                else:
+                    await consumer.seek_to_end(tp)
+                    self._erasures_read[p] = await consumer.position(tp)
+            await self.recheck()
             self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
@@ -215,6 +232,7 @@ class AlertHub:
             except InvalidEvent:
                 log.warning("%s[%d] offset %d is not an erasure record", record.topic,
                             record.partition, record.offset)  # fmt: skip
+            self._erasures_read[record.partition] = record.offset + 1
 
 
 def _alerts(partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> list[Alert]:

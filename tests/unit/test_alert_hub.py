@@ -92,3 +92,20 @@ def test_a_screen_sent_too_many_customers_hears_of_every_erasure() -> None:
     assert not screen.must_hear_of(Erased("z"))
     screen.sent(alert(3, "c"))  # a third customer: past the limit, the memory is dropped
     assert screen.must_hear_of(Erased("z")) and screen.must_hear_of(Erased("a"))
+
+
+async def test_after_a_reconnection_buffered_alerts_of_customers_erased_meanwhile_go() -> None:
+    erased: set[str] = set()
+
+    async def tombstones(customer_ids: Sequence[str]) -> list[bool]:
+        return [c in erased for c in customer_ids]
+
+    alerts = hub(tombstones)
+    alerts.publish([alert(1, "a"), alert(2, "b")])
+    screen = alerts.subscribe()
+    await alerts.recheck()  # nobody erased: nothing changes, nobody is told
+    assert [a.id for a in alerts.since(None, None)] == ["0-1", "0-2"] and screen.empty()
+    erased.add("a")  # erased through another process while this one was not listening
+    await alerts.recheck()
+    assert [a.id for a in alerts.since(None, None)] == ["0-2"]
+    assert screen.get_nowait() == Erased("a") and screen.empty()

@@ -1,0 +1,78 @@
+"""The alert fan-out of an API process, on real Kafka and Redis: when it reconnects, it
+hears of the erasures made while it was away (through another process), drops their
+buffered alerts and tells the screens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from feature_store import FeatureStore, StoreConfig
+from schemas import CustomerErasure, encode_erasure
+from streams.api.alerts import AlertHub, Erased
+from streams.services import Services
+from streams.settings import Settings
+from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics
+from tests.integration.test_api_support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def intervention(customer: str) -> bytes:
+    return json.dumps({
+        "intervention_id": f"iv-{customer}", "customer_id": customer,
+        "ts": "2026-12-01T10:00:00Z", "kind": "retention_call", "priority": 1,
+        "queue": "vip", "trigger_event_id": None, "reasons": [],
+        "suggested_action": "Call them.",
+    }).encode()  # fmt: skip
+
+
+async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_reconnects(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    prefix = f"ah{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
+    await ensure_topics(settings, partitions=2)
+    alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, store.erased, backlog=10)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        for customer in ("stays", "goes"):
+            await producer.send_and_wait(
+                alerts_topic, intervention(customer), key=customer.encode()
+            )
+
+        async def buffered() -> set[str]:
+            return {a.intervention.customer_id for a in hub.since(None, None)}
+
+        await eventually(lambda: _is(buffered, {"stays", "goes"}), "both alerts buffered")
+        screen = hub.subscribe()  # a connected screen, which was sent both
+
+        await hub.stop()  # away: another API process erases a customer meanwhile
+        receipt = await store.erase("goes")
+        erased = CustomerErasure(customer_id="goes", subject=receipt.subject, ts=datetime.now(UTC))
+        await producer.send_and_wait(erasures_topic, encode_erasure(erased), key=b"goes")
+        hub.ready.clear()
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        await eventually(lambda: _is(buffered, {"stays"}), "the erased customer's alert dropped")
+        told = await asyncio.wait_for(screen.get(), 10)
+        assert told == Erased("goes")
+    finally:
+        await hub.stop()
+        await producer.stop()
+        await store.close()
+
+
+async def _is(read: object, wanted: set[str]) -> bool:
+    return bool(await read() == wanted)  # type: ignore[operator]
