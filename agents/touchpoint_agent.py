@@ -3,7 +3,8 @@
 It takes events in batches, hands them to :class:`TouchpointHandler`, sends the
 decisions and dead letters, waits until Kafka has them, and only then lets Faust ack
 the batch. While Redis or Kafka is unavailable it waits and retries the same batch,
-so no offset is committed past an event that was not applied.
+so no offset is committed past an event that was not applied (see
+:mod:`agents.batch_retries`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.batch_retries import BatchRetries
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
-from feature_store import StoreUnavailable
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
 
@@ -127,33 +128,6 @@ def register_touchpoint_agent(
         if result.dead_letters:
             observer.dead_lettered(len(result.dead_letters))
 
-    async def process(records: list[SourceRecord]) -> None:
-        delay = 0.1
-        failures = 0
-        while True:
-            try:
-                result = await handler.handle(records)
-                await emit(result)
-                await handler.confirm(result)
-                observer.batch_handled(result)
-                return
-            except (TimeoutError, StoreUnavailable, OSError) as exc:
-                reason = type(exc).__name__
-            except Exception as exc:
-                if type(exc).__module__.split(".")[0] not in ("aiokafka", "kafka", "faust"):
-                    failures += 1
-                    log.exception("batch of %d events failed (attempt %d)", len(records), failures)
-                    if failures >= max_attempts:
-                        await give_up(records, exc)
-                        return
-                reason = type(exc).__name__
-            observer.retrying(reason)
-            log.warning(
-                "batch of %d events not done (%s); retrying in %.1fs", len(records), reason, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, retry_backoff_max)
-
     async def give_up(records: list[SourceRecord], exc: Exception) -> None:
         """A batch that keeps failing for a reason other than an outage: dead-letter it."""
         error = f"batch failed {max_attempts} times: {type(exc).__name__}: {exc}"[:500]
@@ -167,6 +141,12 @@ def register_touchpoint_agent(
             except Exception:
                 log.exception("could not dead-letter a failed batch; retrying")
                 await asyncio.sleep(retry_backoff_max)
+
+    batches = BatchRetries(
+        handle=handler.handle, emit=emit, confirm=handler.confirm, give_up=give_up,
+        handled=observer.batch_handled, retrying=observer.retrying,
+        max_attempts=max_attempts, backoff_max=retry_backoff_max,
+    )  # fmt: skip
 
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:
@@ -182,6 +162,6 @@ def register_touchpoint_agent(
                 )
                 for e in events
             ]
-            await process(records)
+            await batches.run(records)
 
     return touchpoints

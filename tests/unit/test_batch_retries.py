@@ -1,0 +1,95 @@
+"""agents.batch_retries: a batch is decided once and its sending and confirming retried;
+outages wait without end, other failures give the batch up after a few attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from agents.batch_retries import BatchRetries
+from agents.touchpoint_handler import BatchResult, SourceRecord
+from feature_store import StoreUnavailable
+
+RECORDS = [SourceRecord("touchpoints", 0, n, b"c", b"{}") for n in range(3)]
+
+
+@dataclass
+class Script:
+    """What each step does on each call, in turn (an exception to raise, or None)."""
+
+    handle: list[Exception | None] = field(default_factory=list)
+    emit: list[Exception | None] = field(default_factory=list)
+    confirm: list[Exception | None] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    results: list[BatchResult] = field(default_factory=list)
+    emitted: list[BatchResult] = field(default_factory=list)
+    given_up: list[Exception] = field(default_factory=list)
+    handled: list[BatchResult] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+
+    def _step(self, name: str) -> None:
+        self.calls.append(name)
+        planned = getattr(self, name)
+        failure = planned.pop(0) if planned else None
+        if failure is not None:
+            raise failure
+
+    async def do_handle(self, records: list[SourceRecord]) -> BatchResult:
+        self._step("handle")
+        result = BatchResult(results=[("web_click", "ok")] * len(records))
+        self.results.append(result)
+        return result
+
+    async def do_emit(self, result: BatchResult) -> None:
+        self._step("emit")
+        self.emitted.append(result)
+
+    async def do_confirm(self, result: BatchResult) -> None:
+        self._step("confirm")
+
+    async def do_give_up(self, records: list[SourceRecord], exc: Exception) -> None:
+        self.given_up.append(exc)
+
+    def runner(self) -> BatchRetries:
+        async def no_wait(_: float) -> None:
+            return None
+
+        return BatchRetries(self.do_handle, self.do_emit, self.do_confirm, self.do_give_up,
+                            self.handled.append, self.retried.append, max_attempts=3,
+                            sleep=no_wait)  # fmt: skip
+
+
+async def test_a_batch_decided_once_is_sent_and_confirmed_again_not_decided_again() -> None:
+    script = Script(emit=[StoreUnavailable("x")], confirm=[StoreUnavailable("y")])
+    await script.runner().run(RECORDS)
+    assert script.calls == ["handle", "emit", "emit", "confirm", "emit", "confirm"]
+    assert len(script.results) == 1  # one decision per event, sent each time as it was
+    assert all(sent is script.results[0] for sent in script.emitted)
+    assert script.handled == [script.results[0]] and script.retried == ["StoreUnavailable"] * 2
+
+
+async def test_a_batch_whose_handling_failed_is_handled_again() -> None:
+    script = Script(handle=[StoreUnavailable("down"), None])
+    await script.runner().run(RECORDS)
+    assert script.calls == ["handle", "handle", "emit", "confirm"]
+
+
+async def test_outages_wait_without_end_and_other_failures_give_up_after_three() -> None:
+    outages = Script(emit=[StoreUnavailable("x")] * 10 + [OSError("y")] * 5)
+    await outages.runner().run(RECORDS)
+    assert outages.given_up == [] and len(outages.handled) == 1
+
+    broken = RuntimeError("a bug")
+    failing = Script(confirm=[broken] * 5)
+    await failing.runner().run(RECORDS)
+    assert failing.given_up == [broken] and failing.handled == []
+    assert failing.calls.count("handle") == 1 and failing.calls.count("confirm") == 3
+
+
+@pytest.mark.parametrize("module", ["aiokafka.errors", "faust.exceptions"])
+async def test_kafka_client_errors_are_outages(module: str) -> None:
+    kafka_error = type("KafkaTimeout", (Exception,), {"__module__": module})("no broker")
+    script = Script(emit=[kafka_error] * 6)
+    await script.runner().run(RECORDS)
+    assert script.given_up == [] and script.retried == ["KafkaTimeout"] * 6
