@@ -200,15 +200,19 @@ class TouchpointHandler:
         now = self._clock()
         budgets = result.budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
-        # risk is watched once per customer and batch, on their newest fresh touchpoint
-        watched = {e.customer_id: e.event_id for _, e, i in pending
-                   if result.results[i][1] == "ok"}  # fmt: skip
+        # Risk is watched once per customer and batch, on their newest touchpoint not yet
+        # decided: one applied now, or one applied before whose batch never confirmed its
+        # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
+        # risk fact is applied once; the learner drops an example it has just learned.)
+        watched = {e.customer_id: e.event_id for _, e, _ in pending}
         for record, event, index in pending:
+            watch: RiskWatch | None = None
+            watch_taken = False
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     features = profiles[event.customer_id]
-                    watch = None
-                    if features is not None and watched.get(event.customer_id) == event.event_id:
+                    mine = watched.get(event.customer_id) == event.event_id
+                    if not watch_taken and features is not None and mine:
                         watch = watch_risk(
                             event, features, now, self._risk.model, self._risk_threshold
                         )
@@ -219,6 +223,7 @@ class TouchpointHandler:
                                 event.event_id, event.customer_id, event.ts,
                                 watch.snapshot, watch.band,
                             ))  # fmt: skip
+                    watch_taken = True  # a decision that fails is tried again without it
                     decision, alerts = self._decide_one(event, features, now, watch, budgets)
                     if decision is not None:
                         result.decisions.append(decision)

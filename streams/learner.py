@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from streams.topics import topic_partitions
 log = logging.getLogger(__name__)
 MODEL = "nbo"
 RISK = "risk"
+RECENT_EXAMPLES = 100_000  # risk examples remembered to drop one sent twice
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
@@ -243,6 +245,9 @@ class RiskLearner(SnapshotLearner):
         super().__init__(store, metrics, bootstrap, topic, publish_every_s)
         self._holder = holder
         self._model = ChurnRisk()
+        # ids of the examples learned lately: a worker that retries or replays a batch
+        # whose decisions it never confirmed sends its examples again
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
@@ -261,6 +266,11 @@ class RiskLearner(SnapshotLearner):
                 example = decode_risk_example(record.value or b"")
             except msgspec.DecodeError:
                 continue
+            if example.example_id in self._recent:
+                continue
+            self._recent[example.example_id] = None
+            if len(self._recent) > RECENT_EXAMPLES:
+                self._recent.popitem(last=False)
             self._model.learn_one(example.x, example.y)
             learned += 1
         m = self._metrics

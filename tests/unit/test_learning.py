@@ -82,3 +82,21 @@ def test_an_outcome_naming_an_intervention_teaches_nothing_and_raises_nothing(
     )  # fmt: skip
     verdict = judged(outcome(verdict=outcome_kind), encode_decision(alert).decode())
     assert verdict == Judged("not_an_offer_decision", None)
+
+
+async def test_the_risk_learner_drops_an_example_sent_twice() -> None:
+    from types import SimpleNamespace
+
+    from agents.risk_watch import RiskHolder
+    from schemas.risk import RiskExample, encode_risk_example
+    from streams.learner import RiskLearner
+
+    def sent(example_id: str, y: bool) -> SimpleNamespace:
+        example = RiskExample(example_id=example_id, x={"bias": 1.0, "days_quiet": 3.0}, y=y,
+                              snapshot_ts=TS, label_ts=TS)  # fmt: skip
+        return SimpleNamespace(value=encode_risk_example(example))
+
+    learner = RiskLearner(None, RiskHolder(), Metrics(), "127.0.0.1:9", "risk-examples")  # type: ignore[arg-type]
+    first = [sent("e1:1", True), sent("e2:1", False)]
+    assert await learner._learn(0, first) == 2
+    assert await learner._learn(0, [sent("e1:1", True), sent("e3:1", True)]) == 1  # e1 again

@@ -534,3 +534,20 @@ async def test_confirm_of_an_empty_batch_records_nothing() -> None:
     store = RecordingStore()
     await handler(store).confirm(BatchResult())
     assert store.facts == [[]] and store.records == [[]]
+
+
+async def test_a_decision_tried_again_keeps_one_risk_fact_for_its_event() -> None:
+    policy = BrokenPolicy(flaky=MAX_ATTEMPTS - 1)
+    store = RecordingStore(features={"cust-1": KNOWN})
+    result = await handler(store, policy).handle(records(click("a")))
+    assert triggers(result) == ["a"]
+    assert [f.fact_id for f in result.risk_facts] == ["r:a"]
+
+
+async def test_a_duplicate_whose_batch_never_confirmed_is_watched_for_risk_again() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.DUPLICATE})
+    result = await handler(store).handle(records(click("a")))
+    assert [f.fact_id for f in result.risk_facts] == ["r:a"]  # applied once by the store
+    decided = RecordingStore(features={"cust-1": KNOWN},
+                             statuses={"a": ApplyStatus.DUPLICATE_DECIDED})  # fmt: skip
+    assert (await handler(decided).handle(records(click("a")))).risk_facts == []
