@@ -48,6 +48,14 @@ def redriven_from(headers: Any) -> bytes | None:
     return next((bytes(v) for k, v in pairs if k == REDRIVEN_FROM), None)
 
 
+TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter cut short
+# The most of a record's value a letter keeps: with its headers it stays below the
+# producers' and brokers' default limits (about 1 MB), which a record just below the
+# broker's limit would pass once headers are added; a letter that cannot be written
+# would hold its partition up for good.
+LETTER_VALUE_MAX = 900_000
+
+
 def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
     """Where the record came from and why it is set aside; a record sent back from the
     dead-letter topic before keeps naming that letter, so repeated failures show."""
@@ -60,6 +68,25 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
     if record.redriven_from:
         headers.append((REDRIVEN_FROM, record.redriven_from))
     return headers
+
+
+def dead_letter(record: SourceRecord, error: str) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The value and headers of the letter for ``record``: the record unchanged, or for
+    one too large to be written again with headers, its first
+    :data:`LETTER_VALUE_MAX` bytes and a ``value-truncated-from`` header (such a letter
+    is for reading: it is never sent back).
+
+    >>> big = SourceRecord("touchpoints", 0, 7, b"c", b"x" * (LETTER_VALUE_MAX + 1))
+    >>> value, headers = dead_letter(big, "invalid: too long")
+    >>> len(value), headers[-1]
+    (900000, ('value-truncated-from', b'900001'))
+    """
+    headers = dead_letter_headers(record, error)
+    value = record.value
+    if value is not None and len(value) > LETTER_VALUE_MAX:
+        headers.append((TRUNCATED_FROM, str(len(value)).encode()))
+        value = value[:LETTER_VALUE_MAX]
+    return value, headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +138,9 @@ def register_touchpoint_agent(
                 )
             )
         for letter in result.dead_letters:
+            value, headers = dead_letter(letter.record, letter.error)
             pending.append(
-                await outlets.dead_letters.send(
-                    key=letter.record.key,
-                    value=letter.record.value,
-                    headers=dead_letter_headers(letter.record, letter.error),
-                )
+                await outlets.dead_letters.send(key=letter.record.key, value=value, headers=headers)
             )
         await asyncio.gather(*pending)
         for decision in result.decisions:

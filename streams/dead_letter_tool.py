@@ -47,7 +47,9 @@ class RedriveRefused(Exception):
     """Letters cannot be sent back safely (the erasures cannot be read)."""
 
 
-VERDICTS = ("redriven", "repeated", "too_old", "unknown_source", "erased", "sent_before")
+VERDICTS = (
+    "redriven", "repeated", "too_old", "unknown_source", "erased", "sent_before", "truncated",
+)  # fmt: skip
 
 
 def letter_of(record: ConsumerRecord) -> DeadLetter:

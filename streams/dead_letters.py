@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.touchpoint_agent import REDRIVEN_FROM
+from agents.touchpoint_agent import REDRIVEN_FROM, TRUNCATED_FROM
 from schemas import LetterRedriven, place
 
 TOP_REASONS = 10
@@ -46,6 +46,7 @@ class DeadLetter:
     source_offset: int
     error: str
     redriven: bool = False  # its record had been sent back once already (and failed again)
+    truncated: bool = False  # the record was too large: the letter keeps only its start
 
     @classmethod
     def of(
@@ -71,7 +72,8 @@ class DeadLetter:
         return cls(topic, partition, offset, written_ms, key, value,
                    text("source-topic") or "unknown", number("source-partition"),
                    number("source-offset"), text("error") or "unknown",
-                   redriven=REDRIVEN_FROM in found)  # fmt: skip
+                   redriven=REDRIVEN_FROM in found,
+                   truncated=TRUNCATED_FROM in found)  # fmt: skip
 
     @property
     def origin(self) -> tuple[str, int, int]:
@@ -232,14 +234,18 @@ class RedrivePlan:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
         already in this run), ``too_old`` (dead-lettered before the dedupe horizon: its
         event might be applied twice), ``unknown_source`` (not a topic Moments reads),
-        ``erased`` (the record's key is a customer who asked to be erased) or
-        ``sent_before`` (an earlier run sent its original back; unless ``again``)."""
+        ``erased`` (the record's key is a customer who asked to be erased),
+        ``truncated`` (the letter keeps only the start of a record too large to write
+        again) or ``sent_before`` (an earlier run sent its original back; unless
+        ``again``)."""
         if letter.source_topic not in self._sources:
             verdict = "unknown_source"
         elif (letter.key or b"").decode("utf-8", "replace") in self._erased:
             verdict = "erased"
         elif letter.written_ms < self._remembered_from_ms:
             verdict = "too_old"
+        elif letter.truncated:
+            verdict = "truncated"
         elif not self._again and self.sent_before(letter):
             verdict = "sent_before"
         elif letter.origin in self._taken:

@@ -34,7 +34,7 @@ from agents.learned_policy import ModelHolder
 from agents.learning import Example, judged
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import dead_letter_headers, redriven_from
+from agents.touchpoint_agent import dead_letter, redriven_from
 from agents.touchpoint_handler import SourceRecord
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
@@ -199,8 +199,8 @@ class Learner(SnapshotLearner):
                 again = redriven_from(record.headers)
                 source = SourceRecord(record.topic, record.partition, record.offset,
                                       record.key, record.value, again)  # fmt: skip
-                headers = dead_letter_headers(source, f"invalid: {exc.reason}")
-                dead.append(await self._dead_letter(key=record.key, value=record.value,
+                value, headers = dead_letter(source, f"invalid: {exc.reason}")
+                dead.append(await self._dead_letter(key=record.key, value=value,
                                                     headers=headers))  # fmt: skip
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()
