@@ -1,7 +1,8 @@
 """``moments rebuild``: replay the topics into an empty Redis.
 
 Erasures come first: every customer erased is erased again (tombstone included), so
-that replaying their old touchpoints and decisions cannot bring them back. Touchpoints
+that replaying their old touchpoints and decisions cannot bring them back; and last
+again, for those erased while the rebuild ran. Touchpoints
 rebuild the features, less those the live pipeline dead-lettered without applying them
 (found by their source offsets in the dead-letter topic; an event whose decision failed
 had been applied, and is replayed). The emitted next-best offers and interventions
@@ -185,6 +186,9 @@ async def rebuild(
     held = settings.topic(INTERVENTIONS_HELD_OUT)
     decided_alerts += await replay(settings, held, interventions, batch)
     decided = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
+    # Erasures made while the rebuild ran (the live API keeps erasing): erased again now,
+    # whatever the replay put back of them.
+    await replay(settings, erasures_topic, erasures, batch)
     snapshots = await _retake_risk_snapshots(store, last_seen, batch)
     report = RebuildReport(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,

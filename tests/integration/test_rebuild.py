@@ -22,6 +22,7 @@ from agents.touchpoint_handler import SourceRecord, worth_watching
 from feature_store import FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
+from streams.rebuild import rebuild
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -244,4 +245,46 @@ async def test_rebuild_refuses_when_retention_deleted_erasure_records(
         assert accepted.returncode == 0, accepted.stderr
         assert "1 customers kept erased" in accepted.stdout  # the one still in the topic
     finally:
+        target.stop()
+
+
+async def test_a_customer_erased_while_the_rebuild_runs_stays_erased(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The live API keeps erasing during a rebuild: an erasure recorded after the rebuild
+    read the erasures, while it replays that customer's touchpoints, still wins."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    events = good_events(60, seed=9)
+    records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
+    await produce(bootstrap, pipeline.topic("touchpoints"), records)
+    late = events[0]["customer_id"]
+    settings = Settings.from_env(pipeline.env(0))
+    target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    target.start()
+    store = FeatureStore.from_url(
+        target.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    apply_facts = store.apply_facts
+    erased_meanwhile = []
+
+    async def erase_meanwhile(facts: Any) -> Any:  # the API erases `late` mid-replay
+        if not erased_meanwhile:
+            record = CustomerErasure(customer_id=late, subject="s", ts=datetime.now(UTC))
+            await produce(bootstrap, pipeline.topic("customer-erasures"),
+                          [(late.encode(), encode_erasure(record))])  # fmt: skip
+            erased_meanwhile.append(late)
+        return await apply_facts(facts)
+
+    store.apply_facts = erase_meanwhile  # type: ignore[method-assign]
+    try:
+        report = await rebuild(settings, store)
+        assert erased_meanwhile == [late] and report.erasures == 1
+        tag = store.pseudonym(late)
+        assert await keys_tagged(target.url, tag) == [
+            f"{pipeline.prefix.rstrip('-')}:{{{tag}}}:erased"
+        ]
+        kept = {e["customer_id"] for e in events} - {late}
+        assert all([await store.read(c) is not None for c in kept])
+    finally:
+        await store.close()
         target.stop()
