@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -48,18 +50,31 @@ KEY_KINDS = (
 
 
 class CustomerKeys:
-    """Key names of customers. The keys of the last ``remember`` customers asked for are
-    kept in memory (a decision reads and then writes the same customer's keys: one keyed
-    hash instead of several); :meth:`forget` drops one customer's.
+    """Key names of customers. The keys of the customers asked for lately are kept in
+    memory (a decision reads and then writes the same customer's keys: one keyed hash
+    instead of several): at most ``remember`` of them, and none for longer than twice
+    ``remember_s`` seconds, so that a customer id does not linger in a process's memory
+    after their erasure; :meth:`forget` drops one customer's at once.
     """
 
-    def __init__(self, secret: bytes, prefix: str = "m", remember: int = 4096) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        prefix: str = "m",
+        remember: int = 4096,
+        remember_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not secret:
             raise ValueError("the key-hashing secret must not be empty")
         self._secret = secret
         self._prefix = prefix
         self._remember = remember
+        self._remember_s = remember_s
+        self._clock = clock
+        self._renew_at = clock() + remember_s
         self._recent: dict[str, KeySet] = {}
+        self._older: dict[str, KeySet] = {}  # those of the previous period, going next
 
     def pseudonym(self, customer_id: str) -> str:
         """A stable keyed hash of the customer id (safe for logs and key names)."""
@@ -67,9 +82,14 @@ class CustomerKeys:
         return digest[:12].hex()
 
     def for_customer(self, customer_id: str) -> KeySet:
+        if self._clock() >= self._renew_at:  # a new period: the older ones go
+            self._older, self._recent = self._recent, {}
+            self._renew_at = self._clock() + self._remember_s
         keys = self._recent.get(customer_id)
         if keys is None:
-            keys = self.for_subject(self.pseudonym(customer_id))
+            keys = self._older.pop(customer_id, None)
+            if keys is None:
+                keys = self.for_subject(self.pseudonym(customer_id))
             if len(self._recent) >= self._remember:  # the oldest goes first
                 del self._recent[next(iter(self._recent))]
             self._recent[customer_id] = keys
@@ -78,6 +98,7 @@ class CustomerKeys:
     def forget(self, customer_id: str) -> None:
         """Keep nothing in memory about the customer (after an erasure)."""
         self._recent.pop(customer_id, None)
+        self._older.pop(customer_id, None)
 
     def for_subject(self, tag: str) -> KeySet:
         """The keys of the customer whose pseudonym is ``tag``."""

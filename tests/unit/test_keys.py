@@ -69,3 +69,20 @@ def test_remembered_keys_are_the_same_keys_and_memory_stays_bounded() -> None:
     keys.forget("c4")
     keys.forget("never-seen")
     assert "c4" not in keys._recent and keys.for_customer("c4") == first[4]
+
+
+def test_customer_ids_do_not_linger_in_memory() -> None:
+    now = [0.0]
+    keys = CustomerKeys(b"s", remember_s=30.0, clock=lambda: now[0])
+    first = keys.for_customer("alice")
+    assert keys.for_customer("alice") is first  # kept for the next call
+    now[0] = 31.0
+    keys.for_customer("bob")  # a new period: alice's keys are the older ones now
+    assert keys.for_customer("alice") is first  # asked again: kept a while longer
+    now[0] = 62.0
+    keys.for_customer("bob")
+    now[0] = 93.0
+    keys.for_customer("bob")  # two periods without alice: she is gone from memory
+    assert "alice" not in repr(vars(keys))
+    keys.forget("bob")
+    assert "bob" not in repr(vars(keys))
