@@ -283,9 +283,11 @@ class PendingSnapshot:
 
 
 def churn_signal(event: TouchpointEvent) -> bool:
-    """A call about cancelling, consent withdrawn for ``all``, or an email unsubscribe."""
+    """A call about cancelling (when it starts: its end is the same call, which must not
+    count again, after the alert or the snapshot its start brought), consent withdrawn
+    for ``all``, or an email unsubscribe."""
     match event:
-        case Call(reason="cancel"):
+        case Call(status="started", reason="cancel"):
             return True
         case Consent(channel="all", granted=False):
             return True

@@ -227,3 +227,24 @@ def test_outcomes_are_read_from_touchpoint_json() -> None:
     assert not count_outcome(lift, b'{"type": "purchase", "broken"')
     treated = lift.report()["treated"]
     assert (treated["churned"], treated["converted"]) == (3, 1)
+
+
+def test_the_end_of_the_cancel_call_that_raised_the_alert_is_no_churn() -> None:
+    """A cancel call starts, a save-desk alert is raised (the exposure), and the same
+    call ends minutes later: only another cancel call counts as churn."""
+    from streams.lift_report import count_outcome
+
+    def call(customer: str, status: str, at: datetime) -> bytes:
+        return json.dumps({
+            "type": "call", "event_id": f"{customer}-{status}-{at.timestamp()}",
+            "customer_id": customer, "ts": at.isoformat(), "status": status,
+            "direction": "inbound", "reason": "cancel",
+        }).encode()  # fmt: skip
+
+    lift = _lift()
+    for n, control in enumerate((False, True)):
+        lift.decision(f"c{n}", T0 + DAY, control=control, channel="save_desk")
+        assert count_outcome(lift, call(f"c{n}", "ended", T0 + DAY + timedelta(minutes=6)))
+    assert count_outcome(lift, call("c1", "started", T0 + 2 * DAY))  # calls again to cancel
+    report = lift.report()
+    assert report["treated"]["churned"] == 0 and report["control"]["churned"] == 1
