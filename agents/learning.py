@@ -28,6 +28,17 @@ class Example:
     reward: float
 
 
+def claimed(outcome: Outcome) -> str:
+    """What an outcome claims for learning, once: each offer of a decision has its own
+    outcomes (a customer may dismiss one offer and click another).
+
+    >>> claimed(Outcome(decision_id="d1", customer_id="c", offer_id="book-club",
+    ...                 outcome="clicked", ts="2026-12-01T00:00:00Z"))
+    'd1:book-club:clicked'
+    """
+    return f"{outcome.decision_id}:{outcome.offer_id}:{outcome.outcome}"
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
     """What one outcome teaches, and the channel of the decision that made its offer

@@ -31,7 +31,7 @@ from river import metrics as river_metrics
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import Example, judged
+from agents.learning import Example, claimed, judged
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import dead_letter, redriven_from
@@ -209,7 +209,7 @@ class Learner(SnapshotLearner):
             await asyncio.gather(*dead)
             self._metrics.learning.labels("invalid").inc(len(dead))
         claims = await self._store.decisions.claim_outcomes(
-            [(o.customer_id, f"{o.decision_id}:{o.outcome}", src) for o, src in outcomes]
+            [(o.customer_id, claimed(o), src) for o, src in outcomes]
         )
         fresh = [o for (o, _), ok in zip(outcomes, claims, strict=True) if ok]
         self._metrics.learning.labels("duplicate").inc(len(outcomes) - len(fresh))

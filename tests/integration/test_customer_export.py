@@ -83,7 +83,9 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
     ids = {d["decision_id"] for d in body["decisions"]}
     assert {a["decision_id"] for a in answers} <= ids  # the 22 asked, and the worker's two
     assert all(d["customer_id"] == customer for d in body["decisions"])
-    assert body["outcomes"] == [{"decision_id": with_offer["decision_id"], "outcome": "clicked"}]
+    assert body["outcomes"] == [{"decision_id": with_offer["decision_id"],
+                                 "offer_id": with_offer["offers"][0]["offer_id"],
+                                 "outcome": "clicked"}]  # fmt: skip
     facts = {e["id"] for e in body["events_applied"]}
     assert {f"t:{e['event_id']}" for e in events[:3]} <= facts
     assert not any(bystander in json.dumps(part) for part in body.values())

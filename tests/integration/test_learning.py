@@ -157,3 +157,21 @@ async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
     model = await snapshot(pipeline, len(good))
     assert model.updates == len(good)  # the bad ones in between stopped nothing
     assert worker.metric("moments_learning_outcomes_total", result="invalid") == len(bad)
+
+
+async def test_outcomes_of_two_offers_of_one_decision_both_teach(pipeline: Pipeline) -> None:
+    bootstrap = pipeline.services.kafka_bootstrap
+    pipeline.start_worker()
+    decided = [d for d in await decisions_for(pipeline, clicks(40, start=3000))
+               if len(d["offers"]) >= 2]  # fmt: skip
+    assert decided
+    ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    records = []
+    for d in decided:  # both offers shown dismissed: the same outcome of each
+        for offer, verdict in zip(d["offers"][:2], ("dismissed", "dismissed"), strict=True):
+            body = {"decision_id": d["decision_id"], "customer_id": d["customer_id"],
+                    "offer_id": offer["offer_id"], "outcome": verdict, "ts": ts}  # fmt: skip
+            records.append((d["customer_id"].encode(), json.dumps(body).encode()))
+    await produce(bootstrap, pipeline.topic("offer-outcomes"), records + records[:3])
+    model = await snapshot(pipeline, len(records))
+    assert model.updates == len(records)  # each offer's outcome once, the repeats not
