@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules, interventions_for, might_intervene, withheld
 from agents.learned_policy import LearnedOfferPolicy
@@ -227,6 +228,8 @@ class TouchpointHandler:
                     decision, alerts = self._decide_one(event, features, now, watch, budgets)
                     if decision is not None:
                         result.decisions.append(decision)
+                        if features is not None:  # the next moment counts its offers
+                            profiles[event.customer_id] = contacted(features, decision)
                     for alert in alerts:
                         if (alert.customer_id, alert.kind) not in raised:
                             raised.add((alert.customer_id, alert.kind))

@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from agents.contact_ledger import contacted
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import decision_record
-from feature_store import FeatureStore, offers_shown_fact
+from feature_store import CustomerFeatures, FeatureStore, offers_shown_fact
 from schemas import NextBestOffer, encode_decision
 from streams.api.publisher import KeyedPublisher
 
@@ -142,13 +144,21 @@ class Recommender:
                 views = await reading
             now = datetime.now(UTC)
             budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
+            # a customer asked for twice in one batch: the second decision counts the
+            # offers of the first against the caps and cool-downs
+            asked = Counter(r.moment.customer_id for r in batch)
+            contacts: dict[str, CustomerFeatures] = {}
             for request, (erased, features) in zip(batch, views, strict=True):
                 if request.answer.done():  # its caller gave up
                     continue
                 if erased:  # answered, but nothing is kept or sent about them
                     request.answer.set_result(None)
                     continue
+                customer_id = request.moment.customer_id
+                features = contacts.get(customer_id, features)
                 decision = self._policy.decide(request.moment, features, now, budgets)
+                if asked[customer_id] > 1 and features is not None:
+                    contacts[customer_id] = contacted(features, decision)
                 request.decision = decision
                 decided.append((request, decision, encode_decision(decision)))
             shown = [

@@ -37,7 +37,13 @@ from feature_store import (
 )
 from feature_store.facts import ts_ms
 from feature_store.features import build_features
-from schemas import NextBestOffer, decode_next_best_offer, encode_decision, load_catalogue
+from schemas import (
+    NextBestOffer,
+    decode_next_best_offer,
+    decode_touchpoint,
+    encode_decision,
+    load_catalogue,
+)
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
 from streams.services import Services
@@ -535,3 +541,24 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
         [(live, known.decision_id), (unknown, new.decision_id)]
     )
     assert contexts == [encode_decision(known).decode(), encode_decision(new).decode()]
+
+
+async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_first(
+    store: FeatureStore, producer: AIOKafkaProducer
+) -> None:
+    """Five email recommendations for one customer, decided in one batch: the daily email
+    cap (one) holds within the batch, as it does across batches."""
+    customer = unique("twice")
+    await store.apply([decode_touchpoint(json.dumps({
+        "type": "web_click", "event_id": unique("e"), "customer_id": customer,
+        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(), "page": "/",
+    }))])  # fmt: skip
+    batches: list[int] = []
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=5.0, batch_decided=batches.append)  # fmt: skip
+    answers = await asyncio.gather(*(recommender.recommend(customer, "email", 1)
+                                     for _ in range(5)))  # fmt: skip
+    await recommender.drain()
+    assert batches == [5]  # one batch
+    assert [bool(a.offers) for a in answers if a is not None] == [True, False, False, False, False]
+    assert all("suppressed:fatigue:email:day" in a.reasons for a in answers[1:] if a is not None)

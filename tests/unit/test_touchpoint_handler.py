@@ -551,3 +551,32 @@ async def test_a_duplicate_whose_batch_never_confirmed_is_watched_for_risk_again
     decided = RecordingStore(features={"cust-1": KNOWN},
                              statuses={"a": ApplyStatus.DUPLICATE_DECIDED})  # fmt: skip
     assert (await handler(decided).handle(records(click("a")))).risk_facts == []
+
+
+async def test_several_moments_of_one_customer_in_a_batch_count_against_the_caps() -> None:
+    from schemas import Email
+
+    opened = [
+        Email(event_id=f"open-{n}", customer_id="cust-1", ts=T0, action="opened") for n in range(4)
+    ]
+    store = RecordingStore(features={"cust-1": KNOWN})
+    result = await handler(store).handle(records(*[encode_touchpoint(e) for e in opened]))
+    email = [d for d in result.decisions if d.channel == "email"]
+    assert len(email) == 4
+    assert [bool(d.offers) for d in email] == [True, False, False, False]  # daily cap: 1
+    assert all("suppressed:fatigue:email:day" in d.reasons for d in email[1:])
+
+
+def test_a_contact_counts_against_every_cap_and_cool_down() -> None:
+    from agents.contact_ledger import contacted
+
+    made = POLICY.decide(DecisionMoment("d1", "c", "web", "e1", T0), KNOWN, NOW)
+    assert made.offers
+    after = contacted(KNOWN, made)
+    offer = made.offers[0].offer_id
+    assert after.contact.shown_today["web"] == KNOWN.contact.shown_today.get("web", 0) + 1
+    assert after.contact.shown_7d["web"] == KNOWN.contact.shown_7d.get("web", 0) + 1
+    assert after.contact.offers_7d[offer] == 1 and after.contact.last_shown[offer] == made.ts
+    assert after.contact.last_contact["web"] == made.ts
+    assert contacted(after, msgspec.structs.replace(made, offers=[])) is after  # none shown
+    assert KNOWN.contact.shown_today == {}  # the features read stay as they were
