@@ -56,10 +56,10 @@ class RuleBasedOfferPolicy:
             key=lambda pair: (-pair[0], pair[1].offer_id),
         )
         top = scored[: moment.limit]
-        total = sum(score for score, _ in scored) or 1.0
+        # the probability this policy puts each offer first: it is deterministic
         offers = [
-            OfferScore(offer_id=o.offer_id, score=round(s, 6), propensity=round(s / total, 6))
-            for s, o in top
+            OfferScore(offer_id=o.offer_id, score=round(s, 6), propensity=1.0 if i == 0 else 0.0)
+            for i, (s, o) in enumerate(top)
         ]
         if moment.category is not None and any(moment.category in o.categories for _, o in top):
             reasons.append(f"context:category:{moment.category}")

@@ -466,16 +466,14 @@ def test_default_moment_limit_is_three() -> None:
 
 
 @pytest.mark.parametrize("features", [None, MODEL, GROWTH, AT_RISK, DANGLING])
-def test_propensities_of_all_eligible_offers_sum_to_one(
+def test_propensities_say_the_deterministic_policy_puts_its_best_offer_first(
     features: CustomerFeatures | None,
 ) -> None:
+    """The probability of being put first, as off-policy estimates read it: one for the
+    best offer, none for the others (not their share of the scores)."""
     decision = policy().decide(moment("fashion", limit=ALL), features, NOW)
-    assert sum(o.propensity for o in decision.offers) == pytest.approx(1.0, abs=1e-5)
-    # propensity is proportional to score
-    first = decision.offers[0]
-    for offer in decision.offers:
-        expected = offer.score / first.score * first.propensity
-        assert offer.propensity == pytest.approx(expected, abs=1e-5)
+    assert len(decision.offers) > 1
+    assert [o.propensity for o in decision.offers] == [1.0] + [0.0] * (len(decision.offers) - 1)
 
 
 def test_known_scores_for_new_customer() -> None:
