@@ -164,6 +164,9 @@ class SnapshotLearner:
                     self._published(version)
         finally:
             await consumer.stop()
+            # No longer learning here: this process's quality figures would go stale,
+            # and keep alerts on them firing; the new leader's are the ones to read.
+            self._metrics.forget_model_quality(self.name)
 
 
 class Learner(SnapshotLearner):

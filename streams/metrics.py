@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -193,6 +194,13 @@ class Metrics:
         for offer_id, limit in ledger.limits.items():
             self.offer_budget_limit.labels(offer_id).set(limit)
             self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
+
+    def forget_model_quality(self, model: str) -> None:
+        """Drop the learner's figures of ``model`` (this process stopped learning it)."""
+        for gauge in (self.model_logloss, self.model_rocauc, self.model_drifts,
+                      self.model_fallback):  # fmt: skip
+            with contextlib.suppress(KeyError):
+                gauge.remove(model)
 
     def offers_in(self, decision: NextBestOffer) -> None:
         """Count the offers of a decision that is sent (catalogue ids: few)."""

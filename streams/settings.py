@@ -11,6 +11,7 @@ upper case, e.g. ``MOMENTS_KAFKA_BOOTSTRAP``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.event_loop import CHOICES as EVENT_LOOPS
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "moments-dev-only-secret"
@@ -136,6 +139,23 @@ class Settings:
                 "MOMENTS_API_PUBLISH_LINGER_MS must not be negative"
             )
 
+        if not (self.api_rate_per_s > 0 and math.isfinite(self.api_rate_per_s)):
+            raise SettingsError("MOMENTS_API_RATE_PER_S must be a positive number of requests")
+        if self.api_burst < 1:
+            raise SettingsError("MOMENTS_API_BURST must be at least 1")
+        if not all(math.isfinite(v) for v in (self.api_budget_ms, self.api_gather_ms,
+                                              self.api_publish_linger_ms)):  # fmt: skip
+            raise SettingsError("MOMENTS_API_*_MS must be finite numbers")
+        for name in ("api_port", "web_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")
+        if min(self.api_max_items, self.api_max_body_bytes, self.topic_replication) < 1:
+            raise SettingsError(
+                "MOMENTS_API_MAX_ITEMS, MOMENTS_API_MAX_BODY_BYTES and "
+                "MOMENTS_TOPIC_REPLICATION must be at least 1"
+            )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(f"MOMENTS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         self._check_api_access()
 
     def _check_api_access(self) -> None:

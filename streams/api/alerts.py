@@ -45,6 +45,14 @@ class Erased:
 Notice = Alert | Erased
 
 
+class Inbox(asyncio.Queue[Notice | None]):
+    """One screen's notices. ``closed`` once it fell too far behind (its stream must end,
+    so that the screen reconnects and resumes from the buffer) or the process stops;
+    ``None`` in it wakes the stream up to see that."""
+
+    closed = False
+
+
 class Screen:
     """Whom one connected screen may be showing, so that it hears only of the erasures
     that concern it: a screen that was never sent an alert about a customer is not told
@@ -100,7 +108,7 @@ class AlertHub:
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
         self._erasures_read: dict[int, int] = {}  # partition -> next offset, kept across
-        self._subscribers: set[asyncio.Queue[Notice]] = set()  # reconnections
+        self._subscribers: set[Inbox] = set()  # reconnections
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -122,13 +130,21 @@ class AlertHub:
                 alerts = alerts[ids.index(last_id) + 1 :]
         return [a for a in alerts if queue is None or a.intervention.queue == queue]
 
-    def subscribe(self) -> asyncio.Queue[Notice]:
-        q: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
-        self._subscribers.add(q)
-        return q
+    def subscribe(self) -> Inbox:
+        inbox = Inbox(maxsize=1000)
+        self._subscribers.add(inbox)
+        return inbox
 
-    def unsubscribe(self, q: asyncio.Queue[Notice]) -> None:
-        self._subscribers.discard(q)
+    def unsubscribe(self, inbox: Inbox) -> None:
+        self._subscribers.discard(inbox)
+
+    def close_all(self) -> None:
+        """End every screen's stream (the process is stopping)."""
+        for inbox in self._subscribers:
+            inbox.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                inbox.put_nowait(None)
+        self._subscribers.clear()
 
     def forget(self, customer_id: str) -> None:
         """The customer was erased: drop their buffered alerts and tell the screens."""
@@ -143,11 +159,12 @@ class AlertHub:
             self._notify(alert)
 
     def _notify(self, notice: Notice) -> None:
-        for q in list(self._subscribers):
-            if q.full():
-                self._subscribers.discard(q)  # a screen that stopped reading
+        for inbox in list(self._subscribers):
+            if inbox.full():  # a screen too far behind: its stream ends, and it resumes
+                inbox.closed = True
+                self._subscribers.discard(inbox)
             else:
-                q.put_nowait(notice)
+                inbox.put_nowait(notice)
 
     async def unless_erased(self, alerts: list[Alert]) -> list[Alert]:
         """The alerts whose customers are not erased. While Redis cannot say, the alerts
@@ -214,7 +231,7 @@ class AlertHub:
             await self.recheck()
             self.ready.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=500)
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 alerts = []
                 for tp, records in batches.items():
                     if tp.topic == self._erasures_topic:

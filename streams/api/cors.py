@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 
 from streams.api.errors import ApiError, Handler
 
-ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
+ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After"
 
 

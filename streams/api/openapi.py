@@ -101,7 +101,7 @@ def openapi_spec() -> dict[str, Any]:
                         "x-scope": "profile-read", "parameters": [_CUSTOMER],
                         "responses": {"200": _json({"type": "object", "required": [
                             "customer_id", "segment", "value", "features"]}),
-                            **_errors(400, 401, 403, 404, 429)}},
+                            **_errors(400, 401, 403, 404, 429, 503)}},
                 "delete": {"summary": "Erase the customer everywhere Moments keeps them.",
                            "security": _SECURITY, "x-scope": "erase", "parameters": [_CUSTOMER],
                            "responses": {"200": _json({"type": "object", "required": [
@@ -197,7 +197,12 @@ def openapi_spec() -> dict[str, Any]:
                                "an alert about that customer, and to every stream resumed "
                                "with Last-Event-ID.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
-                "parameters": [{"name": "queue", "in": "query", "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+                     "description": "Resume after this alert (EventSource sends it)."},
+                    {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
+                     "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},
                               **_errors(401, 403, 429)},
             }},

@@ -8,8 +8,10 @@ could not rebuild, so any number of them can run behind a load balancer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+SHUTDOWN_S = 10.0  # for requests under way, once stopping
 CONSOLE_HTML = Path(__file__).with_name("console.html")
 
 
@@ -180,7 +183,11 @@ async def serve(settings: Settings) -> None:
     from streams.topics import ensure_topics
 
     await ensure_topics(settings)
-    runner = web.AppRunner(create_api(settings), access_log=None)
+    app = create_api(settings)
+    app.on_shutdown.append(_end_alert_streams)
+    # Requests under way get this long once stopping (an orchestrator kills the process
+    # after its grace period, 30 s in deploy/k8s); the alert streams end at once.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
@@ -192,10 +199,20 @@ async def serve(settings: Settings) -> None:
         "Moments API on http://%s:%d (event loop: %s)",
         settings.api_host, settings.api_port, loop_name(asyncio.get_running_loop()),
     )  # fmt: skip
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # what orchestrators and Ctrl-C send
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("Moments API stopping: answering what is under way, then publishing")
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # drains the recommender, flushes decisions to Kafka
+
+
+async def _end_alert_streams(app: web.Application) -> None:
+    app[API_KEY].alerts.close_all()
 
 
 def not_found(_: Any) -> web.Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -56,7 +58,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> N
     if wait:
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
                        [{"retry_after_s": round(wait, 3)}],
-                       headers={"Retry-After": str(max(1, round(wait)))})  # fmt: skip
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
 
 
 def customer_id_of(request: web.Request) -> str:
@@ -317,12 +319,14 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
         for alert in backlog:
             screen.sent(alert)
             await response.write(_sse(alert.id, alert.raw))
-        while True:
+        while not (inbox.closed and inbox.empty()):
             try:
                 notice = await asyncio.wait_for(inbox.get(), timeout=15)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
+            if notice is None:  # the process is stopping
+                break
             if isinstance(notice, Erased):
                 if screen.must_hear_of(notice):
                     await response.write(_erased_sse(notice.customer_id))
@@ -369,22 +373,29 @@ async def readyz(request: web.Request) -> web.Response:
         checks["redis"] = "ok" if await api.store.ping() else "down"
     except StoreUnavailable:
         checks["redis"] = "down"
-    ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks},
+    # Ready once started: while Redis or Kafka is down the API still answers (default
+    # offers, 503s that say retry), better than no answer at all from a pod taken out of
+    # the load balancer; the checks say what is degraded.
+    ready = api.alerts.ready.is_set()
+    status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    return json_response({"status": status if ready else "not_ready", "checks": checks},
                          200 if ready else 503)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/customers/{customer_id}/recommendations", recommendations)
-    app.router.add_get("/v1/customers/{customer_id}", get_customer)
-    app.router.add_get("/v1/customers/{customer_id}/export", export_customer)
-    app.router.add_get("/v1/offers", offers)
+    # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
+    # and one of the alert stream would write a body after the headers.
+    get = functools.partial(app.router.add_get, allow_head=False)
+    get("/v1/customers/{customer_id}/recommendations", recommendations)
+    get("/v1/customers/{customer_id}", get_customer)
+    get("/v1/customers/{customer_id}/export", export_customer)
+    get("/v1/offers", offers)
     app.router.add_delete("/v1/customers/{customer_id}", delete_customer)
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/outcomes", post_outcomes)
-    app.router.add_get("/v1/alerts/stream", alerts_stream)
-    app.router.add_get("/console", console)
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    get("/v1/alerts/stream", alerts_stream)
+    get("/console", console)
+    get("/openapi.json", openapi)
+    get("/metrics", metrics)
+    get("/healthz", healthz)
+    get("/readyz", readyz)

@@ -156,6 +156,10 @@ async def test_method_not_allowed_says_which_methods_are(pipeline: Pipeline) -> 
     reply = await call("PUT", f"{api.url}/v1/events", headers=DEV_AUTH)
     assert_error(reply, 405, "method_not_allowed")
     assert reply.headers.get("Allow") == "POST", reply.headers
+    # HEAD is no GET: a HEAD of recommendations must not take (and publish) a decision
+    for path in ("/v1/customers/x/recommendations", "/v1/alerts/stream"):
+        head = await call("HEAD", f"{api.url}{path}", headers=DEV_AUTH)
+        assert head.status == 405 and head.headers.get("Allow") == "GET", (path, head)
 
 
 async def test_error_bodies_never_repeat_a_customer_id_from_the_path(pipeline: Pipeline) -> None:

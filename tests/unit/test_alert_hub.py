@@ -109,3 +109,23 @@ async def test_after_a_reconnection_buffered_alerts_of_customers_erased_meanwhil
     await alerts.recheck()
     assert [a.id for a in alerts.since(None, None)] == ["0-2"]
     assert screen.get_nowait() == Erased("a") and screen.empty()
+
+
+def test_a_screen_too_far_behind_is_closed_so_that_it_resumes() -> None:
+    alerts = hub()
+    slow, other = alerts.subscribe(), alerts.subscribe()
+    alerts.publish([alert(n, "a") for n in range(1000)])  # the slow screen's inbox is full
+    assert not slow.closed
+    other.get_nowait()  # the other screen keeps up
+    alerts.publish([alert(1000, "a")])
+    assert slow.closed and not other.closed  # its stream ends once it read what it has
+    assert slow.qsize() == 1000  # nothing more is put in
+    alerts.close_all()  # the process stops: every stream is told
+    assert other.closed and other.get_nowait() is not None
+
+
+async def test_closing_wakes_a_waiting_stream() -> None:
+    alerts = hub()
+    inbox = alerts.subscribe()
+    alerts.close_all()
+    assert inbox.closed and await inbox.get() is None

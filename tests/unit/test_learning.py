@@ -100,3 +100,14 @@ async def test_the_risk_learner_drops_an_example_sent_twice() -> None:
     first = [sent("e1:1", True), sent("e2:1", False)]
     assert await learner._learn(0, first) == 2
     assert await learner._learn(0, [sent("e1:1", True), sent("e3:1", True)]) == 1  # e1 again
+
+
+def test_a_learner_that_stops_drops_its_quality_figures() -> None:
+    metrics = Metrics()
+    metrics.model_logloss.labels("nbo").set(0.4)
+    metrics.model_fallback.labels("risk").set(1.0)
+    metrics.forget_model_quality("risk")
+    text = generate_latest(metrics.registry).decode()
+    assert 'moments_model_logloss{model="nbo"} 0.4' in text
+    assert 'moments_model_fallback{model="risk"}' not in text
+    metrics.forget_model_quality("risk")  # twice: nothing to drop, no error

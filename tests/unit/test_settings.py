@@ -98,6 +98,8 @@ def test_every_field_has_a_moments_variable() -> None:
             value = "https://shop.example"
         elif f.name == "api_keys":
             value = "web:recommend:" + "0" * 64 + "@https://shop.example"
+        elif f.name == "log_level":
+            value = "debug"
         elif isinstance(f.default, int):
             value = f.default + 1
         elif isinstance(f.default, float):
@@ -200,3 +202,26 @@ def test_topic_prefix() -> None:
 def test_faust_broker(bootstrap: str, broker: str) -> None:
     settings = Settings.from_env({"MOMENTS_KAFKA_BOOTSTRAP": bootstrap})
     assert settings.faust_broker == broker
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("API_RATE_PER_S", "0", "MOMENTS_API_RATE_PER_S"),
+        ("API_RATE_PER_S", "nan", "MOMENTS_API_RATE_PER_S"),
+        ("API_BURST", "0", "MOMENTS_API_BURST"),
+        ("API_PORT", "70000", "MOMENTS_API_PORT"),
+        ("WEB_PORT", "-1", "MOMENTS_WEB_PORT"),
+        ("API_BUDGET_MS", "nan", "finite"),
+        ("API_MAX_ITEMS", "0", "MOMENTS_API_MAX_ITEMS"),
+        ("TOPIC_REPLICATION", "0", "MOMENTS_TOPIC_REPLICATION"),
+        ("LOG_LEVEL", "verbose", "MOMENTS_LOG_LEVEL"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        Settings.from_env({f"MOMENTS_{name}": value})
+
+
+def test_log_levels_are_taken_in_any_case() -> None:
+    assert Settings.from_env({"MOMENTS_LOG_LEVEL": "WARNING"}).log_level == "WARNING"
