@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from feature_store import FeatureStore, StoreConfig
-from streams.services import Services, free_port, services
+from streams.services import LocalRedis, Services, free_port, services
 
 SECRET = "integration-test-secret"
 
@@ -144,6 +144,17 @@ class Pipeline:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis of the test's own (no persistence), to stop, restart or turn into a replica."""
+    redis = LocalRedis(tmp_path / "private-redis", appendonly=False)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,6 @@ pytestmark = pytest.mark.integration
 
 FALLBACKS = "moments_recommendation_fallbacks_total"
 METHODS = ("GET", "DELETE")
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    redis = LocalRedis(tmp_path / "private-redis", appendonly=False)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,16 +18,6 @@ from tests.integration.test_api_support import DEV_AUTH, call, event, eventually
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    redis = LocalRedis(tmp_path / "private-redis", appendonly=False)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 async def test_a_redis_that_refuses_writes_is_waited_for_not_blamed_on_the_events(
