@@ -10,8 +10,9 @@ itself was wrong, as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -30,7 +31,6 @@ SCRIPTS = {
 }
 
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError)
-CAUGHT = (*TRANSIENT, ResponseError)  # then told apart by :func:`transient`
 # Error replies of a server that cannot serve now, by their first word (redis-py's own
 # connections strip the word from the errors it has classes for, listed in TRANSIENT).
 NOT_NOW = frozenset({
@@ -57,6 +57,18 @@ Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
 
 def unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def unavailable_when_transient() -> Iterator[None]:
+    """Raise a Redis error that says Redis cannot serve now as :class:`StoreUnavailable`
+    (see :func:`transient`), any other as it is."""
+    try:
+        yield
+    except (*TRANSIENT, ResponseError) as exc:
+        if transient(exc):
+            raise unavailable(exc) from exc
+        raise
 
 
 def hash_reply(flat: list[str] | dict[str, str]) -> dict[str, str]:
@@ -112,12 +124,8 @@ class StoreConnection:
         errors of single commands come back as values."""
         if self._pipe is None:
             return await self._shared.submit(commands)
-        try:
+        with unavailable_when_transient():
             return await self._pipe.execute(commands)
-        except CAUGHT as exc:
-            if transient(exc):
-                raise unavailable(exc) from exc
-            raise
 
     def pipeline(self) -> Any:
         """A redis-py pipeline (no transaction) for :meth:`execute`."""
@@ -137,12 +145,8 @@ class StoreConnection:
         return await self._run(pipe, raise_on_error=False)
 
     async def _run(self, pipe: Any, raise_on_error: bool) -> list[Any]:
-        try:
+        with unavailable_when_transient():
             replies: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
-        except CAUGHT as exc:
-            if transient(exc):
-                raise unavailable(exc) from exc
-            raise
         self._round_trips += 1
         return replies
 
@@ -151,13 +155,9 @@ class StoreConnection:
         scripts become visible all at once, never half loaded)."""
         async with self._loading:
             loaded = {}
-            try:
+            with unavailable_when_transient():
                 for name, source in SCRIPTS.items():
                     loaded[name] = str(await self.client.script_load(source))
-            except CAUGHT as exc:
-                if transient(exc):
-                    raise unavailable(exc) from exc
-                raise
             self._shas = loaded
         return self._shas
 
@@ -198,12 +198,8 @@ class StoreConnection:
         raise RuntimeError("Redis keeps losing the feature-store scripts")
 
     async def ping(self) -> bool:
-        try:
+        with unavailable_when_transient():
             return bool(await self.client.ping())
-        except CAUGHT as exc:
-            if transient(exc):
-                raise unavailable(exc) from exc
-            raise
 
     async def close(self) -> None:
         if self._pipe is not None:
