@@ -2,7 +2,10 @@
 
 Each API process reads every partition (no consumer group), keeps the newest alerts in
 a ring buffer for ``Last-Event-ID`` resumption, and hands each new alert to every
-connected screen. Event ids are ``<partition>-<offset>``.
+connected screen. An alert is ``<partition>-<offset>``; the event id a screen is sent is
+its stream's :class:`StreamPosition`, the newest offset it has passed in each partition,
+so that any replica, whatever order the partitions reached it in, resumes it without a
+gap.
 
 Erased customers stay off the screens: an alert whose customer is erased (tombstone in
 Redis) is dropped, and an erasure, made by any API process (it reads the
@@ -43,6 +46,55 @@ class Erased:
 
 
 Notice = Alert | Erased
+
+
+class StreamPosition:
+    """How far one screen's stream has gone: per partition, the offset of the newest
+    alert it has passed (sent, or left out by its queue filter). Written as the event
+    id, ``<partition>-<offset>`` pairs joined by ``.``; an id of the older form (one
+    alert's ``<partition>-<offset>``) reads as a position in that partition alone.
+
+    >>> position = StreamPosition.parse("0-7.2-3")
+    >>> position.passed(Alert("0-7", None, b"")), position.passed(Alert("1-1", None, b""))
+    (True, False)
+    >>> position.advance(Alert("2-9", None, b"")); position.event_id()
+    '0-7.2-9'
+    >>> StreamPosition.parse("not-an-id").event_id()
+    ''
+    """
+
+    def __init__(self, offsets: dict[int, int] | None = None) -> None:
+        self._offsets = offsets or {}
+
+    @classmethod
+    def parse(cls, event_id: str | None) -> StreamPosition:
+        """The position an event id names; none (send every buffered alert) for an id
+        that is absent or not one of ours."""
+        offsets: dict[int, int] = {}
+        for pair in (event_id or "").split("."):
+            partition, dash, offset = pair.partition("-")
+            if not (dash and partition.isdecimal() and offset.isdecimal()):
+                return cls()
+            offsets[int(partition)] = max(int(offset), offsets.get(int(partition), -1))
+        return cls(offsets)
+
+    def passed(self, alert: Alert) -> bool:
+        """Whether the stream has gone past ``alert`` (it was sent or left out)."""
+        partition, offset = _partition_offset(alert.id)
+        return offset <= self._offsets.get(partition, -1)
+
+    def advance(self, alert: Alert) -> None:
+        partition, offset = _partition_offset(alert.id)
+        if offset > self._offsets.get(partition, -1):
+            self._offsets[partition] = offset
+
+    def event_id(self) -> str:
+        return ".".join(f"{p}-{o}" for p, o in sorted(self._offsets.items()))
+
+
+def _partition_offset(alert_id: str) -> tuple[int, int]:
+    partition, _, offset = alert_id.partition("-")
+    return int(partition), int(offset)
 
 
 class Inbox(asyncio.Queue[Notice | None]):
@@ -121,14 +173,15 @@ class AlertHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def since(self, last_id: str | None, queue: str | None) -> list[Alert]:
-        """Buffered alerts after ``last_id`` (all buffered ones if it is unknown)."""
-        alerts = list(self._buffer)
-        if last_id is not None:
-            ids = [a.id for a in alerts]
-            if last_id in ids:
-                alerts = alerts[ids.index(last_id) + 1 :]
-        return [a for a in alerts if queue is None or a.intervention.queue == queue]
+    def since(self, position: StreamPosition, queue: str | None) -> list[Alert]:
+        """Buffered alerts the stream has not gone past, in ``queue`` if one is named.
+        The position is per partition, so a screen that resumes on another replica,
+        which received the partitions in another order, misses none."""
+        return [
+            a
+            for a in self._buffer
+            if not position.passed(a) and (queue is None or a.intervention.queue == queue)
+        ]
 
     def subscribe(self) -> Inbox:
         inbox = Inbox(maxsize=1000)

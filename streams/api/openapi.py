@@ -190,8 +190,11 @@ def openapi_spec() -> dict[str, Any]:
             }},
             "/v1/alerts/stream": {"get": {
                 "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",
-                "description": "`event: intervention` carries one intervention (its id is "
-                               "`<partition>-<offset>`); `event: erasure`, with no id, carries "
+                "description": "`event: intervention` carries one intervention. Its id is "
+                               "the stream's position: `<partition>-<offset>` pairs joined "
+                               "by `.`, the newest offset passed in each partition, so "
+                               "that any API replica resumes the stream without a gap; "
+                               "`event: erasure`, with no id, carries "
                                "`{\"customer_id\": ...}` of a customer just erased, whose "
                                "alerts screens must drop. It goes to the streams that sent "
                                "an alert about that customer, and to every stream resumed "
@@ -200,7 +203,7 @@ def openapi_spec() -> dict[str, Any]:
                 "parameters": [
                     {"name": "queue", "in": "query", "schema": {"type": "string"}},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
-                     "description": "Resume after this alert (EventSource sends it)."},
+                     "description": "Resume from this position (EventSource sends it)."},
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},

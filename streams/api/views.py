@@ -27,7 +27,7 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.alerts import Erased, Screen
+from streams.api.alerts import Erased, Screen, StreamPosition
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
@@ -314,11 +314,13 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     screen = Screen(resumed=last_id is not None)
     try:
         await response.write(b"retry: 2000\n\n")
-        backlog = api.alerts.since(last_id, queue)
-        sent = {alert.id for alert in backlog}  # what arrives while sending them comes once
-        for alert in backlog:
-            screen.sent(alert)
-            await response.write(_sse(alert.id, alert.raw))
+        # what arrives while the backlog is sent, or twice, is passed already: once each
+        position = StreamPosition.parse(last_id)
+        for alert in api.alerts.since(position, queue):
+            if not position.passed(alert):
+                screen.sent(alert)
+                position.advance(alert)
+                await response.write(_sse(position.event_id(), alert.raw))
         while not (inbox.closed and inbox.empty()):
             try:
                 notice = await asyncio.wait_for(inbox.get(), timeout=15)
@@ -330,9 +332,11 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
             if isinstance(notice, Erased):
                 if screen.must_hear_of(notice):
                     await response.write(_erased_sse(notice.customer_id))
-            elif notice.id not in sent and queue in (None, notice.intervention.queue):
-                screen.sent(notice)
-                await response.write(_sse(notice.id, notice.raw))
+            elif not position.passed(notice):
+                position.advance(notice)  # left out by the queue filter, or sent
+                if queue in (None, notice.intervention.queue):
+                    screen.sent(notice)
+                    await response.write(_sse(position.event_id(), notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

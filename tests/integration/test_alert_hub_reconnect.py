@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig
 from schemas import CustomerErasure, encode_erasure
-from streams.api.alerts import AlertHub, Erased
+from streams.api.alerts import AlertHub, Erased, StreamPosition
 from streams.services import Services
 from streams.settings import Settings
 from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics
@@ -53,7 +53,7 @@ async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_recon
             )
 
         async def buffered() -> set[str]:
-            return {a.intervention.customer_id for a in hub.since(None, None)}
+            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
 
         await eventually(lambda: _is(buffered, {"stays", "goes"}), "both alerts buffered")
         screen = hub.subscribe()  # a connected screen, which was sent both

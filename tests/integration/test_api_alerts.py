@@ -175,3 +175,31 @@ async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
             assert (later.event, ids([later])) == ("intervention", ["iv-3"])
             await billing.nothing_more(1.0)
         await vip.nothing_more(1.0)  # told once, though the process hears of it twice
+
+
+async def test_a_screen_resumes_on_another_replica_without_a_gap_or_a_repeat(
+    pipeline: Pipeline,
+) -> None:
+    """The event id is the stream's position in every partition, so a screen that leaves
+    one API replica and resumes on another gets exactly the alerts it had not been sent,
+    whatever order the partitions reached the second replica in."""
+    first, second = pipeline.start_api(), pipeline.start_api()
+    customers = [f"alert-replica-{n}" for n in range(8)]  # keys spread over the partitions
+    async with SseClient(f"{first.url}/v1/alerts/stream", DEV_AUTH) as screen:
+        await screen.subscribed()
+        await send(pipeline, *(intervention(n, "vip", c) for n, c in enumerate(customers)))
+        seen = await receive(screen, len(customers))
+        assert sorted(ids(seen)) == sorted(f"iv-{n}" for n in range(len(customers)))
+    last = seen[-1].id
+    assert last is not None and "." in last, last  # several partitions in one id
+    async with SseClient(f"{second.url}/v1/alerts/stream", DEV_AUTH) as other:
+        await other.subscribed()
+        await receive(other, len(customers))  # the second replica has read them all
+    later = [intervention(10 + n, "vip", c) for n, c in enumerate(customers)]
+    await send(pipeline, *later)
+    async with SseClient(
+        f"{second.url}/v1/alerts/stream", {**DEV_AUTH, "Last-Event-ID": last}
+    ) as resumed:
+        got = await receive(resumed, len(later))
+        assert sorted(ids(got)) == sorted(a["intervention_id"] for a in later)
+        await resumed.nothing_more(1.0)

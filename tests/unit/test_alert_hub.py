@@ -10,17 +10,17 @@ import pytest
 
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
-from streams.api.alerts import Alert, AlertHub, Erased, Screen
+from streams.api.alerts import Alert, AlertHub, Erased, Screen, StreamPosition
 
 
-def alert(n: int, customer: str) -> Alert:
+def alert(n: int, customer: str, partition: int = 0, queue: str = "vip") -> Alert:
     raw = json.dumps({
         "intervention_id": f"iv-{n}", "customer_id": customer, "ts": "2026-11-23T10:00:00Z",
-        "kind": "retention_call", "priority": 1, "queue": "vip", "agent_id": None,
+        "kind": "retention_call", "priority": 1, "queue": queue, "agent_id": None,
         "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
         "context": {},
     }).encode()  # fmt: skip
-    return Alert(f"0-{n}", decode_intervention(raw), raw)
+    return Alert(f"{partition}-{n}", decode_intervention(raw), raw)
 
 
 async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
@@ -37,12 +37,14 @@ def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
     screen = alerts.subscribe()
     alerts.publish([alert(1, "a"), alert(2, "b"), alert(3, "a")])
     alerts.forget("a")
-    assert [a.id for a in alerts.since(None, None)] == ["0-2"]
-    assert [a.id for a in alerts.since("0-1", None)] == ["0-2"]  # an id no longer there
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-2"]
+    assert [a.id for a in alerts.since(StreamPosition.parse("0-1"), None)] == [
+        "0-2"
+    ]  # an id no longer there
     received = [screen.get_nowait() for _ in range(4)]
     assert received[-1] == Erased("a")
     alerts.publish([alert(4, "c"), alert(5, "d"), alert(6, "e")])  # the backlog still holds 3
-    assert [a.id for a in alerts.since(None, None)] == ["0-4", "0-5", "0-6"]
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-4", "0-5", "0-6"]
 
 
 async def test_erased_customers_alerts_are_dropped() -> None:
@@ -104,10 +106,10 @@ async def test_after_a_reconnection_buffered_alerts_of_customers_erased_meanwhil
     alerts.publish([alert(1, "a"), alert(2, "b")])
     screen = alerts.subscribe()
     await alerts.recheck()  # nobody erased: nothing changes, nobody is told
-    assert [a.id for a in alerts.since(None, None)] == ["0-1", "0-2"] and screen.empty()
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-1", "0-2"] and screen.empty()
     erased.add("a")  # erased through another process while this one was not listening
     await alerts.recheck()
-    assert [a.id for a in alerts.since(None, None)] == ["0-2"]
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-2"]
     assert screen.get_nowait() == Erased("a") and screen.empty()
 
 
@@ -129,3 +131,40 @@ async def test_closing_wakes_a_waiting_stream() -> None:
     inbox = alerts.subscribe()
     alerts.close_all()
     assert inbox.closed and await inbox.get() is None
+
+
+def test_a_screen_resumed_on_a_replica_that_read_the_partitions_in_another_order_misses_none() -> (
+    None
+):
+    """Replica one had read partition 1's alert and not yet partition 0's when the screen
+    left it; replica two read them the other way round. Resuming after the id of the last
+    alert sent, in replica two's order, skipped partition 0's alert."""
+    one, two = hub(), hub()
+    one.publish([alert(5, "a", partition=1)])
+    position = StreamPosition()
+    for sent in one.since(position, None):
+        position.advance(sent)
+    two.publish(
+        [alert(7, "b", partition=0), alert(5, "a", partition=1), alert(6, "c", partition=1)]
+    )
+    resumed = two.since(StreamPosition.parse(position.event_id()), None)
+    assert [a.id for a in resumed] == ["0-7", "1-6"]
+
+
+def test_a_stream_position_is_per_partition_and_survives_its_event_id() -> None:
+    position = StreamPosition.parse("1-4")  # an id of the older form
+    assert position.passed(alert(4, "a", partition=1)) and not position.passed(alert(4, "a"))
+    position.advance(alert(9, "a"))
+    position.advance(alert(3, "a", partition=1))  # behind: changes nothing
+    assert position.event_id() == "0-9.1-4"
+    again = StreamPosition.parse(position.event_id())
+    assert again.event_id() == "0-9.1-4" and again.passed(alert(9, "a"))
+    for junk in ("", "1", "a-1", "1-", "1-2.x", "-1-2", "1-2..3-4"):
+        assert StreamPosition.parse(junk).event_id() == "", junk
+
+
+def test_queue_filtered_alerts_are_left_out_of_a_resumed_backlog() -> None:
+    alerts = hub()
+    alerts.publish([alert(1, "a", queue="vip"), alert(2, "b", queue="billing")])
+    assert [a.id for a in alerts.since(StreamPosition(), "billing")] == ["0-2"]
+    assert alerts.since(StreamPosition.parse("0-2"), "billing") == []
