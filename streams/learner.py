@@ -191,7 +191,9 @@ class Learner(SnapshotLearner):
         return self._model.to_dict()
 
     def _published(self, version: int) -> None:
-        self._holder.model, self._holder.version = self._model, version
+        # a copy: the model learns on, and this process must score with what it published
+        self._holder.model = LinUCBOffers.from_dict(self._model.to_dict())
+        self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
         outcomes, dead = [], []
@@ -260,7 +262,8 @@ class RiskLearner(SnapshotLearner):
         return self._model.to_dict()
 
     def _published(self, version: int) -> None:
-        self._holder.model, self._holder.version = self._model, version
+        self._holder.model = ChurnRisk.from_dict(self._model.to_dict())  # as published
+        self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
         learned = 0
