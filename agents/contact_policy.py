@@ -55,9 +55,12 @@ class ContactPolicy:
     def avoids(self, features: CustomerFeatures, channel: str) -> bool:
         """Channels the customer has turned away from: never push them there."""
         if channel == "email":
-            return (
-                features.emails.get("unsubscribed", 0) > 0 or features.emails.get("bounced", 0) >= 2
+            unsubscribed = (
+                features.emails.get("unsubscribed", 0) > 0  # kept before the flag was
+                if features.email_subscribed is None
+                else not features.email_subscribed
             )
+            return unsubscribed or features.emails.get("bounced", 0) >= 2
         return False
 
     def screen(

@@ -38,6 +38,9 @@ from schemas import (
 Op = Literal["incr", "max", "min", "latest", "wm", "wh", "wd", "wk"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
+# profile fields that say "0" while the customer has withdrawn (consent, or the email
+# subscription): a profile holding one never expires (lua/apply.lua names them too)
+WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:email")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 MINUTE_MS = 60_000
@@ -139,6 +142,8 @@ def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
                 ups += _sentiment("call", sentiment)
         case Email(action=action):
             ups.append(("incr", f"email:{action}", "1"))
+            if action == "unsubscribed":  # until they grant email consent again
+                ups.append(("latest", "subscribed:email", "0"))
         case SocialMention(sentiment=sentiment, reach=reach):
             ups += _sentiment("social", sentiment)
             if sentiment < 0:
@@ -173,6 +178,8 @@ def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
         case Consent(channel=channel, granted=granted):
             for name in CONSENT_CHANNELS if channel == "all" else (channel,):
                 ups.append(("latest", f"consent:{name}", "1" if granted else "0"))
+            if granted and channel in ("all", "email"):  # opting in again ends an unsubscribe
+                ups.append(("latest", "subscribed:email", "1"))
     return ups
 
 

@@ -69,6 +69,9 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     channel_mix: dict[str, float] = msgspec.field(default_factory=dict)
     preferred_channel: str | None = None  # the most used of web, email, call, sms
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
+    # False after an unsubscribe, True once email consent is granted after it; None when
+    # the customer has done neither (or did before Moments kept it: see ``emails``)
+    email_subscribed: bool | None = None
     contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
     risk_snapshot: str | None = None  # JSON of the feature snapshot awaiting its label
     risk_band: str | None = None  # "high" or "low": where churn risk was last seen
@@ -210,6 +213,7 @@ def build_features(
         channel_mix=channel_mix,
         preferred_channel=preferred,
         consent=consent,
+        email_subscribed=_flag((groups.get("subscribed") or {}).get("email")),
         contact=contact,
         risk_snapshot=profile.get("risk_snapshot"),
         risk_band=profile.get("risk_band"),
@@ -218,6 +222,10 @@ def build_features(
         timezone=profile.get("timezone"),
         recent=items,
     )
+
+
+def _flag(stored: str | None) -> bool | None:
+    return None if stored is None else stored == "1"
 
 
 def _channel_mix(counts: dict[str, int]) -> tuple[dict[str, float], str | None]:

@@ -93,7 +93,19 @@ if ARGV[6] ~= '' and recent_len > 0 then
   redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
   redis.call('EXPIRE', recent, ttl)
 end
-redis.call('EXPIRE', profile, ttl)
+-- A withdrawal is kept until the customer grants again, however long they stay away:
+-- a profile that holds one does not expire (the other keys do; erasure removes it).
+-- The fields are feature_store/facts.py WITHDRAWAL_FIELDS.
+local withdrawn = false
+for _, v in ipairs(redis.call('HMGET', profile, 'consent:email', 'consent:sms', 'consent:call',
+                              'consent:web', 'subscribed:email')) do
+  if v == '0' then withdrawn = true end
+end
+if withdrawn then
+  redis.call('PERSIST', profile)
+else
+  redis.call('EXPIRE', profile, ttl)
+end
 redis.call('EXPIRE', windows, ttl)
 redis.call('EXPIRE', seen, ttl)
 return 1

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, StoreConfig
-from schemas import WebClick
+from schemas import Consent, Email, WebClick
 from streams.services import Services
 
 pytestmark = pytest.mark.integration
@@ -89,4 +89,39 @@ async def test_scripts_lost_by_redis_are_loaded_again(
         assert features is not None and features.events == 2
     finally:
         await admin.aclose()
+        await store.close()
+
+
+async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted_again(
+    kafka_redis: Services,
+) -> None:
+    """A profile expired 400 days after its last fact, and with it the withdrawal it held:
+    a customer who withdrew consent and stayed away was contacted again on their return.
+    Now a profile that holds a withdrawal does not expire; the other keys still do."""
+    store = _store(kafka_redis)
+    client = aioredis.Redis.from_url(kafka_redis.redis_url)
+    now = datetime.now(UTC)
+
+    def event(n: int, kind: type[Consent] | type[Email], **fields: object) -> Consent | Email:
+        return kind(event_id=f"w{n}", customer_id="quiet", ts=now - timedelta(minutes=10 - n),
+                    **fields)  # type: ignore[arg-type]  # fmt: skip
+
+    try:
+        keys = store._keys.for_customer("quiet")
+        await store.apply([_click(5, "quiet")])
+        assert 0 < await client.ttl(keys.profile) <= 400 * 86400
+        await store.apply([event(1, Consent, channel="sms", granted=False)])
+        await store.apply([event(2, Email, action="unsubscribed")])
+        assert await client.ttl(keys.profile) == -1  # kept, however long they stay away
+        assert await client.ttl(keys.windows) > 0
+        ((_, features),) = await store.read_for_decisions(["quiet"])
+        assert features is not None and features.email_subscribed is False
+        assert features.consent == {"sms": False}
+        await store.apply([event(3, Consent, channel="all", granted=True)])  # back again
+        ((_, features),) = await store.read_for_decisions(["quiet"])
+        assert features is not None and features.email_subscribed is True
+        assert features.consent == dict.fromkeys(("email", "sms", "call", "web"), True)
+        assert 0 < await client.ttl(keys.profile) <= 400 * 86400
+    finally:
+        await client.aclose()
         await store.close()

@@ -100,6 +100,16 @@ def test_consent_is_per_channel_and_assumed_until_withdrawn(channel: str) -> Non
 # --------------------------------------------------------------------------------------
 
 
+def test_an_unsubscribe_ends_when_email_consent_is_granted_after_it() -> None:
+    """An unsubscribe used to be for good: a lifetime count, whatever came after it."""
+    gone = features(emails={"unsubscribed": 1}, email_subscribed=False)
+    assert screen(gone, "email").reasons == ["suppressed:channel_avoided:email"]
+    back = features(emails={"unsubscribed": 1}, email_subscribed=True)
+    assert screen(back, "email").allowed
+    again = features(emails={"unsubscribed": 1, "bounced": 2}, email_subscribed=True)
+    assert not screen(again, "email").allowed  # bounces still count
+
+
 def test_unsubscribed_customer_is_not_emailed() -> None:
     verdict = screen(features(emails={"unsubscribed": 1, "opened": 5}), "email")
     assert verdict == Verdict([], ["suppressed:channel_avoided:email"])

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feature_store import facts
 from feature_store.facts import (
     CONSENT_CHANNELS,
     RESOLUTIONS,
+    WITHDRAWAL_FIELDS,
     Fact,
     intervention_fact,
     offers_shown_fact,
@@ -302,15 +305,32 @@ def test_consent_single_channel() -> None:
     ups = touchpoint_updates(consent("sms", False, 0))
     assert [u for u in ups if u[0] == "latest"] == [("latest", "consent:sms", "0")]
     granted = touchpoint_updates(consent("email", True, 0))
-    assert [u for u in granted if u[0] == "latest"] == [("latest", "consent:email", "1")]
+    assert [u for u in granted if u[0] == "latest"] == [
+        ("latest", "consent:email", "1"),
+        ("latest", "subscribed:email", "1"),  # opting in again ends an unsubscribe
+    ]
+    assert ("latest", "subscribed:email", "1") not in touchpoint_updates(consent("sms", True, 0))
+
+
+def test_an_unsubscribe_holds_until_email_consent_is_granted_again() -> None:
+    assert ("latest", "subscribed:email", "0") in touchpoint_updates(email("unsubscribed"))
+    assert ("latest", "subscribed:email", "1") in touchpoint_updates(consent("all", True, 0))
+    assert not [u for u in touchpoint_updates(consent("all", False, 0)) if "subscribed" in u[1]]
+
+
+def test_the_apply_script_keeps_profiles_that_hold_the_withdrawal_fields() -> None:
+    script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
+    named = script.split("'HMGET', profile,", 1)[1].split(")", 1)[0]
+    assert sorted(n.strip(" '\n") for n in named.split(",")) == sorted(WITHDRAWAL_FIELDS)
 
 
 def test_consent_all_sets_the_four_channels() -> None:
     assert set(CONSENT_CHANNELS) == {"email", "sms", "call", "web"}
     ups = touchpoint_updates(consent("all", True, 0))
     assert sorted(u for u in ups if u[0] == "latest") == sorted(
-        ("latest", f"consent:{ch}", "1") for ch in ("email", "sms", "call", "web")
-    )
+        [*(("latest", f"consent:{ch}", "1") for ch in ("email", "sms", "call", "web")),
+         ("latest", "subscribed:email", "1")]
+    )  # fmt: skip
     assert "consent:all" not in fields_of(ups)
 
 
