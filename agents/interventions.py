@@ -113,7 +113,7 @@ def interventions_for(
     # newest first; the event itself is in the list too (at millisecond precision)
     before = [r for r in features.recent if r.ts < event.ts and r.event_id != event.event_id]
     lapsed = before and event.ts - before[0].ts >= timedelta(days=rules.lapse_days)
-    if lapsed and (valuable or features.spend >= rules.high_value):
+    if lapsed and might_intervene(event) and (valuable or features.spend >= rules.high_value):
         gap = (event.ts - before[0].ts).days
         wanted.append(("win_back", 2, [f"returned_after_days:{gap}"], None))
     out: list[Intervention] = []

@@ -254,14 +254,17 @@ class TouchpointHandler:
         moment = moment_for(event)
         decision = None if moment is None else self._policy.decide(moment, features, now, budgets)
         alerts = []
-        if features is not None and might_intervene(event):
+        # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
+        # for all): the band is stored now, and the next event would not cross again
+        crossed = watch is not None and watch.crossed
+        if features is not None and (crossed or might_intervene(event)):
             alerts = interventions_for(
                 event,
                 features,
                 now,
                 self._rules,
                 risk=None if watch is None else watch.risk,
-                risk_crossed=watch is not None and watch.crossed,
+                risk_crossed=crossed,
             )
         return decision, alerts
 

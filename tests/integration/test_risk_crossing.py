@@ -83,3 +83,38 @@ async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: P
     finally:
         await store.close()
     assert features is not None and features.risk_band == "high"
+
+
+async def test_a_crossing_on_a_churn_signal_raises_the_retention_call_at_once(
+    pipeline: Pipeline,
+) -> None:
+    """Consent withdrawn for all is scored (a churn signal) but raises nothing by itself.
+    Its crossing was stored as the "high" band with no alert, and the next visit, no
+    longer a crossing, raised none either: the call was never made."""
+    store = pipeline.store()
+    try:
+        payload = Snapshot(model=trained_model().to_dict(), offsets={}, updated_at=NOW)
+        assert await store.models.publish(RISK, 0, msgspec.json.encode(payload).decode()) == 1
+    finally:
+        await store.close()
+    worker = pipeline.start_worker(MOMENTS_RISK_THRESHOLD="0.7")
+    deadline = time.monotonic() + 60
+    while worker.metric("moments_model_version", model="risk") < 1:
+        assert time.monotonic() < deadline, "the worker never loaded the risk model"
+        await asyncio.sleep(0.5)
+    customer = "signal-crosser"
+    await send(pipeline, [event("web_click", customer, NOW - timedelta(minutes=10), "s-click",
+                                page="/")])  # fmt: skip
+    await settle(pipeline, {customer}, 1)
+    await send(pipeline, [event("consent", customer, NOW - timedelta(minutes=5), "s-all",
+                                channel="all", granted=False)])  # fmt: skip
+    await settle(pipeline, {customer}, 2)
+    await send(pipeline, [event("web_click", customer, NOW - timedelta(minutes=1), "s-back",
+                                page="/offers")])  # fmt: skip
+    await settle(pipeline, {customer}, 3)
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 1, wait_s=15
+    )
+    alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    assert [(a["kind"], a["trigger_event_id"]) for a in alerts] == [("retention_call", "s-all")]
+    assert alerts[0]["queue"] == "retention"

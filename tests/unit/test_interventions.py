@@ -296,6 +296,18 @@ def test_win_back_counts_past_spend_for_a_lapsed_customer_whose_value_has_droppe
     assert kinds(alerts(web(), features)) == ["win_back"]
 
 
+def test_a_crossing_brought_by_an_unsubscribe_raises_a_retention_call_but_no_win_back() -> None:
+    """A churn signal that cannot raise an alert of its own still carries a crossing (the
+    worker asks for it); a lapsed customer's email is not their return, though."""
+    unsubscribed = Email(event_id="unsub-1", customer_id=CUSTOMER, ts=T0, action="unsubscribed")
+    features = lapsed(120, value=600.0, segment="growth")
+    found = interventions_for(unsubscribed, features, NOW, risk=0.81, risk_crossed=True)
+    alert = only(found, "retention_call")
+    assert (alert.queue, alert.reasons, alert.trigger_event_id) == (
+        "retention", ["risk_crossed:0.81"], "unsub-1")  # fmt: skip
+    assert interventions_for(unsubscribed, features, NOW) == []
+
+
 def test_no_win_back_before_90_days() -> None:
     assert alerts(web(), lapsed(89.99, value=600.0, segment="growth")) == []
 
