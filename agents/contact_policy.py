@@ -80,8 +80,8 @@ class ContactPolicy:
         timezone = features.timezone if features is not None else None
         if rules.quiet_at(channel, now, timezone):  # first contacts included
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
-        if features is None:  # a first contact: no customer rule applies yet
-            return _within_budget(self._eligible(offers, channel, "new", 0, now), [], budgets)
+        if features is None:  # a first contact: nothing shown yet, so only a cap of 0 holds
+            features = FIRST_CONTACT
         if not features.consents_to(channel):
             return Verdict([], [f"suppressed:consent:{channel}"])
         if self.avoids(features, channel):
@@ -121,6 +121,9 @@ class ContactPolicy:
             and purchases >= o.min_purchases
             and o.available_at(now)
         ]
+
+
+FIRST_CONTACT = CustomerFeatures()  # a customer Moments knows nothing of
 
 
 def _outbound_pressure(features: CustomerFeatures, rules: ContactRules) -> str | None:

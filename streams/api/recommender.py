@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agents.contact_ledger import contacted
+from agents.contact_policy import FIRST_CONTACT
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
@@ -157,8 +158,8 @@ class Recommender:
                 customer_id = request.moment.customer_id
                 features = contacts.get(customer_id, features)
                 decision = self._policy.decide(request.moment, features, now, budgets)
-                if asked[customer_id] > 1 and features is not None:
-                    contacts[customer_id] = contacted(features, decision)
+                if asked[customer_id] > 1:  # a first contact's too: it is one no longer
+                    contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
                 request.decision = decision
                 decided.append((request, decision, encode_decision(decision)))
             shown = [

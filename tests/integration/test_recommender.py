@@ -562,3 +562,20 @@ async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_
     assert batches == [5]  # one batch
     assert [bool(a.offers) for a in answers if a is not None] == [True, False, False, False, False]
     assert all("suppressed:fatigue:email:day" in a.reasons for a in answers[1:] if a is not None)
+
+
+async def test_a_customer_moments_does_not_know_is_capped_within_a_batch_too(
+    store: FeatureStore, producer: AIOKafkaProducer
+) -> None:
+    """No profile: the first request is a first contact, and those after it in the batch
+    count its offers against the caps (they used to skip every customer rule)."""
+    customer = unique("stranger")
+    batches: list[int] = []
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=5.0, batch_decided=batches.append)  # fmt: skip
+    answers = await asyncio.gather(*(recommender.recommend(customer, "email", 1)
+                                     for _ in range(3)))  # fmt: skip
+    await recommender.drain()
+    assert batches == [3]
+    assert [bool(a.offers) for a in answers if a is not None] == [True, False, False]
+    assert all("suppressed:fatigue:email:day" in a.reasons for a in answers[1:] if a is not None)

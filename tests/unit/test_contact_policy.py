@@ -196,8 +196,14 @@ def test_the_catalogues_caps_are_used_and_other_channels_keep_the_defaults() -> 
     assert screen(contact(shown_7d={"web": 4}), rules=strict).reasons == [
         "suppressed:fatigue:web:week"
     ]
-    # a cap of 0: no offers on that channel at all
+    # a cap of 0: no offers on that channel at all, to a customer Moments does not know too
     assert screen(CUSTOMER, "sms", rules=strict).reasons == ["suppressed:fatigue:sms:day"]
+    assert screen(None, "sms", rules=strict).reasons == ["suppressed:fatigue:sms:day"]
+    assert screen(None, "web", rules=strict).allowed == OFFERS  # a first contact
+    nothing_outbound = ContactRules(outbound_daily_cap=0)
+    assert screen(None, "email", rules=nothing_outbound).reasons == [
+        "suppressed:fatigue:outbound:day"
+    ]
     # email keeps its default caps (1 a day)
     assert screen(contact(shown_today={"email": 1}), "email", rules=strict).reasons == [
         "suppressed:fatigue:email:day"
