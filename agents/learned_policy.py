@@ -18,7 +18,7 @@ from agents.context import DIMENSION, context_vector
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, OfferScore
+from schemas import NextBestOffer, OfferCatalogue, OfferScore
 
 
 @dataclass
@@ -45,9 +45,11 @@ class LearnedOfferPolicy:
         features: CustomerFeatures | None,
         now: datetime,
         budgets: BudgetLedger | None = None,
+        catalogue: OfferCatalogue | None = None,
     ) -> NextBestOffer:
-        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
-        catalogue = self.catalogue.current
+        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows.
+        A batch passes the ``catalogue`` its budgets were read for (else: the current)."""
+        catalogue = catalogue or self.catalogue.current
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, catalogue.offers, now, budgets,
             catalogue.contact_policy,

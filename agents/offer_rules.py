@@ -15,7 +15,7 @@ from agents.contact_policy import ContactPolicy, segment_of
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
-from schemas import NextBestOffer, Offer, OfferScore
+from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,9 @@ class RuleBasedOfferPolicy:
             affinity += liked / total
         if category is not None and category in offer.categories:
             affinity *= 1.5
-        worth = offer.value * (offer.margin or 1.0) if offer.value else 1.0
+        # what it is worth, and at least 1: an offer worth little never outranks one worth
+        # more (as the learned policy counts it)
+        worth = max(offer.value * (offer.margin or 1.0), 1.0)
         return offer.priority * worth * affinity
 
     def decide(
@@ -43,9 +45,11 @@ class RuleBasedOfferPolicy:
         features: CustomerFeatures | None,
         now: datetime,
         budgets: BudgetLedger | None = None,
+        catalogue: OfferCatalogue | None = None,
     ) -> NextBestOffer:
-        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows."""
-        catalogue = self.catalogue.current
+        """The decision at ``moment``; it spends the ``budgets`` of the offers it shows.
+        A batch passes the ``catalogue`` its budgets were read for (else: the current)."""
+        catalogue = catalogue or self.catalogue.current
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, catalogue.offers, now, budgets,
             catalogue.contact_policy,

@@ -37,6 +37,7 @@ from schemas import (
     Intervention,
     InvalidEvent,
     NextBestOffer,
+    OfferCatalogue,
     TouchpointEvent,
     decode_touchpoint,
     encode_decision,
@@ -189,7 +190,10 @@ class TouchpointHandler:
         if not pending:
             return
         customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
-        limits = self._policy.catalogue.current.daily_limits()
+        # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
+        # it read unchecked or its decisions' spending uncounted
+        catalogue = self._policy.catalogue.current
+        limits = catalogue.daily_limits()
         reading = self._store.read_many(customers)
         spent: dict[str, int] = {}
         if limits:  # the day's offer budgets, in the same round trip
@@ -225,7 +229,9 @@ class TouchpointHandler:
                                 watch.snapshot, watch.band,
                             ))  # fmt: skip
                     watch_taken = True  # a decision that fails is tried again without it
-                    decision, alerts = self._decide_one(event, features, now, watch, budgets)
+                    decision, alerts = self._decide_one(
+                        event, features, now, watch, budgets, catalogue
+                    )
                     if decision is not None:
                         result.decisions.append(decision)
                         if features is not None:  # the next moment counts its offers
@@ -250,9 +256,14 @@ class TouchpointHandler:
         now: datetime,
         watch: RiskWatch | None,
         budgets: BudgetLedger | None,
+        catalogue: OfferCatalogue,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
-        decision = None if moment is None else self._policy.decide(moment, features, now, budgets)
+        decision = (
+            None
+            if moment is None
+            else self._policy.decide(moment, features, now, budgets, catalogue)
+        )
         alerts = []
         # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
         # for all): the band is stored now, and the next event would not cross again
@@ -287,7 +298,8 @@ class TouchpointHandler:
         ]
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in alerts]
-        spent = offers_spent(result.decisions, self._policy.catalogue.current.daily_limits())
+        # the limits the batch was decided with (none: its decisions spent nothing)
+        spent = offers_spent(result.decisions, result.budgets.limits) if result.budgets else []
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)
         await self._store.decisions.record(records, contacts + result.risk_facts)

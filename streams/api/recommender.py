@@ -134,7 +134,10 @@ class Recommender:
     async def _decide_batch(self, batch: list[_Request]) -> None:
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
         failure: Exception | None = None
-        limits = self._policy.catalogue.current.daily_limits()
+        # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
+        # it read unchecked or its decisions' spending uncounted
+        catalogue = self._policy.catalogue.current
+        limits = catalogue.daily_limits()
         try:
             reading = self._store.read_for_decisions([r.moment.customer_id for r in batch])
             spent: dict[str, int] = {}
@@ -157,7 +160,7 @@ class Recommender:
                     continue
                 customer_id = request.moment.customer_id
                 features = contacts.get(customer_id, features)
-                decision = self._policy.decide(request.moment, features, now, budgets)
+                decision = self._policy.decide(request.moment, features, now, budgets, catalogue)
                 if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                     contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
                 request.decision = decision

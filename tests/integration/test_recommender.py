@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -579,3 +580,37 @@ async def test_a_customer_moments_does_not_know_is_capped_within_a_batch_too(
     assert batches == [3]
     assert [bool(a.offers) for a in answers if a is not None] == [True, False, False]
     assert all("suppressed:fatigue:email:day" in a.reasons for a in answers[1:] if a is not None)
+
+
+async def test_a_catalogue_published_while_a_batch_reads_redis_applies_from_the_next_batch(
+    store: FeatureStore, producer: AIOKafkaProducer
+) -> None:
+    """The batch read the budgets' limits of one catalogue and decided with the one
+    published meanwhile: a newly limited offer was shown unchecked and never counted."""
+    unlimited = msgspec.structs.replace(CATALOGUE, version="before")
+    limited = msgspec.structs.replace(CATALOGUE, version="after", offers=[
+        o if o.offer_id in CATALOGUE.default_offers else msgspec.structs.replace(o, daily_limit=5)
+        for o in CATALOGUE.offers
+    ])  # fmt: skip
+    holder = CatalogueHolder(unlimited)
+    policy = RuleBasedOfferPolicy(holder, CONTACT_POLICY)
+    reading = store.read_for_decisions
+
+    async def published_meanwhile(customer_ids: list[str]) -> Any:
+        holder.current = limited  # what a reload does while the batch waits for Redis
+        return await reading(customer_ids)
+
+    store.read_for_decisions = published_meanwhile  # type: ignore[method-assign]
+    recommender = Recommender(store, policy, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=5.0)  # fmt: skip
+    decision = await recommender.recommend(unique("reload"), "web", 1)
+    await recommender.drain()
+    assert decision is not None and decision.offers
+    counted = await store.budgets.spent(datetime.now(UTC).date())
+    shown = decision.offers[0].offer_id
+    # decided with the catalogue whose limits it read, or counted under the new one
+    assert (decision.catalogue_version, counted.get(shown, 0)) in {("before", 0), ("after", 1)}
+    assert decision.catalogue_version == "before"
+    second = await recommender.recommend(unique("reload"), "web", 1)
+    await recommender.drain()
+    assert second is not None and second.catalogue_version == "after"

@@ -588,3 +588,16 @@ def test_control_group_is_nested_as_percent_grows() -> None:
 def test_control_group_extremes() -> None:
     assert all(ControlGroup(salt="s", percent=100.0).contains(c) for c in IDS[:2000])
     assert not any(ControlGroup(salt="s", percent=0.0).contains(c) for c in IDS[:2000])
+
+
+def test_an_offer_worth_nothing_never_outranks_one_worth_something() -> None:
+    """Worth was 1 for an offer of no value, but 0.5 for one of value 0.5."""
+    catalogue = OfferCatalogue(version="w", default_offers=["free"], offers=[
+        Offer(offer_id="free", title="F", channels=["web"], value=0.0),
+        Offer(offer_id="premium", title="P", channels=["web"], value=200.0, margin=0.5),
+        Offer(offer_id="coupon", title="C", channels=["web"], value=0.5),
+    ])  # fmt: skip
+    decision = policy(catalogue=catalogue).decide(moment(), GROWTH, NOW)
+    assert ids(decision)[0] == "premium"
+    scores = {o.offer_id: o.score for o in decision.offers}
+    assert scores["free"] <= scores["coupon"] < scores["premium"]
