@@ -91,6 +91,24 @@ class StreamPosition:
     def event_id(self) -> str:
         return ".".join(f"{p}-{o}" for p, o in sorted(self._offsets.items()))
 
+    def within(self, ends: dict[int, int]) -> StreamPosition:
+        """Without the partitions whose offset is at or past their known end (no alert
+        was ever there).
+
+        >>> StreamPosition.parse("0-7.1-500").within({0: 8, 1: 3}).event_id()
+        '0-7'
+        """
+        return StreamPosition(
+            {p: o for p, o in self._offsets.items() if p not in ends or o < ends[p]}
+        )
+
+
+def for_queue(alert: Alert, queue: str | None) -> bool:
+    """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``. An
+    alert for no queue in particular (a win-back, a call that named none) is for every
+    screen."""
+    return queue is None or alert.intervention.queue in (None, queue)
+
 
 def _partition_offset(alert_id: str) -> tuple[int, int]:
     partition, _, offset = alert_id.partition("-")
@@ -159,8 +177,12 @@ class AlertHub:
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
-        self._erasures_read: dict[int, int] = {}  # partition -> next offset, kept across
-        self._subscribers: set[Inbox] = set()  # reconnections
+        # partition -> next offset, kept across reconnections: alerts and erasures made
+        # while the fan-out was away are read then, not skipped
+        self._alerts_read: dict[int, int] = {}
+        self._erasures_read: dict[int, int] = {}
+        self._ends: dict[int, int] = {}  # interventions partition -> its end when last read
+        self._subscribers: set[Inbox] = set()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -177,11 +199,12 @@ class AlertHub:
         """Buffered alerts the stream has not gone past, in ``queue`` if one is named.
         The position is per partition, so a screen that resumes on another replica,
         which received the partitions in another order, misses none."""
-        return [
-            a
-            for a in self._buffer
-            if not position.passed(a) and (queue is None or a.intervention.queue == queue)
-        ]
+        return [a for a in self._buffer if not position.passed(a) and for_queue(a, queue)]
+
+    def position(self, event_id: str | None) -> StreamPosition:
+        """The position ``event_id`` names, less the partitions where it lies beyond
+        the end of the topic (recreated or truncated since): those start over."""
+        return StreamPosition.parse(event_id).within(self._ends)
 
     def subscribe(self) -> Inbox:
         inbox = Inbox(maxsize=1000)
@@ -269,8 +292,14 @@ class AlertHub:
             partitions = consumer.partitions_for_topic(self._topic) or set()
             tps = [TopicPartition(self._topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps) if tps else {}
-            for tp in tps:  # start a little back so screens see recent alerts at once
-                consumer.seek(tp, max(ends[tp] - self._backlog // max(len(tps), 1), 0))
+            for tp in tps:
+                self._ends[tp.partition] = ends[tp]
+                if tp.partition in self._alerts_read:  # where the last connection was
+                    consumer.seek(tp, min(self._alerts_read[tp.partition], ends[tp]))
+                else:  # a little back, so that screens see recent alerts at once
+                    start = max(ends[tp] - self._backlog // max(len(tps), 1), 0)
+                    consumer.seek(tp, start)
+                    self._alerts_read[tp.partition] = start
             # Older erasures' tombstones keep their alerts off the screens: at the first
             # start, from the end. After a reconnection, from where the last connection
             # was, so that no erasure made meanwhile goes unheard.
@@ -291,6 +320,10 @@ class AlertHub:
                         self._erasures(records)
                     else:
                         alerts += _alerts(tp.partition, records)
+                        self._alerts_read[tp.partition] = records[-1].offset + 1
+                        self._ends[tp.partition] = max(
+                            self._ends.get(tp.partition, 0), records[-1].offset + 1
+                        )
                 self.publish(await self.unless_erased(alerts))
         finally:
             await consumer.stop()

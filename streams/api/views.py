@@ -27,7 +27,7 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.alerts import Erased, Screen, StreamPosition
+from streams.api.alerts import Erased, Screen, for_queue
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
@@ -315,7 +315,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(b"retry: 2000\n\n")
         # what arrives while the backlog is sent, or twice, is passed already: once each
-        position = StreamPosition.parse(last_id)
+        position = api.alerts.position(last_id)
         for alert in api.alerts.since(position, queue):
             if not position.passed(alert):
                 screen.sent(alert)
@@ -334,7 +334,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
                     await response.write(_erased_sse(notice.customer_id))
             elif not position.passed(notice):
                 position.advance(notice)  # left out by the queue filter, or sent
-                if queue in (None, notice.intervention.queue):
+                if for_queue(notice, queue):
                     screen.sent(notice)
                     await response.write(_sse(position.event_id(), notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):

@@ -76,3 +76,48 @@ async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_recon
 
 async def _is(read: object, wanted: set[str]) -> bool:
     return bool(await read() == wanted)  # type: ignore[operator]
+
+
+async def test_alerts_made_while_the_fan_out_was_away_reach_the_screens_once(
+    kafka_redis: Services,
+) -> None:
+    """It used to start again a little before the end (the backlog's worth): alerts beyond
+    that were never fanned out, and those already sent were buffered twice."""
+    bootstrap = kafka_redis.kafka_bootstrap
+    prefix = f"ah{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
+    await ensure_topics(settings, partitions=2)
+    alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, store.erased, backlog=10)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        await producer.send_and_wait(alerts_topic, intervention("before"), key=b"before")
+
+        async def buffered() -> set[str]:
+            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
+
+        await eventually(lambda: _is(buffered, {"before"}), "the first alert buffered")
+        screen = hub.subscribe()
+        await hub.stop()
+        away = [f"away-{n}" for n in range(30)]  # three backlogs' worth
+        for customer in away:
+            await producer.send(alerts_topic, intervention(customer), key=customer.encode())
+        await producer.flush()
+        hub.ready.clear()
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        heard: list[str] = []
+        while len(heard) < len(away):
+            notice = await asyncio.wait_for(screen.get(), 20)
+            assert notice is not None and not isinstance(notice, Erased)
+            heard.append(notice.intervention.customer_id)
+        assert sorted(heard) == sorted(away)
+        assert len(hub.since(StreamPosition(), None)) == 10  # the newest, each once
+    finally:
+        await hub.stop()
+        await producer.stop()
+        await store.close()

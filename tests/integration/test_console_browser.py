@@ -393,6 +393,17 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
         assert await page.js("document.getElementById('open-count').textContent") == str(
             len(alerts) - 2  # less the acknowledged one and the erased one
         )
+        # Following another queue starts the screen over: only that queue's alerts (the
+        # cards of the last connection stayed, and were never told of erasures).
+        await page.js("document.getElementById('queue').value = 'social'; "
+                      "document.getElementById('connect').requestSubmit()")  # fmt: skip
+        await page.wait_for(
+            "document.querySelectorAll('#alerts .alert').length === 1", 20, "the social queue"
+        )
+        social = await page.js(ALERTS_JS)
+        assert [(a["kind"], a["customer"]) for a in social] == [
+            ("service_recovery", f"console-{run}-cy")
+        ]
         assert page.errors == [], page.errors
 
         # A wrong key is reported as such, and the console stops retrying it.

@@ -13,7 +13,7 @@ from schemas import decode_intervention
 from streams.api.alerts import Alert, AlertHub, Erased, Screen, StreamPosition
 
 
-def alert(n: int, customer: str, partition: int = 0, queue: str = "vip") -> Alert:
+def alert(n: int, customer: str, partition: int = 0, queue: str | None = "vip") -> Alert:
     raw = json.dumps({
         "intervention_id": f"iv-{n}", "customer_id": customer, "ts": "2026-11-23T10:00:00Z",
         "kind": "retention_call", "priority": 1, "queue": queue, "agent_id": None,
@@ -168,3 +168,24 @@ def test_queue_filtered_alerts_are_left_out_of_a_resumed_backlog() -> None:
     alerts.publish([alert(1, "a", queue="vip"), alert(2, "b", queue="billing")])
     assert [a.id for a in alerts.since(StreamPosition(), "billing")] == ["0-2"]
     assert alerts.since(StreamPosition.parse("0-2"), "billing") == []
+
+
+def test_an_alert_for_no_queue_reaches_every_screen() -> None:
+    """Win-backs and calls that named no queue were shown as "Any queue" but reached only
+    the screens that followed no queue."""
+    alerts = hub()
+    alerts.publish(
+        [alert(1, "a", queue="vip"), alert(2, "b", queue=None), alert(3, "c", queue="x")]
+    )
+    assert [a.id for a in alerts.since(StreamPosition(), "vip")] == ["0-1", "0-2"]
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-1", "0-2", "0-3"]
+
+
+def test_a_position_beyond_the_end_of_a_partition_starts_that_partition_over() -> None:
+    """A screen kept its position while the topic was recreated: every new alert looked
+    passed already, and it was shown none."""
+    alerts = hub()
+    alerts._ends = {0: 3, 1: 2}
+    alerts.publish([alert(1, "a"), alert(2, "b"), alert(1, "c", partition=1)])
+    position = alerts.position("0-500.1-1")  # partition 1: as far as the end
+    assert [a.id for a in alerts.since(position, None)] == ["0-1", "0-2"]
