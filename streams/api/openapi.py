@@ -201,7 +201,8 @@ def openapi_spec() -> dict[str, Any]:
                                "with Last-Event-ID.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [
-                    {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                    {"name": "queue", "in": "query", "schema": {"type": "string"},
+                     "description": "Only this queue's alerts, and those for no queue."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it)."},
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
