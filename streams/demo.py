@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from schemas import (
     decode_next_best_offer,
 )
 from streams.control_lift import ControlLift, LiftPeriod
+from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
 from streams.services import free_port, services
 from streams.settings import Settings
@@ -39,16 +41,38 @@ LIFT_WINDOW = timedelta(seconds=30)  # short, so the demo shows a lift within a 
 LIFT_EVERY_S = 15.0
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A process the demo started, and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def exited(self) -> str | None:
+        """Why the demo must stop, once the process has ended."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        return f"the {self.name} exited (code {code}); its log: {self.log}\n" + _tail(self.log)
+
+
+def _tail(log: Path, chars: int = 2000) -> str:
+    with contextlib.suppress(OSError):
+        return log.read_text(errors="replace")[-chars:]
+    return ""
+
+
+def _wait_ready(url: str, child: Child, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited:\n{log.read_text()[-2000:]}")
+        if (why := child.exited()) is not None:
+            raise RuntimeError(why)
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
             if resp.status == 200:
                 return
         time.sleep(0.3)
-    raise RuntimeError(f"the worker was not ready within {timeout:.0f}s; see {log}")
+    raise RuntimeError(f"the {child.name} was not ready within {timeout:.0f}s; see {child.log}")
 
 
 def _who(customer_id: str) -> str:
@@ -79,7 +103,11 @@ def _lift_line(lift: ControlLift) -> str:
     return line
 
 
-async def _show_decisions(settings: Settings, until: float | None) -> int:
+class ChildExited(Exception):
+    """A worker, the API or the simulator stopped while the demo ran."""
+
+
+async def _show_decisions(settings: Settings, until: float | None, children: list[Child]) -> int:
     started = datetime.now(UTC)
     lift = ControlLift(LiftPeriod(started, started + timedelta(days=365), LIFT_WINDOW), started)
     next_lift = time.monotonic() + 2 * LIFT_WINDOW.total_seconds()
@@ -90,11 +118,15 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=None,
+        **client_options(),
     )
     await consumer.start()
     shown = 0
     try:
         while until is None or time.monotonic() < until:
+            for child in children:  # one that stops would leave the demo silent
+                if (why := child.exited()) is not None:
+                    raise ChildExited(why)
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
@@ -125,7 +157,10 @@ async def _show_decisions(settings: Settings, until: float | None) -> int:
 
 
 def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
+    """Run the demo; 0 when it ran its time or was stopped with Ctrl-C, 1 when one of its
+    processes stopped (the logs, kept after the demo, say why)."""
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs = Path(tempfile.mkdtemp(prefix="moments-demo-logs-"))
     with services() as svc, tempfile.TemporaryDirectory(prefix="moments-demo-") as tmp:
         port = int(os.environ.get("MOMENTS_WEB_PORT", free_port()))
         api_port = int(os.environ.get("MOMENTS_API_PORT", free_port()))
@@ -140,9 +175,8 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
         )
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings))
-        worker_log = Path(tmp) / "worker.log"
-        api_log = Path(tmp) / "api.log"
-        sim_log = Path(tmp) / "simulator.log"
+        worker_log, api_log, sim_log = logs / "worker.log", logs / "api.log", logs / "simulator.log"
+        code = 0
         with worker_log.open("wb") as wout, sim_log.open("wb") as sout, api_log.open("wb") as aout:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=wout, stderr=wout
@@ -154,15 +188,18 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             if duration_s is not None:
                 sim_args += ["--duration", str(duration_s)]
             simulator: subprocess.Popen[bytes] | None = None
+            children = [Child("worker", worker, worker_log), Child("API", api, api_log)]
             try:
-                _wait_ready(f"http://127.0.0.1:{port}/readyz", worker, worker_log)
-                _wait_ready(f"http://127.0.0.1:{api_port}/readyz", api, api_log)
+                _wait_ready(f"http://127.0.0.1:{port}/readyz", children[0])
+                _wait_ready(f"http://127.0.0.1:{api_port}/readyz", children[1])
                 simulator = subprocess.Popen(
                     [sys.executable, "-m", "streams.cli", "simulate", *sim_args],
                     env=env,
                     stdout=sout,
                     stderr=sout,
                 )
+                if duration_s is None:  # it runs as long as the demo; with one, it may end first
+                    children.append(Child("simulator", simulator, sim_log))
                 print(
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
@@ -176,10 +213,13 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     flush=True,
                 )
                 until = time.monotonic() + duration_s if duration_s is not None else None
-                shown = asyncio.run(_show_decisions(settings, until))
+                shown = asyncio.run(_show_decisions(settings, until, children))
                 print(f"{shown} decisions shown", flush=True)
             except KeyboardInterrupt:
                 print("\nstopping", flush=True)
+            except ChildExited as exc:
+                print(f"\nstopping: {exc}", file=sys.stderr, flush=True)
+                code = 1
             finally:
                 for proc in (simulator, api, worker):
                     if proc is not None and proc.poll() is None:
@@ -188,4 +228,5 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                             proc.wait(20)
                         except subprocess.TimeoutExpired:
                             proc.kill()
-    return 0
+                print(f"logs kept in {logs}", flush=True)
+    return code

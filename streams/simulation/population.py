@@ -175,14 +175,19 @@ class CustomerPopulation:
             quirk = self._quirks[key] = offer_quirk(self.seed, customer_id, offer.offer_id)
         return acceptance_probability(self._by_id[customer_id], offer, channel, category, quirk)
 
-    def touchpoints(self, count: int, start: datetime, rate: float) -> Iterator[TouchpointEvent]:
+    def touchpoints(
+        self, count: int, start: datetime, rate: float, run: str = ""
+    ) -> Iterator[TouchpointEvent]:
         """Yield ``count`` events after ``start``, arriving at ``rate`` per second (Poisson).
 
-        Event ``n`` has id ``sim-<seed>-<n:09d>``; the same arguments give the same stream.
+        Event ``n`` has id ``sim-<seed>-<n:09d>`` (``sim-<seed>-<run>-<n:09d>`` with a
+        ``run``: another run of the same stream, whose events are not replays of the
+        first's); the same arguments give the same stream.
         """
         if count < 0 or not rate > 0 or start.utcoffset() is None:
             raise ValueError("need count >= 0, rate > 0 and a timezone-aware start")
         rng = random.Random(self._stream_seed)
+        prefix = f"sim-{self.seed}-{run}-" if run else f"sim-{self.seed}-"
         pending: list[tuple[float, int, _Build]] = []  # (due, tie-break, step)
         elapsed, queued = 0.0, 0
         for n in range(count):
@@ -199,7 +204,7 @@ class CustomerPopulation:
                     due += delay
                     heapq.heappush(pending, (due, queued, step))
                     queued += 1
-            yield build(event_id=f"sim-{self.seed}-{n:09d}", ts=start + timedelta(seconds=elapsed))
+            yield build(event_id=f"{prefix}{n:09d}", ts=start + timedelta(seconds=elapsed))
 
     def _web_session(self, rng: random.Random, c: SimulatedCustomer, n: int) -> Episode:
         session = f"sess-{self.seed}-{n:09d}"

@@ -4,6 +4,7 @@ close the loop with customers who answer the offers (:mod:`.responder`)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,9 +33,12 @@ async def simulate(
     count: int | None = None,
     duration_s: float | None = None,
 ) -> SimulationRun:
-    """Produce events at ``rate``/s (Poisson), stamped with the time they are sent."""
+    """Produce events at ``rate``/s (Poisson), stamped with the time they are sent:
+    ``count`` of them, or for ``duration_s``, or (neither) until cancelled. Each run names
+    its events afresh (its start time is in their ids), so that a second run against the
+    same Redis is not taken for a replay of the first."""
     population = CustomerPopulation(customers, seed)
-    total = count if count is not None else int(rate * (duration_s or 3600))
+    total = count if count is not None else sys.maxsize  # the duration, or cancelling, ends it
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()
     )
@@ -43,7 +47,8 @@ async def simulate(
     start = datetime.now(UTC)
     sent = 0
     try:
-        for event in population.touchpoints(total, start, rate):
+        run = start.strftime("%Y%m%dT%H%M%S%f")
+        for event in population.touchpoints(total, start, rate, run):
             due = (event.ts - start).total_seconds()
             wait = due - (time.monotonic() - started_wall)
             if duration_s is not None and due > duration_s:

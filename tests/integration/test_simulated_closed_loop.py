@@ -3,6 +3,8 @@ decisions the worker publishes, and some order after accepting or clicking."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections import Counter
 from datetime import datetime
@@ -12,7 +14,7 @@ import pytest
 
 from schemas import load_catalogue
 from streams.settings import Settings
-from streams.simulation.producer import simulate_closed_loop
+from streams.simulation.producer import simulate, simulate_closed_loop
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import read_to_end
 
@@ -66,3 +68,25 @@ async def test_customers_answer_offers_and_order_after_accepting(pipeline: Pipel
         assert order["type"] == "purchase" and order["customer_id"] == answer["customer_id"]
         assert datetime.fromisoformat(order["ts"]) > datetime.fromisoformat(answer["ts"])
         assert order["amount"] >= 1.0
+
+
+async def test_a_second_run_is_new_traffic_and_no_limit_runs_until_cancelled(
+    pipeline: Pipeline,
+) -> None:
+    """Runs with the same seed named their events alike, so a worker took a second run
+    for a replay of the first and did nothing. With no count or duration, the simulator
+    runs on until it is cancelled (it used to stop after an hour)."""
+    topic = pipeline.topic("touchpoints")
+    bootstrap = pipeline.services.kafka_bootstrap
+    first = await simulate(bootstrap, topic, customers=20, seed=3, rate=500.0, count=5)
+    second = await simulate(bootstrap, topic, customers=20, seed=3, rate=500.0, count=5)
+    assert first.sent == second.sent == 5
+    endless = asyncio.create_task(simulate(bootstrap, topic, customers=20, seed=3, rate=2000.0))
+    await asyncio.sleep(4.0)
+    assert not endless.done()
+    endless.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await endless
+    ids = [json.loads(r.value)["event_id"] for r in await read_to_end(bootstrap, topic)]
+    assert len(ids[:10]) == len(set(ids[:10])) == 10, ids[:10]
+    assert len(ids) > 1000

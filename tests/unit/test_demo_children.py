@@ -1,0 +1,35 @@
+"""``moments demo`` notices a process of its own that stopped, and says why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.demo import Child
+
+
+def test_a_child_that_exited_is_named_with_its_code_and_the_end_of_its_log(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; print('port in use'); sys.exit(3)"],
+            stdout=out,
+            stderr=out,
+        )
+        child = Child("API", proc, log)
+        proc.wait(30)
+    why = child.exited()
+    assert why is not None
+    assert why.startswith(f"the API exited (code 3); its log: {log}") and "port in use" in why
+
+
+def test_a_running_child_has_not_exited(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert Child("worker", proc, tmp_path / "worker.log").exited() is None
+    finally:
+        proc.kill()
+        proc.wait(10)
