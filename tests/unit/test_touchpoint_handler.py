@@ -155,6 +155,7 @@ class BrokenPolicy:
         features: CustomerFeatures | None,
         now: datetime,
         budgets: BudgetLedger | None = None,
+        catalogue: OfferCatalogue | None = None,
     ) -> NextBestOffer:
         self.calls.append(moment.trigger_event_id)
         if moment.trigger_event_id in self.broken:
@@ -162,7 +163,7 @@ class BrokenPolicy:
         if self.flaky:
             self.flaky -= 1
             raise RuntimeError("policy hiccup")
-        return POLICY.decide(moment, features, now, budgets)
+        return POLICY.decide(moment, features, now, budgets, catalogue)
 
 
 def handler(
