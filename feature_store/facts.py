@@ -122,11 +122,27 @@ def _category(category: str) -> list[Update]:
     return [("incr", f"cat:{category}", "1"), ("wd", f"cat:{category}", "1")]
 
 
+def by_the_customer(event: TouchpointEvent) -> bool:
+    """Whether the customer did something: an email sent to them, delivered or bounced is
+    the business's doing, and counts as no activity of theirs (it would keep a customer
+    who left looking active, and make email their preferred channel).
+
+    >>> by_the_customer(Email(event_id="e", customer_id="c", ts=EPOCH, action="delivered"))
+    False
+    """
+    return not (isinstance(event, Email) and event.action in BUSINESS_EMAIL_ACTIONS)
+
+
+BUSINESS_EMAIL_ACTIONS = frozenset({"sent", "delivered", "bounced"})
+
+
 def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
     """The updates one touchpoint makes."""
     ms = str(ts_ms(event.ts))
-    ups = _activity(event.kind, CHANNEL_OF_TYPE.get(event.kind))
-    ups += [("min", "first_seen", ms), ("max", "last_seen", ms)]
+    ups: list[Update] = []
+    if by_the_customer(event):
+        ups += _activity(event.kind, CHANNEL_OF_TYPE.get(event.kind))
+        ups += [("min", "first_seen", ms), ("max", "last_seen", ms)]
     if event.timezone is not None:  # the customer's own, as the newest event tells it
         ups.append(("latest", "timezone", event.timezone))
     match event:
@@ -194,7 +210,7 @@ def touchpoint_fact(event: TouchpointEvent) -> Fact:
         customer_id=event.customer_id,
         ts_ms=ts_ms(event.ts),
         updates=tuple(touchpoint_updates(event)),
-        recent=recent_entry(event),
+        recent=recent_entry(event) if by_the_customer(event) else None,
     )
 
 

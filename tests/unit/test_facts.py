@@ -168,7 +168,8 @@ def test_every_touchpoint_counts_activity_and_first_last_seen(event: TouchpointE
     [
         (click(), "web"),
         (call_started(), "call"),
-        (email("sent"), "email"),
+        (email("opened"), "email"),
+        (email("sent"), None),  # the business's doing, not the customer's
         (mention(0.1, 1), "social"),
         (purchase(1.0), "shop"),
         (survey(3, "csat5"), "survey"),

@@ -87,13 +87,25 @@ def test_channel_mix_and_preferred_channel() -> None:
     features = features_of(apply_all(ACTIVITY))
     assert features.channel_mix == {"email": 0.2, "shop": 0.2, "web": 0.6}
     assert features.preferred_channel == "web"
-    tie = features_of(apply_all([email("opened", 1), click(2), email("sent", 3), click(4)]))
+    tie = features_of(apply_all([email("opened", 1), click(2), email("replied", 3), click(4)]))
     assert tie.channel_mix == {"email": 0.5, "web": 0.5}
     assert tie.preferred_channel == "email"  # ties by name
 
 
+def test_emails_sent_to_the_customer_are_not_their_activity() -> None:
+    """A newsletter a customer who left never opens kept them looking active, with email
+    as their preferred channel."""
+    gone = [click(at(days=-120)), *(email(a, at(days=-d)) for d in (1, 8, 15)
+                                     for a in ("sent", "delivered"))]  # fmt: skip
+    features = features_of(apply_all([*gone, email("bounced", at(days=-2))]))
+    assert features.last_seen == at(days=-120) and features.events == 1
+    assert features.activity["30d"] == {} and features.preferred_channel == "web"
+    assert features.emails == {"sent": 3, "delivered": 3, "bounced": 1}
+    assert [r.type for r in features.recent] == ["web_click"]
+
+
 def test_channel_mix_falls_back_to_lifetime_without_recent_activity() -> None:
-    old = [email("opened", at(days=-90)), click(at(days=-95)), email("sent", at(days=-100))]
+    old = [email("opened", at(days=-90)), click(at(days=-95)), email("clicked", at(days=-100))]
     features = features_of(apply_all(old))
     assert features.channel_activity["30d"] == {}
     assert features.channel_mix == {"email": round(2 / 3, 6), "web": round(1 / 3, 6)}
