@@ -133,13 +133,19 @@ def decayed_affinity(
     return {k: round(v, 6) for k, v in ranked}
 
 
+MIN_TENURE_DAYS = 91.25  # a quarter of a year: spend is annualised at most four times
+
+
 def value_estimate(
     spend_365d: float, first_seen_ms: int | None, last_purchase_ms: int | None, now_ms: int
 ) -> float:
-    """Expected spend over the next year from the purchase history."""
+    """Expected spend over the next year from the purchase history: the last year's
+    spend, annualised over the customer's tenure, but over at least a quarter, so that
+    a first order is not taken to come back every month (45 within the first month
+    counted as 547 a year)."""
     if first_seen_ms is None or spend_365d <= 0:
         return 0.0
-    tenure_days = max((now_ms - first_seen_ms) / DAY_MS, 30.0)
+    tenure_days = max((now_ms - first_seen_ms) / DAY_MS, MIN_TENURE_DAYS)
     annual = spend_365d * 365 / min(tenure_days, 365.0)
     if last_purchase_ms is not None and (now_ms - last_purchase_ms) > 180 * DAY_MS:
         annual *= 0.5  # lapsing

@@ -203,12 +203,13 @@ def test_no_purchases_no_value() -> None:
 @pytest.mark.parametrize(
     ("spend", "tenure", "expected"),
     [
-        (100.0, 73, 500.0),  # 73 days in: a fifth of a year
+        (100.0, 146, 250.0),  # 146 days in: two fifths of a year
         (100.0, 182.5, 200.0),
         (250.0, 365, 250.0),
         (250.0, 800, 250.0),  # a full year of history is taken as it is
-        (30.0, 10, 365.0),  # under a month counts as a month
-        (30.0, 30, 365.0),
+        (30.0, 10, 120.0),  # under a quarter counts as a quarter: at most four times
+        (30.0, 91.25, 120.0),
+        (45.0, 1, 180.0),  # one first order is not a high-value customer (was 547.5)
         (0.01, 365, 0.01),
         (99.99, 100, 364.96),  # 364.9635, rounded to cents
     ],
@@ -222,7 +223,7 @@ def test_lapsing_customers_are_worth_half() -> None:
     assert value(400.0, 400, 180) == 400.0
     assert value(400.0, 400, 181) == 200.0
     assert value(400.0, 400, None) == 400.0
-    assert value(100.0, 73, 200) == 250.0
+    assert value(100.0, 146, 200) == 125.0
 
 
 # --------------------------------------------------------------------------------------

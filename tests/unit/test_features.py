@@ -241,10 +241,12 @@ def test_purchases_value_and_segment() -> None:
 
 
 def test_value_annualises_a_short_history() -> None:
-    state = apply_all([purchase(100.0, at(days=-73)), survey(5, "csat5", 0)])
+    state = apply_all([purchase(200.0, at(days=-146)), survey(5, "csat5", 0)])
     features = features_of(state)
     assert features.value == 500.0
     assert features.segment == "model"
+    first_order = features_of(apply_all([purchase(45.0, at(days=-1)), survey(5, "csat5", 0)]))
+    assert (first_order.value, first_order.segment) == (180.0, "growth")
 
 
 def test_average_order_value() -> None:
