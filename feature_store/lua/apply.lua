@@ -27,19 +27,22 @@ redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - to
 redis.call('ZADD', seen, ARGV[3], fact_id)
 
 -- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
+-- A fact dated ahead of the clock (within the skew allowed) is counted in its bucket but
+-- moves the window no further than now, so that it prunes no bucket still in a window.
 local bucket, live_from, prune_to = {}, {}, {}
 local prune = false
 for _, resolution in ipairs(cjson.decode(ARGV[8])) do
   local name, size, keep = resolution[1], resolution[2], resolution[3]
   local b = math.floor(ts / size)
+  local head = math.min(b, math.floor(now / size))
   local newest = tonumber(redis.call('HGET', windows, 'max|' .. name))
-  if newest == nil or b > newest then
-    redis.call('HSET', windows, 'max|' .. name, string.format('%d', b))
+  if newest == nil or head > newest then
+    redis.call('HSET', windows, 'max|' .. name, string.format('%d', head))
     if newest ~= nil then
-      prune_to[name] = b - keep
+      prune_to[name] = head - keep
       prune = true
     end
-    newest = b
+    newest = head
   end
   bucket[name] = b
   live_from[name] = newest - keep + 1

@@ -25,8 +25,10 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 CUSTOMERS = ["alice", "bob", "carol"]
 
-# Most events within the last day or month, some up to two years old (lifetime only).
+# Most events within the last day or month, some up to two years old (lifetime only),
+# and a few dated up to 15 minutes ahead (the clock skew a worker accepts).
 offsets = st.one_of(
+    st.integers(-900, 0),
     st.integers(0, 3 * 3600),
     st.integers(0, 40 * 86400),
     st.integers(0, 800 * 86400),
@@ -47,7 +49,8 @@ events = st.one_of(
         sentiment=st.none() | sentiment,
         **common,
     ),
-    st.builds(Email, action=st.sampled_from(["sent", "opened", "clicked"]), **common),
+    st.builds(Email, action=st.sampled_from(["sent", "delivered", "bounced", "opened",
+                                             "clicked", "unsubscribed"]), **common),
     st.builds(SocialMention, platform=st.just("x"), sentiment=sentiment,
               reach=st.none() | st.integers(0, 10**6), **common),
     st.builds(Purchase, order_id=st.just("o"), amount=st.floats(0, 5000).map(lambda a: round(a, 2)),

@@ -355,3 +355,15 @@ def test_recent_entry_with_pipes_in_the_event_id_parses_back() -> None:
     event = Email(event_id="ev|with|pipes", customer_id="c", ts=T0, action="sent")
     features = build_features({}, {}, [recent_entry(event)], T0_MS)
     assert features.recent == [RecentTouchpoint(T0, "email", "ev|with|pipes")]
+
+
+def test_an_event_dated_a_little_ahead_prunes_nothing_still_in_a_window() -> None:
+    """Events up to 15 minutes ahead are accepted (clock skew). One dated 14 minutes
+    ahead moved the 5-minute buckets on three, and dropped two of the last hour's."""
+    hour = [click(at(minutes=-m)) for m in (52, 45, 30, 5)]
+    state = apply_all([*hour, click(at(minutes=14))])
+    assert features_of(state).activity["1h"] == {"web_click": 4}
+    late = apply_all([click(at(minutes=-50))], state)  # a late event is still in time
+    assert features_of(late).activity["1h"] == {"web_click": 5}
+    later = T0_MS + 20 * 60_000  # once its time has come, the early event counts too
+    assert features_of(late, now_ms=later).activity["1h"] == {"web_click": 3}
