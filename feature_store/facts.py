@@ -136,6 +136,22 @@ def by_the_customer(event: TouchpointEvent) -> bool:
 BUSINESS_EMAIL_ACTIONS = frozenset({"sent", "delivered", "bounced"})
 
 
+def survey_experience(score: float, scale: str) -> float:
+    """A survey answer as experience in 0..1, where 0.5 (the segments' default line
+    between good and bad) is the first satisfied answer: 4 of 5 in CSAT, 7 of 10 in NPS
+    (detractors, 0 to 6, and a neutral 3 of 5 fall below it). Linear on either side.
+
+    >>> [round(survey_experience(s, "nps"), 3) for s in (0, 6, 7, 8, 10)]
+    [0.0, 0.429, 0.5, 0.667, 1.0]
+    >>> [round(survey_experience(s, "csat5"), 3) for s in (1, 3, 4, 5)]
+    [0.0, 0.333, 0.5, 1.0]
+    """
+    low, satisfied, high = (1.0, 4.0, 5.0) if scale == "csat5" else (0.0, 7.0, 10.0)
+    if score <= satisfied:
+        return 0.5 * (score - low) / (satisfied - low)
+    return 0.5 + 0.5 * (score - satisfied) / (high - satisfied)
+
+
 def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
     """The updates one touchpoint makes."""
     ms = str(ts_ms(event.ts))
@@ -184,7 +200,7 @@ def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
             for category in sorted(set(categories)):
                 ups += _category(category)
         case Survey(score=score, scale=scale):
-            normalised = _milli((score - 1) / 4 if scale == "csat5" else score / 10)
+            normalised = _milli(survey_experience(score, scale))
             ups += [
                 ("incr", "survey_milli", normalised),
                 ("incr", "survey_n", "1"),

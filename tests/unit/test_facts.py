@@ -286,12 +286,15 @@ def test_purchase_categories_once_each_in_name_order() -> None:
     ("score", "scale", "milli"),
     [
         (1, "csat5", "0"),
-        (2, "csat5", "250"),
-        (3, "csat5", "500"),
-        (4.5, "csat5", "875"),
+        (2, "csat5", "167"),
+        (3, "csat5", "333"),  # neutral: below the line of a good experience
+        (4, "csat5", "500"),
+        (4.5, "csat5", "750"),
         (5, "csat5", "1000"),
         (0, "nps", "0"),
-        (7, "nps", "700"),
+        (5, "nps", "357"),  # a detractor (0 to 6) was 500: a good experience
+        (6, "nps", "429"),
+        (7, "nps", "500"),
         (10, "nps", "1000"),
     ],
 )

@@ -151,7 +151,7 @@ def test_contact_history() -> None:
 # Experience, value and segment
 # --------------------------------------------------------------------------------------
 
-GOOD = survey(4.6, "csat5", 0)  # 0.9
+GOOD = survey(4.8, "csat5", 0)  # 0.9
 
 
 def test_experience_from_recent_surveys() -> None:
@@ -203,7 +203,7 @@ def test_negative_mentions_lower_experience_and_are_counted() -> None:
 
 def test_experience_falls_back_to_lifetime_surveys() -> None:
     features = features_of(apply_all([survey(2, "csat5", at(days=-50)), click(0)]))
-    assert features.experience == pytest.approx(0.25)
+    assert features.experience == pytest.approx(0.167)
     assert features.segment == "dangling"
 
 
@@ -216,7 +216,7 @@ def test_half_life_is_used() -> None:
 def test_purchases_value_and_segment() -> None:
     state = apply_all(
         [
-            survey(4, "csat5", 0),
+            survey(4.5, "csat5", 0),
             purchase(100.0, at(days=-10), ["books"]),
             purchase(250.0, at(days=-200), ["travel"]),
             purchase(30.0, at(days=-380)),
@@ -300,7 +300,7 @@ def test_build_features_from_a_state() -> None:
         purchase(12.5, 4, ["electronics", "books"]),
         purchase(7.25, 5, ["books"]),
         survey(5, "csat5", 6),
-        survey(3, "csat5", 7),
+        survey(4, "csat5", 7),
         call_started("billing", 8, direction="outbound"),
         call_ended(0.5, 8.5, reason="billing"),
         email("clicked", 9),

@@ -173,7 +173,7 @@ def test_negative_mentions_and_reach() -> None:
 
 def test_survey_sums() -> None:
     p = apply_all([survey(5, "csat5", 0), survey(0, "nps", 1), survey(8, "nps", 2)]).profile
-    assert (p["survey_milli"], p["survey_n"]) == ("1800", "3")
+    assert (p["survey_milli"], p["survey_n"]) == ("1667", "3")  # 1000 + 0 + 667
 
 
 # --------------------------------------------------------------------------------------
