@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from feature_store.money import ONE_CURRENCY, Money
 from schemas import (
     Call,
     Consent,
@@ -152,8 +153,8 @@ def survey_experience(score: float, scale: str) -> float:
     return 0.5 + 0.5 * (score - satisfied) / (high - satisfied)
 
 
-def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
-    """The updates one touchpoint makes."""
+def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> list[Update]:
+    """The updates one touchpoint makes (purchases counted in ``money``'s currency)."""
     ms = str(ts_ms(event.ts))
     ups: list[Update] = []
     if by_the_customer(event):
@@ -186,17 +187,21 @@ def touchpoint_updates(event: TouchpointEvent) -> list[Update]:
                     ("wd", "negative_mentions", "1"),
                     ("wd", "negative_reach", reach_s),
                 ]
-        case Purchase(amount=amount, categories=categories):
-            cents = str(round(amount * 100))
+        case Purchase(amount=amount, currency=currency, categories=categories):
             ups += [
                 ("incr", "purchases", "1"),
-                ("incr", "spend_cents", cents),
                 ("max", "last_purchase", ms),
                 ("wd", "purchases", "1"),
-                ("wd", "spend_cents", cents),
                 ("wk", "purchases", "1"),
-                ("wk", "spend_cents", cents),
             ]
+            converted = money.cents(amount, currency)
+            if converted is None:  # no rate to the base currency: kept apart, as it is
+                ups += [("incr", f"spend_unconverted:{currency}", str(round(amount * 100))),
+                        ("incr", "purchases_unconverted", "1")]  # fmt: skip
+            else:
+                cents = str(converted)
+                ups += [("incr", "spend_cents", cents), ("wd", "spend_cents", cents),
+                        ("wk", "spend_cents", cents)]  # fmt: skip
             for category in sorted(set(categories)):
                 ups += _category(category)
         case Survey(score=score, scale=scale):
@@ -220,12 +225,12 @@ def recent_entry(event: TouchpointEvent) -> str:
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
 
 
-def touchpoint_fact(event: TouchpointEvent) -> Fact:
+def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact:
     return Fact(
         fact_id=f"t:{event.event_id}",
         customer_id=event.customer_id,
         ts_ms=ts_ms(event.ts),
-        updates=tuple(touchpoint_updates(event)),
+        updates=tuple(touchpoint_updates(event, money)),
         recent=recent_entry(event) if by_the_customer(event) else None,
     )
 

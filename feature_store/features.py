@@ -53,7 +53,9 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     spend: float = 0.0
     purchases_365d: int = 0
     spend_365d: float = 0.0
-    average_order_value: float | None = None
+    average_order_value: float | None = None  # of the purchases counted in spend
+    # spend in currencies with no rate to the base one (MOMENTS_CURRENCY), per currency
+    spend_unconverted: dict[str, float] = msgspec.field(default_factory=dict)
     categories: dict[str, int] = msgspec.field(default_factory=dict)  # lifetime counts
     category_affinity: dict[str, float] = msgspec.field(default_factory=dict)  # decayed, top 5
     call_reasons: dict[str, int] = msgspec.field(default_factory=dict)
@@ -184,6 +186,7 @@ def build_features(
     consents = groups.get("consent") or {}
     consent = {ch: consents[ch] == "1" for ch in CONSENT_CHANNELS if ch in consents}
     purchases = num("purchases")
+    counted = purchases - num("purchases_unconverted")  # the purchases in spend
     spend = num("spend_cents") / 100
     return CustomerFeatures(
         events=num("n"),
@@ -197,7 +200,8 @@ def build_features(
         spend=spend,
         purchases_365d=purchases_365d,
         spend_365d=spend_365d,
-        average_order_value=round(spend / purchases, 2) if purchases else None,
+        average_order_value=round(spend / counted, 2) if counted > 0 else None,
+        spend_unconverted={c: v / 100 for c, v in _ints(groups.get("spend_unconverted")).items()},
         categories=_ints(groups.get("cat")),
         category_affinity=decayed_affinity(daily, half_life_days),
         call_reasons=_ints(groups.get("call_reason")) if full else {},

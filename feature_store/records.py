@@ -10,6 +10,7 @@ from datetime import date
 import msgspec
 
 from feature_store.derived import SegmentThresholds
+from feature_store.money import ONE_CURRENCY, Money
 
 
 class StoreUnavailable(RuntimeError):
@@ -73,6 +74,7 @@ class StoreConfig:
     tombstone_ttl_s: int = 400 * 86400  # keep above the topics' retention
     thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     half_life_days: float = 14.0
+    money: Money = ONE_CURRENCY  # what purchases are counted in
 
 
 Observer = Callable[[str, float], None]

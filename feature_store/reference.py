@@ -48,14 +48,14 @@ class CustomerState:
         resolutions = tuple(r for r in resolutions if r.name in written)
         for res in resolutions:
             b = ts // res.size_ms
-            head = min(b, now_ms // res.size_ms)  # ahead of the clock: counted, not moved to
+            front = min(b, now_ms // res.size_ms)  # ahead of the clock: counted, not moved to
             marker = f"max|{res.name}"
             newest = int(w[marker]) if marker in w else None
-            if newest is None or head > newest:
-                w[marker] = str(head)
+            if newest is None or front > newest:
+                w[marker] = str(front)
                 if newest is not None:
-                    prune_to[res.name] = head - res.keep
-                newest = head
+                    prune_to[res.name] = front - res.keep
+                newest = front
             bucket[res.name] = b
             live_from[res.name] = newest - res.keep + 1
         for key in list(w):

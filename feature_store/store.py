@@ -129,7 +129,7 @@ class FeatureStore:
 
     async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
         """Apply touchpoints in order; per event, whether it was new or a duplicate."""
-        return await self.apply_facts([touchpoint_fact(e) for e in events])
+        return await self.apply_facts([touchpoint_fact(e, self._config.money) for e in events])
 
     async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
         """Apply facts in order, in one round trip (plus one if Redis lost the script)."""

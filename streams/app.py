@@ -87,6 +87,7 @@ def build_store(
                 high_value=settings.high_value, good_experience=settings.good_experience
             ),
             half_life_days=settings.experience_half_life_days,
+            money=settings.money,
         ),
         observe=observe,
         cluster=settings.redis_cluster,

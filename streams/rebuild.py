@@ -37,7 +37,6 @@ from feature_store import (
     intervention_fact,
     offers_shown_fact,
     risk_fact,
-    touchpoint_fact,
 )
 from feature_store.budgets import KEPT_DAYS
 from feature_store.facts import DAY_MS, ts_ms
@@ -134,7 +133,7 @@ async def rebuild(
                 events.append(decode_touchpoint(record.value or b""))
             except InvalidEvent:
                 invalid += 1  # written before the dead-letter topic existed
-        statuses = await store.apply_facts([touchpoint_fact(e) for e in events])
+        statuses = await store.apply(events)
         applied += sum(int(s) == 1 for s in statuses)
         for event, status in zip(events, statuses, strict=True):
             if int(status) == 1 and worth_watching(event):  # as the live pipeline does

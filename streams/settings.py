@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from feature_store.money import Money
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -76,6 +77,10 @@ class Settings:
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
     dedupe_horizon_days: int = 8
+    # purchases in other currencies count converted by these rates (USD=0.92,...), or are
+    # kept apart; no currency: one is assumed, amounts summed as they come
+    currency: str = ""
+    exchange_rates: str = ""
     high_value: float = 500.0
     good_experience: float = 0.5
     experience_half_life_days: float = 14.0
@@ -156,7 +161,16 @@ class Settings:
             )
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(f"MOMENTS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        try:
+            Money.parse(self.currency, self.exchange_rates)
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_CURRENCY / MOMENTS_EXCHANGE_RATES: {exc}") from exc
         self._check_api_access()
+
+    @property
+    def money(self) -> Money:
+        """What purchases are counted in (raises :class:`ValueError` when it cannot be)."""
+        return Money.parse(self.currency, self.exchange_rates)
 
     def _check_api_access(self) -> None:
         """The API keys and CORS origins parse, and a key bound to web pages' origins is

@@ -62,12 +62,13 @@ def purchase(
     categories: list[str] | None = None,
     *,
     event_id: str | None = None,
+    currency: str = "EUR",
 ) -> Purchase:
     return Purchase(
         **_common(ts, "c1", event_id),
         order_id=f"o{next(_ids)}",
         amount=amount,
-        currency="EUR",
+        currency=currency,
         categories=categories or [],
     )
 

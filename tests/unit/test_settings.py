@@ -100,6 +100,10 @@ def test_every_field_has_a_moments_variable() -> None:
             value = "web:recommend:" + "0" * 64 + "@https://shop.example"
         elif f.name == "log_level":
             value = "debug"
+        elif f.name == "currency":
+            value = "EUR"
+        elif f.name == "exchange_rates":
+            value = "USD=0.92"
         elif isinstance(f.default, int):
             value = f.default + 1
         elif isinstance(f.default, float):
