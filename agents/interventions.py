@@ -68,6 +68,12 @@ def might_intervene(event: TouchpointEvent) -> bool:
     return False
 
 
+def on_the_line(event: TouchpointEvent) -> bool:
+    """Whether the customer is talking to the contact centre now (an inbound call): an
+    alert then reaches them without anyone calling them."""
+    return isinstance(event, Call) and event.direction == "inbound"
+
+
 def withheld(alert: Intervention) -> Intervention:
     """The alert as the hold-out group keeps it: recorded for measuring, never shown."""
     return msgspec.structs.replace(alert, control=True, reasons=[*alert.reasons, "control_group"])
@@ -116,6 +122,10 @@ def interventions_for(
     if lapsed and might_intervene(event) and (valuable or features.spend >= rules.high_value):
         gap = (event.ts - before[0].ts).days
         wanted.append(("win_back", 2, [f"returned_after_days:{gap}"], None))
+    if not on_the_line(event) and not features.consents_to("call"):
+        # the contact centre would have to call them, and they said not to: only a reply
+        # where they spoke up in public is left
+        wanted = [w for w in wanted if w[0] == "service_recovery"]
     out: list[Intervention] = []
     recent = features.recent[:5]
     for kind, priority, reasons, queue in wanted:

@@ -88,9 +88,10 @@ async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: P
 async def test_a_crossing_on_a_churn_signal_raises_the_retention_call_at_once(
     pipeline: Pipeline,
 ) -> None:
-    """Consent withdrawn for all is scored (a churn signal) but raises nothing by itself.
-    Its crossing was stored as the "high" band with no alert, and the next visit, no
-    longer a crossing, raised none either: the call was never made."""
+    """An unsubscribe is scored (a churn signal) but raises nothing by itself. Its
+    crossing was stored as the "high" band with no alert, and the next visit, no longer
+    a crossing, raised none either: the call was never made. A customer who withdrew
+    consent for all crosses too, but is not called: they said not to be."""
     store = pipeline.store()
     try:
         payload = Snapshot(model=trained_model().to_dict(), offsets={}, updated_at=NOW)
@@ -102,19 +103,41 @@ async def test_a_crossing_on_a_churn_signal_raises_the_retention_call_at_once(
     while worker.metric("moments_model_version", model="risk") < 1:
         assert time.monotonic() < deadline, "the worker never loaded the risk model"
         await asyncio.sleep(0.5)
-    customer = "signal-crosser"
-    await send(pipeline, [event("web_click", customer, NOW - timedelta(minutes=10), "s-click",
-                                page="/")])  # fmt: skip
-    await settle(pipeline, {customer}, 1)
-    await send(pipeline, [event("consent", customer, NOW - timedelta(minutes=5), "s-all",
-                                channel="all", granted=False)])  # fmt: skip
-    await settle(pipeline, {customer}, 2)
-    await send(pipeline, [event("web_click", customer, NOW - timedelta(minutes=1), "s-back",
-                                page="/offers")])  # fmt: skip
-    await settle(pipeline, {customer}, 3)
+    leaving, silent = "signal-crosser", "silent-crosser"
+    at = [NOW - timedelta(minutes=m) for m in (10, 8, 7, 5, 1)]
+    first = [
+        event("web_click", leaving, at[0], "s-click", page="/"),
+        event("web_click", silent, at[0], "q-click", page="/"),
+    ]
+    await send(pipeline, first)
+    await settle(pipeline, {leaving}, 1)
+    await settle(pipeline, {silent}, 1)
+    await send(pipeline, [  # not scored: single channels are no churn signal
+        event("consent", leaving, at[1], "s-sms", channel="sms", granted=False),
+        event("consent", leaving, at[2], "s-email", channel="email", granted=False),
+    ])  # fmt: skip
+    await settle(pipeline, {leaving}, 3)
+    await send(pipeline, [
+        event("email", leaving, at[3], "s-unsub", action="unsubscribed"),
+        event("consent", silent, at[3], "q-all", channel="all", granted=False),
+    ])  # fmt: skip
+    await settle(pipeline, {leaving}, 4)
+    await settle(pipeline, {silent}, 2)
+    await send(pipeline, [
+        event("web_click", leaving, at[4], "s-back", page="/offers"),
+        event("web_click", silent, at[4], "q-back", page="/offers"),
+    ])  # fmt: skip
+    await settle(pipeline, {leaving}, 5)
+    await settle(pipeline, {silent}, 3)
     records = await consume_all(
-        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 1, wait_s=15
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 2, wait_s=15
     )
     alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
-    assert [(a["kind"], a["trigger_event_id"]) for a in alerts] == [("retention_call", "s-all")]
+    assert [(a["kind"], a["trigger_event_id"]) for a in alerts] == [("retention_call", "s-unsub")]
     assert alerts[0]["queue"] == "retention"
+    store = pipeline.store()
+    try:
+        features = await store.read(silent)
+    finally:
+        await store.close()
+    assert features is not None and features.risk_band == "high"  # crossed, not called

@@ -557,3 +557,16 @@ def test_the_context_names_the_customers_timezone_where_known() -> None:
     assert told.context.timezone == "Asia/Kolkata"  # the screen shows their time now
     untold = only(alerts(call(reason="cancel"), customer()), "save_desk")
     assert untold.context.timezone is None
+
+
+def test_no_one_is_asked_to_call_a_customer_who_withdrew_call_consent() -> None:
+    """A risk crossing brought by consent withdrawn for all raised a retention call to
+    the very customer who had just said not to be contacted."""
+    withdrawn = customer(consent={"call": False}, value=600.0, segment="growth")
+    consent = Consent(event_id="all-off", customer_id=CUSTOMER, ts=T0, channel="all", granted=False)
+    assert interventions_for(consent, withdrawn, NOW, risk=0.9, risk_crossed=True) == []
+    assert alerts(web(page="/account/cancel"), withdrawn) == []  # no save-desk call back
+    assert alerts(web(), lapsed(120, value=600.0, consent={"call": False})) == []  # no win-back
+    # on the line already: the agent may act, and a public reply needs no call
+    assert kinds(alerts(call("cancel"), withdrawn)) == ["save_desk", "vip_attention"]
+    assert kinds(alerts(social(-0.9, 50), withdrawn)) == ["service_recovery"]
