@@ -167,21 +167,25 @@ def create_app(settings: Settings) -> Moments:
 
 
 def faust_sensors(metrics: Metrics) -> Any:
-    """Faust's own sensors (messages, events, commits, sends, rebalances) in our registry;
-    its one histogram in milliseconds is kept in seconds, Prometheus' base unit."""
+    """Faust's own sensors (messages, events, commits, sends, rebalances) in our registry.
+    Its histograms are in milliseconds; they are kept in seconds, Prometheus' base unit,
+    as ``moments_faust_event_runtime_seconds`` and ``moments_faust_<what>_seconds``."""
     faust_metrics = FaustMetrics.create(CollectorRegistry(), "moments_faust")
-    runtime = _MillisecondsToSeconds(
-        Histogram(
-            "moments_faust_event_runtime_seconds",
-            "Faust: time spent processing an event.",
-            buckets=LATENCY_BUCKETS,
-            registry=metrics.registry,
-        )
-    )
-    for collector in faust_metrics:
-        if collector is not faust_metrics.events_runtime_latency:
+    in_seconds: dict[str, Any] = {}
+    for field, collector in zip(faust_metrics._fields, faust_metrics, strict=True):
+        if isinstance(collector, Histogram):
+            name = "event_runtime" if field == "events_runtime_latency" else field
+            in_seconds[field] = _MillisecondsToSeconds(
+                Histogram(
+                    f"moments_faust_{name}_seconds",
+                    f"Faust: {collector._documentation.removesuffix(' in ms')} (seconds).",
+                    buckets=LATENCY_BUCKETS,
+                    registry=metrics.registry,
+                )
+            )
+        else:
             metrics.registry.register(collector)
-    return faust_metrics._replace(events_runtime_latency=runtime)  # type: ignore[arg-type]
+    return faust_metrics._replace(**in_seconds)
 
 
 class _MillisecondsToSeconds:
@@ -306,6 +310,16 @@ def _register_pages(moments: Moments) -> None:
         )
 
 
+def lag_of(highwater: int, committed: int | None) -> int:
+    """Records not yet done: Faust's committed offset is the next one to read, as Kafka's
+    is (it used to be taken for the last one done, one short per partition).
+
+    >>> lag_of(100, 100), lag_of(100, 60), lag_of(100, None)
+    (0, 40, 100)
+    """
+    return max(highwater - (committed or 0), 0)
+
+
 def _lag_series(metrics: Metrics) -> list[tuple[str, str]]:
     """The (topic, partition) label pairs the lag gauge currently reports."""
     return [
@@ -323,7 +337,10 @@ def _register_lag_timer(moments: Moments) -> None:
         consumer = app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
         assigned = consumer.assignment()
+        mine = {tp.topic for tp in assigned} | {moments.settings.topic(topics.TOUCHPOINTS)}
         for topic, partition in list(_lag_series(moments.metrics)):
+            if topic not in mine:
+                continue  # a learner's: it reports its own
             if not any(tp.topic == topic and tp.partition == int(partition) for tp in assigned):
                 moments.metrics.consumer_lag.remove(topic, partition)  # revoked: not ours now
         for tp in assigned:
@@ -334,5 +351,5 @@ def _register_lag_timer(moments: Moments) -> None:
                 continue
             if highwater is None:
                 continue
-            lag = max(highwater - (done + 1 if done is not None else 0), 0)
+            lag = lag_of(highwater, done)
             moments.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

@@ -17,6 +17,7 @@ reloads the newest within a couple of seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -136,9 +137,9 @@ class SnapshotLearner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        tps = [TopicPartition(self._topic, p) for p in partitions]
         await consumer.start()
         try:
-            tps = [TopicPartition(self._topic, p) for p in partitions]
             consumer.assign(tps)
             for tp in tps:
                 if tp.partition in offsets:
@@ -152,6 +153,7 @@ class SnapshotLearner:
                 for tp, records in batches.items():
                     pending += await self._learn(tp.partition, records)
                     offsets[tp.partition] = records[-1].offset + 1
+                await self._report_lag(consumer, tps)
                 if pending and time.monotonic() - last_publish >= self._publish_every_s:
                     snap = Snapshot(self._state(), {str(p): o for p, o in offsets.items()},
                                     datetime.now(UTC))  # fmt: skip
@@ -167,6 +169,19 @@ class SnapshotLearner:
             # No longer learning here: this process's quality figures would go stale,
             # and keep alerts on them firing; the new leader's are the ones to read.
             self._metrics.forget_model_quality(self.name)
+            for tp in tps:
+                with contextlib.suppress(KeyError):
+                    self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+        """What the learner has still to read, per partition (``moments_consumer_lag``, as
+        the workers report the touchpoints'), so that a stalled learner is noticed."""
+        for tp in tps:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                position = await consumer.position(tp)
+                lag = max(highwater - position, 0)
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
 class Learner(SnapshotLearner):

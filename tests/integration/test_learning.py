@@ -103,6 +103,13 @@ async def test_outcomes_teach_once_and_a_restarted_learner_resumes(pipeline: Pip
                              outcome=verdict) == times, (offer, verdict)  # fmt: skip
     assert worker.metric("moments_offer_outcomes_total", offer="never-offered",
                          channel="web", outcome="accepted") == 0  # fmt: skip
+    # The learner reports what it has still to read, as the workers do for touchpoints
+    # (a stalled learner had no lag to alert on): here, nothing.
+    _, exposition = worker.get("/metrics")
+    topic = pipeline.topic("offer-outcomes")
+    lags = [line for line in exposition.splitlines()
+            if line.startswith("moments_consumer_lag{") and f'topic="{topic}"' in line]  # fmt: skip
+    assert lags and all(line.endswith(" 0.0") for line in lags), lags
 
     # The snapshot is the model: restoring it predicts exactly what learning in order does.
     reference = LinUCBOffers(model.dimension)
