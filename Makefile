@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 .PHONY: run test deps test-deps lint bench clean
 
 $(BIN)/moments: pyproject.toml constraints.txt
+	bash deploy/local/python-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'

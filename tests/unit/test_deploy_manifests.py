@@ -473,3 +473,14 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--sync-catalogue"]:
         sys.exit("usage: python -m tests.unit.test_deploy_manifests --sync-catalogue")
     _sync_catalogue()
+
+
+def test_the_api_keeps_serving_while_it_leaves_the_service() -> None:
+    """SIGTERM closed the listening socket at once, while the endpoints were still being
+    updated: requests sent meanwhile were refused. A preStop pause covers that gap, and
+    the grace period covers the pause and the API's 10 s drain."""
+    pod = _one("Deployment", "moments-api")["spec"]["template"]["spec"]
+    (api,) = pod["containers"]
+    command = api["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and 1 <= int(command[1]) <= 15
+    assert pod["terminationGracePeriodSeconds"] >= int(command[1]) + 10 + 5
