@@ -53,6 +53,15 @@ def worth_watching(event: TouchpointEvent) -> bool:
     return moment_for(event) is not None or might_intervene(event) or churn_signal(event)
 
 
+def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -> None:
+    """Raise :class:`InvalidEvent` for an event dated after ``latest`` (now plus the clock
+    skew allowed): a mis-dated event would push every rolling window into the future."""
+    if event.ts > latest:
+        raise InvalidEvent(
+            f"ts {event.ts.isoformat()} is more than {max_future} in the future - at `$.ts`"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     topic: str
@@ -121,12 +130,7 @@ class TouchpointHandler:
                 if record.value is None:
                     raise InvalidEvent("empty record (no value)")
                 event = decode_touchpoint(record.value)
-                if event.ts > latest:
-                    # a mis-dated event would push every rolling window into the future
-                    raise InvalidEvent(
-                        f"ts {event.ts.isoformat()} is more than {self._max_future} in the future"
-                        " - at `$.ts`"
-                    )
+                not_ahead(event, latest, self._max_future)
                 decoded.append((record, event))
             except InvalidEvent as exc:
                 result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))

@@ -202,7 +202,7 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
                 cents = str(converted)
                 ups += [("incr", "spend_cents", cents), ("wd", "spend_cents", cents),
                         ("wk", "spend_cents", cents)]  # fmt: skip
-            for category in sorted(set(categories)):
+            for category in sorted(set(categories or ())):
                 ups += _category(category)
         case Survey(score=score, scale=scale):
             normalised = _milli(survey_experience(score, scale))

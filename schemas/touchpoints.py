@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -29,20 +29,22 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 
     ``timezone`` (optional, an IANA name such as ``"Europe/Paris"``) is the customer's
     own, where the producer knows it (a browser, a phone number's country): quiet hours
-    are then read in it.
+    are then read in it. It is an extension of the contract, whose unknown fields are
+    ignored: a producer may already send a ``timezone`` of its own kind (``"UTC+1"``,
+    minutes east), so any value that is not an IANA name is taken as no timezone, and
+    the event as it is.
     """
 
     event_id: NonEmpty
     customer_id: NonEmpty
     ts: Timestamp
-    timezone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    timezone: Any = None  # after decoding: an IANA name, or None
 
     def __post_init__(self) -> None:
-        if self.timezone is not None and not is_timezone(self.timezone):
-            raise ValueError(
-                f"unknown timezone {self.timezone!r}: an IANA name such as 'Europe/Paris'"
-                " - at `$.timezone`"
-            )
+        if self.timezone is not None and not (
+            isinstance(self.timezone, str) and is_timezone(self.timezone)
+        ):
+            msgspec.structs.force_setattr(self, "timezone", None)
 
     @property
     def kind(self) -> str:
@@ -86,10 +88,20 @@ class SocialMention(Touchpoint, tag="social_mention", frozen=True, kw_only=True)
 
 
 class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):
+    """``currency`` is three letters, kept in upper case (``eur`` is ``EUR``); the
+    optional ``categories`` may be null, as none."""
+
     order_id: NonEmpty
     amount: Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
-    categories: list[str] = msgspec.field(default_factory=list)
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}\Z")]
+    categories: list[str] | None = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.currency.isupper():
+            msgspec.structs.force_setattr(self, "currency", self.currency.upper())
+        if self.categories is None:
+            msgspec.structs.force_setattr(self, "categories", [])
 
 
 class Survey(Touchpoint, tag="survey", frozen=True, kw_only=True):

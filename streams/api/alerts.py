@@ -324,6 +324,11 @@ class AlertHub:
                         self._ends[tp.partition] = max(
                             self._ends.get(tp.partition, 0), records[-1].offset + 1
                         )
+                for tp in tps:  # the broker's end, so that a screen resuming here with a
+                    # position this process has not read up to yet is not taken as stale
+                    highwater = consumer.highwater(tp)
+                    if highwater is not None:
+                        self._ends[tp.partition] = highwater
                 self.publish(await self.unless_erased(alerts))
         finally:
             await consumer.stop()

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -14,11 +14,13 @@ from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
 from agents.risk import risk_features
+from agents.touchpoint_handler import not_ahead
 from feature_store import CustomerFeatures, StoreUnavailable
 from schemas import (
     CustomerErasure,
     InvalidEvent,
     NextBestOffer,
+    TouchpointEvent,
     decode_outcome,
     decode_touchpoint,
     encode_erasure,
@@ -162,8 +164,15 @@ def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> li
 async def post_events(request: web.Request) -> web.Response:
     authorise(request, "ingest")
     api = _api(request)
-    events = _decode_all(await _items(request, api.settings.api_max_items), decode_touchpoint,
-                         "events")  # fmt: skip
+    skew = timedelta(seconds=api.settings.max_future_skew_s)
+    latest = datetime.now(UTC) + skew
+
+    def dated(raw: bytes) -> TouchpointEvent:  # as the workers would take it: not ahead
+        event = decode_touchpoint(raw)
+        not_ahead(event, latest, skew)
+        return event
+
+    events = _decode_all(await _items(request, api.settings.api_max_items), dated, "events")
     topic = api.settings.topic(topics.TOUCHPOINTS)
     await _produce(api, topic, [(e.customer_id.encode(), encode_touchpoint(e)) for e in events])
     return json_response({"accepted": len(events), "event_ids": [e.event_id for e in events]}, 202)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -168,13 +168,20 @@ async def test_invalid_events_get_422_naming_each_item_and_field_and_nothing_is_
         event("purchase", "bad-1", "bad-e3", amount=-5),
         event("web_click", "bad-1", "bad-e4") | {"type": "teleport"},
         event("social_mention", "bad-1", "bad-e5", sentiment=3),
+        # a day ahead: the workers would dead-letter it after a 202 (15 minutes are let by)
+        event("web_click", "bad-1", "bad-e6")
+        | {"ts": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
+        event("web_click", "bad-1", "bad-e7")
+        | {"ts": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()},
     ]
     reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=items)
     body = assert_error(reply, 422, "invalid_events")
     details = body["details"]
-    assert [d["index"] for d in details] == [1, 3, 4, 5], details
-    for detail, field in zip(details, ["page", "amount", "type", "sentiment"], strict=True):
+    assert [d["index"] for d in details] == [1, 3, 4, 5, 6], details
+    for detail, field in zip(details, ["page", "amount", "type", "sentiment", "$.ts"],
+                             strict=True):  # fmt: skip
         assert field in detail["reason"], detail
+    assert "in the future" in details[-1]["reason"]
     single = await call(
         "POST",
         f"{api.url}/v1/events",
