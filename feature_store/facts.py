@@ -40,7 +40,7 @@ Op = Literal["incr", "max", "min", "latest", "wm", "wh", "wd", "wk"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
-# subscription): a profile holding one never expires (lua/apply.lua names them too)
+# subscription): they are kept apart, without expiry (lua/apply.lua names them too)
 WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:email")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)

@@ -30,13 +30,14 @@ class KeySet:
     tombstone: str  # present once the customer was erased
     outcomes: str  # outcomes claimed for learning, per (decision, outcome)
     decision_index: str  # every decision whose context may still be kept, by when stored
+    optouts: str  # the customer's withdrawals (consent, email): kept after the profile
 
     def all(self) -> tuple[str, ...]:
         """Every key that holds data about the customer (not the tombstone, nor the
         decisions' contexts, which ``decisions`` and ``decision_index`` name)."""
         return (
             self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
-            self.outcomes, self.decision_index,
+            self.outcomes, self.decision_index, self.optouts,
         )  # fmt: skip
 
     def context(self, decision_id: str) -> str:
@@ -46,6 +47,7 @@ class KeySet:
 
 KEY_KINDS = (
     "profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes", "decision_index",
+    "optouts",
 )  # fmt: skip
 
 
@@ -114,6 +116,7 @@ class CustomerKeys:
             f"{base}:erased",
             f"{base}:out",
             f"{base}:ctxidx",
+            f"{base}:optout",
         )
 
     def profile_pattern(self) -> str:

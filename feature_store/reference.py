@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from feature_store.facts import RESOLUTIONS, Fact, Resolution, touchpoint_fact
+from feature_store.facts import (
+    RESOLUTIONS,
+    WITHDRAWAL_FIELDS,
+    Fact,
+    Resolution,
+    touchpoint_fact,
+)
 
 __all__ = ["CustomerState", "touchpoint_fact"]
 
@@ -25,6 +31,11 @@ class CustomerState:
     seen: dict[str, int] = field(default_factory=dict)
     recent: dict[str, int] = field(default_factory=dict)
     contacts: dict[str, str] = field(default_factory=dict)
+    optouts: dict[str, str] = field(default_factory=dict)  # kept when the rest expires
+
+    def expire(self) -> None:
+        """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go."""
+        self.profile, self.windows, self.seen, self.recent = {}, {}, {}, {}
 
     def apply(
         self,
@@ -36,6 +47,8 @@ class CustomerState:
     ) -> int:
         if fact.fact_id in self.seen:
             return 2 if f"d:{fact.fact_id}" in self.seen else 0
+        if not self.profile:  # expired (or new): the withdrawals come back
+            self.profile = dict(self.optouts)
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
         ts = fact.ts_ms
@@ -65,6 +78,14 @@ class CustomerState:
                 del w[key]
         for op, key, value in fact.updates:
             self._update(w, op, key, value, ts, bucket, live_from)
+        self.optouts = {}
+        for f in WITHDRAWAL_FIELDS:
+            if self.profile.get(f) == "0":
+                self.optouts |= {f: "0", f"{f}@": self.profile.get(f"{f}@", "0")}
+        if "subscribed:email" not in self.profile and int(
+            self.profile.get("email:unsubscribed", "0")
+        ):  # unsubscribed before the flag was kept
+            self.optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
         if fact.recent and recent_len > 0:
             self.recent[fact.recent] = ts
             kept = sorted(self.recent.items(), key=lambda kv: (kv[1], kv[0]))[-recent_len:]

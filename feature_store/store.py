@@ -113,7 +113,7 @@ class FeatureStore:
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
         k = self._keys.for_customer(fact.customer_id)
         windows = k.contacts if fact.contact else k.windows
-        keys = (k.profile, windows, k.seen, k.recent, k.tombstone)
+        keys = (k.profile, windows, k.seen, k.recent, k.tombstone, k.optouts)
         args: list[Any] = [
             fact.fact_id,
             fact.ts_ms,
@@ -159,14 +159,15 @@ class FeatureStore:
         for customer_id in customer_ids:
             k = self._keys.for_customer(customer_id)
             commands += [("HGETALL", k.profile), ("HGETALL", k.windows),
-                         ("HGETALL", k.contacts), ("EXISTS", k.tombstone)]  # fmt: skip
+                         ("HGETALL", k.contacts), ("HGETALL", k.optouts),
+                         ("EXISTS", k.tombstone)]  # fmt: skip
         started = time.perf_counter()
         replies = await self._conn.submit(commands)
         self._conn.observe("read", started)
         raise_failed(replies)
         views: list[tuple[Any, ...]] = [
-            (replies[i + 3], replies[i], replies[i + 1], replies[i + 2], [])
-            for i in range(0, len(replies), 4)
+            (replies[i + 4], replies[i], replies[i + 1], replies[i + 2], [], replies[i + 3])
+            for i in range(0, len(replies), 5)
         ]
         return self._features(views, now, full=False)
 
@@ -190,21 +191,25 @@ class FeatureStore:
         calls = []
         for customer_id in customer_ids:
             k = self._keys.for_customer(customer_id)
-            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent), ()))
+            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent, k.optouts),
+                          ()))  # fmt: skip
         return self._features(await self._conn.eval_many("read", "view", calls), now, full=True)
 
     def _features(
         self, views: Sequence[Sequence[Any]], now: float | None, full: bool
     ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """(erased?, features) from (tombstone, profile, windows, contacts, recent) replies."""
+        """(erased?, features) from (tombstone, profile, windows, contacts, recent,
+        opt-outs) replies. A customer whose profile expired, but who withdrew, is known
+        by their withdrawals alone."""
         now_ms = int((self._clock() if now is None else now) * 1000)
         c = self._config
         out: list[tuple[bool, CustomerFeatures | None]] = []
         for erased, *raw in views:
-            if int(erased) or not raw[0]:
+            if int(erased) or not (raw[0] or raw[4]):
                 out.append((bool(int(erased)), None))
                 continue
-            profile, windows, contacts = (hash_reply(flat) for flat in raw[:3])
+            profile, windows, contacts, optouts = (hash_reply(raw[i]) for i in (0, 1, 2, 4))
+            profile = optouts | profile  # equal where both are (apply.lua writes both)
             features = build_features(profile, windows, raw[3], now_ms, contacts,
                                       c.thresholds, c.half_life_days, full)  # fmt: skip
             out.append((False, features))
@@ -231,13 +236,15 @@ class FeatureStore:
         pipe.zrange(keys.recent, 0, -1, withscores=True)
         pipe.hgetall(keys.contacts)
         pipe.zrange(keys.seen, 0, -1)
-        profile, windows, recent, contacts, seen = await self._conn.execute("raw", pipe)
+        pipe.hgetall(keys.optouts)
+        profile, windows, recent, contacts, seen, optouts = await self._conn.execute("raw", pipe)
         return {
             "profile": profile,
             "windows": windows,
             "recent": {member: int(score) for member, score in recent},
             "contacts": contacts,
             "seen": sorted(seen),
+            "optouts": optouts,
         }
 
     async def export(self, customer_id: str) -> CustomerRecord:

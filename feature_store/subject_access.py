@@ -1,6 +1,7 @@
 """Everything Moments keeps in Redis about one customer, as stored, for the customer's
 right of access: the profile, rolling windows, contact history, recent touchpoints, the
-events applied, the outcomes claimed and every decision whose context is still kept.
+withdrawals kept apart, the events applied, the outcomes claimed and every decision whose
+context is still kept.
 
 Two round trips: the customer's keys, then the decisions' contexts. Nothing is
 interpreted here; :class:`CustomerRecord` keeps the stored values as they are.
@@ -8,7 +9,7 @@ interpreted here; :class:`CustomerRecord` keeps the stored values as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from feature_store.connection import StoreConnection, hash_reply
 from feature_store.keys import CustomerKeys
@@ -28,12 +29,13 @@ class CustomerRecord:
     applied: list[tuple[str, int]]  # ids of facts applied (and decided), with when (ms)
     outcomes: dict[str, str]  # "<decision id>:<outcome>" claimed for learning: its record
     decisions: list[str]  # the kept decisions' contexts (JSON), newest first
+    optouts: dict[str, str] = field(default_factory=dict)  # withdrawals, kept without expiry
 
     @property
     def holds_anything(self) -> bool:
         return self.erased_at_ms is not None or any(
             (self.profile, self.windows, self.contacts, self.recent, self.applied,
-             self.outcomes, self.decisions)
+             self.outcomes, self.decisions, self.optouts)
         )  # fmt: skip
 
 
@@ -43,15 +45,24 @@ async def customer_record(
     k = keys.for_customer(customer_id)
     pipe = conn.pipeline()
     pipe.get(k.tombstone)
-    for hashed in (k.profile, k.windows, k.contacts, k.outcomes):
+    for hashed in (k.profile, k.windows, k.contacts, k.outcomes, k.optouts):
         pipe.hgetall(hashed)
     pipe.zrange(k.recent, 0, -1, desc=True)
     pipe.zrange(k.seen, 0, -1, withscores=True)
     pipe.zrange(k.decisions, 0, -1, desc=True)  # by decision time
     pipe.zrange(k.decision_index, 0, -1, desc=True)  # by when stored: older ones too
-    tomb, profile, windows, contacts, outcomes, recent, seen, newest, indexed = await conn.execute(
-        "export", pipe
-    )
+    (
+        tomb,
+        profile,
+        windows,
+        contacts,
+        outcomes,
+        optouts,
+        recent,
+        seen,
+        newest,
+        indexed,
+    ) = await conn.execute("export", pipe)
     contexts: list[str] = []
     ids = list(dict.fromkeys([*newest, *indexed]))
     if ids:
@@ -69,4 +80,5 @@ async def customer_record(
         applied=[(str(member), int(score)) for member, score in seen],
         outcomes=hash_reply(outcomes),
         decisions=contexts,
+        optouts=hash_reply(optouts),
     )

@@ -1,7 +1,8 @@
 -- Apply one fact (a touchpoint, or a contact Moments made) to one customer,
 -- atomically and at most once. The pure mirror is feature_store/reference.py.
 -- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset,
---       5 tombstone (set when the customer was erased)
+--       5 tombstone (set when the customer was erased), 6 opt-outs hash (the
+--       withdrawals, kept without expiry while there are any)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
 --       6 recent entry ('' for none), 7 recent length,
 --       8 the resolutions the fact writes to, as a JSON array of [name, bucket size ms,
@@ -23,6 +24,13 @@ end
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
+-- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
+local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
+                    'subscribed:email'}
+if redis.call('EXISTS', profile) == 0 then  -- expired (or new): the withdrawals come back
+  local kept = redis.call('HGETALL', KEYS[6])
+  if #kept > 0 then redis.call('HSET', profile, unpack(kept)) end
+end
 redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
 redis.call('ZADD', seen, ARGV[3], fact_id)
 
@@ -97,18 +105,28 @@ if ARGV[6] ~= '' and recent_len > 0 then
   redis.call('EXPIRE', recent, ttl)
 end
 -- A withdrawal is kept until the customer grants again, however long they stay away:
--- a profile that holds one does not expire (the other keys do; erasure removes it).
--- The fields are feature_store/facts.py WITHDRAWAL_FIELDS.
-local withdrawn = false
-for _, v in ipairs(redis.call('HMGET', profile, 'consent:email', 'consent:sms', 'consent:call',
-                              'consent:web', 'subscribed:email')) do
-  if v == '0' then withdrawn = true end
+-- its fields (and stamps) are copied to the opt-outs hash, which does not expire (the
+-- profile does; erasure removes both). No withdrawal left: no opt-outs hash.
+local optouts = {}
+for _, f in ipairs(withdrawal) do
+  local v = redis.call('HGET', profile, f)
+  if v == '0' then
+    table.insert(optouts, f)
+    table.insert(optouts, v)
+    table.insert(optouts, f .. '@')
+    table.insert(optouts, redis.call('HGET', profile, f .. '@') or '0')
+  end
 end
-if withdrawn then
-  redis.call('PERSIST', profile)
-else
-  redis.call('EXPIRE', profile, ttl)
+if not redis.call('HGET', profile, 'subscribed:email')
+    and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
+  -- unsubscribed before Moments kept the flag: held the same, with no date to compare
+  for _, v in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
+    table.insert(optouts, v)
+  end
 end
+redis.call('DEL', KEYS[6])
+if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+redis.call('EXPIRE', profile, ttl)
 redis.call('EXPIRE', windows, ttl)
 redis.call('EXPIRE', seen, ttl)
 return 1

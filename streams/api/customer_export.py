@@ -68,6 +68,7 @@ def export_body(
             "windows": record.windows,
             "contacts": record.contacts,
             "recent_touchpoints": record.recent,
+            "optouts": record.optouts,
         },
         "kept_in_topics": [
             {"topic": topics.get(name, name), "holds": holds}

@@ -89,7 +89,8 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     before = await keys_tagged(redis_url, tag)
     kinds = Counter(k.rsplit("}", 1)[1].split(":")[1] for k in before)
-    assert {"p", "w", "seen", "recent", "c", "dec", "ctx", "ctxidx"} <= set(kinds), before
+    # the withdrawals too: kept apart from the profile, without expiry
+    assert {"p", "w", "seen", "recent", "c", "dec", "ctx", "ctxidx", "optout"} <= set(kinds), before
     assert kinds["ctx"] == 2 + asked, kinds
     kept_before = await keys_tagged(redis_url, kept_tag)
 
@@ -100,7 +101,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     assert receipt["keys_removed"] == len(before), (receipt, before)
     assert set(receipt["erased"]) == {
         "profile", "windows", "seen", "recent", "contacts", "decisions", "decision_index",
-        "decision_contexts",
+        "optouts", "decision_contexts",
     }  # fmt: skip
     assert receipt["blocked"] is True
     assert datetime.fromisoformat(receipt["erased_at"].replace("Z", "+00:00")).tzinfo

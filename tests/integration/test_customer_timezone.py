@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.integration.conftest import Pipeline, Worker
-from tests.integration.test_api_support import DEV_AUTH, assert_error, call, event, eventually
+from tests.integration.test_api_support import DEV_AUTH, call, event, eventually
 from tests.integration.test_catalogue_live import recommended
 
 pytestmark = pytest.mark.integration

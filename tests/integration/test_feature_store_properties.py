@@ -105,6 +105,7 @@ def _run(services: Services, history: list[Any], split: int) -> None:
                 assert raw["windows"] == state.windows
                 assert raw["recent"] == state.recent
                 assert raw["contacts"] == state.contacts
+                assert raw["optouts"] == state.optouts
                 expected = build_features(
                     state.profile, state.windows, list(state.recent), NOW_MS, state.contacts
                 )

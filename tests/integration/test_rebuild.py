@@ -28,6 +28,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import DEV_AUTH, call, keys_tagged, read_to_end
+from tests.integration.test_scale_out import activity
 from tests.integration.test_touchpoints_pipeline import (
     CUSTOMERS,
     good_events,
@@ -71,9 +72,10 @@ async def test_rebuild_into_empty_redis_equals_live_state(
     await produce(bootstrap, pipeline.topic("touchpoints"), records)
     live = pipeline.store()
     deadline = time.monotonic() + 90
+    everything = activity(events)
     while time.monotonic() < deadline:
         done = sum([int((await live.raw(c))["profile"].get("n", 0)) for c in CUSTOMERS])
-        if done >= len(events) and worker.metric("moments_dead_letters_total") >= 20:
+        if done >= everything and worker.metric("moments_dead_letters_total") >= 20:
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # let the last decisions be confirmed

@@ -97,9 +97,9 @@ async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted
 ) -> None:
     """A profile expired 400 days after its last fact, and with it the withdrawal it held:
     a customer who withdrew consent and stayed away was contacted again on their return.
-    Now a profile that holds a withdrawal does not expire; the other keys still do."""
+    Now the withdrawals are kept apart, without expiry; everything else still expires."""
     store = _store(kafka_redis)
-    client = aioredis.Redis.from_url(kafka_redis.redis_url)
+    client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
     now = datetime.now(UTC)
 
     def event(n: int, kind: type[Consent] | type[Email], **fields: object) -> Consent | Email:
@@ -109,19 +109,32 @@ async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted
     try:
         keys = store._keys.for_customer("quiet")
         await store.apply([_click(5, "quiet")])
-        assert 0 < await client.ttl(keys.profile) <= 400 * 86400
+        assert not await client.exists(keys.optouts)
         await store.apply([event(1, Consent, channel="sms", granted=False)])
         await store.apply([event(2, Email, action="unsubscribed")])
-        assert await client.ttl(keys.profile) == -1  # kept, however long they stay away
-        assert await client.ttl(keys.windows) > 0
+        assert 0 < await client.ttl(keys.profile) <= 400 * 86400  # the profile expires
+        assert await client.ttl(keys.optouts) == -1  # the withdrawals do not
+        assert set(await client.hkeys(keys.optouts)) == {
+            "consent:sms", "consent:sms@", "subscribed:email", "subscribed:email@"}  # fmt: skip
+        await client.delete(keys.profile, keys.windows, keys.seen, keys.recent)  # 400 days on
         ((_, features),) = await store.read_for_decisions(["quiet"])
-        assert features is not None and features.email_subscribed is False
-        assert features.consent == {"sms": False}
-        await store.apply([event(3, Consent, channel="all", granted=True)])  # back again
+        assert features is not None and features.consent == {"sms": False}
+        assert features.email_subscribed is False and features.events == 0
+        full = await store.read("quiet")  # the profile read (a script) knows them too
+        assert full is not None and full.consent == {"sms": False}
+        assert full.email_subscribed is False
+        await store.apply([_click(0, "quiet")])  # back: the profile starts from them
+        ((_, features),) = await store.read_for_decisions(["quiet"])
+        assert features is not None and features.consent == {"sms": False}
+        assert features.email_subscribed is False and features.events == 1
+        await store.apply([event(3, Consent, channel="all", granted=True)])  # granted again
         ((_, features),) = await store.read_for_decisions(["quiet"])
         assert features is not None and features.email_subscribed is True
         assert features.consent == dict.fromkeys(("email", "sms", "call", "web"), True)
-        assert 0 < await client.ttl(keys.profile) <= 400 * 86400
+        assert not await client.exists(keys.optouts)
+        await store.apply([event(4, Consent, channel="call", granted=False)])
+        receipt = await store.erase("quiet")  # erasure takes the withdrawals too
+        assert "optouts" in receipt.kinds and not await client.exists(keys.optouts)
     finally:
         await client.aclose()
         await store.close()

@@ -60,7 +60,7 @@ async def test_sigkill_mid_stream_then_restart_gives_reference_state(pipeline: P
         while time.monotonic() < deadline:
             raws = {c: await store.raw(c) for c in CUSTOMERS}
             total = sum(int(r["profile"].get("n", 0)) for r in raws.values())
-            if total >= len(events):
+            if total >= sum(int(state.profile.get("n", 0)) for state in reference.values()):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)  # anything applied twice would show up now

@@ -322,9 +322,9 @@ def test_an_unsubscribe_holds_until_email_consent_is_granted_again() -> None:
     assert not [u for u in touchpoint_updates(consent("all", False, 0)) if "subscribed" in u[1]]
 
 
-def test_the_apply_script_keeps_profiles_that_hold_the_withdrawal_fields() -> None:
+def test_the_apply_script_keeps_the_withdrawal_fields() -> None:
     script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
-    named = script.split("'HMGET', profile,", 1)[1].split(")", 1)[0]
+    named = script.split("local withdrawal = {", 1)[1].split("}", 1)[0]
     assert sorted(n.strip(" '\n") for n in named.split(",")) == sorted(WITHDRAWAL_FIELDS)
 
 

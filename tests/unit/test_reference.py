@@ -522,3 +522,26 @@ def test_a_new_touchpoint_is_never_taken_for_another_facts_id(earlier: str) -> N
         state.apply(intervention_fact("x", "c1", "churn", at(0)), T0_MS)
         colliding = "i:x"
     assert state.apply(touchpoint_fact(click(1, event_id=colliding)), T0_MS) == 1
+
+
+def test_withdrawals_outlive_the_profile_and_end_when_granted_again() -> None:
+    """A profile holding a withdrawal never expired, so all it held stayed for good; now
+    only the withdrawals are kept, and a profile made again starts from them."""
+    state = apply_all([click(at(days=-1)), consent("sms", False, 0), email("unsubscribed", 1)])
+    assert state.optouts == {
+        "consent:sms": "0", "consent:sms@": state.profile["consent:sms@"],
+        "subscribed:email": "0", "subscribed:email@": state.profile["subscribed:email@"],
+    }  # fmt: skip
+    state.expire()  # 400 quiet days
+    apply_all([click(at(days=400))], state)
+    back = features_of(state, now_ms=T0_MS + 400 * 86_400_000)
+    assert back.consent == {"sms": False} and back.email_subscribed is False
+    assert back.events == 1  # the rest did expire
+    apply_all([consent("all", True, at(days=401))], state)
+    assert state.optouts == {}  # nothing withdrawn: nothing kept apart
+
+
+def test_an_unsubscribe_from_before_the_flag_is_kept_apart_too() -> None:
+    state = CustomerState(profile={"email:unsubscribed": "1", "n": "3"})
+    apply_all([click(0)], state)
+    assert state.optouts == {"subscribed:email": "0", "subscribed:email@": "0"}
