@@ -3,7 +3,7 @@ taken in time (Redis or the model slow or down).
 
 A fallback reads nothing from Redis, but it still keeps the hold-out (a customer in the
 control group gets no offer, so that the measured lift over the control group is not
-blurred by the moments Redis was down) and the catalogue's quiet hours.
+blurred by the moments Redis was down), the catalogue's quiet hours and its caps of 0.
 
 >>> from datetime import UTC, datetime
 >>> from schemas import ContactRules, Offer
@@ -23,6 +23,11 @@ blurred by the moments Redis was down) and the catalogue's quiet hours.
 >>> fallback_decision("c-1", "web", 3, "store_unavailable", night,
 ...                   ControlGroup("salt", 0.0), now).reasons
 ['fallback:store_unavailable', 'suppressed:quiet_hours:web']
+>>> shut = OfferCatalogue(version="v3", offers=[tips], default_offers=["tips"],
+...     contact_policy=ContactRules(daily_caps={"web": 0}))
+>>> fallback_decision("c-1", "web", 3, "store_unavailable", shut,
+...                   ControlGroup("salt", 0.0), now).reasons
+['fallback:store_unavailable', 'suppressed:fatigue:web:day']
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ def fallback_decision(
 ) -> NextBestOffer:
     """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``."""
     control = control_group.contains(customer_id)
-    quiet = not control and catalogue.contact_policy.quiet_at(channel, now)
-    offers = [] if control or quiet else catalogue.defaults_for(channel, now, limit)
+    rules = catalogue.contact_policy
+    quiet = not control and rules.quiet_at(channel, now)
+    closed = None if control or quiet else rules.closed(channel)  # a cap of 0: no offer
+    offers = [] if control or quiet or closed else catalogue.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
@@ -58,7 +65,8 @@ def fallback_decision(
         model_version="fallback",
         reasons=[f"fallback:{reason}"]
         + (["control_group"] if control else [])
-        + ([f"suppressed:quiet_hours:{channel}"] if quiet else []),
+        + ([f"suppressed:quiet_hours:{channel}"] if quiet else [])
+        + ([closed] if closed else []),
         fallback=True,
         catalogue_version=catalogue.version,
     )

@@ -71,7 +71,7 @@ def might_intervene(event: TouchpointEvent) -> bool:
 def on_the_line(event: TouchpointEvent) -> bool:
     """Whether the customer is talking to the contact centre now (an inbound call): an
     alert then reaches them without anyone calling them."""
-    return isinstance(event, Call) and event.direction == "inbound"
+    return isinstance(event, Call) and event.direction == "inbound" and event.status == "started"
 
 
 def withheld(alert: Intervention) -> Intervention:

@@ -157,6 +157,8 @@ def build_features(
     if complaints or negative:
         base = thresholds.unknown_experience if experience is None else experience
         experience = max(0.0, base - 0.05 * min(complaints + negative, 10))
+    if experience is not None:  # as shown, and as the segment reads it: 0.49999... is 0.5
+        experience = round(experience, 6)
     channel_mix, preferred = (
         _channel_mix(split["30d"].get("ch") or _ints(groups.get("ch"))) if full else ({}, None)
     )

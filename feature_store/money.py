@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from schemas.touchpoints import MAX_AMOUNT
+
 _CODE = re.compile(r"[A-Z]{3}")
 
 
@@ -56,11 +58,14 @@ class Money:
 
     def cents(self, amount: float, currency: str) -> int | None:
         """The amount in hundredths of the base currency; None when it cannot be
-        converted (no rate)."""
+        converted (no rate, or beyond what a purchase may be: the store's counters must
+        not overflow)."""
         if self.currency is None or currency == self.currency:
             return round(amount * 100)
         rate = self.rates.get(currency)
-        return None if rate is None else round(amount * rate * 100)
+        if rate is None or amount * rate > MAX_AMOUNT:
+            return None
+        return round(amount * rate * 100)
 
 
 ONE_CURRENCY = Money()

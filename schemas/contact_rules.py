@@ -84,6 +84,24 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
         day, week = self.outbound_daily_cap, self.outbound_weekly_cap
         return (10**9 if day is None else day), (10**9 if week is None else week)
 
+    def closed(self, channel: str) -> str | None:
+        """The reason no offer is ever made on ``channel`` (a cap of 0 on it, or on the
+        outbound channels together), as the contact policy gives it; None if open.
+
+        >>> ContactRules(daily_caps={"sms": 0}).closed("sms")
+        'suppressed:fatigue:sms:day'
+        >>> ContactRules(outbound_daily_cap=0).closed("email"), ContactRules().closed("web")
+        ('suppressed:fatigue:outbound:day', None)
+        """
+        if self.daily_cap(channel) <= 0:
+            return f"suppressed:fatigue:{channel}:day"
+        if self.weekly_cap(channel) <= 0:
+            return f"suppressed:fatigue:{channel}:week"
+        day, week = self.outbound_caps()
+        if channel in OUTBOUND and min(day, week) <= 0:
+            return f"suppressed:fatigue:outbound:{'day' if day <= 0 else 'week'}"
+        return None
+
     def quiet_at(self, channel: str, now: datetime, customer_timezone: str | None = None) -> bool:
         """Whether ``now`` falls in the channel's quiet hours: in the customer's own
         timezone when it is known, else in the catalogue's."""

@@ -314,13 +314,13 @@ class AlertHub:
             self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                alerts = []
+                alerts, read = [], {}
                 for tp, records in batches.items():
                     if tp.topic == self._erasures_topic:
                         self._erasures(records)
                     else:
                         alerts += _alerts(tp.partition, records)
-                        self._alerts_read[tp.partition] = records[-1].offset + 1
+                        read[tp.partition] = records[-1].offset + 1
                         self._ends[tp.partition] = max(
                             self._ends.get(tp.partition, 0), records[-1].offset + 1
                         )
@@ -330,6 +330,7 @@ class AlertHub:
                     if highwater is not None:
                         self._ends[tp.partition] = highwater
                 self.publish(await self.unless_erased(alerts))
+                self._alerts_read.update(read)  # only once handed on: a failure reads again
         finally:
             await consumer.stop()
 

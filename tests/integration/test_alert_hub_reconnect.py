@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -121,3 +122,39 @@ async def test_alerts_made_while_the_fan_out_was_away_reach_the_screens_once(
         await hub.stop()
         await producer.stop()
         await store.close()
+
+
+async def test_alerts_read_when_the_fan_out_failed_are_read_again(kafka_redis: Services) -> None:
+    """The position moved on before the alerts were handed on: when checking them failed
+    (a Redis reply that is not an outage), the reconnection read past them."""
+    bootstrap = kafka_redis.kafka_bootstrap
+    prefix = f"ah{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
+    await ensure_topics(settings, partitions=2)
+    alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    failures = [RuntimeError("NOPERM this user has no permissions")]
+
+    async def erased_once_failing(customer_ids: Sequence[str]) -> list[bool]:
+        if customer_ids and failures:
+            raise failures.pop()
+        return [False] * len(customer_ids)
+
+    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased_once_failing, backlog=10)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        sent = [f"retry-{n}" for n in range(4)]
+        for customer in sent:
+            await producer.send(alerts_topic, intervention(customer), key=customer.encode())
+        await producer.flush()
+
+        async def buffered() -> set[str]:
+            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
+
+        await eventually(lambda: _is(buffered, set(sent)), "every alert, after the failure")
+        assert not failures  # it did fail once
+    finally:
+        await hub.stop()
+        await producer.stop()

@@ -367,3 +367,11 @@ def test_an_event_dated_a_little_ahead_prunes_nothing_still_in_a_window() -> Non
     assert features_of(late).activity["1h"] == {"web_click": 5}
     later = T0_MS + 20 * 60_000  # once its time has come, the early event counts too
     assert features_of(late, now_ms=later).activity["1h"] == {"web_click": 3}
+
+
+def test_a_satisfied_answer_is_a_good_experience_however_the_decay_adds_up() -> None:
+    """Decayed sums of 0.5 came to 0.49999999999999994, below the line of a good
+    experience, and the segment read it so."""
+    answers = [survey(7, "nps", at(days=-2)) for _ in range(3)] + [survey(7, "nps", 0)]
+    features = features_of(apply_all([*answers, purchase(10.0, 1)]))
+    assert features.experience == 0.5 and features.segment == "growth"

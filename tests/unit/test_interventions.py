@@ -570,3 +570,10 @@ def test_no_one_is_asked_to_call_a_customer_who_withdrew_call_consent() -> None:
     # on the line already: the agent may act, and a public reply needs no call
     assert kinds(alerts(call("cancel"), withdrawn)) == ["save_desk", "vip_attention"]
     assert kinds(alerts(social(-0.9, 50), withdrawn)) == ["service_recovery"]
+
+
+def test_the_end_of_an_inbound_call_is_not_being_on_the_line() -> None:
+    ended = Call(event_id="end-1", customer_id=CUSTOMER, ts=T0, status="ended",
+                 direction="inbound", reason="support")  # fmt: skip
+    withdrawn = customer(consent={"call": False})
+    assert interventions_for(ended, withdrawn, NOW, risk=0.9, risk_crossed=True) == []

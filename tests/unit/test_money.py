@@ -54,3 +54,11 @@ def test_settings_give_the_store_its_money() -> None:
     settings = Settings.from_env({"MOMENTS_CURRENCY": "EUR", "MOMENTS_EXCHANGE_RATES": "USD=0.92,"})
     assert settings.money == Money("EUR", {"USD": 0.92})
     assert Settings().money is ONE_CURRENCY
+
+
+def test_a_conversion_beyond_what_a_purchase_may_be_is_kept_apart() -> None:
+    """A large rate multiplied the amount cap, and four such purchases overflowed the
+    store's 64-bit counters part-way through an event."""
+    dong = Money.parse("VND", "USD=25000")
+    assert dong.cents(1e12, "USD") is None
+    assert dong.cents(40_000_000.0, "USD") == 100_000_000_000_000  # 10^12 dong: still counted
