@@ -532,7 +532,7 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     assert "segment:new" in new.reasons  # no features: a first contact
     assert await store.decisions.recent(erased) == []
     assert await store.raw(erased) == {
-        "profile": {}, "windows": {}, "recent": {}, "contacts": {}, "seen": [],
+        "profile": {}, "windows": {}, "recent": {}, "contacts": {}, "seen": [], "optouts": {},
     }  # fmt: skip
     assert await store.read_for_decisions([erased]) == [(True, None)]
     records = await published(kafka_redis.kafka_bootstrap, topic, 2)
