@@ -1,13 +1,16 @@
 """The alert fan-out of an API process, on real Kafka and Redis: when it reconnects, it
 hears of the erasures made while it was away (through another process), drops their
-buffered alerts and tells the screens."""
+buffered alerts and tells the screens; and the alerts made meanwhile, or read when it
+failed, reach the screens once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig
 from schemas import CustomerErasure, encode_erasure
-from streams.api.alerts import AlertHub, Erased, StreamPosition
+from streams.api.alerts import AlertHub, Erased, ErasedCheck, StreamPosition
 from streams.services import Services
 from streams.settings import Settings
 from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics
@@ -33,50 +36,71 @@ def intervention(customer: str) -> bytes:
     }).encode()  # fmt: skip
 
 
-async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_reconnects(
-    kafka_redis: Services,
-) -> None:
+@dataclass
+class FanOut:
+    """An alert hub on topics of its own, started, with a producer and a store."""
+
+    hub: AlertHub
+    producer: AIOKafkaProducer
+    store: FeatureStore
+    alerts_topic: str
+    erasures_topic: str
+
+    async def send(self, customers: Sequence[str]) -> None:
+        for customer in customers:
+            await self.producer.send(self.alerts_topic, intervention(customer),
+                                     key=customer.encode())  # fmt: skip
+        await self.producer.flush()
+
+    async def holds(self, wanted: set[str]) -> bool:
+        held = {a.intervention.customer_id for a in self.hub.since(StreamPosition(), None)}
+        return held == wanted
+
+    async def restart(self) -> None:
+        self.hub.ready.clear()
+        await self.hub.start()
+        await asyncio.wait_for(self.hub.ready.wait(), 30)
+
+
+@contextlib.asynccontextmanager
+async def fan_out(
+    kafka_redis: Services, erased: ErasedCheck | None = None
+) -> AsyncIterator[FanOut]:
     bootstrap = kafka_redis.kafka_bootstrap
     prefix = f"ah{uuid.uuid4().hex[:8]}"
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
     await ensure_topics(settings, partitions=2)
     alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
-    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, store.erased, backlog=10)
+    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased or store.erased, backlog=10)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await hub.start()
         await asyncio.wait_for(hub.ready.wait(), 30)
-        for customer in ("stays", "goes"):
-            await producer.send_and_wait(
-                alerts_topic, intervention(customer), key=customer.encode()
-            )
-
-        async def buffered() -> set[str]:
-            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
-
-        await eventually(lambda: _is(buffered, {"stays", "goes"}), "both alerts buffered")
-        screen = hub.subscribe()  # a connected screen, which was sent both
-
-        await hub.stop()  # away: another API process erases a customer meanwhile
-        receipt = await store.erase("goes")
-        erased = CustomerErasure(customer_id="goes", subject=receipt.subject, ts=datetime.now(UTC))
-        await producer.send_and_wait(erasures_topic, encode_erasure(erased), key=b"goes")
-        hub.ready.clear()
-        await hub.start()
-        await asyncio.wait_for(hub.ready.wait(), 30)
-        await eventually(lambda: _is(buffered, {"stays"}), "the erased customer's alert dropped")
-        told = await asyncio.wait_for(screen.get(), 10)
-        assert told == Erased("goes")
+        yield FanOut(hub, producer, store, alerts_topic, erasures_topic)
     finally:
         await hub.stop()
         await producer.stop()
         await store.close()
 
 
-async def _is(read: object, wanted: set[str]) -> bool:
-    return bool(await read() == wanted)  # type: ignore[operator]
+async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_reconnects(
+    kafka_redis: Services,
+) -> None:
+    async with fan_out(kafka_redis) as rig:
+        await rig.send(["stays", "goes"])
+        await eventually(lambda: rig.holds({"stays", "goes"}), "both alerts buffered")
+        screen = rig.hub.subscribe()  # a connected screen, which was sent both
+
+        await rig.hub.stop()  # away: another API process erases a customer meanwhile
+        receipt = await rig.store.erase("goes")
+        erased = CustomerErasure(customer_id="goes", subject=receipt.subject, ts=datetime.now(UTC))
+        await rig.producer.send_and_wait(rig.erasures_topic, encode_erasure(erased), key=b"goes")
+        await rig.restart()
+        await eventually(lambda: rig.holds({"stays"}), "the erased customer's alert dropped")
+        told = await asyncio.wait_for(screen.get(), 10)
+        assert told == Erased("goes")
 
 
 async def test_alerts_made_while_the_fan_out_was_away_reach_the_screens_once(
@@ -84,54 +108,26 @@ async def test_alerts_made_while_the_fan_out_was_away_reach_the_screens_once(
 ) -> None:
     """It used to start again a little before the end (the backlog's worth): alerts beyond
     that were never fanned out, and those already sent were buffered twice."""
-    bootstrap = kafka_redis.kafka_bootstrap
-    prefix = f"ah{uuid.uuid4().hex[:8]}"
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
-    await ensure_topics(settings, partitions=2)
-    alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
-    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
-    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, store.erased, backlog=10)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await hub.start()
-        await asyncio.wait_for(hub.ready.wait(), 30)
-        await producer.send_and_wait(alerts_topic, intervention("before"), key=b"before")
-
-        async def buffered() -> set[str]:
-            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
-
-        await eventually(lambda: _is(buffered, {"before"}), "the first alert buffered")
-        screen = hub.subscribe()
-        await hub.stop()
+    async with fan_out(kafka_redis) as rig:
+        await rig.send(["before"])
+        await eventually(lambda: rig.holds({"before"}), "the first alert buffered")
+        screen = rig.hub.subscribe()
+        await rig.hub.stop()
         away = [f"away-{n}" for n in range(30)]  # three backlogs' worth
-        for customer in away:
-            await producer.send(alerts_topic, intervention(customer), key=customer.encode())
-        await producer.flush()
-        hub.ready.clear()
-        await hub.start()
-        await asyncio.wait_for(hub.ready.wait(), 30)
+        await rig.send(away)
+        await rig.restart()
         heard: list[str] = []
         while len(heard) < len(away):
             notice = await asyncio.wait_for(screen.get(), 20)
             assert notice is not None and not isinstance(notice, Erased)
             heard.append(notice.intervention.customer_id)
         assert sorted(heard) == sorted(away)
-        assert len(hub.since(StreamPosition(), None)) == 10  # the newest, each once
-    finally:
-        await hub.stop()
-        await producer.stop()
-        await store.close()
+        assert len(rig.hub.since(StreamPosition(), None)) == 10  # the newest, each once
 
 
 async def test_alerts_read_when_the_fan_out_failed_are_read_again(kafka_redis: Services) -> None:
     """The position moved on before the alerts were handed on: when checking them failed
     (a Redis reply that is not an outage), the reconnection read past them."""
-    bootstrap = kafka_redis.kafka_bootstrap
-    prefix = f"ah{uuid.uuid4().hex[:8]}"
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-")
-    await ensure_topics(settings, partitions=2)
-    alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     failures = [RuntimeError("NOPERM this user has no permissions")]
 
     async def erased_once_failing(customer_ids: Sequence[str]) -> list[bool]:
@@ -139,22 +135,8 @@ async def test_alerts_read_when_the_fan_out_failed_are_read_again(kafka_redis: S
             raise failures.pop()
         return [False] * len(customer_ids)
 
-    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased_once_failing, backlog=10)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await hub.start()
-        await asyncio.wait_for(hub.ready.wait(), 30)
+    async with fan_out(kafka_redis, erased_once_failing) as rig:
         sent = [f"retry-{n}" for n in range(4)]
-        for customer in sent:
-            await producer.send(alerts_topic, intervention(customer), key=customer.encode())
-        await producer.flush()
-
-        async def buffered() -> set[str]:
-            return {a.intervention.customer_id for a in hub.since(StreamPosition(), None)}
-
-        await eventually(lambda: _is(buffered, set(sent)), "every alert, after the failure")
+        await rig.send(sent)
+        await eventually(lambda: rig.holds(set(sent)), "every alert, after the failure")
         assert not failures  # it did fail once
-    finally:
-        await hub.stop()
-        await producer.stop()

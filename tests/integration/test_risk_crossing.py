@@ -37,9 +37,9 @@ def trained_model() -> ChurnRisk:
     return model
 
 
-async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: Pipeline) -> None:
-    model = trained_model()
-    assert model.reason == "model"
+async def worker_scoring_risk(pipeline: Pipeline, model: ChurnRisk) -> None:
+    """A worker that has loaded ``model`` (published as the risk snapshot), with a
+    threshold of 0.7."""
     store = pipeline.store()
     try:
         payload = Snapshot(model=model.to_dict(), offsets={}, updated_at=NOW)
@@ -51,6 +51,12 @@ async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: P
     while worker.metric("moments_model_version", model="risk") < 1:
         assert time.monotonic() < deadline, "the worker never loaded the risk model"
         await asyncio.sleep(0.5)
+
+
+async def test_a_risk_crossing_its_threshold_raises_a_retention_call(pipeline: Pipeline) -> None:
+    model = trained_model()
+    assert model.reason == "model"
+    await worker_scoring_risk(pipeline, model)
 
     customer = "crosser"
     first = [event("web_click", customer, NOW - timedelta(minutes=10), "x-click", page="/")]
@@ -92,17 +98,7 @@ async def test_a_crossing_on_a_churn_signal_raises_the_retention_call_at_once(
     crossing was stored as the "high" band with no alert, and the next visit, no longer
     a crossing, raised none either: the call was never made. A customer who withdrew
     consent for all crosses too, but is not called: they said not to be."""
-    store = pipeline.store()
-    try:
-        payload = Snapshot(model=trained_model().to_dict(), offsets={}, updated_at=NOW)
-        assert await store.models.publish(RISK, 0, msgspec.json.encode(payload).decode()) == 1
-    finally:
-        await store.close()
-    worker = pipeline.start_worker(MOMENTS_RISK_THRESHOLD="0.7")
-    deadline = time.monotonic() + 60
-    while worker.metric("moments_model_version", model="risk") < 1:
-        assert time.monotonic() < deadline, "the worker never loaded the risk model"
-        await asyncio.sleep(0.5)
+    await worker_scoring_risk(pipeline, trained_model())
     leaving, silent = "signal-crosser", "silent-crosser"
     at = [NOW - timedelta(minutes=m) for m in (10, 8, 7, 5, 1)]
     first = [
