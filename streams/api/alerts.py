@@ -181,7 +181,7 @@ class AlertHub:
         # while the fan-out was away are read then, not skipped
         self._alerts_read: dict[int, int] = {}
         self._erasures_read: dict[int, int] = {}
-        self._ends: dict[int, int] = {}  # interventions partition -> its end when last read
+        self._ends: dict[int, int] = {}  # interventions partition -> the broker's end
         self._subscribers: set[Inbox] = set()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -321,9 +321,6 @@ class AlertHub:
                     else:
                         alerts += _alerts(tp.partition, records)
                         read[tp.partition] = records[-1].offset + 1
-                        self._ends[tp.partition] = max(
-                            self._ends.get(tp.partition, 0), records[-1].offset + 1
-                        )
                 for tp in tps:  # the broker's end, so that a screen resuming here with a
                     # position this process has not read up to yet is not taken as stale
                     highwater = consumer.highwater(tp)
