@@ -63,16 +63,20 @@ def _tail(log: Path, chars: int = 2000) -> str:
     return ""
 
 
+class ChildExited(Exception):
+    """A worker, the API or the simulator stopped while the demo ran."""
+
+
 def _wait_ready(url: str, child: Child, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (why := child.exited()) is not None:
-            raise RuntimeError(why)
+            raise ChildExited(why)
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
             if resp.status == 200:
                 return
         time.sleep(0.3)
-    raise RuntimeError(f"the {child.name} was not ready within {timeout:.0f}s; see {child.log}")
+    raise ChildExited(f"the {child.name} was not ready within {timeout:.0f}s; its log: {child.log}")
 
 
 def _who(customer_id: str) -> str:
@@ -101,10 +105,6 @@ def _lift_line(lift: ControlLift) -> str:
         low, high = report["ci95"]
         line += f"; {report['lift'] * 100:+.1f} pp (95 % CI {low * 100:+.1f} to {high * 100:+.1f})"
     return line
-
-
-class ChildExited(Exception):
-    """A worker, the API or the simulator stopped while the demo ran."""
 
 
 async def _show_decisions(settings: Settings, until: float | None, children: list[Child]) -> int:

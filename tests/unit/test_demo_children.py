@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.demo import Child
+import pytest
+
+from streams.demo import Child, ChildExited, _wait_ready
 
 
 def test_a_child_that_exited_is_named_with_its_code_and_the_end_of_its_log(
@@ -33,3 +35,14 @@ def test_a_running_child_has_not_exited(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_child_that_exits_before_it_is_ready_stops_the_demo_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text("no such broker\n")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(2)"])
+    proc.wait(30)
+    with pytest.raises(ChildExited, match=r"the worker exited \(code 2\)(.|\n)*no such broker"):
+        _wait_ready("http://127.0.0.1:9/readyz", Child("worker", proc, log), timeout=5)
