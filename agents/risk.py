@@ -33,7 +33,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,6 +152,7 @@ class ChurnRisk:
         # river is only partly typed: its objects are held as Any
         self._quality_logloss: Any = metrics.LogLoss()  # type: ignore[no-untyped-call]
         self._quality_rocauc: Any = metrics.ROCAUC(n_thresholds=50)  # type: ignore[no-untyped-call]
+        self._quality_labels: set[bool] = set()  # the labels ``rocauc`` has seen
         self._adwin: Any = drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
         self.scaler: Any = None
         self.regression: Any = None
@@ -183,8 +184,11 @@ class ChurnRisk:
         return float(self._quality_logloss.get())
 
     @property
-    def rocauc(self) -> float:
-        """Progressive-validation ROC AUC of the served predictions (50 thresholds)."""
+    def rocauc(self) -> float | None:
+        """Progressive-validation ROC AUC of the served predictions (50 thresholds); None
+        until both a positive and a negative example were seen (river then says 0)."""
+        if len(self._quality_labels) < 2:
+            return None
         return float(self._quality_rocauc.get())
 
     # -- predict / learn
@@ -204,6 +208,7 @@ class ChurnRisk:
         p = self.predict_one(x)
         self._quality_logloss.update(y, p)
         self._quality_rocauc.update(y, p)
+        self._quality_labels.add(bool(y))
         if serving_model:
             before = float(self._adwin.estimation)
             self._adwin.update(abs(float(y) - p))
@@ -307,6 +312,7 @@ def label_for(
     previous_last_seen_ms: int | None,
     *,
     churn: bool = False,
+    churned_ms: Iterable[int] = (),
     horizon_days: float = HORIZON_DAYS,
     lapse_days: float = LAPSE_DAYS,
 ) -> bool | None:
@@ -314,11 +320,12 @@ def label_for(
 
     ``previous_last_seen_ms`` is the customer's last touchpoint before this one (the
     ``last_seen`` of the features read just before it), ``churn`` whether this touchpoint is a
-    churn signal (see :func:`churn_signal`). Positive: a churn signal within the horizon after
-    the snapshot, or a quiet spell of at least ``lapse_days`` (from the previous touchpoint,
-    or the snapshot if later, to this one) that started within the horizon. Negative: this
-    touchpoint is past the horizon and neither happened. A touchpoint older than the snapshot
-    decides nothing.
+    churn signal (see :func:`churn_signal`), ``churned_ms`` when the customer's other churn
+    signals seen with it happened (their touchpoints in the same batch). Positive: a churn
+    signal within the horizon after the snapshot, or a quiet spell of at least ``lapse_days``
+    (from the previous touchpoint, or the snapshot if later, to this one) that started within
+    the horizon. Negative: this touchpoint is past the horizon and neither happened. A
+    touchpoint (or churn signal) older than the snapshot decides nothing.
 
     >>> day = 86_400_000
     >>> pending = PendingSnapshot({"experience": 0.4}, ts_ms=0)
@@ -326,18 +333,21 @@ def label_for(
     True
     >>> label_for(pending, 10 * day, 9 * day) is None  # an ordinary touchpoint: wait
     True
+    >>> label_for(pending, 10 * day, 9 * day, churned_ms=[9 * day])  # after an unsubscribe
+    True
     >>> label_for(pending, 70 * day, 20 * day)  # quiet from day 20 to day 70: lapsed
     True
     >>> label_for(pending, 31 * day, 29 * day)  # still active after the horizon
     False
     """
+    horizon_end = pending.ts_ms + round(horizon_days * DAY_MS)
+    signals = [*churned_ms, *([event_ts_ms] if churn else [])]
+    if any(pending.ts_ms <= at <= horizon_end for at in signals):
+        return True
     if event_ts_ms < pending.ts_ms:
         return None
-    horizon_end = pending.ts_ms + round(horizon_days * DAY_MS)
     start = _lapse_start(pending, previous_last_seen_ms)
     if start <= horizon_end and event_ts_ms - start >= lapse_days * DAY_MS:
-        return True
-    if churn and event_ts_ms <= horizon_end:
         return True
     if event_ts_ms > horizon_end:
         return False

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from agents.risk import label_by_clock
-from agents.risk_watch import decode_snapshot
+from agents.risk_watch import decode_snapshot, example_id
 from feature_store import PendingRisk
 from feature_store.facts import ts_ms
 from schemas.risk import RiskExample
@@ -41,7 +41,7 @@ def sweep_label(pending: PendingRisk, now: datetime) -> RiskExample | None:
     if label is None:
         return None
     return RiskExample(
-        example_id=f"sweep:{pending.subject}:{stored.ts_ms}",
+        example_id=example_id(pending.subject, stored.ts_ms),
         x=stored.x,
         y=label,
         snapshot_ts=datetime.fromtimestamp(stored.ts_ms / 1000, tz=UTC),

@@ -7,6 +7,7 @@ whether the risk just crossed its threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +52,16 @@ class RiskWatch:
     band: str | None  # the new band to store, when it changed
 
 
+def example_id(subject: str, snapshot_ms: int) -> str:
+    """The id of the example a pending snapshot becomes, whoever labels it (a touchpoint
+    or the sweep, see :mod:`agents.risk_sweep`), however often: the learner learns it once.
+
+    >>> example_id("3f2a", 1_700_000_000_000)
+    'risk:3f2a:1700000000000'
+    """
+    return f"risk:{subject}:{snapshot_ms}"
+
+
 def pending_snapshot(x: dict[str, float], at_ms: int) -> str:
     """A feature snapshot, as stored while it waits for its delayed label."""
     return _encode(_Snapshot(x, at_ms)).decode()
@@ -62,7 +73,14 @@ def watch_risk(
     now: datetime,
     model: ChurnRisk,
     threshold: float = 0.7,
+    *,
+    subject: str,
+    alongside: Sequence[TouchpointEvent] = (),
 ) -> RiskWatch:
+    """Watch the customer's risk at ``event``, their newest touchpoint of a batch.
+    ``subject``: the keyed hash of their id (see :func:`example_id`); ``alongside``: their
+    touchpoints of the batch, whose churn signals label the pending snapshot too
+    (``features`` already hold them)."""
     x = risk_features(features, now)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
@@ -73,11 +91,14 @@ def watch_risk(
         pending = decode_snapshot(features.risk_snapshot)
     label = None
     if pending is not None:
-        label = label_for(pending, event_ms, previous, churn=churn_signal(event))
+        churned = [ts_ms(e.ts) for e in alongside if e is not event and churn_signal(e)]
+        label = label_for(
+            pending, event_ms, previous, churn=churn_signal(event), churned_ms=churned
+        )
     example = None
     if pending is not None and label is not None:
         example = RiskExample(
-            example_id=f"{event.event_id}:{pending.ts_ms}",
+            example_id=example_id(subject, pending.ts_ms),
             x=pending.x,
             y=label,
             snapshot_ts=datetime.fromtimestamp(pending.ts_ms / 1000, tz=now.tzinfo),

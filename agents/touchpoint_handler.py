@@ -213,7 +213,11 @@ class TouchpointHandler:
         # decided: one applied now, or one applied before whose batch never confirmed its
         # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
         # risk fact is applied once; the learner drops an example it has just learned.)
+        # A churn signal among their other touchpoints of the batch labels the snapshot too.
         watched = {e.customer_id: e.event_id for _, e, _ in pending}
+        batch_of: dict[str, list[TouchpointEvent]] = {}
+        for _, e, _ in pending:
+            batch_of.setdefault(e.customer_id, []).append(e)
         for record, event, index in pending:
             watch: RiskWatch | None = None
             watch_taken = False
@@ -223,8 +227,10 @@ class TouchpointHandler:
                     mine = watched.get(event.customer_id) == event.event_id
                     if not watch_taken and features is not None and mine:
                         watch = watch_risk(
-                            event, features, now, self._risk.model, self._risk_threshold
-                        )
+                            event, features, now, self._risk.model, self._risk_threshold,
+                            subject=self._store.pseudonym(event.customer_id),
+                            alongside=batch_of[event.customer_id],
+                        )  # fmt: skip
                         if watch.example is not None:
                             result.risk_examples.append(watch.example)
                         if watch.snapshot is not None or watch.band is not None:

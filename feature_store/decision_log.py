@@ -56,13 +56,17 @@ class DecisionLog:
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
-        True for each one to learn from (first claim, or a replay of the same record)."""
+        True for each one to learn from (first claim, or a replay of the same record).
+        A claim is kept as long as a decision context (``context_ttl_s``), then dropped."""
         if not claims:
             return []
+        now_ms = int(self._clock() * 1000)
+        lifetime = self._config.context_ttl_s
         calls = []
         for customer_id, what, source in claims:
             k = self._keys.for_customer(customer_id)
-            calls.append(((k.outcomes, k.tombstone), [what, source, self._config.context_ttl_s]))
+            keys = (k.outcomes, k.tombstone, k.outcome_times)
+            calls.append((keys, [what, source, lifetime, now_ms]))
         return [bool(int(r)) for r in await self._conn.eval_many("claim", "claim", calls)]
 
     async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:

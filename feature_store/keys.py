@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -31,13 +32,14 @@ class KeySet:
     outcomes: str  # outcomes claimed for learning, per (decision, outcome)
     decision_index: str  # every decision whose context may still be kept, by when stored
     optouts: str  # the customer's withdrawals (consent, email): kept after the profile
+    outcome_times: str  # when each outcome in ``outcomes`` was claimed (to drop old ones)
 
     def all(self) -> tuple[str, ...]:
         """Every key that holds data about the customer (not the tombstone, nor the
         decisions' contexts, which ``decisions`` and ``decision_index`` name)."""
         return (
             self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
-            self.outcomes, self.decision_index, self.optouts,
+            self.outcomes, self.decision_index, self.optouts, self.outcome_times,
         )  # fmt: skip
 
     def context(self, decision_id: str) -> str:
@@ -47,7 +49,7 @@ class KeySet:
 
 KEY_KINDS = (
     "profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes", "decision_index",
-    "optouts",
+    "optouts", "outcome_times",
 )  # fmt: skip
 
 
@@ -56,7 +58,8 @@ class CustomerKeys:
     memory (a decision reads and then writes the same customer's keys: one keyed hash
     instead of several): at most ``remember`` of them, and none for longer than twice
     ``remember_s`` seconds, so that a customer id does not linger in a process's memory
-    after their erasure; :meth:`forget` drops one customer's at once.
+    after their erasure; :meth:`forget` drops one customer's at once. Under a running
+    event loop a timer drops them on time even if no lookup follows.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class CustomerKeys:
         self._renew_at = clock() + remember_s
         self._recent: dict[str, KeySet] = {}
         self._older: dict[str, KeySet] = {}  # those of the previous period, going next
+        self._timer: asyncio.TimerHandle | None = None  # the next purge, while any are kept
 
     def pseudonym(self, customer_id: str) -> str:
         """A stable keyed hash of the customer id (safe for logs and key names)."""
@@ -84,9 +88,8 @@ class CustomerKeys:
         return digest[:12].hex()
 
     def for_customer(self, customer_id: str) -> KeySet:
-        if self._clock() >= self._renew_at:  # a new period: the older ones go
-            self._older, self._recent = self._recent, {}
-            self._renew_at = self._clock() + self._remember_s
+        if self._clock() >= self._renew_at:
+            self._purge()
         keys = self._recent.get(customer_id)
         if keys is None:
             keys = self._older.pop(customer_id, None)
@@ -95,7 +98,34 @@ class CustomerKeys:
             if len(self._recent) >= self._remember:  # the oldest goes first
                 del self._recent[next(iter(self._recent))]
             self._recent[customer_id] = keys
+            if self._timer is None:
+                self._arm()
         return keys
+
+    def _purge(self) -> None:
+        """A new period (if one began): the older keys go, the recent ones become older;
+        all go after a whole period without lookups."""
+        now = self._clock()
+        if now < self._renew_at:
+            return
+        if now >= self._renew_at + self._remember_s:
+            self._recent, self._older = {}, {}
+        else:
+            self._older, self._recent = self._recent, {}
+        self._renew_at = now + self._remember_s
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: lookups purge
+            return
+        self._timer = loop.call_later(max(self._renew_at - self._clock(), 0.0), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._purge()
+        if self._recent or self._older:
+            self._arm()
 
     def forget(self, customer_id: str) -> None:
         """Keep nothing in memory about the customer (after an erasure)."""
@@ -117,6 +147,7 @@ class CustomerKeys:
             f"{base}:out",
             f"{base}:ctxidx",
             f"{base}:optout",
+            f"{base}:outt",
         )
 
     def profile_pattern(self) -> str:

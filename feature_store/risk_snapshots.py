@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from feature_store.connection import StoreConnection
+from feature_store.connection import StoreConnection, unavailable_when_transient
 from feature_store.keys import CustomerKeys
 from feature_store.records import PendingRisk
 
@@ -19,10 +19,15 @@ class RiskSnapshots:
 
     async def pending(self, page: int = 500) -> AsyncIterator[list[PendingRisk]]:
         """Every customer with a snapshot waiting for its label, a page at a time (a
-        SCAN: on every node of a cluster, without blocking Redis)."""
+        SCAN: on every node of a cluster, without blocking Redis). Raises
+        :class:`StoreUnavailable` while Redis cannot serve."""
         keys: list[str] = []
         scan = self._conn.client.scan_iter(match=self._keys.profile_pattern(), count=page)
-        async for key in scan:
+        while True:
+            with unavailable_when_transient():
+                key = await anext(scan, None)
+            if key is None:
+                break
             if str(key).endswith("}:p"):
                 keys.append(str(key))
             if len(keys) >= page:

@@ -1,8 +1,9 @@
 """The learners: one logical model each, learned from a topic, shared by every process.
 
 The Faust leader runs them. Each reads its topic with its own consumer whose positions
-are saved inside each snapshot, so a restarted (or new) learner resumes from the last
-snapshot plus the records after it: nothing is learned twice or lost. Snapshots are
+are saved inside each snapshot (or beside it, when the records read since taught
+nothing), so a restarted (or new) learner resumes from the last snapshot plus the records
+after it: nothing is learned twice or lost, nor counted twice. Snapshots are
 JSON (they cannot run code when loaded) and versioned; every worker and API process
 reloads the newest within a couple of seconds.
 
@@ -68,11 +69,13 @@ def restore_risk(payload: str) -> ChurnRisk:
     return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model)
 
 
+_decode_positions = msgspec.json.Decoder(dict[str, int]).decode
+
+
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
-    """Swap in the newest published bandit snapshot; True when it changed."""
-    if await store.models.version(MODEL) <= holder.version:
-        return False
-    found = await store.models.load(MODEL)
+    """Swap in the published bandit snapshot when it is not the one held (a newer one,
+    or a series started again after Redis lost its data); True when it changed."""
+    found = await _other_snapshot(store, MODEL, holder.version)
     if found is None:
         return False
     model, _ = restore(found[1])
@@ -81,13 +84,21 @@ async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
 
 
 async def reload_risk_if_newer(store: FeatureStore, holder: RiskHolder) -> bool:
-    if await store.models.version(RISK) <= holder.version:
-        return False
-    found = await store.models.load(RISK)
+    """As :func:`reload_if_newer`, for the churn-risk model."""
+    found = await _other_snapshot(store, RISK, holder.version)
     if found is None:
         return False
     holder.model, holder.version = restore_risk(found[1]), found[0]
     return True
+
+
+async def _other_snapshot(store: FeatureStore, name: str, held: int) -> tuple[int, str] | None:
+    """The stored snapshot of ``name`` if its version is not ``held`` (one cheap read
+    when it is)."""
+    if await store.models.version(name) == held:
+        return None
+    found = await store.models.load(name)
+    return None if found is None or found[0] == held else found
 
 
 class SnapshotLearner:
@@ -130,6 +141,9 @@ class SnapshotLearner:
             self._start(snap.model, version)
         else:
             self._start(None, 0)
+        saved = await self._store.models.positions(self.name, version)
+        if saved is not None:  # read on past records that taught nothing
+            offsets |= {int(p): o for p, o in _decode_positions(saved).items()}
         consumer = AIOKafkaConsumer(
             **client_options(),
             bootstrap_servers=self._bootstrap,
@@ -147,23 +161,20 @@ class SnapshotLearner:
                 else:
                     await consumer.seek_to_beginning(tp)
             log.info("%s learner started at version %d", self.name, version)
-            last_publish, pending = time.monotonic(), 0
+            last_publish, pending, moved = time.monotonic(), 0, False
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, records in batches.items():
                     pending += await self._learn(tp.partition, records)
                     offsets[tp.partition] = records[-1].offset + 1
+                    moved = True
                 await self._report_lag(consumer, tps)
-                if pending and time.monotonic() - last_publish >= self._publish_every_s:
-                    snap = Snapshot(self._state(), {str(p): o for p, o in offsets.items()},
-                                    datetime.now(UTC))  # fmt: skip
-                    payload = msgspec.json.encode(snap).decode()
-                    new = await self._store.models.publish(self.name, version, payload)
+                if (pending or moved) and time.monotonic() - last_publish >= self._publish_every_s:
+                    new = await self._checkpoint(version, offsets, learned=pending > 0)
                     if new is None:
                         log.warning("another %s learner published first; restarting", self.name)
                         return
-                    version, pending, last_publish = new, 0, time.monotonic()
-                    self._published(version)
+                    version, pending, moved, last_publish = new, 0, False, time.monotonic()
         finally:
             await consumer.stop()
             # No longer learning here: this process's quality figures would go stale,
@@ -172,6 +183,21 @@ class SnapshotLearner:
             for tp in tps:
                 with contextlib.suppress(KeyError):
                     self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    async def _checkpoint(self, version: int, offsets: dict[int, int], learned: bool) -> int | None:
+        """Save how far the topic is read: with a new model version if something was
+        learned since ``version``, else beside it (no process needs to reload the same
+        model). The version now, or None if another learner published first."""
+        positions = {str(p): o for p, o in offsets.items()}
+        models = self._store.models
+        if not learned:
+            encoded = msgspec.json.encode(positions).decode()
+            return version if await models.save_positions(self.name, version, encoded) else None
+        snap = Snapshot(self._state(), positions, datetime.now(UTC))
+        new = await models.publish(self.name, version, msgspec.json.encode(snap).decode())
+        if new is not None:
+            self._published(new)
+        return new
 
     async def _report_lag(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
         """What the learner has still to read, per partition (``moments_consumer_lag``, as
@@ -266,11 +292,21 @@ class RiskLearner(SnapshotLearner):
         self._holder = holder
         self._model = ChurnRisk()
         # ids of the examples learned lately: a worker that retries or replays a batch
-        # whose decisions it never confirmed sends its examples again
+        # whose decisions it never confirmed sends its examples again, and so does a
+        # sweep sent again after it failed to settle
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._unpublished: list[str] = []  # ids learned since the last publish
+        self._own_version = 0  # the version this learner last published (or started from)
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
+        # Only what the snapshot learned is remembered: the examples read after it are
+        # read again and must be learned again.
+        if version == self._own_version:
+            for example_id in self._unpublished:
+                self._recent.pop(example_id, None)
+        else:  # someone else's snapshot: what it learned is not known here
+            self._recent.clear()
         self._published(version)
 
     def _state(self) -> dict[str, Any]:
@@ -278,7 +314,8 @@ class RiskLearner(SnapshotLearner):
 
     def _published(self, version: int) -> None:
         self._holder.model = ChurnRisk.from_dict(self._model.to_dict())  # as published
-        self._holder.version = version
+        self._holder.version = self._own_version = version
+        self._unpublished.clear()
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
         learned = 0
@@ -290,13 +327,19 @@ class RiskLearner(SnapshotLearner):
             if example.example_id in self._recent:
                 continue
             self._recent[example.example_id] = None
+            self._unpublished.append(example.example_id)
             if len(self._recent) > RECENT_EXAMPLES:
                 self._recent.popitem(last=False)
             self._model.learn_one(example.x, example.y)
             learned += 1
         m = self._metrics
         m.model_logloss.labels(RISK).set(self._model.logloss)
-        m.model_rocauc.labels(RISK).set(self._model.rocauc)
+        rocauc = self._model.rocauc
+        if rocauc is None:  # one class only so far: no figure, rather than a false 0
+            with contextlib.suppress(KeyError):
+                m.model_rocauc.remove(RISK)
+        else:
+            m.model_rocauc.labels(RISK).set(rocauc)
         m.model_drifts.labels(RISK).set(self._model.drifts)
         m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
         return learned

@@ -1,13 +1,32 @@
 -- Claim an outcome for learning, once per (decision, outcome). The claim remembers the
 -- record it came from, so a replay of that same record (after a learner restart)
--- claims again, while a redelivered copy from another record does not.
--- KEYS: 1 outcomes hash, 2 tombstone. ARGV: 1 field, 2 source record, 3 ttl (s).
+-- claims again, while a redelivered copy from another record does not. Each claim is
+-- kept for the lifetime of a decision context (an outcome whose context is gone
+-- teaches nothing): a sorted set holds when each was made, and older ones are removed
+-- here, a bounded number per call.
+-- KEYS: 1 outcomes hash, 2 tombstone, 3 claim times (field -> ms).
+-- ARGV: 1 field, 2 source record, 3 lifetime (s), 4 now (ms).
 -- Returns 1 to learn from it, 0 to skip it.
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local now = tonumber(ARGV[4])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  -- claims made before their times were kept: their lifetime starts now
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    redis.call('ZADD', KEYS[3], now, field)
+  end
+end
+local expired = now - tonumber(ARGV[3]) * 1000
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. expired, 'LIMIT', 0, 100)
+for _, field in ipairs(old) do
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('ZREM', KEYS[3], field)
+end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
   return 1
 end
 if current == ARGV[2] then return 1 end

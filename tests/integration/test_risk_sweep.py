@@ -61,7 +61,7 @@ async def test_quiet_customers_are_labelled_once_and_active_ones_wait(
         (example,) = sent
         assert example.y is True and example.x == {"experience": 0.2}
         snapshot_ms = msgspec.json.decode(gone)["ts_ms"]
-        assert example.example_id == f"sweep:{store.pseudonym('gone')}:{snapshot_ms}"
+        assert example.example_id == f"risk:{store.pseudonym('gone')}:{snapshot_ms}"
         assert "gone" not in example.example_id  # no customer id leaves Moments this way
         gone_features = await store.read("gone")
         active_features = await store.read("active")

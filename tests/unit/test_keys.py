@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import pytest
 
-from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.keys import KEY_KINDS, CustomerKeys, KeySet
 
 
 def test_keys_of_one_customer_share_one_hash_tag() -> None:
@@ -21,6 +24,18 @@ def test_keys_of_one_customer_share_one_hash_tag() -> None:
     assert ks.windows.endswith(":w")
     assert ks.seen.endswith(":seen")
     assert ks.recent.endswith(":recent")
+
+
+def test_every_kind_of_customer_data_key_is_listed_and_erased() -> None:
+    """A key the store gains must be in ``all()`` and ``KEY_KINDS`` (erasure removes
+    ``all()`` and reports it by ``KEY_KINDS``): only the hash tag and the tombstone, which
+    outlives an erasure, are not customer data."""
+    not_data = {"tag", "tombstone"}
+    kinds = [f.name for f in dataclasses.fields(KeySet) if f.name not in not_data]
+    assert set(KEY_KINDS) == set(kinds) and len(KEY_KINDS) == len(kinds)
+    ks = CustomerKeys(b"s3cret", prefix="m").for_customer("cust-000123")
+    assert set(ks.all()) == {getattr(ks, kind) for kind in kinds}
+    assert ks.tombstone not in ks.all()
 
 
 @pytest.mark.parametrize(
@@ -86,3 +101,22 @@ def test_customer_ids_do_not_linger_in_memory() -> None:
     assert "alice" not in repr(vars(keys))
     keys.forget("bob")
     assert "bob" not in repr(vars(keys))
+
+
+async def test_an_idle_process_forgets_customer_ids_on_time() -> None:
+    keys = CustomerKeys(b"s", remember_s=0.05)
+    first = keys.for_customer("alice")
+    assert keys.for_customer("alice") is first
+    await asyncio.sleep(0.25)  # no lookup since: the purge does not wait for one
+    assert "alice" not in repr(vars(keys))
+    assert keys._timer is None  # nothing kept, nothing scheduled
+    assert keys.for_customer("alice") == first
+
+
+def test_a_lookup_after_a_long_quiet_spell_keeps_none_of_the_old_ids() -> None:
+    now = [0.0]
+    keys = CustomerKeys(b"s", remember_s=30.0, clock=lambda: now[0])
+    keys.for_customer("alice")
+    now[0] = 200.0  # no event loop here: the next lookup purges
+    keys.for_customer("bob")
+    assert "alice" not in repr(vars(keys))

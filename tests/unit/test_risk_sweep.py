@@ -24,7 +24,7 @@ def test_a_quiet_spell_of_the_lapse_period_is_a_positive_example() -> None:
     example = sweep_label(pending(last_seen_day=5), at(5 + 45))
     assert example is not None and example.y is True
     assert example.snapshot_ts == at(0) and example.label_ts == at(50)
-    assert example.example_id == "sweep:subject-1:0"  # the same snapshot: the same id
+    assert example.example_id == "risk:subject-1:0"  # the same snapshot: the same id
 
 
 def test_a_spell_still_shorter_than_the_lapse_period_waits() -> None:

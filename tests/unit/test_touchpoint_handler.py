@@ -72,8 +72,8 @@ class RecordingStore:
     ``apply`` answers APPLIED for an event id it has not seen and DUPLICATE for one it
     has, unless ``statuses`` says otherwise; it raises the next of ``errors`` first if
     any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
-    ``read_many`` returns ``features`` per customer (None when absent). Every call is
-    recorded.
+    ``read_many`` returns ``features`` per customer (None when absent); ``pseudonym`` a
+    readable stand-in for the keyed hash. Every call is recorded.
     """
 
     def __init__(
@@ -114,6 +114,9 @@ class RecordingStore:
     async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
         self.facts.append(list(facts))
         return [ApplyStatus.APPLIED for _ in facts]
+
+    def pseudonym(self, customer_id: str) -> str:
+        return f"p-{customer_id}"
 
     async def read_many(self, customer_ids: Sequence[str]) -> list[CustomerFeatures | None]:
         self.reads.append(list(customer_ids))

@@ -1,0 +1,214 @@
+"""What learning keeps in Redis, on real Kafka and Redis: only the newest model snapshot,
+outcome claims no longer than a decision context, and a learner's positions past
+outcomes that taught nothing, so that a restarted learner does not count them again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from agents.learned_policy import ModelHolder
+from feature_store import FeatureStore, StoreConfig
+from streams.learner import MODEL, Learner
+from streams.metrics import Metrics
+from streams.services import Services
+from tests.integration.test_api_support import keys_tagged
+from tests.integration.test_touchpoints_pipeline import produce
+
+pytestmark = pytest.mark.integration
+
+DAY_S = 86_400.0
+
+
+def _store(services: Services, clock: Callable[[], float] = time.time) -> FeatureStore:
+    prefix = f"ls{uuid.uuid4().hex[:8]}"
+    return FeatureStore.from_url(services.redis_url, StoreConfig(prefix.encode(), prefix),
+                                 clock=clock)  # fmt: skip
+
+
+async def _keys(redis_url: str, pattern: str) -> list[str]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return sorted([k async for k in client.scan_iter(match=pattern, count=1000)])
+    finally:
+        await client.aclose()
+
+
+async def test_only_the_newest_model_snapshot_is_kept(kafka_redis: Services) -> None:
+    store = _store(kafka_redis)
+    models, prefix = store.models, store._config.prefix
+    try:
+        for version in range(5):
+            assert await models.publish("bandit", version, f'{{"n": {version}}}') == version + 1
+        assert await _keys(kafka_redis.redis_url, f"{prefix}:model:*") == [
+            f"{prefix}:model:{{bandit}}"
+        ]
+        assert await models.load("bandit") == (5, '{"n": 4}')
+    finally:
+        await store.close()
+
+
+async def test_positions_are_kept_beside_the_snapshot_they_read_on_from(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    models = store.models
+    try:
+        assert await models.save_positions("risk", 0, '{"0": 7}')  # before any snapshot
+        assert await models.positions("risk", 0) == '{"0": 7}'
+        assert await models.load("risk") is None and await models.version("risk") == 0
+        assert await models.publish("risk", 0, '{"model": 1}') == 1
+        assert await models.positions("risk", 1) is None  # the snapshot carries its own
+        assert await models.save_positions("risk", 1, '{"0": 9}')
+        assert not await models.save_positions("risk", 0, '{"0": 3}')  # a stale learner
+        assert await models.positions("risk", 1) == '{"0": 9}'
+        assert await models.positions("risk", 0) is None
+        assert await models.version("risk") == 1  # no new version for the same model
+    finally:
+        await store.close()
+
+
+async def test_outcome_claims_are_dropped_once_their_context_would_be(
+    kafka_redis: Services,
+) -> None:
+    now = [1_800_000_000.0]
+    store = _store(kafka_redis, clock=lambda: now[0])
+    claim = store.decisions.claim_outcomes
+    try:
+        assert await claim([("c1", "d1:o1:clicked", "0:1")]) == [True]
+        assert await claim([("c1", "d1:o1:clicked", "0:1")]) == [True]  # a replay of it
+        assert await claim([("c1", "d1:o1:clicked", "0:9")]) == [False]  # a redelivered copy
+        now[0] += 6 * DAY_S
+        assert await claim([("c1", "d2:o1:accepted", "0:2")]) == [True]
+        assert set((await store.export("c1")).outcomes) == {"d1:o1:clicked", "d2:o1:accepted"}
+        now[0] += 2 * DAY_S  # d1's claim is 8 days old: its context is gone (7 days)
+        assert await claim([("c1", "d3:o1:shown", "0:3")]) == [True]
+        assert set((await store.export("c1")).outcomes) == {"d2:o1:accepted", "d3:o1:shown"}
+        assert await claim([("c1", "d2:o1:accepted", "0:8")]) == [False]  # still claimed
+    finally:
+        await store.close()
+
+
+async def test_claims_made_before_their_times_were_kept_are_dropped_in_time(
+    kafka_redis: Services,
+) -> None:
+    now = [1_800_000_000.0]
+    store = _store(kafka_redis, clock=lambda: now[0])
+    keys = store._keys.for_customer("c1")
+    client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
+        assert await store.decisions.claim_outcomes([("c1", "d1:o1:clicked", "0:1")]) == [True]
+        now[0] += 8 * DAY_S
+        assert await store.decisions.claim_outcomes([("c1", "d2:o1:clicked", "0:2")]) == [True]
+        assert await client.hkeys(keys.outcomes) == ["d2:o1:clicked"]
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_erasure_removes_the_claims_and_their_times(kafka_redis: Services) -> None:
+    store = _store(kafka_redis)
+    try:
+        await store.decisions.claim_outcomes([("c1", "d1:o1:clicked", "0:1")])
+        tag = store.pseudonym("c1")
+        assert len(await keys_tagged(kafka_redis.redis_url, tag)) == 2  # claims, their times
+        receipt = await store.erase("c1")
+        assert {"outcomes", "outcome_times"} <= set(receipt.kinds)
+        prefix = store._config.prefix
+        assert await keys_tagged(kafka_redis.redis_url, tag) == [f"{prefix}:{{{tag}}}:erased"]
+    finally:
+        await store.close()
+
+
+# --- a learner reading outcomes that teach nothing ------------------------------------
+
+
+def _outcomes(n: int) -> list[tuple[bytes | None, bytes]]:
+    ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return [
+        (b"c1", json.dumps({"decision_id": f"unknown-{i}", "customer_id": "c1",
+                            "offer_id": "book-club", "outcome": ["shown", "accepted"][i % 2],
+                            "ts": ts}).encode())
+        for i in range(n)
+    ]  # fmt: skip
+
+
+async def _no_dead_letters(**_: Any) -> Awaitable[None]:
+    raise AssertionError("nothing here is to be dead-lettered")
+
+
+def _outcomes_counted(metrics: Metrics) -> float:
+    """``moments_outcomes_total``, every outcome together."""
+    count = metrics.registry.get_sample_value
+    return sum(
+        count("moments_outcomes_total", {"outcome": o}) or 0.0 for o in ("shown", "accepted")
+    )
+
+
+async def _learn_until(learner: Learner, done: Callable[[], Awaitable[bool]]) -> None:
+    stop = False
+
+    async def watch() -> None:
+        nonlocal stop
+        deadline = time.monotonic() + 60
+        while not await done():
+            assert time.monotonic() < deadline, "the learner did not get there in time"
+            await asyncio.sleep(0.2)
+        stop = True
+
+    await asyncio.gather(learner.run(lambda: not stop), watch())
+
+
+async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_nothing(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    topic = f"ls-outcomes-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    await produce(bootstrap, topic, _outcomes(40))
+    store = _store(kafka_redis)
+    try:
+        first = Metrics()
+        learner = Learner(store, ModelHolder(), first, bootstrap, topic, _no_dead_letters,
+                          publish_every_s=0.2)  # fmt: skip
+
+        read_all_at: list[float] = []
+
+        async def read_all_a_while_ago() -> bool:  # time for a few checkpoints after
+            if not read_all_at and _outcomes_counted(first) == 40:
+                read_all_at.append(time.monotonic())
+            return bool(read_all_at) and time.monotonic() - read_all_at[0] > 1.5
+
+        await _learn_until(learner, read_all_a_while_ago)
+
+        again = Metrics()  # the next leader
+        restarted = Learner(store, ModelHolder(), again, bootstrap, topic, _no_dead_letters,
+                            publish_every_s=0.2)  # fmt: skip
+        reads = 0
+
+        async def caught_up() -> bool:
+            nonlocal reads
+            reads += 1
+            return reads > 15  # three seconds of reading
+
+        await _learn_until(restarted, caught_up)
+        assert _outcomes_counted(again) == 0
+        assert await store.models.positions(MODEL, 0) == '{"0":40}'
+        assert await store.models.version(MODEL) == 0  # nothing learned: no model published
+    finally:
+        await store.close()

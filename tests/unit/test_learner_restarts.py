@@ -1,0 +1,131 @@
+"""Learners across restarts: the risk learner learns again what its last snapshot did not
+hold, reports no ROC AUC before it has seen both labels, and every process takes up a
+model series that started again (Redis lost its data)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+from prometheus_client import generate_latest
+
+from agents.bandit import LinUCBOffers
+from agents.context import DIMENSION
+from agents.learned_policy import ModelHolder
+from agents.risk import ChurnRisk
+from agents.risk_watch import RiskHolder
+from schemas.risk import RiskExample, encode_risk_example
+from streams.learner import (
+    RiskLearner,
+    Snapshot,
+    reload_if_newer,
+    reload_risk_if_newer,
+)
+from streams.metrics import Metrics
+
+TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def sent(example_id: str, y: bool = True) -> SimpleNamespace:
+    """A record of ``risk-examples`` as the learner's consumer hands it over."""
+    example = RiskExample(example_id=example_id, x={"experience": 0.3, "complaints_30d": 1.0},
+                          y=y, snapshot_ts=TS, label_ts=TS)  # fmt: skip
+    return SimpleNamespace(value=encode_risk_example(example))
+
+
+def risk_learner(metrics: Metrics | None = None) -> RiskLearner:
+    return RiskLearner(None, RiskHolder(), metrics or Metrics(), "", "")  # type: ignore[arg-type]
+
+
+async def test_a_restarted_risk_learner_learns_the_examples_its_snapshot_lacks() -> None:
+    learner = risk_learner()
+    learner._start(None, 0)
+    assert await learner._learn(0, [sent("a"), sent("b")]) == 2
+    learner._published(1)  # a and b are in snapshot 1
+    assert await learner._learn(0, [sent("c"), sent("d")]) == 2
+    # the learner fails before publishing c and d, and starts again from snapshot 1 and
+    # its positions: c and d are read again and must be learned again
+    learner._start(learner._state(), 1)
+    assert await learner._learn(0, [sent("c"), sent("d")]) == 2
+    assert await learner._learn(0, [sent("a"), sent("d")]) == 0  # sent again: still dropped
+
+
+async def test_a_risk_learner_started_from_another_snapshot_forgets_what_it_learned() -> None:
+    learner = risk_learner()
+    learner._start(None, 0)
+    assert await learner._learn(0, [sent("a")]) == 1
+    learner._published(1)
+    learner._start(None, 4)  # another learner's snapshot: what it held is not known here
+    assert await learner._learn(0, [sent("a")]) == 1
+
+
+def test_roc_auc_is_not_known_before_both_labels_are_seen() -> None:
+    model = ChurnRisk(warmup=1)
+    assert model.rocauc is None
+    for _ in range(5):
+        model.learn_one({"experience": 0.2}, True)
+    assert model.rocauc is None  # river would say 0 here
+    model.learn_one({"experience": 0.9}, False)
+    assert model.rocauc is not None
+
+
+async def test_no_roc_auc_is_reported_while_only_positives_arrive() -> None:
+    metrics = Metrics()
+    learner = risk_learner(metrics)
+    learner._start(None, 0)
+    await learner._learn(0, [sent(f"p{i}", True) for i in range(20)])
+    text = generate_latest(metrics.registry).decode()
+    assert 'moments_model_rocauc{model="risk"}' not in text
+    assert 'moments_model_logloss{model="risk"}' in text
+    await learner._learn(0, [sent("n1", False), sent("p21", True)])
+    text = generate_latest(metrics.registry).decode()
+    assert 'moments_model_rocauc{model="risk"}' in text
+
+
+class StoredModels:
+    """The ``models`` part of a store: one stored snapshot per name, reads counted."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, tuple[int, str]] = {}
+        self.loads = 0
+
+    async def version(self, name: str) -> int:
+        return self.stored[name][0] if name in self.stored else 0
+
+    async def load(self, name: str) -> tuple[int, str] | None:
+        self.loads += 1
+        return self.stored.get(name)
+
+
+def snapshot(model: dict[str, Any]) -> str:
+    return msgspec.json.encode(Snapshot(model, {}, TS)).decode()
+
+
+async def test_processes_take_up_a_model_series_that_started_again() -> None:
+    models = StoredModels()
+    store: Any = SimpleNamespace(models=models)
+    holder = ModelHolder()
+    models.stored["nbo"] = (9, snapshot(LinUCBOffers(DIMENSION).to_dict()))
+    assert await reload_if_newer(store, holder) and holder.version == 9
+    assert not await reload_if_newer(store, holder)  # the same version: not loaded again
+    loads = models.loads
+    # Redis lost its data: the learner publishes version 1 of a new series
+    models.stored["nbo"] = (1, snapshot(LinUCBOffers(DIMENSION).to_dict()))
+    assert await reload_if_newer(store, holder) and holder.version == 1
+    assert not await reload_if_newer(store, holder) and models.loads == loads + 1
+    del models.stored["nbo"]  # nothing published yet: keep scoring with what is held
+    assert not await reload_if_newer(store, holder) and holder.version == 1
+
+
+async def test_processes_take_up_a_risk_model_series_that_started_again() -> None:
+    models = StoredModels()
+    store: Any = SimpleNamespace(models=models)
+    holder = RiskHolder()
+    models.stored["risk"] = (5, snapshot(ChurnRisk().to_dict()))
+    assert await reload_risk_if_newer(store, holder) and holder.version == 5
+    models.stored["risk"] = (2, snapshot(ChurnRisk(warmup=7).to_dict()))
+    assert await reload_risk_if_newer(store, holder) and holder.version == 2
+    assert holder.model.warmup == 7
+    assert not await reload_risk_if_newer(store, holder)

@@ -1,0 +1,95 @@
+"""Churn-risk labels when one customer's touchpoints arrive together: a churn signal
+anywhere among them labels the pending snapshot, which is watched once per batch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from agents.risk import DAY_MS, PendingSnapshot, label_for
+from agents.risk_sweep import sweep_label
+from agents.risk_watch import pending_snapshot
+from agents.touchpoint_handler import BatchResult, SourceRecord
+from feature_store import CustomerFeatures, PendingRisk
+from feature_store.facts import ts_ms
+from schemas import Call, Consent, Email, TouchpointEvent, WebClick, encode_touchpoint
+from tests.unit.factories import T0
+from tests.unit.test_touchpoint_handler import RecordingStore, handler
+
+SNAPSHOT_AT = T0 - timedelta(days=3)
+WAITING = CustomerFeatures(
+    events=5, purchases=1, spend=50.0, value=50.0, segment="growth",
+    risk_snapshot=pending_snapshot({"experience": 0.4}, ts_ms(SNAPSHOT_AT)), risk_band="low",
+)  # fmt: skip
+
+
+def click(event_id: str, customer: str = "cust-1", seconds: float = 0.0) -> WebClick:
+    ts = T0 + timedelta(seconds=seconds)
+    return WebClick(event_id=event_id, customer_id=customer, ts=ts, page="/offers")
+
+
+def cancel_call(event_id: str, customer: str = "cust-1", seconds: float = 0.0) -> Call:
+    return Call(event_id=event_id, customer_id=customer, ts=T0 + timedelta(seconds=seconds),
+                status="started", direction="inbound", reason="cancel")  # fmt: skip
+
+
+def batch(*events: TouchpointEvent) -> list[SourceRecord]:
+    return [
+        SourceRecord("touchpoints", 0, offset, e.customer_id.encode(), encode_touchpoint(e))
+        for offset, e in enumerate(events)
+    ]
+
+
+async def handled(*events: TouchpointEvent) -> BatchResult:
+    store = RecordingStore(features={"cust-1": WAITING, "cust-2": WAITING})
+    return await handler(store).handle(batch(*events))
+
+
+async def test_a_cancel_call_followed_by_a_click_in_one_batch_labels_the_snapshot_positive() -> (
+    None
+):
+    result = await handled(cancel_call("cancel"), click("after", seconds=30))
+    (example,) = result.risk_examples
+    assert example.y is True and example.x == {"experience": 0.4}
+    assert example.snapshot_ts == SNAPSHOT_AT
+    # watched once: one example, one new snapshot, from the customer's newest touchpoint
+    assert [f.fact_id for f in result.risk_facts] == ["r:after"]
+
+
+async def test_every_kind_of_churn_signal_counts_wherever_it_is_in_the_batch() -> None:
+    unsubscribed = Email(event_id="unsub", customer_id="cust-1", ts=T0, action="unsubscribed")
+    withdrawn = Consent(event_id="all", customer_id="cust-1", ts=T0, channel="all",
+                        granted=False)  # fmt: skip
+    for signal in (unsubscribed, withdrawn):
+        result = await handled(click("before", seconds=-5), signal, click("after", seconds=5))
+        assert [e.y for e in result.risk_examples] == [True], signal
+
+
+async def test_another_customers_churn_signal_labels_nothing() -> None:
+    result = await handled(cancel_call("theirs", customer="cust-2"), click("mine"))
+    (example,) = result.risk_examples
+    assert example.y is True and example.example_id.startswith("risk:p-cust-2:")
+    assert [f.fact_id for f in result.risk_facts] == ["r:theirs"]  # cust-1's still waits
+
+
+async def test_ordinary_touchpoints_together_leave_the_snapshot_waiting() -> None:
+    result = await handled(click("one"), click("two", seconds=5))
+    assert result.risk_examples == []
+
+
+def test_a_churn_signal_of_the_batch_counts_only_within_the_snapshots_horizon() -> None:
+    pending = PendingSnapshot({}, ts_ms=0)
+    assert label_for(pending, 10 * DAY_MS, 9 * DAY_MS, churned_ms=[9 * DAY_MS]) is True
+    # before the snapshot, or after its horizon: not this snapshot's churn
+    assert label_for(pending, 10 * DAY_MS, 9 * DAY_MS, churned_ms=[-DAY_MS]) is None
+    assert label_for(pending, 31 * DAY_MS, 30 * DAY_MS, churned_ms=[31 * DAY_MS]) is False
+    # within the horizon, though the touchpoint watched is past it
+    assert label_for(pending, 31 * DAY_MS, 30 * DAY_MS, churned_ms=[29 * DAY_MS]) is True
+
+
+async def test_a_touchpoint_and_the_sweep_give_one_snapshot_the_same_example_id() -> None:
+    result = await handled(cancel_call("cancel"))
+    (by_touchpoint,) = result.risk_examples
+    assert WAITING.risk_snapshot is not None
+    quiet = PendingRisk("p-cust-1", WAITING.risk_snapshot, last_seen_ms=ts_ms(SNAPSHOT_AT))
+    by_clock = sweep_label(quiet, T0 + timedelta(days=60))
+    assert by_clock is not None and by_clock.example_id == by_touchpoint.example_id
