@@ -13,6 +13,11 @@ from schemas.contact_rules import ContactRules
 OfferChannel = Literal["web", "email", "sms", "call"]
 Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
+# Upper bounds that also keep infinity out (NaN never passes a bound): what is worth more,
+# weighs more, or waits longer than this is a typo, and would break the arithmetic.
+MAX_VALUE = 1e9
+MAX_PRIORITY = 1e3
+MAX_COOLDOWN_S = 366 * 86_400  # a year
 
 
 class Offer(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,10 +26,10 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     channels: Annotated[list[OfferChannel], msgspec.Meta(min_length=1)]
     segments: list[Segment] = msgspec.field(default_factory=list)
     categories: list[str] = msgspec.field(default_factory=list)
-    value: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    value: Annotated[float, msgspec.Meta(ge=0, le=MAX_VALUE)] = 0.0
     margin: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
-    priority: Annotated[float, msgspec.Meta(gt=0)] = 1.0
-    cooldown_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    priority: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRIORITY)] = 1.0
+    cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_COOLDOWN_S)] = 0
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None  # per customer
     daily_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None  # across all customers

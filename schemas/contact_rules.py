@@ -21,7 +21,9 @@ Cap = Annotated[int, msgspec.Meta(ge=0)]
 class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
     """Contact fatigue caps: how many decisions with offers one customer may get on a
     channel per UTC day and per seven days. Channels not named keep the default caps
-    (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel.
+    (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel. A daily
+    cap set above the channel's weekly one is refused as a slip; a weekly cap set below
+    the default daily one simply binds (``weekly_caps = { email = 0 }`` closes email).
     Outbound caps (optional) bound the :data:`OUTBOUND` channels together, so that a
     customer gets at most so many emails, texts and calls with offers in all, however
     each channel's own cap reads. Quiet hours: local times when a channel makes no offers
@@ -61,14 +63,16 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"unknown timezone {self.timezone!r}")
         for channel, text in self.quiet_hours.items():
             _span(channel, text)
-        for channel in DAILY_CAPS:
+        # Only a daily cap set here can be a slip (a default one yields to a weekly cap
+        # set lower), and a weekly cap of 0 closes the channel whatever the daily one.
+        for channel in self.daily_caps:
             day, week = self.daily_cap(channel), self.weekly_cap(channel)
-            if day > week:
+            if day > week > 0:
                 raise ValueError(
                     f"the daily cap of {channel} ({day}) is above its weekly cap ({week})"
                 )
         per_day, per_week = self.outbound_daily_cap, self.outbound_weekly_cap
-        if per_day is not None and per_week is not None and per_day > per_week:
+        if per_day is not None and per_week is not None and per_day > per_week > 0:
             raise ValueError(
                 f"the outbound daily cap ({per_day}) is above the weekly one ({per_week})"
             )

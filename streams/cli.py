@@ -109,7 +109,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
         print(
             f"rebuilt from {report.touchpoints} touchpoints ({report.applied} applied, "
-            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions, "
+            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions "
+            f"({report.skipped_decisions} undecodable skipped), "
             f"{report.erasures} customers kept erased, {report.risk_snapshots} churn-risk "
             f"snapshots taken again, in {report.seconds:.1f}s"
         )
@@ -167,17 +168,12 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from datetime import UTC, datetime
 
-    from streams.control_lift import LiftPeriod
-    from streams.lift_report import default_period, duration, instant, measure_lift
+    from streams.lift_report import chosen_period, duration, instant, measure_lift
 
     now = datetime.now(UTC)
     try:
-        window = duration(args.window)
-        period = default_period(now, window, args.days)
-        if args.since or args.until:
-            until = instant(args.until) if args.until else period.until
-            since = instant(args.since) if args.since else until - (period.until - period.since)
-            period = LiftPeriod(since, until, window)
+        since, until = (None if t is None else instant(t) for t in (args.since, args.until))
+        period = chosen_period(now, duration(args.window), args.days, since, until)
     except ValueError as exc:
         print(f"moments lift: {exc}", file=sys.stderr)
         return 2
@@ -261,7 +257,10 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     lift = sub.add_parser("lift", help="conversion and revenue: treated vs the control group")
     lift.add_argument("--window", default="7d", help="a purchase converts within this (7d)")
-    lift.add_argument("--days", type=float, default=28.0, help="days of first decisions")
+    lift.add_argument(
+        "--days", type=float, default=None,
+        help="days of first decisions (28), up to --until or from --since",
+    )  # fmt: skip
     lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
     lift.add_argument("--until", default=None, help="up to (default: now less the window)")
     lift.add_argument("--interventions", action="store_true",

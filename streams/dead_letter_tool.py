@@ -3,12 +3,14 @@
 Reads ``touchpoints-dlq`` and ``offer-outcomes-dlq`` to their end as of now. Without
 ``--redrive`` it only reports (that report, with the same filters, shows what a re-drive
 would take). With it, each matching letter's original record goes back to its source
-topic unchanged, with a ``redriven-from`` header naming the letter, once the producer's
-fault or the bug that rejected it is fixed, and a record of it goes to
-``dead-letter-redrives`` once it is delivered. A later run reads those records first
-and does not send the same letter again (``--again`` does), while a record that failed
-again is a new letter, which it sends. Moments applies each event and learns each
-outcome once, so sending one twice changes nothing. Letters of customers erased since
+topic unchanged, with a ``redriven-from`` header naming the letter (and
+``first-dead-lettered``, when its record was first set aside: the dedupe horizon counts
+from then), once the producer's fault or the bug that rejected it is fixed, and a record
+of it goes to ``dead-letter-redrives`` once it is delivered. A later run reads those
+records first and does not send the same letter again (``--again`` does), while a record
+that failed again is a new letter, which it sends (if its record was first dead-lettered
+within the horizon). Moments applies each event and learns each outcome once, so
+sending one twice changes nothing. Letters of customers erased since
 (``customer-erasures``, read first) are never sent back: that would write their data
 anew.
 """
@@ -23,8 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from agents.touchpoint_agent import REDRIVEN_FROM
-from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive, place
+from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
 from streams.kafka_security import client_options
 from streams.settings import Settings
@@ -60,12 +61,14 @@ def letter_of(record: ConsumerRecord) -> DeadLetter:
     )  # fmt: skip
 
 
-async def send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> Awaitable[Any]:
+async def send_back(
+    producer: AIOKafkaProducer, letter: DeadLetter, first_lettered_ms: int | None
+) -> Awaitable[Any]:
     """The original record to its source topic; returns its delivery."""
-    named = place(*letter.place).encode()
     delivery: Awaitable[Any] = await producer.send(
-        letter.source_topic, letter.value, key=letter.key, headers=[(REDRIVEN_FROM, named)]
-    )
+        letter.source_topic, letter.value, key=letter.key,
+        headers=letter.redrive_headers(first_lettered_ms),
+    )  # fmt: skip
     return delivery
 
 
@@ -132,10 +135,13 @@ async def inspect(
         sent: list[Awaitable[Any]] = []
         taken: list[DeadLetter] = []
         for letter in map(letter_of, records):
+            if producer is not None:
+                plan.track(letter)
             if wanted.matches(letter):
                 summary.add(letter, sent_back=plan.sent_before(letter))
                 if producer is not None and plan.take(letter) == "redriven":
-                    sent.append(await send_back(producer, letter))
+                    first = plan.first_lettered(letter)
+                    sent.append(await send_back(producer, letter, first))
                     taken.append(letter)
         await asyncio.gather(*sent)  # delivered before the next batch is read
         if producer is not None and taken:

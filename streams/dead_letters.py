@@ -5,9 +5,11 @@ came from and why it was set aside. :class:`DeadLetterSummary` counts them by so
 topic, stage and reason; :class:`RedrivePlan` picks the letters to send back to their
 source topic once what rejected them is fixed: each original record once, only to the
 topics Moments reads, only while Moments still remembers which events it applied (the
-dedupe horizon), so that a letter whose event was half applied before its decision
-failed is not applied twice, never for an erased customer, whose data must not be
-written anew, and not again once an earlier run sent it (the re-drive records say so).
+dedupe horizon, counted from the first time the record was dead-lettered: sending it
+back and applying it again does not make Moments remember it longer), so that a letter
+whose event was half applied before its decision failed is not applied twice, never for
+an erased customer, whose data must not be written anew, and not again once an earlier
+run sent it (the re-drive records say so).
 
 Reasons are shown with the record's own key (the customer id) masked.
 
@@ -31,6 +33,9 @@ from agents.touchpoint_agent import REDRIVEN_FROM, TRUNCATED_FROM
 from schemas import LetterRedriven, place
 
 TOP_REASONS = 10
+# The moment (ms since the epoch) a record sent back was first dead-lettered: a re-drive
+# sets it, and a record that fails again keeps it in its new letter.
+FIRST_LETTERED = "first-dead-lettered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +50,9 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     error: str
-    redriven: bool = False  # its record had been sent back once already (and failed again)
+    redriven_from: str = ""  # the letter its record had been sent back from (it failed again)
     truncated: bool = False  # the record was too large: the letter keeps only its start
+    first_lettered_ms: int | None = None  # when a record sent back was first dead-lettered
 
     @classmethod
     def of(
@@ -69,11 +75,18 @@ class DeadLetter:
             value = text(name)
             return int(value) if value.isdigit() else -1
 
+        first = number(FIRST_LETTERED)
         return cls(topic, partition, offset, written_ms, key, value,
                    text("source-topic") or "unknown", number("source-partition"),
                    number("source-offset"), text("error") or "unknown",
-                   redriven=REDRIVEN_FROM in found,
-                   truncated=TRUNCATED_FROM in found)  # fmt: skip
+                   redriven_from=text(REDRIVEN_FROM) if REDRIVEN_FROM in found else "",
+                   truncated=TRUNCATED_FROM in found,
+                   first_lettered_ms=first if first >= 0 else None)  # fmt: skip
+
+    @property
+    def redriven(self) -> bool:
+        """Its record had been sent back once already (and failed again)."""
+        return bool(self.redriven_from)
 
     @property
     def origin(self) -> tuple[str, int, int]:
@@ -89,17 +102,37 @@ class DeadLetter:
         """The record of sending this letter back."""
         return LetterRedriven(letter=place(*self.place), origin=place(*self.origin), ts=ts)
 
+    def redrive_headers(self, first_lettered_ms: int | None) -> list[tuple[str, bytes]]:
+        """The headers of its record sent back: the letter it comes from, and when the
+        record was first dead-lettered (if known).
+
+        >>> DeadLetter("dlq", 0, 7, 9_000, b"c", b"{}", "touchpoints", 3, 99,
+        ...            "x").redrive_headers(1_000)
+        [('redriven-from', b'dlq:0:7'), ('first-dead-lettered', b'1000')]
+        """
+        headers = [(REDRIVEN_FROM, place(*self.place).encode())]
+        if first_lettered_ms is not None:
+            headers.append((FIRST_LETTERED, str(first_lettered_ms).encode()))
+        return headers
+
     @property
     def stage(self) -> str:
-        """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``."""
+        """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``,
+        ``batch failed N times``."""
         return self.error.partition(":")[0]
+
+    @property
+    def given_up(self) -> bool:
+        """Whether its whole batch was dead-lettered after failing again and again."""
+        return self.stage.startswith("batch failed")
 
     @property
     def applied_live(self) -> bool:
         """Whether the live pipeline had applied the record's event when it set it aside:
-        only a decision fails after the features were updated. (A batch given up after
-        repeated failures may or may not have been: counted as not.)"""
-        return self.stage == "decision failed"
+        a decision fails after the features were updated, and a batch is given up only
+        after its events were applied (those that could not be decoded, or were dated
+        too far ahead, were not)."""
+        return self.stage == "decision failed" or self.given_up
 
     @property
     def reason(self) -> str:
@@ -192,7 +225,9 @@ class DeadLetterSummary:
 
 
 class RedrivePlan:
-    """Decides, letter by letter, whether it goes back to its source topic.
+    """Decides, letter by letter, whether it goes back to its source topic. The dedupe
+    horizon applies to when its record was first dead-lettered: Moments remembers an
+    event from its first apply, which a duplicate sent back later does not renew.
 
     >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000,
     ...                    erased={"gone"})
@@ -217,6 +252,9 @@ class RedrivePlan:
         self._erased = erased if erased is not None else set()  # customer ids
         self._again = again  # send letters back even if an earlier run did
         self._taken: set[tuple[str, int, int]] = set()
+        # when the records of the letters read were first dead-lettered, by letter (only
+        # those within the horizon)
+        self._first_ms: dict[str, int] = {}
         self._sent_letters: set[tuple[str, int, int]] = set()
         self._sent_origins: set[tuple[str, int, int]] = set()
         self.outcomes: Counter[str] = Counter()
@@ -226,14 +264,45 @@ class RedrivePlan:
         self._sent_letters.add(sent.letter_place)
         self._sent_origins.add(sent.origin_place)
 
+    def track(self, letter: DeadLetter) -> None:
+        """Note a letter read, matching or not: a later letter of its record, sent back
+        from it and dead-lettered again, is as old as it is."""
+        first = self.first_lettered(letter)
+        if first is not None and first >= self._remembered_from_ms:
+            self._first_ms[place(*letter.place)] = first
+
+    def first_lettered(self, letter: DeadLetter) -> int | None:
+        """When the letter's record was first dead-lettered: the letter's own time, or for
+        a record sent back that failed again, the time its header carries or that of the
+        letter it was sent back from, if tracked; None when it cannot be told within the
+        horizon (that letter is gone, or older).
+
+        >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000)
+        >>> first = DeadLetter("dlq", 0, 1, 6_000, b"c", b"{}", "touchpoints", 0, 1, "x")
+        >>> again = DeadLetter("dlq", 0, 2, 9_000, b"c", b"{}", "touchpoints", 0, 7, "x",
+        ...                    redriven_from="dlq:0:1")
+        >>> plan.first_lettered(again) is None
+        True
+        >>> plan.track(first)
+        >>> plan.first_lettered(again)
+        6000
+        """
+        if letter.first_lettered_ms is not None:
+            return min(letter.first_lettered_ms, letter.written_ms)
+        if not letter.redriven:
+            return letter.written_ms
+        earlier = self._first_ms.get(letter.redriven_from)
+        return None if earlier is None else min(earlier, letter.written_ms)
+
     def sent_before(self, letter: DeadLetter) -> bool:
         """Whether an earlier run sent this letter, or another of its original, back."""
         return letter.place in self._sent_letters or letter.origin in self._sent_origins
 
     def take(self, letter: DeadLetter) -> str:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
-        already in this run), ``too_old`` (dead-lettered before the dedupe horizon: its
-        event might be applied twice), ``unknown_source`` (not a topic Moments reads),
+        already in this run), ``too_old`` (its record was first dead-lettered before the
+        dedupe horizon, or when that cannot be told: its event might be applied twice),
+        ``unknown_source`` (not a topic Moments reads),
         ``erased`` (the record's key is a customer who asked to be erased),
         ``truncated`` (the letter keeps only the start of a record too large to write
         again) or ``sent_before`` (an earlier run sent its original back; unless
@@ -242,7 +311,7 @@ class RedrivePlan:
             verdict = "unknown_source"
         elif (letter.key or b"").decode("utf-8", "replace") in self._erased:
             verdict = "erased"
-        elif letter.written_ms < self._remembered_from_ms:
+        elif (first := self.first_lettered(letter)) is None or first < self._remembered_from_ms:
             verdict = "too_old"
         elif letter.truncated:
             verdict = "truncated"

@@ -40,6 +40,7 @@ from streams.topics import (
 # Records are read from a day before the period: a touchpoint can reach Kafka before the
 # moment its producer stamped on it (clocks differ), and must not be missed.
 EARLY_S = 86_400
+DEFAULT_DAYS = 28.0  # of first decisions, when the command is not told
 T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -96,6 +97,42 @@ def default_period(now: datetime, window: timedelta, days: float) -> LiftPeriod:
     """The ``days`` of exposures whose windows have all closed by ``now``."""
     until = now - window
     return LiftPeriod(until - timedelta(days=days), until, window)
+
+
+def chosen_period(
+    now: datetime,
+    window: timedelta,
+    days: float | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> LiftPeriod:
+    """The period ``moments lift`` measures: ``days`` (default :data:`DEFAULT_DAYS`) up to
+    ``until``, or from ``since``; from ``since`` to ``until``; by default up to ``now``
+    less the window, and from ``since`` never past it (later windows are still open).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> now, week = datetime(2026, 12, 31, tzinfo=UTC), timedelta(days=7)
+    >>> def shown(period):
+    ...     return period.since.date().isoformat(), period.until.date().isoformat()
+    >>> shown(chosen_period(now, week, since=datetime(2026, 12, 1, tzinfo=UTC), days=7))
+    ('2026-12-01', '2026-12-08')
+    >>> shown(chosen_period(now, week, since=datetime(2026, 12, 1, tzinfo=UTC)))
+    ('2026-12-01', '2026-12-24')
+    >>> shown(chosen_period(now, week, since=datetime(2026, 12, 20, tzinfo=UTC), days=30))
+    ('2026-12-20', '2026-12-24')
+    >>> shown(chosen_period(now, week, until=datetime(2026, 12, 11, tzinfo=UTC), days=10))
+    ('2026-12-01', '2026-12-11')
+    """
+    if since is not None and until is not None:
+        if days is not None:
+            raise ValueError("give --days with --since or --until, not with both")
+        return LiftPeriod(since, until, window)
+    closed = now - window  # the last moment whose window has closed by now
+    span = timedelta(days=DEFAULT_DAYS if days is None else days)
+    if since is not None:
+        return LiftPeriod(since, closed if days is None else min(since + span, closed), window)
+    end = closed if until is None else until
+    return LiftPeriod(end - span, end, window)
 
 
 async def measure_lift(

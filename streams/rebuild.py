@@ -4,10 +4,12 @@ Erasures come first: every customer erased is erased again (tombstone included),
 that replaying their old touchpoints and decisions cannot bring them back; and last
 again, for those erased while the rebuild ran. Touchpoints
 rebuild the features, less those the live pipeline dead-lettered without applying them
-(found by their source offsets in the dead-letter topic; an event whose decision failed
-had been applied, and is replayed). The emitted next-best offers and interventions
-(those held out too) rebuild the contact history, the decision contexts and the marks
-that stop a replayed event from being decided twice. Because every update is
+(found by their source offsets in the dead-letter topic; an event whose decision failed,
+or whose batch was given up after repeated failures, had been applied, and is replayed).
+The emitted next-best offers and interventions (those held out too) rebuild the contact
+history, the decision contexts (each kept for what is left of its lifetime, counted from
+the decision) and the marks that stop a replayed event from being decided twice. A
+decision record that cannot be decoded is counted and skipped. Because every update is
 idempotent and bucketed by the event's own ts, the result equals what the live
 pipeline built.
 
@@ -23,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+import msgspec
 from aiokafka import ConsumerRecord
 
 from agents.offer_budget import offers_spent
@@ -61,6 +66,7 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RebuildError(RuntimeError):
@@ -78,6 +84,7 @@ class RebuildReport:
     seconds: float
     erasures: int = 0  # customers erased again before the replay
     risk_snapshots: int = 0  # pending churn-risk snapshots taken again
+    skipped_decisions: int = 0  # next-best-offer and intervention records not decoded
 
 
 async def rebuild(
@@ -109,16 +116,24 @@ async def rebuild(
 
     # What the live pipeline dead-lettered without applying it (by source partition and
     # offset) stays out; an event whose decision failed had been applied, and is again.
+    # So had those of a batch given up, but for one dated too far ahead when it was read.
     source = settings.topic(TOUCHPOINTS)
     rejected: set[tuple[int, int]] = set()
+    given_up: dict[tuple[int, int], int] = {}  # when its letter was written (ms)
+    skew_ms = settings.max_future_skew_s * 1000
 
     async def dead_letters(records: list[ConsumerRecord]) -> None:
         for record in records:
             letter = DeadLetter.of(record.topic, record.partition, record.offset,
                                    record.timestamp, record.key, record.value,
                                    record.headers or ())  # fmt: skip
-            if letter.source_topic == source and not letter.applied_live:
-                rejected.add((letter.source_partition, letter.source_offset))
+            if letter.source_topic != source:
+                continue
+            where = (letter.source_partition, letter.source_offset)
+            if not letter.applied_live:
+                rejected.add(where)
+            elif letter.given_up:
+                given_up[where] = letter.written_ms
 
     last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
 
@@ -126,13 +141,19 @@ async def rebuild(
         nonlocal invalid, applied
         events = []
         for record in records:
-            if (record.partition, record.offset) in rejected:
+            where = (record.partition, record.offset)
+            if where in rejected:
                 invalid += 1
                 continue
             try:
-                events.append(decode_touchpoint(record.value or b""))
+                event = decode_touchpoint(record.value or b"")
             except InvalidEvent:
                 invalid += 1  # written before the dead-letter topic existed
+                continue
+            if where in given_up and ts_ms(event.ts) > given_up[where] + skew_ms:
+                invalid += 1  # refused as dated ahead, before its batch was given up
+                continue
+            events.append(event)
         statuses = await store.apply(events)
         applied += sum(int(s) == 1 for s in statuses)
         for event, status in zip(events, statuses, strict=True):
@@ -140,8 +161,21 @@ async def rebuild(
                 at = ts_ms(event.ts)
                 last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
 
+    skipped_decisions = 0
+
+    def decoded(records: list[ConsumerRecord], decode: Callable[[bytes], T]) -> list[T]:
+        """The records that decode; the others are counted and skipped."""
+        nonlocal skipped_decisions
+        found = []
+        for record in records:
+            try:
+                found.append(decode(record.value or b""))
+            except msgspec.DecodeError:  # malformed, or of the wrong shape
+                skipped_decisions += 1
+        return found
+
     async def decisions(records: list[ConsumerRecord]) -> None:
-        found = [decode_next_best_offer(r.value or b"") for r in records]
+        found = decoded(records, decode_next_best_offer)
         contacts = [
             offers_shown_fact(
                 d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
@@ -173,7 +207,7 @@ async def rebuild(
     await replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:
-        found = [decode_intervention(r.value or b"") for r in records]
+        found = decoded(records, decode_intervention)
         await store.apply_facts([
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts, held_out=i.control)
             for i in found
@@ -191,8 +225,10 @@ async def rebuild(
     snapshots = await _retake_risk_snapshots(store, last_seen, batch)
     report = RebuildReport(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
-        erasures=len(erased), risk_snapshots=snapshots,
+        erasures=len(erased), risk_snapshots=snapshots, skipped_decisions=skipped_decisions,
     )  # fmt: skip
+    if skipped_decisions:
+        log.warning("skipped %d decision records that could not be decoded", skipped_decisions)
     log.info("rebuilt from %d touchpoints and %d decisions", total, decided)
     return report
 

@@ -20,7 +20,11 @@ async def replay(
     """Read ``topic`` to its end as of now, in batches; returns the records read.
 
     From the beginning, or with ``from_ms`` from each partition's first record written
-    at or after that moment (by the records' Kafka timestamps).
+    at or after that moment (by the records' Kafka timestamps). A partition is done once
+    the consumer's position reaches its end, so one whose records all expired, or that
+    ends with transaction markers (which are never delivered), ends the replay too.
+    Records that retention deletes during a long replay are skipped, not the rest of
+    their partition.
     """
     partitions = await topic_partitions(settings.kafka_bootstrap, topic)
     consumer = AIOKafkaConsumer(
@@ -28,6 +32,7 @@ async def replay(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a replay reads everything still kept
     )
     await consumer.start()
     try:
@@ -47,18 +52,16 @@ async def replay(
                     consumer.seek(tp, at.offset)
         remaining = {tp for tp in tps if ends[tp] > 0}
         count = 0
-        while remaining:
+        while True:
+            # by position: it moves past transaction markers and expired records too
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+            if not remaining:
+                return count
             records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
-            values = []
-            for tp, msgs in records.items():
-                for msg in msgs:
-                    if msg.offset < ends[tp]:
-                        values.append(msg)
-                if msgs and msgs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            count += len(values)
-            await handle(values)
-        return count
+            values = [msg for tp, msgs in records.items() for msg in msgs if msg.offset < ends[tp]]
+            if values:
+                count += len(values)
+                await handle(values)
     finally:
         await consumer.stop()
 

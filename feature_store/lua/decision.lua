@@ -1,20 +1,27 @@
 -- Remember one decision for one customer: its context (for learning from outcomes,
--- kept for a while), its place in the customer's recent decisions, and its id in the
--- index of every context that may still be kept (the recent list keeps only the newest,
--- and erasure must find them all); mark its triggering touchpoint as decided. Does
--- nothing for an erased customer.
+-- kept for a while after the decision), its place in the customer's recent decisions,
+-- and its id in the index of every context that may still be kept (the recent list
+-- keeps only the newest, and erasure must find them all); mark its triggering
+-- touchpoint as decided. A context whose time is up already (a decision replayed from
+-- the topics) is not kept. Does nothing for an erased customer.
 -- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+-- The context's lifetime counts from the decision (never longer than the ttl, should
+-- the decision's clock run ahead of this one).
+local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
+local left_s = math.min(tonumber(ARGV[2]), tonumber(ARGV[2]) - age_s)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 -- Ids leave the index an hour after their contexts expire: clocks of other processes
 -- may be a little ahead of the one that stored them.
 local kept_s = tonumber(ARGV[2]) + 3600
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+if left_s > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', left_s, 'NX')
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf',
            '(' .. string.format('%d', tonumber(ARGV[7]) - kept_s * 1000))
 redis.call('EXPIRE', KEYS[5], kept_s)

@@ -1,10 +1,11 @@
 """Decision contexts in Redis: every one kept for learning is found again by erasure,
-however many decisions the customer had, and the index that names them does not grow
-past the contexts' lifetime."""
+however many decisions the customer had, the index that names them does not grow
+past the contexts' lifetime, and that lifetime counts from the decision."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -29,9 +30,10 @@ async def test_erasure_finds_every_kept_context_not_only_the_recent_ones(
     prefix = f"dc{uuid.uuid4().hex[:8]}"
     config = StoreConfig(prefix.encode(), prefix, decisions_kept=3)
     store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    now_ms = int(time.time() * 1000)
     try:
-        await store.decisions.record([decided("c1", n, 1_000 + n) for n in range(8)])
-        await store.decisions.record([decided("c2", 0, 1_000)])  # a bystander
+        await store.decisions.record([decided("c1", n, now_ms + n) for n in range(8)])
+        await store.decisions.record([decided("c2", 0, now_ms)])  # a bystander
         tag = store.pseudonym("c1")
         assert len(await store.decisions.recent("c1")) == 3  # the profile lists three
         contexts = [k for k in await keys_tagged(kafka_redis.redis_url, tag) if ":ctx:" in k]
@@ -55,17 +57,44 @@ async def test_the_context_index_forgets_decisions_whose_contexts_expired(
     store = FeatureStore.from_url(kafka_redis.redis_url, config, clock=lambda: now[0])
     admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
     try:
-        await store.decisions.record([decided("c1", n, 1_000) for n in range(5)])
+        await store.decisions.record([decided("c1", n, 1_800_000_000_000) for n in range(5)])
         (index,) = [k for k in await keys_tagged(kafka_redis.redis_url, store.pseudonym("c1"))
                     if k.endswith(":ctxidx")]  # fmt: skip
         assert await admin.zcard(index) == 5
         assert 0 < await admin.ttl(index) <= 60 + 3600  # gone with the last context, and then some
         now[0] += 60 + 3600  # still within the margin for clocks that run ahead
-        await store.decisions.record([decided("c1", 5, 2_000)])
+        await store.decisions.record([decided("c1", 5, int(now[0] * 1000))])
         assert await admin.zcard(index) == 6
         now[0] += 1  # past it: the first five contexts expired long ago
-        await store.decisions.record([decided("c1", 6, 3_000)])
+        await store.decisions.record([decided("c1", 6, int(now[0] * 1000))])
         assert sorted(await admin.zrange(index, 0, -1)) == ["d5", "d6"]
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_a_context_is_kept_for_what_is_left_of_its_lifetime(kafka_redis: Services) -> None:
+    """A decision recorded long after it was taken (``moments rebuild`` replays them from
+    the topics) keeps its context only until a week after the decision, if at all."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix, context_ttl_s=7 * 86400)
+    store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    now_ms = int(time.time() * 1000)
+    day_ms = 86_400_000
+    try:
+        await store.decisions.record([decided("c1", 0, now_ms - 3 * day_ms),
+                                      decided("c1", 1, now_ms - 8 * day_ms),
+                                      decided("c1", 2, now_ms)])  # fmt: skip
+        kept = await store.decisions.contexts([("c1", "d0"), ("c1", "d1"), ("c1", "d2")])
+        assert [c is not None for c in kept] == [True, False, True]
+        contexts = sorted(k for k in await keys_tagged(kafka_redis.redis_url, store.pseudonym("c1"))
+                          if ":ctx:" in k)  # fmt: skip
+        ttls = [await admin.ttl(k) for k in contexts]  # d0, then d2
+        assert 4 * 86400 - 60 <= ttls[0] <= 4 * 86400  # three of its seven days gone
+        assert 7 * 86400 - 60 <= ttls[1] <= 7 * 86400
+        # all three are the customer's recent decisions, and their touchpoints decided
+        assert (await store.raw("c1"))["seen"] == ["d:t:e0", "d:t:e1", "d:t:e2"]
     finally:
         await admin.aclose()
         await store.close()

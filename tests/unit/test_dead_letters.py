@@ -192,22 +192,24 @@ def test_a_malformed_redrive_record_is_refused(bad: bytes) -> None:
         ("invalid: Expected `str` - at `$.page`", False),
         ("feature update failed: ResponseError: ERR overflow", False),
         ("decision failed: KeyError: 'x'", True),  # the features were updated first
-        ("batch failed 3 times: RuntimeError: x", False),  # unknown: counted as not
+        ("batch failed 3 times: RuntimeError: x", True),  # given up once it was applied
     ],
 )
-def test_only_a_failed_decision_had_applied_its_event(error: str, applied: bool) -> None:
+def test_a_failed_decision_or_a_given_up_batch_had_applied_its_event(
+    error: str, applied: bool
+) -> None:
     assert letter(error=error).applied_live is applied
 
 
 def test_a_letter_cut_short_is_never_sent_back() -> None:
-    from agents.touchpoint_agent import LETTER_VALUE_MAX, dead_letter
+    from agents.touchpoint_agent import LETTER_MAX, dead_letter
     from agents.touchpoint_handler import SourceRecord
 
     small = SourceRecord("touchpoints", 0, 1, b"c", b"{")
     assert dead_letter(small, "invalid: x") == (b"{", [
         ("source-topic", b"touchpoints"), ("source-partition", b"0"),
         ("source-offset", b"1"), ("error", b"invalid: x")])  # fmt: skip
-    big = SourceRecord("touchpoints", 0, 2, b"c", b"{" * (LETTER_VALUE_MAX + 10))
+    big = SourceRecord("touchpoints", 0, 2, b"c", b"{" * (LETTER_MAX + 10))
     value, headers = dead_letter(big, "invalid: x")
     cut = DeadLetter.of("touchpoints-dlq", 0, 5, T0, b"c", value, headers)
     assert cut.truncated and not DeadLetter.of("dlq", 0, 6, T0, b"c", b"{", headers[:4]).truncated

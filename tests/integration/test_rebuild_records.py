@@ -1,0 +1,142 @@
+"""``moments rebuild`` with the records a long-running deployment accumulates: letters of
+batches given up after repeated failures, decisions older than their contexts' lifetime,
+and decision records it cannot decode."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from agents.touchpoint_agent import dead_letter_headers
+from agents.touchpoint_handler import SourceRecord
+from feature_store import FeatureStore, StoreConfig
+from schemas import NextBestOffer, encode_decision
+from streams.rebuild import RebuildReport, rebuild
+from streams.services import LocalRedis
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.integration.conftest import SECRET, Pipeline
+from tests.integration.test_api_support import event, iso, keys_tagged
+
+pytestmark = pytest.mark.integration
+
+GIVEN_UP = "batch failed 3 times: RuntimeError: boom"
+
+
+@pytest.fixture
+async def target(tmp_path: Path) -> AsyncIterator[LocalRedis]:
+    """An empty Redis to rebuild into."""
+    redis = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+async def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes]]) -> list[Any]:
+    """Send records to one of the deployment's topics; their metadata, in order."""
+    await ensure_topics(Settings.from_env(pipeline.env(0)))
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        return [await producer.send_and_wait(pipeline.topic(topic), value, key=key)
+                for key, value in records]  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def given_up(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
+    """The touchpoints, and their letters as a worker writes them for a batch given up."""
+    records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
+    sent = await write(pipeline, "touchpoints", records)
+    letters = []
+    for (key, value), at in zip(records, sent, strict=True):
+        origin = SourceRecord(at.topic, at.partition, at.offset, key, value)
+        letters.append((key, value, dead_letter_headers(origin, GIVEN_UP)))
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in letters:
+            await producer.send_and_wait(
+                pipeline.topic("touchpoints-dlq"), value, key=key, headers=headers
+            )
+    finally:
+        await producer.stop()
+
+
+async def rebuilt(pipeline: Pipeline, target: LocalRedis) -> tuple[RebuildReport, FeatureStore]:
+    store = FeatureStore.from_url(
+        target.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    return await rebuild(Settings.from_env(pipeline.env(0)), store), store
+
+
+def decision(decision_id: str, customer_id: str, days_ago: float) -> bytes:
+    at = datetime.now(UTC) - timedelta(days=days_ago)
+    made = NextBestOffer(decision_id=decision_id, customer_id=customer_id, ts=at, channel="web",
+                         trigger_event_id=f"t-{decision_id}", offers=[])  # fmt: skip
+    return encode_decision(made)
+
+
+async def test_rebuild_applies_the_events_of_a_batch_given_up(
+    pipeline: Pipeline, target: LocalRedis
+) -> None:
+    """A batch is given up only once its events were applied: a consent withdrawn in it
+    stays withdrawn; an event dated too far ahead was refused before, and stays out."""
+    withdrawn = event("consent", "rb-withdrawn", "rb-e1", channel="email", granted=False)
+    ahead = event("web_click", "rb-ahead", "rb-e2", minutes_ago=0)
+    ahead["ts"] = iso(datetime.now(UTC) + timedelta(hours=2))
+    await given_up(pipeline, [withdrawn, ahead])
+    report, store = await rebuilt(pipeline, target)
+    try:
+        features = await store.read("rb-withdrawn")
+        assert features is not None and not features.consents_to("email")
+        assert await store.read("rb-ahead") is None
+        assert (report.touchpoints, report.applied, report.skipped_invalid) == (2, 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_rebuild_keeps_decision_contexts_only_for_what_is_left_of_their_lifetime(
+    pipeline: Pipeline, target: LocalRedis
+) -> None:
+    await write(pipeline, "next-best-offers", [
+        (b"rb-c", decision("rb-d-recent", "rb-c", days_ago=3)),
+        (b"rb-c", decision("rb-d-expired", "rb-c", days_ago=8)),  # 7 days kept by default
+    ])  # fmt: skip
+    report, store = await rebuilt(pipeline, target)
+    admin = aioredis.Redis.from_url(target.url, decode_responses=True)
+    try:
+        assert report.decisions == 2
+        found = await store.decisions.contexts([("rb-c", "rb-d-recent"), ("rb-c", "rb-d-expired")])
+        assert [c is not None for c in found] == [True, False]
+        tagged = await keys_tagged(target.url, store.pseudonym("rb-c"))
+        (kept,) = [k for k in tagged if ":ctx:" in k]
+        assert 4 * 86400 - 120 <= await admin.ttl(kept) <= 4 * 86400
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_rebuild_skips_decision_records_it_cannot_decode(
+    pipeline: Pipeline, target: LocalRedis
+) -> None:
+    await write(pipeline, "next-best-offers", [
+        (b"rb-s", b'{"decision_id": 7}'), (b"rb-s", b"not json"),
+        (b"rb-s", decision("rb-d-good", "rb-s", days_ago=0)),
+    ])  # fmt: skip
+    await write(pipeline, "interventions", [(b"rb-s", b"{}")])
+    report, store = await rebuilt(pipeline, target)
+    try:
+        assert report.skipped_decisions == 3 and report.decisions == 4
+        assert await store.decisions.contexts([("rb-s", "rb-d-good")]) != [None]
+    finally:
+        await store.close()

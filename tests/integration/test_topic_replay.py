@@ -1,0 +1,114 @@
+"""Reading a topic to its end (``moments rebuild``, ``dead-letters``, ``lift``) ends, and
+misses nothing still kept, however the partitions end and whatever retention deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+
+from streams.services import Services
+from streams.settings import Settings
+from streams.topic_replay import replay
+
+pytestmark = pytest.mark.integration
+
+ENDS_WITHIN_S = 60  # a replay that has not ended by then never will
+
+
+async def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    name = f"replay-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def delete_before(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+    """What retention does: records before ``offset`` are gone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(offset)})
+    finally:
+        await admin.close()
+
+
+async def read_all(settings: Settings, topic: str, batch: int = 100) -> list[ConsumerRecord]:
+    read: list[ConsumerRecord] = []
+
+    async def keep(records: list[ConsumerRecord]) -> None:
+        read.extend(records)
+
+    count = await asyncio.wait_for(replay(settings, topic, keep, batch), ENDS_WITHIN_S)
+    assert count == len(read)
+    return read
+
+
+async def test_a_partition_whose_records_all_expired_ends_the_replay(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    topic = await new_topic(bootstrap, partitions=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for _ in range(5):
+            await producer.send_and_wait(topic, b"gone", partition=0)
+        kept = [await producer.send_and_wait(topic, b"kept", partition=1) for _ in range(3)]
+    finally:
+        await producer.stop()
+    await delete_before(bootstrap, topic, 0, 5)  # first offset == end offset == 5
+    read = await read_all(Settings(kafka_bootstrap=bootstrap), topic)
+    assert sorted((r.partition, r.offset) for r in read) == [(1, m.offset) for m in kept]
+
+
+async def test_a_partition_ending_with_a_transaction_marker_ends_the_replay(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    topic = await new_topic(bootstrap)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"{topic}-writer", acks="all"
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for n in range(4):
+                await producer.send(topic, f"r{n}".encode())
+    finally:
+        await producer.stop()
+    read = await read_all(Settings(kafka_bootstrap=bootstrap), topic)
+    assert [r.value for r in read] == [b"r0", b"r1", b"r2", b"r3"]  # the marker is offset 4
+
+
+async def test_records_deleted_during_a_replay_skip_only_themselves(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    topic = await new_topic(bootstrap)
+    big = b"x" * 300_000  # a few per fetch: the replay fetches again as it goes
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=400_000)
+    await producer.start()
+    try:
+        for _ in range(30):
+            await producer.send_and_wait(topic, big)
+    finally:
+        await producer.stop()
+    offsets: list[int] = []
+
+    async def slow_reader(records: list[ConsumerRecord]) -> None:
+        if not offsets:  # retention deletes the oldest records meanwhile
+            await delete_before(bootstrap, topic, 0, 20)
+        offsets.extend(r.offset for r in records)
+
+    settings = Settings(kafka_bootstrap=bootstrap)
+    await asyncio.wait_for(replay(settings, topic, slow_reader, batch=1), ENDS_WITHIN_S)
+    assert offsets[0] == 0 and offsets[-5:] == [25, 26, 27, 28, 29]
+    assert set(range(20, 30)) <= set(offsets)  # all that was still kept
