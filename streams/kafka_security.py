@@ -15,10 +15,9 @@ import functools
 import ssl
 from typing import Any
 
+from streams.settings import KAFKA_PROTOCOLS as PROTOCOLS
+from streams.settings import SASL_MECHANISMS as MECHANISMS
 from streams.settings import Settings, SettingsError
-
-PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

@@ -22,6 +22,15 @@ from feature_store.money import Money
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Numbers that must be positive (and finite) to mean anything.
+_POSITIVE = (
+    "kafka_session_timeout_s", "batch_within_s", "max_future_skew_s", "high_value",
+    "experience_half_life_days", "risk_sweep_interval_s",
+)  # fmt: skip
+MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
+MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "moments-dev-only-secret"
@@ -63,7 +72,7 @@ class Settings:
     web_port: int = 6066
     data_dir: str = str(Path.home() / ".local" / "share" / "moments")
     catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
-    catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: never
+    catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: on SIGHUP only
     key_secret: str = DEV_SECRET
     policy: str = "learned"  # or "rules"
     control_percent: float = 5.0
@@ -124,6 +133,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        self._check_numbers()
+        self._check_kafka_security()
         if not 0 <= self.control_percent <= 100:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
         if not 0 <= self.intervention_control_percent <= 100:
@@ -134,8 +145,6 @@ class Settings:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
-        if self.catalogue_check_s < 0:
-            raise SettingsError("MOMENTS_CATALOGUE_CHECK_S must not be negative (0: never)")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
         if self.api_budget_ms <= 0 or self.api_publish_linger_ms < 0 or self.api_gather_ms < 0:
@@ -166,6 +175,43 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"MOMENTS_CURRENCY / MOMENTS_EXCHANGE_RATES: {exc}") from exc
         self._check_api_access()
+
+    def _check_numbers(self) -> None:
+        """Every duration, threshold and horizon is a finite number that can work."""
+        for name in _POSITIVE:
+            if not 0 < getattr(self, name) < math.inf:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be a positive number")
+        if self.kafka_session_timeout_s < 1:  # heartbeats go every quarter, and at least 0.5 s
+            raise SettingsError("MOMENTS_KAFKA_SESSION_TIMEOUT_S must be at least 1 second")
+        if self.max_future_skew_s > MAX_FUTURE_SKEW_S:
+            raise SettingsError(
+                f"MOMENTS_MAX_FUTURE_SKEW_S must be at most {MAX_FUTURE_SKEW_S} (a year)"
+            )
+        if not 0 <= self.catalogue_check_s < math.inf:
+            raise SettingsError(
+                "MOMENTS_CATALOGUE_CHECK_S must be a number of seconds, not negative "
+                "(0: check only on SIGHUP)"
+            )
+        for name in ("good_experience", "risk_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be between 0 and 1")
+        for name in ("store_ttl_days", "dedupe_horizon_days"):
+            if not 1 <= getattr(self, name) <= MAX_DAYS:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be from 1 to {MAX_DAYS} days")
+
+    def _check_kafka_security(self) -> None:
+        """The protocol and SASL mechanism are ones Moments' Kafka clients speak."""
+        protocol = self.kafka_security_protocol.upper()
+        if protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(
+                f"MOMENTS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
+            )
+        if self.kafka_sasl_mechanism.upper() not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"MOMENTS_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
+            )
+        if protocol.startswith("SASL") and not self.kafka_sasl_username:
+            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME and _PASSWORD")
 
     @property
     def money(self) -> Money:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from schemas import Intervention, InvalidEvent, decode_erasure, decode_intervent
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
+# Kafka's partitions are 32-bit and its offsets 64-bit: an id with longer numbers is not ours
+PARTITION_DIGITS, OFFSET_DIGITS = 10, 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class StreamPosition:
     '0-7.2-9'
     >>> StreamPosition.parse("not-an-id").event_id()
     ''
+    >>> StreamPosition.parse("0-" + "9" * 5000).event_id()  # no Kafka offset is that long
+    ''
     """
 
     def __init__(self, offsets: dict[int, int] | None = None) -> None:
@@ -73,7 +78,9 @@ class StreamPosition:
         offsets: dict[int, int] = {}
         for pair in (event_id or "").split("."):
             partition, dash, offset = pair.partition("-")
-            if not (dash and partition.isdecimal() and offset.isdecimal()):
+            if not (
+                dash and _number(partition, PARTITION_DIGITS) and _number(offset, OFFSET_DIGITS)
+            ):
                 return cls()
             offsets[int(partition)] = max(int(offset), offsets.get(int(partition), -1))
         return cls(offsets)
@@ -108,6 +115,11 @@ def for_queue(alert: Alert, queue: str | None) -> bool:
     alert for no queue in particular (a win-back, a call that named none) is for every
     screen."""
     return queue is None or alert.intervention.queue in (None, queue)
+
+
+def _number(text: str, digits: int) -> bool:
+    """Whether ``text`` is a whole number of at most ``digits`` ASCII digits."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdecimal()
 
 
 def _partition_offset(alert_id: str) -> tuple[int, int]:
@@ -184,6 +196,8 @@ class AlertHub:
         self._ends: dict[int, int] = {}  # interventions partition -> the broker's end
         self._subscribers: set[Inbox] = set()
         self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None  # while connected
+        self._answered_at: float | None = None  # see last_answer
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -194,6 +208,18 @@ class AlertHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def last_answer(self) -> float | None:
+        """When (seconds since the epoch) the broker last answered the fan-out, ``None``
+        if it never did. Its consumer fetches in the background, and each fetch is
+        answered within half a second, with alerts or without, while Kafka is up."""
+        consumer = self._consumer
+        if consumer is not None:
+            polled = [consumer.last_poll_timestamp(tp) for tp in consumer.assignment()]
+            newest = max((ms for ms in polled if ms is not None), default=None)
+            if newest is not None:
+                self._answered_at = max(newest / 1000, self._answered_at or 0.0)
+        return self._answered_at
 
     def since(self, position: StreamPosition, queue: str | None) -> list[Alert]:
         """Buffered alerts the stream has not gone past, in ``queue`` if one is named.
@@ -288,6 +314,7 @@ class AlertHub:
             **client_options(),
         )
         await consumer.start()
+        self._consumer, self._answered_at = consumer, time.time()  # it answered the start
         try:
             partitions = consumer.partitions_for_topic(self._topic) or set()
             tps = [TopicPartition(self._topic, p) for p in partitions]
@@ -329,6 +356,7 @@ class AlertHub:
                 self.publish(await self.unless_erased(alerts))
                 self._alerts_read.update(read)  # only once handed on: a failure reads again
         finally:
+            self._consumer = None
             await consumer.stop()
 
     def _erasures(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:

@@ -29,17 +29,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from streams.api.origins import parse_origins
+from streams.api.quoting import printable
 
 SCOPES = ("recommend", "ingest", "profile-read", "erase", "export")
 DEV_KEY = "moments-dev-key"  # all scopes; only when MOMENTS_API_KEYS is not set
 
 
+_DIGEST = re.compile(r"[0-9a-fA-F]{64}\Z")
+
+
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    """The SHA-256 of a key as sent: header bytes that are not UTF-8 (which aiohttp
+    decodes to surrogates) are hashed as they came, and match no configured key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class AuthError(Exception):
@@ -65,7 +72,10 @@ class KeyRing:
 
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
-        keys = []
+        """The keys ``MOMENTS_API_KEYS`` holds; :class:`ValueError` for an entry that is
+        malformed, or names a key or a hash another entry names already (the two keys
+        would share a rate limit, or one would take the other's scopes)."""
+        keys: list[ApiKey] = []
         for entry in filter(None, (e.strip() for e in spec.split(";"))):
             try:
                 name, scopes, rest = entry.split(":", 2)
@@ -73,12 +83,25 @@ class KeyRing:
                 raise ValueError(
                     f"API key entry {entry!r} is not name:scopes:sha256[@origin,...]"
                 ) from None
-            digest, _, bound = rest.partition("@")
+            digest, at, bound = rest.partition("@")
             wanted = frozenset(scopes.split("+"))
             unknown = wanted - set(SCOPES)
-            if unknown or len(digest) != 64:
-                raise ValueError(f"API key {name!r}: unknown scopes {sorted(unknown)} or bad hash")
-            keys.append(ApiKey(name, wanted, digest.lower(), _bound_origins(name, bound)))
+            if not name.strip():
+                raise ValueError(f"API key entry {entry!r} has no name")
+            if unknown:
+                raise ValueError(f"API key {name!r}: unknown scopes {sorted(unknown)}")
+            if not _DIGEST.match(digest):
+                raise ValueError(f"API key {name!r}: its hash is not 64 hexadecimal digits")
+            origins = _bound_origins(name, bound)
+            if at and not origins:
+                raise ValueError(f"API key {name!r}: '@' names no origins to bind it to")
+            key = ApiKey(name, wanted, digest.lower(), origins)
+            for other in keys:
+                if other.name == key.name:
+                    raise ValueError(f"API key name {name!r} is given twice")
+                if other.digest == key.digest:
+                    raise ValueError(f"API keys {other.name!r} and {name!r} have the same hash")
+            keys.append(key)
         return cls(keys)
 
     def bound_origins(self) -> frozenset[str]:
@@ -116,7 +139,9 @@ class KeyRing:
                     "names none (no Origin or Referer)",
                 )
             if origin not in key.origins:
-                raise AuthError(403, f"key {key.name!r} is bound to other origins than {origin}")
+                raise AuthError(
+                    403, f"key {key.name!r} is bound to other origins than {printable(origin)}"
+                )
         return key
 
 
@@ -125,10 +150,15 @@ def origin_of(url: str | None) -> str | None:
 
     >>> origin_of("https://shop.example/basket?x=1"), origin_of("not a url")
     ('https://shop.example', None)
+    >>> origin_of("http://[::1/x") is None  # not a URL either
+    True
     """
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 

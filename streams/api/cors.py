@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from streams.api.errors import ApiError, Handler
+from streams.api.quoting import printable
 
 ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After"
@@ -76,7 +77,8 @@ def install(app: web.Application, policy: CorsPolicy) -> None:
             raise ApiError(404, "not_found", "no such path (see /openapi.json)")
         if wanted.upper() not in methods:
             allowed = ", ".join(methods)
-            raise ApiError(405, "method_not_allowed", f"{wanted} is not allowed; only {allowed}")
+            raise ApiError(405, "method_not_allowed",
+                           f"{printable(wanted)} is not allowed; only {allowed}")  # fmt: skip
         return web.Response(status=204, headers=policy.preflight(origin, methods))
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -47,10 +47,24 @@ def error_response(
     status: int, code: str, message: str, details: list[Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:  # fmt: skip
-    body: dict[str, Any] = {"error": code, "message": message}
+    body: dict[str, Any] = {"error": code, "message": _encodable(message)}
     if details is not None:
         body["details"] = details
     return json_response(body, status, headers)
+
+
+def _encodable(text: str) -> str:
+    """``text``, with what UTF-8 cannot carry (lone surrogates: header bytes that were not
+    UTF-8) escaped, so that the error can still be answered as JSON.
+
+    >>> _encodable("fine"), _encodable("G\\udcffT")
+    ('fine', 'G\\\\udcffT')
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 _CODES = {

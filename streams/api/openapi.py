@@ -8,6 +8,7 @@ import msgspec
 
 from schemas import NextBestOffer, Offer, Outcome, TouchpointEvent
 from streams.api.auth import SCOPES
+from streams.settings import Settings
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -44,7 +45,7 @@ def _accepted(ids: str) -> dict[str, Any]:
         "accepted")  # fmt: skip
 
 
-def _body(item: dict[str, Any]) -> dict[str, Any]:
+def _body(item: dict[str, Any], max_items: int) -> dict[str, Any]:
     return {
         "required": True,
         "content": {
@@ -52,7 +53,7 @@ def _body(item: dict[str, Any]) -> dict[str, Any]:
                 "schema": {
                     "oneOf": [
                         item,
-                        {"type": "array", "items": item, "minItems": 1, "maxItems": 500},
+                        {"type": "array", "items": item, "minItems": 1, "maxItems": max_items},
                     ]
                 }
             }
@@ -60,7 +61,10 @@ def _body(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def openapi_spec() -> dict[str, Any]:
+def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
+    """The description of this API as ``settings`` configure it (the defaults if none):
+    ``maxItems`` is ``MOMENTS_API_MAX_ITEMS``."""
+    max_items = (settings or Settings()).api_max_items
     return {
         "openapi": "3.1.0",
         "info": {"title": "Moments", "version": "1",
@@ -177,14 +181,14 @@ def openapi_spec() -> dict[str, Any]:
             "/v1/events": {"post": {
                 "summary": "Validate touchpoints and produce them to Kafka.",
                 "security": _SECURITY, "x-scope": "ingest",
-                "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}),
+                "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}, max_items),
                 "responses": {"202": _accepted("event_ids"),
                               **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
             }},
             "/v1/outcomes": {"post": {
                 "summary": "Report what customers did with offers.",
                 "security": _SECURITY, "x-scope": "ingest",
-                "requestBody": _body(_OUTCOME),
+                "requestBody": _body(_OUTCOME, max_items),
                 "responses": {"202": _accepted("decision_ids"),
                               **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
             }},
@@ -204,7 +208,9 @@ def openapi_spec() -> dict[str, Any]:
                     {"name": "queue", "in": "query", "schema": {"type": "string"},
                      "description": "Only this queue's alerts, and those for no queue."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
-                     "description": "Resume from this position (EventSource sends it)."},
+                     "description": "Resume from this position (EventSource sends it). "
+                     "An id that is not a position of this stream resumes nothing: the "
+                     "stream sends every alert still buffered, as without one."},
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},

@@ -10,7 +10,7 @@ together: building the batches directly costs a fraction of the CPU of one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -24,9 +24,16 @@ Pending = tuple[str, Sequence[Record], asyncio.Future[None]]  # topic, records, 
 class KeyedPublisher:
     """Sends lists of (key, value) records to topics, batched per partition."""
 
-    def __init__(self, producer: AIOKafkaProducer, linger_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        linger_s: float = 0.005,
+        sent: Callable[[bool], None] | None = None,
+    ) -> None:
+        """``sent(ok)`` hears whether each publication was written (for ``/readyz``)."""
         self._producer = producer
         self._linger_s = linger_s
+        self._sent = sent
         self._pending: list[Pending] = []
         self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
         self._soon = False
@@ -47,6 +54,8 @@ class KeyedPublisher:
             done.set_result(None)
             return done
         self._pending.append((topic, records, done))
+        if self._sent is not None:
+            done.add_done_callback(self._tell)
         if not linger and not self._soon:
             if self._flush_at is not None:
                 self._flush_at.cancel()
@@ -54,6 +63,10 @@ class KeyedPublisher:
         elif self._flush_at is None:
             self._flush_at = loop.call_later(self._linger_s, self._flush)
         return done
+
+    def _tell(self, done: asyncio.Future[None]) -> None:
+        if self._sent is not None and not done.cancelled():
+            self._sent(done.exception() is None)
 
     def _flush(self) -> None:
         self._flush_at, self._soon = None, False

@@ -32,6 +32,7 @@ from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
+from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
@@ -63,6 +64,7 @@ class Api:
     metrics: Metrics
     alerts: AlertHub
     risk: RiskHolder
+    kafka: KafkaHealth
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -114,7 +116,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
                        settings.topic(topics.CUSTOMER_ERASURES), feature_store.erased)  # fmt: skip
         await hub.start()
         policy = build_policy(settings, catalogue, holder)
-        publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000)
+        kafka = KafkaHealth(hub.last_answer)
+        publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000, kafka.sent)
         decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
         recommender = Recommender(
             feature_store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
@@ -136,6 +139,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             metrics=metrics,
             alerts=hub,
             risk=risk,
+            kafka=kafka,
         )
         background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))]
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)

@@ -36,6 +36,9 @@ from streams.api.openapi import openapi_spec
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
 
 CHANNELS = ("web", "email", "sms", "call")
+# Any customer id POST /v1/events takes, braces included ("{3F2504E0-...}"); aiohttp's
+# default pattern would leave such a customer unreachable (404)
+CUSTOMER = "/v1/customers/{customer_id:[^/]+}"
 _json = msgspec.json.Encoder()
 
 
@@ -122,7 +125,11 @@ async def recommendations(request: web.Request) -> web.Response:
 async def _items(request: web.Request, max_items: int) -> list[Any]:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
+        raise ApiError(400, "malformed_body", "the body could not be read: its "
+                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -294,8 +301,10 @@ async def delete_customer(request: web.Request) -> web.Response:
         meta = await (await api.producer.send(topic, encode_erasure(record),
                                               key=customer_id.encode()))  # fmt: skip
     except Exception as exc:
+        api.kafka.sent(ok=False)
         raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "
                        "could not be written to Kafka; retry the request") from exc  # fmt: skip
+    api.kafka.sent(ok=True)
     return json_response({
         "subject": receipt.subject,
         "erased_at": erased_at,
@@ -314,6 +323,9 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     api = _api(request)
     queue = request.query.get("queue") or None
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    # before the stream starts, after which no error can be answered: an id that is not
+    # one of ours names no position, and the stream sends every buffered alert
+    position = api.alerts.position(last_id)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
@@ -324,7 +336,6 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(b"retry: 2000\n\n")
         # what arrives while the backlog is sent, or twice, is passed already: once each
-        position = api.alerts.position(last_id)
         for alert in api.alerts.since(position, queue):
             if not position.passed(alert):
                 screen.sent(alert)
@@ -367,7 +378,7 @@ async def console(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_spec())
+    return json_response(openapi_spec(_api(request).settings))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -381,7 +392,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     api = _api(request)
-    checks = {"kafka": "ok" if api.alerts.ready.is_set() else "connecting"}
+    checks = {"kafka": api.kafka.check()}  # from what was last seen: no request to Kafka
     try:
         checks["redis"] = "ok" if await api.store.ping() else "down"
     except StoreUnavailable:
@@ -399,11 +410,11 @@ def add_routes(app: web.Application) -> None:
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
     get = functools.partial(app.router.add_get, allow_head=False)
-    get("/v1/customers/{customer_id}/recommendations", recommendations)
-    get("/v1/customers/{customer_id}", get_customer)
-    get("/v1/customers/{customer_id}/export", export_customer)
+    get(f"{CUSTOMER}/recommendations", recommendations)
+    get(CUSTOMER, get_customer)
+    get(f"{CUSTOMER}/export", export_customer)
     get("/v1/offers", offers)
-    app.router.add_delete("/v1/customers/{customer_id}", delete_customer)
+    app.router.add_delete(CUSTOMER, delete_customer)
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/outcomes", post_outcomes)
     get("/v1/alerts/stream", alerts_stream)

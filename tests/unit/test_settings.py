@@ -100,6 +100,12 @@ def test_every_field_has_a_moments_variable() -> None:
             value = "web:recommend:" + "0" * 64 + "@https://shop.example"
         elif f.name == "log_level":
             value = "debug"
+        elif f.name == "kafka_security_protocol":
+            value = "SSL"
+        elif f.name == "kafka_sasl_mechanism":
+            value = "SCRAM-SHA-256"
+        elif f.name == "risk_threshold":  # a threshold from 0 to 1
+            value = 0.8
         elif f.name == "currency":
             value = "EUR"
         elif f.name == "exchange_rates":

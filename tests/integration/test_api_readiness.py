@@ -1,0 +1,69 @@
+"""/readyz follows Kafka: degraded, with the Kafka check down, while the broker is away,
+and ready again once it is back; it answers at once all the while (no request to Kafka).
+
+Kafka and Redis are the test's own, so that Kafka can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.services import LocalKafka, LocalRedis, Services
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import call, eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[Pipeline]:
+    kafka, redis_ = LocalKafka(tmp_path / "kafka"), LocalRedis(tmp_path / "redis")
+    redis_.start()
+    kafka.start()
+    p = Pipeline(Services(kafka.bootstrap, redis_.url, "local", kafka, redis_), tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop()
+        kafka.stop()
+        redis_.stop()
+
+
+async def readiness(api: Worker) -> tuple[int, Any, float]:
+    started = time.monotonic()
+    reply = await call("GET", f"{api.url}/readyz")
+    return reply.status, reply.json, time.monotonic() - started
+
+
+async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
+    private: Pipeline,
+) -> None:
+    kafka = private.services.kafka
+    assert kafka is not None
+    api = private.start_api()
+    status, body, _ = await readiness(api)
+    assert (status, body) == (200, {"status": "ready", "checks": {"kafka": "ok", "redis": "ok"}})
+
+    await asyncio.to_thread(kafka.stop)
+
+    async def degraded() -> tuple[int, Any, float] | None:
+        seen = await readiness(api)
+        return seen if seen[1]["checks"]["kafka"] == "down" else None
+
+    status, body, took = await eventually(degraded, "/readyz saying Kafka is down", within=30)
+    assert (status, body) == (200, {"status": "degraded",
+                                    "checks": {"kafka": "down", "redis": "ok"}})  # fmt: skip
+    assert took < 1.0
+
+    await asyncio.to_thread(kafka.restart)
+
+    async def ready_again() -> bool:
+        return (await readiness(api))[1]["status"] == "ready"
+
+    await eventually(ready_again, "/readyz ready once Kafka is back", within=60)

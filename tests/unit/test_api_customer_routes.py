@@ -1,0 +1,45 @@
+"""Every customer route takes any id POST /v1/events takes, braces included."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+
+from tests.unit.api_app import api_app
+
+GUID = "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"
+ROUTES = [
+    ("GET", "/v1/customers/{}/recommendations"),
+    ("GET", "/v1/customers/{}"),
+    ("GET", "/v1/customers/{}/export"),
+    ("DELETE", "/v1/customers/{}"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("customer_id", [GUID, "a{b}c", "{", "}"])
+async def test_a_customer_id_with_braces_reaches_its_view(
+    method: str, path: str, customer_id: str
+) -> None:
+    app = api_app()
+    request = make_mocked_request(method, path.format(customer_id), app=app)
+    match = await app.router.resolve(request)
+    assert match.http_exception is None
+    assert match["customer_id"] == customer_id
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_a_braced_customer_is_asked_for_a_key_not_told_of_no_such_path(
+    method: str, path: str
+) -> None:
+    async with TestClient(TestServer(api_app())) as client:
+        for written in (GUID, GUID.replace("{", "%7B").replace("}", "%7D")):
+            reply = await client.request(method, path.format(written))
+            assert reply.status == 401, await reply.text()
+            assert (await reply.json())["error"] == "unauthorized"
+
+
+async def test_a_path_beyond_a_customer_is_still_no_such_path() -> None:
+    async with TestClient(TestServer(api_app())) as client:
+        reply = await client.get(f"/v1/customers/{GUID}/export/more")
+        assert reply.status == 404 and (await reply.json())["error"] == "not_found"

@@ -1,0 +1,43 @@
+"""MOMENTS_API_KEYS entries that would give a key other powers or limits than written are
+refused at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.api.auth import KeyRing, hash_key
+from streams.settings import Settings, SettingsError
+
+SHOP = "https://shop.example"
+WEB, BACKEND = hash_key("web-key"), hash_key("backend-key")
+
+
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        # the later entry's scopes would win: a recommend-only key would erase and export
+        (f"web:recommend:{WEB};ops:erase+export:{WEB}", "API keys 'web' and 'ops' have the same"),
+        (f"web:recommend:{WEB};ops:erase:{WEB.upper()}", "have the same hash"),
+        # two keys would share one rate limit
+        (f"web:recommend:{WEB};web:ingest:{BACKEND}", "API key name 'web' is given twice"),
+        (f"web:recommend:{'z' * 64}", "hash is not 64 hexadecimal digits"),
+        (f"web:recommend:{WEB[:63]}", "hash is not 64"),
+        (f"web:recommend+delete:{WEB}", r"unknown scopes \['delete'\]"),
+        (f"web:recommend:{WEB}@", "'@' names no origins"),
+        (f"web:recommend:{WEB}@ , ", "'@' names no origins"),
+        (f":recommend:{WEB}", "has no name"),
+    ],
+)
+def test_an_ambiguous_or_malformed_entry_is_refused(keys: str, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        KeyRing.parse(keys)
+    with pytest.raises(SettingsError, match="MOMENTS_API_KEYS: .*" + words):
+        Settings.from_env({"MOMENTS_API_KEYS": keys, "MOMENTS_API_CORS_ORIGINS": SHOP})
+
+
+def test_distinct_keys_with_and_without_origins_are_taken() -> None:
+    keys = f"web:recommend:{WEB.upper()}@{SHOP};backend:erase+export:{BACKEND}"
+    ring = KeyRing.parse(keys)
+    assert ring.authorise("web-key", "recommend", SHOP).name == "web"
+    assert ring.authorise("backend-key", "erase").name == "backend"
+    assert Settings.from_env({"MOMENTS_API_KEYS": keys, "MOMENTS_API_CORS_ORIGINS": SHOP})

@@ -1,0 +1,87 @@
+"""Settings that could only fail later (or quietly do harm) are refused at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.settings import Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STORE_TTL_DAYS", "0"),  # every profile would expire at its next write
+        ("STORE_TTL_DAYS", "-5"),
+        ("STORE_TTL_DAYS", "100000"),
+        ("DEDUPE_HORIZON_DAYS", "-1"),
+        ("DEDUPE_HORIZON_DAYS", "0"),
+        ("EXPERIENCE_HALF_LIFE_DAYS", "0"),  # reads would divide by it
+        ("EXPERIENCE_HALF_LIFE_DAYS", "inf"),
+        ("MAX_FUTURE_SKEW_S", "nan"),  # every POST /v1/events would fail
+        ("MAX_FUTURE_SKEW_S", "1e30"),
+        ("MAX_FUTURE_SKEW_S", "-1"),
+        ("RISK_SWEEP_INTERVAL_S", "0"),
+        ("RISK_SWEEP_INTERVAL_S", "nan"),
+        ("RISK_THRESHOLD", "nan"),
+        ("RISK_THRESHOLD", "1.5"),
+        ("RISK_THRESHOLD", "-0.1"),
+        ("GOOD_EXPERIENCE", "2"),
+        ("HIGH_VALUE", "nan"),
+        ("HIGH_VALUE", "-10"),
+        ("CATALOGUE_CHECK_S", "nan"),
+        ("CATALOGUE_CHECK_S", "inf"),
+        ("CATALOGUE_CHECK_S", "-1"),
+        ("KAFKA_SESSION_TIMEOUT_S", "-3"),
+        ("KAFKA_SESSION_TIMEOUT_S", "0.2"),  # shorter than the heartbeats
+        ("KAFKA_SESSION_TIMEOUT_S", "nan"),
+        ("BATCH_WITHIN_S", "0"),
+        ("BATCH_WITHIN_S", "nan"),
+    ],
+)
+def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"MOMENTS_{name}"):
+        Settings.from_env({f"MOMENTS_{name}": value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CATALOGUE_CHECK_S", "0"),  # only on SIGHUP
+        ("RISK_THRESHOLD", "0"),
+        ("RISK_THRESHOLD", "1"),
+        ("GOOD_EXPERIENCE", "0"),
+        ("MAX_FUTURE_SKEW_S", "0.5"),
+        ("STORE_TTL_DAYS", "1"),
+        ("DEDUPE_HORIZON_DAYS", "1"),
+        ("KAFKA_SESSION_TIMEOUT_S", "1"),
+    ],
+)
+def test_numbers_at_their_limits_are_taken(name: str, value: str) -> None:
+    assert getattr(Settings.from_env({f"MOMENTS_{name}": value}), name.lower()) == float(value)
+
+
+def test_a_catalogue_check_of_zero_is_described_as_sighup_only() -> None:
+    with pytest.raises(SettingsError, match="0: check only on SIGHUP"):
+        Settings.from_env({"MOMENTS_CATALOGUE_CHECK_S": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"MOMENTS_KAFKA_SECURITY_PROTOCOL": "TLS"}, "MOMENTS_KAFKA_SECURITY_PROTOCOL must be"),
+        ({"MOMENTS_KAFKA_SASL_MECHANISM": "GSSAPI"}, "MOMENTS_KAFKA_SASL_MECHANISM must be"),
+        ({"MOMENTS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "MOMENTS_KAFKA_SASL_USERNAME"),
+    ],
+)
+def test_kafka_security_is_checked_with_the_other_settings(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        Settings.from_env(env)
+
+
+def test_kafka_security_names_are_taken_in_any_case() -> None:
+    settings = Settings.from_env({
+        "MOMENTS_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "MOMENTS_KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "MOMENTS_KAFKA_SASL_USERNAME": "moments",
+    })  # fmt: skip
+    assert settings.kafka_security_protocol == "sasl_ssl"
