@@ -4,18 +4,21 @@ It takes events in batches, hands them to :class:`TouchpointHandler`, sends the
 decisions and dead letters, waits until Kafka has them, and only then lets Faust ack
 the batch. While Redis or Kafka is unavailable it waits and retries the same batch,
 so no offset is committed past an event that was not applied (see
-:mod:`agents.batch_retries`).
+:mod:`agents.batch_retries`). Faust acks a batch whatever becomes of it, even when the
+agent raises: a fault in Moments itself dead-letters the batch with the reason, so that
+no event is acked unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.batch_retries import BatchRetries
+from agents.batch_retries import BatchRetries, report
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
@@ -40,20 +43,60 @@ class PipelineObserver(Protocol):
 
 
 REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
+LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    """Bytes as they are, text as UTF-8; anything else (None) is nothing."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return value.encode() if isinstance(value, str) else None
 
 
 def redriven_from(headers: Any) -> bytes | None:
-    """The ``redriven-from`` header of a record (Kafka headers as pairs or a mapping)."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    return next((bytes(v) for k, v in pairs if k == REDRIVEN_FROM), None)
+    """The ``redriven-from`` header of a record (Kafka headers as pairs or a mapping); a
+    header without a value, or headers that cannot be read, are no header.
+
+    >>> redriven_from([("redriven-from", None), ("redriven-from", b"touchpoints-dlq:0:7")])
+    b'touchpoints-dlq:0:7'
+    >>> redriven_from([(b"redriven-from", None)]), redriven_from(42)
+    (None, None)
+    """
+    try:
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        for name, value in pairs:
+            named = _as_bytes(value) if _as_bytes(name) == REDRIVEN_FROM.encode() else None
+            if named:
+                return named[:LETTER_NAME_MAX]
+    except (TypeError, ValueError):  # not pairs
+        return None
+    return None
 
 
-TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter cut short
-# The most of a record's value a letter keeps: with its headers it stays below the
-# producers' and brokers' default limits (about 1 MB), which a record just below the
-# broker's limit would pass once headers are added; a letter that cannot be written
-# would hold its partition up for good.
-LETTER_VALUE_MAX = 900_000
+def source_record(message: Any) -> SourceRecord:
+    """What the handler needs of a Kafka message; a key or value that is not bytes reads
+    as none (a record without a value is dead-lettered), an unreadable header as none."""
+    return SourceRecord(
+        topic=str(message.topic),
+        partition=int(message.partition),
+        offset=int(message.offset),
+        key=_as_bytes(message.key),
+        value=_as_bytes(message.value),
+        redriven_from=redriven_from(getattr(message, "headers", None)),
+    )
+
+
+TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter's value cut short
+KEY_TRUNCATED_FROM = "key-truncated-from"  # the original length of a key a letter replaced
+# The most a letter holds, key, value and headers together (as Kafka counts a record):
+# it stays below the producers' and brokers' default limits (about 1 MB), which a record
+# just below the broker's limit would pass once headers are added; a letter that cannot
+# be written would hold its partition up.
+LETTER_MAX = 900_000
+# The longest key a letter keeps (a customer id is at most 256 characters); a longer
+# one is replaced by its SHA-256 digest, so that a letter of any record fits.
+LETTER_KEY_MAX = 1024
+ERROR_MAX = 1000  # the longest reason a letter gives (characters)
 
 
 def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
@@ -63,30 +106,60 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
         ("source-topic", record.topic.encode()),
         ("source-partition", str(record.partition).encode()),
         ("source-offset", str(record.offset).encode()),
-        ("error", error.encode()),
+        ("error", error[:ERROR_MAX].encode()),
     ]
     if record.redriven_from:
-        headers.append((REDRIVEN_FROM, record.redriven_from))
+        headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))
     return headers
 
 
-def dead_letter(record: SourceRecord, error: str) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """The value and headers of the letter for ``record``: the record unchanged, or for
-    one too large to be written again with headers, its first
-    :data:`LETTER_VALUE_MAX` bytes and a ``value-truncated-from`` header (such a letter
-    is for reading: it is never sent back).
+def letter_key(key: bytes | None) -> bytes | None:
+    """The key of a record's letter: the record's own, or one longer than
+    :data:`LETTER_KEY_MAX` as ``sha256:`` and its hex digest (the same key, the same
+    digest).
 
-    >>> big = SourceRecord("touchpoints", 0, 7, b"c", b"x" * (LETTER_VALUE_MAX + 1))
+    >>> letter_key(b"cust-1"), letter_key(b"k" * 5000)[:15]
+    (b'cust-1', b'sha256:622b8b1d')
+    """
+    if key is None or len(key) <= LETTER_KEY_MAX:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
+def letter_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """A letter's bytes as Kafka counts them against its limits (less a few of framing)."""
+    named = sum(len(name.encode()) + len(content) for name, content in headers)
+    return len(key or b"") + len(value or b"") + named
+
+
+def dead_letter(record: SourceRecord, error: str) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The value and headers of the letter for ``record`` (its key is :func:`letter_key`,
+    with a ``key-truncated-from`` header when that is not the record's own): the record
+    unchanged, within :data:`LETTER_MAX` in all, key and headers included. A value that
+    does not fit is cut short, with a ``value-truncated-from`` header: such a letter is
+    for reading, and never sent back.
+
+    >>> big = SourceRecord("touchpoints", 0, 7, b"c", b"x" * LETTER_MAX)
     >>> value, headers = dead_letter(big, "invalid: too long")
-    >>> len(value), headers[-1]
-    (900000, ('value-truncated-from', b'900001'))
+    >>> headers[-1], letter_size(big.key, value, headers) == LETTER_MAX
+    (('value-truncated-from', b'900000'), True)
+    >>> long_key = SourceRecord("touchpoints", 0, 8, b"c" * 150_000, b"x" * 850_000)
+    >>> value, headers = dead_letter(long_key, "invalid: too long")
+    >>> headers[-1], len(letter_key(long_key.key)), len(value)
+    (('key-truncated-from', b'150000'), 71, 850000)
     """
     headers = dead_letter_headers(record, error)
-    value = record.value
-    if value is not None and len(value) > LETTER_VALUE_MAX:
+    key, value = letter_key(record.key), record.value
+    if key != record.key and record.key is not None:
+        headers.append((KEY_TRUNCATED_FROM, str(len(record.key)).encode()))
+    if value is not None and letter_size(key, value, headers) > LETTER_MAX:
         headers.append((TRUNCATED_FROM, str(len(value)).encode()))
-        value = value[:LETTER_VALUE_MAX]
+        value = value[: max(LETTER_MAX - letter_size(key, None, headers), 0)]
     return value, headers
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,32 +212,34 @@ def register_touchpoint_agent(
             )
         for letter in result.dead_letters:
             value, headers = dead_letter(letter.record, letter.error)
-            pending.append(
-                await outlets.dead_letters.send(key=letter.record.key, value=value, headers=headers)
-            )
+            key = letter_key(letter.record.key)
+            pending.append(await outlets.dead_letters.send(key=key, value=value, headers=headers))
         await asyncio.gather(*pending)
         for decision in result.decisions:
-            observer.decision_sent(decision)
+            report(observer.decision_sent, decision)
         for alert in result.interventions:
-            observer.intervention_sent(alert)
+            report(observer.intervention_sent, alert)
         for alert in result.held_out:
-            observer.intervention_held_out(alert)
+            report(observer.intervention_held_out, alert)
         if result.dead_letters:
-            observer.dead_lettered(len(result.dead_letters))
+            report(observer.dead_lettered, len(result.dead_letters))
 
-    async def give_up(records: list[SourceRecord], exc: Exception) -> None:
-        """A batch that keeps failing for a reason other than an outage: dead-letter it."""
-        error = f"batch failed {max_attempts} times: {type(exc).__name__}: {exc}"[:500]
+    async def set_aside(records: list[SourceRecord], error: str) -> None:
+        """Dead-letter a whole batch with ``error``, once Kafka takes the letters."""
         result = BatchResult(dead_letters=[DeadLetter(r, error) for r in records])
         result.results.extend(("unknown", "failed") for _ in records)
         while True:
             try:
                 await emit(result)
-                observer.batch_handled(result)
-                return
+                break
             except Exception:
                 log.exception("could not dead-letter a failed batch; retrying")
                 await asyncio.sleep(retry_backoff_max)
+        report(observer.batch_handled, result)
+
+    async def give_up(records: list[SourceRecord], exc: Exception) -> None:
+        """A batch that keeps failing for a reason other than an outage: dead-letter it."""
+        await set_aside(records, f"batch failed {max_attempts} times: {_reason(exc)}"[:500])
 
     batches = BatchRetries(
         handle=handler.handle, emit=emit, confirm=handler.confirm, give_up=give_up,
@@ -172,20 +247,17 @@ def register_touchpoint_agent(
         max_attempts=max_attempts, backoff_max=retry_backoff_max,
     )  # fmt: skip
 
+    async def see_through(records: list[SourceRecord]) -> None:
+        """Handle a batch, or dead-letter it with the reason: Faust acks it either way."""
+        try:
+            await batches.run(records)
+        except Exception as exc:  # a fault in Moments itself; cancellation goes on
+            log.exception("batch of %d events failed unexpectedly", len(records))
+            await set_aside(records, f"batch failed: {_reason(exc)}"[:500])
+
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=batch_within):
-            records = [
-                SourceRecord(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                    redriven_from=redriven_from(e.message.headers),
-                )
-                for e in events
-            ]
-            await batches.run(records)
+            await see_through([source_record(e.message) for e in events])
 
     return touchpoints

@@ -1,10 +1,10 @@
 """How the feature store talks to Redis: round trips, Lua scripts, and errors.
 
 Every Redis error that means "Redis cannot serve now" (a lost connection, a timeout, a
-server still loading its data, a replica after a failover, a full or busy server) comes
-out of here as :class:`~feature_store.records.StoreUnavailable`, so that callers answer
-with a fallback or wait and retry, and every other error, which says that the call
-itself was wrong, as it is.
+server still loading its data, a replica after a failover, a full or busy server, a
+cluster in flux) comes out of here as :class:`~feature_store.records.StoreUnavailable`,
+so that callers answer with a fallback or wait and retry, and every other error, which
+says that the call itself was wrong, as it is.
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.pipelining import Command, SharedRoundTrips
@@ -30,7 +38,12 @@ SCRIPTS = {
     for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle", "spend")
 }
 
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError)
+TRANSIENT = (
+    RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError,
+    # a cluster in flux: CLUSTERDOWN and MASTERDOWN replies, redirections that never
+    # settled ("TTL exhausted"), TRYAGAIN replies, a slot no node serves yet
+    ClusterError, TryAgainError, SlotNotCoveredError,
+)  # fmt: skip
 # Error replies of a server that cannot serve now, by their first word (redis-py's own
 # connections strip the word from the errors it has classes for, listed in TRANSIENT).
 NOT_NOW = frozenset({
@@ -46,6 +59,9 @@ def transient(exc: BaseException) -> bool:
     True
     >>> transient(ResponseError("ERR value is not an integer or out of range"))
     False
+    >>> from redis.exceptions import ClusterDownError
+    >>> transient(ClusterDownError("The cluster is down"))  # redis-py strips the first word
+    True
     """
     if isinstance(exc, TRANSIENT):
         return True

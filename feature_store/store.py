@@ -26,7 +26,12 @@ from feature_store.records import (
 )
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
-from feature_store.transport import RedisPipe
+from feature_store.transport import (
+    CONNECT_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    RedisPipe,
+    keepalive_options,
+)
 from schemas import TouchpointEvent
 
 _updates_json = msgspec.json.Encoder().encode
@@ -91,13 +96,20 @@ class FeatureStore:
         """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL)."""
         client: aioredis.Redis | aioredis.RedisCluster
         tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
+        # a reply that does not come in time is an outage (a connection dropped silently,
+        # a frozen server), not a wait without end; keepalive finds dead idle connections
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": REQUEST_TIMEOUT_S,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_keepalive": True,
+            "socket_keepalive_options": keepalive_options(),
+        }
         if cluster:
-            client = aioredis.RedisCluster.from_url(url, decode_responses=True, **tls)
+            client = aioredis.RedisCluster.from_url(url, **options, **tls)
         else:  # the less frequent calls (models, erasure, profile pages, sweeps)
             plain_tcp = url.startswith("redis://")  # no TLS options on a plain connection
-            client = aioredis.Redis.from_url(
-                url, decode_responses=True, **({} if plain_tcp else tls)
-            )
+            client = aioredis.Redis.from_url(url, **options, **({} if plain_tcp else tls))
         plain = not cluster and url.startswith(("redis://", "rediss://"))
         pipe = RedisPipe(url, ssl_ca_certs) if plain else None
         return cls(client, config, observe, clock, pipe)

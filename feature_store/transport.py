@@ -6,12 +6,17 @@ round trips can be in flight at once, and no caller waits for another's. Replies
 parsed by hiredis (C); error replies come back as exception values, in place.
 
 A lost connection fails the calls in flight with :class:`redis.exceptions.ConnectionError`
-(a command written may or may not have run); the next call connects again.
+(a command written may or may not have run); the next call connects again. A call whose
+replies do not come within the request timeout (a connection that a NAT or firewall
+dropped silently, a frozen server) drops the connection and fails with
+:class:`redis.exceptions.TimeoutError`, as do the calls in flight with it; TCP keepalive
+finds such a connection while it is idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -22,8 +27,34 @@ from urllib.parse import unquote, urlsplit
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
+
+CONNECT_TIMEOUT_S = 5.0
+# How long a round trip may take before its connection counts as dead: far above the
+# milliseconds Redis answers in, and above a slow moment (a fork for a snapshot), so
+# that only a connection that is gone, or a server that has stopped, reaches it.
+REQUEST_TIMEOUT_S = 5.0
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive that finds a dead idle connection in about a minute (probes after
+    30 s idle, every 10 s, three lost), where the system offers these options."""
+    wanted = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+    return {getattr(socket, name): v for name, v in wanted.items() if hasattr(socket, name)}
+
+
+def _keep_alive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in keepalive_options().items():
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:  # not a TCP socket: nothing to keep alive
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +108,19 @@ def _packed(commands: Sequence[Command]) -> bytes:
 
 
 class _Resp(asyncio.Protocol):
-    """The wire: writes once per loop turn, hands each caller its replies in order."""
+    """The wire: writes once per loop turn, hands each caller its replies in order, and
+    drops the connection when the oldest call waits longer than ``timeout_s`` (replies
+    come in order: all later ones wait behind it). One timer watches every call."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self._loop = loop
+        self._timeout_s = timeout_s
         self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
-        self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]]]] = deque()
+        # per call: its number of commands, the replies so far, its answer, its deadline
+        self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]], float]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         self.open = False
         self.writes = 0
 
@@ -105,8 +141,20 @@ class _Resp(asyncio.Protocol):
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(packed)
-        self._waiting.append((len(commands), [], reply))
+        self._waiting.append((len(commands), [], reply, self._loop.time() + self._timeout_s))
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(self._timeout_s, self._watch)
         return reply
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        if not self._waiting or not self.open:
+            return
+        deadline = self._waiting[0][3]
+        if self._loop.time() >= deadline:
+            self.abort(RedisTimeoutError(f"no reply from Redis in {self._timeout_s:g}s"))
+        else:
+            self._watchdog = self._loop.call_at(deadline, self._watch)
 
     def _flush(self) -> None:
         if self._out and self.open and self._transport is not None:
@@ -120,16 +168,14 @@ class _Resp(asyncio.Protocol):
             while (reply := self._reader.gets()) is not False:
                 if type(reply) is ResponseError and str(reply).startswith("NOSCRIPT"):
                     reply = NoScriptError(str(reply))
-                count, replies, answer = self._waiting[0]
+                count, replies, answer, _ = self._waiting[0]
                 replies.append(reply)
                 if len(replies) == count:
                     self._waiting.popleft()
                     if not answer.done():  # its caller may have given up
                         answer.set_result(replies)
         except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
-            self._fail(RedisConnectionError(f"Redis protocol error: {exc!r}"))
-            if self._transport is not None:
-                self._transport.abort()
+            self.abort(RedisConnectionError(f"Redis protocol error: {exc!r}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RedisConnectionError(f"the connection to Redis was lost: {exc!r}"))
@@ -137,10 +183,19 @@ class _Resp(asyncio.Protocol):
     def _fail(self, error: Exception) -> None:
         self.open = False
         self._out.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self._waiting:
-            _, _, answer = self._waiting.popleft()
+            _, _, answer, _ = self._waiting.popleft()
             if not answer.done():
                 answer.set_exception(error)
+
+    def abort(self, error: Exception) -> None:
+        """Drop the connection at once; the calls in flight fail with ``error``."""
+        self._fail(error)
+        if self._transport is not None:
+            self._transport.abort()
 
     def close(self) -> None:
         self.open = False
@@ -160,11 +215,16 @@ class RedisPipe:
     """
 
     def __init__(
-        self, url: str, ssl_ca_certs: str | None = None, connect_timeout_s: float = 5.0
+        self,
+        url: str,
+        ssl_ca_certs: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         self._address = RedisAddress.from_url(url)
         self._ssl_ca_certs = ssl_ca_certs
         self._connect_timeout_s = connect_timeout_s
+        self._request_timeout_s = request_timeout_s
         self._wire: _Resp | None = None
         self._connecting: asyncio.Lock | None = None
         self._writes_before = 0  # by connections that are gone
@@ -178,7 +238,9 @@ class RedisPipe:
         """The replies to ``commands``, in order; an error reply is an exception value.
 
         Raises :class:`redis.exceptions.ConnectionError` when Redis cannot be reached
-        or the connection is lost before every reply came.
+        or the connection is lost before every reply came, and
+        :class:`redis.exceptions.TimeoutError` when the replies do not come in time (the
+        connection is dropped then: the next call connects again).
         """
         wire = self._wire
         if wire is None or not wire.open:
@@ -200,9 +262,13 @@ class RedisPipe:
             wire = None
             try:
                 async with asyncio.timeout(self._connect_timeout_s):
-                    _, wire = await loop.create_connection(
-                        lambda: _Resp(loop), address.host, address.port, ssl=context
+                    transport, wire = await loop.create_connection(
+                        lambda: _Resp(loop, self._request_timeout_s),
+                        address.host,
+                        address.port,
+                        ssl=context,
                     )
+                    _keep_alive(transport)
                     for reply in await wire.send(address.handshake()):
                         if isinstance(reply, Exception):
                             raise RedisConnectionError(f"Redis refused the handshake: {reply}")

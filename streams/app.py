@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from streams.learner import (
     reload_risk_if_newer,
 )
 from streams.metrics import LATENCY_BUCKETS, Metrics
-from streams.risk_sweeper import sweep_risks
+from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -240,25 +241,52 @@ def _register_learning(moments: Moments) -> None:
                     for e in examples]  # fmt: skip
             await asyncio.gather(*sent)
 
-        try:
-            swept = await sweep_risks(moments.store, send, datetime.now(UTC))
-        except StoreUnavailable:
-            log.warning("the churn-risk sweep could not reach Redis; next time")
+        def skipped(reason: str) -> None:  # retried at the next round
+            moments.metrics.retrying(f"risk_sweep:{reason}")
+
+        swept = await sweep_round(moments.store, send, datetime.now(UTC), skipped)
+        if swept is None:
             return
         moments.metrics.risk_sweep.labels("lapsed").inc(swept.lapsed)
         moments.metrics.risk_sweep.labels("not_lapsed").inc(swept.not_lapsed)
         log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed",
                  swept.pending, swept.lapsed, swept.not_lapsed)  # fmt: skip
 
+    refused: dict[str, str] = {}
+
     @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def reload_model() -> None:
-        try:
-            await reload_if_newer(moments.store, moments.holder)
-            await reload_risk_if_newer(moments.store, moments.risk)
-        except StoreUnavailable:
-            return
-        moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
-        moments.metrics.model_version.labels(RISK).set(moments.risk.version)
+        await reload_models(moments, refused)
+
+
+async def reload_models(moments: Moments, refused: dict[str, str]) -> None:
+    """Swap in the newest published snapshots of the offer and churn-risk models. One that
+    cannot be read now (Redis unavailable) is tried again next round; one that cannot be
+    restored (say, written by a newer version during a rolling upgrade) is counted as a
+    retry and logged once per kind of error in ``refused``, and the model held scores on.
+    """
+    await _reload(moments, refused, MODEL, reload_if_newer(moments.store, moments.holder))
+    await _reload(moments, refused, RISK, reload_risk_if_newer(moments.store, moments.risk))
+    moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
+    moments.metrics.model_version.labels(RISK).set(moments.risk.version)
+
+
+async def _reload(
+    moments: Moments, refused: dict[str, str], name: str, reloading: Awaitable[bool]
+) -> None:
+    try:
+        await reloading
+    except StoreUnavailable:
+        return
+    except Exception as exc:  # the snapshot, not this worker: keep scoring
+        moments.metrics.retrying(f"model_reload:{name}")
+        error = type(exc).__name__  # not its text: a snapshot's content stays out of logs
+        if refused.get(name) != error:
+            refused[name] = error
+            log.error("the %s model snapshot could not be loaded (%s); scoring on with the "
+                      "one held", name, error)  # fmt: skip
+        return
+    refused.pop(name, None)
 
 
 def _register_catalogue_reload(moments: Moments) -> None:

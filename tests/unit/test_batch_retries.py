@@ -1,11 +1,14 @@
-"""agents.batch_retries: a batch is decided once and its sending and confirming retried;
-outages wait without end, other failures give the batch up after a few attempts."""
+"""agents.batch_retries: a batch is decided once and its sending and confirming retried
+(once sent, only confirming); outages wait without end, other failures, and Kafka's
+refusal of a record for good, give the batch up after a few attempts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 
 from agents.batch_retries import BatchRetries
 from agents.touchpoint_handler import BatchResult, SourceRecord
@@ -63,10 +66,17 @@ class Script:
 async def test_a_batch_decided_once_is_sent_and_confirmed_again_not_decided_again() -> None:
     script = Script(emit=[StoreUnavailable("x")], confirm=[StoreUnavailable("y")])
     await script.runner().run(RECORDS)
-    assert script.calls == ["handle", "emit", "emit", "confirm", "emit", "confirm"]
+    assert script.calls == ["handle", "emit", "emit", "confirm", "confirm"]
     assert len(script.results) == 1  # one decision per event, sent each time as it was
     assert all(sent is script.results[0] for sent in script.emitted)
     assert script.handled == [script.results[0]] and script.retried == ["StoreUnavailable"] * 2
+
+
+async def test_once_sent_only_confirming_is_tried_again_through_a_long_outage() -> None:
+    script = Script(confirm=[StoreUnavailable("down")] * 120)  # ten minutes at 5 s
+    await script.runner().run(RECORDS)
+    assert script.calls.count("emit") == 1 and script.calls.count("confirm") == 121
+    assert len(script.emitted) == 1 and len(script.handled) == 1
 
 
 async def test_a_batch_whose_handling_failed_is_handled_again() -> None:
@@ -85,6 +95,38 @@ async def test_outages_wait_without_end_and_other_failures_give_up_after_three()
     await failing.runner().run(RECORDS)
     assert failing.given_up == [broken] and failing.handled == []
     assert failing.calls.count("handle") == 1 and failing.calls.count("confirm") == 3
+
+
+def refusal(wrapped: bool) -> Exception:
+    too_large = MessageSizeTooLargeError("the message is 1000311 bytes")
+    if not wrapped:
+        return too_large
+    sending = ProducerSendError(f"Error while sending: {too_large!r}")  # as Faust raises it
+    sending.__cause__ = too_large
+    return sending
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["aiokafka", "faust"])
+async def test_a_record_kafka_refuses_for_good_gives_the_batch_up_not_waits(
+    wrapped: bool,
+) -> None:
+    refused = refusal(wrapped)
+    script = Script(emit=[refused] * 10)
+    await script.runner().run(RECORDS)
+    assert script.given_up == [refused] and script.calls.count("emit") == 3
+
+
+async def test_a_batch_is_seen_through_when_reporting_it_fails() -> None:
+    script = Script(emit=[StoreUnavailable("down")])
+
+    def broken(_: object) -> None:
+        raise ValueError("a metric cannot be counted")
+
+    retries = script.runner()
+    retries = BatchRetries(retries.handle, retries.emit, retries.confirm, retries.give_up,
+                           broken, broken, sleep=retries.sleep)  # fmt: skip
+    await retries.run(RECORDS)
+    assert script.calls == ["handle", "emit", "emit", "confirm"] and script.given_up == []
 
 
 @pytest.mark.parametrize("module", ["aiokafka.errors", "faust.exceptions"])

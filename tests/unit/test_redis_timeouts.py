@@ -1,0 +1,84 @@
+"""A Redis that stops answering (a connection a NAT dropped silently, a frozen server) is
+an outage after the request timeout, not a wait without end: the connection is dropped,
+and the next call connects again.
+
+The "server" here is a TCP listener that reads and never answers: all a client sees of a
+half-open connection. Real Redis, frozen, is in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feature_store import StoreUnavailable
+from feature_store.connection import StoreConnection
+from feature_store.transport import RedisPipe, keepalive_options
+
+
+@dataclass
+class Silent:
+    """Accepts connections, reads what comes, answers nothing."""
+
+    port: int = 0
+    connections: int = 0
+    closed: int = 0
+    server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        while await reader.read(65536):
+            pass
+        self.closed += 1
+        writer.close()
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[Silent]:
+    found = Silent()
+    found.server = await asyncio.start_server(found._serve, "127.0.0.1", 0)
+    found.port = found.server.sockets[0].getsockname()[1]
+    try:
+        yield found
+    finally:
+        found.server.close()
+
+
+async def test_a_call_without_replies_times_out_and_drops_its_connection(silent: Silent) -> None:
+    pipe = RedisPipe(f"redis://127.0.0.1:{silent.port}", request_timeout_s=0.2)
+    calls = [pipe.execute([("PING",)]), pipe.execute([("GET", "k")])]  # in flight together
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+    assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+    for _ in range(50):  # the server sees the connection go
+        if silent.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert (silent.connections, silent.closed) == (1, 1)
+    with pytest.raises(RedisTimeoutError):
+        await asyncio.wait_for(pipe.execute([("PING",)]), 5)
+    assert silent.connections == 2  # the next call connected again
+    await pipe.close()
+
+
+async def test_the_feature_store_reports_a_silent_redis_as_unavailable(silent: Silent) -> None:
+    pipe = RedisPipe(f"redis://127.0.0.1:{silent.port}", request_timeout_s=0.2)
+    conn = StoreConnection(None, pipe)  # type: ignore[arg-type]  # only the pipe is used
+    with pytest.raises(StoreUnavailable, match="TimeoutError"):
+        await asyncio.wait_for(conn.submit([("PING",)]), 5)
+    await pipe.close()
+
+
+async def test_the_connection_is_kept_alive_while_idle(silent: Silent) -> None:
+    pipe = RedisPipe(f"redis://127.0.0.1:{silent.port}")
+    wire = await pipe._connect()
+    sock = wire._transport.get_extra_info("socket") if wire._transport else None
+    assert sock is not None
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    for option, value in keepalive_options().items():
+        assert sock.getsockopt(socket.IPPROTO_TCP, option) == value
+    await pipe.close()

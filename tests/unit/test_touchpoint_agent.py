@@ -1,0 +1,213 @@
+"""The touchpoint agent's shell: every batch Faust hands it is handled or dead-lettered
+before Faust acks it, what it sends goes out once, and its letters fit Kafka's limits.
+
+The app, stream and topics here stand in for Faust's: the stream acks each batch once the
+agent is done with it, whatever happened, as Faust's ``take_events`` does, and the topics
+refuse a record above the producer's limit, as aiokafka does. The handler answers what
+each test prepares. The agent on real Kafka and Redis is in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from faust.exceptions import ProducerSendError
+
+from agents.batch_retries import BatchRetries
+from agents.touchpoint_agent import Outlets, register_touchpoint_agent
+from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord
+from feature_store import StoreUnavailable
+from schemas import NextBestOffer, OfferScore
+from tests.unit.factories import T0
+
+PRODUCER_LIMIT = 1_000_000  # Faust's default producer_max_request_size
+
+
+@dataclass
+class Topic:
+    """Takes records as a Faust topic does, refusing one above the producer's limit."""
+
+    sent: list[tuple[bytes | None, bytes | None, Any]] = field(default_factory=list)
+
+    async def send(self, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or [])
+        if size > PRODUCER_LIMIT:
+            refused = MessageSizeTooLargeError(f"The message is {size} bytes")
+            raise ProducerSendError(f"Error while sending: {refused!r}") from refused
+        self.sent.append((key, value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+@dataclass
+class Stream:
+    """Hands out batches and acks each once the agent is done with it, as Faust does."""
+
+    batches: list[list[Any]]
+    acked: list[Any] = field(default_factory=list)
+
+    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+        for batch in self.batches:
+            try:
+                yield batch
+            finally:
+                self.acked.extend(batch)
+
+
+@dataclass
+class Observer:
+    seen: list[tuple[str, Any]] = field(default_factory=list)
+
+    def batch_handled(self, result: BatchResult) -> None:
+        self.seen.append(("batch_handled", len(result.results)))
+
+    def decision_sent(self, decision: NextBestOffer) -> None:
+        self.seen.append(("decision_sent", decision.decision_id))
+
+    def intervention_sent(self, intervention: Any) -> None:
+        self.seen.append(("intervention_sent", intervention))
+
+    def intervention_held_out(self, intervention: Any) -> None:
+        self.seen.append(("intervention_held_out", intervention))
+
+    def dead_lettered(self, count: int) -> None:
+        self.seen.append(("dead_lettered", count))
+
+    def retrying(self, reason: str) -> None:
+        self.seen.append(("retrying", reason))
+
+    def count(self, what: str) -> int:
+        return sum(1 for name, _ in self.seen if name == what)
+
+
+@dataclass
+class Handler:
+    """Answers each batch with ``answer(records)``; ``confirm`` fails with the queued
+    errors first."""
+
+    answer: Callable[[list[SourceRecord]], BatchResult]
+    confirm_errors: list[Exception] = field(default_factory=list)
+    handled: list[SourceRecord] = field(default_factory=list)
+
+    async def handle(self, records: list[SourceRecord]) -> BatchResult:
+        self.handled.extend(records)
+        return self.answer(records)
+
+    async def confirm(self, result: BatchResult) -> None:
+        if self.confirm_errors:
+            raise self.confirm_errors.pop(0)
+
+
+@dataclass
+class Rig:
+    handler: Handler
+    observer: Observer = field(default_factory=Observer)
+    outlets: Outlets = field(
+        default_factory=lambda: Outlets(Topic(), Topic(), Topic(), Topic(), Topic())
+    )
+
+    async def run(self, *batches: list[Any]) -> Stream:
+        agents: list[Any] = []
+        app = SimpleNamespace(agent=lambda source, name: lambda fn: agents.append(fn) or fn)
+        register_touchpoint_agent(app, None, self.outlets, self.handler, self.observer,  # type: ignore[arg-type]
+                                  retry_backoff_max=0.01)  # fmt: skip
+        stream = Stream(list(batches))
+        await asyncio.wait_for(agents[0](stream), 10)
+        return stream
+
+
+def event(offset: int, headers: Any = None, key: bytes = b"cust-1", value: bytes = b"{}") -> Any:
+    message = SimpleNamespace(topic="touchpoints", partition=0, offset=offset, key=key,
+                              value=value, headers=headers)  # fmt: skip
+    return SimpleNamespace(message=message)
+
+
+def all_ok(records: list[SourceRecord]) -> BatchResult:
+    return BatchResult(results=[("web_click", "ok")] * len(records))
+
+
+async def test_a_header_without_a_value_is_no_header_and_its_batch_is_handled() -> None:
+    handler = Handler(all_ok)
+    batch = [
+        event(1, headers=[("redriven-from", None)]),  # Kafka allows a header without value
+        event(2, headers=None),
+        event(3, headers={"redriven-from": b"touchpoints-dlq:0:9"}),
+        event(4, headers=[("redriven-from", "touchpoints-dlq:0:10")]),
+    ]
+    stream = await Rig(handler).run(batch)
+    assert [r.offset for r in handler.handled] == [1, 2, 3, 4] and stream.acked == batch
+    assert [r.redriven_from for r in handler.handled] == [
+        None, None, b"touchpoints-dlq:0:9", b"touchpoints-dlq:0:10"
+    ]  # fmt: skip
+
+
+async def test_a_batch_that_fails_unexpectedly_is_dead_lettered_before_faust_acks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: BatchRetries, records: list[SourceRecord]) -> None:
+        raise RuntimeError("a fault in Moments")
+
+    monkeypatch.setattr(BatchRetries, "run", broken)
+    rig = Rig(Handler(all_ok))
+    batch = [event(1), event(2)]
+    stream = await rig.run(batch, [event(3)])
+    letters = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    assert [dict(h)["source-offset"] for _, _, h in letters] == [b"1", b"2", b"3"]
+    assert all(dict(h)["error"] == b"batch failed: RuntimeError: a fault in Moments"
+               for _, _, h in letters)  # fmt: skip
+    assert len(stream.acked) == 3  # the agent carried on with the next batch
+
+
+def decided(records: list[SourceRecord]) -> BatchResult:
+    offer = NextBestOffer(decision_id="d-1", customer_id="cust-1", ts=T0, channel="web",
+                          trigger_event_id="e-1", offers=[OfferScore(offer_id="any", score=1.0,
+                          propensity=0.5)], trigger_ts=T0 - timedelta(seconds=1))  # fmt: skip
+    result = BatchResult(decisions=[offer], results=[("web_click", "ok")] * len(records))
+    result.dead_letters.append(DeadLetter(records[-1], "invalid: malformed JSON"))
+    return result
+
+
+async def test_once_sent_decisions_and_letters_are_not_sent_or_counted_again() -> None:
+    handler = Handler(decided, confirm_errors=[StoreUnavailable("ConnectionError")] * 3)
+    rig = Rig(handler)
+    await rig.run([event(1), event(2)])
+    assert len(rig.outlets.decisions.sent) == 1  # type: ignore[attr-defined]
+    assert len(rig.outlets.dead_letters.sent) == 1  # type: ignore[attr-defined]
+    assert rig.observer.count("decision_sent") == 1
+    assert [n for what, n in rig.observer.seen if what == "dead_lettered"] == [1]
+    assert rig.observer.count("retrying") == 3 and rig.observer.count("batch_handled") == 1
+
+
+def huge_key_letter(records: list[SourceRecord]) -> BatchResult:
+    result = BatchResult(results=[("unknown", "invalid")] * len(records))
+    result.dead_letters.extend(DeadLetter(r, "invalid: malformed JSON") for r in records)
+    return result
+
+
+async def test_the_letter_of_a_record_with_a_huge_key_fits_kafkas_limit() -> None:
+    key, value = b"k" * 150_000, b"{" * 850_000  # the broker took it (its limit is 1 MiB)
+    rig = Rig(Handler(huge_key_letter))
+    stream = await rig.run([event(1, key=key, value=value)])  # not held up for ever
+    ((sent_key, sent_value, headers),) = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    found = dict(headers)
+    assert sent_key is not None and sent_key.startswith(b"sha256:") and sent_value == value
+    assert found["key-truncated-from"] == b"150000" and found["source-offset"] == b"1"
+    assert len(stream.acked) == 1
+
+
+async def test_the_letter_of_a_record_at_the_limit_is_cut_to_fit_with_its_key() -> None:
+    key, value = b"c" * 1000, b"{" * 998_000
+    rig = Rig(Handler(huge_key_letter))
+    await rig.run([event(1, key=key, value=value)])
+    ((sent_key, sent_value, headers),) = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    assert sent_key == key and sent_value is not None and value.startswith(sent_value)
+    assert dict(headers)["value-truncated-from"] == b"998000"
