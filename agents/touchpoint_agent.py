@@ -43,6 +43,9 @@ class PipelineObserver(Protocol):
 
 
 REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
+# ...with this one: when the record was first dead-lettered (ms since the epoch), which a
+# letter written again keeps, so that the dedupe horizon counts from the first letter
+FIRST_LETTERED = "first-dead-lettered"
 LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
 
 
@@ -62,12 +65,29 @@ def redriven_from(headers: Any) -> bytes | None:
     >>> redriven_from([(b"redriven-from", None)]), redriven_from(42)
     (None, None)
     """
+    named = _header(headers, REDRIVEN_FROM)
+    return named[:LETTER_NAME_MAX] if named else None
+
+
+def first_lettered(headers: Any) -> bytes | None:
+    """The ``first-dead-lettered`` header of a record sent back, if it is a time.
+
+    >>> first_lettered([("first-dead-lettered", b"1700000000000")])
+    b'1700000000000'
+    >>> first_lettered([("first-dead-lettered", b"soon")]), first_lettered(None)
+    (None, None)
+    """
+    when = _header(headers, FIRST_LETTERED)
+    return when if when and len(when) <= 20 and when.isdigit() else None
+
+
+def _header(headers: Any, wanted: str) -> bytes | None:
     try:
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
         for name, value in pairs:
-            named = _as_bytes(value) if _as_bytes(name) == REDRIVEN_FROM.encode() else None
-            if named:
-                return named[:LETTER_NAME_MAX]
+            found = _as_bytes(value) if _as_bytes(name) == wanted.encode() else None
+            if found:
+                return found
     except (TypeError, ValueError):  # not pairs
         return None
     return None
@@ -83,6 +103,7 @@ def source_record(message: Any) -> SourceRecord:
         key=_as_bytes(message.key),
         value=_as_bytes(message.value),
         redriven_from=redriven_from(getattr(message, "headers", None)),
+        first_lettered=first_lettered(getattr(message, "headers", None)),
     )
 
 
@@ -110,6 +131,8 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
     ]
     if record.redriven_from:
         headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))
+    if record.first_lettered:
+        headers.append((FIRST_LETTERED, record.first_lettered))
     return headers
 
 

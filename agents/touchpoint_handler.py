@@ -70,6 +70,7 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     redriven_from: bytes | None = None  # the dead letter it was sent back from, if any
+    first_lettered: bytes | None = None  # when its record was first dead-lettered (ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
-from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
+from feature_store import FeatureStore, SegmentThresholds, StoreConfig
 from feature_store.records import Observer
 from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
@@ -31,15 +30,12 @@ from streams import topics
 from streams.catalogue_reload import CatalogueReloader
 from streams.kafka_security import faust_credentials
 from streams.learner import (
-    MODEL,
-    RISK,
     Learner,
     RiskLearner,
     learn_while_leader,
-    reload_if_newer,
-    reload_risk_if_newer,
 )
 from streams.metrics import LATENCY_BUCKETS, Metrics
+from streams.model_reload import ModelReloads
 from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
 
@@ -252,41 +248,11 @@ def _register_learning(moments: Moments) -> None:
         log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed",
                  swept.pending, swept.lapsed, swept.not_lapsed)  # fmt: skip
 
-    refused: dict[str, str] = {}
+    reloads = ModelReloads(moments)
 
     @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def reload_model() -> None:
-        await reload_models(moments, refused)
-
-
-async def reload_models(moments: Moments, refused: dict[str, str]) -> None:
-    """Swap in the newest published snapshots of the offer and churn-risk models. One that
-    cannot be read now (Redis unavailable) is tried again next round; one that cannot be
-    restored (say, written by a newer version during a rolling upgrade) is counted as a
-    retry and logged once per kind of error in ``refused``, and the model held scores on.
-    """
-    await _reload(moments, refused, MODEL, reload_if_newer(moments.store, moments.holder))
-    await _reload(moments, refused, RISK, reload_risk_if_newer(moments.store, moments.risk))
-    moments.metrics.model_version.labels(MODEL).set(moments.holder.version)
-    moments.metrics.model_version.labels(RISK).set(moments.risk.version)
-
-
-async def _reload(
-    moments: Moments, refused: dict[str, str], name: str, reloading: Awaitable[bool]
-) -> None:
-    try:
-        await reloading
-    except StoreUnavailable:
-        return
-    except Exception as exc:  # the snapshot, not this worker: keep scoring
-        moments.metrics.retrying(f"model_reload:{name}")
-        error = type(exc).__name__  # not its text: a snapshot's content stays out of logs
-        if refused.get(name) != error:
-            refused[name] = error
-            log.error("the %s model snapshot could not be loaded (%s); scoring on with the "
-                      "one held", name, error)  # fmt: skip
-        return
-    refused.pop(name, None)
+        await reloads.check()
 
 
 def _register_catalogue_reload(moments: Moments) -> None:

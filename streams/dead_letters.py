@@ -29,13 +29,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.touchpoint_agent import REDRIVEN_FROM, TRUNCATED_FROM
+from agents.touchpoint_agent import (
+    FIRST_LETTERED,
+    KEY_TRUNCATED_FROM,
+    REDRIVEN_FROM,
+    TRUNCATED_FROM,
+)
 from schemas import LetterRedriven, place
 
 TOP_REASONS = 10
 # The moment (ms since the epoch) a record sent back was first dead-lettered: a re-drive
 # sets it, and a record that fails again keeps it in its new letter.
-FIRST_LETTERED = "first-dead-lettered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,7 @@ class DeadLetter:
                    text("source-topic") or "unknown", number("source-partition"),
                    number("source-offset"), text("error") or "unknown",
                    redriven_from=text(REDRIVEN_FROM) if REDRIVEN_FROM in found else "",
-                   truncated=TRUNCATED_FROM in found,
+                   truncated=TRUNCATED_FROM in found or KEY_TRUNCATED_FROM in found,
                    first_lettered_ms=first if first >= 0 else None)  # fmt: skip
 
     @property

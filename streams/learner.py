@@ -36,8 +36,7 @@ from agents.learned_policy import ModelHolder
 from agents.learning import Example, claimed, judged
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import dead_letter, redriven_from
-from agents.touchpoint_handler import SourceRecord
+from agents.touchpoint_agent import dead_letter, letter_key, source_record
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
@@ -242,11 +241,9 @@ class Learner(SnapshotLearner):
             try:
                 outcome = decode_outcome(record.value or b"")
             except InvalidEvent as exc:
-                again = redriven_from(record.headers)
-                source = SourceRecord(record.topic, record.partition, record.offset,
-                                      record.key, record.value, again)  # fmt: skip
+                source = source_record(record)
                 value, headers = dead_letter(source, f"invalid: {exc.reason}")
-                dead.append(await self._dead_letter(key=record.key, value=value,
+                dead.append(await self._dead_letter(key=letter_key(source.key), value=value,
                                                     headers=headers))  # fmt: skip
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()

@@ -41,6 +41,7 @@ from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
+from streams.model_reload import ModelReloads
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             risk=risk,
             kafka=kafka,
         )
-        background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder, risk))]
+        background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder))]
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())
         if settings.catalogue_check_s > 0:
@@ -161,19 +162,20 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     return app
 
 
-async def _keep_model_fresh(api: Api, holder: ModelHolder, risk: RiskHolder) -> None:
-    """Score with the newest published model snapshots (checked every two seconds)."""
-    from streams.learner import MODEL, RISK, reload_if_newer, reload_risk_if_newer
-
+async def _keep_model_fresh(api: Api, holder: ModelHolder) -> None:
+    """Score with the newest published model snapshots (see streams.model_reload)."""
+    reloads = ModelReloads(_Held(api.store, holder, api.risk, api.metrics))
     while True:
-        try:
-            await reload_if_newer(api.store, holder)
-            await reload_risk_if_newer(api.store, risk)
-            api.metrics.model_version.labels(MODEL).set(holder.version)
-            api.metrics.model_version.labels(RISK).set(risk.version)
-        except Exception:
-            log.warning("could not check for a newer model snapshot", exc_info=True)
+        await reloads.check()
         await asyncio.sleep(2.0)
+
+
+@dataclass(frozen=True)
+class _Held:
+    store: FeatureStore
+    holder: ModelHolder
+    risk: RiskHolder
+    metrics: Metrics
 
 
 async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader) -> None:

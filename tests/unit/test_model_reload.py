@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,9 +21,9 @@ from agents.learned_policy import DIMENSION, ModelHolder
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from feature_store import StoreUnavailable
-from streams.app import reload_models
 from streams.learner import MODEL, RISK, Snapshot
 from streams.metrics import Metrics
+from streams.model_reload import ModelReloads
 
 
 @dataclass
@@ -50,7 +51,7 @@ def snapshot(model: dict[str, object]) -> str:
     return msgspec.json.encode(payload).decode()
 
 
-def worker(snapshots: Snapshots) -> SimpleNamespace:
+def worker(snapshots: Snapshots) -> Any:
     return SimpleNamespace(store=SimpleNamespace(models=snapshots), holder=ModelHolder(),
                            risk=RiskHolder(), metrics=Metrics())  # fmt: skip
 
@@ -69,10 +70,10 @@ async def test_a_snapshot_that_cannot_be_restored_leaves_the_held_model_scoring(
     snapshots = Snapshots({MODEL: (7, newer), RISK: (3, snapshot(ChurnRisk().to_dict()))})
     moments = worker(snapshots)
     held = moments.holder.model
-    refused: dict[str, str] = {}
-    with caplog.at_level(logging.ERROR, logger="streams.app"):
+    reloads = ModelReloads(moments)
+    with caplog.at_level(logging.ERROR, logger="streams.model_reload"):
         for _ in range(3):  # three rounds of the timer
-            await reload_models(moments, refused)  # type: ignore[arg-type]
+            await reloads.check()
     assert moments.holder.model is held and moments.holder.version == 0
     assert moments.risk.version == 3  # the other model is reloaded all the same
     assert retries(moments.metrics, MODEL) == 3 and retries(moments.metrics, RISK) == 0
@@ -80,14 +81,14 @@ async def test_a_snapshot_that_cannot_be_restored_leaves_the_held_model_scoring(
     assert len(logged) == 1 and "kept elsewhere" not in logged[0].getMessage()
 
     snapshots.held[MODEL] = (8, snapshot(LinUCBOffers(DIMENSION).to_dict()))  # a readable one again
-    await reload_models(moments, refused)  # type: ignore[arg-type]
-    assert moments.holder.version == 8 and refused == {}
+    await reloads.check()
+    assert moments.holder.version == 8 and reloads.refused == {}
 
 
 async def test_a_store_that_is_unavailable_is_tried_again_next_round() -> None:
     snapshots = Snapshots({MODEL: StoreUnavailable("TimeoutError"), RISK: (2, snapshot(
         ChurnRisk().to_dict()))})  # fmt: skip
     moments = worker(snapshots)
-    await reload_models(moments, {})  # type: ignore[arg-type]
+    await ModelReloads(moments).check()
     assert moments.holder.version == 0 and moments.risk.version == 2
     assert retries(moments.metrics, MODEL) == 0

@@ -5,7 +5,9 @@ that, so a record that failed again after a re-drive is as old as its first lett
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+from agents.touchpoint_agent import dead_letter, letter_key, source_record
 from streams.dead_letters import FIRST_LETTERED, DeadLetter, RedrivePlan
 
 DAY_MS = 86_400_000
@@ -83,3 +85,28 @@ def test_a_garbled_first_letter_header_reads_as_absent() -> None:
     garbled = written(12, 7, [*headers(40), (FIRST_LETTERED.encode(), b"soon")])
     assert garbled.first_lettered_ms is None and not garbled.redriven
     assert plan_on_day(10).take(garbled) == "redriven"  # dated by itself: day 7
+
+
+def test_a_record_sent_back_that_fails_again_keeps_its_first_letters_time() -> None:
+    sent_back = SimpleNamespace(
+        topic="touchpoints", partition=0, offset=40, key=b"c-1", value=b"{}",
+        headers=FIRST.redrive_headers(FIRST.written_ms),
+    )  # fmt: skip
+    record = source_record(sent_back)
+    _, letter_headers = dead_letter(record, "decision failed: RuntimeError: boom")
+    again = DeadLetter.of("touchpoints-dlq", 0, 11, DAY_0 + 7 * DAY_MS, b"c-1", b"{}",
+                          [(k.encode(), v) for k, v in letter_headers])  # fmt: skip
+    assert again.first_lettered_ms == FIRST.written_ms
+    assert again.redriven_from == "touchpoints-dlq:0:10"
+    assert plan_on_day(10).take(again) == "too_old"
+
+
+def test_a_letter_whose_key_was_replaced_is_not_sent_back() -> None:
+    record = SimpleNamespace(topic="touchpoints", partition=0, offset=3, key=b"k" * 5000,
+                             value=b"{}", headers=[])  # fmt: skip
+    source = source_record(record)
+    value, letter_headers = dead_letter(source, "invalid: $.type: unknown")
+    letter = DeadLetter.of("touchpoints-dlq", 0, 12, DAY_0, letter_key(source.key), value,
+                           [(k.encode(), v) for k, v in letter_headers])  # fmt: skip
+    assert letter.truncated
+    assert plan_on_day(1).take(letter) == "truncated"

@@ -1,0 +1,54 @@
+"""Offer outcomes that do not decode are dead-lettered as touchpoints are: under a key
+that fits a letter, keeping when a record sent back was first set aside."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import Any
+
+from agents.learned_policy import ModelHolder
+from agents.touchpoint_agent import FIRST_LETTERED, LETTER_KEY_MAX, REDRIVEN_FROM
+from streams.learner import Learner
+from streams.metrics import Metrics
+
+
+class Decisions:
+    async def claim_outcomes(self, claims: list[Any]) -> list[bool]:
+        return [True for _ in claims]
+
+    async def contexts(self, pairs: list[Any]) -> list[str | None]:
+        return [None for _ in pairs]
+
+
+async def letters_of(records: list[SimpleNamespace]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        sent.append(letter)
+        return asyncio.sleep(0)  # delivered
+
+    store = SimpleNamespace(decisions=Decisions())
+    learner = Learner(store, ModelHolder(), Metrics(), "", "offer-outcomes", dead_letter)  # type: ignore[arg-type]
+    learner._start(None, 0)
+    await learner._learn(0, records)
+    return sent
+
+
+async def test_an_outcome_with_a_huge_key_is_dead_lettered_under_its_digest() -> None:
+    record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=4,
+                             key=b"k" * 200_000, value=b"{not json", headers=[])  # fmt: skip
+    (letter,) = await letters_of([record])
+    assert letter["key"].startswith(b"sha256:") and len(letter["key"]) <= LETTER_KEY_MAX
+    assert ("key-truncated-from", b"200000") in letter["headers"]
+
+
+async def test_an_outcome_sent_back_that_fails_again_keeps_its_first_letters_time() -> None:
+    headers = [(REDRIVEN_FROM, b"offer-outcomes-dlq:0:7"), (FIRST_LETTERED, b"1700000000000")]
+    record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=9, key=b"c-1",
+                             value=b"{not json", headers=headers)  # fmt: skip
+    (letter,) = await letters_of([record])
+    assert letter["key"] == b"c-1"
+    assert (FIRST_LETTERED, b"1700000000000") in letter["headers"]
+    assert (REDRIVEN_FROM, b"offer-outcomes-dlq:0:7") in letter["headers"]
