@@ -13,9 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from schemas import decode_touchpoint
 from streams.api.auth import hash_key
+from streams.api.server import create_api
+from streams.settings import Settings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import (
     DEV_KEY,
@@ -65,7 +69,29 @@ def endpoints(customer: str) -> list[Endpoint]:
         Endpoint("GET", "/v1/alerts/stream", "profile-read"),
         Endpoint("DELETE", f"/v1/customers/{customer}-gone", "erase"),
         Endpoint("GET", f"/v1/customers/{customer}/export", "export"),
+        Endpoint("GET", "/v1/offers?channel=web", "recommend"),
     ]
+
+
+async def route_of(app: web.Application, endpoint: Endpoint) -> tuple[str, str]:
+    """The route of the API's router that serves ``endpoint``."""
+    match = await app.router.resolve(make_mocked_request(endpoint.method, endpoint.path, app=app))
+    assert match.http_exception is None, (endpoint, match.http_exception)
+    return endpoint.method, match.route.resource.canonical  # type: ignore[union-attr]
+
+
+async def test_every_v1_route_of_the_api_is_tried_with_its_scope() -> None:
+    """A route added under /v1 is not left out of the checks below by mistake."""
+    app = create_api(Settings.from_env({}))
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.resource.canonical.startswith("/v1/")
+    }
+    tried = [await route_of(app, endpoint) for endpoint in endpoints("auth-cust-1")]
+    assert len(tried) == len(set(tried)), tried  # one entry per route
+    assert served - set(tried) == set(), "routes under /v1 with no entry in endpoints()"
+    assert set(tried) <= served
 
 
 async def request(url: str, endpoint: Endpoint, headers: dict[str, str]) -> Reply:

@@ -12,8 +12,10 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+import redis.asyncio as aioredis
 
-from tests.integration.conftest import Pipeline, consume_all
+from feature_store.keys import CustomerKeys
+from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_support import (
     DEV_AUTH,
     assert_error,
@@ -27,6 +29,31 @@ from tests.integration.test_api_support import (
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
+
+
+def tombstone_of(pipeline: Pipeline, customer_id: str) -> str:
+    """The key that keeps the customer erased, named as this deployment's store names it."""
+    return (
+        CustomerKeys(SECRET.encode(), pipeline.prefix.rstrip("-"))
+        .for_customer(customer_id)
+        .tombstone
+    )
+
+
+# How long an erased customer stays blocked: well beyond what any topic keeps of their
+# events, so that no replay or late delivery brings them back (written out here, not read
+# from the store's settings, so that a shorter lifetime there is noticed).
+ERASED_FOR_S = 400 * 86400
+
+
+async def assert_kept_for_the_tombstone_lifetime(redis_url: str, tombstone: str) -> None:
+    """The tombstone expires only after the tombstone lifetime, counted from the erasure."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        ttl = await client.ttl(tombstone)
+    finally:
+        await client.aclose()
+    assert ERASED_FOR_S - 600 <= ttl <= ERASED_FOR_S, ttl
 
 
 def history(customer_id: str) -> list[dict[str, object]]:
@@ -111,9 +138,9 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     assert gone not in json.dumps({k: v for k, v in receipt.items() if k != "erasure_record"})
 
     # Nothing of the customer is left in Redis but the tombstone; the bystander is intact.
-    prefix = pipeline.prefix.rstrip("-")
-    tombstone = f"{prefix}:{{{tag}}}:erased"
+    tombstone = tombstone_of(pipeline, gone)
     assert await keys_tagged(redis_url, tag) == [tombstone]
+    await assert_kept_for_the_tombstone_lifetime(redis_url, tombstone)
     assert await keys_tagged(redis_url, kept_tag) == kept_before
     assert (await call("GET", f"{api.url}/v1/customers/{kept}", headers=DEV_AUTH)).status == 200
     assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
@@ -161,8 +188,9 @@ async def test_erasing_an_unknown_customer_still_blocks_and_records(pipeline: Pi
     receipt = reply.json
     assert receipt["subject"] == tag and receipt["keys_removed"] == 0 and receipt["erased"] == []
     assert receipt["blocked"] is True
-    prefix = pipeline.prefix.rstrip("-")
-    assert await keys_tagged(pipeline.services.redis_url, tag) == [f"{prefix}:{{{tag}}}:erased"]
+    tombstone = tombstone_of(pipeline, customer)
+    assert await keys_tagged(pipeline.services.redis_url, tag) == [tombstone]
+    await assert_kept_for_the_tombstone_lifetime(pipeline.services.redis_url, tombstone)
     (record,) = await consume_all(
         pipeline.services.kafka_bootstrap, pipeline.topic("customer-erasures"), 1
     )

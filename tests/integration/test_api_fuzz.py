@@ -10,7 +10,6 @@ ends). Hypothesis is driven directly (``operation.as_strategy()``): schemathesis
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
@@ -93,7 +92,6 @@ def test_api_fuzz_no_server_errors_and_responses_match_schema(pipeline: Pipeline
         "GET /metrics",
     } <= labels, labels
     failures: list[str] = []
-    started = time.monotonic()
     with requests.Session() as session:
         for operation in operations:
             if operation.path == STREAMING:
@@ -106,9 +104,7 @@ def test_api_fuzz_no_server_errors_and_responses_match_schema(pipeline: Pipeline
                     fuzz(operation, mode, session)
                 except FailureGroup as exc:
                     failures.append(f"{operation.label} ({mode.value}):\n{exc}")
-    elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(f[:4000] for f in failures)
-    assert elapsed < 120, f"the fuzz run took {elapsed:.0f}s"
 
     # The fuzz really reached the views, with data they accepted and data they refused.
     served = requests_by_route(api.get("/metrics")[1])

@@ -1,19 +1,24 @@
 """GET /v1/customers/{id}/export: a customer's access request, on real Kafka and Redis.
 
-A worker applies the customer's events and decides; the API makes more decisions than
-the profile lists; the learner claims an outcome. The export holds all of it, as the
-test finds it independently in Redis and on the topics; after an erasure it holds only
+A worker applies the customer's events (a consent withdrawal among them) and decides;
+the API makes more decisions than the profile lists, each a contact; the learner claims
+an outcome. The export holds all of it, as the test finds it independently in Redis (every
+key carrying the customer's hash tag) and on the topics; after an erasure it holds only
 when the customer was erased.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from tests.integration.conftest import Pipeline
+from feature_store.keys import CustomerKeys, KeySet
+from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
     assert_error,
@@ -27,6 +32,57 @@ from tests.integration.test_api_support import (
 
 pytestmark = pytest.mark.integration
 
+# the export's "stored" section that shows each hash of the customer as it is
+STORED_HASHES = {"profile": "profile", "windows": "windows", "contacts": "contacts",
+                 "optouts": "optouts"}  # fmt: skip
+
+
+async def left_out_of(
+    body: dict[str, Any], keys: KeySet, redis_url: str
+) -> tuple[list[str], set[str]]:
+    """Each key of the customer in Redis (found by a SCAN for their hash tag) that the
+    export leaves out, or shows otherwise than Redis holds it; and the kinds of key found."""
+    kinds = {getattr(keys, f.name): f.name for f in dataclasses.fields(KeySet) if f.name != "tag"}
+    decisions = {d["decision_id"]: d for d in body["decisions"]}
+    contexts = {keys.context(decision_id): d for decision_id, d in decisions.items()}
+    stored = body["stored"]
+    claimed = {":".join(p for p in (o["decision_id"], o["offer_id"], o["outcome"]) if p)
+               for o in body["outcomes"]}  # fmt: skip
+    faults, found = [], set()
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for key in await keys_tagged(redis_url, keys.tag):
+            kind = kinds.get(key)
+            found.add("context" if key in contexts else kind or key)
+            if key in contexts:
+                held = json.loads(await client.get(key) or "null")
+                shown = held == contexts[key]
+            elif kind in STORED_HASHES:
+                held = await client.hgetall(key)
+                shown = bool(held) and stored.get(STORED_HASHES[kind]) == held
+            elif kind == "recent":
+                held = await client.zrange(key, 0, -1, desc=True)
+                shown = bool(held) and stored.get("recent_touchpoints") == held
+            elif kind == "seen":
+                held = set(await client.zrange(key, 0, -1))
+                shown = bool(held) and held == {e["id"] for e in body["events_applied"]}
+            elif kind in ("decisions", "decision_index"):
+                held = set(await client.zrange(key, 0, -1))
+                shown = bool(held) and held <= set(decisions)
+            elif kind == "outcomes":
+                held = set(await client.hkeys(key))
+                shown = bool(held) and held == claimed
+            elif kind == "outcome_times":
+                held = set(await client.zrange(key, 0, -1))
+                shown = bool(held) and held == claimed
+            else:  # a kind of key the export does not account for
+                held, shown = await client.type(key), False
+            if not shown:
+                faults.append(f"{kind or key}: {held!r}")
+    finally:
+        await client.aclose()
+    return faults, found
+
 
 async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_erasure(
     pipeline: Pipeline,
@@ -38,15 +94,17 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
         event("web_click", customer, f"{customer}-e1", minutes_ago=30, category="books"),
         event("purchase", customer, f"{customer}-e2", minutes_ago=20, amount=42.0),
         event("email", customer, f"{customer}-e3", minutes_ago=10, action="opened"),
+        event("consent", customer, f"{customer}-e4", minutes_ago=8, channel="sms", granted=False),
         event("web_click", bystander, f"{bystander}-e1", minutes_ago=5),
     ]
+    mine = [e for e in events if e["customer_id"] == customer]
     posted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=events)
     assert posted.status == 202, posted
     export_url = f"{api.url}/v1/customers/{customer}/export"
 
     async def applied() -> bool:
         reply = await call("GET", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
-        return reply.status == 200 and reply.json["features"]["events"] == 3
+        return reply.status == 200 and reply.json["features"]["events"] == len(mine)
 
     await eventually(applied, "the worker to apply the events")
     asked = 22  # more than the profile's 20 newest decisions
@@ -79,7 +137,7 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
         await store.close()
     assert body["erased_at"] is None
     profile = body["profile"]
-    assert profile["features"]["events"] == 3 and profile["customer_id"] == customer
+    assert profile["features"]["events"] == len(mine) and profile["customer_id"] == customer
     ids = {d["decision_id"] for d in body["decisions"]}
     assert {a["decision_id"] for a in answers} <= ids  # the 22 asked, and the worker's two
     assert all(d["customer_id"] == customer for d in body["decisions"])
@@ -87,10 +145,20 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
                                  "offer_id": with_offer["offers"][0]["offer_id"],
                                  "outcome": "clicked"}]  # fmt: skip
     facts = {e["id"] for e in body["events_applied"]}
-    assert {f"t:{e['event_id']}" for e in events[:3]} <= facts
+    assert {f"t:{e['event_id']}" for e in mine} <= facts
     assert not any(bystander in json.dumps(part) for part in body.values())
     stored = body["stored"]
-    assert stored["profile"] and stored["windows"] and len(stored["recent_touchpoints"]) == 3
+    assert (
+        stored["profile"] and stored["windows"] and len(stored["recent_touchpoints"]) == len(mine)
+    )
+    # the withdrawal, kept apart from the profile, and the offers shown to the customer
+    assert stored["optouts"]["consent:sms"] == "0" and stored["contacts"]
+    keys = CustomerKeys(SECRET.encode(), pipeline.prefix.rstrip("-")).for_customer(customer)
+    faults, found = await left_out_of(body, keys, pipeline.services.redis_url)
+    assert faults == []
+    # every kind of key the store keeps about a customer was there, and was checked
+    data_kinds = {f.name for f in dataclasses.fields(KeySet)} - {"tag", "tombstone"}
+    assert found == data_kinds | {"context"}, found
     topics = {t["topic"] for t in body["kept_in_topics"]}
     assert {pipeline.topic("touchpoints"), pipeline.topic("next-best-offers")} <= topics
 
@@ -108,4 +176,5 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
     assert abs((receipt_at - tombstone_at).total_seconds()) < 5
     assert gone["profile"] is None and gone["decisions"] == gone["outcomes"] == []
     assert gone["events_applied"] == [] and not any(gone["stored"].values())
+    assert set(gone["stored"]) == set(stored)  # every section, each empty
     assert len(await keys_tagged(pipeline.services.redis_url, gone["subject"])) == 1

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.services import LocalKafka, LocalRedis, Services
 from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import eventually, metric_total
 from tests.integration.test_scale_out import (
     activity,
     applied,
@@ -53,6 +55,20 @@ async def committed(pipeline: Pipeline) -> int:
         await admin.close()
 
 
+async def produced(pipeline: Pipeline) -> int:
+    """Records on the touchpoints topic so far (the sum of its partitions' end offsets)."""
+    topic = pipeline.topic("touchpoints")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assert partitions, f"{topic} has no partitions"
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
 async def wait_for(pipeline: Pipeline, count: int, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -72,7 +88,7 @@ async def test_kafka_then_redis_restart_mid_stream(private: Pipeline) -> None:
     assert services.kafka is not None and services.redis is not None
     events = spread(good_events(12_000, seed=71), seed=72)
     expected = reference(events)
-    private.start_worker()
+    worker = private.start_worker()
 
     # Kafka goes away and comes back: the worker waits and carries on by itself.
     await send(private, events[:4000])
@@ -82,13 +98,22 @@ async def test_kafka_then_redis_restart_mid_stream(private: Pipeline) -> None:
     await wait_for(private, activity(events[:8000]), 120)
 
     # Redis goes away: nothing is committed past what was applied, then it carries on.
+    async def all_committed() -> int:
+        done = await committed(private)
+        return done if done == await produced(private) else 0
+
+    stalled = await eventually(all_committed, "the worker to commit all it was sent", 60)
+    retried = metric_total(worker, "moments_batch_retries_total")
     await asyncio.to_thread(services.redis.stop)
     await send(private, events[8000:])
-    await asyncio.sleep(4)  # the worker is retrying its batch now
-    stalled = await committed(private)
-    await asyncio.sleep(4)
+
+    async def trying_again() -> bool:
+        return metric_total(worker, "moments_batch_retries_total") > retried
+
+    # the worker took a batch of the new events, could not apply it, and retries it
+    await eventually(trying_again, "the worker to retry a batch while Redis is down", 60)
+    await asyncio.sleep(4)  # commit rounds go by (one a second) while the batch is retried
     assert await committed(private) == stalled, "offsets were committed while Redis was down"
-    assert stalled <= 8000, "committed past events that could not be applied"
     await asyncio.to_thread(services.redis.start)
     await wait_for(private, activity(events), 120)
     await asyncio.sleep(2)

@@ -4,13 +4,15 @@ fresh store used by many tasks at once (the scripts load once, never half loaded
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import FeatureStore, StoreConfig
+from feature_store import ApplyStatus, FeatureStore, StoreConfig, touchpoint_fact
+from feature_store.reference import CustomerState
 from schemas import Consent, Email, WebClick
 from streams.services import Services
 
@@ -137,4 +139,48 @@ async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted
         assert "optouts" in receipt.kinds and not await client.exists(keys.optouts)
     finally:
         await client.aclose()
+        await store.close()
+
+
+async def test_a_redelivery_within_the_dedupe_horizon_is_a_duplicate_and_older_ids_are_forgotten(
+    kafka_redis: Services,
+) -> None:
+    """Days pass on the store's clock: an event delivered again just before the dedupe
+    horizon is still a duplicate, although newer events came in between; the ids applied
+    before the horizon are dropped, as the pure reference drops them, and such an event is
+    taken again (the topics no longer hold it, so only a producer could send it again)."""
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix)
+    horizon_ms = config.dedupe_horizon_s * 1000
+    start_ms = int(time.time()) * 1000  # whole seconds: the clock's float is exact
+    now_ms = [start_ms]
+    store = FeatureStore.from_url(kafka_redis.redis_url, config, clock=lambda: now_ms[0] / 1000)
+    reference = CustomerState()
+    customer = "returning"
+    first, second, third = (
+        WebClick(event_id=f"h{n}", customer_id=customer, page="/", category="books",
+                 ts=datetime.fromtimestamp(start_ms / 1000, UTC) - timedelta(minutes=n))
+        for n in (1, 2, 3)
+    )  # fmt: skip
+    steps = [  # (ms after the first delivery, the event delivered, what becomes of it)
+        (0, first, ApplyStatus.APPLIED),
+        (horizon_ms // 2, second, ApplyStatus.APPLIED),  # a newer event: old ids are pruned
+        (horizon_ms - 1000, first, ApplyStatus.DUPLICATE),  # just inside the horizon
+        (horizon_ms, first, ApplyStatus.DUPLICATE),  # the horizon's last moment
+        (horizon_ms + 1000, third, ApplyStatus.APPLIED),  # prunes the first's id
+        (horizon_ms + 2000, second, ApplyStatus.DUPLICATE),  # still within its own horizon
+        (horizon_ms + 3000, first, ApplyStatus.APPLIED),  # forgotten: taken again
+    ]
+    try:
+        for after_ms, delivered, expected in steps:
+            now_ms[0] = start_ms + after_ms
+            fact = touchpoint_fact(delivered, config.money)
+            assert reference.apply(fact, now_ms[0], horizon_ms=horizon_ms) == expected
+            assert await store.apply([delivered]) == [expected], (after_ms, delivered.event_id)
+            assert (await store.raw(customer))["seen"] == sorted(reference.seen), after_ms
+        assert sorted(reference.seen) == [f"t:{e.event_id}" for e in (first, second, third)]
+        features = await store.read(customer)
+        applied = sum(expected == ApplyStatus.APPLIED for _, _, expected in steps)
+        assert features is not None and features.events == applied  # the first's twice
+    finally:
         await store.close()
