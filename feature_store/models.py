@@ -51,9 +51,9 @@ class ModelSnapshots:
     async def positions(self, name: str, version: int) -> str | None:
         """The positions saved with snapshot ``version`` (0: before any), if any."""
         pipe = self._conn.pipeline()
-        pipe.hmget(self._key(name), ["version", "positions"])
-        ((current, positions),) = await self._conn.execute("model", pipe)
-        if positions is None or int(current or 0) != version:
+        pipe.hmget(self._key(name), ["version", "positions", "positions_at"])
+        ((current, positions, at),) = await self._conn.execute("model", pipe)
+        if positions is None or int(current or 0) != version or int(at or -1) != version:
             return None
         return str(positions)
 

@@ -102,9 +102,9 @@ class FeatureStore:
             "decode_responses": True,
             "socket_timeout": REQUEST_TIMEOUT_S,
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
-            "socket_keepalive": True,
-            "socket_keepalive_options": keepalive_options(),
         }
+        if cluster or url.startswith(("redis://", "rediss://")):  # TCP (not a unix socket)
+            options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive_options()}
         if cluster:
             client = aioredis.RedisCluster.from_url(url, **options, **tls)
         else:  # the less frequent calls (models, erasure, profile pages, sweeps)

@@ -30,6 +30,7 @@ class CustomerRecord:
     outcomes: dict[str, str]  # "<decision id>:<outcome>" claimed for learning: its record
     decisions: list[str]  # the kept decisions' contexts (JSON), newest first
     optouts: dict[str, str] = field(default_factory=dict)  # withdrawals, kept without expiry
+    outcome_times: dict[str, int] = field(default_factory=dict)  # when each was claimed (ms)
 
     @property
     def holds_anything(self) -> bool:
@@ -51,6 +52,7 @@ async def customer_record(
     pipe.zrange(k.seen, 0, -1, withscores=True)
     pipe.zrange(k.decisions, 0, -1, desc=True)  # by decision time
     pipe.zrange(k.decision_index, 0, -1, desc=True)  # by when stored: older ones too
+    pipe.zrange(k.outcome_times, 0, -1, withscores=True)
     (
         tomb,
         profile,
@@ -62,6 +64,7 @@ async def customer_record(
         seen,
         newest,
         indexed,
+        claimed_at,
     ) = await conn.execute("export", pipe)
     contexts: list[str] = []
     ids = list(dict.fromkeys([*newest, *indexed]))
@@ -81,4 +84,5 @@ async def customer_record(
         outcomes=hash_reply(outcomes),
         decisions=contexts,
         optouts=hash_reply(optouts),
+        outcome_times={str(member): int(score) for member, score in claimed_at},
     )

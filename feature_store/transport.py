@@ -109,8 +109,10 @@ def _packed(commands: Sequence[Command]) -> bytes:
 
 class _Resp(asyncio.Protocol):
     """The wire: writes once per loop turn, hands each caller its replies in order, and
-    drops the connection when the oldest call waits longer than ``timeout_s`` (replies
-    come in order: all later ones wait behind it). One timer watches every call."""
+    drops the connection when the oldest call has waited longer than ``timeout_s`` with
+    nothing heard from Redis meanwhile (replies come in order: all later ones wait behind
+    it; a long script answers late, but the replies before it came). One timer watches
+    every call."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self._loop = loop
@@ -121,6 +123,7 @@ class _Resp(asyncio.Protocol):
         # per call: its number of commands, the replies so far, its answer, its deadline
         self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]], float]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._heard = 0.0  # when Redis last sent anything (loop time)
         self.open = False
         self.writes = 0
 
@@ -150,11 +153,11 @@ class _Resp(asyncio.Protocol):
         self._watchdog = None
         if not self._waiting or not self.open:
             return
-        deadline = self._waiting[0][3]
-        if self._loop.time() >= deadline:
-            self.abort(RedisTimeoutError(f"no reply from Redis in {self._timeout_s:g}s"))
-        else:
+        deadline = max(self._waiting[0][3], self._heard + self._timeout_s)
+        if self._loop.time() < deadline:
             self._watchdog = self._loop.call_at(deadline, self._watch)
+        else:
+            self.abort(RedisTimeoutError(f"no reply from Redis in {self._timeout_s:g}s"))
 
     def _flush(self) -> None:
         if self._out and self.open and self._transport is not None:
@@ -163,6 +166,7 @@ class _Resp(asyncio.Protocol):
         self._out.clear()
 
     def data_received(self, data: bytes) -> None:
+        self._heard = self._loop.time()
         self._reader.feed(data)
         try:
             while (reply := self._reader.gets()) is not False:

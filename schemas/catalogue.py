@@ -15,8 +15,8 @@ Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
 # Upper bounds that also keep infinity out (NaN never passes a bound): what is worth more,
 # weighs more, or waits longer than this is a typo, and would break the arithmetic.
-MAX_VALUE = 1e9
-MAX_PRIORITY = 1e3
+MAX_VALUE = 1e12  # a purchase's amount may be as large (in any currency: yen, dong)
+MAX_PRIORITY = 1e6
 MAX_COOLDOWN_S = 366 * 86_400  # a year
 
 

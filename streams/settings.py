@@ -24,11 +24,14 @@ from streams.event_loop import CHOICES as EVENT_LOOPS
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# Numbers that must be positive (and finite) to mean anything.
+# Numbers that must be positive (and finite) to mean anything (a batch that waits 0 s
+# for company would wait until it is full).
 _POSITIVE = (
-    "kafka_session_timeout_s", "batch_within_s", "max_future_skew_s", "high_value",
-    "experience_half_life_days", "risk_sweep_interval_s",
+    "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
+    "risk_sweep_interval_s",
 )  # fmt: skip
+# ...and those where 0 means something (no event dated ahead; every paying customer valuable)
+_NOT_NEGATIVE = ("max_future_skew_s", "high_value")
 MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
@@ -181,6 +184,9 @@ class Settings:
         for name in _POSITIVE:
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a positive number")
+        for name in _NOT_NEGATIVE:
+            if not 0 <= getattr(self, name) < math.inf:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be a number, not negative")
         if self.kafka_session_timeout_s < 1:  # heartbeats go every quarter, and at least 0.5 s
             raise SettingsError("MOMENTS_KAFKA_SESSION_TIMEOUT_S must be at least 1 second")
         if self.max_future_skew_s > MAX_FUTURE_SKEW_S:
@@ -206,11 +212,13 @@ class Settings:
             raise SettingsError(
                 f"MOMENTS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
             )
+        if not protocol.startswith("SASL"):  # the SASL settings are not read
+            return
         if self.kafka_sasl_mechanism.upper() not in SASL_MECHANISMS:
             raise SettingsError(
                 f"MOMENTS_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
             )
-        if protocol.startswith("SASL") and not self.kafka_sasl_username:
+        if not self.kafka_sasl_username:
             raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME and _PASSWORD")
 
     @property

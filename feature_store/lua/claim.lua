@@ -14,6 +14,7 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     redis.call('ZADD', KEYS[3], now, field)
   end
+  redis.call('EXPIRE', KEYS[3], ARGV[3])  -- whatever this claim turns out to be
 end
 local expired = now - tonumber(ARGV[3]) * 1000
 local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. expired, 'LIMIT', 0, 100)

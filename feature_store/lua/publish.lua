@@ -8,10 +8,12 @@
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current ~= tonumber(ARGV[1]) then return -1 end
 if ARGV[2] == '' then
-  redis.call('HSET', KEYS[1], 'positions', ARGV[3])
+  -- the positions name the version they read on from: a snapshot published over them
+  -- (by this script, or an older one that knows nothing of them) is not theirs
+  redis.call('HSET', KEYS[1], 'positions', ARGV[3], 'positions_at', current)
   return current
 end
 local new = current + 1
 redis.call('HSET', KEYS[1], 'version', new, 'payload', ARGV[2])
-redis.call('HDEL', KEYS[1], 'positions')  -- the payload carries its own
+redis.call('HDEL', KEYS[1], 'positions', 'positions_at')  -- the payload carries its own
 return new

@@ -73,8 +73,9 @@ class KeyRing:
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
         """The keys ``MOMENTS_API_KEYS`` holds; :class:`ValueError` for an entry that is
-        malformed, or names a key or a hash another entry names already (the two keys
-        would share a rate limit, or one would take the other's scopes)."""
+        malformed, names a hash another entry names already (one would take the other's
+        scopes), or a name another entry gives other scopes or origins (keys of one name,
+        as while one is rotated out, share its rate limit)."""
         keys: list[ApiKey] = []
         for entry in filter(None, (e.strip() for e in spec.split(";"))):
             try:
@@ -97,8 +98,13 @@ class KeyRing:
                 raise ValueError(f"API key {name!r}: '@' names no origins to bind it to")
             key = ApiKey(name, wanted, digest.lower(), origins)
             for other in keys:
-                if other.name == key.name:
-                    raise ValueError(f"API key name {name!r} is given twice")
+                # two keys under one name (one being rotated out) share its rate limit:
+                # they must grant the same
+                same_grant = (other.scopes, other.origins) == (key.scopes, key.origins)
+                if other.name == key.name and not same_grant:
+                    raise ValueError(
+                        f"API key name {name!r} is given twice, with other scopes or origins"
+                    )
                 if other.digest == key.digest:
                     raise ValueError(f"API keys {other.name!r} and {name!r} have the same hash")
             keys.append(key)

@@ -5,10 +5,14 @@ everywhere, and where else Moments keeps records of them (pure).
 >>> record = CustomerRecord(
 ...     subject="ab12", erased_at_ms=None, profile={"n": "2"}, windows={}, contacts={},
 ...     recent=["1764590400000|web_click|e1"], applied=[("t:e1", 1764590401000)],
-...     outcomes={"d1:book-club:clicked": "0:7"}, decisions=['{"decision_id": "d1"}'])
+...     outcomes={"d1:book-club:clicked": "0:7"}, decisions=['{"decision_id": "d1"}'],
+...     outcome_times={"d1:book-club:clicked": 1764590402000})
 >>> body = export_body("c1", record, None, datetime(2026, 12, 1, tzinfo=UTC), {})
->>> body["decisions"], body["outcomes"]
-([{'decision_id': 'd1'}], [{'decision_id': 'd1', 'offer_id': 'book-club', 'outcome': 'clicked'}])
+>>> body["decisions"]
+[{'decision_id': 'd1'}]
+>>> body["outcomes"]  # doctest: +NORMALIZE_WHITESPACE
+[{'decision_id': 'd1', 'offer_id': 'book-club', 'outcome': 'clicked',
+  'claimed_at': '2025-12-01T12:00:02Z'}]
 >>> body["events_applied"]
 [{'id': 't:e1', 'applied_at': '2025-12-01T12:00:01Z'}]
 """
@@ -52,8 +56,10 @@ def export_body(
     for claimed in sorted(record.outcomes):  # "<decision>:<offer>:<outcome>"
         decision_id, _, rest = claimed.partition(":")
         offer_id, _, outcome = rest.rpartition(":")
+        at = record.outcome_times.get(claimed)
         outcomes.append({"decision_id": decision_id, "offer_id": offer_id or None,
-                         "outcome": outcome})  # fmt: skip
+                         "outcome": outcome,
+                         "claimed_at": None if at is None else _iso(at)})  # fmt: skip
     return {
         "customer_id": customer_id,
         "subject": record.subject,

@@ -131,7 +131,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "profile": {"type": ["object", "null"]},
                         "decisions": {"type": "array", "items": {"type": "object"}},
                         "outcomes": {"type": "array", "items": {"type": "object",
-                            "required": ["decision_id", "outcome"]}},
+                            "required": ["decision_id", "outcome"], "properties": {
+                                "claimed_at": {"type": ["string", "null"]}}}},
                         "events_applied": {"type": "array", "items": {"type": "object",
                             "required": ["id", "applied_at"]}},
                         "stored": {"type": "object"},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,6 +37,10 @@ STORED_HASHES = {"profile": "profile", "windows": "windows", "contacts": "contac
                  "optouts": "optouts"}  # fmt: skip
 
 
+def ms_iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
 async def left_out_of(
     body: dict[str, Any], keys: KeySet, redis_url: str
 ) -> tuple[list[str], set[str]]:
@@ -48,6 +52,8 @@ async def left_out_of(
     stored = body["stored"]
     claimed = {":".join(p for p in (o["decision_id"], o["offer_id"], o["outcome"]) if p)
                for o in body["outcomes"]}  # fmt: skip
+    claimed_at = {":".join(p for p in (o["decision_id"], o["offer_id"], o["outcome"]) if p):
+                  o["claimed_at"] for o in body["outcomes"]}  # fmt: skip
     faults, found = [], set()
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
@@ -73,8 +79,9 @@ async def left_out_of(
                 held = set(await client.hkeys(key))
                 shown = bool(held) and held == claimed
             elif kind == "outcome_times":
-                held = set(await client.zrange(key, 0, -1))
-                shown = bool(held) and held == claimed
+                times = await client.zrange(key, 0, -1, withscores=True)
+                held = {member: ms_iso(score) for member, score in times}
+                shown = bool(held) and held == claimed_at
             else:  # a kind of key the export does not account for
                 held, shown = await client.type(key), False
             if not shown:
@@ -141,9 +148,10 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
     ids = {d["decision_id"] for d in body["decisions"]}
     assert {a["decision_id"] for a in answers} <= ids  # the 22 asked, and the worker's two
     assert all(d["customer_id"] == customer for d in body["decisions"])
-    assert body["outcomes"] == [{"decision_id": with_offer["decision_id"],
-                                 "offer_id": with_offer["offers"][0]["offer_id"],
-                                 "outcome": "clicked"}]  # fmt: skip
+    assert [{**o, "claimed_at": None} for o in body["outcomes"]] == [
+        {"decision_id": with_offer["decision_id"], "offer_id": with_offer["offers"][0]["offer_id"],
+         "outcome": "clicked", "claimed_at": None}]  # fmt: skip
+    assert body["outcomes"][0]["claimed_at"] is not None
     facts = {e["id"] for e in body["events_applied"]}
     assert {f"t:{e['event_id']}" for e in mine} <= facts
     assert not any(bystander in json.dumps(part) for part in body.values())

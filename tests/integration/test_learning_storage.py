@@ -73,6 +73,13 @@ async def test_positions_are_kept_beside_the_snapshot_they_read_on_from(
         assert await models.positions("risk", 1) == '{"0": 9}'
         assert await models.positions("risk", 0) is None
         assert await models.version("risk") == 1  # no new version for the same model
+        # a learner of an older Moments publishes over them, knowing nothing of positions
+        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+        try:
+            await client.hset(models._key("risk"), mapping={"version": 2, "payload": "{}"})
+        finally:
+            await client.aclose()
+        assert await models.positions("risk", 2) is None  # they were read on from version 1
     finally:
         await store.close()
 
@@ -111,6 +118,24 @@ async def test_claims_made_before_their_times_were_kept_are_dropped_in_time(
         now[0] += 8 * DAY_S
         assert await store.decisions.claim_outcomes([("c1", "d2:o1:clicked", "0:2")]) == [True]
         assert await client.hkeys(keys.outcomes) == ["d2:o1:clicked"]
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_claimed(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    keys = store._keys.for_customer("c1")
+    client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
+        await client.expire(keys.outcomes, 3600)
+        # a replay of that very claim: it claims again, but adds nothing
+        assert await store.decisions.claim_outcomes([("c1", "d0:o1:clicked", "0:0")]) == [True]
+        assert await client.zcard(keys.outcome_times) == 1
+        assert 0 < await client.ttl(keys.outcome_times) <= store._config.context_ttl_s
     finally:
         await client.aclose()
         await store.close()

@@ -18,8 +18,9 @@ WEB, BACKEND = hash_key("web-key"), hash_key("backend-key")
         # the later entry's scopes would win: a recommend-only key would erase and export
         (f"web:recommend:{WEB};ops:erase+export:{WEB}", "API keys 'web' and 'ops' have the same"),
         (f"web:recommend:{WEB};ops:erase:{WEB.upper()}", "have the same hash"),
-        # two keys would share one rate limit
+        # keys of one name share its rate limit: they must grant the same
         (f"web:recommend:{WEB};web:ingest:{BACKEND}", "API key name 'web' is given twice"),
+        (f"web:recommend:{WEB};web:recommend:{BACKEND}@{SHOP}", "name 'web' is given twice"),
         (f"web:recommend:{'z' * 64}", "hash is not 64 hexadecimal digits"),
         (f"web:recommend:{WEB[:63]}", "hash is not 64"),
         (f"web:recommend+delete:{WEB}", r"unknown scopes \['delete'\]"),
@@ -41,3 +42,9 @@ def test_distinct_keys_with_and_without_origins_are_taken() -> None:
     assert ring.authorise("web-key", "recommend", SHOP).name == "web"
     assert ring.authorise("backend-key", "erase").name == "backend"
     assert Settings.from_env({"MOMENTS_API_KEYS": keys, "MOMENTS_API_CORS_ORIGINS": SHOP})
+
+
+def test_a_key_being_rotated_out_and_its_successor_may_share_a_name() -> None:
+    ring = KeyRing.parse(f"web:recommend:{WEB};web:recommend:{BACKEND}")
+    assert ring.authorise("web-key", "recommend").name == "web"
+    assert ring.authorise("backend-key", "recommend").name == "web"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -82,3 +84,39 @@ async def test_the_connection_is_kept_alive_while_idle(silent: Silent) -> None:
     for option, value in keepalive_options().items():
         assert sock.getsockopt(socket.IPPROTO_TCP, option) == value
     await pipe.close()
+
+
+class Answering:
+    """A server on its own thread: it reads
+    ``count`` PINGs, then answers the n-th ``delays[n]`` seconds after it read them all."""
+
+    def __init__(self, count: int, delays: list[float]) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._count, self._delays = count, delays
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        with conn:
+            seen = b""
+            while seen.count(b"PING") < self._count:
+                seen += conn.recv(65536)
+            start = time.monotonic()
+            for delay in self._delays:
+                time.sleep(max(start + delay - time.monotonic(), 0))
+                conn.sendall(b"+PONG\r\n")
+            time.sleep(1)
+        self._listener.close()
+
+
+async def test_a_call_behind_replies_that_keep_coming_is_not_a_timeout() -> None:
+    server = Answering(3, [0.0, 0.15, 0.3])  # each reply within the timeout of the last
+    pipe = RedisPipe(f"redis://127.0.0.1:{server.port}", request_timeout_s=0.2)
+    try:
+        replies = await asyncio.wait_for(asyncio.gather(
+            *(pipe.execute([("PING",)]) for _ in range(3))), 5)  # fmt: skip
+        assert replies == [["PONG"]] * 3
+    finally:
+        await pipe.close()

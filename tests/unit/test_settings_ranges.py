@@ -69,7 +69,13 @@ def test_a_catalogue_check_of_zero_is_described_as_sighup_only() -> None:
     ("env", "words"),
     [
         ({"MOMENTS_KAFKA_SECURITY_PROTOCOL": "TLS"}, "MOMENTS_KAFKA_SECURITY_PROTOCOL must be"),
-        ({"MOMENTS_KAFKA_SASL_MECHANISM": "GSSAPI"}, "MOMENTS_KAFKA_SASL_MECHANISM must be"),
+        (
+            {
+                "MOMENTS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "MOMENTS_KAFKA_SASL_MECHANISM": "GSSAPI",
+            },
+            "MOMENTS_KAFKA_SASL_MECHANISM must be",
+        ),
         ({"MOMENTS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "MOMENTS_KAFKA_SASL_USERNAME"),
     ],
 )
@@ -85,3 +91,19 @@ def test_kafka_security_names_are_taken_in_any_case() -> None:
         "MOMENTS_KAFKA_SASL_USERNAME": "moments",
     })  # fmt: skip
     assert settings.kafka_security_protocol == "sasl_ssl"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        # a template's unused SASL entry, without SASL
+        {"MOMENTS_KAFKA_SASL_MECHANISM": ""},
+        {"MOMENTS_KAFKA_SECURITY_PROTOCOL": "SSL", "MOMENTS_KAFKA_SASL_MECHANISM": "GSSAPI"},
+        {"MOMENTS_MAX_FUTURE_SKEW_S": "0"},  # no event dated ahead of the clock
+        {"MOMENTS_HIGH_VALUE": "0"},
+    ],
+)
+def test_settings_that_mean_something_at_zero_or_are_not_read_are_taken(
+    env: dict[str, str],
+) -> None:
+    assert Settings.from_env(env)
