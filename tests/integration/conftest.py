@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from feature_store import FeatureStore, StoreConfig
-from streams.services import LocalRedis, Services, free_port, services
+from streams.services import LocalKafka, LocalRedis, Services, free_port, services
 
 SECRET = "integration-test-secret"
 
@@ -155,6 +155,21 @@ def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
         yield redis
     finally:
         redis.stop()
+
+
+@pytest.fixture
+def private_pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """Kafka and Redis of the test's own, so that it can stop and restart them."""
+    kafka, redis_ = LocalKafka(tmp_path / "kafka"), LocalRedis(tmp_path / "redis")
+    redis_.start()
+    kafka.start()
+    p = Pipeline(Services(kafka.bootstrap, redis_.url, "local", kafka, redis_), tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop()
+        kafka.stop()
+        redis_.stop()
 
 
 @pytest.fixture

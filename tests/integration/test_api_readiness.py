@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streams.services import LocalKafka, LocalRedis, Services
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import call, eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[Pipeline]:
-    kafka, redis_ = LocalKafka(tmp_path / "kafka"), LocalRedis(tmp_path / "redis")
-    redis_.start()
-    kafka.start()
-    p = Pipeline(Services(kafka.bootstrap, redis_.url, "local", kafka, redis_), tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
-        kafka.stop()
-        redis_.stop()
 
 
 async def readiness(api: Worker) -> tuple[int, Any, float]:
@@ -42,11 +25,11 @@ async def readiness(api: Worker) -> tuple[int, Any, float]:
 
 
 async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
-    private: Pipeline,
+    private_pipeline: Pipeline,
 ) -> None:
-    kafka = private.services.kafka
+    kafka = private_pipeline.services.kafka
     assert kafka is not None
-    api = private.start_api()
+    api = private_pipeline.start_api()
     status, body, _ = await readiness(api)
     assert (status, body) == (200, {"status": "ready", "checks": {"kafka": "ok", "redis": "ok"}})
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.services import LocalKafka, LocalRedis, Services
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import eventually, metric_total
 from tests.integration.test_scale_out import (
@@ -25,21 +22,6 @@ from tests.integration.test_scale_out import (
 from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, produce
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[Pipeline]:
-    """Kafka and Redis of this test's own, so they can be restarted."""
-    kafka, redis_ = LocalKafka(tmp_path / "kafka"), LocalRedis(tmp_path / "redis")
-    redis_.start()
-    kafka.start()
-    p = Pipeline(Services(kafka.bootstrap, redis_.url, "local", kafka, redis_), tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
-        kafka.stop()
-        redis_.stop()
 
 
 async def committed(pipeline: Pipeline) -> int:
@@ -83,29 +65,29 @@ async def send(pipeline: Pipeline, events: list[dict[str, object]]) -> None:
     await produce(pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints"), records)
 
 
-async def test_kafka_then_redis_restart_mid_stream(private: Pipeline) -> None:
-    services = private.services
+async def test_kafka_then_redis_restart_mid_stream(private_pipeline: Pipeline) -> None:
+    services = private_pipeline.services
     assert services.kafka is not None and services.redis is not None
     events = spread(good_events(12_000, seed=71), seed=72)
     expected = reference(events)
-    worker = private.start_worker()
+    worker = private_pipeline.start_worker()
 
     # Kafka goes away and comes back: the worker waits and carries on by itself.
-    await send(private, events[:4000])
-    await wait_for(private, 1000, 60)
+    await send(private_pipeline, events[:4000])
+    await wait_for(private_pipeline, 1000, 60)
     await asyncio.to_thread(services.kafka.restart)
-    await send(private, events[4000:8000])
-    await wait_for(private, activity(events[:8000]), 120)
+    await send(private_pipeline, events[4000:8000])
+    await wait_for(private_pipeline, activity(events[:8000]), 120)
 
     # Redis goes away: nothing is committed past what was applied, then it carries on.
     async def all_committed() -> int:
-        done = await committed(private)
-        return done if done == await produced(private) else 0
+        done = await committed(private_pipeline)
+        return done if done == await produced(private_pipeline) else 0
 
     stalled = await eventually(all_committed, "the worker to commit all it was sent", 60)
     retried = metric_total(worker, "moments_batch_retries_total")
     await asyncio.to_thread(services.redis.stop)
-    await send(private, events[8000:])
+    await send(private_pipeline, events[8000:])
 
     async def trying_again() -> bool:
         return metric_total(worker, "moments_batch_retries_total") > retried
@@ -113,8 +95,8 @@ async def test_kafka_then_redis_restart_mid_stream(private: Pipeline) -> None:
     # the worker took a batch of the new events, could not apply it, and retries it
     await eventually(trying_again, "the worker to retry a batch while Redis is down", 60)
     await asyncio.sleep(4)  # commit rounds go by (one a second) while the batch is retried
-    assert await committed(private) == stalled, "offsets were committed while Redis was down"
+    assert await committed(private_pipeline) == stalled, "committed while Redis was down"
     await asyncio.to_thread(services.redis.start)
-    await wait_for(private, activity(events), 120)
+    await wait_for(private_pipeline, activity(events), 120)
     await asyncio.sleep(2)
-    await assert_reference_state(private, expected)
+    await assert_reference_state(private_pipeline, expected)
