@@ -181,6 +181,13 @@ def dead_letter(record: SourceRecord, error: str) -> tuple[bytes | None, list[tu
     return value, headers
 
 
+def letter(record: SourceRecord, error: str) -> tuple[bytes | None, bytes | None, list[Any]]:
+    """The letter for ``record``, whole: its key (:func:`letter_key`), value and headers
+    (:func:`dead_letter`)."""
+    value, headers = dead_letter(record, error)
+    return letter_key(record.key), value, headers
+
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -233,9 +240,8 @@ def register_touchpoint_agent(
                     key=alert.customer_id.encode(), value=encode_decision(alert)
                 )
             )
-        for letter in result.dead_letters:
-            value, headers = dead_letter(letter.record, letter.error)
-            key = letter_key(letter.record.key)
+        for failed in result.dead_letters:
+            key, value, headers = letter(failed.record, failed.error)
             pending.append(await outlets.dead_letters.send(key=key, value=value, headers=headers))
         await asyncio.gather(*pending)
         for decision in result.decisions:

@@ -36,7 +36,7 @@ from agents.learned_policy import ModelHolder
 from agents.learning import Example, claimed, judged
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import dead_letter, letter_key, source_record
+from agents.touchpoint_agent import letter, source_record
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
@@ -242,8 +242,8 @@ class Learner(SnapshotLearner):
                 outcome = decode_outcome(record.value or b"")
             except InvalidEvent as exc:
                 source = source_record(record)
-                value, headers = dead_letter(source, f"invalid: {exc.reason}")
-                dead.append(await self._dead_letter(key=letter_key(source.key), value=value,
+                key, value, headers = letter(source, f"invalid: {exc.reason}")
+                dead.append(await self._dead_letter(key=key, value=value,
                                                     headers=headers))  # fmt: skip
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()

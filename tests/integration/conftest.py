@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalKafka, LocalRedis, Services, free_port, services
+from streams.services.local_redis import LocalRedisCluster
 
 SECRET = "integration-test-secret"
 
@@ -155,6 +157,19 @@ def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
         yield redis
     finally:
         redis.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of three local nodes, one per test module."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (make test installs it)")
+    found = LocalRedisCluster(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        found.start()
+        yield found
+    finally:
+        found.stop()
 
 
 @pytest.fixture

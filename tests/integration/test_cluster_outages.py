@@ -4,9 +4,6 @@ outage: the feature store waits for it, and good events are not dead-lettered fo
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,18 +23,6 @@ pytestmark = pytest.mark.integration
 CATALOGUE = OfferCatalogue(
     version="t", offers=[Offer(offer_id="any", title="Any", channels=["web"], value=1.0)]
 )
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (make test installs it)")
-    found = LocalRedisCluster(Path(tmp_path_factory.mktemp("cluster-outages")))
-    try:
-        found.start()
-        yield found
-    finally:
-        found.stop()
 
 
 def click(event_id: str) -> WebClick:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,18 +17,6 @@ from streams.services.local_redis import LocalRedisCluster
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (make test installs it)")
-    found = LocalRedisCluster(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        found.start()
-        yield found
-    finally:
-        found.stop()
 
 
 def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluster) -> None:

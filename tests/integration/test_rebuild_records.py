@@ -5,9 +5,7 @@ and decision records it cannot decode."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,17 +26,6 @@ from tests.integration.test_api_support import event, iso, keys_tagged
 pytestmark = pytest.mark.integration
 
 GIVEN_UP = "batch failed 3 times: RuntimeError: boom"
-
-
-@pytest.fixture
-async def target(tmp_path: Path) -> AsyncIterator[LocalRedis]:
-    """An empty Redis to rebuild into."""
-    redis = LocalRedis(tmp_path / "rebuilt", appendonly=False)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 async def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes]]) -> list[Any]:
@@ -87,7 +74,7 @@ def decision(decision_id: str, customer_id: str, days_ago: float) -> bytes:
 
 
 async def test_rebuild_applies_the_events_of_a_batch_given_up(
-    pipeline: Pipeline, target: LocalRedis
+    pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:
     """A batch is given up only once its events were applied: a consent withdrawn in it
     stays withdrawn; an event dated too far ahead was refused before, and stays out."""
@@ -95,7 +82,7 @@ async def test_rebuild_applies_the_events_of_a_batch_given_up(
     ahead = event("web_click", "rb-ahead", "rb-e2", minutes_ago=0)
     ahead["ts"] = iso(datetime.now(UTC) + timedelta(hours=2))
     await given_up(pipeline, [withdrawn, ahead])
-    report, store = await rebuilt(pipeline, target)
+    report, store = await rebuilt(pipeline, private_redis)
     try:
         features = await store.read("rb-withdrawn")
         assert features is not None and not features.consents_to("email")
@@ -106,19 +93,19 @@ async def test_rebuild_applies_the_events_of_a_batch_given_up(
 
 
 async def test_rebuild_keeps_decision_contexts_only_for_what_is_left_of_their_lifetime(
-    pipeline: Pipeline, target: LocalRedis
+    pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:
     await write(pipeline, "next-best-offers", [
         (b"rb-c", decision("rb-d-recent", "rb-c", days_ago=3)),
         (b"rb-c", decision("rb-d-expired", "rb-c", days_ago=8)),  # 7 days kept by default
     ])  # fmt: skip
-    report, store = await rebuilt(pipeline, target)
-    admin = aioredis.Redis.from_url(target.url, decode_responses=True)
+    report, store = await rebuilt(pipeline, private_redis)
+    admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
     try:
         assert report.decisions == 2
         found = await store.decisions.contexts([("rb-c", "rb-d-recent"), ("rb-c", "rb-d-expired")])
         assert [c is not None for c in found] == [True, False]
-        tagged = await keys_tagged(target.url, store.pseudonym("rb-c"))
+        tagged = await keys_tagged(private_redis.url, store.pseudonym("rb-c"))
         (kept,) = [k for k in tagged if ":ctx:" in k]
         assert 4 * 86400 - 120 <= await admin.ttl(kept) <= 4 * 86400
     finally:
@@ -127,14 +114,14 @@ async def test_rebuild_keeps_decision_contexts_only_for_what_is_left_of_their_li
 
 
 async def test_rebuild_skips_decision_records_it_cannot_decode(
-    pipeline: Pipeline, target: LocalRedis
+    pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:
     await write(pipeline, "next-best-offers", [
         (b"rb-s", b'{"decision_id": 7}'), (b"rb-s", b"not json"),
         (b"rb-s", decision("rb-d-good", "rb-s", days_ago=0)),
     ])  # fmt: skip
     await write(pipeline, "interventions", [(b"rb-s", b"{}")])
-    report, store = await rebuilt(pipeline, target)
+    report, store = await rebuilt(pipeline, private_redis)
     try:
         assert report.skipped_decisions == 3 and report.decisions == 4
         assert await store.decisions.contexts([("rb-s", "rb-d-good")]) != [None]
