@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,9 @@ def report(observe: Callable[..., None], *args: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class BatchRetries:
-    handle: Callable[[list[SourceRecord]], Awaitable[BatchResult]]
+    # handles a batch; its second argument keeps, from one attempt to the next, the ids of
+    # the events the batch applied (a retry finds them applied, yet they are not duplicates)
+    handle: Callable[[list[SourceRecord], Counter[str]], Awaitable[BatchResult]]
     emit: Callable[[BatchResult], Awaitable[None]]
     confirm: Callable[[BatchResult], Awaitable[None]]
     give_up: Callable[[list[SourceRecord], Exception], Awaitable[None]]
@@ -93,10 +96,11 @@ class BatchRetries:
         failures = 0
         result: BatchResult | None = None
         sent = False
+        applied: Counter[str] = Counter()
         while True:
             try:
                 if result is None:
-                    result = await self.handle(records)
+                    result = await self.handle(records, applied)
                 if not sent:
                     await self.emit(result)
                     sent = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -121,8 +122,13 @@ class TouchpointHandler:
         self._clock = clock
         self._max_future = max_future
 
-    async def handle(self, records: Sequence[SourceRecord]) -> BatchResult:
-        """Handle a batch. Raises :class:`StoreUnavailable` only; retry the batch then."""
+    async def handle(
+        self, records: Sequence[SourceRecord], applied: Counter[str] | None = None
+    ) -> BatchResult:
+        """Handle a batch. Raises :class:`StoreUnavailable` only; retry the batch then,
+        with the same ``applied``: the ids of the events this batch's earlier attempts
+        applied (this one adds its own), which count as applied, not as duplicates."""
+        earlier = Counter(applied or ())
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
         latest = self._clock() + self._max_future
@@ -148,13 +154,21 @@ class TouchpointHandler:
             statuses = []
             for record, event in decoded:
                 try:
-                    statuses.extend(await self._apply_with_retries([event]))
+                    (status,) = await self._apply_with_retries([event])
                 except StoreUnavailable:
                     raise
                 except Exception as exc:
                     statuses.append(None)
                     result.dead_letters.append(DeadLetter(record, _failure("feature update", exc)))
-        await self._decide(decoded, statuses, result)
+                    continue
+                statuses.append(status)
+                if status is ApplyStatus.APPLIED and applied is not None:
+                    applied[event.event_id] += 1  # before a later event's outage
+        else:
+            if applied is not None:
+                applied.update(e.event_id for (_, e), status in zip(decoded, statuses, strict=True)
+                               if status is ApplyStatus.APPLIED)  # fmt: skip
+        await self._decide(decoded, statuses, result, earlier)
         return result
 
     async def _apply_with_retries(self, events: list[TouchpointEvent]) -> list[ApplyStatus]:
@@ -174,6 +188,7 @@ class TouchpointHandler:
         decoded: list[tuple[SourceRecord, TouchpointEvent]],
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
+        earlier: Counter[str],
     ) -> None:
         # A duplicate whose decision never went out (a crash in between) is decided again;
         # the same event twice in one batch is decided once.
@@ -185,8 +200,11 @@ class TouchpointHandler:
             elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
                 result.results.append((event.kind, "erased"))
             else:
-                ok = "ok" if status is ApplyStatus.APPLIED else "duplicate"
-                result.results.append((event.kind, ok))
+                ok = status is ApplyStatus.APPLIED
+                if status is ApplyStatus.DUPLICATE and earlier[event.event_id] > 0:
+                    earlier[event.event_id] -= 1  # applied by an earlier attempt at this batch
+                    ok = True
+                result.results.append((event.kind, "ok" if ok else "duplicate"))
                 wanted = worth_watching(event)
                 fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
                 if wanted and fresh:

@@ -4,13 +4,15 @@ decision's context, each customer's newest decisions, and the outcomes claimed."
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from feature_store.connection import Call, StoreConnection
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.records import DecisionRecord, StoreConfig
 
+Claim = Literal["learn", "skip", "no_context"]  # what became of an outcome's claim
+_CLAIMS: dict[int, Claim] = {1: "learn", 0: "skip", 2: "no_context"}
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -54,20 +56,23 @@ class DecisionLog:
             calls.append(("decision", keys, args))
         await self._conn.eval_mixed("decisions", calls)
 
-    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str]]) -> list[bool]:
-        """Claim (customer id, "<decision>:<outcome>", source record) pairs for learning;
-        True for each one to learn from (first claim, or a replay of the same record).
+    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str, str]]) -> list[Claim]:
+        """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)
+        for learning: ``"learn"`` for each one to learn from (first claim, or a replay of
+        the same record), ``"skip"`` for a copy from another record or an erased
+        customer's, ``"no_context"`` when the decision's context is not stored (expired,
+        unknown, or not recorded yet): that one is not claimed, so it can be sent back.
         A claim is kept as long as a decision context (``context_ttl_s``), then dropped."""
         if not claims:
             return []
         now_ms = int(self._clock() * 1000)
         lifetime = self._config.context_ttl_s
         calls = []
-        for customer_id, what, source in claims:
+        for customer_id, decision_id, what, source in claims:
             k = self._keys.for_customer(customer_id)
-            keys = (k.outcomes, k.tombstone, k.outcome_times)
+            keys = (k.outcomes, k.tombstone, k.outcome_times, k.context(decision_id))
             calls.append((keys, [what, source, lifetime, now_ms]))
-        return [bool(int(r)) for r in await self._conn.eval_many("claim", "claim", calls)]
+        return [_CLAIMS[int(r)] for r in await self._conn.eval_many("claim", "claim", calls)]
 
     async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
         """Contexts of (customer id, decision id) pairs, in one round trip."""

@@ -9,8 +9,9 @@ reloads the newest within a couple of seconds.
 
 - ``nbo``: the next-best-offer bandit, from ``offer-outcomes``. Each (decision, outcome)
   is claimed in Redis first, so a redelivered outcome teaches once. An outcome that does
-  not decode goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
-  learner moves past it).
+  not decode, or whose decision is not stored (``no_context``: sent back once it is, it
+  is learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before
+  the learner moves past it).
 - ``risk``: the churn/lapse classifier, from ``risk-examples`` (feature snapshots that
   got their delayed label).
 """
@@ -33,7 +34,7 @@ from river import metrics as river_metrics
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import Example, claimed, judged
+from agents.learning import Example, claimed, judged, reward_of
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import letter, source_record
@@ -47,6 +48,7 @@ from streams.topics import topic_partitions
 log = logging.getLogger(__name__)
 MODEL = "nbo"
 RISK = "risk"
+NO_CONTEXT = "its decision is not stored (expired, unknown, or not recorded yet)"
 RECENT_EXAMPLES = 100_000  # risk examples remembered to drop one sent twice
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
@@ -235,27 +237,40 @@ class Learner(SnapshotLearner):
         self._holder.model = LinUCBOffers.from_dict(self._model.to_dict())
         self._holder.version = version
 
+    async def _letter(self, record: Any, reason: str) -> Awaitable[Any]:
+        """Send ``record`` to the dead-letter topic with ``reason``: the delivery."""
+        key, value, headers = letter(source_record(record), reason)
+        return await self._dead_letter(key=key, value=value, headers=headers)
+
     async def _learn(self, partition: int, records: list[Any]) -> int:
         outcomes, dead = [], []
         for record in records:
             try:
                 outcome = decode_outcome(record.value or b"")
             except InvalidEvent as exc:
-                source = source_record(record)
-                key, value, headers = letter(source, f"invalid: {exc.reason}")
-                dead.append(await self._dead_letter(key=key, value=value,
-                                                    headers=headers))  # fmt: skip
+                dead.append(await self._letter(record, f"invalid: {exc.reason}"))
                 continue
             self._metrics.outcomes.labels(outcome.outcome).inc()
-            outcomes.append((outcome, f"{partition}:{record.offset}"))
+            outcomes.append((outcome, record))
+        claims = await self._store.decisions.claim_outcomes(
+            [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
+             for o, r in outcomes]
+        )  # fmt: skip
+        invalid, fresh, unknown = len(dead), [], 0
+        for (outcome, record), claim in zip(outcomes, claims, strict=True):
+            if claim == "learn":
+                fresh.append(outcome)
+            elif claim == "skip":
+                self._metrics.learning.labels("duplicate").inc()
+            elif reward_of(outcome.outcome) is None:  # nothing to learn from it anyway
+                self._metrics.learning.labels("no_reward").inc()
+            else:  # its decision may be stored later (or was long ago): set it aside
+                unknown += 1
+                dead.append(await self._letter(record, f"no_context: {NO_CONTEXT}"))
         if dead:  # on Kafka before the learner's offsets move past them
             await asyncio.gather(*dead)
-            self._metrics.learning.labels("invalid").inc(len(dead))
-        claims = await self._store.decisions.claim_outcomes(
-            [(o.customer_id, claimed(o), src) for o, src in outcomes]
-        )
-        fresh = [o for (o, _), ok in zip(outcomes, claims, strict=True) if ok]
-        self._metrics.learning.labels("duplicate").inc(len(outcomes) - len(fresh))
+            self._metrics.learning.labels("invalid").inc(invalid)
+            self._metrics.learning.labels("no_context").inc(unknown)
         contexts = await self._store.decisions.contexts(
             [(o.customer_id, o.decision_id) for o in fresh]
         )

@@ -3,11 +3,14 @@
 -- claims again, while a redelivered copy from another record does not. Each claim is
 -- kept for the lifetime of a decision context (an outcome whose context is gone
 -- teaches nothing): a sorted set holds when each was made, and older ones are removed
--- here, a bounded number per call.
--- KEYS: 1 outcomes hash, 2 tombstone, 3 claim times (field -> ms).
+-- here, a bounded number per call. An outcome whose decision context is not stored
+-- (expired, unknown, or not recorded yet) is not claimed: sent back once its decision
+-- is stored, it is learned then.
+-- KEYS: 1 outcomes hash, 2 tombstone, 3 claim times (field -> ms), 4 decision context.
 -- ARGV: 1 field, 2 source record, 3 lifetime (s), 4 now (ms).
--- Returns 1 to learn from it, 0 to skip it.
+-- Returns 1 to learn from it, 0 to skip it, 2 when its decision context is not stored.
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 0 then return 2 end
 local now = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[3]) == 0 then
   -- claims made before their times were kept: their lifetime starts now

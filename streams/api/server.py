@@ -34,6 +34,7 @@ from streams.api.auth import KeyRing
 from streams.api.errors import Handler, error_response, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
+from streams.api.protocol_errors import JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
@@ -193,7 +194,7 @@ async def serve(settings: Settings) -> None:
     app.on_shutdown.append(_end_alert_streams)
     # Requests under way get this long once stopping (an orchestrator kills the process
     # after its grace period, 30 s in deploy/k8s); the alert streams end at once.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
+    runner = JsonErrorsAppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from agents.bandit import LinUCBOffers
 from streams.learner import MODEL, restore
 from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_dead_letter_redrive import dead_letters
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -182,3 +184,42 @@ async def test_outcomes_of_two_offers_of_one_decision_both_teach(pipeline: Pipel
     await produce(bootstrap, pipeline.topic("offer-outcomes"), records + records[:3])
     model = await snapshot(pipeline, len(records))
     assert model.updates == len(records)  # each offer's outcome once, the repeats not
+
+
+async def test_an_outcome_ahead_of_its_decision_is_learned_once_sent_back(
+    pipeline: Pipeline,
+) -> None:
+    """The decision's context is not in Redis yet when its outcome is read (the process
+    that took it was waiting on Redis): the outcome is set aside, not lost, and sent back
+    it teaches once."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    worker = pipeline.start_worker()
+    decided = await decisions_for(pipeline, clicks(20, start=4000))
+    assert len(decided) >= 2
+    late, *on_time = decided
+    store = pipeline.store()
+    client = aioredis.Redis.from_url(pipeline.services.redis_url)
+    try:
+        context_key = store._keys.for_customer(late["customer_id"]).context(late["decision_id"])
+        context = await client.get(context_key)
+        assert context is not None
+        await client.delete(context_key)  # not recorded yet
+        records = outcomes(decided)
+        await produce(bootstrap, pipeline.topic("offer-outcomes"), records)
+        (letter,) = await consume_all(bootstrap, pipeline.topic("offer-outcomes-dlq"), 1)
+        assert letter.value == records[0][1]  # type: ignore[attr-defined]
+        error = dict(letter.headers)["error"].decode()  # type: ignore[attr-defined]
+        assert error.startswith("no_context: ")
+        model = await snapshot(pipeline, len(on_time))
+        assert model.updates == len(on_time)
+        assert worker.metric("moments_learning_outcomes_total", result="no_context") == 1
+
+        await client.set(context_key, context, ex=3600)  # recorded at last
+        sent = dead_letters(pipeline, "--source", "offer-outcomes", "--reason", "no_context",
+                            "--redrive")  # fmt: skip
+        assert sent["redrive"]["redriven"] == 1
+        model = await snapshot(pipeline, len(records))
+        assert model.updates == len(records)  # learned, once
+    finally:
+        await client.aclose()
+        await store.close()

@@ -84,23 +84,52 @@ async def test_positions_are_kept_beside_the_snapshot_they_read_on_from(
         await store.close()
 
 
+async def _decided(services: Services, store: FeatureStore, *decision_ids: str) -> None:
+    """Store a context for each of customer c1's decisions (what the claim looks for)."""
+    client = aioredis.Redis.from_url(services.redis_url)
+    try:
+        for decision_id in decision_ids:
+            key = store._keys.for_customer("c1").context(decision_id)
+            await client.set(key, "{}", ex=int(8 * DAY_S))
+    finally:
+        await client.aclose()
+
+
 async def test_outcome_claims_are_dropped_once_their_context_would_be(
     kafka_redis: Services,
 ) -> None:
     now = [1_800_000_000.0]
     store = _store(kafka_redis, clock=lambda: now[0])
     claim = store.decisions.claim_outcomes
+    await _decided(kafka_redis, store, "d1", "d2", "d3")
     try:
-        assert await claim([("c1", "d1:o1:clicked", "0:1")]) == [True]
-        assert await claim([("c1", "d1:o1:clicked", "0:1")]) == [True]  # a replay of it
-        assert await claim([("c1", "d1:o1:clicked", "0:9")]) == [False]  # a redelivered copy
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]  # a replay
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:9")]) == ["skip"]  # a copy
         now[0] += 6 * DAY_S
-        assert await claim([("c1", "d2:o1:accepted", "0:2")]) == [True]
+        assert await claim([("c1", "d2", "d2:o1:accepted", "0:2")]) == ["learn"]
         assert set((await store.export("c1")).outcomes) == {"d1:o1:clicked", "d2:o1:accepted"}
         now[0] += 2 * DAY_S  # d1's claim is 8 days old: its context is gone (7 days)
-        assert await claim([("c1", "d3:o1:shown", "0:3")]) == [True]
+        assert await claim([("c1", "d3", "d3:o1:shown", "0:3")]) == ["learn"]
         assert set((await store.export("c1")).outcomes) == {"d2:o1:accepted", "d3:o1:shown"}
-        assert await claim([("c1", "d2:o1:accepted", "0:8")]) == [False]  # still claimed
+        assert await claim([("c1", "d2", "d2:o1:accepted", "0:8")]) == ["skip"]  # still claimed
+    finally:
+        await store.close()
+
+
+async def test_an_outcome_whose_decision_is_not_stored_is_not_claimed(
+    kafka_redis: Services,
+) -> None:
+    store = _store(kafka_redis)
+    claim = store.decisions.claim_outcomes
+    try:
+        assert await claim([("c1", "d9", "d9:o1:accepted", "0:1")]) == ["no_context"]
+        assert (await store.export("c1")).outcomes == {}
+        await _decided(kafka_redis, store, "d9")  # its decision is recorded at last
+        # sent back from the dead-letter topic: another record, and it is learned
+        assert await claim([("c1", "d9", "d9:o1:accepted", "1:5")]) == ["learn"]
+        await store.erase("c1")
+        assert await claim([("c1", "d9", "d9:o1:accepted", "1:6")]) == ["skip"]  # erased
     finally:
         await store.close()
 
@@ -112,11 +141,13 @@ async def test_claims_made_before_their_times_were_kept_are_dropped_in_time(
     store = _store(kafka_redis, clock=lambda: now[0])
     keys = store._keys.for_customer("c1")
     client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    await _decided(kafka_redis, store, "d1", "d2")
+    claim = store.decisions.claim_outcomes
     try:
         await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
-        assert await store.decisions.claim_outcomes([("c1", "d1:o1:clicked", "0:1")]) == [True]
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]
         now[0] += 8 * DAY_S
-        assert await store.decisions.claim_outcomes([("c1", "d2:o1:clicked", "0:2")]) == [True]
+        assert await claim([("c1", "d2", "d2:o1:clicked", "0:2")]) == ["learn"]
         assert await client.hkeys(keys.outcomes) == ["d2:o1:clicked"]
     finally:
         await client.aclose()
@@ -129,11 +160,13 @@ async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_cl
     store = _store(kafka_redis)
     keys = store._keys.for_customer("c1")
     client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    await _decided(kafka_redis, store, "d0")
     try:
         await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
         await client.expire(keys.outcomes, 3600)
         # a replay of that very claim: it claims again, but adds nothing
-        assert await store.decisions.claim_outcomes([("c1", "d0:o1:clicked", "0:0")]) == [True]
+        claims = [("c1", "d0", "d0:o1:clicked", "0:0")]
+        assert await store.decisions.claim_outcomes(claims) == ["learn"]
         assert await client.zcard(keys.outcome_times) == 1
         assert 0 < await client.ttl(keys.outcome_times) <= store._config.context_ttl_s
     finally:
@@ -143,10 +176,11 @@ async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_cl
 
 async def test_erasure_removes_the_claims_and_their_times(kafka_redis: Services) -> None:
     store = _store(kafka_redis)
+    await _decided(kafka_redis, store, "d1")
     try:
-        await store.decisions.claim_outcomes([("c1", "d1:o1:clicked", "0:1")])
+        await store.decisions.claim_outcomes([("c1", "d1", "d1:o1:clicked", "0:1")])
         tag = store.pseudonym("c1")
-        assert len(await keys_tagged(kafka_redis.redis_url, tag)) == 2  # claims, their times
+        assert len(await keys_tagged(kafka_redis.redis_url, tag)) == 3  # context, claims, times
         receipt = await store.erase("c1")
         assert {"outcomes", "outcome_times"} <= set(receipt.kinds)
         prefix = store._config.prefix
@@ -168,8 +202,15 @@ def _outcomes(n: int) -> list[tuple[bytes | None, bytes]]:
     ]  # fmt: skip
 
 
-async def _no_dead_letters(**_: Any) -> Awaitable[None]:
-    raise AssertionError("nothing here is to be dead-lettered")
+def _letters() -> tuple[list[dict[str, Any]], Callable[..., Awaitable[Awaitable[None]]]]:
+    """The letters a learner sends, and the dead-letter send that keeps them."""
+    sent: list[dict[str, Any]] = []
+
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        sent.append(letter)
+        return asyncio.sleep(0)  # delivered
+
+    return sent, dead_letter
 
 
 def _outcomes_counted(metrics: Metrics) -> float:
@@ -209,7 +250,8 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
     store = _store(kafka_redis)
     try:
         first = Metrics()
-        learner = Learner(store, ModelHolder(), first, bootstrap, topic, _no_dead_letters,
+        letters, dead_letter = _letters()
+        learner = Learner(store, ModelHolder(), first, bootstrap, topic, dead_letter,
                           publish_every_s=0.2)  # fmt: skip
 
         read_all_at: list[float] = []
@@ -220,9 +262,14 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
             return bool(read_all_at) and time.monotonic() - read_all_at[0] > 1.5
 
         await _learn_until(learner, read_all_a_while_ago)
+        # the accepted ones name decisions that are not stored: set aside to send back
+        assert len(letters) == 20
+        assert all(dict(letter["headers"])["error"].startswith(b"no_context: ")
+                   for letter in letters)  # fmt: skip
 
         again = Metrics()  # the next leader
-        restarted = Learner(store, ModelHolder(), again, bootstrap, topic, _no_dead_letters,
+        letters_again, dead_letter_again = _letters()
+        restarted = Learner(store, ModelHolder(), again, bootstrap, topic, dead_letter_again,
                             publish_every_s=0.2)  # fmt: skip
         reads = 0
 
@@ -232,7 +279,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
             return reads > 15  # three seconds of reading
 
         await _learn_until(restarted, caught_up)
-        assert _outcomes_counted(again) == 0
+        assert _outcomes_counted(again) == 0 and letters_again == []
         assert await store.models.positions(MODEL, 0) == '{"0":40}'
         assert await store.models.version(MODEL) == 0  # nothing learned: no model published
     finally:

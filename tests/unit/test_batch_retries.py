@@ -4,6 +4,7 @@ refusal of a record for good, give the batch up after a few attempts."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -30,6 +31,7 @@ class Script:
     given_up: list[Exception] = field(default_factory=list)
     handled: list[BatchResult] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
+    applied: list[Counter[str]] = field(default_factory=list)  # given to each handle call
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -38,7 +40,9 @@ class Script:
         if failure is not None:
             raise failure
 
-    async def do_handle(self, records: list[SourceRecord]) -> BatchResult:
+    async def do_handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
+        self.applied.append(applied)
+        applied["e-1"] += 1  # what the handler does for each event it applies
         self._step("handle")
         result = BatchResult(results=[("web_click", "ok")] * len(records))
         self.results.append(result)
@@ -83,6 +87,12 @@ async def test_a_batch_whose_handling_failed_is_handled_again() -> None:
     script = Script(handle=[StoreUnavailable("down"), None])
     await script.runner().run(RECORDS)
     assert script.calls == ["handle", "handle", "emit", "confirm"]
+    # both attempts share what the batch applied, so the second knows about the first's
+    first, second = script.applied
+    assert first is second and first == Counter({"e-1": 2})
+    other = Script()
+    await other.runner().run(RECORDS)  # another batch starts afresh
+    assert other.applied[0] == Counter({"e-1": 1})
 
 
 async def test_outages_wait_without_end_and_other_failures_give_up_after_three() -> None:

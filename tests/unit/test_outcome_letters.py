@@ -15,22 +15,27 @@ from streams.metrics import Metrics
 
 
 class Decisions:
-    async def claim_outcomes(self, claims: list[Any]) -> list[bool]:
-        return [True for _ in claims]
+    def __init__(self, claim: str = "learn") -> None:
+        self.claim = claim
+
+    async def claim_outcomes(self, claims: list[Any]) -> list[str]:
+        return [self.claim for _ in claims]
 
     async def contexts(self, pairs: list[Any]) -> list[str | None]:
         return [None for _ in pairs]
 
 
-async def letters_of(records: list[SimpleNamespace]) -> list[dict[str, Any]]:
+async def letters_of(
+    records: list[SimpleNamespace], claim: str = "learn", metrics: Metrics | None = None
+) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     async def dead_letter(**letter: Any) -> Awaitable[None]:
         sent.append(letter)
         return asyncio.sleep(0)  # delivered
 
-    store = SimpleNamespace(decisions=Decisions())
-    learner = Learner(store, ModelHolder(), Metrics(), "", "offer-outcomes", dead_letter)  # type: ignore[arg-type]
+    store = SimpleNamespace(decisions=Decisions(claim))
+    learner = Learner(store, ModelHolder(), metrics or Metrics(), "", "offer-outcomes", dead_letter)  # type: ignore[arg-type]
     learner._start(None, 0)
     await learner._learn(0, records)
     return sent
@@ -52,3 +57,28 @@ async def test_an_outcome_sent_back_that_fails_again_keeps_its_first_letters_tim
     assert letter["key"] == b"c-1"
     assert (FIRST_LETTERED, b"1700000000000") in letter["headers"]
     assert (REDRIVEN_FROM, b"offer-outcomes-dlq:0:7") in letter["headers"]
+
+
+def _outcome(offset: int, outcome: str) -> SimpleNamespace:
+    value = (f'{{"decision_id": "d-{offset}", "customer_id": "c-1", "offer_id": "book-club", '
+             f'"outcome": "{outcome}", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
+    return SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=b"c-1",
+                           value=value, headers=[])  # fmt: skip
+
+
+async def test_an_outcome_whose_decision_is_not_stored_is_set_aside_to_be_sent_back() -> None:
+    metrics = Metrics()
+    records = [_outcome(1, "accepted"), _outcome(2, "shown"), _outcome(3, "clicked")]
+    letters = await letters_of(records, claim="no_context", metrics=metrics)
+    assert [dict(letter["headers"])["source-offset"] for letter in letters] == [b"1", b"3"]
+    assert all(dict(letter["headers"])["error"].startswith(b"no_context: its decision")
+               for letter in letters)  # fmt: skip
+    assert [letter["value"] for letter in letters] == [records[0].value, records[2].value]
+    learning = "moments_learning_outcomes_total"
+    count = metrics.registry.get_sample_value
+    assert count(learning, {"result": "no_context"}) == 2
+    assert count(learning, {"result": "no_reward"}) == 1  # shown: counted only
+
+
+async def test_a_copy_of_an_outcome_already_claimed_is_not_set_aside() -> None:
+    assert await letters_of([_outcome(1, "accepted")], claim="skip") == []

@@ -10,6 +10,7 @@ each test prepares. The agent on real Kafka and Redis is in ``tests/integration`
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -98,7 +99,7 @@ class Handler:
     confirm_errors: list[Exception] = field(default_factory=list)
     handled: list[SourceRecord] = field(default_factory=list)
 
-    async def handle(self, records: list[SourceRecord]) -> BatchResult:
+    async def handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
         self.handled.extend(records)
         return self.answer(records)
 

@@ -10,6 +10,7 @@ store itself is tested against real Redis in ``tests/integration``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -311,6 +312,37 @@ async def test_store_unavailable_on_reading_features_propagates() -> None:
     store = RecordingStore(read_error=StoreUnavailable("ConnectionError"))
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(records(click("a")))
+
+
+async def test_a_retried_batch_counts_what_its_first_attempt_applied_as_applied() -> None:
+    """Redis failed after the batch's events were applied: the retry finds them applied.
+    They are counted once, as applied; a copy of one in the same batch stays a duplicate."""
+    store = RecordingStore(read_error=StoreUnavailable("ConnectionError"))
+    batch = records(click("a"), click("b"), click("a"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    assert applied == Counter({"a": 1, "b": 1})
+    store.read_error = None
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
+    assert triggers(result) == ["a", "b"]
+    # without what the first attempt applied, the same retry counts them as duplicates
+    again = await handler(store).handle(batch)
+    assert [r for _, r in again.results] == ["duplicate"] * 3
+
+
+async def test_events_applied_one_by_one_before_an_outage_count_as_applied_on_retry() -> None:
+    errors: list[Exception] = [PoisonError("bad")] * MAX_ATTEMPTS
+    store = RecordingStore(errors=errors, read_error=StoreUnavailable("ConnectionError"))
+    batch = records(click("a"), click("b"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):  # isolated, both applied, then reading fails
+        await handler(store).handle(batch, applied)
+    assert applied == Counter({"a": 1, "b": 1})
+    store.read_error = None
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "ok"]
 
 
 # --------------------------------------------------------------------------------------

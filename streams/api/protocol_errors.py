@@ -1,0 +1,99 @@
+"""JSON answers to the requests aiohttp answers itself, before any middleware runs.
+
+A request its HTTP parser cannot read (a raw space or a non-ASCII byte in the path, a
+control byte in a header, a broken chunk of body, a bad method) and an error that escapes
+every middleware are answered by ``RequestHandler.handle_error``, in plain text that
+quotes the offending bytes (and so a customer id in the path, a header or the body).
+:class:`JsonErrorsAppRunner` serves an application with a request handler that keeps
+aiohttp's status, logging and closed connection but answers in the API's error shape
+(:func:`streams.api.errors.error_response`) with a fixed description of the failure.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.web_request import BaseRequest
+
+from streams.api.errors import error_response
+
+_CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
+
+
+def describe(status: int, exc: BaseException | None) -> tuple[str, str]:
+    """The error code and message for ``status`` caused by ``exc``: never the request's
+    content (nor the exception's message, which quotes it), only the error's class.
+
+    >>> from aiohttp.http_exceptions import BadStatusLine
+    >>> describe(400, BadStatusLine("GET /v1/customers/john smith HTTP/1.1"))
+    ('bad_request', 'the request could not be read as HTTP (BadStatusLine)')
+    >>> describe(500, RuntimeError("john smith"))
+    ('internal_error', 'something went wrong on our side')
+    >>> describe(504, None)
+    ('gateway_timeout', 'the server could not answer the request (Gateway Timeout)')
+    """
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    code = _CODES.get(status) or phrase.lower().replace(" ", "_").replace("-", "_")
+    if status == 500:
+        return code, "something went wrong on our side"
+    if status >= 500:
+        return code, f"the server could not answer the request ({phrase})"
+    kind = type(exc).__name__ if exc is not None else phrase
+    return code, f"the request could not be read as HTTP ({kind})"
+
+
+class JsonErrorsRequestHandler(web.RequestHandler):
+    """aiohttp's request handler, with its own error answers in JSON."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's: logs the error (streams.logs keeps the request out of the record)
+        # and raises ConnectionError if part of a response was sent already.
+        super().handle_error(request, status, exc, message)
+        response = error_response(status, *describe(status, exc))
+        response.force_close()
+        return response
+
+
+class JsonErrorsServer(web.Server):
+    """``web.Server`` whose connections are served by :class:`JsonErrorsRequestHandler`."""
+
+    def __call__(self) -> JsonErrorsRequestHandler:  # as web.Server.__call__ does
+        try:
+            return JsonErrorsRequestHandler(self, loop=self._loop, **self._kwargs)
+        except TypeError:
+            # Failsafe creation: remove all custom handler_args
+            kwargs = {k: v for k, v in self._kwargs.items() if k in ["debug", "access_log_class"]}
+            handler = JsonErrorsRequestHandler(self, loop=self._loop, **kwargs)
+            handler.logger.warning(
+                "Failed to create request handler with custom kwargs %r, "
+                "falling back to filtered kwargs. This may indicate a "
+                "misconfiguration.",
+                self._kwargs,
+            )
+            return handler
+
+
+class JsonErrorsAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose server answers unreadable requests in JSON."""
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp's runner starts the application up and builds its server; the same
+        # server is built again, as a JsonErrorsServer, from what aiohttp gave it.
+        plain = await super()._make_server()
+        return JsonErrorsServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )

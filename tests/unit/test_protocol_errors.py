@@ -1,0 +1,110 @@
+"""What aiohttp answers itself (a request it cannot parse, an error no middleware
+answers) is JSON in the API's error shape, and does not quote the request: its path,
+headers and body may hold a customer id."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
+
+from streams.api.protocol_errors import JsonErrorsAppRunner
+from tests.unit.api_app import RawReply, api_app, raw_request
+
+CUSTOMER = "john smith"
+
+
+class JsonErrorsTestServer(TestServer):
+    """A test server on a free local port, run by the API's runner (``moments api``'s)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return JsonErrorsAppRunner(self.app, **kwargs)
+
+
+def assert_api_error(reply: RawReply, status: int, code: str) -> dict[str, Any]:
+    assert reply.status == status, reply
+    assert b"\r\ncontent-type: application/json" in reply.head.lower(), reply
+    body = reply.json
+    assert isinstance(body, dict) and set(body) == {"error", "message"}, body
+    assert body["error"] == code and isinstance(body["message"], str), body
+    assert b"john" not in reply.body and b"j\\xc3\\xb6hn" not in reply.body, reply
+    assert "jöhn".encode() not in reply.body, reply
+    return body
+
+
+UNPARSABLE = {
+    "space in the path": f"GET /v1/customers/{CUSTOMER}/export HTTP/1.1\r\nHost: api".encode(),
+    "non-ASCII path": "GET /v1/customers/jöhn-smith/export HTTP/1.1\r\nHost: api".encode(),
+    "control byte in a header": (
+        b"GET /v1/customers/x HTTP/1.1\r\nHost: api\r\nX-Note: john\x01smith"
+    ),
+    "broken chunk": (
+        b"POST /v1/events HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+        b'Transfer-Encoding: chunked\r\n\r\n11\r\n{"customer_id": "john smith"}xx\r\n0\r\n'
+    ),
+    "bad method": b"G\x01T /v1/customers/john-smith HTTP/1.1\r\nHost: api",
+    # over aiohttp's 8190-byte line limit: aiohttp 3.14 answers 400 (not 431) for it too
+    "header line too long": (
+        b"GET /v1/customers/x HTTP/1.1\r\nHost: api\r\nX-Note: john smith" + b"a" * 9000
+    ),
+}
+
+
+@pytest.mark.parametrize("request_bytes", UNPARSABLE.values(), ids=UNPARSABLE.keys())
+async def test_an_unparsable_request_is_answered_in_json_without_its_content(
+    request_bytes: bytes,
+) -> None:
+    server = JsonErrorsTestServer(api_app())
+    async with server:
+        reply = await raw_request(server, request_bytes)
+    body = assert_api_error(reply, 400, "bad_request")
+    assert body["message"].startswith("the request could not be read as HTTP ("), body
+
+
+async def test_the_connection_is_closed_after_an_unparsable_request() -> None:
+    """As aiohttp does: no ``Connection: close`` is sent, the server closes it anyway."""
+    server = JsonErrorsTestServer(api_app())
+    async with server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(UNPARSABLE["space in the path"] + b"\r\n\r\n")
+            await writer.drain()
+            reply = await asyncio.wait_for(reader.read(), 5)  # to the end: closed
+        finally:
+            writer.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert_api_error(RawReply(int(head.split(b" ", 2)[1]), head, body), 400, "bad_request")
+
+
+def unanswered_app(error: Exception) -> web.Application:
+    """An application with no error middleware, whose one route raises ``error``."""
+
+    async def fail(_: web.Request) -> web.StreamResponse:
+        raise error
+
+    app = web.Application()
+    app.router.add_get("/v1/customers/{customer_id}", fail)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "message"),
+    [
+        (RuntimeError(CUSTOMER), 500, "internal_error", "something went wrong on our side"),
+        (TimeoutError(CUSTOMER), 504, "gateway_timeout",
+         "the server could not answer the request (Gateway Timeout)"),
+    ],
+    ids=["500", "504"],
+)  # fmt: skip
+async def test_an_error_no_middleware_answers_is_json_with_aiohttps_status(
+    error: Exception, status: int, code: str, message: str
+) -> None:
+    request_bytes = b"GET /v1/customers/john-smith HTTP/1.1\r\nHost: api\r\nAccept: text/html"
+    server = JsonErrorsTestServer(unanswered_app(error))
+    async with server:
+        reply = await raw_request(server, request_bytes)
+    assert assert_api_error(reply, status, code)["message"] == message
