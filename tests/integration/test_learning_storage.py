@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.learned_policy import ModelHolder
 from feature_store import FeatureStore, StoreConfig
+from feature_store.records import DecisionRecord
 from streams.learner import MODEL, Learner
 from streams.metrics import Metrics
 from streams.services import Services
@@ -84,15 +85,11 @@ async def test_positions_are_kept_beside_the_snapshot_they_read_on_from(
         await store.close()
 
 
-async def _decided(services: Services, store: FeatureStore, *decision_ids: str) -> None:
-    """Store a context for each of customer c1's decisions (what the claim looks for)."""
-    client = aioredis.Redis.from_url(services.redis_url)
-    try:
-        for decision_id in decision_ids:
-            key = store._keys.for_customer("c1").context(decision_id)
-            await client.set(key, "{}", ex=int(8 * DAY_S))
-    finally:
-        await client.aclose()
+async def _decided(store: FeatureStore, *decision_ids: str, at_s: float | None = None) -> None:
+    """Record customer c1's decisions, as a worker does (their contexts are what a claim
+    looks for)."""
+    ts_ms = int((time.time() if at_s is None else at_s) * 1000)
+    await store.decisions.record([DecisionRecord("c1", d, ts_ms, b"{}") for d in decision_ids])
 
 
 async def test_outcome_claims_are_dropped_once_their_context_would_be(
@@ -101,7 +98,7 @@ async def test_outcome_claims_are_dropped_once_their_context_would_be(
     now = [1_800_000_000.0]
     store = _store(kafka_redis, clock=lambda: now[0])
     claim = store.decisions.claim_outcomes
-    await _decided(kafka_redis, store, "d1", "d2", "d3")
+    await _decided(store, "d1", "d2", "d3", at_s=now[0])
     try:
         assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]
         assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]  # a replay
@@ -125,7 +122,7 @@ async def test_an_outcome_whose_decision_is_not_stored_is_not_claimed(
     try:
         assert await claim([("c1", "d9", "d9:o1:accepted", "0:1")]) == ["no_context"]
         assert (await store.export("c1")).outcomes == {}
-        await _decided(kafka_redis, store, "d9")  # its decision is recorded at last
+        await _decided(store, "d9")  # its decision is recorded at last
         # sent back from the dead-letter topic: another record, and it is learned
         assert await claim([("c1", "d9", "d9:o1:accepted", "1:5")]) == ["learn"]
         await store.erase("c1")
@@ -141,7 +138,7 @@ async def test_claims_made_before_their_times_were_kept_are_dropped_in_time(
     store = _store(kafka_redis, clock=lambda: now[0])
     keys = store._keys.for_customer("c1")
     client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
-    await _decided(kafka_redis, store, "d1", "d2")
+    await _decided(store, "d1", "d2", at_s=now[0])
     claim = store.decisions.claim_outcomes
     try:
         await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
@@ -160,7 +157,7 @@ async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_cl
     store = _store(kafka_redis)
     keys = store._keys.for_customer("c1")
     client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
-    await _decided(kafka_redis, store, "d0")
+    await _decided(store, "d0")
     try:
         await client.hset(keys.outcomes, mapping={"d0:o1:clicked": "0:0"})  # an older layout
         await client.expire(keys.outcomes, 3600)
@@ -176,14 +173,16 @@ async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_cl
 
 async def test_erasure_removes_the_claims_and_their_times(kafka_redis: Services) -> None:
     store = _store(kafka_redis)
-    await _decided(kafka_redis, store, "d1")
+    await _decided(store, "d1")
     try:
         await store.decisions.claim_outcomes([("c1", "d1", "d1:o1:clicked", "0:1")])
         tag = store.pseudonym("c1")
-        assert len(await keys_tagged(kafka_redis.redis_url, tag)) == 3  # context, claims, times
+        prefix = store._config.prefix
+        keys = store._keys.for_customer("c1")
+        kept = await keys_tagged(kafka_redis.redis_url, tag)
+        assert {keys.outcomes, keys.outcome_times} <= set(kept)
         receipt = await store.erase("c1")
         assert {"outcomes", "outcome_times"} <= set(receipt.kinds)
-        prefix = store._config.prefix
         assert await keys_tagged(kafka_redis.redis_url, tag) == [f"{prefix}:{{{tag}}}:erased"]
     finally:
         await store.close()
