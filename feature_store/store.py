@@ -27,7 +27,6 @@ from feature_store.records import (
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
 from feature_store.transport import (
-    CONNECT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
     RedisPipe,
     keepalive_options,
@@ -92,16 +91,19 @@ class FeatureStore:
         cluster: bool = False,
         ssl_ca_certs: str | None = None,
         clock: Callable[[], float] = time.time,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> FeatureStore:
-        """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL)."""
+        """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL).
+        A call that hears nothing from Redis for ``timeout_s`` fails as an outage
+        (:class:`StoreUnavailable`); so does a connection not made within that time."""
         client: aioredis.Redis | aioredis.RedisCluster
         tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         # a reply that does not come in time is an outage (a connection dropped silently,
         # a frozen server), not a wait without end; keepalive finds dead idle connections
         options: dict[str, Any] = {
             "decode_responses": True,
-            "socket_timeout": REQUEST_TIMEOUT_S,
-            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
         }
         if cluster or url.startswith(("redis://", "rediss://")):  # TCP (not a unix socket)
             options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive_options()}
@@ -111,7 +113,7 @@ class FeatureStore:
             plain_tcp = url.startswith("redis://")  # no TLS options on a plain connection
             client = aioredis.Redis.from_url(url, **options, **({} if plain_tcp else tls))
         plain = not cluster and url.startswith(("redis://", "rediss://"))
-        pipe = RedisPipe(url, ssl_ca_certs) if plain else None
+        pipe = RedisPipe(url, ssl_ca_certs, timeout_s, timeout_s) if plain else None
         return cls(client, config, observe, clock, pipe)
 
     @property

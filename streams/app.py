@@ -89,6 +89,7 @@ def build_store(
         observe=observe,
         cluster=settings.redis_cluster,
         ssl_ca_certs=settings.redis_ssl_ca_certs or None,
+        timeout_s=settings.redis_timeout_s,
     )
 
 

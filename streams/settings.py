@@ -28,7 +28,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # for company would wait until it is full).
 _POSITIVE = (
     "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
-    "risk_sweep_interval_s",
+    "risk_sweep_interval_s", "redis_timeout_s",
 )  # fmt: skip
 # ...and those where 0 means something (no event dated ahead; every paying customer valuable)
 _NOT_NEGATIVE = ("max_future_skew_s", "high_value")
@@ -70,6 +70,7 @@ class Settings:
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
     redis_ssl_ca_certs: str = ""  # for rediss:// URLs with a private CA
+    redis_timeout_s: float = 5.0  # nothing heard from Redis this long: an outage
     app_id: str = "moments"
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
-from feature_store.transport import REQUEST_TIMEOUT_S
 from schemas import WebClick
 from streams.services.local_redis import LocalRedis
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
-IN_TIME = REQUEST_TIMEOUT_S + 10  # well before this, or it waits for ever
+TIMEOUT_S = 1.0  # MOMENTS_REDIS_TIMEOUT_S
+IN_TIME = TIMEOUT_S + 10  # well before this, or it waits for ever
 
 
 def click(event_id: str) -> WebClick:
@@ -31,10 +32,12 @@ async def test_a_frozen_redis_is_unavailable_and_then_used_again(
 ) -> None:
     assert private_redis.process is not None
     pid = private_redis.process.proc.pid
-    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"frozen"))
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"frozen"),
+                                  timeout_s=TIMEOUT_S)  # fmt: skip
     assert await store.apply([click("before")]) == [ApplyStatus.APPLIED]
     assert await store.ping() and await store.models.version("offers") == 0
     os.kill(pid, signal.SIGSTOP)  # connections stay open; nothing answers
+    frozen_at = time.monotonic()
     try:
         outcomes = await asyncio.wait_for(
             asyncio.gather(
@@ -45,9 +48,11 @@ async def test_a_frozen_redis_is_unavailable_and_then_used_again(
             ),
             IN_TIME,
         )
+        waited = time.monotonic() - frozen_at
     finally:
         os.kill(pid, signal.SIGCONT)
     assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    assert TIMEOUT_S * 0.9 <= waited < TIMEOUT_S + 5, waited  # the timeout set, not another
     applied = await asyncio.wait_for(store.apply([click("during")]), IN_TIME)
     assert applied in ([ApplyStatus.APPLIED], [ApplyStatus.DUPLICATE])  # written, maybe run
     assert await store.ping()

@@ -226,6 +226,8 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("API_MAX_ITEMS", "0", "MOMENTS_API_MAX_ITEMS"),
         ("TOPIC_REPLICATION", "0", "MOMENTS_TOPIC_REPLICATION"),
         ("LOG_LEVEL", "verbose", "MOMENTS_LOG_LEVEL"),
+        ("REDIS_TIMEOUT_S", "0", "MOMENTS_REDIS_TIMEOUT_S"),
+        ("REDIS_TIMEOUT_S", "inf", "MOMENTS_REDIS_TIMEOUT_S"),
     ],
 )
 def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, words: str) -> None:
