@@ -1,9 +1,14 @@
 """Fallback answers: the catalogue's safe default offers, for when a decision cannot be
 taken in time (Redis or the model slow or down).
 
-A fallback reads nothing from Redis, but it still keeps the hold-out (a customer in the
-control group gets no offer, so that the measured lift over the control group is not
-blurred by the moments Redis was down), the catalogue's quiet hours and its caps of 0.
+A fallback reads nothing from Redis, so it cannot know the customer's consent: it makes
+offers only on the web, where the customer came to Moments' users and the defaults are
+the same for everyone; on the channels that reach out (email, text, call) it offers
+nothing (``suppressed:consent_unknown:<channel>``). It still keeps the hold-out (a
+customer in the control group gets no offer, so that the measured lift over the control
+group is not blurred by the moments Redis was down), the catalogue's quiet hours and
+its caps of 0. Its first offer is logged with propensity 1 (it is put first for
+certain), the others 0, as a deterministic policy's are.
 
 >>> from datetime import UTC, datetime
 >>> from schemas import ContactRules, Offer
@@ -14,6 +19,11 @@ blurred by the moments Redis was down), the catalogue's quiet hours and its caps
 ...                            ControlGroup("salt", 0.0), now)
 >>> [o.offer_id for o in answer.offers], answer.fallback, answer.reasons
 (['tips'], True, ['fallback:latency_budget'])
+>>> answer.offers[0].propensity
+1.0
+>>> fallback_decision("c-1", "email", 3, "store_unavailable", catalogue,
+...                   ControlGroup("salt", 0.0), now).reasons
+['fallback:store_unavailable', 'suppressed:consent_unknown:email']
 >>> held_out = fallback_decision("c-1", "web", 3, "latency_budget", catalogue,
 ...                              ControlGroup("salt", 100.0), now)
 >>> held_out.offers, held_out.control, held_out.reasons
@@ -38,6 +48,10 @@ from datetime import datetime
 from agents.control_group import ControlGroup
 from schemas import NextBestOffer, OfferCatalogue, OfferScore
 
+# channels where a fallback may make offers without knowing the customer's consent: the
+# customer is on the site; an email, a text or a call reaches out to them
+WITHOUT_CONSENT = frozenset({"web"})
+
 
 def fallback_decision(
     customer_id: str,
@@ -51,20 +65,26 @@ def fallback_decision(
     """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``."""
     control = control_group.contains(customer_id)
     rules = catalogue.contact_policy
-    quiet = not control and rules.quiet_at(channel, now)
-    closed = None if control or quiet else rules.closed(channel)  # a cap of 0: no offer
-    offers = [] if control or quiet or closed else catalogue.defaults_for(channel, now, limit)
+    unknown = None if control or channel in WITHOUT_CONSENT else f"consent_unknown:{channel}"
+    quiet = not control and not unknown and rules.quiet_at(channel, now)
+    closed = None if control or unknown or quiet else rules.closed(channel)  # a cap of 0
+    shut = control or unknown or quiet or closed
+    offers = [] if shut else catalogue.defaults_for(channel, now, limit)
     return NextBestOffer(
         decision_id=str(uuid.uuid4()),
         customer_id=customer_id,
         ts=now,
         channel=channel,
         trigger_event_id=None,
-        offers=[OfferScore(offer_id=o.offer_id, score=0.0, propensity=0.0) for o in offers],
+        offers=[
+            OfferScore(offer_id=o.offer_id, score=0.0, propensity=1.0 if i == 0 else 0.0)
+            for i, o in enumerate(offers)
+        ],
         control=control,
         model_version="fallback",
         reasons=[f"fallback:{reason}"]
         + (["control_group"] if control else [])
+        + ([f"suppressed:{unknown}"] if unknown else [])
         + ([f"suppressed:quiet_hours:{channel}"] if quiet else [])
         + ([closed] if closed else []),
         fallback=True,

@@ -37,6 +37,12 @@ ACTIONS = {
     "service_recovery": "Reach out within the hour: apologise, fix the issue, follow up.",
     "win_back": "Welcome them back and ask what brought them; mention what is new for them.",
 }
+# for a customer in the offers' control group, who gets no offers, by hand either: the
+# measured lift of the offers would be blurred
+HELD_OUT_ACTIONS = {
+    "retention_call": "Acknowledge their recent experience first; make no offer (the "
+    "customer is in the offers' control group).",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,10 @@ def interventions_for(
     rules: InterventionRules = InterventionRules(),
     risk: float | None = None,
     risk_crossed: bool = False,
+    offers_held_out: bool = False,
 ) -> list[Intervention]:
+    """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
+    offers' control group, so no suggested action offers them anything."""
     if features is None:
         return []
     wanted: list[tuple[str, Priority, list[str], str | None]] = []
@@ -143,7 +152,9 @@ def interventions_for(
                 priority=priority,
                 trigger_event_id=event.event_id,
                 reasons=reasons,
-                suggested_action=ACTIONS[kind],
+                suggested_action=(HELD_OUT_ACTIONS if offers_held_out else ACTIONS).get(
+                    kind, ACTIONS[kind]
+                ),
                 queue=queue,
                 agent_id=event.agent_id if isinstance(event, Call) else None,
                 context=InterventionContext(

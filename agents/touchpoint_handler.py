@@ -305,6 +305,9 @@ class TouchpointHandler:
                 self._rules,
                 risk=None if watch is None else watch.risk,
                 risk_crossed=crossed,
+                offers_held_out=self._policy.contact_policy.control_group.contains(
+                    event.customer_id
+                ),
             )
         return decision, alerts
 

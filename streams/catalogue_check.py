@@ -3,14 +3,16 @@ what it will do (run it in the pipeline that publishes the file).
 
 An invalid catalogue is refused with the fault (exit code 2), as workers and API
 processes would refuse it. A valid one gets a summary and warnings about what is legal
-but probably not meant: a channel whose fallback answers would be empty or whose contact
-cap is 0, campaigns that already ended.
+but probably not meant: no fallback offer on the web (fallbacks offer nothing on the
+channels that need consent, which they cannot read), a contact cap of 0, campaigns that
+already ended.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from agents.fallback_offers import WITHOUT_CONSENT
 from schemas import OfferCatalogue
 from schemas.catalogue import OfferChannel
 
@@ -30,7 +32,7 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
     >>> print("\\n".join(summary))
     catalogue v7: 2 offers
     web: 2 offers; fallback: news; caps 20 a day, 60 a week
-    email: 1 offer; fallback: news; caps 1 a day, 3 a week
+    email: 1 offer; fallback: none (needs consent); caps 1 a day, 3 a week
     daily budgets: shop 100
     >>> warnings
     ['sms: no offer', 'call: no offer']
@@ -42,18 +44,19 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
         if not on_channel:
             warnings.append(f"{channel}: no offer")
             continue
+        needs_consent = channel not in WITHOUT_CONSENT  # fallbacks offer nothing there
         fallback = [o.offer_id for o in catalogue.defaults_for(channel, now, 10)]
         plural = "offer" if len(on_channel) == 1 else "offers"
         rules = catalogue.contact_policy
         day, week = rules.daily_cap(channel), rules.weekly_cap(channel)
-        offered = ", ".join(fallback) or "none"
+        offered = "none (needs consent)" if needs_consent else ", ".join(fallback) or "none"
         quiet = rules.quiet_hours.get(channel)
         summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: {offered}; "
                        f"caps {day} a day, {week} a week"
                        + (f"; quiet {quiet} ({rules.timezone})" if quiet else ""))  # fmt: skip
         if day == 0 or week == 0:
             warnings.append(f"{channel}: a contact cap of 0 makes no offers on this channel")
-        if not fallback:
+        if not fallback and not needs_consent:
             warnings.append(f"{channel}: fallback answers would offer nothing "
                             "(no default offer on this channel available now)")  # fmt: skip
     rules = catalogue.contact_policy

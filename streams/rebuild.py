@@ -175,7 +175,9 @@ async def rebuild(
         return found
 
     async def decisions(records: list[ConsumerRecord]) -> None:
-        found = decoded(records, decode_next_best_offer)
+        # a fallback answer is published only: live, it records no context, no contact
+        # and no budget spending, so neither does the rebuild
+        found = [d for d in decoded(records, decode_next_best_offer) if not d.fallback]
         contacts = [
             offers_shown_fact(
                 d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from agents.touchpoint_agent import dead_letter_headers
 from agents.touchpoint_handler import SourceRecord
 from feature_store import FeatureStore, StoreConfig
-from schemas import NextBestOffer, encode_decision
+from schemas import NextBestOffer, OfferScore, encode_decision
 from streams.rebuild import RebuildReport, rebuild
 from streams.services import LocalRedis
 from streams.settings import Settings
@@ -125,5 +125,26 @@ async def test_rebuild_skips_decision_records_it_cannot_decode(
     try:
         assert report.skipped_decisions == 3 and report.decisions == 4
         assert await store.decisions.contexts([("rb-s", "rb-d-good")]) != [None]
+    finally:
+        await store.close()
+
+
+async def test_rebuild_records_nothing_of_fallback_answers(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Live, a fallback answer is published only (Redis was not there to record it): the
+    rebuild records no context, contact or spending of it either."""
+    shown = OfferScore(offer_id="free-shipping", score=0.0, propensity=1.0)
+    answered = NextBestOffer(decision_id="rb-d-fallback", customer_id="rb-f",
+                             ts=datetime.now(UTC), channel="web", trigger_event_id=None,
+                             offers=[shown], model_version="fallback", fallback=True)  # fmt: skip
+    await write(pipeline, "next-best-offers", [
+        (b"rb-f", encode_decision(answered)), (b"rb-g", decision("rb-d-kept", "rb-g", 0)),
+    ])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        assert report.decisions >= 2
+        assert await keys_tagged(private_redis.url, store.pseudonym("rb-f")) == []
+        assert await store.decisions.contexts([("rb-g", "rb-d-kept")]) != [None]
     finally:
         await store.close()

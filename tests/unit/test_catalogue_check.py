@@ -65,8 +65,8 @@ def test_the_contact_caps_are_summarised_and_a_zero_cap_warned_of() -> None:
     assert "web: 1 offer; fallback: news; caps 5 a day, 60 a week" in summary
     assert "sms: a contact cap of 0 makes no offers on this channel" in warnings
     assert (
-        "sms: 1 offer; fallback: news; caps 0 a day, 2 a week; quiet 21:00-08:00 "
-        "(Europe/Paris)" in summary
+        "sms: 1 offer; fallback: none (needs consent); caps 0 a day, 2 a week; "
+        "quiet 21:00-08:00 (Europe/Paris)" in summary
     )
 
 

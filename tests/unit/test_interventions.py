@@ -195,6 +195,14 @@ def test_retention_call_on_an_inbound_call_from_an_at_risk_customer() -> None:
     assert alert.reasons == ["segment:at_risk"]
 
 
+def test_a_retention_call_suggests_no_offer_to_a_customer_in_the_offers_control_group() -> None:
+    (usual,) = interventions_for(call(), AT_RISK, NOW)
+    assert "voucher" in usual.suggested_action
+    (held_out,) = interventions_for(call(), AT_RISK, NOW, offers_held_out=True)
+    assert held_out.kind == "retention_call" and "voucher" not in held_out.suggested_action
+    assert "make no offer" in held_out.suggested_action
+
+
 @pytest.mark.parametrize("segment", ["new", "growth", "dangling"])
 def test_no_retention_call_for_other_segments(segment: str) -> None:
     assert alerts(call(), customer(segment=segment)) == []

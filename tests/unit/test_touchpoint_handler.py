@@ -152,6 +152,7 @@ class BrokenPolicy:
         self.flaky = flaky
         self.calls: list[str | None] = []
         self.catalogue = POLICY.catalogue
+        self.contact_policy = POLICY.contact_policy
 
     def decide(
         self,
@@ -429,6 +430,22 @@ async def test_only_decision_moments_and_possible_interventions_are_decided() ->
     assert result.results == [("call", "ok"), ("survey", "ok")]
     assert result.decisions == [] and result.interventions == []
     assert store.reads == []
+
+
+async def test_a_customer_in_the_offers_control_group_is_offered_nothing_by_hand_either() -> None:
+    at_risk = msgspec.structs.replace(KNOWN, segment="at_risk")
+    inbound = Call(event_id="in", customer_id="cust-1", ts=T0, status="started",
+                   direction="inbound", reason="support")  # fmt: skip
+    everyone = RuleBasedOfferPolicy(
+        CatalogueHolder(CATALOGUE), ContactPolicy(ControlGroup("test", 100.0))
+    )
+    for policy, offered in ((POLICY, True), (everyone, False)):
+        result = await handler(RecordingStore(features={"cust-1": at_risk}), policy).handle(
+            records(inbound)
+        )
+        (alert,) = result.interventions
+        assert alert.kind == "retention_call"
+        assert ("voucher" in alert.suggested_action) is offered, alert.suggested_action
 
 
 async def test_features_are_read_once_per_customer_and_decided_on() -> None:
