@@ -164,6 +164,33 @@ class LinUCBOffers:
             },
         }
 
+    def widened(self, dimension: int) -> LinUCBOffers:
+        """The model for a context with features added at its end: each arm learned
+        nothing of them yet (ridge prior for them, no evidence). Itself when the
+        dimension is already that.
+
+        >>> model = LinUCBOffers(dimension=2, alpha=0.0)
+        >>> model.learn_one([1.0, 1.0], "a", 1.0)
+        >>> wide = model.widened(3)
+        >>> wide.dimension, wide.predict_one([1.0, 1.0, 0.0], "a") == model.predict_one(
+        ...     [1.0, 1.0], "a")
+        (3, True)
+        """
+        if dimension == self.dimension:
+            return self
+        if dimension < self.dimension:
+            raise ValueError(f"cannot narrow a model of {self.dimension} features to {dimension}")
+        added = dimension - self.dimension
+        wide = LinUCBOffers(dimension, self.alpha, self.epsilon, self.ridge, self.prior)
+        wide.updates = self.updates
+        for name, arm in self.arms.items():
+            grown = _Arm(dimension, self.ridge)
+            grown.a_inv[: self.dimension, : self.dimension] = arm.a_inv
+            grown.b = np.concatenate([arm.b, np.zeros(added)])
+            grown.n = arm.n
+            wide.arms[name] = grown
+        return wide
+
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> LinUCBOffers:
         if state.get("kind") != "linucb-disjoint":

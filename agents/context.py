@@ -1,9 +1,15 @@
 """The context a decision is made in, as a fixed-length vector for the online models.
 
+Features added after the first layout go at the end (``ADDED``), so that a model learned
+on the shorter vector, and the contexts stored with older decisions, widen to this one
+by zeros: see :meth:`agents.bandit.LinUCBOffers.widened` and :func:`widened`.
+
 >>> from feature_store import CustomerFeatures
 >>> x = context_vector(CustomerFeatures(segment="growth"), "web", "books")
->>> len(x) == DIMENSION, x[0]
-(True, 1.0)
+>>> len(x) == DIMENSION, x[0], x[-1]
+(True, 1.0, 0.0)
+>>> context_vector(CustomerFeatures(), "sms", None)[-1]
+1.0
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from feature_store import CustomerFeatures
 SEGMENTS = ("new", "model", "growth", "at_risk", "dangling")
 CHANNELS = ("web", "email", "call")
 CATEGORIES = ("electronics", "home", "fashion", "sports", "beauty", "books", "grocery", "travel")
-DIMENSION = 1 + len(SEGMENTS) + len(CHANNELS) + 3 + 2 * len(CATEGORIES)
+ADDED = ("channel:sms",)  # since the first layout, in the order they were added
+FIRST_LAYOUT = 1 + len(SEGMENTS) + len(CHANNELS) + 3 + 2 * len(CATEGORIES)
+DIMENSION = FIRST_LAYOUT + len(ADDED)
+IN_VIEW = slice(FIRST_LAYOUT - len(CATEGORIES), FIRST_LAYOUT)  # the category in view, one-hot
 
 
 def context_vector(
@@ -34,4 +43,15 @@ def context_vector(
     total = sum(tastes.values()) or 1.0
     x += [tastes.get(c, 0.0) / total for c in CATEGORIES]
     x += [1.0 if category == c else 0.0 for c in CATEGORIES]
+    x.append(1.0 if channel == "sms" else 0.0)
     return x
+
+
+def widened(x: list[float]) -> list[float]:
+    """A context stored before features were added, with zeros for them (a decision of
+    that time was not made on those features).
+
+    >>> len(widened([1.0] * FIRST_LAYOUT)) == DIMENSION, widened([1.0, 0.0])
+    (True, [1.0, 0.0])
+    """
+    return x + [0.0] * (DIMENSION - len(x)) if FIRST_LAYOUT <= len(x) < DIMENSION else x

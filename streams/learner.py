@@ -63,7 +63,8 @@ class Snapshot(msgspec.Struct):
 
 def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:
     snap = msgspec.json.decode(payload, type=Snapshot)
-    return LinUCBOffers.from_dict(snap.model), {int(p): o for p, o in snap.offsets.items()}
+    model = LinUCBOffers.from_dict(snap.model).widened(DIMENSION)  # features added since
+    return model, {int(p): o for p, o in snap.offsets.items()}
 
 
 def restore_risk(payload: str) -> ChurnRisk:
@@ -226,7 +227,9 @@ class Learner(SnapshotLearner):
         self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
-        self._model = LinUCBOffers.from_dict(state) if state else LinUCBOffers(DIMENSION)
+        self._model = (
+            LinUCBOffers.from_dict(state).widened(DIMENSION) if state else LinUCBOffers(DIMENSION)
+        )
         self._published(version)
 
     def _state(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from datetime import timedelta
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.context import CATEGORIES as CONTEXT_CATEGORIES
-from agents.context import DIMENSION
+from agents.context import DIMENSION, IN_VIEW
 from schemas import (
     NextBestOffer,
     OfferCatalogue,
@@ -83,7 +83,7 @@ def in_view(context: list[float] | None) -> str | None:
     """The category the customer was looking at, read back from a decision's context."""
     if context is None or len(context) != DIMENSION:
         return None
-    flags = context[-len(CONTEXT_CATEGORIES) :]
+    flags = context[IN_VIEW]
     return next((c for c, f in zip(CONTEXT_CATEGORIES, flags, strict=True) if f > 0.5), None)
 
 

@@ -3,11 +3,18 @@ snapshot N, as every other worker does, not with the model still learning."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
+from agents.bandit import LinUCBOffers
+from agents.context import FIRST_LAYOUT, widened
 from agents.learned_policy import DIMENSION, ModelHolder
+from agents.learning import Example, judged
 from agents.risk_watch import RiskHolder
-from streams.learner import Learner, RiskLearner
+from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
+from streams.learner import Learner, RiskLearner, Snapshot, restore
 
 
 def test_the_leader_scores_with_the_offer_model_it_published() -> None:
@@ -36,3 +43,36 @@ def test_the_leader_scores_with_the_risk_model_it_published() -> None:
     learner._published(4)
     assert holder.model.predict_one(x) == learner._model.predict_one(x)
     assert holder.model is not learner._model
+
+
+def test_a_snapshot_of_the_first_context_layout_is_widened_and_learns_on() -> None:
+    """Features were added to the context since a snapshot was published (the sms
+    channel): processes restore it widened, it scores as before where the new features
+    are 0, and decisions stored with the shorter context still teach it."""
+    old = LinUCBOffers(FIRST_LAYOUT, alpha=0.0, epsilon=0.0)
+    short = [1.0] + [0.3] * (FIRST_LAYOUT - 1)
+    for _ in range(30):
+        old.learn_one(short, "promo", 1.0)
+    payload = msgspec.json.encode(
+        Snapshot(model=old.to_dict(), offsets={"0": 12}, updated_at=datetime.now(UTC))
+    ).decode()
+    model, offsets = restore(payload)
+    assert model.dimension == DIMENSION and offsets == {0: 12}
+    assert model.predict_one(widened(short), "promo") == old.predict_one(short, "promo")
+    learner = Learner(None, ModelHolder(), None, "", "", None)  # type: ignore[arg-type]
+    learner._start(old.to_dict(), 5)
+    sms = [*widened(short)[:-1], 1.0]  # a new decision, by text message
+    learner._model.learn_one(sms, "promo", 0.0)
+    promo = OfferScore(offer_id="promo", score=1.0, propensity=1.0)
+    older = NextBestOffer(decision_id="d-old", customer_id="c", ts=datetime.now(UTC),
+                          channel="web", trigger_event_id=None, context=short,
+                          offers=[promo])  # fmt: skip
+    outcome = Outcome(decision_id="d-old", customer_id="c", offer_id="promo",
+                      outcome="accepted", ts=datetime.now(UTC))  # fmt: skip
+    example = judged(outcome, encode_decision(older).decode()).example
+    assert isinstance(example, Example) and example.x == widened(short)
+    learner._model.learn_one(example.x, example.arm, example.reward)  # an older context
+    assert learner._model.updates == 32
+    assert learner._model.predict_one(sms, "promo") < learner._model.predict_one(
+        widened(short), "promo"
+    )
