@@ -60,7 +60,9 @@ class Buckets:
                 buckets[int(head[1:])] = metrics
 
     def window(self, name: str, now_ms: int) -> dict[str, int]:
-        """Sum of every metric over the named window ending at ``now_ms``."""
+        """Sum of every metric over the named window ending at ``now_ms``: the current
+        (partial) bucket and the ``count - 1`` before it, so a window covers a little less
+        than its name ("1h" the last 55 to 60 minutes, "365d" 357 to 364 days)."""
         res, count = WINDOWS[name]
         newest = now_ms // RESOLUTION_SIZE[res]
         total: dict[str, int] = {}

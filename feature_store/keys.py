@@ -57,9 +57,10 @@ class CustomerKeys:
     """Key names of customers. The keys of the customers asked for lately are kept in
     memory (a decision reads and then writes the same customer's keys: one keyed hash
     instead of several): at most ``remember`` of them, and none for longer than twice
-    ``remember_s`` seconds, so that a customer id does not linger in a process's memory
-    after their erasure; :meth:`forget` drops one customer's at once. Under a running
-    event loop a timer drops them on time even if no lookup follows.
+    ``remember_s`` seconds, however often it is asked for (then its keyed hash is
+    computed anew), so that a customer id does not linger in a process's memory after
+    their erasure; :meth:`forget` drops one customer's at once. Under a running event
+    loop a timer drops them on time even if no lookup follows.
     """
 
     def __init__(
@@ -92,9 +93,12 @@ class CustomerKeys:
             self._purge()
         keys = self._recent.get(customer_id)
         if keys is None:
-            keys = self._older.pop(customer_id, None)
-            if keys is None:
-                keys = self.for_subject(self.pseudonym(customer_id))
+            # one of the previous period's stays there, to go at the next purge: a lookup
+            # does not keep it longer
+            keys = self._older.get(customer_id)
+            if keys is not None:
+                return keys
+            keys = self.for_subject(self.pseudonym(customer_id))
             if len(self._recent) >= self._remember:  # the oldest goes first
                 del self._recent[next(iter(self._recent))]
             self._recent[customer_id] = keys
@@ -104,15 +108,18 @@ class CustomerKeys:
 
     def _purge(self) -> None:
         """A new period (if one began): the older keys go, the recent ones become older;
-        all go after a whole period without lookups."""
+        all go once a whole period has passed since the one due ended. Periods follow one
+        another at fixed times (a late purge does not lengthen the next), so that keys
+        kept in one period are gone within two."""
         now = self._clock()
         if now < self._renew_at:
             return
         if now >= self._renew_at + self._remember_s:
             self._recent, self._older = {}, {}
+            self._renew_at = now + self._remember_s
         else:
             self._older, self._recent = self._recent, {}
-        self._renew_at = now + self._remember_s
+            self._renew_at += self._remember_s
 
     def _arm(self) -> None:
         try:

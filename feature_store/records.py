@@ -66,12 +66,14 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
 class StoreConfig:
     secret: bytes
     prefix: str = "m"
-    ttl_s: int = 400 * 86400  # keys expire after this long without a fact
+    ttl_s: int = 400 * 86400  # keys expire after this long without the customer's activity
     dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
     recent_len: int = 20
     decisions_kept: int = 20
     context_ttl_s: int = 7 * 86400  # how long an outcome can still be joined to its decision
-    tombstone_ttl_s: int = 400 * 86400  # keep above the topics' retention
+    # how long an erased customer stays blocked: at least the dedupe horizon, and above
+    # the topics' retention (MOMENTS_TOMBSTONE_DAYS)
+    tombstone_ttl_s: int = 400 * 86400
     thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     half_life_days: float = 14.0
     money: Money = ONE_CURRENCY  # what purchases are counted in

@@ -34,7 +34,9 @@ class CustomerState:
     optouts: dict[str, str] = field(default_factory=dict)  # kept when the rest expires
 
     def expire(self) -> None:
-        """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go."""
+        """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go.
+        (When is not modelled: lua/apply.lua renews the keys' expiry on the customer's own
+        activity only.)"""
         self.profile, self.windows, self.seen, self.recent = {}, {}, {}, {}
 
     def apply(

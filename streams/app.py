@@ -80,6 +80,7 @@ def build_store(
             prefix=settings.redis_prefix,
             ttl_s=settings.store_ttl_days * 86400,
             dedupe_horizon_s=settings.dedupe_horizon_days * 86400,
+            tombstone_ttl_s=settings.tombstone_days * 86400,
             thresholds=SegmentThresholds(
                 high_value=settings.high_value, good_experience=settings.good_experience
             ),

@@ -90,6 +90,8 @@ class Settings:
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
     dedupe_horizon_days: int = 8
+    # how long an erased customer stays blocked (the tombstone's lifetime)
+    tombstone_days: int = 400
     # purchases in other currencies count converted by these rates (USD=0.92,...), or are
     # kept apart; no currency: one is assumed, amounts summed as they come
     currency: str = ""
@@ -202,9 +204,17 @@ class Settings:
         for name in ("good_experience", "risk_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be between 0 and 1")
-        for name in ("store_ttl_days", "dedupe_horizon_days"):
+        for name in ("store_ttl_days", "dedupe_horizon_days", "tombstone_days"):
             if not 1 <= getattr(self, name) <= MAX_DAYS:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be from 1 to {MAX_DAYS} days")
+        # an event id must be remembered, and an erased customer blocked, as long as a
+        # replay or re-drive within the dedupe horizon can bring the event back
+        for name in ("store_ttl_days", "tombstone_days"):
+            if getattr(self, name) < self.dedupe_horizon_days:
+                raise SettingsError(
+                    f"MOMENTS_{name.upper()} ({getattr(self, name)}) must not be shorter than "
+                    f"MOMENTS_DEDUPE_HORIZON_DAYS ({self.dedupe_horizon_days})"
+                )
 
     def _check_kafka_security(self) -> None:
         """The protocol and SASL mechanism are ones Moments' Kafka clients speak."""

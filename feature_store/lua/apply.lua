@@ -2,7 +2,8 @@
 -- atomically and at most once. The pure mirror is feature_store/reference.py.
 -- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset,
 --       5 tombstone (set when the customer was erased), 6 opt-outs hash (the
---       withdrawals, kept without expiry while there are any)
+--       withdrawals, kept without expiry while there are any), 7 contacts hash (the
+--       windows of Moments' own contacts; KEYS[2] too for a contact)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
 --       6 recent entry ('' for none), 7 recent length,
 --       8 the resolutions the fact writes to, as a JSON array of [name, bucket size ms,
@@ -12,6 +13,11 @@
 --       (JSON keeps the call down to a few arguments, cheap to send).
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
+-- Expiry: only the customer's own activity (a fact that counts in the activity count
+-- `n`) renews the expiry (ttl) of their keys; any other fact (an email the business
+-- sent, delivered or bounced; an offer shown, an intervention) gives one only to a key
+-- that has none, so that it keeps no one who left. The fact's id is remembered for the
+-- dedupe horizon at least.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
 -- 3 the customer was erased (nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -64,10 +70,12 @@ if prune then
   end
 end
 
+local activity = false  -- the customer did something (facts.py counts it in `n`)
 for _, update in ipairs(cjson.decode(ARGV[9])) do
   local op, field, value = update[1], update[2], update[3]
   if op == 'incr' then
     redis.call('HINCRBY', profile, field, value)
+    if field == 'n' then activity = true end
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
     local v = tonumber(value)
@@ -126,7 +134,15 @@ if not redis.call('HGET', profile, 'subscribed:email')
 end
 redis.call('DEL', KEYS[6])
 if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
-redis.call('EXPIRE', profile, ttl)
-redis.call('EXPIRE', windows, ttl)
-redis.call('EXPIRE', seen, ttl)
+if activity then
+  for _, key in ipairs({profile, windows, seen, KEYS[7]}) do
+    redis.call('EXPIRE', key, ttl)
+  end
+else  -- an expiry only where there is none (-1; -2: no such key)
+  for _, key in ipairs({profile, windows, seen}) do
+    if redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, ttl) end
+  end
+end
+local horizon = tonumber(ARGV[5])
+if redis.call('PTTL', seen) < horizon then redis.call('PEXPIRE', seen, horizon) end
 return 1

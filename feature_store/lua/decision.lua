@@ -27,5 +27,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf',
 redis.call('EXPIRE', KEYS[5], kept_s)
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
+  -- a seen set made here (a decision replayed without its touchpoint) expires as one
+  -- apply.lua makes does; one that has an expiry keeps it
+  if redis.call('TTL', KEYS[3]) == -1 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end
 end
 return 1

@@ -93,7 +93,7 @@ def test_customer_ids_do_not_linger_in_memory() -> None:
     assert keys.for_customer("alice") is first  # kept for the next call
     now[0] = 31.0
     keys.for_customer("bob")  # a new period: alice's keys are the older ones now
-    assert keys.for_customer("alice") is first  # asked again: kept a while longer
+    assert keys.for_customer("alice") is first  # asked again: still kept, to go next
     now[0] = 62.0
     keys.for_customer("bob")
     now[0] = 93.0
@@ -111,6 +111,37 @@ async def test_an_idle_process_forgets_customer_ids_on_time() -> None:
     assert "alice" not in repr(vars(keys))
     assert keys._timer is None  # nothing kept, nothing scheduled
     assert keys.for_customer("alice") == first
+
+
+@pytest.mark.parametrize("every_s", [1.0, 20.0, 29.0])
+def test_an_id_looked_up_often_is_not_kept_beyond_two_periods(every_s: float) -> None:
+    """However often a customer is asked for, their id leaves memory within twice
+    ``remember_s`` of being hashed, and their keys are then hashed anew."""
+    now = [0.0]
+    keys = CustomerKeys(b"s", remember_s=30.0, clock=lambda: now[0])
+    first = keys.for_customer("alice")
+    hashed_at = 0.0
+    while now[0] < 600.0:
+        now[0] += every_s
+        found = keys.for_customer("alice")
+        assert found == first
+        if found is not first:  # hashed anew: the old entry was dropped
+            first, hashed_at = found, now[0]
+        assert now[0] - hashed_at < 60.0, (now[0], hashed_at)
+    assert hashed_at > 500.0
+
+
+def test_a_late_purge_does_not_stretch_the_next_period() -> None:
+    """With no event loop lookups purge: one that comes late (59 s, the period ended
+    at 30) must not give the ids it keeps another whole period from then."""
+    now = [0.0]
+    keys = CustomerKeys(b"s", remember_s=30.0, clock=lambda: now[0])
+    keys.for_customer("alice")
+    now[0] = 59.0
+    keys.for_customer("bob")  # alice's keys are the older ones now, until 60 s
+    now[0] = 61.0
+    keys.for_customer("bob")
+    assert "alice" not in repr(vars(keys))
 
 
 def test_a_lookup_after_a_long_quiet_spell_keeps_none_of_the_old_ids() -> None:

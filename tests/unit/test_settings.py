@@ -31,6 +31,7 @@ def test_defaults_from_empty_environment() -> None:
     assert settings.max_attempts == 3
     assert settings.store_ttl_days == 400
     assert settings.dedupe_horizon_days == 8
+    assert settings.tombstone_days == 400
     assert settings.log_level == "info"
     assert Path(settings.catalogue_path) == REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
     assert Path(settings.catalogue_path).is_file()

@@ -15,6 +15,9 @@ from streams.settings import Settings, SettingsError
         ("STORE_TTL_DAYS", "100000"),
         ("DEDUPE_HORIZON_DAYS", "-1"),
         ("DEDUPE_HORIZON_DAYS", "0"),
+        ("TOMBSTONE_DAYS", "0"),  # an erased customer would come back with their next event
+        ("TOMBSTONE_DAYS", "-1"),
+        ("TOMBSTONE_DAYS", "100000"),
         ("EXPERIENCE_HALF_LIFE_DAYS", "0"),  # reads would divide by it
         ("EXPERIENCE_HALF_LIFE_DAYS", "inf"),
         ("MAX_FUTURE_SKEW_S", "nan"),  # every POST /v1/events would fail
@@ -52,12 +55,33 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("GOOD_EXPERIENCE", "0"),
         ("MAX_FUTURE_SKEW_S", "0.5"),
         ("STORE_TTL_DAYS", "1"),
+        ("STORE_TTL_DAYS", "36525"),
         ("DEDUPE_HORIZON_DAYS", "1"),
+        ("TOMBSTONE_DAYS", "1"),
+        ("TOMBSTONE_DAYS", "36525"),
         ("KAFKA_SESSION_TIMEOUT_S", "1"),
     ],
 )
 def test_numbers_at_their_limits_are_taken(name: str, value: str) -> None:
-    assert getattr(Settings.from_env({f"MOMENTS_{name}": value}), name.lower()) == float(value)
+    # a day-long lifetime needs a dedupe horizon no longer
+    env = {"MOMENTS_DEDUPE_HORIZON_DAYS": "1", f"MOMENTS_{name}": value}
+    assert getattr(Settings.from_env(env), name.lower()) == float(value)
+
+
+@pytest.mark.parametrize("name", ["STORE_TTL_DAYS", "TOMBSTONE_DAYS"])
+def test_a_lifetime_shorter_than_the_dedupe_horizon_is_refused_naming_both(name: str) -> None:
+    """A customer's keys (with the ids of the events applied) and an erased customer's
+    tombstone must outlive the dedupe horizon: a replay or re-drive within it would
+    otherwise be applied again, or bring an erased customer back."""
+    both = f"MOMENTS_{name} .*MOMENTS_DEDUPE_HORIZON_DAYS"
+    with pytest.raises(SettingsError, match=both):
+        Settings.from_env({f"MOMENTS_{name}": "7"})  # the horizon is 8 days by default
+    with pytest.raises(SettingsError, match=both):
+        Settings.from_env({f"MOMENTS_{name}": "30", "MOMENTS_DEDUPE_HORIZON_DAYS": "31"})
+    with pytest.raises(SettingsError, match=both):
+        Settings().replace(**{name.lower(): 5}).validate()
+    equal = Settings.from_env({f"MOMENTS_{name}": "30", "MOMENTS_DEDUPE_HORIZON_DAYS": "30"})
+    assert getattr(equal, name.lower()) == 30
 
 
 def test_a_catalogue_check_of_zero_is_described_as_sighup_only() -> None:

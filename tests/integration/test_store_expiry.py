@@ -1,0 +1,257 @@
+"""How long the feature store keeps what it keeps, on real Redis: a customer's keys are
+renewed by their own activity only, every key a fact or a decision makes expires, the
+ids of the facts applied are kept for the dedupe horizon, the erasure tombstone lives
+as long as the settings say, and the rolling windows cover what README says they do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from feature_store import (
+    ApplyStatus,
+    DecisionRecord,
+    FeatureStore,
+    StoreConfig,
+    intervention_fact,
+    offers_shown_fact,
+    risk_fact,
+)
+from feature_store.derived import RESOLUTION_SIZE, WINDOWS
+from feature_store.facts import DAY_MS
+from feature_store.keys import KeySet
+from schemas import Email, Purchase, WebClick
+from streams.app import build_store
+from streams.services import LocalRedis
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+DAY_S = 86_400
+TTL_S = 100 * DAY_S
+HORIZON_S = 8 * DAY_S
+NEARLY_UP_S = 1000  # what is left of a key's lifetime, as if the customer had left
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _store(redis: LocalRedis, clock: Callable[[], float] = time.time) -> FeatureStore:
+    prefix = f"ex{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix, ttl_s=TTL_S, dedupe_horizon_s=HORIZON_S)
+    return FeatureStore.from_url(redis.url, config, clock=clock)
+
+
+@pytest.fixture
+async def admin(private_redis: LocalRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def _keys_of(store: FeatureStore, customer_id: str) -> KeySet:
+    return store._keys.for_customer(customer_id)
+
+
+async def _ttls(admin: aioredis.Redis, keys: KeySet, *kinds: str) -> dict[str, int]:
+    return {kind: await admin.ttl(getattr(keys, kind)) for kind in kinds}
+
+
+def _click(event_id: str, customer_id: str, ts: datetime) -> WebClick:
+    return WebClick(event_id=event_id, customer_id=customer_id, ts=ts, page="/", category="a")
+
+
+def _email(event_id: str, customer_id: str, action: str, ts: datetime) -> Email:
+    return Email(event_id=event_id, customer_id=customer_id, ts=ts, action=action)
+
+
+async def test_only_the_customers_own_activity_renews_their_keys(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """Emails the business sent and Moments' own contacts leave a lapsed customer's keys
+    to expire when they would have; the customer's next click renews them all."""
+    store = _store(private_redis)
+    now = datetime.now(UTC)
+    try:
+        await store.apply([_click("c1", "gone", now - timedelta(days=3))])
+        await store.apply_facts([offers_shown_fact("d0", "gone", "web", ["o1"], now)])
+        k = _keys_of(store, "gone")
+        kinds = ("profile", "windows", "contacts", "recent")
+        for kind in (*kinds, "seen"):
+            await admin.expire(getattr(k, kind), NEARLY_UP_S)
+
+        for i, action in enumerate(("sent", "delivered", "bounced")):
+            assert await store.apply([_email(f"n{i}", "gone", action, now)]) == [1]
+        assert await store.apply_facts([
+            offers_shown_fact("d1", "gone", "email", ["o2"], now),
+            intervention_fact("i1", "gone", "retention_call", now),
+            risk_fact("r1", "gone", now, None, "high"),
+        ]) == [1, 1, 1]  # fmt: skip
+        left = await _ttls(admin, k, *kinds)
+        assert all(0 < ttl <= NEARLY_UP_S for ttl in left.values()), left
+        # the ids of the facts just applied are still known for the dedupe horizon
+        assert HORIZON_S - 60 <= await admin.ttl(k.seen) <= HORIZON_S
+
+        assert await store.apply([_click("c2", "gone", now)]) == [1]
+        renewed = await _ttls(admin, k, *kinds, "seen")
+        assert all(TTL_S - 60 <= ttl <= TTL_S for ttl in renewed.values()), renewed
+    finally:
+        await store.close()
+
+
+async def test_keys_made_by_facts_other_than_activity_expire(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A customer Moments knows only from emails sent and offers shown: every key made
+    for them has the TTL (none without expiry), and further such facts do not renew it."""
+    store = _store(private_redis)
+    now = datetime.now(UTC)
+    try:
+        await store.apply([_email("n1", "mailed", "sent", now)])
+        await store.apply_facts([offers_shown_fact("d1", "mailed", "email", ["o1"], now)])
+        k = _keys_of(store, "mailed")
+        kinds = ("profile", "contacts", "seen")
+        made = await _ttls(admin, k, *kinds)
+        assert all(TTL_S - 60 <= ttl <= TTL_S for ttl in made.values()), made
+        for kind in kinds:
+            await admin.expire(getattr(k, kind), HORIZON_S + NEARLY_UP_S)
+        await store.apply([_email("n2", "mailed", "delivered", now)])
+        await store.apply_facts([offers_shown_fact("d2", "mailed", "email", ["o1"], now)])
+        kept = await _ttls(admin, k, *kinds)
+        assert all(0 < ttl <= HORIZON_S + NEARLY_UP_S for ttl in kept.values()), kept
+    finally:
+        await store.close()
+
+
+async def test_a_replay_within_the_horizon_is_known_after_the_profile_expired(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """An email sent just before a lapsed customer's keys expire, replayed after: still a
+    duplicate, and no profile is made again."""
+    store = _store(private_redis)
+    now = datetime.now(UTC)
+    try:
+        await store.apply([_click("c1", "lapsed", now - timedelta(days=99))])
+        k = _keys_of(store, "lapsed")
+        for kind in ("profile", "windows", "seen", "recent"):
+            await admin.pexpire(getattr(k, kind), 500)
+        newsletter = _email("n1", "lapsed", "sent", now)
+        assert await store.apply([newsletter]) == [ApplyStatus.APPLIED]
+        await asyncio.sleep(0.8)
+        assert not await admin.exists(k.profile, k.windows, k.recent)  # expired
+        assert await store.apply([newsletter]) == [ApplyStatus.DUPLICATE]
+        assert not await admin.exists(k.profile)
+    finally:
+        await store.close()
+
+
+async def test_a_decision_without_its_touchpoint_leaves_no_key_without_expiry(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """`moments rebuild` replaying a decision whose touchpoint left the topic: the seen
+    set it makes expires like one the touchpoint would have made; one that exists keeps
+    its expiry."""
+    now = time.time()
+    store = _store(private_redis, clock=lambda: now)
+    try:
+        decided_ms = int((now - 3 * DAY_S) * 1000)
+        await store.decisions.record([DecisionRecord("new", "d1", decided_ms, b"{}", "ev1")])
+        k = _keys_of(store, "new")
+        assert await admin.zrange(k.seen, 0, -1) == ["d:t:ev1"]
+        assert TTL_S - 60 <= await admin.ttl(k.seen) <= TTL_S
+        for key in [*k.all(), k.context("d1")]:
+            assert await admin.ttl(key) != -1, key
+
+        at = datetime.fromtimestamp(now, UTC)
+        await store.apply([_click("ev2", "known", at)])
+        known = _keys_of(store, "known")
+        await admin.expire(known.seen, NEARLY_UP_S)
+        await store.decisions.record([DecisionRecord("known", "d2", int(now * 1000), b"{}", "ev2")])
+        assert 0 < await admin.ttl(known.seen) <= NEARLY_UP_S
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("days", "horizon_days"), [(400, 8), (30, 8), (8, 8)])
+async def test_the_tombstone_lives_as_long_as_the_settings_say(
+    private_redis: LocalRedis, admin: aioredis.Redis, days: int, horizon_days: int
+) -> None:
+    """MOMENTS_TOMBSTONE_DAYS reaches the store `build_store` makes; while the tombstone
+    lives, a replay of the erased customer's events brings nothing back."""
+    env = {
+        "MOMENTS_REDIS_PREFIX": f"ts{uuid.uuid4().hex[:8]}",
+        "MOMENTS_TOMBSTONE_DAYS": str(days),
+        "MOMENTS_DEDUPE_HORIZON_DAYS": str(horizon_days),
+    }
+    store = build_store(Settings.from_env(env), redis_url=private_redis.url)
+    now = datetime.now(UTC)
+    bought = Purchase(event_id="p1", customer_id="erased", ts=now, order_id="o",
+                      amount=5, currency="EUR")  # fmt: skip
+    try:
+        await store.apply([bought])
+        assert (await store.erase("erased")).blocked
+        ttl = await admin.ttl(_keys_of(store, "erased").tombstone)
+        assert days * DAY_S - 60 <= ttl <= days * DAY_S, ttl
+        assert await store.apply([bought]) == [ApplyStatus.ERASED]
+        assert await store.read("erased") is None
+    finally:
+        await store.close()
+
+
+def test_readme_says_what_each_rolling_window_covers() -> None:
+    """A window of N buckets covers N-1 whole buckets and the current one as far as it
+    has gone: README gives those bounds for each window."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    phrases = {  # window: (unit in ms, how README puts it)
+        "1h": (60_000, "(the last {} to {} minutes)"),
+        "24h": (3_600_000, "({} to {} hours)"),
+        "7d": (DAY_MS, "({} to {} and"),
+        "30d": (DAY_MS, "and {} to {} days)"),
+        "365d": (DAY_MS, "({} to {} days)"),
+    }
+    for name, (unit, phrase) in phrases.items():
+        resolution, count = WINDOWS[name]
+        size = RESOLUTION_SIZE[resolution]
+        expected = phrase.format((count - 1) * size // unit, count * size // unit)
+        assert expected in text, expected
+
+
+async def test_the_365_day_window_covers_357_to_364_days(private_redis: LocalRedis) -> None:
+    """At the start of a week the 365 d window reaches back 357 days; at its end, a
+    millisecond short of 364 days. And 1 h, four minutes into a five-minute bucket,
+    reaches back 59 minutes."""
+    week = RESOLUTION_SIZE["k"]
+    week_start_ms = int(time.time() * 1000) // week * week
+    for now_ms, reach_days in ((week_start_ms, 357), (week_start_ms + week - 1, 364)):
+        store = _store(private_redis, clock=lambda now_ms=now_ms: now_ms / 1000)
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        reach = timedelta(days=reach_days)
+        edge = timedelta(milliseconds=0 if reach_days == 357 else 1)
+        inside, outside = now - reach + edge, now - reach + edge - timedelta(milliseconds=1)
+        try:
+            for name, ts in (("inside", inside), ("outside", outside)):
+                await store.apply([Purchase(event_id=name, customer_id=name, ts=ts,
+                                            order_id="o", amount=1, currency="EUR")])  # fmt: skip
+            found = await store.read_many(["inside", "outside"])
+            assert [f.purchases_365d if f else None for f in found] == [1, 0], now
+        finally:
+            await store.close()
+    now_ms = week_start_ms + 4 * 60_000  # four minutes into a five-minute bucket
+    store = _store(private_redis, clock=lambda: now_ms / 1000)
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    try:
+        await store.apply([_click("a", "h", now - timedelta(minutes=59)),
+                           _click("b", "h", now - timedelta(minutes=59, milliseconds=1)),
+                           _click("c", "h", now)])  # fmt: skip
+        features = await store.read("h")
+        assert features is not None
+        assert features.activity["1h"]["web_click"] == 2
+    finally:
+        await store.close()
