@@ -217,14 +217,16 @@ class TouchpointHandler:
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
-        reading = self._store.read_many(customers)
+        reading = self._store.read_views(customers)
         spent: dict[str, int] = {}
         if limits:  # the day's offer budgets, in the same round trip
             today = self._clock().astimezone(UTC).date()
             found, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
         else:
             found = await reading
-        profiles = dict(zip(customers, found, strict=True))
+        profiles = {c: features for c, (_, features) in zip(customers, found, strict=True)}
+        # erased after their touchpoints were applied: nothing is decided about them
+        erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
         now = self._clock()
         budgets = result.budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
@@ -238,6 +240,8 @@ class TouchpointHandler:
         for _, e, _ in pending:
             batch_of.setdefault(e.customer_id, []).append(e)
         for record, event, index in pending:
+            if event.customer_id in erased:
+                continue
             watch: RiskWatch | None = None
             watch_taken = False
             for attempt in range(1, self._max_attempts + 1):

@@ -238,8 +238,14 @@ class FeatureStore:
     ) -> list[CustomerFeatures | None]:
         """Features of many customers in one round trip (``None`` for an unknown or
         erased customer)."""
-        views = await self._read_unless_erased(customer_ids, now)
-        return [features for _, features in views]
+        return [features for _, features in await self.read_views(customer_ids, now)]
+
+    async def read_views(
+        self, customer_ids: Sequence[str], now: float | None = None
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        """(erased?, features) of many customers in one round trip: an erased customer
+        is told apart from one Moments does not know."""
+        return await self._read_unless_erased(customer_ids, now)
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
         """The customer's raw keys (profile, windows, recent, contacts) for checks."""

@@ -11,6 +11,9 @@ Erased customers stay off the screens: an alert whose customer is erased (tombst
 Redis) is dropped, and an erasure, made by any API process (it reads the
 ``customer-erasures`` topic too), removes the customer's alerts from the buffer and
 tells the connected screens that may show them to drop theirs (see :class:`Screen`).
+The hub remembers recent erasures (:class:`RecentErasures`): an alert checked before the
+erasure is not published after it, nor written from a screen's inbox, and a screen that
+resumes is told of each, in case it was away when it was made.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -98,6 +101,10 @@ class StreamPosition:
     def event_id(self) -> str:
         return ".".join(f"{p}-{o}" for p, o in sorted(self._offsets.items()))
 
+    def offsets(self) -> Iterator[tuple[int, int]]:
+        """Each partition the stream has gone into, with the newest offset passed there."""
+        return iter(sorted(self._offsets.items()))
+
     def within(self, ends: dict[int, int]) -> StreamPosition:
         """Without the partitions whose offset is at or past their known end (no alert
         was ever there).
@@ -169,6 +176,46 @@ class Screen:
         return self._everyone
 
 
+class RecentErasures:
+    """The customers erased lately, with when: the newest ``limit`` of the last ``keep_s``
+    seconds (the ids stay in memory only, never in a log).
+
+    >>> recent = RecentErasures(limit=2)
+    >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id)
+    >>> "c1" in recent, recent.customers()
+    (False, ['c2', 'c3'])
+    """
+
+    def __init__(
+        self, limit: int = 10_000, keep_s: float = 86_400.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._limit, self._keep_s, self._clock = limit, keep_s, clock
+        self._when: dict[str, float] = {}  # oldest first
+
+    def add(self, customer_id: str) -> None:
+        self._when.pop(customer_id, None)
+        self._when[customer_id] = self._clock()
+        self._trim()
+
+    def __contains__(self, customer_id: object) -> bool:
+        self._trim()
+        return customer_id in self._when
+
+    def customers(self) -> list[str]:
+        """The customers erased lately, oldest first."""
+        self._trim()
+        return list(self._when)
+
+    def _trim(self) -> None:
+        oldest = self._clock() - self._keep_s
+        while self._when:
+            first = next(iter(self._when))
+            if len(self._when) <= self._limit and self._when[first] >= oldest:
+                return
+            del self._when[first]
+
+
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
 
@@ -189,6 +236,10 @@ class AlertHub:
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
+        # partition -> the offset from which the buffer holds every alert read there: the
+        # ones before it left the buffer, or were never read into it (see missed)
+        self._kept_from: dict[int, int] = {}
+        self.erased_lately = RecentErasures()
         # partition -> next offset, kept across reconnections: alerts and erasures made
         # while the fan-out was away are read then, not skipped
         self._alerts_read: dict[int, int] = {}
@@ -227,6 +278,13 @@ class AlertHub:
         which received the partitions in another order, misses none."""
         return [a for a in self._buffer if not position.passed(a) and for_queue(a, queue)]
 
+    def missed(self, position: StreamPosition) -> list[tuple[int, int, int]]:
+        """``(partition, offset passed, offset the buffer is whole from)`` for each
+        partition where alerts after ``position`` have left the buffer (or were never
+        read into it): a stream resumed there cannot be sent them."""
+        return [(p, o, self._kept_from[p]) for p, o in position.offsets()
+                if o + 1 < self._kept_from.get(p, 0)]  # fmt: skip
+
     def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
         the end of the topic (recreated or truncated since): those start over."""
@@ -249,14 +307,22 @@ class AlertHub:
         self._subscribers.clear()
 
     def forget(self, customer_id: str) -> None:
-        """The customer was erased: drop their buffered alerts and tell the screens."""
+        """The customer was erased: remember it, drop their buffered alerts and tell the
+        screens."""
+        self.erased_lately.add(customer_id)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
         self._notify(Erased(customer_id))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
-        """Buffer alerts (already checked against erasures) and hand them to the screens."""
+        """Buffer alerts (already checked against erasures) and hand them to the screens,
+        less those of customers erased since the check began."""
         for alert in alerts:
+            if alert.intervention.customer_id in self.erased_lately:
+                continue
+            if len(self._buffer) == self._buffer.maxlen:  # the oldest leaves the buffer
+                partition, offset = _partition_offset((self._buffer or [alert])[0].id)
+                self._kept_from[partition] = max(offset + 1, self._kept_from.get(partition, 0))
             self._buffer.append(alert)
             self._notify(alert)
 
@@ -327,6 +393,7 @@ class AlertHub:
                     start = max(ends[tp] - self._backlog // max(len(tps), 1), 0)
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
+                    self._kept_from[tp.partition] = start  # the ones before: never read
             # Older erasures' tombstones keep their alerts off the screens: at the first
             # start, from the end. After a reconnection, from where the last connection
             # was, so that no erasure made meanwhile goes unheard.

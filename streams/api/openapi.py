@@ -203,7 +203,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "`{\"customer_id\": ...}` of a customer just erased, whose "
                                "alerts screens must drop. It goes to the streams that sent "
                                "an alert about that customer, and to every stream resumed "
-                               "with Last-Event-ID.",
+                               "with Last-Event-ID, which first gets one for each customer "
+                               "this process saw erased in the last 24 hours; "
+                               "`event: gap`, with no id, carries `{\"missed\": "
+                               "[{\"partition\", \"after\", \"before\"}]}`: alerts after "
+                               "the resumed position that are no longer buffered.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [
                     {"name": "queue", "in": "query", "schema": {"type": "string"},

@@ -318,50 +318,71 @@ async def delete_customer(request: web.Request) -> web.Response:
 # --- alerts, console, service pages ------------------------------------------------------
 
 
+WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
+
+
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
     authorise(request, "profile-read", key_in_query=True)
-    api = _api(request)
+    hub = _api(request).alerts
     queue = request.query.get("queue") or None
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert
-    position = api.alerts.position(last_id)
+    position = hub.position(last_id)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     })  # fmt: skip
     await response.prepare(request)
-    inbox = api.alerts.subscribe()
+    inbox = hub.subscribe()
     screen = Screen(resumed=last_id is not None)
+    head = b"retry: 2000\n\n"
+    if last_id is not None:  # it may show alerts of customers erased while it was away
+        head += b"".join(_erased_sse(c) for c in hub.erased_lately.customers())
+        head += _gap_sse(hub.missed(position))
     try:
-        await response.write(b"retry: 2000\n\n")
+        await _write(request, response, head)
         # what arrives while the backlog is sent, or twice, is passed already: once each
-        for alert in api.alerts.since(position, queue):
+        for alert in hub.since(position, queue):
             if not position.passed(alert):
-                screen.sent(alert)
                 position.advance(alert)
-                await response.write(_sse(position.event_id(), alert.raw))
+                if alert.intervention.customer_id not in hub.erased_lately:
+                    screen.sent(alert)
+                    await _write(request, response, _sse(position.event_id(), alert.raw))
         while not (inbox.closed and inbox.empty()):
             try:
                 notice = await asyncio.wait_for(inbox.get(), timeout=15)
             except TimeoutError:
-                await response.write(b": keep-alive\n\n")
+                await _write(request, response, b": keep-alive\n\n")
                 continue
             if notice is None:  # the process is stopping
                 break
             if isinstance(notice, Erased):
                 if screen.must_hear_of(notice):
-                    await response.write(_erased_sse(notice.customer_id))
+                    await _write(request, response, _erased_sse(notice.customer_id))
             elif not position.passed(notice):
                 position.advance(notice)  # left out by the queue filter, or sent
-                if for_queue(notice, queue):
+                customer_id = notice.intervention.customer_id
+                if for_queue(notice, queue) and customer_id not in hub.erased_lately:
                     screen.sent(notice)
-                    await response.write(_sse(position.event_id(), notice.raw))
+                    await _write(request, response, _sse(position.event_id(), notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        api.alerts.unsubscribe(inbox)
+        hub.unsubscribe(inbox)
     return response
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    """Write ``data``; a screen that takes none of it within ``WRITE_TIMEOUT_S`` has
+    its connection dropped (ConnectionResetError), so that its stream ends."""
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await response.write(data)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # what it has not read goes too
+        raise ConnectionResetError("the screen stopped reading") from None
 
 
 def _sse(event_id: str, data: bytes) -> bytes:
@@ -371,6 +392,15 @@ def _sse(event_id: str, data: bytes) -> bytes:
 def _erased_sse(customer_id: str) -> bytes:
     """No id: resuming after it is resuming after the alert before it."""
     return b"event: erasure\ndata: " + _json.encode({"customer_id": customer_id}) + b"\n\n"
+
+
+def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:
+    """Alerts the stream cannot send (after offset ``after``, before ``before``, in each
+    partition named) have left the buffer; nothing when there are none. No id."""
+    if not missed:
+        return b""
+    body = [{"partition": p, "after": after, "before": before} for p, after, before in missed]
+    return b"event: gap\ndata: " + _json.encode({"missed": body}) + b"\n\n"
 
 
 async def console(request: web.Request) -> web.Response:

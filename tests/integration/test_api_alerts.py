@@ -106,11 +106,13 @@ async def test_alerts_reach_screens_filtered_by_queue_and_resume_after_last_even
 
 async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipeline) -> None:
     """Erased through one API process: screens on it and on another process are told to
-    drop the customer's alerts, neither process hands them to a new screen, and an alert
-    about them that arrives later is not shown."""
+    drop the customer's alerts, neither process hands them to a new screen, an alert
+    about them that arrives later is not shown, and a screen that resumes on either
+    process (it may have been away) is told of the erasure first."""
     gone, kept = "alert-gone", "alert-kept"
     first, second = pipeline.start_api(), pipeline.start_api()
     streams = [f"{api.url}/v1/alerts/stream" for api in (first, second)]
+    last_ids = []
     async with SseClient(streams[0], DEV_AUTH) as one, SseClient(streams[1], DEV_AUTH) as two:
         for screen in (one, two):
             await screen.subscribed()
@@ -136,6 +138,7 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
                 assert later.json == {"customer_id": gone}  # itself, then from Kafka
                 later = await screen.next()
             assert ids([later]) == ["iv-4"]
+            last_ids.append(str(later.id))
             await screen.nothing_more(1.0)
 
     for stream in streams:  # a screen connecting now sees only the customer still here
@@ -143,6 +146,11 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             backlog = await receive(fresh, 2)
             assert ids(backlog) == ["iv-2", "iv-4"]
             await fresh.nothing_more(1.0)
+    for stream, last_id in zip(streams, last_ids, strict=True):
+        async with SseClient(stream, {**DEV_AUTH, "Last-Event-ID": last_id}) as resumed:
+            notice = await resumed.next()
+            assert (notice.event, notice.json) == ("erasure", {"customer_id": gone})
+            await resumed.nothing_more(1.0)
 
 
 async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(

@@ -24,7 +24,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from streams.api.server import CONSOLE_HTML
 from tests.integration.conftest import Pipeline
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -412,3 +415,97 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
             "document.getElementById('status')?.dataset.state === 'error'", 20, "a rejected key"
         )
         assert await page.js("document.getElementById('status').innerText") == "Key rejected"
+
+
+def scripted_alert(n: int) -> bytes:
+    return json.dumps({
+        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "ts": _iso(datetime.now(UTC)),
+        "kind": "retention_call", "priority": 2, "queue": "q1", "agent_id": None,
+        "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
+        "context": {},
+    }).encode()  # fmt: skip
+
+
+def scripted_sse(alerts: range) -> bytes:
+    return b"".join(
+        b"id: 0-%d\nevent: intervention\ndata: %s\n\n" % (n, scripted_alert(n)) for n in alerts
+    )
+
+
+async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path) -> None:
+    """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
+    shown again though their cards were dropped, a gap is told, retries after an HTTP
+    error keep the queue and key of the last Connect (not what was typed since), and an
+    acknowledgement shows its own time after a reload."""
+    asked: list[dict[str, str]] = []
+    closing = asyncio.Event()
+    scripts: list[bytes | int] = [
+        b"retry: 200\n\n" + scripted_sse(range(350)),  # 300 cards are kept: 0 to 49 go
+        # a resumption that lacked a partition's position: 0 to 49 again, then 350 is new
+        b"event: gap\ndata: {}\n\n" + scripted_sse(range(50)) + scripted_sse(range(350, 351)),
+        503,  # the browser's own retry
+        503,  # the console asks why
+    ]
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        asked.append({**request.query, "header": request.headers.get("Last-Event-ID", "")})
+        script = scripts.pop(0) if scripts else None
+        if isinstance(script, int):
+            return web.json_response({"error": "down", "message": "down"}, status=script)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(script or scripted_sse(range(351)))
+        if script is None:  # the retry, and later the reload: held open
+            await closing.wait()
+        return response
+
+    async def page_html(request: web.Request) -> web.Response:
+        return web.Response(text=CONSOLE_HTML.read_text(), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/console", page_html)
+    app.router.add_get("/v1/alerts/stream", stream)
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        try:
+            await scripted_session(page, f"http://{server.host}:{server.port}", asked)
+        finally:
+            closing.set()  # the streams held open end
+
+
+async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -> None:
+    """What the console does with the scripted stream (see the test above)."""
+    cards = "Array.from(document.querySelectorAll('#alerts .alert'), a => a.dataset.interventionId)"
+    url = f"{base}/console?api_key=k1&queue=q1"
+    await page.send("Page.navigate", url=url)
+    await page.wait_for("document.getElementById('gap-notice')?.hidden === false", 20, "the gap")
+    await page.wait_for(
+        "document.querySelector('#alerts .alert')?.dataset.interventionId === 'iv-350'",
+        20, "the new alert",
+    )  # fmt: skip
+    assert asked[1]["header"] == "0-349"
+    assert await page.js(cards) == [f"iv-{n}" for n in range(350, 50, -1)]
+    await page.js("document.querySelector('#alerts .alert .alert-ack').click()")
+    label = "document.querySelector('#alerts .alert .alert-ack').textContent"
+    acknowledged = await page.js(label)
+
+    # The stream fails with a 503; meanwhile the agent types without pressing Connect.
+    await page.wait_for(
+        "document.getElementById('status-text').textContent.startsWith('Offline')",
+        20, "the retry to be scheduled",
+    )  # fmt: skip
+    await page.js("document.getElementById('queue').value = 'typed'; "
+                  "document.getElementById('api-key').value = 'typed-key'")  # fmt: skip
+    await page.wait_for("document.getElementById('status').dataset.state === 'live'", 20,
+                        "the retry")  # fmt: skip
+    retry = asked[4]
+    assert (retry["api_key"], retry["queue"], retry["last_event_id"]) == ("k1", "q1", "0-350")
+    assert await page.js(cards) == [f"iv-{n}" for n in range(350, 50, -1)]
+
+    await asyncio.sleep(1.2)  # so that the reload's time differs from the acknowledgement's
+    await page.send("Page.navigate", url=url)
+    await page.wait_for(
+        "document.querySelector('#alerts .alert')?.dataset.interventionId === 'iv-350'",
+        20, "the alerts after the reload",
+    )  # fmt: skip
+    assert acknowledged.startswith("Acknowledged ") and await page.js(label) == acknowledged
+    assert page.errors == [], page.errors

@@ -1,8 +1,10 @@
-"""The alert hub's bookkeeping: erased customers leave the buffer and the screens, and
-alerts wait while Redis cannot say who is erased."""
+"""The alert hub's bookkeeping: erased customers leave the buffer and the screens (and
+are remembered a while), alerts wait while Redis cannot say who is erased, and what left
+the buffer is known."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 
@@ -10,7 +12,14 @@ import pytest
 
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
-from streams.api.alerts import Alert, AlertHub, Erased, Screen, StreamPosition
+from streams.api.alerts import (
+    Alert,
+    AlertHub,
+    Erased,
+    RecentErasures,
+    Screen,
+    StreamPosition,
+)
 
 
 def alert(n: int, customer: str, partition: int = 0, queue: str | None = "vip") -> Alert:
@@ -189,3 +198,50 @@ def test_a_position_beyond_the_end_of_a_partition_starts_that_partition_over() -
     alerts.publish([alert(1, "a"), alert(2, "b"), alert(1, "c", partition=1)])
     position = alerts.position("0-500.1-1")  # partition 1: as far as the end
     assert [a.id for a in alerts.since(position, None)] == ["0-1", "0-2"]
+
+
+async def test_an_alert_checked_before_its_customer_was_erased_is_not_published() -> None:
+    """The tombstone check of an alert was under way when the customer was erased: the
+    alert came out of it unerased, and reached the screens after forget() had run."""
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_redis(customer_ids: Sequence[str]) -> list[bool]:
+        asked.set()
+        await answer.wait()
+        return [False] * len(customer_ids)  # read before the tombstone was written
+
+    alerts = hub(slow_redis)
+    screen = alerts.subscribe()
+    checking = asyncio.create_task(alerts.unless_erased([alert(1, "a"), alert(2, "b")]))
+    await asked.wait()
+    alerts.forget("a")  # erased meanwhile
+    answer.set()
+    alerts.publish(await checking)
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-2"]
+    assert [screen.get_nowait() for _ in range(screen.qsize())] == [Erased("a"), alert(2, "b")]
+
+
+def test_recent_erasures_keep_the_newest_for_a_day() -> None:
+    now = [0.0]
+    recent = RecentErasures(limit=3, clock=lambda: now[0])
+    for n, customer in enumerate("abcd"):
+        now[0] = n * 3600.0
+        recent.add(customer)
+    assert recent.customers() == ["b", "c", "d"] and "a" not in recent  # at most 3
+    now[0] = 3600.0 * 26.5  # b (erased at 1 h) and c (2 h) are over a day old now
+    assert recent.customers() == ["d"] and "b" not in recent
+    recent.add("d")  # erased again: remembered from now
+    now[0] = 3600.0 * 30
+    assert "d" in recent
+
+
+def test_alerts_that_left_the_buffer_after_a_position_are_reported_missed() -> None:
+    alerts = hub()  # the buffer holds 3
+    alerts.publish([alert(n, "a") for n in range(1, 7)] + [alert(1, "b", partition=1)])
+    # partition 0 holds 5 and 6 now (4 was pushed out by partition 1's alert)
+    assert alerts.missed(StreamPosition.parse("0-2.1-0")) == [(0, 2, 5)]
+    assert alerts.missed(StreamPosition.parse("0-4.1-0")) == []  # 5 on: all still here
+    assert alerts.missed(StreamPosition.parse("1-0")) == []
+    assert alerts.missed(StreamPosition()) == []
+    alerts.forget("a")  # erased, not missed
+    assert alerts.missed(StreamPosition.parse("0-4")) == []

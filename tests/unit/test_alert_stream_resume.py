@@ -1,16 +1,22 @@
-"""A Last-Event-ID that is not one of the stream's positions starts the stream from the
-buffer, as no id would; it never ends the stream with an error written into it."""
+"""The alert stream driven without Kafka: a Last-Event-ID that is not one of the stream's
+positions starts the stream from the buffer, as no id would (never with an error written
+into it); a resumed stream hears of the erasures made while it was away, and of alerts
+that left the buffer before it could be sent them; an erased customer's alerts are not
+written; a screen that stops reading is cut off."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import socket
+import time
+from collections.abc import Callable, Sequence
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import decode_intervention
+from streams.api import views
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from tests.unit.api_app import api_app
 
@@ -62,3 +68,100 @@ async def test_a_stream_resumed_from_a_malformed_id_sends_the_buffer(how: str) -
     stream = start + rest
     assert stream.startswith(b"retry: 2000\n\nid: 0-7\nevent: intervention\ndata: {")
     assert b"HTTP/1.1" not in stream and b"error" not in stream
+
+
+def alert(n: int, customer: str, reasons: Sequence[str] = ()) -> Alert:
+    """An alert at offset ``n`` of partition 0."""
+    raw = json.dumps({
+        "intervention_id": f"iv-{n}", "customer_id": customer, "ts": "2026-11-23T10:00:00Z",
+        "kind": "retention_call", "priority": 1, "queue": "vip", "trigger_event_id": None,
+        "reasons": list(reasons), "suggested_action": "Call them.",
+    }).encode()  # fmt: skip
+    return Alert(f"0-{n}", decode_intervention(raw), raw)
+
+
+async def read_stream(hub: AlertHub, last_id: str | None, until: bytes) -> bytes:
+    """What a screen is sent up to ``until`` (and what came with it), then the stream ends."""
+    headers = AUTH if last_id is None else {**AUTH, "Last-Event-ID": last_id}
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=headers)
+        start = await asyncio.wait_for(reply.content.readuntil(until), 5)
+        hub.close_all()
+        return start + await asyncio.wait_for(reply.content.read(), 5)
+
+
+async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -> None:
+    """A screen sent an alert about a customer lost its connection; the customer was
+    erased before it resumed, and its card stayed for good."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    hub.publish([alert(1, "c-gone"), alert(2, "c-kept")])
+    hub.forget("c-gone")  # no screen connected
+    resumed = await read_stream(hub, "0-2", b"event: erasure\n")
+    assert resumed.startswith(b'retry: 2000\n\nevent: erasure\ndata: {"customer_id":"c-gone"}')
+    fresh = await read_stream(hub, None, b"iv-2")  # shows nothing from before: not told
+    assert b"c-gone" not in fresh
+
+
+@pytest.mark.parametrize("behind", [False, True])
+async def test_an_erased_customers_queued_alerts_are_not_written(behind: bool) -> None:
+    """Alerts already in a screen's inbox when their customer was erased were written all
+    the same; and a screen too far behind was not even told of the erasure."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH)
+        await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
+        last = 1000 if behind else 2  # 1,000: the inbox is full, and the hub drops it
+        hub.publish([alert(1, "c-gone")] + [alert(n, f"c-{n}") for n in range(2, last + 1)])
+        hub.forget("c-gone")  # before the stream could write any of them
+        body = await asyncio.wait_for(reply.content.readuntil(f'"iv-{last}"'.encode()), 5)
+        hub.close_all()
+        body += await asyncio.wait_for(reply.content.read(), 5)
+    assert b"c-gone" not in body and b'"iv-2"' in body
+
+
+@pytest.mark.parametrize(
+    ("last_id", "gap"),
+    [("0-2", b'{"missed":[{"partition":0,"after":2,"before":4}]}'), ("0-3", None), (None, None)],
+)
+async def test_a_stream_resumed_from_before_the_buffer_is_told_of_the_gap(
+    last_id: str | None, gap: bytes | None
+) -> None:
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased,
+                   backlog=3)  # fmt: skip
+    hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
+    stream = await read_stream(hub, last_id, b'"iv-6"')
+    backlog = stream.index(b"event: intervention")
+    assert stream[:backlog].count(b"event: gap") == (gap is not None)
+    assert gap is None or b"event: gap\ndata: " + gap + b"\n\n" in stream[:backlog]
+    assert b"event: gap" not in stream[backlog:]
+
+
+async def test_a_screen_that_stops_reading_has_its_stream_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its handler waited for the screen to read, forever, with the alerts it held."""
+    monkeypatch.setattr(views, "WRITE_TIMEOUT_S", 0.3)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    loop = asyncio.get_running_loop()
+    async with TestServer(api_app(alerts=hub)) as server:
+        with socket.socket() as screen:
+            screen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            screen.setblocking(False)
+            await loop.sock_connect(screen, (server.host, server.port))
+            await loop.sock_sendall(screen, b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
+                                    b"Authorization: Bearer backend-key\r\n\r\n")  # fmt: skip
+            assert await within(5, lambda: bool(hub._subscribers)), "no stream started"
+            # more than the connection holds, fewer than the inbox: the hub keeps it
+            hub.publish([alert(n, f"c-{n}", ["x" * 10_000]) for n in range(900)])
+            started = time.monotonic()
+            assert await within(5, lambda: not hub._subscribers), "the stream still waits"
+            assert time.monotonic() - started < 3  # cut off once a write took 0.3 s
+
+
+async def within(seconds: float, check: Callable[[], bool]) -> bool:
+    """Whether ``check`` holds within ``seconds``."""
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return True
+        await asyncio.sleep(0.02)
+    return check()

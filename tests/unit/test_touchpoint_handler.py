@@ -1,7 +1,7 @@
 """TouchpointHandler: decoding, dead letters, retries, duplicates and confirm().
 
 The store here is :class:`RecordingStore`, a test double with the four async methods the
-handler calls (``apply``, ``apply_facts``, ``read_many``, ``decisions.record``). It is not
+handler calls (``apply``, ``apply_facts``, ``read_views``, ``decisions.record``). It is not
 Redis and computes no features: each test says what the store answers, or which error it
 raises, so the failure paths real Redis cannot produce on demand (a poison event, an error
 that keeps coming back, a duplicate whose decision never went out) can be driven. The
@@ -73,7 +73,8 @@ class RecordingStore:
     ``apply`` answers APPLIED for an event id it has not seen and DUPLICATE for one it
     has, unless ``statuses`` says otherwise; it raises the next of ``errors`` first if
     any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
-    ``read_many`` returns ``features`` per customer (None when absent); ``pseudonym`` a
+    ``read_views`` returns ``features`` per customer (None when absent; erased when in
+    ``erased``); ``pseudonym`` a
     readable stand-in for the keyed hash. Every call is recorded.
     """
 
@@ -86,6 +87,7 @@ class RecordingStore:
         read_error: Exception | None = None,
     ) -> None:
         self.features = dict(features or {})
+        self.erased: set[str] = set()
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
         self.errors = list(errors)
@@ -119,11 +121,14 @@ class RecordingStore:
     def pseudonym(self, customer_id: str) -> str:
         return f"p-{customer_id}"
 
-    async def read_many(self, customer_ids: Sequence[str]) -> list[CustomerFeatures | None]:
+    async def read_views(
+        self, customer_ids: Sequence[str]
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         if self.read_error is not None:
             raise self.read_error
-        return [self.features.get(c) for c in customer_ids]
+        return [(c in self.erased, None if c in self.erased else self.features.get(c))
+                for c in customer_ids]  # fmt: skip
 
 
 class RecordedDecisions:
@@ -446,6 +451,15 @@ async def test_a_customer_in_the_offers_control_group_is_offered_nothing_by_hand
         (alert,) = result.interventions
         assert alert.kind == "retention_call"
         assert ("voucher" in alert.suggested_action) is offered, alert.suggested_action
+
+
+async def test_a_customer_erased_after_their_touchpoints_were_applied_is_not_decided() -> None:
+    store = RecordingStore(features={"cust-1": KNOWN, "cust-2": KNOWN})
+    store.erased.add("cust-2")  # erased between the batch's apply and its read
+    batch = records(click("a", page="/cancel"), click("b", customer="cust-2", page="/cancel"))
+    result = await handler(store).handle(batch)
+    assert triggers(result) == ["a"]
+    assert [i.customer_id for i in result.interventions] == ["cust-1"]
 
 
 async def test_features_are_read_once_per_customer_and_decided_on() -> None:
