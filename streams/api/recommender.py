@@ -7,6 +7,11 @@ shared. A lone request goes at the next turn of the event loop; while batches ar
 being decided (under load), new requests wait up to ``gather_s`` for company, which
 makes batches larger and each request cheaper.
 
+Batches overlap: one may read while earlier ones are still deciding or storing their
+decisions. Each decision also counts the contacts and budget spending of this process's
+decisions that its read does not show yet (:mod:`streams.api.inflight`), as a customer
+asked for twice in one batch counts the first decision in the second.
+
 When the latency budget runs out before the decision is taken, the caller gets a
 fallback and the decision is never taken; when it runs out while the decision is being
 stored, the caller gets the decision at once and it is stored and published as usual.
@@ -18,7 +23,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +36,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import decision_record
 from feature_store import CustomerFeatures, FeatureStore, offers_shown_fact
 from schemas import NextBestOffer, encode_decision
+from streams.api.inflight import InFlightDecisions
 from streams.api.publisher import KeyedPublisher
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ class Recommender:
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
         self._deciding = 0  # batches being decided now
+        self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.
@@ -139,13 +146,19 @@ class Recommender:
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
         try:
-            reading = self._store.read_for_decisions([r.moment.customer_id for r in batch])
+            # unseen: what this read does not show of the decisions of other batches
+            reading = self._inflight.read(
+                self._store.read_for_decisions([r.moment.customer_id for r in batch])
+            )
             spent: dict[str, int] = {}
             if limits:  # the day's offer budgets, in the same round trip
                 today = datetime.now(UTC).date()
-                views, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
+                (unseen, views), spent = await asyncio.gather(
+                    reading, self._store.budgets.spent(today)
+                )
+                spent = unseen.spent(today, spent)
             else:
-                views = await reading
+                unseen, views = await reading
             now = datetime.now(UTC)
             budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
             # a customer asked for twice in one batch: the second decision counts the
@@ -159,7 +172,10 @@ class Recommender:
                     request.answer.set_result(None)
                     continue
                 customer_id = request.moment.customer_id
-                features = contacts.get(customer_id, features)
+                if customer_id in contacts:
+                    features = contacts[customer_id]
+                else:  # with what other batches showed them, if the read missed it
+                    features = unseen.contacted(customer_id, features)
                 decision = self._policy.decide(request.moment, features, now, budgets, catalogue)
                 if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                     contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
@@ -173,12 +189,13 @@ class Recommender:
             if budgets is not None:
                 self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]
-            recording = self._store.decisions.record(records, shown)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
+            writes: list[Awaitable[object]] = [self._store.decisions.record(records, shown)]
             if spending:  # in the same round trip
-                await asyncio.gather(recording, self._store.budgets.add(spending))
-            else:
-                await recording
+                writes.append(self._store.budgets.add(spending))
+            # other batches count them until stored (or not): a decision taken may be
+            # answered meanwhile (see _expire)
+            await self._inflight.store((d for _, d, _ in decided), spending, *writes)
         except Exception as exc:
             failure = exc
         finally:

@@ -224,6 +224,24 @@ async def test_read_for_decisions_is_the_lean_build_of_the_raw_keys(store: Featu
     assert await store.read_for_decisions([]) == []
 
 
+async def test_a_customer_offered_something_before_any_touchpoint_has_caps_that_hold(
+    store: FeatureStore,
+) -> None:
+    """Recommendations asked for a customer Moments has no touchpoint of: what it showed
+    them is read back, so the next request meets the caps and cool-downs."""
+    newcomer = unique("newcomer")
+    now = datetime.now(UTC)
+    shown = offers_shown_fact("d-first", newcomer, "email", ["free-shipping"], now)
+    await store.decisions.record([], [shown])
+    for (erased, lean), full in zip(
+        await store.read_for_decisions([newcomer]),
+        await store.read_many([newcomer]),
+        strict=True,
+    ):
+        assert not erased and lean is not None and full is not None
+        assert lean.contact.shown_today == full.contact.shown_today == {"email": 1}
+
+
 # --- the recommender ----------------------------------------------------------------------
 
 

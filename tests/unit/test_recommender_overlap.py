@@ -1,0 +1,247 @@
+"""Recommender batches that overlap: a request that arrives while an earlier batch waits
+on Redis starts a batch of its own, which may read the contacts and the budget counts
+before the earlier batch has stored its decisions. Decisions of one process count those
+of its other batches all the same (``streams/api/inflight.py``), and only while what
+they read does not show them.
+
+The store here is :class:`SlowStore`, a test double, not Redis. Like Redis on one
+connection, it runs the calls in the order they are sent (a write shows in every read
+sent after it) and replies in that order; each call takes a while. The Recommender
+against real Redis is tested in ``tests/integration/test_recommender.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+import pytest
+
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_ledger import contacted
+from agents.contact_policy import FIRST_CONTACT, ContactPolicy
+from agents.control_group import ControlGroup
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import BudgetSpend, CustomerFeatures, Fact, StoreUnavailable
+from feature_store.records import DecisionRecord
+from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue, decode_next_best_offer
+from streams.api.recommender import Recommender
+
+READ_S = 0.01
+WRITE_S = 0.03
+
+GUIDE = Offer(offer_id="guide", title="Guide", channels=["email", "call"])
+VOUCHER = Offer(offer_id="voucher", title="Voucher", channels=["web", "call"], value=20.0,
+                priority=5.0, daily_limit=5)  # fmt: skip
+TIPS = Offer(offer_id="tips", title="Tips", channels=["web"])
+RULES = ContactRules(daily_caps={"email": 1, "call": 2})
+CONTACTS = OfferCatalogue(version="contacts", offers=[GUIDE], contact_policy=RULES)
+BUDGETS = OfferCatalogue(version="budgets", offers=[GUIDE, VOUCHER, TIPS], contact_policy=RULES)
+KNOWN = CustomerFeatures(events=5, purchases=1, spend=50.0, value=50.0, segment="growth")
+
+
+class SlowStore:
+    """Test double for the FeatureStore calls the Recommender makes; not Redis.
+
+    Reads answer what the store holds when they are sent; writes change it when they are
+    sent. Each call replies ``read_s`` or ``write_s`` after it was sent, but not before
+    the calls sent earlier have replied; writes then raise ``write_error`` if given.
+    Contacts are applied as :func:`contacted` mirrors the shown facts; the budget counts
+    are today's.
+    """
+
+    def __init__(
+        self,
+        features: dict[str, CustomerFeatures],
+        spent: dict[str, int] | None = None,
+        write_error: Exception | None = None,
+    ) -> None:
+        self.features = dict(features)
+        self.read_s = READ_S
+        self.write_s = WRITE_S
+        self.write_error = write_error
+        self.reads: list[list[str]] = []
+        self.writes: list[list[str]] = []  # the customers of each write, as sent
+        self.decisions = _Decisions(self)
+        self.budgets = _Budgets(self, spent or {})
+        self._last_reply: asyncio.Future[None] | None = None
+
+    async def reply(self, seconds: float, error: Exception | None = None) -> None:
+        """Wait ``seconds``, and for the replies to the calls sent before."""
+        earlier, self._last_reply = self._last_reply, asyncio.get_running_loop().create_future()
+        mine = self._last_reply
+        try:
+            await asyncio.sleep(seconds)
+            if earlier is not None:
+                await earlier
+        finally:
+            mine.set_result(None)
+        if error is not None:
+            raise error
+
+    async def read_for_decisions(
+        self, customer_ids: Sequence[str]
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        self.reads.append(list(customer_ids))
+        views = [(False, self.features.get(c)) for c in customer_ids]
+        await self.reply(self.read_s)
+        return views
+
+
+class _Decisions:
+    def __init__(self, store: SlowStore) -> None:
+        self._store = store
+
+    async def record(self, records: Sequence[DecisionRecord], shown: Sequence[Fact]) -> None:
+        store = self._store
+        store.writes.append([r.customer_id for r in records])
+        for record in records:
+            decision = decode_next_best_offer(record.context)
+            if decision.offers:
+                before = store.features.get(decision.customer_id) or FIRST_CONTACT
+                store.features[decision.customer_id] = contacted(before, decision)
+        await store.reply(store.write_s, store.write_error)
+
+
+class _Budgets:
+    def __init__(self, store: SlowStore, spent: dict[str, int]) -> None:
+        self._store = store
+        self.counts = Counter(spent)
+
+    async def spent(self, day: date) -> dict[str, int]:
+        counts = dict(self.counts)
+        await self._store.reply(self._store.read_s)
+        return counts
+
+    async def add(self, spends: Sequence[BudgetSpend]) -> int:
+        for spend in spends:
+            self.counts.update(spend.offer_ids)
+        await self._store.reply(self._store.write_s, self._store.write_error)
+        return len(spends)
+
+
+class Published:
+    """Test double for KeyedPublisher: delivers at once."""
+
+    def publish(self, topic: str, records: Sequence[Any]) -> asyncio.Future[None]:
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+    async def drain(self) -> None:
+        pass
+
+
+def recommender(store: SlowStore, catalogue: OfferCatalogue) -> Recommender:
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(catalogue), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    return Recommender(store, policy, Published(), "nbo", budget_s=1.0)  # type: ignore[arg-type]
+
+
+async def until(condition: Callable[[], object]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.0005)
+    raise AssertionError("it never happened")
+
+
+async def overlapping(
+    rec: Recommender,
+    first: tuple[str, str],
+    second: tuple[str, str],
+    after: Callable[[], object],
+) -> list[NextBestOffer | None]:
+    """Ask for ``first`` (customer id, channel), then for ``second`` as soon as ``after``
+    holds: two batches that overlap."""
+    asked = asyncio.create_task(rec.recommend(*first, 3))
+    await until(after)
+    return await asyncio.gather(asked, rec.recommend(*second, 3))
+
+
+def offer_ids(decision: NextBestOffer | None) -> list[str]:
+    assert decision is not None
+    return [o.offer_id for o in decision.offers]
+
+
+def held(rec: Recommender) -> set[str]:
+    """The customers whose decisions the Recommender holds as not stored yet."""
+    return {c for write in rec._inflight._writes for c in write.shown}
+
+
+async def test_a_request_overlapping_one_for_the_same_customer_counts_its_email() -> None:
+    store = SlowStore({"c1": KNOWN})
+    rec = recommender(store, CONTACTS)
+    # the second request comes while the first batch is reading (0.5 ms later, say)
+    first, second = await overlapping(rec, ("c1", "email"), ("c1", "email"), lambda: store.reads)
+    assert store.reads == [["c1"], ["c1"]]  # two batches, each read before any write
+    assert offer_ids(first) == ["guide"]
+    assert second is not None and offer_ids(second) == []
+    assert "suppressed:fatigue:email:day" in second.reasons
+    assert store.features["c1"].contact.shown_today == {"email": 1}  # the daily cap held
+
+
+async def test_two_customers_overlapping_do_not_both_get_the_last_of_a_budget() -> None:
+    store = SlowStore({"a": KNOWN, "b": KNOWN}, spent={"voucher": 4})  # one left of 5
+    rec = recommender(store, BUDGETS)
+    first, second = await overlapping(rec, ("a", "web"), ("b", "web"), lambda: store.reads)
+    assert store.reads == [["a"], ["b"]]
+    assert offer_ids(first) == ["voucher", "tips"]
+    assert second is not None and offer_ids(second) == ["tips"]
+    assert "suppressed:budget:voucher" in second.reasons
+    assert store.budgets.counts["voucher"] == 5  # the budget held
+
+
+async def test_a_write_that_ends_after_a_read_replied_counts_until_that_batch_decided() -> None:
+    # the first batch's write goes after the second batch's (slow) read and replies just
+    # after it, so it is over before the second batch decides: it must count all the same
+    store = SlowStore({"c1": KNOWN}, spent={})  # a catalogue with budgets: two reads
+    rec = recommender(store, BUDGETS)
+
+    def first_read_sent() -> bool:
+        if store.reads:
+            store.read_s = 5 * READ_S  # the second batch's read
+        return bool(store.reads)
+
+    first, second = await overlapping(rec, ("c1", "email"), ("c1", "email"), first_read_sent)
+    assert offer_ids(first) == ["guide"]
+    assert second is not None and offer_ids(second) == []
+    assert "suppressed:fatigue:email:day" in second.reasons
+    assert store.features["c1"].contact.shown_today == {"email": 1}
+
+
+async def test_a_write_stored_before_a_read_replied_counts_once() -> None:
+    # the second batch reads after the first sent its write: what it reads shows the
+    # first's contact and spending, which must not count twice
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 3})  # two left of 5
+    rec = recommender(store, BUDGETS)
+    first, second = await overlapping(rec, ("c1", "call"), ("c1", "call"), lambda: store.writes)
+    assert offer_ids(first) == offer_ids(second) == ["voucher", "guide"]  # a cap of 2 a day
+    assert store.features["c1"].contact.shown_today == {"call": 2}
+    assert store.budgets.counts["voucher"] == 5
+
+
+@pytest.mark.parametrize("write_error", [None, StoreUnavailable("redis is gone")],
+                         ids=["stored", "not_stored"])  # fmt: skip
+async def test_decisions_are_held_only_until_their_batch_is_written(
+    write_error: Exception | None,
+) -> None:
+    store = SlowStore({"a": KNOWN, "b": KNOWN}, spent={}, write_error=write_error)
+    rec = recommender(store, BUDGETS)
+    first = asyncio.create_task(rec.recommend("a", "web", 3))
+    await until(lambda: store.writes)  # the first batch decided, and is being written
+    assert held(rec) == {"a"}
+    second = asyncio.create_task(rec.recommend("b", "web", 3))
+    await asyncio.wait([first])  # answered once written (or not)
+    assert "a" not in held(rec)
+    await asyncio.wait([second])
+    assert held(rec) == set() and len(rec._inflight) == 0  # no customer id left behind
+    if write_error is None:
+        assert offer_ids(first.result()) == offer_ids(second.result()) == ["voucher", "tips"]
+    else:
+        assert first.exception() is write_error and second.exception() is write_error
+    await rec.drain()
