@@ -197,9 +197,11 @@ class FeatureStore:
         raise_failed(replies)
         return [bool(int(reply)) for reply in replies]
 
-    async def _read_unless_erased(
-        self, customer_ids: Sequence[str], now: float | None
+    async def read_views(
+        self, customer_ids: Sequence[str], now: float | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
+        """(erased?, features) of many customers in one round trip: an erased customer
+        is told apart from one Moments does not know."""
         if not customer_ids:
             return []
         calls = []
@@ -239,13 +241,6 @@ class FeatureStore:
         """Features of many customers in one round trip (``None`` for an unknown or
         erased customer)."""
         return [features for _, features in await self.read_views(customer_ids, now)]
-
-    async def read_views(
-        self, customer_ids: Sequence[str], now: float | None = None
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """(erased?, features) of many customers in one round trip: an erased customer
-        is told apart from one Moments does not know."""
-        return await self._read_unless_erased(customer_ids, now)
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
         """The customer's raw keys (profile, windows, recent, contacts) for checks."""
