@@ -13,7 +13,9 @@ Redis) is dropped, and an erasure, made by any API process (it reads the
 tells the connected screens that may show them to drop theirs (see :class:`Screen`).
 The hub remembers recent erasures (:class:`RecentErasures`): an alert checked before the
 erasure is not published after it, nor written from a screen's inbox, and a screen that
-resumes is told of each, in case it was away when it was made.
+resumes is told of each, in case it was away when it was made. A process that starts
+reads the last day's erasures from the topic before it is ready, so that a screen
+resuming on it hears of the erasures made before it started too.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ class Screen:
 
 
 class RecentErasures:
-    """The customers erased lately, with when: the newest ``limit`` of the last ``keep_s``
-    seconds (the ids stay in memory only, never in a log).
+    """The customers erased lately, with when (wall-clock seconds): the newest ``limit``
+    of the last ``keep_s`` seconds (the ids stay in memory only, never in a log).
 
     >>> recent = RecentErasures(limit=2)
     >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id)
@@ -188,14 +190,25 @@ class RecentErasures:
 
     def __init__(
         self, limit: int = 10_000, keep_s: float = 86_400.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self._limit, self._keep_s, self._clock = limit, keep_s, clock
         self._when: dict[str, float] = {}  # oldest first
 
-    def add(self, customer_id: str) -> None:
+    @property
+    def keep_s(self) -> float:
+        return self._keep_s
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def add(self, customer_id: str, at: float | None = None) -> None:
+        """The customer was erased ``at`` (default: now; never later than now). Older
+        erasures are added first (a process that starts reads them in that order)."""
+        now = self._clock()
         self._when.pop(customer_id, None)
-        self._when[customer_id] = self._clock()
+        self._when[customer_id] = now if at is None else min(at, now)
         self._trim()
 
     def __contains__(self, customer_id: object) -> bool:
@@ -306,10 +319,10 @@ class AlertHub:
                 inbox.put_nowait(None)
         self._subscribers.clear()
 
-    def forget(self, customer_id: str) -> None:
-        """The customer was erased: remember it, drop their buffered alerts and tell the
-        screens."""
-        self.erased_lately.add(customer_id)
+    def forget(self, customer_id: str, at: float | None = None) -> None:
+        """The customer was erased (``at``, default now): remember it, drop their
+        buffered alerts and tell the screens."""
+        self.erased_lately.add(customer_id, at)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
         self._notify(Erased(customer_id))
@@ -394,16 +407,15 @@ class AlertHub:
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
                     self._kept_from[tp.partition] = start  # the ones before: never read
-            # Older erasures' tombstones keep their alerts off the screens: at the first
-            # start, from the end. After a reconnection, from where the last connection
-            # was, so that no erasure made meanwhile goes unheard.
-            for p in consumer.partitions_for_topic(self._erasures_topic) or set():
-                tp = TopicPartition(self._erasures_topic, p)
-                if p in self._erasures_read:
-                    consumer.seek(tp, self._erasures_read[p])
-                else:
-                    await consumer.seek_to_end(tp)
-                    self._erasures_read[p] = await consumer.position(tp)
+            # Older erasures' tombstones keep their alerts off the screens. At the first
+            # start, the last day's erasures are read (the newest a screen that resumes
+            # here must hear of); after a reconnection, from where the last connection
+            # was, so that no erasure made meanwhile goes unheard. Either way they are
+            # read before any alert, and before the process is ready.
+            erasure_partitions = consumer.partitions_for_topic(self._erasures_topic) or set()
+            erasure_tps = [TopicPartition(self._erasures_topic, p) for p in erasure_partitions]
+            await self._seek_erasures(consumer, erasure_tps)
+            await self._catch_up_on_erasures(consumer, erasure_tps)
             await self.recheck()
             self.ready.set()
             while True:
@@ -426,10 +438,52 @@ class AlertHub:
             self._consumer = None
             await consumer.stop()
 
-    def _erasures(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _seek_erasures(
+        self, consumer: AIOKafkaConsumer, erasure_tps: list[TopicPartition]
+    ) -> None:
+        """Where to read ``customer-erasures`` from: where the last connection was, or (at
+        the first start) the first erasure of the last day, but no more than the newest
+        ``limit`` of each partition (only the newest ``limit`` of all are remembered)."""
+        first = [tp for tp in erasure_tps if tp.partition not in self._erasures_read]
+        if first:
+            recent = self.erased_lately
+            since_ms = int((time.time() - recent.keep_s) * 1000)
+            ends = await consumer.end_offsets(first)
+            found = await consumer.offsets_for_times({tp: since_ms for tp in first})
+            for tp in first:
+                at = found.get(tp)
+                start = ends[tp] if at is None else max(at.offset, ends[tp] - recent.limit)
+                self._erasures_read[tp.partition] = start
+        for tp in erasure_tps:
+            consumer.seek(tp, self._erasures_read[tp.partition])
+
+    async def _catch_up_on_erasures(
+        self,
+        consumer: AIOKafkaConsumer,
+        erasure_tps: list[TopicPartition],
+    ) -> None:
+        """Read ``customer-erasures`` up to its end now, before any alert."""
+        if not erasure_tps:
+            return
+        ends = await consumer.end_offsets(erasure_tps)
+        backlog: list[ConsumerRecord[bytes, bytes]] = []
+        behind = list(erasure_tps)
+        while behind:
+            for records in (await consumer.getmany(*behind, timeout_ms=500)).values():
+                backlog += records
+            behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
+        backlog.sort(key=lambda record: record.timestamp)  # oldest first, as remembered
+        self._erasures(backlog, dated=True)
+        for tp in erasure_tps:  # past any offsets that held no record
+            self._erasures_read[tp.partition] = await consumer.position(tp)
+
+    def _erasures(self, records: list[ConsumerRecord[bytes, bytes]], dated: bool = False) -> None:
+        """Forget the customers of erasure records: as erased when the records say
+        (``dated``: the ones made before this process started), or now (heard live)."""
         for record in records:
             try:
-                self.forget(decode_erasure(record.value or b"").customer_id)
+                erasure = decode_erasure(record.value or b"")
+                self.forget(erasure.customer_id, erasure.ts.timestamp() if dated else None)
             except InvalidEvent:
                 log.warning("%s[%d] offset %d is not an erasure record", record.topic,
                             record.partition, record.offset)  # fmt: skip

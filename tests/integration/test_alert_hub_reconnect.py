@@ -11,14 +11,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig
 from schemas import CustomerErasure, encode_erasure
-from streams.api.alerts import AlertHub, Erased, ErasedCheck, StreamPosition
+from streams.api.alerts import AlertHub, Erased, ErasedCheck, RecentErasures, StreamPosition
 from streams.services import Services
 from streams.settings import Settings
 from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics
@@ -140,3 +140,34 @@ async def test_alerts_read_when_the_fan_out_failed_are_read_again(kafka_redis: S
         await rig.send(sent)
         await eventually(lambda: rig.holds(set(sent)), "every alert, after the failure")
         assert not failures  # it did fail once
+
+
+async def test_a_process_that_starts_hears_of_the_last_days_erasures_before_it_is_ready(
+    kafka_redis: Services,
+) -> None:
+    """A screen that resumes on a process started after an erasure is told of it: the
+    process reads the last day's erasures (the newest it remembers) before it is ready."""
+    async with fan_out(kafka_redis) as rig:
+        now = datetime.now(UTC)
+        for customer, hours_ago in [("old", 30), ("b", 5), ("c", 4), ("d", 3), ("e", 2)]:
+            when = now - timedelta(hours=hours_ago)
+            erased = CustomerErasure(customer_id=customer, subject="s", ts=when)
+            await rig.producer.send_and_wait(rig.erasures_topic, encode_erasure(erased),
+                                             key=customer.encode(),
+                                             timestamp_ms=int(when.timestamp() * 1000))  # fmt: skip
+        bootstrap = kafka_redis.kafka_bootstrap
+        started = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased)
+        started.erased_lately = RecentErasures(limit=3)
+        await started.start()
+        try:
+            await asyncio.wait_for(started.ready.wait(), 30)
+            assert started.erased_lately.customers() == ["c", "d", "e"]  # the newest 3
+        finally:
+            await started.stop()
+        fresh = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased)
+        await fresh.start()
+        try:
+            await asyncio.wait_for(fresh.ready.wait(), 30)
+            assert fresh.erased_lately.customers() == ["b", "c", "d", "e"]  # not the day-old
+        finally:
+            await fresh.stop()
