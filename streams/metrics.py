@@ -104,6 +104,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in ("latency_budget", "store_unavailable"):
+            self.fallbacks.labels(reason)
         self.publish_failures = Counter(
             "moments_publish_failures_total",
             "Records that could not be written to Kafka after their answer was given.",
@@ -159,6 +161,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in ("applied", "refused"):  # from 0: a first refusal is an increase
+            self.catalogue_reloads.labels(outcome)
         self.catalogue_info = Gauge(
             "moments_catalogue_info", "1 for the offer catalogue version in use.", ["version"],
             registry=r,

@@ -32,6 +32,10 @@ _POSITIVE = (
 )  # fmt: skip
 # ...and those where 0 means something (no event dated ahead; every paying customer valuable)
 _NOT_NEGATIVE = ("max_future_skew_s", "high_value")
+_AT_LEAST_ONE = (
+    "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
+    "api_max_items", "api_max_body_bytes",
+)  # fmt: skip
 MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
@@ -145,35 +149,31 @@ class Settings:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
         if not 0 <= self.intervention_control_percent <= 100:
             raise SettingsError("MOMENTS_INTERVENTION_CONTROL_PERCENT must be between 0 and 100")
-        if min(self.batch_size, self.max_attempts, self.topic_partitions, self.api_max_batch) < 1:
-            raise SettingsError("batch sizes, attempts and partitions must be at least 1")
+        for name in _AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be at least 1")
         if self.event_loop not in EVENT_LOOPS:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
-        if self.api_budget_ms <= 0 or self.api_publish_linger_ms < 0 or self.api_gather_ms < 0:
-            raise SettingsError(
-                "MOMENTS_API_BUDGET_MS must be positive; MOMENTS_API_GATHER_MS and "
-                "MOMENTS_API_PUBLISH_LINGER_MS must not be negative"
-            )
+        if self.api_budget_ms <= 0:
+            raise SettingsError("MOMENTS_API_BUDGET_MS must be positive")
+        for name in ("api_gather_ms", "api_publish_linger_ms"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"MOMENTS_{name.upper()} must not be negative")
 
         if not (self.api_rate_per_s > 0 and math.isfinite(self.api_rate_per_s)):
             raise SettingsError("MOMENTS_API_RATE_PER_S must be a positive number of requests")
         if self.api_burst < 1:
             raise SettingsError("MOMENTS_API_BURST must be at least 1")
-        if not all(math.isfinite(v) for v in (self.api_budget_ms, self.api_gather_ms,
-                                              self.api_publish_linger_ms)):  # fmt: skip
-            raise SettingsError("MOMENTS_API_*_MS must be finite numbers")
+        for name in ("api_budget_ms", "api_gather_ms", "api_publish_linger_ms"):
+            if not math.isfinite(getattr(self, name)):
+                raise SettingsError(f"MOMENTS_{name.upper()} must be a finite number")
         for name in ("api_port", "web_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")
-        if min(self.api_max_items, self.api_max_body_bytes, self.topic_replication) < 1:
-            raise SettingsError(
-                "MOMENTS_API_MAX_ITEMS, MOMENTS_API_MAX_BODY_BYTES and "
-                "MOMENTS_TOPIC_REPLICATION must be at least 1"
-            )
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(f"MOMENTS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         try:

@@ -28,10 +28,35 @@ _ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
+
+def ecma_patterns(schema: Any) -> Any:
+    """``schema`` with its patterns in the regular-expression dialect of JSON Schema
+    (ECMA-262): Python's end of text ``\\Z`` becomes ``$``, which in ECMA-262 (without the
+    ``m`` flag) matches there only, as ``\\Z`` does in Python (Python's ``$`` also matches
+    before a final newline, which is why the structs use ``\\Z``).
+
+    >>> ecma_patterns({"properties": {"currency": {"pattern": r"^[A-Z]{3}\\Z"}}})
+    {'properties': {'currency': {'pattern': '^[A-Z]{3}$'}}}
+    """
+    if isinstance(schema, dict):
+        return {
+            key: value.replace("\\Z", "$")
+            if key == "pattern" and isinstance(value, str)
+            else ecma_patterns(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list | tuple):
+        return type(schema)(ecma_patterns(item) for item in schema)
+    return schema
+
+
 # The wire formats, generated from the same msgspec structs that decode Kafka input: per
 # event type, its own fields and which are required (a tagged union on ``type``).
-(_TOUCHPOINT, _OUTCOME, _DECISION, _OFFER), WIRE_SCHEMAS = msgspec.json.schema_components(
-    [TouchpointEvent, Outcome, NextBestOffer, Offer], ref_template="#/components/schemas/{name}"
+(_TOUCHPOINT, _OUTCOME, _DECISION, _OFFER), WIRE_SCHEMAS = ecma_patterns(
+    msgspec.json.schema_components(
+        [TouchpointEvent, Outcome, NextBestOffer, Offer],
+        ref_template="#/components/schemas/{name}",
+    )
 )
 _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_now"],
     "properties": {"available_now": {"type": "boolean"},

@@ -185,3 +185,13 @@ def test_metrics_show_the_version_in_use_and_count_reloads() -> None:
     assert "moments_catalogue_offers 1.0" in text
     assert 'moments_catalogue_reloads_total{outcome="applied"} 1.0' in text
     assert 'moments_catalogue_reloads_total{outcome="refused"} 1.0' in text
+
+
+def test_reload_counts_start_from_zero_so_that_a_first_refusal_is_an_increase() -> None:
+    """Prometheus sees no increase in a series whose first sample is already 1: the
+    alert on a refused catalogue would stay silent after a process's first refusal."""
+    text = Metrics().exposition().decode()
+    assert 'moments_catalogue_reloads_total{outcome="applied"} 0.0' in text
+    assert 'moments_catalogue_reloads_total{outcome="refused"} 0.0' in text
+    assert 'moments_recommendation_fallbacks_total{reason="latency_budget"} 0.0' in text
+    assert 'moments_recommendation_fallbacks_total{reason="store_unavailable"} 0.0' in text

@@ -92,3 +92,26 @@ def test_a_key_in_the_query_string_is_documented_for_the_alert_stream_only() -> 
     ]
     assert where == [("/v1/alerts/stream", "get")]
     assert SPEC["components"]["securitySchemes"]["apiKeyQuery"]["in"] == "query"
+
+
+def _patterns(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        found = [schema["pattern"]] if isinstance(schema.get("pattern"), str) else []
+        return found + [p for value in schema.values() for p in _patterns(value)]
+    if isinstance(schema, list):
+        return [p for item in schema for p in _patterns(item)]
+    return []
+
+
+def test_patterns_are_in_the_dialect_of_json_schema_not_pythons() -> None:
+    """ECMA-262 reads Python's ``\\Z`` as a literal Z: a client validating against the
+    description would refuse every currency code ("EUR") and take "EURZ"."""
+    patterns = _patterns(SPEC)
+    assert len(patterns) >= 2  # currency and offer ids
+    for pattern in patterns:
+        assert "\\Z" not in pattern and "\\A" not in pattern and "(?P" not in pattern, pattern
+    purchase = validator("Purchase")
+    base = {"type": "purchase", "event_id": "e1", "customer_id": "c1",
+            "ts": "2026-11-23T14:05:00Z", "amount": 10.0, "order_id": "o1"}  # fmt: skip
+    assert not list(purchase.iter_errors({**base, "currency": "EUR"}))
+    assert list(purchase.iter_errors({**base, "currency": "EURZ"}))

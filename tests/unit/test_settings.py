@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -223,8 +224,16 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("API_BURST", "0", "MOMENTS_API_BURST"),
         ("API_PORT", "70000", "MOMENTS_API_PORT"),
         ("WEB_PORT", "-1", "MOMENTS_WEB_PORT"),
-        ("API_BUDGET_MS", "nan", "finite"),
+        ("API_BUDGET_MS", "nan", "MOMENTS_API_BUDGET_MS must be a finite"),
+        ("API_BUDGET_MS", "0", "MOMENTS_API_BUDGET_MS"),
+        ("API_GATHER_MS", "inf", "MOMENTS_API_GATHER_MS"),
+        ("API_PUBLISH_LINGER_MS", "-1", "MOMENTS_API_PUBLISH_LINGER_MS"),
         ("API_MAX_ITEMS", "0", "MOMENTS_API_MAX_ITEMS"),
+        ("API_MAX_BODY_BYTES", "0", "MOMENTS_API_MAX_BODY_BYTES"),
+        ("API_MAX_BATCH", "0", "MOMENTS_API_MAX_BATCH"),
+        ("BATCH_SIZE", "0", "MOMENTS_BATCH_SIZE"),
+        ("MAX_ATTEMPTS", "0", "MOMENTS_MAX_ATTEMPTS"),
+        ("TOPIC_PARTITIONS", "0", "MOMENTS_TOPIC_PARTITIONS"),
         ("TOPIC_REPLICATION", "0", "MOMENTS_TOPIC_REPLICATION"),
         ("LOG_LEVEL", "verbose", "MOMENTS_LOG_LEVEL"),
         ("REDIS_TIMEOUT_S", "0", "MOMENTS_REDIS_TIMEOUT_S"),
@@ -232,8 +241,10 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
     ],
 )
 def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, words: str) -> None:
-    with pytest.raises(SettingsError, match=words):
+    """The message names the variable that is wrong, and no other."""
+    with pytest.raises(SettingsError, match=words) as refused:
         Settings.from_env({f"MOMENTS_{name}": value})
+    assert set(re.findall(r"MOMENTS_[A-Z0-9_]+", str(refused.value))) == {f"MOMENTS_{name}"}
 
 
 def test_log_levels_are_taken_in_any_case() -> None:
