@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 
+from schemas.errors import decode_wire
 from schemas.touchpoints import Timestamp
 
 Priority = Literal[1, 2, 3]
@@ -76,8 +77,8 @@ def encode_decision(decision: NextBestOffer | Intervention) -> bytes:
 
 
 def decode_next_best_offer(raw: bytes | str) -> NextBestOffer:
-    return _nbo_decoder.decode(raw)
+    return decode_wire(_nbo_decoder, raw)
 
 
 def decode_intervention(raw: bytes | str) -> Intervention:
-    return _intervention_decoder.decode(raw)
+    return decode_wire(_intervention_decoder, raw)

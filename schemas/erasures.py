@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.errors import InvalidEvent, describe
+from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.touchpoints import NonEmpty, Timestamp
 
 
@@ -33,7 +33,7 @@ _encoder = msgspec.json.Encoder()
 def decode_erasure(raw: bytes | str) -> CustomerErasure:
     """Decode one erasure record; raises :class:`InvalidEvent` naming the problem."""
     try:
-        return _decoder.decode(raw)
+        return decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
+
+T = TypeVar("T")
 
 
 class InvalidEvent(ValueError):
@@ -19,3 +23,19 @@ def describe(exc: msgspec.DecodeError) -> str:
     if isinstance(exc, msgspec.ValidationError):
         return text
     return f"malformed JSON: {text}"
+
+
+def decode_wire(decoder: msgspec.json.Decoder[T], raw: bytes | str) -> T:
+    """``decoder.decode(raw)``, where JSON nested deeper than msgspec can follow (about
+    a thousand levels) is a :class:`msgspec.DecodeError` too, not a ``RecursionError``:
+    one such record is bad input, to be refused or dead-lettered like any other.
+
+    >>> decode_wire(msgspec.json.Decoder(), b"[" * 5000 + b"]" * 5000)
+    Traceback (most recent call last):
+    ...
+    msgspec.DecodeError: JSON is nested too deeply
+    """
+    try:
+        return decoder.decode(raw)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from schemas.errors import InvalidEvent, describe
+from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.touchpoints import NonEmpty, Timestamp
 
 OutcomeKind = Literal["shown", "clicked", "accepted", "dismissed", "ignored"]
@@ -27,7 +27,7 @@ _encoder = msgspec.json.Encoder()
 def decode_outcome(raw: bytes | str) -> Outcome:
     """Decode one outcome; raises :class:`InvalidEvent` naming the field and problem."""
     try:
-        return _decoder.decode(raw)
+        return decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.errors import InvalidEvent, describe
+from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.touchpoints import Timestamp
 
 # A record's place in Kafka: "<topic>:<partition>:<offset>" (topic names have no colon).
@@ -64,7 +64,7 @@ _encoder = msgspec.json.Encoder()
 def decode_redrive(raw: bytes | str) -> LetterRedriven:
     """Decode one re-drive record; raises :class:`InvalidEvent` naming the problem."""
     try:
-        return _decoder.decode(raw)
+        return decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import msgspec
 
+from schemas.errors import decode_wire
+
 
 class RiskExample(msgspec.Struct, frozen=True, kw_only=True):
     """A feature snapshot with its delayed label: did the customer churn or lapse?"""
@@ -26,4 +28,4 @@ def encode_risk_example(example: RiskExample) -> bytes:
 
 
 def decode_risk_example(raw: bytes | str) -> RiskExample:
-    return _decoder.decode(raw)
+    return decode_wire(_decoder, raw)

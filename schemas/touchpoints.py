@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from schemas.errors import InvalidEvent, describe
+from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.timezones import is_timezone
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -143,7 +143,7 @@ _encoder = msgspec.json.Encoder()
 def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
     """Decode one touchpoint; raises :class:`InvalidEvent` naming the field and problem."""
     try:
-        return _decoder.decode(raw)
+        return decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 
@@ -151,7 +151,7 @@ def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
 def decode_touchpoints(raw: bytes | str) -> list[TouchpointEvent]:
     """Decode a JSON list of touchpoints (all or nothing)."""
     try:
-        return _many_decoder.decode(raw)
+        return decode_wire(_many_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
 

@@ -162,6 +162,8 @@ def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> li
             decoded.append(decode(_json.encode(item)))
         except InvalidEvent as exc:
             errors.append({"index": i, "reason": exc.reason})
+        except RecursionError:  # re-encoding it, a few frames deeper than its decoding
+            errors.append({"index": i, "reason": "malformed JSON: nested too deeply"})
     if errors:
         raise ApiError(422, f"invalid_{what}", f"{len(errors)} of {len(items)} {what} are "
                        "invalid; none were accepted", errors)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,9 +29,11 @@ from schemas import (
     SocialMention,
     Survey,
     WebClick,
+    decode_erasure,
     decode_intervention,
     decode_next_best_offer,
     decode_outcome,
+    decode_redrive,
     decode_touchpoint,
     decode_touchpoints,
     encode_decision,
@@ -39,6 +42,7 @@ from schemas import (
     load_catalogue,
 )
 from schemas.contact_rules import DAILY_CAPS
+from schemas.risk import decode_risk_example
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_PATH = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
@@ -949,3 +953,35 @@ def test_missing_catalogue_file(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
     assert "cannot read" in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+DEEP = b"[" * 3000 + b"]" * 3000
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [decode_touchpoint, decode_outcome, decode_erasure, decode_redrive],
+    ids=lambda f: f.__name__,
+)
+def test_json_nested_too_deeply_is_invalid_input_for_every_decoder_of_input(
+    decode: Callable[[bytes], object],
+) -> None:
+    """Not a RecursionError, which no caller takes for bad input (a batch failed whole,
+    the learner stopped at the record)."""
+    raw = b'{"type":"web_click","event_id":"e","extra":' + DEEP + b"}"
+    with pytest.raises(InvalidEvent, match="nested too deeply"):
+        decode(raw)
+    with pytest.raises(InvalidEvent, match="nested too deeply"):
+        decode_touchpoints(b"[" + raw + b"]")
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [decode_next_best_offer, decode_intervention, decode_risk_example],
+    ids=lambda f: f.__name__,
+)
+def test_json_nested_too_deeply_is_a_decode_error_for_moments_own_records(
+    decode: Callable[[bytes], object],
+) -> None:
+    with pytest.raises(msgspec.DecodeError, match="nested too deeply"):
+        decode(b'{"decision_id":"d","extra":' + DEEP + b"}")

@@ -212,3 +212,25 @@ async def test_the_letter_of_a_record_at_the_limit_is_cut_to_fit_with_its_key() 
     ((sent_key, sent_value, headers),) = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
     assert sent_key == key and sent_value is not None and value.startswith(sent_value)
     assert dict(headers)["value-truncated-from"] == b"998000"
+
+
+async def test_a_record_nested_too_deeply_is_dead_lettered_alone_and_its_batch_applied() -> None:
+    """msgspec cannot follow JSON nested about a thousand levels (here in a field the
+    contract ignores): such a record used to fail its whole batch, whose good events
+    were then dead-lettered unapplied."""
+    from schemas import encode_touchpoint
+    from tests.unit.test_touchpoint_handler import RecordingStore, click, handler
+
+    good = [encode_touchpoint(click(event_id=f"good-{i}", customer=f"c-{i}")) for i in range(3)]
+    deep = (b'{"type":"web_click","event_id":"bad","customer_id":"c9",'
+            b'"ts":"2026-01-01T00:00:00Z","page":"/","extra":'
+            + b"[" * 2000 + b"]" * 2000 + b"}")  # fmt: skip
+    store = RecordingStore()
+    rig = Rig(handler(store))
+    batch = [event(0, value=good[0]), event(1, value=good[1]), event(2, value=deep),
+             event(3, value=good[2])]  # fmt: skip
+    stream = await rig.run(batch)
+    assert store.applied == ["good-0", "good-1", "good-2"] and stream.acked == batch
+    letters = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    assert [dict(h)["source-offset"] for _, _, h in letters] == [b"2"]
+    assert dict(letters[0][2])["error"] == b"invalid: malformed JSON: JSON is nested too deeply"
