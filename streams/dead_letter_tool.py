@@ -111,20 +111,21 @@ async def inspect(
                 ) from exc
 
     await replay(settings, ledger, sent_before, BATCH)
+
+    async def erasures(records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                erased.add(decode_erasure(record.value or b"").customer_id)
+            except InvalidEvent as exc:  # only Moments writes this topic
+                raise RedriveRefused(
+                    f"{record.topic}[{record.partition}] offset {record.offset} is not an "
+                    f"erasure record ({exc}): who was erased is unknown, nothing was sent"
+                ) from exc
+
+    # read for a dry run too, so that it reports what a re-drive would take
+    await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, BATCH)
     producer = None
     if redrive:
-
-        async def erasures(records: list[ConsumerRecord]) -> None:
-            for record in records:
-                try:
-                    erased.add(decode_erasure(record.value or b"").customer_id)
-                except InvalidEvent as exc:  # only Moments writes this topic
-                    raise RedriveRefused(
-                        f"{record.topic}[{record.partition}] offset {record.offset} is not an "
-                        f"erasure record ({exc}): who was erased is unknown, nothing was sent"
-                    ) from exc
-
-        await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, BATCH)
         producer = AIOKafkaProducer(
             **client_options(), bootstrap_servers=settings.kafka_bootstrap,
             acks="all", enable_idempotence=True,
@@ -135,11 +136,10 @@ async def inspect(
         sent: list[Awaitable[Any]] = []
         taken: list[DeadLetter] = []
         for letter in map(letter_of, records):
-            if producer is not None:
-                plan.track(letter)
+            plan.track(letter)
             if wanted.matches(letter):
                 summary.add(letter, sent_back=plan.sent_before(letter))
-                if producer is not None and plan.take(letter) == "redriven":
+                if plan.take(letter) == "redriven" and producer is not None:
                     first = plan.first_lettered(letter)
                     sent.append(await send_back(producer, letter, first))
                     taken.append(letter)
@@ -155,6 +155,6 @@ async def inspect(
         if producer is not None:
             await producer.stop()
     report: dict[str, Any] = {"letters_read": read, "matching": summary.report()}
-    if redrive:
-        report["redrive"] = {verdict: plan.outcomes.get(verdict, 0) for verdict in VERDICTS}
+    verdicts = {verdict: plan.outcomes.get(verdict, 0) for verdict in VERDICTS}
+    report["redrive" if redrive else "would_redrive"] = verdicts
     return report

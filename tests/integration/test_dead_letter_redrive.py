@@ -67,7 +67,8 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     assert [r["letters"] for r in skew] == [1] * len(early)  # each names its own ts
     only_skew = dead_letters(pipeline, "--reason", "in the future", "--source", "touchpoints")
     assert only_skew["matching"][touchpoints]["letters"] == len(early)
-    assert "redrive" not in only_skew  # a report sends nothing back
+    assert "redrive" not in only_skew  # a report sends nothing back, but says what it would
+    assert only_skew["would_redrive"]["redriven"] == len(early)
 
     # The limit is fixed; the early events go back and are applied, once, except the
     # one of a customer erased meanwhile, whose data is not written anew.
@@ -78,7 +79,9 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     erased = await call("DELETE", f"{api.url}/v1/customers/{gone['customer_id']}",
                         headers=DEV_AUTH)  # fmt: skip
     assert erased.status == 200, erased
+    would = dead_letters(pipeline, "--reason", "in the future")  # the erased one stays
     sent = dead_letters(pipeline, "--redrive", "--reason", "in the future")
+    assert would["would_redrive"] == sent["redrive"]
     assert sent["redrive"] == {"redriven": len(early), "repeated": 0, "too_old": 0,
                                "unknown_source": 0, "erased": 1, "sent_before": 0,
                                "truncated": 0}  # fmt: skip
