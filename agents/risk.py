@@ -281,10 +281,12 @@ class ChurnRisk:
 
 @dataclass(frozen=True, slots=True)
 class PendingSnapshot:
-    """Features ``x`` as they were at ``ts_ms``, waiting for their label."""
+    """Features ``x`` as they were at ``ts_ms``, waiting for their label; ``event_id``:
+    the touchpoint it was taken at (empty if unknown), which cannot label it."""
 
     x: dict[str, float]
     ts_ms: int
+    event_id: str = ""
 
 
 def churn_signal(event: TouchpointEvent) -> bool:

@@ -20,9 +20,10 @@ from schemas import TouchpointEvent
 from schemas.risk import RiskExample
 
 
-class _Snapshot(msgspec.Struct):
+class _Snapshot(msgspec.Struct, omit_defaults=True):
     x: dict[str, float]
     ts_ms: int
+    event_id: str = ""  # the touchpoint it was taken at (absent in older snapshots)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -32,7 +33,7 @@ _decode = msgspec.json.Decoder(_Snapshot).decode
 def decode_snapshot(raw: str) -> PendingSnapshot:
     """A stored pending snapshot; raises ``msgspec.DecodeError`` if it is not one."""
     stored = _decode(raw)
-    return PendingSnapshot(stored.x, stored.ts_ms)
+    return PendingSnapshot(stored.x, stored.ts_ms, stored.event_id)
 
 
 class RiskHolder:
@@ -62,9 +63,10 @@ def example_id(subject: str, snapshot_ms: int) -> str:
     return f"risk:{subject}:{snapshot_ms}"
 
 
-def pending_snapshot(x: dict[str, float], at_ms: int) -> str:
-    """A feature snapshot, as stored while it waits for its delayed label."""
-    return _encode(_Snapshot(x, at_ms)).decode()
+def pending_snapshot(x: dict[str, float], at_ms: int, event_id: str = "") -> str:
+    """A feature snapshot taken at touchpoint ``event_id``, as stored while it waits for
+    its delayed label."""
+    return _encode(_Snapshot(x, at_ms, event_id)).decode()
 
 
 def watch_risk(
@@ -90,7 +92,9 @@ def watch_risk(
     if features.risk_snapshot:
         pending = decode_snapshot(features.risk_snapshot)
     label = None
-    if pending is not None:
+    # The touchpoint a snapshot was taken at does not label it, when it comes again (a
+    # producer's retry, a re-drive, a batch redone after a crash): its features hold it.
+    if pending is not None and not (pending.event_id and pending.event_id == event.event_id):
         churned = [ts_ms(e.ts) for e in alongside if e is not event and churn_signal(e)]
         label = label_for(
             pending, event_ms, previous, churn=churn_signal(event), churned_ms=churned
@@ -104,7 +108,7 @@ def watch_risk(
             snapshot_ts=datetime.fromtimestamp(pending.ts_ms / 1000, tz=now.tzinfo),
             label_ts=event.ts,
         )
-    snapshot = pending_snapshot(x, event_ms) if pending is None or example else None
+    snapshot = pending_snapshot(x, event_ms, event.event_id) if pending is None or example else None
     band = "high" if risk >= threshold else "low"
     return RiskWatch(
         risk=risk,

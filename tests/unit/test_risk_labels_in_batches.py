@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
+
 from agents.risk import DAY_MS, PendingSnapshot, label_for
 from agents.risk_sweep import sweep_label
 from agents.risk_watch import pending_snapshot
 from agents.touchpoint_handler import BatchResult, SourceRecord
 from feature_store import CustomerFeatures, PendingRisk
 from feature_store.facts import ts_ms
+from feature_store.records import ApplyStatus
 from schemas import Call, Consent, Email, TouchpointEvent, WebClick, encode_touchpoint
 from tests.unit.factories import T0
 from tests.unit.test_touchpoint_handler import RecordingStore, handler
@@ -93,3 +96,33 @@ async def test_a_touchpoint_and_the_sweep_give_one_snapshot_the_same_example_id(
     quiet = PendingRisk("p-cust-1", WAITING.risk_snapshot, last_seen_ms=ts_ms(SNAPSHOT_AT))
     by_clock = sweep_label(quiet, T0 + timedelta(days=60))
     assert by_clock is not None and by_clock.example_id == by_touchpoint.example_id
+
+
+async def test_the_touchpoint_a_snapshot_was_taken_at_does_not_label_it_when_it_comes_again() -> (
+    None
+):
+    """A churn signal that comes again (a producer's retry, a re-drive, a batch redone
+    after a crash) found the snapshot taken at itself pending, whose features already
+    hold it, and labelled it positive at once: a label leaked into its own example."""
+    unsubscribed = Email(event_id="unsub", customer_id="cust-1", ts=T0, action="unsubscribed")
+    first = await handled(unsubscribed)
+    (example,) = first.risk_examples  # the snapshot from before is labelled...
+    assert example.y is True and example.snapshot_ts == SNAPSHOT_AT
+    (taken,) = first.risk_facts  # ...and a new one taken at the unsubscribe
+    assert taken.fact_id == "r:unsub"
+    (snapshot,) = [str(u[2]) for u in taken.updates if u[1] == "risk_snapshot"]
+    again = msgspec.structs.replace(WAITING, risk_snapshot=snapshot)
+    store = RecordingStore(features={"cust-1": again}, statuses={"unsub": ApplyStatus.DUPLICATE})
+    replayed = await handler(store).handle(batch(unsubscribed))
+    assert replayed.risk_examples == [] and replayed.risk_facts == []
+    # another churn signal at the same moment labels it as usual
+    cancel = await handler(store).handle(batch(cancel_call("cancel")))
+    assert [e.y for e in cancel.risk_examples] == [True]
+
+
+def test_a_snapshot_stored_before_it_named_its_touchpoint_is_still_read() -> None:
+    from agents.risk_watch import decode_snapshot
+
+    assert decode_snapshot('{"x":{"experience":0.4},"ts_ms":5}') == PendingSnapshot(
+        {"experience": 0.4}, 5
+    )
