@@ -10,12 +10,14 @@ Nothing here starts a service; the validators run offline.
 * Kubernetes: the PyPI package ``kubernetes-validate`` checks every built-in resource against
   the OpenAPI-derived JSON schemas of the Kubernetes releases below, strictly (no unknown
   fields); those schemas ship inside the package. The ServiceMonitor (a Prometheus Operator
-  CRD the schemas don't know) and the Kustomization are checked field by field here.
+  CRD the schemas don't know) and the Kustomization are checked field by field here; the
+  PrometheusRule (another) is the alert rules that promtool checks, as they are.
 
 A missing validator fails its test, with how to install it; it never skips.
 
 After editing deploy/catalogue/offers.toml, regenerate the Kubernetes ConfigMap with
-``.venv/bin/python -m tests.unit.test_deploy_manifests --sync-catalogue``.
+``.venv/bin/python -m tests.unit.test_deploy_manifests --sync-catalogue``; after editing
+deploy/prometheus/alerts.yml, the PrometheusRule with ``--sync-alerts``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ CATALOGUE = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
 CATALOGUE_CONFIGMAP = K8S_DIR / "catalogue-configmap.yaml"
 CATALOGUE_KEY = "offers.toml"
 CATALOGUE_CM = "moments-catalogue"
+ALERT_RULES = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
+PROMETHEUS_RULE = K8S_DIR / "prometheusrule.yaml"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 
 # The oldest Kubernetes release still commonly run, and a recent one (APIs removed since fail).
@@ -127,6 +131,23 @@ def render_catalogue_configmap(text: str) -> str:
         rendered = f"{header}  {CATALOGUE_KEY}: {json.dumps(text)}\n"
     assert yaml.safe_load(rendered)["data"][CATALOGUE_KEY] == text
     return rendered
+
+
+def render_prometheus_rule(alerts: str) -> str:
+    """deploy/k8s/prometheusrule.yaml for these alert rules (deploy/prometheus/alerts.yml)."""
+    header = (
+        "# GENERATED from deploy/prometheus/alerts.yml: do not edit here. Regenerate with\n"
+        "#   .venv/bin/python -m tests.unit.test_deploy_manifests --sync-alerts\n"
+        "# The alert rules for the Prometheus Operator. Add the label your Prometheus selects\n"
+        "# rules by (kube-prometheus-stack: `release: <its release name>`).\n"
+    )
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "moments", "labels": {"app.kubernetes.io/name": "moments"}},
+        "spec": {"groups": yaml.safe_load(alerts)["groups"]},
+    }
+    return header + yaml.safe_dump(rule, sort_keys=False, width=100, allow_unicode=True)
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
@@ -320,7 +341,10 @@ def _validate_builtin(resource: dict[str, Any]) -> None:
             pytest.fail(f"{resource['kind']}/{resource['metadata']['name']} is {problem}")
 
 
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 def _builtin_resources() -> Iterator[dict[str, Any]]:
@@ -463,16 +487,34 @@ def test_catalogue_configmap_matches_the_catalogue_file() -> None:
     assert CATALOGUE_CONFIGMAP.read_text(encoding="utf-8") == render_catalogue_configmap(text)
 
 
+def test_prometheus_rule_holds_the_alert_rules() -> None:
+    """On Kubernetes the Prometheus Operator loads the same alerts as deploy/prometheus/."""
+    rule = _one("PrometheusRule", "moments")
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERT_RULES.read_text())["groups"], (
+        "deploy/k8s/prometheusrule.yaml differs from deploy/prometheus/alerts.yml; run "
+        ".venv/bin/python -m tests.unit.test_deploy_manifests --sync-alerts"
+    )
+    rendered = render_prometheus_rule(ALERT_RULES.read_text(encoding="utf-8"))
+    assert PROMETHEUS_RULE.read_text(encoding="utf-8") == rendered
+
+
 def _sync_catalogue() -> None:
     text = CATALOGUE.read_text(encoding="utf-8")
     CATALOGUE_CONFIGMAP.write_text(render_catalogue_configmap(text), encoding="utf-8")
     print(f"wrote {CATALOGUE_CONFIGMAP.relative_to(REPO_ROOT)}")
 
 
+def _sync_alerts() -> None:
+    text = ALERT_RULES.read_text(encoding="utf-8")
+    PROMETHEUS_RULE.write_text(render_prometheus_rule(text), encoding="utf-8")
+    print(f"wrote {PROMETHEUS_RULE.relative_to(REPO_ROOT)}")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--sync-catalogue"]:
-        sys.exit("usage: python -m tests.unit.test_deploy_manifests --sync-catalogue")
-    _sync_catalogue()
+    syncs = {"--sync-catalogue": _sync_catalogue, "--sync-alerts": _sync_alerts}
+    if len(sys.argv) != 2 or sys.argv[1] not in syncs:
+        sys.exit("usage: python -m tests.unit.test_deploy_manifests --sync-catalogue|--sync-alerts")
+    syncs[sys.argv[1]]()
 
 
 def test_the_api_keeps_serving_while_it_leaves_the_service() -> None:
