@@ -36,9 +36,27 @@ class BudgetLedger:
 
     @classmethod
     def for_day(
-        cls, now: datetime, limits: Mapping[str, int], spent: Mapping[str, int]
+        cls,
+        now: datetime,
+        limits: Mapping[str, int],
+        spent: Mapping[str, int],
+        counted_on: date | None = None,
     ) -> BudgetLedger:
-        return cls(now.astimezone(UTC).date(), limits, {o: spent.get(o, 0) for o in limits})
+        """The ledger of ``now``'s day (UTC) with the counts ``spent``, which were read
+        for the day ``counted_on`` (default: that day). Counts read just before midnight
+        are not the new day's: it starts from none.
+
+        >>> before = datetime(2026, 12, 1, 23, 59, tzinfo=UTC)
+        >>> after = datetime(2026, 12, 2, tzinfo=UTC)
+        >>> BudgetLedger.for_day(after, {"voucher": 5}, {"voucher": 5}, before.date()).spent
+        {'voucher': 0}
+        >>> BudgetLedger.for_day(before, {"voucher": 5}, {"voucher": 5}, before.date()).spent
+        {'voucher': 5}
+        """
+        day = now.astimezone(UTC).date()
+        if counted_on is not None and counted_on != day:
+            spent = {}
+        return cls(day, limits, {o: spent.get(o, 0) for o in limits})
 
     def exhausted(self, offer_id: str) -> bool:
         limit = self.limits.get(offer_id)

@@ -219,8 +219,8 @@ class TouchpointHandler:
         limits = catalogue.daily_limits()
         reading = self._store.read_views(customers)
         spent: dict[str, int] = {}
+        today = self._clock().astimezone(UTC).date()
         if limits:  # the day's offer budgets, in the same round trip
-            today = self._clock().astimezone(UTC).date()
             found, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
         else:
             found = await reading
@@ -228,7 +228,9 @@ class TouchpointHandler:
         # erased after their touchpoints were applied: nothing is decided about them
         erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
         now = self._clock()
-        budgets = result.budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
+        budgets = result.budgets = (
+            BudgetLedger.for_day(now, limits, spent, today) if limits else None
+        )
         raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
         # Risk is watched once per customer and batch, on their newest touchpoint not yet
         # decided: one applied now, or one applied before whose batch never confirmed its

@@ -151,8 +151,8 @@ class Recommender:
                 self._store.read_for_decisions([r.moment.customer_id for r in batch])
             )
             spent: dict[str, int] = {}
+            today = datetime.now(UTC).date()
             if limits:  # the day's offer budgets, in the same round trip
-                today = datetime.now(UTC).date()
                 (unseen, views), spent = await asyncio.gather(
                     reading, self._store.budgets.spent(today)
                 )
@@ -160,7 +160,7 @@ class Recommender:
             else:
                 unseen, views = await reading
             now = datetime.now(UTC)
-            budgets = BudgetLedger.for_day(now, limits, spent) if limits else None
+            budgets = BudgetLedger.for_day(now, limits, spent, today) if limits else None
             # a customer asked for twice in one batch: the second decision counts the
             # offers of the first against the caps and cool-downs
             asked = Counter(r.moment.customer_id for r in batch)
