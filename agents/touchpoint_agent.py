@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -213,8 +213,12 @@ def register_touchpoint_agent(
     batch_within: float = 0.01,
     retry_backoff_max: float = 5.0,
     max_attempts: int = 3,
+    models_ready: Callable[[], Awaitable[object]] | None = None,
 ) -> Any:
-    """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes."""
+    """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes.
+    ``models_ready`` is awaited once, before the first batch is handled: until then the
+    process may still hold the empty models it started with (it returns when the first
+    load of the published snapshots has been tried, or has taken too long)."""
 
     async def emit(result: BatchResult) -> None:
         pending: list[Awaitable[Any]] = []
@@ -286,7 +290,11 @@ def register_touchpoint_agent(
 
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:
+        waiting = models_ready
         async for events in stream.take_events(batch_size, within=batch_within):
+            if waiting is not None:  # once: the first batch may come before the models
+                await waiting()
+                waiting = None
             await see_through([source_record(e.message) for e in events])
 
     return touchpoints

@@ -147,6 +147,8 @@ def create_app(settings: Settings) -> Moments:
         risk_threshold=settings.risk_threshold,
         holdout=intervention_holdout(settings),
     )
+    moments = Moments(settings, app, metrics, store, catalogue, holder, risk, risk_examples)
+    reloads = ModelReloads(moments)  # of holder and risk, from their published snapshots
     register_touchpoint_agent(
         app,
         source,
@@ -156,11 +158,11 @@ def create_app(settings: Settings) -> Moments:
         batch_size=settings.batch_size,
         batch_within=settings.batch_within_s,
         max_attempts=settings.max_attempts,
+        models_ready=reloads.first_tried,  # not with the empty models it starts with
     )
-    moments = Moments(settings, app, metrics, store, catalogue, holder, risk, risk_examples)
     _register_pages(moments)
     _register_lag_timer(moments)
-    _register_learning(moments)
+    _register_learning(moments, reloads)
     _register_catalogue_reload(moments)
     return moments
 
@@ -205,7 +207,7 @@ def build_policy(
     return LearnedOfferPolicy(catalogue, contact, holder)
 
 
-def _register_learning(moments: Moments) -> None:
+def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
     app = moments.app
     learner = Learner(
         moments.store,
@@ -250,11 +252,9 @@ def _register_learning(moments: Moments) -> None:
         log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed",
                  swept.pending, swept.lapsed, swept.not_lapsed)  # fmt: skip
 
-    reloads = ModelReloads(moments)
-
-    @app.timer(2.0)  # type: ignore[untyped-decorator]
-    async def reload_model() -> None:
-        await reloads.check()
+    @app.task  # type: ignore[untyped-decorator]
+    async def reload_model() -> None:  # at once (the agent waits for it), then every 2 s
+        await reloads.keep_fresh()
 
 
 def _register_catalogue_reload(moments: Moments) -> None:

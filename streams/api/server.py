@@ -67,6 +67,7 @@ class Api:
     alerts: AlertHub
     risk: RiskHolder
     kafka: KafkaHealth
+    reloads: ModelReloads  # /readyz waits for its first check
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -142,12 +143,16 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             alerts=hub,
             risk=risk,
             kafka=kafka,
+            reloads=ModelReloads(_Held(feature_store, holder, risk, metrics)),
         )
-        background = [asyncio.create_task(_keep_model_fresh(app[API_KEY], holder))]
+        background = [asyncio.create_task(app[API_KEY].reloads.keep_fresh())]
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())
         if settings.catalogue_check_s > 0:
             background.append(asyncio.create_task(_keep_catalogue_fresh(settings, reloader)))
+        # No recommendation from the empty models the process starts with while snapshots
+        # are published: serve once their first load is tried (/readyz waits for it too).
+        await app[API_KEY].reloads.first_tried()
         yield
         for task in background:
             task.cancel()
@@ -163,16 +168,11 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     return app
 
 
-async def _keep_model_fresh(api: Api, holder: ModelHolder) -> None:
-    """Score with the newest published model snapshots (see streams.model_reload)."""
-    reloads = ModelReloads(_Held(api.store, holder, api.risk, api.metrics))
-    while True:
-        await reloads.check()
-        await asyncio.sleep(2.0)
-
-
 @dataclass(frozen=True)
 class _Held:
+    """What the API scores with, reloaded from the published snapshots (see
+    streams.model_reload)."""
+
     store: FeatureStore
     holder: ModelHolder
     risk: RiskHolder

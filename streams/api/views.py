@@ -432,7 +432,9 @@ async def readyz(request: web.Request) -> web.Response:
     # Ready once started: while Redis or Kafka is down the API still answers (default
     # offers, 503s that say retry), better than no answer at all from a pod taken out of
     # the load balancer; the checks say what is degraded.
-    ready = api.alerts.ready.is_set()
+    # Not before the model snapshots were first tried, though: until then it holds the
+    # empty models it started with.
+    ready = api.alerts.ready.is_set() and api.reloads.tried.is_set()
     status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
     return json_response({"status": status if ready else "not_ready", "checks": checks},
                          200 if ready else 503)  # fmt: skip

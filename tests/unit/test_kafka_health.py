@@ -75,6 +75,7 @@ async def test_readyz_reports_kafka_as_last_seen(
     ready.set()
     app = api_app(
         alerts=SimpleNamespace(ready=ready),
+        reloads=SimpleNamespace(tried=ready),  # the models' first load, tried
         store=Store(),
         kafka=health(clock.now - answered_ago, clock),
     )
