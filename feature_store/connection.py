@@ -35,8 +35,11 @@ from feature_store.transport import RedisPipe
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
-    for name in ("apply", "decision", "erase", "claim", "publish", "view", "settle", "spend")
-}
+    for name in (
+        "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
+        "spend",
+    )
+}  # fmt: skip
 
 TRANSIENT = (
     RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError,

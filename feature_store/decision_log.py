@@ -11,8 +11,9 @@ from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.records import DecisionRecord, StoreConfig
 
-Claim = Literal["learn", "skip", "no_context"]  # what became of an outcome's claim
-_CLAIMS: dict[int, Claim] = {1: "learn", 0: "skip", 2: "no_context"}
+# what became of an outcome's claim ("relearn": read again from the record that claimed it)
+Claim = Literal["learn", "relearn", "skip", "no_context"]
+_CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context"}
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -58,10 +59,12 @@ class DecisionLog:
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str, str]]) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)
-        for learning: ``"learn"`` for each one to learn from (first claim, or a replay of
-        the same record), ``"skip"`` for a copy from another record or an erased
-        customer's, ``"no_context"`` when the decision's context is not stored (expired,
-        unknown, or not recorded yet): that one is not claimed, so it can be sent back.
+        for learning: ``"learn"`` for each one to learn from, claimed now (a new outcome),
+        ``"relearn"`` for one to learn from again, claimed before by this same record (a
+        learner restarted from a snapshot that lacks it reads it again: not a new
+        outcome), ``"skip"`` for a copy from another record or an erased customer's,
+        ``"no_context"`` when the decision's context is not stored (expired, unknown, or
+        not recorded yet): that one is not claimed, so it can be sent back.
         A claim is kept as long as a decision context (``context_ttl_s``), then dropped."""
         if not claims:
             return []

@@ -4,7 +4,18 @@ of each model is kept."""
 
 from __future__ import annotations
 
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Literal
+
 from feature_store.connection import StoreConnection
+
+# what became of an example's claim: "new" (claimed now), "again" (claimed before by
+# this same record: read again), "copy" (claimed by another record: already learned)
+ExampleClaim = Literal["new", "again", "copy"]
+_EXAMPLE_CLAIMS: dict[int, ExampleClaim] = {1: "new", 3: "again", 0: "copy"}
+CLAIM_SHARDS = 16  # example claims are spread over this many keys (cluster slots)
 
 
 class ModelSnapshots:
@@ -14,11 +25,23 @@ class ModelSnapshots:
     Beside the snapshot, a learner may save where it has read its topic to when the
     records since its last snapshot taught nothing: the model and its version stay, and a
     restarted learner does not read those records again.
+
+    A learner whose examples may be sent twice claims each example id, with the record it
+    came from, before learning it (:meth:`claim_examples`); the claims are kept
+    ``claims_kept_s`` seconds, in keys of the model's, not of any customer's.
     """
 
-    def __init__(self, conn: StoreConnection, prefix: str) -> None:
+    def __init__(
+        self,
+        conn: StoreConnection,
+        prefix: str,
+        claims_kept_s: int = 8 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._conn = conn
         self._prefix = prefix
+        self._claims_kept_s = claims_kept_s
+        self._clock = clock
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:model:{{{name}}}"
@@ -61,3 +84,31 @@ class ModelSnapshots:
         call = ((self._key(name),), [expected, payload, positions])
         (new,) = await self._conn.eval_many("publish", "publish", [call])
         return None if int(new) < 0 else int(new)
+
+    async def claim_examples(
+        self, name: str, claims: Sequence[tuple[str, str]]
+    ) -> list[ExampleClaim]:
+        """Claim (example id, source record) pairs for the learner of model ``name``, in
+        order, in one round trip: ``"new"`` for an example to learn (claimed now),
+        ``"again"`` for one claimed before by this same record (a learner restarted from
+        a snapshot that lacks it reads it again: learn it again), ``"copy"`` for one
+        claimed by another record (sent twice: learned already, or to be learned from that
+        record). A claim is kept ``claims_kept_s`` seconds, then dropped."""
+        if not claims:
+            return []
+        shards: dict[int, list[int]] = {}
+        for i, (example_id, _) in enumerate(claims):
+            shards.setdefault(zlib.crc32(example_id.encode()) % CLAIM_SHARDS, []).append(i)
+        now_ms = int(self._clock() * 1000)
+        calls = []
+        for shard, positions in shards.items():
+            tag = f"{{{name}:{shard}}}"  # a shard's two keys share a slot
+            keys = (f"{self._prefix}:claims:{tag}", f"{self._prefix}:claimt:{tag}")
+            pairs = [part for i in positions for part in claims[i]]
+            calls.append((keys, [self._claims_kept_s, now_ms, *pairs]))
+        replies = await self._conn.eval_many("claim_examples", "claim_examples", calls)
+        found: list[ExampleClaim] = ["copy"] * len(claims)
+        for positions, reply in zip(shards.values(), replies, strict=True):
+            for i, code in zip(positions, reply, strict=True):
+                found[i] = _EXAMPLE_CLAIMS[int(code)]
+        return found

@@ -76,7 +76,7 @@ class FeatureStore:
         self._config = config
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
-        self.models = ModelSnapshots(self._conn, config.prefix)
+        self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
         self.budgets = OfferBudgets(self._conn, config.prefix)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.risks = RiskSnapshots(self._conn, self._keys)

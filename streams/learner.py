@@ -3,17 +3,26 @@
 The Faust leader runs them. Each reads its topic with its own consumer whose positions
 are saved inside each snapshot (or beside it, when the records read since taught
 nothing), so a restarted (or new) learner resumes from the last snapshot plus the records
-after it: nothing is learned twice or lost, nor counted twice. Snapshots are
-JSON (they cannot run code when loaded) and versioned; every worker and API process
-reloads the newest within a couple of seconds.
+after it: nothing is learned twice or lost, nor counted twice. It looks for partitions
+added to its topic while it runs (every ``partitions_every_s``) and reads them from their
+beginning, as a restarted learner would. Snapshots are JSON (they cannot run code when
+loaded) and versioned; every worker and API process reloads the newest within a couple
+of seconds.
+
+What a learner learns is claimed in Redis first, with the record it came from: a record
+read again (the learner restarted, here or in another process, from a snapshot that
+lacks it) claims again and is learned again, a copy sent in another record is not.
 
 - ``nbo``: the next-best-offer bandit, from ``offer-outcomes``. Each (decision, outcome)
-  is claimed in Redis first, so a redelivered outcome teaches once. An outcome that does
-  not decode, or whose decision is not stored (``no_context``: sent back once it is, it
-  is learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before
-  the learner moves past it).
+  is claimed, so a redelivered outcome teaches once, and is counted
+  (``moments_outcomes_total``, ``moments_offer_outcomes_total``) when it is claimed
+  first. An outcome that does not decode, or whose decision is not stored
+  (``no_context``: sent back once it is, it is learned then), goes to
+  ``offer-outcomes-dlq`` unchanged, with the reason (before the learner moves past it).
 - ``risk``: the churn/lapse classifier, from ``risk-examples`` (feature snapshots that
-  got their delayed label).
+  got their delayed label). Each example id is claimed, so an example sent twice (a
+  retried batch, a sweep sent again, a touchpoint and the sweep labelling one snapshot)
+  teaches once.
 """
 
 from __future__ import annotations
@@ -22,13 +31,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from river import metrics as river_metrics
 
 from agents.bandit import LinUCBOffers
@@ -49,7 +58,7 @@ log = logging.getLogger(__name__)
 MODEL = "nbo"
 RISK = "risk"
 NO_CONTEXT = "its decision is not stored (expired, unknown, or not recorded yet)"
-RECENT_EXAMPLES = 100_000  # risk examples remembered to drop one sent twice
+PARTITIONS_EVERY_S = 30.0  # how often a learner looks for partitions added to its topic
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
@@ -109,12 +118,14 @@ class SnapshotLearner:
     name = ""
 
     def __init__(self, store: FeatureStore, metrics: Metrics, bootstrap: str, topic: str,
-                 publish_every_s: float = 2.0) -> None:  # fmt: skip
+                 publish_every_s: float = 2.0,
+                 partitions_every_s: float = PARTITIONS_EVERY_S) -> None:  # fmt: skip
         self._store = store
         self._metrics = metrics
         self._bootstrap = bootstrap
         self._topic = topic
         self._publish_every_s = publish_every_s
+        self._partitions_every_s = partitions_every_s
 
     # what a model kind provides
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
@@ -156,20 +167,19 @@ class SnapshotLearner:
         tps = [TopicPartition(self._topic, p) for p in partitions]
         await consumer.start()
         try:
-            consumer.assign(tps)
-            for tp in tps:
-                if tp.partition in offsets:
-                    consumer.seek(tp, offsets[tp.partition])
-                else:
-                    await consumer.seek_to_beginning(tp)
+            await self._assign(consumer, tps, offsets)
             log.info("%s learner started at version %d", self.name, version)
             last_publish, pending, moved = time.monotonic(), 0, False
+            look_again_at = time.monotonic() + self._partitions_every_s
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, records in batches.items():
                     pending += await self._learn(tp.partition, records)
                     offsets[tp.partition] = records[-1].offset + 1
                     moved = True
+                if time.monotonic() >= look_again_at:
+                    tps = await self._added_partitions(consumer, tps, offsets)
+                    look_again_at = time.monotonic() + self._partitions_every_s
                 await self._report_lag(consumer, tps)
                 if (pending or moved) and time.monotonic() - last_publish >= self._publish_every_s:
                     new = await self._checkpoint(version, offsets, learned=pending > 0)
@@ -185,6 +195,39 @@ class SnapshotLearner:
             for tp in tps:
                 with contextlib.suppress(KeyError):
                     self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    @staticmethod
+    async def _assign(
+        consumer: AIOKafkaConsumer, tps: list[TopicPartition], offsets: dict[int, int]
+    ) -> None:
+        """Read ``tps``: each from its position in ``offsets``, or from its beginning
+        when nothing of it was read yet."""
+        consumer.assign(tps)
+        for tp in tps:
+            if tp.partition in offsets:
+                consumer.seek(tp, offsets[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+
+    async def _added_partitions(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], offsets: dict[int, int]
+    ) -> list[TopicPartition]:
+        """The partitions to read now: ``tps``, plus any added to the topic since (read
+        from their beginning, as a restarted learner would; the others go on from where
+        they are, since a new assignment forgets positions)."""
+        try:
+            found = await topic_partitions(self._bootstrap, self._topic)
+        except (KafkaError, OSError) as exc:  # looked for again next time
+            log.warning("%s learner could not list the partitions of %s: %s",
+                        self.name, self._topic, exc)  # fmt: skip
+            return tps
+        added = sorted(set(found) - {tp.partition for tp in tps})
+        if not added:
+            return tps
+        log.info("%s learner reads partitions %s, added to %s", self.name, added, self._topic)
+        grown = [*tps, *(TopicPartition(self._topic, p) for p in added)]
+        await self._assign(consumer, grown, offsets)
+        return grown
 
     async def _checkpoint(self, version: int, offsets: dict[int, int], learned: bool) -> int | None:
         """Save how far the topic is read: with a new model version if something was
@@ -219,8 +262,9 @@ class Learner(SnapshotLearner):
 
     def __init__(self, store: FeatureStore, holder: ModelHolder, metrics: Metrics,
                  bootstrap: str, topic: str, dead_letter: DeadLetterSend,
-                 publish_every_s: float = 2.0) -> None:  # fmt: skip
-        super().__init__(store, metrics, bootstrap, topic, publish_every_s)
+                 publish_every_s: float = 2.0,
+                 partitions_every_s: float = PARTITIONS_EVERY_S) -> None:  # fmt: skip
+        super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
         self._holder = holder
         self._dead_letter = dead_letter
         self._model = LinUCBOffers(DIMENSION)
@@ -253,7 +297,6 @@ class Learner(SnapshotLearner):
             except InvalidEvent as exc:
                 dead.append(await self._letter(record, f"invalid: {exc.reason}"))
                 continue
-            self._metrics.outcomes.labels(outcome.outcome).inc()
             outcomes.append((outcome, record))
         claims = await self._store.decisions.claim_outcomes(
             [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
@@ -261,8 +304,11 @@ class Learner(SnapshotLearner):
         )  # fmt: skip
         invalid, fresh, unknown = len(dead), [], 0
         for (outcome, record), claim in zip(outcomes, claims, strict=True):
-            if claim == "learn":
-                fresh.append(outcome)
+            if claim == "learn":  # a new outcome: counted, once
+                self._metrics.outcomes.labels(outcome.outcome).inc()
+                fresh.append((outcome, True))
+            elif claim == "relearn":  # read again: counted when it was claimed
+                fresh.append((outcome, False))
             elif claim == "skip":
                 self._metrics.learning.labels("duplicate").inc()
             elif reward_of(outcome.outcome) is None:  # nothing to learn from it anyway
@@ -275,12 +321,12 @@ class Learner(SnapshotLearner):
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
         contexts = await self._store.decisions.contexts(
-            [(o.customer_id, o.decision_id) for o in fresh]
+            [(o.customer_id, o.decision_id) for o, _ in fresh]
         )
         learned = 0
-        for outcome, context in zip(fresh, contexts, strict=True):
+        for (outcome, new), context in zip(fresh, contexts, strict=True):
             verdict = judged(outcome, context)
-            if verdict.channel is not None:  # an offer Moments made: a catalogue id
+            if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
                 self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
             example = verdict.example
             if not isinstance(example, Example):
@@ -302,26 +348,14 @@ class RiskLearner(SnapshotLearner):
     name = RISK
 
     def __init__(self, store: FeatureStore, holder: RiskHolder, metrics: Metrics,
-                 bootstrap: str, topic: str, publish_every_s: float = 2.0) -> None:  # fmt: skip
-        super().__init__(store, metrics, bootstrap, topic, publish_every_s)
+                 bootstrap: str, topic: str, publish_every_s: float = 2.0,
+                 partitions_every_s: float = PARTITIONS_EVERY_S) -> None:  # fmt: skip
+        super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
         self._holder = holder
         self._model = ChurnRisk()
-        # ids of the examples learned lately: a worker that retries or replays a batch
-        # whose decisions it never confirmed sends its examples again, and so does a
-        # sweep sent again after it failed to settle
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._unpublished: list[str] = []  # ids learned since the last publish
-        self._own_version = 0  # the version this learner last published (or started from)
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
-        # Only what the snapshot learned is remembered: the examples read after it are
-        # read again and must be learned again.
-        if version == self._own_version:
-            for example_id in self._unpublished:
-                self._recent.pop(example_id, None)
-        else:  # someone else's snapshot: what it learned is not known here
-            self._recent.clear()
         self._published(version)
 
     def _state(self) -> dict[str, Any]:
@@ -329,22 +363,26 @@ class RiskLearner(SnapshotLearner):
 
     def _published(self, version: int) -> None:
         self._holder.model = ChurnRisk.from_dict(self._model.to_dict())  # as published
-        self._holder.version = self._own_version = version
-        self._unpublished.clear()
+        self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
-        learned = 0
+        examples = []
         for record in records:
             try:
                 example = decode_risk_example(record.value or b"")
             except msgspec.DecodeError:
                 continue
-            if example.example_id in self._recent:
+            examples.append((example, f"{partition}:{record.offset}"))
+        # A worker that retries or replays a batch whose decisions it never confirmed
+        # sends its examples again, and so does a sweep sent again after it failed to
+        # settle: the claims (in Redis, so whichever process learns) let one copy teach.
+        claims = await self._store.models.claim_examples(
+            RISK, [(example.example_id, source) for example, source in examples]
+        )
+        learned = 0
+        for (example, _), claim in zip(examples, claims, strict=True):
+            if claim == "copy":  # learned (or to be learned) from the record that claimed it
                 continue
-            self._recent[example.example_id] = None
-            self._unpublished.append(example.example_id)
-            if len(self._recent) > RECENT_EXAMPLES:
-                self._recent.popitem(last=False)
             self._model.learn_one(example.x, example.y)
             learned += 1
         m = self._metrics

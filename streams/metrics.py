@@ -45,7 +45,12 @@ class Metrics:
             "moments_decisions_total", "Decisions emitted.", ["kind", "channel"], registry=r
         )
         self.outcomes = Counter(
-            "moments_outcomes_total", "Offer outcomes received.", ["outcome"], registry=r
+            "moments_outcomes_total",
+            "Offer outcomes: on the API, those POST /v1/outcomes accepted; on the worker that"
+            " leads, those the learner claimed, once each (not again when read again or sent"
+            " twice).",
+            ["outcome"],
+            registry=r,
         )
         self.offers_made = Counter(
             "moments_offers_made_total",
@@ -56,7 +61,8 @@ class Metrics:
         self._made: dict[tuple[str, str], Counter] = {}  # the children, looked up once
         self.offer_outcomes = Counter(
             "moments_offer_outcomes_total",
-            "Outcomes learned of offers a stored decision made, by offer, channel and outcome.",
+            "Outcomes the learner claimed, once each, of offers a stored decision made, by"
+            " offer, channel and outcome.",
             ["offer", "channel", "outcome"],
             registry=r,
         )

@@ -8,7 +8,9 @@
 -- is stored, it is learned then.
 -- KEYS: 1 outcomes hash, 2 tombstone, 3 claim times (field -> ms), 4 decision context.
 -- ARGV: 1 field, 2 source record, 3 lifetime (s), 4 now (ms).
--- Returns 1 to learn from it, 0 to skip it, 2 when its decision context is not stored.
+-- Returns 1 to learn from it (claimed now), 3 to learn from it again (claimed before by
+-- this same record: read again, it is not a new outcome), 0 to skip it, 2 when its
+-- decision context is not stored.
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 2 end
 local now = tonumber(ARGV[4])
@@ -33,5 +35,5 @@ if not current then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
   return 1
 end
-if current == ARGV[2] then return 1 end
+if current == ARGV[2] then return 3 end
 return 0

@@ -1,6 +1,7 @@
 """What learning keeps in Redis, on real Kafka and Redis: only the newest model snapshot,
-outcome claims no longer than a decision context, and a learner's positions past
-outcomes that taught nothing, so that a restarted learner does not count them again."""
+outcome claims no longer than a decision context, example claims in keys of the model's
+(not a customer's) for a lifetime, and a learner's positions past outcomes that taught
+nothing, so that a restarted learner does not count them again."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.learned_policy import ModelHolder
 from feature_store import FeatureStore, StoreConfig
+from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
 from streams.learner import MODEL, Learner
 from streams.metrics import Metrics
@@ -101,7 +103,8 @@ async def test_outcome_claims_are_dropped_once_their_context_would_be(
     await _decided(store, "d1", "d2", "d3", at_s=now[0])
     try:
         assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]
-        assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["learn"]  # a replay
+        # a replay: learned again (by a learner whose snapshot lacks it), not a new outcome
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:1")]) == ["relearn"]
         assert await claim([("c1", "d1", "d1:o1:clicked", "0:9")]) == ["skip"]  # a copy
         now[0] += 6 * DAY_S
         assert await claim([("c1", "d2", "d2:o1:accepted", "0:2")]) == ["learn"]
@@ -163,9 +166,46 @@ async def test_claim_times_of_an_older_layout_expire_even_when_nothing_new_is_cl
         await client.expire(keys.outcomes, 3600)
         # a replay of that very claim: it claims again, but adds nothing
         claims = [("c1", "d0", "d0:o1:clicked", "0:0")]
-        assert await store.decisions.claim_outcomes(claims) == ["learn"]
+        assert await store.decisions.claim_outcomes(claims) == ["relearn"]
         assert await client.zcard(keys.outcome_times) == 1
         assert 0 < await client.ttl(keys.outcome_times) <= store._config.context_ttl_s
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_example_claims_remember_their_record_and_are_dropped_in_time(
+    kafka_redis: Services,
+) -> None:
+    now = [1_800_000_000.0]
+    store = _store(kafka_redis, clock=lambda: now[0])
+    claim, prefix = store.models.claim_examples, store._config.prefix
+    client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    ids = [f"risk:{store.pseudonym(f'c{i}')}:1796126400000" for i in range(40)]
+    try:
+        assert await claim("risk", [(e, f"0:{i}") for i, e in enumerate(ids)]) == ["new"] * 40
+        # in order, within one call too: the same record again, a copy, a new one, its copy
+        found = await claim("risk", [(ids[3], "0:3"), (ids[3], "1:0"), ("risk:x:2", "1:1"),
+                                     ("risk:x:2", "1:2")])  # fmt: skip
+        assert found == ["again", "copy", "new", "copy"]
+        assert await claim("nbo", [(ids[3], "0:9")]) == ["new"]  # each model its own
+        # the model's keys, spread over slots, none named after a customer, all expiring
+        keys = await _keys(kafka_redis.redis_url, f"{prefix}:claim*")
+        assert 2 < len(keys) <= 4 * CLAIM_SHARDS
+        assert all(k.startswith((f"{prefix}:claims:{{", f"{prefix}:claimt:{{")) for k in keys)
+        assert not any(store.pseudonym(f"c{i}") in k for k in keys for i in range(40))
+        for key in keys:
+            assert 0 < await client.ttl(key) <= store._config.dedupe_horizon_s
+        now[0] += store._config.dedupe_horizon_s - 60  # not yet dropped
+        assert await claim("risk", [(ids[5], "3:3")]) == ["copy"]
+        now[0] += 120
+        # dropped: claimed again, and the others of its key (claimed as long ago) with it
+        assert await claim("risk", [(ids[5], "3:3")]) == ["new"]
+        shard = [k for k in keys if k.startswith(f"{prefix}:claims:") and
+                 await client.hexists(k, ids[5])]  # fmt: skip
+        assert len(shard) == 1 and await client.hkeys(shard[0]) == [ids[5]]
+        times = shard[0].replace(":claims:", ":claimt:")
+        assert await client.zrange(times, 0, -1) == [ids[5]]
     finally:
         await client.aclose()
         await store.close()
@@ -212,6 +252,16 @@ def _letters() -> tuple[list[dict[str, Any]], Callable[..., Awaitable[Awaitable[
     return sent, dead_letter
 
 
+def _outcomes_read(metrics: Metrics) -> float:
+    """The outcomes the learner read that taught nothing (those of decisions not stored:
+    ``moments_learning_outcomes_total``)."""
+    count = metrics.registry.get_sample_value
+    return sum(
+        count("moments_learning_outcomes_total", {"result": r}) or 0.0
+        for r in ("no_reward", "no_context")
+    )
+
+
 def _outcomes_counted(metrics: Metrics) -> float:
     """``moments_outcomes_total``, every outcome together."""
     count = metrics.registry.get_sample_value
@@ -256,7 +306,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
         read_all_at: list[float] = []
 
         async def read_all_a_while_ago() -> bool:  # time for a few checkpoints after
-            if not read_all_at and _outcomes_counted(first) == 40:
+            if not read_all_at and _outcomes_read(first) == 40:
                 read_all_at.append(time.monotonic())
             return bool(read_all_at) and time.monotonic() - read_all_at[0] > 1.5
 
@@ -265,6 +315,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
         assert len(letters) == 20
         assert all(dict(letter["headers"])["error"].startswith(b"no_context: ")
                    for letter in letters)  # fmt: skip
+        assert _outcomes_counted(first) == 0  # none claimed: counted once sent back, claimed
 
         again = Metrics()  # the next leader
         letters_again, dead_letter_again = _letters()
@@ -278,7 +329,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
             return reads > 15  # three seconds of reading
 
         await _learn_until(restarted, caught_up)
-        assert _outcomes_counted(again) == 0 and letters_again == []
+        assert _outcomes_read(again) == 0 and letters_again == []
         assert await store.models.positions(MODEL, 0) == '{"0":40}'
         assert await store.models.version(MODEL) == 0  # nothing learned: no model published
     finally:

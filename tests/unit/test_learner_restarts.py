@@ -1,6 +1,7 @@
 """Learners across restarts: the risk learner learns again what its last snapshot did not
-hold, reports no ROC AUC before it has seen both labels, and every process takes up a
-model series that started again (Redis lost its data)."""
+hold, and nothing sent twice, whichever process learned it first; it reports no ROC AUC
+before it has seen both labels, and every process takes up a model series that started
+again (Redis lost its data)."""
 
 from __future__ import annotations
 
@@ -24,41 +25,50 @@ from streams.learner import (
     reload_risk_if_newer,
 )
 from streams.metrics import Metrics
+from tests.unit.test_learner_runs import Models
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
-def sent(example_id: str, y: bool = True) -> SimpleNamespace:
-    """A record of ``risk-examples`` as the learner's consumer hands it over."""
+def sent(example_id: str, offset: int, y: bool = True) -> SimpleNamespace:
+    """A record of ``risk-examples`` at ``offset`` as the learner's consumer hands it over."""
     example = RiskExample(example_id=example_id, x={"experience": 0.3, "complaints_30d": 1.0},
                           y=y, snapshot_ts=TS, label_ts=TS)  # fmt: skip
-    return SimpleNamespace(value=encode_risk_example(example))
+    return SimpleNamespace(value=encode_risk_example(example), offset=offset)
 
 
-def risk_learner(metrics: Metrics | None = None) -> RiskLearner:
-    return RiskLearner(None, RiskHolder(), metrics or Metrics(), "", "")  # type: ignore[arg-type]
+def risk_learner(metrics: Metrics | None = None, models: Models | None = None) -> RiskLearner:
+    store: Any = SimpleNamespace(models=models or Models())  # the claims in Redis
+    return RiskLearner(store, RiskHolder(), metrics or Metrics(), "", "")
 
 
 async def test_a_restarted_risk_learner_learns_the_examples_its_snapshot_lacks() -> None:
     learner = risk_learner()
     learner._start(None, 0)
-    assert await learner._learn(0, [sent("a"), sent("b")]) == 2
+    assert await learner._learn(0, [sent("a", 0), sent("b", 1)]) == 2
     learner._published(1)  # a and b are in snapshot 1
-    assert await learner._learn(0, [sent("c"), sent("d")]) == 2
+    assert await learner._learn(0, [sent("c", 2), sent("d", 3)]) == 2
     # the learner fails before publishing c and d, and starts again from snapshot 1 and
     # its positions: c and d are read again and must be learned again
     learner._start(learner._state(), 1)
-    assert await learner._learn(0, [sent("c"), sent("d")]) == 2
-    assert await learner._learn(0, [sent("a"), sent("d")]) == 0  # sent again: still dropped
+    assert await learner._learn(0, [sent("c", 2), sent("d", 3)]) == 2
+    assert await learner._learn(0, [sent("a", 4), sent("d", 5)]) == 0  # sent again: dropped
 
 
-async def test_a_risk_learner_started_from_another_snapshot_forgets_what_it_learned() -> None:
-    learner = risk_learner()
+async def test_a_risk_learner_of_another_process_drops_what_was_sent_twice() -> None:
+    models = Models()  # what every process shares: Redis
+    learner = risk_learner(models=models)
     learner._start(None, 0)
-    assert await learner._learn(0, [sent("a")]) == 1
+    assert await learner._learn(0, [sent("a", 0)]) == 1
     learner._published(1)
-    learner._start(None, 4)  # another learner's snapshot: what it held is not known here
-    assert await learner._learn(0, [sent("a")]) == 1
+    other = risk_learner(models=models)  # another worker leads now
+    other._start(learner._state(), 1)
+    assert await other._learn(0, [sent("a", 7)]) == 0  # a copy of a, sent again
+    assert await other._learn(1, [sent("b", 0)]) == 1
+    # that learner fails before it publishes b: the next reads b again and learns it
+    third = risk_learner(models=models)
+    third._start(learner._state(), 1)
+    assert await third._learn(1, [sent("b", 0), sent("b", 1)]) == 1
 
 
 def test_roc_auc_is_not_known_before_both_labels_are_seen() -> None:
@@ -75,11 +85,11 @@ async def test_no_roc_auc_is_reported_while_only_positives_arrive() -> None:
     metrics = Metrics()
     learner = risk_learner(metrics)
     learner._start(None, 0)
-    await learner._learn(0, [sent(f"p{i}", True) for i in range(20)])
+    await learner._learn(0, [sent(f"p{i}", i, True) for i in range(20)])
     text = generate_latest(metrics.registry).decode()
     assert 'moments_model_rocauc{model="risk"}' not in text
     assert 'moments_model_logloss{model="risk"}' in text
-    await learner._learn(0, [sent("n1", False), sent("p21", True)])
+    await learner._learn(0, [sent("n1", 20, False), sent("p21", 21, True)])
     text = generate_latest(metrics.registry).decode()
     assert 'moments_model_rocauc{model="risk"}' in text
 

@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 
 from agents.learning import Example, Judged, judged
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
+from schemas.outcomes import OutcomeKind
 from streams.metrics import Metrics
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -27,7 +28,7 @@ def decision(context: list[float] | None = None, channel: str = "email") -> str:
     return encode_decision(made).decode()
 
 
-def outcome(offer: str = "book-club", verdict: str = "accepted") -> Outcome:
+def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outcome:
     return Outcome(decision_id="d1", customer_id="c1", offer_id=offer, outcome=verdict, ts=TS)
 
 
@@ -72,7 +73,7 @@ def test_offers_made_and_their_outcomes_are_counted_by_offer_and_channel() -> No
 
 @pytest.mark.parametrize("outcome_kind", ["accepted", "shown"])
 def test_an_outcome_naming_an_intervention_teaches_nothing_and_raises_nothing(
-    outcome_kind: str,
+    outcome_kind: OutcomeKind,
 ) -> None:
     from schemas import Intervention
 
@@ -86,20 +87,24 @@ def test_an_outcome_naming_an_intervention_teaches_nothing_and_raises_nothing(
 
 async def test_the_risk_learner_drops_an_example_sent_twice() -> None:
     from types import SimpleNamespace
+    from typing import Any
 
     from agents.risk_watch import RiskHolder
     from schemas.risk import RiskExample, encode_risk_example
     from streams.learner import RiskLearner
+    from tests.unit.test_learner_runs import Models
 
-    def sent(example_id: str, y: bool) -> SimpleNamespace:
+    def sent(example_id: str, y: bool, offset: int) -> SimpleNamespace:
         example = RiskExample(example_id=example_id, x={"bias": 1.0, "days_quiet": 3.0}, y=y,
                               snapshot_ts=TS, label_ts=TS)  # fmt: skip
-        return SimpleNamespace(value=encode_risk_example(example))
+        return SimpleNamespace(value=encode_risk_example(example), offset=offset)
 
-    learner = RiskLearner(None, RiskHolder(), Metrics(), "127.0.0.1:9", "risk-examples")  # type: ignore[arg-type]
-    first = [sent("e1:1", True), sent("e2:1", False)]
+    store: Any = SimpleNamespace(models=Models())
+    learner = RiskLearner(store, RiskHolder(), Metrics(), "127.0.0.1:9", "risk-examples")
+    first = [sent("e1:1", True, 0), sent("e2:1", False, 1)]
     assert await learner._learn(0, first) == 2
-    assert await learner._learn(0, [sent("e1:1", True), sent("e3:1", True)]) == 1  # e1 again
+    again = [sent("e1:1", True, 2), sent("e3:1", True, 3)]
+    assert await learner._learn(0, again) == 1  # e1 again
 
 
 def test_a_learner_that_stops_drops_its_quality_figures() -> None:
