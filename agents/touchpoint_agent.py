@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,10 @@ REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive``
 # ...with this one: when the record was first dead-lettered (ms since the epoch), which a
 # letter written again keeps, so that the dedupe horizon counts from the first letter
 FIRST_LETTERED = "first-dead-lettered"
+# ...and a letter's: when the worker took its record to handle it, before any attempt to
+# apply it. A letter may be written long after (a batch retried through an outage), and
+# the dedupe horizon of an event applied then counts from then.
+FIRST_HANDLED = "first-handled"
 LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
 
 
@@ -93,9 +98,10 @@ def _header(headers: Any, wanted: str) -> bytes | None:
     return None
 
 
-def source_record(message: Any) -> SourceRecord:
+def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
     """What the handler needs of a Kafka message; a key or value that is not bytes reads
-    as none (a record without a value is dead-lettered), an unreadable header as none."""
+    as none (a record without a value is dead-lettered), an unreadable header as none.
+    ``taken_ms``: when the worker took it to handle it."""
     return SourceRecord(
         topic=str(message.topic),
         partition=int(message.partition),
@@ -104,6 +110,7 @@ def source_record(message: Any) -> SourceRecord:
         value=_as_bytes(message.value),
         redriven_from=redriven_from(getattr(message, "headers", None)),
         first_lettered=first_lettered(getattr(message, "headers", None)),
+        taken_ms=taken_ms,
     )
 
 
@@ -133,6 +140,8 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
         headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))
     if record.first_lettered:
         headers.append((FIRST_LETTERED, record.first_lettered))
+    if record.taken_ms is not None:
+        headers.append((FIRST_HANDLED, str(record.taken_ms).encode()))
     return headers
 
 
@@ -295,6 +304,7 @@ def register_touchpoint_agent(
             if waiting is not None:  # once: the first batch may come before the models
                 await waiting()
                 waiting = None
-            await see_through([source_record(e.message) for e in events])
+            taken_ms = int(time.time() * 1000)  # before any attempt to apply them
+            await see_through([source_record(e.message, taken_ms) for e in events])
 
     return touchpoints

@@ -72,6 +72,7 @@ class SourceRecord:
     value: bytes | None
     redriven_from: bytes | None = None  # the dead letter it was sent back from, if any
     first_lettered: bytes | None = None  # when its record was first dead-lettered (ms)
+    taken_ms: int | None = None  # when this process took it to handle (its events' apply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.touchpoint_agent import (
+    FIRST_HANDLED,
     FIRST_LETTERED,
     KEY_TRUNCATED_FROM,
     REDRIVEN_FROM,
@@ -57,6 +58,7 @@ class DeadLetter:
     redriven_from: str = ""  # the letter its record had been sent back from (it failed again)
     truncated: bool = False  # the record was too large: the letter keeps only its start
     first_lettered_ms: int | None = None  # when a record sent back was first dead-lettered
+    handled_ms: int | None = None  # when the worker took the record, before applying it
 
     @classmethod
     def of(
@@ -79,13 +81,14 @@ class DeadLetter:
             value = text(name)
             return int(value) if value.isdigit() else -1
 
-        first = number(FIRST_LETTERED)
+        first, handled = number(FIRST_LETTERED), number(FIRST_HANDLED)
         return cls(topic, partition, offset, written_ms, key, value,
                    text("source-topic") or "unknown", number("source-partition"),
                    number("source-offset"), text("error") or "unknown",
                    redriven_from=text(REDRIVEN_FROM) if REDRIVEN_FROM in found else "",
                    truncated=TRUNCATED_FROM in found or KEY_TRUNCATED_FROM in found,
-                   first_lettered_ms=first if first >= 0 else None)  # fmt: skip
+                   first_lettered_ms=first if first >= 0 else None,
+                   handled_ms=handled if handled >= 0 else None)  # fmt: skip
 
     @property
     def redriven(self) -> bool:
@@ -291,12 +294,16 @@ class RedrivePlan:
         >>> plan.first_lettered(again)
         6000
         """
+        # its own time: when the worker took the record (its event may have been applied
+        # then), or, for letters written before they said so, when it was written
+        own = letter.written_ms if letter.handled_ms is None else letter.handled_ms
+        own = min(own, letter.written_ms)
         if letter.first_lettered_ms is not None:
-            return min(letter.first_lettered_ms, letter.written_ms)
+            return min(letter.first_lettered_ms, own)
         if not letter.redriven:
-            return letter.written_ms
+            return own
         earlier = self._first_ms.get(letter.redriven_from)
-        return None if earlier is None else min(earlier, letter.written_ms)
+        return None if earlier is None else min(earlier, own)
 
     def sent_before(self, letter: DeadLetter) -> bool:
         """Whether an earlier run sent this letter, or another of its original, back."""

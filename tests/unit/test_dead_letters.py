@@ -215,3 +215,22 @@ def test_a_letter_cut_short_is_never_sent_back() -> None:
     assert cut.truncated and not DeadLetter.of("dlq", 0, 6, T0, b"c", b"{", headers[:4]).truncated
     plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0)
     assert plan.take(cut) == "truncated"
+
+
+def test_the_horizon_counts_from_when_the_worker_took_the_record_not_from_its_letter() -> None:
+    """A batch retried through a long outage is dead-lettered long after its events were
+    applied: counted from the letter, a re-drive near the horizon's end applied an event
+    whose id Redis no longer remembered, twice."""
+    from agents.touchpoint_agent import dead_letter_headers
+    from agents.touchpoint_handler import SourceRecord
+
+    hour = 3_600_000
+    taken = SourceRecord("touchpoints", 2, 7, b"cust-1", b"{}", taken_ms=T0 - 3 * hour)
+    headers = dead_letter_headers(taken, "batch failed 3 times: StoreUnavailable")
+    late = DeadLetter.of("touchpoints-dlq", 0, 9, T0, b"cust-1", b"{}", headers)
+    assert late.handled_ms == T0 - 3 * hour
+    plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=T0 - hour)
+    assert plan.take(late) == "too_old"  # written within the horizon, taken before it
+    assert plan.first_lettered(late) == T0 - 3 * hour  # what a re-drive's header carries
+    older = DeadLetter.of("touchpoints-dlq", 0, 10, T0, b"cust-1", b"{}", headers[:-1])
+    assert older.handled_ms is None and plan.take(older) == "redriven"  # no header: as before

@@ -10,6 +10,7 @@ each test prepares. The agent on real Kafka and Redis is in ``tests/integration`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -234,3 +235,5 @@ async def test_a_record_nested_too_deeply_is_dead_lettered_alone_and_its_batch_a
     letters = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
     assert [dict(h)["source-offset"] for _, _, h in letters] == [b"2"]
     assert dict(letters[0][2])["error"] == b"invalid: malformed JSON: JSON is nested too deeply"
+    taken = int(dict(letters[0][2])["first-handled"])  # when the worker took it
+    assert abs(taken - time.time() * 1000) < 60_000
