@@ -36,7 +36,10 @@ from urllib.parse import urlsplit
 from streams.api.origins import parse_origins
 from streams.api.quoting import printable
 
-SCOPES = ("recommend", "ingest", "profile-read", "erase", "export")
+SCOPES = ("recommend", "outcomes", "ingest", "profile-read", "erase", "export")
+# A scope that grants others: ``ingest`` (any event, outcomes included) grants
+# ``outcomes`` (offer outcomes only: what a web page's key needs besides ``recommend``).
+IMPLIED = {"ingest": frozenset({"outcomes"})}
 DEV_KEY = "moments-dev-key"  # all scopes; only when MOMENTS_API_KEYS is not set
 
 
@@ -78,25 +81,29 @@ class KeyRing:
         as while one is rotated out, share its rate limit)."""
         keys: list[ApiKey] = []
         for entry in filter(None, (e.strip() for e in spec.split(";"))):
+            # an entry is never quoted back: one written wrongly may hold a key itself
             try:
                 name, scopes, rest = entry.split(":", 2)
             except ValueError:
                 raise ValueError(
-                    f"API key entry {entry!r} is not name:scopes:sha256[@origin,...]"
+                    f"API key entry {len(keys) + 1} is not name:scopes:sha256[@origin,...]"
                 ) from None
             digest, at, bound = rest.partition("@")
             wanted = frozenset(scopes.split("+"))
             unknown = wanted - set(SCOPES)
             if not name.strip():
-                raise ValueError(f"API key entry {entry!r} has no name")
-            if unknown:
-                raise ValueError(f"API key {name!r}: unknown scopes {sorted(unknown)}")
+                raise ValueError(f"API key entry {len(keys) + 1} has no name")
+            if unknown:  # named back only if they look like scopes, not like a key
+                plain = all(re.fullmatch(r"[a-z-]{1,20}", scope) for scope in unknown)
+                named = f" {sorted(unknown)}" if plain else " (not shown: one is not a name)"
+                raise ValueError(f"API key {name!r}: unknown scopes{named}")
             if not _DIGEST.match(digest):
                 raise ValueError(f"API key {name!r}: its hash is not 64 hexadecimal digits")
             origins = _bound_origins(name, bound)
             if at and not origins:
                 raise ValueError(f"API key {name!r}: '@' names no origins to bind it to")
-            key = ApiKey(name, wanted, digest.lower(), origins)
+            granted = wanted.union(*(IMPLIED.get(scope, frozenset()) for scope in wanted))
+            key = ApiKey(name, granted, digest.lower(), origins)
             for other in keys:
                 # two keys under one name (one being rotated out) share its rate limit:
                 # they must grant the same

@@ -113,7 +113,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
         },
         "paths": {
             "/v1/customers/{customer_id}/recommendations": {"get": {
-                "summary": "Ranked offers for the customer now; logs the exposure as a decision.",
+                "summary": "Ranked offers for the customer now; logs the exposure as a decision. "
+                           "segment, control, context and reasons only for keys that also "
+                           "have profile-read.",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [_CUSTOMER,
                     {"name": "channel", "in": "query",
@@ -212,8 +214,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                               **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
             }},
             "/v1/outcomes": {"post": {
-                "summary": "Report what customers did with offers.",
-                "security": _SECURITY, "x-scope": "ingest",
+                "summary": "Report what customers did with offers (scope outcomes, or "
+                           "ingest, which grants it).",
+                "security": _SECURITY, "x-scope": "outcomes",
                 "requestBody": _body(_OUTCOME, max_items),
                 "responses": {"202": _accepted("decision_ids"),
                               **_errors(400, 401, 403, 413, 415, 422, 429, 503)},

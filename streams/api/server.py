@@ -43,7 +43,7 @@ from streams.event_loop import loop_name
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
-from streams.settings import Settings
+from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
@@ -74,9 +74,12 @@ API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
 
 def keyring(settings: Settings) -> KeyRing:
+    if settings.key_secret == DEV_SECRET:  # keyed hashes anyone can compute from an id
+        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
     if settings.api_keys:
         return KeyRing.parse(settings.api_keys)
-    log.warning("MOMENTS_API_KEYS is not set: the development key is accepted")
+    log.warning("MOMENTS_API_KEYS is not set: the development key, with every scope, is "
+                "accepted; set keys in production")  # fmt: skip
     return KeyRing.development()
 
 

@@ -30,6 +30,7 @@ from schemas import (
 from schemas.contact_rules import OUTBOUND
 from streams import topics
 from streams.api.alerts import Erased, Screen, for_queue
+from streams.api.auth import ApiKey
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
@@ -46,7 +47,7 @@ def _api(request: web.Request) -> Api:
     return request.app[API_KEY]
 
 
-def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> None:
+def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """Check the request's API key for ``scope`` and its rate. The key comes in the
     ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
@@ -64,6 +65,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> N
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
                        [{"retry_after_s": round(wait, 3)}],
                        headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+    return key
 
 
 def customer_id_of(request: web.Request) -> str:
@@ -82,8 +84,16 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
                              control_group, datetime.now(UTC))  # fmt: skip
 
 
+# What a decision says of its customer beyond the offers: their segment, whether they are
+# in the control group, the model's input (value, experience, tastes) and the reasons
+# (consent withdrawn, quiet hours, fatigue, erased). Answered only to keys that may read
+# profiles: a key web pages use, visible to their visitors, would tell anyone who names a
+# customer.
+EXPLANATION = ("segment", "control", "context", "reasons")
+
+
 async def recommendations(request: web.Request) -> web.Response:
-    authorise(request, "recommend")
+    key = authorise(request, "recommend")
     api = _api(request)
     customer_id = customer_id_of(request)
     channel = request.query.get("channel", "web")
@@ -111,6 +121,9 @@ async def recommendations(request: web.Request) -> web.Response:
         api.metrics.decisions.labels("next_best_offer", channel).inc()
         api.metrics.offers_in(decision)
     body = msgspec.to_builtins(decision)
+    if "profile-read" not in key.scopes:
+        for field in EXPLANATION:
+            body.pop(field, None)
     catalogue = api.catalogue.current
     for offer in body["offers"]:
         found = catalogue.by_id(offer["offer_id"])
@@ -188,7 +201,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def post_outcomes(request: web.Request) -> web.Response:
-    authorise(request, "ingest")
+    authorise(request, "outcomes")  # which "ingest" grants too
     api = _api(request)
     outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
                            "outcomes")  # fmt: skip

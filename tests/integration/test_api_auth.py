@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from schemas import decode_touchpoint
-from streams.api.auth import hash_key
+from streams.api.auth import IMPLIED, hash_key
 from streams.api.server import create_api
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
@@ -34,12 +34,13 @@ pytestmark = pytest.mark.integration
 
 KEYS = {  # scope -> secret
     "recommend": "web-shop-secret",
+    "outcomes": "page-outcomes-secret",
     "ingest": "ingest-secret",
     "profile-read": "screen-secret",
     "erase": "privacy-desk-secret",
     "export": "access-request-secret",
 }
-ALL_SCOPES = "recommend+ingest+profile-read+erase+export"
+ALL_SCOPES = "recommend+outcomes+ingest+profile-read+erase+export"
 ADMIN = "admin-secret"
 
 
@@ -64,7 +65,7 @@ def endpoints(customer: str) -> list[Endpoint]:
             "GET", f"/v1/customers/{customer}/recommendations?channel=web&limit=2", "recommend"
         ),
         Endpoint("POST", "/v1/events", "ingest", event("web_click", customer, "auth-e1")),
-        Endpoint("POST", "/v1/outcomes", "ingest", [outcome("d-1", customer, "free-shipping")]),
+        Endpoint("POST", "/v1/outcomes", "outcomes", [outcome("d-1", customer, "free-shipping")]),
         Endpoint("GET", f"/v1/customers/{customer}", "profile-read"),
         Endpoint("GET", "/v1/alerts/stream", "profile-read"),
         Endpoint("DELETE", f"/v1/customers/{customer}-gone", "erase"),
@@ -130,7 +131,7 @@ async def test_every_endpoint_needs_a_key_with_its_scope(pipeline: Pipeline) -> 
         for scope, key in KEYS.items():
             for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
                 reply = await request(api.url, endpoint, headers)
-                if scope == endpoint.scope:
+                if endpoint.scope in {scope, *IMPLIED.get(scope, ())}:  # ingest: outcomes too
                     assert 200 <= reply.status < 300, (what, scope, headers, reply)
                 else:
                     body = assert_error(reply, 403, "forbidden")
@@ -170,3 +171,19 @@ async def test_the_rate_limit_is_per_key_and_says_when_to_retry(pipeline: Pipeli
     assert_error(await call("GET", url, headers=mine), 429, "rate_limited")
     await asyncio.sleep(int(retry_after) + 0.2)
     assert (await call("GET", url, headers=mine)).status == 200
+
+
+async def test_only_keys_that_read_profiles_hear_why_a_customer_got_their_offers(
+    pipeline: Pipeline,
+) -> None:
+    """A key web pages use is visible to their visitors: the decision's segment, control
+    group, model input and reasons (a consent withdrawn, an erasure) would tell anyone
+    who names a customer what a profile-read key is needed for."""
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys_setting())
+    url = f"{api.url}/v1/customers/why-1/recommendations?channel=web"
+    page = await call("GET", url, headers={"X-API-Key": KEYS["recommend"]})
+    assert page.status == 200, page
+    assert {"decision_id", "offers", "fallback"} <= set(page.json)
+    assert not {"segment", "control", "context", "reasons"} & set(page.json), page.json
+    admin = await call("GET", url, headers={"X-API-Key": ADMIN})
+    assert {"segment", "control", "context", "reasons"} <= set(admin.json), admin.json

@@ -28,7 +28,7 @@ from streams.settings import Settings
 SHOP = "https://shop.example"
 # a key for the shop's pages (bound to its origin) and one for back ends, with every scope
 KEYS = (
-    f"pages:recommend+ingest:{hash_key('page-key')}@{SHOP};"
+    f"pages:recommend+outcomes:{hash_key('page-key')}@{SHOP};"
     f"backend:recommend+ingest+profile-read+erase+export:{hash_key('backend-key')}"
 )
 

@@ -48,3 +48,30 @@ def test_a_key_being_rotated_out_and_its_successor_may_share_a_name() -> None:
     ring = KeyRing.parse(f"web:recommend:{WEB};web:recommend:{BACKEND}")
     assert ring.authorise("web-key", "recommend").name == "web"
     assert ring.authorise("backend-key", "recommend").name == "web"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        "web:the-raw-secret-key-0123456789abcdef",  # the key itself instead of its hash
+        "the-raw-secret-key-0123456789abcdef",
+        f"web:the-raw-secret-key-0123456789abcdef:{WEB}",  # the key where the scopes go
+    ],
+)
+def test_a_refused_entry_is_not_quoted_back(keys: str) -> None:
+    """An operator who wrote a raw key instead of its hash would find it in the log of
+    the refused start."""
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"MOMENTS_API_KEYS": keys})
+    assert "the-raw-secret-key" not in str(refused.value)
+
+
+def test_a_pages_key_posts_outcomes_but_no_events_and_ingest_still_grants_both() -> None:
+    """A key web pages use is visible to their visitors: with ``ingest`` it could post any
+    event for any customer (a consent grant, a purchase); ``outcomes`` is enough."""
+    ring = KeyRing.parse(f"pages:recommend+outcomes:{WEB};backend:ingest:{BACKEND}")
+    assert ring.authorise("web-key", "outcomes").name == "pages"
+    with pytest.raises(Exception, match="lacks the scope 'ingest'"):
+        ring.authorise("web-key", "ingest")
+    assert ring.authorise("backend-key", "outcomes").name == "backend"
+    assert ring.authorise("backend-key", "ingest").name == "backend"

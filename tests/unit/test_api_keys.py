@@ -84,6 +84,6 @@ def test_settings_refuse_keys_bound_to_origins_cors_shuts_out() -> None:
     assert Settings.from_env({"MOMENTS_API_KEYS": keys, "MOMENTS_API_CORS_ORIGINS": "*"})
 
 
-def test_settings_name_a_malformed_key_entry() -> None:
-    with pytest.raises(SettingsError, match="MOMENTS_API_KEYS: API key entry 'oops'"):
-        Settings.from_env({"MOMENTS_API_KEYS": "oops"})
+def test_settings_name_a_malformed_key_entry_by_its_place() -> None:
+    with pytest.raises(SettingsError, match="MOMENTS_API_KEYS: API key entry 2 is not name:"):
+        Settings.from_env({"MOMENTS_API_KEYS": f"web:recommend:{'a' * 64};oops"})
