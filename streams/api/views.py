@@ -124,7 +124,8 @@ async def recommendations(request: web.Request) -> web.Response:
     if "profile-read" not in key.scopes:
         for field in EXPLANATION:
             body.pop(field, None)
-    catalogue = api.catalogue.current
+    # its titles from the catalogue it was decided with (one may have been loaded since)
+    catalogue = api.catalogue.of_version(decision.catalogue_version)
     for offer in body["offers"]:
         found = catalogue.by_id(offer["offer_id"])
         if found is not None:
