@@ -26,7 +26,8 @@ import msgspec
 
 from feature_store import CustomerRecord
 
-# What each topic keyed by the customer id holds about them, until its retention.
+# What each topic holds about them, until its retention: keyed by the customer id, but
+# for risk-examples, whose records name them by their keyed hash (the export's subject).
 KEPT_IN_TOPICS = {
     "touchpoints": "their touchpoint events, as produced",
     "offer-outcomes": "what they did with offers, as reported",
@@ -36,6 +37,8 @@ KEPT_IN_TOPICS = {
     "touchpoints-dlq": "their events that were set aside, with the reason",
     "offer-outcomes-dlq": "their outcomes that were set aside, with the reason",
     "customer-erasures": "the record of their erasure, once erased (kept for good)",
+    "risk-examples": "snapshots of their churn-risk features with the label learned from "
+    "them, named by their keyed hash (risk:<subject>:<time>), not their id",
 }
 
 

@@ -168,7 +168,8 @@ async def test_the_export_holds_all_that_is_kept_and_only_a_tombstone_after_eras
     data_kinds = {f.name for f in dataclasses.fields(KeySet)} - {"tag", "tombstone"}
     assert found == data_kinds | {"context"}, found
     topics = {t["topic"] for t in body["kept_in_topics"]}
-    assert {pipeline.topic("touchpoints"), pipeline.topic("next-best-offers")} <= topics
+    assert {pipeline.topic("touchpoints"), pipeline.topic("next-best-offers"),
+            pipeline.topic("risk-examples")} <= topics  # fmt: skip
 
     assert_error(await call("GET", f"{api.url}/v1/customers/nobody/export", headers=DEV_AUTH), 404)
     assert_error(await call("GET", export_url), 401)
