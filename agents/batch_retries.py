@@ -10,6 +10,14 @@ batch waits and retries without end; any other failure counts, and after
 ``max_attempts`` the batch is given up (dead-lettered). So is a batch that Kafka
 refuses for good (a record too large, or malformed): waiting would hold its partition
 up for ever.
+
+A worker that is told to stop waits no longer: a batch that fails while ``stopping()``
+(or is still failing when the worker stops during a wait) is left as it is, unapplied
+or partly applied, and so is a batch that comes once it is stopping (not started);
+:meth:`BatchRetries.run` says so (False): its events must not be acked, so that no
+offset is committed past them and the worker that reads them next applies them (what
+was applied already counts once). Otherwise the worker would never stop while Redis is
+down: Faust waits, before it stops anything, for every batch under way to be done.
 """
 
 from __future__ import annotations
@@ -84,14 +92,20 @@ class BatchRetries:
     handle: Callable[[list[SourceRecord], Counter[str]], Awaitable[BatchResult]]
     emit: Callable[[BatchResult], Awaitable[None]]
     confirm: Callable[[BatchResult], Awaitable[None]]
-    give_up: Callable[[list[SourceRecord], Exception], Awaitable[None]]
+    # dead-letters a batch given up; False when the worker stopped before it could
+    give_up: Callable[[list[SourceRecord], Exception], Awaitable[bool]]
     handled: Callable[[BatchResult], None]
     retrying: Callable[[str], None]
     max_attempts: int = 3
     backoff_max: float = 5.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # may end early on stopping
+    stopping: Callable[[], bool] = lambda: False  # the worker is told to stop
 
-    async def run(self, records: list[SourceRecord]) -> None:
+    async def run(self, records: list[SourceRecord]) -> bool:
+        """See ``records`` through: True when they were handled or given up (dead-lettered),
+        False when the worker stops before they could be (their events are not done)."""
+        if self.stopping():  # not started: nothing of it is applied, all of it is read again
+            return False
         delay = 0.1
         failures = 0
         result: BatchResult | None = None
@@ -110,15 +124,18 @@ class BatchRetries:
                     failures += 1
                     log.exception("batch of %d events failed (attempt %d)", len(records), failures)
                     if failures >= self.max_attempts:
-                        await self.give_up(records, exc)
-                        return
+                        return await self.give_up(records, exc)
                 reason = type(exc).__name__
             else:
                 report(self.handled, result)
-                return
-            report(self.retrying, reason)
-            log.warning(
-                "batch of %d events not done (%s); retrying in %.1fs", len(records), reason, delay
-            )
-            await self.sleep(delay)
-            delay = min(delay * 2, self.backoff_max)
+                return True
+            if not self.stopping():
+                report(self.retrying, reason)
+                log.warning("batch of %d events not done (%s); retrying in %.1fs",
+                            len(records), reason, delay)  # fmt: skip
+                await self.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+            if self.stopping():
+                log.warning("worker stopping: batch of %d events left not done (%s), "
+                            "to be handled when read again", len(records), reason)  # fmt: skip
+                return False

@@ -7,6 +7,11 @@ so no offset is committed past an event that was not applied (see
 :mod:`agents.batch_retries`). Faust acks a batch whatever becomes of it, even when the
 agent raises: a fault in Moments itself dead-letters the batch with the reason, so that
 no event is acked unseen.
+
+A worker told to stop (SIGTERM) does not wait out an outage: Faust, before it stops
+anything, waits for the batch under way to be acked, and it never would be. The batch is
+held instead (:func:`hold`): Faust no longer waits for it, its ack counts for nothing
+and no offset is committed past it; the worker that reads it next applies it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -197,6 +202,21 @@ def letter(record: SourceRecord, error: str) -> tuple[bytes | None, bytes | None
     return letter_key(record.key), value, headers
 
 
+def hold(events: list[Any], unacked: MutableSet[Any]) -> None:
+    """Keep ``events`` from being taken as done, and Faust from waiting for them: each of
+    their messages gets one more reader (as Faust counts the streams a message is
+    delivered to) that never acks it, so the stream's ack of it does not mark its offset
+    to be committed; and it leaves ``unacked`` (the consumer's messages under way, which
+    Faust waits for before it stops)."""
+    for event in events:
+        event.message.incref()
+        unacked.discard(event.message)
+
+
+def _never() -> bool:
+    return False
+
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -223,11 +243,15 @@ def register_touchpoint_agent(
     retry_backoff_max: float = 5.0,
     max_attempts: int = 3,
     models_ready: Callable[[], Awaitable[object]] | None = None,
+    stopping: Callable[[], bool] = _never,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Any:
     """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes.
     ``models_ready`` is awaited once, before the first batch is handled: until then the
     process may still hold the empty models it started with (it returns when the first
-    load of the published snapshots has been tried, or has taken too long)."""
+    load of the published snapshots has been tried, or has taken too long).
+    ``stopping``: whether the worker is told to stop; ``sleep``: waits between attempts,
+    and may end early when the worker stops (Faust's ``app.sleep``)."""
 
     async def emit(result: BatchResult) -> None:
         pending: list[Awaitable[Any]] = []
@@ -266,8 +290,9 @@ def register_touchpoint_agent(
         if result.dead_letters:
             report(observer.dead_lettered, len(result.dead_letters))
 
-    async def set_aside(records: list[SourceRecord], error: str) -> None:
-        """Dead-letter a whole batch with ``error``, once Kafka takes the letters."""
+    async def set_aside(records: list[SourceRecord], error: str) -> bool:
+        """Dead-letter a whole batch with ``error``, once Kafka takes the letters; False
+        when the worker stops before Kafka took them."""
         result = BatchResult(dead_letters=[DeadLetter(r, error) for r in records])
         result.results.extend(("unknown", "failed") for _ in records)
         while True:
@@ -275,27 +300,33 @@ def register_touchpoint_agent(
                 await emit(result)
                 break
             except Exception:
+                if stopping():
+                    log.warning("worker stopping: a failed batch of %d events is not "
+                                "dead-lettered, to be handled again", len(records))  # fmt: skip
+                    return False
                 log.exception("could not dead-letter a failed batch; retrying")
-                await asyncio.sleep(retry_backoff_max)
+                await sleep(retry_backoff_max)
         report(observer.batch_handled, result)
+        return True
 
-    async def give_up(records: list[SourceRecord], exc: Exception) -> None:
+    async def give_up(records: list[SourceRecord], exc: Exception) -> bool:
         """A batch that keeps failing for a reason other than an outage: dead-letter it."""
-        await set_aside(records, f"batch failed {max_attempts} times: {_reason(exc)}"[:500])
+        return await set_aside(records, f"batch failed {max_attempts} times: {_reason(exc)}"[:500])
 
     batches = BatchRetries(
         handle=handler.handle, emit=emit, confirm=handler.confirm, give_up=give_up,
         handled=observer.batch_handled, retrying=observer.retrying,
-        max_attempts=max_attempts, backoff_max=retry_backoff_max,
+        max_attempts=max_attempts, backoff_max=retry_backoff_max, sleep=sleep, stopping=stopping,
     )  # fmt: skip
 
-    async def see_through(records: list[SourceRecord]) -> None:
-        """Handle a batch, or dead-letter it with the reason: Faust acks it either way."""
+    async def see_through(records: list[SourceRecord]) -> bool:
+        """Handle a batch, or dead-letter it with the reason: Faust acks it either way.
+        False when the worker stops first: the batch is not done, and must be held."""
         try:
-            await batches.run(records)
+            return await batches.run(records)
         except Exception as exc:  # a fault in Moments itself; cancellation goes on
             log.exception("batch of %d events failed unexpectedly", len(records))
-            await set_aside(records, f"batch failed: {_reason(exc)}"[:500])
+            return await set_aside(records, f"batch failed: {_reason(exc)}"[:500])
 
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:
@@ -305,6 +336,7 @@ def register_touchpoint_agent(
                 await waiting()
                 waiting = None
             taken_ms = int(time.time() * 1000)  # before any attempt to apply them
-            await see_through([source_record(e.message, taken_ms) for e in events])
+            if not await see_through([source_record(e.message, taken_ms) for e in events]):
+                hold(events, app.consumer.unacked)  # the worker stops: they are not done
 
     return touchpoints

@@ -159,6 +159,9 @@ def create_app(settings: Settings) -> Moments:
         batch_within=settings.batch_within_s,
         max_attempts=settings.max_attempts,
         models_ready=reloads.first_tried,  # not with the empty models it starts with
+        # told to stop, it waits out no outage (see agents.touchpoint_agent)
+        stopping=lambda: bool(app.should_stop),
+        sleep=app.sleep,  # ends early when the worker is told to stop
     )
     _register_pages(moments)
     _register_lag_timer(moments)

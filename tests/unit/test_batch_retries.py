@@ -1,6 +1,7 @@
 """agents.batch_retries: a batch is decided once and its sending and confirming retried
 (once sent, only confirming); outages wait without end, other failures, and Kafka's
-refusal of a record for good, give the batch up after a few attempts."""
+refusal of a record for good, give the batch up after a few attempts; a worker told to
+stop waits no longer, and leaves the batch not done."""
 
 from __future__ import annotations
 
@@ -55,16 +56,26 @@ class Script:
     async def do_confirm(self, result: BatchResult) -> None:
         self._step("confirm")
 
-    async def do_give_up(self, records: list[SourceRecord], exc: Exception) -> None:
+    async def do_give_up(self, records: list[SourceRecord], exc: Exception) -> bool:
         self.given_up.append(exc)
+        return True
 
-    def runner(self) -> BatchRetries:
-        async def no_wait(_: float) -> None:
-            return None
+    def runner(self, stop_after_sleeps: int | None = None, stop_after: str = "") -> BatchRetries:
+        """Retries without waiting; the worker is told to stop during the sleep numbered
+        ``stop_after_sleeps`` (from 1), or once the step ``stop_after`` was called."""
+        slept: list[float] = []
+
+        async def no_wait(delay: float) -> None:
+            slept.append(delay)
+
+        def stopping() -> bool:
+            if stop_after:
+                return stop_after in self.calls
+            return stop_after_sleeps is not None and len(slept) >= stop_after_sleeps
 
         return BatchRetries(self.do_handle, self.do_emit, self.do_confirm, self.do_give_up,
                             self.handled.append, self.retried.append, max_attempts=3,
-                            sleep=no_wait)  # fmt: skip
+                            sleep=no_wait, stopping=stopping)  # fmt: skip
 
 
 async def test_a_batch_decided_once_is_sent_and_confirmed_again_not_decided_again() -> None:
@@ -78,7 +89,7 @@ async def test_a_batch_decided_once_is_sent_and_confirmed_again_not_decided_agai
 
 async def test_once_sent_only_confirming_is_tried_again_through_a_long_outage() -> None:
     script = Script(confirm=[StoreUnavailable("down")] * 120)  # ten minutes at 5 s
-    await script.runner().run(RECORDS)
+    assert await script.runner().run(RECORDS) is True
     assert script.calls.count("emit") == 1 and script.calls.count("confirm") == 121
     assert len(script.emitted) == 1 and len(script.handled) == 1
 
@@ -145,3 +156,29 @@ async def test_kafka_client_errors_are_outages(module: str) -> None:
     script = Script(emit=[kafka_error] * 6)
     await script.runner().run(RECORDS)
     assert script.given_up == [] and script.retried == ["KafkaTimeout"] * 6
+
+
+async def test_a_worker_told_to_stop_during_an_outage_leaves_the_batch_not_done() -> None:
+    """Faust waits for the batch under way before it stops anything: waiting out the
+    outage would keep the worker from stopping until it is killed."""
+    script = Script(handle=[StoreUnavailable("down")] * 100)
+    assert await script.runner(stop_after_sleeps=3).run(RECORDS) is False
+    assert script.calls == ["handle"] * 3  # none after the wait the stop ended
+    assert script.handled == [] and script.given_up == [] and script.emitted == []
+    assert script.retried == ["StoreUnavailable"] * 3
+
+    sent = Script(confirm=[StoreUnavailable("down")] * 100)  # decisions sent, not recorded
+    assert await sent.runner(stop_after_sleeps=1).run(RECORDS) is False
+    assert sent.calls == ["handle", "emit", "confirm"] and sent.handled == []
+
+
+async def test_a_worker_that_stops_starts_no_batch_and_waits_for_nothing() -> None:
+    later = Script()  # a batch that comes once the worker is stopping is not started
+    assert await later.runner(stop_after_sleeps=0).run(RECORDS) is False
+    assert later.calls == [] and later.handled == []
+    failing = Script(confirm=[RuntimeError("a bug")] * 5)  # not dead-lettered on the way out
+    assert await failing.runner(stop_after_sleeps=1).run(RECORDS) is False
+    assert failing.given_up == [] and failing.calls == ["handle", "emit", "confirm"]
+    healthy = Script()  # a batch under way that goes through is done, stopping or not
+    assert await healthy.runner(stop_after="handle").run(RECORDS) is True
+    assert healthy.calls == ["handle", "emit", "confirm"] and len(healthy.handled) == 1

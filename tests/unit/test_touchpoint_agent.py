@@ -2,8 +2,9 @@
 before Faust acks it, what it sends goes out once, and its letters fit Kafka's limits.
 
 The app, stream and topics here stand in for Faust's: the stream acks each batch once the
-agent is done with it, whatever happened, as Faust's ``take_events`` does, and the topics
-refuse a record above the producer's limit, as aiokafka does. The handler answers what
+agent is done with it, whatever happened, as Faust's ``take_events`` does (its messages
+count their readers, as Faust's do), and the topics refuse a record above the
+producer's limit, as aiokafka does. The handler answers what
 each test prepares. The agent on real Kafka and Redis is in ``tests/integration``.
 """
 
@@ -63,6 +64,10 @@ class Stream:
                 yield batch
             finally:
                 self.acked.extend(batch)
+                for done in batch:
+                    ack = getattr(done.message, "ack", None)
+                    if ack is not None:
+                        ack()
 
 
 @dataclass
@@ -116,12 +121,15 @@ class Rig:
     outlets: Outlets = field(
         default_factory=lambda: Outlets(Topic(), Topic(), Topic(), Topic(), Topic())
     )
+    stopping: Callable[[], bool] = lambda: False  # the worker is told to stop
+    unacked: set[Any] = field(default_factory=set)  # Faust's consumer's messages under way
 
     async def run(self, *batches: list[Any]) -> Stream:
         agents: list[Any] = []
-        app = SimpleNamespace(agent=lambda source, name: lambda fn: agents.append(fn) or fn)
+        app = SimpleNamespace(agent=lambda source, name: lambda fn: agents.append(fn) or fn,
+                              consumer=SimpleNamespace(unacked=self.unacked))  # fmt: skip
         register_touchpoint_agent(app, None, self.outlets, self.handler, self.observer,  # type: ignore[arg-type]
-                                  retry_backoff_max=0.01)  # fmt: skip
+                                  retry_backoff_max=0.01, stopping=self.stopping)  # fmt: skip
         stream = Stream(list(batches))
         await asyncio.wait_for(agents[0](stream), 10)
         return stream
@@ -237,3 +245,72 @@ async def test_a_record_nested_too_deeply_is_dead_lettered_alone_and_its_batch_a
     assert dict(letters[0][2])["error"] == b"invalid: malformed JSON: JSON is nested too deeply"
     taken = int(dict(letters[0][2])["first-handled"])  # when the worker took it
     assert abs(taken - time.time() * 1000) < 60_000
+
+
+@dataclass(eq=False)
+class Message:
+    """A Faust message as its acks go: done (its offset to be committed) once every
+    reader it was delivered to has acked it."""
+
+    offset: int
+    refcount: int = 1  # one stream reads it
+    acked: bool = False
+    topic: str = "touchpoints"
+    partition: int = 0
+    key: bytes = b"cust-1"
+    value: bytes = b"{}"
+    headers: Any = None
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+    def ack(self) -> None:
+        self.refcount -= 1
+        self.acked = self.acked or self.refcount == 0
+
+
+def tracked(*offsets: int) -> list[Any]:
+    return [SimpleNamespace(message=Message(offset)) for offset in offsets]
+
+
+async def test_a_worker_stopping_during_an_outage_holds_its_batch_faust_acks_no_offset() -> None:
+    """SIGTERM while Redis is down: the batch under way, and those after it, are held (not
+    done, and out of what Faust waits for before it stops), never taken as done."""
+    stop = asyncio.Event()
+
+    def answer(records: list[SourceRecord]) -> BatchResult:
+        if records[0].offset >= 2:
+            stop.set()  # the worker is told to stop while this batch waits for Redis
+            raise StoreUnavailable("ConnectionError: Redis is down")
+        return all_ok(records)
+
+    handler = Handler(answer)
+    done, waiting, later = tracked(0, 1), tracked(2, 3), tracked(4)
+    rig = Rig(handler, stopping=stop.is_set)
+    rig.unacked.update(e.message for e in done + waiting + later)
+    await rig.run(done, waiting, later)
+    assert all(e.message.acked for e in done)
+    assert not any(e.message.acked for e in waiting + later)  # their offsets never commit
+    assert rig.unacked == {e.message for e in done}  # Faust waits for none of them
+    assert [r.offset for r in handler.handled] == [0, 1, 2, 3]  # the last one not started
+    assert rig.observer.count("batch_handled") == 1 and rig.observer.count("retrying") == 0
+
+
+@dataclass
+class Down(Topic):
+    async def send(self, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        raise OSError("Kafka cannot be reached")
+
+
+async def test_a_batch_a_stopping_worker_cannot_dead_letter_is_held_not_retried_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: BatchRetries, records: list[SourceRecord]) -> bool:
+        raise RuntimeError("a fault in Moments")
+
+    monkeypatch.setattr(BatchRetries, "run", broken)
+    rig = Rig(Handler(all_ok), stopping=lambda: True)
+    rig.outlets = Outlets(Topic(), Topic(), Topic(), Down(), Topic())
+    batch = tracked(7)
+    await rig.run(batch)
+    assert not batch[0].message.acked and batch[0].message.refcount == 1
