@@ -2,18 +2,22 @@
 
 Pure: a touchpoint and the customer's features in, zero or more :class:`Intervention`s
 out. Every kind has a cool-down, read from the customer's contact history, so one
-customer never floods a screen.
+customer never floods a screen. A cool-down holds back only alerts of its kind that are
+no more urgent than the one that started it: a customer on the line is not kept from
+the agent by the call-back task raised minutes before.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import msgspec
 
 from feature_store import CustomerFeatures
+from feature_store.features import RecentTouchpoint
 from schemas import (
     Call,
     Intervention,
@@ -65,13 +69,51 @@ class InterventionRules:
 
 def might_intervene(event: TouchpointEvent) -> bool:
     """A cheap first look: only these touchpoints can raise an intervention (a lapsed
-    customer is noticed when they come back to browse, call or buy)."""
+    customer is noticed when they come back to browse, call or buy, see
+    :func:`returned_after`)."""
     match event:
         case Call(status="started", direction="inbound") | WebClick() | Purchase():
             return True
         case SocialMention(sentiment=s):
             return s < 0
     return False
+
+
+# The types of the recent touchpoints that can never raise an alert (an email opened,
+# clicked or answered, a survey answer, a consent: see might_intervene). The customer's
+# own all the same, they are part of a lapsed customer's return, not of the lapse.
+ON_THE_WAY_BACK = frozenset({"email", "survey", "consent"})
+
+
+def returned_after(
+    event: TouchpointEvent, recent: list[RecentTouchpoint], lapse: timedelta
+) -> timedelta | None:
+    """How long the customer had been away, if at least ``lapse``, when they came back
+    with ``event`` or with the touchpoints just before it that cannot raise an alert
+    (the email they opened on the way back, before the click it brought): the gap before
+    the first touchpoint of their return. ``recent``: newest first, ``event`` in it or not.
+
+    >>> from datetime import UTC
+    >>> from schemas import WebClick
+    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
+    >>> click = WebClick(event_id="w", customer_id="c", ts=at, page="/")
+    >>> opened = RecentTouchpoint(at - timedelta(seconds=30), "email", "e")
+    >>> bought = RecentTouchpoint(at - timedelta(days=120), "purchase", "p")
+    >>> returned_after(click, [opened, bought], timedelta(days=90))
+    datetime.timedelta(days=119, seconds=86370)
+    >>> visited = RecentTouchpoint(at - timedelta(seconds=30), "web_click", "v")
+    >>> returned_after(click, [visited, bought], timedelta(days=90)) is None
+    True
+    """
+    newer = event.ts
+    # the event itself is in the list too (at millisecond precision)
+    for r in (r for r in recent if r.ts < event.ts and r.event_id != event.event_id):
+        if newer - r.ts >= lapse:
+            return newer - r.ts
+        if r.type not in ON_THE_WAY_BACK:  # their return, if any, was noticed then
+            return None
+        newer = r.ts
+    return None
 
 
 def on_the_line(event: TouchpointEvent) -> bool:
@@ -87,6 +129,46 @@ def withheld(alert: Intervention) -> Intervention:
 
 def intervention_id_for(kind: str, trigger_event_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{trigger_event_id}"))
+
+
+def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
+    """Alerts decided on the same features (one batch): one per customer and kind, the
+    most urgent (of equals, the first), in the order they were raised. The alerts a
+    cool-down would have held back, had the others been recorded first, are the ones
+    left out.
+
+    >>> from datetime import UTC
+    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
+    >>> def alert(trigger: str, priority: Priority) -> Intervention:
+    ...     return Intervention(intervention_id=trigger, customer_id="c", ts=at,
+    ...         kind="save_desk", priority=priority, trigger_event_id=trigger, reasons=[],
+    ...         suggested_action="")
+    >>> [a.trigger_event_id for a in most_urgent([alert("page", 2), alert("call", 1),
+    ...                                           alert("call-again", 1)])]
+    ['call']
+    """
+    kept: dict[tuple[str, str], Intervention] = {}
+    for alert in alerts:
+        key = (alert.customer_id, alert.kind)
+        found = kept.get(key)
+        if found is None or alert.priority < found.priority:
+            kept.pop(key, None)  # the newer, more urgent one takes its place in the order
+            kept[key] = alert
+    return list(kept.values())
+
+
+def cooling_down(
+    kind: str, priority: int, features: CustomerFeatures, now: datetime, rules: InterventionRules
+) -> bool:
+    """Whether an alert of ``kind`` at ``priority`` is held back by the cool-down the
+    customer's last alert of that kind started: one no more urgent (the same priority
+    number or a higher one) is; a more urgent one is raised, and starts its own. A last
+    alert whose priority is not known (stored before priorities were) counts as the most
+    urgent."""
+    last = features.contact.last_intervention.get(kind)
+    if last is None or now - last >= timedelta(seconds=rules.cooldown_s[kind]):
+        return False
+    return priority >= features.contact.last_intervention_priority.get(kind, 1)
 
 
 def interventions_for(
@@ -125,23 +207,21 @@ def interventions_for(
     if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
         queue = event.queue if isinstance(event, Call) else "retention"
         wanted.append(("retention_call", 2, [f"risk_crossed:{risk:.2f}"], queue))
-    # newest first; the event itself is in the list too (at millisecond precision)
-    before = [r for r in features.recent if r.ts < event.ts and r.event_id != event.event_id]
-    lapsed = before and event.ts - before[0].ts >= timedelta(days=rules.lapse_days)
-    if lapsed and might_intervene(event) and (valuable or features.spend >= rules.high_value):
-        gap = (event.ts - before[0].ts).days
-        wanted.append(("win_back", 2, [f"returned_after_days:{gap}"], None))
+    away = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
+    if away and might_intervene(event) and (valuable or features.spend >= rules.high_value):
+        wanted.append(("win_back", 2, [f"returned_after_days:{away.days}"], None))
     if not on_the_line(event) and not features.consents_to("call"):
         # the contact centre would have to call them, and they said not to: only a reply
         # where they spoke up in public is left
         wanted = [w for w in wanted if w[0] == "service_recovery"]
     out: list[Intervention] = []
     recent = features.recent[:5]
-    for kind, priority, reasons, queue in wanted:
-        last = features.contact.last_intervention.get(kind)
-        if last is not None and now - last < timedelta(seconds=rules.cooldown_s[kind]):
-            continue
-        if any(i.kind == kind for i in out):
+    urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}
+    for w in wanted:  # one alert of each kind: the most urgent (of equals, the first)
+        if w[0] not in urgent or w[1] < urgent[w[0]][1]:
+            urgent[w[0]] = w
+    for kind, priority, reasons, queue in urgent.values():
+        if cooling_down(kind, priority, features, now, rules):
             continue
         out.append(
             Intervention(

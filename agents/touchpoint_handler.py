@@ -16,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
-from agents.interventions import InterventionRules, interventions_for, might_intervene, withheld
+from agents.interventions import (
+    InterventionRules,
+    interventions_for,
+    might_intervene,
+    most_urgent,
+    withheld,
+)
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import moment_for
 from agents.offer_budget import BudgetLedger, offers_spent
@@ -232,7 +238,8 @@ class TouchpointHandler:
         budgets = result.budgets = (
             BudgetLedger.for_day(now, limits, spent, today) if limits else None
         )
-        raised: set[tuple[str, str]] = set()  # features are read once a batch: one kind each
+        # features are read once a batch: one alert of each kind per customer, the most urgent
+        raised: list[Intervention] = []
         # Risk is watched once per customer and batch, on their newest touchpoint not yet
         # decided: one applied now, or one applied before whose batch never confirmed its
         # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
@@ -272,18 +279,17 @@ class TouchpointHandler:
                         result.decisions.append(decision)
                         if features is not None:  # the next moment counts its offers
                             profiles[event.customer_id] = contacted(features, decision)
-                    for alert in alerts:
-                        if (alert.customer_id, alert.kind) not in raised:
-                            raised.add((alert.customer_id, alert.kind))
-                            if self._holdout.contains(alert.customer_id):
-                                result.held_out.append(withheld(alert))
-                            else:
-                                result.interventions.append(alert)
+                    raised += alerts
                     break
                 except Exception as exc:
                     if attempt == self._max_attempts:
                         result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
                         result.results[index] = (event.kind, "failed")
+        for alert in most_urgent(raised):
+            if self._holdout.contains(alert.customer_id):
+                result.held_out.append(withheld(alert))
+            else:
+                result.interventions.append(alert)
 
     def _decide_one(
         self,
@@ -332,7 +338,14 @@ class TouchpointHandler:
         ]
         alerts = result.interventions + result.held_out
         contacts += [
-            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts, held_out=i.control)
+            intervention_fact(
+                i.intervention_id,
+                i.customer_id,
+                i.kind,
+                i.ts,
+                held_out=i.control,
+                priority=i.priority,
+            )
             for i in alerts
         ]
         records = [decision_record(d) for d in result.decisions]

@@ -42,6 +42,8 @@ CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
 # subscription): they are kept apart, without expiry (lua/apply.lua names them too)
 WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:email")
+# the priority of the newest intervention of each kind (profile field prefix)
+LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 MINUTE_MS = 60_000
@@ -252,11 +254,28 @@ def offers_shown_fact(
 
 
 def intervention_fact(
-    intervention_id: str, customer_id: str, kind: str, ts: datetime, held_out: bool = False
+    intervention_id: str,
+    customer_id: str,
+    kind: str,
+    ts: datetime,
+    held_out: bool = False,
+    priority: int | None = None,
 ) -> Fact:
     """An intervention raised for the customer: feeds per-kind cool-downs. One held out
     (the customer is in the interventions' hold-out group) is counted apart, and starts
-    the same cool-down, so that both groups are alerted, or not, alike."""
+    the same cool-down, so that both groups are alerted, or not, alike.
+
+    Its ``priority`` (1 most urgent) is kept beside the time, stamped with it, so that a
+    cool-down holds back only alerts of its kind that are no more urgent. A time with no
+    priority stamped with it (one stored before priorities were, or by a fact without
+    one) counts as the most urgent, so priority 1 is not written (the fact is as before).
+
+    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
+    >>> intervention_fact("i1", "c1", "save_desk", at, priority=2).updates[-1]
+    ('latest', 'last_intervention_priority:save_desk', '2')
+    >>> intervention_fact("i1", "c1", "save_desk", at, priority=1).updates[-1]
+    ('max', 'last_intervention:save_desk', '1795392000000')
+    """
     ms = str(ts_ms(ts))
     counted = "held_out" if held_out else "interventions"
     ups: list[Update] = [
@@ -265,6 +284,11 @@ def intervention_fact(
         ("wd", counted, "1"),
         ("max", f"last_intervention:{kind}", ms),
     ]
+    if priority is not None and priority > 1:
+        # the newest alert's priority, stamped (field@) with its time: read only with the
+        # last_intervention time it goes with (a newer alert of priority 1, or one stored
+        # without a priority, leaves it stale, hence read as 1)
+        ups.append(("latest", f"{LAST_INTERVENTION_PRIORITY}:{kind}", str(priority)))
     return Fact(f"i:{intervention_id}", customer_id, int(ms), tuple(ups), contact=True)
 
 

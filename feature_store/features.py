@@ -16,7 +16,7 @@ from feature_store.derived import (
     segment_of,
     value_estimate,
 )
-from feature_store.facts import CONSENT_CHANNELS
+from feature_store.facts import CONSENT_CHANNELS, LAST_INTERVENTION_PRIORITY
 
 CONTACT_CHANNELS = ("web", "email", "call", "sms")  # where Moments can reach a customer
 
@@ -36,6 +36,9 @@ class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
     last_shown: dict[str, datetime] = msgspec.field(default_factory=dict)  # per offer
     last_contact: dict[str, datetime] = msgspec.field(default_factory=dict)  # per channel
     last_intervention: dict[str, datetime] = msgspec.field(default_factory=dict)  # per kind
+    # the priority (1 most urgent) of that newest intervention, per kind, where it is known
+    # (not for one stored before priorities were: the cool-downs count it as 1)
+    last_intervention_priority: dict[str, int] = msgspec.field(default_factory=dict)
     interventions_30d: int = 0
 
 
@@ -114,6 +117,24 @@ def _dates(group: dict[str, str] | None) -> dict[str, datetime]:
     return {k: datetime.fromtimestamp(int(v) / 1000, UTC) for k, v in group.items()}
 
 
+def _priorities(times: dict[str, str] | None, priorities: dict[str, str] | None) -> dict[str, int]:
+    """Each kind's newest intervention priority, where its stamp is that newest
+    intervention's time (a priority left by an older alert, when one stored without a
+    priority came after it, is not that alert's).
+
+    >>> _priorities({"save_desk": "7", "win_back": "9"},
+    ...             {"save_desk": "2", "save_desk@": "7", "win_back": "1", "win_back@": "5"})
+    {'save_desk': 2}
+    """
+    if not times or not priorities:
+        return {}
+    return {
+        kind: int(priorities[kind])
+        for kind, at in times.items()
+        if kind in priorities and int(priorities.get(f"{kind}@") or -1) == int(at)
+    }
+
+
 def build_features(
     profile: dict[str, str],
     windows: dict[str, str],
@@ -178,6 +199,9 @@ def build_features(
         last_shown=_dates(groups.get("last_shown")),
         last_contact=_dates(groups.get("last_contact")),
         last_intervention=_dates(groups.get("last_intervention")),
+        last_intervention_priority=_priorities(
+            groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
+        ),
         interventions_30d=contact_buckets.window("30d", now_ms).get("interventions", 0),
     )
     items = []
