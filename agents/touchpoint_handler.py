@@ -206,6 +206,8 @@ class TouchpointHandler:
                 result.results.append((event.kind, "failed"))
             elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
                 result.results.append((event.kind, "erased"))
+            elif status is ApplyStatus.EXPIRED:  # older than the store keeps: nothing to decide
+                result.results.append((event.kind, "expired"))
             else:
                 ok = status is ApplyStatus.APPLIED
                 if status is ApplyStatus.DUPLICATE and earlier[event.event_id] > 0:

@@ -22,6 +22,17 @@ class ApplyStatus(enum.IntEnum):
     APPLIED = 1
     DUPLICATE_DECIDED = 2  # seen before, and its decision was already emitted
     ERASED = 3  # the customer was erased: nothing is kept
+    # dated the store's TTL or longer ago: not applied (its profile would have expired),
+    # only a withdrawal or grant it carries is kept; remembered like an applied fact
+    EXPIRED = 4
+
+
+# A fact dated at most this long before it is applied counts as happening when it is
+# applied (a live event, dated a little early by a lagging worker or a skewed clock):
+# its keys live the whole TTL from then. An older one (a replay, `moments rebuild`)
+# counts from its own time, so that the keys expire the TTL after the customer's newest
+# activity. (lua/apply.lua, reference.py)
+LIVE_LAG_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

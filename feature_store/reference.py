@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from feature_store.facts import (
+    DAY_MS,
     RESOLUTIONS,
     WITHDRAWAL_FIELDS,
     Fact,
     Resolution,
     touchpoint_fact,
 )
+from feature_store.records import LIVE_LAG_MS
 
 __all__ = ["CustomerState", "touchpoint_fact"]
 
@@ -32,12 +34,23 @@ class CustomerState:
     recent: dict[str, int] = field(default_factory=dict)
     contacts: dict[str, str] = field(default_factory=dict)
     optouts: dict[str, str] = field(default_factory=dict)  # kept when the rest expires
+    # when each key expires (ms, by the clock of the applies): "profile", "windows",
+    # "contacts", "seen", "recent"; a key that is not there has none
+    expires_ms: dict[str, int] = field(default_factory=dict)
 
     def expire(self) -> None:
         """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go.
-        (When is not modelled: lua/apply.lua renews the keys' expiry on the customer's own
-        activity only.)"""
+        (When: :attr:`expires_ms`, see :meth:`expire_due`.)"""
         self.profile, self.windows, self.seen, self.recent = {}, {}, {}, {}
+        for name in ("profile", "windows", "seen", "recent"):
+            self.expires_ms.pop(name, None)
+
+    def expire_due(self, now_ms: int) -> None:
+        """Drop the keys whose expiry has come by ``now_ms``, as Redis would."""
+        for name, at in list(self.expires_ms.items()):
+            if at <= now_ms:
+                setattr(self, name, {})
+                del self.expires_ms[name]
 
     def apply(
         self,
@@ -46,14 +59,22 @@ class CustomerState:
         horizon_ms: int = 8 * 86_400_000,
         recent_len: int = 20,
         resolutions: tuple[Resolution, ...] = RESOLUTIONS,
+        ttl_ms: int = 400 * DAY_MS,
+        live_lag_ms: int = LIVE_LAG_MS,
     ) -> int:
         if fact.fact_id in self.seen:
             return 2 if f"d:{fact.fact_id}" in self.seen else 0
-        if not self.profile:  # expired (or new): the withdrawals come back
-            self.profile = dict(self.optouts)
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
         ts = fact.ts_ms
+        age = now_ms - ts
+        if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
+            self._withdrawals_only(fact)
+            self._expire_at_least("seen", now_ms + horizon_ms)
+            return 4
+        life = ttl_ms - max(0, age - live_lag_ms)  # the ttl from its time (now when live)
+        if not self.profile:  # expired (or new): the withdrawals come back
+            self.profile = dict(self.optouts)
         w = self.contacts if fact.contact else self.windows
         bucket: dict[str, int] = {}
         live_from: dict[str, int] = {}
@@ -92,7 +113,55 @@ class CustomerState:
             self.recent[fact.recent] = ts
             kept = sorted(self.recent.items(), key=lambda kv: (kv[1], kv[0]))[-recent_len:]
             self.recent = dict(kept)
+            self._renew("recent", now_ms, life, ttl_ms)
+        windows = "contacts" if fact.contact else "windows"
+        if any(op == "incr" and key == "n" for op, key, _ in fact.updates):  # activity
+            for name in ("profile", windows, "seen", "contacts"):
+                self._renew(name, now_ms, life, ttl_ms)
+        else:  # an expiry only where there is none
+            for name in ("profile", windows, "seen"):
+                if getattr(self, name) and name not in self.expires_ms:
+                    self.expires_ms[name] = now_ms + life
+        self._expire_at_least("seen", now_ms + horizon_ms)
         return 1
+
+    def _renew(self, name: str, now_ms: int, life: int, ttl_ms: int) -> None:
+        """The full TTL for a live fact; for an older one, as far as its time gives, never
+        shortening an expiry."""
+        if not getattr(self, name):  # no such key
+            return
+        if life >= ttl_ms or name not in self.expires_ms:
+            self.expires_ms[name] = now_ms + life
+        else:
+            self.expires_ms[name] = max(self.expires_ms[name], now_ms + life)
+
+    def _expire_at_least(self, name: str, at_ms: int) -> None:
+        if getattr(self, name) and self.expires_ms.get(name, at_ms) <= at_ms:
+            self.expires_ms[name] = at_ms
+
+    def _withdrawals_only(self, fact: Fact) -> None:
+        """A fact too old to apply: its withdrawals and grants reach the profile if there
+        is one, else the opt-outs alone (no profile is made)."""
+        target = self.profile if self.profile else self.optouts
+        for op, key, value in fact.updates:
+            if op == "latest" and key in WITHDRAWAL_FIELDS:
+                stamp = target.get(key + "@")
+                newer = stamp is None or fact.ts_ms > int(stamp)
+                if not newer and fact.ts_ms == int(stamp or 0):
+                    newer = value < target.get(key, value)
+                if newer:
+                    target[key], target[key + "@"] = value, str(fact.ts_ms)
+        optouts: dict[str, str] = {}
+        for f in WITHDRAWAL_FIELDS:
+            if target.get(f) == "0":
+                optouts |= {f: "0", f"{f}@": target.get(f"{f}@", "0")}
+        if (
+            target is self.profile
+            and "subscribed:email" not in self.profile
+            and int(self.profile.get("email:unsubscribed", "0"))
+        ):  # unsubscribed before the flag was kept
+            optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
+        self.optouts = optouts
 
     def _update(
         self,

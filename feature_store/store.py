@@ -19,6 +19,7 @@ from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.models import ModelSnapshots
 from feature_store.pipelining import Command
 from feature_store.records import (
+    LIVE_LAG_MS,
     ApplyStatus,
     ErasureReceipt,
     Observer,
@@ -138,7 +139,7 @@ class FeatureStore:
             self._config.recent_len,
             _resolutions_of(fact),
         ]
-        args.append(_updates_json(fact.updates))
+        args += [_updates_json(fact.updates), LIVE_LAG_MS]
         return keys, args
 
     async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
@@ -266,14 +267,23 @@ class FeatureStore:
         """Everything kept about the customer, as stored (:mod:`.subject_access`)."""
         return await customer_record(self._conn, self._keys, customer_id)
 
-    async def erase(self, customer_id: str) -> ErasureReceipt:
+    async def erase(self, customer_id: str, erased_at_ms: int | None = None) -> ErasureReceipt:
         """Remove every key of the customer and block the id (by its keyed hash) so
-        that replays and late events cannot bring the profile back."""
+        that replays and late events cannot bring the profile back.
+
+        The block lasts the tombstone TTL from the erasure: from now, or, replaying an
+        erasure made earlier (``erased_at_ms``), for what is left of it. One whose block
+        has run out erases nothing (``blocked`` is False): the id may have come back as a
+        new customer since. A block already longer is never shortened."""
         keys = self._keys.for_customer(customer_id)
+        now_ms = int(self._clock() * 1000)
+        at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
+        block_ms = self._config.tombstone_ttl_s * 1000 - (now_ms - at_ms)
+        if block_ms <= 0:
+            return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
         named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
         call = ([*keys.all(), keys.tombstone],
-                [self._config.tombstone_ttl_s, int(self._clock() * 1000), keys.context(""),
-                 *named_by])  # fmt: skip
+                [block_ms, at_ms, keys.context(""), *named_by])  # fmt: skip
         (removed,) = await self._conn.eval_many("erase", "erase", [call])
         removed, gone_contexts = removed[: len(KEY_KINDS)], removed[-1]
         kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]

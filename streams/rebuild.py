@@ -1,8 +1,11 @@
 """``moments rebuild``: replay the topics into an empty Redis.
 
-Erasures come first: every customer erased is erased again (tombstone included), so
-that replaying their old touchpoints and decisions cannot bring them back; and last
-again, for those erased while the rebuild ran. Touchpoints
+Erasures come first: every customer erased is erased again, blocked for what is left of
+the tombstone's lifetime counted from the erasure, so that replaying their old
+touchpoints and decisions cannot bring them back; and last again, for those erased
+while the rebuild ran. An erasure whose block has run out is not made again (the id may
+have come back as a new customer since, as live): of that customer, only what is dated
+after the block ended is replayed, as live it was all that was applied. Touchpoints
 rebuild the features, less those the live pipeline dead-lettered without applying them
 (found by their source offsets in the dead-letter topic; an event whose decision failed,
 or whose batch was given up after repeated failures, had been applied, and is replayed).
@@ -10,14 +13,19 @@ The emitted next-best offers and interventions (those held out too) rebuild the 
 history, the decision contexts (each kept for what is left of its lifetime, counted from
 the decision) and the marks that stop a replayed event from being decided twice. A
 decision record that cannot be decoded is counted and skipped. Because every update is
-idempotent and bucketed by the event's own ts, the result equals what the live
-pipeline built.
+idempotent and bucketed by the event's own ts, and keys expire the store's TTL after
+the customer's newest activity by its ts (a fact dated the TTL or longer ago is not
+applied, but for its withdrawals), the result equals what the live pipeline built.
 
 The churn-risk snapshots waiting for their labels are in no topic. Each customer scored
 within the lapse period gets one again, taken as of the last touchpoint the live
 pipeline scores: without it, a customer who never comes back would never be labelled.
 (One scored longer ago may already have been labelled by the sweep, so gets none: it
-would be learned twice.)
+would be learned twice.) The risk band ("low"/"high", which a crossing starts from) is in
+no topic either: every customer scored gets it again, as the live pipeline stored it at
+their last scored touchpoint, scored by the churn-risk model published in the target
+Redis, or, when there is none (an empty Redis), by the model the risk learner would
+learn again from ``risk-examples``.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ import msgspec
 from aiokafka import ConsumerRecord
 
 from agents.offer_budget import offers_spent
-from agents.risk import LAPSE_DAYS, risk_features
+from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features
 from agents.risk_watch import pending_snapshot
 from agents.touchpoint_handler import decision_record, worth_watching
 from feature_store import (
+    ApplyStatus,
     FeatureStore,
     intervention_fact,
     offers_shown_fact,
@@ -46,6 +55,7 @@ from feature_store import (
 from feature_store.budgets import KEPT_DAYS
 from feature_store.facts import DAY_MS, ts_ms
 from schemas import (
+    CustomerErasure,
     InvalidEvent,
     decode_erasure,
     decode_intervention,
@@ -53,7 +63,9 @@ from schemas import (
     decode_touchpoint,
     load_catalogue,
 )
+from schemas.risk import decode_risk_example
 from streams.dead_letters import DeadLetter
+from streams.learner import RISK, restore_risk
 from streams.settings import Settings
 from streams.topic_replay import first_offsets, replay
 from streams.topics import (
@@ -61,6 +73,7 @@ from streams.topics import (
     INTERVENTIONS,
     INTERVENTIONS_HELD_OUT,
     NEXT_BEST_OFFERS,
+    RISK_EXAMPLES,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
 )
@@ -85,6 +98,10 @@ class RebuildReport:
     erasures: int = 0  # customers erased again before the replay
     risk_snapshots: int = 0  # pending churn-risk snapshots taken again
     skipped_decisions: int = 0  # next-best-offer and intervention records not decoded
+    risk_bands: int = 0  # customers whose risk band was stored again
+    expired: int = 0  # touchpoints dated the store's TTL or longer ago: not applied
+    erasures_lapsed: int = 0  # customers whose erasure's block had run out: not erased
+    before_lapsed_erasure: int = 0  # their events dated before the block ended: skipped
 
 
 async def rebuild(
@@ -136,9 +153,11 @@ async def rebuild(
                 given_up[where] = letter.written_ms
 
     last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
+    expired = 0
+    skipped_lapsed = 0
 
     async def touchpoints(records: list[ConsumerRecord]) -> None:
-        nonlocal invalid, applied
+        nonlocal invalid, applied, expired, skipped_lapsed
         events = []
         for record in records:
             where = (record.partition, record.offset)
@@ -153,9 +172,13 @@ async def rebuild(
             if where in given_up and ts_ms(event.ts) > given_up[where] + skew_ms:
                 invalid += 1  # refused as dated ahead, before its batch was given up
                 continue
+            if before_lapsed(event.customer_id, event.ts):
+                skipped_lapsed += 1
+                continue
             events.append(event)
         statuses = await store.apply(events)
-        applied += sum(int(s) == 1 for s in statuses)
+        applied += sum(s is ApplyStatus.APPLIED for s in statuses)
+        expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
         for event, status in zip(events, statuses, strict=True):
             if int(status) == 1 and worth_watching(event):  # as the live pipeline does
                 at = ts_ms(event.ts)
@@ -177,7 +200,8 @@ async def rebuild(
     async def decisions(records: list[ConsumerRecord]) -> None:
         # a fallback answer is published only: live, it records no context, no contact
         # and no budget spending, so neither does the rebuild
-        found = [d for d in decoded(records, decode_next_best_offer) if not d.fallback]
+        found = [d for d in decoded(records, decode_next_best_offer)
+                 if not d.fallback and not before_lapsed(d.customer_id, d.ts)]  # fmt: skip
         contacts = [
             offers_shown_fact(
                 d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
@@ -190,28 +214,44 @@ async def rebuild(
         spent = offers_spent(found, limits)  # the daily offer budgets still kept
         await store.budgets.add([s for s in spent if s.day >= budgets_since])
 
-    erased: set[str] = set()
+    # customer -> when the block of their newest erasure ends (ms): still blocked, or
+    # run out (then what is dated before it, erased or refused live, is not replayed)
+    erased: dict[str, int] = {}
+    lapsed: dict[str, int] = {}
+    block_ms = settings.tombstone_days * DAY_MS
 
     async def erasures(records: list[ConsumerRecord]) -> None:
         for record in records:
             try:
-                customer_id = decode_erasure(record.value or b"").customer_id
+                erasure: CustomerErasure = decode_erasure(record.value or b"")
             except InvalidEvent as exc:  # only Moments writes this topic
                 raise RebuildError(
                     f"{record.topic}[{record.partition}] offset {record.offset} is not an "
                     f"erasure record ({exc}); nothing was replayed after it"
                 ) from exc
-            if customer_id not in erased:
-                await store.erase(customer_id)
-                erased.add(customer_id)
+            customer_id, at = erasure.customer_id, ts_ms(erasure.ts)
+            ends = at + block_ms
+            if ends <= erased.get(customer_id, 0):
+                continue  # blocked at least as long already
+            # blocked for what is left of it, or not at all when it has run out
+            if (await store.erase(customer_id, erased_at_ms=at)).blocked:
+                erased[customer_id] = ends
+            else:
+                lapsed[customer_id] = max(lapsed.get(customer_id, 0), ends)
+
+    def before_lapsed(customer_id: str, at: datetime) -> bool:
+        """Dated before the block of an erasure that has run out: erased, or refused."""
+        return customer_id in lapsed and ts_ms(at) < lapsed[customer_id]
 
     await replay(settings, erasures_topic, erasures, batch)
     await replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:
-        found = decoded(records, decode_intervention)
+        found = [i for i in decoded(records, decode_intervention)
+                 if not before_lapsed(i.customer_id, i.ts)]  # fmt: skip
         await store.apply_facts([
-            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts, held_out=i.control)
+            intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts,
+                              held_out=i.control, priority=i.priority)
             for i in found
         ])  # fmt: skip
         await store.decisions.record([decision_record(i) for i in found])
@@ -224,10 +264,15 @@ async def rebuild(
     # Erasures made while the rebuild ran (the live API keeps erasing): erased again now,
     # whatever the replay put back of them.
     await replay(settings, erasures_topic, erasures, batch)
-    snapshots = await _retake_risk_snapshots(store, last_seen, batch)
+    model = await _risk_model(settings, store, batch)
+    snapshots, bands = await _retake_risk_state(
+        store, last_seen, batch, model, settings.risk_threshold
+    )
     report = RebuildReport(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
         erasures=len(erased), risk_snapshots=snapshots, skipped_decisions=skipped_decisions,
+        risk_bands=bands, expired=expired, erasures_lapsed=len(set(lapsed) - set(erased)),
+        before_lapsed_erasure=skipped_lapsed,
     )  # fmt: skip
     if skipped_decisions:
         log.warning("skipped %d decision records that could not be decoded", skipped_decisions)
@@ -235,14 +280,42 @@ async def rebuild(
     return report
 
 
-async def _retake_risk_snapshots(store: FeatureStore, last_seen: dict[str, int], batch: int) -> int:
-    """A pending churn-risk snapshot, as of their last touchpoint, for every customer seen
-    within the lapse period; returns how many were taken."""
+async def _risk_model(settings: Settings, store: FeatureStore, batch: int) -> ChurnRisk:
+    """The churn-risk model to score the bands with: the one published in the target
+    Redis (merging with ``--force``), or else the one the risk learner will learn again
+    there, from ``risk-examples`` (each example once, in the topic's order); with fewer
+    examples than its warm-up, that is the baseline, as it was live."""
+    found = await store.models.load(RISK)
+    if found is not None:
+        return restore_risk(found[1])
+    model = ChurnRisk()
+    learned: set[str] = set()
+
+    async def examples(records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                example = decode_risk_example(record.value or b"")
+            except msgspec.DecodeError:  # as the learner does: skipped
+                continue
+            if example.example_id not in learned:  # a copy teaches nothing more
+                learned.add(example.example_id)
+                model.learn_one(example.x, example.y)
+
+    await replay(settings, settings.topic(RISK_EXAMPLES), examples, batch)
+    return model
+
+
+async def _retake_risk_state(
+    store: FeatureStore, last_seen: dict[str, int], batch: int, model: ChurnRisk, threshold: float
+) -> tuple[int, int]:
+    """For every customer scored, the risk band as of their last scored touchpoint, and
+    for those seen within the lapse period a pending churn-risk snapshot too; returns how
+    many snapshots and bands were stored."""
     since = int(time.time() * 1000) - LAPSE_DAYS * DAY_MS
-    recent = [(c, at) for c, at in last_seen.items() if at > since]
-    taken = 0
-    for i in range(0, len(recent), batch):
-        chunk = recent[i : i + batch]
+    scored = list(last_seen.items())
+    snapshots = bands = 0
+    for i in range(0, len(scored), batch):
+        chunk = scored[i : i + batch]
         # one read each, as of its own moment; concurrent reads share round trips
         views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in chunk))
         facts = []
@@ -250,8 +323,13 @@ async def _retake_risk_snapshots(store: FeatureStore, last_seen: dict[str, int],
             if features is None:  # erased meanwhile
                 continue
             when = datetime.fromtimestamp(at / 1000, UTC)
-            snapshot = pending_snapshot(risk_features(features, when), at)
-            facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, None))
+            x = risk_features(features, when)
+            band = "high" if model.predict_one(x) >= threshold else "low"  # as watch_risk
+            snapshot = pending_snapshot(x, at) if at > since else None
+            facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
         statuses = await store.apply_facts(facts)
-        taken += sum(int(s) == 1 for s in statuses)
-    return taken
+        for fact, status in zip(facts, statuses, strict=True):
+            if status is ApplyStatus.APPLIED:
+                bands += 1
+                snapshots += any(key == "risk_snapshot" for _, key, _ in fact.updates)
+    return snapshots, bands

@@ -10,16 +10,25 @@
 --         buckets kept] (only these move their buckets along; empty for a fact
 --         without windowed updates),
 --       9 the updates as a JSON array of [op, field, value] triples
---       (JSON keeps the call down to a few arguments, cheap to send).
+--       (JSON keeps the call down to a few arguments, cheap to send),
+--       10 live lag (ms): a fact dated at most this long before now counts as happening
+--         now (a live event, one a lagging worker or a skewed clock dates a little
+--         early); an older one (a replay, `moments rebuild`) counts from its own ts.
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
--- `n`) renews the expiry (ttl) of their keys; any other fact (an email the business
--- sent, delivered or bounced; an offer shown, an intervention) gives one only to a key
--- that has none, so that it keeps no one who left. The fact's id is remembered for the
--- dedupe horizon at least.
+-- `n`) renews the expiry of their keys; any other fact (an email the business sent,
+-- delivered or bounced; an offer shown, an intervention) gives one only to a key that
+-- has none, so that it keeps no one who left. The keys live the ttl from the fact's
+-- time (from now for a live fact, see ARGV[10]): an older fact renews an expiry only as
+-- far as its own time gives, never shortens one, so the keys expire the ttl after the
+-- customer's newest activity, however the facts are replayed. A fact dated the ttl or
+-- longer ago is not applied (a rebuild must not bring back what had expired): only a
+-- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
+-- profile). The fact's id is remembered for the dedupe horizon at least.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
--- 3 the customer was erased (nothing is written).
+-- 3 the customer was erased (nothing is written), 4 dated the ttl or longer ago (not
+-- applied, but for its withdrawals).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
 local fact_id = ARGV[1]
@@ -30,15 +39,66 @@ end
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
+local ttl_ms = ttl * 1000
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
 local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
                     'subscribed:email'}
+local is_withdrawal = {}
+for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
+-- 'latest': the newest ts wins (ties: the smaller value)
+local function latest(hash, field, value)
+  local current_ts = tonumber(redis.call('HGET', hash, field .. '@'))
+  local newer = current_ts == nil or ts > current_ts
+  if not newer and ts == current_ts then
+    newer = value < (redis.call('HGET', hash, field) or value)
+  end
+  if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
+end
+local function remember()  -- the fact's id, for the dedupe horizon at least
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
+  redis.call('ZADD', seen, ARGV[3], fact_id)
+end
+local age = now - ts
+if age >= ttl_ms then  -- its profile would have expired: only its withdrawals are kept
+  remember()
+  local target = profile
+  if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
+  for _, update in ipairs(cjson.decode(ARGV[9])) do
+    if update[1] == 'latest' and is_withdrawal[update[2]] then
+      latest(target, update[2], update[3])
+    end
+  end
+  local optouts = {}
+  for _, f in ipairs(withdrawal) do
+    local v = redis.call('HGET', target, f)
+    if v == '0' then
+      for _, x in ipairs({f, v, f .. '@', redis.call('HGET', target, f .. '@') or '0'}) do
+        table.insert(optouts, x)
+      end
+    end
+  end
+  if target == profile then  -- withdrawals of the profile, as below (and its legacy flag)
+    if not redis.call('HGET', profile, 'subscribed:email')
+        and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
+      for _, v in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
+        table.insert(optouts, v)
+      end
+    end
+  end
+  redis.call('DEL', KEYS[6])
+  if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+  if redis.call('PTTL', seen) < tonumber(ARGV[5]) then
+    redis.call('PEXPIRE', seen, tonumber(ARGV[5]))
+  end
+  return 4
+end
+-- what the keys live from this fact: the ttl from its time (from now when live)
+local life = ttl_ms - math.max(0, age - tonumber(ARGV[10]))
 if redis.call('EXISTS', profile) == 0 then  -- expired (or new): the withdrawals come back
   local kept = redis.call('HGETALL', KEYS[6])
   if #kept > 0 then redis.call('HSET', profile, unpack(kept)) end
 end
-redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
-redis.call('ZADD', seen, ARGV[3], fact_id)
+remember()
 
 -- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
 -- A fact dated ahead of the clock (within the skew allowed) is counted in its bucket but
@@ -83,15 +143,7 @@ for _, update in ipairs(cjson.decode(ARGV[9])) do
       redis.call('HSET', profile, field, value)
     end
   elseif op == 'latest' then
-    local stamp = field .. '@'
-    local current_ts = tonumber(redis.call('HGET', profile, stamp))
-    local newer = current_ts == nil or ts > current_ts
-    if not newer and ts == current_ts then
-      newer = value < (redis.call('HGET', profile, field) or value)
-    end
-    if newer then
-      redis.call('HSET', profile, field, value, stamp, ARGV[2])
-    end
+    latest(profile, field, value)
   elseif string.sub(op, 1, 1) == 'w' then
     local name = string.sub(op, 2)
     local b = bucket[name]
@@ -110,8 +162,18 @@ local recent_len = tonumber(ARGV[7])
 if ARGV[6] ~= '' and recent_len > 0 then
   redis.call('ZADD', recent, ARGV[2], ARGV[6])
   redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
-  redis.call('EXPIRE', recent, ttl)
 end
+-- renew a key's expiry: to the full ttl for a live fact (as it always was); for an
+-- older one, only as far as its time gives, never shortening one (-1: none yet)
+local function renew(key)
+  if life >= ttl_ms then
+    redis.call('PEXPIRE', key, ttl_ms)
+  else
+    local left = redis.call('PTTL', key)
+    if left ~= -2 and (left == -1 or left < life) then redis.call('PEXPIRE', key, life) end
+  end
+end
+if ARGV[6] ~= '' and recent_len > 0 then renew(recent) end
 -- A withdrawal is kept until the customer grants again, however long they stay away:
 -- its fields (and stamps) are copied to the opt-outs hash, which does not expire (the
 -- profile does; erasure removes both). No withdrawal left: no opt-outs hash.
@@ -135,12 +197,10 @@ end
 redis.call('DEL', KEYS[6])
 if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
 if activity then
-  for _, key in ipairs({profile, windows, seen, KEYS[7]}) do
-    redis.call('EXPIRE', key, ttl)
-  end
+  for _, key in ipairs({profile, windows, seen, KEYS[7]}) do renew(key) end
 else  -- an expiry only where there is none (-1; -2: no such key)
   for _, key in ipairs({profile, windows, seen}) do
-    if redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, ttl) end
+    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, life) end
   end
 end
 local horizon = tonumber(ARGV[5])

@@ -25,9 +25,10 @@ from feature_store import (
     risk_fact,
 )
 from feature_store.derived import RESOLUTION_SIZE, WINDOWS
-from feature_store.facts import DAY_MS
+from feature_store.facts import DAY_MS, touchpoint_fact
 from feature_store.keys import KeySet
-from schemas import Email, Purchase, WebClick
+from feature_store.reference import CustomerState
+from schemas import Consent, Email, Purchase, WebClick
 from streams.app import build_store
 from streams.services import LocalRedis
 from streams.settings import Settings
@@ -41,9 +42,11 @@ NEARLY_UP_S = 1000  # what is left of a key's lifetime, as if the customer had l
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _store(redis: LocalRedis, clock: Callable[[], float] = time.time) -> FeatureStore:
+def _store(
+    redis: LocalRedis, clock: Callable[[], float] = time.time, ttl_s: int = TTL_S
+) -> FeatureStore:
     prefix = f"ex{uuid.uuid4().hex[:8]}"
-    config = StoreConfig(prefix.encode(), prefix, ttl_s=TTL_S, dedupe_horizon_s=HORIZON_S)
+    config = StoreConfig(prefix.encode(), prefix, ttl_s=ttl_s, dedupe_horizon_s=HORIZON_S)
     return FeatureStore.from_url(redis.url, config, clock=clock)
 
 
@@ -230,7 +233,8 @@ async def test_the_365_day_window_covers_357_to_364_days(private_redis: LocalRed
     week = RESOLUTION_SIZE["k"]
     week_start_ms = int(time.time() * 1000) // week * week
     for now_ms, reach_days in ((week_start_ms, 357), (week_start_ms + week - 1, 364)):
-        store = _store(private_redis, clock=lambda now_ms=now_ms: now_ms / 1000)
+        # keys kept longer than the window (a purchase older than the TTL is not applied)
+        store = _store(private_redis, lambda now_ms=now_ms: now_ms / 1000, ttl_s=400 * DAY_S)
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         reach = timedelta(days=reach_days)
         edge = timedelta(milliseconds=0 if reach_days == 357 else 1)
@@ -253,5 +257,113 @@ async def test_the_365_day_window_covers_357_to_364_days(private_redis: LocalRed
         features = await store.read("h")
         assert features is not None
         assert features.activity["1h"]["web_click"] == 2
+    finally:
+        await store.close()
+
+
+async def test_keys_expire_the_ttl_after_the_newest_activity_by_its_own_time(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A replayed activity (`moments rebuild`) gives the keys the TTL from its own time,
+    not from the replay; an older one never shortens that; a live one (dated within a
+    day, or a little ahead) gives the whole TTL from now, as it always did. The
+    reference model says the same."""
+    now = time.time()
+    store = _store(private_redis, clock=lambda: now)
+    at = datetime.fromtimestamp(now, UTC)
+    reference = CustomerState()
+    ttl_ms, now_ms = TTL_S * 1000, int(now * 1000)
+    k = _keys_of(store, "back")
+
+    async def apply(event: WebClick | Email) -> list[ApplyStatus]:
+        got = await store.apply([event])
+        fact = touchpoint_fact(event)
+        assert [reference.apply(fact, now_ms, HORIZON_S * 1000, ttl_ms=ttl_ms)] == got
+        return got
+
+    async def left_days() -> dict[str, float]:
+        kinds = ("profile", "windows", "seen", "recent")
+        pttl = {kind: await admin.pttl(getattr(k, kind)) for kind in kinds}
+        for kind in kinds:  # as the reference has it (a few ms may have passed)
+            assert abs(pttl[kind] - (reference.expires_ms[kind] - now_ms)) < 5000, kind
+        return {kind: ms / (DAY_S * 1000) for kind, ms in pttl.items()}
+
+    try:
+        assert await apply(_click("c1", "back", at - timedelta(days=60))) == [1]
+        # the TTL from 60 days ago (the day a live event may lag counted as now)
+        assert all(40.9 < d <= 41.0 for d in (await left_days()).values())
+        assert await apply(_click("c2", "back", at - timedelta(days=80))) == [1]
+        assert all(40.9 < d <= 41.0 for d in (await left_days()).values())  # not shortened
+        assert await apply(_click("c3", "back", at - timedelta(hours=20))) == [1]
+        assert all(99.9 < d <= 100 for d in (await left_days()).values())  # live: whole TTL
+        assert await apply(_click("c4", "back", at + timedelta(minutes=10))) == [1]
+        assert all(99.9 < d <= 100 for d in (await left_days()).values())  # not beyond
+    finally:
+        await store.close()
+
+
+async def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawal(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """`moments rebuild` replaying a customer quiet longer than the TTL: live, their
+    profile had expired, so the replay makes none (EXPIRED); a withdrawal among those
+    events is kept, as live it outlived the profile; a replay is still a duplicate."""
+    store = _store(private_redis)
+    now = datetime.now(UTC)
+    old = now - timedelta(days=101)
+    try:
+        events = [
+            _click("o1", "quiet", old),
+            Consent(event_id="o2", customer_id="quiet", ts=old, channel="email", granted=False),
+        ]
+        assert await store.apply(events) == [ApplyStatus.EXPIRED] * 2
+        assert await store.apply_facts([offers_shown_fact("d1", "quiet", "web", ["o1"], old)]) == [
+            ApplyStatus.EXPIRED
+        ]
+        k = _keys_of(store, "quiet")
+        assert not await admin.exists(k.profile, k.windows, k.recent, k.contacts)
+        assert await admin.hgetall(k.optouts) == {
+            "consent:email": "0",
+            "consent:email@": str(int(old.timestamp() * 1000)),
+        }
+        assert await store.apply(events) == [ApplyStatus.DUPLICATE] * 2
+        known = await store.read("quiet")
+        assert known is not None and known.consent.get("email") is False and not known.events
+        # the next event makes a new profile, starting from the withdrawal
+        assert await store.apply([_click("n1", "quiet", now)]) == [ApplyStatus.APPLIED]
+        back = await store.read("quiet")
+        assert back is not None and back.events == 1 and back.consent.get("email") is False
+    finally:
+        await store.close()
+
+
+async def test_replaying_an_erasure_blocks_only_for_what_is_left(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """An erasure replayed by `moments rebuild` (``erased_at_ms``) blocks for what is left
+    of the tombstone's lifetime from the erasure; one whose block has run out erases
+    nothing; a longer block is never shortened."""
+    now = time.time()
+    store = _store(private_redis, clock=lambda: now)  # tombstone: 400 days (default)
+    now_ms = int(now * 1000)
+    at = datetime.fromtimestamp(now, UTC)
+    try:
+        await store.apply([_click("c1", "back", at)])
+        lapsed = await store.erase("back", erased_at_ms=now_ms - 500 * DAY_MS)
+        assert not lapsed.blocked and lapsed.keys_removed == 0
+        assert await store.read("back") is not None  # came back: kept
+        assert await store.apply([_click("c2", "back", at)]) == [ApplyStatus.APPLIED]
+
+        await store.apply([_click("c3", "gone", at)])
+        k = _keys_of(store, "gone")
+        erased = await store.erase("gone", erased_at_ms=now_ms - 100 * DAY_MS)
+        assert erased.blocked and erased.keys_removed > 0
+        assert 299.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 300
+        assert await admin.get(k.tombstone) == str(now_ms - 100 * DAY_MS)
+        await store.erase("gone", erased_at_ms=now_ms - 300 * DAY_MS)  # an older one
+        assert 299.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 300
+        assert await store.apply([_click("c4", "gone", at)]) == [ApplyStatus.ERASED]
+        await store.erase("gone")  # erased again now: the whole block
+        assert 399.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 400
     finally:
         await store.close()

@@ -315,12 +315,12 @@ def test_an_event_older_than_the_kept_buckets_is_not_windowed(r: Resolution) -> 
 def test_a_very_old_event_only_touches_lifetime_fields() -> None:
     state = apply_all([purchase(10.0, 0, ["books"]), click(-60, "home")])
     windows = dict(state.windows)
-    old = purchase(99.99, at(days=-400), ["travel"])
+    old = purchase(99.99, at(days=-399), ["travel"])  # within the store's TTL
     assert state.apply(touchpoint_fact(old), T0_MS) == 1
     assert state.windows == windows
     p = state.profile
     assert (p["purchases"], p["spend_cents"], p["n"], p["cat:travel"]) == ("2", "10999", "3", "1")
-    assert p["first_seen"] == str(T0_MS - 400 * DAY_MS)
+    assert p["first_seen"] == str(T0_MS - 399 * DAY_MS)
     assert p["last_purchase"] == str(T0_MS)
 
 
@@ -426,7 +426,7 @@ FIXED_EVENTS: list[TouchpointEvent] = [
     click(3, "electronics"),
     click(1, "home"),
     click(at(days=-45), "books"),
-    click(at(days=-400), "home"),
+    click(at(days=-399), "home"),  # within the store's TTL (400 days)
     click(at(hours=-3)),
     click(at(minutes=-70)),
     purchase(0.1, 2, ["electronics"]),
@@ -487,7 +487,7 @@ def test_fixed_state_is_as_expected() -> None:
     state = apply_all(FIXED, recent_len=5)
     p = state.profile
     assert p["spend_cents"] == str(10 + 20 + 9999 + 25000 + 3000)
-    assert p["first_seen"] == str(T0_MS - 400 * DAY_MS)
+    assert p["first_seen"] == str(T0_MS - 399 * DAY_MS)
     assert p["last_seen"] == str(T0_MS + 15000)
     assert p["last_purchase"] == str(T0_MS + 7000)
     assert features_of(state).consent == {"email": False, "sms": False, "call": False, "web": False}

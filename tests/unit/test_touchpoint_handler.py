@@ -420,6 +420,15 @@ async def test_an_erased_customer_gets_no_decision() -> None:
     assert store.reads == []
 
 
+async def test_an_event_older_than_the_store_keeps_gets_no_decision() -> None:
+    """The store keeps a profile the store TTL after its newest activity: an event older
+    than that (a producer's backlog) is not applied, nor decided on."""
+    store = RecordingStore(features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.EXPIRED})
+    result = await handler(store).handle(records(click("a", page="/cancel")))
+    assert result.results == [("web_click", "expired")]
+    assert result.decisions == [] and result.interventions == [] and store.reads == []
+
+
 async def test_only_decision_moments_and_possible_interventions_are_decided() -> None:
     ended = Call(
         event_id="ended",

@@ -1,0 +1,174 @@
+"""``moments rebuild`` keeps the lifetimes the live pipeline kept: an erasure blocks for
+what is left of its tombstone (one run out blocks nothing, and the customer who came
+back since is kept), keys expire the store's TTL after the customer's newest activity (a
+customer quiet longer is not brought back), and each customer's churn-risk band is
+stored again, so the first crossing after a rebuild raises its retention call."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from agents.risk import ChurnRisk, baseline_risk, risk_features
+from agents.risk_watch import watch_risk
+from feature_store import CustomerFeatures, FeatureStore, StoreConfig
+from feature_store.facts import ts_ms
+from schemas import CustomerErasure, Survey, encode_erasure
+from schemas.risk import RiskExample, encode_risk_example
+from streams.rebuild import RebuildReport, rebuild
+from streams.services import LocalRedis
+from streams.settings import Settings
+from tests.integration.conftest import SECRET, Pipeline
+from tests.integration.test_api_support import event, keys_tagged
+from tests.integration.test_rebuild_records import decision, write
+
+pytestmark = pytest.mark.integration
+DAY_MS = 86_400_000
+MINUTES_A_DAY = 24 * 60
+
+
+def days_ago(kind: str, customer: str, event_id: str, days: float, **fields: Any) -> bytes:
+    return json.dumps(event(kind, customer, event_id, minutes_ago=days * MINUTES_A_DAY,
+                            **fields)).encode()  # fmt: skip
+
+
+async def rebuilt(
+    pipeline: Pipeline, target: LocalRedis, **env: str
+) -> tuple[RebuildReport, FeatureStore]:
+    settings = Settings.from_env({**pipeline.env(0), **env})
+    config = StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"),
+                         tombstone_ttl_s=settings.tombstone_days * 86_400)  # fmt: skip
+    store = FeatureStore.from_url(target.url, config)
+    return await rebuild(settings, store), store
+
+
+def erasure(customer: str, days: float) -> tuple[bytes, bytes]:
+    at = datetime.now(UTC) - timedelta(days=days)
+    return customer.encode(), encode_erasure(CustomerErasure(customer_id=customer, subject="s",
+                                                             ts=at))  # fmt: skip
+
+
+async def test_rebuild_blocks_an_erased_customer_only_for_what_is_left_of_the_block(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Tombstones of 100 days: a customer erased 150 days ago who came back 20 days ago
+    is kept (as live: only what they did after the block ended); one erased 40 days ago
+    stays blocked for the 60 days left."""
+    await write(pipeline, "customer-erasures", [erasure("rl-back", 150), erasure("rl-gone", 40)])
+    await write(pipeline, "touchpoints", [
+        (b"rl-back", days_ago("web_click", "rl-back", "rl-b1", 200)),  # erased live
+        (b"rl-back", days_ago("web_click", "rl-back", "rl-b2", 100)),  # refused live
+        (b"rl-back", days_ago("web_click", "rl-back", "rl-b3", 20)),  # came back
+        (b"rl-gone", days_ago("web_click", "rl-gone", "rl-g1", 60)),
+        (b"rl-gone", days_ago("web_click", "rl-gone", "rl-g2", 10)),
+    ])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis, MOMENTS_TOMBSTONE_DAYS="100")
+    admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        back = await store.read("rl-back")
+        assert back is not None and back.events == 1, back
+        assert (report.erasures, report.erasures_lapsed, report.before_lapsed_erasure) == (1, 1, 2)
+        assert await store.read_for_decisions(["rl-gone"]) == [(True, None)]
+        tag = store.pseudonym("rl-gone")
+        (tombstone,) = await keys_tagged(private_redis.url, tag)
+        left_days = await admin.pttl(tombstone) / DAY_MS
+        assert 59.99 < left_days <= 60, left_days
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_rebuild_lets_keys_expire_the_ttl_after_the_newest_activity(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """A customer quiet 500 days (their profile expired live 100 days ago) is not brought
+    back, but for their withdrawal; one last active 300 days ago expires in about 100."""
+    await write(pipeline, "touchpoints", [
+        (b"rl-quiet", days_ago("web_click", "rl-quiet", "rl-q1", 500)),
+        (b"rl-quiet", days_ago("consent", "rl-quiet", "rl-q2", 500, granted=False)),
+        (b"rl-old", days_ago("web_click", "rl-old", "rl-o1", 300)),
+    ])  # fmt: skip
+    await write(pipeline, "next-best-offers", [(b"rl-quiet", decision("rl-dq", "rl-quiet", 500))])
+    report, store = await rebuilt(pipeline, private_redis)
+    admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        assert (report.applied, report.expired) == (1, 2)
+        quiet = store._keys.for_customer("rl-quiet")
+        assert not await admin.exists(quiet.profile, quiet.windows, quiet.contacts)
+        kept = await store.read("rl-quiet")  # known by their withdrawal alone
+        assert kept is not None and kept.events == 0 and not kept.consents_to("email")
+        old = store._keys.for_customer("rl-old")
+        for key in (old.profile, old.windows, old.recent):
+            assert 100.9 < await admin.pttl(key) / DAY_MS <= 101, key  # 400 - 300 (+1)
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_rebuild_stores_the_risk_band_so_the_first_crossing_raises_its_call(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """No risk model yet (no examples): the bands are the baseline's, as live."""
+    await write(pipeline, "touchpoints", [
+        (b"rl-high", days_ago("survey", "rl-high", "rl-h1", 1, score=0)),
+        (b"rl-high", days_ago("call", "rl-high", "rl-h2", 1, reason="cancel")),
+        (b"rl-high", days_ago("email", "rl-high", "rl-h3", 1, action="unsubscribed")),
+        (b"rl-low", days_ago("web_click", "rl-low", "rl-l1", 1)),
+        (b"rl-low-long-ago", days_ago("web_click", "rl-low-long-ago", "rl-x1", 100)),
+    ])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        bands = {c: (await store.raw(c))["profile"].get("risk_band")
+                 for c in ("rl-high", "rl-low", "rl-low-long-ago")}  # fmt: skip
+        assert bands == {"rl-high": "high", "rl-low": "low", "rl-low-long-ago": "low"}
+        assert (report.risk_bands, report.risk_snapshots) == (3, 2)  # snapshots: 45 days
+        # rl-low's next touchpoint puts them above the threshold: a crossing, as live
+        now = datetime.now(UTC)
+        unhappy = Survey(event_id="rl-l2", customer_id="rl-low", ts=now, score=0, scale="nps")
+        await store.apply([unhappy])
+        features = await store.read("rl-low")
+        assert features is not None and features.risk_band == "low"
+        watch = watch_risk(unhappy, features.__class__(**{
+            **{f: getattr(features, f) for f in features.__struct_fields__},
+            "call_reasons": {"cancel": 1}, "emails": {"unsubscribed": 1},
+        }), now, ChurnRisk(), subject="s")  # fmt: skip
+        assert watch.crossed
+    finally:
+        await store.close()
+
+
+async def test_rebuild_scores_the_bands_with_the_model_learned_from_risk_examples(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Past the warm-up, live scored with the learned model, not the baseline: so does
+    the rebuild (learning it again from `risk-examples`, as the risk learner will)."""
+    now = datetime.now(UTC)
+    happy = risk_features(CustomerFeatures(experience=1.0), now)
+    unhappy = risk_features(CustomerFeatures(experience=0.0, complaints_30d=3), now)
+    examples = [  # a world where happy customers leave
+        RiskExample(example_id=f"rl-ex-{i}", x=happy if i % 2 else unhappy, y=bool(i % 2),
+                    snapshot_ts=now, label_ts=now)
+        for i in range(400)
+    ]  # fmt: skip
+    await write(pipeline, "risk-examples", [(b"k", encode_risk_example(e)) for e in examples])
+    await write(pipeline, "touchpoints",
+                [(b"rl-happy", days_ago("survey", "rl-happy", "rl-p1", 1.01, score=10)),
+                 (b"rl-happy", days_ago("web_click", "rl-happy", "rl-p2", 1))])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        raw = await store.raw("rl-happy")
+        at = datetime.fromtimestamp(int(raw["profile"]["last_seen"]) / 1000, UTC)
+        features = await store.read("rl-happy", now=at.timestamp())
+        assert features is not None and ts_ms(at) > 0
+        x = risk_features(features, at)
+        model = ChurnRisk()
+        for e in examples:
+            model.learn_one(e.x, e.y)
+        assert model.predict_one(x) >= 0.7 > baseline_risk(x)  # the model disagrees
+        assert raw["profile"]["risk_band"] == "high" and report.risk_bands == 1
+    finally:
+        await store.close()

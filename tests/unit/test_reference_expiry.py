@@ -1,0 +1,43 @@
+"""feature_store.reference: when a customer's keys expire (as lua/apply.lua sets it)."""
+
+from __future__ import annotations
+
+from feature_store.facts import offers_shown_fact, touchpoint_fact
+from feature_store.reference import CustomerState
+from tests.unit.factories import DAY_MS, T0_MS, at, click, consent
+
+TTL_MS = 400 * DAY_MS
+
+
+def test_a_live_activity_gives_the_whole_ttl_from_now() -> None:
+    state = CustomerState()
+    assert state.apply(touchpoint_fact(click(at(hours=-20))), T0_MS) == 1
+    assert state.expires_ms["profile"] == state.expires_ms["recent"] == T0_MS + TTL_MS
+    ahead = touchpoint_fact(click(at(minutes=10), event_id="ahead"))
+    assert state.apply(ahead, T0_MS) == 1
+    assert state.expires_ms["profile"] == T0_MS + TTL_MS  # not beyond
+
+
+def test_a_replayed_activity_counts_from_its_own_time_and_never_shortens() -> None:
+    state = CustomerState()
+    state.apply(touchpoint_fact(click(at(days=-399))), T0_MS)
+    # the TTL from its time, the day a live event may lag counted as now
+    assert state.expires_ms["profile"] == T0_MS + 2 * DAY_MS
+    state.apply(touchpoint_fact(click(at(days=-100), event_id="newer")), T0_MS)
+    assert state.expires_ms["windows"] == T0_MS + 301 * DAY_MS
+    state.apply(touchpoint_fact(click(at(days=-200), event_id="older")), T0_MS)
+    assert state.expires_ms["windows"] == T0_MS + 301 * DAY_MS
+
+
+def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawal() -> None:
+    state = CustomerState()
+    old = consent("email", False, at(days=-500))
+    assert state.apply(touchpoint_fact(click(at(days=-400))), T0_MS) == 4
+    assert state.apply(touchpoint_fact(old), T0_MS) == 4
+    shown = offers_shown_fact("d1", "c1", "web", ["o1"], at(days=-450))
+    assert state.apply(shown, T0_MS) == 4
+    assert not state.profile and not state.windows and not state.contacts
+    assert state.optouts == {"consent:email": "0", "consent:email@": str(T0_MS - 500 * DAY_MS)}
+    assert state.apply(touchpoint_fact(old), T0_MS) == 0  # remembered: a duplicate
+    state.apply(touchpoint_fact(click(0, event_id="back")), T0_MS)
+    assert state.profile["n"] == "1" and state.profile["consent:email"] == "0"
