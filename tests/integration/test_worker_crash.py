@@ -16,11 +16,11 @@ from feature_store import touchpoint_fact
 from feature_store.reference import CustomerState
 from schemas import decode_touchpoint
 from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_scale_out import CONTACT  # what Moments' own contacts write
 from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, is_moment, produce
 
 pytestmark = pytest.mark.integration
 
-CONTACT = ("shown:", "last_shown:", "last_contact:", "interventions", "last_intervention:", "risk_")
 TYPES = ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"]
 
 
