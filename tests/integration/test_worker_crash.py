@@ -26,7 +26,7 @@ TYPES = ["web_click", "call", "email", "social_mention", "purchase", "survey", "
 
 async def test_sigkill_mid_stream_then_restart_gives_reference_state(pipeline: Pipeline) -> None:
     bootstrap = pipeline.services.kafka_bootstrap
-    events = good_events(12_000, seed=23)
+    events = good_events(8_000, seed=23)
     rng = random.Random(4)
     start = datetime.now(UTC) - timedelta(days=40)
     for e in events:  # spread over 40 days so every window and pruning is exercised
