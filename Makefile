@@ -28,8 +28,12 @@ lint: $(BIN)/moments
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two test processes (MOMENTS_TEST_PROCESSES): each starts its own Kafka and Redis, and
+# most tests wait on them, so two share two cores well.
+MOMENTS_TEST_PROCESSES ?= 2
 test: test-deps lint
-	$(BIN)/pytest --doctest-modules schemas feature_store agents streams tests
+	$(BIN)/pytest -n $(MOMENTS_TEST_PROCESSES) --dist worksteal \
+		--doctest-modules schemas feature_store agents streams tests
 
 bench: deps
 	$(BIN)/moments bench

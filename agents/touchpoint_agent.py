@@ -25,6 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.batch_retries import BatchRetries, report
+from agents.letter_headers import (
+    FIRST_HANDLED,
+    FIRST_LETTERED,
+    KEY_TRUNCATED_FROM,
+    LETTER_NAME_MAX,
+    REDRIVEN_FROM,
+    TRUNCATED_FROM,
+)
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
@@ -46,17 +54,6 @@ class PipelineObserver(Protocol):
     def dead_lettered(self, count: int) -> None: ...
 
     def retrying(self, reason: str) -> None: ...
-
-
-REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
-# ...with this one: when the record was first dead-lettered (ms since the epoch), which a
-# letter written again keeps, so that the dedupe horizon counts from the first letter
-FIRST_LETTERED = "first-dead-lettered"
-# ...and a letter's: when the worker took its record to handle it, before any attempt to
-# apply it. A letter may be written long after (a batch retried through an outage), and
-# the dedupe horizon of an event applied then counts from then.
-FIRST_HANDLED = "first-handled"
-LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
 
 
 def _as_bytes(value: Any) -> bytes | None:
@@ -119,8 +116,6 @@ def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
     )
 
 
-TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter's value cut short
-KEY_TRUNCATED_FROM = "key-truncated-from"  # the original length of a key a letter replaced
 # The most a letter holds, key, value and headers together (as Kafka counts a record):
 # it stays below the producers' and brokers' default limits (about 1 MB), which a record
 # just below the broker's limit would pass once headers are added; a letter that cannot

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.touchpoint_agent import (
+from agents.letter_headers import (
     FIRST_HANDLED,
     FIRST_LETTERED,
     KEY_TRUNCATED_FROM,

@@ -39,11 +39,15 @@ async def replay(
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             return 0
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        # Offsets are looked up before anything is assigned: once the consumer fetches,
+        # each lookup waits behind a fetch the broker holds open (up to half a second).
         ends = await consumer.end_offsets(tps)
+        found = {}
         if from_ms is not None:
             found = await consumer.offsets_for_times({tp: from_ms for tp in tps})
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        if from_ms is not None:
             for tp in tps:
                 at = found.get(tp)
                 if at is None:  # nothing written since: nothing to read

@@ -54,6 +54,29 @@ local function latest(hash, field, value)
   end
   if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
 end
+-- A withdrawal is kept until the customer grants again, however long they stay away:
+-- its fields (and stamps) are copied from `hash` (the profile, or the opt-outs hash
+-- itself) to the opt-outs hash, which does not expire (the profile does; erasure removes
+-- both). No withdrawal left: no opt-outs hash.
+local function keep_withdrawals(hash)
+  local optouts = {}
+  for _, f in ipairs(withdrawal) do
+    if redis.call('HGET', hash, f) == '0' then
+      for _, x in ipairs({f, '0', f .. '@', redis.call('HGET', hash, f .. '@') or '0'}) do
+        table.insert(optouts, x)
+      end
+    end
+  end
+  if hash == profile and not redis.call('HGET', profile, 'subscribed:email')
+      and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
+    -- unsubscribed before Moments kept the flag: held the same, with no date to compare
+    for _, x in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
+      table.insert(optouts, x)
+    end
+  end
+  redis.call('DEL', KEYS[6])
+  if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+end
 local function remember()  -- the fact's id, for the dedupe horizon at least
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
   redis.call('ZADD', seen, ARGV[3], fact_id)
@@ -68,25 +91,7 @@ if age >= ttl_ms then  -- its profile would have expired: only its withdrawals a
       latest(target, update[2], update[3])
     end
   end
-  local optouts = {}
-  for _, f in ipairs(withdrawal) do
-    local v = redis.call('HGET', target, f)
-    if v == '0' then
-      for _, x in ipairs({f, v, f .. '@', redis.call('HGET', target, f .. '@') or '0'}) do
-        table.insert(optouts, x)
-      end
-    end
-  end
-  if target == profile then  -- withdrawals of the profile, as below (and its legacy flag)
-    if not redis.call('HGET', profile, 'subscribed:email')
-        and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
-      for _, v in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
-        table.insert(optouts, v)
-      end
-    end
-  end
-  redis.call('DEL', KEYS[6])
-  if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+  keep_withdrawals(target)
   if redis.call('PTTL', seen) < tonumber(ARGV[5]) then
     redis.call('PEXPIRE', seen, tonumber(ARGV[5]))
   end
@@ -174,28 +179,7 @@ local function renew(key)
   end
 end
 if ARGV[6] ~= '' and recent_len > 0 then renew(recent) end
--- A withdrawal is kept until the customer grants again, however long they stay away:
--- its fields (and stamps) are copied to the opt-outs hash, which does not expire (the
--- profile does; erasure removes both). No withdrawal left: no opt-outs hash.
-local optouts = {}
-for _, f in ipairs(withdrawal) do
-  local v = redis.call('HGET', profile, f)
-  if v == '0' then
-    table.insert(optouts, f)
-    table.insert(optouts, v)
-    table.insert(optouts, f .. '@')
-    table.insert(optouts, redis.call('HGET', profile, f .. '@') or '0')
-  end
-end
-if not redis.call('HGET', profile, 'subscribed:email')
-    and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
-  -- unsubscribed before Moments kept the flag: held the same, with no date to compare
-  for _, v in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
-    table.insert(optouts, v)
-  end
-end
-redis.call('DEL', KEYS[6])
-if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+keep_withdrawals(profile)
 if activity then
   for _, key in ipairs({profile, windows, seen, KEYS[7]}) do renew(key) end
 else  -- an expiry only where there is none (-1; -2: no such key)

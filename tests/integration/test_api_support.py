@@ -98,6 +98,7 @@ async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,  # the end offsets are looked up while it fetches
     )
     await consumer.start()
     try:

@@ -80,7 +80,7 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
     bootstrap = pipeline.services.kafka_bootstrap
     env = {"MOMENTS_TOPIC_PARTITIONS": str(PARTITIONS), "MOMENTS_KAFKA_SESSION_TIMEOUT_S": "10"}
     workers = [pipeline.start_worker(**env) for _ in range(3)]
-    events = spread(good_events(24_000, seed=61), seed=62)
+    events = spread(good_events(12_000, seed=61), seed=62)
     producing = asyncio.create_task(produce(
         bootstrap, pipeline.topic("touchpoints"),
         [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events],

@@ -68,16 +68,16 @@ async def send(pipeline: Pipeline, events: list[dict[str, object]]) -> None:
 async def test_kafka_then_redis_restart_mid_stream(private_pipeline: Pipeline) -> None:
     services = private_pipeline.services
     assert services.kafka is not None and services.redis is not None
-    events = spread(good_events(12_000, seed=71), seed=72)
+    events = spread(good_events(6_000, seed=71), seed=72)
     expected = reference(events)
     worker = private_pipeline.start_worker()
 
     # Kafka goes away and comes back: the worker waits and carries on by itself.
-    await send(private_pipeline, events[:4000])
-    await wait_for(private_pipeline, 1000, 60)
+    await send(private_pipeline, events[:2000])
+    await wait_for(private_pipeline, 500, 60)
     await asyncio.to_thread(services.kafka.restart)
-    await send(private_pipeline, events[4000:8000])
-    await wait_for(private_pipeline, activity(events[:8000]), 120)
+    await send(private_pipeline, events[2000:4000])
+    await wait_for(private_pipeline, activity(events[:4000]), 120)
 
     # Redis goes away: nothing is committed past what was applied, then it carries on.
     async def all_committed() -> int:
@@ -87,7 +87,7 @@ async def test_kafka_then_redis_restart_mid_stream(private_pipeline: Pipeline) -
     stalled = await eventually(all_committed, "the worker to commit all it was sent", 60)
     retried = metric_total(worker, "moments_batch_retries_total")
     await asyncio.to_thread(services.redis.stop)
-    await send(private_pipeline, events[8000:])
+    await send(private_pipeline, events[4000:])
 
     async def trying_again() -> bool:
         return metric_total(worker, "moments_batch_retries_total") > retried

@@ -1,0 +1,17 @@
+"""The names of the Kafka headers a dead letter, and a record sent back from one, carry.
+
+Apart from :mod:`agents.touchpoint_agent`, which writes them, so that what reads them
+(``moments dead-letters``) loads no models.
+"""
+
+REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
+# ...with this one: when the record was first dead-lettered (ms since the epoch), which a
+# letter written again keeps, so that the dedupe horizon counts from the first letter
+FIRST_LETTERED = "first-dead-lettered"
+# ...and a letter's: when the worker took its record to handle it, before any attempt to
+# apply it. A letter may be written long after (a batch retried through an outage), and
+# the dedupe horizon of an event applied then counts from then.
+FIRST_HANDLED = "first-handled"
+LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
+TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter's value cut short
+KEY_TRUNCATED_FROM = "key-truncated-from"  # the original length of a key a letter replaced
