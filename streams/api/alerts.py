@@ -10,12 +10,14 @@ gap.
 Erased customers stay off the screens: an alert whose customer is erased (tombstone in
 Redis) is dropped, and an erasure, made by any API process (it reads the
 ``customer-erasures`` topic too), removes the customer's alerts from the buffer and
-tells the connected screens that may show them to drop theirs (see :class:`Screen`).
-The hub remembers recent erasures (:class:`RecentErasures`): an alert checked before the
-erasure is not published after it, nor written from a screen's inbox, and a screen that
-resumes is told of each, in case it was away when it was made. A process that starts
-reads the last day's erasures from the topic before it is ready, so that a screen
-resuming on it hears of the erasures made before it started too.
+tells the connected screens that may show them to drop theirs (see
+:mod:`streams.api.screen_erasures`: each alert sent carries a keyed hash of the customer
+id, by which a screen is told of an erasure without learning who was erased). The hub
+remembers recent erasures (:class:`RecentErasures`): an alert checked before the erasure
+is not published after it, nor written from a screen's inbox, and a screen that resumes
+is told of each, in case it was away when it was made. A process that starts reads the
+last day's erasures from the topic before it is ready, so that a screen resuming on it
+hears of the erasures made before it started too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from feature_store import StoreUnavailable
 from schemas import Intervention, InvalidEvent, decode_erasure, decode_intervention
+from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -44,13 +47,6 @@ class Alert:
     id: str
     intervention: Intervention
     raw: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Erased:
-    """A customer was erased: screens drop the alerts about them."""
-
-    customer_id: str
 
 
 Notice = Alert | Erased
@@ -144,91 +140,6 @@ class Inbox(asyncio.Queue[Notice | None]):
     closed = False
 
 
-class Screen:
-    """Whom one connected screen may be showing, so that it hears only of the erasures
-    that concern it: a screen that was never sent an alert about a customer is not told
-    that customer's id. A screen that resumed (``Last-Event-ID``) may still show alerts
-    from before, so it hears of every erasure; so does one that was sent alerts about
-    more than ``limit`` customers (its memory of them stays bounded).
-
-    >>> Screen(resumed=False).must_hear_of(Erased("c1"))
-    False
-    >>> Screen(resumed=True).must_hear_of(Erased("c1"))
-    True
-    """
-
-    def __init__(self, resumed: bool, limit: int = 10_000) -> None:
-        self._everyone = resumed
-        self._limit = limit
-        self._customers: set[str] = set()
-
-    def sent(self, alert: Alert) -> None:
-        """The screen was sent ``alert``."""
-        if not self._everyone:
-            self._customers.add(alert.intervention.customer_id)
-            if len(self._customers) > self._limit:
-                self._everyone = True
-                self._customers.clear()
-
-    def must_hear_of(self, erased: Erased) -> bool:
-        """Whether to tell the screen of ``erased`` (then the id is forgotten here)."""
-        if erased.customer_id in self._customers:
-            self._customers.discard(erased.customer_id)
-            return True
-        return self._everyone
-
-
-class RecentErasures:
-    """The customers erased lately, with when (wall-clock seconds): the newest ``limit``
-    of the last ``keep_s`` seconds (the ids stay in memory only, never in a log).
-
-    >>> recent = RecentErasures(limit=2)
-    >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id)
-    >>> "c1" in recent, recent.customers()
-    (False, ['c2', 'c3'])
-    """
-
-    def __init__(
-        self, limit: int = 10_000, keep_s: float = 86_400.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:  # fmt: skip
-        self._limit, self._keep_s, self._clock = limit, keep_s, clock
-        self._when: dict[str, float] = {}  # oldest first
-
-    @property
-    def keep_s(self) -> float:
-        return self._keep_s
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    def add(self, customer_id: str, at: float | None = None) -> None:
-        """The customer was erased ``at`` (default: now; never later than now). Older
-        erasures are added first (a process that starts reads them in that order)."""
-        now = self._clock()
-        self._when.pop(customer_id, None)
-        self._when[customer_id] = now if at is None else min(at, now)
-        self._trim()
-
-    def __contains__(self, customer_id: object) -> bool:
-        self._trim()
-        return customer_id in self._when
-
-    def customers(self) -> list[str]:
-        """The customers erased lately, oldest first."""
-        self._trim()
-        return list(self._when)
-
-    def _trim(self) -> None:
-        oldest = self._clock() - self._keep_s
-        while self._when:
-            first = next(iter(self._when))
-            if len(self._when) <= self._limit and self._when[first] >= oldest:
-                return
-            del self._when[first]
-
-
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
 
@@ -239,6 +150,7 @@ class AlertHub:
         topic: str,
         erasures_topic: str,
         erased: ErasedCheck,
+        refer: Callable[[str], str],
         backlog: int = 500,
         retry_s: float = 0.5,
     ) -> None:
@@ -246,6 +158,7 @@ class AlertHub:
         self._topic = topic
         self._erasures_topic = erasures_topic
         self._erased = erased
+        self.refer = refer  # customer id -> the customer_ref screens know them by
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
@@ -325,7 +238,7 @@ class AlertHub:
         self.erased_lately.add(customer_id, at)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
-        self._notify(Erased(customer_id))
+        self._notify(Erased(customer_id, self.refer(customer_id)))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         """Buffer alerts (already checked against erasures) and hand them to the screens,
@@ -428,7 +341,7 @@ class AlertHub:
                     if tp.topic == self._erasures_topic:
                         self._erasures(records)
                     else:
-                        alerts += _alerts(tp.partition, records)
+                        alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
                 for tp in tps:  # the broker's end, so that a screen resuming here with a
                     # position this process has not read up to yet is not taken as stale
@@ -493,12 +406,17 @@ class AlertHub:
             self._erasures_read[record.partition] = record.offset + 1
 
 
-def _alerts(partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> list[Alert]:
+def _alerts(
+    partition: int, records: list[ConsumerRecord[bytes, bytes]], refer: Callable[[str], str]
+) -> list[Alert]:
+    """The interventions among ``records``, each as screens are sent it: with the
+    customer's ref added."""
     found = []
     for record in records:
         try:
             intervention = decode_intervention(record.value or b"")
+            raw = with_customer_ref(record.value or b"", refer(intervention.customer_id))
         except Exception:
             continue  # not an intervention: nothing to show
-        found.append(Alert(f"{partition}-{record.offset}", intervention, record.value or b""))
+        found.append(Alert(f"{partition}-{record.offset}", intervention, raw))
     return found

@@ -38,6 +38,7 @@ from streams.api.protocol_errors import JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
+from streams.api.screen_erasures import CustomerRefs
 from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options
@@ -119,7 +120,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         await producer.start()
         feature_store = store or build_store(settings, observe=metrics.store_op)
         hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS),
-                       settings.topic(topics.CUSTOMER_ERASURES), feature_store.erased)  # fmt: skip
+                       settings.topic(topics.CUSTOMER_ERASURES), feature_store.erased,
+                       CustomerRefs(settings.key_secret.encode()))  # fmt: skip
         await hub.start()
         policy = build_policy(settings, catalogue, holder)
         kafka = KafkaHealth(hub.last_answer)

@@ -29,11 +29,12 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.alerts import Erased, Screen, for_queue
+from streams.api.alerts import for_queue
 from streams.api.auth import ApiKey
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
+from streams.api.screen_erasures import Erased, Screen
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
 
 CHANNELS = ("web", "email", "sms", "call")
@@ -354,7 +355,8 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     screen = Screen(resumed=last_id is not None)
     head = b"retry: 2000\n\n"
     if last_id is not None:  # it may show alerts of customers erased while it was away
-        head += b"".join(_erased_sse(c) for c in hub.erased_lately.customers())
+        head += b"".join(_erased_sse({"customer_ref": hub.refer(c)})
+                         for c in hub.erased_lately.customers())  # fmt: skip
         head += _gap_sse(hub.missed(position))
     try:
         await _write(request, response, head)
@@ -363,7 +365,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
             if not position.passed(alert):
                 position.advance(alert)
                 if alert.intervention.customer_id not in hub.erased_lately:
-                    screen.sent(alert)
+                    screen.sent(alert.intervention.customer_id)
                     await _write(request, response, _sse(position.event_id(), alert.raw))
         while not (inbox.closed and inbox.empty()):
             try:
@@ -374,13 +376,14 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
             if notice is None:  # the process is stopping
                 break
             if isinstance(notice, Erased):
-                if screen.must_hear_of(notice):
-                    await _write(request, response, _erased_sse(notice.customer_id))
+                told = screen.erasure(notice)
+                if told is not None:
+                    await _write(request, response, _erased_sse(told))
             elif not position.passed(notice):
                 position.advance(notice)  # left out by the queue filter, or sent
                 customer_id = notice.intervention.customer_id
                 if for_queue(notice, queue) and customer_id not in hub.erased_lately:
-                    screen.sent(notice)
+                    screen.sent(customer_id)
                     await _write(request, response, _sse(position.event_id(), notice.raw))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -405,9 +408,9 @@ def _sse(event_id: str, data: bytes) -> bytes:
     return b"id: " + event_id.encode() + b"\nevent: intervention\ndata: " + data + b"\n\n"
 
 
-def _erased_sse(customer_id: str) -> bytes:
+def _erased_sse(told: dict[str, str]) -> bytes:
     """No id: resuming after it is resuming after the alert before it."""
-    return b"event: erasure\ndata: " + _json.encode({"customer_id": customer_id}) + b"\n\n"
+    return b"event: erasure\ndata: " + _json.encode(told) + b"\n\n"
 
 
 def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:

@@ -18,13 +18,16 @@ from aiokafka import AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig
 from schemas import CustomerErasure, encode_erasure
-from streams.api.alerts import AlertHub, Erased, ErasedCheck, RecentErasures, StreamPosition
+from streams.api.alerts import AlertHub, ErasedCheck, StreamPosition
+from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
 from streams.services import Services
 from streams.settings import Settings
 from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics
 from tests.integration.test_api_support import eventually
 
 pytestmark = pytest.mark.integration
+
+REFS = CustomerRefs(b"integration-test-secret")
 
 
 def intervention(customer: str) -> bytes:
@@ -72,7 +75,9 @@ async def fan_out(
     await ensure_topics(settings, partitions=2)
     alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
-    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased or store.erased, backlog=10)
+    hub = AlertHub(
+        bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS, backlog=10
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -100,7 +105,7 @@ async def test_erasures_made_while_the_fan_out_was_away_are_heard_after_it_recon
         await rig.restart()
         await eventually(lambda: rig.holds({"stays"}), "the erased customer's alert dropped")
         told = await asyncio.wait_for(screen.get(), 10)
-        assert told == Erased("goes")
+        assert told == Erased("goes", REFS("goes"))
 
 
 async def test_alerts_made_while_the_fan_out_was_away_reach_the_screens_once(
@@ -156,7 +161,7 @@ async def test_a_process_that_starts_hears_of_the_last_days_erasures_before_it_i
                                              key=customer.encode(),
                                              timestamp_ms=int(when.timestamp() * 1000))  # fmt: skip
         bootstrap = kafka_redis.kafka_bootstrap
-        started = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased)
+        started = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased, REFS)
         started.erased_lately = RecentErasures(limit=3)
         await started.start()
         try:
@@ -164,7 +169,7 @@ async def test_a_process_that_starts_hears_of_the_last_days_erasures_before_it_i
             assert started.erased_lately.customers() == ["c", "d", "e"]  # the newest 3
         finally:
             await started.stop()
-        fresh = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased)
+        fresh = AlertHub(bootstrap, rig.alerts_topic, rig.erasures_topic, rig.store.erased, REFS)
         await fresh.start()
         try:
             await asyncio.wait_for(fresh.ready.wait(), 30)

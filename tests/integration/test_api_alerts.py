@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline
+from streams.api.screen_erasures import CustomerRefs
+from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import DEV_AUTH, SseClient, SseEvent, assert_error, call
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
 
+REFS = CustomerRefs(SECRET.encode())  # the refs the deployment's screens know customers by
 CUSTOMER = "alert-cust-1"  # one key: one partition, so the alerts keep their order
 
 
@@ -71,7 +73,9 @@ async def test_alerts_reach_screens_filtered_by_queue_and_resume_after_last_even
         await send(pipeline, intervention(1, "retention"))
         (first,) = await receive(everything, 1)
         assert first.event == "intervention"
-        assert first.json == intervention(1, "retention") | {"ts": first.json["ts"]}
+        # as produced, with the customer's ref added (by which erasures name them)
+        ref = {"customer_ref": REFS(CUSTOMER)}
+        assert first.json == intervention(1, "retention") | {"ts": first.json["ts"]} | ref
         assert first.id is not None and first.id.count("-") == 1, first.id
         assert everything.retry == "2000"
 
@@ -118,24 +122,24 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             await screen.subscribed()
         await send(pipeline, intervention(1, "vip", gone), intervention(2, "vip", kept))
         for screen in (one, two):
-            assert sorted(ids(await receive(screen, 2))) == ["iv-1", "iv-2"]
+            shown = await receive(screen, 2)
+            assert sorted(ids(shown)) == ["iv-1", "iv-2"]
+            refs = {alert.json["customer_id"]: alert.json["customer_ref"] for alert in shown}
+            assert refs == {c: REFS(c) for c in (gone, kept)}  # the same on every process
+        named = {"customer_id": gone, "customer_ref": REFS(gone)}
 
         erased = await call("DELETE", f"{first.url}/v1/customers/{gone}", headers=DEV_AUTH)
         assert erased.status == 200, erased
         for screen in (one, two):  # the second process learns it from the erasure record
             notice = await screen.next()
-            assert (notice.event, notice.id, notice.json) == (
-                "erasure",
-                None,
-                {"customer_id": gone},
-            )
+            assert (notice.event, notice.id, notice.json) == ("erasure", None, named)
 
         # late: decided before the erasure, delivered after it
         await send(pipeline, intervention(3, "vip", gone), intervention(4, "vip", kept))
         for screen in (one, two):
             later = await screen.next()
             while later.event == "erasure":  # the first process hears of it twice: from
-                assert later.json == {"customer_id": gone}  # itself, then from Kafka
+                assert later.json == named  # itself, then from Kafka
                 later = await screen.next()
             assert ids([later]) == ["iv-4"]
             last_ids.append(str(later.id))
@@ -148,16 +152,17 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             await fresh.nothing_more(1.0)
     for stream, last_id in zip(streams, last_ids, strict=True):
         async with SseClient(stream, {**DEV_AUTH, "Last-Event-ID": last_id}) as resumed:
-            notice = await resumed.next()
-            assert (notice.event, notice.json) == ("erasure", {"customer_id": gone})
+            notice = await resumed.next()  # by ref alone: it learns no one's id
+            assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
             await resumed.nothing_more(1.0)
 
 
 async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
     pipeline: Pipeline,
 ) -> None:
-    """A screen that was never sent an alert about the erased customer is not told their
-    id; one that resumed with Last-Event-ID is (it may still show alerts from before)."""
+    """A screen that was never sent an alert about the erased customer is not told of the
+    erasure; one that resumed with Last-Event-ID is told by the customer's ref alone (it
+    may still show their alerts from before, which carry the ref, but learns no id)."""
     gone, kept = "alert-private-gone", "alert-private-kept"
     api = pipeline.start_api()
     stream = f"{api.url}/v1/alerts/stream"
@@ -176,9 +181,12 @@ async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
             await resumed.subscribed()
             erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
             assert erased.status == 200, erased
-            for screen in (vip, resumed):
-                notice = await screen.next()
-                assert (notice.event, notice.json) == ("erasure", {"customer_id": gone})
+            notice = await vip.next()
+            assert (notice.event, notice.json) == (
+                "erasure", {"customer_id": gone, "customer_ref": REFS(gone)},
+            )  # fmt: skip
+            notice = await resumed.next()
+            assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
             await send(pipeline, intervention(3, "billing", kept))
             later = await billing.next()  # the next thing this screen hears: no erasure
             assert (later.event, ids([later])) == ("intervention", ["iv-3"])

@@ -419,11 +419,20 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
 
 def scripted_alert(n: int) -> bytes:
     return json.dumps({
-        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "ts": _iso(datetime.now(UTC)),
+        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "customer_ref": f"ref-{n}",
+        "ts": _iso(datetime.now(UTC)),
         "kind": "retention_call", "priority": 2, "queue": "q1", "agent_id": None,
         "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
         "context": {},
     }).encode()  # fmt: skip
+
+
+ERASURES = (b'event: erasure\ndata: {"customer_ref": "ref-200"}\n\n'
+            b'event: erasure\ndata: {"customer_id": "c-250"}\n\n'
+            b'event: erasure\ndata: {"customer_id": "c-300", "customer_ref": "ref-300"}\n\n'
+            b'event: erasure\ndata: {"customer_ref": "ref-unknown"}\n\n')  # fmt: skip
+# three cards fewer: the newest alert pushes out none
+KEPT = [f"iv-{n}" for n in range(350, 49, -1) if n not in (200, 250, 300)]
 
 
 def scripted_sse(alerts: range) -> bytes:
@@ -434,15 +443,21 @@ def scripted_sse(alerts: range) -> bytes:
 
 async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path) -> None:
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
-    shown again though their cards were dropped, a gap is told, retries after an HTTP
+    shown again though their cards were dropped, a gap is told, erased customers' cards
+    go whether the erasure names them by ref or by id, retries after an HTTP
     error keep the queue and key of the last Connect (not what was typed since), and an
     acknowledgement shows its own time after a reload."""
     asked: list[dict[str, str]] = []
     closing = asyncio.Event()
     scripts: list[bytes | int] = [
         b"retry: 200\n\n" + scripted_sse(range(350)),  # 300 cards are kept: 0 to 49 go
-        # a resumption that lacked a partition's position: 0 to 49 again, then 350 is new
-        b"event: gap\ndata: {}\n\n" + scripted_sse(range(50)) + scripted_sse(range(350, 351)),
+        # a resumption that lacked a partition's position: 0 to 49 again, then 350 is new;
+        # customers erased meanwhile: one told by ref alone (how a resumed screen is told),
+        # one by id alone (by an older API process), one by both
+        ERASURES
+        + b"event: gap\ndata: {}\n\n"
+        + scripted_sse(range(50))
+        + scripted_sse(range(350, 351)),
         503,  # the browser's own retry
         503,  # the console asks why
     ]
@@ -483,7 +498,7 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
         20, "the new alert",
     )  # fmt: skip
     assert asked[1]["header"] == "0-349"
-    assert await page.js(cards) == [f"iv-{n}" for n in range(350, 50, -1)]
+    assert await page.js(cards) == KEPT
     await page.js("document.querySelector('#alerts .alert .alert-ack').click()")
     label = "document.querySelector('#alerts .alert .alert-ack').textContent"
     acknowledged = await page.js(label)
@@ -499,7 +514,7 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
                         "the retry")  # fmt: skip
     retry = asked[4]
     assert (retry["api_key"], retry["queue"], retry["last_event_id"]) == ("k1", "q1", "0-350")
-    assert await page.js(cards) == [f"iv-{n}" for n in range(350, 50, -1)]
+    assert await page.js(cards) == KEPT
 
     await asyncio.sleep(1.2)  # so that the reload's time differs from the acknowledgement's
     await page.send("Page.navigate", url=url)

@@ -12,14 +12,10 @@ import pytest
 
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
-from streams.api.alerts import (
-    Alert,
-    AlertHub,
-    Erased,
-    RecentErasures,
-    Screen,
-    StreamPosition,
-)
+from streams.api.alerts import Alert, AlertHub, StreamPosition
+from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
+
+REFS = CustomerRefs(b"unit-test-secret")
 
 
 def alert(n: int, customer: str, partition: int = 0, queue: str | None = "vip") -> Alert:
@@ -37,8 +33,8 @@ async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
 
 
 def hub(erased: object = nobody_erased) -> AlertHub:
-    return AlertHub("127.0.0.1:9", "interventions", "customer-erasures", erased, backlog=3,
-                    retry_s=0.01)  # type: ignore[arg-type]  # fmt: skip
+    return AlertHub("127.0.0.1:9", "interventions", "customer-erasures", erased, REFS,
+                    backlog=3, retry_s=0.01)  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
@@ -51,7 +47,7 @@ def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
         "0-2"
     ]  # an id no longer there
     received = [screen.get_nowait() for _ in range(4)]
-    assert received[-1] == Erased("a")
+    assert received[-1] == Erased("a", REFS("a"))
     alerts.publish([alert(4, "c"), alert(5, "d"), alert(6, "e")])  # the backlog still holds 3
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-4", "0-5", "0-6"]
 
@@ -81,30 +77,6 @@ async def test_alerts_wait_until_redis_can_say_who_is_erased(
     assert "'a'" not in caplog.text  # no customer id in the log
 
 
-def test_a_screen_hears_only_of_customers_it_was_sent_alerts_about() -> None:
-    screen = Screen(resumed=False)
-    screen.sent(alert(1, "a"))
-    assert not screen.must_hear_of(Erased("b"))  # never shown: never told the id
-    assert screen.must_hear_of(Erased("a"))
-    assert not screen.must_hear_of(Erased("a"))  # told once; the id is forgotten here
-
-
-def test_a_resumed_screen_hears_of_every_erasure() -> None:
-    screen = Screen(resumed=True)  # it may still show alerts from its last connection
-    assert screen.must_hear_of(Erased("b"))
-    screen.sent(alert(1, "a"))
-    assert screen.must_hear_of(Erased("a")) and screen.must_hear_of(Erased("a"))
-
-
-def test_a_screen_sent_too_many_customers_hears_of_every_erasure() -> None:
-    screen = Screen(resumed=False, limit=2)
-    for n, customer in enumerate("ab"):
-        screen.sent(alert(n, customer))
-    assert not screen.must_hear_of(Erased("z"))
-    screen.sent(alert(3, "c"))  # a third customer: past the limit, the memory is dropped
-    assert screen.must_hear_of(Erased("z")) and screen.must_hear_of(Erased("a"))
-
-
 async def test_after_a_reconnection_buffered_alerts_of_customers_erased_meanwhile_go() -> None:
     erased: set[str] = set()
 
@@ -119,7 +91,7 @@ async def test_after_a_reconnection_buffered_alerts_of_customers_erased_meanwhil
     erased.add("a")  # erased through another process while this one was not listening
     await alerts.recheck()
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-2"]
-    assert screen.get_nowait() == Erased("a") and screen.empty()
+    assert screen.get_nowait() == Erased("a", REFS("a")) and screen.empty()
 
 
 def test_a_screen_too_far_behind_is_closed_so_that_it_resumes() -> None:
@@ -218,7 +190,10 @@ async def test_an_alert_checked_before_its_customer_was_erased_is_not_published(
     answer.set()
     alerts.publish(await checking)
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-2"]
-    assert [screen.get_nowait() for _ in range(screen.qsize())] == [Erased("a"), alert(2, "b")]
+    assert [screen.get_nowait() for _ in range(screen.qsize())] == [
+        Erased("a", REFS("a")),
+        alert(2, "b"),
+    ]
 
 
 def test_recent_erasures_keep_the_newest_for_a_day() -> None:

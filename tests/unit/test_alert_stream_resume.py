@@ -18,9 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from schemas import decode_intervention
 from streams.api import views
 from streams.api.alerts import Alert, AlertHub, StreamPosition
+from streams.api.screen_erasures import CustomerRefs
 from tests.unit.api_app import api_app
 
 AUTH = {"Authorization": "Bearer backend-key"}
+
+REFS = CustomerRefs(b"unit-test-secret")
 
 
 async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
@@ -34,7 +37,7 @@ def buffered_hub() -> AlertHub:
         "kind": "retention_call", "priority": 1, "queue": "vip", "trigger_event_id": None,
         "reasons": [], "suggested_action": "Call them.",
     }).encode()  # fmt: skip
-    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.publish([Alert("0-7", decode_intervention(raw), raw)])
     return hub
 
@@ -93,11 +96,13 @@ async def read_stream(hub: AlertHub, last_id: str | None, until: bytes) -> bytes
 async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -> None:
     """A screen sent an alert about a customer lost its connection; the customer was
     erased before it resumed, and its card stayed for good."""
-    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.publish([alert(1, "c-gone"), alert(2, "c-kept")])
     hub.forget("c-gone")  # no screen connected
     resumed = await read_stream(hub, "0-2", b"event: erasure\n")
-    assert resumed.startswith(b'retry: 2000\n\nevent: erasure\ndata: {"customer_id":"c-gone"}')
+    told = b'event: erasure\ndata: {"customer_ref":"' + REFS("c-gone").encode() + b'"}\n\n'
+    assert resumed.startswith(b"retry: 2000\n\n" + told)
+    assert b"c-gone" not in resumed  # by ref: the screen learns no one's id from it
     fresh = await read_stream(hub, None, b"iv-2")  # shows nothing from before: not told
     assert b"c-gone" not in fresh
 
@@ -106,7 +111,7 @@ async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -
 async def test_an_erased_customers_queued_alerts_are_not_written(behind: bool) -> None:
     """Alerts already in a screen's inbox when their customer was erased were written all
     the same; and a screen too far behind was not even told of the erasure."""
-    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     async with TestClient(TestServer(api_app(alerts=hub))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH)
         await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
@@ -126,7 +131,7 @@ async def test_an_erased_customers_queued_alerts_are_not_written(behind: bool) -
 async def test_a_stream_resumed_from_before_the_buffer_is_told_of_the_gap(
     last_id: str | None, gap: bytes | None
 ) -> None:
-    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased,
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
                    backlog=3)  # fmt: skip
     hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
     stream = await read_stream(hub, last_id, b'"iv-6"')
@@ -141,7 +146,7 @@ async def test_a_screen_that_stops_reading_has_its_stream_ended(
 ) -> None:
     """Its handler waited for the screen to read, forever, with the alerts it held."""
     monkeypatch.setattr(views, "WRITE_TIMEOUT_S", 0.3)
-    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     loop = asyncio.get_running_loop()
     async with TestServer(api_app(alerts=hub)) as server:
         with socket.socket() as screen:

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.api.alerts import AlertHub
 from streams.api.kafka_health import KafkaHealth
 from streams.api.publisher import KeyedPublisher
+from streams.api.screen_erasures import CustomerRefs
 from tests.unit.api_app import api_app
 
 
@@ -89,7 +90,10 @@ async def test_the_hub_has_no_answer_before_it_connects() -> None:
     async def nobody_erased(customer_ids: Any) -> list[bool]:
         return [False] * len(customer_ids)
 
-    assert AlertHub("127.0.0.1:9", "a", "b", nobody_erased).last_answer() is None
+    assert (
+        AlertHub("127.0.0.1:9", "a", "b", nobody_erased, CustomerRefs(b"unit")).last_answer()
+        is None
+    )
 
 
 class Unreachable:
