@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import random
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +27,40 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def free_port() -> int:
-    """A loopback port that is free now (the kernel picks one from its ephemeral range)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "moments-port-claims.json"
+PORT_CLAIM_S = 120.0  # long enough for the slowest service to bind the port it was given
+
+
+def free_port(claims: Path = PORT_CLAIMS) -> int:
+    """A loopback port that is free now (the kernel picks one from its ephemeral range).
+
+    A port is free until its server binds it, seconds later; another process on the
+    machine (the tests run in two) could be handed it meanwhile. Each port handed out is
+    claimed for :data:`PORT_CLAIM_S` in a small file shared under a lock, and ports
+    another process claimed are passed over.
+    """
+    with contextlib.ExitStack() as held:
+        try:
+            file = held.enter_context(claims.open("a+"))
+            fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
+            file.seek(0)
+            taken = {int(p): float(t) for p, t in json.loads(file.read() or "{}").items()}
+        except (OSError, ValueError, TypeError, AttributeError):  # the kernel's word alone
+            file, taken = None, {}
+        now = time.time()
+        taken = {p: t for p, t in taken.items() if now - t < PORT_CLAIM_S}
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in taken:
+                break
+        if file is not None:
+            taken[port] = now
+            file.seek(0)
+            file.truncate()
+            file.write(json.dumps(taken))
+        return port
 
 
 def _bindable(port: int) -> bool:
