@@ -119,6 +119,25 @@ class Recommender:
                 loop.call_soon(self._flush)
         return await request.answer
 
+    async def as_if_unknown(self, customer_id: str, channel: str, limit: int) -> NextBestOffer:
+        """The answer for an erased customer: what someone Moments knows nothing of is
+        offered (within today's budgets), so that the answer does not tell that they were
+        erased. Nothing is kept, spent or sent about them.
+
+        Raises :class:`TimeoutError` when the budgets are not read within the latency
+        budget, and :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
+        """
+        catalogue = self._policy.catalogue.current
+        limits = catalogue.daily_limits()
+        now = datetime.now(UTC)
+        budgets = None
+        if limits:
+            async with asyncio.timeout(self._budget_s):
+                spent = await self._store.budgets.spent(now.date())
+            budgets = BudgetLedger.for_day(now, limits, spent, now.date())
+        moment = request_moment(customer_id, channel, limit)
+        return self._policy.decide(moment, None, now, budgets, catalogue)
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._waiting = self._waiting, []

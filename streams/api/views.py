@@ -106,16 +106,18 @@ async def recommendations(request: web.Request) -> web.Response:
         limit = 0
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
-    decision: NextBestOffer | None
+    erased = False
     try:
-        decision = await api.recommender.recommend(customer_id, channel, limit)
+        decided = await api.recommender.recommend(customer_id, channel, limit)
+        if decided is None:  # erased: answered as anyone unknown, nothing kept or sent
+            erased = True
+            decided = await api.recommender.as_if_unknown(customer_id, channel, limit)
+        decision = decided
     except TimeoutError:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")
     except StoreUnavailable:
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
-    if decision is None:  # erased: answer, but keep and send nothing about them
-        decision = _fallback(api, customer_id, channel, limit, "customer_erased")
-    else:
+    if not erased:
         if decision.fallback:  # shown all the same, so published all the same
             api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
             api.recommender.publish_soon(decision)

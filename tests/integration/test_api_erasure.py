@@ -7,6 +7,7 @@ old events, produced again to ``touchpoints`` while a real worker runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from datetime import datetime
@@ -14,7 +15,9 @@ from datetime import datetime
 import pytest
 import redis.asyncio as aioredis
 
+from agents.control_group import ControlGroup
 from feature_store.keys import CustomerKeys
+from streams.settings import Settings
 from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_support import (
     DEV_AUTH,
@@ -164,10 +167,19 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     assert await keys_tagged(redis_url, tag) == [tombstone]
     assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
 
-    # Asked for offers, the API answers with the defaults and keeps and sends nothing.
-    again = await call("GET", f"{api.url}/v1/customers/{gone}/recommendations", headers=DEV_AUTH)
-    assert again.status == 200, again
-    assert again.json["fallback"] is True and again.json["reasons"] == ["fallback:customer_erased"]
+    # Asked for offers, the API answers as for someone it knows nothing of (the answer
+    # does not tell of the erasure) and keeps, counts and sends nothing.
+    control = ControlGroup(Settings().control_salt, Settings().control_percent)
+    stranger = next(c for n in itertools.count() if control.contains(
+        c := f"{pipeline.prefix}stranger-{n}") == control.contains(gone))  # fmt: skip
+    answers = []
+    for customer in (gone, stranger):
+        url = f"{api.url}/v1/customers/{customer}/recommendations"
+        answers.append((await call("GET", url, headers=DEV_AUTH)).json)
+    differ = ("decision_id", "customer_id", "ts", "trigger_ts", "trigger_event_id")
+    alike = [{k: v for k, v in a.items() if k not in differ} for a in answers]
+    assert alike[0] == alike[1], answers
+    assert answers[0]["fallback"] is False, answers[0]
     assert await keys_tagged(redis_url, tag) == [tombstone]
     decisions_after = [
         r

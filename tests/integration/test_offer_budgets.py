@@ -125,6 +125,12 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         assert all(offer_ids(d)[0] == "voucher" for d in by_worker.values())
         await eventually(lambda: spent(2), "the worker's spending counted")
 
+        # an erased customer is offered what anyone would be, and spends nothing
+        erased = await call("DELETE", f"{api.url}/v1/customers/ba-gone", headers=DEV_AUTH)
+        assert erased.status == 200, erased
+        assert offer_ids(await recommended(api, "ba-gone")) == ["voucher", "newsletter"]
+        assert await store.budgets.spent(today) == {"voucher": 2}
+
         # ...so the API may show it once more, then no more
         answers = [await recommended(api, f"ba-{i}") for i in range(1, 4)]
         assert [offer_ids(a) for a in answers] == [
@@ -133,6 +139,7 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
             ["newsletter"],
         ]
         assert all("suppressed:budget:voucher" in a["reasons"] for a in answers[1:])
+        assert offer_ids(await recommended(api, "ba-gone")) == ["newsletter"]  # none left
         await eventually(lambda: spent(3), "the API's spending counted")
         assert api.metric("moments_offer_budget_spent", offer="voucher") == 3.0
         assert api.metric("moments_offer_budget_limit", offer="voucher") == 3.0
