@@ -1,4 +1,5 @@
-"""The ``moments`` command: worker, simulate, demo, bench, evaluate."""
+"""The ``moments`` command: worker, api, simulate, demo, rebuild, bench, evaluate,
+check-catalogue, lift and dead-letters (``moments <command> --help``)."""
 
 from __future__ import annotations
 
@@ -224,7 +225,9 @@ def parser() -> argparse.ArgumentParser:
         "--respond", action="store_true",
         help="customers answer offers (outcomes), and some order after accepting",
     )  # fmt: skip
-    demo = sub.add_parser("demo", help="start services, a worker and the simulator; show decisions")
+    demo = sub.add_parser(
+        "demo", help="start services, a worker, the API and the simulator; show decisions"
+    )
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
     demo.add_argument("--rate", type=float, default=20.0)
     demo.add_argument("--customers", type=int, default=500)
@@ -235,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
         "--accept-lost-erasures", action="store_true",
         help="even if retention deleted old erasure records (erased customers may return)",
     )  # fmt: skip
-    bench = sub.add_parser("bench", help="measure the pipeline against a plain aiokafka loop")
+    bench = sub.add_parser(
+        "bench", help="the pipeline, the store and the HTTP API, each beside a plain baseline"
+    )
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
     bench.add_argument("--latency-seconds", type=float, default=15.0)
@@ -259,7 +264,8 @@ def parser() -> argparse.ArgumentParser:
     lift.add_argument("--window", default="7d", help="a purchase converts within this (7d)")
     lift.add_argument(
         "--days", type=float, default=None,
-        help="days of first decisions (28), up to --until or from --since",
+        help="days of first decisions, back from --until (28) or from --since "
+        "(default: up to now less the window)",
     )  # fmt: skip
     lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
     lift.add_argument("--until", default=None, help="up to (default: now less the window)")

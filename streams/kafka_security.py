@@ -42,7 +42,7 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
         if mechanism not in MECHANISMS:
             raise SettingsError(f"MOMENTS_KAFKA_SASL_MECHANISM must be one of {MECHANISMS}")
         if not settings.kafka_sasl_username:
-            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME and _PASSWORD")
+            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME")
         options.update(
             sasl_mechanism=mechanism,
             sasl_plain_username=settings.kafka_sasl_username,

@@ -230,7 +230,7 @@ class Settings:
                 f"MOMENTS_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
             )
         if not self.kafka_sasl_username:
-            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME and _PASSWORD")
+            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME")
 
     @property
     def money(self) -> Money:
