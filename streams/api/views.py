@@ -24,8 +24,6 @@ from schemas import (
     decode_outcome,
     decode_touchpoint,
     encode_erasure,
-    encode_outcome,
-    encode_touchpoint,
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
@@ -171,12 +169,15 @@ async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> 
 T = TypeVar("T")
 
 
-def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> list[T]:
-    """Every item decoded with the same schema as Kafka input, or a 422 naming each bad one."""
+def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> list[tuple[T, bytes]]:
+    """Every item decoded with the same schema as Kafka input, with its JSON as sent (the
+    fields the contract does not know kept, for other consumers), or a 422 naming each
+    bad one."""
     decoded, errors = [], []
     for i, item in enumerate(items):
         try:
-            decoded.append(decode(_json.encode(item)))
+            raw = _json.encode(item)
+            decoded.append((decode(raw), raw))
         except InvalidEvent as exc:
             errors.append({"index": i, "reason": exc.reason})
         except RecursionError:  # re-encoding it, a few frames deeper than its decoding
@@ -200,8 +201,9 @@ async def post_events(request: web.Request) -> web.Response:
 
     events = _decode_all(await _items(request, api.settings.api_max_items), dated, "events")
     topic = api.settings.topic(topics.TOUCHPOINTS)
-    await _produce(api, topic, [(e.customer_id.encode(), encode_touchpoint(e)) for e in events])
-    return json_response({"accepted": len(events), "event_ids": [e.event_id for e in events]}, 202)
+    await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events])
+    event_ids = [e.event_id for e, _ in events]
+    return json_response({"accepted": len(events), "event_ids": event_ids}, 202)
 
 
 async def post_outcomes(request: web.Request) -> web.Response:
@@ -210,11 +212,11 @@ async def post_outcomes(request: web.Request) -> web.Response:
     outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
                            "outcomes")  # fmt: skip
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
-    await _produce(api, topic, [(o.customer_id.encode(), encode_outcome(o)) for o in outcomes])
-    for outcome in outcomes:
+    await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes])
+    for outcome, _ in outcomes:
         api.metrics.outcomes.labels(outcome.outcome).inc()
     return json_response(
-        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o in outcomes]}, 202
+        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o, _ in outcomes]}, 202
     )
 
 
