@@ -103,6 +103,20 @@ class StreamPosition:
         """Each partition the stream has gone into, with the newest offset passed there."""
         return iter(sorted(self._offsets.items()))
 
+    def cover(self, reached: dict[int, int]) -> None:
+        """Take the partitions the stream has not gone into as passed up to ``reached``
+        (partition -> next offset): where the fan-out had read, in partitions with no
+        alert to send. Its event id then names them, so that alerts it misses there
+        while away are told as a gap.
+
+        >>> position = StreamPosition.parse("0-7")
+        >>> position.cover({0: 20, 1: 5, 2: 0}); position.event_id()
+        '0-7.1-4'
+        """
+        for partition, next_offset in reached.items():
+            if partition not in self._offsets and next_offset > 0:
+                self._offsets[partition] = next_offset - 1
+
     def within(self, ends: dict[int, int]) -> StreamPosition:
         """Without the partitions whose offset is at or past their known end (no alert
         was ever there).
@@ -216,6 +230,13 @@ class AlertHub:
         the end of the topic (recreated or truncated since): those start over."""
         return StreamPosition.parse(event_id).within(self._ends)
 
+    def unbuffered(self) -> dict[int, int]:
+        """Per partition with no alert in the buffer, the offset the fan-out reads next:
+        every alert before it was handed to the screens subscribed then (or dropped, its
+        customer erased)."""
+        buffered = {_partition_offset(alert.id)[0] for alert in self._buffer}
+        return {p: o for p, o in self._alerts_read.items() if p not in buffered}
+
     def subscribe(self) -> Inbox:
         inbox = Inbox(maxsize=1000)
         self._subscribers.add(inbox)
@@ -235,10 +256,11 @@ class AlertHub:
     def forget(self, customer_id: str, at: float | None = None) -> None:
         """The customer was erased (``at``, default now): remember it, drop their
         buffered alerts and tell the screens."""
-        self.erased_lately.add(customer_id, at)
+        ref = self.refer(customer_id)
+        self.erased_lately.add(customer_id, ref, at)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
-        self._notify(Erased(customer_id, self.refer(customer_id)))
+        self._notify(Erased(customer_id, ref))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         """Buffer alerts (already checked against erasures) and hand them to the screens,

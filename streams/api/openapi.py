@@ -231,10 +231,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "`event: erasure`, with no id, names a customer just "
                                "erased, whose alerts screens must drop: by "
                                "`{\"customer_id\", \"customer_ref\"}` to the streams that "
-                               "sent an alert about that customer, and by "
-                               "`{\"customer_ref\"}` alone to any other stream resumed "
-                               "with Last-Event-ID, which first gets one for each customer "
-                               "this process saw erased in the last 24 hours; "
+                               "sent an alert about that customer, and to any other stream "
+                               "resumed with Last-Event-ID (which first gets one for each "
+                               "customer this process saw erased in the last 24 hours), "
+                               "by `{\"customer_ref\"}` alone if it asked for "
+                               "`erasures=ref`; "
                                "`event: gap`, with no id, carries `{\"missed\": "
                                "[{\"partition\", \"after\", \"before\"}]}`: alerts after "
                                "the resumed position that are no longer buffered.",
@@ -242,6 +243,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "parameters": [
                     {"name": "queue", "in": "query", "schema": {"type": "string"},
                      "description": "Only this queue's alerts, and those for no queue."},
+                    {"name": "erasures", "in": "query",
+                     "schema": {"type": "string", "enum": ["ref"]},
+                     "description": "`ref`: the screen drops cards by `customer_ref`, so "
+                     "erasures of customers it was not sent alerts about name no id."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it). "
                      "An id that is not a position of this stream resumes nothing: the "
@@ -249,7 +254,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},
-                              **_errors(401, 403, 429)},
+                              **_errors(400, 401, 403, 429)},
             }},
             "/console": {"get": {"summary": "The contact-centre screen.",
                                  "responses": {"200": {"description": "HTML"}}}},

@@ -4,8 +4,9 @@ Every alert a screen is sent carries ``customer_ref``, a keyed hash of the custo
 (:class:`CustomerRefs`), which names no one to whoever lacks the secret. When a customer
 is erased, a screen that was sent alerts about them on this connection is told their id
 and ref (it knows the id already); one that may still show their alerts from before it
-resumed is told the ref alone, enough to drop the cards that carry it; any other screen is
-told nothing (:class:`Screen`).
+resumed is told the ref alone, enough to drop the cards that carry it, if it asked for
+that (``?erasures=ref``, as the console does), else the id and ref, as screens written
+before refs expect; any other screen is told nothing (:class:`Screen`).
 """
 
 from __future__ import annotations
@@ -70,12 +71,13 @@ class Screen:
     {'customer_id': 'c1', 'customer_ref': 'ref-1'}
     >>> screen.erasure(Erased("c2", "ref-2")) is None  # never shown: never told
     True
-    >>> Screen(resumed=True).erasure(Erased("c2", "ref-2"))  # may show it from before
+    >>> Screen(resumed=True, by_ref=True).erasure(Erased("c2", "ref-2"))  # from before
     {'customer_ref': 'ref-2'}
     """
 
-    def __init__(self, resumed: bool, limit: int = 10_000) -> None:
+    def __init__(self, resumed: bool, by_ref: bool = False, limit: int = 10_000) -> None:
         self._may_show_others = resumed  # alerts from its last connection, about anyone
+        self._by_ref = by_ref  # it drops cards by ref: no id it was not sent
         self._limit = limit
         self._customers: set[str] = set()
 
@@ -89,13 +91,14 @@ class Screen:
 
     def erasure(self, erased: Erased) -> dict[str, str] | None:
         """What to tell the screen of ``erased``: id and ref when it was sent alerts
-        about them (then the id is forgotten here), the ref when it may show them from
-        before, else nothing."""
+        about them (then the id is forgotten here); when it may show them from before,
+        the ref alone if it drops cards by ref, else id and ref; otherwise nothing."""
+        named = {"customer_id": erased.customer_id, "customer_ref": erased.customer_ref}
         if erased.customer_id in self._customers:
             self._customers.discard(erased.customer_id)
-            return {"customer_id": erased.customer_id, "customer_ref": erased.customer_ref}
+            return named
         if self._may_show_others:
-            return {"customer_ref": erased.customer_ref}
+            return {"customer_ref": erased.customer_ref} if self._by_ref else named
         return None
 
 
@@ -104,9 +107,9 @@ class RecentErasures:
     of the last ``keep_s`` seconds (the ids stay in memory only, never in a log).
 
     >>> recent = RecentErasures(limit=2)
-    >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id)
-    >>> "c1" in recent, recent.customers()
-    (False, ['c2', 'c3'])
+    >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id, "ref-" + customer_id)
+    >>> "c1" in recent, recent.customers(), recent.erasures()[0]
+    (False, ['c2', 'c3'], Erased(customer_id='c2', customer_ref='ref-c2'))
     """
 
     def __init__(
@@ -114,7 +117,7 @@ class RecentErasures:
         clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self._limit, self._keep_s, self._clock = limit, keep_s, clock
-        self._when: dict[str, float] = {}  # oldest first
+        self._when: dict[str, tuple[float, str]] = {}  # id -> (when, ref), oldest first
 
     @property
     def keep_s(self) -> float:
@@ -124,12 +127,13 @@ class RecentErasures:
     def limit(self) -> int:
         return self._limit
 
-    def add(self, customer_id: str, at: float | None = None) -> None:
+    def add(self, customer_id: str, customer_ref: str, at: float | None = None) -> None:
         """The customer was erased ``at`` (default: now; never later than now). Older
-        erasures are added first (a process that starts reads them in that order)."""
+        erasures are added first (a process that starts reads them in that order). The
+        ref is kept too: a screen that resumes is told of every one by it."""
         now = self._clock()
         self._when.pop(customer_id, None)
-        self._when[customer_id] = now if at is None else min(at, now)
+        self._when[customer_id] = (now if at is None else min(at, now), customer_ref)
         self._trim()
 
     def __contains__(self, customer_id: object) -> bool:
@@ -141,10 +145,15 @@ class RecentErasures:
         self._trim()
         return list(self._when)
 
+    def erasures(self) -> list[Erased]:
+        """The erasures made lately, oldest first."""
+        self._trim()
+        return [Erased(customer_id, ref) for customer_id, (_, ref) in self._when.items()]
+
     def _trim(self) -> None:
         oldest = self._clock() - self._keep_s
         while self._when:
             first = next(iter(self._when))
-            if len(self._when) <= self._limit and self._when[first] >= oldest:
+            if len(self._when) <= self._limit and self._when[first][0] >= oldest:
                 return
             del self._when[first]

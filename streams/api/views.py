@@ -350,26 +350,35 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert
     position = hub.position(last_id)
+    erasures = request.query.get("erasures")
+    if erasures not in (None, "ref"):
+        raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
+    by_ref = erasures == "ref"  # it drops cards by customer_ref: it need not learn ids
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     })  # fmt: skip
     await response.prepare(request)
     inbox = hub.subscribe()
-    screen = Screen(resumed=last_id is not None)
+    quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
+    screen = Screen(resumed=last_id is not None, by_ref=by_ref)
     head = b"retry: 2000\n\n"
     if last_id is not None:  # it may show alerts of customers erased while it was away
-        head += b"".join(_erased_sse({"customer_ref": hub.refer(c)})
-                         for c in hub.erased_lately.customers())  # fmt: skip
+        notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
+        head += b"".join(_erased_sse(n) for n in notices if n is not None)
         head += _gap_sse(hub.missed(position))
+    # partitions with nothing to send from: passed all the same, so that its event ids
+    # name them, and alerts it misses there while away are told as a gap
+    position.cover(quiet)
     try:
         await _write(request, response, head)
         # what arrives while the backlog is sent, or twice, is passed already: once each
-        for alert in hub.since(position, queue):
+        for alert in hub.since(position, None):
             if not position.passed(alert):
-                position.advance(alert)
-                if alert.intervention.customer_id not in hub.erased_lately:
-                    screen.sent(alert.intervention.customer_id)
+                position.advance(alert)  # left out by the queue filter, or sent
+                customer_id = alert.intervention.customer_id
+                if for_queue(alert, queue) and customer_id not in hub.erased_lately:
+                    screen.sent(customer_id)
                     await _write(request, response, _sse(position.event_id(), alert.raw))
         while not (inbox.closed and inbox.empty()):
             try:
@@ -409,7 +418,10 @@ async def _write(request: web.Request, response: web.StreamResponse, data: bytes
 
 
 def _sse(event_id: str, data: bytes) -> bytes:
-    return b"id: " + event_id.encode() + b"\nevent: intervention\ndata: " + data + b"\n\n"
+    """One ``data:`` line per line of ``data`` (JSON from other producers may hold line
+    breaks between its tokens; a client joins the lines with newlines again)."""
+    lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
+    return b"id: " + event_id.encode() + b"\nevent: intervention\n" + lines + b"\n"
 
 
 def _erased_sse(told: dict[str, str]) -> bytes:

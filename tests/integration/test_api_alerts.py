@@ -150,8 +150,9 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             backlog = await receive(fresh, 2)
             assert ids(backlog) == ["iv-2", "iv-4"]
             await fresh.nothing_more(1.0)
-    for stream, last_id in zip(streams, last_ids, strict=True):
-        async with SseClient(stream, {**DEV_AUTH, "Last-Event-ID": last_id}) as resumed:
+    for stream, last_id in zip(streams, last_ids, strict=True):  # as the console asks
+        by_ref = f"{stream}?erasures=ref"
+        async with SseClient(by_ref, {**DEV_AUTH, "Last-Event-ID": last_id}) as resumed:
             notice = await resumed.next()  # by ref alone: it learns no one's id
             assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
             await resumed.nothing_more(1.0)
@@ -177,7 +178,7 @@ async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
         (shown,) = await receive(billing, 1)
         assert ids([shown]) == ["iv-2"]
         after_2 = {**DEV_AUTH, "Last-Event-ID": str(shown.id)}
-        async with SseClient(f"{stream}?queue=billing", after_2) as resumed:
+        async with SseClient(f"{stream}?queue=billing&erasures=ref", after_2) as resumed:
             await resumed.subscribed()
             erased = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
             assert erased.status == 200, erased

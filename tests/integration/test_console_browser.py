@@ -421,9 +421,9 @@ def scripted_alert(n: int) -> bytes:
     return json.dumps({
         "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "customer_ref": f"ref-{n}",
         "ts": _iso(datetime.now(UTC)),
-        "kind": "retention_call", "priority": 2, "queue": "q1", "agent_id": None,
-        "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
-        "context": {},
+        "kind": "constructor" if n == 349 else "retention_call", "priority": 2, "queue": "q1",
+        "agent_id": None, "trigger_event_id": None, "reasons": [],
+        "suggested_action": "Call them.", "context": {"segment": "__proto__"},
     }).encode()  # fmt: skip
 
 
@@ -523,4 +523,14 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
         20, "the alerts after the reload",
     )  # fmt: skip
     assert acknowledged.startswith("Acknowledged ") and await page.js(label) == acknowledged
+    # a kind or segment named like an object's own property is a name like any other
+    card = "document.querySelector('[data-intervention-id=\"iv-349\"]')"
+    assert await page.js(f"{card}.querySelector('.alert-kind').textContent") == "Constructor"
+    assert "object" not in await page.js(f"{card}.querySelector('.seg').textContent")
+
+    # Disconnect forgets the key this browser kept (a desk may be shared)
+    assert await page.js("Object.values(localStorage).includes('k1')")
+    await page.js("document.getElementById('disconnect-btn').click()")
+    assert not await page.js("Object.values(localStorage).includes('k1')")
+    assert await page.js("document.getElementById('api-key').value") == ""
     assert page.errors == [], page.errors

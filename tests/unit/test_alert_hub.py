@@ -201,11 +201,12 @@ def test_recent_erasures_keep_the_newest_for_a_day() -> None:
     recent = RecentErasures(limit=3, clock=lambda: now[0])
     for n, customer in enumerate("abcd"):
         now[0] = n * 3600.0
-        recent.add(customer)
+        recent.add(customer, REFS(customer))
     assert recent.customers() == ["b", "c", "d"] and "a" not in recent  # at most 3
+    assert recent.erasures() == [Erased(c, REFS(c)) for c in "bcd"]  # each with its ref
     now[0] = 3600.0 * 26.5  # b (erased at 1 h) and c (2 h) are over a day old now
     assert recent.customers() == ["d"] and "b" not in recent
-    recent.add("d")  # erased again: remembered from now
+    recent.add("d", REFS("d"))  # erased again: remembered from now
     now[0] = 3600.0 * 30
     assert "d" in recent
 

@@ -83,11 +83,15 @@ def alert(n: int, customer: str, reasons: Sequence[str] = ()) -> Alert:
     return Alert(f"0-{n}", decode_intervention(raw), raw)
 
 
-async def read_stream(hub: AlertHub, last_id: str | None, until: bytes) -> bytes:
-    """What a screen is sent up to ``until`` (and what came with it), then the stream ends."""
+async def read_stream(
+    hub: AlertHub, last_id: str | None, until: bytes, by_ref: bool = True
+) -> bytes:
+    """What a screen (one that drops cards by ref, as the console, unless ``by_ref`` is
+    false) is sent up to ``until`` (and what came with it), then the stream ends."""
     headers = AUTH if last_id is None else {**AUTH, "Last-Event-ID": last_id}
+    query = {"erasures": "ref"} if by_ref else {}
     async with TestClient(TestServer(api_app(alerts=hub))) as client:
-        reply = await client.get("/v1/alerts/stream", headers=headers)
+        reply = await client.get("/v1/alerts/stream", headers=headers, params=query)
         start = await asyncio.wait_for(reply.content.readuntil(until), 5)
         hub.close_all()
         return start + await asyncio.wait_for(reply.content.read(), 5)
@@ -105,6 +109,47 @@ async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -
     assert b"c-gone" not in resumed  # by ref: the screen learns no one's id from it
     fresh = await read_stream(hub, None, b"iv-2")  # shows nothing from before: not told
     assert b"c-gone" not in fresh
+    # a screen written before refs (it did not ask for them) is told the id, as it was
+    older = await read_stream(hub, "0-2", b"event: erasure\n", by_ref=False)
+    named = b'{"customer_id":"c-gone","customer_ref":"' + REFS("c-gone").encode() + b'"}'
+    assert older.startswith(b"retry: 2000\n\nevent: erasure\ndata: " + named)
+
+
+async def test_a_screen_asking_for_unknown_erasure_notices_gets_a_400() -> None:
+    hub = buffered_hub()
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH, params={"erasures": "x"})
+        assert reply.status == 400
+        assert (await reply.json())["error"] == "invalid_erasures"
+
+
+async def test_an_alert_with_line_breaks_reaches_the_screen_whole() -> None:
+    """JSON from another producer may break lines between its tokens: each line is
+    sent as a data line, which a client joins again."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    pretty = json.dumps(json.loads(alert(1, "c-1").raw), indent=2).encode()
+    hub.publish([Alert("0-1", decode_intervention(pretty), pretty.replace(b"\n", b"\r\n"))])
+    stream = await read_stream(hub, None, b"\n\n", by_ref=True)
+    stream = stream[stream.index(b"event: intervention\n") :]
+    event = stream[: stream.index(b"\n\n")].decode()
+    data = "\n".join(line[6:] for line in event.splitlines() if line.startswith("data: "))
+    assert json.loads(data)["intervention_id"] == "iv-1"
+
+
+async def test_alerts_missed_in_a_partition_that_sent_the_screen_nothing_are_told() -> None:
+    """The screen was sent nothing from partition 1 (none of its alerts were buffered);
+    while it was away, alerts there left the buffer unsent: it is told of the gap."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
+                   backlog=3)  # fmt: skip
+    hub.publish([alert(1, "c-1")])
+    hub._alerts_read = {0: 2, 1: 10}  # where the fan-out reads next (1: its alerts left)
+    first = await read_stream(hub, None, b'"iv-1"')
+    last_id = first.split(b"id: ")[1].split(b"\n")[0].decode()
+    assert last_id == "0-1.1-9"  # it names partition 1 too
+    later = [alert(n, f"c-{n}") for n in range(10, 14)]
+    hub.publish([Alert(f"1-{n}", a.intervention, a.raw) for n, a in enumerate(later, 10)])
+    resumed = await read_stream(hub, last_id, b"event: intervention\n")
+    assert b'event: gap\ndata: {"missed":[{"partition":1,"after":9,"before":11}]}' in resumed
 
 
 @pytest.mark.parametrize("behind", [False, True])
