@@ -9,7 +9,7 @@ from typing import Any, Literal
 from feature_store.connection import Call, StoreConnection
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
-from feature_store.records import DecisionRecord, StoreConfig
+from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
 # what became of an outcome's claim ("relearn": read again from the record that claimed it)
 Claim = Literal["learn", "relearn", "skip", "no_context"]
@@ -52,7 +52,7 @@ class DecisionLog:
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
             args = [
                 r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
-                config.decisions_kept, trigger, now_ms, config.ttl_s,
+                config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
         await self._conn.eval_mixed("decisions", calls)

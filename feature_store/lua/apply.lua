@@ -78,8 +78,10 @@ local function keep_withdrawals(hash)
   if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
 end
 local function remember()  -- the fact's id, for the dedupe horizon at least
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
+  -- added first: the set never empties, so it keeps its expiry (an emptied key would go,
+  -- and come back with none)
   redis.call('ZADD', seen, ARGV[3], fact_id)
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. string.format('%d', now - tonumber(ARGV[5])))
 end
 local age = now - ts
 if age >= ttl_ms then  -- its profile would have expired: only its withdrawals are kept

@@ -6,29 +6,39 @@
 -- the topics) is not kept. Does nothing for an erased customer.
 -- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
---       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s)
+--       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
+--       9 live lag (ms): a decision at most this old counts as made now (apply.lua's)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- The context's lifetime counts from the decision (never longer than the ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
 local left_s = math.min(tonumber(ARGV[2]), tonumber(ARGV[2]) - age_s)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
-redis.call('EXPIRE', KEYS[2], ARGV[8])
--- Ids leave the index an hour after their contexts expire: clocks of other processes
--- may be a little ahead of the one that stored them.
-local kept_s = tonumber(ARGV[2]) + 3600
-if left_s > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', left_s, 'NX')
-  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+-- The customer's keys live the key ttl from the decision's time, as apply.lua has them
+-- live from the touchpoint's: a replayed decision renews an expiry only as far as its
+-- time gives, never shortening one (a rebuild must not keep a quiet customer's ids 400
+-- days more); one dated the ttl or longer ago keeps nothing but its mark below.
+local age_ms = tonumber(ARGV[7]) - tonumber(ARGV[3])
+local life_ms = tonumber(ARGV[8]) * 1000 - math.max(0, age_ms - tonumber(ARGV[9] or '0'))
+if life_ms > 0 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+  local left = redis.call('PTTL', KEYS[2])
+  if left == -1 or left < life_ms then redis.call('PEXPIRE', KEYS[2], life_ms) end
+  -- Ids leave the index an hour after their contexts expire: clocks of other processes
+  -- may be a little ahead of the one that stored them.
+  local kept_s = tonumber(ARGV[2]) + 3600
+  if left_s > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', left_s, 'NX')
+    redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf',
+             '(' .. string.format('%d', tonumber(ARGV[7]) - kept_s * 1000))
+  redis.call('EXPIRE', KEYS[5], kept_s)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf',
-           '(' .. string.format('%d', tonumber(ARGV[7]) - kept_s * 1000))
-redis.call('EXPIRE', KEYS[5], kept_s)
-if ARGV[6] ~= '' then
+-- the trigger is marked decided in a seen set that exists, or one made here (a decision
+-- replayed without its touchpoint), which expires as one apply.lua makes does
+if ARGV[6] ~= '' and (life_ms > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
   redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
-  -- a seen set made here (a decision replayed without its touchpoint) expires as one
-  -- apply.lua makes does; one that has an expiry keeps it
-  if redis.call('TTL', KEYS[3]) == -1 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end
+  if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], life_ms) end
 end
 return 1

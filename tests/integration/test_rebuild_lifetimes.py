@@ -92,17 +92,25 @@ async def test_rebuild_lets_keys_expire_the_ttl_after_the_newest_activity(
         (b"rl-quiet", days_ago("consent", "rl-quiet", "rl-q2", 500, granted=False)),
         (b"rl-old", days_ago("web_click", "rl-old", "rl-o1", 300)),
     ])  # fmt: skip
-    await write(pipeline, "next-best-offers", [(b"rl-quiet", decision("rl-dq", "rl-quiet", 500))])
+    await write(
+        pipeline,
+        "next-best-offers",
+        [
+            (b"rl-quiet", decision("rl-dq", "rl-quiet", 500)),
+            (b"rl-old", decision("rl-do", "rl-old", 300)),
+        ],
+    )
     report, store = await rebuilt(pipeline, private_redis)
     admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
     try:
         assert (report.applied, report.expired) == (1, 2)
         quiet = store._keys.for_customer("rl-quiet")
-        assert not await admin.exists(quiet.profile, quiet.windows, quiet.contacts)
+        assert not await admin.exists(quiet.profile, quiet.windows, quiet.contacts,
+                                      quiet.decisions)  # fmt: skip
         kept = await store.read("rl-quiet")  # known by their withdrawal alone
         assert kept is not None and kept.events == 0 and not kept.consents_to("email")
         old = store._keys.for_customer("rl-old")
-        for key in (old.profile, old.windows, old.recent):
+        for key in (old.profile, old.windows, old.recent, old.decisions):
             assert 100.9 < await admin.pttl(key) / DAY_MS <= 101, key  # 400 - 300 (+1)
     finally:
         await admin.aclose()

@@ -155,6 +155,31 @@ async def test_a_replay_within_the_horizon_is_known_after_the_profile_expired(
         await store.close()
 
 
+async def test_the_seen_ids_keep_their_expiry_when_every_one_has_aged_out(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """Ten days after a click, an email sent to the customer: the click's id is past the
+    dedupe horizon and leaves the set; the set keeps the expiry the click gave it (it
+    used to empty, go, and come back with a fresh one, outliving the profile)."""
+    now = [time.time()]
+    store = _store(private_redis, clock=lambda: now[0])
+    try:
+        at = datetime.fromtimestamp(now[0], UTC)
+        await store.apply([_click("ev-seen-1", "aged", at)])
+        k = _keys_of(store, "aged")
+        for key in (k.profile, k.seen):  # ten days go by
+            await admin.expire(key, TTL_S - 10 * DAY_S)
+        now[0] += 10 * DAY_S
+        later = at + timedelta(days=10)
+        assert await store.apply([_email("ev-seen-2", "aged", "delivered", later)]) == [
+            ApplyStatus.APPLIED]  # fmt: skip
+        assert await admin.zrange(k.seen, 0, -1) == ["t:ev-seen-2"]
+        left = await admin.ttl(k.seen)
+        assert TTL_S - 10 * DAY_S - 60 <= left <= TTL_S - 10 * DAY_S, left / DAY_S
+    finally:
+        await store.close()
+
+
 async def test_a_decision_without_its_touchpoint_leaves_no_key_without_expiry(
     private_redis: LocalRedis, admin: aioredis.Redis
 ) -> None:
@@ -168,7 +193,9 @@ async def test_a_decision_without_its_touchpoint_leaves_no_key_without_expiry(
         await store.decisions.record([DecisionRecord("new", "d1", decided_ms, b"{}", "ev1")])
         k = _keys_of(store, "new")
         assert await admin.zrange(k.seen, 0, -1) == ["d:t:ev1"]
-        assert TTL_S - 60 <= await admin.ttl(k.seen) <= TTL_S
+        life_s = TTL_S - 2 * DAY_S  # from the decision's time: 3 days ago, less a day's lag
+        for key in (k.seen, k.decisions):
+            assert life_s - 60 <= await admin.ttl(key) <= life_s, key
         for key in [*k.all(), k.context("d1")]:
             assert await admin.ttl(key) != -1, key
 
