@@ -186,6 +186,10 @@ class Metrics:
         self.catalogue_offers = Gauge(
             "moments_catalogue_offers", "Offers in the catalogue in use.", registry=r
         )
+        self.alert_streams = Gauge(
+            "moments_alert_streams_open", "Alert streams (screens) this API process serves.",
+            registry=r,
+        )  # fmt: skip
 
     # PipelineObserver
     def batch_handled(self, result: BatchResult) -> None:

@@ -34,7 +34,7 @@ _POSITIVE = (
 _NOT_NEGATIVE = ("max_future_skew_s", "high_value")
 _AT_LEAST_ONE = (
     "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
-    "api_max_items", "api_max_body_bytes",
+    "api_max_items", "api_max_body_bytes", "api_max_streams_per_key",
 )  # fmt: skip
 MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
@@ -115,6 +115,7 @@ class Settings:
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
+    api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request

@@ -238,7 +238,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "`erasures=ref`; "
                                "`event: gap`, with no id, carries `{\"missed\": "
                                "[{\"partition\", \"after\", \"before\"}]}`: alerts after "
-                               "the resumed position that are no longer buffered.",
+                               "the resumed position that are no longer buffered. A key "
+                               "holds at most `MOMENTS_API_MAX_STREAMS_PER_KEY` streams "
+                               "open at once; one more is answered 429 "
+                               "`too_many_streams`.",
                 "security": [*_SECURITY, {"apiKeyQuery": []}], "x-scope": "profile-read",
                 "parameters": [
                     {"name": "queue", "in": "query", "schema": {"type": "string"},

@@ -39,6 +39,7 @@ from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
 from streams.api.screen_erasures import CustomerRefs
+from streams.api.stream_seats import StreamSeats
 from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options
@@ -64,6 +65,7 @@ class Api:
     catalogue: CatalogueHolder
     keys: KeyRing
     limiter: RateLimiter
+    streams: StreamSeats  # alert streams open, per key
     metrics: Metrics
     alerts: AlertHub
     risk: RiskHolder
@@ -134,6 +136,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             budgets_counted=metrics.budgets_counted,
             gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
         )  # fmt: skip
+        seats = StreamSeats(settings.api_max_streams_per_key)
+        metrics.alert_streams.set_function(lambda: seats.open)
         app[API_KEY] = Api(
             settings=settings,
             store=feature_store,
@@ -144,6 +148,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             catalogue=catalogue,
             keys=keyring(settings),
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+            streams=seats,
             metrics=metrics,
             alerts=hub,
             risk=risk,

@@ -27,7 +27,7 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.alerts import for_queue
+from streams.api.alerts import AlertHub, StreamPosition, for_queue
 from streams.api.auth import ApiKey
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
@@ -340,11 +340,14 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
+STREAM_RETRY_S = 15  # a key out of streams: when to try again (a gone screen's seat is
+# given back at the stream's next write, a keep-alive at most 15 s away)
 
 
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
-    authorise(request, "profile-read", key_in_query=True)
-    hub = _api(request).alerts
+    key = authorise(request, "profile-read", key_in_query=True)
+    api = _api(request)
+    hub = api.alerts
     queue = request.query.get("queue") or None
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     # before the stream starts, after which no error can be answered: an id that is not
@@ -354,6 +357,25 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     if erasures not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
     by_ref = erasures == "ref"  # it drops cards by customer_ref: it need not learn ids
+    if not api.streams.take(key.name):
+        raise ApiError(429, "too_many_streams",
+                       f"key {key.name!r} has {api.streams.per_key} alert streams open "
+                       "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
+                       headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
+    try:
+        return await _stream(request, hub, position, last_id, queue, by_ref)
+    finally:
+        api.streams.give_back(key.name)
+
+
+async def _stream(
+    request: web.Request,
+    hub: AlertHub,
+    position: StreamPosition,
+    last_id: str | None,
+    queue: str | None,
+    by_ref: bool,
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",

@@ -12,9 +12,18 @@ from typing import Any
 
 import pytest
 
+from streams.api.auth import hash_key
 from streams.api.screen_erasures import CustomerRefs
 from tests.integration.conftest import SECRET, Pipeline
-from tests.integration.test_api_support import DEV_AUTH, SseClient, SseEvent, assert_error, call
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    SseClient,
+    SseEvent,
+    assert_error,
+    call,
+    eventually,
+    metric_total,
+)
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -221,3 +230,48 @@ async def test_a_screen_resumes_on_another_replica_without_a_gap_or_a_repeat(
         got = await receive(resumed, len(later))
         assert sorted(ids(got)) == sorted(a["intervention_id"] for a in later)
         await resumed.nothing_more(1.0)
+
+
+async def test_a_key_holds_at_most_its_streams_and_a_closed_screen_frees_its_seat(
+    pipeline: Pipeline,
+) -> None:
+    desk = "desk-secret"
+    keys = f"desk:profile-read:{hash_key(desk)};wall:profile-read:{hash_key('wall-secret')}"
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys, MOMENTS_API_MAX_STREAMS_PER_KEY="2")
+    stream = f"{api.url}/v1/alerts/stream"
+    as_desk = {"Authorization": f"Bearer {desk}"}
+
+    async with SseClient(stream, as_desk) as first, SseClient(stream, as_desk) as second:
+        for client in (first, second):
+            await client.subscribed()
+        assert metric_total(api, "moments_alert_streams_open") == 2
+        refused = await call("GET", stream, headers=as_desk)
+        body = assert_error(refused, 429, "too_many_streams")
+        assert "2 alert streams" in body["message"]
+        assert refused.headers["Retry-After"] == "15"
+        # the key in the query, as EventSource sends it, counts alike
+        assert_error(await call("GET", f"{stream}?api_key={desk}"), 429, "too_many_streams")
+        # another key has seats of its own
+        async with SseClient(f"{stream}?api_key=wall-secret") as wall:
+            await wall.subscribed()
+            assert metric_total(api, "moments_alert_streams_open") == 3
+        # the open streams still carry alerts
+        await send(pipeline, intervention(1, None))
+        assert ids(await receive(first, 1)) == ids(await receive(second, 1)) == ["iv-1"]
+
+    # once the server sees a screen gone (at its next write: a keep-alive within 15 s),
+    # its seat is the key's again
+    async def admitted() -> bool:
+        async with SseClient(stream, as_desk) as again:
+            assert again.response is not None
+            if again.response.status == 429:
+                return False
+            await again.subscribed()
+            return True
+
+    await eventually(admitted, "a stream for the key once its screens closed", within=40)
+    await eventually(lambda: _no_streams(api), "no stream open once every screen closed", within=40)
+
+
+async def _no_streams(api: Any) -> bool:
+    return metric_total(api, "moments_alert_streams_open") == 0

@@ -2,8 +2,8 @@
 Kafka or Redis; no tests here.
 
 :func:`api_app` gives an application whose ``Api`` holds only what those views use (keys,
-rate limits, settings, and whatever else a test passes); :func:`raw_request` sends bytes
-as they are, which an HTTP client would refuse to (headers that are not UTF-8).
+rate limits, stream seats, settings, and whatever else a test passes); :func:`raw_request`
+sends bytes as they are, which an HTTP client would refuse to (headers that are not UTF-8).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from streams.api.errors import json_errors
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
 from streams.api.server import API_KEY, Api
+from streams.api.stream_seats import StreamSeats
 from streams.settings import Settings
 
 SHOP = "https://shop.example"
@@ -41,6 +42,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         settings=settings,
         keys=KeyRing.parse(settings.api_keys) if settings.api_keys else KeyRing.development(),
         limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+        streams=StreamSeats(settings.api_max_streams_per_key),
         **parts,
     )
     app[API_KEY] = cast(Api, api)
