@@ -62,12 +62,14 @@ class CustomerState:
         ttl_ms: int = 400 * DAY_MS,
         live_lag_ms: int = LIVE_LAG_MS,
     ) -> int:
+        ts = fact.ts_ms
+        age = now_ms - ts
         if fact.fact_id in self.seen:
+            if age >= ttl_ms:  # too old to decide on, the first time or since
+                return 4
             return 2 if f"d:{fact.fact_id}" in self.seen else 0
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
-        ts = fact.ts_ms
-        age = now_ms - ts
         if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
             self._withdrawals_only(fact)
             self._expire_at_least("seen", now_ms + horizon_ms)

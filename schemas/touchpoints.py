@@ -21,6 +21,9 @@ from schemas.timezones import is_timezone
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 Sentiment = Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# copied into the alerts a call raises: a longer one could make the alert too large for
+# Kafka, and its whole batch would be given up
+Label = Annotated[str, msgspec.Meta(max_length=256)]
 Channel = Literal["email", "sms", "call", "web", "all"]
 
 
@@ -72,8 +75,8 @@ class Call(Touchpoint, tag="call", frozen=True, kw_only=True):
     reason: Literal["sales", "support", "billing", "complaint", "cancel", "other"]
     duration_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     sentiment: Sentiment | None = None
-    queue: str | None = None
-    agent_id: str | None = None
+    queue: Label | None = None
+    agent_id: Label | None = None
 
 
 class Email(Touchpoint, tag="email", frozen=True, kw_only=True):

@@ -28,18 +28,20 @@
 -- profile). The fact's id is remembered for the dedupe horizon at least.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
 -- 3 the customer was erased (nothing is written), 4 dated the ttl or longer ago (not
--- applied, but for its withdrawals).
+-- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
 local fact_id = ARGV[1]
-if redis.call('ZSCORE', seen, fact_id) then
-  if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
-  return 0
-end
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local ttl_ms = ttl * 1000
+if redis.call('ZSCORE', seen, fact_id) then
+  -- seen before, and now too old to decide on, as it was the first time or is since
+  if now - ts >= ttl_ms then return 4 end
+  if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
+  return 0
+end
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
 local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
                     'subscribed:email'}

@@ -58,6 +58,10 @@ def ecma_patterns(schema: Any) -> Any:
         ref_template="#/components/schemas/{name}",
     )
 )
+# as answered over HTTP: each offer with its title from the catalogue it was decided with
+_RECOMMENDATION = {"allOf": [_DECISION, {"type": "object", "properties": {"offers": {
+    "type": "array", "items": {"type": "object", "properties": {
+        "title": {"type": "string"}}}}}}]}  # fmt: skip
 _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_now"],
     "properties": {"available_now": {"type": "boolean"},
                    "shown_today": {"anyOf": [{"type": "integer", "minimum": 0},
@@ -122,7 +126,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "schema": {"enum": ["web", "email", "sms", "call"], "default": "web"}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}],
-                "responses": {"200": _json(_DECISION), **_errors(400, 401, 403, 429)},
+                "responses": {"200": _json(_RECOMMENDATION), **_errors(400, 401, 403, 429)},
             }},
             "/v1/customers/{customer_id}": {
                 "get": {"summary": "The customer's profile.", "security": _SECURITY,
@@ -208,6 +212,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
             }},
             "/v1/events": {"post": {
                 "summary": "Validate touchpoints and produce them to Kafka.",
+                "description": "Beyond the schema, a 422 names an item whose survey "
+                               "`score` is outside its `scale` (csat5 1 to 5, nps 0 to "
+                               "10), whose `ts` is more than MOMENTS_MAX_FUTURE_SKEW_S "
+                               "ahead of the server's clock, or has a leap second.",
                 "security": _SECURITY, "x-scope": "ingest",
                 "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}, max_items),
                 "responses": {"202": _accepted("event_ids"),

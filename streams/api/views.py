@@ -115,6 +115,8 @@ async def recommendations(request: web.Request) -> web.Response:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")
     except StoreUnavailable:
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
+    if decision.fallback and customer_id in api.alerts.erased_lately:
+        erased = True  # the tombstone went unread: what this process knows of erasures
     if not erased:
         if decision.fallback:  # shown all the same, so published all the same
             api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
@@ -145,6 +147,9 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
     except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
         raise ApiError(400, "malformed_body", "the body could not be read: its "
                        "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
+    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
+        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
+                       "body (its Content-Length) arrived") from exc  # fmt: skip
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -340,8 +345,9 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
+KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
 STREAM_RETRY_S = 15  # a key out of streams: when to try again (a gone screen's seat is
-# given back at the stream's next write, a keep-alive at most 15 s away)
+# given back at the stream's next write, a keep-alive at most KEEP_ALIVE_S away)
 
 
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
@@ -402,11 +408,20 @@ async def _stream(
                 if for_queue(alert, queue) and customer_id not in hub.erased_lately:
                     screen.sent(customer_id)
                     await _write(request, response, _sse(position.event_id(), alert.raw))
+        loop = asyncio.get_running_loop()
+        # A screen gone is seen at the next write, or when a notice wakes the stream up:
+        # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
+        # meanwhile that this screen was not sent (other queues' alerts), so that a stream
+        # whose screen left ends within that time, and gives its seat back.
+        quiet_until = loop.time() + KEEP_ALIVE_S
         while not (inbox.closed and inbox.empty()):
+            if request.transport is None or request.transport.is_closing():
+                break  # the screen has gone
             try:
-                notice = await asyncio.wait_for(inbox.get(), timeout=15)
+                notice = await asyncio.wait_for(inbox.get(), quiet_until - loop.time())
             except TimeoutError:
                 await _write(request, response, b": keep-alive\n\n")
+                quiet_until = loop.time() + KEEP_ALIVE_S
                 continue
             if notice is None:  # the process is stopping
                 break
@@ -414,12 +429,14 @@ async def _stream(
                 told = screen.erasure(notice)
                 if told is not None:
                     await _write(request, response, _erased_sse(told))
+                    quiet_until = loop.time() + KEEP_ALIVE_S
             elif not position.passed(notice):
                 position.advance(notice)  # left out by the queue filter, or sent
                 customer_id = notice.intervention.customer_id
                 if for_queue(notice, queue) and customer_id not in hub.erased_lately:
                     screen.sent(customer_id)
                     await _write(request, response, _sse(position.event_id(), notice.raw))
+                    quiet_until = loop.time() + KEEP_ALIVE_S
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

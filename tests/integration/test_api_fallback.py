@@ -20,6 +20,7 @@ from tests.integration.test_api_support import (
     call,
     event,
     metric_total,
+    read_to_end,
 )
 
 pytestmark = pytest.mark.integration
@@ -152,3 +153,27 @@ async def test_offers_are_listed_without_budget_counts_when_redis_is_down(
     assert down.status == 200 and down.json["budgets_read"] is False, down
     assert down.json["offers"][0]["shown_today"] is None
     assert down.json["offers"][0]["title"] == "Voucher"
+
+
+async def test_a_customer_erased_lately_is_not_published_when_their_answer_falls_back(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """With Redis down the tombstone cannot be read; the erasures the API has seen (its
+    own, and those on the erasures topic in the last day) keep the fallback answer to an
+    erased customer from being published or counted."""
+    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
+    erased = await call("DELETE", f"{api.url}/v1/customers/fb-gone", headers=DEV_AUTH)
+    assert erased.status == 200, erased
+    private_redis.stop()
+    for customer in ("fb-gone", "fb-here"):
+        reply = await call(
+            "GET", f"{api.url}/v1/customers/{customer}/recommendations", headers=DEV_AUTH
+        )
+        assert reply.status == 200 and reply.json["fallback"] is True, reply
+    assert metric_total(api, FALLBACKS) == 1
+    topic = pipeline.topic("next-best-offers")
+    records = await consume_all(pipeline.services.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["customer_id"] for r in records] == ["fb-here"]  # type: ignore[attr-defined]
+    await asyncio.sleep(1)  # published after the other's, had it been
+    later = await read_to_end(pipeline.services.kafka_bootstrap, topic)
+    assert [json.loads(r.value)["customer_id"] for r in later] == ["fb-here"]

@@ -334,7 +334,9 @@ async def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawa
 ) -> None:
     """`moments rebuild` replaying a customer quiet longer than the TTL: live, their
     profile had expired, so the replay makes none (EXPIRED); a withdrawal among those
-    events is kept, as live it outlived the profile; a replay is still a duplicate."""
+    events is kept, as live it outlived the profile. Applied again (a batch retried, a
+    producer's retry), it is too old still: EXPIRED, not a duplicate, which the pipeline
+    would decide on as one whose decision a crash kept from going out."""
     store = _store(private_redis)
     now = datetime.now(UTC)
     old = now - timedelta(days=101)
@@ -353,7 +355,7 @@ async def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawa
             "consent:email": "0",
             "consent:email@": str(int(old.timestamp() * 1000)),
         }
-        assert await store.apply(events) == [ApplyStatus.DUPLICATE] * 2
+        assert await store.apply(events) == [ApplyStatus.EXPIRED] * 2
         known = await store.read("quiet")
         assert known is not None and known.consent.get("email") is False and not known.events
         # the next event makes a new profile, starting from the withdrawal

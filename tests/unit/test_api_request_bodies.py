@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import logging
+import socket
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from streams.api.errors import Handler
+from streams.api.protocol_errors import JsonErrorsAppRunner
 from tests.unit.api_app import api_app, raw_request
 
 
@@ -40,6 +46,49 @@ async def test_a_body_that_does_not_decompress_is_malformed(
         reply = await raw_request(server, post(path, body, b"Content-Encoding: " + encoding))
     assert reply.status == 400
     assert reply.json["error"] == "malformed_body"
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/outcomes"])
+async def test_a_body_cut_short_of_its_length_is_a_client_error(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client stopped sending (an upload aborted): the request counts as a 400, not
+    as a 500 logged as an unexpected error (no reply reaches a client that has gone)."""
+    request = post(path, b'{"type": "web_click", "event_id": "e1", "customer_id": "c1"}')
+    request = request.replace(b"Content-Length: 60", b"Content-Length: 100")
+    answered: list[tuple[int, bytes]] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+        answered.append((response.status, response.body))
+        return response
+
+    app = api_app()
+    app.middlewares.insert(0, record)
+    # served as `moments api` serves (TestServer would cancel the view when the client
+    # goes, which the API's server does not)
+    runner = JsonErrorsAppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.SockSite(runner, socket.create_server(("127.0.0.1", 0)))
+    await site.start()
+    try:
+        reader, writer = await asyncio.open_connection(*site._sock.getsockname()[:2])
+        writer.write(request)
+        writer.write_eof()
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        for _ in range(100):  # the view goes on after the connection is gone
+            if answered:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    [(status, body)] = answered
+    assert status == 400 and json.loads(body)["error"] == "incomplete_body"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 class _Publisher:

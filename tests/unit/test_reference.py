@@ -81,6 +81,21 @@ def test_duplicate_whose_decision_was_emitted_returns_2() -> None:
     assert state.apply(other, T0_MS) == 0  # only the decided fact answers 2
 
 
+def test_a_duplicate_dated_the_ttl_ago_is_expired_whether_decided_or_not() -> None:
+    """Too old to decide on when seen again, however it was answered the first time."""
+    state = CustomerState()
+    fresh, old = touchpoint_fact(click(0)), touchpoint_fact(click(0))
+    ttl = 2 * DAY_MS
+    assert state.apply(fresh, T0_MS, ttl_ms=ttl) == 1
+    state.mark_decided(fresh.fact_id, T0_MS)
+    assert state.apply(old, T0_MS + DAY_MS, ttl_ms=ttl) == 1
+    before = copy.deepcopy(state)
+    assert state.apply(fresh, T0_MS + ttl - 1, ttl_ms=ttl) == 2  # still within the ttl
+    assert state.apply(old, T0_MS + ttl, ttl_ms=ttl) == 4
+    assert state.apply(fresh, T0_MS + ttl, ttl_ms=ttl) == 4
+    assert state == before
+
+
 def test_ids_are_forgotten_after_the_dedupe_horizon() -> None:
     state = CustomerState()
     first = touchpoint_fact(click(0))

@@ -38,6 +38,6 @@ def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawal() ->
     assert state.apply(shown, T0_MS) == 4
     assert not state.profile and not state.windows and not state.contacts
     assert state.optouts == {"consent:email": "0", "consent:email@": str(T0_MS - 500 * DAY_MS)}
-    assert state.apply(touchpoint_fact(old), T0_MS) == 0  # remembered: a duplicate
+    assert state.apply(touchpoint_fact(old), T0_MS) == 4  # remembered, and too old still
     state.apply(touchpoint_fact(click(0, event_id="back")), T0_MS)
     assert state.profile["n"] == "1" and state.profile["consent:email"] == "0"

@@ -369,6 +369,24 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
             "$.event_id",
             "length",
         ),
+        (
+            doc(
+                "call",
+                f'"status": "ended", "direction": "inbound", "reason": "cancel", '
+                f'"agent_id": "{"a" * 257}"',
+            ),
+            "$.agent_id",
+            "length <= 256",
+        ),
+        (
+            doc(
+                "call",
+                f'"status": "ended", "direction": "inbound", "reason": "cancel", '
+                f'"queue": "{"q" * 257}"',
+            ),
+            "$.queue",
+            "length <= 256",
+        ),
     ],
     ids=[
         "reach-wrong-type",
@@ -391,6 +409,8 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
         "unknown-consent-channel",
         "unknown-call-status",
         "empty-event-id",
+        "call-agent-id-too-long",
+        "call-queue-too-long",
     ],
 )
 def test_decode_error_reason_names_field_path(raw: str, path: str, words: str) -> None:
