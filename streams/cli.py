@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from schemas import CatalogueError
-from streams import logs
+from streams import lenient_records, logs
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger("moments")
@@ -318,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
+    lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
