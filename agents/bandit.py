@@ -208,7 +208,12 @@ class LinUCBOffers:
             restored.a_inv = np.asarray(arm["a_inv"], dtype=np.float64)
             restored.b = np.asarray(arm["b"], dtype=np.float64)
             restored.n = int(arm["n"])
-            if restored.a_inv.shape != (model.dimension, model.dimension):
+            if restored.a_inv.shape != (model.dimension, model.dimension) or (
+                restored.b.shape != (model.dimension,)
+            ):
                 raise ValueError(f"arm {name!r} has the wrong shape")
+            # JSON has no NaN: a null (a model poisoned before it was published) reads as one
+            if not (np.isfinite(restored.a_inv).all() and np.isfinite(restored.b).all()):
+                raise ValueError(f"arm {name!r} holds figures that are not finite")
             model.arms[name] = restored
         return model

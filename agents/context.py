@@ -14,6 +14,8 @@ by zeros: see :meth:`agents.bandit.LinUCBOffers.widened` and :func:`widened`.
 
 from __future__ import annotations
 
+import math
+
 from feature_store import CustomerFeatures
 
 SEGMENTS = ("new", "model", "growth", "at_risk", "dangling")
@@ -45,6 +47,28 @@ def context_vector(
     x += [1.0 if category == c else 0.0 for c in CATEGORIES]
     x.append(1.0 if channel == "sms" else 0.0)
     return x
+
+
+MAX_FEATURE = 1e3  # every feature of a context lies within a few units of 0
+
+
+def learnable(x: list[float]) -> list[float] | None:
+    """A stored context as this layout learns it: an older, shorter one widened by
+    zeros, a newer one's added features dropped (they are at its end: the model learns
+    from what it decides on); ``None`` for one no layout explains, or with a value that
+    is not finite or beyond ``MAX_FEATURE`` (one would poison the model's matrices).
+
+    >>> learnable([1.0] * (DIMENSION + 1)) == [1.0] * DIMENSION
+    True
+    >>> learnable([1.0, 0.0]), learnable([float("nan")] * DIMENSION), learnable([1e200] * DIMENSION)
+    (None, None, None)
+    """
+    if len(x) < FIRST_LAYOUT:
+        return None
+    fitted = widened(x)[:DIMENSION]
+    if not all(math.isfinite(v) and abs(v) <= MAX_FEATURE for v in fitted):
+        return None
+    return fitted
 
 
 def widened(x: list[float]) -> list[float]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from agents.context import widened
+from agents.context import learnable
 from schemas import NextBestOffer, Outcome, decode_next_best_offer
 
 REWARDS: dict[str, float] = {"accepted": 1.0, "clicked": 0.3, "dismissed": 0.0, "ignored": 0.0}
@@ -67,7 +67,10 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
         return Judged("no_context", channel)
     if not made:
         return Judged("offer_not_in_decision", channel)
-    return Judged(Example(widened(decision.context), outcome.offer_id, reward), channel)
+    x = learnable(decision.context)
+    if x is None:  # stored by no version this one can read, or corrupt
+        return Judged("bad_context", channel)
+    return Judged(Example(x, outcome.offer_id, reward), channel)
 
 
 def example_for(outcome: Outcome, context: str | None) -> Example | str:

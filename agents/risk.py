@@ -46,6 +46,7 @@ from schemas import Call, Consent, Email, TouchpointEvent
 DAY_MS = 86_400_000
 UNKNOWN_EXPERIENCE = 0.6  # assumed when there is no signal yet (as the segment thresholds do)
 MAX_DAYS = 365.0  # recency features are capped here
+MAX_RISK_FEATURE = 1e9  # far beyond any count, day or log the workers compute
 LAPSE_DAYS = 45
 HORIZON_DAYS = 30
 
@@ -85,6 +86,16 @@ def risk_features(features: CustomerFeatures, now: datetime) -> dict[str, float]
         "cancel_calls": float(features.call_reasons.get("cancel", 0)),
         "consent_withdrawn": float(withdrawn),
     }
+
+
+def learnable_example(x: Mapping[str, float]) -> bool:
+    """Whether the risk model may learn from ``x``: every figure finite and within
+    ``MAX_RISK_FEATURE`` (one huge figure would make every weight NaN).
+
+    >>> learnable_example({"complaints_30d": 2.0}), learnable_example({"complaints_30d": 1e200})
+    (True, False)
+    """
+    return all(math.isfinite(v) and abs(v) <= MAX_RISK_FEATURE for v in x.values())
 
 
 def baseline_risk(x: Mapping[str, float]) -> float:
@@ -273,6 +284,10 @@ class ChurnRisk:
             raise ValueError("the regression weights could not be restored")
         model.regression.intercept = float(regression["intercept"])
         model.regression.optimizer.n_iterations = int(regression["steps"])
+        figures = [*weights.values(), model.regression.intercept]
+        figures += [*model.scaler.means.values(), *model.scaler.vars.values()]
+        if not all(math.isfinite(v) for v in figures):
+            raise ValueError("the snapshot holds figures that are not finite")
         return model
 
 

@@ -44,7 +44,7 @@ from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, claimed, judged, reward_of
-from agents.risk import ChurnRisk
+from agents.risk import ChurnRisk, learnable_example
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import letter, source_record
 from feature_store import FeatureStore
@@ -379,12 +379,17 @@ class RiskLearner(SnapshotLearner):
         claims = await self._store.models.claim_examples(
             RISK, [(example.example_id, source) for example, source in examples]
         )
-        learned = 0
+        learned = unusable = 0
         for (example, _), claim in zip(examples, claims, strict=True):
             if claim == "copy":  # learned (or to be learned) from the record that claimed it
                 continue
+            if not learnable_example(example.x):  # it would poison the model
+                unusable += 1
+                continue
             self._model.learn_one(example.x, example.y)
             learned += 1
+        if unusable:
+            log.warning("%d risk examples skipped: a figure not finite or out of range", unusable)
         m = self._metrics
         m.model_logloss.labels(RISK).set(self._model.logloss)
         rocauc = self._model.rocauc

@@ -53,6 +53,18 @@ def test_snapshot_of_another_kind_or_shape_is_refused() -> None:
     state["arms"]["a"]["a_inv"] = [[1.0]]
     with pytest.raises(ValueError, match="shape"):
         LinUCBOffers.from_dict(state)
+    state = trained().to_dict()
+    state["arms"]["a"]["b"] = [1.0]
+    with pytest.raises(ValueError, match="shape"):
+        LinUCBOffers.from_dict(state)
+
+
+def test_a_snapshot_holding_figures_that_are_not_finite_is_refused() -> None:
+    """A poisoned model's NaN is written to JSON as null, which numpy reads back as NaN."""
+    state = json.loads(json.dumps(trained().to_dict()))
+    state["arms"]["a"]["a_inv"][0][0] = None
+    with pytest.raises(ValueError, match="not finite"):
+        LinUCBOffers.from_dict(state)
 
 
 def test_propensities_are_the_chance_of_being_put_first() -> None:

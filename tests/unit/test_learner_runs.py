@@ -23,13 +23,15 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 import streams.learner as learner_module
+from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
+from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from schemas.outcomes import encode_outcome
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import RISK, Learner, RiskLearner, Snapshot, SnapshotLearner
+from streams.learner import MODEL, RISK, Learner, RiskLearner, Snapshot, SnapshotLearner
 from streams.metrics import Metrics
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -257,10 +259,10 @@ async def test_a_new_leader_learns_again_exactly_what_the_snapshot_lacks(topic: 
 # --- partitions added while the learner runs ------------------------------------------
 
 
-def decision(decision_id: str) -> str:
+def decision(decision_id: str, context: list[float] | None = None) -> str:
     promo = OfferScore(offer_id="promo", score=1.0, propensity=1.0)
     made = NextBestOffer(decision_id=decision_id, customer_id="c1", ts=TS, channel="web",
-                         trigger_event_id=None, context=[0.5] * DIMENSION,
+                         trigger_event_id=None, context=context or [0.5] * DIMENSION,
                          offers=[promo])  # fmt: skip
     return encode_decision(made).decode()
 
@@ -364,3 +366,49 @@ async def test_outcomes_read_again_after_a_restart_are_counted_once(topic: Topic
     again = offer_learner(shared, metrics, publish_every_s=60)
     await run_until(again, lambda: again._model.updates == 1)
     assert counted(metrics) == (1.0, 1.0)
+
+
+# --- contexts and examples the models cannot learn from --------------------------------
+
+
+async def test_contexts_no_layout_explains_are_counted_and_the_learner_learns_on(
+    topic: Topic,
+) -> None:
+    """A figure far out of range would poison the model; a context too short for any
+    layout would not fit it. A newer version's context (features added at its end) is
+    learned without the features this one does not know."""
+    shared, metrics = store(), Metrics()
+    contexts = {"huge": [1e200] * DIMENSION, "short": [0.5] * 3,
+                "newer": [0.5] * (DIMENSION + 1), "plain": [0.5] * DIMENSION}  # fmt: skip
+    for name, context in contexts.items():
+        shared.decisions.stored[("c1", name)] = decision(name, context)
+        topic.append(0, outcome(name))
+    learner = offer_learner(shared, metrics)
+    await run_until(learner, lambda: MODEL in shared.models.stored)
+    assert learner._model.updates == 2  # the newer one, and the plain one
+    bad = metrics.registry.get_sample_value(
+        "moments_learning_outcomes_total", {"result": "bad_context"}
+    )
+    assert bad == 2
+    published = msgspec.json.decode(shared.models.stored[MODEL]["payload"], type=Snapshot)
+    restored = LinUCBOffers.from_dict(published.model)
+    assert restored.predict_one([0.5] * DIMENSION, "promo") == pytest.approx(
+        learner._model.predict_one([0.5] * DIMENSION, "promo")
+    )
+
+
+async def test_a_risk_example_with_a_figure_out_of_range_is_skipped(topic: Topic) -> None:
+    shared = store()
+    poison = RiskExample(example_id="risk:p:1", x={"experience": 0.3, "complaints_30d": 1e200},
+                         y=True, snapshot_ts=TS, label_ts=TS)  # fmt: skip
+    topic.append(0, encode_risk_example(poison))
+    for n in range(3):
+        topic.append(0, example(f"risk:ok:{n}", y=n % 2 == 0))
+    learner = risk_learner(shared)
+    await run_until(learner, lambda: "risk" in shared.models.stored and (
+        published_examples(shared.models) == 3))  # fmt: skip
+    restored = ChurnRisk.from_dict(
+        msgspec.json.decode(shared.models.stored[RISK]["payload"], type=Snapshot).model
+    )
+    assert restored.examples == 3
+    assert 0.0 <= restored.predict_one({"experience": 0.3, "complaints_30d": 1.0}) <= 1.0

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import generate_latest
 
+from agents.context import DIMENSION
 from agents.learning import Example, Judged, judged
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from schemas.outcomes import OutcomeKind
 from streams.metrics import Metrics
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
+X = [0.5] * DIMENSION
 OFFERS = (
     OfferScore(offer_id="book-club", score=0.9, propensity=0.8),
     OfferScore(offer_id="free-shipping", score=0.5, propensity=0.1),
@@ -35,7 +37,11 @@ def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outc
 @pytest.mark.parametrize(
     ("got", "context", "example", "channel"),
     [
-        (outcome(), decision([1.0, 0.0]), Example([1.0, 0.0], "book-club", 1.0), "email"),
+        (outcome(), decision(X), Example(X, "book-club", 1.0), "email"),
+        # a newer version's context: its added features (at the end) are not learned
+        (outcome(), decision([*X, 7.0]), Example(X, "book-club", 1.0), "email"),
+        (outcome(), decision([1.0, 0.0]), "bad_context", "email"),  # no layout is that short
+        (outcome(), decision([1e200, *X[1:]]), "bad_context", "email"),  # it would poison
         (outcome(verdict="shown"), decision([1.0]), "no_reward", "email"),  # counted, not learned
         (outcome(), decision(None), "no_context", "email"),  # made, but nothing to learn from
         (outcome(), None, "no_context", None),  # no stored decision: the id is the client's

@@ -222,6 +222,16 @@ def test_snapshot_of_another_kind_is_refused() -> None:
         ChurnRisk.from_dict({"kind": "linucb-disjoint"})
 
 
+def test_a_snapshot_holding_figures_that_are_not_finite_is_refused() -> None:
+    model = ChurnRisk(warmup=2)
+    for n in range(4):
+        model.learn_one({"experience": n / 4, "complaints_30d": float(n)}, n % 2 == 0)
+    state = model.to_dict()
+    state["regression"]["weights"]["experience"] = float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        ChurnRisk.from_dict(state)
+
+
 # --- delayed labels
 
 PENDING = PendingSnapshot({"experience": 0.4}, ts_ms=1_000 * DAY_MS)
