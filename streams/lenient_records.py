@@ -58,18 +58,11 @@ class _Batch:
         return getattr(self._batch, name)
 
     def __iter__(self) -> Iterator[Any]:
-        records = iter(self._batch)
-        last = -1
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                yield from (r for r in lenient_batch(self._raw) if r.offset > last)
-                return
-            last = record.offset
-            yield record
+        # read whole by aiokafka's own reader (no Python step per record), or not at all
+        try:
+            return iter(list(self._batch))
+        except UnicodeDecodeError:
+            return lenient_batch(self._raw)
 
     def __next__(self) -> Any:  # control batches are read a record at a time
         return next(self._batch)

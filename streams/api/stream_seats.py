@@ -11,8 +11,8 @@ goes.
 >>> seats.take("web")  # each key has its own seats
 True
 >>> seats.give_back("desk")
->>> seats.take("desk"), seats.held("desk"), seats.open
-(True, 2, 3)
+>>> seats.take("desk"), seats.take("desk"), seats.open
+(True, False, 3)
 """
 
 from __future__ import annotations
@@ -42,9 +42,6 @@ class StreamSeats:
             self._held[key] = held
         else:
             self._held.pop(key, None)
-
-    def held(self, key: str) -> int:
-        return self._held.get(key, 0)
 
     @property
     def open(self) -> int:

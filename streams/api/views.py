@@ -346,8 +346,9 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
-STREAM_RETRY_S = 15  # a key out of streams: when to try again (a gone screen's seat is
-# given back at the stream's next write, a keep-alive at most KEEP_ALIVE_S away)
+# a key out of streams: when to try again (a gone screen's seat is given back at its
+# stream's next write, a keep-alive at most KEEP_ALIVE_S away)
+STREAM_RETRY_S = math.ceil(KEEP_ALIVE_S)
 
 
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
