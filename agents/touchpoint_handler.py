@@ -65,7 +65,8 @@ def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -
     skew allowed): a mis-dated event would push every rolling window into the future."""
     if event.ts > latest:
         raise InvalidEvent(
-            f"ts {event.ts.isoformat()} is more than {max_future} in the future - at `$.ts`"
+            f"ts {event.ts.isoformat()} is more than {max_future} in the future - at `$.ts`",
+            event.kind,
         )
 
 
@@ -148,7 +149,7 @@ class TouchpointHandler:
                 decoded.append((record, event))
             except InvalidEvent as exc:
                 result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))
-                result.results.append(("unknown", "invalid"))
+                result.results.append((exc.kind, "invalid"))
         if not decoded:
             return result
         statuses: list[ApplyStatus | None]

@@ -10,11 +10,13 @@ T = TypeVar("T")
 
 
 class InvalidEvent(ValueError):
-    """A record that cannot be decoded; ``reason`` names the field and the problem."""
+    """A record that cannot be decoded; ``reason`` names the field and the problem, and
+    ``kind`` the event type it says it is, when that is one Moments knows."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "unknown") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 def describe(exc: msgspec.DecodeError) -> str:

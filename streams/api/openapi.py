@@ -118,7 +118,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
         "paths": {
             "/v1/customers/{customer_id}/recommendations": {"get": {
                 "summary": "Ranked offers for the customer now; logs the exposure as a decision. "
-                           "segment, control, context and reasons only for keys that also "
+                           "segment, context and reasons only for keys that also "
                            "have profile-read.",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [_CUSTOMER,

@@ -83,12 +83,13 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
                              control_group, datetime.now(UTC))  # fmt: skip
 
 
-# What a decision says of its customer beyond the offers: their segment, whether they are
-# in the control group, the model's input (value, experience, tastes) and the reasons
-# (consent withdrawn, quiet hours, fatigue, erased). Answered only to keys that may read
-# profiles: a key web pages use, visible to their visitors, would tell anyone who names a
-# customer.
-EXPLANATION = ("segment", "control", "context", "reasons")
+# What a decision says of its customer beyond the offers: their segment, the model's input
+# (value, experience, tastes) and the reasons (consent withdrawn, quiet hours, fatigue).
+# Answered only to keys that may read profiles: a key web pages use, visible to their
+# visitors, would tell anyone who names a customer. ``control`` (a field of every decision
+# in the contract) is answered to all: the hold-out is drawn by a hash of the id, and a
+# page must tell "held out" from "nothing to offer".
+EXPLANATION = ("segment", "context", "reasons")
 
 
 async def recommendations(request: web.Request) -> web.Response:

@@ -176,14 +176,15 @@ async def test_the_rate_limit_is_per_key_and_says_when_to_retry(pipeline: Pipeli
 async def test_only_keys_that_read_profiles_hear_why_a_customer_got_their_offers(
     pipeline: Pipeline,
 ) -> None:
-    """A key web pages use is visible to their visitors: the decision's segment, control
-    group, model input and reasons (a consent withdrawn, an erasure) would tell anyone
-    who names a customer what a profile-read key is needed for."""
+    """A key web pages use is visible to their visitors: the decision's segment, model
+    input and reasons (a consent withdrawn, quiet hours) would tell anyone who names a
+    customer what a profile-read key is needed for. Whether they are held out (drawn by a
+    hash of the id) is a field of every decision, told to every key."""
     api = pipeline.start_api(MOMENTS_API_KEYS=keys_setting())
     url = f"{api.url}/v1/customers/why-1/recommendations?channel=web"
     page = await call("GET", url, headers={"X-API-Key": KEYS["recommend"]})
     assert page.status == 200, page
-    assert {"decision_id", "offers", "fallback"} <= set(page.json)
-    assert not {"segment", "control", "context", "reasons"} & set(page.json), page.json
+    assert {"decision_id", "offers", "fallback", "control"} <= set(page.json)
+    assert not {"segment", "context", "reasons"} & set(page.json), page.json
     admin = await call("GET", url, headers={"X-API-Key": ADMIN})
     assert {"segment", "control", "context", "reasons"} <= set(admin.json), admin.json

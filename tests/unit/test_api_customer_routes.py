@@ -43,3 +43,12 @@ async def test_a_path_beyond_a_customer_is_still_no_such_path() -> None:
     async with TestClient(TestServer(api_app())) as client:
         reply = await client.get(f"/v1/customers/{GUID}/export/more")
         assert reply.status == 404 and (await reply.json())["error"] == "not_found"
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_a_slash_in_a_customer_id_is_written_percent_encoded(method: str, path: str) -> None:
+    app = api_app()
+    request = make_mocked_request(method, path.format("acme%2F123"), app=app)
+    match = await app.router.resolve(request)
+    assert match.http_exception is None
+    assert match["customer_id"] == "acme/123"

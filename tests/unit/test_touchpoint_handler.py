@@ -232,7 +232,15 @@ async def test_a_record_failing_the_schema_is_dead_lettered_naming_the_field() -
     assert len(result.dead_letters) == 1
     error = result.dead_letters[0].error
     assert error.startswith("invalid: ") and "`ts`" in error
-    assert result.results == [("unknown", "invalid")]
+    assert result.results == [("web_click", "invalid")]  # the type it claims, a known one
+
+
+async def test_an_invalid_record_of_a_type_moments_does_not_know_counts_as_unknown() -> None:
+    made_up = msgspec.json.encode({"type": "customer-4711-fax", "event_id": "e1"})
+    not_a_string = msgspec.json.encode({"type": 7, "event_id": "e1"})
+    result = await handler(RecordingStore()).handle(records(made_up, not_a_string))
+    assert len(result.dead_letters) == 2
+    assert result.results == [("unknown", "invalid")] * 2
 
 
 async def test_an_empty_record_is_dead_lettered() -> None:
@@ -257,7 +265,7 @@ async def test_a_future_dated_event_is_dead_lettered_naming_ts() -> None:
     assert [d.record for d in result.dead_letters] == [batch[0]]
     error = result.dead_letters[0].error
     assert error.startswith("invalid: ts ") and error.endswith("at `$.ts`")
-    assert result.results == [("unknown", "invalid"), ("web_click", "ok")]
+    assert result.results == [("web_click", "invalid"), ("web_click", "ok")]
     assert store.applied == ["just-in-time"]
 
 
