@@ -120,10 +120,11 @@ class CustomerState:
         if any(op == "incr" and key == "n" for op, key, _ in fact.updates):  # activity
             for name in ("profile", windows, "seen", "contacts"):
                 self._renew(name, now_ms, life, ttl_ms)
-        else:  # an expiry only where there is none
+        else:  # an expiry only where there is none: the profile's where it has one
+            given = self.expires_ms.get("profile", now_ms + life) if self.profile else now_ms + life
             for name in ("profile", windows, "seen"):
                 if getattr(self, name) and name not in self.expires_ms:
-                    self.expires_ms[name] = now_ms + life
+                    self.expires_ms[name] = given
         self._expire_at_least("seen", now_ms + horizon_ms)
         return 1
 

@@ -19,7 +19,7 @@
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
 -- `n`) renews the expiry of their keys; any other fact (an email the business sent,
 -- delivered or bounced; an offer shown, an intervention) gives one only to a key that
--- has none, so that it keeps no one who left. The keys live the ttl from the fact's
+-- has none (the profile's, where the customer has one), so that it keeps no one who left. The keys live the ttl from the fact's
 -- time (from now for a live fact, see ARGV[10]): an older fact renews an expiry only as
 -- far as its own time gives, never shortens one, so the keys expire the ttl after the
 -- customer's newest activity, however the facts are replayed. A fact dated the ttl or
@@ -186,9 +186,13 @@ if ARGV[6] ~= '' and recent_len > 0 then renew(recent) end
 keep_withdrawals(profile)
 if activity then
   for _, key in ipairs({profile, windows, seen, KEYS[7]}) do renew(key) end
-else  -- an expiry only where there is none (-1; -2: no such key)
+else  -- an expiry only where there is none (-1; -2: no such key): the customer's own
+  -- lifetime (the profile's) where they have one, so that the order facts come in
+  -- does not matter; else the fact's
+  local own = redis.call('PTTL', profile)
+  local given = own > 0 and own or life
   for _, key in ipairs({profile, windows, seen}) do
-    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, life) end
+    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, given) end
   end
 end
 local horizon = tonumber(ARGV[5])
