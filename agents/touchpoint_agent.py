@@ -249,6 +249,7 @@ def register_touchpoint_agent(
     and may end early when the worker stops (Faust's ``app.sleep``)."""
 
     async def emit(result: BatchResult) -> None:
+        await handler.without_erased(result)  # erased meanwhile: nothing more about them
         pending: list[Awaitable[Any]] = []
         for decision in result.decisions:
             pending.append(

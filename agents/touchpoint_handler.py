@@ -327,6 +327,26 @@ class TouchpointHandler:
             )
         return decision, alerts
 
+    async def without_erased(self, result: BatchResult) -> None:
+        """Leave out of ``result`` the decisions and alerts of customers erased since the
+        batch read their features (while it was decided, or waited for Kafka): nothing
+        more is sent about them. Call it before each attempt to send the batch. One round
+        trip; none when the batch sends nothing about a customer."""
+        sent: list[NextBestOffer | Intervention] = [
+            *result.decisions,
+            *result.interventions,
+            *result.held_out,
+        ]
+        customers = list(dict.fromkeys(d.customer_id for d in sent))
+        if not customers:
+            return
+        found = await self._store.erased(customers)
+        gone = {c for c, erased in zip(customers, found, strict=True) if erased}
+        if gone:
+            result.decisions = [d for d in result.decisions if d.customer_id not in gone]
+            result.interventions = [i for i in result.interventions if i.customer_id not in gone]
+            result.held_out = [i for i in result.held_out if i.customer_id not in gone]
+
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: count the offer budgets they
         spent, record the contacts they made (for fatigue caps and cool-downs) and let

@@ -37,12 +37,12 @@ class DecisionLog:
 
     async def record(
         self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
-    ) -> None:
+    ) -> list[bool]:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
         so that a replay does not decide them again; apply the contacts they made, all in
-        one round trip. Erased customers are skipped."""
+        one round trip. Per record, whether it was kept: not for an erased customer."""
         if not records and not contacts:
-            return
+            return []
         now_ms = int(self._clock() * 1000)
         calls: list[Call] = [("apply", *self._fact_call(f, now_ms)) for f in contacts]
         config = self._config
@@ -55,7 +55,8 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
-        await self._conn.eval_mixed("decisions", calls)
+        replies = await self._conn.eval_mixed("decisions", calls)
+        return [int(r) == 1 for r in replies[len(contacts) :]]
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str, str]]) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)

@@ -75,11 +75,11 @@ class InFlightDecisions:
         self,
         decisions: Iterable[NextBestOffer],
         spending: Sequence[BudgetSpend],
-        *calls: Awaitable[object],
-    ) -> None:
+        *calls: Awaitable[T],
+    ) -> list[T]:
         """Await ``calls`` (the store's coroutines), which write ``decisions`` and
-        ``spending`` to Redis; until they are over, the batches deciding meanwhile
-        count them, as far as what they read does not show them."""
+        ``spending`` to Redis, and give their results; until they are over, the batches
+        deciding meanwhile count them, as far as what they read does not show them."""
         shown: dict[str, list[NextBestOffer]] = {}
         for decision in decisions:
             if decision.offers:
@@ -89,16 +89,17 @@ class InFlightDecisions:
         self._writes.append(write)
         try:
             if len(calls) == 1:
-                await self._answered(write, calls[0])
-            else:  # in the same round trip
-                await asyncio.gather(*(self._answered(write, call) for call in calls))
+                return [await self._answered(write, calls[0])]
+            # in the same round trip
+            return list(await asyncio.gather(*(self._answered(write, call) for call in calls)))
         finally:
             self._writes.remove(write)
 
     @staticmethod
-    async def _answered(write: _Write, call: Awaitable[object]) -> None:
-        await call
+    async def _answered(write: _Write, call: Awaitable[T]) -> T:
+        result = await call
         write.unanswered -= 1
+        return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ asked for twice in one batch counts the first decision in the second.
 When the latency budget runs out before the decision is taken, the caller gets a
 fallback and the decision is never taken; when it runs out while the decision is being
 stored, the caller gets the decision at once and it is stored and published as usual.
+
+A customer erased after the batch read their features and before their decision is
+stored: the store refuses the decision, and it is not published; a caller still waiting
+is answered as for an erased customer (``None``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
@@ -159,6 +164,7 @@ class Recommender:
 
     async def _decide_batch(self, batch: list[_Request]) -> None:
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
+        kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
         failure: Exception | None = None
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
@@ -209,18 +215,24 @@ class Recommender:
                 self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            writes: list[Awaitable[object]] = [self._store.decisions.record(records, shown)]
+            writes: list[Awaitable[Any]] = [self._store.decisions.record(records, shown)]
             if spending:  # in the same round trip
                 writes.append(self._store.budgets.add(spending))
             # other batches count them until stored (or not): a decision taken may be
             # answered meanwhile (see _expire)
-            await self._inflight.store((d for _, d, _ in decided), spending, *writes)
+            kept = (await self._inflight.store((d for _, d, _ in decided), spending, *writes))[0]
         except Exception as exc:
             failure = exc
         finally:
             self._batch_decided(len(batch))
+        if failure is not None:  # not stored, or not known to be: none was refused
+            kept = [True] * len(decided)
         answered = []
-        for request, decision, raw in decided:
+        for (request, decision, raw), stored in zip(decided, kept, strict=True):
+            if not stored:  # erased since their features were read: nothing is sent
+                if not request.answer.done():  # answered as anyone unknown (see recommend)
+                    request.answer.set_result(None)
+                continue
             if not request.answer.done():
                 if failure is None:
                     request.answer.set_result(decision)

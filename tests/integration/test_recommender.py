@@ -568,6 +568,39 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     assert contexts == [encode_decision(known).decode(), encode_decision(new).decode()]
 
 
+async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_erased(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The erasure lands after the batch read the customer's features and before their
+    decision is stored: the store refuses the decision, so nothing of it (the features in
+    its context included) is sent after the erasure; the caller is told the customer is
+    erased, as if the read had seen it. The other customer of the batch is unaffected."""
+    customers = await seed(store)
+    leaving, staying = customers[3], customers[4]
+    real_record = store.decisions.record
+
+    async def erased_meanwhile(*args: Any) -> list[bool]:
+        await store.erase(leaving)
+        return await real_record(*args)
+
+    monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
+    topic = unique("decisions")
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0)
+    gone, kept = await asyncio.gather(
+        recommender.recommend(leaving, "web", 3), recommender.recommend(staying, "web", 3)
+    )
+    await recommender.drain()
+    await producer.flush()
+    assert gone is None
+    assert kept is not None
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [r.key for r in records] == [staying.encode()]
+    assert await store.decisions.recent(leaving) == []
+
+
 async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_first(
     store: FeatureStore, producer: AIOKafkaProducer
 ) -> None:

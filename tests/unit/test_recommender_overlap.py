@@ -95,7 +95,7 @@ class _Decisions:
     def __init__(self, store: SlowStore) -> None:
         self._store = store
 
-    async def record(self, records: Sequence[DecisionRecord], shown: Sequence[Fact]) -> None:
+    async def record(self, records: Sequence[DecisionRecord], shown: Sequence[Fact]) -> list[bool]:
         store = self._store
         store.writes.append([r.customer_id for r in records])
         for record in records:
@@ -104,6 +104,7 @@ class _Decisions:
                 before = store.features.get(decision.customer_id) or FIRST_CONTACT
                 store.features[decision.customer_id] = contacted(before, decision)
         await store.reply(store.write_s, store.write_error)
+        return [True] * len(records)
 
 
 class _Budgets:

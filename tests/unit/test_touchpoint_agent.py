@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.exceptions import ProducerSendError
 
@@ -104,6 +104,7 @@ class Handler:
     answer: Callable[[list[SourceRecord]], BatchResult]
     confirm_errors: list[Exception] = field(default_factory=list)
     handled: list[SourceRecord] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)  # customers erased
 
     async def handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
         self.handled.extend(records)
@@ -112,6 +113,9 @@ class Handler:
     async def confirm(self, result: BatchResult) -> None:
         if self.confirm_errors:
             raise self.confirm_errors.pop(0)
+
+    async def without_erased(self, result: BatchResult) -> None:
+        result.decisions = [d for d in result.decisions if d.customer_id not in self.gone]
 
 
 @dataclass
@@ -195,6 +199,32 @@ async def test_once_sent_decisions_and_letters_are_not_sent_or_counted_again() -
     assert rig.observer.count("decision_sent") == 1
     assert [n for what, n in rig.observer.seen if what == "dead_lettered"] == [1]
     assert rig.observer.count("retrying") == 3 and rig.observer.count("batch_handled") == 1
+
+
+@dataclass
+class DownOnce(Topic):
+    """Unreachable on the first send: meanwhile, ``meanwhile`` runs (an erasure)."""
+
+    meanwhile: Callable[[], None] = lambda: None
+    failed: bool = False
+
+    async def send(self, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        if not self.failed:
+            self.failed = True
+            self.meanwhile()
+            raise KafkaConnectionError("broker unreachable")
+        return await super().send(key, value, headers)
+
+
+async def test_a_customer_erased_while_their_batch_waits_for_kafka_is_not_sent() -> None:
+    handler = Handler(decided)
+    down = DownOnce(meanwhile=lambda: handler.gone.add("cust-1"))
+    rig = Rig(handler, outlets=Outlets(down, Topic(), Topic(), Topic(), Topic()))
+    await rig.run([event(1), event(2)])
+    assert down.sent == []  # the decision was never sent, before or after the outage
+    assert rig.observer.count("decision_sent") == 0
+    assert len(rig.outlets.dead_letters.sent) == 1  # type: ignore[attr-defined]
+    assert rig.observer.count("retrying") == 1 and rig.observer.count("batch_handled") == 1
 
 
 def huge_key_letter(records: list[SourceRecord]) -> BatchResult:

@@ -74,7 +74,7 @@ class RecordingStore:
     has, unless ``statuses`` says otherwise; it raises the next of ``errors`` first if
     any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
     ``read_views`` returns ``features`` per customer (None when absent; erased when in
-    ``erased``); ``pseudonym`` a
+    ``gone``), ``erased`` whether each is in ``gone``; ``pseudonym`` a
     readable stand-in for the keyed hash. Every call is recorded.
     """
 
@@ -87,7 +87,7 @@ class RecordingStore:
         read_error: Exception | None = None,
     ) -> None:
         self.features = dict(features or {})
-        self.erased: set[str] = set()
+        self.gone: set[str] = set()  # erased
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
         self.errors = list(errors)
@@ -127,8 +127,12 @@ class RecordingStore:
         self.reads.append(list(customer_ids))
         if self.read_error is not None:
             raise self.read_error
-        return [(c in self.erased, None if c in self.erased else self.features.get(c))
+        return [(c in self.gone, None if c in self.gone else self.features.get(c))
                 for c in customer_ids]  # fmt: skip
+
+    async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
+        self.reads.append(list(customer_ids))
+        return [c in self.gone for c in customer_ids]
 
 
 class RecordedDecisions:
@@ -472,11 +476,35 @@ async def test_a_customer_in_the_offers_control_group_is_offered_nothing_by_hand
 
 async def test_a_customer_erased_after_their_touchpoints_were_applied_is_not_decided() -> None:
     store = RecordingStore(features={"cust-1": KNOWN, "cust-2": KNOWN})
-    store.erased.add("cust-2")  # erased between the batch's apply and its read
+    store.gone.add("cust-2")  # erased between the batch's apply and its read
     batch = records(click("a", page="/cancel"), click("b", customer="cust-2", page="/cancel"))
     result = await handler(store).handle(batch)
     assert triggers(result) == ["a"]
     assert [i.customer_id for i in result.interventions] == ["cust-1"]
+
+
+async def test_a_customer_erased_after_their_batch_was_decided_is_left_out_of_what_it_sends() -> (
+    None
+):
+    store = RecordingStore(features={"cust-1": KNOWN, "cust-2": KNOWN})
+    batch = records(click("a", page="/cancel"), click("b", customer="cust-2", page="/cancel"))
+    h = handler(store)
+    result = await h.handle(batch)
+    assert {d.customer_id for d in result.decisions} == {"cust-1", "cust-2"}
+    store.gone.add("cust-2")  # erased while the batch waited for Kafka, say
+    await h.without_erased(result)
+    assert store.reads[-1] == ["cust-1", "cust-2"]  # read once, in one call
+    assert [d.customer_id for d in result.decisions] == ["cust-1"]
+    assert [i.customer_id for i in result.interventions] == ["cust-1"]
+    assert result.results == [("web_click", "ok"), ("web_click", "ok")]  # both were applied
+
+
+async def test_a_batch_that_sends_nothing_about_a_customer_reads_no_tombstones() -> None:
+    store = RecordingStore()
+    h = handler(store)
+    result = await h.handle(records(b"{not json"))
+    await h.without_erased(result)
+    assert store.reads == []
 
 
 async def test_features_are_read_once_per_customer_and_decided_on() -> None:
