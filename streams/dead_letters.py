@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from agents.letter_headers import (
     FIRST_HANDLED,
     FIRST_LETTERED,
@@ -37,10 +39,20 @@ from agents.letter_headers import (
     TRUNCATED_FROM,
 )
 from schemas import LetterRedriven, place
+from schemas.errors import decode_wire
 
 TOP_REASONS = 10
 # The moment (ms since the epoch) a record sent back was first dead-lettered: a re-drive
 # sets it, and a record that fails again keeps it in its new letter.
+
+
+class _Named(msgspec.Struct):
+    """The customer a record names, if it is a JSON object that names one."""
+
+    customer_id: str | None = None
+
+
+_named = msgspec.json.Decoder(_Named)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +154,31 @@ class DeadLetter:
         return self.stage == "decision failed" or self.given_up
 
     @property
+    def customers(self) -> frozenset[str]:
+        """The customer ids the letter names: its key, and the ``customer_id`` of its
+        record where that decodes (a producer may key a record by something else, or not
+        at all).
+
+        >>> DeadLetter("dlq", 0, 1, 0, None, b'{"customer_id": "c-7", "ts": 1}', "t", 0, 1,
+        ...            "x").customers
+        frozenset({'c-7'})
+        """
+        found = {self.key.decode("utf-8", "replace")} if self.key else set()
+        try:
+            named = decode_wire(_named, self.value or b"").customer_id
+        except msgspec.DecodeError:  # not JSON, or not an object naming a customer
+            named = None
+        if named:
+            found.add(named)
+        return frozenset(found)
+
+    @property
     def reason(self) -> str:
-        """The error, with the record's key (the customer id) masked."""
-        customer = (self.key or b"").decode("utf-8", "replace")
-        return self.error.replace(customer, "<customer>") if customer else self.error
+        """The error, with the customer ids the letter names masked."""
+        masked = self.error
+        for customer in sorted(self.customers, key=len, reverse=True):
+            masked = masked.replace(customer, "<customer>")
+        return masked
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,13 +347,14 @@ class RedrivePlan:
         already in this run), ``too_old`` (its record was first dead-lettered before the
         dedupe horizon, or when that cannot be told: its event might be applied twice),
         ``unknown_source`` (not a topic Moments reads),
-        ``erased`` (the record's key is a customer who asked to be erased),
+        ``erased`` (the record's key or its ``customer_id`` names a customer who asked
+        to be erased),
         ``truncated`` (the letter keeps only the start of a record too large to write
         again) or ``sent_before`` (an earlier run sent its original back; unless
         ``again``)."""
         if letter.source_topic not in self._sources:
             verdict = "unknown_source"
-        elif (letter.key or b"").decode("utf-8", "replace") in self._erased:
+        elif not self._erased.isdisjoint(letter.customers):
             verdict = "erased"
         elif (first := self.first_lettered(letter)) is None or first < self._remembered_from_ms:
             verdict = "too_old"

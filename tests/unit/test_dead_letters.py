@@ -52,6 +52,27 @@ def test_reasons_never_show_the_letters_own_customer_id() -> None:
     assert letter(key=None, error="invalid: x").reason == "invalid: x"
 
 
+def test_reasons_never_show_the_customer_id_a_record_names_whatever_its_key() -> None:
+    value = b'{"type": "web_click", "customer_id": "alice-42", "page": 7}'
+    for key in (None, b"session-77", b"alice-42"):
+        found = letter(key=key, value=value, error="decision failed: KeyError: 'alice-42'")
+        assert found.reason == "decision failed: KeyError: '<customer>'", key
+    assert letter(key=None, value=b"{not json alice-42", error="x alice-42").reason == (
+        "x alice-42"  # nothing names a customer: nothing to mask
+    )
+
+
+def test_a_record_of_an_erased_customer_is_not_sent_back_whatever_its_key() -> None:
+    value = b'{"type": "web_click", "customer_id": "alice-42", "page": 7}'
+    plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0, erased={"alice-42"})
+    verdicts = [
+        plan.take(letter(offset=n, key=key, value=value))
+        for n, key in enumerate((None, b"session-77", b"alice-42"))
+    ]
+    assert verdicts == ["erased"] * 3
+    assert plan.take(letter(offset=9, key=b"bob", value=b'{"customer_id": "bob"}')) == "redriven"
+
+
 def test_the_filter_picks_by_source_reason_and_time() -> None:
     assert LetterFilter().matches(letter())
     assert LetterFilter(frozenset({"offer-outcomes"})).matches(letter()) is False
