@@ -33,10 +33,12 @@ class KeySet:
     decision_index: str  # every decision whose context may still be kept, by when stored
     optouts: str  # the customer's withdrawals (consent, email): kept after the profile
     outcome_times: str  # when each outcome in ``outcomes`` was claimed (to drop old ones)
+    erasure: str  # beside the tombstone: which keys the erasure removed (no data)
 
     def all(self) -> tuple[str, ...]:
-        """Every key that holds data about the customer (not the tombstone, nor the
-        decisions' contexts, which ``decisions`` and ``decision_index`` name)."""
+        """Every key that holds data about the customer (not the tombstone and its
+        ``erasure``, nor the decisions' contexts, which ``decisions`` and
+        ``decision_index`` name)."""
         return (
             self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
             self.outcomes, self.decision_index, self.optouts, self.outcome_times,
@@ -155,6 +157,7 @@ class CustomerKeys:
             f"{base}:ctxidx",
             f"{base}:optout",
             f"{base}:outt",
+            f"{base}:erasure",
         )
 
     def profile_pattern(self) -> str:

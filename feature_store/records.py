@@ -71,6 +71,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     keys_removed: int
     kinds: list[str]
     blocked: bool = False
+    erased_at_ms: int | None = None  # when the customer was first erased (when blocked)
 
 
 @dataclass(frozen=True, slots=True)

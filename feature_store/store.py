@@ -274,7 +274,10 @@ class FeatureStore:
         The block lasts the tombstone TTL from the erasure: from now, or, replaying an
         erasure made earlier (``erased_at_ms``), for what is left of it. One whose block
         has run out erases nothing (``blocked`` is False): the id may have come back as a
-        new customer since. A block already longer is never shortened."""
+        new customer since. A block already longer is never shortened.
+
+        The receipt tells what erasing the customer removed, by this call or an earlier
+        one (retried, or replayed), and when they were first erased."""
         keys = self._keys.for_customer(customer_id)
         now_ms = int(self._clock() * 1000)
         at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
@@ -282,17 +285,18 @@ class FeatureStore:
         if block_ms <= 0:
             return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
         named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
-        call = ([*keys.all(), keys.tombstone],
+        call = ([*keys.all(), keys.tombstone, keys.erasure],
                 [block_ms, at_ms, keys.context(""), *named_by])  # fmt: skip
-        (removed,) = await self._conn.eval_many("erase", "erase", [call])
-        removed, gone_contexts = removed[: len(KEY_KINDS)], removed[-1]
+        (reply,) = await self._conn.eval_many("erase", "erase", [call])
+        removed, gone_contexts = reply[: len(KEY_KINDS)], int(reply[len(KEY_KINDS)])
         kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
         if gone_contexts:
             kinds.append("decision_contexts")
         self._keys.forget(customer_id)
         return ErasureReceipt(
-            subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds, blocked=True
-        )
+            subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds,
+            blocked=True, erased_at_ms=int(reply[len(KEY_KINDS) + 1]),
+        )  # fmt: skip
 
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""

@@ -3,11 +3,17 @@
 -- erased too), then leave a tombstone so that replays and late events cannot bring the
 -- profile back. Context keys are the customer's (same hash tag, same slot), named by
 -- prefix and decision id.
--- KEYS: the customer's keys, the tombstone last.
+-- What an erasure removed is kept beside the tombstone, as long as it: an attempt whose
+-- caller was told to try again (the erasure record could not be written) removed the
+-- keys, and the retry must still tell of them; as must the time of the first erasure.
+-- KEYS: the customer's keys, then the tombstone, then what the erasure removed.
 -- ARGV: 1 tombstone ttl (ms: what is left of the block), 2 erased-at (ms), 3 context
 --       key prefix,
 --       4.. positions in KEYS of the zsets that name decisions.
--- Returns, per key before the tombstone, 1 if it existed, then the contexts deleted.
+-- Returns, per key before the tombstone, 1 if this erasure or an earlier one removed it,
+-- then the contexts they deleted, then when the customer was first erased (ms).
+local tomb, told = KEYS[#KEYS - 1], KEYS[#KEYS]
+local n = #KEYS - 2
 local named, contexts = {}, 0
 for i = 4, #ARGV do
   for _, id in ipairs(redis.call('ZRANGE', KEYS[tonumber(ARGV[i])], 0, -1)) do
@@ -18,13 +24,37 @@ for i = 4, #ARGV do
   end
 end
 local removed = {}
-for i = 1, #KEYS - 1 do
+for i = 1, n do
   removed[i] = redis.call('DEL', KEYS[i])
 end
-removed[#KEYS] = contexts
--- a block already longer (a later erasure, replayed first) is kept as it is
-local left = redis.call('PTTL', KEYS[#KEYS])
-if left == -2 or (left >= 0 and left < tonumber(ARGV[1])) then
-  redis.call('SET', KEYS[#KEYS], ARGV[2], 'PX', ARGV[1])
+local before = redis.call('GET', told)  -- '<a 0/1 per key>|<contexts>'
+if before then
+  local flags, count = string.match(before, '^([01]*)|(%d+)$')
+  if flags then
+    for i = 1, math.min(#flags, n) do
+      if string.sub(flags, i, i) == '1' then removed[i] = 1 end
+    end
+    contexts = contexts + tonumber(count)
+  end
 end
+-- a block already longer (a later erasure, replayed first) is kept as it is; the time of
+-- the first erasure stands
+local at = ARGV[2]
+local first = tonumber(redis.call('GET', tomb) or '')
+if first and first < tonumber(at) then at = string.format('%d', first) end
+local left = redis.call('PTTL', tomb)
+if left == -2 or (left >= 0 and left < tonumber(ARGV[1])) then
+  redis.call('SET', tomb, at, 'PX', ARGV[1])
+end
+local flags = {}
+for i = 1, n do flags[i] = removed[i] > 0 and '1' or '0' end
+local record = table.concat(flags) .. '|' .. string.format('%d', contexts)
+local keep = redis.call('PTTL', tomb)
+if keep > 0 then
+  redis.call('SET', told, record, 'PX', keep)
+else
+  redis.call('SET', told, record)
+end
+removed[n + 1] = contexts
+removed[n + 2] = at
 return removed

@@ -320,8 +320,13 @@ async def delete_customer(request: web.Request) -> web.Response:
     customer_id = customer_id_of(request)
     receipt = await api.store.erase(customer_id)
     api.alerts.forget(customer_id)  # other API processes: from the erasure record
-    erased_at = datetime.now(UTC)
-    record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=erased_at,
+    # the record's time starts the block when the topics are replayed (as this request
+    # did); the receipt tells when the customer was first erased, and everything erasing
+    # them removed, a request that was told to try again included
+    now = datetime.now(UTC)
+    first = receipt.erased_at_ms
+    erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
+    record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
                              keys_removed=receipt.keys_removed)  # fmt: skip
     topic = api.settings.topic(topics.CUSTOMER_ERASURES)
     try:

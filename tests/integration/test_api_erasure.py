@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from tests.integration.test_api_support import (
     event,
     eventually,
     keys_tagged,
+    left_by_erasure,
     metric_total,
     read_to_end,
 )
@@ -142,7 +144,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     # Nothing of the customer is left in Redis but the tombstone; the bystander is intact.
     tombstone = tombstone_of(pipeline, gone)
-    assert await keys_tagged(redis_url, tag) == [tombstone]
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
     await assert_kept_for_the_tombstone_lifetime(redis_url, tombstone)
     assert await keys_tagged(redis_url, kept_tag) == kept_before
     assert (await call("GET", f"{api.url}/v1/customers/{kept}", headers=DEV_AUTH)).status == 200
@@ -164,7 +166,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     await eventually(replay_refused, "the worker to refuse the replayed events")
     assert metric_total(worker, "moments_events_total", result="erased") == len(replay)
-    assert await keys_tagged(redis_url, tag) == [tombstone]
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
     assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
 
     # Asked for offers, the API answers as for someone it knows nothing of (the answer
@@ -180,13 +182,29 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     alike = [{k: v for k, v in a.items() if k not in differ} for a in answers]
     assert alike[0] == alike[1], answers
     assert answers[0]["fallback"] is False, answers[0]
-    assert await keys_tagged(redis_url, tag) == [tombstone]
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
     decisions_after = [
         r
         for r in await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
         if r.key == gone.encode()
     ]
     assert len(decisions_after) == len(decisions_before), "no decision about an erased customer"
+
+    # Beside the tombstone, only which keys were removed (a flag per kind, a count).
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        told = await client.get(left_by_erasure(tombstone)[1])
+    finally:
+        await client.aclose()
+    assert told is not None and re.fullmatch(r"[01]+\|\d+", told), told
+    # Asked again (as a client told to retry after a 503 would), the receipt still tells
+    # what erasing the customer removed, and since when they are erased.
+    again = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
+    assert again.status == 200, again
+    same = ("subject", "erased_at", "keys_removed", "erased", "blocked")
+    assert {k: again.json[k] for k in same} == {k: receipt[k] for k in same}
+    records = await consume_all(bootstrap, pipeline.topic("customer-erasures"), 2)
+    assert [json.loads(r.value)["keys_removed"] for r in records] == [len(before)] * 2  # type: ignore[attr-defined]
 
 
 async def test_erasing_an_unknown_customer_still_blocks_and_records(pipeline: Pipeline) -> None:
@@ -201,7 +219,7 @@ async def test_erasing_an_unknown_customer_still_blocks_and_records(pipeline: Pi
     assert receipt["subject"] == tag and receipt["keys_removed"] == 0 and receipt["erased"] == []
     assert receipt["blocked"] is True
     tombstone = tombstone_of(pipeline, customer)
-    assert await keys_tagged(pipeline.services.redis_url, tag) == [tombstone]
+    assert await keys_tagged(pipeline.services.redis_url, tag) == left_by_erasure(tombstone)
     await assert_kept_for_the_tombstone_lifetime(pipeline.services.redis_url, tombstone)
     (record,) = await consume_all(
         pipeline.services.kafka_bootstrap, pipeline.topic("customer-erasures"), 1

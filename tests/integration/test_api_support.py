@@ -123,6 +123,12 @@ async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
+def left_by_erasure(tombstone: str) -> list[str]:
+    """The keys an erasure leaves of a customer: the tombstone, and beside it which keys
+    it removed (no data), as :func:`keys_tagged` lists them."""
+    return [tombstone, tombstone.removesuffix(":erased") + ":erasure"]
+
+
 async def keys_tagged(redis_url: str, tag: str) -> list[str]:
     """Every key in the whole Redis whose name carries the customer's keyed-hash tag."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
