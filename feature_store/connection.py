@@ -53,6 +53,7 @@ NOT_NOW = frozenset({
     "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "OOM",
     "NOREPLICAS", "MISCONF",
 })  # fmt: skip
+FULL = "ERR max number of clients reached"  # what a full server says, and hangs up
 
 
 def transient(exc: BaseException) -> bool:
@@ -65,10 +66,15 @@ def transient(exc: BaseException) -> bool:
     >>> from redis.exceptions import ClusterDownError
     >>> transient(ClusterDownError("The cluster is down"))  # redis-py strips the first word
     True
+    >>> transient(ResponseError("ERR max number of clients reached"))
+    True
     """
     if isinstance(exc, TRANSIENT):
         return True
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in NOT_NOW
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    return text.split(" ", 1)[0] in NOT_NOW or text.startswith(FULL)
 
 
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
@@ -169,14 +175,24 @@ class StoreConnection:
         self._round_trips += 1
         return replies
 
-    async def _load_scripts(self) -> dict[str, str]:
-        """Load every script; callers that arrive meanwhile wait for the same load (the
-        scripts become visible all at once, never half loaded)."""
+    async def _load_scripts(self, stale: dict[str, str] | None = None) -> dict[str, str]:
+        """Load every script, on the connection that runs them (after a failover behind
+        the same address, redis-py's and the pipe's connections may reach different
+        servers for a while). Callers that arrive meanwhile wait for the same load, and
+        one whose ``stale`` scripts were loaded again meanwhile takes those (the scripts
+        become visible all at once, never half loaded)."""
         async with self._loading:
+            if self._shas and self._shas is not stale:
+                return self._shas
             loaded = {}
-            with unavailable_when_transient():
-                for name, source in SCRIPTS.items():
-                    loaded[name] = str(await self.client.script_load(source))
+            if self._pipe is None:  # a cluster: redis-py loads them on every primary
+                with unavailable_when_transient():
+                    for name, source in SCRIPTS.items():
+                        loaded[name] = str(await self.client.script_load(source))
+            else:
+                replies = await self.submit([("SCRIPT", "LOAD", s) for s in SCRIPTS.values()])
+                raise_failed(replies)
+                loaded = {name: str(sha) for name, sha in zip(SCRIPTS, replies, strict=True)}
             self._shas = loaded
         return self._shas
 
@@ -213,8 +229,10 @@ class StoreConnection:
             if not missing:
                 return results
             pending = missing
-            shas = await self._load_scripts()
-        raise RuntimeError("Redis keeps losing the feature-store scripts")
+            shas = await self._load_scripts(stale=shas)
+        # loaded, and gone again at once: a server flushing its scripts, or connections
+        # that reach different servers (a failover under way)
+        raise StoreUnavailable("Redis keeps losing the feature-store scripts")
 
     async def ping(self) -> bool:
         with unavailable_when_transient():

@@ -6,7 +6,10 @@ round trips can be in flight at once, and no caller waits for another's. Replies
 parsed by hiredis (C); error replies come back as exception values, in place.
 
 A lost connection fails the calls in flight with :class:`redis.exceptions.ConnectionError`
-(a command written may or may not have run); the next call connects again. A call whose
+(a command written may or may not have run); the next call connects again, and so does
+the next call after a ``READONLY`` reply (the server became a replica: a failover behind
+the same address). Callers that come while a connection is being made share that
+attempt, and its failure. A call whose
 replies do not come within the request timeout (a connection that a NAT or firewall
 dropped silently, a frozen server) drops the connection and fails with
 :class:`redis.exceptions.TimeoutError`, as do the calls in flight with it; TCP keepalive
@@ -22,9 +25,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 import hiredis
+from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -59,12 +62,19 @@ def _keep_alive(transport: asyncio.BaseTransport) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RedisAddress:
-    """Where and how to connect, from a ``redis://`` or ``rediss://`` URL.
+    """Where and how to connect, from a ``redis://`` or ``rediss://`` URL, read as
+    redis-py reads it (the store's other connections are redis-py's): ``db``,
+    ``username`` and ``password`` may be given as query options too; any other query
+    option is refused, as this connection could not honour it.
 
     >>> RedisAddress.from_url("rediss://app:s%40cret@cache:6380/2")
     RedisAddress(host='cache', port=6380, db=2, username='app', password='s@cret', tls=True)
-    >>> RedisAddress.from_url("redis://localhost")
-    RedisAddress(host='localhost', port=6379, db=0, username=None, password=None, tls=False)
+    >>> RedisAddress.from_url("redis://localhost?db=3")
+    RedisAddress(host='localhost', port=6379, db=3, username=None, password=None, tls=False)
+    >>> RedisAddress.from_url("rediss://cache?ssl_cert_reqs=none")
+    Traceback (most recent call last):
+    ...
+    ValueError: Redis URL option ssl_cert_reqs is not supported (db, username and password are)
     """
 
     host: str
@@ -76,27 +86,35 @@ class RedisAddress:
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a redis:// or rediss:// URL: {parts.scheme}://…")
-        path = parts.path.lstrip("/")
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError(f"not a redis:// or rediss:// URL: {url.partition(':')[0]}://…")
+        found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        tls = found.pop("connection_class", None) is SSLConnection
+        known = {"host", "port", "db", "username", "password"}
+        for option in sorted(set(found) - known):
+            raise ValueError(
+                f"Redis URL option {option} is not supported (db, username and password are)"
+            )
         return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 6379,
-            db=int(path) if path else 0,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            tls=parts.scheme == "rediss",
+            host=found.get("host") or "localhost",
+            port=int(found.get("port") or 6379),
+            db=int(found.get("db") or 0),
+            username=found.get("username") or None,
+            password=found.get("password") or None,
+            tls=tls,
         )
 
     def handshake(self) -> list[Command]:
-        """The commands that prepare a new connection."""
+        """The commands that prepare a new connection, ending with a PING: whatever the
+        server says unasked on a new connection (a full server's "max number of
+        clients") is then its answer, never a caller's reply."""
         commands: list[Command] = []
         if self.password is not None:
             auth = (self.username, self.password) if self.username else (self.password,)
             commands.append(("AUTH", *auth))
         if self.db:
             commands.append(("SELECT", self.db))
+        commands.append(("PING",))
         return commands
 
 
@@ -168,18 +186,28 @@ class _Resp(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._heard = self._loop.time()
         self._reader.feed(data)
+        demoted = False
         try:
             while (reply := self._reader.gets()) is not False:
-                if type(reply) is ResponseError and str(reply).startswith("NOSCRIPT"):
-                    reply = NoScriptError(str(reply))
+                if type(reply) is ResponseError:
+                    if str(reply).startswith("NOSCRIPT"):
+                        reply = NoScriptError(str(reply))
+                    elif str(reply).startswith("READONLY"):
+                        demoted = True
                 count, replies, answer, _ = self._waiting[0]
                 replies.append(reply)
                 if len(replies) == count:
                     self._waiting.popleft()
                     if not answer.done():  # its caller may have given up
                         answer.set_result(replies)
-        except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
+                    if demoted:
+                        break
+        except (hiredis.ProtocolError, IndexError, UnicodeDecodeError) as exc:
+            # garbage, or a reply nobody asked for
             self.abort(RedisConnectionError(f"Redis protocol error: {exc!r}"))
+            return
+        if demoted:  # a replica now (a failover behind the same address): connect again
+            self.abort(RedisConnectionError("Redis answered READONLY: connecting again"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RedisConnectionError(f"the connection to Redis was lost: {exc!r}"))
@@ -230,7 +258,9 @@ class RedisPipe:
         self._connect_timeout_s = connect_timeout_s
         self._request_timeout_s = request_timeout_s
         self._wire: _Resp | None = None
-        self._connecting: asyncio.Lock | None = None
+        # the attempt to connect under way: callers that arrive meanwhile share it, and
+        # its failure (each would wait the connect timeout again, one after another)
+        self._attempt: asyncio.Future[_Resp] | None = None
         self._writes_before = 0  # by connections that are gone
 
     @property
@@ -252,40 +282,54 @@ class RedisPipe:
         return await wire.send(commands)
 
     async def _connect(self) -> _Resp:
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:  # callers that arrive meanwhile share one connection
-            if self._wire is not None and self._wire.open:
-                return self._wire
-            if self._wire is not None:
-                self._writes_before += self._wire.writes
-                self._wire = None
-            loop = asyncio.get_running_loop()
-            address = self._address
-            context = ssl.create_default_context(cafile=self._ssl_ca_certs) if address.tls else None
-            wire = None
-            try:
-                async with asyncio.timeout(self._connect_timeout_s):
-                    transport, wire = await loop.create_connection(
-                        lambda: _Resp(loop, self._request_timeout_s),
-                        address.host,
-                        address.port,
-                        ssl=context,
-                    )
-                    _keep_alive(transport)
-                    for reply in await wire.send(address.handshake()):
-                        if isinstance(reply, Exception):
-                            raise RedisConnectionError(f"Redis refused the handshake: {reply}")
-            except BaseException as exc:
-                if wire is not None:
-                    wire.close()
-                if isinstance(exc, (OSError, TimeoutError)):
-                    raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
-                raise
-            self._wire = wire
-            return wire
+        """The connection, once made: one attempt at a time, shared by every caller
+        that comes while it is under way (a caller that gives up does not end it)."""
+        attempt = self._attempt
+        if attempt is None:
+            attempt = self._attempt = asyncio.ensure_future(self._open())
+            attempt.add_done_callback(self._attempt_over)
+        return await asyncio.shield(attempt)
+
+    def _attempt_over(self, attempt: asyncio.Future[_Resp]) -> None:
+        if self._attempt is attempt:
+            self._attempt = None
+        if not attempt.cancelled():
+            attempt.exception()  # taken: its callers may all have given up
+
+    async def _open(self) -> _Resp:
+        if self._wire is not None and self._wire.open:
+            return self._wire
+        if self._wire is not None:
+            self._writes_before += self._wire.writes
+            self._wire = None
+        loop = asyncio.get_running_loop()
+        address = self._address
+        context = ssl.create_default_context(cafile=self._ssl_ca_certs) if address.tls else None
+        wire = None
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                transport, wire = await loop.create_connection(
+                    lambda: _Resp(loop, self._request_timeout_s),
+                    address.host,
+                    address.port,
+                    ssl=context,
+                )
+                _keep_alive(transport)
+                for reply in await wire.send(address.handshake()):
+                    if isinstance(reply, Exception):
+                        raise RedisConnectionError(f"Redis refused the handshake: {reply}")
+        except BaseException as exc:
+            if wire is not None:
+                wire.close()
+            if isinstance(exc, (OSError, TimeoutError)):
+                raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+            raise
+        self._wire = wire
+        return wire
 
     async def close(self) -> None:
+        if self._attempt is not None:  # not to leave a connection made after the close
+            self._attempt.cancel()
         if self._wire is not None:
             self._writes_before += self._wire.writes
             self._wire.close()

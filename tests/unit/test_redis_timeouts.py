@@ -2,8 +2,9 @@
 an outage after the request timeout, not a wait without end: the connection is dropped,
 and the next call connects again.
 
-The "server" here is a TCP listener that reads and never answers: all a client sees of a
-half-open connection. Real Redis, frozen, is in ``tests/integration``.
+The "server" here is a TCP listener that answers the PING a new connection starts with,
+then reads and never answers: all a client sees of a connection that went half-open.
+Real Redis, frozen, is in ``tests/integration``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from feature_store.transport import RedisPipe, keepalive_options
 
 @dataclass
 class Silent:
-    """Accepts connections, reads what comes, answers nothing."""
+    """Accepts connections, answers their first PING (the handshake), then reads what
+    comes and answers nothing."""
 
     port: int = 0
     connections: int = 0
@@ -34,6 +36,9 @@ class Silent:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        first = await reader.read(65536)
+        if b"PING" in first:
+            writer.write(b"+PONG\r\n")
         while await reader.read(65536):
             pass
         self.closed += 1
@@ -87,8 +92,8 @@ async def test_the_connection_is_kept_alive_while_idle(silent: Silent) -> None:
 
 
 class Answering:
-    """A server on its own thread: it reads
-    ``count`` PINGs, then answers the n-th ``delays[n]`` seconds after it read them all."""
+    """A server on its own thread: it answers the handshake's PING, reads ``count``
+    PINGs, then answers the n-th ``delays[n]`` seconds after it read them all."""
 
     def __init__(self, count: int, delays: list[float]) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -100,6 +105,10 @@ class Answering:
     def _serve(self) -> None:
         conn, _ = self._listener.accept()
         with conn:
+            handshake = b""
+            while b"PING" not in handshake:
+                handshake += conn.recv(65536)
+            conn.sendall(b"+PONG\r\n")
             seen = b""
             while seen.count(b"PING") < self._count:
                 seen += conn.recv(65536)
