@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feature_store.money import Money
+from feature_store.transport import RedisAddress
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -202,6 +203,11 @@ class Settings:
                 "MOMENTS_CATALOGUE_CHECK_S must be a number of seconds, not negative "
                 "(0: check only on SIGHUP)"
             )
+        if not self.redis_cluster and self.redis_url.startswith(("redis://", "rediss://")):
+            try:  # as the store's own connection reads it
+                RedisAddress.from_url(self.redis_url)
+            except ValueError as exc:
+                raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
         for name in ("good_experience", "risk_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be between 0 and 1")

@@ -249,3 +249,13 @@ def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, wor
 
 def test_log_levels_are_taken_in_any_case() -> None:
     assert Settings.from_env({"MOMENTS_LOG_LEVEL": "WARNING"}).log_level == "WARNING"
+
+
+def test_a_redis_url_option_the_store_cannot_honour_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis URL option ssl_cert_reqs"):
+        Settings.from_env({"MOMENTS_REDIS_URL": "rediss://cache:6380/0?ssl_cert_reqs=none"})
+    found = Settings.from_env({"MOMENTS_REDIS_URL": "redis://cache/?db=3&password=pw"})
+    assert found.redis_url.endswith("?db=3&password=pw")
+    # a cluster's URL is read by redis-py alone
+    Settings.from_env({"MOMENTS_REDIS_URL": "redis://c:7000?ssl_cert_reqs=none",
+                       "MOMENTS_REDIS_CLUSTER": "true"})  # fmt: skip
