@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import re
 import shutil
 import time
@@ -33,7 +34,9 @@ from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package; elsewhere (Ubuntu ships Chromium as a snap only) a Chromium or Chrome
+# binary named by MOMENTS_CHROMIUM
+CHROMIUM = Path(os.environ.get("MOMENTS_CHROMIUM") or "/usr/bin/chromium")
 DEV_KEY = "moments-dev-key"
 
 

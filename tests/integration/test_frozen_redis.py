@@ -15,6 +15,7 @@ import pytest
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
 from schemas import WebClick
 from streams.services.local_redis import LocalRedis
+from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,24 @@ async def test_a_frozen_redis_is_unavailable_and_then_used_again(
     assert applied in ([ApplyStatus.APPLIED], [ApplyStatus.DUPLICATE])  # written, maybe run
     assert await store.ping()
     await store.close()
+
+
+async def test_readiness_answers_within_a_probe_timeout_while_redis_is_frozen(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """A worker's and an API's /readyz wait a second for Redis, not its request timeout
+    (5 s by default): an orchestrator's probe (3 s in deploy/k8s) gets an answer."""
+    assert private_redis.process is not None
+    worker = pipeline.start_worker(MOMENTS_REDIS_URL=private_redis.url)
+    api = pipeline.start_api(redis_url=private_redis.url)
+    os.kill(private_redis.process.proc.pid, signal.SIGSTOP)
+    try:
+        for process, ready in ((worker, 503), (api, 200)):  # the API stays in, degraded
+            started = time.monotonic()
+            status, body = await asyncio.to_thread(process.get, "/readyz")
+            took = time.monotonic() - started
+            assert status == ready, body
+            assert '"redis":"down' in body.replace(" ", ""), body
+            assert took < 2.5, took
+    finally:
+        os.kill(private_redis.process.proc.pid, signal.SIGCONT)

@@ -4,6 +4,7 @@ fan-out's fetches and the producer's sends."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -84,6 +85,30 @@ async def test_readyz_reports_kafka_as_last_seen(
         reply = await client.get("/readyz")
         assert reply.status == 200
         assert await reply.json() == {"status": status, "checks": {"kafka": kafka, "redis": "ok"}}
+
+
+class FrozenStore:
+    """A Redis that accepted the connection and answers nothing (as long as a test)."""
+
+    async def ping(self) -> bool:
+        await asyncio.sleep(3600)
+        return True
+
+
+async def test_readyz_answers_within_a_probe_timeout_while_redis_is_frozen() -> None:
+    clock = Clock()
+    ready = asyncio.Event()
+    ready.set()
+    app = api_app(alerts=SimpleNamespace(ready=ready), reloads=SimpleNamespace(tried=ready),
+                  store=FrozenStore(), kafka=health(clock.now - 1.0, clock))  # fmt: skip
+    async with TestClient(TestServer(app)) as client:
+        started = time.monotonic()
+        reply = await client.get("/readyz")
+        body = await reply.json()
+        took = time.monotonic() - started
+    assert reply.status == 200  # still in the load balancer: it answers default offers
+    assert body == {"status": "degraded", "checks": {"kafka": "ok", "redis": "down"}}
+    assert took < 2.5, took  # Kubernetes' probe here times out after 3 s
 
 
 async def test_the_hub_has_no_answer_before_it_connects() -> None:
