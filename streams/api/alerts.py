@@ -167,8 +167,10 @@ class AlertHub:
         refer: Callable[[str], str],
         backlog: int = 500,
         retry_s: float = 0.5,
+        partitions_every_s: float = 30.0,
     ) -> None:
         self._bootstrap = bootstrap
+        self._partitions_every_s = partitions_every_s  # how soon added partitions are read
         self._topic = topic
         self._erasures_topic = erasures_topic
         self._erased = erased
@@ -325,6 +327,10 @@ class AlertHub:
             bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,
+            # a partition added while it runs, or a position retention has deleted: from
+            # its oldest record kept (the default, "latest", would skip what is there)
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=int(self._partitions_every_s * 1000),
             # The offset lookups below wait behind a fetch the broker holds open: briefly,
             # so that they do not each add half a second before the process is ready.
             fetch_max_wait_ms=100,
@@ -336,12 +342,18 @@ class AlertHub:
             partitions = consumer.partitions_for_topic(self._topic) or set()
             tps = [TopicPartition(self._topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps) if tps else {}
+            kept = await consumer.beginning_offsets(tps) if tps else {}  # retention's start
             for tp in tps:
                 self._ends[tp.partition] = ends[tp]
                 if tp.partition in self._alerts_read:  # where the last connection was
-                    consumer.seek(tp, min(self._alerts_read[tp.partition], ends[tp]))
+                    at = min(self._alerts_read[tp.partition], ends[tp])
+                    if at < kept[tp]:  # deleted meanwhile: never read, and told as a gap
+                        self._kept_from[tp.partition] = max(
+                            self._kept_from.get(tp.partition, 0), kept[tp]
+                        )
+                    consumer.seek(tp, max(at, kept[tp]))
                 else:  # a little back, so that screens see recent alerts at once
-                    start = max(ends[tp] - self._backlog // max(len(tps), 1), 0)
+                    start = max(ends[tp] - self._backlog // max(len(tps), 1), kept[tp])
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
                     self._kept_from[tp.partition] = start  # the ones before: never read
@@ -359,14 +371,22 @@ class AlertHub:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 alerts, read = [], {}
-                for tp, records in batches.items():
+                for tp, found in batches.items():
+                    records = self._unread(consumer, tp, found)
+                    if not records:
+                        continue
                     if tp.topic == self._erasures_topic:
                         self._erasures(records)
                     else:
+                        # a partition added since: read from its oldest record kept
+                        self._kept_from.setdefault(tp.partition, records[0].offset)
                         alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
-                for tp in tps:  # the broker's end, so that a screen resuming here with a
-                    # position this process has not read up to yet is not taken as stale
+                for tp in consumer.assignment():  # the broker's end, so that a screen
+                    # resuming here with a position this process has not read up to yet
+                    # is not taken as stale
+                    if tp.topic != self._topic:
+                        continue
                     highwater = consumer.highwater(tp)
                     if highwater is not None:
                         self._ends[tp.partition] = highwater
@@ -414,6 +434,23 @@ class AlertHub:
         self._erasures(backlog, dated=True)
         for tp in erasure_tps:  # past any offsets that held no record
             self._erasures_read[tp.partition] = await consumer.position(tp)
+
+    def _unread(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records this process has not read before. When partitions are added, the
+        consumer starts every partition over (from its oldest record kept): those read
+        already are left out, and the partition is taken back to where it was."""
+        read = self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
+        known = read.get(tp.partition)
+        if known is None or records[0].offset >= known:
+            return records
+        if records[-1].offset + 1 < known:
+            consumer.seek(tp, known)
+        return [r for r in records if r.offset >= known]
 
     def _erasures(self, records: list[ConsumerRecord[bytes, bytes]], dated: bool = False) -> None:
         """Forget the customers of erasure records: as erased when the records say

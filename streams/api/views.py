@@ -351,6 +351,7 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 
 READY_PING_S = 1.0  # how long /readyz waits for Redis to answer a PING
+HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
 # a key out of streams: when to try again (a gone screen's seat is given back at its
@@ -371,6 +372,11 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     if erasures not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
     by_ref = erasures == "ref"  # it drops cards by customer_ref: it need not learn ids
+    if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
+        # resuming now would miss the erasures made while it was away, unannounced
+        raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
+                       [{"retry_after_s": HUB_RETRY_S}],
+                       headers={"Retry-After": str(HUB_RETRY_S)})  # fmt: skip
     if not api.streams.take(key.name):
         raise ApiError(429, "too_many_streams",
                        f"key {key.name!r} has {api.streams.per_key} alert streams open "

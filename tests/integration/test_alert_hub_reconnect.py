@@ -176,3 +176,61 @@ async def test_a_process_that_starts_hears_of_the_last_days_erasures_before_it_i
             assert fresh.erased_lately.customers() == ["b", "c", "d", "e"]  # not the day-old
         finally:
             await fresh.stop()
+
+
+async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buffer(
+    kafka_redis: Services,
+) -> None:
+    """A partition whose older alerts retention deleted: its newest are buffered, and a
+    screen that passed fewer is told of a gap. A partition added while the process runs:
+    its alerts are read from its first, and the others are not read again."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, RecordsToDelete
+
+    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
+        return [False] * len(customer_ids)
+
+    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
+                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
+    await ensure_topics(settings, partitions=1)
+    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await producer.start()
+    await admin.start()
+    hub = AlertHub(kafka_redis.kafka_bootstrap, alerts, erasures, nobody_erased, REFS,
+                   partitions_every_s=1.0)  # fmt: skip
+    try:
+        for n in range(10):
+            await producer.send_and_wait(alerts, intervention(f"kept-{n}"), partition=0)
+        await admin.delete_records({TopicPartition(alerts, 0): RecordsToDelete(8)}, 10_000)
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+
+        def held() -> list[str]:
+            return [a.id for a in hub.since(StreamPosition(), None)]
+
+        await eventually(lambda: _true(held() == ["0-8", "0-9"]), "the alerts kept buffered")
+        assert hub.missed(hub.position("0-3")) == [(0, 3, 8)]  # 4 to 7 are gone: a gap
+        assert hub.missed(hub.position("0-7")) == []
+
+        await admin.create_partitions({alerts: NewPartitions(total_count=2)})
+        added = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
+        await added.start()
+        try:
+            for n in range(3):
+                await added.send_and_wait(alerts, intervention(f"added-{n}"), partition=1)
+        finally:
+            await added.stop()
+        everything = ["0-8", "0-9", "1-0", "1-1", "1-2"]
+        await eventually(lambda: _true(sorted(held()) == everything), "the added partition's")
+        await asyncio.sleep(1.5)  # another metadata refresh: nothing is read twice
+        assert sorted(held()) == everything
+    finally:
+        await hub.stop()
+        await producer.stop()
+        await admin.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

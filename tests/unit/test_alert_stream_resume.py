@@ -31,7 +31,8 @@ async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
 
 
 def buffered_hub() -> AlertHub:
-    """A hub (never connected to Kafka) holding one alert, at offset 7 of partition 0."""
+    """A hub (never connected to Kafka) holding one alert, at offset 7 of partition 0, and
+    ready (as if it had read the recent alerts and erasures)."""
     raw = json.dumps({
         "intervention_id": "iv-1", "customer_id": "c-1", "ts": "2026-11-23T10:00:00Z",
         "kind": "retention_call", "priority": 1, "queue": "vip", "trigger_event_id": None,
@@ -39,6 +40,7 @@ def buffered_hub() -> AlertHub:
     }).encode()  # fmt: skip
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.publish([Alert("0-7", decode_intervention(raw), raw)])
+    hub.ready.set()
     return hub
 
 
@@ -101,6 +103,7 @@ async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -
     """A screen sent an alert about a customer lost its connection; the customer was
     erased before it resumed, and its card stayed for good."""
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     hub.publish([alert(1, "c-gone"), alert(2, "c-kept")])
     hub.forget("c-gone")  # no screen connected
     resumed = await read_stream(hub, "0-2", b"event: erasure\n")
@@ -115,6 +118,16 @@ async def test_a_resumed_stream_hears_of_the_erasures_made_while_it_was_away() -
     assert older.startswith(b"retry: 2000\n\nevent: erasure\ndata: " + named)
 
 
+async def test_a_screen_is_asked_to_retry_until_the_recent_alerts_and_erasures_are_read() -> None:
+    hub = buffered_hub()
+    hub.ready.clear()  # starting: a resumed screen would miss erasures made while away
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers={**AUTH, "Last-Event-ID": "0-3"})
+        assert reply.status == 503
+        assert reply.headers["Retry-After"] == "2"
+        assert (await reply.json())["error"] == "alerts_not_ready"
+
+
 async def test_a_screen_asking_for_unknown_erasure_notices_gets_a_400() -> None:
     hub = buffered_hub()
     async with TestClient(TestServer(api_app(alerts=hub))) as client:
@@ -127,6 +140,7 @@ async def test_an_alert_with_line_breaks_reaches_the_screen_whole() -> None:
     """JSON from another producer may break lines between its tokens: each line is
     sent as a data line, which a client joins again."""
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     pretty = json.dumps(json.loads(alert(1, "c-1").raw), indent=2).encode()
     hub.publish([Alert("0-1", decode_intervention(pretty), pretty.replace(b"\n", b"\r\n"))])
     stream = await read_stream(hub, None, b"\n\n", by_ref=True)
@@ -141,6 +155,7 @@ async def test_alerts_missed_in_a_partition_that_sent_the_screen_nothing_are_tol
     while it was away, alerts there left the buffer unsent: it is told of the gap."""
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
                    backlog=3)  # fmt: skip
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     hub.publish([alert(1, "c-1")])
     hub._alerts_read = {0: 2, 1: 10}  # where the fan-out reads next (1: its alerts left)
     first = await read_stream(hub, None, b'"iv-1"')
@@ -157,6 +172,7 @@ async def test_an_erased_customers_queued_alerts_are_not_written(behind: bool) -
     """Alerts already in a screen's inbox when their customer was erased were written all
     the same; and a screen too far behind was not even told of the erasure."""
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     async with TestClient(TestServer(api_app(alerts=hub))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH)
         await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
@@ -178,6 +194,7 @@ async def test_a_stream_resumed_from_before_the_buffer_is_told_of_the_gap(
 ) -> None:
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
                    backlog=3)  # fmt: skip
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
     stream = await read_stream(hub, last_id, b'"iv-6"')
     backlog = stream.index(b"event: intervention")
@@ -192,6 +209,7 @@ async def test_a_screen_that_stops_reading_has_its_stream_ended(
     """Its handler waited for the screen to read, forever, with the alerts it held."""
     monkeypatch.setattr(views, "WRITE_TIMEOUT_S", 0.3)
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
     loop = asyncio.get_running_loop()
     async with TestServer(api_app(alerts=hub)) as server:
         with socket.socket() as screen:
