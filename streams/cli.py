@@ -95,6 +95,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_store import StoreUnavailable
     from streams.app import build_store
     from streams.rebuild import RebuildError, rebuild
 
@@ -106,6 +107,11 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         except RebuildError as exc:
             print(f"moments rebuild: {exc}", file=sys.stderr)
             return 2
+        except StoreUnavailable as exc:
+            print(f"moments rebuild: Redis became unavailable ({exc}); the target holds part "
+                  "of the rebuild: once Redis answers, run it again with --force (what was "
+                  "applied counts once)", file=sys.stderr)  # fmt: skip
+            return 3
         finally:
             await store.close()
         print(
@@ -202,7 +208,8 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
     try:
-        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive, again=args.again))
+        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive, again=args.again,
+                                     accept_lost_erasures=args.accept_lost_erasures))  # fmt: skip
     except RedriveRefused as exc:
         print(f"moments dead-letters: {exc}", file=sys.stderr)
         return 2
@@ -285,6 +292,11 @@ def parser() -> argparse.ArgumentParser:
                          help="send the matching letters back to their source topics")  # fmt: skip
     letters.add_argument("--again", action="store_true",
                          help="with --redrive: also those sent back before")  # fmt: skip
+    letters.add_argument(
+        "--accept-lost-erasures", action="store_true",
+        help="with --redrive: even if retention deleted old erasure records (letters of "
+        "customers erased then may be sent back)",
+    )  # fmt: skip
     return p
 
 

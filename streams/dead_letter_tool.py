@@ -29,7 +29,7 @@ from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
 from streams.kafka_security import client_options
 from streams.settings import Settings
-from streams.topic_replay import replay
+from streams.topic_replay import first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     DEAD_LETTER_REDRIVES,
@@ -85,10 +85,15 @@ async def record_sent(producer: AIOKafkaProducer, topic: str, letters: list[Dead
 
 
 async def inspect(
-    settings: Settings, wanted: LetterFilter, redrive: bool = False, again: bool = False
+    settings: Settings,
+    wanted: LetterFilter,
+    redrive: bool = False,
+    again: bool = False,
+    accept_lost_erasures: bool = False,
 ) -> dict[str, Any]:
     """Summarise the matching letters; with ``redrive``, send them back as well (those an
-    earlier run sent too with ``again``)."""
+    earlier run sent too with ``again``). A re-drive is refused when retention deleted
+    erasure records (who was erased then is unknown), unless ``accept_lost_erasures``."""
     summary = DeadLetterSummary()
     horizon_ms = settings.dedupe_horizon_days * 86_400_000
     erased: set[str] = set()
@@ -122,8 +127,17 @@ async def inspect(
                     f"erasure record ({exc}): who was erased is unknown, nothing was sent"
                 ) from exc
 
+    erasures_topic = settings.topic(CUSTOMER_ERASURES)
+    lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}
+    if lost and redrive and not accept_lost_erasures:
+        where = ", ".join(f"partition {p} from offset {o}" for p, o in sorted(lost.items()))
+        raise RedriveRefused(
+            f"{erasures_topic} lost records to retention ({where}): letters of customers "
+            "erased then could be sent back; nothing was sent. Keep the topic for good (as "
+            "Moments creates it), or pass --accept-lost-erasures"
+        )
     # read for a dry run too, so that it reports what a re-drive would take
-    await replay(settings, settings.topic(CUSTOMER_ERASURES), erasures, BATCH)
+    await replay(settings, erasures_topic, erasures, BATCH)
     producer = None
     if redrive:
         producer = AIOKafkaProducer(

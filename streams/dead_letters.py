@@ -23,6 +23,8 @@ Reasons are shown with the record's own key (the customer id) masked.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +55,27 @@ class _Named(msgspec.Struct):
 
 
 _named = msgspec.json.Decoder(_Named)
+# a customer_id in a record that does not decode (cut short, malformed), or a number
+_NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+
+
+def _named_anyhow(value: bytes) -> str | None:
+    """The customer id a record names, read from its text when it does not decode.
+
+    >>> _named_anyhow(b'{"type": "web_click", "customer_id": "c-\\\\"7", "page": "/a')
+    'c-"7'
+    >>> _named_anyhow(b'{"customer_id": 4711}'), _named_anyhow(b"{not json")
+    ('4711', None)
+    """
+    found = _NAMED_ANYHOW.search(value)
+    if found is None:
+        return None
+    token = found.group(1)
+    try:
+        named = json.loads(token) if token.startswith(b'"') else token.decode()
+    except ValueError:
+        return None
+    return str(named)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +179,8 @@ class DeadLetter:
     @property
     def customers(self) -> frozenset[str]:
         """The customer ids the letter names: its key, and the ``customer_id`` of its
-        record where that decodes (a producer may key a record by something else, or not
-        at all).
+        record (a producer may key a record by something else, or not at all), read from
+        its text when the record does not decode.
 
         >>> DeadLetter("dlq", 0, 1, 0, None, b'{"customer_id": "c-7", "ts": 1}', "t", 0, 1,
         ...            "x").customers
@@ -166,8 +189,8 @@ class DeadLetter:
         found = {self.key.decode("utf-8", "replace")} if self.key else set()
         try:
             named = decode_wire(_named, self.value or b"").customer_id
-        except msgspec.DecodeError:  # not JSON, or not an object naming a customer
-            named = None
+        except msgspec.DecodeError:  # not JSON, or its customer_id is not a string
+            named = _named_anyhow(self.value or b"")
         if named:
             found.add(named)
         return frozenset(found)

@@ -82,6 +82,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# what an event's apply says when the customer's risk is watched on it: applied now, or
+# by an earlier run (not erased, nor dated the TTL or longer ago)
+WATCHED = frozenset({ApplyStatus.APPLIED, ApplyStatus.DUPLICATE, ApplyStatus.DUPLICATE_DECIDED})
+
+
 class RebuildError(RuntimeError):
     """The rebuild cannot go on: the target Redis is not empty (and --force was not
     given), or the erasures topic lost records to retention or holds one Moments cannot
@@ -180,7 +185,9 @@ async def rebuild(
         applied += sum(s is ApplyStatus.APPLIED for s in statuses)
         expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
         for event, status in zip(events, statuses, strict=True):
-            if int(status) == 1 and worth_watching(event):  # as the live pipeline does
+            # as the live pipeline does; one applied already (a rebuild run again after
+            # one that stopped half-way) counts too, or its risk state would be lost
+            if status in WATCHED and worth_watching(event):
                 at = ts_ms(event.ts)
                 last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
 

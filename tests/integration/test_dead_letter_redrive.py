@@ -138,3 +138,45 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         assert nothing["redrive"]["redriven"] == 0  # all of them went back before
     finally:
         await store.close()
+
+
+async def test_a_redrive_is_refused_when_erasure_records_were_lost(pipeline: Pipeline) -> None:
+    """Retention deleted erasure records: who was erased then is unknown, so their letters
+    could go back. A dry run still reports; a re-drive needs --accept-lost-erasures."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    from schemas import CustomerErasure, encode_erasure
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    await ensure_topics(Settings.from_env(pipeline.env(0)))
+    erasures = pipeline.topic("customer-erasures")
+    now = datetime.now(UTC)
+    records = [
+        (f"gone-{n}".encode(), encode_erasure(CustomerErasure(customer_id=f"gone-{n}",
+                                                              subject="s", ts=now)))
+        for n in range(2)
+    ]  # fmt: skip
+    await produce(pipeline.services.kafka_bootstrap, erasures, records)
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await admin.start()
+    try:
+        partitions = await admin.describe_topics([erasures])
+        for p in partitions[0]["partitions"]:
+            tp = TopicPartition(erasures, p["partition"])
+            await admin.delete_records({tp: RecordsToDelete(-1)}, 10_000)  # all of it
+    finally:
+        await admin.close()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streams.cli", "dead-letters", *args],
+                              env=pipeline.env(0), capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    refused = run("--redrive")
+    assert refused.returncode == 2, refused.stderr
+    assert "lost records to retention" in refused.stderr and "nothing was sent" in refused.stderr
+    assert run().returncode == 0  # a dry run reports all the same
+    accepted = run("--redrive", "--accept-lost-erasures")
+    assert accepted.returncode == 0, accepted.stderr

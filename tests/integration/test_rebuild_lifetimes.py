@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from agents.risk import ChurnRisk, baseline_risk, risk_features
 from agents.risk_watch import watch_risk
-from feature_store import CustomerFeatures, FeatureStore, StoreConfig
+from feature_store import CustomerFeatures, FeatureStore, StoreConfig, StoreUnavailable
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, Survey, encode_erasure
 from schemas.risk import RiskExample, encode_risk_example
@@ -145,6 +145,40 @@ async def test_rebuild_stores_the_risk_band_so_the_first_crossing_raises_its_cal
             "call_reasons": {"cancel": 1}, "emails": {"unsubscribed": 1},
         }), now, ChurnRisk(), subject="s")  # fmt: skip
         assert watch.crossed
+    finally:
+        await store.close()
+
+
+async def test_a_rebuild_run_again_after_an_outage_takes_the_risk_state_again(
+    pipeline: Pipeline, private_redis: LocalRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis fails after the touchpoints were applied: the rebuild run again with
+    --force finds them applied (duplicates), and stores every band and snapshot all the
+    same."""
+    await write(pipeline, "touchpoints", [
+        (b"ro-high", days_ago("call", "ro-high", "ro-h1", 1, reason="cancel")),
+        (b"ro-high", days_ago("email", "ro-high", "ro-h2", 1, action="unsubscribed")),
+        (b"ro-low", days_ago("web_click", "ro-low", "ro-l1", 1)),
+    ])  # fmt: skip
+    await write(pipeline, "next-best-offers", [(b"ro-low", decision("ro-d1", "ro-low", 1))])
+    settings = Settings.from_env(pipeline.env(0))
+    config = StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    store = FeatureStore.from_url(private_redis.url, config)
+    try:
+        real = store.decisions.record
+
+        async def outage(*args: Any) -> list[bool]:
+            monkeypatch.setattr(store.decisions, "record", real)
+            raise StoreUnavailable("ConnectionError: Redis went away")
+
+        monkeypatch.setattr(store.decisions, "record", outage)
+        with pytest.raises(StoreUnavailable):
+            await rebuild(settings, store)
+        report = await rebuild(settings, store, force=True)
+        assert report.applied == 0  # all applied by the first run
+        bands = {c: (await store.raw(c))["profile"].get("risk_band") for c in ("ro-high", "ro-low")}
+        assert bands == {"ro-high": "high", "ro-low": "low"}
+        assert (report.risk_bands, report.risk_snapshots) == (2, 2)
     finally:
         await store.close()
 

@@ -70,6 +70,13 @@ def test_a_record_of_an_erased_customer_is_not_sent_back_whatever_its_key() -> N
         for n, key in enumerate((None, b"session-77", b"alice-42"))
     ]
     assert verdicts == ["erased"] * 3
+    cut_short = b'{"type": "web_click", "customer_id": "alice-42", "page": "/ca'
+    a_number = b'{"type": "web_click", "customer_id": 4711, "page": "/"}'
+    plan = RedrivePlan(
+        frozenset({"touchpoints"}), remembered_from_ms=0, erased={"alice-42", "4711"}
+    )
+    assert plan.take(letter(offset=3, key=b"session-77", value=cut_short)) == "erased"
+    assert plan.take(letter(offset=4, key=None, value=a_number)) == "erased"
     assert plan.take(letter(offset=9, key=b"bob", value=b'{"customer_id": "bob"}')) == "redriven"
 
 
