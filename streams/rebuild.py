@@ -154,8 +154,9 @@ async def rebuild(
             where = (letter.source_partition, letter.source_offset)
             if not letter.applied_live:
                 rejected.add(where)
-            elif letter.given_up:
-                given_up[where] = letter.written_ms
+            elif letter.given_up:  # when the worker judged it (a batch retried through
+                # an outage may be written much later)
+                given_up[where] = min(letter.handled_ms or letter.written_ms, letter.written_ms)
 
     last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
     expired = 0

@@ -40,13 +40,16 @@ async def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes
         await producer.stop()
 
 
-async def given_up(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
-    """The touchpoints, and their letters as a worker writes them for a batch given up."""
+async def given_up(
+    pipeline: Pipeline, events: list[dict[str, Any]], taken_ms: int | None = None
+) -> None:
+    """The touchpoints, and their letters as a worker writes them for a batch given up
+    (one it took to handle at ``taken_ms``, if given)."""
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
     sent = await write(pipeline, "touchpoints", records)
     letters = []
     for (key, value), at in zip(records, sent, strict=True):
-        origin = SourceRecord(at.topic, at.partition, at.offset, key, value)
+        origin = SourceRecord(at.topic, at.partition, at.offset, key, value, taken_ms=taken_ms)
         letters.append((key, value, dead_letter_headers(origin, GIVEN_UP)))
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
     await producer.start()
@@ -88,6 +91,23 @@ async def test_rebuild_applies_the_events_of_a_batch_given_up(
         assert features is not None and not features.consents_to("email")
         assert await store.read("rb-ahead") is None
         assert (report.touchpoints, report.applied, report.skipped_invalid) == (2, 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_rebuild_judges_an_event_ahead_by_when_the_worker_took_its_batch(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """The batch was taken three hours ago and given up only now (retried through an
+    outage): its event dated an hour ago was two hours ahead then, refused, and stays
+    out, though it is not ahead of when its letter was written."""
+    ahead_then = event("web_click", "rb-then", "rb-t1", minutes_ago=60)
+    taken = datetime.now(UTC) - timedelta(hours=3)
+    await given_up(pipeline, [ahead_then], taken_ms=int(taken.timestamp() * 1000))
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        assert await store.read("rb-then") is None
+        assert (report.applied, report.skipped_invalid) == (0, 1)
     finally:
         await store.close()
 
