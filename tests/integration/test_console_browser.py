@@ -448,8 +448,8 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
     shown again though their cards were dropped, a gap is told, erased customers' cards
     go whether the erasure names them by ref or by id, retries after an HTTP
-    error keep the queue and key of the last Connect (not what was typed since), and an
-    acknowledgement shows its own time after a reload."""
+    error keep the queue and key of the last Connect (not what was typed since), an
+    acknowledgement keeps another tab's and shows its own time after a reload."""
     asked: list[dict[str, str]] = []
     closing = asyncio.Event()
     scripts: list[bytes | int] = [
@@ -502,7 +502,12 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     )  # fmt: skip
     assert asked[1]["header"] == "0-349"
     assert await page.js(cards) == KEPT
+    # another tab of this browser (another queue) acknowledged an alert meanwhile
+    store = "'moments.console.acknowledged'"
+    await page.js(f"localStorage.setItem({store}, JSON.stringify([['iv-other-tab', 1]]))")
     await page.js("document.querySelector('#alerts .alert .alert-ack').click()")
+    kept = await page.js(f"JSON.parse(localStorage.getItem({store})).map(e => e[0])")
+    assert kept == ["iv-other-tab", "iv-350"], kept  # its acknowledgement is not lost
     label = "document.querySelector('#alerts .alert .alert-ack').textContent"
     acknowledged = await page.js(label)
 
