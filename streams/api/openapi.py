@@ -246,7 +246,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "`erasures=ref`; "
                                "`event: gap`, with no id, carries `{\"missed\": "
                                "[{\"partition\", \"after\", \"before\"}]}`: alerts after "
-                               "the resumed position that are no longer buffered. A key "
+                               "the resumed position that are no longer buffered; "
+                               "`event: position`, with an id and `{}`, tells where the "
+                               "stream is after alerts the screen was not sent (other "
+                               "queues'), for it to resume from. A key "
                                "holds at most `MOMENTS_API_MAX_STREAMS_PER_KEY` streams "
                                "open at once; one more is answered 429 "
                                "`too_many_streams`.",

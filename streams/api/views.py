@@ -412,6 +412,7 @@ async def _stream(
     # partitions with nothing to send from: passed all the same, so that its event ids
     # name them, and alerts it misses there while away are told as a gap
     position.cover(quiet)
+    sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
     try:
         await _write(request, response, head)
         # what arrives while the backlog is sent, or twice, is passed already: once each
@@ -421,7 +422,8 @@ async def _stream(
                 customer_id = alert.intervention.customer_id
                 if for_queue(alert, queue) and customer_id not in hub.erased_lately:
                     screen.sent(customer_id)
-                    await _write(request, response, _sse(position.event_id(), alert.raw))
+                    sent_id = position.event_id()
+                    await _write(request, response, _sse(sent_id, alert.raw))
         loop = asyncio.get_running_loop()
         # A screen gone is seen at the next write, or when a notice wakes the stream up:
         # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
@@ -434,7 +436,11 @@ async def _stream(
             try:
                 notice = await asyncio.wait_for(inbox.get(), quiet_until - loop.time())
             except TimeoutError:
-                await _write(request, response, b": keep-alive\n\n")
+                if position.event_id() != sent_id:  # it passed others' alerts meanwhile
+                    sent_id = position.event_id()
+                    await _write(request, response, _position_sse(sent_id))
+                else:
+                    await _write(request, response, b": keep-alive\n\n")
                 quiet_until = loop.time() + KEEP_ALIVE_S
                 continue
             if notice is None:  # the process is stopping
@@ -449,7 +455,8 @@ async def _stream(
                 customer_id = notice.intervention.customer_id
                 if for_queue(notice, queue) and customer_id not in hub.erased_lately:
                     screen.sent(customer_id)
-                    await _write(request, response, _sse(position.event_id(), notice.raw))
+                    sent_id = position.event_id()
+                    await _write(request, response, _sse(sent_id, notice.raw))
                     quiet_until = loop.time() + KEEP_ALIVE_S
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -475,6 +482,12 @@ def _sse(event_id: str, data: bytes) -> bytes:
     breaks between its tokens; a client joins the lines with newlines again)."""
     lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
     return b"id: " + event_id.encode() + b"\nevent: intervention\n" + lines + b"\n"
+
+
+def _position_sse(event_id: str) -> bytes:
+    """Where the stream is, after alerts the screen was not sent (other queues'): so that
+    it resumes from there, and is not told of a gap in alerts that were never its own."""
+    return b"id: " + event_id.encode() + b"\nevent: position\ndata: {}\n\n"
 
 
 def _erased_sse(told: dict[str, str]) -> bytes:

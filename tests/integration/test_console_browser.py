@@ -460,7 +460,9 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
         ERASURES
         + b"event: gap\ndata: {}\n\n"
         + scripted_sse(range(50))
-        + scripted_sse(range(350, 351)),
+        + scripted_sse(range(350, 351))
+        # other queues' alerts passed it by: where the stream is now, to resume from
+        + b"id: 0-360\nevent: position\ndata: {}\n\n",
         503,  # the browser's own retry
         503,  # the console asks why
     ]
@@ -521,7 +523,7 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     await page.wait_for("document.getElementById('status').dataset.state === 'live'", 20,
                         "the retry")  # fmt: skip
     retry = asked[4]
-    assert (retry["api_key"], retry["queue"], retry["last_event_id"]) == ("k1", "q1", "0-350")
+    assert (retry["api_key"], retry["queue"], retry["last_event_id"]) == ("k1", "q1", "0-360")
     assert await page.js(cards) == KEPT
 
     await asyncio.sleep(1.2)  # so that the reload's time differs from the acknowledgement's

@@ -233,3 +233,40 @@ async def within(seconds: float, check: Callable[[], bool]) -> bool:
             return True
         await asyncio.sleep(0.02)
     return check()
+
+
+def queued(n: int, queue: str) -> Alert:
+    """An alert at offset ``n`` of partition 0, for ``queue``."""
+    raw = json.dumps({
+        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "ts": "2026-11-23T10:00:00Z",
+        "kind": "retention_call", "priority": 1, "queue": queue, "trigger_event_id": None,
+        "reasons": [], "suggested_action": "Call them.",
+    }).encode()  # fmt: skip
+    return Alert(f"0-{n}", decode_intervention(raw), raw)
+
+
+async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A billing screen gets its one alert; then 600 of another queue's pass it by (more
+    than the buffer keeps). A quiet moment later it is told where the stream is, and,
+    resuming from there, is told of no gap: every alert of its own reached it."""
+    monkeypatch.setattr("streams.api.views.KEEP_ALIVE_S", 0.2)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    billing = {"queue": "billing", "erasures": "ref"}
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH, params=billing)
+        await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
+        hub.publish([queued(1, "billing")])
+        hub.publish([queued(n, "retention") for n in range(2, 602)])
+        told = await asyncio.wait_for(reply.content.readuntil(b"event: position\n"), 5)
+        hub.close_all()
+        await asyncio.wait_for(reply.content.read(), 5)
+    ids = [line[4:].decode() for line in told.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == ["0-1", "0-601"]  # its alert's, then where the stream had got to
+    assert b"iv-2" not in told  # the other queue's alerts were not sent
+    resumed = await read_stream(hub, ids[-1], b"retry: 2000\n\n", by_ref=True)
+    assert b"event: gap" not in resumed
+    stale = await read_stream(hub, ids[0], b"event: gap", by_ref=True)
+    assert b'"after":1' in stale  # resuming from its last alert instead: 2 to 101 are gone
