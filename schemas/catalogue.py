@@ -20,7 +20,9 @@ MAX_PRIORITY = 1e6
 MAX_COOLDOWN_S = 366 * 86_400  # a year
 
 
-class Offer(msgspec.Struct, frozen=True, kw_only=True):
+# A key the catalogue does not know is refused, naming it: a misspelt limit (a campaign's
+# end, a budget, a cap) would otherwise be dropped without a word.
+class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     offer_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}\Z")]
     title: str
     channels: Annotated[list[OfferChannel], msgspec.Meta(min_length=1)]
@@ -61,7 +63,7 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
         return (start is None or start <= now) and (end is None or now < end)
 
 
-class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
+class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: str
     offers: Annotated[list[Offer], msgspec.Meta(min_length=1)]
     default_offers: list[str] = msgspec.field(default_factory=list)
@@ -76,6 +78,9 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True):
         unknown = [o for o in self.default_offers if o not in seen]
         if unknown:
             raise ValueError(f"default_offers names unknown offers {unknown}")
+        repeated = sorted({o for o in self.default_offers if self.default_offers.count(o) > 1})
+        if repeated:  # a fallback would show (and log) one offer twice
+            raise ValueError(f"default_offers names offers more than once: {repeated}")
         limited = [o.offer_id for o in self.offers
                    if o.offer_id in self.default_offers and o.daily_limit is not None]  # fmt: skip
         if limited:  # fallbacks are answered when the budgets cannot be read

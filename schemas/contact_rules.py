@@ -18,7 +18,7 @@ OUTBOUND = ("email", "sms", "call")  # where Moments reaches out, rather than an
 Cap = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class ContactRules(msgspec.Struct, frozen=True, kw_only=True):
+class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Contact fatigue caps: how many decisions with offers one customer may get on a
     channel per UTC day and per seven days. Channels not named keep the default caps
     (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel. A daily

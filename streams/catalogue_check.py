@@ -70,6 +70,10 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
     if limits:
         summary.append("daily budgets: " + ", ".join(f"{o} {n}" for o, n in limits.items()))
     for offer in catalogue.offers:
+        if offer.offer_id in catalogue.default_offers and (offer.segments or offer.min_purchases):
+            warnings.append(f"default offer {offer.offer_id!r} is limited to segments or "
+                            "purchases, which fallback answers cannot check: they offer it "
+                            "to anyone")  # fmt: skip
         start, end = offer.available_from, offer.available_until
         if end is not None and end <= now:
             warnings.append(f"offer {offer.offer_id!r} ended {end.isoformat()}: never made")

@@ -57,3 +57,28 @@ def test_the_longest_cooldown_allowed_still_cools_an_offer(tmp_path: Path) -> No
     assert now - (now - timedelta(days=1)) < timedelta(seconds=offer.cooldown_s)
     loaded = load_catalogue(catalogue(tmp_path, "value = 250.0\npriority = 2.5"))
     assert (loaded.offers[0].value, loaded.offers[0].priority) == (250.0, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('version = "v"\n' + OFFER + "daily_limt = 5\n", "daily_limt"),
+        ('version = "v"\n' + OFFER + 'available_untill = "2026-12-31T00:00:00Z"\n',
+         "available_untill"),
+        ('version = "v"\ndefault_offer = ["a"]\n' + OFFER, "default_offer"),
+        ('version = "v"\n' + OFFER + "[contact_policy]\nweekly_cap = { email = 0 }\n",
+         "weekly_cap"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_is_refused_naming_it(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text(text)
+    with pytest.raises(CatalogueError, match=f"unknown field `{named}`"):
+        load_catalogue(path)
+
+
+def test_a_default_offer_named_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text('version = "v"\ndefault_offers = ["a", "a"]\n' + OFFER)
+    with pytest.raises(CatalogueError, match="more than once"):
+        load_catalogue(path)

@@ -19,7 +19,18 @@ def test_the_shipped_catalogue_is_valid_and_summarised(capsys: pytest.CaptureFix
     assert main(["check-catalogue", Settings().catalogue_path]) == 0
     out = capsys.readouterr().out
     assert out.startswith("catalogue 2026-11-demo: 10 offers\n")
-    assert "web: 10 offers; fallback: newsletter-signup, free-shipping" in out
+    assert "web: 10 offers; fallback: free-shipping;" in out
+    assert "default offer" not in out  # no fallback offer limited to segments or purchases
+
+
+def test_a_default_offer_limited_to_segments_or_purchases_is_warned_of() -> None:
+    offers = [Offer(offer_id="picks", title="P", channels=["web"], segments=["new"]),
+              Offer(offer_id="loyal", title="L", channels=["web"], min_purchases=3),
+              Offer(offer_id="any", title="A", channels=["web"])]  # fmt: skip
+    catalogue = OfferCatalogue(version="v", offers=offers, default_offers=["picks", "loyal", "any"])
+    _, warnings = catalogue_report(catalogue, NOW)
+    limited = [w for w in warnings if w.startswith("default offer")]
+    assert [w.split("'")[1] for w in limited] == ["picks", "loyal"]
 
 
 def test_an_invalid_catalogue_is_refused_with_its_fault(
