@@ -58,6 +58,9 @@ def ecma_patterns(schema: Any) -> Any:
         ref_template="#/components/schemas/{name}",
     )
 )
+# The catalogue file refuses keys it does not know (a misspelt limit); an offer listed
+# over HTTP carries more (see _LISTED_OFFER), as any answer may in later versions.
+WIRE_SCHEMAS["Offer"].pop("additionalProperties", None)
 # as answered over HTTP: each offer with its title from the catalogue it was decided with
 _RECOMMENDATION = {"allOf": [_DECISION, {"type": "object", "properties": {"offers": {
     "type": "array", "items": {"type": "object", "properties": {
