@@ -90,11 +90,10 @@ class RedisAddress:
             raise ValueError(f"not a redis:// or rediss:// URL: {url.partition(':')[0]}://…")
         found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         tls = found.pop("connection_class", None) is SSLConnection
-        known = {"host", "port", "db", "username", "password"}
-        for option in sorted(set(found) - known):
-            raise ValueError(
-                f"Redis URL option {option} is not supported (db, username and password are)"
-            )
+        unsupported = sorted(set(found) - {"host", "port", "db", "username", "password"})
+        if unsupported:
+            raise ValueError(f"Redis URL option {unsupported[0]} is not supported "
+                             "(db, username and password are)")  # fmt: skip
         return cls(
             host=found.get("host") or "localhost",
             port=int(found.get("port") or 6379),
