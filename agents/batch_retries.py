@@ -124,6 +124,9 @@ class BatchRetries:
                     failures += 1
                     log.exception("batch of %d events failed (attempt %d)", len(records), failures)
                     if failures >= self.max_attempts:
+                        if sent and result is not None:  # its letters went out: not twice
+                            lettered = {id(d.record) for d in result.dead_letters}
+                            records = [r for r in records if id(r) not in lettered]
                         return await self.give_up(records, exc)
                 reason = type(exc).__name__
             else:

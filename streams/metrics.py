@@ -252,6 +252,11 @@ class Metrics:
         self.catalogue_info.clear()
         self.catalogue_info.labels(catalogue.version).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
+        limited = set(catalogue.daily_limits())
+        if limited != self._budgeted:  # budgets gone or changed: no figures of old offers
+            self.offer_budget_spent.clear()
+            self.offer_budget_limit.clear()
+            self._budgeted = limited
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)

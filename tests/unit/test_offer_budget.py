@@ -137,3 +137,15 @@ def test_metrics_show_each_budget_and_forget_offers_no_longer_limited() -> None:
     assert 'moments_offer_budget_spent{offer="voucher"} 2.0' in text
     assert 'moments_offer_budget_limit{offer="voucher"} 3.0' in text
     assert "callback" not in text
+
+
+def test_metrics_drop_every_budget_when_a_catalogue_without_budgets_is_loaded() -> None:
+    metrics = Metrics()
+    metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 5}, {"voucher": 5}))
+    assert 'moments_offer_budget_spent{offer="voucher"} 5.0' in metrics.exposition().decode()
+    unlimited = OfferCatalogue(version="v2", offers=[Offer(offer_id="voucher", title="V",
+                                                           channels=["web"])])  # fmt: skip
+    metrics.catalogue_in_use(unlimited, "ok")  # batches after it count no budgets at all
+    assert "moments_offer_budget_" not in "\n".join(
+        line for line in metrics.exposition().decode().splitlines() if not line.startswith("#")
+    )

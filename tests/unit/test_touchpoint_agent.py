@@ -227,6 +227,19 @@ async def test_a_customer_erased_while_their_batch_waits_for_kafka_is_not_sent()
     assert rig.observer.count("retrying") == 1 and rig.observer.count("batch_handled") == 1
 
 
+async def test_a_batch_given_up_after_it_was_sent_letters_each_record_once() -> None:
+    """Its decisions and its one invalid record's letter went out; then recording them
+    failed again and again (not an outage): the batch is given up, and its other records
+    are dead-lettered, but not the invalid one a second time."""
+    handler = Handler(decided, confirm_errors=[ValueError("a fault in Moments")] * 3)
+    rig = Rig(handler)
+    await rig.run([event(1), event(2)])
+    letters = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    offsets = [dict(h)["source-offset"] for _, _, h in letters]
+    assert sorted(offsets) == [b"1", b"2"], offsets  # 2 (invalid) once, 1 given up
+    assert [n for what, n in rig.observer.seen if what == "dead_lettered"] == [1, 1]
+
+
 def huge_key_letter(records: list[SourceRecord]) -> BatchResult:
     result = BatchResult(results=[("unknown", "invalid")] * len(records))
     result.dead_letters.extend(DeadLetter(r, "invalid: malformed JSON") for r in records)
