@@ -158,6 +158,14 @@ class DeadLetter:
         return headers
 
     @property
+    def taken_ms(self) -> int:
+        """When the worker took the record to handle it (its events may have been
+        applied then), or, for letters written before they said so, when it was written;
+        never later than it was written."""
+        own = self.written_ms if self.handled_ms is None else self.handled_ms
+        return min(own, self.written_ms)
+
+    @property
     def stage(self) -> str:
         """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``,
         ``batch failed N times``."""
@@ -350,10 +358,7 @@ class RedrivePlan:
         >>> plan.first_lettered(again)
         6000
         """
-        # its own time: when the worker took the record (its event may have been applied
-        # then), or, for letters written before they said so, when it was written
-        own = letter.written_ms if letter.handled_ms is None else letter.handled_ms
-        own = min(own, letter.written_ms)
+        own = letter.taken_ms
         if letter.first_lettered_ms is not None:
             return min(letter.first_lettered_ms, own)
         if not letter.redriven:

@@ -156,7 +156,7 @@ async def rebuild(
                 rejected.add(where)
             elif letter.given_up:  # when the worker judged it (a batch retried through
                 # an outage may be written much later)
-                given_up[where] = min(letter.handled_ms or letter.written_ms, letter.written_ms)
+                given_up[where] = letter.taken_ms
 
     last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
     expired = 0
