@@ -153,8 +153,9 @@ class TouchpointHandler:
         if not decoded:
             return result
         statuses: list[ApplyStatus | None]
+        events = [e for _, e in decoded]
         try:
-            statuses = list(await self._apply_with_retries([e for _, e in decoded]))
+            statuses = list(await self._apply_with_retries(events, earlier, applied))
         except StoreUnavailable:
             raise
         except Exception:
@@ -162,7 +163,7 @@ class TouchpointHandler:
             statuses = []
             for record, event in decoded:
                 try:
-                    (status,) = await self._apply_with_retries([event])
+                    (status,) = await self._apply_with_retries([event], earlier, applied)
                 except StoreUnavailable:
                     raise
                 except Exception as exc:
@@ -170,25 +171,32 @@ class TouchpointHandler:
                     result.dead_letters.append(DeadLetter(record, _failure("feature update", exc)))
                     continue
                 statuses.append(status)
-                if status is ApplyStatus.APPLIED and applied is not None:
-                    applied[event.event_id] += 1  # before a later event's outage
-        else:
-            if applied is not None:
-                applied.update(e.event_id for (_, e), status in zip(decoded, statuses, strict=True)
-                               if status is ApplyStatus.APPLIED)  # fmt: skip
         await self._decide(decoded, statuses, result, earlier)
         return result
 
-    async def _apply_with_retries(self, events: list[TouchpointEvent]) -> list[ApplyStatus]:
+    async def _apply_with_retries(
+        self, events: list[TouchpointEvent], earlier: Counter[str], applied: Counter[str] | None
+    ) -> list[ApplyStatus]:
+        """Apply, retrying a failure; the events an attempt applied go into ``applied``
+        (the caller's, kept across its retries of the batch), and those of a failed
+        attempt into ``earlier`` too: the next attempt finds them applied by this batch."""
         for attempt in range(1, self._max_attempts + 1):
+            ran: dict[int, ApplyStatus] = {}
             try:
-                return await self._store.apply(events)
-            except StoreUnavailable:
-                raise
-            except Exception:
-                if attempt == self._max_attempts:
+                statuses = await self._store.apply(events, ran)
+            except Exception as exc:
+                now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
+                earlier.update(now)
+                if applied is not None:
+                    applied.update(now)
+                if attempt == self._max_attempts or isinstance(exc, StoreUnavailable):
                     raise
                 log.warning("feature update failed (attempt %d), retrying", attempt, exc_info=True)
+                continue
+            if applied is not None:
+                applied.update(e.event_id for e, s in zip(events, statuses, strict=True)
+                               if s is ApplyStatus.APPLIED)  # fmt: skip
+            return statuses
         raise AssertionError("unreachable")
 
     async def _decide(

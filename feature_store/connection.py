@@ -197,15 +197,24 @@ class StoreConnection:
         return self._shas
 
     async def eval_many(
-        self, op: str, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+        self,
+        op: str,
+        script: str,
+        calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+        ran: dict[int, Any] | None = None,
     ) -> list[Any]:
-        """Run one script per (keys, args) call in one round trip."""
-        return await self.eval_mixed(op, [(script, keys, args) for keys, args in calls])
+        """Run one script per (keys, args) call in one round trip (``ran``: see
+        :meth:`eval_mixed`)."""
+        return await self.eval_mixed(op, [(script, keys, args) for keys, args in calls], ran)
 
-    async def eval_mixed(self, op: str, calls: Sequence[Call]) -> list[Any]:
+    async def eval_mixed(
+        self, op: str, calls: Sequence[Call], ran: dict[int, Any] | None = None
+    ) -> list[Any]:
         """Run (script, keys, args) calls in one round trip, shared with other callers'
         calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
-        if Redis lost them."""
+        if Redis lost them. When a call fails, the others have run all the same: ``ran``
+        is given the reply of each call that ran (by index) before the error is raised,
+        as :class:`StoreUnavailable` if any of them says Redis cannot serve now."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -217,15 +226,19 @@ class StoreConnection:
             ])  # fmt: skip
             self.observe(op, started)
             missing = []
+            failed: list[Exception] = []
             for i, reply in zip(pending, replies, strict=True):
                 if isinstance(reply, NoScriptError):
                     missing.append(i)
-                elif transient(reply):
-                    raise unavailable(reply)
                 elif isinstance(reply, Exception):
-                    raise reply
+                    failed.append(reply)
                 else:
                     results[i] = reply
+                    if ran is not None:
+                        ran[i] = reply
+            if failed:
+                down = next((e for e in failed if transient(e)), None)
+                raise unavailable(down) if down is not None else failed[0]
             if not missing:
                 return results
             pending = missing

@@ -142,19 +142,33 @@ class FeatureStore:
         args += [_updates_json(fact.updates), LIVE_LAG_MS]
         return keys, args
 
-    async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
-        """Apply touchpoints in order; per event, whether it was new or a duplicate."""
-        return await self.apply_facts([touchpoint_fact(e, self._config.money) for e in events])
+    async def apply(
+        self, events: Sequence[TouchpointEvent], ran: dict[int, ApplyStatus] | None = None
+    ) -> list[ApplyStatus]:
+        """Apply touchpoints in order; per event, whether it was new or a duplicate
+        (``ran``: see :meth:`apply_facts`)."""
+        facts = [touchpoint_fact(e, self._config.money) for e in events]
+        return await self.apply_facts(facts, ran)
 
-    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
-        """Apply facts in order, in one round trip (plus one if Redis lost the script)."""
+    async def apply_facts(
+        self, facts: Sequence[Fact], ran: dict[int, ApplyStatus] | None = None
+    ) -> list[ApplyStatus]:
+        """Apply facts in order, in one round trip (plus one if Redis lost the script).
+        When one fails, the others are applied all the same: ``ran`` is given each one's
+        status (by index) before the error is raised, so that a retry can tell the facts
+        it applied itself from duplicates."""
         if not facts:
             return []
         now_ms = int(self._clock() * 1000)
         calls = [self._call(f, now_ms) for f in facts]
-        replies = await self._conn.eval_many("apply", "apply", calls)
-        self.facts_applied += len(facts)
-        return [ApplyStatus(int(r)) for r in replies]
+        replies: dict[int, Any] = {}
+        try:
+            await self._conn.eval_many("apply", "apply", calls, replies)
+        finally:
+            self.facts_applied += len(replies)
+            if ran is not None:
+                ran.update((i, ApplyStatus(int(r))) for i, r in replies.items())
+        return [ApplyStatus(int(replies[i])) for i in range(len(facts))]
 
     async def read_for_decisions(
         self, customer_ids: Sequence[str], now: float | None = None

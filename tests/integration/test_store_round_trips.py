@@ -94,6 +94,29 @@ async def test_scripts_lost_by_redis_are_loaded_again(
         await store.close()
 
 
+async def test_a_batch_with_a_failing_script_tells_which_facts_it_applied(
+    kafka_redis: Services,
+) -> None:
+    """Redis runs every script of a batch: one failing does not undo the others, and the
+    store says which ones it applied, so that a retry can tell them from duplicates."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        await admin.set(store._keys.for_customer("broken").seen, "not a sorted set")
+        batch = [_click(1, "c1"), _click(2, "broken"), _click(3, "c3")]
+        ran: dict[int, ApplyStatus] = {}
+        with pytest.raises(Exception, match="WRONGTYPE"):
+            await store.apply(batch, ran)
+        assert ran == {0: ApplyStatus.APPLIED, 2: ApplyStatus.APPLIED}
+        await admin.delete(store._keys.for_customer("broken").seen)
+        again: dict[int, ApplyStatus] = {}
+        assert await store.apply(batch, again) == [0, 1, 0]
+        assert again == dict(enumerate([0, 1, 0]))
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
 async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted_again(
     kafka_redis: Services,
 ) -> None:

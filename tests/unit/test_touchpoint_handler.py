@@ -83,6 +83,7 @@ class RecordingStore:
         features: dict[str, CustomerFeatures] | None = None,
         statuses: dict[str, ApplyStatus] | None = None,
         poison: Sequence[str] = (),
+        outage: Sequence[str] = (),
         errors: Sequence[Exception] = (),
         read_error: Exception | None = None,
     ) -> None:
@@ -90,6 +91,7 @@ class RecordingStore:
         self.gone: set[str] = set()  # erased
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
+        self.outage = set(outage)
         self.errors = list(errors)
         self.read_error = read_error
         self.apply_calls: list[list[str]] = []
@@ -99,19 +101,29 @@ class RecordingStore:
         self.records: list[list[DecisionRecord]] = []
         self.decisions = RecordedDecisions(self)
 
-    async def apply(self, events: Sequence[TouchpointEvent]) -> list[ApplyStatus]:
+    async def apply(
+        self, events: Sequence[TouchpointEvent], ran: dict[int, ApplyStatus] | None = None
+    ) -> list[ApplyStatus]:
+        """As Redis runs a batch's scripts: a poison event fails, the others are applied
+        (and told in ``ran``), then the first failure is raised."""
         ids = [e.event_id for e in events]
         self.apply_calls.append(ids)
         if self.errors:
             raise self.errors.pop(0)
-        if self.poison.intersection(ids):
-            raise PoisonError(f"cannot apply {sorted(self.poison.intersection(ids))}")
         statuses = []
-        for event_id in ids:
+        for i, event_id in enumerate(ids):
+            if event_id in self.poison or event_id in self.outage:
+                continue
             seen = event_id in self.applied
             self.applied.append(event_id)
             fallback = ApplyStatus.DUPLICATE if seen else ApplyStatus.APPLIED
             statuses.append(self.statuses.get(event_id, fallback))
+            if ran is not None:
+                ran[i] = statuses[-1]
+        if self.outage.intersection(ids):
+            raise StoreUnavailable(f"OutOfMemoryError applying {sorted(self.outage)}")
+        if self.poison.intersection(ids):
+            raise PoisonError(f"cannot apply {sorted(self.poison.intersection(ids))}")
         return statuses
 
     async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
@@ -304,7 +316,9 @@ async def test_a_poison_event_is_isolated_and_only_it_is_dead_lettered() -> None
         + [["poison"]] * MAX_ATTEMPTS  # then one by one
         + [["b"]]
     )
-    assert store.applied == ["a", "b"]
+    # Redis applied the others in each failed attempt: they count as applied, not as
+    # duplicates (only the batch's own attempts applied them)
+    assert store.applied == ["a", "b"] * (MAX_ATTEMPTS + 1)
     assert [d.record for d in result.dead_letters] == [batch[1]]
     assert result.dead_letters[0].error.startswith("feature update failed: PoisonError: ")
     assert result.results == [("web_click", "ok"), ("web_click", "failed"), ("web_click", "ok")]
@@ -348,6 +362,21 @@ async def test_a_retried_batch_counts_what_its_first_attempt_applied_as_applied(
     # without what the first attempt applied, the same retry counts them as duplicates
     again = await handler(store).handle(batch)
     assert [r for _, r in again.results] == ["duplicate"] * 3
+
+
+async def test_the_events_a_batch_applied_beside_an_outage_count_as_applied_on_retry() -> None:
+    """Redis refused one event's script (out of memory) and ran the others."""
+    store = RecordingStore(outage=["b"])
+    batch = records(click("a"), click("b"), click("c"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    assert store.apply_calls == [["a", "b", "c"]]
+    assert applied == Counter({"a": 1, "c": 1})
+    store.outage.clear()
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "ok", "ok"]
+    assert triggers(result) == ["a", "b", "c"]
 
 
 async def test_events_applied_one_by_one_before_an_outage_count_as_applied_on_retry() -> None:
