@@ -172,11 +172,12 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     # Asked for offers, the API answers as for someone it knows nothing of (the answer
     # does not tell of the erasure) and keeps, counts and sends nothing.
     control = ControlGroup(Settings().control_salt, Settings().control_percent)
-    stranger = next(c for n in itertools.count() if control.contains(
+    strangers = (c for n in itertools.count() if control.contains(
         c := f"{pipeline.prefix}stranger-{n}") == control.contains(gone))  # fmt: skip
     # The bandit explores one decision in twenty, drawn from the decision id: compare
-    # greedy answers, asking again while either one explored.
-    for _ in range(10):
+    # greedy answers, asking again (a new stranger: one shown offers is in cooldown)
+    # while either one explored.
+    for stranger in itertools.islice(strangers, 10):
         answers = []
         for customer in (gone, stranger):
             url = f"{api.url}/v1/customers/{customer}/recommendations"
