@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 
@@ -79,19 +80,29 @@ def might_intervene(event: TouchpointEvent) -> bool:
     return False
 
 
-# The types of the recent touchpoints that can never raise an alert (an email opened,
-# clicked or answered, a survey answer, a consent: see might_intervene). The customer's
-# own all the same, they are part of a lapsed customer's return, not of the lapse.
-ON_THE_WAY_BACK = frozenset({"email", "survey", "consent"})
+# The types of the recent touchpoints that always could raise an alert (see
+# might_intervene): a return that reached one of them was noticed then. The others
+# (an email opened, a survey answer, a consent, a call or a mention, which the recent
+# list does not say was inbound or negative) are part of a lapsed customer's return, not
+# of the lapse; whether an alert welcomed them back then is in their contact history.
+NOTICED = frozenset({"web_click", "purchase"})
+
+
+class Return(NamedTuple):
+    """A lapsed customer's return."""
+
+    away: timedelta  # how long they had been away
+    began: datetime  # when: the first touchpoint of the return
 
 
 def returned_after(
     event: TouchpointEvent, recent: list[RecentTouchpoint], lapse: timedelta
-) -> timedelta | None:
-    """How long the customer had been away, if at least ``lapse``, when they came back
-    with ``event`` or with the touchpoints just before it that cannot raise an alert
-    (the email they opened on the way back, before the click it brought): the gap before
-    the first touchpoint of their return. ``recent``: newest first, ``event`` in it or not.
+) -> Return | None:
+    """The customer's return, if they had been away at least ``lapse`` when they came
+    back with ``event`` or with the touchpoints just before it that may not have raised
+    an alert (the email they opened on the way back, before the click it brought): the
+    gap before the first touchpoint of their return. ``recent``: newest first, ``event``
+    in it or not.
 
     >>> from datetime import UTC
     >>> from schemas import WebClick
@@ -99,7 +110,7 @@ def returned_after(
     >>> click = WebClick(event_id="w", customer_id="c", ts=at, page="/")
     >>> opened = RecentTouchpoint(at - timedelta(seconds=30), "email", "e")
     >>> bought = RecentTouchpoint(at - timedelta(days=120), "purchase", "p")
-    >>> returned_after(click, [opened, bought], timedelta(days=90))
+    >>> returned_after(click, [opened, bought], timedelta(days=90)).away
     datetime.timedelta(days=119, seconds=86370)
     >>> visited = RecentTouchpoint(at - timedelta(seconds=30), "web_click", "v")
     >>> returned_after(click, [visited, bought], timedelta(days=90)) is None
@@ -109,11 +120,18 @@ def returned_after(
     # the event itself is in the list too (at millisecond precision)
     for r in (r for r in recent if r.ts < event.ts and r.event_id != event.event_id):
         if newer - r.ts >= lapse:
-            return newer - r.ts
-        if r.type not in ON_THE_WAY_BACK:  # their return, if any, was noticed then
+            return Return(newer - r.ts, newer)
+        if r.type in NOTICED:  # their return, if any, was noticed then
             return None
         newer = r.ts
     return None
+
+
+def welcomed_back(features: CustomerFeatures, back: Return) -> bool:
+    """Whether a win-back alert was raised for this return already (at a call or a
+    mention that began it, say): one per return."""
+    last = features.contact.last_intervention.get("win_back")
+    return last is not None and last >= back.began
 
 
 def on_the_line(event: TouchpointEvent) -> bool:
@@ -207,9 +225,10 @@ def interventions_for(
     if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
         queue = event.queue if isinstance(event, Call) else "retention"
         wanted.append(("retention_call", 2, [f"risk_crossed:{risk:.2f}"], queue))
-    away = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
-    if away and might_intervene(event) and (valuable or features.spend >= rules.high_value):
-        wanted.append(("win_back", 2, [f"returned_after_days:{away.days}"], None))
+    back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
+    if (back and might_intervene(event) and not welcomed_back(features, back)
+            and (valuable or features.spend >= rules.high_value)):  # fmt: skip
+        wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
     if not on_the_line(event) and not features.consents_to("call"):
         # the contact centre would have to call them, and they said not to: only a reply
         # where they spoke up in public is left

@@ -262,9 +262,34 @@ def test_the_lapse_is_counted_to_the_first_touchpoint_of_the_return() -> None:
 
 
 def test_no_win_back_when_a_visit_since_the_return_could_have_raised_it() -> None:
-    for kind in ("web_click", "purchase", "call", "social_mention"):
+    for kind in ("web_click", "purchase"):
         features = came_back((MINUTE, "email"), (DAY, kind), (120 * DAY, "purchase"))
         assert win_backs(CLICK, features) == [], kind
+
+
+@pytest.mark.parametrize("kind", ["call", "social_mention"])
+def test_win_back_when_the_return_began_with_a_call_or_mention_that_raised_none(
+    kind: str,
+) -> None:
+    """A kind word in public or an outbound call they answered cannot raise an alert;
+    the recent list does not say which it was, the contact history does."""
+    features = came_back((DAY, kind), (120 * DAY, "purchase"))
+    assert win_backs(CLICK, features) == [["returned_after_days:119"]]
+
+
+def test_one_win_back_per_return_even_after_its_cool_down() -> None:
+    """An inbound call began the return 40 days ago and raised the win-back then."""
+    began = T0 - 40 * DAY
+    welcomed = msgspec.structs.replace(
+        came_back((40 * DAY, "call"), (160 * DAY, "purchase")),
+        contact=ContactHistory(last_intervention={"win_back": began + MINUTE}),
+    )
+    assert win_backs(CLICK, welcomed) == []
+    # a win-back for an earlier return does not count for this one
+    earlier = msgspec.structs.replace(
+        welcomed, contact=ContactHistory(last_intervention={"win_back": began - 200 * DAY})
+    )
+    assert win_backs(CLICK, earlier) == [["returned_after_days:120"]]
 
 
 def test_no_win_back_for_a_customer_who_kept_opening_emails() -> None:
