@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from feature_store.records import (
     ErasureReceipt,
     Observer,
     StoreConfig,
+    StoreUnavailable,
 )
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
@@ -319,8 +321,14 @@ class FeatureStore:
             return True
         return False
 
-    async def ping(self) -> bool:
-        return await self._conn.ping()
+    async def ping(self, within_s: float = 1.0) -> bool:
+        """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within
+        ``within_s`` (a frozen Redis must not hold a readiness probe past its timeout)."""
+        try:
+            async with asyncio.timeout(within_s):
+                return await self._conn.ping()
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"no answer to PING within {within_s} s") from exc
 
     async def close(self) -> None:
         await self._conn.close()

@@ -350,7 +350,6 @@ async def delete_customer(request: web.Request) -> web.Response:
 # --- alerts, console, service pages ------------------------------------------------------
 
 
-READY_PING_S = 1.0  # how long /readyz waits for Redis to answer a PING
 HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
@@ -524,10 +523,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     api = _api(request)
     checks = {"kafka": api.kafka.check()}  # from what was last seen: no request to Kafka
-    try:  # a frozen Redis must not hold the answer past an orchestrator's probe timeout
-        async with asyncio.timeout(READY_PING_S):
-            checks["redis"] = "ok" if await api.store.ping() else "down"
-    except (StoreUnavailable, TimeoutError):
+    try:  # bounded: a frozen Redis must not hold the answer past a probe's timeout
+        checks["redis"] = "ok" if await api.store.ping() else "down"
+    except StoreUnavailable:
         checks["redis"] = "down"
     # Ready once started: while Redis or Kafka is down the API still answers (default
     # offers, 503s that say retry), better than no answer at all from a pod taken out of

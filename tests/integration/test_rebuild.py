@@ -283,13 +283,13 @@ async def test_a_customer_erased_while_the_rebuild_runs_stays_erased(
     apply_facts = store.apply_facts
     erased_meanwhile = []
 
-    async def erase_meanwhile(facts: Any) -> Any:  # the API erases `late` mid-replay
+    async def erase_meanwhile(facts: Any, *ran: Any) -> Any:  # the API erases `late` mid-replay
         if not erased_meanwhile:
             record = CustomerErasure(customer_id=late, subject="s", ts=datetime.now(UTC))
             await produce(bootstrap, pipeline.topic("customer-erasures"),
                           [(late.encode(), encode_erasure(record))])  # fmt: skip
             erased_meanwhile.append(late)
-        return await apply_facts(facts)
+        return await apply_facts(facts, *ran)
 
     store.apply_facts = erase_meanwhile  # type: ignore[method-assign]
     try:
