@@ -182,21 +182,20 @@ class TouchpointHandler:
         attempt into ``earlier`` too: the next attempt finds them applied by this batch."""
         for attempt in range(1, self._max_attempts + 1):
             ran: dict[int, ApplyStatus] = {}
+            failure: Exception | None = None
             try:
                 statuses = await self._store.apply(events, ran)
             except Exception as exc:
-                now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
-                earlier.update(now)
-                if applied is not None:
-                    applied.update(now)
-                if attempt == self._max_attempts or isinstance(exc, StoreUnavailable):
-                    raise
-                log.warning("feature update failed (attempt %d), retrying", attempt, exc_info=True)
-                continue
+                failure = exc
+            now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
             if applied is not None:
-                applied.update(e.event_id for e, s in zip(events, statuses, strict=True)
-                               if s is ApplyStatus.APPLIED)  # fmt: skip
-            return statuses
+                applied.update(now)
+            if failure is None:
+                return statuses
+            earlier.update(now)
+            if attempt == self._max_attempts or isinstance(failure, StoreUnavailable):
+                raise failure
+            log.warning("feature update failed (attempt %d), retrying", attempt, exc_info=failure)
         raise AssertionError("unreachable")
 
     async def _decide(
