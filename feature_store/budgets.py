@@ -46,6 +46,15 @@ class OfferBudgets:
     async def add(self, spends: Sequence[BudgetSpend]) -> int:
         """Count the offers each decision showed, once per decision; returns how many
         decisions were counted now (the others were counted before)."""
+        return await self._run("spend", spends, [KEPT_S])
+
+    async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
+        """Take back what :meth:`add` counted of decisions that were not made after all
+        (the store refused to record them), once per decision; returns how many were
+        taken back now."""
+        return await self._run("unspend", spends, [])
+
+    async def _run(self, script: str, spends: Sequence[BudgetSpend], head: list[Any]) -> int:
         by_day: dict[date, list[Any]] = defaultdict(list)
         for spend in spends:
             if spend.offer_ids:
@@ -53,6 +62,6 @@ class OfferBudgets:
                 args += [spend.decision_id, len(spend.offer_ids), *spend.offer_ids]
         if not by_day:
             return 0
-        calls = [("spend", (self._key(day), self._counted_key(day)), [KEPT_S, *args])
+        calls = [(script, (self._key(day), self._counted_key(day)), [*head, *args])
                  for day, args in sorted(by_day.items())]  # fmt: skip
         return sum(int(n) for n in await self._conn.eval_mixed("budgets", calls))

@@ -18,7 +18,8 @@ stored, the caller gets the decision at once and it is stored and published as u
 
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
-is answered as for an erased customer (``None``).
+is answered as for an erased customer (``None``), and what the decision added to the
+daily offer budgets (in the same round trip) is taken back.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import decision_record
-from feature_store import CustomerFeatures, FeatureStore, offers_shown_fact
+from feature_store import BudgetSpend, CustomerFeatures, FeatureStore, offers_shown_fact
 from schemas import NextBestOffer, encode_decision
 from streams.api.inflight import InFlightDecisions
 from streams.api.publisher import KeyedPublisher
@@ -166,6 +167,7 @@ class Recommender:
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
         failure: Exception | None = None
+        spending: list[BudgetSpend] = []  # what the decisions add to the daily budgets
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
@@ -244,6 +246,18 @@ class Recommender:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
         self._publish(answered)
+        refused = {d.decision_id for (_, d, _), stored in zip(decided, kept, strict=True)
+                   if not stored}  # fmt: skip
+        if refused and spending:  # never made: what they spent goes back to the budgets
+            unspent = [s for s in spending if s.decision_id in refused]
+            self._track(asyncio.create_task(self._withdraw(unspent)))
+
+    async def _withdraw(self, spending: list[BudgetSpend]) -> None:
+        try:
+            await self._store.budgets.withdraw(spending)
+        except Exception as exc:  # the budgets are soft: the count stays a little high
+            log.warning("could not take back the budget spending of %d decisions refused "
+                        "at erasure: %s", len(spending), exc)  # fmt: skip
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting."""

@@ -60,6 +60,26 @@ async def test_the_store_counts_offers_by_day_and_keeps_them_three_days(
         await store.close()
 
 
+async def test_the_store_takes_back_the_spending_of_decisions_not_made(
+    pipeline: Pipeline,
+) -> None:
+    """A decision the store refused to record (its customer erased meanwhile) gives its
+    offers back to the budgets, once; one never counted takes nothing back."""
+    store = pipeline.store()
+    try:
+        day = date(2026, 12, 1)
+        made = BudgetSpend(day, "d1", ("voucher",))
+        refused = BudgetSpend(day, "d2", ("voucher", "sale"))
+        assert await store.budgets.add([made, refused]) == 2
+        never_counted = BudgetSpend(day, "d3", ("voucher",))
+        assert await store.budgets.withdraw([refused, never_counted]) == 1
+        assert await store.budgets.spent(day) == {"voucher": 1}  # "sale" at 0 is gone
+        assert await store.budgets.withdraw([refused]) == 0  # taken back once
+        assert await store.budgets.spent(day) == {"voucher": 1}
+    finally:
+        await store.close()
+
+
 async def _budget_ttls(pipeline: Pipeline) -> Any:
     import redis.asyncio as aioredis
 

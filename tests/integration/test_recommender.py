@@ -601,6 +601,44 @@ async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_er
     assert await store.decisions.recent(leaving) == []
 
 
+async def test_a_decision_refused_at_erasure_gives_its_offers_back_to_the_budgets(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every offer but the defaults has a daily budget: the decision of a customer erased
+    before it is stored is not made, so the day's counts hold only the other customer's
+    offers."""
+    defaults = set(CATALOGUE.default_offers)
+    catalogue = msgspec.structs.replace(CATALOGUE, offers=[
+        o if o.offer_id in defaults else msgspec.structs.replace(o, daily_limit=1000)
+        for o in CATALOGUE.offers
+    ])  # fmt: skip
+    policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), CONTACT_POLICY)
+    customers = await seed(store)
+    leaving, staying = customers[5], customers[6]
+    real_record = store.decisions.record
+
+    async def erased_meanwhile(*args: Any) -> list[bool]:
+        await store.erase(leaving)
+        return await real_record(*args)
+
+    monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
+    today = datetime.now(UTC).date()
+    before = await store.budgets.spent(today)
+    recommender = Recommender(store, policy, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=5.0)  # fmt: skip
+    gone, kept = await asyncio.gather(
+        recommender.recommend(leaving, "web", 3), recommender.recommend(staying, "web", 3)
+    )
+    await recommender.drain()
+    assert gone is None and kept is not None and kept.offers
+    spent = await store.budgets.spent(today)
+    added = {o: n - before.get(o, 0) for o, n in spent.items() if n != before.get(o, 0)}
+    assert added == {o.offer_id: 1 for o in kept.offers if o.offer_id not in defaults}
+    assert added  # the kept decision spent something: the check above can tell
+
+
 async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_first(
     store: FeatureStore, producer: AIOKafkaProducer
 ) -> None:
