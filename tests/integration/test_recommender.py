@@ -568,6 +568,19 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     assert contexts == [encode_decision(known).decode(), encode_decision(new).decode()]
 
 
+def erase_before_recording(
+    monkeypatch: pytest.MonkeyPatch, store: FeatureStore, customer_id: str
+) -> None:
+    """The customer is erased just before the next batch's decisions are recorded."""
+    real_record = store.decisions.record
+
+    async def erased_meanwhile(*args: Any) -> list[bool]:
+        await store.erase(customer_id)
+        return await real_record(*args)
+
+    monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
+
+
 async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_erased(
     store: FeatureStore,
     producer: AIOKafkaProducer,
@@ -580,13 +593,7 @@ async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_er
     erased, as if the read had seen it. The other customer of the batch is unaffected."""
     customers = await seed(store)
     leaving, staying = customers[3], customers[4]
-    real_record = store.decisions.record
-
-    async def erased_meanwhile(*args: Any) -> list[bool]:
-        await store.erase(leaving)
-        return await real_record(*args)
-
-    monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
+    erase_before_recording(monkeypatch, store, leaving)
     topic = unique("decisions")
     recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0)
     gone, kept = await asyncio.gather(
@@ -617,13 +624,7 @@ async def test_a_decision_refused_at_erasure_gives_its_offers_back_to_the_budget
     policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), CONTACT_POLICY)
     customers = await seed(store)
     leaving, staying = customers[5], customers[6]
-    real_record = store.decisions.record
-
-    async def erased_meanwhile(*args: Any) -> list[bool]:
-        await store.erase(leaving)
-        return await real_record(*args)
-
-    monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
+    erase_before_recording(monkeypatch, store, leaving)
     today = datetime.now(UTC).date()
     before = await store.budgets.spent(today)
     recommender = Recommender(store, policy, KeyedPublisher(producer), unique("decisions"),
