@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from feature_store import StoreUnavailable
 from schemas import Intervention, InvalidEvent, decode_erasure, decode_intervention
-from streams.api.screen_erasures import Erased, RecentErasures, shows, with_customer_ref
+from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -88,19 +88,13 @@ class StreamPosition:
 
     def passed(self, alert: Alert) -> bool:
         """Whether the stream has gone past ``alert`` (it was sent or left out)."""
-        return self.reached(*_partition_offset(alert.id))
-
-    def reached(self, partition: int, offset: int) -> bool:
-        """Whether the stream has gone past the alert at ``offset`` in ``partition``."""
+        partition, offset = _partition_offset(alert.id)
         return offset <= self._offsets.get(partition, -1)
 
     def advance(self, alert: Alert) -> None:
         partition, offset = _partition_offset(alert.id)
         if offset > self._offsets.get(partition, -1):
             self._offsets[partition] = offset
-
-    def copy(self) -> StreamPosition:
-        return StreamPosition(dict(self._offsets))
 
     def event_id(self) -> str:
         return ".".join(f"{p}-{o}" for p, o in sorted(self._offsets.items()))
@@ -139,7 +133,7 @@ def for_queue(alert: Alert, queue: str | None) -> bool:
     """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``. An
     alert for no queue in particular (a win-back, a call that named none) is for every
     screen."""
-    return shows(queue, alert.intervention.queue)
+    return queue is None or alert.intervention.queue in (None, queue)
 
 
 def _number(text: str, digits: int) -> bool:
@@ -264,13 +258,11 @@ class AlertHub:
     def forget(self, customer_id: str, at: float | None = None) -> None:
         """The customer was erased (``at``, default now): remember it, drop their
         buffered alerts and tell the screens."""
-        theirs = [a for a in self._buffer if a.intervention.customer_id == customer_id]
-        places = tuple((*_partition_offset(a.id), a.intervention.queue) for a in theirs)
-        erased = self.erased_lately.add(customer_id, self.refer(customer_id), at, places)
-        if theirs:
-            kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
-            self._buffer = deque(kept, maxlen=self._backlog)
-        self._notify(erased)
+        ref = self.refer(customer_id)
+        self.erased_lately.add(customer_id, ref, at)
+        kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
+        self._buffer = deque(kept, maxlen=self._backlog)
+        self._notify(Erased(customer_id, ref))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         """Buffer alerts (already checked against erasures) and hand them to the screens,

@@ -4,10 +4,9 @@ Every alert a screen is sent carries ``customer_ref``, a keyed hash of the custo
 (:class:`CustomerRefs`), which names no one to whoever lacks the secret. When a customer
 is erased, a screen that was sent alerts about them on this connection is told their id
 and ref (it knows the id already); one that may still show their alerts from before it
-resumed is told the ref alone, enough to drop the cards that carry it. A screen written
-before refs drops cards by id: it is told the id too, but only when it had gone past one
-of the customer's alerts for its queue that the fan-out still held at the erasure, so that
-it learns no id it was not sent; any other screen is told nothing (:class:`Screen`).
+resumed is told the ref alone, enough to drop the cards that carry it, if it asked for
+that (``?erasures=ref``, as the console does), else the id and ref, as screens written
+before refs expect; any other screen is told nothing (:class:`Screen`).
 """
 
 from __future__ import annotations
@@ -17,36 +16,18 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 # what the ref key is derived from the key-hashing secret with, so that a ref matches no
 # other keyed hash of the same id (Redis key names, exports, logs)
 REF_CONTEXT = b"moments: how contact-centre screens know a customer"
 
 
-# where one alert was, and for which queue: (partition, offset, queue or None for all)
-AlertPlace = tuple[int, int, str | None]
-
-
 @dataclass(frozen=True, slots=True)
 class Erased:
-    """A customer was erased: screens drop the alerts about them. ``alerts`` are the
-    places of their alerts the fan-out held when it heard of the erasure."""
+    """A customer was erased: screens drop the alerts about them."""
 
     customer_id: str
     customer_ref: str
-    alerts: tuple[AlertPlace, ...] = ()
-
-
-class Position(Protocol):
-    def reached(self, partition: int, offset: int) -> bool:
-        """Whether the stream has gone past the alert at ``offset`` in ``partition``."""
-
-
-def shows(queue: str | None, alert_queue: str | None) -> bool:
-    """Whether a screen following ``queue`` (``None``: every queue) shows an alert for
-    ``alert_queue`` (``None``: an alert for every screen)."""
-    return queue is None or alert_queue in (None, queue)
 
 
 class CustomerRefs:
@@ -94,18 +75,9 @@ class Screen:
     {'customer_ref': 'ref-2'}
     """
 
-    def __init__(
-        self,
-        resumed: bool,
-        by_ref: bool = False,
-        queue: str | None = None,
-        resumed_at: Position | None = None,
-        limit: int = 10_000,
-    ) -> None:
+    def __init__(self, resumed: bool, by_ref: bool = False, limit: int = 10_000) -> None:
         self._may_show_others = resumed  # alerts from its last connection, about anyone
         self._by_ref = by_ref  # it drops cards by ref: no id it was not sent
-        self._queue = queue  # the queue it follows (None: all)
-        self._resumed_at = resumed_at  # how far it had gone when it resumed, as it says
         self._limit = limit
         self._customers: set[str] = set()
 
@@ -120,24 +92,14 @@ class Screen:
     def erasure(self, erased: Erased) -> dict[str, str] | None:
         """What to tell the screen of ``erased``: id and ref when it was sent alerts
         about them (then the id is forgotten here); when it may show them from before,
-        the ref alone, and the id too to a screen that drops cards by id and had gone
-        past one of their alerts for its queue when it resumed; otherwise nothing."""
+        the ref alone if it drops cards by ref, else id and ref; otherwise nothing."""
         named = {"customer_id": erased.customer_id, "customer_ref": erased.customer_ref}
         if erased.customer_id in self._customers:
             self._customers.discard(erased.customer_id)
             return named
-        if not self._may_show_others:
-            return None
-        if not self._by_ref and self._went_past(erased):
-            return named
-        return {"customer_ref": erased.customer_ref}
-
-    def _went_past(self, erased: Erased) -> bool:
-        position = self._resumed_at
-        return position is not None and any(
-            shows(self._queue, queue) and position.reached(partition, offset)
-            for partition, offset, queue in erased.alerts
-        )
+        if self._may_show_others:
+            return {"customer_ref": erased.customer_ref} if self._by_ref else named
+        return None
 
 
 class RecentErasures:
@@ -145,10 +107,9 @@ class RecentErasures:
     of the last ``keep_s`` seconds (the ids stay in memory only, never in a log).
 
     >>> recent = RecentErasures(limit=2)
-    >>> for customer_id in ("c1", "c2", "c3"):
-    ...     _ = recent.add(customer_id, "ref-" + customer_id, alerts=((0, 7, None),))
+    >>> for customer_id in ("c1", "c2", "c3"): recent.add(customer_id, "ref-" + customer_id)
     >>> "c1" in recent, recent.customers(), recent.erasures()[0]
-    (False, ['c2', 'c3'], Erased(customer_id='c2', customer_ref='ref-c2', alerts=((0, 7, None),)))
+    (False, ['c2', 'c3'], Erased(customer_id='c2', customer_ref='ref-c2'))
     """
 
     def __init__(
@@ -156,8 +117,7 @@ class RecentErasures:
         clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self._limit, self._keep_s, self._clock = limit, keep_s, clock
-        # id -> (when, ref, the places of their alerts), oldest first
-        self._when: dict[str, tuple[float, str, tuple[AlertPlace, ...]]] = {}
+        self._when: dict[str, tuple[float, str]] = {}  # id -> (when, ref), oldest first
 
     @property
     def keep_s(self) -> float:
@@ -167,20 +127,14 @@ class RecentErasures:
     def limit(self) -> int:
         return self._limit
 
-    def add(
-        self, customer_id: str, customer_ref: str, at: float | None = None,
-        alerts: tuple[AlertPlace, ...] = (),
-    ) -> Erased:  # fmt: skip
-        """The customer was erased ``at`` (default: now; never later than now), with
-        ``alerts`` held then (added to those of an earlier erasure). Older erasures are
-        added first (a process that starts reads them in that order). The ref is kept
-        too: a screen that resumes is told of every one by it."""
+    def add(self, customer_id: str, customer_ref: str, at: float | None = None) -> None:
+        """The customer was erased ``at`` (default: now; never later than now). Older
+        erasures are added first (a process that starts reads them in that order). The
+        ref is kept too: a screen that resumes is told of every one by it."""
         now = self._clock()
-        _, _, before = self._when.pop(customer_id, (0.0, "", ()))
-        places = before + tuple(a for a in alerts if a not in before)
-        self._when[customer_id] = (now if at is None else min(at, now), customer_ref, places)
+        self._when.pop(customer_id, None)
+        self._when[customer_id] = (now if at is None else min(at, now), customer_ref)
         self._trim()
-        return Erased(customer_id, customer_ref, places)
 
     def __contains__(self, customer_id: object) -> bool:
         self._trim()
@@ -194,8 +148,7 @@ class RecentErasures:
     def erasures(self) -> list[Erased]:
         """The erasures made lately, oldest first."""
         self._trim()
-        return [Erased(customer_id, ref, places)
-                for customer_id, (_, ref, places) in self._when.items()]  # fmt: skip
+        return [Erased(customer_id, ref) for customer_id, (_, ref) in self._when.items()]
 
     def _trim(self) -> None:
         oldest = self._clock() - self._keep_s

@@ -402,8 +402,7 @@ async def _stream(
     await response.prepare(request)
     inbox = hub.subscribe()
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
-    screen = Screen(resumed=last_id is not None, by_ref=by_ref, queue=queue,
-                    resumed_at=position.copy())  # fmt: skip
+    screen = Screen(resumed=last_id is not None, by_ref=by_ref)
     head = b"retry: 2000\n\n"
     if last_id is not None:  # it may show alerts of customers erased while it was away
         notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
