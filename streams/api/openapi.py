@@ -242,11 +242,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "`event: erasure`, with no id, names a customer just "
                                "erased, whose alerts screens must drop: by "
                                "`{\"customer_id\", \"customer_ref\"}` to the streams that "
-                               "sent an alert about that customer, and to any other stream "
-                               "resumed with Last-Event-ID (which first gets one for each "
-                               "customer this process saw erased in the last 24 hours), "
-                               "by `{\"customer_ref\"}` alone if it asked for "
-                               "`erasures=ref`; "
+                               "sent an alert about that customer, and by "
+                               "`{\"customer_ref\"}` alone to any other stream resumed "
+                               "with Last-Event-ID (which first gets one for each "
+                               "customer this process saw erased in the last 24 hours); "
                                "`event: gap`, with no id, carries `{\"missed\": "
                                "[{\"partition\", \"after\", \"before\"}]}`: alerts after "
                                "the resumed position that are no longer buffered; "
@@ -262,8 +261,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "description": "Only this queue's alerts, and those for no queue."},
                     {"name": "erasures", "in": "query",
                      "schema": {"type": "string", "enum": ["ref"]},
-                     "description": "`ref`: the screen drops cards by `customer_ref`, so "
-                     "erasures of customers it was not sent alerts about name no id."},
+                     "description": "Accepted for screens that ask for it; every "
+                     "stream is told of erasures of customers it was not sent alerts "
+                     "about by `customer_ref` alone."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it). "
                      "An id that is not a position of this stream resumes nothing: the "

@@ -4,9 +4,9 @@ Every alert a screen is sent carries ``customer_ref``, a keyed hash of the custo
 (:class:`CustomerRefs`), which names no one to whoever lacks the secret. When a customer
 is erased, a screen that was sent alerts about them on this connection is told their id
 and ref (it knows the id already); one that may still show their alerts from before it
-resumed is told the ref alone, enough to drop the cards that carry it, if it asked for
-that (``?erasures=ref``, as the console does), else the id and ref, as screens written
-before refs expect; any other screen is told nothing (:class:`Screen`).
+resumed is told the ref alone, enough to drop the cards that carry it; any other screen
+is told nothing (:class:`Screen`). A resumed screen is never told an id: what it says it
+was shown before (its ``Last-Event-ID``) is its own word, which no process can check.
 """
 
 from __future__ import annotations
@@ -71,13 +71,12 @@ class Screen:
     {'customer_id': 'c1', 'customer_ref': 'ref-1'}
     >>> screen.erasure(Erased("c2", "ref-2")) is None  # never shown: never told
     True
-    >>> Screen(resumed=True, by_ref=True).erasure(Erased("c2", "ref-2"))  # from before
+    >>> Screen(resumed=True).erasure(Erased("c2", "ref-2"))  # it may show them from before
     {'customer_ref': 'ref-2'}
     """
 
-    def __init__(self, resumed: bool, by_ref: bool = False, limit: int = 10_000) -> None:
+    def __init__(self, resumed: bool, limit: int = 10_000) -> None:
         self._may_show_others = resumed  # alerts from its last connection, about anyone
-        self._by_ref = by_ref  # it drops cards by ref: no id it was not sent
         self._limit = limit
         self._customers: set[str] = set()
 
@@ -91,14 +90,13 @@ class Screen:
 
     def erasure(self, erased: Erased) -> dict[str, str] | None:
         """What to tell the screen of ``erased``: id and ref when it was sent alerts
-        about them (then the id is forgotten here); when it may show them from before,
-        the ref alone if it drops cards by ref, else id and ref; otherwise nothing."""
-        named = {"customer_id": erased.customer_id, "customer_ref": erased.customer_ref}
+        about them (then the id is forgotten here); the ref alone when it may show them
+        from before; otherwise nothing."""
         if erased.customer_id in self._customers:
             self._customers.discard(erased.customer_id)
-            return named
+            return {"customer_id": erased.customer_id, "customer_ref": erased.customer_ref}
         if self._may_show_others:
-            return {"customer_ref": erased.customer_ref} if self._by_ref else named
+            return {"customer_ref": erased.customer_ref}
         return None
 
 

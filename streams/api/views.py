@@ -367,10 +367,10 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert
     position = hub.position(last_id)
-    erasures = request.query.get("erasures")
-    if erasures not in (None, "ref"):
+    # every screen is told of erasures by ref (an id only if sent it on this connection);
+    # `erasures=ref`, which once asked for that, is still accepted
+    if request.query.get("erasures") not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
-    by_ref = erasures == "ref"  # it drops cards by customer_ref: it need not learn ids
     if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
         # resuming now would miss the erasures made while it was away, unannounced
         raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
@@ -382,7 +382,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
                        "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
                        headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
     try:
-        return await _stream(request, hub, position, last_id, queue, by_ref)
+        return await _stream(request, hub, position, last_id, queue)
     finally:
         api.streams.give_back(key.name)
 
@@ -393,7 +393,6 @@ async def _stream(
     position: StreamPosition,
     last_id: str | None,
     queue: str | None,
-    by_ref: bool,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -402,7 +401,7 @@ async def _stream(
     await response.prepare(request)
     inbox = hub.subscribe()
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
-    screen = Screen(resumed=last_id is not None, by_ref=by_ref)
+    screen = Screen(resumed=last_id is not None)
     head = b"retry: 2000\n\n"
     if last_id is not None:  # it may show alerts of customers erased while it was away
         notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())

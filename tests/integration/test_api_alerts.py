@@ -167,6 +167,12 @@ async def test_an_erased_customer_leaves_every_screen_and_buffer(pipeline: Pipel
             notice = await resumed.next()  # by ref alone: it learns no one's id
             assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
             await resumed.nothing_more(1.0)
+        # without asking for refs, and claiming to have seen everything: no id either
+        # (what a resumed screen says it was shown cannot be checked)
+        claims = {**DEV_AUTH, "Last-Event-ID": ".".join(f"{p}-999999999" for p in range(8))}
+        async with SseClient(stream, claims) as resumed:
+            notice = await resumed.next()
+            assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
 
 
 async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
@@ -174,7 +180,8 @@ async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
 ) -> None:
     """A screen that was never sent an alert about the erased customer is not told of the
     erasure; one that resumed with Last-Event-ID is told by the customer's ref alone (it
-    may still show their alerts from before, which carry the ref, but learns no id)."""
+    may still show their alerts from before, which carry the ref, but learns no id),
+    whether or not it asked for refs."""
     gone, kept = "alert-private-gone", "alert-private-kept"
     api = pipeline.start_api()
     stream = f"{api.url}/v1/alerts/stream"

@@ -28,21 +28,25 @@ def test_a_screen_is_told_the_id_only_of_customers_it_was_sent_alerts_about() ->
     assert screen.erasure(erased("a")) is None  # told once; the id is forgotten here
 
 
-def test_a_resumed_screen_that_drops_cards_by_ref_is_told_of_every_erasure_by_ref() -> None:
-    screen = Screen(resumed=True, by_ref=True)  # it may still show alerts from before
+def test_a_resumed_screen_is_told_of_every_erasure_by_ref() -> None:
+    screen = Screen(resumed=True)  # it may still show alerts from before
     assert screen.erasure(erased("b")) == {"customer_ref": REFS("b")}
     screen.sent("a")  # sent on this connection: it knows the id
     assert screen.erasure(erased("a")) == {"customer_id": "a", "customer_ref": REFS("a")}
     assert screen.erasure(erased("a")) == {"customer_ref": REFS("a")}
 
 
-def test_a_resumed_screen_written_before_refs_is_told_the_id_as_before() -> None:
-    screen = Screen(resumed=True)  # it did not ask for refs: it drops cards by id
-    assert screen.erasure(erased("b")) == {"customer_id": "b", "customer_ref": REFS("b")}
+def test_a_resumed_screen_is_told_an_id_only_if_sent_it_on_this_connection() -> None:
+    """What it showed before it resumed is its own word: an erasure of a customer it was
+    not sent on this connection names no id."""
+    screen = Screen(resumed=True)
+    assert screen.erasure(erased("b")) == {"customer_ref": REFS("b")}
+    screen.sent("c")
+    assert screen.erasure(erased("c")) == {"customer_id": "c", "customer_ref": REFS("c")}
 
 
 def test_a_screen_sent_too_many_customers_is_told_of_every_erasure() -> None:
-    screen = Screen(resumed=False, by_ref=True, limit=2)
+    screen = Screen(resumed=False, limit=2)
     for customer in "ab":
         screen.sent(customer)
     assert screen.erasure(erased("z")) is None
