@@ -19,7 +19,8 @@ stored, the caller gets the decision at once and it is stored and published as u
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
 is answered as for an erased customer (``None``), and what the decision added to the
-daily offer budgets (in the same round trip) is taken back.
+daily offer budgets (in the same round trip) is taken back, unless its caller was
+answered with it already (the latency budget ran out meanwhile): those offers were shown.
 """
 
 from __future__ import annotations
@@ -230,10 +231,12 @@ class Recommender:
         if failure is not None:  # not stored, or not known to be: none was refused
             kept = [True] * len(decided)
         answered = []
+        unmade: set[str] = set()  # refused and never shown: their spending goes back
         for (request, decision, raw), stored in zip(decided, kept, strict=True):
             if not stored:  # erased since their features were read: nothing is sent
                 if not request.answer.done():  # answered as anyone unknown (see recommend)
                     request.answer.set_result(None)
+                    unmade.add(decision.decision_id)
                 continue
             if not request.answer.done():
                 if failure is None:
@@ -246,18 +249,15 @@ class Recommender:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
         self._publish(answered)
-        refused = {d.decision_id for (_, d, _), stored in zip(decided, kept, strict=True)
-                   if not stored}  # fmt: skip
-        if refused and spending:  # never made: what they spent goes back to the budgets
-            unspent = [s for s in spending if s.decision_id in refused]
-            self._track(asyncio.create_task(self._withdraw(unspent)))
-
-    async def _withdraw(self, spending: list[BudgetSpend]) -> None:
-        try:
-            await self._store.budgets.withdraw(spending)
-        except Exception as exc:  # the budgets are soft: the count stays a little high
-            log.warning("could not take back the budget spending of %d decisions refused "
-                        "at erasure: %s", len(spending), exc)  # fmt: skip
+        # after every answer, within the batch (drain waits for it); one that a caller
+        # was answered with when the latency budget ran out was shown: it stays counted
+        unspent = [s for s in spending if s.decision_id in unmade]
+        if unspent:
+            try:
+                await self._store.budgets.withdraw(unspent)
+            except Exception as exc:  # the budgets are soft: the count stays a little high
+                log.warning("could not take back the budget spending of %d decisions "
+                            "refused at erasure: %s", len(unspent), exc)  # fmt: skip
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting."""

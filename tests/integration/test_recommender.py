@@ -569,13 +569,15 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
 
 
 def erase_before_recording(
-    monkeypatch: pytest.MonkeyPatch, store: FeatureStore, customer_id: str
+    monkeypatch: pytest.MonkeyPatch, store: FeatureStore, customer_id: str, then_s: float = 0.0
 ) -> None:
-    """The customer is erased just before the next batch's decisions are recorded."""
+    """The customer is erased just before the next batch's decisions are recorded (and
+    the recording waits ``then_s`` more)."""
     real_record = store.decisions.record
 
     async def erased_meanwhile(*args: Any) -> list[bool]:
         await store.erase(customer_id)
+        await asyncio.sleep(then_s)
         return await real_record(*args)
 
     monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
@@ -608,20 +610,26 @@ async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_er
     assert await store.decisions.recent(leaving) == []
 
 
+DEFAULT_OFFERS = set(CATALOGUE.default_offers)
+# every offer but the defaults (which cannot have one) with a daily budget
+BUDGETED = RuleBasedOfferPolicy(CatalogueHolder(msgspec.structs.replace(CATALOGUE, offers=[
+    o if o.offer_id in DEFAULT_OFFERS else msgspec.structs.replace(o, daily_limit=1000)
+    for o in CATALOGUE.offers
+])), CONTACT_POLICY)  # fmt: skip
+
+
+def budgeted(offers: Sequence[Any]) -> dict[str, int]:
+    return {o.offer_id: 1 for o in offers if o.offer_id not in DEFAULT_OFFERS}
+
+
 async def test_a_decision_refused_at_erasure_gives_its_offers_back_to_the_budgets(
     store: FeatureStore,
     producer: AIOKafkaProducer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every offer but the defaults has a daily budget: the decision of a customer erased
-    before it is stored is not made, so the day's counts hold only the other customer's
-    offers."""
-    defaults = set(CATALOGUE.default_offers)
-    catalogue = msgspec.structs.replace(CATALOGUE, offers=[
-        o if o.offer_id in defaults else msgspec.structs.replace(o, daily_limit=1000)
-        for o in CATALOGUE.offers
-    ])  # fmt: skip
-    policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), CONTACT_POLICY)
+    """The decision of a customer erased before it is stored is not made, so the day's
+    counts hold only the other customer's offers (once the batch is drained)."""
+    policy = BUDGETED
     customers = await seed(store)
     leaving, staying = customers[5], customers[6]
     erase_before_recording(monkeypatch, store, leaving)
@@ -636,8 +644,30 @@ async def test_a_decision_refused_at_erasure_gives_its_offers_back_to_the_budget
     assert gone is None and kept is not None and kept.offers
     spent = await store.budgets.spent(today)
     added = {o: n - before.get(o, 0) for o, n in spent.items() if n != before.get(o, 0)}
-    assert added == {o.offer_id: 1 for o in kept.offers if o.offer_id not in defaults}
+    assert added == budgeted(kept.offers)
     assert added  # the kept decision spent something: the check above can tell
+
+
+async def test_a_refused_decision_its_caller_was_shown_stays_counted(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The latency budget ran out while the decision was stored: its caller was answered
+    with it, and showed its offers, before the store refused it at the erasure. Those
+    offers were shown: they stay counted against the budgets."""
+    leaving = (await seed(store))[7]
+    erase_before_recording(monkeypatch, store, leaving, then_s=0.3)
+    today = datetime.now(UTC).date()
+    before = await store.budgets.spent(today)
+    recommender = Recommender(store, BUDGETED, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=0.1)  # fmt: skip
+    shown = await recommender.recommend(leaving, "web", 3)
+    await recommender.drain()
+    assert shown is not None and budgeted(shown.offers)
+    spent = await store.budgets.spent(today)
+    added = {o: n - before.get(o, 0) for o, n in spent.items() if n != before.get(o, 0)}
+    assert added == budgeted(shown.offers)
 
 
 async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_first(
