@@ -220,7 +220,7 @@ class Recommender:
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
             writes: list[Awaitable[Any]] = [self._store.decisions.record(records, shown)]
             if spending:  # in the same round trip
-                writes.append(self._store.budgets.add(spending))
+                writes.append(self._spend(spending))
             # other batches count them until stored (or not): a decision taken may be
             # answered meanwhile (see _expire)
             kept = (await self._inflight.store((d for _, d, _ in decided), spending, *writes))[0]
@@ -258,6 +258,18 @@ class Recommender:
             except Exception as exc:  # the budgets are soft: the count stays a little high
                 log.warning("could not take back the budget spending of %d decisions "
                             "refused at erasure: %s", len(unspent), exc)  # fmt: skip
+
+    async def _spend(self, spending: list[BudgetSpend]) -> int:
+        """Add the batch's spending to the budgets. The decisions are made once recorded,
+        whether or not this write succeeds (on a Redis Cluster it goes to another node):
+        when it fails, the counts stay a little low (the limits are soft) and the
+        decisions are answered and published all the same."""
+        try:
+            return await self._store.budgets.add(spending)
+        except Exception as exc:
+            log.warning("the budget spending of %d decisions was not counted: %s",
+                        len(spending), exc)  # fmt: skip
+            return 0
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting."""

@@ -648,6 +648,34 @@ async def test_a_decision_refused_at_erasure_gives_its_offers_back_to_the_budget
     assert added  # the kept decision spent something: the check above can tell
 
 
+async def test_decisions_recorded_are_answered_and_sent_when_the_budget_write_fails(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The budget counts (on a Redis Cluster, another node's) cannot be written in the
+    round trip that records the decisions: the decisions are made all the same, so
+    their callers get them and they are published (they used to get an error, and a
+    fallback was shown, while the decisions stayed recorded against the customers)."""
+    customers = await seed(store)
+
+    async def budgets_down(spends: Sequence[Any]) -> int:
+        raise StoreUnavailable("the budgets' node is failing over")
+
+    monkeypatch.setattr(store.budgets, "add", budgets_down)
+    topic = unique("decisions")
+    recommender = Recommender(store, BUDGETED, KeyedPublisher(producer), topic, budget_s=5.0)
+    answers = await asyncio.gather(*(recommender.recommend(c, "web", 3) for c in customers[8:10]))
+    await recommender.drain()
+    await producer.flush()
+    assert all(a is not None and budgeted(a.offers) for a in answers)
+    records = await published(kafka_redis.kafka_bootstrap, topic, 2)
+    assert sorted(r.key for r in records) == sorted(c.encode() for c in customers[8:10])
+    assert "the budget spending of 2 decisions was not counted" in caplog.text
+
+
 async def test_a_refused_decision_its_caller_was_shown_stays_counted(
     store: FeatureStore,
     producer: AIOKafkaProducer,
