@@ -94,6 +94,7 @@ class BatchResult:
     interventions: list[Intervention] = field(default_factory=list)
     held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
     risk_examples: list[RiskExample] = field(default_factory=list)
+    example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (event type, result) per record; result is ok, invalid, duplicate or failed
@@ -276,6 +277,7 @@ class TouchpointHandler:
                         )  # fmt: skip
                         if watch.example is not None:
                             result.risk_examples.append(watch.example)
+                            result.example_customers[watch.example.example_id] = event.customer_id
                         if watch.snapshot is not None or watch.band is not None:
                             result.risk_facts.append(risk_fact(
                                 event.event_id, event.customer_id, event.ts,
@@ -335,16 +337,19 @@ class TouchpointHandler:
         return decision, alerts
 
     async def without_erased(self, result: BatchResult) -> None:
-        """Leave out of ``result`` the decisions and alerts of customers erased since the
-        batch read their features (while it was decided, or waited for Kafka): nothing
-        more is sent about them. Call it before each attempt to send the batch. One round
-        trip; none when the batch sends nothing about a customer."""
+        """Leave out of ``result`` the decisions, alerts and churn-risk examples of
+        customers erased since the batch read their features (while it was decided, or
+        waited for Kafka): nothing more is sent about them. Call it before each attempt
+        to send the batch. One round trip; none when the batch sends nothing about a
+        customer."""
         sent: list[NextBestOffer | Intervention] = [
             *result.decisions,
             *result.interventions,
             *result.held_out,
         ]
-        customers = list(dict.fromkeys(d.customer_id for d in sent))
+        customers = list(dict.fromkeys(
+            [*(d.customer_id for d in sent), *result.example_customers.values()]
+        ))  # fmt: skip
         if not customers:
             return
         found = await self._store.erased(customers)
@@ -353,6 +358,10 @@ class TouchpointHandler:
             result.decisions = [d for d in result.decisions if d.customer_id not in gone]
             result.interventions = [i for i in result.interventions if i.customer_id not in gone]
             result.held_out = [i for i in result.held_out if i.customer_id not in gone]
+            examples = result.example_customers
+            result.risk_examples = [
+                e for e in result.risk_examples if examples.get(e.example_id) not in gone
+            ]
 
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: count the offer budgets they

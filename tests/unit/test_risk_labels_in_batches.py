@@ -126,3 +126,18 @@ def test_a_snapshot_stored_before_it_named_its_touchpoint_is_still_read() -> Non
     assert decode_snapshot('{"x":{"experience":0.4},"ts_ms":5}') == PendingSnapshot(
         {"experience": 0.4}, 5
     )
+
+
+async def test_a_customer_erased_before_the_batch_is_sent_has_no_risk_example_sent() -> None:
+    """Their labelled snapshot would reach the risk learner after the erasure (it was
+    left in the batch when their decisions and alerts were left out)."""
+    store = RecordingStore(features={"cust-1": WAITING, "cust-2": WAITING})
+    h = handler(store)
+    result = await h.handle(batch(cancel_call("a"), cancel_call("b", customer="cust-2")))
+    assert len(result.risk_examples) == 2
+    kept = next(
+        e for e in result.risk_examples if result.example_customers[e.example_id] == "cust-1"
+    )
+    store.gone.add("cust-2")  # erased while the batch waited for Kafka, say
+    await h.without_erased(result)
+    assert result.risk_examples == [kept]
