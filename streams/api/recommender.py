@@ -43,6 +43,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import decision_record
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore, offers_shown_fact
 from schemas import NextBestOffer, encode_decision
+from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.inflight import InFlightDecisions
 from streams.api.publisher import KeyedPublisher
 
@@ -104,6 +105,8 @@ class Recommender:
         self._running: set[asyncio.Task[None]] = set()
         self._deciding = 0  # batches being decided now
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
+        # fallbacks are published once Redis says their customers are not erased
+        self._fallbacks = FallbackOutbox(store.erased, self._publish, publish_failed)
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.
@@ -272,8 +275,9 @@ class Recommender:
             return 0
 
     def publish_soon(self, decision: NextBestOffer) -> None:
-        """Emit a decision taken outside a batch (a fallback), without waiting."""
-        self._publish([(decision.customer_id.encode(), encode_decision(decision))])
+        """Emit a decision taken outside a batch (a fallback), without waiting, once
+        Redis says its customer is not erased (see :mod:`streams.api.fallback_outbox`)."""
+        self._fallbacks.add(decision.customer_id, encode_decision(decision))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)
@@ -295,4 +299,5 @@ class Recommender:
         """Wait for the batches under way and their publishing (at shutdown)."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        await self._fallbacks.drain()
         await self._publisher.drain()

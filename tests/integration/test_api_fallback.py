@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalRedis
-from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_support import (
     DEV_AUTH,
     Catalogue,
@@ -70,13 +72,12 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
         == 4
     )
 
-    # The fallback exposures are still logged as decisions; the API says it is not ready.
-    records = await consume_all(
-        pipeline.services.kafka_bootstrap, pipeline.topic("next-best-offers"), 5
-    )
-    logged = {json.loads(r.value)["decision_id"]: json.loads(r.value) for r in records}  # type: ignore[attr-defined]
-    assert set(answers) <= set(logged) and len(logged) == 5
-    assert all(logged[d]["fallback"] is True for d in answers)
+    # The fallback exposures are logged as decisions once Redis can say their customer
+    # is not erased: until then they wait.
+    topic = pipeline.topic("next-best-offers")
+    await asyncio.sleep(1)
+    waiting = await read_to_end(pipeline.services.kafka_bootstrap, topic)
+    assert [json.loads(r.value)["fallback"] for r in waiting] == [False]  # type: ignore[attr-defined]
     # Still ready (it answers), degraded: a pod taken out of the load balancer would not
     # answer at all.
     ready = await call("GET", f"{api.url}/readyz")
@@ -99,6 +100,10 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
     assert reply.status == 200 and reply.json["fallback"] is False, reply
     assert reply.json["model_version"] != "fallback"
     assert (await call("GET", f"{api.url}/readyz")).status == 200
+    records = await consume_all(pipeline.services.kafka_bootstrap, topic, 5 + 1)
+    logged = {json.loads(r.value)["decision_id"]: json.loads(r.value) for r in records}  # type: ignore[attr-defined]
+    assert set(answers) <= set(logged)
+    assert all(logged[d]["fallback"] is True for d in answers)
 
 
 async def test_fallback_answers_keep_the_control_group_out(
@@ -117,6 +122,7 @@ async def test_fallback_answers_keep_the_control_group_out(
     assert answer["offers"] == [], answer
     assert answer["reasons"][1:] == ["control_group"], answer
     assert answer["reasons"][0] in ("fallback:store_unavailable", "fallback:latency_budget")
+    private_redis.start()  # published once Redis says the customer is not erased
     records = await consume_all(
         pipeline.services.kafka_bootstrap, pipeline.topic("next-best-offers"), 1
     )
@@ -160,7 +166,8 @@ async def test_a_customer_erased_lately_is_not_published_when_their_answer_falls
 ) -> None:
     """With Redis down the tombstone cannot be read; the erasures the API has seen (its
     own, and those on the erasures topic in the last day) keep the fallback answer to an
-    erased customer from being published or counted."""
+    erased customer from being published or counted. The other customer's fallback is
+    published once Redis is back (empty here) and says they are not erased."""
     api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
     erased = await call("DELETE", f"{api.url}/v1/customers/fb-gone", headers=DEV_AUTH)
     assert erased.status == 200, erased
@@ -171,9 +178,44 @@ async def test_a_customer_erased_lately_is_not_published_when_their_answer_falls
         )
         assert reply.status == 200 and reply.json["fallback"] is True, reply
     assert metric_total(api, FALLBACKS) == 1
+    private_redis.start()
     topic = pipeline.topic("next-best-offers")
     records = await consume_all(pipeline.services.kafka_bootstrap, topic, 1)
     assert [json.loads(r.value)["customer_id"] for r in records] == ["fb-here"]  # type: ignore[attr-defined]
     await asyncio.sleep(1)  # published after the other's, had it been
     later = await read_to_end(pipeline.services.kafka_bootstrap, topic)
     assert [json.loads(r.value)["customer_id"] for r in later] == ["fb-here"]
+
+
+async def test_a_fallback_is_not_published_for_a_customer_erased_before_the_api_knew(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Erased with no erasure record this process heard of (long ago, say): while Redis
+    is too slow for the latency budget, their fallback answer cannot tell; its decision
+    waits for Redis to answer the tombstone check, and is never published. Another
+    customer's is, once Redis answers."""
+    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
+    store = FeatureStore.from_url(
+        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    try:
+        await store.erase("fb-old")
+    finally:
+        await store.close()
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")  # Redis stalls
+    finally:
+        await admin.aclose()
+    for customer in ("fb-old", "fb-here"):
+        reply = await call(
+            "GET", f"{api.url}/v1/customers/{customer}/recommendations", headers=DEV_AUTH
+        )
+        assert reply.status == 200 and reply.json["fallback"] is True, reply
+        assert reply.json["reasons"][0] == "fallback:latency_budget", reply
+    topic = pipeline.topic("next-best-offers")
+    records = await consume_all(pipeline.services.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["customer_id"] for r in records] == ["fb-here"]  # type: ignore[attr-defined]
+    await asyncio.sleep(1)  # published with the other's, had it been
+    later = await read_to_end(pipeline.services.kafka_bootstrap, topic)
+    assert [json.loads(r.value)["customer_id"] for r in later] == ["fb-here"]  # type: ignore[attr-defined]

@@ -1,0 +1,81 @@
+"""Fallback decisions are published once Redis says their customers are not erased: they
+wait while it cannot say, and are given up (counted) after a while, or when too many
+wait, or at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from feature_store import StoreUnavailable
+from streams.api.fallback_outbox import FallbackOutbox, Record
+
+
+class Tombstones:
+    def __init__(self, erased: set[str], down: bool = False) -> None:
+        self.erased, self.down, self.asked = erased, down, 0
+
+    async def __call__(self, customer_ids: Sequence[str]) -> list[bool]:
+        self.asked += 1
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return [c in self.erased for c in customer_ids]
+
+
+def outbox(redis: Tombstones, **options: float) -> tuple[FallbackOutbox, list[Record], list[int]]:
+    sent: list[Record] = []
+    dropped: list[int] = []
+    box = FallbackOutbox(redis, sent.extend, dropped.append, retry_s=0.01, **options)  # type: ignore[arg-type]
+    return box, sent, dropped
+
+
+async def test_only_the_decisions_of_customers_not_erased_are_published() -> None:
+    box, sent, dropped = outbox(Tombstones({"gone"}))
+    for customer in ("here", "gone", "also-here"):
+        box.add(customer, customer.encode() + b"-decision")
+    await box.drain()
+    assert sent == [(b"here", b"here-decision"), (b"also-here", b"also-here-decision")]
+    assert dropped == [] and len(box) == 0
+
+
+async def test_decisions_wait_while_redis_cannot_say_then_go() -> None:
+    redis = Tombstones({"gone"}, down=True)
+    box, sent, dropped = outbox(redis)
+    box.add("here", b"d1")
+    box.add("gone", b"d2")
+    await asyncio.sleep(0.1)  # asked again, and again (every 0.01, 0.02, 0.04 s...)
+    assert redis.asked >= 3
+    assert sent == [] and len(box) == 2
+    redis.down = False
+    await box.drain()
+    assert sent == [(b"here", b"d1")] and dropped == []
+
+
+async def test_decisions_held_too_long_are_given_up_and_counted() -> None:
+    redis = Tombstones(set(), down=True)
+    box, sent, dropped = outbox(redis, hold_s=0.05)
+    box.add("here", b"d1")
+    await asyncio.sleep(0.2)
+    assert len(box) == 0 and dropped == [1] and sent == []
+    box.add("later", b"d2")  # a new one is checked again, as usual
+    redis.down = False
+    await box.drain()
+    assert sent == [(b"later", b"d2")]
+
+
+async def test_past_the_limit_the_oldest_is_given_up() -> None:
+    redis = Tombstones(set(), down=True)
+    box, sent, dropped = outbox(redis, limit=2)
+    for n in range(3):
+        box.add(f"c{n}", b"d%d" % n)
+    assert len(box) == 2 and dropped == [1]
+    redis.down = False
+    await box.drain()
+    assert sent == [(b"c1", b"d1"), (b"c2", b"d2")]
+
+
+async def test_at_shutdown_what_cannot_be_checked_in_time_is_given_up() -> None:
+    box, sent, dropped = outbox(Tombstones(set(), down=True))
+    box.add("here", b"d1")
+    await box.drain(within_s=0.05)
+    assert sent == [] and dropped == [1] and len(box) == 0
