@@ -106,7 +106,9 @@ class Recommender:
         self._deciding = 0  # batches being decided now
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
         # fallbacks are published once Redis says their customers are not erased
-        self._fallbacks = FallbackOutbox(store.erased, self._publish, publish_failed)
+        self._fallbacks = FallbackOutbox(
+            lambda customer_ids: self._store.erased(customer_ids), self._publish, publish_failed
+        )
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.
