@@ -271,7 +271,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},
-                              **_errors(400, 401, 403, 429)},
+                              **_errors(400, 401, 403, 429, 503)},
             }},
             "/console": {"get": {"summary": "The contact-centre screen.",
                                  "responses": {"200": {"description": "HTML"}}}},

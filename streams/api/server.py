@@ -31,6 +31,7 @@ from streams import topics
 from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
+from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.errors import Handler, error_response, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
@@ -110,8 +111,9 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
     metrics.catalogue_in_use(catalogue.current)
     app = web.Application(
-        middlewares=[timing, json_errors], client_max_size=settings.api_max_body_bytes
-    )
+        middlewares=[timing, json_errors], client_max_size=settings.api_max_body_bytes,
+        handler_args=REQUEST_HANDLING,
+    )  # fmt: skip
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         holder = ModelHolder()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from agents.fallback_offers import fallback_decision
 from agents.risk import risk_features
@@ -29,8 +29,9 @@ from schemas.contact_rules import OUTBOUND
 from streams import topics
 from streams.api.alerts import AlertHub, StreamPosition, for_queue
 from streams.api.auth import ApiKey
+from streams.api.body_encoding import inflated
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
-from streams.api.errors import ApiError, json_response
+from streams.api.errors import ApiError, error_response, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.server import API_KEY, CONSOLE_HTML, Api
@@ -151,6 +152,8 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
     except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
         raise ApiError(400, "incomplete_body", "the connection ended before the whole "
                        "body (its Content-Length) arrived") from exc  # fmt: skip
+    limit = _api(request).settings.api_max_body_bytes  # inflated, as sent
+    raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -537,17 +540,31 @@ async def readyz(request: web.Request) -> web.Response:
                          200 if ready else 503)  # fmt: skip
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` answered as aiohttp does; any other expectation gets a
+    JSON 417 (aiohttp's own answer is plain text that quotes the header). It runs
+    before the middlewares, so it answers by returning, not raising."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return error_response(417, "expectation_failed",
+                              "only Expect: 100-continue is supported")  # fmt: skip
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own size starts after it
+    return None
+
+
 def add_routes(app: web.Application) -> None:
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
-    get = functools.partial(app.router.add_get, allow_head=False)
+    get = functools.partial(app.router.add_get, allow_head=False, expect_handler=expect_continue)
+    post = functools.partial(app.router.add_post, expect_handler=expect_continue)
     get(f"{CUSTOMER}/recommendations", recommendations)
     get(CUSTOMER, get_customer)
     get(f"{CUSTOMER}/export", export_customer)
     get("/v1/offers", offers)
-    app.router.add_delete(CUSTOMER, delete_customer)
-    app.router.add_post("/v1/events", post_events)
-    app.router.add_post("/v1/outcomes", post_outcomes)
+    app.router.add_delete(CUSTOMER, delete_customer, expect_handler=expect_continue)
+    post("/v1/events", post_events)
+    post("/v1/outcomes", post_outcomes)
     get("/v1/alerts/stream", alerts_stream)
     get("/console", console)
     get("/openapi.json", openapi)

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
+from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.errors import json_errors
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
@@ -37,7 +38,8 @@ KEYS = (
 def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
     """The API's routes behind its error handling, with CORS as ``settings`` say."""
     settings = settings or Settings(api_keys=KEYS, api_cors_origins=SHOP)
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.api_max_body_bytes)
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.api_max_body_bytes,
+                          handler_args=REQUEST_HANDLING)  # fmt: skip
     api = SimpleNamespace(
         settings=settings,
         keys=KeyRing.parse(settings.api_keys) if settings.api_keys else KeyRing.development(),

@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import socket
+import zlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from streams.api import views
 from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
 from tests.unit.api_app import api_app, raw_request
@@ -122,3 +124,50 @@ async def test_no_depth_of_nesting_is_answered_with_a_500(path: str) -> None:
             statuses.add(reply.status)
             assert reply.status < 500, (depth, reply.json)
     assert 202 in statuses and statuses - {202} <= {400, 422}
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/outcomes"])
+async def test_compressed_bodies_are_inflated_by_the_api_after_the_key_check(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp no longer inflates a body on arrival (one that inflated to gigabytes held
+    the event loop for seconds, sent without a key): the view does, once the key is
+    checked, never past the body limit."""
+    seen: list[bytes] = []
+    real = views.inflated
+
+    def recorded(raw: bytes, encoding: str, limit: int) -> bytes:
+        seen.append(raw)
+        return real(raw, encoding, limit)
+
+    monkeypatch.setattr(views, "inflated", recorded)
+    item = (_ITEM[path] % "null").encode()
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    bomb = gzip.compress(b" " * (4 * 1024 * 1024))  # 4 MiB of blanks, a few KiB sent
+    async with TestServer(app) as server:
+        for encoding, body in ((b"gzip", gzip.compress(item)), (b"deflate", zlib.compress(item))):
+            reply = await raw_request(server, post(path, body, b"Content-Encoding: " + encoding))
+            assert reply.status == 202, reply.json
+        assert [raw[:2] for raw in seen] == [b"\x1f\x8b", b"\x78\x9c"]  # as sent: compressed
+        keyless = post(path, bomb, b"Content-Encoding: gzip").replace(
+            b"X-API-Key: backend-key\r\n", b""
+        )
+        reply = await raw_request(server, keyless)
+        assert reply.status == 401 and len(seen) == 2  # refused before any inflating
+        reply = await raw_request(server, post(path, bomb, b"Content-Encoding: gzip"))
+        assert reply.status == 413 and reply.json["error"] == "body_too_large"
+        reply = await raw_request(server, post(path, item, b"Content-Encoding: br"))
+        assert reply.status == 415 and reply.json["error"] == "unsupported_content_encoding"
+
+
+async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
+    """aiohttp's own answer was plain text quoting the header, before any middleware."""
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    async with TestServer(app) as server:
+        request = b"GET /v1/offers HTTP/1.1\r\nHost: api\r\nExpect: jane-doe-42\r\n\r\n"
+        reply = await raw_request(server, request)
+        assert reply.status == 417 and reply.json["error"] == "expectation_failed"
+        assert b"jane-doe-42" not in reply.body
+        item = (_ITEM["/v1/events"] % "null").encode()
+        reply = await raw_request(server, post("/v1/events", item, b"Expect: 100-continue"))
+        assert reply.status == 100 and reply.body.startswith(b"HTTP/1.1 202 "), reply  # then
