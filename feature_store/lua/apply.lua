@@ -31,6 +31,17 @@
 -- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
+-- Redis does not undo a script's writes when it fails: whatever can fail is checked
+-- before the first write (a key of another type, an update it does not know), and the
+-- fact is remembered after its updates, so that one failing on the way (a field that
+-- does not hold a number) fails again when retried, to be set aside, not taken for done.
+for i, want in pairs({[1] = 'hash', [2] = 'hash', [3] = 'zset', [4] = 'zset',
+                      [6] = 'hash', [7] = 'hash'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the fact holds a ' .. found)
+  end
+end
 local fact_id = ARGV[1]
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -41,6 +52,19 @@ if redis.call('ZSCORE', seen, fact_id) then
   if now - ts >= ttl_ms then return 4 end
   if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
   return 0
+end
+local resolutions, updates = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
+local known = {}
+for _, resolution in ipairs(resolutions) do known[resolution[1]] = true end
+for _, update in ipairs(updates) do
+  local op = update[1]
+  if string.sub(op, 1, 1) == 'w' then
+    if not known[string.sub(op, 2)] then
+      return redis.error_reply('unknown resolution ' .. string.sub(op, 2))
+    end
+  elseif op ~= 'incr' and op ~= 'max' and op ~= 'min' and op ~= 'latest' then
+    return redis.error_reply('unknown update op ' .. op)
+  end
 end
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
 local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
@@ -87,15 +111,15 @@ local function remember()  -- the fact's id, for the dedupe horizon at least
 end
 local age = now - ts
 if age >= ttl_ms then  -- its profile would have expired: only its withdrawals are kept
-  remember()
   local target = profile
   if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
-  for _, update in ipairs(cjson.decode(ARGV[9])) do
+  for _, update in ipairs(updates) do
     if update[1] == 'latest' and is_withdrawal[update[2]] then
       latest(target, update[2], update[3])
     end
   end
   keep_withdrawals(target)
+  remember()
   if redis.call('PTTL', seen) < tonumber(ARGV[5]) then
     redis.call('PEXPIRE', seen, tonumber(ARGV[5]))
   end
@@ -107,14 +131,13 @@ if redis.call('EXISTS', profile) == 0 then  -- expired (or new): the withdrawals
   local kept = redis.call('HGETALL', KEYS[6])
   if #kept > 0 then redis.call('HSET', profile, unpack(kept)) end
 end
-remember()
 
 -- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
 -- A fact dated ahead of the clock (within the skew allowed) is counted in its bucket but
 -- moves the window no further than now, so that it prunes no bucket still in a window.
 local bucket, live_from, prune_to = {}, {}, {}
 local prune = false
-for _, resolution in ipairs(cjson.decode(ARGV[8])) do
+for _, resolution in ipairs(resolutions) do
   local name, size, keep = resolution[1], resolution[2], resolution[3]
   local b = math.floor(ts / size)
   local head = math.min(b, math.floor(now / size))
@@ -140,7 +163,7 @@ if prune then
 end
 
 local activity = false  -- the customer did something (facts.py counts it in `n`)
-for _, update in ipairs(cjson.decode(ARGV[9])) do
+for _, update in ipairs(updates) do
   local op, field, value = update[1], update[2], update[3]
   if op == 'incr' then
     redis.call('HINCRBY', profile, field, value)
@@ -172,6 +195,7 @@ if ARGV[6] ~= '' and recent_len > 0 then
   redis.call('ZADD', recent, ARGV[2], ARGV[6])
   redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
 end
+remember()
 -- renew a key's expiry: to the full ttl for a live fact (as it always was); for an
 -- older one, only as far as its time gives, never shortening one (-1: none yet)
 local function renew(key)

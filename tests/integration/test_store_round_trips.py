@@ -117,6 +117,33 @@ async def test_a_batch_with_a_failing_script_tells_which_facts_it_applied(
         await store.close()
 
 
+@pytest.mark.parametrize("corrupt", ["profile", "windows", "recent"])
+async def test_a_fact_whose_script_cannot_finish_writes_nothing_and_fails_again(
+    kafka_redis: Services, corrupt: str
+) -> None:
+    """Redis keeps a failing script's writes: a key of another type met after the fact
+    was marked seen left it marked and unapplied, so the retry took it for a duplicate
+    and it was lost without a word. Now it fails before any write, every time (the
+    worker then sets it aside, with the reason), and applies once the key is mended."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+    keys = store._keys.for_customer("broken")
+    try:
+        await admin.set(getattr(keys, corrupt), "not what it should be")
+        for _ in range(2):
+            with pytest.raises(Exception, match="WRONGTYPE"):
+                await store.apply([_click(1, "broken")])
+        # nothing written: of the keys the fact writes, only the corrupt one is there
+        assert await admin.exists(keys.profile, keys.windows, keys.seen, keys.recent) == 1
+        await admin.delete(getattr(keys, corrupt))
+        assert await store.apply([_click(1, "broken")]) == [ApplyStatus.APPLIED]
+        features = await store.read("broken")
+        assert features is not None and features.events == 1
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
 async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted_again(
     kafka_redis: Services,
 ) -> None:
