@@ -241,7 +241,8 @@ class Recommender:
             if not stored:  # erased since their features were read: nothing is sent
                 if not request.answer.done():  # answered as anyone unknown (see recommend)
                     request.answer.set_result(None)
-                    unmade.add(decision.decision_id)
+                if not _answered_with(request.answer, decision):  # nor did its caller go
+                    unmade.add(decision.decision_id)  # with it when the budget ran out
                 continue
             if not request.answer.done():
                 if failure is None:
