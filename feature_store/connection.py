@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.pipelining import Command, SharedRoundTrips
 from feature_store.records import Observer, StoreUnavailable
-from feature_store.transport import RedisPipe
+from feature_store.transport import RedisPipe, RepliesLost
 
 SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
@@ -214,16 +214,24 @@ class StoreConnection:
         calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
         if Redis lost them. When a call fails, the others have run all the same: ``ran``
         is given the reply of each call that ran (by index) before the error is raised,
-        as :class:`StoreUnavailable` if any of them says Redis cannot serve now."""
+        as :class:`StoreUnavailable` if any of them says Redis cannot serve now. So it is
+        when the connection goes after some replies came: those calls ran."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for _attempt in range(3):
             started = time.perf_counter()
-            replies = await self.submit([
-                ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
-                for i in pending
-            ])  # fmt: skip
+            try:
+                replies = await self.submit([
+                    ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
+                    for i in pending
+                ])  # fmt: skip
+            except StoreUnavailable as exc:  # the connection went: the replies that came ran
+                came = exc.__cause__.replies if isinstance(exc.__cause__, RepliesLost) else []
+                for i, reply in zip(pending, came, strict=False):
+                    if ran is not None and not isinstance(reply, Exception):
+                        ran[i] = reply
+                raise
             self.observe(op, started)
             missing = []
             failed: list[Exception] = []

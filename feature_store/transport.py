@@ -6,7 +6,8 @@ round trips can be in flight at once, and no caller waits for another's. Replies
 parsed by hiredis (C); error replies come back as exception values, in place.
 
 A lost connection fails the calls in flight with :class:`redis.exceptions.ConnectionError`
-(a command written may or may not have run); the next call connects again, and so does
+(a command written may or may not have run; :class:`RepliesLost` when some of the call's
+replies had come, with those); the next call connects again, and so does
 the next call after a ``READONLY`` reply (the server became a replica: a failover behind
 the same address). Callers that come while a connection is being made share that
 attempt, and its failure. A call whose
@@ -117,6 +118,15 @@ class RedisAddress:
         return commands
 
 
+class RepliesLost(RedisConnectionError):
+    """The connection went after the first ``len(replies)`` of a call's replies came: those
+    commands ran (the ones after them may have too)."""
+
+    def __init__(self, message: str, replies: list[Any]) -> None:
+        super().__init__(message)
+        self.replies = replies
+
+
 def _packed(commands: Sequence[Command]) -> bytes:
     try:
         return b"".join([hiredis.pack_command(command) for command in commands])
@@ -218,9 +228,9 @@ class _Resp(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         while self._waiting:
-            _, _, answer, _ = self._waiting.popleft()
+            _, replies, answer, _ = self._waiting.popleft()
             if not answer.done():
-                answer.set_exception(error)
+                answer.set_exception(RepliesLost(str(error), replies) if replies else error)
 
     def abort(self, error: Exception) -> None:
         """Drop the connection at once; the calls in flight fail with ``error``."""
