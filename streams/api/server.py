@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -50,7 +49,6 @@ from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
-CONSOLE_HTML = Path(__file__).with_name("console.html")
 
 
 @dataclass

@@ -30,11 +30,12 @@ from streams import topics
 from streams.api.alerts import AlertHub, StreamPosition, for_queue
 from streams.api.auth import ApiKey
 from streams.api.body_encoding import inflated
+from streams.api.console_page import ConsolePage
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, error_response, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.screen_erasures import Erased, Screen
-from streams.api.server import API_KEY, CONSOLE_HTML, Api
+from streams.api.server import API_KEY, Api
 
 CHANNELS = ("web", "email", "sms", "call")
 # Any customer id POST /v1/events takes, braces included ("{3F2504E0-...}"); aiohttp's
@@ -505,8 +506,11 @@ def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:
     return b"event: gap\ndata: " + _json.encode({"missed": body}) + b"\n\n"
 
 
+CONSOLE = ConsolePage.load()
+
+
 async def console(request: web.Request) -> web.Response:
-    return web.Response(text=CONSOLE_HTML.read_text(), content_type="text/html")
+    return web.Response(text=CONSOLE.html, content_type="text/html", headers=CONSOLE.headers)
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from streams.api.server import CONSOLE_HTML
+from streams.api.console_page import ConsolePage
 from tests.integration.conftest import Pipeline
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -418,6 +418,7 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
             "document.getElementById('status')?.dataset.state === 'error'", 20, "a rejected key"
         )
         assert await page.js("document.getElementById('status').innerText") == "Key rejected"
+        assert await page.js(ALERTS_JS) == []  # no stream: no card could be told of erasures
 
 
 def scripted_alert(n: int) -> bytes:
@@ -479,8 +480,9 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
             await closing.wait()
         return response
 
-    async def page_html(request: web.Request) -> web.Response:
-        return web.Response(text=CONSOLE_HTML.read_text(), content_type="text/html")
+    async def page_html(request: web.Request) -> web.Response:  # as the API serves it
+        page = ConsolePage.load()
+        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
 
     app = web.Application()
     app.router.add_get("/console", page_html)
@@ -538,9 +540,16 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     assert await page.js(f"{card}.querySelector('.alert-kind').textContent") == "Constructor"
     assert "object" not in await page.js(f"{card}.querySelector('.seg').textContent")
 
-    # Disconnect forgets the key this browser kept (a desk may be shared)
+    # a link's key and queue serve the visit, not kept over what the agent chose (a link
+    # from anywhere could set them); Connect keeps them
+    assert not await page.js("Object.values(localStorage).includes('k1')")
+    await page.js("document.getElementById('connect').requestSubmit()")
     assert await page.js("Object.values(localStorage).includes('k1')")
+    await page.wait_for("document.querySelectorAll('#alerts .alert').length > 0", 20, "alerts")
+    # Disconnect forgets the key this browser kept (a desk may be shared), and the cards:
+    # with no stream, no erasure could reach them
     await page.js("document.getElementById('disconnect-btn').click()")
     assert not await page.js("Object.values(localStorage).includes('k1')")
     assert await page.js("document.getElementById('api-key').value") == ""
+    assert await page.js(cards) == []
     assert page.errors == [], page.errors
