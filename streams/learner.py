@@ -86,8 +86,9 @@ _decode_positions = msgspec.json.Decoder(dict[str, int]).decode
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
     """Swap in the published bandit snapshot when it is not the one held (a newer one,
     or a series started again after Redis lost its data); True when it changed."""
-    found = await _other_snapshot(store, MODEL, holder.version)
-    if found is None:
+    held = holder.version
+    found = await _other_snapshot(store, MODEL, held)
+    if found is None or holder.version != held:  # this process's learner published meanwhile
         return False
     model, _ = restore(found[1])
     holder.model, holder.version = model, found[0]
@@ -96,8 +97,9 @@ async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
 
 async def reload_risk_if_newer(store: FeatureStore, holder: RiskHolder) -> bool:
     """As :func:`reload_if_newer`, for the churn-risk model."""
-    found = await _other_snapshot(store, RISK, holder.version)
-    if found is None:
+    held = holder.version
+    found = await _other_snapshot(store, RISK, held)
+    if found is None or holder.version != held:  # this process's learner published meanwhile
         return False
     holder.model, holder.version = restore_risk(found[1]), found[0]
     return True
@@ -274,6 +276,8 @@ class Learner(SnapshotLearner):
         self._model = (
             LinUCBOffers.from_dict(state).widened(DIMENSION) if state else LinUCBOffers(DIMENSION)
         )
+        # this term's figure: outcomes of an earlier one, or read again, are not counted twice
+        self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
         self._published(version)
 
     def _state(self) -> dict[str, Any]:

@@ -113,6 +113,25 @@ def snapshot(model: dict[str, Any]) -> str:
     return msgspec.json.encode(Snapshot(model, {}, TS)).decode()
 
 
+async def test_a_reload_does_not_undo_what_this_processs_learner_published_meanwhile() -> None:
+    """The reload read version 6; before its reply came, the learner here published 7
+    into the same holder: the reload used to put 6 back until the next check."""
+    models = StoredModels()
+    models.stored["nbo"] = (6, snapshot(LinUCBOffers(DIMENSION).to_dict()))
+    holder = ModelHolder()
+    real_load = models.load
+
+    async def slow_load(name: str) -> tuple[int, str] | None:
+        found = await real_load(name)
+        holder.model, holder.version = LinUCBOffers(DIMENSION), 7  # the learner published
+        return found
+
+    models.load = slow_load  # type: ignore[method-assign]
+    store: Any = SimpleNamespace(models=models)
+    assert not await reload_if_newer(store, holder)
+    assert holder.version == 7
+
+
 async def test_processes_take_up_a_model_series_that_started_again() -> None:
     models = StoredModels()
     store: Any = SimpleNamespace(models=models)

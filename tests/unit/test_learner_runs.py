@@ -368,6 +368,21 @@ async def test_outcomes_read_again_after_a_restart_are_counted_once(topic: Topic
     assert counted(metrics) == (1.0, 1.0)
 
 
+async def test_the_log_loss_of_a_term_counts_the_outcomes_it_learned_once(topic: Topic) -> None:
+    """One learner leads, loses leadership before publishing, and leads again: the ten
+    outcomes it learns again are scored once, not added to its first term's (the figure
+    counted them twice before)."""
+    shared, metrics = store(), Metrics()
+    for n in range(10):
+        shared.decisions.stored[("c1", f"d{n}")] = decision(f"d{n}")
+        topic.append(0, outcome(f"d{n}"))
+    learner = offer_learner(shared, metrics, publish_every_s=60)
+    await run_until(learner, lambda: learner._model.updates == 10)
+    first = learner._logloss.get()
+    await run_until(learner, lambda: learner._model.updates == 10)  # the same object again
+    assert learner._logloss._mean.n == 10 and learner._logloss.get() == first
+
+
 # --- contexts and examples the models cannot learn from --------------------------------
 
 
