@@ -12,7 +12,12 @@ import msgspec
 import redis.asyncio as aioredis
 
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import StoreConnection, hash_reply, raise_failed
+from feature_store.connection import (
+    StoreConnection,
+    hash_reply,
+    raise_failed,
+    unavailable_when_transient,
+)
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
@@ -317,8 +322,9 @@ class FeatureStore:
     async def has_any_customer(self) -> bool:
         """Whether any key of this store's prefix exists (on every node of a cluster)."""
         pattern = f"{self._config.prefix}:{{*"
-        async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
-            return True
+        with unavailable_when_transient():
+            async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
+                return True
         return False
 
     async def ping(self, within_s: float = 1.0) -> bool:

@@ -109,8 +109,8 @@ class DeadLetter:
         """From a dead-letter record; a missing or garbled header reads as unknown."""
         found = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in headers}
 
-        def text(name: str) -> str:
-            return found.get(name, b"").decode("utf-8", "replace")
+        def text(name: str) -> str:  # a header may come without a value
+            return (found.get(name) or b"").decode("utf-8", "replace")
 
         def number(name: str) -> int:
             value = text(name)
@@ -206,10 +206,19 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         """The error, with the customer ids the letter names masked."""
-        masked = self.error
-        for customer in sorted(self.customers, key=len, reverse=True):
-            masked = masked.replace(customer, "<customer>")
-        return masked
+        return masked(self.error, self.customers)
+
+
+def masked(text: str, customers: Iterable[str]) -> str:
+    """``text`` with each of ``customers`` replaced by ``<customer>`` (longest first).
+
+    >>> masked("KeyError: 'c-42' after c-4", {"c-4", "c-42"})
+    "KeyError: '<customer>' after <customer>"
+    """
+    for customer in sorted(customers, key=len, reverse=True):
+        if customer:
+            text = text.replace(customer, "<customer>")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,7 @@ class _Source:
     contents: set[bytes] = field(default_factory=set)  # digests of key and value
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    customers: set[str] = field(default_factory=set)  # in memory only, to mask the reasons
     first_ms: int | None = None
     last_ms: int | None = None
 
@@ -274,6 +284,7 @@ class DeadLetterSummary:
         source.contents.add(digest.digest())
         source.stages[letter.stage] += 1
         source.reasons[letter.reason] += 1
+        source.customers |= letter.customers
         at = letter.written_ms
         source.first_ms = at if source.first_ms is None else min(source.first_ms, at)
         source.last_ms = at if source.last_ms is None else max(source.last_ms, at)
@@ -281,7 +292,11 @@ class DeadLetterSummary:
     def report(self) -> dict[str, dict[str, Any]]:
         out = {}
         for name, s in sorted(self._sources.items()):
-            top = sorted(s.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+            # an error shared by a batch's letters names one customer: masked in all
+            reasons: Counter[str] = Counter()
+            for reason, n in s.reasons.items():
+                reasons[masked(reason, s.customers)] += n
+            top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
             out[name] = {
                 "letters": s.letters,
                 "distinct_records": len(s.contents),

@@ -48,6 +48,7 @@ from agents.touchpoint_handler import decision_record, worth_watching
 from feature_store import (
     ApplyStatus,
     FeatureStore,
+    StoreUnavailable,
     intervention_fact,
     offers_shown_fact,
     risk_fact,
@@ -116,7 +117,11 @@ async def rebuild(
     batch: int = 500,
     accept_lost_erasures: bool = False,
 ) -> RebuildReport:
-    if not force and await store.has_any_customer():
+    try:
+        holds_keys = not force and await store.has_any_customer()
+    except StoreUnavailable as exc:  # nothing written yet: it cannot start
+        raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
+    if holds_keys:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
     erasures_topic = settings.topic(CUSTOMER_ERASURES)
     lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}

@@ -262,3 +262,20 @@ def test_the_horizon_counts_from_when_the_worker_took_the_record_not_from_its_le
     assert plan.first_lettered(late) == T0 - 3 * hour  # what a re-drive's header carries
     older = DeadLetter.of("touchpoints-dlq", 0, 10, T0, b"cust-1", b"{}", headers[:-1])
     assert older.handled_ms is None and plan.take(older) == "redriven"  # no header: as before
+
+
+def test_a_header_without_a_value_reads_as_unknown() -> None:
+    """A hand-written letter may carry one; reading it used to crash the report."""
+    letter = DeadLetter.of("touchpoints-dlq", 0, 0, 0, b"c1", b"{}", [("error", None)])  # type: ignore[list-item]
+    assert letter.error == "unknown"
+
+
+def test_an_error_a_batch_shares_is_shown_with_no_customer_of_the_report_named() -> None:
+    """A batch given up writes one error on every letter; it named one customer, whose
+    own letter masked it while the others' showed it in clear."""
+    summary = DeadLetterSummary()
+    shared = "batch failed 3 times: KeyError: 'cust-0017'"
+    for n, customer in enumerate([b"cust-0001", b"cust-0017", b"cust-0042"]):
+        summary.add(letter(offset=n, error=shared, key=customer))
+    reasons = summary.report()["touchpoints"]["top_reasons"]
+    assert reasons == [{"reason": "batch failed 3 times: KeyError: '<customer>'", "letters": 3}]

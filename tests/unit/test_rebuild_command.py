@@ -30,3 +30,15 @@ def test_an_outage_half_way_exits_3_and_says_to_run_it_again(
     assert cli.cmd_rebuild(args, Settings()) == 3
     said = capsys.readouterr().err
     assert "Redis became unavailable" in said and "--force" in said
+
+
+def test_a_redis_that_cannot_be_reached_at_the_start_exits_2_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nothing is written yet: it cannot start (exit 2), as the README says; it used to
+    end in a traceback, redis-py's connection error escaping the first look at Redis."""
+    args = argparse.Namespace(
+        redis_url="redis://127.0.0.1:1/0", force=False, accept_lost_erasures=False
+    )
+    assert cli.cmd_rebuild(args, Settings(kafka_bootstrap="127.0.0.1:1")) == 2
+    assert "the target Redis cannot be reached" in capsys.readouterr().err
