@@ -121,6 +121,11 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             f"{report.erasures} customers kept erased, {report.risk_snapshots} churn-risk "
             f"snapshots taken again, in {report.seconds:.1f}s"
         )
+        if report.dead_letters_lost:
+            print(f"moments rebuild: {settings.topic('touchpoints-dlq')} no longer holds its "
+                  "oldest letters: touchpoints the live pipeline refused then for another "
+                  "reason than their form (dated too far ahead, a failed update) were "
+                  "applied; keep it as long as touchpoints", file=sys.stderr)  # fmt: skip
         return 0
 
     return asyncio.run(run())

@@ -108,6 +108,9 @@ class RebuildReport:
     expired: int = 0  # touchpoints dated the store's TTL or longer ago: not applied
     erasures_lapsed: int = 0  # customers whose erasure's block had run out: not erased
     before_lapsed_erasure: int = 0  # their events dated before the block ended: skipped
+    # touchpoints-dlq lost its oldest letters to retention: events the live pipeline
+    # refused then (not as invalid: dated too far ahead, a failed update) are applied now
+    dead_letters_lost: bool = False
 
 
 async def rebuild(
@@ -257,7 +260,13 @@ async def rebuild(
         return customer_id in lapsed and ts_ms(at) < lapsed[customer_id]
 
     await replay(settings, erasures_topic, erasures, batch)
-    await replay(settings, settings.topic(TOUCHPOINTS_DLQ), dead_letters, batch)
+    letters_topic = settings.topic(TOUCHPOINTS_DLQ)
+    letters_lost = any((await first_offsets(settings, letters_topic)).values())
+    if letters_lost:
+        log.warning("%s no longer holds its oldest letters: touchpoints the live pipeline "
+                    "refused then for another reason than their form are applied",
+                    letters_topic)  # fmt: skip
+    await replay(settings, letters_topic, dead_letters, batch)
 
     async def interventions(records: list[ConsumerRecord]) -> None:
         found = [i for i in decoded(records, decode_intervention)
@@ -285,7 +294,7 @@ async def rebuild(
         total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
         erasures=len(erased), risk_snapshots=snapshots, skipped_decisions=skipped_decisions,
         risk_bands=bands, expired=expired, erasures_lapsed=len(set(lapsed) - set(erased)),
-        before_lapsed_erasure=skipped_lapsed,
+        before_lapsed_erasure=skipped_lapsed, dead_letters_lost=letters_lost,
     )  # fmt: skip
     if skipped_decisions:
         log.warning("skipped %d decision records that could not be decoded", skipped_decisions)

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 
 from agents.touchpoint_agent import dead_letter_headers
 from agents.touchpoint_handler import SourceRecord
@@ -42,9 +44,9 @@ async def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes
 
 async def given_up(
     pipeline: Pipeline, events: list[dict[str, Any]], taken_ms: int | None = None
-) -> None:
+) -> list[TopicPartition]:
     """The touchpoints, and their letters as a worker writes them for a batch given up
-    (one it took to handle at ``taken_ms``, if given)."""
+    (one it took to handle at ``taken_ms``, if given); where the letters went."""
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
     sent = await write(pipeline, "touchpoints", records)
     letters = []
@@ -53,13 +55,16 @@ async def given_up(
         letters.append((key, value, dead_letter_headers(origin, GIVEN_UP)))
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
     await producer.start()
+    where = []
     try:
         for key, value, headers in letters:
-            await producer.send_and_wait(
+            sent = await producer.send_and_wait(
                 pipeline.topic("touchpoints-dlq"), value, key=key, headers=headers
             )
+            where.append(TopicPartition(sent.topic, sent.partition))
     finally:
         await producer.stop()
+    return where
 
 
 async def rebuilt(pipeline: Pipeline, target: LocalRedis) -> tuple[RebuildReport, FeatureStore]:
@@ -93,6 +98,28 @@ async def test_rebuild_applies_the_events_of_a_batch_given_up(
         assert (report.touchpoints, report.applied, report.skipped_invalid) == (2, 1, 1)
     finally:
         await store.close()
+
+
+async def test_rebuild_says_when_the_dead_letters_lost_their_oldest_letters(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Retention deleted a letter: the rebuild cannot tell the event it named was refused
+    live, and applies it; it says so rather than rebuilding something else unannounced."""
+    ahead = event("web_click", "rb-lost-letter", "rb-e9", minutes_ago=0)
+    ahead["ts"] = iso(datetime.now(UTC) + timedelta(hours=2))
+    (letters,) = await given_up(pipeline, [ahead])
+    report, store = await rebuilt(pipeline, private_redis)
+    await store.close()
+    assert not report.dead_letters_lost and report.applied == 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await admin.start()
+    try:  # as retention would
+        await admin.delete_records({letters: RecordsToDelete(1)}, timeout_ms=10_000)
+    finally:
+        await admin.close()
+    report, store = await rebuilt(pipeline, private_redis)  # over the first: the same keys
+    await store.close()
+    assert report.dead_letters_lost
 
 
 async def test_rebuild_judges_an_event_ahead_by_when_the_worker_took_its_batch(
