@@ -342,12 +342,22 @@ def _register_lag_timer(moments: Moments) -> None:
                 continue  # a learner's: it reports its own
             if not any(tp.topic == topic and tp.partition == int(partition) for tp in assigned):
                 moments.metrics.consumer_lag.remove(topic, partition)  # revoked: not ours now
+        # the ends as the broker knows them now: the ends of the last fetch stand still
+        # while the worker is stalled (its buffer full, it fetches nothing), as its lag grows
+        ends: dict[Any, int] = {}
+        if assigned:
+            try:
+                ends = dict(await asyncio.wait_for(consumer.highwaters(*assigned), 5.0))
+            except Exception:  # the broker cannot say now: the last fetch's ends will do
+                ends = {}
         for tp in assigned:
             done = committed.get(tp)
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:
-                continue
+            highwater = ends.get(tp)
+            if highwater is None:
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:
+                    continue
             if highwater is None:
                 continue
             lag = lag_of(highwater, done)

@@ -5,9 +5,11 @@ readiness ping report it, and all work again once Redis answers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +17,9 @@ import pytest
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
 from schemas import WebClick
 from streams.services.local_redis import LocalRedis
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import eventually
+from tests.integration.test_touchpoints_pipeline import good_events, produce
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +83,45 @@ async def test_readiness_answers_within_a_probe_timeout_while_redis_is_frozen(
             assert took < 2.5, took
     finally:
         os.kill(private_redis.process.proc.pid, signal.SIGCONT)
+
+
+async def test_a_stalled_workers_lag_keeps_growing(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Redis frozen, the worker's buffer fills and it fetches nothing more: its lag is
+    read from the broker's ends, so it keeps growing with what arrives (it stood still at
+    the ends of the last fetch, and a stalled worker's lag alert could not fire)."""
+    assert private_redis.process is not None
+    worker = pipeline.start_worker(MOMENTS_REDIS_URL=private_redis.url)
+    topic = pipeline.topic("touchpoints")
+    await produce(pipeline.services.kafka_bootstrap, topic, records(10, seed=1))
+    await eventually(lambda: _is(lag(worker, topic), 0), "the first events done", 60)
+    os.kill(private_redis.process.proc.pid, signal.SIGSTOP)
+    try:
+        await produce(pipeline.services.kafka_bootstrap, topic, records(6000, seed=2))
+        await eventually(lambda: _is(lag(worker, topic), 6000), "the first wave counted", 30)
+        await asyncio.sleep(5)  # its buffers full, the worker stops fetching
+        for wave in (3, 4):
+            await produce(pipeline.services.kafka_bootstrap, topic, records(6000, seed=wave))
+        await eventually(lambda: _is(lag(worker, topic), 18000), "every wave counted", 30)
+    finally:
+        os.kill(private_redis.process.proc.pid, signal.SIGCONT)
+    await eventually(lambda: _is(lag(worker, topic), 0), "the backlog done", 180)
+
+
+def records(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    return [(e["customer_id"].encode(), json.dumps(e).encode()) for e in good_events(n, seed=seed)]
+
+
+async def lag(worker: Worker, topic: str) -> float | None:
+    """The worker's lag on ``topic``, summed over its partitions (None: not reported)."""
+    _, body = await asyncio.to_thread(worker.get, "/metrics")
+    found = [
+        float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+        if line.startswith("moments_consumer_lag{") and f'topic="{topic}"' in line
+    ]  # fmt: skip
+    return sum(found) if found else None
+
+
+async def _is(value: Awaitable[float | None], expected: float) -> bool:
+    return await value == expected
