@@ -143,8 +143,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.evaluate import EvaluationConfig, run_evaluation
 
-    if not 0 <= args.warmup < args.decisions:
-        print("moments evaluate: need 0 <= --warmup < --decisions", file=sys.stderr)
+    refused = [said for bad, said in (
+        (not 0 <= args.warmup < args.decisions, "need 0 <= --warmup < --decisions"),
+        (not 0 <= args.epsilon <= 1, "--epsilon is a share of decisions, from 0 to 1"),
+        (not args.alpha >= 0, "--alpha (the exploration bonus) must be 0 or more"),
+        (args.customers < 1, "--customers must be at least 1"),
+    ) if bad]  # fmt: skip
+    if refused:
+        print(f"moments evaluate: {refused[0]}", file=sys.stderr)
         return 2
     config = EvaluationConfig(
         decisions=args.decisions,
@@ -188,6 +194,10 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
         period = chosen_period(now, duration(args.window), args.days, since, until)
     except ValueError as exc:
         print(f"moments lift: {exc}", file=sys.stderr)
+        return 2
+    except OverflowError:  # a window or a number of days past what a date can hold
+        print("moments lift: --window or --days reaches past the dates a calendar holds",
+              file=sys.stderr)  # fmt: skip
         return 2
     measured = measure_lift(settings, period, now, interventions=args.interventions)
     print(json.dumps(asyncio.run(measured), indent=2))

@@ -53,15 +53,15 @@ def ips_estimates(
     terms = w * r
     n = len(logs)
     ips = float(terms.mean())
-    half = 1.96 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    half = 1.96 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else None  # one: no spread
     total = float(w.sum())
     snips = float(terms.sum() / total) if total > 0 else None
     ess = total**2 / float((w * w).sum()) if total > 0 else 0.0
     return {
         "ips": round(ips, 5),
         "snips": None if snips is None else round(snips, 5),
-        "ips_ci95_low": round(ips - half, 5),
-        "ips_ci95_high": round(ips + half, 5),
+        "ips_ci95_low": None if half is None else round(ips - half, 5),
+        "ips_ci95_high": None if half is None else round(ips + half, 5),
         "ess": round(ess, 1),
     }
 
