@@ -82,10 +82,18 @@ def risk_features(features: CustomerFeatures, now: datetime) -> dict[str, float]
         "log_value": math.log1p(max(features.value, 0.0)),
         "purchases_365d": float(features.purchases_365d),
         "days_since_purchase": _days_since(features.last_purchase, now, MAX_DAYS),
-        "unsubscribed": 1.0 if features.emails.get("unsubscribed", 0) > 0 else 0.0,
+        "unsubscribed": 1.0 if _unsubscribed(features) else 0.0,
         "cancel_calls": float(features.call_reasons.get("cancel", 0)),
         "consent_withdrawn": float(withdrawn),
     }
+
+
+def _unsubscribed(features: CustomerFeatures) -> bool:
+    """Unsubscribed from email now: a grant since lifts it (as the contact policy reads
+    it); an unsubscribe from before Moments kept the flag counts while no grant came."""
+    if features.email_subscribed is not None:
+        return not features.email_subscribed
+    return features.emails.get("unsubscribed", 0) > 0
 
 
 def learnable_example(x: Mapping[str, float]) -> bool:

@@ -112,7 +112,12 @@ def watch_risk(
     band = "high" if risk >= threshold else "low"
     return RiskWatch(
         risk=risk,
-        crossed=band == "high" and features.risk_band == "low",
+        # a touchpoint older than the one the band was seen at (a late call record)
+        # cannot cross it: its band is not stored either (the newer one wins), and the
+        # crossing would be raised again at the next touchpoint
+        crossed=band == "high"
+        and features.risk_band == "low"
+        and (features.risk_band_ms is None or event_ms >= features.risk_band_ms),
         example=example,
         snapshot=snapshot,
         band=band if band != features.risk_band else None,

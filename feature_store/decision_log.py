@@ -88,8 +88,10 @@ class DecisionLog:
         found = await self._conn.execute("context", pipe)
         return [None if c is None else str(c) for c in found]
 
-    async def recent(self, customer_id: str, n: int = 10) -> list[str]:
-        """Contexts of the customer's newest decisions that are still kept, newest first."""
+    async def recent(self, customer_id: str, n: int | None = None) -> list[str]:
+        """Contexts of the customer's ``n`` newest decisions that are still kept, newest
+        first (by default, as many as the recent list keeps: ``decisions_kept``)."""
+        n = self._config.decisions_kept if n is None else n
         keys = self._keys.for_customer(customer_id)
         pipe = self._conn.pipeline()
         pipe.zrange(keys.decisions, 0, n - 1, desc=True)

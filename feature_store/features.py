@@ -80,6 +80,7 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
     risk_snapshot: str | None = None  # JSON of the feature snapshot awaiting its label
     risk_band: str | None = None  # "high" or "low": where churn risk was last seen
+    risk_band_ms: int | None = None  # the time of the touchpoint it was seen at (ms)
     value: float = 0.0  # expected spend over the next year
     segment: str = "new"
     timezone: str | None = None  # the customer's own (IANA), as the newest touchpoint told it
@@ -247,6 +248,7 @@ def build_features(
         contact=contact,
         risk_snapshot=profile.get("risk_snapshot"),
         risk_band=profile.get("risk_band"),
+        risk_band_ms=_int_or_none(profile.get("risk_band@")),
         value=value,
         segment=segment_of(experience, value, num("n"), purchases, thresholds),
         timezone=profile.get("timezone"),
@@ -256,6 +258,10 @@ def build_features(
 
 def _flag(stored: str | None) -> bool | None:
     return None if stored is None else stored == "1"
+
+
+def _int_or_none(stored: str | None) -> int | None:
+    return int(stored) if stored is not None and stored.lstrip("-").isdigit() else None
 
 
 def _channel_mix(counts: dict[str, int]) -> tuple[dict[str, float], str | None]:

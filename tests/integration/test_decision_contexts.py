@@ -35,7 +35,7 @@ async def test_erasure_finds_every_kept_context_not_only_the_recent_ones(
         await store.decisions.record([decided("c1", n, now_ms + n) for n in range(8)])
         await store.decisions.record([decided("c2", 0, now_ms)])  # a bystander
         tag = store.pseudonym("c1")
-        assert len(await store.decisions.recent("c1")) == 3  # the profile lists three
+        assert len(await store.decisions.recent("c1")) == 3  # the profile lists all it keeps
         contexts = [k for k in await keys_tagged(kafka_redis.redis_url, tag) if ":ctx:" in k]
         assert len(contexts) == 8  # all kept: an outcome of any of them still teaches
         receipt = await store.erase("c1")
@@ -99,4 +99,17 @@ async def test_a_context_is_kept_for_what_is_left_of_its_lifetime(kafka_redis: S
         assert (await store.raw("c1"))["seen"] == ["d:t:e0", "d:t:e1", "d:t:e2"]
     finally:
         await admin.aclose()
+        await store.close()
+
+
+async def test_the_recent_decisions_are_all_the_recent_list_keeps(kafka_redis: Services) -> None:
+    """The profile lists the 20 newest decisions, as the README says (it listed 10)."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    now_ms = int(time.time() * 1000)
+    try:
+        await store.decisions.record([decided("c1", n, now_ms + n) for n in range(25)])
+        recent = [json.loads(c)["decision_id"] for c in await store.decisions.recent("c1")]
+        assert recent == [f"d{n}" for n in range(24, 4, -1)]
+    finally:
         await store.close()

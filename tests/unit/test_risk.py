@@ -91,6 +91,17 @@ def test_risk_features_of_an_unhappy_customer() -> None:
     assert baseline_risk(x) > baseline_risk(risk_features(CustomerFeatures(), NOW))
 
 
+def test_an_unsubscribe_lifted_by_a_later_grant_is_no_churn_sign() -> None:
+    """The contact policy lets such a customer be emailed again; the risk model used to
+    count the lifetime unsubscribe for as long as the profile lived."""
+    gone = CustomerFeatures(emails={"unsubscribed": 1}, email_subscribed=False)
+    back = CustomerFeatures(emails={"unsubscribed": 1}, email_subscribed=True)
+    before_the_flag = CustomerFeatures(emails={"unsubscribed": 1})  # no grant since
+    assert [risk_features(f, NOW)["unsubscribed"] for f in (gone, back, before_the_flag)] == [
+        1.0, 0.0, 1.0,
+    ]  # fmt: skip
+
+
 def test_baseline_is_monotone_in_the_obvious_signals() -> None:
     calm = {"experience": 0.9}
     assert baseline_risk({"experience": 0.2}) > baseline_risk(calm)

@@ -141,3 +141,21 @@ async def test_a_customer_erased_before_the_batch_is_sent_has_no_risk_example_se
     store.gone.add("cust-2")  # erased while the batch waited for Kafka, say
     await h.without_erased(result)
     assert result.risk_examples == [kept]
+
+
+class HighRisk:
+    def predict_one(self, x: object) -> float:
+        return 0.9
+
+
+def test_a_touchpoint_older_than_the_band_it_would_cross_raises_no_crossing() -> None:
+    """A late call record (dated before the touchpoint the band was last seen at) found
+    the risk high: its band loses to the newer one and is not stored, so a crossing
+    raised then would be raised again at the next touchpoint."""
+    from agents.risk_watch import watch_risk
+
+    seen = msgspec.structs.replace(WAITING, risk_band="low", risk_band_ms=ts_ms(T0))
+    late, newer = click("late", seconds=-60), click("newer", seconds=60)
+    for event, crosses in ((late, False), (newer, True)):
+        watch = watch_risk(event, seen, T0, HighRisk(), 0.7, subject="s")  # type: ignore[arg-type]
+        assert watch.crossed is crosses, event.event_id
