@@ -63,8 +63,9 @@ class WebClick(Touchpoint, tag="web_click", frozen=True, kw_only=True):
 
 
 # Upper bounds of the figures Moments adds up in 64-bit counters (amounts in cents): far
-# beyond any real purchase or audience, and low enough that no customer's sums overflow,
-# which would leave an event half applied.
+# beyond any real purchase or audience, and low enough that a customer's sums overflow
+# only after some 92,000 purchases of the largest amount (the store then refuses the
+# event whole, before any write, and the worker sets it aside).
 MAX_AMOUNT = 1e12
 MAX_REACH = 10**10
 

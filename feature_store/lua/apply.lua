@@ -54,17 +54,35 @@ if redis.call('ZSCORE', seen, fact_id) then
   return 0
 end
 local resolutions, updates = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
-local known = {}
-for _, resolution in ipairs(resolutions) do known[resolution[1]] = true end
+local size_of = {}
+for _, resolution in ipairs(resolutions) do size_of[resolution[1]] = resolution[2] end
+-- a counter that does not hold an integer, or that the update would take past what
+-- Redis holds (HINCRBY refuses it), fails the fact here, before any write
+local function addable(hash, field, value)
+  local current = redis.call('HGET', hash, field)
+  local n = tonumber(current or '0')
+  if n == nil or math.floor(n) ~= n then
+    return redis.error_reply('ERR counter ' .. field .. ' does not hold an integer')
+  end
+  if math.abs(n + tonumber(value)) >= 9.2e18 then
+    return redis.error_reply('ERR counter ' .. field .. ' would overflow')
+  end
+end
 for _, update in ipairs(updates) do
-  local op = update[1]
+  local op, failed = update[1], nil
   if string.sub(op, 1, 1) == 'w' then
-    if not known[string.sub(op, 2)] then
+    local size = size_of[string.sub(op, 2)]
+    if not size then
       return redis.error_reply('unknown resolution ' .. string.sub(op, 2))
     end
-  elseif op ~= 'incr' and op ~= 'max' and op ~= 'min' and op ~= 'latest' then
+    local field = string.sub(op, 2) .. string.format('%d', math.floor(ts / size)) .. '|'
+    failed = addable(windows, field .. update[2], update[3])
+  elseif op == 'incr' then
+    failed = addable(profile, update[2], update[3])
+  elseif op ~= 'max' and op ~= 'min' and op ~= 'latest' then
     return redis.error_reply('unknown update op ' .. op)
   end
+  if failed then return failed end
 end
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
 local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',

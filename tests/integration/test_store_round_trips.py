@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, touchpoint_fact
 from feature_store.reference import CustomerState
-from schemas import Consent, Email, WebClick
+from schemas import Consent, Email, Purchase, WebClick
 from streams.services import Services
 
 pytestmark = pytest.mark.integration
@@ -139,6 +139,31 @@ async def test_a_fact_whose_script_cannot_finish_writes_nothing_and_fails_again(
         assert await store.apply([_click(1, "broken")]) == [ApplyStatus.APPLIED]
         features = await store.read("broken")
         assert features is not None and features.events == 1
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_a_purchase_that_would_overflow_a_counter_writes_nothing(
+    kafka_redis: Services,
+) -> None:
+    """HINCRBY refuses to go past 2**63: met part way through the script, it left the
+    fact half applied and unmarked, and each retry counted its first updates again. Now
+    the fact fails before any write, every time (and is set aside by the worker)."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    keys = store._keys.for_customer("big-spender")
+    now = datetime.now(UTC)
+    try:
+        assert await store.apply([_click(1, "big-spender")]) == [ApplyStatus.APPLIED]
+        await admin.hset(keys.profile, "spend_cents", str(9_223_300_000_000_000_000))
+        before = await admin.hgetall(keys.profile)
+        purchase = Purchase(event_id="p1", customer_id="big-spender", ts=now, order_id="o1",
+                            amount=1e12, currency="EUR")  # fmt: skip
+        for _ in range(2):
+            with pytest.raises(Exception, match="would overflow"):
+                await store.apply([purchase])
+        assert await admin.hgetall(keys.profile) == before  # n, purchases: as they were
     finally:
         await admin.aclose()
         await store.close()
