@@ -12,8 +12,8 @@ from feature_store.keys import CustomerKeys
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
 # what became of an outcome's claim ("relearn": read again from the record that claimed it)
-Claim = Literal["learn", "relearn", "skip", "no_context"]
-_CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context"}
+Claim = Literal["learn", "relearn", "skip", "no_context", "erased"]
+_CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context", 4: "erased"}
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -63,7 +63,7 @@ class DecisionLog:
         for learning: ``"learn"`` for each one to learn from, claimed now (a new outcome),
         ``"relearn"`` for one to learn from again, claimed before by this same record (a
         learner restarted from a snapshot that lacks it reads it again: not a new
-        outcome), ``"skip"`` for a copy from another record or an erased customer's,
+        outcome), ``"skip"`` for a copy from another record, ``"erased"`` for an erased customer's,
         ``"no_context"`` when the decision's context is not stored (expired, unknown, or
         not recorded yet): that one is not claimed, so it can be sent back.
         A claim is kept as long as a decision context (``context_ttl_s``), then dropped."""

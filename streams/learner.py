@@ -315,6 +315,8 @@ class Learner(SnapshotLearner):
                 fresh.append((outcome, False))
             elif claim == "skip":
                 self._metrics.learning.labels("duplicate").inc()
+            elif claim == "erased":  # nothing of theirs is learned after the erasure
+                self._metrics.learning.labels("erased").inc()
             elif reward_of(outcome.outcome) is None:  # nothing to learn from it anyway
                 self._metrics.learning.labels("no_reward").inc()
             else:  # its decision may be stored later (or was long ago): set it aside

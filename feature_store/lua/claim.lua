@@ -10,8 +10,8 @@
 -- ARGV: 1 field, 2 source record, 3 lifetime (s), 4 now (ms).
 -- Returns 1 to learn from it (claimed now), 3 to learn from it again (claimed before by
 -- this same record: read again, it is not a new outcome), 0 to skip it, 2 when its
--- decision context is not stored.
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+-- decision context is not stored, 4 when the customer is erased.
+if redis.call('EXISTS', KEYS[2]) == 1 then return 4 end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 2 end
 local now = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[3]) == 0 then

@@ -82,3 +82,12 @@ async def test_an_outcome_whose_decision_is_not_stored_is_set_aside_to_be_sent_b
 
 async def test_a_copy_of_an_outcome_already_claimed_is_not_set_aside() -> None:
     assert await letters_of([_outcome(1, "accepted")], claim="skip") == []
+
+
+async def test_an_erased_customers_outcome_is_counted_as_such_not_as_a_copy() -> None:
+    """It was counted as a duplicate, so erasures inflated the duplicates."""
+    metrics = Metrics()
+    assert await letters_of([_outcome(1, "accepted")], claim="erased", metrics=metrics) == []
+    count = metrics.registry.get_sample_value
+    assert count("moments_learning_outcomes_total", {"result": "erased"}) == 1
+    assert count("moments_learning_outcomes_total", {"result": "duplicate"}) is None
