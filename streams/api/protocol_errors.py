@@ -7,13 +7,15 @@ quotes the offending bytes (and so a customer id in the path, a header or the bo
 :class:`JsonErrorsAppRunner` serves an application with a request handler that keeps
 aiohttp's status, logging and closed connection but answers in the API's error shape
 (:func:`streams.api.errors.error_response`) with a fixed description of the failure.
+An ``Expect`` header is answered before any middleware too: :func:`expect_continue`,
+each route's expect handler, answers it in JSON.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.web_request import BaseRequest
 
 from streams.api.errors import error_response
@@ -97,3 +99,16 @@ class JsonErrorsAppRunner(web.AppRunner):
             loop=plain._loop,
             **plain._kwargs,
         )
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` answered as aiohttp does; any other expectation gets a
+    JSON 417 (aiohttp's own answer is plain text that quotes the header). It runs
+    before the middlewares, so it answers by returning, not raising."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return error_response(417, "expectation_failed",
+                              "only Expect: 100-continue is supported")  # fmt: skip
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own size starts after it
+    return None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
 from agents.risk import risk_features
@@ -32,8 +32,9 @@ from streams.api.auth import ApiKey
 from streams.api.body_encoding import inflated
 from streams.api.console_page import ConsolePage
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
-from streams.api.errors import ApiError, error_response, json_response
+from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
+from streams.api.protocol_errors import expect_continue
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.server import API_KEY, Api
 
@@ -542,19 +543,6 @@ async def readyz(request: web.Request) -> web.Response:
     status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
     return json_response({"status": status if ready else "not_ready", "checks": checks},
                          200 if ready else 503)  # fmt: skip
-
-
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue`` answered as aiohttp does; any other expectation gets a
-    JSON 417 (aiohttp's own answer is plain text that quotes the header). It runs
-    before the middlewares, so it answers by returning, not raising."""
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        return error_response(417, "expectation_failed",
-                              "only Expect: 100-continue is supported")  # fmt: skip
-    if request.version == HttpVersion11:
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the answer's own size starts after it
-    return None
 
 
 def add_routes(app: web.Application) -> None:
