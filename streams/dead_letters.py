@@ -250,7 +250,7 @@ class _Source:
     sent_back: int = 0
     contents: set[bytes] = field(default_factory=set)  # digests of key and value
     stages: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)  # by error as written
     customers: set[str] = field(default_factory=set)  # in memory only, to mask the reasons
     first_ms: int | None = None
     last_ms: int | None = None
@@ -283,7 +283,7 @@ class DeadLetterSummary:
             digest.update(len(part).to_bytes(8, "big") + part)
         source.contents.add(digest.digest())
         source.stages[letter.stage] += 1
-        source.reasons[letter.reason] += 1
+        source.reasons[letter.error] += 1  # masked in the report, with every letter's ids
         source.customers |= letter.customers
         at = letter.written_ms
         source.first_ms = at if source.first_ms is None else min(source.first_ms, at)
@@ -294,8 +294,8 @@ class DeadLetterSummary:
         for name, s in sorted(self._sources.items()):
             # an error shared by a batch's letters names one customer: masked in all
             reasons: Counter[str] = Counter()
-            for reason, n in s.reasons.items():
-                reasons[masked(reason, s.customers)] += n
+            for error, n in s.reasons.items():
+                reasons[masked(error, s.customers)] += n
             top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
             out[name] = {
                 "letters": s.letters,

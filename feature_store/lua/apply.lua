@@ -31,17 +31,6 @@
 -- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
--- Redis does not undo a script's writes when it fails: whatever can fail is checked
--- before the first write (a key of another type, an update it does not know), and the
--- fact is remembered after its updates, so that one failing on the way (a field that
--- does not hold a number) fails again when retried, to be set aside, not taken for done.
-for i, want in pairs({[1] = 'hash', [2] = 'hash', [3] = 'zset', [4] = 'zset',
-                      [6] = 'hash', [7] = 'hash'}) do
-  local found = redis.call('TYPE', KEYS[i])['ok']
-  if found ~= 'none' and found ~= want then
-    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the fact holds a ' .. found)
-  end
-end
 local fact_id = ARGV[1]
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -53,9 +42,24 @@ if redis.call('ZSCORE', seen, fact_id) then
   if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
   return 0
 end
+-- Redis does not undo a script's writes when it fails: whatever can fail is checked
+-- here, before the first write (a key of another type, an update it does not know, a
+-- counter it cannot add to), and the fact is remembered after its updates, so that one
+-- failing on the way fails again when retried, to be set aside, not taken for done.
+for i, want in pairs({[1] = 'hash', [2] = 'hash', [3] = 'zset', [4] = 'zset',
+                      [6] = 'hash', [7] = 'hash'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the fact holds a ' .. found)
+  end
+end
 local resolutions, updates = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
 local size_of = {}
 for _, resolution in ipairs(resolutions) do size_of[resolution[1]] = resolution[2] end
+-- a windowed update's field: the fact's bucket at resolution `name`
+local function window_field(name, field)
+  return name .. string.format('%d', math.floor(ts / size_of[name])) .. '|' .. field
+end
 -- a counter that does not hold an integer, or that the update would take past what
 -- Redis holds (HINCRBY refuses it), fails the fact here, before any write
 local function addable(hash, field, value)
@@ -71,12 +75,10 @@ end
 for _, update in ipairs(updates) do
   local op, failed = update[1], nil
   if string.sub(op, 1, 1) == 'w' then
-    local size = size_of[string.sub(op, 2)]
-    if not size then
+    if not size_of[string.sub(op, 2)] then
       return redis.error_reply('unknown resolution ' .. string.sub(op, 2))
     end
-    local field = string.sub(op, 2) .. string.format('%d', math.floor(ts / size)) .. '|'
-    failed = addable(windows, field .. update[2], update[3])
+    failed = addable(windows, window_field(string.sub(op, 2), update[2]), update[3])
   elseif op == 'incr' then
     failed = addable(profile, update[2], update[3])
   elseif op ~= 'max' and op ~= 'min' and op ~= 'latest' then
@@ -195,13 +197,9 @@ for _, update in ipairs(updates) do
   elseif op == 'latest' then
     latest(profile, field, value)
   elseif string.sub(op, 1, 1) == 'w' then
-    local name = string.sub(op, 2)
-    local b = bucket[name]
-    if b == nil then
-      return redis.error_reply('unknown resolution ' .. name)
-    end
-    if b >= live_from[name] then
-      redis.call('HINCRBY', windows, name .. string.format('%d', b) .. '|' .. field, value)
+    local name = string.sub(op, 2)  -- known: checked before the first write
+    if bucket[name] >= live_from[name] then
+      redis.call('HINCRBY', windows, window_field(name, field), value)
     end
   else
     return redis.error_reply('unknown update op ' .. op)
