@@ -32,6 +32,7 @@ from schemas.decisions import Priority
 
 NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")
 HOUR = 3600
+RISK_CROSSED = "risk_crossed:"  # the reason of a retention call raised by a risk crossing
 
 ACTIONS = {
     "save_desk": "Route to the save desk: ask what would make them stay before processing "
@@ -57,6 +58,7 @@ class InterventionRules:
     wide_reach: int = 10_000
     repeat_complaints: int = 3
     lapse_days: int = 90
+    max_age_s: float = HOUR  # the oldest touchpoint that still raises an alert
     cooldown_s: dict[str, int] = field(
         default_factory=lambda: {
             "save_desk": 6 * HOUR,
@@ -145,6 +147,28 @@ def withheld(alert: Intervention) -> Intervention:
     return msgspec.structs.replace(alert, control=True, reasons=[*alert.reasons, "control_group"])
 
 
+def too_late(alert: Intervention, rules: InterventionRules) -> bool:
+    """Whether ``alert`` comes too late to raise: its touchpoint happened more than
+    ``rules.max_age_s`` before the alert was decided (the touchpoint was re-driven from
+    the dead letters, or read by a worker catching up after an outage). The customer on
+    the line then has long hung up, and has left the page. A call-back for a churn risk
+    that crossed its threshold is not about the moment: it is never too late.
+
+    >>> from datetime import UTC
+    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
+    >>> alert = Intervention(intervention_id="i", customer_id="c", ts=at, kind="save_desk",
+    ...     priority=1, trigger_event_id="t", reasons=[], suggested_action="",
+    ...     trigger_ts=at - timedelta(hours=2))
+    >>> too_late(alert, InterventionRules()), too_late(alert, InterventionRules(max_age_s=3 * HOUR))
+    (True, False)
+    >>> too_late(msgspec.structs.replace(alert, reasons=["risk_crossed:0.81"]), InterventionRules())
+    False
+    """
+    if alert.trigger_ts is None or any(r.startswith(RISK_CROSSED) for r in alert.reasons):
+        return False
+    return (alert.ts - alert.trigger_ts).total_seconds() > rules.max_age_s
+
+
 def intervention_id_for(kind: str, trigger_event_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{trigger_event_id}"))
 
@@ -224,7 +248,7 @@ def interventions_for(
             wanted.append(("service_recovery", priority, why, "social"))
     if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
         queue = event.queue if isinstance(event, Call) else "retention"
-        wanted.append(("retention_call", 2, [f"risk_crossed:{risk:.2f}"], queue))
+        wanted.append(("retention_call", 2, [f"{RISK_CROSSED}{risk:.2f}"], queue))
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     if (back and might_intervene(event) and not welcomed_back(features, back)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip

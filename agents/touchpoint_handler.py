@@ -21,6 +21,7 @@ from agents.interventions import (
     interventions_for,
     might_intervene,
     most_urgent,
+    too_late,
     withheld,
 )
 from agents.learned_policy import LearnedOfferPolicy
@@ -93,6 +94,7 @@ class BatchResult:
     decisions: list[NextBestOffer] = field(default_factory=list)
     interventions: list[Intervention] = field(default_factory=list)
     held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
+    too_late: list[Intervention] = field(default_factory=list)  # not raised: see too_late
     risk_examples: list[RiskExample] = field(default_factory=list)
     example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)
@@ -297,7 +299,8 @@ class TouchpointHandler:
                     if attempt == self._max_attempts:
                         result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
                         result.results[index] = (event.kind, "failed")
-        for alert in most_urgent(raised):
+        result.too_late = [alert for alert in raised if too_late(alert, self._rules)]
+        for alert in most_urgent(a for a in raised if not too_late(a, self._rules)):
             if self._holdout.contains(alert.customer_id):
                 result.held_out.append(withheld(alert))
             else:

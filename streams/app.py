@@ -142,7 +142,9 @@ def create_app(settings: Settings) -> Moments:
         policy,
         max_attempts=settings.max_attempts,
         max_future=timedelta(seconds=settings.max_future_skew_s),
-        rules=InterventionRules(high_value=settings.high_value),
+        rules=InterventionRules(
+            high_value=settings.high_value, max_age_s=settings.intervention_max_age_s
+        ),
         risk=risk,
         risk_threshold=settings.risk_threshold,
         holdout=intervention_holdout(settings),

@@ -95,6 +95,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.interventions_too_late = Counter(
+            "moments_interventions_too_late_total",
+            "Interventions not raised because their touchpoint was older than "
+            "MOMENTS_INTERVENTION_MAX_AGE_S when decided, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "moments_dead_letters_total", "Records sent to the dead-letter topic.", registry=r
         )
@@ -196,6 +203,8 @@ class Metrics:
         self.batch_size.observe(len(result.results))
         for kind, outcome in result.results:
             self.events.labels(kind, outcome).inc()
+        for alert in result.too_late:
+            self.interventions_too_late.labels(alert.kind).inc()
         if result.budgets is not None:
             self.budgets_counted(result.budgets)
 

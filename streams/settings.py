@@ -29,7 +29,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # for company would wait until it is full).
 _POSITIVE = (
     "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
-    "risk_sweep_interval_s", "redis_timeout_s",
+    "risk_sweep_interval_s", "redis_timeout_s", "intervention_max_age_s",
 )  # fmt: skip
 # ...and those where 0 means something (no event dated ahead; every paying customer valuable)
 _NOT_NEGATIVE = ("max_future_skew_s", "high_value")
@@ -89,6 +89,9 @@ class Settings:
     # customers whose interventions are held out (raised for the measurement, not shown):
     # none by default; drawn apart from the offers' control group
     intervention_control_percent: float = 0.0
+    # an alert comes too late to raise when its touchpoint is older than this (re-driven,
+    # or read by a worker catching up after an outage): the caller has hung up
+    intervention_max_age_s: float = 3600.0
     batch_size: int = 200
     batch_within_s: float = 0.002  # the longest a touchpoint waits for its batch to fill
     max_attempts: int = 3

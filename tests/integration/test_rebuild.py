@@ -73,7 +73,9 @@ async def test_rebuild_into_empty_redis_equals_live_state(
     # one offer with a daily budget (never used up here): its counts are rebuilt too
     env = {"MOMENTS_CATALOGUE_PATH": str(with_a_budget(tmp_path / "offers.toml")),
            # half the interventions held out: their cool-downs are rebuilt as well
-           "MOMENTS_INTERVENTION_CONTROL_PERCENT": "50"}  # fmt: skip
+           "MOMENTS_INTERVENTION_CONTROL_PERCENT": "50",
+           # the touchpoints are one to two hours old: they still raise alerts
+           "MOMENTS_INTERVENTION_MAX_AGE_S": "86400"}  # fmt: skip
     worker = pipeline.start_worker(**env)
     events = good_events(3000, seed=31)
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]

@@ -212,6 +212,18 @@ async def test_confirm_stores_the_priority_with_the_cool_down() -> None:
     ]
 
 
+async def test_a_touchpoint_older_than_the_max_age_raises_no_alert_but_is_counted() -> None:
+    """A call re-driven two hours later is over: no save desk for it (counted as too
+    late), and it does not keep the alert from a call of now in the same batch."""
+    late = inbound(event_id="call-late", ts=NOW - timedelta(hours=2))
+    result, _ = await batch(late, inbound(event_id="call-now"))
+    assert triggers(result) == [("save_desk", 1, "call-now")]
+    assert [(i.kind, i.trigger_event_id) for i in result.too_late] == [("save_desk", "call-late")]
+    just_in_time = inbound(event_id="call-hour", ts=NOW - timedelta(hours=1))
+    result, _ = await batch(just_in_time)
+    assert triggers(result) == [("save_desk", 1, "call-hour")] and result.too_late == []
+
+
 def test_most_urgent_keeps_customers_and_kinds_apart() -> None:
     def alert(customer: str, kind: str, priority: int, trigger: str) -> Intervention:
         return Intervention(intervention_id=trigger, customer_id=customer, ts=NOW, kind=kind,
