@@ -22,6 +22,7 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -54,6 +55,13 @@ NOT_NOW = frozenset({
     "NOREPLICAS", "MISCONF",
 })  # fmt: skip
 FULL = "ERR max number of clients reached"  # what a full server says, and hangs up
+# What redis-py's cluster client says, in an error of its own, when no node it knows can
+# be reached or the nodes do not yet agree on who serves which slots (its other errors of
+# that class are calls it cannot route: a bad call, not a cluster in flux).
+CLUSTER_NOT_REACHED = (
+    "Redis Cluster cannot be connected", "startup_nodes could not agree",
+    "All slots are not covered", "No targets were found",
+)  # fmt: skip
 
 
 def transient(exc: BaseException) -> bool:
@@ -68,9 +76,15 @@ def transient(exc: BaseException) -> bool:
     True
     >>> transient(ResponseError("ERR max number of clients reached"))
     True
+    >>> transient(RedisClusterException("Redis Cluster cannot be connected. Please ..."))
+    True
+    >>> transient(RedisClusterException("EVALSHA - all keys must map to the same key slot"))
+    False
     """
     if isinstance(exc, TRANSIENT):
         return True
+    if isinstance(exc, RedisClusterException):
+        return str(exc).startswith(CLUSTER_NOT_REACHED)
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc)
@@ -90,7 +104,7 @@ def unavailable_when_transient() -> Iterator[None]:
     (see :func:`transient`), any other as it is."""
     try:
         yield
-    except (*TRANSIENT, ResponseError) as exc:
+    except (*TRANSIENT, ResponseError, RedisClusterException) as exc:
         if transient(exc):
             raise unavailable(exc) from exc
         raise

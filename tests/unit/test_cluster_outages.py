@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 from redis._parsers.base import BaseParser
-from redis.exceptions import ClusterError, ResponseError, SlotNotCoveredError
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+)
 
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
@@ -40,6 +45,11 @@ CLUSTER_IN_FLUX = [
     redis_error("TRYAGAIN Multiple keys request during rehashing of slot"),
     ClusterError("TTL exhausted."),  # redirections that never settled
     SlotNotCoveredError('Slot "5798" is not covered by the cluster.'),
+    # no node reached: redis-py's own error, raised before any command is sent
+    RedisClusterException(
+        "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+        "Error 111 connecting to 127.0.0.1:7000. Connection refused."
+    ),
 ]
 
 
@@ -48,6 +58,10 @@ def test_a_cluster_in_flux_is_unavailable_not_a_bad_call(error: Exception) -> No
     assert transient(error)
     with pytest.raises(StoreUnavailable):
         raise_failed([1, error])
+
+
+def test_a_call_the_cluster_client_cannot_route_is_a_bad_call() -> None:
+    assert not transient(RedisClusterException("EVAL - all keys must map to the same key slot"))
 
 
 def test_redis_py_strips_the_word_the_store_used_to_look_for() -> None:
