@@ -28,7 +28,7 @@ from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
 from streams.catalogue_reload import CatalogueReloader
-from streams.kafka_security import faust_credentials
+from streams.kafka_security import faust_credentials, use_settings
 from streams.learner import (
     Learner,
     RiskLearner,
@@ -96,6 +96,7 @@ def build_store(
 
 def create_app(settings: Settings) -> Moments:
     """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
+    use_settings(settings)  # every Kafka client of the process, as the Faust app's
     catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
     if settings.key_secret == DEV_SECRET:
         log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.moments import moment_for
 from schemas import InvalidEvent, decode_touchpoint
+from streams.kafka_security import client_options
 
 
 class BaselineDecision(msgspec.Struct):
@@ -35,8 +36,11 @@ async def run(bootstrap: str, source: str, sink: str, group: str) -> None:
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
+        **client_options(),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=1, **client_options()
+    )
     await consumer.start()
     await producer.start()
     stop = asyncio.Event()

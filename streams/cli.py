@@ -336,11 +336,12 @@ ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-let
 def main(argv: Sequence[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
-    from streams.kafka_security import connection_trouble
+    from streams.kafka_security import connection_trouble, use_settings
 
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        use_settings(settings)  # the Kafka clients' TLS and SASL (its files read now)
     except SettingsError as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
@@ -348,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)
-    except CatalogueError as exc:
+    except (CatalogueError, SettingsError) as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us

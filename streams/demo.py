@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,8 +80,26 @@ def _wait_ready(url: str, child: Child, timeout: float = 90) -> None:
     raise ChildExited(f"the {child.name} was not ready within {timeout:.0f}s; its log: {child.log}")
 
 
+_RUN_KEY = os.urandom(16)  # a key of this run's own: the hashes cannot be looked up
+
+
 def _who(customer_id: str) -> str:
-    return hashlib.blake2b(customer_id.encode(), digest_size=3).hexdigest()
+    return hashlib.blake2b(customer_id.encode(), key=_RUN_KEY, digest_size=4).hexdigest()
+
+
+def _without_password(url: str) -> str:
+    """``url`` as it may be shown: a password in it is replaced by ``***``.
+
+    >>> _without_password("rediss://app:s3cret@cache:6380/0")
+    'rediss://app:***@cache:6380/0'
+    >>> _without_password("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _show_alert(alert: Intervention) -> None:
@@ -203,7 +222,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 print(
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
-                    f"  Redis      {svc.redis_url}\n"
+                    f"  Redis      {_without_password(svc.redis_url)}\n"
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
                     f"  API        http://127.0.0.1:{api_port}  (key: moments-dev-key)\n"
                     f"  console    http://127.0.0.1:{api_port}/console?api_key=moments-dev-key\n"

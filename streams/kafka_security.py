@@ -15,36 +15,44 @@ import functools
 import ssl
 from typing import Any
 
-from streams.settings import KAFKA_PROTOCOLS as PROTOCOLS
-from streams.settings import SASL_MECHANISMS as MECHANISMS
 from streams.settings import Settings, SettingsError
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    """The TLS context of the settings' files; a file that cannot be read, or a key its
+    password does not open, is a :class:`SettingsError` naming the setting."""
+    try:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"MOMENTS_KAFKA_SSL_CAFILE: cannot be read ({exc})") from None
     if settings.kafka_ssl_certfile:
-        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+        try:
+            context.load_cert_chain(
+                settings.kafka_ssl_certfile,
+                settings.kafka_ssl_keyfile or None,
+                # never a prompt on the terminal: an encrypted key without its password fails
+                password=settings.kafka_ssl_key_password or (lambda: b""),
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(
+                "MOMENTS_KAFKA_SSL_CERTFILE / MOMENTS_KAFKA_SSL_KEYFILE / "
+                f"MOMENTS_KAFKA_SSL_KEY_PASSWORD: the certificate and key cannot be used ({exc})"
+            ) from None
     return context
 
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka producers, consumers and admin clients."""
+    settings.check_kafka_security()
     protocol = settings.kafka_security_protocol.upper()
-    if protocol not in PROTOCOLS:
-        raise SettingsError(f"MOMENTS_KAFKA_SECURITY_PROTOCOL must be one of {PROTOCOLS}")
     if protocol == "PLAINTEXT":
         return {}
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = ssl_context(settings)
     if protocol.startswith("SASL"):
-        mechanism = settings.kafka_sasl_mechanism.upper()
-        if mechanism not in MECHANISMS:
-            raise SettingsError(f"MOMENTS_KAFKA_SASL_MECHANISM must be one of {MECHANISMS}")
-        if not settings.kafka_sasl_username:
-            raise SettingsError("SASL needs MOMENTS_KAFKA_SASL_USERNAME")
         options.update(
-            sasl_mechanism=mechanism,
+            sasl_mechanism=settings.kafka_sasl_mechanism.upper(),
             sasl_plain_username=settings.kafka_sasl_username,
             sasl_plain_password=settings.kafka_sasl_password,
         )
@@ -76,10 +84,27 @@ def connection_trouble(settings: Settings, error: Exception) -> str:
     )
 
 
+_used: list[Settings] = []  # the settings this process runs with, once it says so
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` the ones :func:`client_options` gives every Kafka client of this
+    process (the Faust app, the API and the commands call it with theirs). Raises
+    :class:`SettingsError` if they cannot be used (a TLS file that cannot be read)."""
+    _options.cache_clear()
+    _options(settings)
+    _used[:] = [settings]
+
+
 @functools.cache
+def _options(settings: Settings) -> dict[str, Any]:
+    return kafka_options(settings)
+
+
 def client_options() -> dict[str, Any]:
-    """This process's options, from its environment (read once)."""
-    return kafka_options(Settings.from_env())
+    """This process's options: those of the settings it runs with (see
+    :func:`use_settings`), or of its environment."""
+    return _options(_used[0] if _used else Settings.from_env())
 
 
 def faust_credentials(settings: Settings) -> Any:

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ def _boolean(raw: str) -> bool:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # secrets (and a URL that may hold one) are left out of the settings' repr
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     redis_cluster: bool = False
     redis_prefix: str = "m"
     topic_prefix: str = ""
@@ -70,10 +71,11 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT or SASL_SSL
     kafka_sasl_mechanism: str = "PLAIN"  # or SCRAM-SHA-256, SCRAM-SHA-512
     kafka_sasl_username: str = ""
-    kafka_sasl_password: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)  # of an encrypted key file
     redis_ssl_ca_certs: str = ""  # for rediss:// URLs with a private CA
     redis_timeout_s: float = 5.0  # nothing heard from Redis this long: an outage
     app_id: str = "moments"
@@ -82,7 +84,7 @@ class Settings:
     data_dir: str = str(Path.home() / ".local" / "share" / "moments")
     catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
     catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: on SIGHUP only
-    key_secret: str = DEV_SECRET
+    key_secret: str = field(default=DEV_SECRET, repr=False)
     policy: str = "learned"  # or "rules"
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
@@ -149,7 +151,7 @@ class Settings:
 
     def validate(self) -> None:
         self._check_numbers()
-        self._check_kafka_security()
+        self.check_kafka_security()
         if not 0 <= self.control_percent <= 100:
             raise SettingsError("MOMENTS_CONTROL_PERCENT must be between 0 and 100")
         if not 0 <= self.intervention_control_percent <= 100:
@@ -206,11 +208,7 @@ class Settings:
                 "MOMENTS_CATALOGUE_CHECK_S must be a number of seconds, not negative "
                 "(0: check only on SIGHUP)"
             )
-        if not self.redis_cluster and self.redis_url.startswith(("redis://", "rediss://")):
-            try:  # as the store's own connection reads it
-                RedisAddress.from_url(self.redis_url)
-            except ValueError as exc:
-                raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
+        self._check_redis_url()
         for name in ("good_experience", "risk_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be between 0 and 1")
@@ -226,13 +224,56 @@ class Settings:
                     f"MOMENTS_DEDUPE_HORIZON_DAYS ({self.dedupe_horizon_days})"
                 )
 
-    def _check_kafka_security(self) -> None:
-        """The protocol and SASL mechanism are ones Moments' Kafka clients speak."""
+    def _check_redis_url(self) -> None:
+        """A URL the store can use, with no option it would not honour (on a cluster too:
+        its TLS checks cannot be turned off from the URL)."""
+        scheme = self.redis_url.partition("://")[0].lower()
+        if scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(
+                "MOMENTS_REDIS_URL must be a redis://, rediss:// or unix:// URL, not "
+                f"{scheme + '://' if '://' in self.redis_url else 'one without a scheme'}"
+            )
+        if scheme == "unix":
+            if self.redis_cluster:
+                raise SettingsError("MOMENTS_REDIS_CLUSTER needs a redis:// or rediss:// URL")
+            return
+        try:  # as the store's own connection reads it
+            address = RedisAddress.from_url(self.redis_url)
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
+        if self.redis_cluster and address.db:
+            raise SettingsError("MOMENTS_REDIS_URL: a Redis Cluster has only database 0")
+
+    def check_kafka_security(self) -> None:
+        """The protocol and SASL mechanism are ones Moments' Kafka clients speak, and no
+        TLS or SASL setting is given that the protocol would leave unused (credentials
+        set for a protocol that does not send them would connect without them)."""
         protocol = self.kafka_security_protocol.upper()
         if protocol not in KAFKA_PROTOCOLS:
             raise SettingsError(
                 f"MOMENTS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
             )
+        tls = {"kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+               "kafka_ssl_key_password"}  # fmt: skip
+        sasl = {"kafka_sasl_username", "kafka_sasl_password"}
+        used = (tls if protocol in ("SSL", "SASL_SSL") else set()) | (
+            sasl if protocol.startswith("SASL") else set()
+        )
+        unused = sorted(n for n in tls | sasl if getattr(self, n) and n not in used)
+        if unused:
+            raise SettingsError(
+                f"{', '.join('MOMENTS_' + n.upper() for n in unused)} set, but "
+                f"MOMENTS_KAFKA_SECURITY_PROTOCOL={protocol} does not use "
+                f"{'it' if len(unused) == 1 else 'them'}"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise SettingsError("MOMENTS_KAFKA_SSL_KEYFILE needs MOMENTS_KAFKA_SSL_CERTFILE")
+        if self.kafka_ssl_key_password and not self.kafka_ssl_certfile:
+            raise SettingsError("MOMENTS_KAFKA_SSL_KEY_PASSWORD needs MOMENTS_KAFKA_SSL_CERTFILE")
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise SettingsError(f"MOMENTS_{name.upper()}: no such file: {path}")
         if not protocol.startswith("SASL"):  # the SASL settings are not read
             return
         if self.kafka_sasl_mechanism.upper() not in SASL_MECHANISMS:

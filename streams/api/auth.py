@@ -115,6 +115,10 @@ class KeyRing:
                 if other.digest == key.digest:
                     raise ValueError(f"API keys {other.name!r} and {name!r} have the same hash")
             keys.append(key)
+        if (
+            not keys and spec.strip()
+        ):  # set, yet no key: every request would be refused, with no word why
+            raise ValueError("no key entry (name:scopes:sha256[@origin,...]; ...)")
         return cls(keys)
 
     def bound_origins(self) -> frozenset[str]:

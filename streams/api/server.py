@@ -42,7 +42,7 @@ from streams.api.screen_erasures import CustomerRefs
 from streams.api.stream_seats import StreamSeats
 from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
-from streams.kafka_security import client_options
+from streams.kafka_security import client_options, use_settings
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.settings import DEV_SECRET, Settings
@@ -78,7 +78,7 @@ API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 def keyring(settings: Settings) -> KeyRing:
     if settings.key_secret == DEV_SECRET:  # keyed hashes anyone can compute from an id
         log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
-    if settings.api_keys:
+    if settings.api_keys.strip():
         return KeyRing.parse(settings.api_keys)
     log.warning("MOMENTS_API_KEYS is not set: the development key, with every scope, is "
                 "accepted; set keys in production")  # fmt: skip
@@ -105,6 +105,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     from streams.api import views
     from streams.app import build_policy, build_store
 
+    use_settings(settings)  # every Kafka client of the process
     metrics = Metrics()
     catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
     metrics.catalogue_in_use(catalogue.current)

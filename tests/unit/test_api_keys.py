@@ -87,3 +87,8 @@ def test_settings_refuse_keys_bound_to_origins_cors_shuts_out() -> None:
 def test_settings_name_a_malformed_key_entry_by_its_place() -> None:
     with pytest.raises(SettingsError, match="MOMENTS_API_KEYS: API key entry 2 is not name:"):
         Settings.from_env({"MOMENTS_API_KEYS": f"web:recommend:{'a' * 64};oops"})
+
+
+def test_keys_set_to_no_entry_are_refused_not_a_ring_that_refuses_everyone() -> None:
+    with pytest.raises(ValueError, match="no key entry"):
+        KeyRing.parse(" ; ")

@@ -403,8 +403,15 @@ def test_deployment_probes_resources_and_settings(
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     # Settings the container gets parse, and the catalogue is mounted where they say.
     env = dict(_settings_data())
-    placeholders = {"MOMENTS_API_KEYS": "web:recommend:" + "0" * 64}  # Secret values parse
-    env.update({e["name"]: placeholders.get(e["name"], "x") for e in container.get("env", [])})
+    placeholders = {  # Secret values parse
+        "MOMENTS_API_KEYS": "web:recommend:" + "0" * 64,
+        "MOMENTS_REDIS_URL": "redis://moments:pw@redis.redis.svc:6379/0",
+    }
+    env.update({
+        e["name"]: placeholders.get(e["name"], "x") for e in container.get("env", [])
+        # a SASL password is refused unless the ConfigMap turns SASL on: left out
+        if e["name"] != "MOMENTS_KAFKA_SASL_PASSWORD"
+    })  # fmt: skip
     settings = Settings.from_env(env)
     assert settings.web_host == "0.0.0.0" and settings.api_host == "0.0.0.0"
     catalogue = Path(settings.catalogue_path)

@@ -85,7 +85,7 @@ def test_float_setting_accepts_integer_text() -> None:
     assert isinstance(settings.control_percent, float)
 
 
-def test_every_field_has_a_moments_variable() -> None:
+def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
     """Each field is read from MOMENTS_<NAME>; set them all and see each one arrive."""
     env: dict[str, str] = {}
     expected: dict[str, object] = {}
@@ -102,8 +102,11 @@ def test_every_field_has_a_moments_variable() -> None:
             value = "web:recommend:" + "0" * 64 + "@https://shop.example"
         elif f.name == "log_level":
             value = "debug"
-        elif f.name == "kafka_security_protocol":
-            value = "SSL"
+        elif f.name == "kafka_security_protocol":  # one that uses every TLS and SASL setting
+            value = "SASL_SSL"
+        elif f.name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            (tmp_path / f.name).write_text("")  # files that are there (not read here)
+            value = str(tmp_path / f.name)
         elif f.name == "kafka_sasl_mechanism":
             value = "SCRAM-SHA-256"
         elif f.name == "risk_threshold":  # a threshold from 0 to 1
@@ -256,6 +259,36 @@ def test_a_redis_url_option_the_store_cannot_honour_is_refused_at_start() -> Non
         Settings.from_env({"MOMENTS_REDIS_URL": "rediss://cache:6380/0?ssl_cert_reqs=none"})
     found = Settings.from_env({"MOMENTS_REDIS_URL": "redis://cache/?db=3&password=pw"})
     assert found.redis_url.endswith("?db=3&password=pw")
-    # a cluster's URL is read by redis-py alone
-    Settings.from_env({"MOMENTS_REDIS_URL": "redis://c:7000?ssl_cert_reqs=none",
-                       "MOMENTS_REDIS_CLUSTER": "true"})  # fmt: skip
+    # on a cluster too: its TLS checks cannot be turned off from the URL
+    with pytest.raises(SettingsError, match="option ssl_check_hostname is not supported"):
+        Settings.from_env({"MOMENTS_REDIS_URL": "rediss://c:7000?ssl_check_hostname=false",
+                           "MOMENTS_REDIS_CLUSTER": "true"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster", "words"),
+    [
+        ("app:s3cret@cache:6379", "false", "one without a scheme"),
+        ("http://cache:6379", "false", "not http://"),
+        ("redis://c:7000/2", "true", "only database 0"),
+        ("unix:///run/redis.sock", "true", "MOMENTS_REDIS_CLUSTER needs"),
+    ],
+)
+def test_a_redis_url_the_store_cannot_use_is_refused_without_its_secret(
+    url: str, cluster: str, words: str
+) -> None:
+    env = {"MOMENTS_REDIS_URL": url, "MOMENTS_REDIS_CLUSTER": cluster}
+    with pytest.raises(SettingsError, match=words) as refused:
+        Settings.from_env(env)
+    assert "s3cret" not in str(refused.value)
+    Settings.from_env({"MOMENTS_REDIS_URL": "unix:///run/redis.sock"})  # one node: fine
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = Settings(
+        redis_url="rediss://app:redis-pw@cache:6380/0", kafka_sasl_password="sasl-pw",
+        kafka_ssl_key_password="key-pw", key_secret="hash-secret",
+    )  # fmt: skip
+    shown = repr(settings)
+    assert "kafka_bootstrap=" in shown
+    assert not any(s in shown for s in ("redis-pw", "sasl-pw", "key-pw", "hash-secret"))
