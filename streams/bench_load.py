@@ -4,8 +4,9 @@ measures (on a small machine they share the cores).
 
 Two modes: closed loop (each connection sends its next request as soon as the last one
 is answered: the maximum rate) and open loop (requests are due at a fixed rate whatever
-the answers do; latency runs from when a request was due, so a stall is not hidden by
-the requests it held back).
+the answers do; every latency runs from when its request was due, so a stall is not
+hidden by the requests it held back, at the price of counting the generator's own timer
+slack, a fraction of a millisecond, as the server's).
 
 The generator's own garbage collector is held off while it measures (a collection is
 made just before): its pauses, tens of milliseconds once it holds a run's thousands of
@@ -47,9 +48,12 @@ class LoadResult:
         self.requests = len(self.latencies_ms)
         return self
 
+    def per_s(self, count: float) -> float:
+        return round(count / self.seconds, 1) if self.seconds else 0.0
+
     def summary(self) -> dict[str, float | dict[int, int]]:
         return {
-            "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "requests_per_s": self.per_s(self.requests),
             "latency_ms_p50": round(percentile(self.latencies_ms, 50), 3),
             "latency_ms_p99": round(percentile(self.latencies_ms, 99), 3),
             "statuses": dict(sorted(self.statuses.items())),
@@ -164,10 +168,9 @@ class HttpLoad:
     async def open_loop(
         self, path: Path, rate: float, seconds: float, connections: int = 64
     ) -> LoadResult:
-        """Requests due at ``rate`` per second. A request that had to wait for a free
-        connection (the server was holding them all) counts its latency from when it
-        was due; any other from when it was sent (the generator's timer slack is not
-        the server's)."""
+        """Requests due at ``rate`` per second, each timed from when it was due: one sent
+        late (it waited for a free connection while the server held them all, or behind
+        one that did) counts the wait."""
         pool = await self._connect(connections)
         idle: deque[_Connection] = deque(pool)
         freed = asyncio.Event()
@@ -189,13 +192,10 @@ class HttpLoad:
                     delay = due - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    start = None
                     while not idle:
-                        start = due
                         freed.clear()
                         await freed.wait()
-                    start = start or time.perf_counter()
-                    tasks.append(asyncio.create_task(one(idle.popleft(), i, start)))
+                    tasks.append(asyncio.create_task(one(idle.popleft(), i, due)))
                 await asyncio.gather(*tasks)
             finally:
                 self._close(pool)

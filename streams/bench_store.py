@@ -9,6 +9,7 @@ and the latency of reading one customer.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,11 +24,16 @@ from streams.simulation.population import CustomerPopulation
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile by nearest rank (NaN for no values)."""
+    """The q-th percentile by nearest rank: the smallest value with at least q % of the
+    values at or below it (NaN for no values).
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([float(v) for v in range(1, 1071)], 99)
+    (2.0, 1060.0)
+    """
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 async def _store_run(url: str, events: list[TouchpointEvent], batch: int) -> tuple[float, int]:

@@ -34,6 +34,15 @@ async def server() -> AsyncIterator[Server]:
         await asyncio.sleep(0.05)
         return web.json_response({"slow": True})
 
+    async def stall(request: web.Request) -> web.Response:
+        """Request 10 holds the whole process for 0.3 s, as a garbage collection or a
+        fork of the server would: nothing is sent or answered meanwhile."""
+        n = int(request.match_info["n"])
+        found.arrivals.append((n, time.perf_counter()))
+        if n == 10:
+            time.sleep(0.3)  # noqa: ASYNC251 (the stall is the point)
+        return web.json_response({"n": n})
+
     async def missing(request: web.Request) -> web.Response:
         found.arrivals.append((int(request.match_info["n"]), time.perf_counter()))
         raise web.HTTPNotFound()
@@ -42,6 +51,7 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/ok/{n}", ok)
     app.router.add_get("/slow/{n}", slow)
     app.router.add_get("/missing/{n}", missing)
+    app.router.add_get("/stall/{n}", stall)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", found.port).start()
@@ -110,6 +120,18 @@ async def test_open_loop_counts_waiting_for_a_connection_as_latency(server: Serv
     assert result.statuses == {200: 6, 404: 4}
     assert max(result.latencies_ms) > 150  # the last one waited behind six slow ones
     assert min(result.latencies_ms) > 0
+
+
+async def test_open_loop_counts_a_stall_in_every_request_it_held_back(server: Server) -> None:
+    """With connections to spare, the requests due during a stall are sent at its end:
+    each is timed from when it was due, so the stall is seen in all of them, not only in
+    the one that met it."""
+    result = await HttpLoad("127.0.0.1", server.port).open_loop(
+        lambda n: f"/stall/{n}", rate=200.0, seconds=0.5, connections=64
+    )
+    assert result.requests == 100
+    held_back = [ms for ms in result.latencies_ms if ms >= 100]
+    assert len(held_back) >= 30, sorted(result.latencies_ms)[-40:]
 
 
 async def test_the_generators_collector_is_held_off_while_it_measures(server: Server) -> None:
