@@ -97,7 +97,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
     """The description of this API as ``settings`` configure it (the defaults if none):
     ``maxItems`` is ``MOMENTS_API_MAX_ITEMS``."""
     max_items = (settings or Settings()).api_max_items
-    return {
+    return _with_expectation_failed({
         "openapi": "3.1.0",
         "info": {"title": "Moments", "version": "1",
                  "description": "Real-time personalisation for CRM: live recommendations, "
@@ -285,4 +285,13 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                  "responses": {"200": {"description": "text"}}}},
         },
         "x-scopes": list(SCOPES),
-    }  # fmt: skip
+    })  # fmt: skip
+
+
+def _with_expectation_failed(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may answer 417: a request with an ``Expect`` header other than
+    ``100-continue`` is refused before it is read (see ``protocol_errors``)."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("417", _errors(417)["417"])
+    return spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -102,10 +103,8 @@ async def recommendations(request: web.Request) -> web.Response:
     channel = request.query.get("channel", "web")
     if channel not in CHANNELS:
         raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
-    try:
-        limit = int(request.query.get("limit", "3"))
-    except ValueError:
-        limit = 0
+    raw_limit = request.query.get("limit", "3")  # digits only (int() takes "1_0", " 5")
+    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,2}", raw_limit) else 0
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
     erased = False

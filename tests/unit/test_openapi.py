@@ -115,3 +115,8 @@ def test_patterns_are_in_the_dialect_of_json_schema_not_pythons() -> None:
             "ts": "2026-11-23T14:05:00Z", "amount": 10.0, "order_id": "o1"}  # fmt: skip
     assert not list(purchase.iter_errors({**base, "currency": "EUR"}))
     assert list(purchase.iter_errors({**base, "currency": "EURZ"}))
+
+
+def test_every_operation_may_answer_417_as_every_route_does() -> None:
+    operations = [op for ops in SPEC["paths"].values() for op in ops.values()]
+    assert operations and all("417" in op["responses"] for op in operations)
