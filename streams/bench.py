@@ -30,7 +30,7 @@ from schemas import TouchpointEvent, encode_touchpoint
 from streams.bench_http import bench_http
 from streams.bench_store import bench_store, percentile
 from streams.kafka_security import client_options
-from streams.services import Services, free_port, services
+from streams.services import Services, free_port, services, stopped_like_ctrl_c
 from streams.simulation.population import CustomerPopulation
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -314,7 +314,7 @@ def run_bench(
     sections: tuple[str, ...] = SECTIONS,
 ) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    with services() as svc:
+    with stopped_like_ctrl_c(), services() as svc:  # SIGTERM, SIGHUP: stop what it started
         report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
     print(json.dumps(report, indent=2))
     return 0

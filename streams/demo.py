@@ -34,7 +34,7 @@ from schemas import (
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
-from streams.services import free_port, services
+from streams.services import free_port, services, stopped_like_ctrl_c, uninterrupted
 from streams.settings import Settings
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
 
@@ -49,11 +49,12 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    may_finish: bool = False  # it runs for a set time: ending well then is no reason to stop
 
     def exited(self) -> str | None:
         """Why the demo must stop, once the process has ended."""
         code = self.process.poll()
-        if code is None:
+        if code is None or (code == 0 and self.may_finish):
             return None
         return f"the {self.name} exited (code {code}); its log: {self.log}\n" + _tail(self.log)
 
@@ -180,7 +181,11 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
     processes stopped (the logs, kept after the demo, say why)."""
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logs = Path(tempfile.mkdtemp(prefix="moments-demo-logs-"))
-    with services() as svc, tempfile.TemporaryDirectory(prefix="moments-demo-") as tmp:
+    with (
+        stopped_like_ctrl_c(),  # SIGTERM, SIGHUP: the same cleanup as Ctrl-C
+        services() as svc,
+        tempfile.TemporaryDirectory(prefix="moments-demo-") as tmp,
+    ):
         port = int(os.environ.get("MOMENTS_WEB_PORT", free_port()))
         api_port = int(os.environ.get("MOMENTS_API_PORT", free_port()))
         env = dict(
@@ -217,8 +222,10 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     stdout=sout,
                     stderr=sout,
                 )
-                if duration_s is None:  # it runs as long as the demo; with one, it may end first
-                    children.append(Child("simulator", simulator, sim_log))
+                # with a duration it may end first, and well; never badly unnoticed
+                children.append(
+                    Child("simulator", simulator, sim_log, may_finish=duration_s is not None)
+                )
                 print(
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
@@ -240,12 +247,13 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 print(f"\nstopping: {exc}", file=sys.stderr, flush=True)
                 code = 1
             finally:
-                for proc in (simulator, api, worker):
-                    if proc is not None and proc.poll() is None:
-                        proc.terminate()
-                        try:
-                            proc.wait(20)
-                        except subprocess.TimeoutExpired:
-                            proc.kill()
+                with uninterrupted():  # a second Ctrl-C must not leave one running
+                    for proc in (simulator, api, worker):
+                        if proc is not None and proc.poll() is None:
+                            proc.terminate()
+                            try:
+                                proc.wait(20)
+                            except subprocess.TimeoutExpired:
+                                proc.kill()
                 print(f"logs kept in {logs}", flush=True)
     return code

@@ -19,9 +19,17 @@ from pathlib import Path
 
 from streams.services.local_kafka import LocalKafka
 from streams.services.local_redis import LocalRedis
-from streams.services.processes import ServiceError, free_port
+from streams.services.processes import (
+    ServiceError,
+    free_port,
+    stopped_like_ctrl_c,
+    uninterrupted,
+)
 
-__all__ = ["LocalKafka", "LocalRedis", "ServiceError", "Services", "free_port", "services"]
+__all__ = [
+    "LocalKafka", "LocalRedis", "ServiceError", "Services", "free_port", "services",
+    "stopped_like_ctrl_c", "uninterrupted",
+]  # fmt: skip
 
 
 @dataclass
@@ -71,10 +79,11 @@ def _local(root: Path | None = None) -> Iterator[Services]:
         kafka.start()
         yield Services(kafka.bootstrap, redis_.url, "local", kafka=kafka, redis=redis_)
     finally:
-        kafka.stop()
-        redis_.stop()
-        if not keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with uninterrupted():  # a second Ctrl-C must not leave Redis running
+            kafka.stop()
+            redis_.stop()
+            if not keep:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

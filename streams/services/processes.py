@@ -7,10 +7,13 @@ import fcntl
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,3 +123,37 @@ class LocalProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only it may set them
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, was in previous.items():
+            signal.signal(s, was)
+
+
+@contextlib.contextmanager
+def stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the ``with`` block as Ctrl-C does (the default ends the
+    process at once, skipping the cleanup that stops the services it started, which run
+    in sessions of their own and would be left behind)."""
+    with _handled((signal.SIGTERM, signal.SIGHUP), _interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP are ignored in the ``with`` block: a cleanup that has
+    begun runs to its end (a second Ctrl-C would otherwise leave the rest running)."""
+    with _handled((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), signal.SIG_IGN):
+        yield

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from streams.demo import Child, ChildExited, _wait_ready
+from streams.services import stopped_like_ctrl_c, uninterrupted
 
 
 def test_a_child_that_exited_is_named_with_its_code_and_the_end_of_its_log(
@@ -46,3 +50,26 @@ def test_a_child_that_exits_before_it_is_ready_stops_the_demo_with_its_reason(
     proc.wait(30)
     with pytest.raises(ChildExited, match=r"the worker exited \(code 2\)(.|\n)*no such broker"):
         _wait_ready("http://127.0.0.1:9/readyz", Child("worker", proc, log), timeout=5)
+
+
+@pytest.mark.parametrize(("code", "stops"), [(0, False), (1, True)])
+def test_a_simulator_with_a_set_time_may_end_well_but_not_badly(
+    tmp_path: Path, code: int, stops: bool
+) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({code})"])
+    proc.wait(30)
+    child = Child("simulator", proc, tmp_path / "simulator.log", may_finish=True)
+    assert (child.exited() is not None) is stops
+
+
+def test_sigterm_and_sighup_stop_like_ctrl_c_and_a_cleanup_is_not_interrupted() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    for sent in (signal.SIGTERM, signal.SIGHUP):
+        with pytest.raises(KeyboardInterrupt), stopped_like_ctrl_c():
+            os.kill(os.getpid(), sent)
+            time.sleep(5)  # the signal ends the wait
+    assert signal.getsignal(signal.SIGTERM) == before
+    with uninterrupted():
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: no KeyboardInterrupt
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
