@@ -50,7 +50,8 @@ CATALOGUE_CONFIGMAP = K8S_DIR / "catalogue-configmap.yaml"
 CATALOGUE_KEY = "offers.toml"
 CATALOGUE_CM = "moments-catalogue"
 ALERT_RULES = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
-PROMETHEUS_RULE = K8S_DIR / "prometheusrule.yaml"
+MONITORING_DIR = K8S_DIR / "monitoring"  # the overlay adding the Prometheus Operator's kinds
+PROMETHEUS_RULE = MONITORING_DIR / "prometheusrule.yaml"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 
 # The oldest Kubernetes release still commonly run, and a recent one (APIs removed since fail).
@@ -76,10 +77,21 @@ def _kustomization() -> dict[str, Any]:
 
 
 @cache
+def _monitoring() -> dict[str, Any]:
+    docs = _yaml_docs(MONITORING_DIR / "kustomization.yaml")
+    assert len(docs) == 1
+    return docs[0]
+
+
+@cache
 def _resources() -> tuple[dict[str, Any], ...]:
+    """The base's resources and the monitoring overlay's own."""
     out: list[dict[str, Any]] = []
     for name in _kustomization()["resources"]:
         out.extend(_yaml_docs(K8S_DIR / name))
+    for name in _monitoring()["resources"]:
+        if name != "../":
+            out.extend(_yaml_docs(MONITORING_DIR / name))
     return tuple(out)
 
 
@@ -134,7 +146,7 @@ def render_catalogue_configmap(text: str) -> str:
 
 
 def render_prometheus_rule(alerts: str) -> str:
-    """deploy/k8s/prometheusrule.yaml for these alert rules (deploy/prometheus/alerts.yml)."""
+    """deploy/k8s/monitoring/prometheusrule.yaml for these alert rules (deploy/prometheus/alerts.yml)."""
     header = (
         "# GENERATED from deploy/prometheus/alerts.yml: do not edit here. Regenerate with\n"
         "#   .venv/bin/python -m tests.unit.test_deploy_manifests --sync-alerts\n"
@@ -271,6 +283,24 @@ def test_compose_moments_services_share_image_group_and_settings() -> None:
     assert simulator[0] == "simulate" and "--respond" in simulator
 
 
+def _seconds(duration: str) -> int:
+    """Compose's normalised duration (``1m0s``, ``30s``) in seconds."""
+    minutes, _, rest = duration.rpartition("m")
+    return int(minutes or 0) * 60 + int(rest.rstrip("s") or 0)
+
+
+def test_compose_gives_workers_and_api_the_time_to_stop_that_kubernetes_does() -> None:
+    """A worker commits and leaves its group; the API answers for 10 s, then sends the
+    decisions it answered with: compose's default 10 s would kill it before that."""
+    services = _compose_model()["services"]
+    for name, deployment in (("worker-1", "moments-worker"), ("worker-2", "moments-worker"),
+                             ("api", "moments-api")):  # fmt: skip
+        granted = _one("Deployment", deployment)["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+        assert _seconds(services[name]["stop_grace_period"]) == granted, name
+
+
 def test_compose_observability_mounts_exist() -> None:
     services = _compose_model()["services"]
     expected = {
@@ -313,6 +343,16 @@ def test_kustomization_lists_every_manifest() -> None:
     manifests = {p.name for p in K8S_DIR.iterdir() if p.suffix in (".yaml", ".yml")}
     on_disk = manifests - {"kustomization.yaml"}
     assert set(listed) == on_disk
+    # the overlay: the base and its own files, in the same namespace with the same labels
+    overlay = _monitoring()
+    assert overlay["kind"] == "Kustomization" and overlay["resources"][0] == "../"
+    own = {p.name for p in MONITORING_DIR.iterdir() if p.suffix in (".yaml", ".yml")}
+    assert set(overlay["resources"][1:]) == own - {"kustomization.yaml"}
+    assert (overlay["namespace"], overlay["labels"]) == (kustomization["namespace"],
+                                                        kustomization["labels"])  # fmt: skip
+    kinds = {r["kind"] for name in overlay["resources"][1:]
+             for r in _yaml_docs(MONITORING_DIR / name)}  # fmt: skip
+    assert kinds == {"ServiceMonitor", "PrometheusRule"}  # the base has none: any cluster
     for resource in _resources():
         assert {"apiVersion", "kind", "metadata"} <= set(resource)
         assert "namespace" not in resource["metadata"], "the kustomization sets the namespace"
@@ -498,7 +538,7 @@ def test_prometheus_rule_holds_the_alert_rules() -> None:
     """On Kubernetes the Prometheus Operator loads the same alerts as deploy/prometheus/."""
     rule = _one("PrometheusRule", "moments")
     assert rule["spec"]["groups"] == yaml.safe_load(ALERT_RULES.read_text())["groups"], (
-        "deploy/k8s/prometheusrule.yaml differs from deploy/prometheus/alerts.yml; run "
+        "deploy/k8s/monitoring/prometheusrule.yaml differs from deploy/prometheus/alerts.yml; run "
         ".venv/bin/python -m tests.unit.test_deploy_manifests --sync-alerts"
     )
     rendered = render_prometheus_rule(ALERT_RULES.read_text(encoding="utf-8"))
