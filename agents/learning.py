@@ -7,6 +7,7 @@ about (pure).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -76,3 +77,32 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
 def example_for(outcome: Outcome, context: str | None) -> Example | str:
     """The example to learn from, or the reason there is none."""
     return judged(outcome, context).example
+
+
+class RewardLogLoss:
+    """Progressive log loss of a model that predicts the expected reward (0 to 1): each
+    outcome's reward is its soft label (a click's 0.3 counts as 0.3 of an acceptance),
+    so the loss is least when the prediction is the expected reward, as the offer model
+    means it to be. Scoring the prediction against "accepted" alone punished a model
+    that was right about offers people click.
+
+    >>> loss = RewardLogLoss()
+    >>> loss.update(0.3, 0.3); loss.update(0.3, 0.3)
+    >>> round(loss.get(), 4), loss.n
+    (0.6109, 2)
+    >>> worse = RewardLogLoss(); worse.update(0.3, 0.6); round(worse.get(), 4)
+    0.7947
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+
+    def update(self, reward: float, predicted: float) -> None:
+        p = min(max(predicted, 1e-6), 1 - 1e-6)
+        r = min(max(reward, 0.0), 1.0)
+        self._sum -= r * math.log(p) + (1 - r) * math.log(1 - p)
+        self.n += 1
+
+    def get(self) -> float:
+        return self._sum / self.n if self.n else 0.0

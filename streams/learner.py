@@ -38,12 +38,11 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from river import metrics as river_metrics
 
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import Example, claimed, judged, reward_of
+from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
 from agents.risk import ChurnRisk, learnable_example
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import letter, source_record
@@ -270,14 +269,14 @@ class Learner(SnapshotLearner):
         self._holder = holder
         self._dead_letter = dead_letter
         self._model = LinUCBOffers(DIMENSION)
-        self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
+        self._logloss = RewardLogLoss()
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = (
             LinUCBOffers.from_dict(state).widened(DIMENSION) if state else LinUCBOffers(DIMENSION)
         )
         # this term's figure: outcomes of an earlier one, or read again, are not counted twice
-        self._logloss = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
+        self._logloss = RewardLogLoss()
         self._published(version)
 
     def _state(self) -> dict[str, Any]:
@@ -339,11 +338,11 @@ class Learner(SnapshotLearner):
                 self._metrics.learning.labels(example).inc()
                 continue
             predicted = self._model.predict_one(example.x, example.arm)
-            self._logloss.update(example.reward >= 1.0, min(max(predicted, 1e-6), 1 - 1e-6))
+            self._logloss.update(example.reward, predicted)
             self._model.learn_one(example.x, example.arm, example.reward)
             learned += 1
         self._metrics.learning.labels("learned").inc(learned)
-        loss = float(self._logloss.get())  # type: ignore[no-untyped-call]
+        loss = self._logloss.get()
         self._metrics.model_logloss.labels(MODEL).set(loss)
         return learned
 

@@ -146,7 +146,8 @@ def render_catalogue_configmap(text: str) -> str:
 
 
 def render_prometheus_rule(alerts: str) -> str:
-    """deploy/k8s/monitoring/prometheusrule.yaml for these alert rules (deploy/prometheus/alerts.yml)."""
+    """deploy/k8s/monitoring/prometheusrule.yaml for these alert rules
+    (deploy/prometheus/alerts.yml)."""
     header = (
         "# GENERATED from deploy/prometheus/alerts.yml: do not edit here. Regenerate with\n"
         "#   .venv/bin/python -m tests.unit.test_deploy_manifests --sync-alerts\n"

@@ -380,7 +380,7 @@ async def test_the_log_loss_of_a_term_counts_the_outcomes_it_learned_once(topic:
     await run_until(learner, lambda: learner._model.updates == 10)
     first = learner._logloss.get()
     await run_until(learner, lambda: learner._model.updates == 10)  # the same object again
-    assert learner._logloss._mean.n == 10 and learner._logloss.get() == first
+    assert learner._logloss.n == 10 and learner._logloss.get() == first
 
 
 # --- contexts and examples the models cannot learn from --------------------------------
