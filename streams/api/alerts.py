@@ -146,12 +146,38 @@ def _partition_offset(alert_id: str) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
+ALERTS_WAITING = 1_000  # alerts a screen may fall behind before its stream is ended
+ERASURES_WAITING = 10_000  # erasure notices likewise (as many as are remembered)
+
+
 class Inbox(asyncio.Queue[Notice | None]):
     """One screen's notices. ``closed`` once it fell too far behind (its stream must end,
     so that the screen reconnects and resumes from the buffer) or the process stops;
-    ``None`` in it wakes the stream up to see that."""
+    ``None`` in it wakes the stream up to see that. Alerts and erasure notices are
+    counted apart: a burst of erasures (most of which concern no screen) does not end
+    every stream, as it would if they took the alerts' room."""
 
     closed = False
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.waiting: dict[type[Alert] | type[Erased], int] = {Erased: 0, Alert: 0}
+
+    def _put(self, item: Notice | None) -> None:
+        super()._put(item)
+        if item is not None:
+            self.waiting[type(item)] += 1
+
+    def _get(self) -> Notice | None:
+        item = super()._get()
+        if item is not None:
+            self.waiting[type(item)] -= 1
+        return item
+
+    def behind(self, notice: Notice) -> bool:
+        """Whether the screen is too far behind to be handed ``notice``."""
+        limit = ERASURES_WAITING if isinstance(notice, Erased) else ALERTS_WAITING
+        return self.waiting[type(notice)] >= limit
 
 
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
@@ -240,7 +266,7 @@ class AlertHub:
         return {p: o for p, o in self._alerts_read.items() if p not in buffered}
 
     def subscribe(self) -> Inbox:
-        inbox = Inbox(maxsize=1000)
+        inbox = Inbox()  # bounded by Inbox.behind
         self._subscribers.add(inbox)
         return inbox
 
@@ -278,7 +304,7 @@ class AlertHub:
 
     def _notify(self, notice: Notice) -> None:
         for inbox in list(self._subscribers):
-            if inbox.full():  # a screen too far behind: its stream ends, and it resumes
+            if inbox.behind(notice):  # too far behind: its stream ends, and it resumes
                 inbox.closed = True
                 self._subscribers.discard(inbox)
             else:
@@ -345,6 +371,8 @@ class AlertHub:
             kept = await consumer.beginning_offsets(tps) if tps else {}  # retention's start
             for tp in tps:
                 self._ends[tp.partition] = ends[tp]
+                if self._alerts_read.get(tp.partition, 0) > ends[tp]:  # made again meanwhile
+                    self._started_over(tp, kept[tp])
                 if tp.partition in self._alerts_read:  # where the last connection was
                     at = min(self._alerts_read[tp.partition], ends[tp])
                     if at < kept[tp]:  # deleted meanwhile: never read, and told as a gap
@@ -402,6 +430,11 @@ class AlertHub:
         """Where to read ``customer-erasures`` from: where the last connection was, or (at
         the first start) the first erasure of the last day, but no more than the newest
         ``limit`` of each partition (only the newest ``limit`` of all are remembered)."""
+        if known := [tp for tp in erasure_tps if tp.partition in self._erasures_read]:
+            ends, kept = await consumer.end_offsets(known), await consumer.beginning_offsets(known)
+            for tp in known:
+                if self._erasures_read[tp.partition] > ends[tp]:  # made again meanwhile
+                    self._started_over(tp, kept[tp])
         first = [tp for tp in erasure_tps if tp.partition not in self._erasures_read]
         if first:
             recent = self.erased_lately
@@ -448,9 +481,29 @@ class AlertHub:
         known = read.get(tp.partition)
         if known is None or records[0].offset >= known:
             return records
+        end = consumer.highwater(tp)
+        if end is not None and end < known:  # it started over: the topic was made again
+            self._started_over(tp, records[0].offset)
+            return records
         if records[-1].offset + 1 < known:
             consumer.seek(tp, known)
         return [r for r in records if r.offset >= known]
+
+    def _started_over(self, tp: TopicPartition, first: int) -> None:
+        """A partition whose end is now before where this process had read it (the topic
+        was deleted and made again, or its log lost): read it anew from ``first``, and
+        forget the old partition's alerts (their positions name offsets of another log;
+        a screen's position there is beyond the new end, so it starts over too)."""
+        log.warning("%s[%d] starts over at offset %d (it ended past it before): the topic "
+                    "was made again", tp.topic, tp.partition, first)  # fmt: skip
+        if tp.topic == self._erasures_topic:
+            self._erasures_read[tp.partition] = first
+            return
+        self._alerts_read[tp.partition] = first
+        self._kept_from[tp.partition] = first
+        self._ends[tp.partition] = first
+        old = (a for a in self._buffer if _partition_offset(a.id)[0] != tp.partition)
+        self._buffer = deque(old, maxlen=self._backlog)
 
     def _erasures(self, records: list[ConsumerRecord[bytes, bytes]], dated: bool = False) -> None:
         """Forget the customers of erasure records: as erased when the records say

@@ -234,3 +234,49 @@ async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buf
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.mark.parametrize("away", [False, True], ids=["running", "away"])
+async def test_alerts_of_a_topic_made_again_reach_the_buffer(
+    kafka_redis: Services, away: bool
+) -> None:
+    """``interventions`` deleted and made again, its offsets starting over, while the
+    fan-out runs or while it is away: it used to skip the new topic's alerts until their
+    offsets passed the old ones (seeking forward again and again meanwhile)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    async with fan_out(kafka_redis) as rig:
+        for n in range(20):
+            await rig.producer.send(rig.alerts_topic, intervention(f"old-{n}"), partition=0)
+        await rig.producer.flush()
+        await eventually(lambda: _true("0-19" in {a.id for a in rig.hub.since(StreamPosition(),
+                                                                                None)}),
+                         "the old topic read")  # fmt: skip
+        if away:
+            await rig.hub.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([rig.alerts_topic])
+            for _ in range(100):  # the deletion completes in the background
+                try:
+                    await admin.create_topics([NewTopic(rig.alerts_topic, 2, 1)])
+                    break
+                except TopicAlreadyExistsError:
+                    await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        for n in range(3):
+            await rig.producer.send_and_wait(rig.alerts_topic, intervention(f"new-{n}"),
+                                             partition=0)  # fmt: skip
+        if away:
+            await rig.restart()
+
+        def new() -> list[str]:
+            return [a.id for a in rig.hub.since(StreamPosition(), None)
+                    if a.intervention.customer_id.startswith("new-")]  # fmt: skip
+
+        await eventually(lambda: _true(new() == ["0-0", "0-1", "0-2"]), "the new topic's alerts")
+        assert all(a.intervention.customer_id.startswith("new-")
+                   for a in rig.hub.since(StreamPosition(), None))  # fmt: skip

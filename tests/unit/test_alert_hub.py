@@ -107,6 +107,24 @@ def test_a_screen_too_far_behind_is_closed_so_that_it_resumes() -> None:
     assert other.closed and other.get_nowait() is not None
 
 
+def test_a_burst_of_erasures_ends_no_stream_and_takes_no_alerts_room() -> None:
+    """A bulk erasure of 1,001 customers (none of them on the screens) used to fill every
+    inbox, so that every stream ended at once and every console reconnected together."""
+    alerts = hub()
+    screen = alerts.subscribe()
+    for n in range(1001):
+        alerts.forget(f"gone-{n}")
+    assert not screen.closed and screen.qsize() == 1001
+    alerts.publish([alert(n, "a") for n in range(999)])  # the alerts still have their room
+    assert not screen.closed
+    while not screen.empty():  # read: the counts come down with it
+        screen.get_nowait()
+    assert screen.waiting == {Erased: 0, Alert: 0}
+    for n in range(10_001):  # as many as are remembered, and one more: too far behind
+        alerts.forget(f"again-{n}")
+    assert screen.closed
+
+
 async def test_closing_wakes_a_waiting_stream() -> None:
     alerts = hub()
     inbox = alerts.subscribe()
