@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -403,6 +405,7 @@ async def _stream(
         "X-Accel-Buffering": "no",
     })  # fmt: skip
     await response.prepare(request)
+    drop_when_unacknowledged(request)
     inbox = hub.subscribe()
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
@@ -465,6 +468,19 @@ async def _stream(
     finally:
         hub.unsubscribe(inbox)
     return response
+
+
+def drop_when_unacknowledged(request: web.Request) -> None:
+    """Have the kernel drop a stream's connection once what was written to it has gone
+    unacknowledged for ``WRITE_TIMEOUT_S`` (``TCP_USER_TIMEOUT``): the screen's machine
+    left the network, or was shut. Its keep-alives go every ``KEEP_ALIVE_S``, so the
+    next write after that fails and the seat is free (a write alone would never wait:
+    the kernel takes a keep-alive whether the peer is there or not)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    with contextlib.suppress(OSError):  # not TCP (a unix socket): no peer to lose
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(WRITE_TIMEOUT_S * 1000))
 
 
 async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:

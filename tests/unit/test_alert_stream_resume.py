@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import decode_intervention
@@ -270,3 +271,26 @@ async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_g
     assert b"event: gap" not in resumed
     stale = await read_stream(hub, ids[0], b"event: gap", by_ref=True)
     assert b'"after":1' in stale  # resuming from its last alert instead: 2 to 101 are gone
+
+
+async def test_a_streams_connection_is_dropped_once_writes_go_unacknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A screen whose machine left the network acknowledges nothing: the kernel drops its
+    connection after the write timeout (keep-alives keep something in flight), so that its
+    seat is freed; before, only a full connection ever timed a write out."""
+    seen: list[int] = []
+
+    def spy(request: web.Request) -> None:
+        views_drop(request)
+        sock = request.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+
+    views_drop = views.drop_when_unacknowledged
+    monkeypatch.setattr(views, "drop_when_unacknowledged", spy)
+    async with TestClient(TestServer(api_app(alerts=buffered_hub()))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH)
+        assert reply.status == 200
+        await reply.content.readuntil(b"event: intervention")
+        reply.close()
+    assert seen == [int(views.WRITE_TIMEOUT_S * 1000)]
