@@ -207,6 +207,9 @@ class AlertHub:
         # partition -> the offset from which the buffer holds every alert read there: the
         # ones before it left the buffer, or were never read into it (see missed)
         self._kept_from: dict[int, int] = {}
+        # partition added while the process ran -> its first offset: a screen whose
+        # position names no such partition was positioned before it was there
+        self._added_from: dict[int, int] = {}
         self.erased_lately = RecentErasures()
         # partition -> next offset, kept across reconnections: alerts and erasures made
         # while the fan-out was away are read then, not skipped
@@ -250,8 +253,13 @@ class AlertHub:
         """``(partition, offset passed, offset the buffer is whole from)`` for each
         partition where alerts after ``position`` have left the buffer (or were never
         read into it): a stream resumed there cannot be sent them."""
-        return [(p, o, self._kept_from[p]) for p, o in position.offsets()
+        named = dict(position.offsets())
+        gaps = [(p, o, self._kept_from[p]) for p, o in named.items()
                 if o + 1 < self._kept_from.get(p, 0)]  # fmt: skip
+        if named:  # a partition added since the position: it missed what left from there
+            gaps += [(p, first - 1, self._kept_from[p]) for p, first in self._added_from.items()
+                     if p not in named and first < self._kept_from.get(p, first)]  # fmt: skip
+        return gaps
 
     def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
@@ -369,6 +377,7 @@ class AlertHub:
             tps = [TopicPartition(self._topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps) if tps else {}
             kept = await consumer.beginning_offsets(tps) if tps else {}  # retention's start
+            reconnecting = bool(self._alerts_read)
             for tp in tps:
                 self._ends[tp.partition] = ends[tp]
                 if self._alerts_read.get(tp.partition, 0) > ends[tp]:  # made again meanwhile
@@ -381,6 +390,8 @@ class AlertHub:
                         )
                     consumer.seek(tp, max(at, kept[tp]))
                 else:  # a little back, so that screens see recent alerts at once
+                    if reconnecting:  # a partition added while away
+                        self._added_from[tp.partition] = kept[tp]
                     start = max(ends[tp] - self._backlog // max(len(tps), 1), kept[tp])
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
@@ -407,7 +418,9 @@ class AlertHub:
                         self._erasures(records)
                     else:
                         # a partition added since: read from its oldest record kept
-                        self._kept_from.setdefault(tp.partition, records[0].offset)
+                        if tp.partition not in self._kept_from:
+                            self._kept_from[tp.partition] = records[0].offset
+                            self._added_from[tp.partition] = records[0].offset
                         alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
                 for tp in consumer.assignment():  # the broker's end, so that a screen

@@ -239,3 +239,18 @@ def test_alerts_that_left_the_buffer_after_a_position_are_reported_missed() -> N
     assert alerts.missed(StreamPosition()) == []
     alerts.forget("a")  # erased, not missed
     assert alerts.missed(StreamPosition.parse("0-4")) == []
+
+
+def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -> None:
+    """A screen positioned before partition 1 was added names no offset there: the alerts
+    of partition 1 that left the buffer are reported from its first offset (they were
+    sent nowhere it could resume from)."""
+    alerts = hub()  # the buffer holds 3
+    alerts.publish([alert(n, "a") for n in range(2)])
+    alerts._kept_from.setdefault(1, 0)  # as the fan-out reads a partition added while running
+    alerts._added_from[1] = 0
+    alerts.publish([alert(n, "b", partition=1) for n in range(4)])
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["1-1", "1-2", "1-3"]
+    assert alerts.missed(StreamPosition.parse("0-1")) == [(1, -1, 1)]
+    assert alerts.missed(StreamPosition.parse("0-1.1-0")) == []  # it had passed 1-0
+    assert alerts.missed(StreamPosition()) == []  # no position: it resumes nothing

@@ -273,6 +273,24 @@ async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_g
     assert b'"after":1' in stale  # resuming from its last alert instead: 2 to 101 are gone
 
 
+async def test_a_stream_that_ends_after_passing_others_alerts_says_where_it_is() -> None:
+    """The process stops (or the screen fell behind) right after 600 of another queue's
+    alerts passed a billing screen: its last words are where it is, so that it resumes
+    there without a gap (it resumed from its last alert, told of a gap of others')."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    billing = {"queue": "billing", "erasures": "ref"}
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH, params=billing)
+        await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
+        hub.publish([queued(1, "billing")])
+        hub.publish([queued(n, "retention") for n in range(2, 602)])
+        hub.close_all()
+        told = await asyncio.wait_for(reply.content.read(), 5)
+    ids = [line[4:].decode() for line in told.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == ["0-1", "0-601"] and told.rstrip().endswith(b"event: position\ndata: {}")
+
+
 async def test_a_streams_connection_is_dropped_once_writes_go_unacknowledged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
