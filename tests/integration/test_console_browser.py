@@ -553,3 +553,51 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     assert await page.js("document.getElementById('api-key').value") == ""
     assert await page.js(cards) == []
     assert page.errors == [], page.errors
+
+
+async def test_console_shows_alerts_newest_first_whatever_order_they_come_in(
+    tmp_path: Path,
+) -> None:
+    """Alerts of several partitions (or a backlog sent on resuming) can come out of order:
+    the cards stand newest first by the alert's time, not by arrival."""
+    now = datetime.now(UTC)
+
+    def sent(event_id: str, name: str, seconds: int) -> bytes:
+        alert = json.dumps({
+            "intervention_id": name, "customer_id": f"c-{name}", "customer_ref": f"r-{name}",
+            "ts": _iso(now + timedelta(seconds=seconds)), "kind": "retention_call",
+            "priority": 2, "queue": "q1", "agent_id": None, "trigger_event_id": None,
+            "reasons": [], "suggested_action": "Call them.", "context": {},
+        }).encode()  # fmt: skip
+        return b"id: %s\nevent: intervention\ndata: %s\n\n" % (event_id.encode(), alert)
+
+    script = (b"retry: 200\n\n" + sent("0-1", "second", 2) + sent("0-1.1-1", "first", 1)
+              + sent("0-2.1-1", "third", 3))  # fmt: skip
+    closing = asyncio.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(script)
+        await closing.wait()
+        return response
+
+    async def page_html(request: web.Request) -> web.Response:
+        page = ConsolePage.load()
+        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
+
+    app = web.Application()
+    app.router.add_get("/console", page_html)
+    app.router.add_get("/v1/alerts/stream", stream)
+    cards = "Array.from(document.querySelectorAll('#alerts .alert'), a => a.dataset.interventionId)"
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        try:
+            await page.send(
+                "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
+            )
+            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 3", 20,
+                                "the three alerts")  # fmt: skip
+            assert await page.js(cards) == ["third", "second", "first"]
+            assert page.errors == [], page.errors
+        finally:
+            closing.set()
