@@ -105,7 +105,7 @@ async def test_open_loop_sends_rate_times_seconds_requests_at_that_rate(server: 
     assert sorted(arrivals) == list(range(100))
     # (counted from the first request: the generator collects its garbage before it starts)
     late = [arrivals[i] - arrivals[0] - i / rate for i in range(100)]
-    assert all(-0.01 < lag < 0.2 for lag in late), max(late)
+    assert all(-0.01 < lag < 0.4 for lag in late), max(late)  # a burst would be -0.5
     halfway = arrivals[50] - arrivals[0]
     assert 0.2 < halfway < 0.4
 

@@ -69,7 +69,7 @@ async def test_callers_waiting_for_a_connection_share_its_failure() -> None:
         server.close()
     took = time.monotonic() - started
     assert all(isinstance(o, RedisConnectionError) for o in outcomes), outcomes
-    assert took < 0.3 * 3, took  # one attempt's timeout, not one per caller (2.4 s)
+    assert took < 1.5, took  # one attempt's timeout (0.3 s), not one per caller (2.4 s)
 
 
 async def test_a_caller_that_gives_up_does_not_end_the_attempt_for_the_others() -> None:

@@ -121,8 +121,8 @@ class Answering:
 
 
 async def test_a_call_behind_replies_that_keep_coming_is_not_a_timeout() -> None:
-    server = Answering(3, [0.0, 0.15, 0.3])  # each reply within the timeout of the last
-    pipe = RedisPipe(f"redis://127.0.0.1:{server.port}", request_timeout_s=0.2)
+    server = Answering(3, [0.0, 0.3, 0.6])  # each reply within the timeout of the last
+    pipe = RedisPipe(f"redis://127.0.0.1:{server.port}", request_timeout_s=0.5)
     try:
         replies = await asyncio.wait_for(asyncio.gather(
             *(pipe.execute([("PING",)]) for _ in range(3))), 5)  # fmt: skip

@@ -240,6 +240,54 @@ async def test_a_batch_given_up_after_it_was_sent_letters_each_record_once() -> 
     assert [n for what, n in rig.observer.seen if what == "dead_lettered"] == [1, 1]
 
 
+@dataclass
+class Delivering(Topic):
+    """Takes records at once, and confirms each delivery only when the test says, as a
+    producer's future does once the broker has the record."""
+
+    deliveries: list[asyncio.Future[None]] = field(default_factory=list)
+
+    async def send(self, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        await super().send(key, value, headers)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+
+async def delivery_asked(topic: Delivering, count: int) -> None:
+    for _ in range(500):
+        if len(topic.deliveries) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} deliveries were not asked for")
+
+
+async def test_a_batch_is_acked_only_once_kafka_has_what_it_sent() -> None:
+    decisions = Delivering()
+    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()))
+    run = asyncio.create_task(rig.run([event(1), event(2)]))
+    await delivery_asked(decisions, 1)
+    await asyncio.sleep(0.05)  # time enough to ack, were it not waiting
+    assert not run.done() and rig.observer.count("decision_sent") == 0
+    decisions.deliveries[0].set_result(None)
+    stream = await run
+    assert len(stream.acked) == 2 and rig.observer.count("decision_sent") == 1
+
+
+async def test_a_delivery_kafka_fails_is_sent_again_before_the_batch_is_acked() -> None:
+    decisions = Delivering()
+    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()))
+    run = asyncio.create_task(rig.run([event(1), event(2)]))
+    await delivery_asked(decisions, 1)
+    decisions.deliveries[0].set_exception(KafkaConnectionError("the broker went away"))
+    await delivery_asked(decisions, 2)  # sent again
+    assert not run.done()
+    decisions.deliveries[1].set_result(None)
+    stream = await run
+    assert len(decisions.sent) == 2 and len(stream.acked) == 2
+    assert rig.observer.count("decision_sent") == 1 and rig.observer.count("retrying") == 1
+
+
 def huge_key_letter(records: list[SourceRecord]) -> BatchResult:
     result = BatchResult(results=[("unknown", "invalid")] * len(records))
     result.dead_letters.extend(DeadLetter(r, "invalid: malformed JSON") for r in records)

@@ -1,0 +1,127 @@
+"""The API's writes to Kafka, and its rate limit, at the routes: a write Kafka refuses is
+a 503 the client can retry (never a 500, never a 202 for records Kafka does not have),
+an accepted write is answered only once Kafka has it, and a key over its rate gets a 429.
+The writes on real Kafka are in ``tests/integration``."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.errors import KafkaConnectionError
+
+from feature_store.records import ErasureReceipt
+from streams.settings import Settings
+from tests.unit.api_app import KEYS, SHOP, api_app
+
+AUTH = {"Authorization": "Bearer backend-key"}
+EVENT = {"type": "web_click", "event_id": "e1", "customer_id": "c1",
+         "ts": "2026-01-01T00:00:00Z", "page": "/"}  # fmt: skip
+OUTCOME = {"decision_id": "d1", "customer_id": "c1", "offer_id": "o1", "outcome": "shown",
+           "ts": "2026-01-01T00:00:00Z"}  # fmt: skip
+COUNTED = SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
+
+
+class Publisher:
+    """The API's publisher, whose deliveries the test settles: each ``publish`` hands
+    back a future kept in ``deliveries``."""
+
+    def __init__(self, fail_at_once: bool = False) -> None:
+        self.fail_at_once = fail_at_once
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    def publish(self, topic: str, records: Any, linger: bool = True) -> asyncio.Future[None]:
+        if self.fail_at_once:
+            raise KafkaConnectionError("no broker")
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+
+def app_with(publisher: Publisher) -> Any:
+    return api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+
+
+async def asked(publisher: Publisher) -> None:
+    for _ in range(500):
+        if publisher.deliveries:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing was published")
+
+
+@pytest.mark.parametrize(("path", "item"), [("/v1/events", EVENT), ("/v1/outcomes", OUTCOME)])
+@pytest.mark.parametrize("how", ["refused at once", "delivery failed"])
+async def test_a_write_kafka_refuses_is_a_503_to_retry(path: str, item: Any, how: str) -> None:
+    publisher = Publisher(fail_at_once=how == "refused at once")
+    async with TestClient(TestServer(app_with(publisher))) as client:
+        reply = asyncio.create_task(client.post(path, json=item, headers=AUTH))
+        if how == "delivery failed":
+            await asked(publisher)
+            publisher.deliveries[0].set_exception(KafkaConnectionError("the broker went away"))
+        answer = await reply
+        assert answer.status == 503, await answer.text()
+        assert (await answer.json())["error"] == "kafka_unavailable"
+
+
+@pytest.mark.parametrize(("path", "item"), [("/v1/events", EVENT), ("/v1/outcomes", OUTCOME)])
+async def test_a_write_is_answered_202_only_once_kafka_has_it(path: str, item: Any) -> None:
+    publisher = Publisher()
+    async with TestClient(TestServer(app_with(publisher))) as client:
+        reply = asyncio.create_task(client.post(path, json=item, headers=AUTH))
+        await asked(publisher)
+        await asyncio.sleep(0.05)  # time enough to answer, were it not waiting
+        assert not reply.done()
+        publisher.deliveries[0].set_result(None)
+        assert (await reply).status == 202
+
+
+class Producer:
+    def __init__(self, fails: bool) -> None:
+        self.fails = fails
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fails:
+            delivery.set_exception(KafkaConnectionError("the broker went away"))
+        else:
+            delivery.set_result(SimpleNamespace(partition=0, offset=7))
+        return delivery
+
+
+@pytest.mark.parametrize("fails", [True, False])
+async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(fails: bool) -> None:
+    """Erased from Redis, but the record that tells the other processes (and a rebuild)
+    is not on Kafka: the client must ask again (erasing again is harmless)."""
+
+    async def erase(customer_id: str) -> ErasureReceipt:
+        return ErasureReceipt(subject="s", keys_removed=3, kinds=["profile"], blocked=True)
+
+    health: list[bool] = []
+    app = api_app(
+        store=SimpleNamespace(erase=erase),
+        alerts=SimpleNamespace(forget=lambda customer_id: None),
+        producer=Producer(fails),
+        kafka=SimpleNamespace(sent=lambda ok: health.append(ok)),
+    )
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.delete("/v1/customers/c1", headers=AUTH)
+        body = await answer.json()
+    if fails:
+        assert (answer.status, body["error"], health) == (503, "kafka_unavailable", [False])
+    else:
+        assert answer.status == 200 and body["erasure_record"]["offset"] == 7 and health == [True]
+
+
+async def test_a_key_over_its_rate_is_answered_429_with_when_to_retry() -> None:
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.5)
+    app = api_app(settings, publisher=Publisher(fail_at_once=True))
+    async with TestClient(TestServer(app)) as client:
+        first = await client.post("/v1/events", json=EVENT, headers=AUTH)
+        assert first.status == 503  # let through (and refused by Kafka)
+        second = await client.post("/v1/events", json=EVENT, headers=AUTH)
+        assert second.status == 429 and (await second.json())["error"] == "rate_limited"
+        assert second.headers["Retry-After"] == "2"
