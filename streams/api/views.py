@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import math
 import re
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -30,7 +27,6 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.alerts import AlertHub, StreamPosition, for_queue
 from streams.api.auth import ApiKey
 from streams.api.body_encoding import inflated
 from streams.api.console_page import ConsolePage
@@ -38,7 +34,6 @@ from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
-from streams.api.screen_erasures import Erased, Screen
 from streams.api.server import API_KEY, Api
 
 CHANNELS = ("web", "email", "sms", "call")
@@ -48,7 +43,7 @@ CUSTOMER = "/v1/customers/{customer_id:[^/]+}"
 _json = msgspec.json.Encoder()
 
 
-def _api(request: web.Request) -> Api:
+def api_of(request: web.Request) -> Api:
     return request.app[API_KEY]
 
 
@@ -57,7 +52,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
-    api = _api(request)
+    api = api_of(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or request.headers.get("X-API-Key")
@@ -100,7 +95,7 @@ EXPLANATION = ("segment", "context", "reasons")
 
 async def recommendations(request: web.Request) -> web.Response:
     key = authorise(request, "recommend")
-    api = _api(request)
+    api = api_of(request)
     customer_id = customer_id_of(request)
     channel = request.query.get("channel", "web")
     if channel not in CHANNELS:
@@ -155,7 +150,7 @@ async def _items(request: web.Request, max_items: int) -> list[Any]:
     except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
         raise ApiError(400, "incomplete_body", "the connection ended before the whole "
                        "body (its Content-Length) arrived") from exc  # fmt: skip
-    limit = _api(request).settings.api_max_body_bytes  # inflated, as sent
+    limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
     raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
     try:
         body = msgspec.json.decode(raw)
@@ -202,7 +197,7 @@ def _decode_all(items: list[Any], decode: Callable[[bytes], T], what: str) -> li
 
 async def post_events(request: web.Request) -> web.Response:
     authorise(request, "ingest")
-    api = _api(request)
+    api = api_of(request)
     skew = timedelta(seconds=api.settings.max_future_skew_s)
     latest = datetime.now(UTC) + skew
 
@@ -220,7 +215,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 async def post_outcomes(request: web.Request) -> web.Response:
     authorise(request, "outcomes")  # which "ingest" grants too
-    api = _api(request)
+    api = api_of(request)
     outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
                            "outcomes")  # fmt: skip
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
@@ -239,7 +234,7 @@ async def offers(request: web.Request) -> web.Response:
     """The catalogue in use (for titles and scripts beside recommendations), with which
     offers may be made now and how much of each daily budget is spent."""
     authorise(request, "recommend")
-    api = _api(request)
+    api = api_of(request)
     channel = request.query.get("channel")
     if channel is not None and channel not in CHANNELS:
         raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
@@ -280,7 +275,7 @@ async def offers(request: web.Request) -> web.Response:
 
 async def get_customer(request: web.Request) -> web.Response:
     authorise(request, "profile-read")
-    api = _api(request)
+    api = api_of(request)
     customer_id = customer_id_of(request)
     features = await api.store.read(customer_id)
     if features is None:
@@ -291,7 +286,7 @@ async def get_customer(request: web.Request) -> web.Response:
 async def export_customer(request: web.Request) -> web.Response:
     """The customer's access request: everything kept about them (scope ``export``)."""
     authorise(request, "export")
-    api = _api(request)
+    api = api_of(request)
     customer_id = customer_id_of(request)
     record = await api.store.export(customer_id)
     if not record.holds_anything:
@@ -322,7 +317,7 @@ async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> di
 
 async def delete_customer(request: web.Request) -> web.Response:
     authorise(request, "erase")
-    api = _api(request)
+    api = api_of(request)
     customer_id = customer_id_of(request)
     receipt = await api.store.erase(customer_id)
     api.alerts.forget(customer_id)  # other API processes: from the erasure record
@@ -356,176 +351,6 @@ async def delete_customer(request: web.Request) -> web.Response:
 # --- alerts, console, service pages ------------------------------------------------------
 
 
-HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
-WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
-KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
-# a key out of streams: when to try again (a gone screen's seat is given back at its
-# stream's next write, a keep-alive at most KEEP_ALIVE_S away)
-STREAM_RETRY_S = math.ceil(KEEP_ALIVE_S)
-
-
-async def alerts_stream(request: web.Request) -> web.StreamResponse:
-    key = authorise(request, "profile-read", key_in_query=True)
-    api = _api(request)
-    hub = api.alerts
-    queue = request.query.get("queue") or None
-    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    # before the stream starts, after which no error can be answered: an id that is not
-    # one of ours names no position, and the stream sends every buffered alert
-    position = hub.position(last_id)
-    # every screen is told of erasures by ref (an id only if sent it on this connection);
-    # `erasures=ref`, which once asked for that, is still accepted
-    if request.query.get("erasures") not in (None, "ref"):
-        raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
-    if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
-        # resuming now would miss the erasures made while it was away, unannounced
-        raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
-                       [{"retry_after_s": HUB_RETRY_S}],
-                       headers={"Retry-After": str(HUB_RETRY_S)})  # fmt: skip
-    if not api.streams.take(key.name):
-        raise ApiError(429, "too_many_streams",
-                       f"key {key.name!r} has {api.streams.per_key} alert streams open "
-                       "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
-                       headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
-    try:
-        return await _stream(request, hub, position, last_id, queue)
-    finally:
-        api.streams.give_back(key.name)
-
-
-async def _stream(
-    request: web.Request,
-    hub: AlertHub,
-    position: StreamPosition,
-    last_id: str | None,
-    queue: str | None,
-) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })  # fmt: skip
-    await response.prepare(request)
-    drop_when_unacknowledged(request)
-    inbox = hub.subscribe()
-    quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
-    screen = Screen(resumed=last_id is not None)
-    head = b"retry: 2000\n\n"
-    if last_id is not None:  # it may show alerts of customers erased while it was away
-        notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
-        head += b"".join(_erased_sse(n) for n in notices if n is not None)
-        head += _gap_sse(hub.missed(position))
-    # partitions with nothing to send from: passed all the same, so that its event ids
-    # name them, and alerts it misses there while away are told as a gap
-    position.cover(quiet)
-    sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
-    try:
-        await _write(request, response, head)
-        # what arrives while the backlog is sent, or twice, is passed already: once each
-        for alert in hub.since(position, None):
-            if not position.passed(alert):
-                position.advance(alert)  # left out by the queue filter, or sent
-                customer_id = alert.intervention.customer_id
-                if for_queue(alert, queue) and customer_id not in hub.erased_lately:
-                    screen.sent(customer_id)
-                    sent_id = position.event_id()
-                    await _write(request, response, _sse(sent_id, alert.raw))
-        loop = asyncio.get_running_loop()
-        # A screen gone is seen at the next write, or when a notice wakes the stream up:
-        # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
-        # meanwhile that this screen was not sent (other queues' alerts), so that a stream
-        # whose screen left ends within that time, and gives its seat back.
-        quiet_until = loop.time() + KEEP_ALIVE_S
-        while not (inbox.closed and inbox.empty()):
-            if request.transport is None or request.transport.is_closing():
-                break  # the screen has gone
-            try:
-                notice = await asyncio.wait_for(inbox.get(), quiet_until - loop.time())
-            except TimeoutError:
-                if position.event_id() != sent_id:  # it passed others' alerts meanwhile
-                    sent_id = position.event_id()
-                    await _write(request, response, _position_sse(sent_id))
-                else:
-                    await _write(request, response, b": keep-alive\n\n")
-                quiet_until = loop.time() + KEEP_ALIVE_S
-                continue
-            if notice is None:  # the process is stopping
-                break
-            if isinstance(notice, Erased):
-                told = screen.erasure(notice)
-                if told is not None:
-                    await _write(request, response, _erased_sse(told))
-                    quiet_until = loop.time() + KEEP_ALIVE_S
-            elif not position.passed(notice):
-                position.advance(notice)  # left out by the queue filter, or sent
-                customer_id = notice.intervention.customer_id
-                if for_queue(notice, queue) and customer_id not in hub.erased_lately:
-                    screen.sent(customer_id)
-                    sent_id = position.event_id()
-                    await _write(request, response, _sse(sent_id, notice.raw))
-                    quiet_until = loop.time() + KEEP_ALIVE_S
-        if position.event_id() != sent_id and not request.transport.is_closing():  # type: ignore[union-attr]
-            # ended (the process stops, or the screen fell behind) after passing others'
-            # alerts: where it is, so that it resumes there, not told of them as a gap
-            await _write(request, response, _position_sse(position.event_id()))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        hub.unsubscribe(inbox)
-    return response
-
-
-def drop_when_unacknowledged(request: web.Request) -> None:
-    """Have the kernel drop a stream's connection once what was written to it has gone
-    unacknowledged for ``WRITE_TIMEOUT_S`` (``TCP_USER_TIMEOUT``): the screen's machine
-    left the network, or was shut. Its keep-alives go every ``KEEP_ALIVE_S``, so the
-    next write after that fails and the seat is free (a write alone would never wait:
-    the kernel takes a keep-alive whether the peer is there or not)."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
-        return
-    with contextlib.suppress(OSError):  # not TCP (a unix socket): no peer to lose
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(WRITE_TIMEOUT_S * 1000))
-
-
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
-    """Write ``data``; a screen that takes none of it within ``WRITE_TIMEOUT_S`` has
-    its connection dropped (ConnectionResetError), so that its stream ends."""
-    try:
-        async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await response.write(data)
-    except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()  # what it has not read goes too
-        raise ConnectionResetError("the screen stopped reading") from None
-
-
-def _sse(event_id: str, data: bytes) -> bytes:
-    """One ``data:`` line per line of ``data`` (JSON from other producers may hold line
-    breaks between its tokens; a client joins the lines with newlines again)."""
-    lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
-    return b"id: " + event_id.encode() + b"\nevent: intervention\n" + lines + b"\n"
-
-
-def _position_sse(event_id: str) -> bytes:
-    """Where the stream is, after alerts the screen was not sent (other queues'): so that
-    it resumes from there, and is not told of a gap in alerts that were never its own."""
-    return b"id: " + event_id.encode() + b"\nevent: position\ndata: {}\n\n"
-
-
-def _erased_sse(told: dict[str, str]) -> bytes:
-    """No id: resuming after it is resuming after the alert before it."""
-    return b"event: erasure\ndata: " + _json.encode(told) + b"\n\n"
-
-
-def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:
-    """Alerts the stream cannot send (after offset ``after``, before ``before``, in each
-    partition named) have left the buffer; nothing when there are none. No id."""
-    if not missed:
-        return b""
-    body = [{"partition": p, "after": after, "before": before} for p, after, before in missed]
-    return b"event: gap\ndata: " + _json.encode({"missed": body}) + b"\n\n"
-
-
 CONSOLE = ConsolePage.load()
 
 
@@ -534,11 +359,11 @@ async def console(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_spec(_api(request).settings))
+    return json_response(openapi_spec(api_of(request).settings))
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = _api(request).metrics.exposition()
+    body = api_of(request).metrics.exposition()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
@@ -547,7 +372,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    api = _api(request)
+    api = api_of(request)
     checks = {"kafka": api.kafka.check()}  # from what was last seen: no request to Kafka
     try:  # bounded: a frozen Redis must not hold the answer past a probe's timeout
         checks["redis"] = "ok" if await api.store.ping() else "down"
@@ -565,6 +390,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from streams.api import alert_stream  # which uses this module's authorisation
+
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
     get = functools.partial(app.router.add_get, allow_head=False, expect_handler=expect_continue)
@@ -576,7 +403,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(CUSTOMER, delete_customer, expect_handler=expect_continue)
     post("/v1/events", post_events)
     post("/v1/outcomes", post_outcomes)
-    get("/v1/alerts/stream", alerts_stream)
+    get("/v1/alerts/stream", alert_stream.alerts_stream)
     get("/console", console)
     get("/openapi.json", openapi)
     get("/metrics", metrics)

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import decode_intervention
-from streams.api import views
+from streams.api import alert_stream
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from streams.api.screen_erasures import CustomerRefs
 from tests.unit.api_app import api_app
@@ -208,7 +208,7 @@ async def test_a_screen_that_stops_reading_has_its_stream_ended(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Its handler waited for the screen to read, forever, with the alerts it held."""
-    monkeypatch.setattr(views, "WRITE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(alert_stream, "WRITE_TIMEOUT_S", 0.3)
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()  # as if it had read the recent alerts and erasures
     loop = asyncio.get_running_loop()
@@ -252,7 +252,7 @@ async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_g
     """A billing screen gets its one alert; then 600 of another queue's pass it by (more
     than the buffer keeps). A quiet moment later it is told where the stream is, and,
     resuming from there, is told of no gap: every alert of its own reached it."""
-    monkeypatch.setattr("streams.api.views.KEEP_ALIVE_S", 0.2)
+    monkeypatch.setattr("streams.api.alert_stream.KEEP_ALIVE_S", 0.2)
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()  # as if it had read the recent alerts and erasures
     billing = {"queue": "billing", "erasures": "ref"}
@@ -300,15 +300,15 @@ async def test_a_streams_connection_is_dropped_once_writes_go_unacknowledged(
     seen: list[int] = []
 
     def spy(request: web.Request) -> None:
-        views_drop(request)
+        real_drop(request)
         sock = request.transport.get_extra_info("socket")  # type: ignore[union-attr]
         seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
 
-    views_drop = views.drop_when_unacknowledged
-    monkeypatch.setattr(views, "drop_when_unacknowledged", spy)
+    real_drop = alert_stream.drop_when_unacknowledged
+    monkeypatch.setattr(alert_stream, "drop_when_unacknowledged", spy)
     async with TestClient(TestServer(api_app(alerts=buffered_hub()))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH)
         assert reply.status == 200
         await reply.content.readuntil(b"event: intervention")
         reply.close()
-    assert seen == [int(views.WRITE_TIMEOUT_S * 1000)]
+    assert seen == [int(alert_stream.WRITE_TIMEOUT_S * 1000)]

@@ -1,0 +1,192 @@
+"""``GET /v1/alerts/stream``: the contact-centre screens' Server-Sent Events, fanned out
+from the process's :class:`~streams.api.alerts.AlertHub`: resumable by position
+(``Last-Event-ID``), told of erasures and of alerts they missed, and cut off when they
+stop taking what is written."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+
+import msgspec
+from aiohttp import web
+
+from streams.api.alerts import AlertHub
+from streams.api.errors import ApiError
+from streams.api.screen_erasures import Erased, Screen
+from streams.api.screen_feed import StreamPosition, for_queue
+from streams.api.views import api_of, authorise
+
+_json = msgspec.json.Encoder()
+
+
+HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
+WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
+KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
+# a key out of streams: when to try again (a gone screen's seat is given back at its
+# stream's next write, a keep-alive at most KEEP_ALIVE_S away)
+STREAM_RETRY_S = math.ceil(KEEP_ALIVE_S)
+
+
+async def alerts_stream(request: web.Request) -> web.StreamResponse:
+    key = authorise(request, "profile-read", key_in_query=True)
+    api = api_of(request)
+    hub = api.alerts
+    queue = request.query.get("queue") or None
+    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    # before the stream starts, after which no error can be answered: an id that is not
+    # one of ours names no position, and the stream sends every buffered alert
+    position = hub.position(last_id)
+    # every screen is told of erasures by ref (an id only if sent it on this connection);
+    # `erasures=ref`, which once asked for that, is still accepted
+    if request.query.get("erasures") not in (None, "ref"):
+        raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
+    if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
+        # resuming now would miss the erasures made while it was away, unannounced
+        raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
+                       [{"retry_after_s": HUB_RETRY_S}],
+                       headers={"Retry-After": str(HUB_RETRY_S)})  # fmt: skip
+    if not api.streams.take(key.name):
+        raise ApiError(429, "too_many_streams",
+                       f"key {key.name!r} has {api.streams.per_key} alert streams open "
+                       "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
+                       headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
+    try:
+        return await _stream(request, hub, position, last_id, queue)
+    finally:
+        api.streams.give_back(key.name)
+
+
+async def _stream(
+    request: web.Request,
+    hub: AlertHub,
+    position: StreamPosition,
+    last_id: str | None,
+    queue: str | None,
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })  # fmt: skip
+    await response.prepare(request)
+    drop_when_unacknowledged(request)
+    inbox = hub.subscribe()
+    quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
+    screen = Screen(resumed=last_id is not None)
+    head = b"retry: 2000\n\n"
+    if last_id is not None:  # it may show alerts of customers erased while it was away
+        notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
+        head += b"".join(_erased_sse(n) for n in notices if n is not None)
+        head += _gap_sse(hub.missed(position))
+    # partitions with nothing to send from: passed all the same, so that its event ids
+    # name them, and alerts it misses there while away are told as a gap
+    position.cover(quiet)
+    sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
+    try:
+        await _write(request, response, head)
+        # what arrives while the backlog is sent, or twice, is passed already: once each
+        for alert in hub.since(position, None):
+            if not position.passed(alert):
+                position.advance(alert)  # left out by the queue filter, or sent
+                customer_id = alert.intervention.customer_id
+                if for_queue(alert, queue) and customer_id not in hub.erased_lately:
+                    screen.sent(customer_id)
+                    sent_id = position.event_id()
+                    await _write(request, response, _sse(sent_id, alert.raw))
+        loop = asyncio.get_running_loop()
+        # A screen gone is seen at the next write, or when a notice wakes the stream up:
+        # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
+        # meanwhile that this screen was not sent (other queues' alerts), so that a stream
+        # whose screen left ends within that time, and gives its seat back.
+        quiet_until = loop.time() + KEEP_ALIVE_S
+        while not (inbox.closed and inbox.empty()):
+            if request.transport is None or request.transport.is_closing():
+                break  # the screen has gone
+            try:
+                notice = await asyncio.wait_for(inbox.get(), quiet_until - loop.time())
+            except TimeoutError:
+                if position.event_id() != sent_id:  # it passed others' alerts meanwhile
+                    sent_id = position.event_id()
+                    await _write(request, response, _position_sse(sent_id))
+                else:
+                    await _write(request, response, b": keep-alive\n\n")
+                quiet_until = loop.time() + KEEP_ALIVE_S
+                continue
+            if notice is None:  # the process is stopping
+                break
+            if isinstance(notice, Erased):
+                told = screen.erasure(notice)
+                if told is not None:
+                    await _write(request, response, _erased_sse(told))
+                    quiet_until = loop.time() + KEEP_ALIVE_S
+            elif not position.passed(notice):
+                position.advance(notice)  # left out by the queue filter, or sent
+                customer_id = notice.intervention.customer_id
+                if for_queue(notice, queue) and customer_id not in hub.erased_lately:
+                    screen.sent(customer_id)
+                    sent_id = position.event_id()
+                    await _write(request, response, _sse(sent_id, notice.raw))
+                    quiet_until = loop.time() + KEEP_ALIVE_S
+        if position.event_id() != sent_id and not request.transport.is_closing():  # type: ignore[union-attr]
+            # ended (the process stops, or the screen fell behind) after passing others'
+            # alerts: where it is, so that it resumes there, not told of them as a gap
+            await _write(request, response, _position_sse(position.event_id()))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.unsubscribe(inbox)
+    return response
+
+
+def drop_when_unacknowledged(request: web.Request) -> None:
+    """Have the kernel drop a stream's connection once what was written to it has gone
+    unacknowledged for ``WRITE_TIMEOUT_S`` (``TCP_USER_TIMEOUT``): the screen's machine
+    left the network, or was shut. Its keep-alives go every ``KEEP_ALIVE_S``, so the
+    next write after that fails and the seat is free (a write alone would never wait:
+    the kernel takes a keep-alive whether the peer is there or not)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    with contextlib.suppress(OSError):  # not TCP (a unix socket): no peer to lose
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(WRITE_TIMEOUT_S * 1000))
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    """Write ``data``; a screen that takes none of it within ``WRITE_TIMEOUT_S`` has
+    its connection dropped (ConnectionResetError), so that its stream ends."""
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await response.write(data)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # what it has not read goes too
+        raise ConnectionResetError("the screen stopped reading") from None
+
+
+def _sse(event_id: str, data: bytes) -> bytes:
+    """One ``data:`` line per line of ``data`` (JSON from other producers may hold line
+    breaks between its tokens; a client joins the lines with newlines again)."""
+    lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
+    return b"id: " + event_id.encode() + b"\nevent: intervention\n" + lines + b"\n"
+
+
+def _position_sse(event_id: str) -> bytes:
+    """Where the stream is, after alerts the screen was not sent (other queues'): so that
+    it resumes from there, and is not told of a gap in alerts that were never its own."""
+    return b"id: " + event_id.encode() + b"\nevent: position\ndata: {}\n\n"
+
+
+def _erased_sse(told: dict[str, str]) -> bytes:
+    """No id: resuming after it is resuming after the alert before it."""
+    return b"event: erasure\ndata: " + _json.encode(told) + b"\n\n"
+
+
+def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:
+    """Alerts the stream cannot send (after offset ``after``, before ``before``, in each
+    partition named) have left the buffer; nothing when there are none. No id."""
+    if not missed:
+        return b""
+    body = [{"partition": p, "after": after, "before": before} for p, after, before in missed]
+    return b"event: gap\ndata: " + _json.encode({"missed": body}) + b"\n\n"

@@ -1,0 +1,153 @@
+"""What a contact-centre screen is fed: alerts (``<partition>-<offset>`` of
+``interventions``), the position its stream has reached in each partition (the event id
+it resumes from), and its inbox of notices, alerts and erasures, bounded apart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from schemas import Intervention
+from streams.api.screen_erasures import Erased
+
+# Kafka's partitions are 32-bit and its offsets 64-bit: an id with longer numbers is not ours
+PARTITION_DIGITS, OFFSET_DIGITS = 10, 19
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    intervention: Intervention
+    raw: bytes
+
+
+Notice = Alert | Erased
+
+
+class StreamPosition:
+    """How far one screen's stream has gone: per partition, the offset of the newest
+    alert it has passed (sent, or left out by its queue filter). Written as the event
+    id, ``<partition>-<offset>`` pairs joined by ``.``; an id of the older form (one
+    alert's ``<partition>-<offset>``) reads as a position in that partition alone.
+
+    >>> position = StreamPosition.parse("0-7.2-3")
+    >>> position.passed(Alert("0-7", None, b"")), position.passed(Alert("1-1", None, b""))
+    (True, False)
+    >>> position.advance(Alert("2-9", None, b"")); position.event_id()
+    '0-7.2-9'
+    >>> StreamPosition.parse("not-an-id").event_id()
+    ''
+    >>> StreamPosition.parse("0-" + "9" * 5000).event_id()  # no Kafka offset is that long
+    ''
+    """
+
+    def __init__(self, offsets: dict[int, int] | None = None) -> None:
+        self._offsets = offsets or {}
+
+    @classmethod
+    def parse(cls, event_id: str | None) -> StreamPosition:
+        """The position an event id names; none (send every buffered alert) for an id
+        that is absent or not one of ours."""
+        offsets: dict[int, int] = {}
+        for pair in (event_id or "").split("."):
+            partition, dash, offset = pair.partition("-")
+            if not (
+                dash and _number(partition, PARTITION_DIGITS) and _number(offset, OFFSET_DIGITS)
+            ):
+                return cls()
+            offsets[int(partition)] = max(int(offset), offsets.get(int(partition), -1))
+        return cls(offsets)
+
+    def passed(self, alert: Alert) -> bool:
+        """Whether the stream has gone past ``alert`` (it was sent or left out)."""
+        partition, offset = partition_offset(alert.id)
+        return offset <= self._offsets.get(partition, -1)
+
+    def advance(self, alert: Alert) -> None:
+        partition, offset = partition_offset(alert.id)
+        if offset > self._offsets.get(partition, -1):
+            self._offsets[partition] = offset
+
+    def event_id(self) -> str:
+        return ".".join(f"{p}-{o}" for p, o in sorted(self._offsets.items()))
+
+    def offsets(self) -> Iterator[tuple[int, int]]:
+        """Each partition the stream has gone into, with the newest offset passed there."""
+        return iter(sorted(self._offsets.items()))
+
+    def cover(self, reached: dict[int, int]) -> None:
+        """Take the partitions the stream has not gone into as passed up to ``reached``
+        (partition -> next offset): where the fan-out had read, in partitions with no
+        alert to send. Its event id then names them, so that alerts it misses there
+        while away are told as a gap.
+
+        >>> position = StreamPosition.parse("0-7")
+        >>> position.cover({0: 20, 1: 5, 2: 0}); position.event_id()
+        '0-7.1-4'
+        """
+        for partition, next_offset in reached.items():
+            if partition not in self._offsets and next_offset > 0:
+                self._offsets[partition] = next_offset - 1
+
+    def within(self, ends: dict[int, int]) -> StreamPosition:
+        """Without the partitions whose offset is at or past their known end (no alert
+        was ever there).
+
+        >>> StreamPosition.parse("0-7.1-500").within({0: 8, 1: 3}).event_id()
+        '0-7'
+        """
+        return StreamPosition(
+            {p: o for p, o in self._offsets.items() if p not in ends or o < ends[p]}
+        )
+
+
+def for_queue(alert: Alert, queue: str | None) -> bool:
+    """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``. An
+    alert for no queue in particular (a win-back, a call that named none) is for every
+    screen."""
+    return queue is None or alert.intervention.queue in (None, queue)
+
+
+def _number(text: str, digits: int) -> bool:
+    """Whether ``text`` is a whole number of at most ``digits`` ASCII digits."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdecimal()
+
+
+def partition_offset(alert_id: str) -> tuple[int, int]:
+    partition, _, offset = alert_id.partition("-")
+    return int(partition), int(offset)
+
+
+ALERTS_WAITING = 1_000  # alerts a screen may fall behind before its stream is ended
+ERASURES_WAITING = 10_000  # erasure notices likewise (as many as are remembered)
+
+
+class Inbox(asyncio.Queue[Notice | None]):
+    """One screen's notices. ``closed`` once it fell too far behind (its stream must end,
+    so that the screen reconnects and resumes from the buffer) or the process stops;
+    ``None`` in it wakes the stream up to see that. Alerts and erasure notices are
+    counted apart: a burst of erasures (most of which concern no screen) does not end
+    every stream, as it would if they took the alerts' room."""
+
+    closed = False
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.waiting: dict[type[Alert] | type[Erased], int] = {Erased: 0, Alert: 0}
+
+    def _put(self, item: Notice | None) -> None:
+        super()._put(item)
+        if item is not None:
+            self.waiting[type(item)] += 1
+
+    def _get(self) -> Notice | None:
+        item = super()._get()
+        if item is not None:
+            self.waiting[type(item)] -= 1
+        return item
+
+    def behind(self, notice: Notice) -> bool:
+        """Whether the screen is too far behind to be handed ``notice``."""
+        limit = ERASURES_WAITING if isinstance(notice, Erased) else ALERTS_WAITING
+        return self.waiting[type(notice)] >= limit
