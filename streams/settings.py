@@ -178,6 +178,11 @@ class Settings:
         for name in ("api_budget_ms", "api_gather_ms", "api_publish_linger_ms"):
             if not math.isfinite(getattr(self, name)):
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a finite number")
+        if self.api_gather_ms >= self.api_budget_ms:  # under load, every answer a fallback
+            raise SettingsError(
+                f"MOMENTS_API_GATHER_MS ({self.api_gather_ms:g}) must be shorter than "
+                f"MOMENTS_API_BUDGET_MS ({self.api_budget_ms:g})"
+            )
         for name in ("api_port", "web_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")

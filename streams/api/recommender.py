@@ -18,9 +18,13 @@ stored, the caller gets the decision at once and it is stored and published as u
 
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
-is answered as for an erased customer (``None``), and what the decision added to the
-daily offer budgets (in the same round trip) is taken back, unless its caller was
-answered with it already (the latency budget ran out meanwhile): those offers were shown.
+is answered as for an erased customer (``None``). What a decision added to the daily
+offer budgets (in the same round trip) is taken back whenever its caller was not
+answered with it (refused at erasure, the round trip failed, the caller left); one that
+was answered (the latency budget ran out meanwhile) was shown, and stays counted.
+
+A decision that fails (one customer's features the policy cannot take) fails its own
+request alone; its caller gets a fallback.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ from streams.api.inflight import InFlightDecisions
 from streams.api.publisher import KeyedPublisher
 
 log = logging.getLogger(__name__)
+# Batches sending or awaiting their round trips at most: past it (Redis answering slower
+# than requests come), a new batch is answered with fallbacks at once rather than queue
+# reads Redis would serve after their callers were answered anyway.
+MAX_BATCHES_IN_FLIGHT = 16
 
 
 @dataclass(slots=True)
@@ -96,6 +104,7 @@ class Recommender:
         self._budget_s = budget_s
         self._max_batch = max_batch
         self._gather_s = gather_s
+        self.budget_s = budget_s  # the latency budget (the view's: what is left of it)
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
         self._budgets_counted = budgets_counted
@@ -131,20 +140,23 @@ class Recommender:
                 loop.call_soon(self._flush)
         return await request.answer
 
-    async def as_if_unknown(self, customer_id: str, channel: str, limit: int) -> NextBestOffer:
+    async def as_if_unknown(
+        self, customer_id: str, channel: str, limit: int, within_s: float | None = None
+    ) -> NextBestOffer:
         """The answer for an erased customer: what someone Moments knows nothing of is
         offered (within today's budgets), so that the answer does not tell that they were
         erased. Nothing is kept, spent or sent about them.
 
-        Raises :class:`TimeoutError` when the budgets are not read within the latency
-        budget, and :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
+        Raises :class:`TimeoutError` when the budgets are not read within ``within_s``
+        (the latency budget by default; what is left of it after the request's batch), and
+        :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
         """
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
         now = datetime.now(UTC)
         budgets = None
         if limits:
-            async with asyncio.timeout(self._budget_s):
+            async with asyncio.timeout(self._budget_s if within_s is None else within_s):
                 spent = await self._store.budgets.spent(now.date())
             budgets = BudgetLedger.for_day(now, limits, spent, now.date())
         moment = request_moment(customer_id, channel, limit)
@@ -153,23 +165,29 @@ class Recommender:
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._waiting = self._waiting, []
-        if batch:
-            loop = asyncio.get_running_loop()
-            # one timer per batch, not one per request: the budget runs from the first
-            # request's arrival, so no request waits longer than the budget
-            deadline = loop.call_at(self._first_waiting_since + self._budget_s, _expire, batch)
-            task = loop.create_task(self._decide(batch))
-            task.add_done_callback(lambda _: deadline.cancel())
-            self._track(task)
+        if not batch:
+            return
+        if len(self._running) >= MAX_BATCHES_IN_FLIGHT:  # Redis is not keeping up
+            _expire(batch)
+            return
+        loop = asyncio.get_running_loop()
+        # one timer per batch, not one per request: the budget runs from the first
+        # request's arrival, so no request waits longer than the budget
+        due = self._first_waiting_since + self._budget_s
+        deadline = loop.call_at(due, _expire, batch)
+        task = loop.create_task(self._decide(batch, due))
+        task.add_done_callback(lambda _: deadline.cancel())
+        self._track(task)
 
-    async def _decide(self, batch: list[_Request]) -> None:
+    async def _decide(self, batch: list[_Request], due: float) -> None:
         self._deciding += 1
         try:
-            await self._decide_batch(batch)
+            await self._decide_batch(batch, due)
         finally:
             self._deciding -= 1
 
-    async def _decide_batch(self, batch: list[_Request]) -> None:
+    async def _decide_batch(self, batch: list[_Request], due: float) -> None:
+        """Decide ``batch``; ``due``: when its latency budget runs out (loop time)."""
         decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
         failure: Exception | None = None
@@ -198,8 +216,12 @@ class Recommender:
             # offers of the first against the caps and cool-downs
             asked = Counter(r.moment.customer_id for r in batch)
             contacts: dict[str, CustomerFeatures] = {}
+            loop = asyncio.get_running_loop()
             for request, (erased, features) in zip(batch, views, strict=True):
                 if request.answer.done():  # its caller gave up
+                    continue
+                if loop.time() >= due:  # deciding took the rest of the budget: fallbacks
+                    request.answer.set_exception(TimeoutError())
                     continue
                 if erased:  # answered, but nothing is kept or sent about them
                     request.answer.set_result(None)
@@ -209,7 +231,16 @@ class Recommender:
                     features = contacts[customer_id]
                 else:  # with what other batches showed them, if the read missed it
                     features = unseen.contacted(customer_id, features)
-                decision = self._policy.decide(request.moment, features, now, budgets, catalogue)
+                try:
+                    decision = self._policy.decide(
+                        request.moment, features, now, budgets, catalogue
+                    )
+                except Exception as exc:  # this customer's features: the others go on
+                    # by its kind alone: its message may quote what it failed on
+                    log.warning("a decision failed (its caller gets a fallback): %s",
+                                type(exc).__name__)  # fmt: skip
+                    request.answer.set_exception(exc)
+                    continue
                 if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                     contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
                 request.decision = decision
@@ -233,10 +264,10 @@ class Recommender:
             failure = exc
         finally:
             self._batch_decided(len(batch))
+        unmade: set[str] = set()  # never shown: their spending goes back
         if failure is not None:  # not stored, or not known to be: none was refused
             kept = [True] * len(decided)
         answered = []
-        unmade: set[str] = set()  # refused and never shown: their spending goes back
         for (request, decision, raw), stored in zip(decided, kept, strict=True):
             if not stored:  # erased since their features were read: nothing is sent
                 if not request.answer.done():  # answered as anyone unknown (see recommend)
@@ -251,6 +282,8 @@ class Recommender:
                     request.answer.set_exception(failure)
             if _answered_with(request.answer, decision):  # the customer sees it: publish it
                 answered.append((decision.customer_id.encode(), raw))
+            else:  # its caller got an error (a fallback): what it may have spent goes back
+                unmade.add(decision.decision_id)
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
@@ -263,7 +296,7 @@ class Recommender:
                 await self._store.budgets.withdraw(unspent)
             except Exception as exc:  # the budgets are soft: the count stays a little high
                 log.warning("could not take back the budget spending of %d decisions "
-                            "refused at erasure: %s", len(unspent), exc)  # fmt: skip
+                            "never shown: %s", len(unspent), exc)  # fmt: skip
 
     async def _spend(self, spending: list[BudgetSpend]) -> int:
         """Add the batch's spending to the budgets. The decisions are made once recorded,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -41,6 +43,7 @@ CHANNELS = ("web", "email", "sms", "call")
 # default pattern would leave such a customer unreachable (404)
 CUSTOMER = "/v1/customers/{customer_id:[^/]+}"
 _json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 def api_of(request: web.Request) -> Api:
@@ -105,16 +108,24 @@ async def recommendations(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
     erased = False
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         decided = await api.recommender.recommend(customer_id, channel, limit)
         if decided is None:  # erased: answered as anyone unknown, nothing kept or sent
             erased = True
-            decided = await api.recommender.as_if_unknown(customer_id, channel, limit)
+            left = api.recommender.budget_s - (loop.time() - started)
+            decided = await api.recommender.as_if_unknown(customer_id, channel, limit, left)
         decision = decided
     except TimeoutError:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")
     except StoreUnavailable:
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
+    except Exception as exc:  # a reply or a decision the batch could not take: never a 500
+        # by its kind alone: an error's message may quote what it failed on
+        log.warning("a recommendation failed (%s); answering with the default offers",
+                    type(exc).__name__)  # fmt: skip
+        decision = _fallback(api, customer_id, channel, limit, "error")
     if decision.fallback and customer_id in api.alerts.erased_lately:
         erased = True  # the tombstone went unread: what this process knows of erasures
     if not erased:

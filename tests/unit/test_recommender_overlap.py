@@ -111,6 +111,7 @@ class _Budgets:
     def __init__(self, store: SlowStore, spent: dict[str, int]) -> None:
         self._store = store
         self.counts = Counter(spent)
+        self.counted: set[str] = set()  # the decisions whose spending is counted
 
     async def spent(self, day: date) -> dict[str, int]:
         counts = dict(self.counts)
@@ -120,8 +121,18 @@ class _Budgets:
     async def add(self, spends: Sequence[BudgetSpend]) -> int:
         for spend in spends:
             self.counts.update(spend.offer_ids)
+            self.counted.add(spend.decision_id)
         await self._store.reply(self._store.write_s, self._store.write_error)
         return len(spends)
+
+    async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
+        """Once per decision counted, as unspend.lua takes it back."""
+        back = [s for s in spends if s.decision_id in self.counted]
+        for spend in back:
+            self.counts.subtract(spend.offer_ids)
+            self.counted.discard(spend.decision_id)
+        await self._store.reply(self._store.read_s)
+        return len(back)
 
 
 class Published:

@@ -292,3 +292,10 @@ def test_secrets_stay_out_of_the_settings_repr() -> None:
     shown = repr(settings)
     assert "kafka_bootstrap=" in shown
     assert not any(s in shown for s in ("redis-pw", "sasl-pw", "key-pw", "hash-secret"))
+
+
+def test_a_gather_wait_as_long_as_the_latency_budget_is_refused() -> None:
+    """Under load every request would wait out its budget for company: all fallbacks."""
+    with pytest.raises(SettingsError, match=r"MOMENTS_API_GATHER_MS \(50\) must be shorter"):
+        Settings.from_env({"MOMENTS_API_GATHER_MS": "50"})
+    Settings.from_env({"MOMENTS_API_GATHER_MS": "5"})

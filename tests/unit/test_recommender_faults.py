@@ -1,0 +1,160 @@
+"""The recommender when a batch goes wrong: a decision that fails fails its own request
+alone, a reply the batch cannot take is a fallback (never a 500), the latency budget is
+checked between decisions, what a decision never shown spent goes back to the budgets,
+and batches waiting on a slow Redis are bounded.
+
+The store is :class:`tests.unit.test_recommender_overlap.SlowStore`, a test double, not
+Redis; the Recommender against real Redis is in ``tests/integration/test_recommender.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.exceptions import ResponseError
+
+from agents.catalogue_holder import CatalogueHolder
+from agents.moments import DecisionMoment
+from feature_store import StoreUnavailable
+from schemas import NextBestOffer
+from streams.api import recommender as recommender_module
+from tests.unit.api_app import api_app
+from tests.unit.test_recommender_overlap import (
+    BUDGETS,
+    CONTACTS,
+    KNOWN,
+    SlowStore,
+    _Decisions,
+    recommender,
+)
+
+
+class Deciding:
+    """The policy with another ``decide`` (the policy itself is frozen)."""
+
+    def __init__(self, policy: Any, decide: Any) -> None:
+        self.catalogue, self.contact_policy, self.decide = (
+            policy.catalogue,
+            policy.contact_policy,
+            decide,
+        )
+
+
+class Broken(SlowStore):
+    """A read that fails as a reply Redis sent could (a key of the wrong type)."""
+
+    async def read_for_decisions(self, customer_ids: Any) -> Any:
+        await self.reply(self.read_s)
+        raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+async def test_a_reply_the_batch_cannot_take_is_answered_with_fallbacks_not_500s() -> None:
+    rec = recommender(Broken({"c1": KNOWN}), CONTACTS)
+    fallbacks: list[str] = []
+    app = api_app(
+        recommender=rec,
+        alerts=SimpleNamespace(erased_lately=set()),
+        policy=rec._policy,
+        catalogue=CatalogueHolder(CONTACTS),
+        metrics=SimpleNamespace(
+            fallbacks=SimpleNamespace(labels=lambda reason: SimpleNamespace(
+                inc=lambda: fallbacks.append(reason))),
+            decisions=SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None)),
+            offers_in=lambda decision: None,
+        ),
+    )  # fmt: skip
+    rec.publish_soon = lambda decision: None  # type: ignore[method-assign]
+    async with TestClient(TestServer(app)) as client:
+        answers = await asyncio.gather(*(
+            client.get(f"/v1/customers/c{n}/recommendations",
+                       headers={"Authorization": "Bearer backend-key"})
+            for n in range(3)
+        ))  # fmt: skip
+        bodies = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [200, 200, 200], bodies
+    assert all(b["fallback"] for b in bodies) and fallbacks == ["error"] * 3
+
+
+async def test_a_decision_that_fails_fails_its_own_request_alone() -> None:
+    rec = recommender(SlowStore({"c1": KNOWN, "bad": KNOWN, "c2": KNOWN}), CONTACTS)
+    decide = rec._policy.decide
+
+    def picky(moment: DecisionMoment, *rest: Any) -> NextBestOffer:
+        if moment.customer_id == "bad":
+            raise ValueError("features the policy cannot take")
+        return decide(moment, *rest)
+
+    rec._policy = Deciding(rec._policy, picky)  # type: ignore[assignment]
+    answers = await asyncio.gather(*(rec.recommend(c, "web", 3) for c in ("c1", "bad", "c2")),
+                                   return_exceptions=True)  # fmt: skip
+    assert isinstance(answers[1], ValueError)
+    assert all(isinstance(a, NextBestOffer) for a in (answers[0], answers[2]))
+
+
+async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() -> None:
+    """A slow model: once the budget is gone, the rest of the batch gets fallbacks rather
+    than decisions taken (and answered) late."""
+    store = SlowStore({f"c{n}": KNOWN for n in range(20)})
+    rec = recommender(store, CONTACTS)
+    rec.budget_s = rec._budget_s = 0.05
+    decide = rec._policy.decide
+
+    def slow(*args: Any) -> NextBestOffer:
+        time.sleep(0.005)
+        return decide(*args)
+
+    rec._policy = Deciding(rec._policy, slow)  # type: ignore[assignment]
+    answers = await asyncio.gather(*(rec.recommend(f"c{n}", "web", 3) for n in range(20)),
+                                   return_exceptions=True)  # fmt: skip
+    late = [a for a in answers if isinstance(a, TimeoutError)]
+    assert late and len(late) < 20  # some decided in time, the rest fell back
+
+
+class LostReply(_Decisions):
+    """The decisions are recorded in Redis, and the reply is lost."""
+
+    async def record(self, records: Any, shown: Any) -> list[bool]:
+        await super().record(records, shown)
+        raise StoreUnavailable("the connection went after the scripts ran")
+
+
+async def test_what_a_decision_never_shown_spent_goes_back_to_the_budgets() -> None:
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 4})
+    store.decisions = LostReply(store)
+    rec = recommender(store, BUDGETS)
+    with pytest.raises(StoreUnavailable):  # the caller gets a fallback
+        await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert store.budgets.counts["voucher"] == 4  # the last unit is still there
+
+
+async def test_batches_waiting_on_a_slow_redis_are_bounded() -> None:
+    """Redis answers one round trip every 20 ms and requests come faster: past
+    MAX_BATCHES_IN_FLIGHT, batches are answered with fallbacks at once, and no read is
+    sent for them."""
+    store = SlowStore({})
+    store.read_s = 0.02
+    rec = recommender(store, CONTACTS)
+    rec.budget_s = rec._budget_s = 0.05
+    tasks = []
+    for n in range(200):
+        tasks.append(asyncio.create_task(rec.recommend(f"c{n}", "web", 3)))
+        await asyncio.sleep(0.001)
+    assert len(rec._running) <= recommender_module.MAX_BATCHES_IN_FLIGHT
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(store.reads) < 100 and sum(isinstance(a, TimeoutError) for a in answers) > 100
+    await rec.drain()
+
+
+async def test_an_erased_customers_answer_gets_only_what_is_left_of_the_budget() -> None:
+    store = SlowStore({})
+    store.read_s = 0.04
+    rec = recommender(store, BUDGETS)
+    with pytest.raises(TimeoutError):  # the batch took most of it: no second full budget
+        await rec.as_if_unknown("gone", "web", 3, within_s=0.01)
+    assert isinstance(await rec.as_if_unknown("gone", "web", 3, within_s=0.5), NextBestOffer)
