@@ -273,6 +273,7 @@ def _register_catalogue_reload(moments: Moments) -> None:
     @moments.app.task  # type: ignore[untyped-decorator]
     async def reload_catalogue_on_hangup() -> None:  # once, on the worker's own loop
         reloader.on_hangup(asyncio.get_running_loop())
+        reloader.check_logged()  # a SIGHUP while the worker started was ignored: read now
 
     if settings.catalogue_check_s > 0:
 
@@ -331,6 +332,21 @@ def _lag_series(metrics: Metrics) -> list[tuple[str, str]]:
     ]
 
 
+def stale_lag_series(
+    series: list[tuple[str, str]], assigned: set[tuple[str, int]], learners: set[str]
+) -> list[tuple[str, str]]:
+    """The lag series the worker reports no longer: of partitions not assigned to it now
+    (revoked; the leader's own topic too, once another worker leads). The learners'
+    topics are left alone: each learner reports its own, and drops them when it stops.
+
+    >>> stale_lag_series([("touchpoints", "0"), ("touchpoints", "1"), ("m-__leader", "0"),
+    ...                   ("offer-outcomes", "0")], {("touchpoints", 0)}, {"offer-outcomes"})
+    [('touchpoints', '1'), ('m-__leader', '0')]
+    """
+    return [(topic, partition) for topic, partition in series
+            if topic not in learners and (topic, int(partition)) not in assigned]  # fmt: skip
+
+
 def _register_lag_timer(moments: Moments) -> None:
     app = moments.app
 
@@ -339,12 +355,11 @@ def _register_lag_timer(moments: Moments) -> None:
         consumer = app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
         assigned = consumer.assignment()
-        mine = {tp.topic for tp in assigned} | {moments.settings.topic(topics.TOUCHPOINTS)}
-        for topic, partition in list(_lag_series(moments.metrics)):
-            if topic not in mine:
-                continue  # a learner's: it reports its own
-            if not any(tp.topic == topic and tp.partition == int(partition) for tp in assigned):
-                moments.metrics.consumer_lag.remove(topic, partition)  # revoked: not ours now
+        learners = {moments.settings.topic(t) for t in (topics.OFFER_OUTCOMES,
+                                                        topics.RISK_EXAMPLES)}  # fmt: skip
+        held = {(tp.topic, tp.partition) for tp in assigned}
+        for series in stale_lag_series(_lag_series(moments.metrics), held, learners):
+            moments.metrics.consumer_lag.remove(*series)
         # the ends as the broker knows them now: the ends of the last fetch stand still
         # while the worker is stalled (its buffer full, it fetches nothing), as its lag grows
         ends: dict[Any, int] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.event_loop import loop_name, new_event_loop
     from streams.topics import ensure_topics
 
+    if hasattr(signal, "SIGHUP"):
+        # until the worker reads the catalogue on SIGHUP (a task that starts once it has
+        # joined its group, and then checks the file once): a SIGHUP meanwhile must not
+        # end it, as its default would
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     log.info("Moments worker starting (event loop: %s)", loop_name(loop))

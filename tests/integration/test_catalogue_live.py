@@ -12,12 +12,15 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streams.services import free_port
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
@@ -159,6 +162,44 @@ async def test_a_hangup_signal_reads_the_catalogue_at_once(
 
         await eventually(applied, "the catalogue read on SIGHUP", within=20)
         assert process.proc.poll() is None  # SIGHUP no longer ends the process
+
+
+async def test_a_hangup_while_the_worker_starts_neither_ends_it_nor_goes_unread(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The worker reads the catalogue on SIGHUP once it has joined its group; a SIGHUP
+    before that ended the process (its default)."""
+    path = tmp_path / "offers.toml"
+    shutil.copy(Settings().catalogue_path, path)
+    port = free_port()
+    env = {**pipeline.env(port), "MOMENTS_CATALOGUE_PATH": str(path),
+           "MOMENTS_CATALOGUE_CHECK_S": "0", "MOMENTS_LOG_LEVEL": "info"}  # fmt: skip
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    worker = Worker(proc, port, log_path)
+    pipeline.workers.append(worker)
+
+    async def starting() -> bool:
+        return "Moments worker starting" in log_path.read_text()
+
+    await eventually(starting, "the worker starting", within=30)
+    publish(path, WINTER)
+    proc.send_signal(signal.SIGHUP)  # long before it has joined its group
+
+    async def applied() -> bool:
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        try:
+            return worker.metric("moments_catalogue_info", version="live-2") == 1.0
+        except OSError:  # not serving yet
+            return False
+
+    await eventually(applied, "the catalogue changed while it started", within=60)
 
 
 def capped(web_per_day: int) -> str:
