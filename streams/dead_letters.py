@@ -210,14 +210,19 @@ class DeadLetter:
 
 
 def masked(text: str, customers: Iterable[str]) -> str:
-    """``text`` with each of ``customers`` replaced by ``<customer>`` (longest first).
+    r"""``text`` with each of ``customers`` replaced by ``<customer>`` (longest first), as
+    written and as an error would quote it (Python's ``repr`` and JSON escape a
+    backslash, a quote, a tab or a line break in it).
 
     >>> masked("KeyError: 'c-42' after c-4", {"c-4", "c-42"})
     "KeyError: '<customer>' after <customer>"
+    >>> masked(repr(KeyError("DOMAIN\\jsmith")), {"DOMAIN\\jsmith"})
+    "KeyError('<customer>')"
     """
-    for customer in sorted(customers, key=len, reverse=True):
-        if customer:
-            text = text.replace(customer, "<customer>")
+    forms = {form for customer in customers if customer
+             for form in (customer, repr(customer)[1:-1], json.dumps(customer)[1:-1])}  # fmt: skip
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "<customer>")
     return text
 
 
