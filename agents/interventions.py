@@ -147,12 +147,15 @@ def withheld(alert: Intervention) -> Intervention:
     return msgspec.structs.replace(alert, control=True, reasons=[*alert.reasons, "control_group"])
 
 
-def too_late(alert: Intervention, rules: InterventionRules) -> bool:
+def too_late(alert: Intervention, rules: InterventionRules, sent: datetime | None = None) -> bool:
     """Whether ``alert`` comes too late to raise: its touchpoint happened more than
     ``rules.max_age_s`` before the alert was decided (the touchpoint was re-driven from
     the dead letters, or read by a worker catching up after an outage). The customer on
     the line then has long hung up, and has left the page. A call-back for a churn risk
-    that crossed its threshold is not about the moment: it is never too late.
+    that crossed its threshold is not about the moment: it is never too late. With
+    ``sent`` (when the touchpoint reached Kafka, for one not re-driven), the later of the
+    two times counts: a source whose clock is behind, or that writes its local time as
+    UTC, does not have every alert taken for a late one. ``max_age_s`` 0: never too late.
 
     >>> from datetime import UTC
     >>> at = datetime(2026, 11, 23, tzinfo=UTC)
@@ -163,10 +166,15 @@ def too_late(alert: Intervention, rules: InterventionRules) -> bool:
     (True, False)
     >>> too_late(msgspec.structs.replace(alert, reasons=["risk_crossed:0.81"]), InterventionRules())
     False
+    >>> too_late(alert, InterventionRules(), sent=at - timedelta(minutes=1))  # a clock behind
+    False
     """
-    if alert.trigger_ts is None or any(r.startswith(RISK_CROSSED) for r in alert.reasons):
+    if rules.max_age_s <= 0 or alert.trigger_ts is None:
         return False
-    return (alert.ts - alert.trigger_ts).total_seconds() > rules.max_age_s
+    if any(r.startswith(RISK_CROSSED) for r in alert.reasons):
+        return False
+    began = alert.trigger_ts if sent is None else max(alert.trigger_ts, sent)
+    return (alert.ts - began).total_seconds() > rules.max_age_s
 
 
 def intervention_id_for(kind: str, trigger_event_id: str) -> str:
@@ -246,9 +254,14 @@ def interventions_for(
             priority: Priority = 1 if wide or valuable else 2 if (reach or 0) >= 100 else 3
             why = [f"negative_mention:{s:.2f}", f"reach:{reach or 0}"]
             wanted.append(("service_recovery", priority, why, "social"))
-    if risk_crossed and risk is not None and not any(k == "retention_call" for k, *_ in wanted):
-        queue = event.queue if isinstance(event, Call) else "retention"
-        wanted.append(("retention_call", 2, [f"{RISK_CROSSED}{risk:.2f}"], queue))
+    if risk_crossed and risk is not None:
+        crossed = f"{RISK_CROSSED}{risk:.2f}"
+        calls = [reasons for kind, _, reasons, _ in wanted if kind == "retention_call"]
+        if calls:  # the call already asks for one: it says the risk crossed too
+            calls[0].append(crossed)
+        else:
+            queue = event.queue if isinstance(event, Call) else "retention"
+            wanted.append(("retention_call", 2, [crossed], queue))
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     if (back and might_intervene(event) and not welcomed_back(features, back)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip

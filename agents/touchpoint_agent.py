@@ -113,7 +113,21 @@ def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
         redriven_from=redriven_from(getattr(message, "headers", None)),
         first_lettered=first_lettered(getattr(message, "headers", None)),
         taken_ms=taken_ms,
+        produced_ms=_produced_ms(message),
     )
+
+
+def _produced_ms(message: Any) -> int | None:
+    """The record's Kafka timestamp in milliseconds (Faust gives seconds), if it has one.
+
+    >>> from types import SimpleNamespace
+    >>> _produced_ms(SimpleNamespace(timestamp=1795392000.25)), _produced_ms(SimpleNamespace())
+    (1795392000250, None)
+    """
+    stamp = getattr(message, "timestamp", None)
+    if isinstance(stamp, int | float) and stamp > 0:
+        return int(stamp * 1000)
+    return None
 
 
 # The most a letter holds, key, value and headers together (as Kafka counts a record):

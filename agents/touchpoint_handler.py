@@ -81,6 +81,7 @@ class SourceRecord:
     redriven_from: bytes | None = None  # the dead letter it was sent back from, if any
     first_lettered: bytes | None = None  # when its record was first dead-lettered (ms)
     taken_ms: int | None = None  # when this process took it to handle (its events' apply)
+    produced_ms: int | None = None  # the record's Kafka timestamp (when it was sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,8 @@ class TouchpointHandler:
         )
         # features are read once a batch: one alert of each kind per customer, the most urgent
         raised: list[Intervention] = []
+        # when each touchpoint not re-driven reached Kafka (see too_late)
+        sent: dict[str, datetime] = {}
         # Risk is watched once per customer and batch, on their newest touchpoint not yet
         # decided: one applied now, or one applied before whose batch never confirmed its
         # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
@@ -294,13 +297,19 @@ class TouchpointHandler:
                         if features is not None:  # the next moment counts its offers
                             profiles[event.customer_id] = contacted(features, decision)
                     raised += alerts
+                    if record.produced_ms is not None and record.redriven_from is None:
+                        sent[event.event_id] = datetime.fromtimestamp(
+                            record.produced_ms / 1000, UTC
+                        )
                     break
                 except Exception as exc:
                     if attempt == self._max_attempts:
                         result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
                         result.results[index] = (event.kind, "failed")
-        result.too_late = [alert for alert in raised if too_late(alert, self._rules)]
-        for alert in most_urgent(a for a in raised if not too_late(a, self._rules)):
+        late = {a.intervention_id for a in raised
+                if too_late(a, self._rules, sent.get(a.trigger_event_id or ""))}  # fmt: skip
+        result.too_late = [a for a in raised if a.intervention_id in late]
+        for alert in most_urgent(a for a in raised if a.intervention_id not in late):
             if self._holdout.contains(alert.customer_id):
                 result.held_out.append(withheld(alert))
             else:

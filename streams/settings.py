@@ -29,10 +29,11 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # for company would wait until it is full).
 _POSITIVE = (
     "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
-    "risk_sweep_interval_s", "redis_timeout_s", "intervention_max_age_s",
+    "risk_sweep_interval_s", "redis_timeout_s",
 )  # fmt: skip
-# ...and those where 0 means something (no event dated ahead; every paying customer valuable)
-_NOT_NEGATIVE = ("max_future_skew_s", "high_value")
+# ...and those where 0 means something (no event dated ahead; every paying customer
+# valuable; alerts however late)
+_NOT_NEGATIVE = ("max_future_skew_s", "high_value", "intervention_max_age_s")
 _AT_LEAST_ONE = (
     "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
     "api_max_items", "api_max_body_bytes", "api_max_streams_per_key",
@@ -232,7 +233,10 @@ class Settings:
     def _check_redis_url(self) -> None:
         """A URL the store can use, with no option it would not honour (on a cluster too:
         its TLS checks cannot be turned off from the URL)."""
-        scheme = self.redis_url.partition("://")[0].lower()
+        written = self.redis_url.partition("://")[0]
+        scheme = written.lower()
+        if scheme in ("redis", "rediss", "unix") and written != scheme:
+            raise SettingsError(f"MOMENTS_REDIS_URL: write its scheme in lower case ({scheme}://)")
         if scheme not in ("redis", "rediss", "unix"):
             raise SettingsError(
                 "MOMENTS_REDIS_URL must be a redis://, rediss:// or unix:// URL, not "

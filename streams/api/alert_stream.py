@@ -129,7 +129,8 @@ async def _stream(
                     sent_id = position.event_id()
                     await _write(request, response, _sse(sent_id, notice.raw))
                     quiet_until = loop.time() + KEEP_ALIVE_S
-        if position.event_id() != sent_id and not request.transport.is_closing():  # type: ignore[union-attr]
+        transport = request.transport  # None once the screen has gone
+        if position.event_id() != sent_id and transport is not None and not transport.is_closing():
             # ended (the process stops, or the screen fell behind) after passing others'
             # alerts: where it is, so that it resumes there, not told of them as a gap
             await _write(request, response, _position_sse(position.event_id()))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -312,3 +314,34 @@ async def test_a_streams_connection_is_dropped_once_writes_go_unacknowledged(
         await reply.content.readuntil(b"event: intervention")
         reply.close()
     assert seen == [int(alert_stream.WRITE_TIMEOUT_S * 1000)]
+
+
+async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As ``moments api`` runs the view (it is not cancelled when the screen goes), the
+    stream ends at the next notice; it failed on the connection that was gone."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()
+    runner = web.AppRunner(api_app(alerts=hub), handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            reply = await session.get(f"http://127.0.0.1:{port}/v1/alerts/stream",
+                                      headers=AUTH, params={"queue": "billing"})  # fmt: skip
+            await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
+            hub.publish([queued(1, "billing")])
+            await asyncio.wait_for(reply.content.readuntil(b"event: intervention"), 5)
+            hub.publish([queued(n, "retention") for n in range(2, 5)])  # passed by
+            await asyncio.sleep(0.1)
+            reply.close()  # the screen goes
+        await asyncio.sleep(0.2)
+        hub.publish([queued(5, "retention")])  # wakes the stream up to see it
+        assert await within(5, lambda: not hub._subscribers), "the stream still runs"
+        await asyncio.sleep(0.1)
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -9,12 +9,19 @@ store of ``tests/unit/test_touchpoint_handler.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import msgspec
 import pytest
 
-from agents.interventions import interventions_for, most_urgent, returned_after
+from agents.interventions import (
+    InterventionRules,
+    interventions_for,
+    most_urgent,
+    returned_after,
+    too_late,
+)
 from agents.touchpoint_handler import BatchResult, SourceRecord, TouchpointHandler
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import Fact, ts_ms
@@ -222,6 +229,48 @@ async def test_a_touchpoint_older_than_the_max_age_raises_no_alert_but_is_counte
     just_in_time = inbound(event_id="call-hour", ts=NOW - timedelta(hours=1))
     result, _ = await batch(just_in_time)
     assert triggers(result) == [("save_desk", 1, "call-hour")] and result.too_late == []
+
+
+@pytest.mark.parametrize(
+    ("redriven", "raised"), [(False, True), (True, False)], ids=["sent-now", "re-driven"]
+)
+async def test_a_call_from_a_clock_behind_is_judged_by_when_it_reached_kafka(
+    redriven: bool, raised: bool
+) -> None:
+    """Its source's clock is two hours behind (or it writes local time as UTC), but the
+    call reached Kafka a second ago: the customer is on the line. A re-driven record was
+    sent again now, so its own time is all there is to go by."""
+    call = inbound(event_id="call-skewed", ts=NOW - timedelta(hours=2))
+    (record,) = encoded(call)
+    record = dataclasses.replace(
+        record, produced_ms=ts_ms(NOW - timedelta(seconds=1)),
+        redriven_from=b"touchpoints-dlq:0:7" if redriven else None,
+    )  # fmt: skip
+    store = RecordingStore(features={CUSTOMER: ORDINARY})
+    handler = TouchpointHandler(store, POLICY, clock=lambda: NOW)  # type: ignore[arg-type]
+    result = await handler.handle([record])
+    assert (triggers(result) == [("save_desk", 1, "call-skewed")]) is raised
+    assert (result.too_late == []) is raised
+
+
+async def test_a_max_age_of_zero_raises_alerts_however_late() -> None:
+    store = RecordingStore(features={CUSTOMER: ORDINARY})
+    handler = TouchpointHandler(store, POLICY, clock=lambda: NOW,  # type: ignore[arg-type]
+                                rules=InterventionRules(max_age_s=0))  # fmt: skip
+    result = await handler.handle(encoded(inbound(ts=NOW - timedelta(days=3))))
+    assert triggers(result) == [("save_desk", 1, "call-1")] and result.too_late == []
+
+
+def test_a_risk_crossing_on_an_at_risk_callers_call_is_said_and_never_too_late() -> None:
+    """The call asks for a retention call already: it carries the crossing's reason, so
+    that, decided late, the call-back the crossing asks for is not dropped with it."""
+    call = inbound(reason="billing", ts=NOW - timedelta(hours=2))
+    (alert,) = interventions_for(call, AT_RISK, NOW, risk=0.81, risk_crossed=True)
+    assert (alert.kind, alert.reasons) == (
+        "retention_call",
+        ["segment:at_risk", "risk_crossed:0.81"],
+    )
+    assert not too_late(alert, InterventionRules())
 
 
 def test_most_urgent_keeps_customers_and_kinds_apart() -> None:

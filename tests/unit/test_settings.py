@@ -272,6 +272,7 @@ def test_a_redis_url_option_the_store_cannot_honour_is_refused_at_start() -> Non
         ("http://cache:6379", "false", "not http://"),
         ("redis://c:7000/2", "true", "only database 0"),
         ("unix:///run/redis.sock", "true", "MOMENTS_REDIS_CLUSTER needs"),
+        ("REDIS://:s3cret@cache:6379/0", "false", "in lower case"),
     ],
 )
 def test_a_redis_url_the_store_cannot_use_is_refused_without_its_secret(
