@@ -16,7 +16,7 @@ from aiohttp import web
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
 from streams.api.screen_erasures import Erased, Screen
-from streams.api.screen_feed import StreamPosition, for_queue
+from streams.api.screen_feed import Alert, StreamPosition, for_queue
 from streams.api.views import api_of, authorise
 
 _json = msgspec.json.Encoder()
@@ -84,17 +84,25 @@ async def _stream(
     # name them, and alerts it misses there while away are told as a gap
     position.cover(quiet)
     sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
+
+    async def hand_on(alert: Alert) -> bool:
+        """Pass ``alert``, writing it if it is for this screen; whether it was written."""
+        nonlocal sent_id
+        position.advance(alert)  # left out by the queue filter, or sent
+        customer_id = alert.intervention.customer_id
+        if not for_queue(alert, queue) or customer_id in hub.erased_lately:
+            return False
+        screen.sent(customer_id)
+        sent_id = position.event_id()
+        await _write(request, response, _sse(sent_id, alert.raw))
+        return True
+
     try:
         await _write(request, response, head)
         # what arrives while the backlog is sent, or twice, is passed already: once each
         for alert in hub.since(position, None):
             if not position.passed(alert):
-                position.advance(alert)  # left out by the queue filter, or sent
-                customer_id = alert.intervention.customer_id
-                if for_queue(alert, queue) and customer_id not in hub.erased_lately:
-                    screen.sent(customer_id)
-                    sent_id = position.event_id()
-                    await _write(request, response, _sse(sent_id, alert.raw))
+                await hand_on(alert)
         loop = asyncio.get_running_loop()
         # A screen gone is seen at the next write, or when a notice wakes the stream up:
         # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
@@ -121,14 +129,8 @@ async def _stream(
                 if told is not None:
                     await _write(request, response, _erased_sse(told))
                     quiet_until = loop.time() + KEEP_ALIVE_S
-            elif not position.passed(notice):
-                position.advance(notice)  # left out by the queue filter, or sent
-                customer_id = notice.intervention.customer_id
-                if for_queue(notice, queue) and customer_id not in hub.erased_lately:
-                    screen.sent(customer_id)
-                    sent_id = position.event_id()
-                    await _write(request, response, _sse(sent_id, notice.raw))
-                    quiet_until = loop.time() + KEEP_ALIVE_S
+            elif not position.passed(notice) and await hand_on(notice):
+                quiet_until = loop.time() + KEEP_ALIVE_S
         transport = request.transport  # None once the screen has gone
         if position.event_id() != sent_id and transport is not None and not transport.is_closing():
             # ended (the process stops, or the screen fell behind) after passing others'
