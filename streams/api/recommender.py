@@ -101,10 +101,10 @@ class Recommender:
         self._policy = policy
         self._publisher = publisher
         self._topic = topic
-        self._budget_s = budget_s
         self._max_batch = max_batch
         self._gather_s = gather_s
-        self.budget_s = budget_s  # the latency budget (the view's: what is left of it)
+        self.budget_s = budget_s  # the latency budget (the view gives an erased customer's
+        # answer what is left of it)
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
         self._budgets_counted = budgets_counted
@@ -156,7 +156,7 @@ class Recommender:
         now = datetime.now(UTC)
         budgets = None
         if limits:
-            async with asyncio.timeout(self._budget_s if within_s is None else within_s):
+            async with asyncio.timeout(self.budget_s if within_s is None else within_s):
                 spent = await self._store.budgets.spent(now.date())
             budgets = BudgetLedger.for_day(now, limits, spent, now.date())
         moment = request_moment(customer_id, channel, limit)
@@ -173,7 +173,7 @@ class Recommender:
         loop = asyncio.get_running_loop()
         # one timer per batch, not one per request: the budget runs from the first
         # request's arrival, so no request waits longer than the budget
-        due = self._first_waiting_since + self._budget_s
+        due = self._first_waiting_since + self.budget_s
         deadline = loop.call_at(due, _expire, batch)
         task = loop.create_task(self._decide(batch, due))
         task.add_done_callback(lambda _: deadline.cancel())

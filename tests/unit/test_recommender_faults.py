@@ -91,7 +91,7 @@ async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() 
     than decisions taken (and answered) late."""
     store = SlowStore({f"c{n}": KNOWN for n in range(20)})
     rec = recommender(store, CONTACTS)
-    rec.budget_s = rec._budget_s = 0.05
+    rec.budget_s = 0.05
     decide = rec._policy.decide
 
     def slow(*args: Any) -> NextBestOffer:
@@ -130,7 +130,7 @@ async def test_batches_waiting_on_a_slow_redis_are_bounded() -> None:
     store = SlowStore({})
     store.read_s = 0.02
     rec = recommender(store, CONTACTS)
-    rec.budget_s = rec._budget_s = 0.05
+    rec.budget_s = 0.05
     tasks = []
     for n in range(200):
         tasks.append(asyncio.create_task(rec.recommend(f"c{n}", "web", 3)))
@@ -170,7 +170,7 @@ async def test_an_erased_customers_answer_gets_only_what_is_left_of_the_budget()
     store = Erased({})
     store.read_s = 0.04
     rec = recommender(store, BUDGETS)
-    rec.budget_s = rec._budget_s = 0.05
+    rec.budget_s = 0.05
     fallbacks: list[str] = []
     async with TestClient(TestServer(app_over(rec, BUDGETS, fallbacks))) as client:
         reply = await client.get("/v1/customers/gone/recommendations",
