@@ -30,7 +30,7 @@ from schemas import TouchpointEvent, encode_touchpoint
 from streams.bench_http import bench_http
 from streams.bench_store import bench_store, percentile
 from streams.kafka_security import client_options
-from streams.services import Services, free_port, services, stopped_like_ctrl_c
+from streams.services import Services, dies_with_parent, free_port, services, stopped_like_ctrl_c
 from streams.simulation.population import CustomerPopulation
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -144,7 +144,11 @@ async def measure(
     assert contender.log is not None
     with contender.log.open("wb") as out:
         contender.proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-            contender.command, env=contender.env, stdout=out, stderr=subprocess.STDOUT
+            contender.command,
+            env=contender.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=dies_with_parent(),
         )
     try:
         clicks = [i for i, e in enumerate(preload) if e.kind == "web_click"]

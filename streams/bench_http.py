@@ -27,7 +27,7 @@ import redis
 from feature_store import FeatureStore, StoreConfig
 from streams.bench_load import HttpLoad, LoadResult
 from streams.learner import MODEL, Snapshot
-from streams.services import Services, free_port
+from streams.services import Services, dies_with_parent, free_port
 from streams.simulation.population import CustomerPopulation
 
 KEY = {"Authorization": "Bearer moments-dev-key"}
@@ -150,7 +150,11 @@ async def bench_http(
     base = f"http://127.0.0.1:{port}"
     with (work / "api.log").open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-            [sys.executable, "-m", "streams.cli", "api"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "streams.cli", "api"],
+            env=env,
+            stdout=out,
+            stderr=out,
+            preexec_fn=dies_with_parent(),
         )
     try:
         for _ in range(200):

@@ -17,7 +17,7 @@ from typing import Any
 
 from schemas import TouchpointEvent
 from streams.bench import Received, cpu_seconds, create_topics, produce, watch
-from streams.services import Services, free_port
+from streams.services import Services, dies_with_parent, free_port
 
 
 async def _run(
@@ -46,7 +46,7 @@ async def _run(
         with (work / f"{prefix}{n}.log").open("wb") as out:
             procs.append(subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out,
-                stderr=subprocess.STDOUT))  # fmt: skip
+                stderr=subprocess.STDOUT, preexec_fn=dies_with_parent()))  # fmt: skip
     try:
         want = {e.event_id for e in events if e.kind == "web_click"}
         got = Received()

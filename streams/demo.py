@@ -34,7 +34,13 @@ from schemas import (
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
-from streams.services import free_port, services, stopped_like_ctrl_c, uninterrupted
+from streams.services import (
+    dies_with_parent,
+    free_port,
+    services,
+    stopped_like_ctrl_c,
+    uninterrupted,
+)
 from streams.settings import Settings
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
 
@@ -203,10 +209,18 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
         code = 0
         with worker_log.open("wb") as wout, sim_log.open("wb") as sout, api_log.open("wb") as aout:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=wout, stderr=wout
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                stdout=wout,
+                stderr=wout,
+                preexec_fn=dies_with_parent(),
             )
             api = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "api"], env=env, stdout=aout, stderr=aout
+                [sys.executable, "-m", "streams.cli", "api"],
+                env=env,
+                stdout=aout,
+                stderr=aout,
+                preexec_fn=dies_with_parent(),
             )
             sim_args = ["--rate", str(rate), "--customers", str(customers), "--respond"]
             if duration_s is not None:
@@ -221,6 +235,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     env=env,
                     stdout=sout,
                     stderr=sout,
+                    preexec_fn=dies_with_parent(),
                 )
                 # with a duration it may end first, and well; never badly unnoticed
                 children.append(

@@ -21,14 +21,15 @@ from streams.services.local_kafka import LocalKafka
 from streams.services.local_redis import LocalRedis
 from streams.services.processes import (
     ServiceError,
+    dies_with_parent,
     free_port,
     stopped_like_ctrl_c,
     uninterrupted,
 )
 
 __all__ = [
-    "LocalKafka", "LocalRedis", "ServiceError", "Services", "free_port", "services",
-    "stopped_like_ctrl_c", "uninterrupted",
+    "LocalKafka", "LocalRedis", "ServiceError", "Services", "dies_with_parent", "free_port",
+    "services", "stopped_like_ctrl_c", "uninterrupted",
 ]  # fmt: skip
 
 

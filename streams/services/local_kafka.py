@@ -18,6 +18,7 @@ from streams.services.processes import (
     LocalProcess,
     ServiceError,
     cache_dir,
+    dies_with_parent,
     free_port,
     wait_until,
 )
@@ -208,6 +209,7 @@ class LocalKafka:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=dies_with_parent(),
             )
         self.process = LocalProcess("kafka", proc, self.workdir, log_path)
         wait_until(lambda: _kafka_ready(self.bootstrap), "Kafka", timeout, proc)

@@ -11,6 +11,7 @@ from pathlib import Path
 from streams.services.processes import (
     LocalProcess,
     ServiceError,
+    dies_with_parent,
     free_cluster_port,
     free_port,
     wait_until,
@@ -60,7 +61,12 @@ class LocalRedis:
             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
             "--logfile", str(log_path), *self.extra_args,
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=dies_with_parent(),
+        )
         self.process = LocalProcess("redis", proc, self.workdir, log_path)
         try:
             wait_until(lambda: _redis_ready(self.url), "Redis", timeout, proc)
