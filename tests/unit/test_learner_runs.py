@@ -55,6 +55,8 @@ class Topic:
 class Consumer:
     """What the learner uses of ``AIOKafkaConsumer``, over a :class:`Topic`."""
 
+    reads = 0  # calls of getmany, by every consumer
+
     def __init__(self, topic: Topic) -> None:
         self.topic = topic
         self.tps: list[TopicPartition] = []
@@ -76,6 +78,7 @@ class Consumer:
         self.pos[tp.partition] = 0
 
     async def getmany(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, Any]:
+        Consumer.reads += 1
         out = {}
         for tp in self.tps:
             at = self.pos.get(tp.partition, 0)  # no position: auto_offset_reset=earliest
@@ -181,11 +184,21 @@ def topic(monkeypatch: pytest.MonkeyPatch) -> Topic:
     return topic
 
 
+async def read_on(times: int, at_most_s: float = 5.0) -> None:
+    """Wait while the learners read on ``times`` more times."""
+    until = Consumer.reads + times
+    for _ in range(int(at_most_s / 0.01)):
+        if Consumer.reads >= until:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the learner stopped reading")
+
+
 async def run_until(
     learner: SnapshotLearner, done: Callable[[], bool], at_most_s: float = 5.0
 ) -> None:
-    """Let ``learner`` lead until ``done()`` (then a little longer: anything learned twice
-    would show), or fail after ``at_most_s``."""
+    """Let ``learner`` lead until ``done()`` (then while it reads the topic's end ten times
+    more: anything learned twice would show), or fail after ``at_most_s``."""
     lead = True
     task = asyncio.create_task(learner.run(lambda: lead))
     try:
@@ -195,7 +208,7 @@ async def run_until(
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the learner did not get there in time")
-        await asyncio.sleep(0.3)
+        await read_on(10)
     finally:
         lead = False
         await task
@@ -308,7 +321,7 @@ async def test_a_partition_added_while_the_learner_runs_is_read_from_its_beginni
             await asyncio.sleep(0.02)
             if learner._model.updates == 3:
                 break
-        await asyncio.sleep(0.3)
+        await read_on(10)
         # every outcome, once: partition 0 went on from where it was
         assert learner._model.updates == 3
         assert lag(metrics, 0) == 0 and lag(metrics, 1) == 0  # its lag is reported too
