@@ -38,6 +38,10 @@ _AT_LEAST_ONE = (
     "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
     "api_max_items", "api_max_body_bytes", "api_max_streams_per_key",
 )  # fmt: skip
+# Brokers refuse a consumer group session shorter than their group.min.session.timeout.ms
+# (6 s by default): the worker's join fails once, and it never consumes. Longer than the
+# Kafka request timeout (90 s) stops the worker at start.
+KAFKA_SESSION_TIMEOUT_S = (6.0, 90.0)
 MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
@@ -203,8 +207,12 @@ class Settings:
         for name in _NOT_NEGATIVE:
             if not 0 <= getattr(self, name) < math.inf:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a number, not negative")
-        if self.kafka_session_timeout_s < 1:  # heartbeats go every quarter, and at least 0.5 s
-            raise SettingsError("MOMENTS_KAFKA_SESSION_TIMEOUT_S must be at least 1 second")
+        shortest, longest = KAFKA_SESSION_TIMEOUT_S
+        if not shortest <= self.kafka_session_timeout_s <= longest:
+            raise SettingsError(
+                f"MOMENTS_KAFKA_SESSION_TIMEOUT_S must be between {shortest:g} and {longest:g}"
+                " seconds"
+            )
         if self.max_future_skew_s > MAX_FUTURE_SKEW_S:
             raise SettingsError(
                 f"MOMENTS_MAX_FUTURE_SKEW_S must be at most {MAX_FUTURE_SKEW_S} (a year)"

@@ -35,7 +35,9 @@ from streams.settings import Settings, SettingsError
         ("CATALOGUE_CHECK_S", "inf"),
         ("CATALOGUE_CHECK_S", "-1"),
         ("KAFKA_SESSION_TIMEOUT_S", "-3"),
-        ("KAFKA_SESSION_TIMEOUT_S", "0.2"),  # shorter than the heartbeats
+        ("KAFKA_SESSION_TIMEOUT_S", "0.2"),
+        ("KAFKA_SESSION_TIMEOUT_S", "5.9"),  # brokers refuse it by default: no join
+        ("KAFKA_SESSION_TIMEOUT_S", "91"),  # longer than a request may take
         ("KAFKA_SESSION_TIMEOUT_S", "nan"),
         ("BATCH_WITHIN_S", "0"),
         ("BATCH_WITHIN_S", "nan"),
@@ -59,7 +61,8 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("DEDUPE_HORIZON_DAYS", "1"),
         ("TOMBSTONE_DAYS", "1"),
         ("TOMBSTONE_DAYS", "36525"),
-        ("KAFKA_SESSION_TIMEOUT_S", "1"),
+        ("KAFKA_SESSION_TIMEOUT_S", "6"),
+        ("KAFKA_SESSION_TIMEOUT_S", "90"),
     ],
 )
 def test_numbers_at_their_limits_are_taken(name: str, value: str) -> None:
