@@ -61,13 +61,40 @@ def _days_since(then: datetime | None, now: datetime, missing: float) -> float:
 
 
 def risk_features(features: CustomerFeatures, now: datetime) -> dict[str, float]:
-    """The small numeric view of a customer the risk model learns from (always the same keys).
+    """The small numeric view of a customer the risk model learns from (always the same keys),
+    as of ``now``: quiet since their last touchpoint (a profile looked at).
 
     >>> from datetime import UTC
     >>> x = risk_features(CustomerFeatures(), datetime(2026, 11, 23, tzinfo=UTC))
     >>> x["experience"], x["days_since_seen"], x["days_since_purchase"], x["unsubscribed"]
     (0.6, 0.0, 365.0, 0.0)
     """
+    return _risk_features(features, now, features.last_seen)
+
+
+def risk_features_at(
+    features: CustomerFeatures, at: datetime, event_id: str = ""
+) -> dict[str, float]:
+    """:func:`risk_features` as of the touchpoint ``event_id`` at ``at``, which ``features``
+    already hold: the days since the customer was seen are those before it, the quiet spell
+    it ended (as of its own time, the figure is about the customer, not how late it was read).
+
+    >>> from datetime import UTC
+    >>> from feature_store.features import RecentTouchpoint
+    >>> day = lambda d: datetime(2026, 11, d, tzinfo=UTC)
+    >>> back = CustomerFeatures(last_seen=day(23), recent=[
+    ...     RecentTouchpoint(day(23), "web_click", "e2"),
+    ...     RecentTouchpoint(day(3), "web_click", "e1")])
+    >>> risk_features_at(back, day(23), "e2")["days_since_seen"]
+    20.0
+    """
+    before = (r.ts for r in features.recent if r.ts < at and r.event_id != event_id)
+    return _risk_features(features, at, max(before, default=None))
+
+
+def _risk_features(
+    features: CustomerFeatures, now: datetime, last_seen: datetime | None
+) -> dict[str, float]:
     month = features.activity.get("30d", {})
     week = features.activity.get("7d", {})
     withdrawn = sum(1 for granted in features.consent.values() if not granted)
@@ -76,7 +103,7 @@ def risk_features(features: CustomerFeatures, now: datetime) -> dict[str, float]
         "complaints_30d": float(features.complaints_30d),
         "negative_mentions_30d": float(features.negative_mentions_30d),
         "log_negative_reach_30d": math.log1p(max(features.negative_reach_30d, 0)),
-        "days_since_seen": _days_since(features.last_seen, now, 0.0),
+        "days_since_seen": _days_since(last_seen, now, 0.0),
         "log_activity_30d": math.log1p(sum(month.values())),
         "log_activity_7d": math.log1p(sum(week.values())),
         "log_value": math.log1p(max(features.value, 0.0)),

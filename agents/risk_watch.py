@@ -13,7 +13,7 @@ from datetime import datetime
 
 import msgspec
 
-from agents.risk import ChurnRisk, PendingSnapshot, churn_signal, label_for, risk_features
+from agents.risk import ChurnRisk, PendingSnapshot, churn_signal, label_for, risk_features_at
 from feature_store import CustomerFeatures
 from feature_store.facts import ts_ms
 from schemas import TouchpointEvent
@@ -69,6 +69,33 @@ def pending_snapshot(x: dict[str, float], at_ms: int, event_id: str = "") -> str
     return _encode(_Snapshot(x, at_ms, event_id)).decode()
 
 
+def _label(
+    pending: PendingSnapshot,
+    features: CustomerFeatures,
+    event: TouchpointEvent,
+    alongside: Sequence[TouchpointEvent],
+) -> bool | None:
+    """The label the customer's touchpoints of a batch give ``pending``: each in turn, in
+    time order, with the touchpoint before it (of the batch, or before it), until one
+    decides. Two touchpoints of a return in one batch still end the quiet spell they end.
+
+    The touchpoint a snapshot was taken at does not label it, when it comes again (a
+    producer's retry, a re-drive, a batch redone after a crash): its features hold it.
+    """
+    batch = sorted({e.event_id: e for e in (*alongside, event)}.values(), key=lambda e: e.ts)
+    ids = {e.event_id for e in batch}
+    earlier = [r.ts for r in features.recent if r.ts < batch[0].ts and r.event_id not in ids]
+    previous = ts_ms(max(earlier)) if earlier else None
+    for e in batch:
+        at = ts_ms(e.ts)
+        if not (pending.event_id and pending.event_id == e.event_id):
+            label = label_for(pending, at, previous, churn=churn_signal(e))
+            if label is not None:
+                return label
+        previous = at if previous is None else max(previous, at)
+    return None
+
+
 def watch_risk(
     event: TouchpointEvent,
     features: CustomerFeatures,
@@ -83,22 +110,13 @@ def watch_risk(
     ``subject``: the keyed hash of their id (see :func:`example_id`); ``alongside``: their
     touchpoints of the batch, whose churn signals label the pending snapshot too
     (``features`` already hold them)."""
-    x = risk_features(features, now)
+    x = risk_features_at(features, event.ts, event.event_id)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
-    before = [r.ts for r in features.recent if r.ts < event.ts and r.event_id != event.event_id]
-    previous = ts_ms(before[0]) if before else None
     pending = None
     if features.risk_snapshot:
         pending = decode_snapshot(features.risk_snapshot)
-    label = None
-    # The touchpoint a snapshot was taken at does not label it, when it comes again (a
-    # producer's retry, a re-drive, a batch redone after a crash): its features hold it.
-    if pending is not None and not (pending.event_id and pending.event_id == event.event_id):
-        churned = [ts_ms(e.ts) for e in alongside if e is not event and churn_signal(e)]
-        label = label_for(
-            pending, event_ms, previous, churn=churn_signal(event), churned_ms=churned
-        )
+    label = None if pending is None else _label(pending, features, event, alongside)
     example = None
     if pending is not None and label is not None:
         example = RiskExample(
@@ -115,8 +133,10 @@ def watch_risk(
         # a touchpoint older than the one the band was seen at (a late call record)
         # cannot cross it: its band is not stored either (the newer one wins), and the
         # crossing would be raised again at the next touchpoint
+        # no band yet (a customer's first touchpoint, a profile made again after it
+        # expired) is below the threshold: one high at once has crossed it
         crossed=band == "high"
-        and features.risk_band == "low"
+        and features.risk_band != "high"
         and (features.risk_band_ms is None or event_ms >= features.risk_band_ms),
         example=example,
         snapshot=snapshot,

@@ -42,7 +42,7 @@ import msgspec
 from aiokafka import ConsumerRecord
 
 from agents.offer_budget import offers_spent
-from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features
+from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
 from agents.risk_watch import pending_snapshot
 from agents.touchpoint_handler import decision_record, worth_watching
 from feature_store import (
@@ -345,7 +345,7 @@ async def _retake_risk_state(
             if features is None:  # erased meanwhile
                 continue
             when = datetime.fromtimestamp(at / 1000, UTC)
-            x = risk_features(features, when)
+            x = risk_features_at(features, when)  # as watch_risk: the spell it ended
             band = "high" if model.predict_one(x) >= threshold else "low"  # as watch_risk
             snapshot = pending_snapshot(x, at) if at > since else None
             facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))

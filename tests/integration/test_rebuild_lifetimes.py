@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agents.risk import ChurnRisk, baseline_risk, risk_features
+from agents.risk import ChurnRisk, baseline_risk, risk_features, risk_features_at
 from agents.risk_watch import watch_risk
 from feature_store import CustomerFeatures, FeatureStore, StoreConfig, StoreUnavailable
 from feature_store.facts import ts_ms
@@ -206,7 +206,7 @@ async def test_rebuild_scores_the_bands_with_the_model_learned_from_risk_example
         at = datetime.fromtimestamp(int(raw["profile"]["last_seen"]) / 1000, UTC)
         features = await store.read("rl-happy", now=at.timestamp())
         assert features is not None and ts_ms(at) > 0
-        x = risk_features(features, at)
+        x = risk_features_at(features, at)
         model = ChurnRisk()
         for e in examples:
             model.learn_one(e.x, e.y)
