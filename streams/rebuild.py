@@ -186,6 +186,11 @@ async def rebuild(
             if where in given_up and ts_ms(event.ts) > given_up[where] + skew_ms:
                 invalid += 1  # refused as dated ahead, before its batch was given up
                 continue
+            if ts_ms(event.ts) > time.time() * 1000 + skew_ms:
+                # ahead still, so ahead when a worker read it: refused, though its letter
+                # is not to be found (written after the letters were read, or expired)
+                invalid += 1
+                continue
             if before_lapsed(event.customer_id, event.ts):
                 skipped_lapsed += 1
                 continue

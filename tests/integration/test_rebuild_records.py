@@ -122,6 +122,27 @@ async def test_rebuild_says_when_the_dead_letters_lost_their_oldest_letters(
     assert report.dead_letters_lost
 
 
+async def test_rebuild_refuses_an_event_dated_ahead_of_now_whose_letter_it_did_not_read(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """A worker refuses an event dated beyond the allowed skew; its letter may be written
+    after the rebuild read the letters (a worker behind), or have expired: a consent
+    grant dated 2099 must not outrank the withdrawal that came after it, for ever."""
+    grant = event("consent", "rb-2099", "rb-f1", channel="email", granted=True)
+    grant["ts"] = "2099-01-01T00:00:00Z"
+    withdrawal = event("consent", "rb-2099", "rb-f2", channel="email", granted=False)
+    await write(pipeline, "touchpoints",
+                [(b"rb-2099", json.dumps(e).encode()) for e in (grant, withdrawal)])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        features = await store.read("rb-2099")
+        assert features is not None and not features.consents_to("email")
+        assert features.last_seen is not None and features.last_seen.year < 2099
+        assert (report.applied, report.skipped_invalid) == (1, 1)
+    finally:
+        await store.close()
+
+
 async def test_rebuild_judges_an_event_ahead_by_when_the_worker_took_its_batch(
     pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:
