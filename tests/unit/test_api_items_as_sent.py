@@ -1,0 +1,73 @@
+"""Items posted to the API are judged one by one as the workers judge Kafka records, and
+go to Kafka as sent: a number JSON allows but a float does not hold, in a field the
+contract does not know, is no reason to refuse; a key given twice is judged as the
+workers judge it; a body that is not UTF-8 is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from schemas import InvalidEvent, decode_touchpoint
+from tests.unit.api_app import api_app
+
+AUTH = {"Authorization": "Bearer backend-key", "Content-Type": "application/json"}
+CLICK = (b'{"type": "web_click", "event_id": "%s", "customer_id": "c1",'
+         b' "ts": "2026-01-01T00:00:00Z", "page": "/"%s}')  # fmt: skip
+COUNTED = SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
+
+
+class Publisher:
+    """Takes every write at once, and keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    def publish(self, topic: str, records: Any, linger: bool = True) -> asyncio.Future[None]:
+        self.records += records
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def post(body: bytes) -> tuple[int, Any, Publisher]:
+    publisher = Publisher()
+    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.post("/v1/events", data=body, headers=AUTH)
+        return reply.status, await reply.json(), publisher
+
+
+async def test_items_go_to_kafka_as_sent_with_what_the_contract_does_not_know() -> None:
+    first = CLICK % (b"e1", b"")
+    second = CLICK % (b"e2", b', "vendor": {"score": 1e400, "tags": [ "a" ]}')
+    status, body, publisher = await post(b"[ " + first + b" ,\n" + second + b" ]")
+    assert status == 202, body
+    assert [value for _, value in publisher.records] == [first, second]
+    assert decode_touchpoint(second).event_id == "e2"  # as a worker takes it
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [(b', "type": "email", "action": "sent"', "$.type"), (b', "page": 5', "$.page")],
+)
+async def test_a_key_given_twice_is_judged_as_the_workers_judge_it(
+    extra: bytes, field: str
+) -> None:
+    item = CLICK % (b"e1", extra)
+    with pytest.raises(InvalidEvent):
+        decode_touchpoint(item)
+    status, body, publisher = await post(b"[" + CLICK % (b"e0", b"") + b"," + item + b"]")
+    assert status == 422 and publisher.records == []
+    (error,) = body["details"]
+    assert error["index"] == 1 and field in error["reason"]
+
+
+async def test_a_body_that_is_not_utf8_is_refused() -> None:
+    status, body, publisher = await post(CLICK % (b"e1", b', "note": "caf\xe9"'))
+    assert status == 400 and body["error"] == "malformed_json" and "UTF-8" in body["message"]
+    assert publisher.records == []
