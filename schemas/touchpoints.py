@@ -25,6 +25,9 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # Kafka, and its whole batch would be given up
 Label = Annotated[str, msgspec.Meta(max_length=256)]
 Channel = Literal["email", "sms", "call", "web", "all"]
+# kept in the customer's profile for as long as it lives, one field each
+Category = Annotated[str, msgspec.Meta(max_length=256)]
+MAX_CATEGORIES = 1000  # distinct or not, per purchase
 
 
 class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
@@ -57,7 +60,7 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 
 class WebClick(Touchpoint, tag="web_click", frozen=True, kw_only=True):
     page: str
-    category: str | None = None
+    category: Category | None = None
     product_id: str | None = None
     session_id: str | None = None
 
@@ -98,7 +101,9 @@ class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):
     order_id: NonEmpty
     amount: Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}\Z")]
-    categories: list[str] | None = msgspec.field(default_factory=list)
+    categories: Annotated[list[Category], msgspec.Meta(max_length=MAX_CATEGORIES)] | None = (
+        msgspec.field(default_factory=list)
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

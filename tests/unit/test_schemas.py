@@ -52,6 +52,9 @@ COMMON = '"event_id": "evt-1", "customer_id": "cust-42", "ts": "2026-11-23T14:05
 COMMON_KW = {"event_id": "evt-1", "customer_id": "cust-42", "ts": TS}
 
 
+MANY_BOOKS = ", ".join(['"books"'] * 1001)
+
+
 def doc(type_: str, extra: str = "") -> str:
     """A touchpoint JSON document as a producer writes it."""
     tail = f", {extra}" if extra else ""
@@ -387,6 +390,24 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
             "$.queue",
             "length <= 256",
         ),
+        (doc("web_click", f'"page": "/", "category": "{"c" * 257}"'), "$.category", "<= 256"),
+        (
+            doc(
+                "purchase",
+                f'"order_id": "o", "amount": 1, "currency": "EUR", '
+                f'"categories": ["books", "{"c" * 257}"]',
+            ),
+            "$.categories[1]",
+            "length <= 256",
+        ),
+        (
+            doc(
+                "purchase",
+                f'"order_id": "o", "amount": 1, "currency": "EUR", "categories": [{MANY_BOOKS}]',
+            ),
+            "$.categories",
+            "length <= 1000",
+        ),
     ],
     ids=[
         "reach-wrong-type",
@@ -411,6 +432,9 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
         "empty-event-id",
         "call-agent-id-too-long",
         "call-queue-too-long",
+        "click-category-too-long",
+        "purchase-category-too-long",
+        "purchase-too-many-categories",
     ],
 )
 def test_decode_error_reason_names_field_path(raw: str, path: str, words: str) -> None:
