@@ -62,12 +62,14 @@ local function window_field(name, field)
 end
 -- a counter that does not hold an integer, or that the update would take past what
 -- Redis holds (HINCRBY refuses it), fails the fact here, before any write
+-- (as HINCRBY reads one: digits with no sign but a leading minus, no leading zero, no
+-- spaces, no point or exponent; tonumber takes '1.0', '1e3', '0x10' and ' 5')
 local function addable(hash, field, value)
-  local current = redis.call('HGET', hash, field)
-  local n = tonumber(current or '0')
-  if n == nil or math.floor(n) ~= n then
+  local current = redis.call('HGET', hash, field) or '0'
+  if current ~= '0' and not string.match(current, '^%-?[1-9]%d*$') then
     return redis.error_reply('ERR counter ' .. field .. ' does not hold an integer')
   end
+  local n = tonumber(current)
   if math.abs(n + tonumber(value)) >= 9.2e18 then
     return redis.error_reply('ERR counter ' .. field .. ' would overflow')
   end

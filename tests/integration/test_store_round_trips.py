@@ -169,6 +169,30 @@ async def test_a_purchase_that_would_overflow_a_counter_writes_nothing(
         await store.close()
 
 
+@pytest.mark.parametrize("held", ["1.0", "1e3", "0x10", " 5", "5 ", "007"])
+async def test_a_counter_that_does_not_hold_an_integer_fails_the_fact_before_any_write(
+    kafka_redis: Services, held: str
+) -> None:
+    """A counter written by hand or another tool, which Lua reads as a number but HINCRBY
+    refuses: the script failed part way, and each retry counted the updates before it
+    again."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    customer = f"odd-counter-{held.strip()}"
+    keys = store._keys.for_customer(customer)
+    try:
+        assert await store.apply([_click(1, customer)]) == [ApplyStatus.APPLIED]
+        await admin.hset(keys.profile, "n:web_click", held)
+        before = await admin.hgetall(keys.profile)
+        for _ in range(2):
+            with pytest.raises(Exception, match="does not hold an integer"):
+                await store.apply([_click(2, customer)])
+        assert await admin.hgetall(keys.profile) == before
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
 async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted_again(
     kafka_redis: Services,
 ) -> None:
