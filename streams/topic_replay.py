@@ -14,10 +14,30 @@ from streams.topics import topic_partitions
 Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
 
+class TopicMissing(LookupError):
+    """A topic to be read does not exist (a wrong ``MOMENTS_TOPIC_PREFIX``, or a
+    deployment whose workers never started, which create the topics)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(
+            f"topic {topic} does not exist: is MOMENTS_TOPIC_PREFIX right? (the workers "
+            "create the topics when they start)"
+        )
+        self.topic = topic
+
+
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    if not partitions:  # a topic has one at least
+        raise TopicMissing(topic)
+    return partitions
+
+
 async def replay(
     settings: Settings, topic: str, handle: Handler, batch: int, from_ms: int | None = None
 ) -> int:
-    """Read ``topic`` to its end as of now, in batches; returns the records read.
+    """Read ``topic`` to its end as of now, in batches; returns the records read (raises
+    :class:`TopicMissing` if it does not exist).
 
     From the beginning, or with ``from_ms`` from each partition's first record written
     at or after that moment (by the records' Kafka timestamps). A partition is done once
@@ -26,7 +46,7 @@ async def replay(
     Records that retention deletes during a long replay are skipped, not the rest of
     their partition.
     """
-    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
         **client_options(),
         bootstrap_servers=settings.kafka_bootstrap,
@@ -72,7 +92,7 @@ async def replay(
 
 async def first_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Each partition's oldest offset still kept (above 0: retention deleted records)."""
-    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
         **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
     )

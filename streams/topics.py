@@ -6,7 +6,6 @@ import contextlib
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -132,10 +131,18 @@ def _set_on_the_topic(entry: dict[str, Any]) -> bool:
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
-    """The partitions of a topic (subscribing is what makes aiokafka fetch them)."""
-    probe = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, **client_options())
-    await probe.start()
+    """The partitions of a topic; none when it does not exist.
+
+    Asked of the whole cluster's metadata: a consumer subscribing to a topic that does
+    not exist makes a broker with ``auto.create.topics.enable`` (the default) create it,
+    with the broker's defaults (a prefix mistyped made every topic anew, empty).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
+    await admin.start()
     try:
-        return sorted(probe.partitions_for_topic(topic) or ())
+        for found in await admin.describe_topics():
+            if found["topic"] == topic:
+                return sorted(int(p["partition"]) for p in found["partitions"])
+        return []
     finally:
-        await probe.stop()
+        await admin.close()

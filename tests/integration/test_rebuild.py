@@ -274,9 +274,10 @@ async def test_a_customer_erased_while_the_rebuild_runs_stays_erased(
     bootstrap = pipeline.services.kafka_bootstrap
     events = good_events(60, seed=9)
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
+    settings = Settings.from_env(pipeline.env(0))
+    await ensure_topics(settings)  # as the workers do when they start
     await produce(bootstrap, pipeline.topic("touchpoints"), records)
     late = events[0]["customer_id"]
-    settings = Settings.from_env(pipeline.env(0))
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
     store = FeatureStore.from_url(
@@ -306,3 +307,30 @@ async def test_a_customer_erased_while_the_rebuild_runs_stays_erased(
     finally:
         await store.close()
         target.stop()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["rebuild"], ["lift"], ["dead-letters"]],
+    ids=["rebuild", "lift", "dead-letters"],
+)
+async def test_a_mistyped_topic_prefix_is_refused_and_creates_no_topic(
+    pipeline: Pipeline, command: list[str]
+) -> None:
+    """Looking the topics up by subscribing made the broker create each one (it creates
+    topics asked for by default), and the commands read them empty and said all was well."""
+    env = pipeline.env(0) | {"MOMENTS_TOPIC_PREFIX": f"mistyped-{command[0]}-"}
+    if command == ["rebuild"]:  # into an empty database of the tests' Redis
+        command = [*command, "--redis-url", pipeline.services.redis_url.rsplit("/", 1)[0] + "/13"]
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "streams.cli", *command],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"topic mistyped-{command[0]}-" in result.stderr and "does not exist" in result.stderr
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await admin.start()
+    try:
+        assert [t for t in await admin.list_topics() if t.startswith("mistyped-")] == []
+    finally:
+        await admin.close()
