@@ -134,7 +134,12 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                   "applied; keep it as long as touchpoints", file=sys.stderr)  # fmt: skip
         return 0
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        print("moments rebuild: interrupted; the target holds part of the rebuild: run it "
+              "again with --force (what was applied counts once)", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

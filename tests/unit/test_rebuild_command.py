@@ -42,3 +42,17 @@ def test_a_redis_that_cannot_be_reached_at_the_start_exits_2_without_a_traceback
     )
     assert cli.cmd_rebuild(args, Settings(kafka_bootstrap="127.0.0.1:1")) == 2
     assert "the target Redis cannot be reached" in capsys.readouterr().err
+
+
+def test_an_interrupted_rebuild_says_the_target_holds_part_of_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rebuild, "rebuild", interrupted)
+    monkeypatch.setattr("streams.app.build_store", lambda settings, redis_url=None: ClosedStore())
+    args = argparse.Namespace(redis_url=None, force=False, accept_lost_erasures=False)
+    assert cli.cmd_rebuild(args, Settings()) == 130
+    said = capsys.readouterr().err
+    assert "interrupted" in said and "--force" in said
