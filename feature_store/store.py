@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import (
@@ -326,6 +327,19 @@ class FeatureStore:
             async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
                 return True
         return False
+
+    async def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy`` (the first found that is not ``noeviction``, on a
+        cluster); None where it cannot be read (a managed Redis refusing CONFIG)."""
+        try:
+            found: dict[Any, Any] = await self._conn.client.config_get("maxmemory-policy")
+        except RedisError:
+            return None
+        # a cluster answers per node: {node: {"maxmemory-policy": ...}}
+        per_node = all(isinstance(v, dict) for v in found.values())
+        answers: list[dict[Any, Any]] = list(found.values()) if per_node else [found]
+        policies = [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
+        return next((p for p in policies if p != "noeviction"), policies[0] if policies else None)
 
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within

@@ -94,6 +94,29 @@ def build_store(
     )
 
 
+async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str | None:
+    """Log a warning when Redis may evict keys to make room (its ``maxmemory-policy`` is
+    not ``noeviction``): an erasure's block, a consent withdrawal kept apart or an
+    event's dedupe mark could go, and an erased customer come back or an event count
+    twice. Returns the policy; never fails the start (Redis may be on its way)."""
+    store = build_store(settings)
+    try:
+        async with asyncio.timeout(within_s):
+            policy = await store.eviction_policy()
+    except TimeoutError:  # unreachable: read as None, as a refusal
+        return None
+    finally:
+        await store.close()
+    if policy is not None and policy != "noeviction":
+        log.warning(
+            "Redis may evict keys when it is full (maxmemory-policy %s): an erasure's "
+            "block, a consent withdrawal or an event's dedupe mark could go with them; "
+            "set maxmemory-policy noeviction (Moments then waits out a full Redis)",
+            policy,
+        )
+    return policy
+
+
 def create_app(settings: Settings) -> Moments:
     """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
     use_settings(settings)  # every Kafka client of the process, as the Faust app's

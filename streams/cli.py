@@ -20,7 +20,7 @@ log = logging.getLogger("moments")
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from streams.app import create_app
+    from streams.app import create_app, warn_if_redis_evicts
     from streams.event_loop import loop_name, new_event_loop
     from streams.topics import ensure_topics
 
@@ -33,6 +33,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     log.info("Moments worker starting (event loop: %s)", loop_name(loop))
     loop.run_until_complete(ensure_topics(settings))
+    loop.run_until_complete(warn_if_redis_evicts(settings))
     moments = create_app(settings)
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -198,9 +198,11 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
 
 
 async def serve(settings: Settings) -> None:
+    from streams.app import warn_if_redis_evicts
     from streams.topics import ensure_topics
 
     await ensure_topics(settings)
+    await warn_if_redis_evicts(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
     # Requests under way get this long once stopping (an orchestrator kills the process

@@ -1,0 +1,38 @@
+"""A Redis that may evict keys when full is named at start: an erasure's block, a consent
+withdrawal or a dedupe mark evicted would bring an erased customer back, contact one who
+withdrew, or count an event twice."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis.asyncio as aioredis
+
+from streams.app import warn_if_redis_evicts
+from streams.services import LocalRedis
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(("policy", "warned"), [("allkeys-lru", True),
+                                                ("volatile-ttl", True),
+                                                ("noeviction", False)])  # fmt: skip
+async def test_a_redis_that_may_evict_keys_is_warned_of_at_start(
+    private_redis: LocalRedis, caplog: pytest.LogCaptureFixture, policy: str, warned: bool
+) -> None:
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.config_set("maxmemory-policy", policy)
+    finally:
+        await admin.aclose()
+    with caplog.at_level(logging.WARNING, logger="streams.app"):
+        found = await warn_if_redis_evicts(Settings(redis_url=private_redis.url))
+    assert found == policy
+    said = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    assert bool(said) is warned and all(policy in s for s in said)
+
+
+async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start() -> None:
+    assert await warn_if_redis_evicts(Settings(redis_url="redis://127.0.0.1:1/0")) is None
