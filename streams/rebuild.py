@@ -241,14 +241,22 @@ async def rebuild(
     lapsed: dict[str, int] = {}
     block_ms = settings.tombstone_days * DAY_MS
 
+    replayed = False  # the erasures are read again once everything else was
+
     async def erasures(records: list[ConsumerRecord]) -> None:
         for record in records:
             try:
                 erasure: CustomerErasure = decode_erasure(record.value or b"")
             except InvalidEvent as exc:  # only Moments writes this topic
+                where = f"{record.topic}[{record.partition}] offset {record.offset}"
+                if replayed:  # written while the rebuild ran
+                    raise RebuildError(
+                        f"{where} is not an erasure record ({exc}); the topics were "
+                        "replayed, but customers erased after it may be in the target "
+                        "again: remove the record, then run the rebuild again with --force"
+                    ) from exc
                 raise RebuildError(
-                    f"{record.topic}[{record.partition}] offset {record.offset} is not an "
-                    f"erasure record ({exc}); nothing was replayed after it"
+                    f"{where} is not an erasure record ({exc}); nothing was replayed after it"
                 ) from exc
             customer_id, at = erasure.customer_id, ts_ms(erasure.ts)
             ends = at + block_ms
@@ -290,6 +298,7 @@ async def rebuild(
     decided = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
     # Erasures made while the rebuild ran (the live API keeps erasing): erased again now,
     # whatever the replay put back of them.
+    replayed = True
     await replay(settings, erasures_topic, erasures, batch)
     model = await _risk_model(settings, store, batch)
     snapshots, bands = await _retake_risk_state(

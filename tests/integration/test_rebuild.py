@@ -22,7 +22,7 @@ from agents.touchpoint_handler import SourceRecord, worth_watching
 from feature_store import FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
-from streams.rebuild import rebuild
+from streams.rebuild import RebuildError, rebuild
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -334,3 +334,38 @@ async def test_a_mistyped_topic_prefix_is_refused_and_creates_no_topic(
         assert [t for t in await admin.list_topics() if t.startswith("mistyped-")] == []
     finally:
         await admin.close()
+
+
+async def test_an_unreadable_erasure_written_while_the_rebuild_ran_says_what_was_replayed(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Read again at the end, the erasures hold one Moments cannot read: everything was
+    replayed, and the target holds it; the error said nothing was."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    settings = Settings.from_env(pipeline.env(0))
+    await ensure_topics(settings)
+    event = good_events(1, seed=11)[0]
+    await produce(bootstrap, pipeline.topic("touchpoints"),
+                  [(event["customer_id"].encode(), json.dumps(event).encode())])  # fmt: skip
+    target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    target.start()
+    store = FeatureStore.from_url(
+        target.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    apply_facts, written = store.apply_facts, []
+
+    async def unreadable_meanwhile(facts: Any, *ran: Any) -> Any:
+        if not written:
+            await produce(bootstrap, pipeline.topic("customer-erasures"), [(b"x", b"{}")])
+            written.append(True)
+        return await apply_facts(facts, *ran)
+
+    store.apply_facts = unreadable_meanwhile  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RebuildError, match="the topics were replayed") as raised:
+            await rebuild(settings, store)
+        assert "--force" in str(raised.value) and "nothing was replayed" not in str(raised.value)
+        assert await store.read(event["customer_id"]) is not None
+    finally:
+        await store.close()
+        target.stop()
