@@ -69,6 +69,22 @@ def pending_snapshot(x: dict[str, float], at_ms: int, event_id: str = "") -> str
     return _encode(_Snapshot(x, at_ms, event_id)).decode()
 
 
+BAND_MARGIN = 0.05  # how far below its threshold a high risk must fall to be low again
+
+
+def risk_band(risk: float, threshold: float, was: str | None = None) -> str:
+    """``"high"`` at or above ``threshold``; a risk that was high stays so until it falls
+    :data:`BAND_MARGIN` below it, so that one hovering at the threshold (a model reloaded,
+    a feature drifting) does not cross it again and again, each time a retention call.
+
+    >>> risk_band(0.68, 0.7), risk_band(0.68, 0.7, was="high"), risk_band(0.64, 0.7, "high")
+    ('low', 'high', 'low')
+    """
+    if risk >= threshold or (was == "high" and risk >= threshold - BAND_MARGIN):
+        return "high"
+    return "low"
+
+
 def _label(
     pending: PendingSnapshot,
     features: CustomerFeatures,
@@ -127,7 +143,7 @@ def watch_risk(
             label_ts=event.ts,
         )
     snapshot = pending_snapshot(x, event_ms, event.event_id) if pending is None or example else None
-    band = "high" if risk >= threshold else "low"
+    band = risk_band(risk, threshold, features.risk_band)
     return RiskWatch(
         risk=risk,
         # a touchpoint older than the one the band was seen at (a late call record)

@@ -43,7 +43,7 @@ from aiokafka import ConsumerRecord
 
 from agents.offer_budget import offers_spent
 from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
-from agents.risk_watch import pending_snapshot
+from agents.risk_watch import pending_snapshot, risk_band
 from agents.touchpoint_handler import decision_record, worth_watching
 from feature_store import (
     ApplyStatus,
@@ -360,7 +360,7 @@ async def _retake_risk_state(
                 continue
             when = datetime.fromtimestamp(at / 1000, UTC)
             x = risk_features_at(features, when)  # as watch_risk: the spell it ended
-            band = "high" if model.predict_one(x) >= threshold else "low"  # as watch_risk
+            band = risk_band(model.predict_one(x), threshold)  # as watch_risk, anew
             snapshot = pending_snapshot(x, at) if at > since else None
             facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
         statuses = await store.apply_facts(facts)

@@ -105,3 +105,17 @@ def test_a_customer_high_when_first_scored_has_crossed_the_threshold() -> None:
     assert not later.crossed and later.band is None
     low = watch_risk(event, seen(event), T0, Recording(0.2), 0.7, subject="s")  # type: ignore[arg-type]
     assert not low.crossed and low.band == "low"
+
+
+def test_a_risk_hovering_at_the_threshold_crosses_it_once() -> None:
+    """A model reloaded every few seconds moves a score at 0.70 a little either way: each
+    fall below and rise above was a crossing, and a retention call."""
+    band: str | None = "low"
+    crossings = 0
+    for i, risk in enumerate((0.71, 0.69, 0.705, 0.68, 0.72, 0.66, 0.71, 0.64, 0.71)):
+        event = click(f"e{i}", T0 + timedelta(minutes=i))
+        watch = watch_risk(event, seen(event, risk_band=band), event.ts, Recording(risk), 0.7,
+                           subject="s")  # type: ignore[arg-type]  # fmt: skip
+        crossings += watch.crossed
+        band = watch.band or band
+    assert crossings == 2  # at 0.71, and again only after falling to 0.64
