@@ -72,13 +72,16 @@ class ContactPolicy:
         now: datetime,
         budgets: BudgetLedger | None = None,
         rules: ContactRules = DEFAULT_RULES,
+        inbound: bool = False,
     ) -> Verdict:
         """The offers that may be made; ``budgets`` holds the day's offer budgets and
-        ``rules`` the catalogue's fatigue caps."""
+        ``rules`` the catalogue's fatigue caps. ``inbound``: the customer reached out (is
+        on the line): quiet hours and the outbound caps, which keep Moments from
+        reaching out, do not hold; consent and the channel's own caps do."""
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
         timezone = features.timezone if features is not None else None
-        if rules.quiet_at(channel, now, timezone):  # first contacts included
+        if not inbound and rules.quiet_at(channel, now, timezone):  # first contacts too
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
         if features is None:  # a first contact: nothing shown yet, so only a cap of 0 holds
             features = FIRST_CONTACT
@@ -90,7 +93,7 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:fatigue:{channel}:day"])
         if features.contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):
             return Verdict([], [f"suppressed:fatigue:{channel}:week"])
-        if channel in OUTBOUND:
+        if channel in OUTBOUND and not inbound:
             pressure = _outbound_pressure(features, rules)
             if pressure is not None:
                 return Verdict([], [f"suppressed:fatigue:outbound:{pressure}"])

@@ -52,7 +52,7 @@ class LearnedOfferPolicy:
         catalogue = catalogue or self.catalogue.current
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, catalogue.offers, now, budgets,
-            catalogue.contact_policy,
+            catalogue.contact_policy, inbound=moment.inbound,
         )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category)

@@ -27,6 +27,7 @@ class DecisionMoment:
     trigger_ts: datetime | None = None
     category: str | None = None  # what the customer is looking at, if known
     limit: int = 3
+    inbound: bool = False  # the customer reached out (an inbound call): the timing is theirs
 
     def answer(
         self,
@@ -59,11 +60,12 @@ class DecisionMoment:
 
 def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
     """A web click, an inbound call that starts, or an email opened; else ``None``."""
+    inbound = False
     match event:
         case WebClick(category=category):
             channel, context = "web", category
         case Call(status="started", direction="inbound"):
-            channel, context = "call", None
+            channel, context, inbound = "call", None, True
         case Email(action="opened"):
             channel, context = "email", None
         case _:
@@ -75,6 +77,7 @@ def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
         trigger_event_id=event.event_id,
         trigger_ts=event.ts,
         category=context,
+        inbound=inbound,
     )
 
 

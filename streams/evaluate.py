@@ -282,7 +282,7 @@ class Evaluation:
     ) -> list[Offer]:
         verdict = self.contact_policy.screen(
             moment.customer_id, moment.channel, features, self.catalogue.offers, now,
-            rules=self.catalogue.contact_policy,
+            rules=self.catalogue.contact_policy, inbound=moment.inbound,
         )  # fmt: skip
         return verdict.allowed
 

@@ -517,3 +517,29 @@ def test_per_offer_weekly_cap() -> None:
 
     assert screen(1) == ["capped", "free"]
     assert screen(2) == ["free", "suppressed:cap:capped"]
+
+
+def test_a_customer_who_calls_in_is_not_screened_as_if_moments_called_them() -> None:
+    """An inbound call is the customer's own timing: the quiet hours and the outbound
+    caps, which keep Moments from reaching out, do not silence the agent's offer; the
+    customer's consent and the channel's own cap still hold."""
+    from agents.moments import moment_for
+    from schemas import Call
+
+    rules = ContactRules(quiet_hours={"call": "13:00-15:00"}, daily_caps=ROOMY,
+                         weekly_caps={c: 10 for c in ROOMY}, outbound_daily_cap=1)  # fmt: skip
+    emailed = contact(shown_today={"email": 1}, shown_7d={"email": 1})
+    call = Call(event_id="e1", customer_id="c1", ts=NOW, status="started",
+                direction="inbound", reason="sales")  # fmt: skip
+    moment = moment_for(call)
+    assert moment is not None and moment.inbound
+    inbound = POLICY.screen("c1", "call", emailed, OFFERS, NOW, rules=rules, inbound=True)
+    assert inbound.allowed == OFFERS
+    # asked for over HTTP (a dialler, say): Moments would be the one calling
+    assert screen(emailed, "call", rules=rules).reasons == ["suppressed:quiet_hours:call"]
+    withdrawn = features(consent={"call": False})
+    assert POLICY.screen("c1", "call", withdrawn, OFFERS, NOW, rules=rules,
+                         inbound=True).reasons == ["suppressed:consent:call"]  # fmt: skip
+    capped = contact(shown_today={"call": 5}, shown_7d={"call": 5})
+    assert POLICY.screen("c1", "call", capped, OFFERS, NOW, rules=rules,
+                         inbound=True).reasons == ["suppressed:fatigue:call:day"]  # fmt: skip

@@ -64,6 +64,7 @@ def test_inbound_call_starting_is_a_call_moment() -> None:
         trigger_ts=at(12.0),
         category=None,
         limit=3,
+        inbound=True,  # the customer's timing, not Moments'
     )
 
 
