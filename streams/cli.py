@@ -102,8 +102,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
     from feature_store import StoreUnavailable
     from streams.app import build_store
+    from streams.kafka_security import connection_trouble
     from streams.rebuild import RebuildError, rebuild
 
     async def run() -> int:
@@ -118,6 +121,12 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             print(f"moments rebuild: Redis became unavailable ({exc}); the target holds part "
                   "of the rebuild: once Redis answers, run it again with --force (what was "
                   "applied counts once)", file=sys.stderr)  # fmt: skip
+            return 3
+        except KafkaError as exc:
+            print(f"moments rebuild: {connection_trouble(settings, exc)}; if it failed on "
+                  "the way, the target holds part of the rebuild: once Kafka answers, run "
+                  "it again with --force (what was applied counts once)",
+                  file=sys.stderr)  # fmt: skip
             return 3
         finally:
             await store.close()

@@ -56,3 +56,19 @@ def test_an_interrupted_rebuild_says_the_target_holds_part_of_it(
     assert cli.cmd_rebuild(args, Settings()) == 130
     said = capsys.readouterr().err
     assert "interrupted" in said and "--force" in said
+
+
+def test_kafka_failing_on_the_way_exits_3_and_says_to_run_it_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    async def failing(*args: Any, **kwargs: Any) -> None:
+        raise KafkaConnectionError("the broker went away")
+
+    monkeypatch.setattr(rebuild, "rebuild", failing)
+    monkeypatch.setattr("streams.app.build_store", lambda settings, redis_url=None: ClosedStore())
+    args = argparse.Namespace(redis_url=None, force=False, accept_lost_erasures=False)
+    assert cli.cmd_rebuild(args, Settings()) == 3
+    said = capsys.readouterr().err
+    assert "cannot use Kafka at" in said and "--force" in said
