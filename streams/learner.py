@@ -371,13 +371,17 @@ class RiskLearner(SnapshotLearner):
         self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
-        examples = []
+        examples, unreadable = [], 0
         for record in records:
             try:
                 example = decode_risk_example(record.value or b"")
-            except msgspec.DecodeError:
+            except msgspec.DecodeError:  # not written by Moments (only it writes here)
+                unreadable += 1
                 continue
             examples.append((example, f"{partition}:{record.offset}"))
+        if unreadable:
+            log.warning("%d records of %s[%d] are not risk examples; skipped", unreadable,
+                        self._topic, partition)  # fmt: skip
         # A worker that retries or replays a batch whose decisions it never confirmed
         # sends its examples again, and so does a sweep sent again after it failed to
         # settle: the claims (in Redis, so whichever process learns) let one copy teach.

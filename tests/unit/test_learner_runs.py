@@ -440,3 +440,16 @@ async def test_a_risk_example_with_a_figure_out_of_range_is_skipped(topic: Topic
     )
     assert restored.examples == 3
     assert 0.0 <= restored.predict_one({"experience": 0.3, "complaints_30d": 1.0}) <= 1.0
+
+
+async def test_a_record_that_is_not_a_risk_example_is_skipped_and_said(
+    topic: Topic, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = store()
+    topic.append(0, b'{"not": "an example"}')
+    topic.append(0, example("risk:ok:1"))
+    learner = risk_learner(shared)
+    with caplog.at_level("WARNING", logger="streams.learner"):
+        await run_until(learner, lambda: "risk" in shared.models.stored and (
+            published_examples(shared.models) == 1))  # fmt: skip
+    assert any("are not risk examples" in r.getMessage() for r in caplog.records)
