@@ -17,6 +17,21 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 _partitioner = DefaultPartitioner()
+# The most one record (key and value) may hold: under the producers' and brokers' default
+# limits (about 1 MB), and whole in a dead letter with its headers (LETTER_MAX). One
+# larger is refused alone, before it could fail the batch it would share with others.
+MAX_RECORD_BYTES = 800_000
+
+
+class RecordTooLarge(ValueError):
+    """Record ``index`` of a publication holds ``size`` bytes, more than a record may."""
+
+    def __init__(self, index: int, size: int) -> None:
+        super().__init__(f"record {index} holds {size} bytes; at most {MAX_RECORD_BYTES}")
+        self.index = index
+        self.size = size
+
+
 Record = tuple[bytes, bytes]  # (key, value)
 Pending = tuple[str, Sequence[Record], asyncio.Future[None]]  # topic, records, caller
 
@@ -43,7 +58,8 @@ class KeyedPublisher:
     def publish(
         self, topic: str, records: Sequence[Record], linger: bool = True
     ) -> asyncio.Future[None]:
-        """Queue the records; the future resolves once all of them are written.
+        """Queue the records; the future resolves once all of them are written, or fails
+        with :class:`RecordTooLarge` at once, none of them sent.
 
         With ``linger`` they wait up to ``linger_s`` for company; without, they go at
         the next turn of the event loop (with whatever else was published by then).
@@ -53,6 +69,10 @@ class KeyedPublisher:
         if not records:
             done.set_result(None)
             return done
+        for i, (key, value) in enumerate(records):  # not Kafka's fault: not told to sent()
+            if len(key) + len(value) > MAX_RECORD_BYTES:
+                done.set_exception(RecordTooLarge(i, len(key) + len(value)))
+                return done
         self._pending.append((topic, records, done))
         if self._sent is not None:
             done.add_done_callback(self._tell)

@@ -36,6 +36,7 @@ from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.errors import ApiError, json_response
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
+from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
 from streams.api.server import API_KEY, Api
 
 CHANNELS = ("web", "email", "sms", "call")
@@ -188,6 +189,10 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
 async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     try:
         await api.publisher.publish(topic, records, linger=False)
+    except RecordTooLarge as exc:  # the item as sent, whose index is the record's
+        raise ApiError(413, "record_too_large", f"item {exc.index} is {exc.size} bytes; a "
+                       f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
+                       [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
     except Exception as exc:
         raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
 

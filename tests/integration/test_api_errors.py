@@ -179,3 +179,21 @@ async def test_error_bodies_never_repeat_a_customer_id_from_the_path(pipeline: P
         assert customer not in reply.body.decode(), (method, path, body)
         if status == 405:
             assert body["message"].endswith(reply.headers["Allow"]), body
+
+
+async def test_an_item_larger_than_a_kafka_record_is_a_413_and_kafka_stays_ready(
+    pipeline: Pipeline,
+) -> None:
+    """Within the body limit (1 MiB), past what the broker takes in one record: it was
+    answered 503 "retry" for ever, and /readyz said Kafka was down."""
+    api = pipeline.start_api()
+    big = event("web_click", "err-big", "big-1") | {"note": "a" * 1_040_000}
+    reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=[big])
+    details = assert_error(reply, 413, "record_too_large")["details"]
+    assert details[0]["index"] == 0, details
+    ready = await call("GET", f"{api.url}/readyz")
+    assert ready.json["checks"]["kafka"] == "ok", ready
+    # a whole body of ordinary events is taken as ever
+    reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH,
+                       body=[event("web_click", "err-big", "small-1")])  # fmt: skip
+    assert reply.status == 202, reply

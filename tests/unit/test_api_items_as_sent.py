@@ -71,3 +71,29 @@ async def test_a_body_that_is_not_utf8_is_refused() -> None:
     status, body, publisher = await post(CLICK % (b"e1", b', "note": "caf\xe9"'))
     assert status == 400 and body["error"] == "malformed_json" and "UTF-8" in body["message"]
     assert publisher.records == []
+
+
+class Producer:
+    """What KeyedPublisher asks of a producer before a record is sent: nothing is sent
+    in these tests, and asking would fail them."""
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        raise AssertionError("nothing should reach Kafka")
+
+
+async def test_an_item_too_large_for_a_kafka_record_is_a_413_naming_it_and_kafka_stays_up() -> None:
+    """Within the body limit, yet past what Kafka takes in one record: it was a 503 "retry"
+    for ever, and /readyz said Kafka was down (anyone with a page key could keep it so)."""
+    from streams.api.publisher import MAX_RECORD_BYTES, KeyedPublisher
+
+    said: list[bool] = []
+    publisher = KeyedPublisher(Producer(), sent=said.append)  # type: ignore[arg-type]
+    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    page = b', "note": "' + b"a" * MAX_RECORD_BYTES + b'"'
+    body = b"[" + CLICK % (b"e1", b"") + b"," + CLICK % (b"e2", page) + b"]"
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.post("/v1/events", data=body, headers=AUTH)
+        assert reply.status == 413
+        answer = await reply.json()
+    assert answer["error"] == "record_too_large" and answer["details"][0]["index"] == 1
+    assert said == []  # not a word to the readiness check
