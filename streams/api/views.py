@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import re
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -73,10 +74,23 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     return key
 
 
+_PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
+
+
 def customer_id_of(request: web.Request) -> str:
     customer_id = request.match_info["customer_id"]
     if not 0 < len(customer_id) <= 256:
         raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
+    if "%" in customer_id or not customer_id.isascii():  # as sent: is it encoded well?
+        # the request target as it came: /v1/customers/{id}[/...][?...]
+        sent = request.raw_path.split("?", 1)[0].split("/")[3]
+        try:
+            if not _PERCENT_ENCODED.fullmatch(sent):
+                raise ValueError(sent)
+            urllib.parse.unquote_to_bytes(sent).decode("utf-8")
+        except ValueError as exc:  # left as sent, "a%FF" would be the same id as "a%25FF"
+            raise ApiError(400, "invalid_customer_id", "the customer id is not well "
+                           "percent-encoded UTF-8") from exc  # fmt: skip
     return customer_id
 
 

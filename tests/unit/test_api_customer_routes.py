@@ -64,3 +64,43 @@ async def test_a_limit_is_plain_digits_from_1_to_10(limit: str) -> None:
         )
         assert reply.status == 400, await reply.text()
         assert (await reply.json())["error"] == "invalid_limit"
+
+
+@pytest.mark.parametrize(
+    ("written", "customer_id"),
+    [("bb-%25FF", "bb-%FF"), ("caf%C3%A9", "café"), ("a%2Fb", "a/b"), ("100%25", "100%")],
+)
+async def test_a_well_encoded_customer_id_is_taken_decoded(written: str, customer_id: str) -> None:
+    from streams.api.views import customer_id_of
+
+    app = api_app()
+    request = make_mocked_request("GET", f"/v1/customers/{written}/recommendations", app=app)
+    request._match_info = await app.router.resolve(request)
+    assert customer_id_of(request) == customer_id
+
+
+@pytest.mark.parametrize("written", ["bb-%FF", "bb-%ZZ", "50%", "%C3", "caf%C3%A9%"])
+async def test_a_badly_encoded_customer_id_is_a_400_not_the_id_as_written(written: str) -> None:
+    """Left as written, "bb-%FF" was the same customer as "bb-%25FF"."""
+    from streams.api.errors import ApiError
+    from streams.api.views import customer_id_of
+
+    app = api_app()
+    request = make_mocked_request("DELETE", f"/v1/customers/{written}", app=app)
+    request._match_info = await app.router.resolve(request)
+    with pytest.raises(ApiError) as refused:
+        customer_id_of(request)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_customer_id")
+
+
+@pytest.mark.parametrize("written", [b"bb-%FF", b"bb-%ZZ"])
+async def test_a_badly_encoded_customer_id_sent_as_it_is_gets_a_400(written: bytes) -> None:
+    from tests.unit.api_app import raw_request
+
+    async with TestServer(api_app()) as server:
+        reply = await raw_request(
+            server,
+            b"DELETE /v1/customers/" + written + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer backend-key\r\n\r\n",
+        )
+    assert reply.status == 400 and b"invalid_customer_id" in reply.body
