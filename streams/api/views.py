@@ -67,10 +67,11 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     headers = request.headers
     key = api.keys.authorise(token, scope, headers.get("Origin"), headers.get("Referer"))
     wait = api.limiter.allow(key.name)
-    if wait:
+    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
+        # 0.0 had clients retry at once)
+        after = max(1, math.ceil(wait))
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
-                       [{"retry_after_s": round(wait, 3)}],
-                       headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
     return key
 
 

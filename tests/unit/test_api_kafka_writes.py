@@ -123,5 +123,7 @@ async def test_a_key_over_its_rate_is_answered_429_with_when_to_retry() -> None:
         first = await client.post("/v1/events", json=EVENT, headers=AUTH)
         assert first.status == 503  # let through (and refused by Kafka)
         second = await client.post("/v1/events", json=EVENT, headers=AUTH)
-        assert second.status == 429 and (await second.json())["error"] == "rate_limited"
+        body = await second.json()
+        assert second.status == 429 and body["error"] == "rate_limited"
         assert second.headers["Retry-After"] == "2"
+        assert body["details"] == [{"retry_after_s": 2}]  # the same, in the body
