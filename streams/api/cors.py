@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 from streams.api.errors import ApiError, Handler
 from streams.api.quoting import printable
 
-ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
+ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Content-Encoding, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After"
 
 

@@ -29,7 +29,7 @@ def test_preflight_names_the_paths_methods_and_the_headers_browsers_may_send() -
         "https://a.example", ["GET", "DELETE"]
     )
     assert headers["Access-Control-Allow-Methods"] == "GET, DELETE, OPTIONS"
-    allowed = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
+    allowed = "Authorization, X-API-Key, Content-Type, Content-Encoding, Last-Event-ID"
     assert headers["Access-Control-Allow-Headers"] == allowed
     assert headers["Access-Control-Max-Age"] == "60" and headers["Vary"] == "Origin"
 
