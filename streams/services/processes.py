@@ -183,8 +183,9 @@ def _handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None
 def stopped_like_ctrl_c() -> Iterator[None]:
     """SIGTERM and SIGHUP stop the ``with`` block as Ctrl-C does (the default ends the
     process at once, skipping the cleanup that stops the services it started, which run
-    in sessions of their own and would be left behind)."""
-    with _handled((signal.SIGTERM, signal.SIGHUP), _interrupt):
+    in sessions of their own and would be left behind). So does SIGINT, even where the
+    process was started ignoring it (in the background of a script, ``cmd &``)."""
+    with _handled((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), _interrupt):
         yield
 
 

@@ -73,3 +73,16 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_a_cleanup_is_not_interrupted() 
         os.kill(os.getpid(), signal.SIGINT)  # ignored: no KeyboardInterrupt
         time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigint_stops_like_ctrl_c_in_a_process_started_ignoring_it() -> None:
+    """Started in the background of a script (``cmd &``), a process inherits SIGINT
+    ignored: ``kill -INT`` did nothing to the demo."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt), stopped_like_ctrl_c():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal ends the wait
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back as it was
+    finally:
+        signal.signal(signal.SIGINT, previous)
