@@ -446,5 +446,6 @@ def add_routes(app: web.Application) -> None:
     get("/console", console)
     get("/openapi.json", openapi)
     get("/metrics", metrics)
-    get("/healthz", healthz)
-    get("/readyz", readyz)
+    # probes and uptime checks often ask with HEAD: these answer it as GET, without a body
+    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
+    app.router.add_get("/readyz", readyz, expect_handler=expect_continue)

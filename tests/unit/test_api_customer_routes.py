@@ -104,3 +104,13 @@ async def test_a_badly_encoded_customer_id_sent_as_it_is_gets_a_400(written: byt
             b"Authorization: Bearer backend-key\r\n\r\n",
         )
     assert reply.status == 400 and b"invalid_customer_id" in reply.body
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/healthz", True), ("/readyz", True), ("/v1/offers", False), ("/metrics", False)],
+)
+async def test_head_is_answered_on_the_probes_alone(path: str, allowed: bool) -> None:
+    async with TestClient(TestServer(api_app())) as client:
+        route = await client.app.router.resolve(make_mocked_request("HEAD", path, app=client.app))
+    assert (route.http_exception is None) is allowed
