@@ -92,23 +92,22 @@ def _label(
     alongside: Sequence[TouchpointEvent],
 ) -> bool | None:
     """The label the customer's touchpoints of a batch give ``pending``: each in turn, in
-    time order, with the touchpoint before it (of the batch, or before it), until one
-    decides. Two touchpoints of a return in one batch still end the quiet spell they end.
+    time order, with the customer's touchpoint just before it (``features.recent`` holds
+    the batch's and those before), until one decides. Two touchpoints of a return in one
+    batch still end the quiet spell they end; a late one of the batch hides none.
 
     The touchpoint a snapshot was taken at does not label it, when it comes again (a
     producer's retry, a re-drive, a batch redone after a crash): its features hold it.
     """
     batch = sorted({e.event_id: e for e in (*alongside, event)}.values(), key=lambda e: e.ts)
-    ids = {e.event_id for e in batch}
-    earlier = [r.ts for r in features.recent if r.ts < batch[0].ts and r.event_id not in ids]
-    previous = ts_ms(max(earlier)) if earlier else None
     for e in batch:
-        at = ts_ms(e.ts)
-        if not (pending.event_id and pending.event_id == e.event_id):
-            label = label_for(pending, at, previous, churn=churn_signal(e))
-            if label is not None:
-                return label
-        previous = at if previous is None else max(previous, at)
+        if pending.event_id and pending.event_id == e.event_id:
+            continue
+        before = [r.ts for r in features.recent if r.ts < e.ts and r.event_id != e.event_id]
+        previous = ts_ms(max(before)) if before else None
+        label = label_for(pending, ts_ms(e.ts), previous, churn=churn_signal(e))
+        if label is not None:
+            return label
     return None
 
 

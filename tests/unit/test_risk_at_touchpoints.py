@@ -119,3 +119,25 @@ def test_a_risk_hovering_at_the_threshold_crosses_it_once() -> None:
         crossings += watch.crossed
         band = watch.band or band
     assert crossings == 2  # at 0.71, and again only after falling to 0.64
+
+
+def test_a_late_touchpoint_in_a_batch_hides_no_touchpoint_between() -> None:
+    """Snapshot on day 10, a click on day 30 (an earlier batch), then one batch with a
+    late call record dated day 5 and a click on day 60: quiet for 30 days, not 50."""
+    snapshot = pending_snapshot({"experience": 0.5}, ts_ms(T0 + timedelta(days=10)), "s")
+    day30, late, day60 = (click(f"d{d}", T0 + timedelta(days=d)) for d in (30, 5, 60))
+    features = seen(day60, day30, late, risk_snapshot=snapshot)
+    watch = watch_risk(day60, features, day60.ts, ChurnRisk(), subject="s",
+                       alongside=[late, day60])  # fmt: skip
+    assert watch.example is not None and watch.example.y is False
+
+
+def test_a_touchpoint_between_two_of_a_batch_that_is_not_watched_counts() -> None:
+    """Clicks of a batch on days 20 and 70, and a touchpoint on day 30 between them that
+    the batch did not watch: quiet for 40 days, no lapse."""
+    old = click("e0", T0)
+    first, between, last = (click(f"d{d}", T0 + timedelta(days=d)) for d in (20, 30, 70))
+    features = seen(last, between, first, old, risk_snapshot=SNAPSHOT)
+    watch = watch_risk(last, features, last.ts, ChurnRisk(), subject="s",
+                       alongside=[first, last])  # fmt: skip
+    assert watch.example is not None and watch.example.y is False
