@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import (
@@ -331,9 +330,15 @@ class FeatureStore:
     async def eviction_policy(self) -> str | None:
         """Redis's ``maxmemory-policy`` (the first found that is not ``noeviction``, on a
         cluster); None where it cannot be read (a managed Redis refusing CONFIG)."""
+        client = self._conn.client
         try:
-            found: dict[Any, Any] = await self._conn.client.config_get("maxmemory-policy")
-        except RedisError:
+            if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
+                found: dict[Any, Any] = await client.config_get(
+                    "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
+                )
+            else:
+                found = await client.config_get("maxmemory-policy")
+        except Exception:  # refused, unreachable, a cluster not formed: no word either way
             return None
         # a cluster answers per node: {node: {"maxmemory-policy": ...}}
         per_node = all(isinstance(v, dict) for v in found.values())

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from streams.app import warn_if_redis_evicts
 from streams.services import LocalRedis
+from streams.services.local_redis import LocalRedisCluster
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -34,5 +35,24 @@ async def test_a_redis_that_may_evict_keys_is_warned_of_at_start(
     assert bool(said) is warned and all(policy in s for s in said)
 
 
-async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start() -> None:
-    assert await warn_if_redis_evicts(Settings(redis_url="redis://127.0.0.1:1/0")) is None
+@pytest.mark.parametrize("cluster", [False, True])
+async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start(cluster: bool) -> None:
+    """redis-py's cluster client fails with an error of its own (not a RedisError)."""
+    unreachable = Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=cluster)
+    assert await warn_if_redis_evicts(unreachable) is None
+
+
+async def test_one_node_of_a_cluster_that_may_evict_is_named(
+    cluster: LocalRedisCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(redis_url=cluster.url, redis_cluster=True)
+    assert await warn_if_redis_evicts(settings) == "noeviction"
+    node = aioredis.Redis.from_url(cluster.nodes[-1].url)
+    try:
+        await node.config_set("maxmemory-policy", "allkeys-lru")
+        with caplog.at_level(logging.WARNING, logger="streams.app"):
+            assert await warn_if_redis_evicts(settings) == "allkeys-lru"
+        assert any("allkeys-lru" in r.getMessage() for r in caplog.records)
+    finally:
+        await node.config_set("maxmemory-policy", "noeviction")
+        await node.aclose()
