@@ -94,13 +94,16 @@ async def test_a_badly_encoded_customer_id_is_a_400_not_the_id_as_written(writte
 
 
 @pytest.mark.parametrize("written", [b"bb-%FF", b"bb-%ZZ"])
-async def test_a_badly_encoded_customer_id_sent_as_it_is_gets_a_400(written: bytes) -> None:
+@pytest.mark.parametrize("origin", [b"", b"http://x"], ids=["origin-form", "absolute-form"])
+async def test_a_badly_encoded_customer_id_sent_as_it_is_gets_a_400(
+    written: bytes, origin: bytes
+) -> None:
     from tests.unit.api_app import raw_request
 
     async with TestServer(api_app()) as server:
         reply = await raw_request(
             server,
-            b"DELETE /v1/customers/" + written + b" HTTP/1.1\r\nHost: x\r\n"
+            b"DELETE " + origin + b"/v1/customers/" + written + b" HTTP/1.1\r\nHost: x\r\n"
             b"Authorization: Bearer backend-key\r\n\r\n",
         )
     assert reply.status == 400 and b"invalid_customer_id" in reply.body
