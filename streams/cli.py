@@ -147,8 +147,9 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
-        print("moments rebuild: interrupted; the target holds part of the rebuild: run it "
-              "again with --force (what was applied counts once)", file=sys.stderr)  # fmt: skip
+        print("moments rebuild: interrupted; if it had begun replaying, the target holds "
+              "part of the rebuild: run it again on the same target with --force (what "
+              "was applied counts once)", file=sys.stderr)  # fmt: skip
         return 130
 
 

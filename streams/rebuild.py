@@ -68,7 +68,7 @@ from schemas.risk import decode_risk_example
 from streams.dead_letters import DeadLetter
 from streams.learner import RISK, restore_risk
 from streams.settings import Settings
-from streams.topic_replay import first_offsets, replay
+from streams.topic_replay import TopicMissing, first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     INTERVENTIONS,
@@ -77,10 +77,13 @@ from streams.topics import (
     RISK_EXAMPLES,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
+    topic_partitions,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+REPLAYED = (CUSTOMER_ERASURES, TOUCHPOINTS_DLQ, TOUCHPOINTS, INTERVENTIONS,
+            INTERVENTIONS_HELD_OUT, NEXT_BEST_OFFERS, RISK_EXAMPLES)  # fmt: skip
 
 
 # what an event's apply says when the customer's risk is watched on it: applied now, or
@@ -126,6 +129,9 @@ async def rebuild(
         raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
     if holds_keys:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
+    for name in REPLAYED:  # every one there, before anything is written
+        if not await topic_partitions(settings.kafka_bootstrap, settings.topic(name)):
+            raise TopicMissing(settings.topic(name))
     erasures_topic = settings.topic(CUSTOMER_ERASURES)
     lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}
     if lost:

@@ -20,8 +20,8 @@ class TopicMissing(LookupError):
 
     def __init__(self, topic: str) -> None:
         super().__init__(
-            f"topic {topic} does not exist: is MOMENTS_TOPIC_PREFIX right? (the workers "
-            "create the topics when they start)"
+            f"topic {topic} does not exist, or this client may not describe it: is "
+            "MOMENTS_TOPIC_PREFIX right? (the workers create the topics when they start)"
         )
         self.topic = topic
 

@@ -185,7 +185,10 @@ def stopped_like_ctrl_c() -> Iterator[None]:
     process at once, skipping the cleanup that stops the services it started, which run
     in sessions of their own and would be left behind). So does SIGINT, even where the
     process was started ignoring it (in the background of a script, ``cmd &``)."""
-    with _handled((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), _interrupt):
+    stopping: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # else asyncio's own Ctrl-C holds
+        stopping += (signal.SIGINT,)
+    with _handled(stopping, _interrupt):
         yield
 
 

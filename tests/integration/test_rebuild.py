@@ -369,3 +369,35 @@ async def test_an_unreadable_erasure_written_while_the_rebuild_ran_says_what_was
     finally:
         await store.close()
         target.stop()
+
+
+async def test_a_topic_missing_is_found_before_anything_is_written(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The risk examples are read last: their topic missing was found once every
+    touchpoint had been written, leaving the target half rebuilt."""
+    from streams.topic_replay import TopicMissing
+
+    env = pipeline.env(0) | {"MOMENTS_TOPIC_PREFIX": f"{pipeline.prefix}partial-"}
+    settings = Settings.from_env(env)
+    await ensure_topics(settings)
+    event = good_events(1, seed=12)[0]
+    await produce(pipeline.services.kafka_bootstrap, settings.topic("touchpoints"),
+                  [(event["customer_id"].encode(), json.dumps(event).encode())])  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([settings.topic("risk-examples")])
+    finally:
+        await admin.close()
+    target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
+    target.start()
+    config = StoreConfig(secret=SECRET.encode(), prefix=settings.redis_prefix)
+    store = FeatureStore.from_url(target.url, config)
+    try:
+        with pytest.raises(TopicMissing, match="risk-examples"):
+            await rebuild(settings, store)
+        assert await keys_tagged(target.url, "") == []
+    finally:
+        await store.close()
+        target.stop()
