@@ -198,6 +198,7 @@ async def test_rebuild_stops_at_an_unreadable_erasure_record(
 ) -> None:
     """Skipping it could bring an erased customer back, so nothing is replayed after it."""
     bootstrap = pipeline.services.kafka_bootstrap
+    await ensure_topics(Settings.from_env(pipeline.env(0)))  # as the workers do at start
     event = good_events(1, seed=5)[0]
     await produce(bootstrap, pipeline.topic("touchpoints"),
                   [(event["customer_id"].encode(), json.dumps(event).encode())])  # fmt: skip
