@@ -159,10 +159,13 @@ class AlertHub:
         """The customer was erased (``at``, default now): remember it, drop their
         buffered alerts and tell the screens."""
         ref = self.refer(customer_id)
+        # the erasing process hears of it twice: at once, and from the erasures topic
+        told = customer_id in self.erased_lately
         self.erased_lately.add(customer_id, ref, at)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
-        self._notify(Erased(customer_id, ref))
+        if not told:  # the screens dropped their cards, and were sent none since
+            self._notify(Erased(customer_id, ref))
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         """Buffer alerts (already checked against erasures) and hand them to the screens,

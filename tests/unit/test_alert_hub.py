@@ -254,3 +254,13 @@ def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -
     assert alerts.missed(StreamPosition.parse("0-1")) == [(1, -1, 1)]
     assert alerts.missed(StreamPosition.parse("0-1.1-0")) == []  # it had passed 1-0
     assert alerts.missed(StreamPosition()) == []  # no position: it resumes nothing
+
+
+def test_an_erasure_heard_twice_is_told_to_the_screens_once() -> None:
+    """The erasing API process forgets the customer at once, and again when the record
+    comes back from the erasures topic: screens were sent two identical notices."""
+    alerts = hub()
+    screen = alerts.subscribe()
+    alerts.forget("a")
+    alerts.forget("a")
+    assert [screen.get_nowait() for _ in range(screen.qsize())] == [Erased("a", REFS("a"))]
