@@ -70,6 +70,37 @@ _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_no
                    "shown_today": {"anyOf": [{"type": "integer", "minimum": 0},
                                              {"type": "null"}]}}}]}  # fmt: skip
 
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_PROFILE = {"type": "object", "required": [
+    "customer_id", "segment", "value", "risk", "risk_model", "consent", "timezone",
+    "control_group", "features", "recent_touchpoints", "recent_decisions"],
+    "properties": {
+        "customer_id": {"type": "string"}, "segment": {"type": "string"},
+        "value": {"type": "number"},
+        "risk": {"type": "number", "minimum": 0, "maximum": 1},
+        "risk_model": {"type": "object", "required": ["version", "basis"], "properties": {
+            "version": {"type": "integer"},
+            "basis": {"enum": ["model", "warming_up", "drift_detected"]}}},
+        "consent": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "timezone": _NULLABLE_STRING, "control_group": {"type": "boolean"},
+        "features": {"type": "object"},
+        "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
+        "recent_decisions": {"type": "array", "items": {"type": "object"}}}}  # fmt: skip
+_RECEIPT = {"type": "object", "required": [
+    "subject", "erased_at", "keys_removed", "erased", "blocked", "erasure_record"],
+    "properties": {
+        "subject": {"type": "string", "description": "the customer's keyed hash"},
+        "erased_at": {"type": "string", "format": "date-time",
+                      "description": "when the customer was first erased"},
+        "keys_removed": {"type": "integer", "minimum": 0},
+        "erased": {"type": "array", "items": {"type": "string"},
+                   "description": "the kinds of data removed"},
+        "blocked": {"type": "boolean",
+                    "description": "replays and late events cannot bring them back"},
+        "erasure_record": {"type": "object", "required": ["topic", "partition", "offset"],
+            "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"},
+                           "offset": {"type": "integer"}}}}}  # fmt: skip
+
 
 def _accepted(ids: str) -> dict[str, Any]:
     return _json({"type": "object", "required": ["accepted", ids], "properties": {
@@ -137,14 +168,12 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "hold-out group, who gets no offers (keep them out of manual "
                         "campaigns too, or the measured lift is blurred).",
                         "x-scope": "profile-read", "parameters": [_CUSTOMER],
-                        "responses": {"200": _json({"type": "object", "required": [
-                            "customer_id", "segment", "value", "features"]}),
+                        "responses": {"200": _json(_PROFILE),
                             **_errors(400, 401, 403, 404, 429, 503)}},
                 "delete": {"summary": "Erase the customer everywhere Moments keeps them.",
                            "security": _SECURITY, "x-scope": "erase", "parameters": [_CUSTOMER],
-                           "responses": {"200": _json({"type": "object", "required": [
-                               "subject", "keys_removed", "erased", "blocked",
-                               "erasure_record"]}), **_errors(400, 401, 403, 429, 503)}},
+                           "responses": {"200": _json(_RECEIPT),
+                                         **_errors(400, 401, 403, 429, 503)}},
             },
             "/v1/customers/{customer_id}/export": {"get": {
                 "summary": "Everything Moments keeps about the customer (right of access).",

@@ -11,6 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import jsonschema
 import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
@@ -283,6 +284,16 @@ async def test_profile_shows_what_the_worker_made_of_the_events(pipeline: Pipeli
 
     missing = await call("GET", f"{api.url}/v1/customers/nobody-here", headers=DEV_AUTH)
     assert_error(missing, 404, "not_found")
+
+    # the profile and the erasure receipt are as /openapi.json describes them
+    spec = (await call("GET", f"{api.url}/openapi.json")).json
+    paths = spec["paths"]["/v1/customers/{customer_id}"]
+    described = {m: paths[m]["responses"]["200"]["content"]["application/json"]["schema"]
+                 for m in ("get", "delete")}  # fmt: skip
+    jsonschema.validate(profile, described["get"])
+    erased = await call("DELETE", url, headers=DEV_AUTH)
+    assert erased.status == 200, erased
+    jsonschema.validate(erased.json, described["delete"])
 
 
 async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipeline) -> None:
