@@ -58,6 +58,13 @@ def ecma_patterns(schema: Any) -> Any:
         ref_template="#/components/schemas/{name}",
     )
 )
+# A survey's score range depends on its scale (Survey.__post_init__ checks it), which the
+# struct's own schema cannot say.
+WIRE_SCHEMAS["Survey"]["allOf"] = [
+    {"if": {"properties": {"scale": {"const": scale}}},
+     "then": {"properties": {"score": {"minimum": low, "maximum": high}}}}
+    for scale, low, high in (("csat5", 1, 5), ("nps", 0, 10))
+]  # fmt: skip
 # The catalogue file refuses keys it does not know (a misspelt limit); an offer listed
 # over HTTP carries more (see _LISTED_OFFER), as any answer may in later versions.
 WIRE_SCHEMAS["Offer"].pop("additionalProperties", None)

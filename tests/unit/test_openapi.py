@@ -120,3 +120,23 @@ def test_patterns_are_in_the_dialect_of_json_schema_not_pythons() -> None:
 def test_every_operation_may_answer_417_as_every_route_does() -> None:
     operations = [op for ops in SPEC["paths"].values() for op in ops.values()]
     assert operations and all("417" in op["responses"] for op in operations)
+
+
+@pytest.mark.parametrize(
+    ("scale", "score"),
+    [("csat5", 1), ("csat5", 5), ("csat5", 0), ("csat5", 6), ("nps", 0), ("nps", 10),
+     ("nps", -2.9e16), ("nps", 10.5)],
+)  # fmt: skip
+def test_a_surveys_score_is_described_within_its_scale_as_it_is_decoded(
+    scale: str, score: float
+) -> None:
+    from schemas import InvalidEvent, decode_touchpoint
+
+    survey = {"type": "survey", "event_id": "e1", "customer_id": "c1",
+              "ts": "2026-11-23T10:00:00Z", "scale": scale, "score": score}  # fmt: skip
+    try:
+        decode_touchpoint(msgspec.json.encode(survey))
+        decoded = True
+    except InvalidEvent:
+        decoded = False
+    assert validator("Survey").is_valid(survey) is decoded
