@@ -25,11 +25,12 @@ from schemas import CustomerErasure, decode_touchpoint, encode_erasure
 from streams.rebuild import RebuildError, rebuild
 from streams.services import LocalRedis
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, topic_partitions
 from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
     call,
+    eventually,
     keys_tagged,
     left_by_erasure,
     read_to_end,
@@ -391,6 +392,11 @@ async def test_a_topic_missing_is_found_before_anything_is_written(
         await admin.delete_topics([settings.topic("risk-examples")])
     finally:
         await admin.close()
+
+    async def gone() -> bool:  # a deletion reaches the brokers' metadata a little later
+        return not await topic_partitions(settings.kafka_bootstrap, settings.topic("risk-examples"))
+
+    await eventually(gone, "the deleted topic to leave the metadata", within=30)
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
     config = StoreConfig(secret=SECRET.encode(), prefix=settings.redis_prefix)
