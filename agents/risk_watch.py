@@ -145,11 +145,11 @@ def watch_risk(
     band = risk_band(risk, threshold, features.risk_band)
     return RiskWatch(
         risk=risk,
-        # a touchpoint older than the one the band was seen at (a late call record)
-        # cannot cross it: its band is not stored either (the newer one wins), and the
-        # crossing would be raised again at the next touchpoint
         # no band yet (a customer's first touchpoint, a profile made again after it
-        # expired) is below the threshold: one high at once has crossed it
+        # expired) is below the threshold: one high at once has crossed it. A touchpoint
+        # older than the one the band was seen at (a late call record) cannot cross it:
+        # its band is not stored either (the newer one wins), and the crossing would be
+        # raised again at the next touchpoint
         crossed=band == "high"
         and features.risk_band != "high"
         and (features.risk_band_ms is None or event_ms >= features.risk_band_ms),

@@ -331,18 +331,17 @@ class FeatureStore:
         """Redis's ``maxmemory-policy`` (the first found that is not ``noeviction``, on a
         cluster); None where it cannot be read (a managed Redis refusing CONFIG)."""
         client = self._conn.client
+        answers: list[dict[Any, Any]]
         try:
             if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
-                found: dict[Any, Any] = await client.config_get(
+                per_node: dict[Any, Any] = await client.config_get(
                     "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
-                )
+                )  # {node: {"maxmemory-policy": ...}}
+                answers = list(per_node.values())
             else:
-                found = await client.config_get("maxmemory-policy")
+                answers = [await client.config_get("maxmemory-policy")]
         except Exception:  # refused, unreachable, a cluster not formed: no word either way
             return None
-        # a cluster answers per node: {node: {"maxmemory-policy": ...}}
-        per_node = all(isinstance(v, dict) for v in found.values())
-        answers: list[dict[Any, Any]] = list(found.values()) if per_node else [found]
         policies = [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
         return next((p for p in policies if p != "noeviction"), policies[0] if policies else None)
 

@@ -77,7 +77,7 @@ from streams.topics import (
     RISK_EXAMPLES,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
-    topic_partitions,
+    topic_names,
 )
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,9 @@ async def rebuild(
         raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
     if holds_keys:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
+    present = await topic_names(settings.kafka_bootstrap)
     for name in REPLAYED:  # every one there, before anything is written
-        if not await topic_partitions(settings.kafka_bootstrap, settings.topic(name)):
+        if settings.topic(name) not in present:
             raise TopicMissing(settings.topic(name))
     erasures_topic = settings.topic(CUSTOMER_ERASURES)
     lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}

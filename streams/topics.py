@@ -130,6 +130,16 @@ def _set_on_the_topic(entry: dict[str, Any]) -> bool:
     return not entry["is_default"] and not entry["read_only"]  # DescribeConfigs v0
 
 
+async def topic_names(bootstrap: str) -> set[str]:
+    """Every topic the cluster holds (asking for none by name, so none is created)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     """The partitions of a topic; none when it does not exist.
 

@@ -77,7 +77,6 @@ _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_no
                    "shown_today": {"anyOf": [{"type": "integer", "minimum": 0},
                                              {"type": "null"}]}}}]}  # fmt: skip
 
-_NULLABLE_STRING = {"type": ["string", "null"]}
 _PROFILE = {"type": "object", "required": [
     "customer_id", "segment", "value", "risk", "risk_model", "consent", "timezone",
     "control_group", "features", "recent_touchpoints", "recent_decisions"],
@@ -89,7 +88,7 @@ _PROFILE = {"type": "object", "required": [
             "version": {"type": "integer"},
             "basis": {"enum": ["model", "warming_up", "drift_detected"]}}},
         "consent": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        "timezone": _NULLABLE_STRING, "control_group": {"type": "boolean"},
+        "timezone": {"type": ["string", "null"]}, "control_group": {"type": "boolean"},
         "features": {"type": "object"},
         "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
         "recent_decisions": {"type": "array", "items": {"type": "object"}}}}  # fmt: skip

@@ -83,12 +83,9 @@ def customer_id_of(request: web.Request) -> str:
     if not 0 < len(customer_id) <= 256:
         raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
     if "%" in customer_id or not customer_id.isascii():  # as sent: is it encoded well?
-        # the request target as it came: /v1/customers/{id}[/...][?...], or in absolute
-        # form, http://host/v1/customers/... (yarl re-encodes what it finds ill-encoded)
-        target = request.raw_path
-        if not target.startswith("/"):
-            target = urllib.parse.urlsplit(target).path
-        sent = target.split("?", 1)[0].split("/")[3]
+        # the request target as it came (yarl re-encodes what it finds ill-encoded), in
+        # origin or absolute form: /v1/customers/{id}[/...][?...], http://host/v1/...
+        sent = urllib.parse.urlsplit(request.raw_path).path.split("/")[3]
         try:
             if not _PERCENT_ENCODED.fullmatch(sent):
                 raise ValueError(sent)
