@@ -14,6 +14,7 @@ each route's expect handler, answers it in JSON.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import HttpVersion11, web
 from aiohttp.web_request import BaseRequest
@@ -86,7 +87,12 @@ class JsonErrorsServer(web.Server):
 
 
 class JsonErrorsAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose server answers unreadable requests in JSON."""
+    """``web.AppRunner`` whose server answers unreadable requests in JSON, and whose
+    cleanup gives requests under way ``stop_within_s`` in all (aiohttp waits its
+    ``shutdown_timeout`` twice: for the handlers to end, then for them once cancelled)."""
+
+    def __init__(self, app: web.Application, *, stop_within_s: float = 60.0, **kwargs: Any):
+        super().__init__(app, shutdown_timeout=stop_within_s / 2, **kwargs)
 
     async def _make_server(self) -> web.Server:
         # aiohttp's runner starts the application up and builds its server; the same

@@ -108,3 +108,34 @@ async def test_an_error_no_middleware_answers_is_json_with_aiohttps_status(
     async with server:
         reply = await raw_request(server, request_bytes)
     assert assert_api_error(reply, status, code)["message"] == message
+
+
+async def test_a_request_under_way_at_stopping_gets_stop_within_s_in_all() -> None:
+    cancelled = asyncio.Event()
+
+    async def never_ends(_: web.Request) -> web.StreamResponse:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_get("/slow", never_ends)
+    runner = JsonErrorsAppRunner(app, stop_within_s=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: api\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)  # the handler is under way
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await runner.cleanup()
+    took = loop.time() - started
+    writer.close()
+    assert cancelled.is_set()
+    assert 0.9 <= took < 1.7, took  # aiohttp's own timeout given as is: 2 s
