@@ -3,15 +3,19 @@ commands that work from what the topics hold (``moments rebuild``, ``moments lif
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topics import topic_partitions
 
 Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+STALL_S = 120.0  # this long with no record and no position moving: a replay gives up
 
 
 class TopicMissing(LookupError):
@@ -26,6 +30,20 @@ class TopicMissing(LookupError):
         self.topic = topic
 
 
+class ReplayStalled(KafkaError):  # type: ignore[misc]  # aiokafka's errors are untyped
+    """Reading a topic made no progress for a while: a partition with no leader (its
+    brokers down), or a broker that stopped answering. A Kafka error, so the commands
+    tell the operator to run again once Kafka answers."""
+
+    def __init__(self, topic: str, partitions: Iterable[int], stall_s: float) -> None:
+        left = ", ".join(str(p) for p in sorted(partitions))
+        super().__init__(
+            f"reading topic {topic} made no progress for {stall_s:.0f}s (partitions "
+            f"{left} not yet read to their end): is a partition without a leader?"
+        )
+        self.topic = topic
+
+
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     partitions = await topic_partitions(settings.kafka_bootstrap, topic)
     if not partitions:  # a topic has one at least
@@ -34,7 +52,12 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 
 
 async def replay(
-    settings: Settings, topic: str, handle: Handler, batch: int, from_ms: int | None = None
+    settings: Settings,
+    topic: str,
+    handle: Handler,
+    batch: int,
+    from_ms: int | None = None,
+    stall_s: float = STALL_S,
 ) -> int:
     """Read ``topic`` to its end as of now, in batches; returns the records read (raises
     :class:`TopicMissing` if it does not exist).
@@ -44,7 +67,8 @@ async def replay(
     the consumer's position reaches its end, so one whose records all expired, or that
     ends with transaction markers (which are never delivered), ends the replay too.
     Records that retention deletes during a long replay are skipped, not the rest of
-    their partition.
+    their partition. Raises :class:`ReplayStalled` after ``stall_s`` seconds without a
+    record read or a position moving (the time ``handle`` takes does not count).
     """
     partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
@@ -76,16 +100,25 @@ async def replay(
                     consumer.seek(tp, at.offset)
         remaining = {tp for tp in tps if ends[tp] > 0}
         count = 0
+        loop = asyncio.get_running_loop()
+        progress_at, positions = loop.time(), dict[TopicPartition, int]()
         while True:
-            # by position: it moves past transaction markers and expired records too
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-            if not remaining:
-                return count
-            records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            try:
+                async with asyncio.timeout_at(progress_at + stall_s):
+                    # by position: it moves past transaction markers and expired records
+                    now_at = {tp: await consumer.position(tp) for tp in remaining}
+                    remaining = {tp for tp, at in now_at.items() if at < ends[tp]}
+                    if not remaining:
+                        return count
+                    records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            except TimeoutError:
+                raise ReplayStalled(topic, (tp.partition for tp in remaining), stall_s) from None
             values = [msg for tp, msgs in records.items() for msg in msgs if msg.offset < ends[tp]]
             if values:
                 count += len(values)
                 await handle(values)
+            if records or now_at != positions:
+                progress_at, positions = loop.time(), now_at
     finally:
         await consumer.stop()
 

@@ -4,15 +4,19 @@ misses nothing still kept, however the partitions end and whatever retention del
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
 from streams.services import Services
+from streams.services.local_kafka import LocalKafka
 from streams.settings import Settings
-from streams.topic_replay import replay
+from streams.topic_replay import ReplayStalled, replay
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +116,46 @@ async def test_records_deleted_during_a_replay_skip_only_themselves(
     await asyncio.wait_for(replay(settings, topic, slow_reader, batch=1), ENDS_WITHIN_S)
     assert offsets[0] == 0 and offsets[-5:] == [25, 26, 27, 28, 29]
     assert set(range(20, 30)) <= set(offsets)  # all that was still kept
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, to be frozen."""
+    kafka = LocalKafka(tmp_path / "kafka")
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+async def test_a_replay_whose_broker_stops_answering_gives_up_with_a_kafka_error(
+    own_kafka: LocalKafka,
+) -> None:
+    bootstrap = own_kafka.bootstrap
+    topic = await new_topic(bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:  # more than one fetch holds: the replay must ask the broker again
+        for _ in range(40):
+            await producer.send(topic, b"x" * 100_000)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    assert own_kafka.process is not None
+    broker = own_kafka.process.proc
+    read: list[ConsumerRecord] = []
+
+    async def freeze_the_broker(records: list[ConsumerRecord]) -> None:
+        if not read:
+            broker.send_signal(signal.SIGSTOP)  # alive, holding its sockets, silent
+        read.extend(records)
+
+    settings = Settings(kafka_bootstrap=bootstrap)
+    try:
+        replaying = replay(settings, topic, freeze_the_broker, batch=1, stall_s=3)
+        with pytest.raises(ReplayStalled, match=f"topic {topic} made no progress"):
+            await asyncio.wait_for(replaying, ENDS_WITHIN_S)
+    finally:
+        broker.send_signal(signal.SIGCONT)
+    assert 0 < len(read) < 40
