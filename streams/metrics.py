@@ -82,7 +82,7 @@ class Metrics:
         self.http = Histogram(
             "moments_http_request_seconds",
             "HTTP requests.",
-            ["route", "status"],
+            ["route", "status", "method"],  # the route's method: GET and DELETE apart
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

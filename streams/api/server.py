@@ -94,9 +94,12 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
         return response
     finally:
-        route = request.match_info.route.resource
-        name = route.canonical if route is not None else "unmatched"
-        request.app[API_KEY].metrics.http.labels(name, str(status)).observe(
+        route = request.match_info.route
+        resource = route.resource
+        name = resource.canonical if resource is not None else "unmatched"
+        # the matched route's method, not the request's: a label of a few known values
+        method = route.method if resource is not None else ""
+        request.app[API_KEY].metrics.http.labels(name, str(status), method).observe(
             time.perf_counter() - started
         )
 

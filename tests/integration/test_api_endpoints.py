@@ -334,6 +334,14 @@ async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipe
     assert metric_total(api, "moments_http_request_seconds_count", route=route, status="401") == 1
     assert metric_total(api, "moments_decisions_total", kind="next_best_offer") == 3
     assert "m-1" not in text, "no customer ids in metric labels"
+    profile = "/v1/customers/{customer_id}"
+    assert (await call("GET", f"{api.url}/v1/customers/m-1", headers=DEV_AUTH)).status == 200
+    assert (await call("DELETE", f"{api.url}/v1/customers/m-1", headers=DEV_AUTH)).status == 200
+    for method in ("GET", "DELETE"):  # a profile read and an erasure timed apart
+        assert (
+            metric_total(api, "moments_http_request_seconds_count", route=profile, method=method)
+            == 1
+        ), method
 
 
 async def test_offers_list_the_catalogue_in_use_by_channel(pipeline: Pipeline) -> None:

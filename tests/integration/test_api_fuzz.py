@@ -44,15 +44,16 @@ def load_schema(url: str) -> Any:
 
 
 def requests_by_route(metrics: str) -> dict[str, dict[int, float]]:
-    """Request counts per route and status, from moments_http_request_seconds."""
+    """Request counts per route and status (over its methods), from
+    moments_http_request_seconds."""
     served: dict[str, dict[int, float]] = {}
     for line in metrics.splitlines():
-        found = re.match(
-            r'moments_http_request_seconds_count\{route="([^"]*)",status="(\d+)"\} (\S+)', line
-        )
+        found = re.match(r"moments_http_request_seconds_count\{(.*)\} (\S+)$", line)
         if found:
-            route, status, count = found.groups()
-            served.setdefault(route, {})[int(status)] = float(count)
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1)))
+            counts = served.setdefault(labels["route"], {})
+            status = int(labels["status"])
+            counts[status] = counts.get(status, 0.0) + float(found.group(2))
     return served
 
 
