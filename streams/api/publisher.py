@@ -10,6 +10,7 @@ together: building the batches directly costs a fraction of the CPU of one
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,43 +96,53 @@ class KeyedPublisher:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(
-        self, pending: list[tuple[str, Sequence[Record], asyncio.Future[None]]]
-    ) -> None:
+    async def _send(self, pending: list[Pending]) -> None:
         by_topic: dict[str, list[tuple[Sequence[Record], asyncio.Future[None]]]] = {}
         for topic, records, done in pending:
             by_topic.setdefault(topic, []).append((records, done))
         async with self._order:
             for topic, items in by_topic.items():
-                callers = [done for _, done in items]
-                try:
-                    deliveries = await self._send_topic(topic, [r for rs, _ in items for r in rs])
-                except Exception as exc:
-                    for done in callers:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                _resolve_when_delivered(callers, deliveries)
+                await self._send_topic(topic, items)
 
-    async def _send_topic(self, topic: str, records: list[Record]) -> list[asyncio.Future[Any]]:
-        partitions = sorted(await self._producer.partitions_for(topic))
-        by_partition: dict[int, list[Record]] = {}
-        for key, value in records:
-            by_partition.setdefault(_partitioner(key, partitions, partitions), []).append(
-                (key, value)
-            )
-        deliveries = []
-        for partition, items in by_partition.items():
-            batch = self._producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    deliveries.append(await self._send_batch(batch, topic, partition))
-                    batch = self._producer.create_batch()
+    async def _send_topic(
+        self, topic: str, items: list[tuple[Sequence[Record], asyncio.Future[None]]]
+    ) -> None:
+        """Hand the callers' records to the producer in one batch per partition (more when
+        one fills); each caller's future follows the batches that hold its records. When
+        handing over fails part way, the callers whose records were all handed over still
+        follow their batches (those records are sent); the others fail."""
+        holding: list[list[asyncio.Future[Any]]] = [[] for _ in items]  # per caller
+        unsent = [len(records) for records, _ in items]  # per caller, records not handed
+        try:
+            partitions = sorted(await self._producer.partitions_for(topic))
+            by_partition: dict[int, list[tuple[int, Record]]] = {}
+            for caller, (records, _) in enumerate(items):
+                for key, value in records:
+                    partition = _partitioner(key, partitions, partitions)
+                    by_partition.setdefault(partition, []).append((caller, (key, value)))
+            for partition, entries in by_partition.items():
+                batch, held = self._producer.create_batch(), Counter[int]()
+                for caller, (key, value) in entries:
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError("a record is larger than the producer's batch size")
-            if batch.record_count():
-                deliveries.append(await self._send_batch(batch, topic, partition))
-        return deliveries
+                        delivery = await self._send_batch(batch, topic, partition)
+                        _handed(delivery, held, holding, unsent)
+                        batch, held = self._producer.create_batch(), Counter[int]()
+                        if batch.append(key=key, value=value, timestamp=None) is None:
+                            raise ValueError("a record is larger than the producer's batch size")
+                    held[caller] += 1
+                if batch.record_count():
+                    delivery = await self._send_batch(batch, topic, partition)
+                    _handed(delivery, held, holding, unsent)
+        except Exception as exc:
+            for caller, (_, done) in enumerate(items):
+                if unsent[caller] and not done.done():
+                    done.set_exception(exc)
+        for caller, (_, done) in enumerate(items):
+            if not unsent[caller]:
+                _follow(done, holding[caller])
+            else:  # failed: what of it was handed over is sent all the same, unheard
+                for delivery in holding[caller]:
+                    delivery.add_done_callback(_observed)
 
     async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
         batch.close()  # nothing else may join it once it is handed over
@@ -149,27 +160,44 @@ class KeyedPublisher:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
 
-def _resolve_when_delivered(
-    callers: list[asyncio.Future[None]], deliveries: list[asyncio.Future[Any]]
+def _handed(
+    delivery: asyncio.Future[Any],
+    held: Counter[int],
+    holding: list[list[asyncio.Future[Any]]],
+    unsent: list[int],
 ) -> None:
-    """Every caller's future follows the batches (all of them: records were mixed)."""
+    """A batch holding ``held`` records of each caller was handed to the producer."""
+    for caller, count in held.items():
+        holding[caller].append(delivery)
+        unsent[caller] -= count
+
+
+def _follow(done: asyncio.Future[None], deliveries: list[asyncio.Future[Any]]) -> None:
+    """``done`` resolves once every batch holding its records is delivered, or fails as
+    the first that fails (cancelled if one was)."""
+    if done.done():
+        for delivery in deliveries:
+            delivery.add_done_callback(_observed)
+        return
     if not deliveries:
-        for done in callers:
-            if not done.done():
-                done.set_result(None)
+        done.set_result(None)
         return
     delivered = asyncio.gather(*deliveries)
 
     def settle(outcome: asyncio.Future[list[Any]]) -> None:
-        error = None if outcome.cancelled() else outcome.exception()
-        for done in callers:
-            if done.done():
-                continue
-            if outcome.cancelled():
-                done.cancel()
-            elif error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(None)
+        if done.done():
+            _observed(outcome)
+        elif outcome.cancelled():
+            done.cancel()
+        elif (error := outcome.exception()) is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
 
     delivered.add_done_callback(settle)
+
+
+def _observed(delivery: asyncio.Future[Any]) -> None:
+    """Retrieve a delivery's outcome that nobody waits for (no "never retrieved")."""
+    if not delivery.cancelled():
+        delivery.exception()

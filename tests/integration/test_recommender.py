@@ -21,6 +21,8 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from agents.bandit import LinUCBOffers
 from agents.catalogue_holder import CatalogueHolder
@@ -50,6 +52,8 @@ from streams.api.recommender import Recommender
 from streams.services import Services
 from streams.simulation.population import CustomerPopulation
 from tests.integration.conftest import consume_all
+
+_partitioner = DefaultPartitioner()
 
 pytestmark = pytest.mark.integration
 
@@ -364,6 +368,32 @@ async def test_keyed_publisher_partitions_like_producer_send(
         assert max(o for o, _ in rows) < min(singles)
     nothing = publisher.publish(topic, [])
     assert nothing.done() and nothing.exception() is None  # resolved at once
+
+
+async def test_a_batch_the_broker_refuses_fails_its_callers_alone(
+    producer: AIOKafkaProducer, kafka_redis: Services
+) -> None:
+    topic = unique("refusing")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await admin.start()
+    try:  # a batch over 2,000 bytes is refused (MessageSizeTooLarge); others are written
+        await admin.create_topics(
+            [NewTopic(topic, 2, 1, topic_configs={"max.message.bytes": "2000"})]
+        )
+    finally:
+        await admin.close()
+    on = {p: next(k for i in range(100) if _partitioner(k := b"c%d" % i, [0, 1], [0, 1]) == p)
+          for p in (0, 1)}  # fmt: skip
+    publisher = KeyedPublisher(producer)  # the three go in one flush, in two batches
+    small = publisher.publish(topic, [(on[0], b"small")])
+    large = publisher.publish(topic, [(on[1], b"x" * 5000)])
+    both = publisher.publish(topic, [(on[0], b"small too"), (on[1], b"tiny")])
+    answers = await asyncio.wait_for(asyncio.gather(small, large, both, return_exceptions=True), 30)
+    assert answers[0] is None, answers  # its batch was written
+    assert isinstance(answers[1], MessageSizeTooLargeError), answers
+    assert isinstance(answers[2], MessageSizeTooLargeError), answers  # half of it was not
+    consumed = await published(kafka_redis.kafka_bootstrap, topic, 2)
+    assert sorted(r.value for r in consumed) == [b"small", b"small too"]
 
 
 # --- the latency budget and callers that gave up --------------------------------------------
