@@ -170,10 +170,16 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         yield
         for task in background:
             task.cancel()
-        await recommender.drain()
-        await hub.stop()
-        await producer.stop()
-        await app[API_KEY].store.close()
+        try:  # whatever fails on the way, the decisions answered are flushed to Kafka
+            try:
+                await recommender.drain()
+            finally:
+                await hub.stop()
+        finally:
+            try:
+                await producer.stop()
+            finally:
+                await app[API_KEY].store.close()
 
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
