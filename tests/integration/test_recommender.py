@@ -328,16 +328,22 @@ async def test_a_batch_holds_at_most_max_batch_requests(
 # --- the publisher ------------------------------------------------------------------------
 
 
+async def new_topic(
+    bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None
+) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs or {})])
+    finally:
+        await admin.close()
+    return topic
+
+
 async def test_keyed_publisher_partitions_like_producer_send(
     producer: AIOKafkaProducer, kafka_redis: Services
 ) -> None:
-    topic = unique("keyed")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 4, 1)])
-    finally:
-        await admin.close()
+    topic = await new_topic(kafka_redis.kafka_bootstrap, unique("keyed"), 4)
     # enough bytes per partition to need several batches each (16 KiB by default), in
     # two calls of the same turn: one that lingers for company, one that does not
     pad = b"x" * 200
@@ -373,15 +379,10 @@ async def test_keyed_publisher_partitions_like_producer_send(
 async def test_a_batch_the_broker_refuses_fails_its_callers_alone(
     producer: AIOKafkaProducer, kafka_redis: Services
 ) -> None:
-    topic = unique("refusing")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
-    await admin.start()
-    try:  # a batch over 2,000 bytes is refused (MessageSizeTooLarge); others are written
-        await admin.create_topics(
-            [NewTopic(topic, 2, 1, topic_configs={"max.message.bytes": "2000"})]
-        )
-    finally:
-        await admin.close()
+    # a batch over 2,000 bytes is refused (MessageSizeTooLarge); others are written
+    topic = await new_topic(
+        kafka_redis.kafka_bootstrap, unique("refusing"), 2, {"max.message.bytes": "2000"}
+    )
     on = {p: next(k for i in range(100) if _partitioner(k := b"c%d" % i, [0, 1], [0, 1]) == p)
           for p in (0, 1)}  # fmt: skip
     publisher = KeyedPublisher(producer)  # the three go in one flush, in two batches
