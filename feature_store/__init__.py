@@ -9,6 +9,7 @@ from feature_store.facts import (
     touchpoint_fact,
 )
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
+from feature_store.layout import LAYOUT, LayoutMismatch
 from feature_store.records import (
     ApplyStatus,
     BudgetSpend,
@@ -22,6 +23,7 @@ from feature_store.store import FeatureStore
 from feature_store.subject_access import CustomerRecord
 
 __all__ = [
+    "LAYOUT",
     "ApplyStatus",
     "BudgetSpend",
     "ContactHistory",
@@ -31,6 +33,7 @@ __all__ = [
     "ErasureReceipt",
     "Fact",
     "FeatureStore",
+    "LayoutMismatch",
     "PendingRisk",
     "RecentTouchpoint",
     "SegmentThresholds",

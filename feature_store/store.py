@@ -22,6 +22,7 @@ from feature_store.decision_log import DecisionLog
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.layout import StoreLayout
 from feature_store.models import ModelSnapshots
 from feature_store.pipelining import Command
 from feature_store.records import (
@@ -86,6 +87,7 @@ class FeatureStore:
         self._clock = clock
         self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
         self.budgets = OfferBudgets(self._conn, config.prefix)
+        self.layout = StoreLayout(self._conn, config.prefix)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.risks = RiskSnapshots(self._conn, self._keys)
         self.facts_applied = 0

@@ -22,7 +22,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
-from feature_store import FeatureStore, SegmentThresholds, StoreConfig
+from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
 from feature_store.records import Observer
 from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
@@ -115,6 +115,33 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
             policy,
         )
     return policy
+
+
+async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
+    """At start: mark a Redis holding no customer yet with this version's layout, raise
+    :class:`feature_store.LayoutMismatch` for one marked with another, and log a warning
+    for one holding customers but no mark (written before marks: perhaps in another
+    layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
+    ``unknown``: Redis did not answer, as the processes then wait for it)."""
+    store = build_store(settings)
+    try:
+        async with asyncio.timeout(within_s):
+            if await store.layout.check():
+                return "marked"
+            if not await store.has_any_customer():
+                await store.layout.mark()
+                return "marked now"
+    except (TimeoutError, StoreUnavailable):
+        return "unknown"
+    finally:
+        await store.close()
+    log.warning(
+        "Redis holds customers but no feature-store layout mark: it was written by a "
+        "Moments from before 2026-12-03, whose layout may differ (erasures and exports "
+        "could miss decision records it kept); rebuild into an empty Redis to be sure "
+        "(see Upgrading in the README)"
+    )
+    return "unmarked"
 
 
 def create_app(settings: Settings) -> Moments:

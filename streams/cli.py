@@ -20,7 +20,7 @@ log = logging.getLogger("moments")
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from streams.app import create_app, warn_if_redis_evicts
+    from streams.app import check_redis_layout, create_app, warn_if_redis_evicts
     from streams.event_loop import loop_name, new_event_loop
     from streams.topics import ensure_topics
 
@@ -34,6 +34,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     log.info("Moments worker starting (event loop: %s)", loop_name(loop))
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))
+    loop.run_until_complete(check_redis_layout(settings))
     moments = create_app(settings)
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
@@ -358,6 +359,7 @@ ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-let
 def main(argv: Sequence[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
+    from feature_store import LayoutMismatch
     from streams.kafka_security import connection_trouble, use_settings
     from streams.topic_replay import TopicMissing
 
@@ -372,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)
-    except (CatalogueError, SettingsError, TopicMissing) as exc:
+    except (CatalogueError, SettingsError, TopicMissing, LayoutMismatch) as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us

@@ -124,10 +124,11 @@ async def rebuild(
     accept_lost_erasures: bool = False,
 ) -> RebuildReport:
     try:
-        holds_keys = not force and await store.has_any_customer()
+        await store.layout.check()  # nothing is merged into another layout, even forced
+        holds_keys = await store.has_any_customer()
     except StoreUnavailable as exc:  # nothing written yet: it cannot start
         raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
-    if holds_keys:
+    if holds_keys and not force:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
     present = await topic_names(settings.kafka_bootstrap)
     for name in REPLAYED:  # every one there, before anything is written
@@ -145,6 +146,8 @@ async def rebuild(
                 "as Moments creates it), or pass --accept-lost-erasures"
             )
         log.warning("%s; rebuilding all the same (--accept-lost-erasures)", said)
+    if not holds_keys:  # before the first write: run again with --force, it is marked
+        await store.layout.mark()
     started = time.monotonic()
     invalid = 0
     applied = 0

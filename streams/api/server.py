@@ -207,11 +207,12 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
 
 
 async def serve(settings: Settings) -> None:
-    from streams.app import warn_if_redis_evicts
+    from streams.app import check_redis_layout, warn_if_redis_evicts
     from streams.topics import ensure_topics
 
     await ensure_topics(settings)
     await warn_if_redis_evicts(settings)
+    await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
     # Requests under way get this long once stopping (an orchestrator kills the process

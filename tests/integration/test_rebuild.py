@@ -19,7 +19,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from agents.risk_watch import decode_snapshot
 from agents.touchpoint_agent import dead_letter_headers
 from agents.touchpoint_handler import SourceRecord, worth_watching
-from feature_store import FeatureStore, StoreConfig
+from feature_store import LAYOUT, FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
 from streams.rebuild import RebuildError, rebuild
@@ -135,6 +135,8 @@ async def test_rebuild_into_empty_redis_equals_live_state(
             command, env={**pipeline.env(0), **env}, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, result.stderr
+        # the worker marked the live Redis, empty when it started; the rebuild its target
+        assert await rebuilt.layout.read() == await live.layout.read() == str(LAYOUT)
         today = datetime.now(UTC).date()
         live_spent = await live.budgets.spent(today)
         assert live_spent["electronics-bundle"] > 0
@@ -213,7 +215,8 @@ async def test_rebuild_stops_at_an_unreadable_erasure_record(
         )  # fmt: skip
         assert result.returncode == 2, result.stderr
         assert "is not an erasure record" in result.stderr and "offset 0" in result.stderr
-        assert await keys_tagged(target.url, "") == []  # no touchpoint was replayed
+        layout_mark = f"{pipeline.prefix.rstrip('-')}:layout"
+        assert await keys_tagged(target.url, "") == [layout_mark]  # no touchpoint replayed
     finally:
         target.stop()
 

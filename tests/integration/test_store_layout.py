@@ -1,0 +1,95 @@
+"""A Redis is marked with the layout of the Moments that wrote it: a version reading
+another layout refuses to start on it (it would read keys wrong: an erasure or export
+missing what the other kept), and a Redis written before marks is named at start."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import redis.asyncio as aioredis
+
+from feature_store import LAYOUT, FeatureStore, LayoutMismatch, StoreConfig
+from schemas import WebClick
+from streams.app import check_redis_layout
+from streams.rebuild import rebuild
+from streams.services import LocalRedis, free_port
+from streams.settings import Settings
+from tests.integration.conftest import Pipeline
+from tests.unit.factories import T0
+
+pytestmark = pytest.mark.integration
+
+
+async def mark(url: str, layout: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.set("m:layout", layout)
+    finally:
+        await client.aclose()
+
+
+async def test_an_empty_redis_is_marked_and_a_marked_one_passes(
+    private_redis: LocalRedis,
+) -> None:
+    settings = Settings(redis_url=private_redis.url)
+    assert await check_redis_layout(settings) == "marked now"
+    assert await check_redis_layout(settings) == "marked"
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"layout"))
+    try:
+        assert await store.layout.read() == str(LAYOUT)
+    finally:
+        await store.close()
+
+
+async def test_customers_without_a_mark_are_named_and_left_unmarked(
+    private_redis: LocalRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"layout"))
+    try:
+        await store.apply([WebClick(event_id="e1", customer_id="c1", ts=T0, page="/")])
+        with caplog.at_level(logging.WARNING, logger="streams.app"):
+            found = await check_redis_layout(Settings(redis_url=private_redis.url))
+        assert found == "unmarked"
+        assert any("no feature-store layout mark" in r.getMessage() for r in caplog.records)
+        assert await store.layout.read() is None  # a rebuild marks it, not a start
+    finally:
+        await store.close()
+
+
+async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start() -> None:
+    assert await check_redis_layout(Settings(redis_url="redis://127.0.0.1:1/0")) == "unknown"
+
+
+async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    await mark(private_redis.url, str(LAYOUT + 1))
+    settings = Settings(redis_url=private_redis.url)
+    with pytest.raises(LayoutMismatch, match=f"layout {LAYOUT + 1}"):
+        await check_redis_layout(settings)
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"layout"))
+    try:
+        with pytest.raises(LayoutMismatch):
+            await rebuild(settings, store, force=True)
+    finally:
+        await store.close()
+    env = pipeline.env(free_port()) | {
+        "MOMENTS_REDIS_URL": private_redis.url,
+        "MOMENTS_REDIS_PREFIX": "m",
+        "MOMENTS_API_PORT": str(free_port()),
+    }
+    for command in ("api", "worker"):
+        started = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
+            [sys.executable, "-m", "streams.cli", command],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert started.returncode == 2, (command, started.stderr[-2000:])
+        assert f"Redis holds feature-store layout {LAYOUT + 1}" in started.stderr, command
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        assert [k async for k in client.scan_iter()] == ["m:layout"]  # nothing written
+    finally:
+        await client.aclose()
