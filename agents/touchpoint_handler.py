@@ -412,16 +412,19 @@ def decision_record(
     decision: NextBestOffer | Intervention, encoded: bytes | None = None
 ) -> DecisionRecord:
     """What the store keeps of a decision: the decision itself (its JSON, ``encoded`` if
-    the caller has it already) is the learning context."""
-    decision_id = (
-        decision.decision_id if isinstance(decision, NextBestOffer) else decision.intervention_id
-    )
+    the caller has it already) is the learning context; a next-best offer that offered
+    nothing (held out, or suppressed) is kept for the profile only, a shorter while."""
+    if isinstance(decision, NextBestOffer):
+        decision_id, offered = decision.decision_id, bool(decision.offers)
+    else:
+        decision_id, offered = decision.intervention_id, True
     return DecisionRecord(
         customer_id=decision.customer_id,
         decision_id=decision_id,
         ts_ms=ts_ms(decision.ts),
         context=encoded if encoded is not None else encode_decision(decision),
         trigger_event_id=decision.trigger_event_id,
+        offered=offered,
     )
 
 

@@ -44,6 +44,7 @@ class DecisionRecord:
     ts_ms: int
     context: bytes  # the decision as JSON, opaque to the store
     trigger_event_id: str | None = None
+    offered: bool = True  # False: it offered nothing, its context is kept a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class StoreConfig:
     recent_len: int = 20
     decisions_kept: int = 20
     context_ttl_s: int = 7 * 86400  # how long an outcome can still be joined to its decision
+    # a decision that offered nothing (no outcome can teach from it): only for the profile
+    unoffered_context_ttl_s: int = 86400
     # how long an erased customer stays blocked: at least the dedupe horizon, and above
     # the topics' retention (MOMENTS_TOMBSTONE_DAYS)
     tombstone_ttl_s: int = 400 * 86400

@@ -7,12 +7,15 @@
 -- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
---       9 live lag (ms): a decision at most this old counts as made now (apply.lua's)
+--       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
+--       10 this context's own ttl (s), at most ARGV[2] (a decision that offered nothing
+--       teaches nothing: only the profile shows it); none: ARGV[2]
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
--- The context's lifetime counts from the decision (never longer than the ttl, should
+-- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
-local left_s = math.min(tonumber(ARGV[2]), tonumber(ARGV[2]) - age_s)
+local own_s = math.min(tonumber(ARGV[10] or ARGV[2]), tonumber(ARGV[2]))
+local left_s = math.min(own_s, own_s - age_s)
 -- The customer's keys live the key ttl from the decision's time, as apply.lua has them
 -- live from the touchpoint's: a replayed decision renews an expiry only as far as its
 -- time gives, never shortening one (a rebuild must not keep a quiet customer's ids 400

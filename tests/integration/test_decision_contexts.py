@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -112,4 +113,33 @@ async def test_the_recent_decisions_are_all_the_recent_list_keeps(kafka_redis: S
         recent = [json.loads(c)["decision_id"] for c in await store.decisions.recent("c1")]
         assert recent == [f"d{n}" for n in range(24, 4, -1)]
     finally:
+        await store.close()
+
+
+async def test_a_decision_that_offered_nothing_keeps_its_context_a_day(
+    kafka_redis: Services,
+) -> None:
+    """No outcome can teach from it (it showed no offer), and held-out or suppressed
+    decisions are most of them: a week of their contexts was most of Redis."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    now_ms = int(time.time() * 1000)
+    day_ms = 86_400_000
+    try:
+        offered = decided("c1", 0, now_ms - 3 * day_ms)
+        nothing, old_nothing = decided("c1", 1, now_ms), decided("c1", 2, now_ms - 2 * day_ms)
+        await store.decisions.record([
+            offered, replace(nothing, offered=False), replace(old_nothing, offered=False),
+        ])  # fmt: skip
+        keys = store._keys.for_customer("c1")
+        assert 4 * 86400 - 60 <= await admin.ttl(keys.context("d0")) <= 4 * 86400
+        assert 86400 - 60 <= await admin.ttl(keys.context("d1")) <= 86400
+        assert not await admin.exists(keys.context("d2"))  # its day is over
+        # the index still names the offered one, three days old: erasure finds it
+        assert sorted(await admin.zrange(keys.decision_index, 0, -1)) == ["d0", "d1"]
+        recent = [json.loads(c)["decision_id"] for c in await store.decisions.recent("c1")]
+        assert recent == ["d1", "d0"]  # the profile shows both while they are kept
+    finally:
+        await admin.aclose()
         await store.close()

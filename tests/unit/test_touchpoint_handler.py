@@ -643,6 +643,8 @@ async def test_confirm_records_contacts_and_decisions() -> None:
     )
     assert first.ts_ms == ts_ms(NOW)
     assert decode_next_best_offer(first.context) == shown
+    # only what offered something is kept the whole week an outcome may come in
+    assert [r.offered for r in store.records[0]] == [True, False, True]
     last = store.records[0][2]
     assert (last.customer_id, last.decision_id, last.trigger_event_id) == (
         "cust-2",
