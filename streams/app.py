@@ -174,6 +174,9 @@ def create_app(settings: Settings) -> Moments:
         broker_heartbeat_interval=max(settings.kafka_session_timeout_s / 4, 0.5),
         broker_commit_interval=1.0,
         broker_credentials=faust_credentials(settings),
+        # no Faust tables: no standby replicas, so that the assignor balances the group
+        # (with one asked for, a worker joining a balanced group could get no partition)
+        table_standby_replicas=0,
     )
     app.monitor = PrometheusMonitor(metrics=faust_sensors(metrics))
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))

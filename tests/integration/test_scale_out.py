@@ -142,3 +142,18 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
     assert set(ids) == moments
     assert all(len(v) == 1 for v in ids.values())
     assert len({next(iter(v)) for v in ids.values()}) == len(moments)
+
+
+def test_a_worker_joining_a_balanced_group_gets_a_share(pipeline: Pipeline) -> None:
+    """Four partitions, two workers holding two each: a third one added takes one of
+    them (Faust's assignor kept the two within its cap and left the third idle, never
+    ready, while the app asked for a standby replica of tables it does not have)."""
+    env = {"MOMENTS_TOPIC_PARTITIONS": "4", "MOMENTS_KAFKA_SESSION_TIMEOUT_S": "10"}
+    first, second = pipeline.start_worker(**env), pipeline.start_worker(**env)
+    third = pipeline.start_worker(timeout=60, **env)  # ready: it holds a partition
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # and so, once rebalanced, do the other two
+        if all(w.get("/readyz")[0] == 200 for w in (first, second, third)):
+            return
+        time.sleep(0.5)
+    raise AssertionError("the three workers were never all ready at once")
