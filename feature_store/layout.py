@@ -42,9 +42,10 @@ class StoreLayout:
         return None if found is None else str(found)
 
     async def mark(self) -> None:
-        """Mark Redis as holding this version's layout."""
+        """Mark Redis as holding this version's layout, unless it is marked already
+        (another version starting at the same moment: :meth:`check` then tells)."""
         with unavailable_when_transient():
-            await self._conn.client.set(self._key, str(LAYOUT))
+            await self._conn.client.set(self._key, str(LAYOUT), nx=True)
 
     async def check(self) -> bool:
         """Raise :class:`LayoutMismatch` when Redis is marked with another layout;

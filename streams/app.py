@@ -12,6 +12,7 @@ from typing import Any
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Histogram
+from redis.exceptions import RedisClusterException, RedisError
 
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
@@ -122,7 +123,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
     :class:`feature_store.LayoutMismatch` for one marked with another, and log a warning
     for one holding customers but no mark (written before marks: perhaps in another
     layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
-    ``unknown``: Redis did not answer, as the processes then wait for it)."""
+    ``unknown``: Redis did not answer within ``within_s``, or refused the check; said in
+    a warning, and the processes then start as they would)."""
     store = build_store(settings)
     try:
         async with asyncio.timeout(within_s):
@@ -130,8 +132,12 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
                 return "marked"
             if not await store.has_any_customer():
                 await store.layout.mark()
+                await store.layout.check()  # another version may have marked it first
                 return "marked now"
-    except (TimeoutError, StoreUnavailable):
+    # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
+    except (TimeoutError, StoreUnavailable, RedisError, RedisClusterException) as exc:
+        log.warning("the feature-store layout could not be checked (%s): starting "
+                    "without the check", type(exc).__name__)  # fmt: skip
         return "unknown"
     finally:
         await store.close()

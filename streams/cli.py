@@ -34,7 +34,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     log.info("Moments worker starting (event loop: %s)", loop_name(loop))
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))
-    loop.run_until_complete(check_redis_layout(settings))
+    # a worker has nothing to do until Redis answers: it waits longer for the check
+    loop.run_until_complete(check_redis_layout(settings, within_s=60))
     moments = create_app(settings)
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -124,12 +124,16 @@ async def rebuild(
     accept_lost_erasures: bool = False,
 ) -> RebuildReport:
     try:
-        await store.layout.check()  # nothing is merged into another layout, even forced
+        marked = await store.layout.check()  # nothing is merged into another layout
         holds_keys = await store.has_any_customer()
     except StoreUnavailable as exc:  # nothing written yet: it cannot start
         raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
     if holds_keys and not force:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
+    if holds_keys and not marked:
+        log.warning("the target Redis holds customers but no layout mark (written before "
+                    "2026-12-03, perhaps in another layout): merging into it all the same "
+                    "(--force); it stays unmarked")  # fmt: skip
     present = await topic_names(settings.kafka_bootstrap)
     for name in REPLAYED:  # every one there, before anything is written
         if settings.topic(name) not in present:

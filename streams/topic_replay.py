@@ -103,8 +103,9 @@ async def replay(
         loop = asyncio.get_running_loop()
         progress_at, positions = loop.time(), dict[TopicPartition, int]()
         while True:
+            deadline = asyncio.timeout_at(progress_at + stall_s)
             try:
-                async with asyncio.timeout_at(progress_at + stall_s):
+                async with deadline:
                     # by position: it moves past transaction markers and expired records
                     now_at = {tp: await consumer.position(tp) for tp in remaining}
                     remaining = {tp for tp, at in now_at.items() if at < ends[tp]}
@@ -112,6 +113,8 @@ async def replay(
                         return count
                     records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
             except TimeoutError:
+                if not deadline.expired():  # the client's own timeout: as it says
+                    raise
                 raise ReplayStalled(topic, (tp.partition for tp in remaining), stall_s) from None
             values = [msg for tp, msgs in records.items() for msg in msgs if msg.offset < ends[tp]]
             if values:

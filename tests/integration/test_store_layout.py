@@ -40,6 +40,9 @@ async def test_an_empty_redis_is_marked_and_a_marked_one_passes(
     store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"layout"))
     try:
         assert await store.layout.read() == str(LAYOUT)
+        await mark(private_redis.url, str(LAYOUT + 1))  # another version got there first
+        await store.layout.mark()
+        assert await store.layout.read() == str(LAYOUT + 1)  # not taken over: refused
     finally:
         await store.close()
 
@@ -59,8 +62,20 @@ async def test_customers_without_a_mark_are_named_and_left_unmarked(
         await store.close()
 
 
-async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start() -> None:
-    assert await check_redis_layout(Settings(redis_url="redis://127.0.0.1:1/0")) == "unknown"
+async def test_a_redis_that_cannot_be_reached_or_refuses_is_said_not_to_stop_the_start(
+    private_redis: LocalRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:  # a user whose ACL refuses reading keys
+        await admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-get")
+    finally:
+        await admin.aclose()
+    limited = f"redis://limited:pw@127.0.0.1:{private_redis.port}/0"
+    for url in ("redis://127.0.0.1:1/0", limited):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="streams.app"):
+            assert await check_redis_layout(Settings(redis_url=url), within_s=2) == "unknown"
+        assert any("could not be checked" in r.getMessage() for r in caplog.records), url
 
 
 async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
