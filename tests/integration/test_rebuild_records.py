@@ -74,10 +74,11 @@ async def rebuilt(pipeline: Pipeline, target: LocalRedis) -> tuple[RebuildReport
     return await rebuild(Settings.from_env(pipeline.env(0)), store), store
 
 
-def decision(decision_id: str, customer_id: str, days_ago: float) -> bytes:
+def decision(decision_id: str, customer_id: str, days_ago: float, offered: bool = True) -> bytes:
     at = datetime.now(UTC) - timedelta(days=days_ago)
+    offers = [OfferScore(offer_id="any", score=1.0, propensity=1.0)] if offered else []
     made = NextBestOffer(decision_id=decision_id, customer_id=customer_id, ts=at, channel="web",
-                         trigger_event_id=f"t-{decision_id}", offers=[])  # fmt: skip
+                         trigger_event_id=f"t-{decision_id}", offers=offers)  # fmt: skip
     return encode_decision(made)
 
 
@@ -166,13 +167,16 @@ async def test_rebuild_keeps_decision_contexts_only_for_what_is_left_of_their_li
     await write(pipeline, "next-best-offers", [
         (b"rb-c", decision("rb-d-recent", "rb-c", days_ago=3)),
         (b"rb-c", decision("rb-d-expired", "rb-c", days_ago=8)),  # 7 days kept by default
+        (b"rb-c", decision("rb-d-nothing", "rb-c", days_ago=2, offered=False)),  # a day
     ])  # fmt: skip
     report, store = await rebuilt(pipeline, private_redis)
     admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
     try:
-        assert report.decisions == 2
-        found = await store.decisions.contexts([("rb-c", "rb-d-recent"), ("rb-c", "rb-d-expired")])
-        assert [c is not None for c in found] == [True, False]
+        assert report.decisions == 3
+        found = await store.decisions.contexts(
+            [("rb-c", "rb-d-recent"), ("rb-c", "rb-d-expired"), ("rb-c", "rb-d-nothing")]
+        )
+        assert [c is not None for c in found] == [True, False, False]
         tagged = await keys_tagged(private_redis.url, store.pseudonym("rb-c"))
         (kept,) = [k for k in tagged if ":ctx:" in k]
         assert 4 * 86400 - 120 <= await admin.ttl(kept) <= 4 * 86400
