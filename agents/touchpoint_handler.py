@@ -103,6 +103,9 @@ class BatchResult:
     # (event type, result) per record; result is ok, invalid, duplicate or failed
     results: list[tuple[str, str]] = field(default_factory=list)
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
+    # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
+    # a producer keying them so spreads a customer's events over partitions, out of order
+    misrouted: int = 0
 
 
 def _utcnow() -> datetime:
@@ -151,6 +154,8 @@ class TouchpointHandler:
                 event = decode_touchpoint(record.value)
                 not_ahead(event, latest, self._max_future)
                 decoded.append((record, event))
+                if record.key != event.customer_id.encode():
+                    result.misrouted += 1
             except InvalidEvent as exc:
                 result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))
                 result.results.append((exc.kind, "invalid"))

@@ -35,6 +35,11 @@ class Metrics:
         self.events = Counter(
             "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
         )
+        self.events_misrouted = Counter(
+            "moments_events_misrouted_total",
+            "Touchpoints whose Kafka key is not their customer id (none, or another's).",
+            registry=r,
+        )
         self.event_to_decision = Histogram(
             "moments_event_to_decision_seconds",
             "From the event's ts to its decision being delivered to Kafka.",
@@ -203,6 +208,8 @@ class Metrics:
         self.batch_size.observe(len(result.results))
         for kind, outcome in result.results:
             self.events.labels(kind, outcome).inc()
+        if result.misrouted:
+            self.events_misrouted.inc(result.misrouted)
         for alert in result.too_late:
             self.interventions_too_late.labels(alert.kind).inc()
         if result.budgets is not None:

@@ -54,6 +54,7 @@ from schemas import (
     decode_next_best_offer,
     encode_touchpoint,
 )
+from streams.metrics import Metrics
 from tests.unit.factories import T0
 
 NOW = T0 + timedelta(milliseconds=40)
@@ -723,3 +724,21 @@ def test_a_contact_counts_against_every_cap_and_cool_down() -> None:
     assert after.contact.last_contact["web"] == made.ts
     assert contacted(after, msgspec.structs.replace(made, offers=[])) is after  # none shown
     assert KNOWN.contact.shown_today == {}  # the features read stay as they were
+
+
+async def test_touchpoints_not_keyed_by_their_customer_are_counted() -> None:
+    """Applied all the same (dedupe is by event id), but counted: a producer that keys
+    them so spreads a customer's events over partitions, and their order is lost."""
+    keyed = [
+        SourceRecord("touchpoints", 0, 0, b"cust-1", encode_touchpoint(click("k1"))),
+        SourceRecord("touchpoints", 0, 1, b"cust-2", encode_touchpoint(click("k2"))),
+        SourceRecord("touchpoints", 0, 2, None, encode_touchpoint(click("k3"))),
+        SourceRecord("touchpoints", 0, 3, b"other", b"{not json"),  # invalid: not counted
+    ]
+    store = RecordingStore()
+    result = await handler(store).handle(keyed)
+    assert result.misrouted == 2
+    assert store.applied == ["k1", "k2", "k3"]
+    metrics = Metrics()
+    metrics.batch_handled(result)
+    assert metrics.registry.get_sample_value("moments_events_misrouted_total") == 2
