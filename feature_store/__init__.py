@@ -9,7 +9,7 @@ from feature_store.facts import (
     touchpoint_fact,
 )
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
-from feature_store.layout import LAYOUT, LayoutMismatch
+from feature_store.layout import LAYOUT, UNMARKED, LayoutMismatch
 from feature_store.records import (
     ApplyStatus,
     BudgetSpend,
@@ -24,6 +24,7 @@ from feature_store.subject_access import CustomerRecord
 
 __all__ = [
     "LAYOUT",
+    "UNMARKED",
     "ApplyStatus",
     "BudgetSpend",
     "ContactHistory",

@@ -13,6 +13,11 @@ from __future__ import annotations
 from feature_store.connection import StoreConnection, unavailable_when_transient
 
 LAYOUT = 1  # marks began on 2026-12-03
+# what a Redis holding customers but no mark is: said at start and by a forced rebuild
+UNMARKED = (
+    "holds customers but no feature-store layout mark: it was written by a Moments from "
+    "before 2026-12-03, whose layout may differ"
+)
 
 
 class LayoutMismatch(RuntimeError):

@@ -23,7 +23,13 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
-from feature_store import FeatureStore, SegmentThresholds, StoreConfig, StoreUnavailable
+from feature_store import (
+    UNMARKED,
+    FeatureStore,
+    SegmentThresholds,
+    StoreConfig,
+    StoreUnavailable,
+)
 from feature_store.records import Observer
 from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
@@ -142,10 +148,9 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
     finally:
         await store.close()
     log.warning(
-        "Redis holds customers but no feature-store layout mark: it was written by a "
-        "Moments from before 2026-12-03, whose layout may differ (erasures and exports "
-        "could miss decision records it kept); rebuild into an empty Redis to be sure "
-        "(see Upgrading in the README)"
+        "Redis %s (erasures and exports could miss decision records it kept); rebuild "
+        "into an empty Redis to be sure (see Upgrading in the README)",
+        UNMARKED,
     )
     return "unmarked"
 

@@ -46,6 +46,7 @@ from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
 from agents.risk_watch import pending_snapshot, risk_band
 from agents.touchpoint_handler import decision_record, worth_watching
 from feature_store import (
+    UNMARKED,
     ApplyStatus,
     FeatureStore,
     StoreUnavailable,
@@ -131,9 +132,8 @@ async def rebuild(
     if holds_keys and not force:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
     if holds_keys and not marked:
-        log.warning("the target Redis holds customers but no layout mark (written before "
-                    "2026-12-03, perhaps in another layout): merging into it all the same "
-                    "(--force); it stays unmarked")  # fmt: skip
+        log.warning("the target Redis %s: merging into it all the same (--force); it stays "
+                    "unmarked", UNMARKED)  # fmt: skip
     present = await topic_names(settings.kafka_bootstrap)
     for name in REPLAYED:  # every one there, before anything is written
         if settings.topic(name) not in present:

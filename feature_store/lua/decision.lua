@@ -9,12 +9,12 @@
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
 --       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
 --       10 this context's own ttl (s), at most ARGV[2] (a decision that offered nothing
---       teaches nothing: only the profile shows it); none: ARGV[2]
+--       teaches nothing: only the profile shows it)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
-local own_s = math.min(tonumber(ARGV[10] or ARGV[2]), tonumber(ARGV[2]))
+local own_s = math.min(tonumber(ARGV[10]), tonumber(ARGV[2]))
 local left_s = math.min(own_s, own_s - age_s)
 -- The customer's keys live the key ttl from the decision's time, as apply.lua has them
 -- live from the touchpoint's: a replayed decision renews an expiry only as far as its

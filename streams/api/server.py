@@ -170,16 +170,12 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         yield
         for task in background:
             task.cancel()
-        try:  # whatever fails on the way, the decisions answered are flushed to Kafka
-            try:
-                await recommender.drain()
-            finally:
-                await hub.stop()
-        finally:
-            try:
-                await producer.stop()
-            finally:
-                await app[API_KEY].store.close()
+        # each step runs whatever failed before it: the decisions answered reach Kafka
+        async with contextlib.AsyncExitStack() as stopping:
+            stopping.push_async_callback(app[API_KEY].store.close)
+            stopping.push_async_callback(producer.stop)
+            stopping.push_async_callback(hub.stop)
+            await recommender.drain()
 
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
