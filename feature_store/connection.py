@@ -126,6 +126,14 @@ def raise_failed(replies: Sequence[Any]) -> None:
             raise StoreUnavailable(str(reply)) if transient(reply) else reply
 
 
+def raise_unavailable(replies: Sequence[Any]) -> None:
+    """Raise the first error among a round trip's replies that says Redis cannot serve
+    now, as :class:`StoreUnavailable`; the others are the calls' own faults."""
+    for reply in replies:
+        if isinstance(reply, Exception) and transient(reply):
+            raise StoreUnavailable(str(reply))
+
+
 class StoreConnection:
     """Round trips to one Redis server or a Redis Cluster.
 
@@ -222,14 +230,21 @@ class StoreConnection:
         return await self.eval_mixed(op, [(script, keys, args) for keys, args in calls], ran)
 
     async def eval_mixed(
-        self, op: str, calls: Sequence[Call], ran: dict[int, Any] | None = None
+        self,
+        op: str,
+        calls: Sequence[Call],
+        ran: dict[int, Any] | None = None,
+        faults: dict[int, Exception] | None = None,
     ) -> list[Any]:
         """Run (script, keys, args) calls in one round trip, shared with other callers'
         calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
         if Redis lost them. When a call fails, the others have run all the same: ``ran``
         is given the reply of each call that ran (by index) before the error is raised,
         as :class:`StoreUnavailable` if any of them says Redis cannot serve now. So it is
-        when the connection goes after some replies came: those calls ran."""
+        when the connection goes after some replies came: those calls ran.
+
+        With ``faults``, a call that fails for its own sake (a key of another type) is
+        not raised: its error goes in ``faults`` by index, and its reply is ``None``."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -253,7 +268,10 @@ class StoreConnection:
                 if isinstance(reply, NoScriptError):
                     missing.append(i)
                 elif isinstance(reply, Exception):
-                    failed.append(reply)
+                    if faults is not None and not transient(reply):
+                        faults[i] = reply
+                    else:
+                        failed.append(reply)
                 else:
                     results[i] = reply
                     if ran is not None:

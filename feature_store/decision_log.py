@@ -36,11 +36,18 @@ class DecisionLog:
         self._fact_call = fact_call
 
     async def record(
-        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
+        self,
+        records: Sequence[DecisionRecord],
+        contacts: Sequence[Fact] = (),
+        faults: dict[str, Exception] | None = None,
     ) -> list[bool]:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
         so that a replay does not decide them again; apply the contacts they made, all in
-        one round trip. Per record, whether it was kept: not for an erased customer."""
+        one round trip. Per record, whether it was kept: not for an erased customer.
+
+        With ``faults``, a customer whose keys fail a call (a key of another type) does
+        not fail the others: the error goes in ``faults`` under their id, and none of
+        their records counts as kept."""
         if not records and not contacts:
             return []
         now_ms = int(self._clock() * 1000)
@@ -56,8 +63,18 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
-        replies = await self._conn.eval_mixed("decisions", calls)
-        return [int(r) == 1 for r in replies[len(contacts) :]]
+        if faults is None:
+            replies = await self._conn.eval_mixed("decisions", calls)
+            return [int(r) == 1 for r in replies[len(contacts) :]]
+        failed: dict[int, Exception] = {}
+        replies = await self._conn.eval_mixed("decisions", calls, faults=failed)
+        owners = [f.customer_id for f in contacts] + [r.customer_id for r in records]
+        for i, exc in failed.items():
+            faults.setdefault(owners[i], exc)
+        return [
+            r is not None and int(r) == 1 and record.customer_id not in faults
+            for r, record in zip(replies[len(contacts) :], records, strict=True)
+        ]
 
     async def claim_outcomes(self, claims: Sequence[tuple[str, str, str, str]]) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)

@@ -16,6 +16,7 @@ from feature_store.connection import (
     StoreConnection,
     hash_reply,
     raise_failed,
+    raise_unavailable,
     unavailable_when_transient,
 )
 from feature_store.decision_log import DecisionLog
@@ -180,7 +181,10 @@ class FeatureStore:
         return [ApplyStatus(int(replies[i])) for i in range(len(facts))]
 
     async def read_for_decisions(
-        self, customer_ids: Sequence[str], now: float | None = None
+        self,
+        customer_ids: Sequence[str],
+        now: float | None = None,
+        faults: dict[str, Exception] | None = None,
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """(erased?, features) per customer, in one round trip, with what offer decisions
         use: the activity counts per window, channel mix, recent touchpoints and other
@@ -190,6 +194,10 @@ class FeatureStore:
         touchpoint applied meanwhile may show in one hash and not yet in another, which
         the next read puts right. The tombstone is read last, so that an erasure made
         meanwhile is always seen.
+
+        With ``faults``, a customer whose keys cannot be read as features (a key of
+        another type, a value that is not a number) does not fail the others: their error
+        goes in ``faults`` under their id, and their entry is ``(False, None)``.
         """
         if not customer_ids:
             return []
@@ -202,12 +210,28 @@ class FeatureStore:
         started = time.perf_counter()
         replies = await self._conn.submit(commands)
         self._conn.observe("read", started)
-        raise_failed(replies)
+        if faults is None:
+            raise_failed(replies)
+        else:
+            raise_unavailable(replies)
         views: list[tuple[Any, ...]] = [
             (replies[i + 4], replies[i], replies[i + 1], replies[i + 2], [], replies[i + 3])
             for i in range(0, len(replies), 5)
         ]
-        return self._features(views, now, full=False)
+        if faults is None:
+            return self._features(views, now, full=False)
+        out: list[tuple[bool, CustomerFeatures | None]] = []
+        for customer_id, view in zip(customer_ids, views, strict=True):
+            fault = next((r for r in view[1:] if isinstance(r, Exception)), None)
+            if fault is None or int(view[0]):  # an erased customer's keys are not read
+                try:
+                    out += self._features([view], now, full=False)
+                    continue
+                except Exception as exc:  # this customer's values: the others are read
+                    fault = exc
+            faults[customer_id] = fault
+            out.append((False, None))
+        return out
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is

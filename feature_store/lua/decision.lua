@@ -11,6 +11,14 @@
 --       10 this context's own ttl (s), at most ARGV[2] (a decision that offered nothing
 --       teaches nothing: only the profile shows it)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+-- Redis does not undo a script's writes when it fails: a key of another type is found
+-- before the first write (a context kept out of the index would escape erasure).
+for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the decision holds a ' .. found)
+  end
+end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)

@@ -23,8 +23,10 @@ offer budgets (in the same round trip) is taken back whenever its caller was not
 answered with it (refused at erasure, the round trip failed, the caller left); one that
 was answered (the latency budget ran out meanwhile) was shown, and stays counted.
 
-A decision that fails (one customer's features the policy cannot take) fails its own
-request alone; its caller gets a fallback.
+A decision that fails fails its own request alone, its caller getting a fallback: one
+customer's keys that Redis cannot serve as they should be (a key of another type, a
+field that is not a number), on the read or on the write, or features the policy cannot
+take.
 """
 
 from __future__ import annotations
@@ -75,6 +77,13 @@ def _expire(batch: list[_Request]) -> None:
                 request.answer.set_result(request.decision)
             else:
                 request.answer.set_exception(TimeoutError())
+
+
+def _fail(request: _Request, exc: Exception) -> None:
+    """This request alone failed (its customer's keys or features): a fallback."""
+    # by its kind alone: its message may quote what it failed on
+    log.warning("a decision failed (its caller gets a fallback): %s", type(exc).__name__)
+    request.answer.set_exception(exc)
 
 
 def _answered_with(answer: asyncio.Future[NextBestOffer | None], decision: NextBestOffer) -> bool:
@@ -196,11 +205,12 @@ class Recommender:
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
+        # customers whose keys failed a call (a key of another type): they alone fall back
+        faults: dict[str, Exception] = {}
         try:
             # unseen: what this read does not show of the decisions of other batches
-            reading = self._inflight.read(
-                self._store.read_for_decisions([r.moment.customer_id for r in batch])
-            )
+            asked_for = [r.moment.customer_id for r in batch]
+            reading = self._inflight.read(self._store.read_for_decisions(asked_for, faults=faults))
             spent: dict[str, int] = {}
             today = datetime.now(UTC).date()
             if limits:  # the day's offer budgets, in the same round trip
@@ -227,6 +237,9 @@ class Recommender:
                     request.answer.set_result(None)
                     continue
                 customer_id = request.moment.customer_id
+                if customer_id in faults:
+                    _fail(request, faults[customer_id])
+                    continue
                 if customer_id in contacts:
                     features = contacts[customer_id]
                 else:  # with what other batches showed them, if the read missed it
@@ -236,10 +249,7 @@ class Recommender:
                         request.moment, features, now, budgets, catalogue
                     )
                 except Exception as exc:  # this customer's features: the others go on
-                    # by its kind alone: its message may quote what it failed on
-                    log.warning("a decision failed (its caller gets a fallback): %s",
-                                type(exc).__name__)  # fmt: skip
-                    request.answer.set_exception(exc)
+                    _fail(request, exc)
                     continue
                 if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                     contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
@@ -254,7 +264,9 @@ class Recommender:
                 self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            writes: list[Awaitable[Any]] = [self._store.decisions.record(records, shown)]
+            writes: list[Awaitable[Any]] = [
+                self._store.decisions.record(records, shown, faults=faults)
+            ]
             if spending:  # in the same round trip
                 writes.append(self._spend(spending))
             # other batches count them until stored (or not): a decision taken may be
@@ -269,17 +281,21 @@ class Recommender:
             kept = [True] * len(decided)
         answered = []
         for (request, decision, raw), stored in zip(decided, kept, strict=True):
-            if not stored:  # erased since their features were read: nothing is sent
-                if not request.answer.done():  # answered as anyone unknown (see recommend)
-                    request.answer.set_result(None)
+            own = faults.get(decision.customer_id)  # their keys failed the write
+            fault = own or failure
+            if not stored and fault is None:  # erased since their features were read:
+                if not request.answer.done():  # nothing is sent; answered as anyone
+                    request.answer.set_result(None)  # unknown (see recommend)
                 if not _answered_with(request.answer, decision):  # nor did its caller go
                     unmade.add(decision.decision_id)  # with it when the budget ran out
                 continue
             if not request.answer.done():
-                if failure is None:
+                if fault is None:
                     request.answer.set_result(decision)
+                elif own is not None:
+                    _fail(request, own)
                 else:
-                    request.answer.set_exception(failure)
+                    request.answer.set_exception(fault)
             if _answered_with(request.answer, decision):  # the customer sees it: publish it
                 answered.append((decision.customer_id.encode(), raw))
             else:  # its caller got an error (a fallback): what it may have spent goes back

@@ -90,14 +90,14 @@ def slowed(
     real = getattr(target, attr)
     calls: list[int] = []
 
-    async def wrapper(items: Sequence[Any], *args: Any) -> Any:
+    async def wrapper(items: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         calls.append(len(items))
         try:
             if times is None or len(calls) <= times:
                 await asyncio.sleep(seconds)
                 if error is not None:
                     raise error
-            return await real(items, *args)
+            return await real(items, *args, **kwargs)
         finally:
             if finished is not None:
                 finished.set()
@@ -606,10 +606,10 @@ def erase_before_recording(
     the recording waits ``then_s`` more)."""
     real_record = store.decisions.record
 
-    async def erased_meanwhile(*args: Any) -> list[bool]:
+    async def erased_meanwhile(*args: Any, **kwargs: Any) -> list[bool]:
         await store.erase(customer_id)
         await asyncio.sleep(then_s)
-        return await real_record(*args)
+        return await real_record(*args, **kwargs)
 
     monkeypatch.setattr(store.decisions, "record", erased_meanwhile)
 
@@ -781,9 +781,9 @@ async def test_a_catalogue_published_while_a_batch_reads_redis_applies_from_the_
     policy = RuleBasedOfferPolicy(holder, CONTACT_POLICY)
     reading = store.read_for_decisions
 
-    async def published_meanwhile(customer_ids: list[str]) -> Any:
+    async def published_meanwhile(customer_ids: list[str], **kwargs: Any) -> Any:
         holder.current = limited  # what a reload does while the batch waits for Redis
-        return await reading(customer_ids)
+        return await reading(customer_ids, **kwargs)
 
     store.read_for_decisions = published_meanwhile  # type: ignore[method-assign]
     recommender = Recommender(store, policy, KeyedPublisher(producer), unique("decisions"),

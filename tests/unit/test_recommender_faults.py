@@ -49,7 +49,7 @@ class Deciding:
 class Broken(SlowStore):
     """A read that fails as a reply Redis sent could (a key of the wrong type)."""
 
-    async def read_for_decisions(self, customer_ids: Any) -> Any:
+    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
         await self.reply(self.read_s)
         raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
@@ -108,8 +108,8 @@ async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() 
 class LostReply(_Decisions):
     """The decisions are recorded in Redis, and the reply is lost."""
 
-    async def record(self, records: Any, shown: Any) -> list[bool]:
-        await super().record(records, shown)
+    async def record(self, records: Any, shown: Any, faults: Any = None) -> list[bool]:
+        await super().record(records, shown, faults)
         raise StoreUnavailable("the connection went after the scripts ran")
 
 
@@ -144,7 +144,7 @@ async def test_batches_waiting_on_a_slow_redis_are_bounded() -> None:
 class Erased(SlowStore):
     """Every customer read is erased."""
 
-    async def read_for_decisions(self, customer_ids: Any) -> Any:
+    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
         await self.reply(self.read_s)
         return [(True, None) for _ in customer_ids]
 

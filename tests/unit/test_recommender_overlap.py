@@ -83,7 +83,7 @@ class SlowStore:
             raise error
 
     async def read_for_decisions(
-        self, customer_ids: Sequence[str]
+        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         views = [(False, self.features.get(c)) for c in customer_ids]
@@ -95,7 +95,12 @@ class _Decisions:
     def __init__(self, store: SlowStore) -> None:
         self._store = store
 
-    async def record(self, records: Sequence[DecisionRecord], shown: Sequence[Fact]) -> list[bool]:
+    async def record(
+        self,
+        records: Sequence[DecisionRecord],
+        shown: Sequence[Fact],
+        faults: dict[str, Exception] | None = None,
+    ) -> list[bool]:
         store = self._store
         store.writes.append([r.customer_id for r in records])
         for record in records:
