@@ -18,12 +18,14 @@ anew.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 
 from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
@@ -38,6 +40,8 @@ from streams.topics import (
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
 )
+
+log = logging.getLogger(__name__)
 
 SOURCES = {TOUCHPOINTS_DLQ: TOUCHPOINTS, OFFER_OUTCOMES_DLQ: OFFER_OUTCOMES}
 SAFETY_MS = 3_600_000  # re-drive only letters an hour inside the dedupe horizon
@@ -160,11 +164,18 @@ async def inspect(
         await asyncio.gather(*sent)  # delivered before the next batch is read
         if producer is not None and taken:
             await record_sent(producer, ledger, taken)
+            confirmed[0] += len(taken)
 
     read = 0
+    confirmed = [0]  # letters sent back, and their sending recorded
     try:
         for dlq in SOURCES:
             read += await replay(settings, settings.topic(dlq), handle, BATCH)
+    except KafkaError:
+        if confirmed[0]:  # the command exits as Kafka's trouble; this much is done
+            log.warning("%d letters were sent back before Kafka stopped answering: the "
+                        "same command again sends the rest", confirmed[0])  # fmt: skip
+        raise
     finally:
         if producer is not None:
             await producer.stop()
