@@ -34,6 +34,7 @@ from feature_store import (
     ApplyStatus,
     CustomerFeatures,
     FeatureStore,
+    RepliesUnknown,
     StoreUnavailable,
     intervention_fact,
     offers_shown_fact,
@@ -188,7 +189,8 @@ class TouchpointHandler:
     ) -> list[ApplyStatus]:
         """Apply, retrying a failure; the events an attempt applied go into ``applied``
         (the caller's, kept across its retries of the batch), and those of a failed
-        attempt into ``earlier`` too: the next attempt finds them applied by this batch."""
+        attempt into ``earlier`` too: the next attempt finds them applied by this batch.
+        So do those whose replies the connection lost (Redis may have applied them)."""
         for attempt in range(1, self._max_attempts + 1):
             ran: dict[int, ApplyStatus] = {}
             failure: Exception | None = None
@@ -197,6 +199,10 @@ class TouchpointHandler:
             except Exception as exc:
                 failure = exc
             now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
+            if isinstance(failure, RepliesUnknown):  # these may have been applied: a retry
+                # that finds them applied counts them so (an id once: a copy is a duplicate)
+                maybe = {events[i].event_id for i in failure.unanswered}
+                now += sorted(maybe.difference(now, earlier))
             if applied is not None:
                 applied.update(now)
             if failure is None:

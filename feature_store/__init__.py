@@ -16,6 +16,7 @@ from feature_store.records import (
     DecisionRecord,
     ErasureReceipt,
     PendingRisk,
+    RepliesUnknown,
     StoreConfig,
     StoreUnavailable,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "LayoutMismatch",
     "PendingRisk",
     "RecentTouchpoint",
+    "RepliesUnknown",
     "SegmentThresholds",
     "StoreConfig",
     "StoreUnavailable",

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.pipelining import Command, SharedRoundTrips
-from feature_store.records import Observer, StoreUnavailable
+from feature_store.records import Observer, RepliesUnknown, StoreUnavailable
 from feature_store.transport import RedisPipe, RepliesLost
 
 SCRIPTS = {
@@ -241,7 +241,8 @@ class StoreConnection:
         if Redis lost them. When a call fails, the others have run all the same: ``ran``
         is given the reply of each call that ran (by index) before the error is raised,
         as :class:`StoreUnavailable` if any of them says Redis cannot serve now. So it is
-        when the connection goes after some replies came: those calls ran.
+        when the connection goes after some replies came: those calls ran, and the rest
+        may have (:class:`RepliesUnknown` names them).
 
         With ``faults``, a call that fails for its own sake (a key of another type) is
         not raised: its error goes in ``faults`` by index, and its reply is ``None``."""
@@ -260,7 +261,7 @@ class StoreConnection:
                 for i, reply in zip(pending, came, strict=False):
                     if ran is not None and not isinstance(reply, Exception):
                         ran[i] = reply
-                raise
+                raise RepliesUnknown(str(exc), pending[len(came) :]) from exc
             self.observe(op, started)
             missing = []
             failed: list[Exception] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -15,6 +15,15 @@ from feature_store.money import ONE_CURRENCY, Money
 
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached or timed out; the caller should retry later."""
+
+
+class RepliesUnknown(StoreUnavailable):
+    """The connection went before the replies to some calls came: Redis may have run
+    them. ``unanswered``: their indices in the round trip."""
+
+    def __init__(self, message: str, unanswered: Sequence[int]) -> None:
+        super().__init__(message)
+        self.unanswered = tuple(unanswered)
 
 
 class ApplyStatus(enum.IntEnum):

@@ -125,3 +125,44 @@ async def lag(worker: Worker, topic: str) -> float | None:
 
 async def _is(value: Awaitable[float | None], expected: float) -> bool:
     return await value == expected
+
+
+async def test_events_redis_ran_after_their_replies_were_lost_count_once_as_applied(
+    private_redis: LocalRedis,
+) -> None:
+    """The worker's batch reached a frozen Redis, the call timed out, and Redis ran it once
+    it moved again: the batch's retry finds the events applied and counts them so, not as
+    duplicates (moments_events_total); a copy of one in the batch stays a duplicate."""
+    from collections import Counter
+
+    import redis.asyncio as aioredis
+
+    from tests.unit.test_touchpoint_handler import click as unit_click
+    from tests.unit.test_touchpoint_handler import handler, records
+
+    assert private_redis.process is not None
+    pid = private_redis.process.proc.pid
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"frozen"),
+                                  timeout_s=TIMEOUT_S)  # fmt: skip
+    admin = aioredis.Redis.from_url(private_redis.url)
+    batch = records(unit_click("lost-a"), unit_click("lost-b"), unit_click("lost-a"))
+    applied: Counter[str] = Counter()
+    try:
+        assert await store.apply([click("warm")]) == [ApplyStatus.APPLIED]  # scripts loaded
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(handler(store).handle(batch, applied), IN_TIME)  # type: ignore[arg-type]
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        seen = store._keys.for_customer("cust-1").seen
+
+        async def ran() -> bool:
+            return await admin.zscore(seen, "t:lost-b") is not None
+
+        await eventually(ran, "Redis ran the calls written before it froze")
+        result = await asyncio.wait_for(handler(store).handle(batch, applied), IN_TIME)  # type: ignore[arg-type]
+        assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
+    finally:
+        await admin.aclose()
+        await store.close()

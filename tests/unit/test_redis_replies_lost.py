@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from feature_store import StoreUnavailable
+from feature_store import RepliesUnknown, StoreUnavailable
 from feature_store.connection import StoreConnection
 from feature_store.transport import RedisPipe, RepliesLost
 
@@ -54,8 +54,10 @@ async def test_the_store_reports_the_calls_that_ran_before_the_connection_went(p
     ran: dict[int, Any] = {}
     calls = [(("k1",), ["a"]), (("k2",), ["b"]), (("k3",), ["c"])]
     try:
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(RepliesUnknown) as lost:
             await conn.eval_many("apply", "apply", calls, ran)
         assert ran == {0: 1, 1: 0}  # the third may or may not have run: not reported
+        assert lost.value.unanswered == (2,)  # but named
+        assert isinstance(lost.value, StoreUnavailable)  # an outage, to wait out
     finally:
         await pipe.close()

@@ -34,6 +34,7 @@ from feature_store import (
     ApplyStatus,
     CustomerFeatures,
     Fact,
+    RepliesUnknown,
     StoreUnavailable,
     intervention_fact,
     offers_shown_fact,
@@ -87,7 +88,9 @@ class RecordingStore:
         outage: Sequence[str] = (),
         errors: Sequence[Exception] = (),
         read_error: Exception | None = None,
+        replies_lost: int = 0,
     ) -> None:
+        self.replies_lost = replies_lost  # calls whose replies the connection loses
         self.features = dict(features or {})
         self.gone: set[str] = set()  # erased
         self.statuses = dict(statuses or {})
@@ -121,6 +124,11 @@ class RecordingStore:
             statuses.append(self.statuses.get(event_id, fallback))
             if ran is not None:
                 ran[i] = statuses[-1]
+        if self.replies_lost:  # all applied, and the connection went before any reply
+            self.replies_lost -= 1
+            if ran is not None:
+                ran.clear()
+            raise RepliesUnknown("TimeoutError: no reply", range(len(ids)))
         if self.outage.intersection(ids):
             raise StoreUnavailable(f"OutOfMemoryError applying {sorted(self.outage)}")
         if self.poison.intersection(ids):
@@ -378,6 +386,21 @@ async def test_the_events_a_batch_applied_beside_an_outage_count_as_applied_on_r
     result = await handler(store).handle(batch, applied)
     assert [r for _, r in result.results] == ["ok", "ok", "ok"]
     assert triggers(result) == ["a", "b", "c"]
+
+
+async def test_events_whose_replies_were_lost_count_as_applied_when_the_retry_finds_them() -> None:
+    """Redis ran the batch, and the connection went before its replies came (a timeout):
+    the retry finds the events applied, and counts them once, as applied; a copy of one
+    in the same batch stays a duplicate."""
+    store = RecordingStore(replies_lost=1)
+    batch = records(click("a"), click("b"), click("a"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    assert store.applied == ["a", "b", "a"]
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
+    assert triggers(result) == ["a", "b"]
 
 
 async def test_events_applied_one_by_one_before_an_outage_count_as_applied_on_retry() -> None:
