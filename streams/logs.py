@@ -10,6 +10,9 @@ a bad header, a malformed chunk of body) with a traceback that quotes the offend
 bytes, and so the customer id in the path or the body: such a record keeps only the name
 of the error (:class:`WithoutRequest`).
 
+aiokafka logs every failed attempt to reach a broker, about ten a second per client:
+those warnings and errors come once per 30 s instead (:class:`RepeatsQuieted`).
+
 >>> configure("debug")
 >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
 False
@@ -18,6 +21,8 @@ False
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
@@ -31,6 +36,15 @@ RECORD_LOGGERS = (
 
 
 SERVER_LOGGER = "aiohttp.server"  # logs requests that fail before any handler
+
+# aiokafka's clients log every failed attempt to reach a broker, ten times a second each:
+# a broker down for a minute wrote thousands of lines per process
+RETRY_LOGGERS = (
+    "aiokafka",  # "Unable connect to node ...", "Unable to update metadata from ..."
+    "aiokafka.consumer.fetcher",  # "Failed fetch messages from ..."
+    "aiokafka.consumer.group_coordinator",  # "Group Coordinator Request failed: ..."
+)
+REPEAT_EVERY_S = 30.0
 
 
 def configure(level: str) -> None:
@@ -46,6 +60,47 @@ def configure(level: str) -> None:
     server = logging.getLogger(SERVER_LOGGER)
     if not any(isinstance(f, WithoutRequest) for f in server.filters):
         server.addFilter(WithoutRequest())
+    for name in RETRY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatsQuieted) for f in logger.filters):
+            logger.addFilter(RepeatsQuieted(REPEAT_EVERY_S))
+
+
+class RepeatsQuieted(logging.Filter):
+    """Lets a warning or error through once per ``every_s`` (by its text before the
+    arguments are put in); the next one let through says how many were held back
+    meanwhile.
+
+    >>> quiet = RepeatsQuieted(30.0, lambda: now)
+    >>> def tried(n: int) -> logging.LogRecord:
+    ...     return logging.LogRecord("aiokafka", logging.ERROR, "", 0,
+    ...                              "Unable connect to node with id %s", (n,), None)
+    >>> now = 0.0
+    >>> [quiet.filter(tried(1)) for now in (0.0, 0.1, 0.2, 29.0)]
+    [True, False, False, False]
+    >>> now, record = 31.0, tried(1)
+    >>> quiet.filter(record), record.getMessage()
+    (True, 'Unable connect to node with id 1 (3 more like it in 31 s)')
+    """
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, tuple[float, int]] = {}  # by message: let through at, held
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message, now = str(record.msg), self._clock()
+        last = self._last.get(message)
+        if last is not None and now - last[0] < self._every_s:
+            self._last[message] = (last[0], last[1] + 1)
+            return False
+        self._last[message] = (now, 0)
+        if last is not None and last[1]:
+            record.msg = f"{message} ({last[1]} more like it in {now - last[0]:.0f} s)"
+        return True
 
 
 class WithoutRequest(logging.Filter):

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import eventually, metric_total
 from tests.integration.test_scale_out import (
     activity,
@@ -100,3 +100,28 @@ async def test_kafka_then_redis_restart_mid_stream(private_pipeline: Pipeline) -
     await wait_for(private_pipeline, activity(events), 120)
     await asyncio.sleep(2)
     await assert_reference_state(private_pipeline, expected)
+
+
+async def test_a_broker_away_is_logged_now_and_then_not_at_every_retry(
+    private_pipeline: Pipeline,
+) -> None:
+    """aiokafka logs each failed attempt to reach the broker, ten a second per client: a
+    worker and an API with the broker away for 25 s wrote thousands of lines. Each kind
+    of line now comes once per 30 s (the next says how many were held back)."""
+    kafka = private_pipeline.services.kafka
+    assert kafka is not None
+    processes = [private_pipeline.start_worker(), private_pipeline.start_api()]
+    await asyncio.to_thread(kafka.stop)
+    await asyncio.sleep(25)
+    await asyncio.to_thread(kafka.restart)
+    for process in processes:
+
+        async def ready(process: Worker = process) -> bool:
+            return (await asyncio.to_thread(process.get, "/readyz"))[0] == 200
+
+        await eventually(ready, "back by itself once the broker is", 60)
+        assert process.proc.poll() is None
+        lines = process.log_path.read_text().splitlines()
+        unreachable = [line for line in lines if "Unable connect to node" in line]
+        assert 1 <= len(unreachable) <= 2, unreachable[:5]
+        assert len([line for line in lines if "ERROR" in line]) < 20, lines[-20:]
