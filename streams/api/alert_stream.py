@@ -136,7 +136,9 @@ async def _stream(
             # ended (the process stops, or the screen fell behind) after passing others'
             # alerts: where it is, so that it resumes there, not told of them as a gap
             await _write(request, response, _position_sse(position.event_id()))
-    except (ConnectionResetError, asyncio.CancelledError):
+    # the screen went: a write failed (ConnectionResetError), or aiohttp lost the
+    # connection while a write waited for room (a plain ConnectionError)
+    except (ConnectionError, asyncio.CancelledError):
         pass
     finally:
         hub.unsubscribe(inbox)

@@ -298,3 +298,40 @@ async def test_a_key_holds_at_most_its_streams_and_a_closed_screen_frees_its_sea
 
 async def _no_streams(api: Any) -> bool:
     return metric_total(api, "moments_alert_streams_open") == 0
+
+
+async def test_a_screen_that_leaves_while_its_backlog_is_written_ends_quietly(
+    pipeline: Pipeline,
+) -> None:
+    """A screen whose connection goes while the stream is writing to it (the replayed
+    backlog fills its small receive buffer; it reads a little, then closes) ends its
+    stream as any screen that left: no 500, no error logged with a traceback. aiohttp
+    says so with a plain ConnectionError ("Connection lost"), which the stream let
+    through to the catch-all."""
+    import socket
+    import time
+
+    api = pipeline.start_api()
+    big = [intervention(n, None) for n in range(120)]
+    for alert in big:  # more than the kernel's buffers on the way take: the writer waits
+        alert["suggested_action"] = "Call back. " * 6000  # about 60 KB each
+    await send(pipeline, *big)
+    async with SseClient(f"{api.url}/v1/alerts/stream", DEV_AUTH) as screen:
+        assert len(await receive(screen, len(big))) == len(big)  # all buffered
+
+    def leave_early() -> None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", api.port))
+            auth = DEV_AUTH["Authorization"].encode()
+            sock.sendall(b"GET /v1/alerts/stream HTTP/1.1\r\nHost: moments\r\n"
+                         b"Authorization: " + auth + b"\r\n\r\n")  # fmt: skip
+            sock.recv(100)
+            time.sleep(0.2)  # the server writes on, into the full buffers
+
+    for _ in range(5):
+        await asyncio.to_thread(leave_early)
+    await eventually(lambda: _no_streams(api), "every stream ended", within=20)
+    errors = metric_total(api, "moments_http_request_seconds_count", status="500")
+    assert errors == 0, api.log_path.read_text()[-3000:]
+    assert "unexpected error" not in api.log_path.read_text()
