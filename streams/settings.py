@@ -29,7 +29,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # for company would wait until it is full).
 _POSITIVE = (
     "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
-    "risk_sweep_interval_s", "redis_timeout_s",
+    "risk_sweep_interval_s", "redis_timeout_s", "api_idle_timeout_s", "api_body_timeout_s",
 )  # fmt: skip
 # ...and those where 0 means something (no event dated ahead; every paying customer
 # valuable; alerts however late)
@@ -127,6 +127,11 @@ class Settings:
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
     api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
+    # a connection that sends no request this long (after connecting, between requests,
+    # or part way through its headers) is closed; longer than a load balancer's idle
+    # timeout (60 s in AWS's, Google's), so that the balancer closes first
+    api_idle_timeout_s: float = 75.0
+    api_body_timeout_s: float = 30.0  # a request body not all received by then: a 408
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request

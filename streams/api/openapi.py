@@ -257,7 +257,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "security": _SECURITY, "x-scope": "ingest",
                 "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}, max_items),
                 "responses": {"202": _accepted("event_ids"),
-                              **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
+                              **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503)},
             }},
             "/v1/outcomes": {"post": {
                 "summary": "Report what customers did with offers (scope outcomes, or "
@@ -265,7 +265,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "security": _SECURITY, "x-scope": "outcomes",
                 "requestBody": _body(_OUTCOME, max_items),
                 "responses": {"202": _accepted("decision_ids"),
-                              **_errors(400, 401, 403, 413, 415, 422, 429, 503)},
+                              **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503)},
             }},
             "/v1/alerts/stream": {"get": {
                 "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",

@@ -213,7 +213,10 @@ async def serve(settings: Settings) -> None:
     app.on_shutdown.append(_end_alert_streams)
     # Requests under way get this long once stopping (an orchestrator kills the process
     # after its grace period, 30 s in deploy/k8s); the alert streams end at once.
-    runner = JsonErrorsAppRunner(app, access_log=None, stop_within_s=SHUTDOWN_S)
+    runner = JsonErrorsAppRunner(
+        app, access_log=None, stop_within_s=SHUTDOWN_S,
+        keepalive_timeout=settings.api_idle_timeout_s,
+    )  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()

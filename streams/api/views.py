@@ -172,7 +172,11 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        raw = await request.read()
+        async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
+            raw = await request.read()
+    except TimeoutError as exc:  # a client trickling its body holds a connection
+        raise ApiError(408, "body_timeout", "the body did not arrive within "
+                       f"{api_of(request).settings.api_body_timeout_s:g} s") from exc  # fmt: skip
     except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
         raise ApiError(400, "malformed_body", "the body could not be read: its "
                        "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip

@@ -1,0 +1,99 @@
+"""Connections that hold the API without asking anything of it (slowloris): one idle
+after connecting, between requests or part way through its headers is closed after
+``MOMENTS_API_IDLE_TIMEOUT_S``; a body trickled in is answered 408 after
+``MOMENTS_API_BODY_TIMEOUT_S``. aiohttp's own idle limit is an hour, and it has none for
+a body: an abuse drill held 400 connections for 15 minutes, and 1,200 idle ones took
+every file descriptor the process had."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from tests.integration.conftest import Pipeline, Worker
+from tests.integration.test_api_support import DEV_AUTH
+
+pytestmark = pytest.mark.integration
+
+IDLE_S = 2.0
+BODY_S = 1.5
+
+
+async def closed_after(reader: asyncio.StreamReader, within_s: float) -> float:
+    """Seconds until the server closes the connection (reading what it sends)."""
+    started = time.monotonic()
+    while await asyncio.wait_for(reader.read(65536), within_s):
+        pass
+    return time.monotonic() - started
+
+
+async def response(reader: asyncio.StreamReader, within_s: float) -> tuple[bytes, bytes]:
+    """One response's head and body (by its Content-Length)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), within_s)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head, await reader.readexactly(length)
+
+
+@pytest.fixture
+def api(pipeline: Pipeline) -> Worker:
+    return pipeline.start_api(
+        MOMENTS_API_IDLE_TIMEOUT_S=str(IDLE_S), MOMENTS_API_BODY_TIMEOUT_S=str(BODY_S)
+    )
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: moments\r\nX-Sl"])
+async def test_a_connection_that_sends_no_whole_request_is_closed(api: Worker, sent: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        writer.write(sent)
+        await writer.drain()
+        took = await closed_after(reader, IDLE_S + 10)
+        assert took < IDLE_S + 3, took
+    finally:
+        writer.close()
+
+
+async def test_a_kept_alive_connection_is_closed_once_idle_and_served_until_then(
+    api: Worker,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        for _ in range(3):  # requests within the limit keep it open
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: moments\r\n\r\n")
+            await writer.drain()
+            head, _ = await response(reader, 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            await asyncio.sleep(IDLE_S / 2)
+        took = await closed_after(reader, IDLE_S + 10)
+        assert took < IDLE_S + 3, took
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408(api: Worker) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        writer.write(
+            b"POST /v1/events HTTP/1.1\r\nHost: moments\r\nContent-Type: application/json\r\n"
+            b"Authorization: " + DEV_AUTH["Authorization"].encode() + b"\r\n"
+            b"Content-Length: 100000\r\n\r\n[{"
+        )
+        await writer.drain()
+        started = time.monotonic()
+        for _ in range(3):  # a byte now and then: still not the whole body in time
+            await asyncio.sleep(BODY_S / 2)
+            writer.write(b" ")
+            await writer.drain()
+        head, body = await response(reader, BODY_S + 10)
+        assert time.monotonic() - started < BODY_S + 3
+        assert head.startswith(b"HTTP/1.1 408"), head
+        assert json.loads(body)["error"] == "body_timeout", body
+    finally:
+        writer.close()
