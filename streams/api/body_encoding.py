@@ -42,14 +42,36 @@ def inflated(raw: bytes, content_encoding: str, limit: int) -> bytes:
         raise ApiError(415, "unsupported_content_encoding", "send the body uncompressed, "
                        "or with Content-Encoding gzip or deflate")  # fmt: skip
     for wbits in WBITS[encoding]:
-        inflater = zlib.decompressobj(wbits)
-        try:
-            body = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            continue  # not this form of it
-        if len(body) > limit or inflater.unconsumed_tail:
-            raise ApiError(413, "body_too_large", "the request body is too large")
-        if inflater.eof and not inflater.unused_data:
+        body = _inflate(raw, wbits, limit)
+        if body is not None:
             return body
     raise ApiError(400, "malformed_body", "the body could not be read: its "
                    "Content-Encoding or chunked encoding is corrupt")  # fmt: skip
+
+
+def _inflate(raw: bytes, wbits: int, limit: int) -> bytes | None:
+    """``raw`` inflated as ``wbits`` says, or ``None`` when it is not of that form; gzip
+    may come as several members one after the other (RFC 1952), read as one body.
+
+    >>> import gzip
+    >>> _inflate(gzip.compress(b"[1,") + gzip.compress(b"2]"), _GZIP, limit=100)
+    b'[1,2]'
+    >>> _inflate(gzip.compress(b"[1]") + b"garbage", _GZIP, limit=100) is None
+    True
+    """
+    body, rest = b"", raw
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:  # at most one byte past the limit (a max_length of 0 would mean no limit)
+            body += inflater.decompress(rest, limit + 1 - len(body))
+        except zlib.error:
+            return None  # not this form of it
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise ApiError(413, "body_too_large", "the request body is too large")
+        if not inflater.eof:
+            return None  # cut short
+        rest = inflater.unused_data
+        if not rest:
+            return body
+        if wbits != _GZIP:
+            return None  # something after the one stream deflate holds

@@ -160,6 +160,25 @@ async def test_compressed_bodies_are_inflated_by_the_api_after_the_key_check(
         assert reply.status == 415 and reply.json["error"] == "unsupported_content_encoding"
 
 
+async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
+    """RFC 1952 lets a gzip body be members one after the other (what appending to a
+    .gz file makes): it was a 400; the limit holds over all of them."""
+    item = (_ITEM["/v1/events"] % "null").encode()
+    body = b"[" + item + b"," + item.replace(b'"e1"', b'"e2"') + b"]"
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    members = gzip.compress(body[:10]) + gzip.compress(body[10:])
+    half = gzip.compress(b" " * (600 * 1024))  # two of them: over the 1 MiB limit
+    async with TestServer(app) as server:
+        reply = await raw_request(server, post("/v1/events", members, b"Content-Encoding: gzip"))
+        assert reply.status == 202 and reply.json["accepted"] == 2, reply.json
+        reply = await raw_request(server, post("/v1/events", half + half,
+                                               b"Content-Encoding: gzip"))  # fmt: skip
+        assert reply.status == 413 and reply.json["error"] == "body_too_large"
+        garbage = gzip.compress(body) + b"not gzip"
+        reply = await raw_request(server, post("/v1/events", garbage, b"Content-Encoding: gzip"))
+        assert reply.status == 400 and reply.json["error"] == "malformed_body"
+
+
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
     """aiohttp's own answer was plain text quoting the header, before any middleware."""
     app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
