@@ -74,6 +74,11 @@ _CODES = {
 }  # fmt: skip
 
 
+def refused(exc: AuthError) -> web.Response:
+    """The answer to a request whose key is missing, unknown or out of its scope."""
+    return error_response(exc.status, _CODES[exc.status], exc.message)
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -81,7 +86,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
     except AuthError as exc:
-        return error_response(exc.status, _CODES[exc.status], exc.message)
+        return refused(exc)
     except StoreUnavailable:
         return error_response(503, "store_unavailable", "the feature store is unavailable; retry",
                               headers={"Retry-After": "1"})  # fmt: skip

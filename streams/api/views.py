@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,11 +30,11 @@ from schemas import (
 )
 from schemas.contact_rules import OUTBOUND
 from streams import topics
-from streams.api.auth import ApiKey
+from streams.api.auth import ApiKey, AuthError
 from streams.api.body_encoding import inflated
 from streams.api.console_page import ConsolePage
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
-from streams.api.errors import ApiError, json_response
+from streams.api.errors import ApiError, json_response, refused
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
@@ -59,13 +59,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.headers.get("X-API-Key")
-    if not token and key_in_query:
-        token = request.query.get("api_key")
-    headers = request.headers
-    key = api.keys.authorise(token, scope, headers.get("Origin"), headers.get("Referer"))
+    key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
     if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
         # 0.0 had clients retry at once)
@@ -73,6 +67,36 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
         raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
                        [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
     return key
+
+
+def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
+    """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
+    :class:`AuthError` otherwise."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token = token or request.headers.get("X-API-Key")
+    if not token and key_in_query:
+        token = request.query.get("api_key")
+    headers = request.headers
+    return api_of(request).keys.authorise(
+        token, scope, headers.get("Origin"), headers.get("Referer")
+    )
+
+
+def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
+    """The expect handler of a route that takes a body in ``scope``: ``Expect:
+    100-continue`` invites the body only from a key that may send it; any other is
+    answered (401, 403) before the body comes."""
+
+    async def expecting(request: web.Request) -> web.StreamResponse | None:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            try:
+                _checked_key(request, scope)
+            except AuthError as exc:
+                return refused(exc)
+        return await expect_continue(request)
+
+    return expecting
 
 
 _PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
@@ -439,14 +463,13 @@ def add_routes(app: web.Application) -> None:
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
     get = functools.partial(app.router.add_get, allow_head=False, expect_handler=expect_continue)
-    post = functools.partial(app.router.add_post, expect_handler=expect_continue)
     get(f"{CUSTOMER}/recommendations", recommendations)
     get(CUSTOMER, get_customer)
     get(f"{CUSTOMER}/export", export_customer)
     get("/v1/offers", offers)
     app.router.add_delete(CUSTOMER, delete_customer, expect_handler=expect_continue)
-    post("/v1/events", post_events)
-    post("/v1/outcomes", post_outcomes)
+    app.router.add_post("/v1/events", post_events, expect_handler=continue_for("ingest"))
+    app.router.add_post("/v1/outcomes", post_outcomes, expect_handler=continue_for("outcomes"))
     get("/v1/alerts/stream", alert_stream.alerts_stream)
     get("/console", console)
     get("/openapi.json", openapi)

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from streams.api import views
 from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
-from tests.unit.api_app import api_app, raw_request
+from tests.unit.api_app import SHOP, api_app, raw_request
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
@@ -177,6 +177,24 @@ async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
         garbage = gzip.compress(body) + b"not gzip"
         reply = await raw_request(server, post("/v1/events", garbage, b"Content-Encoding: gzip"))
         assert reply.status == 400 and reply.json["error"] == "malformed_body"
+
+
+async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() -> None:
+    """aiohttp answered 100 Continue before any key was checked: a client with none was
+    invited to send its megabyte. Now it is refused first, as the route would refuse it."""
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    item = (_ITEM["/v1/events"] % "null").encode()
+    asking = post("/v1/events", item, b"Expect: 100-continue")
+    async with TestServer(app) as server:
+        keyless = asking.replace(b"X-API-Key: backend-key\r\n", b"")
+        reply = await raw_request(server, keyless)
+        assert reply.status == 401 and reply.json["error"] == "unauthorized", reply
+        outside = asking.replace(b"X-API-Key: backend-key", b"X-API-Key: page-key\r\nOrigin: "
+                                 + SHOP.encode())  # fmt: skip
+        reply = await raw_request(server, outside)  # recommend and outcomes only
+        assert reply.status == 403 and reply.json["error"] == "forbidden", reply
+        reply = await raw_request(server, asking)
+        assert reply.status == 100 and reply.body.startswith(b"HTTP/1.1 202 "), reply
 
 
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
