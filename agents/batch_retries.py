@@ -43,6 +43,17 @@ KAFKA_REFUSALS = frozenset({
 })  # fmt: skip
 
 
+def reason_of(exc: BaseException) -> str:
+    """A retry's reason, as counted in ``moments_batch_retries_total{reason}``: the kind
+    of error, every feature-store outage under one name (a reply lost is one too).
+
+    >>> from feature_store import RepliesUnknown
+    >>> reason_of(RepliesUnknown("TimeoutError", [0])), reason_of(TimeoutError())
+    ('StoreUnavailable', 'TimeoutError')
+    """
+    return StoreUnavailable.__name__ if isinstance(exc, StoreUnavailable) else type(exc).__name__
+
+
 def _kafka_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in KAFKA_MODULES
 
@@ -128,7 +139,7 @@ class BatchRetries:
                             lettered = {id(d.record) for d in result.dead_letters}
                             records = [r for r in records if id(r) not in lettered]
                         return await self.give_up(records, exc)
-                reason = type(exc).__name__
+                reason = reason_of(exc)
             else:
                 report(self.handled, result)
                 return True

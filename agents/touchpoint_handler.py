@@ -200,9 +200,11 @@ class TouchpointHandler:
                 failure = exc
             now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
             if isinstance(failure, RepliesUnknown):  # these may have been applied: a retry
-                # that finds them applied counts them so (an id once: a copy is a duplicate)
+                # that finds them applied counts them so (an id once: a copy is a duplicate;
+                # nor one a reply came for, which said what became of it)
                 maybe = {events[i].event_id for i in failure.unanswered}
-                now += sorted(maybe.difference(now, earlier))
+                answered = {events[i].event_id for i in ran}
+                now += sorted(maybe.difference(now, earlier, answered))
             if applied is not None:
                 applied.update(now)
             if failure is None:
@@ -233,8 +235,12 @@ class TouchpointHandler:
                 result.results.append((event.kind, "expired"))
             else:
                 ok = status is ApplyStatus.APPLIED
-                if status is ApplyStatus.DUPLICATE and earlier[event.event_id] > 0:
-                    earlier[event.event_id] -= 1  # applied by an earlier attempt at this batch
+                if earlier[event.event_id] > 0 and status in (ApplyStatus.APPLIED,
+                                                              ApplyStatus.DUPLICATE):  # fmt: skip
+                    # applied by an earlier attempt at this batch (a duplicate now), or
+                    # one whose reply was lost did not run after all (applied now): the
+                    # credit is spent either way, and a copy after it is a duplicate
+                    earlier[event.event_id] -= 1
                     ok = True
                 result.results.append((event.kind, "ok" if ok else "duplicate"))
                 wanted = worth_watching(event)

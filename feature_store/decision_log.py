@@ -55,7 +55,8 @@ class DecisionLog:
         config = self._config
         for r in records:
             k = self._keys.for_customer(r.customer_id)
-            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone, k.decision_index)
+            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
+                    k.decision_index, k.recent)  # fmt: skip
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
             own_ttl_s = config.context_ttl_s if r.offered else config.unoffered_context_ttl_s
             args = [

@@ -59,7 +59,7 @@ async def sweep_round(
         return await sweep_risks(store, send, now)
     except StoreUnavailable as exc:
         log.warning("the churn-risk sweep could not reach Redis (%s); next time", exc)
-        reason = type(exc).__name__
+        reason = StoreUnavailable.__name__  # a reply lost (RepliesUnknown) is one too
     except Exception as exc:
         if type(exc).__module__.split(".")[0] in KAFKA_MODULES:
             log.warning("the churn-risk sweep could not send its examples (%r); next time", exc)

@@ -128,8 +128,9 @@ class Settings:
     api_max_items: int = 500
     api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
     # a connection that sends no request this long (after connecting, between requests,
-    # or part way through its headers) is closed; longer than a load balancer's idle
-    # timeout (60 s in AWS's, Google's), so that the balancer closes first
+    # or part way through its headers) is closed; keep it longer than the idle timeout
+    # of the load balancer in front (AWS's ALB: 60 s; Google's: 600 s), which then
+    # closes first
     api_idle_timeout_s: float = 75.0
     api_body_timeout_s: float = 30.0  # a request body not all received by then: a 408
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch

@@ -4,7 +4,9 @@
 -- keeps only the newest, and erasure must find them all); mark its triggering
 -- touchpoint as decided. A context whose time is up already (a decision replayed from
 -- the topics) is not kept. Does nothing for an erased customer.
--- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset
+-- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset,
+--       6 recent-touchpoints zset (only checked: the decision's contact, applied in the
+--         same round trip, writes it)
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
 --       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
@@ -12,8 +14,11 @@
 --       teaches nothing: only the profile shows it)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- Redis does not undo a script's writes when it fails: a key of another type is found
--- before the first write (a context kept out of the index would escape erasure).
-for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset'}) do
+-- before the first write (a context kept out of the index would escape erasure), and
+-- the decision is refused when its contact would fail (kept, it would be one the
+-- customer was never shown).
+for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset',
+                      [6] = 'zset'}) do
   local found = redis.call('TYPE', KEYS[i])['ok']
   if found ~= 'none' and found ~= want then
     return redis.error_reply('WRONGTYPE key ' .. i .. ' of the decision holds a ' .. found)

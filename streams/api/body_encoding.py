@@ -29,6 +29,7 @@ _GZIP = 16 + zlib.MAX_WBITS
 _ZLIB = zlib.MAX_WBITS
 _RAW = -zlib.MAX_WBITS  # what some clients send as deflate
 WBITS = {"gzip": (_GZIP,), "x-gzip": (_GZIP,), "deflate": (_ZLIB, _RAW)}
+MAX_MEMBERS = 32  # gzip members in one body: thousands of empty ones held the loop a second
 
 
 def inflated(raw: bytes, content_encoding: str, limit: int) -> bytes:
@@ -51,27 +52,34 @@ def inflated(raw: bytes, content_encoding: str, limit: int) -> bytes:
 
 def _inflate(raw: bytes, wbits: int, limit: int) -> bytes | None:
     """``raw`` inflated as ``wbits`` says, or ``None`` when it is not of that form; gzip
-    may come as several members one after the other (RFC 1952), read as one body.
+    may come as several members one after the other (RFC 1952), read as one body, up to
+    :data:`MAX_MEMBERS` of them (each costs a pass over what follows it).
 
     >>> import gzip
     >>> _inflate(gzip.compress(b"[1,") + gzip.compress(b"2]"), _GZIP, limit=100)
     b'[1,2]'
     >>> _inflate(gzip.compress(b"[1]") + b"garbage", _GZIP, limit=100) is None
     True
+    >>> _inflate(gzip.compress(b"") * (MAX_MEMBERS + 1), _GZIP, limit=100) is None
+    True
     """
-    body, rest = b"", raw
-    while True:
+    parts: list[bytes] = []
+    size, rest = 0, memoryview(raw)
+    for _ in range(MAX_MEMBERS):
         inflater = zlib.decompressobj(wbits)
         try:  # at most one byte past the limit (a max_length of 0 would mean no limit)
-            body += inflater.decompress(rest, limit + 1 - len(body))
+            part = inflater.decompress(rest, limit + 1 - size)
         except zlib.error:
             return None  # not this form of it
-        if len(body) > limit or inflater.unconsumed_tail:
+        parts.append(part)
+        size += len(part)
+        if size > limit or inflater.unconsumed_tail:
             raise ApiError(413, "body_too_large", "the request body is too large")
         if not inflater.eof:
             return None  # cut short
-        rest = inflater.unused_data
-        if not rest:
-            return body
+        if not inflater.unused_data:
+            return b"".join(parts)
         if wbits != _GZIP:
             return None  # something after the one stream deflate holds
+        rest = rest[len(rest) - len(inflater.unused_data) :]
+    return None  # more members than any client writes

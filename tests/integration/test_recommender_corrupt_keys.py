@@ -59,7 +59,7 @@ async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.mark.parametrize(
-    "corrupt", ["profile", "contacts", "first_seen", "decisions", "decision_index"]
+    "corrupt", ["profile", "contacts", "first_seen", "decisions", "decision_index", "recent"]
 )
 async def test_a_customer_whose_key_has_another_type_fails_alone(
     store: FeatureStore,
@@ -69,8 +69,8 @@ async def test_a_customer_whose_key_has_another_type_fails_alone(
     corrupt: str,
 ) -> None:
     """The decision read (profile, contacts) or the decision's write (recent decisions,
-    context index) meets a string where a hash or sorted set should be, or a profile
-    field that is not a number: that customer's
+    context index, the recent touchpoints its contact adds to) meets a string where a
+    hash or sorted set should be, or a profile field that is not a number: that customer's
     caller gets an error (the view answers a fallback), and nothing of their decision is
     kept or sent; the others of the batch get their decisions, stored and published."""
     good = (await seed(store, customers=12, touchpoints=300))[:4]
@@ -100,9 +100,11 @@ async def test_a_customer_whose_key_has_another_type_fails_alone(
     )
     for d in decided:
         assert await store.decisions.recent(d.customer_id)
-    # no context of the broken customer's decision escaped their index (erasure finds
-    # contexts through it)
+    # nothing of the broken customer's decision is kept: no context (none escaped their
+    # index, through which erasure finds contexts), none among their recent decisions
     assert await admin.keys(keys.context("*")) == []
+    if corrupt != "decisions":
+        assert await store.decisions.recent(broken) == []
 
 
 async def test_a_decision_whose_index_key_has_another_type_writes_nothing(

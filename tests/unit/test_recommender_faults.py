@@ -178,3 +178,45 @@ async def test_an_erased_customers_answer_gets_only_what_is_left_of_the_budget()
         body = await reply.json()
     assert reply.status == 200 and body["fallback"] is True  # the rest ran out
     assert fallbacks == []  # erased: nothing counted or sent about them
+
+
+class CorruptKeys(SlowStore):
+    """Customers in ``unreadable`` fail the read, those in ``unwritable`` the write, as
+    the store says of a customer whose key holds another type (in ``faults``)."""
+
+    unreadable = frozenset({"bad-read"})
+    unwritable = frozenset({"bad-write"})
+
+    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
+        views = await super().read_for_decisions(customer_ids, faults)
+        for customer_id in self.unreadable.intersection(customer_ids):
+            faults[customer_id] = ResponseError("WRONGTYPE the profile is not a hash")
+        return [(False, None) if c in self.unreadable else v
+                for c, v in zip(customer_ids, views, strict=True)]  # fmt: skip
+
+
+class CorruptDecisions(_Decisions):
+    async def record(self, records: Any, shown: Any, faults: Any = None) -> list[bool]:
+        kept = await super().record(records, shown, faults)
+        for record in records:
+            if record.customer_id in CorruptKeys.unwritable:
+                faults[record.customer_id] = ResponseError("WRONGTYPE key 2 of the decision")
+        return [k and r.customer_id not in faults for k, r in zip(kept, records, strict=True)]
+
+
+async def test_a_customer_whose_keys_fail_fails_alone_and_spends_nothing() -> None:
+    store = CorruptKeys({c: KNOWN for c in ("c1", "bad-read", "bad-write", "c2")},
+                        spent={"voucher": 0})  # fmt: skip
+    store.decisions = CorruptDecisions(store)
+    rec = recommender(store, BUDGETS)
+    asked = ("c1", "bad-read", "bad-write", "bad-read", "c2")
+    answers = await asyncio.gather(*(rec.recommend(c, "web", 3) for c in asked),
+                                   return_exceptions=True)  # fmt: skip
+    await rec.drain()
+    assert [type(a).__name__ for a in answers] == [
+        "NextBestOffer", "ResponseError", "ResponseError", "ResponseError", "NextBestOffer",
+    ]  # fmt: skip
+    assert store.writes == [["c1", "bad-write", "c2"]]  # the unreadable one decided nothing
+    decided = [a for a in answers if isinstance(a, NextBestOffer)]
+    spent = sum(o.offer_id == "voucher" for d in decided for o in d.offers)
+    assert store.budgets.counts["voucher"] == spent  # bad-write's spending went back

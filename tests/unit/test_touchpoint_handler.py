@@ -89,8 +89,16 @@ class RecordingStore:
         errors: Sequence[Exception] = (),
         read_error: Exception | None = None,
         replies_lost: int = 0,
+        replies_came: int = 0,
+        lost_ran: bool = True,
     ) -> None:
-        self.replies_lost = replies_lost  # calls whose replies the connection loses
+        # the next ``replies_lost`` calls lose their replies after the first
+        # ``replies_came`` came; the unanswered ones ran if ``lost_ran``
+        self.replies_lost, self.replies_came, self.lost_ran = (
+            replies_lost,
+            replies_came,
+            lost_ran,
+        )
         self.features = dict(features or {})
         self.gone: set[str] = set()  # erased
         self.statuses = dict(statuses or {})
@@ -114,8 +122,11 @@ class RecordingStore:
         self.apply_calls.append(ids)
         if self.errors:
             raise self.errors.pop(0)
+        lost = self.replies_lost > 0
         statuses = []
         for i, event_id in enumerate(ids):
+            if lost and i >= self.replies_came and not self.lost_ran:
+                break  # the connection went before these were sent
             if event_id in self.poison or event_id in self.outage:
                 continue
             seen = event_id in self.applied
@@ -124,11 +135,12 @@ class RecordingStore:
             statuses.append(self.statuses.get(event_id, fallback))
             if ran is not None:
                 ran[i] = statuses[-1]
-        if self.replies_lost:  # all applied, and the connection went before any reply
+        if lost:  # the connection went: the replies after the first few never came
             self.replies_lost -= 1
             if ran is not None:
-                ran.clear()
-            raise RepliesUnknown("TimeoutError: no reply", range(len(ids)))
+                for i in range(self.replies_came, len(ids)):
+                    ran.pop(i, None)
+            raise RepliesUnknown("TimeoutError: no reply", range(self.replies_came, len(ids)))
         if self.outage.intersection(ids):
             raise StoreUnavailable(f"OutOfMemoryError applying {sorted(self.outage)}")
         if self.poison.intersection(ids):
@@ -401,6 +413,32 @@ async def test_events_whose_replies_were_lost_count_as_applied_when_the_retry_fi
     result = await handler(store).handle(batch, applied)
     assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
     assert triggers(result) == ["a", "b"]
+
+
+async def test_events_whose_calls_were_lost_unsent_count_once_and_copies_as_duplicates() -> None:
+    """The connection went before the batch reached Redis: its retry applies the events
+    (the credit for a call that may have run is spent), and a copy is a duplicate."""
+    store = RecordingStore(replies_lost=1, lost_ran=False)
+    batch = records(click("a"), click("b"), click("a"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    assert store.applied == []
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
+
+
+async def test_a_duplicate_whose_reply_came_before_the_connection_went_stays_one() -> None:
+    """x was applied by an earlier batch; this batch holds it twice, and the first reply
+    (duplicate) came before the connection went: both copies are duplicates."""
+    store = RecordingStore(replies_lost=1, replies_came=1)
+    store.applied.append("x")
+    batch = records(click("x"), click("x"))
+    applied: Counter[str] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["duplicate", "duplicate"]
 
 
 async def test_events_applied_one_by_one_before_an_outage_count_as_applied_on_retry() -> None:
