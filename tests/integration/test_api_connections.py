@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from streams.services import Services
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH
 
@@ -41,11 +43,16 @@ async def response(reader: asyncio.StreamReader, within_s: float) -> tuple[bytes
     return head, await reader.readexactly(length)
 
 
-@pytest.fixture
-def api(pipeline: Pipeline) -> Worker:
-    return pipeline.start_api(
-        MOMENTS_API_IDLE_TIMEOUT_S=str(IDLE_S), MOMENTS_API_BODY_TIMEOUT_S=str(BODY_S)
-    )
+@pytest.fixture(scope="module")
+def api(kafka_redis: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One API for the module: these tests only hold connections to it."""
+    deployment = Pipeline(kafka_redis, tmp_path_factory.mktemp("connections"))
+    try:
+        yield deployment.start_api(
+            MOMENTS_API_IDLE_TIMEOUT_S=str(IDLE_S), MOMENTS_API_BODY_TIMEOUT_S=str(BODY_S)
+        )
+    finally:
+        deployment.stop()
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: moments\r\nX-Sl"])

@@ -106,13 +106,14 @@ async def test_a_broker_away_is_logged_now_and_then_not_at_every_retry(
     private_pipeline: Pipeline,
 ) -> None:
     """aiokafka logs each failed attempt to reach the broker, ten a second per client: a
-    worker and an API with the broker away for 25 s wrote thousands of lines. Each kind
-    of line now comes once per 30 s (the next says how many were held back)."""
+    worker and an API with the broker away for 25 s wrote thousands of lines (15 s
+    here). Each kind of line now comes once per 30 s (the next says how many were held
+    back)."""
     kafka = private_pipeline.services.kafka
     assert kafka is not None
     processes = [private_pipeline.start_worker(), private_pipeline.start_api()]
     await asyncio.to_thread(kafka.stop)
-    await asyncio.sleep(25)
+    await asyncio.sleep(15)
     await asyncio.to_thread(kafka.restart)
     for process in processes:
 
