@@ -150,7 +150,10 @@ async def inspect(
         )  # fmt: skip
         await producer.start()
 
+    confirmed = 0  # letters sent back, and their sending recorded
+
     async def handle(records: list[ConsumerRecord]) -> None:
+        nonlocal confirmed
         sent: list[Awaitable[Any]] = []
         taken: list[DeadLetter] = []
         for letter in map(letter_of, records):
@@ -164,17 +167,16 @@ async def inspect(
         await asyncio.gather(*sent)  # delivered before the next batch is read
         if producer is not None and taken:
             await record_sent(producer, ledger, taken)
-            confirmed[0] += len(taken)
+            confirmed += len(taken)
 
     read = 0
-    confirmed = [0]  # letters sent back, and their sending recorded
     try:
         for dlq in SOURCES:
             read += await replay(settings, settings.topic(dlq), handle, BATCH)
     except KafkaError:
-        if confirmed[0]:  # the command exits as Kafka's trouble; this much is done
+        if confirmed:  # the command exits as Kafka's trouble; this much is done
             log.warning("%d letters were sent back before Kafka stopped answering: the "
-                        "same command again sends the rest", confirmed[0])  # fmt: skip
+                        "same command again sends the rest", confirmed)  # fmt: skip
         raise
     finally:
         if producer is not None:

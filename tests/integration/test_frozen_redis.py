@@ -9,10 +9,12 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import pytest
+import redis.asyncio as aioredis
 
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
 from schemas import WebClick
@@ -20,6 +22,9 @@ from streams.services.local_redis import LocalRedis
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import eventually
 from tests.integration.test_touchpoints_pipeline import good_events, produce
+from tests.unit.test_touchpoint_handler import click as unit_click
+from tests.unit.test_touchpoint_handler import handler
+from tests.unit.test_touchpoint_handler import records as unit_records
 
 pytestmark = pytest.mark.integration
 
@@ -133,19 +138,12 @@ async def test_events_redis_ran_after_their_replies_were_lost_count_once_as_appl
     """The worker's batch reached a frozen Redis, the call timed out, and Redis ran it once
     it moved again: the batch's retry finds the events applied and counts them so, not as
     duplicates (moments_events_total); a copy of one in the batch stays a duplicate."""
-    from collections import Counter
-
-    import redis.asyncio as aioredis
-
-    from tests.unit.test_touchpoint_handler import click as unit_click
-    from tests.unit.test_touchpoint_handler import handler, records
-
     assert private_redis.process is not None
     pid = private_redis.process.proc.pid
     store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"frozen"),
                                   timeout_s=TIMEOUT_S)  # fmt: skip
     admin = aioredis.Redis.from_url(private_redis.url)
-    batch = records(unit_click("lost-a"), unit_click("lost-b"), unit_click("lost-a"))
+    batch = unit_records(unit_click("lost-a"), unit_click("lost-b"), unit_click("lost-a"))
     applied: Counter[str] = Counter()
     try:
         assert await store.apply([click("warm")]) == [ApplyStatus.APPLIED]  # scripts loaded
