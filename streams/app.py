@@ -45,6 +45,7 @@ from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.model_reload import ModelReloads
 from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
+from streams.worker_readiness import group_coordinator, kafka_readiness
 
 log = logging.getLogger(__name__)
 
@@ -364,12 +365,9 @@ def _register_pages(moments: Moments) -> None:
             checks["redis"] = "ok" if await moments.store.ping() else "down"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
-        if app.rebalancing:
-            checks["kafka"] = "rebalancing"
-        elif not app.consumer.assignment():
-            checks["kafka"] = "no partitions assigned yet"
-        else:
-            checks["kafka"] = "ok"
+        checks["kafka"] = kafka_readiness(
+            app.rebalancing, bool(app.consumer.assignment()), group_coordinator(app)
+        )
         ready = all(v == "ok" for v in checks.values())
         return web.json(
             {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -111,9 +111,23 @@ async def test_a_broker_away_is_logged_now_and_then_not_at_every_retry(
     back)."""
     kafka = private_pipeline.services.kafka
     assert kafka is not None
-    processes = [private_pipeline.start_worker(), private_pipeline.start_api()]
+    worker = private_pipeline.start_worker()
+    processes = [worker, private_pipeline.start_api()]
     await asyncio.to_thread(kafka.stop)
-    await asyncio.sleep(15)
+    away_since = time.monotonic()
+
+    async def worker_says_kafka_is_away() -> dict[str, object] | None:
+        status, body = await asyncio.to_thread(worker.get, "/readyz")
+        answer = json.loads(body)
+        return answer if status == 503 and answer["checks"]["kafka"] != "ok" else None
+
+    # its partitions stay assigned while the group cannot meet: readiness said "ok"
+    answer = await eventually(worker_says_kafka_is_away, "the worker's /readyz to fail", 12)
+    assert answer["checks"] == {  # type: ignore[index]
+        "redis": "ok",
+        "kafka": "down: the group coordinator does not answer",
+    }
+    await asyncio.sleep(15 - (time.monotonic() - away_since))
     await asyncio.to_thread(kafka.restart)
     for process in processes:
 
