@@ -54,6 +54,19 @@ def reason_of(exc: BaseException) -> str:
     return StoreUnavailable.__name__ if isinstance(exc, StoreUnavailable) else type(exc).__name__
 
 
+def said_by_store(exc: BaseException) -> str:
+    """What Redis said of a feature-store outage, for the log (the retries' label keeps
+    one name): a full Redis reads apart from a lost connection. Its replies name no
+    customer (key names are hashed).
+
+    >>> said_by_store(StoreUnavailable("OutOfMemoryError: command not allowed"))
+    ': OutOfMemoryError: command not allowed'
+    >>> said_by_store(TimeoutError())
+    ''
+    """
+    return f": {str(exc)[:200]}" if isinstance(exc, StoreUnavailable) and str(exc) else ""
+
+
 def _kafka_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in KAFKA_MODULES
 
@@ -139,14 +152,14 @@ class BatchRetries:
                             lettered = {id(d.record) for d in result.dead_letters}
                             records = [r for r in records if id(r) not in lettered]
                         return await self.give_up(records, exc)
-                reason = reason_of(exc)
+                reason, said = reason_of(exc), said_by_store(exc)
             else:
                 report(self.handled, result)
                 return True
             if not self.stopping():
                 report(self.retrying, reason)
-                log.warning("batch of %d events not done (%s); retrying in %.1fs",
-                            len(records), reason, delay)  # fmt: skip
+                log.warning("batch of %d events not done (%s%s); retrying in %.1fs",
+                            len(records), reason, said, delay)  # fmt: skip
                 await self.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             if self.stopping():

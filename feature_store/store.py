@@ -354,22 +354,41 @@ class FeatureStore:
         return False
 
     async def eviction_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy`` (the first found that is not ``noeviction``, on a
-        cluster); None where it cannot be read (a managed Redis refusing CONFIG)."""
+        """Redis's ``maxmemory-policy`` (on a cluster, the first node's that is not
+        ``noeviction``), from ``INFO memory``, which managed services answer though they
+        refuse ``CONFIG``, else ``CONFIG GET``; None where neither answers."""
+        for read in (self._policies_in_info, self._policies_in_config):
+            try:
+                policies = await read()
+            except Exception:  # refused, unreachable, a cluster not formed: no word
+                continue
+            if policies:
+                return next((p for p in policies if p != "noeviction"), policies[0])
+        return None
+
+    async def _policies_in_info(self) -> list[str]:
+        client = self._conn.client
+        if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
+            per_node: dict[Any, Any] = await client.info(
+                "memory", target_nodes=aioredis.RedisCluster.ALL_NODES
+            )
+            answers = list(per_node.values()) if "maxmemory_policy" not in per_node else [per_node]
+        else:
+            answers = [await client.info("memory")]
+        return [str(a["maxmemory_policy"]) for a in answers
+                if isinstance(a, dict) and "maxmemory_policy" in a]  # fmt: skip
+
+    async def _policies_in_config(self) -> list[str]:
         client = self._conn.client
         answers: list[dict[Any, Any]]
-        try:
-            if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
-                per_node: dict[Any, Any] = await client.config_get(
-                    "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
-                )  # {node: {"maxmemory-policy": ...}}
-                answers = list(per_node.values())
-            else:
-                answers = [await client.config_get("maxmemory-policy")]
-        except Exception:  # refused, unreachable, a cluster not formed: no word either way
-            return None
-        policies = [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
-        return next((p for p in policies if p != "noeviction"), policies[0] if policies else None)
+        if isinstance(client, aioredis.RedisCluster):
+            per_node: dict[Any, Any] = await client.config_get(
+                "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
+            )  # {node: {"maxmemory-policy": ...}}
+            answers = list(per_node.values())
+        else:
+            answers = [await client.config_get("maxmemory-policy")]
+        return [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
 
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within

@@ -106,16 +106,24 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
     """Log a warning when Redis may evict keys to make room (its ``maxmemory-policy`` is
     not ``noeviction``): an erasure's block, a consent withdrawal kept apart or an
     event's dedupe mark could go, and an erased customer come back or an event count
-    twice. Returns the policy; never fails the start (Redis may be on its way)."""
+    twice. Returns the policy (None: it could not be read, which is said too); never
+    fails the start (Redis may be on its way)."""
     store = build_store(settings)
+    policy = None
     try:
         async with asyncio.timeout(within_s):
             policy = await store.eviction_policy()
     except TimeoutError:  # unreachable: read as None, as a refusal
-        return None
+        pass
     finally:
         await store.close()
-    if policy is not None and policy != "noeviction":
+    if policy is None:
+        log.warning(
+            "could not read Redis's maxmemory-policy (neither INFO nor CONFIG answered): "
+            "make sure it is noeviction, or an erasure's block, a consent withdrawal or an "
+            "event's dedupe mark could be evicted when Redis is full"
+        )
+    elif policy != "noeviction":
         log.warning(
             "Redis may evict keys when it is full (maxmemory-policy %s): an erasure's "
             "block, a consent withdrawal or an event's dedupe mark could go with them; "

@@ -46,7 +46,7 @@ from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
 from agents.risk import ChurnRisk, learnable_example
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import letter, source_record
-from feature_store import FeatureStore
+from feature_store import FeatureStore, StoreUnavailable
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
 from streams.kafka_security import client_options
@@ -412,14 +412,31 @@ class RiskLearner(SnapshotLearner):
         return learned
 
 
-async def learn_while_leader(learner: SnapshotLearner, is_leader: Callable[[], bool]) -> None:
-    """A learner's life in a worker: run whenever this worker is the leader."""
+async def learn_while_leader(
+    learner: SnapshotLearner,
+    is_leader: Callable[[], bool],
+    pauses: tuple[float, float] = (1.0, 30.0),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """A learner's life in a worker: run whenever this worker is the leader. A learner
+    that Redis cannot serve (down, full, read-only) starts again from its snapshot after
+    a pause that doubles, from ``pauses[0]`` to ``pauses[1]``, while that lasts: one
+    line each time, where a restart every second logged a traceback each time."""
+    first, longest = pauses
+    pause = first
     while True:
         if is_leader():
             try:
                 await learner.run(is_leader)
+                pause = first
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:
+                log.warning("%s learner stopped, Redis cannot serve it (%s); restarting from "
+                            "its snapshot in %.0f s", learner.name, exc, pause)  # fmt: skip
+                await sleep(pause)
+                pause = min(pause * 2, longest)
+                continue
             except Exception:
                 log.exception("%s learner failed; restarting from its snapshot", learner.name)
-        await asyncio.sleep(1.0)
+        await sleep(first)

@@ -6,6 +6,9 @@
 -- What an erasure removed is kept beside the tombstone, as long as it: an attempt whose
 -- caller was told to try again (the erasure record could not be written) removed the
 -- keys, and the retry must still tell of them; as must the time of the first erasure.
+-- A full Redis (maxmemory, noeviction) still runs it: Redis checks for room only before
+-- a script's first write, and the first here is a DEL. Give this script no flags line
+-- (`#!lua flags=...`) without allow-oom (tests/integration/test_full_redis.py).
 -- KEYS: the customer's keys, then the tombstone, then what the erasure removed.
 -- ARGV: 1 tombstone ttl (ms: what is left of the block), 2 erased-at (ms), 3 context
 --       key prefix,

@@ -5,6 +5,7 @@ withdrew, or count an event twice."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -35,11 +36,31 @@ async def test_a_redis_that_may_evict_keys_is_warned_of_at_start(
     assert bool(said) is warned and all(policy in s for s in said)
 
 
+async def test_a_redis_that_refuses_config_is_read_from_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Managed Redis services refuse CONFIG (and often evict by default): the policy
+    went unread there, and nothing was said."""
+    managed = LocalRedis(tmp_path / "managed", appendonly=False, extra_args=[
+        "--rename-command", "CONFIG", "", "--maxmemory-policy", "volatile-lru"])  # fmt: skip
+    managed.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="streams.app"):
+            assert await warn_if_redis_evicts(Settings(redis_url=managed.url)) == "volatile-lru"
+    finally:
+        managed.stop()
+    assert any("volatile-lru" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("cluster", [False, True])
-async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start(cluster: bool) -> None:
+async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start(
+    cluster: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """redis-py's cluster client fails with an error of its own (not a RedisError)."""
     unreachable = Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=cluster)
-    assert await warn_if_redis_evicts(unreachable) is None
+    with caplog.at_level(logging.WARNING, logger="streams.app"):
+        assert await warn_if_redis_evicts(unreachable) is None
+    assert any("could not read Redis's maxmemory-policy" in r.getMessage() for r in caplog.records)
 
 
 async def test_one_node_of_a_cluster_that_may_evict_is_named(

@@ -5,11 +5,14 @@ again (Redis lost its data)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import msgspec
+import pytest
 from prometheus_client import generate_latest
 
 from agents.bandit import LinUCBOffers
@@ -17,10 +20,12 @@ from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
+from feature_store import StoreUnavailable
 from schemas.risk import RiskExample, encode_risk_example
 from streams.learner import (
     RiskLearner,
     Snapshot,
+    learn_while_leader,
     reload_if_newer,
     reload_risk_if_newer,
 )
@@ -158,3 +163,33 @@ async def test_processes_take_up_a_risk_model_series_that_started_again() -> Non
     assert await reload_risk_if_newer(store, holder) and holder.version == 2
     assert holder.model.warmup == 7
     assert not await reload_risk_if_newer(store, holder)
+
+
+async def test_a_learner_redis_cannot_serve_restarts_after_longer_pauses_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full Redis failed the learner's checkpoint every round: it restarted each second
+    and logged a traceback each time."""
+    runs: list[int] = []
+
+    class Failing:
+        name = "nbo"
+
+        async def run(self, still_leader: Any) -> None:
+            runs.append(1)
+            if len(runs) == 6:
+                return  # leadership lost: the next run comes after the short pause
+            raise StoreUnavailable("OOM command not allowed when used memory > 'maxmemory'")
+
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 8:
+            raise asyncio.CancelledError
+
+    with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
+        await learn_while_leader(Failing(), lambda: True, (1.0, 8.0), sleep)  # type: ignore[arg-type]
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 8.0, 1.0, 1.0, 2.0]
+    assert all(r.exc_info is None and "OOM" in r.getMessage() for r in caplog.records)
+    assert len(caplog.records) == 7  # runs 1-5, 7 and 8
