@@ -71,9 +71,9 @@ class InterventionRules:
 
 
 def might_intervene(event: TouchpointEvent) -> bool:
-    """A cheap first look: only these touchpoints can raise an intervention (a lapsed
-    customer is noticed when they come back to browse, call or buy, see
-    :func:`returned_after`)."""
+    """A cheap first look: only these touchpoints can raise an intervention of their own
+    (a lapsed customer is noticed when they come back to browse, call or buy, see
+    :func:`returned_after`); a churn-risk crossing raises one from any touchpoint."""
     match event:
         case Call(status="started", direction="inbound") | WebClick() | Purchase():
             return True

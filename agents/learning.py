@@ -74,11 +74,6 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
     return Judged(Example(x, outcome.offer_id, reward), channel)
 
 
-def example_for(outcome: Outcome, context: str | None) -> Example | str:
-    """The example to learn from, or the reason there is none."""
-    return judged(outcome, context).example
-
-
 class RewardLogLoss:
     """Progressive log loss of a model that predicts the expected reward (0 to 1): each
     outcome's reward is its soft label (a click's 0.3 counts as 0.3 of an acceptance),

@@ -4,6 +4,9 @@ Apart from :mod:`agents.touchpoint_agent`, which writes them, so that what reads
 (``moments dead-letters``) loads no models.
 """
 
+# where the record came from, and why it was set aside
+SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = "source-topic", "source-partition", "source-offset"
+ERROR = "error"
 REDRIVEN_FROM = "redriven-from"  # the header ``moments dead-letters --redrive`` sets
 # ...with this one: when the record was first dead-lettered (ms since the epoch), which a
 # letter written again keeps, so that the dedupe horizon counts from the first letter

@@ -26,11 +26,15 @@ from typing import Any, Protocol
 
 from agents.batch_retries import BatchRetries, report
 from agents.letter_headers import (
+    ERROR,
     FIRST_HANDLED,
     FIRST_LETTERED,
     KEY_TRUNCATED_FROM,
     LETTER_NAME_MAX,
     REDRIVEN_FROM,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
     TRUNCATED_FROM,
 )
 from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
@@ -145,10 +149,10 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
     """Where the record came from and why it is set aside; a record sent back from the
     dead-letter topic before keeps naming that letter, so repeated failures show."""
     headers = [
-        ("source-topic", record.topic.encode()),
-        ("source-partition", str(record.partition).encode()),
-        ("source-offset", str(record.offset).encode()),
-        ("error", error[:ERROR_MAX].encode()),
+        (SOURCE_TOPIC, record.topic.encode()),
+        (SOURCE_PARTITION, str(record.partition).encode()),
+        (SOURCE_OFFSET, str(record.offset).encode()),
+        (ERROR, error[:ERROR_MAX].encode()),
     ]
     if record.redriven_from:
         headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))

@@ -101,7 +101,8 @@ class BatchResult:
     example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    # (event type, result) per record; result is ok, invalid, duplicate or failed
+    # (event type, result) per record; result is ok, duplicate, invalid, erased, expired
+    # or failed (the type "unknown" for a batch set aside whole)
     results: list[tuple[str, str]] = field(default_factory=list)
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):

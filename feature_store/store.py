@@ -91,7 +91,6 @@ class FeatureStore:
         self.layout = StoreLayout(self._conn, config.prefix)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.risks = RiskSnapshots(self._conn, self._keys)
-        self.facts_applied = 0
 
     @classmethod
     def from_url(
@@ -175,7 +174,6 @@ class FeatureStore:
         try:
             await self._conn.eval_many("apply", "apply", calls, replies)
         finally:
-            self.facts_applied += len(replies)
             if ran is not None:
                 ran.update((i, ApplyStatus(int(r))) for i, r in replies.items())
         return [ApplyStatus(int(replies[i])) for i in range(len(facts))]

@@ -34,10 +34,14 @@ from typing import Any
 import msgspec
 
 from agents.letter_headers import (
+    ERROR,
     FIRST_HANDLED,
     FIRST_LETTERED,
     KEY_TRUNCATED_FROM,
     REDRIVEN_FROM,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
     TRUNCATED_FROM,
 )
 from schemas import LetterRedriven, place
@@ -118,8 +122,8 @@ class DeadLetter:
 
         first, handled = number(FIRST_LETTERED), number(FIRST_HANDLED)
         return cls(topic, partition, offset, written_ms, key, value,
-                   text("source-topic") or "unknown", number("source-partition"),
-                   number("source-offset"), text("error") or "unknown",
+                   text(SOURCE_TOPIC) or "unknown", number(SOURCE_PARTITION),
+                   number(SOURCE_OFFSET), text(ERROR) or "unknown",
                    redriven_from=text(REDRIVEN_FROM) if REDRIVEN_FROM in found else "",
                    truncated=TRUNCATED_FROM in found or KEY_TRUNCATED_FROM in found,
                    first_lettered_ms=first if first >= 0 else None,

@@ -93,12 +93,6 @@ def count_outcome(lift: ControlLift, value: bytes) -> bool:
     return True
 
 
-def default_period(now: datetime, window: timedelta, days: float) -> LiftPeriod:
-    """The ``days`` of exposures whose windows have all closed by ``now``."""
-    until = now - window
-    return LiftPeriod(until - timedelta(days=days), until, window)
-
-
 def chosen_period(
     now: datetime,
     window: timedelta,

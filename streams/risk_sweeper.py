@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from agents.batch_retries import KAFKA_MODULES
 from agents.risk_sweep import sweep_label
 from feature_store import FeatureStore, StoreUnavailable
 from schemas.risk import RiskExample
 
 log = logging.getLogger(__name__)
 Send = Callable[[list[RiskExample]], Awaitable[None]]
-KAFKA_MODULES = ("aiokafka", "kafka", "faust", "mode")  # where a failed send's error comes from
 
 
 @dataclass

@@ -100,7 +100,7 @@ class Recommender:
         publisher: KeyedPublisher,
         topic: str,
         budget_s: float = 0.05,
-        max_batch: int = 128,
+        max_batch: int = 32,
         gather_s: float = 0.0,
         publish_failed: Callable[[int], None] = lambda n: None,
         batch_decided: Callable[[int], None] = lambda n: None,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.control_lift import ControlLift, LiftPeriod
-from streams.lift_report import default_period, duration, instant
+from streams.lift_report import chosen_period, duration, instant
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -156,7 +156,7 @@ def test_the_command_line_reads_durations_instants_and_a_closed_default_period()
     assert instant("2026-11-02T10:00Z") == T0 + timedelta(hours=10)
     with pytest.raises(ValueError, match="not an ISO date"):
         instant("yesterday")
-    period = default_period(LATER, 7 * DAY, 28)
+    period = chosen_period(LATER, 7 * DAY, 28)
     assert period.until == LATER - 7 * DAY and period.since == LATER - 35 * DAY
     with pytest.raises(ValueError, match="must end after"):
         LiftPeriod(T0, T0, DAY)
