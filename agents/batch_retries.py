@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.touchpoint_handler import BatchResult, SourceRecord
+from agents.letters import SourceRecord
+from agents.touchpoint_handler import BatchResult
 from feature_store import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The names of the Kafka headers a dead letter, and a record sent back from one, carry.
 
-Apart from :mod:`agents.touchpoint_agent`, which writes them, so that what reads them
-(``moments dead-letters``) loads no models.
+Apart from :mod:`agents.letters`, which writes them: what only reads them
+(``moments dead-letters``) needs nothing more.
 """
 
 # where the record came from, and why it was set aside

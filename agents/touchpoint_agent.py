@@ -17,27 +17,15 @@ and no offset is committed past it; the worker that reads it next applies it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableSet
+from collections.abc import Awaitable, Callable, MutableSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.batch_retries import BatchRetries, report
-from agents.letter_headers import (
-    ERROR,
-    FIRST_HANDLED,
-    FIRST_LETTERED,
-    KEY_TRUNCATED_FROM,
-    LETTER_NAME_MAX,
-    REDRIVEN_FROM,
-    SOURCE_OFFSET,
-    SOURCE_PARTITION,
-    SOURCE_TOPIC,
-    TRUNCATED_FROM,
-)
-from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord, TouchpointHandler
+from agents.letters import SourceRecord, letter, source_record
+from agents.touchpoint_handler import BatchResult, DeadLetter, TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
 
@@ -58,161 +46,6 @@ class PipelineObserver(Protocol):
     def dead_lettered(self, count: int) -> None: ...
 
     def retrying(self, reason: str) -> None: ...
-
-
-def _as_bytes(value: Any) -> bytes | None:
-    """Bytes as they are, text as UTF-8; anything else (None) is nothing."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    return value.encode() if isinstance(value, str) else None
-
-
-def redriven_from(headers: Any) -> bytes | None:
-    """The ``redriven-from`` header of a record (Kafka headers as pairs or a mapping); a
-    header without a value, or headers that cannot be read, are no header.
-
-    >>> redriven_from([("redriven-from", None), ("redriven-from", b"touchpoints-dlq:0:7")])
-    b'touchpoints-dlq:0:7'
-    >>> redriven_from([(b"redriven-from", None)]), redriven_from(42)
-    (None, None)
-    """
-    named = _header(headers, REDRIVEN_FROM)
-    return named[:LETTER_NAME_MAX] if named else None
-
-
-def first_lettered(headers: Any) -> bytes | None:
-    """The ``first-dead-lettered`` header of a record sent back, if it is a time.
-
-    >>> first_lettered([("first-dead-lettered", b"1700000000000")])
-    b'1700000000000'
-    >>> first_lettered([("first-dead-lettered", b"soon")]), first_lettered(None)
-    (None, None)
-    """
-    when = _header(headers, FIRST_LETTERED)
-    return when if when and len(when) <= 20 and when.isdigit() else None
-
-
-def _header(headers: Any, wanted: str) -> bytes | None:
-    try:
-        pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
-        for name, value in pairs:
-            found = _as_bytes(value) if _as_bytes(name) == wanted.encode() else None
-            if found:
-                return found
-    except (TypeError, ValueError):  # not pairs
-        return None
-    return None
-
-
-def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
-    """What the handler needs of a Kafka message; a key or value that is not bytes reads
-    as none (a record without a value is dead-lettered), an unreadable header as none.
-    ``taken_ms``: when the worker took it to handle it."""
-    return SourceRecord(
-        topic=str(message.topic),
-        partition=int(message.partition),
-        offset=int(message.offset),
-        key=_as_bytes(message.key),
-        value=_as_bytes(message.value),
-        redriven_from=redriven_from(getattr(message, "headers", None)),
-        first_lettered=first_lettered(getattr(message, "headers", None)),
-        taken_ms=taken_ms,
-        produced_ms=_produced_ms(message),
-    )
-
-
-def _produced_ms(message: Any) -> int | None:
-    """The record's Kafka timestamp in milliseconds (Faust gives seconds), if it has one.
-
-    >>> from types import SimpleNamespace
-    >>> _produced_ms(SimpleNamespace(timestamp=1795392000.25)), _produced_ms(SimpleNamespace())
-    (1795392000250, None)
-    """
-    stamp = getattr(message, "timestamp", None)
-    if isinstance(stamp, int | float) and stamp > 0:
-        return int(stamp * 1000)
-    return None
-
-
-# The most a letter holds, key, value and headers together (as Kafka counts a record):
-# it stays below the producers' and brokers' default limits (about 1 MB), which a record
-# just below the broker's limit would pass once headers are added; a letter that cannot
-# be written would hold its partition up.
-LETTER_MAX = 900_000
-# The longest key a letter keeps (a customer id is at most 256 characters); a longer
-# one is replaced by its SHA-256 digest, so that a letter of any record fits.
-LETTER_KEY_MAX = 1024
-ERROR_MAX = 1000  # the longest reason a letter gives (characters)
-
-
-def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
-    """Where the record came from and why it is set aside; a record sent back from the
-    dead-letter topic before keeps naming that letter, so repeated failures show."""
-    headers = [
-        (SOURCE_TOPIC, record.topic.encode()),
-        (SOURCE_PARTITION, str(record.partition).encode()),
-        (SOURCE_OFFSET, str(record.offset).encode()),
-        (ERROR, error[:ERROR_MAX].encode()),
-    ]
-    if record.redriven_from:
-        headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))
-    if record.first_lettered:
-        headers.append((FIRST_LETTERED, record.first_lettered))
-    if record.taken_ms is not None:
-        headers.append((FIRST_HANDLED, str(record.taken_ms).encode()))
-    return headers
-
-
-def letter_key(key: bytes | None) -> bytes | None:
-    """The key of a record's letter: the record's own, or one longer than
-    :data:`LETTER_KEY_MAX` as ``sha256:`` and its hex digest (the same key, the same
-    digest).
-
-    >>> letter_key(b"cust-1"), letter_key(b"k" * 5000)[:15]
-    (b'cust-1', b'sha256:622b8b1d')
-    """
-    if key is None or len(key) <= LETTER_KEY_MAX:
-        return key
-    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
-
-
-def letter_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
-    """A letter's bytes as Kafka counts them against its limits (less a few of framing)."""
-    named = sum(len(name.encode()) + len(content) for name, content in headers)
-    return len(key or b"") + len(value or b"") + named
-
-
-def dead_letter(record: SourceRecord, error: str) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """The value and headers of the letter for ``record`` (its key is :func:`letter_key`,
-    with a ``key-truncated-from`` header when that is not the record's own): the record
-    unchanged, within :data:`LETTER_MAX` in all, key and headers included. A value that
-    does not fit is cut short, with a ``value-truncated-from`` header: such a letter is
-    for reading, and never sent back.
-
-    >>> big = SourceRecord("touchpoints", 0, 7, b"c", b"x" * LETTER_MAX)
-    >>> value, headers = dead_letter(big, "invalid: too long")
-    >>> headers[-1], letter_size(big.key, value, headers) == LETTER_MAX
-    (('value-truncated-from', b'900000'), True)
-    >>> long_key = SourceRecord("touchpoints", 0, 8, b"c" * 150_000, b"x" * 850_000)
-    >>> value, headers = dead_letter(long_key, "invalid: too long")
-    >>> headers[-1], len(letter_key(long_key.key)), len(value)
-    (('key-truncated-from', b'150000'), 71, 850000)
-    """
-    headers = dead_letter_headers(record, error)
-    key, value = letter_key(record.key), record.value
-    if key != record.key and record.key is not None:
-        headers.append((KEY_TRUNCATED_FROM, str(len(record.key)).encode()))
-    if value is not None and letter_size(key, value, headers) > LETTER_MAX:
-        headers.append((TRUNCATED_FROM, str(len(value)).encode()))
-        value = value[: max(LETTER_MAX - letter_size(key, None, headers), 0)]
-    return value, headers
-
-
-def letter(record: SourceRecord, error: str) -> tuple[bytes | None, bytes | None, list[Any]]:
-    """The letter for ``record``, whole: its key (:func:`letter_key`), value and headers
-    (:func:`dead_letter`)."""
-    value, headers = dead_letter(record, error)
-    return letter_key(record.key), value, headers
 
 
 def hold(events: list[Any], unacked: MutableSet[Any]) -> None:

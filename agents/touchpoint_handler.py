@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
+from agents.decision_records import decision_record, offers_shown
 from agents.interventions import (
     InterventionRules,
     interventions_for,
@@ -25,6 +26,7 @@ from agents.interventions import (
     withheld,
 )
 from agents.learned_policy import LearnedOfferPolicy
+from agents.letters import SourceRecord
 from agents.moments import moment_for
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
@@ -37,11 +39,9 @@ from feature_store import (
     RepliesUnknown,
     StoreUnavailable,
     intervention_fact,
-    offers_shown_fact,
     risk_fact,
 )
-from feature_store.facts import Fact, ts_ms
-from feature_store.records import DecisionRecord
+from feature_store.facts import Fact
 from schemas import (
     Intervention,
     InvalidEvent,
@@ -49,7 +49,6 @@ from schemas import (
     OfferCatalogue,
     TouchpointEvent,
     decode_touchpoint,
-    encode_decision,
 )
 from schemas.risk import RiskExample
 
@@ -70,19 +69,6 @@ def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -
             f"ts {event.ts.isoformat()} is more than {max_future} in the future - at `$.ts`",
             event.kind,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    redriven_from: bytes | None = None  # the dead letter it was sent back from, if any
-    first_lettered: bytes | None = None  # when its record was first dead-lettered (ms)
-    taken_ms: int | None = None  # when this process took it to handle (its events' apply)
-    produced_ms: int | None = None  # the record's Kafka timestamp (when it was sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,13 +384,7 @@ class TouchpointHandler:
         spent, record the contacts they made (for fatigue caps and cool-downs) and let
         replays skip them. The budgets go first: a replay decides again (with the same
         decision ids) whatever was not recorded, and the store counts a decision once."""
-        contacts = [
-            offers_shown_fact(
-                d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
-            )
-            for d in result.decisions
-            if d.offers
-        ]
+        contacts = offers_shown(result.decisions)
         alerts = result.interventions + result.held_out
         contacts += [
             intervention_fact(
@@ -424,26 +404,6 @@ class TouchpointHandler:
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)
         await self._store.decisions.record(records, contacts + result.risk_facts)
-
-
-def decision_record(
-    decision: NextBestOffer | Intervention, encoded: bytes | None = None
-) -> DecisionRecord:
-    """What the store keeps of a decision: the decision itself (its JSON, ``encoded`` if
-    the caller has it already) is the learning context; a next-best offer that offered
-    nothing (held out, or suppressed) is kept for the profile only, a shorter while."""
-    if isinstance(decision, NextBestOffer):
-        decision_id, offered = decision.decision_id, bool(decision.offers)
-    else:
-        decision_id, offered = decision.intervention_id, True
-    return DecisionRecord(
-        customer_id=decision.customer_id,
-        decision_id=decision_id,
-        ts_ms=ts_ms(decision.ts),
-        context=encoded if encoded is not None else encode_decision(decision),
-        trigger_event_id=decision.trigger_event_id,
-        offered=offered,
-    )
 
 
 def _failure(stage: str, exc: BaseException) -> str:

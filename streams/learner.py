@@ -43,9 +43,9 @@ from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
+from agents.letters import letter, source_record
 from agents.risk import ChurnRisk, learnable_example
 from agents.risk_watch import RiskHolder
-from agents.touchpoint_agent import letter, source_record
 from feature_store import FeatureStore, StoreUnavailable
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example

@@ -41,17 +41,17 @@ from typing import TypeVar
 import msgspec
 from aiokafka import ConsumerRecord
 
+from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import offers_spent
 from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
 from agents.risk_watch import pending_snapshot, risk_band
-from agents.touchpoint_handler import decision_record, worth_watching
+from agents.touchpoint_handler import worth_watching
 from feature_store import (
     UNMARKED,
     ApplyStatus,
     FeatureStore,
     StoreUnavailable,
     intervention_fact,
-    offers_shown_fact,
     risk_fact,
 )
 from feature_store.budgets import KEPT_DAYS
@@ -237,14 +237,7 @@ async def rebuild(
         # and no budget spending, so neither does the rebuild
         found = [d for d in decoded(records, decode_next_best_offer)
                  if not d.fallback and not before_lapsed(d.customer_id, d.ts)]  # fmt: skip
-        contacts = [
-            offers_shown_fact(
-                d.decision_id, d.customer_id, d.channel, [o.offer_id for o in d.offers], d.ts
-            )
-            for d in found
-            if d.offers
-        ]
-        await store.apply_facts(contacts)
+        await store.apply_facts(offers_shown(found))
         await store.decisions.record([decision_record(d) for d in found])
         spent = offers_spent(found, limits)  # the daily offer budgets still kept
         await store.budgets.add([s for s in spent if s.day >= budgets_since])

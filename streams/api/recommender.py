@@ -42,12 +42,12 @@ from typing import Any
 
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
+from agents.decision_records import decision_record, offers_shown
 from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.touchpoint_handler import decision_record
-from feature_store import BudgetSpend, CustomerFeatures, FeatureStore, offers_shown_fact
+from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
 from schemas import NextBestOffer, encode_decision
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.inflight import InFlightDecisions
@@ -255,11 +255,7 @@ class Recommender:
                     contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
                 request.decision = decision
                 decided.append((request, decision, encode_decision(decision)))
-            shown = [
-                offers_shown_fact(d.decision_id, d.customer_id, d.channel,
-                                  [o.offer_id for o in d.offers], d.ts)
-                for _, d, _ in decided if d.offers
-            ]  # fmt: skip
+            shown = offers_shown(d for _, d, _ in decided)
             if budgets is not None:
                 self._budgets_counted(budgets)
             records = [decision_record(d, raw) for _, d, raw in decided]

@@ -11,8 +11,9 @@ import redis.asyncio as aioredis
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.letters import SourceRecord
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.touchpoint_handler import SourceRecord, TouchpointHandler
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
 from schemas import Offer, OfferCatalogue, WebClick, encode_touchpoint
 from streams.services.local_redis import LocalRedisCluster

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from agents.touchpoint_agent import LETTER_MAX, letter_size
+from agents.letters import LETTER_MAX, letter_size
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import event, eventually
 from tests.integration.test_touchpoints_pipeline import produce

@@ -14,8 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
-from agents.touchpoint_agent import dead_letter_headers
-from agents.touchpoint_handler import SourceRecord
+from agents.letters import SourceRecord, dead_letter_headers
 from feature_store import FeatureStore, StoreConfig
 from schemas import NextBestOffer, OfferScore, encode_decision
 from streams.rebuild import RebuildReport, rebuild

@@ -24,8 +24,9 @@ from redis.exceptions import (
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.letters import SourceRecord
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.touchpoint_handler import SourceRecord, TouchpointHandler
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, StoreConfig, StoreUnavailable
 from feature_store.connection import raise_failed, transient
 from schemas import Offer, OfferCatalogue, WebClick, encode_touchpoint

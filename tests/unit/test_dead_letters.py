@@ -161,8 +161,7 @@ def test_each_original_goes_back_once_per_run_and_only_to_known_topics() -> None
 
 
 def test_a_record_sent_back_before_keeps_naming_its_letter_when_it_fails_again() -> None:
-    from agents.touchpoint_agent import dead_letter_headers, redriven_from
-    from agents.touchpoint_handler import SourceRecord
+    from agents.letters import SourceRecord, dead_letter_headers, redriven_from
 
     named = b"touchpoints-dlq:0:17"
     assert redriven_from([("other", b"x"), ("redriven-from", named)]) == named
@@ -230,8 +229,7 @@ def test_a_failed_decision_or_a_given_up_batch_had_applied_its_event(
 
 
 def test_a_letter_cut_short_is_never_sent_back() -> None:
-    from agents.touchpoint_agent import LETTER_MAX, dead_letter
-    from agents.touchpoint_handler import SourceRecord
+    from agents.letters import LETTER_MAX, SourceRecord, dead_letter
 
     small = SourceRecord("touchpoints", 0, 1, b"c", b"{")
     assert dead_letter(small, "invalid: x") == (b"{", [
@@ -249,8 +247,7 @@ def test_the_horizon_counts_from_when_the_worker_took_the_record_not_from_its_le
     """A batch retried through a long outage is dead-lettered long after its events were
     applied: counted from the letter, a re-drive near the horizon's end applied an event
     whose id Redis no longer remembered, twice."""
-    from agents.touchpoint_agent import dead_letter_headers
-    from agents.touchpoint_handler import SourceRecord
+    from agents.letters import SourceRecord, dead_letter_headers
 
     hour = 3_600_000
     taken = SourceRecord("touchpoints", 2, 7, b"cust-1", b"{}", taken_ms=T0 - 3 * hour)

@@ -22,7 +22,8 @@ from agents.interventions import (
     returned_after,
     too_late,
 )
-from agents.touchpoint_handler import BatchResult, SourceRecord, TouchpointHandler
+from agents.letters import SourceRecord
+from agents.touchpoint_handler import BatchResult, TouchpointHandler
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import Fact, ts_ms
 from feature_store.features import ContactHistory, RecentTouchpoint

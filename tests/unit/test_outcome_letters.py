@@ -9,7 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from agents.learned_policy import ModelHolder
-from agents.touchpoint_agent import FIRST_LETTERED, LETTER_KEY_MAX, REDRIVEN_FROM
+from agents.letter_headers import FIRST_LETTERED, REDRIVEN_FROM
+from agents.letters import LETTER_KEY_MAX
 from streams.learner import Learner
 from streams.metrics import Metrics
 

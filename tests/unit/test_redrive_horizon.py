@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from agents.touchpoint_agent import dead_letter, letter_key, source_record
+from agents.letters import dead_letter, letter_key, source_record
 from streams.dead_letters import FIRST_LETTERED, DeadLetter, RedrivePlan
 
 DAY_MS = 86_400_000

@@ -25,8 +25,9 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.exceptions import ProducerSendError
 
 from agents.batch_retries import BatchRetries
+from agents.letters import SourceRecord
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
-from agents.touchpoint_handler import BatchResult, DeadLetter, SourceRecord
+from agents.touchpoint_handler import BatchResult, DeadLetter
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer, OfferScore
 from tests.unit.factories import T0

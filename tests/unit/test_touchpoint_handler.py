@@ -20,16 +20,13 @@ import pytest
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.decision_records import decision_record
 from agents.interventions import intervention_id_for
+from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, decision_id_for
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.touchpoint_handler import (
-    BatchResult,
-    SourceRecord,
-    TouchpointHandler,
-    decision_record,
-)
+from agents.touchpoint_handler import BatchResult, TouchpointHandler
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,
