@@ -12,7 +12,6 @@ from typing import Any
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Histogram
-from redis.exceptions import RedisClusterException, RedisError
 
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
@@ -24,17 +23,16 @@ from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import (
-    UNMARKED,
     FeatureStore,
     SegmentThresholds,
     StoreConfig,
-    StoreUnavailable,
 )
 from feature_store.records import Observer
 from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
 from streams.catalogue_reload import CatalogueReloader
+from streams.consumer_lag import register_lag_timer
 from streams.kafka_security import faust_credentials, use_settings
 from streams.learner import (
     Learner,
@@ -100,68 +98,6 @@ def build_store(
         ssl_ca_certs=settings.redis_ssl_ca_certs or None,
         timeout_s=settings.redis_timeout_s,
     )
-
-
-async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str | None:
-    """Log a warning when Redis may evict keys to make room (its ``maxmemory-policy`` is
-    not ``noeviction``): an erasure's block, a consent withdrawal kept apart or an
-    event's dedupe mark could go, and an erased customer come back or an event count
-    twice. Returns the policy (None: it could not be read, which is said too); never
-    fails the start (Redis may be on its way)."""
-    store = build_store(settings)
-    policy = None
-    try:
-        async with asyncio.timeout(within_s):
-            policy = await store.eviction_policy()
-    except TimeoutError:  # unreachable: read as None, as a refusal
-        pass
-    finally:
-        await store.close()
-    if policy is None:
-        log.warning(
-            "could not read Redis's maxmemory-policy (neither INFO nor CONFIG answered): "
-            "make sure it is noeviction, or an erasure's block, a consent withdrawal or an "
-            "event's dedupe mark could be evicted when Redis is full"
-        )
-    elif policy != "noeviction":
-        log.warning(
-            "Redis may evict keys when it is full (maxmemory-policy %s): an erasure's "
-            "block, a consent withdrawal or an event's dedupe mark could go with them; "
-            "set maxmemory-policy noeviction (Moments then waits out a full Redis)",
-            policy,
-        )
-    return policy
-
-
-async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
-    """At start: mark a Redis holding no customer yet with this version's layout, raise
-    :class:`feature_store.LayoutMismatch` for one marked with another, and log a warning
-    for one holding customers but no mark (written before marks: perhaps in another
-    layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
-    ``unknown``: Redis did not answer within ``within_s``, or refused the check; said in
-    a warning, and the processes then start as they would)."""
-    store = build_store(settings)
-    try:
-        async with asyncio.timeout(within_s):
-            if await store.layout.check():
-                return "marked"
-            if not await store.has_any_customer():
-                await store.layout.mark()
-                await store.layout.check()  # another version may have marked it first
-                return "marked now"
-    # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
-    except (TimeoutError, StoreUnavailable, RedisError, RedisClusterException) as exc:
-        log.warning("the feature-store layout could not be checked (%s): starting "
-                    "without the check", type(exc).__name__)  # fmt: skip
-        return "unknown"
-    finally:
-        await store.close()
-    log.warning(
-        "Redis %s (erasures and exports could miss decision records it kept); rebuild "
-        "into an empty Redis to be sure (see Upgrading in the README)",
-        UNMARKED,
-    )
-    return "unmarked"
 
 
 def create_app(settings: Settings) -> Moments:
@@ -240,7 +176,7 @@ def create_app(settings: Settings) -> Moments:
         sleep=app.sleep,  # ends early when the worker is told to stop
     )
     _register_pages(moments)
-    _register_lag_timer(moments)
+    register_lag_timer(moments.app, moments.metrics, moments.settings)
     _register_learning(moments, reloads)
     _register_catalogue_reload(moments)
     return moments
@@ -382,72 +318,3 @@ def _register_pages(moments: Moments) -> None:
             {"status": "ready" if ready else "not_ready", "checks": checks},
             status=200 if ready else 503,
         )
-
-
-def lag_of(highwater: int, committed: int | None) -> int:
-    """Records not yet done: Faust's committed offset is the next one to read, as Kafka's
-    is (it used to be taken for the last one done, one short per partition).
-
-    >>> lag_of(100, 100), lag_of(100, 60), lag_of(100, None)
-    (0, 40, 100)
-    """
-    return max(highwater - (committed or 0), 0)
-
-
-def _lag_series(metrics: Metrics) -> list[tuple[str, str]]:
-    """The (topic, partition) label pairs the lag gauge currently reports."""
-    return [
-        (sample.labels["topic"], sample.labels["partition"])
-        for family in metrics.consumer_lag.collect()
-        for sample in family.samples
-    ]
-
-
-def stale_lag_series(
-    series: list[tuple[str, str]], assigned: set[tuple[str, int]], learners: set[str]
-) -> list[tuple[str, str]]:
-    """The lag series the worker reports no longer: of partitions not assigned to it now
-    (revoked; the leader's own topic too, once another worker leads). The learners'
-    topics are left alone: each learner reports its own, and drops them when it stops.
-
-    >>> stale_lag_series([("touchpoints", "0"), ("touchpoints", "1"), ("m-__leader", "0"),
-    ...                   ("offer-outcomes", "0")], {("touchpoints", 0)}, {"offer-outcomes"})
-    [('touchpoints', '1'), ('m-__leader', '0')]
-    """
-    return [(topic, partition) for topic, partition in series
-            if topic not in learners and (topic, int(partition)) not in assigned]  # fmt: skip
-
-
-def _register_lag_timer(moments: Moments) -> None:
-    app = moments.app
-
-    @app.timer(2.0)  # type: ignore[untyped-decorator]
-    async def report_lag() -> None:
-        consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
-        assigned = consumer.assignment()
-        learners = {moments.settings.topic(t) for t in (topics.OFFER_OUTCOMES,
-                                                        topics.RISK_EXAMPLES)}  # fmt: skip
-        held = {(tp.topic, tp.partition) for tp in assigned}
-        for series in stale_lag_series(_lag_series(moments.metrics), held, learners):
-            moments.metrics.consumer_lag.remove(*series)
-        # the ends as the broker knows them now: the ends of the last fetch stand still
-        # while the worker is stalled (its buffer full, it fetches nothing), as its lag grows
-        ends: dict[Any, int] = {}
-        if assigned:
-            try:
-                ends = dict(await asyncio.wait_for(consumer.highwaters(*assigned), 5.0))
-            except Exception:  # the broker cannot say now: the last fetch's ends will do
-                ends = {}
-        for tp in assigned:
-            done = committed.get(tp)
-            highwater = ends.get(tp)
-            if highwater is None:
-                try:
-                    highwater = consumer.highwater(tp)
-                except Exception:
-                    continue
-            if highwater is None:
-                continue
-            lag = lag_of(highwater, done)
-            moments.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

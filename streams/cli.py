@@ -20,8 +20,9 @@ log = logging.getLogger("moments")
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from streams.app import check_redis_layout, create_app, warn_if_redis_evicts
+    from streams.app import create_app
     from streams.event_loop import loop_name, new_event_loop
+    from streams.redis_checks import check_redis_layout, warn_if_redis_evicts
     from streams.topics import ensure_topics
 
     if hasattr(signal, "SIGHUP"):

@@ -203,7 +203,7 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
 
 
 async def serve(settings: Settings) -> None:
-    from streams.app import check_redis_layout, warn_if_redis_evicts
+    from streams.redis_checks import check_redis_layout, warn_if_redis_evicts
     from streams.topics import ensure_topics
 
     await ensure_topics(settings)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from streams.app import warn_if_redis_evicts
+from streams.redis_checks import warn_if_redis_evicts
 from streams.services import LocalRedis
 from streams.services.local_redis import LocalRedisCluster
 from streams.settings import Settings
@@ -29,7 +29,7 @@ async def test_a_redis_that_may_evict_keys_is_warned_of_at_start(
         await admin.config_set("maxmemory-policy", policy)
     finally:
         await admin.aclose()
-    with caplog.at_level(logging.WARNING, logger="streams.app"):
+    with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
         found = await warn_if_redis_evicts(Settings(redis_url=private_redis.url))
     assert found == policy
     said = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
@@ -45,7 +45,7 @@ async def test_a_redis_that_refuses_config_is_read_from_info(
         "--rename-command", "CONFIG", "", "--maxmemory-policy", "volatile-lru"])  # fmt: skip
     managed.start()
     try:
-        with caplog.at_level(logging.WARNING, logger="streams.app"):
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
             assert await warn_if_redis_evicts(Settings(redis_url=managed.url)) == "volatile-lru"
     finally:
         managed.stop()
@@ -58,7 +58,7 @@ async def test_a_redis_that_cannot_be_reached_does_not_stop_the_start(
 ) -> None:
     """redis-py's cluster client fails with an error of its own (not a RedisError)."""
     unreachable = Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=cluster)
-    with caplog.at_level(logging.WARNING, logger="streams.app"):
+    with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
         assert await warn_if_redis_evicts(unreachable) is None
     assert any("could not read Redis's maxmemory-policy" in r.getMessage() for r in caplog.records)
 
@@ -71,7 +71,7 @@ async def test_one_node_of_a_cluster_that_may_evict_is_named(
     node = aioredis.Redis.from_url(cluster.nodes[-1].url)
     try:
         await node.config_set("maxmemory-policy", "allkeys-lru")
-        with caplog.at_level(logging.WARNING, logger="streams.app"):
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
             assert await warn_if_redis_evicts(settings) == "allkeys-lru"
         assert any("allkeys-lru" in r.getMessage() for r in caplog.records)
     finally:

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 
 from feature_store import LAYOUT, FeatureStore, LayoutMismatch, StoreConfig
 from schemas import WebClick
-from streams.app import check_redis_layout
 from streams.rebuild import rebuild
+from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
@@ -53,7 +53,7 @@ async def test_customers_without_a_mark_are_named_and_left_unmarked(
     store = FeatureStore.from_url(private_redis.url, StoreConfig(secret=b"layout"))
     try:
         await store.apply([WebClick(event_id="e1", customer_id="c1", ts=T0, page="/")])
-        with caplog.at_level(logging.WARNING, logger="streams.app"):
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
             found = await check_redis_layout(Settings(redis_url=private_redis.url))
         assert found == "unmarked"
         assert any("no feature-store layout mark" in r.getMessage() for r in caplog.records)
@@ -73,7 +73,7 @@ async def test_a_redis_that_cannot_be_reached_or_refuses_is_said_not_to_stop_the
     limited = f"redis://limited:pw@127.0.0.1:{private_redis.port}/0"
     for url in ("redis://127.0.0.1:1/0", limited):
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="streams.app"):
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
             assert await check_redis_layout(Settings(redis_url=url), within_s=2) == "unknown"
         assert any("could not be checked" in r.getMessage() for r in caplog.records), url
 
