@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from schemas.customer_ids import check_customer_id
 from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.touchpoints import NonEmpty, Timestamp
 
@@ -18,6 +19,9 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     offer_id: NonEmpty
     outcome: OutcomeKind
     ts: Timestamp
+
+    def __post_init__(self) -> None:
+        check_customer_id(self.customer_id)
 
 
 _decoder = msgspec.json.Decoder(Outcome)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.customer_ids import check_customer_id
 from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.timezones import is_timezone
 
@@ -47,6 +48,7 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     timezone: Any = None  # after decoding: an IANA name, or None
 
     def __post_init__(self) -> None:
+        check_customer_id(self.customer_id)
         if self.timezone is not None and not (
             isinstance(self.timezone, str) and is_timezone(self.timezone)
         ):

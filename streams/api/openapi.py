@@ -25,7 +25,10 @@ def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
 
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 256}
-_CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+_CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID,
+             "description": "Compared exactly as sent (no normalisation, case folding or "
+             "trimming). Recommendations refuse (400) one of only whitespace or holding a "
+             "control character, as touchpoints and outcomes do (422)."}  # fmt: skip
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 

@@ -29,6 +29,7 @@ from schemas import (
     encode_erasure,
 )
 from schemas.contact_rules import OUTBOUND
+from schemas.customer_ids import id_fault
 from streams import topics
 from streams.api.auth import ApiKey, AuthError
 from streams.api.body_encoding import inflated
@@ -102,7 +103,11 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
 _PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 
 
-def customer_id_of(request: web.Request) -> str:
+def customer_id_of(request: web.Request, to_act_on: bool = False) -> str:
+    """The path's customer id. ``to_act_on``: one to decide for (which makes a profile),
+    so also as touchpoints must name one (:mod:`schemas.customer_ids`); reading and
+    erasing take any id within the length, so that a profile made before that rule
+    can still be read and erased."""
     customer_id = request.match_info["customer_id"]
     if not 0 < len(customer_id) <= 256:
         raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
@@ -117,6 +122,9 @@ def customer_id_of(request: web.Request) -> str:
         except ValueError as exc:  # left as sent, "a%FF" would be the same id as "a%25FF"
             raise ApiError(400, "invalid_customer_id", "the customer id is not well "
                            "percent-encoded UTF-8") from exc  # fmt: skip
+    fault = id_fault(customer_id) if to_act_on else None
+    if fault is not None:
+        raise ApiError(400, "invalid_customer_id", f"the customer id {fault}")
     return customer_id
 
 
@@ -141,7 +149,7 @@ EXPLANATION = ("segment", "context", "reasons")
 async def recommendations(request: web.Request) -> web.Response:
     key = authorise(request, "recommend")
     api = api_of(request)
-    customer_id = customer_id_of(request)
+    customer_id = customer_id_of(request, to_act_on=True)
     channel = request.query.get("channel", "web")
     if channel not in CHANNELS:
         raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")

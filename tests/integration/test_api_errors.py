@@ -79,6 +79,20 @@ def bad_requests() -> list[Bad]:
         ("DELETE", f"/v1/customers/{LONG_ID}"),
     ):
         cases.append(Bad(method, path, 400, "invalid_customer_id"))
+    # an id of only whitespace or with a control character: none is decided for or taken
+    # in (reading and erasing take them: profiles made before the rule)
+    for unfit in ("%20", "%20%09", "a%00b", "%E2%80%AEevil", "c%1B%5B31m"):
+        cases.append(Bad("GET", f"/v1/customers/{unfit}/recommendations", 400,
+                         "invalid_customer_id"))  # fmt: skip
+        cases.append(Bad("GET", f"/v1/customers/{unfit}", 404, "not_found"))
+    for unfit in (" ", "a\x00b", "\u202eevil", "line\r\nbreak"):
+        bad_click = event("web_click", unfit, "err-e3")
+        cases.append(
+            Bad("POST", "/v1/events", 422, "invalid_events", json_bytes([click, bad_click]))
+        )
+        outcome = {"decision_id": "d1", "customer_id": unfit, "offer_id": "o1",
+                   "outcome": "clicked", "ts": "2026-12-01T00:00:00Z"}  # fmt: skip
+        cases.append(Bad("POST", "/v1/outcomes", 422, "invalid_outcomes", json_bytes(outcome)))
     for path in ("/v2/customers/x", "/v1/customers/", "/v1/customers/x/offers", "/nothing"):
         cases.append(Bad("GET", path, 404, "not_found", auth=False))
         cases.append(Bad("GET", path, 404, "not_found"))

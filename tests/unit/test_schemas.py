@@ -1029,3 +1029,30 @@ def test_json_nested_too_deeply_is_a_decode_error_for_moments_own_records(
 ) -> None:
     with pytest.raises(msgspec.DecodeError, match="nested too deeply"):
         decode(b'{"decision_id":"d","extra":' + DEEP + b"}")
+
+
+@pytest.mark.parametrize("unfit", [" ", "\t", "a\x00b", "c\x1b[31m", "\u202eevil", "a\r\nb",
+                                   "x\x85"])  # fmt: skip
+def test_a_customer_id_of_only_whitespace_or_with_a_control_character_is_refused(
+    unfit: str,
+) -> None:
+    """One such id pooled unrelated customers (a producer's empty template) or put
+    control characters on the agents' screens: touchpoints and outcomes refuse it, with
+    the field named, as Kafka's letters and the API's 422s give it."""
+    click = {"type": "web_click", "event_id": "e1", "customer_id": unfit,
+             "ts": "2026-12-01T00:00:00Z", "page": "/"}  # fmt: skip
+    with pytest.raises(InvalidEvent, match=r"customer_id .* at `\$\.customer_id`"):
+        decode_touchpoint(json.dumps(click).encode())
+    outcome = {"decision_id": "d1", "customer_id": unfit, "offer_id": "o1",
+               "outcome": "clicked", "ts": "2026-12-01T00:00:00Z"}  # fmt: skip
+    with pytest.raises(InvalidEvent, match="customer_id"):
+        decode_outcome(json.dumps(outcome).encode())
+
+
+@pytest.mark.parametrize(
+    "fit", ["c-42", "Jos\u00e9", "Jose\u0301", "x🎉y", "a b", "a/b%c", "L" * 256]
+)
+def test_customer_ids_are_taken_exactly_as_sent(fit: str) -> None:
+    click = {"type": "web_click", "event_id": "e1", "customer_id": fit,
+             "ts": "2026-12-01T00:00:00Z", "page": "/"}  # fmt: skip
+    assert decode_touchpoint(json.dumps(click).encode()).customer_id == fit
