@@ -26,7 +26,7 @@ import redis
 
 from feature_store import FeatureStore, StoreConfig
 from streams.bench_load import HttpLoad, LoadResult
-from streams.learner import MODEL, Snapshot
+from streams.model_snapshots import MODEL, Snapshot
 from streams.services import Services, dies_with_parent, free_port
 from streams.simulation.population import CustomerPopulation
 

@@ -5,9 +5,8 @@ are saved inside each snapshot (or beside it, when the records read since taught
 nothing), so a restarted (or new) learner resumes from the last snapshot plus the records
 after it: nothing is learned twice or lost, nor counted twice. It looks for partitions
 added to its topic while it runs (every ``partitions_every_s``) and reads them from their
-beginning, as a restarted learner would. Snapshots are JSON (they cannot run code when
-loaded) and versioned; every worker and API process reloads the newest within a couple
-of seconds.
+beginning, as a restarted learner would. Every worker and API process reloads the
+newest snapshot within a couple of seconds (:mod:`streams.model_snapshots`).
 
 What a learner learns is claimed in Redis first, with the record it came from: a record
 read again (the learner restarted, here or in another process, from a snapshot that
@@ -51,11 +50,10 @@ from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
+from streams.model_snapshots import MODEL, RISK, Snapshot
 from streams.topics import topic_partitions
 
 log = logging.getLogger(__name__)
-MODEL = "nbo"
-RISK = "risk"
 NO_CONTEXT = "its decision is not stored (expired, unknown, or not recorded yet)"
 PARTITIONS_EVERY_S = 30.0  # how often a learner looks for partitions added to its topic
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
@@ -63,54 +61,7 @@ PARTITIONS_EVERY_S = 30.0  # how often a learner looks for partitions added to i
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
 
 
-class Snapshot(msgspec.Struct):
-    model: dict[str, Any]
-    offsets: dict[str, int]  # partition -> next offset to read
-    updated_at: datetime
-
-
-def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:
-    snap = msgspec.json.decode(payload, type=Snapshot)
-    model = LinUCBOffers.from_dict(snap.model).widened(DIMENSION)  # features added since
-    return model, {int(p): o for p, o in snap.offsets.items()}
-
-
-def restore_risk(payload: str) -> ChurnRisk:
-    return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model)
-
-
 _decode_positions = msgspec.json.Decoder(dict[str, int]).decode
-
-
-async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:
-    """Swap in the published bandit snapshot when it is not the one held (a newer one,
-    or a series started again after Redis lost its data); True when it changed."""
-    held = holder.version
-    found = await _other_snapshot(store, MODEL, held)
-    if found is None or holder.version != held:  # this process's learner published meanwhile
-        return False
-    model, _ = restore(found[1])
-    holder.model, holder.version = model, found[0]
-    return True
-
-
-async def reload_risk_if_newer(store: FeatureStore, holder: RiskHolder) -> bool:
-    """As :func:`reload_if_newer`, for the churn-risk model."""
-    held = holder.version
-    found = await _other_snapshot(store, RISK, held)
-    if found is None or holder.version != held:  # this process's learner published meanwhile
-        return False
-    holder.model, holder.version = restore_risk(found[1]), found[0]
-    return True
-
-
-async def _other_snapshot(store: FeatureStore, name: str, held: int) -> tuple[int, str] | None:
-    """The stored snapshot of ``name`` if its version is not ``held`` (one cheap read
-    when it is)."""
-    if await store.models.version(name) == held:
-        return None
-    found = await store.models.load(name)
-    return None if found is None or found[0] == held else found
 
 
 class SnapshotLearner:

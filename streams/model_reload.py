@@ -18,8 +18,8 @@ from typing import Protocol
 from agents.learned_policy import ModelHolder
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore, StoreUnavailable
-from streams.learner import MODEL, RISK, reload_if_newer, reload_risk_if_newer
 from streams.metrics import Metrics
+from streams.model_snapshots import MODEL, RISK, reload_if_newer, reload_risk_if_newer
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0

@@ -67,7 +67,7 @@ from schemas import (
 )
 from schemas.risk import decode_risk_example
 from streams.dead_letters import DeadLetter
-from streams.learner import RISK, restore_risk
+from streams.model_snapshots import RISK, restore_risk
 from streams.settings import Settings
 from streams.topic_replay import TopicMissing, first_offsets, replay
 from streams.topics import (

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from agents.bandit import LinUCBOffers
-from streams.learner import MODEL, restore
+from streams.model_snapshots import MODEL, restore
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_dead_letter_redrive import dead_letters
 from tests.integration.test_touchpoints_pipeline import produce

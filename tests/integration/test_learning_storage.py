@@ -21,8 +21,9 @@ from agents.learned_policy import ModelHolder
 from feature_store import FeatureStore, StoreConfig
 from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
-from streams.learner import MODEL, Learner
+from streams.learner import Learner
 from streams.metrics import Metrics
+from streams.model_snapshots import MODEL
 from streams.services import Services
 from tests.integration.test_api_support import keys_tagged, left_by_erasure
 from tests.integration.test_touchpoints_pipeline import produce

@@ -15,7 +15,7 @@ import pytest
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.risk import ChurnRisk
-from streams.learner import MODEL, RISK, Snapshot
+from streams.model_snapshots import MODEL, RISK, Snapshot
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import event
 from tests.integration.test_touchpoints_pipeline import produce

@@ -14,7 +14,7 @@ import pytest
 
 from agents.risk import ChurnRisk, risk_features
 from feature_store import CustomerFeatures
-from streams.learner import RISK, Snapshot
+from streams.model_snapshots import RISK, Snapshot
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_interventions_pipeline import event, send, settle
 

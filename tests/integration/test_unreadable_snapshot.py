@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from streams.learner import MODEL
+from streams.model_snapshots import MODEL
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import event, eventually
 from tests.integration.test_touchpoints_pipeline import produce

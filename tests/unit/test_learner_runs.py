@@ -31,8 +31,9 @@ from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from schemas.outcomes import encode_outcome
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import MODEL, RISK, Learner, RiskLearner, Snapshot, SnapshotLearner
+from streams.learner import Learner, RiskLearner, SnapshotLearner
 from streams.metrics import Metrics
+from streams.model_snapshots import MODEL, RISK, Snapshot
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
 

@@ -14,7 +14,8 @@ from agents.learned_policy import DIMENSION, ModelHolder
 from agents.learning import Example, judged
 from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
-from streams.learner import Learner, RiskLearner, Snapshot, restore
+from streams.learner import Learner, RiskLearner
+from streams.model_snapshots import Snapshot, restore
 
 
 def test_the_leader_scores_with_the_offer_model_it_published() -> None:

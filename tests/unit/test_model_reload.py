@@ -21,9 +21,9 @@ from agents.learned_policy import DIMENSION, ModelHolder
 from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from feature_store import StoreUnavailable
-from streams.learner import MODEL, RISK, Snapshot
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
+from streams.model_snapshots import MODEL, RISK, Snapshot
 
 
 @dataclass

@@ -32,8 +32,8 @@ from feature_store import FeatureStore, StoreUnavailable
 from streams import model_reload
 from streams.api import server
 from streams.api.kafka_health import KafkaHealth
-from streams.learner import MODEL, RISK
 from streams.model_reload import ModelReloads
+from streams.model_snapshots import MODEL, RISK
 from streams.settings import Settings
 from tests.unit.api_app import api_app
 from tests.unit.test_model_reload import Snapshots, snapshot, worker
