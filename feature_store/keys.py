@@ -165,6 +165,15 @@ class CustomerKeys:
         return f"{self._prefix}:{{*}}:p"
 
     @staticmethod
+    def is_profile(key: str) -> bool:
+        """Whether a key :meth:`profile_pattern` matched is a customer's profile.
+
+        >>> CustomerKeys.is_profile("m:{ab12}:p"), CustomerKeys.is_profile("m:{ab12}:ctx:p")
+        (True, False)
+        """
+        return key.endswith("}:p")
+
+    @staticmethod
     def subject_of(key: str) -> str:
         """The pseudonym in a customer key: ``m:{<tag>}:p`` -> ``<tag>``."""
         return key[key.index("{") + 1 : key.index("}")]

@@ -28,7 +28,7 @@ class RiskSnapshots:
                 key = await anext(scan, None)
             if key is None:
                 break
-            if str(key).endswith("}:p"):
+            if self._keys.is_profile(str(key)):
                 keys.append(str(key))
             if len(keys) >= page:
                 yield await self._pending_of(keys)
