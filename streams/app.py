@@ -34,7 +34,7 @@ from streams import topics
 from streams.catalogue_reload import CatalogueReloader
 from streams.consumer_lag import register_lag_timer
 from streams.kafka_security import faust_credentials, use_settings
-from streams.learner import Learner, RiskLearner, learn_while_leader
+from streams.learner import OfferLearner, RiskLearner, learn_while_leader
 from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.model_reload import ModelReloads
 from streams.risk_sweeper import sweep_round
@@ -220,7 +220,7 @@ def build_policy(
 
 def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
     app = moments.app
-    learner = Learner(
+    learner = OfferLearner(
         moments.store,
         moments.holder,
         moments.metrics,

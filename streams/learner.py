@@ -207,7 +207,7 @@ class SnapshotLearner:
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
-class Learner(SnapshotLearner):
+class OfferLearner(SnapshotLearner):
     """The next-best-offer bandit, from outcomes."""
 
     name = MODEL

@@ -21,7 +21,7 @@ from agents.learned_policy import ModelHolder
 from feature_store import FeatureStore, StoreConfig
 from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
-from streams.learner import Learner
+from streams.learner import OfferLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL
 from streams.services import Services
@@ -273,7 +273,7 @@ def _outcomes_counted(metrics: Metrics) -> float:
     )
 
 
-async def _learn_until(learner: Learner, done: Callable[[], Awaitable[bool]]) -> None:
+async def _learn_until(learner: OfferLearner, done: Callable[[], Awaitable[bool]]) -> None:
     stop = False
 
     async def watch() -> None:
@@ -303,7 +303,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
     try:
         first = Metrics()
         letters, dead_letter = _letters()
-        learner = Learner(store, ModelHolder(), first, bootstrap, topic, dead_letter,
+        learner = OfferLearner(store, ModelHolder(), first, bootstrap, topic, dead_letter,
                           publish_every_s=0.2)  # fmt: skip
 
         read_all_at: list[float] = []
@@ -322,7 +322,7 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
 
         again = Metrics()  # the next leader
         letters_again, dead_letter_again = _letters()
-        restarted = Learner(store, ModelHolder(), again, bootstrap, topic, dead_letter_again,
+        restarted = OfferLearner(store, ModelHolder(), again, bootstrap, topic, dead_letter_again,
                             publish_every_s=0.2)  # fmt: skip
         reads = 0
 

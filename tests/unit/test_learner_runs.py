@@ -31,7 +31,7 @@ from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from schemas.outcomes import encode_outcome
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import Learner, RiskLearner, SnapshotLearner
+from streams.learner import OfferLearner, RiskLearner, SnapshotLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL, RISK, Snapshot
 
@@ -290,8 +290,8 @@ async def no_letters(**_: Any) -> Awaitable[None]:
     raise AssertionError("nothing here is dead-lettered")
 
 
-def offer_learner(shared: Any, metrics: Metrics, publish_every_s: float = 0.05) -> Learner:
-    return Learner(shared, ModelHolder(), metrics, "", "offer-outcomes", no_letters,
+def offer_learner(shared: Any, metrics: Metrics, publish_every_s: float = 0.05) -> OfferLearner:
+    return OfferLearner(shared, ModelHolder(), metrics, "", "offer-outcomes", no_letters,
                    publish_every_s=publish_every_s, partitions_every_s=0.1)  # fmt: skip
 
 

@@ -14,13 +14,13 @@ from agents.learned_policy import DIMENSION, ModelHolder
 from agents.learning import Example, judged
 from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
-from streams.learner import Learner, RiskLearner
+from streams.learner import OfferLearner, RiskLearner
 from streams.model_snapshots import Snapshot, restore
 
 
 def test_the_leader_scores_with_the_offer_model_it_published() -> None:
     holder = ModelHolder()
-    learner = Learner(None, holder, None, "", "", None)  # type: ignore[arg-type]
+    learner = OfferLearner(None, holder, None, "", "", None)  # type: ignore[arg-type]
     learner._start(None, 7)
     x = [0.5] * DIMENSION
     before = holder.model.predict_one(x, "promo")
@@ -60,7 +60,7 @@ def test_a_snapshot_of_the_first_context_layout_is_widened_and_learns_on() -> No
     model, offsets = restore(payload)
     assert model.dimension == DIMENSION and offsets == {0: 12}
     assert model.predict_one(widened(short), "promo") == old.predict_one(short, "promo")
-    learner = Learner(None, ModelHolder(), None, "", "", None)  # type: ignore[arg-type]
+    learner = OfferLearner(None, ModelHolder(), None, "", "", None)  # type: ignore[arg-type]
     learner._start(old.to_dict(), 5)
     sms = [*widened(short)[:-1], 1.0]  # a new decision, by text message
     learner._model.learn_one(sms, "promo", 0.0)

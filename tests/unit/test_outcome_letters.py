@@ -11,7 +11,7 @@ from typing import Any
 from agents.learned_policy import ModelHolder
 from agents.letter_headers import FIRST_LETTERED, REDRIVEN_FROM
 from agents.letters import LETTER_KEY_MAX
-from streams.learner import Learner
+from streams.learner import OfferLearner
 from streams.metrics import Metrics
 
 
@@ -36,7 +36,8 @@ async def letters_of(
         return asyncio.sleep(0)  # delivered
 
     store = SimpleNamespace(decisions=Decisions(claim))
-    learner = Learner(store, ModelHolder(), metrics or Metrics(), "", "offer-outcomes", dead_letter)  # type: ignore[arg-type]
+    learner = OfferLearner(store, ModelHolder(), metrics or Metrics(), "",  # type: ignore[arg-type]
+                           "offer-outcomes", dead_letter)  # fmt: skip
     learner._start(None, 0)
     await learner._learn(0, records)
     return sent
