@@ -173,14 +173,7 @@ def build_features(
     )
     complaints = month.get("complaints", 0)
     negative = month.get("negative_mentions", 0)
-    experience = decayed_experience(daily, half_life_days)
-    if experience is None:
-        experience = _mean(profile.get("survey_milli"), profile.get("survey_n"))
-    if complaints or negative:
-        base = thresholds.unknown_experience if experience is None else experience
-        experience = max(0.0, base - 0.05 * min(complaints + negative, 10))
-    if experience is not None:  # as shown, and as the segment reads it: 0.49999... is 0.5
-        experience = round(experience, 6)
+    experience = _experience(profile, daily, complaints + negative, thresholds, half_life_days)
     channel_mix, preferred = (
         _channel_mix(split["30d"].get("ch") or _ints(groups.get("ch"))) if full else ({}, None)
     )
@@ -190,21 +183,7 @@ def build_features(
     first = int(profile["first_seen"]) if "first_seen" in profile else None
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
-    contact_buckets = Buckets(contacts or {}, "d")
-    contact_week = by_prefix(contact_buckets.window("7d", now_ms))
-    today = by_prefix(daily_metrics(contact_buckets.daily(now_ms, days=1)))
-    contact = ContactHistory(
-        shown_today=today.get("shown", {}),
-        shown_7d=contact_week.get("shown", {}),
-        offers_7d=contact_week.get("offer", {}),
-        last_shown=_dates(groups.get("last_shown")),
-        last_contact=_dates(groups.get("last_contact")),
-        last_intervention=_dates(groups.get("last_intervention")),
-        last_intervention_priority=_priorities(
-            groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
-        ),
-        interventions_30d=contact_buckets.window("30d", now_ms).get("interventions", 0),
-    )
+    contact = _contact_history(groups, contacts or {}, now_ms)
     items = []
     for entry in recent if full else ():
         ms, kind, event_id = entry.split("|", 2)
@@ -240,7 +219,7 @@ def build_features(
         negative_reach_30d=month.get("negative_reach", 0),
         sentiment=sentiment if full else None,
         survey=_mean(profile.get("survey_milli"), profile.get("survey_n")) if full else None,
-        experience=None if experience is None else round(experience, 6),
+        experience=experience,
         channel_mix=channel_mix,
         preferred_channel=preferred,
         consent=consent,
@@ -253,6 +232,48 @@ def build_features(
         segment=segment_of(experience, value, num("n"), purchases, thresholds),
         timezone=profile.get("timezone"),
         recent=items,
+    )
+
+
+def _experience(
+    profile: dict[str, str],
+    daily: list[tuple[float, dict[str, int]]],
+    complaints_30d: int,
+    thresholds: SegmentThresholds,
+    half_life_days: float,
+) -> float | None:
+    """How the customer's experience reads (0 to 1): the decayed daily figures, else the
+    surveys' mean, less 0.05 for each complaint or negative mention of the last 30 days
+    (ten at most); None when nothing says."""
+    experience = decayed_experience(daily, half_life_days)
+    if experience is None:
+        experience = _mean(profile.get("survey_milli"), profile.get("survey_n"))
+    if complaints_30d:
+        base = thresholds.unknown_experience if experience is None else experience
+        experience = max(0.0, base - 0.05 * min(complaints_30d, 10))
+    # as shown, and as the segment reads it: 0.49999... is 0.5
+    return None if experience is None else round(experience, 6)
+
+
+def _contact_history(
+    groups: dict[str, dict[str, str]], contacts: dict[str, str], now_ms: int
+) -> ContactHistory:
+    """What Moments sent the customer lately: the contact counts' buckets, and the last
+    times kept in the profile."""
+    buckets = Buckets(contacts, "d")
+    week = by_prefix(buckets.window("7d", now_ms))
+    today = by_prefix(daily_metrics(buckets.daily(now_ms, days=1)))
+    return ContactHistory(
+        shown_today=today.get("shown", {}),
+        shown_7d=week.get("shown", {}),
+        offers_7d=week.get("offer", {}),
+        last_shown=_dates(groups.get("last_shown")),
+        last_contact=_dates(groups.get("last_contact")),
+        last_intervention=_dates(groups.get("last_intervention")),
+        last_intervention_priority=_priorities(
+            groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
+        ),
+        interventions_30d=buckets.window("30d", now_ms).get("interventions", 0),
     )
 
 
