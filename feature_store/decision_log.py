@@ -56,12 +56,13 @@ class DecisionLog:
         for r in records:
             k = self._keys.for_customer(r.customer_id)
             keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
-                    k.decision_index, k.recent)  # fmt: skip
+                    k.decision_index, k.recent, k.profile)  # fmt: skip
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
             own_ttl_s = config.context_ttl_s if r.offered else config.unoffered_context_ttl_s
             args = [
                 r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
+                config.contact_only_ttl_s,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
         if faults is None:

@@ -61,6 +61,7 @@ class CustomerState:
         resolutions: tuple[Resolution, ...] = RESOLUTIONS,
         ttl_ms: int = 400 * DAY_MS,
         live_lag_ms: int = LIVE_LAG_MS,
+        contact_only_ttl_ms: int = 30 * DAY_MS,
     ) -> int:
         ts = fact.ts_ms
         age = now_ms - ts
@@ -120,6 +121,17 @@ class CustomerState:
         if any(op == "incr" and key == "n" for op, key, _ in fact.updates):  # activity
             for name in ("profile", windows, "seen", "contacts"):
                 self._renew(name, now_ms, life, ttl_ms)
+        elif fact.contact and "n" not in self.profile:  # no activity of their own
+            # at least the contact-only ttl from the contact, and the profile's life
+            short = contact_only_ttl_ms - max(0, age - live_lag_ms)
+            given = max(short, self.expires_ms.get("profile", now_ms) - now_ms)
+            for name in ("profile", windows):
+                if given <= 0:  # replayed after the visitor would have expired
+                    setattr(self, name, {})
+                    self.expires_ms.pop(name, None)
+                elif getattr(self, name):
+                    at = now_ms + given
+                    self.expires_ms[name] = max(self.expires_ms.get(name, at), at)
         else:  # an expiry only where there is none: the profile's where it has one
             given = self.expires_ms.get("profile", now_ms + life) if self.profile else now_ms + life
             for name in ("profile", windows, "seen"):

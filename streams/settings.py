@@ -104,6 +104,9 @@ class Settings:
     max_attempts: int = 3
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
+    # a customer with no activity of their own (a visitor Moments was only asked to decide
+    # for): their keys expire this long after its latest contact with them
+    contact_only_ttl_days: int = 30
     dedupe_horizon_days: int = 8
     # how long an erased customer stays blocked (the tombstone's lifetime)
     tombstone_days: int = 400
@@ -235,6 +238,11 @@ class Settings:
         for name in ("store_ttl_days", "dedupe_horizon_days", "tombstone_days"):
             if not 1 <= getattr(self, name) <= MAX_DAYS:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be from 1 to {MAX_DAYS} days")
+        if not 7 <= self.contact_only_ttl_days <= MAX_DAYS:  # the store takes the shorter
+            raise SettingsError(  # of it and MOMENTS_STORE_TTL_DAYS
+                f"MOMENTS_CONTACT_ONLY_TTL_DAYS must be from 7 (the weekly caps count 7 days "
+                f"of contacts) to {MAX_DAYS} days"
+            )
         # an event id must be remembered, and an erased customer blocked, as long as a
         # replay or re-drive within the dedupe horizon can bring the event back
         for name in ("store_ttl_days", "tombstone_days"):

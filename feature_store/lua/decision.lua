@@ -6,19 +6,21 @@
 -- the topics) is not kept. Does nothing for an erased customer.
 -- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset,
 --       6 recent-touchpoints zset (only checked: the decision's contact, applied in the
---         same round trip, writes it)
+--         same round trip, writes it), 7 profile hash (only read: whether the customer
+--         has any activity of their own)
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
 --       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
 --       10 this context's own ttl (s), at most ARGV[2] (a decision that offered nothing
---       teaches nothing: only the profile shows it)
+--       teaches nothing: only the profile shows it), 11 contact-only ttl (s): the key
+--       ttl of a customer with no activity of their own (apply.lua's)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- Redis does not undo a script's writes when it fails: a key of another type is found
 -- before the first write (a context kept out of the index would escape erasure), and
 -- the decision is refused when its contact would fail (kept, it would be one the
 -- customer was never shown).
 for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset',
-                      [6] = 'zset'}) do
+                      [6] = 'zset', [7] = 'hash'}) do
   local found = redis.call('TYPE', KEYS[i])['ok']
   if found ~= 'none' and found ~= want then
     return redis.error_reply('WRONGTYPE key ' .. i .. ' of the decision holds a ' .. found)
@@ -33,13 +35,23 @@ local left_s = math.min(own_s, own_s - age_s)
 -- live from the touchpoint's: a replayed decision renews an expiry only as far as its
 -- time gives, never shortening one (a rebuild must not keep a quiet customer's ids 400
 -- days more); one dated the ttl or longer ago keeps nothing but its mark below.
+-- The recent decisions of a customer with no activity of their own (a visitor Moments
+-- was only asked to decide for) live the contact-only ttl from it instead, as their
+-- profile does (apply.lua).
 local age_ms = tonumber(ARGV[7]) - tonumber(ARGV[3])
-local life_ms = tonumber(ARGV[8]) * 1000 - math.max(0, age_ms - tonumber(ARGV[9] or '0'))
+local lag_ms = math.max(0, age_ms - tonumber(ARGV[9] or '0'))
+local life_ms = tonumber(ARGV[8]) * 1000 - lag_ms
+local listed_ms = life_ms
+if ARGV[11] and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
+  listed_ms = math.min(life_ms, tonumber(ARGV[11]) * 1000 - lag_ms)
+end
 if life_ms > 0 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
-  local left = redis.call('PTTL', KEYS[2])
-  if left == -1 or left < life_ms then redis.call('PEXPIRE', KEYS[2], life_ms) end
+  if listed_ms > 0 then
+    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+    local left = redis.call('PTTL', KEYS[2])
+    if left == -1 or left < listed_ms then redis.call('PEXPIRE', KEYS[2], listed_ms) end
+  end
   -- Ids leave the index an hour after their contexts expire: clocks of other processes
   -- may be a little ahead of the one that stored them.
   local kept_s = tonumber(ARGV[2]) + 3600

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 DAY_S = 86_400
 TTL_S = 100 * DAY_S
 HORIZON_S = 8 * DAY_S
+CONTACT_ONLY_S = 30 * DAY_S  # StoreConfig's default
 NEARLY_UP_S = 1000  # what is left of a key's lifetime, as if the customer had left
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -113,7 +114,8 @@ async def test_keys_made_by_facts_other_than_activity_expire(
     private_redis: LocalRedis, admin: aioredis.Redis
 ) -> None:
     """A customer Moments knows only from emails sent and offers shown: every key made
-    for them has the TTL (none without expiry), and further such facts do not renew it."""
+    for them has the TTL (none without expiry), and further emails do not renew it; an
+    offer shown keeps it at least the contact-only TTL from then."""
     store = _store(private_redis)
     now = datetime.now(UTC)
     try:
@@ -126,9 +128,11 @@ async def test_keys_made_by_facts_other_than_activity_expire(
         for kind in kinds:
             await admin.expire(getattr(k, kind), HORIZON_S + NEARLY_UP_S)
         await store.apply([_email("n2", "mailed", "delivered", now)])
-        await store.apply_facts([offers_shown_fact("d2", "mailed", "email", ["o1"], now)])
         kept = await _ttls(admin, k, *kinds)
         assert all(0 < ttl <= HORIZON_S + NEARLY_UP_S for ttl in kept.values()), kept
+        await store.apply_facts([offers_shown_fact("d2", "mailed", "email", ["o1"], now)])
+        renewed = await _ttls(admin, k, "profile", "contacts")
+        assert all(CONTACT_ONLY_S - 60 <= t <= CONTACT_ONLY_S for t in renewed.values()), renewed
     finally:
         await store.close()
 
@@ -194,8 +198,10 @@ async def test_a_decision_without_its_touchpoint_leaves_no_key_without_expiry(
         k = _keys_of(store, "new")
         assert await admin.zrange(k.seen, 0, -1) == ["d:t:ev1"]
         life_s = TTL_S - 2 * DAY_S  # from the decision's time: 3 days ago, less a day's lag
-        for key in (k.seen, k.decisions):
-            assert life_s - 60 <= await admin.ttl(key) <= life_s, key
+        assert life_s - 60 <= await admin.ttl(k.seen) <= life_s
+        # no activity of theirs is known: their decisions, the contact-only TTL
+        listed_s = CONTACT_ONLY_S - 2 * DAY_S
+        assert listed_s - 60 <= await admin.ttl(k.decisions) <= listed_s
         for key in [*k.all(), k.context("d1")]:
             assert await admin.ttl(key) != -1, key
 
@@ -394,5 +400,39 @@ async def test_replaying_an_erasure_blocks_only_for_what_is_left(
         assert await store.apply([_click("c4", "gone", at)]) == [ApplyStatus.ERASED]
         await store.erase("gone")  # erased again now: the whole block
         assert 399.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 400
+    finally:
+        await store.close()
+
+
+async def test_a_visitor_moments_only_decided_for_is_kept_the_contact_only_ttl(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A recommendation for an id no touchpoint named (an anonymous visitor's cookie id)
+    made keys kept the whole TTL (400 days by default): now the contact-only TTL from
+    Moments' latest contact, the decisions too, as the reference model has it; their
+    first activity gives the whole TTL."""
+    now = time.time()
+    now_ms = int(now * 1000)
+    store = _store(private_redis, clock=lambda: now)
+    at = datetime.fromtimestamp(now, UTC)
+    reference = CustomerState()
+    k = _keys_of(store, "visitor")
+    try:
+        shown = offers_shown_fact("d1", "visitor", "web", ["o1"], at)
+        await store.decisions.record([DecisionRecord("visitor", "d1", now_ms, b"{}", None)],
+                                     [shown])  # fmt: skip
+        reference.apply(shown, now_ms, HORIZON_S * 1000, ttl_ms=TTL_S * 1000)
+        made = await _ttls(admin, k, "profile", "contacts", "decisions")
+        assert all(CONTACT_ONLY_S - 60 <= t <= CONTACT_ONLY_S for t in made.values()), made
+        for kind in ("profile", "contacts"):
+            assert (
+                abs(await admin.pttl(getattr(k, kind)) - (reference.expires_ms[kind] - now_ms))
+                < 5000
+            )
+        assert HORIZON_S - 60 <= await admin.ttl(k.seen) <= HORIZON_S  # the dedupe horizon
+        await store.apply([_click("c1", "visitor", at)])
+        await store.decisions.record([DecisionRecord("visitor", "d2", now_ms, b"{}", "c1")])
+        known = await _ttls(admin, k, "profile", "contacts", "decisions", "windows")
+        assert all(TTL_S - 60 <= t <= TTL_S for t in known.values()), known
     finally:
         await store.close()

@@ -41,3 +41,34 @@ def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawal() ->
     assert state.apply(touchpoint_fact(old), T0_MS) == 4  # remembered, and too old still
     state.apply(touchpoint_fact(click(0, event_id="back")), T0_MS)
     assert state.profile["n"] == "1" and state.profile["consent:email"] == "0"
+
+
+CONTACT_ONLY_MS = 30 * DAY_MS
+
+
+def test_a_visitor_moments_only_contacted_is_kept_the_contact_only_ttl_from_the_latest() -> None:
+    """A recommendation for an id no touchpoint named made a profile kept 400 days: a
+    site asking for anonymous visitors' cookie ids kept every one-time visitor that long."""
+    state = CustomerState()
+    assert state.apply(offers_shown_fact("d1", "v1", "web", ["o1"], at(0)), T0_MS) == 1
+    assert state.expires_ms["profile"] == state.expires_ms["contacts"] == T0_MS + CONTACT_ONLY_MS
+    later = T0_MS + 10 * DAY_MS  # each contact renews it
+    assert state.apply(offers_shown_fact("d2", "v1", "web", ["o1"], at(days=10)), later) == 1
+    assert state.expires_ms["profile"] == later + CONTACT_ONLY_MS
+    # their first activity gives the whole TTL
+    assert state.apply(touchpoint_fact(click(at(days=10), customer="v1")), later) == 1
+    assert state.expires_ms["profile"] == later + TTL_MS
+    # and a contact after it gives a known customer's keys no shorter life
+    assert state.apply(offers_shown_fact("d3", "v1", "web", ["o1"], at(days=10)), later) == 1
+    assert state.expires_ms["profile"] == later + TTL_MS
+
+
+def test_a_contact_replayed_after_its_visitor_would_have_expired_keeps_no_profile() -> None:
+    state = CustomerState()
+    old = offers_shown_fact("d1", "v1", "web", ["o1"], at(days=-40))
+    assert state.apply(old, T0_MS) == 1
+    assert not state.profile and not state.contacts
+    assert state.apply(old, T0_MS) == 0  # its id is remembered all the same
+    replayed = offers_shown_fact("d2", "v1", "web", ["o1"], at(days=-20))
+    assert state.apply(replayed, T0_MS) == 1
+    assert state.expires_ms["profile"] == T0_MS + 10 * DAY_MS + 1 * DAY_MS  # the live lag

@@ -41,6 +41,8 @@ from streams.settings import Settings, SettingsError
         ("KAFKA_SESSION_TIMEOUT_S", "nan"),
         ("BATCH_WITHIN_S", "0"),
         ("BATCH_WITHIN_S", "nan"),
+        ("CONTACT_ONLY_TTL_DAYS", "6"),  # a visitor's weekly caps would forget contacts
+        ("CONTACT_ONLY_TTL_DAYS", "100000"),
     ],
 )
 def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, value: str) -> None:
@@ -61,6 +63,7 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("DEDUPE_HORIZON_DAYS", "1"),
         ("TOMBSTONE_DAYS", "1"),
         ("TOMBSTONE_DAYS", "36525"),
+        ("CONTACT_ONLY_TTL_DAYS", "7"),
         ("KAFKA_SESSION_TIMEOUT_S", "6"),
         ("KAFKA_SESSION_TIMEOUT_S", "90"),
     ],
