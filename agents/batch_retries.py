@@ -36,7 +36,7 @@ from feature_store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 OUTAGES = (TimeoutError, StoreUnavailable, OSError)
-KAFKA_MODULES = ("aiokafka", "kafka", "faust", "mode")  # their errors are outages too, but:
+KAFKA_MODULES = ("aiokafka", "kafka", "faust")  # their errors are outages too, but:
 # Kafka's answers that a record can never be written, whatever the wait
 KAFKA_REFUSALS = frozenset({
     "MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError",

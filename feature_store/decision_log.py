@@ -62,7 +62,7 @@ class DecisionLog:
             args = [
                 r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
-                config.contact_only_ttl_s,
+                config.contact_only_life_s,
             ]  # fmt: skip
             calls.append(("decision", keys, args))
         if faults is None:

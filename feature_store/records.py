@@ -105,5 +105,10 @@ class StoreConfig:
     half_life_days: float = 14.0
     money: Money = ONE_CURRENCY  # what purchases are counted in
 
+    @property
+    def contact_only_life_s(self) -> int:
+        """The contact-only TTL, never beyond the store's."""
+        return min(self.contact_only_ttl_s, self.ttl_s)
+
 
 Observer = Callable[[str, float], None]

@@ -121,8 +121,8 @@ class CustomerState:
         if any(op == "incr" and key == "n" for op, key, _ in fact.updates):  # activity
             for name in ("profile", windows, "seen", "contacts"):
                 self._renew(name, now_ms, life, ttl_ms)
-        elif fact.contact and "n" not in self.profile:  # no activity of their own
-            # at least the contact-only ttl from the contact, and the profile's life
+        elif "n" not in self.profile:  # no activity of their own, ever
+            # the contact-only ttl from this fact, or the profile's life where longer
             short = contact_only_ttl_ms - max(0, age - live_lag_ms)
             given = max(short, self.expires_ms.get("profile", now_ms) - now_ms)
             for name in ("profile", windows):

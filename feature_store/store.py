@@ -148,7 +148,7 @@ class FeatureStore:
             self._config.recent_len,
             _resolutions_of(fact),
         ]
-        args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_ttl_s]
+        args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         return keys, args
 
     async def apply(

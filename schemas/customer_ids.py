@@ -1,9 +1,9 @@
 """What a customer id may be, wherever one comes in to be acted on (touchpoints and
 outcomes, on Kafka and over HTTP, and the recommendations path): 1 to 256 characters,
 not only whitespace, and with no control character (C0 and C1, DEL: NUL, tabs, line
-breaks, terminal escapes) nor any of the bidirectional-text controls that reorder what
-a contact-centre screen shows. An id of a single space is a producer's empty template:
-taken, it pooled unrelated customers into one profile.
+breaks and separators, terminal escapes) nor any of the bidirectional-text marks and
+controls that reorder what a contact-centre screen shows. An id of a single space is a
+producer's empty template: taken, it pooled unrelated customers into one profile.
 
 Ids are otherwise compared exactly as sent, code point for code point: no Unicode
 normalisation, case folding or trimming (``José`` in NFC and in NFD are two customers).
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 
-MAX_LENGTH = 256
-# C0 controls, DEL, C1 controls; the bidirectional embeddings, overrides and isolates
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls, DEL, C1 controls; the line and paragraph separators; the bidirectional
+# marks, embeddings, overrides and isolates
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def id_fault(customer_id: str) -> str | None:

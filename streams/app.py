@@ -81,7 +81,7 @@ def build_store(
             secret=settings.key_secret.encode(),
             prefix=settings.redis_prefix,
             ttl_s=settings.store_ttl_days * 86400,
-            contact_only_ttl_s=min(settings.contact_only_ttl_days, settings.store_ttl_days) * 86400,
+            contact_only_ttl_s=settings.contact_only_ttl_days * 86400,
             dedupe_horizon_s=settings.dedupe_horizon_days * 86400,
             tombstone_ttl_s=settings.tombstone_days * 86400,
             thresholds=SegmentThresholds(

@@ -39,13 +39,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from agents.bandit import LinUCBOffers
+from agents.batch_retries import outage
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
 from agents.letters import letter, source_record
 from agents.risk import ChurnRisk, learnable_example
 from agents.risk_watch import RiskHolder
-from feature_store import FeatureStore, StoreUnavailable
+from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
 from streams.kafka_security import client_options
@@ -370,9 +371,9 @@ async def learn_while_leader(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """A learner's life in a worker: run whenever this worker is the leader. A learner
-    that Redis cannot serve (down, full, read-only) starts again from its snapshot after
-    a pause that doubles, from ``pauses[0]`` to ``pauses[1]``, while that lasts: one
-    line each time, where a restart every second logged a traceback each time."""
+    stopped by an outage (Redis down, full or read-only; Kafka away) starts again from its
+    snapshot after a pause that doubles, from ``pauses[0]`` to ``pauses[1]``, while that
+    lasts: one line each time, where a restart every second logged a traceback each time."""
     first, longest = pauses
     pause = first
     while True:
@@ -382,12 +383,15 @@ async def learn_while_leader(
                 pause = first
             except asyncio.CancelledError:
                 raise
-            except StoreUnavailable as exc:
-                log.warning("%s learner stopped, Redis cannot serve it (%s); restarting from "
-                            "its snapshot in %.0f s", learner.name, exc, pause)  # fmt: skip
-                await sleep(pause)
-                pause = min(pause * 2, longest)
-                continue
-            except Exception:
-                log.exception("%s learner failed; restarting from its snapshot", learner.name)
+            except Exception as exc:
+                if not outage(exc):
+                    log.exception("%s learner failed; restarting from its snapshot", learner.name)
+                    pause = first
+                else:
+                    log.warning("%s learner stopped, Redis or Kafka cannot serve it (%s: "
+                                "%s); restarting from its snapshot in %.0f s", learner.name,
+                                type(exc).__name__, exc, pause)  # fmt: skip
+                    await sleep(pause)
+                    pause = min(pause * 2, longest)
+                    continue
         await sleep(first)

@@ -22,6 +22,7 @@ from feature_store import FeatureStore, StoreUnavailable
 from schemas.risk import RiskExample
 
 log = logging.getLogger(__name__)
+SEND_MODULES = (*KAFKA_MODULES, "mode")  # where a failed send's error comes from
 Send = Callable[[list[RiskExample]], Awaitable[None]]
 
 
@@ -61,7 +62,7 @@ async def sweep_round(
         log.warning("the churn-risk sweep could not reach Redis (%s); next time", exc)
         reason = StoreUnavailable.__name__  # a reply lost (RepliesUnknown) is one too
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] in KAFKA_MODULES:
+        if type(exc).__module__.split(".")[0] in SEND_MODULES:
             log.warning("the churn-risk sweep could not send its examples (%r); next time", exc)
         else:
             log.exception("the churn-risk sweep failed; next time")

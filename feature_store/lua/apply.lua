@@ -24,11 +24,11 @@
 -- has none (the profile's, where the customer has one), so that it keeps no one who left. The keys live the ttl from the fact's
 -- time (from now for a live fact, see ARGV[10]): an older fact renews an expiry only as
 -- far as its own time gives, never shortens one, so the keys expire the ttl after the
--- customer's newest activity, however the facts are replayed. A contact Moments made
--- (KEYS[2] is KEYS[7]) with a customer who has no activity of their own (no `n`: a
--- visitor it was only asked to decide for) gives their profile and contacts the shorter
--- contact-only ttl from the contact's time instead, renewed by each such contact and
--- never shortened; their first activity gives the whole ttl. A fact dated the ttl or
+-- customer's newest activity, however the facts are replayed. A customer with no
+-- activity of their own (no `n`: a visitor Moments was only asked to decide for, or
+-- someone only mailed) has their profile and the fact's windows kept the shorter
+-- contact-only ttl from each such fact (an offer shown, an email sent) instead, never
+-- shortened; their first activity gives the whole ttl. A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
 -- profile). The fact's id is remembered for the dedupe horizon at least.
@@ -232,17 +232,15 @@ local function renew(key)
 end
 if ARGV[6] ~= '' and recent_len > 0 then renew(recent) end
 keep_withdrawals(profile)
-local contact_only = not activity and KEYS[2] == KEYS[7]
-  and redis.call('HEXISTS', profile, 'n') == 0
 if activity then
   for _, key in ipairs({profile, windows, seen, KEYS[7]}) do renew(key) end
-elseif contact_only then  -- the seen ids keep the dedupe horizon, below
-  -- at least the contact-only ttl from the contact, and the profile's life (one emails
-  -- from the business gave it)
+elseif redis.call('HEXISTS', profile, 'n') == 0 then  -- no activity of their own, ever
+  -- the contact-only ttl from this fact (or the profile's life, where that is longer:
+  -- one kept from before); the seen ids keep the dedupe horizon, below
   local short = tonumber(ARGV[11]) * 1000 - math.max(0, age - tonumber(ARGV[10]))
   local given = math.max(short, redis.call('PTTL', profile))
   for _, key in ipairs({profile, windows}) do
-    if given <= 0 then  -- a contact replayed after its visitor would have expired
+    if given <= 0 then  -- replayed after the customer would have expired
       redis.call('DEL', key)
     else
       local left = redis.call('PTTL', key)

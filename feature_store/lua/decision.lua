@@ -36,14 +36,15 @@ local left_s = math.min(own_s, own_s - age_s)
 -- time gives, never shortening one (a rebuild must not keep a quiet customer's ids 400
 -- days more); one dated the ttl or longer ago keeps nothing but its mark below.
 -- The recent decisions of a customer with no activity of their own (a visitor Moments
--- was only asked to decide for) live the contact-only ttl from it instead, as their
--- profile does (apply.lua).
+-- was only asked to decide for) live the contact-only ttl from it instead, or as long
+-- as their profile where that is longer (apply.lua's rule).
 local age_ms = tonumber(ARGV[7]) - tonumber(ARGV[3])
 local lag_ms = math.max(0, age_ms - tonumber(ARGV[9] or '0'))
 local life_ms = tonumber(ARGV[8]) * 1000 - lag_ms
 local listed_ms = life_ms
 if ARGV[11] and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
-  listed_ms = math.min(life_ms, tonumber(ARGV[11]) * 1000 - lag_ms)
+  local short_ms = tonumber(ARGV[11]) * 1000 - lag_ms
+  listed_ms = math.min(life_ms, math.max(short_ms, redis.call('PTTL', KEYS[7])))
 end
 if life_ms > 0 then
   if listed_ms > 0 then

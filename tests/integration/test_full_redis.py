@@ -49,7 +49,7 @@ async def test_a_full_redis_refuses_events_as_an_outage_and_still_erases(
         await admin.config_set("maxmemory", max(used - 200_000, 1))
 
         with pytest.raises(StoreUnavailable, match="OOM command not allowed"):
-            await store.apply([_click("e5", "ana")])
+            await store.apply([_click("b1", "ben")])
 
         receipt = await store.erase("ana")
         assert receipt.keys_removed > 0 and "profile" in receipt.kinds, receipt
@@ -57,8 +57,10 @@ async def test_a_full_redis_refuses_events_as_an_outage_and_still_erases(
         assert await store.erased(["ana", "ben"]) == [True, False]
         assert await store.read("ben") is not None  # nothing else went
 
-        await admin.config_set("maxmemory", 0)  # room again: the refused event applies
-        assert await store.apply([_click("e5", "ben")]) == [ApplyStatus.APPLIED]
+        await admin.config_set("maxmemory", 0)  # room again: the refused event left no
+        assert await store.apply([_click("b1", "ben")]) == [ApplyStatus.APPLIED]  # mark
+        ben = await store.read("ben")
+        assert ben is not None and ben.events == 2
         assert await store.apply([_click("e6", "ana")]) == [ApplyStatus.ERASED]
     finally:
         await store.close()

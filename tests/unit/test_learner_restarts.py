@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import generate_latest
 
 from agents.bandit import LinUCBOffers
@@ -174,6 +175,8 @@ async def test_a_learner_redis_cannot_serve_restarts_after_longer_pauses_without
             runs.append(1)
             if len(runs) == 6:
                 return  # leadership lost: the next run comes after the short pause
+            if len(runs) == 3:  # Kafka away
+                raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9092)]")
             raise StoreUnavailable("OOM command not allowed when used memory > 'maxmemory'")
 
     pauses: list[float] = []
@@ -186,5 +189,29 @@ async def test_a_learner_redis_cannot_serve_restarts_after_longer_pauses_without
     with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
         await learn_while_leader(Failing(), lambda: True, (1.0, 8.0), sleep)  # type: ignore[arg-type]
     assert pauses == [1.0, 2.0, 4.0, 8.0, 8.0, 1.0, 1.0, 2.0]
-    assert all(r.exc_info is None and "OOM" in r.getMessage() for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if r.exc_info is None]
+    assert len(said) == 7 and "KafkaConnectionError" in said[2], said
+    assert all("OOM" in line for line in said[:2] + said[3:]), said
     assert len(caplog.records) == 7  # runs 1-5, 7 and 8
+
+
+async def test_a_learner_that_fails_otherwise_logs_the_fault_and_retries_soon(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        name = "risk"
+
+        async def run(self, still_leader: Any) -> None:
+            raise KeyError("a bug")
+
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            raise asyncio.CancelledError
+
+    with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
+        await learn_while_leader(Broken(), lambda: True, (1.0, 8.0), sleep)  # type: ignore[arg-type]
+    assert pauses == [1.0, 1.0, 1.0]
+    assert all(r.exc_info is not None for r in caplog.records) and len(caplog.records) == 3

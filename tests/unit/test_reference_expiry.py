@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from feature_store.facts import offers_shown_fact, touchpoint_fact
 from feature_store.reference import CustomerState
-from tests.unit.factories import DAY_MS, T0_MS, at, click, consent
+from tests.unit.factories import DAY_MS, T0_MS, at, click, consent, email
 
 TTL_MS = 400 * DAY_MS
 
@@ -72,3 +72,17 @@ def test_a_contact_replayed_after_its_visitor_would_have_expired_keeps_no_profil
     replayed = offers_shown_fact("d2", "v1", "web", ["o1"], at(days=-20))
     assert state.apply(replayed, T0_MS) == 1
     assert state.expires_ms["profile"] == T0_MS + 10 * DAY_MS + 1 * DAY_MS  # the live lag
+
+
+def test_emails_and_offers_to_a_customer_with_no_activity_give_one_life_in_any_order() -> None:
+    """An email first used to give the whole TTL, and the offer shown after it could not
+    shorten it: a visitor also mailed was kept 400 days, or 30, by the order of facts."""
+    lives = []
+    for order in ("email first", "offer first"):
+        state = CustomerState()
+        mailed = touchpoint_fact(email("delivered", at(0)))
+        shown = offers_shown_fact("d1", "c1", "web", ["o1"], at(0))
+        for fact in (mailed, shown) if order == "email first" else (shown, mailed):
+            assert state.apply(fact, T0_MS) == 1
+        lives.append(state.expires_ms["profile"])
+    assert lives == [T0_MS + CONTACT_ONLY_MS] * 2

@@ -1032,7 +1032,8 @@ def test_json_nested_too_deeply_is_a_decode_error_for_moments_own_records(
 
 
 @pytest.mark.parametrize("unfit", [" ", "\t", "a\x00b", "c\x1b[31m", "\u202eevil", "a\r\nb",
-                                   "x\x85"])  # fmt: skip
+                                   "x\x85",
+                                   "a\u2028b", "\u200fRTL"])  # fmt: skip
 def test_a_customer_id_of_only_whitespace_or_with_a_control_character_is_refused(
     unfit: str,
 ) -> None:
