@@ -132,10 +132,11 @@ async def test_batches_waiting_on_a_slow_redis_are_bounded() -> None:
     rec = recommender(store, CONTACTS)
     rec.budget_s = 0.05
     tasks = []
-    for n in range(200):
+    for n in range(200):  # one or two a turn of the loop: a batch each, in a few ms (a
+        # millisecond apart, a machine busy elsewhere let Redis keep up: 108 batches read)
         tasks.append(asyncio.create_task(rec.recommend(f"c{n}", "web", 3)))
-        await asyncio.sleep(0.001)
-    assert len(rec._running) <= recommender_module.MAX_BATCHES_IN_FLIGHT
+        await asyncio.sleep(0)
+        assert len(rec._running) <= recommender_module.MAX_BATCHES_IN_FLIGHT
     answers = await asyncio.gather(*tasks, return_exceptions=True)
     assert len(store.reads) < 100 and sum(isinstance(a, TimeoutError) for a in answers) > 100
     await rec.drain()
