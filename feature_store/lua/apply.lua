@@ -15,7 +15,7 @@
 --         now (a live event, one a lagging worker or a skewed clock dates a little
 --         early); an older one (a replay, `moments rebuild`) counts from its own ts,
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
---         their own live after Moments' latest contact with them (see Expiry)
+--         their own live after the latest offer shown or email sent to them (see Expiry)
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
