@@ -89,8 +89,9 @@ class StoreConfig:
     secret: bytes
     prefix: str = "m"
     ttl_s: int = 400 * 86400  # keys expire after this long without the customer's activity
-    # ...or this long after Moments' latest contact, for one with no activity of their own
-    # (a visitor it was only asked to decide for): above the weekly caps and cool-downs
+    # ...or this long after the latest offer shown or email sent, for one with no activity
+    # of their own (a visitor Moments was only asked to decide for, someone only mailed):
+    # above the weekly caps and cool-downs
     contact_only_ttl_s: int = 30 * 86400
     dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
     recent_len: int = 20

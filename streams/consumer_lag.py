@@ -54,8 +54,7 @@ def register_lag_timer(app: Any, metrics: Metrics, settings: Settings) -> None:
         consumer = app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view
         assigned = consumer.assignment()
-        learners = {settings.topic(t) for t in (topics.OFFER_OUTCOMES,
-                                                        topics.RISK_EXAMPLES)}  # fmt: skip
+        learners = {settings.topic(t) for t in (topics.OFFER_OUTCOMES, topics.RISK_EXAMPLES)}
         held = {(tp.topic, tp.partition) for tp in assigned}
         for series in stale_lag_series(_lag_series(metrics), held, learners):
             metrics.consumer_lag.remove(*series)

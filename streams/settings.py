@@ -105,7 +105,8 @@ class Settings:
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
     # a customer with no activity of their own (a visitor Moments was only asked to decide
-    # for): their keys expire this long after its latest contact with them
+    # for, someone only mailed): their keys expire this long after the latest offer shown
+    # or email sent to them
     contact_only_ttl_days: int = 30
     dedupe_horizon_days: int = 8
     # how long an erased customer stays blocked (the tombstone's lifetime)
