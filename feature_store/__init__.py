@@ -20,6 +20,7 @@ from feature_store.records import (
     StoreConfig,
     StoreUnavailable,
 )
+from feature_store.redis_memory import RedisMemory, evicting_policy, fullest
 from feature_store.store import FeatureStore
 from feature_store.subject_access import CustomerRecord
 
@@ -38,10 +39,13 @@ __all__ = [
     "LayoutMismatch",
     "PendingRisk",
     "RecentTouchpoint",
+    "RedisMemory",
     "RepliesUnknown",
     "SegmentThresholds",
     "StoreConfig",
     "StoreUnavailable",
+    "evicting_policy",
+    "fullest",
     "intervention_fact",
     "offers_shown_fact",
     "risk_fact",

@@ -34,6 +34,7 @@ from feature_store.records import (
     StoreConfig,
     StoreUnavailable,
 )
+from feature_store.redis_memory import RedisMemory
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
 from feature_store.transport import (
@@ -364,7 +365,15 @@ class FeatureStore:
                 return next((p for p in policies if p != "noeviction"), policies[0])
         return None
 
-    async def _policies_in_info(self) -> list[str]:
+    async def memory(self) -> list[RedisMemory]:
+        """What each Redis node holds against its limit, and its ``maxmemory-policy``
+        (``INFO memory``, which managed services answer too). Raises
+        :class:`StoreUnavailable` when Redis cannot be reached."""
+        with unavailable_when_transient():
+            answers = await self._memory_infos()
+        return [m for m in map(RedisMemory.from_info, answers) if m is not None]
+
+    async def _memory_infos(self) -> list[dict[Any, Any]]:
         client = self._conn.client
         if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
             per_node: dict[Any, Any] = await client.info(
@@ -373,8 +382,11 @@ class FeatureStore:
             answers = list(per_node.values()) if "maxmemory_policy" not in per_node else [per_node]
         else:
             answers = [await client.info("memory")]
-        return [str(a["maxmemory_policy"]) for a in answers
-                if isinstance(a, dict) and "maxmemory_policy" in a]  # fmt: skip
+        return [a for a in answers if isinstance(a, dict)]
+
+    async def _policies_in_info(self) -> list[str]:
+        answers = await self._memory_infos()
+        return [str(a["maxmemory_policy"]) for a in answers if "maxmemory_policy" in a]
 
     async def _policies_in_config(self) -> list[str]:
         client = self._conn.client

@@ -202,6 +202,20 @@ class Metrics:
             "moments_alert_streams_open", "Alert streams (screens) this API process serves.",
             registry=r,
         )  # fmt: skip
+        self.redis_memory_used = Gauge(
+            "moments_redis_memory_used_bytes",
+            "Memory the fullest Redis node uses (INFO memory used_memory), as last read.",
+            registry=r,
+        )
+        self.redis_memory_max = Gauge(
+            "moments_redis_memory_max_bytes",
+            "That node's maxmemory (0: no limit), as last read.", registry=r,
+        )  # fmt: skip
+        self.redis_evicting = Gauge(
+            "moments_redis_evicting",
+            "1 while a Redis node's maxmemory-policy lets it evict keys (not noeviction).",
+            registry=r,
+        )
 
     # PipelineObserver
     def batch_handled(self, result: BatchResult) -> None:

@@ -45,6 +45,7 @@ from streams.event_loop import loop_name
 from streams.kafka_security import client_options, use_settings
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
+from streams.redis_memory_watch import RedisMemoryWatch
 from streams.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,10 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             kafka=kafka,
             reloads=ModelReloads(_Held(feature_store, holder, risk, metrics)),
         )
-        background = [asyncio.create_task(app[API_KEY].reloads.keep_fresh())]
+        background = [
+            asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
+            asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),
+        ]
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())
         if settings.catalogue_check_s > 0:
