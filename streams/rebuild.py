@@ -124,6 +124,27 @@ async def rebuild(
     batch: int = 500,
     accept_lost_erasures: bool = False,
 ) -> RebuildReport:
+    """Replay the topics into the target Redis, as the module says; what was rebuilt."""
+    holds_keys = await _check_target(store, force)
+    await _check_topics(settings)
+    await _check_erasures_kept(settings, accept_lost_erasures)
+    if not holds_keys:  # before the first write: run again with --force, it is marked
+        await store.layout.mark()
+    run = _Replay(settings, store, batch)
+    await run.erase_again()
+    await run.read_dead_letters()
+    await run.replay_touchpoints()
+    await run.replay_decisions()
+    await run.erase_those_erased_meanwhile()
+    model = await _risk_model(settings, store, batch)
+    snapshots, bands = await _retake_risk_state(
+        store, run.last_seen, batch, model, settings.risk_threshold
+    )
+    return run.report(snapshots, bands)
+
+
+async def _check_target(store: FeatureStore, force: bool) -> bool:
+    """Whether the target Redis holds Moments keys already (refused without ``force``)."""
     try:
         marked = await store.layout.check()  # nothing is merged into another layout
         holds_keys = await store.has_any_customer()
@@ -134,10 +155,19 @@ async def rebuild(
     if holds_keys and not marked:
         log.warning("the target Redis %s: merging into it all the same (--force); it stays "
                     "unmarked", UNMARKED)  # fmt: skip
+    return holds_keys
+
+
+async def _check_topics(settings: Settings) -> None:
+    """Every topic replayed is there (else ``TopicMissing``)."""
     present = await topic_names(settings.kafka_bootstrap)
     for name in REPLAYED:  # every one there, before anything is written
         if settings.topic(name) not in present:
             raise TopicMissing(settings.topic(name))
+
+
+async def _check_erasures_kept(settings: Settings, accept_lost_erasures: bool) -> None:
+    """The erasures topic still holds its oldest records (or ``accept_lost_erasures``)."""
     erasures_topic = settings.topic(CUSTOMER_ERASURES)
     lost = {p: o for p, o in (await first_offsets(settings, erasures_topic)).items() if o}
     if lost:
@@ -150,113 +180,106 @@ async def rebuild(
                 "as Moments creates it), or pass --accept-lost-erasures"
             )
         log.warning("%s; rebuilding all the same (--accept-lost-erasures)", said)
-    if not holds_keys:  # before the first write: run again with --force, it is marked
-        await store.layout.mark()
-    started = time.monotonic()
-    invalid = 0
-    applied = 0
-    limits = load_catalogue(settings.catalogue_path).daily_limits()
-    budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
 
-    # What the live pipeline dead-lettered without applying it (by source partition and
-    # offset) stays out; an event whose decision failed had been applied, and is again.
-    # So had those of a batch given up, but for one dated too far ahead when it was read.
-    source = settings.topic(TOUCHPOINTS)
-    rejected: set[tuple[int, int]] = set()
-    given_up: dict[tuple[int, int], int] = {}  # when its letter was written (ms)
-    skew_ms = settings.max_future_skew_s * 1000
 
-    async def dead_letters(records: list[ConsumerRecord]) -> None:
-        for record in records:
-            letter = DeadLetter.of(record.topic, record.partition, record.offset,
-                                   record.timestamp, record.key, record.value,
-                                   record.headers or ())  # fmt: skip
-            if letter.source_topic != source:
-                continue
-            where = (letter.source_partition, letter.source_offset)
-            if not letter.applied_live:
-                rejected.add(where)
-            elif letter.given_up:  # when the worker judged it (a batch retried through
-                # an outage may be written much later)
-                given_up[where] = letter.taken_ms
+class _Replay:
+    """One rebuild's replay of the topics, and what it counted on the way."""
 
-    last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
-    expired = 0
-    skipped_lapsed = 0
+    def __init__(self, settings: Settings, store: FeatureStore, batch: int) -> None:
+        self.settings, self.store, self.batch = settings, store, batch
+        self.erasures_topic = settings.topic(CUSTOMER_ERASURES)
+        self.started = time.monotonic()
+        self.invalid = 0
+        self.applied = 0
+        self.limits = load_catalogue(settings.catalogue_path).daily_limits()
+        self.budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
 
-    async def touchpoints(records: list[ConsumerRecord]) -> None:
-        nonlocal invalid, applied, expired, skipped_lapsed
-        events = []
-        for record in records:
-            where = (record.partition, record.offset)
-            if where in rejected:
-                invalid += 1
-                continue
-            try:
-                event = decode_touchpoint(record.value or b"")
-            except InvalidEvent:
-                invalid += 1  # written before the dead-letter topic existed
-                continue
-            if where in given_up and ts_ms(event.ts) > given_up[where] + skew_ms:
-                invalid += 1  # refused as dated ahead, before its batch was given up
-                continue
-            if ts_ms(event.ts) > time.time() * 1000 + skew_ms:
-                # ahead still, so ahead when a worker read it: refused, though its letter
-                # is not to be found (written after the letters were read, or expired)
-                invalid += 1
-                continue
-            if before_lapsed(event.customer_id, event.ts):
-                skipped_lapsed += 1
-                continue
-            events.append(event)
-        statuses = await store.apply(events)
-        applied += sum(s is ApplyStatus.APPLIED for s in statuses)
-        expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
-        for event, status in zip(events, statuses, strict=True):
-            # as the live pipeline does; one applied already (a rebuild run again after
-            # one that stopped half-way) counts too, or its risk state would be lost
-            if status in WATCHED and worth_watching(event):
-                at = ts_ms(event.ts)
-                last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
+        # What the live pipeline dead-lettered without applying it (by source partition and
+        # offset) stays out; an event whose decision failed had been applied, and is again.
+        # So had those of a batch given up, but for one dated too far ahead when it was read.
+        self.source = settings.topic(TOUCHPOINTS)
+        self.rejected: set[tuple[int, int]] = set()
+        self.given_up: dict[tuple[int, int], int] = {}  # when its letter was written (ms)
+        self.skew_ms = settings.max_future_skew_s * 1000
 
-    skipped_decisions = 0
+        self.last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
+        self.expired = 0
+        self.skipped_lapsed = 0
+        self.skipped_decisions = 0
 
-    def decoded(records: list[ConsumerRecord], decode: Callable[[bytes], T]) -> list[T]:
-        """The records that decode; the others are counted and skipped."""
-        nonlocal skipped_decisions
-        found = []
-        for record in records:
-            try:
-                found.append(decode(record.value or b""))
-            except msgspec.DecodeError:  # malformed, or of the wrong shape
-                skipped_decisions += 1
-        return found
+        # customer -> when the block of their newest erasure ends (ms): still blocked, or
+        # run out (then what is dated before it, erased or refused live, is not replayed)
+        self.erased: dict[str, int] = {}
+        self.lapsed: dict[str, int] = {}
+        self.block_ms = settings.tombstone_days * DAY_MS
 
-    async def decisions(records: list[ConsumerRecord]) -> None:
-        # a fallback answer is published only: live, it records no context, no contact
-        # and no budget spending, so neither does the rebuild
-        found = [d for d in decoded(records, decode_next_best_offer)
-                 if not d.fallback and not before_lapsed(d.customer_id, d.ts)]  # fmt: skip
-        await store.apply_facts(offers_shown(found))
-        await store.decisions.record([decision_record(d) for d in found])
-        spent = offers_spent(found, limits)  # the daily offer budgets still kept
-        await store.budgets.add([s for s in spent if s.day >= budgets_since])
+        self.replayed = False  # the erasures are read again once everything else was
+        self.letters_lost = False
+        self.total = 0  # touchpoints read
+        self.decided = 0  # next-best offers read
+        self.decided_alerts = 0  # interventions read, held out or not
 
-    # customer -> when the block of their newest erasure ends (ms): still blocked, or
-    # run out (then what is dated before it, erased or refused live, is not replayed)
-    erased: dict[str, int] = {}
-    lapsed: dict[str, int] = {}
-    block_ms = settings.tombstone_days * DAY_MS
+    async def erase_again(self) -> None:
+        """Erase again every customer erased, for what is left of their block."""
+        await replay(self.settings, self.erasures_topic, self._erasures, self.batch)
 
-    replayed = False  # the erasures are read again once everything else was
+    async def read_dead_letters(self) -> None:
+        """Learn which touchpoints the live pipeline dead-lettered, to hold them out."""
+        letters_topic = self.settings.topic(TOUCHPOINTS_DLQ)
+        self.letters_lost = any((await first_offsets(self.settings, letters_topic)).values())
+        if self.letters_lost:
+            log.warning("%s no longer holds its oldest letters: touchpoints the live pipeline "
+                        "refused then for another reason than their form are applied",
+                        letters_topic)  # fmt: skip
+        await replay(self.settings, letters_topic, self._dead_letters, self.batch)
 
-    async def erasures(records: list[ConsumerRecord]) -> None:
+    async def replay_touchpoints(self) -> None:
+        """Rebuild the features from the touchpoints not held out."""
+        self.total = await replay(self.settings, self.source, self._touchpoints, self.batch)
+
+    async def replay_decisions(self) -> None:
+        """Rebuild the contacts, decision contexts and budgets from the decisions emitted."""
+        settings = self.settings
+        self.decided_alerts = await replay(
+            settings, settings.topic(INTERVENTIONS), self._interventions, self.batch
+        )
+        held = settings.topic(INTERVENTIONS_HELD_OUT)
+        self.decided_alerts += await replay(settings, held, self._interventions, self.batch)
+        self.decided = await replay(
+            settings, settings.topic(NEXT_BEST_OFFERS), self._next_best_offers, self.batch
+        )
+
+    async def erase_those_erased_meanwhile(self) -> None:
+        """Read the erasures again once everything else was replayed."""
+        # Erasures made while the rebuild ran (the live API keeps erasing): erased again now,
+        # whatever the replay put back of them.
+        self.replayed = True
+        await self.erase_again()
+
+    def report(self, snapshots: int, bands: int) -> RebuildReport:
+        """What was rebuilt, logged too."""
+        report = RebuildReport(
+            self.total, self.invalid, self.decided + self.decided_alerts, self.applied,
+            time.monotonic() - self.started, erasures=len(self.erased),
+            risk_snapshots=snapshots, skipped_decisions=self.skipped_decisions,
+            risk_bands=bands, expired=self.expired,
+            erasures_lapsed=len(set(self.lapsed) - set(self.erased)),
+            before_lapsed_erasure=self.skipped_lapsed, dead_letters_lost=self.letters_lost,
+        )  # fmt: skip
+        if self.skipped_decisions:
+            log.warning(
+                "skipped %d decision records that could not be decoded", self.skipped_decisions
+            )
+        log.info("rebuilt from %d touchpoints and %d decisions", self.total, self.decided)
+        return report
+
+    async def _erasures(self, records: list[ConsumerRecord]) -> None:
         for record in records:
             try:
                 erasure: CustomerErasure = decode_erasure(record.value or b"")
             except InvalidEvent as exc:  # only Moments writes this topic
                 where = f"{record.topic}[{record.partition}] offset {record.offset}"
-                if replayed:  # written while the rebuild ran
+                if self.replayed:  # written while the rebuild ran
                     raise RebuildError(
                         f"{where} is not an erasure record ({exc}); the topics were "
                         "replayed, but customers erased after it may be in the target "
@@ -266,61 +289,97 @@ async def rebuild(
                     f"{where} is not an erasure record ({exc}); nothing was replayed after it"
                 ) from exc
             customer_id, at = erasure.customer_id, ts_ms(erasure.ts)
-            ends = at + block_ms
-            if ends <= erased.get(customer_id, 0):
+            ends = at + self.block_ms
+            if ends <= self.erased.get(customer_id, 0):
                 continue  # blocked at least as long already
             # blocked for what is left of it, or not at all when it has run out
-            if (await store.erase(customer_id, erased_at_ms=at)).blocked:
-                erased[customer_id] = ends
+            if (await self.store.erase(customer_id, erased_at_ms=at)).blocked:
+                self.erased[customer_id] = ends
             else:
-                lapsed[customer_id] = max(lapsed.get(customer_id, 0), ends)
+                self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)
 
-    def before_lapsed(customer_id: str, at: datetime) -> bool:
+    def _before_lapsed(self, customer_id: str, at: datetime) -> bool:
         """Dated before the block of an erasure that has run out: erased, or refused."""
-        return customer_id in lapsed and ts_ms(at) < lapsed[customer_id]
+        return customer_id in self.lapsed and ts_ms(at) < self.lapsed[customer_id]
 
-    await replay(settings, erasures_topic, erasures, batch)
-    letters_topic = settings.topic(TOUCHPOINTS_DLQ)
-    letters_lost = any((await first_offsets(settings, letters_topic)).values())
-    if letters_lost:
-        log.warning("%s no longer holds its oldest letters: touchpoints the live pipeline "
-                    "refused then for another reason than their form are applied",
-                    letters_topic)  # fmt: skip
-    await replay(settings, letters_topic, dead_letters, batch)
+    async def _dead_letters(self, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            letter = DeadLetter.of(record.topic, record.partition, record.offset,
+                                   record.timestamp, record.key, record.value,
+                                   record.headers or ())  # fmt: skip
+            if letter.source_topic != self.source:
+                continue
+            where = (letter.source_partition, letter.source_offset)
+            if not letter.applied_live:
+                self.rejected.add(where)
+            elif letter.given_up:  # when the worker judged it (a batch retried through
+                # an outage may be written much later)
+                self.given_up[where] = letter.taken_ms
 
-    async def interventions(records: list[ConsumerRecord]) -> None:
-        found = [i for i in decoded(records, decode_intervention)
-                 if not before_lapsed(i.customer_id, i.ts)]  # fmt: skip
-        await store.apply_facts([
+    async def _touchpoints(self, records: list[ConsumerRecord]) -> None:
+        events = []
+        for record in records:
+            where = (record.partition, record.offset)
+            if where in self.rejected:
+                self.invalid += 1
+                continue
+            try:
+                event = decode_touchpoint(record.value or b"")
+            except InvalidEvent:
+                self.invalid += 1  # written before the dead-letter topic existed
+                continue
+            if where in self.given_up and ts_ms(event.ts) > self.given_up[where] + self.skew_ms:
+                self.invalid += 1  # refused as dated ahead, before its batch was given up
+                continue
+            if ts_ms(event.ts) > time.time() * 1000 + self.skew_ms:
+                # ahead still, so ahead when a worker read it: refused, though its letter
+                # is not to be found (written after the letters were read, or expired)
+                self.invalid += 1
+                continue
+            if self._before_lapsed(event.customer_id, event.ts):
+                self.skipped_lapsed += 1
+                continue
+            events.append(event)
+        statuses = await self.store.apply(events)
+        self.applied += sum(s is ApplyStatus.APPLIED for s in statuses)
+        self.expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
+        last_seen = self.last_seen
+        for event, status in zip(events, statuses, strict=True):
+            # as the live pipeline does; one applied already (a rebuild run again after
+            # one that stopped half-way) counts too, or its risk state would be lost
+            if status in WATCHED and worth_watching(event):
+                at = ts_ms(event.ts)
+                last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
+
+    def _decoded(self, records: list[ConsumerRecord], decode: Callable[[bytes], T]) -> list[T]:
+        """The records that decode; the others are counted and skipped."""
+        found = []
+        for record in records:
+            try:
+                found.append(decode(record.value or b""))
+            except msgspec.DecodeError:  # malformed, or of the wrong shape
+                self.skipped_decisions += 1
+        return found
+
+    async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
+        # a fallback answer is published only: live, it records no context, no contact
+        # and no budget spending, so neither does the rebuild
+        found = [d for d in self._decoded(records, decode_next_best_offer)
+                 if not d.fallback and not self._before_lapsed(d.customer_id, d.ts)]  # fmt: skip
+        await self.store.apply_facts(offers_shown(found))
+        await self.store.decisions.record([decision_record(d) for d in found])
+        spent = offers_spent(found, self.limits)  # the daily offer budgets still kept
+        await self.store.budgets.add([s for s in spent if s.day >= self.budgets_since])
+
+    async def _interventions(self, records: list[ConsumerRecord]) -> None:
+        found = [i for i in self._decoded(records, decode_intervention)
+                 if not self._before_lapsed(i.customer_id, i.ts)]  # fmt: skip
+        await self.store.apply_facts([
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts,
                               held_out=i.control, priority=i.priority)
             for i in found
         ])  # fmt: skip
-        await store.decisions.record([decision_record(i) for i in found])
-
-    total = await replay(settings, source, touchpoints, batch)
-    decided_alerts = await replay(settings, settings.topic(INTERVENTIONS), interventions, batch)
-    held = settings.topic(INTERVENTIONS_HELD_OUT)
-    decided_alerts += await replay(settings, held, interventions, batch)
-    decided = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch)
-    # Erasures made while the rebuild ran (the live API keeps erasing): erased again now,
-    # whatever the replay put back of them.
-    replayed = True
-    await replay(settings, erasures_topic, erasures, batch)
-    model = await _risk_model(settings, store, batch)
-    snapshots, bands = await _retake_risk_state(
-        store, last_seen, batch, model, settings.risk_threshold
-    )
-    report = RebuildReport(
-        total, invalid, decided + decided_alerts, applied, time.monotonic() - started,
-        erasures=len(erased), risk_snapshots=snapshots, skipped_decisions=skipped_decisions,
-        risk_bands=bands, expired=expired, erasures_lapsed=len(set(lapsed) - set(erased)),
-        before_lapsed_erasure=skipped_lapsed, dead_letters_lost=letters_lost,
-    )  # fmt: skip
-    if skipped_decisions:
-        log.warning("skipped %d decision records that could not be decoded", skipped_decisions)
-    log.info("rebuilt from %d touchpoints and %d decisions", total, decided)
-    return report
+        await self.store.decisions.record([decision_record(i) for i in found])
 
 
 async def _risk_model(settings: Settings, store: FeatureStore, batch: int) -> ChurnRisk:
