@@ -100,6 +100,80 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# a touchpoint to decide on, with the index of its result in ``BatchResult.results``
+_Pending = tuple[SourceRecord, TouchpointEvent, int]
+
+
+@dataclass(slots=True)
+class _DecidingBatch:
+    """A batch being decided: what its decisions read once, and the alerts they raise."""
+
+    catalogue: OfferCatalogue
+    profiles: dict[str, CustomerFeatures | None]  # with the offers decided so far counted
+    erased: set[str]
+    now: datetime
+    budgets: BudgetLedger | None
+    watched: dict[str, str]  # customer -> the touchpoint their risk is watched at
+    batch_of: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints to decide
+    # features are read once a batch: one alert of each kind per customer, the most urgent
+    raised: list[Intervention] = field(default_factory=list)
+    # when each touchpoint not re-driven reached Kafka (see too_late)
+    sent: dict[str, datetime] = field(default_factory=dict)
+
+
+def _touchpoints_to_decide(
+    decoded: list[tuple[SourceRecord, TouchpointEvent]],
+    statuses: Sequence[ApplyStatus | None],
+    result: BatchResult,
+    earlier: Counter[str],
+) -> list[_Pending]:
+    """Record each touchpoint's result (spending ``earlier``'s credits); return those
+    still to decide."""
+    # A duplicate whose decision never went out (a crash in between) is decided again;
+    # the same event twice in one batch is decided once.
+    pending: list[_Pending] = []  # with its result index
+    seen: set[str] = set()
+    for (record, event), status in zip(decoded, statuses, strict=True):
+        if status is None:
+            result.results.append((event.kind, "failed"))
+        elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
+            result.results.append((event.kind, "erased"))
+        elif status is ApplyStatus.EXPIRED:  # older than the store keeps: nothing to decide
+            result.results.append((event.kind, "expired"))
+        else:
+            ok = status is ApplyStatus.APPLIED
+            if earlier[event.event_id] > 0 and status in (ApplyStatus.APPLIED,
+                                                          ApplyStatus.DUPLICATE):  # fmt: skip
+                # applied by an earlier attempt at this batch (a duplicate now), or
+                # one whose reply was lost did not run after all (applied now): the
+                # credit is spent either way, and a copy after it is a duplicate
+                earlier[event.event_id] -= 1
+                ok = True
+            result.results.append((event.kind, "ok" if ok else "duplicate"))
+            wanted = worth_watching(event)
+            fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
+            if wanted and fresh:
+                seen.add(event.event_id)
+                pending.append((record, event, len(result.results) - 1))
+    return pending
+
+
+def _risk_watch_plan(
+    pending: list[_Pending],
+) -> tuple[dict[str, str], dict[str, list[TouchpointEvent]]]:
+    """Per customer: the touchpoint their risk is watched at, and their touchpoints."""
+    # Risk is watched once per customer and batch, on their newest touchpoint not yet
+    # decided: one applied now, or one applied before whose batch never confirmed its
+    # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
+    # risk fact is applied once; the learner drops an example it has just learned.)
+    # A churn signal among their other touchpoints of the batch labels the snapshot too.
+    watched = {e.customer_id: e.event_id for _, e, _ in pending}
+    batch_of: dict[str, list[TouchpointEvent]] = {}
+    for _, e, _ in pending:
+        batch_of.setdefault(e.customer_id, []).append(e)
+    return watched, batch_of
+
+
 class TouchpointHandler:
     """Turns raw records into feature updates, decisions and dead letters."""
 
@@ -209,34 +283,22 @@ class TouchpointHandler:
         result: BatchResult,
         earlier: Counter[str],
     ) -> None:
-        # A duplicate whose decision never went out (a crash in between) is decided again;
-        # the same event twice in one batch is decided once.
-        pending: list[tuple[SourceRecord, TouchpointEvent, int]] = []  # with its result index
-        seen: set[str] = set()
-        for (record, event), status in zip(decoded, statuses, strict=True):
-            if status is None:
-                result.results.append((event.kind, "failed"))
-            elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
-                result.results.append((event.kind, "erased"))
-            elif status is ApplyStatus.EXPIRED:  # older than the store keeps: nothing to decide
-                result.results.append((event.kind, "expired"))
-            else:
-                ok = status is ApplyStatus.APPLIED
-                if earlier[event.event_id] > 0 and status in (ApplyStatus.APPLIED,
-                                                              ApplyStatus.DUPLICATE):  # fmt: skip
-                    # applied by an earlier attempt at this batch (a duplicate now), or
-                    # one whose reply was lost did not run after all (applied now): the
-                    # credit is spent either way, and a copy after it is a duplicate
-                    earlier[event.event_id] -= 1
-                    ok = True
-                result.results.append((event.kind, "ok" if ok else "duplicate"))
-                wanted = worth_watching(event)
-                fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
-                if wanted and fresh:
-                    seen.add(event.event_id)
-                    pending.append((record, event, len(result.results) - 1))
+        """Record each touchpoint's result, decide on those worth watching, raise alerts."""
+        pending = _touchpoints_to_decide(decoded, statuses, result, earlier)
         if not pending:
             return
+        batch = await self._prepare_decisions(pending, result)
+        for record, event, index in pending:
+            if event.customer_id in batch.erased:
+                continue
+            self._decide_touchpoint(record, event, index, batch, result)
+        self._raise_interventions(batch.raised, batch.sent, result)
+
+    async def _prepare_decisions(
+        self, pending: list[_Pending], result: BatchResult
+    ) -> _DecidingBatch:
+        """Read once what the batch's decisions need: the offer catalogue, the customers'
+        features and the day's offer budgets (kept in ``result`` too)."""
         customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
@@ -256,60 +318,76 @@ class TouchpointHandler:
         budgets = result.budgets = (
             BudgetLedger.for_day(now, limits, spent, today) if limits else None
         )
-        # features are read once a batch: one alert of each kind per customer, the most urgent
-        raised: list[Intervention] = []
-        # when each touchpoint not re-driven reached Kafka (see too_late)
-        sent: dict[str, datetime] = {}
-        # Risk is watched once per customer and batch, on their newest touchpoint not yet
-        # decided: one applied now, or one applied before whose batch never confirmed its
-        # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
-        # risk fact is applied once; the learner drops an example it has just learned.)
-        # A churn signal among their other touchpoints of the batch labels the snapshot too.
-        watched = {e.customer_id: e.event_id for _, e, _ in pending}
-        batch_of: dict[str, list[TouchpointEvent]] = {}
-        for _, e, _ in pending:
-            batch_of.setdefault(e.customer_id, []).append(e)
-        for record, event, index in pending:
-            if event.customer_id in erased:
-                continue
-            watch: RiskWatch | None = None
-            watch_taken = False
-            for attempt in range(1, self._max_attempts + 1):
-                try:
-                    features = profiles[event.customer_id]
-                    mine = watched.get(event.customer_id) == event.event_id
-                    if not watch_taken and features is not None and mine:
-                        watch = watch_risk(
-                            event, features, now, self._risk.model, self._risk_threshold,
-                            subject=self._store.pseudonym(event.customer_id),
-                            alongside=batch_of[event.customer_id],
-                        )  # fmt: skip
-                        if watch.example is not None:
-                            result.risk_examples.append(watch.example)
-                            result.example_customers[watch.example.example_id] = event.customer_id
-                        if watch.snapshot is not None or watch.band is not None:
-                            result.risk_facts.append(risk_fact(
-                                event.event_id, event.customer_id, event.ts,
-                                watch.snapshot, watch.band,
-                            ))  # fmt: skip
-                    watch_taken = True  # a decision that fails is tried again without it
-                    decision, alerts = self._decide_one(
-                        event, features, now, watch, budgets, catalogue
+        watched, batch_of = _risk_watch_plan(pending)
+        return _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
+
+    def _decide_touchpoint(
+        self,
+        record: SourceRecord,
+        event: TouchpointEvent,
+        index: int,
+        batch: _DecidingBatch,
+        result: BatchResult,
+    ) -> None:
+        """Decide on one touchpoint, trying again on failure; one that keeps failing is a
+        dead letter."""
+        profiles = batch.profiles
+        watch: RiskWatch | None = None
+        watch_taken = False
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                features = profiles[event.customer_id]
+                mine = batch.watched.get(event.customer_id) == event.event_id
+                if not watch_taken and features is not None and mine:
+                    watch = self._watch_churn_risk(event, features, batch, result)
+                watch_taken = True  # a decision that fails is tried again without it
+                decision, alerts = self._decide_one(
+                    event, features, batch.now, watch, batch.budgets, batch.catalogue
+                )
+                if decision is not None:
+                    result.decisions.append(decision)
+                    if features is not None:  # the next moment counts its offers
+                        profiles[event.customer_id] = contacted(features, decision)
+                batch.raised += alerts
+                if record.produced_ms is not None and record.redriven_from is None:
+                    batch.sent[event.event_id] = datetime.fromtimestamp(
+                        record.produced_ms / 1000, UTC
                     )
-                    if decision is not None:
-                        result.decisions.append(decision)
-                        if features is not None:  # the next moment counts its offers
-                            profiles[event.customer_id] = contacted(features, decision)
-                    raised += alerts
-                    if record.produced_ms is not None and record.redriven_from is None:
-                        sent[event.event_id] = datetime.fromtimestamp(
-                            record.produced_ms / 1000, UTC
-                        )
-                    break
-                except Exception as exc:
-                    if attempt == self._max_attempts:
-                        result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
-                        result.results[index] = (event.kind, "failed")
+                break
+            except Exception as exc:
+                if attempt == self._max_attempts:
+                    result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
+                    result.results[index] = (event.kind, "failed")
+
+    def _watch_churn_risk(
+        self,
+        event: TouchpointEvent,
+        features: CustomerFeatures,
+        batch: _DecidingBatch,
+        result: BatchResult,
+    ) -> RiskWatch:
+        """Score the customer's churn risk at ``event``; keep in ``result`` the example it
+        gives the learner and the risk fact to record."""
+        watch = watch_risk(
+            event, features, batch.now, self._risk.model, self._risk_threshold,
+            subject=self._store.pseudonym(event.customer_id),
+            alongside=batch.batch_of[event.customer_id],
+        )  # fmt: skip
+        if watch.example is not None:
+            result.risk_examples.append(watch.example)
+            result.example_customers[watch.example.example_id] = event.customer_id
+        if watch.snapshot is not None or watch.band is not None:
+            result.risk_facts.append(risk_fact(
+                event.event_id, event.customer_id, event.ts,
+                watch.snapshot, watch.band,
+            ))  # fmt: skip
+        return watch
+
+    def _raise_interventions(
+        self, raised: list[Intervention], sent: dict[str, datetime], result: BatchResult
+    ) -> None:
+        """Set aside the alerts raised too late; of the others raise each customer's most
+        urgent of each kind, withholding the hold-out group's."""
         late = {a.intervention_id for a in raised
                 if too_late(a, self._rules, sent.get(a.trigger_event_id or ""))}  # fmt: skip
         result.too_late = [a for a in raised if a.intervention_id in late]
