@@ -35,7 +35,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,9 +48,9 @@ from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
-from schemas import NextBestOffer, encode_decision
+from schemas import NextBestOffer, OfferCatalogue, encode_decision
 from streams.api.fallback_outbox import FallbackOutbox
-from streams.api.inflight import InFlightDecisions
+from streams.api.inflight import InFlightDecisions, Unseen
 from streams.api.publisher import KeyedPublisher
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,19 @@ class _Request:
     moment: DecisionMoment
     answer: asyncio.Future[NextBestOffer | None]
     decision: NextBestOffer | None = None  # once decided
+
+
+_Decided = tuple[_Request, NextBestOffer, bytes]  # a request, its decision, the decision's JSON
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchRead:
+    """What a batch decides from."""
+
+    views: list[tuple[bool, CustomerFeatures | None]]  # per request: erased?, features
+    unseen: Unseen  # what the read does not show of other batches' decisions
+    budgets: BudgetLedger | None  # the day's offer budgets, theirs counted
+    now: datetime  # the decisions' time
 
 
 def _expire(batch: list[_Request]) -> None:
@@ -197,7 +210,7 @@ class Recommender:
 
     async def _decide_batch(self, batch: list[_Request], due: float) -> None:
         """Decide ``batch``; ``due``: when its latency budget runs out (loop time)."""
-        decided: list[tuple[_Request, NextBestOffer, bytes]] = []  # with the decision's JSON
+        decided: list[_Decided] = []
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
         failure: Exception | None = None
         spending: list[BudgetSpend] = []  # what the decisions add to the daily budgets
@@ -208,74 +221,125 @@ class Recommender:
         # customers whose keys failed a call (a key of another type): they alone fall back
         faults: dict[str, Exception] = {}
         try:
-            # unseen: what this read does not show of the decisions of other batches
-            asked_for = [r.moment.customer_id for r in batch]
-            reading = self._inflight.read(self._store.read_for_decisions(asked_for, faults=faults))
-            spent: dict[str, int] = {}
-            today = datetime.now(UTC).date()
-            if limits:  # the day's offer budgets, in the same round trip
-                (unseen, views), spent = await asyncio.gather(
-                    reading, self._store.budgets.spent(today)
-                )
-                spent = unseen.spent(today, spent)
-            else:
-                unseen, views = await reading
-            now = datetime.now(UTC)
-            budgets = BudgetLedger.for_day(now, limits, spent, today) if limits else None
-            # a customer asked for twice in one batch: the second decision counts the
-            # offers of the first against the caps and cool-downs
-            asked = Counter(r.moment.customer_id for r in batch)
-            contacts: dict[str, CustomerFeatures] = {}
-            loop = asyncio.get_running_loop()
-            for request, (erased, features) in zip(batch, views, strict=True):
-                if request.answer.done():  # its caller gave up
-                    continue
-                if loop.time() >= due:  # deciding took the rest of the budget: fallbacks
-                    request.answer.set_exception(TimeoutError())
-                    continue
-                if erased:  # answered, but nothing is kept or sent about them
-                    request.answer.set_result(None)
-                    continue
-                customer_id = request.moment.customer_id
-                if customer_id in faults:
-                    _fail(request, faults[customer_id])
-                    continue
-                if customer_id in contacts:
-                    features = contacts[customer_id]
-                else:  # with what other batches showed them, if the read missed it
-                    features = unseen.contacted(customer_id, features)
-                try:
-                    decision = self._policy.decide(
-                        request.moment, features, now, budgets, catalogue
-                    )
-                except Exception as exc:  # this customer's features: the others go on
-                    _fail(request, exc)
-                    continue
-                if asked[customer_id] > 1:  # a first contact's too: it is one no longer
-                    contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
-                request.decision = decision
-                decided.append((request, decision, encode_decision(decision)))
-            shown = offers_shown(d for _, d, _ in decided)
-            if budgets is not None:
-                self._budgets_counted(budgets)
-            records = [decision_record(d, raw) for _, d, raw in decided]
+            read = await self._read(batch, limits, faults)
+            self._decide_each(batch, read, catalogue, due, faults, decided)
+            if read.budgets is not None:
+                self._budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            writes: list[Awaitable[Any]] = [
-                self._store.decisions.record(records, shown, faults=faults)
-            ]
-            if spending:  # in the same round trip
-                writes.append(self._spend(spending))
-            # other batches count them until stored (or not): a decision taken may be
-            # answered meanwhile (see _expire)
-            kept = (await self._inflight.store((d for _, d, _ in decided), spending, *writes))[0]
+            kept = await self._store_decided(decided, spending, faults)
         except Exception as exc:
             failure = exc
         finally:
             self._batch_decided(len(batch))
-        unmade: set[str] = set()  # never shown: their spending goes back
         if failure is not None:  # not stored, or not known to be: none was refused
             kept = [True] * len(decided)
+        answered, unmade = self._answer(decided, kept, faults, failure)
+        for request in batch:
+            if failure is not None and not request.answer.done():
+                request.answer.set_exception(failure)
+        self._publish(answered)
+        # after every answer, within the batch (drain waits for it); one that a caller
+        # was answered with when the latency budget ran out was shown: it stays counted
+        unspent = [s for s in spending if s.decision_id in unmade]
+        if unspent:
+            try:
+                await self._store.budgets.withdraw(unspent)
+            except Exception as exc:  # the budgets are soft: the count stays a little high
+                log.warning("could not take back the budget spending of %d decisions "
+                            "never shown: %s", len(unspent), exc)  # fmt: skip
+
+    async def _read(
+        self, batch: list[_Request], limits: Mapping[str, int], faults: dict[str, Exception]
+    ) -> _BatchRead:
+        """Read the batch's customers, and the day's budgets, in one round trip."""
+        # unseen: what this read does not show of the decisions of other batches
+        asked_for = [r.moment.customer_id for r in batch]
+        reading = self._inflight.read(self._store.read_for_decisions(asked_for, faults=faults))
+        spent: dict[str, int] = {}
+        today = datetime.now(UTC).date()
+        if limits:  # the day's offer budgets, in the same round trip
+            (unseen, views), spent = await asyncio.gather(reading, self._store.budgets.spent(today))
+            spent = unseen.spent(today, spent)
+        else:
+            unseen, views = await reading
+        now = datetime.now(UTC)
+        budgets = BudgetLedger.for_day(now, limits, spent, today) if limits else None
+        return _BatchRead(views, unseen, budgets, now)
+
+    def _decide_each(
+        self,
+        batch: list[_Request],
+        read: _BatchRead,
+        catalogue: OfferCatalogue,
+        due: float,
+        faults: dict[str, Exception],
+        decided: list[_Decided],
+    ) -> None:
+        """Decide for each request still waiting, adding the decisions to ``decided``;
+        those that cannot be decided are answered here (erased, out of time, failed)."""
+        # a customer asked for twice in one batch: the second decision counts the
+        # offers of the first against the caps and cool-downs
+        asked = Counter(r.moment.customer_id for r in batch)
+        contacts: dict[str, CustomerFeatures] = {}
+        loop = asyncio.get_running_loop()
+        for request, (erased, features) in zip(batch, read.views, strict=True):
+            if request.answer.done():  # its caller gave up
+                continue
+            if loop.time() >= due:  # deciding took the rest of the budget: fallbacks
+                request.answer.set_exception(TimeoutError())
+                continue
+            if erased:  # answered, but nothing is kept or sent about them
+                request.answer.set_result(None)
+                continue
+            customer_id = request.moment.customer_id
+            if customer_id in faults:
+                _fail(request, faults[customer_id])
+                continue
+            if customer_id in contacts:
+                features = contacts[customer_id]
+            else:  # with what other batches showed them, if the read missed it
+                features = read.unseen.contacted(customer_id, features)
+            try:
+                decision = self._policy.decide(
+                    request.moment, features, read.now, read.budgets, catalogue
+                )
+            except Exception as exc:  # this customer's features: the others go on
+                _fail(request, exc)
+                continue
+            if asked[customer_id] > 1:  # a first contact's too: it is one no longer
+                contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
+            request.decision = decision
+            decided.append((request, decision, encode_decision(decision)))
+
+    async def _store_decided(
+        self, decided: list[_Decided], spending: list[BudgetSpend], faults: dict[str, Exception]
+    ) -> list[bool]:
+        """Record the decisions, their contacts and budget spending in one round trip;
+        per decision, whether it was stored (not: its customer erased since the read)."""
+        shown = offers_shown(d for _, d, _ in decided)
+        records = [decision_record(d, raw) for _, d, raw in decided]
+        writes: list[Awaitable[Any]] = [self._store.decisions.record(records, shown, faults=faults)]
+        if spending:  # in the same round trip
+            writes.append(self._spend(spending))
+        # other batches count them until stored (or not): a decision taken may be
+        # answered meanwhile (see _expire)
+        stored: list[bool] = (
+            await self._inflight.store((d for _, d, _ in decided), spending, *writes)
+        )[0]
+        return stored
+
+    @staticmethod
+    def _answer(
+        decided: list[_Decided],
+        kept: list[bool],
+        faults: dict[str, Exception],
+        failure: Exception | None,
+    ) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+        """Answer the callers of the decisions taken; returns the decisions to publish
+        (those their callers were answered with) and the ids of those never shown, whose
+        budget spending goes back."""
         answered = []
+        unmade: set[str] = set()
         for (request, decision, raw), stored in zip(decided, kept, strict=True):
             own = faults.get(decision.customer_id)  # their keys failed the write
             fault = own or failure
@@ -296,19 +360,7 @@ class Recommender:
                 answered.append((decision.customer_id.encode(), raw))
             else:  # its caller got an error (a fallback): what it may have spent goes back
                 unmade.add(decision.decision_id)
-        for request in batch:
-            if failure is not None and not request.answer.done():
-                request.answer.set_exception(failure)
-        self._publish(answered)
-        # after every answer, within the batch (drain waits for it); one that a caller
-        # was answered with when the latency budget ran out was shown: it stays counted
-        unspent = [s for s in spending if s.decision_id in unmade]
-        if unspent:
-            try:
-                await self._store.budgets.withdraw(unspent)
-            except Exception as exc:  # the budgets are soft: the count stays a little high
-                log.warning("could not take back the budget spending of %d decisions "
-                            "never shown: %s", len(unspent), exc)  # fmt: skip
+        return answered, unmade
 
     async def _spend(self, spending: list[BudgetSpend]) -> int:
         """Add the batch's spending to the budgets. The decisions are made once recorded,
