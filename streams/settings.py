@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +48,9 @@ MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "moments-dev-only-secret"
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]*")  # Kafka's topic characters, safe in key patterns
 
 
 class SettingsError(ValueError):
@@ -208,6 +212,19 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"MOMENTS_CURRENCY / MOMENTS_EXCHANGE_RATES: {exc}") from exc
         self._check_api_access()
+        self._check_names()
+
+    def _check_names(self) -> None:
+        """Prefixes and the app id: only characters every key pattern and topic name takes
+        as they are (a ``*``, ``?``, ``[`` or ``{`` would match or tag another deployment's
+        keys, a ``:`` look like a key's own separator)."""
+        for name, empty in (("redis_prefix", False), ("topic_prefix", True), ("app_id", False)):
+            value = getattr(self, name)
+            if not (value or empty) or not _NAME.fullmatch(value) or len(value) > 100:
+                raise SettingsError(
+                    f"MOMENTS_{name.upper()}={value!r} must be up to 100 letters, digits, "
+                    f"'.', '_' or '-'{'' if empty else ', and not empty'}"
+                )
 
     def _check_numbers(self) -> None:
         """Every duration, threshold and horizon is a finite number that can work."""

@@ -300,3 +300,27 @@ def test_a_gather_wait_as_long_as_the_latency_budget_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"MOMENTS_API_GATHER_MS \(50\) must be shorter"):
         Settings.from_env({"MOMENTS_API_GATHER_MS": "50"})
     Settings.from_env({"MOMENTS_API_GATHER_MS": "5"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [*(("MOMENTS_REDIS_PREFIX", p) for p in ("m?", "m*", "{eu}", "m:model", "m[0]", "", "m" * 101)),
+     ("MOMENTS_TOPIC_PREFIX", "eu/"), ("MOMENTS_TOPIC_PREFIX", "a b-"), ("MOMENTS_APP_ID", ""),
+     ("MOMENTS_APP_ID", "moments:eu")],
+)  # fmt: skip
+def test_a_prefix_that_could_reach_another_deployment_is_refused(variable: str, value: str) -> None:
+    """Two deployments share one Redis and one Kafka apart by their prefixes: a glob
+    character would match the other's keys in a scan, a ``{}`` tag its keys, a ``:``
+    name another deployment's own keys (``m:model`` holds deployment ``m``'s model)."""
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_prefixes_of_letters_digits_dots_dashes_and_underscores_are_taken() -> None:
+    taken = Settings.from_env({"MOMENTS_REDIS_PREFIX": "eu.prod_2-a", "MOMENTS_TOPIC_PREFIX": "",
+                               "MOMENTS_APP_ID": "moments-eu.1"})  # fmt: skip
+    assert (taken.redis_prefix, taken.topic_prefix, taken.app_id) == (
+        "eu.prod_2-a",
+        "",
+        "moments-eu.1",
+    )
