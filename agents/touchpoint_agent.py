@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from agents.batch_retries import BatchRetries, report
 from agents.letters import SourceRecord, letter, source_record
-from agents.touchpoint_handler import BatchResult, DeadLetter, TouchpointHandler
+from agents.touchpoint_handler import BatchResult, FailedRecord, TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
 
@@ -140,7 +140,7 @@ def register_touchpoint_agent(
     async def set_aside(records: list[SourceRecord], error: str) -> bool:
         """Dead-letter a whole batch with ``error``, once Kafka takes the letters; False
         when the worker stops before Kafka took them."""
-        result = BatchResult(dead_letters=[DeadLetter(r, error) for r in records])
+        result = BatchResult(dead_letters=[FailedRecord(r, error) for r in records])
         result.results.extend(("unknown", "failed") for _ in records)
         while True:
             try:

@@ -2,7 +2,7 @@
 
 Framework-free: the Faust agent hands in :class:`SourceRecord`s and sends what comes
 back. Nothing is dropped silently: a record that cannot be decoded, or whose handling
-keeps failing, comes back as a :class:`DeadLetter` with the reason.
+keeps failing, comes back as a :class:`FailedRecord` with the reason.
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class FailedRecord:
+    """A record to dead-letter, with the reason (:mod:`streams.dead_letters` reads the
+    letters back)."""
+
     record: SourceRecord
     error: str
 
@@ -86,7 +89,7 @@ class BatchResult:
     risk_examples: list[RiskExample] = field(default_factory=list)
     example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letters: list[FailedRecord] = field(default_factory=list)
     # (event type, result) per record; result is ok, duplicate, invalid, erased, expired
     # or failed (the type "unknown" for a batch set aside whole)
     results: list[tuple[str, str]] = field(default_factory=list)
@@ -219,7 +222,7 @@ class TouchpointHandler:
                 if record.key != event.customer_id.encode():
                     result.misrouted += 1
             except InvalidEvent as exc:
-                result.dead_letters.append(DeadLetter(record, f"invalid: {exc.reason}"))
+                result.dead_letters.append(FailedRecord(record, f"invalid: {exc.reason}"))
                 result.results.append((exc.kind, "invalid"))
         if not decoded:
             return result
@@ -239,7 +242,8 @@ class TouchpointHandler:
                     raise
                 except Exception as exc:
                     statuses.append(None)
-                    result.dead_letters.append(DeadLetter(record, _failure("feature update", exc)))
+                    failure = _failure("feature update", exc)
+                    result.dead_letters.append(FailedRecord(record, failure))
                     continue
                 statuses.append(status)
         await self._decide(decoded, statuses, result, earlier)
@@ -356,7 +360,7 @@ class TouchpointHandler:
                 break
             except Exception as exc:
                 if attempt == self._max_attempts:
-                    result.dead_letters.append(DeadLetter(record, _failure("decision", exc)))
+                    result.dead_letters.append(FailedRecord(record, _failure("decision", exc)))
                     result.results[index] = (event.kind, "failed")
 
     def _watch_churn_risk(

@@ -27,7 +27,7 @@ from faust.exceptions import ProducerSendError
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
-from agents.touchpoint_handler import BatchResult, DeadLetter
+from agents.touchpoint_handler import BatchResult, FailedRecord
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer, OfferScore
 from tests.unit.factories import T0
@@ -187,7 +187,7 @@ def decided(records: list[SourceRecord]) -> BatchResult:
                           trigger_event_id="e-1", offers=[OfferScore(offer_id="any", score=1.0,
                           propensity=0.5)], trigger_ts=T0 - timedelta(seconds=1))  # fmt: skip
     result = BatchResult(decisions=[offer], results=[("web_click", "ok")] * len(records))
-    result.dead_letters.append(DeadLetter(records[-1], "invalid: malformed JSON"))
+    result.dead_letters.append(FailedRecord(records[-1], "invalid: malformed JSON"))
     return result
 
 
@@ -291,7 +291,7 @@ async def test_a_delivery_kafka_fails_is_sent_again_before_the_batch_is_acked() 
 
 def huge_key_letter(records: list[SourceRecord]) -> BatchResult:
     result = BatchResult(results=[("unknown", "invalid")] * len(records))
-    result.dead_letters.extend(DeadLetter(r, "invalid: malformed JSON") for r in records)
+    result.dead_letters.extend(FailedRecord(r, "invalid: malformed JSON") for r in records)
     return result
 
 
