@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
 from schemas.contact_rules import ContactRules
 
 OfferChannel = Literal["web", "email", "sms", "call"]
+OFFER_CHANNELS: tuple[OfferChannel, ...] = get_args(OfferChannel)  # where offers are made
 Segment = Literal["model", "growth", "at_risk", "dangling", "new"]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset
 # Upper bounds that also keep infinity out (NaN never passes a bound): what is worth more,

@@ -14,9 +14,7 @@ from datetime import datetime
 
 from agents.fallback_offers import WITHOUT_CONSENT
 from schemas import OfferCatalogue
-from schemas.catalogue import OfferChannel
-
-CHANNELS: tuple[OfferChannel, ...] = ("web", "email", "sms", "call")
+from schemas.catalogue import OFFER_CHANNELS
 
 
 def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str], list[str]]:
@@ -39,7 +37,7 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
     """
     summary = [f"catalogue {catalogue.version}: {len(catalogue.offers)} offers"]
     warnings = []
-    for channel in CHANNELS:
+    for channel in OFFER_CHANNELS:
         on_channel = [o for o in catalogue.offers if channel in o.channels]
         if not on_channel:
             warnings.append(f"{channel}: no offer")

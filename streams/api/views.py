@@ -28,23 +28,25 @@ from schemas import (
     decode_touchpoint,
     encode_erasure,
 )
-from schemas.contact_rules import OUTBOUND
+from schemas.catalogue import OFFER_CHANNELS
 from schemas.customer_ids import id_fault
 from streams import topics
 from streams.api.auth import ApiKey, AuthError
 from streams.api.body_encoding import inflated
+from streams.api.catalogue_listing import catalogue_listing
 from streams.api.console_page import ConsolePage
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
+from streams.api.customer_profile import customer_profile
 from streams.api.errors import ApiError, json_response, refused
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
 from streams.api.server import API_KEY, Api
 
-CHANNELS = ("web", "email", "sms", "call")
 # Any customer id POST /v1/events takes, braces included ("{3F2504E0-...}"); aiohttp's
 # default pattern would leave such a customer unreachable (404)
 CUSTOMER = "/v1/customers/{customer_id:[^/]+}"
+_CHANNEL_FAULT = f"channel must be one of {', '.join(OFFER_CHANNELS)}"
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
 log = logging.getLogger(__name__)
@@ -151,8 +153,8 @@ async def recommendations(request: web.Request) -> web.Response:
     api = api_of(request)
     customer_id = customer_id_of(request, to_act_on=True)
     channel = request.query.get("channel", "web")
-    if channel not in CHANNELS:
-        raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+    if channel not in OFFER_CHANNELS:
+        raise ApiError(400, "invalid_channel", _CHANNEL_FAULT)
     raw_limit = request.query.get("limit", "3")  # digits only (int() takes "1_0", " 5")
     limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,2}", raw_limit) else 0
     if not 1 <= limit <= 10:
@@ -312,8 +314,8 @@ async def offers(request: web.Request) -> web.Response:
     authorise(request, "recommend")
     api = api_of(request)
     channel = request.query.get("channel")
-    if channel is not None and channel not in CHANNELS:
-        raise ApiError(400, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+    if channel is not None and channel not in OFFER_CHANNELS:
+        raise ApiError(400, "invalid_channel", _CHANNEL_FAULT)
     catalogue = api.catalogue.current
     now = datetime.now(UTC)
     shown: dict[str, int] | None = {}
@@ -322,28 +324,7 @@ async def offers(request: web.Request) -> web.Response:
             shown = await api.store.budgets.spent(now.date())
         except StoreUnavailable:  # the catalogue is still worth answering
             shown = None
-    listed = []
-    for offer in catalogue.offers:
-        if channel is not None and channel not in offer.channels:
-            continue
-        item = msgspec.to_builtins(offer)
-        item["available_now"] = offer.available_at(now)
-        if offer.daily_limit is not None:
-            item["shown_today"] = None if shown is None else shown.get(offer.offer_id, 0)
-        listed.append(item)
-    rules = catalogue.contact_policy
-    channels = CHANNELS if channel is None else (channel,)
-    return json_response({
-        "catalogue_version": catalogue.version,
-        "default_offers": catalogue.default_offers,
-        "budgets_read": shown is not None,
-        "offers": listed,
-        "contact_caps": {c: {"day": rules.daily_cap(c), "week": rules.weekly_cap(c),
-                             "quiet_hours": rules.quiet_hours.get(c)} for c in channels},
-        "contact_timezone": rules.timezone,
-        "outbound_caps": {"channels": list(OUTBOUND), "day": rules.outbound_daily_cap,
-                          "week": rules.outbound_weekly_cap},
-    })  # fmt: skip
+    return json_response(catalogue_listing(catalogue, channel, now, shown))
 
 
 # --- profile and erasure -----------------------------------------------------------------
@@ -375,20 +356,12 @@ async def export_customer(request: web.Request) -> web.Response:
 
 async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:
     decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
-    body = msgspec.to_builtins(features)
-    return {
-        "customer_id": customer_id,
-        "segment": features.segment,
-        "value": features.value,
-        "risk": round(api.risk.model.predict_one(risk_features(features, datetime.now(UTC))), 4),
-        "risk_model": {"version": api.risk.version, "basis": api.risk.model.reason},
-        "consent": features.consent,
-        "timezone": features.timezone,
-        "control_group": api.policy.contact_policy.control_group.contains(customer_id),
-        "features": body,
-        "recent_touchpoints": body["recent"],
-        "recent_decisions": decisions,
-    }  # fmt: skip
+    model = api.risk.model
+    risk = model.predict_one(risk_features(features, datetime.now(UTC)))
+    control = api.policy.contact_policy.control_group.contains(customer_id)
+    return customer_profile(
+        customer_id, features, decisions, risk, api.risk.version, model.reason, control
+    )
 
 
 async def delete_customer(request: web.Request) -> web.Response:

@@ -1,0 +1,43 @@
+"""The answer of ``GET /v1/customers/{id}``: what a contact-centre agent or analyst needs
+of one customer (pure; the view reads the features and decisions and scores the risk).
+
+>>> from feature_store import CustomerFeatures
+>>> body = customer_profile("c1", CustomerFeatures(), [], 0.123456, 3, "warming_up", False)
+>>> body["segment"], body["risk"], body["risk_model"], body["recent_decisions"]
+('new', 0.1235, {'version': 3, 'basis': 'warming_up'}, [])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from feature_store import CustomerFeatures
+
+
+def customer_profile(
+    customer_id: str,
+    features: CustomerFeatures,
+    decisions: list[Any],
+    risk: float,
+    risk_version: int,
+    risk_basis: str,
+    control_group: bool,
+) -> dict[str, Any]:
+    """The profile of ``customer_id``: their features, the churn ``risk`` scored now (by
+    the model of ``risk_version``, on ``risk_basis``), and their recent ``decisions``."""
+    body = msgspec.to_builtins(features)
+    return {
+        "customer_id": customer_id,
+        "segment": features.segment,
+        "value": features.value,
+        "risk": round(risk, 4),
+        "risk_model": {"version": risk_version, "basis": risk_basis},
+        "consent": features.consent,
+        "timezone": features.timezone,
+        "control_group": control_group,
+        "features": body,
+        "recent_touchpoints": body["recent"],
+        "recent_decisions": decisions,
+    }
