@@ -22,20 +22,35 @@ SEGMENTS = ("new", "model", "growth", "at_risk", "dangling")
 CHANNELS = ("web", "email", "call")
 CATEGORIES = ("electronics", "home", "fashion", "sports", "beauty", "books", "grocery", "travel")
 ADDED = ("channel:sms",)  # since the first layout, in the order they were added
+DEFAULT_VALUE_SCALE = 1000.0  # the customer value the context reads as 1 (capped at 3)
 FIRST_LAYOUT = 1 + len(SEGMENTS) + len(CHANNELS) + 3 + 2 * len(CATEGORIES)
 DIMENSION = FIRST_LAYOUT + len(ADDED)
 IN_VIEW = slice(FIRST_LAYOUT - len(CATEGORIES), FIRST_LAYOUT)  # the category in view, one-hot
 
 
+def value_scale(high_value: float) -> float:
+    """The customer value the context reads as 1: twice the high-value line
+    (``MOMENTS_HIGH_VALUE``), so that it means as much in yen as in euros.
+
+    >>> value_scale(500.0), value_scale(50_000.0), value_scale(0.0)
+    (1000.0, 100000.0, 1000.0)
+    """
+    return 2 * high_value if high_value > 0 else DEFAULT_VALUE_SCALE
+
+
 def context_vector(
-    features: CustomerFeatures | None, channel: str, category: str | None
+    features: CustomerFeatures | None,
+    channel: str,
+    category: str | None,
+    value_scale: float = DEFAULT_VALUE_SCALE,
 ) -> list[float]:
-    """Bias, segment, channel, value, experience, recency, tastes, and what is in view."""
+    """Bias, segment, channel, value (over ``value_scale``, at most 3), experience,
+    recency, tastes, and what is in view."""
     f = features or CustomerFeatures()
     x = [1.0]
     x += [1.0 if f.segment == s else 0.0 for s in SEGMENTS]
     x += [1.0 if channel == c else 0.0 for c in CHANNELS]
-    x.append(min(f.value / 1000.0, 3.0))
+    x.append(min(f.value / value_scale, 3.0))
     x.append(0.6 if f.experience is None else f.experience)
     if f.last_purchase is None or f.last_seen is None:
         x.append(1.0)

@@ -59,6 +59,7 @@ class InterventionRules:
     repeat_complaints: int = 3
     lapse_days: int = 90
     max_age_s: float = HOUR  # the oldest touchpoint that still raises an alert
+    currency: str | None = None  # what customer value counts in, shown beside it
     cooldown_s: dict[str, int] = field(
         default_factory=lambda: {
             "save_desk": 6 * HOUR,
@@ -299,6 +300,7 @@ def interventions_for(
                     value=features.value,
                     recent_touchpoints=[f"{r.ts:%Y-%m-%d %H:%M} {r.type}" for r in recent],
                     timezone=features.timezone,
+                    currency=rules.currency,
                 ),
                 trigger_ts=event.ts,
             )

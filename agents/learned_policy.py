@@ -14,7 +14,7 @@ from datetime import datetime
 from agents.bandit import LinUCBOffers
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy, segment_of
-from agents.context import DIMENSION, context_vector
+from agents.context import DEFAULT_VALUE_SCALE, DIMENSION, context_vector
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
@@ -34,6 +34,7 @@ class LearnedOfferPolicy:
     catalogue: CatalogueHolder
     contact_policy: ContactPolicy
     holder: ModelHolder
+    value_scale: float = DEFAULT_VALUE_SCALE  # see agents.context.value_scale
 
     @property
     def model_version(self) -> str:
@@ -55,7 +56,7 @@ class LearnedOfferPolicy:
             catalogue.contact_policy, inbound=moment.inbound,
         )  # fmt: skip
         reasons = verdict.opening_reasons(features)
-        x = context_vector(features, moment.channel, moment.category)
+        x = context_vector(features, moment.channel, moment.category, self.value_scale)
         worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
         ranked = self.holder.model.rank(
             x, [o.offer_id for o in verdict.allowed], worth, moment.decision_id, moment.limit

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from feature_store.money import ONE_CURRENCY, Money
+from feature_store.money import ONE_CURRENCY, Money, to_cents
 from schemas import (
     Call,
     Consent,
@@ -198,7 +198,7 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
             ]
             converted = money.cents(amount, currency)
             if converted is None:  # no rate to the base currency: kept apart, as it is
-                ups += [("incr", f"spend_unconverted:{currency}", str(round(amount * 100))),
+                ups += [("incr", f"spend_unconverted:{currency}", str(to_cents(amount))),
                         ("incr", "purchases_unconverted", "1")]  # fmt: skip
             else:
                 cents = str(converted)

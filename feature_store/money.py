@@ -12,6 +12,8 @@ never added to spend or value as if it were the base currency.
 True
 >>> ONE_CURRENCY.cents(3000, "JPY")  # nothing configured: summed as it comes
 300000
+>>> ONE_CURRENCY.cents(0.125, "EUR"), ONE_CURRENCY.cents(1.005, "EUR")  # half a cent: up
+(13, 101)
 """
 
 from __future__ import annotations
@@ -20,10 +22,24 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 
 from schemas.touchpoints import MAX_AMOUNT
 
 _CODE = re.compile(r"[A-Z]{3}")
+_RATE = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|\.[0-9]+([eE][-+]?[0-9]+)?")
+_CENT = Decimal(1)
+
+
+def to_cents(amount: float) -> int:
+    """``amount`` in hundredths, as written in decimal and rounded half up (the float
+    nearest 1.005 is a little below it, and would round down).
+
+    >>> to_cents(0.125), to_cents(0.135), to_cents(0.004), to_cents(999999999999.99)
+    (13, 14, 0, 99999999999999)
+    """
+    return int((Decimal(repr(amount)) * 100).quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,39 +49,58 @@ class Money:
 
     @classmethod
     def parse(cls, currency: str, rates: str) -> Money:
-        """From ``MOMENTS_CURRENCY`` and ``MOMENTS_EXCHANGE_RATES`` (``USD=0.92,...``);
-        raises :class:`ValueError` naming what is wrong."""
-        currency = currency.strip()
+        """From ``MOMENTS_CURRENCY`` and ``MOMENTS_EXCHANGE_RATES`` (``USD=0.92,...``;
+        codes in any case, as purchases take them); raises :class:`ValueError` naming
+        what is wrong.
+
+        >>> Money.parse("eur", "usd=0.92").rates
+        {'USD': 0.92}
+        >>> Money.parse("EUR", "USD=0,92")
+        Traceback (most recent call last):
+        ValueError: '92' is not CODE=rate: write rates with a decimal point (USD=0.92)
+        """
+        currency = currency.strip().upper()
         if not currency:
             if rates.strip():
                 raise ValueError("exchange rates need a base currency to convert to")
             return ONE_CURRENCY
         if not _CODE.fullmatch(currency):
             raise ValueError(f"{currency!r} is not a currency code such as EUR")
+        items = [part.strip() for part in rates.split(",")]
+        for before, item in pairwise(items):
+            if "=" in before and item.isdigit():  # "USD=0,92": a decimal comma
+                raise ValueError(
+                    f"{item!r} is not CODE=rate: write rates with a decimal point (USD=0.92)"
+                )
         parsed: dict[str, float] = {}
-        for item in filter(None, (part.strip() for part in rates.split(","))):
+        for item in filter(None, items):
             code, sep, raw = (s.strip() for s in item.partition("="))
+            code = code.upper()
             if not (sep and _CODE.fullmatch(code)):
                 raise ValueError(f"{item!r} is not CODE=rate, such as USD=0.92")
-            try:
-                rate = float(raw)
-            except ValueError:
+            if code == currency:
+                raise ValueError(f"{code} is the base currency: it takes no rate")
+            if code in parsed:
+                raise ValueError(f"{code} is given a rate twice")
+            if not _RATE.fullmatch(raw):
                 raise ValueError(f"the rate of {code} ({raw!r}) is not a number") from None
+            rate = float(raw)
             if not (rate > 0 and math.isfinite(rate)):
                 raise ValueError(f"the rate of {code} must be a positive number")
             parsed[code] = rate
         return cls(currency, parsed)
 
     def cents(self, amount: float, currency: str) -> int | None:
-        """The amount in hundredths of the base currency; None when it cannot be
-        converted (no rate, or beyond what a purchase may be: the store's counters must
-        not overflow)."""
+        """The amount in hundredths of the base currency (rounded half up); None when it
+        cannot be converted (no rate, or beyond what a purchase may be once converted:
+        the store's counters must not overflow)."""
         if self.currency is None or currency == self.currency:
-            return round(amount * 100)
+            return to_cents(amount)
         rate = self.rates.get(currency)
         if rate is None or amount * rate > MAX_AMOUNT:
             return None
-        return round(amount * rate * 100)
+        converted = Decimal(repr(amount)) * Decimal(repr(rate)) * 100
+        return int(converted.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 ONE_CURRENCY = Money()

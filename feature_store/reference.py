@@ -69,6 +69,7 @@ class CustomerState:
             if age >= ttl_ms:  # too old to decide on, the first time or since
                 return 4
             return 2 if f"d:{fact.fact_id}" in self.seen else 0
+        self._check_addable(fact, resolutions)
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
         if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
@@ -149,6 +150,21 @@ class CustomerState:
             self.expires_ms[name] = now_ms + life
         else:
             self.expires_ms[name] = max(self.expires_ms[name], now_ms + life)
+
+    def _check_addable(self, fact: Fact, resolutions: tuple[Resolution, ...]) -> None:
+        """As apply.lua, before any write: a counter the fact would take past what Redis
+        holds fails it (:class:`OverflowError`), and nothing is kept of it."""
+        w = self.contacts if fact.contact else self.windows
+        size_ms = {r.name: r.size_ms for r in resolutions}
+        for op, key, value in fact.updates:
+            if op == "incr":
+                current = self.profile.get(key, "0")
+            elif op.startswith("w") and op[1:] in size_ms:
+                current = w.get(f"{op[1:]}{fact.ts_ms // size_ms[op[1:]]}|{key}", "0")
+            else:
+                continue
+            if abs(int(current) + int(value)) >= 9.2e18:
+                raise OverflowError(f"counter {key} would overflow")
 
     def _expire_at_least(self, name: str, at_ms: int) -> None:
         if getattr(self, name) and self.expires_ms.get(name, at_ms) <= at_ms:

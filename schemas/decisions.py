@@ -47,6 +47,7 @@ class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):
     value: float | None = None
     recent_touchpoints: list[str] = msgspec.field(default_factory=list)
     timezone: str | None = None  # the customer's own, where a touchpoint told it
+    currency: str | None = None  # what value counts in (MOMENTS_CURRENCY); None: not set
 
 
 class Intervention(msgspec.Struct, frozen=True, kw_only=True):

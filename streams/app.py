@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
+from agents.context import value_scale
 from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
@@ -151,7 +152,9 @@ def create_app(settings: Settings) -> Moments:
         max_attempts=settings.max_attempts,
         max_future=timedelta(seconds=settings.max_future_skew_s),
         rules=InterventionRules(
-            high_value=settings.high_value, max_age_s=settings.intervention_max_age_s
+            high_value=settings.high_value,
+            max_age_s=settings.intervention_max_age_s,
+            currency=settings.money.currency,
         ),
         risk=risk,
         risk_threshold=settings.risk_threshold,
@@ -218,7 +221,7 @@ def build_policy(
     contact = ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent))
     if settings.policy == "rules":
         return RuleBasedOfferPolicy(catalogue, contact)
-    return LearnedOfferPolicy(catalogue, contact, holder)
+    return LearnedOfferPolicy(catalogue, contact, holder, value_scale(settings.high_value))
 
 
 def _register_learning(moments: Moments, reloads: ModelReloads) -> None:

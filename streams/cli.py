@@ -57,6 +57,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.simulation.producer import simulate, simulate_closed_loop
     from streams.topics import NEXT_BEST_OFFERS, OFFER_OUTCOMES, TOUCHPOINTS, ensure_topics
 
+    currency = settings.money.currency or "EUR"  # spend counts in the configured one
+
     async def run() -> None:
         await ensure_topics(settings)
         if args.respond:
@@ -71,6 +73,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
                 rate=args.rate,
                 count=args.count,
                 duration_s=args.duration,
+                currency=currency,
             )
             log.info(
                 "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes, "
@@ -91,6 +94,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             rate=args.rate,
             count=args.count,
             duration_s=args.duration,
+            currency=currency,
         )
         log.info("sent %d touchpoints in %.1fs", result.sent, result.seconds)
 

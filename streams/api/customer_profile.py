@@ -2,9 +2,10 @@
 of one customer (pure; the view reads the features and decisions and scores the risk).
 
 >>> from feature_store import CustomerFeatures
->>> body = customer_profile("c1", CustomerFeatures(), [], 0.123456, 3, "warming_up", False)
->>> body["segment"], body["risk"], body["risk_model"], body["recent_decisions"]
-('new', 0.1235, {'version': 3, 'basis': 'warming_up'}, [])
+>>> body = customer_profile("c1", CustomerFeatures(), [], 0.123456, 3, "warming_up", False,
+...                         "EUR")
+>>> body["segment"], body["risk"], body["risk_model"], body["currency"]
+('new', 0.1235, {'version': 3, 'basis': 'warming_up'}, 'EUR')
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ def customer_profile(
     risk_version: int,
     risk_basis: str,
     control_group: bool,
+    currency: str | None = None,
 ) -> dict[str, Any]:
     """The profile of ``customer_id``: their features, the churn ``risk`` scored now (by
-    the model of ``risk_version``, on ``risk_basis``), and their recent ``decisions``."""
+    the model of ``risk_version``, on ``risk_basis``), and their recent ``decisions``;
+    ``currency``: what value and spend count in (None: not configured)."""
     body = msgspec.to_builtins(features)
     return {
         "customer_id": customer_id,
         "segment": features.segment,
         "value": features.value,
+        "currency": currency,
         "risk": round(risk, 4),
         "risk_model": {"version": risk_version, "basis": risk_basis},
         "consent": features.consent,

@@ -86,6 +86,8 @@ _PROFILE = {"type": "object", "required": [
     "properties": {
         "customer_id": {"type": "string"}, "segment": {"type": "string"},
         "value": {"type": "number"},
+        "currency": {"type": ["string", "null"], "description":
+                     "what value and spend count in (MOMENTS_CURRENCY); null: not set"},
         "risk": {"type": "number", "minimum": 0, "maximum": 1},
         "risk_model": {"type": "object", "required": ["version", "basis"], "properties": {
             "version": {"type": "integer"},

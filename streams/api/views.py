@@ -359,8 +359,9 @@ async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> di
     model = api.risk.model
     risk = model.predict_one(risk_features(features, datetime.now(UTC)))
     control = api.policy.contact_policy.control_group.contains(customer_id)
+    currency = api.settings.money.currency
     return customer_profile(
-        customer_id, features, decisions, risk, api.risk.version, model.reason, control
+        customer_id, features, decisions, risk, api.risk.version, model.reason, control, currency
     )
 
 

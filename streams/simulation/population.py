@@ -133,10 +133,11 @@ def _kind_mix(c: SimulatedCustomer) -> list[float]:
 class CustomerPopulation:
     """``size`` synthetic customers built from ``seed``, and replayable touchpoint streams."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, currency: str = "EUR") -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
         self.seed = seed
+        self.currency = currency  # what they pay in (their values are of euro size)
         rng = random.Random(seed)
         self.customers = tuple(_new_customer(rng, i) for i in range(size))
         self._by_id = {c.customer_id: c for c in self.customers}
@@ -287,7 +288,7 @@ class CustomerPopulation:
             customer_id=c.customer_id,
             order_id=f"ord-{self.seed}-{n:09d}",
             amount=round(max(1.0, basket), 2),
-            currency="EUR",
+            currency=self.currency,
             categories=list(dict.fromkeys(picks[:lines])),
         )
         if rng.random() < 0.15:  # post-purchase CSAT

@@ -32,12 +32,13 @@ async def simulate(
     rate: float = 50.0,
     count: int | None = None,
     duration_s: float | None = None,
+    currency: str = "EUR",
 ) -> SimulationRun:
     """Produce events at ``rate``/s (Poisson), stamped with the time they are sent:
     ``count`` of them, or for ``duration_s``, or (neither) until cancelled. Each run names
     its events afresh (its start time is in their ids), so that a second run against the
-    same Redis is not taken for a replay of the first."""
-    population = CustomerPopulation(customers, seed)
+    same Redis is not taken for a replay of the first. Purchases are in ``currency``."""
+    population = CustomerPopulation(customers, seed, currency)
     total = count if count is not None else sys.maxsize  # the duration, or cancelling, ends it
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()
@@ -76,9 +77,10 @@ async def simulate_closed_loop(
     count: int | None = None,
     duration_s: float | None = None,
     grace_s: float = 5.0,
+    currency: str = "EUR",
 ) -> tuple[SimulationRun, ResponderRun]:
     """:func:`simulate`, with the same customers answering the offers made to them."""
-    population = CustomerPopulation(customers, seed)
+    population = CustomerPopulation(customers, seed, currency)
     stop, ready = asyncio.Event(), asyncio.Event()
 
     async def produce() -> SimulationRun:
@@ -92,6 +94,7 @@ async def simulate_closed_loop(
                 rate=rate,
                 count=count,
                 duration_s=duration_s,
+                currency=currency,
             )
         finally:
             stop.set()

@@ -162,7 +162,7 @@ def purchase_after(
         ts=decision.ts + timedelta(seconds=after),
         order_id=f"ord-{decision.decision_id}",
         amount=round(max(1.0, customer.value / 6.0 * rng.lognormvariate(0.0, 0.5)), 2),
-        currency="EUR",
+        currency=population.currency,
         categories=list(offer.categories) if offer is not None else [],
     )
     return after, order

@@ -270,7 +270,7 @@ ALERTS_JS = """Array.from(document.querySelectorAll('#alerts .alert')).map(a => 
 async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path: Path) -> None:
     bootstrap = pipeline.services.kafka_bootstrap
     topic = pipeline.topic("touchpoints")
-    pipeline.start_worker()
+    pipeline.start_worker(MOMENTS_CURRENCY="EUR")  # the value is shown in it
     api = pipeline.start_api()
     run = uuid.uuid4().hex[:6]
     customer = f"console-{run}-ada"
@@ -336,7 +336,7 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
                 "document.querySelector('.alert[data-kind=\"retention_call\"] .alert-value')"
                 ".textContent"
             )
-            == f"{features.value:,.0f}"
+            == f"{features.value:,.0f} EUR"
         )
         local = await page.js(
             "document.querySelector('.alert[data-kind=\"retention_call\"] .alert-local-time')"

@@ -469,6 +469,10 @@ def test_the_context_shows_segment_value_and_recent_touchpoints_without_ids() ->
     ]  # the newest five
     for line in context.recent_touchpoints:
         assert CUSTOMER not in line and "evt-" not in line
+    assert context.currency is None  # none configured: amounts summed as they came
+    priced = only(alerts(call("cancel"), features, rules=InterventionRules(currency="EUR")),
+                  "save_desk")  # fmt: skip
+    assert priced.context.currency == "EUR"  # what the value is counted in
 
 
 @pytest.mark.parametrize(

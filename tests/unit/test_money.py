@@ -38,16 +38,45 @@ def test_with_no_base_currency_amounts_are_summed_as_they_come() -> None:
         ("", "USD=0.9", "need a base currency"),
         ("euro", "", "not a currency code"),
         ("EUR", "USD", "is not CODE=rate"),
-        ("EUR", "usd=0.9", "is not CODE=rate"),
+        ("EUR", "US=0.9", "is not CODE=rate"),
         ("EUR", "USD=zero", "is not a number"),
         ("EUR", "USD=0", "positive number"),
-        ("EUR", "USD=inf", "positive number"),
+        ("EUR", "USD=inf", "is not a number"),
+        ("EUR", "USD=1_000", "is not a number"),
+        ("EUR", "USD=0x10", "is not a number"),
+        ("EUR", "USD=0,92", "decimal point"),  # a decimal comma: not "USD=0" and "92"
+        ("EUR", "GBP=1.17,USD=0,92", "decimal point"),
+        ("EUR", "EUR=1.1", "base currency"),  # never used: a mistake
+        ("EUR", "USD=1,usd=2", "twice"),  # which one was meant?
     ],
 )
 def test_settings_refuse_money_that_cannot_be_used(currency: str, rates: str, fault: str) -> None:
     env = {"MOMENTS_CURRENCY": currency, "MOMENTS_EXCHANGE_RATES": rates}
     with pytest.raises(SettingsError, match=fault):
         Settings.from_env(env)
+
+
+def test_currency_codes_are_taken_in_any_case_as_purchases_take_them() -> None:
+    settings = Settings.from_env({"MOMENTS_CURRENCY": "eur", "MOMENTS_EXCHANGE_RATES": "usd=0.9"})
+    assert settings.money == Money("EUR", {"USD": 0.9})
+
+
+@pytest.mark.parametrize(
+    ("amount", "cents"),
+    [(0.125, 13), (0.135, 14), (1.005, 101), (0.005, 1), (0.004, 0), (19.99, 1999),
+     (999999999999.99, 99999999999999)],
+)  # fmt: skip
+def test_amounts_round_to_the_cent_half_up_as_written(amount: float, cents: int) -> None:
+    """The float nearest 1.005 is a little below it: it rounded to 100 cents, and 0.125
+    to 12 (half to even)."""
+    assert ONE_CURRENCY.cents(amount, "EUR") == cents
+    assert Money("EUR", {}).cents(amount, "EUR") == cents
+
+
+def test_a_converted_amount_rounds_half_up_as_written() -> None:
+    money = Money.parse("EUR", "USD=0.5")
+    assert money.cents(0.01, "USD") == 1  # half a cent: up (0.005 rounded to even gave 0)
+    assert money.cents(10.05, "USD") == 503
 
 
 def test_settings_give_the_store_its_money() -> None:

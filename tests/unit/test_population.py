@@ -202,3 +202,13 @@ def test_unhappy_customers_visit_cancel_and_score_low(
 
     assert share_cancel(unhappy) > 3 * share_cancel(happy)
     assert csat(unhappy) < csat(happy) - 1.0
+
+
+def test_purchases_are_in_the_currency_asked_for() -> None:
+    """Always in euros, a deployment counting in dollars kept every simulated purchase
+    apart (no rate), and the demo showed no spend, no value and no high-value alert."""
+    population = CustomerPopulation(size=50, seed=7, currency="USD")
+    orders = [e for e in population.touchpoints(3000, START, rate=5.0) if isinstance(e, Purchase)]
+    assert orders and {o.currency for o in orders} == {"USD"}
+    euros = stream(seed=7, count=3000, size=50)
+    assert {e.currency for e in euros if isinstance(e, Purchase)} == {"EUR"}  # by default

@@ -560,3 +560,23 @@ def test_an_unsubscribe_from_before_the_flag_is_kept_apart_too() -> None:
     state = CustomerState(profile={"email:unsubscribed": "1", "n": "3"})
     apply_all([click(0)], state)
     assert state.optouts == {"subscribed:email": "0", "subscribed:email@": "0"}
+
+
+@pytest.mark.parametrize("counter", ["spend_cents", "window"])
+def test_a_counter_the_fact_would_overflow_fails_it_and_keeps_nothing(counter: str) -> None:
+    """As apply.lua (HINCRBY refuses to pass 2**63): the mirror added past it, so tests
+    taking it for the script's reference could not see the script refuse."""
+    state = CustomerState()
+    first = touchpoint_fact(purchase(10.0, 0))
+    assert state.apply(first, T0_MS) == 1
+    big = touchpoint_fact(purchase(1e12, 1, event_id="big"))
+    if counter == "spend_cents":
+        state.profile["spend_cents"] = str(9_199_950_000_000_000_000)
+    else:
+        field = next(k for k in state.windows if k.endswith("|spend_cents") and
+                     int(k.partition("|")[0][1:]) == big.ts_ms // 86_400_000)  # fmt: skip
+        state.windows[field] = str(9_199_950_000_000_000_000)
+    before = copy.deepcopy(state)
+    with pytest.raises(OverflowError, match="would overflow"):
+        state.apply(big, T0_MS + 1000)
+    assert state == before

@@ -744,6 +744,7 @@ def test_intervention_json_has_contract_fields() -> None:
         "value": 950.0,
         "recent_touchpoints": ["call", "survey"],
         "timezone": None,  # an extension: the customer's own, where known
+        "currency": None,  # an extension: what value counts in, when configured
     }
     assert datetime.fromisoformat(obj["ts"]) == TS
 
@@ -777,6 +778,7 @@ def test_intervention_defaults() -> None:
         "value": None,
         "recent_touchpoints": [],
         "timezone": None,
+        "currency": None,
     }
 
 
