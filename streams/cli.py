@@ -368,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from feature_store import LayoutMismatch
     from streams.kafka_security import connection_trouble, use_settings
     from streams.topic_replay import TopicMissing
+    from streams.topics import TopicsRefused
 
     args = parser().parse_args(argv)
     try:
@@ -380,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)
-    except (CatalogueError, SettingsError, TopicMissing, LayoutMismatch) as exc:
+    except (CatalogueError, SettingsError, TopicMissing, TopicsRefused, LayoutMismatch) as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us

@@ -37,6 +37,28 @@ ALL_TOPICS = (
 KEPT_FOR_GOOD = {"retention.ms": "-1", "retention.bytes": "-1"}
 TOPIC_CONFIGS = {CUSTOMER_ERASURES: KEPT_FOR_GOOD, DEAD_LETTER_REDRIVES: KEPT_FOR_GOOD}
 _SET_ON_THE_TOPIC = 1  # DescribeConfigs' config_source for a value set on the topic itself
+_TOPIC_ALREADY_EXISTS = 36  # CreateTopics' error code when another process was first
+
+
+class TopicsRefused(Exception):
+    """The broker refused to create a topic (it answers per topic, without raising)."""
+
+
+def refused_topics(topic_errors: list[Any]) -> list[str]:
+    """What a CreateTopics answer refused, one line a reason with the topics it refused:
+    not those made, nor those another process made first.
+
+    >>> refused_topics([("a", 0, None), ("b", 36, "exists"), ("c", 38, "Too few brokers."),
+    ...                 ("d", 38, "Too few brokers.")])
+    ['c, d: Too few brokers. (error 38)']
+    """
+    by_reason: dict[tuple[int, str], list[str]] = {}
+    for topic, code, *message in topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            said = message[0] if message and message[0] else "no reason given"
+            by_reason.setdefault((code, said), []).append(topic)
+    return [f"{', '.join(topics)}: {said} (error {code})"
+            for (code, said), topics in by_reason.items()]  # fmt: skip
 
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
@@ -65,7 +87,14 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
             for name in wanted
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-            await admin.create_topics(new)
+            answer = await admin.create_topics(new)
+            refused = refused_topics(answer.topic_errors)
+            if refused:  # left to the broker, they would come with its defaults
+                raise TopicsRefused(
+                    "the broker refused to create "
+                    + "; ".join(refused)
+                    + " (see MOMENTS_TOPIC_PARTITIONS and MOMENTS_TOPIC_REPLICATION)"
+                )
         created = [settings.topic(t) for t in wanted]
         log.info("created topics %s", ", ".join(created))
         return created

@@ -12,7 +12,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.settings import Settings
-from streams.topics import ALL_TOPICS, CUSTOMER_ERASURES, DEAD_LETTER_REDRIVES, ensure_topics
+from streams.topics import (
+    ALL_TOPICS,
+    CUSTOMER_ERASURES,
+    DEAD_LETTER_REDRIVES,
+    TopicsRefused,
+    ensure_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +101,21 @@ async def test_a_retention_the_operator_set_on_the_topic_is_kept_with_a_warning(
         await ensure_topics(settings)
     assert (await _configs(kafka_bootstrap, topic))["retention.ms"] == "86400000"
     assert f"topic {topic} has retention.ms=86400000 set on it" in caplog.text
+
+
+async def test_topics_the_broker_refuses_to_create_are_an_error_not_created(
+    kafka_bootstrap: str,
+) -> None:
+    """The broker answers a refusal per topic without an error; it was logged as created,
+    and the topics came later with the broker's defaults (customer-erasures with its
+    default retention), auto-created by the first client to use them."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_replication=3,
+                        topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-")  # fmt: skip
+    with pytest.raises(TopicsRefused, match=r"replication factor of 3.*MOMENTS_TOPIC_REPLICATION"):
+        await ensure_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert not {settings.topic(t) for t in ALL_TOPICS} & set(await admin.list_topics())
+    finally:
+        await admin.close()
