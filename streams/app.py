@@ -262,6 +262,7 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
             moments.metrics.retrying(f"risk_sweep:{reason}")
 
         swept = await sweep_round(moments.store, send, datetime.now(UTC), skipped)
+        moments.metrics.risk_sweep_rounds.labels("failed" if swept is None else "ok").inc()
         if swept is None:
             return
         moments.metrics.risk_sweep.labels("lapsed").inc(swept.lapsed)

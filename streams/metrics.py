@@ -142,6 +142,15 @@ class Metrics:
             ["label"],
             registry=r,
         )
+        self.risk_sweep_rounds = Counter(
+            "moments_risk_sweep_rounds_total",
+            "Rounds of the churn-risk sweep (on the leading worker): ok, or failed (Redis or"
+            " Kafka; the round is tried again at the next).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("ok", "failed"):  # from 0: a first failure is an increase
+            self.risk_sweep_rounds.labels(outcome)
         self.model_rocauc = Gauge(
             "moments_model_rocauc", "Progressive ROC AUC of online classifiers.", ["model"],
             registry=r,
