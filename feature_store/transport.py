@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import hiredis
 from redis.connection import SSLConnection, parse_url
@@ -89,6 +90,10 @@ class RedisAddress:
     def from_url(cls, url: str) -> RedisAddress:
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError(f"not a redis:// or rediss:// URL: {url.partition(':')[0]}://…")
+        path = urlsplit(url).path.strip("/")
+        # redis-py reads "/1/5" as database 15, and "/abc" as 0
+        if path and not (path.isascii() and path.isdigit()):
+            raise ValueError(f"the URL's path must be a database number, not /{path}")
         found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         tls = found.pop("connection_class", None) is SSLConnection
         unsupported = sorted(set(found) - {"host", "port", "db", "username", "password"})

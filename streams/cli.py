@@ -116,6 +116,15 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka_security import connection_trouble
     from streams.rebuild import RebuildError, rebuild
 
+    if args.redis_url is not None:  # checked as MOMENTS_REDIS_URL is
+        try:
+            settings.replace(redis_url=args.redis_url).validate()
+        except SettingsError as exc:
+            said = str(exc).removeprefix("MOMENTS_REDIS_URL: ")
+            print(f"moments rebuild: --redis-url: {said.replace('MOMENTS_REDIS_URL', 'it')}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+
     async def run() -> int:
         store = build_store(settings, redis_url=args.redis_url)
         try:

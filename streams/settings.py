@@ -51,6 +51,13 @@ DEV_SECRET = "moments-dev-only-secret"
 
 
 _NAME = re.compile(r"[A-Za-z0-9._-]*")  # Kafka's topic characters, safe in key patterns
+_BROKER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")  # host:port
+# what Kafka's protocol holds (partitions: int32, replicas: int16) and what a body can be
+_AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
+            "api_max_body_bytes": 2**30}  # fmt: skip
+# (least, most): durations that below or above these cannot work
+_BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
+            "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
 
 
 class SettingsError(ValueError):
@@ -213,6 +220,41 @@ class Settings:
             raise SettingsError(f"MOMENTS_CURRENCY / MOMENTS_EXCHANGE_RATES: {exc}") from exc
         self._check_api_access()
         self._check_names()
+        self._check_services()
+
+    def _check_services(self) -> None:
+        """Where Kafka and Redis are and how the processes listen: values that would fail
+        late (a traceback at start), fall back to a default unseen, or hold work for ever."""
+        for broker in (b.strip() for b in self.kafka_bootstrap.split(",")):
+            found = _BROKER.fullmatch(broker)
+            if found is None or not 1 <= int(found[2]) <= 65535:
+                raise SettingsError(
+                    f"MOMENTS_KAFKA_BOOTSTRAP must be host:port, comma-separated, with no "
+                    f"scheme ({broker!r} is not)"
+                )
+        for name, largest in _AT_MOST.items():
+            if getattr(self, name) > largest:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be at most {largest}")
+        for name, (least, most) in _BETWEEN.items():
+            if not least <= getattr(self, name) <= most:
+                raise SettingsError(f"MOMENTS_{name.upper()} must be from {least:g} to {most:g}")
+        for name in ("api_host", "web_host"):
+            host = getattr(self, name)
+            if not host or host != host.strip():
+                raise SettingsError(
+                    f"MOMENTS_{name.upper()}={host!r} must be a host name or address "
+                    "(0.0.0.0 for every interface)"
+                )
+        if self.redis_ssl_ca_certs:
+            if not self.redis_url.lower().startswith("rediss://"):
+                raise SettingsError(
+                    "MOMENTS_REDIS_SSL_CA_CERTS set, but MOMENTS_REDIS_URL is not rediss:// "
+                    "(no TLS, so it would not be used)"
+                )
+            if not Path(self.redis_ssl_ca_certs).is_file():
+                raise SettingsError(
+                    f"MOMENTS_REDIS_SSL_CA_CERTS: no such file: {self.redis_ssl_ca_certs}"
+                )
 
     def _check_names(self) -> None:
         """Prefixes and the app id: only characters every key pattern and topic name takes

@@ -104,7 +104,12 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "debug"
         elif f.name == "kafka_security_protocol":  # one that uses every TLS and SASL setting
             value = "SASL_SSL"
-        elif f.name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        elif f.name == "kafka_bootstrap":
+            value = "broker-1:9093,[::1]:9094"
+        elif f.name == "redis_url":  # TLS, which the CA certificates below are for
+            value = "rediss://127.0.0.1:6380/1"
+        elif f.name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                        "redis_ssl_ca_certs"):  # fmt: skip
             (tmp_path / f.name).write_text("")  # files that are there (not read here)
             value = str(tmp_path / f.name)
         elif f.name == "kafka_sasl_mechanism":
@@ -324,3 +329,43 @@ def test_prefixes_of_letters_digits_dots_dashes_and_underscores_are_taken() -> N
         "",
         "moments-eu.1",
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"MOMENTS_KAFKA_BOOTSTRAP": "a:abc"}, "MOMENTS_KAFKA_BOOTSTRAP"),  # a traceback
+        ({"MOMENTS_KAFKA_BOOTSTRAP": ""}, "MOMENTS_KAFKA_BOOTSTRAP"),
+        ({"MOMENTS_KAFKA_BOOTSTRAP": "kafka://h:9092"}, "MOMENTS_KAFKA_BOOTSTRAP"),
+        ({"MOMENTS_KAFKA_BOOTSTRAP": "a:9092;b:9092"}, "MOMENTS_KAFKA_BOOTSTRAP"),
+        # Faust read the empty entry as its default, 127.0.0.1:9092: another broker
+        ({"MOMENTS_KAFKA_BOOTSTRAP": "h:9092,"}, "MOMENTS_KAFKA_BOOTSTRAP"),
+        ({"MOMENTS_KAFKA_BOOTSTRAP": "h:0"}, "MOMENTS_KAFKA_BOOTSTRAP"),
+        ({"MOMENTS_TOPIC_REPLICATION": "32768"}, "MOMENTS_TOPIC_REPLICATION"),
+        ({"MOMENTS_TOPIC_PARTITIONS": str(10**30)}, "MOMENTS_TOPIC_PARTITIONS"),
+        ({"MOMENTS_API_MAX_BODY_BYTES": str(10**30)}, "MOMENTS_API_MAX_BODY_BYTES"),  # 500s
+        ({"MOMENTS_REDIS_TIMEOUT_S": "1e-6"}, "MOMENTS_REDIS_TIMEOUT_S"),  # every call failed
+        ({"MOMENTS_API_IDLE_TIMEOUT_S": "1e-9"}, "MOMENTS_API_IDLE_TIMEOUT_S"),
+        ({"MOMENTS_API_PUBLISH_LINGER_MS": "1e308"}, "MOMENTS_API_PUBLISH_LINGER_MS"),
+        ({"MOMENTS_API_HOST": ""}, "MOMENTS_API_HOST"),  # every interface, unsaid
+        ({"MOMENTS_WEB_HOST": " 127.0.0.1"}, "MOMENTS_WEB_HOST"),
+        ({"MOMENTS_REDIS_SSL_CA_CERTS": "/nonexistent",
+          "MOMENTS_REDIS_URL": "rediss://h:6380/0"}, "MOMENTS_REDIS_SSL_CA_CERTS"),
+        ({"MOMENTS_REDIS_SSL_CA_CERTS": __file__}, "MOMENTS_REDIS_SSL_CA_CERTS"),  # no TLS
+        ({"MOMENTS_REDIS_URL": "redis://h/1/5"}, "MOMENTS_REDIS_URL"),  # was database 15
+        ({"MOMENTS_REDIS_URL": "redis://h/abc"}, "MOMENTS_REDIS_URL"),  # was database 0
+        ({"MOMENTS_REDIS_URL": "redis://h/-1"}, "MOMENTS_REDIS_URL"),
+    ],
+)  # fmt: skip
+def test_values_that_would_fail_late_or_unseen_are_refused_at_start(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env(env)
+
+
+def test_brokers_may_be_named_by_name_ipv4_or_ipv6_with_spaces_between() -> None:
+    taken = Settings.from_env(
+        {"MOMENTS_KAFKA_BOOTSTRAP": "kafka-1.example:9092, 10.0.0.2:9092,[::1]:9093"}
+    )
+    assert taken.kafka_bootstrap.count(":9092") == 2
