@@ -9,12 +9,28 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger("moments")
+
+
+def check_local_files(settings: Settings, data_dir: bool) -> None:
+    """Before Kafka and Redis are used: the catalogue reads, and the worker's data folder
+    can be made (else one line and exit 2, not a traceback after the topics were made)."""
+    from schemas import load_catalogue
+
+    load_catalogue(settings.catalogue_path)  # CatalogueError
+    if data_dir:
+        folder = Path(settings.data_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "it is not a folder" if folder.exists() else exc.strerror
+            raise SettingsError(f"MOMENTS_DATA_DIR: cannot use {folder}: {why}") from None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -33,6 +49,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     log.info("Moments worker starting (event loop: %s)", loop_name(loop))
+    check_local_files(settings, data_dir=True)
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))
     # a worker has nothing to do until Redis answers: it waits longer for the check
@@ -47,6 +64,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from streams.api.server import serve
     from streams.event_loop import loop_factory
 
+    check_local_files(settings, data_dir=False)
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         runner.run(serve(settings))
     return 0
