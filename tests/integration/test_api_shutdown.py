@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import aiohttp
@@ -38,3 +41,21 @@ async def test_sigterm_publishes_the_answered_decisions_and_exits_cleanly(
                  for r in await read_to_end(pipeline.services.kafka_bootstrap,
                                             pipeline.topic("next-best-offers"))]  # fmt: skip
     assert published == [answer.json["decision_id"]]
+
+
+async def test_a_port_in_use_stops_the_start_with_one_line(pipeline: Pipeline) -> None:
+    """It was an OSError traceback (exit 1) after the topics and Redis were checked."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {**pipeline.env(0), "MOMENTS_API_PORT": str(port)}
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "streams.cli", "api"], env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("moments: ")]
+    assert said == [f"moments: MOMENTS_API_HOST / MOMENTS_API_PORT: cannot listen on "
+                    f"127.0.0.1:{port}: Address already in use"], done.stderr  # fmt: skip
+    assert "Traceback" not in done.stderr
