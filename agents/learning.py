@@ -8,12 +8,17 @@ about (pure).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import msgspec
 
 from agents.context import learnable
 from schemas import NextBestOffer, Outcome, decode_next_best_offer
+
+# The models' quality figures (moments_model_logloss, _rocauc) are of the newest this
+# many outcomes or examples: how a model does now, not since its learner started.
+QUALITY_WINDOW = 1000
 
 REWARDS: dict[str, float] = {"accepted": 1.0, "clicked": 0.3, "dismissed": 0.0, "ignored": 0.0}
 
@@ -81,23 +86,30 @@ class RewardLogLoss:
     means it to be. Scoring the prediction against "accepted" alone punished a model
     that was right about offers people click.
 
+    Over the newest ``window`` outcomes, so that it says how the model does now (an
+    average since the learner started moved little when a model went wrong after days).
+
     >>> loss = RewardLogLoss()
     >>> loss.update(0.3, 0.3); loss.update(0.3, 0.3)
     >>> round(loss.get(), 4), loss.n
     (0.6109, 2)
     >>> worse = RewardLogLoss(); worse.update(0.3, 0.6); round(worse.get(), 4)
     0.7947
+    >>> recent = RewardLogLoss(window=2)
+    >>> for predicted in (0.3, 0.6, 0.6): recent.update(0.3, predicted)
+    >>> round(recent.get(), 4), recent.n
+    (0.7947, 3)
     """
 
-    def __init__(self) -> None:
-        self.n = 0
-        self._sum = 0.0
+    def __init__(self, window: int = QUALITY_WINDOW) -> None:
+        self.n = 0  # outcomes scored in all
+        self._losses: deque[float] = deque(maxlen=window)
 
     def update(self, reward: float, predicted: float) -> None:
         p = min(max(predicted, 1e-6), 1 - 1e-6)
         r = min(max(reward, 0.0), 1.0)
-        self._sum -= r * math.log(p) + (1 - r) * math.log(1 - p)
+        self._losses.append(-(r * math.log(p) + (1 - r) * math.log(1 - p)))
         self.n += 1
 
     def get(self) -> float:
-        return self._sum / self.n if self.n else 0.0
+        return math.fsum(self._losses) / len(self._losses) if self._losses else 0.0

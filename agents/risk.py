@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,7 @@ from typing import Any
 
 from river import drift, linear_model, metrics, optim, preprocessing, utils
 
+from agents.learning import QUALITY_WINDOW
 from feature_store.features import CustomerFeatures
 from schemas import Call, Consent, Email, TouchpointEvent
 
@@ -196,9 +198,12 @@ class ChurnRisk:
         self.learned = 0  # learned by the current model (since the start or the last drift)
         self.drifts = 0
         # river is only partly typed: its objects are held as Any
-        self._quality_logloss: Any = metrics.LogLoss()  # type: ignore[no-untyped-call]
-        self._quality_rocauc: Any = metrics.ROCAUC(n_thresholds=50)  # type: ignore[no-untyped-call]
-        self._quality_labels: set[bool] = set()  # the labels ``rocauc`` has seen
+        # of the newest QUALITY_WINDOW examples (see agents.learning)
+        self._quality_logloss: Any = utils.Rolling(metrics.LogLoss, window_size=QUALITY_WINDOW)
+        self._quality_rocauc: Any = utils.Rolling(
+            metrics.ROCAUC, window_size=QUALITY_WINDOW, n_thresholds=50
+        )
+        self._quality_labels: deque[bool] = deque(maxlen=QUALITY_WINDOW)  # ``rocauc``'s
         self._adwin: Any = drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
         self.scaler: Any = None
         self.regression: Any = None
@@ -226,14 +231,16 @@ class ChurnRisk:
 
     @property
     def logloss(self) -> float:
-        """Progressive-validation log loss of the served predictions."""
+        """Progressive-validation log loss of the served predictions (the newest
+        QUALITY_WINDOW)."""
         return float(self._quality_logloss.get())
 
     @property
     def rocauc(self) -> float | None:
-        """Progressive-validation ROC AUC of the served predictions (50 thresholds); None
-        until both a positive and a negative example were seen (river then says 0)."""
-        if len(self._quality_labels) < 2:
+        """Progressive-validation ROC AUC of the served predictions (50 thresholds; the
+        newest QUALITY_WINDOW); None unless both a positive and a negative example are
+        among them (river then says 0)."""
+        if len(set(self._quality_labels)) < 2:
             return None
         return float(self._quality_rocauc.get())
 
@@ -254,7 +261,7 @@ class ChurnRisk:
         p = self.predict_one(x)
         self._quality_logloss.update(y, p)
         self._quality_rocauc.update(y, p)
-        self._quality_labels.add(bool(y))
+        self._quality_labels.append(bool(y))
         if serving_model:
             before = float(self._adwin.estimation)
             self._adwin.update(abs(float(y) - p))

@@ -92,7 +92,10 @@ class Metrics:
             registry=r,
         )
         self.model_logloss = Gauge(
-            "moments_model_logloss", "Progressive log loss of online models.", ["model"], registry=r
+            "moments_model_logloss",
+            "Progressive log loss of online models, over their newest 1,000 outcomes or examples.",
+            ["model"],
+            registry=r,
         )
         self.interventions_held_out = Counter(
             "moments_interventions_held_out_total",
@@ -152,9 +155,11 @@ class Metrics:
         for outcome in ("ok", "failed"):  # from 0: a first failure is an increase
             self.risk_sweep_rounds.labels(outcome)
         self.model_rocauc = Gauge(
-            "moments_model_rocauc", "Progressive ROC AUC of online classifiers.", ["model"],
+            "moments_model_rocauc",
+            "Progressive ROC AUC of online classifiers, over their newest 1,000 examples.",
+            ["model"],
             registry=r,
-        )  # fmt: skip
+        )
         self.model_drifts = Gauge(
             "moments_model_drifts", "Concept drifts detected (ADWIN) so far.", ["model"],
             registry=r,

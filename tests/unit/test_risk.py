@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agents.learning import QUALITY_WINDOW
 from agents.risk import (
     DAY_MS,
     ChurnRisk,
@@ -305,3 +306,19 @@ def test_churn_signals() -> None:
     assert churn_signal(email("unsubscribed"))
     assert not churn_signal(email("opened"))
     assert not churn_signal(click())
+
+
+def test_the_quality_figures_are_of_the_newest_examples() -> None:
+    """Averaged since the learner started, a model that went wrong after days moved the
+    figures too little for the alerts on them to fire."""
+    model = ChurnRisk()
+    x = risk_features(CustomerFeatures(), datetime(2026, 12, 1, tzinfo=UTC))
+    for _ in range(50):
+        model.learn_one(x, False)
+    model.learn_one(x, True)
+    assert model.rocauc is not None  # both labels among the newest
+    first = model.logloss
+    for _ in range(QUALITY_WINDOW):
+        model.learn_one(x, True)
+    assert model.rocauc is None  # the negatives have left the window
+    assert model.logloss != first
