@@ -39,7 +39,11 @@ def to_cents(amount: float) -> int:
     >>> to_cents(0.125), to_cents(0.135), to_cents(0.004), to_cents(999999999999.99)
     (13, 14, 0, 99999999999999)
     """
-    return int((Decimal(repr(amount)) * 100).quantize(_CENT, rounding=ROUND_HALF_UP))
+    return _half_up(Decimal(repr(amount)) * 100)
+
+
+def _half_up(hundredths: Decimal) -> int:
+    return int(hundredths.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ class Money:
             if code in parsed:
                 raise ValueError(f"{code} is given a rate twice")
             if not _RATE.fullmatch(raw):
-                raise ValueError(f"the rate of {code} ({raw!r}) is not a number") from None
+                raise ValueError(f"the rate of {code} ({raw!r}) is not a number")
             rate = float(raw)
             if not (rate > 0 and math.isfinite(rate)):
                 raise ValueError(f"the rate of {code} must be a positive number")
@@ -99,8 +103,7 @@ class Money:
         rate = self.rates.get(currency)
         if rate is None or amount * rate > MAX_AMOUNT:
             return None
-        converted = Decimal(repr(amount)) * Decimal(repr(rate)) * 100
-        return int(converted.quantize(_CENT, rounding=ROUND_HALF_UP))
+        return _half_up(Decimal(repr(amount)) * Decimal(repr(rate)) * 100)
 
 
 ONE_CURRENCY = Money()
