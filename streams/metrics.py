@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,6 +31,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._budgeted: set[str] = set()  # offers with a budget, as last counted
+        self._budget_day: date | None = None  # the UTC day those counts are of
         r = self.registry
         self.events = Counter(
             "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
@@ -249,6 +250,7 @@ class Metrics:
             self.offer_budget_spent.clear()
             self.offer_budget_limit.clear()
             self._budgeted = set(ledger.limits)
+        self._budget_day = ledger.day
         for offer_id, limit in ledger.limits.items():
             self.offer_budget_limit.labels(offer_id).set(limit)
             self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
@@ -312,5 +314,16 @@ class Metrics:
     def store_op(self, op: str, seconds: float) -> None:
         self.feature_store.labels(op).observe(seconds)
 
-    def exposition(self) -> bytes:
+    def exposition(self, now: datetime | None = None) -> bytes:
+        """The text Prometheus scrapes, with budgets of a day gone by shown as unspent."""
+        self._new_budget_day((now or datetime.now(UTC)).astimezone(UTC).date())
         return generate_latest(self.registry)
+
+    def _new_budget_day(self, today: date) -> None:
+        # Budgets restart at UTC midnight; a quiet process would otherwise show
+        # yesterday's spending as today's until its next decision.
+        if self._budget_day is None or self._budget_day >= today:
+            return
+        self._budget_day = today
+        for offer_id in self._budgeted:
+            self.offer_budget_spent.labels(offer_id).set(0)

@@ -128,24 +128,42 @@ def test_metrics_show_each_budget_and_forget_offers_no_longer_limited() -> None:
     ledger = BudgetLedger.for_day(NOW, {"voucher": 2, "callback": 50}, {"callback": 7})
     ledger.spend(["voucher"])
     metrics.budgets_counted(ledger)
-    text = metrics.exposition().decode()
+    text = metrics.exposition(NOW).decode()
     assert 'moments_offer_budget_spent{offer="voucher"} 1.0' in text
     assert 'moments_offer_budget_spent{offer="callback"} 7.0' in text
     assert 'moments_offer_budget_limit{offer="callback"} 50.0' in text
     metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 3}, {"voucher": 2}))
-    text = metrics.exposition().decode()
+    text = metrics.exposition(NOW).decode()
     assert 'moments_offer_budget_spent{offer="voucher"} 2.0' in text
     assert 'moments_offer_budget_limit{offer="voucher"} 3.0' in text
     assert "callback" not in text
 
 
+def test_metrics_show_budgets_unspent_once_their_day_is_over() -> None:
+    metrics = Metrics()
+    metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 5}, {"voucher": 4}))
+    same_day = NOW.replace(hour=23, minute=59)
+    assert (
+        'moments_offer_budget_spent{offer="voucher"} 4.0' in metrics.exposition(same_day).decode()
+    )
+    next_day = NOW.replace(hour=0, minute=0) + timedelta(days=1)
+    text = metrics.exposition(next_day).decode()
+    assert 'moments_offer_budget_spent{offer="voucher"} 0.0' in text
+    assert 'moments_offer_budget_limit{offer="voucher"} 5.0' in text
+    # a batch of the new day counts again from what it read
+    metrics.budgets_counted(BudgetLedger.for_day(next_day, {"voucher": 5}, {"voucher": 1}))
+    assert (
+        'moments_offer_budget_spent{offer="voucher"} 1.0' in metrics.exposition(next_day).decode()
+    )
+
+
 def test_metrics_drop_every_budget_when_a_catalogue_without_budgets_is_loaded() -> None:
     metrics = Metrics()
     metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 5}, {"voucher": 5}))
-    assert 'moments_offer_budget_spent{offer="voucher"} 5.0' in metrics.exposition().decode()
+    assert 'moments_offer_budget_spent{offer="voucher"} 5.0' in metrics.exposition(NOW).decode()
     unlimited = OfferCatalogue(version="v2", offers=[Offer(offer_id="voucher", title="V",
                                                            channels=["web"])])  # fmt: skip
     metrics.catalogue_in_use(unlimited, "ok")  # batches after it count no budgets at all
     assert "moments_offer_budget_" not in "\n".join(
-        line for line in metrics.exposition().decode().splitlines() if not line.startswith("#")
+        line for line in metrics.exposition(NOW).decode().splitlines() if not line.startswith("#")
     )
