@@ -4,6 +4,7 @@ by the clock, once; active customers keep theirs; a touchpoint that got there fi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -14,6 +15,9 @@ from schemas import WebClick
 from schemas.risk import RiskExample
 from streams.risk_sweeper import sweep_risks
 from streams.services import Services
+from streams.topics import RISK_EXAMPLES
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -96,5 +100,39 @@ async def test_a_snapshot_a_touchpoint_replaced_meanwhile_is_not_settled(
         assert await store.risks.settle([current]) == [True]
         features = await store.read("racer")
         assert features is not None and features.risk_snapshot is None
+    finally:
+        await store.close()
+
+
+async def test_the_leading_worker_sweeps_on_its_timer_and_counts_its_rounds(
+    pipeline: Pipeline,
+) -> None:
+    store = pipeline.store()
+    try:
+        await _customer(store, "quiet-one", 60, {"experience": 0.4})
+        worker = pipeline.start_worker(MOMENTS_RISK_SWEEP_INTERVAL_S="1")
+
+        def rounds(outcome: str) -> float:
+            return worker.metric("moments_risk_sweep_rounds_total", outcome=outcome)
+
+        def lapsed() -> float:
+            return worker.metric("moments_risk_sweep_snapshots_total", label="lapsed")
+
+        async def once(check: Callable[[], object]) -> object:
+            return check()
+
+        await eventually(lambda: once(lapsed), "the quiet customer's snapshot counted as lapsed")
+        assert rounds("ok") >= 1 and rounds("failed") == 0
+        (record,) = await consume_all(
+            pipeline.services.kafka_bootstrap, pipeline.topic(RISK_EXAMPLES), 1
+        )
+        example = msgspec.json.decode(record.value, type=RiskExample)  # type: ignore[attr-defined]
+        assert example.y is True and example.x == {"experience": 0.4}
+        features = await store.read("quiet-one")
+        assert features is not None and features.risk_snapshot is None
+        # rounds go on (every second) without labelling the customer again
+        done = rounds("ok")
+        await eventually(lambda: once(lambda: rounds("ok") >= done + 2), "two more rounds")
+        assert lapsed() == 1.0 and rounds("failed") == 0
     finally:
         await store.close()
