@@ -152,6 +152,7 @@ def register_touchpoint_agent(
                                 "dead-lettered, to be handled again", len(records))  # fmt: skip
                     return False
                 log.exception("could not dead-letter a failed batch; retrying")
+                observer.retrying("dead_letter")  # counted: the batch waits on this
                 await sleep(retry_backoff_max)
         report(observer.batch_handled, result)
         return True

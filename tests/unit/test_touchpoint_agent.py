@@ -182,6 +182,33 @@ async def test_a_batch_that_fails_unexpectedly_is_dead_lettered_before_faust_ack
     assert len(stream.acked) == 3  # the agent carried on with the next batch
 
 
+@dataclass
+class Refusing(Topic):
+    """Refuses the first ``refusals`` sends, as a broker that is down does."""
+
+    refusals: int = 0
+
+    async def send(self, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            raise KafkaConnectionError("broker unreachable")
+        return await super().send(key, value, headers)
+
+
+async def test_a_failed_batch_the_dead_letter_topic_refuses_is_counted_as_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: BatchRetries, records: list[SourceRecord]) -> None:
+        raise RuntimeError("a fault in Moments")
+
+    monkeypatch.setattr(BatchRetries, "run", broken)
+    letters = Refusing(refusals=2)
+    rig = Rig(Handler(all_ok), outlets=Outlets(Topic(), Topic(), Topic(), letters, Topic()))
+    await rig.run([event(1)])
+    assert len(letters.sent) == 1  # set aside once the topic took it
+    assert [r for what, r in rig.observer.seen if what == "retrying"] == ["dead_letter"] * 2
+
+
 def decided(records: list[SourceRecord]) -> BatchResult:
     offer = NextBestOffer(decision_id="d-1", customer_id="cust-1", ts=T0, channel="web",
                           trigger_event_id="e-1", offers=[OfferScore(offer_id="any", score=1.0,
