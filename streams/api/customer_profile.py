@@ -6,6 +6,10 @@ of one customer (pure; the view reads the features and decisions and scores the 
 ...                         "EUR")
 >>> body["segment"], body["risk"], body["risk_model"], body["currency"]
 ('new', 0.1235, {'version': 3, 'basis': 'warming_up'}, 'EUR')
+>>> unsubscribed = CustomerFeatures(consent={"email": True, "sms": False},
+...                                 email_subscribed=False)
+>>> customer_profile("c1", unsubscribed, [], 0.1, 3, "model", False)["consent"]
+{'email': False, 'sms': False}
 """
 
 from __future__ import annotations
@@ -38,10 +42,19 @@ def customer_profile(
         "currency": currency,
         "risk": round(risk, 4),
         "risk_model": {"version": risk_version, "basis": risk_basis},
-        "consent": features.consent,
+        "consent": consent_shown(features),
         "timezone": features.timezone,
         "control_group": control_group,
         "features": body,
         "recent_touchpoints": body["recent"],
         "recent_decisions": decisions,
     }
+
+
+def consent_shown(features: CustomerFeatures) -> dict[str, bool]:
+    """Consent per channel as it binds: an unsubscribe after an email grant withdraws
+    email until the customer grants it again (the features keep both apart)."""
+    consent = dict(features.consent)
+    if features.email_subscribed is False:
+        consent["email"] = False
+    return consent

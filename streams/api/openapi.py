@@ -92,7 +92,10 @@ _PROFILE = {"type": "object", "required": [
         "risk_model": {"type": "object", "required": ["version", "basis"], "properties": {
             "version": {"type": "integer"},
             "basis": {"enum": ["model", "warming_up", "drift_detected"]}}},
-        "consent": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "consent": {"type": "object", "additionalProperties": {"type": "boolean"},
+                    "description": "per channel as it binds: false once withdrawn (email:"
+                                   " or unsubscribed); a channel not listed was neither"
+                                   " granted nor withdrawn"},
         "timezone": {"type": ["string", "null"]}, "control_group": {"type": "boolean"},
         "features": {"type": "object"},
         "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
