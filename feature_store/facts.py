@@ -42,6 +42,12 @@ CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
 # subscription): they are kept apart, without expiry (lua/apply.lua names them too)
 WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:email")
+# A grant ("1") in one of them ranks this long before its own time against the field's
+# other facts: it overrides a withdrawal only when dated more than 15 minutes after it, so
+# that a grant from a clock running fast (up to the 15 minutes of skew a worker accepts
+# by default) cannot hide a withdrawal the customer made after it. Any order of the same
+# facts still gives the same state (lua/apply.lua has the same number).
+GRANT_LEAD_MS = 15 * 60_000
 # the priority of the newest intervention of each kind (profile field prefix)
 LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

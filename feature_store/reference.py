@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from feature_store.facts import (
     DAY_MS,
+    GRANT_LEAD_MS,
     RESOLUTIONS,
     WITHDRAWAL_FIELDS,
     Fact,
@@ -175,13 +176,9 @@ class CustomerState:
         is one, else the opt-outs alone (no profile is made)."""
         target = self.profile if self.profile else self.optouts
         for op, key, value in fact.updates:
-            if op == "latest" and key in WITHDRAWAL_FIELDS:
-                stamp = target.get(key + "@")
-                newer = stamp is None or fact.ts_ms > int(stamp)
-                if not newer and fact.ts_ms == int(stamp or 0):
-                    newer = value < target.get(key, value)
-                if newer:
-                    target[key], target[key + "@"] = value, str(fact.ts_ms)
+            withdrawal = op == "latest" and key in WITHDRAWAL_FIELDS
+            if withdrawal and _newer(key, value, fact.ts_ms, target):
+                target[key], target[key + "@"] = value, str(fact.ts_ms)
         optouts: dict[str, str] = {}
         for f in WITHDRAWAL_FIELDS:
             if target.get(f) == "0":
@@ -213,11 +210,7 @@ class CustomerState:
             if c is None or (op == "max" and v > c) or (op == "min" and v < c):
                 p[key] = value
         elif op == "latest":
-            stamp = p.get(key + "@")
-            newer = stamp is None or ts > int(stamp)
-            if not newer and ts == int(stamp or 0):
-                newer = value < (current or value)
-            if newer:
+            if _newer(key, value, ts, p):
                 p[key] = value
                 p[key + "@"] = str(ts)
         else:
@@ -228,3 +221,18 @@ class CustomerState:
 
     def mark_decided(self, fact_id: str, now_ms: int) -> None:
         self.seen[f"d:{fact_id}"] = now_ms
+
+
+def _rank(key: str, value: str, ts: int) -> int:
+    return ts - GRANT_LEAD_MS if value == "1" and key in WITHDRAWAL_FIELDS else ts
+
+
+def _newer(key: str, value: str, ts: int, hash_: dict[str, str]) -> bool:
+    """Whether ``value`` of ``ts`` replaces ``key`` in ``hash_`` ('latest': the newest
+    wins, ties the smaller value; a grant ranks GRANT_LEAD_MS before its ts)."""
+    stamp = hash_.get(key + "@")
+    if stamp is None:
+        return True
+    current = hash_.get(key, value)
+    mine, theirs = _rank(key, value, ts), _rank(key, current, int(stamp))
+    return mine > theirs or (mine == theirs and value < current)

@@ -99,12 +99,20 @@ local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web
                     'subscribed:email'}
 local is_withdrawal = {}
 for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
--- 'latest': the newest ts wins (ties: the smaller value)
+-- A grant in a withdrawal field ranks GRANT_LEAD_MS before its ts (facts.py says why).
+local GRANT_LEAD_MS = 900000
+local function rank(field, value, stamp)
+  if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
+  return stamp
+end
+-- 'latest': the newest ts wins (ties: the smaller value); a grant's ts is its rank
 local function latest(hash, field, value)
   local current_ts = tonumber(redis.call('HGET', hash, field .. '@'))
-  local newer = current_ts == nil or ts > current_ts
-  if not newer and ts == current_ts then
-    newer = value < (redis.call('HGET', hash, field) or value)
+  local newer = current_ts == nil
+  if not newer then
+    local current = redis.call('HGET', hash, field) or value
+    local mine, theirs = rank(field, value, ts), rank(field, current, current_ts)
+    newer = mine > theirs or (mine == theirs and value < current)
   end
   if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
 end

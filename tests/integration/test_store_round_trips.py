@@ -204,8 +204,9 @@ async def test_a_withdrawal_outlives_the_profile_expiry_until_consent_is_granted
     now = datetime.now(UTC)
 
     def event(n: int, kind: type[Consent] | type[Email], **fields: object) -> Consent | Email:
-        return kind(event_id=f"w{n}", customer_id="quiet", ts=now - timedelta(minutes=10 - n),
-                    **fields)  # type: ignore[arg-type]  # fmt: skip
+        # 20 minutes apart: a grant lifts a withdrawal dated over 15 minutes before it
+        return kind(event_id=f"w{n}", customer_id="quiet",
+                    ts=now - timedelta(minutes=100 - 20 * n), **fields)  # type: ignore[arg-type]  # fmt: skip
 
     try:
         keys = store._keys.for_customer("quiet")

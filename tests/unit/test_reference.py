@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from feature_store.facts import (
     CONSENT_CHANNELS,
+    GRANT_LEAD_MS,
     RESOLUTIONS,
     Fact,
     Resolution,
@@ -192,8 +193,10 @@ def test_survey_sums() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Consent: the newest ts wins, a withdrawal wins a tie
+# Consent: the newest ts wins, a withdrawal wins a tie; a grant counts 15 minutes early
 # --------------------------------------------------------------------------------------
+
+LEAD_S = GRANT_LEAD_MS // 1000
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "out-of-order"])
@@ -202,11 +205,31 @@ def test_consent_newer_timestamp_wins_in_any_arrival_order(reverse: bool) -> Non
         consent("email", True, 1),
         consent("email", False, 2),
         consent("sms", False, 1),
-        consent("sms", True, 2),
+        consent("sms", True, 2 + LEAD_S),
     ]
     p = apply_all(events[::-1] if reverse else events).profile
     assert (p["consent:email"], p["consent:sms"]) == ("0", "1")
-    assert p["consent:email@"] == p["consent:sms@"] == str(T0_MS + 2000)
+    assert p["consent:email@"] == str(T0_MS + 2000)
+    assert p["consent:sms@"] == str(T0_MS + (2 + LEAD_S) * 1000)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["grant-first", "withdraw-first"])
+def test_a_grant_dated_ahead_by_a_fast_clock_does_not_hide_a_withdrawal_made_after_it(
+    reverse: bool,
+) -> None:
+    # granted at 10:00 by a source 14 minutes fast, withdrawn at 10:01 by a right clock
+    events = [consent("email", True, 14 * 60), consent("email", False, 60)]
+    state = apply_all(events[::-1] if reverse else events)
+    assert state.profile["consent:email"] == "0"
+    assert features_of(state).consents_to("email") is False
+
+
+def test_a_grant_lifts_a_withdrawal_only_when_dated_more_than_15_minutes_after_it() -> None:
+    state = apply_all([consent("sms", False, 0), consent("sms", True, LEAD_S)])
+    assert state.profile["consent:sms"] == "0"  # a tie of ranks: the withdrawal wins
+    apply_all([consent("sms", True, LEAD_S + 0.001)], state)
+    assert state.profile["consent:sms"] == "1"
+    assert state.optouts == {}
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["grant-first", "withdraw-first"])
@@ -221,8 +244,12 @@ def test_consent_older_event_does_not_override() -> None:
     state = apply_all([consent("call", False, 10)])
     apply_all([consent("call", True, 9)], state)
     assert state.profile["consent:call"] == "0"
-    apply_all([consent("call", True, 11)], state)
+    apply_all([consent("call", True, 11 + LEAD_S)], state)
     assert state.profile["consent:call"] == "1"
+    apply_all([consent("call", False, 10.5)], state)  # older than the grant's rank
+    assert state.profile["consent:call"] == "1"
+    apply_all([consent("call", False, 12)], state)  # within 15 minutes before it: wins
+    assert state.profile["consent:call"] == "0"
 
 
 def test_consent_all_sets_all_four_channels() -> None:
@@ -230,7 +257,7 @@ def test_consent_all_sets_all_four_channels() -> None:
     p = state.profile
     assert [p[f"consent:{c}"] for c in ("email", "sms", "call", "web")] == ["0"] * 4
     assert "consent:all" not in p
-    apply_all([consent("web", True, 2)], state)  # a later grant changes that channel only
+    apply_all([consent("web", True, 2 + LEAD_S)], state)  # a later grant: that channel only
     assert [p[f"consent:{c}"] for c in ("email", "sms", "call", "web")] == ["0", "0", "0", "1"]
     apply_all([consent("all", True, 0)], state)  # an earlier "all" grant changes nothing
     assert [p[f"consent:{c}"] for c in ("email", "sms", "call", "web")] == ["0", "0", "0", "1"]
@@ -251,7 +278,7 @@ def test_consent_all_grant_and_channel_withdrawal_at_the_same_time() -> None:
         st.tuples(
             st.sampled_from(["email", "sms", "call", "web", "all"]),
             st.booleans(),
-            st.integers(min_value=0, max_value=4),
+            st.integers(min_value=0, max_value=8).map(lambda n: n * 5 * 60),  # 5-minute steps
         ),
         min_size=1,
         max_size=12,
@@ -260,12 +287,14 @@ def test_consent_all_grant_and_channel_withdrawal_at_the_same_time() -> None:
 def test_consent_matches_model_latest_then_withdrawal(spec: list[tuple[str, bool, int]]) -> None:
     p = apply_all([consent(ch, granted, s) for ch, granted, s in spec]).profile
     for channel in CONSENT_CHANNELS:
-        touching = [(s, granted) for ch, granted, s in spec if ch in (channel, "all")]
+        # a grant ranks 15 minutes before its time; the highest rank wins, ties withdraw
+        touching = [(s - LEAD_S if granted else s, granted)
+                    for ch, granted, s in spec if ch in (channel, "all")]  # fmt: skip
         if not touching:
             assert f"consent:{channel}" not in p
             continue
-        latest = max(s for s, _ in touching)
-        expected = all(granted for s, granted in touching if s == latest)
+        latest = max(rank for rank, _ in touching)
+        expected = all(granted for rank, granted in touching if rank == latest)
         assert p[f"consent:{channel}"] == ("1" if expected else "0")
 
 
