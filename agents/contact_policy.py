@@ -85,8 +85,9 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
         if features is None:  # a first contact: nothing shown yet, so only a cap of 0 holds
             features = FIRST_CONTACT
-        if not features.consents_to(channel):
-            return Verdict([], [f"suppressed:consent:{channel}"])
+        if not features.consents_to(channel, granted_only=rules.needs_grant(channel)):
+            unknown = channel not in features.consent  # opt-in, and never granted
+            return Verdict([], [f"suppressed:consent{'_unknown' if unknown else ''}:{channel}"])
         if self.avoids(features, channel):
             return Verdict([], [f"suppressed:channel_avoided:{channel}"])
         if features.contact.shown_today.get(channel, 0) >= rules.daily_cap(channel):

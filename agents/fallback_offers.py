@@ -3,8 +3,9 @@ taken in time (Redis or the model slow or down).
 
 A fallback reads nothing from Redis, so it cannot know the customer's consent: it makes
 offers only on the web, where the customer came to Moments' users and the defaults are
-the same for everyone; on the channels that reach out (email, text, call) it offers
-nothing (``suppressed:consent_unknown:<channel>``). It still keeps the hold-out (a
+the same for everyone (unless the catalogue's ``consent_required`` names the web); on
+the channels that reach out (email, text, call) it offers nothing
+(``suppressed:consent_unknown:<channel>``). It still keeps the hold-out (a
 customer in the control group gets no offer, so that the measured lift over the control
 group is not blurred by the moments Redis was down), the catalogue's quiet hours and
 its caps of 0. Its first offer is logged with propensity 1 (it is put first for
@@ -38,6 +39,11 @@ certain), the others 0, as a deterministic policy's are.
 >>> fallback_decision("c-1", "web", 3, "store_unavailable", shut,
 ...                   ControlGroup("salt", 0.0), now).reasons
 ['fallback:store_unavailable', 'suppressed:fatigue:web:day']
+>>> opt_in = OfferCatalogue(version="v4", offers=[tips], default_offers=["tips"],
+...     contact_policy=ContactRules(consent_required=["web"]))
+>>> fallback_decision("c-1", "web", 3, "store_unavailable", opt_in,
+...                   ControlGroup("salt", 0.0), now).reasons
+['fallback:store_unavailable', 'suppressed:consent_unknown:web']
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ def fallback_decision(
     """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``."""
     control = control_group.contains(customer_id)
     rules = catalogue.contact_policy
-    unknown = None if control or channel in WITHOUT_CONSENT else f"consent_unknown:{channel}"
+    assumed = channel in WITHOUT_CONSENT and not rules.needs_grant(channel)
+    unknown = None if control or assumed else f"consent_unknown:{channel}"
     quiet = not control and not unknown and rules.quiet_at(channel, now)
     closed = None if control or unknown or quiet else rules.closed(channel)  # a cap of 0
     shut = control or unknown or quiet or closed

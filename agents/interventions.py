@@ -230,9 +230,11 @@ def interventions_for(
     risk: float | None = None,
     risk_crossed: bool = False,
     offers_held_out: bool = False,
+    call_needs_grant: bool = False,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
-    offers' control group, so no suggested action offers them anything."""
+    offers' control group, so no suggested action offers them anything;
+    ``call_needs_grant``: calls need consent the customer granted (opt-in)."""
     if features is None:
         return []
     wanted: list[tuple[str, Priority, list[str], str | None]] = []
@@ -267,7 +269,7 @@ def interventions_for(
     if (back and might_intervene(event) and not welcomed_back(features, back)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip
         wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
-    if not on_the_line(event) and not features.consents_to("call"):
+    if not on_the_line(event) and not features.consents_to("call", call_needs_grant):
         # the contact centre would have to call them, and they said not to: only a reply
         # where they spoke up in public is left
         wanted = [w for w in wanted if w[0] == "service_recovery"]

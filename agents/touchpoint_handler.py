@@ -431,6 +431,7 @@ class TouchpointHandler:
                 offers_held_out=self._policy.contact_policy.control_group.contains(
                     event.customer_id
                 ),
+                call_needs_grant=catalogue.contact_policy.needs_grant("call"),
             )
         return decision, alerts
 

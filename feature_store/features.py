@@ -86,9 +86,11 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str | None = None  # the customer's own (IANA), as the newest touchpoint told it
     recent: list[RecentTouchpoint] = msgspec.field(default_factory=list)  # newest first
 
-    def consents_to(self, channel: str) -> bool:
-        """Consent is assumed until withdrawn (opt-out); a withdrawal always wins."""
-        return self.consent.get(channel, True)
+    def consents_to(self, channel: str, granted_only: bool = False) -> bool:
+        """Consent is assumed until withdrawn (opt-out), unless ``granted_only`` (opt-in:
+        only consent the customer granted counts). Of a grant and a withdrawal, the later
+        holds; a grant lifts a withdrawal only when dated over 15 minutes after it."""
+        return self.consent.get(channel, not granted_only)
 
     def top_categories(self, n: int = 3) -> list[str]:
         source: dict[str, float] = dict(self.category_affinity) or {

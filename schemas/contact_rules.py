@@ -1,5 +1,5 @@
 """The catalogue's contact policy: fatigue caps per channel and across the outbound
-channels, and quiet hours."""
+channels, quiet hours, and the channels where offers need the customer's consent given."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     each channel's own cap reads. Quiet hours: local times when a channel makes no offers
     at all, such as no sales calls in the evening; a span may cross midnight. They are
     read in the customer's own timezone when a touchpoint told it, else in the
-    catalogue's ``timezone``.
+    catalogue's ``timezone``. Consent is assumed on a channel until the customer
+    withdraws it (opt-out), but on the channels of ``consent_required`` (opt-in), where
+    an offer needs consent the customer granted.
 
     >>> rules = ContactRules(daily_caps={"email": 2}, quiet_hours={"call": "20:00-09:00"},
     ...                      timezone="Europe/London")
@@ -43,6 +45,9 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     >>> noon = datetime(2026, 7, 1, 12, tzinfo=UTC)  # 13:00 in London, 21:00 in Tokyo
     >>> rules.quiet_at("call", noon), rules.quiet_at("call", noon, "Asia/Tokyo")
     (False, True)
+    >>> opt_in = ContactRules(consent_required=["email", "sms"])
+    >>> opt_in.needs_grant("email"), opt_in.needs_grant("web")
+    (True, False)
     """
 
     daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
@@ -51,10 +56,12 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     timezone: str = "UTC"  # of the quiet hours when the customer's is not known (IANA)
     outbound_daily_cap: Cap | None = None  # email, sms and call together, per UTC day
     outbound_weekly_cap: Cap | None = None  # and per seven days
+    consent_required: list[str] = msgspec.field(default_factory=list)  # opt-in channels
 
     def __post_init__(self) -> None:
         named = (("daily_caps", self.daily_caps), ("weekly_caps", self.weekly_caps),
-                 ("quiet_hours", self.quiet_hours))  # fmt: skip
+                 ("quiet_hours", self.quiet_hours),
+                 ("consent_required", dict.fromkeys(self.consent_required)))  # fmt: skip
         for name, by_channel in named:
             unknown = sorted(set(by_channel) - set(DAILY_CAPS))
             if unknown:
@@ -82,6 +89,10 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def weekly_cap(self, channel: str) -> int:
         return self.weekly_caps.get(channel, WEEKLY_CAPS.get(channel, 10**9))
+
+    def needs_grant(self, channel: str) -> bool:
+        """Whether an offer on ``channel`` needs consent the customer granted (opt-in)."""
+        return channel in self.consent_required
 
     def outbound_caps(self) -> tuple[int, int]:
         """The caps on the outbound channels together: per day, per seven days."""

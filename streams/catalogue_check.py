@@ -42,16 +42,19 @@ def catalogue_report(catalogue: OfferCatalogue, now: datetime) -> tuple[list[str
         if not on_channel:
             warnings.append(f"{channel}: no offer")
             continue
-        needs_consent = channel not in WITHOUT_CONSENT  # fallbacks offer nothing there
+        rules = catalogue.contact_policy
+        opt_in = rules.needs_grant(channel)
+        # fallbacks offer nothing there
+        needs_consent = channel not in WITHOUT_CONSENT or opt_in
         fallback = [o.offer_id for o in catalogue.defaults_for(channel, now, 10)]
         plural = "offer" if len(on_channel) == 1 else "offers"
-        rules = catalogue.contact_policy
         day, week = rules.daily_cap(channel), rules.weekly_cap(channel)
         offered = "none (needs consent)" if needs_consent else ", ".join(fallback) or "none"
         quiet = rules.quiet_hours.get(channel)
         summary.append(f"{channel}: {len(on_channel)} {plural}; fallback: {offered}; "
                        f"caps {day} a day, {week} a week"
-                       + (f"; quiet {quiet} ({rules.timezone})" if quiet else ""))  # fmt: skip
+                       + (f"; quiet {quiet} ({rules.timezone})" if quiet else "")
+                       + ("; offers need consent granted (opt-in)" if opt_in else ""))  # fmt: skip
         if day == 0 or week == 0:
             warnings.append(f"{channel}: a contact cap of 0 makes no offers on this channel")
         if not fallback and not needs_consent:

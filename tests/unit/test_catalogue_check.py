@@ -81,6 +81,19 @@ def test_the_contact_caps_are_summarised_and_a_zero_cap_warned_of() -> None:
     )
 
 
+def test_opt_in_channels_are_summarised() -> None:
+    news = Offer(offer_id="news", title="News", channels=["web", "email"])
+    rules = ContactRules(consent_required=["web", "email"])
+    catalogue = OfferCatalogue(version="v", offers=[news], default_offers=["news"],
+                               contact_policy=rules)  # fmt: skip
+    summary, warnings = catalogue_report(catalogue, NOW)
+    assert (
+        "web: 1 offer; fallback: none (needs consent); caps 20 a day, 60 a week; "
+        "offers need consent granted (opt-in)" in summary
+    )
+    assert not [w for w in warnings if w.startswith("web")]
+
+
 def test_outbound_caps_are_summarised_and_a_zero_one_warned_of() -> None:
     news = Offer(offer_id="news", title="News", channels=["web", "email", "sms", "call"])
 

@@ -95,6 +95,26 @@ def test_consent_is_per_channel_and_assumed_until_withdrawn(channel: str) -> Non
     assert screen(features(consent={}), channel).allowed == OFFERS
 
 
+OPT_IN = ContactRules(consent_required=["email", "sms", "call"])
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "call"])
+def test_on_an_opt_in_channel_only_consent_granted_counts(channel: str) -> None:
+    unknown = Verdict([], [f"suppressed:consent_unknown:{channel}"])
+    assert screen(features(consent={}), channel, rules=OPT_IN) == unknown
+    assert screen(None, channel, rules=OPT_IN) == unknown  # a first contact, an erased id
+    withdrawn = screen(features(consent={channel: False}), channel, rules=OPT_IN)
+    assert withdrawn == Verdict([], [f"suppressed:consent:{channel}"])
+    assert screen(features(consent={channel: True}), channel, rules=OPT_IN).allowed == OFFERS
+    # the web is not opt-in here: assumed, as everywhere by default
+    assert screen(features(consent={}), "web", rules=OPT_IN).allowed == OFFERS
+
+
+def test_opt_in_names_known_channels_only() -> None:
+    with pytest.raises(ValueError, match=r"consent_required names unknown channels \['fax'\]"):
+        ContactRules(consent_required=["email", "fax"])
+
+
 # --------------------------------------------------------------------------------------
 # Channels the customer avoids
 # --------------------------------------------------------------------------------------

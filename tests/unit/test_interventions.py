@@ -584,6 +584,18 @@ def test_no_one_is_asked_to_call_a_customer_who_withdrew_call_consent() -> None:
     assert kinds(alerts(social(-0.9, 50), withdrawn)) == ["service_recovery"]
 
 
+def test_where_calls_are_opt_in_a_call_back_needs_call_consent_granted() -> None:
+    leaving = web(page="/account/cancel")
+    unknown = customer(consent={}, value=600.0, segment="growth")
+    assert kinds(alerts(leaving, unknown)) == ["save_desk"]  # assumed: opt-out
+    assert interventions_for(leaving, unknown, NOW, call_needs_grant=True) == []
+    granted = customer(consent={"call": True}, value=600.0, segment="growth")
+    assert kinds(interventions_for(leaving, granted, NOW, call_needs_grant=True)) == ["save_desk"]
+    # on the line: the agent may act without it
+    on_the_line = interventions_for(call("cancel"), unknown, NOW, call_needs_grant=True)
+    assert kinds(on_the_line) == ["save_desk", "vip_attention"]
+
+
 def test_the_end_of_an_inbound_call_is_not_being_on_the_line() -> None:
     ended = Call(event_id="end-1", customer_id=CUSTOMER, ts=T0, status="ended",
                  direction="inbound", reason="support")  # fmt: skip
