@@ -13,7 +13,7 @@ from pathlib import Path
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
-from streams.settings import Settings, SettingsError
+from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
 
 log = logging.getLogger("moments")
 
@@ -31,6 +31,17 @@ def check_local_files(settings: Settings, data_dir: bool) -> None:
         except OSError as exc:
             why = "it is not a folder" if folder.exists() else exc.strerror
             raise SettingsError(f"MOMENTS_DATA_DIR: cannot use {folder}: {why}") from None
+
+
+def catalogue_hint(settings: Settings, default: str = DEFAULT_CATALOGUE) -> str:
+    """What to do when the default catalogue, a file of the repository, is not there (a
+    Moments installed from its wheel): name your own."""
+    if settings.catalogue_path != default or Path(default).exists():
+        return ""
+    return (
+        " (MOMENTS_CATALOGUE_PATH is not set, and its default, the repository's"
+        " deploy/catalogue/offers.toml, is not there: set it to your offer catalogue)"
+    )
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -394,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from feature_store import LayoutMismatch
     from streams.kafka_security import connection_trouble, use_settings
+    from streams.services.processes import ServiceError
     from streams.topic_replay import TopicMissing
     from streams.topics import TopicsRefused
 
@@ -408,7 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)
-    except (CatalogueError, SettingsError, TopicMissing, TopicsRefused, LayoutMismatch) as exc:
+    except CatalogueError as exc:
+        print(f"moments: {exc}{catalogue_hint(settings)}", file=sys.stderr)
+        return 2
+    except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch) as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
@@ -416,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.debug("Kafka could not be used", exc_info=True)
         print(f"moments: {connection_trouble(settings, exc)}", file=sys.stderr)
+        return 3
+    except ServiceError as exc:  # demo and bench: Kafka or Redis of their own did not start
+        print(f"moments: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130

@@ -47,6 +47,7 @@ MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CATALOGUE = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")  # a checkout's
 DEV_SECRET = "moments-dev-only-secret"
 
 
@@ -98,7 +99,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     data_dir: str = str(Path.home() / ".local" / "share" / "moments")
-    catalogue_path: str = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")
+    catalogue_path: str = DEFAULT_CATALOGUE
     catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: on SIGHUP only
     key_secret: str = field(default=DEV_SECRET, repr=False)
     policy: str = "learned"  # or "rules"

@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = REPO_ROOT / "deploy" / "local"
+
+
+def local_file(name: str) -> Path:
+    """A file of the checkout's deploy/local, which an installed Moments does not have."""
+    path = LOCAL_DIR / name
+    if not path.is_file():
+        raise ServiceError(
+            f"{path} is not there: the local Kafka (of `moments demo`, `moments bench` and"
+            " the tests) runs from a checkout of the Moments repository"
+        )
+    return path
+
+
 KAFKA_VERSION = os.environ.get("MOMENTS_LOCAL_KAFKA_VERSION", "4.1.1")
 
 
@@ -42,7 +55,7 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [
-        mvn, "-q", "-B", "-f", str(LOCAL_DIR / "pom.xml"), "dependency:copy-dependencies",
+        mvn, "-q", "-B", "-f", str(local_file("pom.xml")), "dependency:copy-dependencies",
         f"-Dkafka.version={version}", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -116,7 +129,7 @@ class LocalKafka:
         return f"127.0.0.1:{self.tls_port}"
 
     def _config(self) -> Path:
-        template = (LOCAL_DIR / "kafka-server.properties").read_text()
+        template = local_file("kafka-server.properties").read_text()
         more = []  # listener names, each also its security protocol
         if self.sasl_users:
             more.append(("SASL_PLAINTEXT", self.sasl_port))
@@ -171,7 +184,7 @@ class LocalKafka:
         return [
             java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOCAL_DIR / 'kafka-log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={local_file('kafka-log4j2.properties')}",
             f"-Dmoments.kafka.log={log_path}",
             "-cp", f"{libs}/*", main, *args,
         ]  # fmt: skip

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from schemas import CatalogueError
-from streams.cli import check_local_files
+from streams.cli import catalogue_hint, check_local_files, main
+from streams.services import ServiceError
 from streams.settings import Settings, SettingsError
 
 
@@ -25,3 +26,41 @@ def test_a_missing_catalogue_is_said_before_kafka_is_tried(tmp_path: Path) -> No
     """With Kafka down, the user was told of Kafka (exit 3), not of the catalogue."""
     with pytest.raises(CatalogueError, match="cannot read offer catalogue"):
         check_local_files(Settings(catalogue_path=str(tmp_path / "none.toml")), data_dir=False)
+
+
+def test_the_default_catalogue_missing_says_to_name_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed from the wheel, the repository's default catalogue is not there."""
+    gone = str(tmp_path / "deploy" / "catalogue" / "offers.toml")
+    hint = catalogue_hint(Settings(catalogue_path=gone), default=gone)
+    assert "MOMENTS_CATALOGUE_PATH is not set" in hint and "your offer catalogue" in hint
+    assert catalogue_hint(Settings(catalogue_path=gone)) == ""  # named: no hint
+    assert catalogue_hint(Settings()) == ""  # the checkout's is there
+    monkeypatch.setenv("MOMENTS_CATALOGUE_PATH", gone)
+    assert main(["check-catalogue"]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"moments: cannot read offer catalogue {gone}: No such file or directory\n"
+    )
+
+
+def test_the_local_kafka_outside_a_checkout_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed Moments has no deploy/local: `moments demo` was a traceback."""
+    import streams.cli as cli
+    from streams.services import local_kafka
+
+    monkeypatch.setattr(local_kafka, "LOCAL_DIR", tmp_path / "deploy" / "local")
+    with pytest.raises(ServiceError, match="runs from a checkout of the Moments repository"):
+        local_kafka.local_file("kafka-server.properties")
+
+    def demo(args: object, settings: Settings) -> int:
+        local_kafka.local_file("pom.xml")
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "demo", demo)
+    assert main(["demo"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("moments: ") and err.count("\n") == 1 and "pom.xml" in err

@@ -1,0 +1,2 @@
+"""Moments' decision logic: plain Python over plain data (offers, contact policy,
+interventions, online models), and the thin Faust agents that call it."""
