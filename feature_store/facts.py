@@ -4,7 +4,10 @@ A :class:`Fact` is one idempotent unit of change for one customer: a touchpoint,
 contact Moments made (offers shown, an intervention raised). Its updates are applied by
 ``lua/apply.lua`` in Redis and by :mod:`feature_store.reference` in plain Python, with
 the same semantics. Money is kept in cents and sentiment in thousandths, so every sum
-is an exact integer and any order of the same facts gives the same state.
+is an exact integer and any order of the same facts gives the same state. (But for facts
+dated the TTL or longer ago, which reach only the withdrawals: with no profile left, a
+grant that lifted a withdrawal is not remembered, so an even older withdrawal that
+arrives after it holds: order matters there, on the side of not contacting.)
 
 >>> from datetime import datetime, timezone
 >>> from schemas import Purchase
