@@ -40,8 +40,8 @@ ACTIONS = {
     "retention_call": "Acknowledge their recent experience first; offer the service-recovery "
     "voucher if it fits.",
     "vip_attention": "A high-value customer: greet by name, skip the script, resolve first time.",
-    "service_recovery": "Reply where they posted, within the hour: apologise, fix the issue, "
-    "follow up there.",
+    "service_recovery": "Within the hour: apologise, fix the issue, and follow up where they "
+    "raised it.",
     "win_back": "Welcome them back and ask what brought them; mention what is new for them.",
 }
 # for a customer in the offers' control group, who gets no offers, by hand either: the

@@ -69,8 +69,10 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
     reward = reward_of(outcome.outcome)
     if reward is None:
         return Judged("no_reward", channel)
-    if decision is None or decision.context is None:
+    if decision is None:
         return Judged("no_context", channel)
+    if decision.context is None:  # the rules policy's, or a fallback's: no model's features
+        return Judged("no_model_context", channel)
     if not made:
         return Judged("offer_not_in_decision", channel)
     x = learnable(decision.context)

@@ -74,8 +74,9 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
     channel_mix: dict[str, float] = msgspec.field(default_factory=dict)
     preferred_channel: str | None = None  # the most used of web, email, call, sms
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
-    # False after an unsubscribe, True once email consent is granted after it; None when
-    # the customer has done neither (or did before Moments kept it: see ``emails``)
+    # False after an unsubscribe, True once email consent is granted (over 15 minutes)
+    # after it; None when the customer has done neither (or did before Moments kept it:
+    # see ``emails``)
     email_subscribed: bool | None = None
     contact: ContactHistory = msgspec.field(default_factory=ContactHistory)
     risk_snapshot: str | None = None  # JSON of the feature snapshot awaiting its label

@@ -421,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
-        print(f"moments: {exc}{catalogue_hint(settings)}", file=sys.stderr)
+        named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
+        print(f"moments: {exc}{'' if named else catalogue_hint(settings)}", file=sys.stderr)
         return 2
     except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch) as exc:
         print(f"moments: {exc}", file=sys.stderr)

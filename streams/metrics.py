@@ -245,7 +245,10 @@ class Metrics:
             self.budgets_counted(result.budgets)
 
     def budgets_counted(self, ledger: BudgetLedger) -> None:
-        """The day's offer budgets after a batch of decisions spent them."""
+        """The day's offer budgets after a batch of decisions spent them (a batch that
+        read an earlier day's, finishing after one of a later day, changes nothing)."""
+        if self._budget_day is not None and ledger.day < self._budget_day:
+            return
         if set(ledger.limits) != self._budgeted:  # the catalogue changed: forget old offers
             self.offer_budget_spent.clear()
             self.offer_budget_limit.clear()

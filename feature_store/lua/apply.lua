@@ -16,7 +16,8 @@
 --         early); an older one (a replay, `moments rebuild`) counts from its own ts,
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
 --         their own live after the latest offer shown or email sent to them (see Expiry)
--- Ops: incr | max | min | latest (newest ts wins, ties: smaller value) on the profile;
+-- Ops: incr | max | min | latest (newest ts wins, ties: smaller value; a grant in a
+--      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
 -- `n`) renews the expiry of their keys; any other fact (an email the business sent,

@@ -227,7 +227,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "with offers one customer may get per UTC day and per seven "
                                "days, and the local times (`HH:MM-HH:MM` in "
                                "`contact_timezone`, or in the customer's own timezone where "
-                               "a touchpoint told it) when the channel makes no offers. "
+                               "a touchpoint told it) when the channel makes no offers; "
+                               "`consent_required`: offers there need consent the customer "
+                               "granted (opt-in), else consent holds until withdrawn. "
                                "`outbound_caps` bound email, sms and call together (null: "
                                "no such cap).",
                 "security": _SECURITY, "x-scope": "recommend",
@@ -246,7 +248,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                        "properties": {
                                            "day": {"type": "integer", "minimum": 0},
                                            "week": {"type": "integer", "minimum": 0},
-                                           "quiet_hours": {"type": ["string", "null"]}}}},
+                                           "quiet_hours": {"type": ["string", "null"]},
+                                           "consent_required": {"type": "boolean"}}}},
                                    "contact_timezone": {"type": "string"},
                                    "outbound_caps": {"type": "object", "properties": {
                                        "channels": {"type": "array",

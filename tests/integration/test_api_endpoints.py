@@ -359,9 +359,14 @@ async def test_offers_list_the_catalogue_in_use_by_channel(pipeline: Pipeline) -
         assert offer["available_now"] is True and "shown_today" not in offer
     caps = catalogue.contact_policy
     assert body["contact_caps"] == {
-        c: {"day": caps["daily_caps"][c], "week": caps["weekly_caps"][c], "quiet_hours": None}
+        c: {
+            "day": caps["daily_caps"][c],
+            "week": caps["weekly_caps"][c],
+            "quiet_hours": None,
+            "consent_required": False,
+        }
         for c in ("web", "email", "sms", "call")
-    }  # the shipped catalogue has no quiet hours
+    }  # the shipped catalogue has no quiet hours, and consent holds until withdrawn
     assert body["contact_timezone"] == "UTC"
     sms = await call("GET", f"{api.url}/v1/offers?channel=sms", headers=DEV_AUTH)
     assert [o["offer_id"] for o in sms.json["offers"]] == [

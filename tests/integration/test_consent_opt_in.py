@@ -44,6 +44,11 @@ async def test_opt_in_channels_need_consent_granted_and_lose_it_with_erasure(
     pipeline.start_worker(**settings)
     api = pipeline.start_api(**settings)
 
+    listed = await call("GET", f"{api.url}/v1/offers", headers=DEV_AUTH)
+    assert {c: caps["consent_required"] for c, caps in listed.json["contact_caps"].items()} == {
+        "web": False, "email": True, "sms": True, "call": True
+    }  # fmt: skip
+
     stranger = await answer(api, "opt-stranger", "email")
     assert stranger["offers"] == [] and "suppressed:consent_unknown:email" in stranger["reasons"]
     assert (await answer(api, "opt-stranger", "web"))["offers"]  # the web stays opt-out

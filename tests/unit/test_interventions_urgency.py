@@ -390,3 +390,23 @@ async def test_win_back_through_the_handler_with_features_from_touchpoints() -> 
     assert [(i.kind, i.trigger_event_id, i.reasons) for i in result.interventions] == [
         ("win_back", "click-1", ["returned_after_days:119"])
     ]
+
+
+async def test_where_the_catalogue_makes_calls_opt_in_the_handler_raises_no_call_back() -> None:
+    """The call-back wiring: the batch's catalogue says calls need consent granted."""
+    from agents.catalogue_holder import CatalogueHolder
+    from agents.contact_policy import ContactPolicy
+    from agents.control_group import ControlGroup
+    from agents.offer_rules import RuleBasedOfferPolicy
+    from schemas import ContactRules
+    from tests.unit.test_touchpoint_handler import CATALOGUE
+
+    rules = ContactRules(consent_required=["call"])
+    opt_in = msgspec.structs.replace(CATALOGUE, contact_policy=rules)
+    policy = RuleBasedOfferPolicy(CatalogueHolder(opt_in), ContactPolicy(ControlGroup("t", 0.0)))
+    for consent, expected in (({}, []), ({"call": True}, [("save_desk", 2, "page-1")])):
+        customer = msgspec.structs.replace(ORDINARY, consent=consent)
+        store = RecordingStore(features={CUSTOMER: customer})
+        handler = TouchpointHandler(store, policy, clock=lambda: NOW)  # type: ignore[arg-type]
+        result = await handler.handle(encoded(cancel_page()))
+        assert triggers(result) == expected

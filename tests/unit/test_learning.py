@@ -43,7 +43,7 @@ def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outc
         (outcome(), decision([1.0, 0.0]), "bad_context", "email"),  # no layout is that short
         (outcome(), decision([1e200, *X[1:]]), "bad_context", "email"),  # it would poison
         (outcome(verdict="shown"), decision([1.0]), "no_reward", "email"),  # counted, not learned
-        (outcome(), decision(None), "no_context", "email"),  # made, but nothing to learn from
+        (outcome(), decision(None), "no_model_context", "email"),  # rules' or a fallback's
         (outcome(), None, "no_context", None),  # no stored decision: the id is the client's
         (outcome("never-offered"), decision([1.0]), "offer_not_in_decision", None),
         (outcome("never-offered", "shown"), decision([1.0]), "no_reward", None),

@@ -157,6 +157,15 @@ def test_metrics_show_budgets_unspent_once_their_day_is_over() -> None:
     )
 
 
+def test_a_batch_of_the_day_before_finishing_late_does_not_show_its_spending() -> None:
+    metrics = Metrics()
+    next_day = NOW + timedelta(days=1)
+    metrics.budgets_counted(BudgetLedger.for_day(next_day, {"voucher": 5}, {"voucher": 1}))
+    metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 5}, {"voucher": 4}))
+    text = metrics.exposition(next_day).decode()
+    assert 'moments_offer_budget_spent{offer="voucher"} 1.0' in text
+
+
 def test_metrics_drop_every_budget_when_a_catalogue_without_budgets_is_loaded() -> None:
     metrics = Metrics()
     metrics.budgets_counted(BudgetLedger.for_day(NOW, {"voucher": 5}, {"voucher": 5}))

@@ -64,3 +64,16 @@ def test_the_local_kafka_outside_a_checkout_is_one_line_and_exit_3(
     assert main(["demo"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("moments: ") and err.count("\n") == 1 and "pom.xml" in err
+
+
+def test_a_catalogue_named_on_the_command_line_gets_no_hint_about_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streams.cli as cli
+
+    monkeypatch.setattr(cli, "catalogue_hint", lambda settings: " (HINT)")
+    monkeypatch.setenv("MOMENTS_CATALOGUE_PATH", str(tmp_path / "default.toml"))
+    assert main(["check-catalogue"]) == 2
+    assert capsys.readouterr().err.endswith(" (HINT)\n")
+    assert main(["check-catalogue", str(tmp_path / "mine.toml")]) == 2
+    assert capsys.readouterr().err.endswith("mine.toml: No such file or directory\n")
