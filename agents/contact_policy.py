@@ -76,8 +76,9 @@ class ContactPolicy:
     ) -> Verdict:
         """The offers that may be made; ``budgets`` holds the day's offer budgets and
         ``rules`` the catalogue's fatigue caps. ``inbound``: the customer reached out (is
-        on the line): quiet hours and the outbound caps, which keep Moments from
-        reaching out, do not hold; consent and the channel's own caps do."""
+        on the line): quiet hours, the outbound caps and opt-in consent, which keep
+        Moments from reaching out, do not hold; a withdrawal and the channel's own caps
+        do."""
         if self.control_group.contains(customer_id):
             return Verdict([], ["control_group"], control=True)
         timezone = features.timezone if features is not None else None
@@ -85,7 +86,9 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
         if features is None:  # a first contact: nothing shown yet, so only a cap of 0 holds
             features = FIRST_CONTACT
-        if not features.consents_to(channel, granted_only=rules.needs_grant(channel)):
+        # opt-in asks for consent before Moments reaches out; a caller reached out to us
+        opt_in = rules.needs_grant(channel) and not inbound
+        if not features.consents_to(channel, granted_only=opt_in):
             unknown = channel not in features.consent  # opt-in, and never granted
             return Verdict([], [f"suppressed:consent{'_unknown' if unknown else ''}:{channel}"])
         if self.avoids(features, channel):

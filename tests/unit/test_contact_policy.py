@@ -110,6 +110,16 @@ def test_on_an_opt_in_channel_only_consent_granted_counts(channel: str) -> None:
     assert screen(features(consent={}), "web", rules=OPT_IN).allowed == OFFERS
 
 
+def test_a_caller_on_the_line_needs_no_consent_granted_but_a_withdrawal_holds() -> None:
+    def on_the_line(feats: CustomerFeatures | None) -> Verdict:
+        return POLICY.screen("c1", "call", feats, OFFERS, NOW, rules=OPT_IN, inbound=True)
+
+    assert on_the_line(None).allowed == OFFERS
+    assert on_the_line(features(consent={})).allowed == OFFERS
+    withdrawn = on_the_line(features(consent={"call": False}))
+    assert withdrawn == Verdict([], ["suppressed:consent:call"])
+
+
 def test_opt_in_names_known_channels_only() -> None:
     with pytest.raises(ValueError, match=r"consent_required names unknown channels \['fax'\]"):
         ContactRules(consent_required=["email", "fax"])
