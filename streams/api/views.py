@@ -62,7 +62,17 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
-    key = _checked_key(request, scope, key_in_query)
+    try:
+        key = _checked_key(request, scope, key_in_query)
+    except AuthError as exc:
+        if exc.wrong_key:  # guessing keys: a few tries a second per address
+            wait = api.failed_keys.allow(request.remote or "")
+            if wait:
+                after = max(1, math.ceil(wait))
+                raise ApiError(429, "rate_limited", "too many requests with API keys that"
+                               " are not valid from this address", [{"retry_after_s": after}],
+                               headers={"Retry-After": str(after)}) from None  # fmt: skip
+        raise
     wait = api.limiter.allow(key.name)
     if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
         # 0.0 had clients retry at once)
