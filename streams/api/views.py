@@ -68,18 +68,21 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
         if exc.wrong_key:  # guessing keys: a few tries a second per address
             wait = api.failed_keys.allow(request.remote or "")
             if wait:
-                after = max(1, math.ceil(wait))
-                raise ApiError(429, "rate_limited", "too many requests with API keys that"
-                               " are not valid from this address", [{"retry_after_s": after}],
-                               headers={"Retry-After": str(after)}) from None  # fmt: skip
+                guessing = "with API keys that are not valid from this address"
+                raise _too_many(guessing, wait) from None
         raise
     wait = api.limiter.allow(key.name)
-    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
-        # 0.0 had clients retry at once)
-        after = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
-                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
+    if wait:
+        raise _too_many(f"for key {key.name!r}", wait)
     return key
+
+
+def _too_many(what: str, wait: float) -> ApiError:
+    """A 429 saying when to retry: whole seconds, rounded up, in the body as in the header
+    (a body saying 0.0 had clients retry at once)."""
+    after = max(1, math.ceil(wait))
+    return ApiError(429, "rate_limited", f"too many requests {what}", [{"retry_after_s": after}],
+                    headers={"Retry-After": str(after)})  # fmt: skip
 
 
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
