@@ -33,6 +33,8 @@ RECORD_LOGGERS = (
     "faust.topics",  # "send: topic=... k=... v=..."
     "faust.transport.drivers.aiokafka",
 )
+# at debug, thousands of lines a minute from an idle process ("Adding fetch request")
+CHATTY_LOGGERS = ("aiokafka.consumer.fetcher",)
 
 
 SERVER_LOGGER = "aiohttp.server"  # logs requests that fail before any handler
@@ -43,6 +45,7 @@ RETRY_LOGGERS = (
     "aiokafka",  # "Unable connect to node ...", "Unable to update metadata from ..."
     "aiokafka.consumer.fetcher",  # "Failed fetch messages from ..."
     "aiokafka.consumer.group_coordinator",  # "Group Coordinator Request failed: ..."
+    "aiokafka.producer.sender",  # "Got error produce response: NodeNotReadyError ..."
 )
 REPEAT_EVERY_S = 30.0
 
@@ -54,7 +57,7 @@ def configure(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for name in RECORD_LOGGERS:
+    for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.level, logging.INFO))
     server = logging.getLogger(SERVER_LOGGER)
@@ -64,6 +67,27 @@ def configure(level: str) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatsQuieted) for f in logger.filters):
             logger.addFilter(RepeatsQuieted(REPEAT_EVERY_S))
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
+        coordinator.filters.insert(0, CoordinatorNotYet())
+
+
+class CoordinatorNotYet(logging.Filter):
+    """A group's coordinator not available yet (every fresh start, while the broker
+    makes its offsets topic) is retried: a warning, not an error that alerts on errors
+    would fire on at every deploy.
+
+    >>> record = logging.LogRecord("aiokafka.consumer.group_coordinator", logging.ERROR,
+    ...     "", 0, "Group Coordinator Request failed: %s",
+    ...     ("[Error 15] GroupCoordinatorNotAvailableError",), None)
+    >>> CoordinatorNotYet().filter(record), record.levelname
+    (True, 'WARNING')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING and "CoordinatorNotAvailable" in str(record.args):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class RepeatsQuieted(logging.Filter):
