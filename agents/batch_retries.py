@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class BatchRetries:
     backoff_max: float = 5.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # may end early on stopping
     stopping: Callable[[], bool] = lambda: False  # the worker is told to stop
+    clock: Callable[[], float] = time.monotonic
 
     async def run(self, records: list[SourceRecord]) -> bool:
         """See ``records`` through: True when they were handled or given up (dead-lettered),
@@ -136,6 +138,7 @@ class BatchRetries:
         result: BatchResult | None = None
         sent = False
         applied: Counter[str] = Counter()
+        waiting = _Waiting(self.clock, len(records))
         while True:
             try:
                 if result is None:
@@ -155,15 +158,45 @@ class BatchRetries:
                         return await self.give_up(records, exc)
                 reason, said = reason_of(exc), said_by_store(exc)
             else:
+                waiting.over()
                 report(self.handled, result)
                 return True
             if not self.stopping():
                 report(self.retrying, reason)
-                log.warning("batch of %d events not done (%s%s); retrying in %.1fs",
-                            len(records), reason, said, delay)  # fmt: skip
+                waiting.retrying(f"{reason}{said}")
                 await self.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             if self.stopping():
                 log.warning("worker stopping: batch of %d events left not done (%s), "
                             "to be handled when read again", len(records), reason)  # fmt: skip
                 return False
+
+
+class _Waiting:
+    """The log of one batch's retries: the first said at once, then one line a minute
+    while it goes on, and one when the batch is done, saying how long it waited (a line
+    per retry filled the log through an outage and never said when it ended)."""
+
+    EVERY_S = 60.0
+
+    def __init__(self, clock: Callable[[], float], size: int) -> None:
+        self._clock, self._size = clock, size
+        self._since: float | None = None
+        self._said = 0.0
+        self._attempts = 0
+
+    def retrying(self, why: str) -> None:
+        now = self._clock()
+        self._attempts += 1
+        if self._since is None:
+            self._since = self._said = now
+            log.warning("batch of %d events not done (%s); retrying until it is", self._size, why)
+        elif now - self._said >= self.EVERY_S:
+            self._said = now
+            log.warning("batch of %d events still not done after %.0f s, %d attempts (%s)",
+                        self._size, now - self._since, self._attempts, why)  # fmt: skip
+
+    def over(self) -> None:
+        if self._since is not None:
+            log.warning("batch of %d events done after %.0f s and %d retries",
+                        self._size, self._clock() - self._since, self._attempts)  # fmt: skip

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.body_encoding import REQUEST_HANDLING
+from streams.api.dependency_watch import DependencyLog
 from streams.api.errors import Handler, error_response, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
@@ -75,6 +77,7 @@ class Api:
     risk: RiskHolder
     kafka: KafkaHealth
     reloads: ModelReloads  # /readyz waits for its first check
+    outages: DependencyLog = field(default_factory=DependencyLog)  # told to the log
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -169,6 +172,9 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
             asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),
         ]
+        redis_ok = functools.partial(_redis_answers, feature_store)
+        watch = app[API_KEY].outages.keep_watching(redis_ok, lambda: kafka.check() != "down")
+        background.append(asyncio.create_task(watch))
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())
         if settings.catalogue_check_s > 0:
@@ -272,3 +278,10 @@ async def _end_alert_streams(app: web.Application) -> None:
 
 def not_found(_: Any) -> web.Response:
     return error_response(404, "not_found", "no such customer")
+
+
+async def _redis_answers(store: FeatureStore) -> bool:
+    try:
+        return await store.ping()
+    except Exception:  # StoreUnavailable, or anything else a dead connection raises
+        return False

@@ -21,6 +21,7 @@ from tests.integration.test_api_support import (
     assert_error,
     call,
     event,
+    eventually,
     metric_total,
     read_to_end,
 )
@@ -104,6 +105,13 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
     logged = {json.loads(r.value)["decision_id"]: json.loads(r.value) for r in records}  # type: ignore[attr-defined]
     assert set(answers) <= set(logged)
     assert all(logged[d]["fallback"] is True for d in answers)
+
+    async def said_redis_is_back() -> list[str] | None:
+        lines = api.log_path.read_text().splitlines()
+        return lines if any("Redis is reachable again, after" in line for line in lines) else None
+
+    lines = await eventually(said_redis_is_back, "the API to log that Redis is back", 15)
+    assert len([line for line in lines if "Redis cannot be reached" in line]) == 1, lines[-20:]
 
 
 async def test_fallback_answers_keep_the_control_group_out(

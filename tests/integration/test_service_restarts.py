@@ -100,6 +100,10 @@ async def test_kafka_then_redis_restart_mid_stream(private_pipeline: Pipeline) -
     await wait_for(private_pipeline, activity(events), 120)
     await asyncio.sleep(2)
     await assert_reference_state(private_pipeline, expected)
+    # the outage in the log: when it began and when it ended, not a line per retry
+    lines = worker.log_path.read_text().splitlines()
+    began = [line for line in lines if "not done (StoreUnavailable" in line]
+    assert 1 <= len(began) <= 2 and any("events done after" in line for line in lines), began
 
 
 async def test_a_broker_away_is_logged_now_and_then_not_at_every_retry(
@@ -140,3 +144,11 @@ async def test_a_broker_away_is_logged_now_and_then_not_at_every_retry(
         unreachable = [line for line in lines if "Unable connect to node" in line]
         assert 1 <= len(unreachable) <= 2, unreachable[:5]
         assert len([line for line in lines if "ERROR" in line]) < 20, lines[-20:]
+    api = processes[1]
+
+    async def api_says_kafka_is_back() -> list[str] | None:
+        lines = api.log_path.read_text().splitlines()
+        return lines if any("Kafka is reachable again, after" in line for line in lines) else None
+
+    lines = await eventually(api_says_kafka_is_back, "the API to log that Kafka is back", 30)
+    assert len([line for line in lines if "Kafka cannot be used" in line]) == 1, lines[-20:]

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
 from streams.api.body_encoding import REQUEST_HANDLING
+from streams.api.dependency_watch import DependencyLog
 from streams.api.errors import json_errors
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
@@ -46,6 +47,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
         failed_keys=RateLimiter(FAILED_KEYS_PER_S, FAILED_KEYS_BURST),
         streams=StreamSeats(settings.api_max_streams_per_key),
+        outages=DependencyLog(),
         **parts,
     )
     app[API_KEY] = cast(Api, api)

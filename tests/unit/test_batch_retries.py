@@ -5,6 +5,8 @@ stop waits no longer, and leaves the batch not done."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -183,3 +185,25 @@ async def test_a_worker_that_stops_starts_no_batch_and_waits_for_nothing() -> No
     healthy = Script()  # a batch under way that goes through is done, stopping or not
     assert await healthy.runner(stop_after="handle").run(RECORDS) is True
     assert healthy.calls == ["handle", "emit", "confirm"] and len(healthy.handled) == 1
+
+
+async def test_an_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = Script(confirm=[StoreUnavailable("down")] * 120)  # ten minutes at 5 s
+    now = [0.0]
+
+    async def five_seconds(delay: float) -> None:
+        now[0] += 5.0
+
+    retries = dataclasses.replace(script.runner(), sleep=five_seconds, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="agents.batch_retries"):
+        assert await retries.run(RECORDS) is True
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "batch of 3 events not done (StoreUnavailable: down); retrying until it is"
+    assert (
+        lines[1]
+        == "batch of 3 events still not done after 60 s, 13 attempts (StoreUnavailable: down)"
+    )
+    assert len(lines) == 1 + 9 + 1  # started, each minute of the ten, over
+    assert lines[-1] == "batch of 3 events done after 600 s and 120 retries"

@@ -1,0 +1,27 @@
+"""The API's log of Redis and Kafka outages: one line when each begins, one when it ends."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from streams.api.dependency_watch import DependencyLog
+
+
+async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    outages = DependencyLog(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="streams.api.dependency_watch"):
+        for _ in range(100):  # requests falling back, one after another
+            outages.saw("redis", False)
+        now[0] = 7.0
+        outages.saw("kafka", True)  # the look every few seconds
+        outages.saw("redis", True)
+        outages.saw("redis", True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Redis cannot be reached: recommendations are the default offers, profiles 503",
+        "Redis is reachable again, after 7 s",
+    ]
