@@ -14,6 +14,7 @@ from pathlib import Path
 from schemas import CatalogueError
 from streams import lenient_records, logs
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
+from streams.startup_line import startup_line
 
 log = logging.getLogger("moments")
 
@@ -59,7 +60,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
-    log.info("Moments worker starting (event loop: %s)", loop_name(loop))
+    log.info("%s (event loop: %s)", startup_line("worker", settings), loop_name(loop))
     check_local_files(settings, data_dir=True)
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))

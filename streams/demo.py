@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from streams.services import (
     uninterrupted,
 )
 from streams.settings import Settings
+from streams.startup_line import without_password
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
 
 LIFT_WINDOW = timedelta(seconds=30)  # short, so the demo shows a lift within a minute
@@ -92,21 +92,6 @@ _RUN_KEY = os.urandom(16)  # a key of this run's own: the hashes cannot be looke
 
 def _who(customer_id: str) -> str:
     return hashlib.blake2b(customer_id.encode(), key=_RUN_KEY, digest_size=4).hexdigest()
-
-
-def _without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in it is replaced by ``***``.
-
-    >>> _without_password("rediss://app:s3cret@cache:6380/0")
-    'rediss://app:***@cache:6380/0'
-    >>> _without_password("redis://127.0.0.1:6379/0")
-    'redis://127.0.0.1:6379/0'
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _show_alert(alert: Intervention) -> None:
@@ -244,7 +229,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 print(
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
-                    f"  Redis      {_without_password(svc.redis_url)}\n"
+                    f"  Redis      {without_password(svc.redis_url)}\n"
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
                     f"  API        http://127.0.0.1:{api_port}  (key: moments-dev-key)\n"
                     f"  console    http://127.0.0.1:{api_port}/console?api_key=moments-dev-key\n"

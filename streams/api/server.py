@@ -50,6 +50,7 @@ from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
 from streams.settings import DEV_SECRET, Settings, SettingsError
+from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
@@ -257,8 +258,9 @@ async def serve(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     log.info(
-        "Moments API on http://%s:%d (event loop: %s)",
-        settings.api_host, settings.api_port, loop_name(asyncio.get_running_loop()),
+        "%s, on http://%s:%d, metrics at /metrics (event loop: %s)",
+        startup_line("API", settings), settings.api_host, settings.api_port,
+        loop_name(asyncio.get_running_loop()),
     )  # fmt: skip
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

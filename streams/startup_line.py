@@ -1,0 +1,49 @@
+"""The line a worker or API process logs as it starts: what an operator needs to know it
+is the one they meant to run (its version, where its Kafka and Redis are, its prefixes,
+policy and catalogue), with no password.
+
+>>> line = startup_line("worker", Settings(redis_url="rediss://app:s3cret@cache:6380/0"))
+>>> "s3cret" in line, "rediss://app:***@cache:6380/0" in line
+(False, True)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import urllib.parse
+
+from streams.settings import Settings
+
+
+def without_password(url: str) -> str:
+    """``url`` as it may be shown: a password in it is replaced by ``***``.
+
+    >>> without_password("rediss://app:s3cret@cache:6380/0")
+    'rediss://app:***@cache:6380/0'
+    >>> without_password("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("moments")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout not installed
+        return "unknown"
+
+
+def startup_line(role: str, settings: Settings) -> str:
+    """What the ``role`` process runs with."""
+    cluster = " (cluster)" if settings.redis_cluster else ""
+    return (
+        f"Moments {version()} {role}: Kafka {settings.kafka_bootstrap}"
+        f" ({settings.kafka_security_protocol.upper()}), Redis"
+        f" {without_password(settings.redis_url)}{cluster}, topic prefix"
+        f" {settings.topic_prefix or '(none)'}, Redis prefix {settings.redis_prefix}, app id"
+        f" {settings.app_id}, policy {settings.policy}, catalogue {settings.catalogue_path}"
+    )
