@@ -67,7 +67,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     # a worker has nothing to do until Redis answers: it waits longer for the check
     loop.run_until_complete(check_redis_layout(settings, within_s=60))
     moments = create_app(settings)
-    worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True)
+    # Moments' own log format and levels (logs.configure), not mode's, which dropped the
+    # logger names; and no progress spinner, which wrote terminal codes into log files
+    worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True,
+                          override_logging=False)  # fmt: skip
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

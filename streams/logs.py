@@ -16,6 +16,10 @@ those warnings and errors come once per 30 s instead (:class:`RepeatsQuieted`).
 >>> configure("debug")
 >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
 False
+>>> logging.getLogger("aiokafka.conn").setLevel(logging.NOTSET)
+>>> logging.getLogger().setLevel(logging.WARNING); configure("warning")
+>>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.INFO)  # not more than asked
+False
 """
 
 from __future__ import annotations
@@ -53,13 +57,11 @@ REPEAT_EVERY_S = 30.0
 def configure(level: str) -> None:
     """Log to stderr at ``level`` (a name such as ``"info"``), Kafka records and
     unparsable requests excepted."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):
+    asked = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=asked, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):  # at info at most, never more than asked
         logger = logging.getLogger(name)
-        logger.setLevel(max(logger.level, logging.INFO))
+        logger.setLevel(max(logger.level, asked, logging.INFO))
     server = logging.getLogger(SERVER_LOGGER)
     if not any(isinstance(f, WithoutRequest) for f in server.filters):
         server.addFilter(WithoutRequest())

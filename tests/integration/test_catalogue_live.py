@@ -186,7 +186,7 @@ async def test_a_hangup_while_the_worker_starts_neither_ends_it_nor_goes_unread(
     pipeline.workers.append(worker)
 
     async def starting() -> bool:
-        return "Moments worker starting" in log_path.read_text()
+        return " worker: Kafka " in log_path.read_text()  # its start-up line
 
     await eventually(starting, "the worker starting", within=30)
     publish(path, WINTER)
