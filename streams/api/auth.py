@@ -55,11 +55,10 @@ def hash_key(key: str) -> str:
 class AuthError(Exception):
     """401 when no valid key was given, 403 when the key lacks the scope."""
 
-    def __init__(self, status: int, message: str, wrong_key: bool = False) -> None:
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.wrong_key = wrong_key  # a key was given, and no key is that one
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +144,7 @@ class KeyRing:
         digest = hash_key(presented)
         key = next((k for d, k in self._by_digest.items() if hmac.compare_digest(d, digest)), None)
         if key is None:
-            raise AuthError(401, "the API key is not valid", wrong_key=True)
+            raise AuthError(401, "the API key is not valid")
         if scope not in key.scopes:
             raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}")
         if key.origins:

@@ -54,8 +54,6 @@ from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
-# wrong API keys one client address may try: 60 at once, then 2 a second (429 beyond)
-FAILED_KEYS_BURST, FAILED_KEYS_PER_S = 60, 2.0
 
 
 @dataclass
@@ -71,7 +69,6 @@ class Api:
     catalogue: CatalogueHolder
     keys: KeyRing
     limiter: RateLimiter
-    failed_keys: RateLimiter  # per client address: keys that are not valid
     streams: StreamSeats  # alert streams open, per key
     metrics: Metrics
     alerts: AlertHub
@@ -161,7 +158,6 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             catalogue=catalogue,
             keys=keyring(settings),
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
-            failed_keys=RateLimiter(FAILED_KEYS_PER_S, FAILED_KEYS_BURST),
             streams=seats,
             metrics=metrics,
             alerts=hub,

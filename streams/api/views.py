@@ -62,15 +62,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
-    try:
-        key = _checked_key(request, scope, key_in_query)
-    except AuthError as exc:
-        if exc.wrong_key:  # guessing keys: a few tries a second per address
-            wait = api.failed_keys.allow(request.remote or "")
-            if wait:
-                guessing = "with API keys that are not valid from this address"
-                raise _too_many(guessing, wait) from None
-        raise
+    key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
     if wait:
         raise _too_many(f"for key {key.name!r}", wait)

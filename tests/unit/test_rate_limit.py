@@ -32,14 +32,3 @@ def test_an_idle_key_saves_up_no_more_than_its_burst_over_several_spells() -> No
         assert refill[:burst] == [0.0] * burst and refill[burst] > 0.0
     # another key's bucket was never touched: full
     assert [limiter.allow("other", now=now) for _ in range(burst)] == [0.0] * burst
-
-
-def test_buckets_full_again_are_forgotten_first_and_limited_ones_kept() -> None:
-    limiter = RateLimiter(rate=1.0, burst=2, most_kept=3)
-    for key in ("old-1", "old-2"):
-        limiter.allow(key, now=0.0)
-    for _ in range(3):
-        limiter.allow("busy", now=9.0)  # limited now: 2 allowed, the third waits
-    assert limiter.allow("new", now=9.5) == 0.0  # the fourth key: a clean-up first
-    assert len(limiter) == 2  # old-1 and old-2 were full again, so forgotten
-    assert limiter.allow("busy", now=9.5) > 0  # still limited: it was kept
