@@ -190,7 +190,7 @@ class _Waiting:
         self._attempts += 1
         if self._since is None:
             self._since = self._said = now
-            log.warning("batch of %d events not done (%s); retrying until it is", self._size, why)
+            log.warning("batch of %d events not done (%s); retrying", self._size, why)
         elif now - self._said >= self.EVERY_S:
             self._said = now
             log.warning("batch of %d events still not done after %.0f s, %d attempts (%s)",

@@ -89,6 +89,8 @@ class CoordinatorNotYet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno > logging.WARNING and "CoordinatorNotAvailable" in str(record.args):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+            # the logger let it through as an error: not if warnings are not asked for
+            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
         return True
 
 

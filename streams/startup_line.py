@@ -16,18 +16,24 @@ from streams.settings import Settings
 
 
 def without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in it is replaced by ``***``.
+    """``url`` as it may be shown: a password in it (or in its query) is ``***``.
 
     >>> without_password("rediss://app:s3cret@cache:6380/0")
     'rediss://app:***@cache:6380/0'
+    >>> without_password("redis://cache:6379/0?username=app&password=s3cret")
+    'redis://cache:6379/0?username=app&password=***'
     >>> without_password("redis://127.0.0.1:6379/0")
     'redis://127.0.0.1:6379/0'
     """
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        shown = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urllib.parse.urlencode(shown, safe="*"))
+    return urllib.parse.urlunsplit(parts)
 
 
 def version() -> str:

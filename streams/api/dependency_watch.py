@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -52,13 +53,18 @@ class Outages:
 
 
 class DependencyLog:
-    """Logs what :class:`Outages` says, from what requests meet (an outage shorter than
-    a check's interval is told too) and from a look every few seconds (which also tells
-    when it ended)."""
+    """Logs what :class:`Outages` says from a look every few seconds, or at once when a
+    request met trouble (so that a short outage is told too; the look decides, so that
+    a Redis full or read-only, which still answers, is not told as unreachable)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._outages = Outages()
         self._clock = clock
+        self._look_now = asyncio.Event()
+
+    def look_now(self) -> None:
+        """A request met trouble: look before the next interval is up."""
+        self._look_now.set()
 
     def saw(self, name: str, usable: bool) -> None:
         line = self._outages.seen(name, usable, self._clock())
@@ -73,6 +79,8 @@ class DependencyLog:
     ) -> None:
         """Look every ``every_s`` until cancelled."""
         while True:
+            self._look_now.clear()
             self.saw("redis", await redis_ok())
             self.saw("kafka", kafka_ok())
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._look_now.wait(), every_s)

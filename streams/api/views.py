@@ -177,7 +177,7 @@ async def recommendations(request: web.Request) -> web.Response:
     except TimeoutError:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")
     except StoreUnavailable:
-        api.outages.saw("redis", False)
+        api.outages.look_now()
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
     except Exception as exc:  # a reply or a decision the batch could not take: never a 500
         # by its kind alone: an error's message may quote what it failed on
@@ -254,7 +254,6 @@ async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> 
                        f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
                        [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
     except Exception as exc:
-        api.outages.saw("kafka", False)
         raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
 
 

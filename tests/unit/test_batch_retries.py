@@ -200,7 +200,7 @@ async def test_an_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends
     with caplog.at_level(logging.WARNING, logger="agents.batch_retries"):
         assert await retries.run(RECORDS) is True
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0] == "batch of 3 events not done (StoreUnavailable: down); retrying until it is"
+    assert lines[0] == "batch of 3 events not done (StoreUnavailable: down); retrying"
     assert (
         lines[1]
         == "batch of 3 events still not done after 60 s, 13 attempts (StoreUnavailable: down)"

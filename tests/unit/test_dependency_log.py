@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -24,4 +25,26 @@ async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
     assert [r.getMessage() for r in caplog.records] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503",
         "Redis is reachable again, after 7 s",
+    ]
+
+
+async def test_a_request_in_trouble_makes_the_watch_look_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    up = [True]
+
+    async def redis_ok() -> bool:
+        return up[0]
+
+    outages = DependencyLog()
+    with caplog.at_level(logging.WARNING, logger="streams.api.dependency_watch"):
+        watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: True, every_s=60))
+        await asyncio.sleep(0.05)  # its first look: all well, nothing said
+        assert caplog.records == []
+        up[0] = False
+        outages.look_now()  # a recommendation fell back: not a minute later
+        await asyncio.sleep(0.05)
+        watch.cancel()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Redis cannot be reached: recommendations are the default offers, profiles 503"
     ]
