@@ -112,12 +112,16 @@ class LocalRedisCluster:
         if result.returncode != 0:
             raise ServiceError(f"redis-cli --cluster create failed: {result.stdout}{result.stderr}")
 
-        def cluster_ok() -> bool:
-            info = subprocess.run(
-                [cli, "-p", str(self.nodes[0].port), "cluster", "info"],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            return "cluster_state:ok" in info.stdout
+        def cluster_ok() -> bool:  # on every node: the others learn of the slots by gossip,
+            # and a client sent to one that has not yet answers CLUSTERDOWN
+            for node in self.nodes:
+                info = subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if "cluster_state:ok" not in info.stdout:
+                    return False
+            return True
 
         wait_until(cluster_ok, "Redis Cluster", timeout, None)
 
