@@ -64,17 +64,12 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     api = api_of(request)
     key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
-    if wait:
-        raise _too_many(f"for key {key.name!r}", wait)
+    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
+        # 0.0 had clients retry at once)
+        after = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
+                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
     return key
-
-
-def _too_many(what: str, wait: float) -> ApiError:
-    """A 429 saying when to retry: whole seconds, rounded up, in the body as in the header
-    (a body saying 0.0 had clients retry at once)."""
-    after = max(1, math.ceil(wait))
-    return ApiError(429, "rate_limited", f"too many requests {what}", [{"retry_after_s": after}],
-                    headers={"Retry-After": str(after)})  # fmt: skip
 
 
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:

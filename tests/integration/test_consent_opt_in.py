@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from streams.settings import Settings
-from tests.integration.conftest import Pipeline, Worker
+from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import DEV_AUTH, call, event, eventually
+from tests.integration.test_catalogue_live import recommended
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +30,6 @@ def opt_in_catalogue(tmp_path: Path) -> Path:
     return path
 
 
-async def answer(api: Worker, customer_id: str, channel: str) -> dict[str, Any]:
-    url = f"{api.url}/v1/customers/{customer_id}/recommendations?channel={channel}"
-    reply = await call("GET", url, headers=DEV_AUTH)
-    assert reply.status == 200 and reply.json["fallback"] is False, reply
-    body: dict[str, Any] = reply.json
-    return body
-
-
 async def test_opt_in_channels_need_consent_granted_and_lose_it_with_erasure(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -49,9 +42,9 @@ async def test_opt_in_channels_need_consent_granted_and_lose_it_with_erasure(
         "web": False, "email": True, "sms": True, "call": True
     }  # fmt: skip
 
-    stranger = await answer(api, "opt-stranger", "email")
+    stranger = await recommended(api, "opt-stranger", "email")
     assert stranger["offers"] == [] and "suppressed:consent_unknown:email" in stranger["reasons"]
-    assert (await answer(api, "opt-stranger", "web"))["offers"]  # the web stays opt-out
+    assert (await recommended(api, "opt-stranger", "web"))["offers"]  # the web stays opt-out
 
     events = [
         event("web_click", "opt-1", "opt-e1", minutes_ago=40, category="books"),
@@ -62,16 +55,16 @@ async def test_opt_in_channels_need_consent_granted_and_lose_it_with_erasure(
     assert posted.status == 202, posted
 
     async def mailable() -> dict[str, Any] | None:
-        body = await answer(api, "opt-1", "email")
+        body = await recommended(api, "opt-1", "email")
         return body if body["offers"] else None
 
     await eventually(mailable, "email offers once consent to email is granted")
-    texted = await answer(api, "opt-1", "sms")
+    texted = await recommended(api, "opt-1", "sms")
     assert texted["offers"] == [] and "suppressed:consent:sms" in texted["reasons"]
-    called = await answer(api, "opt-1", "call")
+    called = await recommended(api, "opt-1", "call")
     assert called["offers"] == [] and "suppressed:consent_unknown:call" in called["reasons"]
 
     erased = await call("DELETE", f"{api.url}/v1/customers/opt-1", headers=DEV_AUTH)
     assert erased.status == 200, erased
-    after = await answer(api, "opt-1", "email")  # answered as a stranger: no consent known
+    after = await recommended(api, "opt-1", "email")  # answered as a stranger: no consent known
     assert after["offers"] == [] and "suppressed:consent_unknown:email" in after["reasons"]
