@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"moments: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)

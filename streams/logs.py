@@ -13,6 +13,9 @@ of the error (:class:`WithoutRequest`).
 aiokafka logs every failed attempt to reach a broker, about ten a second per client:
 those warnings and errors come once per 30 s instead (:class:`RepeatsQuieted`).
 
+Lines are text, or with ``MOMENTS_LOG_FORMAT=json`` one JSON object each
+(:class:`JsonLines`), for a log pipeline to index by level and logger.
+
 >>> configure("debug")
 >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
 False
@@ -27,7 +30,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import msgspec
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
@@ -52,13 +57,18 @@ RETRY_LOGGERS = (
     "aiokafka.producer.sender",  # "Got error produce response: NodeNotReadyError ..."
 )
 REPEAT_EVERY_S = 30.0
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: str) -> None:
-    """Log to stderr at ``level`` (a name such as ``"info"``), Kafka records and
-    unparsable requests excepted."""
+def configure(level: str, line_format: str = "text") -> None:
+    """Log to stderr at ``level`` (a name such as ``"info"``), as text or JSON lines
+    (``line_format``), Kafka records and unparsable requests excepted."""
     asked = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=asked, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if line_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=asked, handlers=[handler])
+    if line_format == "json":  # a Python warning as a record too, not lines of its own
+        logging.captureWarnings(True)
     for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):  # at info at most, never more than asked
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.level, asked, logging.INFO))
@@ -72,6 +82,35 @@ def configure(level: str) -> None:
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
         coordinator.filters.insert(0, CoordinatorNotYet())
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, milliseconds), ``level``, ``logger``,
+    ``message``, and ``exception`` (the traceback) or ``stack`` when the record has one.
+
+    >>> record = logging.LogRecord("api", logging.WARNING, "", 0, "Redis down %d s", (3,), None)
+    >>> record.created = 1796352400.25
+    >>> print(JsonLines().format(record))
+    {"time":"2026-12-04T02:46:40.250Z","level":"WARNING","logger":"api","message":"Redis down 3 s"}
+    """
+
+    _encode = msgspec.json.Encoder().encode
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, str] = {
+            "time": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            record.exc_text = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return self._encode(line).decode()
 
 
 class CoordinatorNotYet(logging.Filter):

@@ -24,6 +24,7 @@ from feature_store.transport import RedisAddress
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Numbers that must be positive (and finite) to mean anything (a batch that waits 0 s
@@ -133,6 +134,7 @@ class Settings:
     risk_threshold: float = 0.7  # crossing it raises a retention call
     risk_sweep_interval_s: float = 3600.0  # how often the leader labels quiet customers
     log_level: str = "info"
+    log_format: str = "text"  # or json: one JSON object per line
     event_loop: str = "auto"  # uvloop where installed, else asyncio's own (or: uvloop, asyncio)
     api_host: str = "127.0.0.1"
     api_port: int = 6067
@@ -215,6 +217,8 @@ class Settings:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(f"MOMENTS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"MOMENTS_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         try:
             Money.parse(self.currency, self.exchange_rates)
         except ValueError as exc:

@@ -44,12 +44,16 @@ def _mentions(ids: list[str], text: str) -> list[str]:
     return [i for i in ids if i in text]
 
 
-@pytest.mark.parametrize("level", ["info", "debug"])  # the default, and the most verbose
-async def test_no_customer_id_in_logs_or_metrics(pipeline: Pipeline, level: str) -> None:
+# the default, and the most verbose (in JSON lines, which must hold every line)
+@pytest.mark.parametrize(("level", "line_format"), [("info", "text"), ("debug", "json")])
+async def test_no_customer_id_in_logs_or_metrics(
+    pipeline: Pipeline, level: str, line_format: str
+) -> None:
     ids = [f"pd{uuid.uuid4().hex[:12]}" for _ in range(5)]
     regular, caller, buyer, erased, stranger = ids
-    worker = pipeline.start_worker(MOMENTS_LOG_LEVEL=level)
-    api = pipeline.start_api(MOMENTS_LOG_LEVEL=level, MOMENTS_CONTROL_PERCENT="0")
+    shown = {"MOMENTS_LOG_LEVEL": level, "MOMENTS_LOG_FORMAT": line_format}
+    worker = pipeline.start_worker(**shown)
+    api = pipeline.start_api(**shown, MOMENTS_CONTROL_PERCENT="0")
     good = [*_traffic(ids), event("web_click", erased, _opaque(), minutes_ago=1)]
     records = [(str(e["customer_id"]).encode(), json.dumps(e).encode()) for e in good]
     records += [
@@ -102,6 +106,21 @@ async def test_no_customer_id_in_logs_or_metrics(pipeline: Pipeline, level: str)
         log = process.log_path.read_text()
         assert expected in log, f"the log is not what the process did:\n{log[-3000:]}"
         assert _mentions(ids, log) == [], f"customer ids in the log:\n{log[-3000:]}"
+        if line_format == "json":
+            _assert_json_lines(log)
+
+
+def _assert_json_lines(log: str) -> None:
+    """Every line a JSON object a log pipeline can index: nothing printed beside it."""
+    levels = set()
+    for line in log.splitlines():
+        try:
+            said = json.loads(line)
+        except ValueError:
+            pytest.fail(f"a log line that is not JSON: {line[:300]!r}")
+        assert {"time", "level", "logger", "message"} <= said.keys(), line[:300]
+        levels.add(said["level"])
+    assert "DEBUG" in levels, levels
 
 
 def _samples(process: Worker, name: str, label: str) -> list[float]:

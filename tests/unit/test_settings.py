@@ -102,6 +102,8 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "web:recommend:" + "0" * 64 + "@https://shop.example"
         elif f.name == "log_level":
             value = "debug"
+        elif f.name == "log_format":
+            value = "json"
         elif f.name == "kafka_security_protocol":  # one that uses every TLS and SASL setting
             value = "SASL_SSL"
         elif f.name == "kafka_bootstrap":
@@ -244,6 +246,8 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("TOPIC_PARTITIONS", "0", "MOMENTS_TOPIC_PARTITIONS"),
         ("TOPIC_REPLICATION", "0", "MOMENTS_TOPIC_REPLICATION"),
         ("LOG_LEVEL", "verbose", "MOMENTS_LOG_LEVEL"),
+        ("LOG_FORMAT", "yaml", "MOMENTS_LOG_FORMAT"),
+        ("LOG_FORMAT", "JSON", "MOMENTS_LOG_FORMAT"),
         ("REDIS_TIMEOUT_S", "0", "MOMENTS_REDIS_TIMEOUT_S"),
         ("REDIS_TIMEOUT_S", "inf", "MOMENTS_REDIS_TIMEOUT_S"),
     ],
