@@ -223,7 +223,8 @@ def _compose_command() -> list[str]:
 @cache
 def _compose_model() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    for name in ("MOMENTS_KEY_SECRET", "MOMENTS_LOG_LEVEL", "GRAFANA_ADMIN_PASSWORD"):
+    for name in ("MOMENTS_KEY_SECRET", "MOMENTS_LOG_LEVEL", "MOMENTS_LOG_FORMAT",
+                 "GRAFANA_ADMIN_PASSWORD"):  # fmt: skip
         env.pop(name, None)
     command = [*_compose_command(), "-f", str(COMPOSE_FILE)]
     done = subprocess.run(
