@@ -5,6 +5,10 @@ out. Every kind has a cool-down, read from the customer's contact history, so on
 customer never floods a screen. A cool-down holds back only alerts of its kind that are
 no more urgent than the one that started it: a customer on the line is not kept from
 the agent by the call-back task raised minutes before.
+
+A customer who withdraws their consent to calls within a day of an alert that may have
+left a call to make gets a ``do_not_call`` alert, for every screen: once per such alert
+rather than by a cool-down.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from feature_store import CustomerFeatures
 from feature_store.features import RecentTouchpoint
 from schemas import (
     Call,
+    Consent,
     Intervention,
     InterventionContext,
     Purchase,
@@ -43,7 +48,13 @@ ACTIONS = {
     "service_recovery": "Within the hour: apologise, fix the issue, and follow up where they "
     "raised it.",
     "win_back": "Welcome them back and ask what brought them; mention what is new for them.",
+    "do_not_call": "Do not call them: they withdrew their consent to calls. Close any "
+    "call-back task raised for them.",
 }
+# The alerts that may leave the contact centre a call to make, unless the customer was
+# on the line when it was raised (a service recovery is answered where they spoke up).
+CALL_BACKS = ("retention_call", "save_desk", "vip_attention", "win_back")
+CALL_BACK_OPEN_S = 24 * HOUR  # how long such a call may still be made
 # for a customer in the offers' control group, who gets no offers, by hand either: the
 # measured lift of the offers would be blurred
 HELD_OUT_ACTIONS = {
@@ -81,6 +92,8 @@ def might_intervene(event: TouchpointEvent) -> bool:
             return True
         case SocialMention(sentiment=s):
             return s < 0
+        case Consent(channel="call" | "all", granted=False):
+            return True  # a call-back raised before may still be on a screen
     return False
 
 
@@ -154,7 +167,8 @@ def too_late(alert: Intervention, rules: InterventionRules, sent: datetime | Non
     ``rules.max_age_s`` before the alert was decided (the touchpoint was re-driven from
     the dead letters, or read by a worker catching up after an outage). The customer on
     the line then has long hung up, and has left the page. A call-back for a churn risk
-    that crossed its threshold is not about the moment: it is never too late. With
+    that crossed its threshold is not about the moment, nor is the word not to call a
+    customer: they are never too late. With
     ``sent`` (when the touchpoint reached Kafka, for one not re-driven), the later of the
     two times counts: a source whose clock is behind, or that writes its local time as
     UTC, does not have every alert taken for a late one. ``max_age_s`` 0: never too late.
@@ -173,7 +187,7 @@ def too_late(alert: Intervention, rules: InterventionRules, sent: datetime | Non
     """
     if rules.max_age_s <= 0 or alert.trigger_ts is None:
         return False
-    if any(r.startswith(RISK_CROSSED) for r in alert.reasons):
+    if alert.kind == "do_not_call" or any(r.startswith(RISK_CROSSED) for r in alert.reasons):
         return False
     began = alert.trigger_ts if sent is None else max(alert.trigger_ts, sent)
     return (alert.ts - began).total_seconds() > rules.max_age_s
@@ -216,11 +230,40 @@ def cooling_down(
     customer's last alert of that kind started: one no more urgent (the same priority
     number or a higher one) is; a more urgent one is raised, and starts its own. A last
     alert whose priority is not known (stored before priorities were) counts as the most
-    urgent."""
+    urgent. A kind with no cool-down (a do-not-call, raised once per call-back it stops)
+    is never held back."""
     last = features.contact.last_intervention.get(kind)
-    if last is None or now - last >= timedelta(seconds=rules.cooldown_s[kind]):
+    cooldown_s = rules.cooldown_s.get(kind)
+    if last is None or cooldown_s is None or now - last >= timedelta(seconds=cooldown_s):
         return False
     return priority >= features.contact.last_intervention_priority.get(kind, 1)
+
+
+def call_back_open(features: CustomerFeatures, now: datetime) -> bool:
+    """Whether an alert raised within the last day may have left a call to make that no
+    do-not-call has stopped since.
+
+    >>> from datetime import UTC
+    >>> from feature_store.features import ContactHistory
+    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
+    >>> def raised(**last: datetime) -> CustomerFeatures:
+    ...     return CustomerFeatures(contact=ContactHistory(last_intervention=last))
+    >>> call_back_open(raised(retention_call=at - timedelta(hours=3)), at)
+    True
+    >>> call_back_open(raised(retention_call=at - timedelta(hours=25)), at)
+    False
+    >>> call_back_open(raised(retention_call=at - timedelta(hours=3),
+    ...                       do_not_call=at - timedelta(hours=1)), at)  # stopped already
+    False
+    """
+    last = features.contact.last_intervention
+    stopped = last.get("do_not_call")
+    return any(
+        (raised := last.get(kind)) is not None
+        and now - raised < timedelta(seconds=CALL_BACK_OPEN_S)
+        and (stopped is None or raised > stopped)
+        for kind in CALL_BACKS
+    )
 
 
 def interventions_for(
@@ -258,6 +301,9 @@ def interventions_for(
             priority: Priority = 1 if wide or valuable else 2 if (reach or 0) >= 100 else 3
             why = [f"negative_mention:{s:.2f}", f"reach:{reach or 0}"]
             wanted.append(("service_recovery", priority, why, "social"))
+        case Consent(channel="call" | "all", granted=False) if call_back_open(features, now):
+            # for every queue: whichever screen holds the call-back
+            wanted.append(("do_not_call", 1, ["consent_withdrawn:call"], None))
     if risk_crossed and risk is not None:
         crossed = f"{RISK_CROSSED}{risk:.2f}"
         calls = [reasons for kind, _, reasons, _ in wanted if kind == "retention_call"]
@@ -272,8 +318,8 @@ def interventions_for(
         wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
     if not on_the_line(event) and not features.consents_to("call", call_needs_grant):
         # the contact centre would have to call them, and they said not to: only a reply
-        # where they spoke up in public is left
-        wanted = [w for w in wanted if w[0] == "service_recovery"]
+        # where they spoke up in public is left, and the word not to call
+        wanted = [w for w in wanted if w[0] in ("service_recovery", "do_not_call")]
     out: list[Intervention] = []
     recent = features.recent[:5]
     urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}

@@ -126,3 +126,34 @@ async def test_every_intervention_kind_fires_once_per_cool_down(pipeline: Pipeli
     repeated = [(a["customer_id"], a["kind"]) for a in later
                 if a["trigger_event_id"].endswith("-again")]  # fmt: skip
     assert repeated == [], repeated
+
+
+async def test_a_withdrawal_after_a_call_back_raises_one_do_not_call(pipeline: Pipeline) -> None:
+    """A save desk raised from the cancellation page is a call to make; the customer then
+    withdraws consent to calls: every screen is told not to call them, once."""
+    pipeline.start_worker()
+    topic = pipeline.topic("interventions")
+    leaving = event("web_click", "leaver", NOW, "dnc-page", page="/account/cancel")
+    await send(pipeline, [leaving])
+    first = await consume_all(pipeline.services.kafka_bootstrap, topic, 1)
+    assert [json.loads(r.value)["kind"] for r in first] == ["save_desk"]  # type: ignore[attr-defined]
+
+    def withdrawn(customer: str, event_id: str, minutes: int) -> dict[str, Any]:
+        return event("consent", customer, NOW + timedelta(minutes=minutes), event_id,
+                     channel="call", granted=False)  # fmt: skip
+
+    # the leaver withdraws twice; a customer with no call-back open withdraws too
+    await send(pipeline, [withdrawn("leaver", "dnc-off-1", 1), withdrawn("quiet", "dnc-q", 1)])
+    await send(pipeline, [withdrawn("leaver", "dnc-off-2", 2)])
+    await settle(pipeline, {"leaver", "quiet"}, 4)
+    await asyncio.sleep(2)
+    records = await consume_all(pipeline.services.kafka_bootstrap, topic, 3, wait_s=5)
+    alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    told = [(a["customer_id"], a["kind"], a["trigger_event_id"]) for a in alerts]
+    assert told == [("leaver", "save_desk", "dnc-page"), ("leaver", "do_not_call", "dnc-off-1")]
+    stop = alerts[1]
+    assert (stop["priority"], stop["queue"], stop["reasons"]) == (
+        1,
+        None,
+        ["consent_withdrawn:call"],
+    )

@@ -20,6 +20,7 @@ from agents.interventions import (
     intervention_id_for,
     interventions_for,
     might_intervene,
+    too_late,
 )
 from feature_store import CustomerFeatures
 from feature_store.features import ContactHistory, RecentTouchpoint
@@ -371,7 +372,8 @@ def with_last(features: CustomerFeatures, kind: str, last: datetime) -> Customer
 
 
 def test_every_kind_has_a_trigger_here() -> None:
-    assert set(TRIGGERS) == set(ACTIONS) == set(InterventionRules().cooldown_s)
+    # a do-not-call has no cool-down: it is raised once per call-back it stops (below)
+    assert set(TRIGGERS) == set(ACTIONS) - {"do_not_call"} == set(InterventionRules().cooldown_s)
     for kind, (event, features, _) in TRIGGERS.items():
         assert kinds(alerts(event, features)) == [kind]
 
@@ -502,6 +504,9 @@ def test_no_alerts_without_features(event: TouchpointEvent) -> None:
         (Email(event_id="m1", customer_id=CUSTOMER, ts=T0, action="opened"), False),
         (Survey(event_id="s1", customer_id=CUSTOMER, ts=T0, score=1, scale="csat5"), False),
         (Consent(event_id="k1", customer_id=CUSTOMER, ts=T0, channel="all", granted=True), False),
+        (Consent(event_id="k2", customer_id=CUSTOMER, ts=T0, channel="all", granted=False), True),
+        (Consent(event_id="k3", customer_id=CUSTOMER, ts=T0, channel="call", granted=False), True),
+        (Consent(event_id="k4", customer_id=CUSTOMER, ts=T0, channel="sms", granted=False), False),
     ],
 )
 def test_might_intervene(event: TouchpointEvent, expected: bool) -> None:
@@ -601,3 +606,64 @@ def test_the_end_of_an_inbound_call_is_not_being_on_the_line() -> None:
                  direction="inbound", reason="support")  # fmt: skip
     withdrawn = customer(consent={"call": False})
     assert interventions_for(ended, withdrawn, NOW, risk=0.9, risk_crossed=True) == []
+
+
+# --------------------------------------------------------------------------------------
+# Consent to calls withdrawn after a call-back was raised
+# --------------------------------------------------------------------------------------
+
+
+def withdrawal(channel: str = "call", granted: bool = False, event_id: str = "off-1") -> Consent:
+    return Consent(event_id=event_id, customer_id=CUSTOMER, ts=T0, channel=channel,  # type: ignore[arg-type]
+                   granted=granted)  # fmt: skip
+
+
+def raised(**ago: timedelta) -> CustomerFeatures:
+    """An ordinary customer (their consent to calls now withdrawn) whose last alerts of
+    some kinds were raised ``ago``."""
+    last = {kind: NOW - before for kind, before in ago.items()}
+    return customer(consent={"call": False}, contact=ContactHistory(last_intervention=last))
+
+
+@pytest.mark.parametrize("kind", ["retention_call", "save_desk", "vip_attention", "win_back"])
+@pytest.mark.parametrize("channel", ["call", "all"])
+def test_a_withdrawal_after_a_call_back_tells_every_screen_not_to_call(
+    kind: str, channel: str
+) -> None:
+    found = alerts(withdrawal(channel), raised(**{kind: 3 * HOUR}))
+    alert = only(found, "do_not_call")
+    assert len(found) == 1
+    assert (alert.priority, alert.queue, alert.reasons) == (1, None, ["consent_withdrawn:call"])
+    assert alert.suggested_action.startswith("Do not call them")
+    assert alert.trigger_event_id == "off-1"
+
+
+@pytest.mark.parametrize(
+    ("event", "features"),
+    [
+        (withdrawal(), customer(consent={"call": False})),  # no alert was raised
+        (withdrawal(), raised(retention_call=DAY)),  # the call-back was a day ago
+        (withdrawal(), raised(service_recovery=HOUR)),  # answered where they spoke up
+        (withdrawal("email"), raised(retention_call=HOUR)),  # not calls
+        (withdrawal(granted=True), raised(retention_call=HOUR)),  # a grant
+        # stopped already, and no call-back raised since
+        (withdrawal(), raised(retention_call=3 * HOUR, do_not_call=HOUR)),
+    ],
+)
+def test_no_word_not_to_call_when_no_call_back_is_open(
+    event: Consent, features: CustomerFeatures
+) -> None:
+    assert alerts(event, features) == []
+
+
+def test_a_call_back_raised_after_the_last_do_not_call_is_stopped_again() -> None:
+    """Consent granted again, a new call-back, withdrawn again within the day."""
+    features = raised(retention_call=HOUR, do_not_call=3 * HOUR)
+    assert kinds(alerts(withdrawal(event_id="off-2"), features)) == ["do_not_call"]
+
+
+def test_the_word_not_to_call_is_never_too_late() -> None:
+    """A withdrawal read late (after an outage) still stops the call."""
+    late = alerts(withdrawal(), raised(retention_call=HOUR), now=T0 + 5 * HOUR)
+    assert kinds(late) == ["do_not_call"]
+    assert not too_late(late[0], InterventionRules())
