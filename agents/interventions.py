@@ -51,8 +51,9 @@ ACTIONS = {
     "do_not_call": "Do not call them: they withdrew their consent to calls. Close any "
     "call-back task raised for them.",
 }
-# The alerts that may leave the contact centre a call to make, unless the customer was
-# on the line when it was raised (a service recovery is answered where they spoke up).
+# The alerts that may leave the contact centre a call to make: a call-back, or one an
+# agent promised while the customer was on the line (a service recovery is answered
+# where they spoke up).
 CALL_BACKS = ("retention_call", "save_desk", "vip_attention", "win_back")
 CALL_BACK_OPEN_S = 24 * HOUR  # how long such a call may still be made
 # for a customer in the offers' control group, who gets no offers, by hand either: the
@@ -301,7 +302,11 @@ def interventions_for(
             priority: Priority = 1 if wide or valuable else 2 if (reach or 0) >= 100 else 3
             why = [f"negative_mention:{s:.2f}", f"reach:{reach or 0}"]
             wanted.append(("service_recovery", priority, why, "social"))
-        case Consent(channel="call" | "all", granted=False) if call_back_open(features, now):
+        case Consent(channel="call" | "all", granted=False) if not features.consents_to(
+            "call"
+        ) and call_back_open(
+            features, now
+        ):  # the withdrawal is in force (not one read late, after a newer grant)
             # for every queue: whichever screen holds the call-back
             wanted.append(("do_not_call", 1, ["consent_withdrawn:call"], None))
     if risk_crossed and risk is not None:

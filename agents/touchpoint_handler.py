@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.contact_ledger import contacted
+from agents.contact_ledger import alerted, contacted
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import (
@@ -356,6 +356,12 @@ class TouchpointHandler:
                 if record.produced_ms is not None and record.redriven_from is None:
                     batch.sent[event.event_id] = datetime.fromtimestamp(
                         record.produced_ms / 1000, UTC
+                    )
+                sent = batch.sent.get(event.event_id)
+                timely = [a for a in alerts if not too_late(a, self._rules, sent)]
+                if timely and features is not None:  # the next touchpoint sees them raised
+                    profiles[event.customer_id] = alerted(
+                        profiles[event.customer_id] or features, timely
                     )
                 break
             except Exception as exc:

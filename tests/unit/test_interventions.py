@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+import msgspec
 import pytest
 
 from agents.interventions import (
@@ -648,6 +649,8 @@ def test_a_withdrawal_after_a_call_back_tells_every_screen_not_to_call(
         (withdrawal(granted=True), raised(retention_call=HOUR)),  # a grant
         # stopped already, and no call-back raised since
         (withdrawal(), raised(retention_call=3 * HOUR, do_not_call=HOUR)),
+        # read late: a newer grant is in force (the call-back came after it)
+        (withdrawal(), msgspec.structs.replace(raised(save_desk=HOUR), consent={"call": True})),
     ],
 )
 def test_no_word_not_to_call_when_no_call_back_is_open(

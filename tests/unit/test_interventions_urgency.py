@@ -29,6 +29,7 @@ from feature_store.facts import Fact, ts_ms
 from feature_store.features import ContactHistory, RecentTouchpoint
 from schemas import (
     Call,
+    Consent,
     Email,
     Intervention,
     Purchase,
@@ -410,3 +411,30 @@ async def test_where_the_catalogue_makes_calls_opt_in_the_handler_raises_no_call
         handler = TouchpointHandler(store, policy, clock=lambda: NOW)  # type: ignore[arg-type]
         result = await handler.handle(encoded(cancel_page()))
         assert triggers(result) == expected
+
+
+def withdrawal(event_id: str = "off-1", ts: datetime = T0 + MINUTE) -> Consent:
+    return Consent(event_id=event_id, customer_id=CUSTOMER, ts=ts, channel="call", granted=False)
+
+
+async def decided_together(*events: TouchpointEvent) -> BatchResult:
+    """``events`` in one batch, with features as read after it applied them (the
+    customer's consent to calls withdrawn)."""
+    withdrawn = msgspec.structs.replace(ORDINARY, consent={"call": False})
+    store = RecordingStore(features={CUSTOMER: withdrawn})
+    handler = TouchpointHandler(store, POLICY, clock=lambda: NOW)  # type: ignore[arg-type]
+    return await handler.handle(encoded(*events))
+
+
+async def test_a_withdrawal_in_the_batch_of_the_call_back_stops_it_as_in_the_next() -> None:
+    """The save desk raised while the customer was on the line is not recorded yet when
+    their withdrawal is decided: the batch counts it, as the next batch would."""
+    result = await decided_together(inbound(), withdrawal())
+    assert triggers(result) == [("save_desk", 1, "call-1"), ("do_not_call", 1, "off-1")]
+
+
+async def test_an_alert_set_aside_as_too_late_leaves_no_call_back_to_stop() -> None:
+    late = inbound(event_id="call-late", ts=NOW - timedelta(hours=2))
+    result = await decided_together(late, withdrawal())
+    assert triggers(result) == []
+    assert [i.kind for i in result.too_late] == ["save_desk"]
