@@ -405,6 +405,14 @@ COMMANDS = {
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 
 
+def _stopped(why: str, settings: Settings) -> None:
+    """Why the command stops: one line on stderr (a record, where logs are JSON lines)."""
+    if settings.log_format == "json":
+        log.critical("%s", why)
+    else:
+        print(f"moments: {why}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
@@ -427,19 +435,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
-        print(f"moments: {exc}{'' if named else catalogue_hint(settings)}", file=sys.stderr)
+        _stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
         return 2
     except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch) as exc:
-        print(f"moments: {exc}", file=sys.stderr)
+        _stopped(str(exc), settings)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
         if args.command not in ON_CONFIGURED_KAFKA:  # demo and bench start their own
             raise
         log.debug("Kafka could not be used", exc_info=True)
-        print(f"moments: {connection_trouble(settings, exc)}", file=sys.stderr)
+        _stopped(connection_trouble(settings, exc), settings)
         return 3
     except ServiceError as exc:  # demo and bench: Kafka or Redis of their own did not start
-        print(f"moments: {exc}", file=sys.stderr)
+        _stopped(str(exc), settings)
         return 3
     except KeyboardInterrupt:
         return 130

@@ -28,9 +28,11 @@ False
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import TracebackType
 
 import msgspec
 from aiohttp.http_exceptions import HttpProcessingError
@@ -67,8 +69,9 @@ def configure(level: str, line_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLines() if line_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=asked, handlers=[handler])
-    if line_format == "json":  # a Python warning as a record too, not lines of its own
-        logging.captureWarnings(True)
+    if line_format == "json":  # a Python warning, or an error the process dies of, as a
+        logging.captureWarnings(True)  # record too, not lines of its own
+        sys.excepthook = _logged_uncaught
     for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):  # at info at most, never more than asked
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.level, asked, logging.INFO))
@@ -82,6 +85,12 @@ def configure(level: str, line_format: str = "text") -> None:
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
         coordinator.filters.insert(0, CoordinatorNotYet())
+
+
+def _logged_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("moments").critical("stopped by an error", exc_info=(kind, error, trace))
 
 
 class JsonLines(logging.Formatter):
@@ -98,11 +107,15 @@ class JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         at = datetime.fromtimestamp(record.created, UTC)
+        try:
+            message = record.getMessage()
+        except Exception as exc:  # one line still, without the arguments
+            message = f"{record.msg} (its arguments could not be put in: {type(exc).__name__})"
         line: dict[str, str] = {
             "time": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
         if record.exc_info:
             record.exc_text = record.exc_text or self.formatException(record.exc_info)
@@ -110,7 +123,14 @@ class JsonLines(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return self._encode(line).decode()
+        try:
+            return self._encode(line).decode()
+        except UnicodeEncodeError:  # a lone surrogate (a path, a header): written escaped
+            return self._encode({k: _escaped(v) for k, v in line.items()}).decode()
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class CoordinatorNotYet(logging.Filter):

@@ -4,8 +4,10 @@ traceback included in its record rather than on lines of its own."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from typing import Any
 
 PROCESS = """
 import logging
@@ -20,6 +22,9 @@ try:
 except KeyError:
     log.exception("a batch failed")
 warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
+log.warning("catalogue %s", "/etc/caf\\udce9.toml")  # a path that is not UTF-8
+log.warning("%d customers", "many")  # arguments that do not fit
+raise RuntimeError("unexpected")
 """
 
 
@@ -28,25 +33,55 @@ def _logged(line_format: str) -> str:
         [sys.executable, "-W", "always", "-c", "import sys\n" + PROCESS, line_format],
         capture_output=True,
         text=True,
+        errors="backslashreplace",
         timeout=60,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the error raised at the end
     return done.stderr
 
 
+def _records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def test_json_lines_hold_each_record_and_its_traceback() -> None:
-    lines = [json.loads(line) for line in _logged("json").splitlines()]
-    assert [(r["level"], r["logger"], r["message"]) for r in lines[:2]] == [
+    lines = _records(_logged("json"))
+    said = [(r["level"], r["logger"], r["message"]) for r in lines]
+    assert said[:2] == [
         ("WARNING", "moments.test", "Redis unreachable for 3 s"),
         ("ERROR", "moments.test", "a batch failed"),
     ]
-    assert lines[2]["logger"] == "py.warnings" and "a library's deprecation" in lines[2]["message"]
-    assert len(lines) == 3
     assert "exception" not in lines[0]
     assert lines[1]["exception"].startswith("Traceback") and "KeyError" in lines[1]["exception"]
+    assert lines[2]["logger"] == "py.warnings" and "a library's deprecation" in lines[2]["message"]
+    assert said[3] == ("WARNING", "moments.test", "catalogue /etc/caf\\udce9.toml")
+    assert said[4] == (
+        "WARNING",
+        "moments.test",
+        "%d customers (its arguments could not be put in: TypeError)",
+    )
+    assert said[5] == ("CRITICAL", "moments", "stopped by an error")
+    assert "RuntimeError: unexpected" in lines[5]["exception"]
+    assert len(lines) == 6
     assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in lines)
 
 
 def test_text_lines_are_as_before() -> None:
     first = _logged("text").splitlines()[0]
     assert first.endswith(" WARNING moments.test: Redis unreachable for 3 s")
+
+
+def test_why_a_command_stops_is_a_record_too() -> None:
+    env = {**os.environ, "MOMENTS_LOG_FORMAT": "json",
+           "MOMENTS_CATALOGUE_PATH": "/nonexistent/offers.toml"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "check-catalogue"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    [record] = _records(done.stderr)
+    assert record["level"] == "CRITICAL"
+    assert "/nonexistent/offers.toml" in record["message"]
