@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from scipy.stats import t as student_t
+
 Z95 = 1.959964
 
 
@@ -93,7 +95,8 @@ class _Group:
     def churn_rate(self) -> float:
         return self.churned / self.customers if self.customers else 0.0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, currencies: list[str]) -> dict[str, Any]:
+        """The group's figures; revenue in each of ``currencies`` (0 where none spent it)."""
         return {
             "customers": self.customers,
             "converted": self.converted,
@@ -101,8 +104,7 @@ class _Group:
             "churned": self.churned,
             "churn_rate": round(self.churn_rate(), 5),
             "revenue_per_customer": {
-                currency: round(_mean(_padded(self, currency)), 4)
-                for currency in sorted(self.revenue)
+                currency: round(_mean(_padded(self, currency)), 4) for currency in currencies
             },
         }
 
@@ -124,46 +126,81 @@ def _padded(group: _Group, currency: str) -> list[float]:
     return found + [0.0] * (group.customers - len(found))
 
 
-def _difference(kt: int, nt: int, kc: int, nc: int) -> tuple[float, float, float]:
-    """Two proportions ``kt/nt - kc/nc``: the difference, its standard error, and the
-    two-sided p-value (pooled, normal approximation)."""
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of the proportion ``k/n``: never of zero width, and
+    within [0, 1], however small ``n`` or extreme the rate."""
+    p, z2 = k / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _difference(kt: int, nt: int, kc: int, nc: int) -> tuple[float, list[float], float]:
+    """Two proportions ``kt/nt - kc/nc``: the difference, its 95 % interval (Newcombe's
+    hybrid score interval, from the two Wilson intervals: sound for small groups and
+    rates of 0 or 1, where the normal approximation's collapses to a point) and the
+    two-sided p-value (the pooled score test).
+
+    >>> _difference(3, 3, 3, 3)  # all converted in both: a wide interval, not [0, 0]
+    (0.0, [-0.5615, 0.5615], 1.0)
+    >>> _difference(56, 70, 48, 80)[1]  # Newcombe (1998), Statistics in Medicine 17: 873
+    [0.05243, 0.33387]
+    """
     pt, pc = kt / nt, kc / nc
-    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    (lt, ut), (lc, uc) = _wilson(kt, nt), _wilson(kc, nc)
+    diff = pt - pc
+    low = diff - math.sqrt((pt - lt) ** 2 + (uc - pc) ** 2)
+    high = diff + math.sqrt((ut - pt) ** 2 + (pc - lc) ** 2)
     pooled = (kt + kc) / (nt + nc)
     se0 = math.sqrt(pooled * (1 - pooled) * (1 / nt + 1 / nc))
-    p_value = math.erfc(abs(pt - pc) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
-    return pt - pc, se, p_value
+    p_value = math.erfc(abs(diff) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
+    return diff, [round(low, 5), round(high, 5)], p_value
+
+
+def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
+    """Two means ``t - c`` (revenue per customer): the difference, its 95 % interval and
+    two-sided p-value (Welch's t, its degrees of freedom by Welch-Satterthwaite); no
+    interval nor p-value when a group has fewer than 2 customers or neither group varies
+    (nothing to judge the spread from)."""
+    gap = _mean(t) - _mean(c)
+    found: dict[str, Any] = {"per_customer": round(gap, 4), "ci95": None, "p_value": None}
+    if len(t) < 2 or len(c) < 2:
+        return found
+    vt, vc = _variance(t) / len(t), _variance(c) / len(c)
+    se = math.sqrt(vt + vc)
+    if se == 0:
+        return found
+    freedom = (vt + vc) ** 2 / (vt * vt / (len(t) - 1) + vc * vc / (len(c) - 1))
+    quantile = float(student_t.ppf(0.975, freedom))
+    found["ci95"] = [round(gap - quantile * se, 4), round(gap + quantile * se, 4)]
+    found["p_value"] = round(float(2 * student_t.sf(abs(gap) / se, freedom)), 5)
+    return found
 
 
 def compare(treated: _Group, control: _Group) -> dict[str, Any]:
     """Conversion, churn and revenue per customer, treated minus control, with 95 %
-    intervals (normal approximation; customers are independent) and the two-sided
-    p-values of the conversion and churn differences."""
+    intervals and two-sided p-values (customers are independent)."""
+    currencies = sorted(set(treated.revenue) | set(control.revenue))
+    summaries = {"treated": treated.summary(currencies), "control": control.summary(currencies)}
     if not treated.customers or not control.customers:
-        return {"treated": treated.summary(), "control": control.summary(), "lift": None}
+        return {**summaries, "lift": None}
     nt, nc = treated.customers, control.customers
     pc = control.rate()
-    diff, se, p_value = _difference(treated.converted, nt, control.converted, nc)
-    churn, churn_se, churn_p = _difference(treated.churned, nt, control.churned, nc)
-    revenue = {}
-    for currency in sorted(set(treated.revenue) | set(control.revenue)):
-        t, c = _padded(treated, currency), _padded(control, currency)
-        gap = _mean(t) - _mean(c)
-        spread = math.sqrt(_variance(t) / nt + _variance(c) / nc)
-        revenue[currency] = {
-            "per_customer": round(gap, 4),
-            "ci95": [round(gap - Z95 * spread, 4), round(gap + Z95 * spread, 4)],
-        }
+    diff, interval, p_value = _difference(treated.converted, nt, control.converted, nc)
+    churn, churn_interval, churn_p = _difference(treated.churned, nt, control.churned, nc)
+    revenue = {
+        currency: _mean_difference(_padded(treated, currency), _padded(control, currency))
+        for currency in currencies
+    }
     return {
-        "treated": treated.summary(),
-        "control": control.summary(),
+        **summaries,
         "lift": round(diff, 5),
         "relative_lift": round(diff / pc, 4) if pc > 0 else None,
-        "ci95": [round(diff - Z95 * se, 5), round(diff + Z95 * se, 5)],
+        "ci95": interval,
         "p_value": round(p_value, 5),
         "revenue_lift": revenue,
         "churn_difference": round(churn, 5),  # treated minus control: below 0 is fewer
-        "churn_ci95": [round(churn - Z95 * churn_se, 5), round(churn + Z95 * churn_se, 5)],
+        "churn_ci95": churn_interval,
         "churn_p_value": round(churn_p, 5),
     }
 

@@ -9,6 +9,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from scipy import stats
 
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.lift_report import chosen_period, duration, instant
@@ -68,6 +69,60 @@ def test_open_windows_erased_customers_and_group_switchers_are_left_out() -> Non
     assert report["lift"] is None  # no control customer: nothing to compare
 
 
+def _newcombe(kt: int, nt: int, kc: int, nc: int) -> list[float]:
+    """Newcombe's hybrid score interval, written out from its definition (method 10)."""
+
+    def wilson(k: int, n: int) -> tuple[float, float]:
+        p, z = k / n, 1.959964
+        root = z * math.sqrt(z * z + 4 * n * p * (1 - p))
+        return ((2 * n * p + z * z - root) / (2 * (n + z * z)),
+                (2 * n * p + z * z + root) / (2 * (n + z * z)))  # fmt: skip
+
+    (lt, ut), (lc, uc) = wilson(kt, nt), wilson(kc, nc)
+    pt, pc = kt / nt, kc / nc
+    return [pt - pc - math.hypot(pt - lt, uc - pc), pt - pc + math.hypot(ut - pt, pc - lc)]
+
+
+@pytest.mark.parametrize(
+    ("counts", "published"),  # Newcombe (1998), Table II: examples (a) and (d)
+    [((56, 70, 48, 80), (0.0524, 0.3339)), ((9, 10, 3, 10), (0.1705, 0.8090))],
+)
+def test_the_interval_is_newcombes_as_published(
+    counts: tuple[int, int, int, int], published: tuple[float, float]
+) -> None:
+    assert _newcombe(*counts) == pytest.approx(published, abs=1e-4)
+    lift = _lift()
+    kt, nt, kc, nc = counts
+    for n in range(nt + nc):
+        control = n >= nt
+        lift.decision(f"c{n}", T0, control=control, channel="web")
+        if n < kt or nt <= n < nt + kc:
+            lift.purchase(f"o{n}", f"c{n}", T0 + DAY, 20.0, "EUR")
+    assert lift.report()["ci95"] == pytest.approx(published, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("treated", "control"),
+    [((3, 3), (3, 3)), ((5, 5), (0, 5)), ((1, 1), (0, 1)), ((6, 57), (0, 3))],
+)
+def test_small_or_extreme_groups_get_an_interval_wider_than_a_point(
+    treated: tuple[int, int], control: tuple[int, int]
+) -> None:
+    """The normal approximation gave [0, 0] for 3 of 3 against 3 of 3, and [1, 1] for 5
+    of 5 against 0 of 5: a certainty no such group gives."""
+    lift = _lift()
+    (kt, nt), (kc, nc) = treated, control
+    for n in range(nt + nc):
+        lift.decision(f"c{n}", T0, control=n >= nt, channel="web")
+        if n < kt or nt <= n < nt + kc:
+            lift.purchase(f"o{n}", f"c{n}", T0 + DAY, 20.0, "EUR")
+    report = lift.report()
+    low, high = report["ci95"]
+    assert -1 <= low < report["lift"] or report["lift"] == -1
+    assert report["lift"] < high <= 1 or report["lift"] == 1
+    assert high - low > 0.2, report["ci95"]
+
+
 def test_the_difference_interval_and_p_value_match_the_textbook_formulas() -> None:
     lift = _lift()
     for n in range(200):  # treated: 60 of 200 convert; control: 10 of 50
@@ -77,10 +132,9 @@ def test_the_difference_interval_and_p_value_match_the_textbook_formulas() -> No
             lift.purchase(f"o{n}", f"c{n}", T0 + DAY, 20.0, "EUR")
     report = lift.report()
     pt, pc = 60 / 150, 10 / 50
-    se = math.sqrt(pt * (1 - pt) / 150 + pc * (1 - pc) / 50)
     assert report["lift"] == round(pt - pc, 5)
     assert report["relative_lift"] == round((pt - pc) / pc, 4)
-    assert report["ci95"] == [round(pt - pc - 1.959964 * se, 5), round(pt - pc + 1.959964 * se, 5)]
+    assert report["ci95"] == pytest.approx(_newcombe(60, 150, 10, 50), abs=1e-5)
     pooled = 70 / 200
     z = (pt - pc) / math.sqrt(pooled * (1 - pooled) * (1 / 150 + 1 / 50))
     assert report["p_value"] == round(math.erfc(z / math.sqrt(2)), 5)
@@ -97,9 +151,40 @@ def test_revenue_is_compared_per_currency_counting_non_spenders_as_zero() -> Non
     lift.purchase("c", "k0", T0 + DAY, 12.0, "EUR")
     report = lift.report()
     assert report["treated"]["revenue_per_customer"] == {"EUR": 10.0, "GBP": 2.0}
-    assert report["control"]["revenue_per_customer"] == {"EUR": 3.0}
+    assert report["control"]["revenue_per_customer"] == {"EUR": 3.0, "GBP": 0.0}
     assert report["revenue_lift"]["EUR"]["per_customer"] == 7.0
     assert report["revenue_lift"]["GBP"]["per_customer"] == 2.0
+
+
+def test_the_revenue_interval_and_p_value_are_welchs() -> None:
+    lift = _lift()
+    spent = {"t0": 10.0, "t1": 20.0, "t2": 30.0, "t3": 45.0, "k0": 10.0}
+    for name in ("t0", "t1", "t2", "t3", "k0", "k1", "k2"):
+        lift.decision(name, T0, control=name.startswith("k"), channel="web")
+        if name in spent:
+            lift.purchase(f"o-{name}", name, T0 + DAY, spent[name], "EUR")
+    found = lift.report()["revenue_lift"]["EUR"]
+    welch = stats.ttest_ind([10.0, 20.0, 30.0, 45.0], [10.0, 0.0, 0.0], equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert found["per_customer"] == pytest.approx(26.25 - 10 / 3, abs=1e-4)
+    assert found["ci95"] == pytest.approx([interval.low, interval.high], abs=1e-4)
+    assert found["p_value"] == pytest.approx(welch.pvalue, abs=1e-5)
+
+
+@pytest.mark.parametrize("spent", [[40.0], [40.0, 40.0]], ids=["one-control", "no-spread"])
+def test_no_revenue_interval_without_a_spread_to_judge_from(spent: list[float]) -> None:
+    """One control customer, or groups that do not vary: the spread of the other group
+    alone would give an interval far too narrow."""
+    lift = _lift()
+    for n, amount in enumerate(spent):
+        lift.decision(f"t{n}", T0, control=False, channel="web")
+        lift.purchase(f"o{n}", f"t{n}", T0 + DAY, amount, "EUR")
+    for n in range(1 if len(spent) == 1 else 2):
+        lift.decision(f"k{n}", T0, control=True, channel="web")
+    if len(spent) == 1:  # a treated group that varies, beside one control customer
+        lift.decision("t-none", T0, control=False, channel="web")
+    found = lift.report()["revenue_lift"]["EUR"]
+    assert found["ci95"] is None and found["p_value"] is None, found
 
 
 def test_channels_are_reported_by_the_exposure_channel() -> None:
@@ -188,10 +273,8 @@ def test_the_churn_difference_and_interval_match_the_textbook_formulas() -> None
             lift.churned(f"c{n}", T0 + 2 * DAY)
     report = lift.report()
     pt, pc = 10 / 80, 6 / 20
-    se = math.sqrt(pt * (1 - pt) / 80 + pc * (1 - pc) / 20)
     assert report["churn_difference"] == pytest.approx(pt - pc, abs=1e-5)
-    assert report["churn_ci95"] == pytest.approx([pt - pc - 1.959964 * se,
-                                                  pt - pc + 1.959964 * se], abs=1e-5)  # fmt: skip
+    assert report["churn_ci95"] == pytest.approx(_newcombe(10, 80, 6, 20), abs=1e-5)
     pooled = 16 / 100
     z = (pc - pt) / math.sqrt(pooled * (1 - pooled) * (1 / 80 + 1 / 20))
     assert report["churn_p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-5)
