@@ -146,7 +146,8 @@ class LinUCBOffers:
         out = []
         for score, estimate, name in scored[:limit]:
             p = self.epsilon / k + (1 - self.epsilon if name == greedy else 0.0)
-            out.append(Ranked(name, round(score, 6), round(estimate, 6), round(p, 6)))
+            # six significant digits: a small epsilon's propensity must not round to 0
+            out.append(Ranked(name, round(score, 6), round(estimate, 6), float(f"{p:.6g}")))
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def ips_estimates(
     logged arm first with probability ``target(record)``, from decisions logged with
     their propensities. Also the IPS 95 % interval (normal) and the effective sample size.
     """
-    if not logs:
+    if not logs or any(r.propensity <= 0 for r in logs):  # nothing, or nothing to weigh by
         return {"ips": None, "snips": None, "ips_ci95_low": None, "ips_ci95_high": None, "ess": 0.0}
     w = np.array([target(r) / r.propensity for r in logs])
     r = np.array([r.reward for r in logs])
@@ -79,9 +79,13 @@ def off_policy(
     population: CustomerPopulation,
     catalogue: OfferCatalogue,
     midpoint: tuple[LinUCBOffers, int] | None = None,
+    explored: bool = True,
 ) -> dict[str, Any]:
     """IPS/SNIPS of candidate policies on the learned policy's logs, beside their truth
     (the mean expected reward of what each would have offered in the same contexts).
+    ``explored``: the logging policy put every eligible offer first now and then
+    (epsilon above 0); without it, a candidate that would have offered what it never
+    tried cannot be estimated from its logs, and gets no estimate.
 
     ``midpoint`` is a greedy snapshot of the model taken halfway, with the number of
     decisions logged by then: it is judged on the later logs only, which it has not
@@ -131,6 +135,13 @@ def off_policy(
             truth(logs, lambda r: [(a, 1.0 / len(r.allowed)) for a in r.allowed]), 5
         ),
     }
+    if not explored:
+        for candidate in candidates.values():
+            candidate.update(ips=None, snips=None, ips_ci95_low=None, ips_ci95_high=None)
+            candidate["no_estimate"] = (
+                "the logging policy never explored (epsilon 0): offers it did not put "
+                "first have propensity 0, so no estimate of another policy is unbiased"
+            )
     mean_reward = sum(r.reward for r in logs) / len(logs) if logs else 0.0
     return {
         "logging_policy": {

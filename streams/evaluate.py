@@ -366,7 +366,12 @@ class Evaluation:
             "learning_curve": curve,
             "control_group": lift(self.treated, self.control, cfg.bootstrap, cfg.seed),
             "off_policy": off_policy(
-                self.logs, self.holder.model, self.population, self.catalogue, self.midpoint
+                self.logs,
+                self.holder.model,
+                self.population,
+                self.catalogue,
+                self.midpoint,
+                explored=cfg.epsilon > 0,
             ),
         }
 

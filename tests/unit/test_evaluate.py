@@ -101,6 +101,28 @@ def test_ips_recovers_a_deterministic_policy_from_uniform_logs() -> None:
     assert ips_estimates([], lambda r: 1.0)["ips"] is None
 
 
+def test_without_exploration_no_other_policy_is_estimated() -> None:
+    """Epsilon 0: the offers the logging policy did not put first have propensity 0, and
+    an estimate of another policy would be biased while looking sure of itself."""
+    found = run_evaluation(dataclasses.replace(SMALL, decisions=400, warmup=100, epsilon=0.0))
+    candidates = found["off_policy"]["candidates"]
+    assert candidates and all(c["ips"] is None and c["snips"] is None for c in candidates.values())
+    assert all("never explored" in c["no_estimate"] for c in candidates.values())
+    logging_policy = found["off_policy"]["logging_policy"]  # its own logs: still estimated
+    assert logging_policy["ips"] == pytest.approx(logging_policy["observed_mean_reward"], abs=1e-4)
+
+
+def test_a_tiny_exploration_logs_a_propensity_above_zero() -> None:
+    from agents.bandit import LinUCBOffers
+
+    model = LinUCBOffers(2, alpha=0.0, epsilon=2e-6)
+    ranked = model.rank([1.0, 0.0], ["a", "b", "c", "d", "e"], {}, "seed", limit=5)
+    assert all(r.propensity > 0 for r in ranked)
+    assert min(r.propensity for r in ranked) == pytest.approx(2e-6 / 5, rel=1e-5)
+    zero = Logged([1.0], ("a", "b"), {}, "a", 0.0, 1.0, "c1", "web", None)
+    assert ips_estimates([zero], lambda r: 1.0)["ips"] is None  # nothing to weigh it by
+
+
 def test_gap_closed_and_lift_arithmetic() -> None:
     assert gap_closed(3.0, 1.0, 5.0) == 0.5
     assert gap_closed(1.0, 1.0, 1.0) is None
