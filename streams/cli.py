@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -427,7 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         use_settings(settings)  # the Kafka clients' TLS and SASL (its files read now)
     except SettingsError as exc:
-        print(f"moments: {exc}", file=sys.stderr)
+        if os.environ.get("MOMENTS_LOG_FORMAT") == "json":  # as asked, though refused
+            logs.configure("info", "json")
+            log.critical("%s", exc)
+        else:
+            print(f"moments: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition

@@ -114,7 +114,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _variance(values: list[float]) -> float:
-    if len(values) < 2:
+    if len(values) < 2 or min(values) == max(values):  # 0, not a rounding error's 1e-30
         return 0.0
     mean = _mean(values)
     return sum((v - mean) ** 2 for v in values) / (len(values) - 1)

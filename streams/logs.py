@@ -110,7 +110,9 @@ class JsonLines(logging.Formatter):
         try:
             message = record.getMessage()
         except Exception as exc:  # one line still, without the arguments
-            message = f"{record.msg} (its arguments could not be put in: {type(exc).__name__})"
+            message = (
+                f"{_shown(record.msg)} (its arguments could not be put in: {type(exc).__name__})"
+            )
         line: dict[str, str] = {
             "time": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
             "level": record.levelname,
@@ -127,6 +129,13 @@ class JsonLines(logging.Formatter):
             return self._encode(line).decode()
         except UnicodeEncodeError:  # a lone surrogate (a path, a header): written escaped
             return self._encode({k: _escaped(v) for k, v in line.items()}).decode()
+
+
+def _shown(msg: object) -> str:
+    try:
+        return str(msg)
+    except Exception:  # an object that cannot say what it is
+        return object.__repr__(msg)
 
 
 def _escaped(text: str) -> str:

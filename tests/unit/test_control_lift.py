@@ -171,15 +171,20 @@ def test_the_revenue_interval_and_p_value_are_welchs() -> None:
     assert found["p_value"] == pytest.approx(welch.pvalue, abs=1e-5)
 
 
-@pytest.mark.parametrize("spent", [[40.0], [40.0, 40.0]], ids=["one-control", "no-spread"])
+@pytest.mark.parametrize(
+    "spent",
+    [[40.0], [40.0, 40.0], [29.99] * 7],
+    ids=["one-control", "no-spread", "no-spread-cents"],
+)
 def test_no_revenue_interval_without_a_spread_to_judge_from(spent: list[float]) -> None:
     """One control customer, or groups that do not vary: the spread of the other group
-    alone would give an interval far too narrow."""
+    alone would give an interval far too narrow (and identical amounts such as 29.99,
+    whose mean is a hair off, a spread of 1e-30 and a p-value of 0)."""
     lift = _lift()
     for n, amount in enumerate(spent):
         lift.decision(f"t{n}", T0, control=False, channel="web")
         lift.purchase(f"o{n}", f"t{n}", T0 + DAY, amount, "EUR")
-    for n in range(1 if len(spent) == 1 else 2):
+    for n in range(1 if len(spent) == 1 else 4):
         lift.decision(f"k{n}", T0, control=True, channel="web")
     if len(spent) == 1:  # a treated group that varies, beside one control customer
         lift.decision("t-none", T0, control=False, channel="web")

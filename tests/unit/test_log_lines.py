@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 PROCESS = """
 import logging
 import warnings
@@ -24,6 +26,10 @@ except KeyError:
 warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
 log.warning("catalogue %s", "/etc/caf\\udce9.toml")  # a path that is not UTF-8
 log.warning("%d customers", "many")  # arguments that do not fit
+class Unsayable:
+    def __str__(self) -> str:
+        raise ValueError("no")
+log.warning(Unsayable(), 1)  # neither the message nor its arguments
 raise RuntimeError("unexpected")
 """
 
@@ -60,9 +66,10 @@ def test_json_lines_hold_each_record_and_its_traceback() -> None:
         "moments.test",
         "%d customers (its arguments could not be put in: TypeError)",
     )
-    assert said[5] == ("CRITICAL", "moments", "stopped by an error")
-    assert "RuntimeError: unexpected" in lines[5]["exception"]
-    assert len(lines) == 6
+    assert said[5][2].startswith("<__main__.Unsayable object at 0x")
+    assert said[6] == ("CRITICAL", "moments", "stopped by an error")
+    assert "RuntimeError: unexpected" in lines[6]["exception"]
+    assert len(lines) == 7
     assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in lines)
 
 
@@ -71,9 +78,15 @@ def test_text_lines_are_as_before() -> None:
     assert first.endswith(" WARNING moments.test: Redis unreachable for 3 s")
 
 
-def test_why_a_command_stops_is_a_record_too() -> None:
-    env = {**os.environ, "MOMENTS_LOG_FORMAT": "json",
-           "MOMENTS_CATALOGUE_PATH": "/nonexistent/offers.toml"}  # fmt: skip
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("MOMENTS_CATALOGUE_PATH", "/nonexistent/offers.toml", "/nonexistent/offers.toml"),
+        ("MOMENTS_TOMBSTONE_DAYS", "0", "MOMENTS_TOMBSTONE_DAYS"),  # refused before logs are
+    ],
+)
+def test_why_a_command_stops_is_a_record_too(setting: str, value: str, said: str) -> None:
+    env = {**os.environ, "MOMENTS_LOG_FORMAT": "json", setting: value}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "check-catalogue"],
         capture_output=True,
@@ -84,4 +97,4 @@ def test_why_a_command_stops_is_a_record_too() -> None:
     assert done.returncode == 2, done.stderr
     [record] = _records(done.stderr)
     assert record["level"] == "CRITICAL"
-    assert "/nonexistent/offers.toml" in record["message"]
+    assert said in record["message"]
