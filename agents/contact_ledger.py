@@ -19,12 +19,10 @@ they are recorded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 
 from feature_store import CustomerFeatures
-from schemas import Intervention, NextBestOffer
+from schemas import NextBestOffer
 
 
 def contacted(features: CustomerFeatures, decision: NextBestOffer) -> CustomerFeatures:
@@ -42,22 +40,5 @@ def contacted(features: CustomerFeatures, decision: NextBestOffer) -> CustomerFe
         offers_7d={**c.offers_7d, **{o: c.offers_7d.get(o, 0) + 1 for o in offers}},
         last_shown={**c.last_shown, **dict.fromkeys(offers, at)},
         last_contact={**c.last_contact, channel: at},
-    )
-    return msgspec.structs.replace(features, contact=contact)
-
-
-def alerted(features: CustomerFeatures, alerts: Sequence[Intervention]) -> CustomerFeatures:
-    """``features`` as they will read once ``alerts`` are recorded: the newest alert of
-    each kind and its priority, as :func:`feature_store.intervention_fact` keeps them (for
-    the cool-downs, and for a do-not-call to know a call-back was raised)."""
-    if not alerts:
-        return features
-    c = features.contact
-    last, priority = dict(c.last_intervention), dict(c.last_intervention_priority)
-    for alert in alerts:
-        if alert.kind not in last or alert.ts >= last[alert.kind]:
-            last[alert.kind], priority[alert.kind] = alert.ts, alert.priority
-    contact = msgspec.structs.replace(
-        c, last_intervention=last, last_intervention_priority=priority
     )
     return msgspec.structs.replace(features, contact=contact)

@@ -14,7 +14,7 @@ rather than by a cool-down.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -240,9 +240,12 @@ def cooling_down(
     return priority >= features.contact.last_intervention_priority.get(kind, 1)
 
 
-def call_back_open(features: CustomerFeatures, now: datetime) -> bool:
+def call_back_open(
+    features: CustomerFeatures, now: datetime, raised_lately: Sequence[Intervention] = ()
+) -> bool:
     """Whether an alert raised within the last day may have left a call to make that no
-    do-not-call has stopped since.
+    do-not-call has stopped since; ``raised_lately``: alerts raised for the customer and
+    not recorded yet (earlier in the same batch), which count as recorded ones do.
 
     >>> from datetime import UTC
     >>> from feature_store.features import ContactHistory
@@ -257,13 +260,33 @@ def call_back_open(features: CustomerFeatures, now: datetime) -> bool:
     ...                       do_not_call=at - timedelta(hours=1)), at)  # stopped already
     False
     """
-    last = features.contact.last_intervention
+    last = dict(features.contact.last_intervention)
+    for alert in raised_lately:
+        if alert.kind not in last or alert.ts > last[alert.kind]:
+            last[alert.kind] = alert.ts
     stopped = last.get("do_not_call")
     return any(
         (raised := last.get(kind)) is not None
         and now - raised < timedelta(seconds=CALL_BACK_OPEN_S)
         and (stopped is None or raised > stopped)
         for kind in CALL_BACKS
+    )
+
+
+def _call_back_stopped(
+    event: TouchpointEvent,
+    features: CustomerFeatures,
+    now: datetime,
+    raised_lately: Sequence[Intervention],
+) -> bool:
+    """Whether ``event`` withdraws consent to calls while a call-back is open, and is in
+    force (not one read late, dated before a grant that now holds)."""
+    return (
+        isinstance(event, Consent)
+        and event.channel in ("call", "all")
+        and not event.granted
+        and not features.consents_to("call")
+        and call_back_open(features, now, raised_lately)
     )
 
 
@@ -276,10 +299,13 @@ def interventions_for(
     risk_crossed: bool = False,
     offers_held_out: bool = False,
     call_needs_grant: bool = False,
+    raised_lately: Sequence[Intervention] = (),
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
     offers' control group, so no suggested action offers them anything;
-    ``call_needs_grant``: calls need consent the customer granted (opt-in)."""
+    ``call_needs_grant``: calls need consent the customer granted (opt-in);
+    ``raised_lately``: alerts raised for the customer earlier in the batch (not in
+    ``features`` yet), for a do-not-call to know of the call-backs among them."""
     if features is None:
         return []
     wanted: list[tuple[str, Priority, list[str], str | None]] = []
@@ -302,13 +328,9 @@ def interventions_for(
             priority: Priority = 1 if wide or valuable else 2 if (reach or 0) >= 100 else 3
             why = [f"negative_mention:{s:.2f}", f"reach:{reach or 0}"]
             wanted.append(("service_recovery", priority, why, "social"))
-        case Consent(channel="call" | "all", granted=False) if not features.consents_to(
-            "call"
-        ) and call_back_open(
-            features, now
-        ):  # the withdrawal is in force (not one read late, after a newer grant)
-            # for every queue: whichever screen holds the call-back
-            wanted.append(("do_not_call", 1, ["consent_withdrawn:call"], None))
+    if _call_back_stopped(event, features, now, raised_lately):
+        # for every queue: whichever screen holds the call-back
+        wanted.append(("do_not_call", 1, ["consent_withdrawn:call"], None))
     if risk_crossed and risk is not None:
         crossed = f"{RISK_CROSSED}{risk:.2f}"
         calls = [reasons for kind, _, reasons, _ in wanted if kind == "retention_call"]

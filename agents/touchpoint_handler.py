@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.contact_ledger import alerted, contacted
+from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import (
@@ -122,6 +122,9 @@ class _DecidingBatch:
     raised: list[Intervention] = field(default_factory=list)
     # when each touchpoint not re-driven reached Kafka (see too_late)
     sent: dict[str, datetime] = field(default_factory=dict)
+    # customer -> the alerts raised for them so far, not set aside as too late: not in
+    # their features yet (a do-not-call counts the call-backs among them)
+    timely: dict[str, list[Intervention]] = field(default_factory=dict)
 
 
 def _touchpoints_to_decide(
@@ -346,8 +349,9 @@ class TouchpointHandler:
                     watch = self._watch_churn_risk(event, features, batch, result)
                 watch_taken = True  # a decision that fails is tried again without it
                 decision, alerts = self._decide_one(
-                    event, features, batch.now, watch, batch.budgets, batch.catalogue
-                )
+                    event, features, batch.now, watch, batch.budgets, batch.catalogue,
+                    batch.timely.get(event.customer_id, []),
+                )  # fmt: skip
                 if decision is not None:
                     result.decisions.append(decision)
                     if features is not None:  # the next moment counts its offers
@@ -359,10 +363,8 @@ class TouchpointHandler:
                     )
                 sent = batch.sent.get(event.event_id)
                 timely = [a for a in alerts if not too_late(a, self._rules, sent)]
-                if timely and features is not None:  # the next touchpoint sees them raised
-                    profiles[event.customer_id] = alerted(
-                        profiles[event.customer_id] or features, timely
-                    )
+                if timely:
+                    batch.timely.setdefault(event.customer_id, []).extend(timely)
                 break
             except Exception as exc:
                 if attempt == self._max_attempts:
@@ -415,6 +417,7 @@ class TouchpointHandler:
         watch: RiskWatch | None,
         budgets: BudgetLedger | None,
         catalogue: OfferCatalogue,
+        raised_lately: list[Intervention],
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
         decision = (
@@ -438,6 +441,7 @@ class TouchpointHandler:
                     event.customer_id
                 ),
                 call_needs_grant=catalogue.contact_policy.needs_grant("call"),
+                raised_lately=raised_lately,
             )
         return decision, alerts
 

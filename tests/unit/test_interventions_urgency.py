@@ -438,3 +438,15 @@ async def test_an_alert_set_aside_as_too_late_leaves_no_call_back_to_stop() -> N
     result = await decided_together(late, withdrawal())
     assert triggers(result) == []
     assert [i.kind for i in result.too_late] == ["save_desk"]
+
+
+@pytest.mark.parametrize("order", ["late first", "late last"])
+async def test_a_late_touchpoint_is_counted_too_late_whatever_its_place_in_the_batch(
+    order: str,
+) -> None:
+    """The alerts raised earlier in a batch tell a do-not-call of a call-back, and change
+    nothing else: a late call after a timely one is still counted too late."""
+    late, now = inbound(event_id="call-late", ts=NOW - timedelta(hours=2)), inbound("cancel")
+    result, _ = await batch(*((late, now) if order == "late first" else (now, late)))
+    assert triggers(result) == [("save_desk", 1, "call-1")]
+    assert [(i.kind, i.trigger_event_id) for i in result.too_late] == [("save_desk", "call-late")]
