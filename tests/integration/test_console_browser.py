@@ -601,3 +601,61 @@ async def test_console_shows_alerts_newest_first_whatever_order_they_come_in(
             assert page.errors == [], page.errors
         finally:
             closing.set()
+
+
+async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_they_come_in(
+    tmp_path: Path,
+) -> None:
+    """A customer withdrew consent to calls after their call-back: that card says "Do not
+    call", though the do-not-call came first; another customer's card, and the
+    customer's own call-back raised after it, do not."""
+    now = datetime.now(UTC)
+
+    def sent(event_id: str, name: str, ref: str, kind: str, seconds: int) -> bytes:
+        alert = json.dumps({
+            "intervention_id": name, "customer_id": f"c-{ref}", "customer_ref": ref,
+            "ts": _iso(now + timedelta(seconds=seconds)), "kind": kind, "priority": 1,
+            "queue": None, "agent_id": None, "trigger_event_id": None,
+            "reasons": ["consent_withdrawn:call"] if kind == "do_not_call" else [],
+            "suggested_action": "Call them back.", "context": {},
+        }).encode()  # fmt: skip
+        return b"id: %s\nevent: intervention\ndata: %s\n\n" % (event_id.encode(), alert)
+
+    script = (b"retry: 200\n\n"
+              + sent("0-1", "a-call", "ref-a", "save_desk", 1)
+              + sent("0-2", "b-call", "ref-b", "retention_call", 1)
+              + sent("0-2.1-1", "a-stop", "ref-a", "do_not_call", 3)
+              + sent("0-2.1-2", "a-early", "ref-a", "retention_call", 2)  # late to arrive
+              + sent("0-2.1-3", "a-again", "ref-a", "save_desk", 5))  # fmt: skip
+    closing = asyncio.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(script)
+        await closing.wait()
+        return response
+
+    async def page_html(request: web.Request) -> web.Response:
+        page = ConsolePage.load()
+        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
+
+    app = web.Application()
+    app.router.add_get("/console", page_html)
+    app.router.add_get("/v1/alerts/stream", stream)
+    stopped = ("Array.from(document.querySelectorAll('#alerts .alert.call-stopped'), "
+               "a => [a.dataset.interventionId, "
+               "a.querySelector('[data-testid=alert-do-not-call]').textContent])")  # fmt: skip
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        try:
+            await page.send(
+                "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
+            )
+            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 5", 20,
+                                "the five alerts")  # fmt: skip
+            assert await page.js(stopped) == [["a-early", "Do not call"], ["a-call", "Do not call"]]
+            kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
+            assert await page.js(f"{kind}.textContent") == "Do not call"
+            assert page.errors == [], page.errors
+        finally:
+            closing.set()
