@@ -607,8 +607,9 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
     tmp_path: Path,
 ) -> None:
     """A customer withdrew consent to calls after their call-back: that card says "Do not
-    call", though the do-not-call came first; another customer's card, and the
-    customer's own call-back raised after it, do not."""
+    call", though the do-not-call came first. Another customer's card, the customer's
+    public reply, and the call-backs raised after it (one in the same batch, of the same
+    time, comes after it) do not; an acknowledged card stays plain to see."""
     now = datetime.now(UTC)
 
     def sent(event_id: str, name: str, ref: str, kind: str, seconds: int) -> bytes:
@@ -623,10 +624,12 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
 
     script = (b"retry: 200\n\n"
               + sent("0-1", "a-call", "ref-a", "save_desk", 1)
+              + sent("0-1.1-1", "a-reply", "ref-a", "service_recovery", 1)  # not a call
               + sent("0-2", "b-call", "ref-b", "retention_call", 1)
               + sent("0-2.1-1", "a-stop", "ref-a", "do_not_call", 3)
               + sent("0-2.1-2", "a-early", "ref-a", "retention_call", 2)  # late to arrive
-              + sent("0-2.1-3", "a-again", "ref-a", "save_desk", 5))  # fmt: skip
+              + sent("0-2.1-3", "a-same", "ref-a", "vip_attention", 3)  # on the line, after
+              + sent("0-2.1-4", "a-again", "ref-a", "save_desk", 5))  # fmt: skip
     closing = asyncio.Event()
 
     async def stream(request: web.Request) -> web.StreamResponse:
@@ -651,9 +654,12 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
             await page.send(
                 "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
             )
-            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 5", 20,
-                                "the five alerts")  # fmt: skip
+            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 7", 20,
+                                "the seven alerts")  # fmt: skip
             assert await page.js(stopped) == [["a-early", "Do not call"], ["a-call", "Do not call"]]
+            card = "document.querySelector('[data-intervention-id=\"a-call\"]')"
+            await page.js(f"{card}.querySelector('.alert-ack').click()")
+            assert await page.js(f"getComputedStyle({card}).opacity") == "1"
             kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
             assert await page.js(f"{kind}.textContent") == "Do not call"
             assert page.errors == [], page.errors
