@@ -156,8 +156,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             settings.replace(redis_url=args.redis_url).validate()
         except SettingsError as exc:
             said = str(exc).removeprefix("MOMENTS_REDIS_URL: ")
-            print(f"moments rebuild: --redis-url: {said.replace('MOMENTS_REDIS_URL', 'it')}",
-                  file=sys.stderr)  # fmt: skip
+            said = said.replace("MOMENTS_REDIS_URL", "it")
+            _stopped(f"--redis-url: {said}", settings, "moments rebuild")
             return 2
 
     async def run() -> int:
@@ -166,18 +166,18 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             report = await rebuild(settings, store, force=args.force,
                                    accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
         except RebuildError as exc:
-            print(f"moments rebuild: {exc}", file=sys.stderr)
+            _stopped(str(exc), settings, "moments rebuild")
             return 2
         except StoreUnavailable as exc:
-            print(f"moments rebuild: Redis became unavailable ({exc}); the target holds part "
-                  "of the rebuild: once Redis answers, run it again with --force (what was "
-                  "applied counts once)", file=sys.stderr)  # fmt: skip
+            _stopped(f"Redis became unavailable ({exc}); the target holds part of the "
+                     "rebuild: once Redis answers, run it again with --force (what was "
+                     "applied counts once)", settings, "moments rebuild")  # fmt: skip
             return 3
         except KafkaError as exc:
-            print(f"moments rebuild: {connection_trouble(settings, exc)}; if it failed on "
-                  "the way, the target holds part of the rebuild: once Kafka answers, run "
-                  "it again with --force (what was applied counts once)",
-                  file=sys.stderr)  # fmt: skip
+            _stopped(f"{connection_trouble(settings, exc)}; if it failed on the way, the "
+                     "target holds part of the rebuild: once Kafka answers, run it again "
+                     "with --force (what was applied counts once)",
+                     settings, "moments rebuild")  # fmt: skip
             return 3
         finally:
             await store.close()
@@ -189,18 +189,19 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             f"snapshots taken again, in {report.seconds:.1f}s"
         )
         if report.dead_letters_lost:
-            print(f"moments rebuild: {settings.topic('touchpoints-dlq')} no longer holds its "
-                  "oldest letters: touchpoints the live pipeline refused then for another "
-                  "reason than their form (dated too far ahead, a failed update) were "
-                  "applied; keep it as long as touchpoints", file=sys.stderr)  # fmt: skip
+            _stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "
+                     "letters: touchpoints the live pipeline refused then for another reason "
+                     "than their form (dated too far ahead, a failed update) were applied; "
+                     "keep it as long as touchpoints", settings, "moments rebuild",
+                     logging.WARNING)  # fmt: skip
         return 0
 
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
-        print("moments rebuild: interrupted; if it had begun replaying, the target holds "
-              "part of the rebuild: run it again on the same target with --force (what "
-              "was applied counts once)", file=sys.stderr)  # fmt: skip
+        _stopped("interrupted; if it had begun replaying, the target holds part of the "
+                 "rebuild: run it again on the same target with --force (what was applied "
+                 "counts once)", settings, "moments rebuild")  # fmt: skip
         return 130
 
 
@@ -223,7 +224,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         (args.customers < 1, "--customers must be at least 1"),
     ) if bad]  # fmt: skip
     if refused:
-        print(f"moments evaluate: {refused[0]}", file=sys.stderr)
+        _stopped(refused[0], settings, "moments evaluate")
         return 2
     config = EvaluationConfig(
         decisions=args.decisions,
@@ -266,11 +267,11 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
         since, until = (None if t is None else instant(t) for t in (args.since, args.until))
         period = chosen_period(now, duration(args.window), args.days, since, until)
     except ValueError as exc:
-        print(f"moments lift: {exc}", file=sys.stderr)
+        _stopped(str(exc), settings, "moments lift")
         return 2
     except OverflowError:  # a window or a number of days past what a date can hold
-        print("moments lift: --window or --days reaches past the dates a calendar holds",
-              file=sys.stderr)  # fmt: skip
+        _stopped("--window or --days reaches past the dates a calendar holds", settings,
+                 "moments lift")  # fmt: skip
         return 2
     measured = measure_lift(settings, period, now, interventions=args.interventions)
     print(json.dumps(asyncio.run(measured), indent=2))
@@ -288,10 +289,10 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         since, until = (None if t is None else int(instant(t).timestamp() * 1000)
                         for t in (args.since, args.until))  # fmt: skip
     except ValueError as exc:
-        print(f"moments dead-letters: {exc}", file=sys.stderr)
+        _stopped(str(exc), settings, "moments dead-letters")
         return 2
     if args.again and not args.redrive:
-        print("moments dead-letters: --again goes with --redrive", file=sys.stderr)
+        _stopped("--again goes with --redrive", settings, "moments dead-letters")
         return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
@@ -299,7 +300,7 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         report = asyncio.run(inspect(settings, wanted, redrive=args.redrive, again=args.again,
                                      accept_lost_erasures=args.accept_lost_erasures))  # fmt: skip
     except RedriveRefused as exc:
-        print(f"moments dead-letters: {exc}", file=sys.stderr)
+        _stopped(str(exc), settings, "moments dead-letters")
         return 2
     print(json.dumps(report, indent=2))
     return 0
@@ -406,12 +407,15 @@ COMMANDS = {
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 
 
-def _stopped(why: str, settings: Settings) -> None:
-    """Why the command stops: one line on stderr (a record, where logs are JSON lines)."""
+def _stopped(
+    why: str, settings: Settings, who: str = "moments", level: int = logging.CRITICAL
+) -> None:
+    """Why the command stops (or, at a lower ``level``, what it warns of): one line on
+    stderr, ``who`` first (a record of logger ``who``, where logs are JSON lines)."""
     if settings.log_format == "json":
-        log.critical("%s", why)
+        logging.getLogger(who.replace(" ", ".")).log(level, "%s", why)
     else:
-        print(f"moments: {why}", file=sys.stderr)
+        print(f"{who}: {why}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -649,6 +649,8 @@ def test_a_withdrawal_after_a_call_back_tells_every_screen_not_to_call(
         (withdrawal(granted=True), raised(retention_call=HOUR)),  # a grant
         # stopped already, and no call-back raised since
         (withdrawal(), raised(retention_call=3 * HOUR, do_not_call=HOUR)),
+        # stopped in the batch that raised it: one time for both
+        (withdrawal(), raised(save_desk=HOUR, do_not_call=HOUR)),
         # read late: a newer grant is in force (the call-back came after it)
         (withdrawal(), msgspec.structs.replace(raised(save_desk=HOUR), consent={"call": True})),
     ],

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,6 +41,7 @@ def _logged(line_format: str) -> str:
         capture_output=True,
         text=True,
         errors="backslashreplace",
+        env={**os.environ, "TZ": "Asia/Tokyo"},  # a machine's own time is not UTC
         timeout=60,
     )
     assert done.returncode == 1, done.stderr  # the error raised at the end
@@ -71,6 +73,8 @@ def test_json_lines_hold_each_record_and_its_traceback() -> None:
     assert "RuntimeError: unexpected" in lines[6]["exception"]
     assert len(lines) == 7
     assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in lines)
+    written = datetime.fromisoformat(lines[0]["time"])
+    assert abs(datetime.now(UTC) - written) < timedelta(minutes=1), lines[0]["time"]
 
 
 def test_text_lines_are_as_before() -> None:
@@ -79,16 +83,22 @@ def test_text_lines_are_as_before() -> None:
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "said"),
+    ("setting", "value", "args", "said"),
     [
-        ("MOMENTS_CATALOGUE_PATH", "/nonexistent/offers.toml", "/nonexistent/offers.toml"),
-        ("MOMENTS_TOMBSTONE_DAYS", "0", "MOMENTS_TOMBSTONE_DAYS"),  # refused before logs are
+        ("MOMENTS_CATALOGUE_PATH", "/nonexistent/offers.toml", ["check-catalogue"],
+         "/nonexistent/offers.toml"),
+        ("MOMENTS_TOMBSTONE_DAYS", "0", ["check-catalogue"],
+         "MOMENTS_TOMBSTONE_DAYS"),  # refused before logs are set up
+        ("MOMENTS_LOG_LEVEL", "info", ["dead-letters", "--again"], "--again goes with"),
+        ("MOMENTS_LOG_LEVEL", "info", ["rebuild", "--redis-url", "ftp://x"], "--redis-url"),
     ],
-)
-def test_why_a_command_stops_is_a_record_too(setting: str, value: str, said: str) -> None:
+)  # fmt: skip
+def test_why_a_command_stops_is_a_record_too(
+    setting: str, value: str, args: list[str], said: str
+) -> None:
     env = {**os.environ, "MOMENTS_LOG_FORMAT": "json", setting: value}
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "check-catalogue"],
+        [sys.executable, "-m", "streams.cli", *args],
         capture_output=True,
         text=True,
         env=env,
