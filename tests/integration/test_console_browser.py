@@ -445,6 +445,37 @@ def scripted_sse(alerts: range) -> bytes:
     )
 
 
+async def console_page(request: web.Request) -> web.Response:
+    """The console, as the API serves it."""
+    page = ConsolePage.load()
+    return web.Response(text=page.html, content_type="text/html", headers=page.headers)
+
+
+@contextlib.asynccontextmanager
+async def console_on_script(tmp: Path, script: bytes) -> AsyncIterator[Page]:
+    """The console in Chromium, connected (with key k1) to a stream that sends ``script``
+    and then stays open."""
+    closing = asyncio.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(script)
+        await closing.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/v1/alerts/stream", stream)
+    async with TestServer(app) as server, chromium(tmp) as page:
+        try:
+            url = f"http://{server.host}:{server.port}/console?api_key=k1"
+            await page.send("Page.navigate", url=url)
+            yield page
+        finally:
+            closing.set()  # the stream held open ends
+
+
 async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path) -> None:
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
     shown again though their cards were dropped, a gap is told, erased customers' cards
@@ -480,12 +511,8 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
             await closing.wait()
         return response
 
-    async def page_html(request: web.Request) -> web.Response:  # as the API serves it
-        page = ConsolePage.load()
-        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
-
     app = web.Application()
-    app.router.add_get("/console", page_html)
+    app.router.add_get("/console", console_page)
     app.router.add_get("/v1/alerts/stream", stream)
     async with TestServer(app) as server, chromium(tmp_path) as page:
         try:
@@ -573,34 +600,12 @@ async def test_console_shows_alerts_newest_first_whatever_order_they_come_in(
 
     script = (b"retry: 200\n\n" + sent("0-1", "second", 2) + sent("0-1.1-1", "first", 1)
               + sent("0-2.1-1", "third", 3))  # fmt: skip
-    closing = asyncio.Event()
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(script)
-        await closing.wait()
-        return response
-
-    async def page_html(request: web.Request) -> web.Response:
-        page = ConsolePage.load()
-        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
-
-    app = web.Application()
-    app.router.add_get("/console", page_html)
-    app.router.add_get("/v1/alerts/stream", stream)
     cards = "Array.from(document.querySelectorAll('#alerts .alert'), a => a.dataset.interventionId)"
-    async with TestServer(app) as server, chromium(tmp_path) as page:
-        try:
-            await page.send(
-                "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
-            )
-            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 3", 20,
-                                "the three alerts")  # fmt: skip
-            assert await page.js(cards) == ["third", "second", "first"]
-            assert page.errors == [], page.errors
-        finally:
-            closing.set()
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 3", 20,
+                            "the three alerts")  # fmt: skip
+        assert await page.js(cards) == ["third", "second", "first"]
+        assert page.errors == [], page.errors
 
 
 async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_they_come_in(
@@ -630,38 +635,16 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
               + sent("0-2.1-2", "a-early", "ref-a", "retention_call", 2)  # late to arrive
               + sent("0-2.1-3", "a-same", "ref-a", "vip_attention", 3)  # on the line, after
               + sent("0-2.1-4", "a-again", "ref-a", "save_desk", 5))  # fmt: skip
-    closing = asyncio.Event()
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(script)
-        await closing.wait()
-        return response
-
-    async def page_html(request: web.Request) -> web.Response:
-        page = ConsolePage.load()
-        return web.Response(text=page.html, content_type="text/html", headers=page.headers)
-
-    app = web.Application()
-    app.router.add_get("/console", page_html)
-    app.router.add_get("/v1/alerts/stream", stream)
     stopped = ("Array.from(document.querySelectorAll('#alerts .alert.call-stopped'), "
                "a => [a.dataset.interventionId, "
                "a.querySelector('[data-testid=alert-do-not-call]').textContent])")  # fmt: skip
-    async with TestServer(app) as server, chromium(tmp_path) as page:
-        try:
-            await page.send(
-                "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
-            )
-            await page.wait_for("document.querySelectorAll('#alerts .alert').length === 7", 20,
-                                "the seven alerts")  # fmt: skip
-            assert await page.js(stopped) == [["a-early", "Do not call"], ["a-call", "Do not call"]]
-            card = "document.querySelector('[data-intervention-id=\"a-call\"]')"
-            await page.js(f"{card}.querySelector('.alert-ack').click()")
-            assert await page.js(f"getComputedStyle({card}).opacity") == "1"
-            kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
-            assert await page.js(f"{kind}.textContent") == "Do not call"
-            assert page.errors == [], page.errors
-        finally:
-            closing.set()
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 7", 20,
+                            "the seven alerts")  # fmt: skip
+        assert await page.js(stopped) == [["a-early", "Do not call"], ["a-call", "Do not call"]]
+        card = "document.querySelector('[data-intervention-id=\"a-call\"]')"
+        await page.js(f"{card}.querySelector('.alert-ack').click()")
+        assert await page.js(f"getComputedStyle({card}).opacity") == "1"
+        kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
+        assert await page.js(f"{kind}.textContent") == "Do not call"
+        assert page.errors == [], page.errors
