@@ -119,11 +119,10 @@ class _DecidingBatch:
     watched: dict[str, str]  # customer -> the touchpoint their risk is watched at
     batch_of: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints to decide
     # features are read once a batch: one alert of each kind per customer, the most urgent
-    raised: list[Intervention] = field(default_factory=list)
-    # when each touchpoint not re-driven reached Kafka (see too_late)
-    sent: dict[str, datetime] = field(default_factory=dict)
-    # customer -> the alerts raised for them so far, not set aside as too late: not in
-    # their features yet (a do-not-call counts the call-backs among them)
+    raised: list[Intervention] = field(default_factory=list)  # in time, in order
+    late: list[Intervention] = field(default_factory=list)  # set aside (see too_late)
+    # customer -> their alerts raised so far in time: not in their features yet (a
+    # do-not-call counts the call-backs among them)
     timely: dict[str, list[Intervention]] = field(default_factory=dict)
 
 
@@ -299,7 +298,7 @@ class TouchpointHandler:
             if event.customer_id in batch.erased:
                 continue
             self._decide_touchpoint(record, event, index, batch, result)
-        self._raise_interventions(batch.raised, batch.sent, result)
+        self._raise_interventions(batch, result)
 
     async def _prepare_decisions(
         self, pending: list[_Pending], result: BatchResult
@@ -356,15 +355,15 @@ class TouchpointHandler:
                     result.decisions.append(decision)
                     if features is not None:  # the next moment counts its offers
                         profiles[event.customer_id] = contacted(features, decision)
-                batch.raised += alerts
+                sent = None  # when it reached Kafka, unless re-driven (see too_late)
                 if record.produced_ms is not None and record.redriven_from is None:
-                    batch.sent[event.event_id] = datetime.fromtimestamp(
-                        record.produced_ms / 1000, UTC
-                    )
-                sent = batch.sent.get(event.event_id)
-                timely = [a for a in alerts if not too_late(a, self._rules, sent)]
-                if timely:
-                    batch.timely.setdefault(event.customer_id, []).extend(timely)
+                    sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
+                for alert in alerts:
+                    if too_late(alert, self._rules, sent):
+                        batch.late.append(alert)
+                    else:
+                        batch.raised.append(alert)
+                        batch.timely.setdefault(event.customer_id, []).append(alert)
                 break
             except Exception as exc:
                 if attempt == self._max_attempts:
@@ -395,15 +394,11 @@ class TouchpointHandler:
             ))  # fmt: skip
         return watch
 
-    def _raise_interventions(
-        self, raised: list[Intervention], sent: dict[str, datetime], result: BatchResult
-    ) -> None:
+    def _raise_interventions(self, batch: _DecidingBatch, result: BatchResult) -> None:
         """Set aside the alerts raised too late; of the others raise each customer's most
         urgent of each kind, withholding the hold-out group's."""
-        late = {a.intervention_id for a in raised
-                if too_late(a, self._rules, sent.get(a.trigger_event_id or ""))}  # fmt: skip
-        result.too_late = [a for a in raised if a.intervention_id in late]
-        for alert in most_urgent(a for a in raised if a.intervention_id not in late):
+        result.too_late = batch.late
+        for alert in most_urgent(batch.raised):
             if self._holdout.contains(alert.customer_id):
                 result.held_out.append(withheld(alert))
             else:
