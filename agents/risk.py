@@ -164,6 +164,34 @@ def baseline_risk(x: Mapping[str, float]) -> float:
 KIND = "churn-risk-logreg"
 
 
+def exact_rocauc(scored: Iterable[tuple[bool, float]]) -> float | None:
+    """ROC AUC of (label, score) pairs: the chance that a positive scores above a
+    negative, a tie counting a half (Mann-Whitney); None without both classes. Exact:
+    binning the scores (as river's ROCAUC does, in 50 thresholds) takes the predictions
+    of a rare churn, all within a few per cent, for ties.
+
+    >>> exact_rocauc([(True, 0.3), (False, 0.3), (True, 0.8), (False, 0.1)])
+    0.875
+    >>> exact_rocauc([(True, 0.011), (True, 0.019), (False, 0.012), (False, 0.010)])
+    0.75
+    >>> exact_rocauc([(False, 0.2)]) is None
+    True
+    """
+    ordered = sorted(scored, key=lambda pair: pair[1])
+    positives = sum(label for label, _ in ordered)
+    negatives = len(ordered) - positives
+    if not positives or not negatives:
+        return None
+    rank_sum, first = 0.0, 0
+    while first < len(ordered):  # a run of equal scores shares its average rank
+        end = first
+        while end < len(ordered) and ordered[end][1] == ordered[first][1]:
+            end += 1
+        rank_sum += (first + 1 + end) / 2 * sum(label for label, _ in ordered[first:end])
+        first = end
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
 class ChurnRisk:
     """Churn/lapse probability: river ``StandardScaler | LogisticRegression`` with a fallback.
 
@@ -200,10 +228,8 @@ class ChurnRisk:
         # river is only partly typed: its objects are held as Any
         # of the newest QUALITY_WINDOW examples (see agents.learning)
         self._quality_logloss: Any = utils.Rolling(metrics.LogLoss, window_size=QUALITY_WINDOW)
-        self._quality_rocauc: Any = utils.Rolling(
-            metrics.ROCAUC, window_size=QUALITY_WINDOW, n_thresholds=50
-        )
-        self._quality_labels: deque[bool] = deque(maxlen=QUALITY_WINDOW)  # ``rocauc``'s
+        # (label, served prediction): ``rocauc``'s, ranked exactly
+        self._quality_scored: deque[tuple[bool, float]] = deque(maxlen=QUALITY_WINDOW)
         self._adwin: Any = drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
         self.scaler: Any = None
         self.regression: Any = None
@@ -237,12 +263,10 @@ class ChurnRisk:
 
     @property
     def rocauc(self) -> float | None:
-        """Progressive-validation ROC AUC of the served predictions (50 thresholds; the
-        newest QUALITY_WINDOW); None unless both a positive and a negative example are
-        among them (river then says 0)."""
-        if len(set(self._quality_labels)) < 2:
-            return None
-        return float(self._quality_rocauc.get())
+        """Progressive-validation ROC AUC of the served predictions (the newest
+        QUALITY_WINDOW, ranked exactly); None unless both a positive and a negative
+        example are among them."""
+        return exact_rocauc(self._quality_scored)
 
     # -- predict / learn
 
@@ -260,8 +284,7 @@ class ChurnRisk:
         serving_model = not self.using_baseline
         p = self.predict_one(x)
         self._quality_logloss.update(y, p)
-        self._quality_rocauc.update(y, p)
-        self._quality_labels.append(bool(y))
+        self._quality_scored.append((bool(y), p))
         if serving_model:
             before = float(self._adwin.estimation)
             self._adwin.update(abs(float(y) - p))
