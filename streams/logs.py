@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -82,6 +83,9 @@ def configure(level: str, line_format: str = "text") -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatsQuieted) for f in logger.filters):
             logger.addFilter(RepeatsQuieted(REPEAT_EVERY_S))
+    loop_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, UnreadKafkaErrors) for f in loop_logger.filters):
+        loop_logger.addFilter(UnreadKafkaErrors())
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
         coordinator.filters.insert(0, CoordinatorNotYet())
@@ -140,6 +144,38 @@ def _shown(msg: object) -> str:
 
 def _escaped(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class UnreadKafkaErrors(logging.Filter):
+    """aiokafka leaves the error of a connection the broker closed unread (a certificate
+    it refused, say), and asyncio logs it with a traceback when the future is collected,
+    often as the process stops: one warning line naming the error instead, since the
+    reason was logged and said already.
+
+    >>> try:
+    ...     exec(compile("raise ConnectionResetError('reset')", "aiokafka/conn.py", "exec"))
+    ... except OSError as exc:
+    ...     unread = (type(exc), exc, exc.__traceback__)
+    >>> record = logging.LogRecord("asyncio", logging.ERROR, "", 0,
+    ...     "Future exception was never retrieved", None, unread)
+    >>> UnreadKafkaErrors().filter(record), record.levelname, record.getMessage()
+    (True, 'WARNING', 'a Kafka connection error left unread: ConnectionResetError: reset')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        trace = record.exc_info[2] if record.exc_info else None
+        if (
+            isinstance(error, OSError)
+            and str(record.msg).startswith("Future exception was never retrieved")
+            and any("aiokafka" in frame.filename for frame in traceback.extract_tb(trace))
+        ):
+            record.msg = "a Kafka connection error left unread: %s: %s"
+            record.args = (type(error).__name__, error)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
 
 
 class CoordinatorNotYet(logging.Filter):
