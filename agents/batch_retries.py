@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agents.batch_result import BatchResult
 from agents.letters import SourceRecord
-from agents.touchpoint_handler import BatchResult
 from feature_store import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable, MutableSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries, report
 from agents.letters import SourceRecord, letter, source_record
-from agents.touchpoint_handler import BatchResult, FailedRecord, TouchpointHandler
+from agents.touchpoint_handler import TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
 

@@ -2,63 +2,37 @@
 
 Framework-free: the Faust agent hands in :class:`SourceRecord`s and sends what comes
 back. Nothing is dropped silently: a record that cannot be decoded, or whose handling
-keeps failing, comes back as a :class:`FailedRecord` with the reason.
+keeps failing, comes back as a :class:`FailedRecord` with the reason. Deciding on the
+applied touchpoints is :mod:`agents.touchpoint_decisions`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from agents.contact_ledger import contacted
+from agents.batch_result import BatchResult, FailedRecord, failure_reason
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
-from agents.interventions import (
-    InterventionRules,
-    interventions_for,
-    might_intervene,
-    most_urgent,
-    too_late,
-    withheld,
-)
+from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
-from agents.moments import moment_for
-from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_budget import offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.risk import churn_signal
-from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
+from agents.risk_watch import RiskHolder
+from agents.touchpoint_decisions import TouchpointDecisions
 from feature_store import (
     ApplyStatus,
-    CustomerFeatures,
     FeatureStore,
     RepliesUnknown,
     StoreUnavailable,
     intervention_fact,
-    risk_fact,
 )
-from feature_store.facts import Fact
-from schemas import (
-    Intervention,
-    InvalidEvent,
-    NextBestOffer,
-    OfferCatalogue,
-    TouchpointEvent,
-    decode_touchpoint,
-)
-from schemas.risk import RiskExample
+from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 
 log = logging.getLogger(__name__)
-
-
-def worth_watching(event: TouchpointEvent) -> bool:
-    """Whether a touchpoint is decided on and scored for churn risk: a decision moment,
-    a possible intervention, or a churn signal."""
-    return moment_for(event) is not None or might_intervene(event) or churn_signal(event)
 
 
 def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -> None:
@@ -71,112 +45,8 @@ def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -
         )
 
 
-@dataclass(frozen=True, slots=True)
-class FailedRecord:
-    """A record to dead-letter, with the reason (:mod:`streams.dead_letters` reads the
-    letters back)."""
-
-    record: SourceRecord
-    error: str
-
-
-@dataclass(slots=True)
-class BatchResult:
-    decisions: list[NextBestOffer] = field(default_factory=list)
-    interventions: list[Intervention] = field(default_factory=list)
-    held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
-    too_late: list[Intervention] = field(default_factory=list)  # not raised: see too_late
-    risk_examples: list[RiskExample] = field(default_factory=list)
-    example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
-    risk_facts: list[Fact] = field(default_factory=list)
-    dead_letters: list[FailedRecord] = field(default_factory=list)
-    # (event type, result) per record; result is ok, duplicate, invalid, erased, expired
-    # or failed (the type "unknown" for a batch set aside whole)
-    results: list[tuple[str, str]] = field(default_factory=list)
-    budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
-    # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
-    # a producer keying them so spreads a customer's events over partitions, out of order
-    misrouted: int = 0
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# a touchpoint to decide on, with the index of its result in ``BatchResult.results``
-_Pending = tuple[SourceRecord, TouchpointEvent, int]
-
-
-@dataclass(slots=True)
-class _DecidingBatch:
-    """A batch being decided: what its decisions read once, and the alerts they raise."""
-
-    catalogue: OfferCatalogue
-    profiles: dict[str, CustomerFeatures | None]  # with the offers decided so far counted
-    erased: set[str]
-    now: datetime
-    budgets: BudgetLedger | None
-    watched: dict[str, str]  # customer -> the touchpoint their risk is watched at
-    batch_of: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints to decide
-    # features are read once a batch: one alert of each kind per customer, the most urgent
-    raised: list[Intervention] = field(default_factory=list)  # in time, in order
-    late: list[Intervention] = field(default_factory=list)  # set aside (see too_late)
-    # customer -> their alerts raised so far in time: not in their features yet (a
-    # do-not-call counts the call-backs among them)
-    timely: dict[str, list[Intervention]] = field(default_factory=dict)
-
-
-def _touchpoints_to_decide(
-    decoded: list[tuple[SourceRecord, TouchpointEvent]],
-    statuses: Sequence[ApplyStatus | None],
-    result: BatchResult,
-    earlier: Counter[str],
-) -> list[_Pending]:
-    """Record each touchpoint's result (spending ``earlier``'s credits); return those
-    still to decide."""
-    # A duplicate whose decision never went out (a crash in between) is decided again;
-    # the same event twice in one batch is decided once.
-    pending: list[_Pending] = []  # with its result index
-    seen: set[str] = set()
-    for (record, event), status in zip(decoded, statuses, strict=True):
-        if status is None:
-            result.results.append((event.kind, "failed"))
-        elif status is ApplyStatus.ERASED:  # the customer asked to be forgotten
-            result.results.append((event.kind, "erased"))
-        elif status is ApplyStatus.EXPIRED:  # older than the store keeps: nothing to decide
-            result.results.append((event.kind, "expired"))
-        else:
-            ok = status is ApplyStatus.APPLIED
-            if earlier[event.event_id] > 0 and status in (ApplyStatus.APPLIED,
-                                                          ApplyStatus.DUPLICATE):  # fmt: skip
-                # applied by an earlier attempt at this batch (a duplicate now), or
-                # one whose reply was lost did not run after all (applied now): the
-                # credit is spent either way, and a copy after it is a duplicate
-                earlier[event.event_id] -= 1
-                ok = True
-            result.results.append((event.kind, "ok" if ok else "duplicate"))
-            wanted = worth_watching(event)
-            fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
-            if wanted and fresh:
-                seen.add(event.event_id)
-                pending.append((record, event, len(result.results) - 1))
-    return pending
-
-
-def _risk_watch_plan(
-    pending: list[_Pending],
-) -> tuple[dict[str, str], dict[str, list[TouchpointEvent]]]:
-    """Per customer: the touchpoint their risk is watched at, and their touchpoints."""
-    # Risk is watched once per customer and batch, on their newest touchpoint not yet
-    # decided: one applied now, or one applied before whose batch never confirmed its
-    # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
-    # risk fact is applied once; the learner drops an example it has just learned.)
-    # A churn signal among their other touchpoints of the batch labels the snapshot too.
-    watched = {e.customer_id: e.event_id for _, e, _ in pending}
-    batch_of: dict[str, list[TouchpointEvent]] = {}
-    for _, e, _ in pending:
-        batch_of.setdefault(e.customer_id, []).append(e)
-    return watched, batch_of
 
 
 class TouchpointHandler:
@@ -194,15 +64,20 @@ class TouchpointHandler:
         risk_threshold: float = 0.7,
         holdout: ControlGroup | None = None,
     ) -> None:
-        self._rules = rules or InterventionRules()
-        self._holdout = holdout or ControlGroup("", 0.0)  # the interventions' hold-out
-        self._risk = risk or RiskHolder()
-        self._risk_threshold = risk_threshold
         self._store = store
-        self._policy = policy
         self._max_attempts = max_attempts
         self._clock = clock
         self._max_future = max_future
+        self._decisions = TouchpointDecisions(
+            store,
+            policy,
+            clock,
+            max_attempts,
+            rules or InterventionRules(),
+            risk or RiskHolder(),
+            risk_threshold,
+            holdout or ControlGroup("", 0.0),  # the interventions' hold-out
+        )
 
     async def handle(
         self, records: Sequence[SourceRecord], applied: Counter[str] | None = None
@@ -244,11 +119,11 @@ class TouchpointHandler:
                     raise
                 except Exception as exc:
                     statuses.append(None)
-                    failure = _failure("feature update", exc)
+                    failure = failure_reason("feature update", exc)
                     result.dead_letters.append(FailedRecord(record, failure))
                     continue
                 statuses.append(status)
-        await self._decide(decoded, statuses, result, earlier)
+        await self._decisions.decide(decoded, statuses, result, earlier)
         return result
 
     async def _apply_with_retries(
@@ -281,164 +156,6 @@ class TouchpointHandler:
                 raise failure
             log.warning("feature update failed (attempt %d), retrying", attempt, exc_info=failure)
         raise AssertionError("unreachable")
-
-    async def _decide(
-        self,
-        decoded: list[tuple[SourceRecord, TouchpointEvent]],
-        statuses: Sequence[ApplyStatus | None],
-        result: BatchResult,
-        earlier: Counter[str],
-    ) -> None:
-        """Record each touchpoint's result, decide on those worth watching, raise alerts."""
-        pending = _touchpoints_to_decide(decoded, statuses, result, earlier)
-        if not pending:
-            return
-        batch = await self._prepare_decisions(pending, result)
-        for record, event, index in pending:
-            if event.customer_id in batch.erased:
-                continue
-            self._decide_touchpoint(record, event, index, batch, result)
-        self._raise_interventions(batch, result)
-
-    async def _prepare_decisions(
-        self, pending: list[_Pending], result: BatchResult
-    ) -> _DecidingBatch:
-        """Read once what the batch's decisions need: the offer catalogue, the customers'
-        features and the day's offer budgets (kept in ``result`` too)."""
-        customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
-        # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
-        # it read unchecked or its decisions' spending uncounted
-        catalogue = self._policy.catalogue.current
-        limits = catalogue.daily_limits()
-        reading = self._store.read_views(customers)
-        spent: dict[str, int] = {}
-        today = self._clock().astimezone(UTC).date()
-        if limits:  # the day's offer budgets, in the same round trip
-            found, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
-        else:
-            found = await reading
-        profiles = {c: features for c, (_, features) in zip(customers, found, strict=True)}
-        # erased after their touchpoints were applied: nothing is decided about them
-        erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
-        now = self._clock()
-        budgets = result.budgets = (
-            BudgetLedger.for_day(now, limits, spent, today) if limits else None
-        )
-        watched, batch_of = _risk_watch_plan(pending)
-        return _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
-
-    def _decide_touchpoint(
-        self,
-        record: SourceRecord,
-        event: TouchpointEvent,
-        index: int,
-        batch: _DecidingBatch,
-        result: BatchResult,
-    ) -> None:
-        """Decide on one touchpoint, trying again on failure; one that keeps failing is a
-        dead letter."""
-        profiles = batch.profiles
-        watch: RiskWatch | None = None
-        watch_taken = False
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                features = profiles[event.customer_id]
-                mine = batch.watched.get(event.customer_id) == event.event_id
-                if not watch_taken and features is not None and mine:
-                    watch = self._watch_churn_risk(event, features, batch, result)
-                watch_taken = True  # a decision that fails is tried again without it
-                decision, alerts = self._decide_one(
-                    event, features, batch.now, watch, batch.budgets, batch.catalogue,
-                    batch.timely.get(event.customer_id, []),
-                )  # fmt: skip
-                if decision is not None:
-                    result.decisions.append(decision)
-                    if features is not None:  # the next moment counts its offers
-                        profiles[event.customer_id] = contacted(features, decision)
-                sent = None  # when it reached Kafka, unless re-driven (see too_late)
-                if record.produced_ms is not None and record.redriven_from is None:
-                    sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
-                for alert in alerts:
-                    if too_late(alert, self._rules, sent):
-                        batch.late.append(alert)
-                    else:
-                        batch.raised.append(alert)
-                        batch.timely.setdefault(event.customer_id, []).append(alert)
-                break
-            except Exception as exc:
-                if attempt == self._max_attempts:
-                    result.dead_letters.append(FailedRecord(record, _failure("decision", exc)))
-                    result.results[index] = (event.kind, "failed")
-
-    def _watch_churn_risk(
-        self,
-        event: TouchpointEvent,
-        features: CustomerFeatures,
-        batch: _DecidingBatch,
-        result: BatchResult,
-    ) -> RiskWatch:
-        """Score the customer's churn risk at ``event``; keep in ``result`` the example it
-        gives the learner and the risk fact to record."""
-        watch = watch_risk(
-            event, features, batch.now, self._risk.model, self._risk_threshold,
-            subject=self._store.pseudonym(event.customer_id),
-            alongside=batch.batch_of[event.customer_id],
-        )  # fmt: skip
-        if watch.example is not None:
-            result.risk_examples.append(watch.example)
-            result.example_customers[watch.example.example_id] = event.customer_id
-        if watch.snapshot is not None or watch.band is not None:
-            result.risk_facts.append(risk_fact(
-                event.event_id, event.customer_id, event.ts,
-                watch.snapshot, watch.band,
-            ))  # fmt: skip
-        return watch
-
-    def _raise_interventions(self, batch: _DecidingBatch, result: BatchResult) -> None:
-        """Set aside the alerts raised too late; of the others raise each customer's most
-        urgent of each kind, withholding the hold-out group's."""
-        result.too_late = batch.late
-        for alert in most_urgent(batch.raised):
-            if self._holdout.contains(alert.customer_id):
-                result.held_out.append(withheld(alert))
-            else:
-                result.interventions.append(alert)
-
-    def _decide_one(
-        self,
-        event: TouchpointEvent,
-        features: CustomerFeatures | None,
-        now: datetime,
-        watch: RiskWatch | None,
-        budgets: BudgetLedger | None,
-        catalogue: OfferCatalogue,
-        raised_lately: list[Intervention],
-    ) -> tuple[NextBestOffer | None, list[Intervention]]:
-        moment = moment_for(event)
-        decision = (
-            None
-            if moment is None
-            else self._policy.decide(moment, features, now, budgets, catalogue)
-        )
-        alerts = []
-        # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
-        # for all): the band is stored now, and the next event would not cross again
-        crossed = watch is not None and watch.crossed
-        if features is not None and (crossed or might_intervene(event)):
-            alerts = interventions_for(
-                event,
-                features,
-                now,
-                self._rules,
-                risk=None if watch is None else watch.risk,
-                risk_crossed=crossed,
-                offers_held_out=self._policy.contact_policy.control_group.contains(
-                    event.customer_id
-                ),
-                call_needs_grant=catalogue.contact_policy.needs_grant("call"),
-                raised_lately=raised_lately,
-            )
-        return decision, alerts
 
     async def without_erased(self, result: BatchResult) -> None:
         """Leave out of ``result`` the decisions, alerts and churn-risk examples of
@@ -492,7 +209,3 @@ class TouchpointHandler:
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)
         await self._store.decisions.record(records, contacts + result.risk_facts)
-
-
-def _failure(stage: str, exc: BaseException) -> str:
-    return f"{stage} failed: {type(exc).__name__}: {exc}"[:500]

@@ -14,8 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from agents.batch_result import BatchResult
 from agents.offer_budget import BudgetLedger
-from agents.touchpoint_handler import BatchResult
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 
 disable_created_metrics()  # type: ignore[no-untyped-call]

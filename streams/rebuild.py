@@ -45,7 +45,7 @@ from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import offers_spent
 from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
 from agents.risk_watch import pending_snapshot, risk_band
-from agents.touchpoint_handler import worth_watching
+from agents.touchpoint_decisions import worth_watching
 from feature_store import (
     UNMARKED,
     ApplyStatus,

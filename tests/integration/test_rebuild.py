@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agents.letters import SourceRecord, dead_letter_headers
 from agents.risk_watch import decode_snapshot
-from agents.touchpoint_handler import worth_watching
+from agents.touchpoint_decisions import worth_watching
 from feature_store import LAYOUT, FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure

@@ -14,9 +14,9 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
+from agents.batch_result import BatchResult
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
-from agents.touchpoint_handler import BatchResult
 from feature_store import StoreUnavailable
 
 RECORDS = [SourceRecord("touchpoints", 0, n, b"c", b"{}") for n in range(3)]

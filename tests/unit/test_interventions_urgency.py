@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
+from agents.batch_result import BatchResult
 from agents.interventions import (
     InterventionRules,
     interventions_for,
@@ -23,7 +24,7 @@ from agents.interventions import (
     too_late,
 )
 from agents.letters import SourceRecord
-from agents.touchpoint_handler import BatchResult, TouchpointHandler
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import Fact, ts_ms
 from feature_store.features import ContactHistory, RecentTouchpoint

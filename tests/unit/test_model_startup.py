@@ -23,11 +23,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.bandit import LinUCBOffers
+from agents.batch_result import BatchResult
 from agents.context import DIMENSION
 from agents.letters import SourceRecord
 from agents.risk import ChurnRisk
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
-from agents.touchpoint_handler import BatchResult
 from feature_store import FeatureStore, StoreUnavailable
 from streams import model_reload
 from streams.api import server

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import msgspec
 
+from agents.batch_result import BatchResult
 from agents.letters import SourceRecord
 from agents.risk import DAY_MS, PendingSnapshot, label_for
 from agents.risk_sweep import sweep_label
 from agents.risk_watch import pending_snapshot
-from agents.touchpoint_handler import BatchResult
 from feature_store import CustomerFeatures, PendingRisk
 from feature_store.facts import ts_ms
 from feature_store.records import ApplyStatus

@@ -24,10 +24,10 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.exceptions import ProducerSendError
 
+from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
-from agents.touchpoint_handler import BatchResult, FailedRecord
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer, OfferScore
 from tests.unit.factories import T0

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
+from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
@@ -26,7 +27,7 @@ from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, decision_id_for
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.touchpoint_handler import BatchResult, TouchpointHandler
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,

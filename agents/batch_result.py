@@ -1,0 +1,52 @@
+"""What handling a batch of touchpoints gives back: decisions and alerts to send, churn-risk
+bookkeeping, dead letters, and each record's result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agents.letters import SourceRecord
+from agents.offer_budget import BudgetLedger
+from feature_store.facts import Fact
+from schemas import Intervention, NextBestOffer
+from schemas.risk import RiskExample
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """A record to dead-letter, with the reason (:mod:`streams.dead_letters` reads the
+    letters back)."""
+
+    record: SourceRecord
+    error: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch gave; the worker sends it, then confirms it to the store."""
+
+    decisions: list[NextBestOffer] = field(default_factory=list)
+    interventions: list[Intervention] = field(default_factory=list)
+    held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
+    # not raised, as interventions.too_late judged them
+    too_late: list[Intervention] = field(default_factory=list)
+    risk_examples: list[RiskExample] = field(default_factory=list)
+    example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
+    risk_facts: list[Fact] = field(default_factory=list)
+    dead_letters: list[FailedRecord] = field(default_factory=list)
+    # (event type, result) per record; result is ok, duplicate, invalid, erased, expired
+    # or failed (the type "unknown" for a batch set aside whole)
+    results: list[tuple[str, str]] = field(default_factory=list)
+    budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
+    # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
+    # a producer keying them so spreads a customer's events over partitions, out of order
+    misrouted: int = 0
+
+
+def failure_reason(stage: str, exc: BaseException) -> str:
+    """The reason a dead letter gives for a record whose handling kept failing.
+
+    >>> failure_reason("decision", ValueError("no offer"))
+    'decision failed: ValueError: no offer'
+    """
+    return f"{stage} failed: {type(exc).__name__}: {exc}"[:500]
