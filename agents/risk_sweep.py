@@ -3,7 +3,7 @@
 A pending churn-risk snapshot is normally labelled by the customer's next touchpoint
 (:mod:`agents.risk_watch`). A customer who has gone quiet sends none, so a periodic sweep
 labels their snapshot by the clock: positive once the quiet spell has lasted the lapse
-period (see :func:`agents.risk.label_by_clock`); still open otherwise. Without it the
+period (see :func:`agents.risk_labels.label_by_clock`); still open otherwise. Without it the
 model would only ever learn lapses from the customers who returned.
 
 >>> from datetime import datetime, timezone
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.risk import label_by_clock
+from agents.risk_labels import label_by_clock
 from agents.risk_watch import decode_snapshot, example_id
 from feature_store import PendingRisk
 from feature_store.facts import ts_ms

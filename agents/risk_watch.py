@@ -13,7 +13,9 @@ from datetime import datetime
 
 import msgspec
 
-from agents.risk import ChurnRisk, PendingSnapshot, churn_signal, label_for, risk_features_at
+from agents.risk import ChurnRisk
+from agents.risk_features import risk_features_at
+from agents.risk_labels import PendingSnapshot, churn_signal, label_for
 from feature_store import CustomerFeatures
 from feature_store.facts import ts_ms
 from schemas import TouchpointEvent

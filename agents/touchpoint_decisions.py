@@ -30,7 +30,7 @@ from agents.letters import SourceRecord
 from agents.moments import moment_for
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.risk import churn_signal
+from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import ApplyStatus, CustomerFeatures, FeatureStore, risk_fact
 from schemas import Intervention, NextBestOffer, OfferCatalogue, TouchpointEvent

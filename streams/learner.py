@@ -44,7 +44,8 @@ from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
 from agents.letters import letter, source_record
-from agents.risk import ChurnRisk, learnable_example
+from agents.risk import ChurnRisk
+from agents.risk_features import learnable_example
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import InvalidEvent, decode_outcome

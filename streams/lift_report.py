@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiokafka import ConsumerRecord
 
-from agents.risk import churn_signal
+from agents.risk_labels import churn_signal
 from schemas import (
     InvalidEvent,
     Purchase,

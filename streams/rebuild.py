@@ -43,7 +43,9 @@ from aiokafka import ConsumerRecord
 
 from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import offers_spent
-from agents.risk import LAPSE_DAYS, ChurnRisk, risk_features_at
+from agents.risk import ChurnRisk
+from agents.risk_features import risk_features_at
+from agents.risk_labels import LAPSE_DAYS
 from agents.risk_watch import pending_snapshot, risk_band
 from agents.touchpoint_decisions import worth_watching
 from feature_store import (

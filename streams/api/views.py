@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
-from agents.risk import risk_features
+from agents.risk_features import risk_features
 from agents.touchpoint_handler import not_ahead
 from feature_store import CustomerFeatures, StoreUnavailable
 from schemas import (

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agents.risk import ChurnRisk, baseline_risk, risk_features, risk_features_at
+from agents.risk import ChurnRisk
+from agents.risk_features import baseline_risk, risk_features, risk_features_at
 from agents.risk_watch import watch_risk
 from feature_store import CustomerFeatures, FeatureStore, StoreConfig, StoreUnavailable
 from feature_store.facts import ts_ms

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from agents.risk import ChurnRisk, risk_features
+from agents.risk import ChurnRisk
+from agents.risk_features import risk_features
 from feature_store import CustomerFeatures
 from streams.model_snapshots import RISK, Snapshot
 from tests.integration.conftest import Pipeline, consume_all

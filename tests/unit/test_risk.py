@@ -11,17 +11,9 @@ import pytest
 from scipy import stats
 
 from agents.learning import QUALITY_WINDOW
-from agents.risk import (
-    DAY_MS,
-    ChurnRisk,
-    PendingSnapshot,
-    baseline_risk,
-    churn_signal,
-    exact_rocauc,
-    label_by_clock,
-    label_for,
-    risk_features,
-)
+from agents.risk import ChurnRisk, exact_rocauc
+from agents.risk_features import baseline_risk, risk_features
+from agents.risk_labels import DAY_MS, PendingSnapshot, churn_signal, label_by_clock, label_for
 from feature_store.features import CustomerFeatures
 from tests.unit.factories import call_ended, call_started, click, consent, email
 

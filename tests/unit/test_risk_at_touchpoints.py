@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agents.risk import ChurnRisk, risk_features, risk_features_at
+from agents.risk import ChurnRisk
+from agents.risk_features import risk_features, risk_features_at
 from agents.risk_watch import pending_snapshot, watch_risk
 from feature_store.facts import ts_ms
 from feature_store.features import CustomerFeatures, RecentTouchpoint

@@ -9,7 +9,7 @@ import msgspec
 
 from agents.batch_result import BatchResult
 from agents.letters import SourceRecord
-from agents.risk import DAY_MS, PendingSnapshot, label_for
+from agents.risk_labels import DAY_MS, PendingSnapshot, label_for
 from agents.risk_sweep import sweep_label
 from agents.risk_watch import pending_snapshot
 from feature_store import CustomerFeatures, PendingRisk

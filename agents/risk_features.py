@@ -1,0 +1,124 @@
+"""The churn-risk model's view of a customer, and the baseline that answers without a model.
+
+:func:`risk_features` turns a customer's stored features into the same few numbers every
+time (as of now, or with :func:`risk_features_at` as of one of their touchpoints);
+:func:`learnable_example` says whether the model may learn from them; :func:`baseline_risk`
+is the transparent heuristic :class:`agents.risk.ChurnRisk` serves while it warms up or
+after a drift. Pure (no I/O).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+
+from agents.risk_labels import LAPSE_DAYS
+from feature_store.features import CustomerFeatures
+
+UNKNOWN_EXPERIENCE = 0.6  # assumed when there is no signal yet (as the segment thresholds do)
+MAX_DAYS = 365.0  # recency features are capped here
+MAX_RISK_FEATURE = 1e9  # far beyond any count, day or log the workers compute
+
+
+def _days_since(then: datetime | None, now: datetime, missing: float) -> float:
+    if then is None:
+        return missing
+    return min(max((now - then).total_seconds() / 86_400, 0.0), MAX_DAYS)
+
+
+def risk_features(features: CustomerFeatures, now: datetime) -> dict[str, float]:
+    """The small numeric view of a customer the risk model learns from (always the same keys),
+    as of ``now``: quiet since their last touchpoint (a profile looked at).
+
+    >>> from datetime import UTC
+    >>> x = risk_features(CustomerFeatures(), datetime(2026, 11, 23, tzinfo=UTC))
+    >>> x["experience"], x["days_since_seen"], x["days_since_purchase"], x["unsubscribed"]
+    (0.6, 0.0, 365.0, 0.0)
+    """
+    return _risk_features(features, now, features.last_seen)
+
+
+def risk_features_at(
+    features: CustomerFeatures, at: datetime, event_id: str = ""
+) -> dict[str, float]:
+    """:func:`risk_features` as of the touchpoint ``event_id`` at ``at``, which ``features``
+    already hold: the days since the customer was seen are those before it, the quiet spell
+    it ended (as of its own time, the figure is about the customer, not how late it was read).
+
+    >>> from datetime import UTC
+    >>> from feature_store.features import RecentTouchpoint
+    >>> day = lambda d: datetime(2026, 11, d, tzinfo=UTC)
+    >>> back = CustomerFeatures(last_seen=day(23), recent=[
+    ...     RecentTouchpoint(day(23), "web_click", "e2"),
+    ...     RecentTouchpoint(day(3), "web_click", "e1")])
+    >>> risk_features_at(back, day(23), "e2")["days_since_seen"]
+    20.0
+    """
+    before = (r.ts for r in features.recent if r.ts < at and r.event_id != event_id)
+    return _risk_features(features, at, max(before, default=None))
+
+
+def _risk_features(
+    features: CustomerFeatures, now: datetime, last_seen: datetime | None
+) -> dict[str, float]:
+    month = features.activity.get("30d", {})
+    week = features.activity.get("7d", {})
+    withdrawn = sum(1 for granted in features.consent.values() if not granted)
+    return {
+        "experience": UNKNOWN_EXPERIENCE if features.experience is None else features.experience,
+        "complaints_30d": float(features.complaints_30d),
+        "negative_mentions_30d": float(features.negative_mentions_30d),
+        "log_negative_reach_30d": math.log1p(max(features.negative_reach_30d, 0)),
+        "days_since_seen": _days_since(last_seen, now, 0.0),
+        "log_activity_30d": math.log1p(sum(month.values())),
+        "log_activity_7d": math.log1p(sum(week.values())),
+        "log_value": math.log1p(max(features.value, 0.0)),
+        "purchases_365d": float(features.purchases_365d),
+        "days_since_purchase": _days_since(features.last_purchase, now, MAX_DAYS),
+        "unsubscribed": 1.0 if _unsubscribed(features) else 0.0,
+        "cancel_calls": float(features.call_reasons.get("cancel", 0)),
+        "consent_withdrawn": float(withdrawn),
+    }
+
+
+def _unsubscribed(features: CustomerFeatures) -> bool:
+    """Unsubscribed from email now: a grant since lifts it (as the contact policy reads
+    it); an unsubscribe from before Moments kept the flag counts while no grant came."""
+    if features.email_subscribed is not None:
+        return not features.email_subscribed
+    return features.emails.get("unsubscribed", 0) > 0
+
+
+def learnable_example(x: Mapping[str, float]) -> bool:
+    """Whether the risk model may learn from ``x``: every figure finite and within
+    ``MAX_RISK_FEATURE`` (one huge figure would make every weight NaN).
+
+    >>> learnable_example({"complaints_30d": 2.0}), learnable_example({"complaints_30d": 1e200})
+    (True, False)
+    """
+    return all(math.isfinite(v) and abs(v) <= MAX_RISK_FEATURE for v in x.values())
+
+
+def baseline_risk(x: Mapping[str, float]) -> float:
+    """A transparent additive heuristic, clipped to 0.01..0.99 (missing keys: neutral).
+
+    Poor experience, recent complaints and negative mentions, going quiet, an unsubscribe, a
+    cancel call and withdrawn consent add risk; purchases in the last year take some away.
+
+    >>> baseline_risk({}) < baseline_risk({"experience": 0.1, "complaints_30d": 2.0})
+    True
+    """
+    experience = min(max(x.get("experience", UNKNOWN_EXPERIENCE), 0.0), 1.0)
+    risk = (
+        0.05
+        + 0.30 * (1.0 - experience)
+        + 0.10 * min(x.get("complaints_30d", 0.0), 3.0)
+        + 0.05 * min(x.get("negative_mentions_30d", 0.0), 3.0)
+        + 0.25 * min(x.get("days_since_seen", 0.0) / LAPSE_DAYS, 1.0)
+        + 0.30 * min(x.get("unsubscribed", 0.0), 1.0)
+        + 0.30 * min(x.get("cancel_calls", 0.0), 1.0)
+        + 0.05 * min(x.get("consent_withdrawn", 0.0), 4.0)
+        - 0.02 * min(x.get("purchases_365d", 0.0), 5.0)
+    )
+    return min(max(risk, 0.01), 0.99)
