@@ -15,9 +15,9 @@ from aiohttp import web
 
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
+from streams.api.request_checks import api_of, authorise
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.screen_feed import Alert, StreamPosition, for_queue
-from streams.api.views import api_of, authorise
 
 _json = msgspec.json.Encoder()
 

@@ -1,133 +1,40 @@
-"""HTTP views: decode and check the request, call the logic, write, answer."""
+"""HTTP views: decode and check the request, call the logic, write, answer. Here the
+routes (:func:`add_routes`), recommendations, the offer catalogue and the service pages;
+posting events and outcomes in :mod:`streams.api.ingest_views`, a customer's profile,
+export and erasure in :mod:`streams.api.customer_views`, the key and customer id checks
+in :mod:`streams.api.request_checks`."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-import math
 import re
-import urllib.parse
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
-from agents.risk_features import risk_features
-from agents.touchpoint_handler import not_ahead
-from feature_store import CustomerFeatures, StoreUnavailable
-from schemas import (
-    CustomerErasure,
-    InvalidEvent,
-    NextBestOffer,
-    TouchpointEvent,
-    decode_outcome,
-    decode_touchpoint,
-    encode_erasure,
-)
+from feature_store import StoreUnavailable
+from schemas import NextBestOffer
 from schemas.catalogue import OFFER_CHANNELS
-from schemas.customer_ids import id_fault
-from streams import topics
-from streams.api.auth import ApiKey, AuthError
-from streams.api.body_encoding import inflated
+from streams.api.alert_stream import alerts_stream
 from streams.api.catalogue_listing import catalogue_listing
 from streams.api.console_page import ConsolePage
-from streams.api.customer_export import KEPT_IN_TOPICS, export_body
-from streams.api.customer_profile import customer_profile
-from streams.api.errors import ApiError, json_response, refused
+from streams.api.customer_views import delete_customer, export_customer, get_customer
+from streams.api.errors import ApiError, json_response
+from streams.api.ingest_views import post_events, post_outcomes
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
-from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
-from streams.api.server import API_KEY, Api
+from streams.api.request_checks import api_of, authorise, continue_for, customer_id_of
+from streams.api.server import Api
 
 # Any customer id POST /v1/events takes, braces included ("{3F2504E0-...}"); aiohttp's
 # default pattern would leave such a customer unreachable (404)
 CUSTOMER = "/v1/customers/{customer_id:[^/]+}"
 _CHANNEL_FAULT = f"channel must be one of {', '.join(OFFER_CHANNELS)}"
-_one = msgspec.json.Decoder(msgspec.Raw)
-_many = msgspec.json.Decoder(list[msgspec.Raw])
 log = logging.getLogger(__name__)
-
-
-def api_of(request: web.Request) -> Api:
-    return request.app[API_KEY]
-
-
-def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
-    """Check the request's API key for ``scope`` and its rate. The key comes in the
-    ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
-    parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
-    which cannot send headers): keys in URLs end up in proxies' logs."""
-    api = api_of(request)
-    key = _checked_key(request, scope, key_in_query)
-    wait = api.limiter.allow(key.name)
-    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
-        # 0.0 had clients retry at once)
-        after = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
-                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
-    return key
-
-
-def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
-    """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
-    :class:`AuthError` otherwise."""
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.headers.get("X-API-Key")
-    if not token and key_in_query:
-        token = request.query.get("api_key")
-    headers = request.headers
-    return api_of(request).keys.authorise(
-        token, scope, headers.get("Origin"), headers.get("Referer")
-    )
-
-
-def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
-    """The expect handler of a route that takes a body in ``scope``: ``Expect:
-    100-continue`` invites the body only from a key that may send it; any other is
-    answered (401, 403) before the body comes."""
-
-    async def expecting(request: web.Request) -> web.StreamResponse | None:
-        if request.headers.get("Expect", "").lower() == "100-continue":
-            try:
-                _checked_key(request, scope)
-            except AuthError as exc:
-                return refused(exc)
-        return await expect_continue(request)
-
-    return expecting
-
-
-_PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
-
-
-def customer_id_of(request: web.Request, to_act_on: bool = False) -> str:
-    """The path's customer id. ``to_act_on``: one to decide for (which makes a profile),
-    so also as touchpoints must name one (:mod:`schemas.customer_ids`); reading and
-    erasing take any id within the length, so that a profile made before that rule
-    can still be read and erased."""
-    customer_id = request.match_info["customer_id"]
-    if not 0 < len(customer_id) <= 256:
-        raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
-    if "%" in customer_id or not customer_id.isascii():  # as sent: is it encoded well?
-        # the request target as it came (yarl re-encodes what it finds ill-encoded), in
-        # origin or absolute form: /v1/customers/{id}[/...][?...], http://host/v1/...
-        sent = urllib.parse.urlsplit(request.raw_path).path.split("/")[3]
-        try:
-            if not _PERCENT_ENCODED.fullmatch(sent):
-                raise ValueError(sent)
-            urllib.parse.unquote_to_bytes(sent).decode("utf-8")
-        except ValueError as exc:  # left as sent, "a%FF" would be the same id as "a%25FF"
-            raise ApiError(400, "invalid_customer_id", "the customer id is not well "
-                           "percent-encoded UTF-8") from exc  # fmt: skip
-    fault = id_fault(customer_id) if to_act_on else None
-    if fault is not None:
-        raise ApiError(400, "invalid_customer_id", f"the customer id {fault}")
-    return customer_id
 
 
 # --- recommendations ---------------------------------------------------------------------
@@ -200,112 +107,6 @@ async def recommendations(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-# --- ingestion ---------------------------------------------------------------------------
-
-
-async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
-            raw = await request.read()
-    except TimeoutError as exc:  # a client trickling its body holds a connection
-        raise ApiError(408, "body_timeout", "the body did not arrive within "
-                       f"{api_of(request).settings.api_body_timeout_s:g} s") from exc  # fmt: skip
-    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
-        raise ApiError(400, "malformed_body", "the body could not be read: its "
-                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
-    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
-        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
-                       "body (its Content-Length) arrived") from exc  # fmt: skip
-    limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
-    raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
-    try:
-        raw.decode("utf-8")  # as JSON between systems must be (the items go on as sent)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not UTF-8: {exc.reason} at "
-                       f"byte {exc.start}") from exc  # fmt: skip
-    try:
-        # Split, not decoded: each item is decoded alone, as a Kafka record is, so what
-        # the schema ignores (an unknown field's huge number) is ignored here too, and a
-        # key given twice is judged as the workers judge it.
-        items = _many.decode(raw) if raw.lstrip()[:1] == b"[" else [_one.decode(raw)]
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ApiError(400, "malformed_json", "the body is nested too deeply") from exc
-    if not items:
-        raise ApiError(400, "empty", "send one item or a non-empty list")
-    if len(items) > max_items:
-        raise ApiError(413, "too_many_items", f"at most {max_items} items per request")
-    return items
-
-
-async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    try:
-        await api.publisher.publish(topic, records, linger=False)
-    except RecordTooLarge as exc:  # the item as sent, whose index is the record's
-        raise ApiError(413, "record_too_large", f"item {exc.index} is {exc.size} bytes; a "
-                       f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
-                       [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
-    except Exception as exc:
-        raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
-
-
-T = TypeVar("T")
-
-
-def _decode_all(
-    items: list[msgspec.Raw], decode: Callable[[bytes], T], what: str
-) -> list[tuple[T, bytes]]:
-    """Every item decoded with the same schema as Kafka input, with its JSON as sent (the
-    fields the contract does not know kept, for other consumers), or a 422 naming each
-    bad one."""
-    decoded, errors = [], []
-    for i, item in enumerate(items):
-        raw = bytes(item)
-        try:
-            decoded.append((decode(raw), raw))
-        except InvalidEvent as exc:
-            errors.append({"index": i, "reason": exc.reason})
-    if errors:
-        raise ApiError(422, f"invalid_{what}", f"{len(errors)} of {len(items)} {what} are "
-                       "invalid; none were accepted", errors)  # fmt: skip
-    return decoded
-
-
-async def post_events(request: web.Request) -> web.Response:
-    authorise(request, "ingest")
-    api = api_of(request)
-    skew = timedelta(seconds=api.settings.max_future_skew_s)
-    latest = datetime.now(UTC) + skew
-
-    def dated(raw: bytes) -> TouchpointEvent:  # as the workers would take it: not ahead
-        event = decode_touchpoint(raw)
-        not_ahead(event, latest, skew)
-        return event
-
-    events = _decode_all(await _items(request, api.settings.api_max_items), dated, "events")
-    topic = api.settings.topic(topics.TOUCHPOINTS)
-    await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events])
-    event_ids = [e.event_id for e, _ in events]
-    return json_response({"accepted": len(events), "event_ids": event_ids}, 202)
-
-
-async def post_outcomes(request: web.Request) -> web.Response:
-    authorise(request, "outcomes")  # which "ingest" grants too
-    api = api_of(request)
-    outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
-                           "outcomes")  # fmt: skip
-    topic = api.settings.topic(topics.OFFER_OUTCOMES)
-    await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes])
-    for outcome, _ in outcomes:
-        api.metrics.outcomes.labels(outcome.outcome).inc()
-    return json_response(
-        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o, _ in outcomes]}, 202
-    )
-
-
 # --- the offer catalogue -----------------------------------------------------------------
 
 
@@ -326,77 +127,6 @@ async def offers(request: web.Request) -> web.Response:
         except StoreUnavailable:  # the catalogue is still worth answering
             shown = None
     return json_response(catalogue_listing(catalogue, channel, now, shown))
-
-
-# --- profile and erasure -----------------------------------------------------------------
-
-
-async def get_customer(request: web.Request) -> web.Response:
-    authorise(request, "profile-read")
-    api = api_of(request)
-    customer_id = customer_id_of(request)
-    features = await api.store.read(customer_id)
-    if features is None:
-        raise ApiError(404, "not_found", "Moments holds no profile for this customer")
-    return json_response(await _profile(api, customer_id, features))
-
-
-async def export_customer(request: web.Request) -> web.Response:
-    """The customer's access request: everything kept about them (scope ``export``)."""
-    authorise(request, "export")
-    api = api_of(request)
-    customer_id = customer_id_of(request)
-    record = await api.store.export(customer_id)
-    if not record.holds_anything:
-        raise ApiError(404, "not_found", "Moments holds nothing about this customer")
-    features = None if record.erased_at_ms is not None else await api.store.read(customer_id)
-    profile = None if features is None else await _profile(api, customer_id, features)
-    topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
-    return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
-
-
-async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:
-    decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
-    model = api.risk.model
-    risk = model.predict_one(risk_features(features, datetime.now(UTC)))
-    control = api.policy.contact_policy.control_group.contains(customer_id)
-    currency = api.settings.money.currency
-    return customer_profile(
-        customer_id, features, decisions, risk, api.risk.version, model.reason, control, currency
-    )
-
-
-async def delete_customer(request: web.Request) -> web.Response:
-    authorise(request, "erase")
-    api = api_of(request)
-    customer_id = customer_id_of(request)
-    receipt = await api.store.erase(customer_id)
-    api.alerts.forget(customer_id)  # other API processes: from the erasure record
-    # the record's time starts the block when the topics are replayed (as this request
-    # did); the receipt tells when the customer was first erased, and everything erasing
-    # them removed, a request that was told to try again included
-    now = datetime.now(UTC)
-    first = receipt.erased_at_ms
-    erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
-    record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
-                             keys_removed=receipt.keys_removed)  # fmt: skip
-    topic = api.settings.topic(topics.CUSTOMER_ERASURES)
-    try:
-        meta = await (await api.producer.send(topic, encode_erasure(record),
-                                              key=customer_id.encode()))  # fmt: skip
-    except Exception as exc:
-        api.kafka.sent(ok=False)
-        raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "
-                       "could not be written to Kafka; retry the request") from exc  # fmt: skip
-    api.kafka.sent(ok=True)
-    return json_response({
-        "subject": receipt.subject,
-        "erased_at": erased_at,
-        "keys_removed": receipt.keys_removed,
-        "erased": receipt.kinds,
-        "blocked": receipt.blocked,
-        "erasure_record": {"topic": topic, "partition": meta.partition, "offset": meta.offset},
-    })  # fmt: skip
 
 
 # --- alerts, console, service pages ------------------------------------------------------
@@ -441,8 +171,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    from streams.api import alert_stream  # which uses this module's authorisation
-
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
     get = functools.partial(app.router.add_get, allow_head=False, expect_handler=expect_continue)
@@ -453,7 +181,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(CUSTOMER, delete_customer, expect_handler=expect_continue)
     app.router.add_post("/v1/events", post_events, expect_handler=continue_for("ingest"))
     app.router.add_post("/v1/outcomes", post_outcomes, expect_handler=continue_for("outcomes"))
-    get("/v1/alerts/stream", alert_stream.alerts_stream)
+    get("/v1/alerts/stream", alerts_stream)
     get("/console", console)
     get("/openapi.json", openapi)
     get("/metrics", metrics)

@@ -71,7 +71,7 @@ async def test_a_limit_is_plain_digits_from_1_to_10(limit: str) -> None:
     [("bb-%25FF", "bb-%FF"), ("caf%C3%A9", "café"), ("a%2Fb", "a/b"), ("100%25", "100%")],
 )
 async def test_a_well_encoded_customer_id_is_taken_decoded(written: str, customer_id: str) -> None:
-    from streams.api.views import customer_id_of
+    from streams.api.request_checks import customer_id_of
 
     app = api_app()
     request = make_mocked_request("GET", f"/v1/customers/{written}/recommendations", app=app)
@@ -83,7 +83,7 @@ async def test_a_well_encoded_customer_id_is_taken_decoded(written: str, custome
 async def test_a_badly_encoded_customer_id_is_a_400_not_the_id_as_written(written: str) -> None:
     """Left as written, "bb-%FF" was the same customer as "bb-%25FF"."""
     from streams.api.errors import ApiError
-    from streams.api.views import customer_id_of
+    from streams.api.request_checks import customer_id_of
 
     app = api_app()
     request = make_mocked_request("DELETE", f"/v1/customers/{written}", app=app)

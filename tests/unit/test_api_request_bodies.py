@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from streams.api import views
+from streams.api import ingest_views
 from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
 from tests.unit.api_app import SHOP, api_app, raw_request
@@ -134,13 +134,13 @@ async def test_compressed_bodies_are_inflated_by_the_api_after_the_key_check(
     the event loop for seconds, sent without a key): the view does, once the key is
     checked, never past the body limit."""
     seen: list[bytes] = []
-    real = views.inflated
+    real = ingest_views.inflated
 
     def recorded(raw: bytes, encoding: str, limit: int) -> bytes:
         seen.append(raw)
         return real(raw, encoding, limit)
 
-    monkeypatch.setattr(views, "inflated", recorded)
+    monkeypatch.setattr(ingest_views, "inflated", recorded)
     item = (_ITEM[path] % "null").encode()
     app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
     bomb = gzip.compress(b" " * (4 * 1024 * 1024))  # 4 MiB of blanks, a few KiB sent

@@ -1,0 +1,88 @@
+"""A customer's profile (``GET``), everything kept about them (``GET .../export``) and
+their erasure (``DELETE``), at ``/v1/customers/{customer_id}``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from agents.risk_features import risk_features
+from feature_store import CustomerFeatures
+from schemas import CustomerErasure, encode_erasure
+from streams import topics
+from streams.api.customer_export import KEPT_IN_TOPICS, export_body
+from streams.api.customer_profile import customer_profile
+from streams.api.errors import ApiError, json_response
+from streams.api.request_checks import api_of, authorise, customer_id_of
+from streams.api.server import Api
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    authorise(request, "profile-read")
+    api = api_of(request)
+    customer_id = customer_id_of(request)
+    features = await api.store.read(customer_id)
+    if features is None:
+        raise ApiError(404, "not_found", "Moments holds no profile for this customer")
+    return json_response(await _profile(api, customer_id, features))
+
+
+async def export_customer(request: web.Request) -> web.Response:
+    """The customer's access request: everything kept about them (scope ``export``)."""
+    authorise(request, "export")
+    api = api_of(request)
+    customer_id = customer_id_of(request)
+    record = await api.store.export(customer_id)
+    if not record.holds_anything:
+        raise ApiError(404, "not_found", "Moments holds nothing about this customer")
+    features = None if record.erased_at_ms is not None else await api.store.read(customer_id)
+    profile = None if features is None else await _profile(api, customer_id, features)
+    topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
+    return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
+
+
+async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:
+    decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
+    model = api.risk.model
+    risk = model.predict_one(risk_features(features, datetime.now(UTC)))
+    control = api.policy.contact_policy.control_group.contains(customer_id)
+    currency = api.settings.money.currency
+    return customer_profile(
+        customer_id, features, decisions, risk, api.risk.version, model.reason, control, currency
+    )
+
+
+async def delete_customer(request: web.Request) -> web.Response:
+    authorise(request, "erase")
+    api = api_of(request)
+    customer_id = customer_id_of(request)
+    receipt = await api.store.erase(customer_id)
+    api.alerts.forget(customer_id)  # other API processes: from the erasure record
+    # the record's time starts the block when the topics are replayed (as this request
+    # did); the receipt tells when the customer was first erased, and everything erasing
+    # them removed, a request that was told to try again included
+    now = datetime.now(UTC)
+    first = receipt.erased_at_ms
+    erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
+    record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
+                             keys_removed=receipt.keys_removed)  # fmt: skip
+    topic = api.settings.topic(topics.CUSTOMER_ERASURES)
+    try:
+        meta = await (await api.producer.send(topic, encode_erasure(record),
+                                              key=customer_id.encode()))  # fmt: skip
+    except Exception as exc:
+        api.kafka.sent(ok=False)
+        raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "
+                       "could not be written to Kafka; retry the request") from exc  # fmt: skip
+    api.kafka.sent(ok=True)
+    return json_response({
+        "subject": receipt.subject,
+        "erased_at": erased_at,
+        "keys_removed": receipt.keys_removed,
+        "erased": receipt.kinds,
+        "blocked": receipt.blocked,
+        "erasure_record": {"topic": topic, "partition": meta.partition, "offset": meta.offset},
+    })  # fmt: skip

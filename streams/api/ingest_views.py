@@ -1,0 +1,128 @@
+"""``POST /v1/events`` and ``POST /v1/outcomes``: a customer's touchpoints and the
+outcomes of offers made to them, checked as the workers would check them, then written
+to Kafka as sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from agents.touchpoint_handler import not_ahead
+from schemas import InvalidEvent, TouchpointEvent, decode_outcome, decode_touchpoint
+from streams import topics
+from streams.api.body_encoding import inflated
+from streams.api.errors import ApiError, json_response
+from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
+from streams.api.request_checks import api_of, authorise
+from streams.api.server import Api
+
+_one = msgspec.json.Decoder(msgspec.Raw)
+_many = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
+            raw = await request.read()
+    except TimeoutError as exc:  # a client trickling its body holds a connection
+        raise ApiError(408, "body_timeout", "the body did not arrive within "
+                       f"{api_of(request).settings.api_body_timeout_s:g} s") from exc  # fmt: skip
+    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
+        raise ApiError(400, "malformed_body", "the body could not be read: its "
+                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
+    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
+        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
+                       "body (its Content-Length) arrived") from exc  # fmt: skip
+    limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
+    raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
+    try:
+        raw.decode("utf-8")  # as JSON between systems must be (the items go on as sent)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not UTF-8: {exc.reason} at "
+                       f"byte {exc.start}") from exc  # fmt: skip
+    try:
+        # Split, not decoded: each item is decoded alone, as a Kafka record is, so what
+        # the schema ignores (an unknown field's huge number) is ignored here too, and a
+        # key given twice is judged as the workers judge it.
+        items = _many.decode(raw) if raw.lstrip()[:1] == b"[" else [_one.decode(raw)]
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply") from exc
+    if not items:
+        raise ApiError(400, "empty", "send one item or a non-empty list")
+    if len(items) > max_items:
+        raise ApiError(413, "too_many_items", f"at most {max_items} items per request")
+    return items
+
+
+async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    try:
+        await api.publisher.publish(topic, records, linger=False)
+    except RecordTooLarge as exc:  # the item as sent, whose index is the record's
+        raise ApiError(413, "record_too_large", f"item {exc.index} is {exc.size} bytes; a "
+                       f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
+                       [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
+    except Exception as exc:
+        raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
+
+
+T = TypeVar("T")
+
+
+def _decode_all(
+    items: list[msgspec.Raw], decode: Callable[[bytes], T], what: str
+) -> list[tuple[T, bytes]]:
+    """Every item decoded with the same schema as Kafka input, with its JSON as sent (the
+    fields the contract does not know kept, for other consumers), or a 422 naming each
+    bad one."""
+    decoded, errors = [], []
+    for i, item in enumerate(items):
+        raw = bytes(item)
+        try:
+            decoded.append((decode(raw), raw))
+        except InvalidEvent as exc:
+            errors.append({"index": i, "reason": exc.reason})
+    if errors:
+        raise ApiError(422, f"invalid_{what}", f"{len(errors)} of {len(items)} {what} are "
+                       "invalid; none were accepted", errors)  # fmt: skip
+    return decoded
+
+
+async def post_events(request: web.Request) -> web.Response:
+    authorise(request, "ingest")
+    api = api_of(request)
+    skew = timedelta(seconds=api.settings.max_future_skew_s)
+    latest = datetime.now(UTC) + skew
+
+    def dated(raw: bytes) -> TouchpointEvent:  # as the workers would take it: not ahead
+        event = decode_touchpoint(raw)
+        not_ahead(event, latest, skew)
+        return event
+
+    events = _decode_all(await _items(request, api.settings.api_max_items), dated, "events")
+    topic = api.settings.topic(topics.TOUCHPOINTS)
+    await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events])
+    event_ids = [e.event_id for e, _ in events]
+    return json_response({"accepted": len(events), "event_ids": event_ids}, 202)
+
+
+async def post_outcomes(request: web.Request) -> web.Response:
+    authorise(request, "outcomes")  # which "ingest" grants too
+    api = api_of(request)
+    outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
+                           "outcomes")  # fmt: skip
+    topic = api.settings.topic(topics.OFFER_OUTCOMES)
+    await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes])
+    for outcome, _ in outcomes:
+        api.metrics.outcomes.labels(outcome.outcome).inc()
+    return json_response(
+        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o, _ in outcomes]}, 202
+    )

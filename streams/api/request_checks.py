@@ -1,0 +1,96 @@
+"""Who is asking and about whom: the request's API key checked for a scope and its rate
+(also before a body is invited, for ``Expect: 100-continue``), and the customer id its
+path names."""
+
+from __future__ import annotations
+
+import math
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from schemas.customer_ids import id_fault
+from streams.api.auth import ApiKey, AuthError
+from streams.api.errors import ApiError, refused
+from streams.api.protocol_errors import expect_continue
+from streams.api.server import API_KEY, Api
+
+
+def api_of(request: web.Request) -> Api:
+    return request.app[API_KEY]
+
+
+def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
+    """Check the request's API key for ``scope`` and its rate. The key comes in the
+    ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
+    parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
+    which cannot send headers): keys in URLs end up in proxies' logs."""
+    api = api_of(request)
+    key = _checked_key(request, scope, key_in_query)
+    wait = api.limiter.allow(key.name)
+    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
+        # 0.0 had clients retry at once)
+        after = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
+                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
+    return key
+
+
+def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
+    """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
+    :class:`AuthError` otherwise."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token = token or request.headers.get("X-API-Key")
+    if not token and key_in_query:
+        token = request.query.get("api_key")
+    headers = request.headers
+    return api_of(request).keys.authorise(
+        token, scope, headers.get("Origin"), headers.get("Referer")
+    )
+
+
+def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
+    """The expect handler of a route that takes a body in ``scope``: ``Expect:
+    100-continue`` invites the body only from a key that may send it; any other is
+    answered (401, 403) before the body comes."""
+
+    async def expecting(request: web.Request) -> web.StreamResponse | None:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            try:
+                _checked_key(request, scope)
+            except AuthError as exc:
+                return refused(exc)
+        return await expect_continue(request)
+
+    return expecting
+
+
+_PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
+
+
+def customer_id_of(request: web.Request, to_act_on: bool = False) -> str:
+    """The path's customer id. ``to_act_on``: one to decide for (which makes a profile),
+    so also as touchpoints must name one (:mod:`schemas.customer_ids`); reading and
+    erasing take any id within the length, so that a profile made before that rule
+    can still be read and erased."""
+    customer_id = request.match_info["customer_id"]
+    if not 0 < len(customer_id) <= 256:
+        raise ApiError(400, "invalid_customer_id", "customer id must be 1 to 256 characters")
+    if "%" in customer_id or not customer_id.isascii():  # as sent: is it encoded well?
+        # the request target as it came (yarl re-encodes what it finds ill-encoded), in
+        # origin or absolute form: /v1/customers/{id}[/...][?...], http://host/v1/...
+        sent = urllib.parse.urlsplit(request.raw_path).path.split("/")[3]
+        try:
+            if not _PERCENT_ENCODED.fullmatch(sent):
+                raise ValueError(sent)
+            urllib.parse.unquote_to_bytes(sent).decode("utf-8")
+        except ValueError as exc:  # left as sent, "a%FF" would be the same id as "a%25FF"
+            raise ApiError(400, "invalid_customer_id", "the customer id is not well "
+                           "percent-encoded UTF-8") from exc  # fmt: skip
+    fault = id_fault(customer_id) if to_act_on else None
+    if fault is not None:
+        raise ApiError(400, "invalid_customer_id", f"the customer id {fault}")
+    return customer_id
