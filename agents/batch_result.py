@@ -28,8 +28,7 @@ class BatchResult:
     decisions: list[NextBestOffer] = field(default_factory=list)
     interventions: list[Intervention] = field(default_factory=list)
     held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
-    # not raised, as interventions.too_late judged them
-    too_late: list[Intervention] = field(default_factory=list)
+    too_late: list[Intervention] = field(default_factory=list)  # not raised: too late
     risk_examples: list[RiskExample] = field(default_factory=list)
     example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)

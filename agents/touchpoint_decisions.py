@@ -3,7 +3,10 @@ the alerts they raise.
 
 The features, offer budgets and catalogue are read once a batch; each touchpoint worth
 watching is then decided in order, so that a later moment counts the offers an earlier
-one made, and each customer gets at most one alert of each kind, the most urgent.
+one made, and each customer gets at most one alert of each kind, the most urgent (the
+hold-out group's withheld). Each record's result (ok, duplicate, erased, expired, failed)
+goes into the batch's result; a decision that keeps failing is a dead letter.
+:func:`worth_watching` says which touchpoints are decided on (a rebuild asks it too).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Framework-free: the Faust agent hands in :class:`SourceRecord`s and sends what comes
 back. Nothing is dropped silently: a record that cannot be decoded, or whose handling
-keeps failing, comes back as a :class:`FailedRecord` with the reason. Deciding on the
-applied touchpoints is :mod:`agents.touchpoint_decisions`.
+keeps failing, comes back as a :class:`agents.batch_result.FailedRecord` with the
+reason. Deciding on the applied touchpoints is :mod:`agents.touchpoint_decisions`; once
+the batch's decisions are delivered, :meth:`TouchpointHandler.confirm` records them.
 """
 
 from __future__ import annotations

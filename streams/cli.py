@@ -1,5 +1,5 @@
-"""The ``moments`` command: worker, api, simulate, demo, rebuild, bench, evaluate,
-check-catalogue, lift and dead-letters (``moments <command> --help``)."""
+"""The ``moments`` command: what each of its commands runs, and how it stops (its
+options are in :mod:`streams.cli_arguments`)."""
 
 from __future__ import annotations
 

@@ -488,7 +488,7 @@ def test_no_alerts_without_features(event: TouchpointEvent) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# might_intervene: the handler's cheap first look
+# might_intervene: the worker's cheap first look (agents.touchpoint_decisions)
 # --------------------------------------------------------------------------------------
 
 
@@ -526,7 +526,7 @@ def test_every_trigger_passes_the_first_look() -> None:
 
 def test_the_third_complaint_call_in_30_days_raises_service_recovery() -> None:
     calls = [call_started("complaint", at(days=-d)) for d in (20, 5, 0)]
-    state = apply_all(calls)  # the handler reads features after applying the call
+    state = apply_all(calls)  # the worker reads features after applying the call
     found = interventions_for(calls[-1], features_of(state), NOW)
     assert only(found, "service_recovery").reasons == ["complaints_30d:3"]
     early = apply_all(calls[:2])
