@@ -34,7 +34,7 @@ from feature_store.records import (
     StoreConfig,
     StoreUnavailable,
 )
-from feature_store.redis_memory import RedisMemory
+from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
 from feature_store.transport import (
@@ -92,6 +92,7 @@ class FeatureStore:
         self.layout = StoreLayout(self._conn, config.prefix)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.risks = RiskSnapshots(self._conn, self._keys)
+        self.server = RedisServer(self._conn)
 
     @classmethod
     def from_url(
@@ -351,54 +352,6 @@ class FeatureStore:
             async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
                 return True
         return False
-
-    async def eviction_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy`` (on a cluster, the first node's that is not
-        ``noeviction``), from ``INFO memory``, which managed services answer though they
-        refuse ``CONFIG``, else ``CONFIG GET``; None where neither answers."""
-        for read in (self._policies_in_info, self._policies_in_config):
-            try:
-                policies = await read()
-            except Exception:  # refused, unreachable, a cluster not formed: no word
-                continue
-            if policies:
-                return next((p for p in policies if p != "noeviction"), policies[0])
-        return None
-
-    async def memory(self) -> list[RedisMemory]:
-        """What each Redis node holds against its limit, and its ``maxmemory-policy``
-        (``INFO memory``, which managed services answer too). Raises
-        :class:`StoreUnavailable` when Redis cannot be reached."""
-        with unavailable_when_transient():
-            answers = await self._memory_infos()
-        return [m for m in map(RedisMemory.from_info, answers) if m is not None]
-
-    async def _memory_infos(self) -> list[dict[Any, Any]]:
-        client = self._conn.client
-        if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
-            per_node: dict[Any, Any] = await client.info(
-                "memory", target_nodes=aioredis.RedisCluster.ALL_NODES
-            )
-            answers = list(per_node.values()) if "maxmemory_policy" not in per_node else [per_node]
-        else:
-            answers = [await client.info("memory")]
-        return [a for a in answers if isinstance(a, dict)]
-
-    async def _policies_in_info(self) -> list[str]:
-        answers = await self._memory_infos()
-        return [str(a["maxmemory_policy"]) for a in answers if "maxmemory_policy" in a]
-
-    async def _policies_in_config(self) -> list[str]:
-        client = self._conn.client
-        answers: list[dict[Any, Any]]
-        if isinstance(client, aioredis.RedisCluster):
-            per_node: dict[Any, Any] = await client.config_get(
-                "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
-            )  # {node: {"maxmemory-policy": ...}}
-            answers = list(per_node.values())
-        else:
-            answers = [await client.config_get("maxmemory-policy")]
-        return [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
 
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within

@@ -25,7 +25,7 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
     policy = None
     try:
         async with asyncio.timeout(within_s):
-            policy = await store.eviction_policy()
+            policy = await store.server.eviction_policy()
     except TimeoutError:  # unreachable: read as None, as a refusal
         pass
     finally:

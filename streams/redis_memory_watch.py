@@ -33,7 +33,7 @@ class RedisMemoryWatch:
         answer within ``within_s``: the metrics keep their last reading)."""
         try:
             async with asyncio.timeout(self._within_s):
-                nodes = await self._store.memory()
+                nodes = await self._store.server.memory()
         except Exception as exc:  # unreachable, refused: Redis's own alerts say so
             log.debug("Redis's memory could not be read: %s", type(exc).__name__)
             return None

@@ -90,7 +90,7 @@ async def test_the_fullest_node_of_a_cluster_is_reported(cluster: LocalRedisClus
     store = FeatureStore.from_url(cluster.url, StoreConfig(secret=b"s"), cluster=True)
     metrics = Metrics()
     try:
-        nodes = await store.memory()
+        nodes = await store.server.memory()
         assert len(nodes) == len(cluster.nodes)
         fullest = await RedisMemoryWatch(store, metrics).check()
         assert fullest is not None and fullest.max_bytes == 16 * MB

@@ -1,0 +1,66 @@
+"""The Redis server behind the store, as operators need to see it: how full each node is
+and whether it may evict keys (:mod:`feature_store.redis_memory` reads the figures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from feature_store.connection import StoreConnection, unavailable_when_transient
+from feature_store.redis_memory import RedisMemory
+
+
+class RedisServer:
+    """Memory and eviction policy of the store's Redis (every node of a cluster)."""
+
+    def __init__(self, conn: StoreConnection) -> None:
+        self._conn = conn
+
+    async def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy`` (on a cluster, the first node's that is not
+        ``noeviction``), from ``INFO memory``, which managed services answer though they
+        refuse ``CONFIG``, else ``CONFIG GET``; None where neither answers."""
+        for read in (self._policies_in_info, self._policies_in_config):
+            try:
+                policies = await read()
+            except Exception:  # refused, unreachable, a cluster not formed: no word
+                continue
+            if policies:
+                return next((p for p in policies if p != "noeviction"), policies[0])
+        return None
+
+    async def memory(self) -> list[RedisMemory]:
+        """What each Redis node holds against its limit, and its ``maxmemory-policy``
+        (``INFO memory``, which managed services answer too). Raises
+        :class:`StoreUnavailable` when Redis cannot be reached."""
+        with unavailable_when_transient():
+            answers = await self._memory_infos()
+        return [m for m in map(RedisMemory.from_info, answers) if m is not None]
+
+    async def _memory_infos(self) -> list[dict[Any, Any]]:
+        client = self._conn.client
+        if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
+            per_node: dict[Any, Any] = await client.info(
+                "memory", target_nodes=aioredis.RedisCluster.ALL_NODES
+            )
+            answers = list(per_node.values()) if "maxmemory_policy" not in per_node else [per_node]
+        else:
+            answers = [await client.info("memory")]
+        return [a for a in answers if isinstance(a, dict)]
+
+    async def _policies_in_info(self) -> list[str]:
+        answers = await self._memory_infos()
+        return [str(a["maxmemory_policy"]) for a in answers if "maxmemory_policy" in a]
+
+    async def _policies_in_config(self) -> list[str]:
+        client = self._conn.client
+        answers: list[dict[Any, Any]]
+        if isinstance(client, aioredis.RedisCluster):
+            per_node: dict[Any, Any] = await client.config_get(
+                "maxmemory-policy", target_nodes=aioredis.RedisCluster.ALL_NODES
+            )  # {node: {"maxmemory-policy": ...}}
+            answers = list(per_node.values())
+        else:
+            answers = [await client.config_get("maxmemory-policy")]
+        return [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
