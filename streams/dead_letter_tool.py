@@ -28,8 +28,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive
-from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter, RedrivePlan
+from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter
 from streams.kafka_security import client_options
+from streams.redrive_plan import RedrivePlan
 from streams.settings import Settings
 from streams.topic_replay import first_offsets, replay
 from streams.topics import (

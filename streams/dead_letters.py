@@ -1,15 +1,8 @@
-"""What the dead-letter topics hold, and which of their letters may go back (pure).
+"""What the dead-letter topics hold (pure).
 
 Every dead letter is the original record (key and bytes) with headers naming where it
 came from and why it was set aside. :class:`DeadLetterSummary` counts them by source
-topic, stage and reason; :class:`RedrivePlan` picks the letters to send back to their
-source topic once what rejected them is fixed: each original record once, only to the
-topics Moments reads, only while Moments still remembers which events it applied (the
-dedupe horizon, counted from the first time the record was dead-lettered: sending it
-back and applying it again does not make Moments remember it longer), so that a letter
-whose event was half applied before its decision failed is not applied twice, never for
-an erased customer, whose data must not be written anew, and not again once an earlier
-run sent it (the re-drive records say so).
+topic, stage and reason; :mod:`streams.redrive_plan` picks those to send back.
 
 Reasons are shown with the record's own key (the customer id) masked.
 
@@ -317,107 +310,3 @@ class DeadLetterSummary:
                 "last": None if s.last_ms is None else _iso(s.last_ms),
             }
         return out
-
-
-class RedrivePlan:
-    """Decides, letter by letter, whether it goes back to its source topic. The dedupe
-    horizon applies to when its record was first dead-lettered: Moments remembers an
-    event from its first apply, which a duplicate sent back later does not renew.
-
-    >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000,
-    ...                    erased={"gone"})
-    >>> def letter(offset, written_ms, source="touchpoints", origin=1, key=b"c"):
-    ...     return DeadLetter("dlq", 0, offset, written_ms, key, b"{}", source, 0, origin, "x")
-    >>> plan.remember(letter(5, 9_000, origin=5).redriven_at(datetime.now(UTC)))
-    >>> [plan.take(letter(0, 9_000)), plan.take(letter(1, 9_500)),  # the same original twice
-    ...  plan.take(letter(2, 1_000, origin=2)), plan.take(letter(3, 9_000, "elsewhere", 3)),
-    ...  plan.take(letter(4, 9_000, origin=4, key=b"gone")), plan.take(letter(5, 9_000, origin=5))]
-    ['redriven', 'repeated', 'too_old', 'unknown_source', 'erased', 'sent_before']
-    """
-
-    def __init__(
-        self,
-        sources: frozenset[str],
-        remembered_from_ms: int,
-        erased: set[str] | None = None,
-        again: bool = False,
-    ) -> None:
-        self._sources = sources
-        self._remembered_from_ms = remembered_from_ms
-        self._erased = erased if erased is not None else set()  # customer ids
-        self._again = again  # send letters back even if an earlier run did
-        self._taken: set[tuple[str, int, int]] = set()
-        # when the records of the letters read were first dead-lettered, by letter (only
-        # those within the horizon)
-        self._first_ms: dict[str, int] = {}
-        self._sent_letters: set[tuple[str, int, int]] = set()
-        self._sent_origins: set[tuple[str, int, int]] = set()
-        self.outcomes: Counter[str] = Counter()
-
-    def remember(self, sent: LetterRedriven) -> None:
-        """An earlier run sent ``sent.letter`` back."""
-        self._sent_letters.add(sent.letter_place)
-        self._sent_origins.add(sent.origin_place)
-
-    def track(self, letter: DeadLetter) -> None:
-        """Note a letter read, matching or not: a later letter of its record, sent back
-        from it and dead-lettered again, is as old as it is."""
-        first = self.first_lettered(letter)
-        if first is not None and first >= self._remembered_from_ms:
-            self._first_ms[place(*letter.place)] = first
-
-    def first_lettered(self, letter: DeadLetter) -> int | None:
-        """When the letter's record was first dead-lettered: the letter's own time, or for
-        a record sent back that failed again, the time its header carries or that of the
-        letter it was sent back from, if tracked; None when it cannot be told within the
-        horizon (that letter is gone, or older).
-
-        >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=5_000)
-        >>> first = DeadLetter("dlq", 0, 1, 6_000, b"c", b"{}", "touchpoints", 0, 1, "x")
-        >>> again = DeadLetter("dlq", 0, 2, 9_000, b"c", b"{}", "touchpoints", 0, 7, "x",
-        ...                    redriven_from="dlq:0:1")
-        >>> plan.first_lettered(again) is None
-        True
-        >>> plan.track(first)
-        >>> plan.first_lettered(again)
-        6000
-        """
-        own = letter.taken_ms
-        if letter.first_lettered_ms is not None:
-            return min(letter.first_lettered_ms, own)
-        if not letter.redriven:
-            return own
-        earlier = self._first_ms.get(letter.redriven_from)
-        return None if earlier is None else min(earlier, own)
-
-    def sent_before(self, letter: DeadLetter) -> bool:
-        """Whether an earlier run sent this letter, or another of its original, back."""
-        return letter.place in self._sent_letters or letter.origin in self._sent_origins
-
-    def take(self, letter: DeadLetter) -> str:
-        """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
-        already in this run), ``too_old`` (its record was first dead-lettered before the
-        dedupe horizon, or when that cannot be told: its event might be applied twice),
-        ``unknown_source`` (not a topic Moments reads),
-        ``erased`` (the record's key or its ``customer_id`` names a customer who asked
-        to be erased),
-        ``truncated`` (the letter keeps only the start of a record too large to write
-        again) or ``sent_before`` (an earlier run sent its original back; unless
-        ``again``)."""
-        if letter.source_topic not in self._sources:
-            verdict = "unknown_source"
-        elif not self._erased.isdisjoint(letter.customers):
-            verdict = "erased"
-        elif (first := self.first_lettered(letter)) is None or first < self._remembered_from_ms:
-            verdict = "too_old"
-        elif letter.truncated:
-            verdict = "truncated"
-        elif not self._again and self.sent_before(letter):
-            verdict = "sent_before"
-        elif letter.origin in self._taken:
-            verdict = "repeated"
-        else:
-            self._taken.add(letter.origin)
-            verdict = "redriven"
-        self.outcomes[verdict] += 1
-        return verdict

@@ -11,8 +11,8 @@ from streams.dead_letters import (
     DeadLetter,
     DeadLetterSummary,
     LetterFilter,
-    RedrivePlan,
 )
+from streams.redrive_plan import RedrivePlan
 
 T0 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
 

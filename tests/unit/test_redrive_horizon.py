@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from agents.letters import dead_letter, letter_key, source_record
-from streams.dead_letters import FIRST_LETTERED, DeadLetter, RedrivePlan
+from streams.dead_letters import FIRST_LETTERED, DeadLetter
+from streams.redrive_plan import RedrivePlan
 
 DAY_MS = 86_400_000
 DAY_0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
