@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from streams.control_lift import ControlLift, LiftPeriod
 from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
 from streams.services import (
+    Services,
     dies_with_parent,
     free_port,
     services,
@@ -41,6 +43,7 @@ from streams.services import (
     uninterrupted,
 )
 from streams.settings import Settings
+from streams.simulation.population import simulated_customer_id
 from streams.startup_line import without_password
 from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
 
@@ -100,6 +103,34 @@ def _show_alert(alert: Intervention) -> None:
         f"customer#{_who(alert.customer_id)} queue={alert.queue or '-'} "
         f"[{'; '.join(alert.reasons)}]",
         flush=True,
+    )
+
+
+def _try_line(api_port: int, customers: int) -> str:
+    """A request to make of the running API: a simulated customer's recommendations."""
+    url = f"http://127.0.0.1:{api_port}/v1/customers/{simulated_customer_id(42 % customers)}"
+    return f"curl -H 'Authorization: Bearer moments-dev-key' '{url}/recommendations?channel=web'"
+
+
+def _moments_command() -> str:
+    """How to run ``moments`` from here: ``.venv/bin/moments`` in a checkout."""
+    beside = Path(sys.executable).with_name("moments")
+    if not beside.exists() or shutil.which("moments") == str(beside):
+        return "moments"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
+def _cli_line(svc: Services, started: datetime) -> str:
+    """How to point ``moments`` commands at the demo's services (the demo's other
+    settings are the caller's own ``MOMENTS_*`` ones), with the lift the demo shows."""
+    return (
+        f"MOMENTS_KAFKA_BOOTSTRAP={svc.kafka_bootstrap} "
+        f"MOMENTS_REDIS_URL={without_password(svc.redis_url)} "
+        f"{_moments_command()} lift --window {LIFT_WINDOW.total_seconds():.0f}s "
+        f"--since {started.isoformat().replace('+00:00', 'Z')}"
     )
 
 
@@ -215,6 +246,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             try:
                 _wait_ready(f"http://127.0.0.1:{port}/readyz", children[0])
                 _wait_ready(f"http://127.0.0.1:{api_port}/readyz", children[1])
+                started = datetime.now(UTC).replace(microsecond=0)  # its first touchpoints
                 simulator = subprocess.Popen(
                     [sys.executable, "-m", "streams.cli", "simulate", *sim_args],
                     env=env,
@@ -233,7 +265,10 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
                     f"  API        http://127.0.0.1:{api_port}  (key: moments-dev-key)\n"
                     f"  console    http://127.0.0.1:{api_port}/console?api_key=moments-dev-key\n"
-                    f"  simulator  {customers} customers, {rate:g} touchpoints/s\n"
+                    f"  simulator  {customers} customers ({simulated_customer_id(0)} to "
+                    f"{simulated_customer_id(customers - 1)}), {rate:g} touchpoints/s\n"
+                    f"  try        {_try_line(api_port, customers)}\n"
+                    f"  CLI        {_cli_line(svc, started)}\n"
                     f"  logs       {worker_log}, {api_log}, {sim_log}\n"
                     "Next-best offers as they are decided (Ctrl-C to stop):",
                     flush=True,

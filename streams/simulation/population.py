@@ -99,10 +99,19 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+def simulated_customer_id(index: int) -> str:
+    """The id of the simulated customer at ``index`` (from 0), whatever the seed.
+
+    >>> simulated_customer_id(42)
+    'cust-000042'
+    """
+    return f"cust-{index:06d}"
+
+
 def _new_customer(rng: random.Random, index: int) -> SimulatedCustomer:
     satisfaction = rng.betavariate(4.0, 2.0)
     return SimulatedCustomer(
-        customer_id=f"cust-{index:06d}",
+        customer_id=simulated_customer_id(index),
         value=round(rng.lognormvariate(math.log(450.0), 0.9), 2),
         satisfaction=satisfaction,
         channel_habits=_dirichlet(rng, CHANNELS, 1.0),
