@@ -13,6 +13,7 @@ from streams.app import build_store
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+LAYOUT_RETRY_S = 1.0  # how often the layout check asks again a Redis it cannot reach
 
 
 async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str | None:
@@ -51,17 +52,27 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
     :class:`feature_store.LayoutMismatch` for one marked with another, and log a warning
     for one holding customers but no mark (written before marks: perhaps in another
     layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
-    ``unknown``: Redis did not answer within ``within_s``, or refused the check; said in
-    a warning, and the processes then start as they would)."""
+    ``unknown``: Redis did not answer within ``within_s``, asked again every second while
+    it cannot be reached, or refused the check; said in a warning, and the processes then
+    start as they would)."""
     store = build_store(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
     try:
-        async with asyncio.timeout(within_s):
-            if await store.layout.check():
-                return "marked"
-            if not await store.has_any_customer():
-                await store.layout.mark()
-                await store.layout.check()  # another version may have marked it first
-                return "marked now"
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if await store.layout.check():
+                        return "marked"
+                    if not await store.has_any_customer():
+                        await store.layout.mark()
+                        await store.layout.check()  # another version may have marked it
+                        return "marked now"
+                break
+            except StoreUnavailable:  # not up yet (a connection refused fails at once)
+                if loop.time() + LAYOUT_RETRY_S >= deadline:
+                    raise
+                await asyncio.sleep(LAYOUT_RETRY_S)
     # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
     except (TimeoutError, StoreUnavailable, RedisError, RedisClusterException) as exc:
         log.warning("the feature-store layout could not be checked (%s): starting "

@@ -4,9 +4,11 @@ missing what the other kept), and a Redis written before marks is named at start
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -108,3 +110,24 @@ async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
         assert [k async for k in client.scan_iter()] == ["m:layout"]  # nothing written
     finally:
         await client.aclose()
+
+
+async def test_a_redis_that_comes_up_during_the_check_is_checked(tmp_path: Path) -> None:
+    """A worker started before Redis waits for it: a Redis of another layout that comes
+    up within the check's time is refused, not written to in this version's layout."""
+    late = LocalRedis(tmp_path / "late")
+    late.start()
+    try:
+        await mark(late.url, str(LAYOUT + 1))  # kept in its append-only file
+    finally:
+        late.stop()
+    settings = Settings(redis_url=late.url)
+    checking = asyncio.create_task(check_redis_layout(settings, within_s=60))
+    await asyncio.sleep(2.5)
+    assert not checking.done()  # still asking: a refused connection is not the answer
+    await asyncio.to_thread(late.start)
+    try:
+        with pytest.raises(LayoutMismatch, match=f"layout {LAYOUT + 1}"):
+            await asyncio.wait_for(checking, 30)
+    finally:
+        late.stop()
