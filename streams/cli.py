@@ -15,6 +15,7 @@ from pathlib import Path
 from schemas import CatalogueError
 from streams import lenient_records, logs
 from streams.cli_arguments import parser
+from streams.listen_check import check_can_listen
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
 from streams.startup_line import startup_line
 
@@ -64,6 +65,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     log.info("%s (event loop: %s)", startup_line("worker", settings), loop_name(loop))
     check_local_files(settings, data_dir=True)
+    check_can_listen(settings.web_host, settings.web_port, "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))
     # a worker has nothing to do until Redis answers: it waits longer for the check

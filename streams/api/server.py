@@ -13,7 +13,6 @@ import functools
 import gc
 import logging
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -46,10 +45,11 @@ from streams.api.stream_seats import StreamSeats
 from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options, use_settings
+from streams.listen_check import check_can_listen
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
-from streams.settings import DEV_SECRET, Settings, SettingsError
+from streams.settings import DEV_SECRET, Settings
 from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
@@ -214,27 +214,11 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
         reloader.check_logged()
 
 
-def _check_can_listen(settings: Settings) -> None:
-    """Before anything starts: the API's address is free and this machine's (else one
-    line and exit 2, not a traceback once Kafka and Redis were set up)."""
-    try:
-        infos = socket.getaddrinfo(settings.api_host, settings.api_port, type=socket.SOCK_STREAM)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as trial:
-            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
-            trial.bind(address)
-    except OSError as exc:  # in use, or not an address of this machine
-        raise SettingsError(
-            f"MOMENTS_API_HOST / MOMENTS_API_PORT: cannot listen on "
-            f"{settings.api_host}:{settings.api_port}: {exc.strerror or exc}"
-        ) from None
-
-
 async def serve(settings: Settings) -> None:
     from streams.redis_checks import check_redis_layout, warn_if_redis_evicts
     from streams.topics import ensure_topics
 
-    _check_can_listen(settings)
+    check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
     await warn_if_redis_evicts(settings)
     await check_redis_layout(settings)

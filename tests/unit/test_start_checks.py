@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,26 @@ def test_a_catalogue_named_on_the_command_line_gets_no_hint_about_the_default(
     assert capsys.readouterr().err.endswith(" (HINT)\n")
     assert main(["check-catalogue", str(tmp_path / "mine.toml")]) == 2
     assert capsys.readouterr().err.endswith("mine.toml: No such file or directory\n")
+
+
+def test_a_worker_whose_web_port_is_taken_stops_in_one_line_before_kafka(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a traceback from Faust's web server and exit 1, after the topics were
+    made; the API said it in one line already."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("MOMENTS_WEB_PORT", str(port))
+        monkeypatch.setenv("MOMENTS_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+        try:
+            assert main(["worker"]) == 2
+        finally:  # the loop the worker made for itself
+            asyncio.get_event_loop_policy().get_event_loop().close()
+            asyncio.set_event_loop(None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"moments: MOMENTS_WEB_HOST / MOMENTS_WEB_PORT: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    )
