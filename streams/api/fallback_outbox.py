@@ -2,12 +2,13 @@
 
 A fallback is answered without reading Redis (it was slow or down), so it cannot know
 whether its customer was erased; the API process remembers only the last day's
-erasures. Its decision is published once a tombstone check says the customer is not
-erased, and never for one who is. While Redis cannot answer, the decisions wait, the
+erasures. Its decision is published once a check says the customer is not erased (the
+API's records the decision too, which the store refuses for an erased customer), and
+never for one who is. While Redis cannot answer, the decisions wait, the
 checks retried with a growing pause; one that waits longer than ``hold_s`` (or is pushed
 out by ``limit`` newer ones) is not published, and counted as such.
 
->>> async def nobody_erased(customer_ids): return [False] * len(customer_ids)
+>>> async def nobody_erased(waiting): return [False] * len(waiting)
 >>> sent = []
 >>> async def demo():
 ...     outbox = FallbackOutbox(nobody_erased, sent.extend, dropped=print)
@@ -27,8 +28,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
-ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 Record = tuple[bytes, bytes]  # the decision's Kafka key (the customer id) and value
+# the decisions waiting, as (customer id, decision JSON) -> whether each customer is erased
+ErasedCheck = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[bool]]]
 
 
 class FallbackOutbox:
@@ -74,7 +76,7 @@ class FallbackOutbox:
         while self._waiting:
             batch = list(self._waiting)
             try:
-                gone = await self._erased([customer_id for _, _, customer_id, _ in batch])
+                gone = await self._erased([(c, record[1]) for _, _, c, record in batch])
             except Exception as exc:  # Redis unavailable, mostly: wait and ask again
                 late = loop.time() - self._hold_s
                 expired = 0

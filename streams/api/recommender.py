@@ -35,7 +35,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +48,7 @@ from agents.moments import DecisionMoment, request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
-from schemas import NextBestOffer, OfferCatalogue, encode_decision
+from schemas import NextBestOffer, OfferCatalogue, decode_next_best_offer, encode_decision
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.inflight import InFlightDecisions, Unseen
 from streams.api.publisher import KeyedPublisher
@@ -137,9 +137,7 @@ class Recommender:
         self._deciding = 0  # batches being decided now
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
         # fallbacks are published once Redis says their customers are not erased
-        self._fallbacks = FallbackOutbox(
-            lambda customer_ids: self._store.erased(customer_ids), self._publish, publish_failed
-        )
+        self._fallbacks = FallbackOutbox(self._record_fallbacks, self._publish, publish_failed)
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.
@@ -378,6 +376,19 @@ class Recommender:
         """Emit a decision taken outside a batch (a fallback), without waiting, once
         Redis says its customer is not erased (see :mod:`streams.api.fallback_outbox`)."""
         self._fallbacks.add(decision.customer_id, encode_decision(decision))
+
+    async def _record_fallbacks(self, waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Store the fallbacks' decisions, so that their outcomes find them (decisions
+        with no model's features, which teach nothing), and say whose customers are
+        erased: the store refuses to record their decisions. A customer whose keys fail
+        the write is not taken for erased."""
+        records = [decision_record(decode_next_best_offer(value), value) for _, value in waiting]
+        faults: dict[str, Exception] = {}
+        kept = await self._store.decisions.record(records, faults=faults)
+        return [
+            not stored and customer_id not in faults
+            for (customer_id, _), stored in zip(waiting, kept, strict=True)
+        ]
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)

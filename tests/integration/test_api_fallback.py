@@ -105,6 +105,18 @@ async def test_recommendations_fall_back_to_default_offers_when_redis_is_down(
     logged = {json.loads(r.value)["decision_id"]: json.loads(r.value) for r in records}  # type: ignore[attr-defined]
     assert set(answers) <= set(logged)
     assert all(logged[d]["fallback"] is True for d in answers)
+    # ... and stored, so that their outcomes find them (and teach nothing: no model's
+    # features), rather than being set aside as naming no decision
+    store = FeatureStore.from_url(
+        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    try:
+        stored = await store.decisions.contexts([("fb-1", d) for d in answers])
+    finally:
+        await store.close()
+    assert all(stored), stored
+    assert all(json.loads(c)["fallback"] is True and json.loads(c)["context"] is None
+               for c in stored if c)  # fmt: skip
 
     async def said_redis_is_back() -> list[str] | None:
         lines = api.log_path.read_text().splitlines()

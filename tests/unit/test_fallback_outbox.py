@@ -15,11 +15,11 @@ class Tombstones:
     def __init__(self, erased: set[str], down: bool = False) -> None:
         self.erased, self.down, self.asked = erased, down, 0
 
-    async def __call__(self, customer_ids: Sequence[str]) -> list[bool]:
+    async def __call__(self, waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
         self.asked += 1
         if self.down:
             raise StoreUnavailable("connection refused")
-        return [c in self.erased for c in customer_ids]
+        return [c in self.erased for c, _ in waiting]
 
 
 def outbox(redis: Tombstones, **options: float) -> tuple[FallbackOutbox, list[Record], list[int]]:
