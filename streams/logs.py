@@ -89,6 +89,9 @@ def configure(level: str, line_format: str = "text") -> None:
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
         coordinator.filters.insert(0, CoordinatorNotYet())
+    consumer_thread = logging.getLogger("faust.transport.drivers.aiokafka")
+    if not any(isinstance(f, IdlePartitionNotices) for f in consumer_thread.filters):
+        consumer_thread.filters.insert(0, IdlePartitionNotices())
 
 
 def _logged_uncaught(
@@ -174,6 +177,29 @@ class UnreadKafkaErrors(logging.Filter):
             record.args = (type(error).__name__, error)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text, record.stack_info = None, None, None
+            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
+
+
+class IdlePartitionNotices(logging.Filter):
+    """Faust's notices that a partition was never fetched from, or never committed, since
+    the worker started come after a rebalance for partitions that simply had no events:
+    a warning, not an error for alerts on errors to fire on. A partition really stalled
+    shows in the consumer lag (``MomentsConsumerLagGrowing``).
+
+    >>> record = logging.LogRecord("faust.transport.drivers.aiokafka", logging.ERROR, "", 0,
+    ...     "[^---AIOKafkaConsumerThread]: Aiokafka has not sent fetch request for %r since "
+    ...     "start (started %s) ...", ("TP(topic='touchpoints', partition=0)", "7.00 minutes ago"),
+    ...     None)
+    >>> IdlePartitionNotices().filter(record), record.levelname
+    (True, 'WARNING')
+    """
+
+    MARKS = ("since start (started", "at all since worker start")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING and any(m in str(record.msg) for m in self.MARKS):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
             return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
         return True
 
