@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
 from feature_store import UNMARKED, StoreUnavailable
 from streams.app import build_store
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 LAYOUT_RETRY_S = 1.0  # how often the layout check asks again a Redis it cannot reach
@@ -54,7 +54,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
     layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
     ``unknown``: Redis did not answer within ``within_s``, asked again every second while
     it cannot be reached, or refused the check; said in a warning, and the processes then
-    start as they would)."""
+    start as they would). Raises :class:`SettingsError` when Redis refuses the URL's user
+    and password: that does not pass, and the process would only retry for ever."""
     store = build_store(settings)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
@@ -69,7 +70,11 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
                         await store.layout.check()  # another version may have marked it
                         return "marked now"
                 break
-            except StoreUnavailable:  # not up yet (a connection refused fails at once)
+            except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
+                if isinstance(exc.__cause__, AuthenticationError):  # up, and it refused us
+                    raise SettingsError(
+                        f"MOMENTS_REDIS_URL: Redis refused its user and password ({exc.__cause__})"
+                    ) from None
                 if loop.time() + LAYOUT_RETRY_S >= deadline:
                     raise
                 await asyncio.sleep(LAYOUT_RETRY_S)

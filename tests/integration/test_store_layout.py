@@ -8,6 +8,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from schemas import WebClick
 from streams.rebuild import rebuild
 from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from tests.integration.conftest import Pipeline
 from tests.unit.factories import T0
 
@@ -131,3 +132,23 @@ async def test_a_redis_that_comes_up_during_the_check_is_checked(tmp_path: Path)
             await asyncio.wait_for(checking, 30)
     finally:
         late.stop()
+
+
+async def test_a_redis_that_refuses_the_password_stops_the_start_in_one_line(
+    private_redis: LocalRedis,
+) -> None:
+    """A wrong password does not pass: the process would start without the check and
+    retry every batch for ever; it is a setting to fix (exit 2), the password unsaid."""
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "alice", "on", ">right", "~*", "+@all")
+    finally:
+        await admin.aclose()
+    wrong = Settings(redis_url=f"redis://alice:not-hers@127.0.0.1:{private_redis.port}/0")
+    started = time.monotonic()
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis refused") as refused:
+        await check_redis_layout(wrong, within_s=60)
+    assert time.monotonic() - started < 10  # not the minute a Redis on its way gets
+    assert "not-hers" not in str(refused.value)
+    right = Settings(redis_url=f"redis://alice:right@127.0.0.1:{private_redis.port}/0")
+    assert await check_redis_layout(right) == "marked now"
