@@ -3,7 +3,7 @@
 A fallback is answered without reading Redis (it was slow or down), so it cannot know
 whether its customer was erased; the API process remembers only the last day's
 erasures. Its decision is published once a check says the customer is not erased (the
-API's records the decision too, which the store refuses for an erased customer), and
+API's check records the decision, which the store refuses for an erased customer), and
 never for one who is. While Redis cannot answer, the decisions wait, the
 checks retried with a growing pause; one that waits longer than ``hold_s`` (or is pushed
 out by ``limit`` newer ones) is not published, and counted as such.

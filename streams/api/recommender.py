@@ -136,7 +136,7 @@ class Recommender:
         self._running: set[asyncio.Task[None]] = set()
         self._deciding = 0  # batches being decided now
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
-        # fallbacks are published once Redis says their customers are not erased
+        # fallbacks are recorded and published once Redis says their customers are not erased
         self._fallbacks = FallbackOutbox(self._record_fallbacks, self._publish, publish_failed)
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
