@@ -181,7 +181,22 @@ class UnreadKafkaErrors(logging.Filter):
         return True
 
 
-class IdlePartitionNotices(logging.Filter):
+class AsWarning(logging.Filter):
+    """Logs as a warning an error that :meth:`known` recognises as expected (retried, or
+    not a fault), so that alerts on errors do not fire on it."""
+
+    def known(self, record: logging.LogRecord) -> bool:
+        raise NotImplementedError
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING and self.known(record):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            # the logger let it through as an error: not if warnings are not asked for
+            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
+
+
+class IdlePartitionNotices(AsWarning):
     """Faust's notices that a partition was never fetched from, or never committed, since
     the worker started come after a rebalance for partitions that simply had no events:
     a warning, not an error for alerts on errors to fire on. A partition really stalled
@@ -197,14 +212,11 @@ class IdlePartitionNotices(logging.Filter):
 
     MARKS = ("since start (started", "at all since worker start")
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.WARNING and any(m in str(record.msg) for m in self.MARKS):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
-        return True
+    def known(self, record: logging.LogRecord) -> bool:
+        return any(m in str(record.msg) for m in self.MARKS)
 
 
-class CoordinatorNotYet(logging.Filter):
+class CoordinatorNotYet(AsWarning):
     """A group's coordinator not available yet (every fresh start, while the broker
     makes its offsets topic) is retried: a warning, not an error that alerts on errors
     would fire on at every deploy.
@@ -216,12 +228,8 @@ class CoordinatorNotYet(logging.Filter):
     (True, 'WARNING')
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.WARNING and "CoordinatorNotAvailable" in str(record.args):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            # the logger let it through as an error: not if warnings are not asked for
-            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
-        return True
+    def known(self, record: logging.LogRecord) -> bool:
+        return "CoordinatorNotAvailable" in str(record.args)
 
 
 class RepeatsQuieted(logging.Filter):
