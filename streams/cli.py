@@ -325,6 +325,7 @@ COMMANDS = {
 
 # the commands that use the configured Kafka (MOMENTS_KAFKA_* settings)
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
+ONE_SHOT = ("rebuild", "lift", "dead-letters")  # read the topics once, print, and end
 
 
 def _stopped(
@@ -359,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"moments: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    if args.command in ONE_SHOT:
+        logs.quiet_kafka_clients()
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
     try:
         return COMMANDS[args.command](args, settings)

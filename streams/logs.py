@@ -94,6 +94,27 @@ def configure(level: str, line_format: str = "text") -> None:
         consumer_thread.filters.insert(0, IdlePartitionNotices())
 
 
+def quiet_kafka_clients() -> None:
+    """For a one-shot command: aiokafka's info lines ("Updating subscribed topics", one per
+    topic read) tell the person running it nothing, and go; its warnings stay. At debug
+    level nothing changes.
+
+    >>> configure("info"); quiet_kafka_clients()
+    >>> logging.getLogger("aiokafka.consumer.subscription_state").isEnabledFor(logging.INFO)
+    False
+    >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.WARNING)
+    True
+    >>> for name in ("aiokafka", *RECORD_LOGGERS, *CHATTY_LOGGERS):
+    ...     logging.getLogger(name).setLevel(logging.NOTSET)
+    """
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in ("aiokafka", *RECORD_LOGGERS, *CHATTY_LOGGERS):
+        if name.startswith("aiokafka"):
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.level, logging.WARNING))
+
+
 def _logged_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:

@@ -46,9 +46,8 @@ def run_lift(pipeline: Pipeline, since: datetime, *args: str) -> tuple[dict[str,
         sys.executable, "-m", "streams.cli", "lift", *args, "--since", since.isoformat(),
         "--until", datetime.now(UTC).isoformat(),
     ]  # fmt: skip
-    result = subprocess.run(
-        command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-    )
+    env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}  # the default
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report, result.stdout + result.stderr
@@ -133,3 +132,4 @@ async def test_lift_report_counts_what_the_engine_decided_and_customers_bought(
         assert found["treated"]["customers"] + found["control"]["customers"] == len(members)
     assert report["read"]["decisions"] >= len(customers)
     assert customers[0] not in printed
+    assert " INFO aiokafka" not in printed  # its subscription notices say nothing here
