@@ -13,9 +13,9 @@ from aiohttp import web
 
 from schemas.customer_ids import id_fault
 from streams.api.auth import ApiKey, AuthError
-from streams.api.errors import ApiError, refused
+from streams.api.errors import ApiError, error_response, refused
 from streams.api.protocol_errors import expect_continue
-from streams.api.server import API_KEY, Api
+from streams.api.server import API_KEY, WRONG_KEYS, Api
 
 
 def api_of(request: web.Request) -> Api:
@@ -30,26 +30,36 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     api = api_of(request)
     key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
-    if wait:  # whole seconds, rounded up, in the body as in the header (a body saying
-        # 0.0 had clients retry at once)
-        after = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited", f"too many requests for key {key.name!r}",
-                       [{"retry_after_s": after}], headers={"Retry-After": str(after)})  # fmt: skip
+    if wait:
+        raise _limited(wait, f"too many requests for key {key.name!r}")
     return key
 
 
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
-    :class:`AuthError` otherwise."""
+    :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
+    once the process has refused too many of those (see :data:`WRONG_KEYS_PER_S`)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or request.headers.get("X-API-Key")
     if not token and key_in_query:
         token = request.query.get("api_key")
     headers = request.headers
-    return api_of(request).keys.authorise(
-        token, scope, headers.get("Origin"), headers.get("Referer")
-    )
+    api = api_of(request)
+    try:
+        return api.keys.authorise(token, scope, headers.get("Origin"), headers.get("Referer"))
+    except AuthError as exc:
+        if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
+            raise _limited(wait, "too many requests with API keys that are not valid") from None
+        raise
+
+
+def _limited(wait: float, message: str) -> ApiError:
+    """429, with whole seconds to wait, rounded up, in the body as in the header (a body
+    saying 0.0 had clients retry at once)."""
+    after = max(1, math.ceil(wait))
+    return ApiError(429, "rate_limited", message, [{"retry_after_s": after}],
+                    headers={"Retry-After": str(after)})  # fmt: skip
 
 
 def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
@@ -63,6 +73,8 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 _checked_key(request, scope)
             except AuthError as exc:
                 return refused(exc)
+            except ApiError as exc:
+                return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
         return await expect_continue(request)
 
     return expecting

@@ -54,6 +54,11 @@ from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
+# Requests with a key that is not valid share one bucket per process, so that keys
+# cannot be guessed at the rate a valid key may use; valid keys are not affected.
+WRONG_KEYS = "wrong keys"
+WRONG_KEYS_PER_S = 10.0
+WRONG_KEYS_BURST = 100
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Api:
     catalogue: CatalogueHolder
     keys: KeyRing
     limiter: RateLimiter
+    wrong_keys: RateLimiter  # keys that are not valid, all as one (WRONG_KEYS)
     streams: StreamSeats  # alert streams open, per key
     metrics: Metrics
     alerts: AlertHub
@@ -158,6 +164,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             catalogue=catalogue,
             keys=keyring(settings),
             limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+            wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
             streams=seats,
             metrics=metrics,
             alerts=hub,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from schemas import decode_touchpoint
 from streams.api.auth import IMPLIED, hash_key
-from streams.api.server import create_api
+from streams.api.server import WRONG_KEYS_BURST, WRONG_KEYS_PER_S, create_api
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import (
@@ -171,6 +173,36 @@ async def test_the_rate_limit_is_per_key_and_says_when_to_retry(pipeline: Pipeli
     assert_error(await call("GET", url, headers=mine), 429, "rate_limited")
     await asyncio.sleep(int(retry_after) + 0.2)
     assert (await call("GET", url, headers=mine)).status == 200
+
+
+async def test_keys_that_are_not_valid_are_refused_at_a_limited_rate(pipeline: Pipeline) -> None:
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys_setting())
+    url = f"{api.url}/v1/customers/guessed-1/recommendations"
+    guesses = WRONG_KEYS_BURST + 60
+    started = time.monotonic()
+    replies = await asyncio.gather(
+        *(call("GET", url, headers={"X-API-Key": f"guess-{n}"}) for n in range(guesses))
+    )
+    elapsed = time.monotonic() - started
+    refused = [r for r in replies if r.status == 401]
+    limited = [r for r in replies if r.status == 429]
+    assert len(refused) + len(limited) == guesses, Counter(r.status for r in replies)
+    # the burst, and what refilled while they came, is told the key is not valid
+    assert WRONG_KEYS_BURST <= len(refused) <= WRONG_KEYS_BURST + elapsed * WRONG_KEYS_PER_S + 1
+    assert limited, f"{guesses} guesses in {elapsed:.1f}s were all answered 401"
+    body = assert_error(limited[0], 429, "rate_limited")
+    assert "not valid" in body["message"], body
+    assert int(limited[0].headers["Retry-After"]) >= 1, limited[0]
+    # Valid keys are not held back by the guessing, and a request with no key still
+    # hears that it needs one.
+    mine = {"Authorization": f"Bearer {KEYS['recommend']}"}
+    assert (await call("GET", url, headers=mine)).status == 200
+    assert_error(await call("GET", url), 401, "unauthorized")
+    assert_error(await call("GET", url, headers={"X-API-Key": "guess-again"}), 429, "rate_limited")
+    # A body is not invited from a guessed key either.
+    posted = await call("POST", f"{api.url}/v1/events", body=[],
+                        headers={"X-API-Key": "guess-body", "Expect": "100-continue"})  # fmt: skip
+    assert_error(posted, 429, "rate_limited")
 
 
 async def test_only_keys_that_read_profiles_hear_why_a_customer_got_their_offers(
