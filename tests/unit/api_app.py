@@ -24,7 +24,7 @@ from streams.api.dependency_watch import DependencyLog
 from streams.api.errors import json_errors
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
-from streams.api.server import API_KEY, Api
+from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api
 from streams.api.stream_seats import StreamSeats
 from streams.settings import Settings
 
@@ -45,6 +45,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         settings=settings,
         keys=KeyRing.parse(settings.api_keys) if settings.api_keys else KeyRing.development(),
         limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+        wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
         streams=StreamSeats(settings.api_max_streams_per_key),
         outages=DependencyLog(),
         **parts,
