@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+from typing import NoReturn
+
+from streams import logs
 
 DESCRIPTION = (
     "Moments, real-time personalisation for CRM: worker, api, simulate, demo, rebuild, "
@@ -10,8 +15,20 @@ DESCRIPTION = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """With ``MOMENTS_LOG_FORMAT=json``, an argument refused is a log record, as a setting
+    refused is, not text; exit 2 either way."""
+
+    def error(self, message: str) -> NoReturn:
+        if os.environ.get("MOMENTS_LOG_FORMAT") == "json":
+            logs.configure("info", "json")
+            logging.getLogger("moments").critical("%s: %s", self.prog, message)
+            self.exit(2)
+        super().error(message)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="moments", description=DESCRIPTION)
+    p = _Parser(prog="moments", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a stream worker (settings from MOMENTS_* variables)")
     sub.add_parser("api", help="run the HTTP API (recommendations, ingestion, profiles, alerts)")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio.connection import parse_url
+
 from feature_store.money import Money
 from feature_store.transport import RedisAddress
 from streams.event_loop import CHOICES as EVENT_LOOPS
@@ -332,6 +334,7 @@ class Settings:
         if scheme == "unix":
             if self.redis_cluster:
                 raise SettingsError("MOMENTS_REDIS_CLUSTER needs a redis:// or rediss:// URL")
+            self._check_socket_url_options()
             return
         try:  # as the store's own connection reads it
             address = RedisAddress.from_url(self.redis_url)
@@ -339,6 +342,19 @@ class Settings:
             raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
         if self.redis_cluster and address.db:
             raise SettingsError("MOMENTS_REDIS_URL: a Redis Cluster has only database 0")
+
+    def _check_socket_url_options(self) -> None:
+        """A ``unix://`` URL's options, as for TCP: ``db``, ``username`` and ``password``
+        only (redis-py would take ``socket_timeout`` over MOMENTS_REDIS_TIMEOUT_S, and fail
+        its first call on one it does not know)."""
+        try:
+            found = set(parse_url(self.redis_url))
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
+        unsupported = sorted(found - {"path", "connection_class", "db", "username", "password"})
+        if unsupported:
+            raise SettingsError(f"MOMENTS_REDIS_URL: Redis URL option {unsupported[0]} is not "
+                                "supported (db, username and password are)")  # fmt: skip
 
     def check_kafka_security(self) -> None:
         """The protocol and SASL mechanism are ones Moments' Kafka clients speak, and no

@@ -91,6 +91,9 @@ def test_text_lines_are_as_before() -> None:
          "MOMENTS_TOMBSTONE_DAYS"),  # refused before logs are set up
         ("MOMENTS_LOG_LEVEL", "info", ["dead-letters", "--again"], "--again goes with"),
         ("MOMENTS_LOG_LEVEL", "info", ["rebuild", "--redis-url", "ftp://x"], "--redis-url"),
+        ("MOMENTS_LOG_LEVEL", "info", ["bench", "--only", "foo"], "invalid choice: 'foo'"),
+        ("MOMENTS_LOG_LEVEL", "info", ["lift", "--days", "x"], "--days: invalid float value"),
+        ("MOMENTS_LOG_LEVEL", "info", ["no-such-command"], "invalid choice"),
     ],
 )  # fmt: skip
 def test_why_a_command_stops_is_a_record_too(

@@ -272,6 +272,11 @@ def test_a_redis_url_option_the_store_cannot_honour_is_refused_at_start() -> Non
     with pytest.raises(SettingsError, match="option ssl_check_hostname is not supported"):
         Settings.from_env({"MOMENTS_REDIS_URL": "rediss://c:7000?ssl_check_hostname=false",
                            "MOMENTS_REDIS_CLUSTER": "true"})  # fmt: skip
+    # and on a unix socket, where a socket_timeout would override MOMENTS_REDIS_TIMEOUT_S
+    with pytest.raises(SettingsError, match="option socket_timeout is not supported"):
+        Settings.from_env({"MOMENTS_REDIS_URL": "unix:///run/redis.sock?socket_timeout=99"})
+    on_socket = Settings.from_env({"MOMENTS_REDIS_URL": "unix:///run/r.sock?db=2&password=pw"})
+    assert on_socket.redis_url.endswith("?db=2&password=pw")
 
 
 @pytest.mark.parametrize(
