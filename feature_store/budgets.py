@@ -51,8 +51,9 @@ class OfferBudgets:
     async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
         """Take back what :meth:`add` counted of decisions that were not made after all
         (the store refused to record them), once per decision; returns how many were
-        taken back now."""
-        return await self._run("unspend", spends, [])
+        taken back now. A write of their spending that comes after (retried) adds
+        nothing."""
+        return await self._run("unspend", spends, [KEPT_S])
 
     async def _run(self, script: str, spends: Sequence[BudgetSpend], head: list[Any]) -> int:
         by_day: dict[date, list[Any]] = defaultdict(list)

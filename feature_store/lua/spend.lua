@@ -1,12 +1,15 @@
 -- Count offers shown against their daily budgets, once per decision: a decision counted
--- already (a retried write, a replayed topic) adds nothing.
--- KEYS: 1 the day's counts (hash), 2 the day's decisions counted (set), one hash slot.
+-- already (a retried write, a replayed topic), or taken back already (a retried write
+-- that came after the take-back), adds nothing.
+-- KEYS: 1 the day's counts (hash), 2 the day's decisions counted (set; a decision taken
+-- back is in it as '~' .. its id), one hash slot.
 -- ARGV: 1 ttl (s), then per decision: its id, the number n of offers, the n offer ids.
 -- Returns the number of decisions counted now.
 local i, counted = 2, 0
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 1])
-  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+  if redis.call('SISMEMBER', KEYS[2], '~' .. ARGV[i]) == 0
+      and redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
     for j = 1, n do redis.call('HINCRBY', KEYS[1], ARGV[i + 1 + j], 1) end
     counted = counted + 1
   end

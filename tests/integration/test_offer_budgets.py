@@ -76,6 +76,12 @@ async def test_the_store_takes_back_the_spending_of_decisions_not_made(
         assert await store.budgets.spent(day) == {"voucher": 1}  # "sale" at 0 is gone
         assert await store.budgets.withdraw([refused]) == 0  # taken back once
         assert await store.budgets.spent(day) == {"voucher": 1}
+        # a write of its spending retried after the take-back counts nothing, nor does
+        # one that comes after a take-back that found nothing to take
+        assert await store.budgets.add([refused, never_counted]) == 0
+        assert await store.budgets.spent(day) == {"voucher": 1}
+        ttls = [ttl async for ttl in _budget_ttls(pipeline)]  # the marks expire too
+        assert len(ttls) == 2 and all(0 < ttl <= 3 * 86400 for ttl in ttls), ttls
     finally:
         await store.close()
 
