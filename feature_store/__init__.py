@@ -9,7 +9,7 @@ from feature_store.facts import (
     touchpoint_fact,
 )
 from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
-from feature_store.layout import LAYOUT, UNMARKED, LayoutMismatch
+from feature_store.layout import LAYOUT, UNMARKED, LayoutMismatch, SecretMismatch
 from feature_store.records import (
     ApplyStatus,
     BudgetSpend,
@@ -41,6 +41,7 @@ __all__ = [
     "RecentTouchpoint",
     "RedisMemory",
     "RepliesUnknown",
+    "SecretMismatch",
     "SegmentThresholds",
     "StoreConfig",
     "StoreUnavailable",

@@ -10,6 +10,9 @@ kind added, renamed or found another way, a value's format or meaning changed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from feature_store.connection import StoreConnection, unavailable_when_transient
 
 LAYOUT = 1  # marks began on 2026-12-03
@@ -33,12 +36,38 @@ class LayoutMismatch(RuntimeError):
         self.found = found
 
 
-class StoreLayout:
-    """The layout mark of a store (one key beside the customers', holding no data)."""
+class SecretMismatch(RuntimeError):
+    """Redis holds keys named with another key secret than this process's."""
 
-    def __init__(self, conn: StoreConnection, prefix: str) -> None:
+    def __init__(self) -> None:
+        super().__init__(
+            "Redis was written with another MOMENTS_KEY_SECRET: its customers' keys and "
+            "erasure blocks are named with that secret, so with this one an erased "
+            "customer could come back and an erasure or export would miss their data. "
+            "Start with the secret it was written with, or rebuild into an empty Redis "
+            "with the new one (moments rebuild --redis-url URL) and point the processes at it"
+        )
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """Which key secret names a store's keys, without telling the secret.
+
+    >>> secret_fingerprint(b"a") == secret_fingerprint(b"a") != secret_fingerprint(b"b")
+    True
+    """
+    tag = b"moments: the key secret that names this store's keys"
+    return hmac.new(secret, tag, hashlib.sha256).hexdigest()[:16]
+
+
+class StoreLayout:
+    """The layout mark of a store, and which key secret named its keys (two keys beside
+    the customers', holding no data)."""
+
+    def __init__(self, conn: StoreConnection, prefix: str, secret: bytes) -> None:
         self._conn = conn
         self._key = f"{prefix}:layout"
+        self._secret_key = f"{prefix}:key-secret"
+        self._fingerprint = secret_fingerprint(secret)
 
     async def read(self) -> str | None:
         """The layout Redis is marked with, as stored (None: not marked)."""
@@ -47,17 +76,27 @@ class StoreLayout:
         return None if found is None else str(found)
 
     async def mark(self) -> None:
-        """Mark Redis as holding this version's layout, unless it is marked already
-        (another version starting at the same moment: :meth:`check` then tells)."""
+        """Mark Redis as holding this version's layout and keys named with this secret,
+        unless it is marked already (another process starting at the same moment:
+        :meth:`check` then tells)."""
         with unavailable_when_transient():
             await self._conn.client.set(self._key, str(LAYOUT), nx=True)
+            await self._conn.client.set(self._secret_key, self._fingerprint, nx=True)
 
     async def check(self) -> bool:
-        """Raise :class:`LayoutMismatch` when Redis is marked with another layout;
-        whether it is marked (False: written before marks, or by no one yet)."""
+        """Raise :class:`LayoutMismatch` when Redis is marked with another layout, and
+        :class:`SecretMismatch` when its keys were named with another secret; whether it
+        is marked (False: written before marks, or by no one yet). A Redis marked before
+        secrets were is marked with this one."""
         found = await self.read()
         if found is None:
             return False
         if found != str(LAYOUT):
             raise LayoutMismatch(found)
+        with unavailable_when_transient():
+            client = self._conn.client
+            await client.set(self._secret_key, self._fingerprint, nx=True)
+            named_with = await client.get(self._secret_key)
+        if named_with is not None and str(named_with) != self._fingerprint:
+            raise SecretMismatch()
         return True

@@ -89,7 +89,7 @@ class FeatureStore:
         self._clock = clock
         self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
         self.budgets = OfferBudgets(self._conn, config.prefix)
-        self.layout = StoreLayout(self._conn, config.prefix)
+        self.layout = StoreLayout(self._conn, config.prefix, config.secret)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.risks = RiskSnapshots(self._conn, self._keys)
         self.server = RedisServer(self._conn)

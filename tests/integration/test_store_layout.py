@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import LAYOUT, FeatureStore, LayoutMismatch, StoreConfig
+from feature_store import LAYOUT, FeatureStore, LayoutMismatch, SecretMismatch, StoreConfig
 from schemas import WebClick
 from streams.rebuild import rebuild
 from streams.redis_checks import check_redis_layout
@@ -111,6 +111,39 @@ async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
         assert [k async for k in client.scan_iter()] == ["m:layout"]  # nothing written
     finally:
         await client.aclose()
+
+
+async def test_a_redis_written_with_another_key_secret_is_refused_at_start(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Keys and erasure blocks are named by the secret's keyed hash: under another
+    secret an erased customer would come back and an erasure miss their keys."""
+    first = Settings(redis_url=private_redis.url, key_secret="first-secret")
+    second = Settings(redis_url=private_redis.url, key_secret="second-secret")
+    assert await check_redis_layout(first) == "marked now"
+    with pytest.raises(SecretMismatch, match="another MOMENTS_KEY_SECRET"):
+        await check_redis_layout(second)
+    assert await check_redis_layout(first) == "marked"
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:  # marked before secrets were: the first process to check marks it with its own
+        assert await client.delete("m:key-secret") == 1
+        assert await check_redis_layout(second) == "marked"
+        with pytest.raises(SecretMismatch):
+            await check_redis_layout(first)
+        assert "second-secret" not in str(await client.get("m:key-secret"))
+    finally:
+        await client.aclose()
+    env = pipeline.env(free_port()) | {
+        "MOMENTS_REDIS_URL": private_redis.url,
+        "MOMENTS_REDIS_PREFIX": "m",
+        "MOMENTS_API_PORT": str(free_port()),
+    }
+    started = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
+        [sys.executable, "-m", "streams.cli", "api"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 2, started.stderr[-2000:]
+    assert "another MOMENTS_KEY_SECRET" in started.stderr
 
 
 async def test_a_redis_that_comes_up_during_the_check_is_checked(tmp_path: Path) -> None:
