@@ -19,10 +19,15 @@ local tomb, told = KEYS[#KEYS - 1], KEYS[#KEYS]
 local n = #KEYS - 2
 local named, contexts = {}, 0
 for i = 4, #ARGV do
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[tonumber(ARGV[i])], 0, -1)) do
-    if not named[id] then
-      named[id] = true
-      contexts = contexts + redis.call('DEL', ARGV[3] .. id)
+  local index = KEYS[tonumber(ARGV[i])]
+  -- a key of another type (corrupted) names no decision; it is deleted below all the
+  -- same, where reading it would fail the erasure every time
+  if redis.call('TYPE', index)['ok'] == 'zset' then
+    for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+      if not named[id] then
+        named[id] = true
+        contexts = contexts + redis.call('DEL', ARGV[3] .. id)
+      end
     end
   end
 end

@@ -107,6 +107,22 @@ async def test_a_customer_whose_key_has_another_type_fails_alone(
         assert await store.decisions.recent(broken) == []
 
 
+@pytest.mark.parametrize("corrupt", ["decisions", "decision_index"])
+async def test_a_customer_whose_decision_key_has_another_type_is_still_erased(
+    store: FeatureStore, admin: aioredis.Redis, corrupt: str
+) -> None:
+    """Erasure reads the sorted sets that name the customer's decisions: one holding a
+    string names none, and the erasure removes every key all the same."""
+    customer = (await seed(store, customers=1, touchpoints=5))[0]
+    keys = store._keys.for_customer(customer)
+    await admin.set(getattr(keys, corrupt), "not what it should be")
+    receipt = await store.erase(customer)
+    assert receipt.blocked
+    assert (await store.erased([customer])) == [True]
+    assert await admin.exists(*keys.all()) == 0
+    assert await admin.keys(keys.context("*")) == []
+
+
 async def test_a_decision_whose_index_key_has_another_type_writes_nothing(
     store: FeatureStore, admin: aioredis.Redis
 ) -> None:
