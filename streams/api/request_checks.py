@@ -38,7 +38,8 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
     :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
-    once the process has refused too many of those (see :data:`WRONG_KEYS_PER_S`)."""
+    once the process has refused too many of those (see
+    :data:`streams.api.server.WRONG_KEYS_PER_S`)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or request.headers.get("X-API-Key")
