@@ -53,7 +53,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.app import create_app
     from streams.event_loop import loop_name, new_event_loop
-    from streams.redis_checks import check_redis_layout, warn_if_redis_evicts
+    from streams.redis_checks import (
+        check_layout_once_redis_answers,
+        check_redis_layout,
+        warn_if_redis_evicts,
+    )
     from streams.topics import ensure_topics
 
     if hasattr(signal, "SIGHUP"):
@@ -69,14 +73,30 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_if_redis_evicts(settings))
     # a worker has nothing to do until Redis answers: it waits longer for the check
-    loop.run_until_complete(check_redis_layout(settings, within_s=60))
+    layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
     moments = create_app(settings)
+    refusals: list[Exception] = []
+    if layout == "unreachable":  # checked once Redis answers; stopped if it must not write
+
+        def refused(exc: Exception) -> None:
+            refusals.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # stops as on SIGTERM: its work handed back
+
+        @moments.app.task  # type: ignore[untyped-decorator]
+        async def check_layout_late() -> None:
+            await check_layout_once_redis_answers(settings, refused)
+
     # Moments' own log format and levels (logs.configure), not mode's, which dropped the
     # logger names; and no progress spinner, which wrote terminal codes into log files
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True,
                           override_logging=False)  # fmt: skip
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:  # how the worker ends, however it stopped
+        if refusals:
+            return 2
+        raise
     return 0
 
 
@@ -86,8 +106,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     check_local_files(settings, data_dir=False)
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-        runner.run(serve(settings))
-    return 0
+        return runner.run(serve(settings))
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
-from feature_store import UNMARKED, StoreUnavailable
+from feature_store import UNMARKED, LayoutMismatch, SecretMismatch, StoreUnavailable
 from streams.app import build_store
 from streams.settings import Settings, SettingsError
 
@@ -47,15 +48,18 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
     return policy
 
 
-async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
-    """At start: mark a Redis holding no customer yet with this version's layout, raise
-    :class:`feature_store.LayoutMismatch` for one marked with another, and log a warning
-    for one holding customers but no mark (written before marks: perhaps in another
-    layout). Returns what it found (``marked``, ``marked now``, ``unmarked`` or
-    ``unknown``: Redis did not answer within ``within_s``, asked again every second while
-    it cannot be reached, or refused the check; said in a warning, and the processes then
-    start as they would). Raises :class:`SettingsError` when Redis refuses the URL's user
-    and password: that does not pass, and the process would only retry for ever."""
+async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bool = True) -> str:
+    """At start: mark a Redis holding no customer yet with this version's layout and key
+    secret, raise :class:`feature_store.LayoutMismatch` for one marked with another layout
+    (:class:`feature_store.SecretMismatch`: another key secret), and log a warning for one
+    holding customers but no mark (written before marks: perhaps in another layout).
+    Returns what it found (``marked``, ``marked now``, ``unmarked``, ``unreachable``:
+    Redis did not answer within ``within_s``, asked again every second while it cannot be
+    reached, or ``unknown``: it refused the check; either is said in a warning, unless not
+    ``said``, and the processes then start as they would, checking later an unreachable
+    one: :func:`check_layout_once_redis_answers`). Raises :class:`SettingsError` when
+    Redis refuses the URL's user and password: that does not pass, and the process would
+    only retry for ever."""
     store = build_store(settings)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
@@ -78,10 +82,17 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
                 if loop.time() + LAYOUT_RETRY_S >= deadline:
                     raise
                 await asyncio.sleep(LAYOUT_RETRY_S)
+    except (TimeoutError, StoreUnavailable) as exc:
+        if said:
+            log.warning("the feature-store layout could not be checked (%s): starting "
+                        "without the check, which is made once Redis answers",
+                        type(exc).__name__)  # fmt: skip
+        return "unreachable"
     # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
-    except (TimeoutError, StoreUnavailable, RedisError, RedisClusterException) as exc:
-        log.warning("the feature-store layout could not be checked (%s): starting "
-                    "without the check", type(exc).__name__)  # fmt: skip
+    except (RedisError, RedisClusterException) as exc:
+        if said:
+            log.warning("the feature-store layout could not be checked (%s): starting "
+                        "without the check", type(exc).__name__)  # fmt: skip
         return "unknown"
     finally:
         await store.close()
@@ -91,3 +102,27 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0) -> str:
         UNMARKED,
     )
     return "unmarked"
+
+
+async def check_layout_once_redis_answers(
+    settings: Settings, refused: Callable[[Exception], None]
+) -> str:
+    """For a process that started without the layout check (Redis could not be reached):
+    make it as soon as Redis answers, asking every second. A layout or key secret this
+    process must not write with (:class:`feature_store.LayoutMismatch`,
+    :class:`feature_store.SecretMismatch`) is logged and handed to ``refused``, which
+    stops the process. Returns what the check found."""
+    while True:
+        await asyncio.sleep(LAYOUT_RETRY_S)
+        try:
+            found = await check_redis_layout(settings, within_s=LAYOUT_RETRY_S, said=False)
+        except (LayoutMismatch, SecretMismatch, SettingsError) as exc:
+            log.critical("%s", exc)
+            refused(exc)
+            return "refused"
+        if found == "unknown":
+            log.warning("Redis answers now, but refused the feature-store layout check")
+        elif found != "unreachable":
+            log.info("Redis answers now: its feature-store layout is checked (%s)", found)
+        if found != "unreachable":
+            return found

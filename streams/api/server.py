@@ -221,14 +221,20 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
         reloader.check_logged()
 
 
-async def serve(settings: Settings) -> None:
-    from streams.redis_checks import check_redis_layout, warn_if_redis_evicts
+async def serve(settings: Settings) -> int:
+    """Run the API until SIGTERM or SIGINT (0), or until a Redis that could not be reached
+    at start turns out to hold a layout or key secret it must not write with (2)."""
+    from streams.redis_checks import (
+        check_layout_once_redis_answers,
+        check_redis_layout,
+        warn_if_redis_evicts,
+    )
     from streams.topics import ensure_topics
 
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
     await warn_if_redis_evicts(settings)
-    await check_redis_layout(settings)
+    layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
     # Requests under way get this long once stopping (an orchestrator kills the process
@@ -254,11 +260,23 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):  # what orchestrators and Ctrl-C send
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stopping.set)
+    refusals: list[Exception] = []
+
+    def refused(exc: Exception) -> None:  # a layout or key secret it must not write with
+        refusals.append(exc)
+        stopping.set()
+
+    late_check = None
+    if layout == "unreachable":
+        late_check = asyncio.create_task(check_layout_once_redis_answers(settings, refused))
     try:
         await stopping.wait()
         log.info("Moments API stopping: answering what is under way, then publishing")
     finally:
+        if late_check is not None:
+            late_check.cancel()
         await runner.cleanup()  # drains the recommender, flushes decisions to Kafka
+    return 2 if refusals else 0
 
 
 async def _end_alert_streams(app: web.Application) -> None:

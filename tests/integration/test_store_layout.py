@@ -77,7 +77,8 @@ async def test_a_redis_that_cannot_be_reached_or_refuses_is_said_not_to_stop_the
     for url in ("redis://127.0.0.1:1/0", limited):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
-            assert await check_redis_layout(Settings(redis_url=url), within_s=2) == "unknown"
+            found = await check_redis_layout(Settings(redis_url=url), within_s=2)
+            assert found == ("unreachable" if url.endswith(":1/0") else "unknown"), url
         assert any("could not be checked" in r.getMessage() for r in caplog.records), url
 
 
@@ -164,6 +165,58 @@ async def test_a_redis_that_comes_up_during_the_check_is_checked(tmp_path: Path)
         with pytest.raises(LayoutMismatch, match=f"layout {LAYOUT + 1}"):
             await asyncio.wait_for(checking, 30)
     finally:
+        late.stop()
+
+
+async def test_processes_started_before_redis_check_it_once_it_answers(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A worker (after its minute) and an API (after 5 s) start without the check while
+    Redis cannot be reached; once it answers, holding keys named with another key
+    secret, both stop (exit 2, saying why) rather than write with theirs."""
+    late = LocalRedis(tmp_path / "late")
+    late.start()
+    try:
+        client = aioredis.Redis.from_url(late.url)
+        await client.set("m:layout", str(LAYOUT))
+        await client.set("m:key-secret", "written-by-another-secret")  # kept in its AOF
+        await client.aclose()
+    finally:
+        late.stop()
+    env = pipeline.env(free_port()) | {"MOMENTS_REDIS_URL": late.url, "MOMENTS_REDIS_PREFIX": "m"}
+    logs = {name: tmp_path / f"{name}.log" for name in ("api", "worker")}
+    processes = {
+        name: subprocess.Popen(  # noqa: ASYNC220 (waited for below, without blocking)
+            [sys.executable, "-m", "streams.cli", name],
+            env=env | {"MOMENTS_API_PORT": str(free_port())},
+            stdout=subprocess.DEVNULL, stderr=logs[name].open("w"),
+        )
+        for name in ("api", "worker")
+    }  # fmt: skip
+    try:
+        for name, log in logs.items():  # both started without the check
+            for _ in range(150):
+                if "starting without the check" in log.read_text():
+                    break
+                assert processes[name].poll() is None, log.read_text()[-2000:]
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError(f"{name} did not start: {log.read_text()[-2000:]}")
+        await asyncio.to_thread(late.start)
+        for name, process in processes.items():
+            code = await asyncio.to_thread(process.wait, 60)
+            said = logs[name].read_text()
+            assert code == 2, (name, said[-2000:])
+            assert "another MOMENTS_KEY_SECRET" in said, (name, said[-2000:])
+        client = aioredis.Redis.from_url(late.url, decode_responses=True)
+        try:  # nothing was written with the wrong secret
+            assert sorted([k async for k in client.scan_iter()]) == ["m:key-secret", "m:layout"]
+        finally:
+            await client.aclose()
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
         late.stop()
 
 
