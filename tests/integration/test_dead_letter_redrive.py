@@ -32,9 +32,12 @@ def click(n: int, minutes_ahead: float) -> dict[str, Any]:
 
 
 def dead_letters(pipeline: Pipeline, *args: str) -> dict[str, Any]:
+    """``moments dead-letters`` as an operator runs it, at the default log level (the
+    pipeline's warning level would hide the info lines from the no-customer-id check)."""
+    env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}  # the default
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli", "dead-letters", *args],
-        env=pipeline.env(0), capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "dl-cust-" not in result.stdout + result.stderr  # no customer id shown
