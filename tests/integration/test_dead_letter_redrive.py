@@ -121,11 +121,14 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         resent = [r for r in await read_to_end(bootstrap, touchpoints)
                   if r.key == gone["customer_id"].encode()]  # fmt: skip
         assert len(resent) == 1  # only the original: never sent again
-        for record in back:  # those that failed again name the letter they came back from
+        redriven_from = 0  # those that failed again name the letter they came back from
+        for record in back:
             headers = dict(record.headers)  # type: ignore[attr-defined]
             if "redriven-from" in headers:
                 assert record.value in {v for _, v in malformed}  # type: ignore[attr-defined]
                 assert headers["redriven-from"].decode().startswith(f"{dlq}:")
+                redriven_from += 1
+        assert redriven_from == len(malformed)
         final = dead_letters(pipeline)["matching"][touchpoints]
         assert final["letters"] == len(letters) + len(malformed)
         assert final["distinct_records"] == len(letters)
