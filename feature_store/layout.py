@@ -67,6 +67,7 @@ class StoreLayout:
         self._conn = conn
         self._key = f"{prefix}:layout"
         self._secret_key = f"{prefix}:key-secret"
+        self._customer_keys = f"{prefix}:{{*"  # every customer key has a {hash tag}
         self._fingerprint = secret_fingerprint(secret)
 
     async def read(self) -> str | None:
@@ -86,17 +87,27 @@ class StoreLayout:
     async def check(self) -> bool:
         """Raise :class:`LayoutMismatch` when Redis is marked with another layout, and
         :class:`SecretMismatch` when its keys were named with another secret; whether it
-        is marked (False: written before marks, or by no one yet). A Redis marked before
-        secrets were is marked with this one."""
+        is marked with this layout (False: written before marks, or by no one yet). A
+        Redis that does not tell its secret yet (marked before secrets were, or holding
+        customers but no mark) is told this one, so that from now on no other is used
+        with it. Only reads when both marks are there (a full Redis refuses writes)."""
         found = await self.read()
-        if found is None:
-            return False
-        if found != str(LAYOUT):
+        if found is not None and found != str(LAYOUT):
             raise LayoutMismatch(found)
         with unavailable_when_transient():
             client = self._conn.client
-            await client.set(self._secret_key, self._fingerprint, nx=True)
             named_with = await client.get(self._secret_key)
+            if named_with is None and (found is not None or await self.holds_customers()):
+                await client.set(self._secret_key, self._fingerprint, nx=True)
+                named_with = await client.get(self._secret_key)
         if named_with is not None and str(named_with) != self._fingerprint:
             raise SecretMismatch()
-        return True
+        return found is not None
+
+    async def holds_customers(self) -> bool:
+        """Whether any customer key of this store's prefix exists (on every node of a
+        cluster)."""
+        with unavailable_when_transient():
+            async for _ in self._conn.client.scan_iter(match=self._customer_keys, count=1000):
+                return True
+        return False

@@ -17,7 +17,6 @@ from feature_store.connection import (
     hash_reply,
     raise_failed,
     raise_unavailable,
-    unavailable_when_transient,
 )
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
@@ -346,12 +345,9 @@ class FeatureStore:
         )  # fmt: skip
 
     async def has_any_customer(self) -> bool:
-        """Whether any key of this store's prefix exists (on every node of a cluster)."""
-        pattern = f"{self._config.prefix}:{{*"
-        with unavailable_when_transient():
-            async for _ in self._conn.client.scan_iter(match=pattern, count=1000):
-                return True
-        return False
+        """Whether any customer key of this store's prefix exists (on every node of a
+        cluster)."""
+        return await self.layout.holds_customers()
 
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within

@@ -104,15 +104,20 @@ def quiet_kafka_clients() -> None:
     False
     >>> logging.getLogger("aiokafka.conn").isEnabledFor(logging.WARNING)
     True
+    >>> logging.getLogger().setLevel(logging.ERROR); quiet_kafka_clients()  # not more than asked
+    >>> logging.getLogger("aiokafka").isEnabledFor(logging.WARNING)
+    False
     >>> for name in ("aiokafka", *RECORD_LOGGERS, *CHATTY_LOGGERS):
     ...     logging.getLogger(name).setLevel(logging.NOTSET)
+    >>> logging.getLogger().setLevel(logging.INFO)
     """
-    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+    asked = logging.getLogger().getEffectiveLevel()
+    if asked <= logging.DEBUG:
         return
     for name in ("aiokafka", *RECORD_LOGGERS, *CHATTY_LOGGERS):
-        if name.startswith("aiokafka"):
+        if name.startswith("aiokafka"):  # never below what the process asked for
             logger = logging.getLogger(name)
-            logger.setLevel(max(logger.level, logging.WARNING))
+            logger.setLevel(max(logger.level, logging.WARNING, asked))
 
 
 def _logged_uncaught(

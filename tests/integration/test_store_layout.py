@@ -61,8 +61,28 @@ async def test_customers_without_a_mark_are_named_and_left_unmarked(
         assert found == "unmarked"
         assert any("no feature-store layout mark" in r.getMessage() for r in caplog.records)
         assert await store.layout.read() is None  # a rebuild marks it, not a start
+        # its key secret is taken down all the same: no other may write to it from now
+        other = Settings(redis_url=private_redis.url, key_secret="another-secret")
+        with pytest.raises(SecretMismatch):
+            await check_redis_layout(other)
     finally:
         await store.close()
+
+
+async def test_a_marked_redis_is_checked_by_reading_alone(private_redis: LocalRedis) -> None:
+    """A user that may only read (and a full Redis, which refuses writes) passes the
+    check of a Redis that tells both its layout and its key secret."""
+    settings = Settings(redis_url=private_redis.url)
+    assert await check_redis_layout(settings) == "marked now"
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command(
+            "ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@all", "-@write"
+        )
+    finally:
+        await admin.aclose()
+    reader = Settings(redis_url=f"redis://reader:pw@127.0.0.1:{private_redis.port}/0")
+    assert await check_redis_layout(reader, within_s=2) == "marked"
 
 
 async def test_a_redis_that_cannot_be_reached_or_refuses_is_said_not_to_stop_the_start(
