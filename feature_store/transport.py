@@ -62,6 +62,9 @@ def _keep_alive(transport: asyncio.BaseTransport) -> None:
         pass
 
 
+URL_OPTIONS = frozenset({"db", "username", "password"})  # what a Redis URL may set
+
+
 @dataclass(frozen=True, slots=True)
 class RedisAddress:
     """Where and how to connect, from a ``redis://`` or ``rediss://`` URL, read as
@@ -96,7 +99,7 @@ class RedisAddress:
             raise ValueError(f"the URL's path must be a database number, not /{path}")
         found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         tls = found.pop("connection_class", None) is SSLConnection
-        unsupported = sorted(set(found) - {"host", "port", "db", "username", "password"})
+        unsupported = sorted(set(found) - {"host", "port", *URL_OPTIONS})
         if unsupported:
             raise ValueError(f"Redis URL option {unsupported[0]} is not supported "
                              "(db, username and password are)")  # fmt: skip

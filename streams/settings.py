@@ -22,7 +22,7 @@ from typing import Any
 from redis.asyncio.connection import parse_url
 
 from feature_store.money import Money
-from feature_store.transport import RedisAddress
+from feature_store.transport import URL_OPTIONS, RedisAddress
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -351,7 +351,7 @@ class Settings:
             found = set(parse_url(self.redis_url))
         except ValueError as exc:
             raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
-        unsupported = sorted(found - {"path", "connection_class", "db", "username", "password"})
+        unsupported = sorted(found - {"path", "connection_class", *URL_OPTIONS})
         if unsupported:
             raise SettingsError(f"MOMENTS_REDIS_URL: Redis URL option {unsupported[0]} is not "
                                 "supported (db, username and password are)")  # fmt: skip
