@@ -2,6 +2,7 @@
 
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import (
+    ContactCeilings,
     Fact,
     intervention_fact,
     offers_shown_fact,
@@ -29,6 +30,7 @@ __all__ = [
     "UNMARKED",
     "ApplyStatus",
     "BudgetSpend",
+    "ContactCeilings",
     "ContactHistory",
     "CustomerFeatures",
     "CustomerRecord",

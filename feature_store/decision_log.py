@@ -40,10 +40,13 @@ class DecisionLog:
         records: Sequence[DecisionRecord],
         contacts: Sequence[Fact] = (),
         faults: dict[str, Exception] | None = None,
+        refused: set[str] | None = None,
     ) -> list[bool]:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
         so that a replay does not decide them again; apply the contacts they made, all in
-        one round trip. Per record, whether it was kept: not for an erased customer.
+        one round trip. Per record, whether it was kept: not for an erased customer, nor
+        for a decision whose contact had ceilings and broke one (its contact is not
+        applied; its id goes in ``refused``).
 
         With ``faults``, a customer whose keys fail a call (a key of another type) does
         not fail the others: the error goes in ``faults`` under their id, and none of
@@ -52,6 +55,7 @@ class DecisionLog:
             return []
         now_ms = int(self._clock() * 1000)
         calls: list[Call] = [("apply", *self._fact_call(f, now_ms)) for f in contacts]
+        guarded = {f.fact_id for f in contacts if f.ceilings}  # decided within ceilings
         config = self._config
         for r in records:
             k = self._keys.for_customer(r.customer_id)
@@ -64,12 +68,16 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
                 config.contact_only_life_s,
             ]  # fmt: skip
+            if guarded and f"c:{r.decision_id}" in guarded:
+                args.append(f"c:{r.decision_id}")
             calls.append(("decision", keys, args))
         if faults is None:
             replies = await self._conn.eval_mixed("decisions", calls)
+            _refused(records, replies[len(contacts) :], refused)
             return [int(r) == 1 for r in replies[len(contacts) :]]
         failed: dict[int, Exception] = {}
         replies = await self._conn.eval_mixed("decisions", calls, faults=failed)
+        _refused(records, replies[len(contacts) :], refused)
         owners = [f.customer_id for f in contacts] + [r.customer_id for r in records]
         for i, exc in failed.items():
             faults.setdefault(owners[i], exc)
@@ -123,3 +131,15 @@ class DecisionLog:
             pipe.get(keys.context(decision_id))
         found = await self._conn.execute("recent_decisions", pipe)
         return [str(c) for c in found if c is not None]
+
+
+def _refused(
+    records: Sequence[DecisionRecord], replies: Sequence[Any], refused: set[str] | None
+) -> None:
+    """Add to ``refused`` the ids of the decisions whose contact broke a ceiling."""
+    if refused is not None:
+        refused.update(
+            r.decision_id
+            for r, reply in zip(records, replies, strict=True)
+            if reply is not None and int(reply) == 2
+        )

@@ -84,6 +84,26 @@ CHANNEL_OF_TYPE = {
 
 
 @dataclass(frozen=True, slots=True)
+class ContactCeilings:
+    """The caps a contact must stay within, checked where it is applied and atomically
+    with it, so that processes deciding for one customer at once cannot take a cap past
+    its limit between them. A contact over one of them is not applied (nothing is
+    written).
+
+    ``counts``: (metrics, days, cap): the customer's contact counts of ``metrics`` in the
+    daily buckets of the ``days`` UTC days ending with the contact's (1: that day alone)
+    must add up to less than ``cap`` before it. ``cool_downs``: (profile field, latest):
+    the time in the field (ms; the last time an offer was shown) must be ``latest`` or
+    earlier, or not be there."""
+
+    counts: tuple[tuple[tuple[str, ...], int, int], ...] = ()
+    cool_downs: tuple[tuple[str, int], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.cool_downs)
+
+
+@dataclass(frozen=True, slots=True)
 class Fact:
     fact_id: str  # the idempotency key: t:<event_id>, c:<decision_id> or i:<intervention_id>
     customer_id: str
@@ -91,6 +111,7 @@ class Fact:
     updates: tuple[Update, ...]
     recent: str | None = None  # the entry for the recent-touchpoints list
     contact: bool = False  # a contact Moments made: its buckets are kept apart from touchpoints
+    ceilings: ContactCeilings | None = None  # a contact's caps (None: applied whatever the counts)
 
 
 def ts_ms(ts: datetime) -> int:
@@ -247,9 +268,15 @@ def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact
 
 
 def offers_shown_fact(
-    decision_id: str, customer_id: str, channel: str, offer_ids: Sequence[str], ts: datetime
+    decision_id: str,
+    customer_id: str,
+    channel: str,
+    offer_ids: Sequence[str],
+    ts: datetime,
+    ceilings: ContactCeilings | None = None,
 ) -> Fact:
-    """A decision that showed offers: feeds fatigue caps and per-offer cool-downs."""
+    """A decision that showed offers: feeds fatigue caps and per-offer cool-downs. With
+    ``ceilings``, it is not applied when it would break them."""
     ms = str(ts_ms(ts))
     ups: list[Update] = [
         ("incr", f"shown:{channel}", "1"),
@@ -259,7 +286,8 @@ def offers_shown_fact(
     ]
     for offer in sorted(set(offer_ids)):
         ups += [("max", f"last_shown:{offer}", ms), ("wd", f"offer:{offer}", "1")]
-    return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True)
+    return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True,
+                ceilings=ceilings)  # fmt: skip
 
 
 def intervention_fact(

@@ -34,6 +34,8 @@ class ApplyStatus(enum.IntEnum):
     # dated the store's TTL or longer ago: not applied (its profile would have expired),
     # only a withdrawal or grant it carries is kept; remembered like an applied fact
     EXPIRED = 4
+    # a contact that would break one of its ceilings (a cap, a cool-down): not applied
+    OVER_CEILING = 5
 
 
 # A fact dated at most this long before it is applied counts as happening when it is

@@ -18,6 +18,7 @@ from feature_store.facts import (
     GRANT_LEAD_MS,
     RESOLUTIONS,
     WITHDRAWAL_FIELDS,
+    ContactCeilings,
     Fact,
     Resolution,
     touchpoint_fact,
@@ -71,6 +72,8 @@ class CustomerState:
                 return 4
             return 2 if f"d:{fact.fact_id}" in self.seen else 0
         self._check_addable(fact, resolutions)
+        if fact.ceilings and self.over(fact.ceilings, ts):
+            return 5  # nothing written, not remembered
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
         if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
@@ -141,6 +144,18 @@ class CustomerState:
                     self.expires_ms[name] = given
         self._expire_at_least("seen", now_ms + horizon_ms)
         return 1
+
+    def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
+        """Whether a contact at ``ts_ms`` would break ``ceilings``."""
+        day = ts_ms // DAY_MS
+        for metrics, days, cap in ceilings.counts:
+            fields = (f"d{day - d}|{m}" for d in range(days) for m in metrics)
+            if sum(int(self.contacts.get(f, "0")) for f in fields) >= cap:
+                return True
+        return any(
+            field in self.profile and int(self.profile[field]) > latest
+            for field, latest in ceilings.cool_downs
+        )
 
     def _renew(self, name: str, now_ms: int, life: int, ttl_ms: int) -> None:
         """The full TTL for a live fact; for an older one, as far as its time gives, never

@@ -19,7 +19,7 @@ from feature_store.connection import (
     raise_unavailable,
 )
 from feature_store.decision_log import DecisionLog
-from feature_store.facts import RESOLUTIONS, Fact, touchpoint_fact
+from feature_store.facts import DAY_MS, RESOLUTIONS, ContactCeilings, Fact, touchpoint_fact
 from feature_store.features import CustomerFeatures, build_features
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.layout import StoreLayout
@@ -44,6 +44,11 @@ from feature_store.transport import (
 from schemas import TouchpointEvent
 
 _updates_json = msgspec.json.Encoder().encode
+
+
+def _ceilings_json(ceilings: ContactCeilings, day: int) -> bytes:
+    """A contact's ceilings as apply.lua takes them, ``day`` the contact's UTC day."""
+    return _updates_json({"day": day, "counts": ceilings.counts, "since": ceilings.cool_downs})
 
 
 @functools.cache
@@ -150,6 +155,8 @@ class FeatureStore:
             _resolutions_of(fact),
         ]
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
+        if fact.ceilings:
+            args.append(_ceilings_json(fact.ceilings, fact.ts_ms // DAY_MS))
         return keys, args
 
     async def apply(

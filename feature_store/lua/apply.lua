@@ -15,7 +15,8 @@
 --         now (a live event, one a lagging worker or a skewed clock dates a little
 --         early); an older one (a replay, `moments rebuild`) counts from its own ts,
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
---         their own live after the latest offer shown or email sent to them (see Expiry)
+--         their own live after the latest offer shown or email sent to them (see Expiry),
+--       12 (a contact's, optional) the ceilings it must stay within, as JSON (below)
 -- Ops: incr | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
@@ -35,7 +36,8 @@
 -- profile). The fact's id is remembered for the dedupe horizon at least.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
 -- 3 the customer was erased (nothing is written), 4 dated the ttl or longer ago (not
--- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on).
+-- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on),
+-- 5 a contact over one of its ceilings (ARGV[12]: nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
 local fact_id = ARGV[1]
@@ -94,6 +96,29 @@ for _, update in ipairs(updates) do
     return redis.error_reply('unknown update op ' .. op)
   end
   if failed then return failed end
+end
+-- A contact with ceilings (ARGV[12], JSON {day: its UTC day, counts: [[metrics, days,
+-- cap]], since: [[profile field, latest ms]]}, facts.py ContactCeilings) is refused when
+-- the contact counts of the metrics over the days ending with its own already reach a
+-- cap, or a field holds a time after its latest (a cool-down): nothing is written, and
+-- the fact is not remembered. Checked here, with the write, so that processes deciding
+-- for the customer at once cannot take a cap past its limit between them.
+if ARGV[12] then
+  local ceilings = cjson.decode(ARGV[12])
+  for _, count in ipairs(ceilings.counts) do
+    local metrics, days, total = count[1], count[2], 0
+    for d = 0, days - 1 do
+      local bucket = 'd' .. string.format('%d', ceilings.day - d) .. '|'
+      for _, metric in ipairs(metrics) do
+        total = total + (tonumber(redis.call('HGET', windows, bucket .. metric)) or 0)
+      end
+    end
+    if total >= count[3] then return 5 end
+  end
+  for _, since in ipairs(ceilings.since) do
+    local last = tonumber(redis.call('HGET', profile, since[1]))
+    if last and last > since[2] then return 5 end
+  end
 end
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
 local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',

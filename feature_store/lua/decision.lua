@@ -13,8 +13,13 @@
 --       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
 --       10 this context's own ttl (s), at most ARGV[2] (a decision that offered nothing
 --       teaches nothing: only the profile shows it), 11 contact-only ttl (s): the key
---       ttl of a customer with no activity of their own (apply.lua's)
+--       ttl of a customer with no activity of their own (apply.lua's), 12 (optional)
+--       the id of the contact the decision made, when that contact had ceilings: it was
+--       sent before this, in the same round trip
+-- Returns 1 kept, 0 the customer was erased, 2 its contact was refused (over one of its
+-- ceilings): the decision is not made, and nothing of it is kept.
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if ARGV[12] and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then return 2 end
 -- Redis does not undo a script's writes when it fails: a key of another type is found
 -- before the first write (a context kept out of the index would escape erasure), and
 -- the decision is refused when its contact would fail (kept, it would be one the

@@ -23,6 +23,14 @@ offer budgets (in the same round trip) is taken back whenever its caller was not
 answered with it (refused at erasure, the round trip failed, the caller left); one that
 was answered (the latency budget ran out meanwhile) was shown, and stays counted.
 
+Contact caps and cool-downs hold across processes: each decision's contact carries the
+caps it was screened against (:mod:`agents.contact_ceilings`), and the store refuses it,
+with its decision, when another process's contact recorded since the read took a cap to
+its limit. Its request is then decided again, from a new read (which shows that contact),
+within the same latency budget; after ``MAX_ROUNDS`` such refusals in a row it gets a
+fallback. (A refused decision whose caller was already answered with it, the budget
+having run out, was shown: it is recorded all the same, without its ceilings.)
+
 A decision that fails fails its own request alone, its caller getting a fallback: one
 customer's keys that Redis cannot serve as they should be (a key of another type, a
 field that is not a number), on the read or on the write, or features the policy cannot
@@ -40,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.contact_ceilings import offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
@@ -58,6 +67,13 @@ log = logging.getLogger(__name__)
 # than requests come), a new batch is answered with fallbacks at once rather than queue
 # reads Redis would serve after their callers were answered anyway.
 MAX_BATCHES_IN_FLIGHT = 16
+# Rounds a request is decided in at most, when the store keeps refusing its decisions
+# because other processes' contacts took the customer's caps to their limits meanwhile.
+MAX_ROUNDS = 3
+
+
+class ContactContended(Exception):
+    """Other processes kept contacting the customer while this one decided for them."""
 
 
 @dataclass(slots=True)
@@ -206,10 +222,12 @@ class Recommender:
         finally:
             self._deciding -= 1
 
-    async def _decide_batch(self, batch: list[_Request], due: float) -> None:
-        """Decide ``batch``; ``due``: when its latency budget runs out (loop time)."""
+    async def _decide_batch(self, batch: list[_Request], due: float, round_: int = 1) -> None:
+        """Decide ``batch``; ``due``: when its latency budget runs out (loop time);
+        ``round_``: how many times these requests have been decided (see MAX_ROUNDS)."""
         decided: list[_Decided] = []
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
+        refused: set[str] = set()  # decisions whose contact broke a ceiling: not stored
         failure: Exception | None = None
         spending: list[BudgetSpend] = []  # what the decisions add to the daily budgets
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
@@ -224,14 +242,15 @@ class Recommender:
             if read.budgets is not None:
                 self._budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            kept = await self._store_decided(decided, spending, faults)
+            kept = await self._store_decided(decided, spending, faults, catalogue, refused)
         except Exception as exc:
             failure = exc
         finally:
             self._batch_decided(len(batch))
         if failure is not None:  # not stored, or not known to be: none was refused
-            kept = [True] * len(decided)
-        answered, unmade = self._answer(decided, kept, faults, failure)
+            kept, refused = [True] * len(decided), set()
+        again, shown = self._refused(decided, refused)
+        answered, unmade = self._answer(decided, kept, faults, failure, refused)
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
@@ -245,6 +264,15 @@ class Recommender:
             except Exception as exc:  # the budgets are soft: the count stays a little high
                 log.warning("could not take back the budget spending of %d decisions "
                             "never shown: %s", len(unspent), exc)  # fmt: skip
+        if shown:
+            await self._record_shown(shown)
+        if again:
+            loop = asyncio.get_running_loop()
+            if round_ < MAX_ROUNDS and loop.time() < due:
+                await self._decide_batch(again, due, round_ + 1)
+            else:
+                for request in again:
+                    _fail(request, ContactContended())
 
     async def _read(
         self, batch: list[_Request], limits: Mapping[str, int], faults: dict[str, Exception]
@@ -310,13 +338,21 @@ class Recommender:
             decided.append((request, decision, encode_decision(decision)))
 
     async def _store_decided(
-        self, decided: list[_Decided], spending: list[BudgetSpend], faults: dict[str, Exception]
+        self,
+        decided: list[_Decided],
+        spending: list[BudgetSpend],
+        faults: dict[str, Exception],
+        catalogue: OfferCatalogue,
+        refused: set[str],
     ) -> list[bool]:
         """Record the decisions, their contacts and budget spending in one round trip;
-        per decision, whether it was stored (not: its customer erased since the read)."""
-        shown = offers_shown(d for _, d, _ in decided)
+        per decision, whether it was stored (not: its customer erased since the read, or
+        its contact broke a ceiling: its id goes in ``refused``)."""
+        shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in decided), catalogue)
         records = [decision_record(d, raw) for _, d, raw in decided]
-        writes: list[Awaitable[Any]] = [self._store.decisions.record(records, shown, faults=faults)]
+        writes: list[Awaitable[Any]] = [
+            self._store.decisions.record(records, shown, faults=faults, refused=refused)
+        ]
         if spending:  # in the same round trip
             writes.append(self._spend(spending))
         # other batches count them until stored (or not): a decision taken may be
@@ -327,18 +363,55 @@ class Recommender:
         return stored
 
     @staticmethod
+    def _refused(
+        decided: list[_Decided], refused: set[str]
+    ) -> tuple[list[_Request], list[_Decided]]:
+        """Of the decisions whose contact broke a ceiling: the requests to decide again
+        (their callers still waiting), and those their callers were answered with already
+        (the latency budget ran out while they were stored), which were shown."""
+        again: list[_Request] = []
+        shown: list[_Decided] = []
+        for request, decision, raw in decided:
+            if decision.decision_id not in refused:
+                continue
+            if _answered_with(request.answer, decision):
+                shown.append((request, decision, raw))
+            elif not request.answer.done():
+                request.decision = None  # the budget running out now gives a fallback
+                again.append(request)
+        return again, shown
+
+    async def _record_shown(self, shown: list[_Decided]) -> None:
+        """Record, without their ceilings, refused decisions that were shown all the same
+        (their callers answered with them), and publish those kept."""
+        records = [decision_record(d, raw) for _, d, raw in shown]
+        try:
+            kept = await self._store.decisions.record(records, offers_shown(d for _, d, _ in shown))
+        except Exception as exc:  # counted low by them, like a failed write of the budgets
+            log.warning("%d decisions shown over a contact cap were not recorded: %s",
+                        len(shown), exc)  # fmt: skip
+            return
+        self._publish([(d.customer_id.encode(), raw)
+                       for (_, d, raw), k in zip(shown, kept, strict=True) if k])  # fmt: skip
+
+    @staticmethod
     def _answer(
         decided: list[_Decided],
         kept: list[bool],
         faults: dict[str, Exception],
         failure: Exception | None,
+        refused: set[str],
     ) -> tuple[list[tuple[bytes, bytes]], set[str]]:
         """Answer the callers of the decisions taken; returns the decisions to publish
         (those their callers were answered with) and the ids of those never shown, whose
-        budget spending goes back."""
+        budget spending goes back. Refused decisions are left to :meth:`_refused`."""
         answered = []
         unmade: set[str] = set()
         for (request, decision, raw), stored in zip(decided, kept, strict=True):
+            if decision.decision_id in refused:
+                if not _answered_with(request.answer, decision):
+                    unmade.add(decision.decision_id)
+                continue
             own = faults.get(decision.customer_id)  # their keys failed the write
             fault = own or failure
             if not stored and fault is None:  # erased since their features were read:

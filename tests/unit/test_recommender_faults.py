@@ -108,8 +108,10 @@ async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() 
 class LostReply(_Decisions):
     """The decisions are recorded in Redis, and the reply is lost."""
 
-    async def record(self, records: Any, shown: Any, faults: Any = None) -> list[bool]:
-        await super().record(records, shown, faults)
+    async def record(
+        self, records: Any, shown: Any, faults: Any = None, refused: Any = None
+    ) -> list[bool]:
+        await super().record(records, shown, faults, refused)
         raise StoreUnavailable("the connection went after the scripts ran")
 
 
@@ -197,8 +199,10 @@ class CorruptKeys(SlowStore):
 
 
 class CorruptDecisions(_Decisions):
-    async def record(self, records: Any, shown: Any, faults: Any = None) -> list[bool]:
-        kept = await super().record(records, shown, faults)
+    async def record(
+        self, records: Any, shown: Any, faults: Any = None, refused: Any = None
+    ) -> list[bool]:
+        kept = await super().record(records, shown, faults, refused)
         for record in records:
             if record.customer_id in CorruptKeys.unwritable:
                 faults[record.customer_id] = ResponseError("WRONGTYPE key 2 of the decision")

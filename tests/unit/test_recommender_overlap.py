@@ -25,7 +25,7 @@ from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT, ContactPolicy
 from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import BudgetSpend, CustomerFeatures, Fact, StoreUnavailable
+from feature_store import BudgetSpend, ContactCeilings, CustomerFeatures, Fact, StoreUnavailable
 from feature_store.records import DecisionRecord
 from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue, decode_next_best_offer
 from streams.api.recommender import Recommender
@@ -65,6 +65,10 @@ class SlowStore:
         self.write_error = write_error
         self.reads: list[list[str]] = []
         self.writes: list[list[str]] = []  # the customers of each write, as sent
+        self.ceilings: list[list[ContactCeilings | None]] = []  # its contacts' ceilings
+        # customer -> how many of their next decisions with ceilings to refuse (as the
+        # store does when another process's contact took a cap to its limit meanwhile)
+        self.refuse: Counter[str] = Counter()
         self.decisions = _Decisions(self)
         self.budgets = _Budgets(self, spent or {})
         self._last_reply: asyncio.Future[None] | None = None
@@ -100,16 +104,27 @@ class _Decisions:
         records: Sequence[DecisionRecord],
         shown: Sequence[Fact],
         faults: dict[str, Exception] | None = None,
+        refused: set[str] | None = None,
     ) -> list[bool]:
         store = self._store
         store.writes.append([r.customer_id for r in records])
+        store.ceilings.append([f.ceilings for f in shown])
+        kept = []
         for record in records:
             decision = decode_next_best_offer(record.context)
+            guarded = any(f.fact_id == f"c:{record.decision_id}" and f.ceilings for f in shown)
+            if guarded and store.refuse[decision.customer_id] > 0:  # as if over a ceiling
+                store.refuse[decision.customer_id] -= 1
+                assert refused is not None
+                refused.add(record.decision_id)
+                kept.append(False)
+                continue
             if decision.offers:
                 before = store.features.get(decision.customer_id) or FIRST_CONTACT
                 store.features[decision.customer_id] = contacted(before, decision)
+            kept.append(True)
         await store.reply(store.write_s, store.write_error)
-        return [True] * len(records)
+        return kept
 
 
 class _Budgets:
