@@ -116,7 +116,12 @@ def _fail(request: _Request, exc: Exception) -> None:
 
 
 def _answered_with(answer: asyncio.Future[NextBestOffer | None], decision: NextBestOffer) -> bool:
-    return not answer.cancelled() and answer.exception() is None and answer.result() is decision
+    return (
+        answer.done()
+        and not answer.cancelled()
+        and answer.exception() is None
+        and answer.result() is decision
+    )
 
 
 class Recommender:
@@ -219,6 +224,12 @@ class Recommender:
         self._deciding += 1
         try:
             await self._decide_batch(batch, due)
+        except Exception as exc:  # a fault of Moments' own: no caller is left waiting
+            # by its kind alone: its message may quote what it failed on
+            log.error("a batch of recommendations failed: %s", type(exc).__name__)
+            for request in batch:
+                if not request.answer.done():
+                    request.answer.set_exception(exc)
         finally:
             self._deciding -= 1
 

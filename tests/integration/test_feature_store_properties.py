@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from feature_store import FeatureStore, StoreConfig, offers_shown_fact, touchpoint_fact
+from feature_store import (
+    ContactCeilings,
+    Fact,
+    FeatureStore,
+    StoreConfig,
+    offers_shown_fact,
+    touchpoint_fact,
+)
 from feature_store.facts import RESOLUTIONS, Resolution
 from feature_store.features import build_features
 from feature_store.reference import CustomerState
@@ -75,7 +83,7 @@ def _fields(event: Any) -> dict[str, Any]:
     return {f: getattr(event, f) for f in event.__struct_fields__}
 
 
-def _run(services: Services, history: list[Any], split: int) -> None:
+def _run(services: Services, history: list[Any], split: int, contacts: Sequence[Fact] = ()) -> None:
     async def scenario() -> None:
         prefix = f"prop{uuid.uuid4().hex[:8]}"
         config = StoreConfig(secret=b"prop-secret", prefix=prefix)
@@ -92,15 +100,18 @@ def _run(services: Services, history: list[Any], split: int) -> None:
                 offers_shown_fact(f"d{i}", e.customer_id, "web", ["book-club"], e.ts)
                 for i, e in enumerate(history[:5])
             ]
+            facts += contacts  # with ceilings: applied unless over one
             want = [reference[f.customer_id].apply(f, NOW_MS) for f in facts]
             got: list[int] = []
             for start in range(0, len(facts), split):
                 got += [int(s) for s in await store.apply_facts(facts[start : start + split])]
             assert got == want
             # a replay of everything changes nothing: duplicates, or too old to decide on
+            # (a contact refused over a ceiling was not applied: it is refused again)
             too_old = [NOW_MS - f.ts_ms >= config.ttl_s * 1000 for f in facts]
             assert [int(s) for s in await store.apply_facts(facts)] == [
-                4 if old else 0 for old in too_old
+                5 if first == 5 else 4 if old else 0
+                for first, old in zip(want, too_old, strict=True)
             ]
             for customer, state in reference.items():
                 raw = await store.raw(customer)
@@ -129,6 +140,52 @@ def _run(services: Services, history: list[Any], split: int) -> None:
 @given(history=histories(), split=st.integers(1, 25))
 def test_store_matches_reference(kafka_redis: Services, history: list[Any], split: int) -> None:
     _run(kafka_redis, history, split)
+
+
+# some contacts a day's edge before now, or right at the edge of a cool-down
+edges_s = st.sampled_from([0, 60, 3600, 86400, 6 * 86400, 7 * 86400, 8 * 86400])
+caps = st.tuples(st.sampled_from([("shown:web",), ("shown:web", "shown:email"),
+                                   ("offer:book-club",)]),
+                 st.sampled_from([1, 7]), st.integers(0, 3))  # fmt: skip
+cool_downs = st.tuples(st.just("last_shown:book-club"), st.integers(-3, 3 * 86400) | edges_s)
+ceilings = st.builds(
+    ContactCeilings,
+    st.lists(caps, max_size=3).map(tuple),
+    st.lists(cool_downs, max_size=1).map(
+        lambda c: tuple((field, NOW_MS - s * 1000) for field, s in c)
+    ),
+)
+guarded = st.lists(
+    st.tuples(st.sampled_from(["web", "email"]), st.sampled_from(CUSTOMERS),
+              st.integers(0, 9 * 86400) | edges_s, ceilings),
+    max_size=25,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(), split=st.integers(1, 25), contacts=guarded)
+@example(  # shown last right at the edge of the cool-down: it has run out
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
+    split=1,
+    contacts=[("web", "alice", 60, ContactCeilings()),
+              ("web", "alice", 0, ContactCeilings(cool_downs=(("last_shown:book-club",
+                                                               NOW_MS - 60_000),)))],
+)  # fmt: skip
+def test_contacts_within_ceilings_match_reference(
+    kafka_redis: Services, history: list[Any], split: int, contacts: list[Any]
+) -> None:
+    """Contacts whose ceilings the store checks: applied, or refused (5, nothing written),
+    as the reference says, whatever came before them."""
+    facts = [
+        offers_shown_fact(f"g{i}", customer, channel, ["book-club"],
+                          NOW - timedelta(seconds=age), ceilings=limits)
+        for i, (channel, customer, age, limits) in enumerate(contacts)
+    ]  # fmt: skip
+    _run(kafka_redis, history, split, facts)
 
 
 def test_events_older_than_every_window_touch_only_lifetime(kafka_redis: Services) -> None:

@@ -1,0 +1,121 @@
+"""A decision whose contact the store refuses over a ceiling (another process's contact
+took one of the customer's caps to its limit since the batch read them) is not made: its
+request is decided again from a new read, its budget spending goes back, and it is not
+published.
+
+The store here is :class:`tests.unit.test_recommender_overlap.SlowStore`, a test double
+told which decisions to refuse; the ceilings themselves are checked on real Redis in
+``tests/integration/test_contact_ceilings.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from agents.contact_ceilings import ceilings_of
+from schemas import NextBestOffer
+from streams.api import recommender as recommender_module
+from streams.api.recommender import ContactContended, Recommender
+from tests.unit.test_recommender_overlap import (
+    BUDGETS,
+    CONTACTS,
+    KNOWN,
+    Published,
+    SlowStore,
+    offer_ids,
+    recommender,
+)
+
+
+class Publishing(Published):
+    """Test double for KeyedPublisher: delivers at once, and keeps the decision ids."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> asyncio.Future[None]:
+        self.sent += [json.loads(value)["decision_id"] for _, value in records]
+        return super().publish(topic, records)
+
+
+def publishing(store: SlowStore, catalogue: object = BUDGETS) -> tuple[Recommender, Publishing]:
+    rec = recommender(store, catalogue)  # type: ignore[arg-type]
+    sent = Publishing()
+    rec._publisher = sent  # type: ignore[assignment]
+    return rec, sent
+
+
+async def test_a_refused_decision_is_decided_again_and_only_the_second_is_made() -> None:
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 1
+    rec, sent = publishing(store)
+    answer = await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert store.reads == [["c1"], ["c1"]]  # read again
+    assert store.writes == [["c1"], ["c1"]]
+    assert isinstance(answer, NextBestOffer) and "voucher" in offer_ids(answer)
+    assert sent.sent == [answer.decision_id]  # the refused one is never published
+    # the refused decision's spending went back; the one made stays counted
+    assert store.budgets.counts["voucher"] == 1
+    assert store.budgets.counted == {answer.decision_id}
+
+
+async def test_each_contact_is_sent_with_the_ceilings_it_was_decided_within() -> None:
+    store = SlowStore({"c1": KNOWN})
+    rec, _ = publishing(store, CONTACTS)
+    answer = await rec.recommend("c1", "email", 3)
+    await rec.drain()
+    assert isinstance(answer, NextBestOffer) and answer.offers
+    (sent,) = store.ceilings
+    assert sent == [ceilings_of(answer, CONTACTS)]
+    assert (("shown:email",), 1, 1) in sent[0].counts  # CONTACTS' daily email cap
+
+
+async def test_refused_round_after_round_the_caller_gets_a_fallback() -> None:
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 99
+    rec, sent = publishing(store)
+    with pytest.raises(ContactContended):  # the view answers with the default offers
+        await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert len(store.reads) == recommender_module.MAX_ROUNDS
+    assert sent.sent == []
+    assert store.budgets.counts["voucher"] == 0 and not store.budgets.counted
+
+
+async def test_a_refused_decision_its_caller_was_shown_is_recorded_without_ceilings() -> None:
+    """The latency budget ran out while the decision was stored: its caller got it, so
+    the customer sees it; refused over a ceiling, it is recorded all the same, and
+    published."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 1
+    store.write_s = 0.2
+    rec, sent = publishing(store)
+    rec.budget_s = 0.05
+    answer = await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert isinstance(answer, NextBestOffer) and answer.offers
+    assert store.reads == [["c1"]]  # not decided again
+    assert store.writes == [["c1"], ["c1"]]
+    assert store.ceilings[1] == [None]  # the second write holds it whatever the counts
+    assert sent.sent == [answer.decision_id]
+    assert store.budgets.counted == {answer.decision_id}  # shown: it stays counted
+
+
+async def test_others_in_the_batch_are_answered_at_once() -> None:
+    """Only the refused request waits for a second round."""
+    store = SlowStore({"c1": KNOWN, "c2": KNOWN})
+    store.refuse["c1"] = 1
+    rec, sent = publishing(store)
+    first = asyncio.create_task(rec.recommend("c1", "web", 3))
+    second = await rec.recommend("c2", "web", 3)
+    assert not first.done()  # c2 was answered while c1 is read again
+    answer = await first
+    await rec.drain()
+    assert [sorted(r) for r in store.reads] == [["c1", "c2"], ["c1"]]
+    assert isinstance(second, NextBestOffer) and isinstance(answer, NextBestOffer)
+    assert sorted(sent.sent) == sorted([answer.decision_id, second.decision_id])
