@@ -1,0 +1,144 @@
+"""Contact caps and cool-downs hold across API processes (real Redis and Kafka).
+
+Two Recommenders with a store connection each stand for two API processes: neither
+counts the other's decisions in flight, so both decide from the same counts. The store
+checks each contact against the caps it was decided within where it is recorded, and
+the decision that comes second is taken again from a new read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.offer_rules import RuleBasedOfferPolicy
+from feature_store import FeatureStore, StoreConfig
+from schemas import (
+    ContactRules,
+    NextBestOffer,
+    Offer,
+    OfferCatalogue,
+    decode_touchpoint,
+)
+from streams.api.publisher import KeyedPublisher
+from streams.api.recommender import Recommender
+from streams.services import Services
+from tests.integration.conftest import consume_all
+
+pytestmark = pytest.mark.integration
+
+TIPS = Offer(offer_id="tips", title="Tips", channels=["web", "email"])
+GUIDE = Offer(offer_id="guide", title="Guide", channels=["web"], cooldown_s=3600)
+WEB_THREE_A_DAY = OfferCatalogue(
+    version="ceilings", offers=[TIPS], contact_policy=ContactRules(daily_caps={"web": 3})
+)
+COOLING = OfferCatalogue(version="cooling", offers=[GUIDE])
+
+
+def unique(what: str) -> str:
+    return f"ceil{uuid.uuid4().hex[:10]}-{what}"
+
+
+@pytest.fixture
+async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
+    started = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all")
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+class TwoProcesses:
+    """Two Recommenders on one Redis (one connection each) and one decisions topic."""
+
+    def __init__(self, services: Services, producer: AIOKafkaProducer) -> None:
+        config = StoreConfig(secret=b"ceilings-test-secret", prefix=unique("store"))
+        self.stores = [FeatureStore.from_url(services.redis_url, config) for _ in range(2)]
+        self.topic = unique("decisions")
+        self.services = services
+        self.producer = producer
+
+    def start(self, catalogue: OfferCatalogue) -> list[Recommender]:
+        policy = RuleBasedOfferPolicy(
+            CatalogueHolder(catalogue), ContactPolicy(ControlGroup("salt", 0.0))
+        )
+        return [
+            Recommender(store, policy, KeyedPublisher(self.producer), self.topic, budget_s=5.0)
+            for store in self.stores
+        ]
+
+    async def known(self, customer: str) -> None:
+        """The customer clicked a page a while ago."""
+        await self.stores[0].apply([decode_touchpoint(json.dumps({
+            "type": "web_click", "event_id": unique("e"), "customer_id": customer,
+            "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(), "page": "/",
+        }))])  # fmt: skip
+        for store in self.stores:  # both connected: their reads go at once
+            assert await store.read(customer) is not None
+
+    async def published(self, expected: int) -> list[str]:
+        records = await consume_all(self.services.kafka_bootstrap, self.topic, expected, 20)
+        return [json.loads(r.value)["decision_id"] for r in records]  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        for store in self.stores:
+            await store.close()
+
+
+@pytest.fixture
+async def two(kafka_redis: Services, producer: AIOKafkaProducer) -> AsyncIterator[TwoProcesses]:
+    found = TwoProcesses(kafka_redis, producer)
+    try:
+        yield found
+    finally:
+        await found.close()
+
+
+async def test_forty_requests_over_two_processes_get_the_daily_cap_and_no_more(
+    two: TwoProcesses,
+) -> None:
+    """One customer asked for forty times at once, twenty to each process, with a daily
+    cap of three on web: three decisions show offers, whichever process took them."""
+    customer = unique("busy")
+    await two.known(customer)
+    first, second = two.start(WEB_THREE_A_DAY)
+    asked = [rec.recommend(customer, "web", 1) for _ in range(20) for rec in (first, second)]
+    answers = await asyncio.gather(*asked)
+    await asyncio.gather(first.drain(), second.drain())
+    decisions = [a for a in answers if isinstance(a, NextBestOffer)]
+    assert len(decisions) == 40
+    offered = [d for d in decisions if d.offers]
+    assert len(offered) == 3
+    assert all("suppressed:fatigue:web:day" in d.reasons for d in decisions if not d.offers)
+    features = await two.stores[1].read(customer)
+    assert features is not None and features.contact.shown_today == {"web": 3}
+    # the decisions answered are those stored and published; refused ones are neither
+    contexts = await two.stores[0].decisions.contexts([(customer, d.decision_id)
+                                                        for d in decisions])  # fmt: skip
+    assert all(c is not None for c in contexts)
+    assert sorted(await two.published(40)) == sorted(d.decision_id for d in decisions)
+
+
+async def test_a_cool_down_holds_across_processes(two: TwoProcesses) -> None:
+    customer = unique("cooling")
+    await two.known(customer)
+    first, second = two.start(COOLING)
+    answers = await asyncio.gather(
+        first.recommend(customer, "web", 1), second.recommend(customer, "web", 1)
+    )
+    await asyncio.gather(first.drain(), second.drain())
+    assert all(isinstance(a, NextBestOffer) for a in answers)
+    shown = [a for a in answers if a is not None and a.offers]
+    assert len(shown) == 1
+    other = next(a for a in answers if a is not None and not a.offers)
+    assert "suppressed:cooldown:guide" in other.reasons
