@@ -3,7 +3,7 @@ decision's context, each customer's newest decisions, and the outcomes claimed."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from feature_store.connection import Call, StoreConnection
@@ -77,10 +77,11 @@ class DecisionLog:
             return [int(r) == 1 for r in replies[len(contacts) :]]
         failed: dict[int, Exception] = {}
         replies = await self._conn.eval_mixed("decisions", calls, faults=failed)
-        _refused(records, replies[len(contacts) :], refused)
         owners = [f.customer_id for f in contacts] + [r.customer_id for r in records]
         for i, exc in failed.items():
             faults.setdefault(owners[i], exc)
+        # a contact that failed (a key of another type) was not refused: its fault says why
+        _refused(records, replies[len(contacts) :], refused, faults)
         return [
             r is not None and int(r) == 1 and record.customer_id not in faults
             for r, record in zip(replies[len(contacts) :], records, strict=True)
@@ -134,12 +135,15 @@ class DecisionLog:
 
 
 def _refused(
-    records: Sequence[DecisionRecord], replies: Sequence[Any], refused: set[str] | None
+    records: Sequence[DecisionRecord],
+    replies: Sequence[Any],
+    refused: set[str] | None,
+    faults: Mapping[str, Exception] | None = None,
 ) -> None:
     """Add to ``refused`` the ids of the decisions whose contact broke a ceiling."""
     if refused is not None:
         refused.update(
             r.decision_id
             for r, reply in zip(records, replies, strict=True)
-            if reply is not None and int(reply) == 2
+            if reply is not None and int(reply) == 2 and not (faults and r.customer_id in faults)
         )

@@ -126,8 +126,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        for reason in ("latency_budget", "store_unavailable"):
+        for reason in ("latency_budget", "store_unavailable", "contact_contended"):
             self.fallbacks.labels(reason)
+        self.contacts_refused = Counter(
+            "moments_contacts_refused_total",
+            "Decisions the store refused because another process's contact had taken a "
+            "contact cap or cool-down of the customer past what the decision was taken "
+            "within (each is decided again).",
+            registry=r,
+        )
         self.publish_failures = Counter(
             "moments_publish_failures_total",
             "Records that could not be written to Kafka after their answer was given.",

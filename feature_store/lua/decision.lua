@@ -19,7 +19,6 @@
 -- Returns 1 kept, 0 the customer was erased, 2 its contact was refused (over one of its
 -- ceilings): the decision is not made, and nothing of it is kept.
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if ARGV[12] and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then return 2 end
 -- Redis does not undo a script's writes when it fails: a key of another type is found
 -- before the first write (a context kept out of the index would escape erasure), and
 -- the decision is refused when its contact would fail (kept, it would be one the
@@ -31,6 +30,7 @@ for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset',
     return redis.error_reply('WRONGTYPE key ' .. i .. ' of the decision holds a ' .. found)
   end
 end
+if ARGV[12] and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then return 2 end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)

@@ -138,6 +138,7 @@ class Recommender:
         gather_s: float = 0.0,
         publish_failed: Callable[[int], None] = lambda n: None,
         batch_decided: Callable[[int], None] = lambda n: None,
+        contacts_refused: Callable[[int], None] = lambda n: None,
         budgets_counted: Callable[[BudgetLedger], None] = lambda ledger: None,
     ) -> None:
         self._store = store
@@ -150,6 +151,7 @@ class Recommender:
         # answer what is left of it)
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
+        self._contacts_refused = contacts_refused
         self._budgets_counted = budgets_counted
         self._waiting: list[_Request] = []
         self._first_waiting_since = 0.0
@@ -260,6 +262,8 @@ class Recommender:
             self._batch_decided(len(batch))
         if failure is not None:  # not stored, or not known to be: none was refused
             kept, refused = [True] * len(decided), set()
+        if refused:
+            self._contacts_refused(len(refused))
         again, shown = self._refused(decided, refused)
         answered, unmade = self._answer(decided, kept, faults, failure, refused)
         for request in batch:
@@ -282,8 +286,8 @@ class Recommender:
             if round_ < MAX_ROUNDS and loop.time() < due:
                 await self._decide_batch(again, due, round_ + 1)
             else:
-                for request in again:
-                    _fail(request, ContactContended())
+                for request in again:  # a fallback, counted by its reason
+                    request.answer.set_exception(ContactContended())
 
     async def _read(
         self, batch: list[_Request], limits: Mapping[str, int], faults: dict[str, Exception]
