@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -32,7 +33,8 @@ from schemas import (
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
 from streams.services import Services
-from tests.integration.conftest import consume_all
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import DEV_AUTH, call
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +144,40 @@ async def test_a_cool_down_holds_across_processes(two: TwoProcesses) -> None:
     assert len(shown) == 1
     other = next(a for a in answers if a is not None and not a.offers)
     assert "suppressed:cooldown:guide" in other.reasons
+
+
+CAPPED_WEB = """
+version = "capped-web"
+default_offers = ["tips"]
+
+[contact_policy]
+daily_caps = { web = 3 }
+
+[[offers]]
+offer_id = "tips"
+title = "Tips for your new purchase"
+channels = ["web"]
+"""
+
+
+async def test_two_api_processes_asked_at_once_show_the_daily_cap(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The drill, end to end: forty requests for one customer at once, twenty to each of
+    two `moments api` processes, with a daily cap of three on web."""
+    path = tmp_path / "capped.toml"
+    path.write_text(CAPPED_WEB)
+    settings = {"MOMENTS_CATALOGUE_PATH": str(path), "MOMENTS_CONTROL_PERCENT": "0",
+                "MOMENTS_API_BUDGET_MS": "5000"}  # fmt: skip
+    apis = [pipeline.start_api(**settings), pipeline.start_api(**settings)]
+    customer = unique("drill")
+    urls = [f"{api.url}/v1/customers/{customer}/recommendations?channel=web" for api in apis]
+    replies = await asyncio.gather(*(call("GET", url, headers=DEV_AUTH)
+                                     for _ in range(20) for url in urls))  # fmt: skip
+    assert [r.status for r in replies] == [200] * 40
+    answers = [r.json for r in replies]
+    assert not any(a["fallback"] for a in answers)
+    assert sum(1 for a in answers if a["offers"]) == 3
+    assert all("suppressed:fatigue:web:day" in a["reasons"] for a in answers if not a["offers"])
+    refused = sum(api.metric("moments_contacts_refused_total") for api in apis)
+    print(f"decisions refused over a ceiling and taken again: {refused:.0f}")
