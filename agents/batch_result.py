@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.letters import SourceRecord
+from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from feature_store.facts import Fact
-from schemas import Intervention, NextBestOffer
+from schemas import Intervention, NextBestOffer, OfferCatalogue
 from schemas.risk import RiskExample
 
 
@@ -37,6 +38,8 @@ class BatchResult:
     # or failed (the type "unknown" for a batch set aside whole)
     results: list[tuple[str, str]] = field(default_factory=list)
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
+    catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
+    moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0

@@ -46,6 +46,8 @@ class PipelineObserver(Protocol):
 
     def dead_lettered(self, count: int) -> None: ...
 
+    def contacts_refused(self, count: int) -> None: ...
+
     def retrying(self, reason: str) -> None: ...
 
 
@@ -102,6 +104,9 @@ def register_touchpoint_agent(
 
     async def emit(result: BatchResult) -> None:
         await handler.without_erased(result)  # erased meanwhile: nothing more about them
+        refused = await handler.reserve(result)  # their contacts, within the caps
+        if refused:
+            report(observer.contacts_refused, refused)
         pending: list[Awaitable[Any]] = []
         for decision in result.decisions:
             pending.append(

@@ -186,6 +186,7 @@ class TouchpointDecisions:
         budgets = result.budgets = (
             BudgetLedger.for_day(now, limits, spent, today) if limits else None
         )
+        result.catalogue = catalogue
         watched, batch_of = _risk_watch_plan(pending)
         return _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
 
@@ -215,6 +216,9 @@ class TouchpointDecisions:
                 )  # fmt: skip
                 if decision is not None:
                     result.decisions.append(decision)
+                    moment = moment_for(event)
+                    if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
+                        result.moments[decision.decision_id] = moment
                     if features is not None:  # the next moment counts its offers
                         profiles[event.customer_id] = contacted(features, decision)
                 sent = None  # when it reached Kafka, unless re-driven (see too_late)

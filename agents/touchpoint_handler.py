@@ -22,6 +22,7 @@ from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
 from agents.offer_budget import offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.reserved_contacts import ContactReservations
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
 from feature_store import (
@@ -69,6 +70,7 @@ class TouchpointHandler:
         self._max_attempts = max_attempts
         self._clock = clock
         self._max_future = max_future
+        self._reservations = ContactReservations(store, policy)
         self._decisions = TouchpointDecisions(
             store,
             policy,
@@ -184,6 +186,12 @@ class TouchpointHandler:
             result.risk_examples = [
                 e for e in result.risk_examples if examples.get(e.example_id) not in gone
             ]
+
+    async def reserve(self, result: BatchResult) -> int:
+        """Call before each attempt to send the batch, after :meth:`without_erased`:
+        record the contacts of its decisions within their caps, deciding again those the
+        store refuses (:mod:`agents.reserved_contacts`); how many it refused."""
+        return await self._reservations.reserve(result)
 
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: count the offer budgets they

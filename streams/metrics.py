@@ -128,7 +128,7 @@ class Metrics:
         )
         for reason in ("latency_budget", "store_unavailable", "contact_contended"):
             self.fallbacks.labels(reason)
-        self.contacts_refused = Counter(
+        self.refused_contacts = Counter(
             "moments_contacts_refused_total",
             "Decisions the store refused because another process's contact had taken a "
             "contact cap or cool-down of the customer past what the decision was taken "
@@ -316,6 +316,9 @@ class Metrics:
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)
+
+    def contacts_refused(self, count: int) -> None:
+        self.refused_contacts.inc(count)
 
     def retrying(self, reason: str) -> None:
         self.retries.labels(reason).inc()

@@ -149,7 +149,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             feature_store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
             publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
             batch_decided=metrics.recommendation_batch.observe,
-            contacts_refused=metrics.contacts_refused.inc,
+            contacts_refused=metrics.refused_contacts.inc,
             budgets_counted=metrics.budgets_counted,
             gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
         )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,14 +22,18 @@ from aiokafka import AIOKafkaProducer
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.letters import SourceRecord
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, StoreConfig
 from schemas import (
     ContactRules,
     NextBestOffer,
     Offer,
     OfferCatalogue,
+    WebClick,
     decode_touchpoint,
+    encode_touchpoint,
 )
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
@@ -181,3 +186,39 @@ async def test_two_api_processes_asked_at_once_show_the_daily_cap(
     assert all("suppressed:fatigue:web:day" in a["reasons"] for a in answers if not a["offers"])
     refused = sum(api.metric("moments_contacts_refused_total") for api in apis)
     print(f"decisions refused over a ceiling and taken again: {refused:.0f}")
+
+
+def clicks(customer: str, worker: str, n: int) -> list[SourceRecord]:
+    """``n`` page views of the customer just now, as a worker's batch of records."""
+    now = datetime.now(UTC)
+    return [
+        SourceRecord("touchpoints", 0, i, customer.encode(), encode_touchpoint(WebClick(
+            event_id=f"{worker}-{i}", customer_id=customer, ts=now, page="/p")))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+async def test_two_workers_deciding_at_once_keep_the_daily_cap(two: TwoProcesses) -> None:
+    """Two workers decide on three clicks each of one customer from the same counts; the
+    contacts of the first are recorded, those of the second refused: its decisions are
+    taken again before anything is sent, and show nothing."""
+    customer = unique("clicks")
+    await two.known(customer)
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(WEB_THREE_A_DAY), ContactPolicy(ControlGroup("salt", 0.0))
+    )
+    first, second = (TouchpointHandler(store, policy) for store in two.stores)
+    # both read the counts before either records anything
+    results = [await h.handle(clicks(customer, f"w{i}", 3), Counter())
+               for i, h in enumerate((first, second))]  # fmt: skip
+    assert [sum(1 for d in r.decisions if d.offers) for r in results] == [3, 3]
+    ids = [d.decision_id for d in results[1].decisions]
+    assert await first.reserve(results[0]) == 0
+    assert await second.reserve(results[1]) == 3  # refused, then decided again
+    assert [d.decision_id for d in results[1].decisions] == ids  # the same moments
+    assert not any(d.offers for d in results[1].decisions)
+    assert all("suppressed:fatigue:web:day" in d.reasons for d in results[1].decisions)
+    for handler, result in zip((first, second), results, strict=True):
+        await handler.confirm(result)  # after delivery: counted once
+    features = await two.stores[0].read(customer)
+    assert features is not None and features.contact.shown_today == {"web": 3}

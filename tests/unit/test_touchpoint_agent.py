@@ -90,6 +90,9 @@ class Observer:
     def dead_lettered(self, count: int) -> None:
         self.seen.append(("dead_lettered", count))
 
+    def contacts_refused(self, count: int) -> None:
+        self.seen.append(("contacts_refused", count))
+
     def retrying(self, reason: str) -> None:
         self.seen.append(("retrying", reason))
 
@@ -106,6 +109,8 @@ class Handler:
     confirm_errors: list[Exception] = field(default_factory=list)
     handled: list[SourceRecord] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)  # customers erased
+    reserved: list[list[Any]] = field(default_factory=list)  # the decisions of each reserve
+    refusals: int = 0  # what each reserve says the store refused
 
     async def handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
         self.handled.extend(records)
@@ -117,6 +122,10 @@ class Handler:
 
     async def without_erased(self, result: BatchResult) -> None:
         result.decisions = [d for d in result.decisions if d.customer_id not in self.gone]
+
+    async def reserve(self, result: BatchResult) -> int:
+        self.reserved.append(list(result.decisions))
+        return self.refusals
 
 
 @dataclass
@@ -253,6 +262,18 @@ async def test_a_customer_erased_while_their_batch_waits_for_kafka_is_not_sent()
     assert rig.observer.count("decision_sent") == 0
     assert len(rig.outlets.dead_letters.sent) == 1  # type: ignore[attr-defined]
     assert rig.observer.count("retrying") == 1 and rig.observer.count("batch_handled") == 1
+
+
+async def test_contacts_are_recorded_within_their_caps_before_anything_is_sent() -> None:
+    """Each attempt to send a batch records its decisions' contacts first, and what the
+    store refused is counted."""
+    handler = Handler(decided, refusals=1)
+    down = DownOnce()  # the first send fails: that attempt recorded them before it
+    rig = Rig(handler, outlets=Outlets(down, Topic(), Topic(), Topic(), Topic()))
+    await rig.run([event(1), event(2)])
+    assert len(handler.reserved) == 2  # once per attempt, the outage's and the next
+    assert [d.decision_id for d in handler.reserved[1]] == ["d-1"]
+    assert rig.observer.count("contacts_refused") == 2
 
 
 async def test_a_batch_given_up_after_it_was_sent_letters_each_record_once() -> None:
