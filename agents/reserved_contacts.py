@@ -50,6 +50,8 @@ class ContactReservations:
             return 0
         refusals = 0
         for round_ in range(1, MAX_ROUNDS + 1):
+            if not pending:
+                break
             decided = ((d, result.moments[d.decision_id].inbound) for d in pending)
             statuses = await self._store.apply_facts(offers_shown_within(decided, catalogue))
             refused = [

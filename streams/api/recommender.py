@@ -402,11 +402,11 @@ class Recommender:
         records = [decision_record(d, raw) for _, d, raw in shown]
         try:
             kept = await self._store.decisions.record(records, offers_shown(d for _, d, _ in shown))
-        except Exception as exc:  # counted low by them, like a failed write of the budgets
+        except Exception as exc:  # shown all the same: published, the counts low by them
             log.warning("%d decisions shown over a contact cap were not recorded: %s",
                         len(shown), exc)  # fmt: skip
-            return
-        self._publish([(d.customer_id.encode(), raw)
+            kept = [True] * len(shown)
+        self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(shown, kept, strict=True) if k])  # fmt: skip
 
     @staticmethod

@@ -1,0 +1,103 @@
+"""ContactReservations: what a worker does with the contacts the store refuses before it
+sends a batch. The store here is :class:`Refusing`, a test double that answers each
+contact with the status a test queues for it; the store's own check is tested on real
+Redis (``tests/integration/test_contact_ceilings.py``, with two workers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from agents.batch_result import BatchResult
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.moments import DecisionMoment
+from agents.offer_rules import RuleBasedOfferPolicy
+from agents.reserved_contacts import CONTENDED, MAX_ROUNDS, ContactReservations
+from feature_store import ApplyStatus, CustomerFeatures, Fact
+from schemas import ContactRules, Offer, OfferCatalogue
+
+NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
+TIPS = Offer(offer_id="tips", title="Tips", channels=["web"])
+CATALOGUE = OfferCatalogue(version="v", offers=[TIPS],
+                           contact_policy=ContactRules(daily_caps={"web": 2}))  # fmt: skip
+POLICY = RuleBasedOfferPolicy(CatalogueHolder(CATALOGUE), ContactPolicy(ControlGroup("t", 0.0)))
+KNOWN = CustomerFeatures(events=3)
+
+
+class Refusing:
+    """Answers each contact with the next queued status (APPLIED when none is left);
+    reads find the customers as ``features`` says."""
+
+    def __init__(self, statuses: list[ApplyStatus], features: dict[str, CustomerFeatures]) -> None:
+        self.statuses = statuses
+        self.features = features
+        self.applied: list[list[Fact]] = []
+        self.reads: list[list[str]] = []
+
+    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
+        self.applied.append(list(facts))
+        return [self.statuses.pop(0) if self.statuses else ApplyStatus.APPLIED for _ in facts]
+
+    async def read_views(
+        self, customer_ids: Sequence[str]
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        self.reads.append(list(customer_ids))
+        return [(c not in self.features, self.features.get(c)) for c in customer_ids]
+
+
+def batch(*customers: str) -> BatchResult:
+    """One web decision per customer named, each showing the tips, as a worker took it."""
+    result = BatchResult(catalogue=CATALOGUE)
+    for i, customer in enumerate(customers):
+        moment = DecisionMoment(f"d{i}", customer, "web")
+        decision = POLICY.decide(moment, KNOWN, NOW, None, CATALOGUE)
+        assert decision.offers
+        result.decisions.append(decision)
+        result.moments[decision.decision_id] = moment
+    return result
+
+
+def offered(result: BatchResult) -> list[bool]:
+    return [bool(d.offers) for d in result.decisions]
+
+
+async def test_contacts_within_their_caps_are_recorded_once_and_nothing_changes() -> None:
+    store = Refusing([], {"c1": KNOWN})
+    result = batch("c1", "c2")
+    before = list(result.decisions)
+    assert await ContactReservations(store, POLICY).reserve(result) == 0  # type: ignore[arg-type]
+    assert result.decisions == before and store.reads == []
+    (facts,) = store.applied
+    assert [f.fact_id for f in facts] == ["c:d0", "c:d1"]
+    assert all(f.ceilings for f in facts)  # the web cap, checked by the store
+
+
+async def test_a_refused_decision_is_taken_again_from_a_new_read() -> None:
+    # read again, the customer was shown two offers today already (by another process)
+    shown_twice = CustomerFeatures(events=3)
+    shown_twice.contact.shown_today["web"] = 2
+    store = Refusing([ApplyStatus.APPLIED, ApplyStatus.OVER_CEILING], {"c2": shown_twice})
+    result = batch("c1", "c2")
+    assert await ContactReservations(store, POLICY).reserve(result) == 1  # type: ignore[arg-type]
+    assert store.reads == [["c2"]]
+    assert offered(result) == [True, False]
+    again = result.decisions[1]
+    assert again.decision_id == "d1" and "suppressed:fatigue:web:day" in again.reasons
+    assert len(store.applied) == 1  # nothing more to record: it shows nothing
+
+
+async def test_refused_round_after_round_a_decision_shows_nothing() -> None:
+    store = Refusing([ApplyStatus.OVER_CEILING] * MAX_ROUNDS, {"c1": KNOWN})
+    result = batch("c1")
+    assert await ContactReservations(store, POLICY).reserve(result) == MAX_ROUNDS  # type: ignore[arg-type]
+    assert len(store.applied) == MAX_ROUNDS
+    assert offered(result) == [False] and CONTENDED in result.decisions[0].reasons
+
+
+async def test_a_customer_erased_meanwhile_is_left_out() -> None:
+    store = Refusing([ApplyStatus.ERASED, ApplyStatus.OVER_CEILING], {})
+    result = batch("c1", "c2")  # c1 erased at the reserve, c2 when read again
+    await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
+    assert result.decisions == []
