@@ -32,12 +32,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from feature_store import ContactCeilings, Fact, offers_shown_fact
 from feature_store.facts import ts_ms
 from schemas import NextBestOffer, OfferCatalogue
 from schemas.contact_rules import OUTBOUND
 
 NO_CAP = 10**9  # what ContactRules gives for a channel without a cap
+# the reason of a decision stripped of its offers: other processes kept taking the
+# customer's caps while it was decided again and again
+CONTENDED = "suppressed:contact_contended"
 _OUTBOUND_SHOWN = tuple(f"shown:{c}" for c in OUTBOUND)
 
 
@@ -81,3 +86,8 @@ def offers_shown_within(
                           ceilings=ceilings_of(d, catalogue, inbound) or None)
         for d, inbound in decided if d.offers
     ]  # fmt: skip
+
+
+def contended(decision: NextBestOffer) -> NextBestOffer:
+    """``decision`` showing nothing, once its contact was refused round after round."""
+    return msgspec.structs.replace(decision, offers=[], reasons=[*decision.reasons, CONTENDED])

@@ -16,10 +16,8 @@ fewer offers than it would have (never more than the caps allow).
 
 from __future__ import annotations
 
-import msgspec
-
 from agents.batch_result import BatchResult
-from agents.contact_ceilings import offers_shown_within
+from agents.contact_ceilings import contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.learned_policy import LearnedOfferPolicy
@@ -28,7 +26,6 @@ from feature_store import ApplyStatus, FeatureStore
 from schemas import NextBestOffer
 
 MAX_ROUNDS = 3  # as the API's (streams/api/recommender.py)
-CONTENDED = "suppressed:contact_contended"
 
 
 class ContactReservations:
@@ -78,9 +75,7 @@ class ContactReservations:
         again: dict[str, NextBestOffer | None] = {}  # None: erased meanwhile, left out
         if last:
             for old in refused:
-                again[old.decision_id] = msgspec.structs.replace(
-                    old, offers=[], reasons=[*old.reasons, CONTENDED]
-                )
+                again[old.decision_id] = contended(old)
         else:
             customers = list(dict.fromkeys(d.customer_id for d in refused))
             views = dict(zip(customers, await self._store.read_views(customers), strict=True))

@@ -126,7 +126,7 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        for reason in ("latency_budget", "store_unavailable", "contact_contended"):
+        for reason in ("latency_budget", "store_unavailable"):
             self.fallbacks.labels(reason)
         self.refused_contacts = Counter(
             "moments_contacts_refused_total",

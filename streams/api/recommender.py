@@ -26,10 +26,12 @@ was answered (the latency budget ran out meanwhile) was shown, and stays counted
 Contact caps and cool-downs hold across processes: each decision's contact carries the
 caps it was screened against (:mod:`agents.contact_ceilings`), and the store refuses it,
 with its decision, when another process's contact recorded since the read took a cap to
-its limit. Its request is then decided again, from a new read (which shows that contact),
-within the same latency budget; after ``MAX_ROUNDS`` such refusals in a row it gets a
-fallback. (A refused decision whose caller was already answered with it, the budget
-having run out, was shown: it is recorded all the same, without its ceilings.)
+its limit. Its request is then decided again, under a new decision id, from a new read
+(which shows that contact), within the same latency budget; after ``MAX_ROUNDS`` such
+refusals in a row it is answered with the last decision stripped of its offers
+(``suppressed:contact_contended``). (A refused decision whose caller was already answered
+with it, the budget having run out, was shown: it is recorded all the same, without its
+ceilings.)
 
 A decision that fails fails its own request alone, its caller getting a fallback: one
 customer's keys that Redis cannot serve as they should be (a key of another type, a
@@ -48,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.contact_ceilings import offers_shown_within
+from agents.contact_ceilings import contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
@@ -70,10 +72,6 @@ MAX_BATCHES_IN_FLIGHT = 16
 # Rounds a request is decided in at most, when the store keeps refusing its decisions
 # because other processes' contacts took the customer's caps to their limits meanwhile.
 MAX_ROUNDS = 3
-
-
-class ContactContended(Exception):
-    """Other processes kept contacting the customer while this one decided for them."""
 
 
 @dataclass(slots=True)
@@ -279,15 +277,21 @@ class Recommender:
             except Exception as exc:  # the budgets are soft: the count stays a little high
                 log.warning("could not take back the budget spending of %d decisions "
                             "never shown: %s", len(unspent), exc)  # fmt: skip
+        if again and (round_ == MAX_ROUNDS or asyncio.get_running_loop().time() >= due):
+            # other processes kept contacting them: nothing is shown
+            for request, decision, _ in again:
+                stripped = contended(decision)
+                if not request.answer.done():
+                    request.answer.set_result(stripped)
+                    shown.append((request, stripped, encode_decision(stripped)))
+            again = []
         if shown:
-            await self._record_shown(shown)
+            await self._record_answered(shown)
         if again:
-            loop = asyncio.get_running_loop()
-            if round_ < MAX_ROUNDS and loop.time() < due:
-                await self._decide_batch(again, due, round_ + 1)
-            else:
-                for request in again:  # a fallback, counted by its reason
-                    request.answer.set_exception(ContactContended())
+            for request, _, _ in again:  # a new decision, under a new id
+                moment = request.moment
+                request.moment = request_moment(moment.customer_id, moment.channel, moment.limit)
+            await self._decide_batch([r for r, _, _ in again], due, round_ + 1)
 
     async def _read(
         self, batch: list[_Request], limits: Mapping[str, int], faults: dict[str, Exception]
@@ -380,11 +384,12 @@ class Recommender:
     @staticmethod
     def _refused(
         decided: list[_Decided], refused: set[str]
-    ) -> tuple[list[_Request], list[_Decided]]:
-        """Of the decisions whose contact broke a ceiling: the requests to decide again
-        (their callers still waiting), and those their callers were answered with already
-        (the latency budget ran out while they were stored), which were shown."""
-        again: list[_Request] = []
+    ) -> tuple[list[_Decided], list[_Decided]]:
+        """Of the decisions whose contact broke a ceiling: those whose requests are to be
+        decided again (their callers still waiting), and those their callers were answered
+        with already (the latency budget ran out while they were stored), which were
+        shown."""
+        again: list[_Decided] = []
         shown: list[_Decided] = []
         for request, decision, raw in decided:
             if decision.decision_id not in refused:
@@ -393,21 +398,23 @@ class Recommender:
                 shown.append((request, decision, raw))
             elif not request.answer.done():
                 request.decision = None  # the budget running out now gives a fallback
-                again.append(request)
+                again.append((request, decision, raw))
         return again, shown
 
-    async def _record_shown(self, shown: list[_Decided]) -> None:
-        """Record, without their ceilings, refused decisions that were shown all the same
-        (their callers answered with them), and publish those kept."""
-        records = [decision_record(d, raw) for _, d, raw in shown]
+    async def _record_answered(self, answered: list[_Decided]) -> None:
+        """Record, without ceilings, decisions answered outside a batch's write (refused
+        ones that were shown all the same, and those stripped of their offers after
+        ``MAX_ROUNDS``), and publish those kept."""
+        records = [decision_record(d, raw) for _, d, raw in answered]
+        shown = offers_shown(d for _, d, _ in answered)
         try:
-            kept = await self._store.decisions.record(records, offers_shown(d for _, d, _ in shown))
-        except Exception as exc:  # shown all the same: published, the counts low by them
-            log.warning("%d decisions shown over a contact cap were not recorded: %s",
-                        len(shown), exc)  # fmt: skip
-            kept = [True] * len(shown)
+            kept = await self._store.decisions.record(records, shown)
+        except Exception as exc:  # answered all the same: published, the counts low by them
+            log.warning("%d decisions answered outside their batch were not recorded: %s",
+                        len(answered), exc)  # fmt: skip
+            kept = [True] * len(answered)
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
-                       for (_, d, raw), k in zip(shown, kept, strict=True) if k])  # fmt: skip
+                       for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
 
     @staticmethod
     def _answer(

@@ -27,7 +27,6 @@ from streams.api.errors import ApiError, json_response
 from streams.api.ingest_views import post_events, post_outcomes
 from streams.api.openapi import openapi_spec
 from streams.api.protocol_errors import expect_continue
-from streams.api.recommender import ContactContended
 from streams.api.request_checks import api_of, authorise, continue_for, customer_id_of
 from streams.api.server import Api
 
@@ -82,8 +81,6 @@ async def recommendations(request: web.Request) -> web.Response:
     except StoreUnavailable:
         api.outages.look_now()
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
-    except ContactContended:  # other processes kept contacting them meanwhile
-        decision = _fallback(api, customer_id, channel, limit, "contact_contended")
     except Exception as exc:  # a reply or a decision the batch could not take: never a 500
         # by its kind alone: an error's message may quote what it failed on
         log.warning("a recommendation failed (%s); answering with the default offers",

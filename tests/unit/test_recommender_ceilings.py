@@ -14,12 +14,10 @@ import asyncio
 import json
 from collections.abc import Sequence
 
-import pytest
-
-from agents.contact_ceilings import ceilings_of
+from agents.contact_ceilings import CONTENDED, ceilings_of
 from schemas import NextBestOffer
 from streams.api import recommender as recommender_module
-from streams.api.recommender import ContactContended, Recommender
+from streams.api.recommender import Recommender
 from tests.unit.test_recommender_overlap import (
     BUDGETS,
     CONTACTS,
@@ -58,6 +56,7 @@ async def test_a_refused_decision_is_decided_again_and_only_the_second_is_made()
     assert store.reads == [["c1"], ["c1"]]  # read again
     assert store.writes == [["c1"], ["c1"]]
     assert isinstance(answer, NextBestOffer) and "voucher" in offer_ids(answer)
+    assert store.refused_ids[0] != answer.decision_id  # a new decision, under a new id
     assert sent.sent == [answer.decision_id]  # the refused one is never published
     # the refused decision's spending went back; the one made stays counted
     assert store.budgets.counts["voucher"] == 1
@@ -75,15 +74,17 @@ async def test_each_contact_is_sent_with_the_ceilings_it_was_decided_within() ->
     assert (("shown:email",), 1, 1) in sent[0].counts  # CONTACTS' daily email cap
 
 
-async def test_refused_round_after_round_the_caller_gets_a_fallback() -> None:
+async def test_refused_round_after_round_the_caller_is_shown_nothing() -> None:
     store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
     store.refuse["c1"] = 99
     rec, sent = publishing(store)
-    with pytest.raises(ContactContended):  # the view answers with the default offers
-        await rec.recommend("c1", "web", 3)
+    answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
     assert len(store.reads) == recommender_module.MAX_ROUNDS
-    assert sent.sent == []
+    assert isinstance(answer, NextBestOffer) and answer.offers == []
+    assert answer.reasons[-1] == CONTENDED
+    assert store.ceilings[-1] == []  # recorded with no contact: it showed nothing
+    assert sent.sent == [answer.decision_id]
     assert store.budgets.counts["voucher"] == 0 and not store.budgets.counted
 
 

@@ -69,6 +69,7 @@ class SlowStore:
         # customer -> how many of their next decisions with ceilings to refuse (as the
         # store does when another process's contact took a cap to its limit meanwhile)
         self.refuse: Counter[str] = Counter()
+        self.refused_ids: list[str] = []  # the decisions refused so
         self.decisions = _Decisions(self)
         self.budgets = _Budgets(self, spent or {})
         self._last_reply: asyncio.Future[None] | None = None
@@ -117,6 +118,7 @@ class _Decisions:
                 store.refuse[decision.customer_id] -= 1
                 assert refused is not None
                 refused.add(record.decision_id)
+                store.refused_ids.append(record.decision_id)
                 kept.append(False)
                 continue
             if decision.offers:
@@ -132,6 +134,7 @@ class _Budgets:
         self._store = store
         self.counts = Counter(spent)
         self.counted: set[str] = set()  # the decisions whose spending is counted
+        self.taken_back: set[str] = set()  # marked as unspend.lua marks them: never counted
 
     async def spent(self, day: date) -> dict[str, int]:
         counts = dict(self.counts)
@@ -140,6 +143,8 @@ class _Budgets:
 
     async def add(self, spends: Sequence[BudgetSpend]) -> int:
         for spend in spends:
+            if spend.decision_id in self.counted | self.taken_back:  # as spend.lua skips them
+                continue
             self.counts.update(spend.offer_ids)
             self.counted.add(spend.decision_id)
         await self._store.reply(self._store.write_s, self._store.write_error)
@@ -151,6 +156,7 @@ class _Budgets:
         for spend in back:
             self.counts.subtract(spend.offer_ids)
             self.counted.discard(spend.decision_id)
+        self.taken_back.update(s.decision_id for s in spends)
         await self._store.reply(self._store.read_s)
         return len(back)
 

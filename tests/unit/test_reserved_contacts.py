@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
+from agents.contact_ceilings import CONTENDED
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.moments import DecisionMoment
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.reserved_contacts import CONTENDED, MAX_ROUNDS, ContactReservations
+from agents.reserved_contacts import MAX_ROUNDS, ContactReservations
 from feature_store import ApplyStatus, CustomerFeatures, Fact
 from schemas import ContactRules, Offer, OfferCatalogue
 
