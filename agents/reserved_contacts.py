@@ -79,6 +79,9 @@ class ContactReservations:
         else:
             customers = list(dict.fromkeys(d.customer_id for d in refused))
             views = dict(zip(customers, await self._store.read_views(customers), strict=True))
+            if result.budgets is not None:  # their offers were not shown
+                for old in refused:
+                    result.budgets.give_back(o.offer_id for o in old.offers)
             for old in refused:  # in order: a customer's later decision counts the earlier
                 erased, features = views[old.customer_id]
                 if erased:

@@ -14,6 +14,7 @@ from agents.contact_ceilings import CONTENDED
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.moments import DecisionMoment
+from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.reserved_contacts import MAX_ROUNDS, ContactReservations
 from feature_store import ApplyStatus, CustomerFeatures, Fact
@@ -102,3 +103,20 @@ async def test_a_customer_erased_meanwhile_is_left_out() -> None:
     result = batch("c1", "c2")  # c1 erased at the reserve, c2 when read again
     await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
     assert result.decisions == []
+
+
+async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() -> None:
+    """The refused decision took the last unit of a daily budget; it was not made, so the
+    decision taken again may show that offer."""
+    voucher = Offer(offer_id="voucher", title="Voucher", channels=["web"], daily_limit=1)
+    catalogue = OfferCatalogue(version="b", offers=[voucher])
+    policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), ContactPolicy(ControlGroup("t", 0)))
+    ledger = BudgetLedger.for_day(NOW, {"voucher": 1}, {})
+    moment = DecisionMoment("d0", "c1", "web")
+    first = policy.decide(moment, KNOWN, NOW, ledger, catalogue)
+    assert [o.offer_id for o in first.offers] == ["voucher"] and ledger.exhausted("voucher")
+    result = BatchResult(catalogue=catalogue, budgets=ledger, decisions=[first],
+                         moments={"d0": moment})  # fmt: skip
+    store = Refusing([ApplyStatus.OVER_CEILING], {"c1": KNOWN})
+    await ContactReservations(store, policy).reserve(result)  # type: ignore[arg-type]
+    assert [o.offer_id for o in result.decisions[0].offers] == ["voucher"]
