@@ -16,6 +16,8 @@ fewer offers than it would have (never more than the caps allow).
 
 from __future__ import annotations
 
+import logging
+
 from agents.batch_result import BatchResult
 from agents.contact_ceilings import contended, offers_shown_within
 from agents.contact_ledger import contacted
@@ -24,6 +26,8 @@ from agents.learned_policy import LearnedOfferPolicy
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ApplyStatus, FeatureStore
 from schemas import NextBestOffer
+
+log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 3  # as the API's (streams/api/recommender.py)
 
@@ -42,7 +46,12 @@ class ContactReservations:
         are replaced in ``result.decisions`` by a decision taken again. Returns how many
         contacts were refused."""
         catalogue = result.catalogue
-        pending = [d for d in result.decisions if d.offers and d.decision_id in result.moments]
+        pending = [d for d in result.decisions if d.offers]
+        unchecked = [d for d in pending if d.decision_id not in result.moments]
+        if unchecked:  # every decision on a touchpoint has its moment: a fault of Moments'
+            log.error("%d decisions without their moment are sent without their contact "
+                      "caps checked", len(unchecked))  # fmt: skip
+            pending = [d for d in pending if d.decision_id in result.moments]
         if catalogue is None or not pending:
             return 0
         refusals = 0

@@ -257,7 +257,8 @@ class Recommender:
         except Exception as exc:
             failure = exc
         finally:
-            self._batch_decided(len(batch))
+            if round_ == 1:  # a request decided again is not another batch
+                self._batch_decided(len(batch))
         if failure is not None:  # not stored, or not known to be: none was refused
             kept, refused = [True] * len(decided), set()
         if refused:

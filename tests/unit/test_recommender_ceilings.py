@@ -51,9 +51,12 @@ async def test_a_refused_decision_is_decided_again_and_only_the_second_is_made()
     store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
     store.refuse["c1"] = 1
     rec, sent = publishing(store)
+    batches: list[int] = []
+    rec._batch_decided = batches.append
     answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
     assert store.reads == [["c1"], ["c1"]]  # read again
+    assert batches == [1]  # one batch, decided in two rounds
     assert store.writes == [["c1"], ["c1"]]
     assert isinstance(answer, NextBestOffer) and "voucher" in offer_ids(answer)
     assert store.refused_ids[0] != answer.decision_id  # a new decision, under a new id

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_ceilings import CONTENDED
@@ -120,3 +122,14 @@ async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() 
     store = Refusing([ApplyStatus.OVER_CEILING], {"c1": KNOWN})
     await ContactReservations(store, policy).reserve(result)  # type: ignore[arg-type]
     assert [o.offer_id for o in result.decisions[0].offers] == ["voucher"]
+
+
+async def test_a_decision_without_its_moment_is_sent_unchecked_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Refusing([], {})
+    result = batch("c1")
+    result.moments.clear()
+    assert await ContactReservations(store, POLICY).reserve(result) == 0  # type: ignore[arg-type]
+    assert store.applied == [] and offered(result) == [True]
+    assert "1 decisions without their moment" in caplog.text
