@@ -40,6 +40,9 @@ from schemas import NextBestOffer, OfferCatalogue
 from schemas.contact_rules import OUTBOUND
 
 NO_CAP = 10**9  # what ContactRules gives for a channel without a cap
+# Rounds a decision is taken in at most, by a worker or the API, when the store keeps
+# refusing its contact because other processes' contacts took the customer's caps meanwhile
+MAX_ROUNDS = 3
 # the reason of a decision stripped of its offers: other processes kept taking the
 # customer's caps while it was decided again and again
 CONTENDED = "suppressed:contact_contended"

@@ -9,9 +9,9 @@ again from a new read of its customer, which shows the other contact; after
 ``MAX_ROUNDS`` refusals it shows nothing. The contact recorded here is found by the
 confirmation after delivery, which counts it once.
 
-A worker that stops after recording the contacts and before Kafka took the decisions
-decides that batch again: its own contacts are counted then, so a decision may show
-fewer offers than it would have (never more than the caps allow).
+The contacts count from when they are recorded: a batch given up after that, or decided
+again by a worker that stopped before Kafka took it, finds them counted (README, Contact
+policy, says what that leaves).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from agents.batch_result import BatchResult
-from agents.contact_ceilings import contended, offers_shown_within
+from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.learned_policy import LearnedOfferPolicy
@@ -28,8 +28,6 @@ from feature_store import ApplyStatus, FeatureStore
 from schemas import NextBestOffer
 
 log = logging.getLogger(__name__)
-
-MAX_ROUNDS = 3  # as the API's (streams/api/recommender.py)
 
 
 class ContactReservations:
@@ -60,14 +58,13 @@ class ContactReservations:
                 break
             decided = ((d, result.moments[d.decision_id].inbound) for d in pending)
             statuses = await self._store.apply_facts(offers_shown_within(decided, catalogue))
-            refused = [
-                d for d, s in zip(pending, statuses, strict=True) if s == ApplyStatus.OVER_CEILING
-            ]
-            erased = {
-                d.decision_id
-                for d, s in zip(pending, statuses, strict=True)
-                if s == ApplyStatus.ERASED
-            }
+            refused: list[NextBestOffer] = []
+            erased: set[str] = set()
+            for decision, status in zip(pending, statuses, strict=True):
+                if status == ApplyStatus.OVER_CEILING:
+                    refused.append(decision)
+                elif status == ApplyStatus.ERASED:
+                    erased.add(decision.decision_id)
             if erased:  # erased since the batch was checked: nothing is sent about them
                 result.decisions = [d for d in result.decisions if d.decision_id not in erased]
             refusals += len(refused)

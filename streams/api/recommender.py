@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.contact_ceilings import contended, offers_shown_within
+from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
@@ -69,9 +69,6 @@ log = logging.getLogger(__name__)
 # than requests come), a new batch is answered with fallbacks at once rather than queue
 # reads Redis would serve after their callers were answered anyway.
 MAX_BATCHES_IN_FLIGHT = 16
-# Rounds a request is decided in at most, when the store keeps refusing its decisions
-# because other processes' contacts took the customer's caps to their limits meanwhile.
-MAX_ROUNDS = 3
 
 
 @dataclass(slots=True)
