@@ -4,6 +4,7 @@ from feature_store.derived import SegmentThresholds
 from feature_store.facts import (
     ContactCeilings,
     Fact,
+    contact_id,
     intervention_fact,
     offers_shown_fact,
     risk_fact,
@@ -47,6 +48,7 @@ __all__ = [
     "SegmentThresholds",
     "StoreConfig",
     "StoreUnavailable",
+    "contact_id",
     "evicting_policy",
     "fullest",
     "intervention_fact",

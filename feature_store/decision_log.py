@@ -55,7 +55,8 @@ class DecisionLog:
             return []
         now_ms = int(self._clock() * 1000)
         calls: list[Call] = [("apply", *self._fact_call(f, now_ms)) for f in contacts]
-        guarded = {f.fact_id for f in contacts if f.ceilings}  # decided within ceilings
+        # decision id -> its contact's id, for the decisions decided within ceilings
+        guarded = {f.decision_id: f.fact_id for f in contacts if f.ceilings and f.decision_id}
         config = self._config
         for r in records:
             k = self._keys.for_customer(r.customer_id)
@@ -68,8 +69,8 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
                 config.contact_only_life_s,
             ]  # fmt: skip
-            if guarded and f"c:{r.decision_id}" in guarded:
-                args.append(f"c:{r.decision_id}")
+            if r.decision_id in guarded:
+                args.append(guarded[r.decision_id])
             calls.append(("decision", keys, args))
         if faults is None:
             replies = await self._conn.eval_mixed("decisions", calls)

@@ -20,6 +20,7 @@ arrives after it holds: order matters there, on the side of not contacting.)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -105,13 +106,15 @@ class ContactCeilings:
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    fact_id: str  # the idempotency key: t:<event_id>, c:<decision_id> or i:<intervention_id>
+    # the idempotency key: t:<event_id>, i:<intervention_id>, or a contact's (contact_id)
+    fact_id: str
     customer_id: str
     ts_ms: int
     updates: tuple[Update, ...]
     recent: str | None = None  # the entry for the recent-touchpoints list
     contact: bool = False  # a contact Moments made: its buckets are kept apart from touchpoints
     ceilings: ContactCeilings | None = None  # a contact's caps (None: applied whatever the counts)
+    decision_id: str | None = None  # the decision whose offers a contact showed
 
 
 def ts_ms(ts: datetime) -> int:
@@ -267,6 +270,21 @@ def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact
     )
 
 
+def contact_id(decision_id: str, offer_ids: Sequence[str]) -> str:
+    """The id of the contact a decision made by showing ``offer_ids`` (in any order): the
+    same offers under the same decision are one contact, counted once however often it
+    is applied; other offers under it (the decision taken again, say after a worker
+    stopped before sending it) are another, counted too, with its own cool-downs.
+
+    >>> contact_id("d1", ["b", "a"]) == contact_id("d1", ["a", "b", "a"])
+    True
+    >>> contact_id("d1", ["a"]) == contact_id("d1", ["b"])
+    False
+    """
+    offers = "\x1f".join(sorted(set(offer_ids))).encode()
+    return f"c:{decision_id}:{hashlib.blake2b(offers, digest_size=5).hexdigest()}"
+
+
 def offers_shown_fact(
     decision_id: str,
     customer_id: str,
@@ -286,8 +304,9 @@ def offers_shown_fact(
     ]
     for offer in sorted(set(offer_ids)):
         ups += [("max", f"last_shown:{offer}", ms), ("wd", f"offer:{offer}", "1")]
-    return Fact(f"c:{decision_id}", customer_id, int(ms), tuple(ups), contact=True,
-                ceilings=ceilings)  # fmt: skip
+    fact_id = contact_id(decision_id, offer_ids)
+    return Fact(fact_id, customer_id, int(ms), tuple(ups), contact=True, ceilings=ceilings,
+                decision_id=decision_id)  # fmt: skip
 
 
 def intervention_fact(

@@ -222,3 +222,36 @@ async def test_two_workers_deciding_at_once_keep_the_daily_cap(two: TwoProcesses
         await handler.confirm(result)  # after delivery: counted once
     features = await two.stores[0].read(customer)
     assert features is not None and features.contact.shown_today == {"web": 3}
+
+
+async def test_a_worker_stopped_before_sending_counts_the_offers_its_replay_shows(
+    two: TwoProcesses,
+) -> None:
+    """A worker records a batch's contacts and stops before Kafka takes its decisions;
+    the worker that replays the batch reads them, so the first offers are cooling down,
+    and shows another. That contact is recorded too, with its own cool-down: no offer is
+    shown again within its cool-down (the channel counts both contacts, one never seen)."""
+    customer = unique("replayed")
+    await two.known(customer)
+    offers = [Offer(offer_id=f"o{i}", title=f"Offer {i}", channels=["web"], cooldown_s=3600,
+                    priority=10 - i) for i in range(4)]  # fmt: skip
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(OfferCatalogue(version="replayed", offers=offers)),
+        ContactPolicy(ControlGroup("salt", 0.0)),
+    )
+    stopped, replaying = (TouchpointHandler(store, policy) for store in two.stores)
+    batch = clicks(customer, "stopped", 1)
+    first = await stopped.handle(batch, Counter())
+    assert await stopped.reserve(first) == 0  # recorded; then the worker stops
+    again = await replaying.handle(batch, Counter())  # applied already: decided again
+    assert await replaying.reserve(again) == 0
+    await replaying.confirm(again)  # sent, this time
+    shown = [{o.offer_id for o in r.decisions[0].offers} for r in (first, again)]
+    assert [len(s) for s in shown] == [3, 1] and not shown[0] & shown[1]
+    assert first.decisions[0].decision_id == again.decisions[0].decision_id
+    features = await two.stores[0].read(customer)
+    assert features is not None
+    assert set(features.contact.last_shown) == shown[0] | shown[1]
+    assert features.contact.shown_today == {"web": 2}
+    later = await replaying.handle(clicks(customer, "later", 1), Counter())
+    assert later.decisions and not later.decisions[0].offers  # all four cooling down

@@ -16,6 +16,7 @@ from feature_store.facts import (
     RESOLUTIONS,
     WITHDRAWAL_FIELDS,
     Fact,
+    contact_id,
     intervention_fact,
     offers_shown_fact,
     recent_entry,
@@ -346,7 +347,8 @@ def test_consent_all_sets_the_four_channels() -> None:
 def test_offers_shown_fact() -> None:
     fact = offers_shown_fact("dec-1", "c1", "web", ["o2", "o1", "o2"], at(1.0))
     ms = str(T0_MS + 1000)
-    assert fact.fact_id == "c:dec-1"
+    assert fact.fact_id == contact_id("dec-1", ["o1", "o2"]) != contact_id("dec-1", ["o1"])
+    assert fact.fact_id.startswith("c:dec-1:") and fact.decision_id == "dec-1"
     assert fact.customer_id == "c1"
     assert fact.ts_ms == T0_MS + 1000
     assert fact.recent is None  # a contact is not a touchpoint

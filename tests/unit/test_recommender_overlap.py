@@ -113,7 +113,7 @@ class _Decisions:
         kept = []
         for record in records:
             decision = decode_next_best_offer(record.context)
-            guarded = any(f.fact_id == f"c:{record.decision_id}" and f.ceilings for f in shown)
+            guarded = any(f.decision_id == record.decision_id and f.ceilings for f in shown)
             if guarded and store.refuse[decision.customer_id] > 0:  # as if over a ceiling
                 store.refuse[decision.customer_id] -= 1
                 assert refused is not None

@@ -14,6 +14,7 @@ from feature_store.facts import (
     RESOLUTIONS,
     Fact,
     Resolution,
+    contact_id,
     intervention_fact,
     offers_shown_fact,
     recent_entry,
@@ -457,7 +458,7 @@ def test_offers_shown_and_interventions_are_recorded() -> None:
     assert w[bucket_key("d", T0_MS - 2 * DAY_MS, "interventions")] == "1"
     assert bucket_key("d", T0_MS - 40 * DAY_MS, "interventions") not in w
     assert p["n"] == "1"  # a contact is no activity of the customer
-    assert "c:d1" in state.seen and "i:i1" in state.seen
+    assert contact_id("d1", ["o1", "o2"]) in state.seen and "i:i1" in state.seen
     assert state.apply(facts[0], T0_MS) == 0
     assert state.profile["shown:web"] == "2"
 

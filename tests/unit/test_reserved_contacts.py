@@ -19,7 +19,7 @@ from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.reserved_contacts import MAX_ROUNDS, ContactReservations
-from feature_store import ApplyStatus, CustomerFeatures, Fact
+from feature_store import ApplyStatus, CustomerFeatures, Fact, contact_id
 from schemas import ContactRules, Offer, OfferCatalogue
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -74,7 +74,8 @@ async def test_contacts_within_their_caps_are_recorded_once_and_nothing_changes(
     assert await ContactReservations(store, POLICY).reserve(result) == 0  # type: ignore[arg-type]
     assert result.decisions == before and store.reads == []
     (facts,) = store.applied
-    assert [f.fact_id for f in facts] == ["c:d0", "c:d1"]
+    tips = [TIPS.offer_id]
+    assert [f.fact_id for f in facts] == [contact_id("d0", tips), contact_id("d1", tips)]
     assert all(f.ceilings for f in facts)  # the web cap, checked by the store
 
 

@@ -34,6 +34,7 @@ from feature_store import (
     Fact,
     RepliesUnknown,
     StoreUnavailable,
+    contact_id,
     intervention_fact,
     offers_shown_fact,
 )
@@ -722,8 +723,9 @@ async def test_confirm_after_handle_records_what_was_decided() -> None:
     decision_id = decision_id_for("a", "web")
     intervention_id = intervention_id_for("save_desk", "a")
     # the contacts made, then the first churn-risk snapshot taken for the customer
+    offered = [o.offer_id for o in result.decisions[0].offers]
     assert [f.fact_id for f in store.facts[0]] == [
-        f"c:{decision_id}",
+        contact_id(decision_id, offered),
         f"i:{intervention_id}",
         "r:a",
     ]
