@@ -55,11 +55,19 @@ from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
 from agents.learned_policy import LearnedOfferPolicy
-from agents.moments import DecisionMoment, request_moment
+from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
 from schemas import NextBestOffer, OfferCatalogue, decode_next_best_offer, encode_decision
+from streams.api.answers import (
+    Decided,
+    OfferRequest,
+    answer_stored,
+    expire,
+    fail,
+    sort_refused,
+)
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.inflight import InFlightDecisions, Unseen
 from streams.api.publisher import KeyedPublisher
@@ -71,16 +79,6 @@ log = logging.getLogger(__name__)
 MAX_BATCHES_IN_FLIGHT = 16
 
 
-@dataclass(slots=True)
-class _Request:
-    moment: DecisionMoment
-    answer: asyncio.Future[NextBestOffer | None]
-    decision: NextBestOffer | None = None  # once decided
-
-
-_Decided = tuple[_Request, NextBestOffer, bytes]  # a request, its decision, the decision's JSON
-
-
 @dataclass(frozen=True, slots=True)
 class _BatchRead:
     """What a batch decides from."""
@@ -89,34 +87,6 @@ class _BatchRead:
     unseen: Unseen  # what the read does not show of other batches' decisions
     budgets: BudgetLedger | None  # the day's offer budgets, theirs counted
     now: datetime  # the decisions' time
-
-
-def _expire(batch: list[_Request]) -> None:
-    """The latency budget ran out. Whoever is still waiting for features or a decision
-    gets a fallback instead; a decision already taken is answered at once (it is being
-    stored, and will be published: the customer sees these offers)."""
-    for request in batch:
-        if not request.answer.done():
-            if request.decision is not None:
-                request.answer.set_result(request.decision)
-            else:
-                request.answer.set_exception(TimeoutError())
-
-
-def _fail(request: _Request, exc: Exception) -> None:
-    """This request alone failed (its customer's keys or features): a fallback."""
-    # by its kind alone: its message may quote what it failed on
-    log.warning("a decision failed (its caller gets a fallback): %s", type(exc).__name__)
-    request.answer.set_exception(exc)
-
-
-def _answered_with(answer: asyncio.Future[NextBestOffer | None], decision: NextBestOffer) -> bool:
-    return (
-        answer.done()
-        and not answer.cancelled()
-        and answer.exception() is None
-        and answer.result() is decision
-    )
 
 
 class Recommender:
@@ -148,7 +118,7 @@ class Recommender:
         self._batch_decided = batch_decided
         self._contacts_refused = contacts_refused
         self._budgets_counted = budgets_counted
-        self._waiting: list[_Request] = []
+        self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -164,7 +134,7 @@ class Recommender:
         :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
         """
         loop = asyncio.get_running_loop()
-        request = _Request(request_moment(customer_id, channel, limit), loop.create_future())
+        request = OfferRequest(request_moment(customer_id, channel, limit), loop.create_future())
         if not self._waiting:
             self._first_waiting_since = loop.time()
         self._waiting.append(request)
@@ -206,18 +176,18 @@ class Recommender:
         if not batch:
             return
         if len(self._running) >= MAX_BATCHES_IN_FLIGHT:  # Redis is not keeping up
-            _expire(batch)
+            expire(batch)
             return
         loop = asyncio.get_running_loop()
         # one timer per batch, not one per request: the budget runs from the first
         # request's arrival, so no request waits longer than the budget
         due = self._first_waiting_since + self.budget_s
-        deadline = loop.call_at(due, _expire, batch)
+        deadline = loop.call_at(due, expire, batch)
         task = loop.create_task(self._decide(batch, due))
         task.add_done_callback(lambda _: deadline.cancel())
         self._track(task)
 
-    async def _decide(self, batch: list[_Request], due: float) -> None:
+    async def _decide(self, batch: list[OfferRequest], due: float) -> None:
         self._deciding += 1
         try:
             await self._decide_batch(batch, due)
@@ -230,10 +200,10 @@ class Recommender:
         finally:
             self._deciding -= 1
 
-    async def _decide_batch(self, batch: list[_Request], due: float, round_: int = 1) -> None:
+    async def _decide_batch(self, batch: list[OfferRequest], due: float, round_: int = 1) -> None:
         """Decide ``batch``; ``due``: when its latency budget runs out (loop time);
         ``round_``: how many times these requests have been decided (see MAX_ROUNDS)."""
-        decided: list[_Decided] = []
+        decided: list[Decided] = []
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
         refused: set[str] = set()  # decisions whose contact broke a ceiling: not stored
         failure: Exception | None = None
@@ -260,8 +230,8 @@ class Recommender:
             kept, refused = [True] * len(decided), set()
         if refused:
             self._contacts_refused(len(refused))
-        again, shown = self._refused(decided, refused)
-        answered, unmade = self._answer(decided, kept, faults, failure, refused)
+        again, shown = sort_refused(decided, refused)
+        answered, unmade = answer_stored(decided, kept, faults, failure, refused)
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
@@ -292,7 +262,7 @@ class Recommender:
             await self._decide_batch([r for r, _, _ in again], due, round_ + 1)
 
     async def _read(
-        self, batch: list[_Request], limits: Mapping[str, int], faults: dict[str, Exception]
+        self, batch: list[OfferRequest], limits: Mapping[str, int], faults: dict[str, Exception]
     ) -> _BatchRead:
         """Read the batch's customers, and the day's budgets, in one round trip."""
         # unseen: what this read does not show of the decisions of other batches
@@ -311,12 +281,12 @@ class Recommender:
 
     def _decide_each(
         self,
-        batch: list[_Request],
+        batch: list[OfferRequest],
         read: _BatchRead,
         catalogue: OfferCatalogue,
         due: float,
         faults: dict[str, Exception],
-        decided: list[_Decided],
+        decided: list[Decided],
     ) -> None:
         """Decide for each request still waiting, adding the decisions to ``decided``;
         those that cannot be decided are answered here (erased, out of time, failed)."""
@@ -336,7 +306,7 @@ class Recommender:
                 continue
             customer_id = request.moment.customer_id
             if customer_id in faults:
-                _fail(request, faults[customer_id])
+                fail(request, faults[customer_id])
                 continue
             if customer_id in contacts:
                 features = contacts[customer_id]
@@ -347,7 +317,7 @@ class Recommender:
                     request.moment, features, read.now, read.budgets, catalogue
                 )
             except Exception as exc:  # this customer's features: the others go on
-                _fail(request, exc)
+                fail(request, exc)
                 continue
             if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                 contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
@@ -356,7 +326,7 @@ class Recommender:
 
     async def _store_decided(
         self,
-        decided: list[_Decided],
+        decided: list[Decided],
         spending: list[BudgetSpend],
         faults: dict[str, Exception],
         catalogue: OfferCatalogue,
@@ -373,33 +343,13 @@ class Recommender:
         if spending:  # in the same round trip
             writes.append(self._spend(spending))
         # other batches count them until stored (or not): a decision taken may be
-        # answered meanwhile (see _expire)
+        # answered meanwhile (see streams.api.answers.expire)
         stored: list[bool] = (
             await self._inflight.store((d for _, d, _ in decided), spending, *writes)
         )[0]
         return stored
 
-    @staticmethod
-    def _refused(
-        decided: list[_Decided], refused: set[str]
-    ) -> tuple[list[_Decided], list[_Decided]]:
-        """Of the decisions whose contact broke a ceiling: those whose requests are to be
-        decided again (their callers still waiting), and those their callers were answered
-        with already (the latency budget ran out while they were stored), which were
-        shown."""
-        again: list[_Decided] = []
-        shown: list[_Decided] = []
-        for request, decision, raw in decided:
-            if decision.decision_id not in refused:
-                continue
-            if _answered_with(request.answer, decision):
-                shown.append((request, decision, raw))
-            elif not request.answer.done():
-                request.decision = None  # the budget running out now gives a fallback
-                again.append((request, decision, raw))
-        return again, shown
-
-    async def _record_answered(self, answered: list[_Decided]) -> None:
+    async def _record_answered(self, answered: list[Decided]) -> None:
         """Record, without ceilings, decisions answered outside a batch's write (refused
         ones that were shown all the same, and those stripped of their offers after
         ``MAX_ROUNDS``), and publish those kept."""
@@ -413,45 +363,6 @@ class Recommender:
             kept = [True] * len(answered)
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
-
-    @staticmethod
-    def _answer(
-        decided: list[_Decided],
-        kept: list[bool],
-        faults: dict[str, Exception],
-        failure: Exception | None,
-        refused: set[str],
-    ) -> tuple[list[tuple[bytes, bytes]], set[str]]:
-        """Answer the callers of the decisions taken; returns the decisions to publish
-        (those their callers were answered with) and the ids of those never shown, whose
-        budget spending goes back. Refused decisions are left to :meth:`_refused`."""
-        answered = []
-        unmade: set[str] = set()
-        for (request, decision, raw), stored in zip(decided, kept, strict=True):
-            if decision.decision_id in refused:
-                if not _answered_with(request.answer, decision):
-                    unmade.add(decision.decision_id)
-                continue
-            own = faults.get(decision.customer_id)  # their keys failed the write
-            fault = own or failure
-            if not stored and fault is None:  # erased since their features were read:
-                if not request.answer.done():  # nothing is sent; answered as anyone
-                    request.answer.set_result(None)  # unknown (see recommend)
-                if not _answered_with(request.answer, decision):  # nor did its caller go
-                    unmade.add(decision.decision_id)  # with it when the budget ran out
-                continue
-            if not request.answer.done():
-                if fault is None:
-                    request.answer.set_result(decision)
-                elif own is not None:
-                    _fail(request, own)
-                else:
-                    request.answer.set_exception(fault)
-            if _answered_with(request.answer, decision):  # the customer sees it: publish it
-                answered.append((decision.customer_id.encode(), raw))
-            else:  # its caller got an error (a fallback): what it may have spent goes back
-                unmade.add(decision.decision_id)
-        return answered, unmade
 
     async def _spend(self, spending: list[BudgetSpend]) -> int:
         """Add the batch's spending to the budgets. The decisions are made once recorded,
