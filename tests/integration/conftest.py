@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalKafka, LocalRedis, Services, free_port, services
@@ -227,6 +227,19 @@ async def consume_all(
 @pytest.fixture
 async def kafka_bootstrap(kafka_redis: Services) -> AsyncIterator[str]:
     yield kafka_redis.kafka_bootstrap
+
+
+@pytest.fixture
+async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer to the test Kafka, sending without waiting to fill a batch."""
+    started = AIOKafkaProducer(
+        bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all", linger_ms=1
+    )
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
 
 
 def loads(value: bytes) -> dict[str, object]:

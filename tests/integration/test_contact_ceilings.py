@@ -55,16 +55,6 @@ def unique(what: str) -> str:
     return f"ceil{uuid.uuid4().hex[:10]}-{what}"
 
 
-@pytest.fixture
-async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
-    started = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all")
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
 class TwoProcesses:
     """Two Recommenders on one Redis (one connection each) and one decisions topic."""
 

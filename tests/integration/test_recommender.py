@@ -135,18 +135,6 @@ async def store(kafka_redis: Services) -> AsyncIterator[FeatureStore]:
         await found.close()
 
 
-@pytest.fixture
-async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
-    started = AIOKafkaProducer(
-        bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all", linger_ms=1
-    )
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
 async def seed(store: FeatureStore, customers: int = 60, touchpoints: int = 1500) -> list[str]:
     """A month of simulated touchpoints up to now, and some contacts in the last days;
     the ids of the customers the store now knows, sorted."""

@@ -48,16 +48,6 @@ async def admin(kafka_redis: Services) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-@pytest.fixture
-async def producer(kafka_redis: Services) -> AsyncIterator[AIOKafkaProducer]:
-    started = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap, acks="all")
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
 @pytest.mark.parametrize(
     "corrupt", ["profile", "contacts", "first_seen", "decisions", "decision_index", "recent"]
 )
