@@ -98,5 +98,6 @@ def offers_spent(
         limited = tuple(o.offer_id for o in decision.offers if o.offer_id in limits)
         if limited:
             day = decision.ts.astimezone(UTC).date()
-            spent.append(BudgetSpend(day, decision.decision_id, limited))
+            shown = tuple(o.offer_id for o in decision.offers)
+            spent.append(BudgetSpend(day, decision.decision_id, limited, shown))
     return spent

@@ -1,33 +1,48 @@
-"""A worker's contacts, recorded before its decisions are sent (thin shell over the store).
+"""A worker's contacts and budget spending, recorded before its decisions are sent (thin
+shell over the store).
 
 A worker decides a batch from the counts one read showed; an API process or another
-worker deciding for the same customer at the same moment read the same counts. Before
-the batch's decisions go to Kafka, the contacts of those that show offers are recorded,
-each checked by the store against the caps and cool-downs it was decided within
-(:mod:`agents.contact_ceilings`). A decision whose contact the store refuses is decided
-again from a new read of its customer, which shows the other contact; after
-``MAX_ROUNDS`` refusals it shows nothing. The contact recorded here is found by the
-confirmation after delivery, which counts it once.
+worker deciding for the same customer, or spending the same daily offer budget, at the
+same moment read the same counts. Before the batch's decisions go to Kafka, the budget
+spending of those that show offers is counted, in order, within the limits the batch
+read, and then their contacts are recorded, each checked by the store against the caps
+and cool-downs it was decided within (:mod:`agents.contact_ceilings`). A decision the
+store refuses (over a budget, or its contact over a cap) is decided again from a new
+read of its customer and of the budgets, which shows what the other processes did; after
+``MAX_ROUNDS`` refusals it shows nothing. A decision whose contact was refused gives its
+budget spending back. The spending and contacts recorded here are found by the
+confirmation after delivery, which counts them once.
 
-The contacts count from when they are recorded: a batch given up after that, or decided
+The contacts and spending count from when they are recorded: a batch given up after that, or decided
 again by a worker that stopped before Kafka took it, finds them counted (README, Contact
 policy, says what that leaves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
 from agents.batch_result import BatchResult
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.learned_policy import LearnedOfferPolicy
+from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import ApplyStatus, FeatureStore
+from feature_store import ApplyStatus, BudgetSpend, FeatureStore
 from schemas import NextBestOffer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusals:
+    """How many of a batch's decisions the store refused, and why."""
+
+    contacts: int = 0  # over a contact cap or cool-down
+    budgets: int = 0  # over a daily offer budget
 
 
 class ContactReservations:
@@ -39,10 +54,10 @@ class ContactReservations:
         self._store = store
         self._policy = policy
 
-    async def reserve(self, result: BatchResult) -> int:
-        """Record the contacts of ``result``'s decisions that show offers; those refused
-        are replaced in ``result.decisions`` by a decision taken again. Returns how many
-        contacts were refused."""
+    async def reserve(self, result: BatchResult) -> Refusals:
+        """Count the daily offer budgets of ``result``'s decisions that show offers and
+        record their contacts, within their limits and caps; those refused are replaced
+        in ``result.decisions`` by a decision taken again. Returns how many were refused."""
         catalogue = result.catalogue
         pending = [d for d in result.decisions if d.offers]
         unchecked = [d for d in pending if d.decision_id not in result.moments]
@@ -51,27 +66,50 @@ class ContactReservations:
                       "caps checked", len(unchecked))  # fmt: skip
             pending = [d for d in pending if d.decision_id in result.moments]
         if catalogue is None or not pending:
-            return 0
-        refusals = 0
+            return Refusals()
+        refusals = budget_refusals = 0
         for round_ in range(1, MAX_ROUNDS + 1):
             if not pending:
                 break
-            decided = ((d, result.moments[d.decision_id].inbound) for d in pending)
-            statuses = await self._store.apply_facts(offers_shown_within(decided, catalogue))
-            refused: list[NextBestOffer] = []
+            over, spending = await self._take_budgets(pending, result)
+            budget_refusals += len(over)
+            within = [d for d in pending if d.decision_id not in over]
+            decided = ((d, result.moments[d.decision_id].inbound) for d in within)
+            contacts = offers_shown_within(decided, catalogue)
+            statuses = await self._store.apply_facts(contacts) if contacts else []
+            refused = [d for d in pending if d.decision_id in over]
+            unmade: set[str] = set()  # their budget spending goes back
             erased: set[str] = set()
-            for decision, status in zip(pending, statuses, strict=True):
+            for decision, status in zip(within, statuses, strict=True):
                 if status == ApplyStatus.OVER_CEILING:
                     refused.append(decision)
+                    unmade.add(decision.decision_id)
                 elif status == ApplyStatus.ERASED:
                     erased.add(decision.decision_id)
+            if unmade | erased:
+                await self._store.budgets.give_back(
+                    [s for s in spending if s.decision_id in unmade | erased]
+                )
             if erased:  # erased since the batch was checked: nothing is sent about them
                 result.decisions = [d for d in result.decisions if d.decision_id not in erased]
             refusals += len(refused)
             if not refused:
                 break
             pending = await self._decide_again(refused, result, last=round_ == MAX_ROUNDS)
-        return refusals
+        return Refusals(refusals - budget_refusals, budget_refusals)
+
+    async def _take_budgets(
+        self, pending: list[NextBestOffer], result: BatchResult
+    ) -> tuple[set[str], list[BudgetSpend]]:
+        """Count the daily offer budgets the ``pending`` decisions spend, within their
+        limits: the ids of those refused (other processes spent the budget since the
+        batch read it), and the spending counted."""
+        limits = result.budgets.limits if result.budgets is not None else {}
+        spending = offers_spent(pending, limits) if limits else []
+        if not spending:
+            return set(), []
+        over = await self._store.budgets.take(spending, limits)
+        return over, [s for s in spending if s.decision_id not in over]
 
     async def _decide_again(
         self, refused: list[NextBestOffer], result: BatchResult, last: bool
@@ -84,10 +122,16 @@ class ContactReservations:
                 again[old.decision_id] = contended(old)
         else:
             customers = list(dict.fromkeys(d.customer_id for d in refused))
-            views = dict(zip(customers, await self._store.read_views(customers), strict=True))
-            if result.budgets is not None:  # their offers were not shown
-                for old in refused:
-                    result.budgets.give_back(o.offer_id for o in old.offers)
+            reading = self._store.read_views(customers)
+            ledger = result.budgets
+            if ledger is not None:  # the budgets as counted now, this batch's spending in
+                counting = self._store.budgets.spent(ledger.day)
+                found, spent = await asyncio.gather(reading, counting)
+                now = {o: spent.get(o, 0) for o in ledger.limits}
+                result.budgets = BudgetLedger(ledger.day, ledger.limits, now)
+            else:
+                found = await reading
+            views = dict(zip(customers, found, strict=True))
             for old in refused:  # in order: a customer's later decision counts the earlier
                 erased, features = views[old.customer_id]
                 if erased:

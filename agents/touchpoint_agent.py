@@ -48,6 +48,8 @@ class PipelineObserver(Protocol):
 
     def contacts_refused(self, count: int) -> None: ...
 
+    def budgets_refused(self, count: int) -> None: ...
+
     def retrying(self, reason: str) -> None: ...
 
 
@@ -104,9 +106,11 @@ def register_touchpoint_agent(
 
     async def emit(result: BatchResult) -> None:
         await handler.without_erased(result)  # erased meanwhile: nothing more about them
-        refused = await handler.reserve(result)  # their contacts, within the caps
-        if refused:
-            report(observer.contacts_refused, refused)
+        refused = await handler.reserve(result)  # their budgets and contacts, within limits
+        if refused.contacts:
+            report(observer.contacts_refused, refused.contacts)
+        if refused.budgets:
+            report(observer.budgets_refused, refused.budgets)
         pending: list[Awaitable[Any]] = []
         for decision in result.decisions:
             pending.append(

@@ -22,7 +22,7 @@ from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
 from agents.offer_budget import offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.reserved_contacts import ContactReservations
+from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
 from feature_store import (
@@ -187,17 +187,19 @@ class TouchpointHandler:
                 e for e in result.risk_examples if examples.get(e.example_id) not in gone
             ]
 
-    async def reserve(self, result: BatchResult) -> int:
+    async def reserve(self, result: BatchResult) -> Refusals:
         """Call before each attempt to send the batch, after :meth:`without_erased`:
-        record the contacts of its decisions within their caps, deciding again those the
-        store refuses (:mod:`agents.reserved_contacts`); how many it refused."""
+        count the budget spending of its decisions within their limits and record their
+        contacts within their caps, deciding again those the store refuses
+        (:mod:`agents.reserved_contacts`); how many it refused."""
         return await self._reservations.reserve(result)
 
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: count the offer budgets they
         spent, record the contacts they made (for fatigue caps and cool-downs) and let
-        replays skip them. The budgets go first: a replay decides again (with the same
-        decision ids) whatever was not recorded, and the store counts a decision once."""
+        replays skip them (what :meth:`reserve` counted already counts once). The budgets
+        go first: a replay decides again (with the same decision ids) whatever was not
+        recorded, and the store counts a decision once."""
         contacts = offers_shown(result.decisions)
         alerts = result.interventions + result.held_out
         contacts += [

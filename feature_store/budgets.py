@@ -1,21 +1,26 @@
 """How many times each offer with a daily budget was shown today, across all customers.
 
 One Redis hash per UTC day (offer id -> count), and beside it the set of decisions
-counted that day, so that a decision is counted once however often its write is retried
-or its topic replayed. Both are kept for three days and hold no customer data (decision
-ids are random or derived from event ids by a one-way hash). Both calls share their
-round trip with other callers' commands.
+counted that day (each with the offers it showed, :func:`counted_id`), so that a
+decision is counted once however often its write is retried or its topic replayed.
+:meth:`OfferBudgets.take` counts within the limits, checked where the counts are kept,
+so that processes deciding at once cannot take a budget past its limit between them.
+Both keys are kept for three days and hold no customer data (decision ids are random or
+derived from event ids by a one-way hash). The calls share their round trip with other
+callers' commands.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from feature_store.connection import StoreConnection, hash_reply, raise_failed
+from feature_store.facts import decision_showing
 from feature_store.records import BudgetSpend
 
 KEPT_DAYS = 3  # today and the two days before
@@ -53,16 +58,70 @@ class OfferBudgets:
         (the store refused to record them), once per decision; returns how many were
         taken back now. A write of their spending that comes after (retried) adds
         nothing."""
-        return await self._run("unspend", spends, [KEPT_S])
+        return await self._run("unspend", spends, [KEPT_S, 1])
+
+    async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
+        """Take back what :meth:`take` counted of decisions a worker decides again under
+        the same ids, once per decision, without marking them: the decision taken again
+        may show the same offers, and counts then. Returns how many were taken back."""
+        return await self._run("unspend", spends, [KEPT_S, 0])
+
+    async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
+        """Count the offers each decision showed within ``limits`` (offer id -> daily
+        limit), in order, once per decision, checked where they are counted: returns the
+        ids of the decisions refused, whose offers would take a budget past its limit
+        (nothing of them is counted). A decision counted already stands; one taken back
+        already is refused."""
+        limits_json = json.dumps(dict(limits), sort_keys=True)
+        calls, owners = [], []
+        for day, spent in sorted(_by_day(spends).items()):
+            calls.append(("take", (self._key(day), self._counted_key(day)),
+                          [KEPT_S, limits_json, *_arguments(spent)]))  # fmt: skip
+            owners.append(spent)
+        if not calls:
+            return set()
+        refused: set[str] = set()
+        for spent, positions in zip(owners, await self._conn.eval_mixed("budgets", calls),
+                                    strict=True):  # fmt: skip
+            refused.update(spent[int(p) - 1].decision_id for p in positions)
+        return refused
 
     async def _run(self, script: str, spends: Sequence[BudgetSpend], head: list[Any]) -> int:
-        by_day: dict[date, list[Any]] = defaultdict(list)
-        for spend in spends:
-            if spend.offer_ids:
-                args = by_day[spend.day]
-                args += [spend.decision_id, len(spend.offer_ids), *spend.offer_ids]
-        if not by_day:
+        calls = [(script, (self._key(day), self._counted_key(day)), [*head, *_arguments(spent)])
+                 for day, spent in sorted(_by_day(spends).items())]  # fmt: skip
+        if not calls:
             return 0
-        calls = [(script, (self._key(day), self._counted_key(day)), [*head, *args])
-                 for day, args in sorted(by_day.items())]  # fmt: skip
         return sum(int(n) for n in await self._conn.eval_mixed("budgets", calls))
+
+
+def _by_day(spends: Sequence[BudgetSpend]) -> dict[date, list[BudgetSpend]]:
+    """The spends that show limited offers, by their day."""
+    by_day: dict[date, list[BudgetSpend]] = defaultdict(list)
+    for spend in spends:
+        if spend.offer_ids:
+            by_day[spend.day].append(spend)
+    return by_day
+
+
+def _arguments(spends: list[BudgetSpend]) -> list[Any]:
+    """Per spend: the id it is counted under, its number of offers, the offers."""
+    args: list[Any] = []
+    for spend in spends:
+        args += [counted_id(spend), len(spend.offer_ids), *spend.offer_ids]
+    return args
+
+
+def counted_id(spend: BudgetSpend) -> str:
+    """The id a decision's spending is counted under: its decision and the offers it
+    showed. The same offers under the same decision count once however often they are
+    written; other offers under it (a worker's decision taken again, with the same id)
+    count too.
+
+    >>> def spend(*shown: str) -> BudgetSpend:
+    ...     return BudgetSpend(date(2026, 12, 1), "d1", ("voucher",), shown)
+    >>> counted_id(spend("voucher", "tips")) == counted_id(spend("tips", "voucher"))
+    True
+    >>> counted_id(spend("voucher", "tips")) == counted_id(spend("voucher", "news"))
+    False
+    """
+    return decision_showing(spend.decision_id, spend.shown or spend.offer_ids)

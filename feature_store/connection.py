@@ -38,7 +38,7 @@ SCRIPTS = {
     name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "spend", "unspend",
+        "spend", "take", "unspend",
     )
 }  # fmt: skip
 

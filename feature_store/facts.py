@@ -281,8 +281,13 @@ def contact_id(decision_id: str, offer_ids: Sequence[str]) -> str:
     >>> contact_id("d1", ["a"]) == contact_id("d1", ["b"])
     False
     """
+    return f"c:{decision_showing(decision_id, offer_ids)}"
+
+
+def decision_showing(decision_id: str, offer_ids: Sequence[str]) -> str:
+    """``decision_id`` with a short digest of the set of ``offer_ids`` it showed."""
     offers = "\x1f".join(sorted(set(offer_ids))).encode()
-    return f"c:{decision_id}:{hashlib.blake2b(offers, digest_size=5).hexdigest()}"
+    return f"{decision_id}:{hashlib.blake2b(offers, digest_size=5).hexdigest()}"
 
 
 def offers_shown_fact(

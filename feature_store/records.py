@@ -65,6 +65,9 @@ class BudgetSpend:
     day: date
     decision_id: str
     offer_ids: tuple[str, ...]
+    # every offer the decision showed, limited or not (empty: ``offer_ids``): with the
+    # decision id, what it is counted under (feature_store.budgets.counted_id)
+    shown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

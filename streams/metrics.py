@@ -135,6 +135,12 @@ class Metrics:
             "within (each is decided again).",
             registry=r,
         )
+        self.refused_budgets = Counter(
+            "moments_budgets_refused_total",
+            "Decisions the store refused because other processes had spent the daily offer "
+            "budget they were taken within since it was read (each is decided again).",
+            registry=r,
+        )
         self.publish_failures = Counter(
             "moments_publish_failures_total",
             "Records that could not be written to Kafka after their answer was given.",
@@ -319,6 +325,9 @@ class Metrics:
 
     def contacts_refused(self, count: int) -> None:
         self.refused_contacts.inc(count)
+
+    def budgets_refused(self, count: int) -> None:
+        self.refused_budgets.inc(count)
 
     def retrying(self, reason: str) -> None:
         self.retries.labels(reason).inc()

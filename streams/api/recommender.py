@@ -18,17 +18,21 @@ stored, the caller gets the decision at once and it is stored and published as u
 
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
-is answered as for an erased customer (``None``). What a decision added to the daily
-offer budgets (in the same round trip) is taken back whenever its caller was not
-answered with it (refused at erasure, the round trip failed, the caller left); one that
-was answered (the latency budget ran out meanwhile) was shown, and stays counted.
+is answered as for an erased customer (``None``). The daily offer budgets are counted
+in a round trip before the decisions are recorded, within their limits: a decision that
+would take one past its limit (other processes spent it since the read) is refused, and
+decided again as below. What a decision added to the budgets is taken back whenever its
+caller was not answered with it (refused at erasure, the round trip failed, the caller
+left); one that was answered (the latency budget ran out meanwhile) was shown, and stays
+counted.
 
 Contact caps and cool-downs hold across processes: each decision's contact carries the
 caps it was screened against (:mod:`agents.contact_ceilings`), and the store refuses it,
 with its decision, when another process's contact recorded since the read took a cap to
-its limit. Its request is then decided again, under a new decision id, from a new read
-(which shows that contact), within the same latency budget; after ``MAX_ROUNDS`` such
-refusals in a row it is answered with the last decision stripped of its offers
+its limit. Its request (as that of a decision over a budget) is then decided again,
+under a new decision id, from a new read (which shows that contact), within the same
+latency budget; after ``MAX_ROUNDS`` such refusals in a row it is answered with the last
+decision stripped of its offers
 (``suppressed:contact_contended``). (A refused decision whose caller was already answered
 with it, the budget having run out, was shown: it is recorded all the same, without its
 ceilings.)
@@ -45,10 +49,9 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
@@ -104,6 +107,7 @@ class Recommender:
         publish_failed: Callable[[int], None] = lambda n: None,
         batch_decided: Callable[[int], None] = lambda n: None,
         contacts_refused: Callable[[int], None] = lambda n: None,
+        budgets_refused: Callable[[int], None] = lambda n: None,
         budgets_counted: Callable[[BudgetLedger], None] = lambda ledger: None,
     ) -> None:
         self._store = store
@@ -117,6 +121,7 @@ class Recommender:
         self._publish_failed = publish_failed
         self._batch_decided = batch_decided
         self._contacts_refused = contacts_refused
+        self._budgets_refused = budgets_refused
         self._budgets_counted = budgets_counted
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
@@ -205,7 +210,8 @@ class Recommender:
         ``round_``: how many times these requests have been decided (see MAX_ROUNDS)."""
         decided: list[Decided] = []
         kept: list[bool] = []  # per decision, whether it was stored (not: its customer erased)
-        refused: set[str] = set()  # decisions whose contact broke a ceiling: not stored
+        refused: set[str] = set()  # decisions over a budget or a contact ceiling: not stored
+        over_budget: set[str] = set()  # those over a budget
         failure: Exception | None = None
         spending: list[BudgetSpend] = []  # what the decisions add to the daily budgets
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
@@ -220,16 +226,20 @@ class Recommender:
             if read.budgets is not None:
                 self._budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            kept = await self._store_decided(decided, spending, faults, catalogue, refused)
+            kept = await self._store_decided(
+                decided, spending, faults, catalogue, refused, over_budget
+            )
         except Exception as exc:
             failure = exc
         finally:
             if round_ == 1:  # a request decided again is not another batch
                 self._batch_decided(len(batch))
         if failure is not None:  # not stored, or not known to be: none was refused
-            kept, refused = [True] * len(decided), set()
-        if refused:
-            self._contacts_refused(len(refused))
+            kept, refused, over_budget = [True] * len(decided), set(), set()
+        if refused - over_budget:
+            self._contacts_refused(len(refused - over_budget))
+        if over_budget:
+            self._budgets_refused(len(over_budget))
         again, shown = sort_refused(decided, refused)
         answered, unmade = answer_stored(decided, kept, faults, failure, refused)
         for request in batch:
@@ -242,7 +252,7 @@ class Recommender:
         if unspent:
             try:
                 await self._store.budgets.withdraw(unspent)
-            except Exception as exc:  # the budgets are soft: the count stays a little high
+            except Exception as exc:  # counted high by them: fewer shown, none over
                 log.warning("could not take back the budget spending of %d decisions "
                             "never shown: %s", len(unspent), exc)  # fmt: skip
         if again and (round_ == MAX_ROUNDS or asyncio.get_running_loop().time() >= due):
@@ -254,7 +264,7 @@ class Recommender:
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
         if shown:
-            await self._record_answered(shown)
+            await self._record_answered(shown, limits)
         if again:
             for request, _, _ in again:  # a new decision, under a new id
                 moment = request.moment
@@ -331,31 +341,53 @@ class Recommender:
         faults: dict[str, Exception],
         catalogue: OfferCatalogue,
         refused: set[str],
+        over_budget: set[str],
     ) -> list[bool]:
-        """Record the decisions, their contacts and budget spending in one round trip;
-        per decision, whether it was stored (not: its customer erased since the read, or
-        its contact broke a ceiling: its id goes in ``refused``)."""
-        shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in decided), catalogue)
-        records = [decision_record(d, raw) for _, d, raw in decided]
-        writes: list[Awaitable[Any]] = [
-            self._store.decisions.record(records, shown, faults=faults, refused=refused)
-        ]
-        if spending:  # in the same round trip
-            writes.append(self._spend(spending))
+        """Count the decisions' budget spending within the limits, then record those it
+        did not refuse, with their contacts; per decision, whether it was stored (not:
+        its customer erased since the read, or it was refused, its id in ``refused``:
+        over a budget, its id in ``over_budget`` too, or its contact over a ceiling)."""
         # other batches count them until stored (or not): a decision taken may be
         # answered meanwhile (see streams.api.answers.expire)
+        write = self._take_then_record(decided, spending, faults, catalogue, refused, over_budget)
         stored: list[bool] = (
-            await self._inflight.store((d for _, d, _ in decided), spending, *writes)
+            await self._inflight.store((d for _, d, _ in decided), spending, write)
         )[0]
         return stored
 
-    async def _record_answered(self, answered: list[Decided]) -> None:
+    async def _take_then_record(
+        self,
+        decided: list[Decided],
+        spending: list[BudgetSpend],
+        faults: dict[str, Exception],
+        catalogue: OfferCatalogue,
+        refused: set[str],
+        over_budget: set[str],
+    ) -> list[bool]:
+        if spending:  # a round trip before the record: a refused decision is not made
+            over_budget |= await self._take(spending, catalogue.daily_limits())
+            refused |= over_budget
+        made = [(r, d, raw) for r, d, raw in decided if d.decision_id not in over_budget]
+        if not made:
+            return [False] * len(decided)
+        shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in made), catalogue)
+        records = [decision_record(d, raw) for _, d, raw in made]
+        kept = iter(
+            await self._store.decisions.record(records, shown, faults=faults, refused=refused)
+        )
+        return [d.decision_id not in over_budget and next(kept) for _, d, _ in decided]
+
+    async def _record_answered(self, answered: list[Decided], limits: Mapping[str, int]) -> None:
         """Record, without ceilings, decisions answered outside a batch's write (refused
         ones that were shown all the same, and those stripped of their offers after
-        ``MAX_ROUNDS``), and publish those kept."""
+        ``MAX_ROUNDS``), with their budget spending, unchecked (it was shown), and publish
+        those kept."""
         records = [decision_record(d, raw) for _, d, raw in answered]
         shown = offers_shown(d for _, d, _ in answered)
+        spending = offers_spent((d for _, d, _ in answered), limits) if limits else []
         try:
+            if spending:  # counted once: a decision over a ceiling counted them already
+                await self._store.budgets.add(spending)
             kept = await self._store.decisions.record(records, shown)
         except Exception as exc:  # answered all the same: published, the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
@@ -364,17 +396,17 @@ class Recommender:
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
 
-    async def _spend(self, spending: list[BudgetSpend]) -> int:
-        """Add the batch's spending to the budgets. The decisions are made once recorded,
-        whether or not this write succeeds (on a Redis Cluster it goes to another node):
-        when it fails, the counts stay a little low (the limits are soft) and the
-        decisions are answered and published all the same."""
+    async def _take(self, spending: list[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
+        """Count the batch's spending within the budgets' limits; the ids of the
+        decisions refused. When the write fails (on a Redis Cluster the counts live on
+        another node), the decisions are made all the same: the counts stay low by them
+        (logged), and the limits are soft until it comes back."""
         try:
-            return await self._store.budgets.add(spending)
+            return await self._store.budgets.take(spending, limits)
         except Exception as exc:
             log.warning("the budget spending of %d decisions was not counted: %s",
                         len(spending), exc)  # fmt: skip
-            return 0
+            return set()
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting, once

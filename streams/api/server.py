@@ -150,6 +150,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
             batch_decided=metrics.recommendation_batch.observe,
             contacts_refused=metrics.refused_contacts.inc,
+            budgets_refused=metrics.refused_budgets.inc,
             budgets_counted=metrics.budgets_counted,
             gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
         )  # fmt: skip

@@ -86,6 +86,32 @@ async def test_the_store_takes_back_the_spending_of_decisions_not_made(
         await store.close()
 
 
+async def test_the_store_counts_within_the_limits_where_it_counts(pipeline: Pipeline) -> None:
+    """Decisions taken in order, first come first served: one that would take a budget
+    past its limit is refused whole; one counted already stands; one taken back is
+    refused; the same decision showing other offers counts again."""
+    store = pipeline.store()
+    try:
+        day = date(2026, 12, 1)
+        limits = {"voucher": 2, "sale": 5}
+        first = [BudgetSpend(day, f"d{i}", ("voucher", "sale")) for i in range(3)]
+        assert await store.budgets.take(first, limits) == {"d2"}  # the third is over
+        assert await store.budgets.spent(day) == {"voucher": 2, "sale": 2}  # none of it
+        again = [first[0], BudgetSpend(day, "d3", ("sale",)), BudgetSpend(day, "d4", ("bag",))]
+        assert await store.budgets.take(again, limits) == set()  # d0 counted already
+        assert await store.budgets.spent(day) == {"voucher": 2, "sale": 3, "bag": 1}
+        assert await store.budgets.withdraw([first[1]]) == 1  # not made after all
+        assert await store.budgets.take([first[1]], limits) == {"d1"}  # taken back: refused
+        assert await store.budgets.take([BudgetSpend(day, "d1", ("sale",))], limits) == set()
+        assert await store.budgets.spent(day) == {"voucher": 1, "sale": 3, "bag": 1}
+        # the next day has budgets of its own; a limit of 0 shows the offer to no one
+        other = [BudgetSpend(date(2026, 12, 2), "d5", ("voucher",)),
+                 BudgetSpend(date(2026, 12, 2), "d6", ("hat",))]  # fmt: skip
+        assert await store.budgets.take(other, {"voucher": 1, "hat": 0}) == {"d6"}
+    finally:
+        await store.close()
+
+
 async def _budget_ttls(pipeline: Pipeline) -> Any:
     import redis.asyncio as aioredis
 

@@ -93,7 +93,10 @@ def test_decisions_of_one_batch_share_the_budget(
         assert "suppressed:budget:voucher" in later.reasons
     assert ledger.spent == {"voucher": 2}
     spent = offers_spent(decisions, CATALOGUE.daily_limits())
-    assert spent == [BudgetSpend(NOW.date(), d.decision_id, ("voucher",)) for d in with_voucher]
+    assert spent == [
+        BudgetSpend(NOW.date(), d.decision_id, ("voucher",), tuple(o.offer_id for o in d.offers))
+        for d in with_voucher
+    ]
 
 
 @pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pytest
 
 from agents.catalogue_holder import CatalogueHolder
+from agents.contact_ceilings import NO_CAP
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT, ContactPolicy
 from agents.control_group import ControlGroup
@@ -149,6 +150,21 @@ class _Budgets:
             self.counted.add(spend.decision_id)
         await self._store.reply(self._store.write_s, self._store.write_error)
         return len(spends)
+
+    async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
+        """In order, within the limits, as take.lua counts them."""
+        refused = set()
+        for spend in spends:
+            if spend.decision_id in self.taken_back:
+                refused.add(spend.decision_id)
+            elif spend.decision_id not in self.counted:
+                if any(self.counts[o] >= limits.get(o, NO_CAP) for o in spend.offer_ids):
+                    refused.add(spend.decision_id)
+                    continue
+                self.counts.update(spend.offer_ids)
+                self.counted.add(spend.decision_id)
+        await self._store.reply(self._store.write_s, self._store.write_error)
+        return refused
 
     async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
         """Once per decision counted, as unspend.lua takes it back."""

@@ -5,21 +5,23 @@ Redis (``tests/integration/test_contact_ceilings.py``, with two workers)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 
 import pytest
 
 from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
-from agents.contact_ceilings import CONTENDED
+from agents.contact_ceilings import CONTENDED, NO_CAP
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
-from agents.reserved_contacts import MAX_ROUNDS, ContactReservations
-from feature_store import ApplyStatus, CustomerFeatures, Fact, contact_id
+from agents.reserved_contacts import MAX_ROUNDS, ContactReservations, Refusals
+from feature_store import ApplyStatus, BudgetSpend, CustomerFeatures, Fact, contact_id
+from feature_store.budgets import counted_id
 from schemas import ContactRules, Offer, OfferCatalogue
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -28,6 +30,38 @@ CATALOGUE = OfferCatalogue(version="v", offers=[TIPS],
                            contact_policy=ContactRules(daily_caps={"web": 2}))  # fmt: skip
 POLICY = RuleBasedOfferPolicy(CatalogueHolder(CATALOGUE), ContactPolicy(ControlGroup("t", 0.0)))
 KNOWN = CustomerFeatures(events=3)
+
+
+class Budgets:
+    """The day's budget counts, as take.lua and unspend.lua keep them (by counted id)."""
+
+    def __init__(self, counts: dict[str, int] | None = None) -> None:
+        self.counts: Counter[str] = Counter(counts or {})
+        self.counted: set[str] = set()
+        self.taken: list[list[str]] = []  # the decisions of each take
+
+    async def spent(self, day: date) -> dict[str, int]:
+        return dict(self.counts)
+
+    async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
+        self.taken.append([s.decision_id for s in spends])
+        refused = set()
+        for spend in spends:
+            if counted_id(spend) in self.counted:
+                continue
+            if any(self.counts[o] >= limits.get(o, NO_CAP) for o in spend.offer_ids):
+                refused.add(spend.decision_id)
+                continue
+            self.counts.update(spend.offer_ids)
+            self.counted.add(counted_id(spend))
+        return refused
+
+    async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
+        back = [s for s in spends if counted_id(s) in self.counted]
+        for spend in back:
+            self.counts.subtract(spend.offer_ids)
+            self.counted.discard(counted_id(spend))
+        return len(back)
 
 
 class Refusing:
@@ -39,6 +73,7 @@ class Refusing:
         self.features = features
         self.applied: list[list[Fact]] = []
         self.reads: list[list[str]] = []
+        self.budgets = Budgets()
 
     async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
         self.applied.append(list(facts))
@@ -71,7 +106,7 @@ async def test_contacts_within_their_caps_are_recorded_once_and_nothing_changes(
     store = Refusing([], {"c1": KNOWN})
     result = batch("c1", "c2")
     before = list(result.decisions)
-    assert await ContactReservations(store, POLICY).reserve(result) == 0  # type: ignore[arg-type]
+    assert await ContactReservations(store, POLICY).reserve(result) == Refusals()  # type: ignore[arg-type]
     assert result.decisions == before and store.reads == []
     (facts,) = store.applied
     tips = [TIPS.offer_id]
@@ -85,7 +120,7 @@ async def test_a_refused_decision_is_taken_again_from_a_new_read() -> None:
     shown_twice.contact.shown_today["web"] = 2
     store = Refusing([ApplyStatus.APPLIED, ApplyStatus.OVER_CEILING], {"c2": shown_twice})
     result = batch("c1", "c2")
-    assert await ContactReservations(store, POLICY).reserve(result) == 1  # type: ignore[arg-type]
+    assert await ContactReservations(store, POLICY).reserve(result) == Refusals(contacts=1)  # type: ignore[arg-type]
     assert store.reads == [["c2"]]
     assert offered(result) == [True, False]
     again = result.decisions[1]
@@ -96,7 +131,7 @@ async def test_a_refused_decision_is_taken_again_from_a_new_read() -> None:
 async def test_refused_round_after_round_a_decision_shows_nothing() -> None:
     store = Refusing([ApplyStatus.OVER_CEILING] * MAX_ROUNDS, {"c1": KNOWN})
     result = batch("c1")
-    assert await ContactReservations(store, POLICY).reserve(result) == MAX_ROUNDS  # type: ignore[arg-type]
+    assert await ContactReservations(store, POLICY).reserve(result) == Refusals(contacts=MAX_ROUNDS)  # type: ignore[arg-type]
     assert len(store.applied) == MAX_ROUNDS
     assert offered(result) == [False] and CONTENDED in result.decisions[0].reasons
 
@@ -108,21 +143,47 @@ async def test_a_customer_erased_meanwhile_is_left_out() -> None:
     assert result.decisions == []
 
 
-async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() -> None:
-    """The refused decision took the last unit of a daily budget; it was not made, so the
-    decision taken again may show that offer."""
-    voucher = Offer(offer_id="voucher", title="Voucher", channels=["web"], daily_limit=1)
-    catalogue = OfferCatalogue(version="b", offers=[voucher])
-    policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), ContactPolicy(ControlGroup("t", 0)))
-    ledger = BudgetLedger.for_day(NOW, {"voucher": 1}, {})
+VOUCHER = Offer(offer_id="voucher", title="Voucher", channels=["web"], priority=5.0,
+                daily_limit=1)  # fmt: skip
+BUDGETED = OfferCatalogue(version="b", offers=[VOUCHER, TIPS])
+SPENDING = RuleBasedOfferPolicy(CatalogueHolder(BUDGETED), ContactPolicy(ControlGroup("t", 0)))
+
+
+def budgeted(spent: dict[str, int]) -> BatchResult:
+    """One web decision for c1, showing the voucher (of which one a day) first."""
+    ledger = BudgetLedger.for_day(NOW, {"voucher": 1}, spent)
     moment = DecisionMoment("d0", "c1", "web")
-    first = policy.decide(moment, KNOWN, NOW, ledger, catalogue)
-    assert [o.offer_id for o in first.offers] == ["voucher"] and ledger.exhausted("voucher")
-    result = BatchResult(catalogue=catalogue, budgets=ledger, decisions=[first],
-                         moments={"d0": moment})  # fmt: skip
+    first = SPENDING.decide(moment, KNOWN, NOW, ledger, BUDGETED)
+    assert [o.offer_id for o in first.offers] == ["voucher", "tips"]
+    return BatchResult(catalogue=BUDGETED, budgets=ledger, decisions=[first],
+                       moments={"d0": moment})  # fmt: skip
+
+
+async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() -> None:
+    """The refused decision took the last unit of a daily budget; its contact was refused,
+    so it was not made: the unit goes back, and the decision taken again (under the same
+    id) may show that offer, and counts it."""
+    result = budgeted({})
     store = Refusing([ApplyStatus.OVER_CEILING], {"c1": KNOWN})
-    await ContactReservations(store, policy).reserve(result)  # type: ignore[arg-type]
-    assert [o.offer_id for o in result.decisions[0].offers] == ["voucher"]
+    assert await ContactReservations(store, SPENDING).reserve(result) == Refusals(contacts=1)  # type: ignore[arg-type]
+    assert [o.offer_id for o in result.decisions[0].offers] == ["voucher", "tips"]
+    assert store.budgets.taken == [["d0"], ["d0"]]
+    assert store.budgets.counts["voucher"] == 1  # counted once
+
+
+async def test_a_decision_over_a_budget_spent_elsewhere_is_taken_again() -> None:
+    """Another process spent the voucher's last unit after the batch read the counts:
+    the decision is refused before its contact is recorded, and decided again from the
+    budgets as counted now."""
+    result = budgeted({})
+    store = Refusing([], {"c1": KNOWN})
+    store.budgets.counts["voucher"] = 1  # spent elsewhere
+    assert await ContactReservations(store, SPENDING).reserve(result) == Refusals(budgets=1)  # type: ignore[arg-type]
+    (again,) = result.decisions
+    assert [o.offer_id for o in again.offers] == ["tips"] and again.decision_id == "d0"
+    assert "suppressed:budget:voucher" in again.reasons
+    assert [[f.fact_id for f in facts] for facts in store.applied] == [[contact_id("d0", ["tips"])]]
+    assert store.budgets.counts["voucher"] == 1  # the other process's unit, no more
 
 
 async def test_a_decision_without_its_moment_is_sent_unchecked_and_said(
@@ -131,6 +192,6 @@ async def test_a_decision_without_its_moment_is_sent_unchecked_and_said(
     store = Refusing([], {})
     result = batch("c1")
     result.moments.clear()
-    assert await ContactReservations(store, POLICY).reserve(result) == 0  # type: ignore[arg-type]
+    assert await ContactReservations(store, POLICY).reserve(result) == Refusals()  # type: ignore[arg-type]
     assert store.applied == [] and offered(result) == [True]
     assert "1 decisions without their moment" in caplog.text

@@ -27,6 +27,7 @@ from faust.exceptions import ProducerSendError
 from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
+from agents.reserved_contacts import Refusals
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer, OfferScore
@@ -93,6 +94,9 @@ class Observer:
     def contacts_refused(self, count: int) -> None:
         self.seen.append(("contacts_refused", count))
 
+    def budgets_refused(self, count: int) -> None:
+        self.seen.append(("budgets_refused", count))
+
     def retrying(self, reason: str) -> None:
         self.seen.append(("retrying", reason))
 
@@ -110,7 +114,7 @@ class Handler:
     handled: list[SourceRecord] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)  # customers erased
     reserved: list[list[Any]] = field(default_factory=list)  # the decisions of each reserve
-    refusals: int = 0  # what each reserve says the store refused
+    refusals: Refusals = field(default_factory=Refusals)  # what each reserve says
 
     async def handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
         self.handled.extend(records)
@@ -123,7 +127,7 @@ class Handler:
     async def without_erased(self, result: BatchResult) -> None:
         result.decisions = [d for d in result.decisions if d.customer_id not in self.gone]
 
-    async def reserve(self, result: BatchResult) -> int:
+    async def reserve(self, result: BatchResult) -> Refusals:
         self.reserved.append(list(result.decisions))
         return self.refusals
 
@@ -265,15 +269,16 @@ async def test_a_customer_erased_while_their_batch_waits_for_kafka_is_not_sent()
 
 
 async def test_contacts_are_recorded_within_their_caps_before_anything_is_sent() -> None:
-    """Each attempt to send a batch records its decisions' contacts first, and what the
-    store refused is counted."""
-    handler = Handler(decided, refusals=1)
+    """Each attempt to send a batch records its decisions' budget spending and contacts
+    first, and what the store refused is counted, by why."""
+    handler = Handler(decided, refusals=Refusals(contacts=1, budgets=2))
     down = DownOnce()  # the first send fails: that attempt recorded them before it
     rig = Rig(handler, outlets=Outlets(down, Topic(), Topic(), Topic(), Topic()))
     await rig.run([event(1), event(2)])
     assert len(handler.reserved) == 2  # once per attempt, the outage's and the next
     assert [d.decision_id for d in handler.reserved[1]] == ["d-1"]
-    assert rig.observer.count("contacts_refused") == 2
+    assert rig.observer.seen.count(("contacts_refused", 1)) == 2
+    assert rig.observer.seen.count(("budgets_refused", 2)) == 2
 
 
 async def test_a_batch_given_up_after_it_was_sent_letters_each_record_once() -> None:
