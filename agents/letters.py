@@ -101,16 +101,23 @@ def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
 
 
 def _produced_ms(message: Any) -> int | None:
-    """The record's Kafka timestamp in milliseconds (Faust gives seconds), if it has one.
+    """The record's Kafka timestamp in milliseconds (Faust gives seconds), if it has one
+    that is a time: not one past the year 9999 (a producer that stamps its records in
+    microseconds), which no date can hold.
 
     >>> from types import SimpleNamespace
     >>> _produced_ms(SimpleNamespace(timestamp=1795392000.25)), _produced_ms(SimpleNamespace())
     (1795392000250, None)
+    >>> _produced_ms(SimpleNamespace(timestamp=1795392000250.0)) is None
+    True
     """
     stamp = getattr(message, "timestamp", None)
-    if isinstance(stamp, int | float) and stamp > 0:
+    if isinstance(stamp, int | float) and 0 < stamp < _LAST_STAMP_S:
         return int(stamp * 1000)
     return None
+
+
+_LAST_STAMP_S = 253_402_300_799  # 9999-12-31 23:59:59 UTC
 
 
 # The most a letter holds, key, value and headers together (as Kafka counts a record):

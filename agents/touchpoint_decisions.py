@@ -214,6 +214,11 @@ class TouchpointDecisions:
                     event, features, batch.now, watch, batch.budgets, batch.catalogue,
                     batch.timely.get(event.customer_id, []),
                 )  # fmt: skip
+                sent = None  # when it reached Kafka, unless re-driven (see too_late)
+                if record.produced_ms is not None and record.redriven_from is None:
+                    sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
+                late = [too_late(alert, self._rules, sent) for alert in alerts]
+                # what can fail has run: an attempt that failed left nothing in the batch
                 if decision is not None:
                     result.decisions.append(decision)
                     moment = moment_for(event)
@@ -221,11 +226,8 @@ class TouchpointDecisions:
                         result.moments[decision.decision_id] = moment
                     if features is not None:  # the next moment counts its offers
                         profiles[event.customer_id] = contacted(features, decision)
-                sent = None  # when it reached Kafka, unless re-driven (see too_late)
-                if record.produced_ms is not None and record.redriven_from is None:
-                    sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
-                for alert in alerts:
-                    if too_late(alert, self._rules, sent):
+                for alert, is_late in zip(alerts, late, strict=True):
+                    if is_late:
                         batch.late.append(alert)
                     else:
                         batch.raised.append(alert)

@@ -10,6 +10,7 @@ store itself is tested against real Redis in ``tests/integration``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -803,3 +804,16 @@ async def test_touchpoints_not_keyed_by_their_customer_are_counted() -> None:
     metrics = Metrics()
     metrics.batch_handled(result)
     assert metrics.registry.get_sample_value("moments_events_misrouted_total") == 2
+
+
+async def test_a_decision_that_fails_after_deciding_leaves_nothing_in_the_batch() -> None:
+    """A failure after the decision was taken (here its record's Kafka time, which no
+    date can hold) is tried again from scratch: the attempts that failed left no decision
+    in the batch, so none is sent twice, or at all once it keeps failing."""
+    broken = dataclasses.replace(record(click("late-stamp")), produced_ms=1_795_424_400_000_000)
+    result = await handler(RecordingStore(features={"cust-1": KNOWN})).handle([broken])
+    assert result.decisions == [] and result.moments == {}
+    (letter,) = result.dead_letters
+    assert letter.error.startswith("decision failed") and result.results == [
+        ("web_click", "failed")
+    ]
