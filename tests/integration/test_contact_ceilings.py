@@ -24,6 +24,7 @@ from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.letters import SourceRecord
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.reserved_contacts import Refusals
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, StoreConfig
 from schemas import (
@@ -203,8 +204,8 @@ async def test_two_workers_deciding_at_once_keep_the_daily_cap(two: TwoProcesses
                for i, h in enumerate((first, second))]  # fmt: skip
     assert [sum(1 for d in r.decisions if d.offers) for r in results] == [3, 3]
     ids = [d.decision_id for d in results[1].decisions]
-    assert await first.reserve(results[0]) == 0
-    assert await second.reserve(results[1]) == 3  # refused, then decided again
+    assert await first.reserve(results[0]) == Refusals()
+    assert await second.reserve(results[1]) == Refusals(contacts=3)  # decided again
     assert [d.decision_id for d in results[1].decisions] == ids  # the same moments
     assert not any(d.offers for d in results[1].decisions)
     assert all("suppressed:fatigue:web:day" in d.reasons for d in results[1].decisions)
@@ -232,9 +233,9 @@ async def test_a_worker_stopped_before_sending_counts_the_offers_its_replay_show
     stopped, replaying = (TouchpointHandler(store, policy) for store in two.stores)
     batch = clicks(customer, "stopped", 1)
     first = await stopped.handle(batch, Counter())
-    assert await stopped.reserve(first) == 0  # recorded; then the worker stops
+    assert await stopped.reserve(first) == Refusals()  # recorded; then the worker stops
     again = await replaying.handle(batch, Counter())  # applied already: decided again
-    assert await replaying.reserve(again) == 0
+    assert await replaying.reserve(again) == Refusals()
     await replaying.confirm(again)  # sent, this time
     shown = [{o.offer_id for o in r.decisions[0].offers} for r in (first, again)]
     assert [len(s) for s in shown] == [3, 1] and not shown[0] & shown[1]

@@ -680,10 +680,10 @@ async def test_decisions_recorded_are_answered_and_sent_when_the_budget_write_fa
     fallback was shown, while the decisions stayed recorded against the customers)."""
     customers = await seed(store)
 
-    async def budgets_down(spends: Sequence[Any]) -> int:
+    async def budgets_down(spends: Sequence[Any], limits: Any) -> set[str]:
         raise StoreUnavailable("the budgets' node is failing over")
 
-    monkeypatch.setattr(store.budgets, "add", budgets_down)
+    monkeypatch.setattr(store.budgets, "take", budgets_down)
     topic = unique("decisions")
     recommender = Recommender(store, BUDGETED, KeyedPublisher(producer), topic, budget_s=5.0)
     answers = await asyncio.gather(*(recommender.recommend(c, "web", 3) for c in customers[8:10]))
