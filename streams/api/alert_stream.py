@@ -80,6 +80,9 @@ async def _stream(
         notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
         head += b"".join(_erased_sse(n) for n in notices if n is not None)
         head += _gap_sse(hub.missed(position))
+    # taken with the gap, before anything is written: alerts that leave the buffer while
+    # the head is written (to a slow screen) are still sent, not lost untold
+    backlog = hub.since(position, None)
     # partitions with nothing to send from: passed all the same, so that its event ids
     # name them, and alerts it misses there while away are told as a gap
     position.cover(quiet)
@@ -100,7 +103,7 @@ async def _stream(
     try:
         await _write(request, response, head)
         # what arrives while the backlog is sent, or twice, is passed already: once each
-        for alert in hub.since(position, None):
+        for alert in backlog:
             if not position.passed(alert):
                 await hand_on(alert)
         loop = asyncio.get_running_loop()

@@ -345,3 +345,43 @@ async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without
     finally:
         await runner.cleanup()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def numbered(n: int) -> Alert:
+    raw = json.dumps({
+        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "ts": "2026-11-23T10:00:00Z",
+        "kind": "retention_call", "priority": 1, "queue": None, "trigger_event_id": None,
+        "reasons": [], "suggested_action": "Call them.",
+    }).encode()  # fmt: skip
+    return Alert(f"0-{n}", decode_intervention(raw), raw)
+
+
+async def test_alerts_leaving_the_buffer_while_the_head_is_written_are_still_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resumed stream's head (its erasure notices) takes a while to write, to a slow
+    screen; alerts that arrive meanwhile push the oldest out of the buffer. Those were
+    buffered when the screen resumed: it is sent them all the same."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
+                   backlog=5)  # fmt: skip
+    hub.ready.set()
+    hub.publish([numbered(n) for n in range(1, 6)])  # the buffer: 1 to 5
+    write, heads = alert_stream._write, []
+
+    async def slow_head(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+        if not heads:  # the first write is the head
+            heads.append(data)
+            await asyncio.sleep(0.05)
+        await write(request, response, data)
+
+    monkeypatch.setattr(alert_stream, "_write", slow_head)
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers={**AUTH, "Last-Event-ID": "0-0"})
+        await asyncio.sleep(0.01)
+        hub.publish([numbered(6), numbered(7)])  # while the head is written: 1, 2 leave
+        stream = await asyncio.wait_for(reply.content.readuntil(b'"iv-7"'), 5)
+        hub.close_all()
+        stream += await asyncio.wait_for(reply.content.read(), 5)
+    sent = [line[4:].decode() for line in stream.split(b"\n") if line.startswith(b"id: ")]
+    assert sent[:7] == [f"0-{n}" for n in range(1, 8)]
+    assert b"event: gap" not in stream
