@@ -44,6 +44,19 @@ class BatchResult:
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
 
+    def leave_out(self, customers: set[str]) -> None:
+        """Leave out the decisions, alerts and churn-risk examples of ``customers``
+        (erased since the batch read their features): nothing more is sent about them."""
+        if not customers:
+            return
+        self.decisions = [d for d in self.decisions if d.customer_id not in customers]
+        self.interventions = [i for i in self.interventions if i.customer_id not in customers]
+        self.held_out = [i for i in self.held_out if i.customer_id not in customers]
+        examples = self.example_customers
+        self.risk_examples = [
+            e for e in self.risk_examples if examples.get(e.example_id) not in customers
+        ]
+
 
 def failure_reason(stage: str, exc: BaseException) -> str:
     """The reason a dead letter gives for a record whose handling kept failing.

@@ -67,7 +67,7 @@ class ContactReservations:
             pending = [d for d in pending if d.decision_id in result.moments]
         if catalogue is None or not pending:
             return Refusals()
-        refusals = budget_refusals = 0
+        contact_refusals = budget_refusals = 0
         for round_ in range(1, MAX_ROUNDS + 1):
             if not pending:
                 break
@@ -79,24 +79,26 @@ class ContactReservations:
             statuses = await self._store.apply_facts(contacts) if contacts else []
             refused = [d for d in pending if d.decision_id in over]
             unmade: set[str] = set()  # their budget spending goes back
-            erased: set[str] = set()
+            erased: set[str] = set()  # customers
             for decision, status in zip(within, statuses, strict=True):
                 if status == ApplyStatus.OVER_CEILING:
                     refused.append(decision)
                     unmade.add(decision.decision_id)
                 elif status == ApplyStatus.ERASED:
-                    erased.add(decision.decision_id)
-            if unmade | erased:
+                    erased.add(decision.customer_id)
+                    unmade.add(decision.decision_id)
+            if unmade:
                 await self._store.budgets.give_back(
-                    [s for s in spending if s.decision_id in unmade | erased]
+                    [s for s in spending if s.decision_id in unmade]
                 )
-            if erased:  # erased since the batch was checked: nothing is sent about them
-                result.decisions = [d for d in result.decisions if d.decision_id not in erased]
-            refusals += len(refused)
+            # erased since the batch was checked: nothing more is sent about them
+            result.leave_out(erased)
+            refused = [d for d in refused if d.customer_id not in erased]
+            contact_refusals += sum(1 for d in refused if d.decision_id not in over)
             if not refused:
                 break
             pending = await self._decide_again(refused, result, last=round_ == MAX_ROUNDS)
-        return Refusals(refusals - budget_refusals, budget_refusals)
+        return Refusals(contact_refusals, budget_refusals)
 
     async def _take_budgets(
         self, pending: list[NextBestOffer], result: BatchResult
@@ -116,7 +118,8 @@ class ContactReservations:
     ) -> list[NextBestOffer]:
         """Decide the ``refused`` again from a new read (at their own time, with the same
         ids); the last round shows nothing. Returns the new decisions that show offers."""
-        again: dict[str, NextBestOffer | None] = {}  # None: erased meanwhile, left out
+        again: dict[str, NextBestOffer] = {}
+        erased_now: set[str] = set()  # customers erased meanwhile: left out
         if last:
             for old in refused:
                 again[old.decision_id] = contended(old)
@@ -135,13 +138,13 @@ class ContactReservations:
             for old in refused:  # in order: a customer's later decision counts the earlier
                 erased, features = views[old.customer_id]
                 if erased:
-                    again[old.decision_id] = None
+                    erased_now.add(old.customer_id)
                     continue
                 moment = result.moments[old.decision_id]
                 new = self._policy.decide(moment, features, old.ts, result.budgets,
                                           result.catalogue)  # fmt: skip
                 views[old.customer_id] = (False, contacted(features or FIRST_CONTACT, new))
                 again[old.decision_id] = new
-        decisions = [again.get(d.decision_id, d) for d in result.decisions]
-        result.decisions = [d for d in decisions if d is not None]
-        return [d for d in again.values() if d is not None and d.offers]
+        result.decisions = [again.get(d.decision_id, d) for d in result.decisions]
+        result.leave_out(erased_now)
+        return [d for d in again.values() if d.customer_id not in erased_now and d.offers]

@@ -177,15 +177,7 @@ class TouchpointHandler:
         if not customers:
             return
         found = await self._store.erased(customers)
-        gone = {c for c, erased in zip(customers, found, strict=True) if erased}
-        if gone:
-            result.decisions = [d for d in result.decisions if d.customer_id not in gone]
-            result.interventions = [i for i in result.interventions if i.customer_id not in gone]
-            result.held_out = [i for i in result.held_out if i.customer_id not in gone]
-            examples = result.example_customers
-            result.risk_examples = [
-                e for e in result.risk_examples if examples.get(e.example_id) not in gone
-            ]
+        result.leave_out({c for c, erased in zip(customers, found, strict=True) if erased})
 
     async def reserve(self, result: BatchResult) -> Refusals:
         """Call before each attempt to send the batch, after :meth:`without_erased`:

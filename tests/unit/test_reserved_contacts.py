@@ -22,7 +22,8 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.reserved_contacts import MAX_ROUNDS, ContactReservations, Refusals
 from feature_store import ApplyStatus, BudgetSpend, CustomerFeatures, Fact, contact_id
 from feature_store.budgets import counted_id
-from schemas import ContactRules, Offer, OfferCatalogue
+from schemas import ContactRules, Intervention, Offer, OfferCatalogue
+from schemas.risk import RiskExample
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
 TIPS = Offer(offer_id="tips", title="Tips", channels=["web"])
@@ -136,11 +137,28 @@ async def test_refused_round_after_round_a_decision_shows_nothing() -> None:
     assert offered(result) == [False] and CONTENDED in result.decisions[0].reasons
 
 
+def alert(customer: str) -> Intervention:
+    return Intervention(intervention_id=f"i-{customer}", customer_id=customer, ts=NOW,
+                        kind="save_desk", priority=1, trigger_event_id=None, reasons=[],
+                        suggested_action="Call them.")  # fmt: skip
+
+
 async def test_a_customer_erased_meanwhile_is_left_out() -> None:
-    store = Refusing([ApplyStatus.ERASED, ApplyStatus.OVER_CEILING], {})
-    result = batch("c1", "c2")  # c1 erased at the reserve, c2 when read again
+    """Nothing more is sent about customers the store finds erased: neither their
+    decisions nor their alerts nor their churn-risk examples."""
+    store = Refusing([ApplyStatus.ERASED, ApplyStatus.OVER_CEILING], {"c3": KNOWN})
+    result = batch("c1", "c2", "c3")  # c1 erased at the reserve, c2 when read again
+    result.interventions = [alert("c1"), alert("c2"), alert("c3")]
+    result.held_out = [alert("c1")]
+    result.risk_examples = [
+        RiskExample(example_id=f"x-{c}", x={}, y=False, snapshot_ts=NOW, label_ts=NOW)
+        for c in ("c1", "c2", "c3")
+    ]
+    result.example_customers = {f"x-{c}": c for c in ("c1", "c2", "c3")}
     await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
-    assert result.decisions == []
+    assert [d.customer_id for d in result.decisions] == ["c3"]
+    assert [i.customer_id for i in result.interventions] == ["c3"] and result.held_out == []
+    assert [e.example_id for e in result.risk_examples] == ["x-c3"]
 
 
 VOUCHER = Offer(offer_id="voucher", title="Voucher", channels=["web"], priority=5.0,
