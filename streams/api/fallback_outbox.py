@@ -1,4 +1,5 @@
-"""Fallback decisions wait here until Redis says their customers are not erased.
+"""Fallback decisions wait here until Redis says their customers are not erased (and so
+do decisions answered whose write failed: it cannot say whether the store refused them).
 
 A fallback is answered without reading Redis (it was slow or down), so it cannot know
 whether its customer was erased; the API process remembers only the last day's

@@ -245,7 +245,10 @@ class Recommender:
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
-        self._publish(answered)
+        if failure is None:
+            self._publish(answered)
+        else:  # shown, but the write failed: published once the store says not erased
+            self._publish_checked(answered)
         # after every answer, within the batch (drain waits for it); one that a caller
         # was answered with when the latency budget ran out was shown: it stays counted
         unspent = [s for s in spending if s.decision_id in unmade]
@@ -389,12 +392,20 @@ class Recommender:
             if spending:  # counted once: a decision over a ceiling counted them already
                 await self._store.budgets.add(spending)
             kept = await self._store.decisions.record(records, shown)
-        except Exception as exc:  # answered all the same: published, the counts low by them
+        except Exception as exc:  # answered all the same: the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
                         len(answered), exc)  # fmt: skip
-            kept = [True] * len(answered)
+            self._publish_checked([(d.customer_id.encode(), raw) for _, d, raw in answered])
+            return
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
+
+    def _publish_checked(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Publish decisions whose callers were answered but whose write failed (it may
+        or may not have run) once Redis says their customers are not erased, as
+        fallbacks are (:mod:`streams.api.fallback_outbox`); the check records them."""
+        for key, raw in records:
+            self._fallbacks.add(key.decode(), raw)
 
     async def _take(self, spending: list[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
         """Count the batch's spending within the budgets' limits; the ids of the

@@ -225,3 +225,48 @@ async def test_a_customer_whose_keys_fail_fails_alone_and_spends_nothing() -> No
     decided = [a for a in answers if isinstance(a, NextBestOffer)]
     spent = sum(o.offer_id == "voucher" for d in decided for o in d.offers)
     assert store.budgets.counts["voucher"] == spent  # bad-write's spending went back
+
+
+class LostThenErased(_Decisions):
+    """The batch's write fails (its reply lost: it may have run); the check after it
+    finds the customer erased (the store refuses their decision), or not."""
+
+    def __init__(self, store: SlowStore, erased: bool) -> None:
+        super().__init__(store)
+        self.erased = erased
+        self.calls = 0
+
+    async def record(self, records: Any, shown: Any = (), faults: Any = None,
+                     refused: Any = None) -> list[bool]:  # fmt: skip
+        self.calls += 1
+        await self._store.reply(self._store.write_s)
+        if self.calls == 1:
+            raise StoreUnavailable("the connection dropped after the scripts ran")
+        return [not self.erased for _ in records]
+
+
+@pytest.mark.parametrize("erased", [True, False])
+async def test_a_decision_shown_whose_write_failed_is_published_only_if_not_erased(
+    erased: bool,
+) -> None:
+    """The latency budget ran out while the write was in flight: the caller was shown
+    the decision; then the write failed, so whether the store refused it (the customer
+    erased meanwhile) is not known. It is published once Redis says they are not."""
+    store = SlowStore({"c1": KNOWN})
+    store.decisions = LostThenErased(store, erased)  # type: ignore[assignment]
+    rec = recommender(store, CONTACTS)
+    rec.budget_s = 0.02  # runs out while the 30 ms write is in flight
+    sent: list[bytes] = []
+
+    def publish(topic: str, records: Any) -> asyncio.Future[None]:
+        sent.extend(key for key, _ in records)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    rec._publisher = SimpleNamespace(publish=publish, drain=rec._publisher.drain)  # type: ignore[assignment]
+    answer = await rec.recommend("c1", "email", 3)
+    await rec.drain()
+    assert isinstance(answer, NextBestOffer) and answer.offers  # shown
+    assert store.decisions.calls == 2  # the write, then the check
+    assert sent == ([] if erased else [b"c1"])
