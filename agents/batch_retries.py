@@ -13,7 +13,9 @@ up for ever.
 
 A worker that is told to stop waits no longer: a batch that fails while ``stopping()``
 (or is still failing when the worker stops during a wait) is left as it is, unapplied
-or partly applied, and so is a batch that comes once it is stopping (not started);
+or partly applied, and so is a batch that comes once it is stopping (not started); but a
+batch already sent is confirmed through an outage for a few seconds more
+(``confirm_grace_s``), since the worker that reads it next would decide it again;
 :meth:`BatchRetries.run` says so (False): its events must not be acked, so that no
 offset is committed past them and the worker that reads them next applies them (what
 was applied already counts once). Otherwise the worker would never stop while Redis is
@@ -127,6 +129,10 @@ class BatchRetries:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # may end early on stopping
     stopping: Callable[[], bool] = lambda: False  # the worker is told to stop
     clock: Callable[[], float] = time.monotonic
+    # how long a worker told to stop still tries to confirm a batch it has sent, through
+    # an outage, before it leaves the batch (see _confirm_before_stopping); and its waits
+    confirm_grace_s: float = 10.0
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def run(self, records: list[SourceRecord]) -> bool:
         """See ``records`` through: True when they were handled or given up (dead-lettered),
@@ -148,7 +154,8 @@ class BatchRetries:
                     sent = True
                 await self.confirm(result)
             except Exception as exc:
-                if not outage(exc):
+                waited_out = outage(exc)
+                if not waited_out:
                     failures += 1
                     log.exception("batch of %d events failed (attempt %d)", len(records), failures)
                     if failures >= self.max_attempts:
@@ -167,9 +174,36 @@ class BatchRetries:
                 await self.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             if self.stopping():
+                if (
+                    sent
+                    and waited_out
+                    and result is not None
+                    and await self._confirm_before_stopping(result)
+                ):
+                    waiting.over()
+                    report(self.handled, result)
+                    return True
                 log.warning("worker stopping: batch of %d events left not done (%s), "
                             "to be handled when read again", len(records), reason)  # fmt: skip
                 return False
+
+    async def _confirm_before_stopping(self, result: BatchResult) -> bool:
+        """The batch's decisions went out, and the worker is told to stop while an outage
+        keeps them from being confirmed: try for ``confirm_grace_s`` more, since a batch
+        left not done is decided again when read next, and may then send other decisions
+        for the same moments. Whether it was confirmed."""
+        until = self.clock() + self.confirm_grace_s
+        delay = 0.1
+        while self.clock() + delay <= until:
+            await self.pause(delay)
+            delay = min(delay * 2, 1.0)
+            try:
+                await self.confirm(result)
+                return True
+            except Exception as exc:
+                if not outage(exc):
+                    return False
+        return False
 
 
 class _Waiting:

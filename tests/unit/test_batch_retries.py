@@ -36,6 +36,7 @@ class Script:
     handled: list[BatchResult] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     applied: list[Counter[str]] = field(default_factory=list)  # given to each handle call
+    paused: list[float] = field(default_factory=list)  # the waits once told to stop
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -76,9 +77,16 @@ class Script:
                 return stop_after in self.calls
             return stop_after_sleeps is not None and len(slept) >= stop_after_sleeps
 
+        now = [0.0]
+
+        async def paused(delay: float) -> None:  # the waits of a stopping worker
+            self.paused.append(delay)
+            now[0] += delay
+
         return BatchRetries(self.do_handle, self.do_emit, self.do_confirm, self.do_give_up,
                             self.handled.append, self.retried.append, max_attempts=3,
-                            sleep=no_wait, stopping=stopping)  # fmt: skip
+                            sleep=no_wait, stopping=stopping, clock=lambda: now[0],
+                            pause=paused)  # fmt: skip
 
 
 async def test_a_batch_decided_once_is_sent_and_confirmed_again_not_decided_again() -> None:
@@ -172,7 +180,17 @@ async def test_a_worker_told_to_stop_during_an_outage_leaves_the_batch_not_done(
 
     sent = Script(confirm=[StoreUnavailable("down")] * 100)  # decisions sent, not recorded
     assert await sent.runner(stop_after_sleeps=1).run(RECORDS) is False
-    assert sent.calls == ["handle", "emit", "confirm"] and sent.handled == []
+    # confirmed for the grace period more (the next worker would decide them again)
+    assert sent.calls[:2] == ["handle", "emit"] and set(sent.calls[2:]) == {"confirm"}
+    assert sent.calls.count("confirm") == 1 + len(sent.paused)
+    assert 8.0 <= sum(sent.paused) <= 10.0 and sent.handled == []
+
+
+async def test_a_batch_sent_is_confirmed_once_its_outage_ends_while_the_worker_stops() -> None:
+    sent = Script(confirm=[StoreUnavailable("down")] * 4)  # back after four tries
+    assert await sent.runner(stop_after_sleeps=1).run(RECORDS) is True
+    assert sent.calls == ["handle", "emit"] + ["confirm"] * 5
+    assert len(sent.handled) == 1 and sent.given_up == []
 
 
 async def test_a_worker_that_stops_starts_no_batch_and_waits_for_nothing() -> None:
