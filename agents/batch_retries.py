@@ -131,7 +131,7 @@ class BatchRetries:
     clock: Callable[[], float] = time.monotonic
     # how long a worker told to stop still tries to confirm a batch it has sent, through
     # an outage, before it leaves the batch (see _confirm_before_stopping); and its waits
-    confirm_grace_s: float = 10.0
+    confirm_grace_s: float = 5.0
     pause: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def run(self, records: list[SourceRecord]) -> bool:

@@ -183,7 +183,7 @@ async def test_a_worker_told_to_stop_during_an_outage_leaves_the_batch_not_done(
     # confirmed for the grace period more (the next worker would decide them again)
     assert sent.calls[:2] == ["handle", "emit"] and set(sent.calls[2:]) == {"confirm"}
     assert sent.calls.count("confirm") == 1 + len(sent.paused)
-    assert 8.0 <= sum(sent.paused) <= 10.0 and sent.handled == []
+    assert 4.0 <= sum(sent.paused) <= 5.0 and sent.handled == []
 
 
 async def test_a_batch_sent_is_confirmed_once_its_outage_ends_while_the_worker_stops() -> None:
