@@ -15,7 +15,7 @@ A worker that is told to stop waits no longer: a batch that fails while ``stoppi
 (or is still failing when the worker stops during a wait) is left as it is, unapplied
 or partly applied, and so is a batch that comes once it is stopping (not started); but a
 batch already sent is confirmed through an outage for a few seconds more
-(``confirm_grace_s``), since the worker that reads it next would decide it again;
+(``confirm_grace_s``), since the worker that reads it next would send it again;
 :meth:`BatchRetries.run` says so (False): its events must not be acked, so that no
 offset is committed past them and the worker that reads them next applies them (what
 was applied already counts once). Otherwise the worker would never stop while Redis is
@@ -189,9 +189,9 @@ class BatchRetries:
 
     async def _confirm_before_stopping(self, result: BatchResult) -> bool:
         """The batch's decisions went out, and the worker is told to stop while an outage
-        keeps them from being confirmed: try for ``confirm_grace_s`` more, since a batch
-        left not done is decided again when read next, and may then send other decisions
-        for the same moments. Whether it was confirmed."""
+        keeps them from being confirmed: try for ``confirm_grace_s`` more, since the
+        worker that reads a batch left not done sends its decisions again. Whether it was
+        confirmed."""
         until = self.clock() + self.confirm_grace_s
         delay = 0.1
         while self.clock() + delay <= until:

@@ -13,11 +13,12 @@ from schemas import Intervention, NextBestOffer, encode_decision
 
 
 def decision_record(
-    decision: NextBestOffer | Intervention, encoded: bytes | None = None
+    decision: NextBestOffer | Intervention, encoded: bytes | None = None, sent: bool = True
 ) -> DecisionRecord:
     """What the store keeps of a decision: the decision itself (its JSON, ``encoded`` if
     the caller has it already) is the learning context; a next-best offer that offered
-    nothing (held out, or suppressed) is kept for the profile only, a shorter while."""
+    nothing (held out, or suppressed) is kept for the profile only, a shorter while.
+    ``sent``: False for a worker's decision recorded before it is sent."""
     if isinstance(decision, NextBestOffer):
         decision_id, offered = decision.decision_id, bool(decision.offers)
     else:
@@ -29,6 +30,7 @@ def decision_record(
         context=encoded if encoded is not None else encode_decision(decision),
         trigger_event_id=decision.trigger_event_id,
         offered=offered,
+        sent=sent,
     )
 
 

@@ -1,21 +1,22 @@
-"""A worker's contacts and budget spending, recorded before its decisions are sent (thin
-shell over the store).
+"""A worker's decisions, recorded with their contacts and budget spending before they are
+sent (thin shell over the store).
 
 A worker decides a batch from the counts one read showed; an API process or another
 worker deciding for the same customer, or spending the same daily offer budget, at the
 same moment read the same counts. Before the batch's decisions go to Kafka, the budget
 spending of those that show offers is counted, in order, within the limits the batch
-read, and then their contacts are recorded, each checked by the store against the caps
-and cool-downs it was decided within (:mod:`agents.contact_ceilings`). A decision the
-store refuses (over a budget, or its contact over a cap) is decided again from a new
-read of its customer and of the budgets, which shows what the other processes did; after
-``MAX_ROUNDS`` refusals it shows nothing. A decision whose contact was refused gives its
-budget spending back. The spending and contacts recorded here are found by the
-confirmation after delivery, which counts them once.
+read; then the decisions are recorded with their contacts, each contact checked by the
+store against the caps and cool-downs it was decided within
+(:mod:`agents.contact_ceilings`). A decision the store refuses (over a budget, or its
+contact over a cap) is decided again from a new read of its customer and of the
+budgets, which shows what the other processes did; after ``MAX_ROUNDS`` refusals it
+shows nothing. A decision whose contact was refused gives its budget spending back.
 
-The contacts and spending count from when they are recorded: a batch given up after that, or decided
-again by a worker that stopped before Kafka took it, finds them counted (README, Contact
-policy, says what that leaves).
+Recorded here, a decision's trigger is marked recorded; the confirmation after delivery
+records it again, which counts nothing twice, and marks it decided. A worker that stops
+in between leaves the mark: the next one sends the recorded decision again, as it was
+(:mod:`agents.touchpoint_decisions`), rather than deciding anew. A batch given up after
+this (dead-lettered) leaves its decisions recorded though nothing was sent.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from agents.batch_result import BatchResult
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
+from agents.decision_records import decision_record
 from agents.learned_policy import LearnedOfferPolicy
 from agents.offer_budget import BudgetLedger, offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import ApplyStatus, BudgetSpend, FeatureStore
+from feature_store import BudgetSpend, FeatureStore
 from schemas import NextBestOffer
 
 log = logging.getLogger(__name__)
@@ -55,36 +57,39 @@ class ContactReservations:
         self._policy = policy
 
     async def reserve(self, result: BatchResult) -> Refusals:
-        """Count the daily offer budgets of ``result``'s decisions that show offers and
-        record their contacts, within their limits and caps; those refused are replaced
-        in ``result.decisions`` by a decision taken again. Returns how many were refused."""
+        """Count the daily offer budgets of ``result``'s decisions and record them with
+        their contacts, within their limits and caps, before they are sent; those refused
+        are replaced in ``result.decisions`` by a decision taken again. Returns how many
+        were refused."""
         catalogue = result.catalogue
-        pending = [d for d in result.decisions if d.offers]
+        pending = list(result.decisions)
         unchecked = [d for d in pending if d.decision_id not in result.moments]
         if unchecked:  # every decision on a touchpoint has its moment: a fault of Moments'
             log.error("%d decisions without their moment are sent without their contact "
                       "caps checked", len(unchecked))  # fmt: skip
             pending = [d for d in pending if d.decision_id in result.moments]
-        if catalogue is None or not pending:
+        if catalogue is None:
             return Refusals()
         contact_refusals = budget_refusals = 0
-        for round_ in range(1, MAX_ROUNDS + 1):
-            if not pending:
-                break
-            over, spending = await self._take_budgets(pending, result)
+        round_ = 0
+        while pending:  # the last round's decisions show nothing: recorded, never refused
+            round_ += 1
+            over, spending = await self._take_budgets([d for d in pending if d.offers], result)
             budget_refusals += len(over)
             within = [d for d in pending if d.decision_id not in over]
             decided = ((d, result.moments[d.decision_id].inbound) for d in within)
             contacts = offers_shown_within(decided, catalogue)
-            statuses = await self._store.apply_facts(contacts) if contacts else []
+            refused_ids: set[str] = set()  # their contact over a ceiling: not recorded
+            records = [decision_record(d, sent=False) for d in within]
+            kept = await self._store.decisions.record(records, contacts, refused=refused_ids)
             refused = [d for d in pending if d.decision_id in over]
             unmade: set[str] = set()  # their budget spending goes back
             erased: set[str] = set()  # customers
-            for decision, status in zip(within, statuses, strict=True):
-                if status == ApplyStatus.OVER_CEILING:
+            for decision, stored in zip(within, kept, strict=True):
+                if decision.decision_id in refused_ids:
                     refused.append(decision)
                     unmade.add(decision.decision_id)
-                elif status == ApplyStatus.ERASED:
+                elif not stored:
                     erased.add(decision.customer_id)
                     unmade.add(decision.decision_id)
             if unmade:
@@ -97,7 +102,7 @@ class ContactReservations:
             contact_refusals += sum(1 for d in refused if d.decision_id not in over)
             if not refused:
                 break
-            pending = await self._decide_again(refused, result, last=round_ == MAX_ROUNDS)
+            pending = await self._decide_again(refused, result, last=round_ >= MAX_ROUNDS)
         return Refusals(contact_refusals, budget_refusals)
 
     async def _take_budgets(
@@ -117,7 +122,7 @@ class ContactReservations:
         self, refused: list[NextBestOffer], result: BatchResult, last: bool
     ) -> list[NextBestOffer]:
         """Decide the ``refused`` again from a new read (at their own time, with the same
-        ids); the last round shows nothing. Returns the new decisions that show offers."""
+        ids); the last round shows nothing. Returns the new decisions, to record."""
         again: dict[str, NextBestOffer] = {}
         erased_now: set[str] = set()  # customers erased meanwhile: left out
         if last:
@@ -147,4 +152,4 @@ class ContactReservations:
                 again[old.decision_id] = new
         result.decisions = [again.get(d.decision_id, d) for d in result.decisions]
         result.leave_out(erased_now)
-        return [d for d in again.values() if d.customer_id not in erased_now and d.offers]
+        return [d for d in again.values() if d.customer_id not in erased_now]

@@ -36,7 +36,13 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import ApplyStatus, CustomerFeatures, FeatureStore, risk_fact
-from schemas import Intervention, NextBestOffer, OfferCatalogue, TouchpointEvent
+from schemas import (
+    Intervention,
+    NextBestOffer,
+    OfferCatalogue,
+    TouchpointEvent,
+    decode_next_best_offer,
+)
 
 
 def worth_watching(event: TouchpointEvent) -> bool:
@@ -44,6 +50,9 @@ def worth_watching(event: TouchpointEvent) -> bool:
     a possible intervention, or a churn signal."""
     return moment_for(event) is not None or might_intervene(event) or churn_signal(event)
 
+
+# what an earlier attempt at the batch may have left an event it applied as (see below)
+_APPLIED_OR_SEEN = (ApplyStatus.APPLIED, ApplyStatus.DUPLICATE, ApplyStatus.DUPLICATE_RECORDED)
 
 # a touchpoint to decide on, with the index of its result in ``BatchResult.results``
 _Pending = tuple[SourceRecord, TouchpointEvent, int]
@@ -66,6 +75,9 @@ class _DecidingBatch:
     # customer -> their alerts raised so far in time: not in their features yet (a
     # do-not-call counts the call-backs among them)
     timely: dict[str, list[Intervention]] = field(default_factory=dict)
+    # touchpoint -> its decision, recorded before a worker that stopped could send it:
+    # sent again as it was (its contact and spending are counted already)
+    recorded: dict[str, NextBestOffer] = field(default_factory=dict)
 
 
 def _touchpoints_to_decide(
@@ -73,11 +85,14 @@ def _touchpoints_to_decide(
     statuses: Sequence[ApplyStatus | None],
     result: BatchResult,
     earlier: Counter[str],
+    recorded: set[str],
 ) -> list[_Pending]:
     """Record each touchpoint's result (spending ``earlier``'s credits); return those
-    still to decide."""
-    # A duplicate whose decision never went out (a crash in between) is decided again;
-    # the same event twice in one batch is decided once.
+    still to decide. Those whose decision was recorded, not known to be sent, go in
+    ``recorded`` too (event ids)."""
+    # A duplicate whose decision was never recorded (a crash in between) is decided
+    # again; one whose decision was recorded, and may not have gone out, sends that
+    # decision again; the same event twice in one batch is decided once.
     pending: list[_Pending] = []  # with its result index
     seen: set[str] = set()
     for (record, event), status in zip(decoded, statuses, strict=True):
@@ -89,8 +104,9 @@ def _touchpoints_to_decide(
             result.results.append((event.kind, "expired"))
         else:
             ok = status is ApplyStatus.APPLIED
-            if earlier[event.event_id] > 0 and status in (ApplyStatus.APPLIED,
-                                                          ApplyStatus.DUPLICATE):  # fmt: skip
+            if status is ApplyStatus.DUPLICATE_RECORDED:
+                recorded.add(event.event_id)
+            if earlier[event.event_id] > 0 and status in _APPLIED_OR_SEEN:
                 # applied by an earlier attempt at this batch (a duplicate now), or
                 # one whose reply was lost did not run after all (applied now): the
                 # credit is spent either way, and a copy after it is a duplicate
@@ -152,10 +168,11 @@ class TouchpointDecisions:
         earlier: Counter[str],
     ) -> None:
         """Record each touchpoint's result, decide on those worth watching, raise alerts."""
-        pending = _touchpoints_to_decide(decoded, statuses, result, earlier)
+        recorded: set[str] = set()
+        pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded)
         if not pending:
             return
-        batch = await self._prepare_decisions(pending, result)
+        batch = await self._prepare_decisions(pending, result, recorded)
         for record, event, index in pending:
             if event.customer_id in batch.erased:
                 continue
@@ -163,10 +180,11 @@ class TouchpointDecisions:
         self._raise_interventions(batch, result)
 
     async def _prepare_decisions(
-        self, pending: list[_Pending], result: BatchResult
+        self, pending: list[_Pending], result: BatchResult, recorded: set[str]
     ) -> _DecidingBatch:
         """Read once what the batch's decisions need: the offer catalogue, the customers'
-        features and the day's offer budgets (kept in ``result`` too)."""
+        features, the day's offer budgets (kept in ``result`` too) and the decisions
+        recorded for touchpoints in ``recorded``, all in one round trip."""
         customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
@@ -175,10 +193,15 @@ class TouchpointDecisions:
         reading = self._store.read_views(customers)
         spent: dict[str, int] = {}
         today = self._clock().astimezone(UTC).date()
+        asked = [(e.customer_id, moment.decision_id) for _, e, _ in pending
+                 if e.event_id in recorded and (moment := moment_for(e)) is not None]  # fmt: skip
+        contexts = self._store.decisions.contexts(asked)
         if limits:  # the day's offer budgets, in the same round trip
-            found, spent = await asyncio.gather(reading, self._store.budgets.spent(today))
+            found, spent, stored = await asyncio.gather(
+                reading, self._store.budgets.spent(today), contexts
+            )
         else:
-            found = await reading
+            found, stored = await asyncio.gather(reading, contexts)
         profiles = {c: features for c, (_, features) in zip(customers, found, strict=True)}
         # erased after their touchpoints were applied: nothing is decided about them
         erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
@@ -188,7 +211,13 @@ class TouchpointDecisions:
         )
         result.catalogue = catalogue
         watched, batch_of = _risk_watch_plan(pending)
-        return _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
+        batch = _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
+        for context in stored:  # none where it expired: decided again
+            if context is not None:
+                decision = decode_next_best_offer(context)
+                if decision.trigger_event_id is not None:
+                    batch.recorded[decision.trigger_event_id] = decision
+        return batch
 
     def _decide_touchpoint(
         self,
@@ -210,9 +239,10 @@ class TouchpointDecisions:
                 if not watch_taken and features is not None and mine:
                     watch = self._watch_churn_risk(event, features, batch, result)
                 watch_taken = True  # a decision that fails is tried again without it
+                recorded = batch.recorded.get(event.event_id)
                 decision, alerts = self._decide_one(
                     event, features, batch.now, watch, batch.budgets, batch.catalogue,
-                    batch.timely.get(event.customer_id, []),
+                    batch.timely.get(event.customer_id, []), recorded,
                 )  # fmt: skip
                 sent = None  # when it reached Kafka, unless re-driven (see too_late)
                 if record.produced_ms is not None and record.redriven_from is None:
@@ -224,8 +254,8 @@ class TouchpointDecisions:
                     moment = moment_for(event)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
-                    if features is not None:  # the next moment counts its offers
-                        profiles[event.customer_id] = contacted(features, decision)
+                    if features is not None and recorded is None:  # the next moment
+                        profiles[event.customer_id] = contacted(features, decision)  # counts it
                 for alert, is_late in zip(alerts, late, strict=True):
                     if is_late:
                         batch.late.append(alert)
@@ -283,13 +313,12 @@ class TouchpointDecisions:
         budgets: BudgetLedger | None,
         catalogue: OfferCatalogue,
         raised_lately: list[Intervention],
+        recorded: NextBestOffer | None = None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         moment = moment_for(event)
-        decision = (
-            None
-            if moment is None
-            else self._policy.decide(moment, features, now, budgets, catalogue)
-        )
+        decision = recorded  # recorded before it was sent: sent again as it was
+        if moment is not None and decision is None:
+            decision = self._policy.decide(moment, features, now, budgets, catalogue)
         alerts = []
         # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
         # for all): the band is stored now, and the next event would not cross again

@@ -69,8 +69,10 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
                 config.contact_only_life_s,
             ]  # fmt: skip
-            if r.decision_id in guarded:
-                args.append(guarded[r.decision_id])
+            if r.decision_id in guarded or not r.sent:
+                args.append(guarded.get(r.decision_id, ""))
+            if not r.sent:  # its trigger marked recorded, not decided
+                args.append("r")
             calls.append(("decision", keys, args))
         if faults is None:
             replies = await self._conn.eval_mixed("decisions", calls)

@@ -36,6 +36,9 @@ class ApplyStatus(enum.IntEnum):
     EXPIRED = 4
     # a contact that would break one of its ceilings (a cap, a cool-down): not applied
     OVER_CEILING = 5
+    # seen before, and its decision recorded but not known to be sent (a worker stopped in
+    # between): the recorded decision is sent again, not decided again
+    DUPLICATE_RECORDED = 6
 
 
 # A fact dated at most this long before it is applied counts as happening when it is
@@ -56,6 +59,9 @@ class DecisionRecord:
     context: bytes  # the decision as JSON, opaque to the store
     trigger_event_id: str | None = None
     offered: bool = True  # False: it offered nothing, its context is kept a day
+    # False: recorded before it is sent (a worker's): its trigger is marked recorded, and
+    # marked decided once it was sent (recorded again, sent)
+    sent: bool = True
 
 
 @dataclass(frozen=True, slots=True)

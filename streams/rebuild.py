@@ -91,7 +91,8 @@ REPLAYED = (CUSTOMER_ERASURES, TOUCHPOINTS_DLQ, TOUCHPOINTS, INTERVENTIONS,
 
 # what an event's apply says when the customer's risk is watched on it: applied now, or
 # by an earlier run (not erased, nor dated the TTL or longer ago)
-WATCHED = frozenset({ApplyStatus.APPLIED, ApplyStatus.DUPLICATE, ApplyStatus.DUPLICATE_DECIDED})
+WATCHED = frozenset({ApplyStatus.APPLIED, ApplyStatus.DUPLICATE, ApplyStatus.DUPLICATE_DECIDED,
+                     ApplyStatus.DUPLICATE_RECORDED})  # fmt: skip
 
 
 class RebuildError(RuntimeError):

@@ -15,7 +15,10 @@
 --       teaches nothing: only the profile shows it), 11 contact-only ttl (s): the key
 --       ttl of a customer with no activity of their own (apply.lua's), 12 (optional)
 --       the id of the contact the decision made, when that contact had ceilings: it was
---       sent before this, in the same round trip
+--       sent before this, in the same round trip ('' for none),
+--       13 (optional) how the trigger is marked: 'd' decided (the default: the decision
+--       was emitted), or 'r' recorded (a worker's, before it emits it: a replay of the
+--       trigger sends this decision again rather than deciding anew)
 -- Returns 1 kept, 0 the customer was erased, 2 its contact was refused (over one of its
 -- ceilings): the decision is not made, and nothing of it is kept.
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -30,7 +33,9 @@ for i, want in pairs({[1] = 'string', [2] = 'zset', [3] = 'zset', [5] = 'zset',
     return redis.error_reply('WRONGTYPE key ' .. i .. ' of the decision holds a ' .. found)
   end
 end
-if ARGV[12] and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then return 2 end
+if ARGV[12] and ARGV[12] ~= '' and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then
+  return 2
+end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
@@ -72,7 +77,14 @@ end
 -- the trigger is marked decided in a seen set that exists, or one made here (a decision
 -- replayed without its touchpoint), which expires as one apply.lua makes does
 if ARGV[6] ~= '' and (life_ms > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
-  redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
+  if ARGV[13] == 'r' then
+    if not redis.call('ZSCORE', KEYS[3], 'd:' .. ARGV[6]) then
+      redis.call('ZADD', KEYS[3], ARGV[7], 'r:' .. ARGV[6])
+    end
+  else
+    redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
+    redis.call('ZREM', KEYS[3], 'r:' .. ARGV[6])
+  end
   if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], life_ms) end
 end
 return 1

@@ -215,13 +215,13 @@ async def test_two_workers_deciding_at_once_keep_the_daily_cap(two: TwoProcesses
     assert features is not None and features.contact.shown_today == {"web": 3}
 
 
-async def test_a_worker_stopped_before_sending_counts_the_offers_its_replay_shows(
+async def test_a_worker_stopped_before_sending_has_its_decision_sent_as_it_was(
     two: TwoProcesses,
 ) -> None:
-    """A worker records a batch's contacts and stops before Kafka takes its decisions;
-    the worker that replays the batch reads them, so the first offers are cooling down,
-    and shows another. That contact is recorded too, with its own cool-down: no offer is
-    shown again within its cool-down (the channel counts both contacts, one never seen)."""
+    """A worker records a batch's decisions with their contacts and stops before Kafka
+    takes them; the worker that replays the batch sends the recorded decision again, as
+    it was (the same offers, its contact counted once), not one decided anew from counts
+    that now show its contact."""
     customer = unique("replayed")
     await two.known(customer)
     offers = [Offer(offer_id=f"o{i}", title=f"Offer {i}", channels=["web"], cooldown_s=3600,
@@ -234,15 +234,13 @@ async def test_a_worker_stopped_before_sending_counts_the_offers_its_replay_show
     batch = clicks(customer, "stopped", 1)
     first = await stopped.handle(batch, Counter())
     assert await stopped.reserve(first) == Refusals()  # recorded; then the worker stops
-    again = await replaying.handle(batch, Counter())  # applied already: decided again
+    again = await replaying.handle(batch, Counter())  # applied already: sent again
+    assert again.results == [("web_click", "duplicate")]
+    assert again.decisions == first.decisions and len(first.decisions[0].offers) == 3
     assert await replaying.reserve(again) == Refusals()
     await replaying.confirm(again)  # sent, this time
-    shown = [{o.offer_id for o in r.decisions[0].offers} for r in (first, again)]
-    assert [len(s) for s in shown] == [3, 1] and not shown[0] & shown[1]
-    assert first.decisions[0].decision_id == again.decisions[0].decision_id
     features = await two.stores[0].read(customer)
-    assert features is not None
-    assert set(features.contact.last_shown) == shown[0] | shown[1]
-    assert features.contact.shown_today == {"web": 2}
-    later = await replaying.handle(clicks(customer, "later", 1), Counter())
-    assert later.decisions and not later.decisions[0].offers  # all four cooling down
+    assert features is not None and features.contact.shown_today == {"web": 1}
+    assert set(features.contact.last_shown) == {o.offer_id for o in first.decisions[0].offers}
+    # marked sent: a later replay decides nothing
+    assert (await replaying.handle(batch, Counter())).decisions == []

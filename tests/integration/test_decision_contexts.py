@@ -8,12 +8,14 @@ import json
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import FeatureStore, StoreConfig
+from feature_store import ApplyStatus, FeatureStore, StoreConfig
 from feature_store.records import DecisionRecord
+from schemas import decode_touchpoint
 from streams.services import Services
 from tests.integration.test_api_support import keys_tagged, left_by_erasure
 
@@ -143,3 +145,41 @@ async def test_a_decision_that_offered_nothing_keeps_its_context_a_day(
     finally:
         await admin.aclose()
         await store.close()
+
+
+async def test_a_decision_recorded_before_it_was_sent_marks_its_trigger_recorded(
+    kafka_redis: Services,
+) -> None:
+    """A worker records its decision before sending it (the trigger marked recorded: a
+    replay sends that decision again) and once more after (marked decided: a replay
+    skips it); a record before sending that comes after does not take the mark back."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    try:
+        click = decode_touchpoint(json.dumps({
+            "type": "web_click", "event_id": "e1", "customer_id": "c1",
+            "ts": datetime.now(UTC).isoformat(), "page": "/",
+        }))  # fmt: skip
+        assert await store.apply([click]) == [ApplyStatus.APPLIED]
+        assert await store.apply([click]) == [ApplyStatus.DUPLICATE]  # decision never made
+        record = decided("c1", 1, int(time.time() * 1000))
+        assert await store.decisions.record([replace(record, sent=False)]) == [True]
+        assert await store.apply([click]) == [ApplyStatus.DUPLICATE_RECORDED]
+        assert await store.decisions.contexts([("c1", "d1")]) == [record.context.decode()]
+        assert await store.decisions.record([record]) == [True]  # sent
+        assert await store.apply([click]) == [ApplyStatus.DUPLICATE_DECIDED]
+        await store.decisions.record([replace(record, sent=False)])
+        assert await store.apply([click]) == [ApplyStatus.DUPLICATE_DECIDED]
+        seen = [m for m in await raw_seen(kafka_redis.redis_url, prefix) if m.startswith("r:")]
+        assert seen == []  # the recorded mark went with the decided one
+    finally:
+        await store.close()
+
+
+async def raw_seen(url: str, prefix: str) -> list[str]:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        found = [k async for k in client.scan_iter(match=f"{prefix}:*:seen")]
+        return [m for key in found for m in await client.zrange(key, 0, -1)]
+    finally:
+        await client.aclose()

@@ -83,6 +83,18 @@ def test_duplicate_whose_decision_was_emitted_returns_2() -> None:
     assert state.apply(other, T0_MS) == 0  # only the decided fact answers 2
 
 
+def test_duplicate_whose_decision_was_recorded_not_sent_returns_6() -> None:
+    state = CustomerState()
+    fact = touchpoint_fact(click(0))
+    state.apply(fact, T0_MS)
+    state.mark_recorded(fact.fact_id, T0_MS)
+    assert state.apply(fact, T0_MS) == 6  # its recorded decision is sent again
+    state.mark_decided(fact.fact_id, T0_MS)
+    assert state.apply(fact, T0_MS) == 2 and f"r:{fact.fact_id}" not in state.seen
+    state.mark_recorded(fact.fact_id, T0_MS)  # a record before sending, come late
+    assert state.apply(fact, T0_MS) == 2
+
+
 def test_a_duplicate_dated_the_ttl_ago_is_expired_whether_decided_or_not() -> None:
     """Too old to decide on when seen again, however it was answered the first time."""
     state = CustomerState()

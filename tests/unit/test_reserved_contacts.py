@@ -20,9 +20,16 @@ from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.reserved_contacts import MAX_ROUNDS, ContactReservations, Refusals
-from feature_store import ApplyStatus, BudgetSpend, CustomerFeatures, Fact, contact_id
+from feature_store import (
+    ApplyStatus,
+    BudgetSpend,
+    CustomerFeatures,
+    DecisionRecord,
+    Fact,
+    contact_id,
+)
 from feature_store.budgets import counted_id
-from schemas import ContactRules, Intervention, Offer, OfferCatalogue
+from schemas import ContactRules, Intervention, Offer, OfferCatalogue, decode_next_best_offer
 from schemas.risk import RiskExample
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -66,19 +73,38 @@ class Budgets:
 
 
 class Refusing:
-    """Answers each contact with the next queued status (APPLIED when none is left);
-    reads find the customers as ``features`` says."""
+    """Records decisions as ``decision.lua`` does, answering each contact with the next
+    queued status (APPLIED when none is left): a decision whose contact is refused over
+    a ceiling is refused, one whose customer is erased is not kept. Reads find the
+    customers as ``features`` says."""
 
     def __init__(self, statuses: list[ApplyStatus], features: dict[str, CustomerFeatures]) -> None:
         self.statuses = statuses
         self.features = features
-        self.applied: list[list[Fact]] = []
+        self.applied: list[list[Fact]] = []  # the contacts of each record that had any
+        self.recorded: list[list[DecisionRecord]] = []
         self.reads: list[list[str]] = []
         self.budgets = Budgets()
+        self.decisions = self
 
-    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
-        self.applied.append(list(facts))
-        return [self.statuses.pop(0) if self.statuses else ApplyStatus.APPLIED for _ in facts]
+    async def record(
+        self,
+        records: Sequence[DecisionRecord],
+        contacts: Sequence[Fact] = (),
+        refused: set[str] | None = None,
+    ) -> list[bool]:
+        self.recorded.append(list(records))
+        if contacts:
+            self.applied.append(list(contacts))
+        status = {f.decision_id: self.statuses.pop(0) if self.statuses else ApplyStatus.APPLIED
+                  for f in contacts}  # fmt: skip
+        kept = []
+        for r in records:
+            found = status.get(r.decision_id, ApplyStatus.APPLIED)
+            if found == ApplyStatus.OVER_CEILING and refused is not None:
+                refused.add(r.decision_id)
+            kept.append(found == ApplyStatus.APPLIED)
+        return kept
 
     async def read_views(
         self, customer_ids: Sequence[str]
@@ -110,6 +136,8 @@ async def test_contacts_within_their_caps_are_recorded_once_and_nothing_changes(
     assert await ContactReservations(store, POLICY).reserve(result) == Refusals()  # type: ignore[arg-type]
     assert result.decisions == before and store.reads == []
     (facts,) = store.applied
+    (records,) = store.recorded  # recorded with them, before they are sent
+    assert [r.decision_id for r in records] == ["d0", "d1"] and not any(r.sent for r in records)
     tips = [TIPS.offer_id]
     assert [f.fact_id for f in facts] == [contact_id("d0", tips), contact_id("d1", tips)]
     assert all(f.ceilings for f in facts)  # the web cap, checked by the store
@@ -134,6 +162,8 @@ async def test_refused_round_after_round_a_decision_shows_nothing() -> None:
     result = batch("c1")
     assert await ContactReservations(store, POLICY).reserve(result) == Refusals(contacts=MAX_ROUNDS)  # type: ignore[arg-type]
     assert len(store.applied) == MAX_ROUNDS
+    *_, last = store.recorded  # the decision that shows nothing is recorded too
+    assert [decode_next_best_offer(r.context).offers for r in last] == [[]]
     assert offered(result) == [False] and CONTENDED in result.decisions[0].reasons
 
 

@@ -53,6 +53,7 @@ from schemas import (
     WebClick,
     decode_intervention,
     decode_next_best_offer,
+    encode_decision,
     encode_touchpoint,
 )
 from streams.metrics import Metrics
@@ -111,6 +112,7 @@ class RecordingStore:
         self.reads: list[list[str]] = []
         self.facts: list[list[Fact]] = []
         self.records: list[list[DecisionRecord]] = []
+        self.contexts: dict[tuple[str, str], str] = {}  # (customer, decision id) -> context
         self.decisions = RecordedDecisions(self)
 
     async def apply(
@@ -175,10 +177,19 @@ class RecordedDecisions:
         self._store = store
 
     async def record(
-        self, records: Sequence[DecisionRecord], contacts: Sequence[Fact] = ()
-    ) -> None:
+        self,
+        records: Sequence[DecisionRecord],
+        contacts: Sequence[Fact] = (),
+        refused: set[str] | None = None,
+    ) -> list[bool]:
         self._store.records.append(list(records))
         self._store.facts.append(list(contacts))
+        for r in records:
+            self._store.contexts.setdefault((r.customer_id, r.decision_id), r.context.decode())
+        return [True] * len(records)
+
+    async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        return [self._store.contexts.get(pair) for pair in pairs]
 
 
 class PoisonError(ValueError):
@@ -503,6 +514,32 @@ async def test_a_duplicate_already_decided_is_not_decided_again() -> None:
     assert result.results == [("web_click", "duplicate")]
     assert result.decisions == [] and result.interventions == []
     assert store.reads == []
+
+
+async def test_a_duplicate_whose_decision_was_recorded_sends_that_decision_again() -> None:
+    """A worker recorded the decision and stopped before it was marked sent: the replay
+    sends the decision as it was recorded (its offers, its contact counted already), not
+    one decided anew from features that now count it; its alerts are raised again."""
+    first = await handler(RecordingStore(features={"cust-1": KNOWN})).handle(
+        records(click("a", page="/cancel"))
+    )
+    (recorded,) = first.decisions
+    assert recorded.offers
+    store = RecordingStore(
+        features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.DUPLICATE_RECORDED}
+    )
+    store.contexts[("cust-1", recorded.decision_id)] = encode_decision(recorded).decode()
+    policy = BrokenPolicy(broken=["a"])  # would fail, were it asked
+    result = await handler(store, policy).handle(records(click("a", page="/cancel")))
+    assert result.results == [("web_click", "duplicate")]
+    assert result.decisions == [recorded] and policy.calls == []
+    assert result.moments[recorded.decision_id].trigger_event_id == "a"
+    assert [i.kind for i in result.interventions] == ["save_desk"]
+    # its record gone (expired): decided anew
+    gone = RecordingStore(features={"cust-1": KNOWN},
+                          statuses={"a": ApplyStatus.DUPLICATE_RECORDED})  # fmt: skip
+    again = await handler(gone).handle(records(click("a", page="/cancel")))
+    assert triggers(again) == ["a"]
 
 
 async def test_the_same_event_twice_in_a_batch_is_decided_once() -> None:
