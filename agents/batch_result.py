@@ -40,15 +40,18 @@ class BatchResult:
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
+    sources: dict[str, SourceRecord] = field(default_factory=dict)  # decision id -> its record
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
 
-    def leave_out(self, customers: set[str]) -> None:
+    def leave_out(self, customers: set[str]) -> list[NextBestOffer]:
         """Leave out the decisions, alerts and churn-risk examples of ``customers``
-        (erased since the batch read their features): nothing more is sent about them."""
+        (erased since the batch read their features): nothing more is sent about them.
+        Returns the decisions left out (what they spent of the budgets goes back)."""
         if not customers:
-            return
+            return []
+        left = [d for d in self.decisions if d.customer_id in customers]
         self.decisions = [d for d in self.decisions if d.customer_id not in customers]
         self.interventions = [i for i in self.interventions if i.customer_id not in customers]
         self.held_out = [i for i in self.held_out if i.customer_id not in customers]
@@ -56,6 +59,7 @@ class BatchResult:
         self.risk_examples = [
             e for e in self.risk_examples if examples.get(e.example_id) not in customers
         ]
+        return left
 
 
 def failure_reason(stage: str, exc: BaseException) -> str:

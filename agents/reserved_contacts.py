@@ -25,7 +25,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from agents.batch_result import BatchResult
+from agents.batch_result import BatchResult, FailedRecord, failure_reason
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
@@ -80,30 +80,56 @@ class ContactReservations:
             decided = ((d, result.moments[d.decision_id].inbound) for d in within)
             contacts = offers_shown_within(decided, catalogue)
             refused_ids: set[str] = set()  # their contact over a ceiling: not recorded
+            faults: dict[str, Exception] = {}  # customers whose keys failed the write
             records = [decision_record(d, sent=False) for d in within]
-            kept = await self._store.decisions.record(records, contacts, refused=refused_ids)
+            kept = await self._store.decisions.record(
+                records, contacts, faults=faults, refused=refused_ids
+            )
             refused = [d for d in pending if d.decision_id in over]
-            unmade: set[str] = set()  # their budget spending goes back
-            erased: set[str] = set()  # customers
+            gone: set[str] = set(faults)  # customers: nothing more is sent about them
             for decision, stored in zip(within, kept, strict=True):
                 if decision.decision_id in refused_ids:
                     refused.append(decision)
-                    unmade.add(decision.decision_id)
-                elif not stored:
-                    erased.add(decision.customer_id)
-                    unmade.add(decision.decision_id)
-            if unmade:
-                await self._store.budgets.give_back(
-                    [s for s in spending if s.decision_id in unmade]
-                )
-            # erased since the batch was checked: nothing more is sent about them
-            result.leave_out(erased)
-            refused = [d for d in refused if d.customer_id not in erased]
+                elif not stored:  # erased since the batch was checked
+                    gone.add(decision.customer_id)
+            unmade = [s for s in spending if s.decision_id in refused_ids]
+            await self._give_back(unmade, self._leave_out(result, gone, faults), result)
+            refused = [d for d in refused if d.customer_id not in gone]
             contact_refusals += sum(1 for d in refused if d.decision_id not in over)
             if not refused:
                 break
             pending = await self._decide_again(refused, result, last=round_ >= MAX_ROUNDS)
         return Refusals(contact_refusals, budget_refusals)
+
+    @staticmethod
+    def _leave_out(
+        result: BatchResult, gone: set[str], faults: dict[str, Exception]
+    ) -> list[NextBestOffer]:
+        """Leave out of ``result`` everything about the ``gone`` customers (erased, or
+        their keys failed the write: their touchpoints are dead-lettered with the
+        reason, to be sent again once their keys are mended). The decisions left out."""
+        left = result.leave_out(gone)
+        for decision in left:
+            fault = faults.get(decision.customer_id)
+            source = result.sources.get(decision.decision_id)
+            if fault is not None and source is not None:
+                reason = failure_reason("decision record", fault)
+                result.dead_letters.append(FailedRecord(source, reason))
+        if faults:  # by its kind alone: its message may quote what it failed on
+            log.warning("%d customers' decisions could not be recorded (%s): their "
+                        "touchpoints are dead-lettered", len(faults),
+                        ", ".join(sorted({type(e).__name__ for e in faults.values()})))  # fmt: skip
+        return left
+
+    async def _give_back(
+        self, unmade: list[BudgetSpend], left: list[NextBestOffer], result: BatchResult
+    ) -> None:
+        """Give back the budget ``unmade`` spent, and what the decisions ``left`` out of
+        the batch took (in this round or an earlier one; none that took nothing)."""
+        limits = result.budgets.limits if result.budgets is not None else {}
+        spending = unmade + (offers_spent(left, limits) if limits else [])
+        if spending:
+            await self._store.budgets.give_back(spending)
 
     async def _take_budgets(
         self, pending: list[NextBestOffer], result: BatchResult
@@ -151,5 +177,5 @@ class ContactReservations:
                 views[old.customer_id] = (False, contacted(features or FIRST_CONTACT, new))
                 again[old.decision_id] = new
         result.decisions = [again.get(d.decision_id, d) for d in result.decisions]
-        result.leave_out(erased_now)
+        await self._give_back([], result.leave_out(erased_now), result)
         return [d for d in again.values() if d.customer_id not in erased_now]

@@ -164,7 +164,8 @@ class TouchpointHandler:
         """Leave out of ``result`` the decisions, alerts and churn-risk examples of
         customers erased since the batch read their features (while it was decided, or
         waited for Kafka): nothing more is sent about them. Call it before each attempt
-        to send the batch. One round trip; none when the batch sends nothing about a
+        to send the batch; what the decisions left out spent of the budgets goes back. One
+        round trip (two when some are left out); none when the batch sends nothing about a
         customer."""
         sent: list[NextBestOffer | Intervention] = [
             *result.decisions,
@@ -177,7 +178,11 @@ class TouchpointHandler:
         if not customers:
             return
         found = await self._store.erased(customers)
-        result.leave_out({c for c, erased in zip(customers, found, strict=True) if erased})
+        left = result.leave_out({c for c, gone in zip(customers, found, strict=True) if gone})
+        limits = result.budgets.limits if result.budgets is not None else {}
+        spent = offers_spent(left, limits) if limits else []
+        if spent:  # an earlier attempt's reserve may have counted them
+            await self._store.budgets.give_back(spent)
 
     async def reserve(self, result: BatchResult) -> Refusals:
         """Call before each attempt to send the batch, after :meth:`without_erased`:

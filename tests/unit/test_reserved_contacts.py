@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 import pytest
+from redis.exceptions import ResponseError
 
 from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_ceilings import CONTENDED, NO_CAP
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
+from agents.letters import SourceRecord
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
@@ -86,20 +88,28 @@ class Refusing:
         self.reads: list[list[str]] = []
         self.budgets = Budgets()
         self.decisions = self
+        self.broken: set[str] = set()  # customers whose keys fail the write
 
     async def record(
         self,
         records: Sequence[DecisionRecord],
         contacts: Sequence[Fact] = (),
+        faults: dict[str, Exception] | None = None,
         refused: set[str] | None = None,
     ) -> list[bool]:
         self.recorded.append(list(records))
+        for r in records:
+            if r.customer_id in self.broken and faults is not None:
+                faults[r.customer_id] = ResponseError("WRONGTYPE a key of another type")
         if contacts:
             self.applied.append(list(contacts))
         status = {f.decision_id: self.statuses.pop(0) if self.statuses else ApplyStatus.APPLIED
                   for f in contacts}  # fmt: skip
         kept = []
         for r in records:
+            if r.customer_id in self.broken:
+                kept.append(False)
+                continue
             found = status.get(r.decision_id, ApplyStatus.APPLIED)
             if found == ApplyStatus.OVER_CEILING and refused is not None:
                 refused.add(r.decision_id)
@@ -203,8 +213,9 @@ def budgeted(spent: dict[str, int]) -> BatchResult:
     moment = DecisionMoment("d0", "c1", "web")
     first = SPENDING.decide(moment, KNOWN, NOW, ledger, BUDGETED)
     assert [o.offer_id for o in first.offers] == ["voucher", "tips"]
+    source = SourceRecord("touchpoints", 0, 7, b"c1", b"{}")
     return BatchResult(catalogue=BUDGETED, budgets=ledger, decisions=[first],
-                       moments={"d0": moment})  # fmt: skip
+                       moments={"d0": moment}, sources={"d0": source})  # fmt: skip
 
 
 async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() -> None:
@@ -243,3 +254,32 @@ async def test_a_decision_without_its_moment_is_sent_unchecked_and_said(
     assert await ContactReservations(store, POLICY).reserve(result) == Refusals()  # type: ignore[arg-type]
     assert store.applied == [] and offered(result) == [True]
     assert "1 decisions without their moment" in caplog.text
+
+
+async def test_a_decision_left_out_gives_back_what_it_took() -> None:
+    """Its budget unit was counted before the store found the customer erased: nothing
+    is sent about them, and the unit goes back."""
+    result = budgeted({})
+    store = Refusing([ApplyStatus.ERASED], {})
+    await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
+    assert result.decisions == [] and store.budgets.taken == [["d0"]]
+    assert store.budgets.counts["voucher"] == 0
+
+
+async def test_a_customer_whose_keys_fail_the_write_is_dead_lettered_alone() -> None:
+    """One customer's keys fail the record (a key of another type): their touchpoint is
+    dead-lettered with the reason and nothing is sent about them; the others' decisions
+    go out as usual, and the batch is not failed for them."""
+    result = budgeted({})
+    other = batch("c0", "c2").decisions[1]  # d1, for c2
+    result.decisions.append(other)
+    result.moments[other.decision_id] = DecisionMoment(other.decision_id, "c2", "web")
+    store = Refusing([], {})
+    store.broken = {"c1"}
+    await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
+    assert [d.customer_id for d in result.decisions] == ["c2"]
+    (letter,) = result.dead_letters
+    assert letter.record.offset == 7 and letter.error.startswith(
+        "decision record failed: ResponseError"
+    )
+    assert store.budgets.counts["voucher"] == 0  # taken, then given back

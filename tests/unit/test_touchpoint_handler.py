@@ -180,6 +180,7 @@ class RecordedDecisions:
         self,
         records: Sequence[DecisionRecord],
         contacts: Sequence[Fact] = (),
+        faults: dict[str, Exception] | None = None,
         refused: set[str] | None = None,
     ) -> list[bool]:
         self._store.records.append(list(records))
