@@ -72,7 +72,7 @@ class CustomerState:
                 return 4
             if f"d:{fact.fact_id}" in self.seen:
                 return 2
-            return 6 if f"r:{fact.fact_id}" in self.seen else 0
+            return 6 if f"u:{fact.fact_id}" in self.seen else 0
         self._check_addable(fact, resolutions)
         if fact.ceilings and self.over(fact.ceilings, ts):
             return 5  # nothing written, not remembered
@@ -238,12 +238,12 @@ class CustomerState:
 
     def mark_decided(self, fact_id: str, now_ms: int) -> None:
         self.seen[f"d:{fact_id}"] = now_ms
-        self.seen.pop(f"r:{fact_id}", None)
+        self.seen.pop(f"u:{fact_id}", None)
 
     def mark_recorded(self, fact_id: str, now_ms: int) -> None:
-        """Its decision recorded, not yet known to be sent (decision.lua's mark 'r')."""
+        """Its decision recorded, not yet known to be sent (decision.lua's mark 'u:')."""
         if f"d:{fact_id}" not in self.seen:
-            self.seen[f"r:{fact_id}"] = now_ms
+            self.seen[f"u:{fact_id}"] = now_ms
 
 
 def _rank(key: str, value: str, ts: int) -> int:

@@ -38,7 +38,7 @@
 -- 3 the customer was erased (nothing is written), 4 dated the ttl or longer ago (not
 -- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on),
 -- 5 a contact over one of its ceilings (ARGV[12]: nothing is written), 6 duplicate whose
--- decision was recorded but is not known to have been emitted (decision.lua's mark 'r').
+-- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:').
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
 local fact_id = ARGV[1]
@@ -50,7 +50,7 @@ if redis.call('ZSCORE', seen, fact_id) then
   -- seen before, and now too old to decide on, as it was the first time or is since
   if now - ts >= ttl_ms then return 4 end
   if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
-  if redis.call('ZSCORE', seen, 'r:' .. fact_id) then return 6 end
+  if redis.call('ZSCORE', seen, 'u:' .. fact_id) then return 6 end
   return 0
 end
 -- Redis does not undo a script's writes when it fails: whatever can fail is checked

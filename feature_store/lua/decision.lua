@@ -18,7 +18,8 @@
 --       sent before this, in the same round trip ('' for none),
 --       13 (optional) how the trigger is marked: 'd' decided (the default: the decision
 --       was emitted), or 'r' recorded (a worker's, before it emits it: a replay of the
---       trigger sends this decision again rather than deciding anew)
+--       trigger sends this decision again rather than deciding anew), marked 'u:' (for
+--       unsent: no fact id starts so) until a mark 'd' replaces it
 -- Returns 1 kept, 0 the customer was erased, 2 its contact was refused (over one of its
 -- ceilings): the decision is not made, and nothing of it is kept.
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -79,11 +80,11 @@ end
 if ARGV[6] ~= '' and (life_ms > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
   if ARGV[13] == 'r' then
     if not redis.call('ZSCORE', KEYS[3], 'd:' .. ARGV[6]) then
-      redis.call('ZADD', KEYS[3], ARGV[7], 'r:' .. ARGV[6])
+      redis.call('ZADD', KEYS[3], ARGV[7], 'u:' .. ARGV[6])
     end
   else
     redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
-    redis.call('ZREM', KEYS[3], 'r:' .. ARGV[6])
+    redis.call('ZREM', KEYS[3], 'u:' .. ARGV[6])
   end
   if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], life_ms) end
 end

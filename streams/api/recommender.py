@@ -234,8 +234,9 @@ class Recommender:
         finally:
             if round_ == 1:  # a request decided again is not another batch
                 self._batch_decided(len(batch))
-        if failure is not None:  # not stored, or not known to be: none was refused
-            kept, refused, over_budget = [True] * len(decided), set(), set()
+        if failure is not None:  # not stored, or not known to be: none was refused over a
+            # ceiling; those over a budget were refused before the record was sent
+            kept, refused = [True] * len(decided), set(over_budget)
         if refused - over_budget:
             self._contacts_refused(len(refused - over_budget))
         if over_budget:

@@ -170,7 +170,7 @@ async def test_a_decision_recorded_before_it_was_sent_marks_its_trigger_recorded
         assert await store.apply([click]) == [ApplyStatus.DUPLICATE_DECIDED]
         await store.decisions.record([replace(record, sent=False)])
         assert await store.apply([click]) == [ApplyStatus.DUPLICATE_DECIDED]
-        seen = [m for m in await raw_seen(kafka_redis.redis_url, prefix) if m.startswith("r:")]
+        seen = [m for m in await raw_seen(kafka_redis.redis_url, prefix) if m.startswith("u:")]
         assert seen == []  # the recorded mark went with the decided one
     finally:
         await store.close()

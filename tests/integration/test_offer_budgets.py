@@ -112,6 +112,33 @@ async def test_the_store_counts_within_the_limits_where_it_counts(pipeline: Pipe
         await store.close()
 
 
+async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
+    pipeline: Pipeline,
+) -> None:
+    """Redis keeps what a script wrote before it failed: a corrupt count is found first,
+    so no decision is marked counted without its units."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+
+    store = pipeline.store()
+    client = aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True)
+    try:
+        day = date(2026, 12, 1)
+        assert await store.budgets.take([BudgetSpend(day, "d0", ("sale",))], {}) == set()
+        mine = pipeline.prefix.rstrip("-")
+        (counts,) = [k async for k in client.scan_iter(match=f"{mine}:budget:*")]
+        await client.hset(counts, "voucher", "1.0")
+        spends = [BudgetSpend(day, "d1", ("sale",)), BudgetSpend(day, "d2", ("voucher",))]
+        with pytest.raises(ResponseError, match="does not hold an integer"):
+            await store.budgets.take(spends, {"voucher": 5})
+        assert await client.hget(counts, "sale") == "1"  # d1 was not counted either
+        (counted,) = [k async for k in client.scan_iter(match=f"{mine}:budget-counted:*")]
+        assert len(await client.smembers(counted)) == 1
+    finally:
+        await client.aclose()
+        await store.close()
+
+
 async def _budget_ttls(pipeline: Pipeline) -> Any:
     import redis.asyncio as aioredis
 

@@ -18,6 +18,7 @@ from feature_store.facts import (
     intervention_fact,
     offers_shown_fact,
     recent_entry,
+    risk_fact,
     touchpoint_fact,
     ts_ms,
 )
@@ -90,7 +91,7 @@ def test_duplicate_whose_decision_was_recorded_not_sent_returns_6() -> None:
     state.mark_recorded(fact.fact_id, T0_MS)
     assert state.apply(fact, T0_MS) == 6  # its recorded decision is sent again
     state.mark_decided(fact.fact_id, T0_MS)
-    assert state.apply(fact, T0_MS) == 2 and f"r:{fact.fact_id}" not in state.seen
+    assert state.apply(fact, T0_MS) == 2 and f"u:{fact.fact_id}" not in state.seen
     state.mark_recorded(fact.fact_id, T0_MS)  # a record before sending, come late
     assert state.apply(fact, T0_MS) == 2
 
@@ -579,6 +580,16 @@ def test_a_new_touchpoint_is_never_taken_for_another_facts_id(earlier: str) -> N
         state.apply(intervention_fact("x", "c1", "churn", at(0)), T0_MS)
         colliding = "i:x"
     assert state.apply(touchpoint_fact(click(1, event_id=colliding)), T0_MS) == 1
+
+
+def test_a_recorded_mark_is_never_taken_for_a_facts_id() -> None:
+    """A trigger whose decision is recorded, not sent, is marked apart from every fact's
+    id: the churn-risk fact of an event whose id is the trigger's fact id is its own."""
+    state = CustomerState()
+    state.apply(touchpoint_fact(click(0, event_id="x")), T0_MS)
+    state.mark_recorded(touchpoint_fact(click(0, event_id="x")).fact_id, T0_MS)
+    colliding = risk_fact("t:x", "c1", at(0), None, "high")
+    assert state.apply(colliding, T0_MS) == 1
 
 
 def test_withdrawals_outlive_the_profile_and_end_when_granted_again() -> None:
