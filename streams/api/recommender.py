@@ -226,9 +226,11 @@ class Recommender:
             if read.budgets is not None:
                 self._budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
-            kept = await self._store_decided(
-                decided, spending, faults, catalogue, refused, over_budget
-            )
+            # other batches count them until stored (or not): a decision taken may be
+            # answered meanwhile (see streams.api.answers.expire)
+            writing = self._store_decided(decided, spending, faults, catalogue, refused,
+                                          over_budget)  # fmt: skip
+            (kept,) = await self._inflight.store((d for _, d, _ in decided), spending, writing)
         except Exception as exc:
             failure = exc
         finally:
@@ -351,23 +353,6 @@ class Recommender:
         did not refuse, with their contacts; per decision, whether it was stored (not:
         its customer erased since the read, or it was refused, its id in ``refused``:
         over a budget, its id in ``over_budget`` too, or its contact over a ceiling)."""
-        # other batches count them until stored (or not): a decision taken may be
-        # answered meanwhile (see streams.api.answers.expire)
-        write = self._take_then_record(decided, spending, faults, catalogue, refused, over_budget)
-        stored: list[bool] = (
-            await self._inflight.store((d for _, d, _ in decided), spending, write)
-        )[0]
-        return stored
-
-    async def _take_then_record(
-        self,
-        decided: list[Decided],
-        spending: list[BudgetSpend],
-        faults: dict[str, Exception],
-        catalogue: OfferCatalogue,
-        refused: set[str],
-        over_budget: set[str],
-    ) -> list[bool]:
         if spending:  # a round trip before the record: a refused decision is not made
             over_budget |= await self._take(spending, catalogue.daily_limits())
             refused |= over_budget

@@ -347,15 +347,6 @@ async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def numbered(n: int) -> Alert:
-    raw = json.dumps({
-        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "ts": "2026-11-23T10:00:00Z",
-        "kind": "retention_call", "priority": 1, "queue": None, "trigger_event_id": None,
-        "reasons": [], "suggested_action": "Call them.",
-    }).encode()  # fmt: skip
-    return Alert(f"0-{n}", decode_intervention(raw), raw)
-
-
 async def test_alerts_leaving_the_buffer_while_the_head_is_written_are_still_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -365,7 +356,7 @@ async def test_alerts_leaving_the_buffer_while_the_head_is_written_are_still_sen
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
                    backlog=5)  # fmt: skip
     hub.ready.set()
-    hub.publish([numbered(n) for n in range(1, 6)])  # the buffer: 1 to 5
+    hub.publish([queued(n, "vip") for n in range(1, 6)])  # the buffer: 1 to 5
     write, heads = alert_stream._write, []
 
     async def slow_head(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
@@ -378,7 +369,7 @@ async def test_alerts_leaving_the_buffer_while_the_head_is_written_are_still_sen
     async with TestClient(TestServer(api_app(alerts=hub))) as client:
         reply = await client.get("/v1/alerts/stream", headers={**AUTH, "Last-Event-ID": "0-0"})
         await asyncio.sleep(0.01)
-        hub.publish([numbered(6), numbered(7)])  # while the head is written: 1, 2 leave
+        hub.publish([queued(6, "vip"), queued(7, "vip")])  # while the head is written: 1, 2 leave
         stream = await asyncio.wait_for(reply.content.readuntil(b'"iv-7"'), 5)
         hub.close_all()
         stream += await asyncio.wait_for(reply.content.read(), 5)
