@@ -48,7 +48,8 @@ class Refusals:
 
 
 class ContactReservations:
-    """Records a batch's contacts within their ceilings, deciding again those refused."""
+    """Records a batch's decisions with their contacts and budget spending, within their
+    caps and limits, before they are sent; decides again those the store refuses."""
 
     def __init__(
         self, store: FeatureStore, policy: RuleBasedOfferPolicy | LearnedOfferPolicy

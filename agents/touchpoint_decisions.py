@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import msgspec
+
 from agents.batch_result import BatchResult, FailedRecord, failure_reason
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
@@ -121,6 +123,21 @@ def _touchpoints_to_decide(
     return pending
 
 
+def _recorded(context: str | None) -> NextBestOffer | None:
+    """The decision a stored context holds; ``None`` for none, or for one that is not a
+    decision (a corrupt key: the touchpoint is decided anew).
+
+    >>> _recorded(None), _recorded("not json")
+    (None, None)
+    """
+    if context is None:
+        return None
+    try:
+        return decode_next_best_offer(context)
+    except msgspec.DecodeError:
+        return None
+
+
 def _risk_watch_plan(
     pending: list[_Pending],
 ) -> tuple[dict[str, str], dict[str, list[TouchpointEvent]]]:
@@ -212,11 +229,10 @@ class TouchpointDecisions:
         result.catalogue = catalogue
         watched, batch_of = _risk_watch_plan(pending)
         batch = _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
-        for context in stored:  # none where it expired: decided again
-            if context is not None:
-                decision = decode_next_best_offer(context)
-                if decision.trigger_event_id is not None:
-                    batch.recorded[decision.trigger_event_id] = decision
+        for context in stored:  # none where it expired (or is unreadable): decided again
+            decision = _recorded(context)
+            if decision is not None and decision.trigger_event_id is not None:
+                batch.recorded[decision.trigger_event_id] = decision
         return batch
 
     def _decide_touchpoint(
