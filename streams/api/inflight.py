@@ -7,7 +7,9 @@ round trip), so a read shows the writes all of whose calls replied before it did
 other. What it does not show: the writes still waiting for a reply when it replied, and
 those of decisions taken after that. A batch's decisions are held from when they are
 taken until their write has finished, well or not, and no longer: customer ids stay
-here only while their batch is in flight.
+here only while their batch is in flight. Its budget spending, counted a round trip
+before the decisions are recorded, is held only until that count replied
+(:meth:`InFlightDecisions.counted`).
 
 >>> import asyncio
 >>> from datetime import UTC, datetime
@@ -94,6 +96,14 @@ class InFlightDecisions:
             return list(await asyncio.gather(*(self._answered(write, call) for call in calls)))
         finally:
             self._writes.remove(write)
+
+    def counted(self, spending: Sequence[BudgetSpend]) -> None:
+        """The write holding ``spending`` has had it counted in Redis (a step before its
+        last call replied): reads that reply from now on show it, so it is no longer
+        held (refused parts of it never count)."""
+        for write in self._writes:
+            if write.spending is spending:
+                write.spending = ()
 
     @staticmethod
     async def _answered(write: _Write, call: Awaitable[T]) -> T:

@@ -354,7 +354,10 @@ class Recommender:
         its customer erased since the read, or it was refused, its id in ``refused``:
         over a budget, its id in ``over_budget`` too, or its contact over a ceiling)."""
         if spending:  # a round trip before the record: a refused decision is not made
-            over_budget |= await self._take(spending, catalogue.daily_limits())
+            over = await self._take(spending, catalogue.daily_limits())
+            if over is not None:  # counted in Redis: later reads show it, not held
+                self._inflight.counted(spending)
+                over_budget |= over
             refused |= over_budget
         made = [(r, d, raw) for r, d, raw in decided if d.decision_id not in over_budget]
         if not made:
@@ -393,17 +396,19 @@ class Recommender:
         for key, raw in records:
             self._fallbacks.add(key.decode(), raw)
 
-    async def _take(self, spending: list[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
+    async def _take(
+        self, spending: list[BudgetSpend], limits: Mapping[str, int]
+    ) -> set[str] | None:
         """Count the batch's spending within the budgets' limits; the ids of the
-        decisions refused. When the write fails (on a Redis Cluster the counts live on
-        another node), the decisions are made all the same: the counts stay low by them
-        (logged), and the limits are soft until it comes back."""
+        decisions refused, or ``None`` when the write failed (on a Redis Cluster the
+        counts live on another node): the decisions are made all the same, the counts
+        stay low by them (logged), and the limits are soft until it comes back."""
         try:
             return await self._store.budgets.take(spending, limits)
         except Exception as exc:
             log.warning("the budget spending of %d decisions was not counted: %s",
                         len(spending), exc)  # fmt: skip
-            return set()
+            return None
 
     def publish_soon(self, decision: NextBestOffer) -> None:
         """Emit a decision taken outside a batch (a fallback), without waiting, once

@@ -299,3 +299,15 @@ async def test_decisions_are_held_only_until_their_batch_is_written(
     else:
         assert first.exception() is write_error and second.exception() is write_error
     await rec.drain()
+
+
+async def test_spending_counted_before_its_record_replied_counts_once() -> None:
+    """The first batch's budget spending is counted in Redis a round trip before its
+    decisions are recorded; a read that replies between the two shows the count, and
+    the spending is no longer held as unseen: the last unit is still offered."""
+    store = SlowStore({"a": KNOWN, "b": KNOWN}, spent={"voucher": 3})  # two left of 5
+    rec = recommender(store, BUDGETS)
+    first, second = await overlapping(rec, ("a", "web"), ("b", "web"),
+                                      lambda: store.budgets.counted)  # fmt: skip
+    assert offer_ids(first) == offer_ids(second) == ["voucher", "tips"]
+    assert store.budgets.counts["voucher"] == 5
