@@ -40,7 +40,8 @@ class BatchResult:
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
-    sources: dict[str, SourceRecord] = field(default_factory=dict)  # decision id -> its record
+    # decision id -> the record it was decided on, and the index of its result
+    sources: dict[str, tuple[SourceRecord, int]] = field(default_factory=dict)
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0

@@ -114,8 +114,11 @@ class ContactReservations:
             fault = faults.get(decision.customer_id)
             source = result.sources.get(decision.decision_id)
             if fault is not None and source is not None:
+                record, index = source
                 reason = failure_reason("decision record", fault)
-                result.dead_letters.append(FailedRecord(source, reason))
+                result.dead_letters.append(FailedRecord(record, reason))
+                if index < len(result.results):  # counted as failed, not ok
+                    result.results[index] = (result.results[index][0], "failed")
         if faults:  # by its kind alone: its message may quote what it failed on
             log.warning("%d customers' decisions could not be recorded (%s): their "
                         "touchpoints are dead-lettered", len(faults),

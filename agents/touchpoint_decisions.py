@@ -270,7 +270,7 @@ class TouchpointDecisions:
                     moment = moment_for(event)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
-                        result.sources[decision.decision_id] = record
+                        result.sources[decision.decision_id] = (record, index)
                     if features is not None and recorded is None:  # the next moment
                         profiles[event.customer_id] = contacted(features, decision)  # counts it
                 for alert, is_late in zip(alerts, late, strict=True):

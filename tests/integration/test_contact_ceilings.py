@@ -244,3 +244,35 @@ async def test_a_worker_stopped_before_sending_has_its_decision_sent_as_it_was(
     assert set(features.contact.last_shown) == {o.offer_id for o in first.decisions[0].offers}
     # marked sent: a later replay decides nothing
     assert (await replaying.handle(batch, Counter())).decisions == []
+
+
+async def test_a_customer_whose_decision_keys_are_corrupt_is_dead_lettered_alone(
+    two: TwoProcesses,
+) -> None:
+    """A worker records its decisions before sending them: one customer's recent
+    decisions key holds a string (no touchpoint's apply touches it). Their touchpoint is
+    dead-lettered with the reason; the other customers' decisions are kept to be sent."""
+    import redis.asyncio as aioredis
+
+    customers = [unique(f"keys{i}") for i in range(3)]
+    for customer in customers:
+        await two.known(customer)
+    store = two.stores[0]
+    admin = aioredis.Redis.from_url(two.services.redis_url)
+    try:
+        await admin.set(store._keys.for_customer(customers[1]).decisions, "not a sorted set")
+    finally:
+        await admin.aclose()
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(WEB_THREE_A_DAY), ContactPolicy(ControlGroup("salt", 0.0))
+    )
+    handler = TouchpointHandler(store, policy)
+    batch = [r for i, c in enumerate(customers) for r in clicks(c, f"k{i}", 1)]
+    result = await handler.handle(batch, Counter())
+    assert len(result.decisions) == 3
+    assert await handler.reserve(result) == Refusals()
+    assert [d.customer_id for d in result.decisions] == [customers[0], customers[2]]
+    (letter,) = result.dead_letters
+    assert letter.record.key == customers[1].encode()
+    assert letter.error.startswith("decision record failed: ResponseError: WRONGTYPE")
+    assert [r for _, r in result.results] == ["ok", "failed", "ok"]

@@ -215,7 +215,8 @@ def budgeted(spent: dict[str, int]) -> BatchResult:
     assert [o.offer_id for o in first.offers] == ["voucher", "tips"]
     source = SourceRecord("touchpoints", 0, 7, b"c1", b"{}")
     return BatchResult(catalogue=BUDGETED, budgets=ledger, decisions=[first],
-                       moments={"d0": moment}, sources={"d0": source})  # fmt: skip
+                       moments={"d0": moment}, sources={"d0": (source, 0)},
+                       results=[("web_click", "ok")])  # fmt: skip
 
 
 async def test_a_decision_taken_again_may_have_what_the_refused_one_had_spent() -> None:
@@ -282,4 +283,5 @@ async def test_a_customer_whose_keys_fail_the_write_is_dead_lettered_alone() -> 
     assert letter.record.offset == 7 and letter.error.startswith(
         "decision record failed: ResponseError"
     )
+    assert result.results == [("web_click", "failed")]
     assert store.budgets.counts["voucher"] == 0  # taken, then given back
