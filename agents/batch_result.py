@@ -3,12 +3,14 @@ bookkeeping, dead letters, and each record's result."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from agents.letters import SourceRecord
 from agents.moments import DecisionMoment
-from agents.offer_budget import BudgetLedger
+from agents.offer_budget import BudgetLedger, offers_spent
 from feature_store.facts import Fact
+from feature_store.records import BudgetSpend
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 from schemas.risk import RiskExample
 
@@ -45,6 +47,11 @@ class BatchResult:
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
+
+    def spending(self, decisions: Iterable[NextBestOffer]) -> list[BudgetSpend]:
+        """What ``decisions`` of this batch spend of the daily offer budgets it was
+        decided with (nothing when it had none)."""
+        return offers_spent(decisions, self.budgets.limits) if self.budgets is not None else []
 
     def leave_out(self, customers: set[str]) -> list[NextBestOffer]:
         """Leave out the decisions, alerts and churn-risk examples of ``customers``

@@ -68,12 +68,6 @@ class BudgetLedger:
             if offer_id in self.limits:
                 self.spent[offer_id] = self.spent.get(offer_id, 0) + 1
 
-    def give_back(self, offer_ids: Iterable[str]) -> None:
-        """Uncount offers of a decision taken with this ledger that was not made."""
-        for offer_id in offer_ids:
-            if self.spent.get(offer_id, 0) > 0:
-                self.spent[offer_id] -= 1
-
 
 def offers_spent(
     decisions: Iterable[NextBestOffer], limits: Mapping[str, int]

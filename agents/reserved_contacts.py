@@ -31,7 +31,7 @@ from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record
 from agents.learned_policy import LearnedOfferPolicy
-from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, FeatureStore
 from schemas import NextBestOffer
@@ -130,8 +130,7 @@ class ContactReservations:
     ) -> None:
         """Give back the budget ``unmade`` spent, and what the decisions ``left`` out of
         the batch took (in this round or an earlier one; none that took nothing)."""
-        limits = result.budgets.limits if result.budgets is not None else {}
-        spending = unmade + (offers_spent(left, limits) if limits else [])
+        spending = unmade + result.spending(left)
         if spending:
             await self._store.budgets.give_back(spending)
 
@@ -141,11 +140,10 @@ class ContactReservations:
         """Count the daily offer budgets the ``pending`` decisions spend, within their
         limits: the ids of those refused (other processes spent the budget since the
         batch read it), and the spending counted."""
-        limits = result.budgets.limits if result.budgets is not None else {}
-        spending = offers_spent(pending, limits) if limits else []
-        if not spending:
+        spending = result.spending(pending)
+        if not spending or result.budgets is None:
             return set(), []
-        over = await self._store.budgets.take(spending, limits)
+        over = await self._store.budgets.take(spending, result.budgets.limits)
         return over, [s for s in spending if s.decision_id not in over]
 
     async def _decide_again(

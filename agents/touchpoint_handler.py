@@ -20,7 +20,6 @@ from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
-from agents.offer_budget import offers_spent
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
@@ -179,8 +178,7 @@ class TouchpointHandler:
             return
         found = await self._store.erased(customers)
         left = result.leave_out({c for c, gone in zip(customers, found, strict=True) if gone})
-        limits = result.budgets.limits if result.budgets is not None else {}
-        spent = offers_spent(left, limits) if limits else []
+        spent = result.spending(left)
         if spent:  # an earlier attempt's reserve may have counted them
             await self._store.budgets.give_back(spent)
 
@@ -213,7 +211,7 @@ class TouchpointHandler:
         records = [decision_record(d) for d in result.decisions]
         records += [decision_record(i) for i in alerts]
         # the limits the batch was decided with (none: its decisions spent nothing)
-        spent = offers_spent(result.decisions, result.budgets.limits) if result.budgets else []
+        spent = result.spending(result.decisions)
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)
         await self._store.decisions.record(records, contacts + result.risk_facts)
