@@ -76,10 +76,16 @@ async def _stream(
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
     head = b"retry: 2000\n\n"
+    missed: list[tuple[int, int, int]] = []
     if last_id is not None:  # it may show alerts of customers erased while it was away
         notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
         head += b"".join(_erased_sse(n) for n in notices if n is not None)
-        head += _gap_sse(hub.missed(position))
+        # from the position as sent: a partition dropped from it (past this process's
+        # end) was started over, not missed
+        missed = hub.missed(StreamPosition.parse(last_id))
+        head += _gap_sse(missed)
+    for partition, _, kept_from in missed:  # told once: passed from here on
+        position.skip_to(partition, kept_from - 1)
     # taken with the gap, before anything is written: alerts that leave the buffer while
     # the head is written (to a slow screen) are still sent, not lost untold
     backlog = hub.since(position, None)
@@ -87,6 +93,8 @@ async def _stream(
     # name them, and alerts it misses there while away are told as a gap
     position.cover(quiet)
     sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
+    if missed:  # where it resumes from should it go before an alert is sent
+        head += _position_sse(sent_id)
 
     async def hand_on(alert: Alert) -> bool:
         """Pass ``alert``, writing it if it is for this screen; whether it was written."""
@@ -102,6 +110,9 @@ async def _stream(
 
     try:
         await _write(request, response, head)
+        # checked against the tombstones too: an erasure made on another process whose
+        # record has not reached this one (Kafka failed it, and the caller retries)
+        backlog = await hub.recheck(backlog)
         # what arrives while the backlog is sent, or twice, is passed already: once each
         for alert in backlog:
             if not position.passed(alert):

@@ -120,12 +120,14 @@ class AlertHub:
         partition where alerts after ``position`` have left the buffer (or were never
         read into it): a stream resumed there cannot be sent them."""
         named = dict(position.offsets())
-        gaps = [(p, o, self._kept_from[p]) for p, o in named.items()
-                if o + 1 < self._kept_from.get(p, 0)]  # fmt: skip
-        if named:  # a partition added since the position: it missed what left from there
-            gaps += [(p, first - 1, self._kept_from[p]) for p, first in self._added_from.items()
-                     if p not in named and first < self._kept_from.get(p, first)]  # fmt: skip
-        return gaps
+        if not named:  # no position: it resumes nothing
+            return []
+        # A partition the position does not name had no alert when it was taken (a
+        # stream names every partition with one, StreamPosition.cover), or was added
+        # since: it missed what left the buffer there from its first offset.
+        passed = {p: named.get(p, self._added_from.get(p, 0) - 1) for p in self._kept_from}
+        return [(p, o, self._kept_from[p]) for p, o in sorted(passed.items())
+                if o + 1 < self._kept_from[p]]  # fmt: skip
 
     def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
@@ -148,7 +150,8 @@ class AlertHub:
         self._subscribers.discard(inbox)
 
     def close_all(self) -> None:
-        """End every screen's stream (the process is stopping)."""
+        """End every screen's stream (the process is stopping, or a partition started
+        over); each one resumes from its position."""
         for inbox in self._subscribers:
             inbox.closed = True
             with contextlib.suppress(asyncio.QueueFull):
@@ -204,14 +207,18 @@ class AlertHub:
                 continue
             return [alert for alert, erased in zip(alerts, gone, strict=True) if not erased]
 
-    async def recheck(self) -> None:
-        """Check the buffered alerts against the tombstones again (after the fan-out was
-        down a while): an erased customer's are dropped, and the screens told."""
-        kept = await self.unless_erased(list(self._buffer))
-        for customer_id in {a.intervention.customer_id for a in self._buffer} - {
+    async def recheck(self, alerts: list[Alert] | None = None) -> list[Alert]:
+        """Check ``alerts`` (by default every buffered one) against the tombstones again
+        (after the fan-out was down a while; before a stream sends its backlog, an
+        erasure whose record never reached Kafka being unknown here): an erased
+        customer's are dropped, and the screens told. The alerts kept."""
+        alerts = list(self._buffer) if alerts is None else alerts
+        kept = await self.unless_erased(alerts)
+        for customer_id in {a.intervention.customer_id for a in alerts} - {
             a.intervention.customer_id for a in kept
         }:
             self.forget(customer_id)
+        return kept
 
     async def _run(self) -> None:
         while True:
@@ -386,6 +393,10 @@ class AlertHub:
         self._ends[tp.partition] = first
         old = (a for a in self._buffer if partition_offset(a.id)[0] != tp.partition)
         self._buffer = deque(old, maxlen=self._backlog)
+        # the screens streaming now have passed offsets of the old log there, and would
+        # take the new one's alerts for passed: their streams end, and each resumes with
+        # that partition dropped from its position (past the new end)
+        self.close_all()
 
     def _erasures(self, records: list[ConsumerRecord[bytes, bytes]], dated: bool = False) -> None:
         """Forget the customers of erasure records: as erased when the records say

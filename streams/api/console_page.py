@@ -41,6 +41,7 @@ class ConsolePage:
             "default-src 'none'",
             f"script-src {_hashes(html, 'script')}",
             f"style-src {_hashes(html, 'style')}",
+            "img-src data:",  # its favicon, written into the page
             "connect-src 'self'",  # the alert stream, and the fetch that says why it failed
             "base-uri 'none'",
             "form-action 'none'",  # the Connect form is handled by the script

@@ -90,23 +90,40 @@ class StreamPosition:
             if partition not in self._offsets and next_offset > 0:
                 self._offsets[partition] = next_offset - 1
 
+    def skip_to(self, partition: int, offset: int) -> None:
+        """Take the alerts of ``partition`` up to ``offset`` as passed (told as a gap)."""
+        if offset > self._offsets.get(partition, -1):
+            self._offsets[partition] = offset
+
     def within(self, ends: dict[int, int]) -> StreamPosition:
         """Without the partitions whose offset is at or past their known end (no alert
-        was ever there).
+        was ever there), nor, once the topic's partitions are known (``ends`` not
+        empty), the partitions it does not have: had they been kept, the first alerts of
+        one added later would be taken as passed.
 
-        >>> StreamPosition.parse("0-7.1-500").within({0: 8, 1: 3}).event_id()
+        >>> StreamPosition.parse("0-7.1-500.9-2").within({0: 8, 1: 3}).event_id()
         '0-7'
         """
-        return StreamPosition(
-            {p: o for p, o in self._offsets.items() if p not in ends or o < ends[p]}
-        )
+        return StreamPosition({
+            p: o for p, o in self._offsets.items() if o < ends.get(p, 0) or not ends
+        })  # fmt: skip
 
 
 def for_queue(alert: Alert, queue: str | None) -> bool:
     """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``. An
-    alert for no queue in particular (a win-back, a call that named none) is for every
-    screen."""
-    return queue is None or alert.intervention.queue in (None, queue)
+    alert for no queue in particular (a win-back, a call that named none, or a blank one)
+    is for every screen.
+
+    >>> from datetime import UTC, datetime
+    >>> def alert(queue):
+    ...     return Alert("0-1", Intervention(intervention_id="i", customer_id="c",
+    ...         ts=datetime.now(UTC), kind="vip_attention", priority=2,
+    ...         trigger_event_id="e", reasons=[], suggested_action="", queue=queue), b"")
+    >>> [for_queue(alert(q), "retention") for q in ("retention", "billing", None, "", " ")]
+    [True, False, True, True, True]
+    """
+    named = alert.intervention.queue
+    return queue is None or not named or named.isspace() or named == queue
 
 
 def _number(text: str, digits: int) -> bool:

@@ -238,7 +238,9 @@ def test_alerts_that_left_the_buffer_after_a_position_are_reported_missed() -> N
     # partition 0 holds 5 and 6 now (4 was pushed out by partition 1's alert)
     assert alerts.missed(StreamPosition.parse("0-2.1-0")) == [(0, 2, 5)]
     assert alerts.missed(StreamPosition.parse("0-4.1-0")) == []  # 5 on: all still here
-    assert alerts.missed(StreamPosition.parse("1-0")) == []
+    # a partition a position does not name had no alert when it was taken: 0 to 4 of
+    # partition 0 came after it, and have left (screens were never told of them)
+    assert alerts.missed(StreamPosition.parse("1-0")) == [(0, -1, 5)]
     assert alerts.missed(StreamPosition()) == []
     alerts.forget("a")  # erased, not missed
     assert alerts.missed(StreamPosition.parse("0-4")) == []
@@ -267,3 +269,26 @@ def test_an_erasure_heard_twice_is_told_to_the_screens_once() -> None:
     alerts.forget("a")
     alerts.forget("a")
     assert [screen.get_nowait() for _ in range(screen.qsize())] == [Erased("a", REFS("a"))]
+
+
+def test_a_partition_that_starts_over_ends_the_streams_under_way() -> None:
+    """The topic was made again: a screen streaming had passed 0-2 of the old log, took
+    the new log's 0-0, 0-1, ... for passed, and was shown none of them."""
+    from aiokafka import TopicPartition
+
+    alerts = hub()
+    alerts.publish([alert(1, "a"), alert(2, "b")])
+    screen = alerts.subscribe()
+    alerts._started_over(TopicPartition("interventions", 0), 0)
+    assert screen.closed and screen.get_nowait() is None  # its stream ends, and resumes
+    assert alerts.since(StreamPosition(), None) == []  # the old log's alerts are gone
+    assert alerts.position("0-2").event_id() == ""  # past the new end: starts over
+
+
+def test_a_position_keeps_only_the_partitions_the_topic_has_once_known() -> None:
+    """An id naming a partition the topic lacks kept it: were it added later, its first
+    alerts would have been taken as passed."""
+    alerts = hub()
+    assert alerts.position("0-2.7-40").event_id() == "0-2.7-40"  # not connected yet
+    alerts._ends = {0: 10, 1: 4}
+    assert alerts.position("0-2.7-40").event_id() == "0-2"

@@ -376,3 +376,48 @@ async def test_alerts_leaving_the_buffer_while_the_head_is_written_are_still_sen
     sent = [line[4:].decode() for line in stream.split(b"\n") if line.startswith(b"id: ")]
     assert sent[:7] == [f"0-{n}" for n in range(1, 8)]
     assert b"event: gap" not in stream
+
+
+async def test_a_gap_is_told_once_and_resuming_from_the_position_after_it_tells_none() -> None:
+    """A partition whose alerts after the position had all left the buffer: the stream's
+    position there never moved, and every reconnection told the same gap again."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
+                   backlog=3)  # fmt: skip
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
+    first = await read_stream(hub, "0-1", b'"iv-6"')
+    assert first.count(b"event: gap") == 1
+    head = first[: first.index(b"event: intervention")]
+    assert b"id: 0-3\nevent: position\n" in head  # passed, as told: resume from there
+    again = await read_stream(hub, "0-3", b'"iv-6"')
+    assert b"event: gap" not in again and b'"iv-4"' in again
+
+
+async def test_a_partition_empty_when_the_screen_connected_is_told_as_a_gap() -> None:
+    """Partition 1 had no alert when the screen's position was taken, so the position
+    did not name it; alerts there that left the buffer while it was away went untold."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
+                   backlog=3)  # fmt: skip
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    hub.publish([alert(9, "c-9")])
+    later = [alert(n, f"c-{n}") for n in range(3)]
+    hub.publish([Alert(f"1-{n}", a.intervention, a.raw) for n, a in enumerate(later)])
+    hub.publish([alert(10, "c-10")])  # 1-0 leaves the buffer (it holds 3)
+    stream = await read_stream(hub, "0-9", b'"iv-10"')
+    assert b'event: gap\ndata: {"missed":[{"partition":1,"after":-1,"before":1}]}' in stream
+
+
+async def test_the_backlog_is_checked_against_the_tombstones() -> None:
+    """An erasure made on another API process whose record never reached this one (Kafka
+    failed it): the erased customer's buffered alert was sent to every screen opened."""
+
+    async def c1_erased(customer_ids: Sequence[str]) -> list[bool]:
+        return [c == "c-1" for c in customer_ids]
+
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", c1_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    hub.publish([alert(1, "c-1"), alert(2, "c-2")])  # checked before the tombstone
+    stream = await read_stream(hub, None, b'"iv-2"')
+    assert b'"c-1"' not in stream and b'"iv-1"' not in stream
+    assert "c-1" in hub.erased_lately  # and dropped from the buffer
+    assert [a.id for a in hub.since(StreamPosition(), None)] == ["0-2"]

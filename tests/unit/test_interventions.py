@@ -154,6 +154,18 @@ def test_save_desk_keeps_the_queue_the_call_came_in_on() -> None:
     assert only(alerts(call("cancel", queue="billing-line")), "save_desk").queue == "billing-line"
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_call_with_a_blank_queue_raises_alerts_for_every_queue(blank: str) -> None:
+    """A CTI sending "queue": "" had its VIP and retention alerts kept off every screen
+    that followed a queue, though the console showed them as for any queue."""
+    valuable = customer(value=5_000.0, segment="at_risk")
+    found = alerts(call("cancel", queue=blank), features=valuable)
+    assert {(a.kind, a.queue) for a in found} == {
+        ("save_desk", "retention"),
+        ("retention_call", None),
+    }
+
+
 @pytest.mark.parametrize("reason", ["sales", "support", "billing", "complaint", "other"])
 def test_no_save_desk_on_calls_for_other_reasons(reason: str) -> None:
     assert "save_desk" not in kinds(alerts(call(reason)))
