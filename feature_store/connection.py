@@ -178,10 +178,14 @@ class StoreConnection:
         """A redis-py pipeline (no transaction) for :meth:`execute`."""
         return self.client.pipeline(transaction=False)
 
-    async def execute(self, op: str, pipe: Any) -> list[Any]:
-        """Run a pipeline built with :meth:`pipeline` in one round trip."""
+    async def execute(self, op: str, pipe: Any, raise_on_error: bool = True) -> list[Any]:
+        """Run a pipeline built with :meth:`pipeline` in one round trip. Without
+        ``raise_on_error``, a command's own error (a key of another type) is its reply;
+        one that says Redis cannot serve now is still raised, as StoreUnavailable."""
         started = time.perf_counter()
-        replies = await self._run(pipe, raise_on_error=True)
+        replies = await self._run(pipe, raise_on_error=raise_on_error)
+        if not raise_on_error:
+            raise_unavailable(replies)
         self.observe(op, started)
         return replies
 

@@ -12,7 +12,7 @@ from feature_store.keys import CustomerKeys
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
 # what became of an outcome's claim ("relearn": read again from the record that claimed it)
-Claim = Literal["learn", "relearn", "skip", "no_context", "erased"]
+Claim = Literal["learn", "relearn", "skip", "no_context", "erased", "corrupt"]
 _CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context", 4: "erased"}
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
@@ -90,7 +90,11 @@ class DecisionLog:
             for r, record in zip(replies[len(contacts) :], records, strict=True)
         ]
 
-    async def claim_outcomes(self, claims: Sequence[tuple[str, str, str, str]]) -> list[Claim]:
+    async def claim_outcomes(
+        self,
+        claims: Sequence[tuple[str, str, str, str]],
+        faults: dict[int, Exception] | None = None,
+    ) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)
         for learning: ``"learn"`` for each one to learn from, claimed now (a new outcome),
         ``"relearn"`` for one to learn from again, claimed before by this same record (a
@@ -98,7 +102,10 @@ class DecisionLog:
         outcome), ``"skip"`` for a copy from another record, ``"erased"`` for an erased customer's,
         ``"no_context"`` when the decision's context is not stored (expired, unknown, or
         not recorded yet): that one is not claimed, so it can be sent back.
-        A claim is kept as long as a decision context (``context_ttl_s``), then dropped."""
+        A claim is kept as long as a decision context (``context_ttl_s``), then dropped.
+        ``"corrupt"`` for one whose customer's keys Redis cannot serve as they should be
+        (a key of another type): nothing is written, and its error goes in ``faults`` by
+        index (without ``faults``, it is raised)."""
         if not claims:
             return []
         now_ms = int(self._clock() * 1000)
@@ -107,18 +114,28 @@ class DecisionLog:
         for customer_id, decision_id, what, source in claims:
             k = self._keys.for_customer(customer_id)
             keys = (k.outcomes, k.tombstone, k.outcome_times, k.context(decision_id))
-            calls.append((keys, [what, source, lifetime, now_ms]))
-        return [_CLAIMS[int(r)] for r in await self._conn.eval_many("claim", "claim", calls)]
+            calls.append(("claim", keys, [what, source, lifetime, now_ms]))
+        replies = await self._conn.eval_mixed("claim", calls, faults=faults)
+        return [
+            "corrupt" if faults and i in faults else _CLAIMS[int(r)] for i, r in enumerate(replies)
+        ]
 
-    async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        """Contexts of (customer id, decision id) pairs, in one round trip."""
+    async def contexts(
+        self, pairs: Sequence[tuple[str, str]], faults: dict[int, Exception] | None = None
+    ) -> list[str | None]:
+        """Contexts of (customer id, decision id) pairs, in one round trip. With
+        ``faults``, a context Redis cannot serve as one (a key of another type) is
+        ``None``, its error in ``faults`` by index, instead of raised."""
         if not pairs:
             return []
         pipe = self._conn.pipeline()
         for customer_id, decision_id in pairs:
             pipe.get(self._keys.for_customer(customer_id).context(decision_id))
-        found = await self._conn.execute("context", pipe)
-        return [None if c is None else str(c) for c in found]
+        found = await self._conn.execute("context", pipe, raise_on_error=faults is None)
+        for i, reply in enumerate(found):
+            if isinstance(reply, Exception) and faults is not None:
+                faults[i] = reply
+        return [None if c is None or isinstance(c, Exception) else str(c) for c in found]
 
     async def recent(self, customer_id: str, n: int | None = None) -> list[str]:
         """Contexts of the customer's ``n`` newest decisions that are still kept, newest

@@ -245,11 +245,14 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
 
     @app.task  # type: ignore[untyped-decorator]
     async def learn() -> None:
-        await learn_while_leader(learner, app.is_leader)
+        await learn_while_leader(learner, app.is_leader, restarted=restarted)
 
     @app.task  # type: ignore[untyped-decorator]
     async def learn_risk() -> None:
-        await learn_while_leader(risk_learner, app.is_leader)
+        await learn_while_leader(risk_learner, app.is_leader, restarted=restarted)
+
+    def restarted(reason: str) -> None:
+        moments.metrics.retries.labels(reason).inc()
 
     @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def sweep_risk() -> None:

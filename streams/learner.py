@@ -254,13 +254,22 @@ class OfferLearner(SnapshotLearner):
                 dead.append(await self._letter(record, f"invalid: {exc.reason}"))
                 continue
             outcomes.append((outcome, record))
+        # a customer whose keys Redis cannot serve as they should be (a key of another
+        # type): their outcome is set aside, and the others are learned
+        faults: dict[int, Exception] = {}
         claims = await self._store.decisions.claim_outcomes(
             [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
-             for o, r in outcomes]
+             for o, r in outcomes], faults,
         )  # fmt: skip
         invalid, fresh, unknown = len(dead), [], 0
-        for (outcome, record), claim in zip(outcomes, claims, strict=True):
-            if claim == "learn":  # a new outcome: counted, once
+        for i, ((outcome, record), claim) in enumerate(zip(outcomes, claims, strict=True)):
+            if claim == "corrupt":
+                self._metrics.learning.labels("corrupt_keys").inc()
+                fault = faults[i]
+                dead.append(await self._letter(
+                    record, f"corrupt_keys: {type(fault).__name__}: {fault}"
+                ))  # fmt: skip
+            elif claim == "learn":  # a new outcome: counted, once
                 self._metrics.outcomes.labels(outcome.outcome).inc()
                 fresh.append((outcome, True))
             elif claim == "relearn":  # read again: counted when it was claimed
@@ -278,11 +287,15 @@ class OfferLearner(SnapshotLearner):
             await asyncio.gather(*dead)
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
+        unreadable: dict[int, Exception] = {}  # a context key of another type
         contexts = await self._store.decisions.contexts(
-            [(o.customer_id, o.decision_id) for o, _ in fresh]
+            [(o.customer_id, o.decision_id) for o, _ in fresh], unreadable
         )
         learned = 0
-        for (outcome, new), context in zip(fresh, contexts, strict=True):
+        for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
+            if i in unreadable:  # claimed, so not sent back: it teaches nothing
+                self._metrics.learning.labels("bad_context").inc()
+                continue
             verdict = judged(outcome, context)
             if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
                 self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
@@ -370,29 +383,39 @@ async def learn_while_leader(
     is_leader: Callable[[], bool],
     pauses: tuple[float, float] = (1.0, 30.0),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    restarted: Callable[[str], None] = lambda reason: None,
 ) -> None:
     """A learner's life in a worker: run whenever this worker is the leader. A learner
-    stopped by an outage (Redis down, full or read-only; Kafka away) starts again from its
-    snapshot after a pause that doubles, from ``pauses[0]`` to ``pauses[1]``, while that
-    lasts: one line each time, where a restart every second logged a traceback each time."""
+    that fails starts again from its snapshot after a pause that doubles, from
+    ``pauses[0]`` to ``pauses[1]``, while it keeps failing, each restart counted
+    (``restarted("learner:<name>:<error>")``, as ``moments_batch_retries_total``'s
+    reason): an outage (Redis down, full or read-only; Kafka away) logs one line each
+    time; any other fault (one it would meet again: a snapshot it cannot restore) logs
+    its traceback the first time, then one line."""
     first, longest = pauses
-    pause = first
+    pause, failing = first, ""
     while True:
         if is_leader():
             try:
                 await learner.run(is_leader)
-                pause = first
+                pause, failing = first, ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not outage(exc):
-                    log.exception("%s learner failed; restarting from its snapshot", learner.name)
-                    pause = first
-                else:
+                kind = type(exc).__name__
+                restarted(f"learner:{learner.name}:{kind}")
+                if outage(exc):
                     log.warning("%s learner stopped, Redis or Kafka cannot serve it (%s: "
                                 "%s); restarting from its snapshot in %.0f s", learner.name,
-                                type(exc).__name__, exc, pause)  # fmt: skip
-                    await sleep(pause)
-                    pause = min(pause * 2, longest)
-                    continue
+                                kind, exc, pause)  # fmt: skip
+                elif failing != kind:
+                    log.exception("%s learner failed; restarting from its snapshot in %.0f s",
+                                  learner.name, pause)  # fmt: skip
+                else:
+                    log.warning("%s learner failed again (%s: %s); restarting from its "
+                                "snapshot in %.0f s", learner.name, kind, exc, pause)  # fmt: skip
+                failing = "" if outage(exc) else kind
+                await sleep(pause)
+                pause = min(pause * 2, longest)
+                continue
         await sleep(first)

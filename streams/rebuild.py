@@ -44,7 +44,7 @@ from aiokafka import ConsumerRecord
 from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import offers_spent
 from agents.risk import ChurnRisk
-from agents.risk_features import risk_features_at
+from agents.risk_features import learnable_example, risk_features_at
 from agents.risk_labels import LAPSE_DAYS
 from agents.risk_watch import pending_snapshot, risk_band
 from agents.touchpoint_decisions import worth_watching
@@ -397,17 +397,25 @@ async def _risk_model(settings: Settings, store: FeatureStore, batch: int) -> Ch
     learned: set[str] = set()
 
     async def examples(records: list[ConsumerRecord]) -> None:
-        for record in records:
-            try:
-                example = decode_risk_example(record.value or b"")
-            except msgspec.DecodeError:  # as the learner does: skipped
-                continue
-            if example.example_id not in learned:  # a copy teaches nothing more
-                learned.add(example.example_id)
-                model.learn_one(example.x, example.y)
+        learn_risk_examples(model, learned, [record.value or b"" for record in records])
 
     await replay(settings, settings.topic(RISK_EXAMPLES), examples, batch)
     return model
+
+
+def learn_risk_examples(model: ChurnRisk, learned: set[str], values: list[bytes]) -> None:
+    """Teach ``model`` the risk examples among ``values`` as the risk learner does: each
+    example once (``learned``: the ids seen), none that does not decode or whose figures
+    would poison it (not finite, or far out of range)."""
+    for value in values:
+        try:
+            example = decode_risk_example(value)
+        except msgspec.DecodeError:
+            continue
+        if example.example_id not in learned:  # a copy teaches nothing more
+            learned.add(example.example_id)
+            if learnable_example(example.x):
+                model.learn_one(example.x, example.y)
 
 
 async def _retake_risk_state(

@@ -10,9 +10,15 @@
 -- ARGV: 1 field, 2 source record, 3 lifetime (s), 4 now (ms).
 -- Returns 1 to learn from it (claimed now), 3 to learn from it again (claimed before by
 -- this same record: read again, it is not a new outcome), 0 to skip it, 2 when its
--- decision context is not stored, 4 when the customer is erased.
+-- decision context is not stored (and it was not claimed before), 4 when the customer
+-- is erased. A key of another type is an error before any write.
 if redis.call('EXISTS', KEYS[2]) == 1 then return 4 end
-if redis.call('EXISTS', KEYS[4]) == 0 then return 2 end
+for i, wanted in pairs({[1] = 'hash', [3] = 'zset'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= wanted then
+    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the claim holds a ' .. found)
+  end
+end
 local now = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[3]) == 0 then
   -- claims made before their times were kept: their lifetime starts now
@@ -28,12 +34,13 @@ for _, field in ipairs(old) do
   redis.call('ZREM', KEYS[3], field)
 end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  return 1
-end
+-- claimed before: a restarted learner reads it again, or a copy came, whether or not its
+-- context is still kept (a claimed outcome is not set aside for want of one)
 if current == ARGV[2] then return 3 end
-return 0
+if current then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 0 then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return 1

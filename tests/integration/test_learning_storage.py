@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -131,6 +132,82 @@ async def test_an_outcome_whose_decision_is_not_stored_is_not_claimed(
         assert await claim([("c1", "d9", "d9:o1:accepted", "1:5")]) == ["learn"]
         await store.erase("c1")
         assert await claim([("c1", "d9", "d9:o1:accepted", "1:6")]) == ["erased"]
+    finally:
+        await store.close()
+
+
+async def test_an_outcome_claimed_before_is_read_again_or_skipped_once_its_context_is_gone(
+    kafka_redis: Services,
+) -> None:
+    """The context was looked for before the claim: a learner restarted after a context
+    expired had the outcome it had claimed (and learned, in a snapshot it never
+    published) set aside as no_context, and a late copy of one learned was too."""
+    store = _store(kafka_redis)
+    claim = store.decisions.claim_outcomes
+    await _decided(store, "d1")
+    try:
+        assert await claim([("c1", "d1", "d1:o1:accepted", "0:1")]) == ["learn"]
+        client = aioredis.Redis.from_url(kafka_redis.redis_url)
+        try:
+            assert await client.delete(store.decisions._keys.for_customer("c1").context("d1"))
+        finally:
+            await client.aclose()
+        assert await claim([("c1", "d1", "d1:o1:accepted", "0:1")]) == ["relearn"]
+        assert await claim([("c1", "d1", "d1:o1:accepted", "0:7")]) == ["skip"]
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:8")]) == ["no_context"]
+    finally:
+        await store.close()
+
+
+async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_aside_alone(
+    kafka_redis: Services,
+) -> None:
+    """One customer's outcomes hash held another type: the claims of the whole batch
+    failed, and the learner restarted on the same batch every second, learning nothing
+    of anyone after it."""
+    store = _store(kafka_redis)
+    ts_ms = int(time.time() * 1000)
+    await store.decisions.record(
+        [DecisionRecord(c, f"d-{c}", ts_ms, b"{}") for c in ("c1", "c2", "c3")]
+    )
+    client = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        await client.set(store.decisions._keys.for_customer("c2").outcomes, "not a hash")
+        context = store.decisions._keys.for_customer("c3").context("d-c3")
+        await client.delete(context)
+        await client.rpush(context, "not a context")  # claimed, and read as none
+    finally:
+        await client.aclose()
+    records = [
+        SimpleNamespace(topic="offer-outcomes", partition=0, offset=n, key=c.encode(), headers=[],
+                        value=json.dumps({"decision_id": f"d-{c}", "customer_id": c,
+                                          "offer_id": "book-club", "outcome": "accepted",
+                                          "ts": "2026-12-01T10:00:00Z"}).encode())
+        for n, c in enumerate(("c1", "c2", "c3"))
+    ]  # fmt: skip
+    metrics = Metrics()
+    letters, dead_letter = _letters()
+    learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes", dead_letter)
+    learner._start(None, 0)
+    try:
+        await learner._learn(0, records)
+        (letter,) = letters
+        assert letter["key"] == b"c2"
+        assert dict(letter["headers"])["error"].startswith(
+            b"corrupt_keys: ResponseError: WRONGTYPE"
+        )
+        client = aioredis.Redis.from_url(kafka_redis.redis_url)
+        try:  # claimed: the others of the batch went on
+            for customer in ("c1", "c3"):
+                assert await client.hlen(store.decisions._keys.for_customer(customer).outcomes)
+        finally:
+            await client.aclose()
+        count = metrics.registry.get_sample_value
+        assert count("moments_learning_outcomes_total", {"result": "corrupt_keys"}) == 1
+        assert count("moments_outcomes_total", {"outcome": "accepted"}) == 2
+        # c1's context is no offer decision's (as written here); c3's is unreadable
+        assert count("moments_learning_outcomes_total", {"result": "not_an_offer_decision"}) == 1
+        assert count("moments_learning_outcomes_total", {"result": "bad_context"}) == 1
     finally:
         await store.close()
 

@@ -195,9 +195,12 @@ async def test_a_learner_redis_cannot_serve_restarts_after_longer_pauses_without
     assert len(caplog.records) == 7  # runs 1-5, 7 and 8
 
 
-async def test_a_learner_that_fails_otherwise_logs_the_fault_and_retries_soon(
+async def test_a_learner_that_keeps_failing_otherwise_backs_off_and_is_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A fault it meets again at each restart (a snapshot it cannot restore) restarted it
+    every second, a traceback each time, and nothing counted it."""
+
     class Broken:
         name = "risk"
 
@@ -211,7 +214,9 @@ async def test_a_learner_that_fails_otherwise_logs_the_fault_and_retries_soon(
         if len(pauses) == 3:
             raise asyncio.CancelledError
 
+    counted: list[str] = []
     with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
-        await learn_while_leader(Broken(), lambda: True, (1.0, 8.0), sleep)  # type: ignore[arg-type]
-    assert pauses == [1.0, 1.0, 1.0]
-    assert all(r.exc_info is not None for r in caplog.records) and len(caplog.records) == 3
+        await learn_while_leader(Broken(), lambda: True, (1.0, 8.0), sleep, counted.append)  # type: ignore[arg-type]
+    assert pauses == [1.0, 2.0, 4.0]
+    assert [r.exc_info is not None for r in caplog.records] == [True, False, False]
+    assert counted == ["learner:risk:KeyError"] * 3

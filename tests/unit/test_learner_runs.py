@@ -150,20 +150,22 @@ class Decisions:
         self.stored: dict[tuple[str, str], str] = {}
         self.claims: dict[tuple[str, str], str] = {}
 
-    async def claim_outcomes(self, claims: list[tuple[str, str, str, str]]) -> list[str]:
+    async def claim_outcomes(
+        self, claims: list[tuple[str, str, str, str]], faults: Any = None
+    ) -> list[str]:
         found = []
         for customer_id, decision_id, what, source in claims:
-            if (customer_id, decision_id) not in self.stored:
+            current = self.claims.get((customer_id, what))  # as claim.lua: a claim first
+            if current is None and (customer_id, decision_id) not in self.stored:
                 found.append("no_context")
                 continue
-            current = self.claims.get((customer_id, what))
             if current is None:
                 self.claims[(customer_id, what)] = source
             found.append("learn" if current is None else "relearn" if current == source
                          else "skip")  # fmt: skip
         return found
 
-    async def contexts(self, pairs: list[tuple[str, str]]) -> list[str | None]:
+    async def contexts(self, pairs: list[tuple[str, str]], faults: Any = None) -> list[str | None]:
         return [self.stored.get(pair) for pair in pairs]
 
 
