@@ -5,8 +5,9 @@ counted that day (each with the offers it showed, :func:`counted_id`), so that a
 decision is counted once however often its write is retried or its topic replayed.
 :meth:`OfferBudgets.take` counts within the limits, checked where the counts are kept,
 so that processes deciding at once cannot take a budget past its limit between them.
-Both keys are kept for three days and hold no customer data (decision ids are random or
-derived from event ids by a one-way hash). The calls share their round trip with other
+Both keys are kept for three days and hold no customer ids: the decisions' ids (random,
+or derived from event ids by a one-way hash), which an erasure leaves here, as on the
+decisions topic. The calls share their round trip with other
 callers' commands.
 """
 

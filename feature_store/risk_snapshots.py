@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from feature_store.connection import StoreConnection, unavailable_when_transient
+from feature_store.connection import StoreConnection, raise_failed, unavailable_when_transient
 from feature_store.keys import CustomerKeys
 from feature_store.records import PendingRisk
 
@@ -46,6 +46,16 @@ class RiskSnapshots:
             for key, (snapshot, seen) in zip(keys, replies, strict=True)
             if snapshot
         ]
+
+    async def erased(self, pending: Sequence[PendingRisk]) -> list[bool]:
+        """Whether each snapshot's customer is erased now (since the page was read)."""
+        if not pending:
+            return []
+        replies = await self._conn.submit(
+            [("EXISTS", self._keys.for_subject(p.subject).tombstone) for p in pending]
+        )
+        raise_failed(replies)
+        return [bool(int(r)) for r in replies]
 
     async def settle(self, settled: Sequence[PendingRisk]) -> list[bool]:
         """Remove the snapshots a sweep labelled; False for each one a touchpoint changed

@@ -271,8 +271,8 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
         moments.metrics.risk_sweep.labels("lapsed").inc(swept.lapsed)
         moments.metrics.risk_sweep.labels("not_lapsed").inc(swept.not_lapsed)
         log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed, %d labelled by a "
-                 "touchpoint meanwhile", swept.pending, swept.lapsed, swept.not_lapsed,
-                 swept.settled_elsewhere)  # fmt: skip
+                 "touchpoint meanwhile, %d erased meanwhile", swept.pending, swept.lapsed,
+                 swept.not_lapsed, swept.settled_elsewhere, swept.erased)  # fmt: skip
 
     @app.task  # type: ignore[untyped-decorator]
     async def reload_model() -> None:  # at once (the agent waits for it), then every 2 s

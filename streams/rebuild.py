@@ -138,11 +138,11 @@ async def rebuild(
     await run.read_dead_letters()
     await run.replay_touchpoints()
     await run.replay_decisions()
-    await run.erase_those_erased_meanwhile()
     model = await _risk_model(settings, store, batch)
     snapshots, bands = await _retake_risk_state(
         store, run.last_seen, batch, model, settings.risk_threshold
     )
+    await run.erase_those_erased_meanwhile()  # last: after every write of the rebuild
     return run.report(snapshots, bands)
 
 

@@ -32,6 +32,7 @@ class SweepResult:
     lapsed: int = 0  # labelled positive by the clock
     not_lapsed: int = 0  # labelled negative by the clock
     settled_elsewhere: int = 0  # a touchpoint got there first
+    erased: int = 0  # the customer was erased after the page was read: nothing sent
 
 
 async def sweep_risks(store: FeatureStore, send: Send, now: datetime) -> SweepResult:
@@ -40,6 +41,12 @@ async def sweep_risks(store: FeatureStore, send: Send, now: datetime) -> SweepRe
     async for page in store.risks.pending():
         result.pending += len(page)
         found = [(p, e) for p in page if (e := sweep_label(p, now)) is not None]
+        if not found:
+            continue
+        # an erasure since the page was read: their features are not sent after it
+        gone = await store.risks.erased([p for p, _ in found])
+        result.erased += sum(gone)
+        found = [f for f, erased in zip(found, gone, strict=True) if not erased]
         if not found:
             continue
         await send([e for _, e in found])  # delivered, before the snapshots go

@@ -35,6 +35,13 @@ local removed = {}
 for i = 1, n do
   removed[i] = redis.call('DEL', KEYS[i])
 end
+-- the tombstone and the record of what was removed are strings: one of another type
+-- (corrupted) is taken for none and written over, where reading it would fail the
+-- erasure after its deletes, every time, leaving the customer unblocked
+for _, key in ipairs({tomb, told}) do
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= 'string' then redis.call('DEL', key) end
+end
 local before = redis.call('GET', told)  -- '<a 0/1 per key>|<contexts>'
 if before then
   local flags, count = string.match(before, '^([01]*)|(%d+)$')

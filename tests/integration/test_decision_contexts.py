@@ -53,6 +53,35 @@ async def test_erasure_finds_every_kept_context_not_only_the_recent_ones(
         await store.close()
 
 
+@pytest.mark.parametrize("corrupt", ["tombstone", "erasure"])
+async def test_an_erasure_whose_tombstone_or_record_has_another_type_still_blocks(
+    kafka_redis: Services, corrupt: str
+) -> None:
+    """The script read them after its deletes: WRONGTYPE failed every attempt with the
+    data gone and no tombstone written, so replays built the profile again."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    now_ms = int(time.time() * 1000)
+    try:
+        await store.decisions.record([decided("c1", 0, now_ms)])
+        key = getattr(store._keys.for_customer("c1"), corrupt)
+        admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+        try:
+            await admin.rpush(key, "not what it should be")
+        finally:
+            await admin.aclose()
+        receipt = await store.erase("c1")
+        assert "decision_contexts" in receipt.kinds
+        assert await store.erased(["c1"]) == [True]
+        tag = store.pseudonym("c1")
+        assert await keys_tagged(kafka_redis.redis_url, tag) == left_by_erasure(
+            f"{prefix}:{{{tag}}}:erased"
+        )
+        assert (await store.erase("c1")).kinds == receipt.kinds  # a retry tells the same
+    finally:
+        await store.close()
+
+
 async def test_the_context_index_forgets_decisions_whose_contexts_expired(
     kafka_redis: Services,
 ) -> None:

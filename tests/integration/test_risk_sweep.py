@@ -4,7 +4,7 @@ by the clock, once; active customers keep theirs; a touchpoint that got there fi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -77,6 +77,36 @@ async def test_quiet_customers_are_labelled_once_and_active_ones_wait(
         # 40 days on, the active customer has been quiet for 50: now they lapse too
         later = await sweep_risks(store, send, NOW + timedelta(days=40))
         assert later.lapsed == 1 and [e.x for e in sent[1:]] == [{"experience": 0.9}]
+    finally:
+        await store.close()
+
+
+async def test_a_customer_erased_while_the_sweep_runs_has_no_example_sent(
+    kafka_redis: Services,
+) -> None:
+    """An erasure between the sweep's read of a page and its send: the customer's
+    features went to risk-examples after the erasure, and the model learned from them."""
+    store = _store(kafka_redis)
+    try:
+        await _customer(store, "leaving", 60, {"experience": 0.2})
+        await _customer(store, "staying", 60, {"experience": 0.4})
+        read_pages = store.risks.pending
+
+        async def erasing_after_the_read() -> AsyncIterator[list[PendingRisk]]:
+            async for page in read_pages():
+                await store.erase("leaving")
+                yield page
+
+        store.risks.pending = erasing_after_the_read  # type: ignore[method-assign]
+        sent: list[RiskExample] = []
+
+        async def send(examples: list[RiskExample]) -> None:
+            sent.extend(examples)
+
+        result = await sweep_risks(store, send, NOW)
+        assert [e.x for e in sent] == [{"experience": 0.4}]
+        assert (result.pending, result.erased, result.lapsed) == (2, 1, 1)
+        assert result.settled_elsewhere == 0
     finally:
         await store.close()
 

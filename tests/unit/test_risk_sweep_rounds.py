@@ -35,6 +35,9 @@ class Snapshots:
             raise StoreUnavailable("ConnectionError: Redis went away")
         yield list(self.kept)
 
+    async def erased(self, pending: Sequence[PendingRisk]) -> list[bool]:
+        return [False for _ in pending]  # no one is
+
     async def settle(self, settled: Sequence[PendingRisk]) -> list[bool]:
         done = [p in self.kept for p in settled]
         self.kept = [p for p in self.kept if p not in settled]
