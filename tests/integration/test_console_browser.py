@@ -382,6 +382,23 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
         )
         await page.screenshot(tmp_path / "console-acknowledged.png")
 
+        # Another tab remembered a thousand older acknowledgements meanwhile: the next one
+        # here keeps this tab's newer one, the oldest go (it went first, as read last).
+        first_ack = await page.js(
+            "document.querySelector('.alert[data-kind=\"retention_call\"]').dataset.interventionId"
+        )
+        await page.js(
+            "localStorage.setItem('moments.console.acknowledged', JSON.stringify("
+            "Array.from({length: 1000}, (_, i) => ['other-tab-' + i, 1000 + i]))) || true"
+        )
+        await page.js("document.querySelector('.alert[data-kind=\"save_desk\"] .alert-ack')"
+                      ".click()")  # fmt: skip
+        remembered = await page.js(
+            "JSON.parse(localStorage.getItem('moments.console.acknowledged')).map(e => e[0])"
+        )
+        assert len(remembered) == 1000 and first_ack in remembered
+        assert "other-tab-0" not in remembered and "other-tab-999" in remembered
+
         # Erasing a customer takes their alert off the screen at once.
         erased = f"console-{run}-bo"
         async with aiohttp.ClientSession() as http:
@@ -397,7 +414,7 @@ async def test_console_shows_a_live_retention_alert(pipeline: Pipeline, tmp_path
         assert erased not in {a["customer"] for a in remaining}
         assert {a["customer"] for a in remaining} == {a["customer"] for a in alerts} - {erased}
         assert await page.js("document.getElementById('open-count').textContent") == str(
-            len(alerts) - 2  # less the acknowledged one and the erased one
+            len(alerts) - 3  # less the two acknowledged and the erased one
         )
         # Following another queue starts the screen over: only that queue's alerts (the
         # cards of the last connection stayed, and were never told of erasures).
