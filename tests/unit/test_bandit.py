@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from agents.bandit import LinUCBOffers
+from agents.bandit import SCORE_ALL_UP_TO, LinUCBOffers
 
 
 def trained(seed: int = 1) -> LinUCBOffers:
@@ -125,3 +125,22 @@ def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() 
     restored = LinUCBOffers.from_dict(model.to_dict())
     x = [1.0, 0.2, 0.9, 0.4]
     assert restored.rank(x, ["a", "b"], {}, "s") == model.rank(x, ["a", "b"], {}, "s")
+
+
+def test_ranking_a_few_of_many_learned_arms_scores_them_as_ranking_all_does() -> None:
+    """Retired offers keep their arms: only the eligible arms' rows are scored, with the
+    same estimates, whichever order or repeats the eligible list has."""
+    rng = random.Random(5)
+    model = LinUCBOffers(dimension=4, alpha=0.4, epsilon=0.0)
+    for i in range(2_000):
+        x = [1.0] + [rng.random() for _ in range(3)]
+        model.learn_one(x, f"arm-{i % 100}", float(x[1 + i % 3] > 0.5))
+    assert len(model.arms) > SCORE_ALL_UP_TO
+    for eligible in (["arm-3", "arm-17", "new-offer"], ["arm-39", "arm-3", "arm-39"], ["x"]):
+        x = [1.0] + [rng.random() for _ in range(3)]
+        few = model.rank(x, eligible, {}, seed="s", limit=10)
+        for r in few:
+            assert r.estimate == pytest.approx(_one_at_a_time(model, x, r.arm), abs=1e-6)
+        every = model.rank(x, [f"arm-{i}" for i in range(100)] + ["new-offer", "x"], {}, "s", 200)
+        estimates = {r.arm: r.estimate for r in every}
+        assert all(r.estimate == estimates[r.arm] for r in few)
