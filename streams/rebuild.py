@@ -365,13 +365,12 @@ class _Replay:
         return found
 
     async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
-        # a fallback answer is published only: live, it records no context, no contact
-        # and no budget spending, so neither does the rebuild
         found = [d for d in self._decoded(records, decode_next_best_offer)
-                 if not d.fallback and not self._before_lapsed(d.customer_id, d.ts)]  # fmt: skip
+                 if not self._before_lapsed(d.customer_id, d.ts)]  # fmt: skip
         await self.store.apply_facts(offers_shown(found))
         await self.store.decisions.record([decision_record(d) for d in found])
-        spent = offers_spent(found, self.limits)  # the daily offer budgets still kept
+        # a fallback answer spends no budget live (default offers have no daily limit)
+        spent = offers_spent((d for d in found if not d.fallback), self.limits)
         await self.store.budgets.add([s for s in spent if s.day >= self.budgets_since])
 
     async def _interventions(self, records: list[ConsumerRecord]) -> None:

@@ -417,12 +417,17 @@ class Recommender:
 
     async def _record_fallbacks(self, waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Store the fallbacks' decisions, so that their outcomes find them (decisions
-        with no model's features, which teach nothing), and say whose customers are
-        erased: the store refuses to record their decisions. A customer whose keys fail
-        the write is not taken for erased."""
-        records = [decision_record(decode_next_best_offer(value), value) for _, value in waiting]
+        with no model's features, which teach nothing), with the offers they showed (the
+        cool-downs and caps of the customer's next decisions count them), and say whose
+        customers are erased: the store refuses to record their decisions. A customer
+        whose keys fail the write is not taken for erased."""
+        decisions = [decode_next_best_offer(value) for _, value in waiting]
+        records = [
+            decision_record(d, value) for d, (_, value) in zip(decisions, waiting, strict=True)
+        ]
         faults: dict[str, Exception] = {}
-        kept = await self._store.decisions.record(records, faults=faults)
+        shown = offers_shown(decisions)  # shown already: no ceiling holds them back
+        kept = await self._store.decisions.record(records, shown, faults=faults)
         return [
             not stored and customer_id not in faults
             for (customer_id, _), stored in zip(waiting, kept, strict=True)

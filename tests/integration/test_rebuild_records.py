@@ -200,11 +200,12 @@ async def test_rebuild_skips_decision_records_it_cannot_decode(
         await store.close()
 
 
-async def test_rebuild_records_nothing_of_fallback_answers(
+async def test_rebuild_records_fallback_answers_as_live_does(
     pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:
-    """Live, a fallback answer is published only (Redis was not there to record it): the
-    rebuild records no context, contact or spending of it either."""
+    """Live, a fallback answer is recorded once Redis says its customer is not erased,
+    with the offers it showed (their cool-downs hold), but spends no budget: the rebuild
+    dropped it, so its outcomes found no decision."""
     shown = OfferScore(offer_id="free-shipping", score=0.0, propensity=1.0)
     answered = NextBestOffer(decision_id="rb-d-fallback", customer_id="rb-f",
                              ts=datetime.now(UTC), channel="web", trigger_event_id=None,
@@ -215,7 +216,9 @@ async def test_rebuild_records_nothing_of_fallback_answers(
     report, store = await rebuilt(pipeline, private_redis)
     try:
         assert report.decisions >= 2
-        assert await keys_tagged(private_redis.url, store.pseudonym("rb-f")) == []
+        assert await store.decisions.contexts([("rb-f", "rb-d-fallback")]) != [None]
+        (_, features), _ = await store.read_for_decisions(["rb-f", "rb-g"])
+        assert features is not None and "free-shipping" in features.contact.last_shown
         assert await store.decisions.contexts([("rb-g", "rb-d-kept")]) != [None]
     finally:
         await store.close()

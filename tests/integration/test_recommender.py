@@ -556,6 +556,31 @@ async def test_under_load_requests_gather_into_the_next_batch(
 # --- erased and unknown customers ---------------------------------------------------------
 
 
+async def test_a_fallbacks_offers_count_against_the_next_decisions_cool_downs(
+    store: FeatureStore, producer: AIOKafkaProducer
+) -> None:
+    """A fallback answer showed free-shipping (cool-down a day) but was recorded without
+    its contact: once Redis answered again, the customer was shown it again at once."""
+    from agents.control_group import ControlGroup as Group
+    from agents.fallback_offers import fallback_decision
+
+    customer = unique("fallen-back")
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), unique("decisions"),
+                              budget_s=5.0)  # fmt: skip
+    fallback = fallback_decision(customer, "web", 3, "latency_budget", CATALOGUE,
+                                 Group("salt", 0.0), datetime.now(UTC))  # fmt: skip
+    assert [o.offer_id for o in fallback.offers] == ["free-shipping"]
+    recommender.publish_soon(fallback)
+    await recommender.drain()
+    (features,) = [f for _, f in await store.read_for_decisions([customer])]
+    assert features is not None and "free-shipping" in features.contact.last_shown
+    decision = await recommender.recommend(customer, "web", 10)
+    await recommender.drain()
+    assert decision is not None
+    assert "free-shipping" not in {o.offer_id for o in decision.offers}
+    assert "suppressed:cooldown:free-shipping" in decision.reasons
+
+
 async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     store: FeatureStore, producer: AIOKafkaProducer, kafka_redis: Services
 ) -> None:

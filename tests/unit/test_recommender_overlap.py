@@ -122,7 +122,8 @@ class _Decisions:
                 store.refused_ids.append(record.decision_id)
                 kept.append(False)
                 continue
-            if decision.offers:
+            if decision.offers and any(f.decision_id == record.decision_id for f in shown):
+                # as the store: only the offers recorded as shown count as contacts
                 before = store.features.get(decision.customer_id) or FIRST_CONTACT
                 store.features[decision.customer_id] = contacted(before, decision)
             kept.append(True)
