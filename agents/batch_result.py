@@ -32,6 +32,8 @@ class BatchResult:
     interventions: list[Intervention] = field(default_factory=list)
     held_out: list[Intervention] = field(default_factory=list)  # the hold-out group's
     too_late: list[Intervention] = field(default_factory=list)  # not raised: too late
+    # the channels of moments not decided: their touchpoints were too old (moment_passed)
+    moments_passed: list[str] = field(default_factory=list)
     risk_examples: list[RiskExample] = field(default_factory=list)
     example_customers: dict[str, str] = field(default_factory=dict)  # example id -> customer
     risk_facts: list[Fact] = field(default_factory=list)

@@ -62,6 +62,12 @@ HELD_OUT_ACTIONS = {
     "retention_call": "Acknowledge their recent experience first; make no offer (the "
     "customer is in the offers' control group).",
 }
+# for a customer who withdrew their consent to calls: Moments makes them no offer on a
+# call, even one they made, and neither does the agent
+NO_CALL_OFFER_ACTIONS = {
+    "retention_call": "Acknowledge their recent experience first; make no offer (the "
+    "customer withdrew their consent to offers by call).",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +361,12 @@ def interventions_for(
         wanted = [w for w in wanted if w[0] in ("service_recovery", "do_not_call")]
     out: list[Intervention] = []
     recent = features.recent[:5]
+    # an inbound call needs no grant, but a withdrawal holds its offers back
+    actions = ACTIONS
+    if offers_held_out:
+        actions = HELD_OUT_ACTIONS
+    elif not features.consents_to("call"):
+        actions = NO_CALL_OFFER_ACTIONS
     urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}
     for w in wanted:  # one alert of each kind: the most urgent (of equals, the first)
         if w[0] not in urgent or w[1] < urgent[w[0]][1]:
@@ -371,9 +383,7 @@ def interventions_for(
                 priority=priority,
                 trigger_event_id=event.event_id,
                 reasons=reasons,
-                suggested_action=(HELD_OUT_ACTIONS if offers_held_out else ACTIONS).get(
-                    kind, ACTIONS[kind]
-                ),
+                suggested_action=actions.get(kind, ACTIONS[kind]),
                 queue=queue,
                 agent_id=event.agent_id if isinstance(event, Call) else None,
                 context=InterventionContext(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas import Call, Email, NextBestOffer, OfferScore, TouchpointEvent, WebClick
 
@@ -79,6 +79,33 @@ def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
         category=context,
         inbound=inbound,
     )
+
+
+def moment_passed(
+    moment: DecisionMoment, now: datetime, max_age_s: float, sent: datetime | None = None
+) -> bool:
+    """Whether the customer has long left ``moment``: its touchpoint happened more than
+    ``max_age_s`` before ``now`` (re-driven from the dead letters, or read by a worker
+    catching up after an outage), so that offers decided now would spend their caps and
+    budgets on a visit, a call or an email open long over. With ``sent`` (when the
+    touchpoint reached Kafka, for one not re-driven), the later of the two times counts,
+    as for alerts. ``max_age_s`` 0, or a request (no touchpoint): never passed.
+
+    >>> from datetime import UTC
+    >>> at = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    >>> click = DecisionMoment("d", "c", "web", "e-1", trigger_ts=at)
+    >>> later = at + timedelta(hours=2)
+    >>> moment_passed(click, later, 3600), moment_passed(click, later, 3 * 3600)
+    (True, False)
+    >>> moment_passed(click, later, 3600, sent=later - timedelta(minutes=5))  # a clock behind
+    False
+    >>> moment_passed(click, later, 0), moment_passed(request_moment("c", "web", 3), later, 1)
+    (False, False)
+    """
+    if max_age_s <= 0 or moment.trigger_ts is None:
+        return False
+    began = moment.trigger_ts if sent is None else max(moment.trigger_ts, sent)
+    return now - began > timedelta(seconds=max_age_s)
 
 
 def request_moment(customer_id: str, channel: str, limit: int) -> DecisionMoment:

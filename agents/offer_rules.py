@@ -36,7 +36,8 @@ class RuleBasedOfferPolicy:
             affinity *= 1.5
         # what it is worth, and at least 1: an offer worth little never outranks one worth
         # more (as the learned policy counts it)
-        worth = max(offer.value * (offer.margin or 1.0), 1.0)
+        margin = 1.0 if offer.margin is None else offer.margin  # 0: it earns nothing
+        worth = max(offer.value * margin, 1.0)
         return offer.priority * worth * affinity
 
     def decide(

@@ -32,7 +32,7 @@ from agents.interventions import (
 )
 from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
-from agents.moments import moment_for
+from agents.moments import DecisionMoment, moment_for, moment_passed
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_labels import churn_signal
@@ -167,8 +167,10 @@ class TouchpointDecisions:
         risk: RiskHolder,
         risk_threshold: float,
         holdout: ControlGroup,
+        offer_max_age_s: float = 0.0,
     ) -> None:
         self._store = store
+        self._offer_max_age_s = offer_max_age_s  # see agents.moments.moment_passed
         self._policy = policy
         self._clock = clock
         self._max_attempts = max_attempts
@@ -256,18 +258,28 @@ class TouchpointDecisions:
                     watch = self._watch_churn_risk(event, features, batch, result)
                 watch_taken = True  # a decision that fails is tried again without it
                 recorded = batch.recorded.get(event.event_id)
-                decision, alerts = self._decide_one(
-                    event, features, batch.now, watch, batch.budgets, batch.catalogue,
-                    batch.timely.get(event.customer_id, []), recorded,
-                )  # fmt: skip
                 sent = None  # when it reached Kafka, unless re-driven (see too_late)
                 if record.produced_ms is not None and record.redriven_from is None:
                     sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
+                moment = moment_for(event)
+                if (
+                    moment is not None
+                    and recorded is None
+                    and moment_passed(moment, batch.now, self._offer_max_age_s, sent)
+                ):  # the customer has long left: nothing is offered
+                    passed, moment = moment.channel, None
+                else:
+                    passed = None
+                decision, alerts = self._decide_one(
+                    event, moment, features, batch.now, watch, batch.budgets,
+                    batch.catalogue, batch.timely.get(event.customer_id, []), recorded,
+                )  # fmt: skip
                 late = [too_late(alert, self._rules, sent) for alert in alerts]
                 # what can fail has run: an attempt that failed left nothing in the batch
+                if passed is not None:
+                    result.moments_passed.append(passed)
                 if decision is not None:
                     result.decisions.append(decision)
-                    moment = moment_for(event)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
                         result.sources[decision.decision_id] = (record, index)
@@ -324,6 +336,7 @@ class TouchpointDecisions:
     def _decide_one(
         self,
         event: TouchpointEvent,
+        moment: DecisionMoment | None,
         features: CustomerFeatures | None,
         now: datetime,
         watch: RiskWatch | None,
@@ -332,7 +345,6 @@ class TouchpointDecisions:
         raised_lately: list[Intervention],
         recorded: NextBestOffer | None = None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
-        moment = moment_for(event)
         decision = recorded  # recorded before it was sent: sent again as it was
         if moment is not None and decision is None:
             decision = self._policy.decide(moment, features, now, budgets, catalogue)

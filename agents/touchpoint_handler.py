@@ -64,6 +64,7 @@ class TouchpointHandler:
         risk: RiskHolder | None = None,
         risk_threshold: float = 0.7,
         holdout: ControlGroup | None = None,
+        offer_max_age_s: float = 0.0,  # 0: a moment is decided however old its touchpoint
     ) -> None:
         self._store = store
         self._max_attempts = max_attempts
@@ -79,6 +80,7 @@ class TouchpointHandler:
             risk or RiskHolder(),
             risk_threshold,
             holdout or ControlGroup("", 0.0),  # the interventions' hold-out
+            offer_max_age_s,
         )
 
     async def handle(

@@ -30,7 +30,8 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     segments: list[Segment] = msgspec.field(default_factory=list)
     categories: list[str] = msgspec.field(default_factory=list)
     value: Annotated[float, msgspec.Meta(ge=0, le=MAX_VALUE)] = 0.0
-    margin: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # the share of ``value`` the business keeps (0 to 1); not given: the whole of it
+    margin: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     priority: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRIORITY)] = 1.0
     cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_COOLDOWN_S)] = 0
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0

@@ -104,6 +104,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.decisions_too_late = Counter(
+            "moments_decisions_too_late_total",
+            "Moments not decided (no offers) because their touchpoint was older than "
+            "MOMENTS_OFFER_MAX_AGE_S when decided, by channel.",
+            ["channel"],
+            registry=r,
+        )
         self.interventions_too_late = Counter(
             "moments_interventions_too_late_total",
             "Interventions not raised because their touchpoint was older than "
@@ -254,6 +261,8 @@ class Metrics:
             self.events_misrouted.inc(result.misrouted)
         for alert in result.too_late:
             self.interventions_too_late.labels(alert.kind).inc()
+        for channel in result.moments_passed:
+            self.decisions_too_late.labels(channel).inc()
         if result.budgets is not None:
             self.budgets_counted(result.budgets)
 

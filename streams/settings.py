@@ -34,10 +34,13 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _POSITIVE = (
     "kafka_session_timeout_s", "batch_within_s", "experience_half_life_days",
     "risk_sweep_interval_s", "redis_timeout_s", "api_idle_timeout_s", "api_body_timeout_s",
+    "api_kafka_timeout_s",
 )  # fmt: skip
 # ...and those where 0 means something (no event dated ahead; every paying customer
 # valuable; alerts however late)
-_NOT_NEGATIVE = ("max_future_skew_s", "high_value", "intervention_max_age_s")
+_NOT_NEGATIVE = (
+    "max_future_skew_s", "high_value", "intervention_max_age_s", "offer_max_age_s",
+)  # fmt: skip
 _AT_LEAST_ONE = (
     "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
     "api_max_items", "api_max_body_bytes", "api_max_streams_per_key",
@@ -61,6 +64,7 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
             "api_max_body_bytes": 2**30}  # fmt: skip
 # (least, most): durations that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
+            "api_kafka_timeout_s": (0.1, 3600.0),
             "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
 
 
@@ -114,6 +118,9 @@ class Settings:
     # an alert comes too late to raise when its touchpoint is older than this (re-driven,
     # or read by a worker catching up after an outage): the caller has hung up
     intervention_max_age_s: float = 3600.0
+    # likewise, offers for a touchpoint older than this are not decided: the visit, the
+    # call or the email open is long over, and they would spend its caps and budgets
+    offer_max_age_s: float = 3600.0
     batch_size: int = 200
     batch_within_s: float = 0.002  # the longest a touchpoint waits for its batch to fill
     max_attempts: int = 3
@@ -153,6 +160,9 @@ class Settings:
     # closes first
     api_idle_timeout_s: float = 75.0
     api_body_timeout_s: float = 30.0  # a request body not all received by then: a 408
+    # a write to Kafka (events, outcomes, an erasure record) not acknowledged by then: a
+    # 503 to retry (the records may still be written: the retry is safe)
+    api_kafka_timeout_s: float = 5.0
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request

@@ -3,6 +3,7 @@ their erasure (``DELETE``), at ``/v1/customers/{customer_id}``."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from schemas import CustomerErasure, encode_erasure
 from streams import topics
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body
 from streams.api.customer_profile import customer_profile
-from streams.api.errors import ApiError, json_response
+from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.request_checks import api_of, authorise, customer_id_of
 from streams.api.server import Api
 
@@ -71,12 +72,13 @@ async def delete_customer(request: web.Request) -> web.Response:
                              keys_removed=receipt.keys_removed)  # fmt: skip
     topic = api.settings.topic(topics.CUSTOMER_ERASURES)
     try:
-        meta = await (await api.producer.send(topic, encode_erasure(record),
-                                              key=customer_id.encode()))  # fmt: skip
-    except Exception as exc:
+        async with asyncio.timeout(api.settings.api_kafka_timeout_s):
+            meta = await (await api.producer.send(topic, encode_erasure(record),
+                                                  key=customer_id.encode()))  # fmt: skip
+    except Exception as exc:  # failed, or not acknowledged in time (a retry writes again)
         api.kafka.sent(ok=False)
-        raise ApiError(503, "kafka_unavailable", "erased from Redis, but the erasure record "
-                       "could not be written to Kafka; retry the request") from exc  # fmt: skip
+        raise kafka_unavailable("erased from Redis, but the erasure record could not be "
+                                "written to Kafka; retry the request") from exc  # fmt: skip
     api.kafka.sent(ok=True)
     return json_response({
         "subject": receipt.subject,

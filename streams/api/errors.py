@@ -32,6 +32,15 @@ class ApiError(Exception):
         self.headers = headers
 
 
+KAFKA_RETRY_S = 5  # a write Kafka did not take: when to try again
+
+
+def kafka_unavailable(message: str) -> ApiError:
+    """The 503 of a write to Kafka that failed, or was not acknowledged in time."""
+    return ApiError(503, "kafka_unavailable", message, [{"retry_after_s": KAFKA_RETRY_S}],
+                    headers={"Retry-After": str(KAFKA_RETRY_S)})  # fmt: skip
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -75,8 +84,10 @@ _CODES = {
 
 
 def refused(exc: AuthError) -> web.Response:
-    """The answer to a request whose key is missing, unknown or out of its scope."""
-    return error_response(exc.status, _CODES[exc.status], exc.message)
+    """The answer to a request whose key is missing, unknown or out of its scope; a 401
+    names the schemes that take a key (RFC 9110 asks it of every 401)."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="moments"'} if exc.status == 401 else None
+    return error_response(exc.status, _CODES[exc.status], exc.message, headers=challenge)
 
 
 @web.middleware

@@ -16,7 +16,7 @@ from agents.touchpoint_handler import not_ahead
 from schemas import InvalidEvent, TouchpointEvent, decode_outcome, decode_touchpoint
 from streams import topics
 from streams.api.body_encoding import inflated
-from streams.api.errors import ApiError, json_response
+from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
 from streams.api.request_checks import api_of, authorise
 from streams.api.server import Api
@@ -64,14 +64,17 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
 
 
 async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    try:
-        await api.publisher.publish(topic, records, linger=False)
+    try:  # shielded: once handed over, the records go on (and /readyz hears how it went)
+        written = api.publisher.publish(topic, records, linger=False)
+        await asyncio.wait_for(asyncio.shield(written), api.settings.api_kafka_timeout_s)
     except RecordTooLarge as exc:  # the item as sent, whose index is the record's
         raise ApiError(413, "record_too_large", f"item {exc.index} is {exc.size} bytes; a "
                        f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
                        [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
+    except TimeoutError as exc:  # Kafka slow or away: what it may still write is safe to send again
+        raise kafka_unavailable("Kafka did not acknowledge the write in time; retry") from exc
     except Exception as exc:
-        raise ApiError(503, "kafka_unavailable", "could not write to Kafka; retry") from exc
+        raise kafka_unavailable("could not write to Kafka; retry") from exc
 
 
 T = TypeVar("T")

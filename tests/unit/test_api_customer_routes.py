@@ -37,6 +37,8 @@ async def test_a_braced_customer_is_asked_for_a_key_not_told_of_no_such_path(
             reply = await client.request(method, path.format(written))
             assert reply.status == 401, await reply.text()
             assert (await reply.json())["error"] == "unauthorized"
+            # the scheme that takes a key, as RFC 9110 asks of every 401
+            assert reply.headers["WWW-Authenticate"] == 'Bearer realm="moments"'
 
 
 async def test_a_path_beyond_a_customer_is_still_no_such_path() -> None:

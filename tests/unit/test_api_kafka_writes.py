@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 
 from feature_store.records import ErasureReceipt
+from streams.api.server import API_KEY
 from streams.settings import Settings
 from tests.unit.api_app import KEYS, SHOP, api_app
 
@@ -65,6 +66,28 @@ async def test_a_write_kafka_refuses_is_a_503_to_retry(path: str, item: Any, how
         answer = await reply
         assert answer.status == 503, await answer.text()
         assert (await answer.json())["error"] == "kafka_unavailable"
+        assert answer.headers["Retry-After"] == "5"  # as every answer asking for a retry
+
+
+@pytest.mark.parametrize(("path", "item"), [("/v1/events", EVENT), ("/v1/outcomes", OUTCOME)])
+async def test_a_write_kafka_does_not_acknowledge_in_time_is_a_503_to_retry(
+    path: str, item: Any
+) -> None:
+    """With the broker away, a write waited for the producer's own timeout (40 s), and
+    the writes queued behind it longer still: callers and proxies gave up first."""
+    publisher = Publisher()
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_kafka_timeout_s=0.2)
+    app = api_app(settings, publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    async with TestClient(TestServer(app)) as client:
+        started = asyncio.get_running_loop().time()
+        answer = await client.post(path, json=item, headers=AUTH)
+        assert answer.status == 503, await answer.text()
+        assert asyncio.get_running_loop().time() - started < 5
+        body = await answer.json()
+        assert body["error"] == "kafka_unavailable" and "in time" in body["message"]
+        assert answer.headers["Retry-After"] == "5"
+        (delivery,) = publisher.deliveries
+        assert not delivery.cancelled()  # handed over: it may still be written
 
 
 @pytest.mark.parametrize(("path", "item"), [("/v1/events", EVENT), ("/v1/outcomes", OUTCOME)])
@@ -80,11 +103,13 @@ async def test_a_write_is_answered_202_only_once_kafka_has_it(path: str, item: A
 
 
 class Producer:
-    def __init__(self, fails: bool) -> None:
-        self.fails = fails
+    def __init__(self, fails: bool, hangs: bool = False) -> None:
+        self.fails, self.hangs = fails, hangs
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.hangs:  # the broker away: never acknowledged
+            return delivery
         if self.fails:
             delivery.set_exception(KafkaConnectionError("the broker went away"))
         else:
@@ -92,10 +117,13 @@ class Producer:
         return delivery
 
 
-@pytest.mark.parametrize("fails", [True, False])
-async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(fails: bool) -> None:
+@pytest.mark.parametrize(("fails", "hangs"), [(True, False), (False, False), (False, True)])
+async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(
+    fails: bool, hangs: bool
+) -> None:
     """Erased from Redis, but the record that tells the other processes (and a rebuild)
-    is not on Kafka: the client must ask again (erasing again is harmless)."""
+    is not on Kafka (refused, or not acknowledged in time): the client must ask again
+    (erasing again is harmless)."""
 
     async def erase(customer_id: str) -> ErasureReceipt:
         return ErasureReceipt(subject="s", keys_removed=3, kinds=["profile"], blocked=True)
@@ -104,14 +132,16 @@ async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(fails: bo
     app = api_app(
         store=SimpleNamespace(erase=erase),
         alerts=SimpleNamespace(forget=lambda customer_id: None),
-        producer=Producer(fails),
+        producer=Producer(fails, hangs),
         kafka=SimpleNamespace(sent=lambda ok: health.append(ok)),
     )
+    app[API_KEY].settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_kafka_timeout_s=0.2)
     async with TestClient(TestServer(app)) as client:
         answer = await client.delete("/v1/customers/c1", headers=AUTH)
         body = await answer.json()
-    if fails:
+    if fails or hangs:
         assert (answer.status, body["error"], health) == (503, "kafka_unavailable", [False])
+        assert answer.headers["Retry-After"] == "5"
     else:
         assert answer.status == 200 and body["erasure_record"]["offset"] == 7 and health == [True]
 

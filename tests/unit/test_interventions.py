@@ -17,6 +17,7 @@ import pytest
 from agents.interventions import (
     ACTIONS,
     NAMESPACE,
+    NO_CALL_OFFER_ACTIONS,
     InterventionRules,
     intervention_id_for,
     interventions_for,
@@ -207,6 +208,20 @@ def test_retention_call_on_an_inbound_call_from_an_at_risk_customer() -> None:
     alert = found[0]
     assert (alert.priority, alert.queue, alert.agent_id) == (1, "support-line", "agent-7")
     assert alert.reasons == ["segment:at_risk"]
+
+
+def test_a_retention_call_suggests_no_offer_to_a_customer_who_withdrew_call_consent() -> None:
+    """The engine offered them nothing on their inbound call (a withdrawal holds), yet
+    the alert for the same call told the agent to offer the voucher by hand."""
+    withdrawn = customer(segment="at_risk", consent={"call": False})
+    (alert,) = interventions_for(call(), withdrawn, NOW)
+    assert alert.kind == "retention_call"
+    assert alert.suggested_action == NO_CALL_OFFER_ACTIONS["retention_call"]
+    (usual,) = interventions_for(call(), AT_RISK, NOW)
+    assert usual.suggested_action == ACTIONS["retention_call"]
+    # opt-in with no grant: an inbound call needs none, so the usual action
+    (opt_in,) = interventions_for(call(), AT_RISK, NOW, call_needs_grant=True)
+    assert opt_in.suggested_action == ACTIONS["retention_call"]
 
 
 def test_a_retention_call_suggests_no_offer_to_a_customer_in_the_offers_control_group() -> None:

@@ -601,3 +601,15 @@ def test_an_offer_worth_nothing_never_outranks_one_worth_something() -> None:
     assert ids(decision)[0] == "premium"
     scores = {o.offer_id: o.score for o in decision.offers}
     assert scores["free"] <= scores["coupon"] < scores["premium"]
+
+
+def test_an_offer_with_no_margin_ranks_below_one_with_some() -> None:
+    """A margin of 0 read as unset: a break-even offer ranked as if the business kept all
+    its value, ten times above one with a margin of 10 %."""
+    catalogue = OfferCatalogue(version="m", default_offers=["tenth"], offers=[
+        Offer(offer_id="break-even", title="B", channels=["web"], value=100.0, margin=0.0),
+        Offer(offer_id="tenth", title="T", channels=["web"], value=100.0, margin=0.1),
+        Offer(offer_id="unset", title="U", channels=["web"], value=100.0),
+    ])  # fmt: skip
+    decision = policy(catalogue=catalogue).decide(moment(), GROWTH, NOW)
+    assert ids(decision) == ["unset", "tenth", "break-even"]

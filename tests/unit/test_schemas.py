@@ -803,7 +803,7 @@ def test_repo_catalogue_loads() -> None:
     for offer in catalogue.offers:
         assert offer.channels
         assert set(offer.channels) <= {"web", "email", "sms", "call"}
-        assert 0 <= offer.margin <= 1
+        assert offer.margin is None or 0 <= offer.margin <= 1
 
 
 OFFER_A = '[[offers]]\noffer_id = "a"\ntitle = "A"\nchannels = ["web"]\n'
@@ -821,7 +821,7 @@ def test_minimal_toml_and_json_catalogues_load(tmp_path: Path) -> None:
     assert toml.version == "v1"
     assert [o.offer_id for o in toml.offers] == ["a"]
     offer = toml.offers[0]
-    assert (offer.value, offer.margin, offer.priority, offer.min_purchases) == (0.0, 0.0, 1.0, 0)
+    assert (offer.value, offer.margin, offer.priority, offer.min_purchases) == (0.0, None, 1.0, 0)
     assert offer.segments == [] and offer.categories == []
     as_json = load_catalogue(
         write(

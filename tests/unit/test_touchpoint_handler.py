@@ -543,6 +543,44 @@ async def test_a_duplicate_whose_decision_was_recorded_sends_that_decision_again
     assert triggers(again) == ["a"]
 
 
+async def test_a_moment_long_over_is_not_decided_but_a_recorded_decision_is_still_sent() -> None:
+    """A backlog or a re-drive decided offers for clicks hours old: they spent the
+    customer's caps and the day's budgets on a visit long over."""
+    hour = 3600.0
+    stale = click("stale", ts=NOW - timedelta(hours=2))
+    fresh = click("fresh", ts=NOW - timedelta(minutes=5))
+    metrics = Metrics()
+    result = await handler(RecordingStore(features={"cust-1": KNOWN}),
+                           offer_max_age_s=hour).handle(records(stale, fresh))  # fmt: skip
+    metrics.batch_handled(result)
+    assert triggers(result) == ["fresh"] and result.moments_passed == ["web"]
+    assert result.results == [("web_click", "ok"), ("web_click", "ok")]  # applied all the same
+    count = metrics.registry.get_sample_value
+    assert count("moments_decisions_too_late_total", {"channel": "web"}) == 1
+    # reached Kafka a minute ago (a source whose clock is behind): decided
+    sent_late = SourceRecord(
+        "touchpoints",
+        0,
+        0,
+        b"cust-1",
+        encode_touchpoint(stale),
+        produced_ms=int((NOW - timedelta(minutes=1)).timestamp() * 1000),
+    )
+    again = await handler(RecordingStore(features={"cust-1": KNOWN}),
+                          offer_max_age_s=hour).handle([sent_late])  # fmt: skip
+    assert triggers(again) == ["stale"]
+    # without a limit (the default of the handler): decided however old
+    every = await handler(RecordingStore(features={"cust-1": KNOWN})).handle(records(stale))
+    assert triggers(every) == ["stale"]
+    # decided and recorded before the worker stopped: sent again as it was, however old
+    store = RecordingStore(features={"cust-1": KNOWN},
+                           statuses={"stale": ApplyStatus.DUPLICATE_RECORDED})  # fmt: skip
+    (recorded,) = every.decisions
+    store.contexts[("cust-1", recorded.decision_id)] = encode_decision(recorded).decode()
+    replayed = await handler(store, offer_max_age_s=hour).handle(records(stale))
+    assert replayed.decisions == [recorded] and replayed.moments_passed == []
+
+
 async def test_the_same_event_twice_in_a_batch_is_decided_once() -> None:
     store = RecordingStore(features={"cust-1": KNOWN})
     event = click("a", page="/cancel")
