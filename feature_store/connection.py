@@ -34,11 +34,18 @@ from feature_store.pipelining import Command, SharedRoundTrips
 from feature_store.records import Observer, RepliesUnknown, StoreUnavailable
 from feature_store.transport import RedisPipe, RepliesLost
 
+
+def _lua(name: str) -> str:
+    return resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
+
+
+# the budget scripts share the check of their counts (a function loaded before each)
+_BUDGET_COUNTS = ("spend", "take", "unspend")
 SCRIPTS = {
-    name: resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
+    name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "spend", "take", "unspend",
+        *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 

@@ -115,9 +115,9 @@ class CustomerState:
         for f in WITHDRAWAL_FIELDS:
             if self.profile.get(f) == "0":
                 self.optouts |= {f: "0", f"{f}@": self.profile.get(f"{f}@", "0")}
-        if "subscribed:email" not in self.profile and int(
+        if "subscribed:email" not in self.profile and _count_or_none(
             self.profile.get("email:unsubscribed", "0")
-        ):  # unsubscribed before the flag was kept
+        ):  # unsubscribed before the flag was kept (a corrupt count: none, as in Lua)
             self.optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
         if fact.recent and recent_len > 0:
             self.recent[fact.recent] = ts
@@ -259,3 +259,16 @@ def _newer(key: str, value: str, ts: int, hash_: dict[str, str]) -> bool:
     current = hash_.get(key, value)
     mine, theirs = _rank(key, value, ts), _rank(key, current, int(stamp))
     return mine > theirs or (mine == theirs and value < current)
+
+
+def _count_or_none(value: str) -> float:
+    """A profile count as apply.lua's ``tonumber(...) or 0`` reads it: 0 for one that is
+    no number.
+
+    >>> _count_or_none("2"), _count_or_none("x")
+    (2.0, 0)
+    """
+    try:
+        return float(value)
+    except ValueError:
+        return 0

@@ -205,7 +205,7 @@ class _Resp(asyncio.Protocol):
         self._reader.feed(data)
         demoted = False
         try:
-            while (reply := self._reader.gets()) is not False:
+            while (reply := self._reply()) is not False:
                 if type(reply) is ResponseError:
                     if str(reply).startswith("NOSCRIPT"):
                         reply = NoScriptError(str(reply))
@@ -219,12 +219,21 @@ class _Resp(asyncio.Protocol):
                         answer.set_result(replies)
                     if demoted:
                         break
-        except (hiredis.ProtocolError, IndexError, UnicodeDecodeError) as exc:
+        except (hiredis.ProtocolError, IndexError) as exc:
             # garbage, or a reply nobody asked for
             self.abort(RedisConnectionError(f"Redis protocol error: {exc!r}"))
             return
         if demoted:  # a replica now (a failover behind the same address): connect again
             self.abort(RedisConnectionError("Redis answered READONLY: connecting again"))
+
+    def _reply(self) -> Any:
+        """The next whole reply (``False``: none yet). A value that is not UTF-8 (written by
+        another client, or corrupted) is its own call's error, as a key of another type
+        is: the reader has taken the whole reply, and the connection stays in step."""
+        try:
+            return self._reader.gets()
+        except UnicodeDecodeError as exc:
+            return ResponseError(f"a value Redis holds is not UTF-8 ({exc.reason})")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RedisConnectionError(f"the connection to Redis was lost: {exc!r}"))

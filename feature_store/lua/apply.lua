@@ -157,8 +157,10 @@ local function keep_withdrawals(hash)
       end
     end
   end
+  -- (a count that is no number, corrupted, counts none: this runs after the fact was
+  -- remembered, where an error would leave it half applied and taken for done)
   if hash == profile and not redis.call('HGET', profile, 'subscribed:email')
-      and tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') > 0 then
+      and (tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') or 0) > 0 then
     -- unsubscribed before Moments kept the flag: held the same, with no date to compare
     for _, x in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
       table.insert(optouts, x)

@@ -53,9 +53,14 @@ local age_ms = tonumber(ARGV[7]) - tonumber(ARGV[3])
 local lag_ms = math.max(0, age_ms - tonumber(ARGV[9] or '0'))
 local life_ms = tonumber(ARGV[8]) * 1000 - lag_ms
 local listed_ms = life_ms
+local profile_ms = redis.call('PTTL', KEYS[7])
 if ARGV[11] and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
   local short_ms = tonumber(ARGV[11]) * 1000 - lag_ms
-  listed_ms = math.min(life_ms, math.max(short_ms, redis.call('PTTL', KEYS[7])))
+  listed_ms = math.min(life_ms, math.max(short_ms, profile_ms))
+elseif profile_ms > 0 then
+  -- a customer with activity of their own: a decision is not theirs, and renews nothing
+  -- of them past their profile (an email service asking for one who left long ago)
+  listed_ms = math.min(life_ms, profile_ms)
 end
 if life_ms > 0 then
   if listed_ms > 0 then

@@ -5,6 +5,8 @@
 -- back is in it as '~' .. its id), one hash slot.
 -- ARGV: 1 ttl (s), then per decision: its id, the number n of offers, the n offer ids.
 -- Returns the number of decisions counted now.
+local fault = budget_counts_fault(2)  -- budget_counts.lua: before the first write
+if fault then return fault end
 local i, counted = 2, 0
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 1])

@@ -10,21 +10,10 @@
 --       then per decision: its id, the number n of offers, the n offer ids.
 -- Returns the positions (1 for the first decision) of the decisions refused.
 local limits = cjson.decode(ARGV[2])
--- Redis does not undo a script's writes when it fails: a count that does not hold an
--- integer (HINCRBY would refuse it) fails the call here, before the first write.
-local i = 3
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 1])
-  for j = 1, n do
-    local count = redis.call('HGET', KEYS[1], ARGV[i + 1 + j])
-    if count and not string.match(count, '^%-?%d+$') then
-      return redis.error_reply('ERR budget count of an offer does not hold an integer')
-    end
-  end
-  i = i + 2 + n
-end
+local fault = budget_counts_fault(3)  -- budget_counts.lua: before the first write
+if fault then return fault end
 local position, refused = 0, {}
-i = 3
+local i = 3
 while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 1])
   position = position + 1

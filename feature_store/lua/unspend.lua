@@ -8,6 +8,8 @@
 -- ARGV: 1 ttl (s), 2 mark (1 or 0), then per decision: its id, the number n of offers,
 --       the n offer ids.
 -- Returns the number of decisions taken back now.
+local fault = budget_counts_fault(3)  -- budget_counts.lua: before the first write
+if fault then return fault end
 local i, taken = 3, 0
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 1])

@@ -112,11 +112,14 @@ async def test_the_store_counts_within_the_limits_where_it_counts(pipeline: Pipe
         await store.close()
 
 
+@pytest.mark.parametrize("corrupt", ["1.0", "007", "-0", "99999999999999999999"])
+@pytest.mark.parametrize("how", ["take", "add", "withdraw"])
 async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
-    pipeline: Pipeline,
+    pipeline: Pipeline, corrupt: str, how: str
 ) -> None:
     """Redis keeps what a script wrote before it failed: a corrupt count is found first,
-    so no decision is marked counted without its units."""
+    so no decision is marked counted without its units (take let "007" through, which
+    HINCRBY refuses; add and withdraw checked nothing)."""
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
@@ -127,13 +130,21 @@ async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
         assert await store.budgets.take([BudgetSpend(day, "d0", ("sale",))], {}) == set()
         mine = pipeline.prefix.rstrip("-")
         (counts,) = [k async for k in client.scan_iter(match=f"{mine}:budget:*")]
-        await client.hset(counts, "voucher", "1.0")
+        await client.hset(counts, "voucher", corrupt)
         spends = [BudgetSpend(day, "d1", ("sale",)), BudgetSpend(day, "d2", ("voucher",))]
+        if how == "withdraw":  # what is taken back: d0, and d2 over the corrupt count
+            spends = [BudgetSpend(day, "d0", ("sale",)), BudgetSpend(day, "d2", ("voucher",))]
         with pytest.raises(ResponseError, match="does not hold an integer"):
-            await store.budgets.take(spends, {"voucher": 5})
+            if how == "take":
+                await store.budgets.take(spends, {"voucher": 5})
+            elif how == "add":
+                await store.budgets.add(spends)
+            else:
+                await store.budgets.withdraw(spends)
         assert await client.hget(counts, "sale") == "1"  # d1 was not counted either
         (counted,) = [k async for k in client.scan_iter(match=f"{mine}:budget-counted:*")]
-        assert len(await client.smembers(counted)) == 1
+        members = await client.smembers(counted)  # nothing marked, nothing removed
+        assert [m.partition(":")[0] for m in members] == ["d0"]
     finally:
         await client.aclose()
         await store.close()

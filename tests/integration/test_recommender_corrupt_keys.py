@@ -49,7 +49,8 @@ async def admin(kafka_redis: Services) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.mark.parametrize(
-    "corrupt", ["profile", "contacts", "first_seen", "decisions", "decision_index", "recent"]
+    "corrupt",
+    ["profile", "contacts", "first_seen", "not_utf8", "decisions", "decision_index", "recent"],
 )
 async def test_a_customer_whose_key_has_another_type_fails_alone(
     store: FeatureStore,
@@ -68,6 +69,8 @@ async def test_a_customer_whose_key_has_another_type_fails_alone(
     keys = store._keys.for_customer(broken)
     if corrupt == "first_seen":  # a field that is not a number
         await admin.hset(keys.profile, "first_seen", "yesterday")
+    elif corrupt == "not_utf8":  # the shared connection was dropped: every call failed
+        await admin.hset(keys.profile, "timezone", b"\xff\xfe")
     else:
         await admin.set(getattr(keys, corrupt), "not what it should be")
     topic = unique("decisions")
@@ -80,6 +83,8 @@ async def test_a_customer_whose_key_has_another_type_fails_alone(
     await producer.flush()
     if corrupt == "first_seen":
         assert isinstance(answers[1], ValueError)
+    elif corrupt == "not_utf8":
+        assert isinstance(answers[1], ResponseError) and "not UTF-8" in str(answers[1])
     else:
         assert isinstance(answers[1], ResponseError) and "WRONGTYPE" in str(answers[1])
     decided = [a for a in answers if isinstance(a, NextBestOffer)]

@@ -110,6 +110,30 @@ async def test_only_the_customers_own_activity_renews_their_keys(
         await store.close()
 
 
+async def test_a_decision_for_a_customer_who_left_keeps_their_decisions_no_longer(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A recommendation for a customer whose profile had days left gave their recent
+    decisions the whole TTL from it: an email service asking for lapsed customers kept a
+    key about each of them long after everything else of theirs was gone."""
+    store = _store(private_redis)
+    now = datetime.now(UTC)
+    try:
+        await store.apply([_click("c1", "left", now - timedelta(days=3))])
+        k = _keys_of(store, "left")
+        await admin.expire(k.profile, NEARLY_UP_S)
+        record = DecisionRecord("left", "d1", int(now.timestamp() * 1000), b"{}")
+        assert await store.decisions.record([record]) == [True]
+        assert 0 < await admin.ttl(k.decisions) <= NEARLY_UP_S
+        assert await admin.ttl(k.profile) <= NEARLY_UP_S  # not renewed either
+        # their own click renews both
+        assert await store.apply([_click("c2", "left", now)]) == [1]
+        await store.decisions.record([DecisionRecord("left", "d2", record.ts_ms + 1, b"{}")])
+        assert await admin.ttl(k.decisions) >= TTL_S - 60
+    finally:
+        await store.close()
+
+
 async def test_keys_made_by_facts_other_than_activity_expire(
     private_redis: LocalRedis, admin: aioredis.Redis
 ) -> None:

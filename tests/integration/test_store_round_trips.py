@@ -284,3 +284,23 @@ async def test_a_redelivery_within_the_dedupe_horizon_is_a_duplicate_and_older_i
         assert features is not None and features.events == applied  # the first's twice
     finally:
         await store.close()
+
+
+async def test_a_corrupt_unsubscribe_count_leaves_no_fact_half_applied(
+    kafka_redis: Services,
+) -> None:
+    """The script compared a count that was no number after it had remembered the fact:
+    the fact failed half applied (its expiries not renewed), and its retry was taken for
+    a duplicate, so nothing more of it was ever applied or decided."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        assert await store.apply([_click(0, "c1")]) == [ApplyStatus.APPLIED]
+        profile = store._keys.for_customer("c1").profile
+        await admin.hset(profile, "email:unsubscribed", "x")
+        assert await store.apply([_click(1, "c1")]) == [ApplyStatus.APPLIED]
+        assert await store.apply([_click(1, "c1")]) == [ApplyStatus.DUPLICATE]
+        assert await admin.pttl(store._keys.for_customer("c1").windows) > 0
+    finally:
+        await admin.aclose()
+        await store.close()
