@@ -3,7 +3,9 @@ outcomes, on Kafka and over HTTP, and the recommendations path): 1 to 256 charac
 not only whitespace, and with no control character (C0 and C1, DEL: NUL, tabs, line
 breaks and separators, terminal escapes) nor any of the bidirectional-text marks and
 controls that reorder what a contact-centre screen shows. An id of a single space is a
-producer's empty template: taken, it pooled unrelated customers into one profile.
+producer's empty template: taken, it pooled unrelated customers into one profile. Nor
+``.`` or ``..``: in a URL's path they are dot segments, which browsers and HTTP clients
+resolve away however encoded, so that customer could be neither read nor erased.
 
 Ids are otherwise compared exactly as sent, code point for code point: no Unicode
 normalisation, case folding or trimming (``José`` in NFC and in NFD are two customers).
@@ -12,6 +14,8 @@ normalisation, case folding or trimming (``José`` in NFC and in NFD are two cus
 [None, None, None]
 >>> id_fault(" "), id_fault("a\\x00b"), id_fault("\\u202eevil")
 ('is only whitespace', 'holds a control character (U+0000)', 'holds a control character (U+202E)')
+>>> id_fault(".."), id_fault("..."), id_fault("a.b")
+('is a path segment of its own (. or ..)', None, None)
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def id_fault(customer_id: str) -> str | None:
     """What is wrong with ``customer_id`` (its length aside), or None when it is fit."""
     if customer_id.isspace():
         return "is only whitespace"
+    if customer_id in (".", ".."):
+        return "is a path segment of its own (. or ..)"
     found = _CONTROL.search(customer_id)
     if found is not None:
         return f"holds a control character (U+{ord(found.group()):04X})"

@@ -1035,7 +1035,7 @@ def test_json_nested_too_deeply_is_a_decode_error_for_moments_own_records(
 
 @pytest.mark.parametrize("unfit", [" ", "\t", "a\x00b", "c\x1b[31m", "\u202eevil", "a\r\nb",
                                    "x\x85",
-                                   "a\u2028b", "\u200fRTL"])  # fmt: skip
+                                   "a\u2028b", "\u200fRTL", ".", ".."])  # fmt: skip
 def test_a_customer_id_of_only_whitespace_or_with_a_control_character_is_refused(
     unfit: str,
 ) -> None:
@@ -1053,7 +1053,7 @@ def test_a_customer_id_of_only_whitespace_or_with_a_control_character_is_refused
 
 
 @pytest.mark.parametrize(
-    "fit", ["c-42", "Jos\u00e9", "Jose\u0301", "x🎉y", "a b", "a/b%c", "L" * 256]
+    "fit", ["c-42", "Jos\u00e9", "Jose\u0301", "x🎉y", "a b", "a/b%c", "L" * 256, "...", ".a"]
 )
 def test_customer_ids_are_taken_exactly_as_sent(fit: str) -> None:
     click = {"type": "web_click", "event_id": "e1", "customer_id": fit,
