@@ -3,6 +3,8 @@
 >>> bucket = RateLimiter(rate=1.0, burst=2)
 >>> [bucket.allow("k", now=0.0) for _ in range(3)]
 [0.0, 0.0, 1.0]
+>>> bucket.wait("k", now=0.5), bucket.wait("k", now=0.5), bucket.allow("k", now=1.0)
+(0.5, 0.5, 0.0)
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def allow(self, key: str, now: float | None = None) -> float:
-        """0.0 when the request may go ahead, else the seconds to wait."""
+        """0.0 when the request may go ahead (it takes a token), else the seconds to wait."""
+        bucket = self._filled(key, now)
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    def wait(self, key: str, now: float | None = None) -> float:
+        """What :meth:`allow` would answer now, taking nothing (before a body is sent)."""
+        tokens = self._filled(key, now).tokens
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def _filled(self, key: str, now: float | None) -> _Bucket:
         now = time.monotonic() if now is None else now
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate
+        return bucket

@@ -65,13 +65,15 @@ def _limited(wait: float, message: str) -> ApiError:
 
 def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
     """The expect handler of a route that takes a body in ``scope``: ``Expect:
-    100-continue`` invites the body only from a key that may send it; any other is
-    answered (401, 403) before the body comes."""
+    100-continue`` invites the body only from a key that may send it now; any other is
+    answered (401, 403, or 429 for a key over its rate) before the body comes."""
 
     async def expecting(request: web.Request) -> web.StreamResponse | None:
         if request.headers.get("Expect", "").lower() == "100-continue":
             try:
-                _checked_key(request, scope)
+                key = _checked_key(request, scope)
+                if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
+                    raise _limited(wait, f"too many requests for key {key.name!r}")
             except AuthError as exc:
                 return refused(exc)
             except ApiError as exc:

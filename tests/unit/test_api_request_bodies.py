@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from streams.api import ingest_views
 from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
+from streams.api.server import API_KEY
 from tests.unit.api_app import SHOP, api_app, raw_request
 
 
@@ -195,6 +196,25 @@ async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() ->
         assert reply.status == 403 and reply.json["error"] == "forbidden", reply
         reply = await raw_request(server, asking)
         assert reply.status == 100 and reply.body.startswith(b"HTTP/1.1 202 "), reply
+
+
+async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
+    """The rate was checked after the body had come: a key over it uploaded its megabyte
+    to be told 429. Asking takes no token: the request sent after it is the one counted."""
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    limiter = app[API_KEY].limiter
+    item = (_ITEM["/v1/events"] % "null").encode()
+    asking = post("/v1/events", item, b"Expect: 100-continue")
+    async with TestServer(app) as server:
+        reply = await raw_request(server, asking)
+        assert reply.status == 100 and reply.body.startswith(b"HTTP/1.1 202 "), reply
+        left = limiter._buckets["backend"].tokens
+        assert limiter.burst - 1.5 < left <= limiter.burst - 1  # one request, one token
+        while limiter.allow("backend") == 0.0:
+            pass  # every token spent
+        reply = await raw_request(server, asking)
+        assert reply.status == 429 and reply.json["error"] == "rate_limited", reply
+        assert b"HTTP/1.1 100" not in reply.head
 
 
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
