@@ -290,7 +290,7 @@ def _register_catalogue_reload(moments: Moments) -> None:
     @moments.app.task  # type: ignore[untyped-decorator]
     async def reload_catalogue_on_hangup() -> None:  # once, on the worker's own loop
         reloader.on_hangup(asyncio.get_running_loop())
-        reloader.check_logged()  # a SIGHUP while the worker started was ignored: read now
+        reloader.check_logged(written=True)  # a SIGHUP while the worker started was ignored
 
     if settings.catalogue_check_s > 0:
 

@@ -3,8 +3,12 @@
 Workers and API replicas each read the file every ``MOMENTS_CATALOGUE_CHECK_S``
 seconds (a few kilobytes; a Kubernetes ConfigMap mounted as a directory is updated in
 place, and reading follows its symlinks), and at once on SIGHUP (``kill -HUP``,
-``systemctl reload``). Content that differs from the last read is validated whole before
-it is used; a catalogue that fails validation is refused, logged once with the reason,
+``systemctl reload``). Content that differs from the last read is taken up once two
+checks in a row read the same bytes (a file being written in place, cut at a line, is
+often still a valid catalogue: one offer short of its segments, say), or at once on
+SIGHUP, which says the file is written. It is validated whole before it is used; a
+catalogue that fails validation, or whose content changed under the same ``version``
+(which metrics and decisions name it by), is refused, logged once with the reason,
 counted, and the catalogue in use stays.
 """
 
@@ -41,18 +45,24 @@ class CatalogueReloader:
         self._path = Path(path)
         self._holder = holder
         self._reloaded = reloaded
-        self._last: bytes | str | None = None  # what the last check read, or why it could not
+        self._last: bytes | str | None = None  # what was last acted on, or why it could not
+        self._changing: bytes | str | None = None  # a change read once, not yet settled
 
-    def check(self) -> str | None:
-        """Read the file once; the outcome if its content changed since the last check
+    def check(self, written: bool = False) -> str | None:
+        """Read the file once; the outcome if its content changed since the last change
+        acted on, reads the same as at the check before (or ``written``: told it is),
         and differs from the catalogue in use."""
         try:
             raw: bytes | str = read_catalogue(self._path)
         except CatalogueError as exc:
             raw = str(exc)
         if raw == self._last:
+            self._changing = None
             return None
-        self._last = raw
+        if not written and raw != self._changing:  # it may still be being written
+            self._changing = raw
+            return None
+        self._last, self._changing = raw, None
         if isinstance(raw, str):
             return self._refuse(raw)
         try:
@@ -61,6 +71,10 @@ class CatalogueReloader:
             return self._refuse(str(exc))
         if catalogue == self._holder.current:
             return None  # rewritten, not changed
+        if catalogue.version == self._holder.current.version:
+            return self._refuse(f"its content changed but its version did not "
+                                f"({catalogue.version!r}): give it a new version, by which "
+                                "processes and decisions tell it from the one in use")  # fmt: skip
         previous, self._holder.current = self._holder.current, catalogue
         log.info("offer catalogue version %r in use (%d offers; was version %r)",
                  catalogue.version, len(catalogue.offers), previous.version)  # fmt: skip
@@ -73,11 +87,11 @@ class CatalogueReloader:
         self._reloaded(self._holder.current, REFUSED)
         return REFUSED
 
-    def check_logged(self) -> None:
+    def check_logged(self, written: bool = False) -> None:
         """:meth:`check`, for background use: an unexpected error is logged and the
         catalogue in use stays."""
         try:
-            self.check()
+            self.check(written)
         except Exception:
             log.warning("could not check the offer catalogue", exc_info=True)
 
@@ -87,7 +101,7 @@ class CatalogueReloader:
         if not hasattr(signal, "SIGHUP"):
             return False
         try:
-            loop.add_signal_handler(signal.SIGHUP, self.check_logged)
+            loop.add_signal_handler(signal.SIGHUP, self.check_logged, True)
         except NotImplementedError:
             return False
         return True

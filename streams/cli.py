@@ -105,6 +105,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from streams.event_loop import loop_factory
 
     check_local_files(settings, data_dir=False)
+    if hasattr(signal, "SIGHUP"):  # until the API reads the catalogue on it, once started
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (its default would end the process)
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         return runner.run(serve(settings))
 
@@ -242,8 +244,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     refused = [said for bad, said in (
         (not 0 <= args.warmup < args.decisions, "need 0 <= --warmup < --decisions"),
         (not 0 <= args.epsilon <= 1, "--epsilon is a share of decisions, from 0 to 1"),
-        (not args.alpha >= 0, "--alpha (the exploration bonus) must be 0 or more"),
+        (not 0 <= args.alpha < float("inf"), "--alpha (the exploration bonus) must be 0 "
+         "or more, and finite"),
         (args.customers < 1, "--customers must be at least 1"),
+        (args.seed < 0, "--seed must be 0 or more"),
     ) if bad]  # fmt: skip
     if refused:
         _stopped(refused[0], settings, "moments evaluate")

@@ -159,6 +159,7 @@ async def inspect(
         taken: list[DeadLetter] = []
         for letter in map(letter_of, records):
             plan.track(letter)
+            summary.saw(letter)
             if wanted.matches(letter):
                 summary.add(letter, sent_back=plan.sent_before(letter))
                 if plan.take(letter) == "redriven" and producer is not None:

@@ -253,7 +253,6 @@ class _Source:
     contents: set[bytes] = field(default_factory=set)  # digests of key and value
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  # by error as written
-    customers: set[str] = field(default_factory=set)  # in memory only, to mask the reasons
     first_ms: int | None = None
     last_ms: int | None = None
 
@@ -273,6 +272,14 @@ class DeadLetterSummary:
 
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
+        # the customers of every letter read, counted or not (in memory only): an error a
+        # batch shared names one customer, whose own letter a filter may leave out
+        self._customers: set[str] = set()
+
+    def saw(self, letter: DeadLetter) -> None:
+        """Know the customers ``letter`` names, to mask them wherever they appear, even
+        when the letter itself is not counted (another source, reason or time)."""
+        self._customers |= letter.customers
 
     def add(self, letter: DeadLetter, sent_back: bool = False) -> None:
         """Count ``letter``; ``sent_back``: an earlier re-drive sent its record back."""
@@ -286,7 +293,7 @@ class DeadLetterSummary:
         source.contents.add(digest.digest())
         source.stages[letter.stage] += 1
         source.reasons[letter.error] += 1  # masked in the report, with every letter's ids
-        source.customers |= letter.customers
+        self._customers |= letter.customers
         at = letter.written_ms
         source.first_ms = at if source.first_ms is None else min(source.first_ms, at)
         source.last_ms = at if source.last_ms is None else max(source.last_ms, at)
@@ -297,7 +304,7 @@ class DeadLetterSummary:
             # an error shared by a batch's letters names one customer: masked in all
             reasons: Counter[str] = Counter()
             for error, n in s.reasons.items():
-                reasons[masked(error, s.customers)] += n
+                reasons[masked(error, self._customers)] += n
             top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
             out[name] = {
                 "letters": s.letters,

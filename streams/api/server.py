@@ -183,6 +183,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         background.append(asyncio.create_task(watch))
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())
+        reloader.check_logged(written=True)  # a SIGHUP while it started was ignored: read now
         if settings.catalogue_check_s > 0:
             background.append(asyncio.create_task(_keep_catalogue_fresh(settings, reloader)))
         # No recommendation from the empty models the process starts with while snapshots

@@ -18,6 +18,8 @@ from streams.estimators import Logged, ips_estimates
         (["evaluate", "--epsilon", "nan"], "--epsilon"),
         (["evaluate", "--alpha", "-1"], "--alpha"),
         (["evaluate", "--customers", "0"], "--customers"),
+        (["evaluate", "--seed", "-1"], "--seed"),
+        (["evaluate", "--alpha", "inf"], "--alpha"),
         (["lift", "--days", "inf"], "--window or --days"),
         (["lift", "--days", "800000"], "--window or --days"),
         (["lift", "--window", "99999999999d"], "--window or --days"),

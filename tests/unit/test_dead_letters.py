@@ -110,6 +110,21 @@ def test_the_summary_counts_per_source_with_distinct_records_and_top_reasons() -
     assert report["offer-outcomes"]["letters"] == 1
 
 
+def test_an_error_a_batch_shared_is_masked_though_its_customers_letter_is_not_counted() -> None:
+    """A filter that left out the named customer's own letter (a --reason holding part
+    of their id, a time splitting the batch) printed their id from their batch-mates'."""
+    shared = "batch failed 3 times: KeyError: 'cust-000042'"
+    letters = [letter(n, key=f"cust-{n:06d}".encode(), error=shared) for n in (41, 42, 43)]
+    wanted = LetterFilter(reason_contains="'cust-")
+    summary = DeadLetterSummary()
+    for found in letters:
+        summary.saw(found)
+        if wanted.matches(found):
+            summary.add(found)
+    (top,) = summary.report()["touchpoints"]["top_reasons"]
+    assert top == {"reason": "batch failed 3 times: KeyError: '<customer>'", "letters": 2}
+
+
 def test_distinct_records_tell_key_from_value() -> None:
     summary = DeadLetterSummary()
     summary.add(letter(0, key=b"ab", value=b"c"))
