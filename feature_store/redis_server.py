@@ -1,5 +1,6 @@
-"""The Redis server behind the store, as operators need to see it: how full each node is
-and whether it may evict keys (:mod:`feature_store.redis_memory` reads the figures)."""
+"""The Redis server behind the store, as operators need to see it: how full each node is,
+whether it may evict keys (:mod:`feature_store.redis_memory` reads the figures), and
+which version it runs."""
 
 from __future__ import annotations
 
@@ -29,6 +30,26 @@ class RedisServer:
             if policies:
                 return next((p for p in policies if p != "noeviction"), policies[0])
         return None
+
+    async def oldest_version(self) -> tuple[int, ...] | None:
+        """The oldest ``redis_version`` among the nodes (``INFO server``), as numbers;
+        None where it cannot be read (refused, unreachable, a version not in numbers)."""
+        client = self._conn.client
+        try:
+            if isinstance(client, aioredis.RedisCluster):
+                per_node: dict[Any, Any] = await client.info(
+                    "server", target_nodes=aioredis.RedisCluster.ALL_NODES
+                )
+                answers = list(per_node.values()) if "redis_version" not in per_node else [per_node]
+            else:
+                answers = [await client.info("server")]
+        except Exception:  # no word: the caller says so
+            return None
+        versions = [
+            _numbers(str(a.get("redis_version", ""))) for a in answers if isinstance(a, dict)
+        ]
+        known = [v for v in versions if v is not None]
+        return min(known) if known and len(known) == len(versions) else None
 
     async def memory(self) -> list[RedisMemory]:
         """What each Redis node holds against its limit, and its ``maxmemory-policy``
@@ -64,3 +85,13 @@ class RedisServer:
         else:
             answers = [await client.config_get("maxmemory-policy")]
         return [str(a["maxmemory-policy"]) for a in answers if "maxmemory-policy" in a]
+
+
+def _numbers(version: str) -> tuple[int, ...] | None:
+    """``"7.2.4"`` as ``(7, 2, 4)``; None for what is not dotted numbers.
+
+    >>> _numbers("7.2.4"), _numbers("6.2.14"), _numbers("unstable")
+    ((7, 2, 4), (6, 2, 14), None)
+    """
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdecimal() for p in parts) else None

@@ -1,5 +1,5 @@
 """What the processes check of Redis at start: that it will not evict keys to make room,
-and that it holds this version's key layout."""
+that it is recent enough, and that it holds this version's key layout."""
 
 from __future__ import annotations
 
@@ -15,6 +15,37 @@ from streams.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 LAYOUT_RETRY_S = 1.0  # how often the layout check asks again a Redis it cannot reach
+
+
+OLDEST_REDIS = (7, 0)  # Redis 6 wraps an error met inside a script: see warn_if_redis_is_old
+
+
+async def warn_if_redis_is_old(settings: Settings, within_s: float = 5.0) -> str | None:
+    """Log an error when Redis is older than 7.0: Redis 6 wraps an error a script meets (a
+    full or read-only Redis among them) as a script error, so an outage reads as bad
+    input and its events are dead-lettered rather than waited for. Returns the version
+    found (None: it could not be read, which is said too); never fails the start."""
+    store = build_store(settings)
+    found = None
+    try:
+        async with asyncio.timeout(within_s):
+            found = await store.server.oldest_version()
+    except TimeoutError:
+        pass
+    finally:
+        await store.close()
+    version = None if found is None else ".".join(map(str, found))
+    if found is None:
+        log.warning("could not read Redis's version (INFO server): Moments needs Redis 7 or "
+                    "later")  # fmt: skip
+    elif found < OLDEST_REDIS:
+        log.error(
+            "Redis %s is older than 7.0, which Moments needs: it reports an outage met "
+            "inside a script (a full or read-only Redis) as the script's own error, so "
+            "touchpoints would be dead-lettered rather than waited for; upgrade Redis",
+            version,
+        )
+    return version
 
 
 async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str | None:

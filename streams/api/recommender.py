@@ -449,9 +449,18 @@ class Recommender:
             log.warning("%d decisions were not delivered to Kafka: %r", count, error)
             self._publish_failed(count)
 
-    async def drain(self) -> None:
-        """Wait for the batches under way and their publishing (at shutdown)."""
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-        await self._fallbacks.drain()
-        await self._publisher.drain()
+    async def drain(self, within_s: float | None = None) -> bool:
+        """Wait for the batches under way and their publishing (at shutdown), for
+        ``within_s`` at most (None: as long as it takes); whether all of it ended (not:
+        Kafka slow or away, whose producer would wait 40 s per batch)."""
+        try:
+            async with asyncio.timeout(within_s):
+                if self._running:
+                    await asyncio.gather(*self._running, return_exceptions=True)
+                await self._fallbacks.drain()
+                await self._publisher.drain()
+        except TimeoutError:
+            log.warning("decisions were still on their way to Kafka %g s after the API "
+                        "began to stop; not waiting longer", within_s)  # fmt: skip
+            return False
+        return True

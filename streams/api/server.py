@@ -14,7 +14,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
+# then for the decisions answered to reach Kafka, and for the producer to stop: within an
+# orchestrator's grace period (30 s in deploy/k8s, 5 s of which the preStop sleep takes)
+DRAIN_S, PRODUCER_STOP_S = 8.0, 4.0
 # Requests with a key that is not valid share one bucket per process, so that keys
 # cannot be guessed at the rate a valid key may use; valid keys are not affected.
 WRONG_KEYS = "wrong keys"
@@ -195,9 +198,9 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         # each step runs whatever failed before it: the decisions answered reach Kafka
         async with contextlib.AsyncExitStack() as stopping:
             stopping.push_async_callback(app[API_KEY].store.close)
-            stopping.push_async_callback(producer.stop)
+            stopping.push_async_callback(_stop_within, producer.stop, PRODUCER_STOP_S)
             stopping.push_async_callback(hub.stop)
-            await recommender.drain()
+            await recommender.drain(within_s=DRAIN_S)
 
     app.cleanup_ctx.append(lifecycle)
     views.add_routes(app)
@@ -217,6 +220,15 @@ class _Held:
     metrics: Metrics
 
 
+async def _stop_within(stop: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """``stop()``, given up after ``seconds`` (a producer flushing to a broker away)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stop()
+    except TimeoutError:
+        log.warning("the Kafka producer had not stopped %g s on; not waiting longer", seconds)
+
+
 async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader) -> None:
     """Decide with the catalogue file's newest valid version (see streams.catalogue_reload)."""
     while True:
@@ -231,12 +243,13 @@ async def serve(settings: Settings) -> int:
         check_layout_once_redis_answers,
         check_redis_layout,
         warn_if_redis_evicts,
+        warn_if_redis_is_old,
     )
     from streams.topics import ensure_topics
 
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
-    await warn_if_redis_evicts(settings)
+    await asyncio.gather(warn_if_redis_evicts(settings), warn_if_redis_is_old(settings))
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)

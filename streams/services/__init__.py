@@ -59,11 +59,19 @@ def docker_available() -> bool:
 
 @contextlib.contextmanager
 def _testcontainers() -> Iterator[Services]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.redis import RedisContainer
+    try:  # where testcontainers keeps them now (the old modules warn of their removal)
+        from testcontainers.community.kafka import KafkaContainer
+        from testcontainers.community.redis import RedisContainer
+    except ImportError:  # a testcontainers from before the move
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
 
     kafka_image = os.environ.get("MOMENTS_KAFKA_IMAGE", "apache/kafka:4.1.1")
-    with KafkaContainer(kafka_image).with_kraft() as kafka, RedisContainer() as redis_c:
+    redis_image = os.environ.get("MOMENTS_REDIS_IMAGE", "redis:7.4")  # not "latest"
+    with (
+        KafkaContainer(kafka_image).with_kraft() as kafka,
+        RedisContainer(redis_image) as redis_c,
+    ):
         host = redis_c.get_container_host_ip()
         port = redis_c.get_exposed_port(6379)
         yield Services(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")

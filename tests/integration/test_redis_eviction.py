@@ -4,13 +4,16 @@ withdrew, or count an event twice."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as aioredis
 
-from streams.redis_checks import warn_if_redis_evicts
+from streams import redis_checks
+from streams.redis_checks import warn_if_redis_evicts, warn_if_redis_is_old
 from streams.services import LocalRedis
 from streams.services.local_redis import LocalRedisCluster
 from streams.settings import Settings
@@ -77,3 +80,39 @@ async def test_one_node_of_a_cluster_that_may_evict_is_named(
     finally:
         await node.config_set("maxmemory-policy", "noeviction")
         await node.aclose()
+
+
+async def test_the_redis_version_is_read_at_start(
+    private_redis: LocalRedis, cluster: LocalRedisCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    for settings in (Settings(redis_url=private_redis.url),
+                     Settings(redis_url=cluster.url, redis_cluster=True)):  # fmt: skip
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
+            found = await warn_if_redis_is_old(settings)
+        assert found is not None and int(found.split(".")[0]) >= 7
+    assert not caplog.records
+    for on_cluster in (False, True):
+        unreachable = Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=on_cluster)
+        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
+            assert await warn_if_redis_is_old(unreachable) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("could not read Redis's version" in s for s in said)
+
+
+async def test_a_redis_older_than_7_is_said_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis 6 reports an outage met inside a script as the script's error: touchpoints
+    were dead-lettered rather than waited for, and nothing said why."""
+
+    class Six:
+        server = SimpleNamespace(oldest_version=lambda: asyncio.sleep(0, (6, 2, 14)))
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(redis_checks, "build_store", lambda settings: Six())
+    with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
+        assert await redis_checks.warn_if_redis_is_old(Settings()) == "6.2.14"
+    (said,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "Redis 6.2.14 is older than 7.0" in said.getMessage()

@@ -98,11 +98,15 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
                         for line in body.splitlines()
                         if line.startswith("moments_consumer_lag{")
                         and pipeline.topic("touchpoints") in line}  # fmt: skip
-        if all(owned.get(i) for i in range(3)):
+        # every partition reported too: just after a rebalance, a worker reports lag for
+        # the partitions it was given only once it has fetched from them
+        if all(owned.get(i) for i in range(3)) and set().union(*owned.values()) == set(
+            range(PARTITIONS)
+        ):
             break
         await asyncio.sleep(0.5)
     assert all(owned[i] for i in range(3)), owned
-    assert set().union(*owned.values()) == set(range(PARTITIONS))
+    assert set().union(*owned.values()) == set(range(PARTITIONS)), owned
 
     # kill one in the middle of the stream
     while await applied(pipeline, CUSTOMERS) < everything // 3:  # noqa: ASYNC110 (polling Redis)

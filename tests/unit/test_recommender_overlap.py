@@ -312,3 +312,35 @@ async def test_spending_counted_before_its_record_replied_counts_once() -> None:
                                       lambda: store.budgets.counted)  # fmt: skip
     assert offer_ids(first) == offer_ids(second) == ["voucher", "tips"]
     assert store.budgets.counts["voucher"] == 5
+
+
+class Stalled(Published):
+    """A publisher whose Kafka never acknowledges (a broker away at shutdown)."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[None]] = []
+
+    def publish(self, topic: str, records: Sequence[Any]) -> asyncio.Future[None]:
+        self.pending.append(asyncio.get_running_loop().create_future())
+        return self.pending[-1]
+
+    async def drain(self) -> None:  # as KeyedPublisher's: what is still being sent
+        await asyncio.gather(*(f for f in self.pending if not f.done()))
+
+
+async def test_draining_at_shutdown_gives_up_after_its_time() -> None:
+    """A broker away held the API's stop for the producer's 40 s per batch: past the
+    orchestrator's grace period, it was killed without closing Redis or its log."""
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    publisher, failed = Stalled(), []
+    rec = Recommender(SlowStore({"c1": KNOWN}), policy, publisher, "nbo", budget_s=1.0,  # type: ignore[arg-type]
+                      publish_failed=failed.append)  # fmt: skip
+    assert await rec.recommend("c1", "email", 3) is not None
+    await until(lambda: publisher.pending)
+    started = asyncio.get_running_loop().time()
+    assert await rec.drain(within_s=0.2) is False
+    assert asyncio.get_running_loop().time() - started < 2
+    assert failed == [1]  # given up: counted as not delivered (moments_publish_failures_total)
+    assert await rec.drain(within_s=0.2) is True  # nothing left to wait for
