@@ -91,9 +91,23 @@ class Email(Touchpoint, tag="email", frozen=True, kw_only=True):
 
 
 class SocialMention(Touchpoint, tag="social_mention", frozen=True, kw_only=True):
+    """``reach`` is a whole number, which JSON may write as ``1200``, ``1200.0`` or
+    ``1.2e3`` alike (it is kept as an int)."""
+
     platform: str
     sentiment: Sentiment
-    reach: Annotated[int, msgspec.Meta(ge=0, le=MAX_REACH)] | None = None
+    reach: (
+        Annotated[int, msgspec.Meta(ge=0, le=MAX_REACH)]
+        | Annotated[float, msgspec.Meta(ge=0, le=MAX_REACH)]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.reach, float):
+            if not self.reach.is_integer():
+                raise ValueError(f"reach {self.reach} is not a whole number - at `$.reach`")
+            msgspec.structs.force_setattr(self, "reach", int(self.reach))
 
 
 class Purchase(Touchpoint, tag="purchase", frozen=True, kw_only=True):

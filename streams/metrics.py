@@ -52,9 +52,15 @@ class Metrics:
         )
         self.outcomes = Counter(
             "moments_outcomes_total",
-            "Offer outcomes: on the API, those POST /v1/outcomes accepted; on the worker that"
-            " leads, those the learner claimed, once each (not again when read again or sent"
-            " twice).",
+            "Offer outcomes the learner (on the worker that leads) claimed, once each (not"
+            " again when read again or sent twice).",
+            ["outcome"],
+            registry=r,
+        )
+        self.outcomes_accepted = Counter(
+            "moments_outcomes_accepted_total",
+            "Offer outcomes POST /v1/outcomes accepted and wrote to Kafka (the API; the"
+            " learner counts them in moments_outcomes_total once it claims them).",
             ["outcome"],
             registry=r,
         )

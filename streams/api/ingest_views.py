@@ -125,7 +125,7 @@ async def post_outcomes(request: web.Request) -> web.Response:
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
     await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes])
     for outcome, _ in outcomes:
-        api.metrics.outcomes.labels(outcome.outcome).inc()
+        api.metrics.outcomes_accepted.labels(outcome.outcome).inc()
     return json_response(
         {"accepted": len(outcomes), "decision_ids": [o.decision_id for o, _ in outcomes]}, 202
     )

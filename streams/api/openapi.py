@@ -81,8 +81,8 @@ _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_no
                                              {"type": "null"}]}}}]}  # fmt: skip
 
 _PROFILE = {"type": "object", "required": [
-    "customer_id", "segment", "value", "risk", "risk_model", "consent", "timezone",
-    "control_group", "features", "recent_touchpoints", "recent_decisions"],
+    "customer_id", "segment", "value", "currency", "risk", "risk_model", "consent",
+    "timezone", "control_group", "features", "recent_touchpoints", "recent_decisions"],
     "properties": {
         "customer_id": {"type": "string"}, "segment": {"type": "string"},
         "value": {"type": "number"},

@@ -36,7 +36,7 @@ class Publisher:
 
 async def post(body: bytes) -> tuple[int, Any, Publisher]:
     publisher = Publisher()
-    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
     async with TestClient(TestServer(app)) as client:
         reply = await client.post("/v1/events", data=body, headers=AUTH)
         return reply.status, await reply.json(), publisher
@@ -88,7 +88,7 @@ async def test_an_item_too_large_for_a_kafka_record_is_a_413_naming_it_and_kafka
 
     said: list[bool] = []
     publisher = KeyedPublisher(Producer(), sent=said.append)  # type: ignore[arg-type]
-    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
     page = b', "note": "' + b"a" * MAX_RECORD_BYTES + b'"'
     body = b"[" + CLICK % (b"e1", b"") + b"," + CLICK % (b"e2", page) + b"]"
     async with TestClient(TestServer(app)) as client:

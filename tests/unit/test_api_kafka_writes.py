@@ -43,7 +43,7 @@ class Publisher:
 
 
 def app_with(publisher: Publisher) -> Any:
-    return api_app(publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    return api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
 
 
 async def asked(publisher: Publisher) -> None:
@@ -77,7 +77,7 @@ async def test_a_write_kafka_does_not_acknowledge_in_time_is_a_503_to_retry(
     the writes queued behind it longer still: callers and proxies gave up first."""
     publisher = Publisher()
     settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_kafka_timeout_s=0.2)
-    app = api_app(settings, publisher=publisher, metrics=SimpleNamespace(outcomes=COUNTED))
+    app = api_app(settings, publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
     async with TestClient(TestServer(app)) as client:
         started = asyncio.get_running_loop().time()
         answer = await client.post(path, json=item, headers=AUTH)

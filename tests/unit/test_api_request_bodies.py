@@ -117,7 +117,7 @@ async def test_no_depth_of_nesting_is_answered_with_a_500(path: str) -> None:
     """The body is decoded, then each item again a few frames deeper: a depth between
     the two limits used to pass the first and fail the second with a RecursionError."""
     statuses = set()
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     async with TestServer(app) as server:
         for depth in range(800, 1100, 2):
             body = (_ITEM[path] % ("[" * depth + "]" * depth)).encode()
@@ -143,7 +143,7 @@ async def test_compressed_bodies_are_inflated_by_the_api_after_the_key_check(
 
     monkeypatch.setattr(ingest_views, "inflated", recorded)
     item = (_ITEM[path] % "null").encode()
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     bomb = gzip.compress(b" " * (4 * 1024 * 1024))  # 4 MiB of blanks, a few KiB sent
     async with TestServer(app) as server:
         for encoding, body in ((b"gzip", gzip.compress(item)), (b"deflate", zlib.compress(item))):
@@ -166,7 +166,7 @@ async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
     .gz file makes): it was a 400; the limit holds over all of them."""
     item = (_ITEM["/v1/events"] % "null").encode()
     body = b"[" + item + b"," + item.replace(b'"e1"', b'"e2"') + b"]"
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     members = gzip.compress(body[:10]) + gzip.compress(body[10:])
     half = gzip.compress(b" " * (600 * 1024))  # two of them: over the 1 MiB limit
     async with TestServer(app) as server:
@@ -183,7 +183,7 @@ async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
 async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() -> None:
     """aiohttp answered 100 Continue before any key was checked: a client with none was
     invited to send its megabyte. Now it is refused first, as the route would refuse it."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
     async with TestServer(app) as server:
@@ -201,7 +201,7 @@ async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() ->
 async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
     """The rate was checked after the body had come: a key over it uploaded its megabyte
     to be told 429. Asking takes no token: the request sent after it is the one counted."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     limiter = app[API_KEY].limiter
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
@@ -219,7 +219,7 @@ async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
 
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
     """aiohttp's own answer was plain text quoting the header, before any middleware."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes=_OUTCOMES))
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
     async with TestServer(app) as server:
         request = b"GET /v1/offers HTTP/1.1\r\nHost: api\r\nExpect: jane-doe-42\r\n\r\n"
         reply = await raw_request(server, request)

@@ -1059,3 +1059,17 @@ def test_customer_ids_are_taken_exactly_as_sent(fit: str) -> None:
     click = {"type": "web_click", "event_id": "e1", "customer_id": fit,
              "ts": "2026-12-01T00:00:00Z", "page": "/"}  # fmt: skip
     assert decode_touchpoint(json.dumps(click).encode()).customer_id == fit
+
+
+@pytest.mark.parametrize("written", ["1200", "1200.0", "1.2e3"])
+def test_a_reach_written_as_a_whole_float_is_taken_as_an_int(written: str) -> None:
+    """JSON has one number type: 1200.0 was refused (dead-lettered, or a 422), though the
+    schema the API publishes took it."""
+    raw = ('{"type": "social_mention", "event_id": "e1", "customer_id": "c1", '
+           '"ts": "2026-12-01T00:00:00Z", "platform": "x", "sentiment": -0.5, '
+           f'"reach": {written}}}')  # fmt: skip
+    mention = decode_touchpoint(raw.encode())
+    assert isinstance(mention, SocialMention)
+    assert mention.reach == 1200 and type(mention.reach) is int
+    with pytest.raises(InvalidEvent, match=r"whole number - at `\$\.reach`"):
+        decode_touchpoint(raw.replace(written, "12.5").encode())
