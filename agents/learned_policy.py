@@ -57,7 +57,7 @@ class LearnedOfferPolicy:
         )  # fmt: skip
         reasons = verdict.opening_reasons(features)
         x = context_vector(features, moment.channel, moment.category, self.value_scale)
-        worth = {o.offer_id: max(o.value, 1.0) * o.priority for o in verdict.allowed}
+        worth = {o.offer_id: o.worth for o in verdict.allowed}
         ranked = self.holder.model.rank(
             x, [o.offer_id for o in verdict.allowed], worth, moment.decision_id, moment.limit
         )

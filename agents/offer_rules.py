@@ -34,11 +34,7 @@ class RuleBasedOfferPolicy:
             affinity += liked / total
         if category is not None and category in offer.categories:
             affinity *= 1.5
-        # what it is worth, and at least 1: an offer worth little never outranks one worth
-        # more (as the learned policy counts it)
-        margin = 1.0 if offer.margin is None else offer.margin  # 0: it earns nothing
-        worth = max(offer.value * margin, 1.0)
-        return offer.priority * worth * affinity
+        return offer.worth * affinity
 
     def decide(
         self,

@@ -118,6 +118,11 @@ class FeatureStore:
         # a frozen server), not a wait without end; keepalive finds dead idle connections
         options: dict[str, Any] = {
             "decode_responses": True,
+            # a value that is not UTF-8 (another client's, or corrupted) reads with U+FFFD
+            # where its bad bytes were, so that it fails its own use (a context that is no
+            # JSON, a field that is no number): strict, it failed every call of the round
+            # trip, as the pipe's per-call error (transport.py) keeps it from doing there
+            "encoding_errors": "replace",
             "socket_timeout": timeout_s,
             "socket_connect_timeout": timeout_s,
         }

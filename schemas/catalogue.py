@@ -49,6 +49,19 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
                 f"({start.isoformat()})"
             )
 
+    @property
+    def worth(self) -> float:
+        """What showing it is worth to the business, as both policies rank by: its value
+        times the share kept (``margin``; not given, all of it), at least 1, so that an
+        offer worth little never outranks one worth more; times its ``priority``.
+
+        >>> [Offer(offer_id="o", title="O", channels=["web"], value=100.0, margin=m).worth
+        ...  for m in (None, 0.5, 0.0)]
+        [100.0, 50.0, 1.0]
+        """
+        margin = 1.0 if self.margin is None else self.margin  # 0: it earns nothing
+        return max(self.value * margin, 1.0) * self.priority
+
     def available_at(self, now: datetime) -> bool:
         """Whether the offer may be made at ``now`` (an offer without dates always may).
 

@@ -7,9 +7,10 @@ place, and reading follows its symlinks), and at once on SIGHUP (``kill -HUP``,
 checks in a row read the same bytes (a file being written in place, cut at a line, is
 often still a valid catalogue: one offer short of its segments, say), or at once on
 SIGHUP, which says the file is written. It is validated whole before it is used; a
-catalogue that fails validation, or whose content changed under the same ``version``
-(which metrics and decisions name it by), is refused, logged once with the reason,
-counted, and the catalogue in use stays.
+catalogue that fails validation is refused, logged once with the reason, counted, and
+the catalogue in use stays. One whose content changed under the same ``version`` (which
+metrics and decisions name it by) is applied with a warning: processes starting take it,
+and the running ones must not be left apart from them under one name.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ class CatalogueReloader:
             return self._refuse(str(exc))
         if catalogue == self._holder.current:
             return None  # rewritten, not changed
-        if catalogue.version == self._holder.current.version:
-            return self._refuse(f"its content changed but its version did not "
-                                f"({catalogue.version!r}): give it a new version, by which "
-                                "processes and decisions tell it from the one in use")  # fmt: skip
+        if catalogue.version == self._holder.current.version:  # applied all the same: a
+            # process starting now takes it, and the processes must not split
+            log.warning("offer catalogue content changed but its version did not (%r): "
+                        "processes and decisions cannot tell the two apart; give every "
+                        "change a new version", catalogue.version)  # fmt: skip
         previous, self._holder.current = self._holder.current, catalogue
         log.info("offer catalogue version %r in use (%d offers; was version %r)",
                  catalogue.version, len(catalogue.offers), previous.version)  # fmt: skip

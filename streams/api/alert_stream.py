@@ -25,6 +25,7 @@ _json = msgspec.json.Encoder()
 HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
+BACKLOG_CHECK_S = 1.0  # the backlog's tombstone check, at most (Redis may be away)
 # a key out of streams: when to try again (a gone screen's seat is given back at its
 # stream's next write, a keep-alive at most KEEP_ALIVE_S away)
 STREAM_RETRY_S = math.ceil(KEEP_ALIVE_S)
@@ -111,12 +112,21 @@ async def _stream(
     try:
         await _write(request, response, head)
         # checked against the tombstones too: an erasure made on another process whose
-        # record has not reached this one (Kafka failed it, and the caller retries)
-        backlog = await hub.recheck(backlog)
+        # record has not reached this one (Kafka failed it, and the caller retries); while
+        # Redis cannot say, the backlog goes as checked when it came (the stream waiting
+        # on Redis would write nothing, not even keep-alives, and keep its seat)
+        try:
+            async with asyncio.timeout(BACKLOG_CHECK_S):
+                backlog = await hub.recheck(backlog)
+        except TimeoutError:
+            pass
         # what arrives while the backlog is sent, or twice, is passed already: once each
         for alert in backlog:
             if not position.passed(alert):
                 await hand_on(alert)
+        if position.event_id() != sent_id:  # it passed other queues' alerts after its last:
+            sent_id = position.event_id()  # where it is, should it go before the next one
+            await _write(request, response, _position_sse(sent_id))
         loop = asyncio.get_running_loop()
         # A screen gone is seen at the next write, or when a notice wakes the stream up:
         # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came

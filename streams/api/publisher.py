@@ -55,6 +55,7 @@ class KeyedPublisher:
         self._soon = False
         self._order = asyncio.Lock()  # batches reach the producer in publish order
         self._sending: set[asyncio.Task[None]] = set()
+        self._unsettled: set[asyncio.Future[None]] = set()  # publications not yet settled
 
     def publish(
         self, topic: str, records: Sequence[Record], linger: bool = True
@@ -75,6 +76,8 @@ class KeyedPublisher:
                 done.set_exception(RecordTooLarge(i, len(key) + len(value)))
                 return done
         self._pending.append((topic, records, done))
+        self._unsettled.add(done)
+        done.add_done_callback(self._unsettled.discard)
         if self._sent is not None:
             done.add_done_callback(self._tell)
         if not linger and not self._soon:
@@ -152,12 +155,23 @@ class KeyedPublisher:
         return future
 
     async def drain(self) -> None:
-        """Send what is queued and wait for it (at shutdown)."""
+        """Send what is queued and wait until Kafka has acknowledged it, or refused it
+        (at shutdown)."""
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._unsettled:  # shielded: a drain given up must not cancel them (see give_up)
+            await asyncio.gather(*map(asyncio.shield, self._unsettled), return_exceptions=True)
+
+    def give_up(self, why: str) -> int:
+        """Fail every publication Kafka has not acknowledged yet, with ``why`` (the
+        process stops: their callers hear of it, and count them); how many there were."""
+        unsettled = [done for done in self._unsettled if not done.done()]
+        for done in unsettled:
+            done.set_exception(ConnectionError(why))
+        return len(unsettled)
 
 
 def _handed(

@@ -460,7 +460,9 @@ class Recommender:
                 await self._fallbacks.drain()
                 await self._publisher.drain()
         except TimeoutError:
-            log.warning("decisions were still on their way to Kafka %g s after the API "
-                        "began to stop; not waiting longer", within_s)  # fmt: skip
+            given_up = self._publisher.give_up("the API stopped before Kafka acknowledged")
+            log.warning("%d publications of decisions were still on their way to Kafka %g s "
+                        "after the API began to stop; given up (counted in "
+                        "moments_publish_failures_total)", given_up, within_s)  # fmt: skip
             return False
         return True

@@ -168,7 +168,7 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
     store = _store(kafka_redis)
     ts_ms = int(time.time() * 1000)
     await store.decisions.record(
-        [DecisionRecord(c, f"d-{c}", ts_ms, b"{}") for c in ("c1", "c2", "c3")]
+        [DecisionRecord(c, f"d-{c}", ts_ms, b"{}") for c in ("c1", "c2", "c3", "c4")]
     )
     client = aioredis.Redis.from_url(kafka_redis.redis_url)
     try:
@@ -176,6 +176,8 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
         context = store.decisions._keys.for_customer("c3").context("d-c3")
         await client.delete(context)
         await client.rpush(context, "not a context")  # claimed, and read as none
+        # not UTF-8 (another client's, or corrupted): it failed the whole context read
+        await client.set(store.decisions._keys.for_customer("c4").context("d-c4"), b"\xff{")
     finally:
         await client.aclose()
     records = [
@@ -183,7 +185,7 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
                         value=json.dumps({"decision_id": f"d-{c}", "customer_id": c,
                                           "offer_id": "book-club", "outcome": "accepted",
                                           "ts": "2026-12-01T10:00:00Z"}).encode())
-        for n, c in enumerate(("c1", "c2", "c3"))
+        for n, c in enumerate(("c1", "c2", "c3", "c4"))
     ]  # fmt: skip
     metrics = Metrics()
     letters, dead_letter = _letters()
@@ -204,9 +206,10 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
             await client.aclose()
         count = metrics.registry.get_sample_value
         assert count("moments_learning_outcomes_total", {"result": "corrupt_keys"}) == 1
-        assert count("moments_outcomes_total", {"outcome": "accepted"}) == 2
-        # c1's context is no offer decision's (as written here); c3's is unreadable
-        assert count("moments_learning_outcomes_total", {"result": "not_an_offer_decision"}) == 1
+        assert count("moments_outcomes_total", {"outcome": "accepted"}) == 3
+        # c1's context is no offer decision's (as written here), nor c4's, which is no
+        # UTF-8; c3's is unreadable
+        assert count("moments_learning_outcomes_total", {"result": "not_an_offer_decision"}) == 2
         assert count("moments_learning_outcomes_total", {"result": "bad_context"}) == 1
     finally:
         await store.close()

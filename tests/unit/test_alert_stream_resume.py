@@ -421,3 +421,52 @@ async def test_the_backlog_is_checked_against_the_tombstones() -> None:
     assert b'"c-1"' not in stream and b'"iv-1"' not in stream
     assert "c-1" in hub.erased_lately  # and dropped from the buffer
     assert [a.id for a in hub.since(StreamPosition(), None)] == ["0-2"]
+
+
+async def test_a_stream_opened_while_redis_is_away_still_sends_its_backlog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backlog's tombstone check waited on Redis for as long as it was away: the
+    stream wrote nothing, not even keep-alives, and held its seat."""
+    from feature_store import StoreUnavailable
+
+    async def redis_away(customer_ids: Sequence[str]) -> list[bool]:
+        raise StoreUnavailable("ConnectionError: Redis went away")
+
+    monkeypatch.setattr(alert_stream, "BACKLOG_CHECK_S", 0.2)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", redis_away, REFS,
+                   retry_s=0.05)  # fmt: skip
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    hub.publish([alert(1, "c-1")])  # checked when it came
+    stream = await read_stream(hub, None, b'"iv-1"')
+    assert b'"iv-1"' in stream
+
+
+async def test_a_queue_screen_resuming_soon_after_it_connected_is_told_no_false_gap() -> None:
+    """Its last id named only the partitions before its last alert: a partition of other
+    queues' alerts later in the backlog was unnamed, and a resume then told a gap there
+    (the console's "some alerts were missed") though nothing was."""
+
+    def queued_at(partition: int, n: int, queue: str) -> Alert:
+        found = queued(n, queue)
+        return Alert(f"{partition}-{n}", found.intervention, found.raw)
+
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    # a fresh process on a topic with history reads each partition from near its end
+    hub._kept_from, hub._alerts_read = {0: 0, 1: 50}, {0: 3, 1: 52}
+    hub.publish([queued_at(0, 1, "vip"), queued_at(0, 2, "vip"),
+                 queued_at(1, 50, "billing"), queued_at(1, 51, "billing")])  # fmt: skip
+    hub.ready.set()
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH, params={"queue": "vip"})
+        first = await asyncio.wait_for(reply.content.readuntil(b"event: position\n"), 5)
+        hub.close_all()
+    last = first.split(b"id: ")[-1].split(b"\n")[0].decode()
+    assert last == "0-2.1-51"  # the billing alerts passed, named before any drop
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", params={"queue": "vip"},
+                                 headers={**AUTH, "Last-Event-ID": last})  # fmt: skip
+        head = await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
+        hub.close_all()
+        head += await asyncio.wait_for(reply.content.read(), 5)
+    assert b"event: gap" not in head

@@ -224,15 +224,16 @@ def test_a_sighup_says_the_file_is_written_and_takes_it_up_at_once(setup: Setup)
     assert holder.current.version == "2"
 
 
-def test_a_change_under_the_same_version_is_refused(
+def test_a_change_under_the_same_version_is_applied_with_a_warning(
     setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Applied, it was told by nothing: the version metric and every decision's
-    catalogue_version stayed, so no one could tell which content a process used."""
+    """Applied silently, it was told by nothing: the version metric and every decision's
+    catalogue_version stayed. Refused, the running processes would split from those that
+    start with it, under one name: it is applied, and the warning says to version it."""
     path, holder, reloader, recorder = setup
     write(path, catalogue_toml("1", "shop"))  # newsletter gone, still version 1
     with caplog.at_level(logging.WARNING, "streams.catalogue_reload"):
-        assert settled(reloader) == REFUSED
-    assert [o.offer_id for o in holder.current.offers] == ["shop", "newsletter"]
-    assert recorder.calls == [("1", REFUSED)]
+        assert settled(reloader) == APPLIED
+    assert [o.offer_id for o in holder.current.offers] == ["shop"]
+    assert recorder.calls == [("1", APPLIED)]
     assert "its version did not" in caplog.records[0].getMessage()

@@ -29,7 +29,9 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, ContactCeilings, CustomerFeatures, Fact, StoreUnavailable
 from feature_store.records import DecisionRecord
 from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue, decode_next_best_offer
+from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
+from tests.unit.test_publisher_handover import Batch
 
 READ_S = 0.01
 WRITE_S = 0.03
@@ -314,33 +316,38 @@ async def test_spending_counted_before_its_record_replied_counts_once() -> None:
     assert store.budgets.counts["voucher"] == 5
 
 
-class Stalled(Published):
-    """A publisher whose Kafka never acknowledges (a broker away at shutdown)."""
+class NeverAcknowledged:
+    """A producer whose broker takes batches and never answers (away at shutdown)."""
 
     def __init__(self) -> None:
-        self.pending: list[asyncio.Future[None]] = []
+        self.handed: list[asyncio.Future[Any]] = []
 
-    def publish(self, topic: str, records: Sequence[Any]) -> asyncio.Future[None]:
-        self.pending.append(asyncio.get_running_loop().create_future())
-        return self.pending[-1]
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
 
-    async def drain(self) -> None:  # as KeyedPublisher's: what is still being sent
-        await asyncio.gather(*(f for f in self.pending if not f.done()))
+    def create_batch(self) -> Any:
+        return Batch()
+
+    async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        self.handed.append(asyncio.get_running_loop().create_future())
+        return self.handed[-1]
 
 
-async def test_draining_at_shutdown_gives_up_after_its_time() -> None:
+async def test_draining_at_shutdown_gives_up_after_its_time_and_counts_it() -> None:
     """A broker away held the API's stop for the producer's 40 s per batch: past the
     orchestrator's grace period, it was killed without closing Redis or its log."""
     policy = RuleBasedOfferPolicy(
         CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
     )
-    publisher, failed = Stalled(), []
-    rec = Recommender(SlowStore({"c1": KNOWN}), policy, publisher, "nbo", budget_s=1.0,  # type: ignore[arg-type]
+    producer, failed = NeverAcknowledged(), []
+    publisher = KeyedPublisher(producer, linger_s=0.0)  # type: ignore[arg-type]
+    rec = Recommender(SlowStore({"c1": KNOWN}), policy, publisher, "nbo", budget_s=1.0,
                       publish_failed=failed.append)  # fmt: skip
     assert await rec.recommend("c1", "email", 3) is not None
-    await until(lambda: publisher.pending)
+    await until(lambda: producer.handed)  # handed over, never acknowledged
     started = asyncio.get_running_loop().time()
     assert await rec.drain(within_s=0.2) is False
     assert asyncio.get_running_loop().time() - started < 2
-    assert failed == [1]  # given up: counted as not delivered (moments_publish_failures_total)
+    await until(lambda: failed)
+    assert failed == [1]  # given up: counted (moments_publish_failures_total)
     assert await rec.drain(within_s=0.2) is True  # nothing left to wait for
