@@ -217,6 +217,13 @@ async def bench_http(
             "recommendations_at_half_max": {"rate": round(half, 1), **paced},
             "p99_ms_by_round_at_half_max": [r["latency_ms_p99"] for r in paced_runs],
             "redis_forks_by_round_at_half_max": [r["redis_forks"] for r in paced_runs],
+            # which runs the errors and fallbacks counted below came from
+            "not_done_by_round": {
+                "trivial_route": [r["trivial_route"]["not_done"] for r in full_speed],
+                "recommendations": [r["recommendations"]["not_done"] for r in full_speed],
+                "recommendations_at_half_max": [r["not_done"] for r in paced_runs],
+                "trivial_route_at_the_same_rate": trivial_paced["not_done"],
+            },
             "trivial_route_at_the_same_rate": {"rate": round(half, 1), **trivial_paced},
             "p99_over_trivial_at_the_same_rate": round(
                 paced["latency_ms_p99"] / trivial_paced["latency_ms_p99"], 3
