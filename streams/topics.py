@@ -74,6 +74,8 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
         for name, configs in TOPIC_CONFIGS.items():
             if settings.topic(name) in existing:
                 await keep_topic_configs(admin, settings.topic(name), configs)
+        if settings.topic(TOUCHPOINTS) in existing:
+            await _warn_if_few_partitions(admin, settings)
         wanted = [t for t in ALL_TOPICS if settings.topic(t) not in existing]
         if not wanted:
             return []
@@ -100,6 +102,27 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
         return created
     finally:
         await admin.close()
+
+
+async def _warn_if_few_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> int:
+    """Warn when ``touchpoints`` has fewer partitions than ``MOMENTS_TOPIC_PARTITIONS``
+    (made by a producer with the broker's default, or by hand): no more workers than it
+    has partitions take part, and one more is never ready (a rollout that starts no
+    worker before stopping one stalls). Its partition count (0: not described)."""
+    topic = settings.topic(TOUCHPOINTS)
+    try:
+        described = await admin.describe_topics([topic])
+    except KafkaError:  # no word: said nothing
+        return 0
+    found = next((len(t.get("partitions", [])) for t in described if t.get("topic") == topic), 0)
+    if 0 < found < settings.topic_partitions:
+        log.warning(
+            "topic %s has %d partitions, fewer than MOMENTS_TOPIC_PARTITIONS (%d): at most "
+            "%d workers take part, and another is never ready (a rollout or autoscaler "
+            "counting on %d stalls); add partitions to it, or lower the setting",
+            topic, found, settings.topic_partitions, found, settings.topic_partitions,
+        )  # fmt: skip
+    return found
 
 
 async def keep_topic_configs(

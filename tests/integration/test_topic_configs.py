@@ -119,3 +119,30 @@ async def test_topics_the_broker_refuses_to_create_are_an_error_not_created(
         assert not {settings.topic(t) for t in ALL_TOPICS} & set(await admin.list_topics())
     finally:
         await admin.close()
+
+
+async def test_a_touchpoints_topic_with_fewer_partitions_than_the_setting_is_warned_of(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Made with the broker's default of one partition (a producer's first send), it let
+    one worker take part: the others were never ready, and a rollout stalled, unsaid."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=4,
+                        topic_prefix=f"few-{uuid.uuid4().hex[:8]}-")  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topic("touchpoints"), 1, 1)])
+        for _ in range(100):  # until the broker's metadata lists it, as at a restart
+            if settings.topic("touchpoints") in await admin.list_topics():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        await ensure_topics(settings)
+    assert "has 1 partitions, fewer than MOMENTS_TOPIC_PARTITIONS (4)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=1,
+                                     topic_prefix=settings.topic_prefix))  # fmt: skip
+    assert "fewer than" not in caplog.text
