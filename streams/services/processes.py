@@ -33,7 +33,9 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-PORT_CLAIMS = Path(tempfile.gettempdir()) / "moments-port-claims.json"
+# one per user: another user's file in the shared temp folder cannot be opened (Linux's
+# protected_regular), which left claims unmade for good
+PORT_CLAIMS = Path(tempfile.gettempdir()) / f"moments-port-claims-{os.getuid()}.json"
 PORT_CLAIM_S = 120.0  # long enough for the slowest service to bind the port it was given
 
 
@@ -46,13 +48,17 @@ def free_port(claims: Path = PORT_CLAIMS) -> int:
     another process claimed are passed over.
     """
     with contextlib.ExitStack() as held:
+        taken: dict[int, float] = {}
         try:
             file = held.enter_context(claims.open("a+"))
             fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
             file.seek(0)
-            taken = {int(p): float(t) for p, t in json.loads(file.read() or "{}").items()}
-        except (OSError, ValueError, TypeError, AttributeError):  # the kernel's word alone
-            file, taken = None, {}
+        except OSError:  # the kernel's word alone
+            file = None
+        # garbled (a process stopped mid-write): none taken, and the file written anew
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            if file is not None:
+                taken = {int(p): float(t) for p, t in json.loads(file.read() or "{}").items()}
         now = time.time()
         taken = {p: t for p, t in taken.items() if now - t < PORT_CLAIM_S}
         for _ in range(100):

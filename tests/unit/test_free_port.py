@@ -65,4 +65,6 @@ def test_an_unreadable_claims_file_leaves_the_choice_to_the_kernel(
     claims.write_text("not json")
     monkeypatch.setattr(processes.socket, "socket", KernelPicks([40005, 40007]))
     assert free_port(claims) == 40005
+    # garbled, it is written anew (it was left garbled, and claims unmade for good)
+    assert {int(p) for p in json.loads(claims.read_text())} == {40005}
     assert free_port(tmp_path / "no-such-dir" / "claims.json") == 40007
