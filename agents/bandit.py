@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +37,13 @@ class Ranked:
 
 
 class _Arm:
-    __slots__ = ("a_inv", "b", "n")
+    __slots__ = ("a_inv", "at", "b", "n")
 
     def __init__(self, dimension: int, ridge: float) -> None:
         self.a_inv: NDArray[np.float64] = np.eye(dimension) / ridge
         self.b: NDArray[np.float64] = np.zeros(dimension)
         self.n = 0
+        self.at: float | None = None  # when it last learned (epoch seconds), if told
 
 
 # Up to this many learned arms, every one is scored at once (taking out the eligible
@@ -110,9 +111,15 @@ class LinUCBOffers:
         mean, _ = self._estimate(np.asarray(x, dtype=np.float64), arm)
         return min(max(mean, 0.0), 1.0)
 
-    def learn_one(self, x: Sequence[float], arm: str, reward: float) -> None:
+    def learn_one(
+        self, x: Sequence[float], arm: str, reward: float, at: float | None = None
+    ) -> None:
+        """Learn ``reward`` for ``arm`` in context ``x``; ``at``: when (epoch seconds),
+        kept to know arms no outcome has taught for long (see :meth:`retire`)."""
         v = np.asarray(x, dtype=np.float64)
         state = self._arm(arm)
+        if at is not None:
+            state.at = at
         av = state.a_inv @ v
         state.a_inv -= np.outer(av, av) / (1.0 + v @ av)  # Sherman-Morrison
         state.b += reward * v
@@ -174,9 +181,34 @@ class LinUCBOffers:
             "updates": self.updates,
             "arms": {
                 name: {"a_inv": arm.a_inv.tolist(), "b": arm.b.tolist(), "n": arm.n}
+                | ({} if arm.at is None else {"at": arm.at})
                 for name, arm in sorted(self.arms.items())
             },
         }
+
+    def retire(self, offered: Collection[str], idle_s: float, now: float) -> list[str]:
+        """Drop the arms of offers no longer ``offered`` that learned nothing for
+        ``idle_s`` (retired campaigns: every snapshot, and every process reloading it,
+        would carry them for good); the names dropped. An arm with no time yet (learned
+        before times were kept) is timed from ``now``.
+
+        >>> model = LinUCBOffers(dimension=1)
+        >>> model.learn_one([1.0], "summer", 1.0, at=0.0)
+        >>> model.learn_one([1.0], "winter", 1.0, at=90.0)
+        >>> model.learn_one([1.0], "old", 1.0)
+        >>> model.retire({"winter"}, idle_s=50.0, now=100.0), sorted(model.arms)
+        (['summer'], ['old', 'winter'])
+        """
+        gone = []
+        for name, arm in list(self.arms.items()):
+            if name in offered:
+                continue
+            if arm.at is None:
+                arm.at = now
+            elif now - arm.at > idle_s:
+                del self.arms[name]
+                gone.append(name)
+        return gone
 
     def widened(self, dimension: int) -> LinUCBOffers:
         """The model for a context with features added at its end: each arm learned
@@ -201,7 +233,7 @@ class LinUCBOffers:
             grown = _Arm(dimension, self.ridge)
             grown.a_inv[: self.dimension, : self.dimension] = arm.a_inv
             grown.b = np.concatenate([arm.b, np.zeros(added)])
-            grown.n = arm.n
+            grown.n, grown.at = arm.n, arm.at
             wide.arms[name] = grown
         return wide
 
@@ -222,6 +254,7 @@ class LinUCBOffers:
             restored.a_inv = np.asarray(arm["a_inv"], dtype=np.float64)
             restored.b = np.asarray(arm["b"], dtype=np.float64)
             restored.n = int(arm["n"])
+            restored.at = None if arm.get("at") is None else float(arm["at"])
             if restored.a_inv.shape != (model.dimension, model.dimension) or (
                 restored.b.shape != (model.dimension,)
             ):

@@ -234,6 +234,7 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
         moments.settings.kafka_bootstrap,
         moments.settings.topic(topics.OFFER_OUTCOMES),
         _raw_topic(app, moments.settings.topic(topics.OFFER_OUTCOMES_DLQ)).send,
+        offered=lambda: {o.offer_id for o in moments.catalogue.current.offers},
     )
 
     risk_learner = RiskLearner(

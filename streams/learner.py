@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,9 @@ from streams.topics import topic_partitions
 log = logging.getLogger(__name__)
 NO_CONTEXT = "its decision is not stored (expired, unknown, or not recorded yet)"
 PARTITIONS_EVERY_S = 30.0  # how often a learner looks for partitions added to its topic
+# an offer gone from the catalogue whose arm has learned nothing this long leaves the model
+# (its decisions' contexts, which outcomes need, are kept 7 days)
+ARM_IDLE_S = 30 * 86_400
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
@@ -217,10 +220,14 @@ class OfferLearner(SnapshotLearner):
     def __init__(self, store: FeatureStore, holder: ModelHolder, metrics: Metrics,
                  bootstrap: str, topic: str, dead_letter: DeadLetterSend,
                  publish_every_s: float = 2.0,
-                 partitions_every_s: float = PARTITIONS_EVERY_S) -> None:  # fmt: skip
+                 partitions_every_s: float = PARTITIONS_EVERY_S,
+                 offered: Callable[[], Collection[str]] | None = None) -> None:  # fmt: skip
         super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
         self._holder = holder
         self._dead_letter = dead_letter
+        # the offer ids of the catalogue in use: the arms of others that have learned
+        # nothing for ARM_IDLE_S leave the model when it is published (None: none do)
+        self._offered = offered
         self._model = LinUCBOffers(DIMENSION)
         self._logloss = RewardLogLoss()
 
@@ -233,6 +240,11 @@ class OfferLearner(SnapshotLearner):
         self._published(version)
 
     def _state(self) -> dict[str, Any]:
+        if self._offered is not None:
+            gone = self._model.retire(self._offered(), ARM_IDLE_S, time.time())
+            if gone:
+                log.info("%d offers no longer in the catalogue left the model (no outcome "
+                         "for %d days)", len(gone), ARM_IDLE_S // 86_400)  # fmt: skip
         return self._model.to_dict()
 
     def _published(self, version: int) -> None:
@@ -305,7 +317,7 @@ class OfferLearner(SnapshotLearner):
                 continue
             predicted = self._model.predict_one(example.x, example.arm)
             self._logloss.update(example.reward, predicted)
-            self._model.learn_one(example.x, example.arm, example.reward)
+            self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
             learned += 1
         self._metrics.learning.labels("learned").inc(learned)
         loss = self._logloss.get()

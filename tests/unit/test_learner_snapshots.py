@@ -77,3 +77,24 @@ def test_a_snapshot_of_the_first_context_layout_is_widened_and_learns_on() -> No
     assert learner._model.predict_one(sms, "promo") < learner._model.predict_one(
         widened(short), "promo"
     )
+
+
+def test_offers_gone_from_the_catalogue_leave_the_published_model_once_idle() -> None:
+    """Every arm ever learned stayed in every snapshot: with campaigns rotating, each
+    process reloaded (and each ranking scored) more arms month after month."""
+    import time
+
+    from streams.learner import ARM_IDLE_S
+
+    offered = {"summer"}
+    learner = OfferLearner(None, ModelHolder(), None, "", "", None,  # type: ignore[arg-type]
+                           offered=lambda: offered)  # fmt: skip
+    learner._start(None, 1)
+    x, now = [0.5] * DIMENSION, time.time()
+    learner._model.learn_one(x, "summer", 1.0, at=now - 2 * ARM_IDLE_S)  # still offered
+    learner._model.learn_one(x, "spring", 1.0, at=now - 2 * ARM_IDLE_S)  # retired, idle
+    learner._model.learn_one(x, "winter", 1.0, at=now - 60)  # retired, outcomes still come
+    state = learner._state()
+    assert sorted(state["arms"]) == ["summer", "winter"]
+    restored = LinUCBOffers.from_dict(state)  # the times go with the snapshot
+    assert restored.arms["winter"].at == learner._model.arms["winter"].at
