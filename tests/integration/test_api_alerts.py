@@ -205,6 +205,8 @@ async def test_only_screens_that_may_show_a_customer_hear_of_their_erasure(
                 "erasure", {"customer_id": gone, "customer_ref": REFS(gone)},
             )  # fmt: skip
             notice = await resumed.next()
+            if notice.event == "position":  # past iv-1, a vip alert its backlog passed
+                notice = await resumed.next()
             assert (notice.event, notice.json) == ("erasure", {"customer_ref": REFS(gone)})
             await send(pipeline, intervention(3, "billing", kept))
             later = await billing.next()  # the next thing this screen hears: no erasure
