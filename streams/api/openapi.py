@@ -297,7 +297,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "the resumed position that are no longer buffered; "
                                "`event: position`, with an id and `{}`, tells where the "
                                "stream is after alerts the screen was not sent (other "
-                               "queues'), for it to resume from. A key "
+                               "queues') or a gap it was told, for it to resume from. A key "
                                "holds at most `MOMENTS_API_MAX_STREAMS_PER_KEY` streams "
                                "open at once; one more is answered 429 "
                                "`too_many_streams`.",
