@@ -34,6 +34,7 @@ from schemas import (
     WebClick,
 )
 from schemas.decisions import Priority
+from schemas.touchpoints import queue_named
 
 NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")
 HOUR = 3600
@@ -200,11 +201,6 @@ def too_late(alert: Intervention, rules: InterventionRules, sent: datetime | Non
     return (alert.ts - began).total_seconds() > rules.max_age_s
 
 
-def _queue_named(call: Call) -> str | None:
-    """The queue a call came in on; none for a blank name (an alert for every screen)."""
-    return call.queue if call.queue and not call.queue.isspace() else None
-
-
 def intervention_id_for(kind: str, trigger_event_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{trigger_event_id}"))
 
@@ -323,7 +319,7 @@ def interventions_for(
     valuable = features.value >= rules.high_value
     match event:
         case Call(status="started", direction="inbound", reason=reason):
-            queue = _queue_named(event)
+            queue = queue_named(event.queue)
             if reason == "cancel":
                 wanted.append(("save_desk", 1, ["call_reason:cancel"], queue or "retention"))
             if features.segment == "at_risk":
@@ -349,7 +345,7 @@ def interventions_for(
         if calls:  # the call already asks for one: it says the risk crossed too
             calls[0].append(crossed)
         else:
-            queue = _queue_named(event) if isinstance(event, Call) else "retention"
+            queue = queue_named(event.queue) if isinstance(event, Call) else "retention"
             wanted.append(("retention_call", 2, [crossed], queue))
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     if (back and might_intervene(event) and not welcomed_back(features, back)

@@ -75,6 +75,16 @@ MAX_AMOUNT = 1e12
 MAX_REACH = 10**10
 
 
+def queue_named(queue: str | None) -> str | None:
+    """A contact-centre queue as named, none for a blank name: an alert for no queue in
+    particular, which every screen shows.
+
+    >>> queue_named("billing"), queue_named(""), queue_named("  "), queue_named(None)
+    ('billing', None, None, None)
+    """
+    return queue if queue and not queue.isspace() else None
+
+
 class Call(Touchpoint, tag="call", frozen=True, kw_only=True):
     status: Literal["started", "ended"]
     direction: Literal["inbound", "outbound"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from schemas import Intervention
+from schemas.touchpoints import queue_named
 from streams.api.screen_erasures import Erased
 
 # Kafka's partitions are 32-bit and its offsets 64-bit: an id with longer numbers is not ours
@@ -122,8 +123,7 @@ def for_queue(alert: Alert, queue: str | None) -> bool:
     >>> [for_queue(alert(q), "retention") for q in ("retention", "billing", None, "", " ")]
     [True, False, True, True, True]
     """
-    named = alert.intervention.queue
-    return queue is None or not named or named.isspace() or named == queue
+    return queue is None or queue_named(alert.intervention.queue) in (None, queue)
 
 
 def _number(text: str, digits: int) -> bool:
