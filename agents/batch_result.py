@@ -78,4 +78,4 @@ def failure_reason(stage: str, exc: BaseException) -> str:
     >>> failure_reason("decision", ValueError("no offer"))
     'decision failed: ValueError: no offer'
     """
-    return f"{stage} failed: {type(exc).__name__}: {exc}"[:500]
+    return f"{stage} failed: {type(exc).__name__}: {exc}"

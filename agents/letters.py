@@ -23,6 +23,7 @@ from agents.letter_headers import (
     SOURCE_PARTITION,
     SOURCE_TOPIC,
     TRUNCATED_FROM,
+    error_text,
 )
 
 
@@ -128,7 +129,6 @@ LETTER_MAX = 900_000
 # The longest key a letter keeps (a customer id is at most 256 characters); a longer
 # one is replaced by its SHA-256 digest, so that a letter of any record fits.
 LETTER_KEY_MAX = 1024
-ERROR_MAX = 1000  # the longest reason a letter gives (characters)
 
 
 def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, bytes]]:
@@ -138,7 +138,7 @@ def dead_letter_headers(record: SourceRecord, error: str) -> list[tuple[str, byt
         (SOURCE_TOPIC, record.topic.encode()),
         (SOURCE_PARTITION, str(record.partition).encode()),
         (SOURCE_OFFSET, str(record.offset).encode()),
-        (ERROR, error[:ERROR_MAX].encode()),
+        (ERROR, error_text(error).encode()),
     ]
     if record.redriven_from:
         headers.append((REDRIVEN_FROM, record.redriven_from[:LETTER_NAME_MAX]))

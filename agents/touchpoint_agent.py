@@ -169,7 +169,7 @@ def register_touchpoint_agent(
 
     async def give_up(records: list[SourceRecord], exc: Exception) -> bool:
         """A batch that keeps failing for a reason other than an outage: dead-letter it."""
-        return await set_aside(records, f"batch failed {max_attempts} times: {_reason(exc)}"[:500])
+        return await set_aside(records, f"batch failed {max_attempts} times: {_reason(exc)}")
 
     batches = BatchRetries(
         handle=handler.handle, emit=emit, confirm=handler.confirm, give_up=give_up,
@@ -184,7 +184,7 @@ def register_touchpoint_agent(
             return await batches.run(records)
         except Exception as exc:  # a fault in Moments itself; cancellation goes on
             log.exception("batch of %d events failed unexpectedly", len(records))
-            return await set_aside(records, f"batch failed: {_reason(exc)}"[:500])
+            return await set_aside(records, f"batch failed: {_reason(exc)}")
 
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:

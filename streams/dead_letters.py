@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from agents.letter_headers import (
+    CUT,
     ERROR,
     FIRST_HANDLED,
     FIRST_LETTERED,
@@ -36,6 +37,7 @@ from agents.letter_headers import (
     SOURCE_PARTITION,
     SOURCE_TOPIC,
     TRUNCATED_FROM,
+    UNMARKED_CUTS,
 )
 from schemas import LetterRedriven, place
 from schemas.errors import decode_wire
@@ -215,11 +217,25 @@ def masked(text: str, customers: Iterable[str]) -> str:
     "KeyError: '<customer>' after <customer>"
     >>> masked(repr(KeyError("DOMAIN\\jsmith")), {"DOMAIN\\jsmith"})
     "KeyError('<customer>')"
+
+    A reason cut short where its letter was written may end part way through a
+    customer id; that part is masked too:
+
+    >>> masked("no profile for c-42 nor c-4…", {"c-42"})
+    'no profile for <customer> nor <customer>…'
     """
-    forms = {form for customer in customers if customer
-             for form in (customer, repr(customer)[1:-1], json.dumps(customer)[1:-1])}  # fmt: skip
-    for form in sorted(forms, key=len, reverse=True):
+    forms = sorted({form for customer in customers if customer
+                    for form in (customer, repr(customer)[1:-1], json.dumps(customer)[1:-1])},
+                   key=len, reverse=True)  # fmt: skip
+    cut = text.endswith(CUT) or len(text) in UNMARKED_CUTS
+    for form in forms:
         text = text.replace(form, "<customer>")
+    if cut:
+        body = text.removesuffix(CUT)
+        part = max((n for form in forms for n in range(1, len(form)) if body.endswith(form[:n])),
+                   default=0)  # fmt: skip
+        if part:
+            text = body[:-part] + "<customer>" + text[len(body) :]
     return text
 
 

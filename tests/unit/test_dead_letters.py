@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agents.letters import SourceRecord, dead_letter_headers
 from streams.dead_letters import (
     TOP_REASONS,
     DeadLetter,
@@ -291,3 +292,28 @@ def test_an_error_a_batch_shares_is_shown_with_no_customer_of_the_report_named()
         summary.add(letter(offset=n, error=shared, key=customer))
     reasons = summary.report()["touchpoints"]["top_reasons"]
     assert reasons == [{"reason": "batch failed 3 times: KeyError: '<customer>'", "letters": 3}]
+
+
+@pytest.mark.parametrize("at", range(988, 999))  # where the id starts: the cut keeps 999
+def test_a_reason_cut_where_it_was_written_shows_no_part_of_a_customer_id(at: int) -> None:
+    """A reason longer than a letter keeps is cut, perhaps part way through an id it
+    quotes: the part left is masked as the whole would be."""
+    error = "decision failed: " + "x" * (at - 28) + "KeyError: 'cust-000042' and more"
+    assert error.index("cust-") == at
+    record = SourceRecord("touchpoints", 0, 7, b"cust-000042", b"{}")
+    headers = dead_letter_headers(record, error)
+    read = DeadLetter.of("touchpoints-dlq", 0, 1, T0, b"cust-000042", b"{}", headers)
+    assert len(read.error) == 1000 and read.error.endswith("\u2026")
+    assert not {read.reason[-n - 1 : -1] for n in range(1, 12)} & {
+        "cust-000042"[:n] for n in range(1, 12)
+    }
+    assert read.reason.endswith("'<customer>\u2026")
+    assert read.reason.startswith("decision failed: xxx")
+
+
+def test_a_reason_cut_by_an_older_worker_unmarked_is_masked_to_its_end() -> None:
+    old = letter(error=("batch failed: " + "y" * 471 + "KeyError: 'cust-1'")[:500])
+    assert len(old.error) == 500 and old.error.endswith("'cust")
+    assert old.reason.endswith("KeyError: '<customer>")
+    uncut = letter(error="invalid: cus")  # not cut: a short reason stays as written
+    assert uncut.reason == "invalid: cus"
