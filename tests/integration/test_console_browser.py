@@ -497,7 +497,8 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
     shown again though their cards were dropped, a gap is told, erased customers' cards
     go whether the erasure names them by ref or by id, retries after an HTTP
-    error keep the queue and key of the last Connect (not what was typed since), an
+    error keep the queue and key of the last Connect (not what was typed since) and wait
+    as long as the server's Retry-After says, an
     acknowledgement keeps another tab's and shows its own time after a reload."""
     asked: list[dict[str, str]] = []
     closing = asyncio.Event()
@@ -520,7 +521,8 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
         asked.append({**request.query, "header": request.headers.get("Last-Event-ID", "")})
         script = scripts.pop(0) if scripts else None
         if isinstance(script, int):
-            return web.json_response({"error": "down", "message": "down"}, status=script)
+            return web.json_response({"error": "down", "message": "down"}, status=script,
+                                     headers={"Retry-After": "3"})  # fmt: skip
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(script or scripted_sse(range(351)))
@@ -564,6 +566,9 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
         "document.getElementById('status-text').textContent.startsWith('Offline')",
         20, "the retry to be scheduled",
     )  # fmt: skip
+    # when the server said to come back (3 s), not the console's first wait of 2 s
+    status = await page.js("document.getElementById('status-text').textContent")
+    assert status == "Offline · retrying in 3 s", status
     await page.js("document.getElementById('queue').value = 'typed'; "
                   "document.getElementById('api-key').value = 'typed-key'")  # fmt: skip
     await page.wait_for("document.getElementById('status').dataset.state === 'live'", 20,
