@@ -73,6 +73,12 @@ RESOLUTIONS = (
     Resolution("d", DAY_MS, 31),  # 7 d and 30 d windows
     Resolution("k", 7 * DAY_MS, 53),  # 365 d window
 )
+# When each offer was last shown (profile fields ``last_shown:<offer>``) is kept for the
+# days ending with the newest day of the customer's contacts (as apply.lua, which names
+# the figure too): longer than the longest cool-down an offer may have (366 days), so
+# that dropping one holds back nothing, with offers rotating in and out of the catalogue.
+SHOWN_KEPT_DAYS = 367
+LAST_SHOWN = "last_shown:"
 
 CHANNEL_OF_TYPE = {
     "web_click": "web",
@@ -308,7 +314,7 @@ def offers_shown_fact(
         ("max", f"last_contact:{channel}", ms),
     ]
     for offer in sorted(set(offer_ids)):
-        ups += [("max", f"last_shown:{offer}", ms), ("wd", f"offer:{offer}", "1")]
+        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1")]
     fact_id = contact_id(decision_id, offer_ids)
     return Fact(fact_id, customer_id, int(ms), tuple(ups), contact=True, ceilings=ceilings,
                 decision_id=decision_id)  # fmt: skip

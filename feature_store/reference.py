@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from feature_store.facts import (
     DAY_MS,
     GRANT_LEAD_MS,
+    LAST_SHOWN,
     RESOLUTIONS,
+    SHOWN_KEPT_DAYS,
     WITHDRAWAL_FIELDS,
     ContactCeilings,
     Fact,
@@ -109,7 +111,18 @@ class CustomerState:
             letter, idx = head[:1], head[1:]
             if sep and letter in prune_to and idx.isdigit() and int(idx) <= prune_to[letter]:
                 del w[key]
+        shown_from = None  # when an offer shown is too long ago to keep (see SHOWN_KEPT_DAYS)
+        day = next((r for r in resolutions if r.name == "d"), None)
+        if fact.contact and day is not None:
+            shown_from = (live_from["d"] + day.keep - SHOWN_KEPT_DAYS) * day.size_ms
+            if "d" in prune_to:
+                for key, when in list(self.profile.items()):
+                    if key.startswith(LAST_SHOWN) and _number(when) < shown_from:
+                        del self.profile[key]
         for op, key, value in fact.updates:
+            shown = op in ("max", "min") and key.startswith(LAST_SHOWN)
+            if shown and shown_from is not None and float(value) < shown_from:
+                continue  # too long ago to keep
             self._update(w, op, key, value, ts, bucket, live_from)
         self.optouts = {}
         for f in WITHDRAWAL_FIELDS:
@@ -272,3 +285,12 @@ def _count_or_none(value: str) -> float:
         return float(value)
     except ValueError:
         return 0
+
+
+def _number(value: str) -> float:
+    """A field's value as apply.lua's ``tonumber`` reads it; one that is no number reads
+    as infinity (kept, where a prune compares it)."""
+    try:
+        return float(value)
+    except ValueError:
+        return float("inf")

@@ -65,8 +65,10 @@ for i, want in pairs({[1] = 'hash', [2] = 'hash', [3] = 'zset', [4] = 'zset',
   end
 end
 local resolutions, updates = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
-local size_of = {}
-for _, resolution in ipairs(resolutions) do size_of[resolution[1]] = resolution[2] end
+local size_of, keep_of = {}, {}
+for _, resolution in ipairs(resolutions) do
+  size_of[resolution[1]], keep_of[resolution[1]] = resolution[2], resolution[3]
+end
 -- a windowed update's field: the fact's bucket at resolution `name`
 local function window_field(name, field)
   return name .. string.format('%d', math.floor(ts / size_of[name])) .. '|' .. field
@@ -227,6 +229,23 @@ if prune then
     end
   end
 end
+-- When each offer was last shown (profile fields last_shown:<offer>) is kept for the 367
+-- days ending with the newest day of the customer's contacts (facts.py SHOWN_KEPT_DAYS),
+-- longer than any cool-down (366 days at most): an older time goes when that day moves
+-- on, and is not written by a contact applied later, whatever order the facts come in.
+local shown_from = nil
+if KEYS[2] == KEYS[7] and live_from['d'] then
+  shown_from = (live_from['d'] + keep_of['d'] - 367) * size_of['d']
+  if prune_to['d'] then
+    local fields = redis.call('HGETALL', profile)
+    for i = 1, #fields, 2 do
+      local at = tonumber(fields[i + 1])
+      if at and at < shown_from and string.sub(fields[i], 1, 11) == 'last_shown:' then
+        redis.call('HDEL', profile, fields[i])
+      end
+    end
+  end
+end
 
 local activity = false  -- the customer did something (facts.py counts it in `n`)
 for _, update in ipairs(updates) do
@@ -237,7 +256,9 @@ for _, update in ipairs(updates) do
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
     local v = tonumber(value)
-    if current == nil or (op == 'max' and v > current) or (op == 'min' and v < current) then
+    local expired = shown_from and v < shown_from and string.sub(field, 1, 11) == 'last_shown:'
+    if expired then  -- see shown_from: nothing to write
+    elseif current == nil or (op == 'max' and v > current) or (op == 'min' and v < current) then
       redis.call('HSET', profile, field, value)
     end
   elseif op == 'latest' then

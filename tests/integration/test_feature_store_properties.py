@@ -21,7 +21,7 @@ from feature_store import (
     offers_shown_fact,
     touchpoint_fact,
 )
-from feature_store.facts import RESOLUTIONS, Resolution
+from feature_store.facts import RESOLUTIONS, SHOWN_KEPT_DAYS, Resolution
 from feature_store.features import build_features
 from feature_store.reference import CustomerState
 from schemas import Call, Consent, Email, Purchase, SocialMention, Survey, WebClick
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 CUSTOMERS = ["alice", "bob", "carol"]
+OFFERS = ["book-club", "spring-sale", "winter-sale"]
 
 # Most events within the last day or month, some up to two years old (lifetime only),
 # and a few dated up to 15 minutes ahead (the clock skew a worker accepts).
@@ -96,8 +97,8 @@ def _run(services: Services, history: list[Any], split: int, contacts: Sequence[
         try:
             facts = [touchpoint_fact(e) for e in history]
             # plus contacts Moments made, also idempotent
-            facts += [
-                offers_shown_fact(f"d{i}", e.customer_id, "web", ["book-club"], e.ts)
+            facts += [  # offers come and go: when each was last shown is kept a year
+                offers_shown_fact(f"d{i}", e.customer_id, "web", [OFFERS[i % 3]], e.ts)
                 for i, e in enumerate(history[:5])
             ]
             facts += contacts  # with ceilings: applied unless over one
@@ -210,3 +211,26 @@ def test_window_edges(kafka_redis: Services, resolution: Resolution, order: str)
     if order == "newest_first":
         history.reverse()
     _run(kafka_redis, history, split=1)
+
+
+@pytest.mark.parametrize("order", ["oldest_first", "newest_first", "mixed"])
+def test_offers_shown_over_a_year_before_the_newest_contact_are_dropped(
+    kafka_redis: Services, order: str
+) -> None:
+    """When each offer was last shown goes once it is over SHOWN_KEPT_DAYS before the
+    customer's newest contact, in Redis as in the reference, whatever the order."""
+    days = {"gone": SHOWN_KEPT_DAYS + 3, "edge": SHOWN_KEPT_DAYS - 1, "kept": 200, "new": 0}
+    contacts = [offers_shown_fact(f"y-{offer}", "frank", "web", [offer], NOW - timedelta(days=d))
+                for offer, d in days.items()]  # fmt: skip
+    if order == "newest_first":
+        contacts.reverse()
+    elif order == "mixed":
+        contacts = [contacts[1], contacts[3], contacts[0], contacts[2]]
+    history = [WebClick(event_id="f0", customer_id="frank", ts=NOW, page="/p")]
+    _run(kafka_redis, history, split=1, contacts=contacts)
+    state = CustomerState()
+    for fact in [touchpoint_fact(history[0]), *contacts]:
+        state.apply(fact, NOW_MS)
+    assert {k for k in state.profile if k.startswith("last_shown:")} == {
+        "last_shown:edge", "last_shown:kept", "last_shown:new"
+    }  # fmt: skip

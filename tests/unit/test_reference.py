@@ -12,6 +12,7 @@ from feature_store.facts import (
     CONSENT_CHANNELS,
     GRANT_LEAD_MS,
     RESOLUTIONS,
+    SHOWN_KEPT_DAYS,
     Fact,
     Resolution,
     contact_id,
@@ -24,6 +25,7 @@ from feature_store.facts import (
 )
 from feature_store.reference import CustomerState
 from schemas import TouchpointEvent
+from schemas.catalogue import MAX_COOLDOWN_S
 from tests.unit.factories import (
     DAY_MS,
     HOUR_MS,
@@ -474,6 +476,36 @@ def test_offers_shown_and_interventions_are_recorded() -> None:
     assert contact_id("d1", ["o1", "o2"]) in state.seen and "i:i1" in state.seen
     assert state.apply(facts[0], T0_MS) == 0
     assert state.profile["shown:web"] == "2"
+
+
+def test_when_an_offer_was_last_shown_goes_once_a_year_older_than_the_newest_contact() -> None:
+    """Offers rotate in and out of the catalogue: the time each was last shown is kept
+    as long as a cool-down could need it (366 days at most), not for good."""
+    shown = {  # offer: days before T0
+        "gone": SHOWN_KEPT_DAYS + 3,  # over a year before the newest contact
+        "edge": SHOWN_KEPT_DAYS - 1,  # its day is the oldest kept
+        "kept": 200,
+    }
+    facts = [offers_shown_fact(f"d-{offer}", "c1", "web", [offer], at(days=-days))
+             for offer, days in shown.items()]  # fmt: skip
+    newest = offers_shown_fact("d-new", "c1", "email", ["new"], at(0))
+    for order in ([*facts, newest], [newest, *facts], [facts[1], newest, facts[0], facts[2]]):
+        state = apply_all([click(0), *order])
+        kept = {k for k in state.profile if k.startswith("last_shown:")}
+        assert kept == {"last_shown:edge", "last_shown:kept", "last_shown:new"}, order
+    # what was dropped held no cool-down back: the longest is a year
+    assert SHOWN_KEPT_DAYS * DAY_MS > MAX_COOLDOWN_S * 1000
+    # kept until the newest contact's day moves on: a contact the same day prunes nothing
+    state = apply_all(
+        [
+            click(0),
+            facts[0],
+            offers_shown_fact("d-x", "c1", "web", ["x"], at(days=-SHOWN_KEPT_DAYS - 2)),
+        ]
+    )
+    assert "last_shown:gone" in state.profile
+    # a touchpoint, however new, moves only its own windows: the contacts' day is theirs
+    assert "last_shown:gone" in apply_all([click(0), facts[0], click(60)]).profile
 
 
 # --------------------------------------------------------------------------------------
