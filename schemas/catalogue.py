@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -100,6 +101,19 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                    if o.offer_id in self.default_offers and o.daily_limit is not None]  # fmt: skip
         if limited:  # fallbacks are answered when the budgets cannot be read
             raise ValueError(f"default offers cannot have a daily_limit: {limited}")
+
+    def digest(self) -> str:
+        """A short fingerprint of what the catalogue says (not of how its file is laid
+        out): two processes with one version and different contents tell apart by it.
+
+        >>> def titled(title: str) -> OfferCatalogue:
+        ...     offer = Offer(offer_id="a", title=title, channels=["web"])
+        ...     return OfferCatalogue(version="v1", offers=[offer])
+        >>> one, two = titled("A"), titled("B")
+        >>> len(one.digest()), one.digest() == two.digest()
+        (12, False)
+        """
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()[:12]
 
     def daily_limits(self) -> dict[str, int]:
         """The offers with a daily budget across all customers, and their limits."""

@@ -223,7 +223,9 @@ class Metrics:
         for outcome in ("applied", "refused"):  # from 0: a first refusal is an increase
             self.catalogue_reloads.labels(outcome)
         self.catalogue_info = Gauge(
-            "moments_catalogue_info", "1 for the offer catalogue version in use.", ["version"],
+            "moments_catalogue_info",
+            "1 for the offer catalogue in use: its version, and a digest of its contents.",
+            ["version", "digest"],
             registry=r,
         )  # fmt: skip
         self.offer_budget_spent = Gauge(
@@ -327,7 +329,7 @@ class Metrics:
         if outcome is not None:
             self.catalogue_reloads.labels(outcome).inc()
         self.catalogue_info.clear()
-        self.catalogue_info.labels(catalogue.version).set(1)
+        self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
         limited = set(catalogue.daily_limits())
         if limited != self._budgeted:  # budgets gone or changed: no figures of old offers

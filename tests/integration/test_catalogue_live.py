@@ -23,7 +23,14 @@ import pytest
 from streams.services import free_port
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline, Worker
-from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    call,
+    event,
+    eventually,
+    metric_total,
+    read_to_end,
+)
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -105,7 +112,7 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
     for process in (api, worker):  # each process reads the file on its own clock
 
         async def applied(process: Worker = process) -> bool:
-            return process.metric("moments_catalogue_info", version="live-2") == 1.0
+            return metric_total(process, "moments_catalogue_info", version="live-2") == 1.0
 
         await eventually(applied, "the new catalogue in use", within=20)
         assert process.metric("moments_catalogue_reloads_total", outcome="applied") == 1.0
@@ -135,7 +142,7 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
             return process.metric("moments_catalogue_reloads_total", outcome="refused") == 1.0
 
         await eventually(refused, "the invalid catalogue refused", within=20)
-        assert process.metric("moments_catalogue_info", version="live-2") == 1.0
+        assert metric_total(process, "moments_catalogue_info", version="live-2") == 1.0
         assert "offer catalogue refused, still using version 'live-2'" in (
             process.log_path.read_text()
         )
@@ -153,12 +160,12 @@ async def test_a_hangup_signal_reads_the_catalogue_at_once(
     publish(path, WINTER)
     await asyncio.sleep(1.0)  # no polling: nothing changes by itself
     for process in (api, worker):
-        assert process.metric("moments_catalogue_info", version="2026-11-demo") == 1.0
+        assert metric_total(process, "moments_catalogue_info", version="2026-11-demo") == 1.0
         process.proc.send_signal(signal.SIGHUP)
     for process in (api, worker):
 
         async def applied(process: Worker = process) -> bool:
-            return process.metric("moments_catalogue_info", version="live-2") == 1.0
+            return metric_total(process, "moments_catalogue_info", version="live-2") == 1.0
 
         await eventually(applied, "the catalogue read on SIGHUP", within=20)
         assert process.proc.poll() is None  # SIGHUP no longer ends the process
@@ -195,7 +202,7 @@ async def test_a_hangup_while_the_worker_starts_neither_ends_it_nor_goes_unread(
     async def applied() -> bool:
         assert proc.poll() is None, log_path.read_text()[-2000:]
         try:
-            return worker.metric("moments_catalogue_info", version="live-2") == 1.0
+            return metric_total(worker, "moments_catalogue_info", version="live-2") == 1.0
         except OSError:  # not serving yet
             return False
 

@@ -186,10 +186,16 @@ def test_metrics_show_the_version_in_use_and_count_reloads() -> None:
     metrics.catalogue_in_use(second, APPLIED)
     metrics.catalogue_in_use(second, REFUSED)
     text = metrics.exposition().decode()
-    assert 'moments_catalogue_info{version="2"} 1.0' in text
+    assert f'moments_catalogue_info{{digest="{second.digest()}",version="2"}} 1.0' in text
     assert 'version="1"' not in text
-    assert "moments_catalogue_offers 1.0" in text
-    assert 'moments_catalogue_reloads_total{outcome="applied"} 1.0' in text
+    # a change published under the same version shows as another digest
+    changed = catalogue_of("2", "shop", "winter-sale")
+    metrics.catalogue_in_use(changed, APPLIED)
+    text = metrics.exposition().decode()
+    assert changed.digest() != second.digest() and second.digest() not in text
+    assert f'moments_catalogue_info{{digest="{changed.digest()}",version="2"}} 1.0' in text
+    assert "moments_catalogue_offers 2.0" in text
+    assert 'moments_catalogue_reloads_total{outcome="applied"} 2.0' in text
     assert 'moments_catalogue_reloads_total{outcome="refused"} 1.0' in text
 
 
