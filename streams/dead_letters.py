@@ -77,6 +77,10 @@ def _named_anyhow(value: bytes) -> str | None:
     return str(named)
 
 
+# the stages of letters set aside before their event was applied ("unknown": no reason)
+NOT_APPLIED_STAGES = frozenset({"invalid", "feature update failed", "unknown"})
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     topic: str  # the dead-letter topic, and where in it
@@ -167,7 +171,7 @@ class DeadLetter:
     @property
     def stage(self) -> str:
         """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``,
-        ``batch failed N times``."""
+        ``decision record failed``, ``batch failed N times`` (``unknown``: it does not say)."""
         return self.error.partition(":")[0]
 
     @property
@@ -178,10 +182,11 @@ class DeadLetter:
     @property
     def applied_live(self) -> bool:
         """Whether the live pipeline had applied the record's event when it set it aside:
-        a decision fails after the features were updated, and a batch is given up only
-        after its events were applied (those that could not be decoded, or were dated
-        too far ahead, were not)."""
-        return self.stage == "decision failed" or self.given_up
+        a record that could not be decoded (or was dated too far ahead) and one whose
+        feature update failed were not; every later stage (a decision, its record, a
+        batch given up once its events were applied) comes after the update. A letter
+        that does not say why (no ``error`` header) is taken as not applied."""
+        return self.stage not in NOT_APPLIED_STAGES
 
     @property
     def customers(self) -> frozenset[str]:

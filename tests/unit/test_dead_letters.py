@@ -235,6 +235,9 @@ def test_a_malformed_redrive_record_is_refused(bad: bytes) -> None:
         ("invalid: Expected `str` - at `$.page`", False),
         ("feature update failed: ResponseError: ERR overflow", False),
         ("decision failed: KeyError: 'x'", True),  # the features were updated first
+        # its decision could not be recorded: after the update too
+        ("decision record failed: ResponseError: WRONGTYPE key 2 of the decision", True),
+        ("unknown", False),  # a letter with no reason: not known to be applied
         ("batch failed 3 times: RuntimeError: x", True),  # given up once it was applied
     ],
 )
