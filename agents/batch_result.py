@@ -46,6 +46,9 @@ class BatchResult:
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
     # decision id -> the record it was decided on, and the index of its result
     sources: dict[str, tuple[SourceRecord, int]] = field(default_factory=dict)
+    # what Kafka took of the batch's outputs (decisions, alerts, examples, letters), by
+    # identity: an attempt after a failed delivery sends only the others
+    delivered: dict[int, object] = field(default_factory=dict)
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0

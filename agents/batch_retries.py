@@ -159,8 +159,9 @@ class BatchRetries:
                     failures += 1
                     log.exception("batch of %d events failed (attempt %d)", len(records), failures)
                     if failures >= self.max_attempts:
-                        if sent and result is not None:  # its letters went out: not twice
-                            lettered = {id(d.record) for d in result.dead_letters}
+                        if result is not None:  # letters that went out: not twice
+                            lettered = {id(d.record) for d in result.dead_letters
+                                        if sent or id(d) in result.delivered}  # fmt: skip
                             records = [r for r in records if id(r) not in lettered]
                         return await self.give_up(records, exc)
                 reason, said = reason_of(exc), said_by_store(exc)

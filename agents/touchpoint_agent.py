@@ -72,6 +72,33 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+async def _send_once(outputs: list[tuple[object, Any, dict[str, Any]]],
+                     delivered: dict[int, object]) -> None:  # fmt: skip
+    """Send each output Kafka has not taken yet (``delivered``, by identity, from an
+    earlier attempt at the batch) and wait for them all; what Kafka takes is added to
+    ``delivered``, so that a retry sends only the rest (a decision delivered to one
+    partition while another's broker was away went out again with the whole batch).
+    Raises the first failure, once every delivery asked for has ended."""
+    asked: list[tuple[object, Awaitable[Any]]] = []
+    failure: BaseException | None = None
+    for item, outlet, record in outputs:
+        if id(item) in delivered:
+            continue
+        try:
+            asked.append((item, await outlet.send(**record)))
+        except Exception as exc:  # refused before it was queued: wait for those that were
+            failure = exc
+            break
+    ended = await asyncio.gather(*(delivery for _, delivery in asked), return_exceptions=True)
+    for (item, _), outcome in zip(asked, ended, strict=True):
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
+        else:
+            delivered[id(item)] = item  # kept: its id stays its own while the batch lasts
+    if failure is not None:
+        raise failure
+
+
 @dataclass(frozen=True, slots=True)
 class Outlets:
     """The Faust topics (of raw bytes) the agent sends to."""
@@ -111,33 +138,23 @@ def register_touchpoint_agent(
             report(observer.contacts_refused, refused.contacts)
         if refused.budgets:
             report(observer.budgets_refused, refused.budgets)
-        pending: list[Awaitable[Any]] = []
-        for decision in result.decisions:
-            pending.append(
-                await outlets.decisions.send(
-                    key=decision.customer_id.encode(), value=encode_decision(decision)
-                )
-            )
-        for alert in result.interventions:
-            pending.append(
-                await outlets.interventions.send(
-                    key=alert.customer_id.encode(), value=encode_decision(alert)
-                )
-            )
-        for example in result.risk_examples:
-            pending.append(
-                await outlets.risk_examples.send(key=None, value=encode_risk_example(example))
-            )
-        for alert in result.held_out:
-            pending.append(
-                await outlets.held_out.send(
-                    key=alert.customer_id.encode(), value=encode_decision(alert)
-                )
-            )
-        for failed in result.dead_letters:
+
+        def to_customer(item: NextBestOffer | Intervention) -> dict[str, Any]:
+            return {"key": item.customer_id.encode(), "value": encode_decision(item)}
+
+        def lettered(failed: FailedRecord) -> dict[str, Any]:
             key, value, headers = letter(failed.record, failed.error)
-            pending.append(await outlets.dead_letters.send(key=key, value=value, headers=headers))
-        await asyncio.gather(*pending)
+            return {"key": key, "value": value, "headers": headers}
+
+        outputs: list[tuple[object, Any, dict[str, Any]]] = [  # what, where, its record
+            *((d, outlets.decisions, to_customer(d)) for d in result.decisions),
+            *((a, outlets.interventions, to_customer(a)) for a in result.interventions),
+            *((e, outlets.risk_examples, {"key": None, "value": encode_risk_example(e)})
+              for e in result.risk_examples),
+            *((a, outlets.held_out, to_customer(a)) for a in result.held_out),
+            *((f, outlets.dead_letters, lettered(f)) for f in result.dead_letters),
+        ]  # fmt: skip
+        await _send_once(outputs, result.delivered)
         for decision in result.decisions:
             report(observer.decision_sent, decision)
         for alert in result.interventions:

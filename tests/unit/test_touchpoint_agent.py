@@ -342,6 +342,71 @@ async def test_a_delivery_kafka_fails_is_sent_again_before_the_batch_is_acked() 
     assert rig.observer.count("decision_sent") == 1 and rig.observer.count("retrying") == 1
 
 
+def two_customers_decided(records: list[SourceRecord]) -> BatchResult:
+    offers = [OfferScore(offer_id="any", score=1.0, propensity=0.5)]
+    decisions = [NextBestOffer(decision_id=f"d-{n}", customer_id=f"cust-{n}", ts=T0,
+                               channel="web", trigger_event_id=f"e-{n}", offers=offers)
+                 for n in (1, 2)]  # fmt: skip
+    return BatchResult(decisions=decisions, results=[("web_click", "ok")] * len(records))
+
+
+async def test_a_retry_sends_only_what_kafka_did_not_take() -> None:
+    """One decision delivered, the other's partition's broker away: the retry sends the
+    second alone (a consumer of next-best-offers saw the first twice)."""
+    decisions = Delivering()
+    rig = Rig(Handler(two_customers_decided),
+              outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()))  # fmt: skip
+    run = asyncio.create_task(rig.run([event(1, key=b"cust-1"), event(2, key=b"cust-2")]))
+    await delivery_asked(decisions, 2)
+    decisions.deliveries[0].set_result(None)
+    decisions.deliveries[1].set_exception(KafkaConnectionError("the broker went away"))
+    await delivery_asked(decisions, 3)
+    decisions.deliveries[2].set_result(None)
+    await run
+    assert [key for key, _, _ in decisions.sent] == [b"cust-1", b"cust-2", b"cust-2"]
+    assert rig.observer.count("decision_sent") == 2 and rig.observer.count("retrying") == 1
+
+
+async def test_a_letter_the_topic_takes_is_not_written_again_while_another_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: BatchRetries, records: list[SourceRecord]) -> None:
+        raise RuntimeError("a fault in Moments")
+
+    monkeypatch.setattr(BatchRetries, "run", broken)
+    letters = Delivering()
+    rig = Rig(Handler(all_ok), outlets=Outlets(Topic(), Topic(), Topic(), letters, Topic()))
+    run = asyncio.create_task(rig.run([event(1), event(2)]))
+    for attempt in range(3):  # the second letter fails twice; the first is taken at once
+        await delivery_asked(letters, 2 + attempt)
+        if attempt == 0:
+            letters.deliveries[0].set_result(None)
+        outcome = letters.deliveries[-1]
+        if attempt < 2:
+            outcome.set_exception(KafkaConnectionError("the broker went away"))
+        else:
+            outcome.set_result(None)
+    await run
+    assert [dict(h)["source-offset"] for _, _, h in letters.sent] == [b"1", b"2", b"2", b"2"]
+    assert [n for what, n in rig.observer.seen if what == "dead_lettered"] == [2]
+
+
+async def test_a_batch_given_up_while_sending_letters_again_only_what_was_not_lettered() -> None:
+    """Kafka refuses its decision for good (not an outage) while its invalid record's
+    letter was taken the first time: given up, the batch letters the other record, and
+    the invalid one once."""
+    decisions = Delivering()
+    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()))
+    run = asyncio.create_task(rig.run([event(1), event(2)]))
+    for attempt in range(3):
+        await delivery_asked(decisions, attempt + 1)
+        decisions.deliveries[attempt].set_exception(MessageSizeTooLargeError("too large"))
+    await run
+    letters = rig.outlets.dead_letters.sent  # type: ignore[attr-defined]
+    assert [dict(h)["source-offset"] for _, _, h in letters] == [b"2", b"1"]
+    assert dict(letters[1][2])["error"].startswith(b"batch failed 3 times: MessageSize")
+
+
 def huge_key_letter(records: list[SourceRecord]) -> BatchResult:
     result = BatchResult(results=[("unknown", "invalid")] * len(records))
     result.dead_letters.extend(FailedRecord(r, "invalid: malformed JSON") for r in records)
