@@ -22,6 +22,15 @@ _partitioner = DefaultPartitioner()
 # limits (about 1 MB), and whole in a dead letter with its headers (LETTER_MAX). One
 # larger is refused alone, before it could fail the batch it would share with others.
 MAX_RECORD_BYTES = 800_000
+# The most records a process holds for Kafka at once (queued, or sent and not yet
+# acknowledged): about 100 seconds of decisions at 1,000 a second. While Kafka is away
+# answers go on, and what they publish waits; past this, publications fail at once
+# (counted by their callers) rather than fill the process's memory until it is killed.
+MAX_UNSETTLED_RECORDS = 100_000
+
+
+class PublisherFull(ConnectionError):
+    """Kafka has not acknowledged ``MAX_UNSETTLED_RECORDS`` records yet: no more wait."""
 
 
 class RecordTooLarge(ValueError):
@@ -45,9 +54,13 @@ class KeyedPublisher:
         producer: AIOKafkaProducer,
         linger_s: float = 0.005,
         sent: Callable[[bool], None] | None = None,
+        max_unsettled: int = MAX_UNSETTLED_RECORDS,
     ) -> None:
-        """``sent(ok)`` hears whether each publication was written (for ``/readyz``)."""
+        """``sent(ok)`` hears whether each publication was written (for ``/readyz``);
+        ``max_unsettled``: the records Kafka has not acknowledged yet, at most."""
         self._producer = producer
+        self._max_unsettled = max_unsettled
+        self._held = 0  # records of the publications not yet settled
         self._linger_s = linger_s
         self._sent = sent
         self._pending: list[Pending] = []
@@ -61,7 +74,8 @@ class KeyedPublisher:
         self, topic: str, records: Sequence[Record], linger: bool = True
     ) -> asyncio.Future[None]:
         """Queue the records; the future resolves once all of them are written, or fails
-        with :class:`RecordTooLarge` at once, none of them sent.
+        at once, none of them sent, with :class:`RecordTooLarge`, or with
+        :class:`PublisherFull` while too many records wait for Kafka already.
 
         With ``linger`` they wait up to ``linger_s`` for company; without, they go at
         the next turn of the event loop (with whatever else was published by then).
@@ -75,9 +89,20 @@ class KeyedPublisher:
             if len(key) + len(value) > MAX_RECORD_BYTES:
                 done.set_exception(RecordTooLarge(i, len(key) + len(value)))
                 return done
+        if self._held + len(records) > self._max_unsettled:  # Kafka away for long
+            done.set_exception(PublisherFull(f"{self._held} records wait for Kafka already"))
+            self._tell(done)
+            return done
         self._pending.append((topic, records, done))
         self._unsettled.add(done)
-        done.add_done_callback(self._unsettled.discard)
+        self._held += len(records)
+        held = len(records)
+
+        def settled(done: asyncio.Future[None]) -> None:
+            self._unsettled.discard(done)
+            self._held -= held
+
+        done.add_done_callback(settled)
         if self._sent is not None:
             done.add_done_callback(self._tell)
         if not linger and not self._soon:

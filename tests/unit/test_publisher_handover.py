@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.api.publisher import KeyedPublisher
+from streams.api.publisher import KeyedPublisher, PublisherFull
 
 _partitioner = DefaultPartitioner()
 
@@ -68,3 +68,39 @@ async def test_callers_whose_records_were_handed_over_are_not_failed_by_others()
     assert answers[0] is None, answers
     assert all(isinstance(a, KafkaTimeoutError) for a in answers[1:]), answers
     assert producer.delivered == [key_on(0), key_on(0)]
+
+
+class AwayProducer(RefusingProducer):
+    """Takes every batch, and acknowledges none until told: a broker gone away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliveries: list[asyncio.Future[Any]] = []
+
+    async def send_batch(self, batch: Batch, topic: str, partition: int) -> asyncio.Future[Any]:
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+
+async def test_while_kafka_is_away_what_waits_for_it_is_bounded() -> None:
+    """Answers go on while Kafka is away; what they publish waits, up to a bound, and
+    past it publications fail at once (their callers count them) rather than fill the
+    process's memory."""
+    producer = AwayProducer()
+    told: list[bool] = []
+    publisher = KeyedPublisher(producer, linger_s=0.001, sent=told.append, max_unsettled=10)  # type: ignore[arg-type]
+    waiting = [publisher.publish("t", [(key_on(0), b"x"), (key_on(1), b"y")]) for _ in range(5)]
+    refused = publisher.publish("t", [(key_on(0), b"z")])
+    assert refused.done() and isinstance(refused.exception(), PublisherFull)
+    assert told == [False] and not any(w.done() for w in waiting)
+    await asyncio.sleep(0.05)  # handed over, not acknowledged: still held
+    assert isinstance(publisher.publish("t", [(b"k", b"v")]).exception(), PublisherFull)
+    for delivery in producer.deliveries:  # Kafka is back
+        delivery.set_result(None)
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    again = publisher.publish("t", [(key_on(0), b"z")] * 10)  # room again, all of it
+    assert not again.done()
+    await asyncio.sleep(0.05)
+    producer.deliveries[-1].set_result(None)
+    await asyncio.wait_for(again, 5)
