@@ -27,6 +27,19 @@ class OfferRequest:
     moment: DecisionMoment
     answer: asyncio.Future[NextBestOffer | None]
     decision: NextBestOffer | None = None  # once decided
+    handed: bool = False  # its answered decision was handed over to be published
+
+
+def shown_not_handed(batch: list[OfferRequest]) -> int:
+    """The requests of ``batch`` answered with their decision (shown) that was not yet
+    handed over to be published."""
+    return sum(
+        1
+        for request in batch
+        if request.decision is not None
+        and not request.handed
+        and answered_with(request.answer, request.decision)
+    )
 
 
 Decided = tuple[OfferRequest, NextBestOffer, bytes]  # a request, its decision, its JSON

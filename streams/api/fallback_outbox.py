@@ -103,12 +103,12 @@ class FallbackOutbox:
         log.warning("%d fallback decisions not published: %s", count, why)
         self._dropped(count)
 
-    async def drain(self, within_s: float = 5.0) -> None:
-        """Publish what can be checked within ``within_s`` (at shutdown); give up the
-        rest."""
+    async def drain(self, within_s: float | None = 5.0) -> bool:
+        """Publish what can be checked within ``within_s`` (at shutdown; None: as long
+        as it takes); give up the rest, counted. Whether all of it was checked."""
         task = self._task
         if task is None or task.done():
-            return
+            return True
         try:
             await asyncio.wait_for(asyncio.shield(task), within_s)
         except TimeoutError:
@@ -118,3 +118,5 @@ class FallbackOutbox:
             if self._waiting:
                 self._give_up(len(self._waiting), "the process is stopping")
                 self._waiting.clear()
+            return False
+        return True

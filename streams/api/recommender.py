@@ -67,8 +67,10 @@ from streams.api.answers import (
     Decided,
     OfferRequest,
     answer_stored,
+    answered_with,
     expire,
     fail,
+    shown_not_handed,
     sort_refused,
 )
 from streams.api.fallback_outbox import FallbackOutbox
@@ -126,7 +128,7 @@ class Recommender:
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], list[OfferRequest]] = {}  # batches under way
         self._deciding = 0  # batches being decided now
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
         # fallbacks are recorded and published once Redis says their customers are not erased
@@ -190,7 +192,7 @@ class Recommender:
         deadline = loop.call_at(due, expire, batch)
         task = loop.create_task(self._decide(batch, due))
         task.add_done_callback(lambda _: deadline.cancel())
-        self._track(task)
+        self._track(task, batch)
 
     async def _decide(self, batch: list[OfferRequest], due: float) -> None:
         self._deciding += 1
@@ -245,6 +247,9 @@ class Recommender:
             self._budgets_refused(len(over_budget))
         again, shown = sort_refused(decided, refused)
         answered, unmade = answer_stored(decided, kept, faults, failure, refused)
+        for request, decision, _ in decided:  # published below (at once, or once checked)
+            if decision.decision_id not in refused and answered_with(request.answer, decision):
+                request.handed = True
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
@@ -374,6 +379,8 @@ class Recommender:
         ones that were shown all the same, and those stripped of their offers after
         ``MAX_ROUNDS``), with their budget spending, unchecked (it was shown), and publish
         those kept."""
+        for request, _, _ in answered:  # recorded and published below, or counted (drain)
+            request.handed = True
         records = [decision_record(d, raw) for _, d, raw in answered]
         shown = offers_shown(d for _, d, _ in answered)
         spending = offers_spent((d for _, d, _ in answered), limits) if limits else []
@@ -433,9 +440,9 @@ class Recommender:
             for (customer_id, _), stored in zip(waiting, kept, strict=True)
         ]
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def _track(self, task: asyncio.Task[None], batch: list[OfferRequest]) -> None:
+        self._running[task] = batch
+        task.add_done_callback(self._running.pop)
 
     def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
         """Emit decisions that were answered; the answers do not wait for delivery."""
@@ -452,12 +459,33 @@ class Recommender:
     async def drain(self, within_s: float | None = None) -> bool:
         """Wait for the batches under way and their publishing (at shutdown), for
         ``within_s`` at most (None: as long as it takes); whether all of it ended (not:
-        Kafka slow or away, whose producer would wait 40 s per batch)."""
+        Redis or Kafka slow or away; Kafka's producer would wait 40 s per batch). What
+        was shown and is not published by then is given up and counted in
+        ``moments_publish_failures_total``; nothing of it is cancelled uncounted."""
+        loop = asyncio.get_running_loop()
+        until = None if within_s is None else loop.time() + within_s
+
+        def left() -> float | None:
+            return None if until is None else max(until - loop.time(), 0.0)
+
+        ended = True
+        if self._running:  # waited for, not cancelled by the wait running out
+            _, late = await asyncio.wait(list(self._running), timeout=left())
+            if late:  # what they showed and did not hand over is given up, counted
+                ended = False
+                shown = sum(shown_not_handed(self._running.get(t, [])) for t in late)
+                for task in late:
+                    task.cancel()
+                if shown:
+                    self._publish_failed(shown)
+                log.warning("%d batches of recommendations were still under way %g s after "
+                            "the API began to stop; %d decisions they had answered are not "
+                            "published (counted in moments_publish_failures_total)",
+                            len(late), within_s, shown)  # fmt: skip
+        if not await self._fallbacks.drain(within_s=left()):
+            ended = False
         try:
-            async with asyncio.timeout(within_s):
-                if self._running:
-                    await asyncio.gather(*self._running, return_exceptions=True)
-                await self._fallbacks.drain()
+            async with asyncio.timeout(left()):
                 await self._publisher.drain()
         except TimeoutError:
             given_up = self._publisher.give_up("the API stopped before Kafka acknowledged")
@@ -465,4 +493,4 @@ class Recommender:
                         "after the API began to stop; given up (counted in "
                         "moments_publish_failures_total)", given_up, within_s)  # fmt: skip
             return False
-        return True
+        return ended

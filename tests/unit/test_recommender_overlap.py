@@ -351,3 +351,61 @@ async def test_draining_at_shutdown_gives_up_after_its_time_and_counts_it() -> N
     await until(lambda: failed)
     assert failed == [1]  # given up: counted (moments_publish_failures_total)
     assert await rec.drain(within_s=0.2) is True  # nothing left to wait for
+
+
+class GivingUp(Published):
+    """Delivers at once, and counts what it was given (nothing waits to be given up)."""
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish(self, topic: str, records: Sequence[Any]) -> asyncio.Future[None]:
+        self.published.extend(records)
+        return super().publish(topic, records)
+
+    def give_up(self, why: str) -> int:
+        return 0
+
+
+async def test_a_decision_shown_while_stored_is_counted_when_the_drain_runs_out() -> None:
+    """Redis slow to answer the write at shutdown: the caller was answered with the
+    decision when the latency budget ran out (shown), and the drain ran out before the
+    write replied. The batch was cancelled with it, neither published nor counted."""
+    store = SlowStore({"c1": KNOWN})
+    store.write_s = 2.0
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    failed: list[int] = []
+    publisher = GivingUp()
+    rec = Recommender(store, policy, publisher, "nbo", budget_s=0.05,  # type: ignore[arg-type]
+                      publish_failed=failed.append)  # fmt: skip
+    decision = await rec.recommend("c1", "email", 3)
+    assert decision is not None and decision.offers and not decision.fallback  # shown
+    assert await rec.drain(within_s=0.3) is False
+    assert failed == [1] and publisher.published == []  # given up, counted
+    await asyncio.sleep(0.1)
+    assert publisher.published == []  # not sent after it was counted
+
+
+async def test_fallbacks_waiting_when_the_drain_runs_out_are_counted() -> None:
+    """Redis away at shutdown: the outbox cannot tell who is erased. Its fallbacks are
+    given up within the drain's time, and counted (the drain cancelled the outbox's own
+    give-up when its time ran out first)."""
+    store = SlowStore({})
+
+    async def down(*args: Any, **kwargs: Any) -> list[bool]:
+        raise StoreUnavailable("ConnectionError")
+
+    store.decisions.record = down  # type: ignore[method-assign]
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    failed: list[int] = []
+    rec = Recommender(store, policy, GivingUp(), "nbo", publish_failed=failed.append)  # type: ignore[arg-type]
+    fallback = await rec.as_if_unknown("c1", "web", 3)
+    rec.publish_soon(fallback)
+    started = asyncio.get_running_loop().time()
+    assert await rec.drain(within_s=0.5) is False
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert failed == [1]
