@@ -44,6 +44,12 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     # `erasures=ref`, which once asked for that, is still accepted
     if request.query.get("erasures") not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
+    # alerts are unnamed events (EventSource's onmessage hears them); a screen written
+    # when they were named `intervention` asks for that name
+    named = request.query.get("alert_event")
+    if named not in (None, "", "intervention"):
+        raise ApiError(400, "invalid_alert_event",
+                       "alert_event must be intervention (or left out: unnamed)")  # fmt: skip
     if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
         # resuming now would miss the erasures made while it was away, unannounced
         raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
@@ -55,7 +61,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
                        "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
                        headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
     try:
-        return await _stream(request, hub, position, last_id, queue)
+        return await _stream(request, hub, position, last_id, queue, bool(named))
     finally:
         api.streams.give_back(key.name)
 
@@ -66,6 +72,7 @@ async def _stream(
     position: StreamPosition,
     last_id: str | None,
     queue: str | None,
+    named: bool = False,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -106,7 +113,7 @@ async def _stream(
             return False
         screen.sent(customer_id)
         sent_id = position.event_id()
-        await _write(request, response, _sse(sent_id, alert.raw))
+        await _write(request, response, _sse(sent_id, alert.raw, named))
         return True
 
     try:
@@ -194,11 +201,19 @@ async def _write(request: web.Request, response: web.StreamResponse, data: bytes
         raise ConnectionResetError("the screen stopped reading") from None
 
 
-def _sse(event_id: str, data: bytes) -> bytes:
-    """One ``data:`` line per line of ``data`` (JSON from other producers may hold line
-    breaks between its tokens; a client joins the lines with newlines again)."""
+def _sse(event_id: str, data: bytes, named: bool = False) -> bytes:
+    r"""An alert: one ``data:`` line per line of ``data`` (JSON from other producers may
+    hold line breaks between its tokens; a client joins the lines with newlines again),
+    as an unnamed event (``message``), or ``named`` ``intervention``.
+
+    >>> _sse("0-7", b'{"a":\n1}')
+    b'id: 0-7\ndata: {"a":\ndata: 1}\n\n'
+    >>> _sse("0-7", b"{}", named=True)
+    b'id: 0-7\nevent: intervention\ndata: {}\n\n'
+    """
     lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
-    return b"id: " + event_id.encode() + b"\nevent: intervention\n" + lines + b"\n"
+    name = b"event: intervention\n" if named else b""
+    return b"id: " + event_id.encode() + b"\n" + name + lines + b"\n"
 
 
 def _position_sse(event_id: str) -> bytes:

@@ -280,7 +280,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
             }},
             "/v1/alerts/stream": {"get": {
                 "summary": "Server-Sent Events of interventions; resumable with Last-Event-ID.",
-                "description": "`event: intervention` carries one intervention, with "
+                "description": "An unnamed event (EventSource's `message`; `event: "
+                               "intervention` with `?alert_event=intervention`) carries "
+                               "one intervention, with "
                                "`customer_ref` added: a keyed hash of the customer id. Its "
                                "id is the stream's position: `<partition>-<offset>` pairs "
                                "joined by `.`, the newest offset passed in each partition, "
@@ -310,6 +312,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "description": "Accepted for screens that ask for it; every "
                      "stream is told of erasures of customers it was not sent alerts "
                      "about by `customer_ref` alone."},
+                    {"name": "alert_event", "in": "query",
+                     "schema": {"type": "string", "enum": ["intervention"]},
+                     "description": "Name the alerts' events `intervention` (as they "
+                     "were before 2026-12-05), for screens that listen for that name; "
+                     "left out, alerts are unnamed events."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it). "
                      "An id that is not a position of this stream resumes nothing: the "

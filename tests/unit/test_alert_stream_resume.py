@@ -25,6 +25,7 @@ from streams.api.screen_erasures import CustomerRefs
 from tests.unit.api_app import api_app
 
 AUTH = {"Authorization": "Bearer backend-key"}
+ALERT = b'data: {"intervention_id"'  # an alert as the stream writes it (an unnamed event)
 
 REFS = CustomerRefs(b"unit-test-secret")
 
@@ -70,11 +71,11 @@ async def test_a_stream_resumed_from_a_malformed_id_sends_the_buffer(how: str) -
         reply = await client.get("/v1/alerts/stream", headers=headers, params=query)
         assert reply.status == 200
         assert reply.headers["Content-Type"] == "text/event-stream"
-        start = await asyncio.wait_for(reply.content.readuntil(b"event: intervention\n"), 5)
+        start = await asyncio.wait_for(reply.content.readuntil(ALERT), 5)
         hub.close_all()  # as at shutdown: the stream ends
         rest = await asyncio.wait_for(reply.content.read(), 5)
     stream = start + rest
-    assert stream.startswith(b"retry: 2000\n\nid: 0-7\nevent: intervention\ndata: {")
+    assert stream.startswith(b'retry: 2000\n\nid: 0-7\ndata: {"intervention_id"')
     assert b"HTTP/1.1" not in stream and b"error" not in stream
 
 
@@ -147,7 +148,7 @@ async def test_an_alert_with_line_breaks_reaches_the_screen_whole() -> None:
     pretty = json.dumps(json.loads(alert(1, "c-1").raw), indent=2).encode()
     hub.publish([Alert("0-1", decode_intervention(pretty), pretty.replace(b"\n", b"\r\n"))])
     stream = await read_stream(hub, None, b"\n\n", by_ref=True)
-    stream = stream[stream.index(b"event: intervention\n") :]
+    stream = stream[stream.index(b"id: 0-1\n") :]
     event = stream[: stream.index(b"\n\n")].decode()
     data = "\n".join(line[6:] for line in event.splitlines() if line.startswith("data: "))
     assert json.loads(data)["intervention_id"] == "iv-1"
@@ -166,7 +167,7 @@ async def test_alerts_missed_in_a_partition_that_sent_the_screen_nothing_are_tol
     assert last_id == "0-1.1-9"  # it names partition 1 too
     later = [alert(n, f"c-{n}") for n in range(10, 14)]
     hub.publish([Alert(f"1-{n}", a.intervention, a.raw) for n, a in enumerate(later, 10)])
-    resumed = await read_stream(hub, last_id, b"event: intervention\n")
+    resumed = await read_stream(hub, last_id, ALERT)
     assert b'event: gap\ndata: {"missed":[{"partition":1,"after":9,"before":11}]}' in resumed
 
 
@@ -200,7 +201,7 @@ async def test_a_stream_resumed_from_before_the_buffer_is_told_of_the_gap(
     hub.ready.set()  # as if it had read the recent alerts and erasures
     hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
     stream = await read_stream(hub, last_id, b'"iv-6"')
-    backlog = stream.index(b"event: intervention")
+    backlog = stream.index(ALERT)
     assert stream[:backlog].count(b"event: gap") == (gap is not None)
     assert gap is None or b"event: gap\ndata: " + gap + b"\n\n" in stream[:backlog]
     assert b"event: gap" not in stream[backlog:]
@@ -311,7 +312,7 @@ async def test_a_streams_connection_is_dropped_once_writes_go_unacknowledged(
     async with TestClient(TestServer(api_app(alerts=buffered_hub()))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH)
         assert reply.status == 200
-        await reply.content.readuntil(b"event: intervention")
+        await reply.content.readuntil(ALERT)
         reply.close()
     assert seen == [int(alert_stream.WRITE_TIMEOUT_S * 1000)]
 
@@ -334,7 +335,7 @@ async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without
                                       headers=AUTH, params={"queue": "billing"})  # fmt: skip
             await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
             hub.publish([queued(1, "billing")])
-            await asyncio.wait_for(reply.content.readuntil(b"event: intervention"), 5)
+            await asyncio.wait_for(reply.content.readuntil(ALERT), 5)
             hub.publish([queued(n, "retention") for n in range(2, 5)])  # passed by
             await asyncio.sleep(0.1)
             reply.close()  # the screen goes
@@ -387,7 +388,7 @@ async def test_a_gap_is_told_once_and_resuming_from_the_position_after_it_tells_
     hub.publish([alert(n, f"c-{n}") for n in range(1, 7)])  # 1 to 3 have left the buffer
     first = await read_stream(hub, "0-1", b'"iv-6"')
     assert first.count(b"event: gap") == 1
-    head = first[: first.index(b"event: intervention")]
+    head = first[: first.index(ALERT)]
     assert b"id: 0-3\nevent: position\n" in head  # passed, as told: resume from there
     again = await read_stream(hub, "0-3", b'"iv-6"')
     assert b"event: gap" not in again and b'"iv-4"' in again
@@ -470,3 +471,23 @@ async def test_a_queue_screen_resuming_soon_after_it_connected_is_told_no_false_
         hub.close_all()
         head += await asyncio.wait_for(reply.content.read(), 5)
     assert b"event: gap" not in head
+
+
+async def test_alerts_are_unnamed_events_unless_a_screen_asks_for_their_old_name() -> None:
+    """EventSource's onmessage hears only unnamed events: a screen written to the
+    contract's plain "Server-Sent Events of interventions" heard none while alerts were
+    named; one written when they were asks for the name."""
+    async with TestClient(TestServer(api_app(alerts=buffered_hub()))) as client:
+        wrong = await client.get("/v1/alerts/stream", headers=AUTH,
+                                 params={"alert_event": "alert"})  # fmt: skip
+        assert wrong.status == 400
+        assert (await wrong.json())["error"] == "invalid_alert_event"
+    for query, first in (({}, b"id: 0-7\ndata: {"),
+                         ({"alert_event": "intervention"},
+                          b"id: 0-7\nevent: intervention\ndata: {")):  # fmt: skip
+        hub = buffered_hub()
+        async with TestClient(TestServer(api_app(alerts=hub))) as client:
+            reply = await client.get("/v1/alerts/stream", headers=AUTH, params=query)
+            start = await asyncio.wait_for(reply.content.readuntil(b'"intervention_id"'), 5)
+            hub.close_all()
+        assert start.startswith(b"retry: 2000\n\n" + first), start
