@@ -19,6 +19,7 @@ everywhere, and where else Moments keeps records of them (pure).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,14 @@ KEPT_IN_TOPICS = {
     "risk-examples": "snapshots of their churn-risk features with the label learned from "
     "them, named by their keyed hash (risk:<subject>:<time>), not their id",
 }
+
+
+def kept_in_topics(topics: Mapping[str, str]) -> list[dict[str, str]]:
+    """The topics that keep records of a customer until their retention, each as
+    ``topics`` names it (their prefix), with what it holds: neither an export reads
+    them nor an erasure reaches them."""
+    return [{"topic": topics.get(name, name), "holds": holds}
+            for name, holds in KEPT_IN_TOPICS.items()]  # fmt: skip
 
 
 def _iso(ms: int) -> str:
@@ -79,8 +88,5 @@ def export_body(
             "recent_touchpoints": record.recent,
             "optouts": record.optouts,
         },
-        "kept_in_topics": [
-            {"topic": topics.get(name, name), "holds": holds}
-            for name, holds in KEPT_IN_TOPICS.items()
-        ],
+        "kept_in_topics": kept_in_topics(topics),
     }

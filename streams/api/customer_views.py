@@ -14,7 +14,7 @@ from agents.risk_features import risk_features
 from feature_store import CustomerFeatures
 from schemas import CustomerErasure, encode_erasure
 from streams import topics
-from streams.api.customer_export import KEPT_IN_TOPICS, export_body
+from streams.api.customer_export import KEPT_IN_TOPICS, export_body, kept_in_topics
 from streams.api.customer_profile import customer_profile
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.request_checks import api_of, authorise, customer_id_of
@@ -87,4 +87,7 @@ async def delete_customer(request: web.Request) -> web.Response:
         "erased": receipt.kinds,
         "blocked": receipt.blocked,
         "erasure_record": {"topic": topic, "partition": meta.partition, "offset": meta.offset},
+        # what the erasure does not reach: the topics keep their records until retention
+        "kept_in_topics": kept_in_topics(
+            {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}),
     })  # fmt: skip

@@ -101,7 +101,8 @@ _PROFILE = {"type": "object", "required": [
         "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
         "recent_decisions": {"type": "array", "items": {"type": "object"}}}}  # fmt: skip
 _RECEIPT = {"type": "object", "required": [
-    "subject", "erased_at", "keys_removed", "erased", "blocked", "erasure_record"],
+    "subject", "erased_at", "keys_removed", "erased", "blocked", "erasure_record",
+    "kept_in_topics"],
     "properties": {
         "subject": {"type": "string", "description": "the customer's keyed hash"},
         "erased_at": {"type": "string", "format": "date-time",
@@ -113,7 +114,10 @@ _RECEIPT = {"type": "object", "required": [
                     "description": "replays and late events cannot bring them back"},
         "erasure_record": {"type": "object", "required": ["topic", "partition", "offset"],
             "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"},
-                           "offset": {"type": "integer"}}}}}  # fmt: skip
+                           "offset": {"type": "integer"}}},
+        "kept_in_topics": {"type": "array", "description": "what the erasure does not "
+            "reach: the topics that keep records of the customer until their retention",
+            "items": {"type": "object", "required": ["topic", "holds"]}}}}  # fmt: skip
 
 
 def _accepted(ids: str) -> dict[str, Any]:
@@ -184,7 +188,15 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "x-scope": "profile-read", "parameters": [_CUSTOMER],
                         "responses": {"200": _json(_PROFILE),
                             **_errors(400, 401, 403, 404, 429, 503)}},
-                "delete": {"summary": "Erase the customer everywhere Moments keeps them.",
+                "delete": {"summary": "Erase the customer from Moments' store and block "
+                                      "them; the topics keep records until retention.",
+                           "description": "Removes every Redis key of the customer, blocks "
+                                          "the id (by keyed hash) so that replays and late "
+                                          "events do not bring them back, and writes an "
+                                          "erasure record to Kafka. Records already on the "
+                                          "topics stay there until their retention "
+                                          "(`kept_in_topics` lists them): set it to what "
+                                          "erasure requests allow.",
                            "security": _SECURITY, "x-scope": "erase", "parameters": [_CUSTOMER],
                            "responses": {"200": _json(_RECEIPT),
                                          **_errors(400, 401, 403, 429, 503)}},

@@ -140,6 +140,9 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     record_at = receipt["erasure_record"]
     assert record_at["topic"] == pipeline.topic("customer-erasures")
     assert record_at["partition"] >= 0 and record_at["offset"] >= 0
+    # what the erasure does not reach, named as this deployment names its topics
+    kept_in = {entry["topic"] for entry in receipt["kept_in_topics"]}
+    assert {pipeline.topic("touchpoints"), pipeline.topic("next-best-offers")} <= kept_in
     assert gone not in json.dumps({k: v for k, v in receipt.items() if k != "erasure_record"})
 
     # Nothing of the customer is left in Redis but the tombstone; the bystander is intact.
