@@ -133,7 +133,10 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{command} exited early:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{command} exited early (exit {proc.returncode}):\n"
+                    f"{log_path.read_text()[-3000:]}"
+                )
             try:
                 status, _ = started.get("/readyz")
                 if status == 200:

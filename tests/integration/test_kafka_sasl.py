@@ -89,7 +89,7 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
         await producer.stop()
     assert "invalid credentials" in caplog.text  # aiokafka logs why it could not connect
     # the API does not start, and its log says why
-    with pytest.raises(RuntimeError, match="api exited early") as refused:
+    with pytest.raises(RuntimeError, match=r"api exited early \(exit 3\)") as refused:
         sasl_pipeline.start_api(**sasl_env("PLAIN", "wrong"), timeout=60.0)
     assert "SaslAuthenticationFailed" in str(refused.value)
     said = f"cannot use Kafka at {sasl_kafka.sasl_bootstrap} over SASL_PLAINTEXT"
