@@ -119,6 +119,26 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+def build_recommender(
+    settings: Settings,
+    store: FeatureStore,
+    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+    publisher: KeyedPublisher,
+    metrics: Metrics,
+) -> Recommender:
+    """The recommender as configured (latency budget, batching), counting in ``metrics``."""
+    decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
+    return Recommender(
+        store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
+        publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
+        batch_decided=metrics.recommendation_batch.observe,
+        contacts_refused=metrics.refused_contacts.inc,
+        budgets_refused=metrics.refused_budgets.inc,
+        budgets_counted=metrics.budgets_counted,
+        gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
+    )  # fmt: skip
+
+
 def create_api(settings: Settings, store: FeatureStore | None = None) -> web.Application:
     from streams.api import views
     from streams.app import build_policy, build_store
@@ -147,16 +167,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         policy = build_policy(settings, catalogue, holder)
         kafka = KafkaHealth(hub.last_answer)
         publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000, kafka.sent)
-        decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
-        recommender = Recommender(
-            feature_store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
-            publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
-            batch_decided=metrics.recommendation_batch.observe,
-            contacts_refused=metrics.refused_contacts.inc,
-            budgets_refused=metrics.refused_budgets.inc,
-            budgets_counted=metrics.budgets_counted,
-            gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
-        )  # fmt: skip
+        recommender = build_recommender(settings, feature_store, policy, publisher, metrics)
         seats = StreamSeats(settings.api_max_streams_per_key)
         metrics.alert_streams.set_function(lambda: seats.open)
         app[API_KEY] = Api(
