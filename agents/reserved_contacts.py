@@ -158,7 +158,8 @@ class ContactReservations:
                 again[old.decision_id] = contended(old)
         else:
             customers = list(dict.fromkeys(d.customer_id for d in refused))
-            reading = self._store.read_views(customers)
+            unreadable: dict[str, Exception] = {}  # their keys fail the read: show nothing
+            reading = self._store.read_views(customers, faults=unreadable)
             ledger = result.budgets
             if ledger is not None:  # the budgets as counted now, this batch's spending in
                 counting = self._store.budgets.spent(ledger.day)
@@ -170,6 +171,9 @@ class ContactReservations:
             views = dict(zip(customers, found, strict=True))
             for old in refused:  # in order: a customer's later decision counts the earlier
                 erased, features = views[old.customer_id]
+                if old.customer_id in unreadable:
+                    again[old.decision_id] = contended(old)
+                    continue
                 if erased:
                     erased_now.add(old.customer_id)
                     continue

@@ -80,6 +80,9 @@ class _DecidingBatch:
     # touchpoint -> its decision, recorded before a worker that stopped could send it:
     # sent again as it was (its contact and spending are counted already)
     recorded: dict[str, NextBestOffer] = field(default_factory=dict)
+    # customer -> why their keys could not be read as features (a key of another type,
+    # a value that is no number): their touchpoints are dead-lettered, the others decided
+    unreadable: dict[str, Exception] = field(default_factory=dict)
 
 
 def _touchpoints_to_decide(
@@ -195,6 +198,13 @@ class TouchpointDecisions:
         for record, event, index in pending:
             if event.customer_id in batch.erased:
                 continue
+            fault = batch.unreadable.get(event.customer_id)
+            if fault is not None:  # applied, but their features cannot be read to decide
+                result.dead_letters.append(
+                    FailedRecord(record, failure_reason("decision read", fault))
+                )
+                result.results[index] = (event.kind, "failed")
+                continue
             self._decide_touchpoint(record, event, index, batch, result)
         self._raise_interventions(batch, result)
 
@@ -209,12 +219,13 @@ class TouchpointDecisions:
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
-        reading = self._store.read_views(customers)
+        unreadable: dict[str, Exception] = {}
+        reading = self._store.read_views(customers, faults=unreadable)
         spent: dict[str, int] = {}
         today = self._clock().astimezone(UTC).date()
         asked = [(e.customer_id, moment.decision_id) for _, e, _ in pending
                  if e.event_id in recorded and (moment := moment_for(e)) is not None]  # fmt: skip
-        contexts = self._store.decisions.contexts(asked)
+        contexts = self._store.decisions.contexts(asked, faults={})  # unreadable: none
         if limits:  # the day's offer budgets, in the same round trip
             found, spent, stored = await asyncio.gather(
                 reading, self._store.budgets.spent(today), contexts
@@ -230,7 +241,8 @@ class TouchpointDecisions:
         )
         result.catalogue = catalogue
         watched, batch_of = _risk_watch_plan(pending)
-        batch = _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of)
+        batch = _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of,
+                               unreadable=unreadable)  # fmt: skip
         for context in stored:  # none where it expired (or is unreadable): decided again
             decision = _recorded(context)
             if decision is not None and decision.trigger_event_id is not None:

@@ -257,18 +257,39 @@ class FeatureStore:
         return [bool(int(reply)) for reply in replies]
 
     async def read_views(
-        self, customer_ids: Sequence[str], now: float | None = None
+        self,
+        customer_ids: Sequence[str],
+        now: float | None = None,
+        faults: dict[str, Exception] | None = None,
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """(erased?, features) of many customers in one round trip: an erased customer
-        is told apart from one Moments does not know."""
+        is told apart from one Moments does not know. With ``faults``, as
+        :meth:`read_for_decisions`: a customer whose keys cannot be read as features
+        fails alone (their error under their id, their entry ``(False, None)``)."""
         if not customer_ids:
             return []
         calls = []
         for customer_id in customer_ids:
             k = self._keys.for_customer(customer_id)
-            calls.append(((k.tombstone, k.profile, k.windows, k.contacts, k.recent, k.optouts),
-                          ()))  # fmt: skip
-        return self._features(await self._conn.eval_many("read", "view", calls), now, full=True)
+            calls.append(("view", (k.tombstone, k.profile, k.windows, k.contacts, k.recent,
+                                   k.optouts), ()))  # fmt: skip
+        if faults is None:
+            views = await self._conn.eval_mixed("read", calls)
+            return self._features(views, now, full=True)
+        failed: dict[int, Exception] = {}
+        views = await self._conn.eval_mixed("read", calls, faults=failed)
+        out: list[tuple[bool, CustomerFeatures | None]] = []
+        for i, (customer_id, view) in enumerate(zip(customer_ids, views, strict=True)):
+            fault = failed.get(i)
+            if fault is None:
+                try:
+                    out += self._features([view], now, full=True)
+                    continue
+                except Exception as exc:  # this customer's values: the others are read
+                    fault = exc
+            faults[customer_id] = fault
+            out.append((False, None))
+        return out
 
     def _features(
         self, views: Sequence[Sequence[Any]], now: float | None, full: bool

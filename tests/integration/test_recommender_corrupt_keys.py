@@ -134,3 +134,27 @@ async def test_a_decision_whose_index_key_has_another_type_writes_nothing(
     assert await admin.exists(keys.context("d1"), keys.decisions) == 0
     with pytest.raises(ResponseError, match="WRONGTYPE"):  # without faults: raised
         await store.decisions.record([record])
+
+
+@pytest.mark.parametrize("corrupt", ["profile", "windows", "first_seen"])
+async def test_the_workers_read_of_a_customer_whose_keys_are_corrupt_fails_alone(
+    store: FeatureStore, admin: aioredis.Redis, corrupt: str
+) -> None:
+    """The worker's read (view.lua) meets a key of another type, or a field that is no
+    number: that customer's fault is told apart, and the others are read."""
+    customers = (await seed(store, customers=6, touchpoints=120))[:3]
+    keys = store._keys.for_customer(customers[1])
+    if corrupt == "first_seen":
+        await admin.hset(keys.profile, "first_seen", "yesterday")
+    else:
+        await admin.set(getattr(keys, corrupt), "not what it should be")
+    with pytest.raises((ResponseError, ValueError)):  # without faults: the whole read fails
+        await store.read_views(customers)
+    faults: dict[str, Exception] = {}
+    views = await store.read_views(customers, faults=faults)
+    assert list(faults) == [customers[1]]
+    assert views[1] == (False, None)
+    assert all(features is not None for _, features in (views[0], views[2]))
+    alone = (await store.read_views([customers[0]]))[0][1]
+    assert alone is not None and views[0][1] is not None
+    assert (views[0][1].events, views[0][1].segment) == (alone.events, alone.segment)

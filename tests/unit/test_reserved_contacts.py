@@ -117,7 +117,7 @@ class Refusing:
         return kept
 
     async def read_views(
-        self, customer_ids: Sequence[str]
+        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         return [(c not in self.features, self.features.get(c)) for c in customer_ids]

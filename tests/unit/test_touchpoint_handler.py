@@ -102,6 +102,8 @@ class RecordingStore:
         )
         self.features = dict(features or {})
         self.gone: set[str] = set()  # erased
+        # customer -> a stored value their features cannot be read with (a corrupt count)
+        self.unreadable: dict[str, str] = {}
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
         self.outage = set(outage)
@@ -157,12 +159,18 @@ class RecordingStore:
         return f"p-{customer_id}"
 
     async def read_views(
-        self, customer_ids: Sequence[str]
+        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         if self.read_error is not None:
             raise self.read_error
-        return [(c in self.gone, None if c in self.gone else self.features.get(c))
+        bad = [c for c in customer_ids if c in self.unreadable]
+        if bad and faults is None:
+            raise ValueError(f"invalid literal for int() with base 10: {self.unreadable[bad[0]]!r}")
+        for c in bad:
+            assert faults is not None
+            faults[c] = ValueError(f"invalid literal for int(): {self.unreadable[c]!r}")
+        return [(c in self.gone, None if c in self.gone or c in bad else self.features.get(c))
                 for c in customer_ids]  # fmt: skip
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
@@ -189,7 +197,9 @@ class RecordedDecisions:
             self._store.contexts.setdefault((r.customer_id, r.decision_id), r.context.decode())
         return [True] * len(records)
 
-    async def contexts(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+    async def contexts(
+        self, pairs: Sequence[tuple[str, str]], faults: dict[int, Exception] | None = None
+    ) -> list[str | None]:
         return [self._store.contexts.get(pair) for pair in pairs]
 
 
@@ -483,6 +493,25 @@ async def test_a_policy_that_keeps_failing_dead_letters_the_event_after_max_atte
     assert triggers(result) == ["good-1", "good-2"]
     assert result.interventions == []  # no half-made decision for the failed event
     assert store.applied == ["good-1", "bad", "good-2"]  # its features were updated
+
+
+async def test_a_customer_whose_features_cannot_be_read_is_dead_lettered_alone() -> None:
+    """One customer's stored count is not a number (their event applied all the same):
+    their touchpoint is dead-lettered, as applied, and the batch's others are decided
+    (the whole batch was retried, then dead-lettered, again with every later batch)."""
+    store = RecordingStore(features={"cust-1": KNOWN, "cust-3": KNOWN})
+    store.unreadable["cust-2"] = "x"
+    batch = [
+        SourceRecord("touchpoints", 0, n, customer.encode(),
+                     encode_touchpoint(click(f"e{n}", page="/cancel", customer=customer)))
+        for n, customer in enumerate(["cust-1", "cust-2", "cust-3"])
+    ]  # fmt: skip
+    result = await handler(store).handle(batch)
+    assert [d.record for d in result.dead_letters] == [batch[1]]
+    assert result.dead_letters[0].error.startswith("decision read failed: ValueError")
+    assert result.results == [("web_click", "ok"), ("web_click", "failed"), ("web_click", "ok")]
+    assert triggers(result) == ["e0", "e2"]
+    assert store.applied == ["e0", "e1", "e2"]  # their features were updated
 
 
 async def test_a_decision_failure_gives_one_result_for_its_record() -> None:
