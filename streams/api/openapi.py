@@ -27,9 +27,31 @@ def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
 _ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID,
              "description": "Compared exactly as sent (no normalisation, case folding or "
-             "trimming). Recommendations refuse (400) one of only whitespace or holding a "
+             "trimming); percent-encoded UTF-8 (a `%` without two hexadecimal digits, or "
+             "bytes that are not UTF-8, is a 400 `invalid_customer_id`). Recommendations "
+             "also refuse (400) `.` and `..`, one of only whitespace, and one holding a "
              "control character, as touchpoints and outcomes do (422)."}  # fmt: skip
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+# Every `error` the API answers with (the README's HTTP API section says when each comes).
+ERROR_CODES = (
+    "bad_request", "invalid_customer_id", "invalid_channel", "invalid_limit",
+    "invalid_erasures", "invalid_alert_event", "malformed_json", "malformed_body",
+    "incomplete_body", "empty", "unauthorized", "forbidden", "origin_not_allowed",
+    "not_found", "method_not_allowed", "body_timeout", "body_too_large", "too_many_items",
+    "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
+    "expectation_failed", "invalid_events", "invalid_outcomes", "rate_limited",
+    "too_many_streams", "internal_error", "store_unavailable", "kafka_unavailable",
+    "alerts_not_ready",
+)  # fmt: skip
+_ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties": {
+    "error": {"type": "string", "enum": list(ERROR_CODES), "description": "What went "
+              "wrong, for clients to act on; `message` says it in English."},
+    "message": {"type": "string"},
+    "details": {"type": "array", "description": "Where there are some: one "
+                "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
+                "(`record_too_large`), or `{\"retry_after_s\"}`, the seconds of "
+                "`Retry-After` (429, and the 503s `kafka_unavailable` and "
+                "`alerts_not_ready`; `store_unavailable` has the header only)."}}}  # fmt: skip
 
 
 def ecma_patterns(schema: Any) -> Any:
@@ -126,9 +148,14 @@ def _accepted(ids: str) -> dict[str, Any]:
         "accepted")  # fmt: skip
 
 
-def _body(item: dict[str, Any], max_items: int) -> dict[str, Any]:
+def _body(item: dict[str, Any], max_items: int, max_bytes: int) -> dict[str, Any]:
     return {
         "required": True,
+        "description": f"One item, or a list of 1 to {max_items}; at most {max_bytes} bytes "
+        "(413 `body_too_large`). It may be sent compressed, with `Content-Encoding: gzip` "
+        "or `deflate`: the API inflates it to at most that limit too (413 past it; 400 "
+        "`malformed_body` when it does not inflate); another encoding is answered 415 "
+        "`unsupported_content_encoding`.",
         "content": {
             "application/json": {
                 "schema": {
@@ -144,13 +171,19 @@ def _body(item: dict[str, Any], max_items: int) -> dict[str, Any]:
 
 def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
     """The description of this API as ``settings`` configure it (the defaults if none):
-    ``maxItems`` is ``MOMENTS_API_MAX_ITEMS``."""
-    max_items = (settings or Settings()).api_max_items
+    ``maxItems`` is ``MOMENTS_API_MAX_ITEMS``, and the body limit
+    ``MOMENTS_API_MAX_BODY_BYTES``."""
+    settings = settings or Settings()
+    max_items, max_bytes = settings.api_max_items, settings.api_max_body_bytes
     return _with_expectation_failed({
         "openapi": "3.1.0",
         "info": {"title": "Moments", "version": "1",
                  "description": "Real-time personalisation for CRM: live recommendations, "
-                 "ingestion, customer profiles, erasure and contact-centre alerts."},
+                 "ingestion, customer profiles, erasure and contact-centre alerts. Every "
+                 "error is JSON (`Error`). A method a path does not take is answered 405 "
+                 "`method_not_allowed`, with `Allow`: HEAD too, on every GET path but "
+                 "/healthz and /readyz, which answer it as GET, without a body (a HEAD of "
+                 "recommendations would take and publish a decision)."},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -161,9 +194,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                 "elsewhere: URLs end up in proxies' logs."},
             },
             "schemas": {
-                "Error": {"type": "object", "required": ["error", "message"], "properties": {
-                    "error": {"type": "string"}, "message": {"type": "string"},
-                    "details": {"type": "array"}}},
+                "Error": _ERROR_SCHEMA,
                 **WIRE_SCHEMAS, "Touchpoint": _TOUCHPOINT,
             },
         },
@@ -278,7 +309,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "10), whose `ts` is more than MOMENTS_MAX_FUTURE_SKEW_S "
                                "ahead of the server's clock, or has a leap second.",
                 "security": _SECURITY, "x-scope": "ingest",
-                "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}, max_items),
+                "requestBody": _body({"$ref": "#/components/schemas/Touchpoint"}, max_items,
+                                     max_bytes),
                 "responses": {"202": _accepted("event_ids"),
                               **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503)},
             }},
@@ -286,7 +318,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "summary": "Report what customers did with offers (scope outcomes, or "
                            "ingest, which grants it).",
                 "security": _SECURITY, "x-scope": "outcomes",
-                "requestBody": _body(_OUTCOME, max_items),
+                "requestBody": _body(_OUTCOME, max_items, max_bytes),
                 "responses": {"202": _accepted("decision_ids"),
                               **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503)},
             }},

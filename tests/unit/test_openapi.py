@@ -1,7 +1,10 @@
-"""The published OpenAPI description: touchpoints per type, and where a key may travel."""
+"""The published OpenAPI description: touchpoints per type, where a key may travel, and the
+error codes."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,6 +15,7 @@ from referencing.jsonschema import DRAFT202012
 
 from schemas import EVENT_TYPES, encode_outcome
 from schemas.outcomes import Outcome
+from streams import api
 from streams.api.openapi import openapi_spec
 from tests.unit import factories as f
 
@@ -140,3 +144,20 @@ def test_a_surveys_score_is_described_within_its_scale_as_it_is_decoded(
     except InvalidEvent:
         decoded = False
     assert validator("Survey").is_valid(survey) is decoded
+
+
+def _answered_codes() -> set[str]:
+    """Every ``error`` code that streams/api names where it answers an error: an
+    ``ApiError`` or ``error_response`` of a fixed code, and the codes it gives by status."""
+    source = "\n".join(p.read_text() for p in Path(api.__file__).parent.glob("*.py"))
+    found = set(re.findall(r'(?:ApiError|error_response)\(\s*\d{3},\s*"([a-z_]+)"', source))
+    found |= set(re.findall(r'\b\d{3}: "([a-z_]+)"', source))  # the _CODES by status
+    if 'f"invalid_{what}"' in source:  # ingestion's 422, named after what was posted
+        found |= {"invalid_events", "invalid_outcomes"}
+    return found
+
+
+def test_the_error_codes_described_are_those_the_api_answers() -> None:
+    described = COMPONENTS["Error"]["properties"]["error"]["enum"]
+    assert len(described) == len(set(described))
+    assert set(described) == _answered_codes()
