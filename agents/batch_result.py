@@ -44,8 +44,9 @@ class BatchResult:
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
-    # decision id -> the record it was decided on, and the index of its result
-    sources: dict[str, tuple[SourceRecord, int]] = field(default_factory=dict)
+    # customer -> the records of their touchpoints the batch decided on, with the index
+    # of each one's result (dead-lettered when their decisions cannot be recorded)
+    touchpoints_of: dict[str, list[tuple[SourceRecord, int]]] = field(default_factory=dict)
     # what Kafka took of the batch's outputs (decisions, alerts, examples, letters), by
     # identity: an attempt after a failed delivery sends only the others
     delivered: dict[int, object] = field(default_factory=dict)

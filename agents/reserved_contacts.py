@@ -108,14 +108,16 @@ class ContactReservations:
     ) -> list[NextBestOffer]:
         """Leave out of ``result`` everything about the ``gone`` customers (erased, or
         their keys failed the write: their touchpoints are dead-lettered with the
-        reason, to be sent again once their keys are mended). The decisions left out."""
+        reason, to be sent again once their keys are mended, those whose only outcome
+        was an alert included). The decisions left out."""
         left = result.leave_out(gone)
-        for decision in left:
-            fault = faults.get(decision.customer_id)
-            source = result.sources.get(decision.decision_id)
-            if fault is not None and source is not None:
-                record, index = source
-                reason = failure_reason("decision record", fault)
+        lettered = {id(failed.record) for failed in result.dead_letters}
+        for customer, fault in faults.items():
+            reason = failure_reason("decision record", fault)
+            for record, index in result.touchpoints_of.get(customer, []):
+                if id(record) in lettered:  # its decision had failed already
+                    continue
+                lettered.add(id(record))
                 result.dead_letters.append(FailedRecord(record, reason))
                 if index < len(result.results):  # counted as failed, not ok
                     result.results[index] = (result.results[index][0], "failed")

@@ -194,6 +194,8 @@ class TouchpointDecisions:
         pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded)
         if not pending:
             return
+        for record, event, index in pending:
+            result.touchpoints_of.setdefault(event.customer_id, []).append((record, index))
         batch = await self._prepare_decisions(pending, result, recorded)
         for record, event, index in pending:
             if event.customer_id in batch.erased:
@@ -294,7 +296,6 @@ class TouchpointDecisions:
                     result.decisions.append(decision)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
-                        result.sources[decision.decision_id] = (record, index)
                     if features is not None and recorded is None:  # the next moment
                         profiles[event.customer_id] = contacted(features, decision)  # counts it
                 for alert, is_late in zip(alerts, late, strict=True):

@@ -216,4 +216,10 @@ class TouchpointHandler:
         spent = result.spending(result.decisions)
         if spent:  # first: if the record fails after it, the replay counts nothing twice
             await self._store.budgets.add(spent)
-        await self._store.decisions.record(records, contacts + result.risk_facts)
+        faults: dict[str, Exception] = {}  # customers whose keys fail the write
+        await self._store.decisions.record(records, contacts + result.risk_facts, faults=faults)
+        if faults:  # sent already: their alerts' cool-downs are not kept, the rest is
+            # by its kind alone: its message may quote what it failed on
+            log.warning("%d customers' alerts or decisions were sent but could not be "
+                        "recorded (%s): their cool-downs are not kept", len(faults),
+                        ", ".join(sorted({type(e).__name__ for e in faults.values()})))  # fmt: skip

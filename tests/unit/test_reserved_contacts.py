@@ -215,7 +215,7 @@ def budgeted(spent: dict[str, int]) -> BatchResult:
     assert [o.offer_id for o in first.offers] == ["voucher", "tips"]
     source = SourceRecord("touchpoints", 0, 7, b"c1", b"{}")
     return BatchResult(catalogue=BUDGETED, budgets=ledger, decisions=[first],
-                       moments={"d0": moment}, sources={"d0": (source, 0)},
+                       moments={"d0": moment}, touchpoints_of={"c1": [(source, 0)]},
                        results=[("web_click", "ok")])  # fmt: skip
 
 
@@ -285,3 +285,20 @@ async def test_a_customer_whose_keys_fail_the_write_is_dead_lettered_alone() -> 
     )
     assert result.results == [("web_click", "failed")]
     assert store.budgets.counts["voucher"] == 0  # taken, then given back
+
+
+async def test_a_touchpoint_that_only_raised_an_alert_is_dead_lettered_with_its_customer() -> None:
+    """The customer's click had a decision, their negative mention an alert alone: their
+    keys failing the write leave both out, and both touchpoints are dead-lettered (the
+    mention's alert was dropped with no letter, its event counted ok)."""
+    result = budgeted({})
+    mention = SourceRecord("touchpoints", 0, 8, b"c1", b"{}")
+    result.touchpoints_of["c1"].append((mention, 1))
+    result.results.append(("social_mention", "ok"))
+    result.interventions.append(alert("c1"))
+    store = Refusing([], {})
+    store.broken = {"c1"}
+    await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
+    assert result.decisions == [] and result.interventions == []
+    assert [letter.record.offset for letter in result.dead_letters] == [7, 8]
+    assert result.results == [("web_click", "failed"), ("social_mention", "failed")]

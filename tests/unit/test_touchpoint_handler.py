@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 import pytest
+from redis.exceptions import ResponseError
 
 from agents.batch_result import BatchResult
 from agents.catalogue_holder import CatalogueHolder
@@ -104,6 +105,7 @@ class RecordingStore:
         self.gone: set[str] = set()  # erased
         # customer -> a stored value their features cannot be read with (a corrupt count)
         self.unreadable: dict[str, str] = {}
+        self.corrupt: set[str] = set()  # customers whose decision keys fail the write
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
         self.outage = set(outage)
@@ -191,6 +193,13 @@ class RecordedDecisions:
         faults: dict[str, Exception] | None = None,
         refused: set[str] | None = None,
     ) -> list[bool]:
+        corrupt = {r.customer_id for r in records} & self._store.corrupt
+        if corrupt and faults is None:
+            raise ResponseError("WRONGTYPE key 2 of the decision holds a string")
+        for customer in corrupt:
+            assert faults is not None
+            faults[customer] = ResponseError("WRONGTYPE key 2 of the decision holds a string")
+        records = [r for r in records if r.customer_id not in corrupt]
         self._store.records.append(list(records))
         self._store.facts.append(list(contacts))
         for r in records:
@@ -512,6 +521,25 @@ async def test_a_customer_whose_features_cannot_be_read_is_dead_lettered_alone()
     assert result.results == [("web_click", "ok"), ("web_click", "failed"), ("web_click", "ok")]
     assert triggers(result) == ["e0", "e2"]
     assert store.applied == ["e0", "e1", "e2"]  # their features were updated
+
+
+async def test_confirming_a_batch_sent_does_not_fail_it_for_one_customers_corrupt_keys(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An alert went out for a customer whose decision keys are corrupt (no offer
+    decision of theirs found it before sending): confirming the batch records the rest,
+    and says so, where it failed three times and dead-lettered the whole batch, sent."""
+    store = RecordingStore(features={"cust-1": KNOWN})
+    alert = Intervention(intervention_id="iv-1", customer_id="cust-2", ts=T0,
+                         kind="service_recovery", priority=2, trigger_event_id="m1",
+                         reasons=[], suggested_action="Reach out.")  # fmt: skip
+    result = await handler(store).handle(records(click("a", page="/cancel")))
+    result.interventions.append(alert)
+    store.corrupt = {"cust-2"}
+    await handler(store).confirm(result)
+    assert {r.customer_id for r in store.records[-1]} == {"cust-1"}
+    assert "1 customers' alerts or decisions were sent but could not be recorded" in caplog.text
+    assert "cust-2" not in caplog.text
 
 
 async def test_a_decision_failure_gives_one_result_for_its_record() -> None:
