@@ -62,7 +62,7 @@ async def test_a_connection_that_sends_no_whole_request_is_closed(api: Worker, s
         writer.write(sent)
         await writer.drain()
         took = await closed_after(reader, IDLE_S + 10)
-        assert took < IDLE_S + 3, took
+        assert IDLE_S * 0.8 <= took < IDLE_S + 3, took  # not at once: once idle that long
     finally:
         writer.close()
 
@@ -78,8 +78,8 @@ async def test_a_kept_alive_connection_is_closed_once_idle_and_served_until_then
             head, _ = await response(reader, 5)
             assert head.startswith(b"HTTP/1.1 200"), head
             await asyncio.sleep(IDLE_S / 2)
-        took = await closed_after(reader, IDLE_S + 10)
-        assert took < IDLE_S + 3, took
+        took = await closed_after(reader, IDLE_S + 10)  # idle IDLE_S / 2 already
+        assert IDLE_S * 0.3 <= took < IDLE_S + 3, took
     finally:
         writer.close()
 

@@ -42,7 +42,7 @@ async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
     status, body, took = await eventually(degraded, "/readyz saying Kafka is down", within=30)
     assert (status, body) == (200, {"status": "degraded",
                                     "checks": {"kafka": "down", "redis": "ok"}})  # fmt: skip
-    assert took < 1.0
+    assert took < 2.5  # it asks Kafka nothing (a wait for the broker would take 10 s and more)
 
     await asyncio.to_thread(kafka.restart)
 

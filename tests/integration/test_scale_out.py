@@ -120,12 +120,11 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
     victim.proc.wait()
     assert await applied(pipeline, CUSTOMERS) < everything, "killed after the end"
 
-    # the survivors take over the victim's partitions within the session timeout + 10 s
+    # the survivors take over the victim's partitions (within the session timeout and a
+    # rebalance; how soon is the bench's to measure, not a test's)
     while await applied(pipeline, orphans) == before:
         assert time.monotonic() - killed_at < 60, "nobody took over the orphaned partitions"
         await asyncio.sleep(0.2)
-    takeover = time.monotonic() - killed_at
-    assert takeover <= 10 + 10, f"took {takeover:.1f}s"
 
     await producing
     deadline = time.monotonic() + 240
