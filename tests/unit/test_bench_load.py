@@ -103,11 +103,12 @@ async def test_open_loop_sends_rate_times_seconds_requests_at_that_rate(server: 
     # and the requests reach the server on their schedule, not in one burst
     arrivals = dict(server.arrivals)
     assert sorted(arrivals) == list(range(100))
-    # (counted from the first request: the generator collects its garbage before it starts)
-    late = [arrivals[i] - arrivals[0] - i / rate for i in range(100)]
-    assert all(-0.01 < lag < 0.4 for lag in late), max(late)  # a burst would be -0.5
-    halfway = arrivals[50] - arrivals[0]
-    assert 0.2 < halfway < 0.4
+    # each arrival less when it was due after the first: on schedule they are about the
+    # same (a request held up by the machine adds a little to its own); in one burst they
+    # would spread over the whole 0.5 s. Not counted from one request, which a stall
+    # of its own would set apart from all the others.
+    offsets = [arrivals[i] - i / rate for i in range(100)]
+    assert max(offsets) - min(offsets) < 0.4, (min(offsets), max(offsets))
 
 
 async def test_open_loop_counts_waiting_for_a_connection_as_latency(server: Server) -> None:
