@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_console_browser import at_risk_history
+from tests.integration.test_service_restarts import all_handled
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -115,7 +116,7 @@ async def test_every_intervention_kind_fires_once_per_cool_down(pipeline: Pipeli
     await send(pipeline, again)
     await settle(pipeline, {"risky", "vip", "leaver", "browser", "loud", "grumpy", "lapsed"},
                  len(history) + len(triggers) + len(again))  # fmt: skip
-    await asyncio.sleep(2)
+    await all_handled(pipeline)  # what the batches sent is on the topics
     records = await consume_all(
         pipeline.services.kafka_bootstrap,
         pipeline.topic("interventions"),
@@ -146,7 +147,7 @@ async def test_a_withdrawal_after_a_call_back_raises_one_do_not_call(pipeline: P
     await send(pipeline, [withdrawn("leaver", "dnc-off-1", 1), withdrawn("quiet", "dnc-q", 1)])
     await send(pipeline, [withdrawn("leaver", "dnc-off-2", 2)])
     await settle(pipeline, {"leaver", "quiet"}, 4)
-    await asyncio.sleep(2)
+    await all_handled(pipeline)  # what the batches sent is on the topics
     records = await consume_all(pipeline.services.kafka_bootstrap, topic, 3, wait_s=5)
     alerts = [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
     told = [(a["customer_id"], a["kind"], a["trigger_event_id"]) for a in alerts]

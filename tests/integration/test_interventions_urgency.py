@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_interventions_pipeline import event, purchases, send, settle
+from tests.integration.test_service_restarts import all_handled
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -87,6 +88,6 @@ async def test_the_caller_breaks_through_the_pages_cool_down_and_a_return_by_ema
     ]
     await send(pipeline, again)
     await settle(pipeline, {"leaver"}, 4)
-    await asyncio.sleep(2)
+    await all_handled(pipeline)  # what the batches sent is on the topics
     last = await alerts(pipeline, len(second) + 1, wait_s=5)
     assert [a["trigger_event_id"] for a in last if a["trigger_event_id"].endswith("-2")] == []

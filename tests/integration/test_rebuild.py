@@ -36,6 +36,7 @@ from tests.integration.test_api_support import (
     read_to_end,
 )
 from tests.integration.test_scale_out import activity
+from tests.integration.test_service_restarts import all_handled
 from tests.integration.test_touchpoints_pipeline import (
     CUSTOMERS,
     good_events,
@@ -91,7 +92,7 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         if done >= everything and worker.metric("moments_dead_letters_total") >= 20:
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # let the last decisions be confirmed
+    await all_handled(pipeline)  # the last decisions sent and confirmed
     kinds = ("save_desk", "retention_call", "vip_attention", "service_recovery", "win_back")
     held = sum(worker.metric("moments_interventions_held_out_total", kind=k) for k in kinds)
     raised = sum(worker.metric("moments_decisions_total", kind=k, channel="contact_centre")

@@ -51,6 +51,18 @@ async def produced(pipeline: Pipeline) -> int:
         await consumer.stop()
 
 
+async def all_handled(pipeline: Pipeline, wait_s: float = 60.0) -> None:
+    """Wait until the workers committed every touchpoint produced so far: a batch is
+    committed only once Kafka acknowledged its decisions, alerts and letters, so then
+    whatever they sent is on the topics (a fixed sleep proved nothing on a slow run)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if await committed(pipeline) >= await produced(pipeline):
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the workers did not commit every touchpoint within {wait_s}s")
+
+
 async def wait_for(pipeline: Pipeline, count: int, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
