@@ -135,6 +135,16 @@ local function rank(field, value, stamp)
   if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
   return stamp
 end
+-- Whether string a sorts before b byte by byte (by code point, as Python compares them in
+-- reference.py): Lua's `<` follows the server's locale (LC_COLLATE, which Redis takes
+-- from its environment), so that two servers could break one tie apart.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 -- 'latest': the newest ts wins (ties: the smaller value); a grant's ts is its rank
 local function latest(hash, field, value)
   local current_ts = tonumber(redis.call('HGET', hash, field .. '@'))
@@ -142,7 +152,7 @@ local function latest(hash, field, value)
   if not newer then
     local current = redis.call('HGET', hash, field) or value
     local mine, theirs = rank(field, value, ts), rank(field, current, current_ts)
-    newer = mine > theirs or (mine == theirs and value < current)
+    newer = mine > theirs or (mine == theirs and bytes_before(value, current))
   end
   if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
 end
@@ -256,7 +266,8 @@ for _, update in ipairs(updates) do
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
     local v = tonumber(value)
-    local expired = shown_from and v < shown_from and string.sub(field, 1, 11) == 'last_shown:'
+    local expired = shown_from and v and v < shown_from
+                    and string.sub(field, 1, 11) == 'last_shown:'
     if expired then  -- see shown_from: nothing to write
     elseif current == nil or (op == 'max' and v > current) or (op == 'min' and v < current) then
       redis.call('HSET', profile, field, value)
