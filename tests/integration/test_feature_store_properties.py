@@ -84,14 +84,24 @@ def _fields(event: Any) -> dict[str, Any]:
     return {f: getattr(event, f) for f in event.__struct_fields__}
 
 
-def _run(services: Services, history: list[Any], split: int, contacts: Sequence[Fact] = ()) -> None:
+def _run(
+    services: Services,
+    history: list[Any],
+    split: int,
+    contacts: Sequence[Fact] = (),
+    advance_s: int = 0,
+) -> None:
+    """Apply the facts ``split`` at a time, the clock moving ``advance_s`` on after each
+    round trip (windows move along with it, as live), to Redis and the reference."""
+
     async def scenario() -> None:
         prefix = f"prop{uuid.uuid4().hex[:8]}"
         config = StoreConfig(secret=b"prop-secret", prefix=prefix)
+        clock = [NOW_MS]  # the store's and the reference's now (ms)
         store = FeatureStore.from_url(
             services.redis_url,
             config,
-            clock=lambda: NOW_MS / 1000,
+            clock=lambda: clock[0] / 1000,
         )
         reference: dict[str, CustomerState] = defaultdict(CustomerState)
         try:
@@ -102,14 +112,17 @@ def _run(services: Services, history: list[Any], split: int, contacts: Sequence[
                 for i, e in enumerate(history[:5])
             ]
             facts += contacts  # with ceilings: applied unless over one
-            want = [reference[f.customer_id].apply(f, NOW_MS) for f in facts]
+            want: list[int] = []
             got: list[int] = []
             for start in range(0, len(facts), split):
-                got += [int(s) for s in await store.apply_facts(facts[start : start + split])]
+                chunk = facts[start : start + split]
+                want += [reference[f.customer_id].apply(f, clock[0]) for f in chunk]
+                got += [int(s) for s in await store.apply_facts(chunk)]
+                clock[0] += advance_s * 1000
             assert got == want
             # a replay of everything changes nothing: duplicates, or too old to decide on
             # (a contact refused over a ceiling was not applied: it is refused again)
-            too_old = [NOW_MS - f.ts_ms >= config.ttl_s * 1000 for f in facts]
+            too_old = [clock[0] - f.ts_ms >= config.ttl_s * 1000 for f in facts]
             assert [int(s) for s in await store.apply_facts(facts)] == [
                 5 if first == 5 else 4 if old else 0
                 for first, old in zip(want, too_old, strict=True)
@@ -122,7 +135,7 @@ def _run(services: Services, history: list[Any], split: int, contacts: Sequence[
                 assert raw["contacts"] == state.contacts
                 assert raw["optouts"] == state.optouts
                 expected = build_features(
-                    state.profile, state.windows, list(state.recent), NOW_MS, state.contacts
+                    state.profile, state.windows, list(state.recent), clock[0], state.contacts
                 )
                 if not state.profile and not state.optouts:  # only facts too old: unknown
                     expected = None
@@ -138,9 +151,14 @@ def _run(services: Services, history: list[Any], split: int, contacts: Sequence[
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=histories(), split=st.integers(1, 25))
-def test_store_matches_reference(kafka_redis: Services, history: list[Any], split: int) -> None:
-    _run(kafka_redis, history, split)
+@given(history=histories(), split=st.integers(1, 25), advance_s=st.sampled_from(
+    [0, 0, 60, 3600, 3 * 3600]))  # fmt: skip
+def test_store_matches_reference(
+    kafka_redis: Services, history: list[Any], split: int, advance_s: int
+) -> None:
+    """Any facts, in any order, applied in round trips of any size while the clock moves
+    on (at most 55 facts, 3 hours a round trip: within the dedupe horizon)."""
+    _run(kafka_redis, history, split, advance_s=advance_s)
 
 
 # some contacts a day's edge before now, or right at the edge of a cool-down
