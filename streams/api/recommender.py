@@ -272,6 +272,7 @@ class Recommender:
                 stripped = contended(decision)
                 if not request.answer.done():
                     request.answer.set_result(stripped)
+                    request.decision = stripped  # shown: counted if the drain runs out
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
         if shown:
@@ -379,8 +380,6 @@ class Recommender:
         ones that were shown all the same, and those stripped of their offers after
         ``MAX_ROUNDS``), with their budget spending, unchecked (it was shown), and publish
         those kept."""
-        for request, _, _ in answered:  # recorded and published below, or counted (drain)
-            request.handed = True
         records = [decision_record(d, raw) for _, d, raw in answered]
         shown = offers_shown(d for _, d, _ in answered)
         spending = offers_spent((d for _, d, _ in answered), limits) if limits else []
@@ -391,10 +390,17 @@ class Recommender:
         except Exception as exc:  # answered all the same: the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
                         len(answered), exc)  # fmt: skip
+            self._handed(answered)
             self._publish_checked([(d.customer_id.encode(), raw) for _, d, raw in answered])
             return
+        self._handed(answered)  # with no await before they are handed over (see drain)
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
+
+    @staticmethod
+    def _handed(answered: list[Decided]) -> None:
+        for request, _, _ in answered:
+            request.handed = True
 
     def _publish_checked(self, records: list[tuple[bytes, bytes]]) -> None:
         """Publish decisions whose callers were answered but whose write failed (it may

@@ -409,3 +409,25 @@ async def test_fallbacks_waiting_when_the_drain_runs_out_are_counted() -> None:
     assert await rec.drain(within_s=0.5) is False
     assert asyncio.get_running_loop().time() - started < 1.5
     assert failed == [1]
+
+
+async def test_a_shown_decision_recorded_apart_is_counted_if_the_drain_runs_out() -> None:
+    """Shown when the budget ran out, then refused over a ceiling: it is recorded apart
+    (it was shown), and the drain ran out during that write. It was marked handed over
+    before the write, so it was neither published nor counted."""
+    store = SlowStore({"c1": KNOWN})
+    store.write_s = 0.15
+    store.refuse["c1"] = 1
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    failed: list[int] = []
+    publisher = GivingUp()
+    rec = Recommender(store, policy, publisher, "nbo", budget_s=0.05,  # type: ignore[arg-type]
+                      publish_failed=failed.append)  # fmt: skip
+    decision = await rec.recommend("c1", "email", 3)
+    assert decision is not None and decision.offers  # shown: the budget ran out meanwhile
+    store.write_s = 5.0  # the write recording it apart is slow
+    await until(lambda: len(store.writes) == 2)
+    assert await rec.drain(within_s=0.2) is False
+    assert failed == [1] and publisher.published == []
