@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from feature_store.facts import (
@@ -29,6 +30,8 @@ from feature_store.records import LIVE_LAG_MS
 
 __all__ = ["CustomerState", "touchpoint_fact"]
 
+_WHOLE = re.compile(r"-?[0-9]+")  # as apply.lua's '^%-?%d+$'
+
 
 @dataclass
 class CustomerState:
@@ -46,7 +49,8 @@ class CustomerState:
         """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go.
         (When: :attr:`expires_ms`, see :meth:`expire_due`.)"""
         self.profile, self.windows, self.seen, self.recent = {}, {}, {}, {}
-        for name in ("profile", "windows", "seen", "recent"):
+        self.contacts = {}  # which takes the profile's expiry
+        for name in ("profile", "windows", "seen", "recent", "contacts"):
             self.expires_ms.pop(name, None)
 
     def expire_due(self, now_ms: int) -> None:
@@ -121,7 +125,7 @@ class CustomerState:
                         del self.profile[key]
         for op, key, value in fact.updates:
             shown = op in ("max", "min") and key.startswith(LAST_SHOWN)
-            if shown and shown_from is not None and float(value) < shown_from:
+            if shown and shown_from is not None and _number(value) < shown_from:
                 continue  # too long ago to keep
             self._update(w, op, key, value, ts, bucket, live_from)
         self.optouts = {}
@@ -288,9 +292,10 @@ def _count_or_none(value: str) -> float:
 
 
 def _number(value: str) -> float:
-    """A field's value as apply.lua's ``tonumber`` reads it; one that is no number reads
-    as infinity (kept, where a prune compares it)."""
-    try:
-        return float(value)
-    except ValueError:
-        return float("inf")
+    """A time field's value as apply.lua's prune reads it: a whole number of digits (an
+    optional minus); anything else reads as infinity (kept, where a prune compares it).
+
+    >>> [_number(v) for v in ("1700", "-5", "0x10", "1_000", "1e3", "١")]
+    [1700.0, -5.0, inf, inf, inf, inf]
+    """
+    return float(value) if _WHOLE.fullmatch(value) else float("inf")

@@ -113,7 +113,8 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         >>> len(one.digest()), one.digest() == two.digest()
         (12, False)
         """
-        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()[:12]
+        # in a fixed order: the file's order of a table's keys changes no digest
+        return hashlib.sha256(msgspec.json.encode(self, order="deterministic")).hexdigest()[:12]
 
     def daily_limits(self) -> dict[str, int]:
         """The offers with a daily budget across all customers, and their limits."""

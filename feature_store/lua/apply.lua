@@ -248,8 +248,8 @@ if KEYS[2] == KEYS[7] and live_from['d'] then
   shown_from = (live_from['d'] + keep_of['d'] - 367) * size_of['d']
   if prune_to['d'] then
     local fields = redis.call('HGETALL', profile)
-    for i = 1, #fields, 2 do
-      local at = tonumber(fields[i + 1])
+    for i = 1, #fields, 2 do  -- a time is whole digits (reference.py reads them alike)
+      local at = string.match(fields[i + 1], '^%-?%d+$') and tonumber(fields[i + 1])
       if at and at < shown_from and string.sub(fields[i], 1, 11) == 'last_shown:' then
         redis.call('HDEL', profile, fields[i])
       end
@@ -266,7 +266,7 @@ for _, update in ipairs(updates) do
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
     local v = tonumber(value)
-    local expired = shown_from and v and v < shown_from
+    local expired = shown_from and string.match(value, '^%-?%d+$') and v < shown_from
                     and string.sub(field, 1, 11) == 'last_shown:'
     if expired then  -- see shown_from: nothing to write
     elseif current == nil or (op == 'max' and v > current) or (op == 'min' and v < current) then

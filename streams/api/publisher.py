@@ -22,15 +22,16 @@ _partitioner = DefaultPartitioner()
 # limits (about 1 MB), and whole in a dead letter with its headers (LETTER_MAX). One
 # larger is refused alone, before it could fail the batch it would share with others.
 MAX_RECORD_BYTES = 800_000
-# The most records a process holds for Kafka at once (queued, or sent and not yet
-# acknowledged): about 100 seconds of decisions at 1,000 a second. While Kafka is away
-# answers go on, and what they publish waits; past this, publications fail at once
-# (counted by their callers) rather than fill the process's memory until it is killed.
-MAX_UNSETTLED_RECORDS = 100_000
+# The most a process holds for Kafka at once (keys and values queued, or sent and not yet
+# acknowledged): some 150,000 decisions, a few minutes of them at 1,000 a second. While
+# Kafka is away answers go on, and what they publish waits; past this, publications fail
+# at once (counted by their callers) rather than fill the process's memory until it is
+# killed. One publication alone is never refused for its size (the body limit bounds it).
+MAX_UNSETTLED_BYTES = 256 * 1024 * 1024
 
 
 class PublisherFull(ConnectionError):
-    """Kafka has not acknowledged ``MAX_UNSETTLED_RECORDS`` records yet: no more wait."""
+    """Kafka has not acknowledged ``MAX_UNSETTLED_BYTES`` of records yet: no more wait."""
 
 
 class RecordTooLarge(ValueError):
@@ -54,13 +55,13 @@ class KeyedPublisher:
         producer: AIOKafkaProducer,
         linger_s: float = 0.005,
         sent: Callable[[bool], None] | None = None,
-        max_unsettled: int = MAX_UNSETTLED_RECORDS,
+        max_unsettled: int = MAX_UNSETTLED_BYTES,
     ) -> None:
         """``sent(ok)`` hears whether each publication was written (for ``/readyz``);
-        ``max_unsettled``: the records Kafka has not acknowledged yet, at most."""
+        ``max_unsettled``: the bytes of records Kafka has not acknowledged yet, at most."""
         self._producer = producer
         self._max_unsettled = max_unsettled
-        self._held = 0  # records of the publications not yet settled
+        self._held = 0  # bytes of the publications not yet settled
         self._linger_s = linger_s
         self._sent = sent
         self._pending: list[Pending] = []
@@ -85,18 +86,20 @@ class KeyedPublisher:
         if not records:
             done.set_result(None)
             return done
+        held = 0
         for i, (key, value) in enumerate(records):  # not Kafka's fault: not told to sent()
-            if len(key) + len(value) > MAX_RECORD_BYTES:
-                done.set_exception(RecordTooLarge(i, len(key) + len(value)))
+            size = len(key) + len(value)
+            if size > MAX_RECORD_BYTES:
+                done.set_exception(RecordTooLarge(i, size))
                 return done
-        if self._held + len(records) > self._max_unsettled:  # Kafka away for long
-            done.set_exception(PublisherFull(f"{self._held} records wait for Kafka already"))
+            held += size
+        if self._held and self._held + held > self._max_unsettled:  # Kafka away for long
+            done.set_exception(PublisherFull(f"{self._held} bytes wait for Kafka already"))
             self._tell(done)
             return done
         self._pending.append((topic, records, done))
         self._unsettled.add(done)
-        self._held += len(records)
-        held = len(records)
+        self._held += held
 
         def settled(done: asyncio.Future[None]) -> None:
             self._unsettled.discard(done)

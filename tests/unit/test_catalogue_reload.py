@@ -243,3 +243,15 @@ def test_a_change_under_the_same_version_is_applied_with_a_warning(
     assert [o.offer_id for o in holder.current.offers] == ["shop"]
     assert recorder.calls == [("1", APPLIED)]
     assert "its version did not" in caplog.records[0].getMessage()
+
+
+def test_the_digest_is_of_what_the_catalogue_says_not_of_its_keys_order() -> None:
+    base = catalogue_toml("3", "shop")
+    one = msgspec.toml.decode(base + '\n[contact_policy.daily_caps]\nweb = 5\nemail = 1\n',
+                              type=OfferCatalogue)  # fmt: skip
+    two = msgspec.toml.decode(base + '\n[contact_policy.daily_caps]\nemail = 1\nweb = 5\n',
+                              type=OfferCatalogue)  # fmt: skip
+    assert one == two and one.digest() == two.digest()
+    other = msgspec.toml.decode(base + '\n[contact_policy.daily_caps]\nemail = 2\nweb = 5\n',
+                                type=OfferCatalogue)  # fmt: skip
+    assert other.digest() != one.digest()

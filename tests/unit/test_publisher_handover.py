@@ -89,13 +89,15 @@ async def test_while_kafka_is_away_what_waits_for_it_is_bounded() -> None:
     process's memory."""
     producer = AwayProducer()
     told: list[bool] = []
-    publisher = KeyedPublisher(producer, linger_s=0.001, sent=told.append, max_unsettled=10)  # type: ignore[arg-type]
+    record = len(key_on(0)) + 1  # the bytes of one record here (key and value)
+    publisher = KeyedPublisher(producer, linger_s=0.001, sent=told.append,  # type: ignore[arg-type]
+                               max_unsettled=10 * record)  # fmt: skip
     waiting = [publisher.publish("t", [(key_on(0), b"x"), (key_on(1), b"y")]) for _ in range(5)]
     refused = publisher.publish("t", [(key_on(0), b"z")])
     assert refused.done() and isinstance(refused.exception(), PublisherFull)
     assert told == [False] and not any(w.done() for w in waiting)
     await asyncio.sleep(0.05)  # handed over, not acknowledged: still held
-    assert isinstance(publisher.publish("t", [(b"k", b"v")]).exception(), PublisherFull)
+    assert isinstance(publisher.publish("t", [(key_on(0), b"v")]).exception(), PublisherFull)
     for delivery in producer.deliveries:  # Kafka is back
         delivery.set_result(None)
     await asyncio.wait_for(asyncio.gather(*waiting), 5)
@@ -104,3 +106,9 @@ async def test_while_kafka_is_away_what_waits_for_it_is_bounded() -> None:
     await asyncio.sleep(0.05)
     producer.deliveries[-1].set_result(None)
     await asyncio.wait_for(again, 5)
+    # one publication larger than the bound alone is not refused (nothing else waits)
+    alone = publisher.publish("t", [(key_on(0), b"z")] * 30)
+    await asyncio.sleep(0.05)
+    assert not alone.done()
+    producer.deliveries[-1].set_result(None)
+    await asyncio.wait_for(alone, 5)

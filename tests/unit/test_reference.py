@@ -495,7 +495,7 @@ def test_when_an_offer_was_last_shown_goes_once_a_year_older_than_the_newest_con
         assert kept == {"last_shown:edge", "last_shown:kept", "last_shown:new"}, order
     # what was dropped held no cool-down back: the longest is a year
     assert SHOWN_KEPT_DAYS * DAY_MS > MAX_COOLDOWN_S * 1000
-    # kept until the newest contact's day moves on: a contact the same day prunes nothing
+    # kept while within a year of the newest contact: one a day later prunes nothing
     state = apply_all(
         [
             click(0),

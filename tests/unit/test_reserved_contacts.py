@@ -89,6 +89,7 @@ class Refusing:
         self.budgets = Budgets()
         self.decisions = self
         self.broken: set[str] = set()  # customers whose keys fail the write
+        self.unreadable: set[str] = set()  # customers whose keys fail the read
 
     async def record(
         self,
@@ -120,7 +121,18 @@ class Refusing:
         self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
-        return [(c not in self.features, self.features.get(c)) for c in customer_ids]
+        unreadable = [c for c in customer_ids if c in self.unreadable]
+        if unreadable and faults is None:
+            raise ValueError("invalid literal for int()")
+        for c in unreadable:
+            assert faults is not None
+            faults[c] = ValueError("invalid literal for int()")
+        return [
+            (False, None)
+            if c in self.unreadable
+            else (c not in self.features, self.features.get(c))
+            for c in customer_ids
+        ]
 
 
 def batch(*customers: str) -> BatchResult:
@@ -165,6 +177,17 @@ async def test_a_refused_decision_is_taken_again_from_a_new_read() -> None:
     again = result.decisions[1]
     assert again.decision_id == "d1" and "suppressed:fatigue:web:day" in again.reasons
     assert len(store.applied) == 1  # nothing more to record: it shows nothing
+
+
+async def test_a_refused_decision_whose_customer_cannot_be_read_again_shows_nothing() -> None:
+    """Its contact over a ceiling, the new read of the customer fails on their keys: the
+    decision is taken again as one showing nothing, not the batch failed for it."""
+    store = Refusing([ApplyStatus.OVER_CEILING], {"c1": KNOWN})
+    store.unreadable = {"c1"}
+    result = batch("c1")
+    assert await ContactReservations(store, POLICY).reserve(result) == Refusals(contacts=1)  # type: ignore[arg-type]
+    (again,) = result.decisions
+    assert again.offers == [] and CONTENDED in again.reasons
 
 
 async def test_refused_round_after_round_a_decision_shows_nothing() -> None:
