@@ -292,10 +292,10 @@ def _count_or_none(value: str) -> float:
 
 
 def _number(value: str) -> float:
-    """A time field's value as apply.lua's prune reads it: a whole number of digits (an
+    r"""A time field's value as apply.lua's prune reads it: a whole number of digits (an
     optional minus); anything else reads as infinity (kept, where a prune compares it).
 
-    >>> [_number(v) for v in ("1700", "-5", "0x10", "1_000", "1e3", "١")]
+    >>> [_number(v) for v in ("1700", "-5", "0x10", "1_000", "1e3", "\u0661")]
     [1700.0, -5.0, inf, inf, inf, inf]
     """
     return float(value) if _WHOLE.fullmatch(value) else float("inf")
