@@ -132,7 +132,8 @@ class ContactReservations:
     ) -> None:
         """Give back the budget ``unmade`` spent, and what the decisions ``left`` out of
         the batch took (in this round or an earlier one; none that took nothing)."""
-        spending = unmade + result.spending(left)
+        shown = result.delivered  # by an earlier attempt: their spending stays counted
+        spending = unmade + result.spending(d for d in left if id(d) not in shown)
         if spending:
             await self._store.budgets.give_back(spending)
 

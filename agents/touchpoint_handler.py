@@ -180,7 +180,8 @@ class TouchpointHandler:
             return
         found = await self._store.erased(customers)
         left = result.leave_out({c for c, gone in zip(customers, found, strict=True) if gone})
-        spent = result.spending(left)
+        # what an earlier attempt delivered was shown: its spending stays counted
+        spent = result.spending(d for d in left if id(d) not in result.delivered)
         if spent:  # an earlier attempt's reserve may have counted them
             await self._store.budgets.give_back(spent)
 

@@ -325,3 +325,17 @@ async def test_a_touchpoint_that_only_raised_an_alert_is_dead_lettered_with_its_
     assert result.decisions == [] and result.interventions == []
     assert [letter.record.offset for letter in result.dead_letters] == [7, 8]
     assert result.results == [("web_click", "failed"), ("social_mention", "failed")]
+
+
+async def test_a_decision_kafka_took_keeps_its_spending_when_a_retry_leaves_it_out() -> None:
+    """Delivered on an attempt whose other sends failed; on the retry its customer's keys
+    fail the write: left out, but it was shown, so the budget it spent stays counted."""
+    result = budgeted({})
+    store = Refusing([], {})
+    await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
+    assert store.budgets.counts["voucher"] == 1
+    (shown,) = result.decisions
+    result.delivered[id(shown)] = shown  # Kafka took it; another send failed
+    store.broken = {"c1"}
+    await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
+    assert result.decisions == [] and store.budgets.counts["voucher"] == 1
