@@ -154,6 +154,9 @@ class Settings:
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
     api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
+    # the SSE event name alerts carry when a screen does not ask (?alert_event=): none
+    # (EventSource's onmessage hears them), or "intervention", as before 2026-12-05
+    api_alert_event: str = ""
     # a connection that sends no request this long (after connecting, between requests,
     # or part way through its headers) is closed; keep it longer than the idle timeout
     # of the load balancer in front (AWS's ALB: 60 s; Google's: 600 s), which then
@@ -204,6 +207,8 @@ class Settings:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
+        if self.api_alert_event not in ("", "intervention"):
+            raise SettingsError("MOMENTS_API_ALERT_EVENT must be 'intervention' or empty")
         if not self.key_secret:
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
         if self.api_budget_ms <= 0:

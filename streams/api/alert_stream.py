@@ -44,10 +44,11 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     # `erasures=ref`, which once asked for that, is still accepted
     if request.query.get("erasures") not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
-    # alerts are unnamed events (EventSource's onmessage hears them); a screen written
-    # when they were named `intervention` asks for that name
-    named = request.query.get("alert_event")
-    if named not in (None, "", "intervention"):
+    # alerts are unnamed events (EventSource's onmessage hears them), unless the screen
+    # or the deployment (MOMENTS_API_ALERT_EVENT) asks for the name `intervention` they
+    # had before 2026-12-05
+    named = request.query.get("alert_event", api.settings.api_alert_event)
+    if named not in ("", "intervention"):
         raise ApiError(400, "invalid_alert_event",
                        "alert_event must be intervention (or left out: unnamed)")  # fmt: skip
     if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen

@@ -357,10 +357,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "stream is told of erasures of customers it was not sent alerts "
                      "about by `customer_ref` alone."},
                     {"name": "alert_event", "in": "query",
-                     "schema": {"type": "string", "enum": ["intervention"]},
+                     "schema": {"type": "string", "enum": ["intervention", ""]},
                      "description": "Name the alerts' events `intervention` (as they "
                      "were before 2026-12-05), for screens that listen for that name; "
-                     "left out, alerts are unnamed events."},
+                     "empty: unnamed events; left out: as the deployment says "
+                     "(`MOMENTS_API_ALERT_EVENT`, unnamed by default)."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it). "
                      "An id that is not a position of this stream resumes nothing: the "

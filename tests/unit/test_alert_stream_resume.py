@@ -22,7 +22,8 @@ from schemas import decode_intervention
 from streams.api import alert_stream
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from streams.api.screen_erasures import CustomerRefs
-from tests.unit.api_app import api_app
+from streams.settings import Settings
+from tests.unit.api_app import KEYS, api_app
 
 AUTH = {"Authorization": "Bearer backend-key"}
 ALERT = b'data: {"intervention_id"'  # an alert as the stream writes it (an unnamed event)
@@ -487,6 +488,17 @@ async def test_alerts_are_unnamed_events_unless_a_screen_asks_for_their_old_name
                           b"id: 0-7\nevent: intervention\ndata: {")):  # fmt: skip
         hub = buffered_hub()
         async with TestClient(TestServer(api_app(alerts=hub))) as client:
+            reply = await client.get("/v1/alerts/stream", headers=AUTH, params=query)
+            start = await asyncio.wait_for(reply.content.readuntil(b'"intervention_id"'), 5)
+            hub.close_all()
+        assert start.startswith(b"retry: 2000\n\n" + first), start
+    # a deployment whose screens listen for the name: MOMENTS_API_ALERT_EVENT, which a
+    # screen may still override with an empty alert_event
+    named = Settings(api_keys=KEYS, api_alert_event="intervention")
+    for query, first in (({}, b"id: 0-7\nevent: intervention\ndata: {"),
+                         ({"alert_event": ""}, b"id: 0-7\ndata: {")):  # fmt: skip
+        hub = buffered_hub()
+        async with TestClient(TestServer(api_app(named, alerts=hub))) as client:
             reply = await client.get("/v1/alerts/stream", headers=AUTH, params=query)
             start = await asyncio.wait_for(reply.content.readuntil(b'"intervention_id"'), 5)
             hub.close_all()

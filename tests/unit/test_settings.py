@@ -96,6 +96,8 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value: object = "rules"
         elif f.name == "event_loop":
             value = "asyncio"
+        elif f.name == "api_alert_event":
+            value = "intervention"
         elif f.name == "api_cors_origins":
             value = "https://shop.example"
         elif f.name == "api_keys":
