@@ -214,6 +214,12 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             f"({report.skipped_decisions} undecodable skipped), "
             f"{report.erasures} customers kept erased, {report.risk_snapshots} churn-risk "
             f"snapshots taken again, in {report.seconds:.1f}s"
+            + (
+                f"; the records of {report.customers_failed} customers whose keys could not "
+                "be written were skipped"
+                if report.customers_failed
+                else ""
+            )
         )
         if report.dead_letters_lost:
             _stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "

@@ -30,34 +30,31 @@ learn again from ``risk-examples``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import msgspec
 from aiokafka import ConsumerRecord
+from redis.exceptions import ResponseError
 
 from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import offers_spent
-from agents.risk import ChurnRisk
-from agents.risk_features import learnable_example, risk_features_at
-from agents.risk_labels import LAPSE_DAYS
-from agents.risk_watch import pending_snapshot, risk_band
 from agents.touchpoint_decisions import worth_watching
 from feature_store import (
     UNMARKED,
     ApplyStatus,
+    Fact,
     FeatureStore,
     StoreUnavailable,
     intervention_fact,
-    risk_fact,
 )
 from feature_store.budgets import KEPT_DAYS
 from feature_store.facts import DAY_MS, ts_ms
+from feature_store.records import DecisionRecord
 from schemas import (
     CustomerErasure,
     InvalidEvent,
@@ -67,9 +64,8 @@ from schemas import (
     decode_touchpoint,
     load_catalogue,
 )
-from schemas.risk import decode_risk_example
 from streams.dead_letters import DeadLetter
-from streams.model_snapshots import RISK, restore_risk
+from streams.rebuild_risk import retake_risk_state, risk_model
 from streams.settings import Settings
 from streams.topic_replay import TopicMissing, first_offsets, replay
 from streams.topics import (
@@ -118,6 +114,9 @@ class RebuildReport:
     # touchpoints-dlq lost its oldest letters to retention: events the live pipeline
     # refused then (not as invalid: dated too far ahead, a failed update) are applied now
     dead_letters_lost: bool = False
+    # customers whose keys Redis could not write as they should be (a key of another
+    # type, a count that is no number): their records were skipped, as live dead-letters them
+    customers_failed: int = 0
 
 
 async def rebuild(
@@ -138,10 +137,11 @@ async def rebuild(
     await run.read_dead_letters()
     await run.replay_touchpoints()
     await run.replay_decisions()
-    model = await _risk_model(settings, store, batch)
-    snapshots, bands = await _retake_risk_state(
-        store, run.last_seen, batch, model, settings.risk_threshold
-    )
+    model = await risk_model(settings, store, batch)
+    snapshots, bands = await retake_risk_state(
+        store, run.last_seen, batch, model, settings.risk_threshold, run.failed,
+        lambda facts: _each_own(run.failed, facts, store.apply_facts),
+    )  # fmt: skip
     await run.erase_those_erased_meanwhile()  # last: after every write of the rebuild
     return run.report(snapshots, bands)
 
@@ -194,6 +194,7 @@ class _Replay:
         self.started = time.monotonic()
         self.invalid = 0
         self.applied = 0
+        self.failed: set[str] = set()  # customers whose keys failed a write (see report)
         self.limits = load_catalogue(settings.catalogue_path).daily_limits()
         self.budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
 
@@ -268,7 +269,13 @@ class _Replay:
             risk_bands=bands, expired=self.expired,
             erasures_lapsed=len(set(self.lapsed) - set(self.erased)),
             before_lapsed_erasure=self.skipped_lapsed, dead_letters_lost=self.letters_lost,
+            customers_failed=len(self.failed),
         )  # fmt: skip
+        if self.failed:  # by count alone: no customer id in the log
+            log.warning("the records of %d customers whose keys Redis could not write as "
+                        "they should be (a key of another type, a count that is no number) "
+                        "were skipped; mend or erase their keys, then run the rebuild again "
+                        "with --force", len(self.failed))  # fmt: skip
         if self.skipped_decisions:
             log.warning(
                 "skipped %d decision records that could not be decoded", self.skipped_decisions
@@ -343,7 +350,7 @@ class _Replay:
                 self.skipped_lapsed += 1
                 continue
             events.append(event)
-        statuses = await self.store.apply(events)
+        statuses = await _each_own(self.failed, events, self.store.apply)
         self.applied += sum(s is ApplyStatus.APPLIED for s in statuses)
         self.expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
         last_seen = self.last_seen
@@ -367,8 +374,7 @@ class _Replay:
     async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
         found = [d for d in self._decoded(records, decode_next_best_offer)
                  if not self._before_lapsed(d.customer_id, d.ts)]  # fmt: skip
-        await self.store.apply_facts(offers_shown(found))
-        await self.store.decisions.record([decision_record(d) for d in found])
+        await self._record(offers_shown(found), [decision_record(d) for d in found])
         # a fallback answer spends no budget live (default offers have no daily limit)
         spent = offers_spent((d for d in found if not d.fallback), self.limits)
         await self.store.budgets.add([s for s in spent if s.day >= self.budgets_since])
@@ -376,72 +382,34 @@ class _Replay:
     async def _interventions(self, records: list[ConsumerRecord]) -> None:
         found = [i for i in self._decoded(records, decode_intervention)
                  if not self._before_lapsed(i.customer_id, i.ts)]  # fmt: skip
-        await self.store.apply_facts([
+        await self._record([
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts,
                               held_out=i.control, priority=i.priority)
             for i in found
-        ])  # fmt: skip
-        await self.store.decisions.record([decision_record(i) for i in found])
+        ], [decision_record(i) for i in found])  # fmt: skip
+
+    async def _record(self, facts: list[Fact], records: list[DecisionRecord]) -> None:
+        """Apply the contacts ``facts`` and record the decisions ``records``, each
+        customer's keys failing for themselves alone (see :func:`_each_own`)."""
+        await _each_own(self.failed, facts, self.store.apply_facts)
+        faults: dict[str, Exception] = {}
+        await self.store.decisions.record(records, faults=faults)
+        self.failed.update(faults)
 
 
-async def _risk_model(settings: Settings, store: FeatureStore, batch: int) -> ChurnRisk:
-    """The churn-risk model to score the bands with: the one published in the target
-    Redis (merging with ``--force``), or else the one the risk learner will learn again
-    there, from ``risk-examples`` (each example once, in the topic's order); with fewer
-    examples than its warm-up, that is the baseline, as it was live."""
-    found = await store.models.load(RISK)
-    if found is not None:
-        return restore_risk(found[1])
-    model = ChurnRisk()
-    learned: set[str] = set()
-
-    async def examples(records: list[ConsumerRecord]) -> None:
-        learn_risk_examples(model, learned, [record.value or b"" for record in records])
-
-    await replay(settings, settings.topic(RISK_EXAMPLES), examples, batch)
-    return model
-
-
-def learn_risk_examples(model: ChurnRisk, learned: set[str], values: list[bytes]) -> None:
-    """Teach ``model`` the risk examples among ``values`` as the risk learner does: each
-    example once (``learned``: the ids seen), none that does not decode or whose figures
-    would poison it (not finite, or far out of range)."""
-    for value in values:
-        try:
-            example = decode_risk_example(value)
-        except msgspec.DecodeError:
-            continue
-        if example.example_id not in learned:  # a copy teaches nothing more
-            learned.add(example.example_id)
-            if learnable_example(example.x):
-                model.learn_one(example.x, example.y)
-
-
-async def _retake_risk_state(
-    store: FeatureStore, last_seen: dict[str, int], batch: int, model: ChurnRisk, threshold: float
-) -> tuple[int, int]:
-    """For every customer scored, the risk band as of their last scored touchpoint, and
-    for those seen within the lapse period a pending churn-risk snapshot too; returns how
-    many snapshots and bands were stored."""
-    since = int(time.time() * 1000) - LAPSE_DAYS * DAY_MS
-    scored = list(last_seen.items())
-    snapshots = bands = 0
-    for i in range(0, len(scored), batch):
-        chunk = scored[i : i + batch]
-        # one read each, as of its own moment; concurrent reads share round trips
-        views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in chunk))
-        facts = []
-        for (customer, at), features in zip(chunk, views, strict=True):
-            if features is None:  # erased meanwhile
-                continue
-            when = datetime.fromtimestamp(at / 1000, UTC)
-            x = risk_features_at(features, when)  # as watch_risk: the spell it ended
-            band = risk_band(model.predict_one(x), threshold)  # as watch_risk, anew
-            snapshot = pending_snapshot(x, at) if at > since else None
-            facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
-        statuses = await store.apply_facts(facts)
-        for fact, status in zip(facts, statuses, strict=True):
-            if status is ApplyStatus.APPLIED:
-                bands += 1
-                snapshots += any(key == "risk_snapshot" for _, key, _ in fact.updates)
-    return snapshots, bands
+async def _each_own(
+    failed: set[str], items: Sequence[T], apply: Callable[..., Awaitable[list[ApplyStatus]]]
+) -> list[ApplyStatus | None]:
+    """``apply`` (the store's ``apply`` or ``apply_facts``) to ``items``, in one round
+    trip; an item whose customer's keys Redis cannot serve as they should be (a key of
+    another type, a count that is no number) is not applied (None), and its customer is
+    added to ``failed``, rather than stop the rebuild: live, the worker dead-letters it.
+    Redis unavailable still raises (:class:`StoreUnavailable`)."""
+    ran: dict[int, ApplyStatus] = {}
+    try:
+        return list(await apply(items, ran))
+    except ResponseError:  # (one that says Redis cannot serve now is StoreUnavailable)
+        statuses: list[ApplyStatus | None] = [ran.get(i) for i in range(len(items))]
+        failed.update(getattr(item, "customer_id", "") for item, status
+                      in zip(items, statuses, strict=True) if status is None)  # fmt: skip
+        return statuses

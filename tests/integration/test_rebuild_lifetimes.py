@@ -168,7 +168,7 @@ async def test_a_rebuild_run_again_after_an_outage_takes_the_risk_state_again(
     try:
         real = store.decisions.record
 
-        async def outage(*args: Any) -> list[bool]:
+        async def outage(*args: Any, **kwargs: Any) -> list[bool]:
             monkeypatch.setattr(store.decisions, "record", real)
             raise StoreUnavailable("ConnectionError: Redis went away")
 

@@ -222,3 +222,35 @@ async def test_rebuild_records_fallback_answers_as_live_does(
         assert await store.decisions.contexts([("rb-g", "rb-d-kept")]) != [None]
     finally:
         await store.close()
+
+
+async def test_a_customer_whose_keys_fail_in_the_target_is_skipped_and_the_rest_rebuilt(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """``--force`` into a Redis holding a customer's key of another type (a faulty tool):
+    the customer's records are skipped and counted, as live dead-letters them, where the
+    rebuild stopped with a traceback at the same record on every run."""
+    broken, fine = "rb-broken", "rb-fine"
+    events = [event("web_click", c, f"rb-k{n}", minutes_ago=5 + n)
+              for n, c in enumerate([broken, fine, broken, fine])]  # fmt: skip
+    await write(pipeline, "touchpoints",
+                [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events])  # fmt: skip
+    await write(pipeline, "next-best-offers", [
+        (broken.encode(), decision("rb-d1", broken, 0.01)),
+        (fine.encode(), decision("rb-d2", fine, 0.01)),
+    ])  # fmt: skip
+    store = FeatureStore.from_url(
+        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    try:
+        await store.layout.mark()
+        admin = aioredis.Redis.from_url(private_redis.url)
+        await admin.set(store._keys.for_customer(broken).profile, "not a hash")
+        await admin.aclose()
+        report = await rebuild(Settings.from_env(pipeline.env(0)), store, force=True)
+        assert report.customers_failed == 1
+        assert report.applied == 2  # the other customer's two clicks
+        features = await store.read(fine)
+        assert features is not None and features.events == 2
+    finally:
+        await store.close()

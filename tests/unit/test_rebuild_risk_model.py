@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from agents.risk import ChurnRisk
 from schemas.risk import RiskExample, encode_risk_example
-from streams.rebuild import learn_risk_examples
+from streams.rebuild_risk import learn_risk_examples
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -1,0 +1,100 @@
+"""The churn-risk state ``moments rebuild`` takes again (:mod:`streams.rebuild`): the
+model to score with, and each customer's risk band and pending snapshot as of their
+last scored touchpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import msgspec
+from aiokafka import ConsumerRecord
+
+from agents.risk import ChurnRisk
+from agents.risk_features import learnable_example, risk_features_at
+from agents.risk_labels import LAPSE_DAYS
+from agents.risk_watch import pending_snapshot, risk_band
+from feature_store import ApplyStatus, Fact, FeatureStore, StoreUnavailable, risk_fact
+from feature_store.facts import DAY_MS
+from schemas.risk import decode_risk_example
+from streams.model_snapshots import RISK, restore_risk
+from streams.settings import Settings
+from streams.topic_replay import replay
+from streams.topics import RISK_EXAMPLES
+
+
+async def risk_model(settings: Settings, store: FeatureStore, batch: int) -> ChurnRisk:
+    """The churn-risk model to score the bands with: the one published in the target
+    Redis (merging with ``--force``), or else the one the risk learner will learn again
+    there, from ``risk-examples`` (each example once, in the topic's order); with fewer
+    examples than its warm-up, that is the baseline, as it was live."""
+    found = await store.models.load(RISK)
+    if found is not None:
+        return restore_risk(found[1])
+    model = ChurnRisk()
+    learned: set[str] = set()
+
+    async def examples(records: list[ConsumerRecord]) -> None:
+        learn_risk_examples(model, learned, [record.value or b"" for record in records])
+
+    await replay(settings, settings.topic(RISK_EXAMPLES), examples, batch)
+    return model
+
+
+def learn_risk_examples(model: ChurnRisk, learned: set[str], values: list[bytes]) -> None:
+    """Teach ``model`` the risk examples among ``values`` as the risk learner does: each
+    example once (``learned``: the ids seen), none that does not decode or whose figures
+    would poison it (not finite, or far out of range)."""
+    for value in values:
+        try:
+            example = decode_risk_example(value)
+        except msgspec.DecodeError:
+            continue
+        if example.example_id not in learned:  # a copy teaches nothing more
+            learned.add(example.example_id)
+            if learnable_example(example.x):
+                model.learn_one(example.x, example.y)
+
+
+async def retake_risk_state(
+    store: FeatureStore,
+    last_seen: dict[str, int],
+    batch: int,
+    model: ChurnRisk,
+    threshold: float,
+    failed: set[str],
+    apply: Callable[[list[Fact]], Awaitable[list[ApplyStatus | None]]],
+) -> tuple[int, int]:
+    """For every customer scored, the risk band as of their last scored touchpoint, and
+    for those seen within the lapse period a pending churn-risk snapshot too; returns how
+    many snapshots and bands were stored."""
+    since = int(time.time() * 1000) - LAPSE_DAYS * DAY_MS
+    scored = list(last_seen.items())
+    snapshots = bands = 0
+    for i in range(0, len(scored), batch):
+        chunk = scored[i : i + batch]
+        # one read each, as of its own moment; concurrent reads share round trips
+        views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in chunk),
+                                     return_exceptions=True)  # fmt: skip
+        facts = []
+        for (customer, at), features in zip(chunk, views, strict=True):
+            if isinstance(features, StoreUnavailable):
+                raise features
+            if isinstance(features, BaseException):  # their keys: counted in ``failed``
+                failed.add(customer)
+                continue
+            if features is None:  # erased meanwhile
+                continue
+            when = datetime.fromtimestamp(at / 1000, UTC)
+            x = risk_features_at(features, when)  # as watch_risk: the spell it ended
+            band = risk_band(model.predict_one(x), threshold)  # as watch_risk, anew
+            snapshot = pending_snapshot(x, at) if at > since else None
+            facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
+        statuses = await apply(facts)
+        for fact, status in zip(facts, statuses, strict=True):
+            if status is ApplyStatus.APPLIED:
+                bands += 1
+                snapshots += any(key == "risk_snapshot" for _, key, _ in fact.updates)
+    return snapshots, bands
