@@ -309,8 +309,11 @@ class _Replay:
                 self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)
 
     def _before_lapsed(self, customer_id: str, at: datetime) -> bool:
-        """Dated before the block of an erasure that has run out: erased, or refused."""
-        return customer_id in self.lapsed and ts_ms(at) < self.lapsed[customer_id]
+        """Dated before the block of an erasure ends, or ended: erased, or refused. Of a
+        customer blocked now too, not left to their tombstone alone: it may run out while
+        the rebuild runs, and their later records would come back."""
+        ends = max(self.lapsed.get(customer_id, 0), self.erased.get(customer_id, 0))
+        return ts_ms(at) < ends
 
     async def _dead_letters(self, records: list[ConsumerRecord]) -> None:
         for record in records:
@@ -347,7 +350,8 @@ class _Replay:
                 self.invalid += 1
                 continue
             if self._before_lapsed(event.customer_id, event.ts):
-                self.skipped_lapsed += 1
+                if event.customer_id not in self.erased:  # (those blocked now: refused)
+                    self.skipped_lapsed += 1
                 continue
             events.append(event)
         statuses = await _each_own(self.failed, events, self.store.apply)
@@ -372,11 +376,12 @@ class _Replay:
         return found
 
     async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
-        found = [d for d in self._decoded(records, decode_next_best_offer)
-                 if not self._before_lapsed(d.customer_id, d.ts)]  # fmt: skip
+        decided = self._decoded(records, decode_next_best_offer)
+        found = [d for d in decided if not self._before_lapsed(d.customer_id, d.ts)]
         await self._record(offers_shown(found), [decision_record(d) for d in found])
-        # a fallback answer spends no budget live (default offers have no daily limit)
-        spent = offers_spent((d for d in found if not d.fallback), self.limits)
+        # what was decided spent the day's budgets live, its customer erased since or not
+        # (a fallback answer spends none: default offers have no daily limit)
+        spent = offers_spent((d for d in decided if not d.fallback), self.limits)
         await self.store.budgets.add([s for s in spent if s.day >= self.budgets_since])
 
     async def _interventions(self, records: list[ConsumerRecord]) -> None:
