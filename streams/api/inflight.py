@@ -105,6 +105,20 @@ class InFlightDecisions:
             if write.spending is spending:
                 write.spending = ()
 
+    def refused(self, decision_ids: set[str]) -> None:
+        """These decisions were refused (over a daily budget) before their write went on:
+        they will make no contact, so the batches deciding meanwhile no longer count them
+        (they suppressed the customer's other offers for the rest of the round trip)."""
+        if not decision_ids:
+            return
+        for write in self._writes:
+            for customer, shown in list(write.shown.items()):
+                kept = [d for d in shown if d.decision_id not in decision_ids]
+                if kept:
+                    write.shown[customer] = kept
+                else:
+                    del write.shown[customer]
+
     @staticmethod
     async def _answered(write: _Write, call: Awaitable[T]) -> T:
         result = await call

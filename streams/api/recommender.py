@@ -363,6 +363,7 @@ class Recommender:
             over = await self._take(spending, catalogue.daily_limits())
             if over is not None:  # counted in Redis: later reads show it, not held
                 self._inflight.counted(spending)
+                self._inflight.refused(over)  # no contact: other batches count none
                 over_budget |= over
             refused |= over_budget
         made = [(r, d, raw) for r, d, raw in decided if d.decision_id not in over_budget]
