@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import shutil
@@ -44,8 +45,11 @@ KAFKA_VERSION = os.environ.get("MOMENTS_LOCAL_KAFKA_VERSION", "4.1.1")
 
 
 def kafka_libs(version: str = KAFKA_VERSION) -> Path:
-    """The folder of Kafka broker jars, resolved with Maven on first use."""
-    libs = cache_dir() / f"kafka-{version}" / "libs"
+    """The folder of Kafka broker jars, resolved with Maven on first use: one per Kafka
+    version and ``pom.xml`` (a dependency added to it is fetched, not missed in a cache
+    of the same version)."""
+    pom = hashlib.sha256(local_file("pom.xml").read_bytes()).hexdigest()[:8]
+    libs = cache_dir() / f"kafka-{version}-{pom}" / "libs"
     if libs.is_dir() and any(libs.glob("kafka_2.13-*.jar")):
         return libs
     mvn = shutil.which("mvn")
