@@ -231,18 +231,11 @@ class FeatureStore:
         ]
         if faults is None:
             return self._features(views, now, full=False)
-        out: list[tuple[bool, CustomerFeatures | None]] = []
-        for customer_id, view in zip(customer_ids, views, strict=True):
-            fault = next((r for r in view[1:] if isinstance(r, Exception)), None)
-            if fault is None or int(view[0]):  # an erased customer's keys are not read
-                try:
-                    out += self._features([view], now, full=False)
-                    continue
-                except Exception as exc:  # this customer's values: the others are read
-                    fault = exc
-            faults[customer_id] = fault
-            out.append((False, None))
-        return out
+        failed = [  # an erased customer's keys are not read
+            None if int(view[0]) else next((r for r in view[1:] if isinstance(r, Exception)), None)
+            for view in views
+        ]
+        return self._features_apart(customer_ids, views, failed, now, False, faults)
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is
@@ -278,12 +271,26 @@ class FeatureStore:
             return self._features(views, now, full=True)
         failed: dict[int, Exception] = {}
         views = await self._conn.eval_mixed("read", calls, faults=failed)
+        by_view = [failed.get(i) for i in range(len(views))]
+        return self._features_apart(customer_ids, views, by_view, now, True, faults)
+
+    def _features_apart(
+        self,
+        customer_ids: Sequence[str],
+        views: Sequence[Sequence[Any]],
+        failed: Sequence[Exception | None],
+        now: float | None,
+        full: bool,
+        faults: dict[str, Exception],
+    ) -> list[tuple[bool, CustomerFeatures | None]]:
+        """:meth:`_features` of each customer apart: one whose view failed (``failed``)
+        or whose values cannot be read as features goes in ``faults`` under their id, with
+        ``(False, None)``, and the others are read."""
         out: list[tuple[bool, CustomerFeatures | None]] = []
-        for i, (customer_id, view) in enumerate(zip(customer_ids, views, strict=True)):
-            fault = failed.get(i)
+        for customer_id, view, fault in zip(customer_ids, views, failed, strict=True):
             if fault is None:
                 try:
-                    out += self._features([view], now, full=True)
+                    out += self._features([view], now, full)
                     continue
                 except Exception as exc:  # this customer's values: the others are read
                     fault = exc

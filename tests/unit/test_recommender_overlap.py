@@ -367,12 +367,9 @@ class GivingUp(Published):
         return 0
 
 
-async def test_a_decision_shown_while_stored_is_counted_when_the_drain_runs_out() -> None:
-    """Redis slow to answer the write at shutdown: the caller was answered with the
-    decision when the latency budget ran out (shown), and the drain ran out before the
-    write replied. The batch was cancelled with it, neither published nor counted."""
-    store = SlowStore({"c1": KNOWN})
-    store.write_s = 2.0
+def stopping(store: SlowStore) -> tuple[Recommender, GivingUp, list[int]]:
+    """A recommender (latency budget 50 ms) about to stop: what it publishes, and the
+    publish failures it counts."""
     policy = RuleBasedOfferPolicy(
         CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
     )
@@ -380,6 +377,16 @@ async def test_a_decision_shown_while_stored_is_counted_when_the_drain_runs_out(
     publisher = GivingUp()
     rec = Recommender(store, policy, publisher, "nbo", budget_s=0.05,  # type: ignore[arg-type]
                       publish_failed=failed.append)  # fmt: skip
+    return rec, publisher, failed
+
+
+async def test_a_decision_shown_while_stored_is_counted_when_the_drain_runs_out() -> None:
+    """Redis slow to answer the write at shutdown: the caller was answered with the
+    decision when the latency budget ran out (shown), and the drain ran out before the
+    write replied. The batch was cancelled with it, neither published nor counted."""
+    store = SlowStore({"c1": KNOWN})
+    store.write_s = 2.0
+    rec, publisher, failed = stopping(store)
     decision = await rec.recommend("c1", "email", 3)
     assert decision is not None and decision.offers and not decision.fallback  # shown
     assert await rec.drain(within_s=0.3) is False
@@ -418,13 +425,7 @@ async def test_a_shown_decision_recorded_apart_is_counted_if_the_drain_runs_out(
     store = SlowStore({"c1": KNOWN})
     store.write_s = 0.15
     store.refuse["c1"] = 1
-    policy = RuleBasedOfferPolicy(
-        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
-    )
-    failed: list[int] = []
-    publisher = GivingUp()
-    rec = Recommender(store, policy, publisher, "nbo", budget_s=0.05,  # type: ignore[arg-type]
-                      publish_failed=failed.append)  # fmt: skip
+    rec, publisher, failed = stopping(store)
     decision = await rec.recommend("c1", "email", 3)
     assert decision is not None and decision.offers  # shown: the budget ran out meanwhile
     store.write_s = 5.0  # the write recording it apart is slow
