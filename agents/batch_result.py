@@ -3,7 +3,7 @@ bookkeeping, dead letters, and each record's result."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from agents.letters import SourceRecord
@@ -83,3 +83,13 @@ def failure_reason(stage: str, exc: BaseException) -> str:
     'decision failed: ValueError: no offer'
     """
     return f"{stage} failed: {type(exc).__name__}: {exc}"
+
+
+def fault_kinds(faults: Mapping[str, Exception]) -> str:
+    """The kinds of errors customers' keys failed with, for a log line (by their kind
+    alone: a message may quote what it failed on).
+
+    >>> fault_kinds({"c1": KeyError("c1"), "c2": ValueError(), "c3": KeyError()})
+    'KeyError, ValueError'
+    """
+    return ", ".join(sorted({type(e).__name__ for e in faults.values()}))

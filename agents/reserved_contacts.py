@@ -25,7 +25,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from agents.batch_result import BatchResult, FailedRecord, failure_reason
+from agents.batch_result import BatchResult, FailedRecord, failure_reason, fault_kinds
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
@@ -121,10 +121,10 @@ class ContactReservations:
                 result.dead_letters.append(FailedRecord(record, reason))
                 if index < len(result.results):  # counted as failed, not ok
                     result.results[index] = (result.results[index][0], "failed")
-        if faults:  # by its kind alone: its message may quote what it failed on
+        if faults:
             log.warning("%d customers' decisions could not be recorded (%s): their "
                         "touchpoints are dead-lettered", len(faults),
-                        ", ".join(sorted({type(e).__name__ for e in faults.values()})))  # fmt: skip
+                        fault_kinds(faults))  # fmt: skip
         return left
 
     async def _give_back(

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from agents.batch_result import BatchResult, FailedRecord, failure_reason
+from agents.batch_result import BatchResult, FailedRecord, failure_reason, fault_kinds
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
@@ -220,7 +220,6 @@ class TouchpointHandler:
         faults: dict[str, Exception] = {}  # customers whose keys fail the write
         await self._store.decisions.record(records, contacts + result.risk_facts, faults=faults)
         if faults:  # sent already: their alerts' cool-downs are not kept, the rest is
-            # by its kind alone: its message may quote what it failed on
             log.warning("%d customers' alerts or decisions were sent but could not be "
                         "recorded (%s): their cool-downs are not kept", len(faults),
-                        ", ".join(sorted({type(e).__name__ for e in faults.values()})))  # fmt: skip
+                        fault_kinds(faults))  # fmt: skip

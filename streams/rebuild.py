@@ -308,7 +308,7 @@ class _Replay:
             else:
                 self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)
 
-    def _before_lapsed(self, customer_id: str, at: datetime) -> bool:
+    def _within_block(self, customer_id: str, at: datetime) -> bool:
         """Dated before the block of an erasure ends, or ended: erased, or refused. Of a
         customer blocked now too, not left to their tombstone alone: it may run out while
         the rebuild runs, and their later records would come back."""
@@ -349,7 +349,7 @@ class _Replay:
                 # is not to be found (written after the letters were read, or expired)
                 self.invalid += 1
                 continue
-            if self._before_lapsed(event.customer_id, event.ts):
+            if self._within_block(event.customer_id, event.ts):
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
                 continue
@@ -377,7 +377,7 @@ class _Replay:
 
     async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
         decided = self._decoded(records, decode_next_best_offer)
-        found = [d for d in decided if not self._before_lapsed(d.customer_id, d.ts)]
+        found = [d for d in decided if not self._within_block(d.customer_id, d.ts)]
         await self._record(offers_shown(found), [decision_record(d) for d in found])
         # what was decided spent the day's budgets live, its customer erased since or not
         # (a fallback answer spends none: default offers have no daily limit)
@@ -386,7 +386,7 @@ class _Replay:
 
     async def _interventions(self, records: list[ConsumerRecord]) -> None:
         found = [i for i in self._decoded(records, decode_intervention)
-                 if not self._before_lapsed(i.customer_id, i.ts)]  # fmt: skip
+                 if not self._within_block(i.customer_id, i.ts)]  # fmt: skip
         await self._record([
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts,
                               held_out=i.control, priority=i.priority)

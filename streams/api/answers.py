@@ -102,8 +102,9 @@ def answer_stored(
     """Answer the callers of the decisions taken, given what the write said of each
     (``kept``: stored; ``faults``: customers whose keys failed it; ``failure``: the whole
     write failed); returns the decisions to publish (those their callers were answered
-    with) and the ids of those never shown, whose budget spending goes back. Refused
-    decisions are left to :func:`sort_refused`."""
+    with, marked handed over: the caller publishes them at once) and the ids of those
+    never shown, whose budget spending goes back. Refused decisions are left to
+    :func:`sort_refused`."""
     answered = []
     unmade: set[str] = set()
     for (request, decision, raw), stored in zip(decided, kept, strict=True):
@@ -128,6 +129,7 @@ def answer_stored(
                 request.answer.set_exception(fault)
         if answered_with(request.answer, decision):  # the customer sees it: publish it
             answered.append((decision.customer_id.encode(), raw))
+            request.handed = True  # the caller hands ``answered`` over at once
         else:  # its caller got an error (a fallback): what it may have spent goes back
             unmade.add(decision.decision_id)
     return answered, unmade

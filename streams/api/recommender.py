@@ -67,7 +67,6 @@ from streams.api.answers import (
     Decided,
     OfferRequest,
     answer_stored,
-    answered_with,
     expire,
     fail,
     shown_not_handed,
@@ -247,9 +246,6 @@ class Recommender:
             self._budgets_refused(len(over_budget))
         again, shown = sort_refused(decided, refused)
         answered, unmade = answer_stored(decided, kept, faults, failure, refused)
-        for request, decision, _ in decided:  # published below (at once, or once checked)
-            if decision.decision_id not in refused and answered_with(request.answer, decision):
-                request.handed = True
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
