@@ -58,6 +58,7 @@ class DecisionLog:
         # decision id -> its contact's id, for the decisions decided within ceilings
         guarded = {f.decision_id: f.fact_id for f in contacts if f.ceilings and f.decision_id}
         config = self._config
+        contact_only_life_s = config.contact_only_life_s
         for r in records:
             k = self._keys.for_customer(r.customer_id)
             keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
@@ -67,7 +68,7 @@ class DecisionLog:
             args = [
                 r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
-                config.contact_only_life_s,
+                contact_only_life_s,
             ]  # fmt: skip
             if r.decision_id in guarded or not r.sent:
                 args.append(guarded.get(r.decision_id, ""))

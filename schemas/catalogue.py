@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from pathlib import Path
@@ -79,7 +80,10 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         return (start is None or start <= now) and (end is None or now < end)
 
 
-class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+# dict=True: room for the offers' index, worked out once per catalogue (it never changes)
+class OfferCatalogue(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, dict=True
+):
     version: str
     offers: Annotated[list[Offer], msgspec.Meta(min_length=1)]
     default_offers: list[str] = msgspec.field(default_factory=list)
@@ -120,8 +124,12 @@ class OfferCatalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         """The offers with a daily budget across all customers, and their limits."""
         return {o.offer_id: o.daily_limit for o in self.offers if o.daily_limit is not None}
 
+    @functools.cached_property
+    def _index(self) -> dict[str, Offer]:
+        return {o.offer_id: o for o in self.offers}
+
     def by_id(self, offer_id: str) -> Offer | None:
-        return next((o for o in self.offers if o.offer_id == offer_id), None)
+        return self._index.get(offer_id)
 
     def defaults_for(self, channel: str, now: datetime, limit: int) -> list[Offer]:
         """The safe default offers (for fallback answers) that may be made on ``channel``

@@ -144,3 +144,28 @@ def test_ranking_a_few_of_many_learned_arms_scores_them_as_ranking_all_does() ->
         every = model.rank(x, [f"arm-{i}" for i in range(100)] + ["new-offer", "x"], {}, "s", 200)
         estimates = {r.arm: r.estimate for r in every}
         assert all(r.estimate == estimates[r.arm] for r in few)
+
+
+def test_exploration_leads_with_a_random_offer_at_epsilons_rate() -> None:
+    """Seeds stand for decisions: about epsilon of them explore, and what leads them is
+    drawn evenly from every eligible offer (the greedy one included)."""
+    model = LinUCBOffers(dimension=2, epsilon=0.2)
+    for arm, reward in (("a", 1.0), ("b", 0.5), ("c", 0.0), ("d", 0.0)):
+        for _ in range(20):
+            model.learn_one([1.0, 0.0], arm, reward)
+    greedy = model.rank([1.0, 0.0], ["a", "b", "c", "d"], {}, seed="s", limit=4)
+    greedy_order = [r.arm for r in greedy]
+    assert greedy_order[0] == "a"
+    leads: dict[str, int] = {}
+    explored = 0
+    for i in range(20000):
+        ranked = [r.arm for r in model.rank([1.0, 0.0], list("abcd"), {}, f"d{i}", 4)]
+        if ranked != greedy_order:
+            explored += 1
+        leads[ranked[0]] = leads.get(ranked[0], 0) + 1
+    # explorations that drew the greedy offer leave the order as it was: 0.2 * 3/4
+    assert 0.14 < explored / 20000 < 0.16
+    for arm in "bcd":  # 0.2 / 4 each
+        assert 0.04 < leads[arm] / 20000 < 0.06
+    again = [r.arm for r in model.rank([1.0, 0.0], list("abcd"), {}, "d7", 4)]
+    assert again == [r.arm for r in model.rank([1.0, 0.0], list("abcd"), {}, "d7", 4)]
