@@ -62,6 +62,19 @@ class Worker:
                 return float(value)
         return 0.0
 
+    def metric_sum(self, name: str, **labels: str) -> float:
+        """The sum of the samples of one metric that carry ``labels`` (and any others)."""
+        _, body = self.get("/metrics")
+        want = {f'{k}="{v}"' for k, v in labels.items()}
+        total = 0.0
+        for line in body.splitlines():
+            series, _, value = line.rpartition(" ")
+            metric, _, rest = series.partition("{")
+            labelled = set(rest.rstrip("}").split(","))
+            if not line.startswith("#") and metric == name and want <= labelled:
+                total += float(value)
+        return total
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -133,6 +133,10 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
     await asyncio.sleep(2)  # anything applied twice would show up now
     await assert_reference_state(pipeline, expected)
     assert all(w.proc.poll() is None for w in survivors)
+    # the survivors read again what the victim had applied but not committed, and found
+    # it applied: the kill tested that nothing is applied twice
+    replayed = sum(w.metric_sum("moments_events_total", result="duplicate") for w in survivors)
+    assert replayed > 0, "no event was read again after the kill: dedupe went untested"
 
     # decisions: one id per decision moment, distinct across moments
     moments = {e["event_id"] for e in events if is_moment(e)}
