@@ -348,7 +348,9 @@ def interventions_for(
             queue = queue_named(event.queue) if isinstance(event, Call) else "retention"
             wanted.append(("retention_call", 2, [crossed], queue))
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
-    if (back and might_intervene(event) and not welcomed_back(features, back)
+    # a withdrawal may raise the word not to call, but it is no return (see NOTICED)
+    if (back and might_intervene(event) and not isinstance(event, Consent)
+            and not welcomed_back(features, back)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip
         wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
     if not on_the_line(event) and not features.consents_to("call", call_needs_grant):

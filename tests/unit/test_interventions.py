@@ -345,6 +345,19 @@ def test_a_crossing_brought_by_an_unsubscribe_raises_a_retention_call_but_no_win
     assert interventions_for(unsubscribed, features, NOW) == []
 
 
+@pytest.mark.parametrize("channel", ["call", "all"])
+def test_a_withdrawal_read_after_a_newer_grant_is_no_return(channel: str) -> None:
+    """A withdrawal of calls may raise the word not to call, and nothing else: read late,
+    after a grant dated later (which holds, so calls are still allowed), it welcomed a
+    lapsed customer back, and the alert's cool-down then kept their real return quiet."""
+    withdrawal = Consent(event_id="w-1", customer_id=CUSTOMER, ts=T0, channel=channel,
+                         granted=False)  # fmt: skip
+    features = lapsed(120, value=600.0, segment="growth", consent={"call": True})
+    assert features.consents_to("call")
+    assert "win_back" not in kinds(alerts(withdrawal, features))
+    assert kinds(alerts(web(), features)) == ["win_back"]  # their return, when it comes
+
+
 def test_no_win_back_before_90_days() -> None:
     assert alerts(web(), lapsed(89.99, value=600.0, segment="growth")) == []
 
