@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import pairwise
 
 from schemas.touchpoints import MAX_AMOUNT
@@ -30,6 +30,9 @@ from schemas.touchpoints import MAX_AMOUNT
 _CODE = re.compile(r"[A-Z]{3}")
 _RATE = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|\.[0-9]+([eE][-+]?[0-9]+)?")
 _CENT = Decimal(1)
+# wide enough that an amount times a rate times 100 is exact (17 significant digits a float,
+# and 3 for the 100): rounded once, half up, to the cent, never first to 28 digits
+_EXACT = Context(prec=40)
 
 
 def to_cents(amount: float) -> int:
@@ -103,7 +106,9 @@ class Money:
         rate = self.rates.get(currency)
         if rate is None or amount * rate > MAX_AMOUNT:
             return None
-        return _half_up(Decimal(repr(amount)) * Decimal(repr(rate)) * 100)
+        return _half_up(
+            _EXACT.multiply(_EXACT.multiply(Decimal(repr(amount)), Decimal(repr(rate))), 100)
+        )
 
 
 ONE_CURRENCY = Money()

@@ -77,6 +77,10 @@ def test_a_converted_amount_rounds_half_up_as_written() -> None:
     money = Money.parse("EUR", "USD=0.5")
     assert money.cents(0.01, "USD") == 1  # half a cent: up (0.005 rounded to even gave 0)
     assert money.cents(10.05, "USD") == 503
+    # exactly 25,921,089,047,533.4999999999999970 hundredths: 28 digits rounded it to .5
+    # before the cent was, and it came to 534
+    many_digits = Money.parse("EUR", "USD=0.644526250678249")
+    assert many_digits.cents(402172743472.53, "USD") == 25921089047533
 
 
 def test_settings_give_the_store_its_money() -> None:
