@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import msgspec
@@ -19,11 +20,22 @@ class InvalidEvent(ValueError):
         self.kind = kind
 
 
+# a check of an event's own (its __post_init__) names its field from the event ("- at
+# `$.score`"); in a list, msgspec adds the event's place after it ("- at `$[0]`")
+_PLACED = re.compile(r"(.*) - at `\$(\.[^`]*)` - at `\$([^`]*)`", re.DOTALL)
+
+
 def describe(exc: msgspec.DecodeError) -> str:
-    """Turn msgspec's message into a reason: ``"Expected `int`, got `str` - at `$.reach`"``."""
+    """Turn msgspec's message into a reason: ``"Expected `int`, got `str` - at `$.reach`"``;
+    a field one of an event's own checks names is placed within where the event is.
+
+    >>> describe(msgspec.ValidationError("score 30 is outside 0..10 - at `$.score` - at `$[2]`"))
+    'score 30 is outside 0..10 - at `$[2].score`'
+    """
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
-        return text
+        placed = _PLACED.fullmatch(text)
+        return f"{placed[1]} - at `${placed[3]}{placed[2]}`" if placed else text
     return f"malformed JSON: {text}"
 
 

@@ -305,6 +305,13 @@ def test_decode_touchpoints_is_all_or_nothing_and_names_the_element() -> None:
     assert "$[1].page" in info.value.reason
 
 
+def test_a_list_names_the_element_of_a_fault_an_events_own_check_finds() -> None:
+    bad = doc("survey", '"score": 30, "scale": "nps"')
+    with pytest.raises(InvalidEvent) as info:
+        decode_touchpoints("[" + GOLDEN[0][0] + "," + bad + "]")
+    assert info.value.reason == "score 30.0 is outside 0..10 for scale nps - at `$[1].score`"
+
+
 # --------------------------------------------------------------------------------------
 # Decode errors: the reason names the field path and the problem.
 # --------------------------------------------------------------------------------------
