@@ -244,7 +244,8 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
                 ups += [("incr", "spend_cents", cents), ("wd", "spend_cents", cents),
                         ("wk", "spend_cents", cents)]  # fmt: skip
             for category in sorted(set(categories or ())):
-                ups += _category(category)
+                if category:  # as a click's: an empty name is no taste
+                    ups += _category(category)
         case Survey(score=score, scale=scale):
             normalised = _milli(survey_experience(score, scale))
             ups += [

@@ -273,6 +273,12 @@ def test_purchase_cents_are_exact_for_any_cent_amount(cents: int) -> None:
     assert ("incr", "spend_cents", str(cents)) in touchpoint_updates(purchase(cents / 100))
 
 
+def test_an_empty_category_is_no_taste_in_a_purchase_as_in_a_click() -> None:
+    ups = touchpoint_updates(purchase(5.0, 0, ["", "books"]))
+    assert [f for f in fields_of(ups) if f.startswith("cat:")] == ["cat:books"]
+    assert not [f for f in fields_of(touchpoint_updates(click(0, ""))) if f.startswith("cat:")]
+
+
 def test_purchase_categories_once_each_in_name_order() -> None:
     ups = touchpoint_updates(purchase(5.0, 0, ["home", "books", "home"]))
     assert [(op, f) for op, f, _ in ups if f.startswith("cat:")] == [
