@@ -229,6 +229,27 @@ class StoreConnection:
             self._shas = loaded
         return self._shas
 
+    async def eval_confirmed(
+        self,
+        op: str,
+        script: str,
+        call: tuple[Sequence[str], Sequence[Any]],
+        replicas: int,
+        within_ms: int,
+    ) -> tuple[Any, int]:
+        """Run one script, then wait until ``replicas`` replicas confirm its writes, for
+        ``within_ms`` at most (Redis's WAIT): its reply, and how many did. On a connection
+        of its own, so that the wait holds up no other caller's round trip. A single
+        server's replicas only: a cluster's WAIT would count those of other primaries."""
+        if isinstance(self.client, aioredis.RedisCluster):
+            raise ValueError("waiting for replicas needs a single Redis server, not a cluster")
+        keys, args = call
+        pipe = self.pipeline()
+        pipe.eval(SCRIPTS[script], len(keys), *keys, *args)  # its own connection: the source
+        pipe.execute_command("WAIT", replicas, within_ms)
+        reply, confirmed = await self.execute(op, pipe)
+        return reply, int(confirmed)
+
     async def eval_many(
         self,
         op: str,

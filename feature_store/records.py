@@ -93,6 +93,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     kinds: list[str]
     blocked: bool = False
     erased_at_ms: int | None = None  # when the customer was first erased (when blocked)
+    replicas_confirmed: int | None = None  # replicas that confirmed it (when waited for)
 
 
 @dataclass(frozen=True, slots=True)

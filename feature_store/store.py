@@ -353,7 +353,13 @@ class FeatureStore:
         """Everything kept about the customer, as stored (:mod:`.subject_access`)."""
         return await customer_record(self._conn, self._keys, customer_id)
 
-    async def erase(self, customer_id: str, erased_at_ms: int | None = None) -> ErasureReceipt:
+    async def erase(
+        self,
+        customer_id: str,
+        erased_at_ms: int | None = None,
+        replicas: int = 0,
+        within_ms: int = 1000,
+    ) -> ErasureReceipt:
         """Remove every key of the customer and block the id (by its keyed hash) so
         that replays and late events cannot bring the profile back.
 
@@ -363,7 +369,10 @@ class FeatureStore:
         new customer since. A block already longer is never shortened.
 
         The receipt tells what erasing the customer removed, by this call or an earlier
-        one (retried, or replayed), and when they were first erased."""
+        one (retried, or replayed), and when they were first erased. With ``replicas``,
+        it also tells how many of the server's replicas confirmed the erasure within
+        ``within_ms`` (a failover to a replica that had not would bring the customer back;
+        a single server's replicas only)."""
         keys = self._keys.for_customer(customer_id)
         now_ms = int(self._clock() * 1000)
         at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
@@ -373,7 +382,13 @@ class FeatureStore:
         named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
         call = ([*keys.all(), keys.tombstone, keys.erasure],
                 [block_ms, at_ms, keys.context(""), *named_by])  # fmt: skip
-        (reply,) = await self._conn.eval_many("erase", "erase", [call])
+        confirmed = None
+        if replicas:
+            reply, confirmed = await self._conn.eval_confirmed(
+                "erase", "erase", call, replicas, within_ms
+            )
+        else:
+            (reply,) = await self._conn.eval_many("erase", "erase", [call])
         removed, gone_contexts = reply[: len(KEY_KINDS)], int(reply[len(KEY_KINDS)])
         kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
         if gone_contexts:
@@ -382,6 +397,7 @@ class FeatureStore:
         return ErasureReceipt(
             subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds,
             blocked=True, erased_at_ms=int(reply[len(KEY_KINDS) + 1]),
+            replicas_confirmed=confirmed,
         )  # fmt: skip
 
     async def has_any_customer(self) -> bool:

@@ -133,6 +133,10 @@ class Settings:
     dedupe_horizon_days: int = 8
     # how long an erased customer stays blocked (the tombstone's lifetime)
     tombstone_days: int = 400
+    # an erasure is answered once this many of Redis's replicas confirm it (a failover to
+    # one that had not would bring the customer back), or 503 after the wait below
+    erasure_replicas: int = 0
+    erasure_replica_wait_ms: int = 1000
     # purchases in other currencies count converted by these rates (USD=0.92,...), or are
     # kept apart; no currency: one is assumed, amounts summed as they come
     currency: str = ""
@@ -325,6 +329,7 @@ class Settings:
                 f"MOMENTS_CONTACT_ONLY_TTL_DAYS must be from 7 (the weekly caps count 7 days "
                 f"of contacts) to {MAX_DAYS} days"
             )
+        self._check_erasure_replicas()
         # an event id must be remembered, and an erased customer blocked, as long as a
         # replay or re-drive within the dedupe horizon can bring the event back
         for name in ("store_ttl_days", "tombstone_days"):
@@ -333,6 +338,21 @@ class Settings:
                     f"MOMENTS_{name.upper()} ({getattr(self, name)}) must not be shorter than "
                     f"MOMENTS_DEDUPE_HORIZON_DAYS ({self.dedupe_horizon_days})"
                 )
+
+    def _check_erasure_replicas(self) -> None:
+        if self.erasure_replicas < 0:
+            raise SettingsError("MOMENTS_ERASURE_REPLICAS must be 0 (do not wait) or more")
+        if self.erasure_replicas and self.redis_cluster:  # its WAIT counts other primaries'
+            raise SettingsError(
+                "MOMENTS_ERASURE_REPLICAS needs a single Redis server (with replicas), not "
+                "a Redis Cluster"
+            )
+        longest = int(self.redis_timeout_s * 1000)  # the wait's reply comes within it
+        if not 1 <= self.erasure_replica_wait_ms < longest:
+            raise SettingsError(
+                f"MOMENTS_ERASURE_REPLICA_WAIT_MS must be from 1 to less than "
+                f"MOMENTS_REDIS_TIMEOUT_S ({longest} ms)"
+            )
 
     def _check_redis_url(self) -> None:
         """A URL the store can use, with no option it would not honour (on a cluster too:

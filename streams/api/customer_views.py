@@ -60,7 +60,9 @@ async def delete_customer(request: web.Request) -> web.Response:
     authorise(request, "erase")
     api = api_of(request)
     customer_id = customer_id_of(request)
-    receipt = await api.store.erase(customer_id)
+    settings = api.settings
+    receipt = await api.store.erase(customer_id, replicas=settings.erasure_replicas,
+                                    within_ms=settings.erasure_replica_wait_ms)  # fmt: skip
     api.alerts.forget(customer_id)  # other API processes: from the erasure record
     # the record's time starts the block when the topics are replayed (as this request
     # did); the receipt tells when the customer was first erased, and everything erasing
@@ -80,6 +82,15 @@ async def delete_customer(request: web.Request) -> web.Response:
         raise kafka_unavailable("erased from Redis, but the erasure record could not be "
                                 "written to Kafka; retry the request") from exc  # fmt: skip
     api.kafka.sent(ok=True)
+    if (receipt.replicas_confirmed or 0) < settings.erasure_replicas:  # after the record:
+        # a rebuild replays the erasure, though the client may never retry
+        raise ApiError(503, "replicas_unconfirmed",
+                       f"erased on the Redis primary, but {receipt.replicas_confirmed} of the "
+                       f"{settings.erasure_replicas} replicas asked for confirmed it within "
+                       f"{settings.erasure_replica_wait_ms} ms; retry the request",
+                       [{"retry_after_s": 1}], headers={"Retry-After": "1"})  # fmt: skip
+    confirmed = {} if receipt.replicas_confirmed is None else {
+        "replicas_confirmed": receipt.replicas_confirmed}  # fmt: skip
     return json_response({
         "subject": receipt.subject,
         "erased_at": erased_at,
@@ -90,4 +101,5 @@ async def delete_customer(request: web.Request) -> web.Response:
         # what the erasure does not reach: the topics keep their records until retention
         "kept_in_topics": kept_in_topics(
             {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}),
+        **confirmed,
     })  # fmt: skip

@@ -41,7 +41,7 @@ ERROR_CODES = (
     "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
     "expectation_failed", "invalid_events", "invalid_outcomes", "rate_limited",
     "too_many_streams", "internal_error", "store_unavailable", "kafka_unavailable",
-    "alerts_not_ready",
+    "alerts_not_ready", "replicas_unconfirmed",
 )  # fmt: skip
 _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties": {
     "error": {"type": "string", "enum": list(ERROR_CODES), "description": "What went "
@@ -50,8 +50,8 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties
     "details": {"type": "array", "description": "Where there are some: one "
                 "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
                 "(`record_too_large`), or `{\"retry_after_s\"}`, the seconds of "
-                "`Retry-After` (429, and the 503s `kafka_unavailable` and "
-                "`alerts_not_ready`; `store_unavailable` has the header only)."}}}  # fmt: skip
+                "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready` and "
+                "`replicas_unconfirmed`; `store_unavailable` has the header only)."}}}  # fmt: skip
 
 
 def ecma_patterns(schema: Any) -> Any:
@@ -139,7 +139,10 @@ _RECEIPT = {"type": "object", "required": [
                            "offset": {"type": "integer"}}},
         "kept_in_topics": {"type": "array", "description": "what the erasure does not "
             "reach: the topics that keep records of the customer until their retention",
-            "items": {"type": "object", "required": ["topic", "holds"]}}}}  # fmt: skip
+            "items": {"type": "object", "required": ["topic", "holds"]}},
+        "replicas_confirmed": {"type": "integer", "minimum": 0, "description": "how many of "
+            "Redis's replicas confirmed the erasure (only where MOMENTS_ERASURE_REPLICAS "
+            "asks for some; fewer than asked is a 503 `replicas_unconfirmed`)"}}}  # fmt: skip
 
 
 def _accepted(ids: str) -> dict[str, Any]:
@@ -227,7 +230,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                           "erasure record to Kafka. Records already on the "
                                           "topics stay there until their retention "
                                           "(`kept_in_topics` lists them): set it to what "
-                                          "erasure requests allow.",
+                                          "erasure requests allow. With "
+                                          "MOMENTS_ERASURE_REPLICAS, answered once that many "
+                                          "replicas of Redis confirm the erasure, else 503 "
+                                          "`replicas_unconfirmed` (erased on the primary and "
+                                          "recorded in Kafka: retry).",
                            "security": _SECURITY, "x-scope": "erase", "parameters": [_CUSTOMER],
                            "responses": {"200": _json(_RECEIPT),
                                          **_errors(400, 401, 403, 429, 503)}},

@@ -10,14 +10,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from agents.control_group import ControlGroup
 from feature_store.keys import CustomerKeys
+from streams.services import LocalRedis
 from streams.settings import Settings
 from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_support import (
@@ -242,3 +245,60 @@ async def test_erasing_an_unknown_customer_still_blocks_and_records(pipeline: Pi
         pipeline.services.kafka_bootstrap, pipeline.topic("customer-erasures"), 1
     )
     assert json.loads(record.value)["subject"] == tag  # type: ignore[attr-defined]
+
+
+async def test_an_erasure_waits_for_the_replicas_it_is_told_to(
+    pipeline: Pipeline, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    """With MOMENTS_ERASURE_REPLICAS, the receipt comes once a replica of Redis has the
+    erasure too (a failover to one that had not would bring the customer back); with the
+    replica gone, a 503 to retry, once the erasure is on the primary and recorded."""
+    of_primary = ["--replicaof", "127.0.0.1", str(private_redis.port)]
+    replica = LocalRedis(tmp_path / "replica", appendonly=False, extra_args=of_primary)
+    replica.start()
+    primary = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+
+        async def replica_in_sync() -> bool:
+            info = await primary.info("replication")
+            return int(info["connected_slaves"]) == 1 and "online" in str(info["slave0"])
+
+        await eventually(replica_in_sync, "the replica to join")
+        api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_ERASURE_REPLICAS="1",
+                                 MOMENTS_ERASURE_REPLICA_WAIT_MS="800")  # fmt: skip
+        store = pipeline.store()  # names keys as the API does
+        confirmed, unconfirmed = f"{pipeline.prefix}replicated", f"{pipeline.prefix}primary-only"
+        for customer in (confirmed, unconfirmed):
+            tag = store.pseudonym(customer)
+            # no worker runs here: the API's own write (a decision) makes the keys
+            shown = await call("GET", f"{api.url}/v1/customers/{customer}/recommendations",
+                               headers=DEV_AUTH)  # fmt: skip
+            assert shown.status == 200, shown
+            assert await keys_tagged(private_redis.url, tag)
+
+        reply = await call("DELETE", f"{api.url}/v1/customers/{confirmed}", headers=DEV_AUTH)
+        assert reply.status == 200, reply
+        assert reply.json["replicas_confirmed"] == 1
+        # on the replica already, with no time given it: WAIT answered once it had it
+        tag = store.pseudonym(confirmed)
+        tombstone = tombstone_of(pipeline, confirmed)
+        assert await keys_tagged(replica.url, tag) == left_by_erasure(tombstone)
+
+        replica.stop()
+        started = time.monotonic()
+        reply = await call("DELETE", f"{api.url}/v1/customers/{unconfirmed}", headers=DEV_AUTH)
+        body = assert_error(reply, 503, "replicas_unconfirmed")
+        assert reply.headers["Retry-After"] == "1" and body["details"] == [{"retry_after_s": 1}]
+        assert "0 of the 1 replicas" in body["message"] and unconfirmed not in body["message"]
+        assert time.monotonic() - started >= 0.7  # it waited for the replica, in vain
+        # erased on the primary all the same, and recorded for replays
+        tag = store.pseudonym(unconfirmed)
+        tombstone = tombstone_of(pipeline, unconfirmed)
+        assert await keys_tagged(private_redis.url, tag) == left_by_erasure(tombstone)
+        records = await read_to_end(pipeline.services.kafka_bootstrap,
+                                    pipeline.topic("customer-erasures"))  # fmt: skip
+        assert unconfirmed.encode() in [r.key for r in records]
+        await store.close()
+    finally:
+        await primary.aclose()
+        replica.stop()

@@ -43,6 +43,9 @@ from streams.settings import Settings, SettingsError
         ("BATCH_WITHIN_S", "nan"),
         ("CONTACT_ONLY_TTL_DAYS", "6"),  # a visitor's weekly caps would forget contacts
         ("CONTACT_ONLY_TTL_DAYS", "100000"),
+        ("ERASURE_REPLICAS", "-1"),
+        ("ERASURE_REPLICA_WAIT_MS", "0"),
+        ("ERASURE_REPLICA_WAIT_MS", "5000"),  # its reply would come after the Redis timeout
     ],
 )
 def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, value: str) -> None:
@@ -137,3 +140,13 @@ def test_settings_that_mean_something_at_zero_or_are_not_read_are_taken(
     env: dict[str, str],
 ) -> None:
     assert Settings.from_env(env)
+
+
+def test_erasures_wait_for_a_single_servers_replicas_only() -> None:
+    """A cluster's WAIT goes to every primary and adds up what their replicas confirmed,
+    whatever the erasure's own node's did."""
+    with pytest.raises(SettingsError, match="MOMENTS_ERASURE_REPLICAS needs a single Redis"):
+        Settings.from_env({"MOMENTS_ERASURE_REPLICAS": "1", "MOMENTS_REDIS_CLUSTER": "true"})
+    waiting = Settings.from_env({"MOMENTS_ERASURE_REPLICAS": "2",
+                                 "MOMENTS_ERASURE_REPLICA_WAIT_MS": "250"})  # fmt: skip
+    assert (waiting.erasure_replicas, waiting.erasure_replica_wait_ms) == (2, 250)
