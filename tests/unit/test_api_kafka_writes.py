@@ -125,7 +125,8 @@ async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(
     is not on Kafka (refused, or not acknowledged in time): the client must ask again
     (erasing again is harmless)."""
 
-    async def erase(customer_id: str) -> ErasureReceipt:
+    async def erase(customer_id: str, replicas: int, within_ms: int) -> ErasureReceipt:
+        assert replicas == 0  # not waited for, by default
         return ErasureReceipt(subject="s", keys_removed=3, kinds=["profile"], blocked=True)
 
     health: list[bool] = []
