@@ -98,6 +98,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.connections_refused = Counter(
+            "moments_http_connections_refused_total",
+            "Client connections the API answered 503 as they opened: it held "
+            "MOMENTS_API_MAX_CONNECTIONS already.",
+            registry=r,
+        )
         self.model_logloss = Gauge(
             "moments_model_logloss",
             "Progressive log loss of online models, over their newest 1,000 outcomes or examples.",

@@ -158,6 +158,9 @@ class Settings:
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
     api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
+    # client connections one API process holds at once (a JSON 503 to the next ones); 0:
+    # as many as its limit on open files leaves (less 256 it keeps for itself)
+    api_max_connections: int = 0
     # the SSE event name alerts carry when a screen does not ask (?alert_event=): none
     # (EventSource's onmessage hears them), or "intervention", as before 2026-12-05
     api_alert_event: str = ""
@@ -207,6 +210,10 @@ class Settings:
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be at least 1")
+        if self.api_max_connections < 0:
+            raise SettingsError(
+                "MOMENTS_API_MAX_CONNECTIONS must be 0 (as the limit on open files allows) or more"
+            )
         if self.event_loop not in EVENT_LOOPS:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):

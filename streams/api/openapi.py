@@ -41,7 +41,7 @@ ERROR_CODES = (
     "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
     "expectation_failed", "invalid_events", "invalid_outcomes", "rate_limited",
     "too_many_streams", "internal_error", "store_unavailable", "kafka_unavailable",
-    "alerts_not_ready", "replicas_unconfirmed",
+    "alerts_not_ready", "replicas_unconfirmed", "too_many_connections",
 )  # fmt: skip
 _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties": {
     "error": {"type": "string", "enum": list(ERROR_CODES), "description": "What went "
@@ -50,8 +50,9 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties
     "details": {"type": "array", "description": "Where there are some: one "
                 "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
                 "(`record_too_large`), or `{\"retry_after_s\"}`, the seconds of "
-                "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready` and "
-                "`replicas_unconfirmed`; `store_unavailable` has the header only)."}}}  # fmt: skip
+                "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready`, "
+                "`replicas_unconfirmed` and `too_many_connections`; `store_unavailable` has "
+                "the header only)."}}}  # fmt: skip
 
 
 def ecma_patterns(schema: Any) -> Any:

@@ -8,17 +8,21 @@ quotes the offending bytes (and so a customer id in the path, a header or the bo
 aiohttp's status, logging and closed connection but answers in the API's error shape
 (:func:`streams.api.errors.error_response`) with a fixed description of the failure.
 An ``Expect`` header is answered before any middleware too: :func:`expect_continue`,
-each route's expect handler, answers it in JSON.
+each route's expect handler, answers it in JSON. A connection past the process's cap
+(:mod:`streams.api.connection_cap`) is answered a JSON 503 as it opens, and closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import HttpVersion11, web
 from aiohttp.web_request import BaseRequest
 
+from streams.api.connection_cap import OVERLOADED
 from streams.api.errors import error_response
 
 _CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
@@ -50,7 +54,18 @@ def describe(status: int, exc: BaseException | None) -> tuple[str, str]:
 
 
 class JsonErrorsRequestHandler(web.RequestHandler):
-    """aiohttp's request handler, with its own error answers in JSON."""
+    """aiohttp's request handler, with its own error answers in JSON, and a connection
+    past the server's cap answered and closed as it opens."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self._manager
+        if isinstance(server, JsonErrorsServer) and server.full():
+            # never served: no request is read, and the server does not count it
+            server.refused()
+            transport.write(OVERLOADED)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        super().connection_made(transport)
 
     def handle_error(
         self,
@@ -68,7 +83,18 @@ class JsonErrorsRequestHandler(web.RequestHandler):
 
 
 class JsonErrorsServer(web.Server):
-    """``web.Server`` whose connections are served by :class:`JsonErrorsRequestHandler`."""
+    """``web.Server`` whose connections are served by :class:`JsonErrorsRequestHandler`,
+    ``max_connections`` at most at once (``on_refused`` is told of each one past it)."""
+
+    max_connections: int = 1 << 20
+    on_refused: Callable[[], None] | None = None
+
+    def full(self) -> bool:
+        return len(self._connections) >= self.max_connections
+
+    def refused(self) -> None:
+        if self.on_refused is not None:
+            self.on_refused()
 
     def __call__(self) -> JsonErrorsRequestHandler:  # as web.Server.__call__ does
         try:
@@ -91,20 +117,32 @@ class JsonErrorsAppRunner(web.AppRunner):
     cleanup gives requests under way ``stop_within_s`` in all (aiohttp waits its
     ``shutdown_timeout`` twice: for the handlers to end, then for them once cancelled)."""
 
-    def __init__(self, app: web.Application, *, stop_within_s: float = 60.0, **kwargs: Any):
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        stop_within_s: float = 60.0,
+        max_connections: int = 1 << 20,
+        on_refused: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(app, shutdown_timeout=stop_within_s / 2, **kwargs)
+        self._max_connections = max_connections
+        self._on_refused = on_refused
 
     async def _make_server(self) -> web.Server:
         # aiohttp's runner starts the application up and builds its server; the same
         # server is built again, as a JsonErrorsServer, from what aiohttp gave it.
         plain = await super()._make_server()
-        return JsonErrorsServer(
+        server = JsonErrorsServer(
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
             **plain._kwargs,
         )
+        server.max_connections, server.on_refused = self._max_connections, self._on_refused
+        return server
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

@@ -32,6 +32,7 @@ from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.body_encoding import REQUEST_HANDLING
+from streams.api.connection_cap import connection_cap
 from streams.api.dependency_watch import DependencyLog
 from streams.api.errors import Handler, error_response, json_errors
 from streams.api.kafka_health import KafkaHealth
@@ -264,11 +265,17 @@ async def serve(settings: Settings) -> int:
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
+    most = connection_cap(settings.api_max_connections)
+
+    def turned_away() -> None:  # the API's state is there once it started up
+        app[API_KEY].metrics.connections_refused.inc()
+
     # Requests under way get this long once stopping (an orchestrator kills the process
     # after its grace period, 30 s in deploy/k8s); the alert streams end at once.
     runner = JsonErrorsAppRunner(
         app, access_log=None, stop_within_s=SHUTDOWN_S,
         keepalive_timeout=settings.api_idle_timeout_s,
+        max_connections=most, on_refused=turned_away,
     )  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
@@ -278,8 +285,8 @@ async def serve(settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     log.info(
-        "%s, on http://%s:%d, metrics at /metrics (event loop: %s)",
-        startup_line("API", settings), settings.api_host, settings.api_port,
+        "%s, on http://%s:%d (%d connections at most), metrics at /metrics (event loop: %s)",
+        startup_line("API", settings), settings.api_host, settings.api_port, most,
         loop_name(asyncio.get_running_loop()),
     )  # fmt: skip
     stopping = asyncio.Event()

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,46 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_408(api: Worker) -> None
         assert json.loads(body)["error"] == "body_timeout", body
     finally:
         writer.close()
+
+
+async def test_a_connection_past_the_cap_is_answered_503_and_closed(
+    kafka_redis: Services, tmp_path: Path
+) -> None:
+    """Three connections held, with MOMENTS_API_MAX_CONNECTIONS=3: a fourth is answered
+    a JSON 503 as it opens, without a request, and closed; once one of the three goes,
+    the next is served. (The process's file descriptors, shared with its Redis and Kafka
+    connections, are never all taken by clients.)"""
+    deployment = Pipeline(kafka_redis, tmp_path)
+    try:
+        api = deployment.start_api(MOMENTS_API_MAX_CONNECTIONS="3")
+        held = [await asyncio.open_connection("127.0.0.1", api.port) for _ in range(3)]
+        for reader, writer in held:  # each one served, and kept alive
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: moments\r\n\r\n")
+            await writer.drain()
+            head, _ = await response(reader, 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        head, body = await response(reader, 5)
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"Retry-After: 1" in head and b"Connection: close" in head, head
+        assert json.loads(body)["error"] == "too_many_connections", body
+        assert await closed_after(reader, 5) < 1
+        writer.close()
+        held.pop()[1].close()  # one of the three goes: room for the next
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: moments\r\n\r\n")
+            await writer.drain()
+            head, _ = await response(reader, 5)
+            writer.close()
+            if head.startswith(b"HTTP/1.1 200"):  # once the server saw the other close
+                break
+            await asyncio.sleep(0.1)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        for _, other in held:
+            other.close()
+        await asyncio.sleep(0.2)
+        refused = api.metric("moments_http_connections_refused_total")
+        assert refused >= 1, refused
+    finally:
+        deployment.stop()

@@ -152,6 +152,7 @@ def _answered_codes() -> set[str]:
     source = "\n".join(p.read_text() for p in Path(api.__file__).parent.glob("*.py"))
     found = set(re.findall(r'(?:ApiError|error_response)\(\s*\d{3},\s*"([a-z_]+)"', source))
     found |= set(re.findall(r'\b\d{3}: "([a-z_]+)"', source))  # the _CODES by status
+    found |= set(re.findall(r'"error": "([a-z_]+)"', source))  # an answer written whole
     if 'f"invalid_{what}"' in source:  # ingestion's 422, named after what was posted
         found |= {"invalid_events", "invalid_outcomes"}
     return found
