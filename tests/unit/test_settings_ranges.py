@@ -44,6 +44,7 @@ from streams.settings import Settings, SettingsError
         ("CONTACT_ONLY_TTL_DAYS", "6"),  # a visitor's weekly caps would forget contacts
         ("CONTACT_ONLY_TTL_DAYS", "100000"),
         ("ERASURE_REPLICAS", "-1"),
+        ("API_MAX_CONNECTIONS", "-1"),
         ("ERASURE_REPLICA_WAIT_MS", "0"),
         ("ERASURE_REPLICA_WAIT_MS", "5000"),  # its reply would come after the Redis timeout
     ],
