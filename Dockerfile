@@ -20,7 +20,7 @@ COPY schemas ./schemas
 COPY feature_store ./feature_store
 COPY agents ./agents
 COPY streams ./streams
-RUN pip install -c constraints.txt . \
+RUN PIP_CONSTRAINT=constraints.txt pip install . \
     && rm -rf /src/build /src/*.egg-info
 
 # The offer catalogue baked in as a default; Kubernetes mounts its ConfigMap over this directory.

@@ -8,8 +8,10 @@ BIN    := $(VENV)/bin
 $(BIN)/moments: pyproject.toml constraints.txt
 	bash deploy/local/python-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --upgrade pip==26.3
+	# as an environment variable, the constraints also pin the build backend (setuptools)
+	# that pip installs apart to build Moments itself
+	PIP_CONSTRAINT=constraints.txt $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 # System pieces: redis-server, a JVM and Maven (OS packages), Kafka broker jars (Maven Central).

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -42,5 +43,14 @@ def test_every_dependency_is_pinned_within_its_range() -> None:
 
 
 def test_the_makefile_installs_with_the_constraints() -> None:
+    """As an environment variable, the constraints reach the separate install of the build
+    backend too (``-c`` does not); pip itself is pinned."""
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "pip install -q -c constraints.txt -e '.[dev]'" in makefile
+    assert "PIP_CONSTRAINT=constraints.txt $(BIN)/pip install -q -e '.[dev]'" in makefile
+    assert re.search(r"pip install -q --upgrade pip==[0-9.]+\n", makefile)
+
+
+def test_the_build_backend_is_pinned_within_its_range() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (backend,) = [Requirement(r) for r in project["build-system"]["requires"]]
+    assert backend.specifier.contains(_pins()[canonicalize_name(backend.name)])
