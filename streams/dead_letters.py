@@ -230,8 +230,7 @@ def masked(text: str, customers: Iterable[str]) -> str:
     'no profile for <customer> nor <customer>…'
     """
     forms = sorted({form for customer in customers if customer
-                    for form in (customer, repr(customer)[1:-1], json.dumps(customer)[1:-1])},
-                   key=len, reverse=True)  # fmt: skip
+                    for form in _quoted(customer)}, key=len, reverse=True)  # fmt: skip
     cut = text.endswith(CUT) or len(text) in UNMARKED_CUTS
     for form in forms:
         text = text.replace(form, "<customer>")
@@ -242,6 +241,23 @@ def masked(text: str, customers: Iterable[str]) -> str:
         if part:
             text = body[:-part] + "<customer>" + text[len(body) :]
     return text
+
+
+def _quoted(customer: str) -> tuple[str, ...]:
+    r"""The ways a reason may hold ``customer``: as it is; as ``repr`` quotes it alone, and
+    within a text that holds a ``"`` too (its ``'`` escaped: a KeyError's message); as JSON
+    escapes it, non-ASCII kept (msgspec, Moments' own encoder) or not.
+
+    >>> _quoted("o'brien")
+    ("o'brien", "o'brien", "o\\'brien", "o'brien", "o'brien")
+    """
+    return (
+        customer,
+        repr(customer)[1:-1],
+        repr(customer + '"')[1:-2],
+        json.dumps(customer)[1:-1],
+        json.dumps(customer, ensure_ascii=False)[1:-1],
+    )
 
 
 @dataclass(frozen=True, slots=True)

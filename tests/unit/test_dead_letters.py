@@ -320,3 +320,20 @@ def test_a_reason_cut_by_an_older_worker_unmarked_is_masked_to_its_end() -> None
     assert old.reason.endswith("KeyError: '<customer>")
     uncut = letter(error="invalid: cus")  # not cut: a short reason stays as written
     assert uncut.reason == "invalid: cus"
+
+
+@pytest.mark.parametrize(
+    ("customer", "error"),
+    [  # a KeyError's message is a repr: holding a '"' too, it escapes the id's "'"
+        ("o'brien@example.com", str(KeyError('no profile for "o\'brien@example.com"'))),
+        # JSON as msgspec writes it: non-ASCII kept, '"' escaped
+        ('Zoë "Z"', '{"customer_id":"Zoë \\"Z\\""}'),
+        ('\xa0"', '["\xa0\\""]'),
+    ],
+)
+def test_an_id_quoted_as_errors_and_json_quote_it_is_masked(customer: str, error: str) -> None:
+    read = letter(error=f"decision failed: {error}", key=customer.encode())
+    assert "<customer>" in read.reason
+    assert customer not in read.reason
+    assert customer.replace("'", "\\'") not in read.reason
+    assert customer.replace('"', '\\"') not in read.reason
