@@ -54,7 +54,8 @@ class RedriveRefused(Exception):
 
 
 VERDICTS = (
-    "redriven", "repeated", "too_old", "unknown_source", "erased", "sent_before", "truncated",
+    "redriven", "repeated", "too_old", "unknown_source", "unknown_origin", "erased",
+    "sent_before", "truncated",
 )  # fmt: skip
 
 

@@ -117,7 +117,7 @@ class DeadLetter:
 
         def number(name: str) -> int:
             value = text(name)
-            return int(value) if value.isdigit() else -1
+            return int(value) if value.isascii() and value.isdigit() else -1  # not "²"
 
         first, handled = number(FIRST_LETTERED), number(FIRST_HANDLED)
         return cls(topic, partition, offset, written_ms, key, value,

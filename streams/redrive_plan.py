@@ -98,7 +98,10 @@ class RedrivePlan:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
         already in this run), ``too_old`` (its record was first dead-lettered before the
         dedupe horizon, or when that cannot be told: its event might be applied twice),
-        ``unknown_source`` (not a topic Moments reads),
+        ``unknown_source`` (not a topic Moments reads), ``unknown_origin`` (its headers do
+        not tell its original's partition and offset: whether it went back before, or
+        another letter of it, cannot be told, and its record of a re-drive could not name
+        it),
         ``erased`` (the record's key or its ``customer_id`` names a customer who asked
         to be erased),
         ``truncated`` (the letter keeps only the start of a record too large to write
@@ -106,6 +109,8 @@ class RedrivePlan:
         ``again``)."""
         if letter.source_topic not in self._sources:
             verdict = "unknown_source"
+        elif letter.source_partition < 0 or letter.source_offset < 0:
+            verdict = "unknown_origin"
         elif not self._erased.isdisjoint(letter.customers):
             verdict = "erased"
         elif (first := self.first_lettered(letter)) is None or first < self._remembered_from_ms:

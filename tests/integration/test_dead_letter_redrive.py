@@ -86,8 +86,8 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
     sent = dead_letters(pipeline, "--redrive", "--reason", "in the future")
     assert would["would_redrive"] == sent["redrive"]
     assert sent["redrive"] == {"redriven": len(early), "repeated": 0, "too_old": 0,
-                               "unknown_source": 0, "erased": 1, "sent_before": 0,
-                               "truncated": 0}  # fmt: skip
+                               "unknown_source": 0, "unknown_origin": 0, "erased": 1,
+                               "sent_before": 0, "truncated": 0}  # fmt: skip
     redrives = await read_to_end(bootstrap, pipeline.topic("dead-letter-redrives"))
     assert len(redrives) == len(early)
     named = {json.loads(r.value)["letter"] for r in redrives}  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ async def test_letters_are_reported_and_go_back_once_the_fault_is_fixed(
         cutoff = iso(datetime.now(UTC))
         newest = dead_letters(pipeline, "--redrive")
         assert newest["redrive"] == {"redriven": len(malformed), "repeated": 0, "too_old": 0,
-                                     "unknown_source": 0, "erased": 1,
+                                     "unknown_source": 0, "unknown_origin": 0, "erased": 1,
                                      "sent_before": len(letters) - 1, "truncated": 0}  # fmt: skip
         nothing = dead_letters(pipeline, "--redrive", "--until", cutoff)
         assert nothing["redrive"]["redriven"] == 0  # all of them went back before

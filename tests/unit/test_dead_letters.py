@@ -337,3 +337,27 @@ def test_an_id_quoted_as_errors_and_json_quote_it_is_masked(customer: str, error
     assert customer not in read.reason
     assert customer.replace("'", "\\'") not in read.reason
     assert customer.replace('"', '\\"') not in read.reason
+
+
+def test_a_letter_that_does_not_tell_its_original_is_not_sent_back() -> None:
+    """Without its source partition or offset, two different records would read as one
+    original (the second refused as repeated), and the re-drive record of the first could
+    not name it: every later run, reading it back, was refused."""
+    told = [("source-topic", b"touchpoints"), ("error", b"invalid: x")]
+    plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0)
+    verdicts = [
+        plan.take(DeadLetter.of("touchpoints-dlq", 0, n, T0, b"c", b"{}", told + more))
+        for n, more in enumerate([
+            [], [("source-partition", b"0")], [("source-offset", b"9")],
+            [("source-partition", b"0"), ("source-offset", b"9")],
+        ])
+    ]  # fmt: skip
+    assert verdicts == ["unknown_origin"] * 3 + ["redriven"]
+
+
+@pytest.mark.parametrize("garbled", ["²", "٣", "7 ", "-1", ""])
+def test_a_number_header_that_is_no_ascii_number_reads_as_unknown(garbled: str) -> None:
+    headers = [("source-topic", b"touchpoints"), ("source-partition", garbled.encode()),
+               ("source-offset", b"9"), ("error", b"x")]  # fmt: skip
+    read = DeadLetter.of("touchpoints-dlq", 0, 7, T0, b"c", b"{}", headers)
+    assert (read.source_partition, read.source_offset) == (-1, 9)
