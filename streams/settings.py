@@ -72,6 +72,25 @@ class SettingsError(ValueError):
     """A ``MOMENTS_*`` variable has a value that cannot be used."""
 
 
+def _check_file(variable: str, path: str) -> None:
+    """A file the process can read, named by ``variable``: one it may not (a directory
+    closed to its user) or a name too long is refused as one that is not there.
+
+    >>> _check_file("MOMENTS_KAFKA_SSL_CAFILE", "/nowhere/ca.pem")
+    Traceback (most recent call last):
+    ...
+    streams.settings.SettingsError: MOMENTS_KAFKA_SSL_CAFILE: no such file: /nowhere/ca.pem
+    """
+    try:
+        found = Path(path).is_file()
+    except OSError as exc:  # a directory on the way it may not search, a name too long
+        raise SettingsError(f"{variable}: cannot read {path} ({exc.strerror})") from None
+    if not found:
+        raise SettingsError(f"{variable}: no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise SettingsError(f"{variable}: cannot read {path} (permission denied)")
+
+
 def _boolean(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -284,10 +303,7 @@ class Settings:
                     "MOMENTS_REDIS_SSL_CA_CERTS set, but MOMENTS_REDIS_URL is not rediss:// "
                     "(no TLS, so it would not be used)"
                 )
-            if not Path(self.redis_ssl_ca_certs).is_file():
-                raise SettingsError(
-                    f"MOMENTS_REDIS_SSL_CA_CERTS: no such file: {self.redis_ssl_ca_certs}"
-                )
+            _check_file("MOMENTS_REDIS_SSL_CA_CERTS", self.redis_ssl_ca_certs)
 
     def _check_names(self) -> None:
         """Prefixes and the app id: only characters every key pattern and topic name takes
@@ -425,9 +441,8 @@ class Settings:
         if self.kafka_ssl_key_password and not self.kafka_ssl_certfile:
             raise SettingsError("MOMENTS_KAFKA_SSL_KEY_PASSWORD needs MOMENTS_KAFKA_SSL_CERTFILE")
         for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
-            path = getattr(self, name)
-            if path and not Path(path).is_file():
-                raise SettingsError(f"MOMENTS_{name.upper()}: no such file: {path}")
+            if path := getattr(self, name):
+                _check_file(f"MOMENTS_{name.upper()}", path)
         if not protocol.startswith("SASL"):  # the SASL settings are not read
             return
         if self.kafka_sasl_mechanism.upper() not in SASL_MECHANISMS:
