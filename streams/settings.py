@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -404,7 +405,17 @@ class Settings:
     def _check_socket_url_options(self) -> None:
         """A ``unix://`` URL's options, as for TCP: ``db``, ``username`` and ``password``
         only (redis-py would take ``socket_timeout`` over MOMENTS_REDIS_TIMEOUT_S, and fail
-        its first call on one it does not know)."""
+        its first call on one it does not know). Its user and password come before the
+        ``@`` that ends them, with no host: one holding an unescaped ``/``, ``?`` or ``#``
+        would be read as part of the socket's path (and shown where the URL is)."""
+        parts = urllib.parse.urlsplit(self.redis_url)
+        # a host is ignored (unix://localhost/...), but a socket has no port
+        port_given = ":" in parts.netloc.rpartition("@")[2]
+        if port_given or not parts.path.startswith("/") or "@" in parts.path:
+            raise SettingsError(
+                "MOMENTS_REDIS_URL: a unix:// URL is unix://[user:password@]/path/to.sock; "
+                "percent-encode a '/', '?', '#' or '@' in the user or the password"
+            )
         try:
             found = set(parse_url(self.redis_url))
         except ValueError as exc:

@@ -282,6 +282,29 @@ def test_a_redis_url_option_the_store_cannot_honour_is_refused_at_start() -> Non
 
 
 @pytest.mark.parametrize(
+    "url",
+    [  # a password with a '/', '?' or '#' not percent-encoded: part of the path, or a port
+        "unix://app:pa/ss@/run/redis.sock", "unix://:pa?ss@/run/redis.sock",
+        "unix://:pa#ss@/run/redis.sock", "unix://app/pw@/run/redis.sock",
+    ],
+)  # fmt: skip
+def test_a_socket_url_whose_password_would_be_read_as_its_path_is_refused(url: str) -> None:
+    """It connected to the wrong path, and the startup line showed the password."""
+    with pytest.raises(SettingsError, match="percent-encode") as refused:
+        Settings.from_env({"MOMENTS_REDIS_URL": url})
+    assert "pa" not in str(refused.value).replace("path", "").replace("password", "")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["unix://app:p%2Fss@/run/redis.sock", "unix://localhost/run/redis.sock",
+     "unix:///run/redis.sock?password=a@b"],
+)  # fmt: skip
+def test_socket_urls_written_right_are_taken(url: str) -> None:
+    assert Settings.from_env({"MOMENTS_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
     ("url", "cluster", "words"),
     [
         ("app:s3cret@cache:6379", "false", "one without a scheme"),
