@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ class _Arm:
 # Up to this many learned arms, every one is scored at once (taking out the eligible
 # arms' rows costs more than it saves, about 10 µs); beyond, only the eligible ones.
 SCORE_ALL_UP_TO = 64
+# the widest context a snapshot may hold (Moments' own has a few dozen figures): a
+# dimension read from a corrupt one must not ask for gigabytes of matrices
+MAX_DIMENSION = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +245,18 @@ class LinUCBOffers:
     def from_dict(cls, state: Mapping[str, Any]) -> LinUCBOffers:
         if state.get("kind") != "linucb-disjoint":
             raise ValueError(f"not a LinUCB snapshot: {state.get('kind')!r}")
-        model = cls(
-            int(state["dimension"]),
-            float(state["alpha"]),
-            float(state["epsilon"]),
-            float(state["ridge"]),
-            float(state["prior"]),
-        )
+        dimension = int(state["dimension"])
+        alpha, epsilon = float(state["alpha"]), float(state["epsilon"])
+        ridge, prior = float(state["ridge"]), float(state["prior"])
+        # checked before any arm's matrix is made: a corrupt dimension would ask for
+        # gigabytes, a ridge of 0 or less scores new offers NaN
+        if not 1 <= dimension <= MAX_DIMENSION:
+            raise ValueError(f"dimension {dimension} is not from 1 to {MAX_DIMENSION}")
+        if not (0 < ridge < math.inf and 0 <= alpha < math.inf):
+            raise ValueError(f"ridge {ridge} and alpha {alpha}: the ridge above 0, both finite")
+        if not (0 <= epsilon <= 1 and 0 <= prior <= 1):
+            raise ValueError(f"epsilon {epsilon} and prior {prior} must be from 0 to 1")
+        model = cls(dimension, alpha, epsilon, ridge, prior)
         model.updates = int(state["updates"])
         for name, arm in state["arms"].items():
             restored = _Arm(model.dimension, model.ridge)

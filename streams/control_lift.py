@@ -170,7 +170,10 @@ def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
     se = math.sqrt(vt + vc)
     if se == 0:
         return found
-    freedom = (vt + vc) ** 2 / (vt * vt / (len(t) - 1) + vc * vc / (len(c) - 1))
+    # Welch-Satterthwaite, as the treated group's share of the variance: the same figure,
+    # which squares of tiny variances (amounts near 0) cannot underflow to a 0 divisor
+    w = vt / (vt + vc)
+    freedom = 1 / (w * w / (len(t) - 1) + (1 - w) ** 2 / (len(c) - 1))
     quantile = float(student_t.ppf(0.975, freedom))
     found["ci95"] = [round(gap - quantile * se, 4), round(gap + quantile * se, 4)]
     found["p_value"] = round(float(2 * student_t.sf(abs(gap) / se, freedom)), 5)

@@ -59,6 +59,22 @@ def test_snapshot_of_another_kind_or_shape_is_refused() -> None:
         LinUCBOffers.from_dict(state)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("ridge", 0.0, "ridge"), ("ridge", -1.0, "ridge"), ("alpha", float("inf"), "alpha"),
+     ("epsilon", 1.5, "epsilon"), ("prior", -0.1, "prior"), ("dimension", 20_000, "dimension"),
+     ("dimension", 0, "dimension")],
+)  # fmt: skip
+def test_a_snapshot_with_settings_that_cannot_score_is_refused(
+    field: str, value: float, words: str
+) -> None:
+    """A ridge of 0 or less scored every new offer NaN; a corrupt dimension had each
+    process ask for gigabytes of matrices before the shapes were checked."""
+    state = trained().to_dict() | {field: value}
+    with pytest.raises(ValueError, match=words):
+        LinUCBOffers.from_dict(state)
+
+
 def test_a_snapshot_holding_figures_that_are_not_finite_is_refused() -> None:
     """A poisoned model's NaN is written to JSON as null, which numpy reads back as NaN."""
     state = json.loads(json.dumps(trained().to_dict()))

@@ -171,6 +171,18 @@ def test_the_revenue_interval_and_p_value_are_welchs() -> None:
     assert found["p_value"] == pytest.approx(welch.pvalue, abs=1e-5)
 
 
+def test_a_tiny_amount_still_gets_welchs_figures() -> None:
+    """A purchase of 1e-90 (valid: an amount is only not negative) squared the variances
+    to 0 in the degrees of freedom, and the whole lift report failed on a division."""
+    lift = _lift()
+    for n in range(4):
+        lift.decision(f"c{n}", T0, control=n >= 2, channel="web")
+    lift.purchase("o1", "c0", T0 + DAY, 1e-90, "EUR")
+    found = lift.report()["revenue_lift"]["EUR"]
+    welch = stats.ttest_ind([1e-90, 0.0], [0.0, 0.0], equal_var=False)
+    assert found["p_value"] == pytest.approx(welch.pvalue, abs=1e-5)
+
+
 @pytest.mark.parametrize(
     "spent",
     [[40.0], [40.0, 40.0], [29.99] * 7],
