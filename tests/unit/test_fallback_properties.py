@@ -54,7 +54,7 @@ def test_a_fallback_shows_only_safe_defaults_where_no_consent_is_needed(
     """A fallback cannot read consent: it offers nothing on email, text or call, nor on
     an opt-in web, in the web's quiet hours or on a closed channel. Otherwise it shows
     up to ``limit`` of the catalogue's default offers that are on the web and running
-    now (none with a daily budget, which it cannot read), in the catalogue's order,
+    now (none with a daily budget, which it cannot read), in the order listed there,
     logged first with propensity 1 and the others 0."""
     rules = catalogue.contact_policy
     decision = fallback_decision("c1", channel, limit, "store_unavailable", catalogue, NOBODY, now)
