@@ -9,8 +9,8 @@ $(BIN)/moments: pyproject.toml constraints.txt
 	bash deploy/local/python-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==26.3
-	# as an environment variable, the constraints also pin the build backend (setuptools)
-	# that pip installs apart to build Moments itself
+# as an environment variable, the constraints also pin the build backend (setuptools)
+# that pip installs apart to build Moments itself
 	PIP_CONSTRAINT=constraints.txt $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

@@ -67,11 +67,14 @@ class Budgets:
         return refused
 
     async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
-        back = [s for s in spends if counted_id(s) in self.counted]
-        for spend in back:
-            self.counts.subtract(spend.offer_ids)
-            self.counted.discard(counted_id(spend))
-        return len(back)
+        """Each counted spending back once, however often it is listed (as unspend.lua)."""
+        back = 0
+        for spend in spends:
+            if counted_id(spend) in self.counted:
+                self.counted.discard(counted_id(spend))
+                self.counts.subtract(spend.offer_ids)
+                back += 1
+        return back
 
 
 class Refusing:

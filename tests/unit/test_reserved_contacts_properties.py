@@ -23,15 +23,14 @@ from agents.decision_records import decision_record
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger
 from agents.reserved_contacts import ContactReservations
-from feature_store import ApplyStatus, BudgetSpend, DecisionRecord, Fact
-from feature_store.budgets import counted_id
+from feature_store import ApplyStatus, DecisionRecord, Fact
 from tests.unit.decision_strategies import (
     CHANNELS,
     budgeted_catalogues,
     customer_features,
     offer_policies,
 )
-from tests.unit.test_reserved_contacts import Budgets, Refusing
+from tests.unit.test_reserved_contacts import Refusing
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
 CUSTOMERS = ("c1", "c2", "c3")
@@ -41,28 +40,12 @@ answers = st.sampled_from(
 )
 
 
-class Unspending(Budgets):
-    """``Budgets``, giving back as unspend.lua does: each decision's spending once, in
-    order, however often it is listed (the double of ``test_reserved_contacts.py`` takes
-    a spending listed twice in one call back twice)."""
-
-    async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
-        taken = 0
-        for spend in spends:
-            if counted_id(spend) in self.counted:
-                self.counted.discard(counted_id(spend))
-                self.counts.subtract(spend.offer_ids)
-                taken += 1
-        return taken
-
-
 class Keeping(Refusing):
     """``Refusing``, noting the customers of the decisions it did not keep: erased since
     the batch's read, or their keys failing the write."""
 
     def __init__(self, statuses: list[ApplyStatus], features: dict[str, Any]) -> None:
         super().__init__(statuses, features)
-        self.budgets = Unspending()
         self.lost: set[str] = set()
 
     async def record(
