@@ -27,6 +27,9 @@ from schemas.touchpoints import Timestamp
 
 # A record's place in Kafka: "<topic>:<partition>:<offset>" (topic names have no colon).
 Place = Annotated[str, msgspec.Meta(pattern=r"^.+:[0-9]+:[0-9]+$")]
+# The original's place may read "<topic>:-1:-1": earlier versions of Moments sent back letters
+# whose headers did not tell it, and recorded them so; such a record still names its letter.
+OriginPlace = Annotated[str, msgspec.Meta(pattern=r"^.+:(-1|[0-9]+):(-1|[0-9]+)$")]
 
 
 def place(topic: str, partition: int, offset: int) -> str:
@@ -45,7 +48,7 @@ def _parsed(text: str) -> tuple[str, int, int]:
 
 class LetterRedriven(msgspec.Struct, frozen=True, kw_only=True):
     letter: Place  # the dead letter sent back
-    origin: Place  # its original record, which was sent again
+    origin: OriginPlace  # its original record, which was sent again
     ts: Timestamp  # when it was sent back
 
     @property
@@ -53,8 +56,10 @@ class LetterRedriven(msgspec.Struct, frozen=True, kw_only=True):
         return _parsed(self.letter)
 
     @property
-    def origin_place(self) -> tuple[str, int, int]:
-        return _parsed(self.origin)
+    def origin_place(self) -> tuple[str, int, int] | None:
+        """The original's place; None when the record could not tell it."""
+        topic, partition, offset = _parsed(self.origin)
+        return None if partition < 0 or offset < 0 else (topic, partition, offset)
 
 
 _decoder = msgspec.json.Decoder(LetterRedriven)

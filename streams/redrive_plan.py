@@ -57,7 +57,8 @@ class RedrivePlan:
     def remember(self, sent: LetterRedriven) -> None:
         """An earlier run sent ``sent.letter`` back."""
         self._sent_letters.add(sent.letter_place)
-        self._sent_origins.add(sent.origin_place)
+        if (origin := sent.origin_place) is not None:
+            self._sent_origins.add(origin)
 
     def track(self, letter: DeadLetter) -> None:
         """Note a letter read, matching or not: a later letter of its record, sent back

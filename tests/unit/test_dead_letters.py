@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from agents.letters import SourceRecord, dead_letter_headers
+from schemas import decode_redrive
 from streams.dead_letters import (
     TOP_REASONS,
     DeadLetter,
@@ -353,6 +354,23 @@ def test_a_letter_that_does_not_tell_its_original_is_not_sent_back() -> None:
         ])
     ]  # fmt: skip
     assert verdicts == ["unknown_origin"] * 3 + ["redriven"]
+
+
+def test_an_earlier_runs_record_of_a_letter_without_origin_still_names_its_letter() -> None:
+    """Earlier versions sent such letters back and recorded their original as
+    ``topic:-1:-1``; reading that record refused every later run."""
+    recorded = decode_redrive(
+        b'{"letter":"touchpoints-dlq:0:3","origin":"touchpoints:-1:-1","ts":"2026-11-01T00:00:00Z"}'
+    )
+    assert recorded.origin_place is None
+    plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0)
+    plan.remember(recorded)
+    told = [("source-topic", b"touchpoints"), ("source-partition", b"0"),
+            ("source-offset", b"1"), ("error", b"x")]  # fmt: skip
+    # its letter went back before; another letter is new to it
+    sent = DeadLetter.of("touchpoints-dlq", 0, 3, T0, b"c", b"{}", told)
+    other = DeadLetter.of("touchpoints-dlq", 0, 4, T0, b"c", b"{}", told)
+    assert [plan.take(sent), plan.take(other)] == ["sent_before", "redriven"]
 
 
 @pytest.mark.parametrize("garbled", ["²", "٣", "7 ", "-1", ""])
