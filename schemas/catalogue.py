@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -80,6 +80,17 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         return (start is None or start <= now) and (end is None or now < end)
 
 
+def _in_utc(said: object) -> object:
+    """``said`` (builtins) with every instant in UTC."""
+    if isinstance(said, datetime):
+        return said.astimezone(UTC)
+    if isinstance(said, dict):
+        return {key: _in_utc(value) for key, value in said.items()}
+    if isinstance(said, list):
+        return [_in_utc(value) for value in said]
+    return said
+
+
 # dict=True: room for the offers' index, worked out once per catalogue (it never changes)
 class OfferCatalogue(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, dict=True
@@ -117,8 +128,10 @@ class OfferCatalogue(
         >>> len(one.digest()), one.digest() == two.digest()
         (12, False)
         """
-        # in a fixed order: the file's order of a table's keys changes no digest
-        return hashlib.sha256(msgspec.json.encode(self, order="deterministic")).hexdigest()[:12]
+        # in a fixed order: the file's order of a table's keys changes no digest; and an
+        # instant counts as the same written in any UTC offset
+        said = msgspec.to_builtins(self, builtin_types=(datetime,), order="deterministic")
+        return hashlib.sha256(msgspec.json.encode(_in_utc(said))).hexdigest()[:12]
 
     def daily_limits(self) -> dict[str, int]:
         """The offers with a daily budget across all customers, and their limits."""

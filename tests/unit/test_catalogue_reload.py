@@ -255,3 +255,15 @@ def test_the_digest_is_of_what_the_catalogue_says_not_of_its_keys_order() -> Non
     other = msgspec.toml.decode(base + '\n[contact_policy.daily_caps]\nemail = 2\nweb = 5\n',
                                 type=OfferCatalogue)  # fmt: skip
     assert other.digest() != one.digest()
+
+
+def test_the_digest_is_of_a_campaigns_instants_not_of_the_offset_they_are_written_in() -> None:
+    def starting(at: str) -> OfferCatalogue:
+        offer = '[[offers]]\noffer_id = "sale"\ntitle = "Sale"\nchannels = ["web"]\n'
+        return msgspec.toml.decode(
+            f'version = "4"\n{offer}available_from = {at}\n', type=OfferCatalogue
+        )
+
+    utc = starting("2026-12-01T00:00:00Z")
+    assert starting("2026-12-01T01:00:00+01:00").digest() == utc.digest()
+    assert starting("2026-12-01T01:00:00Z").digest() != utc.digest()
