@@ -18,6 +18,18 @@ def test_only_configured_origins_are_allowed() -> None:
     assert policy.allowed(None) is None
 
 
+def test_an_origin_written_with_leading_zeros_in_its_port_matches_what_browsers_send() -> None:
+    policy = CorsPolicy(parse_origins("http://localhost:03000, https://shop.example:0443"))
+    assert policy.allowed("http://localhost:3000") == "http://localhost:3000"
+    assert policy.allowed("https://shop.example") == "https://shop.example"
+
+
+@pytest.mark.parametrize("port", ["0", "00", "65536", "99999"])
+def test_a_port_no_origin_can_have_is_refused(port: str) -> None:
+    with pytest.raises(ValueError, match="not an origin"):
+        parse_origins(f"http://localhost:{port}")
+
+
 def test_a_star_allows_any_origin_and_says_so() -> None:
     policy = CorsPolicy(parse_origins("*"))
     assert policy.allowed("https://anyone.example") == "*"
