@@ -52,14 +52,16 @@ if before then
     contexts = contexts + tonumber(count)
   end
 end
--- a block already longer (a later erasure, replayed first) is kept as it is; the time of
--- the first erasure stands
+-- a block already longer (a later erasure, replayed first) is kept as long as it is; the
+-- time of the first erasure stands, an older one replayed now being the first
 local at = ARGV[2]
 local first = tonumber(redis.call('GET', tomb) or '')
 if first and first < tonumber(at) then at = string.format('%d', first) end
 local left = redis.call('PTTL', tomb)
 if left == -2 or (left >= 0 and left < tonumber(ARGV[1])) then
   redis.call('SET', tomb, at, 'PX', ARGV[1])
+elseif first == nil or tonumber(at) < first then
+  redis.call('SET', tomb, at, 'KEEPTTL')
 end
 local flags = {}
 for i = 1, n do flags[i] = removed[i] > 0 and '1' or '0' end

@@ -417,10 +417,14 @@ async def test_replaying_an_erasure_blocks_only_for_what_is_left(
         assert erased.blocked and erased.keys_removed > 0
         assert 299.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 300
         assert await admin.get(k.tombstone) == str(now_ms - 100 * DAY_MS)
-        await store.erase("gone", erased_at_ms=now_ms - 300 * DAY_MS)  # an older one
+        older = await store.erase("gone", erased_at_ms=now_ms - 300 * DAY_MS)  # an older one
         assert 299.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 300
+        # the first erasure is the older one, as its receipt says and the store keeps
+        assert older.erased_at_ms == now_ms - 300 * DAY_MS
+        assert await admin.get(k.tombstone) == str(now_ms - 300 * DAY_MS)
+        assert (await store.erase("gone")).erased_at_ms == now_ms - 300 * DAY_MS
         assert await store.apply([_click("c4", "gone", at)]) == [ApplyStatus.ERASED]
-        await store.erase("gone")  # erased again now: the whole block
+        # erased again now (above): the whole block
         assert 399.99 < await admin.pttl(k.tombstone) / (DAY_S * 1000) <= 400
     finally:
         await store.close()
