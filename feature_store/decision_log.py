@@ -95,6 +95,7 @@ class DecisionLog:
         self,
         claims: Sequence[tuple[str, str, str, str]],
         faults: dict[int, Exception] | None = None,
+        ran: dict[int, Claim] | None = None,
     ) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)
         for learning: ``"learn"`` for each one to learn from, claimed now (a new outcome),
@@ -106,7 +107,8 @@ class DecisionLog:
         A claim is kept as long as a decision context (``context_ttl_s``), then dropped.
         ``"corrupt"`` for one whose customer's keys Redis cannot serve as they should be
         (a key of another type): nothing is written, and its error goes in ``faults`` by
-        index (without ``faults``, it is raised)."""
+        index (without ``faults``, it is raised). When the connection goes before every
+        reply came (:class:`RepliesUnknown`), ``ran`` is given those that came, by index."""
         if not claims:
             return []
         now_ms = int(self._clock() * 1000)
@@ -116,7 +118,12 @@ class DecisionLog:
             k = self._keys.for_customer(customer_id)
             keys = (k.outcomes, k.tombstone, k.outcome_times, k.context(decision_id))
             calls.append(("claim", keys, [what, source, lifetime, now_ms]))
-        replies = await self._conn.eval_mixed("claim", calls, faults=faults)
+        came: dict[int, Any] = {}
+        try:
+            replies = await self._conn.eval_mixed("claim", calls, came, faults)
+        finally:
+            if ran is not None:
+                ran.update((i, _CLAIMS[int(r)]) for i, r in came.items())
         return [
             "corrupt" if faults and i in faults else _CLAIMS[int(r)] for i, r in enumerate(replies)
         ]

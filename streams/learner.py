@@ -18,6 +18,8 @@ lacks it) claims again and is learned again, a copy sent in another record is no
   first. An outcome that does not decode, or whose decision is not stored
   (``no_context``: sent back once it is, it is learned then), goes to
   ``offer-outcomes-dlq`` unchanged, with the reason (before the learner moves past it).
+  A claim whose reply the connection lost may have been made: read again, it answers
+  that this record claimed it before, and is counted then, as the new outcome it was.
 - ``risk``: the churn/lapse classifier, from ``risk-examples`` (feature snapshots that
   got their delayed label). Each example id is claimed, so an example sent twice (a
   retried batch, a sweep sent again, a touchpoint and the sweep labelling one snapshot)
@@ -47,7 +49,8 @@ from agents.letters import letter, source_record
 from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example
 from agents.risk_watch import RiskHolder
-from feature_store import FeatureStore
+from feature_store import FeatureStore, RepliesUnknown
+from feature_store.decision_log import Claim
 from schemas import InvalidEvent, decode_outcome
 from schemas.risk import decode_risk_example
 from streams.kafka_security import client_options
@@ -61,6 +64,7 @@ PARTITIONS_EVERY_S = 30.0  # how often a learner looks for partitions added to i
 # an offer gone from the catalogue whose arm has learned nothing this long leaves the model
 # (its decisions' contexts, which outcomes need, are kept 7 days)
 ARM_IDLE_S = 30 * 86_400
+UNHEARD_KEPT = 100_000  # claims that may have been made unheard, remembered at most
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
@@ -230,6 +234,9 @@ class OfferLearner(SnapshotLearner):
         self._offered = offered
         self._model = LinUCBOffers(DIMENSION)
         self._logloss = RewardLogLoss()
+        # claims ("<decision>:<offer>:<outcome>", source record) that may have been made
+        # without this learner hearing so (the connection went first): not counted yet
+        self._unheard: dict[tuple[str, str], None] = {}
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = (
@@ -269,10 +276,10 @@ class OfferLearner(SnapshotLearner):
         # a customer whose keys Redis cannot serve as they should be (a key of another
         # type): their outcome is set aside, and the others are learned
         faults: dict[int, Exception] = {}
-        claims = await self._store.decisions.claim_outcomes(
-            [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
-             for o, r in outcomes], faults,
-        )  # fmt: skip
+        claims = await self._claim([
+            (o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
+            for o, r in outcomes
+        ], faults)  # fmt: skip
         invalid, fresh, unknown = len(dead), [], 0
         for i, ((outcome, record), claim) in enumerate(zip(outcomes, claims, strict=True)):
             if claim == "corrupt":
@@ -323,6 +330,30 @@ class OfferLearner(SnapshotLearner):
         loss = self._logloss.get()
         self._metrics.model_logloss.labels(MODEL).set(loss)
         return learned
+
+    async def _claim(
+        self, asked: list[tuple[str, str, str, str]], faults: dict[int, Exception]
+    ) -> list[Claim]:
+        """The claims of ``asked``; one made earlier whose reply was not heard (counted
+        nowhere yet) reads ``"learn"`` again."""
+        ran: dict[int, Claim] = {}
+        try:
+            claims = await self._store.decisions.claim_outcomes(asked, faults, ran)
+        except RepliesUnknown as exc:
+            made = [i for i, claim in ran.items() if claim == "learn"]
+            for i in (*made, *exc.unanswered):
+                self._unheard[asked[i][2:]] = None
+            while len(self._unheard) > UNHEARD_KEPT:  # the oldest go
+                del self._unheard[next(iter(self._unheard))]
+            raise
+        if self._unheard:
+            for i, claim in enumerate(claims):
+                heard = asked[i][2:]
+                if heard in self._unheard:
+                    del self._unheard[heard]
+                    if claim == "relearn":
+                        claims[i] = "learn"
+        return claims
 
 
 class RiskLearner(SnapshotLearner):

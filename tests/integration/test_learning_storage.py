@@ -19,9 +19,11 @@ import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.learned_policy import ModelHolder
-from feature_store import FeatureStore, StoreConfig
+from feature_store import FeatureStore, RepliesUnknown, StoreConfig
+from feature_store.connection import unavailable_when_transient
 from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
+from feature_store.transport import RepliesLost
 from streams.learner import OfferLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL
@@ -415,5 +417,46 @@ async def test_a_restarted_learner_does_not_read_again_outcomes_that_taught_noth
         assert _outcomes_read(again) == 0 and letters_again == []
         assert await store.models.positions(MODEL, 0) == '{"0":40}'
         assert await store.models.version(MODEL) == 0  # nothing learned: no model published
+    finally:
+        await store.close()
+
+
+async def test_an_outcome_claimed_while_its_reply_was_lost_is_counted_once_read_again(
+    kafka_redis: Services,
+) -> None:
+    """Redis made both claims, but the connection went after the first reply: the
+    learner restarts and reads them again, and each is counted once (the lost one was
+    counted nowhere: read again, its claim answers that this record made it)."""
+    store = _store(kafka_redis)
+    await _decided(store, "d1", "d2")
+    conn: Any = store.decisions._conn
+    submit = conn.submit
+
+    async def reset_after_the_first_reply(commands: list[Any]) -> list[Any]:
+        replies = await submit(commands)  # run in full
+        with unavailable_when_transient():
+            raise RepliesLost("Connection reset by peer", replies[:1])
+
+    metrics = Metrics()
+    _, dead_letter = _letters()
+    learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes", dead_letter)
+    ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    records = [
+        SimpleNamespace(topic="offer-outcomes", partition=0, offset=n, key=b"c1", headers=[],
+                        value=json.dumps({"decision_id": d, "customer_id": "c1",
+                                          "offer_id": "book-club", "outcome": "accepted",
+                                          "ts": ts}).encode())
+        for n, d in enumerate(["d1", "d2"])
+    ]  # fmt: skip
+    try:
+        learner._start(None, 0)
+        conn.submit = reset_after_the_first_reply
+        with pytest.raises(RepliesUnknown):
+            await learner._learn(0, records)
+        conn.submit = submit
+        for _ in range(2):  # restarted from a snapshot that lacks them, twice
+            learner._start(None, 0)
+            await learner._learn(0, records)
+            assert _outcomes_counted(metrics) == 2
     finally:
         await store.close()

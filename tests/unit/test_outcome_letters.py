@@ -19,7 +19,9 @@ class Decisions:
     def __init__(self, claim: str = "learn") -> None:
         self.claim = claim
 
-    async def claim_outcomes(self, claims: list[Any], faults: Any = None) -> list[str]:
+    async def claim_outcomes(
+        self, claims: list[Any], faults: Any = None, ran: Any = None
+    ) -> list[str]:
         return [self.claim for _ in claims]
 
     async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:

@@ -1,0 +1,98 @@
+"""Each claimed outcome is counted in ``moments_outcomes_total`` once, also when Redis made
+the claim but the connection went before its reply came: the learner restarts, reads the
+record again, and the claim answers that this record made it before ("relearn"). That
+one was counted nowhere, and now is; one counted when it was first claimed is not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agents.learned_policy import ModelHolder
+from feature_store import RepliesUnknown
+from feature_store.decision_log import Claim
+from streams.learner import OfferLearner
+from streams.metrics import Metrics
+
+
+class Claims:
+    """Claims as ``claim.lua`` makes them; ``lose_after``: the next round trip runs in
+    full, but only that many replies come before the connection goes."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, str] = {}  # what -> the source record that claimed it
+        self.lose_after: int | None = None
+
+    async def claim_outcomes(
+        self, claims: list[Any], faults: Any = None, ran: dict[int, Claim] | None = None
+    ) -> list[Claim]:
+        answers: list[Claim] = []
+        for _, _, what, source in claims:
+            if what not in self.made:
+                self.made[what] = source
+                answers.append("learn")
+            else:
+                answers.append("relearn" if self.made[what] == source else "skip")
+        came, self.lose_after = self.lose_after, None
+        if came is not None:
+            if ran is not None:
+                ran.update(enumerate(answers[:came]))
+            raise RepliesUnknown("ConnectionError: reset", range(came, len(claims)))
+        return answers
+
+    async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
+        return [None for _ in pairs]
+
+
+def outcome(offset: int, decision: str) -> SimpleNamespace:
+    value = (f'{{"decision_id": "{decision}", "customer_id": "c-1", "offer_id": "book-club", '
+             f'"outcome": "clicked", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
+    return SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=b"c-1",
+                           value=value, headers=[])  # fmt: skip
+
+
+def learner_on(claims: Claims, metrics: Metrics) -> OfferLearner:
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        return asyncio.sleep(0)
+
+    store = SimpleNamespace(decisions=claims)
+    learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes",  # type: ignore[arg-type]
+                           dead_letter)  # fmt: skip
+    learner._start(None, 0)
+    return learner
+
+
+def counted(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("moments_outcomes_total", {"outcome": "clicked"}) or 0
+
+
+@pytest.mark.parametrize("came", [0, 1, 2])
+async def test_a_claim_whose_reply_was_lost_is_counted_once_when_read_again(came: int) -> None:
+    claims, metrics = Claims(), Metrics()
+    learner = learner_on(claims, metrics)
+    records = [outcome(1, "d-1"), outcome(2, "d-2")]
+    claims.lose_after = came
+    with pytest.raises(RepliesUnknown):
+        await learner._learn(0, records)
+    learner._start(None, 0)  # restarted from its snapshot, which lacks both
+    await learner._learn(0, records)
+    assert counted(metrics) == 2
+    learner._start(None, 0)  # and again: both were counted
+    await learner._learn(0, records)
+    assert counted(metrics) == 2
+
+
+async def test_an_outcome_counted_when_claimed_is_not_counted_when_read_again() -> None:
+    claims, metrics = Claims(), Metrics()
+    learner = learner_on(claims, metrics)
+    await learner._learn(0, [outcome(1, "d-1")])
+    claims.lose_after = 1  # the second record's reply is lost: the first's came
+    with pytest.raises(RepliesUnknown):
+        await learner._learn(0, [outcome(1, "d-1"), outcome(2, "d-2")])
+    learner._start(None, 0)
+    await learner._learn(0, [outcome(1, "d-1"), outcome(2, "d-2")])
+    assert counted(metrics) == 2
