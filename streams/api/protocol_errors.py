@@ -8,14 +8,15 @@ quotes the offending bytes (and so a customer id in the path, a header or the bo
 aiohttp's status, logging and closed connection but answers in the API's error shape
 (:func:`streams.api.errors.error_response`) with a fixed description of the failure.
 An ``Expect`` header is answered before any middleware too: :func:`expect_continue`,
-each route's expect handler, answers it in JSON. A connection past the process's cap
+each route's expect handler, answers it in JSON, and the server answers it so for a path
+no route has (:func:`answered_in_json`). A connection past the process's cap
 (:mod:`streams.api.connection_cap`) is answered a JSON 503 as it opens, and closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +27,7 @@ from streams.api.connection_cap import OVERLOADED
 from streams.api.errors import error_response
 
 _CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
+Handle = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def describe(status: int, exc: BaseException | None) -> tuple[str, str]:
@@ -135,7 +137,7 @@ class JsonErrorsAppRunner(web.AppRunner):
         # server is built again, as a JsonErrorsServer, from what aiohttp gave it.
         plain = await super()._make_server()
         server = JsonErrorsServer(
-            plain.request_handler,
+            answered_in_json(plain.request_handler),
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
@@ -145,13 +147,33 @@ class JsonErrorsAppRunner(web.AppRunner):
         return server
 
 
+EXPECTATION_FAILED = "only Expect: 100-continue is supported"
+
+
+def answered_in_json(handle: Handle) -> Handle:
+    """The application's ``handle``, with an HTTP error raised before any middleware runs
+    answered in JSON: aiohttp's own expect handler, that of a path no route has, raises
+    a 417 it answers in plain text, quoting the header."""
+
+    async def handler(request: BaseRequest) -> web.StreamResponse:
+        try:
+            return await handle(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if exc.status == 417:
+                return error_response(417, "expectation_failed", EXPECTATION_FAILED)
+            return error_response(exc.status, *describe(exc.status, exc))
+
+    return handler
+
+
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     """``Expect: 100-continue`` answered as aiohttp does; any other expectation gets a
     JSON 417 (aiohttp's own answer is plain text that quotes the header). It runs
     before the middlewares, so it answers by returning, not raising."""
     if request.headers.get("Expect", "").lower() != "100-continue":
-        return error_response(417, "expectation_failed",
-                              "only Expect: 100-continue is supported")  # fmt: skip
+        return error_response(417, "expectation_failed", EXPECTATION_FAILED)
     if request.version == HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own size starts after it

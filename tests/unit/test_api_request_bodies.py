@@ -230,3 +230,23 @@ async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
         item = (_ITEM["/v1/events"] % "null").encode()
         reply = await raw_request(server, post("/v1/events", item, b"Expect: 100-continue"))
         assert reply.status == 100 and reply.body.startswith(b"HTTP/1.1 202 "), reply  # then
+
+
+@pytest.mark.parametrize("line", [b"GET /nope", b"PUT /v1/events", b"OPTIONS /v1/events"])
+async def test_an_expectation_on_a_path_or_method_no_route_has_gets_a_json_417(
+    line: bytes,
+) -> None:
+    """Such a request has no route, and so no expect handler of the API's: aiohttp's
+    answered in plain text quoting the header."""
+    runner = JsonErrorsAppRunner(api_app(), access_log=None)  # as `moments api` serves
+    await runner.setup()
+    site = web.SockSite(runner, socket.create_server(("127.0.0.1", 0)))
+    await site.start()
+    host, port = site._sock.getsockname()[:2]  # type: ignore[union-attr]
+    try:
+        request = line + b" HTTP/1.1\r\nHost: api\r\nExpect: <b>jane-doe-42</b>\r\n\r\n"
+        reply = await raw_request(SimpleNamespace(host=host, port=port), request)  # type: ignore[arg-type]
+    finally:
+        await runner.cleanup()
+    assert reply.status == 417 and reply.json["error"] == "expectation_failed", reply
+    assert b"jane-doe-42" not in reply.body
