@@ -68,8 +68,9 @@ async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> 
         written = api.publisher.publish(topic, records, linger=False)
         await asyncio.wait_for(asyncio.shield(written), api.settings.api_kafka_timeout_s)
     except RecordTooLarge as exc:  # the item as sent, whose index is the record's
-        raise ApiError(413, "record_too_large", f"item {exc.index} is {exc.size} bytes; a "
-                       f"Kafka record holds at most {MAX_RECORD_BYTES}; none were accepted",
+        raise ApiError(413, "record_too_large", f"item {exc.index} makes a Kafka record of "
+                       f"{exc.size} bytes (the item as sent, and its customer id as the key); "
+                       f"a record holds at most {MAX_RECORD_BYTES}; none were accepted",
                        [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
     except TimeoutError as exc:  # Kafka slow or away: what it may still write is safe to send again
         raise kafka_unavailable("Kafka did not acknowledge the write in time; retry") from exc

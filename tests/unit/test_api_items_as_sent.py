@@ -96,4 +96,7 @@ async def test_an_item_too_large_for_a_kafka_record_is_a_413_naming_it_and_kafka
         assert reply.status == 413
         answer = await reply.json()
     assert answer["error"] == "record_too_large" and answer["details"][0]["index"] == 1
+    item = CLICK % (b"e2", page)  # the record's size: the item as sent, and its key
+    assert answer["details"][0]["bytes"] == len(item) + len(b"c1")
+    assert f"a Kafka record of {len(item) + 2} bytes" in answer["message"]
     assert said == []  # not a word to the readiness check
