@@ -39,7 +39,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert
-    position = hub.position(last_id)
+    position = await hub.position(last_id)
     # every screen is told of erasures by ref (an id only if sent it on this connection);
     # `erasures=ref`, which once asked for that, is still accepted
     if request.query.get("erasures") not in (None, "ref"):

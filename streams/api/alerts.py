@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
@@ -45,6 +46,7 @@ from streams.api.screen_feed import (
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
+END_LOOKUP_S = 2.0  # a resuming screen waits this long at most for a partition's end
 __all__ = ["Alert", "AlertHub", "ErasedCheck", "Inbox", "StreamPosition", "for_queue"]
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
@@ -129,10 +131,22 @@ class AlertHub:
         return [(p, o, self._kept_from[p]) for p, o in sorted(passed.items())
                 if o + 1 < self._kept_from[p]]  # fmt: skip
 
-    def position(self, event_id: str | None) -> StreamPosition:
+    async def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
-        the end of the topic (recreated or truncated since): those start over."""
-        return StreamPosition.parse(event_id).within(self._ends)
+        the end of the topic (recreated or truncated since): those start over. Where it
+        lies at or past the end this process last heard of, the broker is asked first:
+        the screen may come from a replica that read further (Kafka not answering within
+        ``END_LOOKUP_S``: as last heard)."""
+        position = StreamPosition.parse(event_id)
+        ahead = [p for p, o in position.offsets() if p in self._ends and o >= self._ends[p]]
+        consumer = self._consumer
+        if ahead and consumer is not None:
+            tps = [TopicPartition(self._topic, p) for p in ahead]
+            with contextlib.suppress(KafkaError, TimeoutError):
+                ends = await asyncio.wait_for(consumer.end_offsets(tps), END_LOOKUP_S)
+                for tp, end in ends.items():
+                    self._ends[tp.partition] = end
+        return position.within(self._ends)
 
     def unbuffered(self) -> dict[int, int]:
         """Per partition with no alert in the buffer, the offset the fan-out reads next:

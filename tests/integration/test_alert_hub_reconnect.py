@@ -211,8 +211,8 @@ async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buf
             return [a.id for a in hub.since(StreamPosition(), None)]
 
         await eventually(lambda: _true(held() == ["0-8", "0-9"]), "the alerts kept buffered")
-        assert hub.missed(hub.position("0-3")) == [(0, 3, 8)]  # 4 to 7 are gone: a gap
-        assert hub.missed(hub.position("0-7")) == []
+        assert hub.missed(await hub.position("0-3")) == [(0, 3, 8)]  # 4 to 7 are gone: a gap
+        assert hub.missed(await hub.position("0-7")) == []
 
         await admin.create_partitions({alerts: NewPartitions(total_count=2)})
         added = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
@@ -280,3 +280,22 @@ async def test_alerts_of_a_topic_made_again_reach_the_buffer(
         await eventually(lambda: _true(new() == ["0-0", "0-1", "0-2"]), "the new topic's alerts")
         assert all(a.intervention.customer_id.startswith("new-")
                    for a in rig.hub.since(StreamPosition(), None))  # fmt: skip
+
+
+async def test_a_position_past_what_this_process_heard_of_is_checked_with_the_broker(
+    kafka_redis: Services,
+) -> None:
+    """A screen resuming here with an alert another replica had just shown it, before
+    this process had heard the partition reach it: the partition started over, and
+    every alert of it buffered was sent again."""
+    async with fan_out(kafka_redis) as rig:
+        for n in range(3):
+            await rig.producer.send(rig.alerts_topic, intervention(f"seen-{n}"), partition=0)
+        await rig.producer.flush()
+        await eventually(lambda: _true(len(rig.hub.since(StreamPosition(), None)) == 3),
+                         "the alerts read")  # fmt: skip
+        rig.hub._ends[0] = 2  # as though 0-2 had not reached this process yet
+        position = await rig.hub.position("0-2")  # asked while the fan-out fetches
+        assert position.event_id() == "0-2"
+        assert rig.hub.since(position, None) == []
+        assert (await rig.hub.position("0-3")).event_id() == ""  # past the end: over

@@ -8,11 +8,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
+from streams.api import alerts as alerts_module
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
 
@@ -183,13 +186,13 @@ def test_an_alert_for_no_queue_reaches_every_screen() -> None:
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-1", "0-2", "0-3"]
 
 
-def test_a_position_beyond_the_end_of_a_partition_starts_that_partition_over() -> None:
+async def test_a_position_beyond_the_end_of_a_partition_starts_that_partition_over() -> None:
     """A screen kept its position while the topic was recreated: every new alert looked
     passed already, and it was shown none."""
     alerts = hub()
     alerts._ends = {0: 3, 1: 2}
     alerts.publish([alert(1, "a"), alert(2, "b"), alert(1, "c", partition=1)])
-    position = alerts.position("0-500.1-1")  # partition 1: as far as the end
+    position = await alerts.position("0-500.1-1")  # partition 1: as far as the end
     assert [a.id for a in alerts.since(position, None)] == ["0-1", "0-2"]
 
 
@@ -271,7 +274,7 @@ def test_an_erasure_heard_twice_is_told_to_the_screens_once() -> None:
     assert [screen.get_nowait() for _ in range(screen.qsize())] == [Erased("a", REFS("a"))]
 
 
-def test_a_partition_that_starts_over_ends_the_streams_under_way() -> None:
+async def test_a_partition_that_starts_over_ends_the_streams_under_way() -> None:
     """The topic was made again: a screen streaming had passed 0-2 of the old log, took
     the new log's 0-0, 0-1, ... for passed, and was shown none of them."""
     from aiokafka import TopicPartition
@@ -282,13 +285,55 @@ def test_a_partition_that_starts_over_ends_the_streams_under_way() -> None:
     alerts._started_over(TopicPartition("interventions", 0), 0)
     assert screen.closed and screen.get_nowait() is None  # its stream ends, and resumes
     assert alerts.since(StreamPosition(), None) == []  # the old log's alerts are gone
-    assert alerts.position("0-2").event_id() == ""  # past the new end: starts over
+    assert (await alerts.position("0-2")).event_id() == ""  # past the new end: starts over
 
 
-def test_a_position_keeps_only_the_partitions_the_topic_has_once_known() -> None:
+async def test_a_position_keeps_only_the_partitions_the_topic_has_once_known() -> None:
     """An id naming a partition the topic lacks kept it: were it added later, its first
     alerts would have been taken as passed."""
     alerts = hub()
-    assert alerts.position("0-2.7-40").event_id() == "0-2.7-40"  # not connected yet
+    assert (await alerts.position("0-2.7-40")).event_id() == "0-2.7-40"  # not connected yet
     alerts._ends = {0: 10, 1: 4}
-    assert alerts.position("0-2.7-40").event_id() == "0-2"
+    assert (await alerts.position("0-2.7-40")).event_id() == "0-2"
+
+
+class EndsLookup:
+    """The hub's consumer, as far as asking a partition's end goes."""
+
+    def __init__(self, ends: dict[int, int] | None = None, hang: bool = False) -> None:
+        self.ends, self.hang, self.asked = ends or {}, hang, 0
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        self.asked += 1
+        if self.hang:
+            await asyncio.sleep(60)
+        if not self.ends:
+            raise KafkaConnectionError("no broker")
+        return {tp: self.ends[tp.partition] for tp in tps}
+
+
+async def test_a_position_at_this_process_s_end_is_checked_with_the_broker() -> None:
+    """A screen resumed here with the alert another replica had just shown it, before
+    this process had read it: the partition was taken as past its end, started over,
+    and every buffered alert of it was sent again."""
+    alerts = hub()
+    alerts._ends = {0: 3}
+    alerts.publish([alert(1, "a"), alert(2, "b")])
+    alerts._consumer = EndsLookup({0: 4})  # type: ignore[assignment]
+    position = await alerts.position("0-3")  # 0-3 was read by another replica
+    assert position.event_id() == "0-3" and alerts.since(position, None) == []
+    lookup = alerts._consumer
+    assert await alerts.position("0-1") and lookup.asked == 1  # within the end: not asked
+
+
+@pytest.mark.parametrize("lookup", [EndsLookup(), EndsLookup({0: 9}, hang=True)])
+async def test_a_position_past_the_end_when_the_broker_cannot_say_starts_over(
+    lookup: EndsLookup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerts_module, "END_LOOKUP_S", 0.05)
+    alerts = hub()
+    alerts._ends = {0: 3}
+    alerts.publish([alert(1, "a"), alert(2, "b")])
+    alerts._consumer = lookup  # type: ignore[assignment]
+    position = await alerts.position("0-7")
+    assert position.event_id() == "" and lookup.asked == 1
