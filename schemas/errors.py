@@ -39,17 +39,41 @@ def describe(exc: msgspec.DecodeError) -> str:
     return f"malformed JSON: {text}"
 
 
+# a \uD800-\uDBFF escape (not itself escaped) without the \uDC00-\uDFFF one that completes it
+_UNPAIRED = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
 def decode_wire(decoder: msgspec.json.Decoder[T], raw: bytes | str) -> T:
     """``decoder.decode(raw)``, where JSON nested deeper than msgspec can follow (about
     a thousand levels) is a :class:`msgspec.DecodeError` too, not a ``RecursionError``:
-    one such record is bad input, to be refused or dead-lettered like any other.
+    one such record is bad input, to be refused or dead-lettered like any other. A
+    string with half of a surrogate pair (cut within a character, as JavaScript can cut
+    an emoji) is said to be so, where msgspec says the input was truncated.
 
     >>> decode_wire(msgspec.json.Decoder(), b"[" * 5000 + b"]" * 5000)
     Traceback (most recent call last):
     ...
     msgspec.DecodeError: JSON is nested too deeply
+    >>> decode_wire(msgspec.json.Decoder(), b'{"note": "Love it \\\\ud83d"}')
+    Traceback (most recent call last):
+    ...
+    msgspec.DecodeError: JSON is malformed: half of a UTF-16 surrogate pair, \ud83d (byte 18)
     """
     try:
         return decoder.decode(raw)
     except RecursionError:
         raise msgspec.DecodeError("JSON is nested too deeply") from None
+    except msgspec.DecodeError as exc:
+        if str(exc) != "Input data was truncated":
+            raise
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        half = _UNPAIRED.search(data)
+        if half is None:
+            raise
+        at = half.end() - 6
+        raise msgspec.DecodeError(
+            f"JSON is malformed: half of a UTF-16 surrogate pair, "
+            f"{data[at : half.end()].decode()} (byte {at})"
+        ) from None

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from agents.touchpoint_handler import not_ahead
 from schemas import InvalidEvent, TouchpointEvent, decode_outcome, decode_touchpoint
+from schemas.errors import decode_wire
 from streams import topics
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
@@ -51,11 +52,10 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
         # Split, not decoded: each item is decoded alone, as a Kafka record is, so what
         # the schema ignores (an unknown field's huge number) is ignored here too, and a
         # key given twice is judged as the workers judge it.
-        items = _many.decode(raw) if raw.lstrip()[:1] == b"[" else [_one.decode(raw)]
+        many = raw.lstrip()[:1] == b"["
+        items = decode_wire(_many, raw) if many else [decode_wire(_one, raw)]
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ApiError(400, "malformed_json", "the body is nested too deeply") from exc
     if not items:
         raise ApiError(400, "empty", "send one item or a non-empty list")
     if len(items) > max_items:

@@ -73,6 +73,13 @@ async def test_a_body_that_is_not_utf8_is_refused() -> None:
     assert publisher.records == []
 
 
+async def test_a_body_with_half_a_surrogate_pair_is_refused_saying_so() -> None:
+    """A string cut within an emoji (as JavaScript can cut one) was called a truncated input."""
+    status, body, publisher = await post(CLICK % (b"e1", b', "note": "Love it \\ud83d"'))
+    assert status == 400 and body["error"] == "malformed_json" and publisher.records == []
+    assert "half of a UTF-16 surrogate pair" in body["message"], body
+
+
 class Producer:
     """What KeyedPublisher asks of a producer before a record is sent: nothing is sent
     in these tests, and asking would fail them."""

@@ -550,6 +550,19 @@ def test_malformed_json_is_invalid_event(raw: bytes) -> None:
     assert reason.startswith("malformed JSON")
 
 
+@pytest.mark.parametrize("extra", ['"note": "Love it \\ud83d"', '"note": "\\\\\\ud83dx"'])
+def test_half_a_surrogate_pair_is_said_so_not_called_a_truncated_input(extra: str) -> None:
+    """JavaScript cuts a string within an emoji so (``"\\ud83d"``); msgspec refused it as
+    input cut short, which sent the sender looking for a truncated body."""
+    reason = reason_of(doc("web_click", f'"page": "/", {extra}'))
+    assert reason.startswith("malformed JSON: JSON is malformed: half of a UTF-16"), reason
+    assert "\\ud83d" in reason and "truncated" not in reason
+
+
+def test_a_body_cut_after_an_escaped_backslash_is_still_called_truncated() -> None:
+    assert "truncated" in reason_of(b'{"type": "web_click", "page": "\\\\ud83d')
+
+
 @pytest.mark.parametrize("raw", ["[]", '"web_click"', "42", "null"])
 def test_non_object_is_invalid_event(raw: str) -> None:
     reason = reason_of(raw)
