@@ -27,6 +27,9 @@ class OfferRequest:
     moment: DecisionMoment
     answer: asyncio.Future[NextBestOffer | None]
     decision: NextBestOffer | None = None  # once decided
+    # its decision may be shown: it spends no daily offer budget, or its spending was
+    # counted within the limits (or could not be counted: the limits are soft then)
+    cleared: bool = False
     handed: bool = False  # its answered decision was handed over to be published
 
 
@@ -48,10 +51,11 @@ Decided = tuple[OfferRequest, NextBestOffer, bytes]  # a request, its decision, 
 def expire(batch: list[OfferRequest]) -> None:
     """The latency budget ran out. Whoever is still waiting for features or a decision
     gets a fallback instead; a decision already taken is answered at once (it is being
-    stored, and will be published: the customer sees these offers)."""
+    stored, and will be published: the customer sees these offers), unless its budget
+    spending is still being counted (shown, it could take a budget past its limit)."""
     for request in batch:
         if not request.answer.done():
-            if request.decision is not None:
+            if request.decision is not None and request.cleared:
                 request.answer.set_result(request.decision)
             else:
                 request.answer.set_exception(TimeoutError())

@@ -14,7 +14,9 @@ asked for twice in one batch counts the first decision in the second.
 
 When the latency budget runs out before the decision is taken, the caller gets a
 fallback and the decision is never taken; when it runs out while the decision is being
-stored, the caller gets the decision at once and it is stored and published as usual.
+stored, the caller gets the decision at once and it is stored and published as usual
+(but while the daily budgets it spends are still being counted, a fallback: that count
+may refuse it).
 
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
@@ -154,27 +156,17 @@ class Recommender:
                 loop.call_soon(self._flush)
         return await request.answer
 
-    async def as_if_unknown(
-        self, customer_id: str, channel: str, limit: int, within_s: float | None = None
-    ) -> NextBestOffer:
+    def as_if_unknown(self, customer_id: str, channel: str, limit: int) -> NextBestOffer:
         """The answer for an erased customer: what someone Moments knows nothing of is
-        offered (within today's budgets), so that the answer does not tell that they were
-        erased. Nothing is kept, spent or sent about them.
-
-        Raises :class:`TimeoutError` when the budgets are not read within ``within_s``
-        (the latency budget by default; what is left of it after the request's batch), and
-        :class:`feature_store.StoreUnavailable` when Redis cannot be reached.
-        """
+        offered, so that the answer does not tell that they were erased. Nothing is kept,
+        spent or sent about them, so none of the offers with a daily budget (shown, it
+        would go uncounted, and the budget past its limit)."""
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
         now = datetime.now(UTC)
-        budgets = None
-        if limits:
-            async with asyncio.timeout(self.budget_s if within_s is None else within_s):
-                spent = await self._store.budgets.spent(now.date())
-            budgets = BudgetLedger.for_day(now, limits, spent, now.date())
+        spent_all = BudgetLedger.for_day(now, limits, limits) if limits else None
         moment = request_moment(customer_id, channel, limit)
-        return self._policy.decide(moment, None, now, budgets, catalogue)
+        return self._policy.decide(moment, None, now, spent_all, catalogue)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -227,6 +219,9 @@ class Recommender:
             if read.budgets is not None:
                 self._budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
+            spends = {s.decision_id for s in spending}
+            for request, decision, _ in decided:  # shown once counted (see _store_decided)
+                request.cleared = decision.decision_id not in spends
             # other batches count them until stored (or not): a decision taken may be
             # answered meanwhile (see streams.api.answers.expire)
             writing = self._store_decided(decided, spending, faults, catalogue, refused,
@@ -357,6 +352,8 @@ class Recommender:
         over a budget, its id in ``over_budget`` too, or its contact over a ceiling)."""
         if spending:  # a round trip before the record: a refused decision is not made
             over = await self._take(spending, catalogue.daily_limits())
+            for request, decision, _ in decided:  # may be shown now (None: soft limits)
+                request.cleared = over is None or decision.decision_id not in over
             if over is not None:  # counted in Redis: later reads show it, not held
                 self._inflight.counted(spending)
                 self._inflight.refused(over)  # no contact: other batches count none

@@ -6,7 +6,6 @@ in :mod:`streams.api.request_checks`."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -67,14 +66,11 @@ async def recommendations(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
     erased = False
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     try:
         decided = await api.recommender.recommend(customer_id, channel, limit)
         if decided is None:  # erased: answered as anyone unknown, nothing kept or sent
             erased = True
-            left = api.recommender.budget_s - (loop.time() - started)
-            decided = await api.recommender.as_if_unknown(customer_id, channel, limit, left)
+            decided = api.recommender.as_if_unknown(customer_id, channel, limit)
         decision = decided
     except TimeoutError:
         decision = _fallback(api, customer_id, channel, limit, "latency_budget")

@@ -21,7 +21,7 @@ def decided(customer: str, answer: asyncio.Future[NextBestOffer | None]) -> Deci
         trigger_event_id=None,
         offers=[OfferScore(offer_id="tips", score=0.5, propensity=0.5)],
     )  # fmt: skip
-    request = OfferRequest(moment, answer, decision)
+    request = OfferRequest(moment, answer, decision, cleared=True)
     return request, decision, encode_decision(decision)
 
 
@@ -49,6 +49,22 @@ async def test_a_decision_answered_when_the_budget_ran_out_was_shown() -> None:
     published, unmade = answer_stored(batch, [True], {}, failure, set())
     assert batch[0][0].answer.result() is batch[0][1]
     assert published == [(b"late", batch[0][2])] and unmade == set()
+
+
+async def test_a_decision_whose_budget_count_is_under_way_is_not_answered_when_time_runs_out() -> (
+    None
+):
+    """That count may refuse it (another process spent the budget meanwhile): answered
+    with it, it was shown and counted all the same, past the budget's limit."""
+    loop = asyncio.get_running_loop()
+    request, decision, raw = decided("counting", loop.create_future())
+    request.cleared = False
+    expire([request])
+    with pytest.raises(TimeoutError):  # a fallback
+        request.answer.result()
+    published, unmade = answer_stored([(request, decision, raw)], [False], {}, None,
+                                      {decision.decision_id})  # fmt: skip
+    assert published == [] and unmade == {decision.decision_id}  # its spending goes back
 
 
 async def test_refused_decisions_are_decided_again_unless_already_shown() -> None:

@@ -98,6 +98,7 @@ async def test_a_refused_decision_its_caller_was_shown_is_recorded_without_ceili
     store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
     store.refuse["c1"] = 1
     store.write_s = 0.2
+    store.take_s = 0.001  # the budget counted: it may be shown
     rec, sent = publishing(store)
     rec.budget_s = 0.05
     answer = await rec.recommend("c1", "web", 3)

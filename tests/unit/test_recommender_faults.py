@@ -32,6 +32,7 @@ from tests.unit.test_recommender_overlap import (
     SlowStore,
     _Decisions,
     recommender,
+    until,
 )
 
 
@@ -167,20 +168,38 @@ def app_over(rec: Recommender, catalogue: Any, fallbacks: list[str]) -> Any:
     )  # fmt: skip
 
 
-async def test_an_erased_customers_answer_gets_only_what_is_left_of_the_budget() -> None:
-    """The batch's read took most of the budget: the budgets read for the answer given
-    to anyone unknown has only the rest, not a second budget of its own."""
-    store = Erased({})
-    store.read_s = 0.04
+async def test_an_erased_customers_answer_shows_no_offer_with_a_daily_budget() -> None:
+    """Answered as anyone unknown, within today's budgets, but uncounted (nothing is spent
+    about them): with one voucher left, every erased customer asking was shown it."""
+    store = Erased({}, spent={"voucher": 4})  # of 5
     rec = recommender(store, BUDGETS)
-    rec.budget_s = 0.05
     fallbacks: list[str] = []
     async with TestClient(TestServer(app_over(rec, BUDGETS, fallbacks))) as client:
-        reply = await client.get("/v1/customers/gone/recommendations",
-                                 headers={"Authorization": "Bearer backend-key"})  # fmt: skip
-        body = await reply.json()
-    assert reply.status == 200 and body["fallback"] is True  # the rest ran out
+        for n in range(3):
+            reply = await client.get(f"/v1/customers/gone-{n}/recommendations",
+                                     headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+            body = await reply.json()
+            assert reply.status == 200 and body["fallback"] is False, body
+            assert body["offers"] and "voucher" not in [o["offer_id"] for o in body["offers"]]
     assert fallbacks == []  # erased: nothing counted or sent about them
+    assert store.budgets.counts["voucher"] == 4 and store.budgets.counted == set()
+
+
+async def test_a_decision_whose_budget_count_refuses_it_after_time_ran_out_is_not_shown() -> None:
+    """The latency budget ran out while the batch's budget count was under way: the caller
+    was answered with the decision, the count then refused it (another process spent the
+    last voucher meanwhile), and, shown, it was counted all the same: 6 of 5."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 4})  # of 5
+    store.take_s = 0.2
+    rec = recommender(store, BUDGETS)
+    rec.budget_s = 0.05
+    asking = asyncio.create_task(rec.recommend("c1", "web", 3))
+    await until(lambda: store.reads)  # read as 4 spent
+    store.budgets.counts["voucher"] += 1  # another process spends the last one
+    with pytest.raises(TimeoutError):  # a fallback
+        await asking
+    await rec.drain()
+    assert store.budgets.counts["voucher"] == 5
 
 
 class CorruptKeys(SlowStore):

@@ -65,6 +65,7 @@ class SlowStore:
         self.features = dict(features)
         self.read_s = READ_S
         self.write_s = WRITE_S
+        self.take_s: float | None = None  # the budget count's reply (None: write_s)
         self.write_error = write_error
         self.reads: list[list[str]] = []
         self.writes: list[list[str]] = []  # the customers of each write, as sent
@@ -166,7 +167,8 @@ class _Budgets:
                     continue
                 self.counts.update(spend.offer_ids)
                 self.counted.add(spend.decision_id)
-        await self._store.reply(self._store.write_s, self._store.write_error)
+        took = self._store.write_s if self._store.take_s is None else self._store.take_s
+        await self._store.reply(took, self._store.write_error)
         return refused
 
     async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
@@ -410,7 +412,7 @@ async def test_fallbacks_waiting_when_the_drain_runs_out_are_counted() -> None:
     )
     failed: list[int] = []
     rec = Recommender(store, policy, GivingUp(), "nbo", publish_failed=failed.append)  # type: ignore[arg-type]
-    fallback = await rec.as_if_unknown("c1", "web", 3)
+    fallback = rec.as_if_unknown("c1", "web", 3)
     rec.publish_soon(fallback)
     started = asyncio.get_running_loop().time()
     assert await rec.drain(within_s=0.5) is False
