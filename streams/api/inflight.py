@@ -9,7 +9,9 @@ those of decisions taken after that. A batch's decisions are held from when they
 taken until their write has finished, well or not, and no longer: customer ids stay
 here only while their batch is in flight. Its budget spending, counted a round trip
 before the decisions are recorded, is held only until that count replied
-(:meth:`InFlightDecisions.counted`).
+(:meth:`InFlightDecisions.counted`); a read of the budgets takes what is held as its
+reply comes (:meth:`InFlightDecisions.read_spent`), as a count replying just after it
+must not take back from it what it does not show.
 
 >>> import asyncio
 >>> from datetime import UTC, datetime
@@ -22,8 +24,9 @@ before the decisions are recorded, is held only until that count replied
 ...     held = InFlightDecisions()
 ...     writing = asyncio.create_task(held.store([made], spending, asyncio.sleep(0.01)))
 ...     unseen, _ = await held.read(asyncio.sleep(0))  # replies before the write does
+...     unspent, counts = await held.read_spent(asyncio.sleep(0, {"voucher": 3}))
 ...     seen = (unseen.contacted("c1", None).contact.shown_today,
-...             unseen.spent(made.ts.date(), {"voucher": 3}), len(held))
+...             unspent.spent(made.ts.date(), counts), len(held))
 ...     await writing
 ...     return seen + (len(held),)
 >>> asyncio.run(main())
@@ -33,6 +36,7 @@ before the decisions are recorded, is held only until that count replied
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -72,6 +76,14 @@ class InFlightDecisions:
         result = await reading
         waiting = [w for w in self._writes if w.unanswered]
         return Unseen(self._writes, waiting, self._taken), result
+
+    async def read_spent(self, reading: Awaitable[T]) -> tuple[UnseenSpending, T]:
+        """Await ``reading``, a read of the daily budgets, and say what its reply does not
+        show of this process's spending: what is held as it comes (pass the store's
+        coroutine itself), and that of the decisions taken after it."""
+        result = await reading
+        held = tuple(spend for write in self._writes for spend in write.spending)
+        return UnseenSpending(held, self._writes, self._taken), result
 
     async def store(
         self,
@@ -150,13 +162,25 @@ class Unseen:
                 features = contacted(features or FIRST_CONTACT, decision)
         return features
 
+
+@dataclass(frozen=True, slots=True)
+class UnseenSpending:
+    """What one read of the daily budgets does not show of this process's spending: what
+    was held when it replied (taken then: the count of a write replying just after it
+    lets go of its spending, which this read does not show), and the spending of the
+    decisions taken after it."""
+
+    _held_then: tuple[BudgetSpend, ...]
+    _held: list[_Write]  # the writes in flight, as they change
+    _taken: int  # writes taken when it replied
+
     def spent(self, day: date, counts: Mapping[str, int]) -> dict[str, int]:
         """The budget ``counts`` read for ``day``, with the spending that the read does
         not show."""
         spent = dict(counts)
-        for write in self._writes():
-            for spend in write.spending:
-                if spend.day == day:
-                    for offer_id in spend.offer_ids:
-                        spent[offer_id] = spent.get(offer_id, 0) + 1
+        later = (s for w in self._held if w.number > self._taken for s in w.spending)
+        for spend in itertools.chain(self._held_then, later):
+            if spend.day == day:
+                for offer_id in spend.offer_ids:
+                    spent[offer_id] = spent.get(offer_id, 0) + 1
         return spent

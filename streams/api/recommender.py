@@ -284,8 +284,9 @@ class Recommender:
         spent: dict[str, int] = {}
         today = datetime.now(UTC).date()
         if limits:  # the day's offer budgets, in the same round trip
-            (unseen, views), spent = await asyncio.gather(reading, self._store.budgets.spent(today))
-            spent = unseen.spent(today, spent)
+            counting = self._inflight.read_spent(self._store.budgets.spent(today))
+            (unseen, views), (unspent, spent) = await asyncio.gather(reading, counting)
+            spent = unspent.spent(today, spent)
         else:
             unseen, views = await reading
         now = datetime.now(UTC)

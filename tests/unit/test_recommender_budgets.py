@@ -10,11 +10,19 @@ whose budgets count as ``take.lua`` does; the script itself is checked on real R
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from schemas import NextBestOffer
 from tests.unit.test_recommender_ceilings import publishing
-from tests.unit.test_recommender_overlap import KNOWN, SlowStore, _Budgets, offer_ids
+from tests.unit.test_recommender_overlap import (
+    BUDGETS,
+    KNOWN,
+    SlowStore,
+    _Budgets,
+    offer_ids,
+    recommender,
+)
 
 
 class SpentElsewhere(_Budgets):
@@ -59,3 +67,23 @@ async def test_within_the_budget_a_decision_is_counted_once_and_made() -> None:
     assert isinstance(answer, NextBestOffer) and "voucher" in offer_ids(answer)
     assert store.budgets.counts["voucher"] == 5 and sent.sent == [answer.decision_id]
     assert store.reads == [["c1"]]
+
+
+async def test_one_process_counts_its_own_spending_a_read_replied_without() -> None:
+    """Batch B read the counts before batch A's count was sent, and its reply came just
+    before that count's: A let go of its held spending before B added it up, so B decided
+    the last voucher again, and was refused by its own process's count."""
+    store = SlowStore({"a": KNOWN, "b": KNOWN}, spent={"voucher": 4})  # one of five left
+    store.read_s, store.write_s = 0.010, 0.001  # A's count replies right after B's read
+    rec = recommender(store, BUDGETS)
+    refusals: list[int] = []
+    rec._budgets_refused = refusals.append
+    first = asyncio.create_task(rec.recommend("a", "web", 3))
+    await asyncio.sleep(0.005)  # B's read goes while A's is out
+    b = await rec.recommend("b", "web", 3)
+    a = await first
+    await rec.drain()
+    assert a is not None and b is not None
+    assert offer_ids(a) == ["voucher", "tips"] and "voucher" not in offer_ids(b)
+    assert refusals == [] and store.reads == [["a"], ["b"]]  # decided once each
+    assert store.budgets.counts["voucher"] == 5
