@@ -9,7 +9,8 @@ policies at once, on the same customer, features and moment:
 - ``learned``: the real :class:`LearnedOfferPolicy` with a :class:`LinUCBOffers` model
   that learns online from its own outcomes (rewards of :data:`agents.learning.REWARDS`);
 - ``random``: a uniformly random eligible offer;
-- ``oracle``: the eligible offer with the highest hidden acceptance x value x priority;
+- ``oracle``: the eligible offer with the highest hidden acceptance x worth (value x
+  margin x priority, as the learned policy weighs an acceptance);
 - ``rules``: the engine's :class:`RuleBasedOfferPolicy` (priority x value x category
   affinity), the policy the learned one replaces: a reference, not part of the target.
 
@@ -131,9 +132,6 @@ def contact_history(state: CustomerState, now_ms: int) -> ContactHistory:
     return build_features(state.profile, {}, [], now_ms, state.contacts).contact
 
 
-def worth_of(offer: Offer) -> float:
-    """What :class:`LearnedOfferPolicy` weighs an acceptance by: value x priority."""
-    return max(offer.value, 1.0) * offer.priority
 
 
 def organic_rate(c: SimulatedCustomer) -> float:
@@ -168,7 +166,8 @@ class Evaluation:
         )
         self.rules = RuleBasedOfferPolicy(CatalogueHolder(self.catalogue), self.contact_policy)
         self.offers = {o.offer_id: o for o in self.catalogue.offers}
-        self.worth = {o.offer_id: worth_of(o) for o in self.catalogue.offers}
+        # what LearnedOfferPolicy weighs an acceptance by (value x margin x priority)
+        self.worth = {o.offer_id: o.worth for o in self.catalogue.offers}
         self.customers: dict[str, _Customer] = defaultdict(_Customer)
         self.tallies = {p: Tally() for p in POLICIES}
         self.curve: list[dict[str, Tally]] = []

@@ -10,7 +10,7 @@ import pytest
 
 from schemas import load_catalogue
 from streams.estimators import Logged, ips_estimates, lift
-from streams.evaluate import POLICIES, EvaluationConfig, gap_closed, run_evaluation
+from streams.evaluate import POLICIES, Evaluation, EvaluationConfig, gap_closed, run_evaluation
 from streams.settings import Settings
 from streams.simulation.population import (
     CATEGORIES,
@@ -134,3 +134,12 @@ def test_gap_closed_and_lift_arithmetic() -> None:
     assert low < 0.2 < high
     low, high = result["ci95_customer_bootstrap"]
     assert low <= 0.2 <= high
+
+
+def test_the_evaluation_weighs_an_acceptance_as_the_learned_policy_does() -> None:
+    """The learned policy weighs an offer by its worth (value x margin x priority); the
+    evaluation weighed it by value x priority, so the oracle and the candidates it
+    estimated were other policies than the engine's for offers with a margin."""
+    evaluation = Evaluation(SMALL, CATALOGUE)
+    assert any(o.margin is not None for o in CATALOGUE.offers)  # the demo's has margins
+    assert evaluation.worth == {o.offer_id: o.worth for o in CATALOGUE.offers}
