@@ -49,6 +49,9 @@ from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_
 
 LIFT_WINDOW = timedelta(seconds=30)  # short, so the demo shows a lift within a minute
 LIFT_EVERY_S = 15.0
+# with --duration: how long the simulator may take after it, to answer the decisions on
+# its last touchpoints (its own grace: 5 s) and send what follows them
+SIMULATOR_FINISH_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +279,10 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 until = time.monotonic() + duration_s if duration_s is not None else None
                 shown = asyncio.run(_show_decisions(settings, until, children))
                 print(f"{shown} decisions shown", flush=True)
+                if duration_s is not None:  # it started late, and answers for a while yet
+                    print("waiting for the simulator to answer the last decisions", flush=True)
+                    with contextlib.suppress(subprocess.TimeoutExpired):  # then stopped
+                        simulator.wait(SIMULATOR_FINISH_S)
             except KeyboardInterrupt:
                 print("\nstopping", flush=True)
             except ChildExited as exc:

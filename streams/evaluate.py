@@ -132,8 +132,6 @@ def contact_history(state: CustomerState, now_ms: int) -> ContactHistory:
     return build_features(state.profile, {}, [], now_ms, state.contacts).contact
 
 
-
-
 def organic_rate(c: SimulatedCustomer) -> float:
     return ORGANIC_BASE + ORGANIC_SATISFIED * c.satisfaction
 
