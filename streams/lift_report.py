@@ -71,8 +71,10 @@ def instant(text: str) -> datetime:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
-# what a purchase or a churn signal's JSON must contain: other records are not decoded
-_OUTCOME_MARKS = (b"purchase", b"cancel", b"unsubscribed", b"consent")
+# what a purchase or a churn signal's JSON must contain, unless it writes a letter as an
+# escape (``"purchas\u0065"``, which the pipeline reads as any): other records are not
+# decoded
+_OUTCOME_MARKS = (b"purchase", b"cancel", b"unsubscribed", b"consent", b"\\u")
 
 
 def count_outcome(lift: ControlLift, value: bytes) -> bool:

@@ -329,6 +329,24 @@ def test_outcomes_are_read_from_touchpoint_json() -> None:
     assert (treated["churned"], treated["converted"]) == (3, 1)
 
 
+def test_an_outcome_whose_type_is_written_with_escapes_is_counted() -> None:
+    """The pipeline reads ``"purchas\\u0065"`` as a purchase; the report looked for the
+    word in the raw bytes, and counted none."""
+    from streams.lift_report import count_outcome
+
+    lift = _lift()
+    lift.decision("c0", T0 + DAY, control=False, channel="web")
+    lift.decision("c1", T0 + DAY, control=False, channel="web")
+    ts = (T0 + 2 * DAY).isoformat()
+    bought = (f'{{"type": "purchas\\u0065", "event_id": "e0", "customer_id": "c0", '
+              f'"ts": "{ts}", "order_id": "o", "amount": 5.0, "currency": "EUR"}}')  # fmt: skip
+    left = (f'{{"type": "\\u0065mail", "event_id": "e1", "customer_id": "c1", '
+            f'"ts": "{ts}", "action": "\\u0075nsubscribed"}}')  # fmt: skip
+    assert count_outcome(lift, bought.encode()) and count_outcome(lift, left.encode())
+    treated = lift.report()["treated"]
+    assert (treated["churned"], treated["converted"]) == (1, 1)
+
+
 def test_the_end_of_the_cancel_call_that_raised_the_alert_is_no_churn() -> None:
     """A cancel call starts, a save-desk alert is raised (the exposure), and the same
     call ends minutes later: only another cancel call counts as churn."""
