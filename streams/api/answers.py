@@ -118,9 +118,10 @@ def answer_stored(
             continue
         own = faults.get(decision.customer_id)  # their keys failed the write
         fault = own or failure
-        if not stored and fault is None:  # erased since their features were read:
-            if not request.answer.done():  # nothing is sent; answered as anyone
-                request.answer.set_result(None)  # unknown (see Recommender.recommend)
+        if not stored and fault is None:  # erased since their features were read (or
+            # its caller answered otherwise before it was recorded): nothing is sent
+            if not request.answer.done():  # answered as anyone unknown (see
+                request.answer.set_result(None)  # Recommender.recommend)
             if not answered_with(request.answer, decision):  # nor did its caller go
                 unmade.add(decision.decision_id)  # with it when the budget ran out
             continue

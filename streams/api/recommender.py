@@ -16,7 +16,9 @@ When the latency budget runs out before the decision is taken, the caller gets a
 fallback and the decision is never taken; when it runs out while the decision is being
 stored, the caller gets the decision at once and it is stored and published as usual
 (but while the daily budgets it spends are still being counted, a fallback: that count
-may refuse it).
+may refuse it). A decision whose caller was answered otherwise before it was recorded
+(that fallback, or a caller gone) is not recorded: the customer never saw it, so it
+counts against none of their caps.
 
 A customer erased after the batch read their features and before their decision is
 stored: the store refuses the decision, and it is not published; a caller still waiting
@@ -69,6 +71,7 @@ from streams.api.answers import (
     Decided,
     OfferRequest,
     answer_stored,
+    answered_with,
     expire,
     fail,
     shown_not_handed,
@@ -349,8 +352,9 @@ class Recommender:
     ) -> list[bool]:
         """Count the decisions' budget spending within the limits, then record those it
         did not refuse, with their contacts; per decision, whether it was stored (not:
-        its customer erased since the read, or it was refused, its id in ``refused``:
-        over a budget, its id in ``over_budget`` too, or its contact over a ceiling)."""
+        its customer erased since the read, its caller answered otherwise meanwhile, or
+        it was refused, its id in ``refused``: over a budget, its id in ``over_budget``
+        too, or its contact over a ceiling)."""
         if spending:  # a round trip before the record: a refused decision is not made
             over = await self._take(spending, catalogue.daily_limits())
             for request, decision, _ in decided:  # may be shown now (None: soft limits)
@@ -360,7 +364,14 @@ class Recommender:
                 self._inflight.refused(over)  # no contact: other batches count none
                 over_budget |= over
             refused |= over_budget
-        made = [(r, d, raw) for r, d, raw in decided if d.decision_id not in over_budget]
+        # a caller answered otherwise meanwhile (a fallback, the budget count having taken
+        # the rest of the time; or gone) was not shown it: nothing of it is kept
+        made = [
+            (r, d, raw)
+            for r, d, raw in decided
+            if d.decision_id not in over_budget
+            and (not r.answer.done() or answered_with(r.answer, d))
+        ]
         if not made:
             return [False] * len(decided)
         shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in made), catalogue)
@@ -368,7 +379,8 @@ class Recommender:
         kept = iter(
             await self._store.decisions.record(records, shown, faults=faults, refused=refused)
         )
-        return [d.decision_id not in over_budget and next(kept) for _, d, _ in decided]
+        made_ids = {d.decision_id for _, d, _ in made}
+        return [d.decision_id in made_ids and next(kept) for _, d, _ in decided]
 
     async def _record_answered(self, answered: list[Decided], limits: Mapping[str, int]) -> None:
         """Record, without ceilings, decisions answered outside a batch's write (refused

@@ -202,6 +202,21 @@ async def test_a_decision_whose_budget_count_refuses_it_after_time_ran_out_is_no
     assert store.budgets.counts["voucher"] == 5
 
 
+async def test_a_decision_whose_caller_got_a_fallback_while_it_was_counted_is_not_kept() -> None:
+    """The budget count took the rest of the latency budget: the caller got a fallback,
+    and the decision, never shown, was recorded all the same when the count replied, its
+    contact counting against the customer's caps and cool-downs."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.take_s = 0.2
+    rec = recommender(store, BUDGETS)
+    rec.budget_s = 0.05
+    with pytest.raises(TimeoutError):  # a fallback
+        await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert store.writes == []  # nothing of it recorded: no contact, no context
+    assert store.budgets.counts["voucher"] == 0  # and its spending given back
+
+
 class CorruptKeys(SlowStore):
     """Customers in ``unreadable`` fail the read, those in ``unwritable`` the write, as
     the store says of a customer whose key holds another type (in ``faults``)."""
