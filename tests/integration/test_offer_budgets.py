@@ -249,6 +249,11 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
         assert offer_ids(decided["budget-click-3"]) == ["newsletter"]
         assert "suppressed:budget:voucher" in decided["budget-click-3"]["reasons"]
         assert await store.budgets.spent(today) == {"voucher": 3}
-        assert worker.metric("moments_offer_budget_spent", offer="voucher") == 3.0
+
+        async def worker_gauge() -> bool:  # set once its batch is confirmed, a round trip
+            # after its decisions went out
+            return worker.metric("moments_offer_budget_spent", offer="voucher") == 3.0
+
+        await eventually(worker_gauge, "the worker's budget gauge")
     finally:
         await store.close()
