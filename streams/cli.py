@@ -309,7 +309,12 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
                  "moments lift")  # fmt: skip
         return 2
     measured = measure_lift(settings, period, now, interventions=args.interventions)
-    print(json.dumps(asyncio.run(measured), indent=2))
+    report = asyncio.run(measured)
+    print(json.dumps(report, indent=2))
+    for topic, whole_from in report["cut_by_retention"].items():
+        _stopped(f"retention deleted the start of the period from {topic} (kept from "
+                 f"{whole_from}): what happened before then is missing from this report",
+                 settings, "moments lift", logging.WARNING)  # fmt: skip
     return 0
 
 

@@ -28,7 +28,7 @@ from schemas import (
 )
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.settings import Settings
-from streams.topic_replay import Handler, replay
+from streams.topic_replay import Handler, kept_from, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     INTERVENTIONS,
@@ -181,4 +181,23 @@ async def measure_lift(
     else:
         read = await replay(settings, settings.topic(NEXT_BEST_OFFERS), decisions, batch, from_ms)
     seen = await replay(settings, settings.topic(TOUCHPOINTS), purchases, batch, from_ms)
-    return {**lift.report(), "read": {"decisions": read, "touchpoints": seen, "skipped": skipped}}
+    read_topics = [INTERVENTIONS, INTERVENTIONS_HELD_OUT] if interventions else [NEXT_BEST_OFFERS]
+    return {
+        **lift.report(),
+        "read": {"decisions": read, "touchpoints": seen, "skipped": skipped},
+        "cut_by_retention": await cut_by_retention(settings, [*read_topics, TOUCHPOINTS], period),
+    }
+
+
+async def cut_by_retention(
+    settings: Settings, topics: list[str], period: LiftPeriod
+) -> dict[str, str]:
+    """The topics that retention cut after the period began, each with the moment from
+    which it is whole: decisions and purchases before then are missing from the report."""
+    since_ms = int(period.since.timestamp() * 1000)
+    cut = {}
+    for topic in topics:
+        whole_from = await kept_from(settings, settings.topic(topic), since_ms)
+        if whole_from is not None and whole_from > since_ms:
+            cut[topic] = datetime.fromtimestamp(whole_from / 1000, UTC).isoformat()
+    return cut

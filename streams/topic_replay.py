@@ -139,3 +139,27 @@ async def first_offsets(settings: Settings, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in firsts.items()}
     finally:
         await consumer.stop()
+
+
+async def kept_from(settings: Settings, topic: str, since_ms: int) -> int | None:
+    """Whether retention has cut ``topic`` after ``since_ms``: the Kafka timestamp (ms)
+    from which it is whole (the newest first record among the partitions it cut whose
+    first record is that recent), or ``None`` when everything written since then is
+    kept. A partition whose records were all deleted says nothing of when."""
+    partitions = await _partitions(settings, topic)
+    consumer = AIOKafkaConsumer(
+        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        firsts = await consumer.beginning_offsets(tps)
+        cut = [tp for tp, first in firsts.items() if first > 0]
+        if not cut:
+            return None
+        found = await consumer.offsets_for_times({tp: since_ms for tp in cut})
+        # a partition whose first record since then is its first kept may have lost some
+        stamps = [at.timestamp for tp, at in found.items() if at and at.offset == firsts[tp]]
+        return max(stamps, default=None)
+    finally:
+        await consumer.stop()

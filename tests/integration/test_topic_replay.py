@@ -7,16 +7,20 @@ import asyncio
 import signal
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
+from streams.control_lift import LiftPeriod
+from streams.lift_report import measure_lift
 from streams.services import Services
 from streams.services.local_kafka import LocalKafka
 from streams.settings import Settings
-from streams.topic_replay import ReplayStalled, replay
+from streams.topic_replay import ReplayStalled, kept_from, replay
+from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +94,59 @@ async def test_a_partition_ending_with_a_transaction_marker_ends_the_replay(
         await producer.stop()
     read = await read_all(Settings(kafka_bootstrap=bootstrap), topic)
     assert [r.value for r in read] == [b"r0", b"r1", b"r2", b"r3"]  # the marker is offset 4
+
+
+async def test_a_topic_is_whole_from_the_newest_first_record_retention_left(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    settings = Settings(kafka_bootstrap=bootstrap)
+    topic = await new_topic(bootstrap, partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for partition, stamps in enumerate([(1000, 2000, 3000), (1500, 2500), (1200,)]):
+            for stamp in stamps:
+                await producer.send_and_wait(topic, b"r", partition=partition, timestamp_ms=stamp)
+    finally:
+        await producer.stop()
+    assert await kept_from(settings, topic, 500) is None  # nothing deleted yet
+    await delete_before(bootstrap, topic, 0, 1)
+    assert await kept_from(settings, topic, 500) == 2000
+    assert await kept_from(settings, topic, 2500) is None  # cut before then
+    await delete_before(bootstrap, topic, 1, 1)
+    assert await kept_from(settings, topic, 500) == 2500  # the partition cut latest
+    await delete_before(bootstrap, topic, 2, 1)  # all of it: says nothing of when
+    assert await kept_from(settings, topic, 500) == 2500
+
+
+async def test_the_lift_report_names_the_topics_retention_cut_within_its_period(
+    kafka_redis: Services,
+) -> None:
+    bootstrap = kafka_redis.kafka_bootstrap
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"cut{uuid.uuid4().hex[:6]}-")
+    await ensure_topics(settings, partitions=1)
+    period = LiftPeriod(
+        datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC), timedelta(days=1)
+    )
+    days = [(10, 20), (11, 1), (11, 2), (11, 3)]
+    at = [int(datetime(2026, month, day, tzinfo=UTC).timestamp() * 1000) for month, day in days]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for stamp in at:
+            for topic in ("touchpoints", "next-best-offers"):
+                await producer.send_and_wait(settings.topic(topic), b"{}", timestamp_ms=stamp)
+    finally:
+        await producer.stop()
+    as_of = datetime(2026, 11, 20, tzinfo=UTC)
+    report = await measure_lift(settings, period, as_of)
+    assert report["cut_by_retention"] == {}
+    await delete_before(bootstrap, settings.topic("next-best-offers"), 0, 1)  # before the period
+    await delete_before(bootstrap, settings.topic("touchpoints"), 0, 3)  # 1 and 2 November too
+    report = await measure_lift(settings, period, as_of)
+    assert report["cut_by_retention"] == {"touchpoints": "2026-11-03T00:00:00+00:00"}
+    assert report["read"] == {"decisions": 3, "touchpoints": 1, "skipped": 3}
 
 
 async def test_records_deleted_during_a_replay_skip_only_themselves(
