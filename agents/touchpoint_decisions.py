@@ -157,6 +157,16 @@ def _risk_watch_plan(
     return watched, batch_of
 
 
+def _forget_watch(result: BatchResult, facts_at: int, examples_at: int) -> None:
+    """Take back the churn-risk fact and example a dead-lettered touchpoint's watch left
+    in ``result``: its band recorded, a crossing it brought would never be raised (the
+    letter re-driven, or the next touchpoint, would not cross again)."""
+    del result.risk_facts[facts_at:]
+    for example in result.risk_examples[examples_at:]:
+        result.example_customers.pop(example.example_id, None)
+    del result.risk_examples[examples_at:]
+
+
 class TouchpointDecisions:
     """Decides on a batch's applied touchpoints and raises their alerts."""
 
@@ -264,6 +274,7 @@ class TouchpointDecisions:
         profiles = batch.profiles
         watch: RiskWatch | None = None
         watch_taken = False
+        facts_at, examples_at = len(result.risk_facts), len(result.risk_examples)
         for attempt in range(1, self._max_attempts + 1):
             try:
                 features = profiles[event.customer_id]
@@ -311,6 +322,7 @@ class TouchpointDecisions:
                         FailedRecord(record, failure_reason("decision", exc))
                     )
                     result.results[index] = (event.kind, "failed")
+                    _forget_watch(result, facts_at, examples_at)
 
     def _watch_churn_risk(
         self,

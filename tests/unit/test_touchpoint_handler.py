@@ -892,6 +892,23 @@ async def test_a_duplicate_whose_batch_never_confirmed_is_watched_for_risk_again
     assert (await handler(decided).handle(records(click("a")))).risk_facts == []
 
 
+async def test_a_dead_lettered_touchpoint_leaves_no_risk_fact_so_its_re_drive_crosses() -> None:
+    from agents.interventions import RISK_CROSSED
+
+    unhappy = msgspec.structs.replace(
+        KNOWN, experience=0.1, complaints_30d=3, email_subscribed=False, risk_band="low"
+    )
+    store = RecordingStore(features={"cust-1": unhappy})
+    failed = await handler(store, BrokenPolicy(broken=["bad"])).handle(records(click("bad")))
+    assert len(failed.dead_letters) == 1 and failed.interventions == []
+    assert failed.risk_facts == [] and failed.risk_examples == []  # its band is not "high"
+    store.statuses["bad"] = ApplyStatus.DUPLICATE  # re-driven, the policy mended
+    again = await handler(store).handle(records(click("bad")))
+    assert [f.fact_id for f in again.risk_facts] == ["r:bad"]
+    crossed = [a for a in again.interventions if any(r.startswith(RISK_CROSSED) for r in a.reasons)]
+    assert [a.kind for a in crossed] == ["retention_call"]
+
+
 async def test_several_moments_of_one_customer_in_a_batch_count_against_the_caps() -> None:
     from schemas import Email
 
