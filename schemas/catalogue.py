@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -80,10 +80,27 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         return (start is None or start <= now) and (end is None or now < end)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _in_utc(said: object) -> object:
-    """``said`` (builtins) with every instant in UTC."""
+    """``said`` (builtins) with every instant in UTC; one that UTC cannot write (a
+    campaign that "never ends", ``9999-12-31T23:59:59-05:00``) as microseconds since
+    1970.
+
+    >>> from datetime import timedelta, timezone
+    >>> _in_utc([datetime(2026, 12, 1, 1, tzinfo=timezone(timedelta(hours=1)))])
+    [datetime.datetime(2026, 12, 1, 0, 0, tzinfo=datetime.timezone.utc)]
+    >>> far = [datetime(9999, 12, 31, h, tzinfo=timezone(timedelta(hours=h - 28)))
+    ...        for h in (23, 22)]  # 10000-01-01T04:00Z, written two ways
+    >>> [_in_utc(instant) for instant in far]
+    [253402315200000000, 253402315200000000]
+    """
     if isinstance(said, datetime):
-        return said.astimezone(UTC)
+        try:
+            return said.astimezone(UTC)
+        except OverflowError:
+            return (said - _EPOCH) // timedelta(microseconds=1)
     if isinstance(said, dict):
         return {key: _in_utc(value) for key, value in said.items()}
     if isinstance(said, list):
@@ -120,6 +137,7 @@ class OfferCatalogue(
     def digest(self) -> str:
         """A short fingerprint of what the catalogue says (not of how its file is laid
         out): two processes with one version and different contents tell apart by it.
+        The order of the offers and of their lists counts, as written.
 
         >>> def titled(title: str) -> OfferCatalogue:
         ...     offer = Offer(offer_id="a", title=title, channels=["web"])

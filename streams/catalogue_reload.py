@@ -72,16 +72,21 @@ class CatalogueReloader:
             return self._refuse(str(exc))
         if catalogue == self._holder.current:
             return None  # rewritten, not changed
+        digest = catalogue.digest()  # worked out before it is in use: no half reload
         if catalogue.version == self._holder.current.version:  # applied all the same: a
             # process starting now takes it, and the processes must not split
             log.warning("offer catalogue content changed but its version did not (%r, "
                         "digest %s, was %s): decisions cannot tell the two apart; give "
-                        "every change a new version", catalogue.version, catalogue.digest(),
+                        "every change a new version", catalogue.version, digest,
                         self._holder.current.digest())  # fmt: skip
         previous, self._holder.current = self._holder.current, catalogue
-        log.info("offer catalogue version %r in use (digest %s, %d offers; was version %r)",
-                 catalogue.version, catalogue.digest(), len(catalogue.offers),
-                 previous.version)  # fmt: skip
+        log.info(
+            "offer catalogue version %r in use (digest %s, %d offers; was version %r)",
+            catalogue.version,
+            digest,
+            len(catalogue.offers),
+            previous.version,
+        )
         self._reloaded(catalogue, APPLIED)
         return APPLIED
 

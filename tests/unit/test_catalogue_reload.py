@@ -267,3 +267,25 @@ def test_the_digest_is_of_a_campaigns_instants_not_of_the_offset_they_are_writte
     utc = starting("2026-12-01T00:00:00Z")
     assert starting("2026-12-01T01:00:00+01:00").digest() == utc.digest()
     assert starting("2026-12-01T01:00:00Z").digest() != utc.digest()
+
+
+def test_a_campaign_that_never_ends_in_local_time_is_applied_with_its_digest(
+    setup: Setup,
+) -> None:
+    path, holder, _, _ = setup
+    offer = '[[offers]]\noffer_id = "club"\ntitle = "Club"\nchannels = ["web"]\n'
+    forever = "9999-12-31T23:59:59-05:00"  # past the years UTC can write
+    write(path, f'version = "5"\n{offer}available_until = {forever}\n')
+    metrics = Metrics()
+    reloader = CatalogueReloader(path, holder, lambda c, o: metrics.catalogue_in_use(c, o))
+    assert settled(reloader) == APPLIED
+    assert holder.current.version == "5"
+    info = {
+        s.labels["version"]: s.labels["digest"] for s in metrics.catalogue_info.collect()[0].samples
+    }
+    assert info == {"5": holder.current.digest()}
+    written_otherwise = forever.replace("23:59:59-05:00", "22:59:59-06:00")
+    again = msgspec.toml.decode(
+        f'version = "5"\n{offer}available_until = {written_otherwise}\n', type=OfferCatalogue
+    )
+    assert again.digest() == holder.current.digest()
