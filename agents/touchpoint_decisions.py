@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from agents.batch_history import with_batch_history
 from agents.batch_result import BatchResult, FailedRecord, failure_reason
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
@@ -37,7 +38,13 @@ from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
-from feature_store import ApplyStatus, CustomerFeatures, FeatureStore, risk_fact
+from feature_store import (
+    ApplyStatus,
+    CustomerFeatures,
+    FeatureStore,
+    RecentTouchpoint,
+    risk_fact,
+)
 from schemas import (
     Intervention,
     NextBestOffer,
@@ -198,8 +205,10 @@ class TouchpointDecisions:
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
         earlier: Counter[str],
+        newest_before: dict[str, RecentTouchpoint | None] | None = None,
     ) -> None:
-        """Record each touchpoint's result, decide on those worth watching, raise alerts."""
+        """Record each touchpoint's result, decide on those worth watching, raise alerts.
+        ``newest_before``: each customer's newest recent touchpoint before the batch."""
         recorded: set[str] = set()
         pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded)
         if not pending:
@@ -207,6 +216,16 @@ class TouchpointDecisions:
         for record, event, index in pending:
             result.touchpoints_of.setdefault(event.customer_id, []).append((record, index))
         batch = await self._prepare_decisions(pending, result, recorded)
+        applied: dict[str, list[TouchpointEvent]] = {}
+        for (_, event), status in zip(decoded, statuses, strict=True):
+            if status is not None:
+                applied.setdefault(event.customer_id, []).append(event)
+        before = newest_before or {}
+        for customer_id, features in batch.profiles.items():
+            if features is not None:
+                batch.profiles[customer_id] = with_batch_history(
+                    features, before.get(customer_id), applied.get(customer_id, [])
+                )
         for record, event, index in pending:
             if event.customer_id in batch.erased:
                 continue

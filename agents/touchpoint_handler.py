@@ -27,6 +27,7 @@ from agents.touchpoint_decisions import TouchpointDecisions
 from feature_store import (
     ApplyStatus,
     FeatureStore,
+    RecentTouchpoint,
     RepliesUnknown,
     StoreUnavailable,
     intervention_fact,
@@ -109,8 +110,9 @@ class TouchpointHandler:
             return result
         statuses: list[ApplyStatus | None]
         events = [e for _, e in decoded]
+        before: dict[str, RecentTouchpoint | None] = {}  # see TouchpointDecisions.decide
         try:
-            statuses = list(await self._apply_with_retries(events, earlier, applied))
+            statuses = list(await self._apply_with_retries(events, earlier, applied, before))
         except StoreUnavailable:
             raise
         except Exception:
@@ -127,21 +129,28 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure))
                     continue
                 statuses.append(status)
-        await self._decisions.decide(decoded, statuses, result, earlier)
+        await self._decisions.decide(decoded, statuses, result, earlier, before)
         return result
 
     async def _apply_with_retries(
-        self, events: list[TouchpointEvent], earlier: Counter[str], applied: Counter[str] | None
+        self,
+        events: list[TouchpointEvent],
+        earlier: Counter[str],
+        applied: Counter[str] | None,
+        newest_before: dict[str, RecentTouchpoint | None] | None = None,
     ) -> list[ApplyStatus]:
         """Apply, retrying a failure; the events an attempt applied go into ``applied``
         (the caller's, kept across its retries of the batch), and those of a failed
         attempt into ``earlier`` too: the next attempt finds them applied by this batch.
-        So do those whose replies the connection lost (Redis may have applied them)."""
+        So do those whose replies the connection lost (Redis may have applied them).
+        ``newest_before`` is read by the first attempt that reads it (see
+        :meth:`FeatureStore.apply`)."""
         for attempt in range(1, self._max_attempts + 1):
             ran: dict[int, ApplyStatus] = {}
             failure: Exception | None = None
+            before = newest_before if newest_before is not None and not newest_before else None
             try:
-                statuses = await self._store.apply(events, ran)
+                statuses = await self._store.apply(events, ran, before)
             except Exception as exc:
                 failure = exc
             now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]

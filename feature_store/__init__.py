@@ -10,7 +10,12 @@ from feature_store.facts import (
     risk_fact,
     touchpoint_fact,
 )
-from feature_store.features import ContactHistory, CustomerFeatures, RecentTouchpoint
+from feature_store.features import (
+    ContactHistory,
+    CustomerFeatures,
+    RecentTouchpoint,
+    recent_touchpoint_of,
+)
 from feature_store.layout import LAYOUT, UNMARKED, LayoutMismatch, SecretMismatch
 from feature_store.records import (
     ApplyStatus,
@@ -53,6 +58,7 @@ __all__ = [
     "fullest",
     "intervention_fact",
     "offers_shown_fact",
+    "recent_touchpoint_of",
     "risk_fact",
     "touchpoint_fact",
 ]

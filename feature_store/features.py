@@ -16,7 +16,13 @@ from feature_store.derived import (
     segment_of,
     value_estimate,
 )
-from feature_store.facts import CONSENT_CHANNELS, LAST_INTERVENTION_PRIORITY
+from feature_store.facts import (
+    CONSENT_CHANNELS,
+    LAST_INTERVENTION_PRIORITY,
+    by_the_customer,
+    recent_entry,
+)
+from schemas import TouchpointEvent
 
 CONTACT_CHANNELS = ("web", "email", "call", "sms")  # where Moments can reach a customer
 
@@ -25,6 +31,22 @@ class RecentTouchpoint(msgspec.Struct, frozen=True):
     ts: datetime
     type: str
     event_id: str
+
+
+def recent_touchpoint(entry: str) -> RecentTouchpoint:
+    """An entry of the recent-touchpoints list (``"<ms>|<kind>|<event id>"``).
+
+    >>> recent_touchpoint("1795000000000|web_click|w1").type
+    'web_click'
+    """
+    ms, kind, event_id = entry.split("|", 2)
+    return RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id)
+
+
+def recent_touchpoint_of(event: TouchpointEvent) -> RecentTouchpoint | None:
+    """The event as the customer's recent touchpoints hold it, read back (to the
+    millisecond); ``None`` for one that was not the customer's doing."""
+    return recent_touchpoint(recent_entry(event)) if by_the_customer(event) else None
 
 
 class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,10 +209,7 @@ def build_features(
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
     contact = _contact_history(groups, contacts or {}, now_ms)
-    items = []
-    for entry in recent if full else ():
-        ms, kind, event_id = entry.split("|", 2)
-        items.append(RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id))
+    items = [recent_touchpoint(entry) for entry in recent] if full else []
     items.sort(key=lambda r: (r.ts, r.event_id), reverse=True)
     consents = groups.get("consent") or {}
     consent = {ch: consents[ch] == "1" for ch in CONSENT_CHANNELS if ch in consents}

@@ -20,7 +20,12 @@ from feature_store.connection import (
 )
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import DAY_MS, RESOLUTIONS, ContactCeilings, Fact, touchpoint_fact
-from feature_store.features import CustomerFeatures, build_features
+from feature_store.features import (
+    CustomerFeatures,
+    RecentTouchpoint,
+    build_features,
+    recent_touchpoint,
+)
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.layout import StoreLayout
 from feature_store.models import ModelSnapshots
@@ -165,12 +170,36 @@ class FeatureStore:
         return keys, args
 
     async def apply(
-        self, events: Sequence[TouchpointEvent], ran: dict[int, ApplyStatus] | None = None
+        self,
+        events: Sequence[TouchpointEvent],
+        ran: dict[int, ApplyStatus] | None = None,
+        newest_before: dict[str, RecentTouchpoint | None] | None = None,
     ) -> list[ApplyStatus]:
         """Apply touchpoints in order; per event, whether it was new or a duplicate
-        (``ran``: see :meth:`apply_facts`)."""
+        (``ran``: see :meth:`apply_facts`).
+
+        With ``newest_before``, each of their customers' newest recent touchpoint as it
+        was before these events (``None``: none), read in the same round trip: the recent
+        list keeps so few that a burst of one customer's touchpoints can push it out."""
         facts = [touchpoint_fact(e, self._config.money) for e in events]
-        return await self.apply_facts(facts, ran)
+        if newest_before is None:
+            return await self.apply_facts(facts, ran)
+        customers = list(dict.fromkeys(e.customer_id for e in events))
+        reading = self._conn.submit(
+            [("ZRANGE", self._keys.for_customer(c).recent, -1, -1) for c in customers]
+        )
+        # the read is written first (gather starts its calls in order): it sees none of
+        # them. Taken even when applying fails: a retry's read would see those applied.
+        both = await asyncio.gather(reading, self.apply_facts(facts, ran), return_exceptions=True)
+        found: list[Any] | BaseException = both[0]
+        statuses: list[ApplyStatus] | BaseException = both[1]
+        if not isinstance(found, BaseException):
+            for customer_id, entries in zip(customers, found, strict=True):
+                if not isinstance(entries, Exception):  # a key of another type: none
+                    newest_before[customer_id] = recent_touchpoint(entries[0]) if entries else None
+        if isinstance(statuses, BaseException):
+            raise statuses
+        return statuses
 
     async def apply_facts(
         self, facts: Sequence[Fact], ran: dict[int, ApplyStatus] | None = None

@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import ApplyStatus, FeatureStore, StoreConfig, touchpoint_fact
+from feature_store import (
+    ApplyStatus,
+    FeatureStore,
+    RecentTouchpoint,
+    StoreConfig,
+    recent_touchpoint_of,
+    touchpoint_fact,
+)
 from feature_store.reference import CustomerState
 from schemas import Consent, Email, Purchase, WebClick
 from streams.services import Services
@@ -91,6 +98,38 @@ async def test_scripts_lost_by_redis_are_loaded_again(
         assert features is not None and features.events == 2
     finally:
         await admin.aclose()
+        await store.close()
+
+
+@pytest.mark.parametrize("connection", ["one pipelined connection", "redis-py pipelines"])
+async def test_applying_a_burst_tells_each_customers_newest_touchpoint_before_it(
+    kafka_redis: Services, connection: str
+) -> None:
+    """The recent list keeps 20: a burst of 25 pushes out the touchpoint before it, which
+    ``newest_before`` still tells, read before the burst in the same round trip."""
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix)
+    if connection == "one pipelined connection":
+        store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    else:
+        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+        store = FeatureStore(client, config)
+    try:
+        at = datetime.now(UTC)
+        bought = Purchase(event_id="p", customer_id="c1", ts=at - timedelta(days=120),
+                          order_id="o", amount=20.0, currency="EUR")  # fmt: skip
+        assert await store.apply([bought]) == [1]
+        clicks = [_click(n, "c1") for n in range(25, 0, -1)] + [_click(0, "c2")]
+        before: dict[str, RecentTouchpoint | None] = {}
+        assert await store.apply(clicks, newest_before=before) == [1] * 26
+        assert before == {"c1": recent_touchpoint_of(bought), "c2": None}
+        features = await store.read("c1")
+        assert features is not None and len(features.recent) == 20
+        assert "p" not in {r.event_id for r in features.recent}  # pushed out
+        again: dict[str, RecentTouchpoint | None] = {}
+        assert await store.apply(clicks[:1], newest_before=again) == [0]
+        assert again == {"c1": recent_touchpoint_of(clicks[-2])}  # the newest by time
+    finally:
         await store.close()
 
 

@@ -29,16 +29,19 @@ from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, decision_id_for
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
+from agents.risk_watch import pending_snapshot
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,
     Fact,
+    RecentTouchpoint,
     RepliesUnknown,
     StoreUnavailable,
     contact_id,
     intervention_fact,
     offers_shown_fact,
+    recent_touchpoint_of,
 )
 from feature_store.facts import ts_ms
 from feature_store.records import DecisionRecord
@@ -79,7 +82,8 @@ class RecordingStore:
     any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
     ``read_views`` returns ``features`` per customer (None when absent; erased when in
     ``gone``), ``erased`` whether each is in ``gone``; ``pseudonym`` a
-    readable stand-in for the keyed hash. Every call is recorded.
+    readable stand-in for the keyed hash. Every call is recorded. ``apply`` tells
+    ``newest_before`` each customer's entry of ``before`` (None when absent).
     """
 
     def __init__(
@@ -118,14 +122,20 @@ class RecordingStore:
         self.records: list[list[DecisionRecord]] = []
         self.contexts: dict[tuple[str, str], str] = {}  # (customer, decision id) -> context
         self.decisions = RecordedDecisions(self)
+        self.before: dict[str, RecentTouchpoint] = {}
 
     async def apply(
-        self, events: Sequence[TouchpointEvent], ran: dict[int, ApplyStatus] | None = None
+        self,
+        events: Sequence[TouchpointEvent],
+        ran: dict[int, ApplyStatus] | None = None,
+        newest_before: dict[str, RecentTouchpoint | None] | None = None,
     ) -> list[ApplyStatus]:
         """As Redis runs a batch's scripts: a poison event fails, the others are applied
         (and told in ``ran``), then the first failure is raised."""
         ids = [e.event_id for e in events]
         self.apply_calls.append(ids)
+        if newest_before is not None:
+            newest_before.update((e.customer_id, self.before.get(e.customer_id)) for e in events)
         if self.errors:
             raise self.errors.pop(0)
         lost = self.replies_lost > 0
@@ -907,6 +917,52 @@ async def test_a_dead_lettered_touchpoint_leaves_no_risk_fact_so_its_re_drive_cr
     assert [f.fact_id for f in again.risk_facts] == ["r:bad"]
     crossed = [a for a in again.interventions if any(r.startswith(RISK_CROSSED) for r in a.reasons)]
     assert [a.kind for a in crossed] == ["retention_call"]
+
+
+def burst(clicks: int) -> list[WebClick]:
+    """A customer's clicks, a second apart, ending just before T0: one batch's."""
+    start = T0 - timedelta(seconds=clicks)
+    return [click(f"c{n}", ts=start + timedelta(seconds=n)) for n in range(clicks)]
+
+
+def kept_recent(
+    clicks: list[WebClick], *older: RecentTouchpoint, kept: int = 20
+) -> list[RecentTouchpoint]:
+    """The recent touchpoints the store holds once the batch is applied: the newest few."""
+    entries = [*(recent_touchpoint_of(c) for c in clicks), *older]
+    return sorted(entries, key=lambda r: r.ts, reverse=True)[:kept]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("clicks", [5, 25])  # 25: the burst pushes the purchase out of recent
+async def test_a_valuable_customer_back_with_a_burst_gets_their_win_back(clicks: int) -> None:
+    bought = RecentTouchpoint(T0 - timedelta(days=120), "purchase", "p")
+    batch = burst(clicks)
+    valued = msgspec.structs.replace(
+        KNOWN, purchases=3, spend=2000.0, value=2000.0, segment="model",
+        recent=kept_recent(batch, bought),
+    )  # fmt: skip
+    store = RecordingStore(features={"cust-1": valued})
+    store.before["cust-1"] = bought  # what the store read before applying the batch
+    result = await handler(store).handle(records(*batch))
+    assert [a.kind for a in result.interventions] == ["win_back"]
+
+
+@pytest.mark.parametrize("clicks", [5, 25])
+async def test_a_burst_after_an_active_month_does_not_label_the_snapshot_a_lapse(
+    clicks: int,
+) -> None:
+    taken, active = T0 - timedelta(days=50), T0 - timedelta(days=30)
+    snapshot = pending_snapshot({"experience": 0.5}, ts_ms(taken), "snap")
+    between = RecentTouchpoint(active, "web_click", "mid")
+    batch = burst(clicks)
+    pending = msgspec.structs.replace(
+        KNOWN, risk_snapshot=snapshot, risk_band="low",
+        recent=kept_recent(batch, between, RecentTouchpoint(taken, "web_click", "snap")),
+    )  # fmt: skip
+    store = RecordingStore(features={"cust-1": pending})
+    store.before["cust-1"] = between
+    result = await handler(store).handle(records(*batch))
+    assert [e.y for e in result.risk_examples] == [False]  # 30 days quiet: no lapse
 
 
 async def test_several_moments_of_one_customer_in_a_batch_count_against_the_caps() -> None:
