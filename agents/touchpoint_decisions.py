@@ -157,11 +157,13 @@ def _risk_watch_plan(
     # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
     # risk fact is applied once; the learner drops an example it has just learned.)
     # A churn signal among their other touchpoints of the batch labels the snapshot too.
-    watched = {e.customer_id: e.event_id for _, e, _ in pending}
+    newest: dict[str, TouchpointEvent] = {}
     batch_of: dict[str, list[TouchpointEvent]] = {}
     for _, e, _ in pending:
         batch_of.setdefault(e.customer_id, []).append(e)
-    return watched, batch_of
+        if e.customer_id not in newest or e.ts >= newest[e.customer_id].ts:  # by time: a
+            newest[e.customer_id] = e  # late call record read last is not their newest
+    return {c: e.event_id for c, e in newest.items()}, batch_of
 
 
 def _forget_watch(result: BatchResult, facts_at: int, examples_at: int) -> None:

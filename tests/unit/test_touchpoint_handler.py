@@ -919,6 +919,14 @@ async def test_a_dead_lettered_touchpoint_leaves_no_risk_fact_so_its_re_drive_cr
     assert [a.kind for a in crossed] == ["retention_call"]
 
 
+async def test_risk_is_watched_at_the_customers_newest_touchpoint_not_the_last_read() -> None:
+    late_call = Call(event_id="call-1", customer_id="cust-1", ts=T0 - timedelta(hours=1),
+                     direction="inbound", status="started", reason="billing")  # fmt: skip
+    store = RecordingStore(features={"cust-1": KNOWN})
+    result = await handler(store).handle(records(click("a"), late_call))
+    assert [f.fact_id for f in result.risk_facts] == ["r:a"]
+
+
 def burst(clicks: int) -> list[WebClick]:
     """A customer's clicks, a second apart, ending just before T0: one batch's."""
     start = T0 - timedelta(seconds=clicks)
