@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import BudgetSpend, FeatureStore, StoreConfig, touchpoint_fact
+from feature_store import (
+    BudgetSpend,
+    FeatureStore,
+    RecentTouchpoint,
+    StoreConfig,
+    recent_touchpoint_of,
+    touchpoint_fact,
+)
 from feature_store.reference import CustomerState
 from schemas import Purchase, WebClick
 from streams.services.local_redis import LocalRedisCluster
@@ -69,6 +76,14 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
             store.read_for_decisions(customers[1:4]), store.budgets.spent(day)
         )
         assert spent == {"voucher": 2} and [erased for erased, _ in views] == [False] * 3
+        # a burst: each customer's newest touchpoint before it, read first on their master
+        burst = [WebClick(event_id=f"b{n}", customer_id=c, ts=NOW + timedelta(seconds=n),
+                          page="/") for n in range(25) for c in customers[1:3]]  # fmt: skip
+        before: dict[str, RecentTouchpoint | None] = {}
+        assert await store.apply(burst, newest_before=before) == [1] * 50
+        assert before == {
+            c: recent_touchpoint_of(events[i]) for i, c in ((1, customers[1]), (2, customers[2]))
+        }
         await store.close()
 
     asyncio.run(scenario())
