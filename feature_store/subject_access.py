@@ -1,7 +1,7 @@
 """Everything Moments keeps in Redis about one customer, as stored, for the customer's
 right of access: the profile, rolling windows, contact history, recent touchpoints, the
-withdrawals kept apart, the events applied, the outcomes claimed and every decision whose
-context is still kept.
+withdrawals kept apart, the events applied, the outcomes claimed, the ids of the decisions
+listed and every decision whose context is still kept.
 
 Two round trips: the customer's keys, then the decisions' contexts. Nothing is
 interpreted here; :class:`CustomerRecord` keeps the stored values as they are.
@@ -31,12 +31,15 @@ class CustomerRecord:
     decisions: list[str]  # the kept decisions' contexts (JSON), newest first
     optouts: dict[str, str] = field(default_factory=dict)  # withdrawals, kept without expiry
     outcome_times: dict[str, int] = field(default_factory=dict)  # when each was claimed (ms)
+    # every decision id their lists hold, with its time (ms; when stored, for one only
+    # the index holds), newest first: kept longer than contexts, which expire sooner
+    decision_ids: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def holds_anything(self) -> bool:
         return self.erased_at_ms is not None or any(
             (self.profile, self.windows, self.contacts, self.recent, self.applied,
-             self.outcomes, self.decisions, self.optouts)
+             self.outcomes, self.decisions, self.optouts, self.decision_ids)
         )  # fmt: skip
 
 
@@ -50,8 +53,8 @@ async def customer_record(
         pipe.hgetall(hashed)
     pipe.zrange(k.recent, 0, -1, desc=True)
     pipe.zrange(k.seen, 0, -1, withscores=True)
-    pipe.zrange(k.decisions, 0, -1, desc=True)  # by decision time
-    pipe.zrange(k.decision_index, 0, -1, desc=True)  # by when stored: older ones too
+    pipe.zrange(k.decisions, 0, -1, desc=True, withscores=True)  # by decision time
+    pipe.zrange(k.decision_index, 0, -1, desc=True, withscores=True)  # by when stored
     pipe.zrange(k.outcome_times, 0, -1, withscores=True)
     (
         tomb,
@@ -67,7 +70,9 @@ async def customer_record(
         claimed_at,
     ) = await conn.execute("export", pipe)
     contexts: list[str] = []
-    ids = list(dict.fromkeys([*newest, *indexed]))
+    listed = {str(member): int(score) for member, score in reversed(indexed)}
+    listed.update((str(member), int(score)) for member, score in newest)  # decided at
+    ids = list(dict.fromkeys([*(str(m) for m, _ in newest), *(str(m) for m, _ in indexed)]))
     if ids:
         pipe = conn.pipeline()
         for decision_id in ids:
@@ -85,4 +90,5 @@ async def customer_record(
         decisions=contexts,
         optouts=hash_reply(optouts),
         outcome_times={str(member): int(score) for member, score in claimed_at},
+        decision_ids=sorted(listed.items(), key=lambda item: (-item[1], item[0])),
     )

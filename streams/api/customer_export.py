@@ -79,6 +79,8 @@ def export_body(
         "erased_at": None if record.erased_at_ms is None else _iso(record.erased_at_ms),
         "profile": profile,
         "decisions": [msgspec.json.decode(context) for context in record.decisions],
+        # every decision listed, also those whose context has expired
+        "decision_ids": [{"decision_id": d, "at": _iso(at)} for d, at in record.decision_ids],
         "outcomes": outcomes,
         "events_applied": [{"id": fact, "applied_at": _iso(at)} for fact, at in record.applied],
         "stored": {

@@ -245,6 +245,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "description": "The profile as `GET /v1/customers/{id}` shows it (null for "
                                "an erased customer, or one of whom only decisions are "
                                "kept), every decision whose context is still kept, the "
+                               "ids of every decision listed (`decision_ids`, also those "
+                               "whose context expired), the "
                                "outcomes claimed for learning, the events applied, the "
                                "stored hashes as they are, and the topics that keep "
                                "records keyed by the customer id until their retention. "
@@ -252,12 +254,17 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "security": _SECURITY, "x-scope": "export", "parameters": [_CUSTOMER],
                 "responses": {"200": _json({"type": "object", "required": [
                     "customer_id", "subject", "exported_at", "erased_at", "profile",
-                    "decisions", "outcomes", "events_applied", "stored", "kept_in_topics"],
+                    "decisions", "decision_ids", "outcomes", "events_applied", "stored",
+                    "kept_in_topics"],
                     "properties": {
                         "subject": {"type": "string"},
                         "erased_at": {"type": ["string", "null"]},
                         "profile": {"type": ["object", "null"]},
                         "decisions": {"type": "array", "items": {"type": "object"}},
+                        "decision_ids": {"type": "array", "items": {"type": "object",
+                            "required": ["decision_id", "at"], "properties": {
+                                "decision_id": {"type": "string"},
+                                "at": {"type": "string"}}}},
                         "outcomes": {"type": "array", "items": {"type": "object",
                             "required": ["decision_id", "outcome"], "properties": {
                                 "claimed_at": {"type": ["string", "null"]}}}},

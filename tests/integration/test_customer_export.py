@@ -74,7 +74,8 @@ async def left_out_of(
                 shown = bool(held) and held == {e["id"] for e in body["events_applied"]}
             elif kind in ("decisions", "decision_index"):
                 held = set(await client.zrange(key, 0, -1))
-                shown = bool(held) and held <= set(decisions)
+                listed = {d["decision_id"] for d in body["decision_ids"]}
+                shown = bool(held) and held <= set(decisions) and held <= listed
             elif kind == "outcomes":
                 held = set(await client.hkeys(key))
                 shown = bool(held) and held == claimed

@@ -19,6 +19,7 @@ from feature_store import (
     recent_touchpoint_of,
     touchpoint_fact,
 )
+from feature_store.records import DecisionRecord
 from feature_store.reference import CustomerState
 from schemas import Consent, Email, Purchase, WebClick
 from streams.services import Services
@@ -130,6 +131,29 @@ async def test_applying_a_burst_tells_each_customers_newest_touchpoint_before_it
         assert await store.apply(clicks[:1], newest_before=again) == [0]
         assert again == {"c1": recent_touchpoint_of(clicks[-2])}  # the newest by time
     finally:
+        await store.close()
+
+
+async def test_the_export_lists_decisions_whose_context_expired(kafka_redis: Services) -> None:
+    """A visitor's decision that offered nothing keeps its context a day, its id in the
+    customer's lists longer: the export still shows that id, and holds something."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        at_ms = int(time.time() * 1000) - 3_600_000
+        context = b'{"decision_id": "d1", "offers": []}'
+        record = DecisionRecord("visitor", "d1", at_ms, context, None, offered=False)
+        assert await store.decisions.record([record]) == [True]
+        shown = await store.export("visitor")
+        assert shown.decision_ids == [("d1", at_ms)] and len(shown.decisions) == 1
+        tag = store.pseudonym("visitor")
+        (context_key,) = [k async for k in admin.scan_iter(f"*{tag}*") if k.endswith(b"d1")]
+        await admin.delete(context_key)  # as a day's expiry does
+        left = await store.export("visitor")
+        assert left.holds_anything and left.decisions == []
+        assert left.decision_ids == [("d1", at_ms)]
+    finally:
+        await admin.aclose()
         await store.close()
 
 
