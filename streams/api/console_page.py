@@ -51,7 +51,7 @@ class ConsolePage:
             "Content-Security-Policy": policy,
             "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "same-origin",
             "Cache-Control": "no-cache",
         }
         return cls(html, headers)

@@ -123,9 +123,16 @@ class Pipeline:
         port = free_port()
         return self._start("worker", port, {**self.env(port), **env}, timeout)
 
-    def start_api(self, timeout: float = 60.0, redis_url: str | None = None, **env: str) -> Worker:
-        """Start `moments api` for this deployment; extra MOMENTS_* settings as keywords."""
-        port = free_port()
+    def start_api(
+        self,
+        timeout: float = 60.0,
+        redis_url: str | None = None,
+        port: int | None = None,
+        **env: str,
+    ) -> Worker:
+        """Start `moments api` for this deployment (on ``port``, or a free one); extra
+        MOMENTS_* settings as keywords."""
+        port = free_port() if port is None else port
         environ = {**self.env(0), "MOMENTS_API_PORT": str(port), **env}
         if redis_url is not None:
             environ["MOMENTS_REDIS_URL"] = redis_url

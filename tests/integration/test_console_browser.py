@@ -28,7 +28,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from streams.api.auth import hash_key
 from streams.api.console_page import ConsolePage
+from streams.services import free_port
 from tests.integration.conftest import Pipeline
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -493,6 +495,28 @@ async def console_on_script(tmp: Path, script: bytes) -> AsyncIterator[Page]:
             closing.set()  # the stream held open ends
 
 
+async def test_the_console_opens_its_stream_with_a_key_bound_to_its_own_origin(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A key bound to the console's origin works there: the page sends its origin in the
+    Referer of its own requests (never the key: it leaves the address bar first)."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    pipeline.start_api(
+        port=port,
+        MOMENTS_API_KEYS=f"desk:profile-read:{hash_key('desk-key')}@{origin}",
+        MOMENTS_API_CORS_ORIGINS=origin,
+    )
+    async with chromium(tmp_path) as page:
+        await page.send("Page.navigate", url=f"{origin}/console?api_key=desk-key")
+        state = "document.getElementById('status')?.dataset.state"
+        await page.wait_for(f"['live', 'error'].includes({state})", 20, "the stream to answer")
+        assert await page.js(state) == "live", await page.js(
+            "document.getElementById('hint').textContent"
+        )
+        assert page.errors == [], page.errors
+
+
 async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path) -> None:
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
     shown again though their cards were dropped, a gap is told, erased customers' cards
@@ -667,6 +691,13 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
         card = "document.querySelector('[data-intervention-id=\"a-call\"]')"
         await page.js(f"{card}.querySelector('.alert-ack').click()")
         assert await page.js(f"getComputedStyle({card}).opacity") == "1"
+        details = f"getComputedStyle({card}.querySelector('.details')).display"
+        assert await page.js(details) != "none"  # why it was raised, and what was to be done
+        await page.js("document.getElementById('hide-acked').click()")  # hides the others
+        assert await page.js(f"getComputedStyle({card}).display") != "none"
+        other = "document.querySelector('[data-intervention-id=\"b-call\"]')"
+        await page.js(f"{other}.querySelector('.alert-ack').click()")
+        assert await page.js(f"getComputedStyle({other}).display") == "none"
         kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
         assert await page.js(f"{kind}.textContent") == "Do not call"
         assert page.errors == [], page.errors
