@@ -379,8 +379,10 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "(`MOMENTS_API_ALERT_EVENT`, unnamed by default)."},
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                      "description": "Resume from this position (EventSource sends it). "
-                     "An id that is not a position of this stream resumes nothing: the "
-                     "stream sends every alert still buffered, as without one."},
+                     "An id that is not a position of this stream resumes from no "
+                     "position: the stream sends every alert still buffered, as without "
+                     "one, after the erasures of the last day (`erasure` events, by "
+                     "`customer_ref`), as to any screen that resumes: it may hold cards."},
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream"},
