@@ -59,6 +59,26 @@ class BatchResult:
         decided with (nothing when it had none)."""
         return offers_spent(decisions, self.budgets.limits) if self.budgets is not None else []
 
+    def delivered_part(self) -> BatchResult:
+        """The decisions and alerts Kafka took (``delivered``), to confirm when the batch
+        is given up after some went out: a re-drive of its letters must not send them
+        again. The churn-risk facts of customers with an alert not taken are left out:
+        the band such an alert crossed is not recorded, so it is crossed again."""
+        taken = self.delivered
+        interventions = [i for i in self.interventions if id(i) in taken]
+        held_out = [i for i in self.held_out if id(i) in taken]
+        missed = {i.customer_id for i in (*self.interventions, *self.held_out)
+                  if id(i) not in taken}  # fmt: skip
+        return BatchResult(
+            decisions=[d for d in self.decisions if id(d) in taken],
+            interventions=interventions,
+            held_out=held_out,
+            risk_facts=[f for f in self.risk_facts if f.customer_id not in missed],
+            budgets=self.budgets,
+            catalogue=self.catalogue,
+            delivered=dict(taken),
+        )
+
     def leave_out(self, customers: set[str]) -> list[NextBestOffer]:
         """Leave out the decisions, alerts and churn-risk examples of ``customers``
         (erased since the batch read their features): nothing more is sent about them.

@@ -163,6 +163,8 @@ class BatchRetries:
                             lettered = {id(d.record) for d in result.dead_letters
                                         if sent or id(d) in result.delivered}  # fmt: skip
                             records = [r for r in records if id(r) not in lettered]
+                            if not sent and result.delivered:
+                                await self._confirm_delivered(result)
                         return await self.give_up(records, exc)
                 reason, said = reason_of(exc), said_by_store(exc)
             else:
@@ -187,6 +189,18 @@ class BatchRetries:
                 log.warning("worker stopping: batch of %d events left not done (%s), "
                             "to be handled when read again", len(records), reason)  # fmt: skip
                 return False
+
+    async def _confirm_delivered(self, result: BatchResult) -> None:
+        """Record the decisions and alerts Kafka took of a batch given up (Kafka refused
+        another of its outputs for good): the re-drive of its letters decides their
+        touchpoints as already decided, and sends them no second time."""
+        try:
+            await self.confirm(result.delivered_part())
+        except Exception:
+            log.exception(
+                "could not record the decisions and alerts Kafka took of a batch "
+                "given up: a re-drive of its letters sends them again"
+            )
 
     async def _confirm_before_stopping(self, result: BatchResult) -> bool:
         """The batch's decisions went out, and the worker is told to stop while an outage

@@ -186,3 +186,57 @@ async def test_a_redrive_is_refused_when_erasure_records_were_lost(pipeline: Pip
     assert run().returncode == 0  # a dry run reports all the same
     accepted = run("--redrive", "--accept-lost-erasures")
     assert accepted.returncode == 0, accepted.stderr
+
+
+async def test_a_batch_given_up_after_its_decisions_went_out_sends_them_once(
+    pipeline: Pipeline,
+) -> None:
+    """Kafka refuses every alert for good (the topic's max.message.bytes set too low): the
+    batches are given up, their records dead-lettered, though Kafka took their decisions.
+    Re-driven once the limit is mended, those decisions are not sent a second time."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from tests.integration.test_scale_out import spread
+    from tests.integration.test_service_restarts import all_handled, send
+    from tests.integration.test_touchpoints_pipeline import good_events, is_moment
+
+    async def alerts_limited_to(max_bytes: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+        await admin.start()
+        try:
+            topic = pipeline.topic("interventions")
+            config = {"max.message.bytes": max_bytes}
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)]
+            )
+        finally:
+            await admin.close()
+
+    async def sent_per_trigger(at_least: int) -> Counter[str]:
+        topic = pipeline.topic("next-best-offers")
+        decisions = await consume_all(pipeline.services.kafka_bootstrap, topic, at_least, 20)
+        return Counter(json.loads(r.value)["trigger_event_id"] for r in decisions)
+
+    pipeline.start_worker(MOMENTS_BATCH_SIZE="100")
+    await alerts_limited_to("200")  # every alert is refused for good
+    events = spread(good_events(600, seed=91), seed=92)
+    await send(pipeline, events)
+    await all_handled(pipeline, 180)
+    moments = {e["event_id"] for e in events if is_moment(e)}
+    before = await sent_per_trigger(len(moments))
+    letters = await read_to_end(
+        pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints-dlq")
+    )
+    lettered = {json.loads(r.value)["event_id"] for r in letters}
+    assert lettered & set(before), "no batch was given up after its decisions went out"
+    await alerts_limited_to("1048588")
+    assert dead_letters(pipeline, "--redrive")["redrive"]["redriven"] == len(letters)
+    await all_handled(pipeline, 120)
+    topic = pipeline.topic("next-best-offers")
+    after = Counter(
+        json.loads(r.value)["trigger_event_id"]
+        for r in await read_to_end(pipeline.services.kafka_bootstrap, topic)
+    )
+    assert {t: n for t, n in after.items() if n > 1} == {}
+    assert set(after) == set(before)

@@ -37,6 +37,7 @@ class Script:
     retried: list[str] = field(default_factory=list)
     applied: list[Counter[str]] = field(default_factory=list)  # given to each handle call
     paused: list[float] = field(default_factory=list)  # the waits once told to stop
+    confirmed: list[BatchResult] = field(default_factory=list)
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -59,6 +60,7 @@ class Script:
 
     async def do_confirm(self, result: BatchResult) -> None:
         self._step("confirm")
+        self.confirmed.append(result)
 
     async def do_give_up(self, records: list[SourceRecord], exc: Exception) -> bool:
         self.given_up.append(exc)
@@ -226,3 +228,27 @@ async def test_an_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends
     )
     assert len(lines) == 1 + 9 + 1  # started, each minute of the ten, over
     assert lines[-1] == "batch of 3 events done after 600 s and 120 retries"
+
+
+async def test_a_batch_given_up_records_what_kafka_took_so_its_re_drive_sends_it_no_more() -> None:
+    from feature_store import risk_fact
+    from tests.unit.test_touchpoint_handler import NOW, alert, offer_decision
+
+    sent, unsent = offer_decision("d1", ["shop"]), offer_decision("d2", ["shop"])
+    crossed = alert("i1", "retention_call")  # taken
+    refused = alert("i2", "save_desk")  # refused: too large, say (both are cust-2's)
+    bands = [risk_fact(f"e-{c}", c, NOW, None, "high") for c in ("cust-1", "cust-2")]
+    script = Script(emit=[refusal(False)] * 3)
+
+    async def takes_some(result: BatchResult) -> None:
+        result.decisions, result.interventions = [sent, unsent], [crossed, refused]
+        result.risk_facts = bands
+        result.delivered.update({id(sent): sent, id(crossed): crossed})
+        await Script.do_emit(script, result)
+
+    retries = dataclasses.replace(script.runner(), emit=takes_some)
+    assert await retries.run(RECORDS) is True and len(script.given_up) == 1
+    (part,) = script.confirmed  # once, as the batch is given up
+    assert part.decisions == [sent] and part.interventions == [crossed]
+    # cust-2's band is not recorded: their refused alert's crossing is crossed again
+    assert part.risk_facts == bands[:1]
