@@ -72,31 +72,49 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _send_once(outputs: list[tuple[object, Any, dict[str, Any]]],
-                     delivered: dict[int, object]) -> None:  # fmt: skip
+STOP_CHECK_S = 0.5  # how often a wait for Kafka's deliveries looks whether to stop
+
+
+async def _send_once(
+    outputs: list[tuple[object, Any, dict[str, Any]]],
+    delivered: dict[int, object],
+    stopping: Callable[[], bool] = _never,
+) -> None:
     """Send each output Kafka has not taken yet (``delivered``, by identity, from an
     earlier attempt at the batch) and wait for them all; what Kafka takes is added to
     ``delivered``, so that a retry sends only the rest (a decision delivered to one
     partition while another's broker was away went out again with the whole batch).
-    Raises the first failure, once every delivery asked for has ended."""
-    asked: list[tuple[object, Awaitable[Any]]] = []
+    Raises the first failure, once every delivery asked for has ended; or, once the
+    worker is told to stop while some have not (Kafka away: they end only when the
+    producer gives them up), a :class:`TimeoutError`, an outage that leaves the batch
+    not done."""
+    asked: list[tuple[object, asyncio.Future[Any]]] = []
     failure: BaseException | None = None
     for item, outlet, record in outputs:
         if id(item) in delivered:
             continue
         try:
-            asked.append((item, await outlet.send(**record)))
+            asked.append((item, asyncio.ensure_future(await outlet.send(**record))))
         except Exception as exc:  # refused before it was queued: wait for those that were
             failure = exc
             break
-    ended = await asyncio.gather(*(delivery for _, delivery in asked), return_exceptions=True)
-    for (item, _), outcome in zip(asked, ended, strict=True):
-        if isinstance(outcome, BaseException):
-            failure = failure or outcome
+    waiting = {delivery for _, delivery in asked}
+    while waiting and not stopping():
+        _, waiting = await asyncio.wait(waiting, timeout=STOP_CHECK_S)
+    for item, delivery in asked:
+        if not delivery.done():
+            continue
+        if delivery.cancelled():
+            failure = failure or asyncio.CancelledError()
+        elif delivery.exception() is not None:
+            failure = failure or delivery.exception()
         else:
             delivered[id(item)] = item  # kept: its id stays its own while the batch lasts
     if failure is not None:
         raise failure
+    if waiting:
+        raise TimeoutError(f"the worker stops while Kafka has not taken {len(waiting)} of "
+                           "the batch's records")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +172,7 @@ def register_touchpoint_agent(
             *((a, outlets.held_out, to_customer(a)) for a in result.held_out),
             *((f, outlets.dead_letters, lettered(f)) for f in result.dead_letters),
         ]  # fmt: skip
-        await _send_once(outputs, result.delivered)
+        await _send_once(outputs, result.delivered, stopping)
         for decision in result.decisions:
             report(observer.decision_sent, decision)
         for alert in result.interventions:

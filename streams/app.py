@@ -44,6 +44,7 @@ from streams.settings import DEV_SECRET, Settings
 from streams.worker_readiness import group_coordinator, kafka_readiness
 
 log = logging.getLogger(__name__)
+KAFKA_DELIVERY_TIMEOUT_S = 30.0  # see create_app
 
 
 @dataclass
@@ -124,6 +125,10 @@ def create_app(settings: Settings) -> Moments:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger_ms=1,
+        # how long a record may wait for Kafka before its sending fails (Faust's default,
+        # 20 minutes, kept a batch waiting that long in an outage, neither retried, nor
+        # counted, nor logged): it fails, and the batch is retried as in any outage
+        producer_request_timeout=KAFKA_DELIVERY_TIMEOUT_S,
         broker_commit_every=1000,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=max(settings.kafka_session_timeout_s / 4, 0.5),

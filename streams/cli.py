@@ -60,6 +60,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         warn_if_redis_is_old,
     )
     from streams.topics import ensure_topics
+    from streams.worker_stop import exit_when_stuck
 
     if hasattr(signal, "SIGHUP"):
         # until the worker reads the catalogue on SIGHUP (a task that starts once it has
@@ -94,6 +95,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True,
                           override_logging=False)  # fmt: skip
     worker.spinner = None
+    # told to stop, it leaves within seconds even when one of Faust's services hangs
+    exit_when_stuck(lambda: bool(moments.app.should_stop), lambda: 2 if refusals else 0)
     try:
         worker.execute_from_commandline()
     except SystemExit:  # how the worker ends, however it stopped

@@ -524,3 +524,20 @@ async def test_a_batch_a_stopping_worker_cannot_dead_letter_is_held_not_retried_
     batch = tracked(7)
     await rig.run(batch)
     assert not batch[0].message.acked and batch[0].message.refcount == 1
+
+
+async def test_a_worker_told_to_stop_while_kafka_holds_its_decisions_holds_the_batch() -> None:
+    """Kafka away: the producer would give the decisions up only after its request
+    timeout. Told to stop meanwhile, the worker waits no longer, and holds the batch."""
+    stop = asyncio.Event()
+    decisions = Delivering()
+    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()),
+              stopping=stop.is_set)  # fmt: skip
+    batch = tracked(1, 2)
+    rig.unacked.update(e.message for e in batch)
+    run = asyncio.create_task(rig.run(batch))
+    await delivery_asked(decisions, 1)
+    stop.set()  # the delivery never ends
+    await asyncio.wait_for(run, 5)
+    assert not any(e.message.acked for e in batch) and rig.unacked == set()
+    assert rig.observer.count("decision_sent") == 0 and rig.observer.count("batch_handled") == 0
