@@ -50,7 +50,6 @@ take.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -77,6 +76,7 @@ from streams.api.answers import (
     shown_not_handed,
     sort_refused,
 )
+from streams.api.decision_delivery import DecisionDelivery
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.inflight import InFlightDecisions, Unseen
 from streams.api.publisher import KeyedPublisher
@@ -125,6 +125,7 @@ class Recommender:
         self.budget_s = budget_s  # the latency budget (the view gives an erased customer's
         # answer what is left of it)
         self._publish_failed = publish_failed
+        self._delivery = DecisionDelivery(publisher, topic, publish_failed)
         self._batch_decided = batch_decided
         self._contacts_refused = contacts_refused
         self._budgets_refused = budgets_refused
@@ -459,15 +460,7 @@ class Recommender:
 
     def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
         """Emit decisions that were answered; the answers do not wait for delivery."""
-        if records:
-            delivery = self._publisher.publish(self._topic, records)
-            delivery.add_done_callback(functools.partial(self._delivered, len(records)))
-
-    def _delivered(self, count: int, delivery: asyncio.Future[None]) -> None:
-        error = None if delivery.cancelled() else delivery.exception()
-        if delivery.cancelled() or error is not None:
-            log.warning("%d decisions were not delivered to Kafka: %r", count, error)
-            self._publish_failed(count)
+        self._delivery.send(records)
 
     async def drain(self, within_s: float | None = None) -> bool:
         """Wait for the batches under way and their publishing (at shutdown), for
@@ -477,6 +470,7 @@ class Recommender:
         ``moments_publish_failures_total``; nothing of it is cancelled uncounted."""
         loop = asyncio.get_running_loop()
         until = None if within_s is None else loop.time() + within_s
+        self._delivery.stop()  # decisions Kafka has not taken are tried once more, no more
 
         def left() -> float | None:
             return None if until is None else max(until - loop.time(), 0.0)

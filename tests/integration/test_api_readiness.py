@@ -7,6 +7,7 @@ Kafka and Redis are the test's own, so that Kafka can be stopped and started aga
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -50,3 +51,31 @@ async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
         return (await readiness(api))[1]["status"] == "ready"
 
     await eventually(ready_again, "/readyz ready once Kafka is back", within=60)
+
+
+async def test_decisions_answered_while_kafka_is_away_are_published_once_it_is_back(
+    private_pipeline: Pipeline,
+) -> None:
+    """Away longer than the producer waits for a broker (40 s): the decisions answered
+    meanwhile are sent again until Kafka takes them, not given up."""
+    from tests.integration.test_api_support import DEV_AUTH, read_to_end
+
+    kafka = private_pipeline.services.kafka
+    api = private_pipeline.start_api(MOMENTS_CONTROL_PERCENT="0")
+    await asyncio.to_thread(kafka.stop)
+    answered = []
+    for n in range(10):
+        reply = await call("GET", f"{api.url}/v1/customers/away-{n}/recommendations",
+                           headers=DEV_AUTH)  # fmt: skip
+        assert reply.status == 200
+        answered.append(reply.json["decision_id"])
+    await asyncio.sleep(50)
+    await asyncio.to_thread(kafka.restart)
+    topic = private_pipeline.topic("next-best-offers")
+
+    async def all_published() -> bool:
+        records = await read_to_end(kafka.bootstrap, topic)
+        return set(answered) <= {json.loads(r.value)["decision_id"] for r in records}
+
+    await eventually(all_published, "the decisions answered while Kafka was away", within=60)
+    assert api.metric_sum("moments_publish_failures_total") == 0

@@ -44,6 +44,7 @@ def publishing(store: SlowStore, catalogue: object = BUDGETS) -> tuple[Recommend
     rec = recommender(store, catalogue)  # type: ignore[arg-type]
     sent = Publishing()
     rec._publisher = sent  # type: ignore[assignment]
+    rec._delivery._publisher = sent  # type: ignore[assignment]  # what publishes decisions
     return rec, sent
 
 

@@ -299,6 +299,7 @@ async def test_a_decision_shown_whose_write_failed_is_published_only_if_not_eras
         return done
 
     rec._publisher = SimpleNamespace(publish=publish, drain=rec._publisher.drain)  # type: ignore[assignment]
+    rec._delivery._publisher = rec._publisher  # type: ignore[assignment]
     answer = await rec.recommend("c1", "email", 3)
     await rec.drain()
     assert isinstance(answer, NextBestOffer) and answer.offers  # shown

@@ -1,0 +1,69 @@
+"""streams.api.decision_delivery: answered decisions are sent again while Kafka is away,
+and given up (counted) only when there is no room left, Kafka refuses them for good, or
+the API stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from streams.api.decision_delivery import DecisionDelivery
+from streams.api.publisher import PublisherFull, Record
+
+RECORDS = [(b"cust-1", b"{}"), (b"cust-2", b"{}")]
+
+
+class Publisher:
+    """Fails each publication with the next of ``failures`` (None: Kafka takes it)."""
+
+    def __init__(self, *failures: BaseException | None) -> None:
+        self.failures = list(failures)
+        self.published: list[Sequence[Record]] = []
+
+    def publish(self, topic: str, records: Sequence[Record]) -> asyncio.Future[None]:
+        self.published.append(records)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is None:
+            done.set_result(None)
+        else:
+            done.set_exception(failure)
+        return done
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+async def test_decisions_kafka_gave_up_waiting_for_are_sent_again_until_it_takes_them() -> None:
+    failed: list[int] = []
+    publisher = Publisher(KafkaTimeoutError(), KafkaTimeoutError(), None)
+    delivery = DecisionDelivery(publisher, "nbo", failed.append, retry_after_s=0.01)  # type: ignore[arg-type]
+    delivery.send(RECORDS)
+    await settle()
+    assert publisher.published == [RECORDS] * 3 and failed == []
+
+
+async def test_no_room_left_or_a_refusal_for_good_gives_them_up_counted() -> None:
+    for failure in (PublisherFull("full"), MessageSizeTooLargeError("too large")):
+        failed: list[int] = []
+        publisher = Publisher(failure)
+        delivery = DecisionDelivery(publisher, "nbo", failed.append, retry_after_s=0.01)  # type: ignore[arg-type]
+        delivery.send(RECORDS)
+        await settle()
+        assert publisher.published == [RECORDS] and failed == [2]
+
+
+async def test_at_stop_a_waiting_retry_goes_at_once_and_a_failure_then_is_counted() -> None:
+    failed: list[int] = []
+    publisher = Publisher(KafkaTimeoutError(), ConnectionError("the API stopped"))
+    delivery = DecisionDelivery(publisher, "nbo", failed.append, retry_after_s=60.0)  # type: ignore[arg-type]
+    delivery.send(RECORDS)
+    await settle()
+    assert len(publisher.published) == 1 and failed == []  # its retry waits a minute
+    delivery.stop()
+    await settle()
+    assert len(publisher.published) == 2 and failed == [2]
