@@ -32,6 +32,16 @@ def _store(services: Services) -> FeatureStore:
     return FeatureStore.from_url(services.redis_url, StoreConfig(prefix.encode(), prefix))
 
 
+def _store_over(services: Services, connection: str) -> FeatureStore:
+    """A store of its own over "one pipelined connection" or "redis-py pipelines"."""
+    prefix = f"rt{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix)
+    if connection == "one pipelined connection":
+        return FeatureStore.from_url(services.redis_url, config)
+    client = aioredis.Redis.from_url(services.redis_url, decode_responses=True)
+    return FeatureStore(client, config)
+
+
 def _click(n: int, customer: str) -> WebClick:
     ts = datetime.now(UTC) - timedelta(seconds=n)
     return WebClick(event_id=f"e{n}", customer_id=customer, ts=ts, page="/", category="books")
@@ -83,13 +93,7 @@ async def test_scripts_lost_by_redis_are_loaded_again(
 ) -> None:
     """A restarted or flushed Redis forgets the scripts: the store loads them again and
     the call goes through, applied once."""
-    prefix = f"rt{uuid.uuid4().hex[:8]}"
-    config = StoreConfig(prefix.encode(), prefix)
-    if connection == "one pipelined connection":
-        store = FeatureStore.from_url(kafka_redis.redis_url, config)
-    else:
-        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
-        store = FeatureStore(client, config)
+    store = _store_over(kafka_redis, connection)
     admin = aioredis.Redis.from_url(kafka_redis.redis_url)
     try:
         assert await store.apply([_click(1, "c1")]) == [1]
@@ -108,13 +112,7 @@ async def test_applying_a_burst_tells_each_customers_newest_touchpoint_before_it
 ) -> None:
     """The recent list keeps 20: a burst of 25 pushes out the touchpoint before it, which
     ``newest_before`` still tells, read before the burst in the same round trip."""
-    prefix = f"rt{uuid.uuid4().hex[:8]}"
-    config = StoreConfig(prefix.encode(), prefix)
-    if connection == "one pipelined connection":
-        store = FeatureStore.from_url(kafka_redis.redis_url, config)
-    else:
-        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
-        store = FeatureStore(client, config)
+    store = _store_over(kafka_redis, connection)
     try:
         at = datetime.now(UTC)
         bought = Purchase(event_id="p", customer_id="c1", ts=at - timedelta(days=120),
