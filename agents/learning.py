@@ -113,5 +113,7 @@ class RewardLogLoss:
         self._losses.append(-(r * math.log(p) + (1 - r) * math.log(1 - p)))
         self.n += 1
 
-    def get(self) -> float:
-        return math.fsum(self._losses) / len(self._losses) if self._losses else 0.0
+    def get(self) -> float | None:
+        """The mean of the window; None while nothing was scored (0 would read as a
+        perfect model)."""
+        return math.fsum(self._losses) / len(self._losses) if self._losses else None

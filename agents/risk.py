@@ -132,10 +132,10 @@ class ChurnRisk:
         return "drift_detected" if self.drifts else "warming_up"
 
     @property
-    def logloss(self) -> float:
+    def logloss(self) -> float | None:
         """Progressive-validation log loss of the served predictions (the newest
-        QUALITY_WINDOW)."""
-        return float(self._quality_logloss.get())
+        QUALITY_WINDOW); None while none was scored (0 would read as a perfect model)."""
+        return float(self._quality_logloss.get()) if self._quality_scored else None
 
     @property
     def rocauc(self) -> float | None:

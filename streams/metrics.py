@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, date, datetime
+from typing import Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -293,6 +294,22 @@ class Metrics:
         for offer_id, limit in ledger.limits.items():
             self.offer_budget_limit.labels(offer_id).set(limit)
             self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
+
+    def model_quality(
+        self, model: str, logloss: float | None, rocauc: float | Literal[False] | None = False
+    ) -> None:
+        """Show the learner's figures of ``model``: a figure that is None (nothing scored
+        yet, or, for ROC AUC, one class only) shows no series rather than a false 0;
+        ``rocauc`` left out is left as it is."""
+        figures: list[tuple[Gauge, float | None]] = [(self.model_logloss, logloss)]
+        if rocauc is not False:
+            figures.append((self.model_rocauc, rocauc))
+        for gauge, figure in figures:
+            if figure is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(model)
+            else:
+                gauge.labels(model).set(figure)
 
     def forget_model_quality(self, model: str) -> None:
         """Drop the learner's figures of ``model`` (this process stopped learning it)."""

@@ -1,0 +1,63 @@
+"""The learners' quality figures: none while nothing was scored (a learner just started,
+or just become the leader, that has read only outcomes it does not score, or copies),
+rather than a log loss of 0, which reads as a perfect model and drags the alert's
+six-hour average down."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from agents.risk_watch import RiskHolder
+from schemas.risk import RiskExample, encode_risk_example
+from streams.learner import RiskLearner
+from streams.metrics import Metrics
+from tests.unit.test_outcome_counts import Claims, learner_on
+
+
+def logloss(metrics: Metrics, model: str) -> float | None:
+    return metrics.registry.get_sample_value("moments_model_logloss", {"model": model})
+
+
+def shown(offset: int, decision: str) -> SimpleNamespace:
+    value = (f'{{"decision_id": "{decision}", "customer_id": "c-1", "offer_id": "book-club", '
+             f'"outcome": "shown", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
+    return SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=b"c-1",
+                           value=value, headers=[])  # fmt: skip
+
+
+async def test_an_offer_learner_that_scored_nothing_shows_no_log_loss() -> None:
+    metrics = Metrics()
+    learner = learner_on(Claims(), metrics)
+    await learner._learn(0, [shown(1, "d-1"), shown(2, "d-2")])  # impressions: not scored
+    assert logloss(metrics, "nbo") is None
+
+
+async def test_a_risk_learner_that_read_only_copies_shows_no_log_loss() -> None:
+    class Models:
+        async def claim_examples(self, model: str, pairs: list[Any]) -> list[str]:
+            return ["copy" for _ in pairs]  # learned before, from the record that claimed it
+
+    metrics = Metrics()
+    learner = RiskLearner(SimpleNamespace(models=Models()), RiskHolder(), metrics, "",  # type: ignore[arg-type]
+                          "risk-examples")  # fmt: skip
+    learner._start(None, 0)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    example = RiskExample(example_id="risk:abc:1", x={"experience": 0.2}, y=True,
+                          snapshot_ts=now, label_ts=now)  # fmt: skip
+    record = SimpleNamespace(topic="risk-examples", partition=0, offset=5, key=None,
+                             value=encode_risk_example(example), headers=[])  # fmt: skip
+    await learner._learn(0, [record])
+    assert logloss(metrics, "risk") is None
+
+
+def test_a_figure_once_shown_goes_when_none_is_left_and_rocauc_left_out_stays() -> None:
+    metrics = Metrics()
+    metrics.model_quality("risk", logloss=0.4, rocauc=0.8)
+    metrics.model_quality("risk", logloss=0.5)
+    rocauc = metrics.registry.get_sample_value("moments_model_rocauc", {"model": "risk"})
+    assert (logloss(metrics, "risk"), rocauc) == (0.5, 0.8)
+    metrics.model_quality("risk", logloss=None, rocauc=None)
+    rocauc = metrics.registry.get_sample_value("moments_model_rocauc", {"model": "risk"})
+    assert (logloss(metrics, "risk"), rocauc) == (None, None)
