@@ -65,6 +65,28 @@ def _keep_alive(transport: asyncio.BaseTransport) -> None:
 URL_OPTIONS = frozenset({"db", "username", "password"})  # what a Redis URL may set
 
 
+def _marks_in_userinfo(after_scheme: str) -> bool:
+    """Whether an ``@`` comes after a ``/`` or ``?`` that would end the URL's host part:
+    a password holding them (``redis://app:a/b@cache``), not a query's ``@``
+    (``?username=a@b``).
+
+    >>> [_marks_in_userinfo(u) for u in ("app:a/b@cache:6379/0", "app:a?b@cache",
+    ...                                  "app:pw@cache:6379/0", "cache/0?username=a@b")]
+    [True, True, False, False]
+    """
+    head = after_scheme.rpartition("@")[0]
+    query = head.find("?")
+    if query >= 0:
+        return "=" not in head[query:]  # an @ within the query's values is the query's
+    return "/" in head
+
+
+_UNREADABLE = (
+    "it cannot be read as redis[s]://[[user]:password@]host[:port][/db] (is the "
+    "port a number? write a / ? # or @ in the user or password %2F %3F %23 %40)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RedisAddress:
     """Where and how to connect, from a ``redis://`` or ``rediss://`` URL, read as
@@ -91,13 +113,29 @@ class RedisAddress:
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
+        """The address ``url`` names. Its errors never quote the URL (it may hold a
+        password): a user or password holding an unescaped ``/``, ``?`` or ``#`` is
+        refused, as the URL would be read otherwise (another host, no password)."""
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError(f"not a redis:// or rediss:// URL: {url.partition(':')[0]}://…")
-        path = urlsplit(url).path.strip("/")
+        after = url.partition("://")[2]
+        if "#" in after:
+            raise ValueError("a Redis URL has no #fragment (write a # in its user or password "
+                             "%23)")  # fmt: skip
+        if _marks_in_userinfo(after):
+            raise ValueError("its user or password holds an unescaped / or ? (write them %2F "
+                             "and %3F)")  # fmt: skip
+        try:
+            path = urlsplit(url).path.strip("/")
+        except ValueError:
+            raise ValueError(_UNREADABLE) from None
         # redis-py reads "/1/5" as database 15, and "/abc" as 0
         if path and not (path.isascii() and path.isdigit()):
             raise ValueError(f"the URL's path must be a database number, not /{path}")
-        found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        try:
+            found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError:  # its message quotes the part it could not read
+            raise ValueError(_UNREADABLE) from None
         tls = found.pop("connection_class", None) is SSLConnection
         unsupported = sorted(set(found) - {"host", "port", *URL_OPTIONS})
         if unsupported:

@@ -24,8 +24,10 @@ def without_password(url: str) -> str:
     'redis://cache:6379/0?username=app&password=***'
     >>> without_password("redis://127.0.0.1:6379/0")
     'redis://127.0.0.1:6379/0'
+    >>> without_password("redis://app:4711#s3cret@cache:6379/0")  # refused by the settings
+    'redis://app:4711'
     """
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(url)._replace(fragment="")  # a misread password, maybe
     if parts.password is not None:
         host = parts.netloc.rpartition("@")[2]
         parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")

@@ -324,6 +324,32 @@ def test_a_redis_url_the_store_cannot_use_is_refused_without_its_secret(
     Settings.from_env({"MOMENTS_REDIS_URL": "unix:///run/redis.sock"})  # one node: fine
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [  # a password with a '/', '?' or '#' not percent-encoded: read as another host or port
+        ("redis://app:s3cret#more@cache:6379/0", "no #fragment"),
+        ("redis://app:4711#s3cret@cache:6379/0", "no #fragment"),  # read as app:4711, no AUTH
+        ("rediss://app:s3cret/more@cache:6380/0", "unescaped / or ?"),
+        ("redis://:s3cret?more@cache:6379", "unescaped / or ?"),
+        ("redis://app:pw@cache:s3cret/0", "cannot be read"),  # the parser's own message quoted it
+        ("redis://app:s3cret[x@cache:6379/0", "cannot be read"),
+    ],
+)
+def test_a_redis_url_whose_password_would_be_misread_is_refused_without_it(
+    url: str, words: str
+) -> None:
+    with pytest.raises(SettingsError, match=words) as refused:
+        Settings.from_env({"MOMENTS_REDIS_URL": url})
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://app:p%2Fw%23x@cache:6379/0", "redis://cache:6379/0?username=a@b&password=x"]
+)
+def test_redis_urls_written_right_are_taken(url: str) -> None:
+    assert Settings.from_env({"MOMENTS_REDIS_URL": url}).redis_url == url
+
+
 def test_secrets_stay_out_of_the_settings_repr() -> None:
     settings = Settings(
         redis_url="rediss://app:redis-pw@cache:6380/0", kafka_sasl_password="sasl-pw",
