@@ -12,8 +12,12 @@ from feature_store.keys import CustomerKeys
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
 # what became of an outcome's claim ("relearn": read again from the record that claimed it)
-Claim = Literal["learn", "relearn", "skip", "no_context", "erased", "corrupt"]
-_CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context", 4: "erased"}
+Claim = Literal[
+    "learn", "relearn", "skip", "no_context", "erased", "corrupt", "not_offered",
+    "not_an_offer", "bad_context",
+]  # fmt: skip
+_CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context", 4: "erased",
+                             5: "not_offered", 6: "not_an_offer", 7: "bad_context"}  # fmt: skip
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -103,7 +107,11 @@ class DecisionLog:
         learner restarted from a snapshot that lacks it reads it again: not a new
         outcome), ``"skip"`` for a copy from another record, ``"erased"`` for an erased customer's,
         ``"no_context"`` when the decision's context is not stored (expired, unknown, or
-        not recorded yet): that one is not claimed, so it can be sent back.
+        not recorded yet): that one is not claimed, so it can be sent back;
+        ``"not_offered"`` when its decision made no such offer, ``"not_an_offer"`` when the
+        context is no offer decision's (an intervention's), ``"bad_context"`` when no
+        context can be read from its key: not claimed either (they teach nothing, and
+        claims of made-up offers would grow without bound).
         A claim is kept as long as a decision context (``context_ttl_s``), then dropped.
         ``"corrupt"`` for one whose customer's keys Redis cannot serve as they should be
         (a key of another type): nothing is written, and its error goes in ``faults`` by
@@ -117,7 +125,8 @@ class DecisionLog:
         for customer_id, decision_id, what, source in claims:
             k = self._keys.for_customer(customer_id)
             keys = (k.outcomes, k.tombstone, k.outcome_times, k.context(decision_id))
-            calls.append(("claim", keys, [what, source, lifetime, now_ms]))
+            offer_id = what[len(decision_id) + 1 : what.rindex(":")]  # the outcome has no ":"
+            calls.append(("claim", keys, [what, source, lifetime, now_ms, offer_id]))
         came: dict[int, Any] = {}
         try:
             replies = await self._conn.eval_mixed("claim", calls, came, faults)

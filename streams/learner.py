@@ -297,6 +297,12 @@ class OfferLearner(SnapshotLearner):
                 self._metrics.learning.labels("duplicate").inc()
             elif claim == "erased":  # nothing of theirs is learned after the erasure
                 self._metrics.learning.labels("erased").inc()
+            elif claim == "not_offered":  # not claimed: made-up offers would pile up
+                self._metrics.learning.labels("offer_not_in_decision").inc()
+            elif claim == "not_an_offer":  # an intervention's id
+                self._metrics.learning.labels("not_an_offer_decision").inc()
+            elif claim == "bad_context":  # its context key holds no string
+                self._metrics.learning.labels("bad_context").inc()
             elif reward_of(outcome.outcome) is None:  # nothing to learn from it anyway
                 self._metrics.learning.labels("no_reward").inc()
             else:  # its decision may be stored later (or was long ago): set it aside

@@ -91,11 +91,23 @@ async def test_positions_are_kept_beside_the_snapshot_they_read_on_from(
         await store.close()
 
 
-async def _decided(store: FeatureStore, *decision_ids: str, at_s: float | None = None) -> None:
-    """Record customer c1's decisions, as a worker does (their contexts are what a claim
-    looks for)."""
+async def _decided(
+    store: FeatureStore, *decision_ids: str, at_s: float | None = None, offer: str = "o1"
+) -> None:
+    """Record customer c1's decisions, each offering ``offer``, as a worker does (their
+    contexts are what a claim looks for)."""
     ts_ms = int((time.time() if at_s is None else at_s) * 1000)
-    await store.decisions.record([DecisionRecord("c1", d, ts_ms, b"{}") for d in decision_ids])
+    await store.decisions.record(
+        [DecisionRecord("c1", d, ts_ms, offering(d, offer)) for d in decision_ids]
+    )
+
+
+def offering(decision_id: str, *offer_ids: str) -> bytes:
+    """A decision's context as far as a claim reads it: the offers it made."""
+    offers = [{"offer_id": o, "score": 1.0, "propensity": 1.0} for o in offer_ids]
+    return json.dumps(
+        {"decision_id": decision_id, "offers": offers}, separators=(",", ":")
+    ).encode()
 
 
 async def test_outcome_claims_are_dropped_once_their_context_would_be(
@@ -117,6 +129,28 @@ async def test_outcome_claims_are_dropped_once_their_context_would_be(
         assert await claim([("c1", "d3", "d3:o1:shown", "0:3")]) == ["learn"]
         assert set((await store.export("c1")).outcomes) == {"d2:o1:accepted", "d3:o1:shown"}
         assert await claim([("c1", "d2", "d2:o1:accepted", "0:8")]) == ["skip"]  # still claimed
+    finally:
+        await store.close()
+
+
+async def test_outcomes_for_offers_their_decision_did_not_make_are_not_claimed(
+    kafka_redis: Services,
+) -> None:
+    """Claimed, they piled up without bound in the customer's hash (a page's key, seen by
+    every visitor, could post a made-up offer id per outcome), though none teaches."""
+    store = _store(kafka_redis)
+    claim = store.decisions.claim_outcomes
+    await _decided(store, "d1")  # offers o1
+    ts_ms = int(time.time() * 1000)
+    alert = json.dumps({"intervention_id": "i1", "kind": "save_desk"}).encode()
+    await store.decisions.record([DecisionRecord("c1", "i1", ts_ms, alert)])
+    try:
+        made_up = [("c1", "d1", f"d1:junk-{n}:clicked", f"0:{n}") for n in range(50)]
+        assert await claim(made_up) == ["not_offered"] * 50
+        assert await claim([("c1", "d1", "d1:o:clicked", "0:50")]) == ["not_offered"]  # o1's
+        assert await claim([("c1", "i1", "i1:o1:clicked", "0:51")]) == ["not_an_offer"]
+        assert await claim([("c1", "d1", "d1:o1:clicked", "0:52")]) == ["learn"]
+        assert set((await store.export("c1")).outcomes) == {"d1:o1:clicked"}
     finally:
         await store.close()
 
@@ -170,8 +204,9 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
     store = _store(kafka_redis)
     ts_ms = int(time.time() * 1000)
     await store.decisions.record(
-        [DecisionRecord(c, f"d-{c}", ts_ms, b"{}") for c in ("c1", "c2", "c3", "c4")]
-    )
+        [DecisionRecord(c, f"d-{c}", ts_ms, offering(f"d-{c}", "book-club"))
+         for c in ("c1", "c2", "c3", "c4")]
+    )  # fmt: skip
     client = aioredis.Redis.from_url(kafka_redis.redis_url)
     try:
         await client.set(store.decisions._keys.for_customer("c2").outcomes, "not a hash")
@@ -202,15 +237,14 @@ async def test_a_customer_whose_claim_keys_are_corrupt_has_their_outcome_set_asi
         )
         client = aioredis.Redis.from_url(kafka_redis.redis_url)
         try:  # claimed: the others of the batch went on
-            for customer in ("c1", "c3"):
-                assert await client.hlen(store.decisions._keys.for_customer(customer).outcomes)
+            assert await client.hlen(store.decisions._keys.for_customer("c1").outcomes)
         finally:
             await client.aclose()
         count = metrics.registry.get_sample_value
         assert count("moments_learning_outcomes_total", {"result": "corrupt_keys"}) == 1
-        assert count("moments_outcomes_total", {"outcome": "accepted"}) == 3
-        # c1's context is no offer decision's (as written here), nor c4's, which is no
-        # UTF-8; c3's is unreadable
+        assert count("moments_outcomes_total", {"outcome": "accepted"}) == 1  # c1's, claimed
+        # c1's context holds its offer but is no whole decision (as written here), nor is
+        # c4's, which is no UTF-8; c3's key holds a list: neither of those two is claimed
         assert count("moments_learning_outcomes_total", {"result": "not_an_offer_decision"}) == 2
         assert count("moments_learning_outcomes_total", {"result": "bad_context"}) == 1
     finally:
@@ -428,7 +462,7 @@ async def test_an_outcome_claimed_while_its_reply_was_lost_is_counted_once_read_
     learner restarts and reads them again, and each is counted once (the lost one was
     counted nowhere: read again, its claim answers that this record made it)."""
     store = _store(kafka_redis)
-    await _decided(store, "d1", "d2")
+    await _decided(store, "d1", "d2", offer="book-club")
     conn: Any = store.decisions._conn
     submit = conn.submit
 
