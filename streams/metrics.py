@@ -32,6 +32,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._budgeted: set[str] = set()  # offers with a budget, as last counted
+        # the daily limits of the catalogue in use (None until one is): what the gauges
+        # show, whatever catalogue a batch finishing after a reload was decided with
+        self._limits: dict[str, int] | None = None
         self._budget_day: date | None = None  # the UTC day those counts are of
         r = self.registry
         self.events = Counter(
@@ -286,14 +289,16 @@ class Metrics:
         read an earlier day's, finishing after one of a later day, changes nothing)."""
         if self._budget_day is not None and ledger.day < self._budget_day:
             return
-        if set(ledger.limits) != self._budgeted:  # the catalogue changed: forget old offers
+        limits = ledger.limits if self._limits is None else self._limits
+        if set(limits) != self._budgeted:  # the catalogue changed: forget old offers
             self.offer_budget_spent.clear()
             self.offer_budget_limit.clear()
-            self._budgeted = set(ledger.limits)
+            self._budgeted = set(limits)
         self._budget_day = ledger.day
-        for offer_id, limit in ledger.limits.items():
+        for offer_id, limit in limits.items():
             self.offer_budget_limit.labels(offer_id).set(limit)
-            self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
+            if offer_id in ledger.limits:  # counted by this batch (one of a reload's may not)
+                self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
 
     def model_quality(
         self, model: str, logloss: float | None, rocauc: float | Literal[False] | None = False
@@ -354,11 +359,14 @@ class Metrics:
         self.catalogue_info.clear()
         self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
-        limited = set(catalogue.daily_limits())
-        if limited != self._budgeted:  # budgets gone or changed: no figures of old offers
+        self._limits = limits = catalogue.daily_limits()
+        if set(limits) != self._budgeted:  # budgets gone or changed: no figures of old offers
             self.offer_budget_spent.clear()
             self.offer_budget_limit.clear()
-            self._budgeted = limited
+            self._budgeted = set(limits)
+        elif self._budget_day is not None:  # shown already: a limit changed shows at once
+            for offer_id, limit in limits.items():
+                self.offer_budget_limit.labels(offer_id).set(limit)
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)

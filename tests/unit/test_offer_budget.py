@@ -179,3 +179,30 @@ def test_metrics_drop_every_budget_when_a_catalogue_without_budgets_is_loaded() 
     assert "moments_offer_budget_" not in "\n".join(
         line for line in metrics.exposition(NOW).decode().splitlines() if not line.startswith("#")
     )
+
+
+def limited(version: str, **limits: int) -> OfferCatalogue:
+    offers = [
+        Offer(offer_id=o, title=o, channels=["web"], daily_limit=n) for o, n in limits.items()
+    ]
+    return OfferCatalogue(version=version, offers=offers)
+
+
+def test_a_reload_shows_its_limits_at_once_and_a_late_batch_of_the_old_one_changes_none() -> None:
+    metrics = Metrics()
+    metrics.catalogue_in_use(limited("v1", voucher=100, gift=5))
+    metrics.budgets_counted(
+        BudgetLedger.for_day(NOW, {"voucher": 100, "gift": 5}, {"gift": 5, "voucher": 90})
+    )
+    metrics.catalogue_in_use(limited("v2", voucher=1000, gift=5), "applied")  # raised tenfold
+    text = metrics.exposition(NOW).decode()
+    assert 'moments_offer_budget_limit{offer="voucher"} 1000.0' in text  # not 90 % used
+    metrics.catalogue_in_use(limited("v3", voucher=1000), "applied")  # the gift's budget gone
+    # a batch decided with v2 (the catalogue it started with) finishes after the reload
+    metrics.budgets_counted(
+        BudgetLedger.for_day(NOW, {"voucher": 100, "gift": 5}, {"gift": 5, "voucher": 95})
+    )
+    text = metrics.exposition(NOW).decode()
+    assert "gift" not in text
+    assert 'moments_offer_budget_limit{offer="voucher"} 1000.0' in text
+    assert 'moments_offer_budget_spent{offer="voucher"} 95.0' in text
