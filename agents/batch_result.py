@@ -3,6 +3,7 @@ bookkeeping, dead letters, and each record's result."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -10,9 +11,21 @@ from agents.letters import SourceRecord
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger, offers_spent
 from feature_store.facts import Fact
+from feature_store.features import RecentTouchpoint
 from feature_store.records import BudgetSpend
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 from schemas.risk import RiskExample
+
+
+class BatchMemory(Counter[str]):
+    """What a batch's attempts keep from one to the next: the ids of the events they
+    applied (counted: a retry finds them applied, yet they are not duplicates), and each
+    customer's newest touchpoint before the batch, as the first attempt to read it found
+    (a retry's read would find the batch's own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.newest_before: dict[str, RecentTouchpoint | None] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.batch_result import BatchResult
+from agents.batch_result import BatchMemory, BatchResult
 from agents.letters import SourceRecord
 from feature_store import StoreUnavailable
 
@@ -143,7 +143,7 @@ class BatchRetries:
         failures = 0
         result: BatchResult | None = None
         sent = False
-        applied: Counter[str] = Counter()
+        applied = BatchMemory()
         waiting = _Waiting(self.clock, len(records))
         while True:
             try:

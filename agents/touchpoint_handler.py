@@ -14,7 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from agents.batch_result import BatchResult, FailedRecord, failure_reason, fault_kinds
+from agents.batch_result import (
+    BatchMemory,
+    BatchResult,
+    FailedRecord,
+    failure_reason,
+    fault_kinds,
+)
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
@@ -110,7 +116,9 @@ class TouchpointHandler:
             return result
         statuses: list[ApplyStatus | None]
         events = [e for _, e in decoded]
-        before: dict[str, RecentTouchpoint | None] = {}  # see TouchpointDecisions.decide
+        # see TouchpointDecisions.decide; kept across the batch's attempts (a retry's read
+        # would find the batch's own touchpoints)
+        before = applied.newest_before if isinstance(applied, BatchMemory) else {}
         try:
             statuses = list(await self._apply_with_retries(events, earlier, applied, before))
         except StoreUnavailable:

@@ -48,7 +48,11 @@ if stored == 'none' then return 2 end
 if stored ~= 'string' then return 7 end  -- no context can be read from it
 local context = redis.call('GET', KEYS[4])
 if not string.find(context, '"offers":', 1, true) then return 6 end
-if not string.find(context, '"offer_id":"' .. ARGV[5] .. '"', 1, true) then return 5 end
+-- (an id with a quote or a backslash is no catalogue id, and could match across fields)
+if string.find(ARGV[5], '["\\]')
+   or not string.find(context, '"offer_id":"' .. ARGV[5] .. '"', 1, true) then
+  return 5
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])

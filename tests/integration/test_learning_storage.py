@@ -148,6 +148,8 @@ async def test_outcomes_for_offers_their_decision_did_not_make_are_not_claimed(
         made_up = [("c1", "d1", f"d1:junk-{n}:clicked", f"0:{n}") for n in range(50)]
         assert await claim(made_up) == ["not_offered"] * 50
         assert await claim([("c1", "d1", "d1:o:clicked", "0:50")]) == ["not_offered"]  # o1's
+        across = 'o1","score'  # matches the stored JSON across two fields
+        assert await claim([("c1", "d1", f"d1:{across}:clicked", "0:53")]) == ["not_offered"]
         assert await claim([("c1", "i1", "i1:o1:clicked", "0:51")]) == ["not_an_offer"]
         assert await claim([("c1", "d1", "d1:o1:clicked", "0:52")]) == ["learn"]
         assert set((await store.export("c1")).outcomes) == {"d1:o1:clicked"}

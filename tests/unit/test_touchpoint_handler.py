@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
-from agents.batch_result import BatchResult
+from agents.batch_result import BatchMemory, BatchResult
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
@@ -952,6 +952,26 @@ async def test_a_valuable_customer_back_with_a_burst_gets_their_win_back(clicks:
     store = RecordingStore(features={"cust-1": valued})
     store.before["cust-1"] = bought  # what the store read before applying the batch
     result = await handler(store).handle(records(*batch))
+    assert [a.kind for a in result.interventions] == ["win_back"]
+
+
+async def test_a_retried_burst_keeps_the_touchpoint_before_it_that_its_first_attempt_read() -> None:
+    """Redis failed after the batch was applied (reading the features): the retry's read of
+    the newest touchpoint would find the batch's own, the one before it pushed out."""
+    bought = RecentTouchpoint(T0 - timedelta(days=120), "purchase", "p")
+    batch = burst(25)
+    valued = msgspec.structs.replace(
+        KNOWN, purchases=3, spend=2000.0, value=2000.0, segment="model",
+        recent=kept_recent(batch, bought),
+    )  # fmt: skip
+    store = RecordingStore(features={"cust-1": valued}, read_error=StoreUnavailable("blip"))
+    store.before["cust-1"] = bought
+    memory = BatchMemory()  # kept across the batch's attempts, as BatchRetries keeps it
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(records(*batch), memory)
+    store.read_error = None
+    store.before["cust-1"] = recent_touchpoint_of(batch[-1])  # what Redis holds now
+    result = await handler(store).handle(records(*batch), memory)
     assert [a.kind for a in result.interventions] == ["win_back"]
 
 
