@@ -74,7 +74,7 @@ class CustomerState:
         ts = fact.ts_ms
         age = now_ms - ts
         if fact.fact_id in self.seen:
-            if age >= ttl_ms:  # too old to decide on, the first time or since
+            if age >= ttl_ms or f"x:{fact.fact_id}" in self.seen:  # too old, then or now
                 return 4
             if f"d:{fact.fact_id}" in self.seen:
                 return 2
@@ -86,6 +86,7 @@ class CustomerState:
         self.seen[fact.fact_id] = now_ms
         if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
             self._withdrawals_only(fact)
+            self.seen[f"x:{fact.fact_id}"] = now_ms  # a later copy is too old as well
             self._expire_at_least("seen", now_ms + horizon_ms)
             return 4
         life = ttl_ms - max(0, age - live_lag_ms)  # the ttl from its time (now when live)

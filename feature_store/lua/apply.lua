@@ -47,8 +47,9 @@ local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local ttl_ms = ttl * 1000
 if redis.call('ZSCORE', seen, fact_id) then
-  -- seen before, and now too old to decide on, as it was the first time or is since
-  if now - ts >= ttl_ms then return 4 end
+  -- seen before, and now too old to decide on, as it was the first time (its mark 'x:':
+  -- a copy dated later, a device's clock set right, is not applied either) or is since
+  if now - ts >= ttl_ms or redis.call('ZSCORE', seen, 'x:' .. fact_id) then return 4 end
   if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
   if redis.call('ZSCORE', seen, 'u:' .. fact_id) then return 6 end
   return 0
@@ -198,6 +199,7 @@ if age >= ttl_ms then  -- its profile would have expired: only its withdrawals a
   end
   keep_withdrawals(target)
   remember()
+  redis.call('ZADD', seen, ARGV[3], 'x:' .. fact_id)
   if redis.call('PTTL', seen) < tonumber(ARGV[5]) then
     redis.call('PEXPIRE', seen, tonumber(ARGV[5]))
   end

@@ -155,6 +155,23 @@ async def test_the_export_lists_decisions_whose_context_expired(kafka_redis: Ser
         await store.close()
 
 
+async def test_an_id_first_seen_too_old_is_too_old_however_its_copies_are_dated(
+    kafka_redis: Services,
+) -> None:
+    """Sent dated 1970 by a device whose clock was unset, then again with its clock set
+    right: the copy was a plain duplicate, decided on though never applied."""
+    store = _store(kafka_redis)
+    try:
+        fixed = WebClick(event_id="same", customer_id="c1", ts=datetime.now(UTC), page="/")
+        unset = WebClick(event_id="same", customer_id="c1", ts=datetime(1970, 1, 2, tzinfo=UTC),
+                         page="/")  # fmt: skip
+        assert await store.apply([unset]) == [ApplyStatus.EXPIRED]
+        assert await store.apply([fixed]) == [ApplyStatus.EXPIRED]
+        assert await store.read("c1") is None
+    finally:
+        await store.close()
+
+
 async def test_a_batch_with_a_failing_script_tells_which_facts_it_applied(
     kafka_redis: Services,
 ) -> None:

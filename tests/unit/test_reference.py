@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 from hypothesis import given, settings
@@ -111,6 +112,18 @@ def test_a_duplicate_dated_the_ttl_ago_is_expired_whether_decided_or_not() -> No
     assert state.apply(old, T0_MS + ttl, ttl_ms=ttl) == 4
     assert state.apply(fresh, T0_MS + ttl, ttl_ms=ttl) == 4
     assert state == before
+
+
+def test_an_id_first_seen_too_old_is_too_old_however_its_copies_are_dated() -> None:
+    """A device whose clock was unset sent it dated long ago, then again with its clock set
+    right: the copy was a plain duplicate, decided on though never applied."""
+    state = CustomerState()
+    ttl = 2 * DAY_MS
+    fixed = touchpoint_fact(click(0, event_id="same"))
+    old = dataclasses.replace(fixed, ts_ms=T0_MS - ttl)
+    assert state.apply(old, T0_MS, ttl_ms=ttl) == 4
+    assert state.apply(fixed, T0_MS, ttl_ms=ttl) == 4
+    assert not state.profile
 
 
 def test_ids_are_forgotten_after_the_dedupe_horizon() -> None:
