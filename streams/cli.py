@@ -95,8 +95,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True,
                           override_logging=False)  # fmt: skip
     worker.spinner = None
-    # told to stop, it leaves within seconds even when one of Faust's services hangs
-    exit_when_stuck(lambda: bool(moments.app.should_stop), lambda: 2 if refusals else 0)
+    # told to stop, it leaves within seconds even when one of Faust's services hangs (with
+    # 1 when it stops for a crash, as Faust would)
+    exit_when_stuck(lambda: bool(moments.app.should_stop),
+                    lambda: 2 if refusals else 1 if worker.crash_reason else 0)  # fmt: skip
     try:
         worker.execute_from_commandline()
     except SystemExit:  # how the worker ends, however it stopped
