@@ -317,9 +317,9 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
     report = asyncio.run(measured)
     print(json.dumps(report, indent=2))
     for topic, whole_from in report["cut_by_retention"].items():
-        _stopped(f"retention deleted the start of the period from {topic} (kept from "
-                 f"{whole_from}): what happened before then is missing from this report",
-                 settings, "moments lift", logging.WARNING)  # fmt: skip
+        _stopped(f"retention has deleted records of {topic} that may fall in the period (it "
+                 f"is whole from {whole_from}): what happened before then may be missing from "
+                 "this report", settings, "moments lift", logging.WARNING)  # fmt: skip
     return 0
 
 

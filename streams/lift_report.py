@@ -192,8 +192,10 @@ async def measure_lift(
 async def cut_by_retention(
     settings: Settings, topics: list[str], period: LiftPeriod
 ) -> dict[str, str]:
-    """The topics that retention cut after the period began, each with the moment from
-    which it is whole: decisions and purchases before then are missing from the report."""
+    """The topics that retention may have cut after the period began, each with the
+    moment from which it is whole: decisions and purchases before then may be missing from
+    the report (a partition's deleted records are not there to say when they were
+    written; its first one kept is later than the period's start)."""
     since_ms = int(period.since.timestamp() * 1000)
     cut = {}
     for topic in topics:
