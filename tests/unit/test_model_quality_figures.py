@@ -14,23 +14,17 @@ from schemas.risk import RiskExample, encode_risk_example
 from streams.learner import RiskLearner
 from streams.metrics import Metrics
 from tests.unit.test_outcome_counts import Claims, learner_on
+from tests.unit.test_outcome_letters import _outcome as outcome_record
 
 
 def logloss(metrics: Metrics, model: str) -> float | None:
     return metrics.registry.get_sample_value("moments_model_logloss", {"model": model})
 
 
-def shown(offset: int, decision: str) -> SimpleNamespace:
-    value = (f'{{"decision_id": "{decision}", "customer_id": "c-1", "offer_id": "book-club", '
-             f'"outcome": "shown", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
-    return SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=b"c-1",
-                           value=value, headers=[])  # fmt: skip
-
-
 async def test_an_offer_learner_that_scored_nothing_shows_no_log_loss() -> None:
     metrics = Metrics()
     learner = learner_on(Claims(), metrics)
-    await learner._learn(0, [shown(1, "d-1"), shown(2, "d-2")])  # impressions: not scored
+    await learner._learn(0, [outcome_record(1, "shown"), outcome_record(2, "shown")])  # not scored
     assert logloss(metrics, "nbo") is None
 
 
