@@ -333,7 +333,7 @@ class OfferLearner(SnapshotLearner):
             self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
             learned += 1
         self._metrics.learning.labels("learned").inc(learned)
-        self._metrics.model_quality(MODEL, logloss=self._logloss.get())
+        self._metrics.model_figure(self._metrics.model_logloss, MODEL, self._logloss.get())
         return learned
 
     async def _claim(
@@ -414,8 +414,8 @@ class RiskLearner(SnapshotLearner):
         if unusable:
             log.warning("%d risk examples skipped: a figure not finite or out of range", unusable)
         m = self._metrics
-        # none scored, or one class only so far: no figure, rather than a false 0
-        m.model_quality(RISK, logloss=self._model.logloss, rocauc=self._model.rocauc)
+        m.model_figure(m.model_logloss, RISK, self._model.logloss)
+        m.model_figure(m.model_rocauc, RISK, self._model.rocauc)
         m.model_drifts.labels(RISK).set(self._model.drifts)
         m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
         return learned

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -290,31 +290,32 @@ class Metrics:
         if self._budget_day is not None and ledger.day < self._budget_day:
             return
         limits = ledger.limits if self._limits is None else self._limits
-        if set(limits) != self._budgeted:  # the catalogue changed: forget old offers
-            self.offer_budget_spent.clear()
-            self.offer_budget_limit.clear()
-            self._budgeted = set(limits)
+        self._budgets_of(limits)
         self._budget_day = ledger.day
         for offer_id, limit in limits.items():
             self.offer_budget_limit.labels(offer_id).set(limit)
             if offer_id in ledger.limits:  # counted by this batch (one of a reload's may not)
                 self.offer_budget_spent.labels(offer_id).set(ledger.spent.get(offer_id, 0))
 
-    def model_quality(
-        self, model: str, logloss: float | None, rocauc: float | Literal[False] | None = False
-    ) -> None:
-        """Show the learner's figures of ``model``: a figure that is None (nothing scored
-        yet, or, for ROC AUC, one class only) shows no series rather than a false 0;
-        ``rocauc`` left out is left as it is."""
-        figures: list[tuple[Gauge, float | None]] = [(self.model_logloss, logloss)]
-        if rocauc is not False:
-            figures.append((self.model_rocauc, rocauc))
-        for gauge, figure in figures:
-            if figure is None:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(model)
-            else:
-                gauge.labels(model).set(figure)
+    def _budgets_of(self, limits: Mapping[str, int]) -> bool:
+        """Whether the offers with a budget are others than those shown: then the
+        figures of the old ones go."""
+        if set(limits) == self._budgeted:
+            return False
+        self.offer_budget_spent.clear()
+        self.offer_budget_limit.clear()
+        self._budgeted = set(limits)
+        return True
+
+    @staticmethod
+    def model_figure(gauge: Gauge, model: str, figure: float | None) -> None:
+        """Show a learner's figure of ``model`` (its log loss, its ROC AUC); None (nothing
+        scored yet, or, for ROC AUC, one class only) shows no series rather than a false 0."""
+        if figure is None:
+            with contextlib.suppress(KeyError):
+                gauge.remove(model)
+        else:
+            gauge.labels(model).set(figure)
 
     def forget_model_quality(self, model: str) -> None:
         """Drop the learner's figures of ``model`` (this process stopped learning it)."""
@@ -360,11 +361,8 @@ class Metrics:
         self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
         self._limits = limits = catalogue.daily_limits()
-        if set(limits) != self._budgeted:  # budgets gone or changed: no figures of old offers
-            self.offer_budget_spent.clear()
-            self.offer_budget_limit.clear()
-            self._budgeted = set(limits)
-        elif self._budget_day is not None:  # shown already: a limit changed shows at once
+        if not self._budgets_of(limits) and self._budget_day is not None:
+            # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
                 self.offer_budget_limit.labels(offer_id).set(limit)
 

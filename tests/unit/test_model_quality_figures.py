@@ -46,12 +46,13 @@ async def test_a_risk_learner_that_read_only_copies_shows_no_log_loss() -> None:
     assert logloss(metrics, "risk") is None
 
 
-def test_a_figure_once_shown_goes_when_none_is_left_and_rocauc_left_out_stays() -> None:
+def test_a_figure_once_shown_goes_when_none_is_left() -> None:
     metrics = Metrics()
-    metrics.model_quality("risk", logloss=0.4, rocauc=0.8)
-    metrics.model_quality("risk", logloss=0.5)
+    metrics.model_figure(metrics.model_logloss, "risk", 0.4)
+    metrics.model_figure(metrics.model_rocauc, "risk", 0.8)
     rocauc = metrics.registry.get_sample_value("moments_model_rocauc", {"model": "risk"})
-    assert (logloss(metrics, "risk"), rocauc) == (0.5, 0.8)
-    metrics.model_quality("risk", logloss=None, rocauc=None)
+    assert (logloss(metrics, "risk"), rocauc) == (0.4, 0.8)
+    metrics.model_figure(metrics.model_logloss, "risk", None)
+    metrics.model_figure(metrics.model_rocauc, "risk", None)
     rocauc = metrics.registry.get_sample_value("moments_model_rocauc", {"model": "risk"})
     assert (logloss(metrics, "risk"), rocauc) == (None, None)
