@@ -81,7 +81,7 @@ async def _stream(
     })  # fmt: skip
     await response.prepare(request)
     drop_when_unacknowledged(request)
-    inbox = hub.subscribe()
+    inbox = hub.subscribe(queue)
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
     head = b"retry: 2000\n\n"

@@ -155,8 +155,9 @@ class AlertHub:
         buffered = {partition_offset(alert.id)[0] for alert in self._buffer}
         return {p: o for p, o in self._alerts_read.items() if p not in buffered}
 
-    def subscribe(self) -> Inbox:
-        inbox = Inbox()  # bounded by Inbox.behind
+    def subscribe(self, queue: str | None = None) -> Inbox:
+        """An inbox for a screen following ``queue`` (``None``: every queue)."""
+        inbox = Inbox(queue)  # bounded by Inbox.behind
         self._subscribers.add(inbox)
         return inbox
 

@@ -136,35 +136,44 @@ def partition_offset(alert_id: str) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
-ALERTS_WAITING = 1_000  # alerts a screen may fall behind before its stream is ended
+ALERTS_WAITING = 1_000  # alerts for its screen a stream may fall behind before it is ended
+PASSED_WAITING = 20_000  # other queues' alerts likewise (it passes them without a write)
 ERASURES_WAITING = 10_000  # erasure notices likewise (as many as are remembered)
 
 
 class Inbox(asyncio.Queue[Notice | None]):
     """One screen's notices. ``closed`` once it fell too far behind (its stream must end,
     so that the screen reconnects and resumes from the buffer) or the process stops;
-    ``None`` in it wakes the stream up to see that. Alerts and erasure notices are
-    counted apart: a burst of erasures (most of which concern no screen) does not end
-    every stream, as it would if they took the alerts' room."""
+    ``None`` in it wakes the stream up to see that. The alerts for its screen, the
+    alerts it passes (other queues') and erasure notices are counted apart: a burst of
+    erasures, or of another queue's alerts, ends no stream that would be sent none of
+    them, as it would if they took the room of the alerts it shows."""
 
     closed = False
 
-    def _init(self, maxsize: int) -> None:
-        super()._init(maxsize)
-        self.waiting: dict[type[Alert] | type[Erased], int] = {Erased: 0, Alert: 0}
+    def __init__(self, queue: str | None = None) -> None:
+        super().__init__()
+        self.queue = queue
+        self.waiting = {"alerts": 0, "passed": 0, "erasures": 0}
+
+    def _kind(self, notice: Notice) -> str:
+        if isinstance(notice, Erased):
+            return "erasures"
+        return "alerts" if for_queue(notice, self.queue) else "passed"
 
     def _put(self, item: Notice | None) -> None:
         super()._put(item)
         if item is not None:
-            self.waiting[type(item)] += 1
+            self.waiting[self._kind(item)] += 1
 
     def _get(self) -> Notice | None:
         item = super()._get()
         if item is not None:
-            self.waiting[type(item)] -= 1
+            self.waiting[self._kind(item)] -= 1
         return item
 
     def behind(self, notice: Notice) -> bool:
         """Whether the screen is too far behind to be handed ``notice``."""
-        limit = ERASURES_WAITING if isinstance(notice, Erased) else ALERTS_WAITING
-        return self.waiting[type(notice)] >= limit
+        kind = self._kind(notice)
+        limit = {"alerts": ALERTS_WAITING, "passed": PASSED_WAITING}.get(kind, ERASURES_WAITING)
+        return self.waiting[kind] >= limit

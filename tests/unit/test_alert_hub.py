@@ -125,10 +125,27 @@ def test_a_burst_of_erasures_ends_no_stream_and_takes_no_alerts_room() -> None:
     assert not screen.closed
     while not screen.empty():  # read: the counts come down with it
         screen.get_nowait()
-    assert screen.waiting == {Erased: 0, Alert: 0}
+    assert screen.waiting == {"alerts": 0, "passed": 0, "erasures": 0}
     for n in range(10_001):  # as many as are remembered, and one more: too far behind
         alerts.forget(f"again-{n}")
     assert screen.closed
+
+
+def test_a_burst_for_other_queues_ends_no_filtered_stream() -> None:
+    """A screen following one queue passes the others' alerts without a write; a burst
+    of 1,001 of them used to count as 1,001 alerts it was behind, and ended its stream."""
+    alerts = hub()
+    billing, everything = alerts.subscribe("billing"), alerts.subscribe()
+    alerts.publish([alert(n, "a", queue="vip") for n in range(1001)])
+    assert not billing.closed and billing.qsize() == 1001  # passed, each moving it on
+    assert everything.closed  # the same burst is 1,001 alerts for a screen of every queue
+    alerts.publish([alert(1001 + n, "b", queue="billing") for n in range(1000)])
+    assert not billing.closed  # its own alerts still have their room
+    alerts.publish([alert(2001, "b", queue="billing")])
+    assert billing.closed  # and no more
+    late = alerts.subscribe("billing")
+    alerts.publish([alert(3000 + n, "a", queue="vip") for n in range(20_001)])
+    assert late.closed  # what it passes is bounded too
 
 
 async def test_closing_wakes_a_waiting_stream() -> None:
