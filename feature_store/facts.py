@@ -38,9 +38,12 @@ from schemas import (
     WebClick,
 )
 
-# incr/max/min/latest act on the lifetime profile hash; w<res> adds to the bucket of the
+# incr/max/min/latest act on the lifetime profile hash; tally is an incr that makes a new
+# field only while the profile holds fewer than TALLY_ROOM fields (a count of an
+# open-ended name, a category: free text from a producer must not grow a customer's
+# profile, read whole at every decision, without bound); w<res> adds to the bucket of the
 # fact's ts at that resolution in the windows hash.
-Op = Literal["incr", "max", "min", "latest", "wm", "wh", "wd", "wk"]
+Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
@@ -52,6 +55,8 @@ WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:em
 # by default) cannot hide a withdrawal the customer made after it. Any order of the same
 # facts still gives the same state (lua/apply.lua has the same number).
 GRANT_LEAD_MS = 15 * 60_000
+# the profile's fields past which a tally makes no new field (lua/apply.lua has it too)
+TALLY_ROOM = 512
 # the priority of the newest intervention of each kind (profile field prefix)
 LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -161,7 +166,7 @@ def _sentiment(source: str, sentiment: float) -> list[Update]:
 
 
 def _category(category: str) -> list[Update]:
-    return [("incr", f"cat:{category}", "1"), ("wd", f"cat:{category}", "1")]
+    return [("tally", f"cat:{category}", "1"), ("wd", f"cat:{category}", "1")]
 
 
 def by_the_customer(event: TouchpointEvent) -> bool:

@@ -20,6 +20,7 @@ from feature_store.facts import (
     LAST_SHOWN,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
+    TALLY_ROOM,
     WITHDRAWAL_FIELDS,
     ContactCeilings,
     Fact,
@@ -193,7 +194,7 @@ class CustomerState:
         w = self.contacts if fact.contact else self.windows
         size_ms = {r.name: r.size_ms for r in resolutions}
         for op, key, value in fact.updates:
-            if op == "incr":
+            if op in ("incr", "tally"):
                 current = self.profile.get(key, "0")
             elif op.startswith("w") and op[1:] in size_ms:
                 current = w.get(f"{op[1:]}{fact.ts_ms // size_ms[op[1:]]}|{key}", "0")
@@ -238,8 +239,10 @@ class CustomerState:
     ) -> None:
         p = self.profile
         current = p.get(key)
-        if op == "incr":
+        if op == "incr" or (op == "tally" and (current is not None or len(p) < TALLY_ROOM)):
             p[key] = str(int(current or 0) + int(value))
+        elif op == "tally":  # a new field, and no room for it
+            pass
         elif op in ("max", "min"):
             v, c = float(value), None if current is None else float(current)
             if c is None or (op == "max" and v > c) or (op == "min" and v < c):

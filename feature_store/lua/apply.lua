@@ -17,7 +17,8 @@
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
 --         their own live after the latest offer shown or email sent to them (see Expiry),
 --       12 (a contact's, optional) the ceilings it must stay within, as JSON (below)
--- Ops: incr | max | min | latest (newest ts wins, ties: smaller value; a grant in a
+-- Ops: incr | tally (an incr that makes a new field only while the profile holds fewer
+--      than TALLY_ROOM fields, facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
@@ -95,7 +96,7 @@ for _, update in ipairs(updates) do
       return redis.error_reply('unknown resolution ' .. string.sub(op, 2))
     end
     failed = addable(windows, window_field(string.sub(op, 2), update[2]), update[3])
-  elseif op == 'incr' then
+  elseif op == 'incr' or op == 'tally' then
     failed = addable(profile, update[2], update[3])
   elseif op ~= 'max' and op ~= 'min' and op ~= 'latest' then
     return redis.error_reply('unknown update op ' .. op)
@@ -132,6 +133,7 @@ local is_withdrawal = {}
 for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
 -- A grant in a withdrawal field ranks GRANT_LEAD_MS before its ts (facts.py says why).
 local GRANT_LEAD_MS = 900000
+local TALLY_ROOM = 512  -- facts.py TALLY_ROOM
 local function rank(field, value, stamp)
   if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
   return stamp
@@ -265,6 +267,10 @@ for _, update in ipairs(updates) do
   if op == 'incr' then
     redis.call('HINCRBY', profile, field, value)
     if field == 'n' then activity = true end
+  elseif op == 'tally' then
+    if redis.call('HEXISTS', profile, field) == 1 or redis.call('HLEN', profile) < TALLY_ROOM then
+      redis.call('HINCRBY', profile, field, value)
+    end
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
     local v = tonumber(value)

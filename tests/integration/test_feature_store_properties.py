@@ -214,6 +214,21 @@ def test_events_older_than_every_window_touch_only_lifetime(kafka_redis: Service
     _run(kafka_redis, [old, new], split=2)
 
 
+@pytest.mark.parametrize("split", [1, 3])
+def test_categories_fill_the_profile_to_its_room_as_in_the_reference(
+    kafka_redis: Services, split: int
+) -> None:
+    """Purchases naming 1,300 categories: the profile takes new ones up to TALLY_ROOM
+    fields, as the reference does, and known ones still count after that."""
+    names = [f"item {n}" for n in range(1300)]
+    history = [
+        Purchase(event_id=f"p{i}", customer_id="fay", order_id=f"o{i}", amount=5.0,
+                 currency="EUR", ts=NOW - timedelta(hours=5 - i), categories=chunk)
+        for i, chunk in enumerate([names[:400], names[400:800], names[800:1200], names[:1300]])
+    ]  # fmt: skip
+    _run(kafka_redis, history, split=split)
+
+
 @pytest.mark.parametrize("resolution", RESOLUTIONS, ids=lambda r: r.name)
 @pytest.mark.parametrize("order", ["oldest_first", "newest_first"])
 def test_window_edges(kafka_redis: Services, resolution: Resolution, order: str) -> None:

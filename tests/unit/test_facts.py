@@ -41,7 +41,7 @@ from tests.unit.factories import (
     survey,
 )
 
-LIFETIME_OPS = {"incr", "max", "min", "latest"}
+LIFETIME_OPS = {"incr", "tally", "max", "min", "latest"}
 WINDOW_OPS = {"wm", "wh", "wd", "wk"}
 
 
@@ -199,7 +199,7 @@ def test_updates_use_known_ops_and_integer_values(event: TouchpointEvent) -> Non
 
 
 def test_click_category() -> None:
-    assert ("incr", "cat:books", "1") in touchpoint_updates(click(0, "books"))
+    assert ("tally", "cat:books", "1") in touchpoint_updates(click(0, "books"))
     assert ("wd", "cat:books", "1") in touchpoint_updates(click(0, "books"))
     assert not [f for f in fields_of(touchpoint_updates(click(0))) if f.startswith("cat:")]
 
@@ -282,9 +282,9 @@ def test_an_empty_category_is_no_taste_in_a_purchase_as_in_a_click() -> None:
 def test_purchase_categories_once_each_in_name_order() -> None:
     ups = touchpoint_updates(purchase(5.0, 0, ["home", "books", "home"]))
     assert [(op, f) for op, f, _ in ups if f.startswith("cat:")] == [
-        ("incr", "cat:books"),
+        ("tally", "cat:books"),
         ("wd", "cat:books"),
-        ("incr", "cat:home"),
+        ("tally", "cat:home"),
         ("wd", "cat:home"),
     ]
 
@@ -333,6 +333,11 @@ def test_the_apply_script_keeps_the_withdrawal_fields() -> None:
     script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
     named = script.split("local withdrawal = {", 1)[1].split("}", 1)[0]
     assert sorted(n.strip(" '\n") for n in named.split(",")) == sorted(WITHDRAWAL_FIELDS)
+
+
+def test_the_apply_script_makes_room_for_as_many_tallies_as_the_reference() -> None:
+    script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
+    assert f"local TALLY_ROOM = {facts.TALLY_ROOM} " in script
 
 
 def test_consent_all_sets_the_four_channels() -> None:

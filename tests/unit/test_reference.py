@@ -14,6 +14,7 @@ from feature_store.facts import (
     GRANT_LEAD_MS,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
+    TALLY_ROOM,
     Fact,
     Resolution,
     contact_id,
@@ -658,6 +659,22 @@ def test_an_unsubscribe_from_before_the_flag_is_kept_apart_too() -> None:
     state = CustomerState(profile={"email:unsubscribed": "1", "n": "3"})
     apply_all([click(0)], state)
     assert state.optouts == {"subscribed:email": "0", "subscribed:email@": "0"}
+
+
+def test_categories_stop_growing_the_profile_once_it_is_full() -> None:
+    """Free-text categories (a producer sending product names) made a field each, for
+    good, in a profile read whole at every decision. Once the profile holds TALLY_ROOM
+    fields, a new category is counted in the day's window only; known ones still count."""
+    names = [f"c{n}" for n in range(TALLY_ROOM + 100)]
+    state = apply_all([purchase(5.0, 0, names[:400]), click(1, "c0")])
+    state = apply_all([purchase(5.0, 2, names[400:])], state)
+    assert len(state.profile) == TALLY_ROOM  # filled up to the room, and no further
+    assert state.profile["cat:c0"] == "2"  # a known category still counts
+    kept = {k for k in state.profile if k.startswith("cat:")}
+    assert f"cat:{names[-1]}" not in kept and "cat:c399" in kept
+    apply_all([click(3, names[-1]), click(4, "c1")], state)
+    assert f"cat:{names[-1]}" not in state.profile and state.profile["cat:c1"] == "2"
+    assert any(k.endswith(f"|cat:{names[-1]}") for k in state.windows)  # the day's affinity
 
 
 @pytest.mark.parametrize("counter", ["spend_cents", "window"])
