@@ -8,7 +8,7 @@ record sent back from one (``moments dead-letters --redrive``). The header names
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ from agents.letter_headers import (
     error_text,
 )
 
+# the partition Kafka's default partitioner gives a key on a topic (None: not known yet)
+PartitionOf = Callable[[str, bytes], int | None]
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -38,6 +41,9 @@ class SourceRecord:
     first_lettered: bytes | None = None  # when its record was first dead-lettered (ms)
     taken_ms: int | None = None  # when this process took it to handle (its events' apply)
     produced_ms: int | None = None  # the record's Kafka timestamp (when it was sent)
+    # the partition Kafka's default partitioner (murmur2 of the key) gives its key, where
+    # known: a record elsewhere was sent by a producer partitioning otherwise
+    keyed_partition: int | None = None
 
 
 def _as_bytes(value: Any) -> bytes | None:
@@ -84,20 +90,32 @@ def _header(headers: Any, wanted: str) -> bytes | None:
     return None
 
 
-def source_record(message: Any, taken_ms: int | None = None) -> SourceRecord:
+def source_record(
+    message: Any, taken_ms: int | None = None, partition_of: PartitionOf | None = None
+) -> SourceRecord:
     """What the handler needs of a Kafka message; a key or value that is not bytes reads
     as none (a record without a value is dead-lettered), an unreadable header as none.
-    ``taken_ms``: when the worker took it to handle it."""
+    ``taken_ms``: when the worker took it to handle it; ``partition_of``: the partition
+    Kafka's default partitioner gives a key on a topic (``None`` while not known).
+
+    >>> from types import SimpleNamespace as Message
+    >>> m = Message(topic="touchpoints", partition=1, offset=7, key=b"c-1", value=b"{}")
+    >>> source_record(m, partition_of=lambda topic, key: 2).keyed_partition
+    2
+    """
+    key = _as_bytes(message.key)
+    topic = str(message.topic)
     return SourceRecord(
-        topic=str(message.topic),
+        topic=topic,
         partition=int(message.partition),
         offset=int(message.offset),
-        key=_as_bytes(message.key),
+        key=key,
         value=_as_bytes(message.value),
         redriven_from=redriven_from(getattr(message, "headers", None)),
         first_lettered=first_lettered(getattr(message, "headers", None)),
         taken_ms=taken_ms,
         produced_ms=_produced_ms(message),
+        keyed_partition=None if partition_of is None or key is None else partition_of(topic, key),
     )
 
 

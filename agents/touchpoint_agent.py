@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries, report
-from agents.letters import SourceRecord, letter, source_record
+from agents.letters import PartitionOf, SourceRecord, letter, source_record
 from agents.touchpoint_handler import TouchpointHandler
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
@@ -141,13 +141,16 @@ def register_touchpoint_agent(
     models_ready: Callable[[], Awaitable[object]] | None = None,
     stopping: Callable[[], bool] = _never,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    partition_of: PartitionOf | None = None,
 ) -> Any:
     """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes.
     ``models_ready`` is awaited once, before the first batch is handled: until then the
     process may still hold the empty models it started with (it returns when the first
     load of the published snapshots has been tried, or has taken too long).
     ``stopping``: whether the worker is told to stop; ``sleep``: waits between attempts,
-    and may end early when the worker stops (Faust's ``app.sleep``)."""
+    and may end early when the worker stops (Faust's ``app.sleep``); ``partition_of``: the
+    partition Kafka's default partitioner gives a key (a record elsewhere is counted as
+    misrouted)."""
 
     async def emit(result: BatchResult) -> None:
         await handler.without_erased(result)  # erased meanwhile: nothing more about them
@@ -229,7 +232,8 @@ def register_touchpoint_agent(
                 await waiting()
                 waiting = None
             taken_ms = int(time.time() * 1000)  # before any attempt to apply them
-            if not await see_through([source_record(e.message, taken_ms) for e in events]):
+            records = [source_record(e.message, taken_ms, partition_of) for e in events]
+            if not await see_through(records):
                 hold(events, app.consumer.unacked)  # the worker stops: they are not done
 
     return touchpoints

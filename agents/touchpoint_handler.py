@@ -107,7 +107,8 @@ class TouchpointHandler:
                 event = decode_touchpoint(record.value)
                 not_ahead(event, latest, self._max_future)
                 decoded.append((record, event))
-                if record.key != event.customer_id.encode():
+                elsewhere = record.keyed_partition not in (None, record.partition)
+                if record.key != event.customer_id.encode() or elsewhere:
                     result.misrouted += 1
             except InvalidEvent as exc:
                 result.dead_letters.append(FailedRecord(record, f"invalid: {exc.reason}"))

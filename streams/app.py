@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,6 +182,7 @@ def create_app(settings: Settings) -> Moments:
         # told to stop, it waits out no outage (see agents.touchpoint_agent)
         stopping=lambda: bool(app.should_stop),
         sleep=app.sleep,  # ends early when the worker is told to stop
+        partition_of=_partition_of(app),
     )
     _register_pages(moments)
     register_lag_timer(moments.app, moments.metrics, moments.settings)
@@ -188,6 +190,17 @@ def create_app(settings: Settings) -> Moments:
     _register_learning(moments, reloads)
     _register_catalogue_reload(moments)
     return moments
+
+
+def _partition_of(app: faust.App) -> Callable[[str, bytes], int | None]:
+    """The partition the default partitioner gives a key on a topic, as far as the
+    worker's consumer knows the topic's partitions (``None`` before it does)."""
+
+    def partition_of(topic: str, key: bytes) -> int | None:
+        count = app.consumer.topic_partitions(topic)
+        return topics.keyed_partition(key, count) if count else None
+
+    return partition_of
 
 
 def faust_sensors(metrics: Metrics) -> Any:

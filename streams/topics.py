@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from streams.kafka_security import client_options
 from streams.settings import Settings
@@ -42,6 +43,16 @@ _TOPIC_ALREADY_EXISTS = 36  # CreateTopics' error code when another process was 
 
 class TopicsRefused(Exception):
     """The broker refused to create a topic (it answers per topic, without raising)."""
+
+
+def keyed_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (the Java client's, aiokafka's and
+    Moments' own producers') gives a record keyed ``key`` on a topic of ``partitions``.
+
+    >>> keyed_partition(b"cust-1", 4), keyed_partition(b"cust-1", 1)
+    (3, 0)
+    """
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def refused_topics(topic_errors: list[Any]) -> list[str]:

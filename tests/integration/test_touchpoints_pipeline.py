@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from feature_store.facts import BUSINESS_EMAIL_ACTIONS
 from schemas.touchpoints import EVENT_TYPES
+from streams.topics import keyed_partition
 from tests.integration.conftest import Pipeline, consume_all
 
 pytestmark = pytest.mark.integration
@@ -230,3 +231,37 @@ async def test_thousand_events_counted_once_decided_and_malformed_dead_lettered(
         for c in ("web", "call", "email")
     )
     assert decided == len(clicks)
+    # every good record was keyed by its customer and partitioned as Kafka's default does
+    assert worker.metric("moments_events_misrouted_total") == 0
+
+
+async def test_a_record_on_another_partition_than_its_key_gives_is_counted_misrouted(
+    pipeline: Pipeline,
+) -> None:
+    """A producer partitioning otherwise (librdkafka's default is CRC32, not the Java
+    client's murmur2) spreads a customer's events over partitions, though it keys them
+    by the customer: the worker applies them, and counts each one that is elsewhere."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    worker = pipeline.start_worker()
+    topic = pipeline.topic("touchpoints")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        assert len(partitions) == 4  # the default MOMENTS_TOPIC_PARTITIONS
+        events = [event for event in good_events(8, seed=23) if event["type"] != "email"][:6]
+        elsewhere = 0
+        for n, event in enumerate(events):
+            key = event["customer_id"].encode()
+            right = keyed_partition(key, len(partitions))
+            partition = (right + 1) % len(partitions) if n % 2 else None  # None: the default
+            elsewhere += partition is not None
+            await producer.send_and_wait(topic, json.dumps(event).encode(), key=key,
+                                         partition=partition)  # fmt: skip
+    finally:
+        await producer.stop()
+    deadline = time.monotonic() + 60
+    while worker.metric_sum("moments_events_total", result="ok") < len(events):
+        assert time.monotonic() < deadline, "the worker did not apply every record"
+        await asyncio.sleep(0.25)
+    assert worker.metric("moments_events_misrouted_total") == elsewhere == 3

@@ -1022,6 +1022,22 @@ def test_a_contact_counts_against_every_cap_and_cool_down() -> None:
     assert KNOWN.contact.shown_today == {}  # the features read stay as they were
 
 
+async def test_touchpoints_on_another_partition_than_their_key_gives_are_counted() -> None:
+    """Keyed by the customer, but partitioned otherwise (a librdkafka producer's CRC32
+    default): the customer's events still spread over partitions, out of order."""
+    records = [
+        SourceRecord("touchpoints", 1, 0, b"cust-1", encode_touchpoint(click("p1")),
+                     keyed_partition=1),
+        SourceRecord("touchpoints", 2, 0, b"cust-1", encode_touchpoint(click("p2")),
+                     keyed_partition=1),
+        SourceRecord("touchpoints", 2, 1, b"cust-1", encode_touchpoint(click("p3"))),
+    ]  # fmt: skip
+    store = RecordingStore()
+    result = await handler(store).handle(records)
+    assert result.misrouted == 1  # the second; the third's partition is not known
+    assert store.applied == ["p1", "p2", "p3"]  # applied all the same
+
+
 async def test_touchpoints_not_keyed_by_their_customer_are_counted() -> None:
     """Applied all the same (dedupe is by event id), but counted: a producer that keys
     them so spreads a customer's events over partitions, and their order is lost."""
