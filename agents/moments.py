@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from schemas import Call, Email, NextBestOffer, OfferScore, TouchpointEvent, WebClick
 
@@ -91,7 +91,7 @@ def moment_passed(
     touchpoint reached Kafka, for one not re-driven), the later of the two times counts,
     as for alerts. ``max_age_s`` 0, or a request (no touchpoint): never passed.
 
-    >>> from datetime import UTC
+    >>> from datetime import UTC, timedelta
     >>> at = datetime(2026, 12, 4, 9, tzinfo=UTC)
     >>> click = DecisionMoment("d", "c", "web", "e-1", trigger_ts=at)
     >>> later = at + timedelta(hours=2)
@@ -101,11 +101,13 @@ def moment_passed(
     False
     >>> moment_passed(click, later, 0), moment_passed(request_moment("c", "web", 3), later, 1)
     (False, False)
+    >>> moment_passed(click, later, 1e14)  # past what a timedelta holds: never passed
+    False
     """
     if max_age_s <= 0 or moment.trigger_ts is None:
         return False
     began = moment.trigger_ts if sent is None else max(moment.trigger_ts, sent)
-    return now - began > timedelta(seconds=max_age_s)
+    return (now - began).total_seconds() > max_age_s  # any age: 1e14 s is "never"
 
 
 def request_moment(customer_id: str, channel: str, limit: int) -> DecisionMoment:

@@ -52,6 +52,7 @@ _AT_LEAST_ONE = (
 KAFKA_SESSION_TIMEOUT_S = (6.0, 90.0)
 MAX_FUTURE_SKEW_S = 366 * 86400  # beyond a year, "now plus the skew" leaves the calendar
 MAX_DAYS = 36_525  # a century: Redis expiry times stay within its range
+MAX_ERASURE_REPLICAS = 1000  # more than any one Redis server has (WAIT takes an int64)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOGUE = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")  # a checkout's
@@ -67,6 +68,22 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
             "api_kafka_timeout_s": (0.1, 3600.0),
             "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
+
+
+def _host_name(host: str) -> bool:
+    """Whether ``host`` can be looked up: no empty label (``kafka..svc``) and none over 63
+    characters, which the resolver refuses with a traceback, not a clear error.
+
+    >>> [_host_name(h) for h in ("kafka-0.kafka.svc", "0.0.0.0", "[::1]", "::1", "a..b")]
+    [True, True, True, True, False]
+    """
+    if host.startswith("["):  # an IPv6 address, as a broker's
+        return True
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class SettingsError(ValueError):
@@ -280,7 +297,7 @@ class Settings:
         late (a traceback at start), fall back to a default unseen, or hold work for ever."""
         for broker in (b.strip() for b in self.kafka_bootstrap.split(",")):
             found = _BROKER.fullmatch(broker)
-            if found is None or not 1 <= int(found[2]) <= 65535:
+            if found is None or not 1 <= int(found[2]) <= 65535 or not _host_name(found[1]):
                 raise SettingsError(
                     f"MOMENTS_KAFKA_BOOTSTRAP must be host:port, comma-separated, with no "
                     f"scheme ({broker!r} is not)"
@@ -293,7 +310,7 @@ class Settings:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be from {least:g} to {most:g}")
         for name in ("api_host", "web_host"):
             host = getattr(self, name)
-            if not host or host != host.strip():
+            if not host or host != host.strip() or not _host_name(host):
                 raise SettingsError(
                     f"MOMENTS_{name.upper()}={host!r} must be a host name or address "
                     "(0.0.0.0 for every interface)"
@@ -326,6 +343,12 @@ class Settings:
         for name in _NOT_NEGATIVE:
             if not 0 <= getattr(self, name) < math.inf:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a number, not negative")
+        for name in ("offer_max_age_s", "intervention_max_age_s"):
+            if getattr(self, name) > MAX_DAYS * 86400:
+                raise SettingsError(
+                    f"MOMENTS_{name.upper()} must be at most {MAX_DAYS * 86400} s (a century; "
+                    "0: never too late)"
+                )
         shortest, longest = KAFKA_SESSION_TIMEOUT_S
         if not shortest <= self.kafka_session_timeout_s <= longest:
             raise SettingsError(
@@ -371,11 +394,19 @@ class Settings:
                 "MOMENTS_ERASURE_REPLICAS needs a single Redis server (with replicas), not "
                 "a Redis Cluster"
             )
-        longest = int(self.redis_timeout_s * 1000)  # the wait's reply comes within it
-        if not 1 <= self.erasure_replica_wait_ms < longest:
+        if self.erasure_replicas > MAX_ERASURE_REPLICAS:
             raise SettingsError(
-                f"MOMENTS_ERASURE_REPLICA_WAIT_MS must be from 1 to less than "
-                f"MOMENTS_REDIS_TIMEOUT_S ({longest} ms)"
+                f"MOMENTS_ERASURE_REPLICAS must be at most {MAX_ERASURE_REPLICAS} (the "
+                "replicas of one Redis server)"
+            )
+        if self.erasure_replica_wait_ms < 1:
+            raise SettingsError("MOMENTS_ERASURE_REPLICA_WAIT_MS must be 1 or more")
+        longest = self.redis_timeout_s * 1000  # the wait's reply comes within it
+        if self.erasure_replicas and not self.erasure_replica_wait_ms < longest:
+            raise SettingsError(
+                f"MOMENTS_ERASURE_REPLICA_WAIT_MS ({self.erasure_replica_wait_ms}) must be less "
+                f"than MOMENTS_REDIS_TIMEOUT_S ({longest:g} ms) while MOMENTS_ERASURE_REPLICAS "
+                "is set"
             )
 
     def _check_redis_url(self) -> None:

@@ -46,7 +46,11 @@ from streams.settings import Settings, SettingsError
         ("ERASURE_REPLICAS", "-1"),
         ("API_MAX_CONNECTIONS", "-1"),
         ("ERASURE_REPLICA_WAIT_MS", "0"),
-        ("ERASURE_REPLICA_WAIT_MS", "5000"),  # its reply would come after the Redis timeout
+        ("ERASURE_REPLICAS", "99999999999999999999999"),  # Redis's WAIT refused it, after
+        ("REDIS_TIMEOUT_S", "1e308"),  # a traceback (OverflowError) before the range check
+        ("REDIS_TIMEOUT_S", "0.01"),
+        ("OFFER_MAX_AGE_S", "1e14"),  # every decision failed, past timedelta's range
+        ("INTERVENTION_MAX_AGE_S", "1e14"),
     ],
 )
 def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, value: str) -> None:
@@ -70,6 +74,12 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("CONTACT_ONLY_TTL_DAYS", "7"),
         ("KAFKA_SESSION_TIMEOUT_S", "6"),
         ("KAFKA_SESSION_TIMEOUT_S", "90"),
+        # refused for the erasures' replica wait (1000 ms), which is not used by default
+        ("REDIS_TIMEOUT_S", "0.05"),
+        ("REDIS_TIMEOUT_S", "1"),
+        ("REDIS_TIMEOUT_S", "3600"),
+        ("OFFER_MAX_AGE_S", "3155760000"),
+        ("ERASURE_REPLICAS", "1000"),
     ],
 )
 def test_numbers_at_their_limits_are_taken(name: str, value: str) -> None:
@@ -151,3 +161,33 @@ def test_erasures_wait_for_a_single_servers_replicas_only() -> None:
     waiting = Settings.from_env({"MOMENTS_ERASURE_REPLICAS": "2",
                                  "MOMENTS_ERASURE_REPLICA_WAIT_MS": "250"})  # fmt: skip
     assert (waiting.erasure_replicas, waiting.erasure_replica_wait_ms) == (2, 250)
+
+
+@pytest.mark.parametrize(("timeout_s", "wait_ms"), [("5", "5000"), ("1", "1000"), ("0.5", "1000")])
+def test_the_replica_wait_must_end_before_the_redis_timeout(timeout_s: str, wait_ms: str) -> None:
+    """Its reply would come after the call had failed as an outage; checked only where
+    erasures wait for replicas (the default wait, 1000 ms, refused a timeout of 1 s)."""
+    env = {"MOMENTS_REDIS_TIMEOUT_S": timeout_s, "MOMENTS_ERASURE_REPLICA_WAIT_MS": wait_ms}
+    assert Settings.from_env(env)
+    with pytest.raises(SettingsError, match=r"MOMENTS_ERASURE_REPLICA_WAIT_MS .* less than"):
+        Settings.from_env({**env, "MOMENTS_ERASURE_REPLICAS": "1"})
+
+
+def test_a_replica_wait_a_millisecond_short_of_the_timeout_is_taken() -> None:
+    """1.001 s was rounded down to 1000 ms, and a wait of 1000 ms refused against it."""
+    env = {"MOMENTS_REDIS_TIMEOUT_S": "1.001", "MOMENTS_ERASURE_REPLICAS": "1"}
+    assert Settings.from_env(env).erasure_replica_wait_ms == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("API_HOST", "0.0.0..0"),  # an empty label: the resolver's traceback, not a line
+        ("WEB_HOST", "x" * 64),  # a label over 63 characters
+        ("KAFKA_BOOTSTRAP", "kafka..svc:9092"),
+        ("KAFKA_BOOTSTRAP", "kafka-0:9092,kafka..svc:9092"),
+    ],
+)
+def test_host_names_that_cannot_be_looked_up_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"MOMENTS_{name}"):
+        Settings.from_env({f"MOMENTS_{name}": value})
