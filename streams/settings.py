@@ -257,8 +257,8 @@ class Settings:
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
         if self.api_alert_event not in ("", "intervention"):
             raise SettingsError("MOMENTS_API_ALERT_EVENT must be 'intervention' or empty")
-        if not self.key_secret:
-            raise SettingsError("MOMENTS_KEY_SECRET must not be empty")
+        if not self.key_secret.strip():  # a template's blank: as good as none
+            raise SettingsError("MOMENTS_KEY_SECRET must not be empty or blank")
         if self.api_budget_ms <= 0:
             raise SettingsError("MOMENTS_API_BUDGET_MS must be positive")
         for name in ("api_gather_ms", "api_publish_linger_ms"):

@@ -16,7 +16,8 @@ from streams.settings import Settings
 
 
 def without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in it (or in its query) is ``***``.
+    """``url`` as it may be shown: a password in it (or in its query) is ``***``, and so
+    is a user name without a password (most likely a password written without its ``:``).
 
     >>> without_password("rediss://app:s3cret@cache:6380/0")
     'rediss://app:***@cache:6380/0'
@@ -26,11 +27,15 @@ def without_password(url: str) -> str:
     'redis://127.0.0.1:6379/0'
     >>> without_password("redis://app:4711#s3cret@cache:6379/0")  # refused by the settings
     'redis://app:4711'
+    >>> without_password("redis://s3cret@cache:6379/0")
+    'redis://***@cache:6379/0'
     """
     parts = urllib.parse.urlsplit(url)._replace(fragment="")  # a misread password, maybe
     if parts.password is not None:
         host = parts.netloc.rpartition("@")[2]
         parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    elif parts.username is not None:
+        parts = parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}")
     if parts.query:
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         shown = [(k, "***" if k.lower() == "password" else v) for k, v in query]

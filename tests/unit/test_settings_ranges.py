@@ -191,3 +191,11 @@ def test_a_replica_wait_a_millisecond_short_of_the_timeout_is_taken() -> None:
 def test_host_names_that_cannot_be_looked_up_are_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"MOMENTS_{name}"):
         Settings.from_env({f"MOMENTS_{name}": value})
+
+
+@pytest.mark.parametrize("secret", ["", " ", "\t\n"])
+def test_a_blank_key_secret_is_refused(secret: str) -> None:
+    """The secret keys every customer's pseudonym and tombstone: a template's blank one
+    would be as guessable as none."""
+    with pytest.raises(SettingsError, match="MOMENTS_KEY_SECRET must not be empty or blank"):
+        Settings.from_env({"MOMENTS_KEY_SECRET": secret})
