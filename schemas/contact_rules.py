@@ -20,10 +20,11 @@ Cap = Annotated[int, msgspec.Meta(ge=0)]
 
 class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Contact fatigue caps: how many decisions with offers one customer may get on a
-    channel per UTC day and per seven days. Channels not named keep the default caps
-    (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no offers on that channel. A daily
-    cap set above the channel's weekly one is refused as a slip; a weekly cap set below
-    the default daily one simply binds (``weekly_caps = { email = 0 }`` closes email).
+    channel per UTC day and per seven UTC days (the day and the six before it). Channels
+    not named keep the default caps (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no
+    offers on that channel. A daily cap set above the channel's weekly one is refused as
+    a slip; a weekly cap set below the default daily one simply binds
+    (``weekly_caps = { email = 0 }`` closes email).
     Outbound caps (optional) bound the :data:`OUTBOUND` channels together, so that a
     customer gets at most so many emails, texts and calls with offers in all, however
     each channel's own cap reads. Quiet hours: local times when a channel makes no offers
