@@ -19,6 +19,11 @@ from schemas import Call, Consent, Email, TouchpointEvent
 DAY_MS = 86_400_000
 LAPSE_DAYS = 45
 HORIZON_DAYS = 30
+# A churn signal dated this little before the snapshot still labels it: the snapshot's
+# touchpoint may come from a clock running fast (a worker takes touchpoints up to 15
+# minutes ahead), or the call record arrive late; a cancellation that followed the
+# snapshot's touchpoint must not be learned as "stayed".
+SIGNAL_LEAD_MS = 15 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,8 @@ def label_for(
     signal within the horizon after the snapshot, or a quiet spell of at least ``lapse_days``
     (from the previous touchpoint, or the snapshot if later, to this one) that started within
     the horizon. Negative: this touchpoint is past the horizon and neither happened. A
-    touchpoint (or churn signal) older than the snapshot decides nothing.
+    touchpoint older than the snapshot decides nothing, nor does a churn signal more than
+    ``SIGNAL_LEAD_MS`` older.
 
     >>> day = 86_400_000
     >>> pending = PendingSnapshot({"experience": 0.4}, ts_ms=0)
@@ -83,10 +89,15 @@ def label_for(
     True
     >>> label_for(pending, 31 * day, 29 * day)  # still active after the horizon
     False
+    >>> late = PendingSnapshot({}, ts_ms=day)  # a click from a clock 14 minutes fast
+    >>> label_for(late, day - 9 * 60_000, day - 3600_000, churn=True)  # cancel 9 min before
+    True
+    >>> label_for(late, day - 20 * 60_000, day - 3600_000, churn=True) is None
+    True
     """
     horizon_end = pending.ts_ms + round(horizon_days * DAY_MS)
     signals = [*churned_ms, *([event_ts_ms] if churn else [])]
-    if any(pending.ts_ms <= at <= horizon_end for at in signals):
+    if any(pending.ts_ms - SIGNAL_LEAD_MS <= at <= horizon_end for at in signals):
         return True
     if event_ts_ms < pending.ts_ms:
         return None

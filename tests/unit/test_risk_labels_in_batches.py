@@ -9,11 +9,13 @@ import msgspec
 
 from agents.batch_result import BatchResult
 from agents.letters import SourceRecord
+from agents.risk import ChurnRisk
 from agents.risk_labels import DAY_MS, PendingSnapshot, label_for
 from agents.risk_sweep import sweep_label
-from agents.risk_watch import pending_snapshot
+from agents.risk_watch import pending_snapshot, watch_risk
 from feature_store import CustomerFeatures, PendingRisk
 from feature_store.facts import ts_ms
+from feature_store.features import RecentTouchpoint
 from feature_store.records import ApplyStatus
 from schemas import Call, Consent, Email, TouchpointEvent, WebClick, encode_touchpoint
 from tests.unit.factories import T0
@@ -160,3 +162,20 @@ def test_a_touchpoint_older_than_the_band_it_would_cross_raises_no_crossing() ->
     for event, crosses in ((late, False), (newer, True)):
         watch = watch_risk(event, seen, T0, HighRisk(), 0.7, subject="s")  # type: ignore[arg-type]
         assert watch.crossed is crosses, event.event_id
+
+
+def test_a_cancellation_dated_just_before_a_fast_clocks_snapshot_labels_it() -> None:
+    """A click from a phone 14 minutes fast was snapshotted; the customer then called to
+    cancel, dated right, 9 minutes before it. The call labelled nothing, and the next
+    touchpoint a month on labelled the snapshot "stayed"."""
+    clicked = T0 + timedelta(minutes=14)  # as the phone dated it
+    snapshot = pending_snapshot({"experience": 0.3}, ts_ms(clicked), "click-1")
+    cancel = cancel_call("call-1", seconds=5 * 60)
+    seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=clicked, recent=[
+        RecentTouchpoint(clicked, "web_click", "click-1"),
+        RecentTouchpoint(cancel.ts, "call", "call-1"),
+    ])  # fmt: skip
+    watch = watch_risk(cancel, seen, cancel.ts, ChurnRisk(), subject="s")
+    assert watch.example is not None and watch.example.y is True
+    long_before = cancel_call("call-0", seconds=-30 * 60)  # half an hour before: not its
+    assert watch_risk(long_before, seen, cancel.ts, ChurnRisk(), subject="s").example is None
