@@ -308,12 +308,15 @@ class _Replay:
             else:
                 self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)
 
-    def _within_block(self, customer_id: str, at: datetime) -> bool:
-        """Dated before the block of an erasure ends, or ended: erased, or refused. Of a
-        customer blocked now too, not left to their tombstone alone: it may run out while
-        the rebuild runs, and their later records would come back."""
+    def _within_block(self, customer_id: str, at: datetime, sent_ms: int = 0) -> bool:
+        """Dated (and, for a touchpoint, sent to Kafka: ``sent_ms``, its record's time)
+        before the block of an erasure ends, or ended: erased, or refused. A touchpoint
+        sent after a block ended was applied live, whatever its date: the tombstone had
+        gone when the worker read it. Of a customer blocked now too, not left to their
+        tombstone alone: it may run out while the rebuild runs, and their later records
+        would come back."""
         ends = max(self.lapsed.get(customer_id, 0), self.erased.get(customer_id, 0))
-        return ts_ms(at) < ends
+        return max(ts_ms(at), sent_ms) < ends
 
     async def _dead_letters(self, records: list[ConsumerRecord]) -> None:
         for record in records:
@@ -349,7 +352,7 @@ class _Replay:
                 # is not to be found (written after the letters were read, or expired)
                 self.invalid += 1
                 continue
-            if self._within_block(event.customer_id, event.ts):
+            if self._within_block(event.customer_id, event.ts, record.timestamp or 0):
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
                 continue

@@ -7,6 +7,7 @@ stored again, so the first crossing after a rebuild raises its retention call.""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,13 +61,14 @@ async def test_rebuild_blocks_an_erased_customer_only_for_what_is_left_of_the_bl
     is kept (as live: only what they did after the block ended); one erased 40 days ago
     stays blocked for the 60 days left."""
     await write(pipeline, "customer-erasures", [erasure("rl-back", 150), erasure("rl-gone", 40)])
+    days = [200, 100, 20, 60, 10]  # each sent when it happened
     await write(pipeline, "touchpoints", [
         (b"rl-back", days_ago("web_click", "rl-back", "rl-b1", 200)),  # erased live
         (b"rl-back", days_ago("web_click", "rl-back", "rl-b2", 100)),  # refused live
         (b"rl-back", days_ago("web_click", "rl-back", "rl-b3", 20)),  # came back
         (b"rl-gone", days_ago("web_click", "rl-gone", "rl-g1", 60)),
         (b"rl-gone", days_ago("web_click", "rl-gone", "rl-g2", 10)),
-    ])  # fmt: skip
+    ], sent_ms=[int(time.time() * 1000) - d * DAY_MS for d in days])  # fmt: skip
     report, store = await rebuilt(pipeline, private_redis, MOMENTS_TOMBSTONE_DAYS="100")
     admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
     try:
@@ -80,6 +82,27 @@ async def test_rebuild_blocks_an_erased_customer_only_for_what_is_left_of_the_bl
         assert 59.99 < left_days <= 60, left_days
     finally:
         await admin.aclose()
+        await store.close()
+
+
+async def test_a_touchpoint_sent_after_a_block_ended_is_kept_whatever_its_date(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Erased 25 hours ago, with tombstones of a day: a click dated 2 hours ago (in the
+    block's last hour) but sent to Kafka only now was applied live, the tombstone gone
+    when the worker read it; the rebuild judged it by its date alone and dropped it."""
+    await write(pipeline, "customer-erasures", [erasure("rl-late", 25 / 24)])
+    await write(pipeline, "touchpoints", [
+        (b"rl-late", days_ago("web_click", "rl-late", "rl-l1", 2 / 24)),  # sent now
+        (b"rl-late", days_ago("web_click", "rl-late", "rl-l0", 26 / 24)),  # erased live
+    ], sent_ms=[int(time.time() * 1000), int(time.time() * 1000) - 26 * 3_600_000])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis, MOMENTS_TOMBSTONE_DAYS="1",
+                                  MOMENTS_DEDUPE_HORIZON_DAYS="1")  # fmt: skip
+    try:
+        late = await store.read("rl-late")
+        assert late is not None and late.events == 1, late
+        assert (report.erasures_lapsed, report.before_lapsed_erasure) == (1, 1)
+    finally:
         await store.close()
 
 

@@ -29,14 +29,22 @@ pytestmark = pytest.mark.integration
 GIVEN_UP = "batch failed 3 times: RuntimeError: boom"
 
 
-async def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes]]) -> list[Any]:
-    """Send records to one of the deployment's topics; their metadata, in order."""
+async def write(
+    pipeline: Pipeline,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    sent_ms: list[int] | None = None,
+) -> list[Any]:
+    """Send records to one of the deployment's topics (each timed ``sent_ms``, when they
+    were sent, if given: by default now); their metadata, in order."""
     await ensure_topics(Settings.from_env(pipeline.env(0)))
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
     await producer.start()
+    times: list[int | None] = [*sent_ms] if sent_ms is not None else [None] * len(records)
     try:
-        return [await producer.send_and_wait(pipeline.topic(topic), value, key=key)
-                for key, value in records]  # fmt: skip
+        return [await producer.send_and_wait(pipeline.topic(topic), value, key=key,
+                                             timestamp_ms=at)
+                for (key, value), at in zip(records, times, strict=True)]  # fmt: skip
     finally:
         await producer.stop()
 
