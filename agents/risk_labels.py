@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from schemas import Call, Consent, Email, TouchpointEvent
 
@@ -109,19 +110,48 @@ def label_for(
     return None
 
 
+def lapse_among(
+    pending: PendingSnapshot,
+    seen_ms: Iterable[int],
+    *,
+    horizon_days: float = HORIZON_DAYS,
+    lapse_days: float = LAPSE_DAYS,
+) -> bool:
+    """Whether two of the customer's touchpoints in a row (``seen_ms``: times of the ones
+    the store lists, its newest) hold a lapse between them, one that started within the
+    horizon: the one that ended it may have been one nobody watched (a survey answer, an
+    email clicked), and the spell would be lost behind it. A spell before the oldest one
+    listed is not known, and not taken for one.
+
+    >>> day = 86_400_000
+    >>> pending = PendingSnapshot({}, ts_ms=10 * day)
+    >>> lapse_among(pending, [10 * day, 60 * day, 61 * day])  # back after 50 days
+    True
+    >>> lapse_among(pending, [60 * day, 61 * day]), lapse_among(pending, [10 * day, 40 * day])
+    (False, False)
+    """
+    times = sorted(seen_ms)
+    return any(
+        label_for(pending, at, before, horizon_days=horizon_days, lapse_days=lapse_days) is True
+        for before, at in pairwise(times)
+    )
+
+
 def label_by_clock(
     pending: PendingSnapshot,
     now_ms: int,
     last_seen_ms: int | None,
     *,
+    seen_ms: Iterable[int] = (),
     horizon_days: float = HORIZON_DAYS,
     lapse_days: float = LAPSE_DAYS,
 ) -> bool | None:
     """For a periodic sweep with no touchpoint at ``now_ms``: settle the customers gone quiet.
 
     Positive once the quiet spell since ``last_seen_ms`` (or the snapshot) that started within
-    the horizon has lasted ``lapse_days``; negative only if the customer was last seen after
-    the horizon (the touchpoint then should have settled it); otherwise ``None``: the spell is
+    the horizon has lasted ``lapse_days``, or a spell between the touchpoints ``seen_ms``
+    (see :func:`lapse_among`) did; negative only if the customer was last seen after the
+    horizon (the touchpoint then should have settled it); otherwise ``None``: the spell is
     still open and may yet become a lapse.
 
     >>> day = 86_400_000
@@ -130,7 +160,13 @@ def label_by_clock(
     True
     >>> label_by_clock(pending, 56 * day, 10 * day)  # quiet for 46 days
     True
+    >>> label_by_clock(pending, 70 * day, 60 * day)  # back on day 60, active since
+    False
+    >>> label_by_clock(pending, 70 * day, 60 * day, seen_ms=[5 * day, 10 * day, 60 * day])
+    True
     """
+    if lapse_among(pending, seen_ms, horizon_days=horizon_days, lapse_days=lapse_days):
+        return True
     horizon_end = pending.ts_ms + round(horizon_days * DAY_MS)
     start = _lapse_start(pending, last_seen_ms)
     if start > horizon_end:

@@ -37,7 +37,7 @@ def sweep_label(pending: PendingRisk, now: datetime) -> RiskExample | None:
         stored = decode_snapshot(pending.snapshot)
     except msgspec.DecodeError:
         return None
-    label = label_by_clock(stored, ts_ms(now), pending.last_seen_ms)
+    label = label_by_clock(stored, ts_ms(now), pending.last_seen_ms, seen_ms=pending.seen_ms)
     if label is None:
         return None
     return RiskExample(

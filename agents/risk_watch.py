@@ -15,7 +15,7 @@ import msgspec
 
 from agents.risk import ChurnRisk
 from agents.risk_features import risk_features_at
-from agents.risk_labels import PendingSnapshot, churn_signal, label_for
+from agents.risk_labels import PendingSnapshot, churn_signal, label_for, lapse_among
 from feature_store import CustomerFeatures
 from feature_store.facts import ts_ms
 from schemas import TouchpointEvent
@@ -100,8 +100,15 @@ def _label(
 
     The touchpoint a snapshot was taken at does not label it, when it comes again (a
     producer's retry, a re-drive, a batch redone after a crash): its features hold it.
+    A lapse that a touchpoint nobody watched ended (a survey answer, an email clicked:
+    see :func:`~agents.risk_labels.lapse_among`) labels it too.
     """
     batch = sorted({e.event_id: e for e in (*alongside, event)}.values(), key=lambda e: e.ts)
+    listed = {r.event_id: ts_ms(r.ts) for r in features.recent} | {
+        e.event_id: ts_ms(e.ts) for e in batch
+    }
+    if lapse_among(pending, listed.values()):
+        return True
     for e in batch:
         if pending.event_id and pending.event_id == e.event_id:
             continue

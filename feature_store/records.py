@@ -83,6 +83,7 @@ class PendingRisk:
     subject: str  # the customer's pseudonym: a sweep never needs the id itself
     snapshot: str  # JSON, as stored
     last_seen_ms: int | None
+    seen_ms: tuple[int, ...] = ()  # when their touchpoints the store lists happened
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):

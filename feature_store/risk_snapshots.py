@@ -41,10 +41,20 @@ class RiskSnapshots:
         for key in keys:
             pipe.hmget(key, ["risk_snapshot", "last_seen"])
         replies = await self._conn.execute("sweep", pipe)
-        return [
-            PendingRisk(self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
+        waiting = [
+            (self._keys.subject_of(key), str(snapshot), int(seen) if seen else None)
             for key, (snapshot, seen) in zip(keys, replies, strict=True)
             if snapshot
+        ]
+        if not waiting:
+            return []
+        pipe = self._conn.pipeline()  # when the touchpoints listed happened (the scores)
+        for subject, _, _ in waiting:
+            pipe.zrange(self._keys.for_subject(subject).recent, 0, -1, withscores=True)
+        listed = await self._conn.execute("sweep", pipe)
+        return [
+            PendingRisk(subject, snapshot, seen, tuple(int(at) for _, at in entries))
+            for (subject, snapshot, seen), entries in zip(waiting, listed, strict=True)
         ]
 
     async def erased(self, pending: Sequence[PendingRisk]) -> list[bool]:

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from feature_store import FeatureStore, PendingRisk, StoreConfig, risk_fact
-from schemas import WebClick
+from schemas import Survey, WebClick
 from schemas.risk import RiskExample
 from streams.risk_sweeper import sweep_risks
 from streams.services import Services
@@ -77,6 +77,36 @@ async def test_quiet_customers_are_labelled_once_and_active_ones_wait(
         # 40 days on, the active customer has been quiet for 50: now they lapse too
         later = await sweep_risks(store, send, NOW + timedelta(days=40))
         assert later.lapsed == 1 and [e.x for e in sent[1:]] == [{"experience": 0.9}]
+    finally:
+        await store.close()
+
+
+async def test_a_lapse_ended_by_a_touchpoint_nobody_watched_is_labelled_a_lapse(
+    kafka_redis: Services,
+) -> None:
+    """Quiet 50 days after the snapshot, then back with a survey answer (no decision, no
+    risk watch) before any sweep ran: the sweep saw them last seen after the horizon, and
+    labelled the lapse "stayed"."""
+    store = _store(kafka_redis)
+    try:
+        await _customer(store, "back", 60, {"experience": 0.3})
+        answer = Survey(event_id="back-s", customer_id="back", ts=NOW - timedelta(days=10),
+                        score=4, scale="csat5")  # fmt: skip
+        await store.apply([answer])
+        steady = await _customer(store, "steady", 60, {"experience": 0.6})
+        assert steady
+        again = Survey(event_id="steady-s", customer_id="steady", ts=NOW - timedelta(days=25),
+                       score=4, scale="csat5")  # fmt: skip
+        await store.apply([again])
+        sent: list[RiskExample] = []
+
+        async def send(examples: list[RiskExample]) -> None:
+            sent.extend(examples)
+
+        swept = await sweep_risks(store, send, NOW)
+        assert (swept.pending, swept.lapsed, swept.not_lapsed) == (2, 1, 1)
+        labels = {e.x["experience"]: e.y for e in sent}
+        assert labels == {0.3: True, 0.6: False}  # back after 50 days; after 35, past 30
     finally:
         await store.close()
 

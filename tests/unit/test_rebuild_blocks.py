@@ -60,7 +60,8 @@ async def test_an_erasure_whose_tombstone_runs_out_during_the_rebuild_still_hold
                                          partition=0, offset=0)])  # fmt: skip
     store.until["c-gone"] = 0  # the tombstone has run out since
     click = WebClick(event_id="e1", customer_id="c-gone", ts=now - timedelta(days=3), page="/")
+    sent_ms = int(click.ts.timestamp() * 1000)  # when it happened
     await run._touchpoints([SimpleNamespace(value=msgspec.json.encode(click), partition=0,
-                                            offset=5)])  # fmt: skip
+                                            offset=5, timestamp=sent_ms)])  # fmt: skip
     assert store.applied == [] and run.applied == 0
     assert run.skipped_lapsed == 0  # blocked when it was erased again: not a lapsed one

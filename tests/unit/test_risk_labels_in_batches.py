@@ -179,3 +179,24 @@ def test_a_cancellation_dated_just_before_a_fast_clocks_snapshot_labels_it() -> 
     assert watch.example is not None and watch.example.y is True
     long_before = cancel_call("call-0", seconds=-30 * 60)  # half an hour before: not its
     assert watch_risk(long_before, seen, cancel.ts, ChurnRisk(), subject="s").example is None
+
+
+def test_a_lapse_a_survey_answer_ended_is_labelled_by_the_next_watched_touchpoint() -> None:
+    """Quiet 50 days after the snapshot, back with a survey answer (not watched), then a
+    click a day later: the click found the survey just before it, and labelled the
+    snapshot "stayed"."""
+    snapped = SNAPSHOT_AT - timedelta(days=51)
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(snapped), "click-0")
+    answered, clicked = SNAPSHOT_AT - timedelta(days=1), SNAPSHOT_AT
+    later = WebClick(event_id="click-1", customer_id="cust-1", ts=clicked, page="/")
+    seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=clicked, recent=[
+        RecentTouchpoint(clicked, "web_click", "click-1"),
+        RecentTouchpoint(answered, "survey", "survey-1"),
+        RecentTouchpoint(snapped, "web_click", "click-0"),
+    ])  # fmt: skip
+    watch = watch_risk(later, seen, clicked, ChurnRisk(), subject="s")
+    assert watch.example is not None and watch.example.y is True
+    recent = [*seen.recent[:2]]  # the snapshot's touchpoint no longer listed: not known
+    unknown = msgspec.structs.replace(seen, recent=recent)
+    watch = watch_risk(later, unknown, clicked, ChurnRisk(), subject="s")
+    assert watch.example is not None and watch.example.y is False
