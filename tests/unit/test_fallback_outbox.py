@@ -87,3 +87,25 @@ async def test_at_shutdown_what_cannot_be_checked_in_time_is_given_up() -> None:
     box.add("here", b"d1")
     await box.drain(within_s=0.05)
     assert sent == [] and dropped == [1] and len(box) == 0
+
+
+async def test_one_pushed_out_while_its_check_runs_is_not_published_as_well() -> None:
+    """A decision given up (and counted) for newer ones while Redis was being asked about
+    it must not be published once the answer comes: it would be both."""
+    answered = asyncio.Event()
+
+    async def slow_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
+        await answered.wait()
+        return [False] * len(waiting)
+
+    sent: list[Record] = []
+    dropped: list[int] = []
+    box = FallbackOutbox(slow_redis, sent.extend, dropped.append, limit=2, retry_s=0.01)
+    box.add("c0", b"d0")
+    box.add("c1", b"d1")
+    await asyncio.sleep(0.01)  # Redis is being asked about c0 and c1
+    box.add("c2", b"d2")  # pushes c0 out: given up, and counted
+    assert dropped == [1]
+    answered.set()
+    await box.drain()
+    assert sent == [(b"c1", b"d1"), (b"c2", b"d2")]
