@@ -376,6 +376,13 @@ class RiskLearner(SnapshotLearner):
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
         self._published(version)
+        self._show_state()  # from the start: an alert on the baseline needs no example
+
+    def _show_state(self) -> None:
+        """Whether the model answers with its baseline, and the drifts it saw."""
+        m = self._metrics
+        m.model_drifts.labels(RISK).set(self._model.drifts)
+        m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
 
     def _state(self) -> dict[str, Any]:
         return self._model.to_dict()
@@ -416,8 +423,7 @@ class RiskLearner(SnapshotLearner):
         m = self._metrics
         m.model_figure(m.model_logloss, RISK, self._model.logloss)
         m.model_figure(m.model_rocauc, RISK, self._model.rocauc)
-        m.model_drifts.labels(RISK).set(self._model.drifts)
-        m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
+        self._show_state()
         return learned
 
 

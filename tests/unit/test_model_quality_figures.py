@@ -56,3 +56,15 @@ def test_a_figure_once_shown_goes_when_none_is_left() -> None:
     metrics.model_figure(metrics.model_rocauc, "risk", None)
     rocauc = metrics.registry.get_sample_value("moments_model_rocauc", {"model": "risk"})
     assert (logloss(metrics, "risk"), rocauc) == (None, None)
+
+
+def test_a_risk_learner_says_it_is_on_its_baseline_before_any_example() -> None:
+    """A leader whose model is warming up, with no labelled example arriving (what the
+    alert on the baseline is there to tell), showed no series: the alert could not fire."""
+    metrics = Metrics()
+    learner = RiskLearner(SimpleNamespace(), RiskHolder(), metrics, "", "risk-examples")  # type: ignore[arg-type]
+    learner._start(None, 0)
+    value = metrics.registry.get_sample_value
+    assert value("moments_model_fallback", {"model": "risk"}) == 1.0
+    assert value("moments_model_drifts", {"model": "risk"}) == 0.0
+    assert logloss(metrics, "risk") is None  # nothing scored yet: no figure
