@@ -51,7 +51,7 @@ from agents.risk_features import learnable_example
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
-from schemas import InvalidEvent, decode_outcome
+from schemas import InvalidEvent, Outcome, decode_outcome
 from schemas.risk import decode_risk_example
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
@@ -276,10 +276,48 @@ class OfferLearner(SnapshotLearner):
         # a customer whose keys Redis cannot serve as they should be (a key of another
         # type): their outcome is set aside, and the others are learned
         faults: dict[int, Exception] = {}
-        claims = await self._claim([
-            (o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
-            for o, r in outcomes
-        ], faults)  # fmt: skip
+        asked = [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
+                 for o, r in outcomes]  # fmt: skip
+        claims = await self._claim(asked, faults)
+        try:
+            fresh, contexts, unreadable = await self._set_aside(outcomes, claims, faults, dead)
+        except BaseException:
+            # the new claims are counted once their contexts are read: read again after
+            # this, they answer "relearn", and must count then (see _claim)
+            self._not_heard([asked[i][2:] for i, c in enumerate(claims) if c == "learn"])
+            raise
+        learned = 0
+        for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
+            if new:  # a new outcome: counted, once
+                self._metrics.outcomes.labels(outcome.outcome).inc()
+            if i in unreadable:  # claimed, so not sent back: it teaches nothing
+                self._metrics.learning.labels("bad_context").inc()
+                continue
+            verdict = judged(outcome, context)
+            if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
+                self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
+            example = verdict.example
+            if not isinstance(example, Example):
+                self._metrics.learning.labels(example).inc()
+                continue
+            predicted = self._model.predict_one(example.x, example.arm)
+            self._logloss.update(example.reward, predicted)
+            self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
+            learned += 1
+        self._metrics.learning.labels("learned").inc(learned)
+        self._metrics.model_figure(self._metrics.model_logloss, MODEL, self._logloss.get())
+        return learned
+
+    async def _set_aside(
+        self,
+        outcomes: list[tuple[Outcome, Any]],
+        claims: list[Claim],
+        faults: dict[int, Exception],
+        dead: list[Awaitable[Any]],
+    ) -> tuple[list[tuple[Outcome, bool]], list[str | None], dict[int, Exception]]:
+        """Count what is not learned, and send to the dead-letter topic what is to be
+        set aside; the outcomes to learn (whether each is new), their decisions' contexts,
+        and which of those could not be read."""
         invalid, fresh, unknown = len(dead), [], 0
         for i, ((outcome, record), claim) in enumerate(zip(outcomes, claims, strict=True)):
             if claim == "corrupt":
@@ -288,8 +326,7 @@ class OfferLearner(SnapshotLearner):
                 dead.append(await self._letter(
                     record, f"corrupt_keys: {type(fault).__name__}: {fault}"
                 ))  # fmt: skip
-            elif claim == "learn":  # a new outcome: counted, once
-                self._metrics.outcomes.labels(outcome.outcome).inc()
+            elif claim == "learn":  # a new outcome: counted once learned (see _learn)
                 fresh.append((outcome, True))
             elif claim == "relearn":  # read again: counted when it was claimed
                 fresh.append((outcome, False))
@@ -316,25 +353,14 @@ class OfferLearner(SnapshotLearner):
         contexts = await self._store.decisions.contexts(
             [(o.customer_id, o.decision_id) for o, _ in fresh], unreadable
         )
-        learned = 0
-        for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
-            if i in unreadable:  # claimed, so not sent back: it teaches nothing
-                self._metrics.learning.labels("bad_context").inc()
-                continue
-            verdict = judged(outcome, context)
-            if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
-                self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
-            example = verdict.example
-            if not isinstance(example, Example):
-                self._metrics.learning.labels(example).inc()
-                continue
-            predicted = self._model.predict_one(example.x, example.arm)
-            self._logloss.update(example.reward, predicted)
-            self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
-            learned += 1
-        self._metrics.learning.labels("learned").inc(learned)
-        self._metrics.model_figure(self._metrics.model_logloss, MODEL, self._logloss.get())
-        return learned
+        return fresh, contexts, unreadable
+
+    def _not_heard(self, claims: list[tuple[str, str]]) -> None:
+        """Claims made but not counted yet: read again, each counts as new."""
+        for heard in claims:
+            self._unheard[heard] = None
+        while len(self._unheard) > UNHEARD_KEPT:  # the oldest go
+            del self._unheard[next(iter(self._unheard))]
 
     async def _claim(
         self, asked: list[tuple[str, str, str, str]], faults: dict[int, Exception]
@@ -346,10 +372,7 @@ class OfferLearner(SnapshotLearner):
             claims = await self._store.decisions.claim_outcomes(asked, faults, ran)
         except RepliesUnknown as exc:
             made = [i for i, claim in ran.items() if claim == "learn"]
-            for i in (*made, *exc.unanswered):
-                self._unheard[asked[i][2:]] = None
-            while len(self._unheard) > UNHEARD_KEPT:  # the oldest go
-                del self._unheard[next(iter(self._unheard))]
+            self._not_heard([asked[i][2:] for i in (*made, *exc.unanswered)])
             raise
         if self._unheard:
             for i, claim in enumerate(claims):

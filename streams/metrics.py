@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,6 +19,7 @@ from prometheus_client import (
 from agents.batch_result import BatchResult
 from agents.offer_budget import BudgetLedger
 from schemas import Intervention, NextBestOffer, OfferCatalogue
+from schemas.outcomes import OutcomeKind
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -61,6 +63,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in get_args(OutcomeKind):  # from 0: a first batch is an increase (a
+            self.outcomes.labels(outcome)  # new leader's first dismissals, say)
         self.outcomes_accepted = Counter(
             "moments_outcomes_accepted_total",
             "Offer outcomes POST /v1/outcomes accepted and wrote to Kafka (the API; the"

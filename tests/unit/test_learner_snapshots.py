@@ -15,6 +15,7 @@ from agents.learning import Example, judged
 from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from streams.learner import OfferLearner, RiskLearner
+from streams.metrics import Metrics
 from streams.model_snapshots import Snapshot, restore
 
 
@@ -34,7 +35,7 @@ def test_the_leader_scores_with_the_offer_model_it_published() -> None:
 
 def test_the_leader_scores_with_the_risk_model_it_published() -> None:
     holder = RiskHolder()
-    learner = RiskLearner(None, holder, None, "", "")  # type: ignore[arg-type]
+    learner = RiskLearner(None, holder, Metrics(), "", "")  # type: ignore[arg-type]
     learner._start(None, 3)
     x: dict[str, Any] = {"days_since_last": 40.0, "complaints_30d": 2.0}
     before = holder.model.predict_one(x)

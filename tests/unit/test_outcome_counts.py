@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from agents.learned_policy import ModelHolder
-from feature_store import RepliesUnknown
+from feature_store import RepliesUnknown, StoreUnavailable
 from feature_store.decision_log import Claim
+from schemas import NextBestOffer, OfferScore, encode_decision
 from streams.learner import OfferLearner
 from streams.metrics import Metrics
 
@@ -96,3 +98,48 @@ async def test_an_outcome_counted_when_claimed_is_not_counted_when_read_again() 
     learner._start(None, 0)
     await learner._learn(0, [outcome(1, "d-1"), outcome(2, "d-2")])
     assert counted(metrics) == 2
+
+
+class ContextsOnceDown(Claims):
+    """Claims as Redis makes them; the decisions' contexts cannot be read the first time
+    (the connection goes after the claims were made)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
+        if self.down:
+            self.down = False
+            raise StoreUnavailable("connection reset")
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+                             channel="web", trigger_event_id=None,
+                             offers=[OfferScore(offer_id="book-club", score=0.4,
+                                                 propensity=1.0)])  # fmt: skip
+        return [encode_decision(made).decode() for _ in pairs]
+
+
+async def test_an_outcome_claimed_before_a_failure_is_counted_by_offer_too() -> None:
+    """Claimed, then the contexts could not be read: read again, the claim answered
+    "relearn", and the outcome was counted in moments_outcomes_total but never by offer."""
+    claims, metrics = ContextsOnceDown(), Metrics()
+    learner = learner_on(claims, metrics)
+    with pytest.raises(StoreUnavailable):
+        await learner._learn(0, [outcome(1, "d-1")])
+    assert counted(metrics) == 0  # counted once it is learned, not when it is claimed
+    learner._start(None, 0)  # restarted from its snapshot
+    await learner._learn(0, [outcome(1, "d-1")])
+    by_offer = {"offer": "book-club", "channel": "web", "outcome": "clicked"}
+    assert counted(metrics) == 1
+    assert metrics.registry.get_sample_value("moments_offer_outcomes_total", by_offer) == 1
+    await learner._learn(0, [outcome(1, "d-1")])  # read once more: counted already
+    assert counted(metrics) == 1
+    assert metrics.registry.get_sample_value("moments_offer_outcomes_total", by_offer) == 1
+
+
+def test_every_outcome_is_counted_from_zero() -> None:
+    """A series born holding a whole batch is no increase to Prometheus: a new leader's
+    first dismissals went unseen, and the alert on outcomes with no negatives fired."""
+    metrics = Metrics()
+    for kind in ("shown", "clicked", "accepted", "dismissed", "ignored"):
+        assert metrics.registry.get_sample_value("moments_outcomes_total", {"outcome": kind}) == 0
