@@ -19,7 +19,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 # above the few seconds a worker told to stop still tries to confirm a batch it has sent
-# (agents.batch_retries), below the pods' grace period (deploy/k8s/worker-deployment.yaml)
+# (agents.batch_retries), below the pods' grace period (deploy/k8s/base/worker-deployment.yaml)
 STOP_LIMIT_S = 8.0
 _LOOK_EVERY_S = 0.2
 

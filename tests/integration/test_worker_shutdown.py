@@ -25,7 +25,7 @@ from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events
 
 pytestmark = pytest.mark.integration
 
-STOP_WITHIN_S = 10.0  # the pods' grace period is 30 s (deploy/k8s/worker-deployment.yaml)
+STOP_WITHIN_S = 10.0  # the pods' grace period is 30 s (deploy/k8s/base/worker-deployment.yaml)
 
 
 async def test_a_worker_stopped_during_a_redis_outage_exits_and_loses_nothing(

@@ -44,13 +44,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 COMPOSE_FILE = REPO_ROOT / "deploy" / "compose.yaml"
-K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+K8S_ROOT = REPO_ROOT / "deploy" / "k8s"  # `kubectl apply -k deploy/k8s`: the base alone
+K8S_DIR = K8S_ROOT / "base"
 CATALOGUE = REPO_ROOT / "deploy" / "catalogue" / "offers.toml"
 CATALOGUE_CONFIGMAP = K8S_DIR / "catalogue-configmap.yaml"
 CATALOGUE_KEY = "offers.toml"
 CATALOGUE_CM = "moments-catalogue"
 ALERT_RULES = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
-MONITORING_DIR = K8S_DIR / "monitoring"  # the overlay adding the Prometheus Operator's kinds
+MONITORING_DIR = K8S_ROOT / "monitoring"  # the overlay adding the Prometheus Operator's kinds
 PROMETHEUS_RULE = MONITORING_DIR / "prometheusrule.yaml"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 
@@ -90,7 +91,7 @@ def _resources() -> tuple[dict[str, Any], ...]:
     for name in _kustomization()["resources"]:
         out.extend(_yaml_docs(K8S_DIR / name))
     for name in _monitoring()["resources"]:
-        if name != "../":
+        if name != "../base":
             out.extend(_yaml_docs(MONITORING_DIR / name))
     return tuple(out)
 
@@ -336,6 +337,28 @@ def test_compose_observability_mounts_exist() -> None:
 # --- Kubernetes -----------------------------------------------------------------------------
 
 
+def test_deploy_k8s_applies_the_base_as_it_is() -> None:
+    (root,) = _yaml_docs(K8S_ROOT / "kustomization.yaml")
+    assert root["kind"] == "Kustomization" and root["resources"] == ["base"]
+    assert set(root) == {"apiVersion", "kind", "resources"}  # nothing changed on the way
+
+
+def test_no_kustomization_takes_a_folder_that_holds_it() -> None:
+    """kustomize refuses such a cycle ("candidate root contains visited root"): the
+    monitoring overlay took ../, deploy/k8s itself, and could not be applied at all."""
+    for kustomization in K8S_ROOT.rglob("kustomization.yaml"):
+        (doc,) = _yaml_docs(kustomization)
+        for resource in doc.get("resources", []):
+            target = (kustomization.parent / resource).resolve()
+            if target.is_dir():
+                assert (target / "kustomization.yaml").is_file(), (kustomization, resource)
+                assert not kustomization.parent.resolve().is_relative_to(target), (
+                    f"{kustomization} takes {resource}, a folder that holds it"
+                )
+            else:
+                assert target.is_file(), (kustomization, resource)
+
+
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = _kustomization()
     assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
@@ -347,7 +370,7 @@ def test_kustomization_lists_every_manifest() -> None:
     assert set(listed) == on_disk
     # the overlay: the base and its own files, in the same namespace with the same labels
     overlay = _monitoring()
-    assert overlay["kind"] == "Kustomization" and overlay["resources"][0] == "../"
+    assert overlay["kind"] == "Kustomization" and overlay["resources"][0] == "../base"
     own = {p.name for p in MONITORING_DIR.iterdir() if p.suffix in (".yaml", ".yml")}
     assert set(overlay["resources"][1:]) == own - {"kustomization.yaml"}
     assert (overlay["namespace"], overlay["labels"]) == (kustomization["namespace"],
