@@ -216,12 +216,16 @@ class DeadLetter:
 def masked(text: str, customers: Iterable[str]) -> str:
     r"""``text`` with each of ``customers`` replaced by ``<customer>`` (longest first), as
     written and as an error would quote it (Python's ``repr`` and JSON escape a
-    backslash, a quote, a tab or a line break in it).
+    backslash, a quote, a tab or a line break in it), where it stands on its own: not
+    within a longer word (a customer ``e`` is no part of ``Expected``), in one pass (not
+    in the ``<customer>`` another id left).
 
     >>> masked("KeyError: 'c-42' after c-4", {"c-4", "c-42"})
     "KeyError: '<customer>' after <customer>"
     >>> masked(repr(KeyError("DOMAIN\\jsmith")), {"DOMAIN\\jsmith"})
     "KeyError('<customer>')"
+    >>> masked("invalid: Expected `str`, got `int` - at `$.customer_id`", {"e", "t", " "})
+    'invalid: Expected `str`, got `int` - at `$.customer_id`'
 
     A reason cut short where its letter was written may end part way through a
     customer id; that part is masked too:
@@ -229,18 +233,26 @@ def masked(text: str, customers: Iterable[str]) -> str:
     >>> masked("no profile for c-42 nor c-4…", {"c-42"})
     'no profile for <customer> nor <customer>…'
     """
-    forms = sorted({form for customer in customers if customer
+    forms = sorted({form for customer in customers if customer.strip()  # (blank: no one)
                     for form in _quoted(customer)}, key=len, reverse=True)  # fmt: skip
+    if not forms:
+        return text
     cut = text.endswith(CUT) or len(text) in UNMARKED_CUTS
-    for form in forms:
-        text = text.replace(form, "<customer>")
-    if cut:
-        body = text.removesuffix(CUT)
-        part = max((n for form in forms for n in range(1, len(form)) if body.endswith(form[:n])),
+    alone = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, forms))})(?!\w)")
+    body = text.removesuffix(CUT)
+    tail = text[len(body) :]
+    if cut:  # the part of an id the cut left, where it starts a word
+        part = max((n for form in forms for n in range(1, len(form))
+                    if body.endswith(form[:n]) and not _within_word(body, len(body) - n)),
                    default=0)  # fmt: skip
         if part:
-            text = body[:-part] + "<customer>" + text[len(body) :]
-    return text
+            return alone.sub("<customer>", body[:-part]) + "<customer>" + tail
+    return alone.sub("<customer>", body) + tail
+
+
+def _within_word(text: str, at: int) -> bool:
+    """Whether ``text[at:]`` starts within a word (a letter, digit or ``_`` before it)."""
+    return at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_")
 
 
 def _quoted(customer: str) -> tuple[str, ...]:

@@ -379,3 +379,21 @@ def test_a_number_header_that_is_no_ascii_number_reads_as_unknown(garbled: str) 
                ("source-offset", b"9"), ("error", b"x")]  # fmt: skip
     read = DeadLetter.of("touchpoints-dlq", 0, 7, T0, b"c", b"{}", headers)
     assert (read.source_partition, read.source_offset) == (-1, 9)
+
+
+def test_a_short_customer_id_garbles_no_reason() -> None:
+    """Ids are 1 to 256 characters: a letter of customer "e" (or "7") had every other
+    letter's reason masked wherever the letter stood, and the masks masked in turn:
+    "invalid:<custom<customer>r>Exp<customer>ct<customer>d"."""
+    summary = DeadLetterSummary()
+    short = letter(0, key=b"e", error="invalid: amount over 10^12 - at `$.amount`")
+    summary.add(short)
+    summary.add(letter(1, key=b"cust-000011", origin=1,
+                       error="invalid: Expected `str` - at `$.ts` for cust-000011"))  # fmt: skip
+    summary.add(letter(2, key=b" ", origin=2, error="invalid: Expected `str` - at `$.page`"))
+    reasons = {r["reason"] for r in summary.report()["touchpoints"]["top_reasons"]}
+    assert reasons == {
+        "invalid: amount over 10^12 - at `$.amount`",
+        "invalid: Expected `str` - at `$.ts` for <customer>",
+        "invalid: Expected `str` - at `$.page`",
+    }, reasons
