@@ -213,19 +213,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             return 3
         finally:
             await store.close()
-        print(
-            f"rebuilt from {report.touchpoints} touchpoints ({report.applied} applied, "
-            f"{report.skipped_invalid} invalid skipped) and {report.decisions} decisions "
-            f"({report.skipped_decisions} undecodable skipped), "
-            f"{report.erasures} customers kept erased, {report.risk_snapshots} churn-risk "
-            f"snapshots taken again, in {report.seconds:.1f}s"
-            + (
-                f"; the records of {report.customers_failed} customers whose keys could not "
-                "be written were skipped"
-                if report.customers_failed
-                else ""
-            )
-        )
+        print(report.summary())
         if report.dead_letters_lost:
             _stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "
                      "letters: touchpoints the live pipeline refused then for another reason "

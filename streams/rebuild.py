@@ -118,6 +118,27 @@ class RebuildReport:
     # type, a count that is no number): their records were skipped, as live dead-letters them
     customers_failed: int = 0
 
+    def summary(self) -> str:
+        """The counts, in a line, as the command prints them (and logs them).
+
+        >>> line = RebuildReport(12, 1, 5, 9, 2.0, expired=2, erasures=1).summary()
+        >>> line[:72]
+        'rebuilt from 12 touchpoints (9 applied, 2 expired, 1 invalid skipped) an'
+        >>> "0 customers whose erasure's block had run out" in line
+        True
+        """
+        failed = (f"; the records of {self.customers_failed} customers whose keys could not "
+                  "be written were skipped" if self.customers_failed else "")  # fmt: skip
+        return (
+            f"rebuilt from {self.touchpoints} touchpoints ({self.applied} applied, "
+            f"{self.expired} expired, {self.skipped_invalid} invalid skipped) and "
+            f"{self.decisions} decisions ({self.skipped_decisions} undecodable skipped), "
+            f"{self.erasures} customers kept erased, {self.erasures_lapsed} customers whose "
+            f"erasure's block had run out ({self.before_lapsed_erasure} of their touchpoints "
+            f"dated before it ended skipped), {self.risk_snapshots} churn-risk snapshots and "
+            f"{self.risk_bands} risk bands taken again, in {self.seconds:.1f}s{failed}"
+        )
+
 
 async def rebuild(
     settings: Settings,
@@ -280,7 +301,7 @@ class _Replay:
             log.warning(
                 "skipped %d decision records that could not be decoded", self.skipped_decisions
             )
-        log.info("rebuilt from %d touchpoints and %d decisions", self.total, self.decided)
+        log.info("%s", report.summary())
         return report
 
     async def _erasures(self, records: list[ConsumerRecord]) -> None:
