@@ -6,7 +6,8 @@ from typing import Any
 
 import msgspec
 
-from schemas import NextBestOffer, Offer, Outcome, TouchpointEvent
+from agents.interventions import ACTIONS
+from schemas import Intervention, NextBestOffer, Offer, Outcome, TouchpointEvent
 from streams.api.auth import SCOPES
 from streams.settings import Settings
 
@@ -78,9 +79,9 @@ def ecma_patterns(schema: Any) -> Any:
 
 # The wire formats, generated from the same msgspec structs that decode Kafka input: per
 # event type, its own fields and which are required (a tagged union on ``type``).
-(_TOUCHPOINT, _OUTCOME, _DECISION, _OFFER), WIRE_SCHEMAS = ecma_patterns(
+(_TOUCHPOINT, _OUTCOME, _DECISION, _OFFER, _INTERVENTION), WIRE_SCHEMAS = ecma_patterns(
     msgspec.json.schema_components(
-        [TouchpointEvent, Outcome, NextBestOffer, Offer],
+        [TouchpointEvent, Outcome, NextBestOffer, Offer, Intervention],
         ref_template="#/components/schemas/{name}",
     )
 )
@@ -102,6 +103,13 @@ _LISTED_OFFER = {"allOf": [_OFFER, {"type": "object", "required": ["available_no
     "properties": {"available_now": {"type": "boolean"},
                    "shown_today": {"anyOf": [{"type": "integer", "minimum": 0},
                                              {"type": "null"}]}}}]}  # fmt: skip
+
+# an alert as the stream sends it (each event's data): the intervention, as on Kafka, with
+# the customer's keyed hash added (what erasure notices name them by)
+_ALERT = {"allOf": [_INTERVENTION, {"type": "object", "required": ["customer_ref"],
+    "properties": {"customer_ref": {"type": "string"}, "kind": {"type": "string",
+        "description": f"One of {', '.join(ACTIONS)} (others may come: show an unknown "
+                       "one as its suggested_action says)."}}}]}  # fmt: skip
 
 _PROFILE = {"type": "object", "required": [
     "customer_id", "segment", "value", "currency", "risk", "risk_model", "consent",
@@ -199,7 +207,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
             },
             "schemas": {
                 "Error": _ERROR_SCHEMA,
-                **WIRE_SCHEMAS, "Touchpoint": _TOUCHPOINT,
+                **WIRE_SCHEMAS, "Touchpoint": _TOUCHPOINT, "Alert": _ALERT,
             },
         },
         "paths": {
@@ -342,7 +350,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "description": "An unnamed event (EventSource's `message`; `event: "
                                "intervention` with `?alert_event=intervention`) carries "
                                "one intervention, with "
-                               "`customer_ref` added: a keyed hash of the customer id. Its "
+                               "`customer_ref` added: a keyed hash of the customer id "
+                               "(its data: `#/components/schemas/Alert`). Its "
                                "id is the stream's position: `<partition>-<offset>` pairs "
                                "joined by `.`, the newest offset passed in each partition, "
                                "so that any API replica resumes the stream without a gap; "
@@ -385,7 +394,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "`customer_ref`), as to any screen that resumes: it may hold cards."},
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
-                "responses": {"200": {"description": "text/event-stream"},
+                "responses": {"200": {"description": "text/event-stream; each alert's data "
+                                      "is an Alert", "x-event-data": {
+                                          "$ref": "#/components/schemas/Alert"}},
                               **_errors(400, 401, 403, 429, 503)},
             }},
             "/console": {"get": {"summary": "The contact-centre screen.",

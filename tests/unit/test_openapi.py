@@ -13,10 +13,12 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from schemas import EVENT_TYPES, encode_outcome
+from schemas import EVENT_TYPES, encode_decision, encode_outcome
+from schemas.decisions import Intervention, InterventionContext
 from schemas.outcomes import Outcome
 from streams import api
 from streams.api.openapi import openapi_spec
+from streams.api.screen_erasures import CustomerRefs, with_customer_ref
 from tests.unit import factories as f
 
 SPEC = openapi_spec()
@@ -162,3 +164,25 @@ def test_the_error_codes_described_are_those_the_api_answers() -> None:
     described = COMPONENTS["Error"]["properties"]["error"]["enum"]
     assert len(described) == len(set(described))
     assert set(described) == _answered_codes()
+
+
+def test_an_alert_as_the_stream_sends_it_matches_the_published_schema() -> None:
+    """The stream's events were described in prose only: a screen's developer could find
+    neither an intervention's fields nor its kinds (do_not_call) in the description."""
+    alert = Intervention(
+        intervention_id="iv-1",
+        customer_id="c-1",
+        ts=f.T0,
+        kind="do_not_call",
+        priority=1,
+        trigger_event_id="e-1",
+        reasons=["consent_withdrawn:call"],
+        suggested_action="...",
+        context=InterventionContext(segment="growth", risk=0.4, value=120.0),
+    )
+    data = with_customer_ref(encode_decision(alert), CustomerRefs(b"secret")("c-1"))
+    document = msgspec.json.decode(data)
+    assert list(validator("Alert").iter_errors(document)) == []
+    assert "do_not_call" in str(COMPONENTS["Alert"])
+    del document["customer_ref"]
+    assert list(validator("Alert").iter_errors(document))
