@@ -180,13 +180,17 @@ def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
     return found
 
 
+_LIFT_FIGURES = ("lift", "relative_lift", "ci95", "p_value", "revenue_lift",
+                 "churn_difference", "churn_ci95", "churn_p_value")  # fmt: skip
+
+
 def compare(treated: _Group, control: _Group) -> dict[str, Any]:
     """Conversion, churn and revenue per customer, treated minus control, with 95 %
     intervals and two-sided p-values (customers are independent)."""
     currencies = sorted(set(treated.revenue) | set(control.revenue))
     summaries = {"treated": treated.summary(currencies), "control": control.summary(currencies)}
-    if not treated.customers or not control.customers:
-        return {**summaries, "lift": None}
+    if not treated.customers or not control.customers:  # the same keys, each null: one
+        return {**summaries, **dict.fromkeys(_LIFT_FIGURES)}  # shape, whatever the data
     nt, nc = treated.customers, control.customers
     pc = control.rate()
     diff, interval, p_value = _difference(treated.converted, nt, control.converted, nc)

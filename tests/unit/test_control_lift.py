@@ -67,6 +67,10 @@ def test_open_windows_erased_customers_and_group_switchers_are_left_out() -> Non
     assert report["left_out"] == {"window_open": 1, "erased": 1, "both_groups": 1}
     assert report["treated"]["customers"] == 1 and report["control"]["customers"] == 0
     assert report["lift"] is None  # no control customer: nothing to compare
+    # the same keys as a report that compares, each null (a consumer reads one shape)
+    figures = ("relative_lift", "ci95", "p_value", "revenue_lift", "churn_difference",
+               "churn_ci95", "churn_p_value")  # fmt: skip
+    assert all(report[name] is None for name in figures)
 
 
 def _newcombe(kt: int, nt: int, kc: int, nc: int) -> list[float]:
