@@ -15,6 +15,7 @@ from feature_store import (
     RecentTouchpoint,
     StoreConfig,
     recent_touchpoint_of,
+    risk_fact,
     touchpoint_fact,
 )
 from feature_store.reference import CustomerState
@@ -85,5 +86,36 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
             c: recent_touchpoint_of(events[i]) for i, c in ((1, customers[1]), (2, customers[2]))
         }
         await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_risk_sweep_reads_pending_snapshots_on_every_master(
+    cluster: LocalRedisCluster,
+) -> None:
+    """The sweep's read spans the masters: each customer's snapshot, last-seen time and
+    the times of their listed touchpoints (their keys share one slot)."""
+
+    async def scenario() -> None:
+        client = aioredis.RedisCluster.from_url(cluster.url, decode_responses=True)
+        store = FeatureStore(client, StoreConfig(secret=b"cluster", prefix="sweep"),
+                             clock=lambda: NOW.timestamp())  # fmt: skip
+        customers = [f"sweep-cust-{i}" for i in range(30)]
+        try:
+            for n, customer in enumerate(customers):
+                at = NOW - timedelta(days=60)
+                clicks = [WebClick(event_id=f"{customer}-{k}", customer_id=customer, page="/",
+                                   ts=at + timedelta(days=k * 50)) for k in range(2)]  # fmt: skip
+                await store.apply(clicks)
+                snapshot = f'{{"x": {{"experience": {n}}}, "ts_ms": {int(at.timestamp() * 1000)}}}'
+                await store.apply_facts([risk_fact(f"{customer}-r", customer, at, snapshot, "low")])
+            found = [p async for page in store.risks.pending(page=7) for p in page]
+            assert len(found) == len(customers)
+            first, back = int((NOW - timedelta(days=60)).timestamp() * 1000), 50 * 86_400_000
+            assert {p.seen_ms for p in found} == {(first, first + back)}
+            owners = {client.get_node_from_key(f"sweep:{{{p.subject}}}:p").name for p in found}
+            assert len(owners) == 3
+        finally:
+            await client.aclose()
 
     asyncio.run(scenario())
