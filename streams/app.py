@@ -197,10 +197,22 @@ def _partition_of(app: faust.App) -> Callable[[str, bytes], int | None]:
     worker's consumer knows the topic's partitions (``None`` before it does)."""
 
     def partition_of(topic: str, key: bytes) -> int | None:
-        count = app.consumer.topic_partitions(topic)
+        count = _partitions_known(app, topic)
         return topics.keyed_partition(key, count) if count else None
 
     return partition_of
+
+
+def _partitions_known(app: faust.App, topic: str) -> int | None:
+    """How many partitions ``topic`` has, as the worker's Kafka client knows from its
+    metadata (every member of the group; Faust's ``topic_partitions`` reads a table only
+    the group's leader fills, so the other workers never knew)."""
+    try:  # aiokafka's consumer, where Faust keeps it (not in Faust's types)
+        thread: Any = getattr(app.consumer, "_thread")  # noqa: B009
+        found = thread._consumer._client.cluster.partitions_for_topic(topic)
+    except AttributeError:  # not started yet, or another Faust: not known
+        return None
+    return len(found) if found else None
 
 
 def faust_sensors(metrics: Metrics) -> Any:

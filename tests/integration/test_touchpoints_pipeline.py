@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from feature_store.facts import BUSINESS_EMAIL_ACTIONS
 from schemas.touchpoints import EVENT_TYPES
 from streams.topics import keyed_partition
-from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.conftest import Pipeline, Worker, consume_all
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +265,43 @@ async def test_a_record_on_another_partition_than_its_key_gives_is_counted_misro
         assert time.monotonic() < deadline, "the worker did not apply every record"
         await asyncio.sleep(0.25)
     assert worker.metric("moments_events_misrouted_total") == elsewhere == 3
+
+
+async def test_every_worker_of_a_group_counts_the_records_partitioned_otherwise(
+    pipeline: Pipeline,
+) -> None:
+    """Two workers share the partitions: only the group's leader knew how many the topic
+    has (Faust's own count is the leader's), so the other counted none of its own."""
+    bootstrap = pipeline.services.kafka_bootstrap
+    workers = [pipeline.start_worker(), pipeline.start_worker()]
+    topic = pipeline.topic("touchpoints")
+
+    def holds_some(worker: Worker) -> bool:  # reports the lag of a partition of the topic
+        _, text = worker.get("/metrics")
+        return any(line.startswith("moments_consumer_lag{") and f'topic="{topic}"' in line
+                   for line in text.splitlines())  # fmt: skip
+
+    deadline = time.monotonic() + 60
+    while not all(holds_some(w) for w in workers):
+        assert time.monotonic() < deadline, "the two workers never shared the partitions"
+        await asyncio.sleep(0.5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        events = [event for event in good_events(60, seed=5) if event["type"] != "email"][:24]
+        for event in events:
+            key = event["customer_id"].encode()
+            elsewhere = (keyed_partition(key, len(partitions)) + 1) % len(partitions)
+            await producer.send_and_wait(topic, json.dumps(event).encode(), key=key,
+                                         partition=elsewhere)  # fmt: skip
+    finally:
+        await producer.stop()
+    deadline = time.monotonic() + 90
+    while sum(w.metric_sum("moments_events_total", result="ok") for w in workers) < len(events):
+        assert time.monotonic() < deadline, "the workers did not apply every record"
+        await asyncio.sleep(0.5)
+    applied = [w.metric_sum("moments_events_total", result="ok") for w in workers]
+    counted = [w.metric("moments_events_misrouted_total") for w in workers]
+    assert all(applied), applied  # each worker held some of the partitions written to
+    assert counted == applied  # every record was elsewhere, and each worker says so
