@@ -63,6 +63,7 @@ def label_for(
     *,
     churn: bool = False,
     churned_ms: Iterable[int] = (),
+    signal_lead_ms: int = SIGNAL_LEAD_MS,
     horizon_days: float = HORIZON_DAYS,
     lapse_days: float = LAPSE_DAYS,
 ) -> bool | None:
@@ -76,7 +77,8 @@ def label_for(
     (from the previous touchpoint, or the snapshot if later, to this one) that started within
     the horizon. Negative: this touchpoint is past the horizon and neither happened. A
     touchpoint older than the snapshot decides nothing, nor does a churn signal more than
-    ``SIGNAL_LEAD_MS`` older.
+    ``signal_lead_ms`` older (0 for one that came before the snapshot was taken: its
+    features hold it).
 
     >>> day = 86_400_000
     >>> pending = PendingSnapshot({"experience": 0.4}, ts_ms=0)
@@ -98,7 +100,7 @@ def label_for(
     """
     horizon_end = pending.ts_ms + round(horizon_days * DAY_MS)
     signals = [*churned_ms, *([event_ts_ms] if churn else [])]
-    if any(pending.ts_ms - SIGNAL_LEAD_MS <= at <= horizon_end for at in signals):
+    if any(pending.ts_ms - signal_lead_ms <= at <= horizon_end for at in signals):
         return True
     if event_ts_ms < pending.ts_ms:
         return None

@@ -7,7 +7,7 @@ whether the risk just crossed its threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +15,13 @@ import msgspec
 
 from agents.risk import ChurnRisk
 from agents.risk_features import risk_features_at
-from agents.risk_labels import PendingSnapshot, churn_signal, label_for, lapse_among
+from agents.risk_labels import (
+    SIGNAL_LEAD_MS,
+    PendingSnapshot,
+    churn_signal,
+    label_for,
+    lapse_among,
+)
 from feature_store import CustomerFeatures
 from feature_store.facts import ts_ms
 from schemas import TouchpointEvent
@@ -92,6 +98,7 @@ def _label(
     features: CustomerFeatures,
     event: TouchpointEvent,
     alongside: Sequence[TouchpointEvent],
+    applied_now: Collection[str] | None,
 ) -> bool | None:
     """The label the customer's touchpoints of a batch give ``pending``: each in turn, in
     time order, with the customer's touchpoint just before it (``features.recent`` holds
@@ -101,11 +108,18 @@ def _label(
     The touchpoint a snapshot was taken at does not label it, when it comes again (a
     producer's retry, a re-drive, a batch redone after a crash): its features hold it.
     A lapse that a touchpoint nobody watched ended (a survey answer, an email clicked:
-    see :func:`~agents.risk_labels.lapse_among`) labels it too.
+    see :func:`~agents.risk_labels.lapse_among`) labels it too, between touchpoints the
+    store lists (and the batch's, down to the oldest listed: a late one older than that
+    has no known neighbour, the ones between them having left the list).
+
+    A churn signal dated a little before the snapshot labels it only when it is applied
+    now (``applied_now``: the batch's event ids applied by it; ``None``: all of them): one
+    applied before, come again, was there when the snapshot was taken.
     """
     batch = sorted({e.event_id: e for e in (*alongside, event)}.values(), key=lambda e: e.ts)
+    oldest = min((r.ts for r in features.recent), default=None)
     listed = {r.event_id: ts_ms(r.ts) for r in features.recent} | {
-        e.event_id: ts_ms(e.ts) for e in batch
+        e.event_id: ts_ms(e.ts) for e in batch if oldest is None or e.ts >= oldest
     }
     if lapse_among(pending, listed.values()):
         return True
@@ -114,7 +128,10 @@ def _label(
             continue
         before = [r.ts for r in features.recent if r.ts < e.ts and r.event_id != e.event_id]
         previous = ts_ms(max(before)) if before else None
-        label = label_for(pending, ts_ms(e.ts), previous, churn=churn_signal(e))
+        new = applied_now is None or e.event_id in applied_now
+        lead = SIGNAL_LEAD_MS if new else 0
+        label = label_for(pending, ts_ms(e.ts), previous, churn=churn_signal(e),
+                          signal_lead_ms=lead)  # fmt: skip
         if label is not None:
             return label
     return None
@@ -129,18 +146,21 @@ def watch_risk(
     *,
     subject: str,
     alongside: Sequence[TouchpointEvent] = (),
+    applied_now: Collection[str] | None = None,
 ) -> RiskWatch:
     """Watch the customer's risk at ``event``, their newest touchpoint of a batch.
     ``subject``: the keyed hash of their id (see :func:`example_id`); ``alongside``: their
     touchpoints of the batch, whose churn signals label the pending snapshot too
-    (``features`` already hold them)."""
+    (``features`` already hold them); ``applied_now``: the batch's event ids it applied
+    (not come again; ``None``: every one)."""
     x = risk_features_at(features, event.ts, event.event_id)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
     pending = None
     if features.risk_snapshot:
         pending = decode_snapshot(features.risk_snapshot)
-    label = None if pending is None else _label(pending, features, event, alongside)
+    label = None if pending is None else _label(pending, features, event, alongside,
+                                                applied_now)  # fmt: skip
     example = None
     if pending is not None and label is not None:
         example = RiskExample(

@@ -90,6 +90,9 @@ class _DecidingBatch:
     # customer -> why their keys could not be read as features (a key of another type,
     # a value that is no number): their touchpoints are dead-lettered, the others decided
     unreadable: dict[str, Exception] = field(default_factory=dict)
+    # the touchpoints this batch applied (not come again): a churn signal among them
+    # dated a little before a snapshot may label it (see agents.risk_watch)
+    applied_now: set[str] = field(default_factory=set)
 
 
 def _touchpoints_to_decide(
@@ -98,10 +101,11 @@ def _touchpoints_to_decide(
     result: BatchResult,
     earlier: Counter[str],
     recorded: set[str],
+    applied_now: set[str],
 ) -> list[_Pending]:
     """Record each touchpoint's result (spending ``earlier``'s credits); return those
     still to decide. Those whose decision was recorded, not known to be sent, go in
-    ``recorded`` too (event ids)."""
+    ``recorded`` too (event ids), and those this batch applied in ``applied_now``."""
     # A duplicate whose decision was never recorded (a crash in between) is decided
     # again; one whose decision was recorded, and may not have gone out, sends that
     # decision again; the same event twice in one batch is decided once.
@@ -125,6 +129,8 @@ def _touchpoints_to_decide(
                 earlier[event.event_id] -= 1
                 ok = True
             result.results.append((event.kind, "ok" if ok else "duplicate"))
+            if ok:
+                applied_now.add(event.event_id)
             wanted = worth_watching(event)
             fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
             if wanted and fresh:
@@ -212,12 +218,15 @@ class TouchpointDecisions:
         """Record each touchpoint's result, decide on those worth watching, raise alerts.
         ``newest_before``: each customer's newest recent touchpoint before the batch."""
         recorded: set[str] = set()
-        pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded)
+        applied_now: set[str] = set()
+        pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded,
+                                         applied_now)  # fmt: skip
         if not pending:
             return
         for record, event, index in pending:
             result.touchpoints_of.setdefault(event.customer_id, []).append((record, index))
         batch = await self._prepare_decisions(pending, result, recorded)
+        batch.applied_now = applied_now
         applied: dict[str, list[TouchpointEvent]] = {}
         for (_, event), status in zip(decoded, statuses, strict=True):
             if status is not None:
@@ -357,7 +366,7 @@ class TouchpointDecisions:
         watch = watch_risk(
             event, features, batch.now, self._risk.model, self._risk_threshold,
             subject=self._store.pseudonym(event.customer_id),
-            alongside=batch.batch_of[event.customer_id],
+            alongside=batch.batch_of[event.customer_id], applied_now=batch.applied_now,
         )  # fmt: skip
         if watch.example is not None:
             result.risk_examples.append(watch.example)

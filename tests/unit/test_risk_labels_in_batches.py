@@ -200,3 +200,48 @@ def test_a_lapse_a_survey_answer_ended_is_labelled_by_the_next_watched_touchpoin
     unknown = msgspec.structs.replace(seen, recent=recent)
     watch = watch_risk(later, unknown, clicked, ChurnRisk(), subject="s")
     assert watch.example is not None and watch.example.y is False
+
+
+def test_a_churn_signal_come_again_does_not_label_the_snapshot_taken_after_it() -> None:
+    """An unsubscribe labelled the pending snapshot, and an email opened two minutes later
+    took a new one. The unsubscribe come again (a producer's retry, a batch redone) was
+    within the 15 minutes a signal may precede a snapshot, and labelled that one too."""
+    unsubscribed = Email(event_id="u1", customer_id="cust-1", ts=T0, action="unsubscribed")
+    opened = Email(event_id="o1", customer_id="cust-1", ts=T0 + timedelta(minutes=2),
+                   action="opened")  # fmt: skip
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(opened.ts), "o1")
+    seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=opened.ts, recent=[
+        RecentTouchpoint(opened.ts, "email", "o1"), RecentTouchpoint(T0, "email", "u1"),
+    ])  # fmt: skip
+    again = watch_risk(unsubscribed, seen, opened.ts, ChurnRisk(), subject="s",
+                       applied_now=set())  # fmt: skip
+    assert again.example is None  # applied before the snapshot was taken: its features hold it
+    now = watch_risk(unsubscribed, seen, opened.ts, ChurnRisk(), subject="s",
+                     applied_now={"u1"})  # fmt: skip
+    assert now.example is not None and now.example.y is True  # late, or from a slow clock
+
+
+def test_a_late_touchpoint_older_than_the_list_makes_no_lapse() -> None:
+    """Active every five days, then twenty email clicks on day 46 pushed the older
+    touchpoints out of the list: a call record dated day -1 arriving late was paired with
+    the oldest listed (day 46), a 47-day "lapse" that never was."""
+    snapped = SNAPSHOT_AT - timedelta(days=46)
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(snapped), "click-0")
+    burst = [RecentTouchpoint(SNAPSHOT_AT + timedelta(minutes=m), "email", f"b{m}")
+             for m in range(20)]  # fmt: skip
+    late = Call(event_id="late", customer_id="cust-1", ts=snapped - timedelta(days=1),
+                status="started", direction="inbound", reason="support")  # fmt: skip
+    seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=burst[-1].ts, recent=burst[::-1])
+    watch = watch_risk(late, seen, SNAPSHOT_AT, ChurnRisk(), subject="s", applied_now={"late"})
+    assert watch.example is None
+
+
+async def test_the_worker_tells_a_signal_come_again_from_one_applied_now() -> None:
+    """Through the handler: the snapshot was taken at a click two minutes after a cancel
+    call; the call come again (a duplicate) labels nothing, applied now it labels it."""
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(T0 + timedelta(minutes=2)), "c2")
+    taken = msgspec.structs.replace(WAITING, risk_snapshot=snapshot)
+    for status, labelled in ((ApplyStatus.DUPLICATE, []), (ApplyStatus.APPLIED, [True])):
+        store = RecordingStore(features={"cust-1": taken}, statuses={"call": status})
+        result = await handler(store).handle(batch(cancel_call("call")))
+        assert [e.y for e in result.risk_examples] == labelled, status
