@@ -39,10 +39,10 @@ from schemas import (
 )
 
 # incr/max/min/latest act on the lifetime profile hash; tally is an incr that makes a new
-# field only while the profile holds fewer than TALLY_ROOM fields (a count of an
-# open-ended name, a category: free text from a producer must not grow a customer's
-# profile, read whole at every decision, without bound); w<res> adds to the bucket of the
-# fact's ts at that resolution in the windows hash.
+# field only while fewer than TALLY_ROOM were made (counted in the profile's TALLIED: a
+# count of an open-ended name, a category; free text from a producer must not grow a
+# customer's profile, read whole at every decision, without bound); w<res> adds to the
+# bucket of the fact's ts at that resolution in the windows hash.
 Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
@@ -55,8 +55,10 @@ WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:em
 # by default) cannot hide a withdrawal the customer made after it. Any order of the same
 # facts still gives the same state (lua/apply.lua has the same number).
 GRANT_LEAD_MS = 15 * 60_000
-# the profile's fields past which a tally makes no new field (lua/apply.lua has it too)
+# how many fields tallies make in a profile at most (lua/apply.lua has it too), and the
+# field counting those made
 TALLY_ROOM = 512
+TALLIED = "tallied"
 # the priority of the newest intervention of each kind (profile field prefix)
 LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

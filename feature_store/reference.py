@@ -20,6 +20,7 @@ from feature_store.facts import (
     LAST_SHOWN,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
+    TALLIED,
     TALLY_ROOM,
     WITHDRAWAL_FIELDS,
     ContactCeilings,
@@ -194,6 +195,8 @@ class CustomerState:
         w = self.contacts if fact.contact else self.windows
         size_ms = {r.name: r.size_ms for r in resolutions}
         for op, key, value in fact.updates:
+            if op == "tally" and abs(int(self.profile.get(TALLIED, "0")) + 1) >= 9.2e18:
+                raise OverflowError(f"counter {TALLIED} would overflow")
             if op in ("incr", "tally"):
                 current = self.profile.get(key, "0")
             elif op.startswith("w") and op[1:] in size_ms:
@@ -239,10 +242,12 @@ class CustomerState:
     ) -> None:
         p = self.profile
         current = p.get(key)
-        if op == "incr" or (op == "tally" and (current is not None or len(p) < TALLY_ROOM)):
+        if op == "incr" or (op == "tally" and current is not None):
             p[key] = str(int(current or 0) + int(value))
-        elif op == "tally":  # a new field, and no room for it
-            pass
+        elif op == "tally":  # a new field, while there is room for it
+            if int(p.get(TALLIED, "0")) < TALLY_ROOM:
+                p[key] = str(int(value))
+                p[TALLIED] = str(int(p.get(TALLIED, "0")) + 1)
         elif op in ("max", "min"):
             v, c = float(value), None if current is None else float(current)
             if c is None or (op == "max" and v > c) or (op == "min" and v < c):

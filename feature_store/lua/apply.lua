@@ -17,8 +17,8 @@
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
 --         their own live after the latest offer shown or email sent to them (see Expiry),
 --       12 (a contact's, optional) the ceilings it must stay within, as JSON (below)
--- Ops: incr | tally (an incr that makes a new field only while the profile holds fewer
---      than TALLY_ROOM fields, facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
+-- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
+--      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
@@ -96,8 +96,10 @@ for _, update in ipairs(updates) do
       return redis.error_reply('unknown resolution ' .. string.sub(op, 2))
     end
     failed = addable(windows, window_field(string.sub(op, 2), update[2]), update[3])
-  elseif op == 'incr' or op == 'tally' then
+  elseif op == 'incr' then
     failed = addable(profile, update[2], update[3])
+  elseif op == 'tally' then
+    failed = addable(profile, update[2], update[3]) or addable(profile, 'tallied', '1')
   elseif op ~= 'max' and op ~= 'min' and op ~= 'latest' then
     return redis.error_reply('unknown update op ' .. op)
   end
@@ -268,8 +270,11 @@ for _, update in ipairs(updates) do
     redis.call('HINCRBY', profile, field, value)
     if field == 'n' then activity = true end
   elseif op == 'tally' then
-    if redis.call('HEXISTS', profile, field) == 1 or redis.call('HLEN', profile) < TALLY_ROOM then
+    if redis.call('HEXISTS', profile, field) == 1 then
       redis.call('HINCRBY', profile, field, value)
+    elseif tonumber(redis.call('HGET', profile, 'tallied') or '0') < TALLY_ROOM then
+      redis.call('HINCRBY', profile, field, value)
+      redis.call('HINCRBY', profile, 'tallied', 1)
     end
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))
