@@ -286,6 +286,10 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
     def restarted(reason: str) -> None:
         moments.metrics.retries.labels(reason).inc()
 
+    @app.timer(2.0)  # type: ignore[untyped-decorator]
+    async def show_leading() -> None:  # none leading: no learning (MomentsNoWorkerLeads)
+        moments.metrics.leading.set(1.0 if app.is_leader() else 0.0)
+
     @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def sweep_risk() -> None:
         async def send(examples: list[RiskExample]) -> None:

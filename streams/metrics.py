@@ -195,6 +195,12 @@ class Metrics:
         )
         for outcome in ("ok", "failed"):  # from 0: a first failure is an increase
             self.risk_sweep_rounds.labels(outcome)
+        self.leading = Gauge(
+            "moments_worker_leading",
+            "1 on the worker that leads its group (it runs the learners and the churn-risk"
+            " sweep), 0 on the others.",
+            registry=r,
+        )
         self.model_rocauc = Gauge(
             "moments_model_rocauc",
             "Progressive ROC AUC of online classifiers, over their newest 1,000 examples.",

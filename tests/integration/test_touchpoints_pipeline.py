@@ -305,3 +305,7 @@ async def test_every_worker_of_a_group_counts_the_records_partitioned_otherwise(
     counted = [w.metric("moments_events_misrouted_total") for w in workers]
     assert all(applied), applied  # each worker held some of the partitions written to
     assert counted == applied  # every record was elsewhere, and each worker says so
+    deadline = time.monotonic() + 10  # one of the two leads the group (it learns)
+    while sorted(w.metric("moments_worker_leading") for w in workers) != [0.0, 1.0]:
+        assert time.monotonic() < deadline, [w.metric("moments_worker_leading") for w in workers]
+        await asyncio.sleep(0.5)
