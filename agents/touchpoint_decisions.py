@@ -331,7 +331,8 @@ class TouchpointDecisions:
                 )  # fmt: skip
                 late = [too_late(alert, self._rules, sent) for alert in alerts]
                 # what can fail has run: an attempt that failed left nothing in the batch
-                if passed is not None:
+                fresh = event.event_id in batch.applied_now  # a copy was counted already
+                if passed is not None and fresh:
                     result.moments_passed.append(passed)
                 if decision is not None:
                     result.decisions.append(decision)
@@ -340,11 +341,11 @@ class TouchpointDecisions:
                     if features is not None and recorded is None:  # the next moment
                         profiles[event.customer_id] = contacted(features, decision)  # counts it
                 for alert, is_late in zip(alerts, late, strict=True):
-                    if is_late:
-                        batch.late.append(alert)
-                    else:
+                    if not is_late:
                         batch.raised.append(alert)
                         batch.timely.setdefault(event.customer_id, []).append(alert)
+                    elif fresh:  # not raised; counted once, with the first copy
+                        batch.late.append(alert)
                 break
             except Exception as exc:
                 if attempt == self._max_attempts:

@@ -610,6 +610,21 @@ async def test_a_duplicate_whose_decision_was_recorded_sends_that_decision_again
     assert triggers(again) == ["a"]
 
 
+async def test_a_copy_of_a_moment_long_over_is_not_counted_too_late_again() -> None:
+    """Sent three times, an hour-old click was counted three times too late (the copies
+    come back as duplicates whose decision was never recorded, and are looked at again)."""
+    stale = click("stale", ts=NOW - timedelta(hours=2))
+    call = Call(event_id="call-stale", customer_id="cust-1", ts=NOW - timedelta(hours=2),
+                status="started", direction="inbound", reason="cancel")  # fmt: skip
+    for status, counted in ((ApplyStatus.APPLIED, True), (ApplyStatus.DUPLICATE, False)):
+        store = RecordingStore(features={"cust-1": KNOWN},
+                               statuses={"stale": status, "call-stale": status})  # fmt: skip
+        result = await handler(store, offer_max_age_s=3600.0).handle(records(stale, call))
+        assert result.moments_passed == (["web", "call"] if counted else [])
+        assert [i.kind for i in result.too_late] == (["save_desk"] if counted else [])
+        assert result.decisions == [] and result.interventions == []  # either way
+
+
 async def test_a_moment_long_over_is_not_decided_but_a_recorded_decision_is_still_sent() -> None:
     """A backlog or a re-drive decided offers for clicks hours old: they spent the
     customer's caps and the day's budgets on a visit long over."""
