@@ -30,6 +30,9 @@ from collections.abc import Awaitable, Callable, Sequence
 log = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes]  # the decision's Kafka key (the customer id) and value
+# how often the decisions given up are logged, counted by reason: one line each would
+# flood the log (and the loop) while new fallbacks push the oldest out, thousands a second
+LOG_EVERY_S = 5.0
 # the decisions waiting, as (customer id, decision JSON) -> whether each customer is erased
 ErasedCheck = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[bool]]]
 
@@ -54,6 +57,8 @@ class FallbackOutbox:
         self._waiting: deque[tuple[int, float, str, Record]] = deque()
         self._added = 0
         self._task: asyncio.Task[None] | None = None
+        self._unlogged: dict[str, int] = {}  # given up since the last log line, by reason
+        self._log_due: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -100,14 +105,28 @@ class FallbackOutbox:
                 self._publish(kept)
 
     def _give_up(self, count: int, why: str) -> None:
-        log.warning("%d fallback decisions not published: %s", count, why)
         self._dropped(count)
+        self._unlogged[why] = self._unlogged.get(why, 0) + count
+        if self._log_due is None:  # now, and what follows in LOG_EVERY_S after
+            self._log_given_up()
+            loop = asyncio.get_running_loop()
+            self._log_due = loop.call_later(LOG_EVERY_S, self._log_given_up, True)
+
+    def _log_given_up(self, ended: bool = False) -> None:
+        """Log the decisions given up since the last line, a line per reason;
+        ``ended``: the wait after a line is over (the next give-up logs at once)."""
+        for why, count in self._unlogged.items():
+            log.warning("%d fallback decisions not published: %s", count, why)
+        self._unlogged.clear()
+        if ended:
+            self._log_due = None
 
     async def drain(self, within_s: float | None = 5.0) -> bool:
         """Publish what can be checked within ``within_s`` (at shutdown; None: as long
         as it takes); give up the rest, counted. Whether all of it was checked."""
         task = self._task
         if task is None or task.done():
+            self._log_given_up()
             return True
         try:
             await asyncio.wait_for(asyncio.shield(task), within_s)
@@ -118,5 +137,7 @@ class FallbackOutbox:
             if self._waiting:
                 self._give_up(len(self._waiting), "the process is stopping")
                 self._waiting.clear()
+            self._log_given_up()  # all of it, before the process ends
             return False
+        self._log_given_up()
         return True

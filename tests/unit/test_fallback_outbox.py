@@ -5,7 +5,10 @@ wait, or at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+
+import pytest
 
 from feature_store import StoreUnavailable
 from streams.api.fallback_outbox import FallbackOutbox, Record
@@ -109,3 +112,20 @@ async def test_one_pushed_out_while_its_check_runs_is_not_published_as_well() ->
     answered.set()
     await box.drain()
     assert sent == [(b"c1", b"d1"), (b"c2", b"d2")]
+
+
+async def test_decisions_given_up_in_a_flood_are_logged_counted_not_one_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With 10,000 fallbacks waiting, each new one pushed the oldest out and logged a line
+    of its own: an 8 s Redis stall under load wrote 21,822 identical warnings."""
+    box, _, dropped = outbox(Tombstones(set(), down=True), limit=2)
+    with caplog.at_level(logging.WARNING, logger="streams.api.fallback_outbox"):
+        for n in range(1_002):
+            box.add(f"c{n}", b"d")
+        assert sum(dropped) == 1_000  # every one given up is counted at once
+        await box.drain(within_s=0.05)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) <= 3, lines  # the first, then the rest at the end
+    said = sum(int(line.split()[0]) for line in lines)
+    assert said == sum(dropped) == 1_002  # and the two still waiting at the stop
