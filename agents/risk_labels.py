@@ -30,11 +30,14 @@ SIGNAL_LEAD_MS = 15 * 60_000
 @dataclass(frozen=True, slots=True)
 class PendingSnapshot:
     """Features ``x`` as they were at ``ts_ms``, waiting for their label; ``event_id``:
-    the touchpoint it was taken at (empty if unknown), which cannot label it."""
+    the touchpoint it was taken at (empty if unknown), which cannot label it; ``held``:
+    the touchpoints dated up to ``SIGNAL_LEAD_MS`` before it that its features held
+    already (a churn signal among them, come again, does not label it)."""
 
     x: dict[str, float]
     ts_ms: int
     event_id: str = ""
+    held: tuple[str, ...] = ()
 
 
 def churn_signal(event: TouchpointEvent) -> bool:

@@ -7,9 +7,9 @@ whether the risk just crossed its threshold.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -32,6 +32,10 @@ class _Snapshot(msgspec.Struct, omit_defaults=True):
     x: dict[str, float]
     ts_ms: int
     event_id: str = ""  # the touchpoint it was taken at (absent in older snapshots)
+    held: list[str] = msgspec.field(default_factory=list)  # see PendingSnapshot.held
+
+
+HELD_KEPT = 50  # the touchpoints a snapshot names as held at most (15 minutes' worth)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -41,7 +45,7 @@ _decode = msgspec.json.Decoder(_Snapshot).decode
 def decode_snapshot(raw: str) -> PendingSnapshot:
     """A stored pending snapshot; raises ``msgspec.DecodeError`` if it is not one."""
     stored = _decode(raw)
-    return PendingSnapshot(stored.x, stored.ts_ms, stored.event_id)
+    return PendingSnapshot(stored.x, stored.ts_ms, stored.event_id, tuple(stored.held))
 
 
 class RiskHolder:
@@ -71,10 +75,12 @@ def example_id(subject: str, snapshot_ms: int) -> str:
     return f"risk:{subject}:{snapshot_ms}"
 
 
-def pending_snapshot(x: dict[str, float], at_ms: int, event_id: str = "") -> str:
+def pending_snapshot(
+    x: dict[str, float], at_ms: int, event_id: str = "", held: Sequence[str] = ()
+) -> str:
     """A feature snapshot taken at touchpoint ``event_id``, as stored while it waits for
-    its delayed label."""
-    return _encode(_Snapshot(x, at_ms, event_id)).decode()
+    its delayed label; ``held``: see :class:`~agents.risk_labels.PendingSnapshot`."""
+    return _encode(_Snapshot(x, at_ms, event_id, list(held[:HELD_KEPT]))).decode()
 
 
 BAND_MARGIN = 0.05  # how far below its threshold a high risk must fall to be low again
@@ -98,7 +104,6 @@ def _label(
     features: CustomerFeatures,
     event: TouchpointEvent,
     alongside: Sequence[TouchpointEvent],
-    applied_now: Collection[str] | None,
 ) -> bool | None:
     """The label the customer's touchpoints of a batch give ``pending``: each in turn, in
     time order, with the customer's touchpoint just before it (``features.recent`` holds
@@ -109,16 +114,16 @@ def _label(
     producer's retry, a re-drive, a batch redone after a crash): its features hold it.
     A lapse that a touchpoint nobody watched ended (a survey answer, an email clicked:
     see :func:`~agents.risk_labels.lapse_among`) labels it too, between touchpoints the
-    store lists (and the batch's, down to the oldest listed: a late one older than that
-    has no known neighbour, the ones between them having left the list).
+    store lists (and the batch's, down to the oldest listed before the batch: a late one
+    older than that has no known neighbour, the ones between them having left the list).
 
-    A churn signal dated a little before the snapshot labels it only when it is applied
-    now (``applied_now``: the batch's event ids applied by it; ``None``: all of them): one
-    applied before, come again, was there when the snapshot was taken.
+    A churn signal dated a little before the snapshot labels it unless the snapshot
+    held it already (``PendingSnapshot.held``: one come again was there when it was taken).
     """
     batch = sorted({e.event_id: e for e in (*alongside, event)}.values(), key=lambda e: e.ts)
-    oldest = min((r.ts for r in features.recent), default=None)
-    listed = {r.event_id: ts_ms(r.ts) for r in features.recent} | {
+    ids = {e.event_id for e in batch}
+    oldest = min((r.ts for r in features.recent if r.event_id not in ids), default=None)
+    listed = {r.event_id: ts_ms(r.ts) for r in features.recent if r.event_id not in ids} | {
         e.event_id: ts_ms(e.ts) for e in batch if oldest is None or e.ts >= oldest
     }
     if lapse_among(pending, listed.values()):
@@ -128,8 +133,7 @@ def _label(
             continue
         before = [r.ts for r in features.recent if r.ts < e.ts and r.event_id != e.event_id]
         previous = ts_ms(max(before)) if before else None
-        new = applied_now is None or e.event_id in applied_now
-        lead = SIGNAL_LEAD_MS if new else 0
+        lead = 0 if e.event_id in pending.held else SIGNAL_LEAD_MS
         label = label_for(pending, ts_ms(e.ts), previous, churn=churn_signal(e),
                           signal_lead_ms=lead)  # fmt: skip
         if label is not None:
@@ -146,21 +150,18 @@ def watch_risk(
     *,
     subject: str,
     alongside: Sequence[TouchpointEvent] = (),
-    applied_now: Collection[str] | None = None,
 ) -> RiskWatch:
     """Watch the customer's risk at ``event``, their newest touchpoint of a batch.
     ``subject``: the keyed hash of their id (see :func:`example_id`); ``alongside``: their
     touchpoints of the batch, whose churn signals label the pending snapshot too
-    (``features`` already hold them); ``applied_now``: the batch's event ids it applied
-    (not come again; ``None``: every one)."""
+    (``features`` already hold them)."""
     x = risk_features_at(features, event.ts, event.event_id)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
     pending = None
     if features.risk_snapshot:
         pending = decode_snapshot(features.risk_snapshot)
-    label = None if pending is None else _label(pending, features, event, alongside,
-                                                applied_now)  # fmt: skip
+    label = None if pending is None else _label(pending, features, event, alongside)
     example = None
     if pending is not None and label is not None:
         example = RiskExample(
@@ -170,7 +171,13 @@ def watch_risk(
             snapshot_ts=datetime.fromtimestamp(pending.ts_ms / 1000, tz=now.tzinfo),
             label_ts=event.ts,
         )
-    snapshot = pending_snapshot(x, event_ms, event.event_id) if pending is None or example else None
+    snapshot = None
+    if pending is None or example:  # with what it holds of the touchpoints just before it
+        lead_from = event.ts - timedelta(milliseconds=SIGNAL_LEAD_MS)
+        near = [*((r.event_id, r.ts) for r in features.recent),
+                *((e.event_id, e.ts) for e in alongside)]  # fmt: skip
+        held = sorted({i for i, at in near if lead_from <= at <= event.ts} - {event.event_id})
+        snapshot = pending_snapshot(x, event_ms, event.event_id, held)
     band = risk_band(risk, threshold, features.risk_band)
     return RiskWatch(
         risk=risk,

@@ -90,8 +90,8 @@ class _DecidingBatch:
     # customer -> why their keys could not be read as features (a key of another type,
     # a value that is no number): their touchpoints are dead-lettered, the others decided
     unreadable: dict[str, Exception] = field(default_factory=dict)
-    # the touchpoints this batch applied (not come again): a churn signal among them
-    # dated a little before a snapshot may label it (see agents.risk_watch)
+    # the touchpoints this batch applied (not come again): those too late to decide on
+    # are counted once, with the first copy
     applied_now: set[str] = field(default_factory=set)
 
 
@@ -367,7 +367,7 @@ class TouchpointDecisions:
         watch = watch_risk(
             event, features, batch.now, self._risk.model, self._risk_threshold,
             subject=self._store.pseudonym(event.customer_id),
-            alongside=batch.batch_of[event.customer_id], applied_now=batch.applied_now,
+            alongside=batch.batch_of[event.customer_id],
         )  # fmt: skip
         if watch.example is not None:
             result.risk_examples.append(watch.example)

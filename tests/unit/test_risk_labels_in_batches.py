@@ -12,7 +12,7 @@ from agents.letters import SourceRecord
 from agents.risk import ChurnRisk
 from agents.risk_labels import DAY_MS, PendingSnapshot, label_for
 from agents.risk_sweep import sweep_label
-from agents.risk_watch import pending_snapshot, watch_risk
+from agents.risk_watch import decode_snapshot, pending_snapshot, watch_risk
 from feature_store import CustomerFeatures, PendingRisk
 from feature_store.facts import ts_ms
 from feature_store.features import RecentTouchpoint
@@ -209,16 +209,21 @@ def test_a_churn_signal_come_again_does_not_label_the_snapshot_taken_after_it() 
     unsubscribed = Email(event_id="u1", customer_id="cust-1", ts=T0, action="unsubscribed")
     opened = Email(event_id="o1", customer_id="cust-1", ts=T0 + timedelta(minutes=2),
                    action="opened")  # fmt: skip
-    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(opened.ts), "o1")
-    seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=opened.ts, recent=[
-        RecentTouchpoint(opened.ts, "email", "o1"), RecentTouchpoint(T0, "email", "u1"),
-    ])  # fmt: skip
-    again = watch_risk(unsubscribed, seen, opened.ts, ChurnRisk(), subject="s",
-                       applied_now=set())  # fmt: skip
-    assert again.example is None  # applied before the snapshot was taken: its features hold it
-    now = watch_risk(unsubscribed, seen, opened.ts, ChurnRisk(), subject="s",
-                     applied_now={"u1"})  # fmt: skip
-    assert now.example is not None and now.example.y is True  # late, or from a slow clock
+    listed = [RecentTouchpoint(opened.ts, "email", "o1"), RecentTouchpoint(T0, "email", "u1")]
+    both = CustomerFeatures(risk_snapshot=WAITING.risk_snapshot, last_seen=opened.ts,
+                            recent=listed)  # fmt: skip
+    first = watch_risk(opened, both, opened.ts, ChurnRisk(), subject="s",
+                       alongside=[unsubscribed, opened])  # fmt: skip
+    assert first.example is not None and first.example.y is True  # the older snapshot
+    assert first.snapshot is not None and decode_snapshot(first.snapshot).held == ("u1",)
+    seen = msgspec.structs.replace(both, risk_snapshot=first.snapshot)
+    again = watch_risk(unsubscribed, seen, opened.ts, ChurnRisk(), subject="s")
+    assert again.example is None  # there when the snapshot was taken: its features hold it
+    # one that came after the snapshot was taken (late, or from a slow clock) labels it
+    unheld = pending_snapshot({"experience": 0.4}, ts_ms(opened.ts), "o1")
+    later = watch_risk(unsubscribed, msgspec.structs.replace(seen, risk_snapshot=unheld),
+                       opened.ts, ChurnRisk(), subject="s")  # fmt: skip
+    assert later.example is not None and later.example.y is True
 
 
 def test_a_late_touchpoint_older_than_the_list_makes_no_lapse() -> None:
@@ -232,16 +237,32 @@ def test_a_late_touchpoint_older_than_the_list_makes_no_lapse() -> None:
     late = Call(event_id="late", customer_id="cust-1", ts=snapped - timedelta(days=1),
                 status="started", direction="inbound", reason="support")  # fmt: skip
     seen = CustomerFeatures(risk_snapshot=snapshot, last_seen=burst[-1].ts, recent=burst[::-1])
-    watch = watch_risk(late, seen, SNAPSHOT_AT, ChurnRisk(), subject="s", applied_now={"late"})
+    watch = watch_risk(late, seen, SNAPSHOT_AT, ChurnRisk(), subject="s")
     assert watch.example is None
 
 
-async def test_the_worker_tells_a_signal_come_again_from_one_applied_now() -> None:
-    """Through the handler: the snapshot was taken at a click two minutes after a cancel
-    call; the call come again (a duplicate) labels nothing, applied now it labels it."""
-    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(T0 + timedelta(minutes=2)), "c2")
+async def test_a_batch_redone_after_a_crash_keeps_its_churn_label() -> None:
+    """A cancel call dated a minute before the pending snapshot (taken at a click from a
+    fast clock) came after it; the worker labelled the snapshot, then stopped before the
+    batch was done. Redone, the call is a duplicate: it must label the snapshot again."""
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(T0 + timedelta(minutes=1)), "c2")
     taken = msgspec.structs.replace(WAITING, risk_snapshot=snapshot)
-    for status, labelled in ((ApplyStatus.DUPLICATE, []), (ApplyStatus.APPLIED, [True])):
+    for status in (ApplyStatus.APPLIED, ApplyStatus.DUPLICATE):
         store = RecordingStore(features={"cust-1": taken}, statuses={"call": status})
         result = await handler(store).handle(batch(cancel_call("call")))
-        assert [e.y for e in result.risk_examples] == labelled, status
+        assert [e.y for e in result.risk_examples] == [True], status
+
+
+async def test_the_late_touchpoint_makes_no_lapse_through_the_worker_either() -> None:
+    """The cut of the batch's touchpoints older than the list read before it: the worker
+    adds the batch's own to the features first, so a cut on those cut nothing."""
+    snapped = SNAPSHOT_AT - timedelta(days=46)
+    snapshot = pending_snapshot({"experience": 0.4}, ts_ms(snapped), "click-0")
+    burst = [RecentTouchpoint(SNAPSHOT_AT + timedelta(minutes=m), "email", f"b{m}")
+             for m in range(20)]  # fmt: skip
+    seen = msgspec.structs.replace(WAITING, risk_snapshot=snapshot, recent=burst[::-1],
+                                   last_seen=burst[-1].ts)  # fmt: skip
+    late = Call(event_id="late", customer_id="cust-1", ts=snapped - timedelta(days=1),
+                status="started", direction="inbound", reason="support")  # fmt: skip
+    result = await handler(RecordingStore(features={"cust-1": seen})).handle(batch(late))
+    assert result.risk_examples == []
