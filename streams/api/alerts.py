@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -432,11 +433,18 @@ def _alerts(
     """The interventions among ``records``, each as screens are sent it: with the
     customer's ref added."""
     found = []
+    skipped, first = 0, ""
     for record in records:
         try:
             intervention = decode_intervention(record.value or b"")
             raw = with_customer_ref(record.value or b"", refer(intervention.customer_id))
-        except Exception:
-            continue  # not an intervention: nothing to show
+        except Exception as exc:  # not an intervention: nothing to show
+            said = str(exc) if isinstance(exc, msgspec.MsgspecError) else ""  # no values
+            skipped, first = skipped + 1, first or f"{type(exc).__name__}: {said}"
+            continue
         found.append(Alert(f"{partition}-{record.offset}", intervention, raw))
+    if skipped:  # said, not silently dropped: a producer's alerts no screen will show
+        log.warning("%d records of partition %d are not interventions as the contract has "
+                    "them, and reach no screen (the first: %s)", skipped, partition,
+                    first[:300])  # fmt: skip
     return found

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -354,3 +355,18 @@ async def test_a_position_past_the_end_when_the_broker_cannot_say_starts_over(
     alerts._consumer = lookup  # type: ignore[assignment]
     position = await alerts.position("0-7")
     assert position.event_id() == "" and lookup.asked == 1
+
+
+def test_records_that_are_no_intervention_are_said_not_silently_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An alert with a null context (a producer of its own) reached no screen, and nothing
+    said so: not a log line, at any level."""
+    good = alert(1, "a").raw
+    null_context = json.dumps({**json.loads(good), "context": None}).encode()
+    records = [SimpleNamespace(offset=n, value=v) for n, v in enumerate([good, null_context])]
+    with caplog.at_level(logging.WARNING, logger="streams.api.alerts"):
+        kept = alerts_module._alerts(0, records, REFS)  # type: ignore[arg-type]
+    assert [a.id for a in kept] == ["0-0"]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "1 records of partition 0" in line and "$.context" in line and '"a"' not in line
