@@ -701,3 +701,54 @@ async def test_a_do_not_call_marks_the_customers_earlier_alerts_whatever_order_t
         kind = "document.querySelector('[data-intervention-id=\"a-stop\"] .alert-kind')"
         assert await page.js(f"{kind}.textContent") == "Do not call"
         assert page.errors == [], page.errors
+
+
+def _alert_sse(n: int, **fields: Any) -> bytes:
+    alert = {
+        "intervention_id": f"iv-{n}", "customer_id": f"c-{n}", "customer_ref": f"ref-{n}",
+        "ts": _iso(datetime(2026, 12, 5, 9, 0, tzinfo=UTC) + timedelta(seconds=n)),
+        "kind": "retention_call", "priority": 1, "queue": "q1", "agent_id": None,
+        "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
+        "context": {}, **fields,
+    }  # fmt: skip
+    return b"id: 0-%d\nevent: intervention\ndata: %s\n\n" % (n, json.dumps(alert).encode())
+
+
+async def test_a_full_screen_drops_acknowledged_cards_first_and_long_words_wrap(
+    tmp_path: Path,
+) -> None:
+    """Past 300 cards the oldest went, open or not, without a word; one unbroken word (a
+    ticket URL) in an alert widened the page past the screen; acknowledging from the
+    keyboard dropped the focus to the page, and every button read just "Acknowledge"."""
+    long_word = "https://tickets.example.com/" + "x" * 2_000
+    script = (b"retry: 200\n\n" + _alert_sse(0, suggested_action=long_word)
+              + b"".join(_alert_sse(n) for n in range(1, 302)))  # fmt: skip
+    cards = "Array.from(document.querySelectorAll('#alerts .alert'), a => a.dataset.interventionId)"
+    notice = "document.getElementById('gap-notice')?.hidden"
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 300", 20,
+                            "a full screen")  # fmt: skip
+        # acknowledged in this browser before (the store of acknowledgements): iv-5, iv-6
+        await page.js("localStorage.setItem('moments.console.acknowledged', "
+                      "JSON.stringify([['iv-5', 1], ['iv-6', 1]]))")  # fmt: skip
+        link = await page.js("location.origin") + "/console?api_key=k1"  # as it was opened
+        await page.send("Page.navigate", url=link)
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 300 && "
+                            "document.querySelectorAll('#alerts .acknowledged').length === 0",
+                            20, "the screen again")  # fmt: skip
+        shown = await page.js(cards)
+        assert "iv-0" in shown and "iv-1" in shown and "iv-5" not in shown and "iv-6" not in shown
+        assert await page.js(notice) is True  # no open card was dropped
+        assert await page.js("document.documentElement.scrollWidth <= window.innerWidth")
+        # from the keyboard: the focus moves on to an open card's button, each named
+        first = "document.querySelector('#alerts .alert .alert-ack')"
+        assert "c-301" in await page.js(f"{first}.getAttribute('aria-label')")
+        await page.js(f"{first}.focus(); {first}.click()")
+        focused = await page.js("document.activeElement.getAttribute('aria-label') || ''")
+        assert focused.startswith("Acknowledge") and "c-300" in focused, focused
+        assert page.errors == [], page.errors
+    more = script + _alert_sse(302) + _alert_sse(303) + _alert_sse(304)  # all open now
+    async with console_on_script(tmp_path / "again", more) as page:
+        await page.wait_for(f"{notice} === false", 20, "the notice of open cards dropped")
+        text = await page.js("document.getElementById('gap-text').textContent")
+        assert "keeps 300 cards" in text, text
