@@ -13,6 +13,7 @@ import socket
 import msgspec
 from aiohttp import web
 
+from schemas.touchpoints import queue_named
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
 from streams.api.request_checks import api_of, authorise
@@ -35,7 +36,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     key = authorise(request, "profile-read", key_in_query=True)
     api = api_of(request)
     hub = api.alerts
-    queue = request.query.get("queue") or None
+    queue = queue_named(request.query.get("queue"))  # a blank one: every queue
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert

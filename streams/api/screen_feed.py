@@ -111,9 +111,10 @@ class StreamPosition:
 
 
 def for_queue(alert: Alert, queue: str | None) -> bool:
-    """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``. An
-    alert for no queue in particular (a win-back, a call that named none, or a blank one)
-    is for every screen.
+    """Whether a screen following ``queue`` (``None``: every queue) shows ``alert``, the
+    names compared without case or surrounding spaces (a telephony system's "Billing " is
+    the screen's "billing"). An alert for no queue in particular (a win-back, a call that
+    named none, or a blank one) is for every screen.
 
     >>> from datetime import UTC, datetime
     >>> def alert(queue):
@@ -122,8 +123,13 @@ def for_queue(alert: Alert, queue: str | None) -> bool:
     ...         trigger_event_id="e", reasons=[], suggested_action="", queue=queue), b"")
     >>> [for_queue(alert(q), "retention") for q in ("retention", "billing", None, "", " ")]
     [True, False, True, True, True]
+    >>> for_queue(alert("Retention "), "retention"), for_queue(alert("retention"), " RETENTION")
+    (True, True)
     """
-    return queue is None or queue_named(alert.intervention.queue) in (None, queue)
+    if queue is None:
+        return True
+    named = queue_named(alert.intervention.queue)
+    return named is None or named.strip().casefold() == queue.strip().casefold()
 
 
 def _number(text: str, digits: int) -> bool:
