@@ -210,8 +210,8 @@ def _partitions_known(app: faust.App, topic: str) -> int | None:
     try:  # aiokafka's consumer, where Faust keeps it (not in Faust's types)
         thread: Any = getattr(app.consumer, "_thread")  # noqa: B009
         found = thread._consumer._client.cluster.partitions_for_topic(topic)
-    except AttributeError:  # not started yet, or another Faust: not known
-        return None
+    except (AttributeError, KeyError):  # not started yet, another Faust, or the topic
+        return None  # dropped from the metadata as it was read: not known
     return len(found) if found else None
 
 
