@@ -245,9 +245,13 @@ class CustomerState:
         if op == "incr" or (op == "tally" and current is not None):
             p[key] = str(int(current or 0) + int(value))
         elif op == "tally":  # a new field, while there is room for it
-            if int(p.get(TALLIED, "0")) < TALLY_ROOM:
+            if TALLIED not in p:  # a profile from before the count: its fields of the kind
+                head, sep, _ = key.partition(":")
+                prefix = head + sep if head and sep else None
+                p[TALLIED] = str(sum(1 for k in p if prefix and k.startswith(prefix)))
+            if int(p[TALLIED]) < TALLY_ROOM:
                 p[key] = str(int(value))
-                p[TALLIED] = str(int(p.get(TALLIED, "0")) + 1)
+                p[TALLIED] = str(int(p[TALLIED]) + 1)
         elif op in ("max", "min"):
             v, c = float(value), None if current is None else float(current)
             if c is None or (op == "max" and v > c) or (op == "min" and v < c):

@@ -272,9 +272,20 @@ for _, update in ipairs(updates) do
   elseif op == 'tally' then
     if redis.call('HEXISTS', profile, field) == 1 then
       redis.call('HINCRBY', profile, field, value)
-    elseif tonumber(redis.call('HGET', profile, 'tallied') or '0') < TALLY_ROOM then
-      redis.call('HINCRBY', profile, field, value)
-      redis.call('HINCRBY', profile, 'tallied', 1)
+    else
+      local made = redis.call('HGET', profile, 'tallied')
+      if not made then  -- a profile from before the count: its fields of the kind, once
+        local prefix = string.match(field, '^[^:]+:')
+        made = 0
+        for _, name in ipairs(prefix and redis.call('HKEYS', profile) or {}) do
+          if string.sub(name, 1, #prefix) == prefix then made = made + 1 end
+        end
+        redis.call('HSET', profile, 'tallied', made)
+      end
+      if tonumber(made) < TALLY_ROOM then
+        redis.call('HINCRBY', profile, field, value)
+        redis.call('HINCRBY', profile, 'tallied', 1)
+      end
     end
   elseif op == 'max' or op == 'min' then
     local current = tonumber(redis.call('HGET', profile, field))

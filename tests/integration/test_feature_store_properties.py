@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from feature_store import (
     offers_shown_fact,
     touchpoint_fact,
 )
-from feature_store.facts import RESOLUTIONS, SHOWN_KEPT_DAYS, Resolution
+from feature_store.facts import RESOLUTIONS, SHOWN_KEPT_DAYS, TALLY_ROOM, Resolution
 from feature_store.features import build_features
 from feature_store.reference import CustomerState
 from schemas import Call, Consent, Email, Purchase, SocialMention, Survey, WebClick
@@ -300,6 +301,34 @@ def test_times_last_shown_that_are_no_whole_number_are_kept_alike(kafka_redis: S
             assert kept == {"last_shown:hex", "last_shown:under", "last_shown:space",
                             "last_shown:new"}  # fmt: skip
         finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_profile_from_before_the_category_count_matches_the_reference(
+    kafka_redis: Services,
+) -> None:
+    """Categories written before `tallied` was kept are counted, once, by the first new
+    one, in Redis as in the reference."""
+
+    async def scenario() -> None:
+        prefix = f"prop{uuid.uuid4().hex[:8]}"
+        store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(b"s", prefix),
+                                      clock=lambda: NOW_MS / 1000)  # fmt: skip
+        older = {f"cat:old-{n}": "1" for n in range(TALLY_ROOM - 2)} | {"n": "1"}
+        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+        try:
+            await client.hset(store._keys.for_customer("gil").profile, mapping=older)
+            buy = Purchase(event_id="p", customer_id="gil", order_id="o", amount=5.0,
+                           currency="EUR", ts=NOW, categories=["a", "b", "c", "d"])  # fmt: skip
+            state = CustomerState(profile=dict(older))
+            want = state.apply(touchpoint_fact(buy), NOW_MS)
+            assert [int(s) for s in await store.apply([buy])] == [want]
+            assert (await store.raw("gil"))["profile"] == state.profile
+            assert state.profile["tallied"] == str(TALLY_ROOM)
+        finally:
+            await client.aclose()
             await store.close()
 
     asyncio.run(scenario())

@@ -695,3 +695,15 @@ def test_a_counter_the_fact_would_overflow_fails_it_and_keeps_nothing(counter: s
     with pytest.raises(OverflowError, match="would overflow"):
         state.apply(big, T0_MS + 1000)
     assert state == before
+
+
+def test_a_profile_from_before_the_category_count_counts_its_categories_once() -> None:
+    """A profile written before `tallied` was kept holds categories uncounted: the first
+    new one counts them, so such a profile too keeps TALLY_ROOM at most (not as many
+    more)."""
+    older = {f"cat:old-{n}": "1" for n in range(TALLY_ROOM - 1)} | {"n": "3", "ch:web": "3"}
+    state = CustomerState(profile=dict(older))
+    apply_all([purchase(5.0, 0, ["new-1", "new-2", "new-3"])], state)
+    kept = [k for k in state.profile if k.startswith("cat:")]
+    assert len(kept) == TALLY_ROOM and state.profile["tallied"] == str(TALLY_ROOM)
+    assert "cat:new-1" in state.profile and "cat:new-2" not in state.profile
