@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -233,21 +233,31 @@ def masked(text: str, customers: Iterable[str]) -> str:
     >>> masked("no profile for c-42 nor c-4…", {"c-42"})
     'no profile for <customer> nor <customer>…'
     """
+    return masker(customers)(text)
+
+
+def masker(customers: Iterable[str]) -> Callable[[str], str]:
+    """:func:`masked` for ``customers``, its pattern made once for many texts (a report's
+    reasons, every letter's ids masked in each)."""
     forms = sorted({form for customer in customers if customer.strip()  # (blank: no one)
                     for form in _quoted(customer)}, key=len, reverse=True)  # fmt: skip
-    if not forms:
-        return text
-    cut = text.endswith(CUT) or len(text) in UNMARKED_CUTS
     alone = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, forms))})(?!\w)")
-    body = text.removesuffix(CUT)
-    tail = text[len(body) :]
-    if cut:  # the part of an id the cut left, where it starts a word
-        part = max((n for form in forms for n in range(1, len(form))
-                    if body.endswith(form[:n]) and not _within_word(body, len(body) - n)),
-                   default=0)  # fmt: skip
-        if part:
-            return alone.sub("<customer>", body[:-part]) + "<customer>" + tail
-    return alone.sub("<customer>", body) + tail
+
+    def mask(text: str) -> str:
+        if not forms:
+            return text
+        cut = text.endswith(CUT) or len(text) in UNMARKED_CUTS
+        body = text.removesuffix(CUT)
+        tail = text[len(body) :]
+        if cut:  # the part of an id the cut left, where it starts a word
+            part = max((n for form in forms for n in range(1, len(form))
+                        if body.endswith(form[:n]) and not _within_word(body, len(body) - n)),
+                       default=0)  # fmt: skip
+            if part:
+                return alone.sub("<customer>", body[:-part]) + "<customer>" + tail
+        return alone.sub("<customer>", body) + tail
+
+    return mask
 
 
 def _within_word(text: str, at: int) -> bool:
@@ -349,11 +359,12 @@ class DeadLetterSummary:
 
     def report(self) -> dict[str, dict[str, Any]]:
         out = {}
+        mask = masker(self._customers)
         for name, s in sorted(self._sources.items()):
             # an error shared by a batch's letters names one customer: masked in all
             reasons: Counter[str] = Counter()
             for error, n in s.reasons.items():
-                reasons[masked(error, self._customers)] += n
+                reasons[mask(error)] += n
             top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
             out[name] = {
                 "letters": s.letters,
