@@ -115,7 +115,7 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = resource.canonical if resource is not None else "unmatched"
         # the matched route's method, not the request's: a label of a few known values
         method = route.method if resource is not None else ""
-        request.app[API_KEY].metrics.http.labels(name, str(status), method).observe(
+        request.app[API_KEY].metrics.http_requests(name, str(status), method).observe(
             time.perf_counter() - started
         )
 

@@ -86,9 +86,9 @@ async def recommendations(request: web.Request) -> web.Response:
         erased = True  # the tombstone went unread: what this process knows of erasures
     if not erased:
         if decision.fallback:  # shown all the same, so published all the same
-            api.metrics.fallbacks.labels(decision.reasons[0].split(":", 1)[1]).inc()
+            api.metrics.fell_back(decision.reasons[0].split(":", 1)[1]).inc()
             api.recommender.publish_soon(decision)
-        api.metrics.decisions.labels("next_best_offer", channel).inc()
+        api.metrics.decided("next_best_offer", channel).inc()
         api.metrics.offers_in(decision)
     body = msgspec.to_builtins(decision)
     if "profile-read" not in key.scopes:

@@ -160,9 +160,8 @@ def app_over(rec: Recommender, catalogue: Any, fallbacks: list[str]) -> Any:
         policy=rec._policy,
         catalogue=CatalogueHolder(catalogue),
         metrics=SimpleNamespace(
-            fallbacks=SimpleNamespace(labels=lambda reason: SimpleNamespace(
-                inc=lambda: fallbacks.append(reason))),
-            decisions=SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None)),
+            fell_back=lambda reason: SimpleNamespace(inc=lambda: fallbacks.append(reason)),
+            decided=lambda *a: SimpleNamespace(inc=lambda: None),
             offers_in=lambda decision: None,
         ),
     )  # fmt: skip
