@@ -7,7 +7,7 @@ whether the risk just crossed its threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,6 +99,21 @@ def risk_band(risk: float, threshold: float, was: str | None = None) -> str:
     return "low"
 
 
+def held_at(touchpoints: Iterable[tuple[str, datetime]], at: datetime, event_id: str) -> list[str]:
+    """The ids of ``touchpoints`` (id and time) a snapshot taken at ``at``, at touchpoint
+    ``event_id``, holds within :data:`SIGNAL_LEAD_MS` before it (see
+    :class:`~agents.risk_labels.PendingSnapshot`), sorted.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    >>> held_at([("a", t - timedelta(minutes=20)), ("b", t - timedelta(minutes=5)),
+    ...          ("c", t)], t, "c")
+    ['b']
+    """
+    lead_from = at - timedelta(milliseconds=SIGNAL_LEAD_MS)
+    return sorted({i for i, ts in touchpoints if lead_from <= ts <= at} - {event_id})
+
+
 def _label(
     pending: PendingSnapshot,
     features: CustomerFeatures,
@@ -173,10 +188,9 @@ def watch_risk(
         )
     snapshot = None
     if pending is None or example:  # with what it holds of the touchpoints just before it
-        lead_from = event.ts - timedelta(milliseconds=SIGNAL_LEAD_MS)
         near = [*((r.event_id, r.ts) for r in features.recent),
                 *((e.event_id, e.ts) for e in alongside)]  # fmt: skip
-        held = sorted({i for i, at in near if lead_from <= at <= event.ts} - {event.event_id})
+        held = held_at(near, event.ts, event.event_id)
         snapshot = pending_snapshot(x, event_ms, event.event_id, held)
     band = risk_band(risk, threshold, features.risk_band)
     return RiskWatch(

@@ -15,9 +15,9 @@ from aiokafka import ConsumerRecord
 from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example, risk_features_at
 from agents.risk_labels import LAPSE_DAYS
-from agents.risk_watch import pending_snapshot, risk_band
+from agents.risk_watch import held_at, pending_snapshot, risk_band
 from feature_store import ApplyStatus, Fact, FeatureStore, StoreUnavailable, risk_fact
-from feature_store.facts import DAY_MS
+from feature_store.facts import DAY_MS, ts_ms
 from schemas.risk import decode_risk_example
 from streams.model_snapshots import RISK, restore_risk
 from streams.settings import Settings
@@ -90,7 +90,12 @@ async def retake_risk_state(
             when = datetime.fromtimestamp(at / 1000, UTC)
             x = risk_features_at(features, when)  # as watch_risk: the spell it ended
             band = risk_band(model.predict_one(x), threshold)  # as watch_risk, anew
-            snapshot = pending_snapshot(x, at) if at > since else None
+            snapshot = None
+            if at > since:  # taken at that touchpoint, as live (a copy of it, or of those
+                # just before it, replayed to the workers after the switch, labels nothing)
+                near = [(r.event_id, r.ts) for r in features.recent]
+                taken_at = next((i for i, ts in near if ts_ms(ts) == at), "")
+                snapshot = pending_snapshot(x, at, taken_at, held_at(near, when, taken_at))
             facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
         statuses = await apply(facts)
         for fact, status in zip(facts, statuses, strict=True):

@@ -19,7 +19,7 @@ from agents.risk_features import baseline_risk, risk_features, risk_features_at
 from agents.risk_watch import watch_risk
 from feature_store import CustomerFeatures, FeatureStore, StoreConfig, StoreUnavailable
 from feature_store.facts import ts_ms
-from schemas import CustomerErasure, Survey, encode_erasure
+from schemas import CustomerErasure, Survey, decode_touchpoint, encode_erasure
 from schemas.risk import RiskExample, encode_risk_example
 from streams.rebuild import RebuildReport, rebuild
 from streams.services import LocalRedis
@@ -169,6 +169,35 @@ async def test_rebuild_stores_the_risk_band_so_the_first_crossing_raises_its_cal
             "call_reasons": {"cancel": 1}, "emails": {"unsubscribed": 1},
         }), now, ChurnRisk(), subject="s")  # fmt: skip
         assert watch.crossed
+    finally:
+        await store.close()
+
+
+async def test_a_rebuilt_snapshot_is_not_labelled_by_copies_of_what_it_held(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """The pending snapshot a rebuild stores names its touchpoint and those of the 15
+    minutes before it, as live: their copies, replayed to the workers after the switch,
+    are no churn that followed it (a cancel call came again and was learned as churn)."""
+    records = {
+        "rc-self-1": days_ago("web_click", "rc-self", "rc-self-1", 1 + 10 / MINUTES_A_DAY),
+        "rc-self-2": days_ago("call", "rc-self", "rc-self-2", 1, reason="cancel"),
+        "rc-near-1": days_ago("call", "rc-near", "rc-near-1", 1 + 5 / MINUTES_A_DAY,
+                              reason="cancel"),
+        "rc-near-2": days_ago("web_click", "rc-near", "rc-near-2", 1),
+    }  # fmt: skip
+    await write(pipeline, "touchpoints", [(i.rsplit("-", 1)[0].encode(), raw)
+                                          for i, raw in records.items()])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        assert report.risk_snapshots == 2
+        now = datetime.now(UTC)
+        for customer, copy in (("rc-self", "rc-self-2"), ("rc-near", "rc-near-1")):
+            features = await store.read(customer)
+            assert features is not None and features.risk_snapshot, customer
+            again = decode_touchpoint(records[copy])
+            watch = watch_risk(again, features, now, ChurnRisk(), subject="s")
+            assert watch.example is None, (customer, json.loads(features.risk_snapshot))
     finally:
         await store.close()
 
