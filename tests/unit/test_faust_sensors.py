@@ -10,7 +10,8 @@ from streams.metrics import Metrics
 
 def test_faust_histograms_are_exported_in_seconds() -> None:
     """Only the event runtime was converted; seven more were exported in milliseconds
-    with no unit in their names."""
+    with no unit in their names. The event runtime is not exported: the workers take
+    their events in batches, which Faust does not time, and it stayed empty."""
     metrics = Metrics()
     sensors = faust_sensors(metrics)
     sensors.producer_send_latency.observe(250.0)  # Faust observes milliseconds
@@ -20,6 +21,6 @@ def test_faust_histograms_are_exported_in_seconds() -> None:
         line.split()[2] for line in text.splitlines() if line.startswith("# TYPE moments_faust")
         and line.endswith(" histogram")
     }  # fmt: skip
-    assert len(histograms) == 8 and all(h.endswith("_seconds") for h in histograms), histograms
+    assert len(histograms) == 7 and all(h.endswith("_seconds") for h in histograms), histograms
     assert "moments_faust_producer_send_latency_seconds_sum 0.25" in text
-    assert "moments_faust_event_runtime_seconds_sum 0.004" in text
+    assert "event_runtime" not in text and "events_runtime" not in text
