@@ -19,6 +19,10 @@ from feature_store.features import CustomerFeatures
 UNKNOWN_EXPERIENCE = 0.6  # assumed when there is no signal yet (as the segment thresholds do)
 MAX_DAYS = 365.0  # recency features are capped here
 MAX_RISK_FEATURE = 1e9  # far beyond any count, day or log the workers compute
+# Counts are capped here: the model's scaler keeps a running variance, which one customer
+# with a million complaints (a faulty or hostile producer) would inflate for good, every
+# other customer's count then scaling to about zero. No customer's risk reads more.
+MAX_COUNT = 100.0
 
 
 def _days_since(then: datetime | None, now: datetime, missing: float) -> float:
@@ -67,19 +71,28 @@ def _risk_features(
     withdrawn = sum(1 for granted in features.consent.values() if not granted)
     return {
         "experience": UNKNOWN_EXPERIENCE if features.experience is None else features.experience,
-        "complaints_30d": float(features.complaints_30d),
-        "negative_mentions_30d": float(features.negative_mentions_30d),
+        "complaints_30d": _count(features.complaints_30d),
+        "negative_mentions_30d": _count(features.negative_mentions_30d),
         "log_negative_reach_30d": math.log1p(max(features.negative_reach_30d, 0)),
         "days_since_seen": _days_since(last_seen, now, 0.0),
         "log_activity_30d": math.log1p(sum(month.values())),
         "log_activity_7d": math.log1p(sum(week.values())),
         "log_value": math.log1p(max(features.value, 0.0)),
-        "purchases_365d": float(features.purchases_365d),
+        "purchases_365d": _count(features.purchases_365d),
         "days_since_purchase": _days_since(features.last_purchase, now, MAX_DAYS),
         "unsubscribed": 1.0 if _unsubscribed(features) else 0.0,
-        "cancel_calls": float(features.call_reasons.get("cancel", 0)),
-        "consent_withdrawn": float(withdrawn),
+        "cancel_calls": _count(features.call_reasons.get("cancel", 0)),
+        "consent_withdrawn": _count(withdrawn),
     }
+
+
+def _count(n: int) -> float:
+    """``n`` as the model reads a count, within 0 to :data:`MAX_COUNT`.
+
+    >>> _count(3), _count(10**9), _count(-2)
+    (3.0, 100.0, 0.0)
+    """
+    return min(max(float(n), 0.0), MAX_COUNT)
 
 
 def _unsubscribed(features: CustomerFeatures) -> bool:

@@ -347,3 +347,20 @@ def test_a_rare_churn_is_ranked_exactly_though_its_predictions_bunch_together() 
     assert model.rocauc == pytest.approx(exact_rocauc(served))
     assert 0 < sum(y for y, _ in served) < 50
     assert model.rocauc == 1.0  # ranked perfectly (binned in 50 thresholds, it read 0.70)
+
+
+def test_one_customers_absurd_count_leaves_the_model_able_to_read_counts() -> None:
+    """A customer with a million cancel calls (a faulty producer) came first: the scaler's
+    running variance took it, for good, and one cancel call then read as none (0.33 for
+    both); the count is capped, so the model still tells them apart."""
+    model, rng = ChurnRisk(), random.Random(3)
+
+    def cancels(n: int) -> dict[str, float]:
+        return risk_features(CustomerFeatures(call_reasons={"cancel": n}), NOW)
+
+    model.learn_one(cancels(10**6), True)
+    for _ in range(3_000):
+        churned = rng.random() < 0.3
+        model.learn_one(cancels(1 if churned else 0), churned)
+    assert model.predict_one(cancels(1)) > 0.7 and model.predict_one(cancels(0)) < 0.2
+    assert cancels(10**6)["cancel_calls"] == cancels(10**4)["cancel_calls"]
