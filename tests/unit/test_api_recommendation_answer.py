@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -39,13 +38,11 @@ class DecidedBeforeTheReload:
         )
 
 
-def _counter() -> Any:
-    return SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
-
-
 async def test_titles_come_from_the_catalogue_the_offers_were_decided_with() -> None:
     holder = CatalogueHolder(OLD)
-    metrics = SimpleNamespace(decisions=_counter(), offers_in=lambda decision: None)
+    metrics = SimpleNamespace(
+        decided=lambda *a: SimpleNamespace(inc=lambda: None), offers_in=lambda decision: None
+    )
     app = api_app(catalogue=holder, recommender=DecidedBeforeTheReload(holder), metrics=metrics)
     async with TestClient(TestServer(app)) as client:
         reply = await client.get(
