@@ -25,6 +25,7 @@ from feature_store.records import (
     PendingRisk,
     RepliesUnknown,
     StoreConfig,
+    StoreRefused,
     StoreUnavailable,
 )
 from feature_store.redis_memory import RedisMemory, evicting_policy, fullest
@@ -52,6 +53,7 @@ __all__ = [
     "SecretMismatch",
     "SegmentThresholds",
     "StoreConfig",
+    "StoreRefused",
     "StoreUnavailable",
     "contact_id",
     "evicting_policy",

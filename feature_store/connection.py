@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import (
     ClusterError,
+    NoPermissionError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
@@ -31,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.pipelining import Command, SharedRoundTrips
-from feature_store.records import Observer, RepliesUnknown, StoreUnavailable
+from feature_store.records import Observer, RepliesUnknown, StoreRefused, StoreUnavailable
 from feature_store.transport import RedisPipe, RepliesLost
 
 
@@ -48,6 +50,9 @@ SCRIPTS = {
         *_BUDGET_COUNTS,
     )
 }  # fmt: skip
+
+PROBE = "return 1"  # a script that does nothing, run at start
+PROBE_SHA = hashlib.sha1(PROBE.encode()).hexdigest()  # EVAL caches it under this name
 
 TRANSIENT = (
     RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError,
@@ -71,8 +76,33 @@ CLUSTER_NOT_REACHED = (
 )  # fmt: skip
 
 
+def refused(exc: BaseException) -> bool:
+    """Whether ``exc`` says that Redis refuses the command itself: no permission for it,
+    or no such command (renamed away). Not the call's fault: the server's set-up.
+
+    >>> from redis.exceptions import NoPermissionError
+    >>> refused(NoPermissionError("this user has no permissions to run the 'evalsha' command"))
+    True
+    >>> refused(ResponseError("NOPERM this user has no permissions to run the 'get' command"))
+    True
+    >>> refused(ResponseError("unknown command 'SCRIPT', with args beginning with: 'LOAD'"))
+    True
+    >>> refused(ResponseError("ERR value is not an integer or out of range"))
+    False
+    """
+    if isinstance(exc, NoPermissionError):
+        return True
+    if isinstance(exc, RedisConnectionError) and exc.__cause__ is not None:
+        return refused(exc.__cause__)  # a new connection's handshake (its PING) refused
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc).removeprefix("ERR ")
+    return text.startswith(("NOPERM ", "unknown command "))
+
+
 def transient(exc: BaseException) -> bool:
-    """Whether ``exc`` says that Redis cannot serve now, not that the call was wrong.
+    """Whether ``exc`` says that Redis cannot serve now, not that the call was wrong (a
+    refusal of the command itself, :func:`refused`, is waited out too).
 
     >>> transient(ResponseError("LOADING Redis is loading the dataset in memory"))
     True
@@ -95,14 +125,17 @@ def transient(exc: BaseException) -> bool:
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc)
-    return text.split(" ", 1)[0] in NOT_NOW or text.startswith(FULL)
+    return text.split(" ", 1)[0] in NOT_NOW or text.startswith(FULL) or refused(exc)
 
 
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
 
 
-def unavailable(exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"{type(exc).__name__}: {exc}")
+def unavailable(exc: BaseException, said: str | None = None) -> StoreUnavailable:
+    """``exc`` as :class:`StoreUnavailable` (:class:`StoreRefused` for a refusal), saying
+    ``said`` or else its kind and message."""
+    kind = StoreRefused if refused(exc) else StoreUnavailable
+    return kind(f"{type(exc).__name__}: {exc}" if said is None else said)
 
 
 @contextlib.contextmanager
@@ -130,7 +163,7 @@ def raise_failed(replies: Sequence[Any]) -> None:
     :class:`StoreUnavailable`)."""
     for reply in replies:
         if isinstance(reply, Exception):
-            raise StoreUnavailable(str(reply)) if transient(reply) else reply
+            raise unavailable(reply, str(reply)) if transient(reply) else reply
 
 
 def raise_unavailable(replies: Sequence[Any]) -> None:
@@ -138,7 +171,7 @@ def raise_unavailable(replies: Sequence[Any]) -> None:
     now, as :class:`StoreUnavailable`; the others are the calls' own faults."""
     for reply in replies:
         if isinstance(reply, Exception) and transient(reply):
-            raise StoreUnavailable(str(reply))
+            raise unavailable(reply, str(reply))
 
 
 class StoreConnection:
@@ -228,6 +261,13 @@ class StoreConnection:
                 loaded = {name: str(sha) for name, sha in zip(SCRIPTS, replies, strict=True)}
             self._shas = loaded
         return self._shas
+
+    async def load_scripts(self) -> None:
+        """Load every script now, rather than at the first call that needs them, and run
+        a trivial one both ways the store runs them (EVALSHA, and EVAL where it waits for
+        replicas): a server that refuses any of that says so now."""
+        await self._load_scripts()
+        raise_failed(await self.submit([("EVAL", PROBE, 0), ("EVALSHA", PROBE_SHA, 0)]))
 
     async def eval_confirmed(
         self,

@@ -17,6 +17,12 @@ class StoreUnavailable(RuntimeError):
     """Redis could not be reached or timed out; the caller should retry later."""
 
 
+class StoreRefused(StoreUnavailable):
+    """Redis refuses a command the store needs: its user lacks the permission (an ACL
+    without ``+@scripting``, say) or the command was renamed away. Its operator must
+    fix that; meanwhile it is waited out as an outage, not taken for bad input."""
+
+
 class RepliesUnknown(StoreUnavailable):
     """The connection went before the replies to some calls came: Redis may have run
     them. ``unanswered``: their indices in the round trip."""

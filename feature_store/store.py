@@ -434,6 +434,12 @@ class FeatureStore:
         cluster)."""
         return await self.layout.holds_customers()
 
+    async def load_scripts(self) -> None:
+        """Load the store's scripts into Redis now: at start, a Redis that refuses them (a
+        user without ``+@scripting``, a command renamed away: :class:`StoreRefused`) is
+        found before any touchpoint is taken."""
+        await self._conn.load_scripts()
+
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within
         ``within_s`` (a frozen Redis must not hold a readiness probe past its timeout)."""

@@ -381,7 +381,9 @@ class RedisPipe:
                 _keep_alive(transport)
                 for reply in await wire.send(address.handshake()):
                     if isinstance(reply, Exception):
-                        raise RedisConnectionError(f"Redis refused the handshake: {reply}")
+                        raise RedisConnectionError(
+                            f"Redis refused the handshake: {reply}"
+                        ) from reply
         except BaseException as exc:
             if wire is not None:
                 wire.close()

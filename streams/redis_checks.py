@@ -9,12 +9,23 @@ from collections.abc import Callable
 
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
-from feature_store import UNMARKED, LayoutMismatch, SecretMismatch, StoreUnavailable
+from feature_store import (
+    UNMARKED,
+    FeatureStore,
+    LayoutMismatch,
+    SecretMismatch,
+    StoreRefused,
+    StoreUnavailable,
+)
 from streams.app import build_store
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 LAYOUT_RETRY_S = 1.0  # how often the layout check asks again a Redis it cannot reach
+# what the feature store's Redis user needs, said when Redis refuses one of them
+NEEDED = ("its user needs the read, write, keyspace, scripting and connection commands "
+          "(ACL +@read +@write +@keyspace +@scripting +@connection), none renamed")  # fmt: skip
+NO_SUCH_DATABASE = "DB index is out of range"
 
 
 OLDEST_REDIS = (7, 0)  # Redis 6 wraps an error met inside a script: see warn_if_redis_is_old
@@ -98,13 +109,12 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
-                    if await store.layout.check():
-                        return "marked"
-                    if not await store.has_any_customer():
-                        await store.layout.mark()
-                        await store.layout.check()  # another version may have marked it
-                        return "marked now"
+                    found = await _check_layout(store)
+                    await store.load_scripts()  # the user may run them, under their names
                 break
+            except StoreRefused as exc:
+                raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
+                                    f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
                 if isinstance(exc.__cause__, AuthenticationError):  # up, and it refused us
                     raise SettingsError(
@@ -121,17 +131,31 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
         return "unreachable"
     # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
     except (RedisError, RedisClusterException) as exc:
+        if str(exc).startswith(NO_SUCH_DATABASE):  # it would never pass
+            raise SettingsError(f"MOMENTS_REDIS_URL: Redis has no such database ({exc}); "
+                                "Redis numbers its databases from 0") from None  # fmt: skip
         if said:
             log.warning("the feature-store layout could not be checked (%s): starting "
                         "without the check", type(exc).__name__)  # fmt: skip
         return "unknown"
     finally:
         await store.close()
-    log.warning(
-        "Redis %s (erasures and exports could miss decision records it kept); rebuild "
-        "into an empty Redis to be sure (see Upgrading in the README)",
-        UNMARKED,
-    )
+    if found == "unmarked":
+        log.warning(
+            "Redis %s (erasures and exports could miss decision records it kept); rebuild "
+            "into an empty Redis to be sure (see Upgrading in the README)",
+            UNMARKED,
+        )
+    return found
+
+
+async def _check_layout(store: FeatureStore) -> str:
+    if await store.layout.check():
+        return "marked"
+    if not await store.has_any_customer():
+        await store.layout.mark()
+        await store.layout.check()  # another version may have marked it
+        return "marked now"
     return "unmarked"
 
 

@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import LAYOUT, FeatureStore, LayoutMismatch, SecretMismatch, StoreConfig
+from feature_store import (
+    LAYOUT,
+    DecisionRecord,
+    FeatureStore,
+    LayoutMismatch,
+    SecretMismatch,
+    StoreConfig,
+)
 from schemas import WebClick
+from streams.app import build_store
 from streams.rebuild import rebuild
 from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
@@ -85,21 +93,73 @@ async def test_a_marked_redis_is_checked_by_reading_alone(private_redis: LocalRe
     assert await check_redis_layout(reader, within_s=2) == "marked"
 
 
-async def test_a_redis_that_cannot_be_reached_or_refuses_is_said_not_to_stop_the_start(
-    private_redis: LocalRedis, caplog: pytest.LogCaptureFixture
+async def test_a_redis_that_cannot_be_reached_is_said_not_to_stop_the_start(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
+        found = await check_redis_layout(Settings(redis_url="redis://127.0.0.1:1/0"), within_s=2)
+    assert found == "unreachable"
+    assert any("could not be checked" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("refusing", "named"),
+    [
+        (("-get",), "'get' command"),  # the layout check's own read
+        (("-@scripting",), "'script|load' command"),  # every write the store makes
+        (("-evalsha",), "'evalsha' command"),
+    ],
+)
+async def test_a_redis_user_refused_what_the_store_needs_stops_the_start_in_one_line(
+    private_redis: LocalRedis, refusing: tuple[str, ...], named: str
+) -> None:
+    """A user whose ACL refuses a command the store needs started, answered ready, and
+    dead-lettered every touchpoint (its scripts refused, as if the events were at
+    fault); erasures answered 500. It is a setting to fix: exit 2, naming the command."""
     admin = aioredis.Redis.from_url(private_redis.url)
-    try:  # a user whose ACL refuses reading keys
-        await admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-get")
+    user = f"limited{refusing[0].strip('-@')}"
+    try:
+        await admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all",
+                                    *refusing)  # fmt: skip
     finally:
         await admin.aclose()
-    limited = f"redis://limited:pw@127.0.0.1:{private_redis.port}/0"
-    for url in ("redis://127.0.0.1:1/0", limited):
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
-            found = await check_redis_layout(Settings(redis_url=url), within_s=2)
-            assert found == ("unreachable" if url.endswith(":1/0") else "unknown"), url
-        assert any("could not be checked" in r.getMessage() for r in caplog.records), url
+    limited = Settings(redis_url=f"redis://{user}:pw@127.0.0.1:{private_redis.port}/0")
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis refuses") as refused:
+        await check_redis_layout(limited, within_s=2)
+    assert named in str(refused.value) and "+@scripting" in str(refused.value)
+
+
+LEAST = ("+@read", "+@write", "+@keyspace", "+@scripting", "+@connection")  # as the README says
+
+
+async def test_the_redis_user_the_readme_names_is_enough(private_redis: LocalRedis) -> None:
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "least", "on", ">pw", "~*", "&*", *LEAST)
+    finally:
+        await admin.aclose()
+    least = Settings(redis_url=f"redis://least:pw@127.0.0.1:{private_redis.port}/0")
+    assert await check_redis_layout(least, within_s=5) == "marked now"
+    store = build_store(least)  # and what the processes do with it
+    try:
+        await store.apply([WebClick(event_id="e1", customer_id="c1", ts=T0, page="/p")])
+        assert (await store.read("c1")) is not None and (await store.export("c1")).profile
+        now_ms = int(time.time() * 1000)
+        assert await store.decisions.record([DecisionRecord("c1", "d1", now_ms, b"{}")]) == [True]
+        assert await store.models.publish("offers", 0, "{}") == 1
+        assert (await store.erase("c1", replicas=1, within_ms=10)).blocked  # EVAL and WAIT
+        assert await store.read_for_decisions(["c1"]) == [(True, None)]
+    finally:
+        await store.close()
+
+
+async def test_a_redis_database_that_does_not_exist_stops_the_start(
+    private_redis: LocalRedis,
+) -> None:
+    """It left the process running for ever, never ready."""
+    missing = Settings(redis_url=f"redis://127.0.0.1:{private_redis.port}/99")
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis has no such database"):
+        await check_redis_layout(missing, within_s=2)
 
 
 async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
