@@ -314,9 +314,11 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
             return
         moments.metrics.risk_sweep.labels("lapsed").inc(swept.lapsed)
         moments.metrics.risk_sweep.labels("not_lapsed").inc(swept.not_lapsed)
+        moments.metrics.risk_sweep.labels("unreadable").inc(swept.unreadable)
         log.info("churn-risk sweep: %d pending, %d lapsed, %d not lapsed, %d labelled by a "
-                 "touchpoint meanwhile, %d erased meanwhile", swept.pending, swept.lapsed,
-                 swept.not_lapsed, swept.settled_elsewhere, swept.erased)  # fmt: skip
+                 "touchpoint meanwhile, %d erased meanwhile, %d whose keys could not be "
+                 "read", swept.pending, swept.lapsed, swept.not_lapsed,
+                 swept.settled_elsewhere, swept.erased, swept.unreadable)  # fmt: skip
 
     @app.task  # type: ignore[untyped-decorator]
     async def reload_model() -> None:  # at once (the agent waits for it), then every 2 s

@@ -212,7 +212,8 @@ class Metrics:
         )
         self.risk_sweep = Counter(
             "moments_risk_sweep_snapshots_total",
-            "Pending churn-risk snapshots the periodic sweep labelled, by label.",
+            "Pending churn-risk snapshots the periodic sweep labelled, by label (unreadable: "
+            "left out, their customer's keys could not be read).",
             ["label"],
             registry=r,
         )

@@ -33,12 +33,19 @@ class SweepResult:
     not_lapsed: int = 0  # labelled negative by the clock
     settled_elsewhere: int = 0  # a touchpoint got there first
     erased: int = 0  # the customer was erased after the page was read: nothing sent
+    unreadable: int = (
+        0  # customers whose keys could not be read so (left for their next touchpoint)
+    )
 
 
 async def sweep_risks(store: FeatureStore, send: Send, now: datetime) -> SweepResult:
     """One pass over every pending snapshot, as of ``now``."""
     result = SweepResult()
-    async for page in store.risks.pending():
+
+    def unreadable(count: int) -> None:
+        result.unreadable += count
+
+    async for page in store.risks.pending(unreadable=unreadable):
         result.pending += len(page)
         found = [(p, e) for p in page if (e := sweep_label(p, now)) is not None]
         if not found:

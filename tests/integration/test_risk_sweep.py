@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, PendingRisk, StoreConfig, risk_fact
 from schemas import Survey, WebClick
@@ -122,8 +123,10 @@ async def test_a_customer_erased_while_the_sweep_runs_has_no_example_sent(
         await _customer(store, "staying", 60, {"experience": 0.4})
         read_pages = store.risks.pending
 
-        async def erasing_after_the_read() -> AsyncIterator[list[PendingRisk]]:
-            async for page in read_pages():
+        async def erasing_after_the_read(
+            unreadable: Callable[[int], None],
+        ) -> AsyncIterator[list[PendingRisk]]:
+            async for page in read_pages(unreadable=unreadable):
                 await store.erase("leaving")
                 yield page
 
@@ -195,4 +198,35 @@ async def test_the_leading_worker_sweeps_on_its_timer_and_counts_its_rounds(
         await eventually(lambda: once(lambda: rounds("ok") >= done + 2), "two more rounds")
         assert lapsed() == 1.0 and rounds("failed") == 0
     finally:
+        await store.close()
+
+
+async def test_a_customer_whose_keys_cannot_be_read_is_left_out_not_every_round_failed(
+    kafka_redis: Services,
+) -> None:
+    """One profile of another type, one time that is no number: the sweep failed every
+    round (WRONGTYPE, or int() of the time), and no quiet customer was labelled."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        await _customer(store, "gone", 60, {"experience": 0.2})
+        for broken in ("wrong-type", "bad-time", "bad-list"):
+            await _customer(store, broken, 60, {"experience": 0.5})
+        keys = {c: store._keys.for_customer(c) for c in ("wrong-type", "bad-time", "bad-list")}
+        snapshot = await admin.hget(keys["wrong-type"].profile, "risk_snapshot")
+        await admin.delete(keys["wrong-type"].profile)
+        await admin.rpush(keys["wrong-type"].profile, snapshot)  # a list, not a hash
+        await admin.hset(keys["bad-time"].profile, "last_seen", "yesterday")
+        await admin.delete(keys["bad-list"].recent)
+        await admin.set(keys["bad-list"].recent, "not a sorted set")
+        sent: list[RiskExample] = []
+
+        async def send(examples: list[RiskExample]) -> None:
+            sent.extend(examples)
+
+        swept = await sweep_risks(store, send, NOW)
+        assert (swept.pending, swept.lapsed, swept.unreadable) == (1, 1, 3)
+        assert [e.x for e in sent] == [{"experience": 0.2}]
+    finally:
+        await admin.aclose()
         await store.close()

@@ -3,7 +3,7 @@ crash, and no label lost (an example is sent before its snapshot is settled)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +30,9 @@ class Snapshots:
         self.kept = list(pending)
         self.outage = outage
 
-    async def pending(self) -> AsyncIterator[list[PendingRisk]]:
+    async def pending(
+        self, unreadable: Callable[[int], None] | None = None
+    ) -> AsyncIterator[list[PendingRisk]]:
         if self.outage:
             raise StoreUnavailable("ConnectionError: Redis went away")
         yield list(self.kept)
