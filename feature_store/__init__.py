@@ -29,6 +29,7 @@ from feature_store.records import (
     StoreUnavailable,
 )
 from feature_store.redis_memory import RedisMemory, evicting_policy, fullest
+from feature_store.redis_server import RedisDurability
 from feature_store.store import FeatureStore
 from feature_store.subject_access import CustomerRecord
 
@@ -48,6 +49,7 @@ __all__ = [
     "LayoutMismatch",
     "PendingRisk",
     "RecentTouchpoint",
+    "RedisDurability",
     "RedisMemory",
     "RepliesUnknown",
     "SecretMismatch",

@@ -4,12 +4,21 @@ which version it runs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from feature_store.connection import StoreConnection, unavailable_when_transient
 from feature_store.redis_memory import RedisMemory
+
+
+@dataclass(frozen=True)
+class RedisDurability:
+    """What a restart of the store's Redis would keep."""
+
+    run_ids: frozenset[str]  # one per node; a node's changes each time it starts
+    append_only: bool  # every node keeps an append-only file: a restart keeps its writes
 
 
 class RedisServer:
@@ -59,15 +68,33 @@ class RedisServer:
             answers = await self._memory_infos()
         return [m for m in map(RedisMemory.from_info, answers) if m is not None]
 
+    async def durability(self) -> RedisDurability:
+        """Whether every node keeps an append-only file, and their run ids (``INFO
+        persistence`` and ``INFO server``). Raises :class:`StoreUnavailable` when Redis
+        cannot be reached, and Redis's own error when it refuses ``INFO``."""
+        with unavailable_when_transient():
+            persistence = await self._infos("persistence", "aof_enabled")
+            servers = await self._infos("server", "run_id")
+        return RedisDurability(
+            run_ids=frozenset(str(a["run_id"]) for a in servers if "run_id" in a),
+            append_only=bool(persistence)
+            and all(str(a.get("aof_enabled", "0")) == "1" for a in persistence),
+        )
+
     async def _memory_infos(self) -> list[dict[Any, Any]]:
+        return await self._infos("memory", "maxmemory_policy")
+
+    async def _infos(self, section: str, field: str) -> list[dict[Any, Any]]:
+        """Every node's ``INFO section`` (``field``: one of its fields, which tells a
+        single node's answer from a cluster's answers by node)."""
         client = self._conn.client
         if isinstance(client, aioredis.RedisCluster):  # every node: each has its own
             per_node: dict[Any, Any] = await client.info(
-                "memory", target_nodes=aioredis.RedisCluster.ALL_NODES
+                section, target_nodes=aioredis.RedisCluster.ALL_NODES
             )
-            answers = list(per_node.values()) if "maxmemory_policy" not in per_node else [per_node]
+            answers = list(per_node.values()) if field not in per_node else [per_node]
         else:
-            answers = [await client.info("memory")]
+            answers = [await client.info(section)]
         return [a for a in answers if isinstance(a, dict)]
 
     async def _policies_in_info(self) -> list[str]:

@@ -40,6 +40,7 @@ from streams.learner import OfferLearner, RiskLearner, learn_while_leader
 from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import CHECK_EVERY_S, RedisMemoryWatch
+from streams.redis_restarts import RedisRestartWatch
 from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
 from streams.worker_readiness import group_coordinator, kafka_readiness
@@ -186,7 +187,7 @@ def create_app(settings: Settings) -> Moments:
     )
     _register_pages(moments)
     register_lag_timer(moments.app, moments.metrics, moments.settings)
-    _register_redis_memory_watch(moments)
+    _register_redis_watches(moments)
     _register_learning(moments, reloads)
     _register_catalogue_reload(moments)
     return moments
@@ -344,12 +345,14 @@ def _register_catalogue_reload(moments: Moments) -> None:
             reloader.check_logged()
 
 
-def _register_redis_memory_watch(moments: Moments) -> None:
+def _register_redis_watches(moments: Moments) -> None:
     watch = RedisMemoryWatch(moments.store, moments.metrics)
+    restarts = RedisRestartWatch(moments.store, moments.metrics)
 
     @moments.app.timer(CHECK_EVERY_S)  # type: ignore[untyped-decorator]
     async def watch_redis_memory() -> None:
         await watch.check()
+        await restarts.check()
 
 
 def _register_pages(moments: Moments) -> None:

@@ -57,6 +57,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         check_layout_once_redis_answers,
         check_redis_layout,
         warn_if_redis_evicts,
+        warn_if_redis_forgets,
         warn_if_redis_is_old,
     )
     from streams.topics import ensure_topics
@@ -74,7 +75,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     check_can_listen(settings.web_host, settings.web_port, "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(
-        asyncio.gather(warn_if_redis_evicts(settings), warn_if_redis_is_old(settings))
+        asyncio.gather(
+            warn_if_redis_evicts(settings),
+            warn_if_redis_forgets(settings),
+            warn_if_redis_is_old(settings),
+        )
     )
     # a worker has nothing to do until Redis answers: it waits longer for the check
     layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))

@@ -310,6 +310,17 @@ class Metrics:
             "1 while a Redis node's maxmemory-policy lets it evict keys (not noeviction).",
             registry=r,
         )
+        self.redis_forgetful = Gauge(
+            "moments_redis_forgetful",
+            "1 while a Redis node keeps no append-only file (a restart takes it back to its "
+            "last snapshot), as last read.",
+            registry=r,
+        )
+        self.redis_data_lost = Counter(
+            "moments_redis_data_lost_total",
+            "Restarts of Redis found to have lost the feature store's data (its layout mark gone).",
+            registry=r,
+        )
 
     # PipelineObserver
     def batch_handled(self, result: BatchResult) -> None:

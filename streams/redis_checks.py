@@ -90,6 +90,31 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
     return policy
 
 
+async def warn_if_redis_forgets(settings: Settings, within_s: float = 5.0) -> bool | None:
+    """Log a warning when a Redis node keeps no append-only file: a restart, or a crash,
+    takes it back to its last snapshot (or empty), and the erasures, consent withdrawals
+    and applied events since are gone with what they protected. Returns whether every
+    node keeps one (None: it could not be read, which is said too); never fails the
+    start."""
+    store = build_store(settings)
+    try:
+        async with asyncio.timeout(within_s):
+            durability = await store.server.durability()
+    except Exception as exc:  # unreachable, INFO refused: a warning, as for the others
+        log.warning("could not read whether Redis keeps an append-only file (INFO "
+                    "persistence: %s): run it with appendonly yes", type(exc).__name__)  # fmt: skip
+        return None
+    finally:
+        await store.close()
+    if not durability.append_only:
+        log.warning(
+            "Redis keeps no append-only file (appendonly no): a restart or crash takes it "
+            "back to its last snapshot, and the erasures, consent withdrawals and applied "
+            "events since are gone (an erased customer comes back); set appendonly yes"
+        )
+    return durability.append_only
+
+
 async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bool = True) -> str:
     """At start: mark a Redis holding no customer yet with this version's layout and key
     secret, raise :class:`feature_store.LayoutMismatch` for one marked with another layout

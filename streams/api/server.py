@@ -50,6 +50,7 @@ from streams.listen_check import check_can_listen
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
+from streams.redis_restarts import RedisRestartWatch
 from streams.settings import DEV_SECRET, Settings
 from streams.startup_line import startup_line
 
@@ -192,6 +193,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         background = [
             asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
             asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),
+            asyncio.create_task(RedisRestartWatch(feature_store, metrics).keep_watching()),
         ]
         redis_ok = functools.partial(_redis_answers, feature_store)
         watch = app[API_KEY].outages.keep_watching(redis_ok, lambda: kafka.check() != "down")
@@ -255,13 +257,18 @@ async def serve(settings: Settings) -> int:
         check_layout_once_redis_answers,
         check_redis_layout,
         warn_if_redis_evicts,
+        warn_if_redis_forgets,
         warn_if_redis_is_old,
     )
     from streams.topics import ensure_topics
 
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
-    await asyncio.gather(warn_if_redis_evicts(settings), warn_if_redis_is_old(settings))
+    await asyncio.gather(
+        warn_if_redis_evicts(settings),
+        warn_if_redis_forgets(settings),
+        warn_if_redis_is_old(settings),
+    )
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)

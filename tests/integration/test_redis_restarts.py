@@ -1,0 +1,111 @@
+"""A Redis that forgets: without an append-only file, a restart takes it back to its last
+snapshot (or empty), and the erasures, consent withdrawals and applied events since are
+gone. The processes say so at start, keep ``moments_redis_forgetful`` for an alert, and
+notice a restart that lost the store's data (its layout mark gone): an error, a count,
+and the mark put back. They noticed nothing, and the next start blamed an old version."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from streams.app import build_store
+from streams.metrics import Metrics
+from streams.redis_checks import check_redis_layout, warn_if_redis_forgets
+from streams.redis_restarts import RedisRestartWatch
+from streams.services import LocalRedis, Services
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def after_restart(watch: RedisRestartWatch) -> str | None:
+    """The watch's reading once it reaches Redis again (the first call after a restart
+    may meet a connection the old server closed: no reading, asked again next time)."""
+    for _ in range(3):
+        found = await watch.check()
+        if found is not None:
+            return found
+    return None
+
+
+async def test_a_redis_without_an_append_only_file_is_said_at_start(
+    private_redis: LocalRedis, kafka_redis: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
+        assert await warn_if_redis_forgets(Settings(redis_url=private_redis.url)) is False
+        assert any("no append-only file" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        assert await warn_if_redis_forgets(Settings(redis_url=kafka_redis.redis_url)) is True
+        assert not caplog.records
+
+
+@pytest.mark.parametrize("append_only", [False, True])
+async def test_a_restart_is_noticed_and_what_it_lost_said(
+    tmp_path: Path, append_only: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = LocalRedis(tmp_path / "redis", appendonly=append_only)
+    server.start()
+    settings = Settings(redis_url=server.url)
+    store, metrics = build_store(settings), Metrics()
+    watch = RedisRestartWatch(store, metrics)
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        assert await check_redis_layout(settings) == "marked now"
+        assert await watch.check() is None  # the first reading: nothing to compare
+        assert metrics.redis_forgetful._value.get() == (0 if append_only else 1)
+        assert await watch.check() is None  # no restart
+        await admin.set("m:{c1}:p", "a customer's key")
+        server.stop()
+        server.start()  # empty without its append-only file (and no snapshots: --save "")
+        await admin.aclose()
+        admin = aioredis.Redis.from_url(server.url)  # the old server closed its connection
+        with caplog.at_level(logging.INFO, logger="streams.redis_restarts"):
+            found = await after_restart(watch)
+        if append_only:
+            assert found == "kept" and await admin.exists("m:{c1}:p")
+            assert metrics.redis_data_lost._value.get() == 0
+        else:
+            assert found == "lost" and metrics.redis_data_lost._value.get() == 1
+            assert any(r.levelno == logging.ERROR and "lost the data" in r.getMessage()
+                       for r in caplog.records)  # fmt: skip
+            assert await admin.get("m:layout") is not None  # marked again: the next start
+            assert await check_redis_layout(settings) == "marked"  # does not blame a version
+        assert await watch.check() is None  # said once
+    finally:
+        await admin.aclose()
+        await store.close()
+        server.stop()
+
+
+async def test_a_restart_from_an_older_snapshot_is_said_to_have_forgotten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RDB snapshots only (redis.conf's default): the mark survives in the snapshot, but
+    what came after it is gone."""
+    server = LocalRedis(tmp_path / "redis", appendonly=False, extra_args=["--save", "3600 1"])
+    server.start()
+    settings = Settings(redis_url=server.url)
+    store, metrics = build_store(settings), Metrics()
+    watch = RedisRestartWatch(store, metrics)
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        assert await check_redis_layout(settings) == "marked now"
+        await admin.save()  # the snapshot holds the mark
+        await admin.set("m:{c1}:tombstone", "1")  # an erasure after it
+        assert await watch.check() is None
+        server.kill()
+        server.start()
+        await admin.aclose()
+        admin = aioredis.Redis.from_url(server.url)
+        with caplog.at_level(logging.WARNING, logger="streams.redis_restarts"):
+            assert await after_restart(watch) == "forgotten"
+        assert any("without an append-only file" in r.getMessage() for r in caplog.records)
+        assert not await admin.exists("m:{c1}:tombstone")  # what the warning is about
+    finally:
+        await admin.aclose()
+        await store.close()
+        server.stop()
