@@ -67,6 +67,7 @@ from schemas import (
 from streams.dead_letters import DeadLetter
 from streams.rebuild_risk import retake_risk_state, risk_model
 from streams.settings import Settings
+from streams.topic_checks import warn_about_event_topics
 from streams.topic_replay import TopicMissing, first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
@@ -150,6 +151,7 @@ async def rebuild(
     """Replay the topics into the target Redis, as the module says; what was rebuilt."""
     holds_keys = await _check_target(store, force)
     await _check_topics(settings)
+    await warn_about_event_topics(settings)  # a compacted one: only newest records replayed
     await _check_erasures_kept(settings, accept_lost_erasures)
     if not holds_keys:  # before the first write: run again with --force, it is marked
         await store.layout.mark()

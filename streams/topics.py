@@ -13,6 +13,7 @@ from aiokafka.partitioner import murmur2
 
 from streams.kafka_security import client_options
 from streams.settings import Settings
+from streams.topic_checks import warn_about_topic_configs
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
                 await keep_topic_configs(admin, settings.topic(name), configs)
         if settings.topic(TOUCHPOINTS) in existing:
             await _warn_if_few_partitions(admin, settings)
+            await warn_about_topic_configs(admin, settings)
         wanted = [t for t in ALL_TOPICS if settings.topic(t) not in existing]
         if not wanted:
             return []
@@ -130,7 +132,10 @@ async def _warn_if_few_partitions(admin: AIOKafkaAdminClient, settings: Settings
         log.warning(
             "topic %s has %d partitions, fewer than MOMENTS_TOPIC_PARTITIONS (%d): at most "
             "%d workers take part, and another is never ready (a rollout or autoscaler "
-            "counting on %d stalls); add partitions to it, or lower the setting",
+            "counting on %d stalls); lower the setting, or add partitions to it with no "
+            "records waiting (stop the producers, let the workers catch up, add them, start "
+            "the producers again): a customer's newer records go to another partition from "
+            "then on, and may be handled before their older ones still waiting",
             topic, found, settings.topic_partitions, found, settings.topic_partitions,
         )  # fmt: skip
     return found

@@ -146,3 +146,43 @@ async def test_a_touchpoints_topic_with_fewer_partitions_than_the_setting_is_war
         await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=1,
                                      topic_prefix=settings.topic_prefix))  # fmt: skip
     assert "fewer than" not in caplog.text
+
+
+async def test_event_topics_kept_otherwise_than_moments_needs_are_warned_of(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A compacted touchpoints topic (keyed by customer: only each one's newest record
+    kept; a rebuild lost a withdrawal seconds old, exit 0) and one kept for ever (a
+    consumer group reset applied purchases older than the dedupe horizon again) were
+    taken as they were, unsaid."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap,
+                        topic_prefix=f"kept-{uuid.uuid4().hex[:8]}-")  # fmt: skip
+    made = {
+        "touchpoints": {"cleanup.policy": "compact", "retention.ms": "-1"},
+        "next-best-offers": {"cleanup.policy": "compact,delete"},
+        "interventions": {"retention.ms": str(3 * 86_400_000)},  # fine
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topic(t), 1, 1, topic_configs=c)
+                                   for t, c in made.items()])  # fmt: skip
+        for _ in range(100):  # until the broker's metadata lists them, as at a restart
+            if {settings.topic(t) for t in made} <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    with caplog.at_level(logging.WARNING, logger="streams.topic_checks"):
+        await ensure_topics(settings)
+    said = [r.getMessage() for r in caplog.records if r.name == "streams.topic_checks"]
+    touchpoints = [m for m in said if m.startswith(f"topic {settings.topic('touchpoints')}:")]
+    assert len(touchpoints) == 3, said  # compacted, and longer than both horizons
+    assert any("MOMENTS_DEDUPE_HORIZON_DAYS (8)" in m for m in touchpoints)
+    assert any("MOMENTS_TOMBSTONE_DAYS (400)" in m for m in touchpoints)
+    assert [m for m in said if settings.topic("next-best-offers") in m and "compacted" in m]
+    assert not [m for m in said if settings.topic("interventions") in m]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streams.topic_checks"):
+        await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap))  # made as wanted
+    assert not [r for r in caplog.records if r.name == "streams.topic_checks"]
