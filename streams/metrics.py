@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Generic, TypeVar, get_args
@@ -49,6 +50,9 @@ class Children(Generic[Labelled]):
         return child
 
 
+FRESH_PER_S, FRESH_BURST = 10.0, 50.0  # how often /metrics writes its text anew (see
+# Metrics.shared_exposition): a scrape every 15 s, or a test reading a few times a second,
+# always gets it as of then; a client asking without end costs 10 texts a second
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -64,6 +68,8 @@ class Metrics:
         # show, whatever catalogue a batch finishing after a reload was decided with
         self._limits: dict[str, int] | None = None
         self._budget_day: date | None = None  # the UTC day those counts are of
+        # see shared_exposition: when last asked, texts it may write anew, the last one
+        self._shared: tuple[float, float, bytes | None] = (0.0, FRESH_BURST, None)
         r = self.registry
         self.events = Counter(
             "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
@@ -434,6 +440,20 @@ class Metrics:
         """The text Prometheus scrapes, with budgets of a day gone by shown as unspent."""
         self._new_budget_day((now or datetime.now(UTC)).astimezone(UTC).date())
         return generate_latest(self.registry)
+
+    def shared_exposition(self, now: float | None = None) -> bytes:
+        """:meth:`exposition`, written anew at most :data:`FRESH_PER_S` times a second
+        (after a burst of :data:`FRESH_BURST`), the last text answered in between:
+        writing it costs milliseconds, and a client asking without end (the API's
+        ``/metrics`` may be in reach of many) took the CPU recommendations need. Scrapes,
+        and a person or a test reading a few times a second, always get it as of then."""
+        now = time.monotonic() if now is None else now
+        made_at, tokens, text = self._shared
+        tokens = min(FRESH_BURST, tokens + (now - made_at) * FRESH_PER_S)
+        if text is None or tokens >= 1:
+            text, tokens = self.exposition(), tokens - 1
+        self._shared = (now, tokens, text)
+        return text
 
     def _new_budget_day(self, today: date) -> None:
         # Budgets restart at UTC midnight; a quiet process would otherwise show

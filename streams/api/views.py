@@ -24,7 +24,7 @@ from streams.api.console_page import ConsolePage
 from streams.api.customer_views import delete_customer, export_customer, get_customer
 from streams.api.errors import ApiError, json_response
 from streams.api.ingest_views import post_events, post_outcomes
-from streams.api.openapi import openapi_spec
+from streams.api.openapi import openapi_document
 from streams.api.protocol_errors import expect_continue
 from streams.api.request_checks import api_of, authorise, continue_for, customer_id_of
 from streams.api.server import Api
@@ -136,11 +136,12 @@ async def console(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_spec(api_of(request).settings))
+    document = openapi_document(api_of(request).settings)
+    return web.Response(body=document, content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = api_of(request).metrics.exposition()
+    body = api_of(request).metrics.shared_exposition()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
