@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from collections.abc import Callable
 
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
@@ -142,8 +143,13 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
                                     f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
                 if isinstance(exc.__cause__, AuthenticationError):  # up, and it refused us
+                    given = (
+                        "its user and password"
+                        if _has_password(settings)
+                        else ("to answer without a password, which the URL does not give")
+                    )
                     raise SettingsError(
-                        f"MOMENTS_REDIS_URL: Redis refused its user and password ({exc.__cause__})"
+                        f"MOMENTS_REDIS_URL: Redis refused {given} ({exc.__cause__})"
                     ) from None
                 if loop.time() + LAYOUT_RETRY_S >= deadline:
                     raise
@@ -172,6 +178,20 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
             UNMARKED,
         )
     return found
+
+
+def _has_password(settings: Settings) -> bool:
+    """Whether ``MOMENTS_REDIS_URL`` gives a password.
+
+    >>> _has_password(Settings(redis_url="redis://:s3cret@cache:6379/0"))
+    True
+    >>> _has_password(Settings(redis_url="redis://cache:6379/0?password=s3cret"))
+    True
+    >>> _has_password(Settings(redis_url="redis://cache:6379/0"))
+    False
+    """
+    url = urllib.parse.urlsplit(settings.redis_url)
+    return bool(url.password) or "password" in urllib.parse.parse_qs(url.query)
 
 
 async def _check_layout(store: FeatureStore) -> str:

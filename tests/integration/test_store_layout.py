@@ -318,3 +318,19 @@ async def test_a_redis_that_refuses_the_password_stops_the_start_in_one_line(
     assert "not-hers" not in str(refused.value)
     right = Settings(redis_url=f"redis://alice:right@127.0.0.1:{private_redis.port}/0")
     assert await check_redis_layout(right) == "marked now"
+
+
+async def test_a_redis_that_asks_for_a_password_the_url_lacks_says_so(
+    private_redis: LocalRedis,
+) -> None:
+    """It said Redis refused "its user and password", though the URL gave none."""
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.config_set("requirepass", "wanted")
+    finally:
+        await admin.aclose()
+    with pytest.raises(SettingsError, match="without a password, which the URL does not give"):
+        await check_redis_layout(Settings(redis_url=private_redis.url), within_s=5)
+    given = Settings(redis_url=f"redis://:wrong@127.0.0.1:{private_redis.port}/0")
+    with pytest.raises(SettingsError, match="refused its user and password"):
+        await check_redis_layout(given, within_s=5)
