@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import re
 import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
@@ -47,12 +47,16 @@ SCRIPTS = {
     name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        *_BUDGET_COUNTS,
+        "permissions", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
+# Every command the store runs: those its scripts call, and those it sends itself.
+COMMANDS = tuple(sorted(
+    {c.upper() for s in SCRIPTS.values() for c in re.findall(r"redis\.p?call\(['\"](\w+)", s)}
+    | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING"}
+))  # fmt: skip
 
 PROBE = "return 1"  # a script that does nothing, run at start
-PROBE_SHA = hashlib.sha1(PROBE.encode()).hexdigest()  # EVAL caches it under this name
 
 TRANSIENT = (
     RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, OutOfMemoryError,
@@ -76,6 +80,13 @@ CLUSTER_NOT_REACHED = (
 )  # fmt: skip
 
 
+# How Redis says it refuses a command, sent or called by a script (7.0, then 7.2 on)
+REFUSALS = (
+    "NOPERM ", "unknown command ", "The user executing the script can't run this command",
+    "ACL failure in script",
+)  # fmt: skip
+
+
 def refused(exc: BaseException) -> bool:
     """Whether ``exc`` says that Redis refuses the command itself: no permission for it,
     or no such command (renamed away). Not the call's fault: the server's set-up.
@@ -87,6 +98,9 @@ def refused(exc: BaseException) -> bool:
     True
     >>> refused(ResponseError("unknown command 'SCRIPT', with args beginning with: 'LOAD'"))
     True
+    >>> refused(ResponseError("The user executing the script can't run this command or "
+    ...                       "subcommand script: 70124, on @user_script:12."))
+    True
     >>> refused(ResponseError("ERR value is not an integer or out of range"))
     False
     """
@@ -97,7 +111,7 @@ def refused(exc: BaseException) -> bool:
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc).removeprefix("ERR ")
-    return text.startswith(("NOPERM ", "unknown command "))
+    return text.startswith(REFUSALS)
 
 
 def transient(exc: BaseException) -> bool:
@@ -262,12 +276,19 @@ class StoreConnection:
             self._shas = loaded
         return self._shas
 
-    async def load_scripts(self) -> None:
-        """Load every script now, rather than at the first call that needs them, and run
-        a trivial one both ways the store runs them (EVALSHA, and EVAL where it waits for
-        replicas): a server that refuses any of that says so now."""
-        await self._load_scripts()
-        raise_failed(await self.submit([("EVAL", PROBE, 0), ("EVALSHA", PROBE_SHA, 0)]))
+    async def refused_commands(self, key: str) -> list[str]:
+        """Load every script now, rather than at the first call that needs them, and
+        return the commands of :data:`COMMANDS` that Redis would refuse this user on
+        ``key``, asked both ways the store runs scripts (EVALSHA, and EVAL where it waits
+        for replicas). Raises :class:`StoreRefused` when Redis refuses the scripts
+        themselves (or the key)."""
+        shas = await self._load_scripts()  # on every primary of a cluster
+        replies = await self.submit([
+            ("EVALSHA", shas["permissions"], 1, key, *COMMANDS),
+            ("EVAL", PROBE, 1, key),  # to the same node as the key
+        ])  # fmt: skip
+        raise_failed(replies)
+        return [str(command) for command in replies[0]]
 
     async def eval_confirmed(
         self,

@@ -160,6 +160,11 @@ class CustomerKeys:
             f"{base}:erasure",
         )
 
+    def probe_key(self) -> str:
+        """A key named as a customer's (no customer's: their tags are hashes), on which
+        the start check asks what the user may run; never written."""
+        return f"{self._prefix}:{{permissions}}:p"
+
     def profile_pattern(self) -> str:
         """A SCAN pattern matching every customer's profile key."""
         return f"{self._prefix}:{{*}}:p"

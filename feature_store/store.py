@@ -434,11 +434,13 @@ class FeatureStore:
         cluster)."""
         return await self.layout.holds_customers()
 
-    async def load_scripts(self) -> None:
-        """Load the store's scripts into Redis now: at start, a Redis that refuses them (a
-        user without ``+@scripting``, a command renamed away: :class:`StoreRefused`) is
-        found before any touchpoint is taken."""
-        await self._conn.load_scripts()
+    async def refused_commands(self) -> list[str]:
+        """Load the store's scripts into Redis now, and name the commands the store runs
+        that Redis would refuse its user on the store's keys: at start, a Redis that
+        refuses any (an ACL without ``+@write``, say) is found before any touchpoint is
+        taken. Raises :class:`StoreRefused` when it refuses the scripts themselves (a
+        user without ``+@scripting``, a command renamed away)."""
+        return await self._conn.refused_commands(self._keys.probe_key())
 
     async def ping(self, within_s: float = 1.0) -> bool:
         """Whether Redis answers; :class:`StoreUnavailable` when it cannot, or not within

@@ -136,7 +136,7 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
             try:
                 async with asyncio.timeout_at(deadline):
                     found = await _check_layout(store)
-                    await store.load_scripts()  # the user may run them, under their names
+                    refused = await store.refused_commands()  # may it run what it needs?
                 break
             except StoreRefused as exc:
                 raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
@@ -171,6 +171,9 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
         return "unknown"
     finally:
         await store.close()
+    if refused:
+        raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses the feature store's user "
+                            f"{', '.join(refused)}; {NEEDED}")  # fmt: skip
     if found == "unmarked":
         log.warning(
             "Redis %s (erasures and exports could miss decision records it kept); rebuild "

@@ -119,3 +119,17 @@ def test_the_risk_sweep_reads_pending_snapshots_on_every_master(
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+async def test_the_start_check_passes_on_every_node_of_a_cluster(
+    cluster: LocalRedisCluster,
+) -> None:
+    """Its probes of the scripts reached a node at random: one there that had not run
+    the probe yet answered NOSCRIPT, and the check was skipped ("unknown") one start in
+    four. Its scripts are loaded on every primary, and run on the node of one key."""
+    from streams.redis_checks import check_redis_layout
+    from streams.settings import Settings
+
+    settings = Settings(redis_url=cluster.url, redis_cluster=True, redis_prefix="startcheck")
+    found = [await check_redis_layout(settings, within_s=10) for _ in range(8)]
+    assert found == ["marked now"] + ["marked"] * 7
