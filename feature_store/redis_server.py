@@ -15,10 +15,20 @@ from feature_store.redis_memory import RedisMemory
 
 @dataclass(frozen=True)
 class RedisDurability:
-    """What a restart of the store's Redis would keep."""
+    """What a restart of one Redis node would keep, and what it holds."""
 
-    run_ids: frozenset[str]  # one per node; a node's changes each time it starts
-    append_only: bool  # every node keeps an append-only file: a restart keeps its writes
+    run_id: str  # changes each time the node starts
+    append_only: bool  # it keeps an append-only file: a restart keeps its writes
+    keys: int  # in all its databases
+    primary: bool = True  # not a replica (which comes back empty, then copies its primary)
+
+    @classmethod
+    def from_info(cls, info: dict[Any, Any]) -> RedisDurability:
+        """From the node's ``INFO server persistence keyspace replication`` reply."""
+        keys = sum(int(v.get("keys", 0)) for k, v in info.items()
+                   if str(k).startswith("db") and isinstance(v, dict))  # fmt: skip
+        primary = str(info.get("role", "master")) == "master"
+        return cls(str(info.get("run_id", "")), str(info.get("aof_enabled")) == "1", keys, primary)
 
 
 class RedisServer:
@@ -68,18 +78,26 @@ class RedisServer:
             answers = await self._memory_infos()
         return [m for m in map(RedisMemory.from_info, answers) if m is not None]
 
-    async def durability(self) -> RedisDurability:
-        """Whether every node keeps an append-only file, and their run ids (``INFO
-        persistence`` and ``INFO server``). Raises :class:`StoreUnavailable` when Redis
-        cannot be reached, and Redis's own error when it refuses ``INFO``."""
+    async def durability(self) -> dict[str, RedisDurability]:
+        """Each node's run id, whether it keeps an append-only file, how many keys it
+        holds and whether it is a primary (``INFO server persistence keyspace
+        replication``), by node (``"server"`` for a single
+        one). Raises :class:`StoreUnavailable` when Redis cannot be reached, and Redis's
+        own error when it refuses ``INFO``."""
+        client = self._conn.client
         with unavailable_when_transient():
-            persistence = await self._infos("persistence", "aof_enabled")
-            servers = await self._infos("server", "run_id")
-        return RedisDurability(
-            run_ids=frozenset(str(a["run_id"]) for a in servers if "run_id" in a),
-            append_only=bool(persistence)
-            and all(str(a.get("aof_enabled", "0")) == "1" for a in persistence),
-        )
+            if isinstance(client, aioredis.RedisCluster):  # every node, replicas too
+                per_node: dict[Any, Any] = await client.info(
+                    "server", "persistence", "keyspace", "replication",
+                    target_nodes=aioredis.RedisCluster.ALL_NODES,
+                )  # fmt: skip
+                answers = {"server": per_node} if "run_id" in per_node else per_node
+            else:
+                answers = {
+                    "server": await client.info("server", "persistence", "keyspace", "replication")
+                }
+        return {str(node): RedisDurability.from_info(a) for node, a in answers.items()
+                if isinstance(a, dict)}  # fmt: skip
 
     async def _memory_infos(self) -> list[dict[Any, Any]]:
         return await self._infos("memory", "maxmemory_policy")

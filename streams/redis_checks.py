@@ -100,20 +100,21 @@ async def warn_if_redis_forgets(settings: Settings, within_s: float = 5.0) -> bo
     store = build_store(settings)
     try:
         async with asyncio.timeout(within_s):
-            durability = await store.server.durability()
+            nodes = await store.server.durability()
     except Exception as exc:  # unreachable, INFO refused: a warning, as for the others
         log.warning("could not read whether Redis keeps an append-only file (INFO "
                     "persistence: %s): run it with appendonly yes", type(exc).__name__)  # fmt: skip
         return None
     finally:
         await store.close()
-    if not durability.append_only:
+    append_only = bool(nodes) and all(n.append_only for n in nodes.values())
+    if not append_only:
         log.warning(
             "Redis keeps no append-only file (appendonly no): a restart or crash takes it "
             "back to its last snapshot, and the erasures, consent withdrawals and applied "
             "events since are gone (an erased customer comes back); set appendonly yes"
         )
-    return durability.append_only
+    return append_only
 
 
 async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bool = True) -> str:

@@ -1,9 +1,10 @@
 """Whether Redis keeps what Moments wrote across its restarts, read every half minute by
 every worker and API process into ``moments_redis_forgetful`` (alert
-MomentsRedisForgetful). A restart is noticed by its run id, and one that lost the
-store's data (its layout mark is gone: Redis came back empty, or from a snapshot older
-than the mark) is said in an error, counted in ``moments_redis_data_lost_total`` (alert
-MomentsRedisLostData) and marked again.
+MomentsRedisForgetful). A restart is noticed by a node's run id, and one that lost the
+store's data (a node that held keys came back with none, or the layout mark is gone:
+Redis came back empty, or from a snapshot older than the mark) is said in an error,
+counted in ``moments_redis_data_lost_total`` (alert MomentsRedisLostData), and the mark
+put back.
 
 Redis is the system of record for erasure blocks, consent withdrawals kept apart and the
 events applied: a Redis that restarts without an append-only file goes back to its last
@@ -14,68 +15,79 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from feature_store import FeatureStore, LayoutMismatch, SecretMismatch
+from feature_store import FeatureStore, RedisDurability
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 30.0
 LOST = (
-    "Redis restarted without the feature store's layout mark: it lost the data Moments "
-    "wrote (it came back empty, or from a snapshot older than the mark). Erasures, consent "
+    "Redis restarted without the data Moments wrote ({how}). Erasures, consent "
     "withdrawals and the record of applied events are gone with it: an erased customer's "
     "late events make them again, a replayed event counts twice. Run `moments rebuild "
     "--force` into it (the topics hold all of it, erasures included), and keep an "
     "append-only file (appendonly yes)"
 )
 FORGETFUL = (
-    "Redis restarted without an append-only file: it came back as of its last snapshot, "
-    "and what it was given since (erasures, consent withdrawals, applied events) is gone; "
-    "run `moments rebuild --force` into it, and set appendonly yes"
+    "Redis restarted, or failed over, and keeps no append-only file: if it restarted, it "
+    "came back as of its last snapshot, and what it was given since (erasures, consent "
+    "withdrawals, applied events) is gone; then run `moments rebuild --force` into it. "
+    "Set appendonly yes"
 )
 
 
 class RedisRestartWatch:
     """Reads whether Redis keeps an append-only file; says when it restarted, and what
-    the restart lost."""
+    the restart lost: a node that held keys and came back with none, or the store's
+    layout mark gone (one this watch saw: a Redis left unmarked at start stays so)."""
 
     def __init__(self, store: FeatureStore, metrics: Metrics, within_s: float = 5.0) -> None:
         self._store = store
         self._metrics = metrics
         self._within_s = within_s
-        self._run_ids: frozenset[str] | None = None  # as last read
-        self._append_only = True  # as last read
+        self._nodes: dict[str, RedisDurability] | None = None  # as last read
+        self._marked = False  # the layout mark was there at the first reading
 
     async def check(self) -> str | None:
         """Read Redis now; returns what was found of a restart since the last reading
-        (``kept``, ``forgotten``: no append-only file, ``lost``: the layout mark gone),
-        None when there was none or Redis did not answer within ``within_s``."""
+        (``kept``, ``forgotten``: no append-only file, ``lost``), None when there was
+        none or Redis did not answer within ``within_s``."""
         try:
             async with asyncio.timeout(self._within_s):
-                durability = await self._store.server.durability()
+                nodes = await self._store.server.durability()
+                if self._nodes is None:
+                    self._marked = await self._store.layout.read() is not None
         except Exception as exc:  # unreachable, or INFO refused: no word
             log.debug("Redis's persistence could not be read: %s", type(exc).__name__)
             return None
-        self._metrics.redis_forgetful.set(0 if durability.append_only else 1)
-        was, self._run_ids = self._run_ids, durability.run_ids
-        append_only_before, self._append_only = self._append_only, durability.append_only
-        if was is None or not durability.run_ids or durability.run_ids <= was:
+        forgetful = any(not n.append_only for n in nodes.values())
+        self._metrics.redis_forgetful.set(1 if forgetful else 0)
+        was = self._nodes
+        if was is None:
+            self._nodes = nodes
             return None
+        restarted = [n for n, now in nodes.items() if n in was and now.run_id != was[n].run_id]
+        if not restarted:
+            self._nodes = nodes
+            return None
+        emptied = [n for n in restarted
+                   if nodes[n].primary and nodes[n].keys == 0 and was[n].keys > 0]  # fmt: skip
         try:
             async with asyncio.timeout(self._within_s):
-                if not await self._store.layout.check():
-                    self._metrics.redis_data_lost.inc()
-                    log.error(LOST)
+                unmarked = self._marked and await self._store.layout.read() is None
+                if unmarked:
                     await self._store.layout.mark()
-                    return "lost"
-        except (LayoutMismatch, SecretMismatch) as exc:  # another Moments wrote it since
-            log.critical("Redis restarted and now holds %s", exc)
-            return "lost"
         except Exception as exc:  # unreachable again: the next reading asks again
             log.debug("Redis's layout mark could not be read: %s", type(exc).__name__)
-            self._run_ids = was
             return None
-        if not (append_only_before and durability.append_only):
+        self._nodes = nodes
+        if emptied or unmarked:
+            self._metrics.redis_data_lost.inc()
+            how = "its layout mark is gone" if unmarked else (
+                f"{len(emptied)} of its nodes came back empty")  # fmt: skip
+            log.error(LOST.format(how=how))
+            return "lost"
+        if any(not was[n].append_only or not nodes[n].append_only for n in restarted):
             log.warning(FORGETFUL)
             return "forgotten"
         log.info("Redis restarted; its append-only file kept what Moments wrote")
