@@ -35,7 +35,7 @@ from typing import Any
 from river import drift, linear_model, metrics, optim, preprocessing, utils
 
 from agents.learning import QUALITY_WINDOW
-from agents.risk_features import baseline_risk
+from agents.risk_features import baseline_risk, capped
 
 KIND = "churn-risk-logreg"
 
@@ -147,7 +147,7 @@ class ChurnRisk:
     # -- predict / learn
 
     def _model_proba(self, x: Mapping[str, float]) -> float:
-        scaled = self.scaler.transform_one(dict(x))
+        scaled = self.scaler.transform_one(capped(x))
         proba = self.regression.predict_proba_one(scaled)
         return float(proba[True])
 
@@ -168,7 +168,7 @@ class ChurnRisk:
                 self.drifts += 1
                 self._adwin = drift.ADWIN(delta=self.drift_delta)  # type: ignore[no-untyped-call]
                 self._new_model()
-        features = dict(x)
+        features = capped(x)
         self.scaler.learn_one(features)
         self.regression.learn_one(self.scaler.transform_one(features), bool(y))
         self.examples += 1

@@ -86,6 +86,21 @@ def _risk_features(
     }
 
 
+COUNTS = ("complaints_30d", "negative_mentions_30d", "purchases_365d", "cancel_calls",
+          "consent_withdrawn")  # fmt: skip
+
+
+def capped(x: Mapping[str, float]) -> dict[str, float]:
+    """``x`` with its counts within 0 to :data:`MAX_COUNT`, as the model learns and
+    scores them: examples and snapshots taken before counts were capped (on
+    ``risk-examples``, relearned by a rebuild) hold them uncapped.
+
+    >>> capped({"cancel_calls": 1e6, "experience": 0.2})
+    {'cancel_calls': 100.0, 'experience': 0.2}
+    """
+    return {k: min(max(v, 0.0), MAX_COUNT) if k in COUNTS else v for k, v in x.items()}
+
+
 def _count(n: int) -> float:
     """``n`` as the model reads a count, within 0 to :data:`MAX_COUNT`.
 

@@ -364,3 +364,15 @@ def test_one_customers_absurd_count_leaves_the_model_able_to_read_counts() -> No
         model.learn_one(cancels(1 if churned else 0), churned)
     assert model.predict_one(cancels(1)) > 0.7 and model.predict_one(cancels(0)) < 0.2
     assert cancels(10**6)["cancel_calls"] == cancels(10**4)["cancel_calls"]
+
+
+def test_an_uncapped_example_from_before_the_cap_is_learned_capped() -> None:
+    """Examples on risk-examples from before counts were capped, relearned by a rebuild
+    (or snapshots labelled after the upgrade), took the scaler's variance again."""
+    model, rng = ChurnRisk(), random.Random(3)
+    model.learn_one({"cancel_calls": 1e6, "experience": 0.6}, True)  # as written then
+    for _ in range(3_000):
+        churned = rng.random() < 0.3
+        model.learn_one({"cancel_calls": 1.0 if churned else 0.0, "experience": 0.6}, churned)
+    assert model.predict_one({"cancel_calls": 1.0, "experience": 0.6}) > 0.7
+    assert model.predict_one({"cancel_calls": 0.0, "experience": 0.6}) < 0.2
