@@ -17,6 +17,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+_UNKNOWN_TOPIC = 3  # DescribeConfigs' error for a topic that does not exist (yet)
 # Event logs: each record counts, not only a customer's newest (they are keyed by customer).
 EVENT_LOGS = ("touchpoints", "offer-outcomes", "next-best-offers", "interventions",
               "touchpoints-dlq")  # fmt: skip
@@ -30,7 +31,7 @@ def topic_faults(topic: str, configs: dict[str, str | None], settings: Settings)
     >>> topic_faults("touchpoints", {"cleanup.policy": "compact,delete"}, s)[0][:40]
     'it is compacted (cleanup.policy=compact,'
     >>> topic_faults("touchpoints", {"cleanup.policy": "delete", "retention.ms": "-1"}, s)[0][:46]
-    'it keeps records for ever (retention.ms=-1), l'
+    'it keeps records for ever (retention.ms=-1), a'
     >>> topic_faults("touchpoints", {"retention.ms": str(7 * DAY_MS)}, s)
     []
     """
@@ -47,7 +48,7 @@ def topic_faults(topic: str, configs: dict[str, str | None], settings: Settings)
         retention_ms = int(configs.get("retention.ms") or 0)
     except ValueError:
         return faults
-    kept = "for ever" if retention_ms < 0 else f"{retention_ms / DAY_MS:g} days"
+    kept = f"{retention_ms / DAY_MS:g} days"
     for days, setting, what in (
         (settings.dedupe_horizon_days, "MOMENTS_DEDUPE_HORIZON_DAYS",
          "which events it applied: records older than that, read again (a new "
@@ -56,7 +57,13 @@ def topic_faults(topic: str, configs: dict[str, str | None], settings: Settings)
          "whom it erased: an erased customer's records, read again after that, make "
          "them anew"),
     ):  # fmt: skip
-        if retention_ms < 0 or retention_ms > days * DAY_MS:
+        if retention_ms < 0:
+            faults.append(
+                f"it keeps records for ever (retention.ms=-1), and Moments remembers {what} "
+                f"for {setting} ({days}) days only; give the topic a retention, and raise "
+                f"{setting} above it"
+            )
+        elif retention_ms > days * DAY_MS:
             faults.append(
                 f"it keeps records {kept} (retention.ms={retention_ms}), longer than "
                 f"Moments remembers {what}; raise {setting} ({days}) above the retention"
@@ -82,7 +89,11 @@ async def warn_about_topic_configs(admin: AIOKafkaAdminClient, settings: Setting
     said = []
     for resource in resources:
         name = resource["resource_name"]
-        if resource["error_code"] or name not in names:  # not made yet: made as wanted
+        if resource["error_code"] == _UNKNOWN_TOPIC or name not in names:  # made as wanted
+            continue
+        if resource["error_code"]:  # refused (an ACL without DescribeConfigs), say
+            log.warning("could not read the settings of topic %s: %s (error %d)", name,
+                        resource["error_message"], resource["error_code"])  # fmt: skip
             continue
         configs = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
         for fault in topic_faults(names[name], configs, settings):
