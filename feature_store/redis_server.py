@@ -81,9 +81,9 @@ class RedisServer:
     async def durability(self) -> dict[str, RedisDurability]:
         """Each node's run id, whether it keeps an append-only file, how many keys it
         holds and whether it is a primary (``INFO server persistence keyspace
-        replication``), by node (``"server"`` for a single
-        one). Raises :class:`StoreUnavailable` when Redis cannot be reached, and Redis's
-        own error when it refuses ``INFO``."""
+        replication``), by node (``"server"`` for a single one). Raises
+        :class:`StoreUnavailable` when Redis cannot be reached (:class:`StoreRefused`
+        when it refuses ``INFO``)."""
         client = self._conn.client
         with unavailable_when_transient():
             if isinstance(client, aioredis.RedisCluster):  # every node, replicas too
