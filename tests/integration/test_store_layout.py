@@ -78,8 +78,9 @@ async def test_customers_without_a_mark_are_named_and_left_unmarked(
 
 
 async def test_a_marked_redis_is_checked_by_reading_alone(private_redis: LocalRedis) -> None:
-    """A user that may only read (and a full Redis, which refuses writes) passes the
-    check of a Redis that tells both its layout and its key secret."""
+    """A full Redis, which refuses writes (and scripts that may write), passes the check
+    of a Redis that tells both its layout and its key secret; a user that may only read
+    does not: it could apply no touchpoint."""
     settings = Settings(redis_url=private_redis.url)
     assert await check_redis_layout(settings) == "marked now"
     admin = aioredis.Redis.from_url(private_redis.url)
@@ -87,10 +88,17 @@ async def test_a_marked_redis_is_checked_by_reading_alone(private_redis: LocalRe
         await admin.execute_command(
             "ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@all", "-@write"
         )
+        await admin.config_set("maxmemory", "1")
+        await admin.config_set("maxmemory-policy", "noeviction")
+        with pytest.raises(Exception, match="maxmemory"):
+            await admin.set("m:{c}:p", "x")  # full indeed
+        assert await check_redis_layout(settings, within_s=2) == "marked"
+        reader = Settings(redis_url=f"redis://reader:pw@127.0.0.1:{private_redis.port}/0")
+        with pytest.raises(SettingsError, match="refuses the feature store's user DEL"):
+            await check_redis_layout(reader, within_s=2)
     finally:
+        await admin.config_set("maxmemory", "0")
         await admin.aclose()
-    reader = Settings(redis_url=f"redis://reader:pw@127.0.0.1:{private_redis.port}/0")
-    assert await check_redis_layout(reader, within_s=2) == "marked"
 
 
 async def test_a_redis_that_cannot_be_reached_is_said_not_to_stop_the_start(
