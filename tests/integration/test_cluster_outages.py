@@ -4,6 +4,9 @@ outage: the feature store waits for it, and good events are not dead-lettered fo
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -67,3 +70,51 @@ async def test_a_cluster_that_is_down_is_waited_for_not_blamed_on_the_events(
     assert await store.apply([click("during")]) == [ApplyStatus.APPLIED]  # once, after it
     await node.aclose()
     await store.close()
+
+
+async def test_a_frozen_master_fails_calls_within_a_few_timeouts_not_minutes(
+    tmp_path: Path,
+) -> None:
+    """A master that stops answering (a hung host): redis-py's cluster client retried a
+    round trip that timed out ten times, so the calls sharing one with that node, other
+    masters' customers' too, took 78 s with the store's 5 s timeout (15 times it), and the
+    worker said nothing of an outage meanwhile. One retry now: about four times it."""
+    cluster = LocalRedisCluster(tmp_path / "cluster")
+    cluster.start()
+    store = FeatureStore.from_url(cluster.url, StoreConfig(secret=b"frozen"), cluster=True,
+                                  clock=T0.timestamp, timeout_s=1.0)  # fmt: skip
+    customers = [f"cust-{i}" for i in range(60)]
+    try:
+        await store.apply([WebClick(event_id=f"e-{c}", customer_id=c, ts=T0, page="/")
+                           for c in customers])  # fmt: skip
+        admin = await aioredis.RedisCluster.from_url(cluster.url).initialize()
+        port = {c: admin.get_node_from_key(f"m:{{{store.pseudonym(c)}}}:p").port
+                for c in customers}  # fmt: skip
+        await admin.aclose()
+        frozen = cluster.nodes[2]
+        on_frozen = next(c for c in customers if port[c] == frozen.port)
+        elsewhere = [c for c in customers if port[c] != frozen.port][:3]
+        assert frozen.process is not None
+        frozen.process.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+
+            async def read(customer: str, after_s: float) -> BaseException | None:
+                await asyncio.sleep(after_s)
+                try:
+                    await store.read(customer)
+                except StoreUnavailable as exc:
+                    return exc
+                return None
+
+            outcomes = await asyncio.gather(  # the later ones share a round trip
+                read(on_frozen, 0), read(on_frozen, 0.05), *(read(c, 0.05) for c in elsewhere)
+            )
+            took = time.monotonic() - started
+        finally:
+            frozen.process.proc.send_signal(signal.SIGCONT)
+        assert isinstance(outcomes[0], StoreUnavailable)
+        assert took < 8, took  # 4 to 5 s here; 15 s and more with ten retries
+    finally:
+        await store.close()
+        cluster.stop()
