@@ -80,10 +80,12 @@ CLUSTER_NOT_REACHED = (
 )  # fmt: skip
 
 
-# How Redis says it refuses a command, sent or called by a script (7.0, then 7.2 on)
+# How Redis says it refuses a command, sent or called by a script (7.0, then 7.2 on), or
+# a new connection's login (a password it does not have, or not this one)
 REFUSALS = (
     "NOPERM ", "unknown command ", "The user executing the script can't run this command",
-    "ACL failure in script",
+    "ACL failure in script", "AUTH <password> called without any password configured",
+    "WRONGPASS ",
 )  # fmt: skip
 
 

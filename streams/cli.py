@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -124,11 +125,40 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         return runner.run(serve(settings))
 
 
+MAX_SIMULATED_CUSTOMERS = 10_000_000  # each a few hundred bytes, all in memory
+MAX_SIMULATED_RATE = 100_000.0  # events a second: far beyond what one producer sends
+
+
+def _simulation_fault(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``simulate`` or ``demo``'s numbers, if anything.
+
+    >>> _simulation_fault(argparse.Namespace(rate=float("nan"), customers=10))
+    '--rate must be from 0.001 to 100,000 events a second'
+    >>> _simulation_fault(argparse.Namespace(rate=5.0, customers=0, count=None, duration=None))
+    '--customers must be from 1 to 10,000,000'
+    """
+    count, duration = getattr(args, "count", None), getattr(args, "duration", None)
+    faults = (
+        (not 0.001 <= args.rate <= MAX_SIMULATED_RATE,
+         f"--rate must be from 0.001 to {MAX_SIMULATED_RATE:,.0f} events a second"),
+        (not 1 <= args.customers <= MAX_SIMULATED_CUSTOMERS,
+         f"--customers must be from 1 to {MAX_SIMULATED_CUSTOMERS:,}"),
+        (count is not None and count < 1, "--count must be at least 1"),
+        (duration is not None and not 0 < duration < float("inf"),
+         "--duration must be a number of seconds above 0"),
+    )  # fmt: skip
+    return next((said for bad, said in faults if bad), None)
+
+
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import load_catalogue
     from streams.simulation.producer import simulate, simulate_closed_loop
     from streams.topics import NEXT_BEST_OFFERS, OFFER_OUTCOMES, TOUCHPOINTS, ensure_topics
 
+    fault = _simulation_fault(args)
+    if fault is not None:  # before any topic is made
+        _stopped(fault, settings, "moments simulate")
+        return 2
     currency = settings.money.currency or "EUR"  # spend counts in the configured one
 
     async def run() -> None:
@@ -177,6 +207,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
+    fault = _simulation_fault(args)
+    if fault is not None:  # before any service is started
+        _stopped(fault, settings, "moments demo")
+        return 2
     return run_demo(duration_s=args.duration, rate=args.rate, customers=args.customers)
 
 
@@ -227,6 +261,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                      logging.WARNING)  # fmt: skip
         return 0
 
+    signal.signal(signal.SIGTERM, _interrupted)  # a Job's or a unit's stop: as Ctrl-C
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
@@ -234,6 +269,10 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                  "rebuild: run it again on the same target with --force (what was applied "
                  "counts once)", settings, "moments rebuild")  # fmt: skip
         return 130
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -329,8 +368,15 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         _stopped(str(exc), settings, "moments dead-letters")
         return 2
-    if args.again and not args.redrive:
-        _stopped("--again goes with --redrive", settings, "moments dead-letters")
+    refused = [said for bad, said in (
+        (args.again and not args.redrive, "--again goes with --redrive"),
+        (args.accept_lost_erasures and not args.redrive,
+         "--accept-lost-erasures goes with --redrive"),
+        (since is not None and until is not None and since >= until,
+         "--since must come before --until"),
+    ) if bad]  # fmt: skip
+    if refused:
+        _stopped(refused[0], settings, "moments dead-letters")
         return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
@@ -418,6 +464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # its reader went (| head): the rest is not wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"moments: could not write its output: {exc.strerror}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

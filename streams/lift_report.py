@@ -119,6 +119,8 @@ def chosen_period(
     >>> shown(chosen_period(now, week, until=datetime(2026, 12, 11, tzinfo=UTC), days=10))
     ('2026-12-01', '2026-12-11')
     """
+    if days is not None and not 0 < days < float("inf"):
+        raise ValueError("--days must be a number of days above 0")
     if since is not None and until is not None:
         if days is not None:
             raise ValueError("give --days with --since or --until, not with both")

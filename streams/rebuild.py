@@ -49,6 +49,7 @@ from feature_store import (
     ApplyStatus,
     Fact,
     FeatureStore,
+    StoreRefused,
     StoreUnavailable,
     intervention_fact,
 )
@@ -174,8 +175,15 @@ async def _check_target(store: FeatureStore, force: bool) -> bool:
     try:
         marked = await store.layout.check()  # nothing is merged into another layout
         holds_keys = await store.has_any_customer()
+        refused = await store.refused_commands()  # that it can write, with the scripts
+    except StoreRefused as exc:  # its user, or renamed commands: running again won't do
+        raise RebuildError(f"the target Redis refuses a command the rebuild needs: {exc}") from exc
     except StoreUnavailable as exc:  # nothing written yet: it cannot start
         raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
+    except ResponseError as exc:  # a database it does not have, say
+        raise RebuildError(f"the target Redis refuses the rebuild: {exc}") from exc
+    if refused:
+        raise RebuildError(f"the target Redis refuses its user {', '.join(refused)}")
     if holds_keys and not force:
         raise RebuildError("the target Redis already holds Moments keys; use --force to merge")
     if holds_keys and not marked:

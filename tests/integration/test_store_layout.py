@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ from feature_store import (
 )
 from schemas import WebClick
 from streams.app import build_store
-from streams.rebuild import rebuild
+from streams.rebuild import RebuildError, rebuild
 from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
 from streams.settings import Settings, SettingsError
@@ -346,3 +347,39 @@ async def test_a_redis_that_asks_for_a_password_the_url_lacks_says_so(
     given = Settings(redis_url=f"redis://:wrong@127.0.0.1:{private_redis.port}/0")
     with pytest.raises(SettingsError, match="refused its user and password"):
         await check_redis_layout(given, within_s=5)
+
+
+async def test_a_password_redis_does_not_have_stops_the_start(private_redis: LocalRedis) -> None:
+    """Redis has no password and the URL gives one: redis-py let it pass, the store's own
+    connection was refused it at every login, and the worker answered ready while it
+    retried every batch for ever (the API fell back on every recommendation)."""
+    given = Settings(redis_url=f"redis://:not-needed@127.0.0.1:{private_redis.port}/0")
+    with pytest.raises(SettingsError, match="called without any password configured"):
+        await check_redis_layout(given, within_s=5)
+
+
+@pytest.mark.parametrize(
+    ("url_of", "said"),
+    [
+        (lambda port: f"redis://:not-needed@127.0.0.1:{port}/0", "without any password"),
+        (lambda port: f"redis://127.0.0.1:{port}/99", "DB index is out of range"),
+        (lambda port: f"redis://limitedw:pw@127.0.0.1:{port}/0", "HSET"),
+    ],
+)
+async def test_a_rebuild_into_a_redis_that_refuses_it_stops_at_once(
+    private_redis: LocalRedis, url_of: Any, said: str
+) -> None:
+    """It said Redis became unavailable, to be run again with --force (exit 3), for ever;
+    a database Redis does not have ended in a traceback."""
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "limitedw", "on", ">pw", "~*", "&*",
+                                    "+@all", "-@write")  # fmt: skip
+    finally:
+        await admin.aclose()
+    target = FeatureStore.from_url(url_of(private_redis.port), StoreConfig(secret=b"s"))
+    try:
+        with pytest.raises(RebuildError, match=said):
+            await rebuild(Settings(), target)
+    finally:
+        await target.close()
