@@ -46,7 +46,7 @@ class RedisRestartWatch:
         self._metrics = metrics
         self._within_s = within_s
         self._nodes: dict[str, RedisDurability] | None = None  # as last read
-        self._marked = False  # the layout mark was there at the first reading
+        self._marked = False  # the layout mark was there at a reading before
 
     async def check(self) -> str | None:
         """Read Redis now; returns what was found of a restart since the last reading
@@ -55,7 +55,7 @@ class RedisRestartWatch:
         try:
             async with asyncio.timeout(self._within_s):
                 nodes = await self._store.server.durability()
-                if self._nodes is None:
+                if not self._marked:  # once marked (a rebuild marks one), it stays so
                     self._marked = await self._store.layout.read() is not None
         except Exception as exc:  # unreachable, or INFO refused: no word
             log.debug("Redis's persistence could not be read: %s", type(exc).__name__)
