@@ -31,7 +31,7 @@ def topic_faults(topic: str, configs: dict[str, str | None], settings: Settings)
     >>> topic_faults("touchpoints", {"cleanup.policy": "compact,delete"}, s)[0][:40]
     'it is compacted (cleanup.policy=compact,'
     >>> topic_faults("touchpoints", {"cleanup.policy": "delete", "retention.ms": "-1"}, s)[0][:46]
-    'it keeps records for ever (retention.ms=-1), a'
+    'it keeps records for ever (retention.ms=-1), b'
     >>> topic_faults("touchpoints", {"retention.ms": str(7 * DAY_MS)}, s)
     []
     """
@@ -48,25 +48,20 @@ def topic_faults(topic: str, configs: dict[str, str | None], settings: Settings)
         retention_ms = int(configs.get("retention.ms") or 0)
     except ValueError:
         return faults
-    kept = f"{retention_ms / DAY_MS:g} days"
-    for days, setting, what in (
-        (settings.dedupe_horizon_days, "MOMENTS_DEDUPE_HORIZON_DAYS",
-         "which events it applied: records older than that, read again (a new "
-         "MOMENTS_APP_ID, committed offsets expired), are applied twice"),
-        (settings.tombstone_days, "MOMENTS_TOMBSTONE_DAYS",
-         "whom it erased: an erased customer's records, read again after that, make "
-         "them anew"),
+    kept = "for ever" if retention_ms < 0 else f"{retention_ms / DAY_MS:g} days"
+    for days, setting, what, then in (
+        (settings.dedupe_horizon_days, "MOMENTS_DEDUPE_HORIZON_DAYS", "which events it applied",
+         "records older than that, read again (a new MOMENTS_APP_ID, committed offsets "
+         "expired), are applied twice"),
+        (settings.tombstone_days, "MOMENTS_TOMBSTONE_DAYS", "whom it erased",
+         "an erased customer's records, read again after that, make them anew"),
     ):  # fmt: skip
-        if retention_ms < 0:
+        if retention_ms < 0 or retention_ms > days * DAY_MS:
+            fix = (f"give the topic a retention, and raise {setting} above it"
+                   if retention_ms < 0 else f"raise {setting} above the retention")  # fmt: skip
             faults.append(
-                f"it keeps records for ever (retention.ms=-1), and Moments remembers {what} "
-                f"for {setting} ({days}) days only; give the topic a retention, and raise "
-                f"{setting} above it"
-            )
-        elif retention_ms > days * DAY_MS:
-            faults.append(
-                f"it keeps records {kept} (retention.ms={retention_ms}), longer than "
-                f"Moments remembers {what}; raise {setting} ({days}) above the retention"
+                f"it keeps records {kept} (retention.ms={retention_ms}), but Moments "
+                f"remembers {what} for {days} days ({setting}): {then}; {fix}"
             )
     return faults
 

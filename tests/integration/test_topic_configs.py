@@ -179,8 +179,8 @@ async def test_event_topics_kept_otherwise_than_moments_needs_are_warned_of(
     assert not [m for m in said if "could not read" in m], said  # those not made yet: no word
     touchpoints = [m for m in said if m.startswith(f"topic {settings.topic('touchpoints')}:")]
     assert len(touchpoints) == 3, said  # compacted, and longer than both horizons
-    assert any("MOMENTS_DEDUPE_HORIZON_DAYS (8)" in m for m in touchpoints)
-    assert any("MOMENTS_TOMBSTONE_DAYS (400)" in m for m in touchpoints)
+    assert any("for 8 days (MOMENTS_DEDUPE_HORIZON_DAYS)" in m for m in touchpoints)
+    assert any("for 400 days (MOMENTS_TOMBSTONE_DAYS)" in m for m in touchpoints)
     assert [m for m in said if settings.topic("next-best-offers") in m and "compacted" in m]
     assert not [m for m in said if settings.topic("interventions") in m]
     caplog.clear()
