@@ -53,7 +53,7 @@ SCRIPTS = {
 # Every command the store runs: those its scripts call, and those it sends itself.
 COMMANDS = tuple(sorted(
     {c.upper() for s in SCRIPTS.values() for c in re.findall(r"redis\.p?call\(['\"](\w+)", s)}
-    | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING"}
+    | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT"}
 ))  # fmt: skip
 
 PROBE = "return 1"  # a script that does nothing, run at start
@@ -84,8 +84,9 @@ CLUSTER_NOT_REACHED = (
 # a new connection's login (a password it does not have, or not this one)
 REFUSALS = (
     "NOPERM ", "unknown command ", "The user executing the script can't run this command",
-    "ACL failure in script", "AUTH <password> called without any password configured",
-    "WRONGPASS ",
+    "The user executing the script can't access at least one of the keys",
+    "ACL failure in script", "Unknown Redis command called from script",
+    "AUTH <password> called without any password configured", "WRONGPASS ",
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ class RedisDurability:
     append_only: bool  # it keeps an append-only file: a restart keeps its writes
     keys: int  # in all its databases
     primary: bool = True  # not a replica (which comes back empty, then copies its primary)
+    loading: bool = False  # still reading its files: the rest is not yet what it will be
 
     @classmethod
     def from_info(cls, info: dict[Any, Any]) -> RedisDurability:
@@ -28,7 +29,9 @@ class RedisDurability:
         keys = sum(int(v.get("keys", 0)) for k, v in info.items()
                    if str(k).startswith("db") and isinstance(v, dict))  # fmt: skip
         primary = str(info.get("role", "master")) == "master"
-        return cls(str(info.get("run_id", "")), str(info.get("aof_enabled")) == "1", keys, primary)
+        loading = str(info.get("loading", "0")) == "1"
+        return cls(str(info.get("run_id", "")), str(info.get("aof_enabled")) == "1", keys,
+                   primary, loading)  # fmt: skip
 
 
 class RedisServer:

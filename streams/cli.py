@@ -261,7 +261,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                      logging.WARNING)  # fmt: skip
         return 0
 
-    signal.signal(signal.SIGTERM, _interrupted)  # a Job's or a unit's stop: as Ctrl-C
+    before = signal.signal(signal.SIGTERM, _interrupted)  # a Job's or a unit's stop: as ^C
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
@@ -269,6 +269,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                  "rebuild: run it again on the same target with --force (what was applied "
                  "counts once)", settings, "moments rebuild")  # fmt: skip
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -407,6 +409,7 @@ COMMANDS = {
 # the commands that use the configured Kafka (MOMENTS_KAFKA_* settings)
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 ONE_SHOT = ("rebuild", "lift", "dead-letters")  # read the topics once, print, and end
+REPORTS = (*ONE_SHOT, "check-catalogue", "evaluate", "bench")  # what they print is the point
 
 
 def _stopped(
@@ -465,10 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # its reader went (| head): the rest is not wanted
+        if args.command not in REPORTS:  # a worker's or the API's own: not its output
+            raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
         return 1
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if exc.errno != errno.ENOSPC or args.command not in REPORTS:
             raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"moments: could not write its output: {exc.strerror}", file=sys.stderr)

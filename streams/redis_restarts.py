@@ -60,6 +60,8 @@ class RedisRestartWatch:
         except Exception as exc:  # unreachable, or INFO refused: no word
             log.debug("Redis's persistence could not be read: %s", type(exc).__name__)
             return None
+        if any(n.loading for n in nodes.values()):  # it says aof_enabled:0, few keys, then
+            return None  # read once it has loaded
         forgetful = any(not n.append_only for n in nodes.values())
         self._metrics.redis_forgetful.set(1 if forgetful else 0)
         was = self._nodes

@@ -383,3 +383,15 @@ async def test_a_rebuild_into_a_redis_that_refuses_it_stops_at_once(
             await rebuild(Settings(), target)
     finally:
         await target.close()
+
+
+async def test_a_command_the_scripts_call_renamed_away_stops_the_start(tmp_path: Path) -> None:
+    """HINCRBY renamed away: the probe's check of it raised, the start check said it
+    could not check and went on, and every touchpoint was then dead-lettered."""
+    server = LocalRedis(tmp_path / "redis", extra_args=["--rename-command", "HINCRBY", ""])
+    server.start()
+    try:
+        with pytest.raises(SettingsError, match="refuses the feature store's user HINCRBY;"):
+            await check_redis_layout(Settings(redis_url=server.url), within_s=5)
+    finally:
+        server.stop()
