@@ -188,7 +188,7 @@ async def _show_decisions(settings: Settings, until: float | None, children: lis
                     offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
                     what = "control group (no offer)" if d.control else offers or "-"
                     print(
-                        f"{d.ts:%H:%M:%S} {d.channel:<4} customer#{who}  {what}  "
+                        f"{d.ts:%H:%M:%S} {d.channel:<5} customer#{who}  {what}  "
                         f"[{'; '.join(d.reasons)}]  +{lag_ms:.0f}ms",
                         flush=True,
                     )

@@ -89,6 +89,8 @@ def configure(level: str, line_format: str = "text") -> None:
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, CoordinatorNotYet) for f in coordinator.filters):
         coordinator.filters.insert(0, CoordinatorNotYet())
+    if not any(isinstance(f, RebalanceNotices) for f in coordinator.filters):
+        coordinator.filters.insert(0, RebalanceNotices())
     consumer_thread = logging.getLogger("faust.transport.drivers.aiokafka")
     if not any(isinstance(f, IdlePartitionNotices) for f in consumer_thread.filters):
         consumer_thread.filters.insert(0, IdlePartitionNotices())
@@ -256,6 +258,25 @@ class CoordinatorNotYet(AsWarning):
 
     def known(self, record: logging.LogRecord) -> bool:
         return "CoordinatorNotAvailable" in str(record.args)
+
+
+class RebalanceNotices(logging.Filter):
+    """aiokafka's warning that a heartbeat found the group rebalancing comes whenever a
+    worker joins or leaves (every scale-out and rolling deploy): news, not a fault, so an
+    info line. A rebalance that never ends shows as no worker ready, and in the lag.
+
+    >>> record = logging.LogRecord("aiokafka.consumer.group_coordinator", logging.WARNING,
+    ...     "", 0, "Heartbeat failed for group %s because it is rebalancing", ("m",), None)
+    >>> _ = RebalanceNotices().filter(record)  # let through where info lines are asked for
+    >>> record.levelname
+    'INFO'
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "because it is rebalancing" in str(record.msg):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
 
 
 class RepeatsQuieted(logging.Filter):

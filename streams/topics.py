@@ -101,6 +101,7 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
             )
             for name in wanted
         ]
+        created: list[str] = []
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
             answer = await admin.create_topics(new)
             refused = refused_topics(answer.topic_errors)
@@ -110,8 +111,10 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
                     + "; ".join(refused)
                     + " (see MOMENTS_TOPIC_PARTITIONS and MOMENTS_TOPIC_REPLICATION)"
                 )
-        created = [settings.topic(t) for t in wanted]
-        log.info("created topics %s", ", ".join(created))
+            # those another process made first (starting at the same moment) are not ours
+            created = [topic for topic, code, *_ in answer.topic_errors if code == 0]
+        if created:
+            log.info("created topics %s", ", ".join(created))
         return created
     finally:
         await admin.close()

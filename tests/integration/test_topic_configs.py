@@ -187,3 +187,14 @@ async def test_event_topics_kept_otherwise_than_moments_needs_are_warned_of(
     with caplog.at_level(logging.WARNING, logger="streams.topic_checks"):
         await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap))  # made as wanted
     assert not [r for r in caplog.records if r.name == "streams.topic_checks"]
+
+
+async def test_processes_starting_together_each_say_only_what_they_made(
+    kafka_bootstrap: str,
+) -> None:
+    """Two processes starting at the same moment both logged that they created all ten
+    topics (those the broker answered "already exists" were counted as made)."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap,
+                        topic_prefix=f"both-{uuid.uuid4().hex[:8]}-")  # fmt: skip
+    first, second = await asyncio.gather(ensure_topics(settings), ensure_topics(settings))
+    assert sorted(first + second) == sorted(settings.topic(t) for t in ALL_TOPICS)
