@@ -98,10 +98,10 @@ def capped(x: Mapping[str, float]) -> dict[str, float]:
     >>> capped({"cancel_calls": 1e6, "experience": 0.2})
     {'cancel_calls': 100.0, 'experience': 0.2}
     """
-    return {k: min(max(v, 0.0), MAX_COUNT) if k in COUNTS else v for k, v in x.items()}
+    return {k: _count(v) if k in COUNTS else v for k, v in x.items()}
 
 
-def _count(n: int) -> float:
+def _count(n: float) -> float:
     """``n`` as the model reads a count, within 0 to :data:`MAX_COUNT`.
 
     >>> _count(3), _count(10**9), _count(-2)

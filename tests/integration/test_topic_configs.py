@@ -23,20 +23,26 @@ from streams.topics import (
 pytestmark = pytest.mark.integration
 
 
-async def _make_erasures_topic(bootstrap: str, configs: dict[str, str]) -> Settings:
-    """A ``customer-erasures`` topic as an older Moments (or an operator) made it."""
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-")
+async def _made(bootstrap: str, topics: list[NewTopic]) -> None:
+    """Make ``topics`` as an older Moments, an operator or a producer would, and wait
+    until the broker's metadata lists them, as at a restart."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        topic = NewTopic(settings.topic(CUSTOMER_ERASURES), 1, 1, topic_configs=configs)
-        await admin.create_topics([topic])
-        for _ in range(100):  # until the broker's metadata lists it, as at a restart
-            if settings.topic(CUSTOMER_ERASURES) in await admin.list_topics():
+        await admin.create_topics(topics)
+        for _ in range(100):
+            if {t.name for t in topics} <= set(await admin.list_topics()):
                 break
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+async def _make_erasures_topic(bootstrap: str, configs: dict[str, str]) -> Settings:
+    """A ``customer-erasures`` topic as an older Moments (or an operator) made it."""
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"cfg-{uuid.uuid4().hex[:8]}-")
+    await _made(bootstrap, [NewTopic(settings.topic(CUSTOMER_ERASURES), 1, 1,
+                                     topic_configs=configs)])  # fmt: skip
     return settings
 
 
@@ -128,16 +134,7 @@ async def test_a_touchpoints_topic_with_fewer_partitions_than_the_setting_is_war
     one worker take part: the others were never ready, and a rollout stalled, unsaid."""
     settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=4,
                         topic_prefix=f"few-{uuid.uuid4().hex[:8]}-")  # fmt: skip
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topic("touchpoints"), 1, 1)])
-        for _ in range(100):  # until the broker's metadata lists it, as at a restart
-            if settings.topic("touchpoints") in await admin.list_topics():
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    await _made(kafka_bootstrap, [NewTopic(settings.topic("touchpoints"), 1, 1)])
     with caplog.at_level(logging.WARNING, logger="streams.topics"):
         await ensure_topics(settings)
     assert "has 1 partitions, fewer than MOMENTS_TOPIC_PARTITIONS (4)" in caplog.text
@@ -162,17 +159,8 @@ async def test_event_topics_kept_otherwise_than_moments_needs_are_warned_of(
         "next-best-offers": {"cleanup.policy": "compact,delete"},
         "interventions": {"retention.ms": str(3 * 86_400_000)},  # fine
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topic(t), 1, 1, topic_configs=c)
-                                   for t, c in made.items()])  # fmt: skip
-        for _ in range(100):  # until the broker's metadata lists them, as at a restart
-            if {settings.topic(t) for t in made} <= set(await admin.list_topics()):
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    await _made(kafka_bootstrap, [NewTopic(settings.topic(t), 1, 1, topic_configs=c)
+                                  for t, c in made.items()])  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="streams.topic_checks"):
         await ensure_topics(settings)
     said = [r.getMessage() for r in caplog.records if r.name == "streams.topic_checks"]
