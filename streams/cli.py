@@ -232,6 +232,9 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             return 2
 
     async def run() -> int:
+        # a Job's or a unit's stop (SIGTERM) ends it as Ctrl-C does, saying what it leaves,
+        # at once: a round trip under way may wait out its timeout before a cancel lands
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _terminated, settings)
         store = build_store(settings, redis_url=args.redis_url)
         try:
             report = await rebuild(settings, store, force=args.force,
@@ -261,20 +264,23 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                      logging.WARNING)  # fmt: skip
         return 0
 
-    before = signal.signal(signal.SIGTERM, _interrupted)  # a Job's or a unit's stop: as ^C
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
-        _stopped("interrupted; if it had begun replaying, the target holds part of the "
-                 "rebuild: run it again on the same target with --force (what was applied "
-                 "counts once)", settings, "moments rebuild")  # fmt: skip
+        _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+REBUILD_INTERRUPTED = (
+    "interrupted; if it had begun replaying, the target holds part of the rebuild: run it "
+    "again on the same target with --force (what was applied counts once)"
+)
+
+
+def _terminated(settings: Settings) -> None:
+    _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
