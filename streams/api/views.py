@@ -161,8 +161,11 @@ async def readyz(request: web.Request) -> web.Response:
     # the load balancer; the checks say what is degraded.
     # Not before the model snapshots were first tried, though: until then it holds the
     # empty models it started with.
-    ready = api.alerts.ready.is_set() and api.reloads.tried.is_set()
     status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    # What a start still waits for is named, so that a pod held unready says why.
+    checks["alerts"] = "ok" if api.alerts.ready.is_set() else "starting: reading the alert topics"
+    checks["models"] = "ok" if api.reloads.tried.is_set() else "starting: loading the snapshots"
+    ready = checks["alerts"] == checks["models"] == "ok"
     return json_response({"status": status if ready else "not_ready", "checks": checks},
                          200 if ready else 503)  # fmt: skip
 

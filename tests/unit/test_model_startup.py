@@ -266,7 +266,24 @@ async def test_readyz_waits_for_the_first_load_of_the_models() -> None:
                   kafka=KafkaHealth(time.time), reloads=reloads)  # fmt: skip
     async with TestClient(TestServer(app)) as client:
         reply = await client.get("/readyz")
-        assert reply.status == 503 and (await reply.json())["status"] == "not_ready"
+        answer = await reply.json()
+        assert reply.status == 503 and answer["status"] == "not_ready"
+        assert answer["checks"]["models"] == "starting: loading the snapshots", answer
+        assert answer["checks"]["alerts"] == "ok"
         await reloads.check()
         reply = await client.get("/readyz")
-        assert reply.status == 200 and (await reply.json())["status"] == "ready"
+        answer = await reply.json()
+        assert reply.status == 200 and answer["status"] == "ready"
+        assert answer["checks"]["models"] == answer["checks"]["alerts"] == "ok"
+
+
+async def test_readyz_names_the_alert_topics_it_still_reads() -> None:
+    reloads = ModelReloads(worker(Snapshots(dict(PUBLISHED))))
+    await reloads.check()
+    app = api_app(alerts=SimpleNamespace(ready=asyncio.Event()), store=ApiStore(Snapshots()),
+                  kafka=KafkaHealth(time.time), reloads=reloads)  # fmt: skip
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/readyz")
+        answer = await reply.json()
+        assert reply.status == 503 and answer["status"] == "not_ready"
+        assert answer["checks"]["alerts"] == "starting: reading the alert topics", answer
