@@ -19,7 +19,7 @@ from streams import topics
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
-from streams.api.request_checks import api_of, authorise
+from streams.api.request_checks import api_of, authorise, check_announced_size
 from streams.api.server import Api
 
 _one = msgspec.json.Decoder(msgspec.Raw)
@@ -29,6 +29,7 @@ _many = msgspec.json.Decoder(list[msgspec.Raw])
 async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    check_announced_size(request)
     try:
         async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
             raw = await request.read()

@@ -162,10 +162,20 @@ def answered_in_json(handle: Handle) -> Handle:
             if exc.status < 400:
                 raise
             if exc.status == 417:
-                return error_response(417, "expectation_failed", EXPECTATION_FAILED)
+                refusal = error_response(417, "expectation_failed", EXPECTATION_FAILED)
+                return before_the_body(request, refusal)
             return error_response(exc.status, *describe(exc.status, exc))
 
     return handler
+
+
+def before_the_body(request: BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
+    """``response``, a refusal of ``request`` sent before its body was read, closing the
+    connection if a body was announced: the client may not send it, and what it sent
+    next on the connection would be read as that body."""
+    if request.body_exists:
+        response.force_close()
+    return response
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -173,7 +183,8 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     JSON 417 (aiohttp's own answer is plain text that quotes the header). It runs
     before the middlewares, so it answers by returning, not raising."""
     if request.headers.get("Expect", "").lower() != "100-continue":
-        return error_response(417, "expectation_failed", EXPECTATION_FAILED)
+        refusal = error_response(417, "expectation_failed", EXPECTATION_FAILED)
+        return before_the_body(request, refusal)
     if request.version == HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own size starts after it

@@ -14,7 +14,7 @@ from aiohttp import web
 from schemas.customer_ids import id_fault
 from streams.api.auth import ApiKey, AuthError
 from streams.api.errors import ApiError, error_response, refused
-from streams.api.protocol_errors import expect_continue
+from streams.api.protocol_errors import before_the_body, expect_continue
 from streams.api.server import API_KEY, WRONG_KEYS, Api
 
 
@@ -33,6 +33,13 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     if wait:
         raise _limited(wait, f"too many requests for key {key.name!r}")
     return key
+
+
+def check_announced_size(request: web.Request) -> None:
+    """A 413 for a body whose ``Content-Length`` is over the limit, before any of it is
+    read (it was refused once the limit's worth had arrived)."""
+    if (request.content_length or 0) > api_of(request).settings.api_max_body_bytes:
+        raise ApiError(413, "body_too_large", "the request body is too large")
 
 
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
@@ -66,7 +73,8 @@ def _limited(wait: float, message: str) -> ApiError:
 def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
     """The expect handler of a route that takes a body in ``scope``: ``Expect:
     100-continue`` invites the body only from a key that may send it now; any other is
-    answered (401, 403, or 429 for a key over its rate) before the body comes."""
+    answered (401, 403, 429 for a key over its rate, or 413 for a body announced too
+    large) before the body comes."""
 
     async def expecting(request: web.Request) -> web.StreamResponse | None:
         if request.headers.get("Expect", "").lower() == "100-continue":
@@ -74,10 +82,14 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 key = _checked_key(request, scope)
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
                     raise _limited(wait, f"too many requests for key {key.name!r}")
+                check_announced_size(request)
             except AuthError as exc:
-                return refused(exc)
+                return before_the_body(request, refused(exc))
             except ApiError as exc:
-                return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+                refusal = error_response(
+                    exc.status, exc.code, exc.message, exc.details, exc.headers
+                )
+                return before_the_body(request, refusal)
         return await expect_continue(request)
 
     return expecting

@@ -219,6 +219,56 @@ async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
         assert b"HTTP/1.1 100" not in reply.head
 
 
+async def _head_of_answer_before_the_body(server: TestServer, request: bytes) -> bytes:
+    """The head answered to ``request``'s head, its announced body never sent."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request.partition(b"\r\n\r\n")[0] + b"\r\n\r\n")
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+
+
+async def test_a_refusal_before_the_body_closes_the_connection() -> None:
+    """The connection was kept: a client that, refused, sent no body and its next request
+    on the same connection had that request read as the body, and never answered."""
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    limiter = app[API_KEY].limiter
+    item = (_ITEM["/v1/events"] % "null").encode()
+    asking = post("/v1/events", item, b"Expect: 100-continue")
+    async with TestServer(app) as server:
+        head = await _head_of_answer_before_the_body(server, asking)
+        assert head.startswith(b"HTTP/1.1 100 ") and b"close" not in head.lower(), head
+        keyless = asking.replace(b"X-API-Key: backend-key\r\n", b"")
+        outside = asking.replace(b"X-API-Key: backend-key", b"X-API-Key: page-key\r\nOrigin: "
+                                 + SHOP.encode())  # fmt: skip
+        expecting = asking.replace(b"100-continue", b"jane-doe-42")
+        for request, status in ((keyless, b"401"), (outside, b"403"), (expecting, b"417")):
+            head = await _head_of_answer_before_the_body(server, request)
+            assert head.startswith(b"HTTP/1.1 " + status) and b"Connection: close" in head, head
+        limiter.rate = 1e-6
+        while limiter.allow("backend") == 0.0:
+            pass  # every token spent
+        head = await _head_of_answer_before_the_body(server, asking)
+        assert head.startswith(b"HTTP/1.1 429") and b"Connection: close" in head, head
+
+
+async def test_a_body_announced_over_the_limit_is_refused_before_it_comes() -> None:
+    """It was refused once the limit's worth had arrived (1 MiB uploaded for a 413), and
+    a client asking ``Expect: 100-continue`` was invited to send it."""
+    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    huge = f"Content-Length: {2 * 1024 * 1024}".encode()
+    async with TestServer(app) as server:
+        for path in ("/v1/events", "/v1/outcomes"):
+            announced = post(path, b"[").replace(b"Content-Length: 1", huge)
+            head = await _head_of_answer_before_the_body(server, announced)
+            assert head.startswith(b"HTTP/1.1 413 "), head
+            asking = post(path, b"[", b"Expect: 100-continue").replace(b"Content-Length: 1", huge)
+            head = await _head_of_answer_before_the_body(server, asking)
+            assert head.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in head, head
+
+
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
     """aiohttp's own answer was plain text quoting the header, before any middleware."""
     app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
