@@ -135,7 +135,7 @@ class ContactReservations:
         shown = result.delivered  # by an earlier attempt: their spending stays counted
         spending = unmade + result.spending(d for d in left if id(d) not in shown)
         if spending:
-            await self._store.budgets.give_back(spending)
+            await self._store.budgets.take_back(spending, for_good=False)
 
     async def _take_budgets(
         self, pending: list[NextBestOffer], result: BatchResult

@@ -201,7 +201,7 @@ class TouchpointHandler:
         # what an earlier attempt delivered was shown: its spending stays counted
         spent = result.spending(d for d in left if id(d) not in result.delivered)
         if spent:  # an earlier attempt's reserve may have counted them
-            await self._store.budgets.give_back(spent)
+            await self._store.budgets.take_back(spent, for_good=False)
 
     async def reserve(self, result: BatchResult) -> Refusals:
         """Call before each attempt to send the batch, after :meth:`without_erased`:

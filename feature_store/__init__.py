@@ -1,4 +1,5 @@
-"""Everything Moments keeps in Redis, behind a handful of async methods."""
+"""Everything Moments keeps in Redis, behind :class:`FeatureStore`'s async methods and
+its narrow sub-interfaces: callers see no Redis key, command or script."""
 
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import (

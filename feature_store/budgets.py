@@ -54,18 +54,13 @@ class OfferBudgets:
         decisions were counted now (the others were counted before)."""
         return await self._run("spend", spends, [KEPT_S])
 
-    async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
-        """Take back what :meth:`add` counted of decisions that were not made after all
-        (the store refused to record them), once per decision; returns how many were
-        taken back now. A write of their spending that comes after (retried) adds
-        nothing."""
-        return await self._run("unspend", spends, [KEPT_S, 1])
-
-    async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
-        """Take back what :meth:`take` counted of decisions a worker decides again under
-        the same ids, once per decision, without marking them: the decision taken again
-        may show the same offers, and counts then. Returns how many were taken back."""
-        return await self._run("unspend", spends, [KEPT_S, 0])
+    async def take_back(self, spends: Sequence[BudgetSpend], *, for_good: bool) -> int:
+        """Take back what :meth:`add` or :meth:`take` counted of decisions not made or
+        not shown after all, once per decision; returns how many were taken back now.
+        ``for_good``: the decision is marked taken back, so that a write of its spending
+        that comes after (retried) adds nothing; without it, a decision the worker takes
+        again under the same id (it may show the same offers) counts again."""
+        return await self._run("unspend", spends, [KEPT_S, 1 if for_good else 0])
 
     async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
         """Count the offers each decision showed within ``limits`` (offer id -> daily

@@ -83,7 +83,10 @@ class FeatureStore:
     - ``decisions``: decisions, their contexts and outcomes (:class:`~.decision_log.DecisionLog`);
     - ``risks``: churn-risk snapshots waiting for a label (:class:`~.risk_snapshots.RiskSnapshots`);
     - ``models``: model snapshots (:class:`~.models.ModelSnapshots`);
-    - ``budgets``: daily counts of offers with a budget (:class:`~.budgets.OfferBudgets`).
+    - ``budgets``: daily counts of offers with a budget (:class:`~.budgets.OfferBudgets`);
+    - ``layout``: the layout and secret marks of the store's prefix (:class:`~.layout.StoreLayout`);
+    - ``server``: what the Redis servers say of themselves: version, memory, persistence
+      (:class:`~.redis_server.RedisServer`).
     """
 
     def __init__(
@@ -365,7 +368,8 @@ class FeatureStore:
         return [features for _, features in await self.read_views(customer_ids, now)]
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
-        """The customer's raw keys (profile, windows, recent, contacts) for checks."""
+        """The customer's keys as Redis holds them (profile, windows, recent, contacts,
+        seen, optouts), for tests to check what was written."""
         keys = self._keys.for_customer(customer_id)
         pipe = self._conn.pipeline()
         pipe.hgetall(keys.profile)

@@ -257,7 +257,7 @@ class Recommender:
         unspent = [s for s in spending if s.decision_id in unmade]
         if unspent:
             try:
-                await self._store.budgets.withdraw(unspent)
+                await self._store.budgets.take_back(unspent, for_good=True)
             except Exception as exc:  # counted high by them: fewer shown, none over
                 log.warning("could not take back the budget spending of %d decisions "
                             "never shown: %s", len(unspent), exc)  # fmt: skip

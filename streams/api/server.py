@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -34,7 +33,7 @@ from streams.api.auth import KeyRing
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.dependency_watch import DependencyLog
-from streams.api.errors import Handler, error_response, json_errors
+from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
 from streams.api.protocol_errors import JsonErrorsAppRunner
@@ -322,10 +321,6 @@ async def serve(settings: Settings) -> int:
 
 async def _end_alert_streams(app: web.Application) -> None:
     app[API_KEY].alerts.close_all()
-
-
-def not_found(_: Any) -> web.Response:
-    return error_response(404, "not_found", "no such customer")
 
 
 async def _redis_answers(store: FeatureStore) -> bool:

@@ -72,9 +72,9 @@ async def test_the_store_takes_back_the_spending_of_decisions_not_made(
         refused = BudgetSpend(day, "d2", ("voucher", "sale"))
         assert await store.budgets.add([made, refused]) == 2
         never_counted = BudgetSpend(day, "d3", ("voucher",))
-        assert await store.budgets.withdraw([refused, never_counted]) == 1
+        assert await store.budgets.take_back([refused, never_counted], for_good=True) == 1
         assert await store.budgets.spent(day) == {"voucher": 1}  # "sale" at 0 is gone
-        assert await store.budgets.withdraw([refused]) == 0  # taken back once
+        assert await store.budgets.take_back([refused], for_good=True) == 0  # taken back once
         assert await store.budgets.spent(day) == {"voucher": 1}
         # a write of its spending retried after the take-back counts nothing, nor does
         # one that comes after a take-back that found nothing to take
@@ -100,7 +100,7 @@ async def test_the_store_counts_within_the_limits_where_it_counts(pipeline: Pipe
         again = [first[0], BudgetSpend(day, "d3", ("sale",)), BudgetSpend(day, "d4", ("bag",))]
         assert await store.budgets.take(again, limits) == set()  # d0 counted already
         assert await store.budgets.spent(day) == {"voucher": 2, "sale": 3, "bag": 1}
-        assert await store.budgets.withdraw([first[1]]) == 1  # not made after all
+        assert await store.budgets.take_back([first[1]], for_good=True) == 1  # not made after all
         assert await store.budgets.take([first[1]], limits) == {"d1"}  # taken back: refused
         assert await store.budgets.take([BudgetSpend(day, "d1", ("sale",))], limits) == set()
         assert await store.budgets.spent(day) == {"voucher": 1, "sale": 3, "bag": 1}
@@ -113,13 +113,13 @@ async def test_the_store_counts_within_the_limits_where_it_counts(pipeline: Pipe
 
 
 @pytest.mark.parametrize("corrupt", ["1.0", "007", "-0", "99999999999999999999"])
-@pytest.mark.parametrize("how", ["take", "add", "withdraw"])
+@pytest.mark.parametrize("how", ["take", "add", "take_back"])
 async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
     pipeline: Pipeline, corrupt: str, how: str
 ) -> None:
     """Redis keeps what a script wrote before it failed: a corrupt count is found first,
     so no decision is marked counted without its units (take let "007" through, which
-    HINCRBY refuses; add and withdraw checked nothing)."""
+    HINCRBY refuses; add and take_back checked nothing)."""
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
@@ -132,7 +132,7 @@ async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
         (counts,) = [k async for k in client.scan_iter(match=f"{mine}:budget:*")]
         await client.hset(counts, "voucher", corrupt)
         spends = [BudgetSpend(day, "d1", ("sale",)), BudgetSpend(day, "d2", ("voucher",))]
-        if how == "withdraw":  # what is taken back: d0, and d2 over the corrupt count
+        if how == "take_back":  # what is taken back: d0, and d2 over the corrupt count
             spends = [BudgetSpend(day, "d0", ("sale",)), BudgetSpend(day, "d2", ("voucher",))]
         with pytest.raises(ResponseError, match="does not hold an integer"):
             if how == "take":
@@ -140,7 +140,7 @@ async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
             elif how == "add":
                 await store.budgets.add(spends)
             else:
-                await store.budgets.withdraw(spends)
+                await store.budgets.take_back(spends, for_good=True)
         assert await client.hget(counts, "sale") == "1"  # d1 was not counted either
         (counted,) = [k async for k in client.scan_iter(match=f"{mine}:budget-counted:*")]
         members = await client.smembers(counted)  # nothing marked, nothing removed

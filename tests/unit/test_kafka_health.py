@@ -84,7 +84,10 @@ async def test_readyz_reports_kafka_as_last_seen(
     async with TestClient(TestServer(app)) as client:
         reply = await client.get("/readyz")
         assert reply.status == 200
-        assert await reply.json() == {"status": status, "checks": {"kafka": kafka, "redis": "ok"}}
+        assert await reply.json() == {
+            "status": status,
+            "checks": {"kafka": kafka, "redis": "ok", "alerts": "ok", "models": "ok"},
+        }
 
 
 async def test_readyz_answers_within_a_probe_timeout_while_redis_is_frozen() -> None:
@@ -113,7 +116,10 @@ async def test_readyz_answers_within_a_probe_timeout_while_redis_is_frozen() -> 
         await store.close()
         server.close()
     assert reply.status == 200  # still in the load balancer: it answers default offers
-    assert body == {"status": "degraded", "checks": {"kafka": "ok", "redis": "down"}}
+    assert body == {
+        "status": "degraded",
+        "checks": {"kafka": "ok", "redis": "down", "alerts": "ok", "models": "ok"},
+    }
     assert took < 2.5, took  # Kubernetes' probe here times out after 3 s
 
 

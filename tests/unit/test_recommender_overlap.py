@@ -171,8 +171,10 @@ class _Budgets:
         await self._store.reply(took, self._store.write_error)
         return refused
 
-    async def withdraw(self, spends: Sequence[BudgetSpend]) -> int:
-        """Once per decision counted, as unspend.lua takes it back."""
+    async def take_back(self, spends: Sequence[BudgetSpend], *, for_good: bool) -> int:
+        """Once per decision counted, as unspend.lua takes it back (for good: a decision
+        the API did not show is never shown)."""
+        assert for_good
         back = [s for s in spends if s.decision_id in self.counted]
         for spend in back:
             self.counts.subtract(spend.offer_ids)

@@ -66,8 +66,10 @@ class Budgets:
             self.counted.add(counted_id(spend))
         return refused
 
-    async def give_back(self, spends: Sequence[BudgetSpend]) -> int:
-        """Each counted spending back once, however often it is listed (as unspend.lua)."""
+    async def take_back(self, spends: Sequence[BudgetSpend], *, for_good: bool) -> int:
+        """Each counted spending back once, however often it is listed (as unspend.lua);
+        not for good: the worker may take the same decision again."""
+        assert not for_good
         back = 0
         for spend in spends:
             if counted_id(spend) in self.counted:
