@@ -321,7 +321,8 @@ async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipe
     assert health.status == 200 and health.json == {"status": "ok"}, health
     ready = await call("GET", f"{api.url}/readyz")
     assert ready.status == 200, ready
-    assert ready.json == {"status": "ready", "checks": {"kafka": "ok", "redis": "ok"}}
+    checks = {"kafka": "ok", "redis": "ok", "alerts": "ok", "models": "ok"}
+    assert ready.json == {"status": "ready", "checks": checks}
     console = await call("GET", f"{api.url}/console")
     assert console.status == 200 and console.headers["Content-Type"].startswith("text/html")
 
