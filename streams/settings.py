@@ -14,16 +14,13 @@ import dataclasses
 import math
 import os
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio.connection import parse_url
-
 from feature_store.money import Money
-from feature_store.transport import URL_OPTIONS, RedisAddress
+from feature_store.redis_url import check_redis_url
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -412,49 +409,12 @@ class Settings:
     def _check_redis_url(self) -> None:
         """A URL the store can use, with no option it would not honour (on a cluster too:
         its TLS checks cannot be turned off from the URL)."""
-        written = self.redis_url.partition("://")[0]
-        scheme = written.lower()
-        if scheme in ("redis", "rediss", "unix") and written != scheme:
-            raise SettingsError(f"MOMENTS_REDIS_URL: write its scheme in lower case ({scheme}://)")
-        if scheme not in ("redis", "rediss", "unix"):
-            raise SettingsError(
-                "MOMENTS_REDIS_URL must be a redis://, rediss:// or unix:// URL, not "
-                f"{scheme + '://' if '://' in self.redis_url else 'one without a scheme'}"
-            )
-        if scheme == "unix":
-            if self.redis_cluster:
-                raise SettingsError("MOMENTS_REDIS_CLUSTER needs a redis:// or rediss:// URL")
-            self._check_socket_url_options()
-            return
-        try:  # as the store's own connection reads it
-            address = RedisAddress.from_url(self.redis_url)
-        except ValueError as exc:
-            raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
-        if self.redis_cluster and address.db:
-            raise SettingsError("MOMENTS_REDIS_URL: a Redis Cluster has only database 0")
-
-    def _check_socket_url_options(self) -> None:
-        """A ``unix://`` URL's options, as for TCP: ``db``, ``username`` and ``password``
-        only (redis-py would take ``socket_timeout`` over MOMENTS_REDIS_TIMEOUT_S, and fail
-        its first call on one it does not know). Its user and password come before the
-        ``@`` that ends them, with no host: one holding an unescaped ``/``, ``?`` or ``#``
-        would be read as part of the socket's path (and shown where the URL is)."""
-        parts = urllib.parse.urlsplit(self.redis_url)
-        # a host is ignored (unix://localhost/...), but a socket has no port
-        port_given = ":" in parts.netloc.rpartition("@")[2]
-        if port_given or not parts.path.startswith("/") or "@" in parts.path:
-            raise SettingsError(
-                "MOMENTS_REDIS_URL: a unix:// URL is unix://[user:password@]/path/to.sock; "
-                "percent-encode a '/', '?', '#' or '@' in the user or the password"
-            )
+        if self.redis_cluster and self.redis_url.partition("://")[0] == "unix":
+            raise SettingsError("MOMENTS_REDIS_CLUSTER needs a redis:// or rediss:// URL")
         try:
-            found = set(parse_url(self.redis_url))
+            check_redis_url(self.redis_url, cluster=self.redis_cluster)
         except ValueError as exc:
             raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
-        unsupported = sorted(found - {"path", "connection_class", *URL_OPTIONS})
-        if unsupported:
-            raise SettingsError(f"MOMENTS_REDIS_URL: Redis URL option {unsupported[0]} is not "
-                                "supported (db, username and password are)")  # fmt: skip
 
     def check_kafka_security(self) -> None:
         """The protocol and SASL mechanism are ones Moments' Kafka clients speak, and no

@@ -1,0 +1,65 @@
+"""The Redis URLs the feature store's connections accept, checked before any is made:
+one with an option the store would not honour, or that would be read otherwise than
+written, is refused with a message that never quotes the URL (it may hold a password).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from redis.asyncio.connection import parse_url
+
+from feature_store.transport import URL_OPTIONS, RedisAddress
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(url: str, cluster: bool = False) -> None:
+    """Raise :class:`ValueError` saying what is wrong with ``url`` for the store
+    (``cluster``: the URL of a Redis Cluster's node), or return.
+
+    >>> check_redis_url("redis://:secret@localhost:6379/2")
+    >>> check_redis_url("redis://localhost/2", cluster=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: a Redis Cluster has only database 0
+    >>> check_redis_url("unix:///run/redis.sock?socket_timeout=9")
+    Traceback (most recent call last):
+    ...
+    ValueError: Redis URL option socket_timeout is not supported (db, username and password are)
+    """
+    written = url.partition("://")[0]
+    scheme = written.lower()
+    if scheme in SCHEMES and written != scheme:
+        raise ValueError(f"write its scheme in lower case ({scheme}://)")
+    if scheme not in SCHEMES:
+        given = scheme + "://" if "://" in url else "one without a scheme"
+        raise ValueError(f"it must be a redis://, rediss:// or unix:// URL, not {given}")
+    if scheme == "unix":
+        if cluster:
+            raise ValueError("a Redis Cluster needs a redis:// or rediss:// URL")
+        _check_socket_url(url)
+        return
+    address = RedisAddress.from_url(url)  # as the store's own connection reads it
+    if cluster and address.db:
+        raise ValueError("a Redis Cluster has only database 0")
+
+
+def _check_socket_url(url: str) -> None:
+    """A ``unix://`` URL's options, as for TCP: ``db``, ``username`` and ``password``
+    only (redis-py would take ``socket_timeout`` over the store's timeout, and fail its
+    first call on one it does not know). Its user and password come before the ``@``
+    that ends them, with no host: one holding an unescaped ``/``, ``?`` or ``#`` would be
+    read as part of the socket's path (and shown where the URL is)."""
+    parts = urllib.parse.urlsplit(url)
+    # a host is ignored (unix://localhost/...), but a socket has no port
+    port_given = ":" in parts.netloc.rpartition("@")[2]
+    if port_given or not parts.path.startswith("/") or "@" in parts.path:
+        raise ValueError(
+            "a unix:// URL is unix://[user:password@]/path/to.sock; "
+            "percent-encode a '/', '?', '#' or '@' in the user or the password"
+        )
+    unsupported = sorted(set(parse_url(url)) - {"path", "connection_class", *URL_OPTIONS})
+    if unsupported:
+        raise ValueError(f"Redis URL option {unsupported[0]} is not supported "
+                         "(db, username and password are)")  # fmt: skip
