@@ -57,9 +57,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.redis_checks import (
         check_layout_once_redis_answers,
         check_redis_layout,
-        warn_if_redis_evicts,
-        warn_if_redis_forgets,
-        warn_if_redis_is_old,
+        warn_about_redis_setup,
     )
     from streams.topics import ensure_topics
     from streams.worker_stop import exit_when_stuck
@@ -75,13 +73,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     check_local_files(settings, data_dir=True)
     check_can_listen(settings.web_host, settings.web_port, "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")
     loop.run_until_complete(ensure_topics(settings))
-    loop.run_until_complete(
-        asyncio.gather(
-            warn_if_redis_evicts(settings),
-            warn_if_redis_forgets(settings),
-            warn_if_redis_is_old(settings),
-        )
-    )
+    loop.run_until_complete(warn_about_redis_setup(settings))
     # a worker has nothing to do until Redis answers: it waits longer for the check
     layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
     moments = create_app(settings)

@@ -1,5 +1,7 @@
-"""What the processes check of Redis at start: that it will not evict keys to make room,
-that it is recent enough, and that it holds this version's key layout."""
+"""What the processes check of Redis at start: that it is recent enough, that it will not
+evict keys to make room, that it keeps an append-only file (warned of:
+:func:`warn_about_redis_setup`), and that it holds this version's key layout and lets
+the store's user run what the store needs (:func:`check_redis_layout`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import logging
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
@@ -32,20 +35,42 @@ NO_SUCH_DATABASE = "DB index is out of range"
 OLDEST_REDIS = (7, 0)  # Redis 6 wraps an error met inside a script: see warn_if_redis_is_old
 
 
-async def warn_if_redis_is_old(settings: Settings, within_s: float = 5.0) -> str | None:
+@dataclass(frozen=True)
+class RedisSetup:
+    """What :func:`warn_about_redis_setup` read of Redis (None: it could not be read)."""
+
+    version: str | None
+    eviction_policy: str | None
+    append_only: bool | None
+
+
+async def warn_about_redis_setup(settings: Settings, within_s: float = 5.0) -> RedisSetup:
+    """Read Redis's version, eviction policy and persistence over one connection, each
+    within ``within_s``, and log what would break Moments' promises; never fails the
+    start (Redis may be on its way)."""
+    store = build_store(settings)
+    try:
+        version, policy, append_only = await asyncio.gather(
+            warn_if_redis_is_old(store, within_s),
+            warn_if_redis_evicts(store, within_s),
+            warn_if_redis_forgets(store, within_s),
+        )
+    finally:
+        await store.close()
+    return RedisSetup(version, policy, append_only)
+
+
+async def warn_if_redis_is_old(store: FeatureStore, within_s: float = 5.0) -> str | None:
     """Log an error when Redis is older than 7.0: Redis 6 wraps an error a script meets (a
     full or read-only Redis among them) as a script error, so an outage reads as bad
     input and its events are dead-lettered rather than waited for. Returns the version
-    found (None: it could not be read, which is said too); never fails the start."""
-    store = build_store(settings)
+    found (None: it could not be read, which is said too)."""
     found = None
     try:
         async with asyncio.timeout(within_s):
             found = await store.server.oldest_version()
     except TimeoutError:
         pass
-    finally:
-        await store.close()
     version = None if found is None else ".".join(map(str, found))
     if found is None:
         log.warning("could not read Redis's version (INFO server): Moments needs Redis 7 or "
@@ -60,21 +85,17 @@ async def warn_if_redis_is_old(settings: Settings, within_s: float = 5.0) -> str
     return version
 
 
-async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str | None:
+async def warn_if_redis_evicts(store: FeatureStore, within_s: float = 5.0) -> str | None:
     """Log a warning when Redis may evict keys to make room (its ``maxmemory-policy`` is
     not ``noeviction``): an erasure's block, a consent withdrawal kept apart or an
     event's dedupe mark could go, and an erased customer come back or an event count
-    twice. Returns the policy (None: it could not be read, which is said too); never
-    fails the start (Redis may be on its way)."""
-    store = build_store(settings)
+    twice. Returns the policy (None: it could not be read, which is said too)."""
     policy = None
     try:
         async with asyncio.timeout(within_s):
             policy = await store.server.eviction_policy()
     except TimeoutError:  # unreachable: read as None, as a refusal
         pass
-    finally:
-        await store.close()
     if policy is None:
         log.warning(
             "could not read Redis's maxmemory-policy (neither INFO nor CONFIG answered): "
@@ -91,13 +112,11 @@ async def warn_if_redis_evicts(settings: Settings, within_s: float = 5.0) -> str
     return policy
 
 
-async def warn_if_redis_forgets(settings: Settings, within_s: float = 5.0) -> bool | None:
+async def warn_if_redis_forgets(store: FeatureStore, within_s: float = 5.0) -> bool | None:
     """Log a warning when a Redis node keeps no append-only file: a restart, or a crash,
     takes it back to its last snapshot (or empty), and the erasures, consent withdrawals
     and applied events since are gone with what they protected. Returns whether every
-    node keeps one (None: it could not be read, which is said too); never fails the
-    start."""
-    store = build_store(settings)
+    node keeps one (None: it could not be read, which is said too)."""
     try:
         async with asyncio.timeout(within_s):
             nodes = await store.server.durability()
@@ -105,8 +124,6 @@ async def warn_if_redis_forgets(settings: Settings, within_s: float = 5.0) -> bo
         log.warning("could not read whether Redis keeps an append-only file (INFO "
                     "persistence: %s): run it with appendonly yes", type(exc).__name__)  # fmt: skip
         return None
-    finally:
-        await store.close()
     if any(n.loading for n in nodes.values()):  # it says aof_enabled:0 meanwhile
         log.info("Redis is loading its data: whether it keeps an append-only file is read "
                  "once it has (moments_redis_forgetful)")  # fmt: skip

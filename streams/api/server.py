@@ -255,19 +255,13 @@ async def serve(settings: Settings) -> int:
     from streams.redis_checks import (
         check_layout_once_redis_answers,
         check_redis_layout,
-        warn_if_redis_evicts,
-        warn_if_redis_forgets,
-        warn_if_redis_is_old,
+        warn_about_redis_setup,
     )
     from streams.topics import ensure_topics
 
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
-    await asyncio.gather(
-        warn_if_redis_evicts(settings),
-        warn_if_redis_forgets(settings),
-        warn_if_redis_is_old(settings),
-    )
+    await warn_about_redis_setup(settings)
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from schemas import WebClick
 from streams.app import build_store
 from streams.metrics import Metrics
-from streams.redis_checks import check_redis_layout, warn_if_redis_forgets
+from streams.redis_checks import check_redis_layout, warn_about_redis_setup
 from streams.redis_restarts import RedisRestartWatch
 from streams.services import LocalRedis, Services
 from streams.services.local_redis import LocalRedisCluster
@@ -44,10 +44,14 @@ async def test_a_redis_without_an_append_only_file_is_said_at_start(
     private_redis: LocalRedis, kafka_redis: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="streams.redis_checks"):
-        assert await warn_if_redis_forgets(Settings(redis_url=private_redis.url)) is False
+        assert (
+            await warn_about_redis_setup(Settings(redis_url=private_redis.url))
+        ).append_only is False
         assert any("no append-only file" in r.getMessage() for r in caplog.records)
         caplog.clear()
-        assert await warn_if_redis_forgets(Settings(redis_url=kafka_redis.redis_url)) is True
+        assert (
+            await warn_about_redis_setup(Settings(redis_url=kafka_redis.redis_url))
+        ).append_only is True
         assert not caplog.records
 
 
