@@ -212,7 +212,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from feature_store import StoreUnavailable
     from streams.app import build_store
     from streams.kafka_security import connection_trouble
-    from streams.rebuild import RebuildError, rebuild
+    from streams.rebuild import RebuildError, TargetUnreachable, rebuild
 
     if args.redis_url is not None:  # checked as MOMENTS_REDIS_URL is
         try:
@@ -231,6 +231,10 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         try:
             report = await rebuild(settings, store, force=args.force,
                                    accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
+        except TargetUnreachable as exc:  # as Kafka unreachable at start: try again later
+            _stopped(f"{exc}; nothing was written: run it again once Redis answers",
+                     settings, "moments rebuild")  # fmt: skip
+            return 3
         except RebuildError as exc:
             _stopped(str(exc), settings, "moments rebuild")
             return 2

@@ -99,6 +99,11 @@ class RebuildError(RuntimeError):
     read."""
 
 
+class TargetUnreachable(RebuildError):
+    """The target Redis could not be reached at start: nothing was written, and a run
+    once it answers starts afresh."""
+
+
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
     touchpoints: int
@@ -179,7 +184,7 @@ async def _check_target(store: FeatureStore, force: bool) -> bool:
     except StoreRefused as exc:  # its user, or renamed commands: running again won't do
         raise RebuildError(f"the target Redis refuses a command the rebuild needs: {exc}") from exc
     except StoreUnavailable as exc:  # nothing written yet: it cannot start
-        raise RebuildError(f"the target Redis cannot be reached: {exc}") from exc
+        raise TargetUnreachable(f"the target Redis cannot be reached: {exc}") from exc
     except ResponseError as exc:  # a database it does not have, say
         raise RebuildError(f"the target Redis refuses the rebuild: {exc}") from exc
     if refused:
