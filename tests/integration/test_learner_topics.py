@@ -6,6 +6,7 @@ learner runs is read from its beginning, its lag reported, nothing learned twice
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -87,7 +88,7 @@ async def _lead_until(
 
 
 async def test_a_risk_example_sent_twice_teaches_once_whichever_learner_reads_it(
-    kafka_redis: Services,
+    kafka_redis: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     bootstrap = kafka_redis.kafka_bootstrap
     topic = await _topic(bootstrap)
@@ -97,8 +98,11 @@ async def test_a_risk_example_sent_twice_teaches_once_whichever_learner_reads_it
     try:
         leader = RiskLearner(store, RiskHolder(), Metrics(), bootstrap, topic,
                              publish_every_s=0.2)  # fmt: skip
-        await _lead_until(leader, lambda: leader._model.examples == 30)
+        with caplog.at_level(logging.INFO, logger="streams.learner"):
+            await _lead_until(leader, lambda: leader._model.examples == 30)
         assert (await _published(store))[0] == 30
+        said = [r.getMessage() for r in caplog.records]
+        assert any("risk learner stopped: this worker no longer leads" in s for s in said), said
         # The leader's worker is gone; another worker's learner leads. Meanwhile a third
         # of the examples were sent again (a retried batch, a sweep sent again), with
         # new ones among them.
