@@ -28,6 +28,7 @@ False
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -94,6 +95,9 @@ def configure(level: str, line_format: str = "text") -> None:
     consumer_thread = logging.getLogger("faust.transport.drivers.aiokafka")
     if not any(isinstance(f, IdlePartitionNotices) for f in consumer_thread.filters):
         consumer_thread.filters.insert(0, IdlePartitionNotices())
+    topics = logging.getLogger("faust.topics")
+    if not any(isinstance(f, UndeliveredRecords) for f in topics.filters):
+        topics.addFilter(UndeliveredRecords())
 
 
 def quiet_kafka_clients() -> None:
@@ -191,9 +195,20 @@ class UnreadKafkaErrors(logging.Filter):
     ...     "Future exception was never retrieved", None, unread)
     >>> UnreadKafkaErrors().filter(record), record.levelname, record.getMessage()
     (True, 'WARNING', 'a Kafka connection error left unread: ConnectionResetError: reset')
+
+    Faust's copy of a record's delivery (its ``FutureMessage``), which the worker never
+    reads, is not logged: the worker waits on the producer's own future of each record,
+    and so has met (retried, dead-lettered, logged) the same error there.
+
+    >>> record = logging.LogRecord("asyncio", logging.ERROR, "", 0,
+    ...     "FutureMessage exception was never retrieved", None, unread)
+    >>> UnreadKafkaErrors().filter(record)
+    False
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("FutureMessage exception was never retrieved"):
+            return False
         error = record.exc_info[1] if record.exc_info else None
         trace = record.exc_info[2] if record.exc_info else None
         if (
@@ -206,6 +221,39 @@ class UnreadKafkaErrors(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text, record.stack_info = None, None, None
             return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
+
+
+class UndeliveredRecords(logging.Filter):
+    """Faust's warning for a record Kafka did not take ends with its ``FutureMessage``,
+    whose repr could one day show the record (a customer id, personal data): it keeps
+    only the topic and the error, or, written otherwise than this filter knows, neither.
+
+    >>> said = ("_on_published error for message topic p-offers error [Error 10] "
+    ...         "MessageSizeTooLargeError message <FutureMessage key=b'jane-doe-42'>")
+    >>> record = logging.LogRecord("faust.topics", logging.WARNING, "", 0, said, None, None)
+    >>> UndeliveredRecords().filter(record), record.getMessage()
+    (True, 'Kafka did not take a record for topic p-offers: [Error 10] MessageSizeTooLargeError')
+    >>> record = logging.LogRecord("faust.topics", logging.WARNING, "", 0,
+    ...     "_on_published error: message <FutureMessage key=b'jane-doe-42'>", None, None)
+    >>> UndeliveredRecords().filter(record), record.getMessage()
+    (True, 'Kafka did not take a record (what Faust said of it is left out: it may quote it)')
+    """
+
+    SAID = re.compile(r"_on_published error for message topic (\S+) error (.*?) message ", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if text.startswith("_on_published error"):
+            found = self.SAID.match(text)
+            if found:
+                record.msg, record.args = (
+                    "Kafka did not take a record for topic %s: %s",
+                    found.groups(),
+                )
+            else:
+                record.msg, record.args = ("Kafka did not take a record (what Faust said of "
+                                           "it is left out: it may quote it)"), None  # fmt: skip
         return True
 
 
