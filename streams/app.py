@@ -36,11 +36,13 @@ from streams import topics
 from streams.catalogue_reload import CatalogueReloader
 from streams.consumer_lag import register_lag_timer
 from streams.kafka_security import faust_credentials, use_settings
-from streams.learner import OfferLearner, RiskLearner, learn_while_leader
+from streams.learner import learn_while_leader
 from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.model_reload import ModelReloads
+from streams.offer_learner import OfferLearner
 from streams.redis_memory_watch import CHECK_EVERY_S, RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
+from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
 from streams.worker_readiness import group_coordinator, kafka_readiness

@@ -20,9 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore, StoreConfig
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import RiskLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import RISK, Snapshot
+from streams.risk_learner import RiskLearner
 from streams.services import Services
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,9 @@ from feature_store.connection import unavailable_when_transient
 from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
 from feature_store.transport import RepliesLost
-from streams.learner import OfferLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL
+from streams.offer_learner import OfferLearner
 from streams.services import Services
 from tests.integration.test_api_support import keys_tagged, left_by_erasure
 from tests.integration.test_touchpoints_pipeline import produce

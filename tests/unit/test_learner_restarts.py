@@ -23,9 +23,10 @@ from agents.risk import ChurnRisk
 from agents.risk_watch import RiskHolder
 from feature_store import StoreUnavailable
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import RiskLearner, learn_while_leader
+from streams.learner import learn_while_leader
 from streams.metrics import Metrics
 from streams.model_snapshots import Snapshot, reload_if_newer, reload_risk_if_newer
+from streams.risk_learner import RiskLearner
 from tests.unit.test_learner_runs import Models
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)

@@ -31,9 +31,11 @@ from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
 from schemas.outcomes import encode_outcome
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import OfferLearner, RiskLearner, SnapshotLearner
+from streams.learner import SnapshotLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL, RISK, Snapshot
+from streams.offer_learner import OfferLearner
+from streams.risk_learner import RiskLearner
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -452,7 +454,7 @@ async def test_a_record_that_is_not_a_risk_example_is_skipped_and_said(
     topic.append(0, b'{"not": "an example"}')
     topic.append(0, example("risk:ok:1"))
     learner = risk_learner(shared)
-    with caplog.at_level("WARNING", logger="streams.learner"):
+    with caplog.at_level("WARNING", logger="streams.risk_learner"):
         await run_until(learner, lambda: "risk" in shared.models.stored and (
             published_examples(shared.models) == 1))  # fmt: skip
     assert any("are not risk examples" in r.getMessage() for r in caplog.records)

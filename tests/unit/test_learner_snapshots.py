@@ -14,9 +14,10 @@ from agents.learned_policy import DIMENSION, ModelHolder
 from agents.learning import Example, judged
 from agents.risk_watch import RiskHolder
 from schemas import NextBestOffer, OfferScore, Outcome, encode_decision
-from streams.learner import OfferLearner, RiskLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import Snapshot, restore
+from streams.offer_learner import OfferLearner
+from streams.risk_learner import RiskLearner
 
 
 def test_the_leader_scores_with_the_offer_model_it_published() -> None:
@@ -85,7 +86,7 @@ def test_offers_gone_from_the_catalogue_leave_the_published_model_once_idle() ->
     process reloaded (and each ranking scored) more arms month after month."""
     import time
 
-    from streams.learner import ARM_IDLE_S
+    from streams.offer_learner import ARM_IDLE_S
 
     offered = {"summer"}
     learner = OfferLearner(None, ModelHolder(), None, "", "", None,  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ async def test_the_risk_learner_drops_an_example_sent_twice() -> None:
 
     from agents.risk_watch import RiskHolder
     from schemas.risk import RiskExample, encode_risk_example
-    from streams.learner import RiskLearner
+    from streams.risk_learner import RiskLearner
     from tests.unit.test_learner_runs import Models
 
     def sent(example_id: str, y: bool, offset: int) -> SimpleNamespace:

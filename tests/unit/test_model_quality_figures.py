@@ -11,8 +11,8 @@ from typing import Any
 
 from agents.risk_watch import RiskHolder
 from schemas.risk import RiskExample, encode_risk_example
-from streams.learner import RiskLearner
 from streams.metrics import Metrics
+from streams.risk_learner import RiskLearner
 from tests.unit.test_outcome_counts import Claims, learner_on
 from tests.unit.test_outcome_letters import _outcome as outcome_record
 

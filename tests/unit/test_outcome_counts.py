@@ -17,8 +17,8 @@ from agents.learned_policy import ModelHolder
 from feature_store import RepliesUnknown, StoreUnavailable
 from feature_store.decision_log import Claim
 from schemas import NextBestOffer, OfferScore, encode_decision
-from streams.learner import OfferLearner
 from streams.metrics import Metrics
+from streams.offer_learner import OfferLearner
 
 
 class Claims:

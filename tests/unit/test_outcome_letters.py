@@ -11,8 +11,8 @@ from typing import Any
 from agents.learned_policy import ModelHolder
 from agents.letter_headers import FIRST_LETTERED, REDRIVEN_FROM
 from agents.letters import LETTER_KEY_MAX
-from streams.learner import OfferLearner
 from streams.metrics import Metrics
+from streams.offer_learner import OfferLearner
 
 
 class Decisions:

@@ -1,0 +1,90 @@
+"""The ``risk`` learner: the churn/lapse classifier, from ``risk-examples`` (feature
+snapshots that got their delayed label; :class:`streams.learner.SnapshotLearner` reads
+the topic and publishes the snapshots). Each example id is claimed, so an example sent
+twice (a retried batch, a sweep sent again, a touchpoint and the sweep labelling one
+snapshot) teaches once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from agents.risk import ChurnRisk
+from agents.risk_features import learnable_example
+from agents.risk_watch import RiskHolder
+from feature_store import FeatureStore
+from schemas.risk import decode_risk_example
+from streams.learner import PARTITIONS_EVERY_S, SnapshotLearner
+from streams.metrics import Metrics
+from streams.model_snapshots import RISK
+
+log = logging.getLogger(__name__)
+
+
+class RiskLearner(SnapshotLearner):
+    """The churn/lapse risk classifier, from labelled feature snapshots."""
+
+    name = RISK
+
+    def __init__(self, store: FeatureStore, holder: RiskHolder, metrics: Metrics,
+                 bootstrap: str, topic: str, publish_every_s: float = 2.0,
+                 partitions_every_s: float = PARTITIONS_EVERY_S) -> None:  # fmt: skip
+        super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
+        self._holder = holder
+        self._model = ChurnRisk()
+
+    def _start(self, state: dict[str, Any] | None, version: int) -> None:
+        self._model = ChurnRisk.from_dict(state) if state else ChurnRisk()
+        self._published(version)
+        self._show_state()  # from the start: an alert on the baseline needs no example
+
+    def _show_state(self) -> None:
+        """Whether the model answers with its baseline, and the drifts it saw."""
+        m = self._metrics
+        m.model_drifts.labels(RISK).set(self._model.drifts)
+        m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
+
+    def _state(self) -> dict[str, Any]:
+        return self._model.to_dict()
+
+    def _published(self, version: int) -> None:
+        self._holder.model = ChurnRisk.from_dict(self._model.to_dict())  # as published
+        self._holder.version = version
+
+    async def _learn(self, partition: int, records: list[Any]) -> int:
+        examples, unreadable = [], 0
+        for record in records:
+            try:
+                example = decode_risk_example(record.value or b"")
+            except msgspec.DecodeError:  # not written by Moments (only it writes here)
+                unreadable += 1
+                continue
+            examples.append((example, f"{partition}:{record.offset}"))
+        if unreadable:
+            log.warning("%d records of %s[%d] are not risk examples; skipped", unreadable,
+                        self._topic, partition)  # fmt: skip
+        # A worker that retries or replays a batch whose decisions it never confirmed
+        # sends its examples again, and so does a sweep sent again after it failed to
+        # settle: the claims (in Redis, so whichever process learns) let one copy teach.
+        claims = await self._store.models.claim_examples(
+            RISK, [(example.example_id, source) for example, source in examples]
+        )
+        learned = unusable = 0
+        for (example, _), claim in zip(examples, claims, strict=True):
+            if claim == "copy":  # learned (or to be learned) from the record that claimed it
+                continue
+            if not learnable_example(example.x):  # it would poison the model
+                unusable += 1
+                continue
+            self._model.learn_one(example.x, example.y)
+            learned += 1
+        if unusable:
+            log.warning("%d risk examples skipped: a figure not finite or out of range", unusable)
+        m = self._metrics
+        m.model_figure(m.model_logloss, RISK, self._model.logloss)
+        m.model_figure(m.model_rocauc, RISK, self._model.rocauc)
+        self._show_state()
+        return learned
