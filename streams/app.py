@@ -45,7 +45,7 @@ from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
 from streams.settings import DEV_SECRET, Settings
-from streams.worker_readiness import group_coordinator, kafka_readiness
+from streams.worker_readiness import group_coordinator, kafka_readiness, watch_coordinator
 
 log = logging.getLogger(__name__)
 KAFKA_DELIVERY_TIMEOUT_S = 30.0  # see create_app
@@ -375,9 +375,12 @@ def _register_pages(moments: Moments) -> None:
             checks["redis"] = "ok" if await moments.store.ping() else "down"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
+        coordinator = group_coordinator(app)
+        watch_coordinator(coordinator)  # from the first probe on
         checks["kafka"] = kafka_readiness(
-            app.rebalancing, bool(app.consumer.assignment()), group_coordinator(app)
-        )
+            app.rebalancing, bool(app.consumer.assignment()), coordinator,
+            silent_for_s=moments.settings.kafka_session_timeout_s,
+        )  # fmt: skip
         ready = all(v == "ok" for v in checks.values())
         return web.json(
             {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -2,10 +2,14 @@
 
 A worker is ready once it holds partitions and its consumer group's coordinator answers.
 The coordinator is the broker the worker heartbeats every few seconds: when a heartbeat
-gets no answer, the consumer forgets the coordinator and looks for it again, so an
-unknown coordinator means the broker is away (or the group is moving to another broker,
-a moment's work). Holding partitions alone said ``ok`` while the broker was down, since
-the partitions stay assigned until the group meets again.
+is refused, the consumer forgets the coordinator and looks for it again, so an unknown
+coordinator means the broker is away (or the group is moving to another broker, a
+moment's work). Holding partitions alone said ``ok`` while the broker was down, since
+the partitions stay assigned until the group meets again. A broker that stops answering
+without refusing (frozen, or cut off by the network) leaves a request waiting for the
+whole request timeout (90 s) before the consumer forgets it: :func:`watch_coordinator`
+notes the requests to the coordinator (heartbeats, commits) under way, and one that has
+waited the session timeout counts as the coordinator away too.
 
 >>> class Group:
 ...     coordinator_id = None
@@ -16,26 +20,84 @@ the partitions stay assigned until the group meets again.
 'ok'
 >>> kafka_readiness(rebalancing=False, assigned=False, coordinator=Group())
 'no partitions assigned yet'
+
+A heartbeat that waits (``answer``, not given yet) past ``silent_for_s``:
+
+>>> import asyncio
+>>> async def frozen_broker() -> list[str]:
+...     now, answer = [100.0], asyncio.Event()
+...     async def send(request: str) -> str:
+...         await answer.wait()
+...         return "answered"
+...     group = Group()
+...     group._send_req = send
+...     watch_coordinator(group, clock=lambda: now[0])
+...     beat = asyncio.ensure_future(group._send_req("heartbeat"))
+...     await asyncio.sleep(0)
+...     now[0] = 111.0
+...     said = [kafka_readiness(False, True, group, 10.0, lambda: now[0])]
+...     answer.set()
+...     await beat
+...     return said + [kafka_readiness(False, True, group, 10.0, lambda: now[0])]
+>>> asyncio.run(frozen_broker())
+['down: the group coordinator does not answer', 'ok']
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 OK = "ok"
 COORDINATOR_AWAY = "down: the group coordinator does not answer"
+WAITING = "_moments_requests_waiting"  # set on the coordinator by watch_coordinator
 
 
-def kafka_readiness(rebalancing: bool, assigned: bool, coordinator: Any) -> str:
+def kafka_readiness(
+    rebalancing: bool,
+    assigned: bool,
+    coordinator: Any,
+    silent_for_s: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
     """``ok``, or what keeps the worker from its partitions. ``coordinator``: the
-    consumer's group coordinator (``None`` when the consumer has none to show)."""
-    if rebalancing:
+    consumer's group coordinator (``None`` when the consumer has none to show); away
+    when unknown, or, watched (:func:`watch_coordinator`), when a request to it has
+    waited ``silent_for_s`` for its answer."""
+    if rebalancing:  # (a join waits for the other members: not a silence)
         return "rebalancing"
     if not assigned:
         return "no partitions assigned yet"
-    if coordinator is not None and coordinator.coordinator_id is None:
-        return COORDINATOR_AWAY
+    if coordinator is not None:
+        if coordinator.coordinator_id is None:
+            return COORDINATOR_AWAY
+        waiting: dict[int, float] = getattr(coordinator, WAITING, {})
+        if waiting and clock() - min(waiting.values()) > silent_for_s:
+            return COORDINATOR_AWAY
     return OK
+
+
+def watch_coordinator(coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    """Note on ``coordinator`` (aiokafka's group coordinator) since when each request
+    to it (heartbeats, joins, commits) waits for its answer, from now on (once: a
+    watched one is left as it is). One of another aiokafka, without the call this
+    wraps, is left unwatched."""
+    send = getattr(coordinator, "_send_req", None)
+    if coordinator is None or send is None or hasattr(coordinator, WAITING):
+        return
+    waiting: dict[int, float] = {}
+
+    async def sent(request: Any) -> Any:
+        mark = object()
+        waiting[id(mark)] = clock()
+        try:
+            return await send(request)
+        finally:
+            del waiting[id(mark)]
+
+    setattr(coordinator, WAITING, waiting)
+    coordinator._send_req = sent
 
 
 def group_coordinator(app: Any) -> Any:
