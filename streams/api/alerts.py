@@ -188,10 +188,16 @@ class AlertHub:
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         """Buffer alerts (already checked against erasures) and hand them to the screens,
-        less those of customers erased since the check began."""
+        less those of customers erased since the check began, and those the buffer holds
+        already under another offset (sent again by a worker that could not know Kafka
+        had taken them: a broker that answered too late, a batch taken over)."""
+        buffered = {a.intervention.intervention_id for a in self._buffer}
         for alert in alerts:
             if alert.intervention.customer_id in self.erased_lately:
                 continue
+            if alert.intervention.intervention_id in buffered:
+                continue
+            buffered.add(alert.intervention.intervention_id)
             if len(self._buffer) == self._buffer.maxlen:  # the oldest leaves the buffer
                 partition, offset = partition_offset((self._buffer or [alert])[0].id)
                 self._kept_from[partition] = max(offset + 1, self._kept_from.get(partition, 0))

@@ -25,7 +25,8 @@ REFS = CustomerRefs(b"unit-test-secret")
 
 def alert(n: int, customer: str, partition: int = 0, queue: str | None = "vip") -> Alert:
     raw = json.dumps({
-        "intervention_id": f"iv-{n}", "customer_id": customer, "ts": "2026-11-23T10:00:00Z",
+        "intervention_id": f"iv-{partition}-{n}", "customer_id": customer,
+        "ts": "2026-11-23T10:00:00Z",
         "kind": "retention_call", "priority": 1, "queue": queue, "agent_id": None,
         "trigger_event_id": None, "reasons": [], "suggested_action": "Call them.",
         "context": {},
@@ -55,6 +56,20 @@ def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
     assert received[-1] == Erased("a", REFS("a"))
     alerts.publish([alert(4, "c"), alert(5, "d"), alert(6, "e")])  # the backlog still holds 3
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-4", "0-5", "0-6"]
+
+
+def test_an_alert_sent_again_under_another_offset_reaches_the_screens_once() -> None:
+    """A worker that cannot know Kafka took its alerts (the broker answered too late, a
+    batch taken over) sends them again: screens got the same alert twice."""
+    alerts = hub()
+    screen = alerts.subscribe()
+    first, again = alert(1, "a"), alert(1, "a", partition=0)
+    again = Alert("0-2", again.intervention, again.raw)  # the same intervention, next offset
+    alerts.publish([first])
+    alerts.publish([again, alert(3, "b")])
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-1", "0-3"]
+    assert [screen.get_nowait().id for _ in range(2)] == ["0-1", "0-3"]  # type: ignore[union-attr]
+    assert screen.empty()
 
 
 async def test_erased_customers_alerts_are_dropped() -> None:
