@@ -5,7 +5,9 @@ broker; a decision was answered already, so it is sent again (a second later) un
 Kafka takes it, the process's room for records waiting for Kafka is full
 (:class:`streams.api.publisher.PublisherFull`), Kafka refuses it for good (too large),
 or the API stops: those are counted as publish failures. One log line says the first
-retry of an outage, then one a minute while it lasts.
+retry of an outage, then one a minute while it lasts; the decisions given up are told
+at once, then in one line per reason every 5 s (at a stop in an outage, each batch
+answered fails: a line each wrote thousands).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1.0
 SAY_EVERY_S = 60.0
+GIVEN_UP_EVERY_S = 5.0
 
 
 class DecisionDelivery:
@@ -45,6 +48,8 @@ class DecisionDelivery:
         self._retried = 0  # retries in this outage
         self._waiting: dict[asyncio.TimerHandle, Sequence[Record]] = {}  # retries to make
         self._retried_records = 0  # the records they hold
+        self._given_up: dict[str, int] = {}  # decisions given up, not logged yet, by reason
+        self._given_up_due: asyncio.TimerHandle | None = None  # the next line of them
 
     def send(self, records: Sequence[Record]) -> None:
         """Publish ``records`` (keyed decisions) without waiting for Kafka."""
@@ -70,8 +75,7 @@ class DecisionDelivery:
                 self._said_at, self._retried = None, 0
             return
         if self._stopping or not _worth_retrying(error):
-            log.warning("%d decisions were not delivered to Kafka: %r", len(records), error)
-            self._failed(len(records))
+            self._give_up(len(records), repr(error))
             return
         self._retried += 1
         now = self._clock()
@@ -90,6 +94,23 @@ class DecisionDelivery:
 
         handle = loop.call_later(self._retry_after_s, again)
         self._waiting[handle] = records
+
+    def _give_up(self, count: int, why: str) -> None:
+        self._failed(count)
+        self._given_up[why] = self._given_up.get(why, 0) + count
+        if self._given_up_due is None:  # now, and what follows in GIVEN_UP_EVERY_S after
+            self._log_given_up()
+            loop = asyncio.get_running_loop()
+            self._given_up_due = loop.call_later(GIVEN_UP_EVERY_S, self._log_given_up, True)
+
+    def _log_given_up(self, ended: bool = False) -> None:
+        """Log the decisions given up since the last line, a line per reason; ``ended``:
+        the wait after a line is over (the next give-up logs at once)."""
+        for why, count in self._given_up.items():
+            log.warning("%d decisions were not delivered to Kafka: %s", count, why)
+        self._given_up.clear()
+        if ended:
+            self._given_up_due = None
 
 
 def _worth_retrying(error: BaseException | None) -> bool:
