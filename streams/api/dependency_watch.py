@@ -11,6 +11,11 @@ True
 'Redis is reachable again, after 32 s'
 >>> watch.seen("kafka", True, now=50.0) is None  # nothing happened
 True
+>>> said = watch.seen("kafka", False, now=60.0, since=50.5)  # 10 s after its last answer
+>>> said.startswith("Kafka cannot be used")
+True
+>>> watch.seen("kafka", True, now=80.0)
+'Kafka is reachable again, after 30 s'
 """
 
 from __future__ import annotations
@@ -39,16 +44,17 @@ class Outages:
     def __init__(self) -> None:
         self._since: dict[str, float] = {}
 
-    def seen(self, name: str, usable: bool, now: float) -> str | None:
-        """What to log of ``name`` found ``usable`` or not at ``now``: a line when that
+    def seen(self, name: str, usable: bool, now: float, since: float | None = None) -> str | None:
+        """What to log of ``name`` found ``usable`` or not at ``now`` (away ``since``
+        then, when known: it is found away only some time after): a line when that
         changed, else None."""
-        since = self._since.get(name)
-        if not usable and since is None:
-            self._since[name] = now
+        away_since = self._since.get(name)
+        if not usable and away_since is None:
+            self._since[name] = now if since is None else min(since, now)
             return MEANWHILE[name]
-        if usable and since is not None:
+        if usable and away_since is not None:
             del self._since[name]
-            return f"{NAMES[name]} is reachable again, after {now - since:.0f} s"
+            return f"{NAMES[name]} is reachable again, after {now - away_since:.0f} s"
         return None
 
 
@@ -57,7 +63,7 @@ class DependencyLog:
     request met trouble (so that a short outage is told too; the look decides, so that
     a Redis full or read-only, which still answers, is not told as unreachable)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._outages = Outages()
         self._clock = clock
         self._look_now = asyncio.Event()
@@ -66,21 +72,24 @@ class DependencyLog:
         """A request met trouble: look before the next interval is up."""
         self._look_now.set()
 
-    def saw(self, name: str, usable: bool) -> None:
-        line = self._outages.seen(name, usable, self._clock())
+    def saw(self, name: str, usable: bool, since: float | None = None) -> None:
+        """``name`` found ``usable`` or not (away ``since``, ``clock`` time, if known)."""
+        line = self._outages.seen(name, usable, self._clock(), since)
         if line is not None:  # both at warning: where the one shows, so does the other
             log.warning(line)
 
     async def keep_watching(
         self,
         redis_ok: Callable[[], Awaitable[bool]],
-        kafka_ok: Callable[[], bool],
+        kafka_down_since: Callable[[], float | None],
         every_s: float = CHECK_EVERY_S,
     ) -> None:
-        """Look every ``every_s`` until cancelled."""
+        """Look every ``every_s`` until cancelled. ``kafka_down_since``: since when
+        (``clock`` time) Kafka is away, ``None`` while it is not."""
         while True:
             self._look_now.clear()
             self.saw("redis", await redis_ok())
-            self.saw("kafka", kafka_ok())
+            away_since = kafka_down_since()
+            self.saw("kafka", away_since is None, away_since)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._look_now.wait(), every_s)

@@ -14,6 +14,8 @@ newest send failed less than ``stale_s`` ago; ``connecting`` before the first an
 'down'
 >>> health.sent(ok=True); now[0] = 200.0; health.check()  # no fetch answered since 99.5
 'down'
+>>> health.down_since()
+99.5
 """
 
 from __future__ import annotations
@@ -44,12 +46,19 @@ class KafkaHealth:
 
     def check(self) -> str:
         """``ok``, ``down`` or ``connecting``; costs no request."""
+        if self._answered() is None:
+            return CONNECTING
+        return OK if self.down_since() is None else DOWN
+
+    def down_since(self) -> float | None:
+        """Since when (``clock`` time) Kafka is ``down``: its last answer to a fetch, or
+        the failed send; ``None`` while it is not (or not reached yet)."""
         answered = self._answered()
         if answered is None:
-            return CONNECTING
+            return None
         now = self._clock()
         if now - answered > self._stale_s:
-            return DOWN
+            return answered
         if self._failed_at is not None and now - self._failed_at <= self._stale_s:
-            return DOWN
-        return OK
+            return self._failed_at
+        return None

@@ -195,7 +195,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             asyncio.create_task(RedisRestartWatch(feature_store, metrics).keep_watching()),
         ]
         redis_ok = functools.partial(_redis_answers, feature_store)
-        watch = app[API_KEY].outages.keep_watching(redis_ok, lambda: kafka.check() != "down")
+        watch = app[API_KEY].outages.keep_watching(redis_ok, kafka.down_since)
         background.append(asyncio.create_task(watch))
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
         reloader.on_hangup(asyncio.get_running_loop())

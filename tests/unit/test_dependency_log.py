@@ -38,7 +38,7 @@ async def test_a_request_in_trouble_makes_the_watch_look_at_once(
 
     outages = DependencyLog()
     with caplog.at_level(logging.WARNING, logger="streams.api.dependency_watch"):
-        watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: True, every_s=60))
+        watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: None, every_s=60))
         await asyncio.sleep(0.05)  # its first look: all well, nothing said
         assert caplog.records == []
         up[0] = False
@@ -48,3 +48,30 @@ async def test_a_request_in_trouble_makes_the_watch_look_at_once(
     assert [r.getMessage() for r in caplog.records] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503"
     ]
+
+
+async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It is found away only 10 s after the broker's last answer: a 60 s outage was
+    logged as lasting 50 s."""
+    now, last_answer = [1000.0], [None]
+
+    async def redis_ok() -> bool:
+        return True
+
+    outages = DependencyLog(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="streams.api.dependency_watch"):
+        watch = asyncio.create_task(
+            outages.keep_watching(redis_ok, lambda: last_answer[0], every_s=0.01)
+        )
+        await asyncio.sleep(0.05)
+        last_answer[0], now[0] = 990.0, 1000.0  # type: ignore[assignment]  # found away now
+        await asyncio.sleep(0.05)
+        last_answer[0], now[0] = None, 1050.0  # back
+        await asyncio.sleep(0.05)
+        watch.cancel()
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("Kafka cannot be used") and said[1:] == [
+        "Kafka is reachable again, after 60 s"
+    ], said
