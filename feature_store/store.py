@@ -408,10 +408,11 @@ class FeatureStore:
         new customer since. A block already longer is never shortened.
 
         The receipt tells what erasing the customer removed, by this call or an earlier
-        one (retried, or replayed), and when they were first erased. With ``replicas``,
-        it also tells how many of the server's replicas confirmed the erasure within
-        ``within_ms`` (a failover to a replica that had not would bring the customer back;
-        a single server's replicas only)."""
+        one (retried, or replayed), and when they were first erased (an erasure made now
+        is never the first of an erased customer, whatever this process's clock says).
+        With ``replicas``, it also tells how many of the server's replicas confirmed the
+        erasure within ``within_ms`` (a failover to a replica that had not would bring the
+        customer back; a single server's replicas only)."""
         keys = self._keys.for_customer(customer_id)
         now_ms = int(self._clock() * 1000)
         at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
@@ -420,7 +421,8 @@ class FeatureStore:
             return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
         named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
         call = ([*keys.all(), keys.tombstone, keys.erasure],
-                [block_ms, at_ms, keys.context(""), *named_by])  # fmt: skip
+                [block_ms, at_ms, keys.context(""), "live" if erased_at_ms is None else "replayed",
+                 *named_by])  # fmt: skip
         confirmed = None
         if replicas:
             reply, confirmed = await self._conn.eval_confirmed(

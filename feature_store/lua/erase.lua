@@ -11,14 +11,16 @@
 -- (`#!lua flags=...`) without allow-oom (tests/integration/test_full_redis.py).
 -- KEYS: the customer's keys, then the tombstone, then what the erasure removed.
 -- ARGV: 1 tombstone ttl (ms: what is left of the block), 2 erased-at (ms), 3 context
---       key prefix,
---       4.. positions in KEYS of the zsets that name decisions.
+--       key prefix, 4 'live' (an erasure made now: the erasure already recorded, if
+--       any, was the first, whatever this process's clock says) or 'replayed' (one made
+--       at ARGV[2], by `moments rebuild`: the first if older than the one recorded),
+--       5.. positions in KEYS of the zsets that name decisions.
 -- Returns, per key before the tombstone, 1 if this erasure or an earlier one removed it,
 -- then the contexts they deleted, then when the customer was first erased (ms).
 local tomb, told = KEYS[#KEYS - 1], KEYS[#KEYS]
 local n = #KEYS - 2
 local named, contexts = {}, 0
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local index = KEYS[tonumber(ARGV[i])]
   -- a key of another type (corrupted) names no decision; it is deleted below all the
   -- same, where reading it would fail the erasure every time
@@ -53,10 +55,13 @@ if before then
   end
 end
 -- a block already longer (a later erasure, replayed first) is kept as long as it is; the
--- time of the first erasure stands, an older one replayed now being the first
+-- time of the first erasure stands, an older one replayed now being the first (a live
+-- one never is: two processes erasing at once, or a retry, on clocks apart, moved it)
 local at = ARGV[2]
 local first = tonumber(redis.call('GET', tomb) or '')
-if first and first < tonumber(at) then at = string.format('%d', first) end
+if first and (ARGV[4] == 'live' or first < tonumber(at)) then
+  at = string.format('%d', first)
+end
 local left = redis.call('PTTL', tomb)
 if left == -2 or (left >= 0 and left < tonumber(ARGV[1])) then
   redis.call('SET', tomb, at, 'PX', ARGV[1])

@@ -430,6 +430,29 @@ async def test_replaying_an_erasure_blocks_only_for_what_is_left(
         await store.close()
 
 
+async def test_an_erasure_made_now_keeps_the_first_erasures_time_whatever_its_clock(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """Two API processes erasing one customer at once, or a retry on another process,
+    with clocks apart: the stored first erasure took the earlier clock's time, and a
+    retry answered a time before the first receipt's."""
+    now = time.time()
+    prefix = f"ex{uuid.uuid4().hex[:8]}"
+    config = StoreConfig(prefix.encode(), prefix, ttl_s=TTL_S, dedupe_horizon_s=HORIZON_S)
+    ahead = FeatureStore.from_url(private_redis.url, config, clock=lambda: now)
+    behind = FeatureStore.from_url(private_redis.url, config, clock=lambda: now - 2.0)
+    try:
+        await ahead.apply([_click("c1", "twice", datetime.fromtimestamp(now, UTC))])
+        first = await ahead.erase("twice")
+        assert first.erased_at_ms == int(now * 1000)
+        retried = await behind.erase("twice")  # 2 s behind
+        assert retried.erased_at_ms == first.erased_at_ms
+        assert await admin.get(_keys_of(ahead, "twice").tombstone) == str(first.erased_at_ms)
+    finally:
+        await ahead.close()
+        await behind.close()
+
+
 async def test_a_visitor_moments_only_decided_for_is_kept_the_contact_only_ttl(
     private_redis: LocalRedis, admin: aioredis.Redis
 ) -> None:
