@@ -30,9 +30,8 @@ from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record
-from agents.learned_policy import LearnedOfferPolicy
 from agents.offer_budget import BudgetLedger
-from agents.offer_rules import RuleBasedOfferPolicy
+from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, FeatureStore
 from schemas import NextBestOffer
 
@@ -51,9 +50,7 @@ class ContactReservations:
     """Records a batch's decisions with their contacts and budget spending, within their
     caps and limits, before they are sent; decides again those the store refuses."""
 
-    def __init__(
-        self, store: FeatureStore, policy: RuleBasedOfferPolicy | LearnedOfferPolicy
-    ) -> None:
+    def __init__(self, store: FeatureStore, policy: OfferPolicy) -> None:
         self._store = store
         self._policy = policy
 

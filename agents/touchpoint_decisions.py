@@ -31,11 +31,10 @@ from agents.interventions import (
     too_late,
     withheld,
 )
-from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, moment_for, moment_passed
 from agents.offer_budget import BudgetLedger
-from agents.offer_rules import RuleBasedOfferPolicy
+from agents.offer_policy import OfferPolicy
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import (
@@ -188,7 +187,7 @@ class TouchpointDecisions:
     def __init__(
         self,
         store: FeatureStore,
-        policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+        policy: OfferPolicy,
         clock: Callable[[], datetime],
         max_attempts: int,
         rules: InterventionRules,

@@ -24,9 +24,8 @@ from agents.batch_result import (
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
-from agents.learned_policy import LearnedOfferPolicy
 from agents.letters import SourceRecord
-from agents.offer_rules import RuleBasedOfferPolicy
+from agents.offer_policy import OfferPolicy
 from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
@@ -63,7 +62,7 @@ class TouchpointHandler:
     def __init__(
         self,
         store: FeatureStore,
-        policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+        policy: OfferPolicy,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = _utcnow,
         max_future: timedelta = timedelta(minutes=15),

@@ -20,6 +20,7 @@ from agents.context import value_scale
 from agents.control_group import ControlGroup
 from agents.interventions import InterventionRules
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
+from agents.offer_policy import OfferPolicy
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_agent import Outlets, register_touchpoint_agent
@@ -258,7 +259,7 @@ class _MillisecondsToSeconds:
 
 def build_policy(
     settings: Settings, catalogue: CatalogueHolder, holder: ModelHolder
-) -> RuleBasedOfferPolicy | LearnedOfferPolicy:
+) -> OfferPolicy:
     """The offer policy as configured: ``learned`` (default) or ``rules``."""
     contact = ContactPolicy(ControlGroup(settings.control_salt, settings.control_percent))
     if settings.policy == "rules":

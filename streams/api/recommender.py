@@ -60,10 +60,9 @@ from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
-from agents.learned_policy import LearnedOfferPolicy
 from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
-from agents.offer_rules import RuleBasedOfferPolicy
+from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
 from schemas import NextBestOffer, OfferCatalogue, decode_next_best_offer, encode_decision
 from streams.api.answers import (
@@ -104,7 +103,7 @@ class Recommender:
     def __init__(
         self,
         store: FeatureStore,
-        policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+        policy: OfferPolicy,
         publisher: KeyedPublisher,
         topic: str,
         budget_s: float = 0.05,

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from agents.catalogue_holder import CatalogueHolder
-from agents.learned_policy import LearnedOfferPolicy, ModelHolder
-from agents.offer_rules import RuleBasedOfferPolicy
+from agents.learned_policy import ModelHolder
+from agents.offer_policy import OfferPolicy
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas import load_catalogue
@@ -74,7 +74,7 @@ class Api:
     producer: AIOKafkaProducer
     publisher: KeyedPublisher
     recommender: Recommender
-    policy: RuleBasedOfferPolicy | LearnedOfferPolicy
+    policy: OfferPolicy
     catalogue: CatalogueHolder
     keys: KeyRing
     limiter: RateLimiter
@@ -123,7 +123,7 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
 def build_recommender(
     settings: Settings,
     store: FeatureStore,
-    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+    policy: OfferPolicy,
     publisher: KeyedPublisher,
     metrics: Metrics,
 ) -> Recommender:

@@ -21,6 +21,7 @@ from agents.context import DIMENSION, context_vector
 from agents.control_group import ControlGroup
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.offer_budget import BudgetLedger
+from agents.offer_policy import OfferPolicy
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ContactHistory, CustomerFeatures, RecentTouchpoint
 from schemas import ContactRules, Offer, OfferCatalogue
@@ -386,9 +387,7 @@ def offer_models(draw: st.DrawFn) -> LinUCBOffers:
 
 
 @st.composite
-def offer_policies(
-    draw: st.DrawFn, catalogue: OfferCatalogue
-) -> RuleBasedOfferPolicy | LearnedOfferPolicy:
+def offer_policies(draw: st.DrawFn, catalogue: OfferCatalogue) -> OfferPolicy:
     """Either policy, deciding with ``catalogue`` for customers outside the control
     group: the rules, or a trained bandit."""
     holder, screen = CatalogueHolder(catalogue), ContactPolicy(NOBODY)

@@ -15,6 +15,7 @@ from agents.control_group import ControlGroup
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_policy import OfferPolicy
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures
 from schemas import Offer, OfferCatalogue
@@ -31,7 +32,7 @@ CONTACT = ContactPolicy(ControlGroup("salt", 0.0))
 KNOWN = CustomerFeatures(events=4, purchases=1, spend=60.0, segment="growth")
 
 
-def policies() -> list[RuleBasedOfferPolicy | LearnedOfferPolicy]:
+def policies() -> list[OfferPolicy]:
     holder = CatalogueHolder(CATALOGUE)
     learned = LinUCBOffers(DIMENSION, epsilon=0.0)
     return [
@@ -79,7 +80,7 @@ def test_an_exhausted_offer_is_suppressed_with_its_reason(
 
 @pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])
 def test_decisions_of_one_batch_share_the_budget(
-    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+    policy: OfferPolicy,
 ) -> None:
     ledger = BudgetLedger.for_day(NOW, CATALOGUE.daily_limits(), {"voucher": 0})
     decisions = [
@@ -101,7 +102,7 @@ def test_decisions_of_one_batch_share_the_budget(
 
 @pytest.mark.parametrize("policy", policies(), ids=["rules", "learned"])
 def test_without_a_ledger_budgets_are_not_applied(
-    policy: RuleBasedOfferPolicy | LearnedOfferPolicy,
+    policy: OfferPolicy,
 ) -> None:
     decisions = [policy.decide(request_moment(f"c-{i}", "web", 2), KNOWN, NOW) for i in range(3)]
     assert all("voucher" in {o.offer_id for o in d.offers} for d in decisions)
