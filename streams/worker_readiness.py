@@ -72,8 +72,9 @@ def kafka_readiness(
     if coordinator is not None:
         if coordinator.coordinator_id is None:
             return COORDINATOR_AWAY
-        waiting: dict[int, float] = getattr(coordinator, WAITING, {})
-        if waiting and clock() - min(waiting.values()) > silent_for_s:
+        # (filled in the consumer's own thread: read in one go, which the GIL keeps whole)
+        oldest = min(getattr(coordinator, WAITING, {}).values(), default=None)
+        if oldest is not None and clock() - oldest > silent_for_s:
             return COORDINATOR_AWAY
     return OK
 
