@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import (
+    AuthenticationError,
     ClusterError,
     NoPermissionError,
     NoScriptError,
@@ -146,6 +147,19 @@ def transient(exc: BaseException) -> bool:
 
 
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
+
+
+def login_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (a :class:`StoreUnavailable`) came from Redis refusing the user and
+    password: Redis is up, and the login will not pass however often it is tried.
+
+    >>> from redis.exceptions import AuthenticationError
+    >>> failed = StoreUnavailable("AuthenticationError: invalid username-password pair")
+    >>> failed.__cause__ = AuthenticationError("invalid username-password pair")
+    >>> login_refused(failed), login_refused(StoreUnavailable("connection refused"))
+    (True, False)
+    """
+    return isinstance(exc.__cause__, AuthenticationError)
 
 
 def unavailable(exc: BaseException, said: str | None = None) -> StoreUnavailable:

@@ -52,6 +52,7 @@ from feature_store import (
     StoreRefused,
     StoreUnavailable,
     intervention_fact,
+    login_refused,
 )
 from feature_store.budgets import KEPT_DAYS
 from feature_store.facts import DAY_MS, ts_ms
@@ -184,6 +185,8 @@ async def _check_target(store: FeatureStore, force: bool) -> bool:
     except StoreRefused as exc:  # its user, or renamed commands: running again won't do
         raise RebuildError(f"the target Redis refuses a command the rebuild needs: {exc}") from exc
     except StoreUnavailable as exc:  # nothing written yet: it cannot start
+        if login_refused(exc):  # up, and it refused the URL's user and password
+            raise RebuildError(f"the target Redis refuses the login: {exc}") from exc
         raise TargetUnreachable(f"the target Redis cannot be reached: {exc}") from exc
     except ResponseError as exc:  # a database it does not have, say
         raise RebuildError(f"the target Redis refuses the rebuild: {exc}") from exc

@@ -11,7 +11,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from feature_store import (
     UNMARKED,
@@ -20,6 +20,7 @@ from feature_store import (
     SecretMismatch,
     StoreRefused,
     StoreUnavailable,
+    login_refused,
 )
 from streams.app import build_store
 from streams.settings import Settings, SettingsError
@@ -164,7 +165,7 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
                 raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
                                     f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
-                if isinstance(exc.__cause__, AuthenticationError):  # up, and it refused us
+                if login_refused(exc):  # up, and it refused us
                     given = (
                         "its user and password"
                         if _has_password(settings)

@@ -25,7 +25,7 @@ from feature_store import (
 )
 from schemas import WebClick
 from streams.app import build_store
-from streams.rebuild import RebuildError, rebuild
+from streams.rebuild import RebuildError, TargetUnreachable, rebuild
 from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
 from streams.settings import Settings, SettingsError
@@ -364,13 +364,15 @@ async def test_a_password_redis_does_not_have_stops_the_start(private_redis: Loc
         (lambda port: f"redis://:not-needed@127.0.0.1:{port}/0", "without any password"),
         (lambda port: f"redis://127.0.0.1:{port}/99", "DB index is out of range"),
         (lambda port: f"redis://limitedw:pw@127.0.0.1:{port}/0", "HSET"),
+        (lambda port: f"redis://limitedw:wrong@127.0.0.1:{port}/0", "refuses the login"),
     ],
 )
 async def test_a_rebuild_into_a_redis_that_refuses_it_stops_at_once(
     private_redis: LocalRedis, url_of: Any, said: str
 ) -> None:
     """It said Redis became unavailable, to be run again with --force (exit 3), for ever;
-    a database Redis does not have ended in a traceback."""
+    a database Redis does not have ended in a traceback. None of these is an outage to
+    wait out (TargetUnreachable: exit 3): a login refused was taken for one."""
     admin = aioredis.Redis.from_url(private_redis.url)
     try:
         await admin.execute_command("ACL", "SETUSER", "limitedw", "on", ">pw", "~*", "&*",
@@ -379,8 +381,9 @@ async def test_a_rebuild_into_a_redis_that_refuses_it_stops_at_once(
         await admin.aclose()
     target = FeatureStore.from_url(url_of(private_redis.port), StoreConfig(secret=b"s"))
     try:
-        with pytest.raises(RebuildError, match=said):
+        with pytest.raises(RebuildError, match=said) as refused:
             await rebuild(Settings(), target)
+        assert not isinstance(refused.value, TargetUnreachable)
     finally:
         await target.close()
 
