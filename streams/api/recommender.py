@@ -498,5 +498,8 @@ class Recommender:
             log.warning("%d publications of decisions were still on their way to Kafka %g s "
                         "after the API began to stop; given up (counted in "
                         "moments_publish_failures_total)", given_up, within_s)  # fmt: skip
-            return False
+            ended = False
+        for _ in range(3):  # the deliveries given up hear of it (a callback or two away)
+            await asyncio.sleep(0)
+        self._delivery.say_given_up()
         return ended

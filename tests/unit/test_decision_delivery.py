@@ -73,11 +73,11 @@ async def test_at_stop_a_waiting_retry_goes_at_once_and_a_failure_then_is_counte
 
 
 async def test_decisions_given_up_at_a_stop_are_told_in_one_line_per_reason(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An API stopped in an outage wrote one line per batch answered (223 of its 231
-    lines in one stop; up to some 150,000 batches can wait)."""
-    monkeypatch.setattr(decision_delivery, "GIVEN_UP_EVERY_S", 0.05)
+    lines in one stop; up to some 150,000 batches can wait). Once stopping, the lines
+    come at once, not after a wait the process does not live to see."""
     failed: list[int] = []
     stopped = ConnectionError("the API stopped before Kafka acknowledged")
     publisher = Publisher(*[stopped] * 300)
@@ -86,14 +86,31 @@ async def test_decisions_given_up_at_a_stop_are_told_in_one_line_per_reason(
     with caplog.at_level(logging.WARNING, logger="streams.api.decision_delivery"):
         for _ in range(150):
             delivery.send(RECORDS)
+        for _ in range(3):
+            await asyncio.sleep(0)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(failed) == 300
+    assert len(lines) == 2, lines  # the first at once, the rest with it
+    assert lines[0].startswith("2 decisions were not delivered to Kafka: ConnectionError(")
+    assert lines[1].startswith("298 decisions were not delivered to Kafka")
+
+
+async def test_decisions_given_up_while_running_are_told_every_few_seconds(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room left for records waiting: each batch answered fails at request rate."""
+    monkeypatch.setattr(decision_delivery, "GIVEN_UP_EVERY_S", 0.05)
+    failed: list[int] = []
+    publisher = Publisher(*[PublisherFull("full")] * 300)
+    delivery = DecisionDelivery(publisher, "nbo", failed.append)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="streams.api.decision_delivery"):
+        for _ in range(100):
+            delivery.send(RECORDS)
+        await asyncio.sleep(0)
+        assert [r.getMessage()[:2] for r in caplog.records] == ["2 "]  # the rest waits
         await settle()
-        lines = [r.getMessage() for r in caplog.records]
-        assert sum(failed) == 300
-        assert len(lines) == 2, lines  # the first at once, the rest once the wait is over
-        assert lines[0].startswith("2 decisions were not delivered to Kafka: ConnectionError(")
-        assert lines[1].startswith("298 decisions were not delivered to Kafka")
         for _ in range(2):
             delivery.send(RECORDS)
         await settle()
-    again = [r.getMessage()[:2] for r in caplog.records[2:]]
-    assert again == ["2 ", "2 "] and sum(failed) == 304  # at once after the wait, then later
+    said = [r.getMessage().split(" ", 1)[0] for r in caplog.records]
+    assert said == ["2", "198", "2", "2"] and sum(failed) == 204, said
