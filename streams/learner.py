@@ -119,8 +119,8 @@ class SnapshotLearner:
                         log.warning("another %s learner published first; restarting", self.name)
                         return
                     version, pending, moved, last_publish = new, 0, False, time.monotonic()
-            log.info("%s learner stopped: this worker no longer leads the group (the new "
-                     "leader learns on from version %d)", self.name, version)  # fmt: skip
+            log.info("%s learner handed over: this worker no longer leads the group (the "
+                     "new leader learns on from version %d)", self.name, version)  # fmt: skip
         finally:
             await consumer.stop()
             # No longer learning here: this process's quality figures would go stale,

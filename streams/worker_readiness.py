@@ -8,8 +8,9 @@ moment's work). Holding partitions alone said ``ok`` while the broker was down, 
 the partitions stay assigned until the group meets again. A broker that stops answering
 without refusing (frozen, or cut off by the network) leaves a request waiting for the
 whole request timeout (90 s) before the consumer forgets it: :func:`watch_coordinator`
-notes the requests to the coordinator (heartbeats, commits) under way, and one that has
-waited the session timeout counts as the coordinator away too.
+notes the requests to the coordinator (heartbeats, commits; not the joins, which wait
+for the whole group) under way, and one that has waited the session timeout counts as
+the coordinator away too.
 
 >>> class Group:
 ...     coordinator_id = None
@@ -41,6 +42,27 @@ A heartbeat that waits (``answer``, not given yet) past ``silent_for_s``:
 ...     return said + [kafka_readiness(False, True, group, 10.0, lambda: now[0])]
 >>> asyncio.run(frozen_broker())
 ['down: the group coordinator does not answer', 'ok']
+
+A join waits for the whole group, however long: not a silence.
+
+>>> class JoinGroupRequest:
+...     pass
+>>> async def slow_join() -> str:
+...     now = [100.0]
+...     async def send(request: object) -> str:
+...         await asyncio.sleep(0.01)
+...         return "joined"
+...     group = Group()
+...     group._send_req = send
+...     watch_coordinator(group, clock=lambda: now[0])
+...     joining = asyncio.ensure_future(group._send_req(JoinGroupRequest()))
+...     await asyncio.sleep(0)
+...     now[0] = 111.0
+...     said = kafka_readiness(False, True, group, 10.0, lambda: now[0])
+...     await joining
+...     return said
+>>> asyncio.run(slow_join())
+'ok'
 """
 
 from __future__ import annotations
@@ -52,6 +74,9 @@ from typing import Any
 OK = "ok"
 COORDINATOR_AWAY = "down: the group coordinator does not answer"
 WAITING = "_moments_requests_waiting"  # set on the coordinator by watch_coordinator
+# requests a coordinator holds until the group has met (JoinGroupRequest_v2, ...): a
+# rebalance, not a silence, even after Faust's own one has ended and another begins
+JOINING = ("JoinGroupRequest", "SyncGroupRequest")
 
 
 def kafka_readiness(
@@ -81,7 +106,7 @@ def kafka_readiness(
 
 def watch_coordinator(coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
     """Note on ``coordinator`` (aiokafka's group coordinator) since when each request
-    to it (heartbeats, joins, commits) waits for its answer, from now on (once: a
+    to it (heartbeats, commits; not joins) waits for its answer, from now on (once: a
     watched one is left as it is). One of another aiokafka, without the call this
     wraps, is left unwatched."""
     send = getattr(coordinator, "_send_req", None)
@@ -90,6 +115,8 @@ def watch_coordinator(coordinator: Any, clock: Callable[[], float] = time.monoto
     waiting: dict[int, float] = {}
 
     async def sent(request: Any) -> Any:
+        if type(request).__name__.startswith(JOINING):  # waits for the other members
+            return await send(request)
         mark = object()
         waiting[id(mark)] = clock()
         try:

@@ -102,7 +102,7 @@ async def test_a_risk_example_sent_twice_teaches_once_whichever_learner_reads_it
             await _lead_until(leader, lambda: leader._model.examples == 30)
         assert (await _published(store))[0] == 30
         said = [r.getMessage() for r in caplog.records]
-        assert any("risk learner stopped: this worker no longer leads" in s for s in said), said
+        assert any("risk learner handed over: this worker no longer leads" in s for s in said), said
         # The leader's worker is gone; another worker's learner leads. Meanwhile a third
         # of the examples were sent again (a retried batch, a sweep sent again), with
         # new ones among them.
