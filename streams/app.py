@@ -353,7 +353,7 @@ def _register_redis_watches(moments: Moments) -> None:
     restarts = RedisRestartWatch(moments.store, moments.metrics)
 
     @moments.app.timer(CHECK_EVERY_S)  # type: ignore[untyped-decorator]
-    async def watch_redis_memory() -> None:
+    async def watch_redis_memory_and_restarts() -> None:
         await watch.check()
         await restarts.check()
 
