@@ -1,21 +1,22 @@
 """Decide on a batch of applied touchpoints: next-best offers, churn-risk watching and
 the alerts they raise.
 
-The features, offer budgets and catalogue are read once a batch; each touchpoint worth
-watching is then decided in order, so that a later moment counts the offers an earlier
-one made, and each customer gets at most one alert of each kind, the most urgent (the
-hold-out group's withheld). Each record's result (ok, duplicate, erased, expired, failed)
-goes into the batch's result; a decision that keeps failing is a dead letter.
+Pure: :meth:`TouchpointDecisions.plan` says what the batch's decisions need read, the
+handler reads it once a batch (:mod:`agents.decision_reads`), and
+:meth:`TouchpointDecisions.decide` decides each touchpoint worth watching in order, so
+that a later moment counts the offers an earlier one made, and each customer gets at
+most one alert of each kind, the most urgent (the hold-out group's withheld). Each
+record's result (ok, duplicate, erased, expired, failed) goes into the batch's result; a
+decision that keeps failing is a dead letter.
 :func:`worth_watching` says which touchpoints are decided on (a rebuild asks it too).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import msgspec
 
@@ -40,7 +41,6 @@ from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,
-    FeatureStore,
     RecentTouchpoint,
     risk_fact,
 )
@@ -64,6 +64,40 @@ _APPLIED_OR_SEEN = (ApplyStatus.APPLIED, ApplyStatus.DUPLICATE, ApplyStatus.DUPL
 
 # a touchpoint to decide on, with the index of its result in ``BatchResult.results``
 _Pending = tuple[SourceRecord, TouchpointEvent, int]
+
+
+@dataclass
+class DecisionPlan:
+    """A batch's touchpoints to decide on, and what their decisions will read."""
+
+    pending: list[_Pending]  # with each one's result index
+    recorded: set[str]  # touchpoints whose decision an earlier attempt may have recorded
+    applied_now: set[str]  # the touchpoints this batch applied (not come again)
+    applied: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints applied
+    catalogue: OfferCatalogue  # one for the whole batch
+    today: date  # of the day's offer budgets
+
+    @property
+    def customers(self) -> list[str]:
+        """The customers to read, each once, in order."""
+        return list(dict.fromkeys(e.customer_id for _, e, _ in self.pending))
+
+    @property
+    def asked(self) -> list[tuple[str, str]]:
+        """(customer, decision id) of the decisions that may be recorded already."""
+        return [(e.customer_id, moment.decision_id) for _, e, _ in self.pending
+                if e.event_id in self.recorded
+                and (moment := moment_for(e)) is not None]  # fmt: skip
+
+
+@dataclass
+class DecisionReads:
+    """What was read for a :class:`DecisionPlan`, in one round trip."""
+
+    views: list[tuple[bool, CustomerFeatures | None]]  # per customer: (erased?, features)
+    spent: dict[str, int]  # the day's offer budgets spent (empty: none are limited)
+    contexts: list[str | None]  # per asked decision: its stored context, if any
+    unreadable: dict[str, Exception]  # customer -> why their keys cannot be read
 
 
 @dataclass(slots=True)
@@ -186,7 +220,7 @@ class TouchpointDecisions:
 
     def __init__(
         self,
-        store: FeatureStore,
+        pseudonym: Callable[[str], str],
         policy: OfferPolicy,
         clock: Callable[[], datetime],
         max_attempts: int,
@@ -196,7 +230,7 @@ class TouchpointDecisions:
         holdout: ControlGroup,
         offer_max_age_s: float = 0.0,
     ) -> None:
-        self._store = store
+        self._pseudonym = pseudonym  # a customer's keyed hash, as the store names them
         self._offer_max_age_s = offer_max_age_s  # see agents.moments.moment_passed
         self._policy = policy
         self._clock = clock
@@ -206,37 +240,52 @@ class TouchpointDecisions:
         self._risk_threshold = risk_threshold
         self._holdout = holdout  # the interventions' hold-out
 
-    async def decide(
+    def plan(
         self,
         decoded: list[tuple[SourceRecord, TouchpointEvent]],
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
         earlier: Counter[str],
-        newest_before: dict[str, RecentTouchpoint | None] | None = None,
-    ) -> None:
-        """Record each touchpoint's result, decide on those worth watching, raise alerts.
-        ``newest_before``: each customer's newest recent touchpoint before the batch."""
+    ) -> DecisionPlan | None:
+        """Record each touchpoint's result; what the decisions on those worth watching
+        need read (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none
+        is worth it."""
         recorded: set[str] = set()
         applied_now: set[str] = set()
         pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded,
                                          applied_now)  # fmt: skip
         if not pending:
-            return
+            return None
         for record, event, index in pending:
             result.touchpoints_of.setdefault(event.customer_id, []).append((record, index))
-        batch = await self._prepare_decisions(pending, result, recorded)
-        batch.applied_now = applied_now
+        # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
+        # it read unchecked or its decisions' spending uncounted
+        catalogue = self._policy.catalogue.current
+        today = self._clock().astimezone(UTC).date()
         applied: dict[str, list[TouchpointEvent]] = {}
         for (_, event), status in zip(decoded, statuses, strict=True):
             if status is not None:
                 applied.setdefault(event.customer_id, []).append(event)
+        return DecisionPlan(pending, recorded, applied_now, applied, catalogue, today)
+
+    def decide(
+        self,
+        plan: DecisionPlan,
+        reads: DecisionReads,
+        result: BatchResult,
+        newest_before: dict[str, RecentTouchpoint | None] | None = None,
+    ) -> None:
+        """Decide on the touchpoints ``plan`` holds from what was read for them, and
+        raise their alerts. ``newest_before``: each customer's newest recent touchpoint
+        before the batch."""
+        batch = self._deciding_batch(plan, reads, result)
         before = newest_before or {}
         for customer_id, features in batch.profiles.items():
             if features is not None:
                 batch.profiles[customer_id] = with_batch_history(
-                    features, before.get(customer_id), applied.get(customer_id, [])
+                    features, before.get(customer_id), plan.applied.get(customer_id, [])
                 )
-        for record, event, index in pending:
+        for record, event, index in plan.pending:
             if event.customer_id in batch.erased:
                 continue
             fault = batch.unreadable.get(event.customer_id)
@@ -249,42 +298,28 @@ class TouchpointDecisions:
             self._decide_touchpoint(record, event, index, batch, result)
         self._raise_interventions(batch, result)
 
-    async def _prepare_decisions(
-        self, pending: list[_Pending], result: BatchResult, recorded: set[str]
+    def _deciding_batch(
+        self, plan: DecisionPlan, reads: DecisionReads, result: BatchResult
     ) -> _DecidingBatch:
-        """Read once what the batch's decisions need: the offer catalogue, the customers'
-        features, the day's offer budgets (kept in ``result`` too) and the decisions
-        recorded for touchpoints in ``recorded``, all in one round trip."""
-        customers = list(dict.fromkeys(e.customer_id for _, e, _ in pending))
-        # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
-        # it read unchecked or its decisions' spending uncounted
-        catalogue = self._policy.catalogue.current
-        limits = catalogue.daily_limits()
-        unreadable: dict[str, Exception] = {}
-        reading = self._store.read_views(customers, faults=unreadable)
-        spent: dict[str, int] = {}
-        today = self._clock().astimezone(UTC).date()
-        asked = [(e.customer_id, moment.decision_id) for _, e, _ in pending
-                 if e.event_id in recorded and (moment := moment_for(e)) is not None]  # fmt: skip
-        contexts = self._store.decisions.contexts(asked, faults={})  # unreadable: none
-        if limits:  # the day's offer budgets, in the same round trip
-            found, spent, stored = await asyncio.gather(
-                reading, self._store.budgets.spent(today), contexts
-            )
-        else:
-            found, stored = await asyncio.gather(reading, contexts)
+        """The batch to decide, from what was read once for it: the customers' features,
+        the day's offer budgets (kept in ``result`` too) and the decisions recorded for
+        its touchpoints."""
+        customers = plan.customers
+        found = reads.views
         profiles = {c: features for c, (_, features) in zip(customers, found, strict=True)}
         # erased after their touchpoints were applied: nothing is decided about them
         erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
         now = self._clock()
+        limits = plan.catalogue.daily_limits()
         budgets = result.budgets = (
-            BudgetLedger.for_day(now, limits, spent, today) if limits else None
+            BudgetLedger.for_day(now, limits, reads.spent, plan.today) if limits else None
         )
-        result.catalogue = catalogue
-        watched, batch_of = _risk_watch_plan(pending)
-        batch = _DecidingBatch(catalogue, profiles, erased, now, budgets, watched, batch_of,
-                               unreadable=unreadable)  # fmt: skip
-        for context in stored:  # none where it expired (or is unreadable): decided again
+        result.catalogue = plan.catalogue
+        watched, batch_of = _risk_watch_plan(plan.pending)
+        batch = _DecidingBatch(plan.catalogue, profiles, erased, now, budgets, watched,
+                               batch_of, unreadable=reads.unreadable,
+                               applied_now=plan.applied_now)  # fmt: skip
+        for context in reads.contexts:  # none where it expired (or is unreadable): anew
             decision = _recorded(context)
             if decision is not None and decision.trigger_event_id is not None:
                 batch.recorded[decision.trigger_event_id] = decision
@@ -365,7 +400,7 @@ class TouchpointDecisions:
         gives the learner and the risk fact to record."""
         watch = watch_risk(
             event, features, batch.now, self._risk.model, self._risk_threshold,
-            subject=self._store.pseudonym(event.customer_id),
+            subject=self._pseudonym(event.customer_id),
             alongside=batch.batch_of[event.customer_id],
         )  # fmt: skip
         if watch.example is not None:

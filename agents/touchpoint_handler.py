@@ -22,6 +22,7 @@ from agents.batch_result import (
     fault_kinds,
 )
 from agents.control_group import ControlGroup
+from agents.decision_reads import read_for_decisions
 from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
 from agents.letters import SourceRecord
@@ -78,7 +79,7 @@ class TouchpointHandler:
         self._max_future = max_future
         self._reservations = ContactReservations(store, policy)
         self._decisions = TouchpointDecisions(
-            store,
+            store.pseudonym,
             policy,
             clock,
             max_attempts,
@@ -137,7 +138,10 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure))
                     continue
                 statuses.append(status)
-        await self._decisions.decide(decoded, statuses, result, earlier, before)
+        plan = self._decisions.plan(decoded, statuses, result, earlier)
+        if plan is not None:
+            reads = await read_for_decisions(self._store, plan)
+            self._decisions.decide(plan, reads, result, before)
         return result
 
     async def _apply_with_retries(

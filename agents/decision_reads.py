@@ -1,0 +1,28 @@
+"""The one read a batch's decisions make of the feature store: the customers' features,
+the day's offer budgets (when the catalogue limits any) and the decisions recorded for
+touchpoints an earlier attempt may have decided, in one round trip.
+:class:`agents.touchpoint_decisions.TouchpointDecisions` plans it and decides from it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agents.touchpoint_decisions import DecisionPlan, DecisionReads
+from feature_store import FeatureStore
+
+
+async def read_for_decisions(store: FeatureStore, plan: DecisionPlan) -> DecisionReads:
+    """What ``plan``'s decisions need, read together. A customer whose keys cannot be
+    read as features fails alone (in ``unreadable``); an unreadable stored decision
+    reads as none (the touchpoint is decided anew)."""
+    unreadable: dict[str, Exception] = {}
+    reading = store.read_views(plan.customers, faults=unreadable)
+    contexts = store.decisions.contexts(plan.asked, faults={})
+    spent: dict[str, int] = {}
+    if plan.catalogue.daily_limits():
+        views, spent, stored = await asyncio.gather(
+            reading, store.budgets.spent(plan.today), contexts
+        )
+    else:
+        views, stored = await asyncio.gather(reading, contexts)
+    return DecisionReads(views, spent, stored, unreadable)
