@@ -53,12 +53,14 @@ def hash_key(key: str) -> str:
 
 
 class AuthError(Exception):
-    """401 when no valid key was given, 403 when the key lacks the scope."""
+    """401 when no valid key was given, 403 when the key (``key_name``) lacks the scope
+    or is bound to other origins."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, key_name: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.key_name = key_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class KeyRing:
         if key is None:
             raise AuthError(401, "the API key is not valid")
         if scope not in key.scopes:
-            raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}")
+            raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}", key.name)
         if key.origins:
             origin = origin or origin_of(referer)
             if origin is None:
@@ -154,10 +156,13 @@ class KeyRing:
                     403,
                     f"key {key.name!r} is bound to web pages' origins, and the request "
                     "names none (no Origin or Referer)",
+                    key.name,
                 )
             if origin not in key.origins:
                 raise AuthError(
-                    403, f"key {key.name!r} is bound to other origins than {printable(origin)}"
+                    403,
+                    f"key {key.name!r} is bound to other origins than {printable(origin)}",
+                    key.name,
                 )
         return key
 

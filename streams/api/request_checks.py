@@ -23,12 +23,18 @@ def api_of(request: web.Request) -> Api:
 
 
 def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
-    """Check the request's API key for ``scope`` and its rate. The key comes in the
+    """Check the request's API key for ``scope`` and its rate (a valid key refused for
+    its scope or origin takes from its rate too: past it, a 429). The key comes in the
     ``Authorization: Bearer`` or ``X-API-Key`` header; in the ``api_key`` query
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
-    key = _checked_key(request, scope, key_in_query)
+    try:
+        key = _checked_key(request, scope, key_in_query)
+    except AuthError as exc:  # a valid key refused takes from its rate too
+        if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
+            raise _limited(wait, f"too many requests for key {exc.key_name!r}") from None
+        raise
     wait = api.limiter.allow(key.name)
     if wait:
         raise _limited(wait, f"too many requests for key {key.name!r}")

@@ -147,6 +147,21 @@ async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(
         assert answer.status == 200 and body["erasure_record"]["offset"] == 7 and health == [True]
 
 
+async def test_a_key_refused_for_its_scope_takes_from_its_rate_too() -> None:
+    """A key sent where its scope does not reach was answered 403 however fast it came:
+    the per-key rate left it out."""
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.5)
+    app = api_app(settings, publisher=Publisher(fail_at_once=True))
+    pages = {"X-API-Key": "page-key", "Origin": SHOP}  # recommend and outcomes only
+    async with TestClient(TestServer(app)) as client:
+        first = await client.post("/v1/events", json=EVENT, headers=pages)
+        assert first.status == 403 and (await first.json())["error"] == "forbidden"
+        second = await client.post("/v1/events", json=EVENT, headers=pages)
+        body = await second.json()
+        assert second.status == 429 and body["error"] == "rate_limited", body
+        assert "pages" in body["message"]
+
+
 async def test_a_key_over_its_rate_is_answered_429_with_when_to_retry() -> None:
     settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.5)
     app = api_app(settings, publisher=Publisher(fail_at_once=True))
