@@ -399,7 +399,12 @@ class StoreConnection:
         raise StoreUnavailable("Redis keeps losing the feature-store scripts")
 
     async def ping(self) -> bool:
+        """Whether Redis answers: on a cluster, every primary (each holds a share of the
+        customers; redis-py's own PING asks one node)."""
         with unavailable_when_transient():
+            if isinstance(self.client, aioredis.RedisCluster):
+                primaries = aioredis.RedisCluster.PRIMARIES
+                return bool(await self.client.ping(target_nodes=primaries))
             return bool(await self.client.ping())
 
     async def close(self) -> None:

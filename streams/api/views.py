@@ -154,7 +154,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {"kafka": api.kafka.check()}  # from what was last seen: no request to Kafka
     try:  # bounded: a frozen Redis must not hold the answer past a probe's timeout
         checks["redis"] = "ok" if await api.store.ping() else "down"
-    except StoreUnavailable:
+    except Exception:  # unavailable, or a client in a state of its own (a node lost)
         checks["redis"] = "down"
     # Ready once started: while Redis or Kafka is down the API still answers (default
     # offers, 503s that say retry), better than no answer at all from a pod taken out of

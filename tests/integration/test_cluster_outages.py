@@ -118,3 +118,39 @@ async def test_a_frozen_master_fails_calls_within_a_few_timeouts_not_minutes(
     finally:
         await store.close()
         cluster.stop()
+
+
+async def test_a_frozen_master_is_not_ready_whichever_it_is(tmp_path: Path) -> None:
+    """redis-py's PING asks one node (the one holding slot 0): a lost or frozen other
+    master, whose customers' recommendations all fell back, left /readyz saying Redis
+    was ok, and the API's log silent, for the whole failover."""
+    cluster = LocalRedisCluster(tmp_path / "cluster")
+    cluster.start()
+    store = FeatureStore.from_url(cluster.url, StoreConfig(secret=b"ping"), cluster=True,
+                                  clock=T0.timestamp, timeout_s=1.0)  # fmt: skip
+    admin = await aioredis.RedisCluster.from_url(cluster.url).initialize()
+    try:
+        assert await store.ping() is True
+        asked = admin.get_default_node()
+        others = [n for n in admin.get_primaries() if n.port != asked.port]
+        frozen = next(n for n in cluster.nodes if n.port == others[0].port)
+        assert frozen.process is not None
+        frozen.process.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+            assert time.monotonic() - started < 3
+        finally:
+            frozen.process.proc.send_signal(signal.SIGCONT)
+        for _ in range(100):  # back once it answers again
+            try:
+                if await store.ping():
+                    break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        assert await store.ping() is True
+    finally:
+        await admin.aclose()
+        await store.close()
+        cluster.stop()

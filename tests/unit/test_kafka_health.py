@@ -146,3 +146,21 @@ async def test_the_publisher_tells_of_a_failed_send() -> None:
     with pytest.raises(KafkaConnectionError):
         await publisher.publish("decisions", [(b"c-1", b"{}")], linger=False)
     assert outcomes == [False]
+
+
+async def test_readyz_says_redis_is_down_when_its_client_fails_otherwise() -> None:
+    """redis-py's cluster client, a master lost, raised AttributeError from its PING
+    (a connection closed under it): /readyz answered 500 internal_error."""
+
+    class Broken:
+        async def ping(self) -> bool:
+            raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    clock = Clock()
+    ready = asyncio.Event()
+    ready.set()
+    app = api_app(alerts=SimpleNamespace(ready=ready), reloads=SimpleNamespace(tried=ready),
+                  store=Broken(), kafka=health(clock.now - 1.0, clock))  # fmt: skip
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/readyz")
+        assert reply.status == 200 and (await reply.json())["checks"]["redis"] == "down"
