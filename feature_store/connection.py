@@ -33,6 +33,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from feature_store.cluster_ping import ClusterPing
 from feature_store.pipelining import Command, SharedRoundTrips
 from feature_store.records import Observer, RepliesUnknown, StoreRefused, StoreUnavailable
 from feature_store.transport import RedisPipe, RepliesLost
@@ -220,6 +221,9 @@ class StoreConnection:
         observe: Observer | None = None,
     ) -> None:
         self.client = client
+        self._cluster_ping = (
+            ClusterPing(client) if isinstance(client, aioredis.RedisCluster) else None
+        )
         self._pipe = pipe
         self._observe = observe
         self._shared = SharedRoundTrips(self._send)
@@ -398,16 +402,29 @@ class StoreConnection:
         # that reach different servers (a failover under way)
         raise StoreUnavailable("Redis keeps losing the feature-store scripts")
 
-    async def ping(self) -> bool:
-        """Whether Redis answers: on a cluster, every primary (each holds a share of the
-        customers; redis-py's own PING asks one node)."""
-        with unavailable_when_transient():
-            if isinstance(self.client, aioredis.RedisCluster):
-                primaries = aioredis.RedisCluster.PRIMARIES
-                return bool(await self.client.ping(target_nodes=primaries))
-            return bool(await self.client.ping())
+    async def ping(self, within_s: float) -> bool:
+        """Whether Redis answers within ``within_s``: on a cluster, every primary
+        (:mod:`.cluster_ping`); :class:`StoreUnavailable` when it does not."""
+        try:
+            with unavailable_when_transient():
+                if self._cluster_ping is None:
+                    async with asyncio.timeout(within_s):
+                        return bool(await self.client.ping())
+                async with asyncio.timeout(2 * within_s):  # reading the map, then PINGs
+                    silent = await self._cluster_ping.silent_primaries(within_s)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"no answer to PING within {within_s} s") from exc
+        for node, why in silent:
+            if not isinstance(why, TimeoutError) and not transient(why):
+                raise why
+            said = "no answer" if isinstance(why, TimeoutError) else f"{type(why).__name__}"
+            raise StoreUnavailable(f"Redis Cluster node {node}: {said} to PING within "
+                                   f"{within_s} s") from why  # fmt: skip
+        return True
 
     async def close(self) -> None:
+        if self._cluster_ping is not None:
+            self._cluster_ping.close()
         if self._pipe is not None:
             await self._pipe.close()
         await self.client.aclose()

@@ -4,7 +4,9 @@ outage: the feature store waits for it, and good events are not dead-lettered fo
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
 from schemas import Offer, OfferCatalogue, WebClick, encode_touchpoint
-from streams.services.local_redis import LocalRedisCluster
+from streams.services.local_redis import LocalRedis, LocalRedisCluster
+from streams.services.processes import free_cluster_port
 from tests.unit.factories import T0
 
 pytestmark = pytest.mark.integration
@@ -154,3 +157,58 @@ async def test_a_frozen_master_is_not_ready_whichever_it_is(tmp_path: Path) -> N
         await admin.aclose()
         await store.close()
         cluster.stop()
+
+
+async def test_after_a_failover_the_ping_asks_the_new_primary(tmp_path: Path) -> None:
+    """A master frozen and failed over to its replica: the store's ping kept asking the
+    frozen one, and /readyz said Redis was down for good after the cluster served every
+    slot again (its 1 s bound cancelled the PING before redis-py would read the cluster's
+    map again)."""
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    nodes = []
+    for i in range(6):  # three masters, a replica each, failing over within about 2 s
+        node = LocalRedis(tmp_path / f"n{i}", port=free_cluster_port(), appendonly=False)
+        node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                           "--cluster-node-timeout", "1000"]  # fmt: skip
+        node.start()
+        nodes.append(node)
+    store = None
+    try:
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+                  "--cluster-replicas", "1", "--cluster-yes"]  # fmt: skip
+        made = await asyncio.to_thread(subprocess.run, create, capture_output=True, text=True)
+        assert made.returncode == 0, made.stdout + made.stderr
+        admin = await aioredis.RedisCluster.from_url(nodes[0].url.rsplit("/", 1)[0]).initialize()
+        for _ in range(200):  # every replica in sync with its master
+            roles = [await admin.execute_command("INFO", "replication", target_nodes=n)
+                     for n in admin.get_replicas()]  # fmt: skip
+            if len(roles) == 3 and all(r.get("master_link_status") == "up" for r in roles):
+                break
+            await asyncio.sleep(0.1)
+        asked = admin.get_default_node()
+        frozen_port = next(n.port for n in admin.get_primaries() if n.port != asked.port)
+        await admin.aclose()
+        store = FeatureStore.from_url(nodes[0].url.rsplit("/", 1)[0], StoreConfig(secret=b"f"),
+                                      cluster=True, clock=T0.timestamp)  # fmt: skip
+        assert await store.ping() is True
+        frozen = next(n for n in nodes if n.port == frozen_port)
+        assert frozen.process is not None
+        frozen.process.proc.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+            answered = None
+            for _ in range(60):  # the replica takes over within a few seconds
+                try:
+                    answered = await store.ping()
+                    break
+                except StoreUnavailable:
+                    await asyncio.sleep(0.5)
+            assert answered is True, "the ping never asked the new primary"
+        finally:
+            frozen.process.proc.send_signal(signal.SIGCONT)
+    finally:
+        if store is not None:
+            await store.close()
+        for node in nodes:
+            node.stop()
