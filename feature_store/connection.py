@@ -159,8 +159,18 @@ def login_refused(exc: BaseException) -> bool:
     >>> failed.__cause__ = AuthenticationError("invalid username-password pair")
     >>> login_refused(failed), login_refused(StoreUnavailable("connection refused"))
     (True, False)
+    >>> on_a_cluster = StoreUnavailable("RedisClusterException: cannot be connected")
+    >>> on_a_cluster.__cause__ = RedisClusterException("Redis Cluster cannot be connected")
+    >>> on_a_cluster.__cause__.__cause__ = failed.__cause__  # redis-py's wrapping
+    >>> login_refused(on_a_cluster)
+    True
     """
-    return isinstance(exc.__cause__, AuthenticationError)
+    cause, seen = exc.__cause__ or exc.__context__, 0
+    while cause is not None and seen < 10:  # however deep redis-py wrapped it
+        if isinstance(cause, AuthenticationError):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
 
 
 def unavailable(exc: BaseException, said: str | None = None) -> StoreUnavailable:

@@ -28,6 +28,7 @@ from streams.app import build_store
 from streams.rebuild import RebuildError, TargetUnreachable, rebuild
 from streams.redis_checks import check_redis_layout
 from streams.services import LocalRedis, free_port
+from streams.services.local_redis import LocalRedisCluster
 from streams.settings import Settings, SettingsError
 from tests.integration.conftest import Pipeline
 from tests.unit.factories import T0
@@ -398,3 +399,32 @@ async def test_a_command_the_scripts_call_renamed_away_stops_the_start(tmp_path:
             await check_redis_layout(Settings(redis_url=server.url), within_s=5)
     finally:
         server.stop()
+
+
+async def test_a_redis_cluster_that_refuses_the_login_stops_the_start_and_the_rebuild(
+    tmp_path: Path,
+) -> None:
+    """redis-py wraps a cluster's refused login in its own "cannot be connected" error:
+    it was taken for an outage, the start went on with a warning, and `moments rebuild`
+    said to run it again once Redis answers (exit 3), for ever."""
+    cluster = LocalRedisCluster(tmp_path / "cluster")
+    cluster.start()
+    try:
+        for node in cluster.nodes:
+            admin = aioredis.Redis.from_url(node.url)
+            try:
+                await admin.config_set("requirepass", "wanted")
+            finally:
+                await admin.aclose()
+        wrong = cluster.url.replace("redis://", "redis://:wrong@").rsplit("/", 1)[0]
+        with pytest.raises(SettingsError, match="refused its user and password"):
+            await check_redis_layout(Settings(redis_url=wrong, redis_cluster=True), within_s=5)
+        target = FeatureStore.from_url(wrong, StoreConfig(secret=b"s"), cluster=True)
+        try:
+            with pytest.raises(RebuildError, match="refuses the login") as refused:
+                await rebuild(Settings(), target)
+            assert not isinstance(refused.value, TargetUnreachable)
+        finally:
+            await target.close()
+    finally:
+        cluster.stop()
