@@ -100,10 +100,8 @@ class DecisionDelivery:
         self._given_up[why] = self._given_up.get(why, 0) + count
         if self._given_up_due is None:  # now, and what follows in GIVEN_UP_EVERY_S after
             self._log_given_up()
-            # (stopping: what fails fails at once, and the process ends within seconds)
-            wait = 0.0 if self._stopping else GIVEN_UP_EVERY_S
-            loop = asyncio.get_running_loop()
-            self._given_up_due = loop.call_later(wait, self._log_given_up, True)
+            loop = asyncio.get_running_loop()  # (at a stop, the drain's end says the rest)
+            self._given_up_due = loop.call_later(GIVEN_UP_EVERY_S, self._log_given_up, True)
 
     def say_given_up(self) -> None:
         """Log now the decisions given up and not logged yet (the API's last words)."""
