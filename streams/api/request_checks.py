@@ -89,7 +89,13 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
                     raise _limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
-            except AuthError as exc:
+            except AuthError as exc:  # a valid key refused takes from its rate, as below
+                limiter = api_of(request).limiter
+                if exc.key_name is not None and (wait := limiter.allow(exc.key_name)):
+                    limited = _limited(wait, f"too many requests for key {exc.key_name!r}")
+                    return before_the_body(request, error_response(
+                        limited.status, limited.code, limited.message, limited.details,
+                        limited.headers))  # fmt: skip
                 return before_the_body(request, refused(exc))
             except ApiError as exc:
                 refusal = error_response(

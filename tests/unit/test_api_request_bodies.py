@@ -19,7 +19,8 @@ from streams.api import ingest_views
 from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
 from streams.api.server import API_KEY
-from tests.unit.api_app import SHOP, api_app, raw_request
+from streams.settings import Settings
+from tests.unit.api_app import KEYS, SHOP, api_app, raw_request
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
@@ -267,6 +268,24 @@ async def test_a_body_announced_over_the_limit_is_refused_before_it_comes() -> N
             asking = post(path, b"[", b"Expect: 100-continue").replace(b"Content-Length: 1", huge)
             head = await _head_of_answer_before_the_body(server, asking)
             assert head.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in head, head
+
+
+async def test_a_key_refused_before_its_body_takes_from_its_rate_too() -> None:
+    """Asking ``Expect: 100-continue``, a key refused for its scope got 403 however fast
+    it came, where the same request without the header took from its rate."""
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.01)
+    app = api_app(settings, publisher=_Publisher(),
+                  metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))  # fmt: skip
+    item = (_ITEM["/v1/events"] % "null").encode()
+    outside = post("/v1/events", item, b"Expect: 100-continue").replace(
+        b"X-API-Key: backend-key", b"X-API-Key: page-key\r\nOrigin: " + SHOP.encode()
+    )
+    async with TestServer(app) as server:
+        first = await raw_request(server, outside)
+        assert first.status == 403 and first.json["error"] == "forbidden", first
+        second = await raw_request(server, outside)
+        assert second.status == 429 and second.json["error"] == "rate_limited", second
+        assert b"HTTP/1.1 100" not in second.head
 
 
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
