@@ -302,6 +302,10 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
     async def show_leading() -> None:  # none leading: no learning (MomentsNoWorkerLeads)
         moments.metrics.leading.set(1.0 if app.is_leader() else 0.0)
 
+    @app.timer(2.0)  # type: ignore[untyped-decorator]
+    async def watch_group_coordinator() -> None:  # for /readyz, before its first probe too
+        watch_coordinator(group_coordinator(app))
+
     @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def sweep_risk() -> None:
         async def send(examples: list[RiskExample]) -> None:
@@ -377,7 +381,7 @@ def _register_pages(moments: Moments) -> None:
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
         coordinator = group_coordinator(app)
-        watch_coordinator(coordinator)  # from the first probe on
+        watch_coordinator(coordinator)  # (the timer above watches it within 2 s of start)
         checks["kafka"] = kafka_readiness(
             app.rebalancing, bool(app.consumer.assignment()), coordinator,
             silent_for_s=moments.settings.kafka_session_timeout_s,
