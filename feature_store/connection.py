@@ -416,13 +416,14 @@ class StoreConnection:
         """Whether Redis answers within ``within_s``: on a cluster, every primary
         (:mod:`.cluster_ping`); :class:`StoreUnavailable` when it does not."""
         try:
-            with unavailable_when_transient():
-                if self._cluster_ping is None:
-                    async with asyncio.timeout(within_s):
+            if self._cluster_ping is None:
+                async with asyncio.timeout(within_s):
+                    with unavailable_when_transient():
                         return bool(await self.client.ping())
-                async with asyncio.timeout(2 * within_s):  # reading the map, then PINGs
+            async with asyncio.timeout(2 * within_s):  # reading the map, then the PINGs
+                with unavailable_when_transient():
                     silent = await self._cluster_ping.silent_primaries(within_s)
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # (the bound's own: redis-py's is an outage too)
             raise StoreUnavailable(f"no answer to PING within {within_s} s") from exc
         for node, why in silent:
             if not isinstance(why, TimeoutError) and not transient(why):
