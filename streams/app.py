@@ -303,7 +303,7 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
         moments.metrics.leading.set(1.0 if app.is_leader() else 0.0)
 
     @app.timer(2.0)  # type: ignore[untyped-decorator]
-    async def watch_group_coordinator() -> None:  # for /readyz, before its first probe too
+    async def watch_group_coordinator() -> None:  # for /readyz (see worker_readiness)
         watch_coordinator(group_coordinator(app))
 
     @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
@@ -380,10 +380,8 @@ def _register_pages(moments: Moments) -> None:
             checks["redis"] = "ok" if await moments.store.ping() else "down"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
-        coordinator = group_coordinator(app)
-        watch_coordinator(coordinator)  # (the timer above watches it within 2 s of start)
-        checks["kafka"] = kafka_readiness(
-            app.rebalancing, bool(app.consumer.assignment()), coordinator,
+        checks["kafka"] = kafka_readiness(  # (watch_group_coordinator watches it)
+            app.rebalancing, bool(app.consumer.assignment()), group_coordinator(app),
             silent_for_s=moments.settings.kafka_session_timeout_s,
         )  # fmt: skip
         ready = all(v == "ok" for v in checks.values())

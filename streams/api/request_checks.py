@@ -29,12 +29,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     parameter only where ``key_in_query`` (the alert stream, for browsers' EventSource,
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
-    try:
-        key = _checked_key(request, scope, key_in_query)
-    except AuthError as exc:  # a valid key refused takes from its rate too
-        if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
-            raise _limited(wait, f"too many requests for key {exc.key_name!r}") from None
-        raise
+    key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
     if wait:
         raise _limited(wait, f"too many requests for key {key.name!r}")
@@ -52,7 +47,8 @@ def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
     :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
     once the process has refused too many of those (see
-    :data:`streams.api.server.WRONG_KEYS_PER_S`)."""
+    :data:`streams.api.server.WRONG_KEYS_PER_S`), and for a valid key refused for its
+    scope or origin once it is over its rate (each such refusal takes from it)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or request.headers.get("X-API-Key")
@@ -65,6 +61,8 @@ def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -
     except AuthError as exc:
         if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
             raise _limited(wait, "too many requests with API keys that are not valid") from None
+        if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
+            raise _limited(wait, f"too many requests for key {exc.key_name!r}") from None
         raise
 
 
@@ -89,13 +87,7 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
                     raise _limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
-            except AuthError as exc:  # a valid key refused takes from its rate, as below
-                limiter = api_of(request).limiter
-                if exc.key_name is not None and (wait := limiter.allow(exc.key_name)):
-                    limited = _limited(wait, f"too many requests for key {exc.key_name!r}")
-                    return before_the_body(request, error_response(
-                        limited.status, limited.code, limited.message, limited.details,
-                        limited.headers))  # fmt: skip
+            except AuthError as exc:
                 return before_the_body(request, refused(exc))
             except ApiError as exc:
                 refusal = error_response(
