@@ -8,9 +8,14 @@ O(d^2) per outcome; the inverse is worked out afresh from the matrix every
 updates does not add up (in a simulation of the bare updates, a true acceptance of
 0.100 read 0.105 after 100 million outcomes, and 0.167 after 300 million).
 Ranking scores every arm at once from arrays stacked once per update. Ranking is
-arbitrated as estimated acceptance x value x business priority; with probability
-``epsilon`` a uniformly chosen eligible offer goes first, so every decision logs the
-probability with which its first offer was chosen (for off-policy evaluation).
+arbitrated as estimated acceptance x value x business priority. Only a share of the
+decisions (``optimism``) ranks by the upper confidence bound (the estimate plus LinUCB's
+bonus for what the arm has not learned yet); the others rank by the estimate alone. The
+bonus is largest for an offer with no outcomes yet, and outcomes come late (minutes for a
+click, days for an email): ranked by it alone, a new offer would go first for nearly every
+customer until its first outcomes were learned. With probability ``epsilon`` a uniformly
+chosen eligible offer goes first. Every decision logs the probability with which its first
+offer was chosen (for off-policy evaluation).
 
 >>> model = LinUCBOffers(dimension=2, alpha=0.0)
 >>> for _ in range(50):
@@ -36,7 +41,7 @@ from numpy.typing import NDArray
 class Ranked:
     arm: str
     score: float  # arbitration score: estimated acceptance x value x priority
-    estimate: float  # estimated acceptance (upper confidence bound, clipped to 0..1)
+    estimate: float  # estimated acceptance, clipped to 0..1 (without the bonus)
     propensity: float  # probability that this arm was put first
 
 
@@ -58,6 +63,9 @@ REANCHOR_EVERY = 1000
 # Up to this many learned arms, every one is scored at once (taking out the eligible
 # arms' rows costs more than it saves, about 10 µs); beyond, only the eligible ones.
 SCORE_ALL_UP_TO = 64
+# the share of decisions ranked by the upper confidence bound: while an offer's outcomes
+# are on their way, the share of first places its bonus alone can win it
+OPTIMISM = 0.2
 # the widest context a snapshot may hold (Moments' own has a few dozen figures): a
 # dimension read from a corrupt one must not ask for gigabytes of matrices
 MAX_DIMENSION = 256
@@ -73,6 +81,10 @@ class _Stacked:
     a_inv: NDArray[np.float64]  # (arms, d, d)
 
 
+def _best_first(scored: tuple[float, float, str]) -> tuple[float, str]:
+    return -scored[0], scored[2]
+
+
 class LinUCBOffers:
     def __init__(
         self,
@@ -81,10 +93,12 @@ class LinUCBOffers:
         epsilon: float = 0.05,
         ridge: float = 1.0,
         prior: float = 0.05,
+        optimism: float = OPTIMISM,
     ) -> None:
         self.dimension = dimension
         self.alpha = alpha
         self.epsilon = epsilon
+        self.optimism = optimism  # share of decisions ranked by the upper confidence bound
         self.ridge = ridge
         self.prior = prior  # assumed acceptance for an arm with no data yet
         self.arms: dict[str, _Arm] = {}
@@ -166,24 +180,33 @@ class LinUCBOffers:
         means = (theta @ v).tolist()
         bonuses = (self.alpha * np.sqrt(np.maximum((a_inv @ v) @ v, 0.0))).tolist()
         unseen = (self.prior, self.alpha * float(np.sqrt(v @ v / self.ridge)))
-        scored = []
+        by_estimate, by_bound = [], []  # (score, estimate, arm) without and with the bonus
         for name in arms:
             row = rows.get(name)
             mean, bonus = unseen if row is None else (means[row], bonuses[row])
-            estimate = min(max(mean + bonus, 0.0), 1.0)
-            scored.append((estimate * worth.get(name, 1.0), estimate, name))
-        scored.sort(key=lambda t: (-t[0], t[2]))
-        k = len(scored)
-        # the seed's hash draws both chances (a seeded random.Random cost 7 µs a decision)
-        draw = hashlib.blake2b(seed.encode(), digest_size=16).digest()
+            w = worth.get(name, 1.0)
+            estimate = min(max(mean, 0.0), 1.0)
+            bound = min(max(mean + bonus, 0.0), 1.0)
+            by_estimate.append((estimate * w, estimate, name))
+            by_bound.append((bound * w, estimate, name))
+        by_estimate.sort(key=_best_first)
+        by_bound.sort(key=_best_first)
+        k = len(by_estimate)
+        # the seed's hash draws all three chances (a seeded random.Random cost 7 µs a
+        # decision): exploration, its pick, and the optimistic ranking
+        draw = hashlib.blake2b(seed.encode(), digest_size=24).digest()
+        cautious, bold = by_estimate[0][2], by_bound[0][2]  # each ranking's first
+        optimistic = int.from_bytes(draw[16:]) / 2**64 < self.optimism
+        ranked = by_bound if optimistic else by_estimate
         if k > 1 and int.from_bytes(draw[:8]) / 2**64 < self.epsilon:
-            pick = int.from_bytes(draw[8:]) % k
-            scored.insert(0, scored.pop(pick))
-        greedy = min(scored, key=lambda t: (-t[0], t[2]))[2]
+            pick = int.from_bytes(draw[8:16]) % k
+            ranked.insert(0, ranked.pop(pick))
         out = []
-        for score, estimate, name in scored[:limit]:
-            p = self.epsilon / k + (1 - self.epsilon if name == greedy else 0.0)
+        for _, estimate, name in ranked[:limit]:
+            chosen = self.optimism * (name == bold) + (1 - self.optimism) * (name == cautious)
+            p = self.epsilon / k + (1 - self.epsilon) * chosen
             # six significant digits: a small epsilon's propensity must not round to 0
+            score = estimate * worth.get(name, 1.0)
             out.append(Ranked(name, round(score, 6), round(estimate, 6), float(f"{p:.6g}")))
         return out
 
@@ -195,6 +218,7 @@ class LinUCBOffers:
             "epsilon": self.epsilon,
             "ridge": self.ridge,
             "prior": self.prior,
+            "optimism": self.optimism,
             "updates": self.updates,
             "arms": {
                 name: {
@@ -249,7 +273,9 @@ class LinUCBOffers:
         if dimension < self.dimension:
             raise ValueError(f"cannot narrow a model of {self.dimension} features to {dimension}")
         added = dimension - self.dimension
-        wide = LinUCBOffers(dimension, self.alpha, self.epsilon, self.ridge, self.prior)
+        wide = LinUCBOffers(
+            dimension, self.alpha, self.epsilon, self.ridge, self.prior, self.optimism
+        )
         wide.updates = self.updates
         for name, arm in self.arms.items():
             grown = _Arm(dimension, self.ridge)
@@ -267,15 +293,20 @@ class LinUCBOffers:
         dimension = int(state["dimension"])
         alpha, epsilon = float(state["alpha"]), float(state["epsilon"])
         ridge, prior = float(state["ridge"]), float(state["prior"])
+        # a snapshot from before the share was kept ranked every decision by the bound;
+        # it is loaded with today's share
+        optimism = float(state.get("optimism", OPTIMISM))
         # checked before any arm's matrix is made: a corrupt dimension would ask for
         # gigabytes, a ridge of 0 or less scores new offers NaN
         if not 1 <= dimension <= MAX_DIMENSION:
             raise ValueError(f"dimension {dimension} is not from 1 to {MAX_DIMENSION}")
         if not (0 < ridge < math.inf and 0 <= alpha < math.inf):
             raise ValueError(f"ridge {ridge} and alpha {alpha}: the ridge above 0, both finite")
-        if not (0 <= epsilon <= 1 and 0 <= prior <= 1):
-            raise ValueError(f"epsilon {epsilon} and prior {prior} must be from 0 to 1")
-        model = cls(dimension, alpha, epsilon, ridge, prior)
+        if not (0 <= epsilon <= 1 and 0 <= prior <= 1 and 0 <= optimism <= 1):
+            raise ValueError(
+                f"epsilon {epsilon}, prior {prior} and optimism {optimism} must be from 0 to 1"
+            )
+        model = cls(dimension, alpha, epsilon, ridge, prior, optimism)
         model.updates = int(state["updates"])
         for name, arm in state["arms"].items():
             restored = _Arm(model.dimension, model.ridge)

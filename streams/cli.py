@@ -294,6 +294,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     refused = [said for bad, said in (
         (not 0 <= args.warmup < args.decisions, "need 0 <= --warmup < --decisions"),
         (not 0 <= args.epsilon <= 1, "--epsilon is a share of decisions, from 0 to 1"),
+        (not 0 <= args.optimism <= 1, "--optimism is a share of decisions, from 0 to 1"),
+        (args.outcome_delay < 0, "--outcome-delay must be 0 or more"),
         (not 0 <= args.alpha < float("inf"), "--alpha (the exploration bonus) must be 0 "
          "or more, and finite"),
         (args.customers < 1, "--customers must be at least 1"),
@@ -309,6 +311,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         customers=args.customers,
         alpha=args.alpha,
         epsilon=args.epsilon,
+        optimism=args.optimism,
+        outcome_delay=args.outcome_delay,
         control_percent=settings.control_percent,
         control_salt=settings.control_salt,
         catalogue_path=settings.catalogue_path,

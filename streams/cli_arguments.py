@@ -74,6 +74,10 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--customers", type=int, default=2_000)
     ev.add_argument("--alpha", type=float, default=0.3, help="LinUCB exploration bonus")
     ev.add_argument("--epsilon", type=float, default=0.05, help="random first-offer share")
+    ev.add_argument("--optimism", type=float, default=0.2,
+                    help="share of decisions ranked by the upper confidence bound")  # fmt: skip
+    ev.add_argument("--outcome-delay", type=int, default=0,
+                    help="decisions between an offer shown and its outcome learned")  # fmt: skip
     check = sub.add_parser("check-catalogue", help="validate an offer catalogue and summarise it")
     check.add_argument("path", nargs="?", default=None, help="default: MOMENTS_CATALOGUE_PATH")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from agents.bandit import LinUCBOffers
+from agents.bandit import OPTIMISM, LinUCBOffers
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.context import DIMENSION
@@ -71,6 +71,8 @@ class EvaluationConfig:
     events_per_day: float = 800.0  # the population's touchpoints per simulated day
     alpha: float = 0.3  # LinUCB exploration bonus
     epsilon: float = 0.05  # chance of a uniformly random first offer
+    optimism: float = OPTIMISM  # share of decisions ranked by the upper confidence bound
+    outcome_delay: int = 0  # decision moments between an offer shown and its outcome learned
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
     catalogue_path: str = Settings.catalogue_path
@@ -157,7 +159,9 @@ class Evaluation:
         self.contact_policy = ContactPolicy(
             ControlGroup(config.control_salt, config.control_percent)
         )
-        model = LinUCBOffers(DIMENSION, alpha=config.alpha, epsilon=config.epsilon)
+        model = LinUCBOffers(
+            DIMENSION, alpha=config.alpha, epsilon=config.epsilon, optimism=config.optimism
+        )
         self.holder = ModelHolder(model=model)
         self.learned = LearnedOfferPolicy(
             CatalogueHolder(self.catalogue), self.contact_policy, self.holder
@@ -179,6 +183,9 @@ class Evaluation:
         self._answers = random.Random(seeds.getrandbits(64))  # the customers' draws
         self._organic = random.Random(seeds.getrandbits(64))
         self._random_policy = random.Random(seeds.getrandbits(64))
+        # the learned policy's outcomes on their way: (decision moment, context, offer,
+        # reward), learned ``outcome_delay`` moments later, as outcomes reach the learner
+        self._awaited: deque[tuple[int, list[float], str, float]] = deque()
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -200,6 +207,7 @@ class Evaluation:
             if measured and (self.moments - cfg.warmup) % chunk == 0:
                 self.curve.append({p: Tally() for p in POLICIES})
             self._decide(moment, state, event.ts, now_ms, measured)
+            self._learn_arrived()
             self.moments += 1
             if self.moments >= cfg.decisions:
                 break
@@ -210,6 +218,13 @@ class Evaluation:
             "total": round(time.perf_counter() - started, 1),
         }
         return result
+
+    def _learn_arrived(self) -> None:
+        """Learn the outcomes shown ``outcome_delay`` decision moments ago or earlier."""
+        awaited, model = self._awaited, self.holder.model
+        while awaited and self.moments - awaited[0][0] >= self.config.outcome_delay:
+            _, x, offer_id, reward = awaited.popleft()
+            model.learn_one(x, offer_id, reward)
 
     def _decide(
         self, moment: DecisionMoment, state: _Customer, now: datetime, now_ms: int, measured: bool
@@ -250,7 +265,7 @@ class Evaluation:
             if policy == "learned" and offer is not None and kind is not None:
                 reward = REWARDS[kind]
                 x = decision.context or []
-                self.holder.model.learn_one(x, offer.offer_id, reward)
+                self._awaited.append((self.moments, x, offer.offer_id, reward))
                 accepted_learned = kind == "accepted"
                 if measured:
                     allowed = self._allowed(moment, f, now)
@@ -342,6 +357,8 @@ class Evaluation:
                 "events_per_day": cfg.events_per_day,
                 "alpha": cfg.alpha,
                 "epsilon": cfg.epsilon,
+                "optimism": cfg.optimism,
+                "outcome_delay": cfg.outcome_delay,
                 "control_percent": cfg.control_percent,
                 "catalogue": self.catalogue.version,
             },

@@ -108,14 +108,16 @@ def test_ranking_is_deterministic_per_decision_and_weighs_worth() -> None:
     assert quiet.rank(x, [], {}, "d") == []
 
 
-def _one_at_a_time(model: LinUCBOffers, x: list[float], name: str) -> float:
-    """An arm's clipped upper confidence bound, worked out for that arm alone."""
+def _one_at_a_time(model: LinUCBOffers, x: list[float], name: str) -> tuple[float, float]:
+    """An arm's clipped estimate and upper confidence bound, worked out for that arm alone."""
     v = np.asarray(x)
     arm = model.arms.get(name)
     if arm is None or arm.n == 0:
-        return min(max(model.prior + model.alpha * float(np.sqrt(v @ v / model.ridge)), 0.0), 1.0)
-    mean = float((arm.a_inv @ arm.b) @ v)
-    return min(max(mean + model.alpha * float(np.sqrt(v @ arm.a_inv @ v)), 0.0), 1.0)
+        mean, bonus = model.prior, model.alpha * float(np.sqrt(v @ v / model.ridge))
+    else:
+        mean = float((arm.a_inv @ arm.b) @ v)
+        bonus = model.alpha * float(np.sqrt(v @ arm.a_inv @ v))
+    return min(max(mean, 0.0), 1.0), min(max(mean + bonus, 0.0), 1.0)
 
 
 def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() -> None:
@@ -126,11 +128,15 @@ def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() 
     def check(arms: list[str]) -> None:
         for _ in range(20):
             x = [1.0] + [rng.random() for _ in range(3)]
-            ranked = model.rank(x, arms, {}, seed=str(rng.random()), limit=len(arms))
-            assert {r.arm for r in ranked} == set(arms)
-            for r in ranked:
-                assert r.estimate == pytest.approx(_one_at_a_time(model, x, r.arm), abs=1e-6)
-            assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+            alone = {name: _one_at_a_time(model, x, name) for name in arms}
+            for share, by in ((1.0, 1), (0.0, 0)):  # ranked by the bound, by the estimate
+                model.optimism = share
+                ranked = model.rank(x, arms, {}, seed=str(rng.random()), limit=len(arms))
+                assert {r.arm for r in ranked} == set(arms)
+                for r in ranked:
+                    assert r.estimate == pytest.approx(alone[r.arm][0], abs=1e-6)
+                    assert r.score == pytest.approx(alone[r.arm][0], abs=1e-6)  # worth 1
+                assert [r.arm for r in ranked] == sorted(arms, key=lambda a: (-alone[a][by], a))
 
     check(["a", "b", "untaught", "never-seen"])
     for i in range(300):
@@ -138,9 +144,11 @@ def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() 
         model.learn_one(x, "ab"[i % 2], float(x[1] > 0.5) if i % 2 else float(x[2] > 0.5))
         if i in (0, 1, 50, 299):  # stacked again after learning, never stale
             check(["a", "b", "untaught", "never-seen"])
+    model.optimism = 0.2
     restored = LinUCBOffers.from_dict(model.to_dict())
     x = [1.0, 0.2, 0.9, 0.4]
-    assert restored.rank(x, ["a", "b"], {}, "s") == model.rank(x, ["a", "b"], {}, "s")
+    for seed in ("s", "t", "u", "v"):
+        assert restored.rank(x, ["a", "b"], {}, seed) == model.rank(x, ["a", "b"], {}, seed)
 
 
 def test_ranking_a_few_of_many_learned_arms_scores_them_as_ranking_all_does() -> None:
@@ -156,7 +164,7 @@ def test_ranking_a_few_of_many_learned_arms_scores_them_as_ranking_all_does() ->
         x = [1.0] + [rng.random() for _ in range(3)]
         few = model.rank(x, eligible, {}, seed="s", limit=10)
         for r in few:
-            assert r.estimate == pytest.approx(_one_at_a_time(model, x, r.arm), abs=1e-6)
+            assert r.estimate == pytest.approx(_one_at_a_time(model, x, r.arm)[0], abs=1e-6)
         every = model.rank(x, [f"arm-{i}" for i in range(100)] + ["new-offer", "x"], {}, "s", 200)
         estimates = {r.arm: r.estimate for r in every}
         assert all(r.estimate == estimates[r.arm] for r in few)
@@ -169,9 +177,10 @@ def test_exploration_leads_with_a_random_offer_at_epsilons_rate() -> None:
     for arm, reward in (("a", 1.0), ("b", 0.5), ("c", 0.0), ("d", 0.0)):
         for _ in range(20):
             model.learn_one([1.0, 0.0], arm, reward)
-    greedy = model.rank([1.0, 0.0], ["a", "b", "c", "d"], {}, seed="s", limit=4)
-    greedy_order = [r.arm for r in greedy]
-    assert greedy_order[0] == "a"
+    model.epsilon = 0.0  # every arm learned as much: their bonuses are equal, one order
+    greedy_order = [r.arm for r in model.rank([1.0, 0.0], list("abcd"), {}, seed="s", limit=4)]
+    model.epsilon = 0.2
+    assert greedy_order == ["a", "b", "c", "d"]
     leads: dict[str, int] = {}
     explored = 0
     for i in range(20000):
@@ -216,3 +225,63 @@ def test_a_snapshot_from_before_design_matrices_were_kept_loads() -> None:
     restored = LinUCBOffers.from_dict(state)
     assert np.allclose(restored.arms["a"].a, model.arms["a"].a)
     assert restored.predict_one([1.0, 0.5], "a") == model.predict_one([1.0, 0.5], "a")
+
+
+def _learned_two_offers() -> tuple[LinUCBOffers, list[list[float]]]:
+    """Offers a (takes 0.3) and b (0.1), learned from many outcomes in varied contexts;
+    and some contexts to decide in."""
+    rng = random.Random(8)
+    model = LinUCBOffers(dimension=4)
+    contexts = [[1.0, rng.random(), rng.random(), float(rng.random() < 0.5)] for _ in range(50)]
+    for i in range(6_000):
+        x = contexts[i % len(contexts)]
+        arm, rate = ("a", 0.3) if i % 2 else ("b", 0.1)
+        model.learn_one(x, arm, float(rng.random() < rate))
+    return model, contexts
+
+
+def test_a_new_offer_leads_only_the_optimistic_share_while_its_outcomes_are_awaited() -> None:
+    """An offer with no outcomes has the largest bonus. Outcomes come late, so the same
+    snapshot decides many customers before the new offer's first is learned: ranked by
+    the bound alone, it led about 96 % of them. It leads about the optimistic share, and
+    says so: its estimate is the prior, and its lead is exploration (low propensity)."""
+    model, contexts = _learned_two_offers()
+    led = 0
+    decisions = 6_000
+    for i in range(decisions):
+        first = model.rank(contexts[i % len(contexts)], ["a", "b", "new"], {}, f"d{i}")[0]
+        if first.arm == "new":
+            led += 1
+            assert first.estimate == model.prior
+            assert first.propensity < 0.5
+    expected = model.optimism * (1 - model.epsilon) + model.epsilon / 3
+    assert expected - 0.02 < led / decisions < expected + 0.02
+
+
+def test_each_logged_propensity_is_how_often_its_offer_leads() -> None:
+    """Off-policy estimates weigh each decision by its first offer's logged propensity:
+    over many decisions in one context, each offer leads as often as it says."""
+    model, contexts = _learned_two_offers()
+    model.epsilon = 0.1
+    x, arms = contexts[3], ["a", "b", "new", "other-new"]
+    led: dict[str, int] = {}
+    said: dict[str, float] = {}
+    decisions = 40_000
+    for i in range(decisions):
+        first = model.rank(x, arms, {"b": 2.0}, f"s{i}")[0]
+        led[first.arm] = led.get(first.arm, 0) + 1
+        assert said.setdefault(first.arm, first.propensity) == first.propensity
+    assert sum(said.values()) == pytest.approx(1.0, abs=1e-5)
+    for arm, n in led.items():
+        assert n / decisions == pytest.approx(said[arm], abs=0.01)
+
+
+def test_the_optimistic_share_is_kept_in_the_snapshot_and_checked() -> None:
+    model, _ = _learned_two_offers()
+    model.optimism = 0.35
+    state = json.loads(json.dumps(model.to_dict()))
+    assert LinUCBOffers.from_dict(state).optimism == 0.35
+    older = {k: v for k, v in state.items() if k != "optimism"}  # published before it was kept
+    assert LinUCBOffers.from_dict(older).optimism == LinUCBOffers(4).optimism
+    with pytest.raises(ValueError, match=r"optimism 1\.5"):
+        LinUCBOffers.from_dict(state | {"optimism": 1.5})

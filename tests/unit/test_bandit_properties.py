@@ -48,6 +48,7 @@ def bandits(draw: st.DrawFn) -> LinUCBOffers:
         epsilon=draw(st.sampled_from([0.0, 0.05, 1.0]) | st.floats(1e-6, 1)),
         ridge=draw(st.floats(0.1, 10)),
         prior=draw(st.floats(0, 1)),
+        optimism=draw(st.sampled_from([0.0, 0.2, 1.0]) | st.floats(0, 1)),
     )
     for _ in range(draw(st.integers(0, 20))):
         x = draw(st.lists(feature, min_size=d, max_size=d))
@@ -138,8 +139,8 @@ def test_a_ranking_lists_eligible_offers_once_with_trustworthy_propensities(
     """``rank`` lists ``min(limit, eligible)`` distinct eligible offers, the same for the
     same decision; estimates lie in 0..1, scores are finite and not negative, and each
     logged propensity is the chance of being put first: in 0..1, above 0 while
-    exploring, summing to 1 over all eligible offers. After the first offer they are
-    best first (all of them when not exploring)."""
+    exploring, summing to 1 over all eligible offers. Without the bonus (alpha 0), after
+    the first offer they are best first (all of them when not exploring)."""
     x, arms, worth, seed, limit = data.draw(rankings(model))
     ranked = model.rank(x, arms, worth, seed, limit)
     note(repr(ranked))
@@ -151,9 +152,13 @@ def test_a_ranking_lists_eligible_offers_once_with_trustworthy_propensities(
         assert 0.0 <= r.propensity <= 1.0
         assert model.epsilon == 0 or r.propensity > 0
     scores = [r.score for r in ranked]
-    assert scores[1:] == sorted(scores[1:], reverse=True)
-    if model.epsilon == 0 and ranked:
-        assert scores == sorted(scores, reverse=True) and ranked[0].propensity == 1.0
+    if model.alpha == 0:  # both rankings are one (else see test_bandit's one at a time)
+        assert scores[1:] == sorted(scores[1:], reverse=True)
+        if model.epsilon == 0 and ranked:
+            assert scores == sorted(scores, reverse=True) and ranked[0].propensity == 1.0
+    if model.epsilon == 0 and ranked:  # first by one ranking, or by both
+        shares = (1.0, model.optimism, 1 - model.optimism)
+        assert any(math.isclose(ranked[0].propensity, s, rel_tol=1e-5) for s in shares)
     if arms:
         everything = model.rank(x, arms, worth, seed, len(arms))
         assert math.isclose(sum(r.propensity for r in everything), 1.0, abs_tol=1e-4)

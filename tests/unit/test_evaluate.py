@@ -112,6 +112,20 @@ def test_without_exploration_no_other_policy_is_estimated() -> None:
     assert logging_policy["ips"] == pytest.approx(logging_policy["observed_mean_reward"], abs=1e-4)
 
 
+def test_outcomes_are_learned_the_delay_after_their_decisions() -> None:
+    """Outcomes come late: with ``outcome_delay``, those of the last moments are still
+    on their way when the run ends, and every other one was learned."""
+    delayed = Evaluation(dataclasses.replace(SMALL, decisions=600, warmup=100, outcome_delay=150))
+    delayed.run()
+    awaited = [moment for moment, *_ in delayed._awaited]
+    assert awaited and min(awaited) >= delayed.moments - 150
+    shown = delayed.holder.model.updates + len(awaited)  # every outcome of an offer shown
+    prompt = Evaluation(dataclasses.replace(SMALL, decisions=600, warmup=100))
+    prompt.run()
+    assert not prompt._awaited and prompt.holder.model.updates > 0
+    assert delayed.holder.model.updates < shown
+
+
 def test_a_tiny_exploration_logs_a_propensity_above_zero() -> None:
     from agents.bandit import LinUCBOffers
 
