@@ -227,8 +227,8 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
         "paths": {
             "/v1/customers/{customer_id}/recommendations": {"get": {
                 "summary": "Ranked offers for the customer now; logs the exposure as a decision. "
-                           "segment, context and reasons only for keys that also "
-                           "have profile-read.",
+                           "segment and context only for keys that also have "
+                           "profile-read; for others reasons is empty.",
                 "security": _SECURITY, "x-scope": "recommend",
                 "parameters": [_CUSTOMER,
                     {"name": "channel", "in": "query",

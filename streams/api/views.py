@@ -48,10 +48,11 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
 # What a decision says of its customer beyond the offers: their segment, the model's input
 # (value, experience, tastes) and the reasons (consent withdrawn, quiet hours, fatigue).
 # Answered only to keys that may read profiles: a key web pages use, visible to their
-# visitors, would tell anyone who names a customer. ``control`` (a field of every decision
-# in the contract) is answered to all: the hold-out is drawn by a hash of the id, and a
-# page must tell "held out" from "nothing to offer".
-EXPLANATION = ("segment", "context", "reasons")
+# visitors, would tell anyone who names a customer. ``reasons`` is a field of every
+# decision in the contract: they get it empty. ``control`` (another) is answered to all:
+# the hold-out is drawn by a hash of the id, and a page must tell "held out" from
+# "nothing to offer".
+EXPLANATION = ("segment", "context")
 
 
 async def recommendations(request: web.Request) -> web.Response:
@@ -94,6 +95,7 @@ async def recommendations(request: web.Request) -> web.Response:
     if "profile-read" not in key.scopes:
         for field in EXPLANATION:
             body.pop(field, None)
+        body["reasons"] = []
     # its titles from the catalogue it was decided with (one may have been loaded since)
     catalogue = api.catalogue.of_version(decision.catalogue_version)
     for offer in body["offers"]:
