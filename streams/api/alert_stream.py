@@ -92,7 +92,7 @@ async def _stream(
         head += b"".join(_erased_sse(n) for n in notices if n is not None)
         # from the position as sent: a partition dropped from it (past this process's
         # end) was started over, not missed
-        missed = hub.missed(StreamPosition.parse(last_id))
+        missed = hub.missed(StreamPosition.parse(last_id), queue)
         head += _gap_sse(missed)
     for partition, _, kept_from in missed:  # told once: passed from here on
         position.skip_to(partition, kept_from - 1)

@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 
 from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
+from streams.api.alert_gaps import AlertGaps
 from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.api.screen_feed import (
     Alert,
@@ -73,9 +74,8 @@ class AlertHub:
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
-        # partition -> the offset from which the buffer holds every alert read there: the
-        # ones before it left the buffer, or were never read into it (see missed)
-        self._kept_from: dict[int, int] = {}
+        # where the buffer holds every alert read, and what left it (see missed)
+        self._gaps = AlertGaps()
         # partition added while the process ran -> its first offset: a screen whose
         # position names no such partition was positioned before it was there
         self._added_from: dict[int, int] = {}
@@ -118,19 +118,20 @@ class AlertHub:
         which received the partitions in another order, misses none."""
         return [a for a in self._buffer if not position.passed(a) and for_queue(a, queue)]
 
-    def missed(self, position: StreamPosition) -> list[tuple[int, int, int]]:
+    def missed(self, position: StreamPosition, queue: str | None) -> list[tuple[int, int, int]]:
         """``(partition, offset passed, offset the buffer is whole from)`` for each
-        partition where alerts after ``position`` have left the buffer (or were never
-        read into it): a stream resumed there cannot be sent them."""
+        partition where alerts for ``queue`` (``None``: every queue) after ``position``
+        have left the buffer (or were never read into it): a stream resumed there cannot
+        be sent them."""
         named = dict(position.offsets())
         if not named:  # no position: it resumes nothing
             return []
         # A partition the position does not name had no alert when it was taken (a
         # stream names every partition with one, StreamPosition.cover), or was added
         # since: it missed what left the buffer there from its first offset.
-        passed = {p: named.get(p, self._added_from.get(p, 0) - 1) for p in self._kept_from}
-        return [(p, o, self._kept_from[p]) for p, o in sorted(passed.items())
-                if o + 1 < self._kept_from[p]]  # fmt: skip
+        kept = self._gaps.kept_from
+        passed = {p: named.get(p, self._added_from.get(p, 0) - 1) for p in kept}
+        return self._gaps.missed(passed, queue)
 
     async def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
@@ -199,8 +200,7 @@ class AlertHub:
                 continue
             buffered.add(alert.intervention.intervention_id)
             if len(self._buffer) == self._buffer.maxlen:  # the oldest leaves the buffer
-                partition, offset = partition_offset((self._buffer or [alert])[0].id)
-                self._kept_from[partition] = max(offset + 1, self._kept_from.get(partition, 0))
+                self._gaps.left((self._buffer or [alert])[0])
             self._buffer.append(alert)
             self._notify(alert)
 
@@ -283,9 +283,7 @@ class AlertHub:
                 if tp.partition in self._alerts_read:  # where the last connection was
                     at = min(self._alerts_read[tp.partition], ends[tp])
                     if at < kept[tp]:  # deleted meanwhile: never read, and told as a gap
-                        self._kept_from[tp.partition] = max(
-                            self._kept_from.get(tp.partition, 0), kept[tp]
-                        )
+                        self._gaps.never_read(tp.partition, before=kept[tp])
                     consumer.seek(tp, max(at, kept[tp]))
                 else:  # a little back, so that screens see recent alerts at once
                     if reconnecting:  # a partition added while away
@@ -293,7 +291,7 @@ class AlertHub:
                     start = max(ends[tp] - self._backlog // max(len(tps), 1), kept[tp])
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
-                    self._kept_from[tp.partition] = start  # the ones before: never read
+                    self._gaps.never_read(tp.partition, before=start)
             # Older erasures' tombstones keep their alerts off the screens. At the first
             # start, the last day's erasures are read (the newest a screen that resumes
             # here must hear of); after a reconnection, from where the last connection
@@ -316,8 +314,8 @@ class AlertHub:
                         self._erasures(records)
                     else:
                         # a partition added since: read from its oldest record kept
-                        if tp.partition not in self._kept_from:
-                            self._kept_from[tp.partition] = records[0].offset
+                        if tp.partition not in self._gaps.kept_from:
+                            self._gaps.never_read(tp.partition, before=records[0].offset)
                             self._added_from[tp.partition] = records[0].offset
                         alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
@@ -411,7 +409,7 @@ class AlertHub:
             self._erasures_read[tp.partition] = first
             return
         self._alerts_read[tp.partition] = first
-        self._kept_from[tp.partition] = first
+        self._gaps.start_over(tp.partition, first)
         self._ends[tp.partition] = first
         old = (a for a in self._buffer if partition_offset(a.id)[0] != tp.partition)
         self._buffer = deque(old, maxlen=self._backlog)

@@ -337,3 +337,39 @@ async def test_a_screen_that_leaves_while_its_backlog_is_written_ends_quietly(
     errors = metric_total(api, "moments_http_request_seconds_count", status="500")
     assert errors == 0, api.log_path.read_text()[-3000:]
     assert "unexpected error" not in api.log_path.read_text()
+
+
+async def test_a_quiet_queue_is_told_of_a_gap_only_when_its_own_alerts_left_the_buffer(
+    pipeline: Pipeline,
+) -> None:
+    """Every queue's alerts share the API's buffer (500). A screen on a quiet queue that
+    resumes after a busy queue pushed alerts out of it missed none of its own: it is not
+    told of a gap (agents would look for customers who need nothing). A screen on every
+    queue, or on the busy one, is."""
+    api = pipeline.start_api()
+    stream = f"{api.url}/v1/alerts/stream"
+    async with SseClient(f"{stream}?queue=vip", DEV_AUTH) as vip:
+        await vip.subscribed()
+        await send(pipeline, intervention(1, "vip"))
+        (seen,) = await receive(vip, 1)
+    assert seen.id is not None
+    resume = {**DEV_AUTH, "Last-Event-ID": seen.id}
+    await send(pipeline, *(intervention(100 + n, "billing") for n in range(600)))
+    async with SseClient(f"{stream}?queue=billing", DEV_AUTH) as billing:
+        await billing.subscribed()
+        got = await receive(billing, 500)  # the buffer's, then those read since
+        while got[-1].json["intervention_id"] != "iv-699":  # the API has read them all
+            got.append(await billing.next())
+    async with SseClient(f"{stream}?queue=VIP", resume) as quiet:
+        await quiet.subscribed()
+        await send(pipeline, intervention(2, "vip"))
+        told = [await quiet.next()]
+        while told[-1].event is not None:  # a position past billing's alerts, maybe
+            told.append(await quiet.next())
+        assert [e.event for e in told[:-1]] in ([], ["position"]), told  # no gap
+        assert told[-1].json["intervention_id"] == "iv-2", told
+    for told in ("", "?queue=billing"):
+        async with SseClient(f"{stream}{told}", resume) as busy:
+            await busy.subscribed()
+            gap = await busy.next()
+            assert gap.event == "gap" and gap.json["missed"], gap

@@ -602,12 +602,17 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     assert await page.js(cards) == KEPT
 
     await asyncio.sleep(1.2)  # so that the reload's time differs from the acknowledgement's
+    await page.js("document.getElementById('hide-acked').click()")  # kept over the reload
     await page.send("Page.navigate", url=url)
     await page.wait_for(
         "document.querySelector('#alerts .alert')?.dataset.interventionId === 'iv-350'",
         20, "the alerts after the reload",
     )  # fmt: skip
     assert acknowledged.startswith("Acknowledged ") and await page.js(label) == acknowledged
+    hidden = "document.getElementById('hide-acked').checked && document.body.classList"
+    assert await page.js(f"{hidden}.contains('hide-acked')") is True
+    first = "document.querySelector('#alerts .alert')"
+    assert await page.js(f"getComputedStyle({first}).display") == "none"  # acknowledged
     # a kind or segment named like an object's own property is a name like any other
     card = "document.querySelector('[data-intervention-id=\"iv-349\"]')"
     assert await page.js(f"{card}.querySelector('.alert-kind').textContent") == "Constructor"

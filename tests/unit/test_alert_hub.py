@@ -272,14 +272,31 @@ def test_alerts_that_left_the_buffer_after_a_position_are_reported_missed() -> N
     alerts = hub()  # the buffer holds 3
     alerts.publish([alert(n, "a") for n in range(1, 7)] + [alert(1, "b", partition=1)])
     # partition 0 holds 5 and 6 now (4 was pushed out by partition 1's alert)
-    assert alerts.missed(StreamPosition.parse("0-2.1-0")) == [(0, 2, 5)]
-    assert alerts.missed(StreamPosition.parse("0-4.1-0")) == []  # 5 on: all still here
+    assert alerts.missed(StreamPosition.parse("0-2.1-0"), None) == [(0, 2, 5)]
+    assert alerts.missed(StreamPosition.parse("0-2.1-0"), " Vip") == [(0, 2, 5)]
+    assert alerts.missed(StreamPosition.parse("0-2.1-0"), "billing") == []  # none of its own
+    assert alerts.missed(StreamPosition.parse("0-4.1-0"), None) == []  # 5 on: all still here
     # a partition a position does not name had no alert when it was taken: 0 to 4 of
     # partition 0 came after it, and have left (screens were never told of them)
-    assert alerts.missed(StreamPosition.parse("1-0")) == [(0, -1, 5)]
-    assert alerts.missed(StreamPosition()) == []
+    assert alerts.missed(StreamPosition.parse("1-0"), None) == [(0, -1, 5)]
+    assert alerts.missed(StreamPosition(), None) == []
     alerts.forget("a")  # erased, not missed
-    assert alerts.missed(StreamPosition.parse("0-4")) == []
+    assert alerts.missed(StreamPosition.parse("0-4"), None) == []
+
+
+def test_a_screen_is_told_of_a_gap_where_alerts_of_its_own_queue_or_every_queue_left() -> None:
+    """One buffer holds every queue's alerts: a quiet queue's screen missed nothing when
+    only a busy queue's alerts left it; an alert for every queue is any screen's."""
+    alerts = hub()  # the buffer holds 3
+    alerts.publish([alert(1, "a", queue="vip")])
+    alerts.publish([alert(n, "b", queue="billing") for n in range(2, 8)])
+    assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-5", "0-6", "0-7"]
+    assert alerts.missed(StreamPosition.parse("0-1"), "vip") == []  # 2 to 4: billing's
+    assert alerts.missed(StreamPosition.parse("0-0"), "vip") == [(0, 0, 5)]  # 1 was its own
+    assert alerts.missed(StreamPosition.parse("0-1"), "billing") == [(0, 1, 5)]
+    alerts.publish([alert(8, "c", queue=None)])  # for every queue: it pushes 5 out
+    alerts.publish([alert(n, "b", queue="billing") for n in range(9, 12)])
+    assert alerts.missed(StreamPosition.parse("0-7"), "vip") == [(0, 7, 9)]
 
 
 def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -> None:
@@ -288,13 +305,13 @@ def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -
     sent nowhere it could resume from)."""
     alerts = hub()  # the buffer holds 3
     alerts.publish([alert(n, "a") for n in range(2)])
-    alerts._kept_from.setdefault(1, 0)  # as the fan-out reads a partition added while running
+    alerts._gaps.never_read(1, before=0)  # as the fan-out reads a partition added meanwhile
     alerts._added_from[1] = 0
     alerts.publish([alert(n, "b", partition=1) for n in range(4)])
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["1-1", "1-2", "1-3"]
-    assert alerts.missed(StreamPosition.parse("0-1")) == [(1, -1, 1)]
-    assert alerts.missed(StreamPosition.parse("0-1.1-0")) == []  # it had passed 1-0
-    assert alerts.missed(StreamPosition()) == []  # no position: it resumes nothing
+    assert alerts.missed(StreamPosition.parse("0-1"), None) == [(1, -1, 1)]
+    assert alerts.missed(StreamPosition.parse("0-1.1-0"), None) == []  # it had passed 1-0
+    assert alerts.missed(StreamPosition(), None) == []  # no position: it resumes nothing
 
 
 def test_an_erasure_heard_twice_is_told_to_the_screens_once() -> None:
