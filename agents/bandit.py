@@ -43,6 +43,8 @@ class Ranked:
     score: float  # arbitration score: estimated acceptance x value x priority
     estimate: float  # estimated acceptance, clipped to 0..1 (without the bonus)
     propensity: float  # probability that this arm was put first
+    # first by exploration: epsilon, or the bonus, put it where the estimate would not
+    explored: bool = False
 
 
 class _Arm:
@@ -79,10 +81,6 @@ class _Stacked:
     rows: dict[str, int]  # arm -> row, for arms with data
     theta: NDArray[np.float64]  # (arms, d): each arm's ridge estimate A^-1 b
     a_inv: NDArray[np.float64]  # (arms, d, d)
-
-
-def _best_first(scored: tuple[float, float, str]) -> tuple[float, str]:
-    return -scored[0], scored[2]
 
 
 class LinUCBOffers:
@@ -180,34 +178,40 @@ class LinUCBOffers:
         means = (theta @ v).tolist()
         bonuses = (self.alpha * np.sqrt(np.maximum((a_inv @ v) @ v, 0.0))).tolist()
         unseen = (self.prior, self.alpha * float(np.sqrt(v @ v / self.ridge)))
-        by_estimate, by_bound = [], []  # (score, estimate, arm) without and with the bonus
+        # (unlearned, -score, arm, estimate) and (-score, arm, estimate): sorted as they are.
+        # An offer with no outcome ranks by its estimate after every learned one: its
+        # estimate is the prior, an assumption, which a high worth could put first.
+        by_estimate: list[tuple[bool, float, str, float]] = []
+        by_bound: list[tuple[float, str, float]] = []
         for name in arms:
             row = rows.get(name)
             mean, bonus = unseen if row is None else (means[row], bonuses[row])
             w = worth.get(name, 1.0)
             estimate = min(max(mean, 0.0), 1.0)
-            bound = min(max(mean + bonus, 0.0), 1.0)
-            by_estimate.append((estimate * w, estimate, name))
-            by_bound.append((bound * w, estimate, name))
-        by_estimate.sort(key=_best_first)
-        by_bound.sort(key=_best_first)
-        k = len(by_estimate)
+            by_estimate.append((row is None, -estimate * w, name, estimate))
+            by_bound.append((-min(max(mean + bonus, 0.0), 1.0) * w, name, estimate))
         # the seed's hash draws all three chances (a seeded random.Random cost 7 µs a
         # decision): exploration, its pick, and the optimistic ranking
         draw = hashlib.blake2b(seed.encode(), digest_size=24).digest()
-        cautious, bold = by_estimate[0][2], by_bound[0][2]  # each ranking's first
-        optimistic = int.from_bytes(draw[16:]) / 2**64 < self.optimism
-        ranked = by_bound if optimistic else by_estimate
+        bold = min(by_bound)[1]  # each ranking's first
+        if int.from_bytes(draw[16:]) / 2**64 < self.optimism:
+            ranked = [(name, estimate) for _, name, estimate in sorted(by_bound)]
+            cautious = min(by_estimate)[2]
+        else:
+            ranked = [(name, estimate) for _, _, name, estimate in sorted(by_estimate)]
+            cautious = ranked[0][0]
+        k = len(ranked)
         if k > 1 and int.from_bytes(draw[:8]) / 2**64 < self.epsilon:
             pick = int.from_bytes(draw[8:16]) % k
             ranked.insert(0, ranked.pop(pick))
-        out = []
-        for _, estimate, name in ranked[:limit]:
+        out: list[Ranked] = []
+        for name, estimate in ranked[:limit]:
             chosen = self.optimism * (name == bold) + (1 - self.optimism) * (name == cautious)
             p = self.epsilon / k + (1 - self.epsilon) * chosen
-            # six significant digits: a small epsilon's propensity must not round to 0
             score = estimate * worth.get(name, 1.0)
-            out.append(Ranked(name, round(score, 6), round(estimate, 6), float(f"{p:.6g}")))
+            # six significant digits: a small epsilon's propensity must not round to 0
+            out.append(Ranked(name, round(score, 6), round(estimate, 6), float(f"{p:.6g}"),
+                              explored=not out and name != cautious))  # fmt: skip
         return out
 
     def to_dict(self) -> dict[str, Any]:

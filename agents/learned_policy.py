@@ -66,7 +66,7 @@ class LearnedOfferPolicy:
         ]
         if ranked:
             reasons.append(f"estimate:{ranked[0].arm}:{ranked[0].estimate:.3f}")
-            if ranked[0].propensity < 0.5:
+            if ranked[0].explored:
                 reasons.append("exploration")
         elif verdict.nothing_left(offers):
             reasons.append("no_eligible_offer")

@@ -19,16 +19,33 @@ told of a gap because a busy one filled the buffer.
 >>> gaps.never_read(0, before=10)
 >>> for offset in range(10, 20):
 ...     gaps.left(alert(offset, "billing"))
->>> gaps.kept_from, gaps.missed({0: 12}, "vip"), gaps.missed({0: 12}, "Billing ")
-({0: 20}, [], [(0, 12, 20)])
->>> gaps.missed({0: 5}, "vip"), gaps.missed({0: 12}, None)
-([(0, 5, 20)], [(0, 12, 20)])
+>>> gaps.kept_from, gaps.behind({0: 12}, "vip"), gaps.behind({0: 12}, "Billing ")
+({0: 20}, [Behind(partition=0, passed=12, kept_from=20, missed=False)], \
+[Behind(partition=0, passed=12, kept_from=20, missed=True)])
+>>> gaps.behind({0: 5}, "vip"), gaps.behind({0: 19}, None)
+([Behind(partition=0, passed=5, kept_from=20, missed=True)], [])
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from schemas.touchpoints import queue_named
 from streams.api.screen_feed import Alert, partition_offset
+
+# queues remembered per partition at most (a telephony system may name one per agent):
+# past it, the oldest is taken for every queue's, which tells more screens of a gap,
+# never fewer
+QUEUES_KEPT = 1_000
+
+
+class Behind(NamedTuple):
+    """A partition where the buffer holds nothing a screen passed and some after it."""
+
+    partition: int
+    passed: int  # the last offset the screen passed there
+    kept_from: int  # the buffer holds every alert read there from this offset
+    missed: bool  # whether alerts between may have been for the screen
 
 
 def _queue_key(queue: str | None) -> str | None:
@@ -61,13 +78,16 @@ class AlertGaps:
         partition, offset = partition_offset(alert.id)
         queues = self._left.setdefault(partition, {})
         key = _queue_key(alert.intervention.queue)
-        queues[key] = max(queues.get(key, -1), offset)
+        queues[key] = max(queues.pop(key, -1), offset)  # the newest last
+        if len(queues) > QUEUES_KEPT:
+            oldest = next(k for k in queues if k is not None)
+            queues[None] = max(queues.pop(oldest), queues.get(None, -1))
         self.kept_from[partition] = max(self.kept_from.get(partition, 0), offset + 1)
 
-    def missed(self, passed: dict[int, int], queue: str | None) -> list[tuple[int, int, int]]:
-        """``(partition, offset passed, offset the buffer is whole from)`` for each
-        partition where a screen following ``queue`` (``None``: every queue), having
-        passed the offsets ``passed``, may have missed one of its alerts."""
+    def behind(self, passed: dict[int, int], queue: str | None) -> list[Behind]:
+        """The partitions where a screen following ``queue`` (``None``: every queue),
+        having passed the offsets ``passed``, is behind the buffer: whether it may have
+        missed one of its alerts there, or only other queues' left."""
         key = None if queue is None else _queue_key(queue)
         out = []
         for partition, offset in sorted(passed.items()):
@@ -77,6 +97,5 @@ class AlertGaps:
             left = self._left.get(partition, {})
             its = left.values() if key is None else (left.get(k, -1) for k in (None, key))
             lost = max(self._unread_before.get(partition, 0) - 1, *its, -1)
-            if lost > offset:
-                out.append((partition, offset, kept))
+            out.append(Behind(partition, offset, kept, lost > offset))
         return out

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from schemas.touchpoints import queue_named
+from streams.api.alert_gaps import Behind
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
 from streams.api.request_checks import api_of, authorise
@@ -86,15 +87,15 @@ async def _stream(
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
     head = b"retry: 2000\n\n"
-    missed: list[tuple[int, int, int]] = []
+    behind: list[Behind] = []
     if last_id is not None:  # it may show alerts of customers erased while it was away
         notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
         head += b"".join(_erased_sse(n) for n in notices if n is not None)
-        # from the position as sent: a partition dropped from it (past this process's
-        # end) was started over, not missed
-        missed = hub.missed(StreamPosition.parse(last_id), queue)
-        head += _gap_sse(missed)
-    for partition, _, kept_from in missed:  # told once: passed from here on
+        behind = hub.behind(StreamPosition.parse(last_id), queue)
+        head += _gap_sse([b for b in behind if b.missed])
+    # where it missed alerts, told once; where only other queues' left, nothing to tell:
+    # passed from here on either way
+    for partition, _, kept_from, _ in behind:
         position.skip_to(partition, kept_from - 1)
     # taken with the gap, before anything is written: alerts that leave the buffer while
     # the head is written (to a slow screen) are still sent, not lost untold
@@ -103,7 +104,7 @@ async def _stream(
     # name them, and alerts it misses there while away are told as a gap
     position.cover(quiet)
     sent_id = position.event_id()  # the last position the screen was sent (or resumed from)
-    if missed:  # where it resumes from should it go before an alert is sent
+    if behind:  # where it resumes from should it go before an alert is sent
         head += _position_sse(sent_id)
 
     async def hand_on(alert: Alert) -> bool:
@@ -229,10 +230,10 @@ def _erased_sse(told: dict[str, str]) -> bytes:
     return b"event: erasure\ndata: " + _json.encode(told) + b"\n\n"
 
 
-def _gap_sse(missed: list[tuple[int, int, int]]) -> bytes:
+def _gap_sse(missed: list[Behind]) -> bytes:
     """Alerts the stream cannot send (after offset ``after``, before ``before``, in each
     partition named) have left the buffer; nothing when there are none. No id."""
     if not missed:
         return b""
-    body = [{"partition": p, "after": after, "before": before} for p, after, before in missed]
+    body = [{"partition": p, "after": after, "before": before} for p, after, before, _ in missed]
     return b"event: gap\ndata: " + _json.encode({"missed": body}) + b"\n\n"

@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError
 
 from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
-from streams.api.alert_gaps import AlertGaps
+from streams.api.alert_gaps import AlertGaps, Behind
 from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.api.screen_feed import (
     Alert,
@@ -118,20 +118,24 @@ class AlertHub:
         which received the partitions in another order, misses none."""
         return [a for a in self._buffer if not position.passed(a) and for_queue(a, queue)]
 
-    def missed(self, position: StreamPosition, queue: str | None) -> list[tuple[int, int, int]]:
-        """``(partition, offset passed, offset the buffer is whole from)`` for each
-        partition where alerts for ``queue`` (``None``: every queue) after ``position``
-        have left the buffer (or were never read into it): a stream resumed there cannot
-        be sent them."""
-        named = dict(position.offsets())
+    def behind(self, sent: StreamPosition, queue: str | None) -> list[Behind]:
+        """The partitions where alerts after the position a screen ``sent`` have left the
+        buffer (or were never read into it), and whether any may have been for ``queue``
+        (``None``: every queue): a stream resumed there cannot be sent them."""
+        named = dict(sent.offsets())
         if not named:  # no position: it resumes nothing
             return []
-        # A partition the position does not name had no alert when it was taken (a
-        # stream names every partition with one, StreamPosition.cover), or was added
-        # since: it missed what left the buffer there from its first offset.
+        # A partition the position names past the end (a topic made again, see position)
+        # starts over: it missed what left the buffer there from its first offset. One it
+        # does not name had no alert when it was taken (a stream names every partition
+        # with one, StreamPosition.cover), or was added since: the same from the offset
+        # it was added at.
+        within = dict(sent.within(self._ends).offsets())
         kept = self._gaps.kept_from
-        passed = {p: named.get(p, self._added_from.get(p, 0) - 1) for p in kept}
-        return self._gaps.missed(passed, queue)
+        passed = {
+            p: within.get(p, -1 if p in named else self._added_from.get(p, 0) - 1) for p in kept
+        }
+        return self._gaps.behind(passed, queue)
 
     async def position(self, event_id: str | None) -> StreamPosition:
         """The position ``event_id`` names, less the partitions where it lies beyond
@@ -284,6 +288,7 @@ class AlertHub:
                     at = min(self._alerts_read[tp.partition], ends[tp])
                     if at < kept[tp]:  # deleted meanwhile: never read, and told as a gap
                         self._gaps.never_read(tp.partition, before=kept[tp])
+                        self.close_all()  # to the screens streaming too, as they resume
                     consumer.seek(tp, max(at, kept[tp]))
                 else:  # a little back, so that screens see recent alerts at once
                     if reconnecting:  # a partition added while away
@@ -317,6 +322,8 @@ class AlertHub:
                         if tp.partition not in self._gaps.kept_from:
                             self._gaps.never_read(tp.partition, before=records[0].offset)
                             self._added_from[tp.partition] = records[0].offset
+                        elif records[0].offset > self._alerts_read.get(tp.partition, 0):
+                            await self._skipped(consumer, tp, records[0].offset)
                         alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
                 for tp in consumer.assignment():  # the broker's end, so that a screen
@@ -397,6 +404,26 @@ class AlertHub:
         if records[-1].offset + 1 < known:
             consumer.seek(tp, known)
         return [r for r in records if r.offset >= known]
+
+    async def _skipped(self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int) -> None:
+        """The partition's records go on at ``first``, past where the fan-out had read:
+        the ones between are a transaction's markers, or were deleted while it was behind
+        (retention passed it, and the consumer went on from the oldest kept). Deleted
+        ones are a gap to every screen that had not passed them: the screens streaming
+        now end, and are told when they resume."""
+        read = self._alerts_read.get(tp.partition, 0)
+        try:
+            found = await asyncio.wait_for(consumer.beginning_offsets([tp]), END_LOOKUP_S)
+            start = found[tp]
+        except (KafkaError, TimeoutError):  # unknown: told, rather than lost untold
+            start = first
+        if start <= read:  # nothing deleted there: markers
+            return
+        log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
+                    "them; screens that had not passed them are told of a gap",
+                    tp.topic, tp.partition, read, start - 1)  # fmt: skip
+        self._gaps.never_read(tp.partition, before=start)
+        self.close_all()
 
     def _started_over(self, tp: TopicPartition, first: int) -> None:
         """A partition whose end is now before where this process had read it (the topic

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from feature_store import FeatureStore, StoreConfig
+from feature_store import FeatureStore, StoreConfig, StoreUnavailable
 from schemas import CustomerErasure, encode_erasure
 from streams.api.alerts import AlertHub, ErasedCheck, StreamPosition
 from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
@@ -67,7 +67,7 @@ class FanOut:
 
 @contextlib.asynccontextmanager
 async def fan_out(
-    kafka_redis: Services, erased: ErasedCheck | None = None
+    kafka_redis: Services, erased: ErasedCheck | None = None, backlog: int = 10
 ) -> AsyncIterator[FanOut]:
     bootstrap = kafka_redis.kafka_bootstrap
     prefix = f"ah{uuid.uuid4().hex[:8]}"
@@ -76,7 +76,7 @@ async def fan_out(
     alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
     hub = AlertHub(
-        bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS, backlog=10
+        bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS, backlog=backlog
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -211,8 +211,8 @@ async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buf
             return [a.id for a in hub.since(StreamPosition(), None)]
 
         await eventually(lambda: _true(held() == ["0-8", "0-9"]), "the alerts kept buffered")
-        assert hub.missed(await hub.position("0-3"), "vip") == [(0, 3, 8)]  # 4 to 7: gone
-        assert hub.missed(await hub.position("0-7"), None) == []
+        assert hub.behind(await hub.position("0-3"), "vip") == [(0, 3, 8, True)]  # 4 to 7
+        assert hub.behind(await hub.position("0-7"), None) == []
 
         await admin.create_partitions({alerts: NewPartitions(total_count=2)})
         added = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
@@ -242,7 +242,9 @@ async def test_alerts_of_a_topic_made_again_reach_the_buffer(
 ) -> None:
     """``interventions`` deleted and made again, its offsets starting over, while the
     fan-out runs or while it is away: it used to skip the new topic's alerts until their
-    offsets passed the old ones (seeking forward again and again meanwhile)."""
+    offsets passed the old ones (seeking forward again and again meanwhile). A screen
+    that saw the old topic to its end starts over in the new one, and is told of the new
+    alerts that left the buffer before it came back."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -267,7 +269,7 @@ async def test_alerts_of_a_topic_made_again_reach_the_buffer(
                     await asyncio.sleep(0.2)
         finally:
             await admin.close()
-        for n in range(3):
+        for n in range(15):  # the buffer holds 10: the first 5 leave it
             await rig.producer.send_and_wait(rig.alerts_topic, intervention(f"new-{n}"),
                                              partition=0)  # fmt: skip
         if away:
@@ -277,9 +279,13 @@ async def test_alerts_of_a_topic_made_again_reach_the_buffer(
             return [a.id for a in rig.hub.since(StreamPosition(), None)
                     if a.intervention.customer_id.startswith("new-")]  # fmt: skip
 
-        await eventually(lambda: _true(new() == ["0-0", "0-1", "0-2"]), "the new topic's alerts")
+        later = [f"0-{n}" for n in range(5, 15)]
+        await eventually(lambda: _true(new() == later), "the new topic's alerts")
         assert all(a.intervention.customer_id.startswith("new-")
                    for a in rig.hub.since(StreamPosition(), None))  # fmt: skip
+        resumed = await rig.hub.position("0-19")  # past the new end: partition 0 anew
+        assert resumed.event_id() == ""
+        assert rig.hub.behind(StreamPosition.parse("0-19"), "vip") == [(0, -1, 5, True)]
 
 
 async def test_a_position_past_what_this_process_heard_of_is_checked_with_the_broker(
@@ -299,3 +305,57 @@ async def test_a_position_past_what_this_process_heard_of_is_checked_with_the_br
         assert position.event_id() == "0-2"
         assert rig.hub.since(position, None) == []
         assert (await rig.hub.position("0-3")).event_id() == ""  # past the end: over
+
+
+async def test_alerts_deleted_while_the_fan_out_was_behind_are_told_as_a_gap(
+    kafka_redis: Services,
+) -> None:
+    """Redis away, the fan-out holds what it read and fetches no further; retention
+    deletes alerts it had not read. Its consumer goes on from the oldest kept: the
+    alerts between were never read, and a screen from before them used to be sent the
+    ones after without a word. Screens streaming then end, to be told as they resume."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    redis_up = asyncio.Event()
+    redis_up.set()
+
+    async def erased(customer_ids: Sequence[str]) -> list[bool]:
+        if not redis_up.is_set():
+            raise StoreUnavailable("Redis is away (as the test has it)")
+        return [False] * len(customer_ids)
+
+    async with fan_out(kafka_redis, erased, backlog=500) as rig:
+        partition = 0
+
+        async def send(names: list[str], wait_s: float) -> None:
+            for name in names:
+                await rig.producer.send(rig.alerts_topic, intervention(name), partition=partition)
+            await rig.producer.flush()
+            await asyncio.sleep(wait_s)
+
+        def held() -> set[str]:
+            return {a.id for a in rig.hub.since(StreamPosition(), None)}
+
+        await send([f"seen-{n}" for n in range(3)], 0)
+        await eventually(lambda: _true(len(held()) == 3), "the first alerts")
+        screen = rig.hub.subscribe("vip")  # a screen streaming all along
+        left_at = f"{partition}-2"  # another that saw them, and went
+        redis_up.clear()
+        await send(["held"], 1.5)  # the fan-out holds it, waiting for Redis
+        await send([f"fetched-{n}" for n in range(6)], 1.5)  # its consumer fetched these
+        await send([f"later-{n}" for n in range(30)], 1.5)  # and waits to fetch these
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+        await admin.start()
+        try:
+            tp = TopicPartition(rig.alerts_topic, partition)
+            await admin.delete_records({tp: RecordsToDelete(30)}, 10_000)
+        finally:
+            await admin.close()
+        redis_up.set()
+        await eventually(lambda: _true(f"{partition}-39" in held()), "the alerts kept")
+        never_read = {f"{partition}-{n}" for n in range(3, 40)} - held()
+        assert never_read, "the fan-out read every alert before they were deleted"
+        assert screen.closed  # it resumes, and is told
+        told = rig.hub.behind(StreamPosition.parse(left_at), "vip")
+        assert told == [(partition, 2, 30, True)], (told, sorted(never_read))

@@ -268,20 +268,26 @@ def test_recent_erasures_keep_the_newest_for_a_day() -> None:
     assert "d" in recent
 
 
+def missed(hub: AlertHub, position: StreamPosition, queue: str | None) -> list[tuple[int, ...]]:
+    """(partition, offset passed, offset the buffer is whole from) where a screen at
+    ``position`` following ``queue`` may have missed alerts."""
+    return [(b.partition, b.passed, b.kept_from) for b in hub.behind(position, queue) if b.missed]
+
+
 def test_alerts_that_left_the_buffer_after_a_position_are_reported_missed() -> None:
     alerts = hub()  # the buffer holds 3
     alerts.publish([alert(n, "a") for n in range(1, 7)] + [alert(1, "b", partition=1)])
     # partition 0 holds 5 and 6 now (4 was pushed out by partition 1's alert)
-    assert alerts.missed(StreamPosition.parse("0-2.1-0"), None) == [(0, 2, 5)]
-    assert alerts.missed(StreamPosition.parse("0-2.1-0"), " Vip") == [(0, 2, 5)]
-    assert alerts.missed(StreamPosition.parse("0-2.1-0"), "billing") == []  # none of its own
-    assert alerts.missed(StreamPosition.parse("0-4.1-0"), None) == []  # 5 on: all still here
+    assert missed(alerts, StreamPosition.parse("0-2.1-0"), None) == [(0, 2, 5)]
+    assert missed(alerts, StreamPosition.parse("0-2.1-0"), " Vip") == [(0, 2, 5)]
+    assert missed(alerts, StreamPosition.parse("0-2.1-0"), "billing") == []  # none of its own
+    assert missed(alerts, StreamPosition.parse("0-4.1-0"), None) == []  # 5 on: all still here
     # a partition a position does not name had no alert when it was taken: 0 to 4 of
     # partition 0 came after it, and have left (screens were never told of them)
-    assert alerts.missed(StreamPosition.parse("1-0"), None) == [(0, -1, 5)]
-    assert alerts.missed(StreamPosition(), None) == []
+    assert missed(alerts, StreamPosition.parse("1-0"), None) == [(0, -1, 5)]
+    assert missed(alerts, StreamPosition(), None) == []
     alerts.forget("a")  # erased, not missed
-    assert alerts.missed(StreamPosition.parse("0-4"), None) == []
+    assert missed(alerts, StreamPosition.parse("0-4"), None) == []
 
 
 def test_a_screen_is_told_of_a_gap_where_alerts_of_its_own_queue_or_every_queue_left() -> None:
@@ -291,12 +297,12 @@ def test_a_screen_is_told_of_a_gap_where_alerts_of_its_own_queue_or_every_queue_
     alerts.publish([alert(1, "a", queue="vip")])
     alerts.publish([alert(n, "b", queue="billing") for n in range(2, 8)])
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-5", "0-6", "0-7"]
-    assert alerts.missed(StreamPosition.parse("0-1"), "vip") == []  # 2 to 4: billing's
-    assert alerts.missed(StreamPosition.parse("0-0"), "vip") == [(0, 0, 5)]  # 1 was its own
-    assert alerts.missed(StreamPosition.parse("0-1"), "billing") == [(0, 1, 5)]
+    assert missed(alerts, StreamPosition.parse("0-1"), "vip") == []  # 2 to 4: billing's
+    assert missed(alerts, StreamPosition.parse("0-0"), "vip") == [(0, 0, 5)]  # 1 was its own
+    assert missed(alerts, StreamPosition.parse("0-1"), "billing") == [(0, 1, 5)]
     alerts.publish([alert(8, "c", queue=None)])  # for every queue: it pushes 5 out
     alerts.publish([alert(n, "b", queue="billing") for n in range(9, 12)])
-    assert alerts.missed(StreamPosition.parse("0-7"), "vip") == [(0, 7, 9)]
+    assert missed(alerts, StreamPosition.parse("0-7"), "vip") == [(0, 7, 9)]
 
 
 def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -> None:
@@ -309,9 +315,9 @@ def test_a_partition_added_after_a_position_is_told_as_missed_from_its_start() -
     alerts._added_from[1] = 0
     alerts.publish([alert(n, "b", partition=1) for n in range(4)])
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["1-1", "1-2", "1-3"]
-    assert alerts.missed(StreamPosition.parse("0-1"), None) == [(1, -1, 1)]
-    assert alerts.missed(StreamPosition.parse("0-1.1-0"), None) == []  # it had passed 1-0
-    assert alerts.missed(StreamPosition(), None) == []  # no position: it resumes nothing
+    assert missed(alerts, StreamPosition.parse("0-1"), None) == [(1, -1, 1)]
+    assert missed(alerts, StreamPosition.parse("0-1.1-0"), None) == []  # it had passed 1-0
+    assert missed(alerts, StreamPosition(), None) == []  # no position: it resumes nothing
 
 
 def test_an_erasure_heard_twice_is_told_to_the_screens_once() -> None:
@@ -402,3 +408,23 @@ def test_records_that_are_no_intervention_are_said_not_silently_dropped(
     assert [a.id for a in kept] == ["0-0"]
     (line,) = [r.getMessage() for r in caplog.records]
     assert "1 records of partition 0" in line and "$.context" in line and '"a"' not in line
+
+
+def test_past_the_queues_kept_the_oldest_is_taken_for_every_queues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Queue names are many where a telephony system names one per agent: a partition
+    remembers QUEUES_KEPT of them, and takes what left of the oldest as every queue's
+    (a gap told to more screens, to none fewer)."""
+    from streams.api import alert_gaps
+    from streams.api.alert_gaps import AlertGaps, Behind
+
+    monkeypatch.setattr(alert_gaps, "QUEUES_KEPT", 2)
+    gaps = AlertGaps()
+    gaps.never_read(0, before=0)
+    for n, queue in enumerate(["desk-1", "desk-2", "desk-3"]):
+        gaps.left(alert(n, f"c-{n}", queue=queue))
+    assert len(gaps._left[0]) == 3  # two queues, and every queue's
+    assert gaps.behind({0: -1}, "desk-9") == [Behind(0, -1, 3, True)]  # desk-1's, folded
+    assert gaps.behind({0: 0}, "desk-9") == [Behind(0, 0, 3, False)]
+    assert gaps.behind({0: 0}, "desk-2") == [Behind(0, 0, 3, True)]  # its own, kept apart

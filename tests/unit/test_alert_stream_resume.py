@@ -455,7 +455,9 @@ async def test_a_queue_screen_resuming_soon_after_it_connected_is_told_no_false_
 
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     # a fresh process on a topic with history reads each partition from near its end
-    hub._kept_from, hub._alerts_read = {0: 0, 1: 50}, {0: 3, 1: 52}
+    hub._gaps.never_read(0, before=0)
+    hub._gaps.never_read(1, before=50)
+    hub._alerts_read = {0: 3, 1: 52}
     hub.publish([queued_at(0, 1, "vip"), queued_at(0, 2, "vip"),
                  queued_at(1, 50, "billing"), queued_at(1, 51, "billing")])  # fmt: skip
     hub.ready.set()
@@ -503,3 +505,44 @@ async def test_alerts_are_unnamed_events_unless_a_screen_asks_for_their_old_name
             start = await asyncio.wait_for(reply.content.readuntil(b'"intervention_id"'), 5)
             hub.close_all()
         assert start.startswith(b"retry: 2000\n\n" + first), start
+
+
+async def test_a_queue_screen_resuming_past_other_queues_alerts_that_left_moves_past() -> None:
+    """Only billing alerts left partition 0 after a vip screen's position: it is told no
+    gap, and its id moves past them, so that a resume on a process that never read them
+    (started since) tells it no gap either."""
+
+    def at(partition: int, n: int, queue: str) -> Alert:
+        found = queued(100 * partition + n, queue)  # ids of their own
+        return Alert(f"{partition}-{n}", found.intervention, found.raw)
+
+    async def resumed(hub: AlertHub, last_id: str) -> tuple[bytes, str]:
+        hub.ready.set()
+        async with TestClient(TestServer(api_app(alerts=hub))) as client:
+            reply = await client.get("/v1/alerts/stream", params={"queue": "vip"},
+                                     headers={**AUTH, "Last-Event-ID": last_id})  # fmt: skip
+            await asyncio.sleep(0.3)  # what it is sent at once
+            hub.close_all()
+            body = await asyncio.wait_for(reply.content.read(), 5)
+        ids = [line[4:].decode() for line in body.splitlines() if line.startswith(b"id: ")]
+        return body, ids[-1] if ids else last_id
+
+    first = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS,
+                     backlog=4)  # fmt: skip
+    first._gaps.never_read(0, before=0)
+    first._gaps.never_read(1, before=0)
+    first.publish([at(0, 0, "vip"), *(at(0, n, "billing") for n in range(1, 6)),
+                   *(at(1, n, "billing") for n in range(4))])  # fmt: skip
+    first._alerts_read = {0: 6, 1: 4}
+    body, last = await resumed(first, "0-0.1-0")
+    assert b"event: gap" not in body and last == "0-5.1-3", (body, last)
+    later = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    later._gaps.never_read(0, before=4)  # started since: read partition 0 from offset 4
+    later._gaps.never_read(1, before=2)
+    later.publish([at(0, 4, "billing"), at(0, 5, "billing"), at(1, 2, "billing"),
+                   at(1, 3, "billing")])  # fmt: skip
+    later._alerts_read = {0: 6, 1: 4}
+    body, _ = await resumed(later, last)
+    assert b"event: gap" not in body, body
+    body, _ = await resumed(later, "0-0.1-0")  # from before them: never read here, told
+    assert b"event: gap" in body, body

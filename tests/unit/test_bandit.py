@@ -129,14 +129,19 @@ def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() 
         for _ in range(20):
             x = [1.0] + [rng.random() for _ in range(3)]
             alone = {name: _one_at_a_time(model, x, name) for name in arms}
-            for share, by in ((1.0, 1), (0.0, 0)):  # ranked by the bound, by the estimate
+            unlearned = {name for name in arms if name not in model.arms or not model.arms[name].n}
+
+            by_bound = sorted(arms, key=lambda a: (-alone[a][1], a))
+            # by the estimate: unlearned ones last
+            by_estimate = sorted(arms, key=lambda a: (a in unlearned, -alone[a][0], a))
+            for share, order in ((1.0, by_bound), (0.0, by_estimate)):
                 model.optimism = share
                 ranked = model.rank(x, arms, {}, seed=str(rng.random()), limit=len(arms))
                 assert {r.arm for r in ranked} == set(arms)
                 for r in ranked:
                     assert r.estimate == pytest.approx(alone[r.arm][0], abs=1e-6)
                     assert r.score == pytest.approx(alone[r.arm][0], abs=1e-6)  # worth 1
-                assert [r.arm for r in ranked] == sorted(arms, key=lambda a: (-alone[a][by], a))
+                assert [r.arm for r in ranked] == order
 
     check(["a", "b", "untaught", "never-seen"])
     for i in range(300):
@@ -240,20 +245,27 @@ def _learned_two_offers() -> tuple[LinUCBOffers, list[list[float]]]:
     return model, contexts
 
 
-def test_a_new_offer_leads_only_the_optimistic_share_while_its_outcomes_are_awaited() -> None:
+@pytest.mark.parametrize("worth", [1.0, 8.0])
+def test_a_new_offer_leads_only_the_optimistic_share_while_its_outcomes_are_awaited(
+    worth: float,
+) -> None:
     """An offer with no outcomes has the largest bonus. Outcomes come late, so the same
     snapshot decides many customers before the new offer's first is learned: ranked by
-    the bound alone, it led about 96 % of them. It leads about the optimistic share, and
-    says so: its estimate is the prior, and its lead is exploration (low propensity)."""
+    the bound alone, it led about 96 % of them. It leads about the optimistic share,
+    however much it is worth (its prior times a high worth is no estimate to rank it
+    first by), and says so: its estimate is the prior, and its lead is exploration."""
     model, contexts = _learned_two_offers()
     led = 0
     decisions = 6_000
     for i in range(decisions):
-        first = model.rank(contexts[i % len(contexts)], ["a", "b", "new"], {}, f"d{i}")[0]
+        x = contexts[i % len(contexts)]
+        first = model.rank(x, ["a", "b", "new"], {"new": worth}, f"d{i}")[0]
         if first.arm == "new":
             led += 1
             assert first.estimate == model.prior
-            assert first.propensity < 0.5
+            assert first.explored and first.propensity < 0.5
+        else:
+            assert first.explored == (first.arm != "a")  # a is the estimate's first
     expected = model.optimism * (1 - model.epsilon) + model.epsilon / 3
     assert expected - 0.02 < led / decisions < expected + 0.02
 

@@ -151,6 +151,7 @@ def test_a_ranking_lists_eligible_offers_once_with_trustworthy_propensities(
         assert 0.0 <= r.estimate <= 1.0 and math.isfinite(r.score) and r.score >= 0.0
         assert 0.0 <= r.propensity <= 1.0
         assert model.epsilon == 0 or r.propensity > 0
+    assert not any(r.explored for r in ranked[1:])  # said of the first offer alone
     scores = [r.score for r in ranked]
     if model.alpha == 0:  # both rankings are one (else see test_bandit's one at a time)
         assert scores[1:] == sorted(scores[1:], reverse=True)
