@@ -364,9 +364,9 @@ async def test_a_quiet_queue_is_told_of_a_gap_only_when_its_own_alerts_left_the_
         await quiet.subscribed()
         await send(pipeline, intervention(2, "vip"))
         told = [await quiet.next()]
-        while told[-1].event is not None:  # a position past billing's alerts, maybe
+        while told[-1].event is not None:  # positions past billing's alerts
             told.append(await quiet.next())
-        assert [e.event for e in told[:-1]] in ([], ["position"]), told  # no gap
+        assert {e.event for e in told[:-1]} <= {"position"}, told  # no gap
         assert told[-1].json["intervention_id"] == "iv-2", told
     for told in ("", "?queue=billing"):
         async with SseClient(f"{stream}{told}", resume) as busy:
