@@ -12,6 +12,7 @@ from redis.asyncio.connection import parse_url
 from feature_store.transport import URL_OPTIONS, RedisAddress
 
 SCHEMES = ("redis", "rediss", "unix")
+MAX_DB = 2**31 - 1  # the most Redis's SELECT takes
 
 
 def check_redis_url(url: str, cluster: bool = False) -> None:
@@ -43,6 +44,9 @@ def check_redis_url(url: str, cluster: bool = False) -> None:
     address = RedisAddress.from_url(url)  # as the store's own connection reads it
     if cluster and address.db:
         raise ValueError("a Redis Cluster has only database 0")
+    if address.db > MAX_DB:  # SELECT would answer "value is not an integer or out of range"
+        raise ValueError(f"its database number must be from 0 to {MAX_DB} (a Redis server "
+                         "has 16, 0 to 15, unless its databases setting says more)")  # fmt: skip
 
 
 def _check_socket_url(url: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from feature_store.money import Money
 from feature_store.redis_url import check_redis_url
+from feature_store.transport import RedisAddress
 from streams.event_loop import CHOICES as EVENT_LOOPS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -64,7 +65,7 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
 # (least, most): durations that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
             "api_kafka_timeout_s": (0.1, 3600.0),
-            "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
+            "api_publish_linger_ms": (0.0, 60_000.0), "batch_within_s": (0.0, 60.0)}  # fmt: skip
 
 
 def _host_name(host: str) -> bool:
@@ -262,10 +263,12 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"MOMENTS_{name.upper()} must not be negative")
 
-        if not (self.api_rate_per_s > 0 and math.isfinite(self.api_rate_per_s)):
-            raise SettingsError("MOMENTS_API_RATE_PER_S must be a positive number of requests")
-        if self.api_burst < 1:
-            raise SettingsError("MOMENTS_API_BURST must be at least 1")
+        # a request a day at the least (a 429's wait, in whole seconds, stays a number)
+        if not 1 / 86_400 <= self.api_rate_per_s <= 1e9:
+            raise SettingsError("MOMENTS_API_RATE_PER_S must be a number of requests a second "
+                                "from 1/86400 (one a day) to 1e9")  # fmt: skip
+        if not 1 <= self.api_burst <= 10**9:
+            raise SettingsError("MOMENTS_API_BURST must be from 1 to 1000000000")
         for name in ("api_budget_ms", "api_gather_ms", "api_publish_linger_ms"):
             if not math.isfinite(getattr(self, name)):
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a finite number")
@@ -415,6 +418,11 @@ class Settings:
             check_redis_url(self.redis_url, cluster=self.redis_cluster)
         except ValueError as exc:
             raise SettingsError(f"MOMENTS_REDIS_URL: {exc}") from None
+        if not self.redis_url.startswith("unix") and not _host_name(
+            RedisAddress.from_url(self.redis_url).host
+        ):
+            raise SettingsError("MOMENTS_REDIS_URL: its host has an empty label or one over 63 "
+                                "characters")  # fmt: skip
 
     def check_kafka_security(self) -> None:
         """The protocol and SASL mechanism are ones Moments' Kafka clients speak, and no

@@ -415,6 +415,12 @@ def test_prefixes_of_letters_digits_dots_dashes_and_underscores_are_taken() -> N
         ({"MOMENTS_REDIS_URL": "redis://h/1/5"}, "MOMENTS_REDIS_URL"),  # was database 15
         ({"MOMENTS_REDIS_URL": "redis://h/abc"}, "MOMENTS_REDIS_URL"),  # was database 0
         ({"MOMENTS_REDIS_URL": "redis://h/-1"}, "MOMENTS_REDIS_URL"),
+        # SELECT refused it: the API kept trying, never ready
+        ({"MOMENTS_REDIS_URL": "redis://h/2147483648"}, "MOMENTS_REDIS_URL"),
+        ({"MOMENTS_REDIS_URL": "redis://a..b:6379/0"}, "MOMENTS_REDIS_URL"),  # a traceback a call
+        ({"MOMENTS_API_BURST": "1" + "0" * 400}, "MOMENTS_API_BURST"),  # every keyed call a 500
+        ({"MOMENTS_API_RATE_PER_S": "1e-310"}, "MOMENTS_API_RATE_PER_S"),  # a 500 past the burst
+        ({"MOMENTS_BATCH_WITHIN_S": "1e300"}, "MOMENTS_BATCH_WITHIN_S"),  # events left unapplied
     ],
 )  # fmt: skip
 def test_values_that_would_fail_late_or_unseen_are_refused_at_start(
