@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
@@ -48,6 +48,7 @@ from streams.api.screen_feed import (
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
+POSITION_KNOWN_S = 0.05  # a position the consumer knows comes at once
 END_LOOKUP_S = 2.0  # a resuming screen waits this long at most for a partition's end
 __all__ = ["Alert", "AlertHub", "ErasedCheck", "Inbox", "StreamPosition", "for_queue"]
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
@@ -263,9 +264,10 @@ class AlertHub:
             bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            # a partition added while it runs, or a position retention has deleted: from
-            # its oldest record kept (the default, "latest", would skip what is there)
-            auto_offset_reset="earliest",
+            # a partition with no position (added while it runs), or one retention has
+            # deleted: raised, and placed by hand (see _fetch), so that none is skipped
+            # (as "latest" would) and a deletion is told (as "earliest" would not)
+            auto_offset_reset="none",
             metadata_max_age_ms=int(self._partitions_every_s * 1000),
             # The offset lookups below wait behind a fetch the broker holds open: briefly,
             # so that they do not each add half a second before the process is ready.
@@ -309,7 +311,7 @@ class AlertHub:
             await self.recheck()
             self.ready.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await self._fetch(consumer, timeout_ms=500, max_records=500)
                 alerts, read = [], {}
                 for tp, found in batches.items():
                     records = self._unread(consumer, tp, found)
@@ -322,8 +324,6 @@ class AlertHub:
                         if tp.partition not in self._gaps.kept_from:
                             self._gaps.never_read(tp.partition, before=records[0].offset)
                             self._added_from[tp.partition] = records[0].offset
-                        elif records[0].offset > self._alerts_read.get(tp.partition, 0):
-                            await self._skipped(consumer, tp, records[0].offset)
                         alerts += _alerts(tp.partition, records, self.refer)
                         read[tp.partition] = records[-1].offset + 1
                 for tp in consumer.assignment():  # the broker's end, so that a screen
@@ -336,6 +336,7 @@ class AlertHub:
                         self._ends[tp.partition] = highwater
                 self.publish(await self.unless_erased(alerts))
                 self._alerts_read.update(read)  # only once handed on: a failure reads again
+                await self._past_markers(consumer, read)
         finally:
             self._consumer = None
             await consumer.stop()
@@ -376,7 +377,7 @@ class AlertHub:
         backlog: list[ConsumerRecord[bytes, bytes]] = []
         behind = list(erasure_tps)
         while behind:
-            for records in (await consumer.getmany(*behind, timeout_ms=500)).values():
+            for records in (await self._fetch(consumer, *behind, timeout_ms=500)).values():
                 backlog += records
             behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
         backlog.sort(key=lambda record: record.timestamp)  # oldest first, as remembered
@@ -390,9 +391,9 @@ class AlertHub:
         tp: TopicPartition,
         records: list[ConsumerRecord[bytes, bytes]],
     ) -> list[ConsumerRecord[bytes, bytes]]:
-        """The records this process has not read before. When partitions are added, the
-        consumer starts every partition over (from its oldest record kept): those read
-        already are left out, and the partition is taken back to where it was."""
+        """The records this process has not read before: those read already (a partition
+        read again from an older offset) are left out, and the partition is taken back
+        to where it was; one whose end is now before it was made again."""
         read = self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
         known = read.get(tp.partition)
         if known is None or records[0].offset >= known:
@@ -405,25 +406,66 @@ class AlertHub:
             consumer.seek(tp, known)
         return [r for r in records if r.offset >= known]
 
-    async def _skipped(self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int) -> None:
-        """The partition's records go on at ``first``, past where the fan-out had read:
-        the ones between are a transaction's markers, or were deleted while it was behind
-        (retention passed it, and the consumer went on from the oldest kept). Deleted
-        ones are a gap to every screen that had not passed them: the screens streaming
-        now end, and are told when they resume."""
-        read = self._alerts_read.get(tp.partition, 0)
+    async def _fetch(
+        self,
+        consumer: AIOKafkaConsumer,
+        *partitions: TopicPartition,
+        timeout_ms: int,
+        max_records: int | None = None,
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """The consumer's next records, its positions kept by hand: it resets none itself
+        (a reset to the oldest record kept would pass a deletion by untold)."""
         try:
-            found = await asyncio.wait_for(consumer.beginning_offsets([tp]), END_LOOKUP_S)
-            start = found[tp]
-        except (KafkaError, TimeoutError):  # unknown: told, rather than lost untold
-            start = first
-        if start <= read:  # nothing deleted there: markers
-            return
-        log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
-                    "them; screens that had not passed them are told of a gap",
-                    tp.topic, tp.partition, read, start - 1)  # fmt: skip
-        self._gaps.never_read(tp.partition, before=start)
-        self.close_all()
+            found: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+            found = await consumer.getmany(*partitions, timeout_ms=timeout_ms,
+                                           max_records=max_records)  # fmt: skip
+            return found
+        except OffsetOutOfRangeError as exc:  # deleted, or past a new end
+            for tp, offset in exc.args[0].items():
+                await self._out_of_range(consumer, tp, offset)
+        except NoOffsetForPartitionError as exc:  # assigned anew: partitions were added
+            tp = exc.args[0]
+            read = self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
+            if tp.partition in read:  # where it was
+                consumer.seek(tp, read[tp.partition])
+            else:  # added while it runs: from its oldest record kept
+                await consumer.seek_to_beginning(tp)
+        return {}
+
+    async def _out_of_range(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int
+    ) -> None:
+        """``offset`` of the partition is no longer in its log: retention deleted it (and
+        those after it, up to the oldest kept) while the fan-out was behind, or the topic
+        was made again, ending before it. Deleted alerts are a gap to every screen that had
+        not passed them: the screens streaming now end, and are told as they resume."""
+        await consumer.seek_to_beginning(tp)
+        start = await consumer.position(tp)
+        if start <= offset:  # the log ends before it: made again
+            self._started_over(tp, start)
+        elif tp.topic == self._topic:
+            log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
+                        "them; screens that had not passed them are told of a gap",
+                        tp.topic, tp.partition, offset, start - 1)  # fmt: skip
+            self._gaps.never_read(tp.partition, before=start)
+            self.close_all()
+        else:  # erasures it never heard of: their customers' alerts may reach screens
+            log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
+                        "them", tp.topic, tp.partition, offset, start - 1)  # fmt: skip
+
+    async def _past_markers(self, consumer: AIOKafkaConsumer, read: dict[int, int]) -> None:
+        """Where the consumer went past offsets that held no alert (a transaction's
+        markers) with nothing to hand on: read, so that retention deleting them later is
+        not taken for alerts deleted unread (on a reconnection)."""
+        for tp in consumer.assignment():
+            if tp.topic != self._topic or tp.partition in read:
+                continue
+            known = self._alerts_read.get(tp.partition)
+            # a partition with no position yet (assigned anew) would wait for one: not asked
+            with contextlib.suppress(KafkaError, TimeoutError):
+                at = await asyncio.wait_for(consumer.position(tp), POSITION_KNOWN_S)
+                if known is not None and at > known:
+                    self._alerts_read[tp.partition] = at
 
     def _started_over(self, tp: TopicPartition, first: int) -> None:
         """A partition whose end is now before where this process had read it (the topic

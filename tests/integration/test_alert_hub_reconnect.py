@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -359,3 +360,71 @@ async def test_alerts_deleted_while_the_fan_out_was_behind_are_told_as_a_gap(
         assert screen.closed  # it resumes, and is told
         told = rig.hub.behind(StreamPosition.parse(left_at), "vip")
         assert told == [(partition, 2, 30, True)], (told, sorted(never_read))
+
+
+async def test_a_transactions_markers_deleted_are_no_gap(kafka_redis: Services) -> None:
+    """A transactional producer ends each transaction with a marker, an offset that holds
+    no alert. Retention deleting a quiet partition's whole log, its markers with it, used
+    to be taken for alerts deleted unread: every stream ended, and every screen resumed
+    to a banner of missed alerts, though it had them all. The same across a
+    reconnection of the fan-out."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async with fan_out(kafka_redis, backlog=500) as rig:
+        transactional = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap,
+                                         transactional_id=f"tx-{uuid.uuid4().hex[:8]}")  # fmt: skip
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+        await transactional.start()
+        await admin.start()
+        tp = TopicPartition(rig.alerts_topic, 0)
+
+        async def send(name: str) -> None:
+            async with transactional.transaction():
+                await transactional.send(rig.alerts_topic, intervention(name), partition=0)
+
+        def held() -> list[str]:
+            return [a.intervention.customer_id for a in rig.hub.since(StreamPosition(), None)]
+
+        try:
+            for n in range(5):
+                await send(f"tx-{n}")
+            await eventually(lambda: _true(len(held()) == 5), "the transactions' alerts")
+            last = rig.hub.since(StreamPosition(), None)[-1].id  # a screen that had them all
+            screen = rig.hub.subscribe("vip")
+            await asyncio.sleep(1.5)  # quiet: the fan-out's consumer passes the last marker
+            await expire_everything(admin, tp, kafka_redis)
+            await send("after")
+            await eventually(lambda: _true("after" in held()), "the next alert")
+            assert not screen.closed
+            assert rig.hub.behind(StreamPosition.parse(last), "vip") == []
+
+            await send("before-the-reconnection")
+            await eventually(lambda: _true("before-the-reconnection" in held()), "it")
+            last = rig.hub.since(StreamPosition(), None)[-1].id
+            await asyncio.sleep(1.5)
+            await rig.hub.stop()
+            await expire_everything(admin, tp, kafka_redis)
+            await rig.restart()
+            screen = rig.hub.subscribe("vip")
+            await send("after-the-reconnection")
+            await eventually(lambda: _true("after-the-reconnection" in held()), "the last")
+            assert not screen.closed
+            assert rig.hub.behind(StreamPosition.parse(last), "vip") == []
+        finally:
+            await transactional.stop()
+            await admin.close()
+
+
+async def expire_everything(admin: Any, tp: Any, kafka_redis: Services) -> None:
+    """Delete every record of ``tp``, as retention does to a quiet partition."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import RecordsToDelete
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await consumer.start()
+    try:
+        end = (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+    await admin.delete_records({tp: RecordsToDelete(end)}, 10_000)
