@@ -40,7 +40,9 @@ from numpy.typing import NDArray
 @dataclass(frozen=True, slots=True)
 class Ranked:
     arm: str
-    score: float  # arbitration score: estimated acceptance x value x priority
+    # the score it was ranked by: estimated acceptance (its upper confidence bound, in an
+    # optimistic decision; 0 for an offer with no outcome, in the others) x worth
+    score: float
     estimate: float  # estimated acceptance, clipped to 0..1 (without the bonus)
     propensity: float  # probability that this arm was put first
     # first by exploration: epsilon, or the bonus, put it where the estimate would not
@@ -178,37 +180,42 @@ class LinUCBOffers:
         means = (theta @ v).tolist()
         bonuses = (self.alpha * np.sqrt(np.maximum((a_inv @ v) @ v, 0.0))).tolist()
         unseen = (self.prior, self.alpha * float(np.sqrt(v @ v / self.ridge)))
-        # (unlearned, -score, arm, estimate) and (-score, arm, estimate): sorted as they are.
-        # An offer with no outcome ranks by its estimate after every learned one: its
-        # estimate is the prior, an assumption, which a high worth could put first.
+        # the seed's hash draws all three chances (a seeded random.Random cost 7 µs a
+        # decision): exploration, its pick, and the optimistic ranking
+        draw = hashlib.blake2b(seed.encode(), digest_size=24).digest()
+        optimistic = int.from_bytes(draw[16:]) / 2**64 < self.optimism
+        # (-score, arm, estimate) by the bound, and by the estimate, where an offer with
+        # no outcome scores 0 (its estimate is the prior, an assumption, which a high
+        # worth could put first) and ranks after every learned one: sorted as they are
         by_estimate: list[tuple[bool, float, str, float]] = []
         by_bound: list[tuple[float, str, float]] = []
         for name in arms:
             row = rows.get(name)
             mean, bonus = unseen if row is None else (means[row], bonuses[row])
             w = worth.get(name, 1.0)
-            estimate = min(max(mean, 0.0), 1.0)
+            estimate = 0.0 if mean < 0.0 else 1.0 if mean > 1.0 else mean
+            bound = mean + bonus
+            bound = 0.0 if bound < 0.0 else 1.0 if bound > 1.0 else bound
             by_estimate.append((row is None, -estimate * w, name, estimate))
-            by_bound.append((-min(max(mean + bonus, 0.0), 1.0) * w, name, estimate))
-        # the seed's hash draws all three chances (a seeded random.Random cost 7 µs a
-        # decision): exploration, its pick, and the optimistic ranking
-        draw = hashlib.blake2b(seed.encode(), digest_size=24).digest()
-        bold = min(by_bound)[1]  # each ranking's first
-        if int.from_bytes(draw[16:]) / 2**64 < self.optimism:
-            ranked = [(name, estimate) for _, name, estimate in sorted(by_bound)]
-            cautious = min(by_estimate)[2]
+            by_bound.append((-bound * w, name, estimate))
+        ranked: list[tuple[float, str, float]]  # (score, arm, estimate), as decided
+        if optimistic:
+            by_bound.sort()
+            ranked = [(-score, name, estimate) for score, name, estimate in by_bound]
+            bold, cautious = ranked[0][1], min(by_estimate)[2]  # each ranking's first
         else:
-            ranked = [(name, estimate) for _, _, name, estimate in sorted(by_estimate)]
-            cautious = ranked[0][0]
+            by_estimate.sort()
+            ranked = [(0.0 if unlearned else -score, name, estimate)
+                      for unlearned, score, name, estimate in by_estimate]  # fmt: skip
+            bold, cautious = min(by_bound)[1], ranked[0][1]
         k = len(ranked)
         if k > 1 and int.from_bytes(draw[:8]) / 2**64 < self.epsilon:
             pick = int.from_bytes(draw[8:16]) % k
             ranked.insert(0, ranked.pop(pick))
         out: list[Ranked] = []
-        for name, estimate in ranked[:limit]:
+        for score, name, estimate in ranked[:limit]:
             chosen = self.optimism * (name == bold) + (1 - self.optimism) * (name == cautious)
             p = self.epsilon / k + (1 - self.epsilon) * chosen
-            score = estimate * worth.get(name, 1.0)
             # six significant digits: a small epsilon's propensity must not round to 0
             out.append(Ranked(name, round(score, 6), round(estimate, 6), float(f"{p:.6g}"),
                               explored=not out and name != cautious))  # fmt: skip

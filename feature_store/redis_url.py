@@ -44,7 +44,11 @@ def check_redis_url(url: str, cluster: bool = False) -> None:
     address = RedisAddress.from_url(url)  # as the store's own connection reads it
     if cluster and address.db:
         raise ValueError("a Redis Cluster has only database 0")
-    if address.db > MAX_DB:  # SELECT would answer "value is not an integer or out of range"
+    _check_db(address.db)
+
+
+def _check_db(db: int) -> None:
+    if not 0 <= db <= MAX_DB:  # SELECT would answer "value is not an integer or out of range"
         raise ValueError(f"its database number must be from 0 to {MAX_DB} (a Redis server "
                          "has 16, 0 to 15, unless its databases setting says more)")  # fmt: skip
 
@@ -63,7 +67,9 @@ def _check_socket_url(url: str) -> None:
             "a unix:// URL is unix://[user:password@]/path/to.sock; "
             "percent-encode a '/', '?', '#' or '@' in the user or the password"
         )
-    unsupported = sorted(set(parse_url(url)) - {"path", "connection_class", *URL_OPTIONS})
+    found = parse_url(url)
+    unsupported = sorted(set(found) - {"path", "connection_class", *URL_OPTIONS})
     if unsupported:
         raise ValueError(f"Redis URL option {unsupported[0]} is not supported "
                          "(db, username and password are)")  # fmt: skip
+    _check_db(int(found.get("db") or 0))

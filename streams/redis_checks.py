@@ -139,6 +139,22 @@ async def warn_if_redis_forgets(store: FeatureStore, within_s: float = 5.0) -> b
     return append_only
 
 
+def _names_no_database(exc: BaseException) -> bool:
+    """Whether Redis answered, somewhere in the chain of ``exc``, that the URL's database
+    is not one it has."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if str(seen).startswith(NO_SUCH_DATABASE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _no_such_database(exc: BaseException) -> SettingsError:
+    return SettingsError(f"MOMENTS_REDIS_URL: Redis has no such database ({NO_SUCH_DATABASE}); "
+                         "Redis numbers its databases from 0")  # fmt: skip
+
+
 async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bool = True) -> str:
     """At start: mark a Redis holding no customer yet with this version's layout and key
     secret, raise :class:`feature_store.LayoutMismatch` for one marked with another layout
@@ -165,6 +181,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
                 raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
                                     f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
+                if _names_no_database(exc):  # on a unix socket, redis-py's own connection
+                    raise _no_such_database(exc) from None
                 if login_refused(exc):  # up, and it refused us
                     given = (
                         "its user and password"
@@ -185,9 +203,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
         return "unreachable"
     # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
     except (RedisError, RedisClusterException) as exc:
-        if str(exc).startswith(NO_SUCH_DATABASE):  # it would never pass
-            raise SettingsError(f"MOMENTS_REDIS_URL: Redis has no such database ({exc}); "
-                                "Redis numbers its databases from 0") from None  # fmt: skip
+        if _names_no_database(exc):  # it would never pass
+            raise _no_such_database(exc) from None
         if said:
             log.warning("the feature-store layout could not be checked (%s): starting "
                         "without the check", type(exc).__name__)  # fmt: skip

@@ -65,7 +65,7 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
 # (least, most): durations that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
             "api_kafka_timeout_s": (0.1, 3600.0),
-            "api_publish_linger_ms": (0.0, 60_000.0), "batch_within_s": (0.0, 60.0)}  # fmt: skip
+            "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
 
 
 def _host_name(host: str) -> bool:
@@ -343,6 +343,8 @@ class Settings:
         for name in _NOT_NEGATIVE:
             if not 0 <= getattr(self, name) < math.inf:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a number, not negative")
+        if self.batch_within_s > 60:  # a touchpoint would wait that long for company
+            raise SettingsError("MOMENTS_BATCH_WITHIN_S must be above 0 and at most 60 seconds")
         for name in ("offer_max_age_s", "intervention_max_age_s"):
             if getattr(self, name) > MAX_DAYS * 86400:
                 raise SettingsError(

@@ -79,7 +79,12 @@ def _testcontainers() -> Iterator[Services]:
 
 @contextlib.contextmanager
 def _local(root: Path | None = None) -> Iterator[Services]:
-    keep = os.environ.get("MOMENTS_KEEP_SERVICE_DATA", "").strip().lower() in ("1", "true", "yes")
+    keep = os.environ.get("MOMENTS_KEEP_SERVICE_DATA", "").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",  # a yes, as the settings read one
+    )
     tmp = Path(tempfile.mkdtemp(prefix="moments-services-", dir=root))
     kafka = LocalKafka(tmp / "kafka")
     redis_ = LocalRedis(tmp / "redis")

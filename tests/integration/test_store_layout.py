@@ -176,6 +176,27 @@ async def test_a_redis_database_that_does_not_exist_stops_the_start(
         await check_redis_layout(missing, within_s=2)
 
 
+async def test_a_redis_database_that_does_not_exist_on_a_unix_socket_stops_the_start(
+    tmp_path: Path,
+) -> None:
+    """Over a unix socket (redis-py's own connection) the refusal came as Redis being
+    unreachable: the process started without the check, and asked for ever."""
+    socket = tmp_path / "redis.sock"
+    redis = LocalRedis(tmp_path / "redis", appendonly=False,
+                       extra_args=["--unixsocket", str(socket)])  # fmt: skip
+    redis.start()
+    try:
+        missing = Settings(redis_url=f"unix://{socket}?db=99")
+        with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis has no such database"):
+            await check_redis_layout(missing, within_s=2)
+        assert await check_redis_layout(Settings(redis_url=f"unix://{socket}?db=3"), 2) in (
+            "marked now",
+            "marked",
+        )
+    finally:
+        redis.stop()
+
+
 async def test_another_layout_is_refused_at_start_and_by_a_forced_rebuild(
     pipeline: Pipeline, private_redis: LocalRedis
 ) -> None:

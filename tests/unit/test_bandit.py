@@ -138,9 +138,12 @@ def test_ranking_all_arms_at_once_matches_each_arm_alone_and_follows_learning() 
                 model.optimism = share
                 ranked = model.rank(x, arms, {}, seed=str(rng.random()), limit=len(arms))
                 assert {r.arm for r in ranked} == set(arms)
-                for r in ranked:
+                for r in ranked:  # worth 1: the score is what it was ranked by
                     assert r.estimate == pytest.approx(alone[r.arm][0], abs=1e-6)
-                    assert r.score == pytest.approx(alone[r.arm][0], abs=1e-6)  # worth 1
+                    ranked_by = alone[r.arm][1] if share else alone[r.arm][0]
+                    if not share and r.arm in unlearned:
+                        ranked_by = 0.0  # no outcome: nothing to arbitrate by
+                    assert r.score == pytest.approx(ranked_by, abs=1e-6)
                 assert [r.arm for r in ranked] == order
 
     check(["a", "b", "untaught", "never-seen"])

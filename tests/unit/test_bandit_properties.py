@@ -139,8 +139,8 @@ def test_a_ranking_lists_eligible_offers_once_with_trustworthy_propensities(
     """``rank`` lists ``min(limit, eligible)`` distinct eligible offers, the same for the
     same decision; estimates lie in 0..1, scores are finite and not negative, and each
     logged propensity is the chance of being put first: in 0..1, above 0 while
-    exploring, summing to 1 over all eligible offers. Without the bonus (alpha 0), after
-    the first offer they are best first (all of them when not exploring)."""
+    exploring, summing to 1 over all eligible offers. After the first offer they are
+    best first by the scores they were ranked by (all of them when epsilon is 0)."""
     x, arms, worth, seed, limit = data.draw(rankings(model))
     ranked = model.rank(x, arms, worth, seed, limit)
     note(repr(ranked))
@@ -153,10 +153,9 @@ def test_a_ranking_lists_eligible_offers_once_with_trustworthy_propensities(
         assert model.epsilon == 0 or r.propensity > 0
     assert not any(r.explored for r in ranked[1:])  # said of the first offer alone
     scores = [r.score for r in ranked]
-    if model.alpha == 0:  # both rankings are one (else see test_bandit's one at a time)
-        assert scores[1:] == sorted(scores[1:], reverse=True)
-        if model.epsilon == 0 and ranked:
-            assert scores == sorted(scores, reverse=True) and ranked[0].propensity == 1.0
+    assert scores[1:] == sorted(scores[1:], reverse=True)
+    if model.epsilon == 0:
+        assert scores == sorted(scores, reverse=True)
     if model.epsilon == 0 and ranked:  # first by one ranking, or by both
         shares = (1.0, model.optimism, 1 - model.optimism)
         assert any(math.isclose(ranked[0].propensity, s, rel_tol=1e-5) for s in shares)
