@@ -379,11 +379,12 @@ class AlertHub:
         while behind:
             for records in (await self._fetch(consumer, *behind, timeout_ms=500)).values():
                 backlog += records
-            behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
+            behind = [tp for tp in behind if await self._position(consumer, tp, -1) < ends[tp]]
         backlog.sort(key=lambda record: record.timestamp)  # oldest first, as remembered
         self._erasures(backlog, dated=True)
         for tp in erasure_tps:  # past any offsets that held no record
-            self._erasures_read[tp.partition] = await consumer.position(tp)
+            at = await self._position(consumer, tp, self._erasures_read.get(tp.partition, 0))
+            self._erasures_read[tp.partition] = max(at, self._erasures_read.get(tp.partition, 0))
 
     def _unread(
         self,
@@ -423,13 +424,16 @@ class AlertHub:
         except OffsetOutOfRangeError as exc:  # deleted, or past a new end
             for tp, offset in exc.args[0].items():
                 await self._out_of_range(consumer, tp, offset)
-        except NoOffsetForPartitionError as exc:  # assigned anew: partitions were added
-            tp = exc.args[0]
-            read = self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
-            if tp.partition in read:  # where it was
-                consumer.seek(tp, read[tp.partition])
-            else:  # added while it runs: from its oldest record kept
-                await consumer.seek_to_beginning(tp)
+        except NoOffsetForPartitionError:  # assigned anew (partitions added, a topic made
+            # again): every partition lost its position, though one is named at a time
+            for tp in consumer.assignment():
+                read = (
+                    self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
+                )
+                if tp.partition in read:  # where it was
+                    consumer.seek(tp, read[tp.partition])
+                else:  # added while it runs: from its oldest record kept
+                    await consumer.seek_to_beginning(tp)
         return {}
 
     async def _out_of_range(
@@ -440,7 +444,8 @@ class AlertHub:
         was made again, ending before it. Deleted alerts are a gap to every screen that had
         not passed them: the screens streaming now end, and are told as they resume."""
         await consumer.seek_to_beginning(tp)
-        start = await consumer.position(tp)
+        # the broker not saying in time: the fan-out connects again, and finds out then
+        start = await asyncio.wait_for(consumer.position(tp), END_LOOKUP_S)
         if start <= offset:  # the log ends before it: made again
             self._started_over(tp, start)
         elif tp.topic == self._topic:
@@ -453,6 +458,16 @@ class AlertHub:
             log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
                         "them", tp.topic, tp.partition, offset, start - 1)  # fmt: skip
 
+    @staticmethod
+    async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition, unknown: int) -> int:
+        """The consumer's position in ``tp``, or ``unknown`` where it has none (assigned
+        anew, until the next fetch places it): aiokafka's would wait for one for ever."""
+        try:
+            found: int = await asyncio.wait_for(consumer.position(tp), POSITION_KNOWN_S)
+        except (KafkaError, TimeoutError):
+            return unknown
+        return found
+
     async def _past_markers(self, consumer: AIOKafkaConsumer, read: dict[int, int]) -> None:
         """Where the consumer went past offsets that held no alert (a transaction's
         markers) with nothing to hand on: read, so that retention deleting them later is
@@ -461,11 +476,9 @@ class AlertHub:
             if tp.topic != self._topic or tp.partition in read:
                 continue
             known = self._alerts_read.get(tp.partition)
-            # a partition with no position yet (assigned anew) would wait for one: not asked
-            with contextlib.suppress(KafkaError, TimeoutError):
-                at = await asyncio.wait_for(consumer.position(tp), POSITION_KNOWN_S)
-                if known is not None and at > known:
-                    self._alerts_read[tp.partition] = at
+            at = await self._position(consumer, tp, -1)
+            if known is not None and at > known:
+                self._alerts_read[tp.partition] = at
 
     def _started_over(self, tp: TopicPartition, first: int) -> None:
         """A partition whose end is now before where this process had read it (the topic

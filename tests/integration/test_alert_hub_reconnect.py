@@ -428,3 +428,54 @@ async def expire_everything(admin: Any, tp: Any, kafka_redis: Services) -> None:
     finally:
         await consumer.stop()
     await admin.delete_records({tp: RecordsToDelete(end)}, 10_000)
+
+
+async def test_partitions_added_while_the_fan_out_catches_up_on_erasures_do_not_hold_it(
+    kafka_redis: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions added give the consumer a new assignment, every partition without a
+    position. One named at a time, the others' positions were waited for without end:
+    a process starting then never got ready, and after a reconnection no alert reached a
+    screen again. Every partition is placed back at once."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+
+    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
+        return [False] * len(customer_ids)
+
+    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
+                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
+    await ensure_topics(settings, partitions=2)
+    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await admin.start()
+    getmany = AIOKafkaConsumer.getmany
+    added = False
+
+    async def fetch(consumer: AIOKafkaConsumer, *partitions: Any, **kw: Any) -> Any:
+        nonlocal added
+        if partitions and not added:  # the erasures' catch-up, before the process is ready
+            added = True
+            await admin.create_partitions({alerts: NewPartitions(total_count=3)})
+            await eventually(lambda: _true(TopicPartition(alerts, 2) in consumer.assignment()),
+                             "the new assignment")  # fmt: skip
+        return await getmany(consumer, *partitions, **kw)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", fetch)
+    hub = AlertHub(kafka_redis.kafka_bootstrap, alerts, erasures, nobody_erased, REFS,
+                   partitions_every_s=1.0)  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await producer.start()
+    try:
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        assert added
+        for partition in range(3):
+            await producer.send_and_wait(alerts, intervention(f"after-{partition}"),
+                                         partition=partition)  # fmt: skip
+        await eventually(lambda: _true(len(hub.since(StreamPosition(), None)) == 3),
+                         "an alert of each partition")  # fmt: skip
+    finally:
+        await hub.stop()
+        await producer.stop()
+        await admin.close()
