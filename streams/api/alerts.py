@@ -268,6 +268,8 @@ class AlertHub:
             # deleted: raised, and placed by hand (see _fetch), so that none is skipped
             # (as "latest" would) and a deletion is told (as "earliest" would not)
             auto_offset_reset="none",
+            # a transactional producer's alerts once committed, never those of one aborted
+            isolation_level="read_committed",
             metadata_max_age_ms=int(self._partitions_every_s * 1000),
             # The offset lookups below wait behind a fetch the broker holds open: briefly,
             # so that they do not each add half a second before the process is ready.

@@ -364,7 +364,7 @@ async def test_alerts_deleted_while_the_fan_out_was_behind_are_told_as_a_gap(
 
 async def test_a_transactions_markers_deleted_are_no_gap(kafka_redis: Services) -> None:
     """A transactional producer ends each transaction with a marker, an offset that holds
-    no alert. Retention deleting a quiet partition's whole log, its markers with it, used
+    no alert (and an aborted one's alerts are never shown). Retention deleting a quiet partition's whole log, its markers with it, used
     to be taken for alerts deleted unread: every stream ended, and every screen resumed
     to a banner of missed alerts, though it had them all. The same across a
     reconnection of the fan-out."""
@@ -389,6 +389,10 @@ async def test_a_transactions_markers_deleted_are_no_gap(kafka_redis: Services) 
         try:
             for n in range(5):
                 await send(f"tx-{n}")
+            await transactional.begin_transaction()  # aborted: its alert is never shown
+            await transactional.send_and_wait(rig.alerts_topic, intervention("aborted"),
+                                              partition=0)  # fmt: skip
+            await transactional.abort_transaction()
             await eventually(lambda: _true(len(held()) == 5), "the transactions' alerts")
             last = rig.hub.since(StreamPosition(), None)[-1].id  # a screen that had them all
             screen = rig.hub.subscribe("vip")
@@ -396,6 +400,7 @@ async def test_a_transactions_markers_deleted_are_no_gap(kafka_redis: Services) 
             await expire_everything(admin, tp, kafka_redis)
             await send("after")
             await eventually(lambda: _true("after" in held()), "the next alert")
+            assert "aborted" not in held()
             assert not screen.closed
             assert rig.hub.behind(StreamPosition.parse(last), "vip") == []
 
