@@ -7,7 +7,11 @@ erasures. Its decision is published once a check says the customer is not erased
 API's check records the decision, which the store refuses for an erased customer), and
 never for one who is. While Redis cannot answer, the decisions wait, the
 checks retried with a growing pause; one that waits longer than ``hold_s`` (or is pushed
-out by ``limit`` newer ones) is not published, and counted as such.
+out by ``limit`` newer ones of its kind) is not published, and counted as such. The
+decisions answered with offers whose write failed wait apart from the fallbacks, which
+come by the thousand while Redis is away: those never push them out. At most
+``CHECK_AT_ONCE`` are checked per round trip, so that the process goes on answering
+while thousands are checked.
 
 >>> async def nobody_erased(waiting): return [False] * len(waiting)
 >>> sent = []
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +40,11 @@ Record = tuple[bytes, bytes]  # the decision's Kafka key (the customer id) and v
 LOG_EVERY_S = 5.0
 # the decisions waiting, as (customer id, decision JSON) -> whether each customer is erased
 ErasedCheck = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[bool]]]
+# checked in one round trip at most: ten thousand held the event loop about 0.3 s
+CHECK_AT_ONCE = 500
+Waiting = tuple[int, float, str, Record]  # (number, since, customer id, record)
+FALLBACKS = "fallback decisions"
+SHOWN = "decisions answered with offers (their write failed)"
 
 
 class FallbackOutbox:
@@ -53,60 +63,68 @@ class FallbackOutbox:
         self._hold_s = hold_s
         self._limit = limit
         self._retry_s = retry_s
-        # (number, since, customer id, record), oldest first
-        self._waiting: deque[tuple[int, float, str, Record]] = deque()
+        # oldest first: decisions answered with offers, whose write failed; fallbacks
+        self._shown: deque[Waiting] = deque()
+        self._fallbacks: deque[Waiting] = deque()
         self._added = 0
         self._task: asyncio.Task[None] | None = None
-        self._unlogged: dict[str, int] = {}  # given up since the last log line, by reason
+        # given up since the last log line, by what they were and why
+        self._unlogged: dict[tuple[str, str], int] = {}
         self._log_due: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return len(self._waiting)
+        return len(self._shown) + len(self._fallbacks)
 
-    def add(self, customer_id: str, value: bytes) -> None:
-        """Publish ``value``, a fallback decision about ``customer_id``, unless they
-        are erased."""
+    def add(self, customer_id: str, value: bytes, shown: bool = False) -> None:
+        """Publish ``value``, a fallback decision about ``customer_id`` (``shown``: one
+        answered with offers, whose write failed), unless they are erased."""
         loop = asyncio.get_running_loop()
         self._added += 1
         record = (customer_id.encode(), value)
-        self._waiting.append((self._added, loop.time(), customer_id, record))
-        if len(self._waiting) > self._limit:
-            self._waiting.popleft()
-            self._give_up(1, "too many fallbacks waiting")
+        queue = self._shown if shown else self._fallbacks
+        queue.append((self._added, loop.time(), customer_id, record))
+        if len(queue) > self._limit:
+            queue.popleft()
+            self._give_up(1, "too many waiting", SHOWN if shown else FALLBACKS)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="fallback-outbox")
 
     async def _run(self) -> None:
         delay = self._retry_s
         loop = asyncio.get_running_loop()
-        while self._waiting:
-            batch = list(self._waiting)
+        while self._shown or self._fallbacks:
+            batch = list(itertools.islice(self._shown, CHECK_AT_ONCE))
+            batch += itertools.islice(self._fallbacks, CHECK_AT_ONCE - len(batch))
             try:
                 gone = await self._erased([(c, record[1]) for _, _, c, record in batch])
             except Exception as exc:  # Redis unavailable, mostly: wait and ask again
                 late = loop.time() - self._hold_s
-                expired = 0
-                while self._waiting and self._waiting[0][1] < late:
-                    self._waiting.popleft()
-                    expired += 1
-                if expired:
-                    self._give_up(expired, f"Redis could not say who is erased: {exc}")
+                for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
+                    expired = 0
+                    while queue and queue[0][1] < late:
+                        queue.popleft()
+                        expired += 1
+                    if expired:
+                        self._give_up(expired, f"Redis could not say who is erased: {exc}", what)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             delay = self._retry_s
-            last = batch[-1][0]  # those added meanwhile stay for the next check
-            still = set()  # not given up meanwhile (pushed out by newer ones)
-            while self._waiting and self._waiting[0][0] <= last:
-                still.add(self._waiting.popleft()[0])
+            # the batch led each queue; those added meanwhile stay for the next check, and
+            # those pushed out by newer ones were given up
+            checked = {number for number, _, _, _ in batch}
+            still = set()
+            for queue in (self._shown, self._fallbacks):
+                while queue and queue[0][0] in checked:
+                    still.add(queue.popleft()[0])
             kept = [record for (number, _, _, record), erased in zip(batch, gone, strict=True)
                     if number in still and not erased]  # fmt: skip
             if kept:
                 self._publish(kept)
 
-    def _give_up(self, count: int, why: str) -> None:
+    def _give_up(self, count: int, why: str, what: str = FALLBACKS) -> None:
         self._dropped(count)
-        self._unlogged[why] = self._unlogged.get(why, 0) + count
+        self._unlogged[what, why] = self._unlogged.get((what, why), 0) + count
         if self._log_due is None:  # now, and what follows in LOG_EVERY_S after
             self._log_given_up()
             loop = asyncio.get_running_loop()
@@ -115,8 +133,8 @@ class FallbackOutbox:
     def _log_given_up(self, ended: bool = False) -> None:
         """Log the decisions given up since the last line, a line per reason;
         ``ended``: the wait after a line is over (the next give-up logs at once)."""
-        for why, count in self._unlogged.items():
-            log.warning("%d fallback decisions not published: %s", count, why)
+        for (what, why), count in self._unlogged.items():
+            log.warning("%d %s not published: %s", count, what, why)
         self._unlogged.clear()
         if ended:
             self._log_due = None
@@ -134,9 +152,10 @@ class FallbackOutbox:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if self._waiting:
-                self._give_up(len(self._waiting), "the process is stopping")
-                self._waiting.clear()
+            for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
+                if queue:
+                    self._give_up(len(queue), "the process is stopping", what)
+                    queue.clear()
             self._log_given_up()  # all of it, before the process ends
             return False
         self._log_given_up()

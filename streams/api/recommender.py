@@ -414,7 +414,7 @@ class Recommender:
         or may not have run) once Redis says their customers are not erased, as
         fallbacks are (:mod:`streams.api.fallback_outbox`); the check records them."""
         for key, raw in records:
-            self._fallbacks.add(key.decode(), raw)
+            self._fallbacks.add(key.decode(), raw, shown=True)
 
     async def _take(
         self, spending: list[BudgetSpend], limits: Mapping[str, int]

@@ -364,10 +364,10 @@ async def test_alerts_deleted_while_the_fan_out_was_behind_are_told_as_a_gap(
 
 async def test_a_transactions_markers_deleted_are_no_gap(kafka_redis: Services) -> None:
     """A transactional producer ends each transaction with a marker, an offset that holds
-    no alert (and an aborted one's alerts are never shown). Retention deleting a quiet partition's whole log, its markers with it, used
-    to be taken for alerts deleted unread: every stream ended, and every screen resumed
-    to a banner of missed alerts, though it had them all. The same across a
-    reconnection of the fan-out."""
+    no alert (and an aborted one's alerts are never shown). Retention deleting a quiet
+    partition's whole log, its markers with it, used to be taken for alerts deleted
+    unread: every stream ended, and every screen resumed to a banner of missed alerts,
+    though it had them all. The same across a reconnection of the fan-out."""
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
