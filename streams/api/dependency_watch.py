@@ -44,6 +44,10 @@ class Outages:
     def __init__(self) -> None:
         self._since: dict[str, float] = {}
 
+    def away(self, name: str) -> bool:
+        """Whether ``name`` was found away at the last look."""
+        return name in self._since
+
     def seen(self, name: str, usable: bool, now: float, since: float | None = None) -> str | None:
         """What to log of ``name`` found ``usable`` or not at ``now`` (away ``since``
         then, when known: it is found away only some time after): a line when that
@@ -71,6 +75,10 @@ class DependencyLog:
     def look_now(self) -> None:
         """A request met trouble: look before the next interval is up."""
         self._look_now.set()
+
+    def away(self, name: str) -> bool:
+        """Whether ``name`` (``redis``, ``kafka``) was found away at the last look."""
+        return self._outages.away(name)
 
     def saw(self, name: str, usable: bool, since: float | None = None) -> None:
         """``name`` found ``usable`` or not (away ``since``, ``clock`` time, if known)."""

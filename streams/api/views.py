@@ -73,8 +73,10 @@ async def recommendations(request: web.Request) -> web.Response:
             erased = True
             decided = api.recommender.as_if_unknown(customer_id, channel, limit)
         decision = decided
-    except TimeoutError:
-        decision = _fallback(api, customer_id, channel, limit, "latency_budget")
+    except TimeoutError:  # out of time: Redis away (frozen, not refusing), or too busy
+        api.outages.look_now()
+        reason = "store_unavailable" if api.outages.away("redis") else "latency_budget"
+        decision = _fallback(api, customer_id, channel, limit, reason)
     except StoreUnavailable:
         api.outages.look_now()
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")

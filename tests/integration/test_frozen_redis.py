@@ -164,3 +164,34 @@ async def test_events_redis_ran_after_their_replies_were_lost_count_once_as_appl
     finally:
         await admin.aclose()
         await store.close()
+
+
+async def test_answers_out_of_time_while_redis_is_frozen_count_as_redis_unavailable(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """A frozen Redis refuses nothing: every recommendation runs out of its budget first.
+    They were counted as latency_budget, which the runbook reads as an API short of CPU,
+    while the API's own log said Redis could not be reached."""
+    from tests.integration.test_api_support import DEV_AUTH, call, metric_total
+
+    assert private_redis.process is not None
+    api = pipeline.start_api(redis_url=private_redis.url)
+    url = f"{api.url}/v1/customers/frozen-1/recommendations"
+    assert (await call("GET", url, headers=DEV_AUTH)).json["fallback"] is False
+    os.kill(private_redis.process.proc.pid, signal.SIGSTOP)
+    try:
+
+        async def said_down() -> bool:
+            await call("GET", url, headers=DEV_AUTH)  # out of time: the API looks at once
+            return "Redis cannot be reached" in api.log_path.read_text()
+
+        await eventually(said_down, "the API to find Redis away", 20)
+        fell_back = metric_total(api, FALLBACKS_TOTAL)
+        answer = (await call("GET", url, headers=DEV_AUTH)).json
+        assert answer["fallback"] is True and answer["reasons"][0] == "fallback:store_unavailable"
+        assert metric_total(api, FALLBACKS_TOTAL) == fell_back + 1
+    finally:
+        os.kill(private_redis.process.proc.pid, signal.SIGCONT)
+
+
+FALLBACKS_TOTAL = "moments_recommendation_fallbacks_total"
