@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 5.0
+LOOK_AGAIN_AFTER_S = 0.5  # the soonest look after the last, however often one is asked for
 # what the API does while each is away
 MEANWHILE = {
     "redis": "Redis cannot be reached: recommendations are the default offers, profiles 503",
@@ -99,5 +100,8 @@ class DependencyLog:
             self.saw("redis", await redis_ok())
             away_since = kafka_down_since()
             self.saw("kafka", away_since is None, away_since)
+            # asked at once by every answer out of time under load: a look at most so often
+            soonest = min(LOOK_AGAIN_AFTER_S, every_s)
+            await asyncio.sleep(soonest)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._look_now.wait(), every_s)
+                await asyncio.wait_for(self._look_now.wait(), every_s - soonest)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from streams.api.dependency_watch import DependencyLog
+from streams.api.dependency_watch import LOOK_AGAIN_AFTER_S, DependencyLog
 
 
 async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
@@ -43,11 +43,30 @@ async def test_a_request_in_trouble_makes_the_watch_look_at_once(
         assert caplog.records == []
         up[0] = False
         outages.look_now()  # a recommendation fell back: not a minute later
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(LOOK_AGAIN_AFTER_S + 0.1)
         watch.cancel()
     assert [r.getMessage() for r in caplog.records] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503"
     ]
+    assert outages.away("redis")
+
+
+async def test_answers_asking_for_looks_all_the_time_get_one_so_often() -> None:
+    """Under load every answer out of time asks for a look: Redis is pinged at most every
+    LOOK_AGAIN_AFTER_S, not back to back."""
+    looks = [0]
+
+    async def redis_ok() -> bool:
+        looks[0] += 1
+        return True
+
+    outages = DependencyLog()
+    watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: None, every_s=60))
+    for _ in range(100):  # a second of answers out of time
+        outages.look_now()
+        await asyncio.sleep(0.01)
+    watch.cancel()
+    assert 2 <= looks[0] <= 1 + 1 / LOOK_AGAIN_AFTER_S + 1, looks
 
 
 async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
