@@ -9,9 +9,10 @@ never for one who is. While Redis cannot answer, the decisions wait, the
 checks retried with a growing pause; one that waits longer than ``hold_s`` (or is pushed
 out by ``limit`` newer ones of its kind) is not published, and counted as such. The
 decisions answered with offers whose write failed wait apart from the fallbacks, which
-come by the thousand while Redis is away: those never push them out. At most
-``CHECK_AT_ONCE`` are checked per round trip, so that the process goes on answering
-while thousands are checked.
+come by the thousand while Redis is away: those never push them out. A few hundred are
+checked per round trip (up to a quarter of those waiting), so that the process goes on
+answering while thousands are checked; those being checked are out of the queue, so
+that none is pushed out once the check has recorded it.
 
 >>> async def nobody_erased(waiting): return [False] * len(waiting)
 >>> sent = []
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,8 +40,11 @@ Record = tuple[bytes, bytes]  # the decision's Kafka key (the customer id) and v
 LOG_EVERY_S = 5.0
 # the decisions waiting, as (customer id, decision JSON) -> whether each customer is erased
 ErasedCheck = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[bool]]]
-# checked in one round trip at most: ten thousand held the event loop about 0.3 s
+# checked in one round trip: at least this many, up to a quarter of those waiting (ten
+# thousand at once held the event loop about 0.3 s; 500 at a time fell behind fallbacks
+# coming by the thousand a second into an API short of CPU, each round trip slowed)
 CHECK_AT_ONCE = 500
+CHECK_PARTS = 4
 Waiting = tuple[int, float, str, Record]  # (number, since, customer id, record)
 FALLBACKS = "fallback decisions"
 SHOWN = "decisions answered with offers (their write failed)"
@@ -66,6 +69,8 @@ class FallbackOutbox:
         # oldest first: decisions answered with offers, whose write failed; fallbacks
         self._shown: deque[Waiting] = deque()
         self._fallbacks: deque[Waiting] = deque()
+        self._checking: list[Waiting] = []  # taken out of them, being checked now
+        self._shown_numbers: set[int] = set()  # those of them answered with offers
         self._added = 0
         self._task: asyncio.Task[None] | None = None
         # given up since the last log line, by what they were and why
@@ -73,7 +78,7 @@ class FallbackOutbox:
         self._log_due: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return len(self._shown) + len(self._fallbacks)
+        return len(self._shown) + len(self._fallbacks) + len(self._checking)
 
     def add(self, customer_id: str, value: bytes, shown: bool = False) -> None:
         """Publish ``value``, a fallback decision about ``customer_id`` (``shown``: one
@@ -93,32 +98,39 @@ class FallbackOutbox:
         delay = self._retry_s
         loop = asyncio.get_running_loop()
         while self._shown or self._fallbacks:
-            batch = list(itertools.islice(self._shown, CHECK_AT_ONCE))
-            batch += itertools.islice(self._fallbacks, CHECK_AT_ONCE - len(batch))
+            # out of the queues while checked: the check records them, so newer ones must
+            # not push them out (they would be recorded, and never published); more at
+            # once as more wait, so that the checks keep up with fallbacks under load
+            size = max(CHECK_AT_ONCE, len(self) // CHECK_PARTS)
+            shown = [self._shown.popleft() for _ in range(min(size, len(self._shown)))]
+            taken = min(size - len(shown), len(self._fallbacks))
+            fallbacks = [self._fallbacks.popleft() for _ in range(taken)]
+            self._checking = batch = shown + fallbacks
+            self._shown_numbers = {number for number, _, _, _ in shown}
             try:
                 gone = await self._erased([(c, record[1]) for _, _, c, record in batch])
             except Exception as exc:  # Redis unavailable, mostly: wait and ask again
+                self._checking = []
+                self._shown.extendleft(reversed(shown))
+                self._fallbacks.extendleft(reversed(fallbacks))
                 late = loop.time() - self._hold_s
                 for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
                     expired = 0
                     while queue and queue[0][1] < late:
                         queue.popleft()
                         expired += 1
+                    while len(queue) > self._limit:  # newer ones came meanwhile
+                        queue.popleft()
+                        self._give_up(1, "too many waiting", what)
                     if expired:
                         self._give_up(expired, f"Redis could not say who is erased: {exc}", what)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            self._checking = []
             delay = self._retry_s
-            # the batch led each queue; those added meanwhile stay for the next check, and
-            # those pushed out by newer ones were given up
-            checked = {number for number, _, _, _ in batch}
-            still = set()
-            for queue in (self._shown, self._fallbacks):
-                while queue and queue[0][0] in checked:
-                    still.add(queue.popleft()[0])
-            kept = [record for (number, _, _, record), erased in zip(batch, gone, strict=True)
-                    if number in still and not erased]  # fmt: skip
+            kept = [record for (_, _, _, record), erased in zip(batch, gone, strict=True)
+                    if not erased]  # fmt: skip
             if kept:
                 self._publish(kept)
 
@@ -152,6 +164,12 @@ class FallbackOutbox:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if self._checking:  # recorded or not: the check did not answer in time
+                shown = sum(1 for entry in self._checking if entry[0] in self._shown_numbers)
+                for count, what in ((shown, SHOWN), (len(self._checking) - shown, FALLBACKS)):
+                    if count:
+                        self._give_up(count, "the process is stopping", what)
+                self._checking = []
             for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
                 if queue:
                     self._give_up(len(queue), "the process is stopping", what)

@@ -43,7 +43,10 @@ async def test_a_request_in_trouble_makes_the_watch_look_at_once(
         assert caplog.records == []
         up[0] = False
         outages.look_now()  # a recommendation fell back: not a minute later
-        await asyncio.sleep(LOOK_AGAIN_AFTER_S + 0.1)
+        for _ in range(100):  # within LOOK_AGAIN_AFTER_S, on a machine not too busy
+            await asyncio.sleep(0.05)
+            if caplog.records:
+                break
         watch.cancel()
     assert [r.getMessage() for r in caplog.records] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503"
@@ -61,12 +64,15 @@ async def test_answers_asking_for_looks_all_the_time_get_one_so_often() -> None:
         return True
 
     outages = DependencyLog()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: None, every_s=60))
     for _ in range(100):  # a second of answers out of time
         outages.look_now()
         await asyncio.sleep(0.01)
     watch.cancel()
-    assert 2 <= looks[0] <= 1 + 1 / LOOK_AGAIN_AFTER_S + 1, looks
+    took = loop.time() - started
+    assert 2 <= looks[0] <= 1 + took / LOOK_AGAIN_AFTER_S + 1, (looks, took)
 
 
 async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(

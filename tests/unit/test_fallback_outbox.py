@@ -92,9 +92,10 @@ async def test_at_shutdown_what_cannot_be_checked_in_time_is_given_up() -> None:
     assert sent == [] and dropped == [1] and len(box) == 0
 
 
-async def test_one_pushed_out_while_its_check_runs_is_not_published_as_well() -> None:
-    """A decision given up (and counted) for newer ones while Redis was being asked about
-    it must not be published once the answer comes: it would be both."""
+async def test_one_being_checked_is_never_pushed_out_by_newer_ones() -> None:
+    """The check records each decision it is asked about: one pushed out meanwhile (and
+    counted as given up) was recorded, and never published. Those being checked are out
+    of the queue; newer ones push out the oldest still waiting."""
     answered = asyncio.Event()
 
     async def slow_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
@@ -107,11 +108,31 @@ async def test_one_pushed_out_while_its_check_runs_is_not_published_as_well() ->
     box.add("c0", b"d0")
     box.add("c1", b"d1")
     await asyncio.sleep(0.01)  # Redis is being asked about c0 and c1
-    box.add("c2", b"d2")  # pushes c0 out: given up, and counted
+    for n in range(2, 5):
+        box.add(f"c{n}", f"d{n}".encode())  # c2 is pushed out: given up, and counted
     assert dropped == [1]
     answered.set()
     await box.drain()
-    assert sent == [(b"c1", b"d1"), (b"c2", b"d2")]
+    assert sent == [(b"c0", b"d0"), (b"c1", b"d1"), (b"c3", b"d3"), (b"c4", b"d4")]
+
+
+async def test_the_checks_keep_up_with_fallbacks_into_an_api_short_of_cpu() -> None:
+    """Each round trip slowed to 250 ms by a busy event loop, and fallbacks coming at 5,000
+    a second: checked 500 at a time, half of them were pushed out, many once recorded."""
+
+    async def busy_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
+        await asyncio.sleep(0.25)
+        return [False] * len(waiting)
+
+    sent: list[Record] = []
+    dropped: list[int] = []
+    box = FallbackOutbox(busy_redis, sent.extend, dropped.append)
+    for tick in range(400):  # 4 s, 50 every 10 ms: past the 10,000 that may wait
+        for n in range(50):
+            box.add(f"c{tick}-{n}", b"d")
+        await asyncio.sleep(0.01)
+    await box.drain(within_s=None)
+    assert dropped == [] and len(sent) == 20_000
 
 
 async def test_decisions_given_up_in_a_flood_are_logged_counted_not_one_line_each(
