@@ -381,12 +381,18 @@ class AlertHub:
         while behind:
             for records in (await self._fetch(consumer, *behind, timeout_ms=500)).values():
                 backlog += records
+            # a log now shorter than its end asked at the start: the topic was made again
+            # (read anew from its start), and the end to reach is the new log's
+            shorter = [tp for tp in behind if _below(consumer.highwater(tp), ends[tp])]
+            if shorter:
+                ends.update(await consumer.end_offsets(shorter))
             behind = [tp for tp in behind if await self._position(consumer, tp, -1) < ends[tp]]
         backlog.sort(key=lambda record: record.timestamp)  # oldest first, as remembered
         self._erasures(backlog, dated=True)
         for tp in erasure_tps:  # past any offsets that held no record
-            at = await self._position(consumer, tp, self._erasures_read.get(tp.partition, 0))
-            self._erasures_read[tp.partition] = max(at, self._erasures_read.get(tp.partition, 0))
+            at = await self._position(consumer, tp, -1)
+            if at >= 0:  # where it is, in the log it reads (the backlog may name an older one)
+                self._erasures_read[tp.partition] = at
 
     def _unread(
         self,
@@ -513,6 +519,11 @@ class AlertHub:
                 log.warning("%s[%d] offset %d is not an erasure record", record.topic,
                             record.partition, record.offset)  # fmt: skip
             self._erasures_read[record.partition] = record.offset + 1
+
+
+def _below(offset: int | None, end: int) -> bool:
+    """Whether ``offset`` (``None``: not known yet) is before ``end``."""
+    return offset is not None and offset < end
 
 
 def _alerts(

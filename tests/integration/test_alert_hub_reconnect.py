@@ -484,3 +484,64 @@ async def test_partitions_added_while_the_fan_out_catches_up_on_erasures_do_not_
         await hub.stop()
         await producer.stop()
         await admin.close()
+
+
+async def test_erasures_made_again_during_the_catch_up_do_not_hold_the_fan_out(
+    kafka_redis: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fan-out reads customer-erasures to the ends it asked for at its start: the
+    topic deleted and made again meanwhile, the new log never reached them, and the
+    process never got ready (after a reconnection: no alert reached a screen again)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
+        return [False] * len(customer_ids)
+
+    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
+                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
+    await ensure_topics(settings, partitions=2)
+    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
+    await producer.start()
+    await admin.start()
+    for n in range(10_000):  # more than one fetch takes, so the catch-up fetches again
+        erasure = CustomerErasure(customer_id=f"gone-{n}", subject="s" * 400,
+                                  ts=datetime.now(UTC))  # fmt: skip
+        await producer.send(erasures, encode_erasure(erasure), partition=n % 2)
+    await producer.flush()
+    getmany = AIOKafkaConsumer.getmany
+    made_again = False
+
+    async def fetch(consumer: AIOKafkaConsumer, *partitions: Any, **kw: Any) -> Any:
+        nonlocal made_again
+        found = await getmany(consumer, *partitions, **kw)
+        if partitions and not made_again:  # the catch-up's first fetch
+            made_again = True
+            await admin.delete_topics([erasures])
+            for _ in range(100):
+                try:
+                    await admin.create_topics([NewTopic(erasures, 2, 1)])
+                    break
+                except TopicAlreadyExistsError:
+                    await asyncio.sleep(0.1)
+        return found
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", fetch)
+    hub = AlertHub(kafka_redis.kafka_bootstrap, alerts, erasures, nobody_erased, REFS)
+    try:
+        await hub.start()
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        assert made_again
+        await producer.client.force_metadata_update()
+        erased_now = CustomerErasure(customer_id="gone-now", subject="s", ts=datetime.now(UTC))
+        await producer.send_and_wait(erasures, encode_erasure(erased_now), partition=0)
+        await eventually(
+            lambda: _true("gone-now" in hub.erased_lately), "an erasure of the new log"
+        )
+    finally:
+        await hub.stop()
+        await producer.stop()
+        await admin.close()
