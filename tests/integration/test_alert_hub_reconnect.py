@@ -188,13 +188,7 @@ async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buf
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, RecordsToDelete
 
-    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
-        return [False] * len(customer_ids)
-
-    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
-                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
-    await ensure_topics(settings, partitions=1)
-    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    alerts, erasures = await own_topics(kafka_redis, partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
     await producer.start()
@@ -235,6 +229,18 @@ async def test_alerts_kept_after_retention_and_in_partitions_added_reach_the_buf
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
+    return [False] * len(customer_ids)
+
+
+async def own_topics(kafka_redis: Services, partitions: int) -> tuple[str, str]:
+    """``interventions`` and ``customer-erasures`` of a prefix of the test's own."""
+    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
+                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
+    await ensure_topics(settings, partitions=partitions)
+    return settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
 
 
 @pytest.mark.parametrize("away", [False, True], ids=["running", "away"])
@@ -445,13 +451,7 @@ async def test_partitions_added_while_the_fan_out_catches_up_on_erasures_do_not_
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
-    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
-        return [False] * len(customer_ids)
-
-    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
-                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
-    await ensure_topics(settings, partitions=2)
-    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    alerts, erasures = await own_topics(kafka_redis, partitions=2)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
     await admin.start()
     getmany = AIOKafkaConsumer.getmany
@@ -496,13 +496,7 @@ async def test_erasures_made_again_during_the_catch_up_do_not_hold_the_fan_out(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
-        return [False] * len(customer_ids)
-
-    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
-                        topic_prefix=f"ah{uuid.uuid4().hex[:6]}-")  # fmt: skip
-    await ensure_topics(settings, partitions=2)
-    alerts, erasures = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
+    alerts, erasures = await own_topics(kafka_redis, partitions=2)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_redis.kafka_bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_redis.kafka_bootstrap)
     await producer.start()

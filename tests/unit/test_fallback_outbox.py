@@ -41,6 +41,22 @@ async def test_only_the_decisions_of_customers_not_erased_are_published() -> Non
     assert dropped == [] and len(box) == 0
 
 
+def held_up_outbox(
+    limit: int,
+) -> tuple[FallbackOutbox, list[Record], list[int], asyncio.Event]:
+    """An outbox whose Redis answers its checks once ``answered`` is set."""
+    answered = asyncio.Event()
+
+    async def slow_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
+        await answered.wait()
+        return [False] * len(waiting)
+
+    sent: list[Record] = []
+    dropped: list[int] = []
+    box = FallbackOutbox(slow_redis, sent.extend, dropped.append, limit=limit, retry_s=0.01)
+    return box, sent, dropped, answered
+
+
 async def soon(condition: Callable[[], bool], within_s: float = 5.0) -> None:
     """Wait until ``condition`` holds (polling), failing after ``within_s``."""
     for _ in range(int(within_s / 0.01)):
@@ -96,15 +112,7 @@ async def test_one_being_checked_is_never_pushed_out_by_newer_ones() -> None:
     """The check records each decision it is asked about: one pushed out meanwhile (and
     counted as given up) was recorded, and never published. Those being checked are out
     of the queue; newer ones push out the oldest still waiting."""
-    answered = asyncio.Event()
-
-    async def slow_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
-        await answered.wait()
-        return [False] * len(waiting)
-
-    sent: list[Record] = []
-    dropped: list[int] = []
-    box = FallbackOutbox(slow_redis, sent.extend, dropped.append, limit=2, retry_s=0.01)
+    box, sent, dropped, answered = held_up_outbox(limit=2)
     box.add("c0", b"d0")
     box.add("c1", b"d1")
     await asyncio.sleep(0.01)  # Redis is being asked about c0 and c1
@@ -156,15 +164,7 @@ async def test_a_decision_answered_with_offers_is_never_pushed_out_by_fallbacks(
     """A decision answered with its offers whose write failed waits with the fallbacks;
     while Redis was away, fallbacks came by the thousand and pushed it out: shown to the
     customer, it was never published."""
-    answered = asyncio.Event()
-
-    async def slow_redis(waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
-        await answered.wait()
-        return [False] * len(waiting)
-
-    sent: list[Record] = []
-    dropped: list[int] = []
-    box = FallbackOutbox(slow_redis, sent.extend, dropped.append, limit=2, retry_s=0.01)
+    box, sent, dropped, answered = held_up_outbox(limit=2)
     box.add("shown", b"offers", shown=True)
     for n in range(5):
         box.add(f"c{n}", b"fallback")
