@@ -1,7 +1,7 @@
 """Everything Moments keeps in Redis, behind :class:`FeatureStore`'s async methods and
 its narrow sub-interfaces: callers see no Redis key, command or script."""
 
-from feature_store.connection import login_refused
+from feature_store.connection import login_refused, no_such_database
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import (
     ContactCeilings,
@@ -64,6 +64,7 @@ __all__ = [
     "fullest",
     "intervention_fact",
     "login_refused",
+    "no_such_database",
     "offers_shown_fact",
     "recent_touchpoint_of",
     "risk_fact",

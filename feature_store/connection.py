@@ -150,6 +150,10 @@ def transient(exc: BaseException) -> bool:
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
 
 
+# Redis's answer to a SELECT of a database it does not have
+NO_SUCH_DATABASE = "DB index is out of range"
+
+
 def login_refused(exc: BaseException) -> bool:
     """Whether ``exc`` (a :class:`StoreUnavailable`) came from Redis refusing the user and
     password: Redis is up, and the login will not pass however often it is tried.
@@ -165,12 +169,30 @@ def login_refused(exc: BaseException) -> bool:
     >>> login_refused(on_a_cluster)
     True
     """
-    cause, seen = exc.__cause__ or exc.__context__, 0
-    while cause is not None and seen < 10:  # however deep redis-py wrapped it
-        if isinstance(cause, AuthenticationError):
-            return True
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
-    return False
+    return any(isinstance(cause, AuthenticationError) for cause in _chain(exc))
+
+
+def no_such_database(exc: BaseException) -> bool:
+    """Whether ``exc`` came from Redis answering that the URL's database is not one it has
+    (its reply to SELECT, however redis-py's connection or the store's wrapped it).
+
+    >>> failed = StoreUnavailable("ConnectionError: DB index is out of range")
+    >>> failed.__cause__ = ConnectionError("DB index is out of range")
+    >>> no_such_database(failed), no_such_database(StoreUnavailable("connection refused"))
+    (True, False)
+    """
+    return any(str(cause).startswith(NO_SUCH_DATABASE) for cause in _chain(exc))
+
+
+def _chain(exc: BaseException, deepest: int = 10) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from (or while handling), however deep redis-py
+    wrapped it (``deepest`` levels at most)."""
+    seen: BaseException | None = exc
+    for _ in range(deepest + 1):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def unavailable(exc: BaseException, said: str | None = None) -> StoreUnavailable:

@@ -21,6 +21,7 @@ from feature_store import (
     StoreRefused,
     StoreUnavailable,
     login_refused,
+    no_such_database,
 )
 from streams.app import build_store
 from streams.settings import Settings, SettingsError
@@ -30,7 +31,6 @@ LAYOUT_RETRY_S = 1.0  # how often the layout check asks again a Redis it cannot 
 # what the feature store's Redis user needs, said when Redis refuses one of them
 NEEDED = ("its user needs the read, write, keyspace, scripting and connection commands "
           "(ACL +@read +@write +@keyspace +@scripting +@connection), none renamed")  # fmt: skip
-NO_SUCH_DATABASE = "DB index is out of range"
 
 
 OLDEST_REDIS = (7, 0)  # Redis 6 wraps an error met inside a script: see warn_if_redis_is_old
@@ -139,20 +139,9 @@ async def warn_if_redis_forgets(store: FeatureStore, within_s: float = 5.0) -> b
     return append_only
 
 
-def _names_no_database(exc: BaseException) -> bool:
-    """Whether Redis answered, somewhere in the chain of ``exc``, that the URL's database
-    is not one it has."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if str(seen).startswith(NO_SUCH_DATABASE):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _no_such_database(exc: BaseException) -> SettingsError:
-    return SettingsError(f"MOMENTS_REDIS_URL: Redis has no such database ({NO_SUCH_DATABASE}); "
-                         "Redis numbers its databases from 0")  # fmt: skip
+def _no_such_database() -> SettingsError:
+    return SettingsError("MOMENTS_REDIS_URL: Redis has no such database (DB index is out of "
+                         "range); Redis numbers its databases from 0")  # fmt: skip
 
 
 async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bool = True) -> str:
@@ -181,8 +170,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
                 raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
                                     f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
-                if _names_no_database(exc):  # on a unix socket, redis-py's own connection
-                    raise _no_such_database(exc) from None
+                if no_such_database(exc):  # on a unix socket, redis-py's own connection
+                    raise _no_such_database() from None
                 if login_refused(exc):  # up, and it refused us
                     given = (
                         "its user and password"
@@ -203,8 +192,8 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
         return "unreachable"
     # a refusal (an ACL's), or a cluster not formed (redis-py's cluster errors are its own)
     except (RedisError, RedisClusterException) as exc:
-        if _names_no_database(exc):  # it would never pass
-            raise _no_such_database(exc) from None
+        if no_such_database(exc):  # it would never pass
+            raise _no_such_database() from None
         if said:
             log.warning("the feature-store layout could not be checked (%s): starting "
                         "without the check", type(exc).__name__)  # fmt: skip

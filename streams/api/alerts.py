@@ -403,8 +403,7 @@ class AlertHub:
         """The records this process has not read before: those read already (a partition
         read again from an older offset) are left out, and the partition is taken back
         to where it was; one whose end is now before it was made again."""
-        read = self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
-        known = read.get(tp.partition)
+        known = self._read_of(tp).get(tp.partition)
         if known is None or records[0].offset >= known:
             return records
         end = consumer.highwater(tp)
@@ -414,6 +413,10 @@ class AlertHub:
         if records[-1].offset + 1 < known:
             consumer.seek(tp, known)
         return [r for r in records if r.offset >= known]
+
+    def _read_of(self, tp: TopicPartition) -> dict[int, int]:
+        """Per partition of ``tp``'s topic, the offset this process reads next there."""
+        return self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
 
     async def _fetch(
         self,
@@ -435,9 +438,7 @@ class AlertHub:
         except NoOffsetForPartitionError:  # assigned anew (partitions added, a topic made
             # again): every partition lost its position, though one is named at a time
             for tp in consumer.assignment():
-                read = (
-                    self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
-                )
+                read = self._read_of(tp)
                 if tp.partition in read:  # where it was
                     consumer.seek(tp, read[tp.partition])
                 else:  # added while it runs: from its oldest record kept

@@ -69,8 +69,8 @@ class FallbackOutbox:
         # oldest first: decisions answered with offers, whose write failed; fallbacks
         self._shown: deque[Waiting] = deque()
         self._fallbacks: deque[Waiting] = deque()
-        self._checking: list[Waiting] = []  # taken out of them, being checked now
-        self._shown_numbers: set[int] = set()  # those of them answered with offers
+        # taken out of them, being checked now: (answered with offers, fallbacks)
+        self._checking: tuple[list[Waiting], list[Waiting]] = ([], [])
         self._added = 0
         self._task: asyncio.Task[None] | None = None
         # given up since the last log line, by what they were and why
@@ -78,7 +78,8 @@ class FallbackOutbox:
         self._log_due: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return len(self._shown) + len(self._fallbacks) + len(self._checking)
+        checking = len(self._checking[0]) + len(self._checking[1])
+        return len(self._shown) + len(self._fallbacks) + checking
 
     def add(self, customer_id: str, value: bytes, shown: bool = False) -> None:
         """Publish ``value``, a fallback decision about ``customer_id`` (``shown``: one
@@ -105,12 +106,12 @@ class FallbackOutbox:
             shown = [self._shown.popleft() for _ in range(min(size, len(self._shown)))]
             taken = min(size - len(shown), len(self._fallbacks))
             fallbacks = [self._fallbacks.popleft() for _ in range(taken)]
-            self._checking = batch = shown + fallbacks
-            self._shown_numbers = {number for number, _, _, _ in shown}
+            self._checking = (shown, fallbacks)
+            batch = shown + fallbacks
             try:
                 gone = await self._erased([(c, record[1]) for _, _, c, record in batch])
             except Exception as exc:  # Redis unavailable, mostly: wait and ask again
-                self._checking = []
+                self._checking = ([], [])
                 self._shown.extendleft(reversed(shown))
                 self._fallbacks.extendleft(reversed(fallbacks))
                 late = loop.time() - self._hold_s
@@ -127,7 +128,7 @@ class FallbackOutbox:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self._checking = []
+            self._checking = ([], [])
             delay = self._retry_s
             kept = [record for (_, _, _, record), erased in zip(batch, gone, strict=True)
                     if not erased]  # fmt: skip
@@ -164,16 +165,18 @@ class FallbackOutbox:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if self._checking:  # recorded or not: the check did not answer in time
-                shown = sum(1 for entry in self._checking if entry[0] in self._shown_numbers)
-                for count, what in ((shown, SHOWN), (len(self._checking) - shown, FALLBACKS)):
-                    if count:
-                        self._give_up(count, "the process is stopping", what)
-                self._checking = []
-            for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
-                if queue:
-                    self._give_up(len(queue), "the process is stopping", what)
-                    queue.clear()
+            # those being checked too: recorded or not, the check did not answer in time
+            checking_shown, checking_fallbacks = self._checking
+            self._checking = ([], [])
+            for waiting, what in (
+                (checking_shown, SHOWN),
+                (self._shown, SHOWN),
+                (checking_fallbacks, FALLBACKS),
+                (self._fallbacks, FALLBACKS),
+            ):
+                if waiting:
+                    self._give_up(len(waiting), "the process is stopping", what)
+                    waiting.clear()
             self._log_given_up()  # all of it, before the process ends
             return False
         self._log_given_up()
