@@ -1,7 +1,8 @@
 """A contextual bandit for next-best offers: disjoint LinUCB with epsilon exploration.
 
 River-style: ``predict_one`` / ``learn_one``, with state that checkpoints to plain
-JSON-able data (no pickle: a snapshot cannot run code when it is loaded). Each offer
+JSON-able data (no pickle: a snapshot cannot run code when it is loaded; its matrices
+packed, :mod:`agents.packed_figures`). Each offer
 (arm) keeps its ridge-regression design matrix and that matrix's inverse, updated in
 O(d^2) per outcome; the inverse is worked out afresh from the matrix every
 ``REANCHOR_EVERY`` outcomes of the arm, so that the rounding of hundreds of millions of
@@ -35,6 +36,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from agents.packed_figures import pack, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +235,7 @@ class LinUCBOffers:
             "optimism": self.optimism,
             "updates": self.updates,
             "arms": {
-                name: {
-                    "a": arm.a.tolist(),
-                    "a_inv": arm.a_inv.tolist(),
-                    "b": arm.b.tolist(),
-                    "n": arm.n,
-                }
+                name: {"a": pack(arm.a), "a_inv": pack(arm.a_inv), "b": pack(arm.b), "n": arm.n}
                 | ({} if arm.at is None else {"at": arm.at})
                 for name, arm in sorted(self.arms.items())
             },
@@ -319,25 +317,21 @@ class LinUCBOffers:
             )
         model = cls(dimension, alpha, epsilon, ridge, prior, optimism)
         model.updates = int(state["updates"])
+        square = (model.dimension, model.dimension)
         for name, arm in state["arms"].items():
             restored = _Arm(model.dimension, model.ridge)
-            restored.a_inv = np.asarray(arm["a_inv"], dtype=np.float64)
-            restored.b = np.asarray(arm["b"], dtype=np.float64)
+            what = f"arm {name!r}"
+            restored.a_inv = unpack(arm["a_inv"], square, what)
+            restored.b = unpack(arm["b"], (model.dimension,), what)
             restored.n = int(arm["n"])
             restored.at = None if arm.get("at") is None else float(arm["at"])
-            square = (model.dimension, model.dimension)
-            if restored.a_inv.shape != square or restored.b.shape != (model.dimension,):
-                raise ValueError(f"arm {name!r} has the wrong shape")
-            # JSON has no NaN: a null (a model poisoned before it was published) reads as one
-            if not (np.isfinite(restored.a_inv).all() and np.isfinite(restored.b).all()):
-                raise ValueError(f"arm {name!r} holds figures that are not finite")
-            restored.a = _design_matrix(name, arm.get("a"), restored.a_inv, square)
+            restored.a = _design_matrix(what, arm.get("a"), restored.a_inv, square)
             model.arms[name] = restored
         return model
 
 
 def _design_matrix(
-    name: str, kept: Any, a_inv: NDArray[np.float64], square: tuple[int, int]
+    what: str, kept: Any, a_inv: NDArray[np.float64], square: tuple[int, int]
 ) -> NDArray[np.float64]:
     """An arm's design matrix as a snapshot keeps it; one from before they were kept is
     worked out from the inverse (as exact as that is, from then on re-anchored)."""
@@ -345,10 +339,5 @@ def _design_matrix(
         try:
             return np.asarray(np.linalg.inv(a_inv), dtype=np.float64)
         except np.linalg.LinAlgError as exc:
-            raise ValueError(f"arm {name!r} has an inverse that is singular") from exc
-    a = np.asarray(kept, dtype=np.float64)
-    if a.shape != square:
-        raise ValueError(f"arm {name!r} has the wrong shape")
-    if not np.isfinite(a).all():
-        raise ValueError(f"arm {name!r} holds figures that are not finite")
-    return a
+            raise ValueError(f"{what} has an inverse that is singular") from exc
+    return unpack(kept, square, what)

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import TouchpointEvent, encode_touchpoint
 from streams.bench_http import bench_http
+from streams.bench_snapshots import bench_snapshots
 from streams.bench_store import bench_store, percentile
 from streams.kafka_security import client_options
 from streams.services import Services, dies_with_parent, free_port, services, stopped_like_ctrl_c
@@ -265,7 +266,8 @@ def contenders(svc: Services, work: Path) -> list[Contender]:
     ]  # fmt: skip
 
 
-SECTIONS = ("pipeline", "store", "scale", "http")
+SECTIONS = ("pipeline", "store", "scale", "http", "snapshots")
+NO_SERVICES = {"snapshots"}  # sections that need neither Kafka nor Redis
 
 
 async def bench(
@@ -321,6 +323,8 @@ async def bench(
             http["recommendations_at_half_max"]["latency_ms_p99"] < 5.0
         )
         targets["http_every_answer_done"] = http["not_done"] == 0  # no error, no fallback
+    if "snapshots" in sections:
+        report["model_snapshots"] = bench_snapshots()
     report["targets"] = targets
     return report
 
@@ -332,7 +336,11 @@ def run_bench(
     sections: tuple[str, ...] = SECTIONS,
 ) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    with stopped_like_ctrl_c(), services() as svc:  # SIGTERM, SIGHUP: stop what it started
-        report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
+    with stopped_like_ctrl_c():  # SIGTERM, SIGHUP: stop what it started
+        if NO_SERVICES.issuperset(sections):
+            report = {"model_snapshots": bench_snapshots(), "targets": {}}
+        else:
+            with services() as svc:
+                report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
     print(json.dumps(report, indent=2))
     return 0

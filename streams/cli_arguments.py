@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
         help="even if retention deleted old erasure records (erased customers may return)",
     )  # fmt: skip
     bench = sub.add_parser(
-        "bench", help="the pipeline, the store and the HTTP API, each beside a plain baseline"
+        "bench",
+        help="the pipeline, the store, the HTTP API and model snapshots, each beside a baseline",
     )
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
@@ -64,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=("pipeline", "store", "scale", "http"),
+        choices=("pipeline", "store", "scale", "http", "snapshots"),
         help="run only this section (repeatable); default: all",
     )
     ev = sub.add_parser("evaluate", help="learned vs random vs oracle policy, in-process benchmark")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,11 +76,50 @@ def test_a_snapshot_with_settings_that_cannot_score_is_refused(
         LinUCBOffers.from_dict(state)
 
 
+def as_lists(state: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as Moments wrote it before its figures were packed: JSON lists."""
+    model = LinUCBOffers.from_dict(state)
+    arms = {
+        name: state["arms"][name]
+        | {"a": arm.a.tolist(), "a_inv": arm.a_inv.tolist(), "b": arm.b.tolist()}
+        for name, arm in model.arms.items()
+    }
+    return json.loads(json.dumps(state | {"arms": arms}))
+
+
+def test_a_snapshot_from_before_figures_were_packed_restores_the_same_model() -> None:
+    model = trained()
+    state = as_lists(model.to_dict())
+    assert isinstance(state["arms"]["a"]["a_inv"], list)
+    restored = LinUCBOffers.from_dict(state)
+    for name, arm in model.arms.items():
+        for kept in ("a", "a_inv", "b"):
+            assert np.array_equal(getattr(restored.arms[name], kept), getattr(arm, kept))
+    assert restored.to_dict() == model.to_dict()
+
+
 def test_a_snapshot_holding_figures_that_are_not_finite_is_refused() -> None:
-    """A poisoned model's NaN is written to JSON as null, which numpy reads back as NaN."""
-    state = json.loads(json.dumps(trained().to_dict()))
+    """A poisoned model's NaN is written to JSON as null, which numpy reads back as NaN;
+    packed figures carry it as it is."""
+    state = as_lists(trained().to_dict())
     state["arms"]["a"]["a_inv"][0][0] = None
     with pytest.raises(ValueError, match="not finite"):
+        LinUCBOffers.from_dict(state)
+    model = trained()
+    model.arms["a"].b[2] = float("nan")
+    with pytest.raises(ValueError, match="'a' holds figures that are not finite"):
+        LinUCBOffers.from_dict(json.loads(json.dumps(model.to_dict())))
+
+
+@pytest.mark.parametrize(
+    ("kept", "words"),
+    [("not base64!", "not base64"), ("AAAAAAAA8D8=", "wrong shape"), ("", "wrong shape"),
+     ([[1.0, 2.0], [3.0]], "wrong shape"), ([["one"] * 4] * 4, "wrong shape"), (7, "wrong shape")],
+)  # fmt: skip
+def test_an_arm_whose_figures_cannot_be_read_is_refused(kept: object, words: str) -> None:
+    state = trained().to_dict()
+    state["arms"]["b"]["a_inv"] = kept
+    with pytest.raises(ValueError, match=f"arm 'b' .*{words}"):
         LinUCBOffers.from_dict(state)
 
 
