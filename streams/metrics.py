@@ -302,6 +302,12 @@ class Metrics:
             "moments_alert_streams_open", "Alert streams (screens) this API process serves.",
             registry=r,
         )  # fmt: skip
+        self.alerts_held = Gauge(
+            "moments_alerts_held_seconds",
+            "How long the alerts of a partition of interventions have waited for a "
+            "transaction a producer left open (the longest; 0: none).",
+            registry=r,
+        )
         self.redis_memory_used = Gauge(
             "moments_redis_memory_used_bytes",
             "Memory the fullest Redis node uses (INFO memory used_memory), as last read.",

@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
 from streams.api.alert_gaps import AlertGaps, Behind
+from streams.api.alert_holds import WARN_AFTER_S, TransactionHolds
 from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.api.screen_feed import (
     Alert,
@@ -65,6 +66,7 @@ class AlertHub:
         backlog: int = 500,
         retry_s: float = 0.5,
         partitions_every_s: float = 30.0,
+        held_warn_s: float = WARN_AFTER_S,
     ) -> None:
         self._bootstrap = bootstrap
         self._partitions_every_s = partitions_every_s  # how soon added partitions are read
@@ -75,6 +77,7 @@ class AlertHub:
         self._backlog = backlog
         self._retry_s = retry_s
         self._buffer: deque[Alert] = deque(maxlen=backlog)
+        self._holds = TransactionHolds(topic, held_warn_s)
         # where the buffer holds every alert read, and what left it (see missed)
         self._gaps = AlertGaps()
         # partition added while the process ran -> its first offset: a screen whose
@@ -339,7 +342,9 @@ class AlertHub:
                 self.publish(await self.unless_erased(alerts))
                 self._alerts_read.update(read)  # only once handed on: a failure reads again
                 await self._past_markers(consumer, read)
+                self._saw_holds(consumer)
         finally:
+            self._holds.clear()
             self._consumer = None
             await consumer.stop()
 
@@ -488,6 +493,18 @@ class AlertHub:
             at = await self._position(consumer, tp, -1)
             if known is not None and at > known:
                 self._alerts_read[tp.partition] = at
+
+    def _saw_holds(self, consumer: AIOKafkaConsumer) -> None:
+        """Whether a transaction left open holds a partition's alerts back."""
+        for tp in consumer.assignment():
+            if tp.topic == self._topic:
+                read_to = self._alerts_read.get(tp.partition, 0)
+                stable, end = consumer.last_stable_offset(tp), consumer.highwater(tp)
+                self._holds.saw(tp.partition, read_to, stable, end)
+
+    def held_s(self) -> float:
+        """How long alerts have waited for a transaction left open (0.0: they do not)."""
+        return self._holds.held_s()
 
     def _started_over(self, tp: TopicPartition, first: int) -> None:
         """A partition whose end is now before where this process had read it (the topic

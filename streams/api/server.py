@@ -171,6 +171,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         recommender = build_recommender(settings, feature_store, policy, publisher, metrics)
         seats = StreamSeats(settings.api_max_streams_per_key)
         metrics.alert_streams.set_function(lambda: seats.open)
+        metrics.alerts_held.set_function(hub.held_s)
         app[API_KEY] = Api(
             settings=settings,
             store=feature_store,

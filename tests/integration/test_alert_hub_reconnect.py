@@ -68,7 +68,10 @@ class FanOut:
 
 @contextlib.asynccontextmanager
 async def fan_out(
-    kafka_redis: Services, erased: ErasedCheck | None = None, backlog: int = 10
+    kafka_redis: Services,
+    erased: ErasedCheck | None = None,
+    backlog: int = 10,
+    held_warn_s: float = 10.0,
 ) -> AsyncIterator[FanOut]:
     bootstrap = kafka_redis.kafka_bootstrap
     prefix = f"ah{uuid.uuid4().hex[:8]}"
@@ -76,9 +79,8 @@ async def fan_out(
     await ensure_topics(settings, partitions=2)
     alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
-    hub = AlertHub(
-        bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS, backlog=backlog
-    )
+    hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS,
+                   backlog=backlog, held_warn_s=held_warn_s)  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:

@@ -189,6 +189,9 @@ class Hub:
     def close_all(self) -> None:
         pass
 
+    def held_s(self) -> float:
+        return 0.0
+
 
 @dataclass
 class ApiStore:
