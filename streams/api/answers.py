@@ -5,13 +5,15 @@ A caller is answered once: with its decision, with ``None`` (its customer erased
 with an error (its caller gets a fallback). A decision its caller was answered with was
 shown and is published; one no caller was answered with was never shown, and what it
 spent of the daily offer budgets goes back. Plain data and futures, no I/O: the
-:class:`streams.api.recommender.Recommender` reads, decides, writes and publishes.
+:class:`streams.api.batch_decisions.BatchDecisions` reads, decides, writes and publishes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from agents.moments import DecisionMoment
@@ -78,7 +80,9 @@ def answered_with(answer: asyncio.Future[NextBestOffer | None], decision: NextBe
     )
 
 
-def sort_refused(decided: list[Decided], refused: set[str]) -> tuple[list[Decided], list[Decided]]:
+def sort_refused(
+    decided: list[Decided], refused: AbstractSet[str]
+) -> tuple[list[Decided], list[Decided]]:
     """Of the decisions whose contact broke a ceiling: those whose requests are to be
     decided again (their callers still waiting), and those their callers were answered
     with already (the latency budget ran out while they were stored), which were
@@ -99,9 +103,9 @@ def sort_refused(decided: list[Decided], refused: set[str]) -> tuple[list[Decide
 def answer_stored(
     decided: list[Decided],
     kept: list[bool],
-    faults: dict[str, Exception],
+    faults: Mapping[str, Exception],
     failure: Exception | None,
-    refused: set[str],
+    refused: AbstractSet[str],
 ) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     """Answer the callers of the decisions taken, given what the write said of each
     (``kept``: stored; ``faults``: customers whose keys failed it; ``failure``: the whole

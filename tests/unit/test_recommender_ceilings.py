@@ -14,9 +14,8 @@ import asyncio
 import json
 from collections.abc import Sequence
 
-from agents.contact_ceilings import CONTENDED, ceilings_of
+from agents.contact_ceilings import CONTENDED, MAX_ROUNDS, ceilings_of
 from schemas import NextBestOffer
-from streams.api import recommender as recommender_module
 from streams.api.recommender import Recommender
 from tests.unit.test_recommender_overlap import (
     BUDGETS,
@@ -53,7 +52,7 @@ async def test_a_refused_decision_is_decided_again_and_only_the_second_is_made()
     store.refuse["c1"] = 1
     rec, sent = publishing(store)
     batches: list[int] = []
-    rec._batch_decided = batches.append
+    rec._decisions._batch_decided = batches.append
     answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
     assert store.reads == [["c1"], ["c1"]]  # read again
@@ -84,7 +83,7 @@ async def test_refused_round_after_round_the_caller_is_shown_nothing() -> None:
     rec, sent = publishing(store)
     answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
-    assert len(store.reads) == recommender_module.MAX_ROUNDS
+    assert len(store.reads) == MAX_ROUNDS
     assert isinstance(answer, NextBestOffer) and answer.offers == []
     assert answer.reasons[-1] == CONTENDED
     assert store.ceilings[-1] == []  # recorded with no contact: it showed nothing

@@ -73,14 +73,14 @@ async def test_a_reply_the_batch_cannot_take_is_answered_with_fallbacks_not_500s
 
 async def test_a_decision_that_fails_fails_its_own_request_alone() -> None:
     rec = recommender(SlowStore({"c1": KNOWN, "bad": KNOWN, "c2": KNOWN}), CONTACTS)
-    decide = rec._policy.decide
+    decide = rec._decisions._policy.decide
 
     def picky(moment: DecisionMoment, *rest: Any) -> NextBestOffer:
         if moment.customer_id == "bad":
             raise ValueError("features the policy cannot take")
         return decide(moment, *rest)
 
-    rec._policy = Deciding(rec._policy, picky)  # type: ignore[assignment]
+    rec._decisions._policy = Deciding(rec._policy, picky)  # type: ignore[assignment]
     answers = await asyncio.gather(*(rec.recommend(c, "web", 3) for c in ("c1", "bad", "c2")),
                                    return_exceptions=True)  # fmt: skip
     assert isinstance(answers[1], ValueError)
@@ -93,13 +93,13 @@ async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() 
     store = SlowStore({f"c{n}": KNOWN for n in range(20)})
     rec = recommender(store, CONTACTS)
     rec.budget_s = 0.05
-    decide = rec._policy.decide
+    decide = rec._decisions._policy.decide
 
     def slow(*args: Any) -> NextBestOffer:
         time.sleep(0.005)
         return decide(*args)
 
-    rec._policy = Deciding(rec._policy, slow)  # type: ignore[assignment]
+    rec._decisions._policy = Deciding(rec._policy, slow)  # type: ignore[assignment]
     answers = await asyncio.gather(*(rec.recommend(f"c{n}", "web", 3) for n in range(20)),
                                    return_exceptions=True)  # fmt: skip
     late = [a for a in answers if isinstance(a, TimeoutError)]

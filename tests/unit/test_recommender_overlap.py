@@ -231,7 +231,7 @@ def offer_ids(decision: NextBestOffer | None) -> list[str]:
 
 def held(rec: Recommender) -> set[str]:
     """The customers whose decisions the Recommender holds as not stored yet."""
-    return {c for write in rec._inflight._writes for c in write.shown}
+    return {c for write in rec._decisions._inflight._writes for c in write.shown}
 
 
 async def test_a_request_overlapping_one_for_the_same_customer_counts_its_email() -> None:
@@ -300,7 +300,7 @@ async def test_decisions_are_held_only_until_their_batch_is_written(
     await asyncio.wait([first])  # answered once written (or not)
     assert "a" not in held(rec)
     await asyncio.wait([second])
-    assert held(rec) == set() and len(rec._inflight) == 0  # no customer id left behind
+    assert held(rec) == set() and len(rec._decisions._inflight) == 0  # no customer id left behind
     if write_error is None:
         assert offer_ids(first.result()) == offer_ids(second.result()) == ["voucher", "tips"]
     else:
