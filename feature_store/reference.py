@@ -168,10 +168,11 @@ class CustomerState:
         return 1
 
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
-        """Whether a contact at ``ts_ms`` would break ``ceilings``."""
+        """Whether a contact at ``ts_ms`` would break ``ceilings`` (counting the day
+        after its own too, as apply.lua does)."""
         day = ts_ms // DAY_MS
         for metrics, days, cap in ceilings.counts:
-            fields = (f"d{day - d}|{m}" for d in range(days) for m in metrics)
+            fields = (f"d{day - d}|{m}" for d in range(-1, days) for m in metrics)
             if sum(int(self.contacts.get(f, "0")) for f in fields) >= cap:
                 return True
         return any(

@@ -351,7 +351,8 @@ class FeatureStore:
             profile, windows, contacts, optouts = (hash_reply(raw[i]) for i in (0, 1, 2, 4))
             profile = optouts | profile  # equal where both are (apply.lua writes both)
             features = build_features(profile, windows, raw[3], now_ms, contacts,
-                                      c.thresholds, c.half_life_days, full)  # fmt: skip
+                                      c.thresholds, c.half_life_days, full,
+                                      ahead=now is None)  # fmt: skip
             out.append((False, features))
         return out
 

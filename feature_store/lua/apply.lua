@@ -107,15 +107,16 @@ for _, update in ipairs(updates) do
 end
 -- A contact with ceilings (ARGV[12], JSON {day: its UTC day, counts: [[metrics, days,
 -- cap]], since: [[profile field, latest ms]]}, facts.py ContactCeilings) is refused when
--- the contact counts of the metrics over the days ending with its own already reach a
--- cap, or a field holds a time after its latest (a cool-down): nothing is written, and
--- the fact is not remembered. Checked here, with the write, so that processes deciding
--- for the customer at once cannot take a cap past its limit between them.
+-- the contact counts of the metrics over the days ending with its own (and the day after
+-- it: a contact another process's clock, running ahead, dated past midnight) already
+-- reach a cap, or a field holds a time after its latest (a cool-down): nothing is
+-- written, and the fact is not remembered. Checked here, with the write, so that
+-- processes deciding for the customer at once cannot take a cap past its limit between them.
 if ARGV[12] then
   local ceilings = cjson.decode(ARGV[12])
   for _, count in ipairs(ceilings.counts) do
     local metrics, days, total = count[1], count[2], 0
-    for d = 0, days - 1 do
+    for d = -1, days - 1 do
       local bucket = 'd' .. string.format('%d', ceilings.day - d) .. '|'
       for _, metric in ipairs(metrics) do
         total = total + (tonumber(redis.call('HGET', windows, bucket .. metric)) or 0)

@@ -135,8 +135,13 @@ def _run(
                 assert raw["recent"] == state.recent
                 assert raw["contacts"] == state.contacts
                 assert raw["optouts"] == state.optouts
-                expected = build_features(
-                    state.profile, state.windows, list(state.recent), clock[0], state.contacts
+                expected = build_features(  # a read at the clock's now: ahead too
+                    state.profile,
+                    state.windows,
+                    list(state.recent),
+                    clock[0],
+                    state.contacts,
+                    ahead=True,
                 )
                 if not state.profile and not state.optouts:  # only facts too old: unknown
                     expected = None
@@ -176,8 +181,10 @@ ceilings = st.builds(
     ),
 )
 guarded = st.lists(
+    # ages from 15 minutes ahead (a process's clock running fast: past midnight, its
+    # contact is in tomorrow's bucket, which today's ceilings count)
     st.tuples(st.sampled_from(["web", "email"]), st.sampled_from(CUSTOMERS),
-              st.integers(0, 9 * 86400) | edges_s, ceilings),
+              st.integers(-900, 9 * 86400) | edges_s, ceilings),
     max_size=25,
 )  # fmt: skip
 
@@ -194,6 +201,12 @@ guarded = st.lists(
     contacts=[("web", "alice", 60, ContactCeilings()),
               ("web", "alice", 0, ContactCeilings(cool_downs=(("last_shown:book-club",
                                                                NOW_MS - 60_000),)))],
+)  # fmt: skip
+@example(  # a contact dated 00:01 by a clock ahead, then one of 23:59 the day before
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
+    split=1,
+    contacts=[("web", "alice", 14 * 3600 - 60, ContactCeilings()),
+              ("web", "alice", 14 * 3600 + 60, ContactCeilings(((("shown:web",), 1, 1),)))],
 )  # fmt: skip
 def test_contacts_within_ceilings_match_reference(
     kafka_redis: Services, history: list[Any], split: int, contacts: list[Any]

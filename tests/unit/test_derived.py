@@ -87,6 +87,17 @@ def test_daily_gives_each_day_bucket_with_its_age() -> None:
     daily = sorted(Buckets(windows).daily(T0_MS))
     assert daily == [(0.0, {"m": 1}), (3.0, {"m": 4}), (29.0, {"m": 30})]
     assert sorted(Buckets(windows).daily(T0_MS, days=1)) == [(0.0, {"m": 1})]
+    # read at the clock's now: tomorrow's (a clock running ahead) is today's, of age 0
+    ahead = Buckets(windows).daily(T0_MS, days=1, ahead=True)
+    assert sorted(ahead, key=lambda d: d[1]["m"]) == [(0.0, {"m": 1}), (0.0, {"m": 99})]
+
+
+@pytest.mark.parametrize("name", list(WINDOWS))
+def test_a_window_read_ahead_counts_every_bucket_after_its_start(name: str) -> None:
+    now = T0_MS + 12_345
+    _, count = WINDOWS[name]
+    total = Buckets(_ladder(now)).window(name, now, ahead=True)
+    assert total == {"x": 2**count - 1 + 10**30}  # bucket newest + 1 holds 10**30
 
 
 # --------------------------------------------------------------------------------------
