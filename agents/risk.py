@@ -8,14 +8,27 @@ is scored *before* it is learned) with river ``LogLoss`` and an exact ROC AUC
 sees the error rise, the model is reset and :func:`agents.risk_features.baseline_risk`
 answers (``reason == "drift_detected"``) until the new model has learned ``warmup``
 examples; the first ``warmup`` examples are answered the same way
-(``reason == "warming_up"``). State checkpoints to plain JSON-able data (no pickle: a
+(``reason == "warming_up"``). Labels come late, and unevenly: a churn is labelled as it
+happens, a stay only once its 30 days have passed, so a new deployment's first month
+brings churns alone, and a model learned from them rates nearly everyone at risk (a
+flood of retention calls). The model serves only once it has learned at least
+``warmup // 4`` examples of each label and no more churns than stays; until then the
+baseline answers, as while warming up. State checkpoints to plain JSON-able data (no pickle: a
 snapshot cannot run code when it is loaded).
 
 >>> model = ChurnRisk(warmup=2)
 >>> model.reason, model.using_baseline
 ('warming_up', True)
+>>> for _ in range(5):  # churns alone: the labels of stays have not come yet
+...     model.learn_one({"experience": 0.1, "complaints_30d": 3.0}, True)
+>>> model.reason
+'warming_up'
 >>> for _ in range(20):
 ...     model.learn_one({"experience": 0.1, "complaints_30d": 3.0}, True)
+...     model.learn_one({"experience": 0.9, "complaints_30d": 0.0}, False)
+>>> model.reason  # as many churns as stays: 25 and 20
+'warming_up'
+>>> for _ in range(5):
 ...     model.learn_one({"experience": 0.9, "complaints_30d": 0.0}, False)
 >>> model.reason
 'model'
@@ -100,6 +113,8 @@ class ChurnRisk:
         self.drift_delta = drift_delta
         self.examples = 0  # learned in total
         self.learned = 0  # learned by the current model (since the start or the last drift)
+        self.churned = 0  # of them, churns
+        self.serving = False  # the current model answers, its warm-up done
         self.drifts = 0
         # river is only partly typed: its objects are held as Any
         # of the newest QUALITY_WINDOW examples (see agents.learning)
@@ -116,13 +131,25 @@ class ChurnRisk:
         self.regression = linear_model.LogisticRegression(
             optimizer=optim.SGD(self.lr), l2=self.l2, intercept_lr=self.lr
         )
-        self.learned = 0
+        self.learned = self.churned = 0
+        self.serving = self._warmed_up()
+
+    def _warmed_up(self) -> bool:
+        """``warmup`` examples learned, ``warmup // 4`` of each label at least, and no
+        more churns than stays (until stays are labelled, after 30 days, the churns'
+        share is the labels' delay, not the customers')."""
+        stayed, each = self.learned - self.churned, self.warmup // 4
+        return (
+            self.learned >= self.warmup
+            and self.churned >= each
+            and stayed >= max(each, self.churned)
+        )
 
     # -- status
 
     @property
     def using_baseline(self) -> bool:
-        return self.learned < self.warmup
+        return not self.serving
 
     @property
     def reason(self) -> str:
@@ -173,6 +200,9 @@ class ChurnRisk:
         self.regression.learn_one(self.scaler.transform_one(features), bool(y))
         self.examples += 1
         self.learned += 1
+        self.churned += bool(y)
+        if not self.serving:
+            self.serving = self._warmed_up()
 
     # -- checkpoints
 
@@ -186,6 +216,8 @@ class ChurnRisk:
             "drift_delta": self.drift_delta,
             "examples": self.examples,
             "learned": self.learned,
+            "churned": self.churned,
+            "serving": self.serving,
             "drifts": self.drifts,
             "scaler": {
                 "counts": counts,
@@ -211,6 +243,11 @@ class ChurnRisk:
         )
         model.examples = int(state["examples"])
         model.learned = int(state["learned"])
+        model.churned = int(state.get("churned", 0))
+        if "churned" not in state:  # from before labels were counted: it may have learned
+            # churns alone, so it warms up again (keeping what it learned)
+            model.learned = 0
+        model.serving = bool(state.get("serving", False)) or model._warmed_up()
         model.drifts = int(state["drifts"])
         scaler = state["scaler"]
         for key, count in scaler["counts"].items():

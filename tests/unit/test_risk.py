@@ -126,11 +126,40 @@ def test_warm_up_serves_the_baseline_and_says_so() -> None:
         p = baseline_risk(x)
         losses.append(-math.log(p if y else 1 - p))
     assert model.logloss == pytest.approx(sum(losses) / len(losses))  # of what was served
-    model.learn_one(*sample(rng))
-    assert model.examples == 50
-    assert not model.using_baseline and model.reason == "model"
+    while model.using_baseline:  # the 50th example on, until stays catch up with churns
+        assert not warmed_up(model.learned, model.churned, 50)
+        x, y = sample(rng)
+        if y and model.learned >= 49:  # in this sample, churns are a little more common
+            continue
+        model.learn_one(x, y)
+    assert warmed_up(model.learned, model.churned, 50) and model.reason == "model"
     x, _ = sample(rng)
     assert model.predict_one(x) != baseline_risk(x)
+
+
+def warmed_up(learned: int, churned: int, warmup: int) -> bool:
+    """The rule ChurnRisk serves by, apart from it."""
+    each = warmup // 4
+    return learned >= warmup and churned >= each and learned - churned >= max(each, churned)
+
+
+def test_churns_alone_leave_the_model_on_the_baseline() -> None:
+    """Churns are labelled as they happen, stays 30 days later: a new deployment's first
+    month brings churns alone, and a model learned from them rated 1,000 customers of
+    1,000 at risk (a flood of retention calls) once it had 200."""
+    rng = random.Random(5)
+    model = ChurnRisk()
+    for _ in range(1000):
+        x, _ = sample(rng)
+        model.learn_one(x, True)
+    assert model.using_baseline and model.reason == "warming_up"
+    x, _ = sample(rng)
+    assert model.predict_one(x) == baseline_risk(x)
+    while model.using_baseline:  # stays are labelled at last
+        assert model.learned - model.churned < model.churned == 1000
+        x, _ = sample(rng)
+        model.learn_one(x, False)
+    assert model.learned == 2000 and model.reason == "model"
 
 
 def test_learns_the_synthetic_problem_under_progressive_validation() -> None:
@@ -184,11 +213,10 @@ def test_concept_drift_falls_back_to_the_baseline_then_recovers() -> None:
     assert model.predict_one(x) == baseline_risk(x)
 
     assert model.learned == 1  # the new model learned the example that revealed the drift
-    for _ in range(98):
+    while model.reason == "drift_detected":
+        assert not warmed_up(model.learned, model.churned, 100)
         model.learn_one(*sample(rng, flipped=True))
-    assert model.reason == "drift_detected"
-    model.learn_one(*sample(rng, flipped=True))
-    assert model.reason == "model"
+    assert model.reason == "model" and model.learned >= 100
     for _ in range(900):
         model.learn_one(*sample(rng, flipped=True))
     assert model.reason == "model" and not model.using_baseline
@@ -376,3 +404,20 @@ def test_an_uncapped_example_from_before_the_cap_is_learned_capped() -> None:
         model.learn_one({"cancel_calls": 1.0 if churned else 0.0, "experience": 0.6}, churned)
     assert model.predict_one({"cancel_calls": 1.0, "experience": 0.6}) > 0.7
     assert model.predict_one({"cancel_calls": 0.0, "experience": 0.6}) < 0.2
+
+
+def test_a_snapshot_from_before_labels_were_counted_warms_up_again() -> None:
+    """It may have learned churns alone (a first month's): its weights are kept, and it
+    serves again once it has learned churns and stays as a new model does."""
+    rng = random.Random(9)
+    model = ChurnRisk(warmup=20)
+    for _ in range(200):
+        model.learn_one(*sample(rng, flipped=True))
+    assert model.reason == "model"
+    state = model.to_dict()
+    del state["churned"], state["serving"]
+    old = ChurnRisk.from_dict(state)
+    assert old.using_baseline and old.learned == 0 and old.examples == 200
+    assert old.regression.weights == model.regression.weights
+    restored = ChurnRisk.from_dict(model.to_dict())
+    assert restored.reason == "model" and restored.churned == model.churned
