@@ -59,27 +59,27 @@ class Buckets:
             if buckets is not None and head[1:].isdigit():
                 buckets[int(head[1:])] = metrics
 
-    def window(self, name: str, now_ms: int, ahead: bool = False) -> dict[str, int]:
+    def window(self, name: str, now_ms: int, ahead_ms: int = 0) -> dict[str, int]:
         """Sum of every metric over the named window ending at ``now_ms``: the current
         (partial) bucket and the ``count - 1`` before it, so a window covers a little less
-        than its name ("1h" the last 55 to 60 minutes, "365d" 357 to 364 days). With
-        ``ahead`` (a read at the clock's now), buckets dated after ``now_ms`` count as
-        current: what a clock running ahead stamped (a source's, within
-        ``MOMENTS_MAX_FUTURE_SKEW_S``, or another process's contact) counts at once, not
-        from when this clock reaches it (a contact stamped 00:01 by a fast clock at 23:59
-        left the day's cap open to a second contact).
+        than its name ("1h" the last 55 to 60 minutes, "365d" 357 to 364 days). Buckets
+        dated up to ``ahead_ms`` after ``now_ms`` count as current: a read at the clock's
+        now looks as far ahead as events are accepted (``MOMENTS_MAX_FUTURE_SKEW_S``), so
+        that what a clock running ahead stamped (a source's, or another process's
+        contact) counts at once, not from when this clock reaches it (a contact stamped
+        00:01 by a fast clock at 23:59 left the day's cap open to a second contact).
 
         >>> buckets = Buckets({"d19999|n:call": "1", "d20000|n:call": "2", "d20001|n:call": "4"})
-        >>> now = 20000 * 86_400_000 + 1
-        >>> buckets.window("7d", now), buckets.window("7d", now, ahead=True)
+        >>> now = 20000 * 86_400_000 + 86_000_000  # 23:53:20
+        >>> buckets.window("7d", now), buckets.window("7d", now, ahead_ms=900_000)
         ({'n:call': 3}, {'n:call': 7})
         """
         res, count = WINDOWS[name]
-        newest = now_ms // RESOLUTION_SIZE[res]
-        last = None if ahead else newest
+        size = RESOLUTION_SIZE[res]
+        newest, last = now_ms // size, (now_ms + ahead_ms) // size
         total: dict[str, int] = {}
         for idx, metrics in self._by[res].items():
-            if newest - count < idx and (last is None or idx <= last):
+            if newest - count < idx <= last:
                 if not total:
                     total = dict(metrics)
                     continue
@@ -88,16 +88,15 @@ class Buckets:
         return total
 
     def daily(
-        self, now_ms: int, days: int = 30, ahead: bool = False
+        self, now_ms: int, days: int = 30, ahead_ms: int = 0
     ) -> list[tuple[float, dict[str, int]]]:
-        """(age in days, metrics) of each daily bucket in the last ``days`` days; with
-        ``ahead``, those dated after ``now_ms`` too, of age 0 (as in :meth:`window`)."""
-        today = now_ms // DAY_MS
-        last = None if ahead else today
+        """(age in days, metrics) of each daily bucket in the last ``days`` days, and of
+        those dated up to ``ahead_ms`` after ``now_ms``, of age 0 (as in :meth:`window`)."""
+        today, last = now_ms // DAY_MS, (now_ms + ahead_ms) // DAY_MS
         return [
             (float(max(today - idx, 0)), metrics)
             for idx, metrics in self._by["d"].items()
-            if today - days < idx and (last is None or idx <= last)
+            if today - days < idx <= last
         ]
 
 

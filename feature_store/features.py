@@ -170,11 +170,11 @@ def build_features(
     thresholds: SegmentThresholds = SegmentThresholds(),  # noqa: B008 (frozen, shared)
     half_life_days: float = 14.0,
     full: bool = True,
-    ahead: bool = False,
+    ahead_ms: int = 0,
 ) -> CustomerFeatures:
-    """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``; with ``ahead``
-    (``now_ms`` is the clock's), counting what was dated after it as current
-    (:meth:`Buckets.window`).
+    """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``, counting what
+    was dated up to ``ahead_ms`` after it as current (a read at the clock's now:
+    :meth:`Buckets.window`).
 
     With ``full=False``, only what offer decisions read is built (segment, value,
     experience, tastes, consent, contact history, purchases, emails, dates); the
@@ -189,9 +189,9 @@ def build_features(
     groups = by_prefix(profile, skip_empty=False)
     buckets = Buckets(windows, "mhdk" if full else "dk")  # decisions: daily and weekly
     names = (*ACTIVITY_WINDOWS, "365d") if full else ("30d", "365d")
-    wins = {name: buckets.window(name, now_ms, ahead) for name in names}
+    wins = {name: buckets.window(name, now_ms, ahead_ms) for name in names}
     split = {name: by_prefix(wins[name]) for name in ACTIVITY_WINDOWS} if full else {}
-    daily = buckets.daily(now_ms, ahead=ahead)
+    daily = buckets.daily(now_ms, ahead_ms=ahead_ms)
     month = wins["30d"]
     sentiment_n = num("call_sent_n") + num("social_sent_n")
     sentiment = (
@@ -211,7 +211,7 @@ def build_features(
     first = int(profile["first_seen"]) if "first_seen" in profile else None
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
-    contact = _contact_history(groups, contacts or {}, now_ms, ahead)
+    contact = _contact_history(groups, contacts or {}, now_ms, ahead_ms)
     items = [recent_touchpoint(entry) for entry in recent] if full else []
     items.sort(key=lambda r: (r.ts, r.event_id), reverse=True)
     consents = groups.get("consent") or {}
@@ -281,13 +281,13 @@ def _experience(
 
 
 def _contact_history(
-    groups: dict[str, dict[str, str]], contacts: dict[str, str], now_ms: int, ahead: bool
+    groups: dict[str, dict[str, str]], contacts: dict[str, str], now_ms: int, ahead_ms: int
 ) -> ContactHistory:
     """What Moments sent the customer lately: the contact counts' buckets, and the last
     times kept in the profile."""
     buckets = Buckets(contacts, "d")
-    week = by_prefix(buckets.window("7d", now_ms, ahead))
-    today = by_prefix(daily_metrics(buckets.daily(now_ms, days=1, ahead=ahead)))
+    week = by_prefix(buckets.window("7d", now_ms, ahead_ms))
+    today = by_prefix(daily_metrics(buckets.daily(now_ms, days=1, ahead_ms=ahead_ms)))
     return ContactHistory(
         shown_today=today.get("shown", {}),
         shown_7d=week.get("shown", {}),
@@ -298,7 +298,7 @@ def _contact_history(
         last_intervention_priority=_priorities(
             groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
         ),
-        interventions_30d=buckets.window("30d", now_ms, ahead).get("interventions", 0),
+        interventions_30d=buckets.window("30d", now_ms, ahead_ms).get("interventions", 0),
     )
 
 

@@ -124,6 +124,9 @@ class StoreConfig:
     thresholds: SegmentThresholds = field(default_factory=SegmentThresholds)
     half_life_days: float = 14.0
     money: Money = ONE_CURRENCY  # what purchases are counted in
+    # how far ahead of the clock an event may be dated (MOMENTS_MAX_FUTURE_SKEW_S): reads
+    # at the clock's now count buckets that far ahead as current
+    future_skew_s: float = 900.0
 
     @property
     def contact_only_life_s(self) -> int:

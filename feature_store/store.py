@@ -343,6 +343,9 @@ class FeatureStore:
         by their withdrawals alone."""
         now_ms = int((self._clock() if now is None else now) * 1000)
         c = self._config
+        # at the clock's now: as far ahead as events are accepted (a read as of a past
+        # moment counts nothing after it)
+        ahead_ms = int(c.future_skew_s * 1000) if now is None else 0
         out: list[tuple[bool, CustomerFeatures | None]] = []
         for erased, *raw in views:
             if int(erased) or not (raw[0] or raw[4]):
@@ -352,7 +355,7 @@ class FeatureStore:
             profile = optouts | profile  # equal where both are (apply.lua writes both)
             features = build_features(profile, windows, raw[3], now_ms, contacts,
                                       c.thresholds, c.half_life_days, full,
-                                      ahead=now is None)  # fmt: skip
+                                      ahead_ms=ahead_ms)  # fmt: skip
             out.append((False, features))
         return out
 

@@ -97,6 +97,7 @@ def build_store(
             ),
             half_life_days=settings.experience_half_life_days,
             money=settings.money,
+            future_skew_s=settings.max_future_skew_s,
         ),
         observe=observe,
         cluster=settings.redis_cluster,

@@ -141,7 +141,7 @@ def _run(
                     list(state.recent),
                     clock[0],
                     state.contacts,
-                    ahead=True,
+                    ahead_ms=int(config.future_skew_s * 1000),
                 )
                 if not state.profile and not state.optouts:  # only facts too old: unknown
                     expected = None

@@ -29,8 +29,10 @@ POLICY = ContactPolicy(ControlGroup("salt", 0.0))
 
 
 def features(state: CustomerState, now: datetime, ahead: bool) -> CustomerFeatures:
+    """As the store reads them at the clock's now (``ahead``: 15 minutes ahead), or as of
+    a past moment."""
     return build_features(state.profile, state.windows, list(state.recent), ts_ms(now),
-                          state.contacts, ahead=ahead)  # fmt: skip
+                          state.contacts, ahead_ms=900_000 if ahead else 0)  # fmt: skip
 
 
 def email_shown(state: CustomerState, at: datetime, decision_id: str) -> int:
@@ -73,3 +75,14 @@ def test_a_complaint_from_a_source_running_ahead_raises_the_service_recovery_cal
     live = features(state, REAL, ahead=True)
     assert live.complaints_30d == 3
     assert [a.kind for a in interventions_for(calls[-1], live, REAL)] == ["service_recovery"]
+
+
+def test_an_event_dated_further_ahead_than_events_are_taken_does_not_count_yet() -> None:
+    """A skew allowed up to a year: an event dated 200 days ahead counted in every window
+    (calls in the last hour, complaints in 30 days) from the day it came."""
+    call = Call(event_id="far", customer_id="c1", ts=REAL + timedelta(days=200),
+                status="started", direction="inbound", reason="complaint")  # fmt: skip
+    state = CustomerState()
+    state.apply(touchpoint_fact(call), now_ms=ts_ms(REAL))
+    live = features(state, REAL, ahead=True)
+    assert live.complaints_30d == 0 and live.activity["1h"] == {}

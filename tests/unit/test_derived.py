@@ -88,16 +88,20 @@ def test_daily_gives_each_day_bucket_with_its_age() -> None:
     assert daily == [(0.0, {"m": 1}), (3.0, {"m": 4}), (29.0, {"m": 30})]
     assert sorted(Buckets(windows).daily(T0_MS, days=1)) == [(0.0, {"m": 1})]
     # read at the clock's now: tomorrow's (a clock running ahead) is today's, of age 0
-    ahead = Buckets(windows).daily(T0_MS, days=1, ahead=True)
+    ahead = Buckets(windows).daily(T0_MS, days=1, ahead_ms=DAY_MS)
     assert sorted(ahead, key=lambda d: d[1]["m"]) == [(0.0, {"m": 1}), (0.0, {"m": 99})]
+    assert Buckets(windows).daily(T0_MS, days=1, ahead_ms=1) == [(0.0, {"m": 1})]
 
 
 @pytest.mark.parametrize("name", list(WINDOWS))
-def test_a_window_read_ahead_counts_every_bucket_after_its_start(name: str) -> None:
-    now = T0_MS + 12_345
-    _, count = WINDOWS[name]
-    total = Buckets(_ladder(now)).window(name, now, ahead=True)
-    assert total == {"x": 2**count - 1 + 10**30}  # bucket newest + 1 holds 10**30
+def test_a_window_read_ahead_counts_the_buckets_up_to_that_far_ahead(name: str) -> None:
+    res, count = WINDOWS[name]
+    size = RES[res].size_ms
+    now = T0_MS - T0_MS % size + size - 1  # the last moment of a bucket
+    ladder = _ladder(now)
+    ladder[f"{res}{now // size + 2}|x"] = "1"  # two buckets ahead: beyond the look-ahead
+    assert Buckets(ladder).window(name, now, ahead_ms=size) == {"x": 2**count - 1 + 10**30}
+    assert Buckets(ladder).window(name, now, ahead_ms=0) == {"x": 2**count - 1}
 
 
 # --------------------------------------------------------------------------------------
