@@ -11,10 +11,11 @@ examples; the first ``warmup`` examples are answered the same way
 (``reason == "warming_up"``). Labels come late, and unevenly: a churn is labelled as it
 happens, a stay only once its 30 days have passed, so a new deployment's first month
 brings churns alone, and a model learned from them rates nearly everyone at risk (a
-flood of retention calls). The model serves only once it has learned at least
+flood of retention calls). The first model serves only once it has learned at least
 ``warmup // 4`` examples of each label and no more churns than stays; until then the
-baseline answers, as while warming up. State checkpoints to plain JSON-able data (no pickle: a
-snapshot cannot run code when it is loaded).
+baseline answers, as while warming up. After a drift, both labels already come at
+their own rates: the new model serves after ``warmup`` examples. State checkpoints to
+plain JSON-able data (no pickle: a snapshot cannot run code when it is loaded).
 
 >>> model = ChurnRisk(warmup=2)
 >>> model.reason, model.using_baseline
@@ -115,6 +116,7 @@ class ChurnRisk:
         self.learned = 0  # learned by the current model (since the start or the last drift)
         self.churned = 0  # of them, churns
         self.serving = False  # the current model answers, its warm-up done
+        self.matured = False  # a model has served: both labels come at their own rates
         self.drifts = 0
         # river is only partly typed: its objects are held as Any
         # of the newest QUALITY_WINDOW examples (see agents.learning)
@@ -133,17 +135,19 @@ class ChurnRisk:
         )
         self.learned = self.churned = 0
         self.serving = self._warmed_up()
+        self.matured = self.matured or self.serving
 
     def _warmed_up(self) -> bool:
-        """``warmup`` examples learned, ``warmup // 4`` of each label at least, and no
-        more churns than stays (until stays are labelled, after 30 days, the churns'
-        share is the labels' delay, not the customers')."""
+        """``warmup`` examples learned; for the first model, ``warmup // 4`` of each
+        label at least and no more churns than stays too (until stays are labelled, 30
+        days after their snapshots, the churns' share is the labels' delay, not the
+        customers')."""
+        if self.learned < self.warmup:
+            return False
+        if self.matured:
+            return True
         stayed, each = self.learned - self.churned, self.warmup // 4
-        return (
-            self.learned >= self.warmup
-            and self.churned >= each
-            and stayed >= max(each, self.churned)
-        )
+        return self.churned >= each and stayed >= max(each, self.churned)
 
     # -- status
 
@@ -156,7 +160,7 @@ class ChurnRisk:
         """``"warming_up"``, ``"drift_detected"`` (both: the baseline answers) or ``"model"``."""
         if not self.using_baseline:
             return "model"
-        return "drift_detected" if self.drifts else "warming_up"
+        return "drift_detected" if self.drifts and self.matured else "warming_up"
 
     @property
     def logloss(self) -> float | None:
@@ -201,8 +205,8 @@ class ChurnRisk:
         self.examples += 1
         self.learned += 1
         self.churned += bool(y)
-        if not self.serving:
-            self.serving = self._warmed_up()
+        if not self.serving and self._warmed_up():
+            self.serving = self.matured = True
 
     # -- checkpoints
 
@@ -218,6 +222,7 @@ class ChurnRisk:
             "learned": self.learned,
             "churned": self.churned,
             "serving": self.serving,
+            "matured": self.matured,
             "drifts": self.drifts,
             "scaler": {
                 "counts": counts,
@@ -247,7 +252,9 @@ class ChurnRisk:
         if "churned" not in state:  # from before labels were counted: it may have learned
             # churns alone, so it warms up again (keeping what it learned)
             model.learned = 0
+        model.matured = bool(state.get("matured", False))
         model.serving = bool(state.get("serving", False)) or model._warmed_up()
+        model.matured = model.matured or model.serving
         model.drifts = int(state["drifts"])
         scaler = state["scaler"]
         for key, count in scaler["counts"].items():
