@@ -168,8 +168,11 @@ def dies_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    """Stop as Ctrl-C does: SIGINT's own handler takes it, which under ``asyncio.run``
+    cancels the main task (raised here, the interruption landed in whichever task ran,
+    a Kafka client's, which logged it as never retrieved)."""
+    signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager
@@ -191,10 +194,11 @@ def stopped_like_ctrl_c() -> Iterator[None]:
     process at once, skipping the cleanup that stops the services it started, which run
     in sessions of their own and would be left behind). So does SIGINT, even where the
     process was started ignoring it (in the background of a script, ``cmd &``)."""
-    stopping: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # else asyncio's own Ctrl-C holds
-        stopping += (signal.SIGINT,)
-    with _handled(stopping, _interrupt):
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    with (
+        _handled((signal.SIGINT,) if ignored else (), signal.default_int_handler),
+        _handled((signal.SIGTERM, signal.SIGHUP), _as_ctrl_c),
+    ):
         yield
 
 

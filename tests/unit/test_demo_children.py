@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,3 +89,35 @@ def test_sigint_stops_like_ctrl_c_in_a_process_started_ignoring_it() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back as it was
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_signal_under_asyncio_cancels_the_main_task_as_ctrl_c_does() -> None:
+    """SIGTERM raised KeyboardInterrupt in whichever task ran (a Kafka client's, which
+    logged it as never retrieved); Ctrl-C's own handler cancels the main task instead."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        async def busy() -> None:  # a library's task, running when the signal comes
+            try:
+                while True:
+                    for _ in range(20_000):  # Python, where a signal's handler runs
+                        pass
+                    await asyncio.sleep(0)
+            except BaseException as exc:
+                seen.append(type(exc).__name__)
+                raise
+
+        task = asyncio.create_task(busy())
+        # sent from elsewhere, as kill does: it comes while the busy task runs
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        try:
+            await asyncio.sleep(5)
+        finally:
+            seen.append("main stopped")
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    with pytest.raises(KeyboardInterrupt), stopped_like_ctrl_c():
+        asyncio.run(main())
+    assert seen == ["main stopped", "CancelledError"]
