@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from feature_store.facts import (
+    BUCKET_CATEGORIES,
+    BUCKET_CATEGORY_ROOM,
     DAY_MS,
     GRANT_LEAD_MS,
     LAST_SHOWN,
@@ -265,7 +267,13 @@ class CustomerState:
             name = op[1:]
             if bucket[name] >= live_from[name]:
                 wkey = f"{name}{bucket[name]}|{key}"
-                windows[wkey] = str(int(windows.get(wkey, 0)) + int(value))
+                if not key.startswith("cat:") or wkey in windows:
+                    windows[wkey] = str(int(windows.get(wkey, 0)) + int(value))
+                else:  # a category new to the bucket, while it has room for one
+                    room = f"{name}{bucket[name]}|{BUCKET_CATEGORIES}"
+                    if int(windows.get(room, 0)) < BUCKET_CATEGORY_ROOM:
+                        windows[wkey] = str(int(value))
+                        windows[room] = str(int(windows.get(room, 0)) + 1)
 
     def mark_decided(self, fact_id: str, now_ms: int) -> None:
         self.seen[f"d:{fact_id}"] = now_ms

@@ -20,7 +20,9 @@
 -- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
 --      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
---      w<name> adds to the fact's bucket at resolution <name> in the windows hash.
+--      w<name> adds to the fact's bucket at resolution <name> in the windows hash (a
+--      category, cat:<name>, new to the bucket only while it counts fewer than
+--      BUCKET_CATEGORY_ROOM of them, in its field 'cats').
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
 -- `n`) renews the expiry of their keys; any other fact (an email the business sent,
 -- delivered or bounced; an offer shown, an intervention) gives one only to a key that
@@ -137,6 +139,7 @@ for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
 -- A grant in a withdrawal field ranks GRANT_LEAD_MS before its ts (facts.py says why).
 local GRANT_LEAD_MS = 900000
 local TALLY_ROOM = 512  -- facts.py TALLY_ROOM
+local BUCKET_CATEGORY_ROOM = 32  -- facts.py BUCKET_CATEGORY_ROOM
 local function rank(field, value, stamp)
   if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
   return stamp
@@ -302,7 +305,16 @@ for _, update in ipairs(updates) do
   elseif string.sub(op, 1, 1) == 'w' then
     local name = string.sub(op, 2)  -- known: checked before the first write
     if bucket[name] >= live_from[name] then
-      redis.call('HINCRBY', windows, window_field(name, field), value)
+      local wfield = window_field(name, field)
+      if string.sub(field, 1, 4) ~= 'cat:' or redis.call('HEXISTS', windows, wfield) == 1 then
+        redis.call('HINCRBY', windows, wfield, value)
+      else  -- a category new to the bucket, while the bucket has room for one
+        local room = window_field(name, 'cats')
+        if (tonumber(redis.call('HGET', windows, room)) or 0) < BUCKET_CATEGORY_ROOM then
+          redis.call('HINCRBY', windows, wfield, value)
+          redis.call('HINCRBY', windows, room, 1)
+        end
+      end
     end
   else
     return redis.error_reply('unknown update op ' .. op)

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feature_store.facts import (
+    BUCKET_CATEGORIES,
+    BUCKET_CATEGORY_ROOM,
     CONSENT_CHANNELS,
     GRANT_LEAD_MS,
     RESOLUTIONS,
@@ -674,7 +676,12 @@ def test_categories_stop_growing_the_profile_once_it_is_full() -> None:
     assert state.profile["cat:c0"] == "2"  # a known category still counts
     apply_all([click(3, names[-1]), click(4, "c1")], state)
     assert f"cat:{names[-1]}" not in state.profile and state.profile["cat:c1"] == "2"
-    assert any(k.endswith(f"|cat:{names[-1]}") for k in state.windows)  # the day's affinity
+    # the day's affinity counts BUCKET_CATEGORY_ROOM of them at most, the first ones
+    day = {k for k in state.windows if k.startswith("d") and "|cat:" in k}
+    assert len(day) == BUCKET_CATEGORY_ROOM and f"d{T0_MS // DAY_MS}|cat:c0" in day
+    assert state.windows[f"d{T0_MS // DAY_MS}|{BUCKET_CATEGORIES}"] == str(BUCKET_CATEGORY_ROOM)
+    apply_all([click(86_400, names[-1])], state)  # the next day has room again
+    assert f"d{T0_MS // DAY_MS + 1}|cat:{names[-1]}" in state.windows
 
 
 @pytest.mark.parametrize("counter", ["spend_cents", "window"])
