@@ -168,11 +168,16 @@ def dies_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-def _as_ctrl_c(signum: int, frame: object) -> None:
+def _as_ctrl_c(signum: int, frame: Any) -> None:
     """Stop as Ctrl-C does: SIGINT's own handler takes it, which under ``asyncio.run``
     cancels the main task (raised here, the interruption landed in whichever task ran,
-    a Kafka client's, which logged it as never retrieved)."""
-    signal.raise_signal(signal.SIGINT)
+    a Kafka client's, which logged it as never retrieved). Called, not sent: a process
+    started with SIGINT blocked would never see it."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # ignored or default: never end at once, skipping the cleanup
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

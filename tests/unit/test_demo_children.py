@@ -121,3 +121,28 @@ def test_a_stop_signal_under_asyncio_cancels_the_main_task_as_ctrl_c_does() -> N
     with pytest.raises(KeyboardInterrupt), stopped_like_ctrl_c():
         asyncio.run(main())
     assert seen == ["main stopped", "CancelledError"]
+
+
+def test_a_stop_signal_stops_a_process_started_with_sigint_blocked() -> None:
+    """Some supervisors start processes with SIGINT blocked: sent on as SIGINT, SIGTERM
+    stayed pending and the demo ran on until its time was up."""
+    code = (
+        "import time\n"
+        "from streams.services import stopped_like_ctrl_c\n"
+        "try:\n"
+        "    with stopped_like_ctrl_c():\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(20)\n"
+        "    print('slept')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped')\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    began = time.monotonic()
+    child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate(timeout=30)
+    assert out == "stopped\n" and time.monotonic() - began < 5
