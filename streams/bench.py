@@ -266,7 +266,7 @@ def contenders(svc: Services, work: Path) -> list[Contender]:
     ]  # fmt: skip
 
 
-SECTIONS = ("pipeline", "store", "scale", "http", "snapshots")
+SECTIONS = ("pipeline", "store", "scale", "http", "snapshots", "sizing")
 NO_SERVICES = {"snapshots"}  # sections that need neither Kafka nor Redis
 
 
@@ -325,6 +325,10 @@ async def bench(
         targets["http_every_answer_done"] = http["not_done"] == 0  # no error, no fallback
     if "snapshots" in sections:
         report["model_snapshots"] = bench_snapshots()
+    if "sizing" in sections:
+        from streams.bench_sizing import bench_sizing
+
+        report["redis_sizing"] = await bench_sizing(svc.redis_url)
     report["targets"] = targets
     return report
 
