@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.arm_ranking import arm_ranking
 from agents.packed_figures import pack, unpack
 
 
@@ -180,39 +181,24 @@ class LinUCBOffers:
             wanted = [rows[name] for name in eligible]
             theta, a_inv = theta[wanted], a_inv[wanted]
             rows = {name: i for i, name in enumerate(eligible)}
-        means = (theta @ v).tolist()
-        bonuses = (self.alpha * np.sqrt(np.maximum((a_inv @ v) @ v, 0.0))).tolist()
         unseen = (self.prior, self.alpha * float(np.sqrt(v @ v / self.ridge)))
+        bonuses = self.alpha * np.sqrt(np.maximum((a_inv @ v) @ v, 0.0))
+        ranking = arm_ranking(theta @ v, bonuses, rows, unseen, arms, worth)
         # the seed's hash draws all three chances (a seeded random.Random cost 7 µs a
         # decision): exploration, its pick, and the optimistic ranking
         draw = hashlib.blake2b(seed.encode(), digest_size=24).digest()
         optimistic = int.from_bytes(draw[16:]) / 2**64 < self.optimism
-        # (-score, arm, estimate) by the bound, and by the estimate, where an offer with
-        # no outcome scores 0 (its estimate is the prior, an assumption, which a high
-        # worth could put first) and ranks after every learned one: sorted as they are
-        by_estimate: list[tuple[bool, float, str, float]] = []
-        by_bound: list[tuple[float, str, float]] = []
-        for name in arms:
-            row = rows.get(name)
-            mean, bonus = unseen if row is None else (means[row], bonuses[row])
-            w = worth.get(name, 1.0)
-            estimate = 0.0 if mean < 0.0 else 1.0 if mean > 1.0 else mean
-            bound = mean + bonus
-            bound = 0.0 if bound < 0.0 else 1.0 if bound > 1.0 else bound
-            by_estimate.append((row is None, -estimate * w, name, estimate))
-            by_bound.append((-bound * w, name, estimate))
+        k = len(arms)
+        explore = k > 1 and int.from_bytes(draw[:8]) / 2**64 < self.epsilon
+        shown = k if explore else limit  # an explored pick may come from anywhere
         ranked: list[tuple[float, str, float]]  # (score, arm, estimate), as decided
         if optimistic:
-            by_bound.sort()
-            ranked = [(-score, name, estimate) for score, name, estimate in by_bound]
-            bold, cautious = ranked[0][1], min(by_estimate)[2]  # each ranking's first
+            ranked = ranking.by_bound(shown)
+            bold, cautious = ranked[0][1], ranking.first_by_estimate()  # each one's first
         else:
-            by_estimate.sort()
-            ranked = [(0.0 if unlearned else -score, name, estimate)
-                      for unlearned, score, name, estimate in by_estimate]  # fmt: skip
-            bold, cautious = min(by_bound)[1], ranked[0][1]
-        k = len(ranked)
-        if k > 1 and int.from_bytes(draw[:8]) / 2**64 < self.epsilon:
+            ranked = ranking.by_estimate(shown)
+            bold, cautious = ranking.first_by_bound(), ranked[0][1]
+        if explore:
             pick = int.from_bytes(draw[8:16]) % k
             ranked.insert(0, ranked.pop(pick))
         out: list[Ranked] = []

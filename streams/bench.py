@@ -266,8 +266,8 @@ def contenders(svc: Services, work: Path) -> list[Contender]:
     ]  # fmt: skip
 
 
-SECTIONS = ("pipeline", "store", "scale", "http", "snapshots", "sizing")
-NO_SERVICES = {"snapshots"}  # sections that need neither Kafka nor Redis
+SECTIONS = ("pipeline", "store", "scale", "http", "snapshots", "ranking", "sizing")
+NO_SERVICES = {"snapshots", "ranking"}  # sections that need neither Kafka nor Redis
 
 
 async def bench(
@@ -323,13 +323,24 @@ async def bench(
             http["recommendations_at_half_max"]["latency_ms_p99"] < 5.0
         )
         targets["http_every_answer_done"] = http["not_done"] == 0  # no error, no fallback
-    if "snapshots" in sections:
-        report["model_snapshots"] = bench_snapshots()
+    report.update(bench_without_services(sections))
     if "sizing" in sections:
         from streams.bench_sizing import bench_sizing
 
         report["redis_sizing"] = await bench_sizing(svc.redis_url)
     report["targets"] = targets
+    return report
+
+
+def bench_without_services(sections: tuple[str, ...]) -> dict[str, Any]:
+    """The sections that time pure code, in this process."""
+    report: dict[str, Any] = {}
+    if "snapshots" in sections:
+        report["model_snapshots"] = bench_snapshots()
+    if "ranking" in sections:
+        from streams.bench_ranking import bench_ranking
+
+        report["offer_ranking"] = bench_ranking()
     return report
 
 
@@ -342,7 +353,7 @@ def run_bench(
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     with stopped_like_ctrl_c():  # SIGTERM, SIGHUP: stop what it started
         if NO_SERVICES.issuperset(sections):
-            report = {"model_snapshots": bench_snapshots(), "targets": {}}
+            report = bench_without_services(sections) | {"targets": {}}
         else:
             with services() as svc:
                 report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))

@@ -57,8 +57,8 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench = sub.add_parser(
         "bench",
-        help="the pipeline, the store, the HTTP API and model snapshots, each beside a "
-        "baseline; Redis memory per customer",
+        help="the pipeline, the store, the HTTP API, model snapshots and offer ranking, "
+        "each beside a baseline; Redis memory per customer",
     )
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--rate", type=float, default=200.0, help="offered load for latency")
@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=("pipeline", "store", "scale", "http", "snapshots", "sizing"),
+        choices=("pipeline", "store", "scale", "http", "snapshots", "ranking", "sizing"),
         help="run only this section (repeatable); default: all",
     )
     ev = sub.add_parser("evaluate", help="learned vs random vs oracle policy, in-process benchmark")
