@@ -118,6 +118,25 @@ class _Stored:
         return self.over_budget | self.over_ceiling
 
 
+def _uncounted(_: object) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCounters:
+    """What deciding recommendations counts (the API's metrics): each is called with
+    its count (``budgets_counted`` with the daily budgets as read)."""
+
+    batch_decided: Callable[[int], None] = _uncounted  # requests per batch
+    contacts_refused: Callable[[int], None] = _uncounted  # over a contact cap at write
+    budgets_refused: Callable[[int], None] = _uncounted  # over a daily budget at write
+    budgets_counted: Callable[[BudgetLedger], None] = _uncounted
+    publish_failed: Callable[[int], None] = _uncounted  # decisions Kafka did not take
+
+
+UNCOUNTED = DecisionCounters()
+
+
 class BatchDecisions:
     """Decides batches of offer requests, each in one read and one write of Redis, and
     answers their callers; publishes the decisions answered through ``publish`` (or
@@ -130,19 +149,13 @@ class BatchDecisions:
         policy: OfferPolicy,
         publish: Publish,
         publish_checked: Publish,
-        batch_decided: Callable[[int], None] = lambda n: None,
-        contacts_refused: Callable[[int], None] = lambda n: None,
-        budgets_refused: Callable[[int], None] = lambda n: None,
-        budgets_counted: Callable[[BudgetLedger], None] = lambda ledger: None,
+        counters: DecisionCounters = UNCOUNTED,
     ) -> None:
         self._store = store
         self._policy = policy
         self._publish = publish
         self._publish_checked = publish_checked
-        self._batch_decided = batch_decided
-        self._contacts_refused = contacts_refused
-        self._budgets_refused = budgets_refused
-        self._budgets_counted = budgets_counted
+        self._counters = counters
         self._inflight = InFlightDecisions()  # decided, not stored yet: other batches count them
 
     async def decide(self, batch: list[OfferRequest], due: float, round_: int = 1) -> None:
@@ -158,7 +171,7 @@ class BatchDecisions:
             read = await self._read(batch, limits)
             decided = self._decide_each(batch, read, catalogue, due)
             if read.budgets is not None:
-                self._budgets_counted(read.budgets)
+                self._counters.budgets_counted(read.budgets)
             spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
             spends = {s.decision_id for s in spending}
             for request, decision, _ in decided:  # shown once counted (see _store_decided)
@@ -171,12 +184,12 @@ class BatchDecisions:
             stored = _Stored.failed(decided, exc)
         finally:
             if round_ == 1:  # a request decided again is not another batch
-                self._batch_decided(len(batch))
+                self._counters.batch_decided(len(batch))
         failure = stored.failure
         if stored.over_ceiling:
-            self._contacts_refused(len(stored.over_ceiling))
+            self._counters.contacts_refused(len(stored.over_ceiling))
         if stored.over_budget:
-            self._budgets_refused(len(stored.over_budget))
+            self._counters.budgets_refused(len(stored.over_budget))
         again, shown = sort_refused(decided, stored.refused)
         answered, unmade = answer_stored(
             decided, stored.kept, stored.faults, failure, stored.refused

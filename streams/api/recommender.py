@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from agents.decision_records import decision_record, offers_shown
@@ -24,7 +24,7 @@ from agents.offer_policy import OfferPolicy
 from feature_store import FeatureStore
 from schemas import NextBestOffer, decode_next_best_offer, encode_decision
 from streams.api.answers import OfferRequest, expire, shown_not_handed
-from streams.api.batch_decisions import BatchDecisions
+from streams.api.batch_decisions import UNCOUNTED, BatchDecisions, DecisionCounters
 from streams.api.decision_delivery import DecisionDelivery
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.publisher import KeyedPublisher
@@ -48,11 +48,7 @@ class Recommender:
         budget_s: float = 0.05,
         max_batch: int = 32,
         gather_s: float = 0.0,
-        publish_failed: Callable[[int], None] = lambda n: None,
-        batch_decided: Callable[[int], None] = lambda n: None,
-        contacts_refused: Callable[[int], None] = lambda n: None,
-        budgets_refused: Callable[[int], None] = lambda n: None,
-        budgets_counted: Callable[[BudgetLedger], None] = lambda ledger: None,
+        counters: DecisionCounters = UNCOUNTED,
     ) -> None:
         self._store = store
         self._policy = policy
@@ -62,21 +58,21 @@ class Recommender:
         self._gather_s = gather_s
         self.budget_s = budget_s  # the latency budget (the view gives an erased customer's
         # answer what is left of it)
-        self._publish_failed = publish_failed
-        self._delivery = DecisionDelivery(publisher, topic, publish_failed)
+        self._publish_failed = counters.publish_failed
+        self._delivery = DecisionDelivery(publisher, topic, counters.publish_failed)
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
         self._running: dict[asyncio.Task[None], list[OfferRequest]] = {}  # batches under way
         self._deciding = 0  # batches being decided now
         # fallbacks are recorded and published once Redis says their customers are not erased
-        self._fallbacks = FallbackOutbox(self._record_fallbacks, self._publish, publish_failed)
+        self._fallbacks = FallbackOutbox(
+            self._record_fallbacks, self._publish, counters.publish_failed
+        )
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
-            store, policy, publish=self._publish, publish_checked=self._publish_checked,
-            batch_decided=batch_decided, contacts_refused=contacts_refused,
-            budgets_refused=budgets_refused, budgets_counted=budgets_counted,
-        )  # fmt: skip
+            store, policy, self._publish, self._publish_checked, counters
+        )
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
         """The decision for one request; ``None`` for an erased customer.

@@ -30,6 +30,7 @@ from streams import topics
 from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
+from streams.api.batch_decisions import DecisionCounters
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.dependency_watch import DependencyLog
@@ -131,12 +132,14 @@ def build_recommender(
     decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
     return Recommender(
         store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
-        publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
-        batch_decided=metrics.recommendation_batch.observe,
-        contacts_refused=metrics.refused_contacts.inc,
-        budgets_refused=metrics.refused_budgets.inc,
-        budgets_counted=metrics.budgets_counted,
         gather_s=settings.api_gather_ms / 1000, max_batch=settings.api_max_batch,
+        counters=DecisionCounters(
+            batch_decided=metrics.recommendation_batch.observe,
+            contacts_refused=metrics.refused_contacts.inc,
+            budgets_refused=metrics.refused_budgets.inc,
+            budgets_counted=metrics.budgets_counted,
+            publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
+        ),
     )  # fmt: skip
 
 

@@ -47,6 +47,7 @@ from schemas import (
     encode_decision,
     load_catalogue,
 )
+from streams.api.batch_decisions import DecisionCounters
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
 from streams.services import Services
@@ -250,7 +251,7 @@ async def test_concurrent_requests_are_decided_in_batches_stored_and_published(
     failed: list[int] = []
     recommender = Recommender(
         store, policy, KeyedPublisher(producer), topic, budget_s=5.0,
-        batch_decided=batches.append, publish_failed=failed.append,
+        counters=DecisionCounters(batch_decided=batches.append, publish_failed=failed.append),
     )  # fmt: skip
     wanted = requests_for(customers, 50)
     trips = store.round_trips
@@ -301,7 +302,7 @@ async def test_a_batch_holds_at_most_max_batch_requests(
     batches: list[int] = []
     recommender = Recommender(
         store, RULES, KeyedPublisher(producer), unique("decisions"), budget_s=5.0,
-        max_batch=8, batch_decided=batches.append,
+        max_batch=8, counters=DecisionCounters(batch_decided=batches.append),
     )  # fmt: skip
     wanted = requests_for(customers, 50)
     answers = await asyncio.gather(*(recommender.recommend(c, ch, n) for c, ch, n in wanted))
@@ -395,7 +396,12 @@ async def test_a_spent_budget_raises_and_nothing_is_kept_or_sent(
     publisher = KeyedPublisher(producer)
     batches: list[int] = []
     hasty = Recommender(
-        store, RULES, publisher, topic, budget_s=0.000001, batch_decided=batches.append
+        store,
+        RULES,
+        publisher,
+        topic,
+        budget_s=0.000001,
+        counters=DecisionCounters(batch_decided=batches.append),
     )
     before = await store.raw(customer)
     with pytest.raises(TimeoutError):
@@ -446,7 +452,12 @@ async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
     topic = unique("decisions")
     batches: list[int] = []
     recommender = Recommender(
-        store, RULES, KeyedPublisher(producer), topic, budget_s=5.0, batch_decided=batches.append
+        store,
+        RULES,
+        KeyedPublisher(producer),
+        topic,
+        budget_s=5.0,
+        counters=DecisionCounters(batch_decided=batches.append),
     )
     before = await store.raw(quitter)
     gives_up = asyncio.create_task(recommender.recommend(quitter, "web", 3))
@@ -540,7 +551,7 @@ async def test_under_load_requests_gather_into_the_next_batch(
     batches: list[int] = []
     recommender = Recommender(
         store, RULES, KeyedPublisher(producer), unique("decisions"),
-        budget_s=5.0, gather_s=gather_s, batch_decided=batches.append,
+        budget_s=5.0, gather_s=gather_s, counters=DecisionCounters(batch_decided=batches.append),
     )  # fmt: skip
     first = asyncio.create_task(recommender.recommend(customers[0], "web", 3))
     await asyncio.sleep(0.02)  # the first batch is being decided now
@@ -591,7 +602,12 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     topic = unique("decisions")
     batches: list[int] = []
     recommender = Recommender(
-        store, RULES, KeyedPublisher(producer), topic, budget_s=5.0, batch_decided=batches.append
+        store,
+        RULES,
+        KeyedPublisher(producer),
+        topic,
+        budget_s=5.0,
+        counters=DecisionCounters(batch_decided=batches.append),
     )
     gone, known, new = await asyncio.gather(
         recommender.recommend(erased, "web", 3),
@@ -760,7 +776,8 @@ async def test_one_customer_asked_for_twice_in_a_batch_is_capped_as_if_one_came_
     }))])  # fmt: skip
     batches: list[int] = []
     recommender = Recommender(store, RULES, KeyedPublisher(producer), unique("decisions"),
-                              budget_s=5.0, batch_decided=batches.append)  # fmt: skip
+                              budget_s=5.0,
+                              counters=DecisionCounters(batch_decided=batches.append))  # fmt: skip
     answers = await asyncio.gather(*(recommender.recommend(customer, "email", 1)
                                      for _ in range(5)))  # fmt: skip
     await recommender.drain()
@@ -777,7 +794,8 @@ async def test_a_customer_moments_does_not_know_is_capped_within_a_batch_too(
     customer = unique("stranger")
     batches: list[int] = []
     recommender = Recommender(store, RULES, KeyedPublisher(producer), unique("decisions"),
-                              budget_s=5.0, batch_decided=batches.append)  # fmt: skip
+                              budget_s=5.0,
+                              counters=DecisionCounters(batch_decided=batches.append))  # fmt: skip
     answers = await asyncio.gather(*(recommender.recommend(customer, "email", 1)
                                      for _ in range(3)))  # fmt: skip
     await recommender.drain()

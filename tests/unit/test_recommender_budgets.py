@@ -46,7 +46,7 @@ async def test_a_decision_over_a_budget_spent_elsewhere_is_decided_again() -> No
     store.budgets = SpentElsewhere(store, {"voucher": 4}, after_reads=1)  # ...spent meanwhile
     rec, sent = publishing(store)
     refusals: list[int] = []
-    rec._decisions._budgets_refused = refusals.append
+    rec._decisions._counters = DecisionCounters(budgets_refused=refusals.append)
     answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
     assert store.reads == [["c1"], ["c1"]]  # read again
@@ -77,7 +77,7 @@ async def test_one_process_counts_its_own_spending_a_read_replied_without() -> N
     store.read_s, store.write_s = 0.010, 0.001  # A's count replies right after B's read
     rec = recommender(store, BUDGETS)
     refusals: list[int] = []
-    rec._decisions._budgets_refused = refusals.append
+    rec._decisions._counters = DecisionCounters(budgets_refused=refusals.append)
     first = asyncio.create_task(rec.recommend("a", "web", 3))
     await asyncio.sleep(0.005)  # B's read goes while A's is out
     b = await rec.recommend("b", "web", 3)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from agents.contact_ceilings import CONTENDED, MAX_ROUNDS, ceilings_of
 from schemas import NextBestOffer
+from streams.api.batch_decisions import DecisionCounters
 from streams.api.recommender import Recommender
 from tests.unit.test_recommender_overlap import (
     BUDGETS,
@@ -52,7 +53,7 @@ async def test_a_refused_decision_is_decided_again_and_only_the_second_is_made()
     store.refuse["c1"] = 1
     rec, sent = publishing(store)
     batches: list[int] = []
-    rec._decisions._batch_decided = batches.append
+    rec._decisions._counters = DecisionCounters(batch_decided=batches.append)
     answer = await rec.recommend("c1", "web", 3)
     await rec.drain()
     assert store.reads == [["c1"], ["c1"]]  # read again

@@ -29,6 +29,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, ContactCeilings, CustomerFeatures, Fact, StoreUnavailable
 from feature_store.records import DecisionRecord
 from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue, decode_next_best_offer
+from streams.api.batch_decisions import DecisionCounters
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
 from tests.unit.test_publisher_handover import Batch
@@ -346,7 +347,7 @@ async def test_draining_at_shutdown_gives_up_after_its_time_and_counts_it() -> N
     producer, failed = NeverAcknowledged(), []
     publisher = KeyedPublisher(producer, linger_s=0.0)  # type: ignore[arg-type]
     rec = Recommender(SlowStore({"c1": KNOWN}), policy, publisher, "nbo", budget_s=1.0,
-                      publish_failed=failed.append)  # fmt: skip
+                      counters=DecisionCounters(publish_failed=failed.append))  # fmt: skip
     assert await rec.recommend("c1", "email", 3) is not None
     await until(lambda: producer.handed)  # handed over, never acknowledged
     started = asyncio.get_running_loop().time()
@@ -380,7 +381,7 @@ def stopping(store: SlowStore) -> tuple[Recommender, GivingUp, list[int]]:
     failed: list[int] = []
     publisher = GivingUp()
     rec = Recommender(store, policy, publisher, "nbo", budget_s=0.05,  # type: ignore[arg-type]
-                      publish_failed=failed.append)  # fmt: skip
+                      counters=DecisionCounters(publish_failed=failed.append))  # fmt: skip
     return rec, publisher, failed
 
 
@@ -413,7 +414,9 @@ async def test_fallbacks_waiting_when_the_drain_runs_out_are_counted() -> None:
         CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
     )
     failed: list[int] = []
-    rec = Recommender(store, policy, GivingUp(), "nbo", publish_failed=failed.append)  # type: ignore[arg-type]
+    rec = Recommender(
+        store, policy, GivingUp(), "nbo", counters=DecisionCounters(publish_failed=failed.append)
+    )  # type: ignore[arg-type]
     fallback = rec.as_if_unknown("c1", "web", 3)
     rec.publish_soon(fallback)
     started = asyncio.get_running_loop().time()
