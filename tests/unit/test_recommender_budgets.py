@@ -14,6 +14,7 @@ import asyncio
 from datetime import date
 
 from schemas import NextBestOffer
+from streams.api.batch_decisions import DecisionCounters
 from tests.unit.test_recommender_ceilings import publishing
 from tests.unit.test_recommender_overlap import (
     BUDGETS,
