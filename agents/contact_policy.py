@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
 from agents.control_group import ControlGroup
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
-from schemas import ContactRules, Offer
+from schemas import ContactRules, NextBestOffer, Offer
 from schemas.contact_rules import OUTBOUND
 
 DEFAULT_RULES = ContactRules()
@@ -63,6 +65,57 @@ class ContactPolicy:
             return unsubscribed or features.emails.get("bounced", 0) >= 2
         return False
 
+    def turned_away(
+        self,
+        features: CustomerFeatures,
+        channel: str,
+        rules: ContactRules = DEFAULT_RULES,
+        inbound: bool = False,
+    ) -> str | None:
+        """Why the customer may be offered nothing on ``channel`` whatever the offer or
+        the day: consent withdrawn (or, where the channel asks for a grant before Moments
+        reaches out, never given), or a channel they turned away from; ``None`` if not."""
+        # opt-in asks for consent before Moments reaches out; a caller reached out to us
+        opt_in = rules.needs_grant(channel) and not inbound
+        if not features.consents_to(channel, granted_only=opt_in):
+            unknown = channel not in features.consent  # opt-in, and never granted
+            return f"suppressed:consent{'_unknown' if unknown else ''}:{channel}"
+        if self.avoids(features, channel):
+            return f"suppressed:channel_avoided:{channel}"
+        return None
+
+    def still_allowed(
+        self,
+        decision: NextBestOffer,
+        features: CustomerFeatures,
+        rules: ContactRules = DEFAULT_RULES,
+        inbound: bool = False,
+    ) -> NextBestOffer:
+        """A decision taken earlier and sent only now, as the customer's ``features`` now
+        allow: without its offers (and saying why) once they withdrew their consent to
+        its channel or turned away from it; as it was otherwise.
+
+        >>> from datetime import datetime, timezone
+        >>> from feature_store import CustomerFeatures
+        >>> from schemas import OfferScore
+        >>> taken = NextBestOffer(decision_id="d1", customer_id="c1", channel="email",
+        ...     ts=datetime(2026, 11, 23, tzinfo=timezone.utc), trigger_event_id="e1",
+        ...     offers=[OfferScore(offer_id="tips", score=0.4, propensity=1.0)],
+        ...     reasons=["segment:new"])
+        >>> policy = ContactPolicy(ControlGroup("salt", 0.0))
+        >>> now = policy.still_allowed(taken, CustomerFeatures(consent={"email": False}))
+        >>> now.offers, now.reasons
+        ([], ['segment:new', 'suppressed:consent:email'])
+        >>> policy.still_allowed(taken, CustomerFeatures()) is taken
+        True
+        """
+        if not decision.offers:
+            return decision
+        refused = self.turned_away(features, decision.channel, rules, inbound)
+        if refused is None:
+            return decision
+        return msgspec.structs.replace(decision, offers=[], reasons=[*decision.reasons, refused])
+
     def screen(
         self,
         customer_id: str,
@@ -86,13 +139,9 @@ class ContactPolicy:
             return Verdict([], [f"suppressed:quiet_hours:{channel}"])
         if features is None:  # a first contact: nothing shown yet, so only a cap of 0 holds
             features = FIRST_CONTACT
-        # opt-in asks for consent before Moments reaches out; a caller reached out to us
-        opt_in = rules.needs_grant(channel) and not inbound
-        if not features.consents_to(channel, granted_only=opt_in):
-            unknown = channel not in features.consent  # opt-in, and never granted
-            return Verdict([], [f"suppressed:consent{'_unknown' if unknown else ''}:{channel}"])
-        if self.avoids(features, channel):
-            return Verdict([], [f"suppressed:channel_avoided:{channel}"])
+        refused = self.turned_away(features, channel, rules, inbound)
+        if refused is not None:
+            return Verdict([], [refused])
         if features.contact.shown_today.get(channel, 0) >= rules.daily_cap(channel):
             return Verdict([], [f"suppressed:fatigue:{channel}:day"])
         if features.contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):

@@ -435,7 +435,14 @@ class TouchpointDecisions:
         raised_lately: list[Intervention],
         recorded: NextBestOffer | None = None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
-        decision = recorded  # recorded before it was sent: sent again as it was
+        # recorded before it was sent: sent again as it was, but for a channel the
+        # customer withdrew from since (a worker stopped in between, a batch re-driven)
+        decision = recorded
+        if decision is not None and features is not None:
+            decision = self._policy.contact_policy.still_allowed(
+                decision, features, catalogue.contact_policy,
+                inbound=moment is not None and moment.inbound,
+            )  # fmt: skip
         if moment is not None and decision is None:
             decision = self._policy.decide(moment, features, now, budgets, catalogue)
         alerts = []
