@@ -36,6 +36,7 @@ from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, moment_for, moment_passed
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
+from agents.risk_features import risk_features_at
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
 from feature_store import (
@@ -450,12 +451,17 @@ class TouchpointDecisions:
         # for all): the band is stored now, and the next event would not cross again
         crossed = watch is not None and watch.crossed
         if features is not None and (crossed or might_intervene(event)):
+            # risk is watched at the customer's newest touchpoint of the batch; an alert
+            # their earlier one raises shows the risk the model gives it all the same
+            risk = watch.risk if watch is not None else self._risk.model.predict_one(
+                risk_features_at(features, event.ts, event.event_id)
+            )  # fmt: skip
             alerts = interventions_for(
                 event,
                 features,
                 now,
                 self._rules,
-                risk=None if watch is None else watch.risk,
+                risk=risk,
                 risk_crossed=crossed,
                 offers_held_out=self._policy.contact_policy.control_group.contains(
                     event.customer_id

@@ -256,6 +256,24 @@ async def test_a_call_from_a_clock_behind_is_judged_by_when_it_reached_kafka(
     assert (result.too_late == []) is raised
 
 
+async def test_an_alert_shows_the_risk_when_a_later_touchpoint_shares_its_batch() -> None:
+    """Risk is watched at the customer's newest touchpoint of a batch; the call before it
+    raises its alert with the risk the model gives the call all the same, as it would
+    have alone (a screen reads ``context.risk`` as a number)."""
+    call, click = (
+        inbound(ts=NOW - MINUTE),
+        WebClick(event_id="click-after", customer_id=CUSTOMER, ts=NOW, page="/home"),
+    )
+    risks = []
+    for events in ((call,), (call, click)):
+        store = RecordingStore(features={CUSTOMER: ORDINARY})
+        handler = TouchpointHandler(store, POLICY, clock=lambda: NOW)  # type: ignore[arg-type]
+        (alert,) = (await handler.handle(encoded(*events))).interventions
+        assert alert.kind == "save_desk" and alert.context is not None
+        risks.append(alert.context.risk)
+    assert risks[0] is not None and risks[1] == risks[0]
+
+
 async def test_a_max_age_of_zero_raises_alerts_however_late() -> None:
     store = RecordingStore(features={CUSTOMER: ORDINARY})
     handler = TouchpointHandler(store, POLICY, clock=lambda: NOW,  # type: ignore[arg-type]
