@@ -62,12 +62,16 @@ CALL_BACK_OPEN_S = 24 * HOUR  # how long such a call may still be made
 HELD_OUT_ACTIONS = {
     "retention_call": "Acknowledge their recent experience first; make no offer (the "
     "customer is in the offers' control group).",
+    "win_back": "Welcome them back and ask what brought them; make no offer (the customer "
+    "is in the offers' control group).",
 }
 # for a customer who withdrew their consent to calls: Moments makes them no offer on a
 # call, even one they made, and neither does the agent
 NO_CALL_OFFER_ACTIONS = {
     "retention_call": "Acknowledge their recent experience first; make no offer (the "
     "customer withdrew their consent to offers by call).",
+    "win_back": "Welcome them back and ask what brought them; make no offer (the customer "
+    "withdrew their consent to offers by call).",
 }
 
 

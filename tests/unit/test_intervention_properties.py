@@ -224,7 +224,7 @@ def test_alerts_keep_cool_downs_and_call_consent(
     """At most one alert of each kind, about this touchpoint; none within the cool-down
     of the last of its kind unless more urgent; for a customer not on the line who said
     no to calls (or never said yes where calls are opt-in) only a reply where they spoke
-    up or the word not to call; and a retention call suggests no offer to the hold-out
+    up or the word not to call; and a retention call or a win-back suggests no offer to the hold-out
     group or to a customer who withdrew consent to calls."""
     alerts = interventions_for(event, features, T0, RULES, risk, crossed, held_out, calls_opt_in)
     note(repr(alerts))
@@ -239,7 +239,8 @@ def test_alerts_keep_cool_downs_and_call_consent(
             assert alert.priority < features.contact.last_intervention_priority.get(alert.kind, 1)
         if not on_the_line(event) and not features.consents_to("call", calls_opt_in):
             assert alert.kind in ("service_recovery", "do_not_call")
-        if alert.kind == "retention_call" and held_out:
-            assert alert.suggested_action == HELD_OUT_ACTIONS["retention_call"]
-        elif alert.kind == "retention_call" and not features.consents_to("call"):
-            assert alert.suggested_action == NO_CALL_OFFER_ACTIONS["retention_call"]
+        pitches = alert.kind in ("retention_call", "win_back")  # suggest an offer
+        if pitches and held_out:
+            assert alert.suggested_action == HELD_OUT_ACTIONS[alert.kind]
+        elif pitches and not features.consents_to("call"):
+            assert alert.suggested_action == NO_CALL_OFFER_ACTIONS[alert.kind]
