@@ -86,6 +86,12 @@ def ecma_patterns(schema: Any) -> Any:
         ref_template="#/components/schemas/{name}",
     )
 )
+# Fields with a default are left out of "required" by msgspec, but Moments always sends
+# them, and the contract promises these: a client generated from this document must not
+# make them optional.
+for _name, _fields in (("NextBestOffer", ["control", "model_version", "reasons"]),
+                       ("Intervention", ["context"])):  # fmt: skip
+    WIRE_SCHEMAS[_name]["required"] = [*WIRE_SCHEMAS[_name]["required"], *_fields]
 # A survey's score range depends on its scale (Survey.__post_init__ checks it), which the
 # struct's own schema cannot say.
 WIRE_SCHEMAS["Survey"]["allOf"] = [

@@ -186,3 +186,15 @@ def test_an_alert_as_the_stream_sends_it_matches_the_published_schema() -> None:
     assert "do_not_call" in str(COMPONENTS["Alert"])
     del document["customer_ref"]
     assert list(validator("Alert").iter_errors(document))
+
+
+@pytest.mark.parametrize(
+    ("component", "always_sent"),
+    [("NextBestOffer", {"control", "model_version", "reasons"}), ("Intervention", {"context"})],
+)
+def test_fields_the_contract_promises_are_required_though_they_have_defaults(
+    component: str, always_sent: set[str]
+) -> None:
+    """msgspec leaves a field with a default out of ``required``; Moments always sends
+    these, and a client generated from the description made them optional."""
+    assert always_sent <= set(COMPONENTS[component]["required"])
