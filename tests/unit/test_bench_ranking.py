@@ -3,11 +3,8 @@ without Kafka or Redis."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 from streams.bench_ranking import OFFERS, bench_ranking
+from tests.unit.test_bench_snapshots import bench_alone
 
 
 def test_each_catalogue_size_is_timed_both_ways() -> None:
@@ -20,13 +17,6 @@ def test_each_catalogue_size_is_timed_both_ways() -> None:
 
 
 def test_the_ranking_section_starts_no_services() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "bench", "--only", "ranking"],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={"PATH": "/usr/bin:/bin", "MOMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:1",
-             "MOMENTS_REDIS_URL": "redis://127.0.0.1:1/0"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = bench_alone("ranking")
     assert set(report["offer_ranking"]) == {"dimension", "shown"} | {f"offers_{n}" for n in OFFERS}
     assert "kafka" not in report and "model_snapshots" not in report
