@@ -395,14 +395,8 @@ async def test_a_spent_budget_raises_and_nothing_is_kept_or_sent(
     topic = unique("decisions")
     publisher = KeyedPublisher(producer)
     batches: list[int] = []
-    hasty = Recommender(
-        store,
-        RULES,
-        publisher,
-        topic,
-        budget_s=0.000001,
-        counters=DecisionCounters(batch_decided=batches.append),
-    )
+    hasty = Recommender(store, RULES, publisher, topic, budget_s=0.000001,
+                        counters=DecisionCounters(batch_decided=batches.append))  # fmt: skip
     before = await store.raw(customer)
     with pytest.raises(TimeoutError):
         await hasty.recommend(customer, "web", 3)
@@ -451,14 +445,8 @@ async def test_a_caller_that_gave_up_is_neither_stored_nor_published(
     slowed(monkeypatch, store, "read_for_decisions", 0.3)
     topic = unique("decisions")
     batches: list[int] = []
-    recommender = Recommender(
-        store,
-        RULES,
-        KeyedPublisher(producer),
-        topic,
-        budget_s=5.0,
-        counters=DecisionCounters(batch_decided=batches.append),
-    )
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0,
+                              counters=DecisionCounters(batch_decided=batches.append))  # fmt: skip
     before = await store.raw(quitter)
     gives_up = asyncio.create_task(recommender.recommend(quitter, "web", 3))
     waits = asyncio.create_task(recommender.recommend(stayer, "web", 3))
@@ -601,14 +589,8 @@ async def test_an_erased_customer_gets_none_and_leaves_no_trace(
     await store.erase(erased)
     topic = unique("decisions")
     batches: list[int] = []
-    recommender = Recommender(
-        store,
-        RULES,
-        KeyedPublisher(producer),
-        topic,
-        budget_s=5.0,
-        counters=DecisionCounters(batch_decided=batches.append),
-    )
+    recommender = Recommender(store, RULES, KeyedPublisher(producer), topic, budget_s=5.0,
+                              counters=DecisionCounters(batch_decided=batches.append))  # fmt: skip
     gone, known, new = await asyncio.gather(
         recommender.recommend(erased, "web", 3),
         recommender.recommend(live, "web", 3),
