@@ -72,7 +72,11 @@ class Metrics:
         self._shared: tuple[float, float, bytes | None] = (0.0, FRESH_BURST, None)
         r = self.registry
         self.events = Counter(
-            "moments_events_total", "Touchpoint records handled.", ["type", "result"], registry=r
+            "moments_events_total",
+            "Touchpoint records handled (and touchpoints POST /v1/events refused, as invalid"
+            " or erased).",
+            ["type", "result"],
+            registry=r,
         )
         self.events_misrouted = Counter(
             "moments_events_misrouted_total",
@@ -103,6 +107,21 @@ class Metrics:
             "Offer outcomes POST /v1/outcomes accepted and wrote to Kafka (the API; the"
             " learner counts them in moments_outcomes_total once it claims them).",
             ["outcome"],
+            registry=r,
+        )
+        self.ingest_erased = Counter(
+            "moments_ingest_erased_total",
+            "Items POST /v1/events and /v1/outcomes left out, not written to Kafka, as"
+            " their customer was erased, by route.",
+            ["route"],
+            registry=r,
+        )
+        self.ingest_unchecked = Counter(
+            "moments_ingest_unchecked_total",
+            "Items POST /v1/events and /v1/outcomes wrote to Kafka without their customer's"
+            " erasure read (Redis could not say in time; the workers and the learner refuse"
+            " an erased customer's), by route.",
+            ["route"],
             registry=r,
         )
         self.offers_made = Counter(

@@ -1,6 +1,8 @@
 """``POST /v1/events`` and ``POST /v1/outcomes``: a customer's touchpoints and the
 outcomes of offers made to them, checked as the workers would check them, then written
-to Kafka as sent."""
+to Kafka as sent, but for those of erased customers (see :mod:`streams.api.erased_items`).
+A touchpoint refused as invalid or erased is counted in ``moments_events_total`` as the
+workers count those they read (it never reaches them)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ import msgspec
 from aiohttp import web
 
 from agents.touchpoint_handler import not_ahead
-from schemas import InvalidEvent, TouchpointEvent, decode_outcome, decode_touchpoint
+from schemas import InvalidEvent, Outcome, TouchpointEvent, decode_outcome, decode_touchpoint
 from schemas.errors import decode_wire
 from streams import topics
+from streams.api import erased_items
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
@@ -64,15 +67,19 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
     return items
 
 
-async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+async def _produce(
+    api: Api, topic: str, records: list[tuple[bytes, bytes]], places: list[int]
+) -> None:
+    """Write ``records``, the items at ``places`` of those sent (their index in an error)."""
     try:  # shielded: once handed over, the records go on (and /readyz hears how it went)
         written = api.publisher.publish(topic, records, linger=False)
         await asyncio.wait_for(asyncio.shield(written), api.settings.api_kafka_timeout_s)
-    except RecordTooLarge as exc:  # the item as sent, whose index is the record's
-        raise ApiError(413, "record_too_large", f"item {exc.index} makes a Kafka record of "
+    except RecordTooLarge as exc:  # the item as sent
+        index = places[exc.index]
+        raise ApiError(413, "record_too_large", f"item {index} makes a Kafka record of "
                        f"{exc.size} bytes (the item as sent, and its customer id as the key); "
                        f"a record holds at most {MAX_RECORD_BYTES}; none were accepted",
-                       [{"index": exc.index, "bytes": exc.size}]) from exc  # fmt: skip
+                       [{"index": index, "bytes": exc.size}]) from exc  # fmt: skip
     except TimeoutError as exc:  # Kafka slow or away: what it may still write is safe to send again
         raise kafka_unavailable("Kafka did not acknowledge the write in time; retry") from exc
     except Exception as exc:
@@ -80,14 +87,37 @@ async def _produce(api: Api, topic: str, records: list[tuple[bytes, bytes]]) -> 
 
 
 T = TypeVar("T")
+Item = TypeVar("Item", TouchpointEvent, Outcome)
+EVENTS, OUTCOMES = "/v1/events", "/v1/outcomes"  # the routes, as metrics label them
+
+
+async def _screen(
+    api: Api, route: str, decoded: list[tuple[Item, bytes]]
+) -> erased_items.Screened[tuple[Item, bytes]]:
+    """The items less those of erased customers, counted (one round trip to Redis, none
+    while it is known to be away)."""
+    erased = None if api.outages.away("redis") else api.store.erased
+    screened = await erased_items.screen(
+        decoded, lambda item: item[0].customer_id, erased, api.alerts.erased_lately
+    )
+    if screened.erased:
+        api.metrics.ingest_erased.labels(route).inc(len(screened.erased))
+    if screened.unchecked:
+        api.metrics.ingest_unchecked.labels(route).inc(screened.unchecked)
+        if erased is not None:  # a request met trouble: have the outage told soon
+            api.outages.look_now()
+    return screened
 
 
 def _decode_all(
-    items: list[msgspec.Raw], decode: Callable[[bytes], T], what: str
+    items: list[msgspec.Raw],
+    decode: Callable[[bytes], T],
+    what: str,
+    refused: Callable[[InvalidEvent], None] = lambda exc: None,
 ) -> list[tuple[T, bytes]]:
     """Every item decoded with the same schema as Kafka input, with its JSON as sent (the
     fields the contract does not know kept, for other consumers), or a 422 naming each
-    bad one."""
+    bad one (each told to ``refused``)."""
     decoded, errors = [], []
     for i, item in enumerate(items):
         raw = bytes(item)
@@ -95,6 +125,7 @@ def _decode_all(
             decoded.append((decode(raw), raw))
         except InvalidEvent as exc:
             errors.append({"index": i, "reason": exc.reason})
+            refused(exc)
     if errors:
         raise ApiError(422, f"invalid_{what}", f"{len(errors)} of {len(items)} {what} are "
                        "invalid; none were accepted", errors)  # fmt: skip
@@ -112,22 +143,36 @@ async def post_events(request: web.Request) -> web.Response:
         not_ahead(event, latest, skew)
         return event
 
-    events = _decode_all(await _items(request, api.settings.api_max_items), dated, "events")
+    def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
+        api.metrics.events.labels(exc.kind, "invalid").inc()
+
+    items = await _items(request, api.settings.api_max_items)
+    decoded = _decode_all(items, dated, "events", invalid)
+    events = await _screen(api, EVENTS, decoded)
+    for event, _ in events.erased:
+        api.metrics.events.labels(event.kind, "erased").inc()
     topic = api.settings.topic(topics.TOUCHPOINTS)
-    await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events])
-    event_ids = [e.event_id for e, _ in events]
-    return json_response({"accepted": len(events), "event_ids": event_ids}, 202)
+    if events.kept:
+        await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events.kept],
+                       events.places)  # fmt: skip
+    event_ids = [e.event_id for e, _ in events.kept]
+    return json_response(
+        {"accepted": len(events.kept), "event_ids": event_ids, "erased": len(events.erased)}, 202
+    )
 
 
 async def post_outcomes(request: web.Request) -> web.Response:
     authorise(request, "outcomes")  # which "ingest" grants too
     api = api_of(request)
-    outcomes = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
-                           "outcomes")  # fmt: skip
+    decoded = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
+                          "outcomes")  # fmt: skip
+    outcomes = await _screen(api, OUTCOMES, decoded)
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
-    await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes])
-    for outcome, _ in outcomes:
+    if outcomes.kept:
+        await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes.kept],
+                       outcomes.places)  # fmt: skip
+    for outcome, _ in outcomes.kept:
         api.metrics.outcomes_accepted.labels(outcome.outcome).inc()
-    return json_response(
-        {"accepted": len(outcomes), "decision_ids": [o.decision_id for o, _ in outcomes]}, 202
-    )
+    decision_ids = [o.decision_id for o, _ in outcomes.kept]
+    return json_response({"accepted": len(outcomes.kept), "decision_ids": decision_ids,
+                          "erased": len(outcomes.erased)}, 202)  # fmt: skip

@@ -162,8 +162,12 @@ _RECEIPT = {"type": "object", "required": [
 
 
 def _accepted(ids: str) -> dict[str, Any]:
-    return _json({"type": "object", "required": ["accepted", ids], "properties": {
-        "accepted": {"type": "integer"}, ids: {"type": "array", "items": {"type": "string"}}}},
+    return _json({"type": "object", "required": ["accepted", ids, "erased"], "properties": {
+        "accepted": {"type": "integer", "description": "items written to Kafka"},
+        ids: {"type": "array", "items": {"type": "string"}, "description": "theirs, in the "
+              "order sent"},
+        "erased": {"type": "integer", "minimum": 0, "description": "items left out, not "
+                   "written, as their customer was erased (a count: never who)"}}},
         "accepted")  # fmt: skip
 
 

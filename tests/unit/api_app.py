@@ -2,7 +2,8 @@
 Kafka or Redis; no tests here.
 
 :func:`api_app` gives an application whose ``Api`` holds only what those views use (keys,
-rate limits, stream seats, settings, and whatever else a test passes); :func:`raw_request`
+rate limits, stream seats, settings, metrics, a store in which no one is erased, and
+whatever else a test passes); :func:`raw_request`
 sends bytes as they are, which an HTTP client would refuse to (headers that are not UTF-8).
 """
 
@@ -26,6 +27,7 @@ from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
 from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api
 from streams.api.stream_seats import StreamSeats
+from streams.metrics import Metrics
 from streams.settings import Settings
 
 SHOP = "https://shop.example"
@@ -36,8 +38,15 @@ KEYS = (
 )
 
 
+async def _nobody_erased(customer_ids: Any) -> list[bool]:
+    return [False] * len(customer_ids)
+
+
 def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
     """The API's routes behind its error handling, with CORS as ``settings`` say."""
+    parts.setdefault("metrics", Metrics())
+    parts.setdefault("store", SimpleNamespace(erased=_nobody_erased))
+    parts.setdefault("alerts", SimpleNamespace(erased_lately=set()))
     settings = settings or Settings(api_keys=KEYS, api_cors_origins=SHOP)
     app = web.Application(middlewares=[json_errors], client_max_size=settings.api_max_body_bytes,
                           handler_args=REQUEST_HANDLING)  # fmt: skip

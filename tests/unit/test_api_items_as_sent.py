@@ -6,7 +6,6 @@ workers judge it; a body that is not UTF-8 is refused."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from tests.unit.api_app import api_app
 AUTH = {"Authorization": "Bearer backend-key", "Content-Type": "application/json"}
 CLICK = (b'{"type": "web_click", "event_id": "%s", "customer_id": "c1",'
          b' "ts": "2026-01-01T00:00:00Z", "page": "/"%s}')  # fmt: skip
-COUNTED = SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
 
 
 class Publisher:
@@ -36,7 +34,7 @@ class Publisher:
 
 async def post(body: bytes) -> tuple[int, Any, Publisher]:
     publisher = Publisher()
-    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
+    app = api_app(publisher=publisher)
     async with TestClient(TestServer(app)) as client:
         reply = await client.post("/v1/events", data=body, headers=AUTH)
         return reply.status, await reply.json(), publisher
@@ -95,7 +93,7 @@ async def test_an_item_too_large_for_a_kafka_record_is_a_413_naming_it_and_kafka
 
     said: list[bool] = []
     publisher = KeyedPublisher(Producer(), sent=said.append)  # type: ignore[arg-type]
-    app = api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
+    app = api_app(publisher=publisher)
     page = b', "note": "' + b"a" * MAX_RECORD_BYTES + b'"'
     body = b"[" + CLICK % (b"e1", b"") + b"," + CLICK % (b"e2", page) + b"]"
     async with TestClient(TestServer(app)) as client:
@@ -107,3 +105,25 @@ async def test_an_item_too_large_for_a_kafka_record_is_a_413_naming_it_and_kafka
     assert answer["details"][0]["bytes"] == len(item) + len(b"c1")
     assert f"a Kafka record of {len(item) + 2} bytes" in answer["message"]
     assert said == []  # not a word to the readiness check
+
+
+async def test_an_item_too_large_is_named_where_it_was_sent_after_erased_ones_left_out() -> None:
+    """The items of erased customers are left out before the write: the index an error
+    names is still the item's place in the request, not among those written."""
+    from types import SimpleNamespace
+
+    from streams.api.publisher import MAX_RECORD_BYTES, KeyedPublisher
+
+    async def erased(customer_ids: Any) -> list[bool]:
+        return [c == "c-gone" for c in customer_ids]
+
+    publisher = KeyedPublisher(Producer(), sent=lambda ok: None)  # type: ignore[arg-type]
+    app = api_app(publisher=publisher, store=SimpleNamespace(erased=erased))
+    gone = (CLICK % (b"e0", b"")).replace(b'"c1"', b'"c-gone"')
+    page = b', "note": "' + b"a" * MAX_RECORD_BYTES + b'"'
+    body = b"[" + gone + b"," + CLICK % (b"e1", b"") + b"," + CLICK % (b"e2", page) + b"]"
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.post("/v1/events", data=body, headers=AUTH)
+        assert reply.status == 413
+        answer = await reply.json()
+    assert answer["details"][0]["index"] == 2, answer

@@ -23,7 +23,6 @@ EVENT = {"type": "web_click", "event_id": "e1", "customer_id": "c1",
          "ts": "2026-01-01T00:00:00Z", "page": "/"}  # fmt: skip
 OUTCOME = {"decision_id": "d1", "customer_id": "c1", "offer_id": "o1", "outcome": "shown",
            "ts": "2026-01-01T00:00:00Z"}  # fmt: skip
-COUNTED = SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
 
 
 class Publisher:
@@ -43,7 +42,7 @@ class Publisher:
 
 
 def app_with(publisher: Publisher) -> Any:
-    return api_app(publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
+    return api_app(publisher=publisher)
 
 
 async def asked(publisher: Publisher) -> None:
@@ -77,7 +76,7 @@ async def test_a_write_kafka_does_not_acknowledge_in_time_is_a_503_to_retry(
     the writes queued behind it longer still: callers and proxies gave up first."""
     publisher = Publisher()
     settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_kafka_timeout_s=0.2)
-    app = api_app(settings, publisher=publisher, metrics=SimpleNamespace(outcomes_accepted=COUNTED))
+    app = api_app(settings, publisher=publisher)
     async with TestClient(TestServer(app)) as client:
         started = asyncio.get_running_loop().time()
         answer = await client.post(path, json=item, headers=AUTH)

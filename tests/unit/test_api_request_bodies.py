@@ -104,7 +104,6 @@ class _Publisher:
         return done
 
 
-_OUTCOMES = SimpleNamespace(labels=lambda *a: SimpleNamespace(inc=lambda: None))
 _ITEM = {
     "/v1/events": '{"type":"web_click","event_id":"e1","customer_id":"c1",'
     '"ts":"2026-01-01T00:00:00Z","page":"/","extra":%s}',
@@ -118,7 +117,7 @@ async def test_no_depth_of_nesting_is_answered_with_a_500(path: str) -> None:
     """The body is decoded, then each item again a few frames deeper: a depth between
     the two limits used to pass the first and fail the second with a RecursionError."""
     statuses = set()
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     async with TestServer(app) as server:
         for depth in range(800, 1100, 2):
             body = (_ITEM[path] % ("[" * depth + "]" * depth)).encode()
@@ -144,7 +143,7 @@ async def test_compressed_bodies_are_inflated_by_the_api_after_the_key_check(
 
     monkeypatch.setattr(ingest_views, "inflated", recorded)
     item = (_ITEM[path] % "null").encode()
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     bomb = gzip.compress(b" " * (4 * 1024 * 1024))  # 4 MiB of blanks, a few KiB sent
     async with TestServer(app) as server:
         for encoding, body in ((b"gzip", gzip.compress(item)), (b"deflate", zlib.compress(item))):
@@ -167,7 +166,7 @@ async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
     .gz file makes): it was a 400; the limit holds over all of them."""
     item = (_ITEM["/v1/events"] % "null").encode()
     body = b"[" + item + b"," + item.replace(b'"e1"', b'"e2"') + b"]"
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     members = gzip.compress(body[:10]) + gzip.compress(body[10:])
     half = gzip.compress(b" " * (600 * 1024))  # two of them: over the 1 MiB limit
     async with TestServer(app) as server:
@@ -184,7 +183,7 @@ async def test_a_gzip_body_of_several_members_is_read_as_one() -> None:
 async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() -> None:
     """aiohttp answered 100 Continue before any key was checked: a client with none was
     invited to send its megabyte. Now it is refused first, as the route would refuse it."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
     async with TestServer(app) as server:
@@ -202,7 +201,7 @@ async def test_100_continue_invites_a_body_only_from_a_key_that_may_send_it() ->
 async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
     """The rate was checked after the body had come: a key over it uploaded its megabyte
     to be told 429. Asking takes no token: the request sent after it is the one counted."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     limiter = app[API_KEY].limiter
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
@@ -234,7 +233,7 @@ async def _head_of_answer_before_the_body(server: TestServer, request: bytes) ->
 async def test_a_refusal_before_the_body_closes_the_connection() -> None:
     """The connection was kept: a client that, refused, sent no body and its next request
     on the same connection had that request read as the body, and never answered."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     limiter = app[API_KEY].limiter
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
@@ -258,7 +257,7 @@ async def test_a_refusal_before_the_body_closes_the_connection() -> None:
 async def test_a_body_announced_over_the_limit_is_refused_before_it_comes() -> None:
     """It was refused once the limit's worth had arrived (1 MiB uploaded for a 413), and
     a client asking ``Expect: 100-continue`` was invited to send it."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     huge = f"Content-Length: {2 * 1024 * 1024}".encode()
     async with TestServer(app) as server:
         for path in ("/v1/events", "/v1/outcomes"):
@@ -274,8 +273,7 @@ async def test_a_key_refused_before_its_body_takes_from_its_rate_too() -> None:
     """Asking ``Expect: 100-continue``, a key refused for its scope got 403 however fast
     it came, where the same request without the header took from its rate."""
     settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.01)
-    app = api_app(settings, publisher=_Publisher(),
-                  metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))  # fmt: skip
+    app = api_app(settings, publisher=_Publisher())
     item = (_ITEM["/v1/events"] % "null").encode()
     outside = post("/v1/events", item, b"Expect: 100-continue").replace(
         b"X-API-Key: backend-key", b"X-API-Key: page-key\r\nOrigin: " + SHOP.encode()
@@ -290,7 +288,7 @@ async def test_a_key_refused_before_its_body_takes_from_its_rate_too() -> None:
 
 async def test_an_expectation_other_than_100_continue_gets_a_json_417() -> None:
     """aiohttp's own answer was plain text quoting the header, before any middleware."""
-    app = api_app(publisher=_Publisher(), metrics=SimpleNamespace(outcomes_accepted=_OUTCOMES))
+    app = api_app(publisher=_Publisher())
     async with TestServer(app) as server:
         request = b"GET /v1/offers HTTP/1.1\r\nHost: api\r\nExpect: jane-doe-42\r\n\r\n"
         reply = await raw_request(server, request)

@@ -1,0 +1,72 @@
+"""Items of ``POST /v1/events`` and ``POST /v1/outcomes`` about erased customers are left
+out before anything is written to Kafka, so that no record naming a customer is made
+after their erasure (the recommendations path sends nothing about them either).
+
+Their customers' tombstones are read in one round trip, each customer once, waiting at
+most ``CHECK_WITHIN_S``; the customers this process saw erased in the last day (its own
+erasures, and those on the erasures topic) are left out too. While Redis cannot say
+(away, or too slow), those are the only ones left out: the others are written as before,
+unchecked and counted so, since the ingest must stay available and the workers and the
+learner refuse an erased customer's records all the same.
+
+>>> async def erased(customers): return [c == "gone" for c in customers]
+>>> items = [("c1", "a"), ("gone", "b"), ("c1", "c")]
+>>> asyncio.run(screen(items, lambda item: item[0], erased, lately=set()))
+Screened(kept=[('c1', 'a'), ('c1', 'c')], places=[0, 2], erased=[('gone', 'b')], unchecked=0)
+>>> async def away(customers): raise TimeoutError
+>>> asyncio.run(screen(items, lambda item: item[0], away, lately={"c1"}))
+Screened(kept=[('gone', 'b')], places=[1], erased=[('c1', 'a'), ('c1', 'c')], unchecked=1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Container, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+# how long a request waits for the tombstones (a round trip takes a millisecond or so):
+# a Redis that does not answer by then is taken as away, not waited out
+CHECK_WITHIN_S = 0.25
+
+T = TypeVar("T")
+# customer ids (each once) -> whether each was erased, in one round trip
+ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]
+
+
+@dataclass(frozen=True)
+class Screened(Generic[T]):
+    kept: list[T]  # to write, in the order sent
+    places: list[int]  # where each of those was among the items (an error names the item)
+    erased: list[T]  # left out: their customer was erased
+    unchecked: int  # of those kept, written without their tombstone read (Redis could not say)
+
+
+async def screen(
+    items: Sequence[T],
+    customer_of: Callable[[T], str],
+    erased: ErasedCheck | None,
+    lately: Container[str],
+    within_s: float = CHECK_WITHIN_S,
+) -> Screened[T]:
+    """``items`` less those whose customer ``erased`` says (or ``lately`` remembers) was
+    erased; ``erased`` None: Redis is known to be away, so it is not asked."""
+    customers = list(dict.fromkeys(customer_of(item) for item in items))
+    gone = {c for c in customers if c in lately}
+    checked = False
+    if erased is not None:
+        try:
+            async with asyncio.timeout(within_s):
+                answers = await erased(customers)
+            gone.update(c for c, was in zip(customers, answers, strict=True) if was)
+            checked = True
+        except Exception as exc:  # away, out of time, or a reply it could not read
+            # by its kind alone: an error's message may quote a key
+            log.debug("erasures unchecked (%s); writing as sent", type(exc).__name__)
+    places = [i for i, item in enumerate(items) if customer_of(item) not in gone]
+    left_out = [item for item in items if customer_of(item) in gone]
+    kept = [items[i] for i in places]
+    return Screened(kept, places, left_out, 0 if checked else len(kept))
