@@ -55,7 +55,8 @@ SCRIPTS = {
 # Every command the store runs: those its scripts call, and those it sends itself.
 COMMANDS = tuple(sorted(
     {c.upper() for s in SCRIPTS.values() for c in re.findall(r"redis\.p?call\(['\"](\w+)", s)}
-    | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT"}
+    | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT",
+       "SMEMBERS"}
 ))  # fmt: skip
 
 PROBE = "return 1"  # a script that does nothing, run at start

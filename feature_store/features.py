@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -121,6 +122,25 @@ class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
         }
         ranked = sorted(source.items(), key=lambda kv: (-kv[1], kv[0]))
         return [name for name, _ in ranked[:n]]
+
+
+def withdrawals_only(withdrawals: Sequence[str]) -> CustomerFeatures | None:
+    """The features of someone Moments knows nothing of but their withdrawals (fields of
+    :data:`feature_store.facts.WITHDRAWAL_FIELDS`, as an erasure keeps them): a stranger
+    in all else; ``None`` for none.
+
+    >>> f = withdrawals_only(["consent:sms", "subscribed:email"])
+    >>> f.consent, f.email_subscribed, f.segment
+    ({'sms': False}, False, 'new')
+    >>> withdrawals_only([]) is None
+    True
+    """
+    kept = set(withdrawals)
+    consent = {ch: False for ch in CONSENT_CHANNELS if f"consent:{ch}" in kept}
+    unsubscribed = "subscribed:email" in kept
+    if not consent and not unsubscribed:
+        return None
+    return CustomerFeatures(consent=consent, email_subscribed=False if unsubscribed else None)
 
 
 def _dt(ms: str | int | None) -> datetime | None:

@@ -34,11 +34,14 @@ class KeySet:
     optouts: str  # the customer's withdrawals (consent, email): kept after the profile
     outcome_times: str  # when each outcome in ``outcomes`` was claimed (to drop old ones)
     erasure: str  # beside the tombstone: which keys the erasure removed (no data)
+    # beside the tombstone: the withdrawals the erasure kept (their names alone), so that
+    # an erased customer who had said "stop" is not contacted as a stranger
+    suppression: str
 
     def all(self) -> tuple[str, ...]:
-        """Every key that holds data about the customer (not the tombstone and its
-        ``erasure``, nor the decisions' contexts, which ``decisions`` and
-        ``decision_index`` name)."""
+        """Every key that holds data about the customer (not the tombstone and what is
+        kept beside it, ``erasure`` and ``suppression``, nor the decisions' contexts,
+        which ``decisions`` and ``decision_index`` name)."""
         return (
             self.profile, self.windows, self.seen, self.recent, self.contacts, self.decisions,
             self.outcomes, self.decision_index, self.optouts, self.outcome_times,
@@ -158,6 +161,7 @@ class CustomerKeys:
             f"{base}:optout",
             f"{base}:outt",
             f"{base}:erasure",
+            f"{base}:supp",
         )
 
     def probe_key(self) -> str:

@@ -5,7 +5,9 @@ layout differs from the mark refuses to start on it, since it would read keys wr
 erasure or an export missing what the other layout kept). ``moments rebuild`` into an
 empty Redis moves a deployment across: the topics hold everything the store is built
 from. Bump :data:`LAYOUT` with any change that the other version would read wrong: a key
-kind added, renamed or found another way, a value's format or meaning changed.
+kind added, renamed or found another way, a value's format or meaning changed. (Not a key
+that only the newer version writes and reads, which the older one leaves alone and reads
+nothing wrong without: the withdrawals an erasure keeps beside its tombstone.)
 """
 
 from __future__ import annotations

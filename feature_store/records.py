@@ -101,6 +101,8 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     blocked: bool = False
     erased_at_ms: int | None = None  # when the customer was first erased (when blocked)
     replicas_confirmed: int | None = None  # replicas that confirmed it (when waited for)
+    # the withdrawals kept beside the tombstone, by name (facts.WITHDRAWAL_FIELDS)
+    withdrawals_kept: list[str] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

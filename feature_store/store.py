@@ -21,7 +21,14 @@ from feature_store.connection import (
     raise_unavailable,
 )
 from feature_store.decision_log import DecisionLog
-from feature_store.facts import DAY_MS, RESOLUTIONS, ContactCeilings, Fact, touchpoint_fact
+from feature_store.facts import (
+    DAY_MS,
+    RESOLUTIONS,
+    WITHDRAWAL_FIELDS,
+    ContactCeilings,
+    Fact,
+    touchpoint_fact,
+)
 from feature_store.features import (
     CustomerFeatures,
     RecentTouchpoint,
@@ -401,6 +408,7 @@ class FeatureStore:
         erased_at_ms: int | None = None,
         replicas: int = 0,
         within_ms: int = 1000,
+        withdrawals: Sequence[str] = (),
     ) -> ErasureReceipt:
         """Remove every key of the customer and block the id (by its keyed hash) so
         that replays and late events cannot bring the profile back.
@@ -415,7 +423,13 @@ class FeatureStore:
         is never the first of an erased customer, whatever this process's clock says).
         With ``replicas``, it also tells how many of the server's replicas confirmed the
         erasure within ``within_ms`` (a failover to a replica that had not would bring the
-        customer back; a single server's replicas only)."""
+        customer back; a single server's replicas only).
+
+        The customer's withdrawals (the fields of
+        :data:`feature_store.facts.WITHDRAWAL_FIELDS` that said "0") are kept beside the
+        tombstone, by name alone and as long (a suppression list), with ``withdrawals``
+        (those an erasure record carries, replayed) and an earlier erasure's: the receipt
+        names them all (:meth:`withdrawals_kept` reads them)."""
         keys = self._keys.for_customer(customer_id)
         now_ms = int(self._clock() * 1000)
         at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
@@ -423,8 +437,10 @@ class FeatureStore:
         if block_ms <= 0:
             return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
         named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
-        call = ([*keys.all(), keys.tombstone, keys.erasure],
+        optouts = KEY_KINDS.index("optouts") + 1
+        call = ([*keys.all(), keys.tombstone, keys.erasure, keys.suppression],
                 [block_ms, at_ms, keys.context(""), "live" if erased_at_ms is None else "replayed",
+                 optouts, " ".join(w for w in withdrawals if w in WITHDRAWAL_FIELDS),
                  *named_by])  # fmt: skip
         confirmed = None
         if replicas:
@@ -442,7 +458,19 @@ class FeatureStore:
             subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds,
             blocked=True, erased_at_ms=int(reply[len(KEY_KINDS) + 1]),
             replicas_confirmed=confirmed,
+            withdrawals_kept=[str(w) for w in reply[len(KEY_KINDS) + 2]],
         )  # fmt: skip
+
+    async def withdrawals_kept(self, customer_id: str) -> list[str]:
+        """The withdrawals an erasure of the customer kept beside their tombstone (fields
+        of :data:`feature_store.facts.WITHDRAWAL_FIELDS`, in that order); none for a
+        customer not erased, or whose block ran out."""
+        keys = self._keys
+        kept = keys.for_subject(keys.pseudonym(customer_id)).suppression
+        (reply,) = await self._conn.submit([("SMEMBERS", kept)])
+        raise_failed([reply])
+        names = {str(name) for name in reply}
+        return [field for field in WITHDRAWAL_FIELDS if field in names]
 
     async def has_any_customer(self) -> bool:
         """Whether any customer key of this store's prefix exists (on every node of a

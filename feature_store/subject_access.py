@@ -18,7 +18,8 @@ from feature_store.keys import CustomerKeys
 @dataclass(frozen=True, slots=True)
 class CustomerRecord:
     """One customer's data in Redis. An erased customer has only ``erased_at_ms``: the
-    tombstone that keeps them erased, under the keyed hash of their id."""
+    tombstone that keeps them erased, under the keyed hash of their id, and beside it the
+    names of the withdrawals their erasure kept (``withdrawals_kept``)."""
 
     subject: str  # the keyed hash their keys are named by
     erased_at_ms: int | None
@@ -34,6 +35,8 @@ class CustomerRecord:
     # every decision id their lists hold, with its time (ms; when stored, for one only
     # the index holds), newest first: kept longer than contexts, which expire sooner
     decision_ids: list[tuple[str, int]] = field(default_factory=list)
+    # the withdrawals an erasure kept beside the tombstone (their names), sorted
+    withdrawals_kept: list[str] = field(default_factory=list)
 
     @property
     def holds_anything(self) -> bool:
@@ -56,6 +59,7 @@ async def customer_record(
     pipe.zrange(k.decisions, 0, -1, desc=True, withscores=True)  # by decision time
     pipe.zrange(k.decision_index, 0, -1, desc=True, withscores=True)  # by when stored
     pipe.zrange(k.outcome_times, 0, -1, withscores=True)
+    pipe.smembers(k.suppression)
     (
         tomb,
         profile,
@@ -68,6 +72,7 @@ async def customer_record(
         newest,
         indexed,
         claimed_at,
+        kept,
     ) = await conn.execute("export", pipe)
     contexts: list[str] = []
     listed = {str(member): int(score) for member, score in reversed(indexed)}
@@ -91,4 +96,5 @@ async def customer_record(
         optouts=hash_reply(optouts),
         outcome_times={str(member): int(score) for member, score in claimed_at},
         decision_ids=sorted(listed.items(), key=lambda item: (-item[1], item[0])),
+        withdrawals_kept=sorted(str(name) for name in kept),
     )

@@ -1,12 +1,13 @@
 """The record of a customer's erasure, on the ``customer-erasures`` topic: downstream
 systems act on it, and ``moments rebuild`` replays it first so that the erased stay
-erased.
+erased. It names the withdrawals the erasure kept (``consent:<channel>``,
+``subscribed:email``), so that a rebuild keeps them again: no date, no other data.
 
 >>> from datetime import UTC, datetime
 >>> sent = CustomerErasure(customer_id="c1", subject="ab12", ts=datetime(2026, 1, 2, tzinfo=UTC),
 ...                        keys_removed=5)
 >>> encode_erasure(sent)
-b'{"customer_id":"c1","subject":"ab12","ts":"2026-01-02T00:00:00Z","keys_removed":5}'
+b'{"customer_id":"c1","subject":"ab12","ts":"2026-01-02T00:00:00Z","keys_removed":5,"withdrawals":[]}'
 >>> decode_erasure(encode_erasure(sent)) == sent
 True
 """
@@ -24,6 +25,9 @@ class CustomerErasure(msgspec.Struct, frozen=True, kw_only=True):
     subject: str  # the keyed hash Moments knows the customer by
     ts: Timestamp  # when the erasure was made
     keys_removed: int = 0
+    # the customer's withdrawals kept beside the tombstone (feature_store.facts
+    # WITHDRAWAL_FIELDS), replayed by `moments rebuild`; none in records from before it
+    withdrawals: tuple[str, ...] = ()
 
 
 _decoder = msgspec.json.Decoder(CustomerErasure)

@@ -341,8 +341,12 @@ class _Replay:
             ends = at + self.block_ms
             if ends <= self.erased.get(customer_id, 0):
                 continue  # blocked at least as long already
-            # blocked for what is left of it, or not at all when it has run out
-            if (await self.store.erase(customer_id, erased_at_ms=at)).blocked:
+            # blocked for what is left of it, or not at all when it has run out; the
+            # withdrawals it kept are kept again (a record from before them names none)
+            erased = await self.store.erase(
+                customer_id, erased_at_ms=at, withdrawals=erasure.withdrawals
+            )
+            if erased.blocked:
                 self.erased[customer_id] = ends
             else:
                 self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)

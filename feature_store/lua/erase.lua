@@ -9,18 +9,42 @@
 -- A full Redis (maxmemory, noeviction) still runs it: Redis checks for room only before
 -- a script's first write, and the first here is a DEL. Give this script no flags line
 -- (`#!lua flags=...`) without allow-oom (tests/integration/test_full_redis.py).
--- KEYS: the customer's keys, then the tombstone, then what the erasure removed.
+-- The customer's withdrawals (consent withdrawn on a channel, an email unsubscribe) are
+-- kept too, beside the tombstone and as long (a suppression list): their names alone
+-- (the opt-outs hash's fields that said '0'), no date, no value, no id; so that an
+-- erased customer who had said "stop" is not contacted as a stranger would be.
+-- KEYS: the customer's keys, then the tombstone, then what the erasure removed, then the
+--       withdrawals kept.
 -- ARGV: 1 tombstone ttl (ms: what is left of the block), 2 erased-at (ms), 3 context
 --       key prefix, 4 'live' (an erasure made now: the erasure already recorded, if
 --       any, was the first, whatever this process's clock says) or 'replayed' (one made
 --       at ARGV[2], by `moments rebuild`: the first if older than the one recorded),
---       5.. positions in KEYS of the zsets that name decisions.
+--       5 position in KEYS of the opt-outs hash, 6 withdrawals to keep besides those it
+--       holds (space-separated field names: those an erasure record carries, replayed),
+--       7.. positions in KEYS of the zsets that name decisions.
 -- Returns, per key before the tombstone, 1 if this erasure or an earlier one removed it,
--- then the contexts they deleted, then when the customer was first erased (ms).
-local tomb, told = KEYS[#KEYS - 1], KEYS[#KEYS]
-local n = #KEYS - 2
+-- then the contexts they deleted, then when the customer was first erased (ms), then
+-- the withdrawals kept (this erasure's and an earlier one's).
+local tomb, told, kept = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+local n = #KEYS - 3
+-- feature_store/facts.py WITHDRAWAL_FIELDS, as lua/apply.lua names them
+local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
+                    'subscribed:email'}
+local is_withdrawal = {}
+for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
+local keep = {}
+for f in string.gmatch(ARGV[6], '%S+') do
+  if is_withdrawal[f] then keep[f] = true end
+end
+-- read before the deletes; a key of another type (corrupted) holds none
+local optouts = KEYS[tonumber(ARGV[5])]
+if redis.call('TYPE', optouts)['ok'] == 'hash' then
+  for _, f in ipairs(withdrawal) do
+    if redis.call('HGET', optouts, f) == '0' then keep[f] = true end
+  end
+end
 local named, contexts = {}, 0
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local index = KEYS[tonumber(ARGV[i])]
   -- a key of another type (corrupted) names no decision; it is deleted below all the
   -- same, where reading it would fail the erasure every time
@@ -43,6 +67,16 @@ end
 for _, key in ipairs({tomb, told}) do
   local found = redis.call('TYPE', key)['ok']
   if found ~= 'none' and found ~= 'string' then redis.call('DEL', key) end
+end
+-- the withdrawals kept by an earlier erasure stay kept (a set: one of another type is
+-- taken for none, as above)
+local found = redis.call('TYPE', kept)['ok']
+if found == 'set' then
+  for _, f in ipairs(redis.call('SMEMBERS', kept)) do
+    if is_withdrawal[f] then keep[f] = true end
+  end
+elseif found ~= 'none' then
+  redis.call('DEL', kept)
 end
 local before = redis.call('GET', told)  -- '<a 0/1 per key>|<contexts>'
 if before then
@@ -71,12 +105,21 @@ end
 local flags = {}
 for i = 1, n do flags[i] = removed[i] > 0 and '1' or '0' end
 local record = table.concat(flags) .. '|' .. string.format('%d', contexts)
-local keep = redis.call('PTTL', tomb)
-if keep > 0 then
-  redis.call('SET', told, record, 'PX', keep)
+local lasts = redis.call('PTTL', tomb)
+if lasts > 0 then
+  redis.call('SET', told, record, 'PX', lasts)
 else
   redis.call('SET', told, record)
 end
+local withdrawals = {}
+for _, f in ipairs(withdrawal) do
+  if keep[f] then table.insert(withdrawals, f) end
+end
+if #withdrawals > 0 then
+  redis.call('SADD', kept, unpack(withdrawals))
+  if lasts > 0 then redis.call('PEXPIRE', kept, lasts) else redis.call('PERSIST', kept) end
+end
 removed[n + 1] = contexts
 removed[n + 2] = at
+removed[n + 3] = withdrawals
 return removed

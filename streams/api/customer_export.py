@@ -77,6 +77,8 @@ def export_body(
         "subject": record.subject,
         "exported_at": exported_at,
         "erased_at": None if record.erased_at_ms is None else _iso(record.erased_at_ms),
+        # an erased customer's withdrawals, kept by name beside the tombstone (honoured)
+        "withdrawals_kept": record.withdrawals_kept,
         "profile": profile,
         "decisions": [msgspec.json.decode(context) for context in record.decisions],
         # every decision listed, also those whose context has expired

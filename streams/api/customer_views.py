@@ -71,7 +71,8 @@ async def delete_customer(request: web.Request) -> web.Response:
     first = receipt.erased_at_ms
     erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
     record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
-                             keys_removed=receipt.keys_removed)  # fmt: skip
+                             keys_removed=receipt.keys_removed,
+                             withdrawals=tuple(receipt.withdrawals_kept))  # fmt: skip
     topic = api.settings.topic(topics.CUSTOMER_ERASURES)
     try:
         async with asyncio.timeout(api.settings.api_kafka_timeout_s):
@@ -97,6 +98,8 @@ async def delete_customer(request: web.Request) -> web.Response:
         "keys_removed": receipt.keys_removed,
         "erased": receipt.kinds,
         "blocked": receipt.blocked,
+        # honoured still: answers for the erased id suppress these channels
+        "withdrawals_kept": receipt.withdrawals_kept,
         "erasure_record": {"topic": topic, "partition": meta.partition, "offset": meta.offset},
         # what the erasure does not reach: the topics keep their records until retention
         "kept_in_topics": kept_in_topics(

@@ -150,6 +150,10 @@ _RECEIPT = {"type": "object", "required": [
                    "description": "the kinds of data removed"},
         "blocked": {"type": "boolean",
                     "description": "replays and late events cannot bring them back"},
+        "withdrawals_kept": {"type": "array", "items": {"type": "string"},
+            "description": "the customer's withdrawals (`consent:<channel>`, "
+            "`subscribed:email`) kept beside the block, by name alone and as long: "
+            "recommendations for the erased id still suppress those channels"},
         "erasure_record": {"type": "object", "required": ["topic", "partition", "offset"],
             "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"},
                            "offset": {"type": "integer"}}},
@@ -282,7 +286,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "outcomes claimed for learning, the events applied, the "
                                "stored hashes as they are, and the topics that keep "
                                "records keyed by the customer id until their retention. "
-                               "An erased customer has only `erased_at`.",
+                               "An erased customer has only `erased_at`, and "
+                               "`withdrawals_kept`: the names of the withdrawals their "
+                               "erasure kept, still honoured.",
                 "security": _SECURITY, "x-scope": "export", "parameters": [_CUSTOMER],
                 "responses": {"200": _json({"type": "object", "required": [
                     "customer_id", "subject", "exported_at", "erased_at", "profile",
@@ -291,6 +297,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                     "properties": {
                         "subject": {"type": "string"},
                         "erased_at": {"type": ["string", "null"]},
+                        "withdrawals_kept": {"type": "array", "items": {"type": "string"}},
                         "profile": {"type": ["object", "null"]},
                         "decisions": {"type": "array", "items": {"type": "object"}},
                         "decision_ids": {"type": "array", "items": {"type": "object",

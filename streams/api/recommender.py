@@ -22,6 +22,7 @@ from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
 from feature_store import FeatureStore
+from feature_store.features import withdrawals_only
 from schemas import NextBestOffer, decode_next_best_offer, encode_decision
 from streams.api.answers import OfferRequest, expire, shown_not_handed
 from streams.api.batch_decisions import UNCOUNTED, BatchDecisions, DecisionCounters
@@ -56,8 +57,8 @@ class Recommender:
         self._topic = topic
         self._max_batch = max_batch
         self._gather_s = gather_s
-        self.budget_s = budget_s  # the latency budget (the view gives an erased customer's
-        # answer what is left of it)
+        self.budget_s = budget_s  # the latency budget (an erased customer's answer reads
+        # their kept withdrawals within it again)
         self._publish_failed = counters.publish_failed
         self._delivery = DecisionDelivery(publisher, topic, counters.publish_failed)
         self._waiting: list[OfferRequest] = []
@@ -95,17 +96,37 @@ class Recommender:
                 loop.call_soon(self._flush)
         return await request.answer
 
-    def as_if_unknown(self, customer_id: str, channel: str, limit: int) -> NextBestOffer:
+    async def for_erased(
+        self, customer_id: str, channel: str, limit: int, asked_at: float | None = None
+    ) -> NextBestOffer:
+        """The answer for an erased customer (:meth:`as_if_unknown`), with the withdrawals
+        their erasure kept, read from Redis within what is left of the latency budget
+        from ``asked_at`` (loop time; default now). Raises :class:`TimeoutError` or
+        :class:`feature_store.StoreUnavailable` when Redis cannot say in time (its caller
+        gets a fallback, which offers nothing on email, sms and call)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() if asked_at is None else asked_at
+        async with asyncio.timeout_at(start + self.budget_s):
+            withdrawals = await self._store.withdrawals_kept(customer_id)
+        return self.as_if_unknown(customer_id, channel, limit, withdrawals)
+
+    def as_if_unknown(
+        self, customer_id: str, channel: str, limit: int, withdrawals: Sequence[str] = ()
+    ) -> NextBestOffer:
         """The answer for an erased customer: what someone Moments knows nothing of is
-        offered, so that the answer does not tell that they were erased. Nothing is kept,
-        spent or sent about them, so none of the offers with a daily budget (shown, it
-        would go uncounted, and the budget past its limit)."""
+        offered, so that the answer does not tell that they were erased, but on the
+        channels the customer had withdrawn from (``withdrawals``, kept by their erasure)
+        nothing, as for a known customer (``suppressed:consent:<channel>``,
+        ``suppressed:channel_avoided:email``). Nothing is kept, spent or sent about them,
+        so none of the offers with a daily budget (shown, it would go uncounted, and the
+        budget past its limit)."""
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
         now = datetime.now(UTC)
         spent_all = BudgetLedger.for_day(now, limits, limits) if limits else None
         moment = request_moment(customer_id, channel, limit)
-        return self._policy.decide(moment, None, now, spent_all, catalogue)
+        known = withdrawals_only(withdrawals)
+        return self._policy.decide(moment, known, now, spent_all, catalogue)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -6,6 +6,7 @@ in :mod:`streams.api.request_checks`."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -67,11 +68,12 @@ async def recommendations(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
     erased = False
+    asked_at = asyncio.get_running_loop().time()
     try:
         decided = await api.recommender.recommend(customer_id, channel, limit)
-        if decided is None:  # erased: answered as anyone unknown, nothing kept or sent
-            erased = True
-            decided = api.recommender.as_if_unknown(customer_id, channel, limit)
+        if decided is None:  # erased: answered as anyone unknown, nothing kept or sent,
+            erased = True  # but for the withdrawals their erasure kept
+            decided = await api.recommender.for_erased(customer_id, channel, limit, asked_at)
         decision = decided
     except TimeoutError:  # out of time: Redis away (frozen, not refusing), or too busy
         api.outages.look_now()

@@ -141,6 +141,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
         "optouts", "decision_contexts",
     }  # fmt: skip
     assert receipt["blocked"] is True
+    assert receipt["withdrawals_kept"] == ["consent:sms"]  # still honoured
     erased_at = datetime.fromisoformat(receipt["erased_at"].replace("Z", "+00:00"))
     # when it was erased, as a data protection officer keeps it (to the millisecond)
     assert asked_at - timedelta(milliseconds=1) <= erased_at <= answered_at, erased_at
@@ -154,7 +155,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     # Nothing of the customer is left in Redis but the tombstone; the bystander is intact.
     tombstone = tombstone_of(pipeline, gone)
-    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone, withdrew=True)
     await assert_kept_for_the_tombstone_lifetime(redis_url, tombstone)
     assert await keys_tagged(redis_url, kept_tag) == kept_before
     assert (await call("GET", f"{api.url}/v1/customers/{kept}", headers=DEV_AUTH)).status == 200
@@ -166,6 +167,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     assert record.key == gone.encode()  # type: ignore[attr-defined]
     logged = json.loads(record.value)  # type: ignore[attr-defined]
     assert logged["subject"] == tag and logged["keys_removed"] == receipt["keys_removed"]
+    assert logged["withdrawals"] == ["consent:sms"]  # for a rebuild to keep them again
 
     # A replay of the old events, with the worker running, does not bring them back.
     replay = [(gone.encode(), json.dumps(e).encode()) for e in gone_events]
@@ -176,7 +178,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
 
     await eventually(replay_refused, "the worker to refuse the replayed events")
     assert metric_total(worker, "moments_events_total", result="erased") == len(replay)
-    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone, withdrew=True)
     assert_error(await call("GET", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH), 404)
 
     # Asked for offers, the API answers as for someone it knows nothing of (the answer
@@ -201,7 +203,7 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
         answer["offers"] = [{k: v for k, v in o.items() if k != "score"} for o in answer["offers"]]
     assert alike[0] == alike[1], answers
     assert answers[0]["fallback"] is False, answers[0]
-    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone)
+    assert await keys_tagged(redis_url, tag) == left_by_erasure(tombstone, withdrew=True)
     # The API publishes a decision after answering, up to its linger later: read once the
     # last stranger's (asked after the erased customer) is on the topic, when one about
     # the erased customer would be there too.
@@ -217,18 +219,21 @@ async def test_erasure_removes_every_key_blocks_replays_and_records_the_erasure(
     decisions_after = [r for r in published if r.key == gone.encode()]
     assert len(decisions_after) == len(decisions_before), "no decision about an erased customer"
 
-    # Beside the tombstone, only which keys were removed (a flag per kind, a count).
+    # Beside the tombstone, only which keys were removed (a flag per kind, a count), and
+    # the withdrawals kept.
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         told = await client.get(left_by_erasure(tombstone)[1])
+        withdrawals = await client.smembers(left_by_erasure(tombstone, withdrew=True)[2])
     finally:
         await client.aclose()
     assert told is not None and re.fullmatch(r"[01]+\|\d+", told), told
+    assert withdrawals == {"consent:sms"}  # and the withdrawals, by name alone
     # Asked again (as a client told to retry after a 503 would), the receipt still tells
     # what erasing the customer removed, and since when they are erased.
     again = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
     assert again.status == 200, again
-    same = ("subject", "erased_at", "keys_removed", "erased", "blocked")
+    same = ("subject", "erased_at", "keys_removed", "erased", "blocked", "withdrawals_kept")
     assert {k: again.json[k] for k in same} == {k: receipt[k] for k in same}
     records = await consume_all(bootstrap, pipeline.topic("customer-erasures"), 2)
     assert [json.loads(r.value)["keys_removed"] for r in records] == [len(before)] * 2  # type: ignore[attr-defined]

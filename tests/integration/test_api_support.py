@@ -123,10 +123,12 @@ async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-def left_by_erasure(tombstone: str) -> list[str]:
+def left_by_erasure(tombstone: str, withdrew: bool = False) -> list[str]:
     """The keys an erasure leaves of a customer: the tombstone, and beside it which keys
-    it removed (no data), as :func:`keys_tagged` lists them."""
-    return [tombstone, tombstone.removesuffix(":erased") + ":erasure"]
+    it removed (no data), and, of a customer who ``withdrew``, the withdrawals it kept
+    (their names alone), as :func:`keys_tagged` lists them."""
+    base = tombstone.removesuffix(":erased")
+    return sorted([tombstone, f"{base}:erasure", *([f"{base}:supp"] if withdrew else [])])
 
 
 async def keys_tagged(redis_url: str, tag: str) -> list[str]:

@@ -19,7 +19,7 @@ from feature_store import (
     touchpoint_fact,
 )
 from feature_store.reference import CustomerState
-from schemas import Purchase, WebClick
+from schemas import Consent, Email, Purchase, TouchpointEvent, WebClick
 from streams.services.local_redis import LocalRedisCluster
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,22 @@ def test_store_on_cluster_matches_reference_and_erases(cluster: LocalRedisCluste
         assert await store.read(customers[0]) is None
         # who is erased, over tombstones on every master, in one call
         assert await store.erased(customers) == [True] + [False] * (len(customers) - 1)
+        # a customer who withdrew: their withdrawals stay beside the tombstone, in their
+        # slot, and are read back on whichever master holds it
+        said_stop = customers[-1]
+        stops: list[TouchpointEvent] = [
+            Consent(event_id="s1", customer_id=said_stop, ts=NOW, channel="sms", granted=False),
+            Email(event_id="s2", customer_id=said_stop, ts=NOW, action="unsubscribed"),
+        ]
+        assert await store.apply(stops) == [1, 1]
+        kept = await store.erase(said_stop)
+        assert kept.withdrawals_kept == ["consent:sms", "subscribed:email"]
+        assert await store.withdrawals_kept(said_stop) == ["consent:sms", "subscribed:email"]
+        assert await store.withdrawals_kept(customers[0]) == []  # withdrew nothing
+        tag = store.pseudonym(said_stop)
+        assert await client.cluster_keyslot(f"m:{{{tag}}}:supp") == await client.cluster_keyslot(
+            f"m:{{{tag}}}:erased"
+        )
         # daily offer budgets, read with the features of a batch as the API does
         day = NOW.date()
         spends = [BudgetSpend(day, f"d{n}", ("voucher",)) for n in range(2)]

@@ -146,7 +146,10 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         assert "1 customers kept erased" in result.stdout
         # the erased customer's touchpoints and decisions are all still in Kafka, and
         # none of them brought the profile back: only the tombstone is there
-        assert await keys_tagged(target.url, tag) == left_by_erasure(tombstone)
+        # (and the withdrawals its erasure kept, by name, from the erasure record)
+        withdrew = erased.json["withdrawals_kept"]
+        assert await keys_tagged(target.url, tag) == left_by_erasure(tombstone, bool(withdrew))
+        assert await rebuilt.withdrawals_kept(gone) == withdrew
         assert await rebuilt.read_for_decisions([gone]) == [(True, None)]
         for customer in kept:
             # everything equal: features, windows, recent list, contact history, and the
@@ -306,8 +309,10 @@ async def test_a_customer_erased_while_the_rebuild_runs_stays_erased(
         report = await rebuild(settings, store)
         assert erased_meanwhile == [late] and report.erasures == 1
         tag = store.pseudonym(late)
+        # (the withdrawals its replayed touchpoints had made kept beside it, if any)
+        withdrew = bool(await store.withdrawals_kept(late))
         assert await keys_tagged(target.url, tag) == left_by_erasure(
-            f"{pipeline.prefix.rstrip('-')}:{{{tag}}}:erased"
+            f"{pipeline.prefix.rstrip('-')}:{{{tag}}}:erased", withdrew
         )
         kept = {e["customer_id"] for e in events} - {late}
         assert all([await store.read(c) is not None for c in kept])

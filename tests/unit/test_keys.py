@@ -28,15 +28,16 @@ def test_keys_of_one_customer_share_one_hash_tag() -> None:
 
 def test_every_kind_of_customer_data_key_is_listed_and_erased() -> None:
     """A key the store gains must be in ``all()`` and ``KEY_KINDS`` (erasure removes
-    ``all()`` and reports it by ``KEY_KINDS``): only the hash tag, the tombstone and what
-    the erasure removed (which kinds of keys, no data), both outliving an erasure, are not
-    customer data."""
-    not_data = {"tag", "tombstone", "erasure"}
+    ``all()`` and reports it by ``KEY_KINDS``): only the hash tag, the tombstone, what
+    the erasure removed (which kinds of keys, no data) and the withdrawals it kept (their
+    names alone: a suppression list), all outliving an erasure, are not erased."""
+    not_data = {"tag", "tombstone", "erasure", "suppression"}
     kinds = [f.name for f in dataclasses.fields(KeySet) if f.name not in not_data]
     assert set(KEY_KINDS) == set(kinds) and len(KEY_KINDS) == len(kinds)
     ks = CustomerKeys(b"s3cret", prefix="m").for_customer("cust-000123")
     assert set(ks.all()) == {getattr(ks, kind) for kind in kinds}
-    assert ks.tombstone not in ks.all() and ks.erasure not in ks.all()
+    assert not {ks.tombstone, ks.erasure, ks.suppression} & set(ks.all())
+    assert ks.suppression.startswith(f"m:{{{ks.tag}}}:")  # the customer's slot
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,9 @@ class Tombstones:
         self.until: dict[str, float] = {}
         self.applied: list[str] = []
 
-    async def erase(self, customer_id: str, erased_at_ms: int) -> ErasureReceipt:
+    async def erase(
+        self, customer_id: str, erased_at_ms: int, withdrawals: Any = ()
+    ) -> ErasureReceipt:
         left = self.block_ms - (time.time() * 1000 - erased_at_ms)
         if left > 0:
             self.until[customer_id] = time.time() * 1000 + left

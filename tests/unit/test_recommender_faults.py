@@ -146,7 +146,15 @@ async def test_batches_waiting_on_a_slow_redis_are_bounded() -> None:
 
 
 class Erased(SlowStore):
-    """Every customer read is erased."""
+    """Every customer read is erased; ``kept``: the withdrawals their erasure kept."""
+
+    def __init__(self, *args: Any, kept: dict[str, list[str]] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.kept = kept or {}
+
+    async def withdrawals_kept(self, customer_id: str) -> list[str]:
+        await self.reply(self.read_s)
+        return self.kept.get(customer_id, [])
 
     async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
         await self.reply(self.read_s)
@@ -304,3 +312,43 @@ async def test_a_decision_shown_whose_write_failed_is_published_only_if_not_eras
     assert isinstance(answer, NextBestOffer) and answer.offers  # shown
     assert store.decisions.calls == 2  # the write, then the check
     assert sent == ([] if erased else [b"c1"])
+
+
+async def test_an_erased_customer_who_withdrew_is_offered_nothing_there() -> None:
+    """The withdrawals the erasure kept hold in the answer as a stranger's: nothing on the
+    channels withdrawn from (an unsubscribe too), with the reasons a known customer's
+    answer gives; the other channels as anyone unknown is offered. Nothing is sent."""
+    store = Erased({}, spent={"voucher": 4}, kept={"gone": ["consent:sms", "subscribed:email"]})
+    rec = recommender(store, BUDGETS)
+    fallbacks: list[str] = []
+    answers = {}
+    async with TestClient(TestServer(app_over(rec, BUDGETS, fallbacks))) as client:
+        for channel in ("sms", "email", "web"):
+            reply = await client.get(f"/v1/customers/gone/recommendations?channel={channel}",
+                                     headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+            assert reply.status == 200
+            answers[channel] = await reply.json()
+    assert answers["sms"]["offers"] == [] and answers["sms"]["fallback"] is False
+    assert answers["sms"]["reasons"] == ["segment:new", "suppressed:consent:sms"]
+    assert answers["email"]["offers"] == []
+    assert answers["email"]["reasons"] == ["segment:new", "suppressed:channel_avoided:email"]
+    assert answers["web"]["offers"] and answers["web"]["segment"] == "new"
+    stranger = rec.as_if_unknown("gone", "web", 3)  # as anyone unknown, bar the ids
+    assert answers["web"]["context"] == stranger.context
+    assert fallbacks == [] and store.budgets.counted == set()
+
+
+async def test_an_erased_customers_answer_falls_back_when_redis_is_slow_to_say() -> None:
+    """The withdrawals kept are read within the latency budget: past it, the default
+    offers (none on the channels that reach out), and nothing sent about them."""
+    store = Erased({}, spent={}, kept={"gone": ["consent:sms"]})
+    rec = recommender(store, BUDGETS)
+    rec.budget_s = 0.05
+    store.read_s = 0.03  # the erased read, then the withdrawals: past the budget
+    fallbacks: list[str] = []
+    async with TestClient(TestServer(app_over(rec, BUDGETS, fallbacks))) as client:
+        reply = await client.get("/v1/customers/gone/recommendations?channel=sms",
+                                 headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+        body = await reply.json()
+    assert reply.status == 200 and body["fallback"] is True and body["offers"] == []
+    assert fallbacks == []  # erased: not counted as a fallback, nor published

@@ -22,6 +22,10 @@ LAYOUT_1 = {
     "optouts": "m:{tag}:optout",
     "outcome_times": "m:{tag}:outt",
     "erasure": "m:{tag}:erasure",
+    # added within layout 1: written beside a tombstone alone, read by nothing else (a
+    # version without it leaves it to expire with the tombstone, and answers the erased
+    # customer as it did; a Redis without it reads as one whose erased kept nothing)
+    "suppression": "m:{tag}:supp",
     "context": "m:{tag}:ctx:<decision>",
 }
 
