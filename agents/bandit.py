@@ -210,7 +210,11 @@ class LinUCBOffers:
                               explored=not out and name != cautious))  # fmt: skip
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, packed: bool = True) -> dict[str, Any]:
+        """The model as plain data; ``packed``: its matrices as base64
+        (:mod:`agents.packed_figures`), else as JSON lists of numbers, which a Moments
+        from before packed figures reads too (for a rolling upgrade)."""
+        write = pack if packed else _as_lists
         return {
             "kind": "linucb-disjoint",
             "dimension": self.dimension,
@@ -221,7 +225,7 @@ class LinUCBOffers:
             "optimism": self.optimism,
             "updates": self.updates,
             "arms": {
-                name: {"a": pack(arm.a), "a_inv": pack(arm.a_inv), "b": pack(arm.b), "n": arm.n}
+                name: {"a": write(arm.a), "a_inv": write(arm.a_inv), "b": write(arm.b), "n": arm.n}
                 | ({} if arm.at is None else {"at": arm.at})
                 for name, arm in sorted(self.arms.items())
             },
@@ -314,6 +318,10 @@ class LinUCBOffers:
             restored.a = _design_matrix(what, arm.get("a"), restored.a_inv, square)
             model.arms[name] = restored
         return model
+
+
+def _as_lists(figures: NDArray[np.float64]) -> Any:
+    return figures.tolist()
 
 
 def _design_matrix(

@@ -278,6 +278,7 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
         moments.settings.topic(topics.OFFER_OUTCOMES),
         _raw_topic(app, moments.settings.topic(topics.OFFER_OUTCOMES_DLQ)).send,
         offered=lambda: {o.offer_id for o in moments.catalogue.current.offers},
+        packed=moments.settings.model_snapshot_figures == "packed",
     )
 
     risk_learner = RiskLearner(

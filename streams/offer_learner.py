@@ -50,8 +50,10 @@ class OfferLearner(SnapshotLearner):
                  bootstrap: str, topic: str, dead_letter: DeadLetterSend,
                  publish_every_s: float = 2.0,
                  partitions_every_s: float = PARTITIONS_EVERY_S,
-                 offered: Callable[[], Collection[str]] | None = None) -> None:  # fmt: skip
+                 offered: Callable[[], Collection[str]] | None = None,
+                 packed: bool = True) -> None:  # fmt: skip
         super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
+        self._packed = packed  # the snapshot's matrices as base64 (else as lists)
         self._holder = holder
         self._dead_letter = dead_letter
         # the offer ids of the catalogue in use: the arms of others that have learned
@@ -77,7 +79,7 @@ class OfferLearner(SnapshotLearner):
             if gone:
                 log.info("%d offers no longer in the catalogue left the model (no outcome "
                          "for %d days)", len(gone), ARM_IDLE_S // 86_400)  # fmt: skip
-        return self._model.to_dict()
+        return self._model.to_dict(packed=self._packed)
 
     def _published(self, version: int) -> None:
         # a copy: the model learns on, and this process must score with what it published

@@ -145,6 +145,9 @@ class Settings:
     catalogue_check_s: float = 5.0  # how often the file is checked for changes; 0: on SIGHUP only
     key_secret: str = field(default=DEV_SECRET, repr=False)
     policy: str = "learned"  # or "rules"
+    # how the offer learner writes its snapshot's matrices: "packed" (base64), or "lists"
+    # (JSON numbers, which a Moments from before 2026-12-05 reads: for a rolling upgrade)
+    model_snapshot_figures: str = "packed"
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
     # customers whose interventions are held out (raised for the measurement, not shown):
@@ -253,6 +256,8 @@ class Settings:
             raise SettingsError(f"MOMENTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}")
         if self.policy not in ("learned", "rules"):
             raise SettingsError("MOMENTS_POLICY must be 'learned' or 'rules'")
+        if self.model_snapshot_figures not in ("packed", "lists"):
+            raise SettingsError("MOMENTS_MODEL_SNAPSHOT_FIGURES must be 'packed' or 'lists'")
         if self.api_alert_event not in ("", "intervention"):
             raise SettingsError("MOMENTS_API_ALERT_EVENT must be 'intervention' or empty")
         if not self.key_secret.strip():  # a template's blank: as good as none

@@ -98,6 +98,15 @@ def test_a_snapshot_from_before_figures_were_packed_restores_the_same_model() ->
     assert restored.to_dict() == model.to_dict()
 
 
+def test_a_snapshot_written_with_lists_is_as_moments_wrote_it_before_packing() -> None:
+    """During a rolling upgrade (MOMENTS_MODEL_SNAPSHOT_FIGURES=lists) the learner writes
+    what a Moments from before packed figures reads: its figures as JSON lists."""
+    model = trained()
+    lists = json.loads(json.dumps(model.to_dict(packed=False)))
+    assert lists == as_lists(model.to_dict())
+    assert LinUCBOffers.from_dict(lists).to_dict() == model.to_dict()
+
+
 def test_a_snapshot_holding_figures_that_are_not_finite_is_refused() -> None:
     """A poisoned model's NaN is written to JSON as null, which numpy reads back as NaN;
     packed figures carry it as it is."""

@@ -34,6 +34,18 @@ def test_the_leader_scores_with_the_offer_model_it_published() -> None:
     assert holder.model is not learner._model
 
 
+def test_the_offer_learner_writes_lists_for_older_readers_when_told() -> None:
+    """MOMENTS_MODEL_SNAPSHOT_FIGURES=lists: the snapshot a Moments from before packed
+    figures can read, while it may still lead or load the model."""
+    for packed, kind in ((True, str), (False, list)):
+        learner = OfferLearner(None, ModelHolder(), None, "", "", None, packed=packed)  # type: ignore[arg-type]
+        learner._start(None, 1)
+        learner._model.learn_one([0.5] * DIMENSION, "promo", 1.0)
+        state = learner._state()
+        assert all(isinstance(state["arms"]["promo"][m], kind) for m in ("a", "a_inv", "b"))
+        assert LinUCBOffers.from_dict(state).to_dict() == learner._model.to_dict()
+
+
 def test_the_leader_scores_with_the_risk_model_it_published() -> None:
     holder = RiskHolder()
     learner = RiskLearner(None, holder, Metrics(), "", "")  # type: ignore[arg-type]

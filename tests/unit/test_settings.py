@@ -98,6 +98,8 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "asyncio"
         elif f.name == "api_alert_event":
             value = "intervention"
+        elif f.name == "model_snapshot_figures":
+            value = "lists"
         elif f.name == "api_cors_origins":
             value = "https://shop.example"
         elif f.name == "api_keys":
@@ -252,6 +254,7 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("LOG_FORMAT", "JSON", "MOMENTS_LOG_FORMAT"),
         ("REDIS_TIMEOUT_S", "0", "MOMENTS_REDIS_TIMEOUT_S"),
         ("REDIS_TIMEOUT_S", "inf", "MOMENTS_REDIS_TIMEOUT_S"),
+        ("MODEL_SNAPSHOT_FIGURES", "base64", "MOMENTS_MODEL_SNAPSHOT_FIGURES"),
     ],
 )
 def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, words: str) -> None:
