@@ -37,7 +37,8 @@ KEPT_IN_TOPICS = {
     "interventions-held-out": "the alerts held out to measure interventions",
     "touchpoints-dlq": "their events that were set aside, with the reason",
     "offer-outcomes-dlq": "their outcomes that were set aside, with the reason",
-    "customer-erasures": "the record of their erasure, once erased (kept for good)",
+    "customer-erasures": "the record of their erasure, once erased, with the channels they "
+    "had withdrawn from, which Moments keeps honouring (kept for good)",
     "risk-examples": "snapshots of their churn-risk features with the label learned from "
     "them, named by their keyed hash (risk:<subject>:<time>), not their id",
 }

@@ -5,7 +5,8 @@ after their erasure (the recommendations path sends nothing about them either).
 Their customers' tombstones are read in one round trip, each customer once, waiting at
 most ``CHECK_WITHIN_S``; the customers this process saw erased in the last day (its own
 erasures, and those on the erasures topic) are left out too. While Redis cannot say
-(away, or too slow), those are the only ones left out: the others are written as before,
+(away, or too slow: then it is not asked for ``PAUSE_AFTER_FAILURE_S``, see
+:class:`CheckPause`), those are the only ones left out: the others are written as before,
 unchecked and counted so, since the ingest must stay available and the workers and the
 learner refuse an erased customer's records all the same.
 
@@ -31,6 +32,31 @@ log = logging.getLogger(__name__)
 # how long a request waits for the tombstones (a round trip takes a millisecond or so):
 # a Redis that does not answer by then is taken as away, not waited out
 CHECK_WITHIN_S = 0.25
+
+# after a check that could not be made (Redis slow or away), none is asked for this long:
+# a Redis slow to answer, which the outage watch finds up, would hold every request for
+# CHECK_WITHIN_S
+PAUSE_AFTER_FAILURE_S = 5.0
+
+
+class CheckPause:
+    """Whether tombstones are asked for now: not for ``pause_s`` after a check failed.
+
+    >>> pause = CheckPause()
+    >>> pause.wanted(100.0), pause.failed(100.0), pause.wanted(104.0), pause.wanted(105.0)
+    (True, None, False, True)
+    """
+
+    def __init__(self, pause_s: float = PAUSE_AFTER_FAILURE_S) -> None:
+        self._pause_s = pause_s
+        self._until = 0.0
+
+    def wanted(self, now: float) -> bool:
+        return now >= self._until
+
+    def failed(self, now: float) -> None:
+        self._until = now + self._pause_s
+
 
 T = TypeVar("T")
 # customer ids (each once) -> whether each was erased, in one round trip

@@ -7,6 +7,7 @@ workers count those they read (it never reaches them)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -96,10 +97,14 @@ async def _screen(
 ) -> erased_items.Screened[tuple[Item, bytes]]:
     """The items less those of erased customers, counted (one round trip to Redis, none
     while it is known to be away)."""
-    erased = None if api.outages.away("redis") else api.store.erased
+    now = time.monotonic()
+    asking = not api.outages.away("redis") and api.erasure_checks.wanted(now)
+    erased = api.store.erased if asking else None
     screened = await erased_items.screen(
         decoded, lambda item: item[0].customer_id, erased, api.alerts.erased_lately
     )
+    if erased is not None and screened.unchecked:  # slow or away: not asked for a while
+        api.erasure_checks.failed(now)
     if screened.erased:
         api.metrics.ingest_erased.labels(route).inc(len(screened.erased))
     if screened.unchecked:
@@ -155,10 +160,9 @@ async def post_events(request: web.Request) -> web.Response:
     if events.kept:
         await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events.kept],
                        events.places)  # fmt: skip
-    event_ids = [e.event_id for e, _ in events.kept]
-    return json_response(
-        {"accepted": len(events.kept), "event_ids": event_ids, "erased": len(events.erased)}, 202
-    )
+    # the same answer whoever was erased: a sender learns nothing of erasures from it
+    event_ids = [e.event_id for e, _ in decoded]
+    return json_response({"accepted": len(decoded), "event_ids": event_ids}, 202)
 
 
 async def post_outcomes(request: web.Request) -> web.Response:
@@ -173,6 +177,6 @@ async def post_outcomes(request: web.Request) -> web.Response:
                        outcomes.places)  # fmt: skip
     for outcome, _ in outcomes.kept:
         api.metrics.outcomes_accepted.labels(outcome.outcome).inc()
-    decision_ids = [o.decision_id for o, _ in outcomes.kept]
-    return json_response({"accepted": len(outcomes.kept), "decision_ids": decision_ids,
-                          "erased": len(outcomes.erased)}, 202)  # fmt: skip
+    # the same answer whoever was erased (a web page's key may post outcomes: anyone's)
+    decision_ids = [o.decision_id for o, _ in decoded]
+    return json_response({"accepted": len(decoded), "decision_ids": decision_ids}, 202)

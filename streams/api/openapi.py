@@ -166,13 +166,12 @@ _RECEIPT = {"type": "object", "required": [
 
 
 def _accepted(ids: str) -> dict[str, Any]:
-    return _json({"type": "object", "required": ["accepted", ids, "erased"], "properties": {
-        "accepted": {"type": "integer", "description": "items written to Kafka"},
+    return _json({"type": "object", "required": ["accepted", ids], "properties": {
+        "accepted": {"type": "integer", "description": "items taken (those of an erased "
+                     "customer among them, which are not written: the answer does not tell "
+                     "who was erased)"},
         ids: {"type": "array", "items": {"type": "string"}, "description": "theirs, in the "
-              "order sent"},
-        "erased": {"type": "integer", "minimum": 0, "description": "items left out, not "
-                   "written, as their customer was erased (a count: never who)"}}},
-        "accepted")  # fmt: skip
+              "order sent"}}}, "accepted")  # fmt: skip
 
 
 def _body(item: dict[str, Any], max_items: int, max_bytes: int) -> dict[str, Any]:

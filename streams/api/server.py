@@ -34,6 +34,7 @@ from streams.api.batch_decisions import DecisionCounters
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.dependency_watch import DependencyLog
+from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
@@ -87,6 +88,8 @@ class Api:
     kafka: KafkaHealth
     reloads: ModelReloads  # /readyz waits for its first check
     outages: DependencyLog = field(default_factory=DependencyLog)  # told to the log
+    # the ingest's tombstone checks, paused a while after one Redis could not answer
+    erasure_checks: CheckPause = field(default_factory=CheckPause)
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)

@@ -139,10 +139,10 @@ async def test_events_one_or_a_list_are_accepted_and_produced_to_kafka(
     ]
     single = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=one)
     assert single.status == 202, single
-    assert single.json == {"accepted": 1, "event_ids": ["ev-e1"], "erased": 0}
+    assert single.json == {"accepted": 1, "event_ids": ["ev-e1"]}
     listed = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=many)
     assert listed.status == 202, listed
-    assert listed.json == {"accepted": 3, "event_ids": ["ev-e2", "ev-e3", "ev-e4"], "erased": 0}
+    assert listed.json == {"accepted": 3, "event_ids": ["ev-e2", "ev-e3", "ev-e4"]}
 
     sent = {e["event_id"]: e for e in [one, *many]}
     records = await consume_all(pipeline.services.kafka_bootstrap, pipeline.topic("touchpoints"), 4)
@@ -209,10 +209,10 @@ async def test_outcomes_one_or_a_list_are_accepted_and_produced_invalid_ones_rej
     ]
     single = await call("POST", url, headers=DEV_AUTH, body=one)
     assert single.status == 202, single
-    assert single.json == {"accepted": 1, "decision_ids": ["d-1"], "erased": 0}
+    assert single.json == {"accepted": 1, "decision_ids": ["d-1"]}
     listed = await call("POST", url, headers=DEV_AUTH, body=many)
     assert listed.status == 202, listed
-    assert listed.json == {"accepted": 2, "decision_ids": ["d-2", "d-3"], "erased": 0}
+    assert listed.json == {"accepted": 2, "decision_ids": ["d-2", "d-3"]}
 
     bad = [
         outcome("d-4", "out-1", "free-shipping"),

@@ -22,6 +22,7 @@ from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.dependency_watch import DependencyLog
+from streams.api.erased_items import CheckPause
 from streams.api.errors import json_errors
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
@@ -57,6 +58,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
         streams=StreamSeats(settings.api_max_streams_per_key),
         outages=DependencyLog(),
+        erasure_checks=CheckPause(),
         **parts,
     )
     app[API_KEY] = cast(Api, api)
