@@ -276,6 +276,22 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
     return ups
 
 
+def withdraws(event: TouchpointEvent) -> bool:
+    """Whether the touchpoint withdraws consent or unsubscribes from email: what Moments
+    keeps honouring after the customer's erasure.
+
+    >>> from datetime import datetime, timezone
+    >>> from schemas import Consent
+    >>> at = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    >>> withdraws(Consent(event_id="e", customer_id="c", ts=at, channel="sms", granted=False))
+    True
+    >>> withdraws(Consent(event_id="e", customer_id="c", ts=at, channel="sms", granted=True))
+    False
+    """
+    return any(op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
+               for op, field, value in touchpoint_updates(event))  # fmt: skip
+
+
 def recent_entry(event: TouchpointEvent) -> str:
     """How the event appears in the recent-touchpoints list (no customer id)."""
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"

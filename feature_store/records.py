@@ -36,7 +36,7 @@ class ApplyStatus(enum.IntEnum):
     DUPLICATE = 0
     APPLIED = 1
     DUPLICATE_DECIDED = 2  # seen before, and its decision was already emitted
-    ERASED = 3  # the customer was erased: nothing is kept
+    ERASED = 3  # the customer was erased: nothing is kept but a withdrawal (see erase.lua)
     # dated the store's TTL or longer ago: not applied (its profile would have expired),
     # only a withdrawal or grant it carries is kept; remembered like an applied fact
     EXPIRED = 4

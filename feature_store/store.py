@@ -168,7 +168,8 @@ class FeatureStore:
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
         k = self._keys.for_customer(fact.customer_id)
         windows = k.contacts if fact.contact else k.windows
-        keys = (k.profile, windows, k.seen, k.recent, k.tombstone, k.optouts, k.contacts)
+        keys = (k.profile, windows, k.seen, k.recent, k.tombstone, k.optouts, k.contacts,
+                k.suppression)  # fmt: skip
         args: list[Any] = [
             fact.fact_id,
             fact.ts_ms,

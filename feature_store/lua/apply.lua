@@ -3,7 +3,8 @@
 -- KEYS: 1 profile hash, 2 windows hash, 3 seen-facts zset, 4 recent-touchpoints zset,
 --       5 tombstone (set when the customer was erased), 6 opt-outs hash (the
 --       withdrawals, kept without expiry while there are any), 7 contacts hash (the
---       windows of Moments' own contacts; KEYS[2] too for a contact)
+--       windows of Moments' own contacts; KEYS[2] too for a contact), 8 the withdrawals
+--       kept beside the tombstone (erase.lua)
 -- ARGV: 1 fact id, 2 fact ts (ms), 3 now (ms), 4 ttl (s), 5 dedupe horizon (ms),
 --       6 recent entry ('' for none), 7 recent length,
 --       8 the resolutions the fact writes to, as a JSON array of [name, bucket size ms,
@@ -38,12 +39,33 @@
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
 -- profile). The fact's id is remembered for the dedupe horizon at least.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
--- 3 the customer was erased (nothing is written), 4 dated the ttl or longer ago (not
+-- 3 the customer was erased (nothing is written but a withdrawal or unsubscribe the
+-- fact carries, kept beside the tombstone as erase.lua keeps them), 4 dated the ttl or longer ago (not
 -- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on),
 -- 5 a contact over one of its ceilings (ARGV[12]: nothing is written), 6 duplicate whose
 -- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:').
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('EXISTS', KEYS[5]) == 1 then return 3 end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  -- erased: a withdrawal still counts (one sent just before the erasure, applied after
+  -- it), kept beside the tombstone and as long; a key of another type is left alone
+  local kept = KEYS[8]
+  local found = kept and redis.call('TYPE', kept)['ok']
+  if found == 'set' or found == 'none' then
+    local added = 0
+    for _, update in ipairs(cjson.decode(ARGV[9])) do
+      local field = update[2]
+      if update[1] == 'latest' and update[3] == '0'
+          and (string.match(field, '^consent:%a+$') or field == 'subscribed:email') then
+        added = added + redis.call('SADD', kept, field)
+      end
+    end
+    if added > 0 then
+      local lasts = redis.call('PTTL', KEYS[5])
+      if lasts > 0 then redis.call('PEXPIRE', kept, lasts) else redis.call('PERSIST', kept) end
+    end
+  end
+  return 3
+end
 local fact_id = ARGV[1]
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])

@@ -77,9 +77,11 @@ async def screen(
     erased: ErasedCheck | None,
     lately: Container[str],
     within_s: float = CHECK_WITHIN_S,
+    kept_anyway: Callable[[T], bool] = lambda item: False,
 ) -> Screened[T]:
     """``items`` less those whose customer ``erased`` says (or ``lately`` remembers) was
-    erased; ``erased`` None: Redis is known to be away, so it is not asked."""
+    erased, but for those ``kept_anyway``; ``erased`` None: Redis is known to be away,
+    so it is not asked."""
     customers = list(dict.fromkeys(customer_of(item) for item in items))
     gone = {c for c in customers if c in lately}
     checked = False
@@ -92,7 +94,8 @@ async def screen(
         except Exception as exc:  # away, out of time, or a reply it could not read
             # by its kind alone: an error's message may quote a key
             log.debug("erasures unchecked (%s); writing as sent", type(exc).__name__)
-    places = [i for i, item in enumerate(items) if customer_of(item) not in gone]
-    left_out = [item for item in items if customer_of(item) in gone]
+    places = [i for i, item in enumerate(items)
+              if customer_of(item) not in gone or kept_anyway(item)]  # fmt: skip
+    left_out = [item for item in items if customer_of(item) in gone and not kept_anyway(item)]
     kept = [items[i] for i in places]
     return Screened(kept, places, left_out, 0 if checked else len(kept))

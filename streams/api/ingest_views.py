@@ -16,13 +16,14 @@ import msgspec
 from aiohttp import web
 
 from agents.touchpoint_handler import not_ahead
+from feature_store.facts import withdraws
 from schemas import InvalidEvent, Outcome, TouchpointEvent, decode_outcome, decode_touchpoint
 from schemas.errors import decode_wire
 from streams import topics
 from streams.api import erased_items
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
-from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge
+from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge, too_large
 from streams.api.request_checks import api_of, authorise, check_announced_size
 from streams.api.server import Api
 
@@ -68,6 +69,21 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
     return items
 
 
+def _too_large(index: int, size: int) -> ApiError:
+    return ApiError(413, "record_too_large", f"item {index} makes a Kafka record of {size} "
+                    "bytes (the item as sent, and its customer id as the key); a record "
+                    f"holds at most {MAX_RECORD_BYTES}; none were accepted",
+                    [{"index": index, "bytes": size}])  # fmt: skip
+
+
+def _fits(decoded: list[tuple[Item, bytes]]) -> None:
+    """A 413 for the first item too large for a Kafka record, checked on every item,
+    before those of erased customers are left out: the answer must not tell who was."""
+    oversized = too_large([(item.customer_id.encode(), raw) for item, raw in decoded])
+    if oversized is not None:
+        raise _too_large(oversized.index, oversized.size)
+
+
 async def _produce(
     api: Api, topic: str, records: list[tuple[bytes, bytes]], places: list[int]
 ) -> None:
@@ -76,11 +92,7 @@ async def _produce(
         written = api.publisher.publish(topic, records, linger=False)
         await asyncio.wait_for(asyncio.shield(written), api.settings.api_kafka_timeout_s)
     except RecordTooLarge as exc:  # the item as sent
-        index = places[exc.index]
-        raise ApiError(413, "record_too_large", f"item {index} makes a Kafka record of "
-                       f"{exc.size} bytes (the item as sent, and its customer id as the key); "
-                       f"a record holds at most {MAX_RECORD_BYTES}; none were accepted",
-                       [{"index": index, "bytes": exc.size}]) from exc  # fmt: skip
+        raise _too_large(places[exc.index], exc.size) from exc
     except TimeoutError as exc:  # Kafka slow or away: what it may still write is safe to send again
         raise kafka_unavailable("Kafka did not acknowledge the write in time; retry") from exc
     except Exception as exc:
@@ -93,16 +105,21 @@ EVENTS, OUTCOMES = "/v1/events", "/v1/outcomes"  # the routes, as metrics label 
 
 
 async def _screen(
-    api: Api, route: str, decoded: list[tuple[Item, bytes]]
+    api: Api,
+    route: str,
+    decoded: list[tuple[Item, bytes]],
+    honoured: Callable[[Item], bool] = lambda item: False,
 ) -> erased_items.Screened[tuple[Item, bytes]]:
-    """The items less those of erased customers, counted (one round trip to Redis, none
-    while it is known to be away)."""
+    """The items less those of erased customers but for those ``honoured`` (a
+    withdrawal), counted (one round trip to Redis, none while it is known to be away)."""
+    _fits(decoded)
     now = time.monotonic()
     asking = not api.outages.away("redis") and api.erasure_checks.wanted(now)
     erased = api.store.erased if asking else None
     screened = await erased_items.screen(
-        decoded, lambda item: item[0].customer_id, erased, api.alerts.erased_lately
-    )
+        decoded, lambda item: item[0].customer_id, erased, api.alerts.erased_lately,
+        kept_anyway=lambda item: honoured(item[0]),
+    )  # fmt: skip
     if erased is not None and screened.unchecked:  # slow or away: not asked for a while
         api.erasure_checks.failed(now)
     if screened.erased:
@@ -153,7 +170,9 @@ async def post_events(request: web.Request) -> web.Response:
 
     items = await _items(request, api.settings.api_max_items)
     decoded = _decode_all(items, dated, "events", invalid)
-    events = await _screen(api, EVENTS, decoded)
+    # a withdrawal is written all the same: one sent just before an erasure, or after
+    # it, is kept beside the tombstone (feature_store/lua/apply.lua)
+    events = await _screen(api, EVENTS, decoded, withdraws)
     for event, _ in events.erased:
         api.metrics.events.labels(event.kind, "erased").inc()
     topic = api.settings.topic(topics.TOUCHPOINTS)

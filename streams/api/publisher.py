@@ -43,6 +43,15 @@ class RecordTooLarge(ValueError):
         self.size = size
 
 
+def too_large(records: Sequence[tuple[bytes, bytes]]) -> RecordTooLarge | None:
+    """The first of ``records`` (key, value) over :data:`MAX_RECORD_BYTES`, if any."""
+    for i, (key, value) in enumerate(records):
+        size = len(key) + len(value)
+        if size > MAX_RECORD_BYTES:
+            return RecordTooLarge(i, size)
+    return None
+
+
 Record = tuple[bytes, bytes]  # (key, value)
 Pending = tuple[str, Sequence[Record], asyncio.Future[None]]  # topic, records, caller
 
@@ -86,13 +95,11 @@ class KeyedPublisher:
         if not records:
             done.set_result(None)
             return done
-        held = 0
-        for i, (key, value) in enumerate(records):  # not Kafka's fault: not told to sent()
-            size = len(key) + len(value)
-            if size > MAX_RECORD_BYTES:
-                done.set_exception(RecordTooLarge(i, size))
-                return done
-            held += size
+        oversized = too_large(records)  # not Kafka's fault: not told to sent()
+        if oversized is not None:
+            done.set_exception(oversized)
+            return done
+        held = sum(len(key) + len(value) for key, value in records)
         if self._held and self._held + held > self._max_unsettled:  # Kafka away for long
             done.set_exception(PublisherFull(f"{self._held} bytes wait for Kafka already"))
             self._tell(done)

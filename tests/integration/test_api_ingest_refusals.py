@@ -102,6 +102,21 @@ async def test_an_erased_customers_events_and_outcomes_are_not_written_to_kafka(
     assert only.status == 202 and only.json == {"accepted": 1, "event_ids": [f"c-{tag}"]}
     assert not erased_keys & set(await written_since(pipeline, "touchpoints", since_ms))
 
+    # an item too large for Kafka is a 413 whoever it is about: the answer tells no one
+    # who was erased
+    huge = "x" * 900_000
+    for customer in (kept, erased_here):
+        big = outcome(str(uuid.uuid4()), customer, "free-shipping") | {"note": huge}
+        refused = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=big)
+        assert refused.status == 413 and refused.json["error"] == "record_too_large", refused
+    # a withdrawal is written all the same: the worker keeps it beside the tombstone
+    since_ms = int(time.time() * 1000)
+    stop = event("consent", erased_here, f"stop-{tag}", minutes_ago=0, channel="sms",
+                 granted=False)  # fmt: skip
+    taken = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, body=stop)
+    assert taken.status == 202 and taken.json == {"accepted": 1, "event_ids": [f"stop-{tag}"]}
+    assert await written_since(pipeline, "touchpoints", since_ms) == [erased_here.encode()]
+
 
 async def test_while_redis_cannot_say_events_are_written_unchecked_but_erasures_seen(
     pipeline: Pipeline, private_redis: LocalRedis

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import FeatureStore, StoreConfig
-from streams.services import LocalRedis
+from feature_store import ApplyStatus, FeatureStore, StoreConfig
+from schemas import Consent, Email, Purchase
+from streams.services import LocalRedis, Services
 from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_erasure import ERASED_FOR_S, tombstone_of
 from tests.integration.test_api_support import (
@@ -140,3 +143,35 @@ async def test_an_erased_customer_who_withdrew_is_still_not_offered_there(
     finally:
         await rebuilt.close()
         target.stop()
+
+
+async def test_a_withdrawal_applied_after_the_erasure_is_kept_too(
+    kafka_redis: Services,
+) -> None:
+    """ "Stop emailing me" then "forget me", sent milliseconds apart: the erasure lands
+    before the worker applies the withdrawal. It was lost (the tombstone let nothing in),
+    and the erased id was offered email again; now it joins what the erasure kept, for as
+    long as the tombstone, and a grant does not take one back."""
+    config = StoreConfig(secret=b"late-withdrawal", prefix=f"lw{uuid.uuid4().hex[:8]}")
+    store = FeatureStore.from_url(kafka_redis.redis_url, config)
+    at = datetime.now(UTC)
+    try:
+        await store.apply([Purchase(event_id="p", customer_id="c1", ts=at, order_id="o",
+                                    amount=10.0, currency="EUR")])  # fmt: skip
+        assert (await store.erase("c1")).withdrawals_kept == []
+        late = [
+            Consent(event_id="w", customer_id="c1", ts=at, channel="email", granted=False),
+            Email(event_id="u", customer_id="c1", ts=at, action="unsubscribed"),
+            Consent(event_id="g", customer_id="c1", ts=at, channel="sms", granted=True),
+        ]
+        assert set(await store.apply(late)) == {ApplyStatus.ERASED}
+        assert await store.withdrawals_kept("c1") == ["consent:email", "subscribed:email"]
+        keys = store._keys.for_customer("c1")
+        raw = aioredis.from_url(kafka_redis.redis_url)
+        try:
+            kept_ms, block_ms = await raw.pttl(keys.suppression), await raw.pttl(keys.tombstone)
+        finally:
+            await raw.aclose()
+        assert kept_ms > 0 and abs(block_ms - kept_ms) < 5_000  # as long as the tombstone
+    finally:
+        await store.close()
