@@ -46,10 +46,16 @@
 -- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:').
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  -- erased: a withdrawal still counts (one sent just before the erasure, applied after
-  -- it), kept beside the tombstone and as long; a key of another type is left alone
+  -- erased: a withdrawal still counts if it was sent at most a minute before the first
+  -- erasure (the tombstone's value), or after it ("stop emailing me" then "forget me",
+  -- applied after the erasure), kept beside the tombstone and as long; an older one (a
+  -- replay of what the erasure already weighed, a grant maybe after it) changes nothing.
+  -- A key of another type is left alone.
   local kept = KEYS[8]
-  local found = kept and redis.call('TYPE', kept)['ok']
+  local first = redis.pcall('GET', KEYS[5])
+  first = type(first) == 'string' and tonumber(first) or nil
+  local found = kept and first and tonumber(ARGV[2]) >= first - 60000
+    and redis.call('TYPE', kept)['ok']
   if found == 'set' or found == 'none' then
     local added = 0
     for _, update in ipairs(cjson.decode(ARGV[9])) do

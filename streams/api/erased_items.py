@@ -40,22 +40,37 @@ PAUSE_AFTER_FAILURE_S = 5.0
 
 
 class CheckPause:
-    """Whether tombstones are asked for now: not for ``pause_s`` after a check failed.
+    """Whether tombstones are asked for now: after a check failed, not for ``pause_s``,
+    but for one request every ``probe_s``, whose check succeeding ends the pause (one
+    slow reply must not let erased customers' items through for long).
 
     >>> pause = CheckPause()
-    >>> pause.wanted(100.0), pause.failed(100.0), pause.wanted(104.0), pause.wanted(105.0)
+    >>> pause.wanted(100.0), pause.failed(100.0), pause.wanted(100.2), pause.wanted(100.6)
     (True, None, False, True)
+    >>> pause.wanted(100.7), pause.succeeded(), pause.wanted(100.8)
+    (False, None, True)
     """
 
-    def __init__(self, pause_s: float = PAUSE_AFTER_FAILURE_S) -> None:
+    def __init__(self, pause_s: float = PAUSE_AFTER_FAILURE_S, probe_s: float = 0.5) -> None:
         self._pause_s = pause_s
+        self._probe_s = probe_s
         self._until = 0.0
+        self._next_probe = 0.0
 
     def wanted(self, now: float) -> bool:
-        return now >= self._until
+        if now >= self._until:
+            return True
+        if now >= self._next_probe:  # a probe: its success ends the pause
+            self._next_probe = now + self._probe_s
+            return True
+        return False
 
     def failed(self, now: float) -> None:
         self._until = now + self._pause_s
+        self._next_probe = now + self._probe_s
+
+    def succeeded(self) -> None:
+        self._until = 0.0
 
 
 T = TypeVar("T")

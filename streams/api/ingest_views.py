@@ -23,6 +23,7 @@ from streams import topics
 from streams.api import erased_items
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
+from streams.api.kafka_health import DOWN
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge, too_large
 from streams.api.request_checks import api_of, authorise, check_announced_size
 from streams.api.server import Api
@@ -122,8 +123,12 @@ async def _screen(
     )  # fmt: skip
     if erased is not None and screened.unchecked:  # slow or away: not asked for a while
         api.erasure_checks.failed(now)
+    elif erased is not None:
+        api.erasure_checks.succeeded()
     if screened.erased:
         api.metrics.ingest_erased.labels(route).inc(len(screened.erased))
+        if not screened.kept and api.kafka.check() == DOWN:  # as a write would be: a 503
+            raise kafka_unavailable("Kafka cannot be reached; retry")
     if screened.unchecked:
         api.metrics.ingest_unchecked.labels(route).inc(screened.unchecked)
         if erased is not None:  # a request met trouble: have the outage told soon

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,11 +159,15 @@ async def test_a_withdrawal_applied_after_the_erasure_is_kept_too(
         await store.apply([Purchase(event_id="p", customer_id="c1", ts=at, order_id="o",
                                     amount=10.0, currency="EUR")])  # fmt: skip
         assert (await store.erase("c1")).withdrawals_kept == []
+        hours_ago = at - timedelta(hours=2)
         late = [
             Consent(event_id="w", customer_id="c1", ts=at, channel="email", granted=False),
             Email(event_id="u", customer_id="c1", ts=at, action="unsubscribed"),
-            Consent(event_id="g", customer_id="c1", ts=at, channel="sms", granted=True),
-        ]
+            Consent(event_id="g", customer_id="c1", ts=at, channel="email", granted=True),
+            # a replay of what the erasure already weighed (taken back before it, maybe)
+            Consent(event_id="old", customer_id="c1", ts=hours_ago, channel="sms",
+                    granted=False),
+        ]  # fmt: skip
         assert set(await store.apply(late)) == {ApplyStatus.ERASED}
         assert await store.withdrawals_kept("c1") == ["consent:email", "subscribed:email"]
         keys = store._keys.for_customer("c1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
@@ -24,6 +25,7 @@ from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.dependency_watch import DependencyLog
 from streams.api.erased_items import CheckPause
 from streams.api.errors import json_errors
+from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
 from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api
@@ -48,6 +50,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
     parts.setdefault("metrics", Metrics())
     parts.setdefault("store", SimpleNamespace(erased=_nobody_erased))
     parts.setdefault("alerts", SimpleNamespace(erased_lately=set()))
+    parts.setdefault("kafka", KafkaHealth(time.time))  # the broker answered just now
     settings = settings or Settings(api_keys=KEYS, api_cors_origins=SHOP)
     app = web.Application(middlewares=[json_errors], client_max_size=settings.api_max_body_bytes,
                           handler_args=REQUEST_HANDLING)  # fmt: skip

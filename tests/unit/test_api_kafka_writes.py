@@ -6,6 +6,7 @@ The writes on real Kafka are in ``tests/integration``."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 
 from feature_store.records import ErasureReceipt
+from streams.api.kafka_health import KafkaHealth
 from streams.api.server import API_KEY
 from streams.settings import Settings
 from tests.unit.api_app import KEYS, SHOP, api_app
@@ -172,3 +174,25 @@ async def test_a_key_over_its_rate_is_answered_429_with_when_to_retry() -> None:
         assert second.status == 429 and body["error"] == "rate_limited"
         assert second.headers["Retry-After"] == "2"
         assert body["details"] == [{"retry_after_s": 2}]  # the same, in the body
+
+
+@pytest.mark.parametrize(("path", "item"), [("/v1/events", EVENT), ("/v1/outcomes", OUTCOME)])
+async def test_with_kafka_down_an_erased_customers_items_are_a_503_as_anyones(
+    path: str, item: Any
+) -> None:
+    """Nothing of an erased customer is written; but a 202 at once, where anyone else's
+    write waits and fails, told a web page's key (which may post outcomes) who was
+    erased while Kafka was away."""
+
+    async def all_erased(customer_ids: Any) -> list[bool]:
+        return [True] * len(customer_ids)
+
+    publisher = Publisher()
+    for broker_answered, status in ((0.0, 503), (None, 202)):
+        answered = (lambda: 0.0) if broker_answered is not None else time.time
+        app = api_app(publisher=publisher, store=SimpleNamespace(erased=all_erased),
+                      kafka=KafkaHealth(answered))  # fmt: skip
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post(path, json=item, headers=AUTH)
+            assert response.status == status, await response.text()
+    assert publisher.deliveries == []  # nothing written either way
