@@ -46,15 +46,17 @@
 -- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:').
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  -- erased: a withdrawal still counts if it was sent at most a minute before the first
-  -- erasure (the tombstone's value), or after it ("stop emailing me" then "forget me",
-  -- applied after the erasure), kept beside the tombstone and as long; an older one (a
-  -- replay of what the erasure already weighed, a grant maybe after it) changes nothing.
-  -- A key of another type is left alone.
+  -- erased: a withdrawal still counts if it was sent at most the live lag (ARGV[10])
+  -- before the first erasure (the tombstone's value), or after it ("stop emailing me"
+  -- then "forget me", applied after the erasure by a worker behind), kept beside the
+  -- tombstone and as long; an older one (a replay of what the erasure already weighed)
+  -- changes nothing. One within the lag that a grant took back before the erasure is
+  -- kept all the same: an id that asked to be forgotten is suppressed the more. A key
+  -- of another type is left alone.
   local kept = KEYS[8]
   local first = redis.pcall('GET', KEYS[5])
   first = type(first) == 'string' and tonumber(first) or nil
-  local found = kept and first and tonumber(ARGV[2]) >= first - 60000
+  local found = kept and first and tonumber(ARGV[2]) >= first - tonumber(ARGV[10])
     and redis.call('TYPE', kept)['ok']
   if found == 'set' or found == 'none' then
     local added = 0

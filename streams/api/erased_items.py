@@ -12,11 +12,13 @@ learner refuse an erased customer's records all the same.
 
 >>> async def erased(customers): return [c == "gone" for c in customers]
 >>> items = [("c1", "a"), ("gone", "b"), ("c1", "c")]
->>> asyncio.run(screen(items, lambda item: item[0], erased, lately=set()))
-Screened(kept=[('c1', 'a'), ('c1', 'c')], places=[0, 2], erased=[('gone', 'b')], unchecked=0)
+>>> found = asyncio.run(screen(items, lambda item: item[0], erased, lately=set()))
+>>> found.kept, found.places, found.erased, found.unchecked, found.checked
+([('c1', 'a'), ('c1', 'c')], [0, 2], [('gone', 'b')], 0, True)
 >>> async def away(customers): raise TimeoutError
->>> asyncio.run(screen(items, lambda item: item[0], away, lately={"c1"}))
-Screened(kept=[('gone', 'b')], places=[1], erased=[('c1', 'a'), ('c1', 'c')], unchecked=1)
+>>> found = asyncio.run(screen(items, lambda item: item[0], away, lately={"c1"}))
+>>> found.kept, found.erased, found.unchecked, found.checked
+([('gone', 'b')], [('c1', 'a'), ('c1', 'c')], 1, False)
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Screened(Generic[T]):
     places: list[int]  # where each of those was among the items (an error names the item)
     erased: list[T]  # left out: their customer was erased
     unchecked: int  # of those kept, written without their tombstone read (Redis could not say)
+    checked: bool = False  # Redis was asked, and answered in time
 
 
 async def screen(
@@ -113,4 +116,4 @@ async def screen(
               if customer_of(item) not in gone or kept_anyway(item)]  # fmt: skip
     left_out = [item for item in items if customer_of(item) in gone and not kept_anyway(item)]
     kept = [items[i] for i in places]
-    return Screened(kept, places, left_out, 0 if checked else len(kept))
+    return Screened(kept, places, left_out, 0 if checked else len(kept), checked)

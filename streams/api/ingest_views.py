@@ -121,14 +121,16 @@ async def _screen(
         decoded, lambda item: item[0].customer_id, erased, api.alerts.erased_lately,
         kept_anyway=lambda item: honoured(item[0]),
     )  # fmt: skip
-    if erased is not None and screened.unchecked:  # slow or away: not asked for a while
+    if erased is not None and not screened.checked:  # slow or away: not asked for a while
         api.erasure_checks.failed(now)
-    elif erased is not None:
+    elif screened.checked:
         api.erasure_checks.succeeded()
     if screened.erased:
         api.metrics.ingest_erased.labels(route).inc(len(screened.erased))
-        if not screened.kept and api.kafka.check() == DOWN:  # as a write would be: a 503
-            raise kafka_unavailable("Kafka cannot be reached; retry")
+        if not screened.kept:  # nothing to write: a 503 where a write of them would be
+            left_out = sum(len(i.customer_id) + len(raw) for i, raw in screened.erased)
+            if api.kafka.check() == DOWN or api.publisher.would_refuse(left_out):
+                raise kafka_unavailable("Kafka cannot take more now; retry")
     if screened.unchecked:
         api.metrics.ingest_unchecked.labels(route).inc(screened.unchecked)
         if erased is not None:  # a request met trouble: have the outage told soon

@@ -80,6 +80,11 @@ class KeyedPublisher:
         self._sending: set[asyncio.Task[None]] = set()
         self._unsettled: set[asyncio.Future[None]] = set()  # publications not yet settled
 
+    def would_refuse(self, size: int) -> bool:
+        """Whether a publication of ``size`` bytes would be refused now, with
+        :class:`PublisherFull`: too much waits for Kafka already."""
+        return bool(self._held) and self._held + size > self._max_unsettled
+
     def publish(
         self, topic: str, records: Sequence[Record], linger: bool = True
     ) -> asyncio.Future[None]:
@@ -100,7 +105,7 @@ class KeyedPublisher:
             done.set_exception(oversized)
             return done
         held = sum(len(key) + len(value) for key, value in records)
-        if self._held and self._held + held > self._max_unsettled:  # Kafka away for long
+        if self.would_refuse(held):  # Kafka away for long
             done.set_exception(PublisherFull(f"{self._held} bytes wait for Kafka already"))
             self._tell(done)
             return done

@@ -159,17 +159,20 @@ async def test_a_withdrawal_applied_after_the_erasure_is_kept_too(
         await store.apply([Purchase(event_id="p", customer_id="c1", ts=at, order_id="o",
                                     amount=10.0, currency="EUR")])  # fmt: skip
         assert (await store.erase("c1")).withdrawals_kept == []
-        hours_ago = at - timedelta(hours=2)
         late = [
             Consent(event_id="w", customer_id="c1", ts=at, channel="email", granted=False),
             Email(event_id="u", customer_id="c1", ts=at, action="unsubscribed"),
             Consent(event_id="g", customer_id="c1", ts=at, channel="email", granted=True),
-            # a replay of what the erasure already weighed (taken back before it, maybe)
-            Consent(event_id="old", customer_id="c1", ts=hours_ago, channel="sms",
-                    granted=False),
+            # sent minutes before the erasure, applied after it by a worker behind
+            Consent(event_id="lag", customer_id="c1", ts=at - timedelta(minutes=5),
+                    channel="call", granted=False),
+            # a replay of what the erasure already weighed: older than the live lag
+            Consent(event_id="old", customer_id="c1", ts=at - timedelta(days=2),
+                    channel="sms", granted=False),
         ]  # fmt: skip
         assert set(await store.apply(late)) == {ApplyStatus.ERASED}
-        assert await store.withdrawals_kept("c1") == ["consent:email", "subscribed:email"]
+        kept = ["consent:email", "consent:call", "subscribed:email"]
+        assert await store.withdrawals_kept("c1") == kept
         keys = store._keys.for_customer("c1")
         raw = aioredis.from_url(kafka_redis.redis_url)
         try:

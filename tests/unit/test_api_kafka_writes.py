@@ -31,9 +31,13 @@ class Publisher:
     """The API's publisher, whose deliveries the test settles: each ``publish`` hands
     back a future kept in ``deliveries``."""
 
-    def __init__(self, fail_at_once: bool = False) -> None:
+    def __init__(self, fail_at_once: bool = False, full: bool = False) -> None:
         self.fail_at_once = fail_at_once
+        self.full = full  # too much waits for Kafka: a publication would be refused
         self.deliveries: list[asyncio.Future[None]] = []
+
+    def would_refuse(self, size: int) -> bool:
+        return self.full
 
     def publish(self, topic: str, records: Any, linger: bool = True) -> asyncio.Future[None]:
         if self.fail_at_once:
@@ -187,12 +191,14 @@ async def test_with_kafka_down_an_erased_customers_items_are_a_503_as_anyones(
     async def all_erased(customer_ids: Any) -> list[bool]:
         return [True] * len(customer_ids)
 
-    publisher = Publisher()
-    for broker_answered, status in ((0.0, 503), (None, 202)):
-        answered = (lambda: 0.0) if broker_answered is not None else time.time
+    # Kafka away (no fetch answered for long); Kafka up but the publisher full, as a
+    # write would find it while Kafka is slow; Kafka up and room to write
+    for answered, full, status in ((lambda: 0.0, False, 503), (time.time, True, 503),
+                                   (time.time, False, 202)):  # fmt: skip
+        publisher = Publisher(full=full)
         app = api_app(publisher=publisher, store=SimpleNamespace(erased=all_erased),
                       kafka=KafkaHealth(answered))  # fmt: skip
         async with TestClient(TestServer(app)) as client:
             response = await client.post(path, json=item, headers=AUTH)
             assert response.status == status, await response.text()
-    assert publisher.deliveries == []  # nothing written either way
+        assert publisher.deliveries == []  # nothing written either way

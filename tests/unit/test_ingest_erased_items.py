@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from feature_store.records import StoreUnavailable
 from streams.api.erased_items import screen
@@ -55,3 +56,14 @@ async def test_while_redis_cannot_say_the_items_go_as_sent_but_those_remembered(
         assert loop.time() - started < 1.0  # the ingest is not held up
         assert [item for _, item in screened.kept] == ["e1", "e3", "e5"]
         assert len(screened.erased) == 2 and screened.unchecked == 3
+
+
+def test_a_check_that_failed_is_not_taken_for_one_answered_when_nothing_is_kept() -> None:
+    """Every item of a customer this process saw erased: nothing is left to write, but
+    Redis did not answer, and the pause on checks must not end on it."""
+
+    async def away(customers: Any) -> list[bool]:
+        raise TimeoutError
+
+    found = asyncio.run(screen([("gone", "a")], lambda item: item[0], away, lately={"gone"}))
+    assert found.kept == [] and found.unchecked == 0 and not found.checked
