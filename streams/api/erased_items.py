@@ -5,10 +5,11 @@ after their erasure (the recommendations path sends nothing about them either).
 Their customers' tombstones are read in one round trip, each customer once, waiting at
 most ``CHECK_WITHIN_S``; the customers this process saw erased in the last day (its own
 erasures, and those on the erasures topic) are left out too. While Redis cannot say
-(away, or too slow: then it is not asked for ``PAUSE_AFTER_FAILURE_S``, see
-:class:`CheckPause`), those are the only ones left out: the others are written as before,
-unchecked and counted so, since the ingest must stay available and the workers and the
-learner refuse an erased customer's records all the same.
+(away, or too slow: then it is asked by one request each half second at most, for
+``PAUSE_AFTER_FAILURE_S``, see :class:`CheckPause`), those are the only ones left out:
+the others are written as before, unchecked and counted so, since the ingest must stay
+available and the workers and the learner refuse an erased customer's records all the
+same.
 
 >>> async def erased(customers): return [c == "gone" for c in customers]
 >>> items = [("c1", "a"), ("gone", "b"), ("c1", "c")]
@@ -35,9 +36,9 @@ log = logging.getLogger(__name__)
 # a Redis that does not answer by then is taken as away, not waited out
 CHECK_WITHIN_S = 0.25
 
-# after a check that could not be made (Redis slow or away), none is asked for this long:
-# a Redis slow to answer, which the outage watch finds up, would hold every request for
-# CHECK_WITHIN_S
+# after a check that could not be made (Redis slow or away), only a probe now and then is
+# asked for this long: a Redis slow to answer, which the outage watch finds up, would
+# hold every request for CHECK_WITHIN_S
 PAUSE_AFTER_FAILURE_S = 5.0
 
 

@@ -77,12 +77,12 @@ def _too_large(index: int, size: int) -> ApiError:
                     [{"index": index, "bytes": size}])  # fmt: skip
 
 
-def _fits(decoded: list[tuple[Item, bytes]]) -> None:
-    """A 413 for the first item too large for a Kafka record, checked on every item,
-    before those of erased customers are left out: the answer must not tell who was."""
-    oversized = too_large([(item.customer_id.encode(), raw) for item, raw in decoded])
-    if oversized is not None:
-        raise _too_large(oversized.index, oversized.size)
+Records = list[tuple[bytes, bytes]]  # (key, value) per item, in the order sent
+
+
+def _records(decoded: list[tuple[Item, bytes]]) -> Records:
+    """Each item's Kafka record: its customer id as the key, the item as sent."""
+    return [(item.customer_id.encode(), raw) for item, raw in decoded]
 
 
 async def _produce(
@@ -109,11 +109,16 @@ async def _screen(
     api: Api,
     route: str,
     decoded: list[tuple[Item, bytes]],
+    records: Records,
     honoured: Callable[[Item], bool] = lambda item: False,
 ) -> erased_items.Screened[tuple[Item, bytes]]:
     """The items less those of erased customers but for those ``honoured`` (a
-    withdrawal), counted (one round trip to Redis, none while it is known to be away)."""
-    _fits(decoded)
+    withdrawal), counted (one round trip to Redis, none while it is known to be away).
+    Every item's record is checked for size first, and a request left with nothing to
+    write fails as its write would: the answer must not tell who was erased."""
+    oversized = too_large(records)
+    if oversized is not None:
+        raise _too_large(oversized.index, oversized.size)
     now = time.monotonic()
     asking = not api.outages.away("redis") and api.erasure_checks.wanted(now)
     erased = api.store.erased if asking else None
@@ -128,7 +133,7 @@ async def _screen(
     if screened.erased:
         api.metrics.ingest_erased.labels(route).inc(len(screened.erased))
         if not screened.kept:  # nothing to write: a 503 where a write of them would be
-            left_out = sum(len(i.customer_id) + len(raw) for i, raw in screened.erased)
+            left_out = sum(len(key) + len(value) for key, value in records)
             if api.kafka.check() == DOWN or api.publisher.would_refuse(left_out):
                 raise kafka_unavailable("Kafka cannot take more now; retry")
     if screened.unchecked:
@@ -179,13 +184,13 @@ async def post_events(request: web.Request) -> web.Response:
     decoded = _decode_all(items, dated, "events", invalid)
     # a withdrawal is written all the same: one sent just before an erasure, or after
     # it, is kept beside the tombstone (feature_store/lua/apply.lua)
-    events = await _screen(api, EVENTS, decoded, withdraws)
+    records = _records(decoded)
+    events = await _screen(api, EVENTS, decoded, records, withdraws)
     for event, _ in events.erased:
         api.metrics.events.labels(event.kind, "erased").inc()
     topic = api.settings.topic(topics.TOUCHPOINTS)
     if events.kept:
-        await _produce(api, topic, [(e.customer_id.encode(), raw) for e, raw in events.kept],
-                       events.places)  # fmt: skip
+        await _produce(api, topic, [records[i] for i in events.places], events.places)
     # the same answer whoever was erased: a sender learns nothing of erasures from it
     event_ids = [e.event_id for e, _ in decoded]
     return json_response({"accepted": len(decoded), "event_ids": event_ids}, 202)
@@ -196,11 +201,11 @@ async def post_outcomes(request: web.Request) -> web.Response:
     api = api_of(request)
     decoded = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
                           "outcomes")  # fmt: skip
-    outcomes = await _screen(api, OUTCOMES, decoded)
+    records = _records(decoded)
+    outcomes = await _screen(api, OUTCOMES, decoded, records)
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
     if outcomes.kept:
-        await _produce(api, topic, [(o.customer_id.encode(), raw) for o, raw in outcomes.kept],
-                       outcomes.places)  # fmt: skip
+        await _produce(api, topic, [records[i] for i in outcomes.places], outcomes.places)
     for outcome, _ in outcomes.kept:
         api.metrics.outcomes_accepted.labels(outcome.outcome).inc()
     # the same answer whoever was erased (a web page's key may post outcomes: anyone's)
