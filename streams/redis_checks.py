@@ -206,7 +206,7 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
     if found == "unmarked":
         log.warning(
             "Redis %s (erasures and exports could miss decision records it kept); rebuild "
-            "into an empty Redis to be sure (see Upgrading in the README)",
+            "into an empty Redis to be sure (see Upgrading in docs/operations.md)",
             UNMARKED,
         )
     return found

@@ -34,7 +34,7 @@ _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _I
              "also refuse (400) `.` and `..`, one of only whitespace, and one holding a "
              "control character, as touchpoints and outcomes do (422)."}  # fmt: skip
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
-# Every `error` the API answers with (the README's HTTP API section says when each comes).
+# Every `error` the API answers with (docs/http-api.md says when each comes).
 ERROR_CODES = (
     "bad_request", "invalid_customer_id", "invalid_channel", "invalid_limit",
     "invalid_erasures", "invalid_alert_event", "malformed_json", "malformed_body",

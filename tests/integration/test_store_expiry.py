@@ -1,7 +1,8 @@
 """How long the feature store keeps what it keeps, on real Redis: a customer's keys are
 renewed by their own activity only, every key a fact or a decision makes expires, the
 ids of the facts applied are kept for the dedupe horizon, the erasure tombstone lives
-as long as the settings say, and the rolling windows cover what README says they do."""
+as long as the settings say, and the rolling windows cover what docs/feature-store.md
+says they do."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ TTL_S = 100 * DAY_S
 HORIZON_S = 8 * DAY_S
 CONTACT_ONLY_S = 30 * DAY_S  # StoreConfig's default
 NEARLY_UP_S = 1000  # what is left of a key's lifetime, as if the customer had left
-README = Path(__file__).resolve().parents[2] / "README.md"
+FEATURE_STORE_DOC = Path(__file__).resolve().parents[2] / "docs" / "feature-store.md"
 
 
 def _store(
@@ -263,11 +264,11 @@ async def test_the_tombstone_lives_as_long_as_the_settings_say(
         await store.close()
 
 
-def test_readme_says_what_each_rolling_window_covers() -> None:
+def test_the_docs_say_what_each_rolling_window_covers() -> None:
     """A window of N buckets covers N-1 whole buckets and the current one as far as it
-    has gone: README gives those bounds for each window."""
-    text = " ".join(README.read_text(encoding="utf-8").split())
-    phrases = {  # window: (unit in ms, how README puts it)
+    has gone: docs/feature-store.md gives those bounds for each window."""
+    text = " ".join(FEATURE_STORE_DOC.read_text(encoding="utf-8").split())
+    phrases = {  # window: (unit in ms, how the docs put it)
         "1h": (60_000, "(the last {} to {} minutes)"),
         "24h": (3_600_000, "({} to {} hours)"),
         "7d": (DAY_MS, "({} to {} and"),

@@ -1,8 +1,8 @@
 """Properties of what the HTTP API does with what clients send: customer ids in the path,
 rate limits per key, CORS origins, and the JSON body of every error.
 
-These are the API's promises to websites, contact-centre screens and back ends (README,
-"HTTP API"): an id reaches the customer it names, a key never gets more than its rate,
+These are the API's promises to websites, contact-centre screens and back ends
+(docs/http-api.md): an id reaches the customer it names, a key never gets more than its rate,
 only configured web pages may call from a browser, and every error is JSON a client can
 act on.
 """

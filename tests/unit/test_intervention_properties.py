@@ -157,7 +157,7 @@ def lapsed_customers(draw: st.DrawFn) -> CustomerFeatures:
 
 
 def notices_a_return(event: TouchpointEvent) -> bool:
-    """README, Interventions: a win-back is noticed at a visit, an inbound call, a
+    """docs/decisions.md, Interventions: a win-back is noticed at a visit, an inbound call, a
     purchase or a negative mention; an email, a survey, a consent, an outbound call or
     a kind mention is only part of the return."""
     return (

@@ -1,6 +1,6 @@
 """Properties of Redis key names: a customer is named by a keyed hash of their id, never
-the id itself (README: "Keys are named by a keyed hash (HMAC) of the customer id, never
-the id itself, and every key of one customer shares a `{...}` hash tag").
+the id itself (docs/feature-store.md: "Keys are named by a keyed hash (HMAC) of the
+customer id, never the id itself, and every key of one customer shares a `{...}` hash tag").
 
 Anyone who can list Redis keys (an operator, a backup, a monitoring tool) must learn no
 customer id from them, and an erasure replayed from its record (which carries the keyed

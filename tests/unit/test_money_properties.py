@@ -1,5 +1,5 @@
 """Properties of money: purchases are counted in whole cents, rounded once, half up, as
-written (README: "Amounts are rounded to the cent, half up as written").
+written (docs/feature-store.md: "Amounts are rounded to the cent, half up as written").
 
 Spend, average order value, value and the segments are sums of these cents, so a cent
 lost or gained to a float's binary value (the float nearest 1.005 is a little below it)
