@@ -70,7 +70,9 @@ class BatchResult:
     def spending(self, decisions: Iterable[NextBestOffer]) -> list[BudgetSpend]:
         """What ``decisions`` of this batch spend of the daily offer budgets it was
         decided with (nothing when it had none)."""
-        return offers_spent(decisions, self.budgets.limits) if self.budgets is not None else []
+        if self.budgets is None:
+            return []
+        return offers_spent(decisions, self.budgets.limits, self.budgets.timezone)
 
     def delivered_part(self) -> BatchResult:
         """The decisions and alerts Kafka took (``delivered``), to confirm when the batch

@@ -19,10 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from feature_store import BudgetSpend
-from schemas import NextBestOffer
+from schemas import NextBestOffer, OfferCatalogue
+from schemas.timezones import zone
+
+
+def budget_day(instant: datetime, timezone: str = "UTC") -> date:
+    """The day whose budgets ``instant`` counts against: the calendar day in the
+    catalogue's ``timezone`` (an IANA name), so that a business's budgets restart at its
+    own midnight.
+
+    >>> from datetime import UTC
+    >>> evening = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    >>> budget_day(evening).isoformat(), budget_day(evening, "Europe/Berlin").isoformat()
+    ('2026-12-01', '2026-12-02')
+    """
+    return instant.astimezone(zone(timezone)).date()
 
 
 @dataclass(slots=True)
@@ -30,9 +44,10 @@ class BudgetLedger:
     """The day's budgets as one batch of decisions sees them: the counts read at its
     start plus what the batch itself has spent so far."""
 
-    day: date  # UTC
+    day: date  # in ``timezone``
     limits: Mapping[str, int]  # offer id -> daily limit; offers not named are unlimited
     spent: dict[str, int] = field(default_factory=dict)
+    timezone: str = "UTC"  # the catalogue's, whose days the budgets count
 
     @classmethod
     def for_day(
@@ -41,11 +56,13 @@ class BudgetLedger:
         limits: Mapping[str, int],
         spent: Mapping[str, int],
         counted_on: date | None = None,
+        timezone: str = "UTC",
     ) -> BudgetLedger:
-        """The ledger of ``now``'s day (UTC) with the counts ``spent``, which were read
-        for the day ``counted_on`` (default: that day). Counts read just before midnight
-        are not the new day's: it starts from none.
+        """The ledger of ``now``'s day (in the catalogue's ``timezone``) with the counts
+        ``spent``, which were read for the day ``counted_on`` (default: that day). Counts
+        read just before midnight are not the new day's: it starts from none.
 
+        >>> from datetime import UTC
         >>> before = datetime(2026, 12, 1, 23, 59, tzinfo=UTC)
         >>> after = datetime(2026, 12, 2, tzinfo=UTC)
         >>> BudgetLedger.for_day(after, {"voucher": 5}, {"voucher": 5}, before.date()).spent
@@ -53,10 +70,10 @@ class BudgetLedger:
         >>> BudgetLedger.for_day(before, {"voucher": 5}, {"voucher": 5}, before.date()).spent
         {'voucher': 5}
         """
-        day = now.astimezone(UTC).date()
+        day = budget_day(now, timezone)
         if counted_on is not None and counted_on != day:
             spent = {}
-        return cls(day, limits, {o: spent.get(o, 0) for o in limits})
+        return cls(day, limits, {o: spent.get(o, 0) for o in limits}, timezone)
 
     def exhausted(self, offer_id: str) -> bool:
         limit = self.limits.get(offer_id)
@@ -70,10 +87,11 @@ class BudgetLedger:
 
 
 def offers_spent(
-    decisions: Iterable[NextBestOffer], limits: Mapping[str, int]
+    decisions: Iterable[NextBestOffer], limits: Mapping[str, int], timezone: str = "UTC"
 ) -> list[BudgetSpend]:
     """What decisions that went out spent of the budgets: the limited offers each one
-    showed, on the UTC day of the decision (the store counts each decision once).
+    showed, on the decision's day in the catalogue's ``timezone`` (the store counts each
+    decision once).
 
     >>> from datetime import UTC, datetime
     >>> from schemas import OfferScore
@@ -91,7 +109,17 @@ def offers_spent(
     for decision in decisions:
         limited = tuple(o.offer_id for o in decision.offers if o.offer_id in limits)
         if limited:
-            day = decision.ts.astimezone(UTC).date()
+            day = budget_day(decision.ts, timezone)
             shown = tuple(o.offer_id for o in decision.offers)
             spent.append(BudgetSpend(day, decision.decision_id, limited, shown))
     return spent
+
+
+def budget_spending(
+    decisions: Iterable[NextBestOffer], catalogue: OfferCatalogue
+) -> list[BudgetSpend]:
+    """:func:`offers_spent` under ``catalogue``'s daily limits, on its days."""
+    limits = catalogue.daily_limits()
+    if not limits:
+        return []
+    return offers_spent(decisions, limits, catalogue.contact_policy.timezone)

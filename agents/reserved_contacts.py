@@ -165,7 +165,7 @@ class ContactReservations:
                 counting = self._store.budgets.spent(ledger.day)
                 found, spent = await asyncio.gather(reading, counting)
                 now = {o: spent.get(o, 0) for o in ledger.limits}
-                result.budgets = BudgetLedger(ledger.day, ledger.limits, now)
+                result.budgets = BudgetLedger(ledger.day, ledger.limits, now, ledger.timezone)
             else:
                 found = await reading
             views = dict(zip(customers, found, strict=True))

@@ -34,7 +34,7 @@ from agents.interventions import (
 )
 from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, moment_for, moment_passed
-from agents.offer_budget import BudgetLedger
+from agents.offer_budget import BudgetLedger, budget_day
 from agents.offer_policy import OfferPolicy
 from agents.risk_features import risk_features_at
 from agents.risk_labels import churn_signal
@@ -262,7 +262,7 @@ class TouchpointDecisions:
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
-        today = self._clock().astimezone(UTC).date()
+        today = budget_day(self._clock(), catalogue.contact_policy.timezone)
         applied: dict[str, list[TouchpointEvent]] = {}
         for (_, event), status in zip(decoded, statuses, strict=True):
             if status is not None:
@@ -312,8 +312,9 @@ class TouchpointDecisions:
         erased = {c for c, (gone, _) in zip(customers, found, strict=True) if gone}
         now = self._clock()
         limits = plan.catalogue.daily_limits()
+        timezone = plan.catalogue.contact_policy.timezone  # whose days the budgets count
         budgets = result.budgets = (
-            BudgetLedger.for_day(now, limits, reads.spent, plan.today) if limits else None
+            BudgetLedger.for_day(now, limits, reads.spent, plan.today, timezone) if limits else None
         )
         result.catalogue = plan.catalogue
         watched, batch_of = _risk_watch_plan(plan.pending)

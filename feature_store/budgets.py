@@ -1,8 +1,9 @@
 """How many times each offer with a daily budget was shown today, across all customers.
 
-One Redis hash per UTC day (offer id -> count), and beside it the set of decisions
-counted that day (each with the offers it showed, :func:`counted_id`), so that a
-decision is counted once however often its write is retried or its topic replayed.
+One Redis hash per day, in the catalogue's timezone (offer id -> count), and beside it
+the set of decisions counted that day (each with the offers it showed,
+:func:`counted_id`), so that a decision is counted once however often its write is
+retried or its topic replayed.
 :meth:`OfferBudgets.take` counts within the limits, checked where the counts are kept,
 so that processes deciding at once cannot take a budget past its limit between them.
 Both keys are kept for three days and hold no customer ids: the decisions' ids (random,

@@ -72,7 +72,7 @@ class DecisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class BudgetSpend:
-    """Offers with a daily budget that one decision showed, on its UTC day."""
+    """Offers with a daily budget that one decision showed, on its day (the catalogue's)."""
 
     day: date
     decision_id: str

@@ -54,7 +54,9 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     weekly_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     quiet_hours: dict[str, str] = msgspec.field(default_factory=dict)  # "HH:MM-HH:MM"
-    timezone: str = "UTC"  # of the quiet hours when the customer's is not known (IANA)
+    # the business's (IANA): of the quiet hours when the customer's is not known, and the
+    # day of the daily offer budgets
+    timezone: str = "UTC"
     outbound_daily_cap: Cap | None = None  # email, sms and call together, per UTC day
     outbound_weekly_cap: Cap | None = None  # and per seven days
     consent_required: list[str] = msgspec.field(default_factory=list)  # opt-in channels

@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 
 from agents.batch_result import BatchResult
-from agents.offer_budget import BudgetLedger
+from agents.offer_budget import BudgetLedger, budget_day
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 from schemas.outcomes import OutcomeKind
 
@@ -67,7 +67,8 @@ class Metrics:
         # the daily limits of the catalogue in use (None until one is): what the gauges
         # show, whatever catalogue a batch finishing after a reload was decided with
         self._limits: dict[str, int] | None = None
-        self._budget_day: date | None = None  # the UTC day those counts are of
+        self._budget_day: date | None = None  # the day those counts are of
+        self._budget_timezone = "UTC"  # the catalogue's, whose days the budgets count
         # see shared_exposition: when last asked, texts it may write anew, the last one
         self._shared: tuple[float, float, bytes | None] = (0.0, FRESH_BURST, None)
         r = self.registry
@@ -306,7 +307,8 @@ class Metrics:
         )  # fmt: skip
         self.offer_budget_spent = Gauge(
             "moments_offer_budget_spent",
-            "Offers with a daily budget shown today (UTC), as this process last counted them.",
+            "Offers with a daily budget shown today (in the catalogue's timezone), as this process"
+            " last counted them.",
             ["offer"],
             registry=r,
         )
@@ -372,6 +374,8 @@ class Metrics:
         read an earlier day's, finishing after one of a later day, changes nothing)."""
         if self._budget_day is not None and ledger.day < self._budget_day:
             return
+        if self._limits is None:  # no catalogue shown yet: the batch's
+            self._budget_timezone = ledger.timezone
         limits = ledger.limits if self._limits is None else self._limits
         self._budgets_of(limits)
         self._budget_day = ledger.day
@@ -440,6 +444,7 @@ class Metrics:
         self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
         self._limits = limits = catalogue.daily_limits()
+        self._budget_timezone = catalogue.contact_policy.timezone
         if not self._budgets_of(limits) and self._budget_day is not None:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
@@ -463,7 +468,7 @@ class Metrics:
 
     def exposition(self, now: datetime | None = None) -> bytes:
         """The text Prometheus scrapes, with budgets of a day gone by shown as unspent."""
-        self._new_budget_day((now or datetime.now(UTC)).astimezone(UTC).date())
+        self._new_budget_day(budget_day(now or datetime.now(UTC), self._budget_timezone))
         return generate_latest(self.registry)
 
     def shared_exposition(self, now: float | None = None) -> bytes:
@@ -481,7 +486,7 @@ class Metrics:
         return text
 
     def _new_budget_day(self, today: date) -> None:
-        # Budgets restart at UTC midnight; a quiet process would otherwise show
+        # Budgets restart at the catalogue's midnight; a quiet process would otherwise show
         # yesterday's spending as today's until its next decision.
         if self._budget_day is None or self._budget_day >= today:
             return

@@ -42,7 +42,7 @@ from aiokafka import ConsumerRecord
 from redis.exceptions import ResponseError
 
 from agents.decision_records import decision_record, offers_shown
-from agents.offer_budget import offers_spent
+from agents.offer_budget import budget_day, budget_spending
 from agents.touchpoint_decisions import worth_watching
 from feature_store import (
     UNMARKED,
@@ -234,8 +234,9 @@ class _Replay:
         self.invalid = 0
         self.applied = 0
         self.failed: set[str] = set()  # customers whose keys failed a write (see report)
-        self.limits = load_catalogue(settings.catalogue_path).daily_limits()
-        self.budgets_since = datetime.now(UTC).date() - timedelta(days=KEPT_DAYS - 1)
+        self.catalogue = load_catalogue(settings.catalogue_path)
+        today = budget_day(datetime.now(UTC), self.catalogue.contact_policy.timezone)
+        self.budgets_since = today - timedelta(days=KEPT_DAYS - 1)
 
         # What the live pipeline dead-lettered without applying it (by source partition and
         # offset) stays out; an event whose decision failed had been applied, and is again.
@@ -427,7 +428,7 @@ class _Replay:
         await self._record(offers_shown(found), [decision_record(d) for d in found])
         # what was decided spent the day's budgets live, its customer erased since or not
         # (a fallback answer spends none: default offers have no daily limit)
-        spent = offers_spent((d for d in decided if not d.fallback), self.limits)
+        spent = budget_spending((d for d in decided if not d.fallback), self.catalogue)
         await self.store.budgets.add([s for s in spent if s.day >= self.budgets_since])
 
     async def _interventions(self, records: list[ConsumerRecord]) -> None:

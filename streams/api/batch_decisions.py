@@ -56,7 +56,7 @@ from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
 from agents.decision_records import decision_record, offers_shown
 from agents.moments import request_moment
-from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_budget import BudgetLedger, budget_day, budget_spending
 from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
 from schemas import OfferCatalogue, encode_decision
@@ -166,13 +166,12 @@ class BatchDecisions:
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
         catalogue = self._policy.catalogue.current
-        limits = catalogue.daily_limits()
         try:
-            read = await self._read(batch, limits)
+            read = await self._read(batch, catalogue)
             decided = self._decide_each(batch, read, catalogue, due)
             if read.budgets is not None:
                 self._counters.budgets_counted(read.budgets)
-            spending = offers_spent((d for _, d, _ in decided), limits) if limits else []
+            spending = budget_spending((d for _, d, _ in decided), catalogue)
             spends = {s.decision_id for s in spending}
             for request, decision, _ in decided:  # shown once counted (see _store_decided)
                 request.cleared = decision.decision_id not in spends
@@ -220,21 +219,23 @@ class BatchDecisions:
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
         if shown:
-            await self._record_answered(shown, limits)
+            await self._record_answered(shown, catalogue)
         if again:
             for request, _, _ in again:  # a new decision, under a new id
                 moment = request.moment
                 request.moment = request_moment(moment.customer_id, moment.channel, moment.limit)
             await self.decide([r for r, _, _ in again], due, round_ + 1)
 
-    async def _read(self, batch: list[OfferRequest], limits: Mapping[str, int]) -> _BatchRead:
+    async def _read(self, batch: list[OfferRequest], catalogue: OfferCatalogue) -> _BatchRead:
         """Read the batch's customers, and the day's budgets, in one round trip."""
         # unseen: what this read does not show of the decisions of other batches
         asked_for = [r.moment.customer_id for r in batch]
         faults: dict[str, Exception] = {}  # filled by the read, as its reply comes
         reading = self._inflight.read(self._store.read_for_decisions(asked_for, faults=faults))
         spent: dict[str, int] = {}
-        today = datetime.now(UTC).date()
+        limits = catalogue.daily_limits()
+        timezone = catalogue.contact_policy.timezone  # whose days the budgets count
+        today = budget_day(datetime.now(UTC), timezone)
         if limits:  # the day's offer budgets, in the same round trip
             counting = self._inflight.read_spent(self._store.budgets.spent(today))
             (unseen, views), (unspent, spent) = await asyncio.gather(reading, counting)
@@ -242,7 +243,7 @@ class BatchDecisions:
         else:
             unseen, views = await reading
         now = datetime.now(UTC)
-        budgets = BudgetLedger.for_day(now, limits, spent, today) if limits else None
+        budgets = BudgetLedger.for_day(now, limits, spent, today, timezone) if limits else None
         return _BatchRead(views, faults, unseen, budgets, now)
 
     def _decide_each(
@@ -325,14 +326,14 @@ class BatchDecisions:
         stored = [d.decision_id in made_ids and next(kept) for _, d, _ in decided]
         return _Stored(stored, over_budget, frozenset(over_ceiling), faults)
 
-    async def _record_answered(self, answered: list[Decided], limits: Mapping[str, int]) -> None:
+    async def _record_answered(self, answered: list[Decided], catalogue: OfferCatalogue) -> None:
         """Record, without ceilings, decisions answered outside a batch's write (refused
         ones that were shown all the same, and those stripped of their offers after
         ``MAX_ROUNDS``), with their budget spending, unchecked (it was shown), and publish
         those kept."""
         records = [decision_record(d, raw) for _, d, raw in answered]
         shown = offers_shown(d for _, d, _ in answered)
-        spending = offers_spent((d for _, d, _ in answered), limits) if limits else []
+        spending = budget_spending((d for _, d, _ in answered), catalogue)
         try:
             if spending:  # counted once: a decision over a ceiling counted them already
                 await self._store.budgets.add(spending)

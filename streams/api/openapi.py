@@ -317,8 +317,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "summary": "The offer catalogue in use, with today's use of daily budgets.",
                 "description": "`available_now` says whether an offer's dates allow it now; "
                                "`shown_today` (offers with a `daily_limit`) counts the times "
-                               "it was shown today (UTC) across all processes, null when "
-                               "Redis could not be read (`budgets_read` is then false). "
+                               "it was shown today (in the catalogue's timezone) across all "
+                               "processes, null when Redis could not be read "
+                               "(`budgets_read` is then false). "
                                "`contact_caps` are the fatigue caps per channel: decisions "
                                "with offers one customer may get per UTC day and per seven "
                                "days, and the local times (`HH:MM-HH:MM` in "

@@ -123,7 +123,8 @@ class Recommender:
         catalogue = self._policy.catalogue.current
         limits = catalogue.daily_limits()
         now = datetime.now(UTC)
-        spent_all = BudgetLedger.for_day(now, limits, limits) if limits else None
+        timezone = catalogue.contact_policy.timezone
+        spent_all = BudgetLedger.for_day(now, limits, limits, timezone=timezone) if limits else None
         moment = request_moment(customer_id, channel, limit)
         known = withdrawals_only(withdrawals)
         return self._policy.decide(moment, known, now, spent_all, catalogue)

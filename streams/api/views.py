@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
+from agents.offer_budget import budget_day
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer
 from schemas.catalogue import OFFER_CHANNELS
@@ -125,7 +126,9 @@ async def offers(request: web.Request) -> web.Response:
     shown: dict[str, int] | None = {}
     if catalogue.daily_limits():
         try:
-            shown = await api.store.budgets.spent(now.date())
+            shown = await api.store.budgets.spent(
+                budget_day(now, catalogue.contact_policy.timezone)
+            )
         except StoreUnavailable:  # the catalogue is still worth answering
             shown = None
     return json_response(catalogue_listing(catalogue, channel, now, shown))

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -255,5 +256,54 @@ async def test_a_worker_and_the_api_spend_one_daily_budget(
             return worker.metric("moments_offer_budget_spent", offer="voucher") == 3.0
 
         await eventually(worker_gauge, "the worker's budget gauge")
+    finally:
+        await store.close()
+
+
+def _zone_on_another_day(now: datetime) -> str:
+    """A timezone whose date is not UTC's at ``now``: +14 h from 10:00 UTC, -11 h before."""
+    return "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"
+
+
+async def test_the_budgets_count_the_days_of_the_catalogues_timezone(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A business far from UTC has its budgets restart at its own midnight: the API and a
+    worker count what they show on the catalogue's day, which the offers listing and the
+    gauge show, and nothing on the UTC day."""
+    zone = _zone_on_another_day(datetime.now(UTC))
+    path = tmp_path / "offers.toml"
+    path.write_text(CATALOGUE + f'\n[contact_policy]\ntimezone = "{zone}"\n')
+    settings = {
+        "MOMENTS_CATALOGUE_PATH": str(path),
+        "MOMENTS_POLICY": "rules",
+        "MOMENTS_CONTROL_PERCENT": "0",
+        "MOMENTS_API_BUDGET_MS": "5000",
+    }
+    pipeline.start_worker(**settings)
+    api = pipeline.start_api(**settings)
+    bootstrap = pipeline.services.kafka_bootstrap
+    store = pipeline.store()
+    try:
+        shown = await recommended(api, "bz-1")
+        assert offer_ids(shown) == ["voucher", "newsletter"]
+        at = datetime.fromisoformat(shown["ts"])
+        local, utc = at.astimezone(ZoneInfo(zone)).date(), at.astimezone(UTC).date()
+
+        async def spent(count: int) -> bool:
+            return await store.budgets.spent(local) == {"voucher": count}
+
+        await eventually(lambda: spent(1), "the API's spending counted on the local day")
+        listed = await call("GET", f"{api.url}/v1/offers?channel=web", headers=DEV_AUTH)
+        by_id = {o["offer_id"]: o for o in listed.json["offers"]}
+        assert by_id["voucher"]["shown_today"] == 1
+        assert api.metric("moments_offer_budget_spent", offer="voucher") == 1.0
+
+        click = event("web_click", "bz-2", "budget-zone-click", minutes_ago=0)
+        await produce(bootstrap, pipeline.topic("touchpoints"),
+                      [(b"bz-2", json.dumps(click).encode())])  # fmt: skip
+        await eventually(lambda: spent(2), "the worker's spending counted on the local day")
+        if local != utc:  # (unless the test ran across UTC midnight)
+            assert await store.budgets.spent(utc) == {}
     finally:
         await store.close()

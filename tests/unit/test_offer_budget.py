@@ -14,11 +14,11 @@ from agents.context import DIMENSION
 from agents.control_group import ControlGroup
 from agents.learned_policy import LearnedOfferPolicy, ModelHolder
 from agents.moments import request_moment
-from agents.offer_budget import BudgetLedger, offers_spent
+from agents.offer_budget import BudgetLedger, budget_spending, offers_spent
 from agents.offer_policy import OfferPolicy
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures
-from schemas import Offer, OfferCatalogue
+from schemas import NextBestOffer, Offer, OfferCatalogue, OfferScore
 from streams.metrics import Metrics
 
 NOW = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
@@ -62,6 +62,47 @@ def test_the_ledger_opens_on_the_utc_day_with_the_counts_read() -> None:
     ledger.spend(["voucher", "newsletter"])
     assert ledger.exhausted("voucher") and not ledger.exhausted("newsletter")
     assert ledger.spent == {"voucher": 2}
+
+
+def test_the_ledger_and_the_spending_count_the_catalogues_day() -> None:
+    """A business in Sydney or Los Angeles has its budgets restart at its own midnight:
+    the ledger opens on the catalogue's day, and a decision spends on its day there."""
+    evening_utc = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)  # 07:00 on the 2nd in Sydney
+    for zone, day in (("UTC", 1), ("Australia/Sydney", 2), ("America/Los_Angeles", 1)):
+        ledger = BudgetLedger.for_day(evening_utc, {"voucher": 2}, {"voucher": 1},
+                                      date(2026, 12, day), zone)  # fmt: skip
+        assert (ledger.day, ledger.timezone) == (date(2026, 12, day), zone)
+        assert ledger.spent == {"voucher": 1}  # read for that same day: kept
+    early_utc = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)  # 19:00 on the 1st in Los Angeles
+    shown = [_shown("d1", early_utc, "voucher"), _shown("d2", evening_utc, "voucher")]
+    days = {
+        zone: [s.day.day for s in offers_spent(shown, {"voucher": 2}, zone)]
+        for zone in ("UTC", "Australia/Sydney", "America/Los_Angeles")
+    }
+    assert days == {"UTC": [2, 1], "Australia/Sydney": [2, 2], "America/Los_Angeles": [1, 1]}
+    # a ledger for the catalogue's day does not take counts read for the UTC day
+    stale = BudgetLedger.for_day(evening_utc, {"voucher": 2}, {"voucher": 2},
+                                 evening_utc.date(), "Australia/Sydney")  # fmt: skip
+    assert stale.spent == {"voucher": 0}
+
+
+def test_the_catalogue_says_whose_day_its_budgets_count() -> None:
+    sydney = msgspec.structs.replace(
+        CATALOGUE, contact_policy=msgspec.structs.replace(
+            CATALOGUE.contact_policy, timezone="Australia/Sydney"))  # fmt: skip
+    evening_utc = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
+    decision = _shown("d1", evening_utc, "voucher", "newsletter")
+    assert [s.day for s in budget_spending([decision], sydney)] == [date(2026, 12, 2)]
+    assert [s.day for s in budget_spending([decision], CATALOGUE)] == [date(2026, 12, 1)]
+    unlimited = OfferCatalogue(version="u", offers=[NEWSLETTER], default_offers=["newsletter"])
+    assert budget_spending([decision], unlimited) == []
+
+
+def _shown(decision_id: str, ts: datetime, *offer_ids: str) -> NextBestOffer:
+    return NextBestOffer(decision_id=decision_id, customer_id="c", channel="web", ts=ts,
+                         trigger_event_id=None, model_version="m",
+                         offers=[OfferScore(offer_id=o, score=1.0, propensity=1.0)
+                                 for o in offer_ids])  # fmt: skip
 
 
 @pytest.mark.parametrize("features", [KNOWN, None], ids=["known", "first_contact"])
