@@ -5,7 +5,10 @@ the tombstone's lifetime counted from the erasure, so that replaying their old
 touchpoints and decisions cannot bring them back; and last again, for those erased
 while the rebuild ran. An erasure whose block has run out is not made again (the id may
 have come back as a new customer since, as live): of that customer, only what is dated
-after the block ended is replayed, as live it was all that was applied. Touchpoints
+after the block ended is replayed, as live it was all that was applied. Of a customer
+blocked, the withdrawals held out go to the store again, which keeps those the live
+worker kept beside the tombstone after the erasure (:mod:`streams.rebuild_withdrawals`).
+Touchpoints
 rebuild the features, less those the live pipeline dead-lettered without applying them
 (found by their source offsets in the dead-letter topic; an event whose decision failed,
 or whose batch was given up after repeated failures, had been applied, and is replayed).
@@ -53,13 +56,15 @@ from feature_store import (
     StoreUnavailable,
     intervention_fact,
     login_refused,
+    touchpoint_fact,
 )
 from feature_store.budgets import KEPT_DAYS
-from feature_store.facts import DAY_MS, ts_ms
+from feature_store.facts import DAY_MS, WITHDRAWAL_FIELDS, ts_ms
 from feature_store.records import DecisionRecord
 from schemas import (
     CustomerErasure,
     InvalidEvent,
+    TouchpointEvent,
     decode_erasure,
     decode_intervention,
     decode_next_best_offer,
@@ -68,6 +73,7 @@ from schemas import (
 )
 from streams.dead_letters import DeadLetter
 from streams.rebuild_risk import retake_risk_state, risk_model
+from streams.rebuild_withdrawals import withdrawals_again
 from streams.settings import Settings
 from streams.topic_checks import warn_about_event_topics
 from streams.topic_replay import TopicMissing, first_offsets, replay
@@ -166,6 +172,7 @@ async def rebuild(
     await run.erase_again()
     await run.read_dead_letters()
     await run.replay_touchpoints()
+    await run.keep_withdrawals_of_the_erased()
     await run.replay_decisions()
     model = await risk_model(settings, store, batch)
     snapshots, bands = await retake_risk_state(
@@ -256,6 +263,10 @@ class _Replay:
         self.erased: dict[str, int] = {}
         self.lapsed: dict[str, int] = {}
         self.block_ms = settings.tombstone_days * DAY_MS
+        # customer blocked -> when first erased (ms, as their tombstone says), and their
+        # touchpoints held out that withdraw or grant (each with when it was sent, ms)
+        self.first_erased: dict[str, int] = {}
+        self.held_out: dict[str, list[tuple[Fact, int]]] = {}
 
         self.replayed = False  # the erasures are read again once everything else was
         self.letters_lost = False
@@ -280,6 +291,14 @@ class _Replay:
     async def replay_touchpoints(self) -> None:
         """Rebuild the features from the touchpoints not held out."""
         self.total = await replay(self.settings, self.source, self._touchpoints, self.batch)
+
+    async def keep_withdrawals_of_the_erased(self) -> None:
+        """Apply again the withdrawals held out of customers blocked, as the live worker
+        applied them after the erasure (see :mod:`streams.rebuild_withdrawals`)."""
+        facts = [fact for customer_id, held in self.held_out.items()
+                 for fact in withdrawals_again(held, self.first_erased[customer_id])]  # fmt: skip
+        for start in range(0, len(facts), self.batch):
+            await _each_own(self.failed, facts[start : start + self.batch], self.store.apply_facts)
 
     async def replay_decisions(self) -> None:
         """Rebuild the contacts, decision contexts and budgets from the decisions emitted."""
@@ -349,6 +368,7 @@ class _Replay:
             )
             if erased.blocked:
                 self.erased[customer_id] = ends
+                self.first_erased[customer_id] = erased.erased_at_ms or at
             else:
                 self.lapsed[customer_id] = max(self.lapsed.get(customer_id, 0), ends)
 
@@ -399,6 +419,8 @@ class _Replay:
             if self._within_block(event.customer_id, event.ts, record.timestamp or 0):
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
+                else:  # but for a withdrawal, maybe
+                    self._hold_out(event, record.timestamp or 0)
                 continue
             events.append(event)
         statuses = await _each_own(self.failed, events, self.store.apply)
@@ -411,6 +433,12 @@ class _Replay:
             if status in WATCHED and worth_watching(event):
                 at = ts_ms(event.ts)
                 last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
+
+    def _hold_out(self, event: TouchpointEvent, sent_ms: int) -> None:
+        """Keep the touchpoint of a customer blocked if it withdraws or grants."""
+        fact = touchpoint_fact(event)
+        if any(op == "latest" and field in WITHDRAWAL_FIELDS for op, field, _ in fact.updates):
+            self.held_out.setdefault(event.customer_id, []).append((fact, sent_ms))
 
     def _decoded(self, records: list[ConsumerRecord], decode: Callable[[bytes], T]) -> list[T]:
         """The records that decode; the others are counted and skipped."""

@@ -1,0 +1,56 @@
+"""The withdrawals of an erased customer that ``moments rebuild`` (:mod:`streams.rebuild`)
+applies again, as the live worker kept them beside the tombstone after the erasure.
+
+The rebuild holds out the touchpoints of a customer erased; live, the worker refused
+them too, but for a withdrawal (consent withdrawn on a channel, an email unsubscribe):
+one it applied after the erasure joined the names kept beside the tombstone, for as long,
+if dated no earlier than the live lag before the first erasure (lua/apply.lua). So each
+withdrawal held out goes to the store again, alone, where that script judges it as live.
+But not one the erasure may have weighed and found taken back: where a grant on the same
+field outranks it (dated more than ``GRANT_LEAD_MS`` after it) and both were sent to Kafka
+before the first erasure, the worker may have applied both before it, and the erasure
+kept nothing of that field. (A worker behind that read the withdrawal only after the
+erasure kept it all the same: when the worker read them, nothing in the topics tells.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from feature_store import Fact
+from feature_store.facts import GRANT_LEAD_MS, WITHDRAWAL_FIELDS
+
+
+def withdrawals_again(held_out: Sequence[tuple[Fact, int]], first_ms: int) -> list[Fact]:
+    """Of an erased customer's touchpoint facts held out, each with when it was sent to
+    Kafka (ms; 0 unknown), the withdrawals to apply again, each fact with its withdrawals
+    alone; ``first_ms``: when the customer was first erased.
+
+    >>> def consent(fact_id, ts, value):
+    ...     return Fact(fact_id, "c", ts, (("latest", "consent:sms", value),))
+    >>> withdrew, granted = consent("t:w", 0, "0"), consent("t:g", GRANT_LEAD_MS + 1, "1")
+    >>> erased = 10 * GRANT_LEAD_MS
+    >>> withdrawals_again([(withdrew, 1), (granted, 2)], erased)  # both weighed
+    []
+    >>> [f.fact_id for f in withdrawals_again([(withdrew, erased), (granted, 2)], erased)]
+    ['t:w']
+    """
+    # per field, the highest rank of a grant the worker may have applied before the erasure
+    granted: dict[str, int] = {}
+    for fact, sent_ms in held_out:
+        for op, field, value in fact.updates if sent_ms < first_ms else ():
+            if op == "latest" and field in WITHDRAWAL_FIELDS and value == "1":
+                rank = fact.ts_ms - GRANT_LEAD_MS
+                granted[field] = max(granted.get(field, rank), rank)
+    again = []
+    for fact, sent_ms in held_out:
+        weighed = sent_ms < first_ms
+        kept = tuple(
+            (op, field, value) for op, field, value in fact.updates
+            if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
+            and not (weighed and granted.get(field, fact.ts_ms) > fact.ts_ms)
+        )  # fmt: skip
+        if kept:
+            again.append(replace(fact, updates=kept, recent=None))
+    return again
