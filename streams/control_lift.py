@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from scipy.stats import t as student_t
 
-Z95 = 1.959964
+from streams.proportions import difference
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,22 +90,26 @@ class _Group:
         for currency, total in spent.items():
             self.revenue.setdefault(currency, []).append(total)
 
-    def rate(self) -> float:
-        return self.converted / self.customers if self.customers else 0.0
+    def rate(self) -> float | None:
+        """The share converted; none of no customers."""
+        return self.converted / self.customers if self.customers else None
 
-    def churn_rate(self) -> float:
-        return self.churned / self.customers if self.customers else 0.0
+    def churn_rate(self) -> float | None:
+        return self.churned / self.customers if self.customers else None
 
     def summary(self, currencies: list[str]) -> dict[str, Any]:
-        """The group's figures; revenue in each of ``currencies`` (0 where none spent it)."""
+        """The group's figures; revenue in each of ``currencies`` (0 where none spent it).
+        A group of no customers has counts of 0 and rates of ``None`` (not a measured 0)."""
+        rate, churn_rate = self.rate(), self.churn_rate()
         return {
             "customers": self.customers,
             "converted": self.converted,
-            "conversion": round(self.rate(), 5),
+            "conversion": None if rate is None else round(rate, 5),
             "churned": self.churned,
-            "churn_rate": round(self.churn_rate(), 5),
+            "churn_rate": None if churn_rate is None else round(churn_rate, 5),
             "revenue_per_customer": {
-                currency: round(_mean(_padded(self, currency)), 4) for currency in currencies
+                currency: round(_mean(_padded(self, currency)), 4) if self.customers else None
+                for currency in currencies
             },
         }
 
@@ -126,49 +131,57 @@ def _padded(group: _Group, currency: str) -> list[float]:
     return found + [0.0] * (group.customers - len(found))
 
 
-def _wilson(k: int, n: int) -> tuple[float, float]:
-    """The 95 % Wilson score interval of the proportion ``k/n``: never of zero width, and
-    within [0, 1], however small ``n`` or extreme the rate."""
-    p, z2 = k / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+PERMUTATIONS = 2_000  # of the revenue p-value: its Monte Carlo error is 0.005 near 0.05
+MIN_SPENDERS = 30  # in each group, for Welch's revenue interval
 
 
-def _difference(kt: int, nt: int, kc: int, nc: int) -> tuple[float, list[float], float]:
-    """Two proportions ``kt/nt - kc/nc``: the difference, its 95 % interval (Newcombe's
-    hybrid score interval, from the two Wilson intervals: sound for small groups and
-    rates of 0 or 1, where the normal approximation's collapses to a point) and the
-    two-sided p-value (the pooled score test).
+def _permutation_p_value(t: list[float], c: list[float], seed: int = 0) -> float:
+    """Two-sided p-value of the difference of the means of ``t`` and ``c``, from
+    :data:`PERMUTATIONS` random reassignments of the customers to the two groups
+    (seeded: the same figure on every run): of the right size when the offers changed
+    nothing, however skewed and full of zeros the spending. Only spenders move (a
+    non-spender adds 0 to either sum): how many land in ``t`` is hypergeometric.
 
-    >>> _difference(3, 3, 3, 3)  # all converted in both: a wide interval, not [0, 0]
-    (0.0, [-0.5615, 0.5615], 1.0)
-    >>> _difference(56, 70, 48, 80)[1]  # Newcombe (1998), Statistics in Medicine 17: 873
-    [0.05243, 0.33387]
+    >>> round(_permutation_p_value([0.0, 10.0, 10.0], [0.0, 0.0]), 2)  # exactly: 4 in 10
+    0.42
     """
-    pt, pc = kt / nt, kc / nc
-    (lt, ut), (lc, uc) = _wilson(kt, nt), _wilson(kc, nc)
-    diff = pt - pc
-    low = diff - math.sqrt((pt - lt) ** 2 + (uc - pc) ** 2)
-    high = diff + math.sqrt((ut - pt) ** 2 + (pc - lc) ** 2)
-    pooled = (kt + kc) / (nt + nc)
-    se0 = math.sqrt(pooled * (1 - pooled) * (1 / nt + 1 / nc))
-    p_value = math.erfc(abs(diff) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
-    return diff, [round(low, 5), round(high, 5)], p_value
+    spent = np.array([v for v in t + c if v != 0.0])
+    nt, n, total = len(t), len(t) + len(c), float(spent.sum())
+    rng = np.random.default_rng(seed)
+    moved = rng.hypergeometric(len(spent), n - len(spent), nt, size=PERMUTATIONS)
+    sums = np.array([rng.permutation(spent)[:k].sum() for k in moved])
+    gaps = np.abs(sums / nt - (total - sums) / (n - nt))
+    observed = abs(sum(t) / nt - (total - sum(t)) / (n - nt))
+    extreme = int((gaps >= observed * (1 - 1e-9)).sum())  # as far apart, rounding aside
+    return (1 + extreme) / (1 + PERMUTATIONS)
 
 
 def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
-    """Two means ``t - c`` (revenue per customer): the difference, its 95 % interval and
-    two-sided p-value (Welch's t, its degrees of freedom by Welch-Satterthwaite); no
-    interval nor p-value when a group has fewer than 2 customers or neither group varies
-    (nothing to judge the spread from)."""
+    """Two means ``t - c`` (revenue per customer): the difference, the number of
+    spenders in each group, a two-sided p-value (a permutation test over customers) and
+    a 95 % interval (Welch's t, its degrees of freedom by Welch-Satterthwaite), withheld
+    with the reason when a group has fewer than :data:`MIN_SPENDERS` spenders (it then
+    missed a true difference of 0 in 10 to 21 % of simulated runs, not 5 %). Neither
+    when a group has fewer than 2 customers or neither group varies (nothing to judge
+    the spread from)."""
     gap = _mean(t) - _mean(c)
-    found: dict[str, Any] = {"per_customer": round(gap, 4), "ci95": None, "p_value": None}
+    spenders = {"treated": sum(v != 0.0 for v in t), "control": sum(v != 0.0 for v in c)}
+    found: dict[str, Any] = {"per_customer": round(gap, 4), "spenders": spenders,
+                             "ci95": None, "ci95_withheld": None, "p_value": None}  # fmt: skip
     if len(t) < 2 or len(c) < 2:
+        found["ci95_withheld"] = "a group has fewer than 2 customers"
         return found
     vt, vc = _variance(t) / len(t), _variance(c) / len(c)
     se = math.sqrt(vt + vc)
     if se == 0:
+        found["ci95_withheld"] = "neither group's spending varies"
+        return found
+    found["p_value"] = round(_permutation_p_value(t, c), 5)
+    if min(spenders.values()) < MIN_SPENDERS:
+        found["ci95_withheld"] = (
+            f"fewer than {MIN_SPENDERS} spenders in a group: "
+            "Welch's interval would cover the difference far less than 95 %"
+        )
         return found
     # Welch-Satterthwaite, as the treated group's share of the variance: the same figure,
     # which squares of tiny variances (amounts near 0) cannot underflow to a 0 divisor
@@ -176,7 +189,6 @@ def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
     freedom = 1 / (w * w / (len(t) - 1) + (1 - w) ** 2 / (len(c) - 1))
     quantile = float(student_t.ppf(0.975, freedom))
     found["ci95"] = [round(gap - quantile * se, 4), round(gap + quantile * se, 4)]
-    found["p_value"] = round(float(2 * student_t.sf(abs(gap) / se, freedom)), 5)
     return found
 
 
@@ -192,9 +204,9 @@ def compare(treated: _Group, control: _Group) -> dict[str, Any]:
     if not treated.customers or not control.customers:  # the same keys, each null: one
         return {**summaries, **dict.fromkeys(_LIFT_FIGURES)}  # shape, whatever the data
     nt, nc = treated.customers, control.customers
-    pc = control.rate()
-    diff, interval, p_value = _difference(treated.converted, nt, control.converted, nc)
-    churn, churn_interval, churn_p = _difference(treated.churned, nt, control.churned, nc)
+    pc = control.converted / nc
+    diff, interval, p_value = difference(treated.converted, nt, control.converted, nc)
+    churn, churn_interval, churn_p = difference(treated.churned, nt, control.churned, nc)
     revenue = {
         currency: _mean_difference(_padded(treated, currency), _padded(control, currency))
         for currency in currencies

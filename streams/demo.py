@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -137,6 +138,12 @@ def _cli_line(svc: Services, started: datetime) -> str:
     )
 
 
+def _share(group: dict[str, Any]) -> str:
+    """``"20.0% of 5"``; ``"n/a of 0"`` for a group of no customers (no rate)."""
+    rate = group["conversion"]
+    return f"{'n/a' if rate is None else f'{rate:.1%}'} of {group['customers']}"
+
+
 def _lift_line(lift: ControlLift) -> str:
     """One line on the lift over the control group so far (``moments lift`` for more)."""
     now = datetime.now(UTC)
@@ -144,8 +151,7 @@ def _lift_line(lift: ControlLift) -> str:
     treated, control = report["treated"], report["control"]
     window = f"{lift.period.window.total_seconds():.0f}s"
     line = (f"{now:%H:%M:%S} LIFT bought within {window} of their first decision: treated "
-            f"{treated['conversion']:.1%} of {treated['customers']}, control "
-            f"{control['conversion']:.1%} of {control['customers']}")  # fmt: skip
+            f"{_share(treated)}, control {_share(control)}")  # fmt: skip
     if report["lift"] is not None:
         low, high = report["ci95"]
         line += f"; {report['lift'] * 100:+.1f} pp (95 % CI {low * 100:+.1f} to {high * 100:+.1f})"

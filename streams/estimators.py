@@ -1,5 +1,6 @@
 """How a policy does, estimated: off-policy (IPS, SNIPS) from decisions logged with their
-propensities, and the lift over the control group with a customer-level bootstrap.
+propensities, and the lift over the control group (Newcombe's interval, and a
+customer-level bootstrap where the groups allow one).
 
 Used by ``moments evaluate`` (:mod:`streams.evaluate`), which also knows the truth the
 estimates are judged against.
@@ -16,6 +17,7 @@ import numpy as np
 
 from agents.bandit import LinUCBOffers
 from schemas import OfferCatalogue
+from streams.proportions import difference
 from streams.simulation.population import CustomerPopulation
 from streams.simulation.responder import expected_reward
 
@@ -39,30 +41,51 @@ class Logged:
     category: str | None
 
 
+MIN_ESS = 30  # effective sample size below which the IPS interval is withheld
+
+
 def ips_estimates(
     logs: Sequence[Logged], target: Callable[[Logged], float]
-) -> dict[str, float | None]:
+) -> dict[str, float | str | None]:
     """IPS and self-normalised IPS estimates of the mean reward of a policy that puts the
     logged arm first with probability ``target(record)``, from decisions logged with
-    their propensities. Also the IPS 95 % interval (normal) and the effective sample size.
+    their propensities. Also the IPS 95 % interval (normal), the effective sample size
+    and a ``warning`` where the figures say little: no estimate when no logged decision
+    is one the policy would have taken (all weights 0), and no interval when the
+    effective sample size is below :data:`MIN_ESS` or the weighed rewards do not vary
+    (the normal interval then collapses towards a point).
     """
+    nothing: dict[str, float | str | None] = {
+        "ips": None, "snips": None, "ips_ci95_low": None, "ips_ci95_high": None, "ess": 0.0,
+        "warning": "no logged decision is one this policy would have taken: no estimate",
+    }  # fmt: skip
     if not logs or any(r.propensity <= 0 for r in logs):  # nothing, or nothing to weigh by
-        return {"ips": None, "snips": None, "ips_ci95_low": None, "ips_ci95_high": None, "ess": 0.0}
+        return {**nothing, "warning": "no logged decisions with a propensity to weigh by"}
     w = np.array([target(r) / r.propensity for r in logs])
+    total = float(w.sum())
+    if total <= 0:
+        return nothing
     r = np.array([r.reward for r in logs])
     terms = w * r
     n = len(logs)
     ips = float(terms.mean())
-    half = 1.96 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else None  # one: no spread
-    total = float(w.sum())
-    snips = float(terms.sum() / total) if total > 0 else None
-    ess = total**2 / float((w * w).sum()) if total > 0 else 0.0
+    snips = float(terms.sum() / total)
+    ess = total**2 / float((w * w).sum())
+    spread = float(terms.std(ddof=1)) if n > 1 else 0.0  # one: no spread
+    warning = None
+    if ess < MIN_ESS:
+        warning = (f"effective sample size {ess:.1f} below {MIN_ESS}: too few logged "
+                   "decisions match this policy for an interval")  # fmt: skip
+    elif spread == 0:
+        warning = "the weighed rewards have no spread to judge an interval from"
+    half = None if warning else 1.96 * spread / math.sqrt(n)
     return {
         "ips": round(ips, 5),
-        "snips": None if snips is None else round(snips, 5),
+        "snips": round(snips, 5),
         "ips_ci95_low": None if half is None else round(ips - half, 5),
         "ips_ci95_high": None if half is None else round(ips + half, 5),
         "ess": round(ess, 1),
+        "warning": warning,
     }
 
 
@@ -161,14 +184,42 @@ def off_policy(
 # --------------------------------------------------------------------------------------
 
 
+MIN_BOOTSTRAP_CUSTOMERS = 30  # in each group, for the customer bootstrap
+
+
+def _effective(group: np.ndarray) -> tuple[float, float]:
+    """A group's conversions and decision moments (rows of [moments, conversions] per
+    customer), both divided by the design effect: a customer's moments are correlated,
+    so they tell apart less than as many independent ones (never more: at least 1)."""
+    n, x = float(group[:, 0].sum()), float(group[:, 1].sum())
+    p, customers = x / n, len(group)
+    if customers < 2 or p in (0.0, 1.0):
+        return x, n
+    residuals = group[:, 1] - p * group[:, 0]
+    clustered = customers / (customers - 1) * float((residuals * residuals).sum()) / (n * n)
+    effect = max(1.0, clustered / (p * (1 - p) / n))
+    return x / effect, n / effect
+
+
+def _bootstrap_withheld(t: np.ndarray, c: np.ndarray) -> str | None:
+    """Why the customer bootstrap would say nothing sound, if it would not."""
+    if min(len(t), len(c)) < MIN_BOOTSTRAP_CUSTOMERS:
+        return f"a group has fewer than {MIN_BOOTSTRAP_CUSTOMERS} customers"
+    if any(np.ptp(g[:, 1] / g[:, 0]) == 0 for g in (t, c)):
+        return "no variation: every customer of a group converted at the same rate"
+    return None
+
+
 def lift(
     treated: dict[str, list[int]], control: dict[str, list[int]], resamples: int, seed: int
 ) -> dict[str, Any]:
     """Conversion of treated vs control decision moments; per customer [moments, conv].
 
-    The 95 % interval by the normal approximation treats moments as independent; the
-    bootstrap resamples customers (moments of one customer are correlated), so it is
-    the honest one.
+    The 95 % interval ``ci95`` is Newcombe's hybrid score interval (as ``moments lift``
+    gives), over moments counted by the design effect of their customers: never of zero
+    width, even for a control group of one customer or rates of 0 or 1. The customer
+    bootstrap (percentiles) is withheld, with the reason, when a group has fewer than
+    :data:`MIN_BOOTSTRAP_CUSTOMERS` customers or no variation.
     """
     t = np.array(list(treated.values()), dtype=np.float64).reshape(-1, 2)
     c = np.array(list(control.values()), dtype=np.float64).reshape(-1, 2)
@@ -178,20 +229,25 @@ def lift(
         return {"treated_decisions": int(nt), "control_decisions": int(nc), "lift": None}
     pt, pc = xt / nt, xc / nc
     diff = pt - pc
-    se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
-    rng = np.random.default_rng(seed)
-    boots = np.empty(resamples)
-    for i in range(resamples):
-        bt = t[rng.integers(0, len(t), len(t))].sum(axis=0)
-        bc = c[rng.integers(0, len(c), len(c))].sum(axis=0)
-        boots[i] = bt[1] / bt[0] - bc[1] / bc[0]
-    low, high = np.percentile(boots, [2.5, 97.5])
+    _, interval, _ = difference(*_effective(t), *_effective(c))
+    withheld = _bootstrap_withheld(t, c)
+    bootstrap = None
+    if withheld is None:
+        rng = np.random.default_rng(seed)
+        boots = np.empty(resamples)
+        for i in range(resamples):
+            bt = t[rng.integers(0, len(t), len(t))].sum(axis=0)
+            bc = c[rng.integers(0, len(c), len(c))].sum(axis=0)
+            boots[i] = bt[1] / bt[0] - bc[1] / bc[0]
+        low, high = np.percentile(boots, [2.5, 97.5])
+        bootstrap = [round(float(low), 5), round(float(high), 5)]
     return {
         "conversion": "the offer accepted, or an organic purchase (base rate, no offer needed)",
         "treated": {"customers": len(t), "decisions": int(nt), "conversion": round(pt, 5)},
         "control": {"customers": len(c), "decisions": int(nc), "conversion": round(pc, 5)},
         "lift": round(diff, 5),
         "relative_lift": round(diff / pc, 4) if pc > 0 else None,
-        "ci95_normal": [round(diff - 1.96 * se, 5), round(diff + 1.96 * se, 5)],
-        "ci95_customer_bootstrap": [round(float(low), 5), round(float(high), 5)],
+        "ci95": interval,
+        "ci95_customer_bootstrap": bootstrap,
+        "bootstrap_withheld": withheld,
     }

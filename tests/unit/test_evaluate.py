@@ -140,11 +140,11 @@ def test_a_tiny_exploration_logs_a_propensity_above_zero() -> None:
 def test_gap_closed_and_lift_arithmetic() -> None:
     assert gap_closed(3.0, 1.0, 5.0) == 0.5
     assert gap_closed(1.0, 1.0, 1.0) is None
-    treated = {f"t{i}": [10, 3] for i in range(100)}  # 30 %
-    control = {f"c{i}": [10, 1] for i in range(100)}  # 10 %
+    treated = {f"t{i}": [10, 2 + 2 * (i % 2)] for i in range(100)}  # 30 %
+    control = {f"c{i}": [10, 2 * (i % 2)] for i in range(100)}  # 10 %
     result = lift(treated, control, resamples=50, seed=1)
     assert result["lift"] == pytest.approx(0.2)
-    low, high = result["ci95_normal"]
+    low, high = result["ci95"]
     assert low < 0.2 < high
     low, high = result["ci95_customer_bootstrap"]
     assert low <= 0.2 <= high
@@ -157,3 +157,82 @@ def test_the_evaluation_weighs_an_acceptance_as_the_learned_policy_does() -> Non
     evaluation = Evaluation(SMALL, CATALOGUE)
     assert any(o.margin is not None for o in CATALOGUE.offers)  # the demo's has margins
     assert evaluation.worth == {o.offer_id: o.worth for o in CATALOGUE.offers}
+
+
+TREATED = {f"t{i}": [3, 1 if i < 6 else 0] for i in range(30)}  # 6 of 90 moments
+
+
+@pytest.mark.parametrize(
+    ("control", "lift_is"),
+    [({"c0": [1, 0]}, 0.06667), ({"c0": [1, 1]}, -0.93333)],
+    ids=["one-customer-no-conversion", "one-customer-converted"],
+)
+def test_a_control_group_of_one_gets_a_wide_interval_and_no_bootstrap(
+    control: dict[str, list[int]], lift_is: float
+) -> None:
+    """One control customer said nothing of its rate: the normal interval was
+    [+0.015, +0.118] (a "significant" lift) and the bootstrap [+0.022, +0.111]."""
+    result = lift(TREATED, control, resamples=200, seed=7)
+    assert result["lift"] == pytest.approx(lift_is, abs=1e-5)
+    low, high = result["ci95"]
+    assert low < 0 < high if lift_is > 0 else low < -0.5 < high
+    assert high - low > 0.5
+    assert result["ci95_customer_bootstrap"] is None
+    assert "fewer than 30 customers" in result["bootstrap_withheld"]
+
+
+def test_groups_where_no_one_converted_get_an_interval_wider_than_a_point() -> None:
+    treated = {f"t{i}": [3, 0] for i in range(40)}
+    control = {f"c{i}": [3, 0] for i in range(40)}
+    result = lift(treated, control, resamples=200, seed=7)
+    low, high = result["ci95"]
+    assert result["lift"] == 0.0 and low < -0.02 and high > 0.02
+    assert result["ci95_customer_bootstrap"] is None
+    assert "no variation" in result["bootstrap_withheld"]
+
+
+def test_the_lift_interval_counts_a_customer_s_moments_as_correlated() -> None:
+    """Customers who convert on every moment or none: the interval is as wide as one of
+    customers, not of (ten times as many) independent moments."""
+    treated = {f"t{i}": [10, 10 if i < 30 else 0] for i in range(100)}  # 30 %
+    control = {f"c{i}": [10, 10 if i < 10 else 0] for i in range(100)}  # 10 %
+    low, high = lift(treated, control, resamples=50, seed=1)["ci95"]
+    by_customer = _newcombe_of(30, 100, 10, 100)
+    assert low == pytest.approx(by_customer[0], abs=0.01)
+    assert high == pytest.approx(by_customer[1], abs=0.01)
+
+
+def _newcombe_of(kt: int, nt: int, kc: int, nc: int) -> list[float]:
+    from streams.proportions import difference
+
+    return difference(kt, nt, kc, nc)[1]
+
+
+def test_ips_of_a_policy_no_logged_decision_matches_is_none() -> None:
+    """Nothing to estimate it from: IPS said 0.0 within [0, 0] while SNIPS said None."""
+    arms = ("a", "b", "c", "d")
+    logs = [Logged([0.0], arms, {}, "a", 0.9, float(i % 5 == 0), f"c{i}", "web", None)
+            for i in range(40)]  # fmt: skip
+    found = ips_estimates(logs, lambda r: float(r.arm == "d"))
+    assert found["ips"] is None and found["snips"] is None
+    assert found["ips_ci95_low"] is None and found["ips_ci95_high"] is None
+    assert "no logged decision" in found["warning"]
+
+
+def test_ips_of_a_few_matches_gets_no_interval_and_says_why() -> None:
+    """Three matches, none accepted: IPS 0.0 within [0, 0] looked certain."""
+    arms = ("a", "b", "c", "d")
+    logs = [Logged([0.0], arms, {}, "a", 0.9, float(i % 5 == 0), f"c{i}", "web", None)
+            for i in range(30)]  # fmt: skip
+    logs += [Logged([0.0], arms, {}, "d", 0.05, 0.0, f"x{i}", "web", None) for i in range(3)]
+    found = ips_estimates(logs, lambda r: float(r.arm == "d"))
+    assert found["ips"] == 0.0 and found["ess"] == 3.0
+    assert found["ips_ci95_low"] is None and found["ips_ci95_high"] is None
+    assert "effective sample size 3.0" in found["warning"]
+
+
+def test_ips_of_many_matches_none_rewarded_gets_no_zero_width_interval() -> None:
+    logs = [Logged([0.0], ("a", "b"), {}, "a", 0.5, 0.0, f"c{i}", "web", None) for i in range(80)]
+    found = ips_estimates(logs, lambda r: float(r.arm == "a"))
+    assert found["ips"] == 0.0 and found["ess"] == 80.0
+    assert found["ips_ci95_low"] is None and "no spread" in found["warning"]
