@@ -135,6 +135,9 @@ class Fact:
     contact: bool = False  # a contact Moments made: its buckets are kept apart from touchpoints
     ceilings: ContactCeilings | None = None  # a contact's caps (None: applied whatever the counts)
     decision_id: str | None = None  # the decision whose offers a contact showed
+    # kept only beside the tombstone of a customer erased (a rebuild's withdrawals): of
+    # one not erased (their block ran out meanwhile), nothing is written
+    erased_only: bool = False
 
 
 def ts_ms(ts: datetime) -> int:

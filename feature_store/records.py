@@ -45,6 +45,9 @@ class ApplyStatus(enum.IntEnum):
     # seen before, and its decision recorded but not known to be sent (a worker stopped in
     # between): the recorded decision is sent again, not decided again
     DUPLICATE_RECORDED = 6
+    # a fact for the erased only (Fact.erased_only) whose customer is not erased: nothing
+    # is written
+    NOT_ERASED = 7
 
 
 # A fact dated at most this long before it is applied counts as happening when it is

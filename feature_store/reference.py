@@ -75,6 +75,8 @@ class CustomerState:
         live_lag_ms: int = LIVE_LAG_MS,
         contact_only_ttl_ms: int = 30 * DAY_MS,
     ) -> int:
+        if fact.erased_only:  # for an erased customer only: this state holds no tombstone
+            return 7
         ts = fact.ts_ms
         age = now_ms - ts
         if fact.fact_id in self.seen:

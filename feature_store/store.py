@@ -183,6 +183,9 @@ class FeatureStore:
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         if fact.ceilings:
             args.append(_ceilings_json(fact.ceilings, fact.ts_ms // DAY_MS))
+        if fact.erased_only:
+            args += [] if fact.ceilings else [""]
+            args.append("1")
         return keys, args
 
     async def apply(

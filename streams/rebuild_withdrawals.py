@@ -5,7 +5,9 @@ The rebuild holds out the touchpoints of a customer erased; live, the worker ref
 them too, but for a withdrawal (consent withdrawn on a channel, an email unsubscribe):
 one it applied after the erasure joined the names kept beside the tombstone, for as long,
 if dated no earlier than the live lag before the first erasure (lua/apply.lua). So each
-withdrawal held out goes to the store again, alone, where that script judges it as live.
+withdrawal held out goes to the store again, alone, where that script judges it as live,
+for the erased only (a block that ran out while the rebuild replayed leaves nothing to
+keep it beside: then nothing is written, as live keeps nothing of them once it ends).
 But not one the erasure may have weighed and found taken back: where a grant on the same
 field outranks it (dated more than ``GRANT_LEAD_MS`` after it) and both were sent to Kafka
 before the first erasure, the worker may have applied both before it, and the erasure
@@ -52,5 +54,5 @@ def withdrawals_again(held_out: Sequence[tuple[Fact, int]], first_ms: int) -> li
             and not (weighed and granted.get(field, fact.ts_ms) > fact.ts_ms)
         )  # fmt: skip
         if kept:
-            again.append(replace(fact, updates=kept, recent=None))
+            again.append(replace(fact, updates=kept, recent=None, erased_only=True))
     return again

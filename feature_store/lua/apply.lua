@@ -17,7 +17,9 @@
 --         early); an older one (a replay, `moments rebuild`) counts from its own ts,
 --       11 contact-only ttl (s): how long the keys of a customer with no activity of
 --         their own live after the latest offer shown or email sent to them (see Expiry),
---       12 (a contact's, optional) the ceilings it must stay within, as JSON (below)
+--       12 (a contact's, optional) the ceilings it must stay within, as JSON (below;
+--         '' for none), 13 (optional) '1': for an erased customer only (a rebuild's
+--         withdrawals): of one not erased, nothing is written (7)
 -- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
 --      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
@@ -43,7 +45,8 @@
 -- fact carries, kept beside the tombstone as erase.lua keeps them), 4 dated the ttl or longer ago (not
 -- applied, but for its withdrawals; a duplicate that old is 4 too: nothing to decide on),
 -- 5 a contact over one of its ceilings (ARGV[12]: nothing is written), 6 duplicate whose
--- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:').
+-- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:'),
+-- 7 not erased, and the fact was for the erased only (ARGV[13]: nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', KEYS[5]) == 1 then
   -- erased: a withdrawal still counts if it was sent at most the live lag (ARGV[10])
@@ -74,6 +77,7 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
   end
   return 3
 end
+if ARGV[13] == '1' then return 7 end
 local fact_id = ARGV[1]
 local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -144,7 +148,7 @@ end
 -- reach a cap, or a field holds a time after its latest (a cool-down): nothing is
 -- written, and the fact is not remembered. Checked here, with the write, so that
 -- processes deciding for the customer at once cannot take a cap past its limit between them.
-if ARGV[12] then
+if ARGV[12] and ARGV[12] ~= '' then
   local ceilings = cjson.decode(ARGV[12])
   for _, count in ipairs(ceilings.counts) do
     local metrics, days, total = count[1], count[2], 0

@@ -6,8 +6,9 @@ not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +17,13 @@ import redis.asyncio as aioredis
 from feature_store import ApplyStatus
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
+from streams import rebuild as rebuild_module
+from streams.app import build_store
+from streams.rebuild import rebuild
 from streams.services import LocalRedis
+from streams.settings import Settings
 from tests.integration.conftest import Pipeline
-from tests.integration.test_api_support import event, keys_tagged
+from tests.integration.test_api_support import event, iso, keys_tagged
 from tests.integration.test_rebuild_records import rebuilt, write
 
 pytestmark = pytest.mark.integration
@@ -83,4 +88,43 @@ async def test_rebuild_keeps_the_withdrawals_applied_after_the_erasure(
         assert abs(await admin.pttl(kept) - await admin.pttl(tombstone)) < 5_000
     finally:
         await admin.aclose()
+        await store.close()
+
+
+async def test_rebuild_writes_nothing_of_a_customer_whose_block_ran_out_meanwhile(
+    pipeline: Pipeline, private_redis: LocalRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long replay outlasts an erasure's block: the withdrawal held out is then kept
+    for the erased only, and the store has none to keep it beside, so it writes nothing
+    (as live, where nothing of the customer is left once the block ends), not a profile
+    or an opt-out without expiry."""
+    customer = f"{pipeline.prefix}lapses-meanwhile"
+    settings = Settings.from_env({**pipeline.env(0), "MOMENTS_TOMBSTONE_DAYS": "8"})
+    erased_at = datetime.now(UTC) - timedelta(days=8) + timedelta(seconds=6)  # ends in 6 s
+    withdrew = {
+        "type": "consent",
+        "event_id": "lm-1",
+        "customer_id": customer,
+        "ts": iso(erased_at - timedelta(hours=1)),
+        "channel": "email",
+        "granted": False,
+    }
+    await write(pipeline, "touchpoints", [(customer.encode(), json.dumps(withdrew).encode())],
+                [ts_ms(erased_at) + 60_000])  # fmt: skip
+    store = build_store(settings, private_redis.url)  # as `moments rebuild --redis-url` does
+    tag = store.pseudonym(customer)
+    record = CustomerErasure(customer_id=customer, subject=tag, ts=erased_at, keys_removed=3)
+    await write(pipeline, "customer-erasures", [(customer.encode(), encode_erasure(record))])
+    replay_touchpoints = rebuild_module._Replay.replay_touchpoints
+
+    async def slow_replay(self: Any) -> None:  # the block runs out meanwhile
+        await replay_touchpoints(self)
+        assert await keys_tagged(private_redis.url, tag)  # erased again: the tombstone
+        await asyncio.sleep(8)
+
+    monkeypatch.setattr(rebuild_module._Replay, "replay_touchpoints", slow_replay)
+    try:
+        await rebuild(settings, store)
+        assert await keys_tagged(private_redis.url, tag) == []
+    finally:
         await store.close()
