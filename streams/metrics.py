@@ -376,6 +376,8 @@ class Metrics:
             return
         if self._limits is None:  # no catalogue shown yet: the batch's
             self._budget_timezone = ledger.timezone
+        elif ledger.timezone != self._budget_timezone:  # decided before a reload: its day
+            return  # is another zone's
         limits = ledger.limits if self._limits is None else self._limits
         self._budgets_of(limits)
         self._budget_day = ledger.day
@@ -436,7 +438,9 @@ class Metrics:
     def intervention_held_out(self, intervention: Intervention) -> None:
         self.interventions_held_out.labels(intervention.kind).inc()
 
-    def catalogue_in_use(self, catalogue: OfferCatalogue, outcome: str | None = None) -> None:
+    def catalogue_in_use(
+        self, catalogue: OfferCatalogue, outcome: str | None = None, now: datetime | None = None
+    ) -> None:
         """The catalogue now in use, after a reload with ``outcome`` (or at start)."""
         if outcome is not None:
             self.catalogue_reloads.labels(outcome).inc()
@@ -444,7 +448,15 @@ class Metrics:
         self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
         self._limits = limits = catalogue.daily_limits()
-        self._budget_timezone = catalogue.contact_policy.timezone
+        timezone = catalogue.contact_policy.timezone
+        if timezone != self._budget_timezone:  # its budgets count another day from now on
+            self._budget_timezone = timezone
+            if self._budget_day is not None:
+                today = budget_day(now or datetime.now(UTC), timezone)
+                if today != self._budget_day:  # shown unspent until a batch counts it
+                    self._budget_day = today
+                    for offer_id in self._budgeted:
+                        self.offer_budget_spent.labels(offer_id).set(0)
         if not self._budgets_of(limits) and self._budget_day is not None:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
