@@ -183,8 +183,9 @@ class FeatureStore:
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         if fact.ceilings:
             args.append(_ceilings_json(fact.ceilings, fact.ts_ms // DAY_MS))
-        if fact.erased_only:
-            args += [] if fact.ceilings else [""]
+        if fact.erased_only:  # ARGV[13], after the ceilings ('' for none)
+            if not fact.ceilings:
+                args.append("")
             args.append("1")
         return keys, args
 
