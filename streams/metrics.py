@@ -453,10 +453,13 @@ class Metrics:
             self._budget_timezone = timezone
             if self._budget_day is not None:
                 today = budget_day(now or datetime.now(UTC), timezone)
-                if today != self._budget_day:  # shown unspent until a batch counts it
+                if today > self._budget_day:  # a day not begun before: nothing spent yet
                     self._budget_day = today
                     for offer_id in self._budgeted:
                         self.offer_budget_spent.labels(offer_id).set(0)
+                elif today < self._budget_day:  # a day counted already: unknown until a
+                    self._budget_day = today  # batch reads it (not a false 0)
+                    self.offer_budget_spent.clear()
         if not self._budgets_of(limits) and self._budget_day is not None:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
