@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas import (
     Intervention,
+    decode_erasure,
     decode_intervention,
     decode_next_best_offer,
 )
@@ -46,7 +47,13 @@ from streams.services import (
 from streams.settings import Settings
 from streams.simulation.population import simulated_customer_id
 from streams.startup_line import without_password
-from streams.topics import INTERVENTIONS, NEXT_BEST_OFFERS, TOUCHPOINTS, ensure_topics
+from streams.topics import (
+    CUSTOMER_ERASURES,
+    INTERVENTIONS,
+    NEXT_BEST_OFFERS,
+    TOUCHPOINTS,
+    ensure_topics,
+)
 
 LIFT_WINDOW = timedelta(seconds=30)  # short, so the demo shows a lift within a minute
 LIFT_EVERY_S = 15.0
@@ -158,6 +165,30 @@ def _lift_line(lift: ControlLift) -> str:
     return line
 
 
+def _take(settings: Settings, topic: str, value: bytes, lift: ControlLift) -> int:
+    """Show one record of the demo's topics, and count it in ``lift`` as ``moments lift``
+    does (erased customers left out); 1 for a decision shown."""
+    if topic == settings.topic(INTERVENTIONS):
+        _show_alert(decode_intervention(value))
+        return 0
+    if topic == settings.topic(TOUCHPOINTS):
+        count_outcome(lift, value)
+        return 0
+    if topic == settings.topic(CUSTOMER_ERASURES):
+        erasure = decode_erasure(value)
+        lift.erased(erasure.customer_id)
+        print(f"{erasure.ts:%H:%M:%S} ERASED customer#{_who(erasure.customer_id)}", flush=True)
+        return 0
+    d = decode_next_best_offer(value)
+    lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
+    lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
+    offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
+    what = "control group (no offer)" if d.control else offers or "-"
+    print(f"{d.ts:%H:%M:%S} {d.channel:<5} customer#{_who(d.customer_id)}  {what}  "
+          f"[{'; '.join(d.reasons)}]  +{lag_ms:.0f}ms", flush=True)  # fmt: skip
+    return 1
+
+
 async def _show_decisions(settings: Settings, until: float | None, children: list[Child]) -> int:
     started = datetime.now(UTC)
     lift = ControlLift(LiftPeriod(started, started + timedelta(days=365), LIFT_WINDOW), started)
@@ -166,6 +197,7 @@ async def _show_decisions(settings: Settings, until: float | None, children: lis
         settings.topic(NEXT_BEST_OFFERS),
         settings.topic(INTERVENTIONS),
         settings.topic(TOUCHPOINTS),
+        settings.topic(CUSTOMER_ERASURES),
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=None,
@@ -181,24 +213,7 @@ async def _show_decisions(settings: Settings, until: float | None, children: lis
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    if record.topic == settings.topic(INTERVENTIONS):
-                        _show_alert(decode_intervention(record.value or b""))
-                        continue
-                    if record.topic == settings.topic(TOUCHPOINTS):
-                        count_outcome(lift, record.value or b"")
-                        continue
-                    d = decode_next_best_offer(record.value or b"")
-                    lift.decision(d.customer_id, d.ts, d.control, d.channel, d.segment)
-                    who = _who(d.customer_id)
-                    lag_ms = (d.ts - d.trigger_ts).total_seconds() * 1000 if d.trigger_ts else 0
-                    offers = ", ".join(f"{o.offer_id}({o.score:.1f})" for o in d.offers)
-                    what = "control group (no offer)" if d.control else offers or "-"
-                    print(
-                        f"{d.ts:%H:%M:%S} {d.channel:<5} customer#{who}  {what}  "
-                        f"[{'; '.join(d.reasons)}]  +{lag_ms:.0f}ms",
-                        flush=True,
-                    )
-                    shown += 1
+                    shown += _take(settings, record.topic, record.value or b"", lift)
             if time.monotonic() >= next_lift:
                 print(_lift_line(lift), flush=True)
                 next_lift = time.monotonic() + LIFT_EVERY_S
