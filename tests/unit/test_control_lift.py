@@ -13,6 +13,7 @@ from scipy import stats
 
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.lift_report import chosen_period, duration, instant
+from streams.proportions import difference
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -294,9 +295,28 @@ def test_the_churn_difference_and_interval_match_the_textbook_formulas() -> None
     pt, pc = 10 / 80, 6 / 20
     assert report["churn_difference"] == pytest.approx(pt - pc, abs=1e-5)
     assert report["churn_ci95"] == pytest.approx(_newcombe(10, 80, 6, 20), abs=1e-5)
-    pooled = 16 / 100
-    z = (pc - pt) / math.sqrt(pooled * (1 - pooled) * (1 / 80 + 1 / 20))
-    assert report["churn_p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-5)
+    # a control cell expects 3.2 churns (16 % of 20), under 5: Fisher's exact test
+    exact = stats.fisher_exact([[10, 70], [6, 14]]).pvalue
+    assert report["churn_p_value"] == pytest.approx(exact, abs=1e-5)
+
+
+def test_the_p_value_is_the_score_test_for_large_groups_and_exact_for_small_ones() -> None:
+    """The pooled score test ran low where a cell expects few (a control group of 5 and a
+    3 % rate: p under 0.05 in 9 % of runs without an effect, and 0.0 reported for 2 of 5
+    against 1 of 106); Fisher's exact test is used there."""
+    _, _, large = difference(56, 70, 48, 80)
+    pooled = 104 / 150
+    z = (56 / 70 - 48 / 80) / math.sqrt(pooled * (1 - pooled) * (1 / 70 + 1 / 80))
+    assert large == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-9)
+    _, _, small = difference(1, 106, 2, 5)
+    assert small == pytest.approx(stats.fisher_exact([[1, 105], [2, 3]]).pvalue, abs=1e-9)
+    rng = random.Random(7)
+    runs, low = 2000, 0
+    for _ in range(runs):  # no effect: a 3 % rate in both groups
+        treated = sum(rng.random() < 0.03 for _ in range(100))
+        control = sum(rng.random() < 0.03 for _ in range(5))
+        low += difference(treated, 100, control, 5)[2] < 0.05
+    assert low / runs <= 0.05
 
 
 def test_interventions_are_reported_by_kind() -> None:
