@@ -26,9 +26,9 @@ def test_an_erased_customer_leaves_the_demos_lift(capsys: pytest.CaptureFixture[
     settings = Settings.from_env({})
     lift = ControlLift(LiftPeriod(T0, T0 + timedelta(days=1), LIFT_WINDOW), T0)
     shown = sum(_take(settings, settings.topic(NEXT_BEST_OFFERS), decided(c), lift)
-                for c in ("c1", "c2", "c3"))  # fmt: skip
-    shown += _take(settings, settings.topic(NEXT_BEST_OFFERS), decided("c4", True), lift)
-    erasure = CustomerErasure(customer_id="c2", subject="s", ts=T0 + timedelta(seconds=5),
+                for c in ("who-1", "who-2", "who-3"))  # fmt: skip
+    shown += _take(settings, settings.topic(NEXT_BEST_OFFERS), decided("who-4", True), lift)
+    erasure = CustomerErasure(customer_id="who-2", subject="s", ts=T0 + timedelta(seconds=5),
                               keys_removed=4)  # fmt: skip
     shown += _take(settings, settings.topic(CUSTOMER_ERASURES), encode_erasure(erasure), lift)
     report = lift.report(T0 + timedelta(minutes=5))
@@ -37,4 +37,4 @@ def test_an_erased_customer_leaves_the_demos_lift(capsys: pytest.CaptureFixture[
     assert report["left_out"]["erased"] == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].endswith("ERASED customer#" + lines[1].split("customer#")[1].split()[0])
-    assert all("c2" not in line for line in lines)  # named by a hash only
+    assert all("who" not in line for line in lines)  # named by a hash only (hex digits)
