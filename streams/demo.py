@@ -25,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer
 
 from schemas import (
     Intervention,
+    InvalidEvent,
     decode_erasure,
     decode_intervention,
     decode_next_best_offer,
@@ -167,7 +169,16 @@ def _lift_line(lift: ControlLift) -> str:
 
 def _take(settings: Settings, topic: str, value: bytes, lift: ControlLift) -> int:
     """Show one record of the demo's topics, and count it in ``lift`` as ``moments lift``
-    does (erased customers left out); 1 for a decision shown."""
+    does (erased customers left out, a record that does not decode skipped); 1 for a
+    decision shown."""
+    try:
+        return _shown(settings, topic, value, lift)
+    except (InvalidEvent, msgspec.DecodeError):  # a stray record: said by its topic alone
+        print(f"SKIPPED a record of {topic} that does not decode", flush=True)
+        return 0
+
+
+def _shown(settings: Settings, topic: str, value: bytes, lift: ControlLift) -> int:
     if topic == settings.topic(INTERVENTIONS):
         _show_alert(decode_intervention(value))
         return 0

@@ -11,7 +11,7 @@ from schemas import CustomerErasure, NextBestOffer, encode_decision, encode_eras
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.demo import LIFT_WINDOW, _take
 from streams.settings import Settings
-from streams.topics import CUSTOMER_ERASURES, NEXT_BEST_OFFERS
+from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, NEXT_BEST_OFFERS
 
 T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 
@@ -38,3 +38,17 @@ def test_an_erased_customer_leaves_the_demos_lift(capsys: pytest.CaptureFixture[
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].endswith("ERASED customer#" + lines[1].split("customer#")[1].split()[0])
     assert all("who" not in line for line in lines)  # named by a hash only (hex digits)
+
+
+@pytest.mark.parametrize("topic", [CUSTOMER_ERASURES, NEXT_BEST_OFFERS, INTERVENTIONS])
+@pytest.mark.parametrize("value", [b"not json", b"", b'{"customer_id": "who-9"}'])
+def test_a_record_that_does_not_decode_is_skipped_not_the_end_of_the_demo(
+    topic: str, value: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stray record on one of the demo's topics (a test message, an empty value) is
+    said in a line naming no one, as ``moments lift`` skips it; it stopped the demo."""
+    settings = Settings.from_env({})
+    lift = ControlLift(LiftPeriod(T0, T0 + timedelta(days=1), LIFT_WINDOW), T0)
+    assert _take(settings, settings.topic(topic), value, lift) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SKIPPED a record of ") and "who" not in out
