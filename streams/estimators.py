@@ -17,7 +17,7 @@ import numpy as np
 
 from agents.bandit import LinUCBOffers
 from schemas import OfferCatalogue
-from streams.proportions import difference
+from streams.proportions import interval
 from streams.simulation.population import CustomerPopulation
 from streams.simulation.responder import expected_reward
 
@@ -229,7 +229,7 @@ def lift(
         return {"treated_decisions": int(nt), "control_decisions": int(nc), "lift": None}
     pt, pc = xt / nt, xc / nc
     diff = pt - pc
-    _, interval, _ = difference(*_effective(t), *_effective(c))
+    counted = interval(*_effective(t), *_effective(c))  # no p-value: not reported
     withheld = _bootstrap_withheld(t, c)
     bootstrap = None
     if withheld is None:
@@ -247,7 +247,7 @@ def lift(
         "control": {"customers": len(c), "decisions": int(nc), "conversion": round(pc, 5)},
         "lift": round(diff, 5),
         "relative_lift": round(diff / pc, 4) if pc > 0 else None,
-        "ci95": interval,
+        "ci95": counted,
         "ci95_customer_bootstrap": bootstrap,
         "bootstrap_withheld": withheld,
     }

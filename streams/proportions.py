@@ -23,16 +23,14 @@ def wilson(k: float, n: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def difference(kt: float, nt: float, kc: float, nc: float) -> tuple[float, list[float], float]:
-    """Two proportions ``kt/nt - kc/nc``: the difference, its 95 % interval (Newcombe's
-    hybrid score interval, from the two Wilson intervals: sound for small groups and
-    rates of 0 or 1, where the normal approximation's collapses to a point) and the
-    two-sided p-value (the pooled score test; Fisher's exact test for whole counts where
-    a cell would expect fewer than 5).
+def interval(kt: float, nt: float, kc: float, nc: float) -> list[float]:
+    """The 95 % interval of ``kt/nt - kc/nc``: Newcombe's hybrid score interval, from the
+    two Wilson intervals (sound for small groups and rates of 0 or 1, where the normal
+    approximation's collapses to a point).
 
-    >>> difference(3, 3, 3, 3)  # all converted in both: a wide interval, not [0, 0]
-    (0.0, [-0.5615, 0.5615], 1.0)
-    >>> difference(56, 70, 48, 80)[1]  # Newcombe (1998), Statistics in Medicine 17: 873
+    >>> interval(3, 3, 3, 3)  # all converted in both: a wide interval, not [0, 0]
+    [-0.5615, 0.5615]
+    >>> interval(56, 70, 48, 80)  # Newcombe (1998), Statistics in Medicine 17: 873
     [0.05243, 0.33387]
     """
     pt, pc = kt / nt, kc / nc
@@ -40,13 +38,25 @@ def difference(kt: float, nt: float, kc: float, nc: float) -> tuple[float, list[
     diff = pt - pc
     low = diff - math.sqrt((pt - lt) ** 2 + (uc - pc) ** 2)
     high = diff + math.sqrt((ut - pt) ** 2 + (pc - lc) ** 2)
+    return [round(low, 5), round(high, 5)]
+
+
+def difference(kt: float, nt: float, kc: float, nc: float) -> tuple[float, list[float], float]:
+    """Two proportions ``kt/nt - kc/nc``: the difference, its 95 % :func:`interval` and
+    the two-sided p-value (the pooled score test; Fisher's exact test for whole counts
+    where a cell would expect fewer than 5).
+
+    >>> difference(3, 3, 3, 3)
+    (0.0, [-0.5615, 0.5615], 1.0)
+    """
+    diff = kt / nt - kc / nc
     pooled = (kt + kc) / (nt + nc)
     if _whole(kt, nt, kc, nc) and min(pooled, 1 - pooled) * min(nt, nc) < EXPECTED_AT_LEAST:
         p_value = exact_p_value(int(kt), int(nt), int(kc), int(nc))
     else:
         se0 = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / nt + 1 / nc))
         p_value = math.erfc(abs(diff) / se0 / math.sqrt(2)) if se0 > 0 else 1.0
-    return diff, [round(low, 5), round(high, 5)], p_value
+    return diff, interval(kt, nt, kc, nc), p_value
 
 
 # below this many expected in a cell, the score test's p-value runs low (a control group

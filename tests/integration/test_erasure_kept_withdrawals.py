@@ -1,5 +1,8 @@
 """The withdrawals an erasure keeps (feature_store/lua/erase.lua,
-apply.lua), on real Redis."""
+apply.lua), on real Redis; and a fact for the erased only (a rebuild's withdrawals,
+``Fact.erased_only``): kept beside the tombstone of a customer erased, and of one not
+erased (their block ran out while the rebuild replayed) nothing is written, and without
+an error (which the rebuild reports as a customer whose keys could not be written)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feature_store import ApplyStatus, FeatureStore, StoreConfig
+from feature_store.facts import Fact, ts_ms
 from schemas import Consent, Purchase
 from streams.services import LocalRedis
 
@@ -58,3 +62,21 @@ async def test_a_grant_kept_in_the_opt_outs_hash_is_not_kept_as_a_withdrawal(
                     granted=True)]  # fmt: skip
     assert await store.apply(late) == [ApplyStatus.ERASED]
     assert await store.withdrawals_kept("c3") == []
+
+
+def withdrawal(customer_id: str) -> Fact:
+    return Fact(f"t:w-{customer_id}", customer_id, ts_ms(datetime.now(UTC)),
+                (("latest", "consent:sms", "0"),), erased_only=True)  # fmt: skip
+
+
+async def test_of_a_customer_not_erased_nothing_is_written(store: FeatureStore) -> None:
+    assert await store.apply_facts([withdrawal("back")]) == [ApplyStatus.NOT_ERASED]
+    assert await store.withdrawals_kept("back") == []
+    [(erased, features)] = await store.read_views(["back"])
+    assert not erased and features is None  # no profile made
+
+
+async def test_of_a_customer_erased_the_withdrawal_is_kept(store: FeatureStore) -> None:
+    await store.erase("gone")
+    assert await store.apply_facts([withdrawal("gone")]) == [ApplyStatus.ERASED]
+    assert await store.withdrawals_kept("gone") == ["consent:sms"]
