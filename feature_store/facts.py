@@ -43,7 +43,7 @@ from schemas import (
 # count of an open-ended name, a category; free text from a producer must not grow a
 # customer's profile, read whole at every decision, without bound); w<res> adds to the
 # bucket of the fact's ts at that resolution in the windows hash.
-Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk"]
+Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk", "wq"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
@@ -81,12 +81,17 @@ class Resolution:
     keep: int  # buckets kept, the newest one included
 
 
-RESOLUTIONS = (
+TOUCHPOINT_RESOLUTIONS = (
     Resolution("m", 5 * MINUTE_MS, 13),  # 1 h window
     Resolution("h", 60 * MINUTE_MS, 25),  # 24 h window
     Resolution("d", DAY_MS, 31),  # 7 d and 30 d windows
     Resolution("k", 7 * DAY_MS, 53),  # 365 d window
 )
+# Contacts (offers shown) are counted by the quarter hour too, for the nine days ending
+# with the newest one: the fatigue caps count the customer's own day, from a local
+# midnight a quarter hour divides (feature_store/contact_days.py)
+QUARTER = Resolution("q", 15 * MINUTE_MS, 9 * 96)
+RESOLUTIONS = (*TOUCHPOINT_RESOLUTIONS, QUARTER)  # every resolution a fact may write to
 # When each offer was last shown (profile fields ``last_shown:<offer>``) is kept for the
 # days ending with the newest day of the customer's contacts (as apply.lua, which names
 # the figure too): longer than the longest cool-down an offer may have (366 days), so
@@ -111,14 +116,17 @@ class ContactCeilings:
     its limit between them. A contact over one of them is not applied (nothing is
     written).
 
-    ``counts``: (metrics, days, cap): the customer's contact counts of ``metrics`` in the
-    daily buckets of the ``days`` UTC days ending with the contact's (1: that day alone)
-    must add up to less than ``cap`` before it. ``cool_downs``: (profile field, latest):
-    the time in the field (ms; the last time an offer was shown) must be ``latest`` or
-    earlier, or not be there."""
+    ``counts``: (metrics, days, cap): the customer's contact counts of ``metrics`` over
+    the ``days`` days of ``timezone`` ending with the contact's (1: that day alone, from
+    its local midnight; see :mod:`feature_store.contact_days`) must add up to less than
+    ``cap`` before it. ``cool_downs``: (profile field, latest): the time in the field
+    (ms; the last time an offer was shown) must be ``latest`` or earlier, or not be
+    there. ``timezone``: an IANA name, whose days the counts count (the customer's, else
+    the catalogue's)."""
 
     counts: tuple[tuple[tuple[str, ...], int, int], ...] = ()
     cool_downs: tuple[tuple[str, int], ...] = ()
+    timezone: str = "UTC"
 
     def __bool__(self) -> bool:
         return bool(self.counts or self.cool_downs)
@@ -344,11 +352,13 @@ def offers_shown_fact(
     ups: list[Update] = [
         ("incr", f"shown:{channel}", "1"),
         ("wd", f"shown:{channel}", "1"),
+        ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
         ("wk", f"shown:{channel}", "1"),
         ("max", f"last_contact:{channel}", ms),
     ]
     for offer in sorted(set(offer_ids)):
-        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1")]
+        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1"),
+                ("wq", f"offer:{offer}", "1")]  # fmt: skip
     fact_id = contact_id(decision_id, offer_ids)
     return Fact(fact_id, customer_id, int(ms), tuple(ups), contact=True, ceilings=ceilings,
                 decision_id=decision_id)  # fmt: skip

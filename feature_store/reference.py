@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from feature_store.contact_days import contacts_from, day_start_ms
+from feature_store.derived import Buckets
 from feature_store.facts import (
     BUCKET_CATEGORIES,
     BUCKET_CATEGORY_ROOM,
@@ -172,12 +174,15 @@ class CustomerState:
         return 1
 
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
-        """Whether a contact at ``ts_ms`` would break ``ceilings`` (counting the day
-        after its own too, as apply.lua does)."""
-        day = ts_ms // DAY_MS
+        """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from the
+        local midnight its days begin at, up to the end of the UTC day after its own, as
+        apply.lua does."""
+        buckets = Buckets(self.contacts, "dq")
+        daily, quarters = buckets.at("d"), buckets.at("q")
         for metrics, days, cap in ceilings.counts:
-            fields = (f"d{day - d}|{m}" for d in range(-1, days) for m in metrics)
-            if sum(int(self.contacts.get(f, "0")) for f in fields) >= cap:
+            start = day_start_ms(ts_ms, ceilings.timezone, days - 1)
+            counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1)
+            if sum(counted.get(m, 0) for m in metrics) >= cap:
                 return True
         return any(
             field in self.profile and int(self.profile[field]) > latest

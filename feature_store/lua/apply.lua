@@ -141,21 +141,48 @@ for _, update in ipairs(updates) do
   end
   if failed then return failed end
 end
--- A contact with ceilings (ARGV[12], JSON {day: its UTC day, counts: [[metrics, days,
--- cap]], since: [[profile field, latest ms]]}, facts.py ContactCeilings) is refused when
--- the contact counts of the metrics over the days ending with its own (and the day after
--- it: a contact another process's clock, running ahead, dated past midnight) already
+-- A contact with ceilings (ARGV[12], JSON {day: its UTC day, quarter: the size of the
+-- quarter-hour buckets (ms), counts: [[metrics, from, cap]], since: [[profile field,
+-- latest ms]]}, facts.py ContactCeilings, store.py _ceilings_json) is refused when the
+-- contact counts of the metrics from `from` (the local midnight its days begin at, in
+-- UTC ms: the customer's own day, found in Python) up to the end of the day after its
+-- own (a contact another process's clock, running ahead, dated past midnight) already
 -- reach a cap, or a field holds a time after its latest (a cool-down): nothing is
--- written, and the fact is not remembered. Checked here, with the write, so that
--- processes deciding for the customer at once cannot take a cap past its limit between them.
+-- written, and the fact is not remembered. A count sums the daily buckets from the UTC
+-- day `from` falls in, less what that day's quarter-hour buckets hold before `from`, per
+-- metric and never more than the day holds (contact_days.py contacts_from: a contact
+-- with no quarter-hour bucket, recorded before them, counts with its whole day).
+-- Checked here, with the write, so that processes deciding for the customer at once
+-- cannot take a cap past its limit between them.
 if ARGV[12] and ARGV[12] ~= '' then
   local ceilings = cjson.decode(ARGV[12])
+  local day_ms, quarter = 86400000, ceilings.quarter
   for _, count in ipairs(ceilings.counts) do
-    local metrics, days, total = count[1], count[2], 0
-    for d = -1, days - 1 do
-      local bucket = 'd' .. string.format('%d', ceilings.day - d) .. '|'
+    local metrics, from, total = count[1], count[2], 0
+    local first = math.floor(from / day_ms)
+    local head = {}  -- the first day's count of each metric
+    for d = first, ceilings.day + 1 do
+      local bucket = 'd' .. string.format('%d', d) .. '|'
       for _, metric in ipairs(metrics) do
-        total = total + (tonumber(redis.call('HGET', windows, bucket .. metric)) or 0)
+        local n = tonumber(redis.call('HGET', windows, bucket .. metric)) or 0
+        if d == first then head[metric] = n end
+        total = total + n
+      end
+    end
+    local low, high = first * (day_ms / quarter), math.floor(from / quarter) - 1
+    if total > 0 and high >= low then
+      for _, metric in ipairs(metrics) do
+        if head[metric] > 0 then
+          local fields = {}
+          for q = low, high do
+            fields[#fields + 1] = 'q' .. string.format('%d', q) .. '|' .. metric
+          end
+          local earlier = 0
+          for _, n in ipairs(redis.call('HMGET', windows, unpack(fields))) do
+            earlier = earlier + (tonumber(n) or 0)
+          end
+          total = total - math.min(earlier, head[metric])
+        end
       end
     end
     if total >= count[3] then return 5 end

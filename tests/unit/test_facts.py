@@ -42,7 +42,7 @@ from tests.unit.factories import (
 )
 
 LIFETIME_OPS = {"incr", "tally", "max", "min", "latest"}
-WINDOW_OPS = {"wm", "wh", "wd", "wk"}
+WINDOW_OPS = {"wm", "wh", "wd", "wk", "wq"}
 
 
 def fields_of(updates: list[tuple[str, str, str]]) -> set[str]:
@@ -367,12 +367,15 @@ def test_offers_shown_fact() -> None:
     assert fact.updates == (
         ("incr", "shown:web", "1"),
         ("wd", "shown:web", "1"),
+        ("wq", "shown:web", "1"),  # the quarter hour: the customer's own day counts it
         ("wk", "shown:web", "1"),
         ("max", "last_contact:web", ms),
         ("max", "last_shown:o1", ms),
         ("wd", "offer:o1", "1"),
+        ("wq", "offer:o1", "1"),
         ("max", "last_shown:o2", ms),
         ("wd", "offer:o2", "1"),
+        ("wq", "offer:o2", "1"),
     )
 
 
@@ -409,6 +412,7 @@ def test_resolutions() -> None:
         ("h", 60 * MINUTE_MS, 25),
         ("d", DAY_MS, 31),
         ("k", 7 * DAY_MS, 53),
+        ("q", 15 * MINUTE_MS, 9 * 96),  # contacts only: the customer's own day
     ]
     # every windowed op names a resolution
     names = {f"w{r.name}" for r in RESOLUTIONS}

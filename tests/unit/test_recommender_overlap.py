@@ -93,7 +93,10 @@ class SlowStore:
             raise error
 
     async def read_for_decisions(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         views = [(False, self.features.get(c)) for c in customer_ids]

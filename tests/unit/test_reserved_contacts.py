@@ -123,7 +123,10 @@ class Refusing:
         return kept
 
     async def read_views(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         unreadable = [c for c in customer_ids if c in self.unreadable]

@@ -171,7 +171,10 @@ class RecordingStore:
         return f"p-{customer_id}"
 
     async def read_views(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
         if self.read_error is not None:
