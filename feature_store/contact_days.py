@@ -1,14 +1,17 @@
 """The customer's own days, which the fatigue caps count their contacts over (pure).
 
 "One email a day" means the customer's day: from their local midnight. A contact is
-counted in its daily UTC bucket (kept 31 days) and, for the last nine days, in its
-quarter-hour bucket too (:data:`QUARTER`: sparse, only a quarter with contacts has
-fields; a quarter divides every UTC offset, those of :30 and :45 included). A count from
-a local midnight sums the daily buckets from the UTC day that midnight falls in, less
-what that day's quarter-hour buckets hold before the midnight. A contact with no
-quarter-hour bucket (recorded by a Moments from before them, or replayed more than nine
-days after the customer's newest contact) is counted with its whole UTC day, as it was:
-a cap may count it a day early, never forget it.
+counted in its daily UTC bucket (kept 31 days) and, for the three days ending with the
+customer's newest contact, in its quarter-hour bucket per channel too (:data:`QUARTER`:
+sparse, only a quarter with contacts has fields; a quarter divides every UTC offset,
+those of :30 and :45 included). A day's count from a local midnight sums the daily
+buckets from the UTC day that midnight falls in, less what that day's quarter-hour
+buckets hold before the midnight. A contact with no quarter-hour bucket (recorded by a
+Moments from before them) is counted with its whole UTC day, as it was: a cap may count
+it a day early, never forget it. A week's count (and a per-offer weekly cap's) sums
+whole UTC days, from the one the week's first local midnight falls in
+(:func:`counted_from_ms`): it may count up to a day more than the customer's week, never
+less, and needs no quarter-hour bucket older than a day.
 
 The local midnights are found here, with the tz database (a day of a change of summer
 time lasts 23 or 25 hours); ``lua/apply.lua`` is given them in UTC milliseconds and
@@ -35,7 +38,14 @@ from datetime import UTC, datetime, time, timedelta
 from feature_store.facts import DAY_MS, EPOCH, MILLISECOND, QUARTER, ts_ms
 from schemas.timezones import is_timezone, zone
 
-__all__ = ["QUARTER", "contact_zone", "contacts_from", "day_start_ms", "week_start_ms"]
+__all__ = [
+    "QUARTER",
+    "contact_zone",
+    "contacts_from",
+    "counted_from_ms",
+    "day_start_ms",
+    "week_start_ms",
+]
 
 QUARTERS_A_DAY = DAY_MS // QUARTER.size_ms
 WEEK_DAYS = 7  # a week's cap counts today and the six days before it
@@ -73,9 +83,25 @@ def day_start_ms(at_ms: int, timezone: str, days_before: int = 0) -> int:
     return ts_ms(datetime.combine(day, time(), tzinfo=tz).astimezone(UTC))
 
 
+def counted_from_ms(at_ms: int, timezone: str, days: int = 1) -> int:
+    """Where a count of the ``days`` days of ``timezone`` ending with ``at_ms``'s begins
+    (UTC ms): a day's (1) at its local midnight; a longer one's at the start of the UTC
+    day its first local midnight falls in (whole UTC days: the quarter-hour buckets of
+    that day may be gone).
+
+    >>> at = ts_ms(datetime(2026, 12, 6, 0, tzinfo=UTC))  # 11:00 on the 6th in Sydney
+    >>> iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+    >>> iso(counted_from_ms(at, "Australia/Sydney")), iso(week_start_ms(at, "Australia/Sydney"))
+    ('2026-12-05T13:00:00+00:00', '2026-11-29T00:00:00+00:00')
+    """
+    start = day_start_ms(at_ms, timezone, days - 1)
+    return start if days == 1 else start // DAY_MS * DAY_MS
+
+
 def week_start_ms(at_ms: int, timezone: str) -> int:
-    """When the week of a week's cap began: the local midnight six days before today's."""
-    return day_start_ms(at_ms, timezone, WEEK_DAYS - 1)
+    """Where a week's count begins: the start of the UTC day of the local midnight six
+    days before today's (:func:`counted_from_ms`)."""
+    return counted_from_ms(at_ms, timezone, WEEK_DAYS)
 
 
 def contacts_from(

@@ -79,6 +79,9 @@ class Resolution:
     name: str  # the letter after "w" in an op
     size_ms: int
     keep: int  # buckets kept, the newest one included
+    # older buckets are pruned when the newest moves into another run of this many (1:
+    # at each move); between prunes up to this many more are kept
+    prune_every: int = 1
 
 
 TOUCHPOINT_RESOLUTIONS = (
@@ -87,10 +90,12 @@ TOUCHPOINT_RESOLUTIONS = (
     Resolution("d", DAY_MS, 31),  # 7 d and 30 d windows
     Resolution("k", 7 * DAY_MS, 53),  # 365 d window
 )
-# Contacts (offers shown) are counted by the quarter hour too, for the nine days ending
-# with the newest one: the fatigue caps count the customer's own day, from a local
-# midnight a quarter hour divides (feature_store/contact_days.py)
-QUARTER = Resolution("q", 15 * MINUTE_MS, 9 * 96)
+# Contacts (offers shown, per channel) are counted by the quarter hour too, for the three
+# days ending with the newest one: the fatigue caps count the customer's own day, from a
+# local midnight a quarter hour divides (feature_store/contact_days.py). Pruned once a UTC
+# day, not at each new quarter: most contacts are the first of their quarter, and a prune
+# reads every field of the hash.
+QUARTER = Resolution("q", 15 * MINUTE_MS, 3 * 96, prune_every=96)
 RESOLUTIONS = (*TOUCHPOINT_RESOLUTIONS, QUARTER)  # every resolution a fact may write to
 # When each offer was last shown (profile fields ``last_shown:<offer>``) is kept for the
 # days ending with the newest day of the customer's contacts (as apply.lua, which names
@@ -357,8 +362,7 @@ def offers_shown_fact(
         ("max", f"last_contact:{channel}", ms),
     ]
     for offer in sorted(set(offer_ids)):
-        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1"),
-                ("wq", f"offer:{offer}", "1")]  # fmt: skip
+        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1")]
     fact_id = contact_id(decision_id, offer_ids)
     return Fact(fact_id, customer_id, int(ms), tuple(ups), contact=True, ceilings=ceilings,
                 decision_id=decision_id)  # fmt: skip

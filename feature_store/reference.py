@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from feature_store.contact_days import contacts_from, day_start_ms
+from feature_store.contact_days import contacts_from, counted_from_ms
 from feature_store.derived import Buckets
 from feature_store.facts import (
     BUCKET_CATEGORIES,
@@ -114,7 +114,7 @@ class CustomerState:
             newest = int(w[marker]) if marker in w else None
             if newest is None or front > newest:
                 w[marker] = str(front)
-                if newest is not None:
+                if newest is not None and front // res.prune_every > newest // res.prune_every:
                     prune_to[res.name] = front - res.keep
                 newest = front
             bucket[res.name] = b
@@ -174,13 +174,13 @@ class CustomerState:
         return 1
 
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
-        """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from the
-        local midnight its days begin at, up to the end of the UTC day after its own, as
-        apply.lua does."""
+        """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from where
+        its days begin (:func:`~feature_store.contact_days.counted_from_ms`), up to the
+        end of the UTC day after its own, as apply.lua does."""
         buckets = Buckets(self.contacts, "dq")
         daily, quarters = buckets.at("d"), buckets.at("q")
         for metrics, days, cap in ceilings.counts:
-            start = day_start_ms(ts_ms, ceilings.timezone, days - 1)
+            start = counted_from_ms(ts_ms, ceilings.timezone, days)
             counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1)
             if sum(counted.get(m, 0) for m in metrics) >= cap:
                 return True

@@ -20,7 +20,7 @@ from feature_store.connection import (
     raise_failed,
     raise_unavailable,
 )
-from feature_store.contact_days import QUARTER, day_start_ms
+from feature_store.contact_days import QUARTER, counted_from_ms
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import (
     DAY_MS,
@@ -62,9 +62,9 @@ _updates_json = msgspec.json.Encoder().encode
 
 def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
     """A contact's ceilings as apply.lua takes them, ``at_ms`` the contact's time: each
-    count from the local midnight its days begin at (UTC ms), the contact's UTC day, and
-    the size of the quarter-hour buckets."""
-    counts = [(metrics, day_start_ms(at_ms, ceilings.timezone, days - 1), cap)
+    count from where its days begin (UTC ms: contact_days.counted_from_ms), the
+    contact's UTC day, and the size of the quarter-hour buckets."""
+    counts = [(metrics, counted_from_ms(at_ms, ceilings.timezone, days), cap)
               for metrics, days, cap in ceilings.counts]  # fmt: skip
     return _updates_json({"day": at_ms // DAY_MS, "quarter": QUARTER.size_ms,
                           "counts": counts, "since": ceilings.cool_downs})  # fmt: skip
@@ -72,7 +72,7 @@ def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
 
 @functools.cache
 def _resolutions_json(names: frozenset[str]) -> bytes:
-    chosen = [[r.name, r.size_ms, r.keep] for r in RESOLUTIONS if r.name in names]
+    chosen = [[r.name, r.size_ms, r.keep, r.prune_every] for r in RESOLUTIONS if r.name in names]
     return msgspec.json.encode(chosen)
 
 

@@ -144,8 +144,9 @@ end
 -- A contact with ceilings (ARGV[12], JSON {day: its UTC day, quarter: the size of the
 -- quarter-hour buckets (ms), counts: [[metrics, from, cap]], since: [[profile field,
 -- latest ms]]}, facts.py ContactCeilings, store.py _ceilings_json) is refused when the
--- contact counts of the metrics from `from` (the local midnight its days begin at, in
--- UTC ms: the customer's own day, found in Python) up to the end of the day after its
+-- contact counts of the metrics from `from` (in UTC ms, found in Python: a day's count
+-- from the customer's local midnight, a week's from the start of the UTC day its first
+-- local midnight falls in, contact_days.py counted_from_ms) up to the end of the day after its
 -- own (a contact another process's clock, running ahead, dated past midnight) already
 -- reach a cap, or a field holds a time after its latest (a cool-down): nothing is
 -- written, and the fact is not remembered. A count sums the daily buckets from the UTC
@@ -281,19 +282,21 @@ if redis.call('EXISTS', profile) == 0 then  -- expired (or new): the withdrawals
   if #kept > 0 then redis.call('HSET', profile, unpack(kept)) end
 end
 
--- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
+-- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival), and
+-- up to `every` more between prunes (facts.py Resolution.prune_every).
 -- A fact dated ahead of the clock (within the skew allowed) is counted in its bucket but
 -- moves the window no further than now, so that it prunes no bucket still in a window.
 local bucket, live_from, prune_to = {}, {}, {}
 local prune = false
 for _, resolution in ipairs(resolutions) do
   local name, size, keep = resolution[1], resolution[2], resolution[3]
+  local every = resolution[4] or 1  -- pruned when the newest moves into another run of these
   local b = math.floor(ts / size)
   local head = math.min(b, math.floor(now / size))
   local newest = tonumber(redis.call('HGET', windows, 'max|' .. name))
   if newest == nil or head > newest then
     redis.call('HSET', windows, 'max|' .. name, string.format('%d', head))
-    if newest ~= nil then
+    if newest ~= nil and math.floor(head / every) > math.floor(newest / every) then
       prune_to[name] = head - keep
       prune = true
     end

@@ -19,6 +19,7 @@ from feature_store import ContactCeilings, Fact, offers_shown_fact, touchpoint_f
 from feature_store.contact_days import (
     contact_zone,
     contacts_from,
+    counted_from_ms,
     day_start_ms,
     week_start_ms,
 )
@@ -52,8 +53,11 @@ def test_the_day_begins_at_the_local_midnight() -> None:
     assert (
         iso(day_start_ms(at, "America/New_York")) == "2026-12-05T05:00:00+00:00"
     )  # 19:00 on the 5th
-    # the week: today and the six days before it
-    assert iso(week_start_ms(at, SYDNEY)) == "2026-11-29T13:00:00+00:00"
+    # the week: today and the six days before it, from the start of the UTC day its
+    # first local midnight (13:00 UTC on the 29th) falls in
+    assert iso(day_start_ms(at, SYDNEY, 6)) == "2026-11-29T13:00:00+00:00"
+    assert iso(week_start_ms(at, SYDNEY)) == "2026-11-29T00:00:00+00:00"
+    assert iso(counted_from_ms(at, SYDNEY, 1)) == iso(day_start_ms(at, SYDNEY))
 
 
 @pytest.mark.parametrize(
@@ -82,7 +86,7 @@ def test_a_day_of_a_change_of_summer_time_lasts_23_or_25_hours() -> None:
     assert iso(day_start_ms(autumn, paris)) == "2026-10-24T22:00:00+00:00"  # still +2
     # a week across the change: seven local days, one of them 23 hours
     after = ts_ms(utc(2026, 4, 1, 12))
-    assert day_start_ms(after, paris) - week_start_ms(after, paris) == (6 * 24 - 1) * HOUR_MS
+    assert day_start_ms(after, paris) - day_start_ms(after, paris, 6) == (6 * 24 - 1) * HOUR_MS
 
 
 def test_a_midnight_summer_time_skipped_begins_the_day_at_the_change() -> None:
@@ -168,14 +172,19 @@ def test_the_next_local_day_counts_afresh() -> None:
     assert [o.offer_id for o in verdict.allowed] == ["tips"]
 
 
-def test_the_week_ends_at_the_local_midnight_seven_days_back() -> None:
-    # mailed at 23:30 local on the 29th (12:30 UTC): in the week until the 5th's end, local
-    late = utc(2026, 11, 29, 12, 30)
-    contacts = emailed(late)
+def test_the_week_counts_whole_utc_days_from_its_first_local_midnight() -> None:
+    # mailed at 23:30 local on the 29th (12:30 UTC): before the week of the 6th, which
+    # begins at 13:00 UTC on the 29th, but on that UTC day: counted, a day early at most
+    contacts = emailed(utc(2026, 11, 29, 12, 30))
     on_the_5th = utc(2026, 12, 5, 12, 0)  # 23:00 on the 5th in Sydney
     on_the_6th = utc(2026, 12, 5, 14, 0)  # 01:00 on the 6th
+    on_the_7th = utc(2026, 12, 6, 14, 0)  # 01:00 on the 7th: its week from the 30th's UTC day
     assert sydney_history(contacts, on_the_5th).contact.shown_7d == {"email": 1}
-    assert sydney_history(contacts, on_the_6th).contact.shown_7d == {}
+    assert sydney_history(contacts, on_the_6th).contact.shown_7d == {"email": 1}
+    assert sydney_history(contacts, on_the_7th).contact.shown_7d == {}
+    # never less than the week: one at 00:30 on the 30th counts to the 6th's last hour
+    inside = emailed(utc(2026, 11, 29, 13, 30))
+    assert sydney_history(inside, utc(2026, 12, 6, 12, 59)).contact.shown_7d == {"email": 1}
 
 
 def test_a_customer_with_no_timezone_counts_the_catalogues_day() -> None:
@@ -233,3 +242,21 @@ def test_the_ceiling_refuses_a_second_email_in_the_customers_day() -> None:
     assert not state.over(in_utc, ts_ms(ELEVEN_SYDNEY))
     fact = contact_at(ELEVEN_SYDNEY, "d2", in_sydney)
     assert state.apply(fact, ts_ms(ELEVEN_SYDNEY)) == 5  # refused: nothing written
+
+
+def test_quarters_are_pruned_once_a_utc_day() -> None:
+    """Past the three days kept, a quarter lingers until the newest contact's UTC day
+    moves on: a prune reads every field of the hash, once a day rather than at each new
+    quarter."""
+    day = ts_ms(utc(2026, 12, 1)) // DAY_MS
+    state = CustomerState()
+
+    def shown(decision_id: str, at: datetime) -> set[str]:
+        state.apply(offers_shown_fact(decision_id, "c1", "web", ["tips"], at), ts_ms(at))
+        return {f.partition("|")[0] for f in state.contacts if f.startswith("q")}
+
+    noon = f"q{day * 96 + 48}"
+    assert noon in shown("d1", utc(2026, 12, 1, 12))
+    assert noon in shown("d2", utc(2026, 12, 4, 0))  # a new day: pruned up to 00:00 on the 1st
+    assert noon in shown("d3", utc(2026, 12, 4, 13))  # three days and an hour on: lingers
+    assert noon not in shown("d4", utc(2026, 12, 5, 0, 5))  # the next day's first contact

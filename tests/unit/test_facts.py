@@ -372,10 +372,8 @@ def test_offers_shown_fact() -> None:
         ("max", "last_contact:web", ms),
         ("max", "last_shown:o1", ms),
         ("wd", "offer:o1", "1"),
-        ("wq", "offer:o1", "1"),
         ("max", "last_shown:o2", ms),
         ("wd", "offer:o2", "1"),
-        ("wq", "offer:o2", "1"),
     )
 
 
@@ -407,12 +405,13 @@ def test_fact_ids_of_different_kinds_do_not_collide() -> None:
 
 
 def test_resolutions() -> None:
-    assert [(r.name, r.size_ms, r.keep) for r in RESOLUTIONS] == [
-        ("m", 5 * MINUTE_MS, 13),
-        ("h", 60 * MINUTE_MS, 25),
-        ("d", DAY_MS, 31),
-        ("k", 7 * DAY_MS, 53),
-        ("q", 15 * MINUTE_MS, 9 * 96),  # contacts only: the customer's own day
+    assert [(r.name, r.size_ms, r.keep, r.prune_every) for r in RESOLUTIONS] == [
+        ("m", 5 * MINUTE_MS, 13, 1),
+        ("h", 60 * MINUTE_MS, 25, 1),
+        ("d", DAY_MS, 31, 1),
+        ("k", 7 * DAY_MS, 53, 1),
+        # contacts only: the customer's own day; pruned once a UTC day
+        ("q", 15 * MINUTE_MS, 3 * 96, 96),
     ]
     # every windowed op names a resolution
     names = {f"w{r.name}" for r in RESOLUTIONS}
