@@ -22,6 +22,7 @@ from feature_store.facts import (
     DAY_MS,
     GRANT_LEAD_MS,
     LAST_SHOWN,
+    OFFER_KEPT_DAYS,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
     TALLIED,
@@ -119,10 +120,20 @@ class CustomerState:
                 newest = front
             bucket[res.name] = b
             live_from[res.name] = newest - res.keep + 1
+        # an offer's daily counts are kept for OFFER_KEPT_DAYS, the other buckets longer
+        offers_to = None
+        if fact.contact and "d" in prune_to:
+            keep = next(r.keep for r in resolutions if r.name == "d")
+            offers_to = prune_to["d"] + keep - OFFER_KEPT_DAYS
         for key in list(w):
-            head, sep, _ = key.partition("|")
+            head, sep, metric = key.partition("|")
             letter, idx = head[:1], head[1:]
-            if sep and letter in prune_to and idx.isdigit() and int(idx) <= prune_to[letter]:
+            if not (sep and letter in prune_to and idx.isdigit()):
+                continue
+            if int(idx) <= prune_to[letter] or (
+                letter == "d" and offers_to is not None and int(idx) <= offers_to
+                and metric.startswith("offer:")
+            ):  # fmt: skip
                 del w[key]
         shown_from = None  # when an offer shown is too long ago to keep (see SHOWN_KEPT_DAYS)
         day = next((r for r in resolutions if r.name == "d"), None)

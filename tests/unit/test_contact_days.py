@@ -260,3 +260,13 @@ def test_quarters_are_pruned_once_a_utc_day() -> None:
     assert noon in shown("d2", utc(2026, 12, 4, 0))  # a new day: pruned up to 00:00 on the 1st
     assert noon in shown("d3", utc(2026, 12, 4, 13))  # three days and an hour on: lingers
     assert noon not in shown("d4", utc(2026, 12, 5, 0, 5))  # the next day's first contact
+
+
+def test_an_offers_daily_counts_go_after_eight_days() -> None:
+    state = CustomerState()
+    day = ts_ms(utc(2026, 12, 1)) // DAY_MS
+    for n, at in enumerate((utc(2026, 12, 1, 12), utc(2026, 12, 8, 12), utc(2026, 12, 9, 12))):
+        state.apply(offers_shown_fact(f"d{n}", "c1", "web", ["tips"], at), ts_ms(at))
+        kept = f"d{day}|offer:tips" in state.contacts
+        assert kept == (n < 2), n  # the 1st's count is in the 8th's week, not the 9th's
+    assert state.contacts[f"d{day}|shown:web"] == "1"  # the channel's: 31 days
