@@ -365,7 +365,6 @@ def offers_shown_fact(
         ("incr", f"shown:{channel}", "1"),
         ("wd", f"shown:{channel}", "1"),
         ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
-        ("wk", f"shown:{channel}", "1"),
         ("max", f"last_contact:{channel}", ms),
     ]
     for offer in sorted(set(offer_ids)):

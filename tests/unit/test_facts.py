@@ -368,7 +368,6 @@ def test_offers_shown_fact() -> None:
         ("incr", "shown:web", "1"),
         ("wd", "shown:web", "1"),
         ("wq", "shown:web", "1"),  # the quarter hour: the customer's own day counts it
-        ("wk", "shown:web", "1"),
         ("max", "last_contact:web", ms),
         ("max", "last_shown:o1", ms),
         ("wd", "offer:o1", "1"),
