@@ -120,19 +120,22 @@ class CustomerState:
                 newest = front
             bucket[res.name] = b
             live_from[res.name] = newest - res.keep + 1
-        # an offer's daily counts are kept for OFFER_KEPT_DAYS, the other buckets longer
+        # an offer's daily counts are kept for OFFER_KEPT_DAYS, the other buckets longer;
+        # pruned only when a resolution moved on (as apply.lua)
         offers_to = None
         if fact.contact and "d" in prune_to:
             keep = next(r.keep for r in resolutions if r.name == "d")
             offers_to = prune_to["d"] + keep - OFFER_KEPT_DAYS
-        for key in list(w):
+        for key in list(w) if prune_to else ():
             head, sep, metric = key.partition("|")
             letter, idx = head[:1], head[1:]
-            if not (sep and letter in prune_to and idx.isdigit()):
+            if not (sep and letter.isalpha() and idx.isdigit()):
                 continue
-            if int(idx) <= prune_to[letter] or (
-                letter == "d" and offers_to is not None and int(idx) <= offers_to
-                and metric.startswith("offer:")
+            if (
+                (letter in prune_to and int(idx) <= prune_to[letter])
+                or (fact.contact and letter == "k")  # written before 2026-12-06, never read
+                or (letter == "d" and offers_to is not None and int(idx) <= offers_to
+                    and metric.startswith("offer:"))
             ):  # fmt: skip
                 del w[key]
         shown_from = None  # when an offer shown is too long ago to keep (see SHOWN_KEPT_DAYS)

@@ -306,16 +306,20 @@ for _, resolution in ipairs(resolutions) do
   live_from[name] = newest - keep + 1
 end
 -- The contacts' daily counts of each offer shown (d<day>|offer:<offer>) are kept for the
--- eight days ending with the newest (facts.py OFFER_KEPT_DAYS): only a weekly cap reads them.
+-- eight days ending with the newest (facts.py OFFER_KEPT_DAYS): only a weekly cap reads
+-- them. Their weekly buckets, which versions before 2026-12-06 wrote and nothing read, go
+-- at the first prune.
+local in_contacts = KEYS[2] == KEYS[7]
 local offers_to = nil
-if KEYS[2] == KEYS[7] and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 8 end
+if in_contacts and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 8 end
 if prune then
   for _, f in ipairs(redis.call('HKEYS', windows)) do
     local name, idx, metric = string.match(f, '^(%a)(%d+)|(.*)$')
-    if name and prune_to[name] then
+    if name then
       idx = tonumber(idx)
-      if idx <= prune_to[name] or (name == 'd' and offers_to and idx <= offers_to
-                                   and string.sub(metric, 1, 6) == 'offer:') then
+      if (prune_to[name] and idx <= prune_to[name]) or (in_contacts and name == 'k')
+          or (name == 'd' and offers_to and idx <= offers_to
+              and string.sub(metric, 1, 6) == 'offer:') then
         redis.call('HDEL', windows, f)
       end
     end

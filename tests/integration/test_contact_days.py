@@ -160,7 +160,7 @@ def test_a_contact_recorded_by_the_previous_version_still_counts(
             contact.fact_id,
             contact.customer_id,
             contact.ts_ms,
-            tuple(u for u in old_style if u[0] != "wq"),
+            (*(u for u in old_style if u[0] != "wq"), ("wk", "shown:email", "1")),
             contact=True,
         )
         clocked.now = NINE_SYDNEY
@@ -175,6 +175,12 @@ def test_a_contact_recorded_by_the_previous_version_still_counts(
             "suppressed:fatigue:email:day"
         ]
         assert await clocked.emailed("old", ELEVEN_SYDNEY, "d2") == ApplyStatus.OVER_CEILING
+        assert any(f.startswith("k") for f in (await clocked.store.raw("old"))["contacts"])
+        # the next day's contact prunes: the weekly bucket, which nothing reads, goes
+        next_day = NINE_SYDNEY + timedelta(days=1)
+        clocked.now = next_day
+        assert await clocked.emailed("old", next_day, "d3") == ApplyStatus.APPLIED
+        assert not any(f.startswith("k") for f in (await clocked.store.raw("old"))["contacts"])
 
     run(private_redis, scenario)
 
@@ -228,5 +234,6 @@ def test_an_offers_daily_counts_are_kept_eight_days(private_redis: LocalRedis) -
         raw = (await clocked.store.raw("kept"))["contacts"]
         assert f"d{day}|offer:tips" not in raw
         assert raw[f"d{day}|shown:web"] == "1"
+        assert not any(f.startswith("k") for f in raw)  # no weekly buckets any more
 
     run(private_redis, scenario)

@@ -270,3 +270,17 @@ def test_an_offers_daily_counts_go_after_eight_days() -> None:
         kept = f"d{day}|offer:tips" in state.contacts
         assert kept == (n < 2), n  # the 1st's count is in the 8th's week, not the 9th's
     assert state.contacts[f"d{day}|shown:web"] == "1"  # the channel's: 31 days
+
+
+def test_weekly_contact_buckets_of_older_versions_go_at_the_next_prune() -> None:
+    """Versions before 2026-12-06 counted contacts by the week too; nothing read them."""
+    state = CustomerState()
+    at = utc(2026, 12, 1, 12)
+    state.apply(offers_shown_fact("d0", "c1", "web", ["tips"], at), ts_ms(at))
+    state.contacts["k2900|shown:web"] = "3"  # as an older version left it
+    later = at + timedelta(hours=1)  # the same day: nothing pruned
+    state.apply(offers_shown_fact("d1", "c1", "web", ["tips"], later), ts_ms(later))
+    assert "k2900|shown:web" in state.contacts
+    next_day = at + timedelta(days=1)
+    state.apply(offers_shown_fact("d2", "c1", "web", ["tips"], next_day), ts_ms(next_day))
+    assert not any(f.startswith("k") for f in state.contacts)
