@@ -57,6 +57,9 @@ class BatchResult:
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
+    # customer -> their own timezone as the features decided on told it (None: not told),
+    # whose days their contacts' caps count (agents.contact_ceilings)
+    timezones: dict[str, str | None] = field(default_factory=dict)
     # customer -> the records of their touchpoints the batch decided on, with the index
     # of each one's result (dead-lettered when their decisions cannot be recorded)
     touchpoints_of: dict[str, list[tuple[SourceRecord, int]]] = field(default_factory=dict)

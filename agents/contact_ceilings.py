@@ -17,12 +17,14 @@ where the contact is recorded, atomically with it
 ...     ts=datetime(2026, 12, 1, 9, tzinfo=UTC), channel="email", trigger_event_id=None,
 ...     control=False, model_version="m", reasons=[],
 ...     offers=[OfferScore(offer_id="book-club", score=1.0, propensity=1.0)])
->>> ceilings = ceilings_of(made, catalogue)
+>>> ceilings = ceilings_of(made, catalogue, timezone="Australia/Sydney")
 >>> for metrics, days, cap in ceilings.counts:
 ...     print(metrics, days, cap)
 ('shown:email',) 1 1
 ('shown:email',) 7 3
 ('shown:email', 'shown:sms', 'shown:call') 1 2
+>>> ceilings.timezone, ceilings_of(made, catalogue).timezone  # the customer's, else the catalogue's
+('Australia/Sydney', 'UTC')
 >>> field, latest = ceilings.cool_downs[0]  # shown last at 8:00 or earlier: an hour ago
 >>> field, datetime.fromtimestamp(latest / 1000, UTC).time()
 ('last_shown:book-club', datetime.time(8, 0))
@@ -30,11 +32,12 @@ where the contact is recorded, atomically with it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
 from feature_store import ContactCeilings, Fact, offers_shown_fact
+from feature_store.contact_days import contact_zone
 from feature_store.facts import ts_ms
 from schemas import NextBestOffer, OfferCatalogue
 from schemas.contact_rules import OUTBOUND
@@ -50,11 +53,15 @@ _OUTBOUND_SHOWN = tuple(f"shown:{c}" for c in OUTBOUND)
 
 
 def ceilings_of(
-    decision: NextBestOffer, catalogue: OfferCatalogue, inbound: bool = False
+    decision: NextBestOffer,
+    catalogue: OfferCatalogue,
+    inbound: bool = False,
+    timezone: str | None = None,
 ) -> ContactCeilings:
     """The caps :meth:`agents.contact_policy.ContactPolicy.screen` checked before
     ``decision`` showed its offers on its channel at its time (``inbound``: the customer
-    reached out, so the outbound caps did not hold)."""
+    reached out, so the outbound caps did not hold), over the days they counted: those
+    of the customer's ``timezone`` (as their features told it), else the catalogue's."""
     rules, channel = catalogue.contact_policy, decision.channel
     counts: list[tuple[tuple[str, ...], int, int]] = []
     shown = (f"shown:{channel}",)
@@ -75,18 +82,24 @@ def ceilings_of(
             counts.append(((f"offer:{offer_id}",), 7, offer.max_per_week))
         if offer.cooldown_s:
             cool_downs.append((f"last_shown:{offer_id}", at_ms - offer.cooldown_s * 1000))
-    return ContactCeilings(tuple(counts), tuple(cool_downs))
+    days_of = contact_zone(timezone, rules.timezone)
+    return ContactCeilings(tuple(counts), tuple(cool_downs), days_of)
 
 
 def offers_shown_within(
-    decided: Iterable[tuple[NextBestOffer, bool]], catalogue: OfferCatalogue
+    decided: Iterable[tuple[NextBestOffer, bool]],
+    catalogue: OfferCatalogue,
+    timezones: Mapping[str, str | None] | None = None,
 ) -> list[Fact]:
     """The contacts of (decision, inbound) pairs that showed offers, each with the
-    ceilings it was decided within: the store refuses one that would break them."""
+    ceilings it was decided within (``timezones``: each customer's, as the features
+    decided on told it): the store refuses one that would break them."""
+    zones = timezones or {}
     return [
         offers_shown_fact(d.decision_id, d.customer_id, d.channel,
                           [o.offer_id for o in d.offers], d.ts,
-                          ceilings=ceilings_of(d, catalogue, inbound) or None)
+                          ceilings=ceilings_of(d, catalogue, inbound,
+                                               zones.get(d.customer_id)) or None)
         for d, inbound in decided if d.offers
     ]  # fmt: skip
 

@@ -16,7 +16,8 @@ async def read_for_decisions(store: FeatureStore, plan: DecisionPlan) -> Decisio
     read as features fails alone (in ``unreadable``); an unreadable stored decision
     reads as none (the touchpoint is decided anew)."""
     unreadable: dict[str, Exception] = {}
-    reading = store.read_views(plan.customers, faults=unreadable)
+    home = plan.catalogue.contact_policy.timezone  # the days of customers not told theirs
+    reading = store.read_views(plan.customers, faults=unreadable, home_timezone=home)
     contexts = store.decisions.contexts(plan.asked, faults={})
     spent: dict[str, int] = {}
     if plan.catalogue.daily_limits():

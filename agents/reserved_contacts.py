@@ -76,7 +76,7 @@ class ContactReservations:
             budget_refusals += len(over)
             within = [d for d in pending if d.decision_id not in over]
             decided = ((d, result.moments[d.decision_id].inbound) for d in within)
-            contacts = offers_shown_within(decided, catalogue)
+            contacts = offers_shown_within(decided, catalogue, result.timezones)
             refused_ids: set[str] = set()  # their contact over a ceiling: not recorded
             faults: dict[str, Exception] = {}  # customers whose keys failed the write
             records = [decision_record(d, sent=False) for d in within]
@@ -159,7 +159,8 @@ class ContactReservations:
         else:
             customers = list(dict.fromkeys(d.customer_id for d in refused))
             unreadable: dict[str, Exception] = {}  # their keys fail the read: show nothing
-            reading = self._store.read_views(customers, faults=unreadable)
+            home = result.catalogue.contact_policy.timezone if result.catalogue else "UTC"
+            reading = self._store.read_views(customers, faults=unreadable, home_timezone=home)
             ledger = result.budgets
             if ledger is not None:  # the budgets as counted now, this batch's spending in
                 counting = self._store.budgets.spent(ledger.day)
@@ -178,6 +179,7 @@ class ContactReservations:
                     erased_now.add(old.customer_id)
                     continue
                 moment = result.moments[old.decision_id]
+                result.timezones[old.customer_id] = features.timezone if features else None
                 new = self._policy.decide(moment, features, old.ts, result.budgets,
                                           result.catalogue)  # fmt: skip
                 views[old.customer_id] = (False, contacted(features or FIRST_CONTACT, new))

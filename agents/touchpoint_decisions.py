@@ -374,6 +374,8 @@ class TouchpointDecisions:
                     result.decisions.append(decision)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
+                        told = features.timezone if features is not None else None
+                        result.timezones[event.customer_id] = told
                     if features is not None and recorded is None:  # the next moment
                         profiles[event.customer_id] = contacted(features, decision)  # counts it
                 for alert, is_late in zip(alerts, late, strict=True):

@@ -59,6 +59,10 @@ class Buckets:
             if buckets is not None and head[1:].isdigit():
                 buckets[int(head[1:])] = metrics
 
+    def at(self, resolution: str) -> dict[int, dict[str, int]]:
+        """The buckets of ``resolution`` (bucket -> metric -> value), as parsed."""
+        return self._by[resolution]
+
     def window(self, name: str, now_ms: int, ahead_ms: int = 0) -> dict[str, int]:
         """Sum of every metric over the named window ending at ``now_ms``: the current
         (partial) bucket and the ``count - 1`` before it, so a window covers a little less

@@ -43,7 +43,7 @@ from schemas import (
 # count of an open-ended name, a category; free text from a producer must not grow a
 # customer's profile, read whole at every decision, without bound); w<res> adds to the
 # bucket of the fact's ts at that resolution in the windows hash.
-Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk"]
+Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk", "wq"]
 Update = tuple[Op, str, str]
 CONSENT_CHANNELS = ("email", "sms", "call", "web")
 # profile fields that say "0" while the customer has withdrawn (consent, or the email
@@ -79,14 +79,31 @@ class Resolution:
     name: str  # the letter after "w" in an op
     size_ms: int
     keep: int  # buckets kept, the newest one included
+    # older buckets are pruned when the newest moves into another run of this many (1:
+    # at each move); between prunes up to this many more are kept
+    prune_every: int = 1
 
 
-RESOLUTIONS = (
+TOUCHPOINT_RESOLUTIONS = (
     Resolution("m", 5 * MINUTE_MS, 13),  # 1 h window
     Resolution("h", 60 * MINUTE_MS, 25),  # 24 h window
     Resolution("d", DAY_MS, 31),  # 7 d and 30 d windows
     Resolution("k", 7 * DAY_MS, 53),  # 365 d window
 )
+# Contacts (offers shown, per channel) are counted by the quarter hour too, for the three
+# days ending with the newest one: the fatigue caps count the customer's own day, from a
+# local midnight a quarter hour divides (feature_store/contact_days.py). Pruned once a UTC
+# day, not at each new quarter: most contacts are the first of their quarter, and a prune
+# reads every field of the hash.
+QUARTER = Resolution("q", 15 * MINUTE_MS, 3 * 96, prune_every=96)
+RESOLUTIONS = (*TOUCHPOINT_RESOLUTIONS, QUARTER)  # every resolution a fact may write to
+# How many times each offer was shown in a day (contacts' fields d<day>|offer:<offer>) is
+# kept for the eight UTC days ending with the newest contact's, not the 31 of the other
+# daily buckets: only an offer's weekly cap reads it (a week counts eight UTC days at
+# most: feature_store/contact_days.py), and with offers rotating these fields were most
+# of a heavy customer's contacts hash, read whole at every decision (as apply.lua, which
+# names the figure too)
+OFFER_KEPT_DAYS = 8
 # When each offer was last shown (profile fields ``last_shown:<offer>``) is kept for the
 # days ending with the newest day of the customer's contacts (as apply.lua, which names
 # the figure too): longer than the longest cool-down an offer may have (366 days), so
@@ -111,14 +128,17 @@ class ContactCeilings:
     its limit between them. A contact over one of them is not applied (nothing is
     written).
 
-    ``counts``: (metrics, days, cap): the customer's contact counts of ``metrics`` in the
-    daily buckets of the ``days`` UTC days ending with the contact's (1: that day alone)
-    must add up to less than ``cap`` before it. ``cool_downs``: (profile field, latest):
-    the time in the field (ms; the last time an offer was shown) must be ``latest`` or
-    earlier, or not be there."""
+    ``counts``: (metrics, days, cap): the customer's contact counts of ``metrics`` over
+    the ``days`` days of ``timezone`` ending with the contact's (1: that day alone, from
+    its local midnight; see :mod:`feature_store.contact_days`) must add up to less than
+    ``cap`` before it. ``cool_downs``: (profile field, latest): the time in the field
+    (ms; the last time an offer was shown) must be ``latest`` or earlier, or not be
+    there. ``timezone``: an IANA name, whose days the counts count (the customer's, else
+    the catalogue's)."""
 
     counts: tuple[tuple[tuple[str, ...], int, int], ...] = ()
     cool_downs: tuple[tuple[str, int], ...] = ()
+    timezone: str = "UTC"
 
     def __bool__(self) -> bool:
         return bool(self.counts or self.cool_downs)
@@ -344,7 +364,7 @@ def offers_shown_fact(
     ups: list[Update] = [
         ("incr", f"shown:{channel}", "1"),
         ("wd", f"shown:{channel}", "1"),
-        ("wk", f"shown:{channel}", "1"),
+        ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
         ("max", f"last_contact:{channel}", ms),
     ]
     for offer in sorted(set(offer_ids)):

@@ -7,6 +7,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from feature_store.contact_days import (
+    contact_zone,
+    contacts_from,
+    day_start_ms,
+    week_start_ms,
+)
 from feature_store.derived import (
     ACTIVITY_WINDOWS,
     Buckets,
@@ -19,6 +25,7 @@ from feature_store.derived import (
 )
 from feature_store.facts import (
     CONSENT_CHANNELS,
+    DAY_MS,
     LAST_INTERVENTION_PRIORITY,
     by_the_customer,
     recent_entry,
@@ -51,7 +58,9 @@ def recent_touchpoint_of(event: TouchpointEvent) -> RecentTouchpoint | None:
 
 
 class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
-    """What Moments already did to the customer: for fatigue caps and cool-downs."""
+    """What Moments already did to the customer: for fatigue caps and cool-downs. Today
+    and the week (today and the six days before it) are the customer's own days, from
+    their local midnight (:mod:`feature_store.contact_days`)."""
 
     shown_today: dict[str, int] = msgspec.field(default_factory=dict)  # per channel
     shown_7d: dict[str, int] = msgspec.field(default_factory=dict)
@@ -191,10 +200,13 @@ def build_features(
     half_life_days: float = 14.0,
     full: bool = True,
     ahead_ms: int = 0,
+    home_timezone: str = "UTC",
 ) -> CustomerFeatures:
     """Build :class:`CustomerFeatures` from the raw keys, as of ``now_ms``, counting what
     was dated up to ``ahead_ms`` after it as current (a read at the clock's now:
-    :meth:`Buckets.window`).
+    :meth:`Buckets.window`). The contact counts of today and the week count the
+    customer's own days, or those of ``home_timezone`` (the catalogue's) when no
+    touchpoint told their timezone.
 
     With ``full=False``, only what offer decisions read is built (segment, value,
     experience, tastes, consent, contact history, purchases, emails, dates); the
@@ -231,7 +243,8 @@ def build_features(
     first = int(profile["first_seen"]) if "first_seen" in profile else None
     last_purchase = int(profile["last_purchase"]) if "last_purchase" in profile else None
     value = value_estimate(spend_365d, first, last_purchase, now_ms)
-    contact = _contact_history(groups, contacts or {}, now_ms, ahead_ms)
+    days_of = contact_zone(profile.get("timezone"), home_timezone)
+    contact = _contact_history(groups, contacts or {}, now_ms, ahead_ms, days_of)
     items = [recent_touchpoint(entry) for entry in recent] if full else []
     items.sort(key=lambda r: (r.ts, r.event_id), reverse=True)
     consents = groups.get("consent") or {}
@@ -301,13 +314,19 @@ def _experience(
 
 
 def _contact_history(
-    groups: dict[str, dict[str, str]], contacts: dict[str, str], now_ms: int, ahead_ms: int
+    groups: dict[str, dict[str, str]],
+    contacts: dict[str, str],
+    now_ms: int,
+    ahead_ms: int,
+    timezone: str,
 ) -> ContactHistory:
-    """What Moments sent the customer lately: the contact counts' buckets, and the last
-    times kept in the profile."""
-    buckets = Buckets(contacts, "d")
-    week = by_prefix(buckets.window("7d", now_ms, ahead_ms))
-    today = by_prefix(daily_metrics(buckets.daily(now_ms, days=1, ahead_ms=ahead_ms)))
+    """What Moments sent the customer lately: the contact counts' buckets, over the days
+    of ``timezone``, and the last times kept in the profile."""
+    buckets = Buckets(contacts, "dq")
+    daily, quarters = buckets.at("d"), buckets.at("q")
+    last = (now_ms + ahead_ms) // DAY_MS  # dated up to ahead_ms after now: current
+    today = by_prefix(contacts_from(daily, quarters, day_start_ms(now_ms, timezone), last))
+    week = by_prefix(contacts_from(daily, quarters, week_start_ms(now_ms, timezone), last))
     return ContactHistory(
         shown_today=today.get("shown", {}),
         shown_7d=week.get("shown", {}),
@@ -338,11 +357,3 @@ def _channel_mix(counts: dict[str, int]) -> tuple[dict[str, float], str | None]:
     reachable = {k: v for k, v in counts.items() if k in CONTACT_CHANNELS}
     preferred = min(reachable, key=lambda k: (-reachable[k], k)) if reachable else None
     return mix, preferred
-
-
-def daily_metrics(daily: list[tuple[float, dict[str, int]]]) -> dict[str, int]:
-    """Metrics of today's bucket (age 0)."""
-    for age, metrics in daily:
-        if age == 0:
-            return metrics
-    return {}

@@ -14,12 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from feature_store.contact_days import contacts_from, counted_from_ms
+from feature_store.derived import Buckets
 from feature_store.facts import (
     BUCKET_CATEGORIES,
     BUCKET_CATEGORY_ROOM,
     DAY_MS,
     GRANT_LEAD_MS,
     LAST_SHOWN,
+    OFFER_KEPT_DAYS,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
     TALLIED,
@@ -112,15 +115,28 @@ class CustomerState:
             newest = int(w[marker]) if marker in w else None
             if newest is None or front > newest:
                 w[marker] = str(front)
-                if newest is not None:
+                if newest is not None and front // res.prune_every > newest // res.prune_every:
                     prune_to[res.name] = front - res.keep
                 newest = front
             bucket[res.name] = b
             live_from[res.name] = newest - res.keep + 1
-        for key in list(w):
-            head, sep, _ = key.partition("|")
+        # an offer's daily counts are kept for OFFER_KEPT_DAYS, the other buckets longer;
+        # pruned only when a resolution moved on (as apply.lua)
+        offers_to = None
+        if fact.contact and "d" in prune_to:
+            keep = next(r.keep for r in resolutions if r.name == "d")
+            offers_to = prune_to["d"] + keep - OFFER_KEPT_DAYS
+        for key in list(w) if prune_to else ():
+            head, sep, metric = key.partition("|")
             letter, idx = head[:1], head[1:]
-            if sep and letter in prune_to and idx.isdigit() and int(idx) <= prune_to[letter]:
+            if not (sep and letter.isalpha() and idx.isdigit()):
+                continue
+            if (
+                (letter in prune_to and int(idx) <= prune_to[letter])
+                or (fact.contact and letter == "k")  # written before 2026-12-06, never read
+                or (letter == "d" and offers_to is not None and int(idx) <= offers_to
+                    and metric.startswith("offer:"))
+            ):  # fmt: skip
                 del w[key]
         shown_from = None  # when an offer shown is too long ago to keep (see SHOWN_KEPT_DAYS)
         day = next((r for r in resolutions if r.name == "d"), None)
@@ -172,12 +188,15 @@ class CustomerState:
         return 1
 
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
-        """Whether a contact at ``ts_ms`` would break ``ceilings`` (counting the day
-        after its own too, as apply.lua does)."""
-        day = ts_ms // DAY_MS
+        """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from where
+        its days begin (:func:`~feature_store.contact_days.counted_from_ms`), up to the
+        end of the UTC day after its own, as apply.lua does."""
+        buckets = Buckets(self.contacts, "dq")
+        daily, quarters = buckets.at("d"), buckets.at("q")
         for metrics, days, cap in ceilings.counts:
-            fields = (f"d{day - d}|{m}" for d in range(-1, days) for m in metrics)
-            if sum(int(self.contacts.get(f, "0")) for f in fields) >= cap:
+            start = counted_from_ms(ts_ms, ceilings.timezone, days)
+            counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1)
+            if sum(counted.get(m, 0) for m in metrics) >= cap:
                 return True
         return any(
             field in self.profile and int(self.profile[field]) > latest

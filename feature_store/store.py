@@ -20,6 +20,7 @@ from feature_store.connection import (
     raise_failed,
     raise_unavailable,
 )
+from feature_store.contact_days import QUARTER, counted_from_ms
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import (
     DAY_MS,
@@ -59,14 +60,19 @@ from schemas import TouchpointEvent
 _updates_json = msgspec.json.Encoder().encode
 
 
-def _ceilings_json(ceilings: ContactCeilings, day: int) -> bytes:
-    """A contact's ceilings as apply.lua takes them, ``day`` the contact's UTC day."""
-    return _updates_json({"day": day, "counts": ceilings.counts, "since": ceilings.cool_downs})
+def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
+    """A contact's ceilings as apply.lua takes them, ``at_ms`` the contact's time: each
+    count from where its days begin (UTC ms: contact_days.counted_from_ms), the
+    contact's UTC day, and the size of the quarter-hour buckets."""
+    counts = [(metrics, counted_from_ms(at_ms, ceilings.timezone, days), cap)
+              for metrics, days, cap in ceilings.counts]  # fmt: skip
+    return _updates_json({"day": at_ms // DAY_MS, "quarter": QUARTER.size_ms,
+                          "counts": counts, "since": ceilings.cool_downs})  # fmt: skip
 
 
 @functools.cache
 def _resolutions_json(names: frozenset[str]) -> bytes:
-    chosen = [[r.name, r.size_ms, r.keep] for r in RESOLUTIONS if r.name in names]
+    chosen = [[r.name, r.size_ms, r.keep, r.prune_every] for r in RESOLUTIONS if r.name in names]
     return msgspec.json.encode(chosen)
 
 
@@ -182,7 +188,7 @@ class FeatureStore:
         ]
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         if fact.ceilings:
-            args.append(_ceilings_json(fact.ceilings, fact.ts_ms // DAY_MS))
+            args.append(_ceilings_json(fact.ceilings, fact.ts_ms))
         if fact.erased_only:  # ARGV[13], after the ceilings ('' for none)
             if not fact.ceilings:
                 args.append("")
@@ -245,6 +251,7 @@ class FeatureStore:
         customer_ids: Sequence[str],
         now: float | None = None,
         faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """(erased?, features) per customer, in one round trip, with what offer decisions
         use: the activity counts per window, channel mix, recent touchpoints and other
@@ -258,6 +265,9 @@ class FeatureStore:
         With ``faults``, a customer whose keys cannot be read as features (a key of
         another type, a value that is not a number) does not fail the others: their error
         goes in ``faults`` under their id, and their entry is ``(False, None)``.
+
+        ``home_timezone`` (the catalogue's): whose days the contact counts of a customer
+        count when no touchpoint told their own timezone.
         """
         if not customer_ids:
             return []
@@ -279,12 +289,12 @@ class FeatureStore:
             for i in range(0, len(replies), 5)
         ]
         if faults is None:
-            return self._features(views, now, full=False)
+            return self._features(views, now, False, home_timezone)
         failed = [  # an erased customer's keys are not read
             None if int(view[0]) else next((r for r in view[1:] if isinstance(r, Exception)), None)
             for view in views
         ]
-        return self._features_apart(customer_ids, views, failed, now, False, faults)
+        return self._features_apart(customer_ids, views, failed, now, False, faults, home_timezone)
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is
@@ -303,11 +313,13 @@ class FeatureStore:
         customer_ids: Sequence[str],
         now: float | None = None,
         faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """(erased?, features) of many customers in one round trip: an erased customer
         is told apart from one Moments does not know. With ``faults``, as
         :meth:`read_for_decisions`: a customer whose keys cannot be read as features
-        fails alone (their error under their id, their entry ``(False, None)``)."""
+        fails alone (their error under their id, their entry ``(False, None)``);
+        ``home_timezone`` as there."""
         if not customer_ids:
             return []
         calls = []
@@ -317,11 +329,11 @@ class FeatureStore:
                                    k.optouts), ()))  # fmt: skip
         if faults is None:
             views = await self._conn.eval_mixed("read", calls)
-            return self._features(views, now, full=True)
+            return self._features(views, now, True, home_timezone)
         failed: dict[int, Exception] = {}
         views = await self._conn.eval_mixed("read", calls, faults=failed)
         by_view = [failed.get(i) for i in range(len(views))]
-        return self._features_apart(customer_ids, views, by_view, now, True, faults)
+        return self._features_apart(customer_ids, views, by_view, now, True, faults, home_timezone)
 
     def _features_apart(
         self,
@@ -331,6 +343,7 @@ class FeatureStore:
         now: float | None,
         full: bool,
         faults: dict[str, Exception],
+        home_timezone: str,
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """:meth:`_features` of each customer apart: one whose view failed (``failed``)
         or whose values cannot be read as features goes in ``faults`` under their id, with
@@ -339,7 +352,7 @@ class FeatureStore:
         for customer_id, view, fault in zip(customer_ids, views, failed, strict=True):
             if fault is None:
                 try:
-                    out += self._features([view], now, full)
+                    out += self._features([view], now, full, home_timezone)
                     continue
                 except Exception as exc:  # this customer's values: the others are read
                     fault = exc
@@ -348,7 +361,7 @@ class FeatureStore:
         return out
 
     def _features(
-        self, views: Sequence[Sequence[Any]], now: float | None, full: bool
+        self, views: Sequence[Sequence[Any]], now: float | None, full: bool, home_timezone: str
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         """(erased?, features) from (tombstone, profile, windows, contacts, recent,
         opt-outs) replies. A customer whose profile expired, but who withdrew, is known
@@ -367,20 +380,25 @@ class FeatureStore:
             profile = optouts | profile  # equal where both are (apply.lua writes both)
             features = build_features(profile, windows, raw[3], now_ms, contacts,
                                       c.thresholds, c.half_life_days, full,
-                                      ahead_ms=ahead_ms)  # fmt: skip
+                                      ahead_ms=ahead_ms,
+                                      home_timezone=home_timezone)  # fmt: skip
             out.append((False, features))
         return out
 
-    async def read(self, customer_id: str, now: float | None = None) -> CustomerFeatures | None:
-        """The customer's features as of ``now`` (default: the clock), or ``None``."""
-        return (await self.read_many([customer_id], now))[0]
+    async def read(
+        self, customer_id: str, now: float | None = None, home_timezone: str = "UTC"
+    ) -> CustomerFeatures | None:
+        """The customer's features as of ``now`` (default: the clock), or ``None``;
+        ``home_timezone`` as :meth:`read_for_decisions`'s."""
+        return (await self.read_many([customer_id], now, home_timezone))[0]
 
     async def read_many(
-        self, customer_ids: Sequence[str], now: float | None = None
+        self, customer_ids: Sequence[str], now: float | None = None, home_timezone: str = "UTC"
     ) -> list[CustomerFeatures | None]:
         """Features of many customers in one round trip (``None`` for an unknown or
-        erased customer)."""
-        return [features for _, features in await self.read_views(customer_ids, now)]
+        erased customer); ``home_timezone`` as :meth:`read_for_decisions`'s."""
+        views = await self.read_views(customer_ids, now, home_timezone=home_timezone)
+        return [features for _, features in views]
 
     async def raw(self, customer_id: str) -> dict[str, Any]:
         """The customer's keys as Redis holds them (profile, windows, recent, contacts,

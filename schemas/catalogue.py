@@ -37,7 +37,8 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     priority: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRIORITY)] = 1.0
     cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_COOLDOWN_S)] = 0
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
-    # per customer, over seven UTC days (the day and the six before it)
+    # per customer, over seven of their days (today and the six before it, from their
+    # local midnight: the fatigue caps' week)
     max_per_week: Annotated[int, msgspec.Meta(ge=1)] | None = None
     daily_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None  # across all customers
     script: str = ""

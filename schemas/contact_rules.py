@@ -20,7 +20,9 @@ Cap = Annotated[int, msgspec.Meta(ge=0)]
 
 class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Contact fatigue caps: how many decisions with offers one customer may get on a
-    channel per UTC day and per seven UTC days (the day and the six before it). Channels
+    channel per day and per seven days (today and the six before it), the customer's own
+    days: from their local midnight, in their timezone when a touchpoint told it, else
+    in the catalogue's ``timezone`` (:mod:`feature_store.contact_days`). Channels
     not named keep the default caps (:data:`DAILY_CAPS`, :data:`WEEKLY_CAPS`); 0 makes no
     offers on that channel. A daily cap set above the channel's weekly one is refused as
     a slip; a weekly cap set below the default daily one simply binds
@@ -54,10 +56,10 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     daily_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     weekly_caps: dict[str, Cap] = msgspec.field(default_factory=dict)
     quiet_hours: dict[str, str] = msgspec.field(default_factory=dict)  # "HH:MM-HH:MM"
-    # the business's (IANA): of the quiet hours when the customer's is not known, and the
-    # day of the daily offer budgets
+    # the business's (IANA): of the quiet hours and the fatigue caps' days when the
+    # customer's is not known, and the day of the daily offer budgets
     timezone: str = "UTC"
-    outbound_daily_cap: Cap | None = None  # email, sms and call together, per UTC day
+    outbound_daily_cap: Cap | None = None  # email, sms and call together, per day
     outbound_weekly_cap: Cap | None = None  # and per seven days
     consent_required: list[str] = msgspec.field(default_factory=list)  # opt-in channels
 

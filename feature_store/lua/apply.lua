@@ -141,21 +141,49 @@ for _, update in ipairs(updates) do
   end
   if failed then return failed end
 end
--- A contact with ceilings (ARGV[12], JSON {day: its UTC day, counts: [[metrics, days,
--- cap]], since: [[profile field, latest ms]]}, facts.py ContactCeilings) is refused when
--- the contact counts of the metrics over the days ending with its own (and the day after
--- it: a contact another process's clock, running ahead, dated past midnight) already
+-- A contact with ceilings (ARGV[12], JSON {day: its UTC day, quarter: the size of the
+-- quarter-hour buckets (ms), counts: [[metrics, from, cap]], since: [[profile field,
+-- latest ms]]}, facts.py ContactCeilings, store.py _ceilings_json) is refused when the
+-- contact counts of the metrics from `from` (in UTC ms, found in Python: a day's count
+-- from the customer's local midnight, a week's from the start of the UTC day its first
+-- local midnight falls in, contact_days.py counted_from_ms) up to the end of the day after its
+-- own (a contact another process's clock, running ahead, dated past midnight) already
 -- reach a cap, or a field holds a time after its latest (a cool-down): nothing is
--- written, and the fact is not remembered. Checked here, with the write, so that
--- processes deciding for the customer at once cannot take a cap past its limit between them.
+-- written, and the fact is not remembered. A count sums the daily buckets from the UTC
+-- day `from` falls in, less what that day's quarter-hour buckets hold before `from`, per
+-- metric and never more than the day holds (contact_days.py contacts_from: a contact
+-- with no quarter-hour bucket, recorded before them, counts with its whole day).
+-- Checked here, with the write, so that processes deciding for the customer at once
+-- cannot take a cap past its limit between them.
 if ARGV[12] and ARGV[12] ~= '' then
   local ceilings = cjson.decode(ARGV[12])
+  local day_ms, quarter = 86400000, ceilings.quarter
   for _, count in ipairs(ceilings.counts) do
-    local metrics, days, total = count[1], count[2], 0
-    for d = -1, days - 1 do
-      local bucket = 'd' .. string.format('%d', ceilings.day - d) .. '|'
+    local metrics, from, total = count[1], count[2], 0
+    local first = math.floor(from / day_ms)
+    local head = {}  -- the first day's count of each metric
+    for d = first, ceilings.day + 1 do
+      local bucket = 'd' .. string.format('%d', d) .. '|'
       for _, metric in ipairs(metrics) do
-        total = total + (tonumber(redis.call('HGET', windows, bucket .. metric)) or 0)
+        local n = tonumber(redis.call('HGET', windows, bucket .. metric)) or 0
+        if d == first then head[metric] = n end
+        total = total + n
+      end
+    end
+    local low, high = first * (day_ms / quarter), math.floor(from / quarter) - 1
+    if total > 0 and high >= low then
+      for _, metric in ipairs(metrics) do
+        if head[metric] > 0 then
+          local fields = {}
+          for q = low, high do
+            fields[#fields + 1] = 'q' .. string.format('%d', q) .. '|' .. metric
+          end
+          local earlier = 0
+          for _, n in ipairs(redis.call('HMGET', windows, unpack(fields))) do
+            earlier = earlier + (tonumber(n) or 0)
+          end
+          total = total - math.min(earlier, head[metric])
+        end
       end
     end
     if total >= count[3] then return 5 end
@@ -254,19 +282,21 @@ if redis.call('EXISTS', profile) == 0 then  -- expired (or new): the withdrawals
   if #kept > 0 then redis.call('HSET', profile, unpack(kept)) end
 end
 
--- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival).
+-- Windows: each resolution keeps its newest `keep` buckets (by fact ts, not arrival), and
+-- up to `every` more between prunes (facts.py Resolution.prune_every).
 -- A fact dated ahead of the clock (within the skew allowed) is counted in its bucket but
 -- moves the window no further than now, so that it prunes no bucket still in a window.
 local bucket, live_from, prune_to = {}, {}, {}
 local prune = false
 for _, resolution in ipairs(resolutions) do
   local name, size, keep = resolution[1], resolution[2], resolution[3]
+  local every = resolution[4] or 1  -- pruned when the newest moves into another run of these
   local b = math.floor(ts / size)
   local head = math.min(b, math.floor(now / size))
   local newest = tonumber(redis.call('HGET', windows, 'max|' .. name))
   if newest == nil or head > newest then
     redis.call('HSET', windows, 'max|' .. name, string.format('%d', head))
-    if newest ~= nil then
+    if newest ~= nil and math.floor(head / every) > math.floor(newest / every) then
       prune_to[name] = head - keep
       prune = true
     end
@@ -275,11 +305,23 @@ for _, resolution in ipairs(resolutions) do
   bucket[name] = b
   live_from[name] = newest - keep + 1
 end
+-- The contacts' daily counts of each offer shown (d<day>|offer:<offer>) are kept for the
+-- eight days ending with the newest (facts.py OFFER_KEPT_DAYS): only a weekly cap reads
+-- them. Their weekly buckets, which versions before 2026-12-06 wrote and nothing read, go
+-- at the first prune.
+local in_contacts = KEYS[2] == KEYS[7]
+local offers_to = nil
+if in_contacts and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 8 end
 if prune then
   for _, f in ipairs(redis.call('HKEYS', windows)) do
-    local name, idx = string.match(f, '^(%a)(%d+)|')
-    if name and prune_to[name] and tonumber(idx) <= prune_to[name] then
-      redis.call('HDEL', windows, f)
+    local name, idx, metric = string.match(f, '^(%a)(%d+)|(.*)$')
+    if name then
+      idx = tonumber(idx)
+      if (prune_to[name] and idx <= prune_to[name]) or (in_contacts and name == 'k')
+          or (name == 'd' and offers_to and idx <= offers_to
+              and string.sub(metric, 1, 6) == 'offer:') then
+        redis.call('HDEL', windows, f)
+      end
     end
   end
 end

@@ -33,6 +33,9 @@ class OfferRequest:
     # counted within the limits (or could not be counted: the limits are soft then)
     cleared: bool = False
     handed: bool = False  # its answered decision was handed over to be published
+    # the customer's own timezone as the features decided on told it (None: not told):
+    # whose days the caps its contact is recorded within count (agents.contact_ceilings)
+    timezone: str | None = None
 
 
 def shown_not_handed(batch: list[OfferRequest]) -> int:

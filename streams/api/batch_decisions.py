@@ -231,10 +231,12 @@ class BatchDecisions:
         # unseen: what this read does not show of the decisions of other batches
         asked_for = [r.moment.customer_id for r in batch]
         faults: dict[str, Exception] = {}  # filled by the read, as its reply comes
-        reading = self._inflight.read(self._store.read_for_decisions(asked_for, faults=faults))
+        timezone = catalogue.contact_policy.timezone  # whose days the budgets count
+        reading = self._inflight.read(  # and the caps of a customer not told theirs
+            self._store.read_for_decisions(asked_for, faults=faults, home_timezone=timezone)
+        )
         spent: dict[str, int] = {}
         limits = catalogue.daily_limits()
-        timezone = catalogue.contact_policy.timezone  # whose days the budgets count
         today = budget_day(datetime.now(UTC), timezone)
         if limits:  # the day's offer budgets, in the same round trip
             counting = self._inflight.read_spent(self._store.budgets.spent(today))
@@ -284,6 +286,7 @@ class BatchDecisions:
             if asked[customer_id] > 1:  # a first contact's too: it is one no longer
                 contacts[customer_id] = contacted(features or FIRST_CONTACT, decision)
             request.decision = decision
+            request.timezone = features.timezone if features is not None else None
             decided.append((request, decision, encode_decision(decision)))
         return decided
 
@@ -314,7 +317,9 @@ class BatchDecisions:
         faults: dict[str, Exception] = {}  # filled by the record, as its reply comes
         over_ceiling: set[str] = set()  # likewise
         try:
-            shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in made), catalogue)
+            timezones = {r.moment.customer_id: r.timezone for r, _, _ in made}
+            decided_in = ((d, r.moment.inbound) for r, d, _ in made)
+            shown = offers_shown_within(decided_in, catalogue, timezones)
             records = [decision_record(d, raw) for _, d, raw in made]
             recorded = await self._store.decisions.record(
                 records, shown, faults=faults, refused=over_ceiling

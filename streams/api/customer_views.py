@@ -25,7 +25,7 @@ async def get_customer(request: web.Request) -> web.Response:
     authorise(request, "profile-read")
     api = api_of(request)
     customer_id = customer_id_of(request)
-    features = await api.store.read(customer_id)
+    features = await api.store.read(customer_id, home_timezone=_home_timezone(api))
     if features is None:
         raise ApiError(404, "not_found", "Moments holds no profile for this customer")
     return json_response(await _profile(api, customer_id, features))
@@ -39,10 +39,19 @@ async def export_customer(request: web.Request) -> web.Response:
     record = await api.store.export(customer_id)
     if not record.holds_anything:
         raise ApiError(404, "not_found", "Moments holds nothing about this customer")
-    features = None if record.erased_at_ms is not None else await api.store.read(customer_id)
+    erased = record.erased_at_ms is not None
+    features = (
+        None if erased else await api.store.read(customer_id, home_timezone=_home_timezone(api))
+    )
     profile = None if features is None else await _profile(api, customer_id, features)
     topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
     return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
+
+
+def _home_timezone(api: Api) -> str:
+    """The catalogue's timezone: whose days the contact counts of a customer whose own
+    timezone is not known count, as the decisions count them."""
+    return api.catalogue.current.contact_policy.timezone
 
 
 async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:

@@ -173,12 +173,16 @@ caps = st.tuples(st.sampled_from([("shown:web",), ("shown:web", "shown:email"),
                                    ("offer:book-club",)]),
                  st.sampled_from([1, 7]), st.integers(0, 3))  # fmt: skip
 cool_downs = st.tuples(st.just("last_shown:book-club"), st.integers(-3, 3 * 86400) | edges_s)
+# whose days the counts count: UTC's, or a local midnight off UTC's by hours, :30 or :45
+days_of = st.sampled_from(["UTC", "Australia/Sydney", "America/New_York", "Asia/Kolkata",
+                           "Asia/Kathmandu", "Pacific/Chatham"])  # fmt: skip
 ceilings = st.builds(
     ContactCeilings,
     st.lists(caps, max_size=3).map(tuple),
     st.lists(cool_downs, max_size=1).map(
         lambda c: tuple((field, NOW_MS - s * 1000) for field, s in c)
     ),
+    days_of,
 )
 guarded = st.lists(
     # ages from 15 minutes ahead (a process's clock running fast: past midnight, its
@@ -207,6 +211,13 @@ guarded = st.lists(
     split=1,
     contacts=[("web", "alice", 14 * 3600 - 60, ContactCeilings()),
               ("web", "alice", 14 * 3600 + 60, ContactCeilings(((("shown:web",), 1, 1),)))],
+)  # fmt: skip
+@example(  # 09:00 and 11:00 in Sydney (22:00 and 00:00 UTC): one email a day, refused
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
+    split=1,
+    contacts=[("email", "alice", 16 * 3600, ContactCeilings()),
+              ("email", "alice", 14 * 3600, ContactCeilings(((("shown:email",), 1, 1),),
+                                                            timezone="Australia/Sydney"))],
 )  # fmt: skip
 def test_contacts_within_ceilings_match_reference(
     kafka_redis: Services, history: list[Any], split: int, contacts: list[Any]

@@ -42,7 +42,7 @@ from tests.unit.factories import (
 )
 
 LIFETIME_OPS = {"incr", "tally", "max", "min", "latest"}
-WINDOW_OPS = {"wm", "wh", "wd", "wk"}
+WINDOW_OPS = {"wm", "wh", "wd", "wk", "wq"}
 
 
 def fields_of(updates: list[tuple[str, str, str]]) -> set[str]:
@@ -367,7 +367,7 @@ def test_offers_shown_fact() -> None:
     assert fact.updates == (
         ("incr", "shown:web", "1"),
         ("wd", "shown:web", "1"),
-        ("wk", "shown:web", "1"),
+        ("wq", "shown:web", "1"),  # the quarter hour: the customer's own day counts it
         ("max", "last_contact:web", ms),
         ("max", "last_shown:o1", ms),
         ("wd", "offer:o1", "1"),
@@ -404,11 +404,13 @@ def test_fact_ids_of_different_kinds_do_not_collide() -> None:
 
 
 def test_resolutions() -> None:
-    assert [(r.name, r.size_ms, r.keep) for r in RESOLUTIONS] == [
-        ("m", 5 * MINUTE_MS, 13),
-        ("h", 60 * MINUTE_MS, 25),
-        ("d", DAY_MS, 31),
-        ("k", 7 * DAY_MS, 53),
+    assert [(r.name, r.size_ms, r.keep, r.prune_every) for r in RESOLUTIONS] == [
+        ("m", 5 * MINUTE_MS, 13, 1),
+        ("h", 60 * MINUTE_MS, 25, 1),
+        ("d", DAY_MS, 31, 1),
+        ("k", 7 * DAY_MS, 53, 1),
+        # contacts only: the customer's own day; pruned once a UTC day
+        ("q", 15 * MINUTE_MS, 3 * 96, 96),
     ]
     # every windowed op names a resolution
     names = {f"w{r.name}" for r in RESOLUTIONS}

@@ -14,6 +14,8 @@ import asyncio
 import json
 from collections.abc import Sequence
 
+import msgspec
+
 from agents.contact_ceilings import CONTENDED, MAX_ROUNDS, ceilings_of
 from schemas import NextBestOffer
 from streams.api.batch_decisions import DecisionCounters
@@ -76,6 +78,22 @@ async def test_each_contact_is_sent_with_the_ceilings_it_was_decided_within() ->
     (sent,) = store.ceilings
     assert sent == [ceilings_of(answer, CONTACTS)]
     assert (("shown:email",), 1, 1) in sent[0].counts  # CONTACTS' daily email cap
+
+
+async def test_the_ceilings_count_the_days_the_customers_features_told() -> None:
+    """A customer whose touchpoints told their timezone: the caps their contact is
+    recorded within count their own days, as the policy did; the read is given the
+    catalogue's, for a customer not told theirs."""
+    sydney = msgspec.structs.replace(KNOWN, timezone="Australia/Sydney")
+    store = SlowStore({"c1": sydney, "c2": KNOWN})
+    rec, _ = publishing(store, CONTACTS)
+    first, second = await asyncio.gather(rec.recommend("c1", "email", 3),
+                                         rec.recommend("c2", "email", 3))  # fmt: skip
+    await rec.drain()
+    assert isinstance(first, NextBestOffer) and isinstance(second, NextBestOffer)
+    sent = [c for batch in store.ceilings for c in batch]
+    assert sorted(c.timezone for c in sent) == ["Australia/Sydney", "UTC"]
+    assert set(store.zones_read) == {CONTACTS.contact_policy.timezone}
 
 
 async def test_refused_round_after_round_the_caller_is_shown_nothing() -> None:

@@ -50,7 +50,9 @@ class Deciding:
 class Broken(SlowStore):
     """A read that fails as a reply Redis sent could (a key of the wrong type)."""
 
-    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
+    async def read_for_decisions(
+        self, customer_ids: Any, faults: Any = None, home_timezone: str = "UTC"
+    ) -> Any:
         await self.reply(self.read_s)
         raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
@@ -156,7 +158,9 @@ class Erased(SlowStore):
         await self.reply(self.read_s)
         return self.kept.get(customer_id, [])
 
-    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
+    async def read_for_decisions(
+        self, customer_ids: Any, faults: Any = None, home_timezone: str = "UTC"
+    ) -> Any:
         await self.reply(self.read_s)
         return [(True, None) for _ in customer_ids]
 
@@ -231,8 +235,10 @@ class CorruptKeys(SlowStore):
     unreadable = frozenset({"bad-read"})
     unwritable = frozenset({"bad-write"})
 
-    async def read_for_decisions(self, customer_ids: Any, faults: Any = None) -> Any:
-        views = await super().read_for_decisions(customer_ids, faults)
+    async def read_for_decisions(
+        self, customer_ids: Any, faults: Any = None, home_timezone: str = "UTC"
+    ) -> Any:
+        views = await super().read_for_decisions(customer_ids, faults, home_timezone)
         for customer_id in self.unreadable.intersection(customer_ids):
             faults[customer_id] = ResponseError("WRONGTYPE the profile is not a hash")
         return [(False, None) if c in self.unreadable else v

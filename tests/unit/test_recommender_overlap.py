@@ -69,6 +69,7 @@ class SlowStore:
         self.take_s: float | None = None  # the budget count's reply (None: write_s)
         self.write_error = write_error
         self.reads: list[list[str]] = []
+        self.zones_read: list[str] = []  # the home timezone each read was given
         self.writes: list[list[str]] = []  # the customers of each write, as sent
         self.ceilings: list[list[ContactCeilings | None]] = []  # its contacts' ceilings
         # customer -> how many of their next decisions with ceilings to refuse (as the
@@ -93,9 +94,13 @@ class SlowStore:
             raise error
 
     async def read_for_decisions(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
+        self.zones_read.append(home_timezone)
         views = [(False, self.features.get(c)) for c in customer_ids]
         await self.reply(self.read_s)
         return views

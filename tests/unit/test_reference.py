@@ -17,6 +17,7 @@ from feature_store.facts import (
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
     TALLY_ROOM,
+    TOUCHPOINT_RESOLUTIONS,
     Fact,
     Resolution,
     contact_id,
@@ -359,7 +360,7 @@ def test_an_event_lands_in_the_bucket_of_its_own_ts() -> None:
         ]
     }
     assert {k: v for k, v in w.items() if k.startswith("max|")} == {
-        f"max|{r.name}": str(ts // r.size_ms) for r in RESOLUTIONS
+        f"max|{r.name}": str(ts // r.size_ms) for r in TOUCHPOINT_RESOLUTIONS
     }
 
 
@@ -373,7 +374,7 @@ def test_events_in_one_bucket_add_up_and_neighbours_stay_apart() -> None:
     assert w[bucket_key("d", T0_MS, "n:web_click")] == "4"
 
 
-@pytest.mark.parametrize("r", RESOLUTIONS, ids=lambda r: r.name)
+@pytest.mark.parametrize("r", TOUCHPOINT_RESOLUTIONS, ids=lambda r: r.name)
 def test_an_event_older_than_the_kept_buckets_is_not_windowed(r: Resolution) -> None:
     metric = "purchases" if r.name == "k" else "n:purchase"
     oldest_kept = T0_MS - (r.keep - 1) * r.size_ms

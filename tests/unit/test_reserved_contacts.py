@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
+import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
@@ -95,6 +96,7 @@ class Refusing:
         self.decisions = self
         self.broken: set[str] = set()  # customers whose keys fail the write
         self.unreadable: set[str] = set()  # customers whose keys fail the read
+        self.zones_read: list[str] = []  # the home timezone each read was given
 
     async def record(
         self,
@@ -123,9 +125,13 @@ class Refusing:
         return kept
 
     async def read_views(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
+        self.zones_read.append(home_timezone)
         unreadable = [c for c in customer_ids if c in self.unreadable]
         if unreadable and faults is None:
             raise ValueError("invalid literal for int()")
@@ -168,6 +174,28 @@ async def test_contacts_within_their_caps_are_recorded_once_and_nothing_changes(
     tips = [TIPS.offer_id]
     assert [f.fact_id for f in facts] == [contact_id("d0", tips), contact_id("d1", tips)]
     assert all(f.ceilings for f in facts)  # the web cap, checked by the store
+
+
+async def test_the_ceilings_count_each_customers_own_days() -> None:
+    """The caps a contact is recorded within count the days the customer's features told
+    (their timezone), else the catalogue's: as the policy counted them."""
+    store = Refusing([], {})
+    result = batch("c1", "c2")
+    result.timezones = {"c1": "Australia/Sydney", "c2": None}
+    await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
+    (facts,) = store.applied
+    assert [f.ceilings.timezone for f in facts if f.ceilings] == ["Australia/Sydney", "UTC"]
+
+
+async def test_a_decision_taken_again_counts_the_days_its_new_read_tells() -> None:
+    in_tokyo = msgspec.structs.replace(KNOWN, timezone="Asia/Tokyo")
+    store = Refusing([ApplyStatus.OVER_CEILING], {"c1": in_tokyo})
+    result = batch("c1")
+    await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
+    assert store.zones_read == ["UTC"]  # the catalogue's, for a customer not told theirs
+    first, again = store.applied
+    assert [f.ceilings.timezone for f in first if f.ceilings] == ["UTC"]
+    assert [f.ceilings.timezone for f in again if f.ceilings] == ["Asia/Tokyo"]
 
 
 async def test_a_refused_decision_is_taken_again_from_a_new_read() -> None:

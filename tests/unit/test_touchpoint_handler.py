@@ -118,6 +118,7 @@ class RecordingStore:
         self.apply_calls: list[list[str]] = []
         self.applied: list[str] = []
         self.reads: list[list[str]] = []
+        self.zones_read: list[str] = []  # the home timezone each read of features was given
         self.facts: list[list[Fact]] = []
         self.records: list[list[DecisionRecord]] = []
         self.contexts: dict[tuple[str, str], str] = {}  # (customer, decision id) -> context
@@ -171,9 +172,13 @@ class RecordingStore:
         return f"p-{customer_id}"
 
     async def read_views(
-        self, customer_ids: Sequence[str], faults: dict[str, Exception] | None = None
+        self,
+        customer_ids: Sequence[str],
+        faults: dict[str, Exception] | None = None,
+        home_timezone: str = "UTC",
     ) -> list[tuple[bool, CustomerFeatures | None]]:
         self.reads.append(list(customer_ids))
+        self.zones_read.append(home_timezone)
         if self.read_error is not None:
             raise self.read_error
         bad = [c for c in customer_ids if c in self.unreadable]
@@ -582,6 +587,17 @@ async def test_a_duplicate_already_decided_is_not_decided_again() -> None:
     assert result.results == [("web_click", "duplicate")]
     assert result.decisions == [] and result.interventions == []
     assert store.reads == []
+
+
+async def test_a_decision_keeps_the_customers_timezone_for_its_contacts_caps() -> None:
+    """The days its contact's caps count (agents.contact_ceilings): the customer's, as the
+    features told them; the read is given the catalogue's, for customers not told theirs."""
+    sydney = msgspec.structs.replace(KNOWN, timezone="Australia/Sydney")
+    store = RecordingStore(features={"cust-1": sydney})
+    result = await handler(store).handle(records(click("a"), click("b", customer="cust-2")))
+    assert [d.customer_id for d in result.decisions if d.offers] == ["cust-1", "cust-2"]
+    assert result.timezones == {"cust-1": "Australia/Sydney", "cust-2": None}
+    assert store.zones_read == ["UTC"]
 
 
 async def test_a_duplicate_whose_decision_was_recorded_sends_that_decision_again() -> None:

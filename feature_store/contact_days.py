@@ -1,0 +1,136 @@
+"""The customer's own days, which the fatigue caps count their contacts over (pure).
+
+"One email a day" means the customer's day: from their local midnight. A contact is
+counted in its daily UTC bucket (kept 31 days) and, for the three days ending with the
+customer's newest contact, in its quarter-hour bucket per channel too (:data:`QUARTER`:
+sparse, only a quarter with contacts has fields; a quarter divides every UTC offset,
+those of :30 and :45 included). A day's count from a local midnight sums the daily
+buckets from the UTC day that midnight falls in, less what that day's quarter-hour
+buckets hold before the midnight. A contact with no quarter-hour bucket (recorded by a
+Moments from before them) is counted with its whole UTC day, as it was: a cap may count
+it a day early, never forget it. A week's count (and a per-offer weekly cap's) sums
+whole UTC days, from the one the week's first local midnight falls in
+(:func:`counted_from_ms`): it may count up to a day more than the customer's week, never
+less, and needs no quarter-hour bucket older than a day.
+
+The local midnights are found here, with the tz database (a day of a change of summer
+time lasts 23 or 25 hours); ``lua/apply.lua`` is given them in UTC milliseconds and
+needs no timezone of its own.
+
+>>> sydney = "Australia/Sydney"  # UTC+11 in December
+>>> at = ts_ms(datetime(2026, 12, 6, 0, tzinfo=UTC))  # 11:00 on the 6th in Sydney
+>>> datetime.fromtimestamp(day_start_ms(at, sydney) / 1000, UTC).isoformat()
+'2026-12-05T13:00:00+00:00'
+>>> fifth = at // DAY_MS - 1  # the UTC day of the 5th: one email at 10:00, one at 23:00
+>>> daily = {fifth: {"shown:email": 2}}
+>>> quarters = {fifth * 96 + 40: {"shown:email": 1}, fifth * 96 + 92: {"shown:email": 1}}
+>>> contacts_from(daily, quarters, day_start_ms(at, sydney), fifth + 1)  # 10:00 UTC: before
+{'shown:email': 1}
+>>> contacts_from(daily, {}, day_start_ms(at, sydney), fifth + 1)  # no quarters: both count
+{'shown:email': 2}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+
+from feature_store.facts import DAY_MS, EPOCH, MILLISECOND, QUARTER, ts_ms
+from schemas.timezones import is_timezone, zone
+
+__all__ = [
+    "QUARTER",
+    "contact_zone",
+    "contacts_from",
+    "counted_from_ms",
+    "day_start_ms",
+    "week_start_ms",
+]
+
+QUARTERS_A_DAY = DAY_MS // QUARTER.size_ms
+WEEK_DAYS = 7  # a week's cap counts today and the six days before it
+
+
+def contact_zone(customer: str | None, home: str) -> str:
+    """Whose days the caps count: the customer's own timezone when a touchpoint told a
+    valid one, else ``home`` (the catalogue's ``[contact_policy] timezone``).
+
+    >>> contact_zone("Asia/Kolkata", "UTC"), contact_zone(None, "Europe/Paris")
+    ('Asia/Kolkata', 'Europe/Paris')
+    >>> contact_zone("Mars/Olympus", "UTC")
+    'UTC'
+    """
+    return customer if customer is not None and is_timezone(customer) else home
+
+
+def day_start_ms(at_ms: int, timezone: str, days_before: int = 0) -> int:
+    """When the local day of ``at_ms`` in ``timezone`` began (UTC ms), or the day
+    ``days_before`` days before it. A midnight that a change of summer time skipped
+    begins the day at the change; one that came twice, at its first time.
+
+    >>> at = ts_ms(datetime(2026, 3, 29, 12, tzinfo=UTC))  # Europe/Paris went +2 at 01:00
+    >>> (at - day_start_ms(at, "Europe/Paris")) / 3_600_000  # 14:00 local
+    13.0
+    >>> (day_start_ms(at, "Europe/Paris") - day_start_ms(at, "Europe/Paris", 1)) / 3_600_000
+    24.0
+    >>> nepal = day_start_ms(at, "Asia/Kathmandu")  # +5:45
+    >>> datetime.fromtimestamp(nepal / 1000, UTC).time().isoformat()
+    '18:15:00'
+    """
+    tz = zone(timezone)
+    local = (EPOCH + at_ms * MILLISECOND).astimezone(tz)
+    day = local.date() - timedelta(days=days_before)
+    return ts_ms(datetime.combine(day, time(), tzinfo=tz).astimezone(UTC))
+
+
+def counted_from_ms(at_ms: int, timezone: str, days: int = 1) -> int:
+    """Where a count of the ``days`` days of ``timezone`` ending with ``at_ms``'s begins
+    (UTC ms): a day's (1) at its local midnight; a longer one's at the start of the UTC
+    day its first local midnight falls in (whole UTC days: the quarter-hour buckets of
+    that day may be gone).
+
+    >>> at = ts_ms(datetime(2026, 12, 6, 0, tzinfo=UTC))  # 11:00 on the 6th in Sydney
+    >>> iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+    >>> iso(counted_from_ms(at, "Australia/Sydney")), iso(week_start_ms(at, "Australia/Sydney"))
+    ('2026-12-05T13:00:00+00:00', '2026-11-29T00:00:00+00:00')
+    """
+    start = day_start_ms(at_ms, timezone, days - 1)
+    return start if days == 1 else start // DAY_MS * DAY_MS
+
+
+def week_start_ms(at_ms: int, timezone: str) -> int:
+    """Where a week's count begins: the start of the UTC day of the local midnight six
+    days before today's (:func:`counted_from_ms`)."""
+    return counted_from_ms(at_ms, timezone, WEEK_DAYS)
+
+
+def contacts_from(
+    daily: Mapping[int, Mapping[str, int]],
+    quarters: Mapping[int, Mapping[str, int]],
+    from_ms: int,
+    last_day: int,
+) -> dict[str, int]:
+    """The contact counts from ``from_ms`` to the end of UTC day ``last_day``: the daily
+    buckets (UTC day -> metric -> count) of the days from the one ``from_ms`` falls in,
+    less, of the first, what its quarter-hour buckets (quarter -> metric -> count) hold
+    before ``from_ms`` (never more than the day holds). The quarter ``from_ms`` falls in
+    counts whole."""
+    first = from_ms // DAY_MS
+    total: dict[str, int] = {}
+    for day, metrics in daily.items():
+        if first <= day <= last_day:
+            for metric, value in metrics.items():
+                total[metric] = total.get(metric, 0) + value
+    head = daily.get(first)
+    if not head:
+        return total
+    earlier: dict[str, int] = {}
+    low, high = first * QUARTERS_A_DAY, from_ms // QUARTER.size_ms
+    for quarter, metrics in quarters.items():
+        if low <= quarter < high:
+            for metric, value in metrics.items():
+                earlier[metric] = earlier.get(metric, 0) + value
+    for metric, value in earlier.items():
+        if metric in total:
+            total[metric] -= min(value, head.get(metric, 0))
+    return total
