@@ -164,18 +164,31 @@ def answered_in_json(handle: Handle) -> Handle:
             if exc.status == 417:
                 refusal = error_response(417, "expectation_failed", EXPECTATION_FAILED)
                 return before_the_body(request, refusal)
-            return error_response(exc.status, *describe(exc.status, exc))
+            return counted(request, error_response(exc.status, *describe(exc.status, exc)))
 
     return handler
 
 
+# How the application counts an answer no middleware saw (the request metric): each
+# refusal sent before the body, and each error escaping the application's handler
+ANSWER_COUNTER: web.AppKey[Callable[[web.Request, int], None]] = web.AppKey("answer_counter")
+
+
+def counted(request: BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
+    """``response``, answered before any middleware ran, counted as the middlewares count
+    every other answer (with its route, status and method)."""
+    if isinstance(request, web.Request) and (count := request.app.get(ANSWER_COUNTER)):
+        count(request, response.status)
+    return response
+
+
 def before_the_body(request: BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
-    """``response``, a refusal of ``request`` sent before its body was read, closing the
-    connection if a body was announced: the client may not send it, and what it sent
-    next on the connection would be read as that body."""
+    """``response``, a refusal of ``request`` sent before its body was read (counted),
+    closing the connection if a body was announced: the client may not send it, and
+    what it sent next on the connection would be read as that body."""
     if request.body_exists:
         response.force_close()
-    return response
+    return counted(request, response)
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

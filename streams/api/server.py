@@ -38,7 +38,7 @@ from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
-from streams.api.protocol_errors import JsonErrorsAppRunner
+from streams.api.protocol_errors import ANSWER_COUNTER, JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
@@ -114,14 +114,23 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
         return response
     finally:
-        route = request.match_info.route
-        resource = route.resource
-        name = resource.canonical if resource is not None else "unmatched"
-        # the matched route's method, not the request's: a label of a few known values
-        method = route.method if resource is not None else ""
-        request.app[API_KEY].metrics.http_requests(name, str(status), method).observe(
-            time.perf_counter() - started
-        )
+        _observe(request, status, time.perf_counter() - started)
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    """One answer in ``moments_http_request_seconds``, under the route it matched."""
+    route = request.match_info.route
+    resource = route.resource
+    name = resource.canonical if resource is not None else "unmatched"
+    # the matched route's method, not the request's: a label of a few known values
+    method = route.method if resource is not None else ""
+    request.app[API_KEY].metrics.http_requests(name, str(status), method).observe(seconds)
+
+
+def _answered_at_once(request: web.Request, status: int) -> None:
+    """An answer sent before any middleware ran (a refusal before the body): counted,
+    taking no time of its own."""
+    _observe(request, status, 0.0)
 
 
 def build_recommender(
@@ -158,6 +167,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         middlewares=[timing, json_errors], client_max_size=settings.api_max_body_bytes,
         handler_args=REQUEST_HANDLING,
     )  # fmt: skip
+    app[ANSWER_COUNTER] = _answered_at_once  # refusals before the body: no middleware sees them
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         holder = ModelHolder()

@@ -337,6 +337,14 @@ async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipe
     route = "/v1/customers/{customer_id}/recommendations"
     assert metric_total(api, "moments_http_request_seconds_count", route=route, status="200") == 3
     assert metric_total(api, "moments_http_request_seconds_count", route=route, status="401") == 1
+    # refusals sent before the body (asked with an Expect header) count under their route
+    events = f"{api.url}/v1/events"
+    unexpected = await call("POST", events, body=[], headers={**DEV_AUTH, "Expect": "jane-doe"})
+    assert_error(unexpected, 417)
+    assert_error(await call("POST", events, body=[], headers={"Expect": "100-continue"}), 401)
+    for status in ("417", "401"):
+        assert metric_total(api, "moments_http_request_seconds_count", route="/v1/events",
+                            status=status, method="POST") == 1, status  # fmt: skip
     assert metric_total(api, "moments_decisions_total", kind="next_best_offer") == 3
     assert "m-1" not in text, "no customer ids in metric labels"
     profile = "/v1/customers/{customer_id}"
