@@ -47,6 +47,7 @@ from agents.learning import REWARDS
 from agents.moments import DecisionMoment, moment_for
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ContactHistory, CustomerFeatures, offers_shown_fact, touchpoint_fact
+from feature_store.contact_days import contact_zone
 from feature_store.facts import ts_ms
 from feature_store.features import build_features
 from feature_store.reference import CustomerState
@@ -129,9 +130,11 @@ class _Customer:
     )
 
 
-def contact_history(state: CustomerState, now_ms: int) -> ContactHistory:
-    """The contact history kept in ``state`` (contact facts only), as of ``now_ms``."""
-    return build_features(state.profile, {}, [], now_ms, state.contacts).contact
+def contact_history(state: CustomerState, now_ms: int, timezone: str = "UTC") -> ContactHistory:
+    """The contact history kept in ``state`` (contact facts only), as of ``now_ms``, its
+    caps' days those of ``timezone`` (the customer's, else the catalogue's)."""
+    return build_features(state.profile, {}, [], now_ms, state.contacts,
+                          home_timezone=timezone).contact  # fmt: skip
 
 
 def organic_rate(c: SimulatedCustomer) -> float:
@@ -235,8 +238,12 @@ class Evaluation:
         base = build_features(touch.profile, touch.windows, list(touch.recent), now_ms)
         u = self._answers.random()
         organic = self._organic.random() < organic_rate(customer)
+        # the caps count the customer's own days, as live (their zone, else the catalogue's)
+        days_of = contact_zone(base.timezone, self.catalogue.contact_policy.timezone)
         features = {
-            p: msgspec.structs.replace(base, contact=contact_history(state.contacts[p], now_ms))
+            p: msgspec.structs.replace(
+                base, contact=contact_history(state.contacts[p], now_ms, days_of)
+            )
             for p in POLICIES
         }
         decision = self.learned.decide(moment, features["learned"], now)

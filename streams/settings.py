@@ -378,10 +378,10 @@ class Settings:
         for name in ("store_ttl_days", "dedupe_horizon_days", "tombstone_days"):
             if not 1 <= getattr(self, name) <= MAX_DAYS:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be from 1 to {MAX_DAYS} days")
-        if not 7 <= self.contact_only_ttl_days <= MAX_DAYS:  # the store takes the shorter
+        if not 8 <= self.contact_only_ttl_days <= MAX_DAYS:  # the store takes the shorter
             raise SettingsError(  # of it and MOMENTS_STORE_TTL_DAYS
-                f"MOMENTS_CONTACT_ONLY_TTL_DAYS must be from 7 (the weekly caps count 7 days "
-                f"of contacts) to {MAX_DAYS} days"
+                f"MOMENTS_CONTACT_ONLY_TTL_DAYS must be from 8 (the weekly caps count up to 8 "
+                f"UTC days of contacts) to {MAX_DAYS} days"
             )
         self._check_erasure_replicas()
         # an event id must be remembered, and an erased customer blocked, as long as a

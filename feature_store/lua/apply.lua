@@ -158,35 +158,57 @@ end
 if ARGV[12] and ARGV[12] ~= '' then
   local ceilings = cjson.decode(ARGV[12])
   local day_ms, quarter = 86400000, ceilings.quarter
+  -- what the counts read, read once per contact: a day's count of a metric (field ->
+  -- count), and its first day's quarters before a local midnight (metric@midnight -> sum)
+  local daily, before = {}, {}
+  local function day_count(field)
+    local n = daily[field]
+    if n == nil then
+      n = tonumber(redis.call('HGET', windows, field)) or 0
+      daily[field] = n
+    end
+    return n
+  end
+  local function quarters_before(metric, first, from)
+    local memo = metric .. '@' .. string.format('%d', from)
+    local sum = before[memo]
+    if sum == nil then
+      local fields = {}
+      for q = first * (day_ms / quarter), math.floor(from / quarter) - 1 do
+        fields[#fields + 1] = 'q' .. string.format('%d', q) .. '|' .. metric
+      end
+      sum = 0
+      if #fields > 0 then
+        for _, n in ipairs(redis.call('HMGET', windows, unpack(fields))) do
+          sum = sum + (tonumber(n) or 0)
+        end
+      end
+      before[memo] = sum
+    end
+    return sum
+  end
   for _, count in ipairs(ceilings.counts) do
-    local metrics, from, total = count[1], count[2], 0
+    local metrics, from, cap, total = count[1], count[2], count[3], 0
     local first = math.floor(from / day_ms)
     local head = {}  -- the first day's count of each metric
     for d = first, ceilings.day + 1 do
       local bucket = 'd' .. string.format('%d', d) .. '|'
       for _, metric in ipairs(metrics) do
-        local n = tonumber(redis.call('HGET', windows, bucket .. metric)) or 0
+        local n = day_count(bucket .. metric)
         if d == first then head[metric] = n end
         total = total + n
       end
     end
-    local low, high = first * (day_ms / quarter), math.floor(from / quarter) - 1
-    if total > 0 and high >= low then
-      for _, metric in ipairs(metrics) do
-        if head[metric] > 0 then
-          local fields = {}
-          for q = low, high do
-            fields[#fields + 1] = 'q' .. string.format('%d', q) .. '|' .. metric
-          end
-          local earlier = 0
-          for _, n in ipairs(redis.call('HMGET', windows, unpack(fields))) do
-            earlier = earlier + (tonumber(n) or 0)
-          end
-          total = total - math.min(earlier, head[metric])
-        end
+    -- the quarters only lower a count: read only while it still reaches the cap (a web
+    -- count far from its cap reads none; a local midnight late in the UTC day, as in
+    -- Europe, has up to 95 quarters before it)
+    for _, metric in ipairs(metrics) do
+      if total < cap then break end
+      if head[metric] > 0 and from > first * day_ms then
+        total = total - math.min(quarters_before(metric, first, from), head[metric])
       end
     end
-    if total >= count[3] then return 5 end
+    if total >= cap then return 5 end
   end
   for _, since in ipairs(ceilings.since) do
     local last = tonumber(redis.call('HGET', profile, since[1]))

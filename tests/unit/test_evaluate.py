@@ -236,3 +236,41 @@ def test_ips_of_many_matches_none_rewarded_gets_no_zero_width_interval() -> None
     found = ips_estimates(logs, lambda r: float(r.arm == "a"))
     assert found["ips"] == 0.0 and found["ess"] == 80.0
     assert found["ips_ci95_low"] is None and "no spread" in found["warning"]
+
+
+def test_the_evaluations_caps_count_the_customers_own_day() -> None:
+    """As live: a Sydney customer mailed at 09:00 their time has had today's email at
+    11:00, though UTC's midnight fell between (the evaluation counted UTC days)."""
+    from datetime import UTC, datetime
+
+    from feature_store import offers_shown_fact
+    from feature_store.facts import ts_ms
+    from feature_store.reference import CustomerState
+    from streams.evaluate import contact_history
+
+    nine, eleven = datetime(2026, 12, 5, 22, tzinfo=UTC), datetime(2026, 12, 6, 0, tzinfo=UTC)
+    state = CustomerState()
+    state.apply(offers_shown_fact("d1", "c1", "email", ["tips"], nine), ts_ms(nine))
+    assert contact_history(state, ts_ms(eleven), "Australia/Sydney").shown_today == {"email": 1}
+    assert contact_history(state, ts_ms(eleven)).shown_today == {}  # UTC's day
+
+
+def test_the_evaluation_counts_each_customers_caps_in_their_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulated customers live in zones of their own (``HOME_ZONES``): the policies
+    are screened with caps counted in those, not in UTC alone."""
+    import streams.evaluate as evaluate
+    from streams.simulation.population import HOME_ZONES
+
+    zones: set[str] = set()
+    counted = evaluate.contact_history
+
+    def spying(state: Any, now_ms: int, timezone: str = "UTC") -> Any:
+        zones.add(timezone)
+        return counted(state, now_ms, timezone)
+
+    monkeypatch.setattr(evaluate, "contact_history", spying)
+    run_evaluation(dataclasses.replace(SMALL, decisions=300, warmup=50, bootstrap=0))
+    # the catalogue's (UTC) for a customer no touchpoint has told of theirs yet
+    assert zones <= {*HOME_ZONES, "UTC"} and len(zones & set(HOME_ZONES)) >= 2, zones

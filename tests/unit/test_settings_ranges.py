@@ -41,7 +41,8 @@ from streams.settings import Settings, SettingsError
         ("KAFKA_SESSION_TIMEOUT_S", "nan"),
         ("BATCH_WITHIN_S", "0"),
         ("BATCH_WITHIN_S", "nan"),
-        ("CONTACT_ONLY_TTL_DAYS", "6"),  # a visitor's weekly caps would forget contacts
+        ("CONTACT_ONLY_TTL_DAYS", "7"),  # a visitor's weekly caps would forget contacts (a
+        # week with a 25-hour day, counted from the UTC day of its first local midnight)
         ("CONTACT_ONLY_TTL_DAYS", "100000"),
         ("ERASURE_REPLICAS", "-1"),
         ("API_MAX_CONNECTIONS", "-1"),
@@ -71,7 +72,7 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("DEDUPE_HORIZON_DAYS", "1"),
         ("TOMBSTONE_DAYS", "1"),
         ("TOMBSTONE_DAYS", "36525"),
-        ("CONTACT_ONLY_TTL_DAYS", "7"),
+        ("CONTACT_ONLY_TTL_DAYS", "8"),
         ("KAFKA_SESSION_TIMEOUT_S", "6"),
         ("KAFKA_SESSION_TIMEOUT_S", "90"),
         # refused for the erasures' replica wait (1000 ms), which is not used by default
