@@ -98,12 +98,13 @@ TOUCHPOINT_RESOLUTIONS = (
 QUARTER = Resolution("q", 15 * MINUTE_MS, 3 * 96, prune_every=96)
 RESOLUTIONS = (*TOUCHPOINT_RESOLUTIONS, QUARTER)  # every resolution a fact may write to
 # How many times each offer was shown in a day (contacts' fields d<day>|offer:<offer>) is
-# kept for the eight UTC days ending with the newest contact's, not the 31 of the other
+# kept for the 15 UTC days ending with the newest contact's, not the 31 of the other
 # daily buckets: only an offer's weekly cap reads it (a week counts eight UTC days at
-# most: feature_store/contact_days.py), and with offers rotating these fields were most
-# of a heavy customer's contacts hash, read whole at every decision (as apply.lua, which
+# most: feature_store/contact_days.py), for a contact dated up to seven days before the
+# customer's newest (a late one) too, and with offers rotating these fields were most of
+# a heavy customer's contacts hash, read whole at every decision (as apply.lua, which
 # names the figure too)
-OFFER_KEPT_DAYS = 8
+OFFER_KEPT_DAYS = 15
 # When each offer was last shown (profile fields ``last_shown:<offer>``) is kept for the
 # days ending with the newest day of the customer's contacts (as apply.lua, which names
 # the figure too): longer than the longest cool-down an offer may have (366 days), so

@@ -328,12 +328,12 @@ for _, resolution in ipairs(resolutions) do
   live_from[name] = newest - keep + 1
 end
 -- The contacts' daily counts of each offer shown (d<day>|offer:<offer>) are kept for the
--- eight days ending with the newest (facts.py OFFER_KEPT_DAYS): only a weekly cap reads
+-- 15 days ending with the newest (facts.py OFFER_KEPT_DAYS): only a weekly cap reads
 -- them. Their weekly buckets, which versions before 2026-12-06 wrote and nothing read, go
 -- at the first prune.
 local in_contacts = KEYS[2] == KEYS[7]
 local offers_to = nil
-if in_contacts and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 8 end
+if in_contacts and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 15 end
 if prune then
   for _, f in ipairs(redis.call('HKEYS', windows)) do
     local name, idx, metric = string.match(f, '^(%a)(%d+)|(.*)$')

@@ -212,22 +212,22 @@ def test_contacts_are_kept_by_the_quarter_hour_sparse_and_pruned(
     run(private_redis, scenario)
 
 
-def test_an_offers_daily_counts_are_kept_eight_days(private_redis: LocalRedis) -> None:
+def test_an_offers_daily_counts_are_kept_fifteen_days(private_redis: LocalRedis) -> None:
     """Only an offer's weekly cap reads how often it was shown a day: those counts go
-    after eight days, the channel's after 31 as before."""
+    after 15 days (a late contact's week too), the channel's after 31 as before."""
 
     async def scenario(clocked: Clocked) -> None:
-        first = NINE_SYDNEY - timedelta(days=8)
+        first = NINE_SYDNEY - timedelta(days=15)
         clocked.now = first
         facts = [offers_shown_fact("d0", "kept", "web", ["tips"], first)]
         assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED]
         day = ts_ms(first) // 86_400_000
-        seven_on = NINE_SYDNEY - timedelta(days=1)
-        clocked.now = seven_on
-        facts = [offers_shown_fact("d1", "kept", "web", ["tips"], seven_on)]
+        fourteen_on = NINE_SYDNEY - timedelta(days=1)
+        clocked.now = fourteen_on
+        facts = [offers_shown_fact("d1", "kept", "web", ["tips"], fourteen_on)]
         assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED]
         raw = (await clocked.store.raw("kept"))["contacts"]
-        assert f"d{day}|offer:tips" in raw  # seven days on: in an eight-day week
+        assert f"d{day}|offer:tips" in raw  # fourteen days on: kept
         clocked.now = NINE_SYDNEY
         facts = [offers_shown_fact("d2", "kept", "web", ["tips"], NINE_SYDNEY)]
         assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED]

@@ -262,14 +262,27 @@ def test_quarters_are_pruned_once_a_utc_day() -> None:
     assert noon not in shown("d4", utc(2026, 12, 5, 0, 5))  # the next day's first contact
 
 
-def test_an_offers_daily_counts_go_after_eight_days() -> None:
+def test_an_offers_daily_counts_go_after_fifteen_days() -> None:
     state = CustomerState()
     day = ts_ms(utc(2026, 12, 1)) // DAY_MS
-    for n, at in enumerate((utc(2026, 12, 1, 12), utc(2026, 12, 8, 12), utc(2026, 12, 9, 12))):
+    for n, at in enumerate((utc(2026, 12, 1, 12), utc(2026, 12, 15, 12), utc(2026, 12, 16, 12))):
         state.apply(offers_shown_fact(f"d{n}", "c1", "web", ["tips"], at), ts_ms(at))
         kept = f"d{day}|offer:tips" in state.contacts
-        assert kept == (n < 2), n  # the 1st's count is in the 8th's week, not the 9th's
+        assert kept == (n < 2), n  # kept through the 15th, gone on the 16th
     assert state.contacts[f"d{day}|shown:web"] == "1"  # the channel's: 31 days
+
+
+def test_a_late_contacts_offer_week_still_counts() -> None:
+    """A contact dated a week before the customer's newest (a late one) is checked
+    against the offer's weekly cap over its own week, whose first days must still be
+    kept (with eight days kept they were gone, and it went past the cap)."""
+    zone = "Pacific/Auckland"  # +13 in November: its week reaches back eight UTC days
+    state = CustomerState()
+    first, newest, late = utc(2026, 11, 16, 23), utc(2026, 11, 24, 2), utc(2026, 11, 17, 11)
+    for n, at in enumerate((first, newest)):
+        state.apply(offers_shown_fact(f"d{n}", "c1", "web", ["tips"], at), ts_ms(at))
+    once_a_week = ContactCeilings(((("offer:tips",), 7, 1),), (), zone)
+    assert state.over(once_a_week, ts_ms(late))  # the first is in the late one's week
 
 
 def test_weekly_contact_buckets_of_older_versions_go_at_the_next_prune() -> None:
