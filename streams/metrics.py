@@ -230,6 +230,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.outbox_republished = Counter(
+            "moments_outbox_republished_total",
+            "Decisions published from the outbox of an API process that stopped without "
+            "publishing them (killed outright, or Kafka away at its stop).",
+            ["topic"],
+            registry=r,
+        )
         self.learning = Counter(
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them.",

@@ -59,6 +59,7 @@ from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, budget_day, budget_spending
 from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
+from feature_store.pipelining import Command
 from schemas import OfferCatalogue, encode_decision
 from streams.api.answers import (
     Decided,
@@ -68,6 +69,7 @@ from streams.api.answers import (
     fail,
     sort_refused,
 )
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.inflight import InFlightDecisions, Unseen
 
 log = logging.getLogger(__name__)
@@ -150,8 +152,12 @@ class BatchDecisions:
         publish: Publish,
         publish_checked: Publish,
         counters: DecisionCounters = UNCOUNTED,
+        outbox: DecisionOutbox | None = None,
     ) -> None:
+        """``outbox``: where the decisions recorded wait until Kafka has them (in the
+        round trip that records them); those not to be published leave it at once."""
         self._store = store
+        self._outbox = outbox
         self._policy = policy
         self._publish = publish
         self._publish_checked = publish_checked
@@ -218,6 +224,11 @@ class BatchDecisions:
                     request.decision = stripped  # shown: counted if the drain runs out
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
+        if self._outbox is not None:  # those neither published nor recorded again
+            going = {d.decision_id for r, d, _ in decided if r.handed}
+            going.update(d.decision_id for _, d, _ in shown)
+            self._outbox.release(d.decision_id for _, d, _ in decided
+                                 if d.decision_id not in going)  # fmt: skip
         if shown:
             await self._record_answered(shown, catalogue)
         if again:
@@ -317,7 +328,7 @@ class BatchDecisions:
             shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in made), catalogue)
             records = [decision_record(d, raw) for _, d, raw in made]
             recorded = await self._store.decisions.record(
-                records, shown, faults=faults, refused=over_ceiling
+                records, shown, faults=faults, refused=over_ceiling, outbox=self._hold(made)
             )
         except Exception as exc:
             return _Stored.failed(decided, exc, over_budget, faults)
@@ -337,7 +348,7 @@ class BatchDecisions:
         try:
             if spending:  # counted once: a decision over a ceiling counted them already
                 await self._store.budgets.add(spending)
-            kept = await self._store.decisions.record(records, shown)
+            kept = await self._store.decisions.record(records, shown, outbox=self._hold(answered))
         except Exception as exc:  # answered all the same: the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
                         len(answered), exc)  # fmt: skip
@@ -347,6 +358,15 @@ class BatchDecisions:
         self._handed(answered)  # with no await before they are handed over (see drain)
         self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
                        for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
+        if self._outbox is not None:
+            self._outbox.release(d.decision_id for (_, d, _), k in zip(answered, kept, strict=True)
+                                 if not k)  # fmt: skip
+
+    def _hold(self, decided: list[Decided]) -> list[Command]:
+        """The commands that keep ``decided`` in the outbox, for their record's round trip."""
+        if self._outbox is None:
+            return []
+        return self._outbox.hold([(d.decision_id, raw) for _, d, raw in decided])
 
     @staticmethod
     def _handed(answered: list[Decided]) -> None:

@@ -37,8 +37,13 @@ class DecisionDelivery:
         failed: Callable[[int], None],
         retry_after_s: float = RETRY_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
+        settled: Callable[[Sequence[Record]], None] | None = None,
     ) -> None:
+        """``settled(records)`` hears of the records Kafka acknowledged, or that are given
+        up for good (not those given up as the API stops with Kafka away: the outbox keeps
+        them for another process)."""
         self._publisher = publisher
+        self._settled = settled
         self._topic = topic
         self._failed = failed  # counts the decisions given up
         self._retry_after_s = retry_after_s
@@ -70,12 +75,16 @@ class DecisionDelivery:
     def _delivered(self, records: Sequence[Record], delivery: asyncio.Future[None]) -> None:
         error = None if delivery.cancelled() else delivery.exception()
         if not delivery.cancelled() and error is None:
+            if self._settled is not None:
+                self._settled(records)
             if self._said_at is not None and not self._retried_records:
                 log.warning("decisions reach Kafka again, after %d retries", self._retried)
                 self._said_at, self._retried = None, 0
             return
         if self._stopping or not _worth_retrying(error):
             self._give_up(len(records), repr(error))
+            if self._settled is not None and not (self._stopping and _worth_retrying(error)):
+                self._settled(records)  # (Kafka away at a stop: left in the outbox)
             return
         self._retried += 1
         now = self._clock()

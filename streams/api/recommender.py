@@ -27,6 +27,7 @@ from schemas import NextBestOffer, decode_next_best_offer, encode_decision
 from streams.api.answers import OfferRequest, expire, shown_not_handed
 from streams.api.batch_decisions import UNCOUNTED, BatchDecisions, DecisionCounters
 from streams.api.decision_delivery import DecisionDelivery
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.publisher import KeyedPublisher
 
@@ -50,8 +51,12 @@ class Recommender:
         max_batch: int = 32,
         gather_s: float = 0.0,
         counters: DecisionCounters = UNCOUNTED,
+        outbox: DecisionOutbox | None = None,
     ) -> None:
+        """``outbox``: where the decisions recorded wait until Kafka acknowledged them
+        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory."""
         self._store = store
+        self._outbox = outbox
         self._policy = policy
         self._publisher = publisher
         self._topic = topic
@@ -60,7 +65,10 @@ class Recommender:
         self.budget_s = budget_s  # the latency budget (an erased customer's answer reads
         # their kept withdrawals within it again)
         self._publish_failed = counters.publish_failed
-        self._delivery = DecisionDelivery(publisher, topic, counters.publish_failed)
+        settled = None if outbox is None else outbox.release_records
+        self._delivery = DecisionDelivery(
+            publisher, topic, counters.publish_failed, settled=settled
+        )
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
@@ -72,7 +80,7 @@ class Recommender:
         )
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
-            store, policy, self._publish, self._publish_checked, counters
+            store, policy, self._publish, self._publish_checked, counters, outbox
         )
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
@@ -183,11 +191,18 @@ class Recommender:
         ]
         faults: dict[str, Exception] = {}
         shown = offers_shown(decisions)  # shown already: no ceiling holds them back
-        kept = await self._store.decisions.record(records, shown, faults=faults)
-        return [
+        held = []
+        if self._outbox is not None:
+            held = self._outbox.hold([(r.decision_id, r.context) for r in records])
+        kept = await self._store.decisions.record(records, shown, faults=faults, outbox=held)
+        erased = [
             not stored and customer_id not in faults
             for (customer_id, _), stored in zip(waiting, kept, strict=True)
         ]
+        if self._outbox is not None:  # not published: out of the outbox
+            self._outbox.release(r.decision_id for r, gone in zip(records, erased, strict=True)
+                                 if gone)  # fmt: skip
+        return erased
 
     def _track(self, task: asyncio.Task[None], batch: list[OfferRequest]) -> None:
         self._running[task] = batch
