@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -59,7 +59,8 @@ from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, budget_day, budget_spending
 from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
-from feature_store.pipelining import Command
+from feature_store.facts import Fact
+from feature_store.records import DecisionRecord
 from schemas import OfferCatalogue, encode_decision
 from streams.api.answers import (
     Decided,
@@ -327,9 +328,7 @@ class BatchDecisions:
         try:
             shown = offers_shown_within(((d, r.moment.inbound) for r, d, _ in made), catalogue)
             records = [decision_record(d, raw) for _, d, raw in made]
-            recorded = await self._store.decisions.record(
-                records, shown, faults=faults, refused=over_ceiling, outbox=self._hold(made)
-            )
+            recorded = await self._record(records, shown, made, faults, over_ceiling)
         except Exception as exc:
             return _Stored.failed(decided, exc, over_budget, faults)
         kept = iter(recorded)
@@ -348,7 +347,7 @@ class BatchDecisions:
         try:
             if spending:  # counted once: a decision over a ceiling counted them already
                 await self._store.budgets.add(spending)
-            kept = await self._store.decisions.record(records, shown, outbox=self._hold(answered))
+            kept = await self._record(records, shown, answered)
         except Exception as exc:  # answered all the same: the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
                         len(answered), exc)  # fmt: skip
@@ -362,11 +361,20 @@ class BatchDecisions:
             self._outbox.release(d.decision_id for (_, d, _), k in zip(answered, kept, strict=True)
                                  if not k)  # fmt: skip
 
-    def _hold(self, decided: list[Decided]) -> list[Command]:
-        """The commands that keep ``decided`` in the outbox, for their record's round trip."""
+    async def _record(
+        self,
+        records: list[DecisionRecord],
+        shown: Sequence[Fact],
+        decided: list[Decided],
+        faults: dict[str, Exception] | None = None,
+        refused: set[str] | None = None,
+    ) -> list[bool]:
+        """Record the decisions, keeping them in the outbox in the same round trip."""
+        decisions = self._store.decisions
         if self._outbox is None:
-            return []
-        return self._outbox.hold([(d.decision_id, raw) for _, d, raw in decided])
+            return await decisions.record(records, shown, faults=faults, refused=refused)
+        held = self._outbox.hold([(d.decision_id, raw) for _, d, raw in decided])
+        return await decisions.record(records, shown, faults=faults, refused=refused, outbox=held)
 
     @staticmethod
     def _handed(answered: list[Decided]) -> None:

@@ -22,7 +22,6 @@ import msgspec
 
 from feature_store import StoreUnavailable
 from feature_store.outbox import DecisionOutboxes
-from streams.api.decision_outbox import LEASE_S
 from streams.api.publisher import KeyedPublisher
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,9 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 3.0
 SWEEP_AT_ONCE = 500  # decisions read, checked and published per part
 PUBLISH_WITHIN_S = 30.0  # Kafka has this long to acknowledge a part (then: next sweep)
+# A sweeper holds a dead process's lease this long past each part (a wait for Kafka
+# within it): one that dies leaves the outbox to the next sweeper after that.
+CLAIM_S = PUBLISH_WITHIN_S + 10.0
 
 
 class ErasedCheck(Protocol):
@@ -129,7 +131,7 @@ class OutboxSweeper:
 
 
 def _lease_ms() -> int:
-    return int(LEASE_S * 1000)
+    return int(CLAIM_S * 1000)
 
 
 def _why(exc: Exception) -> str:

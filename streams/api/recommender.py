@@ -191,10 +191,11 @@ class Recommender:
         ]
         faults: dict[str, Exception] = {}
         shown = offers_shown(decisions)  # shown already: no ceiling holds them back
-        held = []
-        if self._outbox is not None:
+        if self._outbox is None:
+            kept = await self._store.decisions.record(records, shown, faults=faults)
+        else:
             held = self._outbox.hold([(r.decision_id, r.context) for r in records])
-        kept = await self._store.decisions.record(records, shown, faults=faults, outbox=held)
+            kept = await self._store.decisions.record(records, shown, faults=faults, outbox=held)
         erased = [
             not stored and customer_id not in faults
             for (customer_id, _), stored in zip(waiting, kept, strict=True)
