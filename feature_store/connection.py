@@ -49,7 +49,7 @@ SCRIPTS = {
     name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "permissions", *_BUDGET_COUNTS,
+        "permissions", "outbox_lease", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.

@@ -90,11 +90,10 @@ class DecisionOutboxes:
     async def keep_claim(self, process: str, sweeper: str, lease_ms: int) -> bool:
         """Hold the lease of ``process`` ``lease_ms`` more; whether it was still
         ``sweeper``'s (not: the process came back, or another took it after it expired)."""
-        (before,) = await self._submit(
-            [("SET", self.lease(process), sweeper, "XX", "PX", lease_ms, "GET")]
-        )
-        held = before.decode() if isinstance(before, bytes) else before
-        return bool(held == sweeper)
+        assert self._conn is not None
+        call = ("outbox_lease", (self.lease(process),), (sweeper, lease_ms))
+        (held,) = await self._conn.eval_mixed("outbox", [call])
+        return int(held) == 1
 
     async def scan(
         self, process: str, cursor: int, count: int
