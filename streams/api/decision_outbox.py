@@ -38,6 +38,11 @@ RELEASE_EVERY_S = 0.1  # the decisions settled meanwhile leave the outbox togeth
 # An outbox nobody sweeps (no API process left alive) is gone after this long, its
 # decisions unpublished; each write and each renewal of the lease starts it again.
 TTL_S = 3600
+# The most decisions an outbox holds: some 50 MB of Redis at about 1 KB each, a minute of
+# decisions at 1,000 a second with Kafka away. Past it (a long Kafka outage) new
+# decisions wait for Kafka in the process's memory alone, as before the outbox, rather
+# than fill Redis, which the decisions themselves need.
+MAX_HELD = 50_000
 
 
 class _Named(msgspec.Struct):
@@ -60,8 +65,12 @@ def new_process_id() -> str:
 class DecisionOutbox:
     """The decisions this process holds in Redis until Kafka has them."""
 
-    def __init__(self, outboxes: DecisionOutboxes, process: str | None = None) -> None:
+    def __init__(
+        self, outboxes: DecisionOutboxes, process: str | None = None, most: int = MAX_HELD
+    ) -> None:
         self._outboxes = outboxes
+        self._most = most
+        self._full = False  # it said it is full, and has not said it has room again
         self.process = process or new_process_id()
         self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
         self._releasing: list[str] = []  # settled, to remove at the next removal
@@ -74,7 +83,18 @@ class DecisionOutbox:
 
     def hold(self, entries: Sequence[tuple[str, bytes]]) -> list[Command]:
         """The commands that keep ``entries`` (decision id, JSON), for the round trip
-        that records them."""
+        that records them; none past ``most`` held (those wait in memory alone)."""
+        room = self._most - len(self._held)
+        if room < len(entries):
+            if not self._full:
+                log.warning("the outbox holds %d decisions, its most: newer ones wait "
+                            "for Kafka in this process alone until it has room",
+                            len(self._held))  # fmt: skip
+            self._full = True
+            entries = entries[: max(room, 0)]
+        elif self._full and room > self._most // 2:
+            log.warning("the outbox has room again")
+            self._full = False
         for decision_id, _ in entries:
             self._held.add(decision_id)
         return self._outboxes.hold(self.process, entries, TTL_S)

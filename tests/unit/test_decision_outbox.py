@@ -221,3 +221,17 @@ async def test_a_sweep_kafka_does_not_take_leaves_the_outbox_for_the_next() -> N
     publisher = Publisher()
     assert await OutboxSweeper(boxes, "b", nobody, publisher, "nbo", counted.append).sweep() == 1  # type: ignore[arg-type]
     assert publisher.published == [(b"c1", decision("d1", "c1"))] and counted == [1]
+
+
+async def test_an_outbox_holds_its_most_and_then_nothing_more_until_it_has_room(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1", most=3)  # type: ignore[arg-type]
+    outbox.hold([(f"d{i}", decision(f"d{i}", "c")) for i in range(2)])
+    outbox.hold([(f"d{i}", decision(f"d{i}", "c")) for i in range(2, 5)])
+    assert sorted(boxes.boxes["p1"]) == ["d0", "d1", "d2"] and len(outbox) == 3
+    assert "the outbox holds 2 decisions, its most" in caplog.text
+    outbox.release(["d0", "d1", "d2"])
+    outbox.hold([("d5", decision("d5", "c"))])
+    assert "the outbox has room again" in caplog.text and len(outbox) == 1
