@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from typing import Any
 
@@ -100,3 +101,30 @@ async def test_a_clean_stop_leaves_no_outbox(pipeline: Pipeline) -> None:
     assert await asyncio.to_thread(api.proc.wait, 30) == 0
     assert sorted(await _published(pipeline)) == sorted(answered)
     assert await _outbox_keys(pipeline) == []
+
+
+async def test_decisions_kafka_did_not_take_before_a_clean_stop_are_published_by_another(
+    private_pipeline: Pipeline,
+) -> None:
+    """Kafka frozen while the API stops (SIGTERM): what it answered is given up by the
+    process (counted), left in its outbox, and published by the next API process."""
+    kafka = private_pipeline.services.kafka
+    assert kafka is not None and kafka.process is not None
+    first = private_pipeline.start_api(MOMENTS_CONTROL_PERCENT="0")
+    os.kill(kafka.process.proc.pid, signal.SIGSTOP)
+    try:
+        answered = await _recommend(first, [f"away-{i}" for i in range(5)])
+        first.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.proc.wait, 40) == 0
+    finally:
+        os.kill(kafka.process.proc.pid, signal.SIGCONT)
+    log = first.log_path.read_text()
+    assert "decisions Kafka did not acknowledge are left in the outbox" in log, log[-3000:]
+    keys = await _outbox_keys(private_pipeline)
+    assert not [k for k in keys if k.endswith(":lease")], keys  # swept at once
+    private_pipeline.start_api()
+
+    async def all_published() -> bool:
+        return set(answered) <= set(await _published(private_pipeline))
+
+    await eventually(all_published, "the stopped API's decisions published", 45)
