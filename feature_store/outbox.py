@@ -4,14 +4,16 @@ process can publish it should this one die first.
 
 An outbox is named by a random process id, never by a customer: its key, its lease (the
 process is alive while the lease is there) and the registry of processes are in slots
-of their own, apart from any customer's. Writing to an outbox rides in the round trip
+of their own, apart from any customer's (no command or script touches two of them), and
+carry no ``{…}`` hash tag, which names a customer's keys (:mod:`feature_store.layout`
+finds customers by it). Writing to an outbox rides in the round trip
 that records the decisions (:meth:`hold`: commands added to it, not a round trip of
 their own); everything else here is a round trip of its own, made at most every 100 ms
 (removals) or every second (the lease).
 
 >>> boxes = DecisionOutboxes(None, "m")
 >>> boxes.hold("p1", [("d1", b"{}")], ttl_s=60)
-[('HSET', 'm:{outbox.p1}:d', 'd1', b'{}'), ('PEXPIRE', 'm:{outbox.p1}:d', 60000)]
+[('HSET', 'm:outbox:p1', 'd1', b'{}'), ('PEXPIRE', 'm:outbox:p1', 60000)]
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ class DecisionOutboxes:
 
     def box(self, process: str) -> str:
         """The outbox of ``process``: decision id -> the decision's JSON."""
-        return f"{self._prefix}:{{outbox.{process}}}:d"
+        return f"{self._prefix}:outbox:{process}"
 
     def lease(self, process: str) -> str:
         """Present while ``process`` (or whoever sweeps its outbox) is alive: the holder."""
-        return f"{self._prefix}:{{outbox.{process}}}:lease"
+        return f"{self._prefix}:outbox-lease:{process}"
 
     @property
     def registry(self) -> str:
         """The set of the processes that may have an outbox."""
-        return f"{self._prefix}:{{outboxes}}"
+        return f"{self._prefix}:outboxes"
 
     def hold(self, process: str, entries: Sequence[tuple[str, bytes]], ttl_s: int) -> list[Command]:
         """The commands that keep ``entries`` (decision id, JSON) in the outbox, for the

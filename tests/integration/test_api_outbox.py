@@ -43,7 +43,7 @@ async def _outbox_keys(pipeline: Pipeline) -> list[str]:
     redis = aioredis.from_url(pipeline.services.redis_url, decode_responses=True)
     try:
         prefix = pipeline.prefix.rstrip("-")
-        return sorted([k async for k in redis.scan_iter(match=f"{prefix}:{{outbox*")])
+        return sorted([k async for k in redis.scan_iter(match=f"{prefix}:outbox*")])
     finally:
         await redis.aclose()
 
@@ -85,8 +85,8 @@ async def test_decisions_of_an_api_killed_outright_are_published_by_another(
 
     async def swept() -> bool:
         keys = await _outbox_keys(pipeline)
-        leases = [k for k in keys if k.endswith(":lease")]
-        return len(leases) == 1 and not [k for k in keys if k.endswith(":d")]
+        leases = [k for k in keys if ":outbox-lease:" in k]
+        return len(leases) == 1 and not [k for k in keys if ":outbox:" in k]
 
     # the dead process's outbox and lease are gone: the live one's lease is left
     await eventually(swept, "the dead outbox removed", 15)
@@ -96,6 +96,16 @@ async def test_a_clean_stop_leaves_no_outbox(pipeline: Pipeline) -> None:
     """SIGTERM after Kafka acknowledged everything: the outbox and lease are removed, and
     the process leaves the registry."""
     api = pipeline.start_api(MOMENTS_CONTROL_PERCENT="0")
+
+    async def registered() -> bool:  # its lease, the registry
+        return len(await _outbox_keys(pipeline)) == 2
+
+    await eventually(registered, "the API's lease", 10)
+    store = pipeline.store()
+    try:  # which are no customer's: a rebuild or a start check finds the store empty
+        assert not await store.has_any_customer()
+    finally:
+        await store.close()
     answered = await _recommend(api, ["stop-1", "stop-2"])
     api.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(api.proc.wait, 30) == 0
@@ -121,7 +131,7 @@ async def test_decisions_kafka_did_not_take_before_a_clean_stop_are_published_by
     log = first.log_path.read_text()
     assert "decisions Kafka did not acknowledge are left in the outbox" in log, log[-3000:]
     keys = await _outbox_keys(private_pipeline)
-    assert not [k for k in keys if k.endswith(":lease")], keys  # swept at once
+    assert not [k for k in keys if ":outbox-lease:" in k], keys  # swept at once
     private_pipeline.start_api()
 
     async def all_published() -> bool:
