@@ -76,7 +76,7 @@ class Recommender:
         self._deciding = 0  # batches being decided now
         # fallbacks are recorded and published once Redis says their customers are not erased
         self._fallbacks = FallbackOutbox(
-            self._record_fallbacks, self._publish, counters.publish_failed
+            self._record_fallbacks, self._publish, counters.publish_failed, forget=settled
         )
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
