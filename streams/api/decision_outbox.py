@@ -111,8 +111,15 @@ class DecisionOutbox:
             self._release_due = loop.call_later(RELEASE_EVERY_S, self._remove_soon)
 
     def release_records(self, records: Iterable[tuple[bytes, bytes]]) -> None:
-        """:meth:`release` for keyed decisions (their JSON names them)."""
-        self.release(decision_id_of(value) for _, value in records)
+        """:meth:`release` for keyed decisions (their JSON names them; one that does not
+        decode was never held: Moments encoded every one it holds)."""
+        ids = []
+        for _, value in records:
+            try:
+                ids.append(decision_id_of(value))
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                continue
+        self.release(ids)
 
     def _remove_soon(self) -> None:
         self._release_due = None
