@@ -49,7 +49,7 @@ SCRIPTS = {
     name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "permissions", "outbox_lease", *_BUDGET_COUNTS,
+        "permissions", "outbox_lease", "outbox_retire", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.
@@ -58,7 +58,7 @@ COMMANDS = tuple(sorted(
     | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT",
        "SMEMBERS",
        # an API process's outbox (feature_store.outbox)
-       "HSET", "PEXPIRE", "HDEL", "SADD", "SREM", "HSCAN", "HLEN", "DEL"}
+       "HSET", "PEXPIRE", "HDEL", "SADD", "SREM", "HSCAN", "HLEN"}
 ))  # fmt: skip
 
 PROBE = "return 1"  # a script that does nothing, run at start

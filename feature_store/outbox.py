@@ -2,18 +2,19 @@
 kept in its outbox (a hash, by decision id) until Kafka acknowledged it, so that another
 process can publish it should this one die first.
 
-An outbox is named by a random process id, never by a customer: its key, its lease (the
-process is alive while the lease is there) and the registry of processes are in slots
-of their own, apart from any customer's (no command or script touches two of them), and
-carry no ``{…}`` hash tag, which names a customer's keys (:mod:`feature_store.layout`
-finds customers by it). Writing to an outbox rides in the round trip
+An outbox is named by a random process id, never by a customer. Its key and its lease
+(the process is alive while the lease is there) share a hash tag of that id, one slot,
+so that retiring them is one script (compare the lease's holder, then delete): the tag
+follows ``outbox:``, never the prefix's colon, which is where a customer's keys carry
+theirs (:mod:`feature_store.layout` finds customers by ``<prefix>:{*``). The registry
+of processes is in a slot of its own. Writing to an outbox rides in the round trip
 that records the decisions (:meth:`hold`: commands added to it, not a round trip of
 their own); everything else here is a round trip of its own, made at most every 100 ms
 (removals) or every second (the lease).
 
 >>> boxes = DecisionOutboxes(None, "m")
 >>> boxes.hold("p1", [("d1", b"{}")], ttl_s=60)
-[('HSET', 'm:outbox:p1', 'd1', b'{}'), ('PEXPIRE', 'm:outbox:p1', 60000)]
+[('HSET', 'm:outbox:{p1}', 'd1', b'{}'), ('PEXPIRE', 'm:outbox:{p1}', 60000)]
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ class DecisionOutboxes:
 
     def box(self, process: str) -> str:
         """The outbox of ``process``: decision id -> the decision's JSON."""
-        return f"{self._prefix}:outbox:{process}"
+        return f"{self._prefix}:outbox:{{{process}}}"
 
     def lease(self, process: str) -> str:
         """Present while ``process`` (or whoever sweeps its outbox) is alive: the holder."""
-        return f"{self._prefix}:outbox-lease:{process}"
+        return f"{self._prefix}:outbox-lease:{{{process}}}"
 
     @property
     def registry(self) -> str:
@@ -113,13 +114,23 @@ class DecisionOutboxes:
         (count,) = await self._submit([("HLEN", self.box(process))])
         return int(count)
 
-    async def retire(self, process: str, empty: bool) -> None:
-        """``process`` is gone: its lease goes (another process sweeps what is left at
-        once); with ``empty``, its outbox and its place in the registry too."""
-        commands: list[Command] = [("DEL", self.lease(process))]
-        if empty:
-            commands += [("DEL", self.box(process)), ("SREM", self.registry, process)]
-        await self._submit(commands)
+    async def retire(self, process: str, holder: str) -> int | None:
+        """Delete the lease of ``process`` if ``holder`` (the process itself at its stop,
+        or its sweeper) still holds it, and the process's place in the registry when its
+        outbox is empty too; the decisions left in the outbox (0: retired), ``None`` when
+        the lease is another's (nothing done: the process came back, or another sweeps)."""
+        assert self._conn is not None
+        call = ("outbox_retire", (self.lease(process), self.box(process)), (holder,))
+        (left,) = await self._conn.eval_mixed("outbox", [call])
+        if int(left) < 0:
+            return None
+        if int(left) == 0:
+            await self._submit([("SREM", self.registry, process)])
+            # the process came back just after the script (its lease renewed meanwhile,
+            # and its SADD perhaps before that SREM): in the registry again
+            if await self._submit([("EXISTS", self.lease(process))]) != [0]:
+                await self._submit([("SADD", self.registry, process)])
+        return int(left)
 
 
 def _text(value: bytes | str) -> str:

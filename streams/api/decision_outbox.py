@@ -170,14 +170,16 @@ class DecisionOutbox:
         try:
             gone, self._releasing = self._releasing, []
             await self._outboxes.release(self.process, gone)
-            left = await self._outboxes.size(self.process)
-            await self._outboxes.retire(self.process, empty=not left)
+            left = await self._outboxes.retire(self.process, self.process)
         except Exception as exc:
             log.warning("could not close the outbox (its lease expires in %g s, then "
                         "another API process publishes what it holds): %s", LEASE_S,
                         _why(exc))  # fmt: skip
             return
-        if left:
+        if left is None:  # stalled past its lease: the sweeper that took it publishes
+            log.warning("another API process holds the outbox's lease, and publishes "
+                        "what it holds")  # fmt: skip
+        elif left:
             log.warning("%d decisions Kafka did not acknowledge are left in the outbox, "
                         "for another API process to publish", left)  # fmt: skip
 

@@ -121,7 +121,9 @@ class OutboxSweeper:
                     return published
             if cursor == 0:
                 break
-        await self._outboxes.retire(process, empty=not await self._outboxes.size(process))
+        # only while the lease is still ours, and the outbox empty: a process that came
+        # back meanwhile keeps its lease, its outbox and its place in the registry
+        await self._outboxes.retire(process, self._sweeper)
         if skipped:
             log.warning("%d entries of an outbox were no decisions; removed", skipped)
         if published or erased_:

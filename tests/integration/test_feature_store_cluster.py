@@ -184,8 +184,11 @@ async def test_an_outbox_rides_the_decisions_round_trip_on_a_cluster(
         assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == ["p1"]
         assert await store.outboxes.claim(["p1"], "p3", lease_ms=5000) == []  # one winner
         assert await store.outboxes.keep_claim("p1", "p2", lease_ms=5000)
+        assert await store.outboxes.retire("p1", "p3") is None  # p2's: nothing done
+        assert await store.outboxes.retire("p1", "p2") == 20  # the lease alone goes
+        assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == ["p1"]
         await store.outboxes.release("p1", list(decisions))
-        await store.outboxes.retire("p1", empty=await store.outboxes.size("p1") == 0)
+        assert await store.outboxes.retire("p1", "p2") == 0  # one script: one slot
         assert await store.outboxes.processes() == []
         assert await client.exists(store.outboxes.lease("p1"), store.outboxes.box("p1")) == 0
     finally:

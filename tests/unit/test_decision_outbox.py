@@ -69,11 +69,16 @@ class Outboxes:
     async def size(self, process: str) -> int:
         return len(self.boxes.get(process, {}))
 
-    async def retire(self, process: str, empty: bool) -> None:
-        self.leases.pop(process, None)
-        if empty:
+    async def retire(self, process: str, holder: str) -> int | None:
+        # as feature_store/lua/outbox_retire.lua: only the lease's holder retires
+        if self.leases.get(process) != holder:
+            return None
+        del self.leases[process]
+        left = len(self.boxes.get(process, {}))
+        if not left:
             self.boxes.pop(process, None)
             self.registry.discard(process)
+        return left
 
 
 class Publisher:
@@ -221,6 +226,46 @@ async def test_a_sweep_kafka_does_not_take_leaves_the_outbox_for_the_next() -> N
     publisher = Publisher()
     assert await OutboxSweeper(boxes, "b", nobody, publisher, "nbo", counted.append).sweep() == 1  # type: ignore[arg-type]
     assert publisher.published == [(b"c1", decision("d1", "c1"))] and counted == [1]
+
+
+async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_decision() -> None:
+    """Stalled past its lease, the process comes back between the sweeper's last part
+    and its retiring: its lease, its new decision and its registry entry stay."""
+    boxes = Outboxes()
+    stalled = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    await boxes.renew("p", 5000, 3600)
+    stalled.hold([("d1", decision("d1", "c1"))])
+    boxes.leases.clear()  # stalled: its lease expired
+    retire = boxes.retire
+
+    async def back_first(process: str, holder: str) -> int | None:
+        await boxes.renew("p", 5000, 3600)
+        stalled.hold([("d2", decision("d2", "c2"))])
+        return await retire(process, holder)
+
+    boxes.retire = back_first  # type: ignore[method-assign]
+
+    async def nobody(customers: Sequence[str]) -> list[bool]:
+        return [False] * len(customers)
+
+    publisher = Publisher()
+    assert await OutboxSweeper(boxes, "s", nobody, publisher, "nbo", lambda n: None).sweep() == 1  # type: ignore[arg-type]
+    assert boxes.leases == {"p": "p"} and list(boxes.boxes["p"]) == ["d2"]
+    assert boxes.registry == {"p"}
+
+
+async def test_a_clean_stop_leaves_a_lease_a_sweeper_took_to_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    outbox.start()
+    await asyncio.sleep(0)
+    outbox.hold([("d1", decision("d1", "c1"))])
+    boxes.leases["p"] = "s"  # stalled past its lease: a sweeper took it
+    await outbox.stop()
+    assert boxes.leases == {"p": "s"} and list(boxes.boxes["p"]) == ["d1"]
+    assert "another API process holds the outbox's lease" in caplog.text
 
 
 async def test_an_outbox_holds_its_most_and_then_nothing_more_until_it_has_room(
