@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -385,6 +385,7 @@ class StoreConnection:
         ran: dict[int, Any] | None = None,
         faults: dict[int, Exception] | None = None,
         riding: Sequence[Command] = (),
+        heard: Callable[[list[Any]], None] | None = None,
     ) -> list[Any]:
         """Run (script, keys, args) calls in one round trip, shared with other callers'
         calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
@@ -399,7 +400,8 @@ class StoreConnection:
 
         ``riding``: plain commands sent after the calls in the first round trip (keys of
         other slots, as an API process's outbox), their replies not looked at: the
-        calls' outcome does not hang on them."""
+        calls' outcome does not hang on them; ``heard`` is given those replies (errors
+        among them as they came) once the round trip is back."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -411,6 +413,8 @@ class StoreConnection:
                     for i in pending
                 ] + list(riding))  # fmt: skip
                 if riding:
+                    if heard is not None:
+                        heard(replies[len(pending) :])
                     replies, riding = replies[: len(pending)], ()
             except StoreUnavailable as exc:  # the connection went: the replies that came ran
                 came = exc.__cause__.replies if isinstance(exc.__cause__, RepliesLost) else []

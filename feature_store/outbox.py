@@ -133,6 +133,15 @@ class DecisionOutboxes:
         return int(left)
 
 
+def held_in(commands: Sequence[Command]) -> int:
+    """How many decisions the commands of :meth:`DecisionOutboxes.hold` keep.
+
+    >>> held_in(DecisionOutboxes(None, "m").hold("p1", [("d1", b"{}"), ("d2", b"{}")], 60))
+    2
+    """
+    return sum((len(c) - 2) // 2 for c in commands if c[0] == "HSET")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

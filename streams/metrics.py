@@ -237,6 +237,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.outbox_write_failures = Counter(
+            "moments_outbox_write_failures_total",
+            "Decisions recorded whose write to the API process's outbox failed (on a Redis "
+            "Cluster, the node of the outbox's slot away): they wait for Kafka in the process "
+            "alone, lost should it be killed outright first.",
+            registry=r,
+        )
         self.learning = Counter(
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them.",

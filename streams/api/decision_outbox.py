@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import msgspec
 
 from feature_store import StoreUnavailable
-from feature_store.outbox import DecisionOutboxes
+from feature_store.outbox import DecisionOutboxes, held_in
 from feature_store.pipelining import Command
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,18 @@ class DecisionOutbox:
     """The decisions this process holds in Redis until Kafka has them."""
 
     def __init__(
-        self, outboxes: DecisionOutboxes, process: str | None = None, most: int = MAX_HELD
+        self,
+        outboxes: DecisionOutboxes,
+        process: str | None = None,
+        most: int = MAX_HELD,
+        unwritten: Callable[[int], None] = lambda count: None,
     ) -> None:
+        """``unwritten`` counts the decisions whose write to the outbox Redis failed
+        (recorded all the same: they wait for Kafka in this process alone)."""
         self._outboxes = outboxes
         self._most = most
+        self._unwritten = unwritten
+        self._unwriting = False  # a write failed, and none has succeeded since
         self._full = False  # it said it is full, and has not said it has room again
         self.process = process or new_process_id()
         self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
@@ -98,6 +107,25 @@ class DecisionOutbox:
         for decision_id, _ in entries:
             self._held.add(decision_id)
         return self._outboxes.hold(self.process, entries, TTL_S)
+
+    def written(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
+        """The replies to the commands :meth:`hold` gave, which rode a round trip: an
+        error among them (a Redis Cluster node of the outbox's slot away) leaves those
+        decisions in this process alone, counted, and said once per outage."""
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if not errors:
+            if self._unwriting:
+                log.warning("decisions are kept in the outbox again")
+            self._unwriting = False
+            return
+        count = held_in(commands)
+        self._unwritten(count)
+        if not self._unwriting:
+            log.warning("could not keep %d decisions in the outbox (recorded, they wait "
+                        "for Kafka in this process alone; counted in "
+                        "moments_outbox_write_failures_total): %s",
+                        count, _why(errors[0]))  # fmt: skip
+        self._unwriting = True
 
     def release(self, decision_ids: Iterable[str]) -> None:
         """These decisions are settled (acknowledged by Kafka, or not to be sent): they

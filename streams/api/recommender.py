@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 from agents.decision_records import decision_record, offers_shown
 from agents.moments import request_moment
@@ -195,7 +196,10 @@ class Recommender:
             kept = await self._store.decisions.record(records, shown, faults=faults)
         else:
             held = self._outbox.hold([(r.decision_id, r.context) for r in records])
-            kept = await self._store.decisions.record(records, shown, faults=faults, outbox=held)
+            kept = await self._store.decisions.record(
+                records, shown, faults=faults, outbox=held,
+                outbox_heard=partial(self._outbox.written, held),
+            )  # fmt: skip
         erased = [
             not stored and customer_id not in faults
             for (customer_id, _), stored in zip(waiting, kept, strict=True)

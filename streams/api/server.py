@@ -180,7 +180,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         policy = build_policy(settings, catalogue, holder)
         kafka = KafkaHealth(hub.last_answer)
         publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000, kafka.sent)
-        outbox = DecisionOutbox(feature_store.outboxes)
+        outbox = DecisionOutbox(feature_store.outboxes, unwritten=metrics.outbox_write_failures.inc)
         recommender = build_recommender(settings, feature_store, policy, publisher, metrics, outbox)
         decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
         sweeper = OutboxSweeper(

@@ -6,13 +6,16 @@ customers."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from feature_store import FeatureStore, StoreConfig
+from feature_store import DecisionRecord, FeatureStore, StoreConfig
 from feature_store.pipelining import Command
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.outbox_sweeper import OutboxSweeper
@@ -23,6 +26,13 @@ pytestmark = pytest.mark.integration
 
 def decision(decision_id: str, customer_id: str) -> bytes:
     return f'{{"decision_id":"{decision_id}","customer_id":"{customer_id}"}}'.encode()
+
+
+def record(decision_id: str, raw: bytes) -> DecisionRecord:
+    customer_id = json.loads(raw)["customer_id"]
+    return DecisionRecord(
+        customer_id=customer_id, decision_id=decision_id, ts_ms=int(time.time() * 1000), context=raw
+    )
 
 
 class Publisher:
@@ -44,7 +54,7 @@ async def nobody_erased(customers: Sequence[str]) -> list[bool]:
     return [False] * len(customers)
 
 
-class Store:
+class Redis:
     """A feature store and its Redis client (to look at its keys and write for it)."""
 
     def __init__(self, url: str) -> None:
@@ -66,8 +76,8 @@ class Store:
 
 
 @pytest.fixture
-async def redis(private_redis: LocalRedis) -> AsyncIterator[Store]:
-    found = Store(private_redis.url)
+async def redis(private_redis: LocalRedis) -> AsyncIterator[Redis]:
+    found = Redis(private_redis.url)
     try:
         yield found
     finally:
@@ -75,7 +85,7 @@ async def redis(private_redis: LocalRedis) -> AsyncIterator[Store]:
 
 
 async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_decision(
-    redis: Store,
+    redis: Redis,
 ) -> None:
     """Stalled past its lease, a process comes back (its lease renewed, a new decision
     held) just as its sweeper retires the outbox it emptied: all of it stays, and a
@@ -110,7 +120,7 @@ async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_dec
 
 
 async def test_only_the_lease_holder_retires_and_an_outbox_holding_decisions_stays(
-    redis: Store,
+    redis: Redis,
 ) -> None:
     boxes = redis.boxes
     await boxes.renew("p", 5000, 3600)
@@ -126,7 +136,7 @@ async def test_only_the_lease_holder_retires_and_an_outbox_holding_decisions_sta
 
 
 async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
-    redis: Store,
+    redis: Redis,
 ) -> None:
     """The lease and the outbox go together in one script (one slot); with them there,
     a store holding no customer says so (to a rebuild and to the start check)."""
@@ -137,3 +147,33 @@ async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
     assert key_slot(boxes.box("p").encode()) != key_slot(boxes.registry.encode())
     assert await redis.client.exists(boxes.box("p"), boxes.lease("p")) == 2
     assert not await redis.store.has_any_customer()
+
+
+async def test_a_failed_outbox_write_fails_no_decision_and_is_counted_once_said(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox's write fails (here its key holds another type; on a Redis Cluster,
+    the node of its slot away): the decisions are recorded all the same, the failure
+    counted by decision and logged once until a write succeeds again."""
+    counted: list[int] = []
+    outbox = DecisionOutbox(redis.boxes, "p", unwritten=counted.append)
+    await redis.client.set(redis.boxes.box("p"), "not an outbox")
+    for n in (0, 2):
+        made = [(f"d{i}", decision(f"d{i}", f"c{i}")) for i in range(n, n + 2)]
+        held = outbox.hold(made)
+        kept = await redis.store.decisions.record(
+            [record(d, raw) for d, raw in made], outbox=held,
+            outbox_heard=partial(outbox.written, held),
+        )  # fmt: skip
+        assert kept == [True, True]
+    assert counted == [2, 2]
+    assert caplog.text.count("could not keep 2 decisions in the outbox") == 1
+    assert "ResponseError" in caplog.text and "c0" not in caplog.text
+    await redis.client.delete(redis.boxes.box("p"))
+    held = outbox.hold([("d9", decision("d9", "c9"))])
+    await redis.store.decisions.record(
+        [record("d9", decision("d9", "c9"))], outbox=held,
+        outbox_heard=partial(outbox.written, held),
+    )  # fmt: skip
+    assert counted == [2, 2] and "decisions are kept in the outbox again" in caplog.text
+    assert await redis.client.hkeys(redis.boxes.box("p")) == [b"d9"]
