@@ -208,15 +208,6 @@ class BatchDecisions:
             self._publish(answered)
         else:  # shown, but the write failed: published once the store says not erased
             self._publish_checked(answered)
-        # after every answer, within the batch (drain waits for it); one that a caller
-        # was answered with when the latency budget ran out was shown: it stays counted
-        unspent = [s for s in spending if s.decision_id in unmade]
-        if unspent:
-            try:
-                await self._store.budgets.take_back(unspent, for_good=True)
-            except Exception as exc:  # counted high by them: fewer shown, none over
-                log.warning("could not take back the budget spending of %d decisions "
-                            "never shown: %s", len(unspent), exc)  # fmt: skip
         if again and (round_ == MAX_ROUNDS or asyncio.get_running_loop().time() >= due):
             # other processes kept contacting them: nothing is shown
             for request, decision, _ in again:
@@ -226,11 +217,22 @@ class BatchDecisions:
                     request.decision = stripped  # shown: counted if the drain runs out
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
-        if self._outbox is not None:  # those neither published nor recorded again
+        # those neither published nor recorded again leave the outbox, with no await
+        # since their write's reply (see the known limits)
+        if self._outbox is not None:
             going = {d.decision_id for r, d, _ in decided if r.handed}
             going.update(d.decision_id for _, d, _ in shown)
             self._outbox.release(d.decision_id for _, d, _ in decided
                                  if d.decision_id not in going)  # fmt: skip
+        # after every answer, within the batch (drain waits for it); one that a caller
+        # was answered with when the latency budget ran out was shown: it stays counted
+        unspent = [s for s in spending if s.decision_id in unmade]
+        if unspent:
+            try:
+                await self._store.budgets.take_back(unspent, for_good=True)
+            except Exception as exc:  # counted high by them: fewer shown, none over
+                log.warning("could not take back the budget spending of %d decisions "
+                            "never shown: %s", len(unspent), exc)  # fmt: skip
         if shown:
             await self._record_answered(shown, catalogue)
         if again:

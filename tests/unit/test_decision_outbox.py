@@ -12,12 +12,15 @@ from collections.abc import Sequence
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from feature_store import BudgetSpend
 from feature_store.pipelining import Command
 from streams.api import decision_outbox
 from streams.api.decision_delivery import DecisionDelivery
 from streams.api.decision_outbox import DecisionOutbox, decision_id_of
 from streams.api.outbox_sweeper import OutboxSweeper, customer_of
 from streams.api.publisher import PublisherFull, Record
+from tests.unit.test_recommender_ceilings import publishing
+from tests.unit.test_recommender_overlap import KNOWN, SlowStore
 
 
 def decision(decision_id: str, customer_id: str) -> bytes:
@@ -280,3 +283,27 @@ async def test_an_outbox_holds_its_most_and_then_nothing_more_until_it_has_room(
     outbox.release(["d0", "d1", "d2"])
     outbox.hold([("d5", decision("d5", "c"))])
     assert "the outbox has room again" in caplog.text and len(outbox) == 1
+
+
+async def test_a_refused_decision_leaves_the_outbox_before_its_spending_goes_back() -> None:
+    """Its release is queued before the budget's take-back round trip, so that it may be
+    published unseen only within RELEASE_EVERY_S of its write's reply (known limits)."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 1  # refused over a ceiling once: decided again, under a new id
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    rec, _ = publishing(store)
+    rec._outbox = outbox
+    rec._decisions._outbox = outbox
+    releasing: list[list[str]] = []
+    take_back = store.budgets.take_back
+
+    async def taking_back(spends: Sequence[BudgetSpend], *, for_good: bool) -> int:
+        releasing.append(list(outbox._releasing))
+        return await take_back(spends, for_good=for_good)
+
+    store.budgets.take_back = taking_back  # type: ignore[method-assign]
+    answer = await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert answer is not None and store.refused_ids
+    assert releasing == [store.refused_ids[:1]]
