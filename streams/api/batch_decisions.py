@@ -76,7 +76,9 @@ from streams.api.inflight import InFlightDecisions, Unseen
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[list[tuple[bytes, bytes]]], None]  # keyed decisions, answered
+# keyed decisions, answered (and their decision ids, when known)
+Publish = Callable[[list[tuple[bytes, bytes]], list[str] | None], None]
+PublishChecked = Callable[[list[tuple[bytes, bytes]]], None]  # keyed, their write failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,7 @@ class BatchDecisions:
         store: FeatureStore,
         policy: OfferPolicy,
         publish: Publish,
-        publish_checked: Publish,
+        publish_checked: PublishChecked,
         counters: DecisionCounters = UNCOUNTED,
         outbox: DecisionOutbox | None = None,
     ) -> None:
@@ -204,8 +206,8 @@ class BatchDecisions:
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
-        if failure is None:
-            self._publish(answered)
+        if failure is None:  # answered: those handed over, in the batch's order
+            self._publish(answered, [d.decision_id for r, d, _ in decided if r.handed])
         else:  # shown, but the write failed: published once the store says not erased
             self._publish_checked(answered)
         if again and (round_ == MAX_ROUNDS or asyncio.get_running_loop().time() >= due):
@@ -358,8 +360,10 @@ class BatchDecisions:
             self._publish_checked([(d.customer_id.encode(), raw) for _, d, raw in answered])
             return
         self._handed(answered)  # with no await before they are handed over (see drain)
-        self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
-                       for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
+        # not those erased meanwhile
+        published = [(d, raw) for (_, d, raw), k in zip(answered, kept, strict=True) if k]
+        self._publish([(d.customer_id.encode(), raw) for d, raw in published],
+                      [d.decision_id for d, _ in published])  # fmt: skip
         if self._outbox is not None:
             self._outbox.release(d.decision_id for (_, d, _), k in zip(answered, kept, strict=True)
                                  if not k)  # fmt: skip

@@ -138,6 +138,16 @@ class DecisionOutbox:
             loop = asyncio.get_running_loop()
             self._release_due = loop.call_later(RELEASE_EVERY_S, self._remove_soon)
 
+    def settled(
+        self, records: Sequence[tuple[bytes, bytes]], decision_ids: Sequence[str] | None
+    ) -> None:
+        """:meth:`release` for decisions delivered: by their ids when their sender gave
+        them (a batch's), else as :meth:`release_records` reads them (fallbacks)."""
+        if decision_ids is None:
+            self.release_records(records)
+        else:
+            self.release(decision_ids)
+
     def release_records(self, records: Iterable[tuple[bytes, bytes]]) -> None:
         """:meth:`release` for keyed decisions (their JSON names them; one that does not
         decode was never held: Moments encoded every one it holds)."""

@@ -66,10 +66,10 @@ class Recommender:
         self.budget_s = budget_s  # the latency budget (an erased customer's answer reads
         # their kept withdrawals within it again)
         self._publish_failed = counters.publish_failed
-        settled = None if outbox is None else outbox.release_records
         self._delivery = DecisionDelivery(
-            publisher, topic, counters.publish_failed, settled=settled
-        )
+            publisher, topic, counters.publish_failed,
+            settled=None if outbox is None else outbox.settled,
+        )  # fmt: skip
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
@@ -77,7 +77,10 @@ class Recommender:
         self._deciding = 0  # batches being decided now
         # fallbacks are recorded and published once Redis says their customers are not erased
         self._fallbacks = FallbackOutbox(
-            self._record_fallbacks, self._publish, counters.publish_failed, forget=settled
+            self._record_fallbacks,
+            self._publish,
+            counters.publish_failed,
+            forget=None if outbox is None else outbox.release_records,
         )
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
@@ -213,9 +216,10 @@ class Recommender:
         self._running[task] = batch
         task.add_done_callback(self._running.pop)
 
-    def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Emit decisions that were answered; the answers do not wait for delivery."""
-        self._delivery.send(records)
+    def _publish(self, records: list[tuple[bytes, bytes]], ids: list[str] | None = None) -> None:
+        """Emit decisions that were answered (``ids``: their decision ids, when known);
+        the answers do not wait for delivery."""
+        self._delivery.send(records, ids)
 
     async def drain(self, within_s: float | None = None) -> bool:
         """Wait for the batches under way and their publishing (at shutdown), for
