@@ -124,7 +124,7 @@ class DecisionOutbox:
             log.warning("could not keep %d decisions in the outbox (recorded, they wait "
                         "for Kafka in this process alone; counted in "
                         "moments_outbox_write_failures_total): %s",
-                        count, _why(errors[0]))  # fmt: skip
+                        count, why(errors[0]))  # fmt: skip
         self._unwriting = True
 
     def release(self, decision_ids: Iterable[str]) -> None:
@@ -173,7 +173,7 @@ class DecisionOutbox:
                 del self._releasing[: len(gone)]
             except Exception as exc:  # tried again with the next ones
                 log.warning("could not remove %d published decisions from the outbox: %s",
-                            len(gone), _why(exc))  # fmt: skip
+                            len(gone), why(exc))  # fmt: skip
                 await asyncio.sleep(RENEW_EVERY_S)
 
     def start(self) -> None:
@@ -190,7 +190,7 @@ class DecisionOutbox:
                 failing = False
             except Exception as exc:  # Redis away: recording fails meanwhile too
                 if not failing:
-                    log.warning("could not renew the outbox's lease: %s", _why(exc))
+                    log.warning("could not renew the outbox's lease: %s", why(exc))
                 failing = True
             await asyncio.sleep(RENEW_EVERY_S)
 
@@ -212,7 +212,7 @@ class DecisionOutbox:
         except Exception as exc:
             log.warning("could not close the outbox (its lease expires in %g s, then "
                         "another API process publishes what it holds): %s", LEASE_S,
-                        _why(exc))  # fmt: skip
+                        why(exc))  # fmt: skip
             return
         if left is None:  # stalled past its lease: the sweeper that took it publishes
             log.warning("another API process holds the outbox's lease, and publishes "
@@ -222,6 +222,6 @@ class DecisionOutbox:
                         "for another API process to publish", left)  # fmt: skip
 
 
-def _why(exc: Exception) -> str:
+def why(exc: Exception) -> str:
     """An error's kind, and its message when it is Redis's own (no customer in it)."""
     return str(exc) if isinstance(exc, StoreUnavailable) else type(exc).__name__

@@ -20,8 +20,8 @@ from typing import Protocol
 
 import msgspec
 
-from feature_store import StoreUnavailable
 from feature_store.outbox import DecisionOutboxes
+from streams.api.decision_outbox import why
 from streams.api.publisher import KeyedPublisher
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ CLAIM_S = PUBLISH_WITHIN_S + 10.0
 
 
 class ErasedCheck(Protocol):
+    """Whether each customer is erased (their tombstone: ``FeatureStore.erased``)."""
+
     async def __call__(self, customer_ids: Sequence[str], /) -> list[bool]: ...
 
 
@@ -74,6 +76,8 @@ class OutboxSweeper:
         self._failing = False
 
     async def keep_sweeping(self) -> None:
+        """Sweep every ``SWEEP_EVERY_S``, give or take a second, until cancelled; an
+        outage (Redis or Kafka away) is said once, and its end."""
         while True:
             await asyncio.sleep(SWEEP_EVERY_S + random.uniform(-1.0, 1.0))
             try:
@@ -84,7 +88,7 @@ class OutboxSweeper:
             except Exception as exc:  # Redis or Kafka away: the next sweep tries again
                 if not self._failing:
                     log.warning("could not sweep the outboxes of stopped API processes: %s",
-                                _why(exc))  # fmt: skip
+                                why(exc))  # fmt: skip
                 self._failing = True
 
     async def sweep(self) -> int:
@@ -116,8 +120,9 @@ class OutboxSweeper:
                     published += len(records)
                 await self._outboxes.release(process, [d for d, _ in entries])
                 if not await self._outboxes.keep_claim(process, self._sweeper, _lease_ms()):
-                    log.warning("an outbox being published was taken back (its process was "
-                                "alive); %d decisions published from it", published)  # fmt: skip
+                    log.warning("an outbox being published is no longer this process's to "
+                                "publish (its process came back, or the claim expired); %d "
+                                "decisions published from it", published)  # fmt: skip
                     return published
             if cursor == 0:
                 break
@@ -134,8 +139,3 @@ class OutboxSweeper:
 
 def _lease_ms() -> int:
     return int(CLAIM_S * 1000)
-
-
-def _why(exc: Exception) -> str:
-    """An error's kind, and its message when it is Redis's own (no customer in it)."""
-    return str(exc) if isinstance(exc, StoreUnavailable) else type(exc).__name__

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from feature_store import BudgetSpend
 from feature_store.pipelining import Command
-from streams.api import decision_outbox
+from streams.api import decision_outbox, outbox_sweeper
 from streams.api.decision_delivery import DecisionDelivery
 from streams.api.decision_outbox import DecisionOutbox, decision_id_of
 from streams.api.outbox_sweeper import OutboxSweeper, customer_of
@@ -337,3 +337,30 @@ async def test_a_refused_decision_leaves_the_outbox_before_its_spending_goes_bac
     await rec.drain()
     assert answer is not None and store.refused_ids
     assert releasing == [store.refused_ids[:1]]
+
+
+async def test_a_sweeper_whose_claim_expired_stops_and_says_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its claim expired mid-sweep (a long wait for Kafka) and another sweeper took it:
+    it stops, without saying the process was alive."""
+    monkeypatch.setattr(outbox_sweeper, "SWEEP_AT_ONCE", 1)
+    boxes = Outboxes()
+    boxes.registry.add("dead")
+    boxes.boxes["dead"] = {f"d{i}": decision(f"d{i}", f"c{i}") for i in range(3)}
+    release = boxes.release
+
+    async def expiring(process: str, decision_ids: Sequence[str]) -> None:
+        await release(process, decision_ids)
+        boxes.leases["dead"] = "t"  # expired, and taken by another sweeper
+
+    boxes.release = expiring  # type: ignore[method-assign]
+
+    async def nobody(customers: Sequence[str]) -> list[bool]:
+        return [False] * len(customers)
+
+    sweeper = OutboxSweeper(boxes, "s", nobody, Publisher(), "nbo", lambda n: None)  # type: ignore[arg-type]
+    assert await sweeper.sweep() == 1
+    assert "no longer this process's to publish" in caplog.text
+    assert "its process was alive" not in caplog.text
+    assert boxes.leases == {"dead": "t"} and len(boxes.boxes["dead"]) == 2
