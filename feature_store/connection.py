@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -49,14 +49,16 @@ SCRIPTS = {
     name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "permissions", *_BUDGET_COUNTS,
+        "permissions", "outbox_lease", "outbox_retire", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.
 COMMANDS = tuple(sorted(
     {c.upper() for s in SCRIPTS.values() for c in re.findall(r"redis\.p?call\(['\"](\w+)", s)}
     | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT",
-       "SMEMBERS"}
+       "SMEMBERS",
+       # an API process's outbox (feature_store.outbox)
+       "HSET", "PEXPIRE", "HDEL", "SADD", "SREM", "HSCAN", "HLEN"}
 ))  # fmt: skip
 
 PROBE = "return 1"  # a script that does nothing, run at start
@@ -382,6 +384,8 @@ class StoreConnection:
         calls: Sequence[Call],
         ran: dict[int, Any] | None = None,
         faults: dict[int, Exception] | None = None,
+        riding: Sequence[Command] = (),
+        heard: Callable[[list[Any]], None] | None = None,
     ) -> list[Any]:
         """Run (script, keys, args) calls in one round trip, shared with other callers'
         calls made meanwhile (see :mod:`feature_store.pipelining`); reload the scripts
@@ -392,7 +396,12 @@ class StoreConnection:
         may have (:class:`RepliesUnknown` names them).
 
         With ``faults``, a call that fails for its own sake (a key of another type) is
-        not raised: its error goes in ``faults`` by index, and its reply is ``None``."""
+        not raised: its error goes in ``faults`` by index, and its reply is ``None``.
+
+        ``riding``: plain commands sent after the calls in the first round trip (keys of
+        other slots, as an API process's outbox), their replies not looked at: the
+        calls' outcome does not hang on them; ``heard`` is given those replies (errors
+        among them as they came) once the round trip is back."""
         shas = self._shas or await self._load_scripts()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -402,7 +411,11 @@ class StoreConnection:
                 replies = await self.submit([
                     ("EVALSHA", shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
                     for i in pending
-                ])  # fmt: skip
+                ] + list(riding))  # fmt: skip
+                if riding:
+                    if heard is not None:
+                        heard(replies[len(pending) :])
+                    replies, riding = replies[: len(pending)], ()
             except StoreUnavailable as exc:  # the connection went: the replies that came ran
                 came = exc.__cause__.replies if isinstance(exc.__cause__, RepliesLost) else []
                 for i, reply in zip(pending, came, strict=False):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from feature_store.connection import Call, StoreConnection
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
+from feature_store.pipelining import Command
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
 # what became of an outcome's claim ("relearn": read again from the record that claimed it)
@@ -45,6 +46,8 @@ class DecisionLog:
         contacts: Sequence[Fact] = (),
         faults: dict[str, Exception] | None = None,
         refused: set[str] | None = None,
+        outbox: Sequence[Command] = (),
+        outbox_heard: Callable[[list[Any]], None] | None = None,
     ) -> list[bool]:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
         so that a replay does not decide them again; apply the contacts they made, all in
@@ -54,7 +57,11 @@ class DecisionLog:
 
         With ``faults``, a customer whose keys fail a call (a key of another type) does
         not fail the others: the error goes in ``faults`` under their id, and none of
-        their records counts as kept."""
+        their records counts as kept.
+
+        ``outbox``: commands that keep the decisions in an API process's outbox
+        (:mod:`feature_store.outbox`), sent in the same round trip; ``outbox_heard`` is
+        given their replies (an error among them fails no decision)."""
         if not records and not contacts:
             return []
         now_ms = int(self._clock() * 1000)
@@ -80,11 +87,15 @@ class DecisionLog:
                 args.append("r")
             calls.append(("decision", keys, args))
         if faults is None:
-            replies = await self._conn.eval_mixed("decisions", calls)
+            replies = await self._conn.eval_mixed(
+                "decisions", calls, riding=outbox, heard=outbox_heard
+            )
             _refused(records, replies[len(contacts) :], refused)
             return [int(r) == 1 for r in replies[len(contacts) :]]
         failed: dict[int, Exception] = {}
-        replies = await self._conn.eval_mixed("decisions", calls, faults=failed)
+        replies = await self._conn.eval_mixed(
+            "decisions", calls, faults=failed, riding=outbox, heard=outbox_heard
+        )
         owners = [f.customer_id for f in contacts] + [r.customer_id for r in records]
         for i, exc in failed.items():
             faults.setdefault(owners[i], exc)

@@ -39,6 +39,7 @@ from feature_store.features import (
 from feature_store.keys import KEY_KINDS, CustomerKeys
 from feature_store.layout import StoreLayout
 from feature_store.models import ModelSnapshots
+from feature_store.outbox import DecisionOutboxes
 from feature_store.pipelining import Command
 from feature_store.records import (
     LIVE_LAG_MS,
@@ -117,6 +118,7 @@ class FeatureStore:
         self.budgets = OfferBudgets(self._conn, config.prefix)
         self.layout = StoreLayout(self._conn, config.prefix, config.secret)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
+        self.outboxes = DecisionOutboxes(self._conn, config.prefix)
         self.risks = RiskSnapshots(self._conn, self._keys)
         self.server = RedisServer(self._conn)
 

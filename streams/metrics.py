@@ -230,6 +230,20 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.outbox_republished = Counter(
+            "moments_outbox_republished_total",
+            "Decisions published from the outbox of an API process that stopped without "
+            "publishing them (killed outright, or Kafka away at its stop).",
+            ["topic"],
+            registry=r,
+        )
+        self.outbox_write_failures = Counter(
+            "moments_outbox_write_failures_total",
+            "Decisions recorded whose write to the API process's outbox failed (on a Redis "
+            "Cluster, the node of the outbox's slot away): they wait for Kafka in the process "
+            "alone, lost should it be killed outright first.",
+            registry=r,
+        )
         self.learning = Counter(
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them.",

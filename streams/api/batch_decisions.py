@@ -47,9 +47,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
@@ -59,6 +60,8 @@ from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger, budget_day, budget_spending
 from agents.offer_policy import OfferPolicy
 from feature_store import BudgetSpend, CustomerFeatures, FeatureStore
+from feature_store.facts import Fact
+from feature_store.records import DecisionRecord
 from schemas import OfferCatalogue, encode_decision
 from streams.api.answers import (
     Decided,
@@ -68,11 +71,14 @@ from streams.api.answers import (
     fail,
     sort_refused,
 )
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.inflight import InFlightDecisions, Unseen
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[list[tuple[bytes, bytes]]], None]  # keyed decisions, answered
+# keyed decisions, answered (and their decision ids, when known)
+Publish = Callable[[list[tuple[bytes, bytes]], list[str] | None], None]
+PublishChecked = Callable[[list[tuple[bytes, bytes]]], None]  # keyed, their write failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +154,14 @@ class BatchDecisions:
         store: FeatureStore,
         policy: OfferPolicy,
         publish: Publish,
-        publish_checked: Publish,
+        publish_checked: PublishChecked,
         counters: DecisionCounters = UNCOUNTED,
+        outbox: DecisionOutbox | None = None,
     ) -> None:
+        """``outbox``: where the decisions recorded wait until Kafka has them (in the
+        round trip that records them); those not to be published leave it at once."""
         self._store = store
+        self._outbox = outbox
         self._policy = policy
         self._publish = publish
         self._publish_checked = publish_checked
@@ -196,19 +206,10 @@ class BatchDecisions:
         for request in batch:
             if failure is not None and not request.answer.done():
                 request.answer.set_exception(failure)
-        if failure is None:
-            self._publish(answered)
+        if failure is None:  # answered: those handed over, in the batch's order
+            self._publish(answered, [d.decision_id for r, d, _ in decided if r.handed])
         else:  # shown, but the write failed: published once the store says not erased
             self._publish_checked(answered)
-        # after every answer, within the batch (drain waits for it); one that a caller
-        # was answered with when the latency budget ran out was shown: it stays counted
-        unspent = [s for s in spending if s.decision_id in unmade]
-        if unspent:
-            try:
-                await self._store.budgets.take_back(unspent, for_good=True)
-            except Exception as exc:  # counted high by them: fewer shown, none over
-                log.warning("could not take back the budget spending of %d decisions "
-                            "never shown: %s", len(unspent), exc)  # fmt: skip
         if again and (round_ == MAX_ROUNDS or asyncio.get_running_loop().time() >= due):
             # other processes kept contacting them: nothing is shown
             for request, decision, _ in again:
@@ -218,6 +219,22 @@ class BatchDecisions:
                     request.decision = stripped  # shown: counted if the drain runs out
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
+        # those neither published nor recorded again leave the outbox, with no await
+        # since their write's reply (see the known limits)
+        if self._outbox is not None:
+            going = {d.decision_id for r, d, _ in decided if r.handed}
+            going.update(d.decision_id for _, d, _ in shown)
+            self._outbox.release(d.decision_id for _, d, _ in decided
+                                 if d.decision_id not in going)  # fmt: skip
+        # after every answer, within the batch (drain waits for it); one that a caller
+        # was answered with when the latency budget ran out was shown: it stays counted
+        unspent = [s for s in spending if s.decision_id in unmade]
+        if unspent:
+            try:
+                await self._store.budgets.take_back(unspent, for_good=True)
+            except Exception as exc:  # counted high by them: fewer shown, none over
+                log.warning("could not take back the budget spending of %d decisions "
+                            "never shown: %s", len(unspent), exc)  # fmt: skip
         if shown:
             await self._record_answered(shown, catalogue)
         if again:
@@ -321,9 +338,7 @@ class BatchDecisions:
             decided_in = ((d, r.moment.inbound) for r, d, _ in made)
             shown = offers_shown_within(decided_in, catalogue, timezones)
             records = [decision_record(d, raw) for _, d, raw in made]
-            recorded = await self._store.decisions.record(
-                records, shown, faults=faults, refused=over_ceiling
-            )
+            recorded = await self._record(records, shown, made, faults, over_ceiling)
         except Exception as exc:
             return _Stored.failed(decided, exc, over_budget, faults)
         kept = iter(recorded)
@@ -342,7 +357,7 @@ class BatchDecisions:
         try:
             if spending:  # counted once: a decision over a ceiling counted them already
                 await self._store.budgets.add(spending)
-            kept = await self._store.decisions.record(records, shown)
+            kept = await self._record(records, shown, answered)
         except Exception as exc:  # answered all the same: the counts low by them
             log.warning("%d decisions answered outside their batch were not recorded: %s",
                         len(answered), exc)  # fmt: skip
@@ -350,8 +365,31 @@ class BatchDecisions:
             self._publish_checked([(d.customer_id.encode(), raw) for _, d, raw in answered])
             return
         self._handed(answered)  # with no await before they are handed over (see drain)
-        self._publish([(d.customer_id.encode(), raw)  # not those erased meanwhile
-                       for (_, d, raw), k in zip(answered, kept, strict=True) if k])  # fmt: skip
+        # not those erased meanwhile
+        published = [(d, raw) for (_, d, raw), k in zip(answered, kept, strict=True) if k]
+        self._publish([(d.customer_id.encode(), raw) for d, raw in published],
+                      [d.decision_id for d, _ in published])  # fmt: skip
+        if self._outbox is not None:
+            self._outbox.release(d.decision_id for (_, d, _), k in zip(answered, kept, strict=True)
+                                 if not k)  # fmt: skip
+
+    async def _record(
+        self,
+        records: list[DecisionRecord],
+        shown: Sequence[Fact],
+        decided: list[Decided],
+        faults: dict[str, Exception] | None = None,
+        refused: set[str] | None = None,
+    ) -> list[bool]:
+        """Record the decisions, keeping them in the outbox in the same round trip."""
+        decisions = self._store.decisions
+        if self._outbox is None:
+            return await decisions.record(records, shown, faults=faults, refused=refused)
+        held = self._outbox.hold([(d.decision_id, raw) for _, d, raw in decided])
+        heard = partial(self._outbox.written, held)
+        return await decisions.record(
+            records, shown, faults=faults, refused=refused, outbox=held, outbox_heard=heard
+        )
 
     @staticmethod
     def _handed(answered: list[Decided]) -> None:

@@ -22,6 +22,10 @@ from streams.api.publisher import KeyedPublisher, PublisherFull, Record, RecordT
 
 log = logging.getLogger(__name__)
 
+# hears of the records settled, with their decision ids when the sender gave them
+Settled = Callable[[Sequence[Record], Sequence[str] | None], None]
+_Sent = tuple[Sequence[Record], Sequence[str] | None]
+
 RETRY_AFTER_S = 1.0
 SAY_EVERY_S = 60.0
 GIVEN_UP_EVERY_S = 5.0
@@ -37,8 +41,14 @@ class DecisionDelivery:
         failed: Callable[[int], None],
         retry_after_s: float = RETRY_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
+        settled: Settled | None = None,
     ) -> None:
+        """``settled(records, ids)`` hears of the records Kafka acknowledged, or that are
+        given up for good (not those given up as the API stops with Kafka away: the
+        outbox keeps them for another process), with their decision ids when the sender
+        gave them (``None``: their JSON names them)."""
         self._publisher = publisher
+        self._settled = settled
         self._topic = topic
         self._failed = failed  # counts the decisions given up
         self._retry_after_s = retry_after_s
@@ -46,16 +56,17 @@ class DecisionDelivery:
         self._stopping = False
         self._said_at: float | None = None  # when the outage was last told of
         self._retried = 0  # retries in this outage
-        self._waiting: dict[asyncio.TimerHandle, Sequence[Record]] = {}  # retries to make
+        self._waiting: dict[asyncio.TimerHandle, _Sent] = {}  # retries to make
         self._retried_records = 0  # the records they hold
         self._given_up: dict[str, int] = {}  # decisions given up, not logged yet, by reason
         self._given_up_due: asyncio.TimerHandle | None = None  # the next line of them
 
-    def send(self, records: Sequence[Record]) -> None:
-        """Publish ``records`` (keyed decisions) without waiting for Kafka."""
+    def send(self, records: Sequence[Record], ids: Sequence[str] | None = None) -> None:
+        """Publish ``records`` (keyed decisions; ``ids``, their decision ids, for
+        ``settled``) without waiting for Kafka."""
         if records:
             delivery = self._publisher.publish(self._topic, records)
-            delivery.add_done_callback(lambda done: self._delivered(records, done))
+            delivery.add_done_callback(lambda done: self._delivered(records, ids, done))
 
     def stop(self) -> None:
         """The API stops: the retries waiting go at once, for the last time; what fails
@@ -63,19 +74,25 @@ class DecisionDelivery:
         self._stopping = True
         waiting, self._waiting = self._waiting, {}
         self._retried_records = 0
-        for retry, records in waiting.items():
+        for retry, (records, ids) in waiting.items():
             retry.cancel()
-            self.send(records)
+            self.send(records, ids)
 
-    def _delivered(self, records: Sequence[Record], delivery: asyncio.Future[None]) -> None:
+    def _delivered(
+        self, records: Sequence[Record], ids: Sequence[str] | None, delivery: asyncio.Future[None]
+    ) -> None:
         error = None if delivery.cancelled() else delivery.exception()
         if not delivery.cancelled() and error is None:
+            if self._settled is not None:
+                self._settled(records, ids)
             if self._said_at is not None and not self._retried_records:
                 log.warning("decisions reach Kafka again, after %d retries", self._retried)
                 self._said_at, self._retried = None, 0
             return
         if self._stopping or not _worth_retrying(error):
             self._give_up(len(records), repr(error))
+            if self._settled is not None and not (self._stopping and _worth_retrying(error)):
+                self._settled(records, ids)  # (Kafka away at a stop: left in the outbox)
             return
         self._retried += 1
         now = self._clock()
@@ -90,10 +107,10 @@ class DecisionDelivery:
         def again() -> None:
             self._waiting.pop(handle, None)
             self._retried_records -= len(records)
-            self.send(records)
+            self.send(records, ids)
 
         handle = loop.call_later(self._retry_after_s, again)
-        self._waiting[handle] = records
+        self._waiting[handle] = (records, ids)
 
     def _give_up(self, count: int, why: str) -> None:
         self._failed(count)

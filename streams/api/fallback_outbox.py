@@ -59,8 +59,12 @@ class FallbackOutbox:
         hold_s: float = 60.0,
         limit: int = 10_000,
         retry_s: float = 0.5,
+        forget: Callable[[list[Record]], None] | None = None,
     ) -> None:
+        """``forget(records)`` hears of the decisions given up while the process runs
+        (they leave its outbox; not those given up as it stops, which stay there)."""
         self._erased = erased
+        self._forget = forget
         self._publish = publish
         self._dropped = dropped  # how many were given up unpublished
         self._hold_s = hold_s
@@ -90,7 +94,7 @@ class FallbackOutbox:
         queue = self._shown if shown else self._fallbacks
         queue.append((self._added, loop.time(), customer_id, record))
         if len(queue) > self._limit:
-            queue.popleft()
+            self._forgotten([queue.popleft()])
             self._give_up(1, "too many waiting", SHOWN if shown else FALLBACKS)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="fallback-outbox")
@@ -118,10 +122,10 @@ class FallbackOutbox:
                 for queue, what in ((self._shown, SHOWN), (self._fallbacks, FALLBACKS)):
                     expired = 0
                     while queue and queue[0][1] < late:
-                        queue.popleft()
+                        self._forgotten([queue.popleft()])
                         expired += 1
                     while len(queue) > self._limit:  # newer ones came meanwhile
-                        queue.popleft()
+                        self._forgotten([queue.popleft()])
                         self._give_up(1, "too many waiting", what)
                     if expired:
                         self._give_up(expired, f"Redis could not say who is erased: {exc}", what)
@@ -134,6 +138,10 @@ class FallbackOutbox:
                     if not erased]  # fmt: skip
             if kept:
                 self._publish(kept)
+
+    def _forgotten(self, given_up: list[Waiting]) -> None:
+        if self._forget is not None:
+            self._forget([record for _, _, _, record in given_up])
 
     def _give_up(self, count: int, why: str, what: str = FALLBACKS) -> None:
         self._dropped(count)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 from agents.decision_records import decision_record, offers_shown
 from agents.moments import request_moment
@@ -27,6 +28,7 @@ from schemas import NextBestOffer, decode_next_best_offer, encode_decision
 from streams.api.answers import OfferRequest, expire, shown_not_handed
 from streams.api.batch_decisions import UNCOUNTED, BatchDecisions, DecisionCounters
 from streams.api.decision_delivery import DecisionDelivery
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.fallback_outbox import FallbackOutbox
 from streams.api.publisher import KeyedPublisher
 
@@ -50,8 +52,12 @@ class Recommender:
         max_batch: int = 32,
         gather_s: float = 0.0,
         counters: DecisionCounters = UNCOUNTED,
+        outbox: DecisionOutbox | None = None,
     ) -> None:
+        """``outbox``: where the decisions recorded wait until Kafka acknowledged them
+        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory."""
         self._store = store
+        self._outbox = outbox
         self._policy = policy
         self._publisher = publisher
         self._topic = topic
@@ -60,7 +66,10 @@ class Recommender:
         self.budget_s = budget_s  # the latency budget (an erased customer's answer reads
         # their kept withdrawals within it again)
         self._publish_failed = counters.publish_failed
-        self._delivery = DecisionDelivery(publisher, topic, counters.publish_failed)
+        self._delivery = DecisionDelivery(
+            publisher, topic, counters.publish_failed,
+            settled=None if outbox is None else outbox.settled,
+        )  # fmt: skip
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
         self._flush_scheduled = False
@@ -68,11 +77,14 @@ class Recommender:
         self._deciding = 0  # batches being decided now
         # fallbacks are recorded and published once Redis says their customers are not erased
         self._fallbacks = FallbackOutbox(
-            self._record_fallbacks, self._publish, counters.publish_failed
+            self._record_fallbacks,
+            self._publish,
+            counters.publish_failed,
+            forget=None if outbox is None else outbox.release_records,
         )
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
-            store, policy, self._publish, self._publish_checked, counters
+            store, policy, self._publish, self._publish_checked, counters, outbox
         )
 
     async def recommend(self, customer_id: str, channel: str, limit: int) -> NextBestOffer | None:
@@ -183,19 +195,31 @@ class Recommender:
         ]
         faults: dict[str, Exception] = {}
         shown = offers_shown(decisions)  # shown already: no ceiling holds them back
-        kept = await self._store.decisions.record(records, shown, faults=faults)
-        return [
+        if self._outbox is None:
+            kept = await self._store.decisions.record(records, shown, faults=faults)
+        else:
+            held = self._outbox.hold([(r.decision_id, r.context) for r in records])
+            kept = await self._store.decisions.record(
+                records, shown, faults=faults, outbox=held,
+                outbox_heard=partial(self._outbox.written, held),
+            )  # fmt: skip
+        erased = [
             not stored and customer_id not in faults
             for (customer_id, _), stored in zip(waiting, kept, strict=True)
         ]
+        if self._outbox is not None:  # not published: out of the outbox
+            self._outbox.release(r.decision_id for r, gone in zip(records, erased, strict=True)
+                                 if gone)  # fmt: skip
+        return erased
 
     def _track(self, task: asyncio.Task[None], batch: list[OfferRequest]) -> None:
         self._running[task] = batch
         task.add_done_callback(self._running.pop)
 
-    def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Emit decisions that were answered; the answers do not wait for delivery."""
-        self._delivery.send(records)
+    def _publish(self, records: list[tuple[bytes, bytes]], ids: list[str] | None = None) -> None:
+        """Emit decisions that were answered (``ids``: their decision ids, when known);
+        the answers do not wait for delivery."""
+        self._delivery.send(records, ids)
 
     async def drain(self, within_s: float | None = None) -> bool:
         """Wait for the batches under way and their publishing (at shutdown), for

@@ -33,11 +33,13 @@ from streams.api.auth import KeyRing
 from streams.api.batch_decisions import DecisionCounters
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.dependency_watch import DependencyLog
 from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
+from streams.api.outbox_sweeper import OutboxSweeper
 from streams.api.protocol_errors import ANSWER_COUNTER, JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
@@ -60,6 +62,7 @@ SHUTDOWN_S = 10.0  # for requests under way, once stopping
 # then for the decisions answered to reach Kafka, and for the producer to stop: within an
 # orchestrator's grace period (30 s in deploy/k8s, 5 s of which the preStop sleep takes)
 DRAIN_S, PRODUCER_STOP_S = 8.0, 4.0
+OUTBOX_STOP_S = 2.0  # removing what Kafka acknowledged from the outbox, at a stop
 # Requests with a key that is not valid share one bucket per process, so that keys
 # cannot be guessed at the rate a valid key may use; valid keys are not affected.
 WRONG_KEYS = "wrong keys"
@@ -139,8 +142,10 @@ def build_recommender(
     policy: OfferPolicy,
     publisher: KeyedPublisher,
     metrics: Metrics,
+    outbox: DecisionOutbox | None = None,
 ) -> Recommender:
-    """The recommender as configured (latency budget, batching), counting in ``metrics``."""
+    """The recommender as configured (latency budget, batching), counting in ``metrics``,
+    its decisions kept in ``outbox`` until Kafka has them."""
     decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
     return Recommender(
         store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
@@ -152,6 +157,7 @@ def build_recommender(
             budgets_counted=metrics.budgets_counted,
             publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
         ),
+        outbox=outbox,
     )  # fmt: skip
 
 
@@ -184,7 +190,14 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         policy = build_policy(settings, catalogue, holder)
         kafka = KafkaHealth(hub.last_answer)
         publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000, kafka.sent)
-        recommender = build_recommender(settings, feature_store, policy, publisher, metrics)
+        outbox = DecisionOutbox(feature_store.outboxes, unwritten=metrics.outbox_write_failures.inc)
+        recommender = build_recommender(settings, feature_store, policy, publisher, metrics, outbox)
+        decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
+        sweeper = OutboxSweeper(
+            feature_store.outboxes, outbox.process, feature_store.erased, publisher,
+            decisions_topic, metrics.outbox_republished.labels(decisions_topic).inc,
+        )  # fmt: skip
+        outbox.start()
         seats = StreamSeats(settings.api_max_streams_per_key)
         metrics.alert_streams.set_function(lambda: seats.open)
         metrics.alerts_held.set_function(hub.held_s)
@@ -210,6 +223,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
             asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),
             asyncio.create_task(RedisRestartWatch(feature_store, metrics).keep_watching()),
+            asyncio.create_task(sweeper.keep_sweeping()),
         ]
         redis_ok = functools.partial(_redis_answers, feature_store)
         watch = app[API_KEY].outages.keep_watching(redis_ok, kafka.down_since)
@@ -230,6 +244,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             stopping.push_async_callback(app[API_KEY].store.close)
             stopping.push_async_callback(_stop_within, producer.stop, PRODUCER_STOP_S)
             stopping.push_async_callback(hub.stop)
+            # what Kafka acknowledged leaves the outbox; the rest stays for another process
+            stopping.push_async_callback(_stop_within, outbox.stop, OUTBOX_STOP_S)
             await recommender.drain(within_s=DRAIN_S)
 
     app.cleanup_ctx.append(lifecycle)

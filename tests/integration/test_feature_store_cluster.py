@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import redis.asyncio as aioredis
 
 from feature_store import (
     BudgetSpend,
+    DecisionRecord,
     FeatureStore,
     RecentTouchpoint,
     StoreConfig,
@@ -149,3 +151,45 @@ async def test_the_start_check_passes_on_every_node_of_a_cluster(
     settings = Settings(redis_url=cluster.url, redis_cluster=True, redis_prefix="startcheck")
     found = [await check_redis_layout(settings, within_s=10) for _ in range(8)]
     assert found == ["marked now"] + ["marked"] * 7
+
+
+async def test_an_outbox_rides_the_decisions_round_trip_on_a_cluster(
+    cluster: LocalRedisCluster,
+) -> None:
+    """The outbox's key lives in another slot than the customers' (and than its registry):
+    its commands go with the decisions' scripts in one round trip all the same."""
+    client = aioredis.RedisCluster.from_url(cluster.url, decode_responses=True)
+    store = FeatureStore(client, StoreConfig(secret=b"cluster", prefix="outbox"))
+    try:
+        decisions = {f"dec-{i}": f'{{"decision_id":"dec-{i}","customer_id":"c-{i}"}}'.encode()
+                     for i in range(20)}  # fmt: skip
+        records = [
+            DecisionRecord(customer_id=f"c-{i}", decision_id=d, ts_ms=int(time.time() * 1000),
+                           context=raw)
+            for i, (d, raw) in enumerate(decisions.items())
+        ]  # fmt: skip
+        slots = {await client.cluster_keyslot(store.outboxes.box("p1")),
+                 await client.cluster_keyslot(store.outboxes.registry)}  # fmt: skip
+        assert len(slots) == 2
+        before = store.round_trips
+        held = store.outboxes.hold("p1", list(decisions.items()), ttl_s=60)
+        assert all(await store.decisions.record(records, outbox=held))
+        assert store.round_trips == before + 1
+        _, kept = await store.outboxes.scan("p1", 0, 100)
+        assert dict(kept) == decisions
+        await store.outboxes.renew("p1", lease_ms=100, ttl_s=60)
+        assert await store.outboxes.processes() == ["p1"]
+        assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == []  # alive
+        await asyncio.sleep(0.2)
+        assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == ["p1"]
+        assert await store.outboxes.claim(["p1"], "p3", lease_ms=5000) == []  # one winner
+        assert await store.outboxes.keep_claim("p1", "p2", lease_ms=5000)
+        assert await store.outboxes.retire("p1", "p3") is None  # p2's: nothing done
+        assert await store.outboxes.retire("p1", "p2") == 20  # the lease alone goes
+        assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == ["p1"]
+        await store.outboxes.release("p1", list(decisions))
+        assert await store.outboxes.retire("p1", "p2") == 0  # one script: one slot
+        assert await store.outboxes.processes() == []
+        assert await client.exists(store.outboxes.lease("p1"), store.outboxes.box("p1")) == 0
+    finally:
+        await store.close()

@@ -48,6 +48,7 @@ from schemas import (
     load_catalogue,
 )
 from streams.api.batch_decisions import DecisionCounters
+from streams.api.decision_outbox import DecisionOutbox
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
 from streams.services import Services
@@ -656,6 +657,47 @@ async def test_a_customer_erased_while_their_decision_is_taken_is_answered_as_er
     records = await published(kafka_redis.kafka_bootstrap, topic, 1)
     assert [r.key for r in records] == [staying.encode()]
     assert await store.decisions.recent(leaving) == []
+
+
+async def test_the_outbox_holds_a_batch_from_its_write_until_kafka_acknowledged_it(
+    store: FeatureStore,
+    producer: AIOKafkaProducer,
+    kafka_redis: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both decisions go into the outbox with their write (one round trip); the one the
+    store refused at erasure leaves it unpublished, the other once Kafka has it."""
+    customers = await seed(store)
+    leaving, staying = customers[5], customers[6]
+    outbox = DecisionOutbox(store.outboxes)
+    held_at_write: list[int] = []
+    trips: list[int] = []
+    real_record = store.decisions.record
+
+    async def recorded(*args: Any, **kwargs: Any) -> list[bool]:
+        await store.erase(leaving)
+        before = store.round_trips
+        kept = await real_record(*args, **kwargs)
+        trips.append(store.round_trips - before)
+        held_at_write.append(await store.outboxes.size(outbox.process))
+        return kept
+
+    monkeypatch.setattr(store.decisions, "record", recorded)
+    topic = unique("decisions")
+    recommender = Recommender(
+        store, RULES, KeyedPublisher(producer), topic, budget_s=5.0, outbox=outbox
+    )
+    gone, kept = await asyncio.gather(
+        recommender.recommend(leaving, "web", 3), recommender.recommend(staying, "web", 3)
+    )
+    assert gone is None and kept is not None
+    assert held_at_write == [2] and trips == [1]
+    await recommender.drain()
+    await producer.flush()
+    await asyncio.sleep(0.3)  # the removals of the last 100 ms
+    assert await store.outboxes.size(outbox.process) == 0 and len(outbox) == 0
+    records = await published(kafka_redis.kafka_bootstrap, topic, 1)
+    assert [r.key for r in records] == [staying.encode()]
 
 
 DEFAULT_OFFERS = set(CATALOGUE.default_offers)

@@ -190,3 +190,23 @@ async def test_thousands_waiting_are_checked_a_few_hundred_at_a_time() -> None:
     await box.drain()
     assert sorted(key for key, _ in sent) == sorted(f"c{n}".encode() for n in range(1_200))
     assert max(sizes) <= CHECK_AT_ONCE and sum(sizes) == 1_200
+
+
+async def test_decisions_given_up_while_the_process_runs_leave_its_outbox() -> None:
+    """Pushed out, or waiting too long for Redis: forgotten (out of the API's outbox, as
+    the decisions Kafka took); those still waiting at a stop are not (they stay there,
+    for another process to publish)."""
+    redis = Tombstones(set(), down=True)
+    forgotten: list[Record] = []
+    box = FallbackOutbox(redis, [].extend, lambda n: None, hold_s=0.05, limit=2, retry_s=0.01,
+                         forget=forgotten.extend)  # fmt: skip
+    for customer in ("c1", "c2", "c3"):
+        box.add(customer, b"d")
+    assert forgotten == [(b"c1", b"d")]  # pushed out by newer ones
+    await asyncio.sleep(0.2)
+    assert sorted(forgotten) == [(b"c1", b"d"), (b"c2", b"d"), (b"c3", b"d")]  # expired
+    stopping = FallbackOutbox(redis, [].extend, lambda n: None, retry_s=0.01,
+                              forget=forgotten.extend)  # fmt: skip
+    stopping.add("c4", b"d")
+    await stopping.drain(within_s=0.05)
+    assert (b"c4", b"d") not in forgotten

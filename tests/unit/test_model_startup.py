@@ -193,9 +193,35 @@ class Hub:
         return 0.0
 
 
+class NoOutboxes:
+    """The API process's outbox, keeping nothing (feature_store.outbox)."""
+
+    def hold(self, *_: Any) -> list[Any]:
+        return []
+
+    async def renew(self, *_: Any) -> None:
+        pass
+
+    async def processes(self) -> list[str]:
+        return []
+
+    async def claim(self, *_: Any) -> list[str]:
+        return []
+
+    async def release(self, *_: Any) -> None:
+        pass
+
+    async def size(self, *_: Any) -> int:
+        return 0
+
+    async def retire(self, *_: Any, **__: Any) -> None:
+        pass
+
+
 @dataclass
 class ApiStore:
     models: Snapshots
+    outboxes: NoOutboxes = field(default_factory=NoOutboxes)
 
     async def erased(self, customer_ids: Any) -> list[bool]:
         return [False] * len(customer_ids)

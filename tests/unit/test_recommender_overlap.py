@@ -116,7 +116,10 @@ class _Decisions:
         shown: Sequence[Fact],
         faults: dict[str, Exception] | None = None,
         refused: set[str] | None = None,
+        outbox: Sequence[Any] = (),
+        outbox_heard: Callable[[list[Any]], None] | None = None,
     ) -> list[bool]:
+        """As the store records them; the outbox's commands done by their maker."""
         store = self._store
         store.writes.append([r.customer_id for r in records])
         store.ceilings.append([f.ceilings for f in shown])

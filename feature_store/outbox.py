@@ -1,0 +1,150 @@
+"""The API processes' outboxes in Redis: each decision an API process records is also
+kept in its outbox (a hash, by decision id) until Kafka acknowledged it, so that another
+process can publish it should this one die first.
+
+An outbox is named by a random process id, never by a customer. Its key and its lease
+(the process is alive while the lease is there) share a hash tag of that id, one slot,
+so that retiring them is one script (compare the lease's holder, then delete): the tag
+follows ``outbox:``, never the prefix's colon, which is where a customer's keys carry
+theirs (:mod:`feature_store.layout` finds customers by ``<prefix>:{*``). The registry
+of processes is in a slot of its own. Writing to an outbox rides in the round trip
+that records the decisions (:meth:`hold`: commands added to it, not a round trip of
+their own); everything else here is a round trip of its own, made at most every 100 ms
+(removals) or every second (the lease).
+
+>>> boxes = DecisionOutboxes(None, "m")
+>>> boxes.hold("p1", [("d1", b"{}")], ttl_s=60)
+[('HSET', 'm:outbox:{p1}', 'd1', b'{}'), ('PEXPIRE', 'm:outbox:{p1}', 60000)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from feature_store.connection import StoreConnection, raise_failed
+from feature_store.pipelining import Command
+
+
+class DecisionOutboxes:
+    """The outboxes, leases and registry of the API processes, under ``prefix``."""
+
+    def __init__(self, conn: StoreConnection | None, prefix: str) -> None:
+        self._conn = conn
+        self._prefix = prefix
+
+    def box(self, process: str) -> str:
+        """The outbox of ``process``: decision id -> the decision's JSON."""
+        return f"{self._prefix}:outbox:{{{process}}}"
+
+    def lease(self, process: str) -> str:
+        """Present while ``process`` (or whoever sweeps its outbox) is alive: the holder."""
+        return f"{self._prefix}:outbox-lease:{{{process}}}"
+
+    @property
+    def registry(self) -> str:
+        """The set of the processes that may have an outbox."""
+        return f"{self._prefix}:outboxes"
+
+    def hold(self, process: str, entries: Sequence[tuple[str, bytes]], ttl_s: int) -> list[Command]:
+        """The commands that keep ``entries`` (decision id, JSON) in the outbox, for the
+        round trip that records them; its lifetime renewed to ``ttl_s``."""
+        if not entries:
+            return []
+        box = self.box(process)
+        flat = [part for entry in entries for part in entry]
+        return [("HSET", box, *flat), ("PEXPIRE", box, ttl_s * 1000)]
+
+    async def _submit(self, commands: list[Command]) -> list[Any]:
+        assert self._conn is not None
+        replies = await self._conn.submit(commands)
+        raise_failed(replies)
+        return replies
+
+    async def release(self, process: str, decision_ids: Sequence[str]) -> None:
+        """Remove decisions from the outbox (Kafka has them, or they are not to be sent)."""
+        if decision_ids:
+            await self._submit([("HDEL", self.box(process), *decision_ids)])
+
+    async def renew(self, process: str, lease_ms: int, ttl_s: int) -> None:
+        """Say ``process`` is alive for ``lease_ms`` more (taking its lease back from a
+        sweeper that took it for dead), and keep its outbox ``ttl_s`` more."""
+        await self._submit([
+            ("SET", self.lease(process), process, "PX", lease_ms),
+            ("PEXPIRE", self.box(process), ttl_s * 1000),
+            ("SADD", self.registry, process),
+        ])  # fmt: skip
+
+    async def processes(self) -> list[str]:
+        """The processes that may have an outbox."""
+        (members,) = await self._submit([("SMEMBERS", self.registry)])
+        return sorted(str(m.decode() if isinstance(m, bytes) else m) for m in members)
+
+    async def claim(self, processes: Sequence[str], sweeper: str, lease_ms: int) -> list[str]:
+        """Take the lease of each of ``processes`` whose lease expired (one winner each:
+        SET NX); those taken, whose outboxes are now ``sweeper``'s to publish."""
+        if not processes:
+            return []
+        replies = await self._submit(
+            [("SET", self.lease(p), sweeper, "NX", "PX", lease_ms) for p in processes]
+        )
+        return [p for p, reply in zip(processes, replies, strict=True) if reply]
+
+    async def keep_claim(self, process: str, sweeper: str, lease_ms: int) -> bool:
+        """Hold the lease of ``process`` ``lease_ms`` more; whether it was still
+        ``sweeper``'s (not: the process came back, or another took it after it expired)."""
+        assert self._conn is not None
+        call = ("outbox_lease", (self.lease(process),), (sweeper, lease_ms))
+        (held,) = await self._conn.eval_mixed("outbox", [call])
+        return int(held) == 1
+
+    async def scan(
+        self, process: str, cursor: int, count: int
+    ) -> tuple[int, list[tuple[str, bytes]]]:
+        """A part of an outbox (HSCAN): the next cursor (0: the end), and the entries."""
+        (reply,) = await self._submit([("HSCAN", self.box(process), cursor, "COUNT", count)])
+        after, flat = reply
+        if isinstance(flat, dict):  # (a RESP3 reply)
+            flat = [part for pair in flat.items() for part in pair]
+        entries = [(_text(flat[i]), _raw(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return int(after), entries
+
+    async def size(self, process: str) -> int:
+        """How many decisions the outbox of ``process`` holds."""
+        (count,) = await self._submit([("HLEN", self.box(process))])
+        return int(count)
+
+    async def retire(self, process: str, holder: str) -> int | None:
+        """Delete the lease of ``process`` if ``holder`` (the process itself at its stop,
+        or its sweeper) still holds it, and the process's place in the registry when its
+        outbox is empty too; the decisions left in the outbox (0: retired), ``None`` when
+        the lease is another's (nothing done: the process came back, or another sweeps)."""
+        assert self._conn is not None
+        call = ("outbox_retire", (self.lease(process), self.box(process)), (holder,))
+        (left,) = await self._conn.eval_mixed("outbox", [call])
+        if int(left) < 0:
+            return None
+        if int(left) == 0:
+            await self._submit([("SREM", self.registry, process)])
+            # the process came back just after the script (its lease renewed meanwhile,
+            # and its SADD perhaps before that SREM): in the registry again
+            if await self._submit([("EXISTS", self.lease(process))]) != [0]:
+                await self._submit([("SADD", self.registry, process)])
+        return int(left)
+
+
+def held_in(commands: Sequence[Command]) -> int:
+    """How many decisions the commands of :meth:`DecisionOutboxes.hold` keep.
+
+    >>> held_in(DecisionOutboxes(None, "m").hold("p1", [("d1", b"{}"), ("d2", b"{}")], 60))
+    2
+    """
+    return sum((len(c) - 2) // 2 for c in commands if c[0] == "HSET")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -1,0 +1,227 @@
+"""This API process's outbox: the decisions it recorded and Kafka has not acknowledged
+yet, kept in Redis (:mod:`feature_store.outbox`) so that another API process publishes
+them should this one be killed outright (see :mod:`streams.api.outbox_sweeper`).
+
+The decisions go in with the round trip that records them (:meth:`DecisionOutbox.hold`
+gives the commands); they leave once Kafka acknowledged them, or once they are not to
+be published (not recorded: their customer erased, their contact refused; Kafka
+refused them for good), in one removal of all those settled within ``RELEASE_EVERY_S``.
+A lease, renewed every second, says the process is alive. At a clean stop the outbox
+goes, and the lease with it; what Kafka did not take by then stays, for another API
+process to publish at once.
+
+The outbox is named by a random process id; the decisions in it hold their customer's
+id (as their Kafka records do), never its key.
+
+>>> decision_id_of(b'{"decision_id":"d-1","customer_id":"c-1"}')
+'d-1'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from feature_store import StoreUnavailable
+from feature_store.outbox import DecisionOutboxes, held_in
+from feature_store.pipelining import Command
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 5.0  # a process whose lease is not renewed for this long is taken for dead
+RENEW_EVERY_S = 1.0
+RELEASE_EVERY_S = 0.1  # the decisions settled meanwhile leave the outbox together
+# An outbox nobody sweeps (no API process left alive) is gone after this long, its
+# decisions unpublished; each write and each renewal of the lease starts it again.
+TTL_S = 3600
+# The most decisions an outbox holds: some 50 MB of Redis at about 1 KB each, a minute of
+# decisions at 1,000 a second with Kafka away. Past it (a long Kafka outage) new
+# decisions wait for Kafka in the process's memory alone, as before the outbox, rather
+# than fill Redis, which the decisions themselves need.
+MAX_HELD = 50_000
+
+
+class _Named(msgspec.Struct):
+    decision_id: str
+
+
+_named = msgspec.json.Decoder(_Named)
+
+
+def decision_id_of(raw: bytes) -> str:
+    """The id of a decision from its JSON (its other fields are skipped, not built)."""
+    return _named.decode(raw).decision_id
+
+
+def new_process_id() -> str:
+    """A random name for this process's outbox (nothing about the host or a customer)."""
+    return secrets.token_hex(8)
+
+
+class DecisionOutbox:
+    """The decisions this process holds in Redis until Kafka has them."""
+
+    def __init__(
+        self,
+        outboxes: DecisionOutboxes,
+        process: str | None = None,
+        most: int = MAX_HELD,
+        unwritten: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        """``unwritten`` counts the decisions whose write to the outbox Redis failed
+        (recorded all the same: they wait for Kafka in this process alone)."""
+        self._outboxes = outboxes
+        self._most = most
+        self._unwritten = unwritten
+        self._unwriting = False  # a write failed, and none has succeeded since
+        self._full = False  # it said it is full, and has not said it has room again
+        self.process = process or new_process_id()
+        self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
+        self._releasing: list[str] = []  # settled, to remove at the next removal
+        self._release_due: asyncio.TimerHandle | None = None
+        self._removing: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, entries: Sequence[tuple[str, bytes]]) -> list[Command]:
+        """The commands that keep ``entries`` (decision id, JSON), for the round trip
+        that records them; none past ``most`` held (those wait in memory alone)."""
+        room = self._most - len(self._held)
+        if room < len(entries):
+            if not self._full:
+                log.warning("the outbox holds %d decisions, its most: newer ones wait "
+                            "for Kafka in this process alone until it has room",
+                            len(self._held))  # fmt: skip
+            self._full = True
+            entries = entries[: max(room, 0)]
+        elif self._full and room > self._most // 2:
+            log.warning("the outbox has room again")
+            self._full = False
+        for decision_id, _ in entries:
+            self._held.add(decision_id)
+        return self._outboxes.hold(self.process, entries, TTL_S)
+
+    def written(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
+        """The replies to the commands :meth:`hold` gave, which rode a round trip: an
+        error among them (a Redis Cluster node of the outbox's slot away) leaves those
+        decisions in this process alone, counted, and said once per outage."""
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if not errors:
+            if self._unwriting:
+                log.warning("decisions are kept in the outbox again")
+            self._unwriting = False
+            return
+        count = held_in(commands)
+        self._unwritten(count)
+        if not self._unwriting:
+            log.warning("could not keep %d decisions in the outbox (recorded, they wait "
+                        "for Kafka in this process alone; counted in "
+                        "moments_outbox_write_failures_total): %s",
+                        count, why(errors[0]))  # fmt: skip
+        self._unwriting = True
+
+    def release(self, decision_ids: Iterable[str]) -> None:
+        """These decisions are settled (acknowledged by Kafka, or not to be sent): they
+        leave the outbox with the next removal."""
+        for decision_id in decision_ids:
+            if decision_id in self._held:
+                self._held.discard(decision_id)
+                self._releasing.append(decision_id)
+        if self._releasing and self._release_due is None:
+            loop = asyncio.get_running_loop()
+            self._release_due = loop.call_later(RELEASE_EVERY_S, self._remove_soon)
+
+    def settled(
+        self, records: Sequence[tuple[bytes, bytes]], decision_ids: Sequence[str] | None
+    ) -> None:
+        """:meth:`release` for decisions delivered: by their ids when their sender gave
+        them (a batch's), else as :meth:`release_records` reads them (fallbacks)."""
+        if decision_ids is None:
+            self.release_records(records)
+        else:
+            self.release(decision_ids)
+
+    def release_records(self, records: Iterable[tuple[bytes, bytes]]) -> None:
+        """:meth:`release` for keyed decisions (their JSON names them; one that does not
+        decode was never held: Moments encoded every one it holds)."""
+        ids = []
+        for _, value in records:
+            try:
+                ids.append(decision_id_of(value))
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                continue
+        self.release(ids)
+
+    def _remove_soon(self) -> None:
+        self._release_due = None
+        if self._removing is None or self._removing.done():
+            self._removing = asyncio.get_running_loop().create_task(self._remove())
+        # else: the removal under way takes these too once it is done
+
+    async def _remove(self) -> None:
+        while self._releasing:
+            gone = self._releasing[:]  # out of the list once removed (not if cancelled)
+            try:
+                await self._outboxes.release(self.process, gone)
+                del self._releasing[: len(gone)]
+            except Exception as exc:  # tried again with the next ones
+                log.warning("could not remove %d published decisions from the outbox: %s",
+                            len(gone), why(exc))  # fmt: skip
+                await asyncio.sleep(RENEW_EVERY_S)
+
+    def start(self) -> None:
+        """Keep the lease renewed (and the process in the registry) until :meth:`stop`."""
+        self._renewing = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._outboxes.renew(self.process, int(LEASE_S * 1000), TTL_S)
+                if failing:
+                    log.warning("the outbox's lease is renewed again")
+                failing = False
+            except Exception as exc:  # Redis away: recording fails meanwhile too
+                if not failing:
+                    log.warning("could not renew the outbox's lease: %s", why(exc))
+                failing = True
+            await asyncio.sleep(RENEW_EVERY_S)
+
+    async def stop(self) -> None:
+        """The process stops, having handed to Kafka what it could: the decisions
+        settled leave, and the outbox with its lease when nothing is left in it; what
+        is left (Kafka away) stays, its lease gone, for another API process to publish."""
+        if self._renewing is not None:
+            self._renewing.cancel()
+        if self._release_due is not None:
+            self._release_due.cancel()
+            self._release_due = None
+        if self._removing is not None:
+            self._removing.cancel()  # its decisions are still in _releasing: removed here
+        try:
+            gone, self._releasing = self._releasing, []
+            await self._outboxes.release(self.process, gone)
+            left = await self._outboxes.retire(self.process, self.process)
+        except Exception as exc:
+            log.warning("could not close the outbox (its lease expires in %g s, then "
+                        "another API process publishes what it holds): %s", LEASE_S,
+                        why(exc))  # fmt: skip
+            return
+        if left is None:  # stalled past its lease: the sweeper that took it publishes
+            log.warning("another API process holds the outbox's lease, and publishes "
+                        "what it holds")  # fmt: skip
+        elif left:
+            log.warning("%d decisions Kafka did not acknowledge are left in the outbox, "
+                        "for another API process to publish", left)  # fmt: skip
+
+
+def why(exc: Exception) -> str:
+    """An error's kind, and its message when it is Redis's own (no customer in it)."""
+    return str(exc) if isinstance(exc, StoreUnavailable) else type(exc).__name__

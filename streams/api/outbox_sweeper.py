@@ -1,0 +1,141 @@
+"""Publishing the outboxes of API processes that died (:mod:`streams.api.decision_outbox`).
+
+Every API process looks every ``SWEEP_EVERY_S`` (give or take a second) for processes
+whose lease expired, and takes the lease of each (one winner per outbox: Redis's SET NX).
+The winner publishes that outbox's decisions to ``next-best-offers`` a part at a time,
+each once Kafka acknowledged it removed, then the outbox and its lease: a winner that
+dies in turn leaves the rest to the next. A decision whose customer was erased (their
+tombstone) is removed unpublished. A decision may go out twice (its process died after
+Kafka took it and before its removal, or the process was stalled, not dead, past its
+lease): consumers take a decision id seen before for the same decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import msgspec
+
+from feature_store.outbox import DecisionOutboxes
+from streams.api.decision_outbox import why
+from streams.api.publisher import KeyedPublisher
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 3.0
+SWEEP_AT_ONCE = 500  # decisions read, checked and published per part
+PUBLISH_WITHIN_S = 30.0  # Kafka has this long to acknowledge a part (then: next sweep)
+# A sweeper holds a dead process's lease this long past each part (a wait for Kafka
+# within it): one that dies leaves the outbox to the next sweeper after that.
+CLAIM_S = PUBLISH_WITHIN_S + 10.0
+
+
+class ErasedCheck(Protocol):
+    """Whether each customer is erased (their tombstone: ``FeatureStore.erased``)."""
+
+    async def __call__(self, customer_ids: Sequence[str], /) -> list[bool]: ...
+
+
+class _Owned(msgspec.Struct):
+    customer_id: str
+
+
+_owned = msgspec.json.Decoder(_Owned)
+
+
+def customer_of(raw: bytes) -> str | None:
+    """The customer a decision's JSON is about; ``None`` when it is no decision."""
+    try:
+        return _owned.decode(raw).customer_id
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+
+
+class OutboxSweeper:
+    """Publishes the outboxes of dead API processes, as ``sweeper`` (this process)."""
+
+    def __init__(
+        self,
+        outboxes: DecisionOutboxes,
+        sweeper: str,
+        erased: ErasedCheck,
+        publisher: KeyedPublisher,
+        topic: str,
+        republished: Callable[[int], None],
+    ) -> None:
+        self._outboxes = outboxes
+        self._sweeper = sweeper
+        self._erased = erased
+        self._publisher = publisher
+        self._topic = topic
+        self._republished = republished  # counts the decisions published again
+        self._failing = False
+
+    async def keep_sweeping(self) -> None:
+        """Sweep every ``SWEEP_EVERY_S``, give or take a second, until cancelled; an
+        outage (Redis or Kafka away) is said once, and its end."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S + random.uniform(-1.0, 1.0))
+            try:
+                await self.sweep()
+                if self._failing:
+                    log.warning("the outboxes of stopped API processes are swept again")
+                self._failing = False
+            except Exception as exc:  # Redis or Kafka away: the next sweep tries again
+                if not self._failing:
+                    log.warning("could not sweep the outboxes of stopped API processes: %s",
+                                why(exc))  # fmt: skip
+                self._failing = True
+
+    async def sweep(self) -> int:
+        """Publish the outbox of every process whose lease expired, if this one wins it;
+        how many decisions were published."""
+        others = [p for p in await self._outboxes.processes() if p != self._sweeper]
+        published = 0
+        for process in await self._outboxes.claim(others, self._sweeper, _lease_ms()):
+            published += await self._sweep(process)
+        return published
+
+    async def _sweep(self, process: str) -> int:
+        """Publish the outbox of ``process`` (its lease ours), part by part."""
+        cursor, published, erased_, skipped = 0, 0, 0, 0
+        while True:
+            cursor, entries = await self._outboxes.scan(process, cursor, SWEEP_AT_ONCE)
+            if entries:
+                owners = [(raw, customer_of(raw)) for _, raw in entries]
+                named = [(raw, c) for raw, c in owners if c is not None]
+                skipped += len(owners) - len(named)
+                gone = await self._erased([c for _, c in named]) if named else []
+                erased_ += sum(gone)
+                records = [(c.encode(), raw) for (raw, c), erased in zip(named, gone, strict=True)
+                           if not erased]  # fmt: skip
+                if records:
+                    delivery = self._publisher.publish(self._topic, records, linger=False)
+                    await asyncio.wait_for(delivery, PUBLISH_WITHIN_S)
+                    self._republished(len(records))
+                    published += len(records)
+                await self._outboxes.release(process, [d for d, _ in entries])
+                if not await self._outboxes.keep_claim(process, self._sweeper, _lease_ms()):
+                    log.warning("an outbox being published is no longer this process's to "
+                                "publish (its process came back, or the claim expired); %d "
+                                "decisions published from it", published)  # fmt: skip
+                    return published
+            if cursor == 0:
+                break
+        # only while the lease is still ours, and the outbox empty: a process that came
+        # back meanwhile keeps its lease, its outbox and its place in the registry
+        await self._outboxes.retire(process, self._sweeper)
+        if skipped:
+            log.warning("%d entries of an outbox were no decisions; removed", skipped)
+        if published or erased_:
+            log.warning("published %d decisions from the outbox of an API process that "
+                        "stopped (removed %d of erased customers)", published, erased_)  # fmt: skip
+        return published
+
+
+def _lease_ms() -> int:
+    return int(CLAIM_S * 1000)

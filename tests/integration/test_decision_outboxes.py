@@ -1,0 +1,179 @@
+"""feature_store.outbox on a real Redis: retiring an outbox is the lease holder's alone
+(a process back from a stall keeps its lease, its new decisions and its registry
+entry), and an API's outbox keys do not make an empty store look as if it held
+customers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from feature_store import DecisionRecord, FeatureStore, StoreConfig
+from feature_store.pipelining import Command
+from streams.api.decision_outbox import DecisionOutbox
+from streams.api.outbox_sweeper import OutboxSweeper
+from streams.services import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+
+def decision(decision_id: str, customer_id: str) -> bytes:
+    return f'{{"decision_id":"{decision_id}","customer_id":"{customer_id}"}}'.encode()
+
+
+def record(decision_id: str, raw: bytes) -> DecisionRecord:
+    customer_id = json.loads(raw)["customer_id"]
+    return DecisionRecord(
+        customer_id=customer_id, decision_id=decision_id, ts_ms=int(time.time() * 1000), context=raw
+    )
+
+
+class Publisher:
+    """Kafka that acknowledges at once."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[bytes, bytes]] = []
+
+    def publish(
+        self, topic: str, records: list[tuple[bytes, bytes]], linger: bool = True
+    ) -> asyncio.Future[None]:
+        self.published += records
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def nobody_erased(customers: Sequence[str]) -> list[bool]:
+    return [False] * len(customers)
+
+
+class Redis:
+    """A feature store and its Redis client (to look at its keys and write for it)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.store = FeatureStore(self.client, StoreConfig(secret=b"x", prefix="m"))
+        self.boxes = self.store.outboxes
+
+    async def write(self, commands: Sequence[Command]) -> None:
+        """What rides the round trip recording decisions."""
+        for command in commands:
+            await self.client.execute_command(*command)
+
+    async def keys(self, process: str) -> tuple[object, list[bytes], set[bytes]]:
+        """The lease's holder, the outbox's decision ids and the registry."""
+        boxes, client = self.boxes, self.client
+        holder = await client.get(boxes.lease(process))
+        held = sorted(await client.hkeys(boxes.box(process)))
+        return holder, held, await client.smembers(boxes.registry)
+
+
+@pytest.fixture
+async def redis(private_redis: LocalRedis) -> AsyncIterator[Redis]:
+    found = Redis(private_redis.url)
+    try:
+        yield found
+    finally:
+        await found.store.close()
+
+
+async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_decision(
+    redis: Redis,
+) -> None:
+    """Stalled past its lease, a process comes back (its lease renewed, a new decision
+    held) just as its sweeper retires the outbox it emptied: all of it stays, and a
+    sweep after the process is killed publishes that decision."""
+    boxes = redis.boxes
+    stalled = DecisionOutbox(boxes, "p")
+    await boxes.renew("p", 200, 3600)
+    await redis.write(stalled.hold([("d1", decision("d1", "c1"))]))
+    await asyncio.sleep(0.3)  # stalled: its lease expired
+    retire = boxes.retire
+
+    async def back_first(process: str, holder: str) -> int | None:
+        await boxes.renew("p", 5000, 3600)
+        await redis.write(stalled.hold([("d2", decision("d2", "c2"))]))
+        return await retire(process, holder)
+
+    boxes.retire = back_first  # type: ignore[method-assign]
+    publisher = Publisher()
+    sweeper = OutboxSweeper(boxes, "s", nobody_erased, publisher, "nbo", lambda n: None)
+    assert await sweeper.sweep() == 1
+    assert await redis.keys("p") == (b"p", [b"d2"], {b"p"})
+    boxes.retire = retire  # type: ignore[method-assign]
+    # killed now, before its next renewal: once its lease expires, d2 is published
+    await redis.client.pexpire(boxes.lease("p"), 1)
+    await asyncio.sleep(0.05)
+    assert await sweeper.sweep() == 1
+    assert [value for _, value in publisher.published] == [
+        decision("d1", "c1"),
+        decision("d2", "c2"),
+    ]
+    assert await redis.keys("p") == (None, [], set())
+
+
+async def test_only_the_lease_holder_retires_and_an_outbox_holding_decisions_stays(
+    redis: Redis,
+) -> None:
+    boxes = redis.boxes
+    await boxes.renew("p", 5000, 3600)
+    await redis.write(boxes.hold("p", [("d1", decision("d1", "c1"))], ttl_s=60))
+    assert await boxes.retire("p", "s") is None  # the process's: nothing done
+    assert await redis.keys("p") == (b"p", [b"d1"], {b"p"})
+    assert await boxes.retire("p", "p") == 1  # its stop, Kafka away: the lease alone goes
+    assert await redis.keys("p") == (None, [b"d1"], {b"p"})
+    await boxes.release("p", ["d1"])
+    assert await boxes.claim(["p"], "s", 5000) == ["p"]
+    assert await boxes.retire("p", "s") == 0
+    assert await redis.keys("p") == (None, [], set())
+
+
+async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
+    redis: Redis,
+) -> None:
+    """The lease and the outbox go together in one script (one slot); with them there,
+    a store holding no customer says so (to a rebuild and to the start check)."""
+    boxes = redis.boxes
+    await boxes.renew("p", 5000, 3600)
+    await redis.write(boxes.hold("p", [("d1", decision("d1", "c1"))], ttl_s=60))
+    assert key_slot(boxes.box("p").encode()) == key_slot(boxes.lease("p").encode())
+    assert key_slot(boxes.box("p").encode()) != key_slot(boxes.registry.encode())
+    assert await redis.client.exists(boxes.box("p"), boxes.lease("p")) == 2
+    assert not await redis.store.has_any_customer()
+
+
+async def test_a_failed_outbox_write_fails_no_decision_and_is_counted_once_said(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox's write fails (here its key holds another type; on a Redis Cluster,
+    the node of its slot away): the decisions are recorded all the same, the failure
+    counted by decision and logged once until a write succeeds again."""
+    counted: list[int] = []
+    outbox = DecisionOutbox(redis.boxes, "p", unwritten=counted.append)
+    await redis.client.set(redis.boxes.box("p"), "not an outbox")
+    for n in (0, 2):
+        made = [(f"d{i}", decision(f"d{i}", f"c{i}")) for i in range(n, n + 2)]
+        held = outbox.hold(made)
+        kept = await redis.store.decisions.record(
+            [record(d, raw) for d, raw in made], outbox=held,
+            outbox_heard=partial(outbox.written, held),
+        )  # fmt: skip
+        assert kept == [True, True]
+    assert counted == [2, 2]
+    assert caplog.text.count("could not keep 2 decisions in the outbox") == 1
+    assert "ResponseError" in caplog.text and "c0" not in caplog.text
+    await redis.client.delete(redis.boxes.box("p"))
+    held = outbox.hold([("d9", decision("d9", "c9"))])
+    await redis.store.decisions.record(
+        [record("d9", decision("d9", "c9"))], outbox=held,
+        outbox_heard=partial(outbox.written, held),
+    )  # fmt: skip
+    assert counted == [2, 2] and "decisions are kept in the outbox again" in caplog.text
+    assert await redis.client.hkeys(redis.boxes.box("p")) == [b"d9"]

@@ -1,0 +1,366 @@
+"""streams.api.decision_outbox and streams.api.outbox_sweeper on an outbox store kept in
+memory: decisions leave the outbox once settled, in one removal; a clean stop leaves
+nothing, or the lease alone gone when Kafka did not take everything; the sweeper
+publishes a dead process's outbox once, skipping erased customers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+
+from feature_store import BudgetSpend
+from feature_store.pipelining import Command
+from streams.api import decision_outbox, outbox_sweeper
+from streams.api.decision_delivery import DecisionDelivery
+from streams.api.decision_outbox import DecisionOutbox, decision_id_of
+from streams.api.outbox_sweeper import OutboxSweeper, customer_of
+from streams.api.publisher import PublisherFull, Record
+from tests.unit.test_recommender_ceilings import publishing
+from tests.unit.test_recommender_overlap import KNOWN, SlowStore
+
+
+def decision(decision_id: str, customer_id: str) -> bytes:
+    return json.dumps({"decision_id": decision_id, "customer_id": customer_id}).encode()
+
+
+class Outboxes:
+    """DecisionOutboxes in memory: boxes, leases (no expiry: dropped by hand), registry."""
+
+    def __init__(self) -> None:
+        self.boxes: dict[str, dict[str, bytes]] = {}
+        self.leases: dict[str, str] = {}
+        self.registry: set[str] = set()
+        self.removals: list[list[str]] = []
+
+    def hold(self, process: str, entries: Sequence[tuple[str, bytes]], ttl_s: int) -> list[Command]:
+        # what the round trip would do, done at once
+        self.boxes.setdefault(process, {}).update(entries)
+        return [("HSET", process, *[p for e in entries for p in e])]
+
+    async def release(self, process: str, decision_ids: Sequence[str]) -> None:
+        self.removals.append(list(decision_ids))
+        for d in decision_ids:
+            self.boxes.get(process, {}).pop(d, None)
+
+    async def renew(self, process: str, lease_ms: int, ttl_s: int) -> None:
+        self.leases[process] = process
+        self.registry.add(process)
+
+    async def processes(self) -> list[str]:
+        return sorted(self.registry)
+
+    async def claim(self, processes: Sequence[str], sweeper: str, lease_ms: int) -> list[str]:
+        won = [p for p in processes if p not in self.leases]
+        self.leases.update((p, sweeper) for p in won)
+        return won
+
+    async def keep_claim(self, process: str, sweeper: str, lease_ms: int) -> bool:
+        return self.leases.get(process) == sweeper
+
+    async def scan(
+        self, process: str, cursor: int, count: int
+    ) -> tuple[int, list[tuple[str, bytes]]]:
+        entries = sorted(self.boxes.get(process, {}).items())
+        part = entries[cursor : cursor + count]
+        after = cursor + count if cursor + count < len(entries) else 0
+        return after, part
+
+    async def size(self, process: str) -> int:
+        return len(self.boxes.get(process, {}))
+
+    async def retire(self, process: str, holder: str) -> int | None:
+        # as feature_store/lua/outbox_retire.lua: only the lease's holder retires
+        if self.leases.get(process) != holder:
+            return None
+        del self.leases[process]
+        left = len(self.boxes.get(process, {}))
+        if not left:
+            self.boxes.pop(process, None)
+            self.registry.discard(process)
+        return left
+
+
+class Publisher:
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.fail = fail
+        self.published: list[Record] = []
+
+    def publish(
+        self, topic: str, records: Sequence[Record], linger: bool = True
+    ) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail is None:
+            self.published.extend(records)
+            done.set_result(None)
+        else:
+            done.set_exception(self.fail)
+        return done
+
+
+def test_a_decisions_id_and_customer_are_read_from_its_json() -> None:
+    raw = decision("d-1", "c-1")
+    assert decision_id_of(raw) == "d-1"
+    assert customer_of(raw) == "c-1"
+    assert customer_of(b"not json") is None
+    assert customer_of(b'{"customer_id": 3}') is None
+
+
+async def test_settled_decisions_leave_the_outbox_in_one_removal() -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1")  # type: ignore[arg-type]
+    outbox.hold([("d1", decision("d1", "c1")), ("d2", decision("d2", "c2"))])
+    outbox.hold([("d3", decision("d3", "c3"))])
+    outbox.release(["d1"])
+    outbox.release_records([(b"c2", decision("d2", "c2"))])
+    outbox.release(["never-held"])  # not written by this process: no removal of it
+    assert boxes.removals == []  # not yet: together, within RELEASE_EVERY_S
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 2)
+    assert boxes.removals == [["d1", "d2"]]
+    assert list(boxes.boxes["p1"]) == ["d3"] and len(outbox) == 1
+
+
+async def test_a_clean_stop_removes_an_empty_outbox_and_its_lease() -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1")  # type: ignore[arg-type]
+    outbox.start()
+    await asyncio.sleep(0)
+    assert boxes.registry == {"p1"} and "p1" in boxes.leases
+    outbox.hold([("d1", decision("d1", "c1"))])
+    outbox.release(["d1"])  # acknowledged just before the stop: removed by the stop
+    await outbox.stop()
+    assert boxes.boxes == {} and boxes.leases == {} and boxes.registry == set()
+
+
+async def test_a_stop_with_decisions_kafka_did_not_take_leaves_them_for_another_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1")  # type: ignore[arg-type]
+    outbox.start()
+    await asyncio.sleep(0)
+    outbox.hold([("d1", decision("d1", "c1")), ("d2", decision("d2", "c2"))])
+    outbox.release(["d1"])
+    await outbox.stop()
+    assert list(boxes.boxes["p1"]) == ["d2"]
+    assert boxes.leases == {} and boxes.registry == {"p1"}  # swept at once by another
+    assert "1 decisions Kafka did not acknowledge are left in the outbox" in caplog.text
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("failure", "stopping", "settled"),
+    [
+        (None, False, True),  # acknowledged
+        (PublisherFull("full"), False, True),  # given up for good: counted, not kept
+        (KafkaTimeoutError(), True, False),  # Kafka away as the API stops: kept
+    ],
+)
+async def test_delivery_tells_what_is_settled(
+    failure: BaseException | None, stopping: bool, settled: bool
+) -> None:
+    heard: list[tuple[Sequence[Record], Sequence[str] | None]] = []
+
+    def settled_(records: Sequence[Record], ids: Sequence[str] | None) -> None:
+        heard.append((records, ids))
+
+    delivery = DecisionDelivery(Publisher(failure), "nbo", lambda n: None, settled=settled_)  # type: ignore[arg-type]
+    if stopping:
+        delivery.stop()
+    records = [(b"c1", decision("d1", "c1"))]
+    delivery.send(records, ["d1"])
+    delivery.send(records)  # (a fallback's: its id read from its JSON by the outbox)
+    await settle()
+    assert heard == ([(records, ["d1"]), (records, None)] if settled else [])
+
+
+async def test_a_batchs_decisions_leave_the_outbox_by_the_ids_they_were_sent_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Acknowledged, a batch's decisions are released by the ids sent with them: their
+    JSON is not decoded again (a microsecond a decision, on the hot path)."""
+    store = SlowStore({"c1": KNOWN, "c2": KNOWN}, spent={"voucher": 0})
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    rec, _ = publishing(store)
+    rec._delivery._settled = outbox.settled
+    rec._decisions._outbox = outbox
+
+    def not_decoded(raw: bytes) -> str:
+        raise AssertionError("a decision's JSON decoded again")
+
+    monkeypatch.setattr(decision_outbox, "decision_id_of", not_decoded)
+    answers = await asyncio.gather(rec.recommend("c1", "web", 3), rec.recommend("c2", "web", 3))
+    await rec.drain()
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 2)
+    assert sorted(d for part in boxes.removals for d in part) == sorted(
+        a.decision_id for a in answers if a
+    )
+    assert boxes.boxes["p"] == {} and len(outbox) == 0
+
+
+async def test_the_sweeper_publishes_a_dead_process_outbox_once_without_erased_customers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    dead = DecisionOutbox(boxes, "dead")  # type: ignore[arg-type]
+    dead.start()
+    await asyncio.sleep(0)
+    dead.hold([(f"d{i}", decision(f"d{i}", f"cust-{i}")) for i in range(5)])
+    boxes.boxes["dead"]["junk"] = b"not a decision"
+    dead._renewing.cancel()  # type: ignore[union-attr]  # killed outright: its lease expires
+    boxes.leases.clear()
+    republished: list[int] = []
+
+    async def erased(customers: Sequence[str]) -> list[bool]:
+        return [c == "cust-3" for c in customers]
+
+    publisher = Publisher()
+    sweepers = [
+        OutboxSweeper(boxes, name, erased, publisher, "nbo", republished.append)  # type: ignore[arg-type]
+        for name in ("a", "b")
+    ]
+    boxes.registry.update({"a", "b"})
+    boxes.leases.update({"a": "a", "b": "b"})
+    first, second = await asyncio.gather(*(s.sweep() for s in sweepers))
+    assert sorted((first, second)) == [0, 4]  # one winner
+    assert sorted(key for key, _ in publisher.published) == [
+        b"cust-0", b"cust-1", b"cust-2", b"cust-4"
+    ]  # fmt: skip
+    assert sum(republished) == 4
+    assert "dead" not in boxes.boxes and "dead" not in boxes.leases
+    assert boxes.registry == {"a", "b"}
+    assert "cust-" not in caplog.text
+
+
+async def test_a_sweep_kafka_does_not_take_leaves_the_outbox_for_the_next() -> None:
+    boxes = Outboxes()
+    boxes.registry.add("dead")
+    boxes.boxes["dead"] = {"d1": decision("d1", "c1")}
+
+    async def nobody(customers: Sequence[str]) -> list[bool]:
+        return [False] * len(customers)
+
+    counted: list[int] = []
+    failing = OutboxSweeper(
+        boxes, "a", nobody, Publisher(KafkaTimeoutError()), "nbo", counted.append
+    )  # type: ignore[arg-type]
+    with pytest.raises(KafkaTimeoutError):
+        await failing.sweep()
+    assert boxes.boxes["dead"] and counted == []
+    boxes.leases.clear()  # its claim expired
+    publisher = Publisher()
+    assert await OutboxSweeper(boxes, "b", nobody, publisher, "nbo", counted.append).sweep() == 1  # type: ignore[arg-type]
+    assert publisher.published == [(b"c1", decision("d1", "c1"))] and counted == [1]
+
+
+async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_decision() -> None:
+    """Stalled past its lease, the process comes back between the sweeper's last part
+    and its retiring: its lease, its new decision and its registry entry stay."""
+    boxes = Outboxes()
+    stalled = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    await boxes.renew("p", 5000, 3600)
+    stalled.hold([("d1", decision("d1", "c1"))])
+    boxes.leases.clear()  # stalled: its lease expired
+    retire = boxes.retire
+
+    async def back_first(process: str, holder: str) -> int | None:
+        await boxes.renew("p", 5000, 3600)
+        stalled.hold([("d2", decision("d2", "c2"))])
+        return await retire(process, holder)
+
+    boxes.retire = back_first  # type: ignore[method-assign]
+
+    async def nobody(customers: Sequence[str]) -> list[bool]:
+        return [False] * len(customers)
+
+    publisher = Publisher()
+    assert await OutboxSweeper(boxes, "s", nobody, publisher, "nbo", lambda n: None).sweep() == 1  # type: ignore[arg-type]
+    assert boxes.leases == {"p": "p"} and list(boxes.boxes["p"]) == ["d2"]
+    assert boxes.registry == {"p"}
+
+
+async def test_a_clean_stop_leaves_a_lease_a_sweeper_took_to_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    outbox.start()
+    await asyncio.sleep(0)
+    outbox.hold([("d1", decision("d1", "c1"))])
+    boxes.leases["p"] = "s"  # stalled past its lease: a sweeper took it
+    await outbox.stop()
+    assert boxes.leases == {"p": "s"} and list(boxes.boxes["p"]) == ["d1"]
+    assert "another API process holds the outbox's lease" in caplog.text
+
+
+async def test_an_outbox_holds_its_most_and_then_nothing_more_until_it_has_room(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1", most=3)  # type: ignore[arg-type]
+    outbox.hold([(f"d{i}", decision(f"d{i}", "c")) for i in range(2)])
+    outbox.hold([(f"d{i}", decision(f"d{i}", "c")) for i in range(2, 5)])
+    assert sorted(boxes.boxes["p1"]) == ["d0", "d1", "d2"] and len(outbox) == 3
+    assert "the outbox holds 2 decisions, its most" in caplog.text
+    outbox.release(["d0", "d1", "d2"])
+    outbox.hold([("d5", decision("d5", "c"))])
+    assert "the outbox has room again" in caplog.text and len(outbox) == 1
+
+
+async def test_a_refused_decision_leaves_the_outbox_before_its_spending_goes_back() -> None:
+    """Its release is queued before the budget's take-back round trip, so that it may be
+    published unseen only within RELEASE_EVERY_S of its write's reply (known limits)."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 1  # refused over a ceiling once: decided again, under a new id
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    rec, _ = publishing(store)
+    rec._outbox = outbox
+    rec._decisions._outbox = outbox
+    releasing: list[list[str]] = []
+    take_back = store.budgets.take_back
+
+    async def taking_back(spends: Sequence[BudgetSpend], *, for_good: bool) -> int:
+        releasing.append(list(outbox._releasing))
+        return await take_back(spends, for_good=for_good)
+
+    store.budgets.take_back = taking_back  # type: ignore[method-assign]
+    answer = await rec.recommend("c1", "web", 3)
+    await rec.drain()
+    assert answer is not None and store.refused_ids
+    assert releasing == [store.refused_ids[:1]]
+
+
+async def test_a_sweeper_whose_claim_expired_stops_and_says_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its claim expired mid-sweep (a long wait for Kafka) and another sweeper took it:
+    it stops, without saying the process was alive."""
+    monkeypatch.setattr(outbox_sweeper, "SWEEP_AT_ONCE", 1)
+    boxes = Outboxes()
+    boxes.registry.add("dead")
+    boxes.boxes["dead"] = {f"d{i}": decision(f"d{i}", f"c{i}") for i in range(3)}
+    release = boxes.release
+
+    async def expiring(process: str, decision_ids: Sequence[str]) -> None:
+        await release(process, decision_ids)
+        boxes.leases["dead"] = "t"  # expired, and taken by another sweeper
+
+    boxes.release = expiring  # type: ignore[method-assign]
+
+    async def nobody(customers: Sequence[str]) -> list[bool]:
+        return [False] * len(customers)
+
+    sweeper = OutboxSweeper(boxes, "s", nobody, Publisher(), "nbo", lambda n: None)  # type: ignore[arg-type]
+    assert await sweeper.sweep() == 1
+    assert "no longer this process's to publish" in caplog.text
+    assert "its process was alive" not in caplog.text
+    assert boxes.leases == {"dead": "t"} and len(boxes.boxes["dead"]) == 2
