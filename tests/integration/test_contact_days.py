@@ -16,7 +16,14 @@ import pytest
 from agents.contact_ceilings import offers_shown_within
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
-from feature_store import ApplyStatus, Fact, FeatureStore, StoreConfig, offers_shown_fact
+from feature_store import (
+    ApplyStatus,
+    ContactCeilings,
+    Fact,
+    FeatureStore,
+    StoreConfig,
+    offers_shown_fact,
+)
 from feature_store.facts import DAY_MS, ts_ms
 from schemas import (
     ContactRules,
@@ -235,5 +242,121 @@ def test_an_offers_daily_counts_are_kept_fifteen_days(private_redis: LocalRedis)
         assert f"d{day}|offer:tips" not in raw
         assert raw[f"d{day}|shown:web"] == "1"
         assert not any(f.startswith("k") for f in raw)  # no weekly buckets any more
+
+    run(private_redis, scenario)
+
+
+TOKYO = "Asia/Tokyo"  # +9: the email at 22:00 UTC was 07:00 on the 6th in Tokyo
+LATER = datetime(2026, 12, 6, 1, tzinfo=UTC)  # 10:00 on the 6th in Tokyo, a new UTC day
+
+
+async def _mailed_without_timezone(clocked: Clocked) -> None:
+    await clocked.visit("nozone", None)
+    assert await clocked.emailed("nozone", NINE_SYDNEY, "d1") == ApplyStatus.APPLIED
+    clocked.now = LATER
+
+
+def test_every_read_counts_the_catalogues_day_for_a_customer_with_no_timezone(
+    private_redis: LocalRedis,
+) -> None:
+    """The decisions read with ``faults`` (as agents/decision_reads.py and the API's
+    batches do), the reserved contacts with read_views(faults=...), the customer view
+    with read(): each counts the catalogue's day, not UTC's."""
+
+    async def scenario(clocked: Clocked) -> None:
+        await _mailed_without_timezone(clocked)
+        store = clocked.store
+        faults: dict[str, Exception] = {}
+        ((_, decided),) = await store.read_for_decisions(["nozone"], faults=faults,
+                                                         home_timezone=TOKYO)  # fmt: skip
+        assert not faults and decided is not None
+        assert decided.contact.shown_today == {"email": 1}
+        ((_, viewed),) = await store.read_views(["nozone"], faults={}, home_timezone=TOKYO)
+        assert viewed is not None and viewed.contact.shown_today == {"email": 1}
+        ((_, whole),) = await store.read_views(["nozone"], home_timezone=TOKYO)
+        assert whole is not None and whole.contact.shown_today == {"email": 1}
+        one = await store.read("nozone", home_timezone=TOKYO)
+        assert one is not None and one.contact.shown_today == {"email": 1}
+        # in UTC's day the email was yesterday's
+        utc_view = await store.read("nozone")
+        assert utc_view is not None and utc_view.contact.shown_today == {}
+
+    run(private_redis, scenario)
+
+
+def test_quarters_are_pruned_only_when_the_newest_contact_moves_to_another_utc_day(
+    private_redis: LocalRedis,
+) -> None:
+    """Quarter-hour buckets are pruned once a UTC day (Resolution.prune_every=96, as the
+    reference does): a second contact in the same UTC day prunes nothing, so a quarter
+    that fell out of the 288 newest only then is still there."""
+    day = ts_ms(NINE_SYDNEY) // DAY_MS - 3
+    at = [datetime.fromtimestamp((day * DAY_MS + m * 60_000) / 1000, UTC)
+          for m in (20, 3 * 1440 + 10, 3 * 1440 + 35)]  # fmt: skip
+
+    async def scenario(clocked: Clocked) -> None:
+        for i, when in enumerate(at):
+            clocked.now = when
+            facts = [offers_shown_fact(f"d{i}", "kept", "web", ["tips"], when)]
+            assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED]
+        raw = (await clocked.store.raw("kept"))["contacts"]
+        quarters = {f for f in raw if f.startswith("q")}
+        assert quarters == {f"q{day * 96 + 1}|shown:web", f"q{(day + 3) * 96}|shown:web",
+                            f"q{(day + 3) * 96 + 2}|shown:web"}  # fmt: skip
+
+    run(private_redis, scenario)
+
+
+def _utc(day: int, hour: int, minute: int) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        # 23:00 on the 5th, then 01:00 on the 6th in Sydney: the UTC day of both holds one
+        # email, at the cap, but the quarters take the first away (the gate `total < cap`)
+        (_utc(5, 12, 0), _utc(5, 14, 0), ApplyStatus.APPLIED),
+        # 11:05 on the 5th (00:05 UTC, the UTC day's first quarter), then 01:00 on the 6th
+        (_utc(5, 0, 5), _utc(5, 14, 0), ApplyStatus.APPLIED),
+        # 00:05 on the 6th (the quarter of the midnight), then 01:00 on the 6th: same day
+        (_utc(5, 13, 5), _utc(5, 14, 0), ApplyStatus.OVER_CEILING),
+    ],
+)
+def test_the_stores_ceiling_counts_the_quarters_before_the_local_midnight(
+    private_redis: LocalRedis, first: datetime, second: datetime, expected: ApplyStatus
+) -> None:
+    """apply.lua's daily count from a Sydney midnight that falls within a UTC day: what
+    that day's quarters hold before the midnight is taken away, from the UTC day's first
+    quarter up to the midnight's, which counts whole."""
+
+    async def scenario(clocked: Clocked) -> None:
+        await clocked.visit("edges", "Australia/Sydney")
+        assert await clocked.emailed("edges", first, "d1") == ApplyStatus.APPLIED
+        assert await clocked.emailed("edges", second, "d2") == expected
+
+    run(private_redis, scenario)
+
+
+def test_quarters_never_take_away_more_than_the_day_holds_in_redis(
+    private_redis: LocalRedis,
+) -> None:
+    """apply.lua, like contacts_from: a metric's quarters before the midnight take away
+    at most what its first UTC day holds (quarters out of step with the day: written
+    apart, or corrupt), so they cannot cancel another metric's contacts of the day."""
+    before, after = _utc(5, 12, 0), _utc(5, 13, 30)  # 23:00 on the 5th, 00:30 on the 6th
+    outbound_daily = ContactCeilings(((("shown:email", "shown:sms"), 1, 1),), (),
+                                     "Australia/Sydney")  # fmt: skip
+
+    async def scenario(clocked: Clocked) -> None:
+        clocked.now = after
+        email = offers_shown_fact("d1", "c", "email", ["tips"], before)
+        stray = Fact("q1", "c", ts_ms(before), (("wq", "shown:email", "2"),), contact=True)
+        sms = offers_shown_fact("d2", "c", "sms", ["tips"], after)
+        assert await clocked.store.apply_facts([email, stray, sms]) == [ApplyStatus.APPLIED] * 3
+        again = offers_shown_fact("d3", "c", "email", ["tips"], _utc(5, 14, 0),
+                                  ceilings=outbound_daily)  # fmt: skip
+        # the 6th in Sydney already has its outbound contact (the sms at 00:30)
+        assert await clocked.store.apply_facts([again]) == [ApplyStatus.OVER_CEILING]
 
     run(private_redis, scenario)

@@ -136,7 +136,7 @@ def _run(
                 assert raw["contacts"] == state.contacts
                 assert raw["optouts"] == state.optouts
                 expected = build_features(  # a read at the clock's now: ahead too
-                    state.profile,
+                    state.optouts | state.profile,
                     state.windows,
                     list(state.recent),
                     clock[0],

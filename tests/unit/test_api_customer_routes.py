@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from schemas import ContactRules, Offer, OfferCatalogue
 from tests.unit.api_app import api_app
 
 GUID = "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"
@@ -119,3 +123,26 @@ async def test_head_is_answered_on_the_probes_alone(path: str, allowed: bool) ->
     async with TestClient(TestServer(api_app())) as client:
         route = await client.app.router.resolve(make_mocked_request("HEAD", path, app=client.app))
     assert (route.http_exception is None) is allowed
+
+
+TOKYO = OfferCatalogue(version="v", offers=[Offer(offer_id="tips", title="Tips", channels=["web"])],
+                       contact_policy=ContactRules(timezone="Asia/Tokyo"))  # fmt: skip
+
+
+async def test_a_customers_profile_counts_the_catalogues_days() -> None:
+    zones: list[str] = []
+
+    async def read(customer_id: str, now: Any = None, home_timezone: str = "UTC") -> None:
+        zones.append(home_timezone)
+        return None  # no profile: a 404, after the read
+
+    async def erased(customer_ids: Any) -> list[bool]:
+        return [False] * len(customer_ids)
+
+    app = api_app(store=SimpleNamespace(read=read, erased=erased),
+                  catalogue=SimpleNamespace(current=TOKYO))  # fmt: skip
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/v1/customers/c1",
+                                 headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+        assert reply.status == 404
+    assert zones == ["Asia/Tokyo"]

@@ -297,3 +297,47 @@ def test_weekly_contact_buckets_of_older_versions_go_at_the_next_prune() -> None
     next_day = at + timedelta(days=1)
     state.apply(offers_shown_fact("d2", "c1", "web", ["tips"], next_day), ts_ms(next_day))
     assert not any(f.startswith("k") for f in state.contacts)
+
+
+def test_a_contact_in_the_quarter_of_the_local_midnight_counts_for_the_new_day() -> None:
+    """The quarter ``from_ms`` falls in counts whole: an email at 00:05 local (the quarter
+    that begins at the midnight) is today's, not yesterday's (kills ``quarter <= high``)."""
+    day = 20_000
+    midnight = day * DAY_MS + 13 * HOUR_MS  # Sydney's midnight, 13:00 UTC
+    quarter = midnight // QUARTER.size_ms
+    daily = {day: {"shown:email": 1}}
+    assert contacts_from(daily, {quarter: {"shown:email": 1}}, midnight, day + 1) == {
+        "shown:email": 1
+    }
+    # and through the features: mailed at 00:05 Sydney, asked at 10:00 Sydney
+    at = utc(2026, 12, 5, 13, 5)
+    assert day_start_ms(ts_ms(at), SYDNEY) == ts_ms(utc(2026, 12, 5, 13))
+    features = build_features({"n": "1", "timezone": SYDNEY}, {}, [], ts_ms(utc(2026, 12, 5, 23)),
+                              emailed(at), full=False)  # fmt: skip
+    assert features.contact.shown_today == {"email": 1}
+
+
+def test_a_contact_in_the_first_quarter_of_the_utc_day_is_yesterdays_locally() -> None:
+    """Mailed at 00:05 UTC (11:05 on the 5th in Sydney): at 11:00 on the 6th it is not
+    today's (kills the first quarter of the UTC day left out of the subtraction)."""
+    day = 20_000
+    midnight = day * DAY_MS + 13 * HOUR_MS
+    daily = {day: {"shown:email": 1}}
+    assert contacts_from(daily, {day * 96: {"shown:email": 1}}, midnight, day + 1) == {
+        "shown:email": 0
+    }
+    features = build_features({"n": "1", "timezone": SYDNEY}, {}, [], ts_ms(utc(2026, 12, 6, 0)),
+                              emailed(utc(2026, 12, 5, 0, 5)), full=False)  # fmt: skip
+    assert features.contact.shown_today == {}
+    assert features.contact.shown_7d == {"email": 1}
+
+
+def test_a_contact_dated_ahead_past_the_utc_midnight_counts_today() -> None:
+    """A contact another process's clock, running ahead, dated past UTC midnight is
+    today's at a read at the clock's now (ahead_ms), as the store's check counts it
+    (kills ``last = now_ms // DAY_MS``)."""
+    now = utc(2026, 12, 5, 23, 59, 50)  # UTC customer
+    ahead = emailed(utc(2026, 12, 6, 0, 0, 5))  # 15 s ahead of now
+    features = build_features({"n": "1"}, {}, [], ts_ms(now), ahead, full=False, ahead_ms=30_000)
+    assert features.contact.shown_today == {"email": 1}
+    assert features.contact.shown_7d == {"email": 1}

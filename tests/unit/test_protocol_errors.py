@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestServer, make_mocked_request
 from aiohttp.web_runner import BaseRunner
 
-from streams.api.protocol_errors import JsonErrorsAppRunner
+from streams.api.protocol_errors import ANSWER_COUNTER, JsonErrorsAppRunner, answered_in_json
 from tests.unit.api_app import RawReply, api_app, raw_request
 
 CUSTOMER = "john smith"
@@ -140,3 +140,29 @@ async def test_a_request_under_way_at_stopping_gets_stop_within_s_in_all() -> No
     writer.close()
     assert cancelled.is_set()
     assert 0.45 <= took < 1.6, took  # not aiohttp's own timeout, 2 s
+
+
+async def test_an_error_escaping_the_handler_is_counted_as_answered() -> None:
+    seen: list[int] = []
+    app = web.Application()
+    app[ANSWER_COUNTER] = lambda request, status: seen.append(status)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        raise web.HTTPRequestEntityTooLarge(max_size=1, actual_size=2)
+
+    response = await answered_in_json(handle)(make_mocked_request("POST", "/v1/events", app=app))
+    assert response.status == 413 and response.content_type == "application/json"
+    assert seen == [413]
+
+
+async def test_a_refusal_of_an_unknown_expectation_is_counted_once() -> None:
+    seen: list[int] = []
+    app = web.Application()
+    app[ANSWER_COUNTER] = lambda request, status: seen.append(status)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        raise web.HTTPExpectationFailed()
+
+    request = make_mocked_request("POST", "/nowhere", headers={"Expect": "x"}, app=app)
+    assert (await answered_in_json(handle)(request)).status == 417
+    assert seen == [417]

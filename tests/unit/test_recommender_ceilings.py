@@ -143,3 +143,19 @@ async def test_others_in_the_batch_are_answered_at_once() -> None:
     assert [sorted(r) for r in store.reads] == [["c1", "c2"], ["c1"]]
     assert isinstance(second, NextBestOffer) and isinstance(answer, NextBestOffer)
     assert sorted(sent.sent) == sorted([answer.decision_id, second.decision_id])
+
+
+IN_TOKYO = msgspec.structs.replace(
+    CONTACTS, contact_policy=msgspec.structs.replace(CONTACTS.contact_policy,
+                                                     timezone="Asia/Tokyo"),
+)  # fmt: skip
+
+
+async def test_the_read_and_the_ceilings_count_a_tokyo_catalogues_days() -> None:
+    store = SlowStore({"c1": KNOWN})
+    rec, _ = publishing(store, IN_TOKYO)
+    answer = await rec.recommend("c1", "email", 3)
+    await rec.drain()
+    assert isinstance(answer, NextBestOffer)
+    assert set(store.zones_read) == {"Asia/Tokyo"}
+    assert [c.timezone for batch in store.ceilings for c in batch] == ["Asia/Tokyo"]

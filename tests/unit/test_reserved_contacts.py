@@ -372,3 +372,21 @@ async def test_a_decision_kafka_took_keeps_its_spending_when_a_retry_leaves_it_o
     store.broken = {"c1"}
     await ContactReservations(store, SPENDING).reserve(result)  # type: ignore[arg-type]
     assert result.decisions == [] and store.budgets.counts["voucher"] == 1
+
+
+IN_TOKYO = msgspec.structs.replace(
+    CATALOGUE, contact_policy=msgspec.structs.replace(CATALOGUE.contact_policy,
+                                                      timezone="Asia/Tokyo"),
+)  # fmt: skip
+
+
+async def test_a_decision_taken_again_reads_with_the_catalogues_timezone() -> None:
+    """Its contact refused, the customer is read again counting the catalogue's days
+    (a customer not told their timezone), as the first read did: not UTC's."""
+    store = Refusing([ApplyStatus.OVER_CEILING], {"c1": KNOWN})
+    result = batch("c1")
+    result.catalogue = IN_TOKYO
+    await ContactReservations(store, POLICY).reserve(result)  # type: ignore[arg-type]
+    assert store.zones_read == ["Asia/Tokyo"]
+    _, again = store.applied
+    assert [f.ceilings.timezone for f in again if f.ceilings] == ["Asia/Tokyo"]
