@@ -63,13 +63,13 @@ __all__ = [
 ]
 
 QUARTERS_A_DAY = DAY_MS // QUARTER.size_ms
-# The contacts' field counting, per UTC day (``quartered:<day>``), the contacts of
+# The contacts' field counting, per UTC day (``in_quarters:<day>``), the contacts of
 # QUARTERED_METRICS recorded with their quarter-hour bucket, for the day of the newest
 # quarter and the one before it (older ones go when the quarters are pruned): a day whose
 # count equals its daily buckets' (of those metrics) has every contact in its quarters.
 # An older Moments, which writes no such count, leaves it short of them: its days are
 # counted as before. (lua/apply.lua names the prefix and the metrics too.)
-QUARTERED = "quartered:"
+QUARTERED = "in_quarters:"
 QUARTERED_METRICS = ("shown:web", "shown:email", "shown:sms", "shown:call")
 WEEK_DAYS = 7  # a week's cap counts today and the six days before it
 

@@ -49,8 +49,8 @@
 -- 7 not erased, and the fact was for the erased only (ARGV[13]: nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 -- The contacts' count per UTC day of those recorded with their quarter-hour bucket
--- (quartered:<day>), of these metrics (contact_days.py QUARTERED, QUARTERED_METRICS)
-local QUARTERED = 'quartered:'
+-- (in_quarters:<day>), of these metrics (contact_days.py QUARTERED, QUARTERED_METRICS)
+local QUARTERED = 'in_quarters:'
 local QUARTERED_METRICS = {'shown:web', 'shown:email', 'shown:sms', 'shown:call'}
 local IS_QUARTERED = {['shown:web'] = true, ['shown:email'] = true, ['shown:sms'] = true,
                       ['shown:call'] = true}
