@@ -366,16 +366,18 @@ def test_quarters_never_take_away_more_than_the_day_holds_in_redis(
 PARIS = "Europe/Paris"  # +1: the midnight at 23:00 UTC has 92 quarters before it, 4 after
 
 
-@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize(("whole", "stale"), [(True, False), (False, False), (True, True)])
 def test_the_stores_ceiling_reads_a_whole_day_from_the_shorter_side_of_the_midnight(
-    private_redis: LocalRedis, whole: bool
+    private_redis: LocalRedis, whole: bool, stale: bool
 ) -> None:
     """apply.lua reads a Paris day's first UTC day from its quarters after the midnight
     when the day's quartered count says every contact of it is in its quarter, else
     before it, as the reference does. Told apart on a state where the quarter of an
     email before the midnight is gone (taken out by the test): read after the midnight,
     the day holds no email; read before it (the count short of the day's, as an older
-    Moments leaves it), the email counts (strict)."""
+    Moments leaves it; or the count of a day two before the newest quarter's, which an
+    older Moments's prune may have left beside quarters it took), the email counts
+    (strict)."""
     email_at, asked = _utc(5, 22, 0), _utc(6, 8, 0)  # 23:00 on the 5th, 09:00 on the 6th
     once = ContactCeilings(((("shown:email",), 1, 1),), (), PARIS)
 
@@ -390,10 +392,12 @@ def test_the_stores_ceiling_reads_a_whole_day_from_the_shorter_side_of_the_midni
         await client.hdel(keys.contacts, f"q{ts_ms(email_at) // 900_000}|shown:email")
         if not whole:
             await client.hdel(keys.contacts, f"in_quarters:{day}")
+        if stale:  # the newest quarter two days on
+            await client.hset(keys.contacts, "max|q", str((day + 2) * 96 + 36))
         reference = CustomerState(contacts=(await clocked.store.raw("c"))["contacts"])
         clocked.now = asked
         again = offers_shown_fact("d2", "c", "email", ["tips"], asked, ceilings=once)
-        expected = ApplyStatus.APPLIED if whole else ApplyStatus.OVER_CEILING
+        expected = ApplyStatus.APPLIED if whole and not stale else ApplyStatus.OVER_CEILING
         assert reference.apply(again, ts_ms(asked)) == expected
         assert await clocked.store.apply_facts([again]) == [expected]
 
@@ -441,13 +445,13 @@ def test_quartered_counts_are_kept_for_the_newest_quarters_day_and_the_one_befor
     async def scenario(clocked: Clocked) -> None:
         reference = CustomerState()
         late = offers_shown_fact("late", "c", "web", ["tips"], _utc(3, 10, 0))
+        # a quarter written alone (no fact of Moments does): not in the count
+        stray = Fact("q1", "c", ts_ms(days[2]), (("wq", "shown:email", "1"),), contact=True)
         for i, when in enumerate(days):
             clocked.now = when
             fact = offers_shown_fact(f"d{i}", "c", "web", ["tips"], when)
-            facts = [fact, late] if i == 2 else [fact]
-            assert reference.apply(fact, ts_ms(when)) == 1
-            if i == 2:
-                assert reference.apply(late, ts_ms(when)) == 1
+            facts = [fact, late, stray] if i == 2 else [fact]
+            assert [reference.apply(f, ts_ms(when)) for f in facts] == [1] * len(facts)
             assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED] * len(facts)
         raw = (await clocked.store.raw("c"))["contacts"]
         assert raw == reference.contacts
