@@ -37,7 +37,7 @@ needs no timezone of its own.
 >>> contacts_from(daily, {}, day_start_ms(at, sydney), fifth + 1)  # no quarters: both count
 {'shown:email': 2}
 >>> whole = quartered_days({f"{QUARTERED}{fifth}": "2", "max|q": str(fifth * 96 + 92)}, daily)
->>> whole == {fifth}, contacts_from(daily, quarters, day_start_ms(at, sydney), fifth + 1, whole)
+>>> fifth in whole, contacts_from(daily, quarters, day_start_ms(at, sydney), fifth + 1, whole)
 (True, {'shown:email': 1})
 """
 
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Container, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from feature_store.facts import DAY_MS, EPOCH, MILLISECOND, MINUTE_MS, QUARTER, ts_ms
@@ -54,6 +55,7 @@ __all__ = [
     "QUARTER",
     "QUARTERED",
     "QUARTERED_METRICS",
+    "QuarteredDays",
     "contact_zone",
     "contacts_from",
     "counted_from_ms",
@@ -136,29 +138,37 @@ def week_start_ms(at_ms: int, timezone: str) -> int:
     return counted_from_ms(at_ms, timezone, WEEK_DAYS)
 
 
+@dataclass(frozen=True, slots=True)
+class QuarteredDays:
+    """The UTC days whose every contact of :data:`QUARTERED_METRICS` is in its quarter-hour
+    bucket, as the contacts hash (field -> value) tells, asked one day at a time (a read
+    builds it for every decision: the hash is not scanned): the day's :data:`QUARTERED`
+    count equals what its daily buckets (``daily``) hold of those metrics, and the day is
+    the newest quarter's (``max|q``) or later, or the one before (its quarters are all
+    kept: a prune takes only those three days before the newest). As apply.lua's
+    ``whole``."""
+
+    contacts: Mapping[str, str]
+    daily: Mapping[int, Mapping[str, int]]
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, int):
+            return False
+        newest, count = self.contacts.get("max|q"), self.contacts.get(f"{QUARTERED}{day}")
+        if newest is None or count is None or not (_digits(newest) and _digits(count)):
+            return False
+        if day < int(newest) // QUARTERS_A_DAY - 1:
+            return False
+        counted = self.daily.get(day, {})
+        return int(count) == sum(counted.get(m, 0) for m in QUARTERED_METRICS)
+
+
 def quartered_days(
     contacts: Mapping[str, str], daily: Mapping[int, Mapping[str, int]]
-) -> frozenset[int]:
-    """The UTC days whose every contact of :data:`QUARTERED_METRICS` is in its quarter-hour
-    bucket, as the contacts hash (field -> value) tells: the day's :data:`QUARTERED` count
-    equals what its daily buckets (``daily``) hold of those metrics, and the day is the
-    newest quarter's (``max|q``) or the one before (its quarters are all kept: a prune
-    takes only those three days before the newest). As apply.lua's ``whole``."""
-    newest = contacts.get("max|q")
-    if newest is None or not _digits(newest):
-        return frozenset()
-    days = set()
-    since = int(newest) // QUARTERS_A_DAY - 1
-    for field, value in contacts.items():
-        if field.startswith(QUARTERED) and _digits(day := field[len(QUARTERED) :]):
-            counted = daily.get(int(day), {})
-            if (
-                int(day) >= since
-                and _digits(value)
-                and int(value) == sum(counted.get(m, 0) for m in QUARTERED_METRICS)
-            ):
-                days.add(int(day))
-    return frozenset(days)
+) -> QuarteredDays:
+    """The days of ``contacts`` whose every contact is in its quarter
+    (:class:`QuarteredDays`), ``daily`` its daily buckets as parsed."""
+    return QuarteredDays(contacts, daily)
 
 
 def _digits(text: str) -> bool:

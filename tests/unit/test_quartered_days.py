@@ -90,21 +90,24 @@ def hash_of(count: str | None, newest_quarter: int | None, **daily: int) -> dict
     return fields
 
 
-def whole(fields: dict[str, str]) -> frozenset[int]:
-    return quartered_days(fields, Buckets(fields, "dq").at("d"))
+def whole(fields: dict[str, str]) -> bool:
+    return DAY in quartered_days(fields, Buckets(fields, "dq").at("d"))
 
 
 def test_a_day_whose_every_contact_is_in_its_quarter_is_whole() -> None:
     newest = (DAY + 1) * 96 + 40  # the next day's: the day before the newest is kept
-    assert whole(hash_of("3", newest, web=2, email=1)) == {DAY}
+    assert whole(hash_of("3", newest, web=2, email=1))
     # an email an older Moments recorded (its day alone): not whole
-    assert whole(hash_of("2", newest, web=2, email=1)) == frozenset()
-    assert whole(hash_of(None, newest, email=1)) == frozenset()  # no count: an older store's
+    assert not whole(hash_of("2", newest, web=2, email=1))
+    assert not whole(hash_of(None, newest, email=1))  # no count: an older store's
     # two days before the newest quarter's: its quarters may be pruned apart
-    assert whole(hash_of("3", (DAY + 2) * 96, web=2, email=1)) == frozenset()
-    assert whole(hash_of("3", None, web=2, email=1)) == frozenset()  # no quarters at all
-    assert whole(hash_of("3.0", newest, web=2, email=1)) == frozenset()  # as apply.lua
-    assert whole(hash_of("3", newest, web=2, email=1, push=1)) == {DAY}  # not quartered
+    assert not whole(hash_of("3", (DAY + 2) * 96, web=2, email=1))
+    assert whole(hash_of("3", DAY * 96, web=2, email=1))  # the newest quarter's day itself
+    assert whole(hash_of("3", (DAY - 1) * 96, web=2, email=1))  # dated ahead of the newest
+    assert not whole(hash_of("3", None, web=2, email=1))  # no quarters at all
+    assert not whole(hash_of("3.0", newest, web=2, email=1))  # as apply.lua
+    assert whole(hash_of("3", newest, web=2, email=1, push=1))  # not a quartered metric
+    assert "20000" not in quartered_days(hash_of("3", newest, web=2, email=1), {})
 
 
 def test_the_apply_script_names_the_quartered_count_and_metrics_alike() -> None:
@@ -163,7 +166,7 @@ def test_a_contact_of_an_older_moments_leaves_its_day_not_whole() -> None:
     assert state.apply(legacy, contact.ts_ms) == 1
     day = ts_ms(at(1, 12)) // DAY_MS
     assert counts(state) == {day: "1"} and state.contacts[f"d{day}|shown:email"] == "2"
-    assert quartered_days(state.contacts, Buckets(state.contacts, "dq").at("d")) == frozenset()
+    assert day not in quartered_days(state.contacts, Buckets(state.contacts, "dq").at("d"))
     # one email a day in Paris: the 23:30 email is the 2nd's (it has no quarter, but its
     # day is not whole: read before the midnight, the 22:30 one is taken away)
     once = ContactCeilings(((("shown:email",), 1, 1),), (), "Europe/Paris")
