@@ -488,7 +488,8 @@ for _, update in ipairs(updates) do
   end
 end
 -- a contact in its quarter and day alike counts in its day's quartered count, kept for
--- the newest quarter's day and the one before (a later one's day is not whole)
+-- the newest quarter's day and the one before (a contact dated before those leaves its
+-- day not whole)
 if quartered_field and math.floor(ts / 86400000) >= quartered_from then
   for _, metric in ipairs(QUARTERED_METRICS) do
     local value = wrote['q' .. metric]
