@@ -13,6 +13,14 @@ whole UTC days, from the one the week's first local midnight falls in
 (:func:`counted_from_ms`): it may count up to a day more than the customer's week, never
 less, and needs no quarter-hour bucket older than a day.
 
+The first UTC day of a day's count is counted from the shorter side of the midnight: a
+midnight late in the UTC day (Europe's, at 22:00 or 23:00 UTC) has up to 92 quarters
+before it and 4 to 8 after. Summing the quarters from the midnight on is right only when
+every contact of that UTC day has its quarter-hour bucket, which a per-day count of the
+contacts recorded with one tells (:data:`QUARTERED`, :func:`quartered_days`); else (a
+contact of an older Moments, one dated too late for its quarter, the day's quarters
+pruned) the day is counted as before, from its quarters before the midnight.
+
 The local midnights are found here, with the tz database (a day of a change of summer
 time lasts 23 or 25 hours); ``lua/apply.lua`` is given them in UTC milliseconds and
 needs no timezone of its own.
@@ -28,12 +36,16 @@ needs no timezone of its own.
 {'shown:email': 1}
 >>> contacts_from(daily, {}, day_start_ms(at, sydney), fifth + 1)  # no quarters: both count
 {'shown:email': 2}
+>>> whole = quartered_days({f"{QUARTERED}{fifth}": "2", "max|q": str(fifth * 96 + 92)}, daily)
+>>> fifth in whole, contacts_from(daily, quarters, day_start_ms(at, sydney), fifth + 1, whole)
+(True, {'shown:email': 1})
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from feature_store.facts import DAY_MS, EPOCH, MILLISECOND, MINUTE_MS, QUARTER, ts_ms
@@ -41,14 +53,26 @@ from schemas.timezones import is_timezone, zone
 
 __all__ = [
     "QUARTER",
+    "QUARTERED",
+    "QUARTERED_METRICS",
+    "QuarteredDays",
     "contact_zone",
     "contacts_from",
     "counted_from_ms",
     "day_start_ms",
+    "quartered_days",
     "week_start_ms",
 ]
 
 QUARTERS_A_DAY = DAY_MS // QUARTER.size_ms
+# The contacts' field counting, per UTC day (``in_quarters:<day>``), the contacts of
+# QUARTERED_METRICS recorded with their quarter-hour bucket, for the day of the newest
+# quarter and the one before it (older ones go when the quarters are pruned): a day whose
+# count equals its daily buckets' (of those metrics) has every contact in its quarters.
+# An older Moments, which writes no such count, leaves it short of them: its days are
+# counted as before. (lua/apply.lua names the prefix and the metrics too.)
+QUARTERED = "in_quarters:"
+QUARTERED_METRICS = ("shown:web", "shown:email", "shown:sms", "shown:call")
 WEEK_DAYS = 7  # a week's cap counts today and the six days before it
 
 
@@ -114,17 +138,59 @@ def week_start_ms(at_ms: int, timezone: str) -> int:
     return counted_from_ms(at_ms, timezone, WEEK_DAYS)
 
 
+@dataclass(frozen=True, slots=True)
+class QuarteredDays:
+    """The UTC days whose every contact of :data:`QUARTERED_METRICS` is in its quarter-hour
+    bucket, as the contacts hash (field -> value) tells, asked one day at a time (a read
+    builds it for every decision: the hash is not scanned): the day's :data:`QUARTERED`
+    count equals what its daily buckets (``daily``) hold of those metrics, and the day is
+    the newest quarter's (``max|q``) or later, or the one before (its quarters are all
+    kept: a prune takes only those three days before the newest). As apply.lua's
+    ``whole``."""
+
+    contacts: Mapping[str, str]
+    daily: Mapping[int, Mapping[str, int]]
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, int):
+            return False
+        newest, count = self.contacts.get("max|q"), self.contacts.get(f"{QUARTERED}{day}")
+        if newest is None or count is None or not (_digits(newest) and _digits(count)):
+            return False
+        if day < int(newest) // QUARTERS_A_DAY - 1:
+            return False
+        counted = self.daily.get(day, {})
+        return int(count) == sum(counted.get(m, 0) for m in QUARTERED_METRICS)
+
+
+def quartered_days(
+    contacts: Mapping[str, str], daily: Mapping[int, Mapping[str, int]]
+) -> QuarteredDays:
+    """The days of ``contacts`` whose every contact is in its quarter
+    (:class:`QuarteredDays`), ``daily`` its daily buckets as parsed."""
+    return QuarteredDays(contacts, daily)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def contacts_from(
     daily: Mapping[int, Mapping[str, int]],
     quarters: Mapping[int, Mapping[str, int]],
     from_ms: int,
     last_day: int,
+    whole: Container[int] = (),
 ) -> dict[str, int]:
     """The contact counts from ``from_ms`` to the end of UTC day ``last_day``: the daily
     buckets (UTC day -> metric -> count) of the days from the one ``from_ms`` falls in,
     less, of the first, what its quarter-hour buckets (quarter -> metric -> count) hold
     before ``from_ms`` (never more than the day holds). The quarter ``from_ms`` falls in
-    counts whole."""
+    counts whole. When the first day is one of ``whole`` (:func:`quartered_days`) and
+    fewer of its quarters follow ``from_ms`` than precede it, a metric of
+    :data:`QUARTERED_METRICS` counts that day's quarters from ``from_ms`` on instead
+    (never more than the day holds): the same count, as apply.lua reads it, from fewer
+    fields."""
     first = from_ms // DAY_MS
     total: dict[str, int] = {}
     for day, metrics in daily.items():
@@ -135,12 +201,19 @@ def contacts_from(
     if not head:
         return total
     earlier: dict[str, int] = {}
-    low, high = first * QUARTERS_A_DAY, from_ms // QUARTER.size_ms
+    later: dict[str, int] = {}
+    low, start = first * QUARTERS_A_DAY, from_ms // QUARTER.size_ms
+    high = low + QUARTERS_A_DAY
+    after = first in whole and high - start < start - low
     for quarter, metrics in quarters.items():
         if low <= quarter < high:
+            side = earlier if quarter < start else later
             for metric, value in metrics.items():
-                earlier[metric] = earlier.get(metric, 0) + value
-    for metric, value in earlier.items():
-        if metric in total:
-            total[metric] -= min(value, head.get(metric, 0))
+                side[metric] = side.get(metric, 0) + value
+    for metric in total.keys() & head.keys():
+        counted = head[metric]
+        if after and metric in QUARTERED_METRICS:
+            total[metric] -= counted - min(later.get(metric, 0), counted)
+        elif metric in earlier:
+            total[metric] -= min(earlier[metric], counted)
     return total

@@ -11,6 +11,7 @@ from feature_store.contact_days import (
     contact_zone,
     contacts_from,
     day_start_ms,
+    quartered_days,
     week_start_ms,
 )
 from feature_store.derived import (
@@ -325,7 +326,8 @@ def _contact_history(
     buckets = Buckets(contacts, "dq")
     daily, quarters = buckets.at("d"), buckets.at("q")
     last = (now_ms + ahead_ms) // DAY_MS  # dated up to ahead_ms after now: current
-    today = by_prefix(contacts_from(daily, quarters, day_start_ms(now_ms, timezone), last))
+    whole = quartered_days(contacts, daily)
+    today = by_prefix(contacts_from(daily, quarters, day_start_ms(now_ms, timezone), last, whole))
     week = by_prefix(contacts_from(daily, quarters, week_start_ms(now_ms, timezone), last))
     return ContactHistory(
         shown_today=today.get("shown", {}),

@@ -14,7 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from feature_store.contact_days import contacts_from, counted_from_ms
+from feature_store.contact_days import (
+    QUARTERED,
+    QUARTERED_METRICS,
+    contacts_from,
+    counted_from_ms,
+    quartered_days,
+)
 from feature_store.derived import Buckets
 from feature_store.facts import (
     BUCKET_CATEGORIES,
@@ -91,6 +97,7 @@ class CustomerState:
         self._check_addable(fact, resolutions)
         if fact.ceilings and self.over(fact.ceilings, ts):
             return 5  # nothing written, not remembered
+        self._check_quartered(fact)
         self.seen = {k: v for k, v in self.seen.items() if v >= now_ms - horizon_ms}
         self.seen[fact.fact_id] = now_ms
         if age >= ttl_ms:  # its profile would have expired: only its withdrawals are kept
@@ -138,6 +145,16 @@ class CustomerState:
                     and metric.startswith("offer:"))
             ):  # fmt: skip
                 del w[key]
+        quartered_from = None  # the days whose quartered count is kept (contact_days.py)
+        quarter = next((r for r in resolutions if r.name == "q"), None)
+        if quarter is not None:
+            newest_q = live_from["q"] + quarter.keep - 1
+            quartered_from = newest_q * quarter.size_ms // DAY_MS - 1
+            if "q" in prune_to:
+                for key in [k for k in w if k.startswith(QUARTERED)]:
+                    named = key[len(QUARTERED) :]
+                    if named.isascii() and named.isdigit() and int(named) < quartered_from:
+                        del w[key]
         shown_from = None  # when an offer shown is too long ago to keep (see SHOWN_KEPT_DAYS)
         day = next((r for r in resolutions if r.name == "d"), None)
         if fact.contact and day is not None:
@@ -151,6 +168,8 @@ class CustomerState:
             if shown and shown_from is not None and _number(value) < shown_from:
                 continue  # too long ago to keep
             self._update(w, op, key, value, ts, bucket, live_from)
+        if quartered_from is not None and ts // DAY_MS >= quartered_from:
+            self._count_quartered(w, fact, bucket, live_from)
         self.optouts = {}
         for f in WITHDRAWAL_FIELDS:
             if self.profile.get(f) == "0":
@@ -187,15 +206,33 @@ class CustomerState:
         self._expire_at_least("seen", now_ms + horizon_ms)
         return 1
 
+    @staticmethod
+    def _count_quartered(
+        w: dict[str, str], fact: Fact, bucket: dict[str, int], live_from: dict[str, int]
+    ) -> None:
+        """A contact written to its quarter and its day alike (with one value) counts in
+        its day's quartered count (contact_days.py QUARTERED), as apply.lua."""
+        wrote: dict[str, str] = {}
+        for op, key, value in fact.updates:
+            name = op[1:]
+            if op in ("wd", "wq") and key in QUARTERED_METRICS and bucket[name] >= live_from[name]:
+                wrote[name + key] = value
+        field = f"{QUARTERED}{fact.ts_ms // DAY_MS}"
+        for metric in QUARTERED_METRICS:
+            added = wrote.get("q" + metric)
+            if added is not None and wrote.get("d" + metric) == added:
+                w[field] = str(int(w.get(field, 0)) + int(added))
+
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
         """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from where
         its days begin (:func:`~feature_store.contact_days.counted_from_ms`), up to the
         end of the UTC day after its own, as apply.lua does."""
         buckets = Buckets(self.contacts, "dq")
         daily, quarters = buckets.at("d"), buckets.at("q")
+        whole = quartered_days(self.contacts, daily)
         for metrics, days, cap in ceilings.counts:
             start = counted_from_ms(ts_ms, ceilings.timezone, days)
-            counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1)
+            counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1, whole)
             if sum(counted.get(m, 0) for m in metrics) >= cap:
                 return True
         return any(
@@ -229,6 +266,16 @@ class CustomerState:
                 continue
             if abs(int(current) + int(value)) >= 9.2e18:
                 raise OverflowError(f"counter {key} would overflow")
+
+    def _check_quartered(self, fact: Fact) -> None:
+        """As apply.lua, after the ceilings and before any write: the day's quartered
+        count a contact adds to must take what it adds (:class:`OverflowError`)."""
+        w = self.contacts if fact.contact else self.windows
+        for op, key, value in fact.updates:
+            if op == "wq" and key in QUARTERED_METRICS:
+                quartered = w.get(f"{QUARTERED}{fact.ts_ms // DAY_MS}", "0")
+                if abs(int(quartered) + int(value)) >= 9.2e18:
+                    raise OverflowError(f"counter {QUARTERED} would overflow")
 
     def _expire_at_least(self, name: str, at_ms: int) -> None:
         if getattr(self, name) and self.expires_ms.get(name, at_ms) <= at_ms:

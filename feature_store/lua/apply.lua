@@ -48,6 +48,12 @@
 -- decision was recorded but is not known to have been emitted (decision.lua's mark 'u:'),
 -- 7 not erased, and the fact was for the erased only (ARGV[13]: nothing is written).
 local profile, windows, seen, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- The contacts' count per UTC day of those recorded with their quarter-hour bucket
+-- (in_quarters:<day>), of these metrics (contact_days.py QUARTERED, QUARTERED_METRICS)
+local QUARTERED = 'in_quarters:'
+local QUARTERED_METRICS = {'shown:web', 'shown:email', 'shown:sms', 'shown:call'}
+local IS_QUARTERED = {['shown:web'] = true, ['shown:email'] = true, ['shown:sms'] = true,
+                      ['shown:call'] = true}
 if redis.call('EXISTS', KEYS[5]) == 1 then
   -- erased: a withdrawal still counts if it was sent at most the live lag (ARGV[10])
   -- before the first erasure (the tombstone's value), or after it ("stop emailing me"
@@ -152,15 +158,20 @@ end
 -- written, and the fact is not remembered. A count sums the daily buckets from the UTC
 -- day `from` falls in, less what that day's quarter-hour buckets hold before `from`, per
 -- metric and never more than the day holds (contact_days.py contacts_from: a contact
--- with no quarter-hour bucket, recorded before them, counts with its whole day).
+-- with no quarter-hour bucket, recorded before them, counts with its whole day). Where
+-- fewer of that day's quarters follow `from` than precede it (a midnight late in the UTC
+-- day: Europe's), a metric of QUARTERED counts the day's quarters from `from` on instead,
+-- when the day is whole: every contact of it is in its quarter (below, and
+-- contact_days.py quartered_days).
 -- Checked here, with the write, so that processes deciding for the customer at once
 -- cannot take a cap past its limit between them.
 if ARGV[12] and ARGV[12] ~= '' then
   local ceilings = cjson.decode(ARGV[12])
   local day_ms, quarter = 86400000, ceilings.quarter
   -- what the counts read, read once per contact: a day's count of a metric (field ->
-  -- count), and its first day's quarters before a local midnight (metric@midnight -> sum)
-  local daily, before = {}, {}
+  -- count), its first day's quarters before or from a local midnight (metric<midnight or
+  -- metric>midnight -> sum), and whether a day is whole (day -> boolean)
+  local daily, before, whole_of = {}, {}, {}
   local function day_count(field)
     local n = daily[field]
     if n == nil then
@@ -169,12 +180,16 @@ if ARGV[12] and ARGV[12] ~= '' then
     end
     return n
   end
-  local function quarters_before(metric, first, from)
-    local memo = metric .. '@' .. string.format('%d', from)
+  -- the sum of a metric's quarters of UTC day `first` before `from` (after: from it on)
+  local function quarters_of(metric, first, from, after)
+    local memo = metric .. (after and '>' or '<') .. string.format('%d', from)
     local sum = before[memo]
     if sum == nil then
       local fields = {}
-      for q = first * (day_ms / quarter), math.floor(from / quarter) - 1 do
+      local low, start = first * (day_ms / quarter), math.floor(from / quarter)
+      local a, b = low, start - 1
+      if after then a, b = start, low + day_ms / quarter - 1 end
+      for q = a, b do
         fields[#fields + 1] = 'q' .. string.format('%d', q) .. '|' .. metric
       end
       sum = 0
@@ -186,6 +201,29 @@ if ARGV[12] and ARGV[12] ~= '' then
       before[memo] = sum
     end
     return sum
+  end
+  -- whether every contact of UTC day `day` (of the QUARTERED metrics) is in its quarter:
+  -- the day's count of those recorded with one equals its daily buckets', and the day is
+  -- the newest quarter's or the one before (its quarters all kept: a prune takes those
+  -- 288 before the newest). An older Moments counts none: its days are not whole.
+  local function whole(day)
+    local found = whole_of[day]
+    if found == nil then
+      local d = 'd' .. string.format('%d', day) .. '|'
+      local got = redis.call('HMGET', windows, QUARTERED .. string.format('%d', day), 'max|q',
+                             d .. QUARTERED_METRICS[1], d .. QUARTERED_METRICS[2],
+                             d .. QUARTERED_METRICS[3], d .. QUARTERED_METRICS[4])
+      local counted = got[1] and string.match(got[1], '^%d+$') and tonumber(got[1])
+      local newest = got[2] and string.match(got[2], '^%d+$') and tonumber(got[2])
+      found = false
+      if counted and newest and day >= math.floor(newest / (day_ms / quarter)) - 1 then
+        local sum = 0
+        for i = 3, 6 do sum = sum + (tonumber(got[i]) or 0) end
+        found = sum == counted
+      end
+      whole_of[day] = found
+    end
+    return found
   end
   for _, count in ipairs(ceilings.counts) do
     local metrics, from, cap, total = count[1], count[2], count[3], 0
@@ -200,12 +238,20 @@ if ARGV[12] and ARGV[12] ~= '' then
       end
     end
     -- the quarters only lower a count: read only while it still reaches the cap (a web
-    -- count far from its cap reads none; a local midnight late in the UTC day, as in
-    -- Europe, has up to 95 quarters before it)
+    -- count far from its cap reads none), and from the shorter side of the midnight when
+    -- the day is whole (a local midnight late in the UTC day, as in Europe, has up to 95
+    -- quarters before it)
+    local low, start = first * (day_ms / quarter), math.floor(from / quarter)
+    local later = low + day_ms / quarter - start < start - low
     for _, metric in ipairs(metrics) do
       if total < cap then break end
-      if head[metric] > 0 and from > first * day_ms then
-        total = total - math.min(quarters_before(metric, first, from), head[metric])
+      local n = head[metric]
+      if n > 0 and from > first * day_ms then
+        if later and IS_QUARTERED[metric] and whole(first) then
+          total = total - n + math.min(quarters_of(metric, first, from, true), n)
+        else
+          total = total - math.min(quarters_of(metric, first, from, false), n)
+        end
       end
     end
     if total >= cap then return 5 end
@@ -213,6 +259,16 @@ if ARGV[12] and ARGV[12] ~= '' then
   for _, since in ipairs(ceilings.since) do
     local last = tonumber(redis.call('HGET', profile, since[1]))
     if last and last > since[2] then return 5 end
+  end
+end
+-- a contact's quarter on a QUARTERED metric adds to its day's count of those (below;
+-- checked after the ceilings, which write nothing, so that a refused contact reads none)
+local quartered_field = nil
+for _, update in ipairs(updates) do
+  if update[1] == 'wq' and IS_QUARTERED[update[2]] and size_of['q'] then
+    quartered_field = QUARTERED .. string.format('%d', math.floor(ts / 86400000))
+    local failed = addable(windows, quartered_field, update[3])
+    if failed then return failed end
   end
 end
 -- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
@@ -334,6 +390,12 @@ end
 local in_contacts = KEYS[2] == KEYS[7]
 local offers_to = nil
 if in_contacts and prune_to['d'] then offers_to = prune_to['d'] + keep_of['d'] - 15 end
+-- the days whose count of contacts in their quarters is kept: the newest quarter's and
+-- the one before (contact_days.py QUARTERED); older ones go when the quarters are pruned
+local quartered_from = nil
+if size_of['q'] then
+  quartered_from = math.floor((live_from['q'] + keep_of['q'] - 1) * size_of['q'] / 86400000) - 1
+end
 if prune then
   for _, f in ipairs(redis.call('HKEYS', windows)) do
     local name, idx, metric = string.match(f, '^(%a)(%d+)|(.*)$')
@@ -344,6 +406,9 @@ if prune then
               and string.sub(metric, 1, 6) == 'offer:') then
         redis.call('HDEL', windows, f)
       end
+    elseif prune_to['q'] then
+      local day = string.match(f, '^' .. QUARTERED .. '(%d+)$')
+      if day and tonumber(day) < quartered_from then redis.call('HDEL', windows, f) end
     end
   end
 end
@@ -366,6 +431,7 @@ if KEYS[2] == KEYS[7] and live_from['d'] then
 end
 
 local activity = false  -- the customer did something (facts.py counts it in `n`)
+local wrote = {}  -- what the fact added to its day and quarter ('d'/'q' .. metric -> value)
 for _, update in ipairs(updates) do
   local op, field, value = update[1], update[2], update[3]
   if op == 'incr' then
@@ -406,6 +472,9 @@ for _, update in ipairs(updates) do
       local wfield = window_field(name, field)
       if string.sub(field, 1, 4) ~= 'cat:' or redis.call('HEXISTS', windows, wfield) == 1 then
         redis.call('HINCRBY', windows, wfield, value)
+        if (name == 'd' or name == 'q') and IS_QUARTERED[field] then
+          wrote[name .. field] = value
+        end
       else  -- a category new to the bucket, while the bucket has room for one
         local room = window_field(name, 'cats')
         if (tonumber(redis.call('HGET', windows, room)) or 0) < BUCKET_CATEGORY_ROOM then
@@ -416,6 +485,17 @@ for _, update in ipairs(updates) do
     end
   else
     return redis.error_reply('unknown update op ' .. op)
+  end
+end
+-- a contact in its quarter and day alike counts in its day's quartered count, kept for
+-- the newest quarter's day and the one before (a contact dated before those leaves its
+-- day not whole)
+if quartered_field and math.floor(ts / 86400000) >= quartered_from then
+  for _, metric in ipairs(QUARTERED_METRICS) do
+    local value = wrote['q' .. metric]
+    if value and wrote['d' .. metric] == value then
+      redis.call('HINCRBY', windows, quartered_field, value)
+    end
   end
 end
 

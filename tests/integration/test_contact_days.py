@@ -25,6 +25,7 @@ from feature_store import (
     offers_shown_fact,
 )
 from feature_store.facts import DAY_MS, ts_ms
+from feature_store.reference import CustomerState
 from schemas import (
     ContactRules,
     NextBestOffer,
@@ -358,5 +359,106 @@ def test_quarters_never_take_away_more_than_the_day_holds_in_redis(
                                   ceilings=outbound_daily)  # fmt: skip
         # the 6th in Sydney already has its outbound contact (the sms at 00:30)
         assert await clocked.store.apply_facts([again]) == [ApplyStatus.OVER_CEILING]
+
+    run(private_redis, scenario)
+
+
+PARIS = "Europe/Paris"  # +1: the midnight at 23:00 UTC has 92 quarters before it, 4 after
+
+
+@pytest.mark.parametrize(("whole", "stale"), [(True, False), (False, False), (True, True)])
+def test_the_stores_ceiling_reads_a_whole_day_from_the_shorter_side_of_the_midnight(
+    private_redis: LocalRedis, whole: bool, stale: bool
+) -> None:
+    """apply.lua reads a Paris day's first UTC day from its quarters after the midnight
+    when the day's quartered count says every contact of it is in its quarter, else
+    before it, as the reference does. Told apart on a state where the quarter of an
+    email before the midnight is gone (taken out by the test): read after the midnight,
+    the day holds no email; read before it (the count short of the day's, as an older
+    Moments leaves it; or the count of a day two before the newest quarter's, which an
+    older Moments's prune may have left beside quarters it took), the email counts
+    (strict)."""
+    email_at, asked = _utc(5, 22, 0), _utc(6, 8, 0)  # 23:00 on the 5th, 09:00 on the 6th
+    once = ContactCeilings(((("shown:email",), 1, 1),), (), PARIS)
+
+    async def scenario(clocked: Clocked) -> None:
+        clocked.now = email_at
+        sent = offers_shown_fact("d1", "c", "email", ["tips"], email_at)
+        assert await clocked.store.apply_facts([sent]) == [ApplyStatus.APPLIED]
+        keys = clocked.store._keys.for_customer("c")
+        day = ts_ms(email_at) // DAY_MS
+        client = clocked.store._conn.client
+        assert await client.hget(keys.contacts, f"in_quarters:{day}") == "1"
+        await client.hdel(keys.contacts, f"q{ts_ms(email_at) // 900_000}|shown:email")
+        if not whole:
+            await client.hdel(keys.contacts, f"in_quarters:{day}")
+        if stale:  # the newest quarter two days on
+            await client.hset(keys.contacts, "max|q", str((day + 2) * 96 + 36))
+        reference = CustomerState(contacts=(await clocked.store.raw("c"))["contacts"])
+        clocked.now = asked
+        again = offers_shown_fact("d2", "c", "email", ["tips"], asked, ceilings=once)
+        expected = ApplyStatus.APPLIED if whole and not stale else ApplyStatus.OVER_CEILING
+        assert reference.apply(again, ts_ms(asked)) == expected
+        assert await clocked.store.apply_facts([again]) == [expected]
+
+    run(private_redis, scenario)
+
+
+def test_a_contact_of_an_older_moments_keeps_its_paris_day_counted_strictly(
+    private_redis: LocalRedis,
+) -> None:
+    """An email an older Moments recorded at 22:30 UTC (its day alone) and one this
+    version recorded at 23:30 (00:30 on the 6th in Paris): the 6th holds one email, and
+    apply.lua, reading the UTC day from before the midnight (the day is not whole), counts
+    both, strictly: a second email on the 6th is refused, and the features say so."""
+    once = ContactCeilings(((("shown:email",), 1, 1),), (), PARIS)
+
+    async def scenario(clocked: Clocked) -> None:
+        await clocked.visit("c", PARIS)
+        old, new = _utc(5, 22, 30), _utc(5, 23, 30)
+        contact = offers_shown_fact("d1", "c", "email", ["tips"], old)
+        legacy = Fact(contact.fact_id, "c", contact.ts_ms,
+                      tuple(u for u in contact.updates if u[0] != "wq"), contact=True)  # fmt: skip
+        clocked.now = new
+        recorded = offers_shown_fact("d2", "c", "email", ["tips"], new)
+        assert await clocked.store.apply_facts([legacy, recorded]) == [ApplyStatus.APPLIED] * 2
+        raw = (await clocked.store.raw("c"))["contacts"]
+        day = ts_ms(old) // DAY_MS
+        assert raw[f"d{day}|shown:email"] == "2" and raw[f"in_quarters:{day}"] == "1"
+        clocked.now = _utc(6, 8, 0)
+        ((_, features),) = await clocked.store.read_for_decisions(["c"])
+        assert features is not None and features.contact.shown_today == {"email": 2}
+        late = offers_shown_fact("d3", "c", "email", ["tips"], clocked.now, ceilings=once)
+        assert await clocked.store.apply_facts([late]) == [ApplyStatus.OVER_CEILING]
+
+    run(private_redis, scenario)
+
+
+def test_quartered_counts_are_kept_for_the_newest_quarters_day_and_the_one_before(
+    private_redis: LocalRedis,
+) -> None:
+    """As the reference: each contact counts in its UTC day's quartered count; the next
+    day's first contact prunes those before the day before it; a contact two days late
+    is counted in no count."""
+    days = [_utc(3, 12, 0), _utc(4, 9, 0), _utc(5, 9, 0)]
+
+    async def scenario(clocked: Clocked) -> None:
+        reference = CustomerState()
+        late = offers_shown_fact("late", "c", "web", ["tips"], _utc(3, 10, 0))
+        # a quarter written alone (no fact of Moments does): not in the count
+        stray = Fact("q1", "c", ts_ms(days[2]), (("wq", "shown:email", "1"),), contact=True)
+        for i, when in enumerate(days):
+            clocked.now = when
+            fact = offers_shown_fact(f"d{i}", "c", "web", ["tips"], when)
+            facts = [fact, late, stray] if i == 2 else [fact]
+            assert [reference.apply(f, ts_ms(when)) for f in facts] == [1] * len(facts)
+            assert await clocked.store.apply_facts(facts) == [ApplyStatus.APPLIED] * len(facts)
+        raw = (await clocked.store.raw("c"))["contacts"]
+        assert raw == reference.contacts
+        first = ts_ms(days[0]) // DAY_MS
+        assert {f for f in raw if f.startswith("in_quarters:")} == {
+            f"in_quarters:{first + 1}",
+            f"in_quarters:{first + 2}",
+        }
 
     run(private_redis, scenario)

@@ -173,9 +173,11 @@ caps = st.tuples(st.sampled_from([("shown:web",), ("shown:web", "shown:email"),
                                    ("offer:book-club",)]),
                  st.sampled_from([1, 7]), st.integers(0, 3))  # fmt: skip
 cool_downs = st.tuples(st.just("last_shown:book-club"), st.integers(-3, 3 * 86400) | edges_s)
-# whose days the counts count: UTC's, or a local midnight off UTC's by hours, :30 or :45
+# whose days the counts count: UTC's, or a local midnight off UTC's by hours, :30 or :45,
+# from UTC-12 to UTC+14 (Europe's late in the UTC day: read from the quarters after it)
 days_of = st.sampled_from(["UTC", "Australia/Sydney", "America/New_York", "Asia/Kolkata",
-                           "Asia/Kathmandu", "Pacific/Chatham"])  # fmt: skip
+                           "Asia/Kathmandu", "Pacific/Chatham", "Etc/GMT+12", "Europe/Paris",
+                           "Asia/Tokyo", "Pacific/Kiritimati"])  # fmt: skip
 ceilings = st.builds(
     ContactCeilings,
     st.lists(caps, max_size=3).map(tuple),
@@ -188,7 +190,8 @@ guarded = st.lists(
     # ages from 15 minutes ahead (a process's clock running fast: past midnight, its
     # contact is in tomorrow's bucket, which today's ceilings count)
     st.tuples(st.sampled_from(["web", "email"]), st.sampled_from(CUSTOMERS),
-              st.integers(-900, 9 * 86400) | edges_s, ceilings),
+              st.integers(-900, 9 * 86400) | edges_s, ceilings,
+              st.booleans() | st.just(False)),  # recorded by a Moments before the quarters
     max_size=25,
 )  # fmt: skip
 
@@ -202,22 +205,42 @@ guarded = st.lists(
 @example(  # shown last right at the edge of the cool-down: it has run out
     history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
     split=1,
-    contacts=[("web", "alice", 60, ContactCeilings()),
+    contacts=[("web", "alice", 60, ContactCeilings(), False),
               ("web", "alice", 0, ContactCeilings(cool_downs=(("last_shown:book-club",
-                                                               NOW_MS - 60_000),)))],
+                                                               NOW_MS - 60_000),)), False)],
 )  # fmt: skip
 @example(  # a contact dated 00:01 by a clock ahead, then one of 23:59 the day before
     history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
     split=1,
-    contacts=[("web", "alice", 14 * 3600 - 60, ContactCeilings()),
-              ("web", "alice", 14 * 3600 + 60, ContactCeilings(((("shown:web",), 1, 1),)))],
+    contacts=[("web", "alice", 14 * 3600 - 60, ContactCeilings(), False),
+              ("web", "alice", 14 * 3600 + 60, ContactCeilings(((("shown:web",), 1, 1),)),
+               False)],
 )  # fmt: skip
 @example(  # 09:00 and 11:00 in Sydney (22:00 and 00:00 UTC): one email a day, refused
     history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
     split=1,
-    contacts=[("email", "alice", 16 * 3600, ContactCeilings()),
+    contacts=[("email", "alice", 16 * 3600, ContactCeilings(), False),
               ("email", "alice", 14 * 3600, ContactCeilings(((("shown:email",), 1, 1),),
-                                                            timezone="Australia/Sydney"))],
+                                                            timezone="Australia/Sydney"), False)],
+)  # fmt: skip
+@example(  # Paris: an email at 23:30 on the 22nd (22:30 UTC), one at 00:30 on the 23rd,
+    # then one at 09:00, two a day: with the first recorded by an older Moments (no
+    # quarter), the UTC day is read before the midnight and counts both (refused, strict);
+    # in its quarter, the day is whole and read after the midnight: one (applied)
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
+    split=1,
+    contacts=[("email", "alice", 55800, ContactCeilings(), True),
+              ("email", "alice", 52200, ContactCeilings(), False),
+              ("email", "alice", 21600, ContactCeilings(((("shown:email",), 1, 2),),
+                                                        timezone="Europe/Paris"), False)],
+)  # fmt: skip
+@example(
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p")],
+    split=1,
+    contacts=[("email", "alice", 55800, ContactCeilings(), False),
+              ("email", "alice", 52200, ContactCeilings(), False),
+              ("email", "alice", 21600, ContactCeilings(((("shown:email",), 1, 2),),
+                                                        timezone="Europe/Paris"), False)],
 )  # fmt: skip
 def test_contacts_within_ceilings_match_reference(
     kafka_redis: Services, history: list[Any], split: int, contacts: list[Any]
@@ -225,11 +248,21 @@ def test_contacts_within_ceilings_match_reference(
     """Contacts whose ceilings the store checks: applied, or refused (5, nothing written),
     as the reference says, whatever came before them."""
     facts = [
-        offers_shown_fact(f"g{i}", customer, channel, ["book-club"],
-                          NOW - timedelta(seconds=age), ceilings=limits)
-        for i, (channel, customer, age, limits) in enumerate(contacts)
+        _before_quarters(f) if legacy else f
+        for f, legacy in (
+            (offers_shown_fact(f"g{i}", customer, channel, ["book-club"],
+                               NOW - timedelta(seconds=age), ceilings=limits), legacy)
+            for i, (channel, customer, age, limits, legacy) in enumerate(contacts)
+        )
     ]  # fmt: skip
     _run(kafka_redis, history, split, facts)
+
+
+def _before_quarters(contact: Fact) -> Fact:
+    """``contact`` as a Moments from before the quarter-hour buckets recorded it: its
+    daily buckets alone, no ceilings."""
+    updates = tuple(u for u in contact.updates if u[0] != "wq")
+    return Fact(contact.fact_id, contact.customer_id, contact.ts_ms, updates, contact=True)
 
 
 def test_events_older_than_every_window_touch_only_lifetime(kafka_redis: Services) -> None:
