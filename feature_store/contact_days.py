@@ -18,8 +18,8 @@ midnight late in the UTC day (Europe's, at 22:00 or 23:00 UTC) has up to 92 quar
 before it and 4 to 8 after. Summing the quarters from the midnight on is right only when
 every contact of that UTC day has its quarter-hour bucket, which a per-day count of the
 contacts recorded with one tells (:data:`QUARTERED`, :func:`quartered_days`); else (a
-contact of an older Moments, one dated too late for its quarter, the day's quarters
-pruned) the day is counted as before, from its quarters before the midnight.
+contact of an older Moments, one dated before the days whose count is kept, the day's
+quarters pruned) the day is counted as before, from its quarters before the midnight.
 
 The local midnights are found here, with the tz database (a day of a change of summer
 time lasts 23 or 25 hours); ``lua/apply.lua`` is given them in UTC milliseconds and
@@ -55,6 +55,7 @@ __all__ = [
     "QUARTER",
     "QUARTERED",
     "QUARTERED_METRICS",
+    "STALE_QUARTERED_DAYS",
     "QuarteredDays",
     "contact_zone",
     "contacts_from",
@@ -73,6 +74,9 @@ QUARTERS_A_DAY = DAY_MS // QUARTER.size_ms
 # counted as before. (lua/apply.lua names the prefix and the metrics too.)
 QUARTERED = "in_quarters:"
 QUARTERED_METRICS = ("shown:web", "shown:email", "shown:sms", "shown:call")
+# A day's first quartered count drops those of the week before the kept days (apply.lua:
+# where an older Moments pruned the days' first contacts, they would otherwise pile up).
+STALE_QUARTERED_DAYS = 7
 WEEK_DAYS = 7  # a week's cap counts today and the six days before it
 
 

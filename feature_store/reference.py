@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from feature_store.contact_days import (
     QUARTERED,
     QUARTERED_METRICS,
+    STALE_QUARTERED_DAYS,
     contacts_from,
     counted_from_ms,
     quartered_days,
@@ -169,7 +170,7 @@ class CustomerState:
                 continue  # too long ago to keep
             self._update(w, op, key, value, ts, bucket, live_from)
         if quartered_from is not None and ts // DAY_MS >= quartered_from:
-            self._count_quartered(w, fact, bucket, live_from)
+            self._count_quartered(w, fact, bucket, live_from, quartered_from)
         self.optouts = {}
         for f in WITHDRAWAL_FIELDS:
             if self.profile.get(f) == "0":
@@ -208,20 +209,30 @@ class CustomerState:
 
     @staticmethod
     def _count_quartered(
-        w: dict[str, str], fact: Fact, bucket: dict[str, int], live_from: dict[str, int]
+        w: dict[str, str],
+        fact: Fact,
+        bucket: dict[str, int],
+        live_from: dict[str, int],
+        quartered_from: int,
     ) -> None:
         """A contact written to its quarter and its day alike (with one value) counts in
-        its day's quartered count (contact_days.py QUARTERED), as apply.lua."""
+        its day's quartered count (contact_days.py QUARTERED), as apply.lua; a day's
+        first count drops those of the week before ``quartered_from``."""
         wrote: dict[str, str] = {}
         for op, key, value in fact.updates:
             name = op[1:]
             if op in ("wd", "wq") and key in QUARTERED_METRICS and bucket[name] >= live_from[name]:
                 wrote[name + key] = value
         field = f"{QUARTERED}{fact.ts_ms // DAY_MS}"
+        fresh = None
         for metric in QUARTERED_METRICS:
             added = wrote.get("q" + metric)
             if added is not None and wrote.get("d" + metric) == added:
+                fresh = field not in w if fresh is None else fresh
                 w[field] = str(int(w.get(field, 0)) + int(added))
+        if fresh:
+            for day in range(quartered_from - STALE_QUARTERED_DAYS, quartered_from):
+                w.pop(f"{QUARTERED}{day}", None)
 
     def over(self, ceilings: ContactCeilings, ts_ms: int) -> bool:
         """Whether a contact at ``ts_ms`` would break ``ceilings``: counting from where

@@ -54,6 +54,7 @@ local QUARTERED = 'in_quarters:'
 local QUARTERED_METRICS = {'shown:web', 'shown:email', 'shown:sms', 'shown:call'}
 local IS_QUARTERED = {['shown:web'] = true, ['shown:email'] = true, ['shown:sms'] = true,
                       ['shown:call'] = true}
+local STALE_QUARTERED_DAYS = 7  -- contact_days.py STALE_QUARTERED_DAYS
 if redis.call('EXISTS', KEYS[5]) == 1 then
   -- erased: a withdrawal still counts if it was sent at most the live lag (ARGV[10])
   -- before the first erasure (the tombstone's value), or after it ("stop emailing me"
@@ -171,7 +172,7 @@ if ARGV[12] and ARGV[12] ~= '' then
   -- what the counts read, read once per contact: a day's count of a metric (field ->
   -- count), its first day's quarters before or from a local midnight (metric<midnight or
   -- metric>midnight -> sum), and whether a day is whole (day -> boolean)
-  local daily, before, whole_of = {}, {}, {}
+  local daily, quarter_sums, whole_of = {}, {}, {}
   local function day_count(field)
     local n = daily[field]
     if n == nil then
@@ -183,7 +184,7 @@ if ARGV[12] and ARGV[12] ~= '' then
   -- the sum of a metric's quarters of UTC day `first` before `from` (after: from it on)
   local function quarters_of(metric, first, from, after)
     local memo = metric .. (after and '>' or '<') .. string.format('%d', from)
-    local sum = before[memo]
+    local sum = quarter_sums[memo]
     if sum == nil then
       local fields = {}
       local low, start = first * (day_ms / quarter), math.floor(from / quarter)
@@ -198,7 +199,7 @@ if ARGV[12] and ARGV[12] ~= '' then
           sum = sum + (tonumber(n) or 0)
         end
       end
-      before[memo] = sum
+      quarter_sums[memo] = sum
     end
     return sum
   end
@@ -489,13 +490,24 @@ for _, update in ipairs(updates) do
 end
 -- a contact in its quarter and day alike counts in its day's quartered count, kept for
 -- the newest quarter's day and the one before (a contact dated before those leaves its
--- day not whole)
+-- day not whole). A day's first count drops the week's older ones: where an older
+-- Moments, which prunes none, made the prunes of the days' first contacts, they would
+-- pile up (nothing reads them: they are before quartered_from).
 if quartered_field and math.floor(ts / 86400000) >= quartered_from then
+  local fresh = nil
   for _, metric in ipairs(QUARTERED_METRICS) do
     local value = wrote['q' .. metric]
     if value and wrote['d' .. metric] == value then
+      if fresh == nil then fresh = redis.call('HEXISTS', windows, quartered_field) == 0 end
       redis.call('HINCRBY', windows, quartered_field, value)
     end
+  end
+  if fresh then
+    local stale = {}
+    for day = quartered_from - STALE_QUARTERED_DAYS, quartered_from - 1 do
+      stale[#stale + 1] = QUARTERED .. string.format('%d', day)
+    end
+    redis.call('HDEL', windows, unpack(stale))
   end
 end
 

@@ -462,3 +462,34 @@ def test_quartered_counts_are_kept_for_the_newest_quarters_day_and_the_one_befor
         }
 
     run(private_redis, scenario)
+
+
+def test_a_days_first_quartered_count_drops_the_stale_ones_of_the_week_before(
+    private_redis: LocalRedis,
+) -> None:
+    """Counts an older Moments's prunes left (it prunes none): a day's first count drops
+    those of the seven days before the kept two, as the reference does; one older than
+    those stays until this version's next prune; a later count of the same day drops none."""
+    when = _utc(10, 9, 0)
+
+    async def scenario(clocked: Clocked) -> None:
+        keys = clocked.store._keys.for_customer("c")
+        client = clocked.store._conn.client
+        today = ts_ms(when) // DAY_MS
+        stale = {f"in_quarters:{d}": "1" for d in range(today - 9, today - 1)}
+        # the newest quarter already today (an older Moments's contact moved it): no prune
+        await client.hset(keys.contacts, mapping={**stale, "max|q": str(today * 96 + 1)})
+        reference = CustomerState(contacts=(await clocked.store.raw("c"))["contacts"])
+        for i, minutes in enumerate((0, 30)):
+            at = clocked.now = when + timedelta(minutes=minutes)
+            fact = offers_shown_fact(f"d{i}", "c", "web", ["tips"], at)
+            assert reference.apply(fact, ts_ms(at)) == 1
+            assert await clocked.store.apply_facts([fact]) == [ApplyStatus.APPLIED]
+            raw = (await clocked.store.raw("c"))["contacts"]
+            assert raw == reference.contacts
+            assert {f: v for f, v in raw.items() if f.startswith("in_quarters:")} == {
+                f"in_quarters:{today - 9}": "1",  # beyond the week: the next prune's
+                f"in_quarters:{today}": str(i + 1),
+            }
+
+    run(private_redis, scenario)

@@ -3,8 +3,9 @@ quartered_days and contacts_from, the reference's writes and ceilings): pure log
 
 A Paris customer's day begins at 23:00 UTC: 92 of that UTC day's quarters come before
 the midnight, 4 after. The count reads the 4 when every contact of the day is in its
-quarter, which the day's quartered count tells; a contact recorded without its quarter
-(an older Moments, one dated too late) leaves the day counted as before, strictly.
+quarter, which the day's quartered count tells; a contact the count leaves out (one of
+an older Moments, one dated before the days whose count is kept) leaves the day counted
+as before, strictly.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from feature_store import ContactCeilings, Fact, facts, offers_shown_fact
 from feature_store.contact_days import (
     QUARTERED,
     QUARTERED_METRICS,
+    STALE_QUARTERED_DAYS,
     contacts_from,
     day_start_ms,
     quartered_days,
@@ -226,3 +228,22 @@ def test_any_history_counts_the_same_from_either_side_of_the_midnight(
         assert contacts_from(daily, quarters, start, last, whole) == contacts_from(
             daily, quarters, start, last
         ), (ZoneInfo(zone), start)
+
+
+def test_a_days_first_count_drops_the_stale_counts_of_the_week_before() -> None:
+    """Counts an older Moments's prunes left beside the newest quarter's day: the day's
+    first count drops those of the seven days before the kept two (no scan), and a
+    second count of the day drops nothing more."""
+    today = ts_ms(at(10, 9)) // DAY_MS
+    stale = {f"{QUARTERED}{d}": "1" for d in range(today - 9, today - 1)}
+    state = CustomerState(contacts={**stale, "max|q": str(today * 96 + 1)})
+    shown(state, "d1", at(10, 9))
+    assert counts(state) == {today - 9: "1", today: "1"}
+    state.contacts[f"{QUARTERED}{today - 2}"] = "1"
+    shown(state, "d2", at(10, 10))
+    assert counts(state) == {today - 9: "1", today - 2: "1", today: "2"}
+
+
+def test_the_apply_script_drops_the_same_weeks_stale_counts() -> None:
+    script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
+    assert f"local STALE_QUARTERED_DAYS = {STALE_QUARTERED_DAYS} " in script
