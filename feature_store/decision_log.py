@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from feature_store.connection import Call, StoreConnection
+from feature_store.connection import Call, StoreConnection, raise_failed
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.pipelining import Command
@@ -164,6 +164,23 @@ class DecisionLog:
             if isinstance(reply, Exception) and faults is not None:
                 faults[i] = reply
         return [None if c is None or isinstance(c, Exception) else str(c) for c in found]
+
+    async def publishable(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each (customer id, decision id) is a decision that was recorded (in
+        the customer's index of decisions, kept a week and an hour) and whose customer is
+        not erased, in one round trip: a decision refused over a cap, or never recorded,
+        is no decision to publish."""
+        if not pairs:
+            return []
+        commands: list[Command] = []
+        for customer_id, decision_id in pairs:
+            k = self._keys.for_customer(customer_id)
+            commands += [("EXISTS", k.tombstone), ("ZSCORE", k.decision_index, decision_id)]
+        replies = await self._conn.submit(commands)
+        raise_failed(replies)
+        return [
+            not int(replies[i]) and replies[i + 1] is not None for i in range(0, len(replies), 2)
+        ]
 
     async def recent(self, customer_id: str, n: int | None = None) -> list[str]:
         """Contexts of the customer's ``n`` newest decisions that are still kept, newest

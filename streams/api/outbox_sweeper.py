@@ -5,7 +5,10 @@ whose lease expired, and takes the lease of each (one winner per outbox: Redis's
 The winner publishes that outbox's decisions to ``next-best-offers`` a part at a time,
 each once Kafka acknowledged it removed, then the outbox and its lease: a winner that
 dies in turn leaves the rest to the next. A decision whose customer was erased (their
-tombstone) is removed unpublished. A decision may go out twice (its process died after
+tombstone) is removed unpublished, and so is one that was not recorded: a batch keeps its
+decisions in the outbox in the round trip that records them, before Redis says which
+contacts broke a cap (those decisions are not made: published, they would take the
+customer past it). A decision may go out twice (its process died after
 Kafka took it and before its removal, or the process was stalled, not dead, past its
 lease): consumers take a decision id seen before for the same decision.
 """
@@ -34,10 +37,11 @@ PUBLISH_WITHIN_S = 30.0  # Kafka has this long to acknowledge a part (then: next
 CLAIM_S = PUBLISH_WITHIN_S + 10.0
 
 
-class ErasedCheck(Protocol):
-    """Whether each customer is erased (their tombstone: ``FeatureStore.erased``)."""
+class PublishableCheck(Protocol):
+    """Whether each (customer id, decision id) was recorded and its customer is not
+    erased (``DecisionLog.publishable``)."""
 
-    async def __call__(self, customer_ids: Sequence[str], /) -> list[bool]: ...
+    async def __call__(self, pairs: Sequence[tuple[str, str]], /) -> list[bool]: ...
 
 
 class _Owned(msgspec.Struct):
@@ -62,14 +66,14 @@ class OutboxSweeper:
         self,
         outboxes: DecisionOutboxes,
         sweeper: str,
-        erased: ErasedCheck,
+        publishable: PublishableCheck,
         publisher: KeyedPublisher,
         topic: str,
         republished: Callable[[int], None],
     ) -> None:
         self._outboxes = outboxes
         self._sweeper = sweeper
-        self._erased = erased
+        self._publishable = publishable
         self._publisher = publisher
         self._topic = topic
         self._republished = republished  # counts the decisions published again
@@ -102,17 +106,17 @@ class OutboxSweeper:
 
     async def _sweep(self, process: str) -> int:
         """Publish the outbox of ``process`` (its lease ours), part by part."""
-        cursor, published, erased_, skipped = 0, 0, 0, 0
+        cursor, published, withheld, skipped = 0, 0, 0, 0
         while True:
             cursor, entries = await self._outboxes.scan(process, cursor, SWEEP_AT_ONCE)
             if entries:
-                owners = [(raw, customer_of(raw)) for _, raw in entries]
-                named = [(raw, c) for raw, c in owners if c is not None]
+                owners = [(d, raw, customer_of(raw)) for d, raw in entries]
+                named = [(d, raw, c) for d, raw, c in owners if c is not None]
                 skipped += len(owners) - len(named)
-                gone = await self._erased([c for _, c in named]) if named else []
-                erased_ += sum(gone)
-                records = [(c.encode(), raw) for (raw, c), erased in zip(named, gone, strict=True)
-                           if not erased]  # fmt: skip
+                kept = await self._publishable([(c, d) for d, _, c in named]) if named else []
+                withheld += len(named) - sum(kept)
+                records = [(c.encode(), raw) for (_, raw, c), ok in zip(named, kept, strict=True)
+                           if ok]  # fmt: skip
                 if records:
                     delivery = self._publisher.publish(self._topic, records, linger=False)
                     await asyncio.wait_for(delivery, PUBLISH_WITHIN_S)
@@ -131,9 +135,10 @@ class OutboxSweeper:
         await self._outboxes.retire(process, self._sweeper)
         if skipped:
             log.warning("%d entries of an outbox were no decisions; removed", skipped)
-        if published or erased_:
+        if published or withheld:
             log.warning("published %d decisions from the outbox of an API process that "
-                        "stopped (removed %d of erased customers)", published, erased_)  # fmt: skip
+                        "stopped (removed %d not recorded or of erased customers)",
+                        published, withheld)  # fmt: skip
         return published
 
 

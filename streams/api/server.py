@@ -194,7 +194,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         recommender = build_recommender(settings, feature_store, policy, publisher, metrics, outbox)
         decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
         sweeper = OutboxSweeper(
-            feature_store.outboxes, outbox.process, feature_store.erased, publisher,
+            feature_store.outboxes, outbox.process, feature_store.decisions.publishable, publisher,
             decisions_topic, metrics.outbox_republished.labels(decisions_topic).inc,
         )  # fmt: skip
         outbox.start()

@@ -9,13 +9,15 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from feature_store import DecisionRecord, FeatureStore, StoreConfig
+from feature_store import ContactCeilings, DecisionRecord, FeatureStore, StoreConfig
+from feature_store.facts import offers_shown_fact
 from feature_store.pipelining import Command
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.outbox_sweeper import OutboxSweeper
@@ -50,8 +52,8 @@ class Publisher:
         return done
 
 
-async def nobody_erased(customers: Sequence[str]) -> list[bool]:
-    return [False] * len(customers)
+async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    return [True] * len(pairs)
 
 
 class Redis:
@@ -104,7 +106,7 @@ async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_dec
 
     boxes.retire = back_first  # type: ignore[method-assign]
     publisher = Publisher()
-    sweeper = OutboxSweeper(boxes, "s", nobody_erased, publisher, "nbo", lambda n: None)
+    sweeper = OutboxSweeper(boxes, "s", all_publishable, publisher, "nbo", lambda n: None)
     assert await sweeper.sweep() == 1
     assert await redis.keys("p") == (b"p", [b"d2"], {b"p"})
     boxes.retire = retire  # type: ignore[method-assign]
@@ -177,3 +179,36 @@ async def test_a_failed_outbox_write_fails_no_decision_and_is_counted_once_said(
     )  # fmt: skip
     assert counted == [2, 2] and "decisions are kept in the outbox again" in caplog.text
     assert await redis.client.hkeys(redis.boxes.box("p")) == [b"d9"]
+
+
+async def test_the_sweeper_publishes_only_decisions_recorded_for_customers_not_erased(
+    redis: Redis,
+) -> None:
+    """A batch keeps its decisions in the outbox in the round trip that records them,
+    before Redis says which contacts broke a cap: a process killed before it removed the
+    refused ones leaves them in its outbox. The sweeper publishes the decision recorded
+    (d1), not the one refused over its cap (d2: published, it would take the customer
+    past the cap), nor one never recorded (d3), nor one whose customer was erased since
+    (d4); and empties the outbox."""
+    store, boxes = redis.store, redis.boxes
+    now = datetime.now(UTC)
+    raws = {d: decision(d, c) for d, c in [("d1", "c1"), ("d2", "c2"), ("d3", "c3"), ("d4", "c4")]}
+    shut = ContactCeilings(((("shown:email",), 1, 0),), (), "UTC")  # a cap of 0: always over
+    contacts = [offers_shown_fact("d2", "c2", "email", ["tips"], now, ceilings=shut)]
+    records = [record(d, raws[d]) for d in ("d1", "d2", "d4")]
+    refused: set[str] = set()
+    process = DecisionOutbox(boxes, "p")
+    held = process.hold(list(raws.items()))
+    assert await store.decisions.record(records, contacts, refused=refused, outbox=held) == [
+        True,
+        False,
+        True,
+    ]
+    assert refused == {"d2"}
+    await store.erase("c4")
+    publisher = Publisher()
+    sweeper = OutboxSweeper(boxes, "s", store.decisions.publishable, publisher, "nbo", print)
+    assert await boxes.claim(["p"], "s", 5000) == ["p"]
+    assert await sweeper._sweep("p") == 1
+    assert publisher.published == [(b"c1", raws["d1"])]
+    assert await redis.keys("p") == (None, [], set())

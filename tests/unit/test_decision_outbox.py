@@ -1,7 +1,7 @@
 """streams.api.decision_outbox and streams.api.outbox_sweeper on an outbox store kept in
 memory: decisions leave the outbox once settled, in one removal; a clean stop leaves
 nothing, or the lease alone gone when Kafka did not take everything; the sweeper
-publishes a dead process's outbox once, skipping erased customers."""
+publishes a dead process's outbox once, skipping the decisions not to publish."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ async def test_a_batchs_decisions_leave_the_outbox_by_the_ids_they_were_sent_wit
     assert boxes.boxes["p"] == {} and len(outbox) == 0
 
 
-async def test_the_sweeper_publishes_a_dead_process_outbox_once_without_erased_customers(
+async def test_the_sweeper_publishes_a_dead_process_outbox_once_without_those_withheld(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     boxes = Outboxes()
@@ -219,12 +219,12 @@ async def test_the_sweeper_publishes_a_dead_process_outbox_once_without_erased_c
     boxes.leases.clear()
     republished: list[int] = []
 
-    async def erased(customers: Sequence[str]) -> list[bool]:
-        return [c == "cust-3" for c in customers]
+    async def publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [c != "cust-3" for c, _ in pairs]  # erased, or not recorded
 
     publisher = Publisher()
     sweepers = [
-        OutboxSweeper(boxes, name, erased, publisher, "nbo", republished.append)  # type: ignore[arg-type]
+        OutboxSweeper(boxes, name, publishable, publisher, "nbo", republished.append)  # type: ignore[arg-type]
         for name in ("a", "b")
     ]
     boxes.registry.update({"a", "b"})
@@ -245,19 +245,22 @@ async def test_a_sweep_kafka_does_not_take_leaves_the_outbox_for_the_next() -> N
     boxes.registry.add("dead")
     boxes.boxes["dead"] = {"d1": decision("d1", "c1")}
 
-    async def nobody(customers: Sequence[str]) -> list[bool]:
-        return [False] * len(customers)
+    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [True] * len(pairs)
 
     counted: list[int] = []
     failing = OutboxSweeper(
-        boxes, "a", nobody, Publisher(KafkaTimeoutError()), "nbo", counted.append
+        boxes, "a", all_publishable, Publisher(KafkaTimeoutError()), "nbo", counted.append
     )  # type: ignore[arg-type]
     with pytest.raises(KafkaTimeoutError):
         await failing.sweep()
     assert boxes.boxes["dead"] and counted == []
     boxes.leases.clear()  # its claim expired
     publisher = Publisher()
-    assert await OutboxSweeper(boxes, "b", nobody, publisher, "nbo", counted.append).sweep() == 1  # type: ignore[arg-type]
+    assert (
+        await OutboxSweeper(boxes, "b", all_publishable, publisher, "nbo", counted.append).sweep()
+        == 1
+    )  # type: ignore[arg-type]
     assert publisher.published == [(b"c1", decision("d1", "c1"))] and counted == [1]
 
 
@@ -278,11 +281,14 @@ async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_dec
 
     boxes.retire = back_first  # type: ignore[method-assign]
 
-    async def nobody(customers: Sequence[str]) -> list[bool]:
-        return [False] * len(customers)
+    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [True] * len(pairs)
 
     publisher = Publisher()
-    assert await OutboxSweeper(boxes, "s", nobody, publisher, "nbo", lambda n: None).sweep() == 1  # type: ignore[arg-type]
+    assert (
+        await OutboxSweeper(boxes, "s", all_publishable, publisher, "nbo", lambda n: None).sweep()
+        == 1
+    )  # type: ignore[arg-type]
     assert boxes.leases == {"p": "p"} and list(boxes.boxes["p"]) == ["d2"]
     assert boxes.registry == {"p"}
 
@@ -356,10 +362,10 @@ async def test_a_sweeper_whose_claim_expired_stops_and_says_so(
 
     boxes.release = expiring  # type: ignore[method-assign]
 
-    async def nobody(customers: Sequence[str]) -> list[bool]:
-        return [False] * len(customers)
+    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [True] * len(pairs)
 
-    sweeper = OutboxSweeper(boxes, "s", nobody, Publisher(), "nbo", lambda n: None)  # type: ignore[arg-type]
+    sweeper = OutboxSweeper(boxes, "s", all_publishable, Publisher(), "nbo", lambda n: None)  # type: ignore[arg-type]
     assert await sweeper.sweep() == 1
     assert "no longer this process's to publish" in caplog.text
     assert "its process was alive" not in caplog.text
