@@ -4,8 +4,9 @@ caps by (:func:`agents.fallback_offers.fallback_decision`).
 
 Pure and bounded: the ``customers`` customers most lately given a fallback with offers
 (the one given none longest is dropped first), each with the answers of their last eight
-days and when each offer was last shown to them. A customer's answers stop at their
-weekly cap, so they stay few. The counts are the customer's days as the normal
+days and, older, the last that showed each offer (a cool-down may be longer than a
+week). A customer's answers stop at their weekly cap, so they stay few: about 300 bytes
+a customer shown one, 30 MB for 100,000. The counts are the customer's days as the normal
 decisions' (:mod:`feature_store.contact_days`), in the timezone the caller names: a
 fallback knows no customer's own, so the catalogue's. The ids stay in memory only.
 
@@ -28,8 +29,6 @@ True
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from feature_store import ContactHistory
@@ -40,14 +39,8 @@ from schemas import NextBestOffer
 CUSTOMERS = 100_000  # customers remembered per process
 KEPT_MS = 8 * DAY_MS  # a week's count reaches back seven days and some hours, never eight
 
-
-@dataclass(slots=True)
-class _Shown:
-    """One customer's fallback answers with offers: (UTC ms, channel, offer ids), oldest
-    first, and when each offer was last shown (cool-downs may be longer than a week)."""
-
-    answers: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
-    last: dict[str, datetime] = field(default_factory=dict)
+# one fallback answer that showed offers: when, on which channel, which
+Answer = tuple[datetime, str, tuple[str, ...]]
 
 
 class FallbackContacts:
@@ -55,7 +48,8 @@ class FallbackContacts:
 
     def __init__(self, customers: int = CUSTOMERS) -> None:
         self._customers = customers
-        self._shown: OrderedDict[str, _Shown] = OrderedDict()
+        # customer -> their answers, oldest first; the customer last shown one, last
+        self._shown: dict[str, tuple[Answer, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._shown)
@@ -64,39 +58,51 @@ class FallbackContacts:
         """Count ``decision`` as answered: its offers shown (nothing if it has none)."""
         if not decision.offers:
             return
-        at = ts_ms(decision.ts)
-        shown = self._shown.pop(decision.customer_id, None) or _Shown()
         offers = tuple(o.offer_id for o in decision.offers)
-        shown.answers = [a for a in shown.answers if a[0] > at - KEPT_MS]
-        shown.answers.append((at, decision.channel, offers))
-        for offer_id in offers:
-            shown.last[offer_id] = max(decision.ts, shown.last.get(offer_id, decision.ts))
-        self._shown[decision.customer_id] = shown  # the newest
-        while len(self._shown) > self._customers:
-            self._shown.popitem(last=False)
+        answers = self._shown.pop(decision.customer_id, ())
+        self._shown[decision.customer_id] = (
+            *_kept(answers, decision.ts),
+            (decision.ts, decision.channel, offers),
+        )
+        if len(self._shown) > self._customers:
+            del self._shown[next(iter(self._shown))]  # the one shown a fallback longest ago
 
     def history(self, customer_id: str, now: datetime, timezone: str) -> ContactHistory:
         """What the customer was shown by this process's fallbacks, counted over their
         day and week at ``now`` in ``timezone``, as a decision's contact history."""
-        shown = self._shown.get(customer_id)
-        if shown is None:
+        answers = self._shown.get(customer_id)
+        if answers is None:
             return ContactHistory()
         at = ts_ms(now)
         day_from, week_from = day_start_ms(at, timezone), week_start_ms(at, timezone)
         today: dict[str, int] = {}
         week: dict[str, int] = {}
         offers: dict[str, int] = {}
-        for ms, channel, offer_ids in shown.answers:
+        last: dict[str, datetime] = {}
+        for ts, channel, offer_ids in answers:
+            ms = ts_ms(ts)
             if ms >= day_from:
                 today[channel] = today.get(channel, 0) + 1
             if ms >= week_from:
                 week[channel] = week.get(channel, 0) + 1
                 for offer_id in offer_ids:
                     offers[offer_id] = offers.get(offer_id, 0) + 1
-        return ContactHistory(
-            shown_today=today, shown_7d=week, offers_7d=offers, last_shown=dict(shown.last)
-        )
+            for offer_id in offer_ids:
+                last[offer_id] = max(ts, last.get(offer_id, ts))
+        return ContactHistory(shown_today=today, shown_7d=week, offers_7d=offers, last_shown=last)
 
     def forget(self, customer_id: str) -> None:
         """The customer was erased: drop what was shown to them."""
         self._shown.pop(customer_id, None)
+
+
+def _kept(answers: tuple[Answer, ...], now: datetime) -> tuple[Answer, ...]:
+    """The answers a week's count may still need at ``now`` (of the last eight days), and
+    of the older ones the newest to show each offer (its cool-down may be longer)."""
+    since, shown, kept = ts_ms(now) - KEPT_MS, set[str](), list[Answer]()
+    for answer in reversed(answers):
+        ts, _, offer_ids = answer
+        if ts_ms(ts) > since or not shown.issuperset(offer_ids):
+            kept.append(answer)
+        shown.update(offer_ids)
+    return tuple(reversed(kept))
