@@ -3,7 +3,7 @@ which read nothing from Redis, count the fatigue caps, cool-downs and per-offer 
 caps by (:func:`agents.fallback_offers.fallback_decision`).
 
 Pure and bounded: the ``customers`` customers most lately given a fallback with offers
-(the one given none longest is dropped first), each with the answers of their last eight
+(the one shown one longest ago is dropped first), each with the answers of their last eight
 days and, older, the last that showed each offer (a cool-down may be longer than a
 week). A customer's answers stop at their weekly cap, so they stay few: about 300 bytes
 a customer shown one, 30 MB for 100,000. The counts are the customer's days as the normal
