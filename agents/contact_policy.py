@@ -5,7 +5,7 @@ everything suppressed out. Every rule has its own reason code, so a CRM team can
 why a customer got nothing.
 
 >>> from datetime import datetime, timezone
->>> from feature_store import ContactHistory, CustomerFeatures
+>>> from feature_store import CustomerFeatures
 >>> policy = ContactPolicy(ControlGroup("salt", 0.0))
 >>> verdict = policy.screen("c1", "web", CustomerFeatures(consent={"web": False}), [],
 ...                        datetime(2026, 11, 23, tzinfo=timezone.utc))
@@ -96,7 +96,7 @@ class ContactPolicy:
         its channel or turned away from it; as it was otherwise.
 
         >>> from datetime import datetime, timezone
-        >>> from feature_store import ContactHistory, CustomerFeatures
+        >>> from feature_store import CustomerFeatures
         >>> from schemas import OfferScore
         >>> taken = NextBestOffer(decision_id="d1", customer_id="c1", channel="email",
         ...     ts=datetime(2026, 11, 23, tzinfo=timezone.utc), trigger_event_id="e1",
