@@ -23,7 +23,7 @@ import msgspec
 
 from agents.control_group import ControlGroup
 from agents.offer_budget import BudgetLedger
-from feature_store import CustomerFeatures
+from feature_store import ContactHistory, CustomerFeatures
 from schemas import ContactRules, NextBestOffer, Offer
 from schemas.contact_rules import OUTBOUND
 
@@ -142,27 +142,11 @@ class ContactPolicy:
         refused = self.turned_away(features, channel, rules, inbound)
         if refused is not None:
             return Verdict([], [refused])
-        if features.contact.shown_today.get(channel, 0) >= rules.daily_cap(channel):
-            return Verdict([], [f"suppressed:fatigue:{channel}:day"])
-        if features.contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):
-            return Verdict([], [f"suppressed:fatigue:{channel}:week"])
-        if channel in OUTBOUND and not inbound:
-            pressure = _outbound_pressure(features, rules)
-            if pressure is not None:
-                return Verdict([], [f"suppressed:fatigue:outbound:{pressure}"])
+        tired = fatigue(channel, features.contact, rules, inbound)
+        if tired is not None:
+            return Verdict([], [tired])
         eligible = self._eligible(offers, channel, features.segment, features.purchases, now)
-        allowed, reasons = [], []
-        for offer in eligible:
-            last = features.contact.last_shown.get(offer.offer_id)
-            cooling = timedelta(seconds=offer.cooldown_s)
-            if offer.cooldown_s and last is not None and now - last < cooling:
-                reasons.append(f"suppressed:cooldown:{offer.offer_id}")
-                continue
-            shown = features.contact.offers_7d.get(offer.offer_id, 0)
-            if offer.max_per_week is not None and shown >= offer.max_per_week:
-                reasons.append(f"suppressed:cap:{offer.offer_id}")
-                continue
-            allowed.append(offer)
+        allowed, reasons = within_offer_caps(eligible, features.contact, now)
         return _within_budget(allowed, reasons, budgets)
 
     @staticmethod
@@ -182,10 +166,62 @@ class ContactPolicy:
 FIRST_CONTACT = CustomerFeatures()  # a customer Moments knows nothing of
 
 
-def _outbound_pressure(features: CustomerFeatures, rules: ContactRules) -> str | None:
+def fatigue(
+    channel: str, contact: ContactHistory, rules: ContactRules, inbound: bool = False
+) -> str | None:
+    """The fatigue cap the customer's ``contact`` history reached on ``channel`` (its
+    own daily or weekly cap, or, reaching out, the outbound channels' together), as the
+    reason a decision gives; ``None`` if none.
+
+    >>> seen = ContactHistory(shown_today={"web": 2}, shown_7d={"web": 2, "email": 1})
+    >>> rules = ContactRules(daily_caps={"web": 2}, outbound_weekly_cap=1)
+    >>> fatigue("web", seen, rules), fatigue("sms", seen, rules), fatigue("sms", seen, rules, True)
+    ('suppressed:fatigue:web:day', 'suppressed:fatigue:outbound:week', None)
+    """
+    if contact.shown_today.get(channel, 0) >= rules.daily_cap(channel):
+        return f"suppressed:fatigue:{channel}:day"
+    if contact.shown_7d.get(channel, 0) >= rules.weekly_cap(channel):
+        return f"suppressed:fatigue:{channel}:week"
+    if channel in OUTBOUND and not inbound:
+        pressure = _outbound_pressure(contact, rules)
+        if pressure is not None:
+            return f"suppressed:fatigue:outbound:{pressure}"
+    return None
+
+
+def within_offer_caps(
+    offers: Sequence[Offer], contact: ContactHistory, now: datetime
+) -> tuple[list[Offer], list[str]]:
+    """The ``offers`` out of their cool-down (``cooldown_s``) and under their weekly cap
+    (``max_per_week``) by the customer's ``contact`` history, and a reason for each other.
+
+    >>> from datetime import UTC, datetime
+    >>> now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    >>> tips = Offer(offer_id="tips", title="Tips", channels=["web"], cooldown_s=86400)
+    >>> club = Offer(offer_id="club", title="Club", channels=["web"], max_per_week=1)
+    >>> midnight = datetime(2026, 12, 1, tzinfo=UTC)
+    >>> seen = ContactHistory(offers_7d={"club": 1}, last_shown={"tips": midnight})
+    >>> within_offer_caps([tips, club], seen, now)
+    ([], ['suppressed:cooldown:tips', 'suppressed:cap:club'])
+    """
+    allowed, reasons = [], []
+    for offer in offers:
+        last = contact.last_shown.get(offer.offer_id)
+        cooling = timedelta(seconds=offer.cooldown_s)
+        if offer.cooldown_s and last is not None and now - last < cooling:
+            reasons.append(f"suppressed:cooldown:{offer.offer_id}")
+            continue
+        shown = contact.offers_7d.get(offer.offer_id, 0)
+        if offer.max_per_week is not None and shown >= offer.max_per_week:
+            reasons.append(f"suppressed:cap:{offer.offer_id}")
+            continue
+        allowed.append(offer)
+    return allowed, reasons
+
+
+def _outbound_pressure(shown: ContactHistory, rules: ContactRules) -> str | None:
     """``"day"`` or ``"week"`` when the outbound channels together reached their cap."""
     day, week = rules.outbound_caps()
-    shown = features.contact
     if sum(shown.shown_today.get(c, 0) for c in OUTBOUND) >= day:
         return "day"
     if sum(shown.shown_7d.get(c, 0) for c in OUTBOUND) >= week:

@@ -84,6 +84,8 @@ class AlertHub:
         # position names no such partition was positioned before it was there
         self._added_from: dict[int, int] = {}
         self.erased_lately = RecentErasures()
+        # what else forgets an erased customer (the fallbacks' contacts), told by forget
+        self.also_forget: list[Callable[[str], None]] = []
         # partition -> next offset, kept across reconnections: alerts and erasures made
         # while the fan-out was away are read then, not skipped
         self._alerts_read: dict[int, int] = {}
@@ -190,6 +192,8 @@ class AlertHub:
         # the erasing process hears of it twice: at once, and from the erasures topic
         told = customer_id in self.erased_lately
         self.erased_lately.add(customer_id, ref, at)
+        for forget in self.also_forget:
+            forget(customer_id)
         kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
         self._buffer = deque(kept, maxlen=self._backlog)
         if not told:  # the screens dropped their cards, and were sent none since

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from agents.catalogue_holder import CatalogueHolder
+from agents.fallback_contacts import FallbackContacts
 from agents.learned_policy import ModelHolder
 from agents.offer_policy import OfferPolicy
 from agents.risk_watch import RiskHolder
@@ -93,6 +94,8 @@ class Api:
     outages: DependencyLog = field(default_factory=DependencyLog)  # told to the log
     # the ingest's tombstone checks, paused a while after one Redis could not answer
     erasure_checks: CheckPause = field(default_factory=CheckPause)
+    # the offers this process's fallback answers showed, per customer (their caps)
+    fallback_contacts: FallbackContacts = field(default_factory=FallbackContacts)
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -219,6 +222,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             kafka=kafka,
             reloads=ModelReloads(_Held(feature_store, holder, risk, metrics)),
         )
+        hub.also_forget.append(app[API_KEY].fallback_contacts.forget)  # every erasure heard
         background = [
             asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
             asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),

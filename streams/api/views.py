@@ -42,9 +42,13 @@ log = logging.getLogger(__name__)
 
 
 def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str) -> NextBestOffer:
+    """The default offers, screened by what this process's fallbacks showed the customer
+    (recorded by the caller, with no await between: a burst is screened one by one)."""
     control_group = api.policy.contact_policy.control_group
-    return fallback_decision(customer_id, channel, limit, reason, api.catalogue.current,
-                             control_group, datetime.now(UTC))  # fmt: skip
+    catalogue, now = api.catalogue.current, datetime.now(UTC)
+    shown = api.fallback_contacts.history(customer_id, now, catalogue.contact_policy.timezone)
+    return fallback_decision(customer_id, channel, limit, reason, catalogue, control_group,
+                             now, shown)  # fmt: skip
 
 
 # What a decision says of its customer beyond the offers: their segment, the model's input
@@ -94,6 +98,7 @@ async def recommendations(request: web.Request) -> web.Response:
         if decision.fallback:  # shown all the same, so published all the same
             api.metrics.fell_back(decision.reasons[0].split(":", 1)[1]).inc()
             api.recommender.publish_soon(decision)
+            api.fallback_contacts.record(decision)  # for the next fallbacks' caps
         api.metrics.decided("next_best_offer", channel).inc()
         api.metrics.offers_in(decision)
     body = msgspec.to_builtins(decision)

@@ -58,6 +58,26 @@ def test_forget_drops_the_customers_alerts_and_tells_every_subscriber() -> None:
     assert [a.id for a in alerts.since(StreamPosition(), None)] == ["0-4", "0-5", "0-6"]
 
 
+def test_forget_has_the_fallbacks_contacts_forget_the_erased_customer() -> None:
+    """Every erasure the process hears of (its own, the erasures topic's) also drops what
+    its fallback answers showed the customer: their id is kept nowhere after it."""
+    from datetime import UTC, datetime
+
+    from agents.fallback_contacts import FallbackContacts
+    from schemas import NextBestOffer, OfferScore
+
+    alerts, ledger = hub(), FallbackContacts()
+    alerts.also_forget.append(ledger.forget)
+    tips = [OfferScore(offer_id="tips", score=0.0, propensity=1.0)]
+    for customer in ("a", "b"):
+        ledger.record(NextBestOffer(decision_id=customer, customer_id=customer,
+                                    ts=datetime(2026, 12, 1, tzinfo=UTC), channel="web",
+                                    trigger_event_id=None, fallback=True, offers=tips))  # fmt: skip
+    alerts.forget("a")
+    assert len(ledger) == 1
+    assert ledger.history("a", datetime(2026, 12, 1, tzinfo=UTC), "UTC").shown_today == {}
+
+
 def test_an_alert_sent_again_under_another_offset_reaches_the_screens_once() -> None:
     """A worker that cannot know Kafka took its alerts (the broker answered too late, a
     batch taken over) sends them again: screens got the same alert twice."""

@@ -176,6 +176,7 @@ class Hub:
 
     def __init__(self, *args: Any) -> None:
         self.ready = asyncio.Event()
+        self.also_forget: list[Any] = []
 
     async def start(self) -> None:
         self.ready.set()

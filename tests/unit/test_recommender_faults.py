@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import ResponseError
 
 from agents.catalogue_holder import CatalogueHolder
+from agents.fallback_contacts import FallbackContacts
 from agents.moments import DecisionMoment
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer
@@ -169,6 +170,7 @@ def app_over(rec: Recommender, catalogue: Any, fallbacks: list[str]) -> Any:
     return api_app(
         recommender=rec,
         alerts=SimpleNamespace(erased_lately=set()),
+        fallback_contacts=FallbackContacts(),
         policy=rec._policy,
         catalogue=CatalogueHolder(catalogue),
         metrics=SimpleNamespace(
