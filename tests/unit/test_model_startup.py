@@ -219,10 +219,16 @@ class NoOutboxes:
         pass
 
 
+class NoDecisions:
+    async def publishable(self, pairs: Any) -> list[bool]:
+        return [True] * len(pairs)
+
+
 @dataclass
 class ApiStore:
     models: Snapshots
     outboxes: NoOutboxes = field(default_factory=NoOutboxes)
+    decisions: NoDecisions = field(default_factory=NoDecisions)
 
     async def erased(self, customer_ids: Any) -> list[bool]:
         return [False] * len(customer_ids)
