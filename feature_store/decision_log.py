@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from feature_store.connection import Call, StoreConnection, raise_failed
+from feature_store.connection import Call, StoreConnection, raise_failed, raise_unavailable
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.pipelining import Command
@@ -169,7 +169,9 @@ class DecisionLog:
         """Whether each (customer id, decision id) is a decision that was recorded (in
         the customer's index of decisions, kept a week and an hour) and whose customer is
         not erased, in one round trip: a decision refused over a cap, or never recorded,
-        is no decision to publish."""
+        is no decision to publish. A customer whose index Redis cannot read as one (a key
+        of another type) does not hold up the others: their decision is told by the
+        tombstone alone, as it was before the index was asked."""
         if not pairs:
             return []
         commands: list[Command] = []
@@ -177,9 +179,11 @@ class DecisionLog:
             k = self._keys.for_customer(customer_id)
             commands += [("EXISTS", k.tombstone), ("ZSCORE", k.decision_index, decision_id)]
         replies = await self._conn.submit(commands)
-        raise_failed(replies)
+        raise_unavailable(replies)
+        raise_failed(replies[::2])  # a tombstone's EXISTS fails for no key's type
         return [
-            not int(replies[i]) and replies[i + 1] is not None for i in range(0, len(replies), 2)
+            not int(erased) and (indexed is not None or isinstance(indexed, Exception))
+            for erased, indexed in zip(replies[::2], replies[1::2], strict=True)
         ]
 
     async def recent(self, customer_id: str, n: int | None = None) -> list[str]:

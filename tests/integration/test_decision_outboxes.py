@@ -212,3 +212,28 @@ async def test_the_sweeper_publishes_only_decisions_recorded_for_customers_not_e
     assert await sweeper._sweep("p") == 1
     assert publisher.published == [(b"c1", raws["d1"])]
     assert await redis.keys("p") == (None, [], set())
+
+
+async def test_a_customer_whose_index_is_of_another_type_holds_up_no_other_decision(
+    redis: Redis,
+) -> None:
+    """A customer's index of decisions of another type (written by something else): their
+    decision is told by their tombstone alone, as before the index was asked, and the
+    others' by the index; the sweep publishes both, not failing on that customer."""
+    store, boxes = redis.store, redis.boxes
+    raws = {"d1": decision("d1", "c1"), "d2": decision("d2", "c2")}
+    process = DecisionOutbox(boxes, "p")
+    held = process.hold(list(raws.items()))
+    assert await store.decisions.record([record("d2", raws["d2"])], outbox=held) == [True]
+    index = store._keys.for_customer("c1").decision_index
+    await redis.client.set(index, "not an index")
+    assert await store.decisions.publishable([("c1", "d1"), ("c2", "d2"), ("c2", "d9")]) == [
+        True,
+        True,
+        False,
+    ]
+    publisher = Publisher()
+    sweeper = OutboxSweeper(boxes, "s", store.decisions.publishable, publisher, "nbo", print)
+    assert await boxes.claim(["p"], "s", 5000) == ["p"]
+    assert await sweeper._sweep("p") == 2
+    assert sorted(publisher.published) == [(b"c1", raws["d1"]), (b"c2", raws["d2"])]
