@@ -78,7 +78,7 @@ def test_the_day_and_week_are_the_catalogues_timezone_and_the_weekly_caps_hold()
 
 
 def test_the_ledger_keeps_the_newest_customers_and_forgets_the_erased() -> None:
-    ledger = FallbackContacts(customers=2)
+    ledger = FallbackContacts(answers=2)
     for customer in ("c1", "c2", "c3"):
         answer(ledger, TIGHT, NOON, customer=customer)
     assert len(ledger) == 2
@@ -149,3 +149,20 @@ def test_fallbacks_through_the_ledger_keep_every_cap_and_cool_down(
             if offer.max_per_week is not None:
                 assert sum(1 for d, _ in before if today - 6 <= d <= today) < offer.max_per_week
         given_.append((at, shown(decision)))
+
+
+def test_the_ledger_is_bounded_by_the_answers_it_holds_whatever_the_caps_allow() -> None:
+    """Caps loose enough to show a customer many fallbacks: the ledger holds at most its
+    ``answers`` (the customers shown one longest ago dropped first), never fewer than the
+    newest customer's own."""
+    loose = OfferCatalogue(version="loose", offers=[CLUB], default_offers=["club"],
+                           contact_policy=ContactRules(daily_caps={"web": 100},
+                                                       weekly_caps={"web": 700}))  # fmt: skip
+    ledger = FallbackContacts(answers=50)
+    for customer in ("c1", "c2", "c3"):
+        for minute in range(30):
+            answer(ledger, loose, NOON + timedelta(minutes=minute), customer=customer)
+    assert ledger.held == 30 and len(ledger) == 1  # c3's 30: c1 and c2 dropped
+    assert ledger.history("c3", NOON + timedelta(hours=1), "UTC").shown_today == {"web": 30}
+    ledger.forget("c3")
+    assert ledger.held == 0 and len(ledger) == 0
