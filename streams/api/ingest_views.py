@@ -89,9 +89,13 @@ async def _produce(
     api: Api, topic: str, records: list[tuple[bytes, bytes]], places: list[int]
 ) -> None:
     """Write ``records``, the items at ``places`` of those sent (their index in an error)."""
-    try:  # shielded: once handed over, the records go on (and /readyz hears how it went)
-        written = api.publisher.publish(topic, records, linger=False)
+
+    async def write() -> None:  # shielded: once handed over, the records go on (and
+        written = api.publisher.publish(topic, records, linger=False)  # /readyz hears how)
         await asyncio.wait_for(asyncio.shield(written), api.settings.api_kafka_timeout_s)
+
+    try:
+        await api.ingest_writes.timed(write)
     except RecordTooLarge as exc:  # the item as sent
         raise _too_large(places[exc.index], exc.size) from exc
     except TimeoutError as exc:  # Kafka slow or away: what it may still write is safe to send again
@@ -191,6 +195,8 @@ async def post_events(request: web.Request) -> web.Response:
     topic = api.settings.topic(topics.TOUCHPOINTS)
     if events.kept:
         await _produce(api, topic, [records[i] for i in events.places], events.places)
+    else:  # every item was an erased customer's: answered no sooner than a write
+        await api.ingest_writes.wait()
     # the same answer whoever was erased: a sender learns nothing of erasures from it
     event_ids = [e.event_id for e, _ in decoded]
     return json_response({"accepted": len(decoded), "event_ids": event_ids}, 202)
@@ -206,6 +212,8 @@ async def post_outcomes(request: web.Request) -> web.Response:
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
     if outcomes.kept:
         await _produce(api, topic, [records[i] for i in outcomes.places], outcomes.places)
+    else:  # every item was an erased customer's: answered no sooner than a write
+        await api.ingest_writes.wait()
     for outcome, _ in outcomes.kept:
         api.metrics.outcomes_accepted.labels(outcome.outcome).inc()
     # the same answer whoever was erased (a web page's key may post outcomes: anyone's)

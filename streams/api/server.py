@@ -47,6 +47,7 @@ from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
 from streams.api.screen_erasures import CustomerRefs
 from streams.api.stream_seats import StreamSeats
+from streams.api.write_times import WriteTimes
 from streams.catalogue_reload import CatalogueReloader
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options, use_settings
@@ -96,6 +97,8 @@ class Api:
     erasure_checks: CheckPause = field(default_factory=CheckPause)
     # the offers this process's fallback answers showed, per customer (their caps)
     fallback_contacts: FallbackContacts = field(default_factory=FallbackContacts)
+    # how long the ingest's writes took: as long as an answer that writes nothing waits
+    ingest_writes: WriteTimes = field(default_factory=WriteTimes)
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)

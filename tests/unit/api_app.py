@@ -30,6 +30,7 @@ from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
 from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api
 from streams.api.stream_seats import StreamSeats
+from streams.api.write_times import WriteTimes
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -62,6 +63,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         streams=StreamSeats(settings.api_max_streams_per_key),
         outages=DependencyLog(),
         erasure_checks=CheckPause(),
+        ingest_writes=WriteTimes(),
         **parts,
     )
     app[API_KEY] = cast(Api, api)

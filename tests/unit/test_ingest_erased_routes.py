@@ -157,3 +157,40 @@ async def test_requests_while_redis_is_known_away_do_not_pause_the_checks_after(
         assert first.status == second.status == 202
     assert erasures.asked == 1  # the first was not asked; the second was
     assert [json.loads(v)["event_id"] for _, v in publisher.records] == ["e1"]
+
+
+class SlowPublisher(Publisher):
+    """Acknowledges each write after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def publish(self, topic: str, records: Any, linger: bool = True) -> asyncio.Future[None]:
+        self.records += records
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.seconds, done.set_result, None)
+        return done
+
+
+@pytest.mark.parametrize(
+    ("path", "live", "erased"),
+    [("/v1/events", click("c1", "e1"), click("gone", "e2")),
+     ("/v1/outcomes", outcome("c1", "d1", "shown"), outcome("gone", "d2", "shown"))],
+)  # fmt: skip
+async def test_an_all_erased_request_is_answered_no_sooner_than_a_write(
+    path: str, live: dict[str, Any], erased: dict[str, Any]
+) -> None:
+    """Its speed must not tell the sender that the customer was erased."""
+    publisher = SlowPublisher(0.2)
+    app = api_app(publisher=publisher, store=Erasures({"gone"}))
+    loop = asyncio.get_running_loop()
+    async with TestClient(TestServer(app)) as client:
+        answered = []
+        for item in (live, erased):
+            started = loop.time()
+            reply = await client.post(path, json=item, headers=AUTH)
+            assert reply.status == 202
+            answered.append(loop.time() - started)
+    assert len(publisher.records) == 1 and len(app[API_KEY].ingest_writes) == 1
+    assert answered[0] >= 0.2 and answered[1] >= 0.18, answered
