@@ -59,7 +59,7 @@ class Publisher:
         return done
 
 
-async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+async def all_publishable(pairs: Sequence[tuple[str, str]], shown: Sequence[bool]) -> list[bool]:
     return [True] * len(pairs)
 
 
@@ -147,14 +147,17 @@ async def test_only_the_lease_holder_retires_and_an_outbox_holding_decisions_sta
 async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
     redis: Redis,
 ) -> None:
-    """The lease and the outbox go together in one script (one slot); with them there,
-    a store holding no customer says so (to a rebuild and to the start check)."""
+    """The lease, the outbox and its marks of decisions shown go together in one script
+    (one slot); with them there, a store holding no customer says so (to a rebuild and
+    to the start check)."""
     boxes = redis.boxes
     await boxes.renew("p", 5000, 3600)
     await redis.write(boxes.hold("p", [("d1", decision("d1", "c1"))], ttl_s=60))
+    await boxes.keep_shown("p", ["d1"], [], ttl_s=60)
     assert key_slot(boxes.box("p").encode()) == key_slot(boxes.lease("p").encode())
+    assert key_slot(boxes.shown("p").encode()) == key_slot(boxes.lease("p").encode())
     assert key_slot(boxes.box("p").encode()) != key_slot(boxes.registry.encode())
-    assert await redis.client.exists(boxes.box("p"), boxes.lease("p")) == 2
+    assert await redis.client.exists(boxes.box("p"), boxes.lease("p"), boxes.shown("p")) == 3
     assert not await redis.store.has_any_customer()
 
 
@@ -256,17 +259,24 @@ class KilledBetweenTheWrites:
     """A Recommender whose latency budget runs out while its decision is recorded (the
     caller answered with it), whose contact Redis refuses over the web cap (another
     process showed the customer an offer since the read), and whose process is killed
-    before the second write, which records it without the caps."""
+    before the second write, which records it without the caps (or, ``at_reply``,
+    before it even read the reply of the first)."""
 
-    def __init__(self, redis: Redis, process: str) -> None:
+    def __init__(self, redis: Redis, process: str, at_reply: bool = False) -> None:
         self.redis = redis
+        self.at_reply = at_reply
         self.outbox = DecisionOutbox(redis.boxes, process)
         self.killed = asyncio.Event()
         policy = RuleBasedOfferPolicy(
             CatalogueHolder(WEB_ONCE_A_DAY), ContactPolicy(ControlGroup("salt", 0.0))
         )
         self.recommender = Recommender(
-            redis.store, policy, Publisher(), "nbo", budget_s=0.05, outbox=self.outbox  # type: ignore[arg-type]
+            redis.store,
+            policy,
+            Publisher(),
+            "nbo",
+            budget_s=0.05,
+            outbox=self.outbox,  # type: ignore[arg-type]
         )
         self._record = redis.store.decisions.record
         self._writes = 0
@@ -281,7 +291,11 @@ class KilledBetweenTheWrites:
         customer = records[0].customer_id
         elsewhere = offers_shown_fact("elsewhere", customer, "web", ["tips"], datetime.now(UTC))
         await self._record([], [elsewhere])  # another process takes the cap to its limit
-        return await self._record(records, contacts, **kwargs)
+        kept = await self._record(records, contacts, **kwargs)
+        if self.at_reply:
+            self._writes += 1
+            return await self.record(records, contacts, **kwargs)
+        return kept
 
     async def shown(self, customer: str) -> NextBestOffer | None:
         """The decision the caller is answered with; the process killed after it."""
@@ -301,14 +315,16 @@ class KilledBetweenTheWrites:
         return publisher.published
 
 
+@pytest.mark.parametrize("at_reply", [False, True])
 async def test_a_decision_shown_then_refused_over_a_cap_is_published_by_the_sweeper(
-    redis: Redis,
+    redis: Redis, at_reply: bool
 ) -> None:
     """The caller was answered with the decision when the latency budget ran out; Redis
     then refused its contact over the web cap, and the process was killed before it
-    recorded the decision again without the caps: never recorded, it was shown all the
-    same, so the sweeper publishes it (it used to remove it unpublished)."""
-    dead = KilledBetweenTheWrites(redis, "p")
+    recorded the decision again without the caps (or before it read Redis's reply):
+    never recorded, it was shown all the same, so the sweeper publishes it (it used to
+    remove it unpublished). Its mark goes as the caller is answered."""
+    dead = KilledBetweenTheWrites(redis, "p", at_reply)
     shown = await dead.shown("c1")
     assert shown is not None and shown.offers
     assert await redis.store.decisions.publishable([("c1", shown.decision_id)]) == [False]
@@ -318,6 +334,7 @@ async def test_a_decision_shown_then_refused_over_a_cap_is_published_by_the_swee
         (b"c1", shown.decision_id)
     ]
     assert await redis.keys("p") == (None, [], set())
+    assert not await redis.client.exists(redis.boxes.shown("p"))  # its mark gone with it
 
 
 async def test_a_shown_decision_of_a_customer_erased_since_is_not_published(
