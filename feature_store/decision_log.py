@@ -165,25 +165,39 @@ class DecisionLog:
                 faults[i] = reply
         return [None if c is None or isinstance(c, Exception) else str(c) for c in found]
 
-    async def publishable(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def publishable(
+        self, pairs: Sequence[tuple[str, str]], shown: Sequence[bool] = ()
+    ) -> list[bool]:
         """Whether each (customer id, decision id) is a decision that was recorded (in
         the customer's index of decisions, kept a week and an hour) and whose customer is
         not erased, in one round trip: a decision refused over a cap, or never recorded,
-        is no decision to publish. A customer whose index Redis cannot read as one (a key
-        of another type) does not hold up the others: their decision is told by the
-        tombstone alone, as it was before the index was asked."""
+        is no decision to publish, unless it was ``shown`` (true at its index: its
+        caller was answered with it), which its customer's tombstone alone keeps back.
+        A customer whose index Redis cannot read as one (a key of another type) does not
+        hold up the others: their decision is told by the tombstone alone, as it was
+        before the index was asked."""
         if not pairs:
             return []
         commands: list[Command] = []
-        for customer_id, decision_id in pairs:
+        asked: list[bool] = []  # per pair, whether its index is asked
+        for i, (customer_id, decision_id) in enumerate(pairs):
             k = self._keys.for_customer(customer_id)
-            commands += [("EXISTS", k.tombstone), ("ZSCORE", k.decision_index, decision_id)]
+            commands.append(("EXISTS", k.tombstone))
+            asked.append(not (i < len(shown) and shown[i]))
+            if asked[-1]:
+                commands.append(("ZSCORE", k.decision_index, decision_id))
         replies = await self._conn.submit(commands)
         raise_unavailable(replies)
-        raise_failed(replies[::2])  # a tombstone's EXISTS fails for no key's type
+        found = iter(replies)
+        tombstones: list[Any] = []
+        indexes: list[Any] = []  # a shown decision's: as if indexed
+        for asks in asked:
+            tombstones.append(next(found))
+            indexes.append(next(found) if asks else True)
+        raise_failed(tombstones)  # a tombstone's EXISTS fails for no key's type
         return [
             not int(erased) and (indexed is not None or isinstance(indexed, Exception))
-            for erased, indexed in zip(replies[::2], replies[1::2], strict=True)
+            for erased, indexed in zip(tombstones, indexes, strict=True)
         ]
 
     async def recent(self, customer_id: str, n: int | None = None) -> list[str]:

@@ -12,6 +12,11 @@ that records the decisions (:meth:`hold`: commands added to it, not a round trip
 their own); everything else here is a round trip of its own, made at most every 100 ms
 (removals) or every second (the lease).
 
+A second hash under the same tag marks the decisions shown before Redis said whether it
+recorded them (their callers answered when the latency budget ran out, or answered
+outside their batch's write): a sweeper publishes those unless their customer is erased,
+recorded or not (:meth:`keep_shown`, a round trip of its own, made only for them).
+
 >>> boxes = DecisionOutboxes(None, "m")
 >>> boxes.hold("p1", [("d1", b"{}")], ttl_s=60)
 [('HSET', 'm:outbox:{p1}', 'd1', b'{}'), ('PEXPIRE', 'm:outbox:{p1}', 60000)]
@@ -41,6 +46,11 @@ class DecisionOutboxes:
         """Present while ``process`` (or whoever sweeps its outbox) is alive: the holder."""
         return f"{self._prefix}:outbox-lease:{{{process}}}"
 
+    def shown(self, process: str) -> str:
+        """The decisions of ``process``'s outbox shown before they were known recorded:
+        decision id -> 1."""
+        return f"{self._prefix}:outbox-shown:{{{process}}}"
+
     @property
     def registry(self) -> str:
         """The set of the processes that may have an outbox."""
@@ -61,17 +71,54 @@ class DecisionOutboxes:
         raise_failed(replies)
         return replies
 
-    async def release(self, process: str, decision_ids: Sequence[str]) -> None:
-        """Remove decisions from the outbox (Kafka has them, or they are not to be sent)."""
+    async def keep_shown(
+        self,
+        process: str,
+        decision_ids: Sequence[str],
+        entries: Sequence[tuple[str, bytes]],
+        ttl_s: int,
+    ) -> None:
+        """Mark ``decision_ids`` shown (their callers were answered with them), keeping
+        ``entries`` (decision id, JSON, marked too) in the outbox with them, in one
+        round trip."""
+        marked = [*decision_ids, *(d for d, _ in entries)]
+        if not marked:
+            return
+        shown = self.shown(process)
+        await self._submit([
+            *self.hold(process, entries, ttl_s),
+            ("HSET", shown, *(part for d in marked for part in (d, 1))),
+            ("PEXPIRE", shown, ttl_s * 1000),
+        ])  # fmt: skip
+
+    async def are_shown(self, process: str, decision_ids: Sequence[str]) -> list[bool]:
+        """Whether each of the decisions is marked shown (:meth:`keep_shown`)."""
+        if not decision_ids:
+            return []
+        (marks,) = await self._submit([("HMGET", self.shown(process), *decision_ids)])
+        return [mark is not None for mark in marks]
+
+    async def release(
+        self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
+    ) -> None:
+        """Remove decisions from the outbox (Kafka has them, or they are not to be sent),
+        and the marks of those of them ``shown``."""
+        commands: list[Command] = []
         if decision_ids:
-            await self._submit([("HDEL", self.box(process), *decision_ids)])
+            commands.append(("HDEL", self.box(process), *decision_ids))
+        if shown:
+            commands.append(("HDEL", self.shown(process), *shown))
+        if commands:
+            await self._submit(commands)
 
     async def renew(self, process: str, lease_ms: int, ttl_s: int) -> None:
         """Say ``process`` is alive for ``lease_ms`` more (taking its lease back from a
-        sweeper that took it for dead), and keep its outbox ``ttl_s`` more."""
+        sweeper that took it for dead), and keep its outbox (and its marks of decisions
+        shown) ``ttl_s`` more."""
         await self._submit([
             ("SET", self.lease(process), process, "PX", lease_ms),
             ("PEXPIRE", self.box(process), ttl_s * 1000),
+            ("PEXPIRE", self.shown(process), ttl_s * 1000),
             ("SADD", self.registry, process),
         ])  # fmt: skip
 
@@ -117,10 +164,12 @@ class DecisionOutboxes:
     async def retire(self, process: str, holder: str) -> int | None:
         """Delete the lease of ``process`` if ``holder`` (the process itself at its stop,
         or its sweeper) still holds it, and the process's place in the registry when its
-        outbox is empty too; the decisions left in the outbox (0: retired), ``None`` when
-        the lease is another's (nothing done: the process came back, or another sweeps)."""
+        outbox is empty too (and its marks then); the decisions left in the outbox (0:
+        retired), ``None`` when the lease is another's (nothing done: the process came
+        back, or another sweeps)."""
         assert self._conn is not None
-        call = ("outbox_retire", (self.lease(process), self.box(process)), (holder,))
+        keys = (self.lease(process), self.box(process), self.shown(process))
+        call = ("outbox_retire", keys, (holder,))
         (left,) = await self._conn.eval_mixed("outbox", [call])
         if int(left) < 0:
             return None

@@ -53,17 +53,22 @@ def shown_not_handed(batch: list[OfferRequest]) -> int:
 Decided = tuple[OfferRequest, NextBestOffer, bytes]  # a request, its decision, its JSON
 
 
-def expire(batch: list[OfferRequest]) -> None:
+def expire(batch: list[OfferRequest]) -> list[str]:
     """The latency budget ran out. Whoever is still waiting for features or a decision
     gets a fallback instead; a decision already taken is answered at once (it is being
     stored, and will be published: the customer sees these offers), unless its budget
-    spending is still being counted (shown, it could take a budget past its limit)."""
+    spending is still being counted (shown, it could take a budget past its limit).
+    Returns the ids of the decisions answered so (shown before Redis said whether it
+    recorded them)."""
+    shown: list[str] = []
     for request in batch:
         if not request.answer.done():
             if request.decision is not None and request.cleared:
                 request.answer.set_result(request.decision)
+                shown.append(request.decision.decision_id)
             else:
                 request.answer.set_exception(TimeoutError())
+    return shown
 
 
 def fail(request: OfferRequest, exc: Exception) -> None:

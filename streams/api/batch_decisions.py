@@ -219,6 +219,8 @@ class BatchDecisions:
                     request.decision = stripped  # shown: counted if the drain runs out
                     shown.append((request, stripped, encode_decision(stripped)))
             again = []
+        if shown and self._outbox is not None:  # at once: recorded after round trips
+            self._outbox.shown([], [(d.decision_id, raw) for _, d, raw in shown])
         # those neither published nor recorded again leave the outbox, with no await
         # since their write's reply (see the known limits)
         if self._outbox is not None:

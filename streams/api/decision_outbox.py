@@ -6,9 +6,14 @@ The decisions go in with the round trip that records them (:meth:`DecisionOutbox
 gives the commands); they leave once Kafka acknowledged them, or once they are not to
 be published (not recorded: their customer erased, their contact refused; Kafka
 refused them for good), in one removal of all those settled within ``RELEASE_EVERY_S``.
-A lease, renewed every second, says the process is alive. At a clean stop the outbox
-goes, and the lease with it; what Kafka did not take by then stays, for another API
-process to publish at once.
+A decision its caller was answered with before Redis said whether it recorded it (the
+latency budget ran out while it was written; or answered outside its batch's write) is
+marked shown (:meth:`DecisionOutbox.shown`, a round trip of its own, made for those
+alone): should the process die before it is recorded (refused over a cap, it is recorded
+again without the caps, in a second write), the sweeper publishes it all the same,
+unless its customer is erased. A lease, renewed every second, says the process is
+alive. At a clean stop the outbox goes, and the lease with it; what Kafka did not take
+by then stays, for another API process to publish at once.
 
 The outbox is named by a random process id; the decisions in it hold their customer's
 id (as their Kafka records do), never its key.
@@ -82,6 +87,8 @@ class DecisionOutbox:
         self._full = False  # it said it is full, and has not said it has room again
         self.process = process or new_process_id()
         self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
+        self._shown: set[str] = set()  # of those, or to be, the ones marked shown
+        self._marking: set[asyncio.Task[None]] = set()  # marks on their way to Redis
         self._releasing: list[str] = []  # settled, to remove at the next removal
         self._release_due: asyncio.TimerHandle | None = None
         self._removing: asyncio.Task[None] | None = None
@@ -108,6 +115,36 @@ class DecisionOutbox:
             self._held.add(decision_id)
         return self._outboxes.hold(self.process, entries, TTL_S)
 
+    def shown(self, decision_ids: Sequence[str], entries: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Mark decisions shown, their callers answered with them before Redis said
+        whether it recorded them: ``decision_ids`` held by their batch's write (sent, or
+        about to be), ``entries`` (decision id, JSON) held here (answered outside it).
+        Sent at once, in a round trip of its own; a failure is logged (the decisions
+        then depend on being recorded, as before the marks)."""
+        marked = [d for d in (*decision_ids, *(d for d, _ in entries if d in self._held))
+                  if d not in self._shown]  # fmt: skip
+        new = [(d, raw) for d, raw in entries if d not in self._held]
+        if new:  # within ``most`` (those past it wait in memory alone)
+            self.hold(new)
+            new = [(d, raw) for d, raw in new if d in self._held]
+        if not marked and not new:
+            return
+        self._shown.update(marked)
+        self._shown.update(d for d, _ in new)
+        marking = asyncio.get_running_loop().create_task(self._mark(marked, new))
+        self._marking.add(marking)
+        marking.add_done_callback(self._marking.discard)
+
+    async def _mark(
+        self, decision_ids: Sequence[str], entries: Sequence[tuple[str, bytes]]
+    ) -> None:
+        try:
+            await self._outboxes.keep_shown(self.process, decision_ids, entries, TTL_S)
+        except Exception as exc:
+            log.warning("could not mark %d decisions shown in the outbox (a process killed "
+                        "before they are recorded loses them): %s",
+                        len(decision_ids) + len(entries), why(exc))  # fmt: skip
+
     def written(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
         """The replies to the commands :meth:`hold` gave, which rode a round trip: an
         error among them (a Redis Cluster node of the outbox's slot away) leaves those
@@ -131,7 +168,7 @@ class DecisionOutbox:
         """These decisions are settled (acknowledged by Kafka, or not to be sent): they
         leave the outbox with the next removal."""
         for decision_id in decision_ids:
-            if decision_id in self._held:
+            if decision_id in self._held or decision_id in self._shown:
                 self._held.discard(decision_id)
                 self._releasing.append(decision_id)
         if self._releasing and self._release_due is None:
@@ -167,10 +204,14 @@ class DecisionOutbox:
 
     async def _remove(self) -> None:
         while self._releasing:
+            if self._marking:  # a mark after its removal would put it back for good
+                await asyncio.wait(self._marking)
             gone = self._releasing[:]  # out of the list once removed (not if cancelled)
+            marked = [d for d in gone if d in self._shown]
             try:
-                await self._outboxes.release(self.process, gone)
+                await self._outboxes.release(self.process, gone, marked)
                 del self._releasing[: len(gone)]
+                self._shown.difference_update(marked)
             except Exception as exc:  # tried again with the next ones
                 log.warning("could not remove %d published decisions from the outbox: %s",
                             len(gone), why(exc))  # fmt: skip
@@ -205,9 +246,12 @@ class DecisionOutbox:
             self._release_due = None
         if self._removing is not None:
             self._removing.cancel()  # its decisions are still in _releasing: removed here
+        if self._marking:  # (quick: they log their own failures)
+            await asyncio.wait(self._marking)
         try:
             gone, self._releasing = self._releasing, []
-            await self._outboxes.release(self.process, gone)
+            marked = [d for d in gone if d in self._shown]
+            await self._outboxes.release(self.process, gone, marked)
             left = await self._outboxes.retire(self.process, self.process)
         except Exception as exc:
             log.warning("could not close the outbox (its lease expires in %g s, then "

@@ -8,7 +8,11 @@ dies in turn leaves the rest to the next. A decision whose customer was erased (
 tombstone) is removed unpublished, and so is one that was not recorded: a batch keeps its
 decisions in the outbox in the round trip that records them, before Redis says which
 contacts broke a cap (those decisions are not made: published, they would take the
-customer past it). A decision may go out twice (its process died after
+customer past it). But a decision marked shown (its caller was answered with it before
+Redis said whether it recorded it: the latency budget ran out) is published recorded or
+not, its customer's tombstone alone keeping it back: refused over a cap, it was
+recorded again without the caps, and a process killed before that second write
+leaves it unrecorded. A decision may go out twice (its process died after
 Kafka took it and before its removal, or the process was stalled, not dead, past its
 lease): consumers take a decision id seen before for the same decision.
 """
@@ -38,10 +42,12 @@ CLAIM_S = PUBLISH_WITHIN_S + 10.0
 
 
 class PublishableCheck(Protocol):
-    """Whether each (customer id, decision id) was recorded and its customer is not
-    erased (``DecisionLog.publishable``)."""
+    """Whether each (customer id, decision id) was recorded, or ``shown`` (true at its
+    index), and its customer is not erased (``DecisionLog.publishable``)."""
 
-    async def __call__(self, pairs: Sequence[tuple[str, str]], /) -> list[bool]: ...
+    async def __call__(
+        self, pairs: Sequence[tuple[str, str]], shown: Sequence[bool], /
+    ) -> list[bool]: ...
 
 
 class _Owned(msgspec.Struct):
@@ -110,19 +116,25 @@ class OutboxSweeper:
         while True:
             cursor, entries = await self._outboxes.scan(process, cursor, SWEEP_AT_ONCE)
             if entries:
-                owners = [(d, raw, customer_of(raw)) for d, raw in entries]
-                named = [(d, raw, c) for d, raw, c in owners if c is not None]
+                ids = [d for d, _ in entries]
+                marked = await self._outboxes.are_shown(process, ids)
+                owners = [(d, raw, customer_of(raw), shown)
+                          for (d, raw), shown in zip(entries, marked, strict=True)]  # fmt: skip
+                named = [(d, raw, c, shown) for d, raw, c, shown in owners if c is not None]
                 skipped += len(owners) - len(named)
-                kept = await self._publishable([(c, d) for d, _, c in named]) if named else []
+                pairs = [(c, d) for d, _, c, _ in named]
+                kept = await self._publishable(pairs, [s for *_, s in named]) if named else []
                 withheld += len(named) - sum(kept)
-                records = [(c.encode(), raw) for (_, raw, c), ok in zip(named, kept, strict=True)
-                           if ok]  # fmt: skip
+                chosen = zip(named, kept, strict=True)
+                records = [(c.encode(), raw) for (_, raw, c, _), ok in chosen if ok]
                 if records:
                     delivery = self._publisher.publish(self._topic, records, linger=False)
                     await asyncio.wait_for(delivery, PUBLISH_WITHIN_S)
                     self._republished(len(records))
                     published += len(records)
-                await self._outboxes.release(process, [d for d, _ in entries])
+                await self._outboxes.release(
+                    process, ids, [d for d, shown in zip(ids, marked, strict=True) if shown]
+                )
                 if not await self._outboxes.keep_claim(process, self._sweeper, _lease_ms()):
                     log.warning("an outbox being published is no longer this process's to "
                                 "publish (its process came back, or the claim expired); %d "

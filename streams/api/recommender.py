@@ -153,10 +153,18 @@ class Recommender:
         # one timer per batch, not one per request: the budget runs from the first
         # request's arrival, so no request waits longer than the budget
         due = self._first_waiting_since + self.budget_s
-        deadline = loop.call_at(due, expire, batch)
+        deadline = loop.call_at(due, self._expire, batch)
         task = loop.create_task(self._decide(batch, due))
         task.add_done_callback(lambda _: deadline.cancel())
         self._track(task, batch)
+
+    def _expire(self, batch: list[OfferRequest]) -> None:
+        """The batch's latency budget ran out: its decisions answered now are marked
+        shown in the outbox (refused over a cap, they are recorded again, in a second
+        write: a process killed before it leaves them for the sweeper to publish)."""
+        shown = expire(batch)
+        if shown and self._outbox is not None:
+            self._outbox.shown(shown)
 
     async def _decide(self, batch: list[OfferRequest], due: float) -> None:
         self._deciding += 1

@@ -11,16 +11,23 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from agents.catalogue_holder import CatalogueHolder
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
+from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ContactCeilings, DecisionRecord, FeatureStore, StoreConfig
 from feature_store.facts import offers_shown_fact
 from feature_store.pipelining import Command
+from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.outbox_sweeper import OutboxSweeper
+from streams.api.recommender import Recommender
 from streams.services import LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -52,7 +59,7 @@ class Publisher:
         return done
 
 
-async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+async def all_publishable(pairs: Sequence[tuple[str, str]], shown: Sequence[bool]) -> list[bool]:
     return [True] * len(pairs)
 
 
@@ -140,14 +147,17 @@ async def test_only_the_lease_holder_retires_and_an_outbox_holding_decisions_sta
 async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
     redis: Redis,
 ) -> None:
-    """The lease and the outbox go together in one script (one slot); with them there,
-    a store holding no customer says so (to a rebuild and to the start check)."""
+    """The lease, the outbox and its marks of decisions shown go together in one script
+    (one slot); with them there, a store holding no customer says so (to a rebuild and
+    to the start check)."""
     boxes = redis.boxes
     await boxes.renew("p", 5000, 3600)
     await redis.write(boxes.hold("p", [("d1", decision("d1", "c1"))], ttl_s=60))
+    await boxes.keep_shown("p", ["d1"], [], ttl_s=60)
     assert key_slot(boxes.box("p").encode()) == key_slot(boxes.lease("p").encode())
+    assert key_slot(boxes.shown("p").encode()) == key_slot(boxes.lease("p").encode())
     assert key_slot(boxes.box("p").encode()) != key_slot(boxes.registry.encode())
-    assert await redis.client.exists(boxes.box("p"), boxes.lease("p")) == 2
+    assert await redis.client.exists(boxes.box("p"), boxes.lease("p"), boxes.shown("p")) == 3
     assert not await redis.store.has_any_customer()
 
 
@@ -237,3 +247,104 @@ async def test_a_customer_whose_index_is_of_another_type_holds_up_no_other_decis
     assert await boxes.claim(["p"], "s", 5000) == ["p"]
     assert await sweeper._sweep("p") == 2
     assert sorted(publisher.published) == [(b"c1", raws["d1"]), (b"c2", raws["d2"])]
+
+
+WEB_ONCE_A_DAY = OfferCatalogue(
+    version="once", offers=[Offer(offer_id="tips", title="Tips", channels=["web"])],
+    contact_policy=ContactRules(daily_caps={"web": 1}),
+)  # fmt: skip
+
+
+class KilledBetweenTheWrites:
+    """A Recommender whose latency budget runs out while its decision is recorded (the
+    caller answered with it), whose contact Redis refuses over the web cap (another
+    process showed the customer an offer since the read), and whose process is killed
+    before the second write, which records it without the caps (or, ``at_reply``,
+    before it even read the reply of the first)."""
+
+    def __init__(self, redis: Redis, process: str, at_reply: bool = False) -> None:
+        self.redis = redis
+        self.at_reply = at_reply
+        self.outbox = DecisionOutbox(redis.boxes, process)
+        self.killed = asyncio.Event()
+        policy = RuleBasedOfferPolicy(
+            CatalogueHolder(WEB_ONCE_A_DAY), ContactPolicy(ControlGroup("salt", 0.0))
+        )
+        self.recommender = Recommender(
+            redis.store,
+            policy,
+            Publisher(),
+            "nbo",
+            budget_s=0.05,
+            outbox=self.outbox,  # type: ignore[arg-type]
+        )
+        self._record = redis.store.decisions.record
+        self._writes = 0
+        redis.store.decisions.record = self.record  # type: ignore[method-assign]
+
+    async def record(self, records: Any, contacts: Any = (), **kwargs: Any) -> list[bool]:
+        self._writes += 1
+        if self._writes > 1:  # the second write: the process is killed first
+            self.killed.set()
+            await asyncio.Event().wait()
+        await asyncio.sleep(0.2)  # the latency budget runs out: the caller is answered
+        customer = records[0].customer_id
+        elsewhere = offers_shown_fact("elsewhere", customer, "web", ["tips"], datetime.now(UTC))
+        await self._record([], [elsewhere])  # another process takes the cap to its limit
+        kept = await self._record(records, contacts, **kwargs)
+        if self.at_reply:
+            self._writes += 1
+            return await self.record(records, contacts, **kwargs)
+        return kept
+
+    async def shown(self, customer: str) -> NextBestOffer | None:
+        """The decision the caller is answered with; the process killed after it."""
+        answer = await self.recommender.recommend(customer, "web", 1)
+        await asyncio.wait_for(self.killed.wait(), 5)
+        return answer
+
+    async def sweep(self) -> list[tuple[bytes, bytes]]:
+        """What another API process publishes of the dead one's outbox."""
+        publisher = Publisher()
+        store, boxes = self.redis.store, self.redis.boxes
+        sweeper = OutboxSweeper(boxes, "s", store.decisions.publishable, publisher, "nbo", print)
+        assert await boxes.claim([self.outbox.process], "s", 5000) == [self.outbox.process]
+        await sweeper._sweep(self.outbox.process)
+        for task in list(self.recommender._running):  # the dead process's hung write
+            task.cancel()
+        return publisher.published
+
+
+@pytest.mark.parametrize("at_reply", [False, True])
+async def test_a_decision_shown_then_refused_over_a_cap_is_published_by_the_sweeper(
+    redis: Redis, at_reply: bool
+) -> None:
+    """The caller was answered with the decision when the latency budget ran out; Redis
+    then refused its contact over the web cap, and the process was killed before it
+    recorded the decision again without the caps (or before it read Redis's reply):
+    never recorded, it was shown all the same, so the sweeper publishes it (it used to
+    remove it unpublished). Its mark goes as the caller is answered."""
+    dead = KilledBetweenTheWrites(redis, "p", at_reply)
+    shown = await dead.shown("c1")
+    assert shown is not None and shown.offers
+    assert await redis.store.decisions.publishable([("c1", shown.decision_id)]) == [False]
+    assert await redis.client.hkeys(redis.boxes.box("p")) == [shown.decision_id.encode()]
+    published = await dead.sweep()
+    assert [(key, json.loads(raw)["decision_id"]) for key, raw in published] == [
+        (b"c1", shown.decision_id)
+    ]
+    assert await redis.keys("p") == (None, [], set())
+    assert not await redis.client.exists(redis.boxes.shown("p"))  # its mark gone with it
+
+
+async def test_a_shown_decision_of_a_customer_erased_since_is_not_published(
+    redis: Redis,
+) -> None:
+    """As above, but the customer was erased before the sweep: their tombstone still
+    keeps their decision off the topic, shown or not."""
+    dead = KilledBetweenTheWrites(redis, "p")
+    shown = await dead.shown("c2")
+    assert shown is not None and shown.offers
+    await redis.store.erase("c2")
+    assert await dead.sweep() == []
+    assert await redis.keys("p") == (None, [], set())

@@ -157,7 +157,8 @@ async def test_an_outbox_rides_the_decisions_round_trip_on_a_cluster(
     cluster: LocalRedisCluster,
 ) -> None:
     """The outbox's key lives in another slot than the customers' (and than its registry):
-    its commands go with the decisions' scripts in one round trip all the same."""
+    its commands go with the decisions' scripts in one round trip all the same. Its
+    marks of decisions shown share its slot: the retire script deletes them with it."""
     client = aioredis.RedisCluster.from_url(cluster.url, decode_responses=True)
     store = FeatureStore(client, StoreConfig(secret=b"cluster", prefix="outbox"))
     try:
@@ -177,6 +178,14 @@ async def test_an_outbox_rides_the_decisions_round_trip_on_a_cluster(
         assert store.round_trips == before + 1
         _, kept = await store.outboxes.scan("p1", 0, 100)
         assert dict(kept) == decisions
+        await store.outboxes.keep_shown("p1", ["dec-0"], [], ttl_s=60)
+        assert await store.outboxes.are_shown("p1", ["dec-0", "dec-1"]) == [True, False]
+        pairs = [("c-0", "dec-0"), ("c-0", "never-recorded"), ("c-1", "never-recorded")]
+        assert await store.decisions.publishable(pairs, [False, True, False]) == [
+            True,
+            True,
+            False,
+        ]
         await store.outboxes.renew("p1", lease_ms=100, ttl_s=60)
         assert await store.outboxes.processes() == ["p1"]
         assert await store.outboxes.claim(["p1"], "p2", lease_ms=5000) == []  # alive
@@ -190,6 +199,9 @@ async def test_an_outbox_rides_the_decisions_round_trip_on_a_cluster(
         await store.outboxes.release("p1", list(decisions))
         assert await store.outboxes.retire("p1", "p2") == 0  # one script: one slot
         assert await store.outboxes.processes() == []
-        assert await client.exists(store.outboxes.lease("p1"), store.outboxes.box("p1")) == 0
+        outboxes = store.outboxes
+        assert (
+            await client.exists(outboxes.lease("p1"), outboxes.box("p1"), outboxes.shown("p1")) == 0
+        )
     finally:
         await store.close()

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from agents.contact_ceilings import CONTENDED, MAX_ROUNDS
 from feature_store import BudgetSpend
 from feature_store.pipelining import Command
+from schemas import NextBestOffer
 from streams.api import decision_outbox, outbox_sweeper
 from streams.api.decision_delivery import DecisionDelivery
 from streams.api.decision_outbox import DecisionOutbox, decision_id_of
@@ -35,16 +38,33 @@ class Outboxes:
         self.leases: dict[str, str] = {}
         self.registry: set[str] = set()
         self.removals: list[list[str]] = []
+        self.shown: dict[str, set[str]] = {}  # marks of decisions shown, by process
 
     def hold(self, process: str, entries: Sequence[tuple[str, bytes]], ttl_s: int) -> list[Command]:
         # what the round trip would do, done at once
         self.boxes.setdefault(process, {}).update(entries)
         return [("HSET", process, *[p for e in entries for p in e])]
 
-    async def release(self, process: str, decision_ids: Sequence[str]) -> None:
+    async def keep_shown(
+        self,
+        process: str,
+        decision_ids: Sequence[str],
+        entries: Sequence[tuple[str, bytes]],
+        ttl_s: int,
+    ) -> None:
+        self.hold(process, entries, ttl_s)
+        self.shown.setdefault(process, set()).update([*decision_ids, *(d for d, _ in entries)])
+
+    async def are_shown(self, process: str, decision_ids: Sequence[str]) -> list[bool]:
+        return [d in self.shown.get(process, set()) for d in decision_ids]
+
+    async def release(
+        self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
+    ) -> None:
         self.removals.append(list(decision_ids))
         for d in decision_ids:
             self.boxes.get(process, {}).pop(d, None)
+        self.shown.get(process, set()).difference_update(shown)
 
     async def renew(self, process: str, lease_ms: int, ttl_s: int) -> None:
         self.leases[process] = process
@@ -80,6 +100,7 @@ class Outboxes:
         left = len(self.boxes.get(process, {}))
         if not left:
             self.boxes.pop(process, None)
+            self.shown.pop(process, None)
             self.registry.discard(process)
         return left
 
@@ -219,7 +240,7 @@ async def test_the_sweeper_publishes_a_dead_process_outbox_once_without_those_wi
     boxes.leases.clear()
     republished: list[int] = []
 
-    async def publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def publishable(pairs: Sequence[tuple[str, str]], shown: Sequence[bool]) -> list[bool]:
         return [c != "cust-3" for c, _ in pairs]  # erased, or not recorded
 
     publisher = Publisher()
@@ -245,7 +266,9 @@ async def test_a_sweep_kafka_does_not_take_leaves_the_outbox_for_the_next() -> N
     boxes.registry.add("dead")
     boxes.boxes["dead"] = {"d1": decision("d1", "c1")}
 
-    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def all_publishable(
+        pairs: Sequence[tuple[str, str]], shown: Sequence[bool]
+    ) -> list[bool]:
         return [True] * len(pairs)
 
     counted: list[int] = []
@@ -281,7 +304,9 @@ async def test_a_process_back_before_its_sweeper_retires_keeps_its_lease_and_dec
 
     boxes.retire = back_first  # type: ignore[method-assign]
 
-    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def all_publishable(
+        pairs: Sequence[tuple[str, str]], shown: Sequence[bool]
+    ) -> list[bool]:
         return [True] * len(pairs)
 
     publisher = Publisher()
@@ -356,13 +381,15 @@ async def test_a_sweeper_whose_claim_expired_stops_and_says_so(
     boxes.boxes["dead"] = {f"d{i}": decision(f"d{i}", f"c{i}") for i in range(3)}
     release = boxes.release
 
-    async def expiring(process: str, decision_ids: Sequence[str]) -> None:
-        await release(process, decision_ids)
+    async def expiring(process: str, decision_ids: Sequence[str], shown: Sequence[str]) -> None:
+        await release(process, decision_ids, shown)
         boxes.leases["dead"] = "t"  # expired, and taken by another sweeper
 
     boxes.release = expiring  # type: ignore[method-assign]
 
-    async def all_publishable(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def all_publishable(
+        pairs: Sequence[tuple[str, str]], shown: Sequence[bool]
+    ) -> list[bool]:
         return [True] * len(pairs)
 
     sweeper = OutboxSweeper(boxes, "s", all_publishable, Publisher(), "nbo", lambda n: None)  # type: ignore[arg-type]
@@ -370,3 +397,61 @@ async def test_a_sweeper_whose_claim_expired_stops_and_says_so(
     assert "no longer this process's to publish" in caplog.text
     assert "its process was alive" not in caplog.text
     assert boxes.leases == {"dead": "t"} and len(boxes.boxes["dead"]) == 2
+
+
+async def test_decisions_shown_are_marked_and_their_marks_leave_with_them() -> None:
+    """Marked shown: a decision its batch's write holds (by id), and one held with its
+    mark (answered outside its batch's write), within ``most``; past it, neither. The
+    marks leave the outbox with their decisions."""
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p1", most=2)  # type: ignore[arg-type]
+    outbox.hold([("d1", decision("d1", "c1"))])
+    outbox.shown(["d1"])
+    outbox.shown([], [("d2", decision("d2", "c2")), ("d3", decision("d3", "c3"))])
+    outbox.shown(["d1"])  # marked already: no round trip
+    await settle()
+    assert sorted(boxes.boxes["p1"]) == ["d1", "d2"] and boxes.shown["p1"] == {"d1", "d2"}
+    assert not outbox._marking
+    outbox.release(["d1", "d2", "d3"])
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 2)
+    assert boxes.boxes["p1"] == {} and boxes.shown["p1"] == set()
+    assert boxes.removals == [["d1", "d2"]] and not outbox._shown
+
+
+async def test_a_decision_answered_stripped_is_kept_shown_before_its_write() -> None:
+    """Refused round after round, the caller is answered with the decision stripped of
+    its offers, recorded in a write of its own after the budgets' give-back: a process
+    killed before that write leaves it in the outbox, marked shown, and the sweeper
+    publishes it though it was never recorded."""
+    store = SlowStore({"c1": KNOWN}, spent={"voucher": 0})
+    store.refuse["c1"] = 99
+    boxes = Outboxes()
+    outbox = DecisionOutbox(boxes, "p")  # type: ignore[arg-type]
+    rec, _ = publishing(store)
+    rec._outbox = rec._decisions._outbox = outbox
+    killed = asyncio.Event()
+    record = store.decisions.record
+
+    async def killed_before_the_last(*args: Any, **kwargs: Any) -> list[bool]:
+        if len(store.writes) == MAX_ROUNDS:  # the write of the decision answered
+            killed.set()
+            await asyncio.Event().wait()
+        return await record(*args, **kwargs)
+
+    store.decisions.record = killed_before_the_last  # type: ignore[method-assign]
+    answer = await rec.recommend("c1", "web", 3)
+    await asyncio.wait_for(killed.wait(), 5)
+    assert isinstance(answer, NextBestOffer) and answer.reasons[-1] == CONTENDED
+    await settle()
+    assert boxes.shown["p"] == {answer.decision_id}
+
+    async def shown_alone(pairs: Sequence[tuple[str, str]], shown: Sequence[bool]) -> list[bool]:
+        return list(shown)  # none recorded, no customer erased
+
+    publisher = Publisher()
+    sweeper = OutboxSweeper(boxes, "s", shown_alone, publisher, "nbo", lambda n: None)  # type: ignore[arg-type]
+    boxes.registry.add("p")  # its lease expired
+    assert await sweeper.sweep() == 1
+    assert [decision_id_of(raw) for _, raw in publisher.published] == [answer.decision_id]
+    for task in list(rec._running):  # the dead process's hung write
+        task.cancel()

@@ -220,7 +220,7 @@ class NoOutboxes:
 
 
 class NoDecisions:
-    async def publishable(self, pairs: Any) -> list[bool]:
+    async def publishable(self, pairs: Any, shown: Any = ()) -> list[bool]:
         return [True] * len(pairs)
 
 
