@@ -98,16 +98,44 @@ class DecisionOutboxes:
         (marks,) = await self._submit([("HMGET", self.shown(process), *decision_ids)])
         return [mark is not None for mark in marks]
 
-    async def release(
+    def removal(
         self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
-    ) -> None:
-        """Remove decisions from the outbox (Kafka has them, or they are not to be sent),
-        and the marks of those of them ``shown``."""
+    ) -> list[Command]:
+        """The commands that remove decisions from the outbox (Kafka has them, or they
+        are not to be sent), and the marks of those of them ``shown``, for a round trip
+        of their own (:meth:`release`) or one that records decisions."""
         commands: list[Command] = []
         if decision_ids:
             commands.append(("HDEL", self.box(process), *decision_ids))
         if shown:
             commands.append(("HDEL", self.shown(process), *shown))
+        return commands
+
+    def removed(
+        self, process: str, commands: Sequence[Command], replies: Sequence[Any]
+    ) -> tuple[list[str], list[str]]:
+        """Of the commands of :meth:`removal` among ``commands``, the decisions and the
+        marks that their ``replies`` say are removed (not those of a command that failed).
+
+        >>> boxes = DecisionOutboxes(None, "m")
+        >>> done = [*boxes.hold("p1", [("d3", b"{}")], 60), *boxes.removal("p1", ["d1"], ["d1"])]
+        >>> boxes.removed("p1", done, [1, 1, 1, RuntimeError("away")])
+        (['d1'], [])
+        """
+        box, marks = self.box(process), self.shown(process)
+        gone: tuple[list[str], list[str]] = ([], [])
+        for command, reply in zip(commands, replies, strict=False):
+            ok = command[0] == "HDEL" and not isinstance(reply, Exception)
+            if ok and command[1] in (box, marks):
+                gone[command[1] == marks].extend(str(d) for d in command[2:])
+        return gone
+
+    async def release(
+        self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
+    ) -> None:
+        """Remove decisions from the outbox, and the marks of those ``shown``
+        (:meth:`removal`, in a round trip of its own)."""
+        commands = self.removal(process, decision_ids, shown)
         if commands:
             await self._submit(commands)
 

@@ -5,7 +5,8 @@ them should this one be killed outright (see :mod:`streams.api.outbox_sweeper`).
 The decisions go in with the round trip that records them (:meth:`DecisionOutbox.hold`
 gives the commands); they leave once Kafka acknowledged them, or once they are not to
 be published (not recorded: their customer erased, their contact refused; Kafka
-refused them for good), in one removal of all those settled within ``RELEASE_EVERY_S``.
+refused them for good), riding the next round trip that records decisions, or in one
+removal of all those settled within ``RELEASE_EVERY_S`` when none comes.
 A decision its caller was answered with before Redis said whether it recorded it (the
 latency budget ran out while it was written; or answered outside its batch's write) is
 marked shown (:meth:`DecisionOutbox.shown`, a round trip of its own, made for those
@@ -99,7 +100,10 @@ class DecisionOutbox:
 
     def hold(self, entries: Sequence[tuple[str, bytes]]) -> list[Command]:
         """The commands that keep ``entries`` (decision id, JSON), for the round trip
-        that records them; none past ``most`` held (those wait in memory alone)."""
+        that records them; none past ``most`` held (those wait in memory alone). The
+        decisions settled since the last removal ride with them, leaving the outbox
+        sooner than the next removal of their own (a process killed meanwhile would
+        leave them to be published again)."""
         room = self._most - len(self._held)
         if room < len(entries):
             if not self._full:
@@ -113,7 +117,12 @@ class DecisionOutbox:
             self._full = False
         for decision_id, _ in entries:
             self._held.add(decision_id)
-        return self._outboxes.hold(self.process, entries, TTL_S)
+        commands = self._outboxes.hold(self.process, entries, TTL_S)
+        if self._releasing and not self._marking:  # (a mark after its removal would
+            gone = self._releasing[:]  # put it back for good)
+            marked = [d for d in gone if d in self._shown]
+            commands += self._outboxes.removal(self.process, gone, marked)
+        return commands
 
     def shown(self, decision_ids: Sequence[str], entries: Sequence[tuple[str, bytes]] = ()) -> None:
         """Mark decisions shown, their callers answered with them before Redis said
@@ -149,7 +158,17 @@ class DecisionOutbox:
         """The replies to the commands :meth:`hold` gave, which rode a round trip: an
         error among them (a Redis Cluster node of the outbox's slot away) leaves those
         decisions in this process alone, counted, and said once per outage."""
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        gone, unmarked = self._outboxes.removed(self.process, commands, replies)
+        if gone:  # those that rode with them: removed
+            settled = set(gone)
+            self._releasing = [d for d in self._releasing if d not in settled]
+            self._shown.difference_update(unmarked)
+            if not self._releasing and self._release_due is not None:
+                self._release_due.cancel()
+                self._release_due = None
+        kept = [reply for command, reply in zip(commands, replies, strict=False)
+                if command[0] != "HDEL"]  # fmt: skip
+        errors = [reply for reply in kept if isinstance(reply, Exception)]
         if not errors:
             if self._unwriting:
                 log.warning("decisions are kept in the outbox again")
@@ -210,7 +229,8 @@ class DecisionOutbox:
             marked = [d for d in gone if d in self._shown]
             try:
                 await self._outboxes.release(self.process, gone, marked)
-                del self._releasing[: len(gone)]
+                settled = set(gone)  # (some may have left riding a write meanwhile)
+                self._releasing = [d for d in self._releasing if d not in settled]
                 self._shown.difference_update(marked)
             except Exception as exc:  # tried again with the next ones
                 log.warning("could not remove %d published decisions from the outbox: %s",

@@ -25,6 +25,7 @@ from feature_store import ContactCeilings, DecisionRecord, FeatureStore, StoreCo
 from feature_store.facts import offers_shown_fact
 from feature_store.pipelining import Command
 from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue
+from streams.api import decision_outbox
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.outbox_sweeper import OutboxSweeper
 from streams.api.recommender import Recommender
@@ -189,6 +190,43 @@ async def test_a_failed_outbox_write_fails_no_decision_and_is_counted_once_said(
     )  # fmt: skip
     assert counted == [2, 2] and "decisions are kept in the outbox again" in caplog.text
     assert await redis.client.hkeys(redis.boxes.box("p")) == [b"d9"]
+
+
+async def test_decisions_settled_leave_the_outbox_with_the_next_write(redis: Redis) -> None:
+    """Decisions Kafka acknowledged ride the next round trip that records decisions out
+    of the outbox (and their marks of shown with them), not waiting for a removal of
+    their own: a process killed meanwhile would leave them to be published again."""
+    outbox, boxes = DecisionOutbox(redis.boxes, "p"), redis.boxes
+
+    async def recorded(*made: str) -> None:
+        entries = [(d, decision(d, f"c-{d}")) for d in made]
+        held = outbox.hold(entries)
+        await redis.store.decisions.record(
+            [record(d, raw) for d, raw in entries], outbox=held,
+            outbox_heard=partial(outbox.written, held),
+        )  # fmt: skip
+
+    await recorded("d1", "d2")
+    outbox.shown(["d2"])
+    await asyncio.sleep(0.01)  # the mark's round trip
+    assert await boxes.are_shown("p", ["d1", "d2"]) == [False, True]
+    outbox.release(["d1", "d2"])  # Kafka acknowledged them
+    await recorded("d3")  # well within RELEASE_EVERY_S
+    assert await redis.client.hkeys(boxes.box("p")) == [b"d3"]
+    assert await boxes.are_shown("p", ["d2"]) == [False]
+    removals: list[Sequence[str]] = []
+    release = boxes.release
+
+    async def counted(process: str, ids: Sequence[str], shown: Sequence[str] = ()) -> None:
+        removals.append(ids)
+        await release(process, ids, shown)
+
+    boxes.release = counted  # type: ignore[method-assign]
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 3)
+    assert removals == []  # no removal of their own left to make
+    outbox.release(["d3"])
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 3)  # no write comes: on its own
+    assert removals == [["d3"]] and await redis.client.hkeys(boxes.box("p")) == []
 
 
 async def test_the_sweeper_publishes_only_decisions_recorded_for_customers_not_erased(

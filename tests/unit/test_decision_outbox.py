@@ -58,6 +58,16 @@ class Outboxes:
     async def are_shown(self, process: str, decision_ids: Sequence[str]) -> list[bool]:
         return [d in self.shown.get(process, set()) for d in decision_ids]
 
+    def removal(
+        self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
+    ) -> list[Command]:
+        return []  # (what rides a round trip: none here, whose writes are done at once)
+
+    def removed(
+        self, process: str, commands: Sequence[Command], replies: Sequence[Any]
+    ) -> tuple[list[str], list[str]]:
+        return [], []
+
     async def release(
         self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
     ) -> None:
