@@ -39,6 +39,7 @@ from feature_store import (
     intervention_fact,
 )
 from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
+from schemas.errors import record_value
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ class TouchpointHandler:
         latest = self._clock() + self._max_future
         for record in records:
             try:
-                if record.value is None:
-                    raise InvalidEvent("empty record (no value)")
-                event = decode_touchpoint(record.value)
+                event = decode_touchpoint(record_value(record.value))
                 not_ahead(event, latest, self._max_future)
                 decoded.append((record, event))
                 elsewhere = record.keyed_partition not in (None, record.partition)

@@ -20,6 +20,20 @@ class InvalidEvent(ValueError):
         self.kind = kind
 
 
+def record_value(value: bytes | None) -> bytes:
+    """A Kafka record's value, or :class:`InvalidEvent` for a record without one (a
+    tombstone, or a producer that sent none).
+
+    >>> record_value(None)
+    Traceback (most recent call last):
+    ...
+    schemas.errors.InvalidEvent: empty record (no value)
+    """
+    if value is None:
+        raise InvalidEvent("empty record (no value)")
+    return value
+
+
 # a check of an event's own (its __post_init__) names its field from the event ("- at
 # `$.score`"); in a list, msgspec adds the event's place after it ("- at `$[0]`")
 _PLACED = re.compile(r"(.*) - at `\$(\.[^`]*)` - at `\$([^`]*)`", re.DOTALL)

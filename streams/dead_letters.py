@@ -304,12 +304,27 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+MAX_SENT_BACK = 1_000  # times one record is followed back through re-drives
+
+
+def _record(letter: DeadLetter) -> object:
+    """What tells the original record of a letter not sent back: where it was read, or
+    (a letter that does not say) a digest of its key and value."""
+    if letter.source_partition >= 0 and letter.source_offset >= 0:
+        return letter.origin
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (letter.key or b"", letter.value or b""):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.digest()
+
+
 @dataclass
 class _Source:
     letters: int = 0
     after_redrive: int = 0
     sent_back: int = 0
-    contents: set[bytes] = field(default_factory=set)  # digests of key and value
+    records: set[object] = field(default_factory=set)  # the original records lettered
+    sent_back_from: list[str] = field(default_factory=list)  # letters of records sent back
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  # by error as written
     first_ms: int | None = None
@@ -320,13 +335,23 @@ class DeadLetterSummary:
     """Counts per source topic: letters, distinct records, stages, the commonest reasons,
     and when the first and last were written. No key or value is kept.
 
+    A record is told by where it was read (its letters' source partition and offset),
+    so that its letters written again by a worker that read it again count once, and a
+    record sent back that failed again counts as the one first lettered; a letter that
+    does not say where its record was read is told by its key and value.
+
     >>> summary = DeadLetterSummary()
-    >>> for n in range(3):
-    ...     summary.add(DeadLetter("dlq", 0, n, 1_000 * n, b"c", b"x", "touchpoints", 0, n,
-    ...                            "invalid: Expected `str` - at `$.page`"))
+    >>> def letter(at, origin, redriven_from=""):
+    ...     found = DeadLetter("dlq", 0, at, 1_000 * at, b"c", b"x", "touchpoints", 0, origin,
+    ...                        "invalid: Expected `str` - at `$.page`", redriven_from)
+    ...     summary.saw(found)
+    ...     summary.add(found)
+    >>> letter(0, origin=7); letter(1, origin=7)  # read again after a worker was killed
+    >>> letter(2, origin=8)  # the same bytes sent again: another record
+    >>> letter(3, origin=40, redriven_from="dlq:0:2")  # sent back, failed again
     >>> report = summary.report()["touchpoints"]
     >>> report["letters"], report["distinct_records"], report["stages"]
-    (3, 1, {'invalid': 3})
+    (4, 2, {'invalid': 4})
     """
 
     def __init__(self) -> None:
@@ -334,11 +359,14 @@ class DeadLetterSummary:
         # the customers of every letter read, counted or not (in memory only): an error a
         # batch shared names one customer, whose own letter a filter may leave out
         self._customers: set[str] = set()
+        # the record each letter read is of, by the letter's place (for records sent back)
+        self._records: dict[str, object] = {}
 
     def saw(self, letter: DeadLetter) -> None:
         """Know the customers ``letter`` names, to mask them wherever they appear, even
         when the letter itself is not counted (another source, reason or time)."""
         self._customers |= letter.customers
+        self._records[place(*letter.place)] = letter.redriven_from or _record(letter)
 
     def add(self, letter: DeadLetter, sent_back: bool = False) -> None:
         """Count ``letter``; ``sent_back``: an earlier re-drive sent its record back."""
@@ -346,16 +374,26 @@ class DeadLetterSummary:
         source.letters += 1
         source.after_redrive += letter.redriven
         source.sent_back += sent_back
-        digest = hashlib.blake2b(digest_size=16)
-        for part in (letter.key or b"", letter.value or b""):
-            digest.update(len(part).to_bytes(8, "big") + part)
-        source.contents.add(digest.digest())
+        if letter.redriven:  # told once every letter is read (it may come first)
+            source.sent_back_from.append(letter.redriven_from)
+        else:
+            source.records.add(_record(letter))
         source.stages[letter.stage] += 1
         source.reasons[letter.error] += 1  # masked in the report, with every letter's ids
         self._customers |= letter.customers
         at = letter.written_ms
         source.first_ms = at if source.first_ms is None else min(source.first_ms, at)
         source.last_ms = at if source.last_ms is None else max(source.last_ms, at)
+
+    def _first(self, letter_place: str) -> object:
+        """The record first lettered of a record sent back from the letter at
+        ``letter_place`` (the letter itself when it was not read)."""
+        found: object = letter_place
+        for _ in range(MAX_SENT_BACK):  # each letter names an earlier one: no loop
+            if not isinstance(found, str) or found not in self._records:
+                break
+            found = self._records[found]
+        return found
 
     def report(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -368,7 +406,7 @@ class DeadLetterSummary:
             top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
             out[name] = {
                 "letters": s.letters,
-                "distinct_records": len(s.contents),
+                "distinct_records": len(s.records | {self._first(f) for f in s.sent_back_from}),
                 "failed_again_after_redrive": s.after_redrive,
                 "sent_back_already": s.sent_back,
                 "stages": dict(sorted(s.stages.items())),

@@ -26,6 +26,7 @@ from agents.letters import letter, source_record
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
 from schemas import InvalidEvent, Outcome, decode_outcome
+from schemas.errors import record_value
 from streams.learner import PARTITIONS_EVERY_S, SnapshotLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL
@@ -95,7 +96,7 @@ class OfferLearner(SnapshotLearner):
         outcomes, dead = [], []
         for record in records:
             try:
-                outcome = decode_outcome(record.value or b"")
+                outcome = decode_outcome(record_value(record.value))
             except InvalidEvent as exc:
                 dead.append(await self._letter(record, f"invalid: {exc.reason}"))
                 continue

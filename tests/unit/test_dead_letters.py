@@ -97,19 +97,37 @@ def test_the_filter_picks_by_source_reason_and_time() -> None:
 
 def test_the_summary_counts_per_source_with_distinct_records_and_top_reasons() -> None:
     summary = DeadLetterSummary()
-    for n in range(4):  # the same record dead-lettered twice, twice over
-        summary.add(letter(n, T0 + n, value=b"a" if n % 2 else b"b"))
+    for n in range(4):  # two records each dead-lettered twice (read again after a kill)
+        summary.add(letter(n, T0 + n, origin=100 + n % 2))
     summary.add(letter(9, T0 - 5, error="decision failed: boom"))
     summary.add(letter(10, T0, source="offer-outcomes", error="invalid: no outcome"))
     report = summary.report()
     assert list(report) == ["offer-outcomes", "touchpoints"]
     touch = report["touchpoints"]
-    assert touch["letters"] == 5 and touch["distinct_records"] == 3  # a, b and {}
+    assert touch["letters"] == 5 and touch["distinct_records"] == 3  # 100, 101 and 9
     assert touch["stages"] == {"decision failed": 1, "invalid": 4}
     assert touch["top_reasons"][0] == {"reason": letter().reason, "letters": 4}
     assert touch["first"] == "2026-11-30T23:59:59.995000Z"
     assert touch["last"] == "2026-12-01T00:00:00.003000Z"
     assert report["offer-outcomes"]["letters"] == 1
+
+
+def test_records_alike_are_distinct_and_a_record_sent_back_is_the_one_first_lettered() -> None:
+    """Three records of the same bytes (a producer sending one malformed event three
+    times) are three; a record sent back that failed again, read before the letter it
+    was sent back from, is that letter's record; letters that do not say where their
+    record was read are told by their key and value."""
+    summary = DeadLetterSummary()
+    again = DeadLetter("touchpoints-dlq", 1, 0, T0, b"cust-1", b"{}", "touchpoints", 2, 50,
+                       "invalid: x", redriven_from="touchpoints-dlq:0:2")  # fmt: skip
+    found = [again, *(letter(n, origin=10 + n) for n in range(3))]
+    found += [letter(7, origin=-1, value=b"v"), letter(8, origin=-1, value=b"v")]
+    for each in found:
+        summary.saw(each)
+        summary.add(each)
+    touch = summary.report()["touchpoints"]
+    assert touch["letters"] == 6 and touch["distinct_records"] == 4
+    assert touch["failed_again_after_redrive"] == 1
 
 
 def test_an_error_a_batch_shared_is_masked_though_its_customers_letter_is_not_counted() -> None:

@@ -63,6 +63,14 @@ async def test_an_outcome_sent_back_that_fails_again_keeps_its_first_letters_tim
     assert (REDRIVEN_FROM, b"offer-outcomes-dlq:0:7") in letter["headers"]
 
 
+async def test_an_outcome_record_without_a_value_is_lettered_as_a_touchpoints_is() -> None:
+    """Its reason says what is wrong, as a touchpoint's does, for `--reason` to find."""
+    record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=5, key=b"c-1",
+                             value=None, headers=[])  # fmt: skip
+    (letter,) = await letters_of([record])
+    assert ("error", b"invalid: empty record (no value)") in letter["headers"]
+
+
 def _outcome(offset: int, outcome: str) -> SimpleNamespace:
     value = (f'{{"decision_id": "d-{offset}", "customer_id": "c-1", "offer_id": "book-club", '
              f'"outcome": "{outcome}", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
