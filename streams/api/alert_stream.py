@@ -26,6 +26,7 @@ _json = msgspec.json.Encoder()
 
 HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
+CHUNK_BYTES = 16_384  # the erasures a resumed screen is told first go in writes this big
 KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
 BACKLOG_CHECK_S = 1.0  # the backlog's tombstone check, at most (Redis may be away)
 # a key out of streams: when to try again (a gone screen's seat is given back at its
@@ -86,13 +87,12 @@ async def _stream(
     inbox = hub.subscribe(queue)
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
-    head = b"retry: 2000\n\n"
+    erasures: list[Erased] = []  # told first, as they are written (up to 10,000)
     behind: list[Behind] = []
     if last_id is not None:  # it may show alerts of customers erased while it was away
-        notices = (screen.erasure(erased) for erased in hub.erased_lately.erasures())
-        head += b"".join(_erased_sse(n) for n in notices if n is not None)
+        erasures = list(hub.erased_lately.erasures())
         behind = hub.behind(StreamPosition.parse(last_id), queue)
-        head += _gap_sse([b for b in behind if b.missed])
+    head = _gap_sse([b for b in behind if b.missed])
     # where it missed alerts, told once; where only other queues' left, nothing to tell:
     # passed from here on either way
     for partition, _, kept_from, _ in behind:
@@ -120,7 +120,11 @@ async def _stream(
         return True
 
     try:
-        await _write(request, response, head)
+        await _write(request, response, b"retry: 2000\n\n")
+        await _tell_erasures(request, response, screen, erasures)
+        if head:
+            await _write(request, response, head)
+        erasures, head = [], b""  # (a stream lasts a shift: it keeps none of its start)
         # checked against the tombstones too: an erasure made on another process whose
         # record has not reached this one (Kafka failed it, and the caller retries); while
         # Redis cannot say, the backlog goes as checked when it came (the stream waiting
@@ -134,6 +138,7 @@ async def _stream(
         for alert in backlog:
             if not position.passed(alert):
                 await hand_on(alert)
+        backlog = []  # (alerts the buffer let go of since are not kept here)
         if position.event_id() != sent_id:  # it passed other queues' alerts after its last:
             sent_id = position.event_id()  # where it is, should it go before the next one
             await _write(request, response, _position_sse(sent_id))
@@ -177,6 +182,24 @@ async def _stream(
     finally:
         hub.unsubscribe(inbox)
     return response
+
+
+async def _tell_erasures(
+    request: web.Request, response: web.StreamResponse, screen: Screen, erasures: list[Erased]
+) -> None:
+    """Tell a resumed screen of the erasures it may show alerts of, in writes of about
+    ``CHUNK_BYTES`` each (each one given ``WRITE_TIMEOUT_S``, so that a screen reading
+    them slowly but steadily is not cut off, and no stream holds them all at once)."""
+    chunk = bytearray()
+    for erased in erasures:
+        told = screen.erasure(erased)
+        if told is not None:
+            chunk += _erased_sse(told)
+            if len(chunk) >= CHUNK_BYTES:
+                await _write(request, response, bytes(chunk))
+                chunk.clear()
+    if chunk:
+        await _write(request, response, bytes(chunk))
 
 
 def drop_when_unacknowledged(request: web.Request) -> None:

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiohttp
 import pytest
@@ -546,3 +547,80 @@ async def test_a_queue_screen_resuming_past_other_queues_alerts_that_left_moves_
     assert b"event: gap" not in body, body
     body, _ = await resumed(later, "0-0.1-0")  # from before them: never read here, told
     assert b"event: gap" in body, body
+
+
+def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams' connections hold little in the kernel, as over a slow link."""
+    real_drop = alert_stream.drop_when_unacknowledged
+
+    def small_buffers(request: web.Request) -> None:
+        real_drop(request)
+        sock = request.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        request.transport.set_write_buffer_limits(high=8192)  # type: ignore[union-attr]
+
+    monkeypatch.setattr(alert_stream, "drop_when_unacknowledged", small_buffers)
+
+
+async def test_a_resumed_screen_reading_its_erasures_slowly_but_steadily_is_not_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Told of many erasures on resuming, over a slow link, it took longer than the write
+    timeout to read them all, though it read all the while: its stream was cut off there
+    each time it resumed, and it never saw an alert."""
+    monkeypatch.setattr(alert_stream, "WRITE_TIMEOUT_S", 0.4)
+    monkeypatch.setattr(alert_stream, "CHUNK_BYTES", 4096)
+    narrow(monkeypatch)
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()
+    hub.publish([alert(1, "c-1")])
+    for n in range(3_000):  # some 200 KB of notices, read in no less than a second
+        hub.forget(f"gone-{n}")
+    loop = asyncio.get_running_loop()
+    async with TestServer(api_app(alerts=hub)) as server:
+        with socket.socket() as screen:
+            screen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            screen.setblocking(False)
+            await loop.sock_connect(screen, (server.host, server.port))
+            await loop.sock_sendall(screen, b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
+                                    b"Authorization: Bearer backend-key\r\n"
+                                    b"Last-Event-ID: 0-0\r\n\r\n")  # fmt: skip
+            read = b""
+            while b'"iv-1"' not in read:
+                part = await asyncio.wait_for(loop.sock_recv(screen, 2048), 5)
+                assert part, f"cut off after {len(read)} bytes"
+                read += part
+                await asyncio.sleep(0.01)
+    assert read.count(b"event: erasure\n") == 3_000
+
+
+async def test_a_stream_keeps_none_of_what_it_sent_as_it_started() -> None:
+    """A console's stream lasts a shift: the erasure notices it was told first (up to
+    10,000, some 660 KB) and the alerts buffered when it connected stayed with it for
+    good, and an API's memory grew with every screen."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()
+    hub.publish([alert(n, f"c-{n}") for n in range(1, 50)])
+    for n in range(500):
+        hub.forget(f"gone-{n}")
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers={**AUTH, "Last-Event-ID": "0-0"})
+        await asyncio.wait_for(reply.content.readuntil(b'"iv-49"'), 5)
+        await asyncio.sleep(0.05)  # waiting for the next alert
+        (frame,) = stream_frames()
+        kept = {name: frame.f_locals.get(name) for name in ("head", "erasures", "backlog")}
+        hub.close_all()
+        await asyncio.wait_for(reply.content.read(), 5)
+    assert kept == {"head": b"", "erasures": [], "backlog": []}
+
+
+def stream_frames() -> list[Any]:
+    """The frames of the alert streams running now."""
+    found = []
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            if coro.cr_code is alert_stream._stream.__code__:
+                found.append(coro.cr_frame)
+            coro = coro.cr_await
+    return found
