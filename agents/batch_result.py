@@ -13,13 +13,22 @@ from agents.offer_budget import BudgetLedger, offers_spent
 from feature_store.facts import Fact
 from feature_store.features import RecentTouchpoint
 from feature_store.records import BudgetSpend
-from schemas import Intervention, NextBestOffer, OfferCatalogue
+from schemas import Intervention, NextBestOffer, OfferCatalogue, TouchpointEvent
 from schemas.risk import RiskExample
 
+# A touchpoint as a batch tells it from others: (customer id, event id). The store
+# dedupes each customer's event ids on their own, so two customers' events may share one.
+EventKey = tuple[str, str]
 
-class BatchMemory(Counter[str]):
-    """What a batch's attempts keep from one to the next: the ids of the events they
-    applied (counted: a retry finds them applied, yet they are not duplicates), and each
+
+def event_key(event: TouchpointEvent) -> EventKey:
+    """``event``'s key in a batch: whose it is, and its id."""
+    return (event.customer_id, event.event_id)
+
+
+class BatchMemory(Counter[EventKey]):
+    """What a batch's attempts keep from one to the next: the events they applied, by
+    :data:`EventKey` (counted: a retry finds them applied, yet they are not duplicates), and each
     customer's newest touchpoint before the batch, as the first attempt to read it found
     (a retry's read would find the batch's own)."""
 

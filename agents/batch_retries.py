@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.batch_result import BatchMemory, BatchResult
+from agents.batch_result import BatchMemory, BatchResult, EventKey
 from agents.letters import SourceRecord
 from feature_store import StoreUnavailable
 
@@ -115,9 +115,9 @@ def report(observe: Callable[..., None], *args: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class BatchRetries:
-    # handles a batch; its second argument keeps, from one attempt to the next, the ids of
-    # the events the batch applied (a retry finds them applied, yet they are not duplicates)
-    handle: Callable[[list[SourceRecord], Counter[str]], Awaitable[BatchResult]]
+    # handles a batch; its second argument keeps, from one attempt to the next, the events
+    # the batch applied (a retry finds them applied, yet they are not duplicates)
+    handle: Callable[[list[SourceRecord], Counter[EventKey]], Awaitable[BatchResult]]
     emit: Callable[[BatchResult], Awaitable[None]]
     confirm: Callable[[BatchResult], Awaitable[None]]
     # dead-letters a batch given up; False when the worker stopped before it could

@@ -36,7 +36,9 @@ from schemas import (
 from schemas.decisions import Priority
 from schemas.touchpoints import queue_named
 
-NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")
+NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")  # of the ids before (by event)
+# the ids named per customer (a name of this namespace is never one of the older form's)
+CUSTOMER_NAMESPACE = uuid.uuid5(NAMESPACE, "per-customer")
 HOUR = 3600
 RISK_CROSSED = "risk_crossed:"  # the reason of a retention call raised by a risk crossing
 
@@ -205,8 +207,17 @@ def too_late(alert: Intervention, rules: InterventionRules, sent: datetime | Non
     return (alert.ts - began).total_seconds() > rules.max_age_s
 
 
-def intervention_id_for(kind: str, trigger_event_id: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{kind}:{trigger_event_id}"))
+def intervention_id_for(kind: str, trigger_event_id: str, subject: str) -> str:
+    """Deterministic, so a replayed event raises its alert under the same id; one per
+    customer (``subject``: whose, by their keyed hash), as decision ids are
+    (:func:`agents.moments.decision_id_for`).
+
+    >>> intervention_id_for("save_desk", "e-1", "ab12") == intervention_id_for(
+    ...     "save_desk", "e-1", "cd34")
+    False
+    """
+    name = f"{kind}:{len(subject)}:{subject}:{trigger_event_id}"
+    return str(uuid.uuid5(CUSTOMER_NAMESPACE, name))
 
 
 def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
@@ -311,12 +322,15 @@ def interventions_for(
     offers_held_out: bool = False,
     call_needs_grant: bool = False,
     raised_lately: Sequence[Intervention] = (),
+    subject: str | None = None,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
     offers' control group, so no suggested action offers them anything;
     ``call_needs_grant``: calls need consent the customer granted (opt-in);
     ``raised_lately``: alerts raised for the customer earlier in the batch (not in
-    ``features`` yet), for a do-not-call to know of the call-backs among them."""
+    ``features`` yet), for a do-not-call to know of the call-backs among them;
+    ``subject``: the customer as the alerts' ids name them (a worker's: their keyed
+    hash, see :func:`intervention_id_for`); ``None``, by their id."""
     if features is None:
         return []
     wanted: list[tuple[str, Priority, list[str], str | None]] = []
@@ -362,6 +376,7 @@ def interventions_for(
         # where they spoke up in public is left, and the word not to call
         wanted = [w for w in wanted if w[0] in ("service_recovery", "do_not_call")]
     out: list[Intervention] = []
+    named = event.customer_id if subject is None else subject
     recent = features.recent[:5]
     # an inbound call needs no grant, but a withdrawal holds its offers back
     actions = ACTIONS
@@ -378,7 +393,7 @@ def interventions_for(
             continue
         out.append(
             Intervention(
-                intervention_id=intervention_id_for(kind, event.event_id),
+                intervention_id=intervention_id_for(kind, event.event_id, named),
                 customer_id=event.customer_id,
                 ts=now,
                 kind=kind,

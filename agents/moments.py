@@ -9,10 +9,28 @@ from datetime import datetime
 from schemas import Call, Email, NextBestOffer, OfferScore, TouchpointEvent, WebClick
 
 DECISION_NAMESPACE = uuid.UUID("6f1d0c2e-5b7a-4c1e-9a51-3d7c2b8e4f10")
+# the ids named per customer (a name of this namespace is never one of the older form's)
+CUSTOMER_DECISION_NAMESPACE = uuid.uuid5(DECISION_NAMESPACE, "per-customer")
 
 
-def decision_id_for(trigger_event_id: str, channel: str) -> str:
-    """Deterministic, so a replayed event yields the same decision id."""
+def decision_id_for(trigger_event_id: str, channel: str, subject: str) -> str:
+    """Deterministic, so a replayed event yields the same decision id; one per customer
+    (``subject``: whose, as the store names them, by their keyed hash), so that two
+    customers' touchpoints that share an event id never share a decision id.
+
+    >>> decision_id_for("e-1", "web", "ab12") == decision_id_for("e-1", "web", "ab12")
+    True
+    >>> decision_id_for("e-1", "web", "ab12") == decision_id_for("e-1", "web", "cd34")
+    False
+    """
+    name = f"nbo:{channel}:{len(subject)}:{subject}:{trigger_event_id}"
+    return str(uuid.uuid5(CUSTOMER_DECISION_NAMESPACE, name))
+
+
+def legacy_decision_id(trigger_event_id: str, channel: str) -> str:
+    """The id a Moments before per-customer ids gave the decision on a touchpoint (from
+    its event id alone): the id a decision it recorded, not known to be sent, is stored
+    under, so that a replay sends it again under that id."""
     return str(uuid.uuid5(DECISION_NAMESPACE, f"nbo:{channel}:{trigger_event_id}"))
 
 
@@ -58,8 +76,10 @@ class DecisionMoment:
         )
 
 
-def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
-    """A web click, an inbound call that starts, or an email opened; else ``None``."""
+def moment_for(event: TouchpointEvent, subject: str | None = None) -> DecisionMoment | None:
+    """A web click, an inbound call that starts, or an email opened; else ``None``.
+    ``subject``: the customer as their decision id names them (a worker's: their keyed
+    hash, see :func:`decision_id_for`); ``None``, by their id (a simulation's)."""
     inbound = False
     match event:
         case WebClick(category=category):
@@ -71,7 +91,9 @@ def moment_for(event: TouchpointEvent) -> DecisionMoment | None:
         case _:
             return None
     return DecisionMoment(
-        decision_id=decision_id_for(event.event_id, channel),
+        decision_id=decision_id_for(
+            event.event_id, channel, event.customer_id if subject is None else subject
+        ),
         customer_id=event.customer_id,
         channel=channel,
         trigger_event_id=event.event_id,

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import msgspec
 
 from agents.batch_history import with_batch_history
-from agents.batch_result import BatchResult, FailedRecord, failure_reason
+from agents.batch_result import BatchResult, EventKey, FailedRecord, event_key, failure_reason
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
 from agents.interventions import (
@@ -33,7 +33,7 @@ from agents.interventions import (
     withheld,
 )
 from agents.letters import SourceRecord
-from agents.moments import DecisionMoment, moment_for, moment_passed
+from agents.moments import DecisionMoment, legacy_decision_id, moment_for, moment_passed
 from agents.offer_budget import BudgetLedger, budget_day
 from agents.offer_policy import OfferPolicy
 from agents.risk_features import risk_features_at
@@ -72,11 +72,13 @@ class DecisionPlan:
     """A batch's touchpoints to decide on, and what their decisions will read."""
 
     pending: list[_Pending]  # with each one's result index
-    recorded: set[str]  # touchpoints whose decision an earlier attempt may have recorded
-    applied_now: set[str]  # the touchpoints this batch applied (not come again)
+    recorded: set[EventKey]  # touchpoints whose decision an earlier attempt may have recorded
+    applied_now: set[EventKey]  # the touchpoints this batch applied (not come again)
     applied: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints applied
     catalogue: OfferCatalogue  # one for the whole batch
     today: date  # of the day's offer budgets
+    # customer -> how their decisions' and alerts' ids name them (their keyed hash)
+    subjects: dict[str, str] = field(default_factory=dict)
 
     @property
     def customers(self) -> list[str]:
@@ -85,10 +87,18 @@ class DecisionPlan:
 
     @property
     def asked(self) -> list[tuple[str, str]]:
-        """(customer, decision id) of the decisions that may be recorded already."""
-        return [(e.customer_id, moment.decision_id) for _, e, _ in self.pending
-                if e.event_id in self.recorded
-                and (moment := moment_for(e)) is not None]  # fmt: skip
+        """(customer, decision id) of the decisions that may be recorded already: each
+        under its id, then under the id a Moments before per-customer ids gave it (one
+        it recorded, a worker of it stopped before it was marked sent)."""
+        asked: list[tuple[str, str]] = []
+        for _, e, _ in self.pending:
+            if event_key(e) not in self.recorded:
+                continue
+            moment = moment_for(e, self.subjects[e.customer_id])
+            if moment is not None:
+                asked.append((e.customer_id, moment.decision_id))
+                asked.append((e.customer_id, legacy_decision_id(e.event_id, moment.channel)))
+        return asked
 
 
 @dataclass
@@ -119,32 +129,37 @@ class _DecidingBatch:
     # do-not-call counts the call-backs among them)
     timely: dict[str, list[Intervention]] = field(default_factory=dict)
     # touchpoint -> its decision, recorded before a worker that stopped could send it:
-    # sent again as it was (its contact and spending are counted already)
-    recorded: dict[str, NextBestOffer] = field(default_factory=dict)
+    # sent again as it was, under the id it was recorded with (its contact and spending
+    # are counted already)
+    recorded: dict[EventKey, NextBestOffer] = field(default_factory=dict)
     # customer -> why their keys could not be read as features (a key of another type,
     # a value that is no number): their touchpoints are dead-lettered, the others decided
     unreadable: dict[str, Exception] = field(default_factory=dict)
     # the touchpoints this batch applied (not come again): those too late to decide on
     # are counted once, with the first copy
-    applied_now: set[str] = field(default_factory=set)
+    applied_now: set[EventKey] = field(default_factory=set)
+    # customer -> how their decisions' and alerts' ids name them (DecisionPlan's)
+    subjects: dict[str, str] = field(default_factory=dict)
 
 
 def _touchpoints_to_decide(
     decoded: list[tuple[SourceRecord, TouchpointEvent]],
     statuses: Sequence[ApplyStatus | None],
     result: BatchResult,
-    earlier: Counter[str],
-    recorded: set[str],
-    applied_now: set[str],
+    earlier: Counter[EventKey],
+    recorded: set[EventKey],
+    applied_now: set[EventKey],
 ) -> list[_Pending]:
     """Record each touchpoint's result (spending ``earlier``'s credits); return those
     still to decide. Those whose decision was recorded, not known to be sent, go in
-    ``recorded`` too (event ids), and those this batch applied in ``applied_now``."""
+    ``recorded`` too, and those this batch applied in ``applied_now``. Touchpoints are
+    told apart by customer and event id, as the store dedupes them."""
     # A duplicate whose decision was never recorded (a crash in between) is decided
     # again; one whose decision was recorded, and may not have gone out, sends that
-    # decision again; the same event twice in one batch is decided once.
+    # decision again; the same event twice in one batch is decided once (two customers'
+    # events that share an id are two events, each decided).
     pending: list[_Pending] = []  # with its result index
-    seen: set[str] = set()
+    seen: set[EventKey] = set()
     for (record, event), status in zip(decoded, statuses, strict=True):
         if status is None:
             result.results.append((event.kind, "failed"))
@@ -153,22 +168,23 @@ def _touchpoints_to_decide(
         elif status is ApplyStatus.EXPIRED:  # older than the store keeps: nothing to decide
             result.results.append((event.kind, "expired"))
         else:
+            key = event_key(event)
             ok = status is ApplyStatus.APPLIED
             if status is ApplyStatus.DUPLICATE_RECORDED:
-                recorded.add(event.event_id)
-            if earlier[event.event_id] > 0 and status in _APPLIED_OR_SEEN:
+                recorded.add(key)
+            if earlier[key] > 0 and status in _APPLIED_OR_SEEN:
                 # applied by an earlier attempt at this batch (a duplicate now), or
                 # one whose reply was lost did not run after all (applied now): the
                 # credit is spent either way, and a copy after it is a duplicate
-                earlier[event.event_id] -= 1
+                earlier[key] -= 1
                 ok = True
             result.results.append((event.kind, "ok" if ok else "duplicate"))
             if ok:
-                applied_now.add(event.event_id)
+                applied_now.add(key)
             wanted = worth_watching(event)
-            fresh = status is not ApplyStatus.DUPLICATE_DECIDED and event.event_id not in seen
+            fresh = status is not ApplyStatus.DUPLICATE_DECIDED and key not in seen
             if wanted and fresh:
-                seen.add(event.event_id)
+                seen.add(key)
                 pending.append((record, event, len(result.results) - 1))
     return pending
 
@@ -246,13 +262,13 @@ class TouchpointDecisions:
         decoded: list[tuple[SourceRecord, TouchpointEvent]],
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
-        earlier: Counter[str],
+        earlier: Counter[EventKey],
     ) -> DecisionPlan | None:
         """Record each touchpoint's result; what the decisions on those worth watching
         need read (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none
         is worth it."""
-        recorded: set[str] = set()
-        applied_now: set[str] = set()
+        recorded: set[EventKey] = set()
+        applied_now: set[EventKey] = set()
         pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded,
                                          applied_now)  # fmt: skip
         if not pending:
@@ -267,7 +283,8 @@ class TouchpointDecisions:
         for (_, event), status in zip(decoded, statuses, strict=True):
             if status is not None:
                 applied.setdefault(event.customer_id, []).append(event)
-        return DecisionPlan(pending, recorded, applied_now, applied, catalogue, today)
+        subjects = {e.customer_id: self._pseudonym(e.customer_id) for _, e, _ in pending}
+        return DecisionPlan(pending, recorded, applied_now, applied, catalogue, today, subjects)
 
     def decide(
         self,
@@ -320,11 +337,14 @@ class TouchpointDecisions:
         watched, batch_of = _risk_watch_plan(plan.pending)
         batch = _DecidingBatch(plan.catalogue, profiles, erased, now, budgets, watched,
                                batch_of, unreadable=reads.unreadable,
-                               applied_now=plan.applied_now)  # fmt: skip
+                               applied_now=plan.applied_now,
+                               subjects=plan.subjects)  # fmt: skip
         for context in reads.contexts:  # none where it expired (or is unreadable): anew
             decision = _recorded(context)
             if decision is not None and decision.trigger_event_id is not None:
-                batch.recorded[decision.trigger_event_id] = decision
+                # under its id first, then under the older form's (DecisionPlan.asked)
+                key = (decision.customer_id, decision.trigger_event_id)
+                batch.recorded.setdefault(key, decision)
         return batch
 
     def _decide_touchpoint(
@@ -348,11 +368,16 @@ class TouchpointDecisions:
                 if not watch_taken and features is not None and mine:
                     watch = self._watch_churn_risk(event, features, batch, result)
                 watch_taken = True  # a decision that fails is tried again without it
-                recorded = batch.recorded.get(event.event_id)
+                key = event_key(event)
+                recorded = batch.recorded.get(key)
                 sent = None  # when it reached Kafka, unless re-driven (see too_late)
                 if record.produced_ms is not None and record.redriven_from is None:
                     sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
-                moment = moment_for(event)
+                subject = batch.subjects[event.customer_id]
+                moment = moment_for(event, subject)
+                if moment is not None and recorded is not None:  # its id, as recorded (one
+                    # of an older form too): decided again under it, if its contact is refused
+                    moment = replace(moment, decision_id=recorded.decision_id)
                 if (
                     moment is not None
                     and recorded is None
@@ -363,11 +388,12 @@ class TouchpointDecisions:
                     passed = None
                 decision, alerts = self._decide_one(
                     event, moment, features, batch.now, watch, batch.budgets,
-                    batch.catalogue, batch.timely.get(event.customer_id, []), recorded,
+                    batch.catalogue, batch.timely.get(event.customer_id, []), subject,
+                    recorded,
                 )  # fmt: skip
                 late = [too_late(alert, self._rules, sent) for alert in alerts]
                 # what can fail has run: an attempt that failed left nothing in the batch
-                fresh = event.event_id in batch.applied_now  # a copy was counted already
+                fresh = key in batch.applied_now  # a copy was counted already
                 if passed is not None and fresh:
                     result.moments_passed.append(passed)
                 if decision is not None:
@@ -404,7 +430,7 @@ class TouchpointDecisions:
         gives the learner and the risk fact to record."""
         watch = watch_risk(
             event, features, batch.now, self._risk.model, self._risk_threshold,
-            subject=self._pseudonym(event.customer_id),
+            subject=batch.subjects[event.customer_id],
             alongside=batch.batch_of[event.customer_id],
         )  # fmt: skip
         if watch.example is not None:
@@ -437,6 +463,7 @@ class TouchpointDecisions:
         budgets: BudgetLedger | None,
         catalogue: OfferCatalogue,
         raised_lately: list[Intervention],
+        subject: str,
         recorded: NextBestOffer | None = None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
         # recorded before it was sent: sent again as it was, but for a channel the
@@ -471,5 +498,6 @@ class TouchpointDecisions:
                 ),
                 call_needs_grant=catalogue.contact_policy.needs_grant("call"),
                 raised_lately=raised_lately,
+                subject=subject,
             )
         return decision, alerts

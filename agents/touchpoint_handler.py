@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from agents.batch_result import (
     BatchMemory,
     BatchResult,
+    EventKey,
     FailedRecord,
+    event_key,
     failure_reason,
     fault_kinds,
 )
@@ -92,11 +94,12 @@ class TouchpointHandler:
         )
 
     async def handle(
-        self, records: Sequence[SourceRecord], applied: Counter[str] | None = None
+        self, records: Sequence[SourceRecord], applied: Counter[EventKey] | None = None
     ) -> BatchResult:
         """Handle a batch. Raises :class:`StoreUnavailable` only; retry the batch then,
-        with the same ``applied``: the ids of the events this batch's earlier attempts
-        applied (this one adds its own), which count as applied, not as duplicates."""
+        with the same ``applied``: the events (by customer and event id) this batch's
+        earlier attempts applied (this one adds its own), which count as applied, not as
+        duplicates."""
         earlier = Counter(applied or ())
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
@@ -146,8 +149,8 @@ class TouchpointHandler:
     async def _apply_with_retries(
         self,
         events: list[TouchpointEvent],
-        earlier: Counter[str],
-        applied: Counter[str] | None,
+        earlier: Counter[EventKey],
+        applied: Counter[EventKey] | None,
         newest_before: dict[str, RecentTouchpoint | None] | None = None,
     ) -> list[ApplyStatus]:
         """Apply, retrying a failure; the events an attempt applied go into ``applied``
@@ -164,12 +167,12 @@ class TouchpointHandler:
                 statuses = await self._store.apply(events, ran, before)
             except Exception as exc:
                 failure = exc
-            now = [events[i].event_id for i, s in ran.items() if s is ApplyStatus.APPLIED]
+            now = [event_key(events[i]) for i, s in ran.items() if s is ApplyStatus.APPLIED]
             if isinstance(failure, RepliesUnknown):  # these may have been applied: a retry
                 # that finds them applied counts them so (an id once: a copy is a duplicate;
                 # nor one a reply came for, which said what became of it)
-                maybe = {events[i].event_id for i in failure.unanswered}
-                answered = {events[i].event_id for i in ran}
+                maybe = {event_key(events[i]) for i in failure.unanswered}
+                answered = {event_key(events[i]) for i in ran}
                 now += sorted(maybe.difference(now, earlier, answered))
             if applied is not None:
                 applied.update(now)

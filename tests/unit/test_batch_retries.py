@@ -14,7 +14,7 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
-from agents.batch_result import BatchResult
+from agents.batch_result import BatchResult, EventKey
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
 from feature_store import StoreUnavailable
@@ -35,7 +35,7 @@ class Script:
     given_up: list[Exception] = field(default_factory=list)
     handled: list[BatchResult] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
-    applied: list[Counter[str]] = field(default_factory=list)  # given to each handle call
+    applied: list[Counter[EventKey]] = field(default_factory=list)  # given to each handle call
     paused: list[float] = field(default_factory=list)  # the waits once told to stop
     confirmed: list[BatchResult] = field(default_factory=list)
 
@@ -46,9 +46,11 @@ class Script:
         if failure is not None:
             raise failure
 
-    async def do_handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
+    async def do_handle(
+        self, records: list[SourceRecord], applied: Counter[EventKey]
+    ) -> BatchResult:
         self.applied.append(applied)
-        applied["e-1"] += 1  # what the handler does for each event it applies
+        applied[("c-1", "e-1")] += 1  # what the handler does for each event it applies
         self._step("handle")
         result = BatchResult(results=[("web_click", "ok")] * len(records))
         self.results.append(result)
@@ -113,10 +115,10 @@ async def test_a_batch_whose_handling_failed_is_handled_again() -> None:
     assert script.calls == ["handle", "handle", "emit", "confirm"]
     # both attempts share what the batch applied, so the second knows about the first's
     first, second = script.applied
-    assert first is second and first == Counter({"e-1": 2})
+    assert first is second and first == Counter({("c-1", "e-1"): 2})
     other = Script()
     await other.runner().run(RECORDS)  # another batch starts afresh
-    assert other.applied[0] == Counter({"e-1": 1})
+    assert other.applied[0] == Counter({("c-1", "e-1"): 1})
 
 
 async def test_outages_wait_without_end_and_other_failures_give_up_after_three() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from agents.interventions import (
     ACTIONS,
+    CUSTOMER_NAMESPACE,
     NAMESPACE,
     NO_CALL_OFFER_ACTIONS,
     InterventionRules,
@@ -474,9 +475,22 @@ def test_intervention_ids_are_deterministic() -> None:
     replayed = alerts(event, features, now=NOW + HOUR)
     assert [i.intervention_id for i in first] == [i.intervention_id for i in replayed]
     for alert in first:
-        assert alert.intervention_id == intervention_id_for(alert.kind, "call-42")
-        assert alert.intervention_id == str(uuid.uuid5(NAMESPACE, f"{alert.kind}:call-42"))
+        assert alert.intervention_id == intervention_id_for(alert.kind, "call-42", CUSTOMER)
+        name = f"{alert.kind}:{len(CUSTOMER)}:{CUSTOMER}:call-42"
+        assert alert.intervention_id == str(uuid.uuid5(CUSTOMER_NAMESPACE, name))
+        # not the older form's, from the event id alone
+        assert alert.intervention_id != str(uuid.uuid5(NAMESPACE, f"{alert.kind}:call-42"))
     assert len({i.intervention_id for i in first}) == len(first) == 2  # one per kind
+    # a worker names the customer by their keyed hash
+    (named, _) = interventions_for(event, features, NOW, subject="ab12")
+    assert named.intervention_id == intervention_id_for(named.kind, "call-42", "ab12")
+
+
+def test_two_customers_alerts_on_events_that_share_an_id_have_ids_of_their_own() -> None:
+    ann = alerts(web("/cancel", event_id="click-0001"))
+    ben = alerts(msgspec.structs.replace(web("/cancel", event_id="click-0001"), customer_id="ben"))
+    assert [i.kind for i in ann] == [i.kind for i in ben] == ["save_desk"]
+    assert ann[0].intervention_id != ben[0].intervention_id
 
 
 def test_intervention_ids_differ_per_trigger_event() -> None:

@@ -9,9 +9,11 @@ import msgspec
 import pytest
 
 from agents.moments import (
+    CUSTOMER_DECISION_NAMESPACE,
     DECISION_NAMESPACE,
     DecisionMoment,
     decision_id_for,
+    legacy_decision_id,
     moment_for,
     request_moment,
 )
@@ -35,7 +37,7 @@ from tests.unit.factories import (
 def test_web_click_is_a_web_moment_with_its_category() -> None:
     event = click(5.0, "electronics", customer="cust-7", event_id="evt-1")
     assert moment_for(event) == DecisionMoment(
-        decision_id=decision_id_for("evt-1", "web"),
+        decision_id=decision_id_for("evt-1", "web", "cust-7"),
         customer_id="cust-7",
         channel="web",
         trigger_event_id="evt-1",
@@ -50,14 +52,14 @@ def test_web_click_without_category() -> None:
     assert moment is not None
     assert moment.channel == "web"
     assert moment.category is None
-    assert moment.decision_id == decision_id_for("evt-2", "web")
+    assert moment.decision_id == decision_id_for("evt-2", "web", moment.customer_id)
 
 
 def test_inbound_call_starting_is_a_call_moment() -> None:
     event = call_started("sales", ts=12.0)
     moment = moment_for(event)
     assert moment == DecisionMoment(
-        decision_id=decision_id_for(event.event_id, "call"),
+        decision_id=decision_id_for(event.event_id, "call", event.customer_id),
         customer_id="c1",
         channel="call",
         trigger_event_id=event.event_id,
@@ -84,7 +86,7 @@ def test_email_opened_is_an_email_moment() -> None:
     event = email("opened", ts=30.0)
     moment = moment_for(event)
     assert moment == DecisionMoment(
-        decision_id=decision_id_for(event.event_id, "email"),
+        decision_id=decision_id_for(event.event_id, "email", event.customer_id),
         customer_id="c1",
         channel="email",
         trigger_event_id=event.event_id,
@@ -127,7 +129,7 @@ def test_one_event_id_on_different_channels_gives_different_decisions() -> None:
     opened = moment_for(msgspec.structs.replace(email("opened"), event_id="same"))
     assert web is not None and call is not None and opened is not None
     assert len({web.decision_id, call.decision_id, opened.decision_id}) == 3
-    assert call.decision_id == decision_id_for("same", "call")
+    assert call.decision_id == decision_id_for("same", "call", call.customer_id)
 
 
 # --------------------------------------------------------------------------------------
@@ -158,24 +160,47 @@ def test_request_moment_has_a_fresh_decision_id_each_time() -> None:
 
 def test_decision_id_is_deterministic_and_stable() -> None:
     """Pinned values: a replay after a restart (or a new release) must give the same id."""
-    assert decision_id_for("evt-7", "web") == "8ca975eb-5507-534c-9752-7467da65415a"
-    assert decision_id_for("evt-7", "email") == "1f57431d-cf8d-5caf-b56e-12fe08726c03"
-    assert decision_id_for("evt-7", "web") == decision_id_for("evt-7", "web")
+    subject = "0f3a9c27d1b84e6a5c2d7e90"  # a keyed hash, as a worker names the customer
+    assert decision_id_for("evt-7", "web", subject) == "d4ecd2a7-cbdb-5d78-ad5b-67a93fedc50a"
+    assert decision_id_for("evt-7", "email", subject) == "ab1f4c48-ba80-570e-8c0b-5d4b42884867"
+    assert decision_id_for("evt-7", "web", subject) == decision_id_for("evt-7", "web", subject)
 
 
-def test_decision_id_is_a_uuid5_of_channel_and_event() -> None:
-    value = uuid.UUID(decision_id_for("evt-7", "call"))
+def test_the_older_form_of_decision_ids_stays_as_it_was() -> None:
+    """Decisions recorded by a Moments before per-customer ids are found under it."""
+    assert legacy_decision_id("evt-7", "web") == "8ca975eb-5507-534c-9752-7467da65415a"
+    assert legacy_decision_id("evt-7", "email") == "1f57431d-cf8d-5caf-b56e-12fe08726c03"
+    assert uuid.UUID(legacy_decision_id("evt-7", "call")) == uuid.uuid5(
+        DECISION_NAMESPACE, "nbo:call:evt-7"
+    )
+
+
+def test_decision_id_is_a_uuid5_of_channel_customer_and_event() -> None:
+    value = uuid.UUID(decision_id_for("evt-7", "call", "ab12"))
     assert value.version == 5
-    assert value == uuid.uuid5(DECISION_NAMESPACE, "nbo:call:evt-7")
+    assert value == uuid.uuid5(CUSTOMER_DECISION_NAMESPACE, "nbo:call:4:ab12:evt-7")
 
 
 def test_decision_ids_differ_by_event_and_channel() -> None:
     ids = {
-        decision_id_for(f"evt-{i}", channel)
+        decision_id_for(f"evt-{i}", channel, "ab12")
         for i in range(500)
         for channel in ("web", "email", "call", "sms")
     }
     assert len(ids) == 2000
+
+
+def test_two_customers_events_that_share_an_id_get_decision_ids_of_their_own() -> None:
+    """Producers that number events per source send the same event id for two customers:
+    consumers, which drop a decision id seen before, would lose one customer's decision."""
+    ann = moment_for(click(customer="ann", event_id="click-0001"))
+    ben = moment_for(click(customer="ben", event_id="click-0001"))
+    assert ann is not None and ben is not None
+    assert ann.decision_id != ben.decision_id
+    # nor is either the id of the older form, which named no customer
+    assert legacy_decision_id("click-0001", "web") not in {ann.decision_id, ben.decision_id}
+    # a subject that ends where the other's event id begins names another customer
+    assert decision_id_for("c:e", "web", "a") != decision_id_for("e", "web", "a:c")
 
 
 # --------------------------------------------------------------------------------------

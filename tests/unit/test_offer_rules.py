@@ -69,7 +69,7 @@ def moment(
 ) -> DecisionMoment:
     """A decision moment as ``moment_for`` builds it, on any channel and with any limit."""
     return DecisionMoment(
-        decision_id=decision_id_for(event_id, channel),
+        decision_id=decision_id_for(event_id, channel, customer_id),
         customer_id=customer_id,
         channel=channel,
         trigger_event_id=event_id,
@@ -208,7 +208,7 @@ def test_control_group_gets_no_offers(features: CustomerFeatures | None) -> None
     assert decision.customer_id == "cust-1"
     assert decision.trigger_event_id == "evt-1"
     assert decision.trigger_ts == T0
-    assert decision.decision_id == decision_id_for("evt-1", "web")
+    assert decision.decision_id == decision_id_for("evt-1", "web", "cust-1")
 
 
 @pytest.mark.parametrize("features", [None, MODEL, AT_RISK])
@@ -517,7 +517,7 @@ def test_decision_fields() -> None:
 def test_decision_id_comes_from_the_moment() -> None:
     a = policy().decide(moment_of(click(event_id="evt-7")), GROWTH, NOW)
     b = policy().decide(moment_of(click(event_id="evt-7")), MODEL, NOW + timedelta(hours=1))
-    assert a.decision_id == b.decision_id == decision_id_for("evt-7", "web")
+    assert a.decision_id == b.decision_id == decision_id_for("evt-7", "web", "cust-1")
     other = policy().decide(moment_of(click(event_id="evt-8")), GROWTH, NOW)
     assert other.decision_id != a.decision_id
     email = policy().decide(moment(channel="email", event_id="evt-7"), GROWTH, NOW)

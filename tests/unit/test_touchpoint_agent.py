@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.exceptions import ProducerSendError
 
-from agents.batch_result import BatchResult, FailedRecord
+from agents.batch_result import BatchResult, EventKey, FailedRecord
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
 from agents.reserved_contacts import Refusals
@@ -116,7 +116,7 @@ class Handler:
     reserved: list[list[Any]] = field(default_factory=list)  # the decisions of each reserve
     refusals: Refusals = field(default_factory=Refusals)  # what each reserve says
 
-    async def handle(self, records: list[SourceRecord], applied: Counter[str]) -> BatchResult:
+    async def handle(self, records: list[SourceRecord], applied: Counter[EventKey]) -> BatchResult:
         self.handled.extend(records)
         return self.answer(records)
 

@@ -19,14 +19,14 @@ import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
-from agents.batch_result import BatchMemory, BatchResult
+from agents.batch_result import BatchMemory, BatchResult, EventKey
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record
 from agents.interventions import intervention_id_for
 from agents.letters import SourceRecord
-from agents.moments import DecisionMoment, decision_id_for
+from agents.moments import DecisionMoment, decision_id_for, legacy_decision_id
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.risk_watch import pending_snapshot
@@ -77,9 +77,10 @@ KNOWN = CustomerFeatures(events=5, purchases=1, spend=50.0, value=50.0, segment=
 class RecordingStore:
     """Test double for the FeatureStore methods the handler uses; not Redis.
 
-    ``apply`` answers APPLIED for an event id it has not seen and DUPLICATE for one it
-    has, unless ``statuses`` says otherwise; it raises the next of ``errors`` first if
-    any are queued, and ``PoisonError`` for any batch holding an id in ``poison``.
+    ``apply`` answers APPLIED for an event id it has not seen for its customer and
+    DUPLICATE for one it has (as Redis, which dedupes each customer's own), unless
+    ``statuses`` says otherwise; it raises the next of ``errors`` first if any are
+    queued, and ``PoisonError`` for any batch holding an id in ``poison``.
     ``read_views`` returns ``features`` per customer (None when absent; erased when in
     ``gone``), ``erased`` whether each is in ``gone``; ``pseudonym`` a
     readable stand-in for the keyed hash. Every call is recorded. ``apply`` tells
@@ -117,6 +118,7 @@ class RecordingStore:
         self.read_error = read_error
         self.apply_calls: list[list[str]] = []
         self.applied: list[str] = []
+        self.applied_keys: set[tuple[str, str]] = set()  # (customer, event id)
         self.reads: list[list[str]] = []
         self.zones_read: list[str] = []  # the home timezone each read of features was given
         self.facts: list[list[Fact]] = []
@@ -141,13 +143,14 @@ class RecordingStore:
             raise self.errors.pop(0)
         lost = self.replies_lost > 0
         statuses = []
-        for i, event_id in enumerate(ids):
+        for i, (event_id, event) in enumerate(zip(ids, events, strict=True)):
             if lost and i >= self.replies_came and not self.lost_ran:
                 break  # the connection went before these were sent
             if event_id in self.poison or event_id in self.outage:
                 continue
-            seen = event_id in self.applied
+            seen = (event.customer_id, event_id) in self.applied_keys
             self.applied.append(event_id)
+            self.applied_keys.add((event.customer_id, event_id))
             fallback = ApplyStatus.DUPLICATE if seen else ApplyStatus.APPLIED
             statuses.append(self.statuses.get(event_id, fallback))
             if ran is not None:
@@ -418,10 +421,10 @@ async def test_a_retried_batch_counts_what_its_first_attempt_applied_as_applied(
     They are counted once, as applied; a copy of one in the same batch stays a duplicate."""
     store = RecordingStore(read_error=StoreUnavailable("ConnectionError"))
     batch = records(click("a"), click("b"), click("a"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(batch, applied)
-    assert applied == Counter({"a": 1, "b": 1})
+    assert applied == Counter({("cust-1", "a"): 1, ("cust-1", "b"): 1})
     store.read_error = None
     result = await handler(store).handle(batch, applied)
     assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]
@@ -435,11 +438,11 @@ async def test_the_events_a_batch_applied_beside_an_outage_count_as_applied_on_r
     """Redis refused one event's script (out of memory) and ran the others."""
     store = RecordingStore(outage=["b"])
     batch = records(click("a"), click("b"), click("c"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(batch, applied)
     assert store.apply_calls == [["a", "b", "c"]]
-    assert applied == Counter({"a": 1, "c": 1})
+    assert applied == Counter({("cust-1", "a"): 1, ("cust-1", "c"): 1})
     store.outage.clear()
     result = await handler(store).handle(batch, applied)
     assert [r for _, r in result.results] == ["ok", "ok", "ok"]
@@ -452,7 +455,7 @@ async def test_events_whose_replies_were_lost_count_as_applied_when_the_retry_fi
     in the same batch stays a duplicate."""
     store = RecordingStore(replies_lost=1)
     batch = records(click("a"), click("b"), click("a"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(batch, applied)
     assert store.applied == ["a", "b", "a"]
@@ -466,7 +469,7 @@ async def test_events_whose_calls_were_lost_unsent_count_once_and_copies_as_dupl
     (the credit for a call that may have run is spent), and a copy is a duplicate."""
     store = RecordingStore(replies_lost=1, lost_ran=False)
     batch = records(click("a"), click("b"), click("a"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(batch, applied)
     assert store.applied == []
@@ -479,8 +482,9 @@ async def test_a_duplicate_whose_reply_came_before_the_connection_went_stays_one
     (duplicate) came before the connection went: both copies are duplicates."""
     store = RecordingStore(replies_lost=1, replies_came=1)
     store.applied.append("x")
+    store.applied_keys.add(("cust-1", "x"))
     batch = records(click("x"), click("x"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):
         await handler(store).handle(batch, applied)
     result = await handler(store).handle(batch, applied)
@@ -491,10 +495,10 @@ async def test_events_applied_one_by_one_before_an_outage_count_as_applied_on_re
     errors: list[Exception] = [PoisonError("bad")] * MAX_ATTEMPTS
     store = RecordingStore(errors=errors, read_error=StoreUnavailable("ConnectionError"))
     batch = records(click("a"), click("b"))
-    applied: Counter[str] = Counter()
+    applied: Counter[EventKey] = Counter()
     with pytest.raises(StoreUnavailable):  # isolated, both applied, then reading fails
         await handler(store).handle(batch, applied)
-    assert applied == Counter({"a": 1, "b": 1})
+    assert applied == Counter({("cust-1", "a"): 1, ("cust-1", "b"): 1})
     store.read_error = None
     result = await handler(store).handle(batch, applied)
     assert [r for _, r in result.results] == ["ok", "ok"]
@@ -689,6 +693,64 @@ async def test_the_same_event_twice_in_a_batch_is_decided_once() -> None:
     assert [i.kind for i in result.interventions] == ["save_desk"]
 
 
+async def test_two_customers_events_that_share_an_id_are_each_decided() -> None:
+    """Producers that number events per source send one event id for two customers; the
+    store applies both (it dedupes each customer's own): each is decided, under ids of
+    its own (consumers drop a decision id seen before), and raises its alert."""
+    store = RecordingStore(features={"ann": KNOWN, "ben": KNOWN})
+    batch = records(click("click-0001", page="/cancel", customer="ann"),
+                    click("click-0001", page="/cancel", customer="ben"))  # fmt: skip
+    result = await handler(store).handle(batch)
+    assert result.results == [("web_click", "ok")] * 2
+    assert [d.customer_id for d in result.decisions] == ["ann", "ben"]
+    ann, ben = result.decisions
+    assert ann.decision_id == decision_id_for("click-0001", "web", "p-ann")  # keyed hash
+    assert ben.decision_id == decision_id_for("click-0001", "web", "p-ben")
+    assert result.moments[ben.decision_id].customer_id == "ben"
+    alerts = result.interventions
+    assert [(i.customer_id, i.kind) for i in alerts] == [("ann", "save_desk"), ("ben", "save_desk")]
+    assert alerts[1].intervention_id == intervention_id_for("save_desk", "click-0001", "p-ben")
+    assert alerts[0].intervention_id != alerts[1].intervention_id
+
+
+async def test_a_retried_batch_tells_two_customers_events_that_share_an_id_apart() -> None:
+    """What the first attempt applied counts per customer: ann's copy stays a duplicate,
+    ben's event is applied, and decided."""
+    store = RecordingStore(read_error=StoreUnavailable("ConnectionError"))
+    batch = records(click("x", customer="ann"), click("x", customer="ann"),
+                    click("x", customer="ben"))  # fmt: skip
+    applied: Counter[EventKey] = Counter()
+    with pytest.raises(StoreUnavailable):
+        await handler(store).handle(batch, applied)
+    assert applied == Counter({("ann", "x"): 1, ("ben", "x"): 1})
+    store.read_error = None
+    result = await handler(store).handle(batch, applied)
+    assert [r for _, r in result.results] == ["ok", "duplicate", "ok"]
+    assert [d.customer_id for d in result.decisions] == ["ann", "ben"]
+
+
+async def test_a_decision_recorded_under_the_older_id_is_sent_again_under_it() -> None:
+    """A worker of a Moments before per-customer ids recorded the decision (under the id
+    it gave it, from the event id alone) and stopped before it was marked sent: the
+    replay sends it again under that id, not a second decision under a new one; and
+    decides it again under that id should its contact be refused."""
+    first = await handler(RecordingStore(features={"cust-1": KNOWN})).handle(records(click("a")))
+    older = legacy_decision_id("a", "web")
+    recorded = msgspec.structs.replace(first.decisions[0], decision_id=older)
+    store = RecordingStore(
+        features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.DUPLICATE_RECORDED}
+    )
+    store.contexts[("cust-1", older)] = encode_decision(recorded).decode()
+    policy = BrokenPolicy(broken=["a"])  # would fail, were it asked
+    result = await handler(store, policy).handle(records(click("a")))
+    assert result.decisions == [recorded] and policy.calls == []
+    assert result.moments[older].decision_id == older
+    # one recorded under its own id too (an older worker's replay decided it again): that one
+    again = msgspec.structs.replace(recorded, decision_id=first.decisions[0].decision_id)
+    store.contexts[("cust-1", again.decision_id)] = encode_decision(again).decode()
+    assert (await handler(store, policy).handle(records(click("a")))).decisions == [again]
+
+
 async def test_an_erased_customer_gets_no_decision() -> None:
     store = RecordingStore(features={"cust-1": KNOWN}, statuses={"a": ApplyStatus.ERASED})
     result = await handler(store).handle(records(click("a", page="/cancel")))
@@ -783,7 +845,8 @@ async def test_features_are_read_once_per_customer_and_decided_on() -> None:
     assert all(d.ts == NOW for d in result.decisions)
     # no features, no intervention: only cust-1's visit to the cancellation page alerts
     assert [(i.customer_id, i.kind) for i in result.interventions] == [("cust-1", "save_desk")]
-    assert result.interventions[0].intervention_id == intervention_id_for("save_desk", "a")
+    (alert,) = result.interventions
+    assert alert.intervention_id == intervention_id_for("save_desk", "a", "p-cust-1")
 
 
 async def test_one_customer_gets_one_alert_of_a_kind_per_batch() -> None:
@@ -804,7 +867,7 @@ async def test_the_hold_out_groups_alerts_are_kept_apart_and_never_shown() -> No
     [kept] = result.held_out
     assert kept.kind == "save_desk" and kept.control is True
     assert kept.reasons[-1] == "control_group"
-    assert kept.intervention_id == intervention_id_for("save_desk", "a")  # as if raised
+    assert kept.intervention_id == intervention_id_for("save_desk", "a", "p-cust-1")  # as if raised
     assert result.decisions  # offers are the offers' control group's business
     nobody = await handler(store, holdout=ControlGroup("held", 0.0)).handle(
         records(click("b", "/account/cancel"))
@@ -895,8 +958,8 @@ async def test_confirm_after_handle_records_what_was_decided() -> None:
     h = handler(store)
     result = await h.handle(records(click("a", page="/cancel")))
     await h.confirm(result)
-    decision_id = decision_id_for("a", "web")
-    intervention_id = intervention_id_for("save_desk", "a")
+    decision_id = decision_id_for("a", "web", "p-cust-1")
+    intervention_id = intervention_id_for("save_desk", "a", "p-cust-1")
     # the contacts made, then the first churn-risk snapshot taken for the customer
     offered = [o.offer_id for o in result.decisions[0].offers]
     assert [f.fact_id for f in store.facts[0]] == [
