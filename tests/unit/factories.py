@@ -128,6 +128,7 @@ def features_of(
     now_ms: int = T0_MS,
     thresholds: SegmentThresholds | None = None,
     half_life_days: float = 14.0,
+    home_timezone: str = "UTC",
 ) -> CustomerFeatures:
     return build_features(
         dict(state.profile),
@@ -137,4 +138,5 @@ def features_of(
         contacts=dict(state.contacts),
         thresholds=thresholds or SegmentThresholds(),
         half_life_days=half_life_days,
+        home_timezone=home_timezone,
     )

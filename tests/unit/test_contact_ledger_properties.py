@@ -57,14 +57,16 @@ def test_contacts_counted_in_a_batch_read_as_the_store_will_read_them(
         at = T0 - timedelta(seconds=ago)
         state.apply(offers_shown_fact(f"p{i}", "c1", shown_on, offer_ids, at), T0_MS)
     policy = RuleBasedOfferPolicy(CatalogueHolder(catalogue), ContactPolicy(NOBODY))
+    zone = catalogue.contact_policy.timezone  # whose days the store reads, as a worker's
     for i, step in enumerate(steps):
         now = T0 + timedelta(seconds=step)
-        read = features_of(state, ts_ms(now))
+        read = features_of(state, ts_ms(now), home_timezone=zone)
         moment = DecisionMoment(f"d{i}", "c1", channel, limit=3, inbound=inbound)
         decision = policy.decide(moment, read, now, None, catalogue)
         for fact in offers_shown_within([(decision, inbound)], catalogue):
             assert state.apply(fact, ts_ms(now)) == 1  # applied, not over its ceilings
-        ours, stores = contacted(read, decision).contact, features_of(state, ts_ms(now)).contact
+        ours = contacted(read, decision).contact
+        stores = features_of(state, ts_ms(now), home_timezone=zone).contact
         note(f"counted {ours}\nstore   {stores}")
         assert ours.shown_today == stores.shown_today and ours.shown_7d == stores.shown_7d
         assert ours.offers_7d == stores.offers_7d and ours.last_shown == stores.last_shown
