@@ -216,20 +216,26 @@ async def test_a_screen_that_stops_reading_has_its_stream_ended(
     monkeypatch.setattr(alert_stream, "WRITE_TIMEOUT_S", 0.3)
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()  # as if it had read the recent alerts and erasures
-    loop = asyncio.get_running_loop()
     async with TestServer(api_app(alerts=hub)) as server:
-        with socket.socket() as screen:
-            screen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            screen.setblocking(False)
-            await loop.sock_connect(screen, (server.host, server.port))
-            await loop.sock_sendall(screen, b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
-                                    b"Authorization: Bearer backend-key\r\n\r\n")  # fmt: skip
+        with await small_screen(server):
             assert await within(5, lambda: bool(hub._subscribers)), "no stream started"
             # more than the connection holds, fewer than the inbox: the hub keeps it
             hub.publish([alert(n, f"c-{n}", ["x" * 10_000]) for n in range(900)])
             started = time.monotonic()
             assert await within(5, lambda: not hub._subscribers), "the stream still waits"
             assert time.monotonic() - started < 3  # cut off once a write took 0.3 s
+
+
+async def small_screen(server: TestServer, headers: bytes = b"") -> socket.socket:
+    """A screen's connection that holds little (4 KB), its alert stream asked for."""
+    loop = asyncio.get_running_loop()
+    screen = socket.socket()
+    screen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    screen.setblocking(False)
+    await loop.sock_connect(screen, (server.host, server.port))
+    head = b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer backend-key\r\n"
+    await loop.sock_sendall(screen, head + headers + b"\r\n")
+    return screen
 
 
 async def within(seconds: float, check: Callable[[], bool]) -> bool:
@@ -578,13 +584,7 @@ async def test_a_resumed_screen_reading_its_erasures_slowly_but_steadily_is_not_
         hub.forget(f"gone-{n}")
     loop = asyncio.get_running_loop()
     async with TestServer(api_app(alerts=hub)) as server:
-        with socket.socket() as screen:
-            screen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            screen.setblocking(False)
-            await loop.sock_connect(screen, (server.host, server.port))
-            await loop.sock_sendall(screen, b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
-                                    b"Authorization: Bearer backend-key\r\n"
-                                    b"Last-Event-ID: 0-0\r\n\r\n")  # fmt: skip
+        with await small_screen(server, b"Last-Event-ID: 0-0\r\n") as screen:
             read = b""
             while b'"iv-1"' not in read:
                 part = await asyncio.wait_for(loop.sock_recv(screen, 2048), 5)
