@@ -274,9 +274,11 @@ class AsWarning(logging.Filter):
 
 class IdlePartitionNotices(AsWarning):
     """Faust's notices that a partition was never fetched from, or never committed, since
-    the worker started come after a rebalance for partitions that simply had no events:
-    a warning, not an error for alerts on errors to fire on. A partition really stalled
-    shows in the consumer lag (``MomentsConsumerLagGrowing``).
+    the worker started come after a rebalance for partitions that simply had no events,
+    and for every partition, busy ones too, right after a rebalance that followed a Kafka
+    outage (the new assignment not fetched from yet): a warning, not an error for alerts
+    on errors to fire on. A partition really stalled shows in the consumer lag
+    (``MomentsConsumerLagGrowing``).
 
     >>> record = logging.LogRecord("faust.transport.drivers.aiokafka", logging.ERROR, "", 0,
     ...     "[^---AIOKafkaConsumerThread]: Aiokafka has not sent fetch request for %r since "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -86,6 +87,7 @@ class DecisionOutbox:
         self._unwritten = unwritten
         self._unwriting = False  # a write failed, and none has succeeded since
         self._full = False  # it said it is full, and has not said it has room again
+        self._unremoving: float | None = None  # when removals began to fail, if they do
         self.process = process or new_process_id()
         self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
         self._shown: set[str] = set()  # of those, or to be, the ones marked shown
@@ -163,6 +165,7 @@ class DecisionOutbox:
             settled = set(gone)
             self._releasing = [d for d in self._releasing if d not in settled]
             self._shown.difference_update(unmarked)
+            self._removals_work()
             if not self._releasing and self._release_due is not None:
                 self._release_due.cancel()
                 self._release_due = None
@@ -232,10 +235,19 @@ class DecisionOutbox:
                 settled = set(gone)  # (some may have left riding a write meanwhile)
                 self._releasing = [d for d in self._releasing if d not in settled]
                 self._shown.difference_update(marked)
-            except Exception as exc:  # tried again with the next ones
-                log.warning("could not remove %d published decisions from the outbox: %s",
-                            len(gone), why(exc))  # fmt: skip
+                self._removals_work()
+            except Exception as exc:  # tried again with the next ones, once a second
+                if self._unremoving is None:  # said once an outage, and once it is over
+                    log.warning("could not remove %d published decisions from the outbox "
+                                "(tried again every second): %s", len(gone), why(exc))  # fmt: skip
+                    self._unremoving = time.monotonic()
                 await asyncio.sleep(RENEW_EVERY_S)
+
+    def _removals_work(self) -> None:
+        if self._unremoving is not None:
+            log.warning("published decisions leave the outbox again, after %.0f s",
+                        time.monotonic() - self._unremoving)  # fmt: skip
+        self._unremoving = None
 
     def start(self) -> None:
         """Keep the lease renewed (and the process in the registry) until :meth:`stop`."""

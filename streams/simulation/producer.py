@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import OfferCatalogue, encode_touchpoint
 from streams.kafka_security import client_options
+from streams.simulation.delivery import Deliveries
 from streams.simulation.population import CustomerPopulation
 from streams.simulation.responder import ResponderRun, run_responder
 
@@ -37,16 +38,19 @@ async def simulate(
     """Produce events at ``rate``/s (Poisson), stamped with the time they are sent:
     ``count`` of them, or for ``duration_s``, or (neither) until cancelled. Each run names
     its events afresh (its start time is in their ids), so that a second run against the
-    same Redis is not taken for a replay of the first. Purchases are in ``currency``."""
+    same Redis is not taken for a replay of the first. Purchases are in ``currency``.
+
+    Events Kafka does not take (away longer than the producer waits) are sent again until
+    it takes them (:mod:`.delivery`); ``sent`` counts those it acknowledged."""
     population = CustomerPopulation(customers, seed, currency)
     total = count if count is not None else sys.maxsize  # the duration, or cancelling, ends it
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()
     )
     await producer.start()
+    deliveries = Deliveries(producer, "touchpoints")
     started_wall = time.monotonic()
     start = datetime.now(UTC)
-    sent = 0
     try:
         run = start.strftime("%Y%m%dT%H%M%S%f")
         for event in population.touchpoints(total, start, rate, run):
@@ -56,12 +60,11 @@ async def simulate(
                 break
             if wait > 0:
                 await asyncio.sleep(wait)
-            await producer.send(topic, encode_touchpoint(event), key=event.customer_id.encode())
-            sent += 1
-        await producer.flush()
+            await deliveries.send(topic, encode_touchpoint(event), event.customer_id.encode())
+        await deliveries.settle()
     finally:
         await producer.stop()
-    return SimulationRun(sent, time.monotonic() - started_wall)
+    return SimulationRun(deliveries.sent, time.monotonic() - started_wall)
 
 
 async def simulate_closed_loop(

@@ -44,6 +44,7 @@ from schemas import (
 )
 from schemas.outcomes import OutcomeKind
 from streams.kafka_security import client_options
+from streams.simulation.delivery import Deliveries
 from streams.simulation.population import CustomerPopulation
 from streams.topics import topic_partitions
 
@@ -172,8 +173,8 @@ def purchase_after(
 class ResponderRun:
     decisions: int  # decisions read
     answered: int  # decisions that got outcomes
-    outcomes: int  # outcome records produced
-    orders: int = 0  # purchases produced after outcomes
+    outcomes: int  # outcome records Kafka acknowledged
+    orders: int = 0  # purchases after outcomes Kafka acknowledged
 
 
 async def run_responder(
@@ -208,7 +209,8 @@ async def run_responder(
     )
     await consumer.start()
     await producer.start()
-    decisions = answered = sent = orders = 0
+    deliveries = Deliveries(producer, "outcomes and orders")
+    decisions = answered = 0
     pending: list[_Due] = []  # by due time on the monotonic clock
     tie = itertools.count()
     try:
@@ -245,22 +247,19 @@ async def run_responder(
                     if touchpoints_topic is not None and order is not None:
                         due = (arrived + order[0], next(tie), touchpoints_topic, key)
                         heapq.heappush(pending, (*due, encode_touchpoint(order[1])))
-                        orders += 1
-            sent += await _send_due(producer, pending, time.monotonic())
+            await _send_due(deliveries, pending, time.monotonic())
         while pending:  # what is still scheduled goes out when due
             await asyncio.sleep(max(0.0, pending[0][0] - time.monotonic()))
-            sent += await _send_due(producer, pending, time.monotonic())
-        await producer.flush()
+            await _send_due(deliveries, pending, time.monotonic())
+        await deliveries.settle()
     finally:
         await consumer.stop()
         await producer.stop()
-    return ResponderRun(decisions, answered, sent - orders, orders)
+    orders = deliveries.acknowledged[touchpoints_topic] if touchpoints_topic is not None else 0
+    return ResponderRun(decisions, answered, deliveries.acknowledged[outcomes_topic], orders)
 
 
-async def _send_due(producer: AIOKafkaProducer, pending: list[_Due], now: float) -> int:
-    sent = 0
+async def _send_due(deliveries: Deliveries, pending: list[_Due], now: float) -> None:
     while pending and pending[0][0] <= now:
         _, _, topic, key, value = heapq.heappop(pending)
-        await producer.send(topic, value, key=key)
-        sent += 1
-    return sent
+        await deliveries.send(topic, value, key)

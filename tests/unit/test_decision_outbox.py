@@ -14,7 +14,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from agents.contact_ceilings import CONTENDED, MAX_ROUNDS
-from feature_store import BudgetSpend
+from feature_store import BudgetSpend, StoreUnavailable
 from feature_store.pipelining import Command
 from schemas import NextBestOffer
 from streams.api import decision_outbox, outbox_sweeper
@@ -465,3 +465,47 @@ async def test_a_decision_answered_stripped_is_kept_shown_before_its_write() -> 
     assert [decision_id_of(raw) for _, raw in publisher.published] == [answer.decision_id]
     for task in list(rec._running):  # the dead process's hung write
         task.cancel()
+
+
+class AwayOutboxes(Outboxes):
+    """Outboxes whose removals fail while ``away`` (Redis down); ``tried`` is set once
+    ten have failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away = True
+        self.tries = 0
+        self.tried = asyncio.Event()
+
+    async def release(
+        self, process: str, decision_ids: Sequence[str], shown: Sequence[str] = ()
+    ) -> None:
+        self.tries += 1
+        if self.tries >= 10:
+            self.tried.set()
+        if self.away:
+            raise StoreUnavailable("ConnectionError: cannot connect to Redis")
+        await super().release(process, decision_ids, shown)
+
+
+async def test_removals_failing_through_an_outage_are_said_when_it_begins_and_ends(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a soak's 50 s Redis outage wrote this warning once a second, 46 lines of 74
+    monkeypatch.setattr(decision_outbox, "RENEW_EVERY_S", 0.001)
+    boxes = AwayOutboxes()
+    outbox = DecisionOutbox(boxes, "p1")  # type: ignore[arg-type]
+    outbox.hold([("d1", decision("d1", "c1"))])
+    outbox.release(["d1"])
+    await boxes.tried.wait()
+    boxes.away = False
+    outbox.hold([("d2", decision("d2", "c2"))])
+    outbox.release(["d2"])
+    await asyncio.sleep(decision_outbox.RELEASE_EVERY_S * 3)
+    assert boxes.boxes["p1"] == {} and len(outbox) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == decision_outbox.__name__]
+    assert said == [
+        "could not remove 1 published decisions from the outbox (tried again every second): "
+        "ConnectionError: cannot connect to Redis",
+        "published decisions leave the outbox again, after 0 s",
+    ]
