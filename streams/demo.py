@@ -35,6 +35,7 @@ from schemas import (
     decode_intervention,
     decode_next_best_offer,
 )
+from streams.api.auth import DEV_KEY
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
@@ -119,10 +120,17 @@ def _show_alert(alert: Intervention) -> None:
     )
 
 
-def _try_line(api_port: int, customers: int) -> str:
+def _api_key(settings: Settings) -> str | None:
+    """The key to print for trying the API: the development key, which the API takes
+    only while ``MOMENTS_API_KEYS`` is not set (``None`` then: one of those keys)."""
+    return None if settings.api_keys.strip() else DEV_KEY
+
+
+def _try_line(api_port: int, customers: int, key: str | None = DEV_KEY) -> str:
     """A request to make of the running API: a simulated customer's recommendations."""
     url = f"http://127.0.0.1:{api_port}/v1/customers/{simulated_customer_id(42 % customers)}"
-    return f"curl -H 'Authorization: Bearer moments-dev-key' '{url}/recommendations?channel=web'"
+    auth = f"Bearer {key}" if key else "Bearer <a key of MOMENTS_API_KEYS>"
+    return f"curl -H 'Authorization: {auth}' '{url}/recommendations?channel=web'"
 
 
 def _moments_command() -> str:
@@ -293,16 +301,19 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 children.append(
                     Child("simulator", simulator, sim_log, may_finish=duration_s is not None)
                 )
+                key = _api_key(settings)
                 print(
                     f"Moments is running ({svc.origin} services)\n"
                     f"  Kafka      {svc.kafka_bootstrap}\n"
                     f"  Redis      {without_password(svc.redis_url)}\n"
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
-                    f"  API        http://127.0.0.1:{api_port}  (key: moments-dev-key)\n"
-                    f"  console    http://127.0.0.1:{api_port}/console?api_key=moments-dev-key\n"
+                    f"  API        http://127.0.0.1:{api_port}  "
+                    f"({f'key: {key}' if key else 'keys: MOMENTS_API_KEYS'})\n"
+                    f"  console    http://127.0.0.1:{api_port}/console"
+                    f"{f'?api_key={key}' if key else ''}\n"
                     f"  simulator  {customers} customers ({simulated_customer_id(0)} to "
                     f"{simulated_customer_id(customers - 1)}), {rate:g} touchpoints/s\n"
-                    f"  try        {_try_line(api_port, customers)}\n"
+                    f"  try        {_try_line(api_port, customers, key)}\n"
                     f"  CLI        {_cli_line(svc, started)}\n"
                     f"  logs       {worker_log}, {api_log}, {sim_log}\n"
                     "Next-best offers as they are decided (Ctrl-C to stop):",

@@ -189,8 +189,9 @@ def _bound_origins(name: str, text: str) -> frozenset[str]:
         return frozenset()
     try:
         origins = parse_origins(text)
-    except ValueError as exc:
-        raise ValueError(f"API key {name!r}: {exc}") from None
+    except ValueError:  # not quoted: a key's entry may hold the key itself
+        raise ValueError(f"API key {name!r}: what follows '@' is not an origin "
+                         "(scheme://host[:port], comma-separated)") from None  # fmt: skip
     if "*" in origins:
         raise ValueError(f"API key {name!r}: bind it to origins, not to '*'")
     return origins

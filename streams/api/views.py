@@ -184,7 +184,15 @@ async def readyz(request: web.Request) -> web.Response:
                          200 if ready else 503)  # fmt: skip
 
 
+async def _not_stored(request: web.Request, response: web.StreamResponse) -> None:
+    """Answers about a customer (their offers, profile, export, erasure receipt) are
+    personal data: no browser or proxy cache keeps them."""
+    if request.path.startswith("/v1/customers/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
 def add_routes(app: web.Application) -> None:
+    app.on_response_prepare.append(_not_stored)
     # No HEAD beside GET: a HEAD of recommendations would take and publish a decision,
     # and one of the alert stream would write a body after the headers.
     get = functools.partial(app.router.add_get, allow_head=False, expect_handler=expect_continue)

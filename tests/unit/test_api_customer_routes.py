@@ -43,6 +43,16 @@ async def test_a_braced_customer_is_asked_for_a_key_not_told_of_no_such_path(
             assert (await reply.json())["error"] == "unauthorized"
             # the scheme that takes a key, as RFC 9110 asks of every 401
             assert reply.headers["WWW-Authenticate"] == 'Bearer realm="moments"'
+            assert reply.headers["Cache-Control"] == "no-store"  # about a customer
+
+
+async def test_answers_about_a_customer_are_kept_by_no_cache_and_others_may_be() -> None:
+    async with TestClient(TestServer(api_app())) as client:
+        about = await client.get("/v1/customers/c-1/recommendations?channel=fax",
+                                 headers={"X-API-Key": "backend-key"})  # fmt: skip
+        assert about.status == 400, await about.text()
+        assert about.headers["Cache-Control"] == "no-store", await about.text()
+        assert "Cache-Control" not in (await client.get("/healthz")).headers
 
 
 async def test_a_path_beyond_a_customer_is_still_no_such_path() -> None:

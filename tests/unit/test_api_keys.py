@@ -71,6 +71,13 @@ def test_a_key_bound_to_something_else_than_origins_is_refused(suffix: str, faul
         ring(suffix)
 
 
+def test_a_key_bound_to_no_origin_is_refused_without_quoting_the_entry() -> None:
+    """What follows '@' may be a key pasted in the wrong place: it goes to the logs."""
+    with pytest.raises(ValueError, match="not an origin") as refused:
+        KeyRing.parse(f"web:recommend:{hash_key('k')}@my-raw-SECRET-key")
+    assert "secret" not in str(refused.value).lower()
+
+
 def test_settings_refuse_keys_bound_to_origins_cors_shuts_out() -> None:
     keys = f"pages:recommend:{hash_key('k')}@{SHOP},{MOBILE}"
     with pytest.raises(SettingsError, match=f"binds keys to {MOBILE}, which MOMENTS_API_CORS"):

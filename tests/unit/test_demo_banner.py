@@ -6,10 +6,12 @@ from __future__ import annotations
 import shlex
 from datetime import UTC, datetime
 
+from streams.api.auth import DEV_KEY, hash_key
 from streams.cli_arguments import parser
-from streams.demo import _cli_line, _try_line
+from streams.demo import _api_key, _cli_line, _try_line
 from streams.lift_report import duration, instant
 from streams.services import Services
+from streams.settings import Settings
 from streams.simulation.population import CustomerPopulation
 
 STARTED = datetime(2026, 12, 4, 9, 56, 32, tzinfo=UTC)
@@ -37,3 +39,13 @@ def test_the_cli_line_points_at_the_demos_services_and_parses_as_printed() -> No
     assert args.command == "lift"
     assert instant(args.since) == STARTED
     assert duration(args.window).total_seconds() == 30
+
+
+def test_the_development_key_is_printed_only_while_the_api_takes_it() -> None:
+    """With MOMENTS_API_KEYS set, the API refuses the development key (a 401): the demo
+    printed it all the same, in commands that then failed."""
+    assert _api_key(Settings()) == DEV_KEY
+    keyed = Settings(api_keys=f"web:recommend:{hash_key('k')}")
+    assert _api_key(keyed) is None
+    line = _try_line(48391, 500, _api_key(keyed))
+    assert DEV_KEY not in line and "<a key of MOMENTS_API_KEYS>" in line
