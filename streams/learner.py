@@ -240,10 +240,12 @@ async def learn_while_leader(
     pauses: tuple[float, float] = (1.0, 30.0),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     restarted: Callable[[str], None] = lambda reason: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """A learner's life in a worker: run whenever this worker is the leader. A learner
     that fails starts again from its snapshot after a pause that doubles, from
-    ``pauses[0]`` to ``pauses[1]``, while it keeps failing, each restart counted
+    ``pauses[0]`` to ``pauses[1]``, while it keeps failing (a run that lasted
+    ``pauses[1]`` or longer before it failed starts the pauses over), each restart counted
     (``restarted("learner:<name>:<error>")``, as ``moments_batch_retries_total``'s
     reason): an outage (Redis down, full or read-only; Kafka away) logs one line each
     time; any other fault (one it would meet again: a snapshot it cannot restore) logs
@@ -252,12 +254,15 @@ async def learn_while_leader(
     pause, failing = first, ""
     while True:
         if is_leader():
+            started = clock()
             try:
                 await learner.run(is_leader)
                 pause, failing = first, ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if clock() - started >= longest:  # it learned a while: a new fault
+                    pause, failing = first, ""
                 kind = type(exc).__name__
                 restarted(f"learner:{learner.name}:{kind}")
                 if outage(exc):
