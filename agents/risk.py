@@ -238,8 +238,13 @@ class ChurnRisk:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> ChurnRisk:
+        """The model ``state`` holds; ValueError for one that is not a churn-risk model's,
+        or that no model learning as this one does could hold (a figure not finite, a
+        negative variance or count, a feature the scaler knows only part of), or with
+        which it cannot score: it would fail every score, or every example learned."""
         if state.get("kind") != KIND:
             raise ValueError(f"not a churn-risk snapshot: {state.get('kind')!r}")
+        _check_settings(state)
         model = cls(
             warmup=int(state["warmup"]),
             lr=float(state["lr"]),
@@ -257,6 +262,7 @@ class ChurnRisk:
         model.matured = model.matured or model.serving
         model.drifts = int(state["drifts"])
         scaler = state["scaler"]
+        _check_scaler(scaler)
         for key, count in scaler["counts"].items():
             model.scaler.counts[str(key)] = int(count)
             model.scaler.means[str(key)] = float(scaler["means"][key])
@@ -273,4 +279,38 @@ class ChurnRisk:
         figures += [*model.scaler.means.values(), *model.scaler.vars.values()]
         if not all(math.isfinite(v) for v in figures):
             raise ValueError("the snapshot holds figures that are not finite")
+        model._probe()
         return model
+
+    def _probe(self) -> None:
+        """Score one example, a step from the means the scaler learned, with the model
+        restored (whether or not it serves yet): ValueError unless a probability comes."""
+        x = {str(k): float(v) + 1.0 for k, v in self.scaler.means.items()}
+        try:
+            p = self._model_proba(x)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ValueError(f"the snapshot's model cannot score ({type(exc).__name__})") from exc
+        if not 0.0 <= p <= 1.0:
+            raise ValueError("the snapshot's model scores outside 0..1")
+
+
+def _check_settings(state: Mapping[str, Any]) -> None:
+    """ValueError unless the snapshot's counters and settings are ones a model can have."""
+    counters = [state["examples"], state["learned"], state.get("churned", 0), state["drifts"]]
+    if any(int(n) < 0 for n in counters) or int(state["warmup"]) < 0:
+        raise ValueError("the snapshot holds a negative count")
+    lr, l2, delta = float(state["lr"]), float(state["l2"]), float(state["drift_delta"])
+    if not (math.isfinite(lr) and lr > 0 and math.isfinite(l2) and l2 >= 0 and 0 < delta < 1):
+        raise ValueError("the snapshot holds settings no model learns with")
+
+
+def _check_scaler(scaler: Mapping[str, Any]) -> None:
+    """ValueError unless every feature of the scaler has a count (at least one example),
+    a mean and a variance (not negative)."""
+    counts, means, variances = scaler["counts"], scaler["means"], scaler["vars"]
+    if not set(counts) == set(means) == set(variances):
+        raise ValueError("the snapshot's scaler knows some features only in part")
+    if any(int(n) < 1 for n in counts.values()):
+        raise ValueError("the snapshot's scaler holds a count below one")
+    if any(not float(v) >= 0 for v in variances.values()):  # NaN too
+        raise ValueError("the snapshot's scaler holds a negative variance")

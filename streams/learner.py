@@ -14,6 +14,12 @@ read again (the learner restarted, here or in another process, from a snapshot t
 lacks it) claims again and is learned again, a copy sent in another record is not. The
 two learners are :class:`streams.offer_learner.OfferLearner` (``nbo``) and
 :class:`streams.risk_learner.RiskLearner` (``risk``).
+
+A partition whose log lost its tail but kept its offsets (an unclean leader election, a
+Kafka restored from an older backup) ends before the position a snapshot holds: the
+consumer reads it again from its beginning. Below the position the model had reached (its
+floor), a record whose claim says it was read before is in the model already, and is
+skipped; a new claim there starts the records written since, learned as usual.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ class SnapshotLearner:
         self._topic = topic
         self._publish_every_s = publish_every_s
         self._partitions_every_s = partitions_every_s
+        # partition -> the position the model has learned up to (see _learned_before)
+        self._floors: dict[int, int] = {}
+        self._floor_moved = False  # a partition's records written since began below it
 
     # what a model kind provides
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
@@ -72,6 +81,20 @@ class SnapshotLearner:
     async def _learn(self, partition: int, records: list[Any]) -> int:
         raise NotImplementedError
 
+    def _learned_before(self, partition: int, offset: int, again: bool) -> bool:
+        """Whether the record at ``offset``, claimed (``again``: its claim says this record
+        claimed it before), is in the model already: read again below the partition's
+        floor, it is. A new claim there means the log goes on with records written after
+        it lost its tail: from it on, the partition is learned as usual."""
+        floor = self._floors.get(partition)
+        if floor is None or offset >= floor:
+            return False
+        if again:
+            return True
+        self._floors[partition] = offset
+        self._floor_moved = True
+        return False
+
     async def run(self, still_leader: Callable[[], bool]) -> None:
         """Learn while ``still_leader()``; returns when leadership is lost."""
         partitions = await topic_partitions(self._bootstrap, self._topic)
@@ -79,16 +102,19 @@ class SnapshotLearner:
             log.warning("topic %s has no partitions yet; the learner waits", self._topic)
             return
         found = await self._store.models.load(self.name)
-        version, offsets = 0, {}
+        version, offsets, floors = 0, {}, {}
         if found is not None:
             snap = msgspec.json.decode(found[1], type=Snapshot)
             version, offsets = found[0], {int(p): o for p, o in snap.offsets.items()}
+            floors = offsets | {int(p): o for p, o in snap.floors.items()}
             self._start(snap.model, version)
         else:
             self._start(None, 0)
         saved = await self._store.models.positions(self.name, version)
         if saved is not None:  # read on past records that taught nothing
             offsets |= {int(p): o for p, o in _decode_positions(saved).items()}
+        self._floors = {p: max(o, floors.get(p, 0)) for p, o in offsets.items()}
+        self._floor_moved = False
         consumer = AIOKafkaConsumer(
             **client_options(),
             bootstrap_servers=self._bootstrap,
@@ -106,19 +132,28 @@ class SnapshotLearner:
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, records in batches.items():
-                    pending += await self._learn(tp.partition, records)
-                    offsets[tp.partition] = records[-1].offset + 1
+                    p = tp.partition
+                    if p in offsets and records[0].offset < offsets[p]:
+                        self._rewound(p, offsets[p], records[0].offset)
+                    pending += await self._learn(p, records)
+                    offsets[p] = records[-1].offset + 1
+                    self._floors[p] = max(self._floors.get(p, 0), offsets[p])
                     moved = True
                 if time.monotonic() >= look_again_at:
                     tps = await self._added_partitions(consumer, tps, offsets)
                     look_again_at = time.monotonic() + self._partitions_every_s
                 await self._report_lag(consumer, tps)
-                if (pending or moved) and time.monotonic() - last_publish >= self._publish_every_s:
-                    new = await self._checkpoint(version, offsets, learned=pending > 0)
+                # a floor that moved down is published at once: read again, the records
+                # it now lets teach say "again", and only this snapshot tells them apart
+                due = time.monotonic() - last_publish >= self._publish_every_s
+                if (pending or moved) and (due or self._floor_moved):
+                    learned = pending > 0 or self._floor_moved
+                    new = await self._checkpoint(version, offsets, learned=learned)
                     if new is None:
                         log.warning("another %s learner published first; restarting", self.name)
                         return
                     version, pending, moved, last_publish = new, 0, False, time.monotonic()
+                    self._floor_moved = False
             log.info("%s learner handed over: this worker no longer leads the group (the "
                      "new leader learns on from version %d)", self.name, version)  # fmt: skip
         finally:
@@ -129,6 +164,15 @@ class SnapshotLearner:
             for tp in tps:
                 with contextlib.suppress(KeyError):
                     self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    def _rewound(self, partition: int, position: int, now_at: int) -> None:
+        """Say (once each time) that a partition is read again from ``now_at``, before
+        the learner's ``position``: it ended before that position."""
+        self._metrics.learner_rewinds.labels(self.name).inc()
+        log.warning("%s learner: %s[%d] ends before its position %d (the log lost its "
+                    "tail: an unclean leader election, a Kafka restored from a backup); "
+                    "read again from offset %d, learning only what its model lacks",
+                    self.name, self._topic, partition, position, now_at)  # fmt: skip
 
     @staticmethod
     async def _assign(
@@ -172,7 +216,8 @@ class SnapshotLearner:
         if not learned:
             encoded = msgspec.json.encode(positions).decode()
             return version if await models.save_positions(self.name, version, encoded) else None
-        snap = Snapshot(self._state(), positions, datetime.now(UTC))
+        floors = {str(p): f for p, f in self._floors.items() if f > offsets.get(p, 0)}
+        snap = Snapshot(self._state(), positions, datetime.now(UTC), floors)
         new = await models.publish(self.name, version, msgspec.json.encode(snap).decode())
         if new is not None:
             self._published(new)
@@ -195,10 +240,12 @@ async def learn_while_leader(
     pauses: tuple[float, float] = (1.0, 30.0),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     restarted: Callable[[str], None] = lambda reason: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """A learner's life in a worker: run whenever this worker is the leader. A learner
     that fails starts again from its snapshot after a pause that doubles, from
-    ``pauses[0]`` to ``pauses[1]``, while it keeps failing, each restart counted
+    ``pauses[0]`` to ``pauses[1]``, while it keeps failing (a run that lasted
+    ``pauses[1]`` or longer before it failed starts the pauses over), each restart counted
     (``restarted("learner:<name>:<error>")``, as ``moments_batch_retries_total``'s
     reason): an outage (Redis down, full or read-only; Kafka away) logs one line each
     time; any other fault (one it would meet again: a snapshot it cannot restore) logs
@@ -207,12 +254,15 @@ async def learn_while_leader(
     pause, failing = first, ""
     while True:
         if is_leader():
+            started = clock()
             try:
                 await learner.run(is_leader)
                 pause, failing = first, ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if clock() - started >= longest:  # it learned a while: a new fault
+                    pause, failing = first, ""
                 kind = type(exc).__name__
                 restarted(f"learner:{learner.name}:{kind}")
                 if outage(exc):

@@ -288,6 +288,15 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.learner_rewinds = Counter(
+            "moments_learner_rewinds_total",
+            "Times a learner found its position past the end of a partition of its topic "
+            "(the log lost its tail: an unclean leader election, a Kafka restored from a "
+            "backup) and read it again from its beginning, learning only what its model "
+            "lacks.",
+            ["model"],
+            registry=r,
+        )
         self.model_version = Gauge(
             "moments_model_version", "Version of the model snapshot in use.", ["model"],
             registry=r,

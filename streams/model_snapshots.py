@@ -23,10 +23,13 @@ MODEL = "nbo"  # the next-best-offer bandit
 RISK = "risk"  # the churn-risk classifier
 
 
-class Snapshot(msgspec.Struct):
+class Snapshot(msgspec.Struct, omit_defaults=True):
     model: dict[str, Any]
     offsets: dict[str, int]  # partition -> next offset to read
     updated_at: datetime
+    # partition -> the position the model had learned up to, where the learner reads its
+    # partition again below it (the log lost its tail): see SnapshotLearner._learned_before
+    floors: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:

@@ -154,6 +154,10 @@ class OfferLearner(SnapshotLearner):
                 dead.append(await self._letter(
                     record, f"corrupt_keys: {type(fault).__name__}: {fault}"
                 ))  # fmt: skip
+            elif claim in ("learn", "relearn") and self._learned_before(
+                record.partition, record.offset, again=claim == "relearn"
+            ):  # read again after the log lost its tail: in the model already
+                self._metrics.learning.labels("learned_before").inc()
             elif claim == "learn":  # a new outcome: counted once learned (see _learn)
                 fresh.append((outcome, True))
             elif claim == "relearn":  # read again: counted when it was claimed

@@ -62,7 +62,7 @@ class RiskLearner(SnapshotLearner):
             except msgspec.DecodeError:  # not written by Moments (only it writes here)
                 unreadable += 1
                 continue
-            examples.append((example, f"{partition}:{record.offset}"))
+            examples.append((example, record.offset))
         if unreadable:
             log.warning("%d records of %s[%d] are not risk examples; skipped", unreadable,
                         self._topic, partition)  # fmt: skip
@@ -70,11 +70,14 @@ class RiskLearner(SnapshotLearner):
         # sends its examples again, and so does a sweep sent again after it failed to
         # settle: the claims (in Redis, so whichever process learns) let one copy teach.
         claims = await self._store.models.claim_examples(
-            RISK, [(example.example_id, source) for example, source in examples]
+            RISK, [(example.example_id, f"{partition}:{offset}") for example, offset in examples]
         )
-        learned = unusable = 0
-        for (example, _), claim in zip(examples, claims, strict=True):
+        learned = unusable = known = 0
+        for (example, offset), claim in zip(examples, claims, strict=True):
             if claim == "copy":  # learned (or to be learned) from the record that claimed it
+                continue
+            if self._learned_before(partition, offset, again=claim == "again"):
+                known += 1
                 continue
             if not learnable_example(example.x):  # it would poison the model
                 unusable += 1
@@ -83,6 +86,8 @@ class RiskLearner(SnapshotLearner):
             learned += 1
         if unusable:
             log.warning("%d risk examples skipped: a figure not finite or out of range", unusable)
+        if known:
+            log.info("%d risk examples read again skipped: the model learned them already", known)
         m = self._metrics
         m.model_figure(m.model_logloss, RISK, self._model.logloss)
         m.model_figure(m.model_rocauc, RISK, self._model.rocauc)

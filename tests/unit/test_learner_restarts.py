@@ -221,3 +221,34 @@ async def test_a_learner_that_keeps_failing_otherwise_backs_off_and_is_counted(
     assert pauses == [1.0, 2.0, 4.0]
     assert [r.exc_info is not None for r in caplog.records] == [True, False, False]
     assert counted == ["learner:risk:KeyError"] * 3
+
+
+async def test_a_learner_that_ran_a_while_before_failing_restarts_after_the_short_pause() -> None:
+    """The pause went back to its shortest only when a run ended without failing (the
+    worker no longer led): after a first outage, every later blip, however long the
+    learner had run well in between, cost the longest pause."""
+    now = 0.0
+    runs: list[float] = []  # how long each run lasts before it fails
+
+    class Flaky:
+        name = "nbo"
+
+        async def run(self, still_leader: Any) -> None:
+            nonlocal now
+            now += runs[len(pauses)]
+            raise StoreUnavailable("Connection refused")
+
+    runs.extend([0.0] * 5 + [600.0, 0.0, 0.0, 29.0])
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        pauses.append(seconds)
+        now += seconds
+        if len(pauses) == len(runs):
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await learn_while_leader(Flaky(), lambda: True, (1.0, 30.0), sleep, clock=lambda: now)  # type: ignore[arg-type]
+    # five quick failures, ten minutes of learning, two quick ones, then one after 29 s
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 1.0, 2.0, 4.0, 8.0]

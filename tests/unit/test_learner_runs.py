@@ -84,8 +84,11 @@ class Consumer:
         Consumer.reads += 1
         out = {}
         for tp in self.tps:
+            log = self.topic.logs[tp.partition]
             at = self.pos.get(tp.partition, 0)  # no position: auto_offset_reset=earliest
-            records = self.topic.logs[tp.partition][at : at + max_records]
+            if at > len(log):  # past the end (the log lost its tail): so too
+                at = 0
+            records = log[at : at + max_records]
             if records:
                 out[tp] = records
                 self.pos[tp.partition] = at + len(records)
