@@ -4,6 +4,7 @@ of each model is kept."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -16,6 +17,19 @@ from feature_store.connection import StoreConnection
 ExampleClaim = Literal["new", "again", "copy"]
 _EXAMPLE_CLAIMS: dict[int, ExampleClaim] = {1: "new", 3: "again", 0: "copy"}
 CLAIM_SHARDS = 16  # example claims are spread over this many keys (cluster slots)
+
+
+class SnapshotDamaged(ValueError):
+    """A snapshot that is not the one its learner published."""
+
+
+def payload_digest(payload: str) -> str:
+    """What a snapshot is checked against when loaded (BLAKE2b, 128 bits, in hex).
+
+    >>> payload_digest('{"model": {}}')
+    '941e28cceae9182b5212d3e19ab03d42'
+    """
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
 class ModelSnapshots:
@@ -47,11 +61,21 @@ class ModelSnapshots:
         return f"{self._prefix}:model:{{{name}}}"
 
     async def load(self, name: str) -> tuple[int, str] | None:
-        """The newest snapshot of a model: (version, payload)."""
+        """The newest snapshot of a model: (version, payload); :class:`SnapshotDamaged`
+        when the payload is not the one published (its digest, kept beside it, differs:
+        damaged in storage, or edited by hand)."""
         pipe = self._conn.pipeline()
-        pipe.hmget(self._key(name), ["version", "payload"])
-        ((version, payload),) = await self._conn.execute("model", pipe)
-        return None if version is None else (int(version), str(payload))
+        pipe.hmget(self._key(name), ["version", "payload", "digest"])
+        ((version, payload, kept),) = await self._conn.execute("model", pipe)
+        if version is None:
+            return None
+        found = (int(version), str(payload))
+        if kept is not None:  # none before digests, or from a publisher older than them
+            at, _, digest = str(kept).partition(":")
+            if at == str(found[0]) and digest != payload_digest(found[1]):
+                raise SnapshotDamaged(f"the {name} model's snapshot {found[0]} does not match "
+                                      "the digest it was published with")  # fmt: skip
+        return found
 
     async def version(self, name: str) -> int:
         """The newest version of a model (0 before the first publish)."""
@@ -81,7 +105,8 @@ class ModelSnapshots:
         return str(positions)
 
     async def _publish(self, name: str, expected: int, payload: str, positions: str) -> int | None:
-        call = ((self._key(name),), [expected, payload, positions])
+        digest = payload_digest(payload) if payload else ""
+        call = ((self._key(name),), [expected, payload, positions, digest])
         (new,) = await self._conn.eval_many("publish", "publish", [call])
         return None if int(new) < 0 else int(new)
 
