@@ -90,15 +90,37 @@ COUNTS = ("complaints_30d", "negative_mentions_30d", "purchases_365d", "cancel_c
           "consent_withdrawn")  # fmt: skip
 
 
-def capped(x: Mapping[str, float]) -> dict[str, float]:
-    """``x`` with its counts within 0 to :data:`MAX_COUNT`, as the model learns and
-    scores them: examples and snapshots taken before counts were capped (on
-    ``risk-examples``, relearned by a rebuild) hold them uncapped.
+# The other figures' ranges, as the workers compute them; the logs' for amounts up to some
+# 10^13 (a lifetime's value, a post's reach). One example beyond them (a faulty or foreign
+# writer of `risk-examples`: log_value 10^6, say) would swell the scaler's variance for
+# good, and every other customer's figure then reads as about zero.
+MAX_LOG = 30.0
+RANGES = {
+    "experience": (0.0, 1.0),
+    "unsubscribed": (0.0, 1.0),
+    "days_since_seen": (0.0, MAX_DAYS),
+    "days_since_purchase": (0.0, MAX_DAYS),
+    "log_negative_reach_30d": (0.0, MAX_LOG),
+    "log_activity_30d": (0.0, MAX_LOG),
+    "log_activity_7d": (0.0, MAX_LOG),
+    "log_value": (0.0, MAX_LOG),
+} | dict.fromkeys(COUNTS, (0.0, MAX_COUNT))
 
-    >>> capped({"cancel_calls": 1e6, "experience": 0.2})
-    {'cancel_calls': 100.0, 'experience': 0.2}
+
+def capped(x: Mapping[str, float]) -> dict[str, float]:
+    """``x`` with each figure within its range (:data:`RANGES`: counts within 0 to
+    :data:`MAX_COUNT`), as the model learns and scores them: examples and snapshots taken
+    before counts were capped (on ``risk-examples``, relearned by a rebuild) hold them
+    uncapped. A figure the model does not know is left as it is.
+
+    >>> capped({"cancel_calls": 1e6, "experience": 0.2, "log_value": 1e6, "new": 7.0})
+    {'cancel_calls': 100.0, 'experience': 0.2, 'log_value': 30.0, 'new': 7.0}
     """
-    return {k: _count(v) if k in COUNTS else v for k, v in x.items()}
+    out = {}
+    for k, v in x.items():
+        low, high = RANGES.get(k, (v, v))
+        out[k] = min(max(float(v), low), high)
+    return out
 
 
 def _count(n: float) -> float:

@@ -6,6 +6,8 @@ guard, the restored model scores one example and the snapshot is refused if it c
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +109,24 @@ async def test_processes_score_on_with_the_model_they_hold() -> None:
     assert moments.risk.model is held and moments.risk.version == 1
     assert retries(moments.metrics, RISK) == 1 and reloads.refused == {RISK: "ValueError"}
     assert 0.0 <= held.predict_one({"experience": 0.3}) <= 1.0
+
+
+def test_one_example_beyond_a_figures_range_does_not_swamp_its_scale() -> None:
+    """One example with log_value 10^6 (a faulty writer of risk-examples) took the
+    scaler's spread of log_value from 2.3 to some 16,000 and flipped its weight's sign:
+    every customer's value then read as about the same, for good."""
+    rng = random.Random(5)
+
+    def sample() -> tuple[dict[str, float], bool]:
+        experience, seen, value = rng.random(), rng.random() * 60, rng.random() * 8
+        z = -1.5 + 3 * (0.5 - experience) + seen / 30 - 0.3 * (value - 4)
+        churned = rng.random() < 1 / (1 + math.exp(-z))
+        return {"experience": experience, "days_since_seen": seen, "log_value": value}, churned
+
+    model = ChurnRisk(warmup=50)
+    for i in range(4_000):
+        if i == 2_000:
+            model.learn_one({"experience": 0.5, "days_since_seen": 10.0, "log_value": 1e6}, True)
+        model.learn_one(*sample())
+    assert model.drifts == 0  # (a drift would start a new scaler, hiding it)
+    assert model.scaler.vars["log_value"] ** 0.5 < 5
