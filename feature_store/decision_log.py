@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from feature_store.connection import Call, StoreConnection, raise_failed, raise_unavailable
+from feature_store.decision_contexts import restored, stored
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.pipelining import Command
@@ -51,9 +52,10 @@ class DecisionLog:
     ) -> list[bool]:
         """Remember decisions (context, recent list) and mark their touchpoints decided,
         so that a replay does not decide them again; apply the contacts they made, all in
-        one round trip. Per record, whether it was kept: not for an erased customer, nor
-        for a decision whose contact had ceilings and broke one (its contact is not
-        applied; its id goes in ``refused``).
+        one round trip. A context is kept without its customer's id
+        (:mod:`feature_store.decision_contexts`). Per record, whether it was kept: not
+        for an erased customer, nor for a decision whose contact had ceilings and broke
+        one (its contact is not applied; its id goes in ``refused``).
 
         With ``faults``, a customer whose keys fail a call (a key of another type) does
         not fail the others: the error goes in ``faults`` under their id, and none of
@@ -77,7 +79,7 @@ class DecisionLog:
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
             own_ttl_s = config.context_ttl_s if r.offered else config.unoffered_context_ttl_s
             args = [
-                r.context, config.context_ttl_s, r.ts_ms, r.decision_id,
+                stored(r.context, r.customer_id), config.context_ttl_s, r.ts_ms, r.decision_id,
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
                 contact_only_life_s,
             ]  # fmt: skip
@@ -151,7 +153,8 @@ class DecisionLog:
     async def contexts(
         self, pairs: Sequence[tuple[str, str]], faults: dict[int, Exception] | None = None
     ) -> list[str | None]:
-        """Contexts of (customer id, decision id) pairs, in one round trip. With
+        """Contexts of (customer id, decision id) pairs, each with its customer's id, in
+        one round trip. With
         ``faults``, a context Redis cannot serve as one (a key of another type) is
         ``None``, its error in ``faults`` by index, instead of raised."""
         if not pairs:
@@ -163,7 +166,10 @@ class DecisionLog:
         for i, reply in enumerate(found):
             if isinstance(reply, Exception) and faults is not None:
                 faults[i] = reply
-        return [None if c is None or isinstance(c, Exception) else str(c) for c in found]
+        return [
+            None if c is None or isinstance(c, Exception) else restored(str(c), customer_id)
+            for c, (customer_id, _) in zip(found, pairs, strict=True)
+        ]
 
     async def publishable(
         self, pairs: Sequence[tuple[str, str]], shown: Sequence[bool] = ()
@@ -202,7 +208,8 @@ class DecisionLog:
 
     async def recent(self, customer_id: str, n: int | None = None) -> list[str]:
         """Contexts of the customer's ``n`` newest decisions that are still kept, newest
-        first (by default, as many as the recent list keeps: ``decisions_kept``)."""
+        first, each with the customer's id (by default, as many as the recent list keeps:
+        ``decisions_kept``)."""
         n = self._config.decisions_kept if n is None else n
         keys = self._keys.for_customer(customer_id)
         pipe = self._conn.pipeline()
@@ -214,7 +221,7 @@ class DecisionLog:
         for decision_id in ids:
             pipe.get(keys.context(decision_id))
         found = await self._conn.execute("recent_decisions", pipe)
-        return [str(c) for c in found if c is not None]
+        return [restored(str(c), customer_id) for c in found if c is not None]
 
 
 def _refused(

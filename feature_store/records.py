@@ -65,7 +65,7 @@ class DecisionRecord:
     customer_id: str
     decision_id: str
     ts_ms: int
-    context: bytes  # the decision as JSON, opaque to the store
+    context: bytes  # the decision as JSON (kept without its customer_id), else opaque
     trigger_event_id: str | None = None
     offered: bool = True  # False: it offered nothing, its context is kept a day
     # False: recorded before it is sent (a worker's): its trigger is marked recorded, and

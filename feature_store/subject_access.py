@@ -4,7 +4,8 @@ withdrawals kept apart, the events applied, the outcomes claimed, the ids of the
 listed and every decision whose context is still kept.
 
 Two round trips: the customer's keys, then the decisions' contexts. Nothing is
-interpreted here; :class:`CustomerRecord` keeps the stored values as they are.
+interpreted here; :class:`CustomerRecord` keeps the stored values as they are, but for
+the customer's id, put back in each context (Redis keeps them without it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from feature_store.connection import StoreConnection, hash_reply
+from feature_store.decision_contexts import restored
 from feature_store.keys import CustomerKeys
 
 
@@ -29,7 +31,7 @@ class CustomerRecord:
     recent: list[str]  # the newest touchpoints, "<ms>|<type>|<event id>", newest first
     applied: list[tuple[str, int]]  # ids of facts applied (and decided), with when (ms)
     outcomes: dict[str, str]  # "<decision id>:<outcome>" claimed for learning: its record
-    decisions: list[str]  # the kept decisions' contexts (JSON), newest first
+    decisions: list[str]  # the kept decisions' contexts (JSON, with the id), newest first
     optouts: dict[str, str] = field(default_factory=dict)  # withdrawals, kept without expiry
     outcome_times: dict[str, int] = field(default_factory=dict)  # when each was claimed (ms)
     # every decision id their lists hold, with its time (ms; when stored, for one only
@@ -82,7 +84,8 @@ async def customer_record(
         pipe = conn.pipeline()
         for decision_id in ids:
             pipe.get(k.context(decision_id))
-        contexts = [str(c) for c in await conn.execute("export", pipe) if c is not None]
+        found = await conn.execute("export", pipe)
+        contexts = [restored(str(c), customer_id) for c in found if c is not None]
     return CustomerRecord(
         subject=k.tag,
         erased_at_ms=None if tomb is None else int(tomb),

@@ -1,6 +1,7 @@
 """Decision contexts in Redis: every one kept for learning is found again by erasure,
 however many decisions the customer had, the index that names them does not grow
-past the contexts' lifetime, and that lifetime counts from the decision."""
+past the contexts' lifetime, and that lifetime counts from the decision; a context is
+kept without its customer's id, and every reader gets the id back."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ import redis.asyncio as aioredis
 
 from feature_store import ApplyStatus, FeatureStore, StoreConfig
 from feature_store.records import DecisionRecord
-from schemas import decode_touchpoint
+from schemas import (
+    Intervention,
+    NextBestOffer,
+    OfferScore,
+    decode_touchpoint,
+    encode_decision,
+)
 from streams.services import Services
 from tests.integration.test_api_support import keys_tagged, left_by_erasure
 
@@ -194,7 +201,8 @@ async def test_a_decision_recorded_before_it_was_sent_marks_its_trigger_recorded
         record = decided("c1", 1, int(time.time() * 1000))
         assert await store.decisions.record([replace(record, sent=False)]) == [True]
         assert await store.apply([click]) == [ApplyStatus.DUPLICATE_RECORDED]
-        assert await store.decisions.contexts([("c1", "d1")]) == [record.context.decode()]
+        (kept,) = await store.decisions.contexts([("c1", "d1")])
+        assert kept is not None and json.loads(kept) == json.loads(record.context)
         assert await store.decisions.record([record]) == [True]  # sent
         assert await store.apply([click]) == [ApplyStatus.DUPLICATE_DECIDED]
         await store.decisions.record([replace(record, sent=False)])
@@ -212,3 +220,52 @@ async def raw_seen(url: str, prefix: str) -> list[str]:
         return [m for key in found for m in await client.zrange(key, 0, -1)]
     finally:
         await client.aclose()
+
+
+async def test_contexts_are_kept_without_the_customer_id_and_read_back_with_it(
+    kafka_redis: Services,
+) -> None:
+    """Redis keeps no context naming its customer (their keys are named by a keyed hash:
+    a value with the id would map the hash back); the learner's contexts, the profile's
+    recent decisions and the export each get it back, also from a context an older
+    Moments stored with the id, and outcomes are still claimed against them."""
+    prefix = f"dc{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    customer = f'cust-{uuid.uuid4().hex[:8]} "é, \\{{x}}'
+    now = datetime.now(UTC)
+    offer = NextBestOffer(decision_id="d-new", customer_id=customer, ts=now, channel="web",
+                          trigger_event_id="e1", offers=[OfferScore(offer_id="o1", score=0.5,
+                          propensity=0.3)])  # fmt: skip
+    alert = Intervention(intervention_id="i-new", customer_id=customer, ts=now, kind="churn",
+                         priority=2, trigger_event_id="e2", reasons=[],
+                         suggested_action="call")  # fmt: skip
+    old = NextBestOffer(decision_id="d-old", customer_id=customer, ts=now, channel="email",
+                        trigger_event_id="e3", offers=[OfferScore(offer_id="o2", score=0.4,
+                        propensity=0.2)])  # fmt: skip
+    at_ms = int(now.timestamp() * 1000)
+    client = aioredis.Redis.from_url(kafka_redis.redis_url)
+    try:
+        records = [DecisionRecord(customer, d.decision_id, at_ms + n, encode_decision(d))
+                   for n, d in ((0, old), (1, offer))]  # fmt: skip
+        records.append(DecisionRecord(customer, "i-new", at_ms + 2, encode_decision(alert)))
+        assert await store.decisions.record(records) == [True, True, True]
+        base = f"{prefix}:{{{store.pseudonym(customer)}}}:ctx:"
+        # as an older Moments stored it: with the id
+        assert await client.set(base + "d-old", encode_decision(old), keepttl=True, xx=True)
+        for decision_id in ("d-new", "i-new"):
+            raw = await client.get(base + decision_id)
+            assert raw is not None and b"customer_id" not in raw and b"cust-" not in raw, raw
+
+        full = [encode_decision(d).decode() for d in (alert, offer, old)]  # newest first
+        asked = [(customer, "i-new"), (customer, "d-new"), (customer, "d-old")]
+        assert await store.decisions.contexts(asked) == full
+        assert await store.decisions.contexts(asked, faults={}) == full
+        assert await store.decisions.recent(customer) == full
+        assert (await store.export(customer)).decisions == full
+        claims = [(customer, "d-new", "d-new:o1:accepted", "r1"),
+                  (customer, "d-old", "d-old:o2:accepted", "r2"),
+                  (customer, "i-new", "i-new:o1:accepted", "r3")]  # fmt: skip
+        assert await store.decisions.claim_outcomes(claims) == ["learn", "learn", "not_an_offer"]
+    finally:
+        await client.aclose()
+        await store.close()

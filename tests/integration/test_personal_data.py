@@ -1,10 +1,12 @@
-"""Customer ids stay out of logs and metrics.
+"""Customer ids stay out of logs, metrics and Redis.
 
 A worker and an API at the default log level handle everything a customer id can travel
 with: touchpoints of every kind (an at-risk caller raising an alert included), events
 that are dead-lettered, recommendations, a profile read, outcomes and events posted over
 HTTP (some invalid), refused requests and an erasure. Afterwards neither process's log
-nor its ``/metrics`` mentions any of those ids, though both logged what they did.
+nor its ``/metrics`` mentions any of those ids, though both logged what they did, and no
+value in Redis names one (but the API's outbox, which holds decisions as their Kafka
+records do, on purpose), though the profile and the export read them back with the id.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, outcome
@@ -77,6 +80,8 @@ async def test_no_customer_id_in_logs_or_metrics(
         assert reply.status == 200, reply
         profile = await call("GET", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
         assert profile.status == 200, profile  # a recommendation made a profile, if none
+        recent = profile.json["recent_decisions"]  # read back with their customer's id
+        assert recent and {d["customer_id"] for d in recent} == {customer}, recent
         for offer in reply.json["offers"][:1]:
             answer = outcome(reply.json["decision_id"], customer, offer["offer_id"])
             sent = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=answer)
@@ -86,6 +91,11 @@ async def test_no_customer_id_in_logs_or_metrics(
         sent = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, body=[bad])
         assert sent.status == 422, sent
     assert outcomes_posted >= 1  # so that the logs checked below cover handling one
+    export = await call("GET", f"{api.url}/v1/customers/{caller}/export", headers=DEV_AUTH)
+    assert export.status == 200, export
+    kept = export.json["decisions"]  # the worker's alert and the API's decision, with the id
+    assert {d["customer_id"] for d in kept} == {caller}, kept
+    assert any("intervention_id" in d for d in kept) and any("offers" in d for d in kept), kept
     bad_event = {"type": "web_click", "customer_id": regular}
     posted = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH,
                         body=[event("web_click", regular, _opaque()), bad_event])  # fmt: skip
@@ -97,6 +107,9 @@ async def test_no_customer_id_in_logs_or_metrics(
     assert erasure.status == 200, erasure
     after = await call("GET", f"{api.url}/v1/customers/{erased}/recommendations", headers=DEV_AUTH)
     assert after.status == 200 and after.json["fallback"] is False, after  # as a stranger
+
+    naming = await _values_naming(pipeline.services.redis_url, ids)
+    assert naming == [], "customer ids in Redis values (key: ids)"
 
     # what each process logs at info whatever happened: a log that kept nothing would
     # mention no customer either
@@ -111,6 +124,37 @@ async def test_no_customer_id_in_logs_or_metrics(
         assert _mentions(ids, log) == [], f"customer ids in the log:\n{log[-3000:]}"
         if line_format == "json":
             _assert_json_lines(log)
+
+
+async def _values_naming(redis_url: str, ids: list[str]) -> list[tuple[str, list[str]]]:
+    """Every key in the whole Redis whose value (a string, or a hash's fields and values,
+    or a list's, set's or sorted set's members) names any of ``ids``, with the ids; an API
+    process's outbox left out (it holds each decision's JSON until Kafka has it)."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True, encoding_errors="replace")
+    found = []
+    try:
+        async for key in client.scan_iter(count=1000):
+            kind = await client.type(key)
+            if ":outbox:" in key or kind == "none":  # expired meanwhile
+                continue
+            if kind == "string":
+                values = [await client.get(key) or ""]
+            elif kind == "hash":
+                values = [f"{f}={v}" for f, v in (await client.hgetall(key)).items()]
+            elif kind == "list":
+                values = await client.lrange(key, 0, -1)
+            elif kind == "set":
+                values = list(await client.smembers(key))
+            elif kind == "zset":
+                values = await client.zrange(key, 0, -1)
+            else:
+                values = [repr(await client.xrange(key))] if kind == "stream" else []
+            named = _mentions(ids, "\n".join(values))
+            if named:
+                found.append((key, named))
+    finally:
+        await client.aclose()
+    return found
 
 
 def _assert_json_lines(log: str) -> None:

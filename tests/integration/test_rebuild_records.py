@@ -184,9 +184,11 @@ async def test_rebuild_keeps_decision_contexts_only_for_what_is_left_of_their_li
             [("rb-c", "rb-d-recent"), ("rb-c", "rb-d-expired"), ("rb-c", "rb-d-nothing")]
         )
         assert [c is not None for c in found] == [True, False, False]
+        assert found[0] is not None and json.loads(found[0])["customer_id"] == "rb-c"
         tagged = await keys_tagged(private_redis.url, store.pseudonym("rb-c"))
         (kept,) = [k for k in tagged if ":ctx:" in k]
         assert 4 * 86400 - 120 <= await admin.ttl(kept) <= 4 * 86400
+        assert "rb-c" not in (await admin.get(kept) or "")  # kept without the customer's id
     finally:
         await admin.aclose()
         await store.close()
