@@ -55,8 +55,25 @@ def restored(context: str, customer_id: str) -> str:
     decision's, as it is."""
     if not context.startswith(_DECISIONS) or _FIELD in context:
         return context
-    at = context.find(',"')  # the end of the decision's id (no ',"' inside a string)
-    named = _FIELD + _encode(customer_id).decode()
-    if at < 0:  # the decision's id alone: '{"decision_id":"d1"}'
-        return context[:-1] + named + "}"
-    return context[:at] + named + context[at:]
+    at = _string_end(context, context.index(":") + 1)  # after the decision's id
+    if at < 0:  # no string there: not written by Moments
+        return context
+    return context[:at] + _FIELD + _encode(customer_id).decode() + context[at:]
+
+
+def _string_end(text: str, start: int) -> int:
+    """Where the JSON string opening at ``start`` ends (after its closing quote: it may
+    hold escaped quotes, and end in a comma), or -1 when none opens there.
+
+    >>> _string_end('{"d":"a,","t":1}', 5), _string_end('{"d":7}', 5)
+    (9, -1)
+    """
+    if text[start : start + 1] != '"':
+        return -1
+    at = start + 1
+    while (quote := text.find('"', at)) >= 0:
+        escapes = len(text[at:quote]) - len(text[at:quote].rstrip("\\"))
+        if escapes % 2 == 0:
+            return quote + 1
+        at = quote + 1
+    return -1
