@@ -129,20 +129,21 @@ class DecisionOutbox:
     def shown(self, decision_ids: Sequence[str], entries: Sequence[tuple[str, bytes]] = ()) -> None:
         """Mark decisions shown, their callers answered with them before Redis said
         whether it recorded them: ``decision_ids`` held by their batch's write (sent, or
-        about to be), ``entries`` (decision id, JSON) held here (answered outside it).
-        Sent at once, in a round trip of its own; a failure is logged (the decisions
-        then depend on being recorded, as before the marks)."""
-        marked = [d for d in (*decision_ids, *(d for d, _ in entries if d in self._held))
-                  if d not in self._shown]  # fmt: skip
+        about to be), ``entries`` (decision id, JSON) as they were answered, outside it
+        (written over what the outbox holds under their ids: a decision stripped of the
+        offers a cap refused, which its batch's write held with them). Sent at once, in a
+        round trip of its own; a failure is logged (the decisions then depend on being
+        recorded, as before the marks)."""
         new = [(d, raw) for d, raw in entries if d not in self._held]
         if new:  # within ``most`` (those past it wait in memory alone)
             self.hold(new)
-            new = [(d, raw) for d, raw in new if d in self._held]
-        if not marked and not new:
+        written = [(d, raw) for d, raw in entries if d in self._held]
+        marked = [d for d in decision_ids if d not in self._shown]
+        if not marked and not written:
             return
         self._shown.update(marked)
-        self._shown.update(d for d, _ in new)
-        marking = asyncio.get_running_loop().create_task(self._mark(marked, new))
+        self._shown.update(d for d, _ in written)
+        marking = asyncio.get_running_loop().create_task(self._mark(marked, written))
         self._marking.add(marking)
         marking.add_done_callback(self._marking.discard)
 

@@ -386,3 +386,22 @@ async def test_a_shown_decision_of_a_customer_erased_since_is_not_published(
     await redis.store.erase("c2")
     assert await dead.sweep() == []
     assert await redis.keys("p") == (None, [], set())
+
+
+async def test_a_decision_answered_stripped_is_kept_as_answered(redis: Redis) -> None:
+    """A decision whose contact a cap refused, answered stripped of its offers (after
+    its rounds ran out), is marked shown: the outbox kept the JSON its batch's write
+    held, with the refused offers, and a sweep after a kill published those offers."""
+    box = DecisionOutbox(redis.boxes, "p")
+    refused = b'{"decision_id":"d1","customer_id":"c1","offers":[{"offer_id":"tips"}]}'
+    stripped = b'{"decision_id":"d1","customer_id":"c1","offers":[]}'
+    await redis.write(box.hold([("d1", refused)]))  # the batch's write (its contact refused)
+    box.shown([], [("d1", stripped)])  # answered stripped
+    await asyncio.gather(*box._marking)
+    assert await redis.client.hget(redis.boxes.box("p"), "d1") == stripped
+    assert await redis.boxes.are_shown("p", ["d1"]) == [True]
+    publisher = Publisher()
+    sweeper = OutboxSweeper(redis.boxes, "s", all_publishable, publisher, "nbo", print)
+    assert await redis.boxes.claim(["p"], "s", 5000) == ["p"]
+    assert await sweeper._sweep("p") == 1
+    assert publisher.published == [(b"c1", stripped)]
