@@ -67,6 +67,8 @@ class SnapshotLearner:
         # partition -> the position the model has learned up to (see _learned_before)
         self._floors: dict[int, int] = {}
         self._floor_moved = False  # a partition's records written since began below it
+        if self.name and metrics is not None:  # at 0 from the start: an alert sees the first
+            metrics.learner_rewinds.labels(self.name)
 
     # what a model kind provides
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
