@@ -89,8 +89,9 @@ async def delete_customer(request: web.Request) -> web.Response:
                                                   key=customer_id.encode()))  # fmt: skip
     except Exception as exc:  # failed, or not acknowledged in time (a retry writes again)
         api.kafka.sent(ok=False)
-        raise kafka_unavailable("erased from Redis, but the erasure record could not be "
-                                "written to Kafka; retry the request") from exc  # fmt: skip
+        raise kafka_unavailable("erased from Redis, but Kafka did not acknowledge the "
+                                "erasure record (it may still be written); retry the "
+                                "request (a second record of it is harmless)") from exc  # fmt: skip
     api.kafka.sent(ok=True)
     if (receipt.replicas_confirmed or 0) < settings.erasure_replicas:  # after the record:
         # a rebuild replays the erasure, though the client may never retry
