@@ -90,11 +90,12 @@ COUNTS = ("complaints_30d", "negative_mentions_30d", "purchases_365d", "cancel_c
           "consent_withdrawn")  # fmt: skip
 
 
-# The other figures' ranges, as the workers compute them; the logs' for amounts up to some
-# 10^13 (a lifetime's value, a post's reach). One example beyond them (a faulty or foreign
-# writer of `risk-examples`: log_value 10^6, say) would swell the scaler's variance for
-# good, and every other customer's figure then reads as about zero.
-MAX_LOG = 30.0
+# The other figures' ranges, as the workers compute them; the logs' for amounts up to the
+# store's 64-bit counts (2^63 cents of value: log 40.5; 2^63 of reach: log 43.7). One
+# example beyond them (a faulty or foreign writer of `risk-examples`: log_value 10^6, say)
+# would swell the scaler's variance for good, and every other customer's figure then
+# reads as about zero.
+MAX_LOG = 44.0
 RANGES = {
     "experience": (0.0, 1.0),
     "unsubscribed": (0.0, 1.0),
@@ -114,7 +115,7 @@ def capped(x: Mapping[str, float]) -> dict[str, float]:
     uncapped. A figure the model does not know is left as it is.
 
     >>> capped({"cancel_calls": 1e6, "experience": 0.2, "log_value": 1e6, "new": 7.0})
-    {'cancel_calls': 100.0, 'experience': 0.2, 'log_value': 30.0, 'new': 7.0}
+    {'cancel_calls': 100.0, 'experience': 0.2, 'log_value': 44.0, 'new': 7.0}
     """
     out = {}
     for k, v in x.items():

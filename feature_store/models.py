@@ -77,6 +77,13 @@ class ModelSnapshots:
                                       "the digest it was published with")  # fmt: skip
         return found
 
+    async def discard(self, name: str) -> None:
+        """Drop the snapshot of a model (and its positions): its learner starts a new
+        series, as after Redis lost its data."""
+        pipe = self._conn.pipeline()
+        pipe.delete(self._key(name))
+        await self._conn.execute("model", pipe)
+
     async def version(self, name: str) -> int:
         """The newest version of a model (0 before the first publish)."""
         pipe = self._conn.pipeline()

@@ -5,6 +5,7 @@ last scored touchpoint."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,19 +19,30 @@ from agents.risk_labels import LAPSE_DAYS
 from agents.risk_watch import held_at, pending_snapshot, risk_band
 from feature_store import ApplyStatus, Fact, FeatureStore, StoreUnavailable, risk_fact
 from feature_store.facts import DAY_MS, ts_ms
+from feature_store.models import SnapshotDamaged
 from schemas.risk import decode_risk_example
 from streams.model_snapshots import RISK, restore_risk
 from streams.settings import Settings
 from streams.topic_replay import replay
 from streams.topics import RISK_EXAMPLES
 
+log = logging.getLogger(__name__)
+
 
 async def risk_model(settings: Settings, store: FeatureStore, batch: int) -> ChurnRisk:
     """The churn-risk model to score the bands with: the one published in the target
     Redis (merging with ``--force``), or else the one the risk learner will learn again
     there, from ``risk-examples`` (each example once, in the topic's order); with fewer
-    examples than its warm-up, that is the baseline, as it was live."""
-    found = await store.models.load(RISK)
+    examples than its warm-up, that is the baseline, as it was live. A published one
+    that is damaged (:class:`SnapshotDamaged`) is dropped, as no process can use it, and
+    the model learned again."""
+    try:
+        found = await store.models.load(RISK)
+    except SnapshotDamaged:
+        log.warning("the churn-risk model's snapshot in the target Redis is damaged (not the "
+                    "one published): dropped, and learned again from risk-examples")  # fmt: skip
+        await store.models.discard(RISK)
+        found = None
     if found is not None:
         return restore_risk(found[1])
     model = ChurnRisk()

@@ -59,6 +59,8 @@ async def test_a_snapshot_changed_in_storage_is_refused_not_scored_with(
         assert await models.load("bandit") == (2, '{"theta": [1.0]}')
         assert await models.publish("bandit", 2, '{"theta": [2.0]}') == 3
         assert await models.load("bandit") == (3, '{"theta": [2.0]}')
+        await models.discard("bandit")  # (a rebuild drops a damaged one: a new series)
+        assert await models.load("bandit") is None and await models.version("bandit") == 0
     finally:
         await client.aclose()
         await store.close()

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from agents.risk import ChurnRisk
+from agents.risk_features import capped, risk_features
+from feature_store.features import CustomerFeatures
+from feature_store.models import SnapshotDamaged
 from schemas.risk import RiskExample, encode_risk_example
+from streams import rebuild_risk
+from streams.model_snapshots import RISK
 from streams.rebuild_risk import learn_risk_examples
+from streams.settings import Settings
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -40,3 +50,37 @@ def test_a_copy_of_an_example_teaches_nothing_more() -> None:
     learn_risk_examples(twice, set(), values + values[:100])
     probe = {"complaints_30d": 2.0, "purchases_90d": 1.0}
     assert once.predict_one(probe) == twice.predict_one(probe)
+
+
+async def test_a_damaged_snapshot_in_the_target_is_dropped_and_the_model_learned_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild with --force into a Redis whose churn-risk snapshot was damaged ended
+    in a traceback after its whole replay, the final re-read of erasures skipped."""
+
+    class Models:
+        def __init__(self) -> None:
+            self.dropped: list[str] = []
+
+        async def load(self, name: str) -> None:
+            raise SnapshotDamaged("damaged")
+
+        async def discard(self, name: str) -> None:
+            self.dropped.append(name)
+
+    async def replay(settings: Any, topic: str, handle: Any, batch: int) -> None:
+        await handle([SimpleNamespace(value=example(n, 0.0, False)) for n in range(3)])
+
+    monkeypatch.setattr(rebuild_risk, "replay", replay)
+    models = Models()
+    model = await rebuild_risk.risk_model(Settings(), SimpleNamespace(models=models), 500)  # type: ignore[arg-type]
+    assert models.dropped == [RISK] and model.examples == 3
+
+
+def test_figures_the_workers_compute_from_the_largest_amounts_are_read_as_they_are() -> None:
+    """Five purchases of the largest amount (10^12) make a value past e^30, which the
+    model read as 30 for a while; the store counts to 2^63 (cents), annualised x4."""
+    features = CustomerFeatures(value=4 * 2**63 / 100, negative_reach_30d=2**63 - 1)  # annualised
+    x = risk_features(features, AT)
+    assert x["log_value"] > 40 and x["log_negative_reach_30d"] > 43
+    assert capped(x) == x
