@@ -42,9 +42,36 @@ def check_redis_url(url: str, cluster: bool = False) -> None:
         _check_socket_url(url)
         return
     address = RedisAddress.from_url(url)  # as the store's own connection reads it
+    _check_host(url)
     if cluster and address.db:
         raise ValueError("a Redis Cluster has only database 0")
     _check_db(address.db)
+
+
+def _check_host(url: str) -> None:
+    """A TCP URL names its host, and a port (when written) from 1 to 65535: an empty one,
+    or port 0, would be read as localhost and 6379 (a template whose host was left
+    empty). Neither is quoted: the URL may hold a password.
+
+    >>> _check_host("redis://:6379/0")
+    Traceback (most recent call last):
+    ...
+    ValueError: it must name a host (redis://host[:port][/db])
+    >>> _check_host("redis://cache:0/0")
+    Traceback (most recent call last):
+    ...
+    ValueError: its port must be from 1 to 65535
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if not host or any(c.isspace() for c in host):
+        raise ValueError("it must name a host (redis://host[:port][/db])")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65_535:
+        raise ValueError("its port must be from 1 to 65535")
 
 
 def _check_db(db: int) -> None:

@@ -45,7 +45,7 @@ from streams.redis_memory_watch import CHECK_EVERY_S, RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
-from streams.settings import DEV_SECRET, Settings
+from streams.settings import Settings, secret_weakness
 from streams.worker_readiness import group_coordinator, kafka_readiness, watch_coordinator
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ def create_app(settings: Settings) -> Moments:
     """Build the app; raises :class:`schemas.CatalogueError` for a bad catalogue."""
     use_settings(settings)  # every Kafka client of the process, as the Faust app's
     catalogue = CatalogueHolder(load_catalogue(settings.catalogue_path))
-    if settings.key_secret == DEV_SECRET:
-        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
+    if (weakness := secret_weakness(settings.key_secret)) is not None:
+        log.warning("MOMENTS_KEY_SECRET %s; set a long random one in production", weakness)
     metrics = Metrics()
     store = build_store(settings, observe=metrics.store_op)
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"

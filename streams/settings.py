@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -55,6 +56,28 @@ MAX_ERASURE_REPLICAS = 1000  # more than any one Redis server has (WAIT takes an
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOGUE = str(REPO_ROOT / "deploy" / "catalogue" / "offers.toml")  # a checkout's
 DEV_SECRET = "moments-dev-only-secret"
+SHORTEST_SECRET = 16  # characters: a shorter key secret is warned of
+
+
+def secret_weakness(secret: str) -> str | None:
+    """What makes ``secret`` (``MOMENTS_KEY_SECRET``) weak, for a warning; ``None`` when
+    nothing does. It keys the hashes that name customers in Redis and on screens: with
+    one anyone can guess, a hash or a ``customer_ref`` gives the customer's id away.
+
+    >>> secret_weakness(DEV_SECRET + chr(10))  # read from a file, with its newline
+    'is the development default'
+    >>> secret_weakness("x"), secret_weakness("a-long-random-secret-0f3b9c")
+    ('is shorter than 16 characters', None)
+    >>> secret_weakness(" a-long-random-secret-0f3b9c ")
+    'begins or ends with white space (a file read with its newline?)'
+    """
+    if secret.strip() == DEV_SECRET:
+        return "is the development default"
+    if len(secret.strip()) < SHORTEST_SECRET:
+        return f"is shorter than {SHORTEST_SECRET} characters"
+    if secret != secret.strip():
+        return "begins or ends with white space (a file read with its newline?)"
+    return None
 
 
 _NAME = re.compile(r"[A-Za-z0-9._-]*")  # Kafka's topic characters, safe in key patterns
@@ -327,6 +350,10 @@ class Settings:
                     "(no TLS, so it would not be used)"
                 )
             _check_file("MOMENTS_REDIS_SSL_CA_CERTS", self.redis_ssl_ca_certs)
+            try:  # loaded now, as the Kafka files are: not at Redis's first connection
+                ssl.create_default_context(cafile=self.redis_ssl_ca_certs)
+            except (OSError, ssl.SSLError) as exc:
+                raise SettingsError(f"MOMENTS_REDIS_SSL_CA_CERTS: cannot be read ({exc})") from None
 
     def _check_names(self) -> None:
         """Prefixes and the app id: only characters every key pattern and topic name takes

@@ -22,7 +22,7 @@ def parse_origins(raw: str) -> frozenset[str]:
     origins = frozenset(_as_sent(o) for o in raw.split(",") if o.strip())
     bad = sorted(o for o in origins if o != "*" and not _is_origin(o))
     if bad:
-        raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
+        raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(map(repr, bad))}")
     return origins
 
 

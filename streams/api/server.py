@@ -56,7 +56,7 @@ from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
-from streams.settings import DEV_SECRET, Settings
+from streams.settings import Settings, secret_weakness
 from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
 
 def keyring(settings: Settings) -> KeyRing:
-    if settings.key_secret == DEV_SECRET:  # keyed hashes anyone can compute from an id
-        log.warning("MOMENTS_KEY_SECRET is the development default; set it in production")
+    if (weakness := secret_weakness(settings.key_secret)) is not None:  # hashes guessed
+        log.warning("MOMENTS_KEY_SECRET %s; set a long random one in production", weakness)
     if settings.api_keys.strip():
         return KeyRing.parse(settings.api_keys)
     log.warning("MOMENTS_API_KEYS is not set: the development key, with every scope, is "

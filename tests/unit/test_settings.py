@@ -6,6 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import certifi
 import pytest
 
 from streams.settings import DEV_SECRET, Settings, SettingsError
@@ -114,10 +115,11 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "broker-1:9093,[::1]:9094"
         elif f.name == "redis_url":  # TLS, which the CA certificates below are for
             value = "rediss://127.0.0.1:6380/1"
-        elif f.name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
-                        "redis_ssl_ca_certs"):  # fmt: skip
+        elif f.name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
             (tmp_path / f.name).write_text("")  # files that are there (not read here)
             value = str(tmp_path / f.name)
+        elif f.name == "redis_ssl_ca_certs":  # read as the settings are: certificates
+            value = certifi.where()
         elif f.name == "kafka_sasl_mechanism":
             value = "SCRAM-SHA-256"
         elif f.name == "risk_threshold":  # a threshold from 0 to 1
@@ -315,6 +317,11 @@ def test_socket_urls_written_right_are_taken(url: str) -> None:
         ("redis://c:7000/2", "true", "only database 0"),
         ("unix:///run/redis.sock", "true", "MOMENTS_REDIS_CLUSTER needs"),
         ("REDIS://:s3cret@cache:6379/0", "false", "in lower case"),
+        # a template whose host was left empty: read as localhost:6379, quietly
+        ("redis://:s3cret@:6379/0", "false", "must name a host"),
+        ("redis:///0", "false", "must name a host"),
+        ("redis://:s3cret@ca che:6379/0", "false", "must name a host"),
+        ("redis://:s3cret@cache:0/0", "false", "port must be from 1"),
     ],
 )
 def test_a_redis_url_the_store_cannot_use_is_refused_without_its_secret(
@@ -438,3 +445,19 @@ def test_brokers_may_be_named_by_name_ipv4_or_ipv6_with_spaces_between() -> None
         {"MOMENTS_KAFKA_BOOTSTRAP": "kafka-1.example:9092, 10.0.0.2:9092,[::1]:9093"}
     )
     assert taken.kafka_bootstrap.count(":9092") == 2
+
+
+def test_a_redis_ca_file_that_holds_no_certificate_is_refused_at_start(tmp_path: Path) -> None:
+    """It was read at Redis's first connection, a configuration fault taken for an
+    outage (moments rebuild said to run it again once Redis answers)."""
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    env = {"MOMENTS_REDIS_URL": "rediss://cache:6380/0", "MOMENTS_REDIS_SSL_CA_CERTS": str(bad)}
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_SSL_CA_CERTS: cannot be read"):
+        Settings.from_env(env)
+
+
+def test_a_refused_origin_is_quoted_on_the_line_that_names_it() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"MOMENTS_API_CORS_ORIGINS": "a\nb"})
+    assert "\n" not in str(refused.value) and "'a\\nb'" in str(refused.value)
