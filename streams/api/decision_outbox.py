@@ -106,6 +106,15 @@ class DecisionOutbox:
         decisions settled since the last removal ride with them, leaving the outbox
         sooner than the next removal of their own (a process killed meanwhile would
         leave them to be published again)."""
+        commands = self._outboxes.hold(self.process, self._admit(entries), TTL_S)
+        if self._releasing and not self._marking:  # (a mark after its removal would
+            gone = self._releasing[:]  # put it back for good)
+            marked = [d for d in gone if d in self._shown]
+            commands += self._outboxes.removal(self.process, gone, marked)
+        return commands
+
+    def _admit(self, entries: Sequence[tuple[str, bytes]]) -> Sequence[tuple[str, bytes]]:
+        """Those of ``entries`` the outbox takes (within ``most``), now held."""
         room = self._most - len(self._held)
         if room < len(entries):
             if not self._full:
@@ -119,12 +128,7 @@ class DecisionOutbox:
             self._full = False
         for decision_id, _ in entries:
             self._held.add(decision_id)
-        commands = self._outboxes.hold(self.process, entries, TTL_S)
-        if self._releasing and not self._marking:  # (a mark after its removal would
-            gone = self._releasing[:]  # put it back for good)
-            marked = [d for d in gone if d in self._shown]
-            commands += self._outboxes.removal(self.process, gone, marked)
-        return commands
+        return entries
 
     def shown(self, decision_ids: Sequence[str], entries: Sequence[tuple[str, bytes]] = ()) -> None:
         """Mark decisions shown, their callers answered with them before Redis said
@@ -134,9 +138,7 @@ class DecisionOutbox:
         offers a cap refused, which its batch's write held with them). Sent at once, in a
         round trip of its own; a failure is logged (the decisions then depend on being
         recorded, as before the marks)."""
-        new = [(d, raw) for d, raw in entries if d not in self._held]
-        if new:  # within ``most`` (those past it wait in memory alone)
-            self.hold(new)
+        self._admit([(d, raw) for d, raw in entries if d not in self._held])
         written = [(d, raw) for d, raw in entries if d in self._held]
         marked = [d for d in decision_ids if d not in self._shown]
         if not marked and not written:
@@ -162,11 +164,8 @@ class DecisionOutbox:
         error among them (a Redis Cluster node of the outbox's slot away) leaves those
         decisions in this process alone, counted, and said once per outage."""
         gone, unmarked = self._outboxes.removed(self.process, commands, replies)
-        if gone:  # those that rode with them: removed
-            settled = set(gone)
-            self._releasing = [d for d in self._releasing if d not in settled]
-            self._shown.difference_update(unmarked)
-            self._removals_work()
+        if gone:  # those that rode with them
+            self._removed(gone, unmarked)
             if not self._releasing and self._release_due is not None:
                 self._release_due.cancel()
                 self._release_due = None
@@ -233,10 +232,7 @@ class DecisionOutbox:
             marked = [d for d in gone if d in self._shown]
             try:
                 await self._outboxes.release(self.process, gone, marked)
-                settled = set(gone)  # (some may have left riding a write meanwhile)
-                self._releasing = [d for d in self._releasing if d not in settled]
-                self._shown.difference_update(marked)
-                self._removals_work()
+                self._removed(gone, marked)  # (some may have left riding a write meanwhile)
             except Exception as exc:  # tried again with the next ones, once a second
                 if self._unremoving is None:  # said once an outage, and once it is over
                     log.warning("could not remove %d published decisions from the outbox "
@@ -244,7 +240,11 @@ class DecisionOutbox:
                     self._unremoving = time.monotonic()
                 await asyncio.sleep(RENEW_EVERY_S)
 
-    def _removals_work(self) -> None:
+    def _removed(self, gone: Sequence[str], unmarked: Sequence[str]) -> None:
+        """``gone`` left the outbox, and the marks of ``unmarked`` with them."""
+        settled = set(gone)
+        self._releasing = [d for d in self._releasing if d not in settled]
+        self._shown.difference_update(unmarked)
         if self._unremoving is not None:
             log.warning("published decisions leave the outbox again, after %.0f s",
                         time.monotonic() - self._unremoving)  # fmt: skip
