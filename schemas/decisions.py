@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 
 from schemas.errors import decode_wire
-from schemas.touchpoints import Timestamp
+from schemas.touchpoints import Timestamp, check_ts
 
 Priority = Literal[1, 2, 3]
 
@@ -38,6 +38,9 @@ class NextBestOffer(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_version: str | None = None  # the offer catalogue the offers came from
     segment: str | None = None  # the customer's segment when decided (the control group's too)
 
+    def __post_init__(self) -> None:
+        check_ts(self.ts)
+
 
 class InterventionContext(msgspec.Struct, frozen=True, kw_only=True):
     """What a contact-centre agent sees next to the alert."""
@@ -66,6 +69,9 @@ class Intervention(msgspec.Struct, frozen=True, kw_only=True):
     # the customer is in the interventions' hold-out group: this alert was raised for the
     # measurement only (on ``interventions-held-out``), and no agent saw it
     control: bool = False
+
+    def __post_init__(self) -> None:
+        check_ts(self.ts)
 
 
 _encoder = msgspec.json.Encoder()

@@ -20,6 +20,7 @@ from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.timezones import is_timezone
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+CALENDAR_ENDS = (1, 9999)  # years Python cannot always put in UTC or a customer's zone
 Sentiment = Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # copied into the alerts a call raises: a longer one could make the alert too large for
@@ -49,6 +50,7 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         check_customer_id(self.customer_id)
+        check_ts(self.ts)
         if self.timezone is not None and not (
             isinstance(self.timezone, str) and is_timezone(self.timezone)
         ):
@@ -58,6 +60,22 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     def kind(self) -> str:
         """The wire ``type`` of this event."""
         return str(type(self).__struct_config__.tag)
+
+
+def check_ts(ts: datetime) -> None:
+    """Raise :class:`ValueError` for a time in the calendar's first or last year, which
+    no touchpoint is dated in: counting it in a customer's day, a budget's or UTC could
+    take it past the calendar's end (for a decoder's ``__post_init__``).
+
+    >>> check_ts(datetime.fromisoformat("9999-12-31T23:00:00-05:00"))
+    Traceback (most recent call last):
+    ...
+    ValueError: ts 9999-12-31T23:00:00-05:00 is in year 9999, at an end of the calendar - at `$.ts`
+    """
+    if ts.year in CALENDAR_ENDS:
+        raise ValueError(
+            f"ts {ts.isoformat()} is in year {ts.year}, at an end of the calendar - at `$.ts`"
+        )
 
 
 class WebClick(Touchpoint, tag="web_click", frozen=True, kw_only=True):

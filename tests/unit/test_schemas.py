@@ -1093,3 +1093,27 @@ def test_a_reach_written_as_a_whole_float_is_taken_as_an_int(written: str) -> No
     assert mention.reach == 1200 and type(mention.reach) is int
     with pytest.raises(InvalidEvent, match=r"whole number - at `\$\.reach`"):
         decode_touchpoint(raw.replace(written, "12.5").encode())
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_a_time_at_an_end_of_the_calendar_is_refused_by_every_timed_record(ts: str) -> None:
+    """Counting such a time in a customer's day, a budget's or UTC could take it past what
+    Python's dates hold: one such decision stopped `moments rebuild` part-way."""
+    touchpoint = {"type": "web_click", "event_id": "e", "customer_id": "c", "ts": ts, "page": "/"}
+    with pytest.raises(InvalidEvent, match=r"at an end of the calendar - at `\$\.ts`"):
+        decode_touchpoint(json.dumps(touchpoint))
+    outcome = {"decision_id": "d", "customer_id": "c", "offer_id": "o", "outcome": "clicked"}
+    with pytest.raises(InvalidEvent, match="at an end of the calendar"):
+        decode_outcome(json.dumps({**outcome, "ts": ts}))
+    decision = {"decision_id": "d", "customer_id": "c", "ts": ts, "channel": "web",
+                "trigger_event_id": None, "offers": []}  # fmt: skip
+    with pytest.raises(msgspec.DecodeError, match="at an end of the calendar"):
+        decode_next_best_offer(json.dumps(decision))
+    alert = {"intervention_id": "i", "customer_id": "c", "ts": ts, "kind": "churn_risk",
+             "priority": 1, "trigger_event_id": None, "reasons": [],
+             "suggested_action": "x"}  # fmt: skip
+    with pytest.raises(msgspec.DecodeError, match="at an end of the calendar"):
+        decode_intervention(json.dumps(alert))
+    # the years inside them are taken as they are
+    inside = ts.replace("9999-", "9998-").replace("0001-", "0002-")
+    assert decode_next_best_offer(json.dumps({**decision, "ts": inside})).ts.year in (2, 9998)
