@@ -152,7 +152,15 @@ async def _stream(
             if request.transport is None or request.transport.is_closing():
                 break  # the screen has gone
             try:
-                notice = await asyncio.wait_for(inbox.get(), quiet_until - loop.time())
+                # a notice waiting is taken at once (wait_for made a task, and took turns
+                # of the loop, per notice: a burst of alerts outran every stream and ended it)
+                if loop.time() >= quiet_until:
+                    raise TimeoutError  # others' notices all the while: a keep-alive is due
+                if inbox.empty():
+                    async with asyncio.timeout_at(quiet_until):
+                        notice = await inbox.get()
+                else:
+                    notice = inbox.get_nowait()
             except TimeoutError:
                 if position.event_id() != sent_id:  # it passed others' alerts meanwhile
                     sent_id = position.event_id()

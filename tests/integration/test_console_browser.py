@@ -757,3 +757,45 @@ async def test_a_full_screen_drops_acknowledged_cards_first_and_long_words_wrap(
         await page.wait_for(f"{notice} === false", 20, "the notice of open cards dropped")
         text = await page.js("document.getElementById('gap-text').textContent")
         assert "keeps 300 cards" in text, text
+
+
+async def test_a_gap_told_stays_told_when_the_backlog_after_it_fills_the_screen(
+    tmp_path: Path,
+) -> None:
+    """After a gap the backlog came at once, and the first card it pushed off the screen
+    replaced the notice of alerts never shown with one of old cards taken off."""
+    gap = b'event: gap\ndata: {"missed": [{"partition": 0, "after": 1, "before": 900}]}\n\n'
+    script = (b"retry: 200\n\n" + gap
+              + b"".join(_alert_sse(n) for n in range(1000, 1301)))  # fmt: skip
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 300", 20,
+                            "a full screen")  # fmt: skip
+        text = await page.js("document.getElementById('gap-text').textContent")
+        assert "while this screen was away" in text, text
+        # dismissed, it goes (and the next card pushed off is told as such)
+        await page.js("document.getElementById('gap-dismiss').click()")
+        assert await page.js("document.getElementById('gap-notice').hidden") is True
+        assert page.errors == [], page.errors
+
+
+async def test_the_times_moving_on_put_no_new_nodes_into_the_live_list(tmp_path: Path) -> None:
+    """Every 15 s each card's "time ago" and the customer's time were written anew, even
+    unchanged, as new nodes in the list a screen reader announces additions of."""
+    script = b"retry: 200\n\n" + b"".join(
+        _alert_sse(n, context={"timezone": "Europe/Paris"}) for n in range(5)
+    )
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 5", 20, "5")
+        await page.js(
+            "window.__added = 0; new MutationObserver((ms) => { for (const m of ms)"
+            " window.__added += m.addedNodes.length; }).observe("
+            "document.getElementById('alerts'), {subtree: true, childList: true}); 1"
+        )
+        await asyncio.sleep(16)  # one tick of the page's clock
+        assert await page.js("window.__added") == 0
+        assert await page.js("document.getElementById('alerts').getAttribute('aria-relevant')") == (
+            "additions"
+        )
+        ago = await page.js("document.querySelector('#alerts .ago').textContent")
+        assert ago.endswith("ago"), ago
+        assert page.errors == [], page.errors

@@ -226,6 +226,30 @@ async def test_a_screen_that_stops_reading_has_its_stream_ended(
             assert time.monotonic() - started < 3  # cut off once a write took 0.3 s
 
 
+async def test_a_burst_of_alerts_reaches_a_screen_reading_at_full_speed() -> None:
+    """Kafka's batches of alerts (up to 500 each) handed on one turn of the loop after
+    another: the stream took a turn or more per alert, so the inbox passed its bound of
+    1,000 waiting within three batches, and every screen was cut off (losing alerts)."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()  # as if it had read the recent alerts and erasures
+    burst = 4_000
+    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH)
+        assert reply.status == 200
+        assert await within(5, lambda: bool(hub._subscribers)), "no stream started"
+        for start in range(0, burst, 500):
+            hub.publish([alert(n, f"c-{n}") for n in range(start, start + 500)])
+            await asyncio.sleep(0)  # the next batch, as Kafka's consumer hands it on
+        received = b""
+        while received.count(ALERT) < burst and hub._subscribers:
+            received += await asyncio.wait_for(reply.content.readany(), 5)
+        still_open = bool(hub._subscribers)
+        hub.close_all()
+        received += await asyncio.wait_for(reply.content.read(), 5)
+    assert still_open, f"the stream was ended after {received.count(ALERT)} alerts"
+    assert received.count(ALERT) == burst
+
+
 async def small_screen(server: TestServer, headers: bytes = b"") -> socket.socket:
     """A screen's connection that holds little (4 KB), its alert stream asked for."""
     loop = asyncio.get_running_loop()
