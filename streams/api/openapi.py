@@ -294,7 +294,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                     "decisions", "decision_ids", "outcomes", "events_applied", "stored",
                     "kept_in_topics"],
                     "properties": {
+                        "customer_id": {"type": "string"},
                         "subject": {"type": "string"},
+                        "exported_at": {"type": "string", "format": "date-time"},
                         "erased_at": {"type": ["string", "null"]},
                         "withdrawals_kept": {"type": "array", "items": {"type": "string"}},
                         "profile": {"type": ["object", "null"]},
@@ -305,6 +307,9 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                 "at": {"type": "string"}}}},
                         "outcomes": {"type": "array", "items": {"type": "object",
                             "required": ["decision_id", "outcome"], "properties": {
+                                "decision_id": {"type": "string"},
+                                "offer_id": {"type": ["string", "null"]},
+                                "outcome": {"type": "string"},
                                 "claimed_at": {"type": ["string", "null"]}}}},
                         "events_applied": {"type": "array", "items": {"type": "object",
                             "required": ["id", "applied_at"]}},
@@ -428,23 +433,35 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                     {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
                      "description": "The same, for clients that cannot send the header."}],
                 "responses": {"200": {"description": "text/event-stream; each alert's data "
-                                      "is an Alert", "x-event-data": {
+                                      "is an Alert", "content": {"text/event-stream": {
+                                          "schema": {"type": "string"}}}, "x-event-data": {
                                           "$ref": "#/components/schemas/Alert"}},
                               **_errors(400, 401, 403, 429, 503)},
             }},
             "/console": {"get": {"summary": "The contact-centre screen.",
-                                 "responses": {"200": {"description": "HTML"}}}},
+                                 "responses": {"200": {"description": "HTML", "content": {
+                                     "text/html": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This description.",
                                       "responses": {"200": _json({"type": "object"})}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": _json(
-                {"type": "object"})}}},
+                {"type": "object"})}}, "head": _probe_head("Liveness")},
             "/readyz": {"get": {"summary": "Readiness.", "responses": {
-                "200": _json({"type": "object"}), "503": _json({"type": "object"})}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics.",
-                                 "responses": {"200": {"description": "text"}}}},
+                "200": _json({"type": "object"}), "503": _json({"type": "object"})}},
+                "head": _probe_head("Readiness", 503)},
+            "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {
+                "description": "Prometheus' text format", "content": {"text/plain": {
+                    "schema": {"type": "string"}}}}}}},
         },
         "x-scopes": list(SCOPES),
     })  # fmt: skip
+
+
+def _probe_head(summary: str, *statuses: int) -> dict[str, Any]:
+    """A probe asked with HEAD (some load balancers do): answered as GET, without a body."""
+    answers = {
+        str(status): {"description": "as GET, without a body"} for status in (200, *statuses)
+    }
+    return {"summary": f"{summary}, without a body.", "responses": answers}
 
 
 def _with_expectation_failed(spec: dict[str, Any]) -> dict[str, Any]:

@@ -198,3 +198,38 @@ def test_fields_the_contract_promises_are_required_though_they_have_defaults(
     """msgspec leaves a field with a default out of ``required``; Moments always sends
     these, and a client generated from the description made them optional."""
     assert always_sent <= set(COMPONENTS[component]["required"])
+
+
+def _object_schemas(node: Any, where: str = "$") -> Any:
+    """Every schema in the description that lists its properties, with where it is."""
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict):
+            yield where, node
+        for name, value in node.items():
+            yield from _object_schemas(value, f"{where}.{name}")
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            yield from _object_schemas(value, f"{where}[{n}]")
+
+
+def test_every_required_field_is_described() -> None:
+    """The export's answer required `customer_id` and `exported_at` and described neither:
+    code made from the description had no typed field for them."""
+    undescribed = {
+        where: sorted(set(schema.get("required", ())) - set(schema["properties"]))
+        for where, schema in _object_schemas(SPEC)
+    }
+    assert {where: names for where, names in undescribed.items() if names} == {}
+
+
+def test_every_answer_with_a_body_names_its_media_type() -> None:
+    """The alert stream, the console and /metrics answered without a content type said."""
+    bodiless = [
+        f"{method.upper()} {path}"
+        for path, operations in SPEC["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if method != "head" and status.startswith("2") and "content" not in answer
+    ]
+    assert bodiless == []
+    assert "head" in SPEC["paths"]["/healthz"] and "head" in SPEC["paths"]["/readyz"]
