@@ -41,6 +41,7 @@ from agents.letter_headers import (
 )
 from schemas import LetterRedriven, place
 from schemas.errors import decode_wire
+from streams.letter_identity import Held
 
 TOP_REASONS = 10
 # The moment (ms since the epoch) a record sent back was first dead-lettered: a re-drive
@@ -97,6 +98,8 @@ class DeadLetter:
     truncated: bool = False  # the record was too large: the letter keeps only its start
     first_lettered_ms: int | None = None  # when a record sent back was first dead-lettered
     handled_ms: int | None = None  # when the worker took the record, before applying it
+    # the record's value was cut short: its length before (-1: the header is unreadable)
+    cut_from: int | None = None
 
     @classmethod
     def of(
@@ -120,13 +123,15 @@ class DeadLetter:
             return int(value) if value.isascii() and value.isdigit() else -1  # not "²"
 
         first, handled = number(FIRST_LETTERED), number(FIRST_HANDLED)
+        cut_from = number(TRUNCATED_FROM) if TRUNCATED_FROM in found else None
         return cls(topic, partition, offset, written_ms, key, value,
                    text(SOURCE_TOPIC) or "unknown", number(SOURCE_PARTITION),
                    number(SOURCE_OFFSET), text(ERROR) or "unknown",
                    redriven_from=text(REDRIVEN_FROM) if REDRIVEN_FROM in found else "",
                    truncated=TRUNCATED_FROM in found or KEY_TRUNCATED_FROM in found,
                    first_lettered_ms=first if first >= 0 else None,
-                   handled_ms=handled if handled >= 0 else None)  # fmt: skip
+                   handled_ms=handled if handled >= 0 else None,
+                   cut_from=cut_from)  # fmt: skip
 
     @property
     def redriven(self) -> bool:
@@ -143,9 +148,22 @@ class DeadLetter:
         """The letter itself: dead-letter topic, partition, offset."""
         return self.topic, self.partition, self.offset
 
+    @property
+    def held(self) -> Held:
+        """What it holds of its record's value, to tell that record from another Kafka
+        wrote at the same place since (see :mod:`streams.letter_identity`)."""
+        return Held.of(self.value, self.cut_from)
+
+    @property
+    def record(self) -> tuple[tuple[str, int, int], str]:
+        """Its original record: where it was read, and the digest (hex) of what the
+        letter holds of its value."""
+        return self.origin, self.held.digest.hex()
+
     def redriven_at(self, ts: datetime) -> LetterRedriven:
         """The record of sending this letter back."""
-        return LetterRedriven(letter=place(*self.place), origin=place(*self.origin), ts=ts)
+        return LetterRedriven(letter=place(*self.place), origin=place(*self.origin),
+                              digest=self.held.digest.hex(), ts=ts)  # fmt: skip
 
     def redrive_headers(self, first_lettered_ms: int | None) -> list[tuple[str, bytes]]:
         """The headers of its record sent back: the letter it comes from, and when the
@@ -308,10 +326,11 @@ MAX_SENT_BACK = 1_000  # times one record is followed back through re-drives
 
 
 def _record(letter: DeadLetter) -> object:
-    """What tells the original record of a letter not sent back: where it was read, or
-    (a letter that does not say) a digest of its key and value."""
+    """What tells the original record of a letter not sent back: where it was read and
+    what the letter holds of its value (Kafka may write another record at that place
+    since), or (a letter that does not say where) a digest of its key and value."""
     if letter.source_partition >= 0 and letter.source_offset >= 0:
-        return letter.origin
+        return letter.record
     digest = hashlib.blake2b(digest_size=16)
     for part in (letter.key or b"", letter.value or b""):
         digest.update(len(part).to_bytes(8, "big") + part)
@@ -335,10 +354,12 @@ class DeadLetterSummary:
     """Counts per source topic: letters, distinct records, stages, the commonest reasons,
     and when the first and last were written. No key or value is kept.
 
-    A record is told by where it was read (its letters' source partition and offset),
-    so that its letters written again by a worker that read it again count once, and a
-    record sent back that failed again counts as the one first lettered; a letter that
-    does not say where its record was read is told by its key and value.
+    A record is told by where it was read (its letters' source partition and offset)
+    and what its letters hold of its value (a digest), so that its letters written again
+    by a worker that read it again count once, two records Kafka wrote at one place (a
+    partition that lost its tail) count as two, and a record sent back that failed again
+    counts as the one first lettered; a letter that does not say where its record was
+    read is told by its key and value.
 
     >>> summary = DeadLetterSummary()
     >>> def letter(at, origin, redriven_from=""):

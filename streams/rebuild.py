@@ -8,10 +8,11 @@ have come back as a new customer since, as live): of that customer, only what is
 after the block ended is replayed, as live it was all that was applied. Of a customer
 blocked, the withdrawals held out go to the store again, which keeps those the live
 worker kept beside the tombstone after the erasure (:mod:`streams.rebuild_withdrawals`).
-Touchpoints
-rebuild the features, less those the live pipeline dead-lettered without applying them
-(found by their source offsets in the dead-letter topic; an event whose decision failed,
-or whose batch was given up after repeated failures, had been applied, and is replayed).
+Touchpoints rebuild the features, less those the live pipeline dead-lettered without
+applying them (found by their source offsets in the dead-letter topic and the bytes each
+letter holds, so that a letter naming an offset Kafka gave again since holds out no other
+record; an event whose decision failed, or whose batch was given up after repeated
+failures, had been applied, and is replayed).
 The emitted next-best offers and interventions (those held out too) rebuild the contact
 history, the decision contexts (each kept for what is left of its lifetime, counted from
 the decision) and the marks that stop a replayed event from being decided twice. A
@@ -72,6 +73,7 @@ from schemas import (
     load_catalogue,
 )
 from streams.dead_letters import DeadLetter
+from streams.letter_identity import Held
 from streams.rebuild_risk import retake_risk_state, risk_model
 from streams.rebuild_withdrawals import withdrawals_again
 from streams.settings import Settings
@@ -245,12 +247,17 @@ class _Replay:
         today = budget_day(datetime.now(UTC), self.catalogue.contact_policy.timezone)
         self.budgets_since = today - timedelta(days=KEPT_DAYS - 1)
 
-        # What the live pipeline dead-lettered without applying it (by source partition and
-        # offset) stays out; an event whose decision failed had been applied, and is again.
-        # So had those of a batch given up, but for one dated too far ahead when it was read.
+        # What the live pipeline dead-lettered without applying it stays out; an event
+        # whose decision failed had been applied, and is again. So had those of a batch
+        # given up, but for one dated too far ahead when it was read. A record is found by
+        # where it was read (source partition and offset) and what its letter holds of it:
+        # a letter naming a place Kafka gave again since (a partition that lost its tail, a
+        # topic made again) does not hold out the record written there since. Every letter
+        # naming a place counts (an old one and one of the record there now may both).
         self.source = settings.topic(TOUCHPOINTS)
-        self.rejected: set[tuple[int, int]] = set()
-        self.given_up: dict[tuple[int, int], int] = {}  # when its letter was written (ms)
+        self.rejected: dict[tuple[int, int], set[Held]] = {}
+        # when the worker took the record of each letter (ms)
+        self.given_up: dict[tuple[int, int], dict[Held, int]] = {}
         self.skew_ms = settings.max_future_skew_s * 1000
 
         self.last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
@@ -389,18 +396,19 @@ class _Replay:
                                    record.headers or ())  # fmt: skip
             if letter.source_topic != self.source:
                 continue
-            where = (letter.source_partition, letter.source_offset)
+            where, held = (letter.source_partition, letter.source_offset), letter.held
             if not letter.applied_live:
-                self.rejected.add(where)
+                self.rejected.setdefault(where, set()).add(held)
             elif letter.given_up:  # when the worker judged it (a batch retried through
-                # an outage may be written much later)
-                self.given_up[where] = letter.taken_ms
+                # an outage may be written much later); read more than once, the latest
+                taken = self.given_up.setdefault(where, {})
+                taken[held] = max(taken.get(held, letter.taken_ms), letter.taken_ms)
 
     async def _touchpoints(self, records: list[ConsumerRecord]) -> None:
         events = []
         for record in records:
             where = (record.partition, record.offset)
-            if where in self.rejected:
+            if any(held.matches(record.value) for held in self.rejected.get(where, ())):
                 self.invalid += 1
                 continue
             try:
@@ -408,7 +416,9 @@ class _Replay:
             except InvalidEvent:
                 self.invalid += 1  # written before the dead-letter topic existed
                 continue
-            if where in self.given_up and ts_ms(event.ts) > self.given_up[where] + self.skew_ms:
+            taken = [at for held, at in self.given_up.get(where, {}).items()
+                     if held.matches(record.value)]  # fmt: skip
+            if taken and ts_ms(event.ts) > max(taken) + self.skew_ms:
                 self.invalid += 1  # refused as dated ahead, before its batch was given up
                 continue
             if ts_ms(event.ts) > time.time() * 1000 + self.skew_ms:

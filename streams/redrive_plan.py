@@ -7,7 +7,10 @@ first time the record was dead-lettered: sending it back and applying it again d
 make Moments remember it longer), so that a letter whose event was half applied before
 its decision failed is not applied twice; never for an erased customer, whose data must
 not be written anew; and not again once an earlier run sent it (the re-drive records say
-so).
+so). An original record is told by where it was read and what its letters hold of it (a
+digest of its value): a new record Kafka wrote at a place it gave again (a partition that
+lost its tail, a topic made again) is another original, sent back in its turn. A re-drive
+record written before they carried the digest tells its original by place alone.
 """
 
 from __future__ import annotations
@@ -46,19 +49,24 @@ class RedrivePlan:
         self._remembered_from_ms = remembered_from_ms
         self._erased = erased if erased is not None else set()  # customer ids
         self._again = again  # send letters back even if an earlier run did
-        self._taken: set[tuple[str, int, int]] = set()
+        self._taken: set[tuple[tuple[str, int, int], str]] = set()  # original records
         # when the records of the letters read were first dead-lettered, by letter (only
         # those within the horizon)
         self._first_ms: dict[str, int] = {}
         self._sent_letters: set[tuple[str, int, int]] = set()
-        self._sent_origins: set[tuple[str, int, int]] = set()
+        self._sent_records: set[tuple[tuple[str, int, int], str]] = set()  # place and digest
+        self._sent_places: set[tuple[str, int, int]] = set()  # recorded without a digest
         self.outcomes: Counter[str] = Counter()
 
     def remember(self, sent: LetterRedriven) -> None:
         """An earlier run sent ``sent.letter`` back."""
         self._sent_letters.add(sent.letter_place)
-        if (origin := sent.origin_place) is not None:
-            self._sent_origins.add(origin)
+        if (origin := sent.origin_place) is None:
+            return
+        if sent.digest is None:  # recorded before records said: its place alone
+            self._sent_places.add(origin)
+        else:
+            self._sent_records.add((origin, sent.digest))
 
     def track(self, letter: DeadLetter) -> None:
         """Note a letter read, matching or not: a later letter of its record, sent back
@@ -93,7 +101,8 @@ class RedrivePlan:
 
     def sent_before(self, letter: DeadLetter) -> bool:
         """Whether an earlier run sent this letter, or another of its original, back."""
-        return letter.place in self._sent_letters or letter.origin in self._sent_origins
+        return (letter.place in self._sent_letters or letter.record in self._sent_records
+                or letter.origin in self._sent_places)  # fmt: skip
 
     def take(self, letter: DeadLetter) -> str:
         """``redriven`` (send it back), or why not: ``repeated`` (its original was taken
@@ -120,10 +129,10 @@ class RedrivePlan:
             verdict = "truncated"
         elif not self._again and self.sent_before(letter):
             verdict = "sent_before"
-        elif letter.origin in self._taken:
+        elif letter.record in self._taken:
             verdict = "repeated"
         else:
-            self._taken.add(letter.origin)
+            self._taken.add(letter.record)
             verdict = "redriven"
         self.outcomes[verdict] += 1
         return verdict
