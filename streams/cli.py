@@ -59,6 +59,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         check_redis_layout,
         warn_about_redis_setup,
     )
+    from streams.services.processes import terminated_like_ctrl_c
     from streams.topics import ensure_topics
     from streams.worker_stop import exit_when_stuck
 
@@ -70,13 +71,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     log.info("%s (event loop: %s)", startup_line("worker", settings), loop_name(loop))
-    check_local_files(settings, data_dir=True)
-    check_can_listen(settings.web_host, settings.web_port, "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")
-    loop.run_until_complete(ensure_topics(settings))
-    loop.run_until_complete(warn_about_redis_setup(settings))
-    # a worker has nothing to do until Redis answers: it waits longer for the check
-    layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
-    moments = create_app(settings)
+    with terminated_like_ctrl_c():  # until Faust's worker takes the signals over
+        check_local_files(settings, data_dir=True)
+        check_can_listen(settings.web_host, settings.web_port,
+                         "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")  # fmt: skip
+        loop.run_until_complete(ensure_topics(settings))
+        loop.run_until_complete(warn_about_redis_setup(settings))
+        # a worker has nothing to do until Redis answers: it waits longer for the check
+        layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
+        moments = create_app(settings)
     refusals: list[Exception] = []
     if layout == "unreachable":  # checked once Redis answers; stopped if it must not write
 
@@ -109,11 +112,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from streams.api.server import serve
     from streams.event_loop import loop_factory
+    from streams.services.processes import terminated_like_ctrl_c
 
     check_local_files(settings, data_dir=False)
     if hasattr(signal, "SIGHUP"):  # until the API reads the catalogue on it, once started
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (its default would end the process)
-    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+    # until the API's loop takes SIGTERM over, once it listens: a stop while it starts
+    # (waiting for Redis) ends it as Ctrl-C does
+    with (
+        terminated_like_ctrl_c(),
+        asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner,
+    ):
         return runner.run(serve(settings))
 
 
@@ -472,6 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stopped(str(exc), settings)
         return 3
     except KeyboardInterrupt:
+        if args.command in ("worker", "api"):  # up, they stop on their own, with 0
+            log.info("Moments %s stopped while it started", args.command)
         return 130
     except BrokenPipeError:  # its reader went (| head): the rest is not wanted
         if args.command not in REPORTS:  # a worker's or the API's own: not its output

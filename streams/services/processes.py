@@ -208,6 +208,16 @@ def stopped_like_ctrl_c() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def terminated_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM stops the ``with`` block as Ctrl-C does (exit 130), for a worker or API
+    process starting up, before its own handlers take the signals over: by default an
+    orchestrator's stop then (a rollout while Redis is away) ended it at once, with
+    143 and no word. SIGHUP is left as it was."""
+    with _handled((signal.SIGTERM,), _as_ctrl_c):
+        yield
+
+
+@contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP are ignored in the ``with`` block: a cleanup that has
     begun runs to its end (a second Ctrl-C would otherwise leave the rest running)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -449,3 +451,35 @@ async def test_a_redis_cluster_that_refuses_the_login_stops_the_start_and_the_re
             await target.close()
     finally:
         cluster.stop()
+
+
+@pytest.mark.parametrize("command", ["worker", "api"])
+def test_a_process_stopped_while_it_waits_for_redis_at_start_ends_as_on_ctrl_c(
+    pipeline: Pipeline, command: str
+) -> None:
+    """SIGTERM before the process's own handlers took it over (an orchestrator's stop
+    while Redis is away at start) ended it at once: exit 143, and not a word."""
+    silent = socket.socket()  # a Redis that accepts and never answers: the start waits
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    env = pipeline.env(free_port()) | {
+        "MOMENTS_REDIS_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+        "MOMENTS_API_PORT": str(free_port()),
+        "MOMENTS_LOG_LEVEL": "info",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", command], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # it is asking Redis
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        connection.close()
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()
+    said = out + err  # (its log goes to standard output)
+    assert proc.returncode == 130, said[-2000:]
+    assert b"Traceback" not in said, said[-2000:]
+    assert f"Moments {command} stopped while it started".encode() in said, said[-2000:]
