@@ -184,17 +184,28 @@ def off_policy(
 # --------------------------------------------------------------------------------------
 
 
-MIN_BOOTSTRAP_CUSTOMERS = 30  # in each group, for the customer bootstrap
+MIN_BOOTSTRAP_CUSTOMERS = 30  # in each group, for the customer bootstrap and design effect
 
 
 def _effective(group: np.ndarray) -> tuple[float, float]:
     """A group's conversions and decision moments (rows of [moments, conversions] per
     customer), both divided by the design effect: a customer's moments are correlated,
-    so they tell apart less than as many independent ones (never more: at least 1)."""
+    so they tell apart less than as many independent ones (never more: at least 1).
+
+    Where the design effect cannot be estimated soundly (fewer than
+    :data:`MIN_BOOTSTRAP_CUSTOMERS` customers, or a rate of 0 or 1, which leaves no
+    residual to estimate it from), the moments count as if each customer's were all
+    alike (Kish's ``n**2 / sum(m**2)``: one customer counts once): the widest it can be,
+    so the interval does not claim what a few customers cannot show.
+
+    >>> _effective(np.array([[10.0, 10.0]]))  # one customer converting 10 of 10: 1 of 1
+    (1.0, 1.0)
+    """
     n, x = float(group[:, 0].sum()), float(group[:, 1].sum())
     p, customers = x / n, len(group)
-    if customers < 2 or p in (0.0, 1.0):
-        return x, n
+    if customers < MIN_BOOTSTRAP_CUSTOMERS or p in (0.0, 1.0):
+        alike = n * n / float((group[:, 0] ** 2).sum())
+        return p * alike, alike
     residuals = group[:, 1] - p * group[:, 0]
     clustered = customers / (customers - 1) * float((residuals * residuals).sum()) / (n * n)
     effect = max(1.0, clustered / (p * (1 - p) / n))
@@ -216,8 +227,10 @@ def lift(
     """Conversion of treated vs control decision moments; per customer [moments, conv].
 
     The 95 % interval ``ci95`` is Newcombe's hybrid score interval (as ``moments lift``
-    gives), over moments counted by the design effect of their customers: never of zero
-    width, even for a control group of one customer or rates of 0 or 1. The customer
+    gives), over moments counted by the design effect of their customers, or, in a group
+    of fewer than :data:`MIN_BOOTSTRAP_CUSTOMERS` customers or a rate of 0 or 1, about
+    once per customer (see :func:`_effective`): never of zero width, and never sure of a
+    lift from one customer a group. The customer
     bootstrap (percentiles) is withheld, with the reason, when a group has fewer than
     :data:`MIN_BOOTSTRAP_CUSTOMERS` customers or no variation.
     """
