@@ -52,7 +52,7 @@ from feature_store.facts import ts_ms
 from feature_store.features import build_features
 from feature_store.reference import CustomerState
 from schemas import Offer, OfferCatalogue, load_catalogue
-from streams.estimators import Logged, greedy_of, lift, off_policy
+from streams.estimators import Logged, greedy_of, lift, off_policy, propensities
 from streams.settings import Settings
 from streams.simulation.population import CustomerPopulation, SimulatedCustomer
 from streams.simulation.responder import outcome_for
@@ -276,17 +276,20 @@ class Evaluation:
                 accepted_learned = kind == "accepted"
                 if measured:
                     allowed = self._allowed(moment, f, now)
+                    eligible = tuple(o.offer_id for o in allowed)
+                    worth = {o.offer_id: self.worth[o.offer_id] for o in allowed}
                     self.logs.append(
                         Logged(
                             x=x,
-                            allowed=tuple(o.offer_id for o in allowed),
-                            worth={o.offer_id: self.worth[o.offer_id] for o in allowed},
+                            allowed=eligible,
+                            worth=worth,
                             arm=offer.offer_id,
                             propensity=decision.offers[0].propensity,
                             reward=reward,
                             customer_id=cid,
                             channel=moment.channel,
                             category=moment.category,
+                            propensities=propensities(self.holder.model, x, eligible, worth),
                         )
                     )
             if measured:

@@ -172,6 +172,7 @@ def test_few_spenders_get_a_p_value_but_no_welch_interval() -> None:
     assert found["per_customer"] == pytest.approx(26.25 - 10 / 3, abs=1e-4)
     assert found["spenders"] == {"treated": 4, "control": 1}
     assert found["ci95"] is None and "fewer than 30 spenders" in found["ci95_withheld"]
+    assert found["ci95_caveat"] is None  # no interval, nothing to qualify
     assert 0 < found["p_value"] < 1
 
 
@@ -459,6 +460,7 @@ def test_the_revenue_interval_is_welchs_with_30_spenders_or_more() -> None:
     assert found["spenders"] == {"treated": 40, "control": 40}
     assert found["ci95"] == pytest.approx([interval.low, interval.high], abs=1e-4)
     assert found["ci95_withheld"] is None
+    assert "approximate" in found["ci95_caveat"] and "p_value" in found["ci95_caveat"]
     exact = stats.permutation_test((spent[False], spent[True]),
                                    lambda a, b: abs(sum(a) / len(a) - sum(b) / len(b)),
                                    n_resamples=20_000, random_state=1, vectorized=False,
