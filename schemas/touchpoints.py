@@ -21,6 +21,10 @@ from schemas.timezones import is_timezone
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 CALENDAR_ENDS = (1, 9999)  # years Python cannot always put in UTC or a customer's zone
+# Of an event's time, only the last is refused: year 1 is the "zero" time of Go and .NET,
+# which a producer that left it unset sends, and such an event is taken as expired (a
+# consent withdrawal it carries is kept), as any event that old
+LAST_YEAR = (9999,)
 Sentiment = Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # copied into the alerts a call raises: a longer one could make the alert too large for
@@ -50,7 +54,7 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         check_customer_id(self.customer_id)
-        check_ts(self.ts)
+        check_ts(self.ts, LAST_YEAR)
         if self.timezone is not None and not (
             isinstance(self.timezone, str) and is_timezone(self.timezone)
         ):
@@ -62,17 +66,18 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
         return str(type(self).__struct_config__.tag)
 
 
-def check_ts(ts: datetime) -> None:
-    """Raise :class:`ValueError` for a time in the calendar's first or last year, which
-    no touchpoint is dated in: counting it in a customer's day, a budget's or UTC could
-    take it past the calendar's end (for a decoder's ``__post_init__``).
+def check_ts(ts: datetime, years: tuple[int, ...] = CALENDAR_ENDS) -> None:
+    """Raise :class:`ValueError` for a time in one of ``years`` (by default the
+    calendar's first and last, which no decision is dated in): counting it in a
+    customer's day, a budget's or UTC could take it past the calendar's end (for a
+    decoder's ``__post_init__``).
 
     >>> check_ts(datetime.fromisoformat("9999-12-31T23:00:00-05:00"))
     Traceback (most recent call last):
     ...
     ValueError: ts 9999-12-31T23:00:00-05:00 is in year 9999, at an end of the calendar - at `$.ts`
     """
-    if isinstance(ts, datetime) and ts.year in CALENDAR_ENDS:  # (typed by the decoder)
+    if isinstance(ts, datetime) and ts.year in years:  # (typed by the decoder)
         raise ValueError(
             f"ts {ts.isoformat()} is in year {ts.year}, at an end of the calendar - at `$.ts`"
         )

@@ -22,6 +22,12 @@ import hashlib
 from dataclasses import dataclass
 
 DIGEST_BYTES = 16  # blake2b-128: no two records told apart by chance
+# Of a letter cut short, the start that is digested: every such letter keeps at least
+# this much (agents.letters.LETTER_MAX, 900,000 bytes, less its key and headers, a few KB
+# at most), and each keeps a start of its own length (the error text's length counts), so
+# that two letters of one record (read again after a restart, or given up with another
+# error) are told by the same start.
+CUT_START = 800_000
 
 
 def value_digest(value: bytes | None) -> bytes:
@@ -44,8 +50,8 @@ class Held:
         is there but unreadable), None when it was not."""
         if cut_from is None:
             return cls(value_digest(value))
-        kept = len(value or b"")
-        return cls(value_digest(value), kept, cut_from if cut_from >= 0 else None)
+        start = (value or b"")[:CUT_START]
+        return cls(value_digest(start), len(start), cut_from if cut_from >= 0 else None)
 
     def matches(self, value: bytes | None) -> bool:
         """Whether ``value``, a record's, is the one a letter holding this holds."""

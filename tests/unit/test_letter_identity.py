@@ -97,6 +97,20 @@ def test_distinct_records_tell_two_records_at_one_place_apart() -> None:
     assert summary.report()["touchpoints"]["distinct_records"] == 2
 
 
+def test_letters_of_one_record_cut_short_with_other_reasons_count_as_one_record() -> None:
+    """Each letter cut its record at a length of its own (its reason's length counts), so
+    one record read again, or given up with another reason, counted as two."""
+    big = b'{"type": "web_click", "page": "' + b"p" * LETTER_MAX + b'"}'
+    summary = DeadLetterSummary()
+    reasons = ["invalid: too long", "batch failed 3 times: Redis timed out after 5 s"]
+    for n, reason in enumerate(reasons):
+        found = lettered(big, at=n, error=reason)
+        assert found.held.matches(big)
+        summary.saw(found)
+        summary.add(found)
+    assert summary.report()["touchpoints"]["distinct_records"] == 1
+
+
 class Applied:
     """A stand-in store that applies every touchpoint given."""
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from feature_store.facts import touchpoint_fact, ts_ms
+from feature_store.reference import CustomerState
 from schemas import (
     EVENT_TYPES,
     Call,
@@ -1096,15 +1098,9 @@ def test_a_reach_written_as_a_whole_float_is_taken_as_an_int(written: str) -> No
 
 
 @pytest.mark.parametrize("ts", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
-def test_a_time_at_an_end_of_the_calendar_is_refused_by_every_timed_record(ts: str) -> None:
+def test_a_time_at_an_end_of_the_calendar_is_refused_by_moments_own_records(ts: str) -> None:
     """Counting such a time in a customer's day, a budget's or UTC could take it past what
     Python's dates hold: one such decision stopped `moments rebuild` part-way."""
-    touchpoint = {"type": "web_click", "event_id": "e", "customer_id": "c", "ts": ts, "page": "/"}
-    with pytest.raises(InvalidEvent, match=r"at an end of the calendar - at `\$\.ts`"):
-        decode_touchpoint(json.dumps(touchpoint))
-    outcome = {"decision_id": "d", "customer_id": "c", "offer_id": "o", "outcome": "clicked"}
-    with pytest.raises(InvalidEvent, match="at an end of the calendar"):
-        decode_outcome(json.dumps({**outcome, "ts": ts}))
     decision = {"decision_id": "d", "customer_id": "c", "ts": ts, "channel": "web",
                 "trigger_event_id": None, "offers": []}  # fmt: skip
     with pytest.raises(msgspec.DecodeError, match="at an end of the calendar"):
@@ -1117,3 +1113,24 @@ def test_a_time_at_an_end_of_the_calendar_is_refused_by_every_timed_record(ts: s
     # the years inside them are taken as they are
     inside = ts.replace("9999-", "9998-").replace("0001-", "0002-")
     assert decode_next_best_offer(json.dumps({**decision, "ts": inside})).ts.year in (2, 9998)
+
+
+def test_events_in_the_calendars_last_year_are_refused_and_in_its_first_taken() -> None:
+    """Year 1 is the "zero" time of Go and .NET, which a producer that left the time unset
+    sends: such a consent withdrawal is taken (as expired), and its opt-out kept."""
+    last = {"type": "web_click", "event_id": "e", "customer_id": "c", "page": "/",
+            "ts": "9999-12-31T23:00:00-05:00"}  # fmt: skip
+    with pytest.raises(InvalidEvent, match=r"at an end of the calendar - at `\$\.ts`"):
+        decode_touchpoint(json.dumps(last))
+    outcome = {"decision_id": "d", "customer_id": "c", "offer_id": "o", "outcome": "clicked"}
+    with pytest.raises(InvalidEvent, match="at an end of the calendar"):
+        decode_outcome(json.dumps({**outcome, "ts": last["ts"]}))
+    for zero in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"):
+        withdrawal = decode_touchpoint(json.dumps({
+            "type": "consent", "event_id": "w", "customer_id": "c", "ts": zero,
+            "channel": "email", "granted": False,
+        }))  # fmt: skip
+        state = CustomerState()
+        state.apply(touchpoint_fact(withdrawal), ts_ms(datetime.now(UTC)))
+        assert state.optouts["consent:email"] == "0"
+        assert decode_outcome(json.dumps({**outcome, "ts": zero})).ts.year == 1
