@@ -43,10 +43,32 @@ def _lua(name: str) -> str:
     return resources.files("feature_store").joinpath(f"lua/{name}.lua").read_text()
 
 
+def _calls(script: str) -> list[str]:
+    """The commands ``script`` calls, by name (each written out: none is built)."""
+    return sorted({c.upper() for c in re.findall(r"redis\.p?call\(['\"](\w+)", script)})
+
+
+def _guarded(script: str) -> str:
+    """``script`` refused whole, before it writes, should Redis refuse any command it
+    calls (lua/guard.lua)."""
+    listed = ", ".join(f"'{command}'" for command in _calls(script))
+    return _lua("guard").replace("--[[COMMANDS]]", listed) + script
+
+
 # the budget scripts share the check of their counts (a function loaded before each)
 _BUDGET_COUNTS = ("spend", "take", "unspend")
+# those that write once, or only delete (erase: run again, it ends its work), and those
+# that only read go unguarded
+_UNGUARDED = ("erase", "view", "permissions")
+
+
+def _script(name: str) -> str:
+    text = (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
+    return text if name in _UNGUARDED else _guarded(text)
+
+
 SCRIPTS = {
-    name: (_lua("budget_counts") if name in _BUDGET_COUNTS else "") + _lua(name)
+    name: _script(name)
     for name in (
         "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
         "permissions", "outbox_lease", "outbox_retire", *_BUDGET_COUNTS,
@@ -54,7 +76,7 @@ SCRIPTS = {
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.
 COMMANDS = tuple(sorted(
-    {c.upper() for s in SCRIPTS.values() for c in re.findall(r"redis\.p?call\(['\"](\w+)", s)}
+    {c for s in SCRIPTS.values() for c in _calls(s)}
     | {"GET", "SET", "HGETALL", "HMGET", "HGET", "ZRANGE", "EXISTS", "SCAN", "PING", "WAIT",
        "SMEMBERS",
        # an API process's outbox (feature_store.outbox)

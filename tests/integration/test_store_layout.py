@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ import redis.asyncio as aioredis
 
 from feature_store import (
     LAYOUT,
+    ApplyStatus,
     DecisionRecord,
     FeatureStore,
     LayoutMismatch,
     SecretMismatch,
     StoreConfig,
+    StoreUnavailable,
 )
 from schemas import WebClick
 from streams.app import build_store
@@ -483,3 +486,29 @@ def test_a_process_stopped_while_it_waits_for_redis_at_start_ends_as_on_ctrl_c(
     assert proc.returncode == 130, said[-2000:]
     assert b"Traceback" not in said, said[-2000:]
     assert f"Moments {command} stopped while it started".encode() in said, said[-2000:]
+
+
+async def test_an_event_retried_through_a_command_refused_mid_script_counts_once(
+    private_redis: LocalRedis,
+) -> None:
+    """An ACL changed while the workers run refused a command part-way through the
+    script applying a touchpoint; Redis kept what it had written, and each retry of the
+    batch while the refusal lasted counted the event again (with nothing said)."""
+    store = FeatureStore.from_url(private_redis.url, StoreConfig(b"s", "rp"))
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        click = WebClick(event_id="e1", customer_id="ana", ts=datetime.now(UTC), page="/",
+                         category="books")  # fmt: skip
+        await admin.execute_command("ACL", "SETUSER", "default", "-zadd")
+        for _ in range(3):  # the worker's retries while the refusal lasts
+            with pytest.raises(StoreUnavailable):
+                await store.apply([click])
+        await admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        assert await store.apply([click]) == [ApplyStatus.APPLIED]
+        ana = await store.read("ana")
+        assert ana is not None
+        assert ana.events == 1, f"one event, counted {ana.events} times"
+    finally:
+        await admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        await admin.aclose()
+        await store.close()

@@ -71,3 +71,27 @@ def test_an_error_of_the_call_itself_stays_an_error(error: str) -> None:
     with pytest.raises(ResponseError):
         raise_failed([ResponseError(error)])
     assert transient(ReadOnlyError("You can't write against a read only replica."))  # redis-py's
+
+
+WRITES = {"DEL", "HDEL", "HINCRBY", "HINCRBYFLOAT", "HSET", "INCR", "INCRBY", "PERSIST",
+          "PEXPIRE", "PEXPIREAT", "SADD", "SET", "SREM", "ZADD", "ZREM", "ZREMRANGEBYRANK",
+          "ZREMRANGEBYSCORE", "EXPIRE", "RENAME", "LPUSH", "RPUSH", "LTRIM", "XADD"}  # fmt: skip
+
+
+def test_every_script_that_writes_more_than_once_is_refused_whole_before_it_writes() -> None:
+    """Redis keeps what a script wrote before one of its commands was refused (an ACL
+    changed while the processes run): a script applying a touchpoint counted it again at
+    each retry. Each script that writes checks first every command it calls."""
+    from feature_store.connection import SCRIPTS, _calls, _lua
+
+    guard = _lua("guard").split("--[[COMMANDS]]")[0]
+    for name, script in SCRIPTS.items():
+        calls = _calls(script)
+        if name in ("erase", "view", "permissions"):  # deletes only, or reads
+            assert not script.startswith(guard), name
+            assert name == "erase" or not WRITES & set(calls), name
+            continue
+        assert WRITES & set(calls), f"{name} writes nothing: why guard it?"
+        assert script.startswith(guard), name  # before any command of its own
+        listed = script.removeprefix(guard).split("})", 1)[0]
+        assert listed == ", ".join(f"'{c}'" for c in calls), name
