@@ -27,6 +27,7 @@ from feature_store.records import (
     PendingRisk,
     RepliesUnknown,
     StoreConfig,
+    StoreFull,
     StoreRefused,
     StoreUnavailable,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "SecretMismatch",
     "SegmentThresholds",
     "StoreConfig",
+    "StoreFull",
     "StoreRefused",
     "StoreUnavailable",
     "contact_id",

@@ -35,7 +35,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store.cluster_ping import ClusterPing
 from feature_store.pipelining import Command, SharedRoundTrips
-from feature_store.records import Observer, RepliesUnknown, StoreRefused, StoreUnavailable
+from feature_store.records import (
+    Observer,
+    RepliesUnknown,
+    StoreFull,
+    StoreRefused,
+    StoreUnavailable,
+)
 from feature_store.transport import RedisPipe, RepliesLost
 
 
@@ -223,8 +229,23 @@ def _chain(exc: BaseException, deepest: int = 10) -> Iterator[BaseException]:
 def unavailable(exc: BaseException, said: str | None = None) -> StoreUnavailable:
     """``exc`` as :class:`StoreUnavailable` (:class:`StoreRefused` for a refusal), saying
     ``said`` or else its kind and message."""
-    kind = StoreRefused if refused(exc) else StoreUnavailable
+    kind = StoreRefused if refused(exc) else StoreFull if takes_no_writes(exc) else StoreUnavailable
     return kind(f"{type(exc).__name__}: {exc}" if said is None else said)
+
+
+def takes_no_writes(exc: BaseException) -> bool:
+    """Whether ``exc`` says that Redis answers but takes no writes (full, or a replica).
+
+    >>> takes_no_writes(ResponseError("OOM command not allowed when used memory > 'maxmemory'."))
+    True
+    >>> takes_no_writes(ReadOnlyError("You can't write against a read only replica."))
+    True
+    >>> takes_no_writes(ResponseError("ERR value is not an integer or out of range"))
+    False
+    """
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(("OOM ", "READONLY "))
 
 
 @contextlib.contextmanager

@@ -23,6 +23,11 @@ class StoreRefused(StoreUnavailable):
     fix that; meanwhile it is waited out as an outage, not taken for bad input."""
 
 
+class StoreFull(StoreUnavailable):
+    """Redis answers but takes no writes: it is full (``maxmemory`` reached under
+    ``noeviction``) or a read-only replica. Reads still answer (who is erased, say)."""
+
+
 class RepliesUnknown(StoreUnavailable):
     """The connection went before the replies to some calls came: Redis may have run
     them. ``unanswered``: their indices in the round trip."""

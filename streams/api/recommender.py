@@ -22,7 +22,7 @@ from agents.decision_records import decision_record, offers_shown
 from agents.moments import request_moment
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
-from feature_store import FeatureStore
+from feature_store import FeatureStore, StoreFull
 from feature_store.features import withdrawals_only
 from schemas import NextBestOffer, decode_next_best_offer, encode_decision
 from streams.api.answers import OfferRequest, expire, shown_not_handed
@@ -203,18 +203,25 @@ class Recommender:
         ]
         faults: dict[str, Exception] = {}
         shown = offers_shown(decisions)  # shown already: no ceiling holds them back
-        if self._outbox is None:
-            kept = await self._store.decisions.record(records, shown, faults=faults)
+        try:
+            if self._outbox is None:
+                kept = await self._store.decisions.record(records, shown, faults=faults)
+            else:
+                held = self._outbox.hold([(r.decision_id, r.context) for r in records])
+                kept = await self._store.decisions.record(
+                    records, shown, faults=faults, outbox=held,
+                    outbox_heard=partial(self._outbox.written, held),
+                )  # fmt: skip
+        except StoreFull:
+            # Redis full (or a replica) takes no record, but still says who is erased:
+            # the others are published unrecorded (their outcomes find no decision, their
+            # offers count in no cap), not given up once the fallbacks' hold runs out
+            erased = await self._store.erased([customer_id for customer_id, _ in waiting])
         else:
-            held = self._outbox.hold([(r.decision_id, r.context) for r in records])
-            kept = await self._store.decisions.record(
-                records, shown, faults=faults, outbox=held,
-                outbox_heard=partial(self._outbox.written, held),
-            )  # fmt: skip
-        erased = [
-            not stored and customer_id not in faults
-            for (customer_id, _), stored in zip(waiting, kept, strict=True)
-        ]
+            erased = [
+                not stored and customer_id not in faults
+                for (customer_id, _), stored in zip(waiting, kept, strict=True)
+            ]
         if self._outbox is not None:  # not published: out of the outbox
             self._outbox.release(r.decision_id for r, gone in zip(records, erased, strict=True)
                                  if gone)  # fmt: skip

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -26,9 +26,23 @@ from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT, ContactPolicy
 from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy
-from feature_store import BudgetSpend, ContactCeilings, CustomerFeatures, Fact, StoreUnavailable
+from feature_store import (
+    BudgetSpend,
+    ContactCeilings,
+    CustomerFeatures,
+    Fact,
+    StoreFull,
+    StoreUnavailable,
+)
 from feature_store.records import DecisionRecord
-from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue, decode_next_best_offer
+from schemas import (
+    ContactRules,
+    NextBestOffer,
+    Offer,
+    OfferCatalogue,
+    OfferScore,
+    decode_next_best_offer,
+)
 from streams.api.batch_decisions import DecisionCounters
 from streams.api.publisher import KeyedPublisher
 from streams.api.recommender import Recommender
@@ -79,6 +93,11 @@ class SlowStore:
         self.decisions = _Decisions(self)
         self.budgets = _Budgets(self, spent or {})
         self._last_reply: asyncio.Future[None] | None = None
+
+    async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
+        """Who is erased: a read, answered even while writes raise ``write_error``."""
+        await self.reply(self.read_s)
+        return [customer_id.startswith("erased") for customer_id in customer_ids]
 
     async def reply(self, seconds: float, error: Exception | None = None) -> None:
         """Wait ``seconds``, and for the replies to the calls sent before."""
@@ -447,3 +466,22 @@ async def test_a_shown_decision_recorded_apart_is_counted_if_the_drain_runs_out(
     await until(lambda: len(store.writes) == 2)
     assert await rec.drain(within_s=0.2) is False
     assert failed == [1] and publisher.published == []
+
+
+async def test_fallbacks_are_published_while_redis_is_full_but_still_says_who_is_erased() -> None:
+    """A fallback waits until Redis says whether its customer is erased, which the write
+    of its record said: with Redis full (noeviction) for longer than the fallbacks' hold,
+    every fallback shown was given up, though Redis still answered reads."""
+    store = SlowStore({}, write_error=StoreFull("OOM command not allowed"))
+    rec, publisher, failed = stopping(store)
+    for customer_id in ("c1", "erased-1"):
+        rec.publish_soon(NextBestOffer(
+            decision_id=f"d-{customer_id}", customer_id=customer_id, ts=datetime.now(UTC),
+            channel="web", trigger_event_id=None, fallback=True,
+            offers=[OfferScore(offer_id="tips", score=0.0, propensity=1.0)],
+        ))  # fmt: skip
+    await until(lambda: publisher.published)
+    assert await rec.drain(within_s=2) is True
+    published = [decode_next_best_offer(value).customer_id for _, value in publisher.published]
+    assert published == ["c1"]  # not the erased customer's
+    assert failed == []
