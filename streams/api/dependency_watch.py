@@ -16,6 +16,10 @@ True
 True
 >>> watch.seen("kafka", True, now=80.0)
 'Kafka is reachable again, after 30 s'
+>>> watch.seen("redis_writes", False, now=90.0).startswith("Redis answers but refuses")
+True
+>>> watch.seen("redis_writes", True, now=150.0)
+"Redis takes the store's writes again, after 60 s"
 """
 
 from __future__ import annotations
@@ -35,8 +39,16 @@ MEANWHILE = {
     "redis": "Redis cannot be reached: recommendations are the default offers, profiles 503",
     "kafka": "Kafka cannot be used: events and outcomes get 503 once their writes fail, "
     "decisions wait to be published, alert streams wait",
+    # Redis answers (its look finds it reachable) but a recommendation's write was refused
+    "redis_writes": "Redis answers but refuses the store's writes (full: maxmemory under "
+    "noeviction; a read-only replica; or a command its user may no longer run): "
+    "recommendations are the default offers",
 }
-NAMES = {"redis": "Redis", "kafka": "Kafka"}
+BACK = {
+    "redis": "Redis is reachable again",
+    "kafka": "Kafka is reachable again",
+    "redis_writes": "Redis takes the store's writes again",
+}
 
 
 class Outages:
@@ -59,7 +71,7 @@ class Outages:
             return MEANWHILE[name]
         if usable and away_since is not None:
             del self._since[name]
-            return f"{NAMES[name]} is reachable again, after {now - away_since:.0f} s"
+            return f"{BACK[name]}, after {now - away_since:.0f} s"
         return None
 
 
@@ -80,6 +92,12 @@ class DependencyLog:
     def away(self, name: str) -> bool:
         """Whether ``name`` (``redis``, ``kafka``) was found away at the last look."""
         return self._outages.away(name)
+
+    def writes_refused(self, refused: bool) -> None:
+        """A recommendation's write was refused by a Redis that answers (full, read-only,
+        a command refused), or one was taken: told once each way."""
+        if refused or self._outages.away("redis_writes"):
+            self.saw("redis_writes", not refused)
 
     def saw(self, name: str, usable: bool, since: float | None = None) -> None:
         """``name`` found ``usable`` or not (away ``since``, ``clock`` time, if known)."""

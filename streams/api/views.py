@@ -17,7 +17,7 @@ from aiohttp import web
 
 from agents.fallback_offers import fallback_decision
 from agents.offer_budget import budget_day
-from feature_store import StoreUnavailable
+from feature_store import StoreFull, StoreRefused, StoreUnavailable
 from schemas import NextBestOffer
 from schemas.catalogue import OFFER_CHANNELS
 from streams.api.alert_stream import alerts_stream
@@ -80,12 +80,15 @@ async def recommendations(request: web.Request) -> web.Response:
             erased = True  # but for the withdrawals their erasure kept
             decided = await api.recommender.for_erased(customer_id, channel, limit, asked_at)
         decision = decided
+        api.outages.writes_refused(False)
     except TimeoutError:  # out of time: Redis away (frozen, not refusing), or too busy
         api.outages.look_now()
         reason = "store_unavailable" if api.outages.away("redis") else "latency_budget"
         decision = _fallback(api, customer_id, channel, limit, reason)
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
         api.outages.look_now()
+        if isinstance(exc, (StoreFull, StoreRefused)):  # Redis answers: its look says naught
+            api.outages.writes_refused(True)
         decision = _fallback(api, customer_id, channel, limit, "store_unavailable")
     except Exception as exc:  # a reply or a decision the batch could not take: never a 500
         # by its kind alone: an error's message may quote what it failed on

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreUnavailable
+from feature_store import ApplyStatus, FeatureStore, StoreConfig, StoreFull
 from schemas import WebClick
 from streams.services import LocalRedis
+from tests.integration.conftest import Pipeline
+from tests.integration.test_api_support import DEV_AUTH, call, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +50,7 @@ async def test_a_full_redis_refuses_events_as_an_outage_and_still_erases(
         await admin.config_set("maxmemory-policy", "noeviction")
         await admin.config_set("maxmemory", max(used - 200_000, 1))
 
-        with pytest.raises(StoreUnavailable, match="OOM command not allowed"):
+        with pytest.raises(StoreFull, match="OOM command not allowed"):  # (unavailable)
             await store.apply([_click("b1", "ben")])
 
         receipt = await store.erase("ana")
@@ -64,3 +66,39 @@ async def test_a_full_redis_refuses_events_as_an_outage_and_still_erases(
         assert await store.apply([_click("e6", "ana")]) == [ApplyStatus.ERASED]
     finally:
         await store.close()
+
+
+async def test_an_api_on_a_full_redis_says_so_in_its_log_once_and_when_it_takes_writes(
+    pipeline: Pipeline, private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A full Redis still answers its look: every recommendation was a fallback
+    (``store_unavailable``), and the API's log said nothing at all of why."""
+    api = pipeline.start_api(redis_url=private_redis.url)
+    url = f"{api.url}/v1/customers/full-1/recommendations?channel=web"
+    assert (await call("GET", url, headers=DEV_AUTH)).json["fallback"] is False
+    used = int((await admin.info("memory"))["used_memory"])
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", max(used - 200_000, 1))
+    for _ in range(3):
+        reply = await call("GET", url, headers=DEV_AUTH)
+        assert reply.json["fallback"] is True, reply
+        assert reply.json["reasons"][0] == "fallback:store_unavailable", reply
+
+    def said(text: str) -> list[str] | None:
+        lines = api.log_path.read_text().splitlines()
+        return lines if any(text in line for line in lines) else None
+
+    async def said_refused() -> list[str] | None:
+        return said("Redis answers but refuses the store's writes")
+
+    lines = await eventually(said_refused, "the API to log that Redis refuses writes", 15)
+    assert not any("Redis cannot be reached" in line for line in lines), lines[-10:]
+    await admin.config_set("maxmemory", 0)
+    assert (await call("GET", url, headers=DEV_AUTH)).json["fallback"] is False
+
+    async def said_back() -> list[str] | None:
+        return said("Redis takes the store's writes again, after")
+
+    lines = await eventually(said_back, "the API to log that Redis takes writes again", 15)
+    refusals = [line for line in lines if "Redis answers but refuses" in line]
+    assert len(refusals) == 1, lines[-10:]
