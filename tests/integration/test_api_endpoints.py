@@ -312,8 +312,8 @@ async def test_service_endpoints_openapi_health_readiness_metrics(pipeline: Pipe
         "/v1/events": {"post"},
         "/v1/outcomes": {"post"},
         "/v1/alerts/stream": {"get"},
-        "/healthz": {"get"},
-        "/readyz": {"get"},
+        "/healthz": {"get", "head"},
+        "/readyz": {"get", "head"},
         "/metrics": {"get"},
     }.items() <= {path: set(ops) for path, ops in document["paths"].items()}.items()
 
