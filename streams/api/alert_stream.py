@@ -82,7 +82,10 @@ async def _stream(
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     })  # fmt: skip
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionError:  # the screen left while its stream was set up (the broker
+        return response  # asked where a resumed screen is): nothing to answer, no fault
     drop_when_unacknowledged(request)
     inbox = hub.subscribe(queue)
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox

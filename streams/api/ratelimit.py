@@ -5,6 +5,13 @@
 [0.0, 0.0, 1.0]
 >>> bucket.wait("k", now=0.5), bucket.wait("k", now=0.5), bucket.allow("k", now=1.0)
 (0.5, 0.5, 0.0)
+
+A request that cost more than one (a large body) is charged the rest once it is known,
+into debt, down to one burst below empty:
+
+>>> bucket.charge("k", 10, now=1.0)
+>>> bucket.allow("k", now=2.0)
+2.0
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ class RateLimiter:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self.rate
+
+    def charge(self, key: str, tokens: float, now: float | None = None) -> None:
+        """Take ``tokens`` more from the key's bucket, past empty if need be (at most
+        one burst below it): its next requests wait until it is paid back."""
+        bucket = self._filled(key, now)
+        bucket.tokens = max(-float(self.burst), bucket.tokens - tokens)
 
     def wait(self, key: str, now: float | None = None) -> float:
         """What :meth:`allow` would answer now, taking nothing (before a body is sent)."""

@@ -648,3 +648,34 @@ def stream_frames() -> list[Any]:
                 found.append(coro.cr_frame)
             coro = coro.cr_await
     return found
+
+
+async def test_a_screen_gone_while_its_stream_is_set_up_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A screen resuming from an id ahead of this process waits while the broker is
+    asked where it is; one that left meanwhile was an ERROR with a traceback, and a 500."""
+
+    class AskingHub(AlertHub):
+        async def position(self, event_id: str | None) -> StreamPosition:
+            await asyncio.sleep(0.3)  # the broker asked for its partitions' ends
+            return await super().position(event_id)
+
+    hub = AskingHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()
+    runner = web.AppRunner(api_app(alerts=hub), handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-99\r\n"
+                     b"Authorization: Bearer backend-key\r\n\r\n")  # fmt: skip
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.transport.abort()  # the screen goes before its stream's headers are sent
+        await asyncio.sleep(0.6)
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
