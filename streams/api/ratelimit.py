@@ -43,6 +43,8 @@ class RateLimiter:
     def charge(self, key: str, tokens: float, now: float | None = None) -> None:
         """Take ``tokens`` more from the key's bucket, past empty if need be (at most
         one burst below it): its next requests wait until it is paid back."""
+        if tokens <= 0:
+            return
         bucket = self._filled(key, now)
         bucket.tokens = max(-float(self.burst), bucket.tokens - tokens)
 
