@@ -239,9 +239,10 @@ class Metrics:
         )
         self.outbox_write_failures = Counter(
             "moments_outbox_write_failures_total",
-            "Decisions recorded whose write to the API process's outbox failed (on a Redis "
-            "Cluster, the node of the outbox's slot away): they wait for Kafka in the process "
-            "alone, lost should it be killed outright first.",
+            "Decisions published whose write to the API process's outbox failed (Redis full "
+            "or a read-only replica; on a Redis Cluster, the node of the outbox's slot away), "
+            "each once: they wait for Kafka in the process alone, lost should it be killed "
+            "outright first.",
             registry=r,
         )
         self.learning = Counter(
