@@ -247,7 +247,9 @@ class Metrics:
         )
         self.learning = Counter(
             "moments_learning_outcomes_total",
-            "Outcomes seen by the learner, by what became of them.",
+            "Outcomes seen by the learner, by what became of them (relearned: read again by "
+            "a learner restarted from a snapshot that lacked it, and learned again; counted "
+            "as learned, or as what else became of it, when first claimed).",
             ["result"],
             registry=r,
         )
