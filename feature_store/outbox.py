@@ -210,13 +210,13 @@ class DecisionOutboxes:
         return int(left)
 
 
-def held_in(commands: Sequence[Command]) -> int:
-    """How many decisions the commands of :meth:`DecisionOutboxes.hold` keep.
+def held_ids(commands: Sequence[Command]) -> list[str]:
+    """The ids of the decisions the commands of :meth:`DecisionOutboxes.hold` keep.
 
-    >>> held_in(DecisionOutboxes(None, "m").hold("p1", [("d1", b"{}"), ("d2", b"{}")], 60))
-    2
+    >>> held_ids(DecisionOutboxes(None, "m").hold("p1", [("d1", b"{}"), ("d2", b"{}")], 60))
+    ['d1', 'd2']
     """
-    return sum((len(c) - 2) // 2 for c in commands if c[0] == "HSET")
+    return [str(d) for c in commands if c[0] == "HSET" for d in c[2::2]]
 
 
 def _text(value: bytes | str) -> str:

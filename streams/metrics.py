@@ -239,14 +239,17 @@ class Metrics:
         )
         self.outbox_write_failures = Counter(
             "moments_outbox_write_failures_total",
-            "Decisions recorded whose write to the API process's outbox failed (on a Redis "
-            "Cluster, the node of the outbox's slot away): they wait for Kafka in the process "
-            "alone, lost should it be killed outright first.",
+            "Decisions published whose write to the API process's outbox failed (Redis full "
+            "or a read-only replica; on a Redis Cluster, the node of the outbox's slot away), "
+            "each once: they wait for Kafka in the process alone, lost should it be killed "
+            "outright first.",
             registry=r,
         )
         self.learning = Counter(
             "moments_learning_outcomes_total",
-            "Outcomes seen by the learner, by what became of them.",
+            "Outcomes seen by the learner, by what became of them (relearned: read again by "
+            "a learner restarted from a snapshot that lacked it, and learned again; counted "
+            "as learned, or as what else became of it, when first claimed).",
             ["result"],
             registry=r,
         )

@@ -2,10 +2,13 @@
 (:class:`streams.learner.SnapshotLearner` reads the topic and publishes the snapshots).
 
 Each (decision, outcome) is claimed, so a redelivered outcome teaches once, and is
-counted (``moments_outcomes_total``, ``moments_offer_outcomes_total``) when it is claimed
-first. An outcome that does not decode, or whose decision is not stored (``no_context``:
-sent back once it is, it is learned then), goes to ``offer-outcomes-dlq`` unchanged, with
-the reason (before the learner moves past it). A claim whose reply the connection lost
+counted (``moments_outcomes_total``, ``moments_offer_outcomes_total``,
+``moments_learning_outcomes_total``) when it is claimed first; read again by a learner
+restarted from a snapshot that lacks it, it is learned again, counted only as
+``moments_learning_outcomes_total{result="relearned"}``. An outcome that does not
+decode, or whose decision is not stored (``no_context``: sent back once it is, it is
+learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
+learner moves past it). A claim whose reply the connection lost
 may have been made: read again, it answers that this record claimed it before, and is
 counted then, as the new outcome it was.
 """
@@ -114,27 +117,36 @@ class OfferLearner(SnapshotLearner):
             # this, they answer "relearn", and must count then (see _claim)
             self._not_heard([asked[i][2:] for i, c in enumerate(claims) if c == "learn"])
             raise
-        learned = 0
+        learned = relearned = 0
         for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
-            if new:  # a new outcome: counted, once
+            # a new outcome is counted, once; one read again (the learner restarted from
+            # a snapshot that lacks it) was counted when it was claimed
+            if new:
                 self._metrics.outcomes.labels(outcome.outcome).inc()
             if i in unreadable:  # claimed, so not sent back: it teaches nothing
-                self._metrics.learning.labels("bad_context").inc()
+                if new:
+                    self._metrics.learning.labels("bad_context").inc()
                 continue
             verdict = judged(outcome, context)
             if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
                 self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
             example = verdict.example
             if not isinstance(example, Example):
-                self._metrics.learning.labels(example).inc()
+                if new:
+                    self._metrics.learning.labels(example).inc()
                 continue
             predicted = self._model.predict_one(example.x, example.arm)
             self._logloss.update(example.reward, predicted)
             self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
-            learned += 1
+            if new:
+                learned += 1
+            else:  # learned again: the model it was learned into was never published
+                relearned += 1
         self._metrics.learning.labels("learned").inc(learned)
+        if relearned:
+            self._metrics.learning.labels("relearned").inc(relearned)
         self._metrics.model_figure(self._metrics.model_logloss, MODEL, self._logloss.get())
-        return learned
+        return learned + relearned
 
     async def _set_aside(
         self,

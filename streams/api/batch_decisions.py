@@ -50,7 +50,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
@@ -387,10 +386,11 @@ class BatchDecisions:
         decisions = self._store.decisions
         if self._outbox is None:
             return await decisions.record(records, shown, faults=faults, refused=refused)
-        held = self._outbox.hold([(d.decision_id, raw) for _, d, raw in decided])
-        heard = partial(self._outbox.written, held)
-        return await decisions.record(
-            records, shown, faults=faults, refused=refused, outbox=held, outbox_heard=heard
+        return await self._outbox.recording(
+            [(d.decision_id, raw) for _, d, raw in decided],
+            lambda held, heard: decisions.record(
+                records, shown, faults=faults, refused=refused, outbox=held, outbox_heard=heard
+            ),
         )
 
     @staticmethod

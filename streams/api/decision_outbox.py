@@ -29,16 +29,20 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
 from feature_store import StoreUnavailable
-from feature_store.outbox import DecisionOutboxes, held_in
+from feature_store.outbox import DecisionOutboxes, held_ids
 from feature_store.pipelining import Command
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# the round trip that records decisions: given the commands that keep them in the outbox,
+# to send with it, and what hears their replies (see DecisionLog.record)
+Recording = Callable[[Sequence[Command], Callable[[list[Any]], None]], Awaitable[T]]
 
 LEASE_S = 5.0  # a process whose lease is not renewed for this long is taken for dead
 RENEW_EVERY_S = 1.0
@@ -80,8 +84,9 @@ class DecisionOutbox:
         most: int = MAX_HELD,
         unwritten: Callable[[int], None] = lambda count: None,
     ) -> None:
-        """``unwritten`` counts the decisions whose write to the outbox Redis failed
-        (recorded all the same: they wait for Kafka in this process alone)."""
+        """``unwritten`` counts the decisions published whose write to the outbox failed
+        (they wait for Kafka in this process alone), each once however many writes of
+        it failed (:meth:`publishing`)."""
         self._outboxes = outboxes
         self._most = most
         self._unwritten = unwritten
@@ -90,6 +95,8 @@ class DecisionOutbox:
         self._unremoving: float | None = None  # when removals began to fail, if they do
         self.process = process or new_process_id()
         self._held: set[str] = set()  # decision ids in the outbox (as far as this one knows)
+        # held, but their latest write to the outbox failed: counted once published
+        self._unkept: set[str] = set()
         self._shown: set[str] = set()  # of those, or to be, the ones marked shown
         self._marking: set[asyncio.Task[None]] = set()  # marks on their way to Redis
         self._releasing: list[str] = []  # settled, to remove at the next removal
@@ -159,10 +166,30 @@ class DecisionOutbox:
                         "before they are recorded loses them): %s",
                         len(decision_ids) + len(entries), why(exc))  # fmt: skip
 
-    def written(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
-        """The replies to the commands :meth:`hold` gave, which rode a round trip: an
-        error among them (a Redis Cluster node of the outbox's slot away) leaves those
-        decisions in this process alone, counted, and said once per outage."""
+    async def recording(self, entries: Sequence[tuple[str, bytes]], record: Recording[T]) -> T:
+        """Run ``record``, the round trip that records the decisions of ``entries``
+        (decision id, JSON), with the commands that keep them (:meth:`hold`) riding it;
+        their replies are heard (:meth:`written`) once it is over, knowing whether it
+        failed."""
+        held = self.hold(entries)
+        replies: list[Any] = []  # (none when the connection went before they came)
+        try:
+            result = await record(held, replies.extend)
+        except BaseException:
+            if replies:
+                self.written(held, replies, recorded=False)
+            raise
+        if replies:
+            self.written(held, replies)
+        return result
+
+    def written(
+        self, commands: Sequence[Command], replies: Sequence[Any], recorded: bool = True
+    ) -> None:
+        """The replies to the commands :meth:`hold` gave, which rode a round trip
+        (``recorded``: the round trip did not fail): an error among them (Redis full, a
+        Redis Cluster node of the outbox's slot away) leaves those decisions in this
+        process alone, said once per outage, and counted as they are published."""
         gone, unmarked = self._outboxes.removed(self.process, commands, replies)
         if gone:  # those that rode with them
             self._removed(gone, unmarked)
@@ -172,24 +199,41 @@ class DecisionOutbox:
         kept = [reply for command, reply in zip(commands, replies, strict=False)
                 if command[0] != "HDEL"]  # fmt: skip
         errors = [reply for reply in kept if isinstance(reply, Exception)]
+        ids = held_ids(commands)
         if not errors:
+            self._unkept.difference_update(ids)  # (a write of theirs failed before)
             if self._unwriting:
                 log.warning("decisions are kept in the outbox again")
             self._unwriting = False
             return
-        count = held_in(commands)
-        self._unwritten(count)
+        self._unkept.update(d for d in ids if d in self._held)  # (not settled meanwhile)
         if not self._unwriting:
-            log.warning("could not keep %d decisions in the outbox (recorded, they wait "
-                        "for Kafka in this process alone; counted in "
+            state = "recorded" if recorded else "their record failed too"
+            log.warning("could not keep %d decisions in the outbox (%s; those published "
+                        "wait for Kafka in this process alone, counted in "
                         "moments_outbox_write_failures_total): %s",
-                        count, why(errors[0]))  # fmt: skip
+                        len(ids), state, why(errors[0]))  # fmt: skip
         self._unwriting = True
+
+    def publishing(
+        self, records: Sequence[tuple[bytes, bytes]], decision_ids: Sequence[str] | None
+    ) -> None:
+        """Decisions go to Kafka (``decision_ids``: their ids, when their sender gave
+        them): those the outbox does not hold, their write to it having failed, are
+        counted, each once."""
+        if not self._unkept:
+            return
+        ids = _ids_of(records) if decision_ids is None else decision_ids
+        unkept = {d for d in ids if d in self._unkept}
+        if unkept:
+            self._unkept -= unkept
+            self._unwritten(len(unkept))
 
     def release(self, decision_ids: Iterable[str]) -> None:
         """These decisions are settled (acknowledged by Kafka, or not to be sent): they
         leave the outbox with the next removal."""
         for decision_id in decision_ids:
+            self._unkept.discard(decision_id)
             if decision_id in self._held or decision_id in self._shown:
                 self._held.discard(decision_id)
                 self._releasing.append(decision_id)
@@ -210,13 +254,7 @@ class DecisionOutbox:
     def release_records(self, records: Iterable[tuple[bytes, bytes]]) -> None:
         """:meth:`release` for keyed decisions (their JSON names them; one that does not
         decode was never held: Moments encoded every one it holds)."""
-        ids = []
-        for _, value in records:
-            try:
-                ids.append(decision_id_of(value))
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                continue
-        self.release(ids)
+        self.release(_ids_of(records))
 
     def _remove_soon(self) -> None:
         self._release_due = None
@@ -297,6 +335,17 @@ class DecisionOutbox:
         elif left:
             log.warning("%d decisions Kafka did not acknowledge are left in the outbox, "
                         "for another API process to publish", left)  # fmt: skip
+
+
+def _ids_of(records: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The ids of keyed decisions (one whose JSON does not decode has none)."""
+    ids = []
+    for _, value in records:
+        try:
+            ids.append(decision_id_of(value))
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            continue
+    return ids
 
 
 def why(exc: Exception) -> str:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 
 from agents.decision_records import decision_record, offers_shown
 from agents.moments import request_moment
@@ -207,11 +206,12 @@ class Recommender:
             if self._outbox is None:
                 kept = await self._store.decisions.record(records, shown, faults=faults)
             else:
-                held = self._outbox.hold([(r.decision_id, r.context) for r in records])
-                kept = await self._store.decisions.record(
-                    records, shown, faults=faults, outbox=held,
-                    outbox_heard=partial(self._outbox.written, held),
-                )  # fmt: skip
+                kept = await self._outbox.recording(
+                    [(r.decision_id, r.context) for r in records],
+                    lambda held, heard: self._store.decisions.record(
+                        records, shown, faults=faults, outbox=held, outbox_heard=heard
+                    ),
+                )
         except StoreFull:
             # Redis full (or a replica) takes no record, but still says who is erased:
             # the others are published unrecorded (their outcomes find no decision, their
@@ -234,6 +234,8 @@ class Recommender:
     def _publish(self, records: list[tuple[bytes, bytes]], ids: list[str] | None = None) -> None:
         """Emit decisions that were answered (``ids``: their decision ids, when known);
         the answers do not wait for delivery."""
+        if self._outbox is not None:  # those it could not keep are counted
+            self._outbox.publishing(records, ids)
         self._delivery.send(records, ids)
 
     async def drain(self, within_s: float | None = None) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -162,32 +162,39 @@ async def test_an_outbox_and_its_lease_share_a_slot_and_name_no_customer(
     assert not await redis.store.has_any_customer()
 
 
+async def recorded_with(
+    redis: Redis,
+    made: Sequence[tuple[str, bytes]],
+    held: Sequence[Command],
+    heard: Callable[[list[Any]], None],
+) -> list[bool]:
+    """Record ``made`` (decision id, JSON), keeping them in an outbox (``held``)."""
+    records = [record(d, raw) for d, raw in made]
+    return await redis.store.decisions.record(records, outbox=held, outbox_heard=heard)
+
+
 async def test_a_failed_outbox_write_fails_no_decision_and_is_counted_once_said(
     redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The outbox's write fails (here its key holds another type; on a Redis Cluster,
     the node of its slot away): the decisions are recorded all the same, the failure
-    counted by decision and logged once until a write succeeds again."""
+    counted by decision as they are published and logged once until a write succeeds
+    again."""
     counted: list[int] = []
     outbox = DecisionOutbox(redis.boxes, "p", unwritten=counted.append)
     await redis.client.set(redis.boxes.box("p"), "not an outbox")
     for n in (0, 2):
         made = [(f"d{i}", decision(f"d{i}", f"c{i}")) for i in range(n, n + 2)]
-        held = outbox.hold(made)
-        kept = await redis.store.decisions.record(
-            [record(d, raw) for d, raw in made], outbox=held,
-            outbox_heard=partial(outbox.written, held),
-        )  # fmt: skip
+        kept = await outbox.recording(made, partial(recorded_with, redis, made))
         assert kept == [True, True]
+        outbox.publishing([(b"", raw) for _, raw in made], None)
     assert counted == [2, 2]
-    assert caplog.text.count("could not keep 2 decisions in the outbox") == 1
+    assert caplog.text.count("could not keep 2 decisions in the outbox (recorded;") == 1
     assert "ResponseError" in caplog.text and "c0" not in caplog.text
     await redis.client.delete(redis.boxes.box("p"))
-    held = outbox.hold([("d9", decision("d9", "c9"))])
-    await redis.store.decisions.record(
-        [record("d9", decision("d9", "c9"))], outbox=held,
-        outbox_heard=partial(outbox.written, held),
-    )  # fmt: skip
+    made = [("d9", decision("d9", "c9"))]
+    await outbox.recording(made, partial(recorded_with, redis, made))
+    outbox.publishing([(b"", raw) for _, raw in made], None)
     assert counted == [2, 2] and "decisions are kept in the outbox again" in caplog.text
     assert await redis.client.hkeys(redis.boxes.box("p")) == [b"d9"]
 

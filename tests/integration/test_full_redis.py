@@ -6,6 +6,7 @@ write is a DEL (which frees memory). A flag line (``#!lua flags=...``) without
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -102,3 +103,31 @@ async def test_an_api_on_a_full_redis_says_so_in_its_log_once_and_when_it_takes_
     lines = await eventually(said_back, "the API to log that Redis takes writes again", 15)
     refusals = [line for line in lines if "Redis answers but refuses" in line]
     assert len(refusals) == 1, lines[-10:]
+
+
+async def test_an_api_on_a_full_redis_counts_each_decision_it_could_not_keep_once(
+    pipeline: Pipeline, private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """While Redis is full every recommendation is a fallback, published unrecorded and
+    kept in no outbox: each is counted in moments_outbox_write_failures_total once. The
+    batch's decision its refused write left unshown was counted too (twice the
+    recommendations), and the warning said the decisions were recorded."""
+    api = pipeline.start_api(redis_url=private_redis.url)
+    url = f"{api.url}/v1/customers/full-{{}}/recommendations?channel=web"
+    assert (await call("GET", url.format(0), headers=DEV_AUTH)).json["fallback"] is False
+    used = int((await admin.info("memory"))["used_memory"])
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", max(used - 200_000, 1))
+    asked = 30
+    for i in range(asked):
+        assert (await call("GET", url.format(i), headers=DEV_AUTH)).json["fallback"] is True
+
+    async def counted() -> float | None:
+        count = api.metric("moments_outbox_write_failures_total")
+        return count if count >= asked else None
+
+    await eventually(counted, "the fallbacks published to be counted", 15)
+    await asyncio.sleep(1.5)  # the fallbacks' checks are over: nothing more to count
+    assert api.metric("moments_outbox_write_failures_total") == asked
+    lines = [line for line in api.log_path.read_text().splitlines() if "could not keep" in line]
+    assert len(lines) == 1 and "their record failed too" in lines[0], lines

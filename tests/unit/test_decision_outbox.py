@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from redis.exceptions import ResponseError
 
 from agents.contact_ceilings import CONTENDED, MAX_ROUNDS
-from feature_store import BudgetSpend, StoreUnavailable
+from feature_store import BudgetSpend, StoreFull, StoreUnavailable
 from feature_store.pipelining import Command
 from schemas import NextBestOffer
 from streams.api import decision_outbox, outbox_sweeper
@@ -23,7 +24,7 @@ from streams.api.decision_outbox import DecisionOutbox, decision_id_of
 from streams.api.outbox_sweeper import OutboxSweeper, customer_of
 from streams.api.publisher import PublisherFull, Record
 from tests.unit.test_recommender_ceilings import publishing
-from tests.unit.test_recommender_overlap import KNOWN, SlowStore
+from tests.unit.test_recommender_overlap import KNOWN, SlowStore, _Decisions
 
 
 def decision(decision_id: str, customer_id: str) -> bytes:
@@ -509,3 +510,66 @@ async def test_removals_failing_through_an_outage_are_said_when_it_begins_and_en
         "ConnectionError: cannot connect to Redis",
         "published decisions leave the outbox again, after 0 s",
     ]
+
+
+async def test_only_decisions_published_unkept_are_counted_each_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A decision whose outbox write failed is counted once it goes to Kafka without a
+    copy in the outbox, however many of its writes failed; not one kept at last, nor one
+    never published. Each failed write counted its decisions again: a full Redis's 150
+    recommendations counted 1,644."""
+    counted: list[int] = []
+    outbox = DecisionOutbox(Outboxes(), "p", unwritten=counted.append)  # type: ignore[arg-type]
+    oom = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+    made = {d: decision(d, f"c-{d}") for d in ("d1", "d2", "d3")}
+    held = outbox.hold(list(made.items()))
+    outbox.written(held, [oom], recorded=False)
+    for d in ("d1", "d1", "d2"):  # tried again (a fallback's check, say), failing
+        outbox.written(outbox.hold([(d, made[d])]), [oom], recorded=False)
+    outbox.written(outbox.hold([("d2", made["d2"])]), [1])  # kept at last
+    outbox.release(["d3"])  # not to be published (its caller was answered otherwise)
+    outbox.publishing([(b"c-d1", made["d1"]), (b"c-d2", made["d2"])], None)
+    assert counted == [1]
+    said = [r.getMessage() for r in caplog.records if r.name == decision_outbox.__name__]
+    assert said[0].startswith(
+        "could not keep 3 decisions in the outbox (their record failed "
+        "too; those published wait for Kafka in this process alone"
+    )
+    assert said[1:] == ["decisions are kept in the outbox again"]
+
+
+class UnkeptDecisions(_Decisions):
+    """The store's decisions, whose outbox commands fail (a full Redis refuses them)."""
+
+    async def record(self, *args: Any, **kwargs: Any) -> list[bool]:
+        heard, outbox = kwargs.get("outbox_heard"), kwargs.get("outbox", ())
+        if heard is not None and outbox:
+            heard([ResponseError("OOM command not allowed") for _ in outbox])
+        return await super().record(*args, **kwargs)
+
+
+async def test_a_fallback_whose_check_is_tried_again_is_counted_once() -> None:
+    """Redis refuses the batch's write and the outbox's: its decision, never shown, is not
+    counted; the fallback answered instead, its check tried again while Redis cannot
+    say who is erased, then published unrecorded (Redis full), is counted once. Each
+    write counted them again: the batch's decision, then the fallback at every try."""
+    store = SlowStore({"c1": KNOWN}, write_error=StoreUnavailable("BUSY Redis is busy"))
+    store.decisions = UnkeptDecisions(store)
+    counted: list[int] = []
+    outbox = DecisionOutbox(Outboxes(), "p", unwritten=counted.append)  # type: ignore[arg-type]
+    rec, sent = publishing(store)
+    rec._outbox = rec._decisions._outbox = outbox
+    rec._fallbacks._retry_s = 0.001
+    with pytest.raises(StoreUnavailable):
+        await rec.recommend("c1", "web", 3)
+    fallback = rec.as_if_unknown("c1", "web", 3)  # (as the API answers it)
+    rec.publish_soon(fallback)
+    for _ in range(500):  # its check tried three times
+        if len(store.writes) >= 4:
+            break
+        await asyncio.sleep(0.002)
+    store.write_error = StoreFull("OOM command not allowed when used memory > 'maxmemory'.")
+    assert await rec.drain(within_s=5)
+    assert sent.sent == [fallback.decision_id]
+    assert len(store.writes) >= 5 and sum(counted) == 1

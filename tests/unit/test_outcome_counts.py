@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from feature_store import RepliesUnknown, StoreUnavailable
 from feature_store.decision_log import Claim
@@ -143,3 +144,48 @@ def test_every_outcome_is_counted_from_zero() -> None:
     metrics = Metrics()
     for kind in ("shown", "clicked", "accepted", "dismissed", "ignored"):
         assert metrics.registry.get_sample_value("moments_outcomes_total", {"outcome": kind}) == 0
+
+
+class Learnable(Claims):
+    """Claims as Redis makes them, and decisions the model made (with its features)."""
+
+    async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+                             channel="web", trigger_event_id=None, context=[0.5] * DIMENSION,
+                             offers=[OfferScore(offer_id="book-club", score=0.4,
+                                                 propensity=1.0)])  # fmt: skip
+        return [encode_decision(made).decode() for _ in pairs]
+
+
+def learning(metrics: Metrics, result: str) -> float:
+    found = metrics.registry.get_sample_value("moments_learning_outcomes_total", {"result": result})
+    return found or 0
+
+
+async def test_an_outcome_learned_again_after_a_restart_is_counted_relearned() -> None:
+    """Restarted from a snapshot that lacks them (killed, or a rebalance), the learner
+    reads outcomes it learned before and learns them again, its model having lost them:
+    ``result="relearned"``, not ``learned`` once more, which counted them at every restart."""
+    claims, metrics = Learnable(), Metrics()
+    learner = learner_on(claims, metrics)
+    records = [outcome(1, "d-1"), outcome(2, "d-2")]
+    assert await learner._learn(0, records) == 2
+    for restart in (1, 2):
+        learner._start(None, 0)  # restarted from its snapshot, which lacks both
+        assert await learner._learn(0, records) == 2  # learned again: the model lacked them
+        assert learning(metrics, "learned") == 2
+        assert learning(metrics, "relearned") == 2 * restart
+    assert counted(metrics) == 2
+
+
+async def test_an_outcome_that_taught_nothing_is_not_counted_again_when_read_again() -> None:
+    """One whose decision holds no model's features was counted (``no_model_context``)
+    when it was claimed; read again after a restart, it is not counted again."""
+    claims, metrics = ContextsOnceDown(), Metrics()
+    claims.down = False
+    learner = learner_on(claims, metrics)
+    assert await learner._learn(0, [outcome(1, "d-1")]) == 0
+    learner._start(None, 0)
+    assert await learner._learn(0, [outcome(1, "d-1")]) == 0
+    assert learning(metrics, "no_model_context") == 1
+    assert learning(metrics, "relearned") == 0
