@@ -11,16 +11,19 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
 from streams.cli_arguments import parser
 from streams.listen_check import check_can_listen
+from streams.services.processes import terminated_like_ctrl_c
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
 from streams.startup_line import startup_line
 
 log = logging.getLogger("moments")
+STARTING = ("worker", "api")  # long-running: SIGTERM while they start is a Ctrl-C
 
 
 def check_local_files(settings: Settings, data_dir: bool) -> None:
@@ -59,7 +62,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         check_redis_layout,
         warn_about_redis_setup,
     )
-    from streams.services.processes import terminated_like_ctrl_c
     from streams.topics import ensure_topics
     from streams.worker_stop import exit_when_stuck
 
@@ -71,15 +73,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     log.info("%s (event loop: %s)", startup_line("worker", settings), loop_name(loop))
-    with terminated_like_ctrl_c():  # until Faust's worker takes the signals over
-        check_local_files(settings, data_dir=True)
-        check_can_listen(settings.web_host, settings.web_port,
-                         "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")  # fmt: skip
-        loop.run_until_complete(ensure_topics(settings))
-        loop.run_until_complete(warn_about_redis_setup(settings))
-        # a worker has nothing to do until Redis answers: it waits longer for the check
-        layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
-        moments = create_app(settings)
+    check_local_files(settings, data_dir=True)
+    check_can_listen(settings.web_host, settings.web_port,
+                     "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")  # fmt: skip
+    loop.run_until_complete(ensure_topics(settings))
+    loop.run_until_complete(warn_about_redis_setup(settings))
+    # a worker has nothing to do until Redis answers: it waits longer for the check
+    layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
+    moments = create_app(settings)
     refusals: list[Exception] = []
     if layout == "unreachable":  # checked once Redis answers; stopped if it must not write
 
@@ -112,17 +113,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from streams.api.server import serve
     from streams.event_loop import loop_factory
-    from streams.services.processes import terminated_like_ctrl_c
 
     check_local_files(settings, data_dir=False)
     if hasattr(signal, "SIGHUP"):  # until the API reads the catalogue on it, once started
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (its default would end the process)
-    # until the API's loop takes SIGTERM over, once it listens: a stop while it starts
-    # (waiting for Redis) ends it as Ctrl-C does
-    with (
-        terminated_like_ctrl_c(),
-        asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner,
-    ):
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         return runner.run(serve(settings))
 
 
@@ -462,8 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ONE_SHOT:
         logs.quiet_kafka_clients()
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
+    # a worker or the API stops as on Ctrl-C while it starts (its modules importing,
+    # waiting for Redis), until its own handlers take SIGTERM over: Faust's, or the API's
+    # loop's once it listens
+    starting = terminated_like_ctrl_c() if args.command in STARTING else nullcontext()
     try:
-        return COMMANDS[args.command](args, settings)
+        with starting:
+            return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
         _stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stopped(str(exc), settings)
         return 3
     except KeyboardInterrupt:
-        if args.command in ("worker", "api"):  # up, they stop on their own, with 0
+        if args.command in STARTING:  # up, they stop on their own, with 0
             log.info("Moments %s stopped while it started", args.command)
         return 130
     except BrokenPipeError:  # its reader went (| head): the rest is not wanted

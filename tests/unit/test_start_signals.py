@@ -1,0 +1,52 @@
+"""SIGTERM while ``moments`` starts: the modules of a worker or an API take a second or
+two to import, and an orchestrator's stop then ended the process at once, with 143 and
+no word. It now ends as Ctrl-C does, with 130."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# Run in a process of its own: an importer that stops the process (SIGTERM to itself)
+# the moment ``module`` is imported, and waits there for the signal to land.
+STOPPED_WHILE_IMPORTING = """
+import importlib.abc, os, signal, sys, time
+
+class Stop(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the signal lands here
+        return None
+
+sys.meta_path.insert(0, Stop())
+sys.argv = ["moments", *{argv!r}]
+from streams.moments_command import main
+sys.exit(main())
+"""
+
+
+def _stopped_while_importing(module: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    code = STOPPED_WHILE_IMPORTING.format(module=module, argv=list(argv))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={"MOMENTS_LOG_FORMAT": "text", "PATH": ""})  # fmt: skip
+
+
+def test_sigterm_while_the_command_imports_ends_it_as_ctrl_c() -> None:
+    done = _stopped_while_importing("streams.cli", "worker")
+    assert done.returncode == 130, done
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "module"), [("worker", "streams.app"), ("api", "streams.api.server")]
+)
+def test_sigterm_while_a_worker_or_the_api_imports_its_parts_ends_it_as_ctrl_c(
+    command: str, module: str
+) -> None:
+    done = _stopped_while_importing(module, command)
+    assert done.returncode == 130, done
+    assert f"Moments {command} stopped while it started" in done.stderr + done.stdout, done
+    assert "Traceback" not in done.stderr, done.stderr
