@@ -68,6 +68,28 @@ async def test_a_connection_that_sends_no_whole_request_is_closed(api: Worker, s
         writer.close()
 
 
+async def test_a_head_of_more_than_32_lines_is_refused_and_one_of_32_is_served(
+    api: Worker,
+) -> None:
+    """aiohttp's own limit is 128 lines of 8 KB: heads that never end held some 2 MiB
+    each, and 300 of them, no key needed, took an API past its pod's memory."""
+    cookie = b"Cookie: " + b"c" * 8000 + b"\r\n"  # a long line: a shop's cookies
+    for lines, status in ((40, b"400"), (32, b"200")):
+        extra = [b"X-Pad-%d: x\r\n" % i for i in range(lines - 2)]  # Host, Cookie: 2 more
+        head = b"GET /healthz HTTP/1.1\r\nHost: moments\r\n" + cookie + b"".join(extra)
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        try:
+            writer.write(head + b"\r\n")
+            await writer.drain()
+            answer, body = await response(reader, 5)
+            assert answer.split(b" ")[1] == status, (lines, answer)
+            if status == b"400":
+                assert json.loads(body)["error"] == "bad_request", body
+                assert b"X-Pad" not in body, body  # the request is not quoted
+        finally:
+            writer.close()
+
+
 async def test_a_kept_alive_connection_is_closed_once_idle_and_served_until_then(
     api: Worker,
 ) -> None:
