@@ -30,24 +30,14 @@ from streams.api.server import Api
 
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
+UPLOADS_RETRY_AFTER_S = 1  # a body comes whole within a second, or is a slow client's
 
 
-async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
+async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec.Raw]:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     check_announced_size(request)
-    try:
-        async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
-            raw = await request.read()
-    except TimeoutError as exc:  # a client trickling its body holds a connection
-        raise ApiError(408, "body_timeout", "the body did not arrive within "
-                       f"{api_of(request).settings.api_body_timeout_s:g} s") from exc  # fmt: skip
-    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
-        raise ApiError(400, "malformed_body", "the body could not be read: its "
-                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
-    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
-        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
-                       "body (its Content-Length) arrived") from exc  # fmt: skip
+    raw = await _received(request, key)
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
     raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
     try:
@@ -68,6 +58,34 @@ async def _items(request: web.Request, max_items: int) -> list[msgspec.Raw]:
     if len(items) > max_items:
         raise ApiError(413, "too_many_items", f"at most {max_items} items per request")
     return items
+
+
+async def _received(request: web.Request, key: str) -> bytes:
+    """The body as sent with ``key``, within the process's budget of bodies being
+    received at once (:mod:`streams.api.body_budget`: a 503 past it) and the body
+    timeout."""
+    api = api_of(request)
+    size = request.content_length  # announced; a chunked body may grow to the limit
+    size = api.settings.api_max_body_bytes if size is None else size
+    if not api.uploads.take(key, size):
+        raise ApiError(503, "too_many_uploads", "this API process is receiving as many "
+                       "request bodies as it may; retry shortly",
+                       [{"retry_after_s": UPLOADS_RETRY_AFTER_S}],
+                       headers={"Retry-After": str(UPLOADS_RETRY_AFTER_S)})  # fmt: skip
+    try:
+        async with asyncio.timeout(api.settings.api_body_timeout_s):
+            return await request.read()
+    except TimeoutError as exc:  # a client trickling its body holds a connection
+        raise ApiError(408, "body_timeout", "the body did not arrive within "
+                       f"{api.settings.api_body_timeout_s:g} s") from exc  # fmt: skip
+    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
+        raise ApiError(400, "malformed_body", "the body could not be read: its "
+                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
+    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
+        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
+                       "body (its Content-Length) arrived") from exc  # fmt: skip
+    finally:
+        api.uploads.give_back(key, size)
 
 
 def _too_large(index: int, size: int) -> ApiError:
@@ -171,7 +189,7 @@ def _decode_all(
 
 
 async def post_events(request: web.Request) -> web.Response:
-    authorise(request, "ingest")
+    key = authorise(request, "ingest")
     api = api_of(request)
     skew = timedelta(seconds=api.settings.max_future_skew_s)
     latest = datetime.now(UTC) + skew
@@ -184,7 +202,7 @@ async def post_events(request: web.Request) -> web.Response:
     def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
         api.metrics.events.labels(exc.kind, "invalid").inc()
 
-    items = await _items(request, api.settings.api_max_items)
+    items = await _items(request, api.settings.api_max_items, key.name)
     decoded = _decode_all(items, dated, "events", invalid)
     # a withdrawal is written all the same: one sent just before an erasure, or after
     # it, is kept beside the tombstone (feature_store/lua/apply.lua)
@@ -203,10 +221,10 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def post_outcomes(request: web.Request) -> web.Response:
-    authorise(request, "outcomes")  # which "ingest" grants too
+    key = authorise(request, "outcomes")  # which "ingest" grants too
     api = api_of(request)
-    decoded = _decode_all(await _items(request, api.settings.api_max_items), decode_outcome,
-                          "outcomes")  # fmt: skip
+    items = await _items(request, api.settings.api_max_items, key.name)
+    decoded = _decode_all(items, decode_outcome, "outcomes")
     records = _records(decoded)
     outcomes = await _screen(api, OUTCOMES, decoded, records)
     topic = api.settings.topic(topics.OFFER_OUTCOMES)
