@@ -223,7 +223,8 @@ class Settings:
     # past them a 503 too_many_uploads (each is held in memory until it has all come)
     api_body_budget_bytes: int = 64 * 2**20
     # client connections one API process holds at once (a JSON 503 to the next ones); 0:
-    # as many as its limit on open files leaves (less 256 it keeps for itself)
+    # as many as its limit on open files leaves (less 256 it keeps for itself) and its
+    # memory holds (streams/api/connection_cap.py)
     api_max_connections: int = 0
     # the SSE event name alerts carry when a screen does not ask (?alert_event=): none
     # (EventSource's onmessage hears them), or "intervention", as before 2026-12-05

@@ -308,7 +308,7 @@ async def serve(settings: Settings) -> int:
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
-    most = connection_cap(settings.api_max_connections)
+    most = connection_cap(settings.api_max_connections, bodies=settings.api_body_budget_bytes)
 
     def turned_away() -> None:  # the API's state is there once it started up
         app[API_KEY].metrics.connections_refused.inc()
