@@ -43,7 +43,7 @@ _NOT_NEGATIVE = (
 )  # fmt: skip
 _AT_LEAST_ONE = (
     "batch_size", "max_attempts", "topic_partitions", "topic_replication", "api_max_batch",
-    "api_max_items", "api_max_body_bytes", "api_max_streams_per_key",
+    "api_max_items", "api_max_body_bytes", "api_max_streams_per_key", "api_body_budget_bytes",
 )  # fmt: skip
 # Brokers refuse a consumer group session shorter than their group.min.session.timeout.ms
 # (6 s by default): the worker's join fails once, and it never consumes. Longer than the
@@ -219,8 +219,12 @@ class Settings:
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
     api_max_streams_per_key: int = 500  # alert streams (screens) one key may hold open
+    # bytes of request bodies one API process receives at once (a key a quarter of them);
+    # past them a 503 too_many_uploads (each is held in memory until it has all come)
+    api_body_budget_bytes: int = 64 * 2**20
     # client connections one API process holds at once (a JSON 503 to the next ones); 0:
-    # as many as its limit on open files leaves (less 256 it keeps for itself)
+    # as many as its limit on open files leaves (less 256 it keeps for itself) and its
+    # memory holds (streams/api/connection_cap.py)
     api_max_connections: int = 0
     # the SSE event name alerts carry when a screen does not ask (?alert_event=): none
     # (EventSource's onmessage hears them), or "intervention", as before 2026-12-05

@@ -30,6 +30,7 @@ from streams.api.server import Api
 
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
+UPLOADS_RETRY_AFTER_S = 1  # a body comes whole within a second, or is a slow client's
 
 # What a body costs its key's rate, besides the request's own token: one per 100 items
 # and one per 64 KiB (inflated) past the first, whichever is more. Splitting a list takes
@@ -54,18 +55,7 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     check_announced_size(request)
-    try:
-        async with asyncio.timeout(api_of(request).settings.api_body_timeout_s):
-            raw = await request.read()
-    except TimeoutError as exc:  # a client trickling its body holds a connection
-        raise ApiError(408, "body_timeout", "the body did not arrive within "
-                       f"{api_of(request).settings.api_body_timeout_s:g} s") from exc  # fmt: skip
-    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
-        raise ApiError(400, "malformed_body", "the body could not be read: its "
-                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
-    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
-        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
-                       "body (its Content-Length) arrived") from exc  # fmt: skip
+    raw = await _received(request, key)
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
     raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
     try:
@@ -88,6 +78,34 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
     if len(items) > max_items:
         raise ApiError(413, "too_many_items", f"at most {max_items} items per request")
     return items
+
+
+async def _received(request: web.Request, key: str) -> bytes:
+    """The body as sent with ``key``, within the process's budget of bodies being
+    received at once (:mod:`streams.api.body_budget`: a 503 past it) and the body
+    timeout."""
+    api = api_of(request)
+    size = request.content_length  # announced; a chunked body may grow to the limit
+    size = api.settings.api_max_body_bytes if size is None else size
+    if not api.uploads.take(key, size):
+        raise ApiError(503, "too_many_uploads", "this API process is receiving as many "
+                       "request bodies as it may; retry shortly",
+                       [{"retry_after_s": UPLOADS_RETRY_AFTER_S}],
+                       headers={"Retry-After": str(UPLOADS_RETRY_AFTER_S)})  # fmt: skip
+    try:
+        async with asyncio.timeout(api.settings.api_body_timeout_s):
+            return await request.read()
+    except TimeoutError as exc:  # a client trickling its body holds a connection
+        raise ApiError(408, "body_timeout", "the body did not arrive within "
+                       f"{api.settings.api_body_timeout_s:g} s") from exc  # fmt: skip
+    except web.RequestPayloadError as exc:  # a corrupt compressed body, a malformed chunk
+        raise ApiError(400, "malformed_body", "the body could not be read: its "
+                       "Content-Encoding or chunked encoding is corrupt") from exc  # fmt: skip
+    except ConnectionResetError as exc:  # the client stopped sending (an upload aborted)
+        raise ApiError(400, "incomplete_body", "the connection ended before the whole "
+                       "body (its Content-Length) arrived") from exc  # fmt: skip
+    finally:
+        api.uploads.give_back(key, size)
 
 
 def _too_large(index: int, size: int) -> ApiError:

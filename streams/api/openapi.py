@@ -43,7 +43,7 @@ ERROR_CODES = (
     "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
     "expectation_failed", "invalid_events", "invalid_outcomes", "rate_limited",
     "too_many_streams", "internal_error", "store_unavailable", "kafka_unavailable",
-    "alerts_not_ready", "replicas_unconfirmed", "too_many_connections",
+    "alerts_not_ready", "replicas_unconfirmed", "too_many_connections", "too_many_uploads",
 )  # fmt: skip
 _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties": {
     "error": {"type": "string", "enum": list(ERROR_CODES), "description": "What went "
@@ -53,8 +53,8 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties
                 "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
                 "(`record_too_large`), or `{\"retry_after_s\"}`, the seconds of "
                 "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready`, "
-                "`replicas_unconfirmed` and `too_many_connections`; `store_unavailable` has "
-                "the header only)."}}}  # fmt: skip
+                "`replicas_unconfirmed`, `too_many_connections` and `too_many_uploads`; "
+                "`store_unavailable` has the header only)."}}}  # fmt: skip
 
 
 def ecma_patterns(schema: Any) -> Any:
@@ -181,7 +181,9 @@ def _body(item: dict[str, Any], max_items: int, max_bytes: int) -> dict[str, Any
         "(413 `body_too_large`). It may be sent compressed, with `Content-Encoding: gzip` "
         "or `deflate`: the API inflates it to at most that limit too (413 past it; 400 "
         "`malformed_body` when it does not inflate); another encoding is answered 415 "
-        "`unsupported_content_encoding`.",
+        "`unsupported_content_encoding`. While the API process receives "
+        "MOMENTS_API_BODY_BUDGET_BYTES of bodies at once (one key a quarter of them), "
+        "the body is refused before it is read: 503 `too_many_uploads`, with `Retry-After`.",
         "content": {
             "application/json": {
                 "schema": {

@@ -5,8 +5,10 @@ control byte in a header, a broken chunk of body, a bad method) and an error tha
 every middleware are answered by ``RequestHandler.handle_error``, in plain text that
 quotes the offending bytes (and so a customer id in the path, a header or the body).
 :class:`JsonErrorsAppRunner` serves an application with a request handler that keeps
-aiohttp's status, logging and closed connection but answers in the API's error shape
-(:func:`streams.api.errors.error_response`) with a fixed description of the failure.
+aiohttp's status and closed connection but answers in the API's error shape
+(:func:`streams.api.errors.error_response`) with a fixed description of the failure; a
+request it could not read is logged as a warning, a line every few seconds at most
+(:mod:`streams.api.unreadable_requests`), and errors of the server's own as errors.
 An ``Expect`` header is answered before any middleware too: :func:`expect_continue`,
 each route's expect handler, answers it in JSON, and the server answers it so for a path
 no route has (:func:`answered_in_json`). A connection past the process's cap
@@ -25,6 +27,7 @@ from aiohttp.web_request import BaseRequest
 
 from streams.api.connection_cap import OVERLOADED
 from streams.api.errors import error_response
+from streams.api.unreadable_requests import UnreadableRequests
 
 _CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
 Handle = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
@@ -76,9 +79,17 @@ class JsonErrorsRequestHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        # aiohttp's: logs the error (streams.logs keeps the request out of the record)
-        # and raises ConnectionError if part of a response was sent already.
-        super().handle_error(request, status, exc, message)
+        server = self._manager
+        if status < 500 and isinstance(server, JsonErrorsServer):
+            # a request that could not be read: the client's doing, which anyone could
+            # repeat to fill the log, told as a warning, a line every few seconds at most
+            server.unreadable.seen(type(exc).__name__ if exc is not None else str(status))
+            if request.writer.output_size > 0:  # as aiohttp's: no answer after an answer
+                raise ConnectionError("part of a response was sent already")
+        else:
+            # aiohttp's: logs the error (streams.logs keeps the request out of the
+            # record) and raises ConnectionError if part of a response was sent already.
+            super().handle_error(request, status, exc, message)
         response = error_response(status, *describe(status, exc))
         response.force_close()
         return response
@@ -86,10 +97,15 @@ class JsonErrorsRequestHandler(web.RequestHandler):
 
 class JsonErrorsServer(web.Server):
     """``web.Server`` whose connections are served by :class:`JsonErrorsRequestHandler`,
-    ``max_connections`` at most at once (``on_refused`` is told of each one past it)."""
+    ``max_connections`` at most at once (``on_refused`` is told of each one past it), and
+    the requests it could not read logged a few at a time (:attr:`unreadable`)."""
 
     max_connections: int = 1 << 20
     on_refused: Callable[[], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unreadable = UnreadableRequests()  # requests it could not read, to log
 
     def full(self) -> bool:
         return len(self._connections) >= self.max_connections

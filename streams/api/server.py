@@ -32,6 +32,7 @@ from streams.api import cors
 from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.batch_decisions import DecisionCounters
+from streams.api.body_budget import BodyBudget
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.decision_outbox import DecisionOutbox
@@ -92,6 +93,7 @@ class Api:
     risk: RiskHolder
     kafka: KafkaHealth
     reloads: ModelReloads  # /readyz waits for its first check
+    uploads: BodyBudget  # the request bodies being received, in bytes
     outages: DependencyLog = field(default_factory=DependencyLog)  # told to the log
     # the ingest's tombstone checks, paused a while after one Redis could not answer
     erasure_checks: CheckPause = field(default_factory=CheckPause)
@@ -224,6 +226,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             risk=risk,
             kafka=kafka,
             reloads=ModelReloads(_Held(feature_store, holder, risk, metrics)),
+            uploads=BodyBudget(settings.api_body_budget_bytes),
         )
         hub.also_forget.append(app[API_KEY].fallback_contacts.forget)  # every erasure heard
         background = [
@@ -305,7 +308,7 @@ async def serve(settings: Settings) -> int:
     layout = await check_redis_layout(settings)
     app = create_api(settings)
     app.on_shutdown.append(_end_alert_streams)
-    most = connection_cap(settings.api_max_connections)
+    most = connection_cap(settings.api_max_connections, bodies=settings.api_body_budget_bytes)
 
     def turned_away() -> None:  # the API's state is there once it started up
         app[API_KEY].metrics.connections_refused.inc()

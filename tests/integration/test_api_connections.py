@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.api.auth import hash_key
 from streams.services import Services
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH
@@ -66,6 +67,28 @@ async def test_a_connection_that_sends_no_whole_request_is_closed(api: Worker, s
         assert IDLE_S * 0.8 <= took < IDLE_S + 3, took  # not at once: once idle that long
     finally:
         writer.close()
+
+
+async def test_a_head_of_more_than_32_lines_is_refused_and_one_of_32_is_served(
+    api: Worker,
+) -> None:
+    """aiohttp's own limit is 128 lines of 8 KB: heads that never end held some 2 MiB
+    each, and 300 of them, no key needed, took an API past its pod's memory."""
+    cookie = b"Cookie: " + b"c" * 8000 + b"\r\n"  # a long line: a shop's cookies
+    for lines, status in ((40, b"400"), (32, b"200")):
+        extra = [b"X-Pad-%d: x\r\n" % i for i in range(lines - 2)]  # Host, Cookie: 2 more
+        head = b"GET /healthz HTTP/1.1\r\nHost: moments\r\n" + cookie + b"".join(extra)
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        try:
+            writer.write(head + b"\r\n")
+            await writer.drain()
+            answer, body = await response(reader, 5)
+            assert answer.split(b" ")[1] == status, (lines, answer)
+            if status == b"400":
+                assert json.loads(body)["error"] == "bad_request", body
+                assert b"X-Pad" not in body, body  # the request is not quoted
+        finally:
+            writer.close()
 
 
 async def test_a_kept_alive_connection_is_closed_once_idle_and_served_until_then(
@@ -149,5 +172,69 @@ async def test_a_connection_past_the_cap_is_answered_503_and_closed(
         await asyncio.sleep(0.2)
         refused = api.metric("moments_http_connections_refused_total")
         assert refused >= 1, refused
+    finally:
+        deployment.stop()
+
+
+async def held_upload(port: int, key: str, size: int) -> asyncio.StreamWriter:
+    """An outcome upload announcing ``size`` bytes, of which one is sent."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /v1/outcomes HTTP/1.1\r\nHost: moments\r\nContent-Type: application/json\r\n"
+        b"X-API-Key: " + key.encode() + b"\r\nContent-Length: %d\r\n\r\n[" % size
+    )
+    await writer.drain()
+    return writer
+
+
+async def test_uploads_past_the_body_budget_or_their_keys_share_of_it_are_a_503(
+    kafka_redis: Services, tmp_path: Path
+) -> None:
+    """Bodies being received at once are held in memory: 250 unfinished uploads of 1 MiB,
+    with the key web pages use, took an API from 173 to 620 MiB. With a budget of 4,000
+    bytes, a key may hold 1,000 (a quarter), or one body of any size when it holds none;
+    past either, a JSON 503 too_many_uploads; a body that has come gives its bytes back."""
+    keys = {"web": "web-key-0123456789", "other": "other-key-0123456789",
+            "ingest": "ingest-key-0123456789"}  # fmt: skip
+    entries = [f"{name}:outcomes:{hash_key(key)}" for name, key in keys.items()]
+    deployment = Pipeline(kafka_redis, tmp_path)
+    try:
+        api = deployment.start_api(
+            MOMENTS_API_BODY_BUDGET_BYTES="4000", MOMENTS_API_KEYS=";".join(entries)
+        )
+
+        async def post(key: str, body: bytes) -> tuple[bytes, bytes]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+            try:
+                writer.write(
+                    b"POST /v1/outcomes HTTP/1.1\r\nHost: moments\r\n"
+                    b"Content-Type: application/json\r\nX-API-Key: " + key.encode() + b"\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body
+                )
+                await writer.drain()
+                return await response(reader, 5)
+            finally:
+                writer.close()
+
+        web = await held_upload(api.port, keys["web"], 900)
+        await asyncio.sleep(0.3)  # its head read: the 900 bytes are counted
+        head, body = await post(keys["web"], b"[" + b" " * 198 + b"]")  # 1,100 for the key
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"Retry-After: 1" in head, head
+        assert json.loads(body)["error"] == "too_many_uploads", body
+        ingest = await held_upload(api.port, keys["ingest"], 3000)  # alone: taken
+        await asyncio.sleep(0.3)
+        head, body = await post(keys["other"], b"[" + b" " * 198 + b"]")  # 4,100 in all
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert json.loads(body)["error"] == "too_many_uploads", body
+        web.write(b" " * 898 + b"]")  # the web page's body whole: its 900 bytes come back
+        await web.drain()
+        await asyncio.sleep(0.3)
+        for key in ("web", "other"):
+            head, body = await post(keys[key], b"[" + b" " * 198 + b"]")
+            assert head.startswith(b"HTTP/1.1 4"), (key, head)  # read, and judged
+            assert json.loads(body)["error"] != "too_many_uploads", body
+        web.close()
+        ingest.close()
     finally:
         deployment.stop()

@@ -6,11 +6,13 @@ Every error body is a JSON object with ``error`` and ``message``. Limits are set
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
 import pytest
 
+from streams.api.unreadable_requests import LOG_EVERY_S
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
@@ -211,3 +213,33 @@ async def test_an_item_larger_than_a_kafka_record_is_a_413_and_kafka_stays_ready
     reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH,
                        body=[event("web_click", "err-big", "small-1")])  # fmt: skip
     assert reply.status == 202, reply
+
+
+async def test_requests_that_cannot_be_read_are_logged_as_a_few_warnings_with_a_count(
+    pipeline: Pipeline,
+) -> None:
+    """Each was an ERROR line of its own, from anyone, no key needed: a log to fill and
+    alerts on errors to set off. Now the first is a warning, and those that follow within
+    a few seconds one more line that counts them; the request is never quoted."""
+    api = pipeline.start_api()
+    unreadable = [
+        b"GET /v1/customers/cust SECRET/export HTTP/1.1\r\nHost: api\r\n\r\n",  # a space
+        b"GET /healthz HTTP/1.1\r\nHost: api\r\n"
+        + b"".join(b"X-Secret-%d: cust-SECRET\r\n" % i for i in range(40))
+        + b"\r\n",
+    ]
+    for i in range(30):
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        writer.write(unreadable[i % 2])
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(100), 5)).split(b" ")[1] == b"400"
+        writer.close()
+    await asyncio.sleep(LOG_EVERY_S + 1.5)
+    log = api.log_path.read_text()
+    said = [line for line in log.splitlines() if "could not be read as HTTP" in line]
+    assert len(said) == 2, said
+    assert " WARNING " in said[0] and "a request could not be read" in said[0], said
+    assert " WARNING " in said[1] and "29 more requests" in said[1], said
+    assert "(BadHttpMessage: 15, BadStatusLine: 14)" in said[1], said  # by kind
+    assert " ERROR " not in log and "could not read a request" not in log, log[-2000:]
+    assert "SECRET" not in log

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
+from streams.api.body_budget import BodyBudget
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.dependency_watch import DependencyLog
 from streams.api.erased_items import CheckPause
@@ -64,6 +65,7 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
         outages=DependencyLog(),
         erasure_checks=CheckPause(),
         ingest_writes=WriteTimes(),
+        uploads=BodyBudget(settings.api_body_budget_bytes),
         **parts,
     )
     app[API_KEY] = cast(Api, api)
