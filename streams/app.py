@@ -341,6 +341,7 @@ def _register_catalogue_reload(moments: Moments) -> None:
     reloader = CatalogueReloader(
         settings.catalogue_path, moments.catalogue, metrics.catalogue_in_use
     )
+    metrics.catalogue_file_read(lambda: reloader.file_refused)
 
     @moments.app.task  # type: ignore[untyped-decorator]
     async def reload_catalogue_on_hangup() -> None:  # once, on the worker's own loop

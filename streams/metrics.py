@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Generic, TypeVar, get_args
 
@@ -322,6 +322,14 @@ class Metrics:
         )
         for outcome in ("applied", "refused"):  # from 0: a first refusal is an increase
             self.catalogue_reloads.labels(outcome)
+        self.catalogue_file_refused = Gauge(
+            "moments_catalogue_file_refused",
+            "1 while the offer catalogue file this process reads is refused (invalid, or"
+            " unreadable): it decides with the last valid one, and a process starting now"
+            " would exit 2; 0 once a file is applied or reads as the catalogue in use.",
+            registry=r,
+        )
+        self.catalogue_file_refused.set(0)
         self.catalogue_info = Gauge(
             "moments_catalogue_info",
             "1 for the offer catalogue in use: its version, and a digest of its contents.",
@@ -487,6 +495,11 @@ class Metrics:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
                 self.offer_budget_limit.labels(offer_id).set(limit)
+
+    def catalogue_file_read(self, refused: Callable[[], bool]) -> None:
+        """``moments_catalogue_file_refused`` from ``refused()``, asked at each scrape
+        (the catalogue reloader's state: set while the file on disk is refused)."""
+        self.catalogue_file_refused.set_function(lambda: 1.0 if refused() else 0.0)
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)

@@ -236,6 +236,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         watch = app[API_KEY].outages.keep_watching(redis_ok, kafka.down_since)
         background.append(asyncio.create_task(watch))
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
+        metrics.catalogue_file_read(lambda: reloader.file_refused)
         reloader.on_hangup(asyncio.get_running_loop())
         reloader.check_logged(written=True)  # a SIGHUP while it started was ignored: read now
         if settings.catalogue_check_s > 0:
