@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Generic, TypeVar, get_args
+from typing import Generic, Literal, TypeVar, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +25,7 @@ from schemas.outcomes import OutcomeKind
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Labelled = TypeVar("Labelled", Counter, Histogram)
+Dependency = Literal["redis", "kafka"]  # moments_dependency_up's label: a fixed set
 
 
 class Children(Generic[Labelled]):
@@ -360,6 +361,13 @@ class Metrics:
             "transaction a producer left open (the longest; 0: none).",
             registry=r,
         )
+        self.dependency_up = Gauge(
+            "moments_dependency_up",
+            "1 while this process reaches the dependency (redis, kafka) as its /readyz says,"
+            " 0 while it does not; set by the process's periodic look, no request of its own.",
+            ["dependency"],
+            registry=r,
+        )
         self.redis_memory_used = Gauge(
             "moments_redis_memory_used_bytes",
             "Memory the fullest Redis node uses (INFO memory used_memory), as last read.",
@@ -495,6 +503,15 @@ class Metrics:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
                 self.offer_budget_limit.labels(offer_id).set(limit)
+
+    def dependency_seen(self, dependency: Dependency, up: bool) -> None:
+        """What the last look at ``dependency`` found (``moments_dependency_up``)."""
+        self.dependency_up.labels(dependency).set(1.0 if up else 0.0)
+
+    def dependency_shown_by(self, dependency: Dependency, up: Callable[[], bool]) -> None:
+        """``moments_dependency_up`` of ``dependency`` from ``up()``, asked at each scrape
+        (a state the process keeps already, which costs no request)."""
+        self.dependency_up.labels(dependency).set_function(lambda: 1.0 if up() else 0.0)
 
     def catalogue_file_read(self, refused: Callable[[], bool]) -> None:
         """``moments_catalogue_file_refused`` from ``refused()``, asked at each scrape
