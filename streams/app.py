@@ -36,6 +36,7 @@ from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
 from streams.catalogue_reload import CatalogueReloader
 from streams.consumer_lag import register_lag_timer
+from streams.dependency_up import LOOK_EVERY_S, redis_answers
 from streams.kafka_security import faust_credentials, use_settings
 from streams.learner import learn_while_leader
 from streams.metrics import LATENCY_BUCKETS, Metrics
@@ -46,7 +47,12 @@ from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
 from streams.settings import Settings, secret_weakness
-from streams.worker_readiness import group_coordinator, kafka_readiness, watch_coordinator
+from streams.worker_readiness import (
+    coordinator_answers,
+    group_coordinator,
+    kafka_readiness,
+    watch_coordinator,
+)
 
 log = logging.getLogger(__name__)
 KAFKA_DELIVERY_TIMEOUT_S = 30.0  # see create_app
@@ -306,7 +312,12 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
 
     @app.timer(2.0)  # type: ignore[untyped-decorator]
     async def watch_group_coordinator() -> None:  # for /readyz (see worker_readiness)
-        watch_coordinator(group_coordinator(app))
+        coordinator = group_coordinator(app)
+        watch_coordinator(coordinator)
+        if coordinator is not None:  # (none to show yet: the gauge says nothing)
+            silent_for_s = moments.settings.kafka_session_timeout_s
+            up = coordinator_answers(coordinator, silent_for_s)
+            moments.metrics.dependency_seen("kafka", up)
 
     @app.timer(moments.settings.risk_sweep_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def sweep_risk() -> None:
@@ -341,6 +352,7 @@ def _register_catalogue_reload(moments: Moments) -> None:
     reloader = CatalogueReloader(
         settings.catalogue_path, moments.catalogue, metrics.catalogue_in_use
     )
+    metrics.catalogue_file_read(lambda: reloader.file_refused)
 
     @moments.app.task  # type: ignore[untyped-decorator]
     async def reload_catalogue_on_hangup() -> None:  # once, on the worker's own loop
@@ -362,6 +374,10 @@ def _register_redis_watches(moments: Moments) -> None:
     async def watch_redis_memory_and_restarts() -> None:
         await watch.check()
         await restarts.check()
+
+    @moments.app.timer(LOOK_EVERY_S)  # type: ignore[untyped-decorator]
+    async def watch_redis_answers() -> None:  # as /readyz: a PING, bounded
+        moments.metrics.dependency_seen("redis", await redis_answers(moments.store))
 
 
 def _register_pages(moments: Moments) -> None:

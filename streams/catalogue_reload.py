@@ -8,9 +8,11 @@ checks in a row read the same bytes (a file being written in place, cut at a lin
 often still a valid catalogue: one offer short of its segments, say), or at once on
 SIGHUP, which says the file is written. It is validated whole before it is used; a
 catalogue that fails validation is refused, logged once with the reason, counted, and
-the catalogue in use stays. One whose content changed under the same ``version`` (which
-metrics and decisions name it by) is applied with a warning: processes starting take it,
-and the running ones must not be left apart from them under one name.
+the catalogue in use stays; the refusal is shown (``file_refused``) for as long as the
+file stays so, since a process starting meanwhile would exit 2 on it. One whose content
+changed under the same ``version`` (which metrics and decisions name it by) is applied
+with a warning: processes starting take it, and the running ones must not be left apart
+from them under one name.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ class CatalogueReloader:
         self._reloaded = reloaded
         self._last: bytes | str | None = None  # what was last acted on, or why it could not
         self._changing: bytes | str | None = None  # a change read once, not yet settled
+        self._refused = False  # the file, as last taken up, was refused
+
+    @property
+    def file_refused(self) -> bool:
+        """Whether the file, as last taken up, is refused (invalid, or unreadable): the
+        catalogue in use stays, but a process starting now would exit 2 on it. False
+        again once a file is applied, or reads as the catalogue in use. (The refusal
+        is counted and logged once per content: this says it lasts.)"""
+        return self._refused
 
     def check(self, written: bool = False) -> str | None:
         """Read the file once; the outcome if its content changed since the last change
@@ -70,8 +81,9 @@ class CatalogueReloader:
             catalogue = load_catalogue(self._path, raw)
         except CatalogueError as exc:
             return self._refuse(str(exc))
+        self._refused = False  # valid: a process starting now would take it
         if catalogue == self._holder.current:
-            return None  # rewritten, not changed
+            return None  # rewritten, not changed (or a refused file put back)
         digest = catalogue.digest()  # worked out before it is in use: no half reload
         if catalogue.version == self._holder.current.version:  # applied all the same: a
             # process starting now takes it, and the processes must not split
@@ -91,6 +103,7 @@ class CatalogueReloader:
         return APPLIED
 
     def _refuse(self, reason: str) -> str:
+        self._refused = True
         log.warning("offer catalogue refused, still using version %r: %s",
                     self._holder.current.version, reason)  # fmt: skip
         self._reloaded(self._holder.current, REFUSED)

@@ -67,6 +67,7 @@ class SnapshotLearner:
         # partition -> the position the model has learned up to (see _learned_before)
         self._floors: dict[int, int] = {}
         self._floor_moved = False  # a partition's records written since began below it
+        self._lagging: set[TopicPartition] = set()  # partitions whose lag it reports
         if self.name and metrics is not None:  # at 0 from the start: an alert sees the first
             metrics.learner_rewinds.labels(self.name)
 
@@ -133,6 +134,8 @@ class SnapshotLearner:
             look_again_at = time.monotonic() + self._partitions_every_s
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                # before learning: one that fails on what it fetched still says what waits
+                await self._report_lag(consumer, tps)
                 for tp, records in batches.items():
                     p = tp.partition
                     if p in offsets and records[0].offset < offsets[p]:
@@ -144,7 +147,6 @@ class SnapshotLearner:
                 if time.monotonic() >= look_again_at:
                     tps = await self._added_partitions(consumer, tps, offsets)
                     look_again_at = time.monotonic() + self._partitions_every_s
-                await self._report_lag(consumer, tps)
                 # a floor that moved down is published at once: read again, the records
                 # it now lets teach say "again", and only this snapshot tells them apart
                 due = time.monotonic() - last_publish >= self._publish_every_s
@@ -158,14 +160,22 @@ class SnapshotLearner:
                     self._floor_moved = False
             log.info("%s learner handed over: this worker no longer leads the group (the "
                      "new leader learns on from version %d)", self.name, version)  # fmt: skip
+            self.forget_figures()
         finally:
+            # A failure keeps the figures: the learner restarts here, and its lag (growing
+            # while it fails) and MomentsModelOnBaseline's hour go on (learn_while_leader
+            # drops them once this worker no longer leads)
             await consumer.stop()
-            # No longer learning here: this process's quality figures would go stale,
-            # and keep alerts on them firing; the new leader's are the ones to read.
-            self._metrics.forget_model_quality(self.name)
-            for tp in tps:
-                with contextlib.suppress(KeyError):
-                    self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    def forget_figures(self) -> None:
+        """Drop what this learner reports (its model's quality figures, its topic's lag):
+        no longer learning here, they would go stale and keep alerts on them firing;
+        the new leader's are the ones to read."""
+        self._metrics.forget_model_quality(self.name)
+        for tp in self._lagging:
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self._lagging.clear()
 
     def _rewound(self, partition: int, position: int, now_at: int) -> None:
         """Say (once each time) that a partition is read again from ``now_at``, before
@@ -234,6 +244,7 @@ class SnapshotLearner:
                 position = await consumer.position(tp)
                 lag = max(highwater - position, 0)
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+                self._lagging.add(tp)
 
 
 async def learn_while_leader(
@@ -251,7 +262,9 @@ async def learn_while_leader(
     (``restarted("learner:<name>:<error>")``, as ``moments_batch_retries_total``'s
     reason): an outage (Redis down, full or read-only; Kafka away) logs one line each
     time; any other fault (one it would meet again: a snapshot it cannot restore) logs
-    its traceback the first time, then one line."""
+    its traceback the first time, then one line. What the learner reports (its lag, its
+    model's figures) stays while it restarts, and goes once this worker leads no more or
+    stops."""
     first, longest = pauses
     pause, failing = first, ""
     while True:
@@ -261,6 +274,7 @@ async def learn_while_leader(
                 await learner.run(is_leader)
                 pause, failing = first, ""
             except asyncio.CancelledError:
+                learner.forget_figures()  # the worker stops
                 raise
             except Exception as exc:
                 if clock() - started >= longest:  # it learned a while: a new fault
@@ -281,4 +295,5 @@ async def learn_while_leader(
                 await sleep(pause)
                 pause = min(pause * 2, longest)
                 continue
+        learner.forget_figures()  # (failed, then leadership lost: nothing else drops them)
         await sleep(first)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Generic, TypeVar, get_args
+from typing import Generic, Literal, TypeVar, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +25,7 @@ from schemas.outcomes import OutcomeKind
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Labelled = TypeVar("Labelled", Counter, Histogram)
+Dependency = Literal["redis", "kafka"]  # moments_dependency_up's label: a fixed set
 
 
 class Children(Generic[Labelled]):
@@ -325,6 +326,14 @@ class Metrics:
         )
         for outcome in ("applied", "refused"):  # from 0: a first refusal is an increase
             self.catalogue_reloads.labels(outcome)
+        self.catalogue_file_refused = Gauge(
+            "moments_catalogue_file_refused",
+            "1 while the offer catalogue file this process reads is refused (invalid, or"
+            " unreadable): it decides with the last valid one, and a process starting now"
+            " would exit 2; 0 once a file is applied or reads as the catalogue in use.",
+            registry=r,
+        )
+        self.catalogue_file_refused.set(0)
         self.catalogue_info = Gauge(
             "moments_catalogue_info",
             "1 for the offer catalogue in use: its version, and a digest of its contents.",
@@ -353,6 +362,13 @@ class Metrics:
             "moments_alerts_held_seconds",
             "How long the alerts of a partition of interventions have waited for a "
             "transaction a producer left open (the longest; 0: none).",
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "moments_dependency_up",
+            "1 while this process reaches the dependency (redis, kafka) as its /readyz says,"
+            " 0 while it does not; set by the process's periodic look, no request of its own.",
+            ["dependency"],
             registry=r,
         )
         self.redis_memory_used = Gauge(
@@ -490,6 +506,20 @@ class Metrics:
             # shown already: a limit changed shows at once
             for offer_id, limit in limits.items():
                 self.offer_budget_limit.labels(offer_id).set(limit)
+
+    def dependency_seen(self, dependency: Dependency, up: bool) -> None:
+        """What the last look at ``dependency`` found (``moments_dependency_up``)."""
+        self.dependency_up.labels(dependency).set(1.0 if up else 0.0)
+
+    def dependency_shown_by(self, dependency: Dependency, up: Callable[[], bool]) -> None:
+        """``moments_dependency_up`` of ``dependency`` from ``up()``, asked at each scrape
+        (a state the process keeps already, which costs no request)."""
+        self.dependency_up.labels(dependency).set_function(lambda: 1.0 if up() else 0.0)
+
+    def catalogue_file_read(self, refused: Callable[[], bool]) -> None:
+        """``moments_catalogue_file_refused`` from ``refused()``, asked at each scrape
+        (the catalogue reloader's state: set while the file on disk is refused)."""
+        self.catalogue_file_refused.set_function(lambda: 1.0 if refused() else 0.0)
 
     def dead_lettered(self, count: int) -> None:
         self.dead_letters.inc(count)

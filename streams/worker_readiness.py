@@ -94,14 +94,23 @@ def kafka_readiness(
         return "rebalancing"
     if not assigned:
         return "no partitions assigned yet"
-    if coordinator is not None:
-        if coordinator.coordinator_id is None:
-            return COORDINATOR_AWAY
-        # (filled in the consumer's own thread: read in one go, which the GIL keeps whole)
-        oldest = min(getattr(coordinator, WAITING, {}).values(), default=None)
-        if oldest is not None and clock() - oldest > silent_for_s:
-            return COORDINATOR_AWAY
+    if coordinator is not None and not coordinator_answers(coordinator, silent_for_s, clock):
+        return COORDINATOR_AWAY
     return OK
+
+
+def coordinator_answers(
+    coordinator: Any, silent_for_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+) -> bool:
+    """Whether the group coordinator is known and no request to it (watched:
+    :func:`watch_coordinator`) has waited ``silent_for_s`` for its answer: whether the
+    worker reaches Kafka, whatever it holds (``moments_dependency_up``: a worker given
+    no partition, or rebalancing, still heartbeats its coordinator)."""
+    if coordinator.coordinator_id is None:
+        return False
+    # (filled in the consumer's own thread: read in one go, which the GIL keeps whole)
+    oldest = min(getattr(coordinator, WAITING, {}).values(), default=None)
+    return oldest is None or clock() - oldest <= silent_for_s
 
 
 def watch_coordinator(coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:

@@ -1,6 +1,7 @@
 """What an API process tells its log of Redis and Kafka: one line when one becomes
 unusable, saying what the API does meanwhile, and one when it is back, saying how long
 it was away. Requests answered meanwhile log nothing each (their metrics count them).
+Its metrics say the same as it lasts (``moments_dependency_up``: :func:`show_in_metrics`).
 
 >>> watch = Outages()
 >>> watch.seen("redis", False, now=10.0)
@@ -29,6 +30,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
+from streams.api.kafka_health import OK, KafkaHealth
+from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +127,11 @@ class DependencyLog:
             await asyncio.sleep(soonest)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._look_now.wait(), every_s - soonest)
+
+
+def show_in_metrics(metrics: Metrics, outages: DependencyLog, kafka: KafkaHealth) -> None:
+    """``moments_dependency_up`` from what ``/readyz`` reads, asked at each scrape (no
+    request of its own): Redis as the last look found it, Kafka as the process last saw
+    it (``down``, and ``connecting`` before its first answer, show 0)."""
+    metrics.dependency_shown_by("redis", lambda: not outages.away("redis"))
+    metrics.dependency_shown_by("kafka", lambda: kafka.check() == OK)

@@ -36,7 +36,7 @@ from streams.api.body_budget import BodyBudget
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.decision_outbox import DecisionOutbox
-from streams.api.dependency_watch import DependencyLog
+from streams.api.dependency_watch import DependencyLog, show_in_metrics
 from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
@@ -50,6 +50,7 @@ from streams.api.screen_erasures import CustomerRefs
 from streams.api.stream_seats import StreamSeats
 from streams.api.write_times import WriteTimes
 from streams.catalogue_reload import CatalogueReloader
+from streams.dependency_up import redis_answers
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options, use_settings
 from streams.listen_check import check_can_listen
@@ -235,10 +236,13 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             asyncio.create_task(RedisRestartWatch(feature_store, metrics).keep_watching()),
             asyncio.create_task(sweeper.keep_sweeping()),
         ]
-        redis_ok = functools.partial(_redis_answers, feature_store)
-        watch = app[API_KEY].outages.keep_watching(redis_ok, kafka.down_since)
+        redis_ok = functools.partial(redis_answers, feature_store)
+        outages = app[API_KEY].outages
+        watch = outages.keep_watching(redis_ok, kafka.down_since)
+        show_in_metrics(metrics, outages, kafka)
         background.append(asyncio.create_task(watch))
         reloader = CatalogueReloader(settings.catalogue_path, catalogue, metrics.catalogue_in_use)
+        metrics.catalogue_file_read(lambda: reloader.file_refused)
         reloader.on_hangup(asyncio.get_running_loop())
         reloader.check_logged(written=True)  # a SIGHUP while it started was ignored: read now
         if settings.catalogue_check_s > 0:
@@ -358,10 +362,3 @@ async def serve(settings: Settings) -> int:
 
 async def _end_alert_streams(app: web.Application) -> None:
     app[API_KEY].alerts.close_all()
-
-
-async def _redis_answers(store: FeatureStore) -> bool:
-    try:
-        return await store.ping()
-    except Exception:  # StoreUnavailable, or anything else a dead connection raises
-        return False

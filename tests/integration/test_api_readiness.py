@@ -46,6 +46,10 @@ async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
     checks = {"kafka": "down", "redis": "ok", **started}
     assert (status, body) == (200, {"status": "degraded", "checks": checks})
     assert took < 2.5  # it asks Kafka nothing (a wait for the broker would take 10 s and more)
+    # and so does its /metrics, for MomentsDependencyDown (no metric said so before)
+    text = (await call("GET", f"{api.url}/metrics")).body.decode()
+    assert 'moments_dependency_up{dependency="kafka"} 0.0' in text
+    assert 'moments_dependency_up{dependency="redis"} 1.0' in text
 
     await asyncio.to_thread(kafka.restart)
 

@@ -117,6 +117,7 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
         await eventually(applied, "the new catalogue in use", within=20)
         assert process.metric("moments_catalogue_reloads_total", outcome="applied") == 1.0
         assert process.metric("moments_catalogue_offers") == 1.0
+        assert "moments_catalogue_file_refused 0.0" in process.get("/metrics")[1]
 
     # the worker's next decision, for a web click produced to Kafka, uses it too
     click = event("web_click", "live-4", "live-click-1", minutes_ago=0)
@@ -143,6 +144,8 @@ async def test_worker_and_api_decide_with_a_catalogue_published_while_they_run(
 
         await eventually(refused, "the invalid catalogue refused", within=20)
         assert metric_total(process, "moments_catalogue_info", version="live-2") == 1.0
+        # and said to be, for as long as it stays (MomentsCatalogueRefused)
+        assert process.metric("moments_catalogue_file_refused") == 1.0
         assert "offer catalogue refused, still using version 'live-2'" in (
             process.log_path.read_text()
         )

@@ -289,3 +289,31 @@ def test_a_campaign_that_never_ends_in_local_time_is_applied_with_its_digest(
         f'version = "5"\n{offer}available_until = {written_otherwise}\n', type=OfferCatalogue
     )
     assert again.digest() == holder.current.digest()
+
+
+def test_a_refused_file_shows_as_refused_for_as_long_as_it_stays(setup: Setup) -> None:
+    """The refusal is counted once per content: the alert on that count cleared within 15
+    minutes while the file stayed invalid, and every process started meanwhile exited 2."""
+    path, _, reloader, _ = setup
+    metrics = Metrics()
+    metrics.catalogue_file_read(lambda: reloader.file_refused)
+
+    def shown() -> float | None:
+        return metrics.registry.get_sample_value("moments_catalogue_file_refused")
+
+    assert settled(reloader) is None and shown() == 0.0
+    write(path, catalogue_toml("2", "shop", "shop"))  # the same offer twice
+    assert settled(reloader) == REFUSED and shown() == 1.0
+    for _ in range(6):  # not counted again, but still refused
+        assert reloader.check() is None and shown() == 1.0
+    write(path, catalogue_toml("1", "shop", "newsletter"))  # the one in use put back
+    assert settled(reloader) is None and shown() == 0.0
+    path.unlink()  # gone: a process starting now would exit 2 as well
+    assert settled(reloader) == REFUSED and shown() == 1.0
+    write(path, catalogue_toml("3", "shop"))
+    assert settled(reloader) == APPLIED and shown() == 0.0
+
+
+def test_no_catalogue_file_is_refused_before_one_is() -> None:
+    text = Metrics().exposition().decode()
+    assert "moments_catalogue_file_refused 0.0" in text

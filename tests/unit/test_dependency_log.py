@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
-from streams.api.dependency_watch import LOOK_AGAIN_AFTER_S, DependencyLog
+from streams.api.dependency_watch import LOOK_AGAIN_AFTER_S, DependencyLog, show_in_metrics
+from streams.api.kafka_health import KafkaHealth
+from streams.metrics import Metrics
 
 
 async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
@@ -100,3 +102,27 @@ async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
     assert said[0].startswith("Kafka cannot be used") and said[1:] == [
         "Kafka is reachable again, after 60 s"
     ], said
+
+
+def test_the_dependency_gauges_say_what_readyz_says_as_it_lasts() -> None:
+    """Both /readyz said Kafka was down for a 5 minute outage, and no metric did: no
+    alert went off. They say it from what the process saw last, asking nothing more."""
+    now, answered = [100.0], [None]  # the broker has not answered a fetch yet
+    kafka = KafkaHealth(lambda: answered[0], stale_s=10, clock=lambda: now[0])
+    outages, metrics = DependencyLog(clock=lambda: now[0]), Metrics()
+    show_in_metrics(metrics, outages, kafka)
+
+    def up() -> dict[str, float | None]:
+        sample = metrics.registry.get_sample_value
+        return {d: sample("moments_dependency_up", {"dependency": d}) for d in ("redis", "kafka")}
+
+    assert up() == {"redis": 1.0, "kafka": 0.0}  # connecting: not ok for /readyz either
+    answered[0] = 100.0
+    assert up() == {"redis": 1.0, "kafka": 1.0}
+    now[0] = 111.0  # no fetch answered for over 10 s
+    outages.saw("redis", False)
+    assert up() == {"redis": 0.0, "kafka": 0.0}
+    assert 'moments_dependency_up{dependency="kafka"} 0.0' in metrics.exposition().decode()
+    answered[0] = 110.5
+    outages.saw("redis", True)
+    assert up() == {"redis": 1.0, "kafka": 1.0}
