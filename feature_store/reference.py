@@ -192,11 +192,10 @@ class CustomerState:
             # the contact-only ttl from this fact, or the profile's life where longer
             short = contact_only_ttl_ms - max(0, age - live_lag_ms)
             given = max(short, self.expires_ms.get("profile", now_ms) - now_ms)
+            if given <= 0:  # replayed after the visitor would have expired: the live lag
+                given = live_lag_ms
             for name in ("profile", windows):
-                if given <= 0:  # replayed after the visitor would have expired
-                    setattr(self, name, {})
-                    self.expires_ms.pop(name, None)
-                elif getattr(self, name):
+                if getattr(self, name):
                     at = now_ms + given
                     self.expires_ms[name] = max(self.expires_ms.get(name, at), at)
         else:  # an expiry only where there is none: the profile's where it has one

@@ -36,7 +36,9 @@
 -- activity of their own (no `n`: a visitor Moments was only asked to decide for, or
 -- someone only mailed) has their profile and the fact's windows kept the shorter
 -- contact-only ttl from each such fact (an offer shown, an email sent) instead, never
--- shortened; their first activity gives the whole ttl. A fact dated the ttl or
+-- shortened, or the live lag where that is up already (a replay: the facts replayed
+-- after it, such as their first activity, still find it); their first activity gives
+-- the whole ttl. A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
 -- profile). The fact's id is remembered for the dedupe horizon at least.
@@ -535,14 +537,14 @@ elseif redis.call('HEXISTS', profile, 'n') == 0 then  -- no activity of their ow
   -- the contact-only ttl from this fact (or the profile's life, where that is longer:
   -- one kept from before); the seen ids keep the dedupe horizon, below
   local short = tonumber(ARGV[11]) * 1000 - math.max(0, age - tonumber(ARGV[10]))
+  -- replayed after the customer would have expired: kept the live lag only, so that a
+  -- replay in the topic's order (moments rebuild) still finds it when the facts that kept
+  -- it alive live (their first activity, a later email) come next, as they did live
   local given = math.max(short, redis.call('PTTL', profile))
+  if given <= 0 then given = tonumber(ARGV[10]) end
   for _, key in ipairs({profile, windows}) do
-    if given <= 0 then  -- replayed after the customer would have expired
-      redis.call('DEL', key)
-    else
-      local left = redis.call('PTTL', key)
-      if left ~= -2 and (left == -1 or left < given) then redis.call('PEXPIRE', key, given) end
-    end
+    local left = redis.call('PTTL', key)
+    if left ~= -2 and (left == -1 or left < given) then redis.call('PEXPIRE', key, given) end
   end
 else  -- an expiry only where there is none (-1; -2: no such key): the customer's own
   -- lifetime (the profile's) where they have one, so that the order facts come in

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
 from agents.risk import ChurnRisk
 from agents.risk_features import baseline_risk, risk_features, risk_features_at
 from agents.risk_watch import watch_risk
@@ -138,6 +140,27 @@ async def test_rebuild_lets_keys_expire_the_ttl_after_the_newest_activity(
             assert 100.9 < await admin.pttl(key) / DAY_MS <= 101, key  # 400 - 300 (+1)
     finally:
         await admin.aclose()
+        await store.close()
+
+
+async def test_rebuild_keeps_the_bounces_before_a_customers_first_activity(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Bounced 45 and 44 days ago, a first click 25 days ago: live, the click found both
+    bounces and email was avoided; the rebuild wrote each bounce, deleted it (its
+    contact-only 30 days were up by the rebuild's clock) and emailed the address again."""
+    await write(pipeline, "touchpoints", [
+        (b"rl-mailed", days_ago("email", "rl-mailed", "rl-m1", 45, action="bounced")),
+        (b"rl-mailed", days_ago("email", "rl-mailed", "rl-m2", 44, action="bounced")),
+        (b"rl-mailed", days_ago("web_click", "rl-mailed", "rl-m3", 25)),
+    ])  # fmt: skip
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        assert report.applied == 3
+        features = await store.read("rl-mailed")
+        assert features is not None and features.emails == {"bounced": 2}, features
+        assert ContactPolicy(ControlGroup("salt", 0.0)).avoids(features, "email")
+    finally:
         await store.close()
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from agents.contact_policy import ContactPolicy
+from agents.control_group import ControlGroup
 from feature_store import (
     ApplyStatus,
     DecisionRecord,
@@ -484,5 +486,75 @@ async def test_a_visitor_moments_only_decided_for_is_kept_the_contact_only_ttl(
         await store.decisions.record([DecisionRecord("visitor", "d2", now_ms, b"{}", "c1")])
         known = await _ttls(admin, k, "profile", "contacts", "decisions", "windows")
         assert all(TTL_S - 60 <= t <= TTL_S for t in known.values()), known
+    finally:
+        await store.close()
+
+
+async def test_a_rebuild_keeps_the_bounces_before_a_customers_first_activity(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """Bounced on days 0 and 1, then a click on day 20: live, the click found both
+    bounces (a customer only mailed is kept the contact-only TTL) and email was avoided.
+    Replayed on day 45 in the topic's order, as `moments rebuild` does, each bounce was
+    written, deleted (its 30 days were up) and answered APPLIED: the rebuilt customer
+    was emailed again. Now the bounces are kept the live lag, and the click finds them."""
+    day0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+    history = [_email("rb-b1", "rb", "bounced", day0),
+               _email("rb-b2", "rb", "bounced", day0 + timedelta(days=1)),
+               _click("rb-c1", "rb", day0 + timedelta(days=20))]  # fmt: skip
+    clock = [0.0]
+    live, rebuilt = (_store(private_redis, clock=lambda: clock[0]) for _ in range(2))
+    policy = ContactPolicy(ControlGroup("salt", 0.0))
+    try:
+        for event in history:  # live: each applied when it happened
+            clock[0] = event.ts.timestamp()
+            assert await live.apply([event]) == [ApplyStatus.APPLIED]
+        clock[0] = (day0 + timedelta(days=45)).timestamp()
+        assert await rebuilt.apply(history) == [ApplyStatus.APPLIED] * 3
+        for store in (live, rebuilt):
+            features = await store.read("rb")
+            assert features is not None and features.emails == {"bounced": 2}, features
+            assert features.events == 1 and policy.avoids(features, "email")
+    finally:
+        await live.close()
+        await rebuilt.close()
+
+
+async def test_a_bounce_replayed_alone_is_kept_no_longer_than_the_live_lag(
+    private_redis: LocalRedis, admin: aioredis.Redis
+) -> None:
+    """A bounce to a customer with no activity, replayed 40 days after it (their keys
+    expired live 10 days ago): kept a day, for the facts the replay brings next, then
+    gone as live; a rebuild brings back no one only mailed long ago."""
+    now = time.time()
+    store = _store(private_redis, clock=lambda: now)
+    k = _keys_of(store, "rb-gone")
+    try:
+        bounced = datetime.fromtimestamp(now, UTC) - timedelta(days=40)
+        assert await store.apply([_email("rb-g1", "rb-gone", "bounced", bounced)]) == [
+            ApplyStatus.APPLIED
+        ]
+        assert DAY_S - 60 <= await admin.ttl(k.profile) <= DAY_S
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("order", ["email first", "click first"])
+async def test_an_email_dated_a_month_ago_counts_whatever_order_it_comes_in(
+    private_redis: LocalRedis, order: str
+) -> None:
+    """An email sent 31 days ago (beyond the contact-only TTL) and a click now, applied
+    now: the email counted only when it came after the click (the profile it found had
+    the whole TTL); first, it was written and deleted."""
+    now = time.time()
+    store = _store(private_redis, clock=lambda: now)
+    at = datetime.fromtimestamp(now, UTC)
+    mail = _email("ro-m1", "ro", "sent", at - timedelta(days=31))
+    click = _click("ro-c1", "ro", at)
+    try:
+        for event in (mail, click) if order == "email first" else (click, mail):
+            assert await store.apply([event]) == [ApplyStatus.APPLIED]
+        features = await store.read("ro")
+        assert features is not None and features.emails == {"sent": 1}, features
     finally:
         await store.close()

@@ -63,10 +63,15 @@ def test_a_visitor_moments_only_contacted_is_kept_the_contact_only_ttl_from_the_
     assert state.expires_ms["profile"] == later + TTL_MS
 
 
-def test_a_contact_replayed_after_its_visitor_would_have_expired_keeps_no_profile() -> None:
+def test_a_contact_replayed_after_its_visitor_would_have_expired_is_kept_the_live_lag() -> None:
+    """Deleted at once, it was lost to the facts replayed after it (a rebuild replays in
+    topic order): kept the day a live fact may lag, then gone as live."""
     state = CustomerState()
     old = offers_shown_fact("d1", "v1", "web", ["o1"], at(days=-40))
     assert state.apply(old, T0_MS) == 1
+    assert state.profile["shown:web"] == "1"
+    assert state.expires_ms["profile"] == state.expires_ms["contacts"] == T0_MS + DAY_MS
+    state.expire_due(T0_MS + DAY_MS)
     assert not state.profile and not state.contacts
     assert state.apply(old, T0_MS) == 0  # its id is remembered all the same
     replayed = offers_shown_fact("d2", "v1", "web", ["o1"], at(days=-20))
@@ -86,3 +91,17 @@ def test_emails_and_offers_to_a_customer_with_no_activity_give_one_life_in_any_o
             assert state.apply(fact, T0_MS) == 1
         lives.append(state.expires_ms["profile"])
     assert lives == [T0_MS + CONTACT_ONLY_MS] * 2
+
+
+def test_a_rebuild_keeps_the_bounces_before_a_customers_first_activity() -> None:
+    """Bounced on days 0 and 1, a click on day 20: live, the click found both bounces
+    (kept the contact-only TTL). Replayed on day 45 in that order, the bounces were
+    written then deleted, and the rebuilt customer was emailed again."""
+    state = CustomerState()
+    rebuilt_ms = T0_MS + 45 * DAY_MS
+    for fact in (email("bounced", at(days=0)), email("bounced", at(days=1)),
+                 click(at(days=20), customer="c1")):  # fmt: skip
+        assert state.apply(touchpoint_fact(fact), rebuilt_ms) == 1
+    assert state.profile["email:bounced"] == "2" and state.profile["n"] == "1"
+    # kept the whole TTL from the click (and the day a live fact may lag), as replayed
+    assert state.expires_ms["profile"] == T0_MS + 20 * DAY_MS + TTL_MS + DAY_MS
