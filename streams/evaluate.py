@@ -21,9 +21,11 @@ offer through the hidden preferences, with the same random draw for every policy
 
 After the warm-up it reports, per policy, the acceptance rate and the value per
 decision, and how much of the gap between random and the oracle the learned policy
-closes; the lift of the learned policy over the control group with 95 % confidence
-intervals; and off-policy estimates (IPS, SNIPS) of candidate policies from the
-learned policy's logged decisions, next to their true values.
+closes, beside what the rules policy closes (the target is met only above both 0.6 and
+the rules' share: rules alone close 0.65 to 0.71 of it); the lift of the learned
+policy over the control group with 95 % confidence intervals; and off-policy
+estimates (IPS, SNIPS) of candidate policies from the learned policy's logged decisions,
+next to their true values.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ POLICIES = ("learned", "random", "oracle", "rules")
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 ORGANIC_BASE = 0.02  # chance that a decision moment ends in a purchase with no offer at all
 ORGANIC_SATISFIED = 0.04  # ... plus this x satisfaction
+GAP_TARGET = 0.6  # the share of the random-to-oracle gap the learned policy is to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,45 @@ def gap_closed(learned: float, random_: float, oracle: float) -> float | None:
     """The share of the random-to-oracle gap the learned policy closes."""
     gap = oracle - random_
     return None if abs(gap) < 1e-12 else (learned - random_) / gap
+
+
+def gaps(tallies: dict[str, Tally], policy: str = "learned") -> dict[str, float | None]:
+    """The share of the random-to-oracle gap ``policy`` closes, in value per decision and
+    in acceptance rate."""
+    a, r, o = tallies[policy], tallies["random"], tallies["oracle"]
+    v = gap_closed(a.value_per_decision, r.value_per_decision, o.value_per_decision)
+    c = gap_closed(a.acceptance_rate, r.acceptance_rate, o.acceptance_rate)
+    return {
+        "value": None if v is None else round(v, 4),
+        "acceptance": None if c is None else round(c, 4),
+    }
+
+
+def gap_verdict(tallies: dict[str, Tally]) -> dict[str, Any]:
+    """The learned policy's share of the gap against the target: met when it reaches
+    :data:`GAP_TARGET` and closes more of it than the rules policy it replaces (which
+    alone reaches the target in this simulation: 0.65 to 0.71).
+
+    >>> t = {"learned": Tally(1, 1, 1, 0, 3.25), "rules": Tally(1, 1, 1, 0, 3.40),
+    ...      "random": Tally(1, 1, 0, 0, 1.38), "oracle": Tally(1, 1, 1, 0, 4.22)}
+    >>> found = gap_verdict(t)
+    >>> found["value"], found["rules"]["value"], found["met"]
+    (0.6585, 0.7113, False)
+    """
+    learned, rules = gaps(tallies), gaps(tallies, "rules")
+    value = learned["value"]
+    t = tallies["learned"].value_per_decision, tallies["rules"].value_per_decision
+    return {
+        **learned,
+        "rules": rules,
+        "learned_over_rules": round(t[0] / t[1] - 1.0, 4) if t[1] > 0 else None,
+        "target": GAP_TARGET,
+        "met": value is not None
+        and value >= GAP_TARGET
+        and (rules["value"] is None or value > rules["value"]),
+        "definition": "(learned - random) / (oracle - random), in value per decision; met: "
+        f"at least {GAP_TARGET} and above the rules policy's",
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -332,16 +374,6 @@ class Evaluation:
     def report(self, events: int) -> dict[str, Any]:
         cfg = self.config
         t = self.tallies
-
-        def gaps(tallies: dict[str, Tally]) -> dict[str, float | None]:
-            a, r, o = tallies["learned"], tallies["random"], tallies["oracle"]
-            v = gap_closed(a.value_per_decision, r.value_per_decision, o.value_per_decision)
-            c = gap_closed(a.acceptance_rate, r.acceptance_rate, o.acceptance_rate)
-            return {
-                "value": None if v is None else round(v, 4),
-                "acceptance": None if c is None else round(c, 4),
-            }
-
         start = cfg.warmup
         curve = []
         chunk = max((cfg.decisions - cfg.warmup) // max(cfg.curve_points, 1), 1)
@@ -356,7 +388,6 @@ class Evaluation:
                 }
             )
         arms = self.holder.model.arms
-        closed = gaps(t)
         return {
             "benchmark": "moments evaluate",
             "config": {
@@ -381,12 +412,7 @@ class Evaluation:
                 "offers_learned": {name: arm.n for name, arm in sorted(arms.items())},
             },
             "measured_after_warmup": {p: t[p].report() for p in POLICIES},
-            "gap_closed": {
-                **closed,
-                "target": 0.6,
-                "met": (closed["value"] or 0.0) >= 0.6,
-                "definition": "(learned - random) / (oracle - random)",
-            },
+            "gap_closed": gap_verdict(t),
             "learning_curve": curve,
             "control_group": lift(self.treated, self.control, cfg.bootstrap, cfg.seed),
             "off_policy": off_policy(
