@@ -115,6 +115,8 @@ def test_without_exploration_no_other_policy_is_estimated() -> None:
     candidates = found["off_policy"]["candidates"]
     assert candidates and all(c["ips"] is None and c["snips"] is None for c in candidates.values())
     assert all("never explored" in c["no_estimate"] for c in candidates.values())
+    # the warning says so too: it read "... decisions the logging policy seldom took"
+    assert all("never put first" in c["warning"] for c in candidates.values()), candidates
     logging_policy = found["off_policy"]["logging_policy"]  # its own logs: still estimated
     assert logging_policy["ips"] == pytest.approx(logging_policy["observed_mean_reward"], abs=1e-4)
 
@@ -388,3 +390,22 @@ def test_the_lift_over_the_control_group_comes_with_the_random_policys_floor(
     measured = report["measured_after_warmup"]
     more = measured["learned"]["accepted"] - measured["random"]["accepted"]
     assert found["over_random"] > 0 and more > 0  # more acceptances, more conversions
+
+
+def test_a_policy_that_takes_what_the_logging_policy_never_took_gets_no_estimate() -> None:
+    """Epsilon 0: the logging policy put ``b`` first with propensity 0. A target that
+    would put it first now and then was estimated, with the warning "variance ESS 0.0
+    below 75: ... decisions the logging policy seldom took": it never took them."""
+    props = (1.0, 0.0)
+    logs = [Logged([0.0], ("a", "b"), {}, "a", 1.0, float(i % 4 == 0), f"c{i}", "web", None,
+                   props) for i in range(200)]  # fmt: skip
+    rare = {id(r) for r in logs[::10]}
+    found = ips_estimates(
+        logs,
+        lambda r: float(id(r) not in rare),
+        lambda r: [0.0, 1.0] if id(r) in rare else [1.0, 0.0],
+    )
+    assert found["ips"] is None and found["snips"] is None
+    assert found["ips_ci95_low"] is None and found["ips_ci95_high"] is None
+    warning = found["warning"]
+    assert isinstance(warning, str) and "never put first" in warning and "seldom" not in warning
