@@ -57,7 +57,9 @@ class Judged:
 
 def judged(outcome: Outcome, context: str | None) -> Judged:
     """The outcome against the context of its decision (``None``: none is stored). The
-    context may be another kind of decision's (an intervention's id named by mistake)."""
+    context may be another kind of decision's (an intervention's id named by mistake).
+    Only the decision's first offer teaches (``not_first_offer`` for the others): the
+    model has no place in its context, and its propensities are of the first place."""
     decision: NextBestOffer | None = None
     if context is not None:
         try:
@@ -75,6 +77,10 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
         return Judged("no_model_context", channel)
     if not made:
         return Judged("offer_not_in_decision", channel)
+    if outcome.offer_id != decision.offers[0].offer_id:
+        # seen in a lower place, so looked at less: learned as if shown first, its
+        # ignores sank the offers ranked below the first (propensities are of place 1)
+        return Judged("not_first_offer", channel)
     x = learnable(decision.context)
     if x is None:  # stored by no version this one can read, or corrupt
         return Judged("bad_context", channel)

@@ -93,7 +93,9 @@ def ips_estimates(
     logged arm first with probability ``target(record)``, from decisions logged with
     their propensities. Also the IPS 95 % interval (normal), the effective sample size
     and a ``warning`` where the figures say little: no estimate when no logged decision
-    is one the policy would have taken (all weights 0), and no interval when the
+    is one the policy would have taken (all weights 0) or, with ``chances``, when the
+    policy would put first an offer the logging policy never put first (propensity 0:
+    the logs hold nothing to weigh for it), and no interval when the
     effective sample size is below :data:`MIN_ESS`, when the weighed rewards do not vary
     (the normal interval then collapses towards a point), or when the variance ESS is
     below :data:`MIN_VARIANCE_ESS`: the estimate then rests on a few heavy weights whose
@@ -127,6 +129,10 @@ def ips_estimates(
         spread_ess = min(spread_ess, expected)
     spread = float(terms.std(ddof=1)) if n > 1 else 0.0  # one: no spread
     warning = None
+    if expected == 0:  # not seldom but never (epsilon 0): no weight can stand for those
+        never = ("the policy would put first offers the logging policy never put first "
+                 "(propensity 0): no estimate of it is unbiased")  # fmt: skip
+        return {**nothing, "ess": round(ess, 1), "warning": never}
     if ess < MIN_ESS:
         warning = (f"effective sample size {ess:.1f} below {MIN_ESS}: too few logged "
                    "decisions match this policy for an interval")  # fmt: skip

@@ -21,9 +21,11 @@ offer through the hidden preferences, with the same random draw for every policy
 
 After the warm-up it reports, per policy, the acceptance rate and the value per
 decision, and how much of the gap between random and the oracle the learned policy
-closes; the lift of the learned policy over the control group with 95 % confidence
-intervals; and off-policy estimates (IPS, SNIPS) of candidate policies from the
-learned policy's logged decisions, next to their true values.
+closes, beside what the rules policy closes (the target is met only above both 0.6 and
+the rules' share: rules alone close 0.65 to 0.71 of it); the lift of the learned
+policy over the control group with 95 % confidence intervals; and off-policy
+estimates (IPS, SNIPS) of candidate policies from the learned policy's logged decisions,
+next to their true values.
 """
 
 from __future__ import annotations
@@ -58,9 +60,13 @@ from streams.simulation.population import CustomerPopulation, SimulatedCustomer
 from streams.simulation.responder import outcome_for
 
 POLICIES = ("learned", "random", "oracle", "rules")
+# the policies whose conversions are counted against the control group's: the random
+# policy's lift is the floor that showing any offer reaches in this simulation
+LIFTED = ("learned", "random")
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 ORGANIC_BASE = 0.02  # chance that a decision moment ends in a purchase with no offer at all
 ORGANIC_SATISFIED = 0.04  # ... plus this x satisfaction
+GAP_TARGET = 0.6  # the share of the random-to-oracle gap the learned policy is to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,76 @@ def gap_closed(learned: float, random_: float, oracle: float) -> float | None:
     return None if abs(gap) < 1e-12 else (learned - random_) / gap
 
 
+def gaps(tallies: dict[str, Tally], policy: str = "learned") -> dict[str, float | None]:
+    """The share of the random-to-oracle gap ``policy`` closes, in value per decision and
+    in acceptance rate."""
+    a, r, o = tallies[policy], tallies["random"], tallies["oracle"]
+    v = gap_closed(a.value_per_decision, r.value_per_decision, o.value_per_decision)
+    c = gap_closed(a.acceptance_rate, r.acceptance_rate, o.acceptance_rate)
+    return {
+        "value": None if v is None else round(v, 4),
+        "acceptance": None if c is None else round(c, 4),
+    }
+
+
+def gap_verdict(tallies: dict[str, Tally]) -> dict[str, Any]:
+    """The learned policy's share of the gap against the target: met when it reaches
+    :data:`GAP_TARGET` and closes more of it than the rules policy it replaces (which
+    alone reaches the target in this simulation: 0.65 to 0.71).
+
+    >>> t = {"learned": Tally(1, 1, 1, 0, 3.25), "rules": Tally(1, 1, 1, 0, 3.40),
+    ...      "random": Tally(1, 1, 0, 0, 1.38), "oracle": Tally(1, 1, 1, 0, 4.22)}
+    >>> found = gap_verdict(t)
+    >>> found["value"], found["rules"]["value"], found["met"]
+    (0.6585, 0.7113, False)
+    """
+    learned, rules = gaps(tallies), gaps(tallies, "rules")
+    value = learned["value"]
+    t = tallies["learned"].value_per_decision, tallies["rules"].value_per_decision
+    return {
+        **learned,
+        "rules": rules,
+        "learned_over_rules": round(t[0] / t[1] - 1.0, 4) if t[1] > 0 else None,
+        "target": GAP_TARGET,
+        "met": value is not None
+        and value >= GAP_TARGET
+        and (rules["value"] is None or value > rules["value"]),
+        "definition": "(learned - random) / (oracle - random), in value per decision; met: "
+        f"at least {GAP_TARGET} and above the rules policy's",
+    }
+
+
+def control_lift(
+    treated: dict[str, dict[str, list[int]]],
+    control: dict[str, list[int]],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The learned policy's lift over the control group (per customer [moments,
+    conversions], see :func:`streams.estimators.lift`), with the random policy's beside
+    it: in this simulation an accepted offer counts as a conversion and never takes the
+    place of an organic purchase, so any policy that shows offers lifts conversion, and
+    what learning adds is the lift above that floor (``over_random``).
+
+    >>> treated = {"learned": {"t": [10, 3]}, "random": {"t": [10, 2]}}
+    >>> found = control_lift(treated, {"c": [10, 1]}, resamples=0, seed=1)
+    >>> [float(found[k]) for k in ("lift", "over_random")], float(found["random_policy"]["lift"])
+    ([0.2, 0.1], 0.1)
+    """
+    found = lift(treated["learned"], control, resamples, seed)
+    floor = lift(treated["random"], control, resamples, seed)
+    found["random_policy"] = {
+        "what": "the same lift for a uniformly random eligible offer: the floor any policy "
+        "showing offers reaches here",
+        **{k: floor.get(k) for k in ("treated", "lift", "relative_lift", "ci95")},
+    }
+    learned, random_ = found.get("lift"), floor.get("lift")
+    found["over_random"] = (
+        None if learned is None or random_ is None else round(learned - random_, 5)
+    )
+    return found
+
+
 # --------------------------------------------------------------------------------------
 # The closed loop
 # --------------------------------------------------------------------------------------
@@ -177,7 +253,9 @@ class Evaluation:
         self.tallies = {p: Tally() for p in POLICIES}
         self.curve: list[dict[str, Tally]] = []
         self.logs: list[Logged] = []
-        self.treated: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.treated: dict[str, dict[str, list[int]]] = {
+            p: defaultdict(lambda: [0, 0]) for p in LIFTED
+        }
         self.control: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.moments = 0
         self.control_moments = 0
@@ -253,7 +331,7 @@ class Evaluation:
                 self.control[cid][0] += 1
                 self.control[cid][1] += organic
             return
-        accepted_learned = False
+        accepted = dict.fromkeys(LIFTED, False)
         for policy in POLICIES:
             f = features[policy]
             if policy == "learned":
@@ -273,7 +351,6 @@ class Evaluation:
                 reward = REWARDS[kind]
                 x = decision.context or []
                 self._awaited.append((self.moments, x, offer.offer_id, reward))
-                accepted_learned = kind == "accepted"
                 if measured:
                     allowed = self._allowed(moment, f, now)
                     eligible = tuple(o.offer_id for o in allowed)
@@ -292,12 +369,15 @@ class Evaluation:
                             propensities=propensities(self.holder.model, x, eligible, worth),
                         )
                     )
+            if policy in accepted:
+                accepted[policy] = kind == "accepted"
             if measured:
                 self.tallies[policy].add(offer, kind)
                 self.curve[-1][policy].add(offer, kind)
         if measured:
-            self.treated[cid][0] += 1
-            self.treated[cid][1] += accepted_learned or organic
+            for policy, took in accepted.items():
+                self.treated[policy][cid][0] += 1
+                self.treated[policy][cid][1] += took or organic
 
     def _allowed(
         self, moment: DecisionMoment, features: CustomerFeatures, now: datetime
@@ -332,16 +412,6 @@ class Evaluation:
     def report(self, events: int) -> dict[str, Any]:
         cfg = self.config
         t = self.tallies
-
-        def gaps(tallies: dict[str, Tally]) -> dict[str, float | None]:
-            a, r, o = tallies["learned"], tallies["random"], tallies["oracle"]
-            v = gap_closed(a.value_per_decision, r.value_per_decision, o.value_per_decision)
-            c = gap_closed(a.acceptance_rate, r.acceptance_rate, o.acceptance_rate)
-            return {
-                "value": None if v is None else round(v, 4),
-                "acceptance": None if c is None else round(c, 4),
-            }
-
         start = cfg.warmup
         curve = []
         chunk = max((cfg.decisions - cfg.warmup) // max(cfg.curve_points, 1), 1)
@@ -356,7 +426,6 @@ class Evaluation:
                 }
             )
         arms = self.holder.model.arms
-        closed = gaps(t)
         return {
             "benchmark": "moments evaluate",
             "config": {
@@ -381,14 +450,9 @@ class Evaluation:
                 "offers_learned": {name: arm.n for name, arm in sorted(arms.items())},
             },
             "measured_after_warmup": {p: t[p].report() for p in POLICIES},
-            "gap_closed": {
-                **closed,
-                "target": 0.6,
-                "met": (closed["value"] or 0.0) >= 0.6,
-                "definition": "(learned - random) / (oracle - random)",
-            },
+            "gap_closed": gap_verdict(t),
             "learning_curve": curve,
-            "control_group": lift(self.treated, self.control, cfg.bootstrap, cfg.seed),
+            "control_group": control_lift(self.treated, self.control, cfg.bootstrap, cfg.seed),
             "off_policy": off_policy(
                 self.logs,
                 self.holder.model,

@@ -250,7 +250,8 @@ class Metrics:
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them (relearned: read again by "
             "a learner restarted from a snapshot that lacked it, and learned again; counted "
-            "as learned, or as what else became of it, when first claimed).",
+            "as learned, or as what else became of it, when first claimed; not_first_offer: "
+            "of an offer its decision listed below the first, counted but not learned).",
             ["result"],
             registry=r,
         )

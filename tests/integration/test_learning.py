@@ -168,22 +168,36 @@ async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
     assert worker.metric("moments_learning_outcomes_total", result="invalid") == len(bad)
 
 
-async def test_outcomes_of_two_offers_of_one_decision_both_teach(pipeline: Pipeline) -> None:
+async def test_only_the_first_offer_of_a_decision_teaches_and_both_are_counted(
+    pipeline: Pipeline,
+) -> None:
+    """A site reports each offer it showed. The second, in a lower place, is looked at
+    less: learned as if shown first, its outcomes sank the offers ranked below the first
+    (position bias). It is counted, by offer too, and teaches nothing."""
     bootstrap = pipeline.services.kafka_bootstrap
-    pipeline.start_worker()
+    worker = pipeline.start_worker()
     decided = [d for d in await decisions_for(pipeline, clicks(40, start=3000))
                if len(d["offers"]) >= 2]  # fmt: skip
     assert decided
     ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     records = []
     for d in decided:  # both offers shown dismissed: the same outcome of each
-        for offer, verdict in zip(d["offers"][:2], ("dismissed", "dismissed"), strict=True):
+        for offer in d["offers"][:2]:
             body = {"decision_id": d["decision_id"], "customer_id": d["customer_id"],
-                    "offer_id": offer["offer_id"], "outcome": verdict, "ts": ts}  # fmt: skip
+                    "offer_id": offer["offer_id"], "outcome": "dismissed", "ts": ts}  # fmt: skip
             records.append((d["customer_id"].encode(), json.dumps(body).encode()))
     await produce(bootstrap, pipeline.topic("offer-outcomes"), records + records[:3])
-    model = await snapshot(pipeline, len(records))
-    assert model.updates == len(records)  # each offer's outcome once, the repeats not
+    model = await snapshot(pipeline, len(decided))
+    assert model.updates == len(decided)  # the first offer's outcome once, the repeats not
+    assert worker.metric("moments_learning_outcomes_total", result="learned") == len(decided)
+    assert worker.metric("moments_learning_outcomes_total",
+                         result="not_first_offer") == len(decided)  # fmt: skip
+    assert worker.metric("moments_learning_outcomes_total", result="duplicate") == 3
+    shown = Counter(o["offer_id"] for d in decided for o in d["offers"][:2])
+    for offer, times in shown.items():
+        assert worker.metric("moments_offer_outcomes_total", offer=offer, channel="web",
+                             outcome="dismissed") == times, offer  # fmt: skip
+    assert worker.metric("moments_outcomes_total", outcome="dismissed") == len(records)
 
 
 async def test_an_outcome_ahead_of_its_decision_is_learned_once_sent_back(

@@ -47,6 +47,10 @@ def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outc
         (outcome(), None, "no_context", None),  # no stored decision: the id is the client's
         (outcome("never-offered"), decision([1.0]), "offer_not_in_decision", None),
         (outcome("never-offered", "shown"), decision([1.0]), "no_reward", None),
+        # the second offer, looked at less: learned as if first, it biased the model
+        (outcome("free-shipping"), decision(X), "not_first_offer", "email"),
+        (outcome("free-shipping", "ignored"), decision(X), "not_first_offer", "email"),
+        (outcome("free-shipping", "shown"), decision(X), "no_reward", "email"),
     ],
 )
 def test_an_outcome_is_attributed_only_to_an_offer_its_decision_made(

@@ -189,3 +189,40 @@ async def test_an_outcome_that_taught_nothing_is_not_counted_again_when_read_aga
     assert await learner._learn(0, [outcome(1, "d-1")]) == 0
     assert learning(metrics, "no_model_context") == 1
     assert learning(metrics, "relearned") == 0
+
+
+class TwoOffers(Claims):
+    """Claims as Redis makes them; each decision the model made listed two offers."""
+
+    async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+                             channel="web", trigger_event_id=None, context=[0.5] * DIMENSION,
+                             offers=[OfferScore(offer_id="book-club", score=0.4,
+                                                propensity=0.9),
+                                     OfferScore(offer_id="free-shipping", score=0.3,
+                                                propensity=0.1)])  # fmt: skip
+        return [encode_decision(made).decode() for _ in pairs]
+
+
+def outcome_of(offset: int, offer: str, verdict: str) -> SimpleNamespace:
+    value = (f'{{"decision_id": "d-1", "customer_id": "c-1", "offer_id": "{offer}", '
+             f'"outcome": "{verdict}", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
+    return SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=b"c-1",
+                           value=value, headers=[])  # fmt: skip
+
+
+async def test_only_the_first_offer_of_a_decision_teaches_and_both_are_counted() -> None:
+    """The second offer was looked at less: learned as if shown first, its ignores sank
+    it (position bias). It is counted, by offer too, as ``not_first_offer``."""
+    claims, metrics = TwoOffers(), Metrics()
+    learner = learner_on(claims, metrics)
+    records = [outcome_of(1, "book-club", "dismissed"), outcome_of(2, "free-shipping", "ignored")]
+    assert await learner._learn(0, records) == 1
+    assert learner._model.updates == 1 and set(learner._model.arms) == {"book-club"}
+    assert learning(metrics, "learned") == 1
+    assert learning(metrics, "not_first_offer") == 1
+    for offer, verdict in (("book-club", "dismissed"), ("free-shipping", "ignored")):
+        by_offer = {"offer": offer, "channel": "web", "outcome": verdict}
+        assert metrics.registry.get_sample_value("moments_offer_outcomes_total", by_offer) == 1
+        total = metrics.registry.get_sample_value("moments_outcomes_total", {"outcome": verdict})
+        assert total == 1
