@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -53,9 +53,12 @@ class Recommender:
         gather_s: float = 0.0,
         counters: DecisionCounters = UNCOUNTED,
         outbox: DecisionOutbox | None = None,
+        erased: Container[str] = frozenset(),
     ) -> None:
         """``outbox``: where the decisions recorded wait until Kafka acknowledged them
-        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory."""
+        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory.
+        ``erased``: the customers the process knows erased lately, whose decisions
+        answered before are not sent, nor sent again (:mod:`streams.api.decision_delivery`)."""
         self._store = store
         self._outbox = outbox
         self._policy = policy
@@ -69,6 +72,7 @@ class Recommender:
         self._delivery = DecisionDelivery(
             publisher, topic, counters.publish_failed,
             settled=None if outbox is None else outbox.settled,
+            erased=erased, withheld=counters.publish_erased,
         )  # fmt: skip
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0
