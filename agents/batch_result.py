@@ -4,9 +4,10 @@ bookkeeping, dead letters, and each record's result."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from agents.letter_customers import customers_named
 from agents.letters import SourceRecord
 from agents.moments import DecisionMoment
 from agents.offer_budget import BudgetLedger, offers_spent
@@ -44,6 +45,14 @@ class FailedRecord:
 
     record: SourceRecord
     error: str
+    # the index of its record's result in the batch's results (None: not there), which
+    # says "erased" when the letter is left out for its customer's erasure
+    result: int | None = None
+
+    @property
+    def customers(self) -> frozenset[str]:
+        """The customers its record names (:mod:`agents.letter_customers`)."""
+        return customers_named(self.record.key, self.record.value)
 
 
 @dataclass(slots=True)
@@ -121,6 +130,21 @@ class BatchResult:
             e for e in self.risk_examples if examples.get(e.example_id) not in customers
         ]
         return left
+
+    def leave_out_letters(self, named: Sequence[frozenset[str]], customers: set[str]) -> None:
+        """Leave out the dead letters naming any of ``customers`` (erased: nothing naming
+        them is written after their erasure), their records' results said ``erased``;
+        ``named``: the customers each letter names, in order. A letter Kafka took already
+        stays: it was written."""
+        if not customers:
+            return
+        kept = []
+        for failed, names in zip(self.dead_letters, named, strict=True):
+            if id(failed) in self.delivered or names.isdisjoint(customers):
+                kept.append(failed)
+            elif failed.result is not None and failed.result < len(self.results):
+                self.results[failed.result] = (self.results[failed.result][0], "erased")
+        self.dead_letters = kept
 
 
 def failure_reason(stage: str, exc: BaseException) -> str:

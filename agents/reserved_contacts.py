@@ -115,7 +115,7 @@ class ContactReservations:
                 if id(record) in lettered:  # its decision had failed already
                     continue
                 lettered.add(id(record))
-                result.dead_letters.append(FailedRecord(record, reason))
+                result.dead_letters.append(FailedRecord(record, reason, index))
                 if index < len(result.results):  # counted as failed, not ok
                     result.results[index] = (result.results[index][0], "failed")
         if faults:

@@ -188,7 +188,9 @@ def register_touchpoint_agent(
     async def set_aside(records: list[SourceRecord], error: str) -> bool:
         """Dead-letter a whole batch with ``error``, once Kafka takes the letters; False
         when the worker stops before Kafka took them."""
-        result = BatchResult(dead_letters=[FailedRecord(r, error) for r in records])
+        result = BatchResult(
+            dead_letters=[FailedRecord(r, error, i) for i, r in enumerate(records)]
+        )
         result.results.extend(("unknown", "failed") for _ in records)
         while True:
             try:

@@ -309,7 +309,7 @@ class TouchpointDecisions:
             fault = batch.unreadable.get(event.customer_id)
             if fault is not None:  # applied, but their features cannot be read to decide
                 result.dead_letters.append(
-                    FailedRecord(record, failure_reason("decision read", fault))
+                    FailedRecord(record, failure_reason("decision read", fault), index)
                 )
                 result.results[index] = (event.kind, "failed")
                 continue
@@ -414,7 +414,7 @@ class TouchpointDecisions:
             except Exception as exc:
                 if attempt == self._max_attempts:
                     result.dead_letters.append(
-                        FailedRecord(record, failure_reason("decision", exc))
+                        FailedRecord(record, failure_reason("decision", exc), index)
                     )
                     result.results[index] = (event.kind, "failed")
                     _forget_watch(result, facts_at, examples_at)

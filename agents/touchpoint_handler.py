@@ -113,7 +113,8 @@ class TouchpointHandler:
                 if record.key != event.customer_id.encode() or elsewhere:
                     result.misrouted += 1
             except InvalidEvent as exc:
-                result.dead_letters.append(FailedRecord(record, f"invalid: {exc.reason}"))
+                invalid = FailedRecord(record, f"invalid: {exc.reason}", len(result.results))
+                result.dead_letters.append(invalid)
                 result.results.append((exc.kind, "invalid"))
         if not decoded:
             return result
@@ -129,7 +130,8 @@ class TouchpointHandler:
         except Exception:
             # A batch that keeps failing: isolate the failing events one by one.
             statuses = []
-            for record, event in decoded:
+            first = len(result.results)  # plan records the results of decoded, in order
+            for at, (record, event) in enumerate(decoded, first):
                 try:
                     (status,) = await self._apply_with_retries([event], earlier, applied)
                 except StoreUnavailable:
@@ -137,7 +139,7 @@ class TouchpointHandler:
                 except Exception as exc:
                     statuses.append(None)
                     failure = failure_reason("feature update", exc)
-                    result.dead_letters.append(FailedRecord(record, failure))
+                    result.dead_letters.append(FailedRecord(record, failure, at))
                     continue
                 statuses.append(status)
         plan = self._decisions.plan(decoded, statuses, result, earlier)
@@ -187,22 +189,27 @@ class TouchpointHandler:
     async def without_erased(self, result: BatchResult) -> None:
         """Leave out of ``result`` the decisions, alerts and churn-risk examples of
         customers erased since the batch read their features (while it was decided, or
-        waited for Kafka): nothing more is sent about them. Call it before each attempt
-        to send the batch; what the decisions left out spent of the budgets goes back. One
-        round trip (two when some are left out); none when the batch sends nothing about a
-        customer."""
+        waited for Kafka), and the dead letters of records naming an erased customer (by
+        key or ``customer_id``, whenever they were erased): nothing more is sent about
+        them. Call it before each attempt to send the batch; what the decisions left out
+        spent of the budgets goes back. One round trip (two when some are left out); none
+        when the batch sends nothing naming a customer."""
         sent: list[NextBestOffer | Intervention] = [
             *result.decisions,
             *result.interventions,
             *result.held_out,
         ]
+        named = [failed.customers for failed in result.dead_letters]
         customers = list(dict.fromkeys(
-            [*(d.customer_id for d in sent), *result.example_customers.values()]
+            [*(d.customer_id for d in sent), *result.example_customers.values(),
+             *(c for names in named for c in names)]
         ))  # fmt: skip
         if not customers:
             return
         found = await self._store.erased(customers)
-        left = result.leave_out({c for c, gone in zip(customers, found, strict=True) if gone})
+        gone = {c for c, erased in zip(customers, found, strict=True) if erased}
+        result.leave_out_letters(named, gone)  # not copied anew into the dead-letter topic
+        left = result.leave_out(gone)
         # what an earlier attempt delivered was shown: its spending stays counted
         spent = result.spending(d for d in left if id(d) not in result.delivered)
         if spent:  # an earlier attempt's reserve may have counted them

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
+from agents.letter_customers import customers_named
 from agents.letter_headers import (
     CUT,
     ERROR,
@@ -40,42 +39,11 @@ from agents.letter_headers import (
     UNMARKED_CUTS,
 )
 from schemas import LetterRedriven, place
-from schemas.errors import decode_wire
 from streams.letter_identity import Held
 
 TOP_REASONS = 10
 # The moment (ms since the epoch) a record sent back was first dead-lettered: a re-drive
 # sets it, and a record that fails again keeps it in its new letter.
-
-
-class _Named(msgspec.Struct):
-    """The customer a record names, if it is a JSON object that names one."""
-
-    customer_id: str | None = None
-
-
-_named = msgspec.json.Decoder(_Named)
-# a customer_id in a record that does not decode (cut short, malformed), or a number
-_NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
-
-
-def _named_anyhow(value: bytes) -> str | None:
-    """The customer id a record names, read from its text when it does not decode.
-
-    >>> _named_anyhow(b'{"type": "web_click", "customer_id": "c-\\\\"7", "page": "/a')
-    'c-"7'
-    >>> _named_anyhow(b'{"customer_id": 4711}'), _named_anyhow(b"{not json")
-    ('4711', None)
-    """
-    found = _NAMED_ANYHOW.search(value)
-    if found is None:
-        return None
-    token = found.group(1)
-    try:
-        named = json.loads(token) if token.startswith(b'"') else token.decode()
-    except ValueError:
-        return None
-    return str(named)
 
 
 # the stages of letters set aside before their event was applied ("unknown": no reason)
@@ -216,14 +184,7 @@ class DeadLetter:
         ...            "x").customers
         frozenset({'c-7'})
         """
-        found = {self.key.decode("utf-8", "replace")} if self.key else set()
-        try:
-            named = decode_wire(_named, self.value or b"").customer_id
-        except msgspec.DecodeError:  # not JSON, or its customer_id is not a string
-            named = _named_anyhow(self.value or b"")
-        if named:
-            found.add(named)
-        return frozenset(found)
+        return customers_named(self.key, self.value)
 
     @property
     def reason(self) -> str:

@@ -231,6 +231,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.publish_erased = Counter(
+            "moments_publish_erased_total",
+            "Records an API process had answered but Kafka had not taken when it knew their"
+            " customer erased: not sent (again), so that none follows the erasure.",
+            ["topic"],
+            registry=r,
+        )
         self.outbox_republished = Counter(
             "moments_outbox_republished_total",
             "Decisions published from the outbox of an API process that stopped without "

@@ -8,7 +8,9 @@ restarted from a snapshot that lacks it, it is learned again, counted only as
 ``moments_learning_outcomes_total{result="relearned"}``. An outcome that does not
 decode, or whose decision is not stored (``no_context``: sent back once it is, it is
 learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
-learner moves past it). A claim whose reply the connection lost
+learner moves past it); not one naming an erased customer (by key or ``customer_id``):
+nothing naming them is written after their erasure, and it counts as ``erased``. A claim
+whose reply the connection lost
 may have been made: read again, it answers that this record claimed it before, and is
 counted then, as the new outcome it was.
 """
@@ -25,6 +27,7 @@ from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
+from agents.letter_customers import customers_named
 from agents.letters import letter, source_record
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
@@ -95,15 +98,33 @@ class OfferLearner(SnapshotLearner):
         key, value, headers = letter(source_record(record), reason)
         return await self._dead_letter(key=key, value=value, headers=headers)
 
+    async def _not_erased(self, invalid: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+        """The invalid outcomes (with their reasons) to dead-letter: those naming no
+        erased customer (one round trip for the batch; none when none names anyone).
+        The others count as ``erased``."""
+        read = (source_record(record) for record, _ in invalid)  # key and value as bytes
+        named = [customers_named(r.key, r.value) for r in read]
+        customers = list(dict.fromkeys(c for names in named for c in names))
+        if not customers:
+            return invalid
+        found = await self._store.erased(customers)
+        gone = {c for c, erased in zip(customers, found, strict=True) if erased}
+        kept = [item for item, names in zip(invalid, named, strict=True) if names.isdisjoint(gone)]
+        if len(kept) < len(invalid):
+            self._metrics.learning.labels("erased").inc(len(invalid) - len(kept))
+        return kept
+
     async def _learn(self, partition: int, records: list[Any]) -> int:
-        outcomes, dead = [], []
+        outcomes, invalid, dead = [], [], []
         for record in records:
             try:
                 outcome = decode_outcome(record_value(record.value))
             except InvalidEvent as exc:
-                dead.append(await self._letter(record, f"invalid: {exc.reason}"))
+                invalid.append((record, f"invalid: {exc.reason}"))
                 continue
             outcomes.append((outcome, record))
+        for record, reason in await self._not_erased(invalid):
+            dead.append(await self._letter(record, reason))
         # a customer whose keys Redis cannot serve as they should be (a key of another
         # type): their outcome is set aside, and the others are learned
         faults: dict[int, Exception] = {}

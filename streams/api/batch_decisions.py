@@ -137,6 +137,8 @@ class DecisionCounters:
     budgets_refused: Callable[[int], None] = _uncounted  # over a daily budget at write
     budgets_counted: Callable[[BudgetLedger], None] = _uncounted
     publish_failed: Callable[[int], None] = _uncounted  # decisions Kafka did not take
+    # decisions not sent (again) once their customer was erased
+    publish_erased: Callable[[int], None] = _uncounted
 
 
 UNCOUNTED = DecisionCounters()

@@ -4,10 +4,16 @@ The producer gives a record up once it has waited its request timeout (40 s) for
 broker; a decision was answered already, so it is sent again (a second later) until
 Kafka takes it, the process's room for records waiting for Kafka is full
 (:class:`streams.api.publisher.PublisherFull`), Kafka refuses it for good (too large),
-or the API stops: those are counted as publish failures. One log line says the first
-retry of an outage, then one a minute while it lasts; the decisions given up are told
-at once, then in one line per reason every 5 s (at a stop in an outage, each batch
-answered fails: a line each wrote thousands).
+or the API stops: those are counted as publish failures. Nor is one sent, again or at
+all, once this process knows its customer erased (the last day's erasures, its own and
+those the erasures topic told of; the erasing request adds its customer before it
+answers): no record naming a customer is made after their erasure, and one answered
+before it would otherwise follow it onto the topic as long as Kafka stayed away. Those are
+counted apart (``withheld``), not as failures; what the producer holds already (at most
+its 40 s request timeout) cannot be called back. One log line says the first retry of an
+outage, then one a minute while it lasts; the decisions given up are told at once, then
+in one line per reason every 5 s (at a stop in an outage, each batch answered fails: a
+line each wrote thousands).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 from agents.batch_retries import refused_by_kafka
 from streams.api.publisher import KeyedPublisher, PublisherFull, Record, RecordTooLarge
@@ -29,6 +35,11 @@ _Sent = tuple[Sequence[Record], Sequence[str] | None]
 RETRY_AFTER_S = 1.0
 SAY_EVERY_S = 60.0
 GIVEN_UP_EVERY_S = 5.0
+ERASED = "their customer was erased meanwhile (not sent)"
+
+
+def _uncounted(count: int) -> None:
+    """Counts nothing."""
 
 
 class DecisionDelivery:
@@ -42,12 +53,18 @@ class DecisionDelivery:
         retry_after_s: float = RETRY_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
         settled: Settled | None = None,
+        erased: Container[str] = frozenset(),
+        withheld: Callable[[int], None] = _uncounted,
     ) -> None:
         """``settled(records, ids)`` hears of the records Kafka acknowledged, or that are
         given up for good (not those given up as the API stops with Kafka away: the
         outbox keeps them for another process), with their decision ids when the sender
-        gave them (``None``: their JSON names them)."""
+        gave them (``None``: their JSON names them). ``erased``: the customers this
+        process knows erased lately, whose records are not sent (``withheld`` counts
+        them; they are settled, given up for good)."""
         self._publisher = publisher
+        self._erased = erased
+        self._withheld = withheld
         self._settled = settled
         self._topic = topic
         self._failed = failed  # counts the decisions given up
@@ -64,9 +81,24 @@ class DecisionDelivery:
     def send(self, records: Sequence[Record], ids: Sequence[str] | None = None) -> None:
         """Publish ``records`` (keyed decisions; ``ids``, their decision ids, for
         ``settled``) without waiting for Kafka."""
+        records, ids = self._not_erased(records, ids)
         if records:
             delivery = self._publisher.publish(self._topic, records)
             delivery.add_done_callback(lambda done: self._delivered(records, ids, done))
+
+    def _not_erased(self, records: Sequence[Record], ids: Sequence[str] | None) -> _Sent:
+        """``records`` (and their ``ids``) but those of customers erased lately: those
+        are withheld, and settled."""
+        keep = [key.decode("utf-8", "replace") not in self._erased for key, _ in records]
+        if all(keep):
+            return records, ids
+        gone = [r for r, kept in zip(records, keep, strict=True) if not kept]
+        self._withheld(len(gone))
+        self._note(len(gone), ERASED)
+        if self._settled is not None:
+            self._settled(gone, None if ids is None else _picked(ids, keep, False))
+        kept = [r for r, kept in zip(records, keep, strict=True) if kept]
+        return kept, None if ids is None else _picked(ids, keep, True)
 
     def stop(self) -> None:
         """The API stops: the retries waiting go at once, for the last time; what fails
@@ -114,6 +146,10 @@ class DecisionDelivery:
 
     def _give_up(self, count: int, why: str) -> None:
         self._failed(count)
+        self._note(count, why)
+
+    def _note(self, count: int, why: str) -> None:
+        """Tell ``count`` decisions not delivered, for ``why``, in the next line."""
         self._given_up[why] = self._given_up.get(why, 0) + count
         if self._given_up_due is None:  # now, and what follows in GIVEN_UP_EVERY_S after
             self._log_given_up()
@@ -132,6 +168,15 @@ class DecisionDelivery:
         self._given_up.clear()
         if ended:
             self._given_up_due = None
+
+
+def _picked(ids: Sequence[str], keep: Sequence[bool], kept: bool) -> list[str]:
+    """The ``ids`` whose ``keep`` is ``kept``.
+
+    >>> _picked(["d1", "d2", "d3"], [True, False, True], False)
+    ['d2']
+    """
+    return [i for i, k in zip(ids, keep, strict=True) if k is kept]
 
 
 def _worth_retrying(error: BaseException | None) -> bool:

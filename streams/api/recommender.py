@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime
 
 from agents.decision_records import decision_record, offers_shown
@@ -52,9 +52,12 @@ class Recommender:
         gather_s: float = 0.0,
         counters: DecisionCounters = UNCOUNTED,
         outbox: DecisionOutbox | None = None,
+        erased: Container[str] = frozenset(),
     ) -> None:
         """``outbox``: where the decisions recorded wait until Kafka acknowledged them
-        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory."""
+        (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory.
+        ``erased``: the customers the process knows erased lately, whose decisions
+        answered before are not sent, nor sent again (:mod:`streams.api.decision_delivery`)."""
         self._store = store
         self._outbox = outbox
         self._policy = policy
@@ -68,6 +71,7 @@ class Recommender:
         self._delivery = DecisionDelivery(
             publisher, topic, counters.publish_failed,
             settled=None if outbox is None else outbox.settled,
+            erased=erased, withheld=counters.publish_erased,
         )  # fmt: skip
         self._waiting: list[OfferRequest] = []
         self._first_waiting_since = 0.0

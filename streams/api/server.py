@@ -14,7 +14,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -152,9 +152,11 @@ def build_recommender(
     publisher: KeyedPublisher,
     metrics: Metrics,
     outbox: DecisionOutbox | None = None,
+    erased: Container[str] = frozenset(),
 ) -> Recommender:
     """The recommender as configured (latency budget, batching), counting in ``metrics``,
-    its decisions kept in ``outbox`` until Kafka has them."""
+    its decisions kept in ``outbox`` until Kafka has them, and not sent for the customers
+    ``erased`` lately (:attr:`AlertHub.erased_lately`)."""
     decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
     return Recommender(
         store, policy, publisher, decisions_topic, settings.api_budget_ms / 1000,
@@ -165,8 +167,10 @@ def build_recommender(
             budgets_refused=metrics.refused_budgets.inc,
             budgets_counted=metrics.budgets_counted,
             publish_failed=metrics.publish_failures.labels(decisions_topic).inc,
+            publish_erased=metrics.publish_erased.labels(decisions_topic).inc,
         ),
         outbox=outbox,
+        erased=erased,
     )  # fmt: skip
 
 
@@ -200,7 +204,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         kafka = KafkaHealth(hub.last_answer)
         publisher = KeyedPublisher(producer, settings.api_publish_linger_ms / 1000, kafka.sent)
         outbox = DecisionOutbox(feature_store.outboxes, unwritten=metrics.outbox_write_failures.inc)
-        recommender = build_recommender(settings, feature_store, policy, publisher, metrics, outbox)
+        recommender = build_recommender(settings, feature_store, policy, publisher, metrics,
+                                        outbox, hub.erased_lately)  # fmt: skip
         decisions_topic = settings.topic(topics.NEXT_BEST_OFFERS)
         sweeper = OutboxSweeper(
             feature_store.outboxes, outbox.process, feature_store.decisions.publishable, publisher,

@@ -116,3 +116,41 @@ async def test_decisions_given_up_while_running_are_told_every_few_seconds(
         await settle()
     said = [r.getMessage().split(" ", 1)[0] for r in caplog.records]
     assert said == ["2", "198", "2", "2"] and sum(failed) == 204, said
+
+
+async def test_a_decision_waiting_through_an_outage_is_not_sent_once_its_customer_is_erased(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An API process that erased a customer published the decisions it had answered for
+    them through a Kafka outage when Kafka came back, 77 s after the erasure: nothing
+    naming a customer is made after their erasure. Withheld, they are counted apart
+    from failures, and leave the outbox (settled)."""
+    failed: list[int] = []
+    withheld: list[int] = []
+    settled: list[tuple[Sequence[Record], Sequence[str] | None]] = []
+    erased: set[str] = set()
+    publisher = Publisher(KafkaTimeoutError(), KafkaTimeoutError(), None)
+    delivery = DecisionDelivery(publisher, "nbo", failed.append, retry_after_s=0.01,  # type: ignore[arg-type]
+                                settled=lambda r, i: settled.append((r, i)), erased=erased,
+                                withheld=withheld.append)  # fmt: skip
+    delivery.send(RECORDS, ["d-1", "d-2"])
+    await asyncio.sleep(0)
+    erased.add("cust-1")  # this process erased them while Kafka was away
+    with caplog.at_level(logging.WARNING, logger="streams.api.decision_delivery"):
+        await settle()
+    assert publisher.published == [RECORDS, RECORDS[1:], RECORDS[1:]]
+    assert withheld == [1] and failed == []
+    assert settled == [([RECORDS[0]], ["d-1"]), ([RECORDS[1]], ["d-2"])]
+    said = [r.getMessage() for r in caplog.records]
+    assert said[1] == ("1 decisions were not delivered to Kafka: their customer was erased "
+                       "meanwhile (not sent)")  # fmt: skip
+
+
+async def test_a_decision_for_a_customer_erased_before_it_went_out_is_never_sent() -> None:
+    withheld: list[int] = []
+    publisher = Publisher()
+    delivery = DecisionDelivery(publisher, "nbo", lambda n: None, erased={"cust-1", "cust-2"},  # type: ignore[arg-type]
+                                withheld=withheld.append)  # fmt: skip
+    delivery.send(RECORDS)
+    await settle()
+    assert publisher.published == [] and withheld == [2]

@@ -177,6 +177,7 @@ class Hub:
     def __init__(self, *args: Any) -> None:
         self.ready = asyncio.Event()
         self.also_forget: list[Any] = []
+        self.erased_lately: set[str] = set()  # the customers erased lately: none
 
     async def start(self) -> None:
         self.ready.set()

@@ -15,6 +15,17 @@ from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
 
 
+class Tombstones:
+    """The store's ``erased``: whether each customer is in ``gone``; each call recorded."""
+
+    def __init__(self, gone: set[str]) -> None:
+        self.gone, self.asked = gone, list[list[str]]()
+
+    async def __call__(self, customer_ids: list[str]) -> list[bool]:
+        self.asked.append(list(customer_ids))
+        return [c in self.gone for c in customer_ids]
+
+
 class Decisions:
     def __init__(self, claim: str = "learn") -> None:
         self.claim = claim
@@ -29,7 +40,10 @@ class Decisions:
 
 
 async def letters_of(
-    records: list[SimpleNamespace], claim: str = "learn", metrics: Metrics | None = None
+    records: list[SimpleNamespace],
+    claim: str = "learn",
+    metrics: Metrics | None = None,
+    erased: Tombstones | None = None,
 ) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
@@ -37,7 +51,7 @@ async def letters_of(
         sent.append(letter)
         return asyncio.sleep(0)  # delivered
 
-    store = SimpleNamespace(decisions=Decisions(claim))
+    store = SimpleNamespace(decisions=Decisions(claim), erased=erased or Tombstones(set()))
     learner = OfferLearner(store, ModelHolder(), metrics or Metrics(), "",  # type: ignore[arg-type]
                            "offer-outcomes", dead_letter)  # fmt: skip
     learner._start(None, 0)
@@ -103,3 +117,35 @@ async def test_an_erased_customers_outcome_is_counted_as_such_not_as_a_copy() ->
     count = metrics.registry.get_sample_value
     assert count("moments_learning_outcomes_total", {"result": "erased"}) == 1
     assert count("moments_learning_outcomes_total", {"result": "duplicate"}) is None
+
+
+async def test_no_invalid_outcome_naming_an_erased_customer_is_dead_lettered() -> None:
+    """Nothing naming a customer is written after their erasure: an unreadable outcome keyed
+    by an erased id, or naming one in its text, is not copied into the dead-letter topic
+    (its payload, the id as its key); it counts as erased. One tombstone read a batch."""
+    metrics, tombstones = Metrics(), Tombstones({"c-gone"})
+    records = [
+        SimpleNamespace(topic="offer-outcomes", partition=0, offset=offset, key=key,
+                        value=value, headers=[])
+        for offset, key, value in [
+            (1, b"c-gone", b"{not json"),
+            (2, b"c-1", b'{"decision_id": "d-2", "customer_id": "c-gone", "outc'),
+            (3, b"c-2", b"{not json"),
+            (4, None, b'{"customer_id": "c-gone"}'),  # no decision_id: invalid
+        ]
+    ]  # fmt: skip
+    letters = await letters_of(records, metrics=metrics, erased=tombstones)
+    assert [letter["key"] for letter in letters] == [b"c-2"]
+    assert tombstones.asked == [["c-gone", "c-1", "c-2"]]
+    count = metrics.registry.get_sample_value
+    assert count("moments_learning_outcomes_total", {"result": "erased"}) == 3
+    assert count("moments_learning_outcomes_total", {"result": "invalid"}) == 1
+
+
+async def test_a_batch_whose_invalid_outcomes_name_no_one_reads_no_tombstones() -> None:
+    tombstones = Tombstones(set())
+    record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=1, key=None,
+                             value=b"{not json", headers=[])  # fmt: skip
+    assert len(await letters_of([record], erased=tombstones)) == 1
+    assert len(await letters_of([_outcome(2, "accepted")], erased=tombstones)) == 0
+    assert tombstones.asked == []

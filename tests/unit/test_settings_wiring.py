@@ -94,3 +94,20 @@ def test_the_api_decides_within_its_budget_and_batches_as_configured(tmp_path: A
     recommender = build_recommender(configured, store, policy, None, Metrics())  # type: ignore[arg-type]
     assert recommender.budget_s == 0.04
     assert (recommender._gather_s, recommender._max_batch) == (0.003, 12)
+
+
+async def test_the_apis_decisions_are_not_sent_for_the_customers_it_knows_erased(
+    tmp_path: Any,
+) -> None:
+    """The process's set of customers erased lately (the alert hub's) reaches the
+    delivery: a decision it answered before an erasure is not sent after it, and counted."""
+    configured, metrics = settings(tmp_path), Metrics()
+    store = build_store(configured, redis_url="redis://127.0.0.1:9/0")
+    catalogue = CatalogueHolder(load_catalogue(configured.catalogue_path))
+    policy = build_policy(configured, catalogue, ModelHolder())
+    recommender = build_recommender(configured, store, policy, None, metrics, erased={"c-1"})  # type: ignore[arg-type]
+    recommender._publish([(b"c-1", b"{}")])
+    count = metrics.registry.get_sample_value
+    topic = configured.topic("next-best-offers")
+    assert count("moments_publish_erased_total", {"topic": topic}) == 1
+    assert count("moments_publish_failures_total", {"topic": topic}) == 0

@@ -826,12 +826,65 @@ async def test_a_customer_erased_after_their_batch_was_decided_is_left_out_of_wh
     assert result.results == [("web_click", "ok"), ("web_click", "ok")]  # both were applied
 
 
-async def test_a_batch_that_sends_nothing_about_a_customer_reads_no_tombstones() -> None:
+async def test_a_batch_that_sends_nothing_naming_a_customer_reads_no_tombstones() -> None:
+    store = RecordingStore()
+    h = handler(store)
+    unkeyed = dataclasses.replace(record(b"{not json"), key=None)
+    result = await h.handle([unkeyed])
+    await h.without_erased(result)
+    assert store.reads == [] and len(result.dead_letters) == 1
+
+
+async def test_a_batch_of_letters_alone_reads_their_customers_tombstones_in_one_call() -> None:
+    store = RecordingStore()
+    h = handler(store)
+    result = await h.handle(records(b"{not json", b'{"customer_id": "cust-2", "ty'))
+    await h.without_erased(result)
+    assert store.reads == [["cust-1", "cust-2"]]  # the keys, and the ids the records name
+    assert len(result.dead_letters) == 2  # nobody erased: both are written
+
+
+async def test_the_letters_of_records_naming_an_erased_customer_are_not_written() -> None:
+    """Nothing naming a customer is written after their erasure, dead letters included:
+    a producer that keeps sending for an erased id would have each bad record copied into
+    the dead-letter topic, with its payload and the id as its key. Its record counts as
+    erased, not invalid."""
+    store = RecordingStore(features={"cust-1": KNOWN, "cust-3": KNOWN})
+    store.gone.update({"cust-1", "cust-2"})
+    named = dataclasses.replace(record(b'{"type": "web_click", "customer_id": "cust-2", '
+                                       b'"page": "/ch', 1), key=b"someone-else")  # fmt: skip
+    ahead = record(click("ahead", ts=NOW + timedelta(hours=10)), 2)
+    other = dataclasses.replace(record(b"{not json", 3), key=b"cust-3")
+    h = handler(store)
+    result = await h.handle([record(b"{not json", 0), named, ahead, other])
+    assert len(result.dead_letters) == 4
+    await h.without_erased(result)
+    assert [f.record.offset for f in result.dead_letters] == [3]  # cust-3's only
+    assert result.results == [("unknown", "erased"), ("unknown", "erased"),
+                              ("web_click", "erased"), ("unknown", "invalid")]  # fmt: skip
+
+
+async def test_a_letter_kafka_took_before_the_erasure_stays_counted_as_written() -> None:
     store = RecordingStore()
     h = handler(store)
     result = await h.handle(records(b"{not json"))
+    (taken,) = result.dead_letters
+    result.delivered[id(taken)] = taken  # an earlier attempt to send the batch wrote it
+    store.gone.add("cust-1")
     await h.without_erased(result)
-    assert store.reads == []
+    assert result.dead_letters == [taken] and result.results == [("unknown", "invalid")]
+
+
+async def test_the_letter_of_an_event_whose_update_kept_failing_counts_as_erased_when_left_out(
+) -> None:  # fmt: skip
+    store = RecordingStore(features={"cust-1": KNOWN}, poison=["bad"])
+    h = handler(store)
+    result = await h.handle(records(b"{not json", click("ok", customer="cust-2"), click("bad")))
+    assert [f.record.offset for f in result.dead_letters] == [0, 2]
+    store.gone.add("cust-1")
+    await h.without_erased(result)
+    assert result.dead_letters == []
+    assert result.results == [("unknown", "erased"), ("web_click", "ok"), ("web_click", "erased")]
 
 
 async def test_features_are_read_once_per_customer_and_decided_on() -> None:

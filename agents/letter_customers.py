@@ -1,0 +1,70 @@
+"""The customers a record names: its Kafka key, and the ``customer_id`` of its value,
+read from its text when the value does not decode (cut short, malformed, invalid).
+
+One reading for every side of the dead letters: the worker and the learner leave out
+the letters of customers erased (nothing naming a customer is written after their
+erasure), and ``moments dead-letters`` masks the ids and leaves erased customers'
+letters where they are.
+
+>>> sorted(customers_named(b"c-1", b'{"type": "web_click", "customer_id": "c-2", "pa'))
+['c-1', 'c-2']
+>>> customers_named(None, b"{not json"), customers_named(b"c-1", None)
+(frozenset(), frozenset({'c-1'}))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import msgspec
+
+from schemas.errors import decode_wire
+
+
+class _Named(msgspec.Struct):
+    """The customer a record names, if it is a JSON object that names one."""
+
+    customer_id: str | None = None
+
+
+_named = msgspec.json.Decoder(_Named)
+# a customer_id in a record that does not decode (cut short, malformed), or a number
+_NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+
+
+def named_anyhow(value: bytes) -> str | None:
+    """The customer id a record names, read from its text when it does not decode.
+
+    >>> named_anyhow(b'{"type": "web_click", "customer_id": "c-\\\\"7", "page": "/a')
+    'c-"7'
+    >>> named_anyhow(b'{"customer_id": 4711}'), named_anyhow(b"{not json")
+    ('4711', None)
+    """
+    found = _NAMED_ANYHOW.search(value)
+    if found is None:
+        return None
+    token = found.group(1)
+    try:
+        named = json.loads(token) if token.startswith(b'"') else token.decode()
+    except ValueError:
+        return None
+    return str(named)
+
+
+def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:
+    """The customer ids a record of ``key`` and ``value`` names: its key (a producer may
+    key a record by something else, or not at all), and the ``customer_id`` of its
+    value, read from its text when the value does not decode.
+
+    >>> customers_named(None, b'{"customer_id": "c-7", "ts": 1}')
+    frozenset({'c-7'})
+    """
+    found = {key.decode("utf-8", "replace")} if key else set()
+    try:
+        named = decode_wire(_named, value or b"").customer_id
+    except msgspec.DecodeError:  # not JSON, or its customer_id is not a string
+        named = named_anyhow(value or b"")
+    if named:
+        found.add(named)
+    return frozenset(found)
