@@ -70,7 +70,8 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
         many = raw.lstrip()[:1] == b"["
         items = decode_wire(_many, raw) if many else [decode_wire(_one, raw)]
     except msgspec.DecodeError as exc:
-        api_of(request).limiter.charge(key, body_cost(len(raw), 1))
+        # split up to its fault, maybe all of it: charged as the most items it may hold
+        api_of(request).limiter.charge(key, body_cost(len(raw), raw.count(b",") + 1))
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
     api_of(request).limiter.charge(key, body_cost(len(raw), len(items)))
     if not items:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from streams.api import ingest_views
 from streams.api.errors import Handler
@@ -317,3 +317,21 @@ async def test_an_expectation_on_a_path_or_method_no_route_has_gets_a_json_417(
         await runner.cleanup()
     assert reply.status == 417 and reply.json["error"] == "expectation_failed", reply
     assert b"jane-doe-42" not in reply.body
+
+
+async def test_a_list_spoiled_at_its_end_is_charged_as_the_items_it_may_hold() -> None:
+    """Splitting a list costs per item, up to the fault: one wrong byte at the end of a
+    list of empty items cost the API as much as the list, and took one token where the
+    list took one per 100 items (the charge on many items, got round)."""
+    taken = []
+    for spoiled in (False, True):
+        app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP, api_rate_per_s=0.001,
+                               api_burst=400))  # fmt: skip
+        body = b"[" + b"{}," * 1_999 + (b"{x]" if spoiled else b"{}]")
+        headers = {"X-API-Key": "page-key", "Origin": SHOP, "Content-Type": "application/json"}
+        async with TestClient(TestServer(app)) as client:
+            reply = await client.post("/v1/outcomes", data=body, headers=headers)
+            assert reply.status == (400 if spoiled else 413), await reply.text()
+        taken.append(400 - app[API_KEY].limiter._buckets["pages"].tokens)
+    assert taken[0] == pytest.approx(20, abs=0.1)  # 2,000 items: 20 tokens
+    assert taken[1] >= taken[0]
