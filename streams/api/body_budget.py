@@ -6,9 +6,10 @@ An upload holds its body in memory until the whole of it has come, for up to
 the burst of the key web pages use (which their visitors can read), took an API from 173
 to 620 MiB for 30 s. A body counts as its ``Content-Length`` announces (a chunked one as
 the body limit) from before it is read until it has come; one past the budget, or past
-its key's share, is refused before any of it is read. One body is always taken when the
-process, or its key, receives no other: a budget below the body limit never refuses every
-body.
+its key's share, is refused before any of it is read (and not invited, for ``Expect:
+100-continue``). A body is always taken when the process receives no other, and, within
+the process's budget, when its key receives no other: a budget below the body limit never
+refuses every body.
 
 >>> budget = BodyBudget(total=100, key_share=50)
 >>> budget.take("web", 40), budget.take("web", 20), budget.take("ingest", 50)
@@ -36,15 +37,20 @@ class BodyBudget:
         self.receiving = 0
         self._by_key: dict[str, int] = {}
 
-    def take(self, key: str, size: int) -> bool:
-        """Whether a body of ``size`` bytes sent with ``key`` may be received now (then
-        counted until :meth:`give_back`)."""
+    def has_room(self, key: str, size: int) -> bool:
+        """Whether a body of ``size`` bytes sent with ``key`` could be received now
+        (nothing taken: asked before a body is invited, ``Expect: 100-continue``)."""
         held = self._by_key.get(key, 0)
         if held and held + size > self.key_share:
             return False
-        if self.receiving and self.receiving + size > self.total:
+        return not (self.receiving and self.receiving + size > self.total)
+
+    def take(self, key: str, size: int) -> bool:
+        """Whether a body of ``size`` bytes sent with ``key`` may be received now (then
+        counted until :meth:`give_back`)."""
+        if not self.has_room(key, size):
             return False
-        self._by_key[key] = held + size
+        self._by_key[key] = self._by_key.get(key, 0) + size
         self.receiving += size
         return True
 

@@ -25,12 +25,17 @@ from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.kafka_health import DOWN
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge, too_large
-from streams.api.request_checks import api_of, authorise, check_announced_size
+from streams.api.request_checks import (
+    announced_size,
+    api_of,
+    authorise,
+    check_announced_size,
+    too_many_uploads,
+)
 from streams.api.server import Api
 
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
-UPLOADS_RETRY_AFTER_S = 1  # a body comes whole within a second, or is a slow client's
 
 # What a body costs its key's rate, besides the request's own token: one per 100 items
 # and one per 64 KiB (inflated) past the first, whichever is more. Splitting a list takes
@@ -86,13 +91,9 @@ async def _received(request: web.Request, key: str) -> bytes:
     received at once (:mod:`streams.api.body_budget`: a 503 past it) and the body
     timeout."""
     api = api_of(request)
-    size = request.content_length  # announced; a chunked body may grow to the limit
-    size = api.settings.api_max_body_bytes if size is None else size
+    size = announced_size(request)
     if not api.uploads.take(key, size):
-        raise ApiError(503, "too_many_uploads", "this API process is receiving as many "
-                       "request bodies as it may; retry shortly",
-                       [{"retry_after_s": UPLOADS_RETRY_AFTER_S}],
-                       headers={"Retry-After": str(UPLOADS_RETRY_AFTER_S)})  # fmt: skip
+        raise too_many_uploads()
     try:
         async with asyncio.timeout(api.settings.api_body_timeout_s):
             return await request.read()

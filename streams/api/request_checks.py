@@ -36,6 +36,23 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     return key
 
 
+UPLOADS_RETRY_AFTER_S = 1  # a body comes whole within a second, or is a slow client's
+
+
+def announced_size(request: web.Request) -> int:
+    """The bytes a body counts for in the process's budget of bodies being received
+    (:mod:`streams.api.body_budget`): as announced; a chunked one as the body limit."""
+    size = request.content_length
+    return api_of(request).settings.api_max_body_bytes if size is None else size
+
+
+def too_many_uploads() -> ApiError:
+    return ApiError(503, "too_many_uploads", "this API process is receiving as many "
+                    "request bodies as it may; retry shortly",
+                    [{"retry_after_s": UPLOADS_RETRY_AFTER_S}],
+                    headers={"Retry-After": str(UPLOADS_RETRY_AFTER_S)})  # fmt: skip
+
+
 def check_announced_size(request: web.Request) -> None:
     """A 413 for a body whose ``Content-Length`` is over the limit, before any of it is
     read (it was refused once the limit's worth had arrived)."""
@@ -77,8 +94,9 @@ def _limited(wait: float, message: str) -> ApiError:
 def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
     """The expect handler of a route that takes a body in ``scope``: ``Expect:
     100-continue`` invites the body only from a key that may send it now; any other is
-    answered (401, 403, 429 for a key over its rate, or 413 for a body announced too
-    large) before the body comes."""
+    answered (401, 403, 429 for a key over its rate, 413 for a body announced too
+    large, or 503 for one the process has no room to receive now) before the body
+    comes."""
 
     async def expecting(request: web.Request) -> web.StreamResponse | None:
         if request.headers.get("Expect", "").lower() == "100-continue":
@@ -87,6 +105,8 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
                     raise _limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
+                if not api_of(request).uploads.has_room(key.name, announced_size(request)):
+                    raise too_many_uploads()  # (taken once it is sent, if there is room then)
             except AuthError as exc:
                 return before_the_body(request, refused(exc))
             except ApiError as exc:

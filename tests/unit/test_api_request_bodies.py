@@ -335,3 +335,23 @@ async def test_a_list_spoiled_at_its_end_is_charged_as_the_items_it_may_hold() -
         taken.append(400 - app[API_KEY].limiter._buckets["pages"].tokens)
     assert taken[0] == pytest.approx(20, abs=0.1)  # 2,000 items: 20 tokens
     assert taken[1] >= taken[0]
+
+
+async def test_100_continue_invites_no_body_the_process_has_no_room_for() -> None:
+    """The body budget was checked once the body had come: a client asking first was
+    invited to send its body, to be told 503 without its being read."""
+    app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP, api_body_budget_bytes=4000))
+    head = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer backend-key\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n")  # fmt: skip
+    async with TestServer(app) as server:
+        _, trickling = await asyncio.open_connection(server.host, server.port)
+        trickling.write(head % (3000, b"") + b"[")  # 3,000 bytes counted while it comes
+        await trickling.drain()
+        await asyncio.sleep(0.2)
+        reader, asking = await asyncio.open_connection(server.host, server.port)
+        asking.write(head % (2000, b"Expect: 100-continue\r\n"))
+        await asking.drain()
+        first = await asyncio.wait_for(reader.readline(), 5)
+        assert first.startswith(b"HTTP/1.1 503"), first
+        trickling.close()
+        asking.close()
