@@ -47,7 +47,7 @@ from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
 from streams.api.recommender import Recommender
 from streams.api.screen_erasures import CustomerRefs
-from streams.api.stream_seats import StreamSeats
+from streams.api.stream_seats import StreamSeats, seats_per_key
 from streams.api.write_times import WriteTimes
 from streams.catalogue_reload import CatalogueReloader
 from streams.dependency_up import redis_answers
@@ -329,7 +329,13 @@ async def serve(settings: Settings) -> int:
         keepalive_timeout=settings.api_idle_timeout_s,
         max_connections=most, on_refused=turned_away,
     )  # fmt: skip
-    await runner.setup()
+    await runner.setup()  # (the API's state is there from here on)
+    seats = app[API_KEY].streams
+    seats.per_key = seats_per_key(settings.api_max_streams_per_key, most)
+    if seats.per_key < settings.api_max_streams_per_key:
+        log.warning("each key may hold %d alert streams on this process, not the %d of "
+                    "MOMENTS_API_MAX_STREAMS_PER_KEY: half its %d connections at most",
+                    seats.per_key, settings.api_max_streams_per_key, most)  # fmt: skip
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
     # Everything built at start-up lives as long as the process: keep it out of the

@@ -18,6 +18,18 @@ True
 from __future__ import annotations
 
 
+def seats_per_key(configured: int, connections: int) -> int:
+    """The streams one key may hold: ``configured`` (``MOMENTS_API_MAX_STREAMS_PER_KEY``),
+    but no more than half the process's ``connections``, so that one key's screens (all
+    reconnecting to one process after a rollout) leave connections for recommendations
+    and ingest (a pod's memory-bounded 384 connections were fewer than 500 screens).
+
+    >>> seats_per_key(500, 384), seats_per_key(10, 384), seats_per_key(500, 1)
+    (192, 10, 1)
+    """
+    return max(1, min(configured, connections // 2))
+
+
 class StreamSeats:
     """Open alert streams counted per key name, none past ``per_key``."""
 

@@ -7,6 +7,7 @@ Interventions are written by a plain aiokafka producer to the deployment's prefi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from datetime import UTC, datetime
@@ -241,6 +242,25 @@ async def test_a_screen_resumes_on_another_replica_without_a_gap_or_a_repeat(
         got = await receive(resumed, len(later))
         assert sorted(ids(got)) == sorted(a["intervention_id"] for a in later)
         await resumed.nothing_more(1.0)
+
+
+async def test_one_keys_streams_leave_half_the_connections_to_others(pipeline: Pipeline) -> None:
+    """A pod's memory-bounded cap (384 connections) was below the 500 streams a key may
+    hold: one key's screens could take every connection, and recommendations got 503."""
+    desk = "desk-secret"
+    keys = f"desk:profile-read+recommend:{hash_key(desk)}"
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys, MOMENTS_API_MAX_CONNECTIONS="6")
+    stream = f"{api.url}/v1/alerts/stream"
+    as_desk = {"Authorization": f"Bearer {desk}"}
+    async with contextlib.AsyncExitStack() as screens:
+        for _ in range(3):
+            screen = await screens.enter_async_context(SseClient(stream, as_desk))
+            await screen.subscribed()
+        body = assert_error(await call("GET", stream, headers=as_desk), 429, "too_many_streams")
+        assert "3 alert streams" in body["message"]
+        asked = await call("GET", f"{api.url}/v1/customers/c-1/recommendations", headers=as_desk)
+        assert asked.status == 200, asked
+    assert "not the 500 of MOMENTS_API_MAX_STREAMS_PER_KEY" in api.log_path.read_text()
 
 
 async def test_a_key_holds_at_most_its_streams_and_a_closed_screen_frees_its_seat(
