@@ -65,6 +65,12 @@ class Money:
         >>> Money.parse("EUR", "USD=0,92")
         Traceback (most recent call last):
         ValueError: '92' is not CODE=rate: write rates with a decimal point (USD=0.92)
+        >>> Money.parse("EUR", "USD=-1")
+        Traceback (most recent call last):
+        ValueError: the rate of USD must be a positive number
+        >>> Money.parse("EUR", "USD=-")
+        Traceback (most recent call last):
+        ValueError: the rate of USD ('-') is not a number
         """
         currency = currency.strip().upper()
         if not currency:
@@ -89,6 +95,8 @@ class Money:
                 raise ValueError(f"{code} is the base currency: it takes no rate")
             if code in parsed:
                 raise ValueError(f"{code} is given a rate twice")
+            if raw.startswith("-") and _RATE.fullmatch(raw[1:]):  # a number, below 0
+                raise ValueError(f"the rate of {code} must be a positive number")
             if not _RATE.fullmatch(raw):
                 raise ValueError(f"the rate of {code} ({raw!r}) is not a number")
             rate = float(raw)

@@ -357,5 +357,9 @@ def run_bench(
         else:
             with services() as svc:
                 report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
+            if svc.kept is not None:
+                logging.getLogger(__name__).info(
+                    "Kafka's and Redis's data kept in %s (MOMENTS_KEEP_SERVICE_DATA)", svc.kept
+                )
     print(json.dumps(report, indent=2))
     return 0

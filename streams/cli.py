@@ -16,7 +16,14 @@ from pathlib import Path
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
-from streams.cli_arguments import parser
+from streams.cli_arguments import (
+    MAX_SIMULATED_CUSTOMERS,
+    MAX_SIMULATED_RATE,
+    MIN_SIMULATED_RATE,
+    SIMULATED_CUSTOMERS,
+    SIMULATED_RATES,
+    parser,
+)
 from streams.listen_check import check_can_listen
 from streams.services.processes import terminated_like_ctrl_c
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
@@ -121,10 +128,6 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         return runner.run(serve(settings))
 
 
-MAX_SIMULATED_CUSTOMERS = 10_000_000  # each a few hundred bytes, all in memory
-MAX_SIMULATED_RATE = 100_000.0  # events a second: far beyond what one producer sends
-
-
 def _simulation_fault(args: argparse.Namespace) -> str | None:
     """What is wrong with ``simulate`` or ``demo``'s numbers, if anything.
 
@@ -135,10 +138,10 @@ def _simulation_fault(args: argparse.Namespace) -> str | None:
     """
     count, duration = getattr(args, "count", None), getattr(args, "duration", None)
     faults = (
-        (not 0.001 <= args.rate <= MAX_SIMULATED_RATE,
-         f"--rate must be from 0.001 to {MAX_SIMULATED_RATE:,.0f} events a second"),
+        (not MIN_SIMULATED_RATE <= args.rate <= MAX_SIMULATED_RATE,
+         f"--rate must be {SIMULATED_RATES} events a second"),
         (not 1 <= args.customers <= MAX_SIMULATED_CUSTOMERS,
-         f"--customers must be from 1 to {MAX_SIMULATED_CUSTOMERS:,}"),
+         f"--customers must be {SIMULATED_CUSTOMERS}"),
         (count is not None and count < 1, "--count must be at least 1"),
         (duration is not None and not 0 < duration < float("inf"),
          "--duration must be a number of seconds above 0"),

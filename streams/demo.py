@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,6 +145,31 @@ def _moments_command() -> str:
         return str(beside)
 
 
+@contextlib.contextmanager
+def _said_in_the_banner(logger_name: str) -> Iterator[None]:
+    """The info lines of ``logger_name`` left out meanwhile (unless debug logs are
+    asked for): the banner says what they would, and it comes first."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    if not logger.isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _services_lines(svc: Services, created: list[str]) -> str:
+    """The banner's lines on Kafka and Redis: where they listen, the topics the demo
+    made, and the folder their data stays in when it is kept."""
+    made = f"  ({len(created)} topics made)" if created else ""
+    lines = [f"  Kafka      {svc.kafka_bootstrap}{made}",
+             f"  Redis      {without_password(svc.redis_url)}"]  # fmt: skip
+    if svc.kept is not None:
+        lines.append(f"  data       {svc.kept}  (kept: MOMENTS_KEEP_SERVICE_DATA)")
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _cli_line(svc: Services, started: datetime) -> str:
     """How to point ``moments`` commands at the demo's services (the demo's other
     settings are the caller's own ``MOMENTS_*`` ones), with the lift the demo shows."""
@@ -263,7 +289,8 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
             MOMENTS_LOG_LEVEL=os.environ.get("MOMENTS_LOG_LEVEL", "warning"),
         )
         settings = Settings.from_env(env)
-        asyncio.run(ensure_topics(settings))
+        with _said_in_the_banner("streams.topics"):  # which topics it made
+            created = asyncio.run(ensure_topics(settings))
         worker_log, api_log, sim_log = logs / "worker.log", logs / "api.log", logs / "simulator.log"
         code = 0
         with worker_log.open("wb") as wout, sim_log.open("wb") as sout, api_log.open("wb") as aout:
@@ -304,8 +331,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                 key = _api_key(settings)
                 print(
                     f"Moments is running ({svc.origin} services)\n"
-                    f"  Kafka      {svc.kafka_bootstrap}\n"
-                    f"  Redis      {without_password(svc.redis_url)}\n"
+                    f"{_services_lines(svc, created)}"
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
                     f"  API        http://127.0.0.1:{api_port}  "
                     f"({f'key: {key}' if key else 'keys: MOMENTS_API_KEYS'})\n"
@@ -341,4 +367,6 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                             except subprocess.TimeoutExpired:
                                 proc.kill()
                 print(f"logs kept in {logs}", flush=True)
+                if svc.kept is not None:
+                    print(f"Kafka's and Redis's data kept in {svc.kept}", flush=True)
     return code

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,10 +114,25 @@ class TargetUnreachable(RebuildError):
     once it answers starts afresh."""
 
 
+# what became of a touchpoint applied, by the status the store gave it (None: its
+# customer's keys could not be written); every touchpoint read lands in one part
+STATUS_PART: dict[ApplyStatus | None, str] = {
+    ApplyStatus.APPLIED: "applied",
+    ApplyStatus.DUPLICATE: "duplicates",
+    ApplyStatus.DUPLICATE_DECIDED: "duplicates",
+    ApplyStatus.DUPLICATE_RECORDED: "duplicates",
+    ApplyStatus.EXPIRED: "expired",
+    ApplyStatus.OVER_CEILING: "over_ceiling",
+    ApplyStatus.ERASED: "of_erased",
+    ApplyStatus.NOT_ERASED: "not_written",  # (a fact for the erased only: no touchpoint is)
+    None: "not_written",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
-    touchpoints: int
-    skipped_invalid: int
+    touchpoints: int  # read; each counted in one of the parts below (see touchpoint_parts)
+    skipped_invalid: int  # dead-lettered live, undecodable, or dated too far ahead
     decisions: int
     applied: int
     seconds: float
@@ -133,6 +149,29 @@ class RebuildReport:
     # customers whose keys Redis could not write as they should be (a key of another
     # type, a count that is no number): their records were skipped, as live dead-letters them
     customers_failed: int = 0
+    of_erased: int = 0  # touchpoints of customers erased: held out (but for withdrawals)
+    duplicates: int = 0  # touchpoints the target holds already (--force, or sent twice)
+    over_ceiling: int = 0  # contacts that would break a ceiling: not applied, as live
+    not_written: int = 0  # touchpoints of the customers whose keys could not be written
+
+    def touchpoint_parts(self) -> list[tuple[int, str]]:
+        """What became of the touchpoints read: the applied, then every other part not 0;
+        together, every touchpoint read once.
+
+        >>> RebuildReport(5, 1, 0, 2, 1.0, of_erased=1, duplicates=1).touchpoint_parts()
+        [(2, 'applied'), (1, 'of erased customers'), (1, 'there already'), (1, 'invalid skipped')]
+        """
+        parts = [
+            (self.applied, "applied"),
+            (self.of_erased, "of erased customers"),
+            (self.duplicates, "there already"),
+            (self.expired, "expired"),
+            (self.over_ceiling, "over a contact ceiling"),
+            (self.before_lapsed_erasure, "dated before an erasure's block ran out"),
+            (self.not_written, "not written"),
+            (self.skipped_invalid, "invalid skipped"),
+        ]
+        return parts[:1] + [(count, said) for count, said in parts[1:] if count]
 
     def summary(self) -> str:
         """The counts, in a line, as the command prints them (and logs them).
@@ -145,13 +184,12 @@ class RebuildReport:
         """
         failed = (f"; the records of {self.customers_failed} customers whose keys could not "
                   "be written were skipped" if self.customers_failed else "")  # fmt: skip
+        parts = ", ".join(f"{count} {said}" for count, said in self.touchpoint_parts())
         return (
-            f"rebuilt from {self.touchpoints} touchpoints ({self.applied} applied, "
-            f"{self.expired} expired, {self.skipped_invalid} invalid skipped) and "
+            f"rebuilt from {self.touchpoints} touchpoints ({parts}) and "
             f"{self.decisions} decisions ({self.skipped_decisions} undecodable skipped), "
             f"{self.erasures} customers kept erased, {self.erasures_lapsed} customers whose "
-            f"erasure's block had run out ({self.before_lapsed_erasure} of their touchpoints "
-            f"dated before it ended skipped), {self.risk_snapshots} churn-risk snapshots and "
+            f"erasure's block had run out, {self.risk_snapshots} churn-risk snapshots and "
             f"{self.risk_bands} risk bands taken again, in {self.seconds:.1f}s{failed}"
         )
 
@@ -241,7 +279,7 @@ class _Replay:
         self.erasures_topic = settings.topic(CUSTOMER_ERASURES)
         self.started = time.monotonic()
         self.invalid = 0
-        self.applied = 0
+        self.parts: Counter[str] = Counter()  # touchpoints by what became of them
         self.failed: set[str] = set()  # customers whose keys failed a write (see report)
         self.catalogue = load_catalogue(settings.catalogue_path)
         today = budget_day(datetime.now(UTC), self.catalogue.contact_policy.timezone)
@@ -261,7 +299,6 @@ class _Replay:
         self.skew_ms = settings.max_future_skew_s * 1000
 
         self.last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
-        self.expired = 0
         self.skipped_lapsed = 0
         self.skipped_decisions = 0
 
@@ -328,11 +365,14 @@ class _Replay:
 
     def report(self, snapshots: int, bands: int) -> RebuildReport:
         """What was rebuilt, logged too."""
+        parts = self.parts
         report = RebuildReport(
-            self.total, self.invalid, self.decided + self.decided_alerts, self.applied,
+            self.total, self.invalid, self.decided + self.decided_alerts, parts["applied"],
             time.monotonic() - self.started, erasures=len(self.erased),
             risk_snapshots=snapshots, skipped_decisions=self.skipped_decisions,
-            risk_bands=bands, expired=self.expired,
+            risk_bands=bands, expired=parts["expired"], of_erased=parts["of_erased"],
+            duplicates=parts["duplicates"], over_ceiling=parts["over_ceiling"],
+            not_written=parts["not_written"],
             erasures_lapsed=len(set(self.lapsed) - set(self.erased)),
             before_lapsed_erasure=self.skipped_lapsed, dead_letters_lost=self.letters_lost,
             customers_failed=len(self.failed),
@@ -430,12 +470,12 @@ class _Replay:
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
                 else:  # but for a withdrawal, maybe
+                    self.parts["of_erased"] += 1
                     self._hold_out(event, record.timestamp or 0)
                 continue
             events.append(event)
         statuses = await _each_own(self.failed, events, self.store.apply)
-        self.applied += sum(s is ApplyStatus.APPLIED for s in statuses)
-        self.expired += sum(s is ApplyStatus.EXPIRED for s in statuses)
+        self.parts.update(STATUS_PART[status] for status in statuses)
         last_seen = self.last_seen
         for event, status in zip(events, statuses, strict=True):
             # as the live pipeline does; one applied already (a rebuild run again after

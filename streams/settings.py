@@ -329,10 +329,19 @@ class Settings:
         late (a traceback at start), fall back to a default unseen, or hold work for ever."""
         for broker in (b.strip() for b in self.kafka_bootstrap.split(",")):
             found = _BROKER.fullmatch(broker)
-            if found is None or not 1 <= int(found[2]) <= 65535 or not _host_name(found[1]):
+            if found is None:
                 raise SettingsError(
                     f"MOMENTS_KAFKA_BOOTSTRAP must be host:port, comma-separated, with no "
                     f"scheme ({broker!r} is not)"
+                )
+            if not 1 <= int(found[2]) <= 65535:
+                raise SettingsError(
+                    f"MOMENTS_KAFKA_BOOTSTRAP: the port of {broker!r} must be from 1 to 65535"
+                )
+            if not _host_name(found[1]):
+                raise SettingsError(
+                    f"MOMENTS_KAFKA_BOOTSTRAP: the host of {broker!r} has an empty label or "
+                    "one over 63 characters"
                 )
         for name, largest in _AT_MOST.items():
             if getattr(self, name) > largest:

@@ -42,6 +42,7 @@ class Services:
     origin: str  # "environment", "testcontainers" or "local"
     kafka: LocalKafka | None = None
     redis: LocalRedis | None = None
+    kept: Path | None = None  # local ones' folder, kept after (MOMENTS_KEEP_SERVICE_DATA)
 
 
 def docker_available() -> bool:
@@ -91,7 +92,8 @@ def _local(root: Path | None = None) -> Iterator[Services]:
     try:
         redis_.start()
         kafka.start()
-        yield Services(kafka.bootstrap, redis_.url, "local", kafka=kafka, redis=redis_)
+        yield Services(kafka.bootstrap, redis_.url, "local", kafka=kafka, redis=redis_,
+                       kept=tmp if keep else None)  # fmt: skip
     finally:
         with uninterrupted():  # a second Ctrl-C must not leave Redis running
             kafka.stop()

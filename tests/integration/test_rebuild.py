@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -144,6 +145,10 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         assert await rebuilt.budgets.spent(today) == live_spent
         assert "20 invalid skipped" in result.stdout
         assert "1 customers kept erased" in result.stdout
+        # every touchpoint read is in one count (the erased customer's were in none)
+        line = re.search(r"rebuilt from (\d+) touchpoints \(([^)]*)\)", result.stdout)
+        assert line is not None and " of erased customers" in line[2], result.stdout
+        assert sum(int(part.split()[0]) for part in line[2].split(", ")) == int(line[1])
         # the erased customer's touchpoints and decisions are all still in Kafka, and
         # none of them brought the profile back: only the tombstone is there
         # (and the withdrawals its erasure kept, by name, from the erasure record)

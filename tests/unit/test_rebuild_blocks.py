@@ -65,7 +65,7 @@ async def test_an_erasure_whose_tombstone_runs_out_during_the_rebuild_still_hold
     sent_ms = int(click.ts.timestamp() * 1000)  # when it happened
     await run._touchpoints([SimpleNamespace(value=msgspec.json.encode(click), partition=0,
                                             offset=5, timestamp=sent_ms)])  # fmt: skip
-    assert store.applied == [] and run.applied == 0
+    assert store.applied == [] and run.parts["applied"] == 0
     assert run.skipped_lapsed == 0  # blocked when it was erased again: not a lapsed one
 
 

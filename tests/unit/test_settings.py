@@ -402,6 +402,26 @@ def test_prefixes_of_letters_digits_dots_dashes_and_underscores_are_taken() -> N
 
 
 @pytest.mark.parametrize(
+    ("bootstrap", "reason"),
+    [
+        ("kafka://h:9092", "must be host:port, comma-separated, with no scheme"),
+        ("h:0", "the port of 'h:0' must be from 1 to 65535"),
+        ("h:65536", "must be from 1 to 65535"),
+        # it said "must be host:port ... with no scheme" of a host:port with no scheme
+        (f"{'a' * 64}.com:9092", "has an empty label or one over 63 characters"),
+        ("kafka..svc:9092, b:9092", "the host of 'kafka..svc:9092' has an empty label"),
+    ],
+)
+def test_a_bootstrap_refused_is_refused_for_its_own_reason(bootstrap: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"MOMENTS_KAFKA_BOOTSTRAP": bootstrap})
+    assert str(refused.value).startswith("MOMENTS_KAFKA_BOOTSTRAP")
+    assert reason in str(refused.value)
+    if "no scheme" not in reason:
+        assert "no scheme" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("env", "variable"),
     [
         ({"MOMENTS_KAFKA_BOOTSTRAP": "a:abc"}, "MOMENTS_KAFKA_BOOTSTRAP"),  # a traceback
