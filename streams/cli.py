@@ -25,6 +25,7 @@ from streams.cli_arguments import (
     parser,
 )
 from streams.listen_check import check_can_listen
+from streams.moments_command import started
 from streams.services.processes import terminated_like_ctrl_c
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
 from streams.startup_line import startup_line
@@ -466,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     starting = terminated_like_ctrl_c() if args.command in STARTING else nullcontext()
     try:
         with starting:
+            started()  # (the handler the console script set while the modules imported)
             return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file

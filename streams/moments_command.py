@@ -9,18 +9,27 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+_before: Any = signal.SIG_DFL  # SIGTERM's handler when the script began
+
 
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> int:
+    global _before
     try:
-        previous = signal.signal(signal.SIGTERM, _interrupted)  # while the modules import
-        try:
-            from streams.cli import main as run
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        # until the command is under way (:func:`started`): while the modules import
+        _before = signal.signal(signal.SIGTERM, _interrupted)
+        from streams.cli import main as run
+
         return run()
     except KeyboardInterrupt:
         return 130
+
+
+def started() -> None:
+    """SIGTERM as it was before the script began, now that its command is under way
+    (a worker or the API handles it as Ctrl-C until they take it over themselves)."""
+    if signal.getsignal(signal.SIGTERM) is _interrupted:
+        signal.signal(signal.SIGTERM, _before)

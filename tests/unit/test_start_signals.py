@@ -34,8 +34,11 @@ def _stopped_while_importing(module: str, *argv: str) -> subprocess.CompletedPro
                           timeout=60, env={"MOMENTS_LOG_FORMAT": "text", "PATH": ""})  # fmt: skip
 
 
-def test_sigterm_while_the_command_imports_ends_it_as_ctrl_c() -> None:
-    done = _stopped_while_importing("streams.cli", "worker")
+@pytest.mark.parametrize("module", ["streams.cli", "streams.topic_replay"])
+def test_sigterm_while_the_command_imports_ends_it_as_ctrl_c(module: str) -> None:
+    """(``streams.topic_replay`` imports once ``streams.cli`` has, before the command's
+    own handling began: a SIGTERM there still ended it with 143.)"""
+    done = _stopped_while_importing(module, "worker")
     assert done.returncode == 130, done
     assert "Traceback" not in done.stderr, done.stderr
 
