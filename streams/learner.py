@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,7 +135,7 @@ class SnapshotLearner:
             while still_leader():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 # before learning: one that fails on what it fetched still says what waits
-                await self._report_lag(consumer, tps)
+                await self._report_lag(consumer, tps, batches)
                 for tp, records in batches.items():
                     p = tp.partition
                     if p in offsets and records[0].offset < offsets[p]:
@@ -235,13 +235,21 @@ class SnapshotLearner:
             self._published(new)
         return new
 
-    async def _report_lag(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        """What the learner has still to read, per partition (``moments_consumer_lag``, as
-        the workers report the touchpoints'), so that a stalled learner is noticed."""
+    async def _report_lag(
+        self,
+        consumer: AIOKafkaConsumer,
+        tps: list[TopicPartition],
+        fetched: Mapping[TopicPartition, list[Any]] | None = None,
+    ) -> None:
+        """What the learner has still to learn, per partition (``moments_consumer_lag``,
+        as the workers report the touchpoints'), so that a stalled learner is noticed:
+        from the first record ``fetched`` (not learned yet), else from its position."""
+        fetched = fetched or {}
         for tp in tps:
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                position = await consumer.position(tp)
+                records = fetched.get(tp)
+                position = records[0].offset if records else await consumer.position(tp)
                 lag = max(highwater - position, 0)
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
                 self._lagging.add(tp)

@@ -57,10 +57,11 @@ async def test_a_learner_that_keeps_failing_reports_until_its_worker_no_longer_l
     )
     try:
         await eventually(lambda: len(seen) >= 3)
-        assert seen[:3] == [("learner:risk:StoreUnavailable", 100.0, 1.0)] * 3
+        # all 600 wait: the 500 it fetched, and failed on, count too
+        assert seen[:3] == [("learner:risk:StoreUnavailable", 600.0, 1.0)] * 3
         for n in range(50):  # outcomes pile up while it fails: its lag says so
             topic.append(0, example(f"risk:more-{n}:1"))
-        await eventually(lambda: seen[-1][1] == 150.0)
+        await eventually(lambda: seen[-1][1] == 650.0)
         lead = False  # another worker leads now: its figures are the ones to read
         await eventually(lambda: figures(metrics) == (None, None))
     finally:
