@@ -7,11 +7,12 @@ written; a screen that stops reading is cut off."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,20 @@ REFS = CustomerRefs(b"unit-test-secret")
 
 async def nobody_erased(customer_ids: Sequence[str]) -> list[bool]:
     return [False] * len(customer_ids)
+
+
+@contextlib.asynccontextmanager
+async def served_as_moments_api(hub: AlertHub) -> AsyncIterator[int]:
+    """The API's routes served as ``moments api`` serves them (a view is not cancelled
+    when its client goes), on a free port, given."""
+    runner = web.AppRunner(api_app(alerts=hub), handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
 
 
 def buffered_hub() -> AlertHub:
@@ -356,12 +371,7 @@ async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without
     stream ends at the next notice; it failed on the connection that was gone."""
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()
-    runner = web.AppRunner(api_app(alerts=hub), handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served_as_moments_api(hub) as port:
         async with aiohttp.ClientSession() as session:
             reply = await session.get(f"http://127.0.0.1:{port}/v1/alerts/stream",
                                       headers=AUTH, params={"queue": "billing"})  # fmt: skip
@@ -375,8 +385,6 @@ async def test_a_screen_gone_after_passing_others_alerts_ends_its_stream_without
         hub.publish([queued(5, "retention")])  # wakes the stream up to see it
         assert await within(5, lambda: not hub._subscribers), "the stream still runs"
         await asyncio.sleep(0.1)
-    finally:
-        await runner.cleanup()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -665,12 +673,7 @@ async def test_a_screen_gone_while_its_stream_is_set_up_is_no_error(
 
     hub = AskingHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()
-    runner = web.AppRunner(api_app(alerts=hub), handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served_as_moments_api(hub) as port:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /v1/alerts/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-99\r\n"
                      b"Authorization: Bearer backend-key\r\n\r\n")  # fmt: skip
@@ -678,6 +681,4 @@ async def test_a_screen_gone_while_its_stream_is_set_up_is_no_error(
         await asyncio.sleep(0.1)
         writer.transport.abort()  # the screen goes before its stream's headers are sent
         await asyncio.sleep(0.6)
-    finally:
-        await runner.cleanup()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
