@@ -32,6 +32,9 @@ from streams.startup_line import startup_line
 
 log = logging.getLogger("moments")
 STARTING = ("worker", "api")  # long-running: SIGTERM while they start is a Ctrl-C
+# SIGTERM stops these as Ctrl-C does, once their own handling is set (the console
+# script's does so while their modules import)
+STOPPED_LIKE_CTRL_C = (*STARTING, "demo", "bench", "rebuild")
 
 
 def check_local_files(settings: Settings, data_dir: bool) -> None:
@@ -464,10 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a worker or the API stops as on Ctrl-C while it starts (its modules importing,
     # waiting for Redis), until its own handlers take SIGTERM over: Faust's, or the API's
     # loop's once it listens
+    if args.command not in STOPPED_LIKE_CTRL_C:
+        started()  # SIGTERM as it was: the console script's lasted while modules imported
     starting = terminated_like_ctrl_c() if args.command in STARTING else nullcontext()
     try:
         with starting:
-            started()  # (the handler the console script set while the modules imported)
             return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
@@ -500,6 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"moments: could not write its output: {exc.strerror}", file=sys.stderr)
         return 1
+    finally:
+        started()  # for what is left of its exit
 
 
 if __name__ == "__main__":

@@ -53,3 +53,35 @@ def test_sigterm_while_a_worker_or_the_api_imports_its_parts_ends_it_as_ctrl_c(
     assert done.returncode == 130, done
     assert f"Moments {command} stopped while it started" in done.stderr + done.stdout, done
     assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [("demo", "streams.demo"), ("bench", "streams.bench"), ("rebuild", "streams.rebuild")],
+)
+def test_sigterm_while_a_command_stopped_like_ctrl_c_imports_its_parts_ends_it_so(
+    command: str, module: str
+) -> None:
+    """They take SIGTERM as Ctrl-C once their modules are in (130): in
+    the import before, it ended them with 143."""
+    done = _stopped_while_importing(module, command)
+    assert done.returncode == 130, done
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_sigterm_is_as_it_was_once_a_command_is_over() -> None:
+    """The console script's handling of SIGTERM (a Ctrl-C) was back once a worker or the
+    API had ended: a second SIGTERM while it exited turned 0 into 130."""
+    code = (
+        "import signal, sys\n"
+        "from streams import cli, moments_command\n"
+        "cli.COMMANDS['check-catalogue'] = lambda args, settings: 0\n"
+        "sys.argv = ['moments', 'check-catalogue']\n"
+        "moments_command.main()\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+    )
+    for command in ("check-catalogue", "api"):
+        run = code.replace("check-catalogue", command)
+        done = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert done.stdout.strip().endswith("True"), (command, done)
