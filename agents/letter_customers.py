@@ -65,6 +65,20 @@ def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:
         named = decode_wire(_named, value or b"").customer_id
     except msgspec.DecodeError:  # not JSON, or its customer_id is not a string
         named = named_anyhow(value or b"")
-    if named:
+    if named and _storable(named):  # a lone surrogate (a legal JSON escape) names no one
         found.add(named)
     return frozenset(found)
+
+
+def _storable(customer_id: str) -> bool:
+    """Whether ``customer_id`` could be a customer's: it encodes as UTF-8 (the store's
+    keys are hashed from its UTF-8 bytes; one that does not is no customer's).
+
+    >>> _storable("c-1"), _storable("\\ud800")
+    (True, False)
+    """
+    try:
+        customer_id.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

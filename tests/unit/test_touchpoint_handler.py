@@ -45,6 +45,7 @@ from feature_store import (
 )
 from feature_store.facts import ts_ms
 from feature_store.records import DecisionRecord
+from feature_store.store import FeatureStore, StoreConfig
 from schemas import (
     Call,
     Intervention,
@@ -1214,3 +1215,22 @@ async def test_a_decision_that_fails_after_deciding_leaves_nothing_in_the_batch(
     assert letter.error.startswith("decision failed") and result.results == [
         ("web_click", "failed")
     ]
+
+
+async def test_a_record_naming_no_possible_customer_is_still_dead_lettered() -> None:
+    """A lone surrogate is a legal JSON escape, and no customer's id (the store's keys
+    hash an id's UTF-8): read as the customer a letter names, its tombstone look failed
+    on every attempt, and one such record held its partition for good."""
+    keys = FeatureStore(None, StoreConfig(secret=b"x" * 32))  # type: ignore[arg-type]
+
+    class HashingStore(RecordingStore):
+        async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
+            for customer_id in customer_ids:
+                keys.pseudonym(customer_id)  # as the store names their keys
+            return await super().erased(customer_ids)
+
+    lone = b'{"type": "web_click", "customer_id": "\\ud800", "event_id": "e1"}'
+    h = handler(HashingStore())
+    result = await h.handle([record(lone)])
+    await h.without_erased(result)
+    assert len(result.dead_letters) == 1
