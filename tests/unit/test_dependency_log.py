@@ -77,6 +77,14 @@ async def test_answers_asking_for_looks_all_the_time_get_one_so_often() -> None:
     assert 2 <= looks[0] <= 1 + took / LOOK_AGAIN_AFTER_S + 1, (looks, took)
 
 
+async def said_within(caplog: pytest.LogCaptureFixture, lines: int, at_most_s: float = 5) -> None:
+    """Until the log holds ``lines`` lines (a busy machine runs the watch late)."""
+    for _ in range(int(at_most_s / 0.01)):
+        if len(caplog.records) >= lines:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -94,9 +102,9 @@ async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
         )
         await asyncio.sleep(0.05)
         last_answer[0], now[0] = 990.0, 1000.0  # type: ignore[assignment]  # found away now
-        await asyncio.sleep(0.05)
+        await said_within(caplog, 1)
         last_answer[0], now[0] = None, 1050.0  # back
-        await asyncio.sleep(0.05)
+        await said_within(caplog, 2)
         watch.cancel()
     said = [r.getMessage() for r in caplog.records]
     assert said[0].startswith("Kafka cannot be used") and said[1:] == [
