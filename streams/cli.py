@@ -464,11 +464,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ONE_SHOT:
         logs.quiet_kafka_clients()
     lenient_records.install()  # a header name that is not UTF-8 must not stall a partition
+    if args.command not in STOPPED_LIKE_CTRL_C:
+        started()  # SIGTERM as it was: the console script's lasted while modules imported
     # a worker or the API stops as on Ctrl-C while it starts (its modules importing,
     # waiting for Redis), until its own handlers take SIGTERM over: Faust's, or the API's
     # loop's once it listens
-    if args.command not in STOPPED_LIKE_CTRL_C:
-        started()  # SIGTERM as it was: the console script's lasted while modules imported
     starting = terminated_like_ctrl_c() if args.command in STARTING else nullcontext()
     try:
         with starting:
