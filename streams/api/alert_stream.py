@@ -17,7 +17,7 @@ from schemas.touchpoints import queue_named
 from streams.api.alert_gaps import Behind
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
-from streams.api.request_checks import api_of, authorise
+from streams.api.request_checks import api_of, authorise, sent_once
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.screen_feed import Alert, StreamPosition, for_queue
 
@@ -39,7 +39,7 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     api = api_of(request)
     hub = api.alerts
     queue = queue_named(request.query.get("queue"))  # a blank one: every queue
-    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    last_id = sent_once(request, "Last-Event-ID") or request.query.get("last_event_id")
     # before the stream starts, after which no error can be answered: an id that is not
     # one of ours names no position, and the stream sends every buffered alert
     position = await hub.position(last_id)

@@ -30,6 +30,7 @@ from streams.api.request_checks import (
     api_of,
     authorise,
     check_announced_size,
+    sent_once,
     too_many_uploads,
 )
 from streams.api.server import Api
@@ -57,12 +58,13 @@ def body_cost(size: int, items: int) -> int:
 
 async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec.Raw]:
     """The body's items, its cost charged to ``key``'s rate (see :func:`body_cost`)."""
+    encoding = sent_once(request, "Content-Encoding") or ""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     check_announced_size(request)
     raw = await _received(request, key)
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
-    raw = inflated(raw, request.headers.get("Content-Encoding", ""), limit)
+    raw = inflated(raw, encoding, limit)
     try:
         raw.decode("utf-8")  # as JSON between systems must be (the items go on as sent)
     except UnicodeDecodeError as exc:

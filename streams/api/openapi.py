@@ -36,8 +36,8 @@ _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _I
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 # Every `error` the API answers with (docs/http-api.md says when each comes).
 ERROR_CODES = (
-    "bad_request", "invalid_customer_id", "invalid_channel", "invalid_limit",
-    "invalid_erasures", "invalid_alert_event", "malformed_json", "malformed_body",
+    "bad_request", "duplicate_header", "invalid_customer_id", "invalid_channel",
+    "invalid_limit", "invalid_erasures", "invalid_alert_event", "malformed_json", "malformed_body",
     "incomplete_body", "empty", "unauthorized", "forbidden", "origin_not_allowed",
     "not_found", "method_not_allowed", "body_timeout", "body_too_large", "too_many_items",
     "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
@@ -51,7 +51,8 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties
     "message": {"type": "string"},
     "details": {"type": "array", "description": "Where there are some: one "
                 "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
-                "(`record_too_large`), or `{\"retry_after_s\"}`, the seconds of "
+                "(`record_too_large`), `{\"header\"}` (`duplicate_header`), or "
+                "`{\"retry_after_s\"}`, the seconds of "
                 "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready`, "
                 "`replicas_unconfirmed`, `too_many_connections` and `too_many_uploads`; "
                 "`store_unavailable` has the header only)."}}}  # fmt: skip

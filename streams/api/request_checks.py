@@ -60,21 +60,38 @@ def check_announced_size(request: web.Request) -> None:
         raise ApiError(413, "body_too_large", "the request body is too large")
 
 
+def sent_once(request: web.Request, name: str) -> str | None:
+    """The request's header ``name`` (None without it); a 400 ``duplicate_header`` when
+    it comes more than once: a proxy in front of the API may act on another of its values
+    than the API would, so a key, an origin, an encoding or a resume point is never a
+    guess between them.
+
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> sent_once(make_mocked_request("GET", "/", headers={"Origin": "https://a"}), "Origin")
+    'https://a'
+    """
+    values = request.headers.getall(name, ())
+    if len(values) > 1:
+        raise ApiError(400, "duplicate_header", f"the {name} header must come once, not "
+                       f"{len(values)} times", [{"header": name}])  # fmt: skip
+    return values[0] if values else None
+
+
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
     :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
     once the process has refused too many of those (see
     :data:`streams.api.server.WRONG_KEYS_PER_S`), and for a valid key refused for its
     scope or origin once it is over its rate (each such refusal takes from it)."""
-    header = request.headers.get("Authorization", "")
+    header = sent_once(request, "Authorization") or ""
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.headers.get("X-API-Key")
+    token = token or sent_once(request, "X-API-Key")
     if not token and key_in_query:
         token = request.query.get("api_key")
-    headers = request.headers
+    origin, referer = sent_once(request, "Origin"), sent_once(request, "Referer")
     api = api_of(request)
     try:
-        return api.keys.authorise(token, scope, headers.get("Origin"), headers.get("Referer"))
+        return api.keys.authorise(token, scope, origin, referer)
     except AuthError as exc:
         if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
             raise _limited(wait, "too many requests with API keys that are not valid") from None
