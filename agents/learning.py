@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 
 import msgspec
 
@@ -19,6 +20,10 @@ from schemas import NextBestOffer, Outcome, decode_next_best_offer
 # The models' quality figures (moments_model_logloss, _rocauc) are of the newest this
 # many outcomes or examples: how a model does now, not since its learner started.
 QUALITY_WINDOW = 1000
+
+# How far an outcome may be dated before its decision and still be learned: the client
+# that reports it and the process that decided keep their own clocks.
+CLOCK_SKEW = timedelta(minutes=5)
 
 REWARDS: dict[str, float] = {"accepted": 1.0, "clicked": 0.3, "dismissed": 0.0, "ignored": 0.0}
 
@@ -59,7 +64,9 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
     """The outcome against the context of its decision (``None``: none is stored). The
     context may be another kind of decision's (an intervention's id named by mistake).
     Only the decision's first offer teaches (``not_first_offer`` for the others): the
-    model has no place in its context, and its propensities are of the first place."""
+    model has no place in its context, and its propensities are of the first place.
+    One dated more than :data:`CLOCK_SKEW` before its decision (``dated_before_decision``)
+    is of something else than the offer made: a client's wrong decision id or clock."""
     decision: NextBestOffer | None = None
     if context is not None:
         try:
@@ -73,6 +80,8 @@ def judged(outcome: Outcome, context: str | None) -> Judged:
         return Judged("no_reward", channel)
     if decision is None:
         return Judged("no_context", channel)
+    if outcome.ts < decision.ts - CLOCK_SKEW:
+        return Judged("dated_before_decision", channel)
     if decision.context is None:  # the rules policy's, or a fallback's: no model's features
         return Judged("no_model_context", channel)
     if not made:

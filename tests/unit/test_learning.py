@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import generate_latest
@@ -30,8 +30,10 @@ def decision(context: list[float] | None = None, channel: str = "email") -> str:
     return encode_decision(made).decode()
 
 
-def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outcome:
-    return Outcome(decision_id="d1", customer_id="c1", offer_id=offer, outcome=verdict, ts=TS)
+def outcome(
+    offer: str = "book-club", verdict: OutcomeKind = "accepted", ts: datetime = TS
+) -> Outcome:
+    return Outcome(decision_id="d1", customer_id="c1", offer_id=offer, outcome=verdict, ts=ts)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,9 @@ def outcome(offer: str = "book-club", verdict: OutcomeKind = "accepted") -> Outc
         (outcome("free-shipping"), decision(X), "not_first_offer", "email"),
         (outcome("free-shipping", "ignored"), decision(X), "not_first_offer", "email"),
         (outcome("free-shipping", "shown"), decision(X), "no_reward", "email"),
+        # dated before its decision, past the clocks' skew: of something else
+        (outcome(ts=TS - timedelta(minutes=6)), decision(X), "dated_before_decision", "email"),
+        (outcome(ts=TS - timedelta(minutes=4)), decision(X), Example(X, "book-club", 1.0), "email"),
     ],
 )
 def test_an_outcome_is_attributed_only_to_an_offer_its_decision_made(

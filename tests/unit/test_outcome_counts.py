@@ -51,6 +51,9 @@ class Claims:
         return [None for _ in pairs]
 
 
+DECIDED = datetime(2026, 12, 1, 9, 59, tzinfo=UTC)  # a minute before its outcomes
+
+
 def outcome(offset: int, decision: str) -> SimpleNamespace:
     value = (f'{{"decision_id": "{decision}", "customer_id": "c-1", "offer_id": "book-club", '
              f'"outcome": "clicked", "ts": "2026-12-01T10:00:00Z"}}').encode()  # fmt: skip
@@ -113,7 +116,7 @@ class ContextsOnceDown(Claims):
         if self.down:
             self.down = False
             raise StoreUnavailable("connection reset")
-        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=DECIDED,
                              channel="web", trigger_event_id=None,
                              offers=[OfferScore(offer_id="book-club", score=0.4,
                                                  propensity=1.0)])  # fmt: skip
@@ -150,7 +153,7 @@ class Learnable(Claims):
     """Claims as Redis makes them, and decisions the model made (with its features)."""
 
     async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
-        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=DECIDED,
                              channel="web", trigger_event_id=None, context=[0.5] * DIMENSION,
                              offers=[OfferScore(offer_id="book-club", score=0.4,
                                                  propensity=1.0)])  # fmt: skip
@@ -195,7 +198,7 @@ class TwoOffers(Claims):
     """Claims as Redis makes them; each decision the model made listed two offers."""
 
     async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
-        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=datetime.now(UTC),
+        made = NextBestOffer(decision_id="d-1", customer_id="c-1", ts=DECIDED,
                              channel="web", trigger_event_id=None, context=[0.5] * DIMENSION,
                              offers=[OfferScore(offer_id="book-club", score=0.4,
                                                 propensity=0.9),
