@@ -94,12 +94,14 @@ async def test_the_latency_budget_is_checked_between_the_decisions_of_a_batch() 
     """A slow model: once the budget is gone, the rest of the batch gets fallbacks rather
     than decisions taken (and answered) late."""
     store = SlowStore({f"c{n}": KNOWN for n in range(20)})
+    store.read_s = 0.001  # the budget is the model's to spend (a busy machine took a
+    # 50 ms budget before the first decision, with a 10 ms read)
     rec = recommender(store, CONTACTS)
-    rec.budget_s = 0.05
+    rec.budget_s = 0.2
     decide = rec._decisions._policy.decide
 
     def slow(*args: Any) -> NextBestOffer:
-        time.sleep(0.005)
+        time.sleep(0.02)  # 20 of them: 0.4 s
         return decide(*args)
 
     rec._decisions._policy = Deciding(rec._policy, slow)  # type: ignore[assignment]
@@ -303,8 +305,10 @@ async def test_a_decision_shown_whose_write_failed_is_published_only_if_not_eras
     erased meanwhile) is not known. It is published once Redis says they are not."""
     store = SlowStore({"c1": KNOWN})
     store.decisions = LostThenErased(store, erased)  # type: ignore[assignment]
+    store.read_s, store.write_s = 0.001, 0.5
     rec = recommender(store, CONTACTS)
-    rec.budget_s = 0.02  # runs out while the 30 ms write is in flight
+    rec.budget_s = 0.25  # runs out while the write is in flight (20 ms, against a read
+    # of 10 ms, ran out before the write began on a machine busy elsewhere)
     sent: list[bytes] = []
 
     def publish(topic: str, records: Any) -> asyncio.Future[None]:
