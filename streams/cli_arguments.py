@@ -13,6 +13,7 @@ import os
 from typing import NoReturn
 
 from streams import logs
+from streams.cli_bounds import bounded, bounds
 
 DESCRIPTION = (
     "Moments, real-time personalisation for CRM: worker, api, simulate, demo, rebuild, "
@@ -24,6 +25,14 @@ MAX_SIMULATED_RATE = 100_000.0  # events a second: far beyond what one producer 
 MAX_SIMULATED_CUSTOMERS = 10_000_000  # each a few hundred bytes, all in memory
 SIMULATED_RATES = f"from {MIN_SIMULATED_RATE:g} to {MAX_SIMULATED_RATE:,.0f}"
 SIMULATED_CUSTOMERS = f"from 1 to {MAX_SIMULATED_CUSTOMERS:,}"
+# moments bench: enough touchpoints that the baseline (some 33,000 a second on a two-core
+# machine) takes a fraction of a second over them (decisions read in one batch time
+# nothing: a division by zero), and no more than the pipeline (some 1,080 a second)
+# decides in the 300 s its decisions are awaited; the paced touchpoints (rate x seconds,
+# made in memory beforehand as --events are) 600,000 at the most, some 20 s to make
+BENCH_EVENTS = (10_000, 200_000)
+BENCH_RATE = (1.0, 2_000.0)  # touchpoints a second: about twice what that pipeline decides
+BENCH_LATENCY_SECONDS = (1.0, 300.0)
 
 DEFAULT = " (default: %(default)s)"  # an option's help ends with it, argparse fills it in
 
@@ -111,12 +120,15 @@ def parser() -> argparse.ArgumentParser:
         "the pipeline, the store, the HTTP API, model snapshots and offer ranking, "
         "each beside a baseline; Redis memory per customer",
     )  # fmt: skip
-    bench.add_argument("--events", type=int, default=20000,
-                       help="touchpoints through the pipeline and the store" + DEFAULT)  # fmt: skip
-    bench.add_argument("--rate", type=float, default=200.0,
-                       help="offered load for latency, touchpoints a second" + DEFAULT)  # fmt: skip
-    bench.add_argument("--latency-seconds", type=float, default=15.0,
-                       help="how long the latency is measured at that load" + DEFAULT)  # fmt: skip
+    bench.add_argument("--events", type=bounded(int, *BENCH_EVENTS, "whole number"),
+                       default=20000, help="touchpoints through the pipeline and the "
+                       f"store, {bounds(*BENCH_EVENTS)}" + DEFAULT)  # fmt: skip
+    bench.add_argument("--rate", type=bounded(float, *BENCH_RATE, "number"), default=200.0,
+                       help="offered load for latency, touchpoints a second, "
+                       f"{bounds(*BENCH_RATE)}" + DEFAULT)  # fmt: skip
+    bench.add_argument("--latency-seconds", type=bounded(float, *BENCH_LATENCY_SECONDS, "number"),
+                       default=15.0, help="how long the latency is measured at that load, "
+                       f"{bounds(*BENCH_LATENCY_SECONDS)}" + DEFAULT)  # fmt: skip
     bench.add_argument(
         "--only",
         action="append",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Container, Sequence
 
 from agents.batch_retries import refused_by_kafka
 from streams.api.publisher import KeyedPublisher, PublisherFull, Record, RecordTooLarge
+from streams.api.throttled_counts import ThrottledCounts, line_per_reason
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ class DecisionDelivery:
         self._retried = 0  # retries in this outage
         self._waiting: dict[asyncio.TimerHandle, _Sent] = {}  # retries to make
         self._retried_records = 0  # the records they hold
-        self._given_up: dict[str, int] = {}  # decisions given up, not logged yet, by reason
-        self._given_up_due: asyncio.TimerHandle | None = None  # the next line of them
+        # decisions given up, told a line per reason every few seconds (at a stop, the
+        # drain's end says the rest: say_given_up)
+        self._given_up = ThrottledCounts(
+            line_per_reason(log, "%d decisions were not delivered to Kafka: %s"), GIVEN_UP_EVERY_S
+        )
 
     def send(self, records: Sequence[Record], ids: Sequence[str] | None = None) -> None:
         """Publish ``records`` (keyed decisions; ``ids``, their decision ids, for
@@ -94,7 +98,7 @@ class DecisionDelivery:
             return records, ids
         gone = [r for r, kept in zip(records, keep, strict=True) if not kept]
         self._withheld(len(gone))
-        self._note(len(gone), ERASED)
+        self._given_up.add((ERASED,), len(gone))
         if self._settled is not None:
             self._settled(gone, None if ids is None else _picked(ids, keep, False))
         kept = [r for r, kept in zip(records, keep, strict=True) if kept]
@@ -146,28 +150,11 @@ class DecisionDelivery:
 
     def _give_up(self, count: int, why: str) -> None:
         self._failed(count)
-        self._note(count, why)
-
-    def _note(self, count: int, why: str) -> None:
-        """Tell ``count`` decisions not delivered, for ``why``, in the next line."""
-        self._given_up[why] = self._given_up.get(why, 0) + count
-        if self._given_up_due is None:  # now, and what follows in GIVEN_UP_EVERY_S after
-            self._log_given_up()
-            loop = asyncio.get_running_loop()  # (at a stop, the drain's end says the rest)
-            self._given_up_due = loop.call_later(GIVEN_UP_EVERY_S, self._log_given_up, True)
+        self._given_up.add((why,), count)
 
     def say_given_up(self) -> None:
         """Log now the decisions given up and not logged yet (the API's last words)."""
-        self._log_given_up()
-
-    def _log_given_up(self, ended: bool = False) -> None:
-        """Log the decisions given up since the last line, a line per reason; ``ended``:
-        the wait after a line is over (the next give-up logs at once)."""
-        for why, count in self._given_up.items():
-            log.warning("%d decisions were not delivered to Kafka: %s", count, why)
-        self._given_up.clear()
-        if ended:
-            self._given_up_due = None
+        self._given_up.flush()
 
 
 def _picked(ids: Sequence[str], keep: Sequence[bool], kept: bool) -> list[str]:

@@ -32,6 +32,8 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
+from streams.api.throttled_counts import ThrottledCounts, line_per_reason
+
 log = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes]  # the decision's Kafka key (the customer id) and value
@@ -77,9 +79,10 @@ class FallbackOutbox:
         self._checking: tuple[list[Waiting], list[Waiting]] = ([], [])
         self._added = 0
         self._task: asyncio.Task[None] | None = None
-        # given up since the last log line, by what they were and why
-        self._unlogged: dict[tuple[str, str], int] = {}
-        self._log_due: asyncio.TimerHandle | None = None
+        # given up, by what they were and why: told a line per reason every few seconds
+        self._given_up = ThrottledCounts(
+            line_per_reason(log, "%d %s not published: %s"), LOG_EVERY_S
+        )
 
     def __len__(self) -> int:
         checking = len(self._checking[0]) + len(self._checking[1])
@@ -145,27 +148,14 @@ class FallbackOutbox:
 
     def _give_up(self, count: int, why: str, what: str = FALLBACKS) -> None:
         self._dropped(count)
-        self._unlogged[what, why] = self._unlogged.get((what, why), 0) + count
-        if self._log_due is None:  # now, and what follows in LOG_EVERY_S after
-            self._log_given_up()
-            loop = asyncio.get_running_loop()
-            self._log_due = loop.call_later(LOG_EVERY_S, self._log_given_up, True)
-
-    def _log_given_up(self, ended: bool = False) -> None:
-        """Log the decisions given up since the last line, a line per reason;
-        ``ended``: the wait after a line is over (the next give-up logs at once)."""
-        for (what, why), count in self._unlogged.items():
-            log.warning("%d %s not published: %s", count, what, why)
-        self._unlogged.clear()
-        if ended:
-            self._log_due = None
+        self._given_up.add((what, why), count)
 
     async def drain(self, within_s: float | None = 5.0) -> bool:
         """Publish what can be checked within ``within_s`` (at shutdown; None: as long
         as it takes); give up the rest, counted. Whether all of it was checked."""
         task = self._task
         if task is None or task.done():
-            self._log_given_up()
+            self._given_up.flush()
             return True
         try:
             await asyncio.wait_for(asyncio.shield(task), within_s)
@@ -185,7 +175,7 @@ class FallbackOutbox:
                 if waiting:
                     self._give_up(len(waiting), "the process is stopping", what)
                     waiting.clear()
-            self._log_given_up()  # all of it, before the process ends
+            self._given_up.flush()  # all of it, before the process ends
             return False
-        self._log_given_up()
+        self._given_up.flush()
         return True

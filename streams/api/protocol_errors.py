@@ -27,7 +27,7 @@ from aiohttp.web_request import BaseRequest
 
 from streams.api.connection_cap import OVERLOADED
 from streams.api.errors import error_response
-from streams.api.unreadable_requests import UnreadableRequests
+from streams.api.unreadable_requests import unreadable_requests
 
 _CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
 Handle = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
@@ -83,7 +83,7 @@ class JsonErrorsRequestHandler(web.RequestHandler):
         if status < 500 and isinstance(server, JsonErrorsServer):
             # a request that could not be read: the client's doing, which anyone could
             # repeat to fill the log, told as a warning, a line every few seconds at most
-            server.unreadable.seen(type(exc).__name__ if exc is not None else str(status))
+            server.unreadable.add(type(exc).__name__ if exc is not None else str(status))
             if request.writer.output_size > 0:  # as aiohttp's: no answer after an answer
                 raise ConnectionError("part of a response was sent already")
         else:
@@ -105,7 +105,7 @@ class JsonErrorsServer(web.Server):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.unreadable = UnreadableRequests()  # requests it could not read, to log
+        self.unreadable = unreadable_requests()  # requests it could not read, to log
 
     def full(self) -> bool:
         return len(self._connections) >= self.max_connections

@@ -10,9 +10,10 @@ errors. Such a request is the client's fault, answered a JSON 400
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
+
+from streams.api.throttled_counts import ThrottledCounts, Timer, loop_timer
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0
@@ -27,32 +28,19 @@ def summary(kinds: Counter[str]) -> str:
     return ", ".join(f"{kind}: {count}" for kind, count in kinds.most_common())
 
 
-class UnreadableRequests:
-    """The requests not logged yet, by kind; logged at most once per ``every_s``."""
+def unreadable_requests(
+    every_s: float = LOG_EVERY_S, timer: Timer = loop_timer
+) -> ThrottledCounts[str]:
+    """The requests not read, by the kind of their error: logged at most once per
+    ``every_s`` while they keep coming."""
 
-    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
-        self._every_s = every_s
-        self._unlogged: Counter[str] = Counter()
-        self._due: asyncio.TimerHandle | None = None
-
-    def seen(self, kind: str) -> None:
-        """A request that could not be read, ``kind`` the class of its error."""
-        self._unlogged[kind] += 1
-        if self._due is None:  # the first in a while: now, and the next ones later
+    def tell(kinds: Counter[str], at_once: bool) -> None:
+        if at_once:  # the first in a while, alone
+            (kind,) = kinds
             log.warning("a request could not be read as HTTP (%s); answered 400", kind)
-            self._unlogged.clear()
-            self._wait()
-
-    def _wait(self) -> None:
-        self._due = asyncio.get_running_loop().call_later(self._every_s, self._log_unlogged)
-
-    def _log_unlogged(self) -> None:
-        self._due = None
-        if not self._unlogged:
             return
-        count = sum(self._unlogged.values())
+        count = kinds.total()
         log.warning("%d more request%s could not be read as HTTP in %g s (%s); answered 400",
-                    count, "s" if count > 1 else "", self._every_s,
-                    summary(self._unlogged))  # fmt: skip
-        self._unlogged.clear()
-        self._wait()  # while they keep coming, a line per period at most
+                    count, "s" if count > 1 else "", every_s, summary(kinds))  # fmt: skip
+
+    return ThrottledCounts(tell, every_s, timer)

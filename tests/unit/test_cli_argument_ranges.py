@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import cli
+from streams import cli, cli_arguments
 from streams.estimators import Logged, ips_estimates
 from streams.settings import DEFAULT_CATALOGUE
 
@@ -55,6 +55,51 @@ def test_out_of_range_arguments_exit_2_with_a_message(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--events", "0"], "argument --events: 0 is out of bounds: from 10,000 to 200,000"),
+        (["--events", "-20"], "argument --events: -20 is out of bounds"),
+        (["--events", "1000000000"], "argument --events: 1000000000 is out of bounds"),
+        (["--events", "2.5"], "argument --events: invalid whole number value: '2.5'"),
+        (["--rate", "0"], "argument --rate: 0 is out of bounds: from 1 to 2,000"),
+        (["--rate", "-200"], "argument --rate: -200 is out of bounds"),
+        (["--rate", "nan"], "argument --rate: nan is out of bounds"),
+        (["--rate", "inf"], "argument --rate: inf is out of bounds"),
+        (["--rate", "1e9"], "argument --rate: 1e9 is out of bounds"),
+        (["--latency-seconds", "0"], "argument --latency-seconds: 0 is out of bounds"),
+        (["--latency-seconds", "-1"], "argument --latency-seconds: -1 is out of bounds"),
+        (["--latency-seconds", "86400"], "argument --latency-seconds: 86400 is out of bounds"),
+        (["--latency-seconds", "soon"], "argument --latency-seconds: invalid number value"),
+    ],
+)
+def test_bench_numbers_out_of_bounds_are_refused_as_the_command_line_is_read(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``moments bench`` took any number, and started Kafka and Redis before it found
+    out: a rate or a latency of 0 or below, or negative events, ended in a traceback
+    (``need count >= 0, rate > 0``), 0 events in another once the pipeline had nothing
+    to time, a billion events or a day's latency filled memory with touchpoints made in
+    advance. Refused now as the command line is read, naming the bounds (here read,
+    not run: taken, it would start a bench)."""
+    with pytest.raises(SystemExit) as stopped:
+        cli_arguments.parser().parse_args(["bench", *argv])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"moments bench: error: {said}" in " ".join(err.split()), err
+    assert "Traceback" not in err
+
+
+def test_bench_takes_its_bounds_and_its_defaults() -> None:
+    read = cli_arguments.parser().parse_args
+    lowest = read(["bench", "--events", "10000", "--rate", "1", "--latency-seconds", "1"])
+    assert (lowest.events, lowest.rate, lowest.latency_seconds) == (10_000, 1.0, 1.0)
+    highest = read(["bench", "--events", "200000", "--rate", "2e3", "--latency-seconds", "300"])
+    assert (highest.events, highest.rate, highest.latency_seconds) == (200_000, 2000.0, 300.0)
+    default = read(["bench"])
+    assert (default.events, default.rate, default.latency_seconds) == (20_000, 200.0, 15.0)
 
 
 def test_one_logged_decision_gives_no_interval_rather_than_infinities() -> None:

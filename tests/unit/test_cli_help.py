@@ -11,11 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from streams import cli
-from streams.cli_arguments import SIMULATED_CUSTOMERS, SIMULATED_RATES, parser
+from streams import cli, cli_bounds
+from streams.cli_arguments import (
+    BENCH_EVENTS,
+    BENCH_LATENCY_SECONDS,
+    BENCH_RATE,
+    SIMULATED_CUSTOMERS,
+    SIMULATED_RATES,
+    parser,
+)
 from streams.lift_report import DEFAULT_DAYS
 
 README = Path(__file__).parents[2] / "README.md"
+BENCH_BOUNDS = {
+    "--events": BENCH_EVENTS,
+    "--rate": BENCH_RATE,
+    "--latency-seconds": BENCH_LATENCY_SECONDS,
+}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -66,6 +78,19 @@ def test_the_bounds_in_help_are_those_the_command_enforces(
     assert SIMULATED_RATES in capsys.readouterr().err
     assert cli.main([name, "--customers", "0"]) == 2
     assert SIMULATED_CUSTOMERS in capsys.readouterr().err
+
+
+def test_bench_help_gives_the_bounds_the_command_enforces(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    said = " ".join(_commands()["bench"].format_help().split())
+    for option, (low, high) in BENCH_BOUNDS.items():
+        assert f"{cli_bounds.bounds(low, high)} (default:" in said, option
+        for refused, taken in ((low - 1, low), (high * 2, high)):
+            with pytest.raises(SystemExit):
+                parser().parse_args(["bench", option, f"{refused:g}"])
+            assert cli_bounds.bounds(low, high) in capsys.readouterr().err
+            parser().parse_args(["bench", option, f"{taken:g}"])
 
 
 def test_lift_help_gives_the_days_the_report_takes() -> None:
