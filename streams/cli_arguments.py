@@ -27,12 +27,13 @@ SIMULATED_RATES = f"from {MIN_SIMULATED_RATE:g} to {MAX_SIMULATED_RATE:,.0f}"
 SIMULATED_CUSTOMERS = f"from 1 to {MAX_SIMULATED_CUSTOMERS:,}"
 # moments bench: enough touchpoints that the baseline (some 33,000 a second on a two-core
 # machine) takes a fraction of a second over them (decisions read in one batch time
-# nothing: a division by zero), and no more than the pipeline (some 1,080 a second)
-# decides in the 300 s its decisions are awaited; the paced touchpoints (rate x seconds,
-# made in memory beforehand as --events are) 600,000 at the most, some 20 s to make
-BENCH_EVENTS = (10_000, 200_000)
-BENCH_RATE = (1.0, 2_000.0)  # touchpoints a second: about twice what that pipeline decides
-BENCH_LATENCY_SECONDS = (1.0, 300.0)
+# nothing: a division by zero), and no more than a pipeline some four times that
+# machine's (1,080 a second there) decides in the 300 s its decisions are awaited; the
+# paced touchpoints (rate x seconds, made in memory beforehand as --events are)
+# 1,200,000 at the most
+BENCH_EVENTS = (10_000, 500_000)
+BENCH_RATE = (1.0, 10_000.0)  # touchpoints a second
+BENCH_LATENCY_SECONDS = (1.0, 120.0)
 
 DEFAULT = " (default: %(default)s)"  # an option's help ends with it, argparse fills it in
 

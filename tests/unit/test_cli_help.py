@@ -88,9 +88,9 @@ def test_bench_help_gives_the_bounds_the_command_enforces(
         assert f"{cli_bounds.bounds(low, high)} (default:" in said, option
         for refused, taken in ((low - 1, low), (high * 2, high)):
             with pytest.raises(SystemExit):
-                parser().parse_args(["bench", option, f"{refused:g}"])
+                parser().parse_args(["bench", option, f"{refused:.0f}"])
             assert cli_bounds.bounds(low, high) in capsys.readouterr().err
-            parser().parse_args(["bench", option, f"{taken:g}"])
+            parser().parse_args(["bench", option, f"{taken:.0f}"])
 
 
 def test_lift_help_gives_the_days_the_report_takes() -> None:
