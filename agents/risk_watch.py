@@ -7,6 +7,7 @@ whether the risk just crossed its threshold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ class _Snapshot(msgspec.Struct, omit_defaults=True):
 
 
 HELD_KEPT = 50  # the touchpoints a snapshot names as held at most (15 minutes' worth)
+_HEX = re.compile(r"[0-9a-f]+")  # a keyed hash, as the store writes it (lower-case hex)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -73,6 +75,23 @@ def example_id(subject: str, snapshot_ms: int) -> str:
     'risk:3f2a:1700000000000'
     """
     return f"risk:{subject}:{snapshot_ms}"
+
+
+def example_subject(example_id: str) -> str | None:
+    """The customer an example is of, by their keyed hash (see :func:`example_id`); None
+    for an id not named so (one an older Moments named after the touchpoint that
+    labelled it, or a foreign writer's): it names no customer.
+
+    >>> example_subject("risk:3f2a:1700000000000"), example_subject("risk:ev-1")
+    ('3f2a', None)
+    >>> example_subject("risk:{x}:1"), example_subject("risk:3F2A:1"), example_subject("risk:3f2a:")
+    (None, None, None)
+    """
+    kind, _, rest = example_id.partition(":")
+    subject, _, at = rest.partition(":")
+    if kind != "risk" or not _HEX.fullmatch(subject) or not at.isascii() or not at.isdigit():
+        return None
+    return subject
 
 
 def pending_snapshot(

@@ -301,11 +301,16 @@ class FeatureStore:
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is
         remembered in this process)."""
-        if not customer_ids:
-            return []
         keys = self._keys
+        return await self.erased_subjects([keys.pseudonym(c) for c in customer_ids])
+
+    async def erased_subjects(self, subjects: Sequence[str]) -> list[bool]:
+        """Whether each customer named by their keyed hash (``subject``: a churn-risk
+        example's customer, say) was erased, in one round trip."""
+        if not subjects:
+            return []
         replies = await self._conn.submit(
-            [("EXISTS", keys.for_subject(keys.pseudonym(c)).tombstone) for c in customer_ids]
+            [("EXISTS", self._keys.for_subject(s).tombstone) for s in subjects]
         )
         raise_failed(replies)
         return [bool(int(reply)) for reply in replies]

@@ -265,6 +265,17 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.risk_learning = Counter(
+            "moments_risk_examples_total",
+            "Churn-risk examples seen by the risk learner, by what became of them (learned; "
+            "relearned: read again by a learner restarted from a snapshot that lacked it; "
+            "duplicate: a copy of one another record taught; learned_before: read again "
+            "after the log lost its tail, in the model already; unusable: a figure not "
+            "finite or out of range; unreadable: not a risk example; erased: of a customer "
+            "erased, not learned).",
+            ["result"],
+            registry=r,
+        )
         self.risk_sweep = Counter(
             "moments_risk_sweep_snapshots_total",
             "Pending churn-risk snapshots the periodic sweep labelled, by label (unreadable: "

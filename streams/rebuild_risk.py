@@ -20,7 +20,8 @@ from agents.risk_watch import held_at, pending_snapshot, risk_band
 from feature_store import ApplyStatus, Fact, FeatureStore, StoreUnavailable, risk_fact
 from feature_store.facts import DAY_MS, ts_ms
 from feature_store.models import SnapshotDamaged
-from schemas.risk import decode_risk_example
+from schemas.risk import RiskExample, decode_risk_example
+from streams.erased_examples import erased_examples
 from streams.model_snapshots import RISK, restore_risk
 from streams.settings import Settings
 from streams.topic_replay import replay
@@ -35,7 +36,8 @@ async def risk_model(settings: Settings, store: FeatureStore, batch: int) -> Chu
     there, from ``risk-examples`` (each example once, in the topic's order); with fewer
     examples than its warm-up, that is the baseline, as it was live. A published one
     that is damaged (:class:`SnapshotDamaged`) is dropped, as no process can use it, and
-    the model learned again."""
+    the model learned again. The examples of customers erased (the target Redis holds
+    their tombstones: the erasures are replayed first) are not learned."""
     try:
         found = await store.models.load(RISK)
     except SnapshotDamaged:
@@ -47,23 +49,40 @@ async def risk_model(settings: Settings, store: FeatureStore, batch: int) -> Chu
         return restore_risk(found[1])
     model = ChurnRisk()
     learned: set[str] = set()
+    erased = 0
 
     async def examples(records: list[ConsumerRecord]) -> None:
-        learn_risk_examples(model, learned, [record.value or b"" for record in records])
+        nonlocal erased
+        found = readable_examples([record.value or b"" for record in records])
+        # the erasures were replayed first: an erased customer's examples teach nothing,
+        # as the live risk learner learns none after the erasure
+        gone = await erased_examples(store, [example.example_id for example in found])
+        erased += sum(gone)
+        learn_risk_examples(model, learned, [e for e, g in zip(found, gone, strict=True) if not g])
 
     await replay(settings, settings.topic(RISK_EXAMPLES), examples, batch)
+    if erased:  # by count alone: no id, nor keyed hash
+        log.info("%d churn-risk examples of erased customers were not learned", erased)
     return model
 
 
-def learn_risk_examples(model: ChurnRisk, learned: set[str], values: list[bytes]) -> None:
-    """Teach ``model`` the risk examples among ``values`` as the risk learner does: each
-    example once (``learned``: the ids seen), none that does not decode or whose figures
-    would poison it (not finite, or far out of range)."""
+def readable_examples(values: list[bytes]) -> list[RiskExample]:
+    """The risk examples among ``values`` (those that do not decode are left out, as the
+    risk learner leaves them)."""
+    found = []
     for value in values:
         try:
-            example = decode_risk_example(value)
+            found.append(decode_risk_example(value))
         except msgspec.DecodeError:
             continue
+    return found
+
+
+def learn_risk_examples(model: ChurnRisk, learned: set[str], examples: list[RiskExample]) -> None:
+    """Teach ``model`` the risk ``examples`` as the risk learner does: each example once
+    (``learned``: the ids seen), none whose figures would poison it (not finite, or far out
+    of range)."""
+    for example in examples:
         if example.example_id not in learned:  # a copy teaches nothing more
             learned.add(example.example_id)
             if learnable_example(example.x):

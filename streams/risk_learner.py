@@ -2,12 +2,16 @@
 snapshots that got their delayed label; :class:`streams.learner.SnapshotLearner` reads
 the topic and publishes the snapshots). Each example id is claimed, so an example sent
 twice (a retried batch, a sweep sent again, a touchpoint and the sweep labelling one
-snapshot) teaches once.
+snapshot) teaches once. An example of a customer erased (its id names them by their keyed
+hash, as their tombstone's key does) teaches nothing and is not claimed, however late it
+comes or often it is read again; what became of each example is counted in
+``moments_risk_examples_total{result}`` (``erased`` for those).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import msgspec
@@ -17,6 +21,7 @@ from agents.risk_features import learnable_example
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas.risk import decode_risk_example
+from streams.erased_examples import erased_examples
 from streams.learner import PARTITIONS_EVERY_S, SnapshotLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import RISK
@@ -66,30 +71,44 @@ class RiskLearner(SnapshotLearner):
         if unreadable:
             log.warning("%d records of %s[%d] are not risk examples; skipped", unreadable,
                         self._topic, partition)  # fmt: skip
+        # An erased customer's examples teach nothing after the erasure, however late they
+        # come or often they are read again, and are not claimed (nothing naming them is
+        # written after it): their tombstones are read by the keyed hash the ids hold.
+        gone = await erased_examples(self._store, [e.example_id for e, _ in examples])
+        erased = sum(gone)
+        examples = [item for item, erased_now in zip(examples, gone, strict=True) if not erased_now]
         # A worker that retries or replays a batch whose decisions it never confirmed
         # sends its examples again, and so does a sweep sent again after it failed to
         # settle: the claims (in Redis, so whichever process learns) let one copy teach.
         claims = await self._store.models.claim_examples(
             RISK, [(example.example_id, f"{partition}:{offset}") for example, offset in examples]
         )
-        learned = unusable = known = 0
+        counts: Counter[str] = Counter(unreadable=unreadable, erased=erased)
         for (example, offset), claim in zip(examples, claims, strict=True):
             if claim == "copy":  # learned (or to be learned) from the record that claimed it
+                counts["duplicate"] += 1
                 continue
             if self._learned_before(partition, offset, again=claim == "again"):
-                known += 1
+                counts["learned_before"] += 1
                 continue
             if not learnable_example(example.x):  # it would poison the model
-                unusable += 1
+                counts["unusable"] += 1
                 continue
             self._model.learn_one(example.x, example.y)
-            learned += 1
-        if unusable:
-            log.warning("%d risk examples skipped: a figure not finite or out of range", unusable)
-        if known:
-            log.info("%d risk examples read again skipped: the model learned them already", known)
+            counts["learned" if claim == "new" else "relearned"] += 1
+        if counts["unusable"]:
+            log.warning("%d risk examples skipped: a figure not finite or out of range",
+                        counts["unusable"])  # fmt: skip
+        if counts["learned_before"]:
+            log.info("%d risk examples read again skipped: the model learned them already",
+                     counts["learned_before"])  # fmt: skip
+        if erased:  # by count alone: no id, nor keyed hash
+            log.info("%d risk examples of erased customers skipped", erased)
         m = self._metrics
+        for result, n in counts.items():
+            if n:
+                m.risk_learning.labels(result).inc(n)
         m.model_figure(m.model_logloss, RISK, self._model.logloss)
         m.model_figure(m.model_rocauc, RISK, self._model.rocauc)
         self._show_state()
-        return learned
+        return counts["learned"] + counts["relearned"]

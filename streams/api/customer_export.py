@@ -40,7 +40,8 @@ KEPT_IN_TOPICS = {
     "customer-erasures": "the record of their erasure, once erased, with the channels they "
     "had withdrawn from, which Moments keeps honouring (kept for good)",
     "risk-examples": "snapshots of their churn-risk features with the label learned from "
-    "them, named by their keyed hash (risk:<subject>:<time>), not their id",
+    "them, named by their keyed hash (risk:<subject>:<time>), not their id; once they are "
+    "erased, no model learns from them",
 }
 
 

@@ -174,8 +174,20 @@ class Decisions:
         return [self.stored.get(pair) for pair in pairs]
 
 
+class Tombstones:
+    """``store.erased_subjects``: the customers erased, by their keyed hash."""
+
+    def __init__(self) -> None:
+        self.subjects: set[str] = set()
+        self.asked: list[list[str]] = []  # each round trip's subjects
+
+    async def __call__(self, subjects: list[str]) -> list[bool]:
+        self.asked.append(list(subjects))
+        return [s in self.subjects for s in subjects]
+
+
 def store() -> Any:
-    return SimpleNamespace(models=Models(), decisions=Decisions())
+    return SimpleNamespace(models=Models(), decisions=Decisions(), erased_subjects=Tombstones())
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from agents.risk_watch import RiskHolder
 from schemas.risk import RiskExample, encode_risk_example
 from streams.metrics import Metrics
 from streams.risk_learner import RiskLearner
+from tests.unit.test_learner_runs import Tombstones
 from tests.unit.test_outcome_counts import Claims, learner_on
 from tests.unit.test_outcome_letters import _outcome as outcome_record
 
@@ -34,8 +35,8 @@ async def test_a_risk_learner_that_read_only_copies_shows_no_log_loss() -> None:
             return ["copy" for _ in pairs]  # learned before, from the record that claimed it
 
     metrics = Metrics()
-    learner = RiskLearner(SimpleNamespace(models=Models()), RiskHolder(), metrics, "",  # type: ignore[arg-type]
-                          "risk-examples")  # fmt: skip
+    shared = SimpleNamespace(models=Models(), erased_subjects=Tombstones())
+    learner = RiskLearner(shared, RiskHolder(), metrics, "", "risk-examples")  # type: ignore[arg-type]
     learner._start(None, 0)  # type: ignore[arg-type]
     now = datetime.now(UTC)
     example = RiskExample(example_id="risk:abc:1", x={"experience": 0.2}, y=True,

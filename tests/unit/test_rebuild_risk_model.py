@@ -17,7 +17,7 @@ from feature_store.models import SnapshotDamaged
 from schemas.risk import RiskExample, encode_risk_example
 from streams import rebuild_risk
 from streams.model_snapshots import RISK
-from streams.rebuild_risk import learn_risk_examples
+from streams.rebuild_risk import learn_risk_examples, readable_examples
 from streams.settings import Settings
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -36,7 +36,7 @@ def test_an_example_with_a_figure_out_of_range_is_not_learned() -> None:
     model, learned = ChurnRisk(), set[str]()
     values = [example(0, 1e200, True), b"not an example"]
     values += [example(n, float(n % 4), n % 4 == 3) for n in range(1, 400)]
-    learn_risk_examples(model, learned, values)
+    learn_risk_examples(model, learned, readable_examples(values))
     risk = model.predict_one({"complaints_30d": 3.0, "purchases_90d": 1.0})
     assert math.isfinite(risk) and risk > model.predict_one({"complaints_30d": 0.0,
                                                               "purchases_90d": 1.0})  # fmt: skip
@@ -46,8 +46,8 @@ def test_an_example_with_a_figure_out_of_range_is_not_learned() -> None:
 def test_a_copy_of_an_example_teaches_nothing_more() -> None:
     once, twice = ChurnRisk(), ChurnRisk()
     values = [example(n, float(n % 3), n % 3 == 2) for n in range(300)]
-    learn_risk_examples(once, set(), values)
-    learn_risk_examples(twice, set(), values + values[:100])
+    learn_risk_examples(once, set(), readable_examples(values))
+    learn_risk_examples(twice, set(), readable_examples(values + values[:100]))
     probe = {"complaints_30d": 2.0, "purchases_90d": 1.0}
     assert once.predict_one(probe) == twice.predict_one(probe)
 
