@@ -71,7 +71,7 @@ class DecisionLog:
         # decision id -> its contact's id, for the decisions decided within ceilings
         guarded = {f.decision_id: f.fact_id for f in contacts if f.ceilings and f.decision_id}
         config = self._config
-        contact_only_life_s = config.contact_only_life_s
+        contact_only_life_s, stranger_life_s = config.contact_only_life_s, config.stranger_life_s
         for r in records:
             k = self._keys.for_customer(r.customer_id)
             keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
@@ -83,10 +83,9 @@ class DecisionLog:
                 config.decisions_kept, trigger, now_ms, config.ttl_s, LIVE_LAG_MS, own_ttl_s,
                 contact_only_life_s,
             ]  # fmt: skip
-            if r.decision_id in guarded or not r.sent:
-                args.append(guarded.get(r.decision_id, ""))
-            if not r.sent:  # its trigger marked recorded, not decided
-                args.append("r")
+            # ARGV[12] its contact's id when that had ceilings, ARGV[13] 'r': its trigger
+            # marked recorded, not decided ('' for none), ARGV[14] a stranger's ttl
+            args += [guarded.get(r.decision_id, ""), "" if r.sent else "r", stranger_life_s]
             calls.append(("decision", keys, args))
         if faults is None:
             replies = await self._conn.eval_mixed(

@@ -119,9 +119,11 @@ class StoreConfig:
     prefix: str = "m"
     ttl_s: int = 400 * 86400  # keys expire after this long without the customer's activity
     # ...or this long after the latest offer shown or email sent, for one with no activity
-    # of their own (a visitor Moments was only asked to decide for, someone only mailed):
-    # above the weekly caps and cool-downs
+    # of their own (someone only mailed): above the weekly caps and cool-downs
     contact_only_ttl_s: int = 30 * 86400
+    # ...or this long, for a stranger, whom Moments knows only by its own decisions (an
+    # id a recommendation was asked for, that no touchpoint named: feature_store.strangers)
+    stranger_ttl_s: int = 86400
     dedupe_horizon_s: int = 8 * 86400  # keep above the touchpoints topic's retention
     recent_len: int = 20
     decisions_kept: int = 20
@@ -142,6 +144,11 @@ class StoreConfig:
     def contact_only_life_s(self) -> int:
         """The contact-only TTL, never beyond the store's."""
         return min(self.contact_only_ttl_s, self.ttl_s)
+
+    @property
+    def stranger_life_s(self) -> int:
+        """The stranger TTL, never beyond the contact-only one."""
+        return min(self.stranger_ttl_s, self.contact_only_life_s)
 
 
 Observer = Callable[[str, float], None]

@@ -41,6 +41,7 @@ from feature_store.facts import (
     touchpoint_fact,
 )
 from feature_store.records import LIVE_LAG_MS
+from feature_store.strangers import is_stranger, no_activity_life
 
 __all__ = ["CustomerState", "touchpoint_fact"]
 
@@ -84,6 +85,7 @@ class CustomerState:
         ttl_ms: int = 400 * DAY_MS,
         live_lag_ms: int = LIVE_LAG_MS,
         contact_only_ttl_ms: int = 30 * DAY_MS,
+        stranger_ttl_ms: int = DAY_MS,
     ) -> int:
         if fact.erased_only:  # for an erased customer only: this state holds no tombstone
             return 7
@@ -189,8 +191,10 @@ class CustomerState:
             for name in ("profile", windows, "seen", "contacts"):
                 self._renew(name, now_ms, life, ttl_ms)
         elif "n" not in self.profile:  # no activity of their own, ever
-            # the contact-only ttl from this fact, or the profile's life where longer
-            short = contact_only_ttl_ms - max(0, age - live_lag_ms)
+            # the contact-only ttl from this fact (a stranger's ttl for a stranger), or
+            # the profile's life where longer
+            own_ms = no_activity_life(self.profile, contact_only_ttl_ms, stranger_ttl_ms)
+            short = own_ms - max(0, age - live_lag_ms)
             given = max(short, self.expires_ms.get("profile", now_ms) - now_ms)
             if given <= 0:  # replayed after the visitor would have expired: the live lag
                 given = live_lag_ms
@@ -198,6 +202,8 @@ class CustomerState:
                 if getattr(self, name):
                     at = now_ms + given
                     self.expires_ms[name] = max(self.expires_ms.get(name, at), at)
+            if is_stranger(self.profile):  # their seen ids go with them
+                horizon_ms = given
         else:  # an expiry only where there is none: the profile's where it has one
             given = self.expires_ms.get("profile", now_ms + life) if self.profile else now_ms + life
             for name in ("profile", windows, "seen"):

@@ -189,12 +189,10 @@ class FeatureStore:
             _resolutions_of(fact),
         ]
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
-        if fact.ceilings:
-            args.append(_ceilings_json(fact.ceilings, fact.ts_ms))
-        if fact.erased_only:  # ARGV[13], after the ceilings ('' for none)
-            if not fact.ceilings:
-                args.append("")
-            args.append("1")
+        # ARGV[12] the ceilings, ARGV[13] for the erased only ('' for none), ARGV[14] a
+        # stranger's ttl (feature_store/strangers.py)
+        args.append(_ceilings_json(fact.ceilings, fact.ts_ms) if fact.ceilings else "")
+        args += ["1" if fact.erased_only else "", self._config.stranger_life_s]
         return keys, args
 
     async def apply(

@@ -96,6 +96,7 @@ def build_store(
             prefix=settings.redis_prefix,
             ttl_s=settings.store_ttl_days * 86400,
             contact_only_ttl_s=settings.contact_only_ttl_days * 86400,
+            stranger_ttl_s=settings.stranger_ttl_days * 86400,
             dedupe_horizon_s=settings.dedupe_horizon_days * 86400,
             tombstone_ttl_s=settings.tombstone_days * 86400,
             thresholds=SegmentThresholds(

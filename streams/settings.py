@@ -187,10 +187,13 @@ class Settings:
     max_attempts: int = 3
     max_future_skew_s: float = 900.0
     store_ttl_days: int = 400
-    # a customer with no activity of their own (a visitor Moments was only asked to decide
-    # for, someone only mailed): their keys expire this long after the latest offer shown
-    # or email sent to them
+    # a customer with no activity of their own (someone only mailed): their keys expire
+    # this long after the latest offer shown or email sent to them
     contact_only_ttl_days: int = 30
+    # a stranger, whom Moments knows only by its own decisions (a recommendation asked for
+    # an id no touchpoint named): their keys, decision contexts included, expire this long
+    # after the latest decision for them (feature_store/strangers.py)
+    stranger_ttl_days: int = 1
     dedupe_horizon_days: int = 8
     # how long an erased customer stays blocked (the tombstone's lifetime)
     tombstone_days: int = 400
@@ -422,6 +425,11 @@ class Settings:
             raise SettingsError(  # of it and MOMENTS_STORE_TTL_DAYS
                 f"MOMENTS_CONTACT_ONLY_TTL_DAYS must be from 8 (the weekly caps count up to 8 "
                 f"UTC days of contacts) to {MAX_DAYS} days"
+            )
+        if not 1 <= self.stranger_ttl_days <= self.contact_only_ttl_days:
+            raise SettingsError(
+                "MOMENTS_STRANGER_TTL_DAYS must be from 1 (a day's caps count a day of "
+                f"contacts) to MOMENTS_CONTACT_ONLY_TTL_DAYS ({self.contact_only_ttl_days})"
             )
         self._check_erasure_replicas()
         # an event id must be remembered, and an erased customer blocked, as long as a

@@ -19,7 +19,9 @@
 --         their own live after the latest offer shown or email sent to them (see Expiry),
 --       12 (a contact's, optional) the ceilings it must stay within, as JSON (below;
 --         '' for none), 13 (optional) '1': for an erased customer only (a rebuild's
---         withdrawals): of one not erased, nothing is written (7)
+--         withdrawals): of one not erased, nothing is written (7; '' otherwise),
+--       14 (optional) stranger ttl (s): ARGV[11] for a stranger, whom Moments knows only
+--         by its own decisions (see Expiry; feature_store/strangers.py)
 -- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
 --      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
@@ -38,7 +40,10 @@
 -- contact-only ttl from each such fact (an offer shown, an email sent) instead, never
 -- shortened, or the live lag where that is up already (a replay: the facts replayed
 -- after it, such as their first activity, still find it); their first activity gives
--- the whole ttl. A fact dated the ttl or
+-- the whole ttl. A stranger (none of strangers.py KNOWN_BY in their profile: no
+-- activity, no email the business sent, no withdrawal; a recommendation asked for an id
+-- no touchpoint named) has them kept the stranger ttl (ARGV[14]) instead, their seen ids
+-- too (they hold only Moments' own contacts). A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
 -- profile). The fact's id is remembered for the dedupe horizon at least.
@@ -531,12 +536,24 @@ local function renew(key)
 end
 if ARGV[6] ~= '' and recent_len > 0 then renew(recent) end
 keep_withdrawals(profile)
+local horizon = tonumber(ARGV[5])  -- how long the seen ids are kept at least
+local stranger = false
 if activity then
   for _, key in ipairs({profile, windows, seen, KEYS[7]}) do renew(key) end
 elseif redis.call('HEXISTS', profile, 'n') == 0 then  -- no activity of their own, ever
   -- the contact-only ttl from this fact (or the profile's life, where that is longer:
-  -- one kept from before); the seen ids keep the dedupe horizon, below
-  local short = tonumber(ARGV[11]) * 1000 - math.max(0, age - tonumber(ARGV[10]))
+  -- one kept from before); the seen ids keep the dedupe horizon, below, but a
+  -- stranger's, which hold only Moments' own contacts: they go with the profile
+  local short_s = tonumber(ARGV[11])
+  if ARGV[14] and ARGV[14] ~= '' then
+    local known = redis.call('HMGET', profile, 'n', 'email:bounced', 'email:delivered',
+                             'email:sent', 'consent:email', 'consent:sms', 'consent:call',
+                             'consent:web', 'subscribed:email')  -- strangers.py KNOWN_BY
+    stranger = true
+    for i = 1, 9 do if known[i] then stranger = false end end
+    if stranger then short_s = math.min(short_s, tonumber(ARGV[14])) end
+  end
+  local short = short_s * 1000 - math.max(0, age - tonumber(ARGV[10]))
   -- replayed after the customer would have expired: kept the live lag only, so that a
   -- replay in the topic's order (moments rebuild) still finds it when the facts that kept
   -- it alive live (their first activity, a later email) come next, as they did live
@@ -546,6 +563,7 @@ elseif redis.call('HEXISTS', profile, 'n') == 0 then  -- no activity of their ow
     local left = redis.call('PTTL', key)
     if left ~= -2 and (left == -1 or left < given) then redis.call('PEXPIRE', key, given) end
   end
+  if stranger then horizon = given end
 else  -- an expiry only where there is none (-1; -2: no such key): the customer's own
   -- lifetime (the profile's) where they have one, so that the order facts come in
   -- does not matter; else the fact's
@@ -555,6 +573,5 @@ else  -- an expiry only where there is none (-1; -2: no such key): the customer'
     if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, given) end
   end
 end
-local horizon = tonumber(ARGV[5])
 if redis.call('PTTL', seen) < horizon then redis.call('PEXPIRE', seen, horizon) end
 return 1

@@ -19,7 +19,11 @@
 --       13 (optional) how the trigger is marked: 'd' decided (the default: the decision
 --       was emitted), or 'r' recorded (a worker's, before it emits it: a replay of the
 --       trigger sends this decision again rather than deciding anew), marked 'u:' (for
---       unsent: no fact id starts so) until a mark 'd' replaces it
+--       unsent: no fact id starts so) until a mark 'd' replaces it ('' for 'd'),
+--       14 (optional) stranger ttl (s): ARGV[11] for a stranger, whom Moments knows only
+--       by its own decisions (no field of strangers.py KNOWN_BY in their profile, and a
+--       decision with no trigger), and the longest their context is kept: an outcome is
+--       learned within it
 -- Returns 1 kept, 0 the customer was erased, 2 its contact was refused (over one of its
 -- ceilings): the decision is not made, and nothing of it is kept.
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -37,10 +41,23 @@ end
 if ARGV[12] and ARGV[12] ~= '' and not redis.call('ZSCORE', KEYS[3], ARGV[12]) then
   return 2
 end
+-- A stranger (apply.lua's), asked for over HTTP (a worker's decision answers a
+-- touchpoint: its customer is no stranger, though a rebuild may replay the decision
+-- without it): nothing of theirs is kept beyond the stranger ttl.
+local stranger = false
+if ARGV[14] and ARGV[14] ~= '' and ARGV[6] == ''
+    and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
+  local known = redis.call('HMGET', KEYS[7], 'n', 'email:bounced', 'email:delivered',
+                           'email:sent', 'consent:email', 'consent:sms', 'consent:call',
+                           'consent:web', 'subscribed:email')  -- strangers.py KNOWN_BY
+  stranger = true
+  for i = 1, 9 do if known[i] then stranger = false end end
+end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
--- the decision's clock run ahead of this one).
+-- the decision's clock run ahead of this one; a stranger's, than the stranger ttl).
 local age_s = math.floor((tonumber(ARGV[7]) - tonumber(ARGV[3])) / 1000)
 local own_s = math.min(tonumber(ARGV[10]), tonumber(ARGV[2]))
+if stranger then own_s = math.min(own_s, tonumber(ARGV[14])) end
 local left_s = math.min(own_s, own_s - age_s)
 -- The customer's keys live the key ttl from the decision's time, as apply.lua has them
 -- live from the touchpoint's: a replayed decision renews an expiry only as far as its
@@ -55,7 +72,9 @@ local life_ms = tonumber(ARGV[8]) * 1000 - lag_ms
 local listed_ms = life_ms
 local profile_ms = redis.call('PTTL', KEYS[7])
 if ARGV[11] and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
-  local short_ms = tonumber(ARGV[11]) * 1000 - lag_ms
+  local short_s = tonumber(ARGV[11])
+  if stranger then short_s = math.min(short_s, tonumber(ARGV[14])) end
+  local short_ms = short_s * 1000 - lag_ms
   listed_ms = math.min(life_ms, math.max(short_ms, profile_ms))
 elseif profile_ms > 0 then
   -- a customer with activity of their own: a decision is not theirs, and renews nothing
@@ -70,7 +89,9 @@ if life_ms > 0 then
     if left == -1 or left < listed_ms then redis.call('PEXPIRE', KEYS[2], listed_ms) end
   end
   -- Ids leave the index an hour after their contexts expire: clocks of other processes
-  -- may be a little ahead of the one that stored them.
+  -- may be a little ahead of the one that stored them. A stranger's index lives an hour
+  -- beyond the stranger ttl (never shortened: a context kept longer, by an older
+  -- Moments, stays in it), and is trimmed as anyone's.
   local kept_s = tonumber(ARGV[2]) + 3600
   if left_s > 0 then
     redis.call('SET', KEYS[1], ARGV[1], 'EX', left_s, 'NX')
@@ -78,7 +99,15 @@ if life_ms > 0 then
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf',
              '(' .. string.format('%d', tonumber(ARGV[7]) - kept_s * 1000))
-  redis.call('EXPIRE', KEYS[5], kept_s)
+  if stranger then
+    local indexed_ms = (math.min(tonumber(ARGV[2]), tonumber(ARGV[14])) + 3600) * 1000
+    local left = redis.call('PTTL', KEYS[5])
+    if left == -1 or (left >= 0 and left < indexed_ms) then
+      redis.call('PEXPIRE', KEYS[5], indexed_ms)
+    end
+  else
+    redis.call('EXPIRE', KEYS[5], kept_s)
+  end
 end
 -- the trigger is marked decided in a seen set that exists, or one made here (a decision
 -- replayed without its touchpoint), which expires as one apply.lua makes does

@@ -42,6 +42,7 @@ DAY_S = 86_400
 TTL_S = 100 * DAY_S
 HORIZON_S = 8 * DAY_S
 CONTACT_ONLY_S = 30 * DAY_S  # StoreConfig's default
+STRANGER_S = DAY_S  # StoreConfig's default
 NEARLY_UP_S = 1000  # what is left of a key's lifetime, as if the customer had left
 FEATURE_STORE_DOC = Path(__file__).resolve().parents[2] / "docs" / "feature-store.md"
 
@@ -456,13 +457,14 @@ async def test_an_erasure_made_now_keeps_the_first_erasures_time_whatever_its_cl
         await behind.close()
 
 
-async def test_a_visitor_moments_only_decided_for_is_kept_the_contact_only_ttl(
+async def test_a_visitor_moments_only_decided_for_is_kept_the_stranger_ttl(
     private_redis: LocalRedis, admin: aioredis.Redis
 ) -> None:
     """A recommendation for an id no touchpoint named (an anonymous visitor's cookie id)
-    made keys kept the whole TTL (400 days by default): now the contact-only TTL from
-    Moments' latest contact, the decisions too, as the reference model has it; their
-    first activity gives the whole TTL."""
+    made keys kept the whole TTL (400 days by default), then the contact-only TTL (30
+    days): now the stranger TTL (a day) from Moments' latest contact, the decisions, their
+    contexts and the ids seen too, as the reference model has it; their first activity
+    gives the whole TTL."""
     now = time.time()
     now_ms = int(now * 1000)
     store = _store(private_redis, clock=lambda: now)
@@ -474,18 +476,21 @@ async def test_a_visitor_moments_only_decided_for_is_kept_the_contact_only_ttl(
         await store.decisions.record([DecisionRecord("visitor", "d1", now_ms, b"{}", None)],
                                      [shown])  # fmt: skip
         reference.apply(shown, now_ms, HORIZON_S * 1000, ttl_ms=TTL_S * 1000)
-        made = await _ttls(admin, k, "profile", "contacts", "decisions")
-        assert all(CONTACT_ONLY_S - 60 <= t <= CONTACT_ONLY_S for t in made.values()), made
-        for kind in ("profile", "contacts"):
+        made = await _ttls(admin, k, "profile", "contacts", "decisions", "seen")
+        made["context"] = await admin.ttl(k.context("d1"))
+        assert all(STRANGER_S - 60 <= t <= STRANGER_S for t in made.values()), made
+        assert STRANGER_S <= await admin.ttl(k.decision_index) <= STRANGER_S + 3600
+        for kind in ("profile", "contacts", "seen"):
             assert (
                 abs(await admin.pttl(getattr(k, kind)) - (reference.expires_ms[kind] - now_ms))
                 < 5000
             )
-        assert HORIZON_S - 60 <= await admin.ttl(k.seen) <= HORIZON_S  # the dedupe horizon
         await store.apply([_click("c1", "visitor", at)])
         await store.decisions.record([DecisionRecord("visitor", "d2", now_ms, b"{}", "c1")])
-        known = await _ttls(admin, k, "profile", "contacts", "decisions", "windows")
+        known = await _ttls(admin, k, "profile", "contacts", "decisions", "windows", "seen")
         assert all(TTL_S - 60 <= t <= TTL_S for t in known.values()), known
+        assert 7 * DAY_S - 60 <= await admin.ttl(k.context("d2")) <= 7 * DAY_S
+        assert STRANGER_S - 60 <= await admin.ttl(k.context("d1")) <= STRANGER_S  # kept short
     finally:
         await store.close()
 

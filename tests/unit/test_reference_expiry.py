@@ -44,23 +44,41 @@ def test_a_fact_dated_the_ttl_ago_makes_no_profile_but_keeps_its_withdrawal() ->
 
 
 CONTACT_ONLY_MS = 30 * DAY_MS
+STRANGER_MS = DAY_MS  # StoreConfig's default
 
 
-def test_a_visitor_moments_only_contacted_is_kept_the_contact_only_ttl_from_the_latest() -> None:
+def test_a_visitor_moments_only_contacted_is_kept_the_stranger_ttl_from_the_latest() -> None:
     """A recommendation for an id no touchpoint named made a profile kept 400 days: a
-    site asking for anonymous visitors' cookie ids kept every one-time visitor that long."""
+    site asking for anonymous visitors' cookie ids kept every one-time visitor that long;
+    then 30 days (the contact-only TTL), so that a key with the recommend scope alone
+    could keep a month of made-up ids. Now a day from Moments' latest contact."""
     state = CustomerState()
     assert state.apply(offers_shown_fact("d1", "v1", "web", ["o1"], at(0)), T0_MS) == 1
-    assert state.expires_ms["profile"] == state.expires_ms["contacts"] == T0_MS + CONTACT_ONLY_MS
-    later = T0_MS + 10 * DAY_MS  # each contact renews it
-    assert state.apply(offers_shown_fact("d2", "v1", "web", ["o1"], at(days=10)), later) == 1
-    assert state.expires_ms["profile"] == later + CONTACT_ONLY_MS
+    assert state.expires_ms["profile"] == state.expires_ms["contacts"] == T0_MS + STRANGER_MS
+    assert state.expires_ms["seen"] == T0_MS + STRANGER_MS  # their ids go with them
+    later = T0_MS + DAY_MS // 2  # each contact renews it
+    assert state.apply(offers_shown_fact("d2", "v1", "web", ["o1"], at(hours=12)), later) == 1
+    assert state.expires_ms["profile"] == state.expires_ms["seen"] == later + STRANGER_MS
     # their first activity gives the whole TTL
-    assert state.apply(touchpoint_fact(click(at(days=10), customer="v1")), later) == 1
-    assert state.expires_ms["profile"] == later + TTL_MS
+    assert state.apply(touchpoint_fact(click(at(hours=12), customer="v1")), later) == 1
+    assert state.expires_ms["profile"] == state.expires_ms["contacts"] == later + TTL_MS
     # and a contact after it gives a known customer's keys no shorter life
-    assert state.apply(offers_shown_fact("d3", "v1", "web", ["o1"], at(days=10)), later) == 1
+    assert state.apply(offers_shown_fact("d3", "v1", "web", ["o1"], at(hours=12)), later) == 1
     assert state.expires_ms["profile"] == later + TTL_MS
+
+
+def test_a_visitor_the_business_mailed_keeps_the_contact_only_ttl() -> None:
+    """An email the business sent makes the visitor known: the contact-only TTL from it,
+    and their ids the dedupe horizon; the offers shown before keep their own life (only
+    Moments' contacts renew the contacts' counts)."""
+    state = CustomerState()
+    assert state.apply(offers_shown_fact("d1", "v1", "web", ["o1"], at(0)), T0_MS) == 1
+    assert state.apply(touchpoint_fact(email("sent", at(0))), T0_MS) == 1
+    assert state.expires_ms["profile"] == T0_MS + CONTACT_ONLY_MS
+    assert state.expires_ms["seen"] == T0_MS + 8 * DAY_MS  # the dedupe horizon
+    assert state.expires_ms["contacts"] == T0_MS + STRANGER_MS
+    assert state.apply(offers_shown_fact("d2", "v1", "web", ["o1"], at(0)), T0_MS) == 1
+    assert state.expires_ms["contacts"] == T0_MS + CONTACT_ONLY_MS
 
 
 def test_a_contact_replayed_after_its_visitor_would_have_expired_is_kept_the_live_lag() -> None:
@@ -72,11 +90,16 @@ def test_a_contact_replayed_after_its_visitor_would_have_expired_is_kept_the_liv
     assert state.profile["shown:web"] == "1"
     assert state.expires_ms["profile"] == state.expires_ms["contacts"] == T0_MS + DAY_MS
     state.expire_due(T0_MS + DAY_MS)
-    assert not state.profile and not state.contacts
-    assert state.apply(old, T0_MS) == 0  # its id is remembered all the same
+    assert not state.profile and not state.contacts and not state.seen
+    # a stranger's id went with them: replayed again, they are kept the live lag again
+    assert state.apply(old, T0_MS + DAY_MS) == 1
+    assert state.expires_ms["profile"] == T0_MS + 2 * DAY_MS
+    mailed = touchpoint_fact(email("bounced", at(days=-45)))
+    assert state.apply(mailed, T0_MS + DAY_MS) == 1  # known now: the contact-only TTL
+    assert state.apply(old, T0_MS + DAY_MS) == 0  # and its ids the dedupe horizon
     replayed = offers_shown_fact("d2", "v1", "web", ["o1"], at(days=-20))
-    assert state.apply(replayed, T0_MS) == 1
-    assert state.expires_ms["profile"] == T0_MS + 10 * DAY_MS + 1 * DAY_MS  # the live lag
+    assert state.apply(replayed, T0_MS + DAY_MS) == 1  # 30 days from it, the live lag
+    assert state.expires_ms["profile"] == T0_MS + DAY_MS + 10 * DAY_MS  # counted as now
 
 
 def test_emails_and_offers_to_a_customer_with_no_activity_give_one_life_in_any_order() -> None:

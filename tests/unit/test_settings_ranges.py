@@ -44,6 +44,8 @@ from streams.settings import Settings, SettingsError
         ("CONTACT_ONLY_TTL_DAYS", "7"),  # a visitor's weekly caps would forget contacts (a
         # week with a 25-hour day, counted from the UTC day of its first local midnight)
         ("CONTACT_ONLY_TTL_DAYS", "100000"),
+        ("STRANGER_TTL_DAYS", "0"),  # a day's caps would forget the day's contacts
+        ("STRANGER_TTL_DAYS", "31"),  # beyond the contact-only TTL (30)
         ("ERASURE_REPLICAS", "-1"),
         ("API_MAX_CONNECTIONS", "-1"),
         ("ERASURE_REPLICA_WAIT_MS", "0"),
@@ -73,6 +75,8 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("TOMBSTONE_DAYS", "1"),
         ("TOMBSTONE_DAYS", "36525"),
         ("CONTACT_ONLY_TTL_DAYS", "8"),
+        ("STRANGER_TTL_DAYS", "1"),
+        ("STRANGER_TTL_DAYS", "30"),
         ("KAFKA_SESSION_TIMEOUT_S", "6"),
         ("KAFKA_SESSION_TIMEOUT_S", "90"),
         # refused for the erasures' replica wait (1000 ms), which is not used by default

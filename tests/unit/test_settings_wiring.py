@@ -24,6 +24,7 @@ NOT_DEFAULTS = {
     "MOMENTS_REDIS_TIMEOUT_S": "2.5",
     "MOMENTS_STORE_TTL_DAYS": "90",
     "MOMENTS_CONTACT_ONLY_TTL_DAYS": "9",
+    "MOMENTS_STRANGER_TTL_DAYS": "2",
     "MOMENTS_DEDUPE_HORIZON_DAYS": "3",
     "MOMENTS_TOMBSTONE_DAYS": "120",
     "MOMENTS_HIGH_VALUE": "1234",
@@ -51,6 +52,7 @@ def test_the_store_is_built_as_configured(tmp_path: Any) -> None:
     config = store._config
     assert (config.secret, config.prefix) == (b"wiring-secret", "wired")
     assert (config.ttl_s, config.contact_only_ttl_s) == (90 * 86400, 9 * 86400)
+    assert config.stranger_ttl_s == 2 * 86400
     assert (config.dedupe_horizon_s, config.tombstone_ttl_s) == (3 * 86400, 120 * 86400)
     assert config.thresholds == SegmentThresholds(high_value=1234.0, good_experience=0.35)
     assert config.half_life_days == 21.0

@@ -1,0 +1,46 @@
+"""Strangers: customers Moments knows only by its own decisions.
+
+A recommendation asked for an id no touchpoint has named (an anonymous visitor's cookie
+id, or an id made up by whoever holds a web page's key) leaves the keys of its decision
+and contact behind. Such a customer's keys live ``MOMENTS_STRANGER_TTL_DAYS`` (a day by
+default) from Moments' latest contact, not the contact-only TTL (30 days) of someone the
+business mailed: else a key with the ``recommend`` scope alone could fill Redis with
+made-up customers at its rate limit, each kept a month. Anything the customer did, an
+email the business sent them, or a withdrawal kept for them makes them known.
+``lua/apply.lua`` and ``lua/decision.lua`` name the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from feature_store.facts import BUSINESS_EMAIL_ACTIONS, WITHDRAWAL_FIELDS
+
+# A profile holding any of these fields is of someone Moments knows beyond its own
+# decisions: their activity count, an email the business sent them (delivered or
+# bounced), a withdrawal (kept apart, and copied into a profile made anew).
+KNOWN_BY = ("n", *(f"email:{a}" for a in sorted(BUSINESS_EMAIL_ACTIONS)), *WITHDRAWAL_FIELDS)
+
+
+def is_stranger(profile: Mapping[str, object]) -> bool:
+    """Whether a profile (its fields; none for a customer without one) is a stranger's.
+
+    >>> is_stranger({}), is_stranger({"shown:web": "3"}), is_stranger({"n": "1"})
+    (True, True, False)
+    >>> is_stranger({"email:bounced": "1"}), is_stranger({"consent:email": "0"})
+    (False, False)
+    """
+    return not any(f in profile for f in KNOWN_BY)
+
+
+def no_activity_life(profile: Mapping[str, object], contact_only: int, stranger: int) -> int:
+    """How long the keys of a customer with no activity of their own live from Moments'
+    latest contact (in the unit the two TTLs are given in): a stranger's the stranger TTL
+    (never beyond the contact-only one), anyone else's the contact-only TTL.
+
+    >>> no_activity_life({}, 30 * 86400, 86400)
+    86400
+    >>> no_activity_life({"email:sent": "1"}, 30 * 86400, 86400)
+    2592000
+    """
+    return min(stranger, contact_only) if is_stranger(profile) else contact_only
