@@ -854,6 +854,30 @@ async def test_a_silent_stream_is_opened_anew_and_resumes_where_it_was(tmp_path:
             closing.set()
 
 
+async def test_a_card_stays_within_the_screen_however_long_its_texts(tmp_path: Path) -> None:
+    """An alert's texts have no bound (a producer with access to `interventions` writes
+    what it likes): a 20,000-character suggested action made its card some 9,000 px tall,
+    every other alert below the fold. Each text scrolls within its card now, all there."""
+    long_action = "Call them back about their last order. " * 500
+    script = b"retry: 200\n\n" + _alert_sse(
+        1, suggested_action=long_action, kind="k" * 3000, customer_id="c " * 3000,
+        reasons=[f"reason-{n}:{'why ' * 20}" for n in range(300)],
+        context={"recent_touchpoints": [f"2026-12-05 09:{n % 60:02d} call" for n in range(500)],
+                 "segment": "s " * 3000},
+    ) + _alert_sse(2)  # fmt: skip
+    card = "document.querySelector('[data-intervention-id=\"iv-1\"]')"
+    action = f"{card}.querySelector('.alert-action')"
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 2", 20,
+                            "the alerts")  # fmt: skip
+        height = await page.js(f"{card}.getBoundingClientRect().height")
+        assert height < 900, height  # the window's height
+        assert await page.js(f"{action}.scrollHeight > {action}.clientHeight")  # it scrolls
+        assert long_action.strip() in await page.js(f"{action}.textContent")
+        assert await page.js("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.errors == [], page.errors
+
+
 class StallingProxy:
     """A TCP proxy in front of the API; :meth:`stall` makes the alert streams open now
     carry nothing more, their connections held open (a load balancer whose API node died
