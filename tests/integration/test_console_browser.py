@@ -854,6 +854,37 @@ async def test_a_silent_stream_is_opened_anew_and_resumes_where_it_was(tmp_path:
             closing.set()
 
 
+async def test_a_key_refused_or_unsendable_stops_the_retries(tmp_path: Path) -> None:
+    """A key the server refuses for its scope (403) is told with the server's message and
+    not tried again; one no header can hold (the console sends the key in a header now,
+    not the URL) is rejected without asking."""
+    asked: list[str] = []
+
+    async def stream(request: web.Request) -> web.Response:
+        asked.append(request.headers.get("Authorization", ""))
+        return web.json_response({"error": "forbidden", "message": "k1 may not read profiles"},
+                                 status=403)  # fmt: skip
+
+    app = web.Application()
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/v1/alerts/stream", stream)
+    status = "document.getElementById('status-text')?.textContent"
+    hint = "document.getElementById('hint').textContent"
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        await page.send(
+            "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
+        )
+        await page.wait_for(f"{status} === 'Key lacks access'", 20, "the refusal")
+        assert await page.js(hint) == "k1 may not read profiles"
+        await asyncio.sleep(3)  # longer than the first retry's wait
+        assert asked == ["Bearer k1"]
+        await page.js("document.getElementById('api-key').value = 'k\u2013y'; "
+                      "document.getElementById('connect').requestSubmit()")  # fmt: skip
+        await page.wait_for(f"{status} === 'Key rejected'", 20, "the key rejected")
+        assert asked == ["Bearer k1"]
+        assert page.errors == [], page.errors
+
+
 async def test_a_card_stays_within_the_screen_however_long_its_texts(tmp_path: Path) -> None:
     """An alert's texts have no bound (a producer with access to `interventions` writes
     what it likes): a 20,000-character suggested action made its card some 9,000 px tall,
