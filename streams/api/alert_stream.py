@@ -27,7 +27,7 @@ _json = msgspec.json.Encoder()
 HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 CHUNK_BYTES = 16_384  # the erasures a resumed screen is told first go in writes this big
-KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a comment
+KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a position
 BACKLOG_CHECK_S = 1.0  # the backlog's tombstone check, at most (Redis may be away)
 # a key out of streams: when to try again (a gone screen's seat is given back at its
 # stream's next write, a keep-alive at most KEEP_ALIVE_S away)
@@ -165,11 +165,11 @@ async def _stream(
                 else:
                     notice = inbox.get_nowait()
             except TimeoutError:
-                if position.event_id() != sent_id:  # it passed others' alerts meanwhile
-                    sent_id = position.event_id()
-                    await _write(request, response, _position_sse(sent_id))
-                else:
-                    await _write(request, response, b": keep-alive\n\n")
+                # the keep-alive: a position event, where the stream is (it may have passed
+                # others' alerts meanwhile), not a comment, which EventSource never hands
+                # a page: a screen that hears nothing for a while has a stalled stream
+                sent_id = position.event_id()
+                await _write(request, response, _position_sse(sent_id))
                 quiet_until = loop.time() + KEEP_ALIVE_S
                 continue
             if notice is None:  # the process is stopping
@@ -254,9 +254,18 @@ def _sse(event_id: str, data: bytes, named: bool = False) -> bytes:
 
 
 def _position_sse(event_id: str) -> bytes:
-    """Where the stream is, after alerts the screen was not sent (other queues'): so that
-    it resumes from there, and is not told of a gap in alerts that were never its own."""
-    return b"id: " + event_id.encode() + b"\nevent: position\ndata: {}\n\n"
+    r"""Where the stream is, after alerts the screen was not sent (other queues'): so that
+    it resumes from there, and is not told of a gap in alerts that were never its own;
+    also the keep-alive, which a screen hears. No id where the stream has passed nothing
+    yet: an empty id would reset the screen's last one.
+
+    >>> _position_sse("0-7.1-2")
+    b'id: 0-7.1-2\nevent: position\ndata: {}\n\n'
+    >>> _position_sse("")
+    b'event: position\ndata: {}\n\n'
+    """
+    where = b"id: " + event_id.encode() + b"\n" if event_id else b""
+    return where + b"event: position\ndata: {}\n\n"
 
 
 def _erased_sse(told: dict[str, str]) -> bytes:

@@ -233,7 +233,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key",
                                 "description": "Only on the alert stream, for browsers' "
                                 "EventSource (which cannot send headers); prefer a header "
-                                "elsewhere: URLs end up in proxies' logs."},
+                                "there too: URLs end up in proxies' logs."},
             },
             "schemas": {
                 "Error": _ERROR_SCHEMA,
@@ -408,7 +408,11 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                                "the resumed position that are no longer buffered; "
                                "`event: position`, with an id and `{}`, tells where the "
                                "stream is after alerts the screen was not sent (other "
-                               "queues') or a gap it was told, for it to resume from. A key "
+                               "queues') or a gap it was told, for it to resume from; it is "
+                               "also the keep-alive, written whenever the stream has "
+                               "written nothing for 15 s (with no id while it has passed "
+                               "nothing): a screen that hears nothing for much longer has "
+                               "a stalled stream, to open anew with its Last-Event-ID. A key "
                                "holds at most `MOMENTS_API_MAX_STREAMS_PER_KEY` streams "
                                "open at once; one more is answered 429 "
                                "`too_many_streams`.",

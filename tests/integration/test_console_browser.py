@@ -520,7 +520,8 @@ async def test_the_console_opens_its_stream_with_a_key_bound_to_its_own_origin(
 async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path) -> None:
     """Against a scripted stream (no Kafka): alerts sent again on a resumption are not
     shown again though their cards were dropped, a gap is told, erased customers' cards
-    go whether the erasure names them by ref or by id, retries after an HTTP
+    go whether the erasure names them by ref or by id, the key goes in the Authorization
+    header (never the URL) and the position in Last-Event-ID, retries after an HTTP
     error keep the queue and key of the last Connect (not what was typed since) and wait
     as long as the server's Retry-After says, an
     acknowledgement keeps another tab's and shows its own time after a reload."""
@@ -537,12 +538,13 @@ async def test_console_resumes_without_repeats_and_tells_of_a_gap(tmp_path: Path
         + scripted_sse(range(350, 351))
         # other queues' alerts passed it by: where the stream is now, to resume from
         + b"id: 0-360\nevent: position\ndata: {}\n\n",
-        503,  # the browser's own retry
-        503,  # the console asks why
+        503,  # the console's resumption
+        503,  # and its retry, after the server's Retry-After
     ]
 
     async def stream(request: web.Request) -> web.StreamResponse:
-        asked.append({**request.query, "header": request.headers.get("Last-Event-ID", "")})
+        asked.append({**request.query, "header": request.headers.get("Last-Event-ID", ""),
+                      "auth": request.headers.get("Authorization", "")})  # fmt: skip
         script = scripts.pop(0) if scripts else None
         if isinstance(script, int):
             return web.json_response({"error": "down", "message": "down"}, status=script,
@@ -575,6 +577,8 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
         20, "the new alert",
     )  # fmt: skip
     assert asked[1]["header"] == "0-349"
+    # the key goes in a header, never in the URL (which proxies log): the link's key too
+    assert [(a["auth"], "api_key" in a) for a in asked] == [("Bearer k1", False)] * 2
     assert await page.js(cards) == KEPT
     # another tab of this browser (another queue) acknowledged an alert meanwhile
     store = "'moments.console.acknowledged'"
@@ -598,7 +602,8 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
     await page.wait_for("document.getElementById('status').dataset.state === 'live'", 20,
                         "the retry")  # fmt: skip
     retry = asked[4]
-    assert (retry["api_key"], retry["queue"], retry["last_event_id"]) == ("k1", "q1", "0-360")
+    assert (retry["auth"], retry["queue"], retry["header"]) == ("Bearer k1", "q1", "0-360")
+    assert "api_key" not in retry and "last_event_id" not in retry
     assert await page.js(cards) == KEPT
 
     await asyncio.sleep(1.2)  # so that the reload's time differs from the acknowledgement's
@@ -798,4 +803,195 @@ async def test_the_times_moving_on_put_no_new_nodes_into_the_live_list(tmp_path:
         )
         ago = await page.js("document.querySelector('#alerts .ago').textContent")
         assert ago.endswith("ago"), ago
+        assert page.errors == [], page.errors
+
+
+async def test_a_silent_stream_is_opened_anew_and_resumes_where_it_was(tmp_path: Path) -> None:
+    """A stream that stays open but carries nothing (a proxy or a server gone without
+    closing the connection) kept the console "Live" and deaf for the rest of the shift:
+    the browser never drops it, and the server's keep-alive was a comment a page never
+    sees. The console takes every event a quiet stream brings (`position`, the
+    keep-alive) as a sign of life, and opens one silent for longer than
+    ``?stalled_after_s=`` (45 s unless a link says) anew, resuming from its last id."""
+    asked: list[dict[str, str]] = []
+    closing = asyncio.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        asked.append({**request.query, "header": request.headers.get("Last-Event-ID", ""),
+                      "auth": request.headers.get("Authorization", "")})  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if len(asked) == 1:
+            await response.write(b"retry: 200\n\n" + _alert_sse(1))
+            for _ in range(8):  # quiet for 4 s, twice as long as the console waits: kept
+                await asyncio.sleep(0.5)
+                await response.write(b"id: 0-1\nevent: position\ndata: {}\n\n")
+            # then stalled: open, and silent
+        else:
+            await response.write(b"retry: 200\n\n" + _alert_sse(2))
+        await closing.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/v1/alerts/stream", stream)
+    cards = "Array.from(document.querySelectorAll('#alerts .alert'), a => a.dataset.interventionId)"
+    state = "document.getElementById('status').dataset.state"
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        try:
+            url = f"http://{server.host}:{server.port}/console?api_key=k1&stalled_after_s=2"
+            await page.send("Page.navigate", url=url)
+            await page.wait_for(f"{cards}.length === 1 && {state} === 'live'", 20, "the alert")
+            await asyncio.sleep(3.5)  # the keep-alives keep it
+            assert len(asked) == 1 and await page.js(state) == "live"
+            await page.wait_for(f"{cards}.length === 2", 20, "the alert after the stall")
+            assert await page.js(cards) == ["iv-2", "iv-1"]
+            assert await page.js(state) == "live"
+            assert (asked[1]["header"], asked[1]["auth"]) == ("0-1", "Bearer k1")
+            assert not {"api_key", "last_event_id"} & asked[1].keys()
+            assert page.errors == [], page.errors
+        finally:
+            closing.set()
+
+
+async def test_a_key_refused_or_unsendable_stops_the_retries(tmp_path: Path) -> None:
+    """A key the server refuses for its scope (403) is told with the server's message and
+    not tried again; one no header can hold (the console sends the key in a header now,
+    not the URL) is rejected without asking."""
+    asked: list[str] = []
+
+    async def stream(request: web.Request) -> web.Response:
+        asked.append(request.headers.get("Authorization", ""))
+        return web.json_response({"error": "forbidden", "message": "k1 may not read profiles"},
+                                 status=403)  # fmt: skip
+
+    app = web.Application()
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/v1/alerts/stream", stream)
+    status = "document.getElementById('status-text')?.textContent"
+    hint = "document.getElementById('hint').textContent"
+    async with TestServer(app) as server, chromium(tmp_path) as page:
+        await page.send(
+            "Page.navigate", url=f"http://{server.host}:{server.port}/console?api_key=k1"
+        )
+        await page.wait_for(f"{status} === 'Key lacks access'", 20, "the refusal")
+        assert await page.js(hint) == "k1 may not read profiles"
+        await asyncio.sleep(3)  # longer than the first retry's wait
+        assert asked == ["Bearer k1"]
+        await page.js("document.getElementById('api-key').value = 'k\u2013y'; "
+                      "document.getElementById('connect').requestSubmit()")  # fmt: skip
+        await page.wait_for(f"{status} === 'Key rejected'", 20, "the key rejected")
+        assert asked == ["Bearer k1"]
+        assert page.errors == [], page.errors
+
+
+async def test_a_card_stays_within_the_screen_however_long_its_texts(tmp_path: Path) -> None:
+    """An alert's texts have no bound (a producer with access to `interventions` writes
+    what it likes): a 20,000-character suggested action made its card some 9,000 px tall,
+    every other alert below the fold. Each text scrolls within its card now, all there."""
+    long_action = "Call them back about their last order. " * 500
+    script = b"retry: 200\n\n" + _alert_sse(
+        1, suggested_action=long_action, kind="k" * 3000, customer_id="c " * 3000,
+        reasons=[f"reason-{n}:{'why ' * 20}" for n in range(300)],
+        context={"recent_touchpoints": [f"2026-12-05 09:{n % 60:02d} call" for n in range(500)],
+                 "segment": "s " * 3000},
+    ) + _alert_sse(2)  # fmt: skip
+    card = "document.querySelector('[data-intervention-id=\"iv-1\"]')"
+    action = f"{card}.querySelector('.alert-action')"
+    async with console_on_script(tmp_path, script) as page:
+        await page.wait_for("document.querySelectorAll('#alerts .alert').length === 2", 20,
+                            "the alerts")  # fmt: skip
+        height = await page.js(f"{card}.getBoundingClientRect().height")
+        assert height < 900, height  # the window's height
+        assert await page.js(f"{action}.scrollHeight > {action}.clientHeight")  # it scrolls
+        assert long_action.strip() in await page.js(f"{action}.textContent")
+        assert await page.js("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.errors == [], page.errors
+
+
+class StallingProxy:
+    """A TCP proxy in front of the API; :meth:`stall` makes the alert streams open now
+    carry nothing more, their connections held open (a load balancer whose API node died
+    without a FIN or RST, or a middlebox that froze), while new connections pass."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.streams = 0  # alert streams asked for through it
+        self._stalled: list[asyncio.Event] = []
+        self._connections: list[tuple[asyncio.Event, bytearray]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stall(self) -> None:
+        for stalled, asked in self._connections:
+            if b"/v1/alerts/stream" in asked:
+                stalled.set()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        stalled, asked = asyncio.Event(), bytearray()
+        self._connections.append((stalled, asked))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, stalled, asked),
+                                 self._pipe(up_reader, writer, stalled))  # fmt: skip
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    stalled: asyncio.Event, asked: bytearray | None = None) -> None:  # fmt: skip
+        while (data := await reader.read(65536)) and not stalled.is_set():
+            if asked is not None:
+                self.streams += data.count(b"GET /v1/alerts/stream")
+                asked.extend(data[:4096])
+            writer.write(data)
+            await writer.drain()
+        if stalled.is_set():
+            await asyncio.Event().wait()  # passes nothing more, closes nothing
+
+
+async def test_the_console_resumes_a_stream_a_proxy_stalled(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The stall end to end: a proxy between the console and the API stops carrying the
+    stream, the connection left open; an alert raised then reaches the screen through a
+    stream the console opens anew (before, after 90 s it still said "Live · all queues",
+    with no card)."""
+    api = pipeline.start_api()
+    state = "document.getElementById('status')?.dataset.state"
+    async with StallingProxy(api.port) as proxy, chromium(tmp_path) as page:
+        url = f"http://127.0.0.1:{proxy.port}/console?api_key={DEV_KEY}&stalled_after_s=3"
+        await page.send("Page.navigate", url=url)
+        await page.wait_for(f"{state} === 'live'", 20, "a live stream")
+        proxy.stall()
+        streams = proxy.streams
+        alert = {"intervention_id": "stalled-1", "customer_id": "stalled-c",
+                 "ts": _iso(datetime.now(UTC)), "kind": "save_desk", "priority": 1,
+                 "trigger_event_id": None, "reasons": [], "suggested_action": "Call now.",
+                 "queue": None}  # fmt: skip
+        await produce(pipeline.services.kafka_bootstrap, pipeline.topic("interventions"),
+                      [(b"stalled-c", json.dumps(alert).encode())])  # fmt: skip
+        await page.wait_for(
+            "document.querySelector('[data-intervention-id=\"stalled-1\"]') !== null",
+            30, "the alert raised after the stall",
+        )  # fmt: skip
+        assert proxy.streams > streams
+        await page.wait_for(f"{state} === 'live'", 10, "the stream live again")
         assert page.errors == [], page.errors

@@ -323,6 +323,39 @@ async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_g
     assert b'"after":1' in stale  # resuming from its last alert instead: 2 to 101 are gone
 
 
+@pytest.mark.parametrize(
+    ("hub", "where"), [(buffered_hub, b"id: 0-7\n"), (lambda: ready_hub(), b"")],
+    ids=["passed", "none"],
+)  # fmt: skip
+async def test_a_quiet_stream_keeps_alive_with_an_event_a_page_hears(
+    monkeypatch: pytest.MonkeyPatch, hub: Callable[[], AlertHub], where: bytes
+) -> None:
+    """A quiet stream's keep-alive was an SSE comment, which EventSource never hands a
+    page: a screen whose stream stalled (a proxy, a node gone without closing it) could
+    not tell it from a quiet one, and stayed "Live", deaf. It is a `position` event now,
+    with the id to resume from; none while the stream has passed nothing (an empty id
+    would reset the screen's)."""
+    monkeypatch.setattr("streams.api.alert_stream.KEEP_ALIVE_S", 0.2)
+    alerts = hub()
+    async with TestClient(TestServer(api_app(alerts=alerts))) as client:
+        reply = await client.get("/v1/alerts/stream", headers=AUTH)
+        told = b""
+        # the retry, the buffered alert if any, then two quiet moments
+        while told.count(b"\n\n") < 3 + bool(where):
+            told += await asyncio.wait_for(reply.content.readuntil(b"\n\n"), 5)
+        alerts.close_all()
+        await asyncio.wait_for(reply.content.read(), 5)
+    assert b": keep-alive" not in told
+    assert told.endswith((where + b"event: position\ndata: {}\n\n") * 2), told
+
+
+def ready_hub() -> AlertHub:
+    """A hub (never connected to Kafka) with nothing read, and ready."""
+    hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
+    hub.ready.set()
+    return hub
+
+
 async def test_a_stream_that_ends_after_passing_others_alerts_says_where_it_is() -> None:
     """The process stops (or the screen fell behind) right after 600 of another queue's
     alerts passed a billing screen: its last words are where it is, so that it resumes
