@@ -28,6 +28,14 @@ _CONTROL = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
 )
 
+# The same rules as a regular expression, for the schemas /openapi.json publishes (its
+# \Z becomes ECMA-262's $ there): not only whitespace (the characters str.isspace()
+# takes that are not controls), not a dot segment, no control character.
+ID_PATTERN = (
+    r"^(?![ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+\Z)(?!\.\.?\Z)"
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]*\Z"
+)
+
 
 def id_fault(customer_id: str) -> str | None:
     """What is wrong with ``customer_id`` (its length aside), or None when it is fit."""

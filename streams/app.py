@@ -35,6 +35,7 @@ from schemas import load_catalogue
 from schemas.risk import RiskExample, encode_risk_example
 from streams import topics
 from streams.catalogue_reload import CatalogueReloader
+from streams.committed_worker import use_committed_reads
 from streams.consumer_lag import register_lag_timer
 from streams.dependency_up import LOOK_EVERY_S, redis_answers
 from streams.kafka_security import faust_credentials, use_settings
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> Moments:
         # (with one asked for, a worker joining a balanced group could get no partition)
         table_standby_replicas=0,
     )
+    use_committed_reads(app)  # an aborted transaction's touchpoints are no events
     app.monitor = PrometheusMonitor(metrics=faust_sensors(metrics))
     source = _raw_topic(app, settings.topic(topics.TOUCHPOINTS))
     risk_examples = _raw_topic(app, settings.topic(topics.RISK_EXAMPLES))

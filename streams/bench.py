@@ -30,6 +30,7 @@ from schemas import TouchpointEvent, encode_touchpoint
 from streams.bench_http import bench_http
 from streams.bench_snapshots import bench_snapshots
 from streams.bench_store import bench_store, percentile
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 from streams.services import Services, dies_with_parent, free_port, services, stopped_like_ctrl_c
 from streams.simulation.population import CustomerPopulation
@@ -108,6 +109,7 @@ async def watch(
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
+        isolation_level=READ_COMMITTED,
         **client_options(),
     )
     await consumer.start()

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.moments import moment_for
 from schemas import InvalidEvent, decode_touchpoint
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 
 
@@ -36,6 +37,7 @@ async def run(bootstrap: str, source: str, sink: str, group: str) -> None:
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
+        isolation_level=READ_COMMITTED,  # as the worker reads
         **client_options(),
     )
     producer = AIOKafkaProducer(

@@ -37,6 +37,7 @@ from schemas import (
     decode_next_best_offer,
 )
 from streams.api.auth import DEV_KEY
+from streams.committed_reads import READ_COMMITTED
 from streams.control_lift import ControlLift, LiftPeriod
 from streams.kafka_security import client_options
 from streams.lift_report import count_outcome
@@ -246,6 +247,7 @@ async def _show_decisions(settings: Settings, until: float | None, children: lis
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=None,
+        isolation_level=READ_COMMITTED,
         **client_options(),
     )
     await consumer.start()

@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError
 
 from agents.batch_retries import outage
 from feature_store import FeatureStore
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 from streams.metrics import Metrics
 from streams.model_snapshots import Snapshot
@@ -124,6 +125,7 @@ class SnapshotLearner:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level=READ_COMMITTED,  # an aborted transaction's outcomes teach nothing
         )
         tps = [TopicPartition(self._topic, p) for p in partitions]
         await consumer.start()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 from streams.settings import Settings
 from streams.topics import topic_partitions
@@ -77,6 +78,7 @@ async def replay(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # a replay reads everything still kept
+        isolation_level=READ_COMMITTED,  # as the worker read them: no aborted records
     )
     await consumer.start()
     try:
@@ -130,7 +132,10 @@ async def first_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Each partition's oldest offset still kept (above 0: retention deleted records)."""
     partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
-        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
+        **client_options(),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        isolation_level=READ_COMMITTED,
     )
     await consumer.start()
     try:
@@ -148,7 +153,10 @@ async def kept_from(settings: Settings, topic: str, since_ms: int) -> int | None
     kept. A partition whose records were all deleted says nothing of when."""
     partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
-        **client_options(), bootstrap_servers=settings.kafka_bootstrap, group_id=None
+        **client_options(),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        isolation_level=READ_COMMITTED,
     )
     await consumer.start()
     try:

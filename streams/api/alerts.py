@@ -46,6 +46,7 @@ from streams.api.screen_feed import (
     for_queue,
     partition_offset,
 )
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class AlertHub:
             # (as "latest" would) and a deletion is told (as "earliest" would not)
             auto_offset_reset="none",
             # a transactional producer's alerts once committed, never those of one aborted
-            isolation_level="read_committed",
+            isolation_level=READ_COMMITTED,
             metadata_max_age_ms=int(self._partitions_every_s * 1000),
             # The offset lookups below wait behind a fetch the broker holds open: briefly,
             # so that they do not each add half a second before the process is ready.

@@ -25,10 +25,10 @@ async def get_customer(request: web.Request) -> web.Response:
     authorise(request, "profile-read")
     api = api_of(request)
     customer_id = customer_id_of(request)
-    features = await api.store.read(customer_id, home_timezone=_home_timezone(api))
-    if features is None:
+    profile = await _held_profile(api, customer_id)
+    if profile is None:
         raise ApiError(404, "not_found", "Moments holds no profile for this customer")
-    return json_response(await _profile(api, customer_id, features))
+    return json_response(profile)
 
 
 async def export_customer(request: web.Request) -> web.Response:
@@ -40,10 +40,7 @@ async def export_customer(request: web.Request) -> web.Response:
     if not record.holds_anything:
         raise ApiError(404, "not_found", "Moments holds nothing about this customer")
     erased = record.erased_at_ms is not None
-    features = (
-        None if erased else await api.store.read(customer_id, home_timezone=_home_timezone(api))
-    )
-    profile = None if features is None else await _profile(api, customer_id, features)
+    profile = None if erased else await _held_profile(api, customer_id)
     topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
     return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
 
@@ -54,8 +51,24 @@ def _home_timezone(api: Api) -> str:
     return api.catalogue.current.contact_policy.timezone
 
 
-async def _profile(api: Api, customer_id: str, features: CustomerFeatures) -> dict[str, Any]:
+async def _held_profile(api: Api, customer_id: str) -> dict[str, Any] | None:
+    """The customer's profile, or ``None`` when Moments holds none: no touchpoint applied
+    and no recent decision kept, or erased. A customer with decisions but no touchpoint
+    yet (a web visitor's recommendations, a hold-out customer's among them) has one: the
+    features of a customer Moments knows nothing else of, as their decisions used, and
+    those decisions."""
+    features = await api.store.read(customer_id, home_timezone=_home_timezone(api))
     decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
+    if features is None:
+        if not decisions or (await api.store.erased([customer_id]))[0]:
+            return None
+        features = CustomerFeatures()
+    return _profile(api, customer_id, features, decisions)
+
+
+def _profile(
+    api: Api, customer_id: str, features: CustomerFeatures, decisions: list[Any]
+) -> dict[str, Any]:
     model = api.risk.model
     risk = model.predict_one(risk_features(features, datetime.now(UTC)))
     control = api.policy.contact_policy.control_group.contains(customer_id)

@@ -9,6 +9,7 @@ import msgspec
 
 from agents.interventions import ACTIONS
 from schemas import Intervention, NextBestOffer, Offer, Outcome, TouchpointEvent
+from schemas.customer_ids import ID_PATTERN
 from streams.api.auth import SCOPES
 from streams.settings import Settings
 
@@ -100,6 +101,16 @@ WIRE_SCHEMAS["Survey"]["allOf"] = [
      "then": {"properties": {"score": {"minimum": low, "maximum": high}}}}
     for scale, low, high in (("csat5", 1, 5), ("nps", 0, 10))
 ]  # fmt: skip
+# What the structs' checks refuse beyond their types (``__post_init__``), said so that a
+# client validating with this document refuses it too: a reach that is not a whole number,
+# a customer id of only whitespace, a dot segment or with a control character.
+for _branch in WIRE_SCHEMAS["SocialMention"]["properties"]["reach"]["anyOf"]:
+    if _branch.get("type") == "number":
+        _branch["multipleOf"] = 1
+_ID_PATTERN = ecma_patterns({"pattern": ID_PATTERN})["pattern"]
+for _schema in WIRE_SCHEMAS.values():
+    if "customer_id" in _schema.get("properties", {}):
+        _schema["properties"]["customer_id"]["pattern"] = _ID_PATTERN
 # The catalogue file refuses keys it does not know (a misspelt limit); an offer listed
 # over HTTP carries more (see _LISTED_OFFER), as any answer may in later versions.
 WIRE_SCHEMAS["Offer"].pop("additionalProperties", None)

@@ -43,6 +43,7 @@ from schemas import (
     encode_touchpoint,
 )
 from schemas.outcomes import OutcomeKind
+from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 from streams.simulation.delivery import Deliveries
 from streams.simulation.population import CustomerPopulation
@@ -202,7 +203,11 @@ async def run_responder(
         for p in await topic_partitions(bootstrap, decisions_topic)
     ]
     consumer = AIOKafkaConsumer(
-        **client_options(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **client_options(),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level=READ_COMMITTED,
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options()

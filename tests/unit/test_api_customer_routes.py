@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from agents.risk_watch import RiskHolder
 from schemas import ContactRules, Offer, OfferCatalogue
 from tests.unit.api_app import api_app
 
@@ -149,10 +151,58 @@ async def test_a_customers_profile_counts_the_catalogues_days() -> None:
     async def erased(customer_ids: Any) -> list[bool]:
         return [False] * len(customer_ids)
 
-    app = api_app(store=SimpleNamespace(read=read, erased=erased),
-                  catalogue=SimpleNamespace(current=TOKYO))  # fmt: skip
+    async def recent(customer_id: str) -> list[str]:
+        return []
+
+    store = SimpleNamespace(read=read, erased=erased, decisions=SimpleNamespace(recent=recent))
+    app = api_app(store=store, catalogue=SimpleNamespace(current=TOKYO))
     async with TestClient(TestServer(app)) as client:
         reply = await client.get("/v1/customers/c1",
                                  headers={"Authorization": "Bearer backend-key"})  # fmt: skip
         assert reply.status == 404
     assert zones == ["Asia/Tokyo"]
+
+
+DECISION = {"decision_id": "d-1", "customer_id": "c-new1", "offers": [], "control_group": True}
+
+
+def _decisions_only(erased: bool) -> Any:
+    """A store that holds a customer's recent decisions but no touchpoint of theirs."""
+
+    async def read(customer_id: str, now: Any = None, home_timezone: str = "UTC") -> None:
+        return None
+
+    async def erased_ones(customer_ids: Any) -> list[bool]:
+        return [erased] * len(customer_ids)
+
+    async def recent(customer_id: str) -> list[str]:
+        return [json.dumps(DECISION)]
+
+    return SimpleNamespace(read=read, erased=erased_ones, decisions=SimpleNamespace(recent=recent))
+
+
+def _profile_app(store: Any) -> Any:
+    in_control = SimpleNamespace(control_group=SimpleNamespace(contains=lambda _: True))
+    return api_app(store=store, catalogue=SimpleNamespace(current=TOKYO), risk=RiskHolder(),
+                   policy=SimpleNamespace(contact_policy=in_control))  # fmt: skip
+
+
+async def test_a_customer_with_decisions_and_no_touchpoint_has_a_profile() -> None:
+    """A hold-out web visitor whose recommendations were asked for: their profile is the
+    features of a customer Moments knows nothing else of, with those decisions (it was a
+    404, while their export listed the decisions)."""
+    async with TestClient(TestServer(_profile_app(_decisions_only(erased=False)))) as client:
+        reply = await client.get("/v1/customers/c-new1",
+                                 headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+        assert reply.status == 200, await reply.text()
+        body = await reply.json()
+    assert body["recent_decisions"] == [DECISION]
+    assert (body["customer_id"], body["segment"], body["value"]) == ("c-new1", "new", 0.0)
+    assert body["recent_touchpoints"] == [] and body["features"]["events"] == 0
+
+
+async def test_an_erased_customers_decisions_make_no_profile() -> None:
+    async with TestClient(TestServer(_profile_app(_decisions_only(erased=True)))) as client:
+        reply = await client.get("/v1/customers/c-new1",
+                                 headers={"Authorization": "Bearer backend-key"})  # fmt: skip
+        assert reply.status == 404, await reply.text()

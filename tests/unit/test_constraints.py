@@ -54,3 +54,21 @@ def test_the_build_backend_is_pinned_within_its_range() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     (backend,) = [Requirement(r) for r in project["build-system"]["requires"]]
     assert backend.specifier.contains(_pins()[canonicalize_name(backend.name)])
+
+
+def test_what_an_extra_brings_in_is_pinned_too() -> None:
+    """aiokafka's extras bring in cramjam (lz4, snappy and zstd records), which no line of
+    pyproject.toml names: constraints.txt pins it all the same."""
+    from importlib.metadata import requires
+
+    pins = _pins()
+    for requirement in _requirements():
+        for extra in sorted(requirement.extras):
+            for spec in requires(requirement.name) or []:
+                brought = Requirement(spec)
+                if brought.marker is not None and brought.marker.evaluate({"extra": extra}):
+                    name = canonicalize_name(brought.name)
+                    assert name in pins, (
+                        f"{brought.name} ({requirement.name}[{extra}]) is not pinned"
+                    )
+                    assert brought.specifier.contains(pins[name], prereleases=True)

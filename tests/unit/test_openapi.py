@@ -233,3 +233,38 @@ def test_every_answer_with_a_body_names_its_media_type() -> None:
     ]
     assert bodiless == []
     assert "head" in SPEC["paths"]["/healthz"] and "head" in SPEC["paths"]["/readyz"]
+
+
+def _decodes(event: dict[str, Any]) -> bool:
+    from schemas import InvalidEvent, decode_touchpoint
+
+    try:
+        decode_touchpoint(msgspec.json.encode(event))
+    except InvalidEvent:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("reach", [0, 1200, 1200.0, 1.2e3, 12.5, 0.1, -1, None])
+def test_a_mentions_reach_is_described_as_it_is_decoded(reach: Any) -> None:
+    """12.5 was valid by the description, and refused (422) by the API."""
+    mention = {"type": "social_mention", "event_id": "e1", "customer_id": "c1",
+               "ts": "2026-11-23T10:00:00Z", "platform": "x", "sentiment": 0.1,
+               "reach": reach}  # fmt: skip
+    assert validator("SocialMention").is_valid(mention) is _decodes(mention)
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    ["c1", "José", "x🎉y", "a b", " a", "...", "a.b", "\ufeff", " ", "   ", "\u3000",
+     "\u00a0 \u2009", ".", "..", "a\x00b", "\u202eevil", "x\x85", "a\u2028b", "\t"],
+)  # fmt: skip
+def test_a_customer_id_is_described_as_it_is_decoded(customer_id: str) -> None:
+    """An id of only whitespace (a producer's empty template), a dot segment or one with
+    a control character was valid by the description, and refused by the API."""
+    click = {"type": "web_click", "event_id": "e1", "customer_id": customer_id,
+             "ts": "2026-11-23T10:00:00Z", "page": "/p"}  # fmt: skip
+    assert validator("WebClick").is_valid(click) is _decodes(click)
+    outcome = {"decision_id": "d1", "customer_id": customer_id, "offer_id": "o1",
+               "outcome": "accepted", "ts": "2026-11-23T10:00:00Z"}  # fmt: skip
+    assert validator("Outcome").is_valid(outcome) is _decodes(click)
