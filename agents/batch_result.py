@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from agents.letter_customers import customers_named
 from agents.letters import SourceRecord
@@ -88,6 +88,28 @@ class BatchResult:
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
 
+    def snapshot(self) -> BatchResult:
+        """What the batch holds so far, as :meth:`restore` puts it back: its lists and
+        maps copied (and the budgets ledger), their items shared (none is changed)."""
+        saved = replace(self)
+        saved.restore(self)  # copied
+        return saved
+
+    def restore(self, saved: BatchResult) -> None:
+        """Put back what :meth:`snapshot` saved: whatever was added or changed since
+        (a failed attempt to decide some touchpoints) is gone.
+
+        >>> result = BatchResult(results=[("web_click", "ok")])
+        >>> saved = result.snapshot()
+        >>> result.results[0] = ("web_click", "failed")
+        >>> result.misrouted += 1
+        >>> result.restore(saved)
+        >>> result.results, result.misrouted
+        ([('web_click', 'ok')], 0)
+        """
+        for f in fields(self):
+            setattr(self, f.name, _copied(getattr(saved, f.name)))
+
     def spending(self, decisions: Iterable[NextBestOffer]) -> list[BudgetSpend]:
         """What ``decisions`` of this batch spend of the daily offer budgets it was
         decided with (nothing when it had none)."""
@@ -145,6 +167,18 @@ class BatchResult:
             elif failed.result is not None and failed.result < len(self.results):
                 self.results[failed.result] = (self.results[failed.result][0], "erased")
         self.dead_letters = kept
+
+
+def _copied(value: object) -> object:
+    """A copy of one of :class:`BatchResult`'s fields, as :meth:`~BatchResult.snapshot`
+    keeps it."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, BudgetLedger):
+        return replace(value, spent=dict(value.spent))
+    return value
 
 
 def failure_reason(stage: str, exc: BaseException) -> str:

@@ -7,12 +7,15 @@ handler reads it once a batch (:mod:`agents.decision_reads`), and
 that a later moment counts the offers an earlier one made, and each customer gets at
 most one alert of each kind, the most urgent (the hold-out group's withheld). Each
 record's result (ok, duplicate, erased, expired, failed) goes into the batch's result; a
-decision that keeps failing is a dead letter.
+decision that keeps failing is a dead letter. A batch whose deciding fails past one
+touchpoint's (a record no decision can be made on, a fault in the logic) is decided
+again customer by customer: only the customer it fails for is dead-lettered.
 :func:`worth_watching` says which touchpoints are decided on (a rebuild asks it too).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +25,7 @@ import msgspec
 
 from agents.batch_history import with_batch_history
 from agents.batch_result import BatchResult, EventKey, FailedRecord, event_key, failure_reason
+from agents.batch_retries import outage
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
 from agents.interventions import (
@@ -52,6 +56,8 @@ from schemas import (
     TouchpointEvent,
     decode_next_best_offer,
 )
+
+log = logging.getLogger(__name__)
 
 
 def worth_watching(event: TouchpointEvent) -> bool:
@@ -85,6 +91,12 @@ class DecisionPlan:
         """The customers to read, each once, in order."""
         return list(dict.fromkeys(e.customer_id for _, e, _ in self.pending))
 
+    def of(self, customer: str, today: date) -> DecisionPlan:
+        """The part of the plan that is ``customer``'s touchpoints, its budgets counted
+        on ``today`` (see :meth:`TouchpointDecisions.decide`)."""
+        pending = [p for p in self.pending if p[1].customer_id == customer]
+        return replace(self, pending=pending, today=today)
+
     @property
     def asked(self) -> list[tuple[str, str]]:
         """(customer, decision id) of the decisions that may be recorded already: each
@@ -109,6 +121,11 @@ class DecisionReads:
     spent: dict[str, int]  # the day's offer budgets spent (empty: none are limited)
     contexts: list[str | None]  # per asked decision: its stored context, if any
     unreadable: dict[str, Exception]  # customer -> why their keys cannot be read
+
+    def of(self, at: int, spent: dict[str, int]) -> DecisionReads:
+        """What was read for the plan's ``at``-th customer alone, the budgets ``spent``
+        so far (the decided contexts are told apart by customer: all are kept)."""
+        return replace(self, views=[self.views[at]], spent=spent)
 
 
 @dataclass(slots=True)
@@ -181,7 +198,15 @@ def _touchpoints_to_decide(
             result.results.append((event.kind, "ok" if ok else "duplicate"))
             if ok:
                 applied_now.add(key)
-            wanted = worth_watching(event)
+            try:
+                wanted = worth_watching(event)
+            except Exception as exc:  # no decision can be made on it: it alone is set aside
+                if outage(exc):
+                    raise
+                reason = failure_reason("decision", exc)
+                result.dead_letters.append(FailedRecord(record, reason, len(result.results) - 1))
+                result.results[-1] = (event.kind, "failed")
+                continue
             fresh = status is not ApplyStatus.DUPLICATE_DECIDED and key not in seen
             if wanted and fresh:
                 seen.add(key)
@@ -295,7 +320,68 @@ class TouchpointDecisions:
     ) -> None:
         """Decide on the touchpoints ``plan`` holds from what was read for them, and
         raise their alerts. ``newest_before``: each customer's newest recent touchpoint
-        before the batch."""
+        before the batch.
+
+        One touchpoint whose decision keeps failing is dead-lettered alone. Should
+        deciding the batch fail past that (a record no decision can be made on, a fault
+        in the logic), what it left in ``result`` is taken back and the batch is decided
+        again customer by customer, in the order they come (each counting the budgets
+        the ones before spent): a customer whose deciding fails has their touchpoints
+        to decide on dead-lettered, naming the error, and nothing of theirs sent; the
+        others are decided. An outage (none is looked for: nothing is read here) is
+        raised, for the batch to wait."""
+        saved = result.snapshot()
+        try:
+            self._decide(plan, reads, result, newest_before)
+        except Exception as exc:
+            if outage(exc):
+                raise
+            log.warning("deciding a batch failed (%s): deciding its %d customers one by one",
+                        type(exc).__name__, len(plan.customers))  # fmt: skip
+            result.restore(saved)
+            self._decide_each(plan, reads, result, newest_before)
+
+    def _decide_each(
+        self,
+        plan: DecisionPlan,
+        reads: DecisionReads,
+        result: BatchResult,
+        newest_before: dict[str, RecentTouchpoint | None] | None,
+    ) -> None:
+        """:meth:`decide`, customer by customer: one whose deciding fails leaves
+        nothing in ``result`` but the dead letters of their touchpoints."""
+        failed: Counter[str] = Counter()  # the kinds of error, for the log (no ids)
+        for at, customer in enumerate(plan.customers):
+            ledger = result.budgets  # the spending of the customers decided before
+            spent = dict(ledger.spent) if ledger is not None else reads.spent
+            today = ledger.day if ledger is not None else plan.today
+            saved = result.snapshot()
+            try:
+                self._decide(plan.of(customer, today), reads.of(at, spent), result,
+                             newest_before)  # fmt: skip
+            except Exception as exc:
+                if outage(exc):
+                    raise
+                result.restore(saved)
+                failed[type(exc).__name__] += 1
+                for record, event, index in plan.pending:
+                    if event.customer_id == customer:
+                        reason = failure_reason("decision", exc)
+                        result.dead_letters.append(FailedRecord(record, reason, index))
+                        result.results[index] = (event.kind, "failed")
+        if failed:
+            log.warning("%d of %d customers of a batch could not be decided (%s): their "
+                        "touchpoints are dead-lettered, the others decided", failed.total(),
+                        len(plan.customers), ", ".join(sorted(failed)))  # fmt: skip
+
+    def _decide(
+        self,
+        plan: DecisionPlan,
+        reads: DecisionReads,
+        result: BatchResult,
+        newest_before: dict[str, RecentTouchpoint | None] | None,
+    ) -> None:
+        """:meth:`decide`, all at once: raises whatever fails past one touchpoint."""
         batch = self._deciding_batch(plan, reads, result)
         before = newest_before or {}
         for customer_id, features in batch.profiles.items():
@@ -446,7 +532,7 @@ class TouchpointDecisions:
     def _raise_interventions(self, batch: _DecidingBatch, result: BatchResult) -> None:
         """Set aside the alerts raised too late; of the others raise each customer's most
         urgent of each kind, withholding the hold-out group's."""
-        result.too_late = batch.late
+        result.too_late += batch.late  # (decided customer by customer: each one's)
         for alert in most_urgent(batch.raised):
             if self._holdout.contains(alert.customer_id):
                 result.held_out.append(withheld(alert))

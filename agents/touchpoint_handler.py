@@ -41,19 +41,10 @@ from feature_store import (
     intervention_fact,
 )
 from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
+from schemas.ahead import not_ahead
 from schemas.errors import record_value
 
 log = logging.getLogger(__name__)
-
-
-def not_ahead(event: TouchpointEvent, latest: datetime, max_future: timedelta) -> None:
-    """Raise :class:`InvalidEvent` for an event dated after ``latest`` (now plus the clock
-    skew allowed): a mis-dated event would push every rolling window into the future."""
-    if event.ts > latest:
-        raise InvalidEvent(
-            f"ts {event.ts.isoformat()} is more than {max_future} in the future - at `$.ts`",
-            event.kind,
-        )
 
 
 def _utcnow() -> datetime:

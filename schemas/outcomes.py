@@ -8,7 +8,7 @@ import msgspec
 
 from schemas.customer_ids import check_customer_id
 from schemas.errors import InvalidEvent, decode_wire, describe
-from schemas.touchpoints import LAST_YEAR, NonEmpty, Timestamp, check_ts
+from schemas.touchpoints import LAST_YEAR, NonEmpty, Timestamp, check_ts, on_the_calendar
 
 OutcomeKind = Literal["shown", "clicked", "accepted", "dismissed", "ignored"]
 
@@ -23,6 +23,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_customer_id(self.customer_id)
         check_ts(self.ts, LAST_YEAR)
+        if (first := on_the_calendar(self.ts)) is not self.ts:
+            msgspec.structs.force_setattr(self, "ts", first)
 
 
 _decoder = msgspec.json.Decoder(Outcome)

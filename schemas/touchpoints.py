@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -55,6 +55,8 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_customer_id(self.customer_id)
         check_ts(self.ts, LAST_YEAR)
+        if (first := on_the_calendar(self.ts)) is not self.ts:
+            msgspec.structs.force_setattr(self, "ts", first)
         if self.timezone is not None and not (
             isinstance(self.timezone, str) and is_timezone(self.timezone)
         ):
@@ -64,6 +66,30 @@ class Touchpoint(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     def kind(self) -> str:
         """The wire ``type`` of this event."""
         return str(type(self).__struct_config__.tag)
+
+
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def on_the_calendar(ts: datetime) -> datetime:
+    """``ts``, or the calendar's first instant in UTC for a time before it: a zero time
+    written with a local offset east of UTC (``0001-01-01T00:00:00+01:00``, as Go's
+    ``time.Date(1, 1, 1, ...)`` in a local zone or .NET's ``DateTime.MinValue`` with its
+    ``K`` give it) is year 0 in UTC, which no ``datetime`` holds. Taken as the year-1 time
+    it means (expired, a withdrawal it carries kept).
+
+    >>> on_the_calendar(datetime.fromisoformat("0001-01-01T00:00:00+14:00"))
+    datetime.datetime(1, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    if not isinstance(ts, datetime):  # (typed by the decoder)
+        return ts
+    offset = ts.utcoffset()
+    if ts.year == 1 and offset is not None and offset > timedelta(0):
+        try:
+            ts.astimezone(UTC)
+        except OverflowError:
+            return FIRST_INSTANT
+    return ts
 
 
 def check_ts(ts: datetime, years: tuple[int, ...] = CALENDAR_ENDS) -> None:

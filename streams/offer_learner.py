@@ -8,11 +8,12 @@ restarted from a snapshot that lacks it, it is learned again, counted only as
 ``moments_learning_outcomes_total{result="relearned"}``. An outcome that does not
 decode, or whose decision is not stored (``no_context``: sent back once it is, it is
 learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
-learner moves past it); not one naming an erased customer (by key or ``customer_id``):
-nothing naming them is written after their erasure, and it counts as ``erased``. A claim
-whose reply the connection lost
-may have been made: read again, it answers that this record claimed it before, and is
-counted then, as the new outcome it was.
+learner moves past it), as does one dated more than ``max_future`` ahead
+(:mod:`schemas.ahead`, as touchpoints are); not one naming an erased customer (by key
+or ``customer_id``): nothing naming them is written after their erasure, and it counts
+as ``erased``. A claim whose reply the connection lost may have been made: read again,
+it answers that this record claimed it before, and is counted then, as the new outcome
+it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.bandit import LinUCBOffers
@@ -32,6 +34,7 @@ from agents.letters import letter, source_record
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
 from schemas import InvalidEvent, Outcome, decode_outcome
+from schemas.ahead import not_ahead
 from schemas.errors import record_value
 from streams.learner import PARTITIONS_EVERY_S, SnapshotLearner
 from streams.metrics import Metrics
@@ -58,8 +61,11 @@ class OfferLearner(SnapshotLearner):
                  publish_every_s: float = 2.0,
                  partitions_every_s: float = PARTITIONS_EVERY_S,
                  offered: Callable[[], Collection[str]] | None = None,
-                 packed: bool = True) -> None:  # fmt: skip
+                 packed: bool = True,
+                 max_future: timedelta = timedelta(minutes=15),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
         super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
+        self._max_future, self._clock = max_future, clock  # outcomes further ahead: letters
         self._packed = packed  # the snapshot's matrices as base64 (else as lists)
         self._holder = holder
         self._dead_letter = dead_letter
@@ -116,9 +122,11 @@ class OfferLearner(SnapshotLearner):
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
         outcomes, invalid, dead = [], [], []
+        latest = self._clock() + self._max_future
         for record in records:
             try:
                 outcome = decode_outcome(record_value(record.value))
+                not_ahead(outcome, latest, self._max_future)
             except InvalidEvent as exc:
                 invalid.append((record, f"invalid: {exc.reason}"))
                 continue

@@ -15,9 +15,9 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from agents.touchpoint_handler import not_ahead
 from feature_store.facts import withdraws
 from schemas import InvalidEvent, Outcome, TouchpointEvent, decode_outcome, decode_touchpoint
+from schemas.ahead import not_ahead
 from schemas.errors import decode_wire
 from streams import topics
 from streams.api import erased_items
@@ -247,8 +247,16 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_outcomes(request: web.Request) -> web.Response:
     key = authorise(request, "outcomes")  # which "ingest" grants too
     api = api_of(request)
+    skew = timedelta(seconds=api.settings.max_future_skew_s)
+    latest = datetime.now(UTC) + skew
+
+    def dated(raw: bytes) -> Outcome:  # as the learner would take it: not ahead
+        outcome = decode_outcome(raw)
+        not_ahead(outcome, latest, skew)
+        return outcome
+
     items = await _items(request, api.settings.api_max_items, key.name)
-    decoded = _decode_all(items, decode_outcome, "outcomes")
+    decoded = _decode_all(items, dated, "outcomes")
     records = _records(decoded)
     outcomes = await _screen(api, OUTCOMES, decoded, records)
     topic = api.settings.topic(topics.OFFER_OUTCOMES)

@@ -219,12 +219,15 @@ async def test_outcomes_one_or_a_list_are_accepted_and_produced_invalid_ones_rej
         outcome("d-5", "out-1", "free-shipping", "loved"),
         {k: v for k, v in outcome("d-6", "out-1", "o").items() if k != "offer_id"},
         outcome("d-7", "out-1", "free-shipping") | {"ts": "yesterday"},
+        # far ahead, as a touchpoint is refused (the learner would have learned it)
+        outcome("d-8", "out-1", "free-shipping") | {"ts": "9998-12-31T23:59:59-23:59"},
     ]
     rejected = await call("POST", url, headers=DEV_AUTH, body=bad)
     details = assert_error(rejected, 422, "invalid_outcomes")["details"]
-    assert [d["index"] for d in details] == [1, 2, 3], details
-    for detail, field in zip(details, ["outcome", "offer_id", "ts"], strict=True):
+    assert [d["index"] for d in details] == [1, 2, 3, 4], details
+    for detail, field in zip(details, ["outcome", "offer_id", "ts", "$.ts"], strict=True):
         assert field in detail["reason"], detail
+    assert "in the future" in details[-1]["reason"]
 
     sent = {o["decision_id"]: o for o in [one, *many]}
     records = await consume_all(

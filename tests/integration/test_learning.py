@@ -149,7 +149,10 @@ async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
         (b"bad-json", b"{not json", "malformed JSON"),
         (b"bad-outcome", json.dumps(sample | {"outcome": "loved"}).encode(), "$.outcome"),
         (b"no-decision", json.dumps(without_decision).encode(), "decision_id"),
-    ]
+        # dated far ahead: refused as a touchpoint would be (it was learned and counted)
+        (b"ahead", json.dumps(sample | {"ts": "9998-12-31T23:59:59-23:59"}).encode(),
+         "in the future - at `$.ts`"),
+    ]  # fmt: skip
     mixed = good[:10] + [(k, v) for k, v, _ in bad] + good[10:]
     await produce(bootstrap, pipeline.topic("offer-outcomes"), mixed)
 
