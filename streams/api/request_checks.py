@@ -84,8 +84,9 @@ def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -
     :data:`streams.api.server.WRONG_KEYS_PER_S`), and for a valid key refused for its
     scope or origin once it is over its rate (each such refusal takes from it)."""
     header = sent_once(request, "Authorization") or ""
+    api_key = sent_once(request, "X-API-Key")  # checked even when a bearer token comes
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or sent_once(request, "X-API-Key")
+    token = token or api_key
     if not token and key_in_query:
         token = request.query.get("api_key")
     origin, referer = sent_once(request, "Origin"), sent_once(request, "Referer")

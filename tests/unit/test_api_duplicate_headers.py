@@ -30,6 +30,10 @@ def events(*headers: bytes) -> bytes:
         (OFFERS + b"X-API-Key: wrong-key\r\nX-API-Key: backend-key", "X-API-Key"),
         (OFFERS + b"Authorization: Bearer x\r\nAuthorization: Bearer backend-key", "Authorization"),
         (
+            OFFERS + b"Authorization: Bearer backend-key\r\nX-API-Key: a\r\nX-API-Key: b",
+            "X-API-Key",
+        ),
+        (
             OFFERS + b"X-API-Key: page-key\r\nOrigin: https://other.example\r\nOrigin: "
             + SHOP.encode(),
             "Origin",
@@ -50,7 +54,7 @@ def events(*headers: bytes) -> bytes:
             "Content-Encoding",
         ),
     ],
-    ids=["key", "bearer", "origin", "referer", "last-event-id", "encoding"],
+    ids=["key", "bearer", "key-beside-bearer", "origin", "referer", "last-event-id", "encoding"],
 )  # fmt: skip
 async def test_a_header_the_api_reads_sent_twice_is_refused_naming_it(
     request_bytes: bytes, header: str
