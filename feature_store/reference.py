@@ -191,8 +191,9 @@ class CustomerState:
             for name in ("profile", windows, "seen", "contacts"):
                 self._renew(name, now_ms, life, ttl_ms)
         elif "n" not in self.profile:  # no activity of their own, ever
-            # the contact-only ttl from this fact (a stranger's ttl for a stranger), or
-            # the profile's life where longer
+            # the contact-only ttl from this fact (a stranger's ttl for a stranger, told
+            # by the profile as this fact left it: a first offer made by email, text or
+            # call makes them known already), or the profile's life where longer
             own_ms = no_activity_life(self.profile, contact_only_ttl_ms, stranger_ttl_ms)
             short = own_ms - max(0, age - live_lag_ms)
             given = max(short, self.expires_ms.get("profile", now_ms) - now_ms)

@@ -1,13 +1,19 @@
 """Strangers: customers Moments knows only by its own decisions.
 
-A recommendation asked for an id no touchpoint has named (an anonymous visitor's cookie
-id, or an id made up by whoever holds a web page's key) leaves the keys of its decision
-and contact behind. Such a customer's keys live ``MOMENTS_STRANGER_TTL_DAYS`` (a day by
+A web recommendation asked for an id no touchpoint has named (an anonymous visitor's
+cookie id, or an id made up by whoever holds a web page's key) leaves the keys of its
+decision and contact behind. Such a customer's keys live ``MOMENTS_STRANGER_TTL_DAYS`` (a day by
 default) from Moments' latest contact, not the contact-only TTL (30 days) of someone the
 business mailed: else a key with the ``recommend`` scope alone could fill Redis with
 made-up customers at its rate limit, each kept a month. Anything the customer did, an
-email the business sent them, or a withdrawal kept for them makes them known.
+email the business sent them, a withdrawal kept for them, or an offer Moments made them
+by email, text or call (the first one already: the business reaches them there, and that
+channel's weekly caps and cool-downs read a week of their contacts) makes them known.
 ``lua/apply.lua`` and ``lua/decision.lua`` name the same fields.
+
+A key with the ``recommend`` scope alone (a web page's, public) can still keep a made-up
+id 30 days by asking for ``channel=email`` (sms, call): keys are not bound to channels
+(docs/known-limits.md).
 """
 
 from __future__ import annotations
@@ -15,11 +21,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from feature_store.facts import BUSINESS_EMAIL_ACTIONS, WITHDRAWAL_FIELDS
+from schemas.catalogue import OFFER_CHANNELS
 
 # A profile holding any of these fields is of someone Moments knows beyond its own
 # decisions: their activity count, an email the business sent them (delivered or
-# bounced), a withdrawal (kept apart, and copied into a profile made anew).
-KNOWN_BY = ("n", *(f"email:{a}" for a in sorted(BUSINESS_EMAIL_ACTIONS)), *WITHDRAWAL_FIELDS)
+# bounced), a withdrawal (kept apart, and copied into a profile made anew), an offer
+# Moments made them on a channel other than the web (its count, facts.offers_shown_fact).
+OUTBOUND_SHOWN = tuple(f"shown:{channel}" for channel in OFFER_CHANNELS if channel != "web")
+KNOWN_BY = (
+    "n",
+    *(f"email:{a}" for a in sorted(BUSINESS_EMAIL_ACTIONS)),
+    *WITHDRAWAL_FIELDS,
+    *OUTBOUND_SHOWN,
+)
 
 
 def is_stranger(profile: Mapping[str, object]) -> bool:
@@ -28,6 +42,8 @@ def is_stranger(profile: Mapping[str, object]) -> bool:
     >>> is_stranger({}), is_stranger({"shown:web": "3"}), is_stranger({"n": "1"})
     (True, True, False)
     >>> is_stranger({"email:bounced": "1"}), is_stranger({"consent:email": "0"})
+    (False, False)
+    >>> is_stranger({"shown:web": "2", "shown:email": "1"}), is_stranger({"shown:sms": "1"})
     (False, False)
     """
     return not any(f in profile for f in KNOWN_BY)

@@ -41,8 +41,9 @@
 -- shortened, or the live lag where that is up already (a replay: the facts replayed
 -- after it, such as their first activity, still find it); their first activity gives
 -- the whole ttl. A stranger (none of strangers.py KNOWN_BY in their profile: no
--- activity, no email the business sent, no withdrawal; a recommendation asked for an id
--- no touchpoint named) has them kept the stranger ttl (ARGV[14]) instead, their seen ids
+-- activity, no email the business sent, no withdrawal, no offer Moments made them by
+-- email, text or call, this fact's included; a web recommendation asked for an id no
+-- touchpoint named) has them kept the stranger ttl (ARGV[14]) instead, their seen ids
 -- too (they hold only Moments' own contacts). A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
@@ -546,11 +547,14 @@ elseif redis.call('HEXISTS', profile, 'n') == 0 then  -- no activity of their ow
   -- stranger's, which hold only Moments' own contacts: they go with the profile
   local short_s = tonumber(ARGV[11])
   if ARGV[14] and ARGV[14] ~= '' then
+    -- (read after this fact's updates: the first offer made by email, text or call
+    -- makes them known at once)
     local known = redis.call('HMGET', profile, 'n', 'email:bounced', 'email:delivered',
                              'email:sent', 'consent:email', 'consent:sms', 'consent:call',
-                             'consent:web', 'subscribed:email')  -- strangers.py KNOWN_BY
+                             'consent:web', 'subscribed:email', 'shown:email', 'shown:sms',
+                             'shown:call')  -- strangers.py KNOWN_BY
     stranger = true
-    for i = 1, 9 do if known[i] then stranger = false end end
+    for i = 1, 12 do if known[i] then stranger = false end end
     if stranger then short_s = math.min(short_s, tonumber(ARGV[14])) end
   end
   local short = short_s * 1000 - math.max(0, age - tonumber(ARGV[10]))

@@ -43,15 +43,18 @@ if ARGV[12] and ARGV[12] ~= '' and not redis.call('ZSCORE', KEYS[3], ARGV[12]) t
 end
 -- A stranger (apply.lua's), asked for over HTTP (a worker's decision answers a
 -- touchpoint: its customer is no stranger, though a rebuild may replay the decision
--- without it): nothing of theirs is kept beyond the stranger ttl.
+-- without it): nothing of theirs is kept beyond the stranger ttl. The decision's own
+-- contact was applied before this, in the same round trip (decision_log.py): an offer
+-- it made by email, text or call makes its customer known from the first one.
 local stranger = false
 if ARGV[14] and ARGV[14] ~= '' and ARGV[6] == ''
     and redis.call('HEXISTS', KEYS[7], 'n') == 0 then
   local known = redis.call('HMGET', KEYS[7], 'n', 'email:bounced', 'email:delivered',
                            'email:sent', 'consent:email', 'consent:sms', 'consent:call',
-                           'consent:web', 'subscribed:email')  -- strangers.py KNOWN_BY
+                           'consent:web', 'subscribed:email', 'shown:email', 'shown:sms',
+                           'shown:call')  -- strangers.py KNOWN_BY
   stranger = true
-  for i = 1, 9 do if known[i] then stranger = false end end
+  for i = 1, 12 do if known[i] then stranger = false end end
 end
 -- The context's lifetime counts from the decision (never longer than its ttl, should
 -- the decision's clock run ahead of this one; a stranger's, than the stranger ttl).

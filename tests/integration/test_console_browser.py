@@ -857,7 +857,8 @@ async def test_a_silent_stream_is_opened_anew_and_resumes_where_it_was(tmp_path:
 async def test_a_key_refused_or_unsendable_stops_the_retries(tmp_path: Path) -> None:
     """A key the server refuses for its scope (403) is told with the server's message and
     not tried again; one no header can hold (the console sends the key in a header now,
-    not the URL) is rejected without asking."""
+    not the URL) is rejected without asking. One with inner spaces, which a header holds
+    and the server accepts, is sent (the console refused it)."""
     asked: list[str] = []
 
     async def stream(request: web.Request) -> web.Response:
@@ -882,6 +883,10 @@ async def test_a_key_refused_or_unsendable_stops_the_retries(tmp_path: Path) -> 
                       "document.getElementById('connect').requestSubmit()")  # fmt: skip
         await page.wait_for(f"{status} === 'Key rejected'", 20, "the key rejected")
         assert asked == ["Bearer k1"]
+        await page.js("document.getElementById('api-key').value = ' correct horse staple '; "
+                      "document.getElementById('connect').requestSubmit()")  # fmt: skip
+        await page.wait_for(f"{status} === 'Key lacks access'", 20, "the spaced key sent")
+        assert asked == ["Bearer k1", "Bearer correct horse staple"]
         assert page.errors == [], page.errors
 
 

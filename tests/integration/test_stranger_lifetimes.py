@@ -27,9 +27,9 @@ DAY_S = 86_400
 PAGE_KEY = "a-web-page-key"  # visible to the page's visitors: recommend only
 
 
-def _recommend(api: Worker, customer_id: str) -> dict[str, object]:
+def _recommend(api: Worker, customer_id: str, channel: str = "web") -> dict[str, object]:
     request = urllib.request.Request(
-        f"{api.url}/v1/customers/{customer_id}/recommendations?channel=web",
+        f"{api.url}/v1/customers/{customer_id}/recommendations?channel={channel}",
         headers={"Authorization": f"Bearer {PAGE_KEY}"},
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
@@ -89,6 +89,52 @@ async def test_a_strangers_keys_expire_within_a_day_and_a_known_customers_keep_t
         what = f"{decision['decision_id']}:{offer}:clicked"
         claims = [(answered, str(decision["decision_id"]), what, "offer-outcomes:0:1")]
         assert await store.decisions.claim_outcomes(claims) == ["learn"]
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+# (the shipped catalogue makes an unseen id no offer by call: tests/unit/test_strangers.py)
+@pytest.mark.parametrize("channel", ["email", "sms"])
+async def test_the_first_offer_by_email_text_or_call_keeps_its_customers_keys_30_days(
+    pipeline: Pipeline, channel: str
+) -> None:
+    """An email service asks for the recommendation of a customer it mails, of whom
+    Moments has no touchpoint yet: no stranger from that first offer on. Their contacts,
+    which the channel's weekly caps and cool-downs read, were kept a day, so that a weekly
+    cap of 3 let one through every day. A web recommendation for an unseen id still
+    leaves a stranger. (Asked with a page's key: a key is not bound to channels, so it
+    keeps a made-up id 30 days this way too, docs/known-limits.md.)"""
+    keys = f"page:recommend:{hashlib.sha256(PAGE_KEY.encode()).hexdigest()}"
+    api = pipeline.start_api(MOMENTS_API_KEYS=keys)
+    store = pipeline.store()
+    admin = aioredis.Redis.from_url(pipeline.services.redis_url, decode_responses=True)
+    prefix = pipeline.prefix.rstrip("-")
+    try:
+        lifetimes = {}
+        for asked in (channel, "web"):
+            for _ in range(10):  # one in the control group is shown nothing: another id
+                customer_id = f"crm-{uuid.uuid4().hex}"
+                answer = await asyncio.to_thread(_recommend, api, customer_id, asked)
+                if answer["offers"]:
+                    break
+            assert answer["offers"], answer
+            decision_id = str(answer["decision_id"])
+            for _ in range(50):  # recorded before the answer; sent to Kafka after it
+                left = await _lifetimes(admin, prefix, store.pseudonym(customer_id))
+                if decision_id in left:
+                    break
+                await asyncio.sleep(0.1)
+            assert {"p", "c", "dec", decision_id} <= set(left), left
+            left["ctx"] = left.pop(decision_id)
+            lifetimes[asked] = left
+        outbound, web = lifetimes[channel], lifetimes["web"]
+        for kind in ("p", "c", "dec"):  # the contact-only TTL, from the first decision
+            assert 30 * DAY_S - 60 <= outbound[kind] <= 30 * DAY_S, (kind, outbound)
+        assert 7 * DAY_S - 60 <= outbound["ctx"] <= 7 * DAY_S, outbound  # a week to learn
+        assert 7 * DAY_S + 3600 - 60 <= outbound["ctxidx"] <= 7 * DAY_S + 3600, outbound
+        web.pop("ctxidx")
+        assert all(0 < ttl <= DAY_S for ttl in web.values()), web
     finally:
         await admin.aclose()
         await store.close()

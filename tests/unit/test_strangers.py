@@ -23,10 +23,33 @@ def _profile_after(*facts: object) -> dict[str, str]:
     return state.profile
 
 
-def test_only_moments_own_offers_leave_a_stranger() -> None:
+def test_only_moments_own_web_offers_leave_a_stranger() -> None:
     shown = offers_shown_fact("d1", "c1", "web", ["o1", "o2"], at(0))
-    again = offers_shown_fact("d2", "c1", "email", ["o3"], at(0))
+    again = offers_shown_fact("d2", "c1", "web", ["o3"], at(1))
     assert is_stranger({}) and is_stranger(_profile_after(shown, again))
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "call"])
+def test_an_offer_made_by_email_text_or_call_makes_them_known(channel: str) -> None:
+    """The business reaches them there: that channel's weekly caps and cool-downs read a
+    week of their contacts, which a stranger's day would forget."""
+    web = offers_shown_fact("d1", "c1", "web", ["o1"], at(0))
+    outbound = offers_shown_fact("d2", "c1", channel, ["o2"], at(0))
+    assert not is_stranger(_profile_after(outbound))
+    assert not is_stranger(_profile_after(web, outbound))
+    assert not is_stranger(_profile_after(outbound, web))
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "call"])
+def test_the_first_outbound_offer_keeps_its_contacts_the_contact_only_ttl(channel: str) -> None:
+    """Told after the offer's own updates: the first one is kept 30 days already."""
+    state = CustomerState()
+    state.apply(offers_shown_fact("d1", "c1", channel, ["o1"], at(0)), T0_MS)
+    assert state.expires_ms["contacts"] == T0_MS + CONTACT_ONLY_MS
+    assert state.expires_ms["profile"] == T0_MS + CONTACT_ONLY_MS
+    web = CustomerState()
+    web.apply(offers_shown_fact("d1", "c1", "web", ["o1"], at(0)), T0_MS)
+    assert web.expires_ms["contacts"] == T0_MS + STRANGER_MS
 
 
 @pytest.mark.parametrize(
