@@ -88,6 +88,18 @@ class BatchResult:
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
 
+    def set_aside(self, record: SourceRecord, reason: str, index: int) -> None:
+        """Dead-letter ``record`` for ``reason``, its result (at ``index``) counted as
+        failed.
+
+        >>> result = BatchResult(results=[("web_click", "ok")])
+        >>> result.set_aside(None, "decision failed: ValueError", 0)  # type: ignore[arg-type]
+        >>> result.results, result.dead_letters[0].error
+        ([('web_click', 'failed')], 'decision failed: ValueError')
+        """
+        self.dead_letters.append(FailedRecord(record, reason, index))
+        self.results[index] = (self.results[index][0], "failed")
+
     def snapshot(self) -> BatchResult:
         """What the batch holds so far, as :meth:`restore` puts it back: its lists and
         maps copied (and the budgets ledger), their items shared (none is changed)."""

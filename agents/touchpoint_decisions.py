@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 import msgspec
 
 from agents.batch_history import with_batch_history
-from agents.batch_result import BatchResult, EventKey, FailedRecord, event_key, failure_reason
+from agents.batch_result import BatchResult, EventKey, event_key, failure_reason
 from agents.batch_retries import outage
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
@@ -203,9 +203,7 @@ def _touchpoints_to_decide(
             except Exception as exc:  # no decision can be made on it: it alone is set aside
                 if outage(exc):
                     raise
-                reason = failure_reason("decision", exc)
-                result.dead_letters.append(FailedRecord(record, reason, len(result.results) - 1))
-                result.results[-1] = (event.kind, "failed")
+                result.set_aside(record, failure_reason("decision", exc), len(result.results) - 1)
                 continue
             fresh = status is not ApplyStatus.DUPLICATE_DECIDED and key not in seen
             if wanted and fresh:
@@ -364,11 +362,10 @@ class TouchpointDecisions:
                     raise
                 result.restore(saved)
                 failed[type(exc).__name__] += 1
+                reason = failure_reason("decision", exc)
                 for record, event, index in plan.pending:
                     if event.customer_id == customer:
-                        reason = failure_reason("decision", exc)
-                        result.dead_letters.append(FailedRecord(record, reason, index))
-                        result.results[index] = (event.kind, "failed")
+                        result.set_aside(record, reason, index)
         if failed:
             log.warning("%d of %d customers of a batch could not be decided (%s): their "
                         "touchpoints are dead-lettered, the others decided", failed.total(),
@@ -394,10 +391,7 @@ class TouchpointDecisions:
                 continue
             fault = batch.unreadable.get(event.customer_id)
             if fault is not None:  # applied, but their features cannot be read to decide
-                result.dead_letters.append(
-                    FailedRecord(record, failure_reason("decision read", fault), index)
-                )
-                result.results[index] = (event.kind, "failed")
+                result.set_aside(record, failure_reason("decision read", fault), index)
                 continue
             self._decide_touchpoint(record, event, index, batch, result)
         self._raise_interventions(batch, result)
@@ -499,10 +493,7 @@ class TouchpointDecisions:
                 break
             except Exception as exc:
                 if attempt == self._max_attempts:
-                    result.dead_letters.append(
-                        FailedRecord(record, failure_reason("decision", exc), index)
-                    )
-                    result.results[index] = (event.kind, "failed")
+                    result.set_aside(record, failure_reason("decision", exc), index)
                     _forget_watch(result, facts_at, examples_at)
 
     def _watch_churn_risk(
