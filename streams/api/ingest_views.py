@@ -212,16 +212,24 @@ def _decode_all(
     return decoded
 
 
+def _not_ahead(decode: Callable[[bytes], Item], skew_s: float) -> Callable[[bytes], Item]:
+    """``decode``, refusing (:class:`InvalidEvent`) an item dated more than ``skew_s``
+    ahead of now."""
+    skew = timedelta(seconds=skew_s)
+    latest = datetime.now(UTC) + skew
+
+    def dated(raw: bytes) -> Item:
+        item = decode(raw)
+        not_ahead(item, latest, skew)
+        return item
+
+    return dated
+
+
 async def post_events(request: web.Request) -> web.Response:
     key = authorise(request, "ingest")
     api = api_of(request)
-    skew = timedelta(seconds=api.settings.max_future_skew_s)
-    latest = datetime.now(UTC) + skew
-
-    def dated(raw: bytes) -> TouchpointEvent:  # as the workers would take it: not ahead
-        event = decode_touchpoint(raw)
-        not_ahead(event, latest, skew)
-        return event
+    dated = _not_ahead(decode_touchpoint, api.settings.max_future_skew_s)  # as workers take them
 
     def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
         api.metrics.events.labels(exc.kind, "invalid").inc()
@@ -247,13 +255,7 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_outcomes(request: web.Request) -> web.Response:
     key = authorise(request, "outcomes")  # which "ingest" grants too
     api = api_of(request)
-    skew = timedelta(seconds=api.settings.max_future_skew_s)
-    latest = datetime.now(UTC) + skew
-
-    def dated(raw: bytes) -> Outcome:  # as the learner would take it: not ahead
-        outcome = decode_outcome(raw)
-        not_ahead(outcome, latest, skew)
-        return outcome
+    dated = _not_ahead(decode_outcome, api.settings.max_future_skew_s)  # as the learner takes them
 
     items = await _items(request, api.settings.api_max_items, key.name)
     decoded = _decode_all(items, dated, "outcomes")
