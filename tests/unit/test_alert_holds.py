@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from streams.api.alert_holds import TransactionHolds
+from tests.unit.logged import said_by
 
 
 def holds_at(now: list[float]) -> TransactionHolds:
@@ -23,17 +24,21 @@ def test_a_holding_is_logged_once_past_the_warning_and_when_it_ends(
     holds.saw(1, read_to=7, stable=7, end=9)
     now[0] = 109.0
     holds.saw(1, read_to=7, stable=7, end=9)
-    assert caplog.records == [] and holds.held_s() == 9.0
+    assert said_by(caplog, "streams.api.alert_holds") == [] and holds.held_s() == 9.0
     for at in (110.0, 130.0):
         now[0] = at
         holds.saw(1, read_to=7, stable=7, end=12)
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warned = [
+        r.getMessage()
+        for r in said_by(caplog, "streams.api.alert_holds")
+        if r.levelno == logging.WARNING
+    ]
     assert warned == ["interventions[1]: alerts from offset 7 on wait for a transaction a "
                       "producer left open (10 s so far); the broker aborts it after that "
                       "producer's transaction.timeout.ms"]  # fmt: skip
     holds.saw(1, read_to=7, stable=12, end=12)
     assert holds.held_s() == 0.0
-    assert caplog.records[-1].getMessage() == (
+    assert said_by(caplog, "streams.api.alert_holds")[-1].getMessage() == (
         "interventions[1]: the alerts held back by an open transaction are read again (held 30 s)"
     )
 

@@ -19,6 +19,7 @@ from schemas import decode_intervention
 from streams.api import alerts as alerts_module
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
+from tests.unit.logged import said_by
 
 REFS = CustomerRefs(b"unit-test-secret")
 
@@ -426,7 +427,7 @@ def test_records_that_are_no_intervention_are_said_not_silently_dropped(
     with caplog.at_level(logging.WARNING, logger="streams.api.alerts"):
         kept = alerts_module._alerts(0, records, REFS)  # type: ignore[arg-type]
     assert [a.id for a in kept] == ["0-0"]
-    (line,) = [r.getMessage() for r in caplog.records]
+    (line,) = [r.getMessage() for r in said_by(caplog, "streams.api.alerts")]
     assert "1 records of partition 0" in line and "$.context" in line and '"a"' not in line
 
 

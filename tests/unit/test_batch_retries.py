@@ -18,6 +18,7 @@ from agents.batch_result import BatchResult, EventKey
 from agents.batch_retries import BatchRetries
 from agents.letters import SourceRecord
 from feature_store import StoreUnavailable
+from tests.unit.logged import said_by
 
 RECORDS = [SourceRecord("touchpoints", 0, n, b"c", b"{}") for n in range(3)]
 
@@ -222,7 +223,7 @@ async def test_an_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends
     # every level: a line per retry at info or debug would fill the log all the same
     with caplog.at_level(logging.DEBUG, logger="agents.batch_retries"):
         assert await retries.run(RECORDS) is True
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in said_by(caplog, "agents.batch_retries")]
     assert lines[0] == "batch of 3 events not done (StoreUnavailable: down); retrying"
     assert (
         lines[1]

@@ -19,6 +19,7 @@ from agents.offer_rules import RuleBasedOfferPolicy
 from schemas import OfferCatalogue, load_catalogue
 from streams.catalogue_reload import APPLIED, REFUSED, CatalogueReloader
 from streams.metrics import Metrics
+from tests.unit.logged import said_by
 
 _clock = itertools.count(1_700_000_000)
 
@@ -95,7 +96,7 @@ def test_an_invalid_catalogue_is_refused_once_and_the_one_in_use_stays(
         assert settled(reloader) is None  # the same bad file: said once
     assert holder.current.version == "1"
     assert recorder.calls == [("1", REFUSED)]
-    [warning] = caplog.records
+    [warning] = said_by(caplog, "streams.catalogue_reload")
     assert "duplicate offer_id 'shop'" in warning.getMessage()
     assert "still using version '1'" in warning.getMessage()
 
@@ -242,7 +243,7 @@ def test_a_change_under_the_same_version_is_applied_with_a_warning(
         assert settled(reloader) == APPLIED
     assert [o.offer_id for o in holder.current.offers] == ["shop"]
     assert recorder.calls == [("1", APPLIED)]
-    assert "its version did not" in caplog.records[0].getMessage()
+    assert "its version did not" in said_by(caplog, "streams.catalogue_reload")[0].getMessage()
 
 
 def test_the_digest_is_of_what_the_catalogue_says_not_of_its_keys_order() -> None:

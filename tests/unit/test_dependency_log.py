@@ -10,6 +10,7 @@ import pytest
 from streams.api.dependency_watch import LOOK_AGAIN_AFTER_S, DependencyLog, show_in_metrics
 from streams.api.kafka_health import KafkaHealth
 from streams.metrics import Metrics
+from tests.unit.logged import said_by
 
 
 async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
@@ -24,7 +25,7 @@ async def test_requests_and_looks_together_log_an_outage_once_and_its_end(
         outages.saw("kafka", True)  # the look every few seconds
         outages.saw("redis", True)
         outages.saw("redis", True)
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in said_by(caplog, "streams.api.dependency_watch")] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503",
         "Redis is reachable again, after 7 s",
     ]
@@ -42,15 +43,15 @@ async def test_a_request_in_trouble_makes_the_watch_look_at_once(
     with caplog.at_level(logging.WARNING, logger="streams.api.dependency_watch"):
         watch = asyncio.create_task(outages.keep_watching(redis_ok, lambda: None, every_s=60))
         await asyncio.sleep(0.05)  # its first look: all well, nothing said
-        assert caplog.records == []
+        assert said_by(caplog, "streams.api.dependency_watch") == []
         up[0] = False
         outages.look_now()  # a recommendation fell back: not a minute later
         for _ in range(100):  # within LOOK_AGAIN_AFTER_S, on a machine not too busy
             await asyncio.sleep(0.05)
-            if caplog.records:
+            if said_by(caplog, "streams.api.dependency_watch"):
                 break
         watch.cancel()
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in said_by(caplog, "streams.api.dependency_watch")] == [
         "Redis cannot be reached: recommendations are the default offers, profiles 503"
     ]
     assert outages.away("redis")
@@ -80,7 +81,7 @@ async def test_answers_asking_for_looks_all_the_time_get_one_so_often() -> None:
 async def said_within(caplog: pytest.LogCaptureFixture, lines: int, at_most_s: float = 5) -> None:
     """Until the log holds ``lines`` lines (a busy machine runs the watch late)."""
     for _ in range(int(at_most_s / 0.01)):
-        if len(caplog.records) >= lines:
+        if len(said_by(caplog, "streams.api.dependency_watch")) >= lines:
             return
         await asyncio.sleep(0.01)
 
@@ -106,7 +107,7 @@ async def test_a_kafka_outage_is_timed_from_the_brokers_last_answer(
         last_answer[0], now[0] = None, 1050.0  # back
         await said_within(caplog, 2)
         watch.cancel()
-    said = [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in said_by(caplog, "streams.api.dependency_watch")]
     assert said[0].startswith("Kafka cannot be used") and said[1:] == [
         "Kafka is reachable again, after 60 s"
     ], said

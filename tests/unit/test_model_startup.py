@@ -36,6 +36,7 @@ from streams.model_reload import ModelReloads
 from streams.model_snapshots import MODEL, RISK
 from streams.settings import Settings
 from tests.unit.api_app import api_app
+from tests.unit.logged import said_by
 from tests.unit.test_model_reload import Snapshots, snapshot, worker
 from tests.unit.test_touchpoint_agent import Handler, Observer, Stream, Topic, event
 
@@ -141,7 +142,7 @@ async def test_a_first_load_that_hangs_holds_the_first_batch_up_a_few_seconds_at
             await run_agent(handler, Stream([[event(0)], [event(1)]]), reloads.first_tried)
         assert 0.25 <= time.monotonic() - started < 5
         assert seen == [(0, 0), (0, 0)]  # on with the models held, waiting once only
-        assert [r.getMessage() for r in caplog.records] == [
+        assert [r.getMessage() for r in said_by(caplog, "streams.model_reload")] == [
             "the model snapshots could not be loaded within 0.3 s; deciding with the models "
             "held until they are"
         ]

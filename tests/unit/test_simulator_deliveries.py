@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NodeNot
 from schemas import decode_touchpoint
 from streams.simulation import producer as simulation
 from streams.simulation.delivery import Deliveries
+from tests.unit.logged import said_by
 
 MADE: list[FlakyProducer] = []
 
@@ -73,7 +74,7 @@ async def test_touchpoints_kafka_did_not_take_are_sent_again_and_only_those_take
     ids = [decode_touchpoint(v).event_id for v in MADE[-1].written]
     assert len(set(ids)) == 20 and run.sent == 20
     assert never_retrieved == []
-    said = [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in said_by(caplog, "streams.simulation.delivery")]
     assert len(said) == 2, said  # the outage once, and once its end
     assert said[0].startswith("Kafka did not take touchpoints (NodeNotReadyError")
     assert said[1] == (
