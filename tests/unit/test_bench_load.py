@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from streams.bench_load import HttpLoad
@@ -21,7 +21,7 @@ class Server:
     arrivals: list[tuple[int, float]] = field(default_factory=list)  # (request number, when)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def server() -> AsyncIterator[Server]:
     found = Server(free_port())
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.bandit import LinUCBOffers
@@ -242,7 +243,7 @@ class ApiStore:
         pass
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def api_on(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Any]]:
     """``api_on(snapshots)``: the API process started on those snapshots, as a client."""
     monkeypatch.setattr(server, "AIOKafkaProducer", Producer)

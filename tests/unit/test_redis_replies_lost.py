@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from feature_store import RepliesUnknown, StoreUnavailable
 from feature_store.connection import StoreConnection
@@ -28,7 +29,7 @@ async def _cut_after_two(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     writer.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def port() -> AsyncIterator[int]:
     server = await asyncio.start_server(_cut_after_two, "127.0.0.1", 0)
     try:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store import StoreUnavailable
@@ -45,7 +46,7 @@ class Silent:
         writer.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def silent() -> AsyncIterator[Silent]:
     found = Silent()
     found.server = await asyncio.start_server(found._serve, "127.0.0.1", 0)
