@@ -11,9 +11,10 @@ by email, text or call (the first one already: the business reaches them there, 
 channel's weekly caps and cool-downs read a week of their contacts) makes them known.
 ``lua/apply.lua`` and ``lua/decision.lua`` name the same fields.
 
-A key with the ``recommend`` scope alone (a web page's, public) can still keep a made-up
-id 30 days by asking for ``channel=email`` (sms, call): keys are not bound to channels
-(docs/known-limits.md).
+A key with the ``recommend`` scope bound to no channel can still keep a made-up id 30
+days by asking for ``channel=email`` (sms, call); a web page's key (public) bound to
+``web`` (``recommend=web`` in ``MOMENTS_API_KEYS``) is refused those channels
+(:func:`streams.api.auth.check_channel`, docs/known-limits.md).
 """
 
 from __future__ import annotations

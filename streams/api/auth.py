@@ -9,6 +9,12 @@ them), so other sites' pages cannot use it from their visitors' browsers. (A cli
 outside a browser can send any ``Origin``: binding protects the pages' key from other
 pages, not from a scraper; the rate limit does that.)
 
+A key can also be bound to the channels its ``recommend`` scope may ask recommendations
+for, ``name:recommend=web+outcomes:sha256hex``: asked for another channel (an email, a
+text, a call, each of which makes its customer known for a month and counts against their
+caps and the offers' budgets), it is refused, and nothing is decided. A ``recommend``
+without ``=`` asks for every channel, as before.
+
 >>> ring = KeyRing.parse("web:recommend:" + hash_key("s3cret"))
 >>> ring.authorise("s3cret", "recommend").name
 'web'
@@ -23,6 +29,12 @@ streams.api.auth.AuthError: key 'web' lacks the scope 'erase'
 Traceback (most recent call last):
 ...
 streams.api.auth.AuthError: key 'web' is bound to other origins than https://elsewhere.example
+>>> page = KeyRing.parse("web:recommend=web:" + hash_key("s3cret")).authorise("s3cret", "recommend")
+>>> check_channel(page, "web")
+>>> check_channel(page, "email")
+Traceback (most recent call last):
+...
+streams.api.auth.AuthError: key 'web' may ask recommendations for web only, not for email
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from schemas.catalogue import OFFER_CHANNELS
 from streams.api.origins import parse_origins
 from streams.api.quoting import printable
 
@@ -54,7 +67,7 @@ def hash_key(key: str) -> str:
 
 class AuthError(Exception):
     """401 when no valid key was given, 403 when the key (``key_name``) lacks the scope
-    or is bound to other origins."""
+    or is bound to other origins, or to other channels."""
 
     def __init__(self, status: int, message: str, key_name: str | None = None) -> None:
         super().__init__(message)
@@ -69,6 +82,7 @@ class ApiKey:
     scopes: frozenset[str]
     digest: str
     origins: frozenset[str] = frozenset()  # empty: not bound to web pages
+    channels: frozenset[str] = frozenset()  # of recommendations; empty: not bound to any
 
 
 class KeyRing:
@@ -78,9 +92,10 @@ class KeyRing:
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
         """The keys ``MOMENTS_API_KEYS`` holds; :class:`ValueError` for an entry that is
-        malformed, names a hash another entry names already (one would take the other's
-        scopes), or a name another entry gives other scopes or origins (keys of one name,
-        as while one is rotated out, share its rate limit)."""
+        malformed (an unknown scope or channel included), names a hash another entry names
+        already (one would take the other's scopes), or a name another entry gives other
+        scopes, channels or origins (keys of one name, as while one is rotated out, share
+        its rate limit)."""
         keys: list[ApiKey] = []
         for entry in filter(None, (e.strip() for e in spec.split(";"))):
             # an entry is never quoted back: one written wrongly may hold a key itself
@@ -91,29 +106,25 @@ class KeyRing:
                     f"API key entry {len(keys) + 1} is not name:scopes:sha256[@origin,...]"
                 ) from None
             digest, at, bound = rest.partition("@")
-            wanted = frozenset(scopes.split("+"))
-            unknown = wanted - set(SCOPES)
             if not name.strip():
                 raise ValueError(f"API key entry {len(keys) + 1} has no name")
-            if unknown:  # named back only if they look like scopes, not like a key
-                plain = all(re.fullmatch(r"[a-z-]{1,20}", scope) for scope in unknown)
-                named = f" {sorted(unknown)}" if plain else " (not shown: one is not a name)"
-                raise ValueError(f"API key {name!r}: unknown scopes{named}")
+            wanted, channels = _scopes_and_channels(name, scopes)
             if not _DIGEST.match(digest):
                 raise ValueError(f"API key {name!r}: its hash is not 64 hexadecimal digits")
             origins = _bound_origins(name, bound)
             if at and not origins:
                 raise ValueError(f"API key {name!r}: '@' names no origins to bind it to")
             granted = wanted.union(*(IMPLIED.get(scope, frozenset()) for scope in wanted))
-            key = ApiKey(name, granted, digest.lower(), origins)
+            key = ApiKey(name, granted, digest.lower(), origins, channels)
             for other in keys:
                 # two keys under one name (one being rotated out) share its rate limit:
                 # they must grant the same
-                same_grant = (other.scopes, other.origins) == (key.scopes, key.origins)
+                same_grant = (other.scopes, other.origins, other.channels) == (
+                    key.scopes, key.origins, key.channels,
+                )  # fmt: skip
                 if other.name == key.name and not same_grant:
-                    raise ValueError(
-                        f"API key name {name!r} is given twice, with other scopes or origins"
-                    )
+                    raise ValueError(f"API key name {name!r} is given twice, with other "
+                                     "scopes, channels or origins")  # fmt: skip
                 if other.digest == key.digest:
                     raise ValueError(f"API keys {other.name!r} and {name!r} have the same hash")
             keys.append(key)
@@ -167,6 +178,20 @@ class KeyRing:
         return key
 
 
+def check_channel(key: ApiKey, channel: str) -> None:
+    """Nothing if ``key`` may ask recommendations for ``channel`` (one of
+    :data:`~schemas.catalogue.OFFER_CHANNELS`); else :class:`AuthError` 403, naming the
+    channels it may ask for."""
+    if key.channels and channel not in key.channels:
+        allowed = ", ".join(c for c in OFFER_CHANNELS if c in key.channels)
+        raise AuthError(
+            403,
+            f"key {key.name!r} may ask recommendations for {allowed} only, not for "
+            f"{printable(channel)}",
+            key.name,
+        )
+
+
 def origin_of(url: str | None) -> str | None:
     """The origin of a URL (a ``Referer``): ``scheme://host[:port]``.
 
@@ -195,3 +220,48 @@ def _bound_origins(name: str, text: str) -> frozenset[str]:
     if "*" in origins:
         raise ValueError(f"API key {name!r}: bind it to origins, not to '*'")
     return origins
+
+
+def _scopes_and_channels(name: str, text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The scopes of an entry's ``scope+scope`` field, and the channels its ``recommend``
+    is bound to (``recommend=web,email``; none: every channel). Unknown scopes and
+    channels are named back only if they look like names, not like a key pasted there.
+
+    >>> _scopes_and_channels("k", "recommend=web,email+outcomes")[1] == {"web", "email"}
+    True
+    >>> _scopes_and_channels("k", "recommend+outcomes")[1]
+    frozenset()
+    """
+    scopes: list[str] = []
+    channels: frozenset[str] = frozenset()
+    bound = False
+    for item in text.split("+"):
+        scope, equals, listed = item.partition("=")
+        scopes.append(scope)
+        if not equals:
+            continue
+        if scope != "recommend":
+            shown = f" {scope!r}" if _plain(scope) else ""
+            raise ValueError(f"API key {name!r}: only the scope 'recommend' takes channels "
+                             f"(=channel,...), not the scope{shown}")  # fmt: skip
+        if bound:
+            raise ValueError(f"API key {name!r}: 'recommend=' is given twice")
+        bound = True
+        channels = frozenset(filter(None, (c.strip() for c in listed.split(","))))
+        if not channels:
+            raise ValueError(f"API key {name!r}: 'recommend=' names no channels")
+        _refuse_unknown(name, "channels", channels - set(OFFER_CHANNELS))
+    wanted = frozenset(scopes)
+    _refuse_unknown(name, "scopes", wanted - set(SCOPES))
+    return wanted, channels
+
+
+def _refuse_unknown(name: str, what: str, unknown: frozenset[str]) -> None:
+    if unknown:  # named back only if they look like names, not like a key
+        plain = all(_plain(word) for word in unknown)
+        named = f" {sorted(unknown)}" if plain else " (not shown: one is not a name)"
+        raise ValueError(f"API key {name!r}: unknown {what}{named}")
+
+
+def _plain(word: str) -> bool:
+    return re.fullmatch(r"[a-z-]{1,20}", word) is not None

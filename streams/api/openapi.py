@@ -262,7 +262,12 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                      "schema": {"enum": ["web", "email", "sms", "call"], "default": "web"}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}],
-                "responses": {"200": _json(_RECOMMENDATION), **_errors(400, 401, 403, 429)},
+                "responses": {"200": _json(_RECOMMENDATION), **_errors(400, 401, 429),
+                    "403": {"description": "`forbidden`: the key lacks the scope "
+                            "recommend, is bound to other origins, or is bound to other "
+                            "channels than the one asked (`name:recommend=web:...` in "
+                            "MOMENTS_API_KEYS); nothing is decided or recorded",
+                            "content": {"application/json": {"schema": _ERROR}}}},
             }},
             "/v1/customers/{customer_id}": {
                 "get": {"summary": "The customer's profile.", "security": _SECURITY,

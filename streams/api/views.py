@@ -21,6 +21,7 @@ from feature_store import StoreFull, StoreRefused, StoreUnavailable
 from schemas import NextBestOffer
 from schemas.catalogue import OFFER_CHANNELS
 from streams.api.alert_stream import alerts_stream
+from streams.api.auth import check_channel
 from streams.api.catalogue_listing import catalogue_listing
 from streams.api.console_page import ConsolePage
 from streams.api.customer_views import delete_customer, export_customer, get_customer
@@ -68,6 +69,10 @@ async def recommendations(request: web.Request) -> web.Response:
     channel = request.query.get("channel", "web")
     if channel not in OFFER_CHANNELS:
         raise ApiError(400, "invalid_channel", _CHANNEL_FAULT)
+    # a key bound to other channels (a page's, to the web) decides nothing here: an offer
+    # by email, text or call would keep a made-up id a month and spend a real customer's
+    # caps and the offers' budgets
+    check_channel(key, channel)
     raw_limit = request.query.get("limit", "3")  # digits only (int() takes "1_0", " 5")
     limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,2}", raw_limit) else 0
     if not 1 <= limit <= 10:

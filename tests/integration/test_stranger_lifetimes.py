@@ -103,8 +103,9 @@ async def test_the_first_offer_by_email_text_or_call_keeps_its_customers_keys_30
     Moments has no touchpoint yet: no stranger from that first offer on. Their contacts,
     which the channel's weekly caps and cool-downs read, were kept a day, so that a weekly
     cap of 3 let one through every day. A web recommendation for an unseen id still
-    leaves a stranger. (Asked with a page's key: a key is not bound to channels, so it
-    keeps a made-up id 30 days this way too, docs/known-limits.md.)"""
+    leaves a stranger. (Asked with a page's key bound to no channel, which keeps a
+    made-up id 30 days this way too; one bound to ``web`` is refused it,
+    tests/integration/test_channel_bound_keys.py.)"""
     keys = f"page:recommend:{hashlib.sha256(PAGE_KEY.encode()).hexdigest()}"
     api = pipeline.start_api(MOMENTS_API_KEYS=keys)
     store = pipeline.store()
