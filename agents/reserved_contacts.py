@@ -30,6 +30,7 @@ from agents.batch_retries import outage
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
+from agents.decision_reads import spent_today
 from agents.decision_records import decision_record
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
@@ -173,7 +174,7 @@ class ContactReservations:
             reading = self._store.read_views(customers, faults=unreadable, home_timezone=home)
             ledger = result.budgets
             if ledger is not None:  # the budgets as counted now, this batch's spending in
-                counting = self._store.budgets.spent(ledger.day)
+                counting = spent_today(self._store, ledger.day, ledger.limits)
                 found, spent = await asyncio.gather(reading, counting)
                 now = {o: spent.get(o, 0) for o in ledger.limits}
                 result.budgets = BudgetLedger(ledger.day, ledger.limits, now, ledger.timezone)

@@ -52,7 +52,7 @@ class Budgets:
         self.counted: set[str] = set()
         self.taken: list[list[str]] = []  # the decisions of each take
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         return dict(self.counts)
 
     async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
