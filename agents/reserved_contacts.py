@@ -26,9 +26,11 @@ import logging
 from dataclasses import dataclass
 
 from agents.batch_result import BatchResult, FailedRecord, failure_reason, fault_kinds
+from agents.batch_retries import outage
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
+from agents.decision_reads import spent_today
 from agents.decision_records import decision_record
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
@@ -101,16 +103,20 @@ class ContactReservations:
 
     @staticmethod
     def _leave_out(
-        result: BatchResult, gone: set[str], faults: dict[str, Exception]
+        result: BatchResult,
+        gone: set[str],
+        faults: dict[str, Exception],
+        stage: str = "decision record",
     ) -> list[NextBestOffer]:
         """Leave out of ``result`` everything about the ``gone`` customers (erased, or
-        their keys failed the write: their touchpoints are dead-lettered with the
-        reason, to be sent again once their keys are mended, those whose only outcome
-        was an alert included). The decisions left out."""
+        ``faults``: their keys failed the write, or their decision taken again failed:
+        their touchpoints are dead-lettered with the reason, ``stage`` and the error, to
+        be sent again once mended, those whose only outcome was an alert included). The
+        decisions left out."""
         left = result.leave_out(gone)
         lettered = {id(failed.record) for failed in result.dead_letters}
         for customer, fault in faults.items():
-            reason = failure_reason("decision record", fault)
+            reason = failure_reason(stage, fault)
             for record, index in result.touchpoints_of.get(customer, []):
                 if id(record) in lettered:  # its decision had failed already
                     continue
@@ -119,8 +125,9 @@ class ContactReservations:
                 if index < len(result.results):  # counted as failed, not ok
                     result.results[index] = (result.results[index][0], "failed")
         if faults:
-            log.warning("%d customers' decisions could not be recorded (%s): their "
-                        "touchpoints are dead-lettered", len(faults),
+            log.warning("%d customers' decisions could not be %s (%s): their touchpoints "
+                        "are dead-lettered", len(faults),
+                        "recorded" if stage == "decision record" else "taken again",
                         fault_kinds(faults))  # fmt: skip
         return left
 
@@ -150,9 +157,13 @@ class ContactReservations:
         self, refused: list[NextBestOffer], result: BatchResult, last: bool
     ) -> list[NextBestOffer]:
         """Decide the ``refused`` again from a new read (at their own time, with the same
-        ids); the last round shows nothing. Returns the new decisions, to record."""
+        ids); the last round shows nothing. Returns the new decisions, to record. A
+        customer whose decision fails to be taken again (for a reason other than an
+        outage) is left out, their touchpoints dead-lettered, as in the deciding
+        (:meth:`agents.touchpoint_decisions.TouchpointDecisions.decide`); the others go on."""
         again: dict[str, NextBestOffer] = {}
         erased_now: set[str] = set()  # customers erased meanwhile: left out
+        failed: dict[str, Exception] = {}  # customers whose decision failed: left out
         if last:
             for old in refused:
                 again[old.decision_id] = contended(old)
@@ -163,7 +174,7 @@ class ContactReservations:
             reading = self._store.read_views(customers, faults=unreadable, home_timezone=home)
             ledger = result.budgets
             if ledger is not None:  # the budgets as counted now, this batch's spending in
-                counting = self._store.budgets.spent(ledger.day)
+                counting = spent_today(self._store, ledger.day, ledger.limits)
                 found, spent = await asyncio.gather(reading, counting)
                 now = {o: spent.get(o, 0) for o in ledger.limits}
                 result.budgets = BudgetLedger(ledger.day, ledger.limits, now, ledger.timezone)
@@ -178,12 +189,25 @@ class ContactReservations:
                 if erased:
                     erased_now.add(old.customer_id)
                     continue
+                if old.customer_id in failed:
+                    continue
                 moment = result.moments[old.decision_id]
+                try:
+                    new = self._policy.decide(moment, features, old.ts, result.budgets,
+                                              result.catalogue)  # fmt: skip
+                    counted = contacted(features or FIRST_CONTACT, new)
+                except Exception as exc:
+                    if outage(exc):
+                        raise
+                    failed[old.customer_id] = exc
+                    continue
                 result.timezones[old.customer_id] = features.timezone if features else None
-                new = self._policy.decide(moment, features, old.ts, result.budgets,
-                                          result.catalogue)  # fmt: skip
-                views[old.customer_id] = (False, contacted(features or FIRST_CONTACT, new))
+                views[old.customer_id] = (False, counted)
                 again[old.decision_id] = new
         result.decisions = [again.get(d.decision_id, d) for d in result.decisions]
-        await self._give_back([], result.leave_out(erased_now), result)
-        return [d for d in again.values() if d.customer_id not in erased_now]
+        left = result.leave_out(erased_now)
+        if failed:
+            left += self._leave_out(result, set(failed), failed, "decision")
+        await self._give_back([], left, result)
+        gone = erased_now | set(failed)
+        return [d for d in again.values() if d.customer_id not in gone]

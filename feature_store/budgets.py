@@ -21,12 +21,15 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from feature_store.connection import StoreConnection, hash_reply, raise_failed
+from feature_store.connection import StoreConnection, hash_reply, raise_failed, raise_unavailable
 from feature_store.facts import decision_showing
 from feature_store.records import BudgetSpend
 
 KEPT_DAYS = 3  # today and the two days before
 KEPT_S = KEPT_DAYS * 86400
+# what :meth:`OfferBudgets.spent` puts in ``unreadable`` when no count of the day can be
+# read (no offer id: catalogue ids are words)
+EVERY_OFFER = "*"
 
 
 class OfferBudgets:
@@ -42,13 +45,31 @@ class OfferBudgets:
     def _counted_key(self, day: date) -> str:  # the same hash slot as the day's counts
         return f"{self._prefix}:budget-counted:{{{day.isoformat()}}}"
 
-    async def spent(self, day: date) -> dict[str, int]:
-        """Offers shown on ``day`` (UTC) so far, by offer id."""
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
+        """Offers shown on ``day`` (UTC) so far, by offer id. With ``unreadable``, a
+        count that is no integer (written by a tool, or another version) is left out and
+        its offer put there, and counts Redis cannot serve as a hash (a key of another
+        type, a value that is not UTF-8) put :data:`EVERY_OFFER` there, rather than
+        raise; an outage is raised all the same."""
         started = time.perf_counter()
         replies = await self._conn.submit([("HGETALL", self._key(day))])
         self._conn.observe("budgets", started)
-        raise_failed(replies)
-        return {offer: int(count) for offer, count in hash_reply(replies[0]).items()}
+        if unreadable is None:
+            raise_failed(replies)
+        else:
+            raise_unavailable(replies)
+            if isinstance(replies[0], Exception):
+                unreadable.add(EVERY_OFFER)
+                return {}
+        counts: dict[str, int] = {}
+        for offer, count in hash_reply(replies[0]).items():
+            try:
+                counts[offer] = int(count)
+            except ValueError:
+                if unreadable is None:
+                    raise
+                unreadable.add(offer)
+        return counts
 
     async def add(self, spends: Sequence[BudgetSpend]) -> int:
         """Count the offers each decision showed, once per decision; returns how many

@@ -206,7 +206,9 @@ class FeatureStore:
 
         With ``newest_before``, each of their customers' newest recent touchpoint as it
         was before these events (``None``: none), read in the same round trip: the recent
-        list keeps so few that a burst of one customer's touchpoints can push it out."""
+        list keeps so few that a burst of one customer's touchpoints can push it out. A
+        customer whose newest entry cannot be read (a key of another type, an entry in
+        a form this version does not write) is left out of it, and the others are read."""
         facts = [touchpoint_fact(e, self._config.money) for e in events]
         if newest_before is None:
             return await self.apply_facts(facts, ran)
@@ -221,8 +223,12 @@ class FeatureStore:
         statuses: list[ApplyStatus] | BaseException = both[1]
         if not isinstance(found, BaseException):
             for customer_id, entries in zip(customers, found, strict=True):
-                if not isinstance(entries, Exception):  # a key of another type: none
+                if isinstance(entries, Exception):  # a key of another type: not known
+                    continue
+                try:
                     newest_before[customer_id] = recent_touchpoint(entries[0]) if entries else None
+                except (ValueError, OverflowError, OSError):  # an entry in another form
+                    continue  # (another version's, a tool's): not known, for them alone
         if isinstance(statuses, BaseException):
             raise statuses
         return statuses

@@ -39,7 +39,7 @@ class BrokenHoldout:
 class NoneSpent:
     """The store's budgets: nothing spent yet today."""
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         return {}
 
 

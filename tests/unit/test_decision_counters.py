@@ -43,7 +43,7 @@ async def test_each_decision_refused_over_a_budget_is_counted() -> None:
     class SpentOutElsewhere(_Budgets):
         """Another process spends the voucher's last units once the first read replied."""
 
-        async def spent(self, day: date) -> dict[str, int]:
+        async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
             counts = await super().spent(day)
             self.counts["voucher"] = 5  # BUDGETS' daily limit
             return counts

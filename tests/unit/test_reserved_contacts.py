@@ -34,6 +34,7 @@ from feature_store import (
 from feature_store.budgets import counted_id
 from schemas import ContactRules, Intervention, Offer, OfferCatalogue, decode_next_best_offer
 from schemas.risk import RiskExample
+from tests.unit.logged import said_by
 
 NOW = datetime(2026, 12, 2, 10, tzinfo=UTC)
 TIPS = Offer(offer_id="tips", title="Tips", channels=["web"])
@@ -51,7 +52,7 @@ class Budgets:
         self.counted: set[str] = set()
         self.taken: list[list[str]] = []  # the decisions of each take
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         return dict(self.counts)
 
     async def take(self, spends: Sequence[BudgetSpend], limits: Mapping[str, int]) -> set[str]:
@@ -390,3 +391,44 @@ async def test_a_decision_taken_again_reads_with_the_catalogues_timezone() -> No
     assert store.zones_read == ["Asia/Tokyo"]
     _, again = store.applied
     assert [f.ceilings.timezone for f in again if f.ceilings] == ["Asia/Tokyo"]
+
+
+class FailingAgain:
+    """The offer policy, failing with ``error`` whenever it decides for ``broken``."""
+
+    def __init__(self, broken: str, error: Exception) -> None:
+        self.broken, self.error = broken, error
+
+    def decide(self, moment: DecisionMoment, *args: object) -> object:
+        if moment.customer_id == self.broken:
+            raise self.error
+        return SPENDING.decide(moment, *args)  # type: ignore[arg-type]
+
+
+async def test_a_customer_whose_decision_fails_to_be_taken_again_is_dead_lettered_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both contacts refused over a cap; taking c2's decision again fails (a fault in
+    deciding on what the new read found): c2's touchpoint is dead-lettered, naming the
+    error, and nothing of theirs is sent; c1's decision is taken again and goes out.
+    Before, the batch failed at every attempt to send it, and was dead-lettered whole."""
+    result = budgeted({})  # c1's decision, showing the voucher; its touchpoint at offset 7
+    c2 = DecisionMoment("d1", "c2", "web")
+    result.decisions.append(SPENDING.decide(c2, KNOWN, NOW, result.budgets, BUDGETED))
+    result.moments["d1"] = c2
+    result.touchpoints_of["c2"] = [(SourceRecord("touchpoints", 0, 8, b"c2", b"{}"), 1)]
+    result.results.append(("web_click", "ok"))
+    store = Refusing([ApplyStatus.OVER_CEILING] * 2, {"c1": KNOWN, "c2": KNOWN})
+    policy = FailingAgain("c2", ValueError("year 0 is out of range"))
+    refusals = await ContactReservations(store, policy).reserve(result)  # type: ignore[arg-type]
+    assert refusals == Refusals(contacts=2)
+    assert [(d.decision_id, d.customer_id) for d in result.decisions] == [("d0", "c1")]
+    assert [(f.record.offset, f.error) for f in result.dead_letters] == [
+        (8, "decision failed: ValueError: year 0 is out of range")
+    ]
+    assert result.results == [("web_click", "ok"), ("web_click", "failed")]
+    assert store.recorded[-1] and {r.customer_id for r in store.recorded[-1]} == {"c1"}
+    assert store.budgets.counts["voucher"] == 1  # c1's, taken again; nothing of c2's
+    (said,) = [r.getMessage() for r in said_by(caplog, "agents.reserved_contacts")]
+    assert said.startswith("1 customers' decisions could not be taken again (ValueError)")
+    assert "c2" not in said

@@ -32,7 +32,7 @@ class DayBudgets:
         self.counts = counts
         self.days_read: list[date] = []
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         self.days_read.append(day)
         return dict(self.counts) if day == LOCAL_DAY else {}
 
