@@ -70,7 +70,8 @@ class BatchResult:
     risk_facts: list[Fact] = field(default_factory=list)
     dead_letters: list[FailedRecord] = field(default_factory=list)
     # (event type, result) per record; result is ok, duplicate, invalid, erased, expired
-    # or failed (the type "unknown" for a batch set aside whole)
+    # or failed (in a batch set aside whole, a record that cannot be decoded is counted
+    # under the type it claims, as when it is refused as invalid: "unknown" if none)
     results: list[tuple[str, str]] = field(default_factory=list)
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with

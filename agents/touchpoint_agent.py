@@ -27,6 +27,7 @@ from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries, report
 from agents.letters import PartitionOf, SourceRecord, letter, source_record
 from agents.touchpoint_handler import TouchpointHandler
+from agents.touchpoint_types import type_of
 from schemas import Intervention, NextBestOffer, encode_decision
 from schemas.risk import encode_risk_example
 
@@ -191,7 +192,7 @@ def register_touchpoint_agent(
         result = BatchResult(
             dead_letters=[FailedRecord(r, error, i) for i, r in enumerate(records)]
         )
-        result.results.extend(("unknown", "failed") for _ in records)
+        result.results.extend((type_of(r), "failed") for r in records)
         while True:
             try:
                 await emit(result)

@@ -87,7 +87,7 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
             "api_max_body_bytes": 2**30}  # fmt: skip
 # (least, most): durations that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
-            "api_kafka_timeout_s": (0.1, 3600.0),
+            "api_kafka_timeout_s": (0.1, 3600.0), "api_alert_keepalive_s": (1.0, 40.0),
             "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
 
 
@@ -232,6 +232,10 @@ class Settings:
     # the SSE event name alerts carry when a screen does not ask (?alert_event=): none
     # (EventSource's onmessage hears them), or "intervention", as before 2026-12-05
     api_alert_event: str = ""
+    # an alert stream with nothing written this long writes a keep-alive (a `position`
+    # event): under the idle timeout of proxies in front, and under the console's 45 s
+    # without a word after which it takes its stream as stalled and opens it anew
+    api_alert_keepalive_s: float = 15.0
     # a connection that sends no request this long (after connecting, between requests,
     # or part way through its headers) is closed; keep it longer than the idle timeout
     # of the load balancer in front (AWS's ALB: 60 s; Google's: 600 s), which then

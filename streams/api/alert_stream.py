@@ -27,11 +27,7 @@ _json = msgspec.json.Encoder()
 HUB_RETRY_S = 2  # when a screen may try again while the alert fan-out is starting
 WRITE_TIMEOUT_S = 30.0  # a screen that takes nothing written for this long is cut off
 CHUNK_BYTES = 16_384  # the erasures a resumed screen is told first go in writes this big
-KEEP_ALIVE_S = 15.0  # a stream with nothing written for this long writes a position
 BACKLOG_CHECK_S = 1.0  # the backlog's tombstone check, at most (Redis may be away)
-# a key out of streams: when to try again (a gone screen's seat is given back at its
-# stream's next write, a keep-alive at most KEEP_ALIVE_S away)
-STREAM_RETRY_S = math.ceil(KEEP_ALIVE_S)
 
 
 async def alerts_stream(request: web.Request) -> web.StreamResponse:
@@ -59,13 +55,18 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
         raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
                        [{"retry_after_s": HUB_RETRY_S}],
                        headers={"Retry-After": str(HUB_RETRY_S)})  # fmt: skip
+    # a stream with nothing written for this long writes a position (MOMENTS_API_ALERT_KEEPALIVE_S)
+    keep_alive_s = api.settings.api_alert_keepalive_s
     if not api.streams.take(key.name):
+        # when to try again: a gone screen's seat is given back at its stream's next
+        # write, a keep-alive at most keep_alive_s away
+        retry_s = math.ceil(keep_alive_s)
         raise ApiError(429, "too_many_streams",
                        f"key {key.name!r} has {api.streams.per_key} alert streams open "
-                       "already; close a screen first", [{"retry_after_s": STREAM_RETRY_S}],
-                       headers={"Retry-After": str(STREAM_RETRY_S)})  # fmt: skip
+                       "already; close a screen first", [{"retry_after_s": retry_s}],
+                       headers={"Retry-After": str(retry_s)})  # fmt: skip
     try:
-        return await _stream(request, hub, position, last_id, queue, bool(named))
+        return await _stream(request, hub, position, last_id, queue, bool(named), keep_alive_s)
     finally:
         api.streams.give_back(key.name)
 
@@ -76,7 +77,8 @@ async def _stream(
     position: StreamPosition,
     last_id: str | None,
     queue: str | None,
-    named: bool = False,
+    named: bool,
+    keep_alive_s: float,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -147,10 +149,10 @@ async def _stream(
             await _write(request, response, _position_sse(sent_id))
         loop = asyncio.get_running_loop()
         # A screen gone is seen at the next write, or when a notice wakes the stream up:
-        # a keep-alive goes KEEP_ALIVE_S after the last write, however many notices came
+        # a keep-alive goes keep_alive_s after the last write, however many notices came
         # meanwhile that this screen was not sent (other queues' alerts), so that a stream
         # whose screen left ends within that time, and gives its seat back.
-        quiet_until = loop.time() + KEEP_ALIVE_S
+        quiet_until = loop.time() + keep_alive_s
         while not (inbox.closed and inbox.empty()):
             if request.transport is None or request.transport.is_closing():
                 break  # the screen has gone
@@ -170,7 +172,7 @@ async def _stream(
                 # a page: a screen that hears nothing for a while has a stalled stream
                 sent_id = position.event_id()
                 await _write(request, response, _position_sse(sent_id))
-                quiet_until = loop.time() + KEEP_ALIVE_S
+                quiet_until = loop.time() + keep_alive_s
                 continue
             if notice is None:  # the process is stopping
                 break
@@ -178,9 +180,9 @@ async def _stream(
                 told = screen.erasure(notice)
                 if told is not None:
                     await _write(request, response, _erased_sse(told))
-                    quiet_until = loop.time() + KEEP_ALIVE_S
+                    quiet_until = loop.time() + keep_alive_s
             elif not position.passed(notice) and await hand_on(notice):
-                quiet_until = loop.time() + KEEP_ALIVE_S
+                quiet_until = loop.time() + keep_alive_s
         transport = request.transport  # None once the screen has gone
         if position.event_id() != sent_id and transport is not None and not transport.is_closing():
             # ended (the process stops, or the screen fell behind) after passing others'
@@ -216,7 +218,7 @@ async def _tell_erasures(
 def drop_when_unacknowledged(request: web.Request) -> None:
     """Have the kernel drop a stream's connection once what was written to it has gone
     unacknowledged for ``WRITE_TIMEOUT_S`` (``TCP_USER_TIMEOUT``): the screen's machine
-    left the network, or was shut. Its keep-alives go every ``KEEP_ALIVE_S``, so the
+    left the network, or was shut. Its keep-alives go every ``api_alert_keepalive_s``, so the
     next write after that fails and the seat is free (a write alone would never wait:
     the kernel takes a keep-alive whether the peer is there or not)."""
     sock = request.transport.get_extra_info("socket") if request.transport else None

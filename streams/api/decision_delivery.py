@@ -1,16 +1,18 @@
 """Answered decisions on their way to ``next-best-offers``, however long Kafka is away.
 
-The producer gives a record up once it has waited its request timeout (40 s) for a
-broker; a decision was answered already, so it is sent again (a second later) until
-Kafka takes it, the process's room for records waiting for Kafka is full
+The producer (idempotent) sends a batch it holds until Kafka takes it; a publication it
+could not take (no room for its partition's batch within 40 s, no metadata for the
+topic) or failed (given up with no leader for its partition, or its numbering broken:
+see :mod:`streams.api.producer_renewal`) was answered already, so it is sent again (a
+second later) until Kafka takes it, the process's room for records waiting for Kafka is full
 (:class:`streams.api.publisher.PublisherFull`), Kafka refuses it for good (too large),
 or the API stops: those are counted as publish failures. Nor is one sent, again or at
 all, once this process knows its customer erased (the last day's erasures, its own and
 those the erasures topic told of; the erasing request adds its customer before it
 answers): no record naming a customer is made after their erasure, and one answered
 before it would otherwise follow it onto the topic as long as Kafka stayed away. Those are
-counted apart (``withheld``), not as failures; what the producer holds already (at most
-its 40 s request timeout) cannot be called back. One log line says the first retry of an
+counted apart (``withheld``), not as failures; what the producer holds already (until
+Kafka takes it) cannot be called back. One log line says the first retry of an
 outage, then one a minute while it lasts; the decisions given up are told at once, then
 in one line per reason every 5 s (at a stop in an outage, each batch answered fails: a
 line each wrote thousands).

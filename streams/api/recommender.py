@@ -245,7 +245,7 @@ class Recommender:
     async def drain(self, within_s: float | None = None) -> bool:
         """Wait for the batches under way and their publishing (at shutdown), for
         ``within_s`` at most (None: as long as it takes); whether all of it ended (not:
-        Redis or Kafka slow or away; Kafka's producer would wait 40 s per batch). What
+        Redis or Kafka slow or away; Kafka's producer would wait until Kafka takes it). What
         was shown and is not published by then is given up and counted in
         ``moments_publish_failures_total``; nothing of it is cancelled uncounted."""
         loop = asyncio.get_running_loop()

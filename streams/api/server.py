@@ -42,6 +42,7 @@ from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
 from streams.api.outbox_sweeper import OutboxSweeper
+from streams.api.producer_renewal import RenewingProducer
 from streams.api.protocol_errors import ANSWER_COUNTER, JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
 from streams.api.ratelimit import RateLimiter
@@ -80,7 +81,7 @@ class Api:
 
     settings: Settings
     store: FeatureStore
-    producer: AIOKafkaProducer
+    producer: RenewingProducer
     publisher: KeyedPublisher
     recommender: Recommender
     policy: OfferPolicy
@@ -174,6 +175,15 @@ def build_recommender(
     )  # fmt: skip
 
 
+def api_producer(settings: Settings) -> AIOKafkaProducer:
+    """The API's Kafka producer: idempotent, so that a batch it sends again (its
+    acknowledgment lost) is written once (see streams.api.producer_renewal)."""
+    return AIOKafkaProducer(
+        **client_options(), bootstrap_servers=settings.kafka_bootstrap, acks="all",
+        enable_idempotence=True, linger_ms=1,
+    )  # fmt: skip
+
+
 def create_api(settings: Settings, store: FeatureStore | None = None) -> web.Application:
     from streams.api import views
     from streams.app import build_policy, build_store
@@ -191,9 +201,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         holder = ModelHolder()
         risk = RiskHolder()
-        producer = AIOKafkaProducer(
-            **client_options(), bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
-        )
+        producer = RenewingProducer(functools.partial(api_producer, settings))
         await producer.start()
         feature_store = store or build_store(settings, observe=metrics.store_op)
         hub = AlertHub(settings.kafka_bootstrap, settings.topic(topics.INTERVENTIONS),

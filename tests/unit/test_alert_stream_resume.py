@@ -25,9 +25,11 @@ from streams.api import alert_stream
 from streams.api.alerts import Alert, AlertHub, StreamPosition
 from streams.api.screen_erasures import CustomerRefs
 from streams.settings import Settings
-from tests.unit.api_app import KEYS, api_app
+from tests.unit.api_app import KEYS, SHOP, api_app
 
 AUTH = {"Authorization": "Bearer backend-key"}
+# keep-alives every 0.2 s (MOMENTS_API_ALERT_KEEPALIVE_S; at least 1 s from the environment)
+QUICK = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_alert_keepalive_s=0.2)
 ALERT = b'data: {"intervention_id"'  # an alert as the stream writes it (an unnamed event)
 
 REFS = CustomerRefs(b"unit-test-secret")
@@ -296,17 +298,14 @@ def queued(n: int, queue: str) -> Alert:
     return Alert(f"0-{n}", decode_intervention(raw), raw)
 
 
-async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_gap(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_gap() -> None:
     """A billing screen gets its one alert; then 600 of another queue's pass it by (more
     than the buffer keeps). A quiet moment later it is told where the stream is, and,
     resuming from there, is told of no gap: every alert of its own reached it."""
-    monkeypatch.setattr("streams.api.alert_stream.KEEP_ALIVE_S", 0.2)
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()  # as if it had read the recent alerts and erasures
     billing = {"queue": "billing", "erasures": "ref"}
-    async with TestClient(TestServer(api_app(alerts=hub))) as client:
+    async with TestClient(TestServer(api_app(QUICK, alerts=hub))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH, params=billing)
         await asyncio.wait_for(reply.content.readuntil(b"retry: 2000\n\n"), 5)
         hub.publish([queued(1, "billing")])
@@ -328,16 +327,15 @@ async def test_a_quiet_queues_screen_is_told_where_it_is_and_resumes_without_a_g
     ids=["passed", "none"],
 )  # fmt: skip
 async def test_a_quiet_stream_keeps_alive_with_an_event_a_page_hears(
-    monkeypatch: pytest.MonkeyPatch, hub: Callable[[], AlertHub], where: bytes
+    hub: Callable[[], AlertHub], where: bytes
 ) -> None:
     """A quiet stream's keep-alive was an SSE comment, which EventSource never hands a
     page: a screen whose stream stalled (a proxy, a node gone without closing it) could
     not tell it from a quiet one, and stayed "Live", deaf. It is a `position` event now,
     with the id to resume from; none while the stream has passed nothing (an empty id
     would reset the screen's)."""
-    monkeypatch.setattr("streams.api.alert_stream.KEEP_ALIVE_S", 0.2)
     alerts = hub()
-    async with TestClient(TestServer(api_app(alerts=alerts))) as client:
+    async with TestClient(TestServer(api_app(QUICK, alerts=alerts))) as client:
         reply = await client.get("/v1/alerts/stream", headers=AUTH)
         told = b""
         # the retry, the buffered alert if any, then two quiet moments
@@ -354,6 +352,24 @@ def ready_hub() -> AlertHub:
     hub = AlertHub("127.0.0.1:9", "interventions", "customer-erasures", nobody_erased, REFS)
     hub.ready.set()
     return hub
+
+
+async def test_a_key_out_of_streams_retries_after_one_keep_alive() -> None:
+    """A gone screen's seat comes back at its stream's next write, a keep-alive away at
+    most: the 429's Retry-After is MOMENTS_API_ALERT_KEEPALIVE_S, in whole seconds."""
+    hub = ready_hub()
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_alert_keepalive_s=7.5,
+                        api_max_streams_per_key=1)  # fmt: skip
+    async with TestClient(TestServer(api_app(settings, alerts=hub))) as client:
+        first = await client.get("/v1/alerts/stream", headers=AUTH)
+        await asyncio.wait_for(first.content.readuntil(b"retry: 2000\n\n"), 5)
+        second = await client.get("/v1/alerts/stream", headers=AUTH)
+        body = await second.json()
+        hub.close_all()
+        await asyncio.wait_for(first.content.read(), 5)
+    assert (second.status, body["error"], second.headers["Retry-After"]) == (
+        429, "too_many_streams", "8",
+    )  # fmt: skip
 
 
 async def test_a_stream_that_ends_after_passing_others_alerts_says_where_it_is() -> None:

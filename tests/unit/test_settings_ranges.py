@@ -54,6 +54,10 @@ from streams.settings import Settings, SettingsError
         ("REDIS_TIMEOUT_S", "0.01"),
         ("OFFER_MAX_AGE_S", "1e14"),  # every decision failed, past timedelta's range
         ("INTERVENTION_MAX_AGE_S", "1e14"),
+        ("API_ALERT_KEEPALIVE_S", "0.5"),  # a write a second per screen, at the least
+        ("API_ALERT_KEEPALIVE_S", "41"),  # the console would take every quiet stream as
+        # stalled (45 s without a word) and open it anew
+        ("API_ALERT_KEEPALIVE_S", "nan"),
     ],
 )
 def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, value: str) -> None:
@@ -85,6 +89,8 @@ def test_numbers_that_cannot_work_are_refused_naming_the_variable(name: str, val
         ("REDIS_TIMEOUT_S", "3600"),
         ("OFFER_MAX_AGE_S", "3155760000"),
         ("ERASURE_REPLICAS", "1000"),
+        ("API_ALERT_KEEPALIVE_S", "1"),
+        ("API_ALERT_KEEPALIVE_S", "40"),
     ],
 )
 def test_numbers_at_their_limits_are_taken(name: str, value: str) -> None:
@@ -204,3 +210,9 @@ def test_a_blank_key_secret_is_refused(secret: str) -> None:
     would be as guessable as none."""
     with pytest.raises(SettingsError, match="MOMENTS_KEY_SECRET must not be empty or blank"):
         Settings.from_env({"MOMENTS_KEY_SECRET": secret})
+
+
+def test_the_alert_keepalive_out_of_bounds_says_its_bounds() -> None:
+    with pytest.raises(SettingsError, match="MOMENTS_API_ALERT_KEEPALIVE_S must be from 1 to 40"):
+        Settings.from_env({"MOMENTS_API_ALERT_KEEPALIVE_S": "60"})
+    assert Settings.from_env({}).api_alert_keepalive_s == 15.0

@@ -198,6 +198,32 @@ async def test_a_batch_that_fails_unexpectedly_is_dead_lettered_before_faust_ack
     assert len(stream.acked) == 3  # the agent carried on with the next batch
 
 
+CLICK = (b'{"type": "web_click", "event_id": "e1", "customer_id": "cust-1",'
+         b' "ts": "2026-01-01T00:00:00Z", "page": "/"}')  # fmt: skip
+
+
+async def test_a_batch_set_aside_whole_counts_each_record_under_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """moments_events_total{result="failed"} of a batch that failed whole: a record that
+    decodes under its touchpoint's type, one that does not under the type it claims (as
+    its ``invalid`` count would), "unknown" when it claims none Moments knows."""
+
+    async def broken(self: BatchRetries, records: list[SourceRecord]) -> None:
+        raise RuntimeError("a fault in Moments")
+
+    monkeypatch.setattr(BatchRetries, "run", broken)
+    rig = Rig(Handler(all_ok))
+    claims = b'{"type": "purchase", "ts": "yesterday"}'
+    batch = [event(1, value=CLICK), event(2, value=claims), event(3, value=b"{"),
+             event(4, value=b'{"type": "made-up"}')]  # fmt: skip
+    await rig.run(batch)
+    assert rig.observer.results == [
+        ("web_click", "failed"), ("purchase", "failed"), ("unknown", "failed"),
+        ("unknown", "failed"),
+    ]  # fmt: skip
+
+
 async def test_a_failed_batch_letters_no_record_naming_an_erased_customer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
