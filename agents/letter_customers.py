@@ -1,5 +1,6 @@
-"""The customers a record names: its Kafka key, and the ``customer_id`` of its value,
-read from its text when the value does not decode (cut short, malformed, invalid).
+"""The customers a record names: its Kafka key, and every ``customer_id`` its value holds
+(the one at its top, and each one its text holds besides: the items of a JSON array, a
+nested object, a value cut short or malformed).
 
 One reading for every side of the dead letters: the worker and the learner leave out
 the letters of customers erased (nothing naming a customer is written after their
@@ -7,6 +8,8 @@ erasure), and ``moments dead-letters`` masks the ids and leaves erased customers
 letters where they are.
 
 >>> sorted(customers_named(b"c-1", b'{"type": "web_click", "customer_id": "c-2", "pa'))
+['c-1', 'c-2']
+>>> sorted(customers_named(None, b'[{"customer_id": "c-1"}, {"customer_id": "c-2"}]'))
 ['c-1', 'c-2']
 >>> customers_named(None, b"{not json"), customers_named(b"c-1", None)
 (frozenset(), frozenset({'c-1'}))
@@ -29,44 +32,51 @@ class _Named(msgspec.Struct):
 
 
 _named = msgspec.json.Decoder(_Named)
-# a customer_id in a record that does not decode (cut short, malformed), or a number
+# every customer_id a record's text holds (a string, or a number), decoded or not
 _NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
 
 
-def named_anyhow(value: bytes) -> str | None:
-    """The customer id a record names, read from its text when it does not decode.
+def named_anyhow(value: bytes) -> list[str]:
+    """Every customer id a record's text names (``"customer_id": <string or number>``),
+    in order, read from its text whether or not it decodes: each item of an array,
+    a nested object's, one in a record cut short.
 
     >>> named_anyhow(b'{"type": "web_click", "customer_id": "c-\\\\"7", "page": "/a')
-    'c-"7'
+    ['c-"7']
     >>> named_anyhow(b'{"customer_id": 4711}'), named_anyhow(b"{not json")
-    ('4711', None)
+    (['4711'], [])
+    >>> named_anyhow(b'[{"customer_id": "c-1"}, {"customer_id": "c-2"}, {"customer_id": "c')
+    ['c-1', 'c-2']
     """
-    found = _NAMED_ANYHOW.search(value)
-    if found is None:
-        return None
-    token = found.group(1)
-    try:
-        named = json.loads(token) if token.startswith(b'"') else token.decode()
-    except ValueError:
-        return None
-    return str(named)
+    found = []
+    for match in _NAMED_ANYHOW.finditer(value):
+        token = match.group(1)
+        try:
+            named = json.loads(token) if token.startswith(b'"') else token.decode()
+        except ValueError:
+            continue
+        found.append(str(named))
+    return found
 
 
 def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:
     """The customer ids a record of ``key`` and ``value`` names: its key (a producer may
-    key a record by something else, or not at all), and the ``customer_id`` of its
-    value, read from its text when the value does not decode.
+    key a record by something else, or not at all), the ``customer_id`` of its value,
+    and every other one its text holds (a record is screened against erasures by all
+    of them: an array's first item alone let the letter of an erased customer's second
+    one be written).
 
     >>> customers_named(None, b'{"customer_id": "c-7", "ts": 1}')
     frozenset({'c-7'})
     """
     found = {key.decode("utf-8", "replace")} if key else set()
     try:
-        named = decode_wire(_named, value or b"").customer_id
-    except msgspec.DecodeError:  # not JSON, or its customer_id is not a string
-        named = named_anyhow(value or b"")
-    if named and _storable(named):  # a lone surrogate (a legal JSON escape) names no one
-        found.add(named)
+        top = decode_wire(_named, value or b"").customer_id
+    except msgspec.DecodeError:  # not a JSON object, or its customer_id is not a string
+        top = None
+    for named in (top, *named_anyhow(value or b"")):
+        if named and _storable(named):  # a lone surrogate (a legal JSON escape) names no one
+            found.add(named)
     return frozenset(found)
 
 

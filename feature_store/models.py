@@ -10,7 +10,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from feature_store.connection import StoreConnection
+from feature_store.connection import StoreConnection, raise_failed
+from feature_store.pipelining import Command
 
 # what became of an example's claim: "new" (claimed now), "again" (claimed before by
 # this same record: read again), "copy" (claimed by another record: already learned)
@@ -144,3 +145,15 @@ class ModelSnapshots:
             for i, code in zip(positions, reply, strict=True):
                 found[i] = _EXAMPLE_CLAIMS[int(code)]
         return found
+
+    async def unclaim_examples(self, name: str, example_ids: Sequence[str]) -> None:
+        """Drop the claims of ``example_ids`` for the learner of model ``name``, in one
+        round trip (none for none): those of customers erased while they were claimed,
+        so that no claim naming them (by their keyed hash) is kept after the erasure."""
+        commands: list[Command] = []
+        for example_id in example_ids:
+            tag = f"{{{name}:{zlib.crc32(example_id.encode()) % CLAIM_SHARDS}}}"
+            commands.append(("HDEL", f"{self._prefix}:claims:{tag}", example_id))
+            commands.append(("ZREM", f"{self._prefix}:claimt:{tag}", example_id))
+        if commands:
+            raise_failed(await self._conn.submit(commands))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from agents.risk_watch import example_subject
 from feature_store import FeatureStore
+from feature_store.models import ExampleClaim
 
 
 async def erased_examples(store: FeatureStore, example_ids: Sequence[str]) -> list[bool]:
@@ -27,3 +28,20 @@ async def erased_examples(store: FeatureStore, example_ids: Sequence[str]) -> li
     found = await store.erased_subjects(asked)
     gone = {s for s, erased in zip(asked, found, strict=True) if erased}
     return [s is not None and s in gone for s in subjects]
+
+
+async def erased_while_claimed(
+    store: FeatureStore, name: str, example_ids: Sequence[str], claims: Sequence[ExampleClaim]
+) -> list[bool]:
+    """Whether each example claimed to be learned (``claims``, of ``example_ids`` in order:
+    ``"new"`` or ``"again"``) is of a customer erased since the tombstones were read
+    before the claim (an erasure made between the two round trips): those are not to
+    be learned, and the claims made of them now (``"new"``) are dropped, written after
+    the erasure. One round trip (two when some are found; none when none is claimed)."""
+    asked = [i for i, claim in enumerate(claims) if claim != "copy"]
+    found = await erased_examples(store, [example_ids[i] for i in asked])
+    gone = {i for i, erased in zip(asked, found, strict=True) if erased}
+    made = [example_ids[i] for i in sorted(gone) if claims[i] == "new"]
+    if made:
+        await store.models.unclaim_examples(name, made)
+    return [i in gone for i in range(len(example_ids))]

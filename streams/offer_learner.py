@@ -11,9 +11,10 @@ learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before
 learner moves past it), as does one dated more than ``max_future`` ahead
 (:mod:`schemas.ahead`, as touchpoints are); not one naming an erased customer (by key
 or ``customer_id``): nothing naming them is written after their erasure, and it counts
-as ``erased``. A claim whose reply the connection lost may have been made: read again,
-it answers that this record claimed it before, and is counted then, as the new outcome
-it was.
+as ``erased``, as does one whose customer is erased between its claim and the read of
+its decision's context (the erasure takes the context). A claim whose reply the
+connection lost may have been made: read again, it answers that this record claimed it
+before, and is counted then, as the new outcome it was.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class OfferLearner(SnapshotLearner):
                  for o, r in outcomes]  # fmt: skip
         claims = await self._claim(asked, faults)
         try:
-            fresh, contexts, unreadable = await self._set_aside(outcomes, claims, faults, dead)
+            fresh, contexts, unreadable, erased = await self._set_aside(
+                outcomes, claims, faults, dead
+            )
         except BaseException:
             # the new claims are counted once their contexts are read: read again after
             # this, they answer "relearn", and must count then (see _claim)
@@ -148,6 +151,9 @@ class OfferLearner(SnapshotLearner):
             raise
         learned = relearned = 0
         for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
+            if i in erased:  # erased since its claim (their contexts with them): as claimed so
+                self._metrics.learning.labels("erased").inc()
+                continue
             # a new outcome is counted, once; one read again (the learner restarted from
             # a snapshot that lacks it) was counted when it was claimed
             if new:
@@ -183,10 +189,11 @@ class OfferLearner(SnapshotLearner):
         claims: list[Claim],
         faults: dict[int, Exception],
         dead: list[Awaitable[Any]],
-    ) -> tuple[list[tuple[Outcome, bool]], list[str | None], dict[int, Exception]]:
+    ) -> tuple[list[tuple[Outcome, bool]], list[str | None], dict[int, Exception], set[int]]:
         """Count what is not learned, and send to the dead-letter topic what is to be
         set aside; the outcomes to learn (whether each is new), their decisions' contexts,
-        and which of those could not be read."""
+        which of those could not be read, and which are of customers erased since they
+        were claimed (their contexts found gone: the tombstones are read then)."""
         invalid, fresh, unknown = len(dead), [], 0
         for i, ((outcome, record), claim) in enumerate(zip(outcomes, claims, strict=True)):
             if claim == "corrupt":
@@ -226,7 +233,22 @@ class OfferLearner(SnapshotLearner):
         contexts = await self._store.decisions.contexts(
             [(o.customer_id, o.decision_id) for o, _ in fresh], unreadable
         )
-        return fresh, contexts, unreadable
+        return fresh, contexts, unreadable, await self._erased_since(fresh, contexts, unreadable)
+
+    async def _erased_since(
+        self,
+        fresh: list[tuple[Outcome, bool]],
+        contexts: list[str | None],
+        unreadable: dict[int, Exception],
+    ) -> set[int]:
+        """Which outcomes claimed (``fresh``) whose decision's context was found gone are
+        of a customer erased since the claim (claim.lua read the tombstone): one round
+        trip, none when every context was there."""
+        gone = [i for i, c in enumerate(contexts) if c is None and i not in unreadable]
+        if not gone:
+            return set()
+        found = await self._store.erased([fresh[i][0].customer_id for i in gone])
+        return {i for i, erased in zip(gone, found, strict=True) if erased}
 
     def _not_heard(self, claims: list[tuple[str, str]]) -> None:
         """Claims made but not counted yet: read again, each counts as new."""

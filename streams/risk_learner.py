@@ -4,8 +4,10 @@ the topic and publishes the snapshots). Each example id is claimed, so an exampl
 twice (a retried batch, a sweep sent again, a touchpoint and the sweep labelling one
 snapshot) teaches once. An example of a customer erased (its id names them by their keyed
 hash, as their tombstone's key does) teaches nothing and is not claimed, however late it
-comes or often it is read again; what became of each example is counted in
-``moments_risk_examples_total{result}`` (``erased`` for those).
+comes or often it is read again (the tombstones are read before the claim and again
+after it: one erased in between is not learned, and its claim is dropped); what became
+of each example is counted in ``moments_risk_examples_total{result}`` (``erased`` for
+those).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from agents.risk_features import learnable_example
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas.risk import decode_risk_example
-from streams.erased_examples import erased_examples
+from streams.erased_examples import erased_examples, erased_while_claimed
 from streams.learner import PARTITIONS_EVERY_S, SnapshotLearner
 from streams.metrics import Metrics
 from streams.model_snapshots import RISK
@@ -83,8 +85,15 @@ class RiskLearner(SnapshotLearner):
         claims = await self._store.models.claim_examples(
             RISK, [(example.example_id, f"{partition}:{offset}") for example, offset in examples]
         )
+        # and again once claimed: an erasure made between the two teaches nothing either
+        since = await erased_while_claimed(
+            self._store, RISK, [example.example_id for example, _ in examples], claims
+        )
+        erased += sum(since)
         counts: Counter[str] = Counter(unreadable=unreadable, erased=erased)
-        for (example, offset), claim in zip(examples, claims, strict=True):
+        for (example, offset), claim, erased_now in zip(examples, claims, since, strict=True):
+            if erased_now:  # erased while it was claimed (its new claim dropped)
+                continue
             if claim == "copy":  # learned (or to be learned) from the record that claimed it
                 counts["duplicate"] += 1
                 continue

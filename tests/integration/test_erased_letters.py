@@ -69,3 +69,43 @@ async def test_no_letter_names_a_customer_after_their_erasure(pipeline: Pipeline
                        "offer-outcomes-dlq": [other.encode()]}  # fmt: skip
     assert worker.metric_sum("moments_events_total", result="invalid") == 3
     assert worker.metric("moments_learning_outcomes_total", result="invalid") == 1
+
+
+async def test_no_letter_names_a_customer_erased_in_an_arrays_later_item(
+    pipeline: Pipeline,
+) -> None:
+    """A producer batching items into one record (a JSON array: invalid, so lettered):
+    an erased customer's item after another's was copied into the letter, since only the
+    first item's ``customer_id`` was looked up."""
+    gone, other = f"{pipeline.prefix}gone", f"{pipeline.prefix}other"
+    worker = pipeline.start_worker()
+    api = pipeline.start_api()
+    bootstrap = pipeline.services.kafka_bootstrap
+    erasure = await call("DELETE", f"{api.url}/v1/customers/{gone}", headers=DEV_AUTH)
+    assert erasure.status == 200, erasure
+    erased_at_ms = time.time() * 1000
+    items = [event("web_click", other, "arr-1"), event("web_click", gone, "arr-2")]
+    both = json.dumps(items).encode()
+    outcomes = json.dumps([{"customer_id": other}, {"customer_id": gone}]).encode()
+    alone = json.dumps([event("web_click", other, "arr-3")]).encode()  # still lettered
+    await produce(bootstrap, pipeline.topic("touchpoints"),
+                  [(other.encode(), both), (other.encode(), alone)])  # fmt: skip
+    await produce(bootstrap, pipeline.topic("offer-outcomes"),
+                  [(other.encode(), outcomes), (other.encode(), b"[{not json")])  # fmt: skip
+    written: dict[str, list[bytes | None]] = {}
+
+    async def settled() -> bool:
+        """The record naming no erased customer is lettered, and the other one counted
+        as erased (or lettered, which fails below)."""
+        for name in ("touchpoints-dlq", "offer-outcomes-dlq"):
+            letters = await read_to_end(bootstrap, pipeline.topic(name))
+            written[name] = [r.value for r in letters if r.timestamp >= erased_at_ms]
+        events = worker.metric_sum("moments_events_total", result="erased")
+        learned = worker.metric("moments_learning_outcomes_total", result="erased")
+        lettered = len(written["touchpoints-dlq"]) >= 1 and len(written["offer-outcomes-dlq"]) >= 1
+        return lettered and ((events >= 1 and learned >= 1) or
+                             sum(map(len, written.values())) > 2)  # fmt: skip
+
+    await eventually(settled, "the array records handled", 90)
+    assert [gone.encode() in (v or b"") for v in written["touchpoints-dlq"]] == [False]
+    assert [gone.encode() in (v or b"") for v in written["offer-outcomes-dlq"]] == [False]

@@ -330,6 +330,34 @@ async def test_example_claims_remember_their_record_and_are_dropped_in_time(
         await store.close()
 
 
+async def test_example_claims_taken_back_are_gone_from_both_keys(kafka_redis: Services) -> None:
+    """The risk learner takes back the claims of examples whose customer was erased while
+    they were claimed: no claim naming them (by keyed hash) stays after the erasure."""
+    store = _store(kafka_redis)
+    prefix = store._config.prefix
+    ids = [f"risk:{store.pseudonym(f'c{i}')}:1796126400000" for i in range(6)]
+    client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        claimed = await store.models.claim_examples(
+            "risk", [(e, f"0:{i}") for i, e in enumerate(ids)]
+        )
+        assert claimed == ["new"] * 6
+        await store.models.unclaim_examples("risk", ids[:3])
+        await store.models.unclaim_examples("risk", [])  # nothing to do
+        held: list[str] = []
+        for key in await _keys(kafka_redis.redis_url, f"{prefix}:claim*"):
+            if key.startswith(f"{prefix}:claims:"):
+                held += await client.hkeys(key)
+            else:
+                held += await client.zrange(key, 0, -1)
+        assert sorted(held) == sorted(ids[3:] * 2)  # each in its hash and its times
+        again = await store.models.claim_examples("risk", [(ids[0], "0:0"), (ids[4], "0:4")])
+        assert again == ["new", "again"]
+    finally:
+        await client.aclose()
+        await store.close()
+
+
 async def test_erasure_removes_the_claims_and_their_times(kafka_redis: Services) -> None:
     store = _store(kafka_redis)
     await _decided(store, "d1")

@@ -147,6 +147,10 @@ class Models:
             found.append("new" if current is None else "again" if current == source else "copy")
         return found
 
+    async def unclaim_examples(self, name: str, example_ids: list[str]) -> None:
+        for example_id in example_ids:
+            self.example_claims.pop((name, example_id), None)
+
 
 class Decisions:
     """``store.decisions``: claim.lua and the stored decision contexts."""

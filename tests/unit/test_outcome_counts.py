@@ -65,7 +65,10 @@ def learner_on(claims: Claims, metrics: Metrics) -> OfferLearner:
     async def dead_letter(**letter: Any) -> Awaitable[None]:
         return asyncio.sleep(0)
 
-    store = SimpleNamespace(decisions=claims)
+    async def nobody_erased(customer_ids: list[str]) -> list[bool]:
+        return [False for _ in customer_ids]
+
+    store = SimpleNamespace(decisions=claims, erased=nobody_erased)
     learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes",  # type: ignore[arg-type]
                            dead_letter)  # fmt: skip
     learner._start(None, 0)

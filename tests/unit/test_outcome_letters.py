@@ -147,5 +147,30 @@ async def test_a_batch_whose_invalid_outcomes_name_no_one_reads_no_tombstones() 
     record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=1, key=None,
                              value=b"{not json", headers=[])  # fmt: skip
     assert len(await letters_of([record], erased=tombstones)) == 1
-    assert len(await letters_of([_outcome(2, "accepted")], erased=tombstones)) == 0
+    # (a copy: one claimed now whose context is found gone reads its tombstone, below)
+    assert len(await letters_of([_outcome(2, "accepted")], "skip", erased=tombstones)) == 0
     assert tombstones.asked == []
+
+
+async def test_an_outcome_whose_customer_is_erased_after_its_claim_counts_as_erased() -> None:
+    """claim.lua found no tombstone, then the erasure took the decision's context before
+    the learner read it: the outcome, learned by nothing, was counted as a new outcome
+    (``moments_outcomes_total``) and as ``no_context``, not as ``erased``."""
+    metrics, tombstones = Metrics(), Tombstones({"c-1"})
+    records = [_outcome(1, "accepted")]
+    assert await letters_of(records, claim="learn", metrics=metrics, erased=tombstones) == []
+    count = metrics.registry.get_sample_value
+    assert count("moments_learning_outcomes_total", {"result": "erased"}) == 1
+    assert count("moments_learning_outcomes_total", {"result": "no_context"}) is None
+    assert not count("moments_outcomes_total", {"outcome": "accepted"})
+    assert tombstones.asked == [["c-1"]]
+
+
+async def test_a_claimed_outcome_whose_context_went_otherwise_is_still_no_context() -> None:
+    """(Its context expired between the claim and the read: the customer is not erased.)"""
+    metrics = Metrics()
+    assert await letters_of([_outcome(1, "accepted")], claim="learn", metrics=metrics) == []
+    count = metrics.registry.get_sample_value
+    assert count("moments_learning_outcomes_total", {"result": "no_context"}) == 1
+    assert count("moments_learning_outcomes_total", {"result": "erased"}) is None
+    assert count("moments_outcomes_total", {"outcome": "accepted"}) == 1

@@ -20,6 +20,7 @@ from streams.risk_learner import RiskLearner
 from streams.settings import Settings
 from tests.unit.test_learner_runs import (
     TS,
+    Models,
     Topic,
     example,
     published_examples,
@@ -136,3 +137,35 @@ def test_examples_decoded_for_the_rebuild_leave_out_what_is_not_one() -> None:
     got = rebuild_risk.readable_examples([example("risk:ev-1"), b"{}", b"\xff"])
     assert [e.example_id for e in got] == ["risk:ev-1"]
     assert isinstance(got[0], RiskExample) and got[0].snapshot_ts == TS
+
+
+class ErasedDuringTheClaim(Models):
+    """claim_examples.lua, with ``subject``'s erasure landing while the claims are made
+    (after the learner read the tombstones, before it learns)."""
+
+    def __init__(self, tombstones: Any, subject: str) -> None:
+        super().__init__()
+        self._tombstones, self._subject = tombstones, subject
+
+    async def claim_examples(self, name: str, claims: list[tuple[str, str]]) -> list[str]:
+        found = await super().claim_examples(name, claims)
+        self._tombstones.subjects.add(self._subject)
+        return found
+
+
+async def test_an_example_whose_customer_is_erased_while_it_is_claimed_teaches_nothing(
+    topic: Topic,
+) -> None:
+    """The tombstones were read before the claim alone: an erasure between the two had the
+    example claimed and learned after it, and counted as learned, not erased."""
+    shared, metrics = store(), Metrics()
+    shared.models = ErasedDuringTheClaim(shared.erased_subjects, ANA)
+    topic.append(0, example(example_id(ANA, 1)))
+    topic.append(0, example(example_id(BEN, 1)))
+    learner = RiskLearner(shared, RiskHolder(), metrics, "", "risk-examples",
+                          publish_every_s=0.05)  # fmt: skip
+    await run_until(learner, lambda: "risk" in shared.models.stored)
+    assert learner._model.examples == 1 and published_examples(shared.models) == 1
+    assert results(metrics) == {"learned": 1.0, "erased": 1.0}
+    # its claim, made after the erasure, is taken back: nothing naming them stays written
+    assert {i.split(":")[1] for _, i in shared.models.example_claims} == {BEN}

@@ -1,0 +1,43 @@
+"""Whom a record names, for the screening of dead letters against erasures: every
+``customer_id`` its text holds, not only the first. A record that is a JSON array of
+touchpoints (a producer batching them into one record) is invalid and dead-lettered; with
+an erased customer's item after another's, its letter (the whole array, their id in it)
+was written after their erasure, because only the first item's id was looked up."""
+
+from __future__ import annotations
+
+from agents.batch_result import BatchResult, FailedRecord
+from agents.letter_customers import customers_named
+from agents.letters import SourceRecord
+
+ARRAY = (
+    b'[{"type": "web_click", "customer_id": "c-1"}, '
+    b'{"type": "web_click", "customer_id": "c-erased"}]'
+)
+
+
+def test_every_item_of_an_array_names_its_customer() -> None:
+    assert customers_named(b"c-1", ARRAY) == {"c-1", "c-erased"}
+    assert customers_named(None, ARRAY) == {"c-1", "c-erased"}
+
+
+def test_every_customer_id_of_a_record_cut_short_is_read() -> None:
+    cut = b'[{"customer_id": "c-1"}, {"customer_id": "c-\\"2"}, {"customer_id": "c-'
+    assert customers_named(None, cut) == {"c-1", 'c-"2'}
+
+
+def test_a_customer_id_besides_the_one_at_the_top_is_read_too() -> None:
+    """An object naming a customer in a nested item (or twice: msgspec keeps the last)."""
+    nested = b'{"customer_id": "c-1", "attributes": {"customer_id": "c-erased"}}'
+    twice = b'{"customer_id": "c-erased", "customer_id": "c-1"}'
+    assert customers_named(None, nested) == {"c-1", "c-erased"}
+    assert customers_named(None, twice) == {"c-1", "c-erased"}
+
+
+def test_an_arrays_letter_naming_an_erased_customer_is_left_out() -> None:
+    record = SourceRecord("touchpoints", 0, 7, b"c-1", ARRAY)
+    result = BatchResult(results=[("unknown", "invalid")])
+    result.dead_letters.append(FailedRecord(record, "invalid: expected an object", 0))
+    result.leave_out_letters([result.dead_letters[0].customers], {"c-erased"})
+    assert result.dead_letters == []
+    assert result.results == [("unknown", "erased")]
