@@ -6,31 +6,10 @@ touchpoints an earlier attempt may have decided, in one round trip.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Mapping
-from datetime import date
 
+from agents.budget_reads import spent_today
 from agents.touchpoint_decisions import DecisionPlan, DecisionReads
 from feature_store import FeatureStore
-from feature_store.budgets import EVERY_OFFER
-
-log = logging.getLogger(__name__)
-
-
-async def spent_today(store: FeatureStore, day: date, limits: Mapping[str, int]) -> dict[str, int]:
-    """The offer budgets spent on ``day``, by offer. An offer whose count cannot be read
-    (written by a tool or another version: no integer, or no hash) reads as spent to its
-    limit in ``limits``: it is not offered until its count is mended or the day ends, and
-    the batch is decided with the others (it failed, every batch of the day)."""
-    unreadable: set[str] = set()
-    spent = await store.budgets.spent(day, unreadable)
-    closed = [o for o in limits if EVERY_OFFER in unreadable or o in unreadable]
-    for offer in closed:
-        spent[offer] = max(spent.get(offer, 0), limits[offer])
-    if closed:
-        log.warning("the day's counts of %d offer budgets cannot be read: those offers are "
-                    "not made until they are mended or the day ends", len(closed))  # fmt: skip
-    return spent
 
 
 async def read_for_decisions(store: FeatureStore, plan: DecisionPlan) -> DecisionReads:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from agents.batch_result import BatchResult, FailedRecord, failure_reason, fault_kinds
 from agents.batch_retries import outage
+from agents.budget_reads import spent_today
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
-from agents.decision_reads import spent_today
 from agents.decision_records import decision_record
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy

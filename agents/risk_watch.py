@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
 
 import msgspec
 
@@ -28,10 +29,15 @@ from feature_store.facts import ts_ms
 from schemas import TouchpointEvent
 from schemas.risk import RiskExample
 
+# the times a datetime can hold (a day within either end): a snapshot stored with another
+# (by a tool, or a bug) cannot be read, as one that is no JSON; converted to a datetime,
+# such a time raised OSError or ValueError, and every churn-risk sweep failed on it
+FIRST_MS, LAST_MS = -62_135_510_400_000, 253_402_128_000_000
+
 
 class _Snapshot(msgspec.Struct, omit_defaults=True):
     x: dict[str, float]
-    ts_ms: int
+    ts_ms: Annotated[int, msgspec.Meta(ge=FIRST_MS, le=LAST_MS)]
     event_id: str = ""  # the touchpoint it was taken at (absent in older snapshots)
     held: list[str] = msgspec.field(default_factory=list)  # see PendingSnapshot.held
 
@@ -45,7 +51,13 @@ _decode = msgspec.json.Decoder(_Snapshot).decode
 
 
 def decode_snapshot(raw: str) -> PendingSnapshot:
-    """A stored pending snapshot; raises ``msgspec.DecodeError`` if it is not one."""
+    """A stored pending snapshot; raises ``msgspec.DecodeError`` if it is not one (its
+    time too: one no datetime can hold).
+
+    >>> decode_snapshot('{"x": {}, "ts_ms": -100000000000000000000}')
+    Traceback (most recent call last):
+    msgspec.ValidationError: Expected `int` >= -62135510400000 - at `$.ts_ms`
+    """
     stored = _decode(raw)
     return PendingSnapshot(stored.x, stored.ts_ms, stored.event_id, tuple(stored.held))
 
@@ -188,13 +200,17 @@ def watch_risk(
     """Watch the customer's risk at ``event``, their newest touchpoint of a batch.
     ``subject``: the keyed hash of their id (see :func:`example_id`); ``alongside``: their
     touchpoints of the batch, whose churn signals label the pending snapshot too
-    (``features`` already hold them)."""
+    (``features`` already hold them). A pending snapshot that cannot be read is none: the
+    touchpoint takes a new one (it failed every watch of the customer, and stayed)."""
     x = risk_features_at(features, event.ts, event.event_id)
     risk = model.predict_one(x)
     event_ms = ts_ms(event.ts)
     pending = None
     if features.risk_snapshot:
-        pending = decode_snapshot(features.risk_snapshot)
+        try:
+            pending = decode_snapshot(features.risk_snapshot)
+        except msgspec.DecodeError:  # another's (a tool's, a bug's): a new one replaces it
+            pending = None
     label = None if pending is None else _label(pending, features, event, alongside)
     example = None
     if pending is not None and label is not None:

@@ -49,7 +49,7 @@ def recent_touchpoint(entry: str) -> RecentTouchpoint:
     'web_click'
     """
     ms, kind, event_id = entry.split("|", 2)
-    return RecentTouchpoint(datetime.fromtimestamp(int(ms) / 1000, UTC), kind, event_id)
+    return RecentTouchpoint(stored_time(ms), kind, event_id)
 
 
 def recent_touchpoint_of(event: TouchpointEvent) -> RecentTouchpoint | None:
@@ -153,8 +153,26 @@ def withdrawals_only(withdrawals: Sequence[str]) -> CustomerFeatures | None:
     return CustomerFeatures(consent=consent, email_subscribed=False if unsubscribed else None)
 
 
+def stored_time(ms: str | int) -> datetime:
+    """A time stored in milliseconds since the epoch. One no date can hold (a tool's, a
+    bug's) raises ValueError, as one that is no number does: converted, a time past year
+    2 million raised OSError, which the worker's batch retries take for an outage.
+
+    >>> stored_time("1795000000000").year
+    2026
+    >>> stored_time(-10**20)
+    Traceback (most recent call last):
+    ValueError: a time no date can hold: -100000000000000000000 ms
+    """
+    at = int(ms)
+    try:
+        return datetime.fromtimestamp(at / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # past year 9999, or past time_t
+        raise ValueError(f"a time no date can hold: {at} ms") from exc
+
+
 def _dt(ms: str | int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    return None if ms is None else stored_time(ms)
 
 
 def _mean(total: str | None, n: str | None) -> float | None:
@@ -170,7 +188,7 @@ def _ints(group: dict[str, str] | None) -> dict[str, int]:
 def _dates(group: dict[str, str] | None) -> dict[str, datetime]:
     if not group:
         return {}
-    return {k: datetime.fromtimestamp(int(v) / 1000, UTC) for k, v in group.items()}
+    return {k: stored_time(v) for k, v in group.items()}
 
 
 def _priorities(times: dict[str, str] | None, priorities: dict[str, str] | None) -> dict[str, int]:

@@ -39,7 +39,9 @@ ceilings.)
 A decision that fails fails its own request alone, its caller getting a fallback: one
 customer's keys that Redis cannot serve as they should be (a key of another type, a
 field that is not a number), on the read or on the write, or features the policy cannot
-take.
+take. A day's offer-budget count that cannot be read (no integer, or the day's counts a
+key of another type) closes its offer for the day (:func:`agents.budget_reads.spent_today`),
+as in the worker: the batch is decided with the other offers.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from agents.budget_reads import spent_today
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
@@ -259,7 +262,8 @@ class BatchDecisions:
         limits = catalogue.daily_limits()
         today = budget_day(datetime.now(UTC), timezone)
         if limits:  # the day's offer budgets, in the same round trip
-            counting = self._inflight.read_spent(self._store.budgets.spent(today))
+            # a count that cannot be read closes its offer for the day, not the batch
+            counting = self._inflight.read_spent(spent_today(self._store, today, limits))
             (unseen, views), (unspent, spent) = await asyncio.gather(reading, counting)
             spent = unspent.spent(today, spent)
         else:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
+from agents.budget_reads import spent_today
 from agents.fallback_offers import fallback_decision
 from agents.offer_budget import budget_day
 from feature_store import StoreFull, StoreRefused, StoreUnavailable
@@ -137,14 +138,14 @@ async def offers(request: web.Request) -> web.Response:
     catalogue = api.catalogue.current
     now = datetime.now(UTC)
     shown: dict[str, int] | None = {}
-    if catalogue.daily_limits():
+    unreadable: set[str] = set()  # offers whose count cannot be read: closed for the day
+    if limits := catalogue.daily_limits():
+        day = budget_day(now, catalogue.contact_policy.timezone)
         try:
-            shown = await api.store.budgets.spent(
-                budget_day(now, catalogue.contact_policy.timezone)
-            )
+            shown = await spent_today(api.store, day, limits, unreadable)
         except StoreUnavailable:  # the catalogue is still worth answering
             shown = None
-    return json_response(catalogue_listing(catalogue, channel, now, shown))
+    return json_response(catalogue_listing(catalogue, channel, now, shown, unreadable))
 
 
 # --- alerts, console, service pages ------------------------------------------------------

@@ -11,14 +11,17 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from agents.letters import SourceRecord
+from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, PendingRisk, StoreConfig, risk_fact
-from schemas import Survey, WebClick
+from schemas import Survey, WebClick, encode_touchpoint
 from schemas.risk import RiskExample
 from streams.risk_sweeper import sweep_risks
 from streams.services import Services
 from streams.topics import RISK_EXAMPLES
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import eventually
+from tests.integration.test_unreadable_budget_counts import POLICY
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +230,47 @@ async def test_a_customer_whose_keys_cannot_be_read_is_left_out_not_every_round_
         swept = await sweep_risks(store, send, NOW)
         assert (swept.pending, swept.lapsed, swept.unreadable) == (1, 1, 3)
         assert [e.x for e in sent] == [{"experience": 0.2}]
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_a_snapshot_whose_time_no_date_can_hold_is_left_out_not_every_round_failed(
+    kafka_redis: Services,
+) -> None:
+    """A stored snapshot whose time is past any date (a tool's, a bug's): converting it
+    raised OSError (or ValueError), the sweep failed every round, and no quiet customer
+    was labelled. It is read as a snapshot that cannot be read: left as it is."""
+    store = _store(kafka_redis)
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    try:
+        await _customer(store, "gone", 60, {"experience": 0.2})
+        far = {"far-past": -(10**20), "year-3170843-bc": -(10**17)}  # OSError, ValueError
+        for customer, at_ms in far.items():
+            await _customer(store, customer, 60, {"experience": 0.5})
+            stored = msgspec.json.encode({"x": {"experience": 0.5}, "ts_ms": at_ms}).decode()
+            await admin.hset(store._keys.for_customer(customer).profile, "risk_snapshot", stored)
+        sent: list[RiskExample] = []
+
+        async def send(examples: list[RiskExample]) -> None:
+            sent.extend(examples)
+
+        swept = await sweep_risks(store, send, NOW)
+        assert (swept.pending, swept.lapsed) == (3, 1)
+        assert [e.x for e in sent] == [{"experience": 0.2}]
+        for customer, at_ms in far.items():  # left as it is...
+            profile = store._keys.for_customer(customer).profile
+            assert msgspec.json.decode(await admin.hget(profile, "risk_snapshot"))["ts_ms"] == at_ms
+        # ...until a touchpoint of theirs takes a new one (their watch failed at each)
+        handler = TouchpointHandler(store, POLICY)
+        click = WebClick(event_id="far-click", customer_id="far-past", ts=NOW, page="/")
+        record = SourceRecord("touchpoints", 0, 0, b"far-past", encode_touchpoint(click))
+        result = await handler.handle([record])
+        await handler.reserve(result)
+        await handler.confirm(result)
+        assert result.dead_letters == []
+        replaced = await admin.hget(store._keys.for_customer("far-past").profile, "risk_snapshot")
+        assert msgspec.json.decode(replaced)["ts_ms"] == int(NOW.timestamp() * 1000)
     finally:
         await admin.aclose()
         await store.close()

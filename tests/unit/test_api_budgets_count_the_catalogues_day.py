@@ -43,7 +43,7 @@ class DayBudgets(_Budgets):
         self.days_read: list[date] = []
         self.days_counted: list[date] = []
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         self.days_read.append(day)
         counts = await super().spent(day)
         return counts if day == self.day else {}

@@ -34,7 +34,7 @@ class SpentElsewhere(_Budgets):
         super().__init__(store, spent)
         self._reads_left = after_reads
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         counts = await super().spent(day)
         self._reads_left -= 1
         if self._reads_left == 0:

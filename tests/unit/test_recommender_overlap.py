@@ -169,7 +169,7 @@ class _Budgets:
         self.counted: set[str] = set()  # the decisions whose spending is counted
         self.taken_back: set[str] = set()  # marked as unspend.lua marks them: never counted
 
-    async def spent(self, day: date) -> dict[str, int]:
+    async def spent(self, day: date, unreadable: set[str] | None = None) -> dict[str, int]:
         counts = dict(self.counts)
         await self._store.reply(self._store.read_s)
         return counts

@@ -266,3 +266,17 @@ async def test_the_late_touchpoint_makes_no_lapse_through_the_worker_either() ->
                 status="started", direction="inbound", reason="support")  # fmt: skip
     result = await handler(RecordingStore(features={"cust-1": seen})).handle(batch(late))
     assert result.risk_examples == []
+
+
+def test_a_snapshot_that_cannot_be_read_is_replaced_by_a_new_one() -> None:
+    """A pending snapshot no JSON decoder reads, or whose time no date can hold (a tool's,
+    a bug's): every touchpoint of the customer failed its watch (their decision was taken
+    again without it: no risk band, no alert), and the snapshot stayed for good. Now it is
+    read as none: the touchpoint takes a new snapshot, which replaces it."""
+    event = click("c1")
+    for stored in ("not json", '{"x": {}, "ts_ms": -100000000000000000000}',
+                   '{"x": {}, "ts_ms": 100000000000000000000}'):  # fmt: skip
+        broken = msgspec.structs.replace(WAITING, risk_snapshot=stored)
+        watch = watch_risk(event, broken, event.ts, ChurnRisk(), subject="s")
+        assert watch.example is None and 0.0 <= watch.risk <= 1.0  # scored
+        assert watch.snapshot is not None and decode_snapshot(watch.snapshot).ts_ms == ts_ms(T0)
