@@ -289,7 +289,7 @@ class LinUCBOffers:
     def from_dict(cls, state: Mapping[str, Any]) -> LinUCBOffers:
         if state.get("kind") != "linucb-disjoint":
             raise ValueError(f"not a LinUCB snapshot: {state.get('kind')!r}")
-        dimension = int(state["dimension"])
+        dimension = _count(state["dimension"], "dimension")
         alpha, epsilon = float(state["alpha"]), float(state["epsilon"])
         ridge, prior = float(state["ridge"]), float(state["prior"])
         # a snapshot from before the share was kept ranked every decision by the bound;
@@ -306,18 +306,40 @@ class LinUCBOffers:
                 f"epsilon {epsilon}, prior {prior} and optimism {optimism} must be from 0 to 1"
             )
         model = cls(dimension, alpha, epsilon, ridge, prior, optimism)
-        model.updates = int(state["updates"])
+        model.updates = _count(state["updates"], "updates")
         square = (model.dimension, model.dimension)
         for name, arm in state["arms"].items():
             restored = _Arm(model.dimension, model.ridge)
             what = f"arm {name!r}"
             restored.a_inv = unpack(arm["a_inv"], square, what)
             restored.b = unpack(arm["b"], (model.dimension,), what)
-            restored.n = int(arm["n"])
+            restored.n = _count(arm["n"], f"{what}'s n")
             restored.at = None if arm.get("at") is None else float(arm["at"])
+            if restored.at is not None and not math.isfinite(restored.at):
+                raise ValueError(f"{what}'s time {restored.at} is not finite")
             restored.a = _design_matrix(what, arm.get("a"), restored.a_inv, square)
+            _check_inverse(what, restored.a, restored.a_inv)
             model.arms[name] = restored
         return model
+
+
+def _count(kept: Any, what: str) -> int:
+    """A whole number of a snapshot, not negative; ValueError naming ``what`` otherwise
+    (``int`` truncated a dimension of 29.5, and took a count of -5 as it was)."""
+    if isinstance(kept, bool) or not isinstance(kept, int) or kept < 0:
+        raise ValueError(f"{what} {kept!r} is not a whole number, 0 or more")
+    return kept
+
+
+def _check_inverse(what: str, a: NDArray[np.float64], a_inv: NDArray[np.float64]) -> None:
+    """ValueError unless ``a_inv`` is the inverse of ``a`` (to rounding: over 300,000
+    outcomes of an arm in Moments' contexts, between re-anchors, A A^-1 was off I by
+    under 1e-9). The model
+    scores with the inverse and re-anchors on the design matrix: with one not the other's
+    inverse, an arm's estimates would jump at its next re-anchor."""
+    off = float(np.abs(a @ a_inv - np.eye(len(a))).max())  # (np.allclose: 10x as long)
+    if not off <= 1e-6:
+        raise ValueError(f"{what} has an inverse that is not its design matrix's")
 
 
 def _as_lists(figures: NDArray[np.float64]) -> Any:
