@@ -7,7 +7,10 @@ packed, :mod:`agents.packed_figures`). Each offer
 O(d^2) per outcome; the inverse is worked out afresh from the matrix every
 ``REANCHOR_EVERY`` outcomes of the arm, so that the rounding of hundreds of millions of
 updates does not add up (in a simulation of the bare updates, a true acceptance of
-0.100 read 0.105 after 100 million outcomes, and 0.167 after 300 million).
+0.100 read 0.105 after 100 million outcomes, and 0.167 after 300 million). At each
+re-anchor the arm's evidence is discounted (``kept``, 0.95 by default: a memory of about
+20,000 outcomes of the arm), its ridge prior kept whole, so that an offer whose
+acceptance changes (a campaign fatiguing, a price changed under the same id) is tracked.
 Ranking scores every arm at once from arrays stacked once per update. Ranking is
 arbitrated as estimated acceptance x value x business priority. Only a share of the
 decisions (``optimism``) ranks by the upper confidence bound (the estimate plus LinUCB's
@@ -66,6 +69,12 @@ class _Arm:
 
 # every so many outcomes of an arm, its inverse is worked out from its design matrix
 REANCHOR_EVERY = 1000
+# the share of an arm's evidence kept at each re-anchor (MOMENTS_OFFER_MODEL_KEPT_PER_1000):
+# outcomes weigh less as newer ones come, a memory of about 1000 / (1 - 0.95) = 20,000
+# outcomes of the arm, so that an offer whose acceptance changed is tracked (1: never
+# forgets, and after 50,000 outcomes at 0.30 an offer fallen to 0.05 kept first place
+# over one at 0.20 for 33,000 more)
+KEPT_PER_REANCHOR = 0.95
 
 
 # Up to this many learned arms, every one is scored at once (taking out the eligible
@@ -98,8 +107,10 @@ class LinUCBOffers:
         ridge: float = 1.0,
         prior: float = 0.05,
         optimism: float = OPTIMISM,
+        kept: float = KEPT_PER_REANCHOR,
     ) -> None:
         self.dimension = dimension
+        self.kept = kept  # the share of each arm's evidence kept at its re-anchors
         self.alpha = alpha
         self.epsilon = epsilon
         self.optimism = optimism  # share of decisions ranked by the upper confidence bound
@@ -151,13 +162,17 @@ class LinUCBOffers:
         if at is not None:
             state.at = at
         state.a += np.outer(v, v)
+        state.b += reward * v
         state.n += 1
         if state.n % REANCHOR_EVERY == 0:
+            if self.kept < 1.0:  # what was learned long ago weighs less; the prior stays whole
+                prior = np.eye(self.dimension) * self.ridge
+                state.a = prior + self.kept * (state.a - prior)
+                state.b *= self.kept
             state.a_inv = np.asarray(np.linalg.inv(state.a), dtype=np.float64)
         else:
             av = state.a_inv @ v
             state.a_inv -= np.outer(av, av) / (1.0 + v @ av)  # Sherman-Morrison
-        state.b += reward * v
         self.updates += 1
 
     def rank(
@@ -273,7 +288,7 @@ class LinUCBOffers:
             raise ValueError(f"cannot narrow a model of {self.dimension} features to {dimension}")
         added = dimension - self.dimension
         wide = LinUCBOffers(
-            dimension, self.alpha, self.epsilon, self.ridge, self.prior, self.optimism
+            dimension, self.alpha, self.epsilon, self.ridge, self.prior, self.optimism, self.kept
         )
         wide.updates = self.updates
         for name, arm in self.arms.items():
@@ -286,10 +301,13 @@ class LinUCBOffers:
         return wide
 
     @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> LinUCBOffers:
+    def from_dict(cls, state: Mapping[str, Any], kept: float = KEPT_PER_REANCHOR) -> LinUCBOffers:
+        """The model ``state`` holds, keeping ``kept`` of each arm's evidence at its
+        re-anchors from then on (a setting of the learner's, not of the snapshot: only a
+        model that learns uses it); ValueError for a snapshot no model could hold."""
         if state.get("kind") != "linucb-disjoint":
             raise ValueError(f"not a LinUCB snapshot: {state.get('kind')!r}")
-        dimension = int(state["dimension"])
+        dimension = _count(state["dimension"], "dimension")
         alpha, epsilon = float(state["alpha"]), float(state["epsilon"])
         ridge, prior = float(state["ridge"]), float(state["prior"])
         # a snapshot from before the share was kept ranked every decision by the bound;
@@ -305,19 +323,41 @@ class LinUCBOffers:
             raise ValueError(
                 f"epsilon {epsilon}, prior {prior} and optimism {optimism} must be from 0 to 1"
             )
-        model = cls(dimension, alpha, epsilon, ridge, prior, optimism)
-        model.updates = int(state["updates"])
+        model = cls(dimension, alpha, epsilon, ridge, prior, optimism, kept)
+        model.updates = _count(state["updates"], "updates")
         square = (model.dimension, model.dimension)
         for name, arm in state["arms"].items():
             restored = _Arm(model.dimension, model.ridge)
             what = f"arm {name!r}"
             restored.a_inv = unpack(arm["a_inv"], square, what)
             restored.b = unpack(arm["b"], (model.dimension,), what)
-            restored.n = int(arm["n"])
+            restored.n = _count(arm["n"], f"{what}'s n")
             restored.at = None if arm.get("at") is None else float(arm["at"])
+            if restored.at is not None and not math.isfinite(restored.at):
+                raise ValueError(f"{what}'s time {restored.at} is not finite")
             restored.a = _design_matrix(what, arm.get("a"), restored.a_inv, square)
+            _check_inverse(what, restored.a, restored.a_inv)
             model.arms[name] = restored
         return model
+
+
+def _count(kept: Any, what: str) -> int:
+    """A whole number of a snapshot, not negative; ValueError naming ``what`` otherwise
+    (``int`` truncated a dimension of 29.5, and took a count of -5 as it was)."""
+    if isinstance(kept, bool) or not isinstance(kept, int) or kept < 0:
+        raise ValueError(f"{what} {kept!r} is not a whole number, 0 or more")
+    return kept
+
+
+def _check_inverse(what: str, a: NDArray[np.float64], a_inv: NDArray[np.float64]) -> None:
+    """ValueError unless ``a_inv`` is the inverse of ``a`` (to rounding: over 300,000
+    outcomes of an arm in Moments' contexts, between re-anchors, A A^-1 was off I by
+    under 1e-9). The model
+    scores with the inverse and re-anchors on the design matrix: with one not the other's
+    inverse, an arm's estimates would jump at its next re-anchor."""
+    off = float(np.abs(a @ a_inv - np.eye(len(a))).max())  # (np.allclose: 10x as long)
+    if not off <= 1e-6:
+        raise ValueError(f"{what} has an inverse that is not its design matrix's")
 
 
 def _as_lists(figures: NDArray[np.float64]) -> Any:

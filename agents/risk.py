@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from river import drift, linear_model, metrics, optim, preprocessing, utils
+from river import drift, linear_model, optim, preprocessing, utils
 
 from agents.learning import QUALITY_WINDOW
 from agents.risk_features import baseline_risk, capped
@@ -96,9 +96,14 @@ class ChurnRisk:
       ``drifts`` and serves the baseline again. Only then is the example learned.
     * ``to_dict`` / ``from_dict`` keep the configuration, the scaler's running statistics, the
       regression's weights, intercept and optimizer step count, and the counters: restored
-      predictions are identical. ADWIN and the progressive-validation metrics restart empty
-      on restore (they describe the stream since the process started); ``drifts``,
-      ``examples`` and the warm-up progress are kept, so ``reason`` survives.
+      predictions are identical. The snapshot also keeps the errors fed to ADWIN since it
+      was last reset (the newest ``QUALITY_WINDOW``), replayed into a fresh ADWIN on
+      restore, and the (label, served prediction) pairs of the quality window: a restored
+      model tells a drift from its baseline as the one before the restart did (an ADWIN
+      started empty took whatever error regime came next for the baseline, and a drift
+      starting within hundreds of examples of a restart went unseen for good), and its
+      log loss and ROC AUC do not go blank. ``drifts``, ``examples`` and the warm-up
+      progress are kept, so ``reason`` survives.
     """
 
     def __init__(
@@ -119,11 +124,13 @@ class ChurnRisk:
         self.matured = False  # a model has served: both labels come at their own rates
         self.drifts = 0
         # river is only partly typed: its objects are held as Any
-        # of the newest QUALITY_WINDOW examples (see agents.learning)
-        self._quality_logloss: Any = utils.Rolling(metrics.LogLoss, window_size=QUALITY_WINDOW)
-        # (label, served prediction): ``rocauc``'s, ranked exactly
+        # (label, served prediction) of the newest QUALITY_WINDOW examples (see
+        # agents.learning): ``logloss``'s, and ``rocauc``'s, ranked exactly
         self._quality_scored: deque[tuple[bool, float]] = deque(maxlen=QUALITY_WINDOW)
         self._adwin: Any = drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
+        # the errors fed to ADWIN since it was last reset (the newest QUALITY_WINDOW): kept
+        # in the snapshot, so that a restored ADWIN knows the regime before the restart
+        self._errors: deque[float] = deque(maxlen=QUALITY_WINDOW)
         self.scaler: Any = None
         self.regression: Any = None
         self._new_model()
@@ -166,7 +173,8 @@ class ChurnRisk:
     def logloss(self) -> float | None:
         """Progressive-validation log loss of the served predictions (the newest
         QUALITY_WINDOW); None while none was scored (0 would read as a perfect model)."""
-        return float(self._quality_logloss.get()) if self._quality_scored else None
+        scored = self._quality_scored
+        return math.fsum(_log_loss(y, p) for y, p in scored) / len(scored) if scored else None
 
     @property
     def rocauc(self) -> float | None:
@@ -190,14 +198,14 @@ class ChurnRisk:
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:
         serving_model = not self.using_baseline
         p = self.predict_one(x)
-        self._quality_logloss.update(y, p)
-        self._quality_scored.append((bool(y), p))
+        self._scored(bool(y), p)
         if serving_model:
             before = float(self._adwin.estimation)
-            self._adwin.update(abs(float(y) - p))
+            self._watch(abs(float(y) - p))
             if self._adwin.drift_detected and float(self._adwin.estimation) > before:
                 self.drifts += 1
                 self._adwin = drift.ADWIN(delta=self.drift_delta)  # type: ignore[no-untyped-call]
+                self._errors.clear()
                 self._new_model()
         features = capped(x)
         self.scaler.learn_one(features)
@@ -207,6 +215,15 @@ class ChurnRisk:
         self.churned += bool(y)
         if not self.serving and self._warmed_up():
             self.serving = self.matured = True
+
+    def _scored(self, y: bool, p: float) -> None:
+        """Count a served prediction ``p`` of label ``y`` in the quality figures."""
+        self._quality_scored.append((y, p))
+
+    def _watch(self, error: float) -> None:
+        """Feed ADWIN one absolute error, and keep it for the snapshot."""
+        self._adwin.update(error)
+        self._errors.append(error)
 
     # -- checkpoints
 
@@ -224,6 +241,10 @@ class ChurnRisk:
             "serving": self.serving,
             "matured": self.matured,
             "drifts": self.drifts,
+            # what ADWIN and the quality figures saw (a Moments from before they were
+            # kept ignores them: ADWIN and the figures start empty there, as they did)
+            "errors": list(self._errors),
+            "scored": [[y, p] for y, p in self._quality_scored],
             "scaler": {
                 "counts": counts,
                 "means": {k: float(self.scaler.means[k]) for k in counts},
@@ -261,6 +282,7 @@ class ChurnRisk:
         model.serving = bool(state.get("serving", False)) or model._warmed_up()
         model.matured = model.matured or model.serving
         model.drifts = int(state["drifts"])
+        _replay(model, state)
         scaler = state["scaler"]
         _check_scaler(scaler)
         for key, count in scaler["counts"].items():
@@ -292,6 +314,33 @@ class ChurnRisk:
             raise ValueError(f"the snapshot's model cannot score ({type(exc).__name__})") from exc
         if not 0.0 <= p <= 1.0:
             raise ValueError("the snapshot's model scores outside 0..1")
+
+
+def _log_loss(y: bool, p: float) -> float:
+    """The log loss of predicting ``p`` for label ``y``, ``p`` clamped as river's
+    ``LogLoss`` clamps it (a prediction of exactly 0 or 1 costs about 34.5, not infinity)."""
+    p = min(max(p, 1e-15), 1 - 1e-15)
+    return -math.log(p if y else 1 - p)
+
+
+def _replay(model: ChurnRisk, state: Mapping[str, Any]) -> None:
+    """Feed ``model`` the errors its ADWIN saw and the predictions its quality figures
+    scored, as ``state`` keeps them (the newest ``QUALITY_WINDOW`` of each; a snapshot
+    from before they were kept holds none: they start empty); ValueError for an error
+    or a prediction outside 0..1, or a label that is not true or false."""
+    errors, scored = state.get("errors", []), state.get("scored", [])
+    if not isinstance(errors, list) or not isinstance(scored, list):
+        raise ValueError("the snapshot's errors or scored predictions are not lists")
+    for kept in errors[-QUALITY_WINDOW:]:
+        error = float(kept)
+        if not 0.0 <= error <= 1.0:  # NaN too
+            raise ValueError("the snapshot holds a drift error outside 0..1")
+        model._watch(error)
+    for pair in scored[-QUALITY_WINDOW:]:
+        label, p = pair
+        if not isinstance(label, bool) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError("the snapshot holds a scored prediction outside 0..1")
+        model._scored(label, float(p))
 
 
 def _check_settings(state: Mapping[str, Any]) -> None:

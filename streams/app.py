@@ -288,6 +288,7 @@ def _register_learning(moments: Moments, reloads: ModelReloads) -> None:
         _raw_topic(app, moments.settings.topic(topics.OFFER_OUTCOMES_DLQ)).send,
         offered=lambda: {o.offer_id for o in moments.catalogue.current.offers},
         packed=moments.settings.model_snapshot_figures == "packed",
+        kept=moments.settings.offer_model_kept_per_1000,
         max_future=timedelta(seconds=moments.settings.max_future_skew_s),
     )
 

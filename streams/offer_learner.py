@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agents.bandit import LinUCBOffers
+from agents.bandit import KEPT_PER_REANCHOR, LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
@@ -64,16 +64,18 @@ class OfferLearner(SnapshotLearner):
                  offered: Callable[[], Collection[str]] | None = None,
                  packed: bool = True,
                  max_future: timedelta = timedelta(minutes=15),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 kept: float = KEPT_PER_REANCHOR) -> None:  # fmt: skip
         super().__init__(store, metrics, bootstrap, topic, publish_every_s, partitions_every_s)
         self._max_future, self._clock = max_future, clock  # outcomes further ahead: letters
         self._packed = packed  # the snapshot's matrices as base64 (else as lists)
+        self._kept = kept  # the share of each arm's evidence kept at its re-anchors
         self._holder = holder
         self._dead_letter = dead_letter
         # the offer ids of the catalogue in use: the arms of others that have learned
         # nothing for ARM_IDLE_S leave the model when it is published (None: none do)
         self._offered = offered
-        self._model = LinUCBOffers(DIMENSION)
+        self._model = LinUCBOffers(DIMENSION, kept=kept)
         self._logloss = RewardLogLoss()
         # claims ("<decision>:<offer>:<outcome>", source record) that may have been made
         # without this learner hearing so (the connection went first): not counted yet
@@ -81,7 +83,9 @@ class OfferLearner(SnapshotLearner):
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = (
-            LinUCBOffers.from_dict(state).widened(DIMENSION) if state else LinUCBOffers(DIMENSION)
+            LinUCBOffers.from_dict(state, kept=self._kept).widened(DIMENSION)
+            if state
+            else LinUCBOffers(DIMENSION, kept=self._kept)
         )
         # this term's figure: outcomes of an earlier one, or read again, are not counted twice
         self._logloss = RewardLogLoss()

@@ -85,10 +85,12 @@ _BROKER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")  # ho
 # what Kafka's protocol holds (partitions: int32, replicas: int16) and what a body can be
 _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
             "api_max_body_bytes": 2**30}  # fmt: skip
-# (least, most): durations that below or above these cannot work
+# (least, most): durations (and a share) that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
             "api_kafka_timeout_s": (0.1, 3600.0), "api_alert_keepalive_s": (1.0, 40.0),
-            "api_publish_linger_ms": (0.0, 60_000.0)}  # fmt: skip
+            "api_publish_linger_ms": (0.0, 60_000.0),
+            # under a half, an offer would be judged on its last few thousand outcomes
+            "offer_model_kept_per_1000": (0.5, 1.0)}  # fmt: skip
 
 
 def _host_name(host: str) -> bool:
@@ -171,6 +173,9 @@ class Settings:
     # how the offer learner writes its snapshot's matrices: "packed" (base64), or "lists"
     # (JSON numbers, which a Moments from before 2026-12-05 reads: for a rolling upgrade)
     model_snapshot_figures: str = "packed"
+    # the share of an offer's evidence the offer model keeps at each 1,000 outcomes of the
+    # offer (the learner's: a memory of about 1000 / (1 - it) outcomes; 1: never forgets)
+    offer_model_kept_per_1000: float = 0.95
     control_percent: float = 5.0
     control_salt: str = "moments-control-v1"
     # customers whose interventions are held out (raised for the measurement, not shown):

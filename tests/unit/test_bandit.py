@@ -257,18 +257,24 @@ def test_each_arm_is_reanchored_on_its_design_matrix() -> None:
     """Sherman-Morrison updates of the inverse alone carry their rounding for good (into
     every snapshot): over hundreds of millions of outcomes a busy offer's estimate drifted
     off. Every REANCHOR_EVERY outcomes the inverse is worked out from the design matrix,
-    which is kept (and checkpointed) beside it; here an inverse already off is set right."""
+    which is kept (and checkpointed) beside it; here an inverse already off is set right.
+    At the re-anchor the evidence is discounted, the ridge prior kept whole:
+    A = rI + kept (A - rI), b = kept b."""
     rng = random.Random(3)
-    model = LinUCBOffers(dimension=4, alpha=0.0)
-    design = np.eye(4)  # the ridge prior, worked out apart from the model
+    model = LinUCBOffers(dimension=4, alpha=0.0, kept=0.9)
+    evidence, rewarded = np.zeros((4, 4)), np.zeros(4)  # worked out apart from the model
     for n in range(1, REANCHOR_EVERY + 1):
         x = [1.0, rng.random(), rng.random(), float(n % 2)]
-        model.learn_one(x, "busy", 1.0 if rng.random() < 0.1 else 0.0)
-        design += np.outer(x, x)
+        reward = 1.0 if rng.random() < 0.1 else 0.0
+        model.learn_one(x, "busy", reward)
+        evidence += np.outer(x, x)
+        rewarded += reward * np.asarray(x)
         if n == REANCHOR_EVERY - 1:
             model.arms["busy"].a_inv *= 1.05  # as if rounding had added up
     arm = model.arms["busy"]
+    design = np.eye(4) + 0.9 * evidence
     assert np.allclose(arm.a, design, rtol=1e-12)
+    assert np.allclose(arm.b, 0.9 * rewarded, rtol=1e-12)
     assert np.allclose(arm.a_inv @ design, np.eye(4), atol=1e-9)
     restored = LinUCBOffers.from_dict(json.loads(json.dumps(model.to_dict())))
     assert np.array_equal(restored.arms["busy"].a, arm.a)

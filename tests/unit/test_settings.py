@@ -124,6 +124,8 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "SCRAM-SHA-256"
         elif f.name == "risk_threshold":  # a threshold from 0 to 1
             value = 0.8
+        elif f.name == "offer_model_kept_per_1000":  # a share from 0.5 to 1
+            value = 0.9
         elif f.name == "currency":
             value = "EUR"
         elif f.name == "exchange_rates":
