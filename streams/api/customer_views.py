@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agents.risk_features import risk_features
 from feature_store import CustomerFeatures
+from feature_store.features import stored_time
 from schemas import CustomerErasure, encode_erasure
 from streams import topics
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body, kept_in_topics
@@ -43,6 +44,16 @@ async def export_customer(request: web.Request) -> web.Response:
     profile = None if erased else await _held_profile(api, customer_id)
     topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
     return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
+
+
+def _first_erased(at_ms: int, now: datetime) -> datetime:
+    """When the receipt says the customer was first erased: the tombstone's time, or now
+    where it holds none a date can (the erasure script writes such a tombstone over, so
+    this is a guard: the keys are gone, and the record must still be published)."""
+    try:
+        return stored_time(at_ms)
+    except ValueError:
+        return now
 
 
 def _home_timezone(api: Api) -> str:
@@ -91,7 +102,7 @@ async def delete_customer(request: web.Request) -> web.Response:
     # them removed, a request that was told to try again included
     now = datetime.now(UTC)
     first = receipt.erased_at_ms
-    erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
+    erased_at = now if first is None else _first_erased(first, now)
     record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
                              keys_removed=receipt.keys_removed,
                              withdrawals=tuple(receipt.withdrawals_kept))  # fmt: skip
