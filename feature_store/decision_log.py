@@ -205,22 +205,35 @@ class DecisionLog:
             for erased, indexed in zip(tombstones, indexes, strict=True)
         ]
 
-    async def recent(self, customer_id: str, n: int | None = None) -> list[str]:
+    async def recent(
+        self, customer_id: str, n: int | None = None, faults: list[Exception] | None = None
+    ) -> list[str]:
         """Contexts of the customer's ``n`` newest decisions that are still kept, newest
         first, each with the customer's id (by default, as many as the recent list keeps:
-        ``decisions_kept``)."""
+        ``decisions_kept``).
+
+        With ``faults``, a key Redis cannot serve as it should be (the list, or a
+        context, a key of another type) is not raised: its error goes in ``faults``, and
+        what else can be read is returned."""
         n = self._config.decisions_kept if n is None else n
         keys = self._keys.for_customer(customer_id)
+        tolerant = faults is not None
         pipe = self._conn.pipeline()
         pipe.zrange(keys.decisions, 0, n - 1, desc=True)
-        (ids,) = await self._conn.execute("recent_decisions", pipe)
+        (ids,) = await self._conn.execute("recent_decisions", pipe, raise_on_error=not tolerant)
+        if isinstance(ids, Exception) and faults is not None:
+            faults.append(ids)
+            return []
         if not ids:
             return []
         pipe = self._conn.pipeline()
         for decision_id in ids:
             pipe.get(keys.context(decision_id))
-        found = await self._conn.execute("recent_decisions", pipe)
-        return [restored(str(c), customer_id) for c in found if c is not None]
+        found = await self._conn.execute("recent_decisions", pipe, raise_on_error=not tolerant)
+        if faults is not None:
+            faults += [c for c in found if isinstance(c, Exception)]
+        return [restored(str(c), customer_id) for c in found
+                if c is not None and not isinstance(c, Exception)]  # fmt: skip
 
 
 def _refused(

@@ -91,13 +91,20 @@ end
 -- a block already longer (a later erasure, replayed first) is kept as long as it is; the
 -- time of the first erasure stands, an older one replayed now being the first (a live
 -- one never is: two processes erasing at once, or a retry, on clocks apart, moved it)
+-- A tombstone that holds no time a date can hold (a tool's, a bug's: no number, or
+-- before 1970 or past year 9999) tells no first erasure: it is written over, as if none
+-- were there, rather than returned (the receipt could not say when, and the erasure's
+-- record would not be published) or kept with no end.
 local at = ARGV[2]
 local first = tonumber(redis.call('GET', tomb) or '')
+if first and (first < 0 or first > 253402300799999 or first ~= math.floor(first)) then
+  first = nil
+end
 if first and (ARGV[4] == 'live' or first < tonumber(at)) then
   at = string.format('%d', first)
 end
 local left = redis.call('PTTL', tomb)
-if left == -2 or (left >= 0 and left < tonumber(ARGV[1])) then
+if left == -2 or first == nil or (left >= 0 and left < tonumber(ARGV[1])) then
   redis.call('SET', tomb, at, 'PX', ARGV[1])
 elseif first == nil or tonumber(at) < first then
   redis.call('SET', tomb, at, 'KEEPTTL')

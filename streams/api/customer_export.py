@@ -2,6 +2,7 @@
 that Moments keeps about them in Redis, interpreted where it can be and as stored
 everywhere, and where else Moments keeps records of them (pure).
 
+>>> from datetime import UTC
 >>> record = CustomerRecord(
 ...     subject="ab12", erased_at_ms=None, profile={"n": "2"}, windows={}, contacts={},
 ...     recent=["1764590400000|web_click|e1"], applied=[("t:e1", 1764590401000)],
@@ -15,17 +16,27 @@ everywhere, and where else Moments keeps records of them (pure).
   'claimed_at': '2025-12-01T12:00:02Z'}]
 >>> body["events_applied"]
 [{'id': 't:e1', 'applied_at': '2025-12-01T12:00:01Z'}]
+>>> body["unreadable"]
+[]
+>>> cut = CustomerRecord(
+...     subject="ab12", erased_at_ms=None, profile={}, windows={}, contacts={}, recent=[],
+...     applied=[("t:e1", -10**20)], outcomes={}, decisions=['{"decision_id": "d1', '[1]'],
+...     unreadable=["stored.windows"])
+>>> body = export_body("c1", cut, None, datetime(2026, 12, 1, tzinfo=UTC), {})
+>>> body["events_applied"], body["decisions"], body["unreadable"]
+([{'id': 't:e1', 'applied_at': None}], [], ['stored.windows', 'decisions', 'events_applied'])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from feature_store import CustomerRecord
+from feature_store.features import stored_time
 
 # What each topic holds about them, until its retention: keyed by the customer id, but
 # for risk-examples, whose records name them by their keyed hash (the export's subject).
@@ -54,7 +65,41 @@ def kept_in_topics(topics: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return stored_time(ms).isoformat().replace("+00:00", "Z")
+
+
+class _Parts:
+    """What the export could not read, by part: the record's, and those found here (a
+    time no date can hold shows as null; a decision's context that does not decode is
+    left out)."""
+
+    def __init__(self, unreadable: list[str]) -> None:
+        self.unreadable = list(unreadable)
+
+    def missing(self, part: str) -> None:
+        if part not in self.unreadable:
+            self.unreadable.append(part)
+
+    def iso(self, part: str, ms: int | None) -> str | None:
+        try:
+            return None if ms is None else _iso(ms)
+        except ValueError:
+            self.missing(part)
+            return None
+
+    def decoded(self, contexts: list[str]) -> list[Any]:
+        out = []
+        for context in contexts:
+            try:
+                decision = msgspec.json.decode(context)
+            except msgspec.DecodeError:
+                self.missing("decisions")
+                continue
+            if not isinstance(decision, dict):  # JSON, but no decision's
+                self.missing("decisions")
+                continue
+            out.append(decision)
+        return out
 
 
 def export_body(
@@ -65,7 +110,10 @@ def export_body(
     topics: dict[str, str],
 ) -> dict[str, Any]:
     """``profile``: the profile as ``GET /v1/customers/{id}`` shows it (None: none);
-    ``topics``: contract topic name -> the deployment's name for it."""
+    ``topics``: contract topic name -> the deployment's name for it. What could not be
+    read is named in ``unreadable`` (the record's parts, and times no date can hold,
+    shown as null, and decisions' contexts that do not decode, left out)."""
+    parts = _Parts(record.unreadable)
     outcomes = []
     for claimed in sorted(record.outcomes):  # "<decision>:<offer>:<outcome>"
         decision_id, _, rest = claimed.partition(":")
@@ -73,20 +121,25 @@ def export_body(
         at = record.outcome_times.get(claimed)
         outcomes.append({"decision_id": decision_id, "offer_id": offer_id or None,
                          "outcome": outcome,
-                         "claimed_at": None if at is None else _iso(at)})  # fmt: skip
-    return {
+                         "claimed_at": parts.iso("outcomes", at)})  # fmt: skip
+    body = {
         "customer_id": customer_id,
         "subject": record.subject,
         "exported_at": exported_at,
-        "erased_at": None if record.erased_at_ms is None else _iso(record.erased_at_ms),
+        "erased_at": parts.iso("erased_at", record.erased_at_ms),
         # an erased customer's withdrawals, kept by name beside the tombstone (honoured)
         "withdrawals_kept": record.withdrawals_kept,
         "profile": profile,
-        "decisions": [msgspec.json.decode(context) for context in record.decisions],
+        "decisions": parts.decoded(record.decisions),
         # every decision listed, also those whose context has expired
-        "decision_ids": [{"decision_id": d, "at": _iso(at)} for d, at in record.decision_ids],
+        "decision_ids": [
+            {"decision_id": d, "at": parts.iso("decision_ids", at)} for d, at in record.decision_ids
+        ],
         "outcomes": outcomes,
-        "events_applied": [{"id": fact, "applied_at": _iso(at)} for fact, at in record.applied],
+        "events_applied": [
+            {"id": fact, "applied_at": parts.iso("events_applied", at)}
+            for fact, at in record.applied
+        ],
         "stored": {
             "profile": record.profile,
             "windows": record.windows,
@@ -96,3 +149,8 @@ def export_body(
         },
         "kept_in_topics": kept_in_topics(topics),
     }
+    if profile is not None and profile.get("unreadable"):
+        parts.missing("profile")
+    # the parts Redis held in a form that could not be read (empty: all was read)
+    body["unreadable"] = parts.unreadable
+    return body

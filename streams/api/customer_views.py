@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agents.risk_features import risk_features
 from feature_store import CustomerFeatures
+from feature_store.features import stored_time
 from schemas import CustomerErasure, encode_erasure
 from streams import topics
 from streams.api.customer_export import KEPT_IN_TOPICS, export_body, kept_in_topics
@@ -39,10 +40,20 @@ async def export_customer(request: web.Request) -> web.Response:
     record = await api.store.export(customer_id)
     if not record.holds_anything:
         raise ApiError(404, "not_found", "Moments holds nothing about this customer")
-    erased = record.erased_at_ms is not None
+    erased = record.erased
     profile = None if erased else await _held_profile(api, customer_id)
     topic_names = {name: api.settings.topic(name) for name in KEPT_IN_TOPICS}
     return json_response(export_body(customer_id, record, profile, datetime.now(UTC), topic_names))
+
+
+def _first_erased(at_ms: int, now: datetime) -> datetime:
+    """When the receipt says the customer was first erased: the tombstone's time, or now
+    where it holds none a date can (the erasure script writes such a tombstone over, so
+    this is a guard: the keys are gone, and the record must still be published)."""
+    try:
+        return stored_time(at_ms)
+    except ValueError:
+        return now
 
 
 def _home_timezone(api: Api) -> str:
@@ -56,14 +67,49 @@ async def _held_profile(api: Api, customer_id: str) -> dict[str, Any] | None:
     and no recent decision kept, or erased. A customer with decisions but no touchpoint
     yet (a web visitor's recommendations, a hold-out customer's among them) has one: the
     features of a customer Moments knows nothing else of, as their decisions used, and
-    those decisions."""
-    features = await api.store.read(customer_id, home_timezone=_home_timezone(api))
-    decisions = [msgspec.json.decode(c) for c in await api.store.decisions.recent(customer_id)]
+    those decisions.
+
+    What Redis holds in a form that cannot be read (a key of another type, a count that
+    is no number, a time no date can hold, a decision's context cut short: a tool's, a
+    bug's) is named in ``unreadable``, and the rest is answered: features that cannot
+    be read as those of a customer Moments knows nothing else of, and the decisions that
+    can be."""
+    unreadable: list[str] = []
+    faults: dict[str, Exception] = {}
+    ((erased, features),) = await api.store.read_views(
+        [customer_id], faults=faults, home_timezone=_home_timezone(api)
+    )
+    if faults:  # told apart from an erasure: the tombstone is read on its own
+        unreadable.append("features")
+        erased = (await api.store.erased([customer_id]))[0]
+    if erased:
+        return None
+    failed: list[Exception] = []
+    decisions = _decisions(await api.store.decisions.recent(customer_id, faults=failed), failed)
+    if failed:
+        unreadable.append("recent_decisions")
     if features is None:
-        if not decisions or (await api.store.erased([customer_id]))[0]:
+        if not decisions and not unreadable:
             return None
         features = CustomerFeatures()
-    return _profile(api, customer_id, features, decisions)
+    return _profile(api, customer_id, features, decisions) | {"unreadable": unreadable}
+
+
+def _decisions(contexts: list[str], failed: list[Exception]) -> list[Any]:
+    """The decisions' contexts that decode to a decision; a fault in ``failed`` for each
+    that does not."""
+    decisions = []
+    for context in contexts:
+        try:
+            decision = msgspec.json.decode(context)
+        except msgspec.DecodeError as exc:
+            failed.append(exc)
+            continue
+        if isinstance(decision, dict):
+            decisions.append(decision)
+        else:
+            failed.append(ValueError("a decision's context that is no JSON object"))
+    return decisions
 
 
 def _profile(
@@ -91,7 +137,7 @@ async def delete_customer(request: web.Request) -> web.Response:
     # them removed, a request that was told to try again included
     now = datetime.now(UTC)
     first = receipt.erased_at_ms
-    erased_at = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
+    erased_at = now if first is None else _first_erased(first, now)
     record = CustomerErasure(customer_id=customer_id, subject=receipt.subject, ts=now,
                              keys_removed=receipt.keys_removed,
                              withdrawals=tuple(receipt.withdrawals_kept))  # fmt: skip

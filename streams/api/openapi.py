@@ -149,7 +149,13 @@ _PROFILE = {"type": "object", "required": [
         "timezone": {"type": ["string", "null"]}, "control_group": {"type": "boolean"},
         "features": {"type": "object"},
         "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
-        "recent_decisions": {"type": "array", "items": {"type": "object"}}}}  # fmt: skip
+        "recent_decisions": {"type": "array", "items": {"type": "object"}},
+        "unreadable": {"type": "array", "items": {"enum": ["features", "recent_decisions"]},
+            "description": "what Redis holds of the customer in a form that could not be "
+            "read (a key of another type, a value that is no number, a time no date can "
+            "hold, a decision cut short): `features` (shown as those of a customer Moments "
+            "knows nothing else of), `recent_decisions` (those that could not be read are "
+            "left out); empty when all was read"}}}  # fmt: skip
 _RECEIPT = {"type": "object", "required": [
     "subject", "erased_at", "keys_removed", "erased", "blocked", "erasure_record",
     "kept_in_topics"],
@@ -323,7 +329,7 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "decision_ids": {"type": "array", "items": {"type": "object",
                             "required": ["decision_id", "at"], "properties": {
                                 "decision_id": {"type": "string"},
-                                "at": {"type": "string"}}}},
+                                "at": {"type": ["string", "null"]}}}},
                         "outcomes": {"type": "array", "items": {"type": "object",
                             "required": ["decision_id", "outcome"], "properties": {
                                 "decision_id": {"type": "string"},
@@ -334,7 +340,14 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
                             "required": ["id", "applied_at"]}},
                         "stored": {"type": "object"},
                         "kept_in_topics": {"type": "array", "items": {"type": "object",
-                            "required": ["topic", "holds"]}}}}),
+                            "required": ["topic", "holds"]}},
+                        "unreadable": {"type": "array", "items": {"type": "string"},
+                            "description": "the parts Redis holds in a form that could "
+                            "not be read (`profile`, `decisions`, `decision_ids`, "
+                            "`outcomes`, `events_applied`, `erased_at`, "
+                            "`withdrawals_kept`, `stored.<hash>`): left empty, a time no "
+                            "date can hold shown as null, a decision that does not "
+                            "decode left out; empty when all was read"}}}),
                     **_errors(400, 401, 403, 404, 429, 503)},
             }},
             "/v1/offers": {"get": {

@@ -144,17 +144,20 @@ TOKYO = OfferCatalogue(version="v", offers=[Offer(offer_id="tips", title="Tips",
 async def test_a_customers_profile_counts_the_catalogues_days() -> None:
     zones: list[str] = []
 
-    async def read(customer_id: str, now: Any = None, home_timezone: str = "UTC") -> None:
+    async def read_views(
+        customer_ids: Any, now: Any = None, faults: Any = None, home_timezone: str = "UTC"
+    ) -> list[tuple[bool, None]]:
         zones.append(home_timezone)
-        return None  # no profile: a 404, after the read
+        return [(False, None)]  # no profile: a 404, after the read
 
     async def erased(customer_ids: Any) -> list[bool]:
         return [False] * len(customer_ids)
 
-    async def recent(customer_id: str) -> list[str]:
+    async def recent(customer_id: str, n: Any = None, faults: Any = None) -> list[str]:
         return []
 
-    store = SimpleNamespace(read=read, erased=erased, decisions=SimpleNamespace(recent=recent))
+    store = SimpleNamespace(read_views=read_views, erased=erased,
+                            decisions=SimpleNamespace(recent=recent))  # fmt: skip
     app = api_app(store=store, catalogue=SimpleNamespace(current=TOKYO))
     async with TestClient(TestServer(app)) as client:
         reply = await client.get("/v1/customers/c1",
@@ -169,16 +172,19 @@ DECISION = {"decision_id": "d-1", "customer_id": "c-new1", "offers": [], "contro
 def _decisions_only(erased: bool) -> Any:
     """A store that holds a customer's recent decisions but no touchpoint of theirs."""
 
-    async def read(customer_id: str, now: Any = None, home_timezone: str = "UTC") -> None:
-        return None
+    async def read_views(
+        customer_ids: Any, now: Any = None, faults: Any = None, home_timezone: str = "UTC"
+    ) -> list[tuple[bool, None]]:
+        return [(erased, None)]
 
     async def erased_ones(customer_ids: Any) -> list[bool]:
         return [erased] * len(customer_ids)
 
-    async def recent(customer_id: str) -> list[str]:
+    async def recent(customer_id: str, n: Any = None, faults: Any = None) -> list[str]:
         return [json.dumps(DECISION)]
 
-    return SimpleNamespace(read=read, erased=erased_ones, decisions=SimpleNamespace(recent=recent))
+    return SimpleNamespace(read_views=read_views, erased=erased_ones,
+                           decisions=SimpleNamespace(recent=recent))  # fmt: skip
 
 
 def _profile_app(store: Any) -> Any:
