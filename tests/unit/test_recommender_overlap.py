@@ -228,7 +228,7 @@ def recommender(store: SlowStore, catalogue: OfferCatalogue) -> Recommender:
     policy = RuleBasedOfferPolicy(
         CatalogueHolder(catalogue), ContactPolicy(ControlGroup("overlap", 0.0))
     )
-    return Recommender(store, policy, Published(), "nbo", budget_s=1.0)  # type: ignore[arg-type]
+    return Recommender(store, policy, Published(), "nbo", budget_s=5.0)  # type: ignore[arg-type]
 
 
 async def until(condition: Callable[[], object]) -> None:
