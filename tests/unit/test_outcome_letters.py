@@ -31,7 +31,7 @@ class Decisions:
         self.claim = claim
 
     async def claim_outcomes(
-        self, claims: list[Any], faults: Any = None, ran: Any = None
+        self, claims: list[Any], faults: Any = None, ran: Any = None, **_: Any
     ) -> list[str]:
         return [self.claim for _ in claims]
 
