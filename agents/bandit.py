@@ -175,6 +175,33 @@ class LinUCBOffers:
             state.a_inv -= np.outer(av, av) / (1.0 + v @ av)  # Sherman-Morrison
         self.updates += 1
 
+    def relabel(
+        self, x: Sequence[float], arm: str, old: float, new: float, at: float | None = None
+    ) -> None:
+        """Change the reward of an example learned for ``arm`` in context ``x`` from
+        ``old`` to ``new`` (a later outcome of the same shown offer): exact for ridge
+        regression, whose design matrix depends on the contexts alone, so the model is
+        as if it had learned ``new`` alone, one example (for an example learned before
+        the arm's last re-anchor, whose evidence was discounted by ``kept`` since, the
+        change weighs a little more than it would have: 1 / 0.95 at the default, on one
+        outcome of thousands). An arm that holds no example
+        (retired since) learns it afresh with ``new``.
+
+        >>> once, twice = LinUCBOffers(2), LinUCBOffers(2)
+        >>> once.learn_one([1.0, 0.5], "a", 1.0)
+        >>> twice.learn_one([1.0, 0.5], "a", 0.3); twice.relabel([1.0, 0.5], "a", 0.3, 1.0)
+        >>> once.predict_one([1.0, 0.5], "a") == twice.predict_one([1.0, 0.5], "a")
+        True
+        """
+        state = self.arms.get(arm)
+        if state is None or state.n == 0:
+            self.learn_one(x, arm, new, at)
+            return
+        if at is not None:
+            state.at = at
+        state.b += (new - old) * np.asarray(x, dtype=np.float64)
+        self._stacked = None  # its estimate changed (``updates`` counts examples learned)
+
     def rank(
         self,
         x: Sequence[float],

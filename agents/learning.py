@@ -42,13 +42,25 @@ class Example:
 
 def claimed(outcome: Outcome) -> str:
     """What an outcome claims for learning, once: each offer of a decision has its own
-    outcomes (a customer may dismiss one offer and click another).
+    outcomes (a customer may dismiss one offer and click another). The outcomes of one
+    shown offer (:func:`impression`) make one example, of the strongest reward among
+    them (see ``feature_store/lua/claim.lua``).
 
     >>> claimed(Outcome(decision_id="d1", customer_id="c", offer_id="book-club",
     ...                 outcome="clicked", ts="2026-12-01T00:00:00Z"))
     'd1:book-club:clicked'
     """
     return f"{outcome.decision_id}:{outcome.offer_id}:{outcome.outcome}"
+
+
+def impression(outcome: Outcome) -> str:
+    """The shown offer an outcome is of, its decision's and its offer's ids: one example.
+
+    >>> impression(Outcome(decision_id="d1", customer_id="c", offer_id="book-club",
+    ...                    outcome="clicked", ts="2026-12-01T00:00:00Z"))
+    'd1:book-club'
+    """
+    return f"{outcome.decision_id}:{outcome.offer_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +133,45 @@ class RewardLogLoss:
     def __init__(self, window: int = QUALITY_WINDOW) -> None:
         self.n = 0  # outcomes scored in all
         self._losses: deque[float] = deque(maxlen=window)
+        # impression -> (its place among all scored, the prediction it was scored by)
+        self._scored: dict[str, tuple[int, float]] = {}
 
-    def update(self, reward: float, predicted: float) -> None:
+    def update(self, reward: float, predicted: float, impression: str | None = None) -> None:
+        """Score ``predicted`` against ``reward``; ``impression`` (its decision and offer)
+        to score it again if a later outcome relabels it (see :meth:`relabel`)."""
         p = min(max(predicted, 1e-6), 1 - 1e-6)
-        r = min(max(reward, 0.0), 1.0)
-        self._losses.append(-(r * math.log(p) + (1 - r) * math.log(1 - p)))
+        self._losses.append(_loss(reward, p))
+        if impression is not None:
+            self._scored[impression] = (self.n, p)
+            while len(self._scored) > (self._losses.maxlen or 0):  # the oldest are out
+                del self._scored[next(iter(self._scored))]
         self.n += 1
+
+    def relabel(self, impression: str, reward: float) -> None:
+        """A later outcome of an impression scored in the window raised its reward: its
+        score is of the new reward, against the prediction it was scored by, so that an
+        impression is scored once, by its strongest outcome.
+
+        >>> loss = RewardLogLoss()
+        >>> loss.update(0.3, 0.5, "d1:a"); loss.relabel("d1:a", 1.0)
+        >>> once = RewardLogLoss(); once.update(1.0, 0.5)
+        >>> loss.get() == once.get(), loss.n
+        (True, 1)
+        """
+        found = self._scored.get(impression)
+        if found is None:
+            return
+        place, p = found
+        at = place - (self.n - len(self._losses))
+        if at >= 0:  # still in the window
+            self._losses[at] = _loss(reward, p)
 
     def get(self) -> float | None:
         """The mean of the window; None while nothing was scored (0 would read as a
         perfect model)."""
         return math.fsum(self._losses) / len(self._losses) if self._losses else None
+
+
+def _loss(reward: float, p: float) -> float:
+    r = min(max(reward, 0.0), 1.0)
+    return -(r * math.log(p) + (1 - r) * math.log(1 - p))

@@ -3,7 +3,7 @@ decision's context, each customer's newest decisions, and the outcomes claimed."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from feature_store.connection import Call, StoreConnection, raise_failed, raise_unavailable
@@ -13,13 +13,17 @@ from feature_store.keys import CustomerKeys
 from feature_store.pipelining import Command
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
 
-# what became of an outcome's claim ("relearn": read again from the record that claimed it)
+# what became of an outcome's claim ("relearn", "relabel_again", "superseded_again": read
+# again from the record that claimed it)
 Claim = Literal[
     "learn", "relearn", "skip", "no_context", "erased", "corrupt", "not_offered",
-    "not_an_offer", "bad_context",
+    "not_an_offer", "bad_context", "relabel", "relabel_again", "superseded",
+    "superseded_again",
 ]  # fmt: skip
 _CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context", 4: "erased",
-                             5: "not_offered", 6: "not_an_offer", 7: "bad_context"}  # fmt: skip
+                             5: "not_offered", 6: "not_an_offer", 7: "bad_context",
+                             8: "relabel", 9: "relabel_again", 10: "superseded",
+                             11: "superseded_again"}  # fmt: skip
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -112,12 +116,24 @@ class DecisionLog:
         claims: Sequence[tuple[str, str, str, str]],
         faults: dict[int, Exception] | None = None,
         ran: dict[int, Claim] | None = None,
+        rewards: Mapping[str, float] | None = None,
+        before: dict[int, float] | None = None,
+        teaches: Sequence[float | None] | None = None,
+        unread: Collection[int] = (),
     ) -> list[Claim]:
         """Claim (customer id, decision id, "<decision>:<offer>:<outcome>", source record)
-        for learning: ``"learn"`` for each one to learn from, claimed now (a new outcome),
-        ``"relearn"`` for one to learn from again, claimed before by this same record (a
-        learner restarted from a snapshot that lacks it reads it again: not a new
-        outcome), ``"skip"`` for a copy from another record, ``"erased"`` for an erased customer's,
+        for learning. One shown offer (decision, offer) is one example: its outcomes are
+        claimed together, each kind once, with their ``rewards`` (by outcome; one not
+        there teaches nothing). ``"learn"`` for its first one with a reward, claimed now
+        (a new outcome), ``"relearn"`` for one to learn from again, claimed before by
+        this same record (a learner restarted from a snapshot that lacks it reads it
+        again: not a new outcome); ``"relabel"`` for a later outcome of the impression
+        with a higher reward than learned (the example's reward is to be raised from
+        the one in ``before``, by index), ``"relabel_again"`` for one read again;
+        ``"superseded"`` for a later outcome whose reward is not higher (it teaches
+        nothing), ``"superseded_again"`` for one read again; a claim made by the previous
+        version (one per outcome kind) counts as learned with its outcome's reward.
+        ``"skip"`` for a copy from another record, ``"erased"`` for an erased customer's,
         ``"no_context"`` when the decision's context is not stored (expired, unknown, or
         not recorded yet): that one is not claimed, so it can be sent back;
         ``"not_offered"`` when its decision made no such offer, ``"not_an_offer"`` when the
@@ -128,25 +144,37 @@ class DecisionLog:
         ``"corrupt"`` for one whose customer's keys Redis cannot serve as they should be
         (a key of another type): nothing is written, and its error goes in ``faults`` by
         index (without ``faults``, it is raised). When the connection goes before every
-        reply came (:class:`RepliesUnknown`), ``ran`` is given those that came, by index."""
+        reply came (:class:`RepliesUnknown`), ``ran`` is given those that came, by index.
+
+        ``teaches``: per claim, the reward it teaches (None: none, as for one that cannot
+        teach, dated before its decision, say), else its outcome's in ``rewards``;
+        ``unread``: the indexes of claims whose decision context the caller read just
+        before and did not find: a new one is ``"no_context"``, not claimed."""
         if not claims:
             return []
         now_ms = int(self._clock() * 1000)
         lifetime = self._config.context_ttl_s
+        rewards = rewards or {}
+        kinds = [part for kind, reward in rewards.items() for part in (kind, repr(reward))]
         calls = []
-        for customer_id, decision_id, what, source in claims:
+        for i, (customer_id, decision_id, what, source) in enumerate(claims):
             k = self._keys.for_customer(customer_id)
             keys = (k.outcomes, k.tombstone, k.outcome_times, k.context(decision_id))
-            offer_id = what[len(decision_id) + 1 : what.rindex(":")]  # the outcome has no ":"
-            calls.append(("claim", keys, [what, source, lifetime, now_ms, offer_id]))
+            impression, _, outcome = what.rpartition(":")  # the outcome has no ":"
+            offer_id = impression[len(decision_id) + 1 :]
+            taught = rewards.get(outcome) if teaches is None else teaches[i]
+            reward = "?" if i in unread else "" if taught is None else repr(taught)
+            args = [impression, source, lifetime, now_ms, offer_id, outcome, reward, *kinds]
+            calls.append(("claim", keys, args))
         came: dict[int, Any] = {}
         try:
             replies = await self._conn.eval_mixed("claim", calls, came, faults)
         finally:
             if ran is not None:
-                ran.update((i, _CLAIMS[int(r)]) for i, r in came.items())
+                ran.update((i, _claim(r, i, before)) for i, r in came.items())
         return [
-            "corrupt" if faults and i in faults else _CLAIMS[int(r)] for i, r in enumerate(replies)
+            "corrupt" if faults and i in faults else _claim(r, i, before)
+            for i, r in enumerate(replies)
         ]
 
     async def contexts(
@@ -234,6 +262,17 @@ class DecisionLog:
             faults += [c for c in found if isinstance(c, Exception)]
         return [restored(str(c), customer_id) for c in found
                 if c is not None and not isinstance(c, Exception)]  # fmt: skip
+
+
+def _claim(reply: Any, i: int, before: dict[int, float] | None) -> Claim:
+    """claim.lua's reply: a code, or a relabel's code and the reward learned before it
+    (put in ``before`` under ``i``)."""
+    if isinstance(reply, list):
+        code, learned = reply
+        if before is not None:
+            before[i] = float(learned)
+        return _CLAIMS[int(code)]
+    return _CLAIMS[int(reply)]
 
 
 def _refused(

@@ -29,7 +29,7 @@ class KeySet:
     contacts: str  # time buckets of contacts Moments made (offers shown, interventions)
     decisions: str  # the customer's recent decision ids
     tombstone: str  # present once the customer was erased
-    outcomes: str  # outcomes claimed for learning, per (decision, outcome)
+    outcomes: str  # outcomes claimed for learning, per shown offer (decision, offer)
     decision_index: str  # every decision whose context may still be kept, by when stored
     optouts: str  # the customer's withdrawals (consent, email): kept after the profile
     outcome_times: str  # when each outcome in ``outcomes`` was claimed (to drop old ones)

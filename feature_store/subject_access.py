@@ -36,7 +36,7 @@ class CustomerRecord:
     contacts: dict[str, str]  # what Moments did to them, per time bucket
     recent: list[str]  # the newest touchpoints, "<ms>|<type>|<event id>", newest first
     applied: list[tuple[str, int]]  # ids of facts applied (and decided), with when (ms)
-    outcomes: dict[str, str]  # "<decision id>:<outcome>" claimed for learning: its record
+    outcomes: dict[str, str]  # "<decision id>:<offer id>" claimed for learning: its outcomes
     decisions: list[str]  # the kept decisions' contexts (JSON, with the id), newest first
     optouts: dict[str, str] = field(default_factory=dict)  # withdrawals, kept without expiry
     outcome_times: dict[str, int] = field(default_factory=dict)  # when each was claimed (ms)

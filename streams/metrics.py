@@ -260,7 +260,10 @@ class Metrics:
             "moments_learning_outcomes_total",
             "Outcomes seen by the learner, by what became of them (relearned: read again by "
             "a learner restarted from a snapshot that lacked it, and learned again; counted "
-            "as learned, or as what else became of it, when first claimed; not_first_offer: "
+            "as learned, or as what else became of it, when first claimed; relabelled: a "
+            "later outcome of a shown offer learned, with a higher reward, which changed "
+            "that example's reward (one shown offer is one example); superseded: a later "
+            "outcome of one whose reward is not higher, not learned; not_first_offer: "
             "of an offer its decision listed below the first, counted but not learned).",
             ["result"],
             registry=r,

@@ -1,18 +1,21 @@
 """The ``nbo`` learner: the next-best-offer bandit, from ``offer-outcomes``
 (:class:`streams.learner.SnapshotLearner` reads the topic and publishes the snapshots).
 
-Each (decision, outcome) is claimed, so a redelivered outcome teaches once, and is
+Each (decision, offer, outcome) is claimed, so a redelivered outcome teaches once, and is
 counted (``moments_outcomes_total``, ``moments_offer_outcomes_total``,
 ``moments_learning_outcomes_total``) when it is claimed first; read again by a learner
 restarted from a snapshot that lacks it, it is learned again, counted only as
-``moments_learning_outcomes_total{result="relearned"}``. An outcome that does not
+``moments_learning_outcomes_total{result="relearned"}``. One shown offer (decision,
+offer) is one example: a later outcome of it with a higher reward (``clicked``, then
+``accepted``) relabels the example learned (``result="relabelled"``), one with a lower
+or equal reward teaches nothing (``result="superseded"``). An outcome that does not
 decode, or whose decision is not stored (``no_context``: sent back once it is, it is
 learned then), goes to ``offer-outcomes-dlq`` unchanged, with the reason (before the
 learner moves past it), as does one dated more than ``max_future`` ahead
 (:mod:`schemas.ahead`, as touchpoints are); not one naming an erased customer (by key
 or ``customer_id``): nothing naming them is written after their erasure, and it counts
-as ``erased``, as does one whose customer is erased between its claim and the read of
-its decision's context (the erasure takes the context). A claim whose reply the
+as ``erased``, as does one whose customer is erased after its decision's context was
+read (the claim, made after that read, finds their tombstone). A claim whose reply the
 connection lost may have been made: read again, it answers that this record claimed it
 before, and is counted then, as the new outcome it was.
 """
@@ -29,7 +32,7 @@ from typing import Any
 from agents.bandit import KEPT_PER_REANCHOR, LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import Example, RewardLogLoss, claimed, judged, reward_of
+from agents.learning import REWARDS, Example, RewardLogLoss, claimed, impression, judged, reward_of
 from agents.letter_customers import customers_named
 from agents.letters import letter, source_record
 from feature_store import FeatureStore, RepliesUnknown
@@ -47,6 +50,14 @@ NO_CONTEXT = "its decision is not stored (expired, unknown, or not recorded yet)
 # (its decisions' contexts, which outcomes need, are kept 7 days)
 ARM_IDLE_S = 30 * 86_400
 UNHEARD_KEPT = 100_000  # claims that may have been made unheard, remembered at most
+# a claim read again by the record that made it -> what it was when that claimed it
+WHEN_NEW: dict[Claim, Claim] = {"relearn": "learn", "relabel_again": "relabel",
+                                "superseded_again": "superseded"}  # fmt: skip
+NEW = frozenset(WHEN_NEW.values())  # a new outcome's claims
+TEACHES = NEW | set(WHEN_NEW)  # claims whose outcome is judged against its decision
+# an outcome to learn (its index in the batch): its claim, and for a relabel the reward
+# its impression had taught
+Fresh = tuple[int, Claim, float | None]
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
 DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
@@ -138,35 +149,43 @@ class OfferLearner(SnapshotLearner):
             outcomes.append((outcome, record))
         for record, reason in await self._not_erased(invalid):
             dead.append(await self._letter(record, reason))
+        # the decisions' contexts first: an outcome that cannot teach (dated before its
+        # decision, of a rules decision, ...) is claimed without a reward, so that a later
+        # outcome of its shown offer is the impression's first example, not a relabel
+        unreadable: dict[int, Exception] = {}  # a context key of another type
+        contexts = await self._store.decisions.contexts(
+            [(o.customer_id, o.decision_id) for o, _ in outcomes], unreadable
+        )
+        verdicts = [judged(o, c) for (o, _), c in zip(outcomes, contexts, strict=True)]
+        teaches = [v.example.reward if isinstance(v.example, Example) else None
+                   for v in verdicts]  # fmt: skip
+        unread = {i for i, c in enumerate(contexts) if c is None and i not in unreadable}
         # a customer whose keys Redis cannot serve as they should be (a key of another
         # type): their outcome is set aside, and the others are learned
         faults: dict[int, Exception] = {}
         asked = [(o.customer_id, o.decision_id, claimed(o), f"{partition}:{r.offset}")
                  for o, r in outcomes]  # fmt: skip
-        claims = await self._claim(asked, faults)
+        before: dict[int, float] = {}  # a relabel's reward learned before, by index
+        claims = await self._claim(asked, faults, before, teaches, unread)
         try:
-            fresh, contexts, unreadable, erased = await self._set_aside(
-                outcomes, claims, faults, dead
-            )
+            fresh = await self._set_aside(outcomes, claims, before, faults, dead)
         except BaseException:
-            # the new claims are counted once their contexts are read: read again after
-            # this, they answer "relearn", and must count then (see _claim)
-            self._not_heard([asked[i][2:] for i, c in enumerate(claims) if c == "learn"])
+            # the new claims are counted once they are learned: read again after this,
+            # they answer "relearn" (or "relabel_again"...), and must count then
+            self._not_heard([asked[i][2:] for i, c in enumerate(claims) if c in NEW])
             raise
-        learned = relearned = 0
-        for i, ((outcome, new), context) in enumerate(zip(fresh, contexts, strict=True)):
-            if i in erased:  # erased since its claim (their contexts with them): as claimed so
-                self._metrics.learning.labels("erased").inc()
-                continue
+        learned = relearned = relabelled = 0
+        for i, claim, old in fresh:
             # a new outcome is counted, once; one read again (the learner restarted from
             # a snapshot that lacks it) was counted when it was claimed
+            outcome, new = outcomes[i][0], claim in NEW
             if new:
                 self._metrics.outcomes.labels(outcome.outcome).inc()
             if i in unreadable:  # claimed, so not sent back: it teaches nothing
                 if new:
                     self._metrics.learning.labels("bad_context").inc()
                 continue
-            verdict = judged(outcome, context)
+            verdict = verdicts[i]
             if new and verdict.channel is not None:  # an offer Moments made: a catalogue id
                 self._metrics.offer_outcome(outcome.offer_id, verdict.channel, outcome.outcome)
             example = verdict.example
@@ -174,31 +193,44 @@ class OfferLearner(SnapshotLearner):
                 if new:
                     self._metrics.learning.labels(example).inc()
                 continue
-            predicted = self._model.predict_one(example.x, example.arm)
-            self._logloss.update(example.reward, predicted)
-            self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
-            if new:
-                learned += 1
-            else:  # learned again: the model it was learned into was never published
+            if claim in ("superseded", "superseded_again"):  # its impression learned more
+                if new:
+                    self._metrics.learning.labels("superseded").inc()
+                continue
+            if old is None:  # the impression's first example
+                predicted = self._model.predict_one(example.x, example.arm)
+                self._logloss.update(example.reward, predicted, impression(outcome))
+                self._model.learn_one(example.x, example.arm, example.reward, at=time.time())
+            else:  # a stronger outcome of an impression learned: its example's reward
+                self._logloss.relabel(impression(outcome), example.reward)
+                self._model.relabel(example.x, example.arm, old, example.reward, time.time())
+            if not new:  # again: the model it was learned into was never published
                 relearned += 1
+            elif old is None:
+                learned += 1
+            else:
+                relabelled += 1
         self._metrics.learning.labels("learned").inc(learned)
         if relearned:
             self._metrics.learning.labels("relearned").inc(relearned)
+        if relabelled:
+            self._metrics.learning.labels("relabelled").inc(relabelled)
         self._metrics.model_figure(self._metrics.model_logloss, MODEL, self._logloss.get())
-        return learned + relearned
+        return learned + relearned + relabelled
 
     async def _set_aside(
         self,
         outcomes: list[tuple[Outcome, Any]],
         claims: list[Claim],
+        before: dict[int, float],
         faults: dict[int, Exception],
         dead: list[Awaitable[Any]],
-    ) -> tuple[list[tuple[Outcome, bool]], list[str | None], dict[int, Exception], set[int]]:
+    ) -> list[Fresh]:
         """Count what is not learned, and send to the dead-letter topic what is to be
-        set aside; the outcomes to learn (whether each is new), their decisions' contexts,
-        which of those could not be read, and which are of customers erased since they
-        were claimed (their contexts found gone: the tombstones are read then)."""
-        invalid, fresh, unknown = len(dead), [], 0
+        set aside; the outcomes to learn (by index, with their claims, and for a relabel
+        the reward learned before)."""
+        invalid, unknown = len(dead), 0
+        fresh: list[Fresh] = []
         for i, ((outcome, record), claim) in enumerate(zip(outcomes, claims, strict=True)):
             if claim == "corrupt":
                 self._metrics.learning.labels("corrupt_keys").inc()
@@ -206,14 +238,13 @@ class OfferLearner(SnapshotLearner):
                 dead.append(await self._letter(
                     record, f"corrupt_keys: {type(fault).__name__}: {fault}"
                 ))  # fmt: skip
-            elif claim in ("learn", "relearn") and self._learned_before(
-                record.partition, record.offset, again=claim == "relearn"
+            elif claim in TEACHES and self._learned_before(
+                record.partition, record.offset, again=claim not in NEW
             ):  # read again after the log lost its tail: in the model already
                 self._metrics.learning.labels("learned_before").inc()
-            elif claim == "learn":  # a new outcome: counted once learned (see _learn)
-                fresh.append((outcome, True))
-            elif claim == "relearn":  # read again: counted when it was claimed
-                fresh.append((outcome, False))
+            elif claim in TEACHES:  # a new one is counted once learned (see _learn); one
+                # read again was counted when it was claimed
+                fresh.append((i, claim, before.get(i)))
             elif claim == "skip":
                 self._metrics.learning.labels("duplicate").inc()
             elif claim == "erased":  # nothing of theirs is learned after the erasure
@@ -233,26 +264,7 @@ class OfferLearner(SnapshotLearner):
             await asyncio.gather(*dead)
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
-        unreadable: dict[int, Exception] = {}  # a context key of another type
-        contexts = await self._store.decisions.contexts(
-            [(o.customer_id, o.decision_id) for o, _ in fresh], unreadable
-        )
-        return fresh, contexts, unreadable, await self._erased_since(fresh, contexts, unreadable)
-
-    async def _erased_since(
-        self,
-        fresh: list[tuple[Outcome, bool]],
-        contexts: list[str | None],
-        unreadable: dict[int, Exception],
-    ) -> set[int]:
-        """Which outcomes claimed (``fresh``) whose decision's context was found gone are
-        of a customer erased since the claim (claim.lua read the tombstone): one round
-        trip, none when every context was there."""
-        gone = [i for i, c in enumerate(contexts) if c is None and i not in unreadable]
-        if not gone:
-            return set()
-        found = await self._store.erased([fresh[i][0].customer_id for i in gone])
-        return {i for i, erased in zip(gone, found, strict=True) if erased}
+        return fresh
 
     def _not_heard(self, claims: list[tuple[str, str]]) -> None:
         """Claims made but not counted yet: read again, each counts as new."""
@@ -262,15 +274,25 @@ class OfferLearner(SnapshotLearner):
             del self._unheard[next(iter(self._unheard))]
 
     async def _claim(
-        self, asked: list[tuple[str, str, str, str]], faults: dict[int, Exception]
+        self,
+        asked: list[tuple[str, str, str, str]],
+        faults: dict[int, Exception],
+        before: dict[int, float],
+        teaches: list[float | None],
+        unread: set[int],
     ) -> list[Claim]:
-        """The claims of ``asked``; one made earlier whose reply was not heard (counted
-        nowhere yet) reads ``"learn"`` again."""
+        """The claims of ``asked``, each with the reward it ``teaches`` (``unread``: its
+        context was not found), a relabel's reward learned before in ``before``; one
+        made earlier whose reply was not heard (counted nowhere yet) reads as new again
+        (``"learn"``, ``"relabel"`` or ``"superseded"``)."""
         ran: dict[int, Claim] = {}
         try:
-            claims = await self._store.decisions.claim_outcomes(asked, faults, ran)
+            claims = await self._store.decisions.claim_outcomes(
+                asked, faults, ran, rewards=REWARDS, before=before, teaches=teaches,
+                unread=unread,
+            )  # fmt: skip
         except RepliesUnknown as exc:
-            made = [i for i, claim in ran.items() if claim == "learn"]
+            made = [i for i, claim in ran.items() if claim in NEW]
             self._not_heard([asked[i][2:] for i in (*made, *exc.unanswered)])
             raise
         if self._unheard:
@@ -278,6 +300,5 @@ class OfferLearner(SnapshotLearner):
                 heard = asked[i][2:]
                 if heard in self._unheard:
                     del self._unheard[heard]
-                    if claim == "relearn":
-                        claims[i] = "learn"
+                    claims[i] = WHEN_NEW.get(claim, claim)
         return claims

@@ -6,13 +6,17 @@ everywhere, and where else Moments keeps records of them (pure).
 >>> record = CustomerRecord(
 ...     subject="ab12", erased_at_ms=None, profile={"n": "2"}, windows={}, contacts={},
 ...     recent=["1764590400000|web_click|e1"], applied=[("t:e1", 1764590401000)],
-...     outcomes={"d1:book-club:clicked": "0:7"}, decisions=['{"decision_id": "d1"}'],
-...     outcome_times={"d1:book-club:clicked": 1764590402000})
+...     outcomes={"d1:book-club": "0:7|clicked|0.3,0:9|accepted|1.0",
+...               "d0:book-club:shown": "0:2"}, decisions=['{"decision_id": "d1"}'],
+...     outcome_times={"d1:book-club": 1764590402000})
 >>> body = export_body("c1", record, None, datetime(2026, 12, 1, tzinfo=UTC), {})
 >>> body["decisions"]
 [{'decision_id': 'd1'}]
 >>> body["outcomes"]  # doctest: +NORMALIZE_WHITESPACE
-[{'decision_id': 'd1', 'offer_id': 'book-club', 'outcome': 'clicked',
+[{'decision_id': 'd0', 'offer_id': 'book-club', 'outcome': 'shown', 'claimed_at': None},
+ {'decision_id': 'd1', 'offer_id': 'book-club', 'outcome': 'clicked',
+  'claimed_at': '2025-12-01T12:00:02Z'},
+ {'decision_id': 'd1', 'offer_id': 'book-club', 'outcome': 'accepted',
   'claimed_at': '2025-12-01T12:00:02Z'}]
 >>> body["events_applied"]
 [{'id': 't:e1', 'applied_at': '2025-12-01T12:00:01Z'}]
@@ -102,6 +106,19 @@ class _Parts:
         return out
 
 
+def _claimed(field: str, value: str) -> list[tuple[str, str, str]]:
+    """(decision id, offer id, outcome) of the outcomes in one claim: a shown offer's
+    ("<decision>:<offer>" -> "<source>|<outcome>|<reward>,..."), or one outcome's, as an
+    older Moments claimed them ("<decision>:<offer>:<outcome>" -> source)."""
+    decision_id, _, rest = field.partition(":")
+    if "|" not in value:
+        offer_id, _, outcome = rest.rpartition(":")
+        return [(decision_id, offer_id, outcome)]
+    entries = [entry.split("|") for entry in value.split(",")]
+    # an entry in no form Moments writes (a tool's) names no outcome
+    return [(decision_id, rest, entry[1]) for entry in entries if len(entry) >= 3]
+
+
 def export_body(
     customer_id: str,
     record: CustomerRecord,
@@ -115,13 +132,12 @@ def export_body(
     shown as null, and decisions' contexts that do not decode, left out)."""
     parts = _Parts(record.unreadable)
     outcomes = []
-    for claimed in sorted(record.outcomes):  # "<decision>:<offer>:<outcome>"
-        decision_id, _, rest = claimed.partition(":")
-        offer_id, _, outcome = rest.rpartition(":")
+    for claimed, sources in sorted(record.outcomes.items()):
         at = record.outcome_times.get(claimed)
-        outcomes.append({"decision_id": decision_id, "offer_id": offer_id or None,
-                         "outcome": outcome,
-                         "claimed_at": parts.iso("outcomes", at)})  # fmt: skip
+        for decision_id, offer_id, outcome in _claimed(claimed, sources):
+            outcomes.append({"decision_id": decision_id, "offer_id": offer_id or None,
+                             "outcome": outcome,
+                             "claimed_at": parts.iso("outcomes", at)})  # fmt: skip
     body = {
         "customer_id": customer_id,
         "subject": record.subject,

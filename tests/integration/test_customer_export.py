@@ -50,9 +50,10 @@ async def left_out_of(
     decisions = {d["decision_id"]: d for d in body["decisions"]}
     contexts = {keys.context(decision_id): d for decision_id, d in decisions.items()}
     stored = body["stored"]
-    claimed = {":".join(p for p in (o["decision_id"], o["offer_id"], o["outcome"]) if p)
+    # a shown offer's outcomes are claimed together, under "<decision>:<offer>"
+    claimed = {":".join(p for p in (o["decision_id"], o["offer_id"]) if p)
                for o in body["outcomes"]}  # fmt: skip
-    claimed_at = {":".join(p for p in (o["decision_id"], o["offer_id"], o["outcome"]) if p):
+    claimed_at = {":".join(p for p in (o["decision_id"], o["offer_id"]) if p):
                   o["claimed_at"] for o in body["outcomes"]}  # fmt: skip
     faults, found = [], set()
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)

@@ -160,7 +160,11 @@ class Decisions:
         self.claims: dict[tuple[str, str], str] = {}
 
     async def claim_outcomes(
-        self, claims: list[tuple[str, str, str, str]], faults: Any = None, ran: Any = None
+        self,
+        claims: list[tuple[str, str, str, str]],
+        faults: Any = None,
+        ran: Any = None,
+        **_: Any,
     ) -> list[str]:
         found = []
         for customer_id, decision_id, what, source in claims:

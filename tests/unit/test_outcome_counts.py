@@ -31,7 +31,11 @@ class Claims:
         self.lose_after: int | None = None
 
     async def claim_outcomes(
-        self, claims: list[Any], faults: Any = None, ran: dict[int, Claim] | None = None
+        self,
+        claims: list[Any],
+        faults: Any = None,
+        ran: dict[int, Claim] | None = None,
+        **_: Any,
     ) -> list[Claim]:
         answers: list[Claim] = []
         for _, _, what, source in claims:
@@ -109,7 +113,7 @@ async def test_an_outcome_counted_when_claimed_is_not_counted_when_read_again() 
 
 class ContextsOnceDown(Claims):
     """Claims as Redis makes them; the decisions' contexts cannot be read the first time
-    (the connection goes after the claims were made)."""
+    (the connection goes; the learner reads them before it claims)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -127,8 +131,9 @@ class ContextsOnceDown(Claims):
 
 
 async def test_an_outcome_claimed_before_a_failure_is_counted_by_offer_too() -> None:
-    """Claimed, then the contexts could not be read: read again, the claim answered
-    "relearn", and the outcome was counted in moments_outcomes_total but never by offer."""
+    """The contexts could not be read: read again, the outcome is counted, by offer too,
+    once. (When the learner claimed before it read the contexts, the claim answered
+    "relearn", and the outcome was counted in moments_outcomes_total but never by offer.)"""
     claims, metrics = ContextsOnceDown(), Metrics()
     learner = learner_on(claims, metrics)
     with pytest.raises(StoreUnavailable):
