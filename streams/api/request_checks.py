@@ -32,7 +32,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
     if wait:
-        raise _limited(wait, f"too many requests for key {key.name!r}")
+        raise rate_limited(wait, f"too many requests for key {key.name!r}")
     return key
 
 
@@ -95,13 +95,13 @@ def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -
         return api.keys.authorise(token, scope, origin, referer)
     except AuthError as exc:
         if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
-            raise _limited(wait, "too many requests with API keys that are not valid") from None
+            raise rate_limited(wait, "too many requests with API keys that are not valid") from None
         if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
-            raise _limited(wait, f"too many requests for key {exc.key_name!r}") from None
+            raise rate_limited(wait, f"too many requests for key {exc.key_name!r}") from None
         raise
 
 
-def _limited(wait: float, message: str) -> ApiError:
+def rate_limited(wait: float, message: str) -> ApiError:
     """429, with whole seconds to wait, rounded up, in the body as in the header (a body
     saying 0.0 had clients retry at once)."""
     after = max(1, math.ceil(wait))
@@ -121,7 +121,7 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
             try:
                 key = _checked_key(request, scope)
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
-                    raise _limited(wait, f"too many requests for key {key.name!r}")
+                    raise rate_limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
                 if not api_of(request).uploads.has_room(key.name, announced_size(request)):
                     raise too_many_uploads()  # (taken once it is sent, if there is room then)

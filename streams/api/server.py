@@ -33,6 +33,7 @@ from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.batch_decisions import DecisionCounters
 from streams.api.body_budget import BodyBudget
+from streams.api.body_cost import debt_floor
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.decision_outbox import DecisionOutbox
@@ -232,7 +233,11 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             policy=policy,
             catalogue=catalogue,
             keys=keyring(settings),
-            limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+            limiter=RateLimiter(
+                settings.api_rate_per_s,
+                settings.api_burst,
+                debt_floor(settings.api_burst, settings.api_max_body_bytes),
+            ),
             wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
             streams=seats,
             metrics=metrics,
