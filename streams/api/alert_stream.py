@@ -17,7 +17,7 @@ from schemas.touchpoints import queue_named
 from streams.api.alert_gaps import Behind
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
-from streams.api.request_checks import api_of, authorise, sent_once
+from streams.api.request_checks import api_of, authorise, query_once, sent_once
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.screen_feed import Alert, StreamPosition, for_queue
 
@@ -34,22 +34,23 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     key = authorise(request, "profile-read", key_in_query=True)
     api = api_of(request)
     hub = api.alerts
-    queue = queue_named(request.query.get("queue"))  # a blank one: every queue
-    last_id = sent_once(request, "Last-Event-ID") or request.query.get("last_event_id")
-    # before the stream starts, after which no error can be answered: an id that is not
-    # one of ours names no position, and the stream sends every buffered alert
-    position = await hub.position(last_id)
+    queue = queue_named(query_once(request, "queue"))  # a blank one: every queue
+    in_query = query_once(request, "last_event_id")  # each parameter once, as headers
+    last_id = sent_once(request, "Last-Event-ID") or in_query
     # every screen is told of erasures by ref (an id only if sent it on this connection);
     # `erasures=ref`, which once asked for that, is still accepted
-    if request.query.get("erasures") not in (None, "ref"):
+    if query_once(request, "erasures") not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
     # alerts are unnamed events (EventSource's onmessage hears them), unless the screen
     # or the deployment (MOMENTS_API_ALERT_EVENT) asks for the name `intervention` they
     # had before 2026-12-05
-    named = request.query.get("alert_event", api.settings.api_alert_event)
+    named = query_once(request, "alert_event", api.settings.api_alert_event)
     if named not in ("", "intervention"):
         raise ApiError(400, "invalid_alert_event",
                        "alert_event must be intervention (or left out: unnamed)")  # fmt: skip
+    # before the stream starts, after which no error can be answered: an id that is not
+    # one of ours names no position, and the stream sends every buffered alert
+    position = await hub.position(last_id)
     if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
         # resuming now would miss the erasures made while it was away, unannounced
         raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",

@@ -77,18 +77,48 @@ def sent_once(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def query_once(request: web.Request, name: str, default: str | None = None) -> str | None:
+    """The query parameter ``name`` (``default`` without it); a 400 ``duplicate_parameter``
+    when it comes more than once, as :func:`sent_once` does for headers: a proxy or
+    gateway in front may check another of its values than the API acts on.
+
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> query_once(make_mocked_request("GET", "/?limit=2"), "limit", "3")
+    '2'
+    >>> query_once(make_mocked_request("GET", "/?limit=2&limit=9"), "limit")
+    Traceback (most recent call last):
+    ...
+    streams.api.errors.ApiError: the limit parameter must come once, not 2 times
+    """
+    values = request.query.getall(name, ())
+    if len(values) > 1:
+        raise ApiError(400, "duplicate_parameter", f"the {name} parameter must come once, "
+                       f"not {len(values)} times", [{"parameter": name}])  # fmt: skip
+    return values[0] if values else default
+
+
+def _presented_key(request: web.Request, key_in_query: bool) -> str | None:
+    """The key the request presents: in ``Authorization: Bearer``, ``X-API-Key`` or (where
+    ``key_in_query``) ``?api_key=``; a 400 ``conflicting_credentials`` when two of them
+    hold different keys (the API would act on one, a gateway in front maybe on the other).
+    """
+    header = sent_once(request, "Authorization") or ""
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
+    api_key = sent_once(request, "X-API-Key")  # checked even when a bearer token comes
+    in_query = query_once(request, "api_key") if key_in_query else None
+    if len({key.strip() for key in (bearer, api_key, in_query) if key and key.strip()}) > 1:
+        raise ApiError(400, "conflicting_credentials", "send one key: two different keys "
+                       "came (in Authorization, X-API-Key or api_key)")  # fmt: skip
+    return bearer or api_key or in_query
+
+
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
     :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
     once the process has refused too many of those (see
     :data:`streams.api.server.WRONG_KEYS_PER_S`), and for a valid key refused for its
     scope or origin once it is over its rate (each such refusal takes from it)."""
-    header = sent_once(request, "Authorization") or ""
-    api_key = sent_once(request, "X-API-Key")  # checked even when a bearer token comes
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or api_key
-    if not token and key_in_query:
-        token = request.query.get("api_key")
+    token = _presented_key(request, key_in_query)
     origin, referer = sent_once(request, "Origin"), sent_once(request, "Referer")
     api = api_of(request)
     try:
