@@ -216,6 +216,9 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 6067
     api_keys: str = ""  # name:scope+scope:sha256hex;... (empty: the development key only)
+    # without keys, the development key is taken on a loopback api_host only, unless this
+    # (a container's demo, its port published on the host's loopback only)
+    api_allow_dev_key: bool = False
     api_rate_per_s: float = 200.0  # per key
     api_burst: int = 400
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
