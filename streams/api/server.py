@@ -350,7 +350,7 @@ async def serve(settings: Settings) -> int:
     runner = JsonErrorsAppRunner(
         app, access_log=None, stop_within_s=SHUTDOWN_S,
         keepalive_timeout=settings.api_idle_timeout_s,
-        max_connections=most, on_refused=turned_away,
+        max_connections=most, on_refused=turned_away, head_timeout_s=settings.api_head_timeout_s,
     )  # fmt: skip
     await runner.setup()  # (the API's state is there from here on)
     seats = app[API_KEY].streams
