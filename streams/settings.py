@@ -87,6 +87,7 @@ _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
             "api_max_body_bytes": 2**30}  # fmt: skip
 # (least, most): durations (and a share) that below or above these cannot work
 _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
+            "api_head_timeout_s": (0.5, 3600.0),
             "api_kafka_timeout_s": (0.1, 3600.0), "api_alert_keepalive_s": (1.0, 40.0),
             "api_publish_linger_ms": (0.0, 60_000.0),
             # under a half, an offer would be judged on its last few thousand outcomes
@@ -221,6 +222,9 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 6067
     api_keys: str = ""  # name:scope+scope:sha256hex;... (empty: the development key only)
+    # without keys, the development key is taken on a loopback api_host only, unless this
+    # (a container's demo, its port published on the host's loopback only)
+    api_allow_dev_key: bool = False
     api_rate_per_s: float = 200.0  # per key
     api_burst: int = 400
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
@@ -246,6 +250,10 @@ class Settings:
     # of the load balancer in front (AWS's ALB: 60 s; Google's: 600 s), which then
     # closes first
     api_idle_timeout_s: float = 75.0
+    # a request's head (its request line and headers) not all received by then is closed
+    # unanswered: from the connection's opening for its first request, from the head's
+    # first byte for later ones (streams/api/head_deadline.py)
+    api_head_timeout_s: float = 10.0
     api_body_timeout_s: float = 30.0  # a request body not all received by then: a 408
     # a write to Kafka (events, outcomes, an erasure record) not acknowledged by then: a
     # 503 to retry (the records may still be written: the retry is safe)

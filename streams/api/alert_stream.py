@@ -17,7 +17,8 @@ from schemas.touchpoints import queue_named
 from streams.api.alert_gaps import Behind
 from streams.api.alerts import AlertHub
 from streams.api.errors import ApiError
-from streams.api.request_checks import api_of, authorise, sent_once
+from streams.api.request_checks import api_of, authorise, query_once, sent_once
+from streams.api.resume_notices import erased_sse
 from streams.api.screen_erasures import Erased, Screen
 from streams.api.screen_feed import Alert, StreamPosition, for_queue
 
@@ -34,22 +35,23 @@ async def alerts_stream(request: web.Request) -> web.StreamResponse:
     key = authorise(request, "profile-read", key_in_query=True)
     api = api_of(request)
     hub = api.alerts
-    queue = queue_named(request.query.get("queue"))  # a blank one: every queue
-    last_id = sent_once(request, "Last-Event-ID") or request.query.get("last_event_id")
-    # before the stream starts, after which no error can be answered: an id that is not
-    # one of ours names no position, and the stream sends every buffered alert
-    position = await hub.position(last_id)
+    queue = queue_named(query_once(request, "queue"))  # a blank one: every queue
+    in_query = query_once(request, "last_event_id")  # each parameter once, as headers
+    last_id = sent_once(request, "Last-Event-ID") or in_query
     # every screen is told of erasures by ref (an id only if sent it on this connection);
     # `erasures=ref`, which once asked for that, is still accepted
-    if request.query.get("erasures") not in (None, "ref"):
+    if query_once(request, "erasures") not in (None, "ref"):
         raise ApiError(400, "invalid_erasures", "erasures must be ref (or left out)")
     # alerts are unnamed events (EventSource's onmessage hears them), unless the screen
     # or the deployment (MOMENTS_API_ALERT_EVENT) asks for the name `intervention` they
     # had before 2026-12-05
-    named = request.query.get("alert_event", api.settings.api_alert_event)
+    named = query_once(request, "alert_event", api.settings.api_alert_event)
     if named not in ("", "intervention"):
         raise ApiError(400, "invalid_alert_event",
                        "alert_event must be intervention (or left out: unnamed)")  # fmt: skip
+    # before the stream starts, after which no error can be answered: an id that is not
+    # one of ours names no position, and the stream sends every buffered alert
+    position = await hub.position(last_id)
     if not hub.ready.is_set():  # the recent alerts and erasures are not read yet: a screen
         # resuming now would miss the erasures made while it was away, unannounced
         raise ApiError(503, "alerts_not_ready", "the alert stream is starting; retry shortly",
@@ -92,10 +94,11 @@ async def _stream(
     inbox = hub.subscribe(queue)
     quiet = hub.unbuffered()  # with the subscription: what arrives after is in the inbox
     screen = Screen(resumed=last_id is not None)
-    erasures: list[Erased] = []  # told first, as they are written (up to 10,000)
+    erasures: list[bytes] = []  # told first, as they are written (up to 10,000)
     behind: list[Behind] = []
     if last_id is not None:  # it may show alerts of customers erased while it was away
-        erasures = list(hub.erased_lately.erasures())
+        # by ref, the same for every screen resumed (sent nothing yet): built once
+        erasures = list(hub.resume_notices.chunks(CHUNK_BYTES))
         behind = hub.behind(StreamPosition.parse(last_id), queue)
     head = _gap_sse([b for b in behind if b.missed])
     # where it missed alerts, told once; where only other queues' left, nothing to tell:
@@ -126,7 +129,8 @@ async def _stream(
 
     try:
         await _write(request, response, b"retry: 2000\n\n")
-        await _tell_erasures(request, response, screen, erasures)
+        for chunk in erasures:  # each write given WRITE_TIMEOUT_S: read slowly but
+            await _write(request, response, chunk)  # steadily, they cut no screen off
         if head:
             await _write(request, response, head)
         erasures, head = [], b""  # (a stream lasts a shift: it keeps none of its start)
@@ -179,7 +183,7 @@ async def _stream(
             if isinstance(notice, Erased):
                 told = screen.erasure(notice)
                 if told is not None:
-                    await _write(request, response, _erased_sse(told))
+                    await _write(request, response, erased_sse(told))
                     quiet_until = loop.time() + keep_alive_s
             elif not position.passed(notice) and await hand_on(notice):
                 quiet_until = loop.time() + keep_alive_s
@@ -195,24 +199,6 @@ async def _stream(
     finally:
         hub.unsubscribe(inbox)
     return response
-
-
-async def _tell_erasures(
-    request: web.Request, response: web.StreamResponse, screen: Screen, erasures: list[Erased]
-) -> None:
-    """Tell a resumed screen of the erasures it may show alerts of, in writes of about
-    ``CHUNK_BYTES`` each (each one given ``WRITE_TIMEOUT_S``, so that a screen reading
-    them slowly but steadily is not cut off, and no stream holds them all at once)."""
-    chunk = bytearray()
-    for erased in erasures:
-        told = screen.erasure(erased)
-        if told is not None:
-            chunk += _erased_sse(told)
-            if len(chunk) >= CHUNK_BYTES:
-                await _write(request, response, bytes(chunk))
-                chunk.clear()
-    if chunk:
-        await _write(request, response, bytes(chunk))
 
 
 def drop_when_unacknowledged(request: web.Request) -> None:
@@ -268,11 +254,6 @@ def _position_sse(event_id: str) -> bytes:
     """
     where = b"id: " + event_id.encode() + b"\n" if event_id else b""
     return where + b"event: position\ndata: {}\n\n"
-
-
-def _erased_sse(told: dict[str, str]) -> bytes:
-    """No id: resuming after it is resuming after the alert before it."""
-    return b"event: erasure\ndata: " + _json.encode(told) + b"\n\n"
 
 
 def _gap_sse(missed: list[Behind]) -> bytes:

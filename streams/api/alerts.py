@@ -37,6 +37,7 @@ from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
 from streams.api.alert_gaps import AlertGaps, Behind
 from streams.api.alert_holds import WARN_AFTER_S, TransactionHolds
+from streams.api.resume_notices import ResumeNotices
 from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.api.screen_feed import (
     Alert,
@@ -85,6 +86,8 @@ class AlertHub:
         # position names no such partition was positioned before it was there
         self._added_from: dict[int, int] = {}
         self.erased_lately = RecentErasures()
+        # what a resumed screen is told of them first, built once per change (not per screen)
+        self.resume_notices = ResumeNotices(self.erased_lately)
         # what else forgets an erased customer (the fallbacks' contacts), told by forget
         self.also_forget: list[Callable[[str], None]] = []
         # partition -> next offset, kept across reconnections: alerts and erasures made

@@ -21,6 +21,7 @@ from schemas.ahead import not_ahead
 from schemas.errors import decode_wire
 from streams import topics
 from streams.api import erased_items
+from streams.api.body_cost import body_cost
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.kafka_health import DOWN
@@ -30,6 +31,7 @@ from streams.api.request_checks import (
     api_of,
     authorise,
     check_announced_size,
+    rate_limited,
     sent_once,
     too_many_uploads,
 )
@@ -37,23 +39,6 @@ from streams.api.server import Api
 
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
-
-# What a body costs its key's rate, besides the request's own token: one per 100 items
-# and one per 64 KiB (inflated) past the first, whichever is more. Splitting a list takes
-# some 0.26 µs an item: a 1 MiB body of 340,000 empty items, refused as too many, cost
-# 90 ms of the event loop for one token, and a key web pages show could slow every
-# other key's answers to seconds at 15% of its rate.
-ITEMS_PER_TOKEN = 100
-BYTES_PER_TOKEN = 64 * 1024
-
-
-def body_cost(size: int, items: int) -> int:
-    """The tokens a body of ``size`` bytes and ``items`` items takes past its request's.
-
-    >>> body_cost(2_000, 1), body_cost(150_000, 500), body_cost(2**20, 340_000)
-    (0, 4, 3399)
-    """
-    return max(-(-items // ITEMS_PER_TOKEN), -(-size // BYTES_PER_TOKEN), 1) - 1
 
 
 async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec.Raw]:
@@ -70,6 +55,14 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
     except UnicodeDecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not UTF-8: {exc.reason} at "
                        f"byte {exc.start}") from exc  # fmt: skip
+    limiter = api_of(request).limiter
+    # Requests sent together are each admitted by the token they take on arrival, before
+    # any of their bodies' costs are known: a costly body whose key went into debt
+    # meanwhile (another body's cost charged) is refused before it is split, or a wave of
+    # them would each be split for the cost of one.
+    if body_cost(len(raw), raw.count(b",") + 1) and limiter.in_debt(key):
+        # told to wait as a request arriving now would be: until a token is there again
+        raise rate_limited(limiter.wait(key), f"too many requests for key {key!r}")
     try:
         # Split, not decoded: each item is decoded alone, as a Kafka record is, so what
         # the schema ignores (an unknown field's huge number) is ignored here too, and a
@@ -78,9 +71,9 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
         items = decode_wire(_many, raw) if many else [decode_wire(_one, raw)]
     except msgspec.DecodeError as exc:
         # split up to its fault, maybe all of it: charged as the most items it may hold
-        api_of(request).limiter.charge(key, body_cost(len(raw), raw.count(b",") + 1))
+        limiter.charge(key, body_cost(len(raw), raw.count(b",") + 1))
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
-    api_of(request).limiter.charge(key, body_cost(len(raw), len(items)))
+    limiter.charge(key, body_cost(len(raw), len(items)))
     if not items:
         raise ApiError(400, "empty", "send one item or a non-empty list")
     if len(items) > max_items:

@@ -37,7 +37,8 @@ _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _I
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 # Every `error` the API answers with (docs/http-api.md says when each comes).
 ERROR_CODES = (
-    "bad_request", "duplicate_header", "invalid_customer_id", "invalid_channel",
+    "bad_request", "duplicate_header", "duplicate_parameter", "conflicting_credentials",
+    "invalid_customer_id", "invalid_channel",
     "invalid_limit", "invalid_erasures", "invalid_alert_event", "malformed_json", "malformed_body",
     "incomplete_body", "empty", "unauthorized", "forbidden", "origin_not_allowed",
     "not_found", "method_not_allowed", "body_timeout", "body_too_large", "too_many_items",
@@ -52,7 +53,8 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "properties
     "message": {"type": "string"},
     "details": {"type": "array", "description": "Where there are some: one "
                 "`{\"index\", \"reason\"}` per bad item (422), `{\"index\", \"bytes\"}` "
-                "(`record_too_large`), `{\"header\"}` (`duplicate_header`), or "
+                "(`record_too_large`), `{\"header\"}` (`duplicate_header`), "
+                "`{\"parameter\"}` (`duplicate_parameter`), or "
                 "`{\"retry_after_s\"}`, the seconds of "
                 "`Retry-After` (429, and the 503s `kafka_unavailable`, `alerts_not_ready`, "
                 "`replicas_unconfirmed`, `too_many_connections` and `too_many_uploads`; "

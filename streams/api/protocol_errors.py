@@ -27,6 +27,7 @@ from aiohttp.web_request import BaseRequest
 
 from streams.api.connection_cap import OVERLOADED
 from streams.api.errors import error_response
+from streams.api.head_deadline import HeadDeadline
 from streams.api.unreadable_requests import unreadable_requests
 
 _CODES = {400: "bad_request", 500: "internal_error"}  # as the API's own errors say
@@ -62,6 +63,8 @@ class JsonErrorsRequestHandler(web.RequestHandler):
     """aiohttp's request handler, with its own error answers in JSON, and a connection
     past the server's cap answered and closed as it opens."""
 
+    _head: HeadDeadline | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self._manager
         if isinstance(server, JsonErrorsServer) and server.full():
@@ -71,6 +74,33 @@ class JsonErrorsRequestHandler(web.RequestHandler):
             transport.close()
             return
         super().connection_made(transport)
+        if isinstance(server, JsonErrorsServer):  # its first head is due from now
+            self._head = HeadDeadline(self._loop, server.head_timeout_s, self._head_overdue)
+            self._head.start()
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head
+        # between requests on a connection kept alive, the next head is due from its first
+        # byte (waiting for it with nothing sent is idling, which the idle timeout ends)
+        if head is not None and not head.running and self._awaiting_a_request():
+            head.start()
+        super().data_received(data)
+        if head is not None and self._messages:  # a whole head came: the request is read
+            head.stop()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head is not None:
+            self._head.stop()
+        super().connection_lost(exc)
+
+    def _awaiting_a_request(self) -> bool:
+        return self._waiter is not None and not self._waiter.done() and not self._messages
+
+    def _head_overdue(self) -> None:
+        """Closed unanswered, as at the idle timeout: the head did not all come in time
+        (never while a request is handled: a head that came is not cut off)."""
+        if self._awaiting_a_request():
+            self.force_close()
 
     def handle_error(
         self,
@@ -102,6 +132,7 @@ class JsonErrorsServer(web.Server):
 
     max_connections: int = 1 << 20
     on_refused: Callable[[], None] | None = None
+    head_timeout_s: float = 0.0  # none (see streams.api.head_deadline)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -142,11 +173,13 @@ class JsonErrorsAppRunner(web.AppRunner):
         stop_within_s: float = 60.0,
         max_connections: int = 1 << 20,
         on_refused: Callable[[], None] | None = None,
+        head_timeout_s: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(app, shutdown_timeout=stop_within_s / 2, **kwargs)
         self._max_connections = max_connections
         self._on_refused = on_refused
+        self._head_timeout_s = head_timeout_s
 
     async def _make_server(self) -> web.Server:
         # aiohttp's runner starts the application up and builds its server; the same
@@ -160,6 +193,7 @@ class JsonErrorsAppRunner(web.AppRunner):
             **plain._kwargs,
         )
         server.max_connections, server.on_refused = self._max_connections, self._on_refused
+        server.head_timeout_s = self._head_timeout_s
         return server
 
 

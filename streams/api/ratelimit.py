@@ -7,11 +7,14 @@
 (0.5, 0.5, 0.0)
 
 A request that cost more than one (a large body) is charged the rest once it is known,
-into debt, down to one burst below empty:
+into debt, down to ``debt`` below empty (one burst unless told):
 
 >>> bucket.charge("k", 10, now=1.0)
 >>> bucket.allow("k", now=2.0)
 2.0
+>>> deep = RateLimiter(rate=1.0, burst=2, debt=5)
+>>> deep.charge("k", 10, now=0.0); deep.in_debt("k", now=0.0), deep.allow("k", now=0.0)
+(5.0, 6.0)
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, debt: int | None = None) -> None:
         self.rate = rate
         self.burst = burst
+        self.debt = burst if debt is None else debt
         self._buckets: dict[str, _Bucket] = {}
 
     def allow(self, key: str, now: float | None = None) -> float:
@@ -42,11 +46,25 @@ class RateLimiter:
 
     def charge(self, key: str, tokens: float, now: float | None = None) -> None:
         """Take ``tokens`` more from the key's bucket, past empty if need be (at most
-        one burst below it): its next requests wait until it is paid back."""
+        ``debt`` below it): its next requests wait until it is paid back."""
         if tokens <= 0:
             return
         bucket = self._filled(key, now)
-        bucket.tokens = max(-float(self.burst), bucket.tokens - tokens)
+        bucket.tokens = max(-float(self.debt), bucket.tokens - tokens)
+
+    def in_debt(self, key: str, now: float | None = None) -> float:
+        """The seconds until the key's bucket is out of debt (0.0: it is not in debt),
+        taking nothing: a costly body whose key went into debt after it was admitted is
+        refused before its cost is spent.
+
+        >>> bucket = RateLimiter(rate=1.0, burst=2)
+        >>> bucket.allow("k", now=0.0), bucket.in_debt("k", now=0.0)
+        (0.0, 0.0)
+        >>> bucket.charge("k", 3, now=0.0); bucket.in_debt("k", now=0.0)
+        2.0
+        """
+        tokens = self._filled(key, now).tokens
+        return 0.0 if tokens >= 0 else -tokens / self.rate
 
     def wait(self, key: str, now: float | None = None) -> float:
         """What :meth:`allow` would answer now, taking nothing (before a body is sent)."""

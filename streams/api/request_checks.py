@@ -32,7 +32,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     key = _checked_key(request, scope, key_in_query)
     wait = api.limiter.allow(key.name)
     if wait:
-        raise _limited(wait, f"too many requests for key {key.name!r}")
+        raise rate_limited(wait, f"too many requests for key {key.name!r}")
     return key
 
 
@@ -77,31 +77,61 @@ def sent_once(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def query_once(request: web.Request, name: str, default: str | None = None) -> str | None:
+    """The query parameter ``name`` (``default`` without it); a 400 ``duplicate_parameter``
+    when it comes more than once, as :func:`sent_once` does for headers: a proxy or
+    gateway in front may check another of its values than the API acts on.
+
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> query_once(make_mocked_request("GET", "/?limit=2"), "limit", "3")
+    '2'
+    >>> query_once(make_mocked_request("GET", "/?limit=2&limit=9"), "limit")
+    Traceback (most recent call last):
+    ...
+    streams.api.errors.ApiError: the limit parameter must come once, not 2 times
+    """
+    values = request.query.getall(name, ())
+    if len(values) > 1:
+        raise ApiError(400, "duplicate_parameter", f"the {name} parameter must come once, "
+                       f"not {len(values)} times", [{"parameter": name}])  # fmt: skip
+    return values[0] if values else default
+
+
+def _presented_key(request: web.Request, key_in_query: bool) -> str | None:
+    """The key the request presents: in ``Authorization: Bearer``, ``X-API-Key`` or (where
+    ``key_in_query``) ``?api_key=``; a 400 ``conflicting_credentials`` when two of them
+    hold different keys (the API would act on one, a gateway in front maybe on the other).
+    """
+    header = sent_once(request, "Authorization") or ""
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
+    api_key = sent_once(request, "X-API-Key")  # checked even when a bearer token comes
+    in_query = query_once(request, "api_key") if key_in_query else None
+    if len({key.strip() for key in (bearer, api_key, in_query) if key and key.strip()}) > 1:
+        raise ApiError(400, "conflicting_credentials", "send one key: two different keys "
+                       "came (in Authorization, X-API-Key or api_key)")  # fmt: skip
+    return bearer or api_key or in_query
+
+
 def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -> ApiKey:
     """The request's key if it may act in ``scope`` (see :func:`authorise`); raises
     :class:`AuthError` otherwise, or :class:`ApiError` 429 for a key that is not valid
     once the process has refused too many of those (see
     :data:`streams.api.server.WRONG_KEYS_PER_S`), and for a valid key refused for its
     scope or origin once it is over its rate (each such refusal takes from it)."""
-    header = sent_once(request, "Authorization") or ""
-    api_key = sent_once(request, "X-API-Key")  # checked even when a bearer token comes
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or api_key
-    if not token and key_in_query:
-        token = request.query.get("api_key")
+    token = _presented_key(request, key_in_query)
     origin, referer = sent_once(request, "Origin"), sent_once(request, "Referer")
     api = api_of(request)
     try:
         return api.keys.authorise(token, scope, origin, referer)
     except AuthError as exc:
         if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
-            raise _limited(wait, "too many requests with API keys that are not valid") from None
+            raise rate_limited(wait, "too many requests with API keys that are not valid") from None
         if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
-            raise _limited(wait, f"too many requests for key {exc.key_name!r}") from None
+            raise rate_limited(wait, f"too many requests for key {exc.key_name!r}") from None
         raise
 
 
-def _limited(wait: float, message: str) -> ApiError:
+def rate_limited(wait: float, message: str) -> ApiError:
     """429, with whole seconds to wait, rounded up, in the body as in the header (a body
     saying 0.0 had clients retry at once)."""
     after = max(1, math.ceil(wait))
@@ -121,7 +151,7 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
             try:
                 key = _checked_key(request, scope)
                 if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
-                    raise _limited(wait, f"too many requests for key {key.name!r}")
+                    raise rate_limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
                 if not api_of(request).uploads.has_room(key.name, announced_size(request)):
                     raise too_many_uploads()  # (taken once it is sent, if there is room then)

@@ -116,6 +116,7 @@ class RecentErasures:
     ) -> None:  # fmt: skip
         self._limit, self._keep_s, self._clock = limit, keep_s, clock
         self._when: dict[str, tuple[float, str]] = {}  # id -> (when, ref), oldest first
+        self._changes = 0
 
     @property
     def keep_s(self) -> float:
@@ -125,6 +126,18 @@ class RecentErasures:
     def limit(self) -> int:
         return self._limit
 
+    @property
+    def version(self) -> int:
+        """A number that changes whenever the erasures held do (one added, or one let go
+        of as too old or past the limit): what is built of them is built again then.
+
+        >>> recent = RecentErasures(limit=1)
+        >>> before = recent.version; recent.add("c1", "r1"); recent.version != before
+        True
+        """
+        self._trim()
+        return self._changes
+
     def add(self, customer_id: str, customer_ref: str, at: float | None = None) -> None:
         """The customer was erased ``at`` (default: now; never later than now). Older
         erasures are added first (a process that starts reads them in that order). The
@@ -132,6 +145,7 @@ class RecentErasures:
         now = self._clock()
         self._when.pop(customer_id, None)
         self._when[customer_id] = (now if at is None else min(at, now), customer_ref)
+        self._changes += 1
         self._trim()
 
     def __contains__(self, customer_id: object) -> bool:
@@ -155,3 +169,4 @@ class RecentErasures:
             if len(self._when) <= self._limit and self._when[first][0] >= oldest:
                 return
             del self._when[first]
+            self._changes += 1

@@ -33,10 +33,12 @@ from streams.api.alerts import AlertHub
 from streams.api.auth import KeyRing
 from streams.api.batch_decisions import DecisionCounters
 from streams.api.body_budget import BodyBudget
+from streams.api.body_cost import debt_floor
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.dependency_watch import DependencyLog, show_in_metrics
+from streams.api.dev_key import dev_key_refusal
 from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
@@ -59,7 +61,7 @@ from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
-from streams.settings import Settings, secret_weakness
+from streams.settings import Settings, SettingsError, secret_weakness
 from streams.startup_line import startup_line
 
 log = logging.getLogger(__name__)
@@ -113,9 +115,17 @@ def keyring(settings: Settings) -> KeyRing:
         log.warning("MOMENTS_KEY_SECRET %s; set a long random one in production", weakness)
     if settings.api_keys.strip():
         return KeyRing.parse(settings.api_keys)
+    check_dev_key(settings)
     log.warning("MOMENTS_API_KEYS is not set: the development key, with every scope, is "
                 "accepted; set keys in production")  # fmt: skip
     return KeyRing.development()
+
+
+def check_dev_key(settings: Settings) -> None:
+    """Raise :class:`SettingsError` (exit 2) when the API would take the development key
+    where it must not (:mod:`streams.api.dev_key`)."""
+    if (refusal := dev_key_refusal(settings)) is not None:
+        raise SettingsError(refusal)
 
 
 @web.middleware
@@ -232,7 +242,11 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             policy=policy,
             catalogue=catalogue,
             keys=keyring(settings),
-            limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+            limiter=RateLimiter(
+                settings.api_rate_per_s,
+                settings.api_burst,
+                debt_floor(settings.api_burst, settings.api_max_body_bytes),
+            ),
             wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
             streams=seats,
             metrics=metrics,
@@ -319,6 +333,7 @@ async def serve(settings: Settings) -> int:
     )
     from streams.topics import ensure_topics
 
+    check_dev_key(settings)  # before Kafka and Redis are asked anything
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
     await ensure_topics(settings)
     await warn_about_redis_setup(settings)
@@ -335,7 +350,7 @@ async def serve(settings: Settings) -> int:
     runner = JsonErrorsAppRunner(
         app, access_log=None, stop_within_s=SHUTDOWN_S,
         keepalive_timeout=settings.api_idle_timeout_s,
-        max_connections=most, on_refused=turned_away,
+        max_connections=most, on_refused=turned_away, head_timeout_s=settings.api_head_timeout_s,
     )  # fmt: skip
     await runner.setup()  # (the API's state is there from here on)
     seats = app[API_KEY].streams

@@ -30,7 +30,13 @@ from streams.api.errors import ApiError, json_response
 from streams.api.ingest_views import post_events, post_outcomes
 from streams.api.openapi import openapi_document
 from streams.api.protocol_errors import expect_continue
-from streams.api.request_checks import api_of, authorise, continue_for, customer_id_of
+from streams.api.request_checks import (
+    api_of,
+    authorise,
+    continue_for,
+    customer_id_of,
+    query_once,
+)
 from streams.api.server import Api
 
 # Any customer id POST /v1/events takes, braces included ("{3F2504E0-...}"); aiohttp's
@@ -67,14 +73,14 @@ async def recommendations(request: web.Request) -> web.Response:
     key = authorise(request, "recommend")
     api = api_of(request)
     customer_id = customer_id_of(request, to_act_on=True)
-    channel = request.query.get("channel", "web")
+    channel = query_once(request, "channel", "web") or ""
     if channel not in OFFER_CHANNELS:
         raise ApiError(400, "invalid_channel", _CHANNEL_FAULT)
     # a key bound to other channels (a page's, to the web) decides nothing here: an offer
     # by email, text or call would keep a made-up id a month and spend a real customer's
     # caps and the offers' budgets
     check_channel(key, channel)
-    raw_limit = request.query.get("limit", "3")  # digits only (int() takes "1_0", " 5")
+    raw_limit = query_once(request, "limit", "3") or ""  # digits only (int() takes "1_0", " 5")
     limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,2}", raw_limit) else 0
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
@@ -132,7 +138,7 @@ async def offers(request: web.Request) -> web.Response:
     offers may be made now and how much of each daily budget is spent."""
     authorise(request, "recommend")
     api = api_of(request)
-    channel = request.query.get("channel")
+    channel = query_once(request, "channel")
     if channel is not None and channel not in OFFER_CHANNELS:
         raise ApiError(400, "invalid_channel", _CHANNEL_FAULT)
     catalogue = api.catalogue.current

@@ -1,6 +1,7 @@
 """Connections that hold the API without asking anything of it (slowloris): one idle
-after connecting, between requests or part way through its headers is closed after
-``MOMENTS_API_IDLE_TIMEOUT_S``; a body trickled in is answered 408 after
+between requests is closed after ``MOMENTS_API_IDLE_TIMEOUT_S``; one that has not sent a
+whole head ``MOMENTS_API_HEAD_TIMEOUT_S`` after connecting, or after the first byte of a
+later head, is closed then; a body trickled in is answered 408 after
 ``MOMENTS_API_BODY_TIMEOUT_S``. aiohttp's own idle limit is an hour, and it has none for
 a body: an abuse drill held 400 connections for 15 minutes, and 1,200 idle ones took
 every file descriptor the process had."""
@@ -8,6 +9,7 @@ every file descriptor the process had."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -22,8 +24,9 @@ from tests.integration.test_api_support import DEV_AUTH
 
 pytestmark = pytest.mark.integration
 
-IDLE_S = 2.0
-BODY_S = 1.5
+IDLE_S = 5.0
+HEAD_S = 1.0  # shorter than the idle timeout: heads are not given all of it
+BODY_S = 1.5  # longer than the head timeout: a body is not cut off by it
 
 
 async def closed_after(reader: asyncio.StreamReader, within_s: float) -> float:
@@ -51,7 +54,9 @@ def api(kafka_redis: Services, tmp_path_factory: pytest.TempPathFactory) -> Iter
     deployment = Pipeline(kafka_redis, tmp_path_factory.mktemp("connections"))
     try:
         yield deployment.start_api(
-            MOMENTS_API_IDLE_TIMEOUT_S=str(IDLE_S), MOMENTS_API_BODY_TIMEOUT_S=str(BODY_S)
+            MOMENTS_API_IDLE_TIMEOUT_S=str(IDLE_S),
+            MOMENTS_API_BODY_TIMEOUT_S=str(BODY_S),
+            MOMENTS_API_HEAD_TIMEOUT_S=str(HEAD_S),
         )
     finally:
         deployment.stop()
@@ -59,12 +64,41 @@ def api(kafka_redis: Services, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: moments\r\nX-Sl"])
 async def test_a_connection_that_sends_no_whole_request_is_closed(api: Worker, sent: bytes) -> None:
+    """It was held for the whole idle timeout (75 s by default): a client with no key
+    opening 5 connections a second held every connection an API pod may hold."""
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
     try:
         writer.write(sent)
         await writer.drain()
         took = await closed_after(reader, IDLE_S + 10)
-        assert IDLE_S * 0.8 <= took < IDLE_S + 3, took  # not at once: once idle that long
+        assert HEAD_S * 0.8 <= took < HEAD_S + 1.5 < IDLE_S, took  # at the head's deadline
+    finally:
+        writer.close()
+
+
+async def test_a_head_trickled_in_is_closed_at_its_deadline_on_a_kept_alive_connection(
+    api: Worker,
+) -> None:
+    """Between requests the idle timeout applies; a later head is due within the head
+    timeout of its first byte, however its bytes trickle in."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: moments\r\n\r\n")
+        await writer.drain()
+        head, _ = await response(reader, 5)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        await asyncio.sleep(HEAD_S * 1.5)  # idle, not sending a head: kept
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionError):  # (closed while it trickled)
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: moments\r\nX-Slow: yes":  # 5 s
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(HEAD_S / 10)
+                if reader.at_eof():
+                    break
+        await closed_after(reader, IDLE_S + 10)
+        took = time.monotonic() - started
+        assert HEAD_S * 0.8 <= took < HEAD_S + 1.5, took
     finally:
         writer.close()
 

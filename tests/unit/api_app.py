@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
 from streams.api.body_budget import BodyBudget
+from streams.api.body_cost import debt_floor
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.dependency_watch import DependencyLog
 from streams.api.erased_items import CheckPause
@@ -59,7 +60,11 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
     api = SimpleNamespace(
         settings=settings,
         keys=KeyRing.parse(settings.api_keys) if settings.api_keys else KeyRing.development(),
-        limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst),
+        limiter=RateLimiter(
+            settings.api_rate_per_s,
+            settings.api_burst,
+            debt_floor(settings.api_burst, settings.api_max_body_bytes),
+        ),
         wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
         streams=StreamSeats(settings.api_max_streams_per_key),
         outages=DependencyLog(),

@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.api.dev_key import dev_key_refusal
 from streams.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -284,6 +285,16 @@ def test_compose_moments_services_share_image_group_and_settings() -> None:
     assert services["api"]["command"] == ["api"]
     simulator = services["simulator"]["command"]
     assert simulator[0] == "simulate" and "--respond" in simulator
+
+
+def test_compose_api_takes_the_development_key_on_the_hosts_loopback_only() -> None:
+    """Without keys, an API on every interface (the image's MOMENTS_API_HOST) refuses to
+    start unless told it may: the demo is told, as its port is published on 127.0.0.1."""
+    api = _compose_model()["services"]["api"]
+    assert "MOMENTS_API_HOST=0.0.0.0" in DOCKERFILE.read_text()
+    settings = Settings.from_env({**api["environment"], "MOMENTS_API_HOST": "0.0.0.0"})
+    assert not settings.api_keys and dev_key_refusal(settings) is None
+    assert [p["host_ip"] for p in api["ports"]] == ["127.0.0.1"]
 
 
 def _seconds(duration: str) -> int:
