@@ -258,11 +258,14 @@ class ChurnRisk:
         }
 
     @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> ChurnRisk:
+    def from_dict(cls, state: Mapping[str, Any], learning: bool = True) -> ChurnRisk:
         """The model ``state`` holds; ValueError for one that is not a churn-risk model's,
         or that no model learning as this one does could hold (a figure not finite, a
         negative variance or count, a feature the scaler knows only part of), or with
-        which it cannot score: it would fail every score, or every example learned."""
+        which it cannot score: it would fail every score, or every example learned.
+        ``learning=False``: a copy that only scores (the API's and the workers', reloaded
+        every few seconds), without the drift watch and quality figures a learner goes on
+        from (their replay took about 2 ms of a process's event loop at each reload)."""
         if state.get("kind") != KIND:
             raise ValueError(f"not a churn-risk snapshot: {state.get('kind')!r}")
         _check_settings(state)
@@ -282,7 +285,8 @@ class ChurnRisk:
         model.serving = bool(state.get("serving", False)) or model._warmed_up()
         model.matured = model.matured or model.serving
         model.drifts = int(state["drifts"])
-        _replay(model, state)
+        if learning:
+            _replay(model, state)
         scaler = state["scaler"]
         _check_scaler(scaler)
         for key, count in scaler["counts"].items():

@@ -39,7 +39,7 @@ def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:
 
 
 def restore_risk(payload: str) -> ChurnRisk:
-    return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model)
+    return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model, learning=False)
 
 
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:

@@ -58,7 +58,8 @@ class RiskLearner(SnapshotLearner):
         return self._model.to_dict()
 
     def _published(self, version: int) -> None:
-        self._holder.model = ChurnRisk.from_dict(self._model.to_dict())  # as published
+        # as published, to score (the learner goes on with its own)
+        self._holder.model = ChurnRisk.from_dict(self._model.to_dict(), learning=False)
         self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:
@@ -78,6 +79,11 @@ class RiskLearner(SnapshotLearner):
         # written after it): their tombstones are read by the keyed hash the ids hold.
         gone = await erased_examples(self._store, [e.example_id for e, _ in examples])
         erased = sum(gone)
+        if erased:  # a claim a run before this one made after the erasure (its check after
+            # the claim met an outage, and the learner restarted) is dropped now
+            await self._store.models.unclaim_examples(
+                RISK, [e.example_id for (e, _), g in zip(examples, gone, strict=True) if g]
+            )
         examples = [item for item, erased_now in zip(examples, gone, strict=True) if not erased_now]
         # A worker that retries or replays a batch whose decisions it never confirmed
         # sends its examples again, and so does a sweep sent again after it failed to

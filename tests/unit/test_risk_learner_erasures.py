@@ -6,12 +6,14 @@ nothing looked that hash's tombstone up."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from agents.risk_watch import RiskHolder, example_id
+from feature_store import StoreUnavailable
 from schemas.risk import RiskExample
 from streams import rebuild_risk
 from streams.erased_examples import erased_examples
@@ -21,6 +23,7 @@ from streams.settings import Settings
 from tests.unit.test_learner_runs import (
     TS,
     Models,
+    Tombstones,
     Topic,
     example,
     published_examples,
@@ -169,3 +172,39 @@ async def test_an_example_whose_customer_is_erased_while_it_is_claimed_teaches_n
     assert results(metrics) == {"learned": 1.0, "erased": 1.0}
     # its claim, made after the erasure, is taken back: nothing naming them stays written
     assert {i.split(":")[1] for _, i in shared.models.example_claims} == {BEN}
+
+
+class FailsSecond(Tombstones):
+    """The tombstones, out of reach for the second read (the check after the claim)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def __call__(self, subjects: list[str]) -> list[bool]:
+        self.calls += 1
+        if self.calls == 2:
+            raise StoreUnavailable("redis away")
+        return await super().__call__(subjects)
+
+
+async def test_a_claim_made_after_the_erasure_is_dropped_when_its_check_met_an_outage(
+    topic: Topic,
+) -> None:
+    """The check after the claim failed, the learner restarted, and its first tombstone
+    read left the example out: the claim made after the erasure (naming the customer by
+    keyed hash) stayed until the claims expire."""
+    shared = store()
+    shared.erased_subjects = FailsSecond()
+    shared.models = ErasedDuringTheClaim(shared.erased_subjects, ANA)
+    topic.append(0, example(example_id(ANA, 1)))
+    first = RiskLearner(shared, RiskHolder(), Metrics(), "", "risk-examples",
+                        publish_every_s=0.05)  # fmt: skip
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(first.run(lambda: True), 5)
+    assert shared.models.example_claims  # claimed after the erasure
+    second = RiskLearner(shared, RiskHolder(), Metrics(), "", "risk-examples",
+                         publish_every_s=0.05)  # fmt: skip
+    await run_until(second, lambda: shared.erased_subjects.calls >= 3)
+    assert second._model.examples == 0
+    assert shared.models.example_claims == {}
