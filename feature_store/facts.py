@@ -316,6 +316,36 @@ def withdraws(event: TouchpointEvent) -> bool:
                for op, field, value in touchpoint_updates(event))  # fmt: skip
 
 
+def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | None:
+    """The withdrawal fields alone of a touchpoint that withdraws (``None`` for any other),
+    under an id of their own (``w:<event_id>``), so that the touchpoint's own fact
+    (``t:<event_id>``), applied later by a worker, is still applied in full, and counted
+    once: this one counts nothing, and writes only ``latest`` fields, which rank by their
+    time (an older grant cannot undo it; the same withdrawal again changes nothing).
+    Stamped ``at_ms`` instead of the touchpoint's time when given (one dated ahead).
+
+    >>> from datetime import datetime, timezone
+    >>> from schemas import Consent
+    >>> at = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    >>> fact = withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
+    ...                                granted=False))
+    >>> fact.fact_id, fact.updates
+    ('w:e', (('latest', 'consent:sms', '0'),))
+    >>> withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
+    ...                         granted=True)) is None
+    True
+    """
+    updates = tuple(
+        (op, field, value)
+        for op, field, value in touchpoint_updates(event)
+        if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
+    )
+    if not updates:
+        return None
+    stamp = ts_ms(event.ts) if at_ms is None else at_ms
+    return Fact(f"w:{event.event_id}", event.customer_id, stamp, updates)
+
+
 def recent_entry(event: TouchpointEvent) -> str:
     """How the event appears in the recent-touchpoints list (no customer id)."""
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
