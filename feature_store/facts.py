@@ -135,14 +135,17 @@ class ContactCeilings:
     ``cap`` before it. ``cool_downs``: (profile field, latest): the time in the field
     (ms; the last time an offer was shown) must be ``latest`` or earlier, or not be
     there. ``timezone``: an IANA name, whose days the counts count (the customer's, else
-    the catalogue's)."""
+    the catalogue's). ``withdrawn``: withdrawal fields (:data:`WITHDRAWAL_FIELDS`) that
+    must not read ``"0"`` (in the profile, else in the opt-outs kept beside it): a
+    withdrawal applied since the decision's read refuses its contact, decided again."""
 
     counts: tuple[tuple[tuple[str, ...], int, int], ...] = ()
     cool_downs: tuple[tuple[str, int], ...] = ()
     timezone: str = "UTC"
+    withdrawn: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.cool_downs)
+        return bool(self.counts or self.cool_downs or self.withdrawn)
 
 
 @dataclass(frozen=True, slots=True)
