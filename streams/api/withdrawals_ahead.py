@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from agents.web_withdrawals import web_consent
 from feature_store.facts import Fact, withdrawal_fact
 from schemas import TouchpointEvent
 from streams.api.server import Api
@@ -34,7 +35,11 @@ def withdrawal_facts(events: Sequence[TouchpointEvent]) -> list[Fact]:
 
 
 async def withdraw_now(api: Api, events: Sequence[TouchpointEvent]) -> None:
-    """Apply the withdrawals among ``events`` (already written to Kafka) to Redis."""
+    """Apply the withdrawals among ``events`` (already written to Kafka) to Redis, and
+    remember the web's for this process's fallbacks (whether Redis takes them or not)."""
+    for event in events:
+        if web_consent(event) is not None:
+            api.web_withdrawals.saw(api.store.pseudonym(event.customer_id), event)
     facts = withdrawal_facts(events)
     if not facts or api.outages.away("redis"):
         return
