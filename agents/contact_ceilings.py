@@ -38,7 +38,7 @@ import msgspec
 
 from feature_store import ContactCeilings, Fact, offers_shown_fact
 from feature_store.contact_days import contact_zone
-from feature_store.facts import ts_ms
+from feature_store.facts import WITHDRAWAL_FIELDS, ts_ms
 from schemas import NextBestOffer, OfferCatalogue
 from schemas.contact_rules import OUTBOUND
 
@@ -83,7 +83,18 @@ def ceilings_of(
         if offer.cooldown_s:
             cool_downs.append((f"last_shown:{offer_id}", at_ms - offer.cooldown_s * 1000))
     days_of = contact_zone(timezone, rules.timezone)
-    return ContactCeilings(tuple(counts), tuple(cool_downs), days_of)
+    return ContactCeilings(tuple(counts), tuple(cool_downs), days_of, withdrawn_fields(channel))
+
+
+def withdrawn_fields(channel: str) -> tuple[str, ...]:
+    """The withdrawal fields that hold a contact on ``channel`` back (a withdrawal for
+    ``all`` writes each channel's): its consent, and on email the subscription.
+
+    >>> withdrawn_fields("email"), withdrawn_fields("web"), withdrawn_fields("social")
+    (('consent:email', 'subscribed:email'), ('consent:web',), ())
+    """
+    fields = (f"consent:{channel}", *(["subscribed:email"] if channel == "email" else []))
+    return tuple(f for f in fields if f in WITHDRAWAL_FIELDS)
 
 
 def offers_shown_within(

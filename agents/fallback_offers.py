@@ -1,7 +1,8 @@
 """Fallback answers: the catalogue's safe default offers, for when a decision cannot be
 taken in time (Redis or the model slow or down).
 
-A fallback reads nothing from Redis, so it cannot know the customer's consent: it makes
+A fallback reads nothing from Redis, so it cannot know the customer's consent (but for a
+web withdrawal the same API process took: :mod:`agents.web_withdrawals`): it makes
 offers only on the web, where the customer came to Moments' users and the defaults are
 the same for everyone (unless the catalogue's ``consent_required`` names the web); on
 the channels that reach out (email, text, call) it offers nothing
@@ -49,6 +50,12 @@ a deterministic policy's are.
 ...                   ControlGroup("salt", 0.0), now).reasons
 ['fallback:store_unavailable', 'suppressed:consent_unknown:web']
 
+A customer this process saw withdraw their consent to the web gets nothing there:
+
+>>> fallback_decision("c-1", "web", 3, "error", catalogue, ControlGroup("salt", 0.0), now,
+...                   withdrawn=True).reasons
+['fallback:error', 'suppressed:consent:web']
+
 Once shown, ``tips`` cools down for a day and gives its place to ``club``; the web's
 daily cap of 2 then stops both:
 
@@ -94,14 +101,22 @@ def fallback_decision(
     control_group: ControlGroup,
     now: datetime,
     shown: ContactHistory = NOTHING_SHOWN,
+    withdrawn: bool = False,
 ) -> NextBestOffer:
     """The fallback answer for ``customer_id`` on ``channel``, marked ``fallback``;
     ``shown``: what this process's fallbacks showed the customer
-    (:class:`agents.fallback_contacts.FallbackContacts`)."""
+    (:class:`agents.fallback_contacts.FallbackContacts`); ``withdrawn``: the process
+    saw the customer withdraw their consent to ``channel``
+    (:class:`agents.web_withdrawals.WebWithdrawals`), which it then offers nothing on."""
     control = control_group.contains(customer_id)
     rules = catalogue.contact_policy
     assumed = channel in WITHOUT_CONSENT and not rules.needs_grant(channel)
-    unknown = None if control or assumed else f"consent_unknown:{channel}"
+    unknown = (
+        None if control
+        else f"consent:{channel}" if withdrawn
+        else None if assumed
+        else f"consent_unknown:{channel}"
+    )  # fmt: skip
     quiet = not control and not unknown and rules.quiet_at(channel, now)
     # a cap of 0, or one the fallbacks already reached
     tired = None if control or unknown or quiet else fatigue(channel, shown, rules)

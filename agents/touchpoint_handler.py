@@ -32,6 +32,7 @@ from agents.offer_policy import OfferPolicy
 from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
+from agents.withdrawals_ahead import withdrawal_now
 from feature_store import (
     ApplyStatus,
     FeatureStore,
@@ -40,6 +41,7 @@ from feature_store import (
     StoreUnavailable,
     intervention_fact,
 )
+from feature_store.facts import Fact
 from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 from schemas.ahead import not_ahead
 from schemas.errors import record_value
@@ -95,10 +97,15 @@ class TouchpointHandler:
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
         latest = self._clock() + self._max_future
+        ahead: list[Fact] = []  # withdrawals dated too far ahead: dead-lettered, applied
         for record in records:
             try:
                 event = decode_touchpoint(record_value(record.value))
-                not_ahead(event, latest, self._max_future)
+                try:
+                    not_ahead(event, latest, self._max_future)
+                except InvalidEvent:
+                    ahead += withdrawal_now(event, latest)
+                    raise
                 decoded.append((record, event))
                 elsewhere = record.keyed_partition not in (None, record.partition)
                 if record.key != event.customer_id.encode() or elsewhere:
@@ -107,6 +114,7 @@ class TouchpointHandler:
                 invalid = FailedRecord(record, f"invalid: {exc.reason}", len(result.results))
                 result.dead_letters.append(invalid)
                 result.results.append((exc.kind, "invalid"))
+        await self._withdraw_ahead(ahead)
         if not decoded:
             return result
         statuses: list[ApplyStatus | None]
@@ -138,6 +146,19 @@ class TouchpointHandler:
             reads = await read_for_decisions(self._store, plan)
             self._decisions.decide(plan, reads, result, before)
         return result
+
+    async def _withdraw_ahead(self, facts: list[Fact]) -> None:
+        """Apply the withdrawals of touchpoints dead-lettered for being dated too far
+        ahead (before the batch's reads: its decisions honour them). Raises
+        :class:`StoreUnavailable` only (the batch is retried; they are idempotent)."""
+        if not facts:
+            return
+        try:
+            await self._store.apply_facts(facts)
+        except StoreUnavailable:
+            raise
+        except Exception:  # a customer's keys Redis refuses: the letter stays
+            log.warning("withdrawals dated ahead not applied", exc_info=True)
 
     async def _apply_with_retries(
         self,

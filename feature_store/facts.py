@@ -135,14 +135,17 @@ class ContactCeilings:
     ``cap`` before it. ``cool_downs``: (profile field, latest): the time in the field
     (ms; the last time an offer was shown) must be ``latest`` or earlier, or not be
     there. ``timezone``: an IANA name, whose days the counts count (the customer's, else
-    the catalogue's)."""
+    the catalogue's). ``withdrawn``: withdrawal fields (:data:`WITHDRAWAL_FIELDS`) that
+    must not read ``"0"`` (in the profile, else in the opt-outs kept beside it): a
+    withdrawal applied since the decision's read refuses its contact, decided again."""
 
     counts: tuple[tuple[tuple[str, ...], int, int], ...] = ()
     cool_downs: tuple[tuple[str, int], ...] = ()
     timezone: str = "UTC"
+    withdrawn: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.cool_downs)
+        return bool(self.counts or self.cool_downs or self.withdrawn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +317,36 @@ def withdraws(event: TouchpointEvent) -> bool:
     """
     return any(op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
                for op, field, value in touchpoint_updates(event))  # fmt: skip
+
+
+def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | None:
+    """The withdrawal fields alone of a touchpoint that withdraws (``None`` for any other),
+    under an id of their own (``w:<event_id>``), so that the touchpoint's own fact
+    (``t:<event_id>``), applied later by a worker, is still applied in full, and counted
+    once: this one counts nothing, and writes only ``latest`` fields, which rank by their
+    time (an older grant cannot undo it; the same withdrawal again changes nothing).
+    Stamped ``at_ms`` instead of the touchpoint's time when given (one dated ahead).
+
+    >>> from datetime import datetime, timezone
+    >>> from schemas import Consent
+    >>> at = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    >>> fact = withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
+    ...                                granted=False))
+    >>> fact.fact_id, fact.updates
+    ('w:e', (('latest', 'consent:sms', '0'),))
+    >>> withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
+    ...                         granted=True)) is None
+    True
+    """
+    updates = tuple(
+        (op, field, value)
+        for op, field, value in touchpoint_updates(event)
+        if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
+    )
+    if not updates:
+        return None
+    stamp = ts_ms(event.ts) if at_ms is None else at_ms
+    return Fact(f"w:{event.event_id}", event.customer_id, stamp, updates)
 
 
 def recent_entry(event: TouchpointEvent) -> str:

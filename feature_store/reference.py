@@ -252,6 +252,9 @@ class CustomerState:
             counted = contacts_from(daily, quarters, start, ts_ms // DAY_MS + 1, whole)
             if sum(counted.get(m, 0) for m in metrics) >= cap:
                 return True
+        for name in ceilings.withdrawn:  # a withdrawal applied since the read
+            if self.profile.get(name, self.optouts.get(name)) == "0":
+                return True
         return any(
             field in self.profile and int(self.profile[field]) > latest
             for field, latest in ceilings.cool_downs

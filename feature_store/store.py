@@ -68,7 +68,8 @@ def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
     counts = [(metrics, counted_from_ms(at_ms, ceilings.timezone, days), cap)
               for metrics, days, cap in ceilings.counts]  # fmt: skip
     return _updates_json({"day": at_ms // DAY_MS, "quarter": QUARTER.size_ms,
-                          "counts": counts, "since": ceilings.cool_downs})  # fmt: skip
+                          "counts": counts, "since": ceilings.cool_downs,
+                          "withdrawn": ceilings.withdrawn})  # fmt: skip
 
 
 @functools.cache

@@ -158,7 +158,9 @@ for _, update in ipairs(updates) do
 end
 -- A contact with ceilings (ARGV[12], JSON {day: its UTC day, quarter: the size of the
 -- quarter-hour buckets (ms), counts: [[metrics, from, cap]], since: [[profile field,
--- latest ms]]}, facts.py ContactCeilings, store.py _ceilings_json) is refused when the
+-- latest ms]], withdrawn: [withdrawal field]}, facts.py ContactCeilings, store.py
+-- _ceilings_json) is refused when a withdrawn field reads '0' (consent withdrawn since
+-- the decision's read), or when the
 -- contact counts of the metrics from `from` (in UTC ms, found in Python: a day's count
 -- from the customer's local midnight, a week's from the start of the UTC day its first
 -- local midnight falls in, contact_days.py counted_from_ms) up to the end of the day after its
@@ -268,6 +270,13 @@ if ARGV[12] and ARGV[12] ~= '' then
   for _, since in ipairs(ceilings.since) do
     local last = tonumber(redis.call('HGET', profile, since[1]))
     if last and last > since[2] then return 5 end
+  end
+  -- a withdrawal applied since the decision's read (in the profile, else in the opt-outs
+  -- kept beside it): the contact is refused, and decided again
+  for _, field in ipairs(ceilings.withdrawn or {}) do
+    local value = redis.call('HGET', profile, field)
+    if not value then value = redis.call('HGET', KEYS[6], field) end
+    if value == '0' then return 5 end
   end
 end
 -- a contact's quarter on a QUARTERED metric adds to its day's count of those (below;

@@ -36,6 +36,7 @@ from streams.api.request_checks import (
     too_many_uploads,
 )
 from streams.api.server import Api
+from streams.api.withdrawals_ahead import withdraw_now
 
 _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
@@ -238,6 +239,8 @@ async def post_events(request: web.Request) -> web.Response:
     topic = api.settings.topic(topics.TOUCHPOINTS)
     if events.kept:
         await _produce(api, topic, [records[i] for i in events.places], events.places)
+        # honoured by this API's answers from now, however far behind the workers are
+        await withdraw_now(api, [e for e, _ in events.kept])
     else:  # every item was an erased customer's: answered no sooner than a write
         await api.ingest_writes.wait()
     # the same answer whoever was erased: a sender learns nothing of erasures from it

@@ -25,6 +25,7 @@ from agents.fallback_contacts import FallbackContacts
 from agents.learned_policy import ModelHolder
 from agents.offer_policy import OfferPolicy
 from agents.risk_watch import RiskHolder
+from agents.web_withdrawals import WebWithdrawals
 from feature_store import FeatureStore
 from schemas import load_catalogue
 from streams import topics
@@ -103,6 +104,8 @@ class Api:
     erasure_checks: CheckPause = field(default_factory=CheckPause)
     # the offers this process's fallback answers showed, per customer (their caps)
     fallback_contacts: FallbackContacts = field(default_factory=FallbackContacts)
+    # the customers (keyed hashes) seen withdrawing web consent here: none in fallbacks
+    web_withdrawals: WebWithdrawals = field(default_factory=WebWithdrawals)
     # how long the ingest's writes took: as long as an answer that writes nothing waits
     ingest_writes: WriteTimes = field(default_factory=WriteTimes)
 

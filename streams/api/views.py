@@ -55,8 +55,13 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
     control_group = api.policy.contact_policy.control_group
     catalogue, now = api.catalogue.current, datetime.now(UTC)
     shown = api.fallback_contacts.history(customer_id, now, catalogue.contact_policy.timezone)
+    # a web withdrawal this process took (POST /v1/events): nothing on the web
+    seen = api.web_withdrawals
+    withdrawn = (
+        channel == "web" and len(seen) > 0 and seen.withdrawn(api.store.pseudonym(customer_id))
+    )
     return fallback_decision(customer_id, channel, limit, reason, catalogue, control_group,
-                             now, shown)  # fmt: skip
+                             now, shown, withdrawn)  # fmt: skip
 
 
 # What a decision says of its customer beyond the offers: their segment, the model's input

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -276,3 +277,55 @@ async def test_a_customer_whose_decision_keys_are_corrupt_is_dead_lettered_alone
     assert letter.record.key == customers[1].encode()
     assert letter.error.startswith("decision record failed: ResponseError: WRONGTYPE")
     assert [r for _, r in result.results] == ["ok", "failed", "ok"]
+
+
+def withdrawal(customer: str, channel: str) -> list[Any]:
+    return [decode_touchpoint(json.dumps({
+        "type": "consent", "event_id": unique("w"), "customer_id": customer,
+        "ts": datetime.now(UTC).isoformat(), "channel": channel, "granted": False,
+    }))]  # fmt: skip
+
+
+async def test_a_withdrawal_applied_after_the_apis_read_refuses_its_contact(
+    two: TwoProcesses,
+) -> None:
+    """A worker applies a web withdrawal (here: `all`) between the API's read of the
+    features and the record of its decision: the store refuses the contact, and the
+    decision taken again from a new read shows nothing."""
+    customer = unique("withdrew")
+    await two.known(customer)
+    api, _ = two.start(WEB_THREE_A_DAY)
+    store = two.stores[0]
+    read = store.read_for_decisions
+
+    async def read_then_withdraw(*args: Any, **kwargs: Any) -> Any:
+        found = await read(*args, **kwargs)
+        if not getattr(read_then_withdraw, "done", False):
+            read_then_withdraw.done = True  # type: ignore[attr-defined]
+            await two.stores[1].apply(withdrawal(customer, "all"))
+        return found
+
+    store.read_for_decisions = read_then_withdraw  # type: ignore[method-assign]
+    answer = await api.recommend(customer, "web", 1)
+    await api.drain()
+    assert isinstance(answer, NextBestOffer)
+    assert answer.offers == [] and "suppressed:consent:web" in answer.reasons
+    features = await two.stores[1].read(customer)
+    assert features is not None and features.contact.shown_today == {}
+
+
+async def test_a_withdrawal_applied_after_a_workers_read_refuses_its_contacts(
+    two: TwoProcesses,
+) -> None:
+    customer = unique("worker-withdrew")
+    await two.known(customer)
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(WEB_THREE_A_DAY), ContactPolicy(ControlGroup("salt", 0.0))
+    )
+    handler = TouchpointHandler(two.stores[0], policy)
+    result = await handler.handle(clicks(customer, "w", 2), Counter())
+    assert all(d.offers for d in result.decisions)
+    await two.stores[1].apply(withdrawal(customer, "web"))  # another worker, meanwhile
+    assert await handler.reserve(result) == Refusals(contacts=2)  # decided again
+    assert not any(d.offers for d in result.decisions)
+    assert all("suppressed:consent:web" in d.reasons for d in result.decisions)

@@ -185,6 +185,8 @@ ceilings = st.builds(
         lambda c: tuple((field, NOW_MS - s * 1000) for field, s in c)
     ),
     days_of,
+    # a consent withdrawn (the history's consent events: email, web or all) refuses it
+    st.sampled_from([(), ("consent:web",), ("consent:email", "subscribed:email")]),
 )
 guarded = st.lists(
     # ages from 15 minutes ahead (a process's clock running fast: past midnight, its
@@ -241,6 +243,14 @@ guarded = st.lists(
               ("email", "alice", 52200, ContactCeilings(), False),
               ("email", "alice", 21600, ContactCeilings(((("shown:email",), 1, 2),),
                                                         timezone="Europe/Paris"), False)],
+)  # fmt: skip
+@example(  # web consent withdrawn since the read: its contact is refused (still subscribed
+    # to email, whose consent `all` withdrew too: applied, as only the subscription is checked)
+    history=[WebClick(event_id="e0", customer_id="alice", ts=NOW, page="/p"),
+             Consent(event_id="e1", customer_id="alice", ts=NOW, channel="all", granted=False)],
+    split=2,
+    contacts=[("web", "alice", 0, ContactCeilings(withdrawn=("consent:web",)), False),
+              ("email", "alice", 0, ContactCeilings(withdrawn=("subscribed:email",)), False)],
 )  # fmt: skip
 def test_contacts_within_ceilings_match_reference(
     kafka_redis: Services, history: list[Any], split: int, contacts: list[Any]

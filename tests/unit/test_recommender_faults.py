@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from agents.catalogue_holder import CatalogueHolder
 from agents.fallback_contacts import FallbackContacts
 from agents.moments import DecisionMoment
+from agents.web_withdrawals import WebWithdrawals
 from feature_store import StoreUnavailable
 from schemas import NextBestOffer
 from streams.api import recommender as recommender_module
@@ -173,6 +174,7 @@ def app_over(rec: Recommender, catalogue: Any, fallbacks: list[str]) -> Any:
         recommender=rec,
         alerts=SimpleNamespace(erased_lately=set()),
         fallback_contacts=FallbackContacts(),
+        web_withdrawals=WebWithdrawals(),
         policy=rec._policy,
         catalogue=CatalogueHolder(catalogue),
         metrics=SimpleNamespace(

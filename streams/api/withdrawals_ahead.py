@@ -1,0 +1,53 @@
+"""A withdrawal the API accepts is applied to Redis at once, ahead of the worker.
+
+``POST /v1/events`` writes touchpoints to Kafka, and only a worker applies them to the
+store, which the API's own recommendations read: a customer who withdrew consent kept
+being offered on the channel for as long as the workers were behind (down, rebalancing,
+lagging; 17 answers of 30 asked for a millisecond after the 202 still made offers by
+email). After the write to Kafka, the withdrawal fields alone of each withdrawal are
+applied too (:func:`feature_store.facts.withdrawal_fact`: an id of their own, nothing
+counted, ranked by their time, kept beside the tombstone of an erased customer as any
+withdrawal is), best effort: within :data:`WITHIN_S`, and not while Redis is known to be
+away. The worker applies the whole touchpoint from Kafka all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from agents.web_withdrawals import web_consent
+from feature_store.facts import Fact, withdrawal_fact
+from schemas import TouchpointEvent
+from streams.api.server import Api
+
+log = logging.getLogger(__name__)
+
+WITHIN_S = 0.25  # how long the answer waits for them at most
+WARN_EVERY_S = 60.0  # a failure is told at most this often per process
+_told = [-WARN_EVERY_S]
+
+
+def withdrawal_facts(events: Sequence[TouchpointEvent]) -> list[Fact]:
+    """The withdrawal facts of those of ``events`` that withdraw."""
+    return [f for f in map(withdrawal_fact, events) if f is not None]
+
+
+async def withdraw_now(api: Api, events: Sequence[TouchpointEvent]) -> None:
+    """Apply the withdrawals among ``events`` (already written to Kafka) to Redis, and
+    remember the web's for this process's fallbacks (whether Redis takes them or not)."""
+    for event in events:
+        if web_consent(event) is not None:
+            api.web_withdrawals.saw(api.store.pseudonym(event.customer_id), event)
+    facts = withdrawal_facts(events)
+    if not facts or api.outages.away("redis"):
+        return
+    try:
+        await asyncio.wait_for(api.store.apply_facts(facts), WITHIN_S)
+    except Exception as exc:  # the worker applies them from Kafka
+        now = time.monotonic()
+        if now - _told[0] >= WARN_EVERY_S:
+            _told[0] = now
+            log.warning("%d withdrawals not applied ahead of the workers (%s); they hold "
+                        "once a worker applies them", len(facts), type(exc).__name__)  # fmt: skip
