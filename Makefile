@@ -31,10 +31,11 @@ lint: $(BIN)/moments
 	$(BIN)/mypy
 
 # Two test processes (MOMENTS_TEST_PROCESSES): each starts its own Kafka and Redis, and
-# most tests wait on them, so two share two cores well.
+# most tests wait on them, so two share two cores well. The 20 slowest tests are listed
+# at the end, to keep the run short.
 MOMENTS_TEST_PROCESSES ?= 2
 test: test-deps lint
-	$(BIN)/pytest -n $(MOMENTS_TEST_PROCESSES) --dist worksteal \
+	$(BIN)/pytest -n $(MOMENTS_TEST_PROCESSES) --dist worksteal --durations=20 \
 		--doctest-modules schemas feature_store agents streams tests
 
 bench: deps
