@@ -92,18 +92,24 @@ class _Parts:
             return None
 
     def decoded(self, contexts: list[str]) -> list[Any]:
-        out = []
-        for context in contexts:
-            try:
-                decision = msgspec.json.decode(context)
-            except msgspec.DecodeError:
-                self.missing("decisions")
-                continue
-            if not isinstance(decision, dict):  # JSON, but no decision's
-                self.missing("decisions")
-                continue
-            out.append(decision)
-        return out
+        decisions, unread = decoded_decisions(contexts)
+        if unread:
+            self.missing("decisions")
+        return decisions
+
+
+def decoded_decisions(contexts: list[str]) -> tuple[list[Any], int]:
+    """The decisions' contexts that decode to a JSON object, and how many did not (cut
+    short, or JSON but no decision's), as the profile and the export show them."""
+    decisions = []
+    for context in contexts:
+        try:
+            decision = msgspec.json.decode(context)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(decision, dict):
+            decisions.append(decision)
+    return decisions, len(contexts) - len(decisions)
 
 
 def _claimed(field: str, value: str) -> list[tuple[str, str, str]]:

@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from agents.risk_features import risk_features
@@ -15,7 +14,12 @@ from feature_store import CustomerFeatures
 from feature_store.features import stored_time
 from schemas import CustomerErasure, encode_erasure
 from streams import topics
-from streams.api.customer_export import KEPT_IN_TOPICS, export_body, kept_in_topics
+from streams.api.customer_export import (
+    KEPT_IN_TOPICS,
+    decoded_decisions,
+    export_body,
+    kept_in_topics,
+)
 from streams.api.customer_profile import customer_profile
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.request_checks import api_of, authorise, customer_id_of
@@ -85,31 +89,16 @@ async def _held_profile(api: Api, customer_id: str) -> dict[str, Any] | None:
     if erased:
         return None
     failed: list[Exception] = []
-    decisions = _decisions(await api.store.decisions.recent(customer_id, faults=failed), failed)
-    if failed:
+    decisions, unread = decoded_decisions(
+        await api.store.decisions.recent(customer_id, faults=failed)
+    )
+    if failed or unread:
         unreadable.append("recent_decisions")
     if features is None:
         if not decisions and not unreadable:
             return None
         features = CustomerFeatures()
     return _profile(api, customer_id, features, decisions) | {"unreadable": unreadable}
-
-
-def _decisions(contexts: list[str], failed: list[Exception]) -> list[Any]:
-    """The decisions' contexts that decode to a decision; a fault in ``failed`` for each
-    that does not."""
-    decisions = []
-    for context in contexts:
-        try:
-            decision = msgspec.json.decode(context)
-        except msgspec.DecodeError as exc:
-            failed.append(exc)
-            continue
-        if isinstance(decision, dict):
-            decisions.append(decision)
-        else:
-            failed.append(ValueError("a decision's context that is no JSON object"))
-    return decisions
 
 
 def _profile(
