@@ -171,6 +171,17 @@ class Metrics:
             "MOMENTS_API_MAX_CONNECTIONS already.",
             registry=r,
         )
+        self.visitors_overflowed = Counter(
+            "moments_api_visitors_overflowed_total",
+            "Requests of keys bound to origins that took from the key's own bucket, not "
+            "their visitor's: the API process held as many visitors' buckets as it may.",
+            registry=r,
+        )
+        self.visitor_buckets = Gauge(
+            "moments_api_visitor_buckets",
+            "Rate buckets of page keys' visitors the API process holds (not yet refilled).",
+            registry=r,
+        )
         self.model_logloss = Gauge(
             "moments_model_logloss",
             "Progressive log loss of online models, over their newest 1,000 outcomes or examples.",

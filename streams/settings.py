@@ -225,8 +225,16 @@ class Settings:
     # without keys, the development key is taken on a loopback api_host only, unless this
     # (a container's demo, its port published on the host's loopback only)
     api_allow_dev_key: bool = False
-    api_rate_per_s: float = 200.0  # per key
+    api_rate_per_s: float = 200.0  # per key (a key bound to origins: per visitor, below)
     api_burst: int = 400
+    # a key bound to web pages' origins (which every visitor can read) is limited per
+    # visitor, not per key: a person's browser asks a few times a second at most, and a
+    # shared address (an office, a carrier's NAT) holds several people
+    api_visitor_rate_per_s: float = 5.0
+    api_visitor_burst: int = 30
+    # proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the visitor;
+    # empty: the connection's peer is the visitor (streams/api/visitors.py)
+    api_trusted_proxies: str = ""
     api_budget_ms: float = 50.0  # recommendations answer within this, falling back if need be
     api_max_body_bytes: int = 1_048_576
     api_max_items: int = 500
@@ -316,11 +324,13 @@ class Settings:
                 raise SettingsError(f"MOMENTS_{name.upper()} must not be negative")
 
         # a request a day at the least (a 429's wait, in whole seconds, stays a number)
-        if not 1 / 86_400 <= self.api_rate_per_s <= 1e9:
-            raise SettingsError("MOMENTS_API_RATE_PER_S must be a number of requests a second "
-                                "from 1/86400 (one a day) to 1e9")  # fmt: skip
-        if not 1 <= self.api_burst <= 10**9:
-            raise SettingsError("MOMENTS_API_BURST must be from 1 to 1000000000")
+        for rate, burst in (("api_rate_per_s", "api_burst"),
+                            ("api_visitor_rate_per_s", "api_visitor_burst")):  # fmt: skip
+            if not 1 / 86_400 <= getattr(self, rate) <= 1e9:
+                raise SettingsError(f"MOMENTS_{rate.upper()} must be a number of requests a "
+                                    "second from 1/86400 (one a day) to 1e9")  # fmt: skip
+            if not 1 <= getattr(self, burst) <= 10**9:
+                raise SettingsError(f"MOMENTS_{burst.upper()} must be from 1 to 1000000000")
         for name in ("api_budget_ms", "api_gather_ms", "api_publish_linger_ms"):
             if not math.isfinite(getattr(self, name)):
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a finite number")
@@ -540,11 +550,16 @@ class Settings:
         return Money.parse(self.currency, self.exchange_rates)
 
     def _check_api_access(self) -> None:
-        """The API keys and CORS origins parse, and a key bound to web pages' origins is
-        bound only to origins the browser will be let in from."""
+        """The trusted proxies, API keys and CORS origins parse, and a key bound to web
+        pages' origins is bound only to origins the browser will be let in from."""
         from streams.api.auth import KeyRing
         from streams.api.origins import parse_origins
+        from streams.api.visitors import trusted_proxies
 
+        try:
+            trusted_proxies(self.api_trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"MOMENTS_API_TRUSTED_PROXIES: {exc}") from exc
         try:
             allowed = parse_origins(self.api_cors_origins)
         except ValueError as exc:

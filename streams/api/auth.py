@@ -66,14 +66,18 @@ def hash_key(key: str) -> str:
 
 
 class AuthError(Exception):
-    """401 when no valid key was given, 403 when the key (``key_name``) lacks the scope
-    or is bound to other origins, or to other channels."""
+    """401 when no valid key was given, 403 when the key (``key``) lacks the scope or is
+    bound to other origins, or to other channels."""
 
-    def __init__(self, status: int, message: str, key_name: str | None = None) -> None:
+    def __init__(self, status: int, message: str, key: ApiKey | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.key_name = key_name
+        self.key = key
+
+    @property
+    def key_name(self) -> str | None:
+        return None if self.key is None else self.key.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +163,7 @@ class KeyRing:
         if key is None:
             raise AuthError(401, "the API key is not valid")
         if scope not in key.scopes:
-            raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}", key.name)
+            raise AuthError(403, f"key {key.name!r} lacks the scope {scope!r}", key)
         if key.origins:
             origin = origin or origin_of(referer)
             if origin is None:
@@ -167,13 +171,13 @@ class KeyRing:
                     403,
                     f"key {key.name!r} is bound to web pages' origins, and the request "
                     "names none (no Origin or Referer)",
-                    key.name,
+                    key,
                 )
             if origin not in key.origins:
                 raise AuthError(
                     403,
                     f"key {key.name!r} is bound to other origins than {printable(origin)}",
-                    key.name,
+                    key,
                 )
         return key
 
@@ -188,7 +192,7 @@ def check_channel(key: ApiKey, channel: str) -> None:
             403,
             f"key {key.name!r} may ask recommendations for {allowed} only, not for "
             f"{printable(channel)}",
-            key.name,
+            key,
         )
 
 

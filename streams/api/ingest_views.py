@@ -21,6 +21,7 @@ from schemas.ahead import not_ahead
 from schemas.errors import decode_wire
 from streams import topics
 from streams.api import erased_items
+from streams.api.auth import ApiKey
 from streams.api.body_cost import body_cost
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
@@ -34,6 +35,7 @@ from streams.api.request_checks import (
     rate_limited,
     sent_once,
     too_many_uploads,
+    visitor_of,
 )
 from streams.api.server import Api
 from streams.api.withdrawals_ahead import withdraw_now
@@ -42,13 +44,14 @@ _one = msgspec.json.Decoder(msgspec.Raw)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec.Raw]:
-    """The body's items, its cost charged to ``key``'s rate (see :func:`body_cost`)."""
+async def _items(request: web.Request, max_items: int, key: ApiKey) -> list[msgspec.Raw]:
+    """The body's items, its cost charged to ``key``'s rate, or its visitor's for a key
+    bound to origins (see :func:`body_cost`)."""
     encoding = sent_once(request, "Content-Encoding") or ""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     check_announced_size(request)
-    raw = await _received(request, key)
+    raw = await _received(request, key.name)
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
     raw = inflated(raw, encoding, limit)
     try:
@@ -56,14 +59,14 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
     except UnicodeDecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not UTF-8: {exc.reason} at "
                        f"byte {exc.start}") from exc  # fmt: skip
-    limiter = api_of(request).limiter
+    limiter, name, visitor = api_of(request).limiter, key.name, visitor_of(request, key)
     # Requests sent together are each admitted by the token they take on arrival, before
     # any of their bodies' costs are known: a costly body whose key went into debt
     # meanwhile (another body's cost charged) is refused before it is split, or a wave of
     # them would each be split for the cost of one.
-    if body_cost(len(raw), raw.count(b",") + 1) and limiter.in_debt(key):
+    if body_cost(len(raw), raw.count(b",") + 1) and limiter.in_debt(name, visitor):
         # told to wait as a request arriving now would be: until a token is there again
-        raise rate_limited(limiter.wait(key), f"too many requests for key {key!r}")
+        raise rate_limited(limiter.wait(name, visitor), f"too many requests for key {name!r}")
     try:
         # Split, not decoded: each item is decoded alone, as a Kafka record is, so what
         # the schema ignores (an unknown field's huge number) is ignored here too, and a
@@ -72,9 +75,9 @@ async def _items(request: web.Request, max_items: int, key: str) -> list[msgspec
         items = decode_wire(_many, raw) if many else [decode_wire(_one, raw)]
     except msgspec.DecodeError as exc:
         # split up to its fault, maybe all of it: charged as the most items it may hold
-        limiter.charge(key, body_cost(len(raw), raw.count(b",") + 1))
+        limiter.charge(name, body_cost(len(raw), raw.count(b",") + 1), visitor)
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
-    limiter.charge(key, body_cost(len(raw), len(items)))
+    limiter.charge(name, body_cost(len(raw), len(items)), visitor)
     if not items:
         raise ApiError(400, "empty", "send one item or a non-empty list")
     if len(items) > max_items:
@@ -228,7 +231,7 @@ async def post_events(request: web.Request) -> web.Response:
     def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
         api.metrics.events.labels(exc.kind, "invalid").inc()
 
-    items = await _items(request, api.settings.api_max_items, key.name)
+    items = await _items(request, api.settings.api_max_items, key)
     decoded = _decode_all(items, dated, "events", invalid)
     # a withdrawal is written all the same: one sent just before an erasure, or after
     # it, is kept beside the tombstone (feature_store/lua/apply.lua)
@@ -253,7 +256,7 @@ async def post_outcomes(request: web.Request) -> web.Response:
     api = api_of(request)
     dated = _not_ahead(decode_outcome, api.settings.max_future_skew_s)  # as the learner takes them
 
-    items = await _items(request, api.settings.api_max_items, key.name)
+    items = await _items(request, api.settings.api_max_items, key)
     decoded = _decode_all(items, dated, "outcomes")
     records = _records(decoded)
     outcomes = await _screen(api, OUTCOMES, decoded, records)

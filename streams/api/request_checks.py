@@ -16,6 +16,7 @@ from streams.api.auth import ApiKey, AuthError
 from streams.api.errors import ApiError, error_response, refused
 from streams.api.protocol_errors import before_the_body, expect_continue
 from streams.api.server import API_KEY, WRONG_KEYS, Api
+from streams.api.visitors import visitor
 
 
 def api_of(request: web.Request) -> Api:
@@ -30,7 +31,7 @@ def authorise(request: web.Request, scope: str, key_in_query: bool = False) -> A
     which cannot send headers): keys in URLs end up in proxies' logs."""
     api = api_of(request)
     key = _checked_key(request, scope, key_in_query)
-    wait = api.limiter.allow(key.name)
+    wait = api.limiter.allow(key.name, visitor_of(request, key))
     if wait:
         raise rate_limited(wait, f"too many requests for key {key.name!r}")
     return key
@@ -126,9 +127,21 @@ def _checked_key(request: web.Request, scope: str, key_in_query: bool = False) -
     except AuthError as exc:
         if exc.status == 401 and token and (wait := api.wrong_keys.allow(WRONG_KEYS)):
             raise rate_limited(wait, "too many requests with API keys that are not valid") from None
-        if exc.key_name is not None and (wait := api.limiter.allow(exc.key_name)):
-            raise rate_limited(wait, f"too many requests for key {exc.key_name!r}") from None
+        if exc.key is not None and (
+            wait := api.limiter.allow(exc.key.name, visitor_of(request, exc.key))
+        ):
+            raise rate_limited(wait, f"too many requests for key {exc.key.name!r}") from None
         raise
+
+
+def visitor_of(request: web.Request, key: ApiKey) -> str | None:
+    """The visitor whose bucket a request with ``key`` takes from, for a key bound to web
+    pages' origins (:mod:`streams.api.visitors`); None for any other key (its own bucket).
+    Never logged: an address is personal data."""
+    if not key.origins:
+        return None
+    forwarded = request.headers.getall("X-Forwarded-For", ())
+    return visitor(request.remote, forwarded, api_of(request).trusted_proxies)
 
 
 def rate_limited(wait: float, message: str) -> ApiError:
@@ -150,7 +163,8 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
         if request.headers.get("Expect", "").lower() == "100-continue":
             try:
                 key = _checked_key(request, scope)
-                if wait := api_of(request).limiter.wait(key.name):  # taken once it is sent
+                # taken once it is sent
+                if wait := api_of(request).limiter.wait(key.name, visitor_of(request, key)):
                     raise rate_limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
                 if not api_of(request).uploads.has_room(key.name, announced_size(request)):

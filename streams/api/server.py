@@ -39,7 +39,7 @@ from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.connection_cap import connection_cap
 from streams.api.decision_outbox import DecisionOutbox
 from streams.api.dependency_watch import DependencyLog, show_in_metrics
-from streams.api.dev_key import dev_key_refusal
+from streams.api.dev_key import dev_key_refusal, loopback
 from streams.api.erased_items import CheckPause
 from streams.api.errors import Handler, json_errors
 from streams.api.kafka_health import KafkaHealth
@@ -48,10 +48,11 @@ from streams.api.outbox_sweeper import OutboxSweeper
 from streams.api.producer_renewal import RenewingProducer
 from streams.api.protocol_errors import ANSWER_COUNTER, JsonErrorsAppRunner
 from streams.api.publisher import KeyedPublisher
-from streams.api.ratelimit import RateLimiter
+from streams.api.ratelimit import RateLimiter, RateLimits
 from streams.api.recommender import Recommender
 from streams.api.screen_erasures import CustomerRefs
 from streams.api.stream_seats import StreamSeats, seats_per_key
+from streams.api.visitors import Network, trusted_proxies
 from streams.api.write_times import WriteTimes
 from streams.catalogue_reload import CatalogueReloader
 from streams.dependency_up import redis_answers
@@ -76,6 +77,10 @@ OUTBOX_STOP_S = 2.0  # removing what Kafka acknowledged from the outbox, at a st
 WRONG_KEYS = "wrong keys"
 WRONG_KEYS_PER_S = 10.0
 WRONG_KEYS_BURST = 100
+# Visitors' buckets (of keys bound to origins) held at once per process, some 200 bytes
+# each; past them a new visitor takes from its key's own bucket, counted in
+# moments_api_visitors_overflowed_total. A bucket is dropped once it has refilled.
+VISITOR_BUCKETS = 100_000
 
 
 @dataclass
@@ -90,7 +95,7 @@ class Api:
     policy: OfferPolicy
     catalogue: CatalogueHolder
     keys: KeyRing
-    limiter: RateLimiter
+    limiter: RateLimits  # per key, and per visitor of a key bound to origins
     wrong_keys: RateLimiter  # keys that are not valid, all as one (WRONG_KEYS)
     streams: StreamSeats  # alert streams open, per key
     metrics: Metrics
@@ -108,6 +113,8 @@ class Api:
     web_withdrawals: WebWithdrawals = field(default_factory=WebWithdrawals)
     # how long the ingest's writes took: as long as an answer that writes nothing waits
     ingest_writes: WriteTimes = field(default_factory=WriteTimes)
+    # whose X-Forwarded-For names a page key's visitor (MOMENTS_API_TRUSTED_PROXIES)
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -122,6 +129,28 @@ def keyring(settings: Settings) -> KeyRing:
     log.warning("MOMENTS_API_KEYS is not set: the development key, with every scope, is "
                 "accepted; set keys in production")  # fmt: skip
     return KeyRing.development()
+
+
+def rate_limits(settings: Settings, overflowed: Callable[[], None] = lambda: None) -> RateLimits:
+    """The keys' buckets, and the buckets of the visitors of keys bound to origins, each
+    into debt as deep as the costliest body costs (:func:`debt_floor`)."""
+    body = settings.api_max_body_bytes
+    rate, burst = settings.api_rate_per_s, settings.api_burst
+    keys = RateLimiter(rate, burst, debt_floor(burst, body))
+    rate, burst = settings.api_visitor_rate_per_s, settings.api_visitor_burst
+    visitors = RateLimiter(rate, burst, debt_floor(burst, body), VISITOR_BUCKETS)
+    return RateLimits(keys, visitors, overflowed)
+
+
+def note_visitors(settings: Settings, keys: KeyRing) -> None:
+    """Warn that, with keys bound to origins served off loopback and no proxy trusted,
+    every visitor reaching the API through a proxy or load balancer counts as one."""
+    trusted = settings.api_trusted_proxies.strip()
+    if keys.bound_origins() and not trusted and not loopback(settings.api_host):
+        log.warning("keys bound to origins are rate-limited per visitor, by the address "
+                    "that connects: behind a proxy or load balancer, set "
+                    "MOMENTS_API_TRUSTED_PROXIES to its addresses, or every visitor through "
+                    "it shares one visitor's rate")  # fmt: skip
 
 
 def check_dev_key(settings: Settings) -> None:
@@ -236,6 +265,10 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
         seats = StreamSeats(settings.api_max_streams_per_key)
         metrics.alert_streams.set_function(lambda: seats.open)
         metrics.alerts_held.set_function(hub.held_s)
+        limits = rate_limits(settings, metrics.visitors_overflowed.inc)
+        keys = keyring(settings)
+        note_visitors(settings, keys)
+        metrics.visitor_buckets.set_function(lambda: len(limits.visitors))
         app[API_KEY] = Api(
             settings=settings,
             store=feature_store,
@@ -244,12 +277,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             recommender=recommender,
             policy=policy,
             catalogue=catalogue,
-            keys=keyring(settings),
-            limiter=RateLimiter(
-                settings.api_rate_per_s,
-                settings.api_burst,
-                debt_floor(settings.api_burst, settings.api_max_body_bytes),
-            ),
+            keys=keys,
+            limiter=limits,
             wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
             streams=seats,
             metrics=metrics,
@@ -258,6 +287,7 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             kafka=kafka,
             reloads=ModelReloads(_Held(feature_store, holder, risk, metrics)),
             uploads=BodyBudget(settings.api_body_budget_bytes),
+            trusted_proxies=trusted_proxies(settings.api_trusted_proxies),
         )
         hub.also_forget.append(app[API_KEY].fallback_contacts.forget)  # every erasure heard
         background = [

@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestServer
 from streams.api import cors, views
 from streams.api.auth import KeyRing, hash_key
 from streams.api.body_budget import BodyBudget
-from streams.api.body_cost import debt_floor
 from streams.api.body_encoding import REQUEST_HANDLING
 from streams.api.dependency_watch import DependencyLog
 from streams.api.erased_items import CheckPause
@@ -30,8 +29,9 @@ from streams.api.errors import json_errors
 from streams.api.kafka_health import KafkaHealth
 from streams.api.origins import parse_origins
 from streams.api.ratelimit import RateLimiter
-from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api
+from streams.api.server import API_KEY, WRONG_KEYS_BURST, WRONG_KEYS_PER_S, Api, rate_limits
 from streams.api.stream_seats import StreamSeats
+from streams.api.visitors import trusted_proxies
 from streams.api.write_times import WriteTimes
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -42,6 +42,7 @@ KEYS = (
     f"pages:recommend+outcomes:{hash_key('page-key')}@{SHOP};"
     f"backend:recommend+ingest+profile-read+erase+export:{hash_key('backend-key')}"
 )
+VISITOR = ("pages", "127.0.0.1")  # the page key's bucket of the tests' client, on loopback
 
 
 async def _nobody_erased(customer_ids: Any) -> list[bool]:
@@ -60,11 +61,8 @@ def api_app(settings: Settings | None = None, **parts: Any) -> web.Application:
     api = SimpleNamespace(
         settings=settings,
         keys=KeyRing.parse(settings.api_keys) if settings.api_keys else KeyRing.development(),
-        limiter=RateLimiter(
-            settings.api_rate_per_s,
-            settings.api_burst,
-            debt_floor(settings.api_burst, settings.api_max_body_bytes),
-        ),
+        limiter=rate_limits(settings),
+        trusted_proxies=trusted_proxies(settings.api_trusted_proxies),
         wrong_keys=RateLimiter(WRONG_KEYS_PER_S, WRONG_KEYS_BURST),
         streams=StreamSeats(settings.api_max_streams_per_key),
         outages=DependencyLog(),

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from streams.api.server import API_KEY
 from streams.settings import Settings
-from tests.unit.api_app import KEYS, SHOP, api_app
+from tests.unit.api_app import KEYS, SHOP, VISITOR, api_app
 
 BURST, WAVE = 10, 4
 BODY = b"[" + b"{}," * 2_000 + b"{}]"  # 2,001 items: 20 tokens past its request's
@@ -24,9 +24,9 @@ def _head(length: int) -> bytes:
 
 
 async def test_a_wave_of_costly_bodies_has_one_split_and_the_rest_refused() -> None:
-    app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP, api_rate_per_s=0.001,
-                           api_burst=BURST))  # fmt: skip
-    limiter = app[API_KEY].limiter
+    app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP, api_visitor_rate_per_s=0.001,
+                           api_visitor_burst=BURST))  # fmt: skip
+    limiter = app[API_KEY].limiter.visitors  # a page key: its visitor's (the test's) bucket
     async with TestServer(app) as server:
         links = [await asyncio.open_connection(server.host, server.port) for _ in range(WAVE)]
         for _, writer in links:  # every head first: each request takes its token
@@ -35,8 +35,8 @@ async def test_a_wave_of_costly_bodies_has_one_split_and_the_rest_refused() -> N
         for _ in range(200):
             await asyncio.sleep(0.01)
             if (
-                "pages" in limiter._buckets
-                and limiter._buckets["pages"].tokens < BURST - WAVE + 0.5
+                VISITOR in limiter._buckets
+                and limiter._buckets[VISITOR].tokens < BURST - WAVE + 0.5
             ):
                 break
         else:
@@ -57,5 +57,5 @@ async def test_a_wave_of_costly_bodies_has_one_split_and_the_rest_refused() -> N
     waits = [int(r.split(b"Retry-After: ")[1].split(b"\r\n")[0]) for r in refused]
     assert all(14_900 <= wait <= 15_000 for wait in waits), waits
     # and the one split paid its 20 tokens, past the one burst the debt once stopped at
-    left = limiter._buckets["pages"].tokens
+    left = limiter._buckets[VISITOR].tokens
     assert left == pytest.approx(BURST - WAVE - 20, abs=0.1)

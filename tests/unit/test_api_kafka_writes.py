@@ -154,8 +154,9 @@ async def test_an_erasure_whose_record_kafka_refuses_is_a_503_to_retry(
 
 async def test_a_key_refused_for_its_scope_takes_from_its_rate_too() -> None:
     """A key sent where its scope does not reach was answered 403 however fast it came:
-    the per-key rate left it out."""
-    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.5)
+    the per-key rate left it out (a page key's: its visitor's rate)."""
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_visitor_burst=1,
+                        api_visitor_rate_per_s=0.5)  # fmt: skip
     app = api_app(settings, publisher=Publisher(fail_at_once=True))
     pages = {"X-API-Key": "page-key", "Origin": SHOP}  # recommend and outcomes only
     async with TestClient(TestServer(app)) as client:

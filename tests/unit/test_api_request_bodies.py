@@ -20,7 +20,7 @@ from streams.api.errors import Handler
 from streams.api.protocol_errors import JsonErrorsAppRunner
 from streams.api.server import API_KEY
 from streams.settings import Settings
-from tests.unit.api_app import KEYS, SHOP, api_app, raw_request
+from tests.unit.api_app import KEYS, SHOP, VISITOR, api_app, raw_request
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
@@ -202,7 +202,7 @@ async def test_100_continue_invites_no_body_from_a_key_over_its_rate() -> None:
     """The rate was checked after the body had come: a key over it uploaded its megabyte
     to be told 429. Asking takes no token: the request sent after it is the one counted."""
     app = api_app(publisher=_Publisher())
-    limiter = app[API_KEY].limiter
+    limiter = app[API_KEY].limiter.keys  # the back end's key: one bucket
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
     async with TestServer(app) as server:
@@ -234,7 +234,7 @@ async def test_a_refusal_before_the_body_closes_the_connection() -> None:
     """The connection was kept: a client that, refused, sent no body and its next request
     on the same connection had that request read as the body, and never answered."""
     app = api_app(publisher=_Publisher())
-    limiter = app[API_KEY].limiter
+    limiter = app[API_KEY].limiter.keys  # the back end's key: one bucket
     item = (_ITEM["/v1/events"] % "null").encode()
     asking = post("/v1/events", item, b"Expect: 100-continue")
     async with TestServer(app) as server:
@@ -272,7 +272,8 @@ async def test_a_body_announced_over_the_limit_is_refused_before_it_comes() -> N
 async def test_a_key_refused_before_its_body_takes_from_its_rate_too() -> None:
     """Asking ``Expect: 100-continue``, a key refused for its scope got 403 however fast
     it came, where the same request without the header took from its rate."""
-    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_burst=1, api_rate_per_s=0.01)
+    settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_visitor_burst=1,
+                        api_visitor_rate_per_s=0.01)  # fmt: skip
     app = api_app(settings, publisher=_Publisher())
     item = (_ITEM["/v1/events"] % "null").encode()
     outside = post("/v1/events", item, b"Expect: 100-continue").replace(
@@ -325,14 +326,15 @@ async def test_a_list_spoiled_at_its_end_is_charged_as_the_items_it_may_hold() -
     list took one per 100 items (the charge on many items, got round)."""
     taken = []
     for spoiled in (False, True):
-        app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP, api_rate_per_s=0.001,
-                               api_burst=400))  # fmt: skip
+        app = api_app(Settings(api_keys=KEYS, api_cors_origins=SHOP,
+                               api_visitor_rate_per_s=0.001, api_visitor_burst=400))  # fmt: skip
         body = b"[" + b"{}," * 1_999 + (b"{x]" if spoiled else b"{}]")
         headers = {"X-API-Key": "page-key", "Origin": SHOP, "Content-Type": "application/json"}
         async with TestClient(TestServer(app)) as client:
             reply = await client.post("/v1/outcomes", data=body, headers=headers)
             assert reply.status == (400 if spoiled else 413), await reply.text()
-        taken.append(400 - app[API_KEY].limiter._buckets["pages"].tokens)
+        # the page key's visitor (the test's client) is charged, not the key
+        taken.append(400 - app[API_KEY].limiter.visitors._buckets[VISITOR].tokens)
     assert taken[0] == pytest.approx(20, abs=0.1)  # 2,000 items: 20 tokens
     assert taken[1] == pytest.approx(20, abs=0.1)  # (refilling 0.001 a second meanwhile)
 

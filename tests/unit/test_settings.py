@@ -101,6 +101,8 @@ def test_every_field_has_a_moments_variable(tmp_path: Path) -> None:
             value = "intervention"
         elif f.name == "model_snapshot_figures":
             value = "lists"
+        elif f.name == "api_trusted_proxies":
+            value = "10.0.0.0/8, ::1"
         elif f.name == "api_cors_origins":
             value = "https://shop.example"
         elif f.name == "api_keys":
@@ -240,6 +242,13 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("API_RATE_PER_S", "0", "MOMENTS_API_RATE_PER_S"),
         ("API_RATE_PER_S", "nan", "MOMENTS_API_RATE_PER_S"),
         ("API_BURST", "0", "MOMENTS_API_BURST"),
+        ("API_VISITOR_RATE_PER_S", "0", "MOMENTS_API_VISITOR_RATE_PER_S"),
+        ("API_VISITOR_RATE_PER_S", "nan", "MOMENTS_API_VISITOR_RATE_PER_S"),
+        ("API_VISITOR_BURST", "0", "MOMENTS_API_VISITOR_BURST"),
+        ("API_VISITOR_BURST", "1" + "0" * 10, "MOMENTS_API_VISITOR_BURST"),
+        ("API_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal", "MOMENTS_API_TRUSTED_PROXIES"),
+        ("API_TRUSTED_PROXIES", "10.0.0.300", "MOMENTS_API_TRUSTED_PROXIES"),
+        ("API_TRUSTED_PROXIES", "10.0.0.0/33", "MOMENTS_API_TRUSTED_PROXIES"),
         ("API_PORT", "70000", "MOMENTS_API_PORT"),
         ("WEB_PORT", "-1", "MOMENTS_WEB_PORT"),
         ("API_BUDGET_MS", "nan", "MOMENTS_API_BUDGET_MS must be a finite"),
