@@ -101,11 +101,13 @@ def _address(text: str) -> Address | None:
     ``a.b.c.d:port``, ``x:y::z``, ``[x:y::z]``, ``[x:y::z]:port``; None for anything
     else. An IPv4 address mapped into IPv6 is the IPv4 one."""
     if text.startswith("["):
-        text, bracket, _port = text[1:].partition("]")
-        if not bracket:
+        text, bracket, port = text[1:].partition("]")
+        if not bracket or not _port(port):
             return None
     elif text.count(":") == 1:  # a.b.c.d:port
-        text = text.partition(":")[0]
+        text, _, port = text.partition(":")
+        if not _port(":" + port):
+            return None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -113,6 +115,11 @@ def _address(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _port(text: str) -> bool:
+    """Whether ``text`` is nothing or ``:`` and a port's digits."""
+    return not text or (text[:1] == ":" and text[1:].isdecimal() and text[1:].isascii())
 
 
 def _within(address: Address, networks: tuple[Network, ...]) -> bool:
