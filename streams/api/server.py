@@ -77,7 +77,7 @@ OUTBOX_STOP_S = 2.0  # removing what Kafka acknowledged from the outbox, at a st
 WRONG_KEYS = "wrong keys"
 WRONG_KEYS_PER_S = 10.0
 WRONG_KEYS_BURST = 100
-# Visitors' buckets (of keys bound to origins) held at once per process, some 200 bytes
+# Visitors' buckets (of keys bound to origins) held at once per process, some 300 bytes
 # each; past them a new visitor takes from its key's own bucket, counted in
 # moments_api_visitors_overflowed_total. A bucket is dropped once it has refilled.
 VISITOR_BUCKETS = 100_000
