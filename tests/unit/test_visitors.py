@@ -73,7 +73,8 @@ def test_any_header_gives_a_visitor(forwarded: list[str], peer: str) -> None:
 
 async def test_two_visitors_of_a_page_key_behind_a_trusted_proxy_have_a_bucket_each() -> None:
     settings = Settings(api_keys=KEYS, api_cors_origins=SHOP, api_trusted_proxies="127.0.0.1",
-                        api_visitor_burst=1, api_visitor_rate_per_s=0.01, api_burst=3)  # fmt: skip
+                        api_visitor_burst=1, api_visitor_rate_per_s=0.01, api_burst=3,
+                        api_rate_per_s=0.01)  # fmt: skip
     page = {"X-API-Key": "page-key", "Origin": SHOP}
     async with TestClient(TestServer(api_app(settings))) as client:
 
