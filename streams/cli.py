@@ -42,7 +42,10 @@ def check_local_files(settings: Settings, data_dir: bool) -> None:
     can be made (else one line and exit 2, not a traceback after the topics were made)."""
     from schemas import load_catalogue
 
-    load_catalogue(settings.catalogue_path)  # CatalogueError
+    try:
+        load_catalogue(settings.catalogue_path)
+    except CatalogueError as exc:  # named as the other settings are
+        raise CatalogueError(f"MOMENTS_CATALOGUE_PATH: {exc}") from None
     if data_dir:
         folder = Path(settings.data_dir)
         try:

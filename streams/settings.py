@@ -315,6 +315,10 @@ class Settings:
             raise SettingsError("MOMENTS_MODEL_SNAPSHOT_FIGURES must be 'packed' or 'lists'")
         if self.api_alert_event not in ("", "intervention"):
             raise SettingsError("MOMENTS_API_ALERT_EVENT must be 'intervention' or empty")
+        if not self.catalogue_path.strip():  # a blank ConfigMap key: read as the folder "."
+            raise SettingsError(
+                "MOMENTS_CATALOGUE_PATH must name the offer catalogue (a TOML file)"
+            )
         if not self.key_secret.strip():  # a template's blank: as good as none
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty or blank")
         if self.api_budget_ms <= 0:

@@ -26,8 +26,17 @@ def test_a_data_folder_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> 
 
 def test_a_missing_catalogue_is_said_before_kafka_is_tried(tmp_path: Path) -> None:
     """With Kafka down, the user was told of Kafka (exit 3), not of the catalogue."""
-    with pytest.raises(CatalogueError, match="cannot read offer catalogue"):
+    with pytest.raises(
+        CatalogueError, match=r"^MOMENTS_CATALOGUE_PATH: cannot read offer catalogue"
+    ):
         check_local_files(Settings(catalogue_path=str(tmp_path / "none.toml")), data_dir=False)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_catalogue_path_is_refused_by_name(blank: str) -> None:
+    """A ConfigMap key left blank was read as the folder ".": "Is a directory"."""
+    with pytest.raises(SettingsError, match="MOMENTS_CATALOGUE_PATH must name"):
+        Settings(catalogue_path=blank).validate()
 
 
 def test_the_default_catalogue_missing_says_to_name_one(
