@@ -92,7 +92,9 @@ def parser() -> argparse.ArgumentParser:
                      help="stop after this many touchpoints, 1 or more "
                      "(default: none)")  # fmt: skip
     sim.add_argument("--duration", type=float, default=None,
-                     help="stop after this many seconds, above 0 (default: none)")  # fmt: skip
+                     help="stop making touchpoints after this many seconds, above 0 "
+                     "(default: none); with --respond, the answers to the last decisions "
+                     "and the orders already due then follow, up to about 25 s more")  # fmt: skip
     sim.add_argument(
         "--respond", action="store_true",
         help="customers answer offers (outcomes), and some order after accepting",
