@@ -231,8 +231,17 @@ class TouchpointHandler:
         """Call before each attempt to send the batch, after :meth:`without_erased`:
         count the budget spending of its decisions within their limits and record their
         contacts within their caps, deciding again those the store refuses
-        (:mod:`agents.reserved_contacts`); how many it refused."""
-        return await self._reservations.reserve(result)
+        (:mod:`agents.reserved_contacts`); how many it refused. The store refuses the
+        decision of a customer erased meanwhile, which leaves out all about them; the
+        customers the batch names otherwise (an alert, a risk example or a dead letter
+        without a decision) are checked again after it, so that what is sent about
+        them, too, was checked one round trip before the send, not before the
+        recording's."""
+        recorded = bool(result.decisions)  # reserving them takes round trips
+        refusals = await self._reservations.reserve(result)
+        if recorded and _named_without_decision(result):
+            await self.without_erased(result)
+        return refusals
 
     async def confirm(self, result: BatchResult) -> None:
         """Call once the batch's decisions are delivered: count the offer budgets they
@@ -265,3 +274,15 @@ class TouchpointHandler:
             log.warning("%d customers' alerts or decisions were sent but could not be "
                         "recorded (%s): their cool-downs are not kept", len(faults),
                         fault_kinds(faults))  # fmt: skip
+
+
+def _named_without_decision(result: BatchResult) -> bool:
+    """Whether ``result`` sends something naming a customer who has no decision in it
+    (an alert, a held-out alert, a risk example or a dead letter)."""
+    decided = {d.customer_id for d in result.decisions}
+    named = [
+        *(a.customer_id for a in (*result.interventions, *result.held_out)),
+        *(result.example_customers.get(e.example_id) for e in result.risk_examples),
+        *(c for failed in result.dead_letters for c in failed.customers),
+    ]
+    return any(c not in decided for c in named)

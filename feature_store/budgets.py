@@ -1,19 +1,22 @@
 """How many times each offer with a daily budget was shown today, across all customers.
 
 One Redis hash per day, in the catalogue's timezone (offer id -> count), and beside it
-the set of decisions counted that day (each with the offers it showed,
-:func:`counted_id`), so that a decision is counted once however often its write is
-retried or its topic replayed.
+the set of decisions counted that day (each with the offers it showed, under a keyed
+hash, :func:`counted_tag`), so that a decision is counted once however often its write
+is retried or its topic replayed.
 :meth:`OfferBudgets.take` counts within the limits, checked where the counts are kept,
 so that processes deciding at once cannot take a budget past its limit between them.
-Both keys are kept for three days and hold no customer ids: the decisions' ids (random,
-or derived from event ids by a one-way hash), which an erasure leaves here, as on the
-decisions topic. The calls share their round trip with other
-callers' commands.
+Both keys are kept for three days and hold no customer ids, nor decision ids: a decision
+id is a pseudonym the decisions topic pairs with the customer id, and an erasure leaves
+these keys as they are, so the set holds keyed hashes of them (with the store's key
+secret, as customers' keys are named), which nothing outside the store links to a
+decision. The calls share their round trip with other callers' commands.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections import defaultdict
@@ -35,9 +38,10 @@ EVERY_OFFER = "*"
 class OfferBudgets:
     """Daily counts of offers shown, for :class:`agents.offer_budget.BudgetLedger`."""
 
-    def __init__(self, conn: StoreConnection, prefix: str) -> None:
+    def __init__(self, conn: StoreConnection, prefix: str, secret: bytes) -> None:
         self._conn = conn
         self._prefix = prefix
+        self._secret = secret  # the key secret: what decisions are counted under
 
     def _key(self, day: date) -> str:
         return f"{self._prefix}:budget:{{{day.isoformat()}}}"
@@ -94,7 +98,7 @@ class OfferBudgets:
         calls, owners = [], []
         for day, spent in sorted(_by_day(spends).items()):
             calls.append(("take", (self._key(day), self._counted_key(day)),
-                          [KEPT_S, limits_json, *_arguments(spent)]))  # fmt: skip
+                          [KEPT_S, limits_json, *_arguments(spent, self._secret)]))  # fmt: skip
             owners.append(spent)
         if not calls:
             return set()
@@ -105,7 +109,8 @@ class OfferBudgets:
         return refused
 
     async def _run(self, script: str, spends: Sequence[BudgetSpend], head: list[Any]) -> int:
-        calls = [(script, (self._key(day), self._counted_key(day)), [*head, *_arguments(spent)])
+        calls = [(script, (self._key(day), self._counted_key(day)),
+                  [*head, *_arguments(spent, self._secret)])
                  for day, spent in sorted(_by_day(spends).items())]  # fmt: skip
         if not calls:
             return 0
@@ -121,11 +126,11 @@ def _by_day(spends: Sequence[BudgetSpend]) -> dict[date, list[BudgetSpend]]:
     return by_day
 
 
-def _arguments(spends: list[BudgetSpend]) -> list[Any]:
-    """Per spend: the id it is counted under, its number of offers, the offers."""
+def _arguments(spends: list[BudgetSpend], secret: bytes) -> list[Any]:
+    """Per spend: the tag it is counted under, its number of offers, the offers."""
     args: list[Any] = []
     for spend in spends:
-        args += [counted_id(spend), len(spend.offer_ids), *spend.offer_ids]
+        args += [counted_tag(spend, secret), len(spend.offer_ids), *spend.offer_ids]
     return args
 
 
@@ -143,3 +148,19 @@ def counted_id(spend: BudgetSpend) -> str:
     False
     """
     return decision_showing(spend.decision_id, spend.shown or spend.offer_ids)
+
+
+def counted_tag(spend: BudgetSpend, secret: bytes) -> str:
+    """What a decision's spending is counted under in Redis: a keyed hash of its
+    :func:`counted_id`, the same for the same decision and offers (a retry counts once),
+    which names no decision to whoever reads the store without the key secret.
+
+    >>> spend = BudgetSpend(date(2026, 12, 1), "d1", ("voucher",))
+    >>> tag = counted_tag(spend, b"secret")
+    >>> tag == counted_tag(spend, b"secret") != counted_tag(spend, b"other"), len(tag)
+    (True, 24)
+    >>> all(c in "0123456789abcdef" for c in tag)  # hex: not the decision id
+    True
+    """
+    named = f"moments budget-counted\x1f{counted_id(spend)}".encode()
+    return hmac.new(secret, named, hashlib.blake2b).digest()[:12].hex()

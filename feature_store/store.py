@@ -116,7 +116,7 @@ class FeatureStore:
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
         self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
-        self.budgets = OfferBudgets(self._conn, config.prefix)
+        self.budgets = OfferBudgets(self._conn, config.prefix, config.secret)
         self.layout = StoreLayout(self._conn, config.prefix, config.secret)
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.outboxes = DecisionOutboxes(self._conn, config.prefix)

@@ -1,8 +1,10 @@
 """After a busy history (touchpoints of every kind, alerts, decisions on two channels,
 outcomes learned, a churn-risk example), an erasure leaves nothing of the customer in
-Redis: every key of the deployment is scanned, names and values, for their id and keyed
-hash, after the erasure and again after their old records are replayed to ``touchpoints``
-and ``offer-outcomes`` with late and misrouted ones. What stays is what is meant to: the
+Redis: every key of the deployment is scanned, names and values, for their id, keyed hash
+and decision ids (pseudonyms ``next-best-offers`` pairs with the id; the offers have daily
+budgets, whose counts keep a day's decisions), after the erasure and again after their old
+records are replayed to ``touchpoints`` and ``offer-outcomes`` with late and misrouted
+ones. What stays is what is meant to: the
 tombstone, which keys were removed, the withdrawals kept, and the risk learner's claims
 of the examples it learned before the erasure (known limits), which hold the keyed hash.
 
@@ -13,10 +15,14 @@ written with plain clients, Redis scanned with a plain client.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
+from streams.settings import DEFAULT_CATALOGUE
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
@@ -49,13 +55,24 @@ def busy(customer_id: str) -> list[dict[str, object]]:
     ]
 
 
+def with_budgets(path: Path) -> str:
+    """The demo catalogue written to ``path`` with a daily budget on every offer but the
+    default one."""
+    demo = Path(DEFAULT_CATALOGUE).read_text()
+    limited = r'(offer_id = "(?!free-shipping")[^"]+"\n)'
+    path.write_text(re.sub(limited, r"\1daily_limit = 1000\n", demo))
+    return str(path)
+
+
 async def test_an_erasure_after_a_busy_history_leaves_nothing_but_what_it_means_to(
-    pipeline: Pipeline,
+    pipeline: Pipeline, tmp_path: Path
 ) -> None:
     bootstrap, redis_url = pipeline.services.kafka_bootstrap, pipeline.services.redis_url
     gone, other = f"{pipeline.prefix}gone", f"{pipeline.prefix}other"
-    worker = pipeline.start_worker()
-    api = pipeline.start_api(MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000")
+    catalogue = with_budgets(tmp_path / "offers.toml")
+    worker = pipeline.start_worker(MOMENTS_CATALOGUE_PATH=catalogue)
+    api = pipeline.start_api(MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_BUDGET_MS="5000",
+                             MOMENTS_CATALOGUE_PATH=catalogue)  # fmt: skip
     store = pipeline.store()
     tag = store.pseudonym(gone)
     await store.close()
@@ -95,8 +112,13 @@ async def test_an_erasure_after_a_busy_history_leaves_nothing_but_what_it_means_
     meant = [f"{base}:erased", f"{base}:erasure", f"{base}:supp"]
     claims = (f"{prefix}:claims:{{risk:", f"{prefix}:claimt:{{risk:")
 
+    decided = await read_to_end(bootstrap, pipeline.topic("next-best-offers"))
+    decision_ids = {json.loads(d.value)["decision_id"].encode()  # the API's and the worker's
+                    for d in decided if d.key == gone.encode() and d.value}  # fmt: skip
+    assert len(decision_ids) > len(shown), "no decision without offers, or of the worker's"
+
     async def left() -> list[str]:
-        found = await holding(redis_url, prefix, [gone.encode(), tag.encode()])
+        found = await holding(redis_url, prefix, [gone.encode(), tag.encode(), *decision_ids])
         return [k for k in found if k not in meant and not k.startswith(claims)]
 
     assert await left() == []

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feature_store import BudgetSpend
-from tests.integration.conftest import Pipeline, Worker
+from feature_store.budgets import counted_tag
+from tests.integration.conftest import SECRET, Pipeline, Worker
 from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -145,7 +146,7 @@ async def test_a_count_that_is_no_integer_fails_the_take_before_it_writes(
         assert await client.hget(counts, "sale") == "1"  # d1 was not counted either
         (counted,) = [k async for k in client.scan_iter(match=f"{mine}:budget-counted:*")]
         members = await client.smembers(counted)  # nothing marked, nothing removed
-        assert [m.partition(":")[0] for m in members] == ["d0"]
+        assert members == {counted_tag(BudgetSpend(day, "d0", ("sale",)), SECRET.encode())}
     finally:
         await client.aclose()
         await store.close()
