@@ -88,6 +88,8 @@ class BatchResult:
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0
+    # letters the dead-letter topic refused whole and reduced: given up (logged, counted)
+    letters_dropped: int = 0
 
     def set_aside(self, record: SourceRecord, reason: str, index: int) -> None:
         """Dead-letter ``record`` for ``reason``, its result (at ``index``) counted as

@@ -7,9 +7,11 @@ attempt may have changed already (a voucher's last unit counted, and then a deci
 made without it under the same id). Once they are sent, only confirming is tried again:
 nothing goes to Kafka, or is counted, twice. While Redis or Kafka is unavailable the
 batch waits and retries without end; any other failure counts, and after
-``max_attempts`` the batch is given up (dead-lettered). So is a batch that Kafka
-refuses for good (a record too large, or malformed): waiting would hold its partition
-up for ever.
+``max_attempts`` the batch is given up (dead-lettered). So is a batch one of whose
+decisions or alerts Kafka refuses for good (a record too large, or malformed): waiting
+would hold its partition up for ever. A dead letter Kafka refuses is not the batch's
+failure: the worker sends it again reduced, or gives it up, and the batch goes on (see
+:mod:`agents.refused_letters`).
 
 A worker that is told to stop waits no longer: a batch that fails while ``stopping()``
 (or is still failing when the worker stops during a wait) is left as it is, unapplied
@@ -75,25 +77,30 @@ def _kafka_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in KAFKA_MODULES
 
 
-def refused_by_kafka(exc: BaseException) -> bool:
-    """Whether Kafka refused a record for good, said by ``exc`` or by what caused it (Faust
-    wraps the producer's errors).
+def refusal_of(exc: BaseException | None) -> str | None:
+    """The name of Kafka's answer that a record can never be written, said by ``exc`` or
+    by what caused it (Faust wraps the producer's errors); None when it says none.
 
     >>> class MessageSizeTooLargeError(Exception): __module__ = "aiokafka.errors"
     >>> class ProducerSendError(Exception): __module__ = "faust.exceptions"
     >>> wrapped = ProducerSendError("Error while sending")
     >>> wrapped.__cause__ = MessageSizeTooLargeError("too large")
-    >>> refused_by_kafka(wrapped), refused_by_kafka(ProducerSendError("no leader"))
-    (True, False)
+    >>> refusal_of(wrapped), refusal_of(ProducerSendError("no leader")), refusal_of(None)
+    ('MessageSizeTooLargeError', None, None)
     """
     seen: set[int] = set()
     found: BaseException | None = exc
     while found is not None and id(found) not in seen:
         if _kafka_error(found) and type(found).__name__ in KAFKA_REFUSALS:
-            return True
+            return type(found).__name__
         seen.add(id(found))
         found = found.__cause__
-    return False
+    return None
+
+
+def refused_by_kafka(exc: BaseException | None) -> bool:
+    """Whether Kafka refused a record for good (:func:`refusal_of`)."""
+    return refusal_of(exc) is not None
 
 
 def outage(exc: BaseException) -> bool:

@@ -23,6 +23,10 @@ FIRST_HANDLED = "first-handled"
 LETTER_NAME_MAX = 300  # a letter's name, ``topic:partition:offset``, is shorter
 TRUNCATED_FROM = "value-truncated-from"  # the original length of a letter's value cut short
 KEY_TRUNCATED_FROM = "key-truncated-from"  # the original length of a key a letter replaced
+# a letter the dead-letter topic refused whole, written again reduced (agents.reduced_letters):
+# Kafka's answer to the whole letter, and the record's Kafka timestamp (ms), to find it by
+LETTER_REFUSED = "letter-refused"
+SOURCE_TIMESTAMP = "source-timestamp"
 
 
 def error_text(reason: str) -> str:

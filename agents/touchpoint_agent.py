@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.batch_result import BatchResult, FailedRecord
-from agents.batch_retries import BatchRetries, report
+from agents.batch_retries import BatchRetries, refusal_of, refused_by_kafka, report
 from agents.letters import PartitionOf, SourceRecord, letter, source_record
+from agents.reduced_letters import REDUCED_KEEPS, reduced_letter
 from agents.touchpoint_handler import TouchpointHandler
 from agents.touchpoint_types import type_of
 from schemas import Intervention, NextBestOffer, encode_decision
@@ -52,6 +53,8 @@ class PipelineObserver(Protocol):
     def budgets_refused(self, count: int) -> None: ...
 
     def retrying(self, reason: str) -> None: ...
+
+    def letter_refused(self, outcome: str) -> None: ...
 
 
 def hold(events: list[Any], unacked: MutableSet[Any]) -> None:
@@ -80,6 +83,7 @@ async def _send_once(
     outputs: list[tuple[object, Any, dict[str, Any]]],
     delivered: dict[int, object],
     stopping: Callable[[], bool] = _never,
+    failures: dict[int, BaseException] | None = None,
 ) -> None:
     """Send each output Kafka has not taken yet (``delivered``, by identity, from an
     earlier attempt at the batch) and wait for them all; what Kafka takes is added to
@@ -88,17 +92,20 @@ async def _send_once(
     Raises the first failure, once every delivery asked for has ended; or, once the
     worker is told to stop while some have not (Kafka away: they end only when the
     producer gives them up), a :class:`TimeoutError`, an outage that leaves the batch
-    not done."""
+    not done. ``failures``: where each output's own failure is noted, by identity."""
     asked: list[tuple[object, asyncio.Future[Any]]] = []
     failure: BaseException | None = None
+    noted: dict[int, BaseException] = {} if failures is None else failures
     for item, outlet, record in outputs:
         if id(item) in delivered:
             continue
         try:
             asked.append((item, asyncio.ensure_future(await outlet.send(**record))))
         except Exception as exc:  # refused before it was queued: wait for those that were
-            failure = exc
-            break
+            failure = failure or exc
+            noted[id(item)] = exc
+            if not refused_by_kafka(exc):  # Kafka away: ask no more of it
+                break
     waiting = {delivery for _, delivery in asked}
     while waiting and not stopping():
         _, waiting = await asyncio.wait(waiting, timeout=STOP_CHECK_S)
@@ -107,8 +114,9 @@ async def _send_once(
             continue
         if delivery.cancelled():
             failure = failure or asyncio.CancelledError()
-        elif delivery.exception() is not None:
-            failure = failure or delivery.exception()
+        elif (failed := delivery.exception()) is not None:
+            failure = failure or failed
+            noted[id(item)] = failed
         else:
             delivered[id(item)] = item  # kept: its id stays its own while the batch lasts
     if failure is not None:
@@ -116,6 +124,51 @@ async def _send_once(
     if waiting:
         raise TimeoutError(f"the worker stops while Kafka has not taken {len(waiting)} of "
                            "the batch's records")  # fmt: skip
+
+
+async def _send_reduced(
+    refused: list[tuple[FailedRecord, str]],
+    outlet: Any,
+    delivered: dict[int, object],
+    observer: PipelineObserver,
+    stopping: Callable[[], bool] = _never,
+) -> int:
+    """Send again, reduced (:mod:`agents.reduced_letters`), each letter the dead-letter
+    topic refused whole (with the name of Kafka's answer): with the start of its record's
+    value, then with none. Returns how many it refused in every form: each is logged
+    (where its record was read and why it was set aside, not whose it is), counted and
+    given up, so that neither the batch nor any partition the worker reads waits on a
+    letter that can never be written. Raises when Kafka is away (the batch waits)."""
+    left = refused
+    for keep in REDUCED_KEEPS:
+        failures: dict[int, BaseException] = {}
+        forms: list[tuple[object, Any, dict[str, Any]]] = []
+        for failed, refusal in left:
+            key, value, headers = reduced_letter(failed.record, failed.error, refusal, keep)
+            forms.append((failed, outlet, {"key": key, "value": value, "headers": headers}))
+        away: BaseException | None = None
+        try:
+            await _send_once(forms, delivered, stopping, failures)
+        except Exception as exc:
+            away = next((failures.get(id(f), exc) for f, _ in left if id(f) not in delivered
+                         and not refused_by_kafka(failures.get(id(f)))), None)  # fmt: skip
+        for failed, _ in left:
+            if id(failed) in delivered:
+                report(observer.letter_refused, "reduced")
+        left = [(failed, refusal) for failed, refusal in left if id(failed) not in delivered]
+        if away is not None:
+            raise away
+        if not left:
+            return 0
+    for failed, refusal in left:
+        record = failed.record
+        log.error("a dead letter Kafka refused whole and reduced (%s) is not written: its "
+                  "record, set aside as '%s', is %s[%d] at offset %d (%d bytes)", refusal,
+                  failed.error.partition(":")[0], record.topic, record.partition,
+                  record.offset, len(record.value or b""))  # fmt: skip
+        delivered[id(failed)] = failed  # done with: never sent again
+        report(observer.letter_refused, "dropped")
+    return len(left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +229,28 @@ def register_touchpoint_agent(
             *((a, outlets.held_out, to_customer(a)) for a in result.held_out),
             *((f, outlets.dead_letters, lettered(f)) for f in result.dead_letters),
         ]  # fmt: skip
-        await _send_once(outputs, result.delivered, stopping)
+        failures: dict[int, BaseException] = {}
+        try:
+            await _send_once(outputs, result.delivered, stopping, failures)
+        except Exception as exc:  # letters refused for good go again reduced, or are dropped
+            whole = [(f, refusal) for f in result.dead_letters if id(f) not in result.delivered
+                     and (refusal := refusal_of(failures.get(id(f)))) is not None]  # fmt: skip
+            if not whole:
+                raise
+            result.letters_dropped += await _send_reduced(
+                whole, outlets.dead_letters, result.delivered, observer, stopping
+            )
+            left = [failures.get(id(o)) for o, _, _ in outputs if id(o) not in result.delivered]
+            if left:  # the other outputs' failure: retried as before
+                raise next((e for e in left if e is not None), exc)  # noqa: B904
         for decision in result.decisions:
             report(observer.decision_sent, decision)
         for alert in result.interventions:
             report(observer.intervention_sent, alert)
         for alert in result.held_out:
             report(observer.intervention_held_out, alert)
-        if result.dead_letters:
-            report(observer.dead_lettered, len(result.dead_letters))
+        if len(result.dead_letters) > result.letters_dropped:
+            report(observer.dead_lettered, len(result.dead_letters) - result.letters_dropped)
 
     async def set_aside(records: list[SourceRecord], error: str) -> bool:
         """Dead-letter a whole batch with ``error``, once Kafka takes the letters; False

@@ -163,7 +163,12 @@ async def inspect(
             summary.saw(letter)
             if wanted.matches(letter):
                 summary.add(letter, sent_back=plan.sent_before(letter))
-                if plan.take(letter) == "redriven" and producer is not None:
+                verdict = plan.take(letter)
+                if verdict == "truncated":  # not the record: where to find it (no key)
+                    log.warning("%s:%d:%d keeps only part of its record, not sent back: the "
+                                "record is %s[%d] at offset %d, while that topic retains it",
+                                *letter.place, *letter.origin)  # fmt: skip
+                if verdict == "redriven" and producer is not None:
                     first = plan.first_lettered(letter)
                     sent.append(await send_back(producer, letter, first))
                     taken.append(letter)

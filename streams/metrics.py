@@ -211,6 +211,14 @@ class Metrics:
         self.dead_letters = Counter(
             "moments_dead_letters_total", "Records sent to the dead-letter topic.", registry=r
         )
+        self.letters_refused = Counter(
+            "moments_dead_letters_refused_total",
+            "Dead letters the dead-letter topic refused whole (too large for its "
+            "max.message.bytes), by outcome: reduced (written again reduced, the value cut "
+            "short or left out) or dropped (refused reduced too: logged, not written).",
+            ["outcome"],
+            registry=r,
+        )
         self.retries = Counter(
             "moments_batch_retries_total",
             "Batches retried after an outage.",
@@ -568,6 +576,9 @@ class Metrics:
 
     def retrying(self, reason: str) -> None:
         self.retries.labels(reason).inc()
+
+    def letter_refused(self, outcome: str) -> None:
+        self.letters_refused.labels(outcome).inc()
 
     # feature store observer
     def store_op(self, op: str, seconds: float) -> None:

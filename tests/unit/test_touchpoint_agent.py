@@ -102,6 +102,9 @@ class Observer:
     def retrying(self, reason: str) -> None:
         self.seen.append(("retrying", reason))
 
+    def letter_refused(self, outcome: str) -> None:
+        self.seen.append(("letter_refused", outcome))
+
     def count(self, what: str) -> int:
         return sum(1 for name, _ in self.seen if name == what)
 
