@@ -11,7 +11,7 @@ batch waits and retries without end; any other failure counts, and after
 decisions or alerts Kafka refuses for good (a record too large, or malformed): waiting
 would hold its partition up for ever. A dead letter Kafka refuses is not the batch's
 failure: the worker sends it again reduced, or gives it up, and the batch goes on (see
-:mod:`agents.refused_letters`).
+:mod:`agents.reduced_letters`).
 
 A worker that is told to stop waits no longer: a batch that fails while ``stopping()``
 (or is still failing when the worker stops during a wait) is left as it is, unapplied
