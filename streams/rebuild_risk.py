@@ -161,11 +161,11 @@ def due_before(
             continue
         ts, at = ts_ms(event.ts), last_seen.get(customer)
         view = taken.get(customer)
-        if at is not None and (view is None or view.at != at) and window_cut(at, ts):
+        if worth_watching(event) and (at is None or ts >= at):
+            settled.add(customer)  # scored anew (once applied): its own moment is watched
+        elif at is not None and (view is None or view.at != at) and window_cut(at, ts):
             due[customer] = at
             settled.add(customer)
-        elif worth_watching(event) and (at is None or ts >= at):
-            settled.add(customer)  # scored anew before: its own moment is watched for
     return list(due.items())
 
 
