@@ -75,7 +75,14 @@ from schemas import (
 )
 from streams.dead_letters import DeadLetter
 from streams.letter_identity import Held
-from streams.rebuild_risk import retake_risk_state, risk_model
+from streams.rebuild_risk import (
+    RiskView,
+    due_before,
+    retake_risk_state,
+    risk_model,
+    risk_views,
+    run_end,
+)
 from streams.rebuild_withdrawals import withdrawals_again
 from streams.settings import Settings
 from streams.topic_checks import warn_about_event_topics
@@ -217,7 +224,7 @@ async def rebuild(
     model = await risk_model(settings, store, batch)
     snapshots, bands = await retake_risk_state(
         store, run.last_seen, batch, model, settings.risk_threshold, run.failed,
-        lambda facts: _each_own(run.failed, facts, store.apply_facts),
+        lambda facts: _each_own(run.failed, facts, store.apply_facts), run.taken,
     )  # fmt: skip
     await run.erase_those_erased_meanwhile()  # last: after every write of the rebuild
     return run.report(snapshots, bands)
@@ -299,6 +306,8 @@ class _Replay:
         self.skew_ms = settings.max_future_skew_s * 1000
 
         self.last_seen: dict[str, int] = {}  # customer -> newest touchpoint scored for risk (ms)
+        # customer -> their risk figures as of it, read before a later fact cut its windows
+        self.taken: dict[str, RiskView] = {}
         self.skipped_lapsed = 0
         self.skipped_decisions = 0
 
@@ -474,7 +483,17 @@ class _Replay:
                     self._hold_out(event, record.timestamp or 0)
                 continue
             events.append(event)
-        statuses = await _each_own(self.failed, events, self.store.apply)
+        start = 0
+        while start < len(events):  # in runs: see streams.rebuild_risk
+            due = due_before(events[start:], self.last_seen, self.taken)
+            self.taken.update(await risk_views(self.store, due, self.failed))
+            end = run_end(events, start, self.last_seen)
+            self._watch(events[start:end], await _each_own(self.failed, events[start:end],
+                                                           self.store.apply))  # fmt: skip
+            start = end
+
+    def _watch(self, events: list[TouchpointEvent], statuses: list[ApplyStatus | None]) -> None:
+        """Count what became of the touchpoints applied, and note the scored ones."""
         self.parts.update(STATUS_PART[status] for status in statuses)
         last_seen = self.last_seen
         for event, status in zip(events, statuses, strict=True):
@@ -483,6 +502,9 @@ class _Replay:
             if status in WATCHED and worth_watching(event):
                 at = ts_ms(event.ts)
                 last_seen[event.customer_id] = max(last_seen.get(event.customer_id, at), at)
+                view = self.taken.get(event.customer_id)
+                if view is not None and view.at != last_seen[event.customer_id]:
+                    del self.taken[event.customer_id]  # scored since: read again
 
     def _hold_out(self, event: TouchpointEvent, sent_ms: int) -> None:
         """Keep the touchpoint of a customer blocked if it withdraws or grants."""

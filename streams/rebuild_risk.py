@@ -1,13 +1,22 @@
 """The churn-risk state ``moments rebuild`` takes again (:mod:`streams.rebuild`): the
 model to score with, and each customer's risk band and pending snapshot as of their
-last scored touchpoint."""
+last scored touchpoint.
+
+The features are read as of that touchpoint, once everything is replayed; but the store
+keeps only the newest buckets of each window, counted back from the customer's newest
+fact (:mod:`feature_store.as_of`), and touchpoints that are not scored (a survey, an
+email clicked) move it too. A customer whose last scored touchpoint a later fact would
+cut the windows of is read as of it during the replay, just before that fact is applied
+(:func:`due_before`, :func:`run_end`), and the figures kept (:class:`RiskView`) until
+the bands are stored: their 30-day figures are those live scored them with."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
@@ -17,9 +26,19 @@ from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example, risk_features_at
 from agents.risk_labels import LAPSE_DAYS
 from agents.risk_watch import held_at, pending_snapshot, risk_band
-from feature_store import ApplyStatus, Fact, FeatureStore, StoreUnavailable, risk_fact
+from agents.touchpoint_decisions import worth_watching
+from feature_store import (
+    ApplyStatus,
+    CustomerFeatures,
+    Fact,
+    FeatureStore,
+    StoreUnavailable,
+    risk_fact,
+)
+from feature_store.as_of import window_cut
 from feature_store.facts import DAY_MS, ts_ms
 from feature_store.models import SnapshotDamaged
+from schemas import TouchpointEvent
 from schemas.risk import RiskExample, decode_risk_example
 from streams.erased_examples import erased_examples
 from streams.model_snapshots import RISK, restore_risk
@@ -89,6 +108,83 @@ def learn_risk_examples(model: ChurnRisk, learned: set[str], examples: list[Risk
                 model.learn_one(example.x, example.y)
 
 
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    """A customer's churn-risk figures as of their scored touchpoint at ``at`` (ms), and
+    what a snapshot taken there names: that touchpoint, and those just before it."""
+
+    at: int
+    x: dict[str, float]
+    taken_at: str
+    held: list[str]
+
+
+def risk_view(features: CustomerFeatures, at: int) -> RiskView:
+    """The figures of ``features`` (read as of ``at``) as watch_risk takes them there."""
+    when = datetime.fromtimestamp(at / 1000, UTC)
+    x = risk_features_at(features, when)  # as watch_risk: the spell it ended
+    near = [(r.event_id, r.ts) for r in features.recent]
+    taken_at = next((i for i, ts in near if ts_ms(ts) == at), "")
+    return RiskView(at, x, taken_at, held_at(near, when, taken_at))
+
+
+async def risk_views(
+    store: FeatureStore, wanted: Sequence[tuple[str, int]], failed: set[str]
+) -> dict[str, RiskView]:
+    """Each customer of ``wanted`` read as of their moment (ms), in one round trip: those
+    erased are left out, and so are those whose keys cannot be read (added to ``failed``).
+    Redis unavailable raises."""
+    views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in wanted),
+                                 return_exceptions=True)  # fmt: skip
+    found = {}
+    for (customer, at), features in zip(wanted, views, strict=True):
+        if isinstance(features, StoreUnavailable):
+            raise features
+        if isinstance(features, BaseException):  # their keys: counted in ``failed``
+            failed.add(customer)
+        elif features is not None:  # (None: erased meanwhile)
+            found[customer] = risk_view(features, at)
+    return found
+
+
+def due_before(
+    events: Sequence[TouchpointEvent], last_seen: Mapping[str, int], taken: Mapping[str, RiskView]
+) -> list[tuple[str, int]]:
+    """The customers (with their last scored touchpoint so far, ms) whose figures as of
+    it are not taken yet and one of ``events`` would cut (:func:`window_cut`) before
+    another of theirs is scored: to be read before ``events`` are applied."""
+    due: dict[str, int] = {}
+    settled: set[str] = set()
+    for event in events:
+        customer = event.customer_id
+        if customer in settled:
+            continue
+        ts, at = ts_ms(event.ts), last_seen.get(customer)
+        view = taken.get(customer)
+        if worth_watching(event) and (at is None or ts >= at):
+            settled.add(customer)  # scored anew (once applied): its own moment is watched
+        elif at is not None and (view is None or view.at != at) and window_cut(at, ts):
+            due[customer] = at
+            settled.add(customer)
+    return list(due.items())
+
+
+def run_end(events: Sequence[TouchpointEvent], start: int, last_seen: Mapping[str, int]) -> int:
+    """Where the run of ``events`` to apply at once from ``start`` ends: before the
+    first that would cut the windows of a touchpoint of the run scored before it (its
+    customer is then read as of that one first), or at the end."""
+    moved: dict[str, int] = {}
+    for i in range(start, len(events)):
+        event = events[i]
+        customer, ts = event.customer_id, ts_ms(event.ts)
+        at = moved.get(customer)
+        if at is not None and window_cut(at, ts):
+            return i
+        if worth_watching(event) and ts >= max(last_seen.get(customer, ts), at or ts):
+            moved[customer] = ts  # its last scored touchpoint, if applied
+    return len(events)
+
+
 async def retake_risk_state(
     store: FeatureStore,
     last_seen: dict[str, int],
@@ -97,36 +193,33 @@ async def retake_risk_state(
     threshold: float,
     failed: set[str],
     apply: Callable[[list[Fact]], Awaitable[list[ApplyStatus | None]]],
+    taken: Mapping[str, RiskView] | None = None,
 ) -> tuple[int, int]:
     """For every customer scored, the risk band as of their last scored touchpoint, and
     for those seen within the lapse period a pending churn-risk snapshot too; returns how
-    many snapshots and bands were stored."""
+    many snapshots and bands were stored. The figures of a customer in ``taken`` as of
+    that touchpoint (read during the replay) are those; the others are read now."""
+    taken = taken or {}
     since = int(time.time() * 1000) - LAPSE_DAYS * DAY_MS
     scored = list(last_seen.items())
     snapshots = bands = 0
     for i in range(0, len(scored), batch):
         chunk = scored[i : i + batch]
+        ready = {c: v for c, at in chunk if (v := taken.get(c)) is not None and v.at == at}
         # one read each, as of its own moment; concurrent reads share round trips
-        views = await asyncio.gather(*(store.read(c, now=at / 1000) for c, at in chunk),
-                                     return_exceptions=True)  # fmt: skip
+        views = ready | await risk_views(store, [(c, at) for c, at in chunk if c not in ready],
+                                         failed)  # fmt: skip
         facts = []
-        for (customer, at), features in zip(chunk, views, strict=True):
-            if isinstance(features, StoreUnavailable):
-                raise features
-            if isinstance(features, BaseException):  # their keys: counted in ``failed``
-                failed.add(customer)
+        for customer, at in chunk:
+            view = views.get(customer)
+            if view is None:  # erased meanwhile, or their keys failed
                 continue
-            if features is None:  # erased meanwhile
-                continue
-            when = datetime.fromtimestamp(at / 1000, UTC)
-            x = risk_features_at(features, when)  # as watch_risk: the spell it ended
-            band = risk_band(model.predict_one(x), threshold)  # as watch_risk, anew
+            band = risk_band(model.predict_one(view.x), threshold)  # as watch_risk, anew
             snapshot = None
             if at > since:  # taken at that touchpoint, as live (a copy of it, or of those
                 # just before it, replayed to the workers after the switch, labels nothing)
-                near = [(r.event_id, r.ts) for r in features.recent]
-                taken_at = next((i for i, ts in near if ts_ms(ts) == at), "")
-                snapshot = pending_snapshot(x, at, taken_at, held_at(near, when, taken_at))
+                snapshot = pending_snapshot(view.x, at, view.taken_at, view.held)
+            when = datetime.fromtimestamp(at / 1000, UTC)
             facts.append(risk_fact(f"rebuild:{at}", customer, when, snapshot, band))
         statuses = await apply(facts)
         for fact, status in zip(facts, statuses, strict=True):
