@@ -42,7 +42,7 @@ from feature_store.records import (
     StoreRefused,
     StoreUnavailable,
 )
-from feature_store.transport import RedisPipe, RepliesLost
+from feature_store.transport import NotSent, RedisPipe, RepliesLost
 
 
 def _lua(name: str) -> str:
@@ -213,6 +213,51 @@ def no_such_database(exc: BaseException) -> bool:
     (True, False)
     """
     return any(str(cause).startswith(NO_SUCH_DATABASE) for cause in _chain(exc))
+
+
+def _not_connected(exc: BaseException) -> bool:
+    """Whether ``exc`` is how redis-py's own connections (a cluster's) say that they could
+    not connect ("Error 111 connecting to ...", "Timeout connecting to server")."""
+    text = str(exc)
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError)) and (
+        text.startswith("Timeout connecting to")
+        or (text.startswith("Error ") and " connecting to " in text)
+    )
+
+
+def may_have_run(exc: BaseException) -> bool:
+    """Whether the commands of a call that failed with ``exc`` may have run in Redis all
+    the same: they were written, and the connection timed out or went before their
+    replies came (a frozen server, a dropped connection). Not when Redis could not be
+    reached (refused, no route, a login refused) nor when it answered with an error
+    (loading, full, a replica): it did not run them.
+
+    >>> from redis.exceptions import TimeoutError as RedisTimeoutError
+    >>> def failed(cause: BaseException) -> StoreUnavailable:
+    ...     wrapped = StoreUnavailable(str(cause))
+    ...     wrapped.__cause__ = cause
+    ...     return wrapped
+    >>> may_have_run(failed(RedisTimeoutError("no reply from Redis in 5s")))
+    True
+    >>> may_have_run(failed(RepliesLost("the connection to Redis was lost", [])))
+    True
+    >>> may_have_run(failed(NotSent("cannot connect to Redis: ConnectionRefusedError()")))
+    False
+    >>> may_have_run(failed(RedisConnectionError("Error 111 connecting to 127.0.0.1:1. "
+    ...                                          "Connection refused.")))
+    False
+    >>> may_have_run(failed(RedisTimeoutError("Timeout connecting to server")))
+    False
+    >>> may_have_run(failed(ReadOnlyError("You can't write against a read only replica.")))
+    False
+    >>> may_have_run(StoreUnavailable("LOADING Redis is loading the dataset in memory"))
+    False
+    """
+    chain = list(_chain(exc))
+    if any(isinstance(cause, NotSent) or _not_connected(cause) for cause in chain):
+        return False
+    lost = (RedisTimeoutError, RedisConnectionError, TimeoutError, ConnectionError)
+    return any(isinstance(cause, lost) for cause in chain)
 
 
 def _chain(exc: BaseException, deepest: int = 10) -> Iterator[BaseException]:

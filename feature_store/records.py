@@ -37,6 +37,16 @@ class RepliesUnknown(StoreUnavailable):
         self.unanswered = tuple(unanswered)
 
 
+class ErasureUnknown(StoreUnavailable):
+    """An erasure's script was sent, and Redis did not answer in time (or the connection
+    went before its reply): it may have run, or may yet run once Redis answers.
+    ``subject``: the customer's keyed hash, as an erasure record names them."""
+
+    def __init__(self, message: str, subject: str) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
 class ApplyStatus(enum.IntEnum):
     DUPLICATE = 0
     APPLIED = 1

@@ -17,6 +17,7 @@ from feature_store.budgets import OfferBudgets
 from feature_store.connection import (
     StoreConnection,
     hash_reply,
+    may_have_run,
     raise_failed,
     raise_unavailable,
 )
@@ -45,8 +46,10 @@ from feature_store.records import (
     LIVE_LAG_MS,
     ApplyStatus,
     ErasureReceipt,
+    ErasureUnknown,
     Observer,
     StoreConfig,
+    StoreUnavailable,
 )
 from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
@@ -464,7 +467,11 @@ class FeatureStore:
         :data:`feature_store.facts.WITHDRAWAL_FIELDS` that said "0") are kept beside the
         tombstone, by name alone and as long (a suppression list), with ``withdrawals``
         (those an erasure record carries, replayed) and an earlier erasure's: the receipt
-        names them all (:meth:`withdrawals_kept` reads them)."""
+        names them all (:meth:`withdrawals_kept` reads them).
+
+        Raises :class:`ErasureUnknown` when the script was sent and Redis did not answer
+        in time (it may have run, or run later), :class:`StoreUnavailable` when Redis
+        could not be reached or refused it (it did not run)."""
         keys = self._keys.for_customer(customer_id)
         now_ms = int(self._clock() * 1000)
         at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
@@ -478,12 +485,18 @@ class FeatureStore:
                  optouts, " ".join(w for w in withdrawals if w in WITHDRAWAL_FIELDS),
                  *named_by])  # fmt: skip
         confirmed = None
-        if replicas:
-            reply, confirmed = await self._conn.eval_confirmed(
-                "erase", "erase", call, replicas, within_ms
-            )
-        else:
-            (reply,) = await self._conn.eval_many("erase", "erase", [call])
+        try:
+            if replicas:
+                reply, confirmed = await self._conn.eval_confirmed(
+                    "erase", "erase", call, replicas, within_ms
+                )
+            else:
+                (reply,) = await self._conn.eval_many("erase", "erase", [call])
+        except StoreUnavailable as exc:  # sent, and no reply: it may run yet
+            if may_have_run(exc):
+                self._keys.forget(customer_id)
+                raise ErasureUnknown(str(exc), subject=keys.tag) from exc
+            raise
         removed, gone_contexts = reply[: len(KEY_KINDS)], int(reply[len(KEY_KINDS)])
         kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
         if gone_contexts:

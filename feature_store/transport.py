@@ -164,6 +164,11 @@ class RedisAddress:
         return commands
 
 
+class NotSent(RedisConnectionError):
+    """Redis could not be reached, or the connection was gone, before the call's commands
+    were written: Redis cannot have run them."""
+
+
 class RepliesLost(RedisConnectionError):
     """The connection went after the first ``len(replies)`` of a call's replies came: those
     commands ran (the ones after them may have too)."""
@@ -212,7 +217,7 @@ class _Resp(asyncio.Protocol):
             return reply
         packed = _packed(commands)
         if not self.open:
-            reply.set_exception(RedisConnectionError("the connection to Redis was lost"))
+            reply.set_exception(NotSent("the connection to Redis was lost"))
             return reply
         if not self._out:
             self._loop.call_soon(self._flush)
@@ -307,7 +312,7 @@ class RedisPipe:
     ...     asyncio.run(pipe.execute([("PING",)]))
     ... except RedisConnectionError as exc:
     ...     print("refused:", type(exc).__name__)
-    refused: ConnectionError
+    refused: NotSent
     """
 
     def __init__(
@@ -381,14 +386,12 @@ class RedisPipe:
                 _keep_alive(transport)
                 for reply in await wire.send(address.handshake()):
                     if isinstance(reply, Exception):
-                        raise RedisConnectionError(
-                            f"Redis refused the handshake: {reply}"
-                        ) from reply
+                        raise NotSent(f"Redis refused the handshake: {reply}") from reply
         except BaseException as exc:
             if wire is not None:
                 wire.close()
-            if isinstance(exc, (OSError, TimeoutError)):
-                raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+            if isinstance(exc, (OSError, TimeoutError, RedisTimeoutError)):
+                raise NotSent(f"cannot connect to Redis: {exc!r}") from exc
             raise
         self._wire = wire
         return wire

@@ -10,9 +10,12 @@ of it goes to ``dead-letter-redrives`` once it is delivered. A later run reads t
 records first and does not send the same letter again (``--again`` does), while a record
 that failed again is a new letter, which it sends (if its record was first dead-lettered
 within the horizon). Moments applies each event and learns each outcome once, so
-sending one twice changes nothing. Letters of customers erased since
-(``customer-erasures``, read first) are never sent back: that would write their data
-anew.
+sending one twice changes nothing. Letters of customers erased since are never sent
+back: that would write their data anew. ``customer-erasures`` is read first, and caught
+up to its end again before each batch is sent back; with ``--redrive`` the tombstones of
+the batch's customers are read from Redis too (an erasure whose record Kafka has not yet
+taken). An erasure made while a batch is being sent (after those reads) is not seen by
+it: the worker refuses that record, but it is on the source topic.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
+from feature_store import FeatureStore, StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_redrive, encode_redrive
 from streams.dead_letters import DeadLetter, DeadLetterSummary, LetterFilter
+from streams.erasure_follower import ErasureFollower
 from streams.kafka_security import client_options
 from streams.redrive_plan import RedrivePlan
 from streams.settings import Settings
@@ -142,23 +147,36 @@ async def inspect(
             "erased then could be sent back; nothing was sent. Keep the topic for good (as "
             "Moments creates it), or pass --accept-lost-erasures"
         )
-    # read for a dry run too, so that it reports what a re-drive would take
-    await replay(settings, erasures_topic, erasures, BATCH)
+    # read for a dry run too, so that it reports what a re-drive would take; followed
+    # to its end again before each batch
+    follower = ErasureFollower(settings, erasures_topic, erasures, BATCH)
     producer = None
-    if redrive:
-        producer = AIOKafkaProducer(
-            **client_options(), bootstrap_servers=settings.kafka_bootstrap,
-            acks="all", enable_idempotence=True,
-        )  # fmt: skip
-        await producer.start()
-
+    store: FeatureStore | None = None
     confirmed = 0  # letters sent back, and their sending recorded
+
+    async def screen(letters: list[DeadLetter]) -> None:
+        """Learn who was erased since: the erasure records written meanwhile, and (a
+        re-drive) the tombstones of the customers ``letters`` name."""
+        await follower.catch_up()
+        if store is None or not (named := plan.erased_unknown(letters)):
+            return
+        try:
+            found = await store.erased(named)
+        except StoreUnavailable as exc:
+            raise RedriveRefused(
+                f"Redis cannot say whether the customers of the next letters were erased "
+                f"({exc}); they were not sent. {confirmed} letters were sent back before: "
+                "the same command again sends the rest"
+            ) from exc
+        plan.erase(c for c, gone in zip(named, found, strict=True) if gone)
 
     async def handle(records: list[ConsumerRecord]) -> None:
         nonlocal confirmed
         sent: list[Awaitable[Any]] = []
         taken: list[DeadLetter] = []
-        for letter in map(letter_of, records):
+        letters = [letter_of(record) for record in records]
+        await screen([letter for letter in letters if wanted.matches(letter)])
+        for letter in letters:
             plan.track(letter)
             summary.saw(letter)
             if wanted.matches(letter):
@@ -179,6 +197,17 @@ async def inspect(
 
     read = 0
     try:
+        await follower.start()
+        await follower.catch_up()
+        if redrive:
+            from streams.app import build_store  # the worker's module: faust, loaded here
+
+            store = build_store(settings)
+            producer = AIOKafkaProducer(
+                **client_options(), bootstrap_servers=settings.kafka_bootstrap,
+                acks="all", enable_idempotence=True,
+            )  # fmt: skip
+            await producer.start()
         for dlq in SOURCES:
             read += await replay(settings, settings.topic(dlq), handle, BATCH)
     except KafkaError:
@@ -189,6 +218,9 @@ async def inspect(
     finally:
         if producer is not None:
             await producer.stop()
+        if store is not None:
+            await store.close()
+        await follower.stop()
     report: dict[str, Any] = {"letters_read": read, "matching": summary.report()}
     verdicts = {verdict: plan.outcomes.get(verdict, 0) for verdict in VERDICTS}
     report["redrive" if redrive else "would_redrive"] = verdicts

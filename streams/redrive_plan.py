@@ -16,6 +16,7 @@ record written before they carried the digest tells its original by place alone.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from schemas import LetterRedriven, place
 from streams.dead_letters import DeadLetter
@@ -57,6 +58,24 @@ class RedrivePlan:
         self._sent_records: set[tuple[tuple[str, int, int], str]] = set()  # place and digest
         self._sent_places: set[tuple[str, int, int]] = set()  # recorded without a digest
         self.outcomes: Counter[str] = Counter()
+
+    def erased_unknown(self, letters: Iterable[DeadLetter]) -> list[str]:
+        """The customers ``letters`` name not yet known to be erased, sorted: those whose
+        tombstones to look at before the letters are taken.
+
+        >>> plan = RedrivePlan(frozenset({"touchpoints"}), remembered_from_ms=0, erased={"b"})
+        >>> def letter(key):
+        ...     return DeadLetter("dlq", 0, 0, 0, key, b"{}", "touchpoints", 0, 0, "x")
+        >>> plan.erased_unknown([letter(b"c"), letter(b"b"), letter(b"a"), letter(b"c")])
+        ['a', 'c']
+        """
+        named: set[str] = set().union(*(letter.customers for letter in letters))
+        return sorted(named - self._erased)
+
+    def erase(self, customers: Iterable[str]) -> None:
+        """``customers`` were erased (found since the run started): their letters are not
+        taken."""
+        self._erased.update(customers)
 
     def remember(self, sent: LetterRedriven) -> None:
         """An earlier run sent ``sent.letter`` back."""

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from agents.risk_features import risk_features
-from feature_store import CustomerFeatures
+from feature_store import CustomerFeatures, ErasureUnknown
 from feature_store.features import stored_time
 from schemas import CustomerErasure, encode_erasure
 from streams import topics
@@ -113,13 +113,40 @@ def _profile(
     )
 
 
+async def _erasure_unknown(api: Api, customer_id: str, subject: str) -> ApiError:
+    """The answer to an erasure whose script Redis did not answer in time: it may have
+    run (or run once Redis answers), so it errs on the side of erasing. The customer's
+    alerts go, and the erasure record is written all the same (``keys_removed`` 0, no
+    withdrawals: not known), so that a rebuild keeps them erased though the client never
+    retries; a retry completes the erasure and writes the record of its receipt."""
+    api.alerts.forget(customer_id)
+    record = CustomerErasure(customer_id=customer_id, subject=subject, ts=datetime.now(UTC))
+    topic = api.settings.topic(topics.CUSTOMER_ERASURES)
+    recorded = "its erasure record was written"
+    try:
+        async with asyncio.timeout(api.settings.api_kafka_timeout_s):
+            sent = await api.producer.send(topic, encode_erasure(record), key=customer_id.encode())
+            await sent
+        api.kafka.sent(ok=True)
+    except Exception:  # the message says so; the retry writes it
+        api.kafka.sent(ok=False)
+        recorded = "Kafka did not acknowledge its erasure record either"
+    return ApiError(503, "store_unavailable",
+                    "the feature store did not answer in time: the erasure may have been "
+                    f"applied ({recorded}); retry the request to complete it",
+                    headers={"Retry-After": "1"})  # fmt: skip
+
+
 async def delete_customer(request: web.Request) -> web.Response:
     authorise(request, "erase")
     api = api_of(request)
     customer_id = customer_id_of(request)
     settings = api.settings
-    receipt = await api.store.erase(customer_id, replicas=settings.erasure_replicas,
-                                    within_ms=settings.erasure_replica_wait_ms)  # fmt: skip
+    try:
+        receipt = await api.store.erase(customer_id, replicas=settings.erasure_replicas,
+                                        within_ms=settings.erasure_replica_wait_ms)  # fmt: skip
+    except ErasureUnknown as exc:  # it may have run, or run once Redis answers
+        raise await _erasure_unknown(api, customer_id, exc.subject) from exc
     api.alerts.forget(customer_id)  # other API processes: from the erasure record
     # the record's time starts the block when the topics are replayed (as this request
     # did); the receipt tells when the customer was first erased, and everything erasing
