@@ -48,7 +48,6 @@ from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
 from streams.settings import Settings, secret_weakness
-from streams.tableless import TablelessManager
 from streams.worker_readiness import (
     coordinator_answers,
     group_coordinator,
@@ -152,7 +151,6 @@ def create_app(settings: Settings) -> Moments:
         # no Faust tables: no standby replicas, so that the assignor balances the group
         # (with one asked for, a worker joining a balanced group could get no partition)
         table_standby_replicas=0,
-        TableManager=TablelessManager,  # and so it does not wait a second for tables
     )
     use_committed_reads(app)  # an aborted transaction's touchpoints are no events
     app.monitor = PrometheusMonitor(metrics=faust_sensors(metrics))
