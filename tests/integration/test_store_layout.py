@@ -317,7 +317,7 @@ async def test_processes_started_before_redis_check_it_once_it_answers(
     }  # fmt: skip
     try:
         for name, log in logs.items():  # both started without the check
-            for _ in range(60):  # 30 s: the worker waits as long as it is told
+            for _ in range(150):
                 if "starting without the check" in log.read_text():
                     break
                 assert processes[name].poll() is None, log.read_text()[-2000:]
