@@ -93,7 +93,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(warn_about_redis_setup(settings))
     # a worker has nothing to do until Redis answers: it waits longer for the check
-    layout = loop.run_until_complete(check_redis_layout(settings, within_s=60))
+    layout = loop.run_until_complete(
+        check_redis_layout(settings, within_s=settings.redis_start_wait_s)
+    )
     moments = create_app(settings)
     refusals: list[Exception] = []
     if layout == "unreachable":  # checked once Redis answers; stopped if it must not write

@@ -86,7 +86,8 @@ _BROKER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")  # ho
 _AT_MOST = {"topic_partitions": 2**31 - 1, "topic_replication": 2**15 - 1,
             "api_max_body_bytes": 2**30}  # fmt: skip
 # (least, most): durations (and a share) that below or above these cannot work
-_BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "api_idle_timeout_s": (0.5, 86_400.0),
+_BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "redis_start_wait_s": (1.0, 3600.0),
+            "api_idle_timeout_s": (0.5, 86_400.0),
             "api_head_timeout_s": (0.5, 3600.0),
             "api_kafka_timeout_s": (0.1, 3600.0), "api_alert_keepalive_s": (1.0, 40.0),
             "api_publish_linger_ms": (0.0, 60_000.0),
@@ -163,6 +164,9 @@ class Settings:
     kafka_ssl_key_password: str = field(default="", repr=False)  # of an encrypted key file
     redis_ssl_ca_certs: str = ""  # for rediss:// URLs with a private CA
     redis_timeout_s: float = 5.0  # nothing heard from Redis this long: an outage
+    # a worker, at start, waits this long for Redis to answer its layout and key-secret
+    # check, then starts without it (made once Redis answers); the API waits 5 s
+    redis_start_wait_s: float = 60.0
     app_id: str = "moments"
     web_host: str = "127.0.0.1"
     web_port: int = 6066

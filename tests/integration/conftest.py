@@ -75,6 +75,11 @@ class Worker:
                 total += float(value)
         return total
 
+    def terminate(self) -> None:
+        """Tell the process to stop (SIGTERM), without waiting for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -163,10 +168,12 @@ class Pipeline:
                     return started
             except OSError:
                 pass
-            time.sleep(0.25)
+            time.sleep(0.1)
         raise RuntimeError(f"{command} not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
+        for worker in self.workers:  # all told at once: they stop side by side
+            worker.terminate()
         for worker in self.workers:
             worker.stop()
 

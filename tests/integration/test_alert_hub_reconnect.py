@@ -72,6 +72,7 @@ async def fan_out(
     erased: ErasedCheck | None = None,
     backlog: int = 10,
     held_warn_s: float = 10.0,
+    partitions_every_s: float = 30.0,
 ) -> AsyncIterator[FanOut]:
     bootstrap = kafka_redis.kafka_bootstrap
     prefix = f"ah{uuid.uuid4().hex[:8]}"
@@ -80,7 +81,8 @@ async def fan_out(
     alerts_topic, erasures_topic = settings.topic(INTERVENTIONS), settings.topic(CUSTOMER_ERASURES)
     store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
     hub = AlertHub(bootstrap, alerts_topic, erasures_topic, erased or store.erased, REFS,
-                   backlog=backlog, held_warn_s=held_warn_s)  # fmt: skip
+                   backlog=backlog, held_warn_s=held_warn_s,
+                   partitions_every_s=partitions_every_s)  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -253,11 +255,13 @@ async def test_alerts_of_a_topic_made_again_reach_the_buffer(
     fan-out runs or while it is away: it used to skip the new topic's alerts until their
     offsets passed the old ones (seeking forward again and again meanwhile). A screen
     that saw the old topic to its end starts over in the new one, and is told of the new
-    alerts that left the buffer before it came back."""
+    alerts that left the buffer before it came back. A running fan-out learns of the
+    topic made again from the metadata it reads every ``partitions_every_s`` (30 s by
+    default; a second here), having learned of the deletion at once, from its fetch."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    async with fan_out(kafka_redis) as rig:
+    async with fan_out(kafka_redis, partitions_every_s=1.0) as rig:
         for n in range(20):
             await rig.producer.send(rig.alerts_topic, intervention(f"old-{n}"), partition=0)
         await rig.producer.flush()

@@ -291,9 +291,10 @@ async def test_a_redis_that_comes_up_during_the_check_is_checked(tmp_path: Path)
 async def test_processes_started_before_redis_check_it_once_it_answers(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    """A worker (after its minute) and an API (after 5 s) start without the check while
-    Redis cannot be reached; once it answers, holding keys named with another key
-    secret, both stop (exit 2, saying why) rather than write with theirs."""
+    """A worker (after MOMENTS_REDIS_START_WAIT_S, a minute by default: 5 s here) and an
+    API (after 5 s) start without the check while Redis cannot be reached; once it
+    answers, holding keys named with another key secret, both stop (exit 2, saying why)
+    rather than write with theirs."""
     late = LocalRedis(tmp_path / "late")
     late.start()
     try:
@@ -303,7 +304,8 @@ async def test_processes_started_before_redis_check_it_once_it_answers(
         await client.aclose()
     finally:
         late.stop()
-    env = pipeline.env(free_port()) | {"MOMENTS_REDIS_URL": late.url, "MOMENTS_REDIS_PREFIX": "m"}
+    env = pipeline.env(free_port()) | {"MOMENTS_REDIS_URL": late.url, "MOMENTS_REDIS_PREFIX": "m",
+                                       "MOMENTS_REDIS_START_WAIT_S": "5"}  # fmt: skip
     logs = {name: tmp_path / f"{name}.log" for name in ("api", "worker")}
     processes = {
         name: subprocess.Popen(  # noqa: ASYNC220 (waited for below, without blocking)
