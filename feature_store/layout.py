@@ -69,6 +69,7 @@ class StoreLayout:
         self._conn = conn
         self._key = f"{prefix}:layout"
         self._secret_key = f"{prefix}:key-secret"
+        self._lost_key = f"{prefix}:data-lost"
         self._customer_keys = f"{prefix}:{{*"  # every customer key has a {hash tag}
         self._fingerprint = secret_fingerprint(secret)
 
@@ -85,6 +86,22 @@ class StoreLayout:
         with unavailable_when_transient():
             await self._conn.client.set(self._key, str(LAYOUT), nx=True)
             await self._conn.client.set(self._secret_key, self._fingerprint, nx=True)
+
+    async def lost_at(self) -> str | None:
+        """The Redis run ids after whose start a Moments process last found the store's
+        data lost (None: never, or that record was lost too). Processes compare it
+        between readings: a change is a loss another process found."""
+        with unavailable_when_transient():
+            found = await self._conn.client.get(self._lost_key)
+        return None if found is None else str(found)
+
+    async def note_lost(self, runs: str) -> None:
+        """Record that the store's data was found lost after Redis started as ``runs``
+        (its restarted nodes' run ids), before the mark is put back: every process then
+        tells the loss, not only the one that noticed it first. An older version, which
+        neither reads nor writes it, leaves it alone."""
+        with unavailable_when_transient():
+            await self._conn.client.set(self._lost_key, runs)
 
     async def check(self) -> bool:
         """Raise :class:`LayoutMismatch` when Redis is marked with another layout, and

@@ -437,7 +437,8 @@ class Metrics:
         )
         self.redis_data_lost = Counter(
             "moments_redis_data_lost_total",
-            "Restarts of Redis found to have lost the feature store's data (its layout mark gone).",
+            "Restarts of Redis found to have lost the feature store's data (its layout mark "
+            "gone, a node back empty, or another process found so), each counted once.",
             registry=r,
         )
 

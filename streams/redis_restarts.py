@@ -4,7 +4,11 @@ MomentsRedisForgetful). A restart is noticed by a node's run id, and one that lo
 store's data (a node that held keys came back with none, or the layout mark is gone:
 Redis came back empty, or from a snapshot older than the mark) is said in an error,
 counted in ``moments_redis_data_lost_total`` (alert MomentsRedisLostData), and the mark
-put back.
+put back. The process that finds the loss first records it in the store
+(``<prefix>:data-lost``, the restarted run ids) before putting the mark back; every other
+process finds that record changed at its next reading and says and counts the loss too
+(by then the mark is back and keys are written again, which read as a restart that kept
+everything).
 
 Redis is the system of record for erasure blocks, consent withdrawals kept apart and the
 events applied: a Redis that restarts without an append-only file goes back to its last
@@ -38,8 +42,10 @@ FORGETFUL = (
 
 class RedisRestartWatch:
     """Reads whether Redis keeps an append-only file; says when it restarted, and what
-    the restart lost: a node that held keys and came back with none, or the store's
-    layout mark gone (one this watch saw: a Redis left unmarked at start stays so)."""
+    the restart lost: a node that held keys and came back with none, the store's layout
+    mark gone (one this watch saw: a Redis left unmarked at start stays so), or a loss
+    another process recorded since this watch's last reading. A loss recorded before
+    its first reading is not told: a process started after it cannot know."""
 
     def __init__(self, store: FeatureStore, metrics: Metrics, within_s: float = 5.0) -> None:
         self._store = store
@@ -47,6 +53,7 @@ class RedisRestartWatch:
         self._within_s = within_s
         self._nodes: dict[str, RedisDurability] | None = None  # as last read
         self._marked = False  # the layout mark was there at a reading before
+        self._lost_at: str | None = None  # the store's record of a loss, as last read
 
     async def check(self) -> str | None:
         """Read Redis now; returns what was found of a restart since the last reading
@@ -57,6 +64,7 @@ class RedisRestartWatch:
                 nodes = await self._store.server.durability()
                 if not self._marked:  # once marked (a rebuild marks one), it stays so
                     self._marked = await self._store.layout.read() is not None
+                lost_at = await self._store.layout.lost_at()
         except Exception as exc:  # unreachable, or INFO refused: no word
             log.debug("Redis's persistence could not be read: %s", type(exc).__name__)
             return None
@@ -66,28 +74,31 @@ class RedisRestartWatch:
         self._metrics.redis_forgetful.set(1 if forgetful else 0)
         was = self._nodes
         if was is None:
-            self._nodes = nodes
+            self._nodes, self._lost_at = nodes, lost_at
             return None
         restarted = [n for n, now in nodes.items() if n in was and now.run_id != was[n].run_id]
-        if not restarted:
+        told = lost_at != self._lost_at  # another process found a loss since (or the record
+        if not restarted and not told:  # itself went: lost with its node)
             self._nodes = nodes
             return None
         emptied = [n for n in restarted
                    if nodes[n].primary and nodes[n].keys == 0 and was[n].keys > 0]  # fmt: skip
         try:
             async with asyncio.timeout(self._within_s):
-                unmarked = self._marked and await self._store.layout.read() is None
+                unmarked = bool(restarted) and self._marked and (
+                    await self._store.layout.read() is None)  # fmt: skip
+                if emptied or unmarked:  # recorded first: the mark back alone reads as kept
+                    lost_at = " ".join(sorted(nodes[n].run_id for n in restarted))
+                    await self._store.layout.note_lost(lost_at)
                 if unmarked:
                     await self._store.layout.mark()
         except Exception as exc:  # unreachable again: the next reading asks again
             log.debug("Redis's layout mark could not be read: %s", type(exc).__name__)
             return None
-        self._nodes = nodes
-        if emptied or unmarked:
+        self._nodes, self._lost_at = nodes, lost_at
+        if emptied or unmarked or told:
             self._metrics.redis_data_lost.inc()
-            how = "its layout mark is gone" if unmarked else (
-                f"{len(emptied)} of its nodes came back empty")  # fmt: skip
-            log.error(LOST.format(how=how))
+            log.error(LOST.format(how=_how(len(emptied), unmarked, lost_at)))
             return "lost"
         if any(not was[n].append_only or not nodes[n].append_only for n in restarted):
             log.warning(FORGETFUL)
@@ -100,3 +111,22 @@ class RedisRestartWatch:
         while True:
             await self.check()
             await asyncio.sleep(every_s)
+
+
+def _how(emptied: int, unmarked: bool, lost_at: str | None) -> str:
+    """How the loss was found, for the error.
+
+    >>> _how(0, True, "r2")
+    'its layout mark is gone'
+    >>> _how(1, False, "r2")
+    '1 of its nodes came back empty'
+    >>> _how(0, False, "r2")
+    'another Moments process found it lost after Redis started as run r2'
+    """
+    if unmarked:
+        return "its layout mark is gone"
+    if emptied:
+        return f"{emptied} of its nodes came back empty"
+    if lost_at is None:
+        return "the record of an earlier loss is gone too"
+    return f"another Moments process found it lost after Redis started as run {lost_at}"

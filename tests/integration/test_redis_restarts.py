@@ -178,3 +178,93 @@ async def test_a_cluster_node_that_comes_back_empty_is_a_loss(tmp_path: Path) ->
     finally:
         await store.close()
         cluster.stop()
+
+
+async def restart_empty(server: LocalRedis, workdir: Path) -> LocalRedis:
+    """Redis killed, and an empty one (an append-only file on) started on its port: a
+    lost volume, a pod rescheduled without its disk."""
+    server.kill()
+    empty = LocalRedis(workdir, port=server.port, appendonly=True)
+    empty.start()
+    return empty
+
+
+@pytest.mark.parametrize("restarted_again", [False, True])
+async def test_every_process_says_a_restart_that_lost_the_data(
+    tmp_path: Path, restarted_again: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three processes on one Redis that comes back empty. The first to read it found the
+    mark gone and put it back; the others, reading later, found the mark there and keys
+    written since, and logged that the append-only file kept everything: one count, one
+    error, and an all-clear from every other process. Redis restarted once more (keeping
+    its file) before they read changes nothing."""
+    server = LocalRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    settings = Settings(redis_url=server.url)
+    stores = [build_store(settings) for _ in range(3)]
+    metrics = [Metrics() for _ in stores]
+    watches = [RedisRestartWatch(s, m) for s, m in zip(stores, metrics, strict=True)]
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        assert await check_redis_layout(settings) == "marked now"
+        assert [await w.check() for w in watches] == [None] * 3
+        await admin.set("m:{c1}:tombstone", "an erasure")
+        server = await restart_empty(server, tmp_path / "empty")
+        await admin.aclose()
+        admin = aioredis.Redis.from_url(server.url)
+        with caplog.at_level(logging.INFO, logger="streams.redis_restarts"):
+            assert await after_restart(watches[0]) == "lost"  # the first: the mark is gone
+            await admin.set("m:{c2}:p", "written since by a worker")
+            if restarted_again:
+                server.stop()
+                server.start()  # keeps its file: the mark put back, the key since
+                await admin.aclose()
+                admin = aioredis.Redis.from_url(server.url)
+            assert [await after_restart(w) for w in watches[1:]] == ["lost", "lost"]
+            if restarted_again:
+                assert await after_restart(watches[0]) == "kept"  # it told its loss before
+        assert [m.redis_data_lost._value.get() for m in metrics] == [1, 1, 1]
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 3 and all("without the data" in r.getMessage() for r in errors)
+        kept = [r for r in caplog.records if "kept what Moments wrote" in r.getMessage()]
+        assert len(kept) == (1 if restarted_again else 0)  # the first's second restart
+        assert [await w.check() for w in watches] == [None] * 3  # each said it once
+        later = RedisRestartWatch(stores[0], Metrics())  # a process started after the mark
+        assert [await later.check(), await later.check()] == [None, None]  # was put back:
+        # it cannot know
+    finally:
+        await admin.aclose()
+        for store in stores:
+            await store.close()
+        server.stop()
+
+
+async def test_no_process_says_a_loss_when_the_append_only_file_kept_the_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = LocalRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    settings = Settings(redis_url=server.url)
+    stores = [build_store(settings) for _ in range(3)]
+    metrics = [Metrics() for _ in stores]
+    watches = [RedisRestartWatch(s, m) for s, m in zip(stores, metrics, strict=True)]
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        assert await check_redis_layout(settings) == "marked now"
+        assert [await w.check() for w in watches] == [None] * 3
+        await admin.set("m:{c1}:tombstone", "an erasure")
+        await asyncio.sleep(1.5)  # appendfsync everysec: written out before the kill
+        server.kill()
+        server.start()
+        await admin.aclose()
+        admin = aioredis.Redis.from_url(server.url)
+        with caplog.at_level(logging.INFO, logger="streams.redis_restarts"):
+            assert [await after_restart(w) for w in watches] == ["kept"] * 3
+        assert await admin.exists("m:{c1}:tombstone")
+        assert [m.redis_data_lost._value.get() for m in metrics] == [0, 0, 0]
+        assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+    finally:
+        await admin.aclose()
+        for store in stores:
+            await store.close()
+        server.stop()

@@ -19,8 +19,11 @@ def store_reading(readings: list[dict[str, RedisDurability]]) -> Any:
     async def read() -> str:
         return "1"  # the mark, on another node of the cluster
 
+    async def lost_at() -> None:
+        return None
+
     return SimpleNamespace(server=SimpleNamespace(durability=durability),
-                           layout=SimpleNamespace(read=read))  # fmt: skip
+                           layout=SimpleNamespace(read=read, lost_at=lost_at))  # fmt: skip
 
 
 async def test_a_node_still_loading_is_read_once_it_has_loaded() -> None:
