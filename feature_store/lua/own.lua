@@ -1,32 +1,28 @@
 -- Claim a touchpoint's decision for the worker deciding it, before any contact or
 -- budget unit of it is counted: the same touchpoint may reach two workers at once (a
 -- copy produced to another partition), and one decision id must carry one offer set.
--- The claim is two members of the seen zset: 'o:' .. trigger (when it was claimed) and
--- 'o:' .. trigger .. '|' .. owner (who claimed it: the source record, topic/partition/
--- offset, so that the same record read again, after a crash or a retried batch, still
--- owns its decision). A claim whose owner recorded nothing within the lease (its batch
--- given up) can be taken over, by a re-driven letter say.
--- KEYS: 1 seen zset, 2 tombstone
--- ARGV: 1 trigger fact id, 2 owner, 3 now (ms), 4 lease (ms)
+-- The claim is a key of its own beside the customer's, holding its owner (the source
+-- record, topic/partition/offset: the same record read again, after a crash or in a
+-- retried batch, still owns its decision) for the lease; decision.lua deletes it when
+-- the decision is marked decided (sent). A claim whose owner sent nothing within the
+-- lease (its batch given up) has expired, and is taken over by whoever decides next.
+-- KEYS: 1 claim string, 2 seen zset, 3 tombstone
+-- ARGV: 1 trigger fact id, 2 owner, 3 lease (ms)
 -- Returns 1 owned (claimed now, or before by the same owner, or no claim needed: an
--- erased customer's decision is refused when recorded), 0 another owner's.
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-local found = redis.call('TYPE', KEYS[1])['ok']
-if found ~= 'none' and found ~= 'zset' then
-  return redis.error_reply('WRONGTYPE key 1 of the claim holds a ' .. found)
+-- erased customer's decision is refused when recorded), 0 not: another owner's, or
+-- sent already.
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+for i, want in pairs({[1] = 'string', [2] = 'zset'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE key ' .. i .. ' of the claim holds a ' .. found)
+  end
 end
-local claim = 'o:' .. ARGV[1]
-local mine = claim .. '|' .. ARGV[2]
-if redis.call('ZSCORE', KEYS[1], mine) then return 1 end
-local since = redis.call('ZSCORE', KEYS[1], claim)
-if since then
-  -- another owner's: theirs while it is live, and for good once they recorded it
-  local recorded = redis.call('ZSCORE', KEYS[1], 'u:' .. ARGV[1])
-                   or redis.call('ZSCORE', KEYS[1], 'd:' .. ARGV[1])
-  if recorded or tonumber(ARGV[3]) - tonumber(since) < tonumber(ARGV[4]) then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  if holder == ARGV[2] then return 1 end
+  return 0
 end
-redis.call('ZADD', KEYS[1], ARGV[3], claim)
-redis.call('ZADD', KEYS[1], ARGV[3], mine)
--- a seen set made here (its touchpoint's expired meanwhile) does not outlive the lease
-if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if redis.call('ZSCORE', KEYS[2], 'd:' .. ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
