@@ -91,7 +91,7 @@ async def test_a_touchpoint_on_two_partitions_is_decided_once(
         decisions.setdefault(body["decision_id"], body)
         offer_sets[body["decision_id"]].add(json.dumps(body["offers"], sort_keys=True))
     assert {d["trigger_event_id"] for d in decisions.values()} == moments
-    assert {i: len(s) for i, s in offer_sets.items() if len(s) > 1} == {}
+    two_sets = {i: len(s) for i, s in offer_sets.items() if len(s) > 1}
 
     shown: Counter[tuple[str, str]] = Counter()  # what the distinct decisions showed
     per_offer: Counter[str] = Counter()
@@ -106,7 +106,6 @@ async def test_a_touchpoint_on_two_partitions_is_decided_once(
             counted.update({k: int(v) for k, v in (await r.hgetall(key)).items()})
     finally:
         await r.aclose()
-    assert counted == per_offer
     store = pipeline.store()
     try:
         contacts: Counter[tuple[str, str]] = Counter()
@@ -117,4 +116,10 @@ async def test_a_touchpoint_on_two_partitions_is_decided_once(
                     contacts[(customer, what.removeprefix("shown:"))] += int(value)
     finally:
         await store.close()
-    assert +contacts == +shown
+    miscounted_budgets = {o: (counted[o], per_offer[o]) for o in counted | per_offer
+                          if counted[o] != per_offer[o]}  # fmt: skip
+    miscounted_contacts = {c: (contacts[c], shown[c]) for c in contacts | shown
+                           if contacts[c] != shown[c]}  # fmt: skip
+    # per decision id with two offer sets: how many; per offer and per customer's
+    # channel: (counted in Redis, shown by the distinct decisions)
+    assert (two_sets, miscounted_budgets, miscounted_contacts) == ({}, {}, {})
