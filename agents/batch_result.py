@@ -76,6 +76,8 @@ class BatchResult:
     budgets: BudgetLedger | None = None  # the day's offer budgets, after the batch
     catalogue: OfferCatalogue | None = None  # the catalogue the batch was decided with
     moments: dict[str, DecisionMoment] = field(default_factory=dict)  # decision id -> its moment
+    # decision id -> the owner it is claimed for (agents.decision_owners), while unclaimed
+    owners: dict[str, str] = field(default_factory=dict)
     # customer -> their own timezone as the features decided on told it (None: not told),
     # whose days their contacts' caps count (agents.contact_ceilings)
     timezones: dict[str, str | None] = field(default_factory=dict)

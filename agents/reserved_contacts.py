@@ -31,6 +31,7 @@ from agents.budget_reads import spent_today
 from agents.contact_ceilings import MAX_ROUNDS, contended, offers_shown_within
 from agents.contact_ledger import contacted
 from agents.contact_policy import FIRST_CONTACT
+from agents.decision_owners import keep_owned
 from agents.decision_records import decision_record
 from agents.offer_budget import BudgetLedger
 from agents.offer_policy import OfferPolicy
@@ -62,6 +63,7 @@ class ContactReservations:
         are replaced in ``result.decisions`` by a decision taken again. Returns how many
         were refused."""
         catalogue = result.catalogue
+        await keep_owned(self._store, result)  # a copy's decision, another worker's: out
         pending = list(result.decisions)
         unchecked = [d for d in pending if d.decision_id not in result.moments]
         if unchecked:  # every decision on a touchpoint has its moment: a fault of Moments'

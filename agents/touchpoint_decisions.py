@@ -28,6 +28,7 @@ from agents.batch_result import BatchResult, EventKey, event_key, failure_reason
 from agents.batch_retries import outage
 from agents.contact_ledger import contacted
 from agents.control_group import ControlGroup
+from agents.decision_owners import owner_of
 from agents.interventions import (
     InterventionRules,
     interventions_for,
@@ -480,6 +481,8 @@ class TouchpointDecisions:
                     result.decisions.append(decision)
                     if moment is not None:  # to decide it again (see TouchpointHandler.reserve)
                         result.moments[decision.decision_id] = moment
+                        if recorded is None:  # decided now: claimed before it counts
+                            result.owners[decision.decision_id] = owner_of(record)
                         told = features.timezone if features is not None else None
                         result.timezones[event.customer_id] = told
                     if features is not None and recorded is None:  # the next moment

@@ -76,7 +76,7 @@ def _script(name: str) -> str:
 SCRIPTS = {
     name: _script(name)
     for name in (
-        "apply", "decision", "erase", "claim", "claim_examples", "publish", "view", "settle",
+        "apply", "decision", "own", "erase", "claim", "claim_examples", "publish", "view", "settle",
         "permissions", "outbox_lease", "outbox_retire", *_BUDGET_COUNTS,
     )
 }  # fmt: skip

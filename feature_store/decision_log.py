@@ -24,6 +24,10 @@ _CLAIMS: dict[int, Claim] = {1: "learn", 3: "relearn", 0: "skip", 2: "no_context
                              5: "not_offered", 6: "not_an_offer", 7: "bad_context",
                              8: "relabel", 9: "relabel_again", 10: "superseded",
                              11: "superseded_again"}  # fmt: skip
+# how long a decision's claim (lua/own.lua) holds without its decision sent: a batch takes
+# far less from its touchpoints' apply to their decisions' confirmation; a claim left by a
+# batch given up is taken over after it (its letter re-driven)
+CLAIM_LEASE_MS = 15 * 60 * 1000
 FactCall = Callable[[Fact, int], tuple[tuple[str, ...], list[Any]]]  # the apply script's
 
 
@@ -78,9 +82,10 @@ class DecisionLog:
         contact_only_life_s, stranger_life_s = config.contact_only_life_s, config.stranger_life_s
         for r in records:
             k = self._keys.for_customer(r.customer_id)
-            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
-                    k.decision_index, k.recent, k.profile)  # fmt: skip
             trigger = f"t:{r.trigger_event_id}" if r.trigger_event_id else ""
+            keys = (k.context(r.decision_id), k.decisions, k.seen, k.tombstone,
+                    k.decision_index, k.recent, k.profile,
+                    *((k.claim(trigger),) if trigger else ()))  # fmt: skip
             own_ttl_s = config.context_ttl_s if r.offered else config.unoffered_context_ttl_s
             args = [
                 stored(r.context, r.customer_id), config.context_ttl_s, r.ts_ms, r.decision_id,
@@ -110,6 +115,40 @@ class DecisionLog:
             r is not None and int(r) == 1 and record.customer_id not in faults
             for r, record in zip(replies[len(contacts) :], records, strict=True)
         ]
+
+    async def own(
+        self,
+        claims: Sequence[tuple[str, str, str]],
+        faults: dict[str, Exception] | None = None,
+        lease_ms: int = CLAIM_LEASE_MS,
+    ) -> list[bool]:
+        """Claim (customer id, trigger event id, owner) decisions for their owners, in
+        one round trip, before any contact or budget unit of them is counted: per claim,
+        whether its owner decides it. A touchpoint produced twice, to two partitions,
+        reaches two workers at once; the first to claim its decision sends it, the
+        other nothing (:mod:`agents.decision_owners`). The same owner (the same source
+        record, read again) keeps its claim until the decision is marked sent; none is
+        made for one sent already; another takes over one whose owner sent nothing within
+        ``lease_ms``. With ``faults``, a customer whose keys
+        fail the call (a key of another type) does not fail the others: the error goes
+        in ``faults`` under their id, and their claim counts as owned (their decision's
+        record fails the same way)."""
+        if not claims:
+            return []
+        calls: list[Call] = []
+        for customer_id, trigger_event_id, owner in claims:
+            k = self._keys.for_customer(customer_id)
+            trigger = f"t:{trigger_event_id}"
+            calls.append(("own", (k.claim(trigger), k.seen, k.tombstone),
+                          [trigger, owner, lease_ms]))  # fmt: skip
+        failed: dict[int, Exception] = {}
+        replies = await self._conn.eval_mixed(
+            "decisions", calls, faults=None if faults is None else failed
+        )
+        for i, exc in failed.items():
+            if faults is not None:
+                faults.setdefault(claims[i][0], exc)
+        return [i in failed or int(r) == 1 for i, r in enumerate(replies)]
 
     async def claim_outcomes(
         self,

@@ -51,6 +51,11 @@ class KeySet:
         """The key of one decision's context."""
         return f"{self.profile[:-2]}:ctx:{decision_id}"
 
+    def claim(self, trigger: str) -> str:
+        """The key of the claim on a touchpoint's decision (``trigger``: its fact id),
+        while it is being decided (:meth:`feature_store.DecisionLog.own`)."""
+        return f"{self.profile[:-2]}:own:{trigger}"
+
 
 KEY_KINDS = (
     "profile", "windows", "seen", "recent", "contacts", "decisions", "outcomes", "decision_index",

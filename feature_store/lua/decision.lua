@@ -7,7 +7,8 @@
 -- KEYS: 1 context string, 2 decisions zset, 3 seen zset, 4 tombstone, 5 context index zset,
 --       6 recent-touchpoints zset (only checked: the decision's contact, applied in the
 --         same round trip, writes it), 7 profile hash (only read: whether the customer
---         has any activity of their own)
+--         has any activity of their own), 8 (optional) the trigger's claim (own.lua's):
+--         deleted once the decision is marked decided
 -- ARGV: 1 context JSON, 2 context ttl (s), 3 decision ts (ms), 4 decision id,
 --       5 decisions kept, 6 trigger fact id ('' for none), 7 now (ms), 8 key ttl (s),
 --       9 live lag (ms): a decision at most this old counts as made now (apply.lua's),
@@ -122,6 +123,7 @@ if ARGV[6] ~= '' and (life_ms > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
   else
     redis.call('ZADD', KEYS[3], ARGV[7], 'd:' .. ARGV[6])
     redis.call('ZREM', KEYS[3], 'u:' .. ARGV[6])
+    if KEYS[8] then redis.call('DEL', KEYS[8]) end
   end
   if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], life_ms) end
 end

@@ -230,6 +230,12 @@ class RecordedDecisions:
     ) -> list[str | None]:
         return [self._store.contexts.get(pair) for pair in pairs]
 
+    async def own(
+        self, claims: Sequence[tuple[str, str, str]], faults: dict[str, Exception] | None = None
+    ) -> list[bool]:
+        """Every decision the worker's own: no other worker decides at once."""
+        return [True] * len(claims)
+
 
 class PoisonError(ValueError):
     """What RecordingStore raises for a poison event (any non-transient error)."""
