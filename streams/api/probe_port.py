@@ -73,10 +73,10 @@ def probes_at(settings: Settings) -> str:
     """Where the start-up line says the probes are served apart, if they are.
 
     >>> probes_at(Settings(api_probe_port=6068))
-    'probes and metrics also on port 6068 (not capped)'
+    'probes and metrics also on port 6068, apart from that cap'
     >>> probes_at(Settings(api_probe_port=0))
     'no probe port (MOMENTS_API_PROBE_PORT=0)'
     """
     if not settings.api_probe_port:
         return "no probe port (MOMENTS_API_PROBE_PORT=0)"
-    return f"probes and metrics also on port {settings.api_probe_port} (not capped)"
+    return f"probes and metrics also on port {settings.api_probe_port}, apart from that cap"
