@@ -1,7 +1,8 @@
 # The Moments image: one image for every role, chosen by the command.
 #   docker build -t moments:latest .
 #   docker run --rm moments:latest worker      # Faust worker: /metrics /healthz /readyz on 6066
-#   docker run --rm moments:latest api         # HTTP API: /healthz /readyz /metrics on 6067
+#   docker run --rm moments:latest api         # HTTP API on 6067; /healthz /readyz /metrics also
+#                                              # on 6068, uncounted by its connection cap
 #   docker run --rm moments:latest simulate --respond
 # Settings come from MOMENTS_* variables (streams/settings.py); deploy/compose.yaml and
 # deploy/k8s/ set the ones a container needs.
@@ -38,10 +39,11 @@ ENV MOMENTS_CATALOGUE_PATH=/etc/moments/catalogue/offers.toml \
     MOMENTS_WEB_HOST=0.0.0.0 \
     MOMENTS_WEB_PORT=6066 \
     MOMENTS_API_HOST=0.0.0.0 \
-    MOMENTS_API_PORT=6067
+    MOMENTS_API_PORT=6067 \
+    MOMENTS_API_PROBE_PORT=6068
 
 USER 10001:10001
 WORKDIR /home/moments
-EXPOSE 6066 6067
+EXPOSE 6066 6067 6068
 ENTRYPOINT ["moments"]
 CMD ["worker"]

@@ -142,6 +142,7 @@ async def bench_http(
         MOMENTS_REDIS_PREFIX=prefix,
         MOMENTS_KEY_SECRET=prefix,
         MOMENTS_API_PORT=str(port),
+        MOMENTS_API_PROBE_PORT="0",  # nothing probes it here
         MOMENTS_API_RATE_PER_S="1000000",
         MOMENTS_API_BURST="1000000",
         MOMENTS_LOG_LEVEL="warning",

@@ -281,12 +281,14 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
     ):
         port = int(os.environ.get("MOMENTS_WEB_PORT", free_port()))
         api_port = int(os.environ.get("MOMENTS_API_PORT", free_port()))
+        probe_port = int(os.environ.get("MOMENTS_API_PROBE_PORT", free_port()))
         env = dict(
             os.environ,
             MOMENTS_KAFKA_BOOTSTRAP=svc.kafka_bootstrap,
             MOMENTS_REDIS_URL=svc.redis_url,
             MOMENTS_WEB_PORT=str(port),
             MOMENTS_API_PORT=str(api_port),
+            MOMENTS_API_PROBE_PORT=str(probe_port),
             MOMENTS_DATA_DIR=os.environ.get("MOMENTS_DATA_DIR", str(Path(tmp) / "data")),
             MOMENTS_LOG_LEVEL=os.environ.get("MOMENTS_LOG_LEVEL", "warning"),
         )

@@ -225,6 +225,9 @@ class Settings:
     event_loop: str = "auto"  # uvloop where installed, else asyncio's own (or: uvloop, asyncio)
     api_host: str = "127.0.0.1"
     api_port: int = 6067
+    # /healthz, /readyz and /metrics also on this port, which the connection cap does not
+    # count (streams/api/probe_port.py): for an orchestrator's probes and Prometheus; 0: none
+    api_probe_port: int = 6068
     api_keys: str = ""  # name:scope+scope:sha256hex;... (empty: the development key only)
     # without keys, the development key is taken on a loopback api_host only, unless this
     # (a container's demo, its port published on the host's loopback only)
@@ -350,6 +353,13 @@ class Settings:
         for name in ("api_port", "web_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")
+        if not 0 <= self.api_probe_port <= 65535:
+            raise SettingsError("MOMENTS_API_PROBE_PORT must be a port, 1 to 65535, or 0 (none)")
+        if self.api_probe_port and self.api_probe_port == self.api_port:
+            raise SettingsError(
+                f"MOMENTS_API_PROBE_PORT must differ from MOMENTS_API_PORT ({self.api_port}), "
+                "or be 0 (none)"
+            )
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(f"MOMENTS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:

@@ -359,6 +359,7 @@ async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader)
 async def serve(settings: Settings) -> int:
     """Run the API until SIGTERM or SIGINT (0), or until a Redis that could not be reached
     at start turns out to hold a layout or key secret it must not write with (2)."""
+    from streams.api.probe_port import probe_runner, probes_at, serve_probes
     from streams.redis_checks import (
         check_layout_once_redis_answers,
         check_redis_layout,
@@ -368,6 +369,9 @@ async def serve(settings: Settings) -> int:
 
     check_dev_key(settings)  # before Kafka and Redis are asked anything
     check_can_listen(settings.api_host, settings.api_port, "MOMENTS_API_HOST / MOMENTS_API_PORT")
+    if settings.api_probe_port:
+        check_can_listen(settings.api_host, settings.api_probe_port,
+                         "MOMENTS_API_HOST / MOMENTS_API_PROBE_PORT")  # fmt: skip
     await ensure_topics(settings)
     await warn_about_redis_setup(settings)
     layout = await check_redis_layout(settings)
@@ -394,14 +398,19 @@ async def serve(settings: Settings) -> int:
                     seats.per_key, settings.api_max_streams_per_key, most)  # fmt: skip
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
+    # the probes and the scrape, on a port the cap above does not count (its own, small)
+    probes = None
+    if settings.api_probe_port:
+        probes = probe_runner(app[API_KEY], settings.api_head_timeout_s)
+        await serve_probes(probes, settings.api_host, settings.api_probe_port)
     # Everything built at start-up lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise stall requests for milliseconds.
     gc.collect()
     gc.freeze()
     log.info(
-        "%s, on http://%s:%d (%d connections at most), metrics at /metrics (event loop: %s)",
+        "%s, on http://%s:%d (%d connections at most), metrics at /metrics, %s (event loop: %s)",
         startup_line("API", settings), settings.api_host, settings.api_port, most,
-        loop_name(asyncio.get_running_loop()),
+        probes_at(settings), loop_name(asyncio.get_running_loop()),
     )  # fmt: skip
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -424,6 +433,8 @@ async def serve(settings: Settings) -> int:
         if late_check is not None:
             late_check.cancel()
         await runner.cleanup()  # drains the recommender, flushes decisions to Kafka
+        if probes is not None:  # probed until then: an orchestrator sees it alive, stopping
+            await probes.cleanup()
     return 2 if refusals else 0
 
 

@@ -36,6 +36,7 @@ class Worker:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    probe_port: int = 0  # an API's MOMENTS_API_PROBE_PORT (a worker: none)
 
     @property
     def url(self) -> str:
@@ -118,6 +119,7 @@ class Pipeline:
             MOMENTS_REDIS_PREFIX=self.prefix.rstrip("-"),
             MOMENTS_APP_ID=f"{self.prefix}moments",
             MOMENTS_WEB_PORT=str(port),
+            MOMENTS_API_PROBE_PORT=str(free_port()),  # an API's: several run at once
             MOMENTS_DATA_DIR=str(self.tmp / "data"),
             MOMENTS_KEY_SECRET=SECRET,
             MOMENTS_LOG_LEVEL="warning",
@@ -141,7 +143,9 @@ class Pipeline:
         environ = {**self.env(0), "MOMENTS_API_PORT": str(port), **env}
         if redis_url is not None:
             environ["MOMENTS_REDIS_URL"] = redis_url
-        return self._start("api", port, environ, timeout)
+        api = self._start("api", port, environ, timeout)
+        api.probe_port = int(environ["MOMENTS_API_PROBE_PORT"])
+        return api
 
     def _start(self, command: str, port: int, environ: dict[str, str], timeout: float) -> Worker:
         """Run `moments <command>` and wait until its /readyz answers 200."""

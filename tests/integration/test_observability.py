@@ -62,7 +62,7 @@ def render_config(dest: Path, worker: str, api: str, prometheus: str, interval: 
     text = (PROMETHEUS_DIR / "prometheus.yml").read_text()
     for old, new in [
         ('"localhost:6066"', f'"{worker}"'),
-        ('"localhost:6067"', f'"{api}"'),
+        ('"localhost:6068"', f'"{api}"'),  # the API's probe port
         ('"localhost:9090"', f'"{prometheus}"'),
         ("scrape_interval: 15s", f"scrape_interval: {interval}"),
         ("evaluation_interval: 15s", f"evaluation_interval: {interval}"),
@@ -258,7 +258,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Worker, Worker], Pro
         # the port is chosen before the config so that the self-scrape job points at it
         server_port = free_port()
         config = render_config(
-            config_dir, f"127.0.0.1:{worker.port}", f"127.0.0.1:{api.port}",
+            config_dir, f"127.0.0.1:{worker.port}", f"127.0.0.1:{api.probe_port}",
             f"127.0.0.1:{server_port}",
         )  # fmt: skip
         server = PrometheusServer(

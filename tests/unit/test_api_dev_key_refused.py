@@ -7,6 +7,7 @@ loopback host or ``MOMENTS_API_ALLOW_DEV_KEY`` says so."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def test_no_keys_on_a_loopback_host_or_opted_in_takes_the_development_key(
 def _api(**env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MOMENTS_")}
     environ |= {"MOMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:1", "MOMENTS_API_PORT": "0",
+                "MOMENTS_API_PROBE_PORT": "0",  # not 6068, which another API may hold
                 "MOMENTS_REDIS_URL": "redis://127.0.0.1:1/0", **env}  # nothing listens  # fmt: skip
     return subprocess.run([sys.executable, "-m", "streams.cli", "api"], cwd=ROOT, env=environ,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -61,3 +63,17 @@ def test_moments_api_without_keys_on_every_interface_exits_2_naming_the_variable
     assert "Traceback" not in done.stderr
     opted_in = _api(MOMENTS_API_HOST="0.0.0.0", MOMENTS_API_ALLOW_DEV_KEY="true")
     assert opted_in.returncode == 3, opted_in.stderr[-2000:]  # on to Kafka, which is not there
+
+
+def test_a_probe_port_in_use_stops_the_start_with_one_line_before_kafka() -> None:
+    """Checked with the clients' port, before Kafka and Redis are asked anything: not a
+    traceback once the API had started up."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = _api(MOMENTS_API_PROBE_PORT=str(port))
+    assert done.returncode == 2, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if line.startswith("moments: ")]
+    assert said == [f"moments: MOMENTS_API_HOST / MOMENTS_API_PROBE_PORT: cannot listen on "
+                    f"127.0.0.1:{port}: Address already in use"], done.stderr  # fmt: skip

@@ -61,6 +61,7 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
 INSTALL_HINT = "install the dev extra: .venv/bin/pip install -e '.[dev]' (make test does)"
 WORKER_PORT = 6066
 API_PORT = 6067
+API_PROBE_PORT = 6068  # the API's /healthz, /readyz and /metrics, uncounted by its cap
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -341,7 +342,8 @@ def test_compose_observability_mounts_exist() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     workers = jobs["moments-worker"]["static_configs"][0]["targets"]
     assert workers == [f"worker-1:{WORKER_PORT}", f"worker-2:{WORKER_PORT}"]
-    assert jobs["moments-api"]["static_configs"][0]["targets"] == [f"api:{API_PORT}"]
+    # the API's probe port: a Prometheus on its clients' port saw a full API as down
+    assert jobs["moments-api"]["static_configs"][0]["targets"] == [f"api:{API_PROBE_PORT}"]
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
 
 
@@ -451,29 +453,34 @@ def test_unknown_kinds_are_rejected_by_the_validator() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "role", "port", "setting"),
+    ("name", "role", "ports", "settings"),
     [
-        ("moments-worker", "worker", WORKER_PORT, "MOMENTS_WEB_PORT"),
-        ("moments-api", "api", API_PORT, "MOMENTS_API_PORT"),
+        ("moments-worker", "worker", [WORKER_PORT], ["MOMENTS_WEB_PORT"]),
+        (
+            "moments-api", "api", [API_PORT, API_PROBE_PORT],
+            ["MOMENTS_API_PORT", "MOMENTS_API_PROBE_PORT"],
+        ),
     ],
-)
+)  # fmt: skip
 def test_deployment_probes_resources_and_settings(
-    name: str, role: str, port: int, setting: str
+    name: str, role: str, ports: list[int], settings: list[str]
 ) -> None:
+    """The probes go to the last port: the API's probe port, which its connection cap
+    does not count (on the clients' port, a full pod failed its liveness probe)."""
     deployment = _one("Deployment", name)
     assert _selects(deployment["spec"]["selector"]["matchLabels"], _pod_labels(deployment))
     container = _container(deployment)
     assert container["image"] == "moments:latest"
     assert container["args"] == [role]
-    assert [p["containerPort"] for p in container["ports"]] == [port]
-    assert int(_settings_data()[setting]) == port
+    assert [p["containerPort"] for p in container["ports"]] == ports
+    assert [int(_settings_data()[setting]) for setting in settings] == ports
     for probe, path in (
         ("startupProbe", "/healthz"),
         ("livenessProbe", "/healthz"),
         ("readinessProbe", "/readyz"),
     ):
         action = container[probe]["httpGet"]
-        assert (action["path"], action["port"]) == (path, port), f"{name} {probe}"
+        assert (action["path"], action["port"]) == (path, ports[-1]), f"{name} {probe}"
     requests = container["resources"]["requests"]
     assert requests["cpu"] and requests["memory"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -488,9 +495,9 @@ def test_deployment_probes_resources_and_settings(
         # a SASL password is refused unless the ConfigMap turns SASL on: left out
         if e["name"] != "MOMENTS_KAFKA_SASL_PASSWORD"
     })  # fmt: skip
-    settings = Settings.from_env(env)
-    assert settings.web_host == "0.0.0.0" and settings.api_host == "0.0.0.0"
-    catalogue = Path(settings.catalogue_path)
+    found = Settings.from_env(env)
+    assert found.web_host == "0.0.0.0" and found.api_host == "0.0.0.0"
+    catalogue = Path(found.catalogue_path)
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     mounted = [n for n, v in volumes.items() if v.get("configMap", {}).get("name") == CATALOGUE_CM]
@@ -532,6 +539,26 @@ def test_services_select_their_pods_and_named_ports() -> None:
         for port in service["spec"]["ports"]:
             assert port["targetPort"] in ports
     assert _one("Service", "moments-api")["spec"]["ports"][0]["port"] == API_PORT
+
+
+def test_prometheus_scrapes_the_api_where_its_connection_cap_does_not_count() -> None:
+    """At its cap the API answers new connections 503 on its clients' port: scraped
+    there, a pod that was only full was reported down (MomentsApiDown)."""
+    monitor = _one("ServiceMonitor", "moments")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (scraped,) = [p for p in _one("Service", "moments-api")["spec"]["ports"]
+                  if p["name"] == endpoint["port"]]  # fmt: skip
+    assert scraped["port"] == API_PROBE_PORT
+    assert scraped["targetPort"] == "probes"
+    container = _container(_one("Deployment", "moments-api"))
+    assert {"name": "probes", "containerPort": API_PROBE_PORT, "protocol": "TCP"} in container[
+        "ports"
+    ]
+    (worker_port,) = _one("Service", "moments-worker")["spec"]["ports"]
+    assert (worker_port["name"], worker_port["port"]) == (endpoint["port"], WORKER_PORT)
+    config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["moments-api"]["static_configs"][0]["targets"] == [f"localhost:{API_PROBE_PORT}"]
 
 
 def test_servicemonitor_structure() -> None:

@@ -251,6 +251,8 @@ def test_faust_broker(bootstrap: str, broker: str) -> None:
         ("API_TRUSTED_PROXIES", "10.0.0.0/33", "MOMENTS_API_TRUSTED_PROXIES"),
         ("API_PORT", "70000", "MOMENTS_API_PORT"),
         ("WEB_PORT", "-1", "MOMENTS_WEB_PORT"),
+        ("API_PROBE_PORT", "70000", "MOMENTS_API_PROBE_PORT"),
+        ("API_PROBE_PORT", "-1", "MOMENTS_API_PROBE_PORT"),
         ("API_BUDGET_MS", "nan", "MOMENTS_API_BUDGET_MS must be a finite"),
         ("API_BUDGET_MS", "0", "MOMENTS_API_BUDGET_MS"),
         ("API_GATHER_MS", "inf", "MOMENTS_API_GATHER_MS"),
@@ -275,6 +277,17 @@ def test_values_that_cannot_work_are_refused_at_start(name: str, value: str, wor
     with pytest.raises(SettingsError, match=words) as refused:
         Settings.from_env({f"MOMENTS_{name}": value})
     assert set(re.findall(r"MOMENTS_[A-Z0-9_]+", str(refused.value))) == {f"MOMENTS_{name}"}
+
+
+def test_the_probe_port_is_apart_from_the_client_port_or_none() -> None:
+    """The probes must not share the capped listener's port (nor could both bind it);
+    0 serves none apart (the probes then hit the capped listener, as before)."""
+    with pytest.raises(SettingsError, match="MOMENTS_API_PROBE_PORT must differ from MOMENTS_AP"):
+        Settings.from_env({"MOMENTS_API_PORT": "7000", "MOMENTS_API_PROBE_PORT": "7000"})
+    assert Settings.from_env({}).api_probe_port == 6068
+    assert Settings.from_env({"MOMENTS_API_PROBE_PORT": "0"}).api_probe_port == 0
+    both_any = {"MOMENTS_API_PORT": "0", "MOMENTS_API_PROBE_PORT": "0"}  # none apart
+    assert Settings.from_env(both_any).api_probe_port == 0
 
 
 def test_log_levels_are_taken_in_any_case() -> None:
