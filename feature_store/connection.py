@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.exceptions import (
     AuthenticationError,
     ClusterError,
@@ -225,6 +226,25 @@ def _not_connected(exc: BaseException) -> bool:
     )
 
 
+class NotingRetry(Retry):
+    """redis-py's retry, whose error, when the retry fails too, names the first
+    attempt's (``earlier``): a call written and its connection lost, then the retry's
+    connect refused, is still one that may have run."""
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        errors: list[Exception] = []
+
+        async def noted(error: Exception, *count: Any) -> Any:
+            errors.append(error)
+            return await fail(error, *count)
+
+        try:
+            return await super().call_with_retry(do, noted, *args, **kwargs)
+        except Exception as exc:
+            exc.earlier = tuple(e for e in errors if e is not exc)  # type: ignore[attr-defined]
+            raise
+
+
 def may_have_run(exc: BaseException) -> bool:
     """Whether the commands of a call that failed with ``exc`` may have run in Redis all
     the same: they were written, and the connection timed out or went before their
@@ -254,6 +274,8 @@ def may_have_run(exc: BaseException) -> bool:
     False
     """
     chain = list(_chain(exc))
+    if any(may_have_run(e) for cause in chain for e in getattr(cause, "earlier", ())):
+        return True  # an earlier attempt redis-py retried may have run
     if any(isinstance(cause, NotSent) or _not_connected(cause) for cause in chain):
         return False
     lost = (RedisTimeoutError, RedisConnectionError, TimeoutError, ConnectionError)

@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import (
+    NotingRetry,
     StoreConnection,
     hash_reply,
     may_have_run,
@@ -156,7 +156,7 @@ class FeatureStore:
             # one retry of a call that timed out or lost its connection (a connection the
             # server closed while idle, a cluster whose nodes moved): redis-py's own 3, and
             # its cluster client's 10, held a call on a frozen node 78 s, not ``timeout_s``
-            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+            "retry": NotingRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
         }
         if cluster or url.startswith(("redis://", "rediss://")):  # TCP (not a unix socket)
             options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive_options()}
