@@ -235,10 +235,10 @@ class Settings:
     api_rate_per_s: float = 200.0  # per key (a key bound to origins: per visitor, below)
     api_burst: int = 400
     # a key bound to web pages' origins (which every visitor can read) is limited per
-    # visitor, not per key: a person's browser asks a few times a second at most, and a
-    # shared address (an office, a carrier's NAT) holds several people
-    api_visitor_rate_per_s: float = 5.0
-    api_visitor_burst: int = 30
+    # visitor, not per key; 0: at the key's rate and burst (those above), so that an API
+    # behind a proxy not yet trusted (every visitor one) keeps the rate its key had
+    api_visitor_rate_per_s: float = 0.0
+    api_visitor_burst: int = 0
     # proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the visitor;
     # empty: the connection's peer is the visitor (streams/api/visitors.py)
     api_trusted_proxies: str = ""
@@ -337,11 +337,14 @@ class Settings:
         # a request a day at the least (a 429's wait, in whole seconds, stays a number)
         for rate, burst in (("api_rate_per_s", "api_burst"),
                             ("api_visitor_rate_per_s", "api_visitor_burst")):  # fmt: skip
-            if not 1 / 86_400 <= getattr(self, rate) <= 1e9:
+            unset = 0 if rate.startswith("api_visitor") else None  # 0: the key's
+            if getattr(self, rate) != unset and not 1 / 86_400 <= getattr(self, rate) <= 1e9:
                 raise SettingsError(f"MOMENTS_{rate.upper()} must be a number of requests a "
-                                    "second from 1/86400 (one a day) to 1e9")  # fmt: skip
-            if not 1 <= getattr(self, burst) <= 10**9:
-                raise SettingsError(f"MOMENTS_{burst.upper()} must be from 1 to 1000000000")
+                                    "second from 1/86400 (one a day) to 1e9"
+                                    + (", or 0 (the key's)" if unset == 0 else ""))  # fmt: skip
+            if getattr(self, burst) != unset and not 1 <= getattr(self, burst) <= 10**9:
+                raise SettingsError(f"MOMENTS_{burst.upper()} must be from 1 to 1000000000"
+                                    + (", or 0 (the key's)" if unset == 0 else ""))  # fmt: skip
         for name in ("api_budget_ms", "api_gather_ms", "api_publish_linger_ms"):
             if not math.isfinite(getattr(self, name)):
                 raise SettingsError(f"MOMENTS_{name.upper()} must be a finite number")

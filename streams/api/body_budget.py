@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 KEY_SHARE = 4  # one key may take a quarter of the process's budget
+VISITOR_SHARE = 16  # one visitor of a page key a sixteenth of its key's share
 
 
 class BodyBudget:
@@ -34,28 +35,42 @@ class BodyBudget:
     def __init__(self, total: int, key_share: int | None = None) -> None:
         self.total = total
         self.key_share = total // KEY_SHARE if key_share is None else key_share
+        self.visitor_share = self.key_share // VISITOR_SHARE
         self.receiving = 0
         self._by_key: dict[str, int] = {}
+        self._by_visitor: dict[tuple[str, str], int] = {}
 
-    def has_room(self, key: str, size: int) -> bool:
-        """Whether a body of ``size`` bytes sent with ``key`` could be received now
-        (nothing taken: asked before a body is invited, ``Expect: 100-continue``)."""
+    def has_room(self, key: str, size: int, visitor: str | None = None) -> bool:
+        """Whether a body of ``size`` bytes sent with ``key`` (by ``visitor`` of a page
+        key) could be received now (nothing taken: asked before a body is invited,
+        ``Expect: 100-continue``)."""
+        if visitor is not None:
+            mine = self._by_visitor.get((key, visitor), 0)
+            if mine and mine + size > self.visitor_share:
+                return False
         held = self._by_key.get(key, 0)
         if held and held + size > self.key_share:
             return False
         return not (self.receiving and self.receiving + size > self.total)
 
-    def take(self, key: str, size: int) -> bool:
+    def take(self, key: str, size: int, visitor: str | None = None) -> bool:
         """Whether a body of ``size`` bytes sent with ``key`` may be received now (then
         counted until :meth:`give_back`)."""
-        if not self.has_room(key, size):
+        if not self.has_room(key, size, visitor):
             return False
+        if visitor is not None:
+            mine = (key, visitor)
+            self._by_visitor[mine] = self._by_visitor.get(mine, 0) + size
         self._by_key[key] = self._by_key.get(key, 0) + size
         self.receiving += size
         return True
 
-    def give_back(self, key: str, size: int) -> None:
+    def give_back(self, key: str, size: int, visitor: str | None = None) -> None:
         """A body :meth:`take` counted has come whole, or will not."""
+        if visitor is not None:
+            left = self._by_visitor.pop((key, visitor)) - size
+            if left:
+                self._by_visitor[(key, visitor)] = left
         self.receiving -= size
         left = self._by_key.pop(key) - size
         if left:

@@ -51,7 +51,7 @@ async def _items(request: web.Request, max_items: int, key: ApiKey) -> list[msgs
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     check_announced_size(request)
-    raw = await _received(request, key.name)
+    raw = await _received(request, key.name, visitor_of(request, key))
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent
     raw = inflated(raw, encoding, limit)
     try:
@@ -85,13 +85,13 @@ async def _items(request: web.Request, max_items: int, key: ApiKey) -> list[msgs
     return items
 
 
-async def _received(request: web.Request, key: str) -> bytes:
+async def _received(request: web.Request, key: str, visitor: str | None = None) -> bytes:
     """The body as sent with ``key``, within the process's budget of bodies being
     received at once (:mod:`streams.api.body_budget`: a 503 past it) and the body
     timeout."""
     api = api_of(request)
     size = announced_size(request)
-    if not api.uploads.take(key, size):
+    if not api.uploads.take(key, size, visitor):
         raise too_many_uploads()
     try:
         async with asyncio.timeout(api.settings.api_body_timeout_s):
@@ -106,7 +106,7 @@ async def _received(request: web.Request, key: str) -> bytes:
         raise ApiError(400, "incomplete_body", "the connection ended before the whole "
                        "body (its Content-Length) arrived") from exc  # fmt: skip
     finally:
-        api.uploads.give_back(key, size)
+        api.uploads.give_back(key, size, visitor)
 
 
 def _too_large(index: int, size: int) -> ApiError:

@@ -167,7 +167,9 @@ def continue_for(scope: str) -> Callable[[web.Request], Awaitable[web.StreamResp
                 if wait := api_of(request).limiter.wait(key.name, visitor_of(request, key)):
                     raise rate_limited(wait, f"too many requests for key {key.name!r}")
                 check_announced_size(request)
-                if not api_of(request).uploads.has_room(key.name, announced_size(request)):
+                if not api_of(request).uploads.has_room(
+                    key.name, announced_size(request), visitor_of(request, key)
+                ):
                     raise too_many_uploads()  # (taken once it is sent, if there is room then)
             except AuthError as exc:
                 return before_the_body(request, refused(exc))

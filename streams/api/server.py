@@ -137,7 +137,8 @@ def rate_limits(settings: Settings, overflowed: Callable[[], None] = lambda: Non
     body = settings.api_max_body_bytes
     rate, burst = settings.api_rate_per_s, settings.api_burst
     keys = RateLimiter(rate, burst, debt_floor(burst, body))
-    rate, burst = settings.api_visitor_rate_per_s, settings.api_visitor_burst
+    rate = settings.api_visitor_rate_per_s or rate  # 0: the key's
+    burst = settings.api_visitor_burst or burst
     visitors = RateLimiter(rate, burst, debt_floor(burst, body), VISITOR_BUCKETS)
     return RateLimits(keys, visitors, overflowed)
 
@@ -150,7 +151,7 @@ def note_visitors(settings: Settings, keys: KeyRing) -> None:
         log.warning("keys bound to origins are rate-limited per visitor, by the address "
                     "that connects: behind a proxy or load balancer, set "
                     "MOMENTS_API_TRUSTED_PROXIES to its addresses, or every visitor through "
-                    "it shares one visitor's rate")  # fmt: skip
+                    "it shares one visitor's bucket")  # fmt: skip
 
 
 def check_dev_key(settings: Settings) -> None:

@@ -49,6 +49,9 @@ def trusted_proxies(text: str) -> tuple[Network, ...]:
             raise ValueError(
                 f"not an address or network (a.b.c.d[/n], x:y::z[/n]): {item!r}"
             ) from None
+        mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+        if mapped is not None and network.prefixlen >= 96:  # as a peer's is read: IPv4
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
         networks.append(network)
     return tuple(networks)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.api.auth import KeyRing
-from streams.api.server import note_visitors
+from streams.api.server import note_visitors, rate_limits
 from streams.api.visitors import trusted_proxies, visitor
 from streams.settings import Settings
 from tests.unit.api_app import KEYS, SHOP, api_app
@@ -110,3 +110,21 @@ def test_page_keys_served_off_loopback_with_no_proxy_trusted_are_warned_of(
     caplog.clear()
     note_visitors(settings, KeyRing.parse(KEYS.split(";")[1]))  # no key bound to origins
     assert not caplog.text
+
+
+def test_a_proxy_trusted_in_its_ipv4_mapped_form_is_trusted() -> None:
+    """A peer's IPv4-mapped address is read as IPv4: a proxy named in that form was never
+    trusted, and every visitor behind it shared the proxy's bucket."""
+    proxies = trusted_proxies("::ffff:10.0.0.0/104")
+    assert visitor("::ffff:10.1.2.3", ["203.0.113.7"], proxies) == "203.0.113.7"
+    assert visitor("10.1.2.3", ["203.0.113.7"], proxies) == "203.0.113.7"
+
+
+def test_visitors_take_their_keys_rate_unless_told() -> None:
+    """An API behind a proxy not yet trusted sees every visitor as one: by default that one
+    keeps the rate and burst its key had, rather than a person's few a second."""
+    limits = rate_limits(Settings(api_rate_per_s=50.0, api_burst=80))
+    assert (limits.visitors.rate, limits.visitors.burst) == (50.0, 80)
+    told = rate_limits(Settings(api_visitor_rate_per_s=5.0, api_visitor_burst=30))
+    assert (told.visitors.rate, told.visitors.burst) == (5.0, 30)
+    assert (told.keys.rate, told.keys.burst) == (200.0, 400)
