@@ -4,18 +4,13 @@ batch it sends back, so that a customer erased meanwhile is not written anew).""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 from streams.settings import Settings
-from streams.topic_replay import STALL_S, ReplayStalled, TopicMissing
+from streams.topic_replay import STALL_S, Handler, TopicMissing, read_to_ends
 from streams.topics import topic_partitions
-
-Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
 # a fetch the broker holds open delays an offsets lookup behind it: kept short, so that
 # catching up on a topic with nothing new costs a round trip or two
@@ -51,37 +46,13 @@ class ErasureFollower:
 
     async def catch_up(self, stall_s: float = STALL_S) -> int:
         """Read to each partition's end as of now; returns the records read. Raises
-        :class:`ReplayStalled` after ``stall_s`` without progress."""
+        :class:`streams.topic_replay.ReplayStalled` after ``stall_s`` without progress."""
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("the follower is not started")
         ends = await consumer.end_offsets(self._tps)
-        count = 0
-        loop = asyncio.get_running_loop()
-        progress_at, positions = loop.time(), dict[TopicPartition, int]()
-        while True:
-            deadline = asyncio.timeout_at(progress_at + stall_s)
-            try:
-                async with deadline:
-                    now_at = {tp: await consumer.position(tp) for tp in self._tps}
-                    remaining = [tp for tp, at in now_at.items() if at < ends[tp]]
-                    if not remaining:
-                        return count
-                    records = await consumer.getmany(
-                        *remaining, timeout_ms=1000, max_records=self._batch
-                    )
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                raise ReplayStalled(
-                    self._topic, (tp.partition for tp in remaining), stall_s
-                ) from None
-            values = [msg for tp, msgs in records.items() for msg in msgs]
-            if values:
-                count += len(values)
-                await self._handle(values)
-            if records or now_at != positions:
-                progress_at, positions = loop.time(), now_at
+        return await read_to_ends(consumer, self._topic, ends, self._handle, self._batch,
+                                  stall_s, past_ends=True)  # fmt: skip
 
     async def stop(self) -> None:
         if self._consumer is not None:

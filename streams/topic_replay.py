@@ -100,32 +100,50 @@ async def replay(
                     ends[tp] = 0
                 else:
                     consumer.seek(tp, at.offset)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        count = 0
-        loop = asyncio.get_running_loop()
-        progress_at, positions = loop.time(), dict[TopicPartition, int]()
-        while True:
-            deadline = asyncio.timeout_at(progress_at + stall_s)
-            try:
-                async with deadline:
-                    # by position: it moves past transaction markers and expired records
-                    now_at = {tp: await consumer.position(tp) for tp in remaining}
-                    remaining = {tp for tp, at in now_at.items() if at < ends[tp]}
-                    if not remaining:
-                        return count
-                    records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
-            except TimeoutError:
-                if not deadline.expired():  # the client's own timeout: as it says
-                    raise
-                raise ReplayStalled(topic, (tp.partition for tp in remaining), stall_s) from None
-            values = [msg for tp, msgs in records.items() for msg in msgs if msg.offset < ends[tp]]
-            if values:
-                count += len(values)
-                await handle(values)
-            if records or now_at != positions:
-                progress_at, positions = loop.time(), now_at
+        return await read_to_ends(consumer, topic, ends, handle, batch, stall_s)
     finally:
         await consumer.stop()
+
+
+async def read_to_ends(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    ends: dict[TopicPartition, int],
+    handle: Handler,
+    batch: int,
+    stall_s: float = STALL_S,
+    past_ends: bool = False,
+) -> int:
+    """Hand ``handle`` what ``consumer`` reads of ``topic`` until its position reaches
+    each partition's offset in ``ends``; returns the records read. Records past the ends
+    (written meanwhile) are left out, unless ``past_ends`` (a consumer that reads on
+    later, which would not read them again). Raises :class:`ReplayStalled` after
+    ``stall_s`` seconds without a record read or a position moving."""
+    remaining = {tp for tp, end in ends.items() if end > 0}
+    count = 0
+    loop = asyncio.get_running_loop()
+    progress_at, positions = loop.time(), dict[TopicPartition, int]()
+    while True:
+        deadline = asyncio.timeout_at(progress_at + stall_s)
+        try:
+            async with deadline:
+                # by position: it moves past transaction markers and expired records
+                now_at = {tp: await consumer.position(tp) for tp in remaining}
+                remaining = {tp for tp, at in now_at.items() if at < ends[tp]}
+                if not remaining:
+                    return count
+                records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+        except TimeoutError:
+            if not deadline.expired():  # the client's own timeout: as it says
+                raise
+            raise ReplayStalled(topic, (tp.partition for tp in remaining), stall_s) from None
+        values = [msg for tp, msgs in records.items() for msg in msgs
+                  if past_ends or msg.offset < ends[tp]]  # fmt: skip
+        if values:
+            count += len(values)
+            await handle(values)
+        if records or now_at != positions:
+            progress_at, positions = loop.time(), now_at
 
 
 async def first_offsets(settings: Settings, topic: str) -> dict[int, int]:
