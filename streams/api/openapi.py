@@ -151,7 +151,11 @@ _PROFILE = {"type": "object", "required": [
         "timezone": {"type": ["string", "null"]}, "control_group": {"type": "boolean"},
         "features": {"type": "object"},
         "recent_touchpoints": {"type": "array", "items": {"type": "object"}},
-        "recent_decisions": {"type": "array", "items": {"type": "object"}},
+        "recent_decisions": {"type": "array", "items": {"type": "object"},
+            "description": "newest first, each as its topic carries it: a next-best "
+            "offer (`decision_id`, `channel`, `offers`, as on next-best-offers) or an "
+            "intervention (`intervention_id`, `kind`, `priority`, as on interventions); "
+            "tell them apart by which id they hold"},
         "unreadable": {"type": "array", "items": {"enum": ["features", "recent_decisions"]},
             "description": "what Redis holds of the customer in a form that could not be "
             "read (a key of another type, a value that is no number, a time no date can "
