@@ -207,8 +207,12 @@ def within_offer_caps(
     allowed, reasons = [], []
     for offer in offers:
         last = contact.last_shown.get(offer.offer_id)
-        cooling = timedelta(seconds=offer.cooldown_s)
-        if offer.cooldown_s and last is not None and now - last < cooling:
+        # the cool-down worked out only for an offer shown before (most were not)
+        if (
+            offer.cooldown_s
+            and last is not None
+            and now - last < timedelta(seconds=offer.cooldown_s)
+        ):
             reasons.append(f"suppressed:cooldown:{offer.offer_id}")
             continue
         shown = contact.offers_7d.get(offer.offer_id, 0)

@@ -37,21 +37,24 @@ class SegmentThresholds:
 class Buckets:
     """The windows hash parsed into (resolution, bucket) -> metric -> value."""
 
-    def __init__(self, windows: dict[str, str], resolutions: str = "mhdk") -> None:
+    def __init__(
+        self, windows: dict[str, str], resolutions: str = "mhdk", skip: tuple[str, ...] = ()
+    ) -> None:
         # fields are "<resolution><bucket>|<metric>": group them by bucket first, so
         # each bucket name is parsed once, not once per metric; fields of resolutions
-        # not asked for are skipped unparsed
+        # not asked for, and metrics starting with one of ``skip``, are skipped unparsed
         grouped: dict[str, dict[str, int]] = {}
         for key, value in windows.items():
             if key[:1] not in resolutions:
                 continue
             head, sep, metric = key.partition("|")
-            if sep:
-                found = grouped.get(head)
-                if found is None:
-                    grouped[head] = {metric: int(value)}
-                else:
-                    found[metric] = int(value)
+            if not sep or (skip and metric.startswith(skip)):
+                continue
+            found = grouped.get(head)
+            if found is None:
+                grouped[head] = {metric: int(value)}
+            else:
+                found[metric] = int(value)
         # resolution -> bucket -> metric -> value
         self._by: dict[str, dict[int, dict[str, int]]] = {r: {} for r in RESOLUTION_SIZE}
         for head, metrics in grouped.items():
@@ -121,8 +124,15 @@ def by_prefix(fields: dict[str, V], skip_empty: bool = True) -> dict[str, dict[s
     return out
 
 
-def prefixed(metrics: dict[str, int], prefix: str) -> dict[str, int]:
-    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix) and v}
+# the daily sentiment figures of each source: (sum in thousandths, count), -1..1
+SENTIMENT_FIELDS = (("call_sent_milli", "call_sent_n"), ("social_sent_milli", "social_sent_n"))
+CATEGORY = "cat:"  # the daily count of a category's clicks and purchases: cat:<category>
+
+
+def decay(age_days: float, half_life_days: float) -> float:
+    """The weight of a daily figure ``age_days`` old: one half each half-life."""
+    weight: float = 0.5 ** (max(age_days, 0.0) / half_life_days)
+    return weight
 
 
 def decayed_experience(
@@ -131,12 +141,12 @@ def decayed_experience(
     """Time-decayed blend in 0..1 of surveys, call sentiment and social sentiment."""
     num = den = 0.0
     for age, m in daily:
-        w = 0.5 ** (max(age, 0.0) / half_life_days)
+        w = decay(age, half_life_days)
         num += w * m.get("survey_milli", 0) / 1000
         den += w * m.get("survey_n", 0)
-        for source in ("call", "social"):
-            n = m.get(f"{source}_sent_n", 0)
-            num += w * (m.get(f"{source}_sent_milli", 0) / 1000 + n) / 2  # -1..1 -> 0..1
+        for milli, count in SENTIMENT_FIELDS:
+            n = m.get(count, 0)
+            num += w * (m.get(milli, 0) / 1000 + n) / 2  # -1..1 -> 0..1
             den += w * n
     return num / den if den else None
 
@@ -146,10 +156,12 @@ def decayed_affinity(
 ) -> dict[str, float]:
     """Time-decayed counts per category from clicks and purchases; the top few."""
     scores: dict[str, float] = defaultdict(float)
+    skip = len(CATEGORY)
     for age, m in daily:
-        w = 0.5 ** (max(age, 0.0) / half_life_days)
-        for category, count in prefixed(m, "cat:").items():
-            scores[category] += w * count
+        w = decay(age, half_life_days)
+        for metric, count in m.items():
+            if count and metric.startswith(CATEGORY):
+                scores[metric[skip:]] += w * count
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     return {k: round(v, 6) for k, v in ranked}
 

@@ -25,6 +25,7 @@ from feature_store.derived import (
     value_estimate,
 )
 from feature_store.facts import (
+    BUCKET_CATEGORIES,
     CONSENT_CHANNELS,
     DAY_MS,
     LAST_INTERVENTION_PRIORITY,
@@ -34,6 +35,12 @@ from feature_store.facts import (
 from schemas import TouchpointEvent
 
 CONTACT_CHANNELS = ("web", "email", "call", "sms")  # where Moments can reach a customer
+# the window buckets' metrics no feature is built from: each bucket's count of the
+# categories it names (kept for the writes' room)
+UNREAD_METRICS = (BUCKET_CATEGORIES,)
+# and those only the descriptive figures count (activity per type and per channel), which
+# a read for decisions leaves empty: not parsed there (about half a bucket's fields)
+DESCRIPTIVE_METRICS = ("n:", "ch:")
 
 
 class RecentTouchpoint(msgspec.Struct, frozen=True):
@@ -238,7 +245,11 @@ def build_features(
         return int(profile.get(name, 0))
 
     groups = by_prefix(profile, skip_empty=False)
-    buckets = Buckets(windows, "mhdk" if full else "dk")  # decisions: daily and weekly
+    buckets = (
+        Buckets(windows, "mhdk", skip=UNREAD_METRICS)
+        if full
+        else Buckets(windows, "dk", skip=(*UNREAD_METRICS, *DESCRIPTIVE_METRICS))
+    )  # decisions: daily and weekly
     names = (*ACTIVITY_WINDOWS, "365d") if full else ("30d", "365d")
     wins = {name: buckets.window(name, now_ms, ahead_ms) for name in names}
     split = {name: by_prefix(wins[name]) for name in ACTIVITY_WINDOWS} if full else {}

@@ -79,6 +79,15 @@ def test_window_sums_every_metric_and_skips_markers_and_junk() -> None:
     assert Buckets({}).window("365d", T0_MS) == {}
 
 
+def test_buckets_leave_the_skipped_metrics_unparsed() -> None:
+    # a read for decisions skips the descriptive counts (half a bucket's fields): not
+    # even their values are read
+    windows = {"d1|n:call": "not a number", "d1|cat:books": "2", "d2|cats": "1", "d3|ch:web": "1"}
+    buckets = Buckets(windows, "d", skip=("n:", "ch:", "cats"))
+    assert buckets.at("d") == {1: {"cat:books": 2}}
+    assert Buckets({"d1|cats": "1"}, "d").at("d") == {1: {"cats": 1}}  # skips none unless told
+
+
 def test_daily_gives_each_day_bucket_with_its_age() -> None:
     day = T0_MS // DAY_MS
     windows = {f"d{day - age}|m": str(age + 1) for age in (0, 3, 29, 30, 31)}
