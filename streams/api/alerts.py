@@ -37,6 +37,7 @@ from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
 from streams.api.alert_gaps import AlertGaps, Behind
 from streams.api.alert_holds import WARN_AFTER_S, TransactionHolds
+from streams.api.alert_readback import Dated, newest
 from streams.api.resume_notices import ResumeNotices
 from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
 from streams.api.screen_feed import (
@@ -53,6 +54,7 @@ from streams.kafka_security import client_options
 log = logging.getLogger(__name__)
 POSITION_KNOWN_S = 0.05  # a position the consumer knows comes at once
 END_LOOKUP_S = 2.0  # a resuming screen waits this long at most for a partition's end
+READ_BACK_S = 5.0  # a process that starts reads the recent alerts this long at most
 __all__ = ["Alert", "AlertHub", "ErasedCheck", "Inbox", "StreamPosition", "for_queue"]
 ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
@@ -295,6 +297,7 @@ class AlertHub:
             ends = await consumer.end_offsets(tps) if tps else {}
             kept = await consumer.beginning_offsets(tps) if tps else {}  # retention's start
             reconnecting = bool(self._alerts_read)
+            window: dict[TopicPartition, int] = {}  # read back before ready -> to this end
             for tp in tps:
                 self._ends[tp.partition] = ends[tp]
                 if self._alerts_read.get(tp.partition, 0) > ends[tp]:  # made again meanwhile
@@ -305,13 +308,17 @@ class AlertHub:
                         self._gaps.never_read(tp.partition, before=kept[tp])
                         self.close_all()  # to the screens streaming too, as they resume
                     consumer.seek(tp, max(at, kept[tp]))
-                else:  # a little back, so that screens see recent alerts at once
+                else:  # back, so that screens see recent alerts at once
                     if reconnecting:  # a partition added while away
                         self._added_from[tp.partition] = kept[tp]
-                    start = max(ends[tp] - self._backlog // max(len(tps), 1), kept[tp])
+                    # a whole buffer back in each partition, the newest of them all kept
+                    # (_read_back): one busy partition's are not cut to backlog/partitions
+                    start = max(ends[tp] - self._backlog, kept[tp])
                     consumer.seek(tp, start)
                     self._alerts_read[tp.partition] = start
                     self._gaps.never_read(tp.partition, before=start)
+                    if not reconnecting:
+                        window[tp] = ends[tp]
             # Older erasures' tombstones keep their alerts off the screens. At the first
             # start, the last day's erasures are read (the newest a screen that resumes
             # here must hear of); after a reconnection, from where the last connection
@@ -322,7 +329,10 @@ class AlertHub:
             await self._seek_erasures(consumer, erasure_tps)
             await self._catch_up_on_erasures(consumer, erasure_tps)
             await self.recheck()
-            self.ready.set()
+            recent, read = await self._read_back(consumer, window) if window else ([], {})
+            self.ready.set()  # not held while Redis says who is erased: as for later alerts
+            self.publish(await self.unless_erased(recent))
+            self._alerts_read.update(read)  # only once handed on: a failure reads again
             while True:
                 batches = await self._fetch(consumer, timeout_ms=500, max_records=500)
                 alerts, read = [], {}
@@ -355,6 +365,36 @@ class AlertHub:
             self._holds.clear()
             self._consumer = None
             await consumer.stop()
+
+    async def _read_back(
+        self, consumer: AIOKafkaConsumer, window: dict[TopicPartition, int]
+    ) -> tuple[list[Alert], dict[int, int]]:
+        """At the first start: read each partition's last ``backlog`` alerts, up to its
+        end then (read committed: its last stable offset, so that a transaction left
+        open does not hold the process unready; its alerts come through the fan-out once
+        committed). The newest ``backlog`` of them all, to buffer (see :func:`newest`),
+        and where each partition was read to; those left out are recorded as having left
+        the buffer (a gap to their queues' screens only). What is not read within
+        ``READ_BACK_S`` (a broker not answering) comes through the fan-out."""
+        found: dict[int, list[ConsumerRecord[bytes, bytes]]] = {tp.partition: [] for tp in window}
+        behind, deadline = list(window), time.monotonic() + READ_BACK_S
+        while behind and time.monotonic() < deadline:
+            behind = [tp for tp in behind if await self._position(consumer, tp, -1) < window[tp]]
+            if behind:
+                for tp, records in (await self._fetch(consumer, *behind, timeout_ms=200)).items():
+                    found[tp.partition] += records
+        dated: dict[int, list[Dated]] = {}
+        read: dict[int, int] = {}
+        for partition, records in found.items():
+            times = {record.offset: record.timestamp for record in records}
+            alerts = _alerts(partition, records, self.refer)
+            dated[partition] = [(times[partition_offset(a.id)[1]], a) for a in alerts]
+            at = await self._position(consumer, TopicPartition(self._topic, partition), -1)
+            read[partition] = max(at, records[-1].offset + 1 if records else -1)
+        kept, left = newest(dated, self._backlog)
+        for alert in left:
+            self._gaps.left(alert)
+        return kept, {p: o for p, o in read.items() if o > self._alerts_read[p]}
 
     async def _seek_erasures(
         self, consumer: AIOKafkaConsumer, erasure_tps: list[TopicPartition]
