@@ -90,6 +90,7 @@ _BETWEEN = {"redis_timeout_s": (0.05, 3600.0), "redis_start_wait_s": (1.0, 3600.
             "api_idle_timeout_s": (0.5, 86_400.0),
             "api_head_timeout_s": (0.5, 3600.0),
             "api_kafka_timeout_s": (0.1, 3600.0), "api_alert_keepalive_s": (1.0, 40.0),
+            "api_producer_timeout_s": (1.0, 3600.0),
             "api_publish_linger_ms": (0.0, 60_000.0),
             # under a half, an offer would be judged on its last few thousand outcomes
             "offer_model_kept_per_1000": (0.5, 1.0)}  # fmt: skip
@@ -273,6 +274,10 @@ class Settings:
     # a write to Kafka (events, outcomes, an erasure record) not acknowledged by then: a
     # 503 to retry (the records may still be written: the retry is safe)
     api_kafka_timeout_s: float = 5.0
+    # a batch the API's producer could not hand to a broker by then (no leader for its
+    # partition, no room for it) fails; decisions in it are sent again
+    # (streams/api/decision_delivery.py): aiokafka's request timeout
+    api_producer_timeout_s: float = 40.0
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most
     api_publish_linger_ms: float = 50.0  # decisions wait this long to share a Kafka request

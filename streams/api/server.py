@@ -224,6 +224,7 @@ def api_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **client_options(), bootstrap_servers=settings.kafka_bootstrap, acks="all",
         enable_idempotence=True, linger_ms=1,
+        request_timeout_ms=round(settings.api_producer_timeout_s * 1000),
     )  # fmt: skip
 
 

@@ -62,12 +62,15 @@ async def test_readyz_reports_kafka_down_while_it_is_and_ready_once_it_is_back(
 async def test_decisions_answered_while_kafka_is_away_are_published_once_it_is_back(
     private_pipeline: Pipeline,
 ) -> None:
-    """Away longer than the producer waits for a broker (40 s): the decisions answered
-    meanwhile are sent again until Kafka takes them, not given up."""
+    """Away longer than the producer waits for a broker (MOMENTS_API_PRODUCER_TIMEOUT_S,
+    40 s by default, 6 s here): the decisions answered meanwhile are sent again until
+    Kafka takes them, not given up."""
     from tests.integration.test_api_support import DEV_AUTH, read_to_end
 
     kafka = private_pipeline.services.kafka
-    api = private_pipeline.start_api(MOMENTS_CONTROL_PERCENT="0")
+    api = private_pipeline.start_api(
+        MOMENTS_CONTROL_PERCENT="0", MOMENTS_API_PRODUCER_TIMEOUT_S="6"
+    )
     await asyncio.to_thread(kafka.stop)
     answered = []
     for n in range(10):
@@ -75,7 +78,12 @@ async def test_decisions_answered_while_kafka_is_away_are_published_once_it_is_b
                            headers=DEV_AUTH)  # fmt: skip
         assert reply.status == 200
         answered.append(reply.json["decision_id"])
-    await asyncio.sleep(50)
+
+    async def given_up() -> bool:  # by the producer (after 6 s), then sent again
+        return "decisions could not reach Kafka" in api.log_path.read_text()
+
+    await eventually(given_up, "the producer giving the decisions up", within=60)
+    await asyncio.sleep(3)  # and sent again (a second later) while Kafka stays away
     await asyncio.to_thread(kafka.restart)
     topic = private_pipeline.topic("next-best-offers")
 
