@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -151,9 +152,12 @@ async def chromium(tmp: Path) -> AsyncIterator[Page]:
     """Headless Chromium from Debian's package with one blank tab, closed afterwards."""
     profile = tmp / "chromium-profile"
     command = chromium_command(profile)
+    # its org.chromium.Chromium.* folders (a socket's: short), left behind otherwise
+    scratch = tempfile.mkdtemp(prefix="moments-chromium-")
     proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": scratch},
+    )  # fmt: skip
     stderr = bytearray()
 
     async def drain() -> None:  # keep the pipe empty; the tail explains a failed start
@@ -205,6 +209,7 @@ async def chromium(tmp: Path) -> AsyncIterator[Page]:
         with contextlib.suppress(asyncio.CancelledError):
             await drainer
         await asyncio.to_thread(shutil.rmtree, profile, True)
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
 
 
 async def _reply(ws: aiohttp.ClientWebSocketResponse, msg_id: int) -> dict[str, Any]:
