@@ -164,15 +164,19 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     lift = _command(sub, "lift", "conversion and revenue: treated vs the control group")
     lift.add_argument("--window", default="7d",
-                      help="a purchase converts within this" + DEFAULT)  # fmt: skip
+                      help="a purchase converts within this: a number and d, h, m or s "
+                      "(7d, 36h, 90m, 30s), above 0" + DEFAULT)  # fmt: skip
     lift.add_argument(
         "--days", type=float, default=None,
         help="days of first decisions, above 0, back from --until or forward from --since "
         "(default: 28 back, or from --since up to now less the window)",
     )  # fmt: skip
-    lift.add_argument("--since", default=None, help="first decisions from (ISO date/time)")
+    lift.add_argument("--since", default=None,
+                      help="first decisions from (ISO date/time, UTC without an offset; "
+                      "default: --days back from --until)")  # fmt: skip
     lift.add_argument("--until", default=None,
-                      help="up to (ISO date/time; default: now less the window)")  # fmt: skip
+                      help="up to (ISO date/time, UTC without an offset; "
+                      "default: now less the window)")  # fmt: skip
     lift.add_argument("--interventions", action="store_true",
                       help="the interventions' hold-out group instead of the offers'")  # fmt: skip
     letters = _command(
@@ -184,8 +188,12 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     letters.add_argument("--reason", default="",
                          help="only reasons containing this text (default: any)")  # fmt: skip
-    letters.add_argument("--since", default=None, help="dead-lettered from (ISO date/time)")
-    letters.add_argument("--until", default=None, help="up to, not included (ISO date/time)")
+    letters.add_argument("--since", default=None,
+                         help="dead-lettered from (ISO date/time, UTC without an offset; "
+                         "default: the oldest letter kept)")  # fmt: skip
+    letters.add_argument("--until", default=None,
+                         help="up to, not included (ISO date/time, UTC without an offset; "
+                         "default: the newest letter)")  # fmt: skip
     letters.add_argument("--redrive", action="store_true",
                          help="send the matching letters back to their source topics")  # fmt: skip
     letters.add_argument("--again", action="store_true",

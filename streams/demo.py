@@ -339,6 +339,7 @@ def run_demo(duration_s: float | None, rate: float, customers: int) -> int:
                     f"  worker     http://127.0.0.1:{port}  (/metrics /healthz /readyz)\n"
                     f"  API        http://127.0.0.1:{api_port}  "
                     f"({f'key: {key}' if key else 'keys: MOMENTS_API_KEYS'})\n"
+                    f"  API probe  http://127.0.0.1:{probe_port}  (/metrics /healthz /readyz)\n"
                     f"  console    http://127.0.0.1:{api_port}/console"
                     f"{f'?api_key={key}' if key else ''}\n"
                     f"  simulator  {customers} customers ({simulated_customer_id(0)} to "

@@ -27,6 +27,20 @@ def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_LIVE = {"type": "object", "required": ["status"], "additionalProperties": False,
+         "properties": {"status": {"const": "ok"}}}  # fmt: skip
+
+
+def _readiness(*statuses: str) -> dict[str, Any]:
+    """/readyz's answer: its status, and each check's "ok" or what is wrong ("down", or
+    "starting: ..." for what a start waits for)."""
+    checks = {name: {"type": "string"} for name in ("kafka", "redis", "alerts", "models")}
+    return {"type": "object", "required": ["status", "checks"], "additionalProperties": False,
+            "properties": {"status": {"enum": list(statuses)}, "checks": {
+                "type": "object", "required": list(checks), "additionalProperties": False,
+                "properties": checks}}}  # fmt: skip
+
+
 _ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": _ID,
              "description": "Compared exactly as sent (no normalisation, case folding or "
@@ -490,9 +504,13 @@ def openapi_spec(settings: Settings | None = None) -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This description.",
                                       "responses": {"200": _json({"type": "object"})}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": _json(
-                {"type": "object"})}}, "head": _probe_head("Liveness")},
+                _LIVE)}}, "head": _probe_head("Liveness")},
             "/readyz": {"get": {"summary": "Readiness.", "responses": {
-                "200": _json({"type": "object"}), "503": _json({"type": "object"})}},
+                "200": _json(_readiness("ready", "degraded"),
+                             "ready; `degraded` while Kafka or Redis is down (the API still "
+                             "answers: default offers, 503s that say retry)"),
+                "503": _json(_readiness("not_ready"), "not ready: still starting (what it "
+                             "waits for is named in `checks`)")}},
                 "head": _probe_head("Readiness", 503)},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {
                 "description": "Prometheus' text format", "content": {"text/plain": {

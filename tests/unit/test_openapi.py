@@ -268,3 +268,56 @@ def test_a_customer_id_is_described_as_it_is_decoded(customer_id: str) -> None:
     outcome = {"decision_id": "d1", "customer_id": customer_id, "offer_id": "o1",
                "outcome": "accepted", "ts": "2026-11-23T10:00:00Z"}  # fmt: skip
     assert validator("Outcome").is_valid(outcome) is _decodes(click)
+
+
+def _answer(path: str, status: str) -> Draft202012Validator:
+    schema = SPEC["paths"][path]["get"]["responses"][status]["content"]["application/json"]
+    return Draft202012Validator(schema["schema"])
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (
+            "200",
+            {
+                "status": "ready",
+                "checks": dict.fromkeys(("kafka", "redis", "alerts", "models"), "ok"),
+            },
+        ),
+        (
+            "200",
+            {
+                "status": "degraded",
+                "checks": {"kafka": "down", "redis": "ok", "alerts": "ok", "models": "ok"},
+            },
+        ),
+        (
+            "503",
+            {
+                "status": "not_ready",
+                "checks": {
+                    "kafka": "ok",
+                    "redis": "ok",
+                    "alerts": "ok",
+                    "models": "starting: loading the snapshots",
+                },
+            },
+        ),
+    ],
+)
+def test_readiness_answers_are_described_as_they_are_sent(
+    status: str, answer: dict[str, Any]
+) -> None:
+    """Both answers were described as any object, the 503 as "ok": a probe's author could
+    find neither the statuses nor the checks."""
+    assert list(_answer("/readyz", status).iter_errors(answer)) == []
+    other = "503" if status == "200" else "200"
+    assert list(_answer("/readyz", other).iter_errors(answer))  # each status its own
+    assert list(_answer("/readyz", status).iter_errors({**answer, "checks": {}}))
+    assert "ok" not in SPEC["paths"]["/readyz"]["get"]["responses"]["503"]["description"][:3]
+
+
+def test_liveness_is_described_as_it_is_sent() -> None:
+    assert list(_answer("/healthz", "200").iter_errors({"status": "ok"})) == []
+    assert list(_answer("/healthz", "200").iter_errors({"status": "down"}))
