@@ -184,19 +184,25 @@ class LinUCBOffers:
         as if it had learned ``new`` alone, one example (for an example learned before
         the arm's last re-anchor, whose evidence was discounted by ``kept`` since, the
         change weighs a little more than it would have: 1 / 0.95 at the default, on one
-        outcome of thousands). An arm that holds no example
-        (retired since) learns it afresh with ``new``.
+        outcome of thousands). Only ``b`` moves, also on an arm that holds no example
+        yet (made at its ridge prior, scored as unseen until it learns one): the
+        example, its design and ``old``, is the impression's first outcome's to add,
+        and a learner restarted from a snapshot that lacks both reads that one again,
+        possibly after its relabel (the two on different partitions). Learned afresh
+        there, the impression was learned twice, ``n`` 2 and ``b`` 1.3 x.
 
         >>> once, twice = LinUCBOffers(2), LinUCBOffers(2)
         >>> once.learn_one([1.0, 0.5], "a", 1.0)
         >>> twice.learn_one([1.0, 0.5], "a", 0.3); twice.relabel([1.0, 0.5], "a", 0.3, 1.0)
         >>> once.predict_one([1.0, 0.5], "a") == twice.predict_one([1.0, 0.5], "a")
         True
+        >>> replayed = LinUCBOffers(2)  # the relabel read again before its first outcome
+        >>> replayed.relabel([1.0, 0.5], "a", 0.3, 1.0); replayed.learn_one([1.0, 0.5], "a", 0.3)
+        >>> replayed.arms["a"].n, replayed.predict_one([1.0, 0.5], "a") == once.predict_one(
+        ...     [1.0, 0.5], "a")
+        (1, True)
         """
-        state = self.arms.get(arm)
-        if state is None or state.n == 0:
-            self.learn_one(x, arm, new, at)
-            return
+        state = self._arm(arm)
         if at is not None:
             state.at = at
         state.b += (new - old) * np.asarray(x, dtype=np.float64)
