@@ -233,6 +233,32 @@ async def _one_context(store: FeatureStore) -> str:
     return context
 
 
+async def test_an_impression_on_two_partitions_read_again_in_the_other_order(
+    kafka_redis: Services,
+) -> None:
+    """clicked on partition 0, accepted on partition 1, learned; restarted from the
+    snapshot before both (its arm empty), the learner reads partition 1 first: the
+    accepted's ``relabel_again`` learned the example afresh, and the clicked read next
+    learned it again (n 2, b 1.3 x)."""
+    store = _store(kafka_redis)
+    await _decided(store, "d1")
+    clicked, accepted = _record(0, "d1", "clicked"), _record(1, "d1", "accepted")
+    accepted.partition = 1
+    try:
+        first = _learner(store)
+        await first._learn(0, [clicked])
+        await first._learn(1, [accepted])
+        restarted = _learner(store)
+        await restarted._learn(1, [accepted])
+        await restarted._learn(0, [clicked])
+        alone = _learner(store)
+        alone._model.learn_one(_context(await _one_context(store)), "book-club", 1.0)
+        assert _same(first._model, alone._model) and _same(restarted._model, alone._model)
+        assert _figure(restarted, "relearned") == 2 and _figure(restarted, "learned") == 0
+    finally:
+        await store.close()
+
+
 async def test_an_outcome_that_cannot_teach_leaves_its_impression_to_the_next(
     kafka_redis: Services,
 ) -> None:

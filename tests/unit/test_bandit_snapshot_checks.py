@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.bandit import LinUCBOffers
-from agents.context import DIMENSION
+from agents.bandit import LinUCBOffers, _Arm
+from agents.context import CATEGORIES, CHANNELS, DIMENSION, SEGMENTS, context_vector
+from feature_store import CustomerFeatures
 from streams.model_reload import ModelReloads
 from streams.model_snapshots import MODEL
 from tests.unit.test_model_reload import Snapshots, retries, snapshot, worker
@@ -87,6 +88,63 @@ def test_an_arm_learned_long_keeps_an_inverse_within_the_check() -> None:
     assert kept.n % 1000 == 999
     assert np.abs(kept.a @ kept.a_inv - np.eye(DIMENSION)).max() < 1e-9
     LinUCBOffers.from_dict(model.to_dict())
+
+
+def contexts(count: int, rng: random.Random) -> list[list[float]]:
+    """Moments' own contexts, whose one-hot blocks add up to the bias (the design matrix
+    of an arm that learned many of them is ill-conditioned: about 6 x its outcomes)."""
+    return [
+        context_vector(
+            CustomerFeatures(
+                segment=rng.choice(SEGMENTS),
+                value=rng.random() * 3_000,
+                experience=rng.random(),
+                category_affinity={c: rng.random() for c in rng.sample(CATEGORIES, 3)},
+            ),
+            rng.choice(CHANNELS),
+            rng.choice([*CATEGORIES, None]),
+        )
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("outcomes", [10**8, 10**9])
+def test_an_arm_that_never_forgets_restores_after_a_billion_outcomes(outcomes: int) -> None:
+    """With MOMENTS_OFFER_MODEL_KEPT_PER_1000=1 an arm's design matrix grows with its
+    outcomes, and so does the rounding of A A^-1 between re-anchors: past 1e8 outcomes it
+    was over 1e-6, and the learner's own snapshot was refused (the learner failed on it
+    for good, every process kept the model before). The arm is as it would be after its
+    last re-anchor (its matrix worked out afresh), then learns 999 outcomes as Moments does."""
+    rng = random.Random(8)
+    xs = np.array(contexts(5_000, rng))
+    model = LinUCBOffers(DIMENSION, kept=1.0)
+    busy = model.arms["a"] = _Arm(DIMENSION, model.ridge)
+    busy.a = np.eye(DIMENSION) + outcomes * (xs.T @ xs) / len(xs)
+    busy.a_inv = np.linalg.inv(busy.a)
+    busy.b = busy.a @ np.full(DIMENSION, 0.01)
+    busy.n = model.updates = outcomes
+    for x in xs[:999]:
+        model.learn_one(list(x), "a", float(rng.random() < 0.2))
+    restored = LinUCBOffers.from_dict(json.loads(json.dumps(model.to_dict())), kept=1.0)
+    x = list(xs[-1])
+    assert restored.predict_one(x, "a") == model.predict_one(x, "a")
+
+
+def test_an_inverse_of_another_arm_of_as_many_outcomes_is_refused() -> None:
+    """The check scales with the arm's matrix, yet an inverse that belongs to another
+    matrix of the same size (another arm's, of as many outcomes) is still refused."""
+    rng = random.Random(9)
+    xs = np.array(contexts(5_000, rng))
+    model = LinUCBOffers(DIMENSION, kept=1.0)
+    for name, half in (("a", xs[:2_500]), ("b", xs[2_500:])):
+        arm = model.arms[name] = _Arm(DIMENSION, model.ridge)
+        arm.a = np.eye(DIMENSION) + 10**8 * (half.T @ half) / len(half)
+        arm.a_inv, arm.n = np.linalg.inv(arm.a), 10**8
+    state = model.to_dict()
+    LinUCBOffers.from_dict(state)  # each with its own: restored
+    state["arms"]["a"]["a_inv"] = state["arms"]["b"]["a_inv"]
+    with pytest.raises(ValueError, match="arm 'a' has an inverse that is not"):
+        LinUCBOffers.from_dict(state)
 
 
 async def test_processes_score_on_with_the_model_they_hold() -> None:

@@ -66,12 +66,27 @@ def test_a_relabel_is_seen_by_a_ranking_stacked_before_it() -> None:
     assert model.rank([1.0, 0.0], ["a"], {}, "s")[0].estimate == pytest.approx(0.5)
 
 
-def test_an_arm_that_holds_no_example_learns_the_relabelled_one_afresh() -> None:
-    model, once = LinUCBOffers(2), LinUCBOffers(2)
-    model.relabel([1.0, 0.5], "gone", 0.3, 1.0)
-    once.learn_one([1.0, 0.5], "gone", 1.0)
-    assert model.arms["gone"].n == 1 and model.updates == 1
-    assert model.predict_one([1.0, 0.5], "gone") == once.predict_one([1.0, 0.5], "gone")
+def test_a_relabel_read_before_its_first_outcome_teaches_one_example() -> None:
+    """A learner restarted from a snapshot whose arm held no example may read an
+    impression's relabel (accepted, on one partition) before its first outcome (clicked,
+    on another): the relabel learned the example afresh, with 1.0, and the clicked read
+    next learned it again, with 0.3 (n 2, b 1.3 x)."""
+    x = [1.0, 0.5]
+    replayed, once = LinUCBOffers(2), LinUCBOffers(2)
+    replayed.relabel(x, "new-offer", 0.3, 1.0, at=5.0)
+    assert replayed.arms["new-offer"].n == 0 and replayed.updates == 0
+    assert replayed.predict_one(x, "new-offer") == replayed.prior  # unseen until then
+    restored = LinUCBOffers.from_dict(replayed.to_dict())  # a snapshot taken in between
+    for model in (replayed, restored):
+        model.learn_one(x, "new-offer", 0.3)
+    once.learn_one(x, "new-offer", 1.0)
+    for model in (replayed, restored):
+        assert model.arms["new-offer"].n == 1 and model.updates == 1
+        assert np.allclose(model.arms["new-offer"].b, once.arms["new-offer"].b)
+        assert np.allclose(model.arms["new-offer"].a, once.arms["new-offer"].a)
+        assert model.predict_one(x, "new-offer") == pytest.approx(
+            once.predict_one(x, "new-offer"), abs=1e-12
+        )
 
 
 def test_the_log_loss_scores_an_impression_once_by_its_strongest_outcome() -> None:
@@ -222,6 +237,33 @@ async def test_a_learner_restarted_before_the_relabel_redoes_it_once() -> None:
         )
     assert figure(metrics, "moments_learning_outcomes_total", result="relabelled") == 1
     assert figure(metrics, "moments_learning_outcomes_total", result="relearned") == 3
+
+
+@pytest.mark.parametrize("relabel_read_before", [True, False])
+async def test_a_learner_restarted_reads_an_impression_on_two_partitions_in_any_order(
+    relabel_read_before: bool,
+) -> None:
+    """clicked on partition 0, accepted on partition 1, the snapshot before both, the
+    arm empty in it: read again in either order, and whether the learner that stopped
+    had read the accepted (``relabel_again``) or not (a new ``relabel``), the restarted
+    model learned the impression once, with 1.0."""
+    metrics, claims = Metrics(), Impressions()
+    learner = learner_on(claims, metrics)
+    empty = learner._model.to_dict()
+    clicked, accepted = record(1, "clicked"), record(2, "accepted")
+    await learner._learn(0, [clicked])
+    if relabel_read_before:
+        await learner._learn(1, [accepted])
+    x = [0.5] * DIMENSION
+    for first, then in (((1, accepted), (0, clicked)), ((0, clicked), (1, accepted))):
+        learner._start(empty, 0)
+        for partition, read in (first, then):
+            await learner._learn(partition, [read])
+        model = learner._model
+        assert model.updates == 1 and model.arms["book-club"].n == 1, (first, then)
+        assert model.predict_one(x, "book-club") == pytest.approx(
+            accepted_once().predict_one(x, "book-club"), abs=1e-12
+        )
 
 
 async def test_a_relabel_whose_reply_was_lost_is_counted_once_as_relabelled() -> None:
