@@ -2,7 +2,9 @@
 letter: the learner writes the letter reduced, as the worker does a touchpoint's, counts
 it once, and learns the outcomes after it (it failed on the refusal, restarted from its
 snapshot, met the same record and failed again, for ever: the model learned nothing
-more); one refused even reduced is dropped, and the learner goes on too."""
+more); one refused even reduced is dropped, and the learner goes on too. A reduced
+letter is counted once (``moments_dead_letters_refused_total{outcome="reduced"}``, and once
+as an invalid outcome), and a re-drive sends it nowhere."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.conftest import Pipeline, Worker, consume_all
+from tests.integration.test_dead_letter_redrive import dead_letters
 from tests.integration.test_learning import clicks, decisions_for, outcomes, snapshot
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -69,6 +72,8 @@ async def test_an_outcomes_letter_too_large_for_its_topic_is_reduced_and_learnin
     assert worker.metric("moments_dead_letters_refused_total", outcome="reduced") == 1
     assert worker.metric("moments_dead_letters_refused_total", outcome="dropped") == 0
     assert worker.metric("moments_learning_outcomes_total", result="invalid") == 1  # once
+    redrive = dead_letters(pipeline, "--source", "offer-outcomes", "--redrive")["redrive"]
+    assert redrive["truncated"] == 1 and redrive["redriven"] == 0  # for reading only
 
 
 async def test_an_outcomes_letter_refused_even_reduced_is_dropped_and_learning_goes_on(
