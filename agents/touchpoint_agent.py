@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.batch_result import BatchResult, FailedRecord
-from agents.batch_retries import BatchRetries, refusal_of, refused_by_kafka, report
-from agents.letters import PartitionOf, SourceRecord, letter, source_record
-from agents.reduced_letters import REDUCED_KEEPS, reduced_letter
+from agents.batch_retries import BatchRetries, report
+from agents.letter_sends import Send, refused_whole, send_once, send_reduced, whole_letter
+from agents.letters import PartitionOf, SourceRecord, source_record
 from agents.touchpoint_handler import TouchpointHandler
 from agents.touchpoint_types import type_of
 from schemas import Intervention, NextBestOffer, encode_decision
@@ -76,101 +76,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-STOP_CHECK_S = 0.5  # how often a wait for Kafka's deliveries looks whether to stop
-
-
-async def _send_once(
-    outputs: list[tuple[object, Any, dict[str, Any]]],
-    delivered: dict[int, object],
-    stopping: Callable[[], bool] = _never,
-    failures: dict[int, BaseException] | None = None,
-) -> None:
-    """Send each output Kafka has not taken yet (``delivered``, by identity, from an
-    earlier attempt at the batch) and wait for them all; what Kafka takes is added to
-    ``delivered``, so that a retry sends only the rest (a decision delivered to one
-    partition while another's broker was away went out again with the whole batch).
-    Raises the first failure, once every delivery asked for has ended; or, once the
-    worker is told to stop while some have not (Kafka away: they end only when the
-    producer gives them up), a :class:`TimeoutError`, an outage that leaves the batch
-    not done. ``failures``: where each output's own failure is noted, by identity."""
-    asked: list[tuple[object, asyncio.Future[Any]]] = []
-    failure: BaseException | None = None
-    noted: dict[int, BaseException] = {} if failures is None else failures
-    for item, outlet, record in outputs:
-        if id(item) in delivered:
-            continue
-        try:
-            asked.append((item, asyncio.ensure_future(await outlet.send(**record))))
-        except Exception as exc:  # refused before it was queued: wait for those that were
-            failure = failure or exc
-            noted[id(item)] = exc
-            if not refused_by_kafka(exc):  # Kafka away: ask no more of it
-                break
-    waiting = {delivery for _, delivery in asked}
-    while waiting and not stopping():
-        _, waiting = await asyncio.wait(waiting, timeout=STOP_CHECK_S)
-    for item, delivery in asked:
-        if not delivery.done():
-            continue
-        if delivery.cancelled():
-            failure = failure or asyncio.CancelledError()
-        elif (failed := delivery.exception()) is not None:
-            failure = failure or failed
-            noted[id(item)] = failed
-        else:
-            delivered[id(item)] = item  # kept: its id stays its own while the batch lasts
-    if failure is not None:
-        raise failure
-    if waiting:
-        raise TimeoutError(f"the worker stops while Kafka has not taken {len(waiting)} of "
-                           "the batch's records")  # fmt: skip
-
-
-async def _send_reduced(
-    refused: list[tuple[FailedRecord, str]],
-    outlet: Any,
-    delivered: dict[int, object],
-    observer: PipelineObserver,
-    stopping: Callable[[], bool] = _never,
-) -> int:
-    """Send again, reduced (:mod:`agents.reduced_letters`), each letter the dead-letter
-    topic refused whole (with the name of Kafka's answer): with the start of its record's
-    value, then with none. Returns how many it refused in every form: each is logged
-    (where its record was read and why it was set aside, not whose it is), counted and
-    given up, so that neither the batch nor any partition the worker reads waits on a
-    letter that can never be written. Raises when Kafka is away (the batch waits)."""
-    left = refused
-    for keep in REDUCED_KEEPS:
-        failures: dict[int, BaseException] = {}
-        forms: list[tuple[object, Any, dict[str, Any]]] = []
-        for failed, refusal in left:
-            key, value, headers = reduced_letter(failed.record, failed.error, refusal, keep)
-            forms.append((failed, outlet, {"key": key, "value": value, "headers": headers}))
-        away: BaseException | None = None
-        try:
-            await _send_once(forms, delivered, stopping, failures)
-        except Exception as exc:
-            away = next((failures.get(id(f), exc) for f, _ in left if id(f) not in delivered
-                         and not refused_by_kafka(failures.get(id(f)))), None)  # fmt: skip
-        for failed, _ in left:
-            if id(failed) in delivered:
-                report(observer.letter_refused, "reduced")
-        left = [(failed, refusal) for failed, refusal in left if id(failed) not in delivered]
-        if away is not None:
-            raise away
-        if not left:
-            return 0
-    for failed, refusal in left:
-        record = failed.record
-        log.error("a dead letter Kafka refused whole and reduced (%s) is not written: its "
-                  "record, set aside as '%s', is %s[%d] at offset %d (%d bytes)", refusal,
-                  failed.error.partition(":")[0], record.topic, record.partition,
-                  record.offset, len(record.value or b""))  # fmt: skip
-        delivered[id(failed)] = failed  # done with: never sent again
-        report(observer.letter_refused, "dropped")
-    return len(left)
-
-
 @dataclass(frozen=True, slots=True)
 class Outlets:
     """The Faust topics (of raw bytes) the agent sends to."""
@@ -217,28 +122,23 @@ def register_touchpoint_agent(
         def to_customer(item: NextBestOffer | Intervention) -> dict[str, Any]:
             return {"key": item.customer_id.encode(), "value": encode_decision(item)}
 
-        def lettered(failed: FailedRecord) -> dict[str, Any]:
-            key, value, headers = letter(failed.record, failed.error)
-            return {"key": key, "value": value, "headers": headers}
-
-        outputs: list[tuple[object, Any, dict[str, Any]]] = [  # what, where, its record
-            *((d, outlets.decisions, to_customer(d)) for d in result.decisions),
-            *((a, outlets.interventions, to_customer(a)) for a in result.interventions),
-            *((e, outlets.risk_examples, {"key": None, "value": encode_risk_example(e)})
+        outputs: list[tuple[object, Send, dict[str, Any]]] = [  # what, where, its record
+            *((d, outlets.decisions.send, to_customer(d)) for d in result.decisions),
+            *((a, outlets.interventions.send, to_customer(a)) for a in result.interventions),
+            *((e, outlets.risk_examples.send, {"key": None, "value": encode_risk_example(e)})
               for e in result.risk_examples),
-            *((a, outlets.held_out, to_customer(a)) for a in result.held_out),
-            *((f, outlets.dead_letters, lettered(f)) for f in result.dead_letters),
+            *((a, outlets.held_out.send, to_customer(a)) for a in result.held_out),
+            *((f, outlets.dead_letters.send, whole_letter(f)) for f in result.dead_letters),
         ]  # fmt: skip
         failures: dict[int, BaseException] = {}
         try:
-            await _send_once(outputs, result.delivered, stopping, failures)
+            await send_once(outputs, result.delivered, stopping, failures)
         except Exception as exc:  # letters refused for good go again reduced, or are dropped
-            whole = [(f, refusal) for f in result.dead_letters if id(f) not in result.delivered
-                     and (refusal := refusal_of(failures.get(id(f)))) is not None]  # fmt: skip
+            whole = refused_whole(result.dead_letters, result.delivered, failures)
             if not whole:
                 raise
-            result.letters_dropped += await _send_reduced(
-                whole, outlets.dead_letters, result.delivered, observer, stopping
+            result.letters_dropped += await send_reduced(
+                whole, outlets.dead_letters.send, result.delivered, observer, stopping
             )
             left = [failures.get(id(o)) for o, _, _ in outputs if id(o) not in result.delivered]
             if left:  # the other outputs' failure: retried as before

@@ -22,19 +22,20 @@ before, and is counted then, as the new outcome it was.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.bandit import KEPT_PER_REANCHOR, LinUCBOffers
+from agents.batch_result import FailedRecord
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
 from agents.learning import REWARDS, Example, RewardLogLoss, claimed, impression, judged, reward_of
 from agents.letter_customers import customers_named
-from agents.letters import letter, source_record
+from agents.letter_sends import Send, send_letters
+from agents.letters import source_record
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
 from schemas import InvalidEvent, Outcome, decode_outcome
@@ -60,7 +61,7 @@ TEACHES = NEW | set(WHEN_NEW)  # claims whose outcome is judged against its deci
 Fresh = tuple[int, Claim, float | None]
 # sends one record (key, value, headers) to the dead-letter topic; the awaited call gives
 # the delivery to wait for (a Faust topic's ``send``)
-DeadLetterSend = Callable[..., Awaitable[Awaitable[Any]]]
+DeadLetterSend = Send
 
 
 class OfferLearner(SnapshotLearner):
@@ -115,10 +116,9 @@ class OfferLearner(SnapshotLearner):
         self._holder.model = LinUCBOffers.from_dict(self._model.to_dict())
         self._holder.version = version
 
-    async def _letter(self, record: Any, reason: str) -> Awaitable[Any]:
-        """Send ``record`` to the dead-letter topic with ``reason``: the delivery."""
-        key, value, headers = letter(source_record(record), reason)
-        return await self._dead_letter(key=key, value=value, headers=headers)
+    def _letter(self, record: Any, reason: str) -> FailedRecord:
+        """The letter of ``record``, set aside for ``reason`` (sent by :meth:`_set_aside`)."""
+        return FailedRecord(source_record(record), reason)
 
     async def _not_erased(self, invalid: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
         """The invalid outcomes (with their reasons) to dead-letter: those naming no
@@ -148,7 +148,7 @@ class OfferLearner(SnapshotLearner):
                 continue
             outcomes.append((outcome, record))
         for record, reason in await self._not_erased(invalid):
-            dead.append(await self._letter(record, reason))
+            dead.append(self._letter(record, reason))
         # the decisions' contexts first: an outcome that cannot teach (dated before its
         # decision, of a rules decision, ...) is claimed without a reward, so that a later
         # outcome of its shown offer is the impression's first example, not a relabel
@@ -224,7 +224,7 @@ class OfferLearner(SnapshotLearner):
         claims: list[Claim],
         before: dict[int, float],
         faults: dict[int, Exception],
-        dead: list[Awaitable[Any]],
+        dead: list[FailedRecord],
     ) -> list[Fresh]:
         """Count what is not learned, and send to the dead-letter topic what is to be
         set aside; the outcomes to learn (by index, with their claims, and for a relabel
@@ -235,7 +235,7 @@ class OfferLearner(SnapshotLearner):
             if claim == "corrupt":
                 self._metrics.learning.labels("corrupt_keys").inc()
                 fault = faults[i]
-                dead.append(await self._letter(
+                dead.append(self._letter(
                     record, f"corrupt_keys: {type(fault).__name__}: {fault}"
                 ))  # fmt: skip
             elif claim in TEACHES and self._learned_before(
@@ -259,9 +259,10 @@ class OfferLearner(SnapshotLearner):
                 self._metrics.learning.labels("no_reward").inc()
             else:  # its decision may be stored later (or was long ago): set it aside
                 unknown += 1
-                dead.append(await self._letter(record, f"no_context: {NO_CONTEXT}"))
-        if dead:  # on Kafka before the learner's offsets move past them
-            await asyncio.gather(*dead)
+                dead.append(self._letter(record, f"no_context: {NO_CONTEXT}"))
+        if dead:  # on Kafka before the learner's offsets move past them; one the topic
+            # refuses for good goes again reduced, or is dropped (the learner goes on)
+            await send_letters(dead, self._dead_letter, self._metrics)
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
         return fresh

@@ -75,6 +75,8 @@ async def test_a_letter_too_large_for_the_topic_is_reduced_and_nothing_else_is_l
     assert reduced["source-topic"] == pipeline.topic("touchpoints").encode()
     assert int(reduced["source-offset"]) >= 0 and int(reduced["source-timestamp"]) > 0
     assert worker.metric("moments_dead_letters_refused_total", outcome="reduced") == 1
+    # each letter written counted once, the reduced one too (not again as refused whole)
+    assert worker.metric("moments_dead_letters_total") == 2
 
     decisions: list[Any] = await consume_all(bootstrap, pipeline.topic("next-best-offers"), 20,
                                              wait_s=10)  # fmt: skip

@@ -8,6 +8,9 @@ from collections.abc import Awaitable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+
 from agents.learned_policy import ModelHolder
 from agents.letter_headers import FIRST_LETTERED, REDRIVEN_FROM
 from agents.letters import LETTER_KEY_MAX
@@ -161,3 +164,41 @@ async def test_a_claimed_outcome_whose_context_went_otherwise_is_still_no_contex
     assert count("moments_learning_outcomes_total", {"result": "no_context"}) == 1
     assert count("moments_learning_outcomes_total", {"result": "erased"}) is None
     assert count("moments_outcomes_total", {"outcome": "accepted"}) == 1
+
+
+async def refused_over(limit: int, letter: dict[str, Any]) -> None:
+    """A delivery to a topic whose ``max.message.bytes`` is ``limit``: refused when the
+    letter's key, value and headers exceed it, as Kafka does."""
+    size = len(letter["key"] or b"") + len(letter["value"] or b"")
+    size += sum(len(name) + len(value) for name, value in letter["headers"])
+    if size > limit:
+        raise MessageSizeTooLargeError()
+
+
+@pytest.mark.parametrize(("limit", "outcome", "kept"), [(4000, "reduced", [1024]),
+                                                          (200, "dropped", [1024, 0])])  # fmt: skip
+async def test_an_outcomes_letter_the_topic_refuses_goes_again_reduced_or_is_dropped(
+    limit: int, outcome: str, kept: list[int]
+) -> None:
+    """The learner raised on the refusal, restarted from its snapshot, met the same record
+    and raised again, for ever (see tests/integration/test_refused_outcome_letters.py)."""
+    metrics, sent = Metrics(), list[dict[str, Any]]()
+
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        sent.append(letter)
+        return refused_over(limit, letter)
+
+    store = SimpleNamespace(decisions=Decisions(), erased=Tombstones(set()))
+    learner = OfferLearner(store, ModelHolder(), metrics, "",  # type: ignore[arg-type]
+                           "offer-outcomes", dead_letter)  # fmt: skip
+    learner._start(None, 0)
+    value = b"{not json" + b"x" * 10_000
+    record = SimpleNamespace(topic="offer-outcomes", partition=0, offset=3, key=b"c-1",
+                             value=value, headers=[])  # fmt: skip
+    await learner._learn(0, [record])  # does not raise: the learner moves past it
+    count = metrics.registry.get_sample_value
+    assert count("moments_dead_letters_refused_total", {"outcome": outcome}) == 1
+    assert count("moments_learning_outcomes_total", {"result": "invalid"}) == 1
+    whole, *reduced = sent
+    assert whole["value"] == value and [len(r["value"]) for r in reduced] == kept
+    assert all(dict(r["headers"])["value-truncated-from"] == b"10009" for r in reduced)
