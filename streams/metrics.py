@@ -219,6 +219,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in ("reduced", "dropped"):  # from 0: a first refusal is an increase
+            self.letters_refused.labels(outcome)
         self.retries = Counter(
             "moments_batch_retries_total",
             "Batches retried after an outage.",
