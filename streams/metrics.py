@@ -289,6 +289,10 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # from 0, what MomentsOutcomesSetAside counts: a first batch set aside (counted
+        # at once, by the hundred) is an increase
+        for result in ("invalid", "no_context", "corrupt_keys"):
+            self.learning.labels(result)
         self.risk_learning = Counter(
             "moments_risk_examples_total",
             "Churn-risk examples seen by the risk learner, by what became of them (learned; "
@@ -300,6 +304,8 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        for result in ("unusable", "unreadable"):  # from 0, what MomentsRiskExamplesRefused
+            self.risk_learning.labels(result)  # counts: a first batch refused is an increase
         self.risk_sweep = Counter(
             "moments_risk_sweep_snapshots_total",
             "Pending churn-risk snapshots the periodic sweep labelled, by label (unreadable: "
