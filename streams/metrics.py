@@ -26,6 +26,9 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Labelled = TypeVar("Labelled", Counter, Histogram)
 Dependency = Literal["redis", "kafka"]  # moments_dependency_up's label: a fixed set
+# why a model answers with its baseline (agents.risk.ChurnRisk.reason, but "model"):
+# moments_model_baseline_reason's label, each shown, 1 or 0
+BASELINE_REASONS = ("warming_up", "drift_detected")
 
 
 class Children(Generic[Labelled]):
@@ -219,6 +222,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in ("reduced", "dropped"):  # from 0: a first refusal is an increase
+            self.letters_refused.labels(outcome)
         self.retries = Counter(
             "moments_batch_retries_total",
             "Batches retried after an outage.",
@@ -287,6 +292,10 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # from 0, what MomentsOutcomesSetAside counts: a first batch set aside (counted
+        # at once, by the hundred) is an increase
+        for result in ("invalid", "no_context", "corrupt_keys"):
+            self.learning.labels(result)
         self.risk_learning = Counter(
             "moments_risk_examples_total",
             "Churn-risk examples seen by the risk learner, by what became of them (learned; "
@@ -298,6 +307,8 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        for result in ("unusable", "unreadable"):  # from 0, what MomentsRiskExamplesRefused
+            self.risk_learning.labels(result)  # counts: a first batch refused is an increase
         self.risk_sweep = Counter(
             "moments_risk_sweep_snapshots_total",
             "Pending churn-risk snapshots the periodic sweep labelled, by label (unreadable: "
@@ -333,6 +344,21 @@ class Metrics:
         self.model_fallback = Gauge(
             "moments_model_fallback",
             "1 while a model answers with its simple baseline (warming up or after drift).",
+            ["model"],
+            registry=r,
+        )
+        self.model_baseline_reason = Gauge(
+            "moments_model_baseline_reason",
+            "1 for why a model answers with its simple baseline: warming_up (no model of it"
+            " has served yet: a new deployment's first month) or drift_detected (relearning"
+            " after a drift); both 0 while the model serves.",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.model_examples = Gauge(
+            "moments_model_examples",
+            "Examples a model has learned in all (kept in its snapshots, across restarts and"
+            " leaders).",
             ["model"],
             registry=r,
         )
@@ -493,12 +519,24 @@ class Metrics:
         else:
             gauge.labels(model).set(figure)
 
+    def model_on_baseline(self, model: str, reason: str, examples: int) -> None:
+        """Whether ``model`` answers with its baseline, and why: ``reason`` is one of
+        :data:`BASELINE_REASONS`, or ``"model"`` while the model serves; and the examples
+        it has learned in all (what tells a warm-up that goes on from one stuck)."""
+        self.model_fallback.labels(model).set(0.0 if reason == "model" else 1.0)
+        for each in BASELINE_REASONS:
+            self.model_baseline_reason.labels(model, each).set(1.0 if reason == each else 0.0)
+        self.model_examples.labels(model).set(examples)
+
     def forget_model_quality(self, model: str) -> None:
         """Drop the learner's figures of ``model`` (this process stopped learning it)."""
         for gauge in (self.model_logloss, self.model_rocauc, self.model_drifts,
-                      self.model_fallback):  # fmt: skip
+                      self.model_fallback, self.model_examples):  # fmt: skip
             with contextlib.suppress(KeyError):
                 gauge.remove(model)
+        for reason in BASELINE_REASONS:
+            with contextlib.suppress(KeyError):
+                self.model_baseline_reason.remove(model, reason)
 
     def offers_in(self, decision: NextBestOffer) -> None:
         """Count the offers of a decision that is sent (catalogue ids: few)."""

@@ -49,10 +49,11 @@ class RiskLearner(SnapshotLearner):
         self._show_state()  # from the start: an alert on the baseline needs no example
 
     def _show_state(self) -> None:
-        """Whether the model answers with its baseline, and the drifts it saw."""
+        """Whether the model answers with its baseline and why, the drifts it saw, and
+        the examples it learned."""
         m = self._metrics
         m.model_drifts.labels(RISK).set(self._model.drifts)
-        m.model_fallback.labels(RISK).set(1.0 if self._model.using_baseline else 0.0)
+        m.model_on_baseline(RISK, self._model.reason, self._model.examples)
 
     def _state(self) -> dict[str, Any]:
         return self._model.to_dict()

@@ -43,7 +43,7 @@ def results(metrics: Metrics) -> dict[str, float]:
     for family in metrics.registry.collect():
         if family.name == "moments_risk_examples":
             for sample in family.samples:
-                if sample.name.endswith("_total"):
+                if sample.name.endswith("_total") and sample.value:
                     found[sample.labels["result"]] = sample.value
     return found
 
