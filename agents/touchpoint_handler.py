@@ -33,6 +33,7 @@ from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
 from agents.withdrawals_ahead import withdrawal_now
+from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
     ApplyStatus,
     FeatureStore,
@@ -41,7 +42,7 @@ from feature_store import (
     StoreUnavailable,
     intervention_fact,
 )
-from feature_store.facts import Fact
+from feature_store.facts import MILLISECOND, Fact, ts_ms
 from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 from schemas.ahead import not_ahead
 from schemas.errors import record_value
@@ -68,8 +69,10 @@ class TouchpointHandler:
         risk_threshold: float = 0.7,
         holdout: ControlGroup | None = None,
         offer_max_age_s: float = 0.0,  # 0: a moment is decided however old its touchpoint
+        store_ttl: timedelta = timedelta(days=400),  # the store's (MOMENTS_STORE_TTL_DAYS)
     ) -> None:
         self._store = store
+        self._lifetime_ms = store_ttl // MILLISECOND
         self._max_attempts = max_attempts
         self._clock = clock
         self._max_future = max_future
@@ -97,7 +100,9 @@ class TouchpointHandler:
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
         latest = self._clock() + self._max_future
-        ahead: list[Fact] = []  # withdrawals dated too far ahead: dead-lettered, applied
+        # withdrawals dated too far ahead (dead-lettered) or too long before they were
+        # sent (expired), applied all the same, stamped with a time Moments can use
+        ahead: list[Fact] = []
         for record in records:
             try:
                 event = decode_touchpoint(record_value(record.value))
@@ -106,6 +111,8 @@ class TouchpointHandler:
                 except InvalidEvent:
                     ahead += withdrawal_now(event, latest)
                     raise
+                ahead += withdrawal_received(event, self._received_ms(record, latest),
+                                             self._lifetime_ms)  # fmt: skip
                 decoded.append((record, event))
                 elsewhere = record.keyed_partition not in (None, record.partition)
                 if record.key != event.customer_id.encode() or elsewhere:
@@ -114,7 +121,7 @@ class TouchpointHandler:
                 invalid = FailedRecord(record, f"invalid: {exc.reason}", len(result.results))
                 result.dead_letters.append(invalid)
                 result.results.append((exc.kind, "invalid"))
-        await self._withdraw_ahead(ahead)
+        await self._withdraw_now(ahead)
         if not decoded:
             return result
         statuses: list[ApplyStatus | None]
@@ -147,10 +154,20 @@ class TouchpointHandler:
             self._decisions.decide(plan, reads, result, before)
         return result
 
-    async def _withdraw_ahead(self, facts: list[Fact]) -> None:
+    def _received_ms(self, record: SourceRecord, latest: datetime) -> int:
+        """When Moments received ``record``: its Kafka timestamp (when it was sent), no
+        later than ``latest`` (a producer's clock ahead); when this worker took it, for
+        a record with no time."""
+        sent = record.produced_ms
+        if sent is None:
+            sent = record.taken_ms if record.taken_ms is not None else ts_ms(self._clock())
+        return min(sent, ts_ms(latest))
+
+    async def _withdraw_now(self, facts: list[Fact]) -> None:
         """Apply the withdrawals of touchpoints dead-lettered for being dated too far
-        ahead (before the batch's reads: its decisions honour them). Raises
-        :class:`StoreUnavailable` only (the batch is retried; they are idempotent)."""
+        ahead, or dated too long before they were sent (before the batch's reads: its
+        decisions honour them). Raises :class:`StoreUnavailable` only (the batch is
+        retried; they are idempotent)."""
         if not facts:
             return
         try:
@@ -158,7 +175,9 @@ class TouchpointHandler:
         except StoreUnavailable:
             raise
         except Exception:  # a customer's keys Redis refuses: the letter stays
-            log.warning("withdrawals dated ahead not applied", exc_info=True)
+            log.warning(
+                "withdrawals dated ahead or long before they were sent not applied", exc_info=True
+            )
 
     async def _apply_with_retries(
         self,

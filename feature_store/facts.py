@@ -319,6 +319,18 @@ def withdraws(event: TouchpointEvent) -> bool:
                for op, field, value in touchpoint_updates(event))  # fmt: skip
 
 
+def withdrawal_updates(updates: Sequence[Update]) -> tuple[Update, ...]:
+    """Those of ``updates`` that withdraw (a withdrawal field set to ``"0"``): what a fact
+    under an id applied before still writes (``lua/apply.lua``), and a withdrawal fact.
+
+    >>> withdrawal_updates([("incr", "n", "1"), ("latest", "consent:sms", "0"),
+    ...                     ("latest", "consent:web", "1")])
+    (('latest', 'consent:sms', '0'),)
+    """
+    return tuple((op, field, value) for op, field, value in updates
+                 if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0")  # fmt: skip
+
+
 def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | None:
     """The withdrawal fields alone of a touchpoint that withdraws (``None`` for any other),
     under an id of their own (``w:<event_id>``), so that the touchpoint's own fact
@@ -338,11 +350,7 @@ def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | 
     ...                         granted=True)) is None
     True
     """
-    updates = tuple(
-        (op, field, value)
-        for op, field, value in touchpoint_updates(event)
-        if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
-    )
+    updates = withdrawal_updates(touchpoint_updates(event))
     if not updates:
         return None
     stamp = ts_ms(event.ts) if at_ms is None else at_ms

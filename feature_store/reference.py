@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from feature_store.contact_days import (
     QUARTERED,
@@ -39,6 +39,7 @@ from feature_store.facts import (
     Fact,
     Resolution,
     touchpoint_fact,
+    withdrawal_updates,
 )
 from feature_store.records import LIVE_LAG_MS
 from feature_store.strangers import is_stranger, no_activity_life
@@ -92,6 +93,10 @@ class CustomerState:
         ts = fact.ts_ms
         age = now_ms - ts
         if fact.fact_id in self.seen:
+            # a withdrawal under an id seen before is applied all the same (its fields alone)
+            withdrawn = withdrawal_updates(fact.updates)
+            if withdrawn:
+                self._withdrawals_only(replace(fact, updates=withdrawn))
             if age >= ttl_ms or f"x:{fact.fact_id}" in self.seen:  # too old, then or now
                 return 4
             if f"d:{fact.fact_id}" in self.seen:

@@ -49,6 +49,7 @@ from redis.exceptions import ResponseError
 from agents.decision_records import decision_record, offers_shown
 from agents.offer_budget import budget_day, budget_spending
 from agents.touchpoint_decisions import worth_watching
+from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
     UNMARKED,
     ApplyStatus,
@@ -455,6 +456,9 @@ class _Replay:
 
     async def _touchpoints(self, records: list[ConsumerRecord]) -> None:
         events = []
+        undated: list[Fact] = []
+        now_ms = round(time.time() * 1000)
+        latest_ms, lifetime_ms = now_ms + int(self.skew_ms), self.settings.store_ttl_days * DAY_MS
         for record in records:
             where = (record.partition, record.offset)
             if any(held.matches(record.value) for held in self.rejected.get(where, ())):
@@ -475,14 +479,22 @@ class _Replay:
                 # is not to be found (written after the letters were read, or expired)
                 self.invalid += 1
                 continue
+            # a withdrawal dated the store's TTL or longer before it was sent counts from
+            # when it was sent, as the live worker applied it (agents/withdrawals_undated.py)
+            sent = min(int(record.timestamp) if record.timestamp >= 0 else now_ms, latest_ms)
             if self._within_block(event.customer_id, event.ts, record.timestamp or 0):
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
                 else:  # but for a withdrawal, maybe
                     self.parts["of_erased"] += 1
                     self._hold_out(event, record.timestamp or 0)
+                    # and its withdrawal stamped when it was sent, as live (kept when sent
+                    # after the erasure)
+                    for fact in withdrawal_received(event, sent, lifetime_ms):
+                        self.held_out[event.customer_id].append((fact, record.timestamp or 0))
                 continue
             events.append(event)
+            undated += withdrawal_received(event, sent, lifetime_ms)
         start = 0
         while start < len(events):  # in runs: see streams.rebuild_risk
             due = due_before(events[start:], self.last_seen, self.taken)
@@ -491,6 +503,8 @@ class _Replay:
             self._watch(events[start:end], await _each_own(self.failed, events[start:end],
                                                            self.store.apply))  # fmt: skip
             start = end
+        if undated:
+            await _each_own(self.failed, undated, self.store.apply_facts)
 
     def _watch(self, events: list[TouchpointEvent], statuses: list[ApplyStatus | None]) -> None:
         """Count what became of the touchpoints applied, and note the scored ones."""

@@ -47,7 +47,11 @@
 -- too (they hold only Moments' own contacts). A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
--- profile). The fact's id is remembered for the dedupe horizon at least.
+-- profile). The fact's id is remembered for the dedupe horizon at least. A fact whose id
+-- was seen before is not applied again, but for a withdrawal it carries (consent
+-- withdrawn, an unsubscribe: its fields alone, ranked by their time as any), so that a
+-- withdrawal sent under an id used before (a producer that keys "subscribe" and
+-- "unsubscribe" alike) is honoured however it comes, and a grant under one is not.
 -- Returns 1 applied, 0 duplicate, 2 duplicate whose decision was already emitted,
 -- 3 the customer was erased (nothing is written but a withdrawal or unsubscribe the
 -- fact carries, kept beside the tombstone as erase.lua keeps them), 4 dated the ttl or longer ago (not
@@ -98,13 +102,93 @@ local ts = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local ttl_ms = ttl * 1000
+-- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
+local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
+                    'subscribed:email'}
+local is_withdrawal = {}
+for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
+-- A grant in a withdrawal field ranks GRANT_LEAD_MS before its ts (facts.py says why).
+local GRANT_LEAD_MS = 900000
+local function rank(field, value, stamp)
+  if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
+  return stamp
+end
+-- Whether string a sorts before b byte by byte (by code point, as Python compares them in
+-- reference.py): Lua's `<` follows the server's locale (LC_COLLATE, which Redis takes
+-- from its environment), so that two servers could break one tie apart.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+-- 'latest': the newest ts wins (ties: the smaller value); a grant's ts is its rank
+local function latest(hash, field, value)
+  local current_ts = tonumber(redis.call('HGET', hash, field .. '@'))
+  local newer = current_ts == nil
+  if not newer then
+    local current = redis.call('HGET', hash, field) or value
+    local mine, theirs = rank(field, value, ts), rank(field, current, current_ts)
+    newer = mine > theirs or (mine == theirs and bytes_before(value, current))
+  end
+  if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
+end
+-- A withdrawal is kept until the customer grants again, however long they stay away:
+-- its fields (and stamps) are copied from `hash` (the profile, or the opt-outs hash
+-- itself) to the opt-outs hash, which does not expire (the profile does; erasure removes
+-- both). No withdrawal left: no opt-outs hash.
+local function keep_withdrawals(hash)
+  local optouts = {}
+  for _, f in ipairs(withdrawal) do
+    if redis.call('HGET', hash, f) == '0' then
+      for _, x in ipairs({f, '0', f .. '@', redis.call('HGET', hash, f .. '@') or '0'}) do
+        table.insert(optouts, x)
+      end
+    end
+  end
+  -- (a count that is no number, corrupted, counts none: this runs after the fact was
+  -- remembered, where an error would leave it half applied and taken for done)
+  if hash == profile and not redis.call('HGET', profile, 'subscribed:email')
+      and (tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') or 0) > 0 then
+    -- unsubscribed before Moments kept the flag: held the same, with no date to compare
+    for _, x in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
+      table.insert(optouts, x)
+    end
+  end
+  redis.call('DEL', KEYS[6])
+  if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
+end
 if redis.call('ZSCORE', seen, fact_id) then
   -- seen before, and now too old to decide on, as it was the first time (its mark 'x:':
   -- a copy dated later, a device's clock set right, is not applied either) or is since
-  if now - ts >= ttl_ms or redis.call('ZSCORE', seen, 'x:' .. fact_id) then return 4 end
-  if redis.call('ZSCORE', seen, 'd:' .. fact_id) then return 2 end
-  if redis.call('ZSCORE', seen, 'u:' .. fact_id) then return 6 end
-  return 0
+  local status = 0
+  if now - ts >= ttl_ms or redis.call('ZSCORE', seen, 'x:' .. fact_id) then status = 4
+  elseif redis.call('ZSCORE', seen, 'd:' .. fact_id) then status = 2
+  elseif redis.call('ZSCORE', seen, 'u:' .. fact_id) then status = 6 end
+  -- A withdrawal is applied all the same (an id used again: a producer that keys
+  -- "subscribe" and "unsubscribe" alike; the API's own write of it, w:<event_id>): its
+  -- fields alone, which rank by their time, so that the same one again changes nothing.
+  -- Nothing else of the fact is applied again, and a grant under a used id is not.
+  local withdrawn = {}
+  for _, update in ipairs(cjson.decode(ARGV[9])) do
+    if update[1] == 'latest' and is_withdrawal[update[2]] and update[3] == '0' then
+      withdrawn[#withdrawn + 1] = update[2]
+    end
+  end
+  if #withdrawn > 0 then
+    for _, i in ipairs({1, 6}) do
+      local found = redis.call('TYPE', KEYS[i])['ok']
+      if found ~= 'none' and found ~= 'hash' then
+        return redis.error_reply('WRONGTYPE key ' .. i .. ' of the fact holds a ' .. found)
+      end
+    end
+    local target = profile
+    if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
+    for _, field in ipairs(withdrawn) do latest(target, field, '0') end
+    keep_withdrawals(target)
+  end
+  return status
 end
 -- Redis does not undo a script's writes when it fails: whatever can fail is checked
 -- here, before the first write (a key of another type, an update it does not know, a
@@ -289,65 +373,8 @@ for _, update in ipairs(updates) do
     if failed then return failed end
   end
 end
--- The fields of a withdrawal (feature_store/facts.py WITHDRAWAL_FIELDS), with their stamps.
-local withdrawal = {'consent:email', 'consent:sms', 'consent:call', 'consent:web',
-                    'subscribed:email'}
-local is_withdrawal = {}
-for _, f in ipairs(withdrawal) do is_withdrawal[f] = true end
--- A grant in a withdrawal field ranks GRANT_LEAD_MS before its ts (facts.py says why).
-local GRANT_LEAD_MS = 900000
 local TALLY_ROOM = 512  -- facts.py TALLY_ROOM
 local BUCKET_CATEGORY_ROOM = 32  -- facts.py BUCKET_CATEGORY_ROOM
-local function rank(field, value, stamp)
-  if value == '1' and is_withdrawal[field] then return stamp - GRANT_LEAD_MS end
-  return stamp
-end
--- Whether string a sorts before b byte by byte (by code point, as Python compares them in
--- reference.py): Lua's `<` follows the server's locale (LC_COLLATE, which Redis takes
--- from its environment), so that two servers could break one tie apart.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
--- 'latest': the newest ts wins (ties: the smaller value); a grant's ts is its rank
-local function latest(hash, field, value)
-  local current_ts = tonumber(redis.call('HGET', hash, field .. '@'))
-  local newer = current_ts == nil
-  if not newer then
-    local current = redis.call('HGET', hash, field) or value
-    local mine, theirs = rank(field, value, ts), rank(field, current, current_ts)
-    newer = mine > theirs or (mine == theirs and bytes_before(value, current))
-  end
-  if newer then redis.call('HSET', hash, field, value, field .. '@', ARGV[2]) end
-end
--- A withdrawal is kept until the customer grants again, however long they stay away:
--- its fields (and stamps) are copied from `hash` (the profile, or the opt-outs hash
--- itself) to the opt-outs hash, which does not expire (the profile does; erasure removes
--- both). No withdrawal left: no opt-outs hash.
-local function keep_withdrawals(hash)
-  local optouts = {}
-  for _, f in ipairs(withdrawal) do
-    if redis.call('HGET', hash, f) == '0' then
-      for _, x in ipairs({f, '0', f .. '@', redis.call('HGET', hash, f .. '@') or '0'}) do
-        table.insert(optouts, x)
-      end
-    end
-  end
-  -- (a count that is no number, corrupted, counts none: this runs after the fact was
-  -- remembered, where an error would leave it half applied and taken for done)
-  if hash == profile and not redis.call('HGET', profile, 'subscribed:email')
-      and (tonumber(redis.call('HGET', profile, 'email:unsubscribed') or '0') or 0) > 0 then
-    -- unsubscribed before Moments kept the flag: held the same, with no date to compare
-    for _, x in ipairs({'subscribed:email', '0', 'subscribed:email@', '0'}) do
-      table.insert(optouts, x)
-    end
-  end
-  redis.call('DEL', KEYS[6])
-  if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
-end
 local function remember()  -- the fact's id, for the dedupe horizon at least
   -- added first: the set never empties, so it keeps its expiry (an emptied key would go,
   -- and come back with none)

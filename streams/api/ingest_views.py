@@ -15,7 +15,7 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from feature_store.facts import withdraws
+from feature_store.facts import ts_ms, withdraws
 from schemas import InvalidEvent, Outcome, TouchpointEvent, decode_outcome, decode_touchpoint
 from schemas.ahead import not_ahead
 from schemas.errors import decode_wire
@@ -226,6 +226,7 @@ def _not_ahead(decode: Callable[[bytes], Item], skew_s: float) -> Callable[[byte
 async def post_events(request: web.Request) -> web.Response:
     key = authorise(request, "ingest")
     api = api_of(request)
+    received_ms = ts_ms(datetime.now(UTC))  # before the write: the records' time is no earlier
     dated = _not_ahead(decode_touchpoint, api.settings.max_future_skew_s)  # as workers take them
 
     def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
@@ -243,7 +244,7 @@ async def post_events(request: web.Request) -> web.Response:
     if events.kept:
         await _produce(api, topic, [records[i] for i in events.places], events.places)
         # honoured by this API's answers from now, however far behind the workers are
-        await withdraw_now(api, [e for e, _ in events.kept])
+        await withdraw_now(api, [e for e, _ in events.kept], received_ms)
     else:  # every item was an erased customer's: answered no sooner than a write
         await api.ingest_writes.wait()
     # the same answer whoever was erased: a sender learns nothing of erasures from it

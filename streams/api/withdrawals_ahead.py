@@ -8,7 +8,10 @@ email). After the write to Kafka, the withdrawal fields alone of each withdrawal
 applied too (:func:`feature_store.facts.withdrawal_fact`: an id of their own, nothing
 counted, ranked by their time, kept beside the tombstone of an erased customer as any
 withdrawal is), best effort: within :data:`WITHIN_S`, and not while Redis is known to be
-away. The worker applies the whole touchpoint from Kafka all the same."""
+away. The worker applies the whole touchpoint from Kafka all the same. A withdrawal dated
+the store's TTL or longer before the API received it (the "zero" time of a producer that
+left it unset) is stamped with when the API received it, as a worker stamps it with the
+record's time, no earlier (:mod:`agents.withdrawals_undated`)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import time
 from collections.abc import Sequence
 
 from agents.web_withdrawals import web_consent
-from feature_store.facts import Fact, withdrawal_fact
+from agents.withdrawals_undated import undated
+from feature_store.facts import DAY_MS, Fact, withdrawal_fact
 from schemas import TouchpointEvent
 from streams.api.server import Api
 
@@ -29,18 +33,39 @@ WARN_EVERY_S = 60.0  # a failure is told at most this often per process
 _told = [-WARN_EVERY_S]
 
 
-def withdrawal_facts(events: Sequence[TouchpointEvent]) -> list[Fact]:
-    """The withdrawal facts of those of ``events`` that withdraw."""
-    return [f for f in map(withdrawal_fact, events) if f is not None]
+def withdrawal_facts(
+    events: Sequence[TouchpointEvent], received_ms: int, lifetime_ms: int
+) -> list[Fact]:
+    """The withdrawal facts of those of ``events`` that withdraw, each stamped with its
+    own time, or with ``received_ms`` where that is ``lifetime_ms`` or more after it.
+
+    >>> from datetime import UTC, datetime
+    >>> from feature_store.facts import ts_ms
+    >>> from schemas import Consent
+    >>> at = datetime(2026, 12, 6, tzinfo=UTC)
+    >>> def withdrawal(ts):
+    ...     return Consent(event_id="e", customer_id="c", ts=ts, channel="sms", granted=False)
+    >>> [f.ts_ms == ts_ms(at) for f in withdrawal_facts(
+    ...     [withdrawal(at), withdrawal(datetime(1, 1, 1, tzinfo=UTC))], ts_ms(at) + 5, 10)]
+    [True, False]
+    """
+    facts = []
+    for event in events:
+        stamp = received_ms if undated(event, received_ms, lifetime_ms) else None
+        fact = withdrawal_fact(event, stamp)
+        if fact is not None:
+            facts.append(fact)
+    return facts
 
 
-async def withdraw_now(api: Api, events: Sequence[TouchpointEvent]) -> None:
-    """Apply the withdrawals among ``events`` (already written to Kafka) to Redis, and
-    remember the web's for this process's fallbacks (whether Redis takes them or not)."""
+async def withdraw_now(api: Api, events: Sequence[TouchpointEvent], received_ms: int) -> None:
+    """Apply the withdrawals among ``events`` (already written to Kafka, received at
+    ``received_ms``) to Redis, and remember the web's for this process's fallbacks
+    (whether Redis takes them or not)."""
     for event in events:
         if web_consent(event) is not None:
             api.web_withdrawals.saw(api.store.pseudonym(event.customer_id), event)
-    facts = withdrawal_facts(events)
+    facts = withdrawal_facts(events, received_ms, api.settings.store_ttl_days * DAY_MS)
     if not facts or api.outages.away("redis"):
         return
     try:
