@@ -331,6 +331,8 @@ class Settings:
             raise SettingsError(
                 "MOMENTS_CATALOGUE_PATH must name the offer catalogue (a TOML file)"
             )
+        if not self.data_dir.strip():  # likewise: the worker's tables in its working folder
+            raise SettingsError("MOMENTS_DATA_DIR must name a folder (not be empty or blank)")
         if not self.key_secret.strip():  # a template's blank: as good as none
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty or blank")
         if self.api_budget_ms <= 0:
