@@ -449,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
     from feature_store import LayoutMismatch, SecretMismatch
+    from streams.event_loop import EventLoopError
     from streams.kafka_security import connection_trouble, use_settings
     from streams.services.processes import ServiceError
     from streams.topic_replay import TopicMissing
@@ -482,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
         _stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
         return 2
-    except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch, SecretMismatch) as exc:
+    except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch, SecretMismatch,
+            EventLoopError) as exc:  # fmt: skip
         _stopped(str(exc), settings)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us

@@ -15,6 +15,7 @@ import functools
 import ssl
 from typing import Any
 
+from streams.kafka_bootstrap import SEEN, accepts, said_of
 from streams.settings import Settings, SettingsError
 
 
@@ -59,15 +60,21 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def connection_trouble(settings: Settings, error: Exception) -> str:
+def connection_trouble(
+    settings: Settings, error: Exception, seen: dict[str, BaseException] = SEEN
+) -> str:
     """What to tell an operator when Kafka cannot be used at start: where, how, why, and
-    which settings to check.
+    which settings to check; and what the client saw of each bootstrap address (``seen``,
+    :mod:`streams.kafka_bootstrap`), for aiokafka's error names none of it.
 
-    >>> said = connection_trouble(Settings(kafka_security_protocol="SSL"), OSError("closed"))
+    >>> said = connection_trouble(Settings(kafka_security_protocol="SSL"), OSError("closed"),
+    ...                           seen={})
     >>> said.split(". ")[0]
     'cannot use Kafka at 127.0.0.1:9092 over SSL (OSError: closed)'
     >>> "MOMENTS_KAFKA_SSL_CERTFILE" in said, "MOMENTS_KAFKA_SASL_PASSWORD" in said
     (True, False)
+    >>> connection_trouble(Settings(), OSError("closed"), {"k:1": OSError("refused")})[-42:]
+    'what the client saw: k:1: OSError: refused'
     """
     protocol = settings.kafka_security_protocol.upper()
     names = ["BOOTSTRAP", "SECURITY_PROTOCOL"]
@@ -77,11 +84,13 @@ def connection_trouble(settings: Settings, error: Exception) -> str:
         names += ["SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD"]
     kind, said = type(error).__name__, str(error)
     reason = said if kind in said else f"{kind}: {said}"  # aiokafka's errors name themselves
+    what = said_of(seen, accepts)  # a timeout's address probed: it takes connections?
     return (
         f"cannot use Kafka at {settings.kafka_bootstrap} over {protocol} ({reason}). "
         f"Check {', '.join('MOMENTS_KAFKA_' + n for n in names)}; "
-        "the log lines above give the reason the client saw."
-    )
+        + (f"what the client saw: {what}" if what else
+           "the log lines above give the reason the client saw.")
+    )  # fmt: skip
 
 
 _used: list[Settings] = []  # the settings this process runs with, once it says so

@@ -40,6 +40,8 @@ import msgspec
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
+from streams.kafka_bootstrap import BootstrapFailures
+
 RECORD_LOGGERS = (
     "aiokafka.conn",  # requests and responses, record batches included
     "aiokafka.producer.producer",  # "Sending (key=... value=...)"
@@ -84,6 +86,9 @@ def configure(level: str, line_format: str = "text") -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatsQuieted) for f in logger.filters):
             logger.addFilter(RepeatsQuieted(REPEAT_EVERY_S))
+    client = logging.getLogger("aiokafka")  # before its repeats are quieted: each seen
+    if not any(isinstance(f, BootstrapFailures) for f in client.filters):
+        client.filters.insert(0, BootstrapFailures())
     loop_logger = logging.getLogger("asyncio")
     if not any(isinstance(f, UnreadKafkaErrors) for f in loop_logger.filters):
         loop_logger.addFilter(UnreadKafkaErrors())

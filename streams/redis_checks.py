@@ -48,9 +48,12 @@ class RedisSetup:
 async def warn_about_redis_setup(settings: Settings, within_s: float = 5.0) -> RedisSetup:
     """Read Redis's version, eviction policy and persistence over one connection, each
     within ``within_s``, and log what would break Moments' promises; never fails the
-    start (Redis may be on its way)."""
+    start (Redis may be on its way), unless Redis answers and refuses the URL's login or
+    database (:class:`SettingsError`): said first, not after warnings that it could not
+    read the version, persistence and eviction policy, which sent operators elsewhere."""
     store = build_store(settings)
     try:
+        await _check_login(settings, store, within_s)
         version, policy, append_only = await asyncio.gather(
             warn_if_redis_is_old(store, within_s),
             warn_if_redis_evicts(store, within_s),
@@ -59,6 +62,32 @@ async def warn_about_redis_setup(settings: Settings, within_s: float = 5.0) -> R
     finally:
         await store.close()
     return RedisSetup(version, policy, append_only)
+
+
+async def _check_login(settings: Settings, store: FeatureStore, within_s: float) -> None:
+    """Raise :class:`SettingsError` when Redis refuses the URL's user and password or
+    database; anything else (Redis not up yet, say) is left to the checks that follow."""
+    try:
+        await store.ping(within_s)
+    except (StoreUnavailable, RedisError, RedisClusterException) as exc:
+        refusal = _refusal(settings, exc)
+        if refusal is not None:
+            raise refusal from None
+
+
+def _refusal(settings: Settings, exc: BaseException) -> SettingsError | None:
+    """What to stop with when ``exc`` says that Redis refused the URL's login or database,
+    which no retry will pass; None for anything else."""
+    if no_such_database(exc):
+        return _no_such_database()
+    if not login_refused(exc):
+        return None
+    given = (
+        "its user and password"
+        if _has_password(settings)
+        else "to answer without a password, which the URL does not give"
+    )
+    return SettingsError(f"MOMENTS_REDIS_URL: Redis refused {given} ({exc.__cause__})")
 
 
 async def warn_if_redis_is_old(store: FeatureStore, within_s: float = 5.0) -> str | None:
@@ -170,17 +199,10 @@ async def check_redis_layout(settings: Settings, within_s: float = 5.0, said: bo
                 raise SettingsError(f"MOMENTS_REDIS_URL: Redis refuses a command the feature "
                                     f"store needs ({exc}); {NEEDED}") from None  # fmt: skip
             except StoreUnavailable as exc:  # not up yet (a connection refused fails at once)
-                if no_such_database(exc):  # on a unix socket, redis-py's own connection
-                    raise _no_such_database() from None
-                if login_refused(exc):  # up, and it refused us
-                    given = (
-                        "its user and password"
-                        if _has_password(settings)
-                        else ("to answer without a password, which the URL does not give")
-                    )
-                    raise SettingsError(
-                        f"MOMENTS_REDIS_URL: Redis refused {given} ({exc.__cause__})"
-                    ) from None
+                # up, and it refused the login, or the database (on a unix socket,
+                # redis-py's own connection)
+                if (refusal := _refusal(settings, exc)) is not None:
+                    raise refusal from None
                 if loop.time() + LAYOUT_RETRY_S >= deadline:
                     raise
                 await asyncio.sleep(LAYOUT_RETRY_S)

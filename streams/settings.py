@@ -331,6 +331,8 @@ class Settings:
             raise SettingsError(
                 "MOMENTS_CATALOGUE_PATH must name the offer catalogue (a TOML file)"
             )
+        if not self.data_dir.strip():  # likewise: the worker's tables in its working folder
+            raise SettingsError("MOMENTS_DATA_DIR must name a folder (not be empty or blank)")
         if not self.key_secret.strip():  # a template's blank: as good as none
             raise SettingsError("MOMENTS_KEY_SECRET must not be empty or blank")
         if self.api_budget_ms <= 0:
@@ -358,9 +360,9 @@ class Settings:
                 f"MOMENTS_API_GATHER_MS ({self.api_gather_ms:g}) must be shorter than "
                 f"MOMENTS_API_BUDGET_MS ({self.api_budget_ms:g})"
             )
-        for name in ("api_port", "web_port"):
-            if not 0 <= getattr(self, name) <= 65535:
-                raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 0 to 65535")
+        for name in ("api_port", "web_port"):  # 0 (any free port) would go unannounced:
+            if not 1 <= getattr(self, name) <= 65535:  # Faust refuses it, the API says ":0"
+                raise SettingsError(f"MOMENTS_{name.upper()} must be a port, 1 to 65535")
         if not 0 <= self.api_probe_port <= 65535:
             raise SettingsError("MOMENTS_API_PROBE_PORT must be a port, 1 to 65535, or 0 (none)")
         if self.api_probe_port and self.api_probe_port == self.api_port:

@@ -52,7 +52,7 @@ from streams.api.ratelimit import RateLimiter, RateLimits
 from streams.api.recommender import Recommender
 from streams.api.screen_erasures import CustomerRefs
 from streams.api.stream_seats import StreamSeats, seats_per_key
-from streams.api.visitors import Network, trusted_proxies
+from streams.api.visitors import Network, broad_networks, trusted_proxies
 from streams.api.write_times import WriteTimes
 from streams.catalogue_reload import CatalogueReloader
 from streams.dependency_up import redis_answers
@@ -145,7 +145,14 @@ def rate_limits(settings: Settings, overflowed: Callable[[], None] = lambda: Non
 
 def note_visitors(settings: Settings, keys: KeyRing) -> None:
     """Warn that, with keys bound to origins served off loopback and no proxy trusted,
-    every visitor reaching the API through a proxy or load balancer counts as one."""
+    every visitor reaching the API through a proxy or load balancer counts as one; and
+    that a broad public network trusted lets the clients in it pick their own visitor."""
+    broad = broad_networks(trusted_proxies(settings.api_trusted_proxies))
+    if broad:  # the operator's own networks, no client's address
+        log.warning("MOMENTS_API_TRUSTED_PROXIES trusts %s, broad public network(s): any "
+                    "client there can name its own visitor in X-Forwarded-For, a new one "
+                    "at each request, past the visitor rate limit of keys bound to origins; "
+                    "name the proxies' own addresses", ", ".join(map(str, broad)))  # fmt: skip
     trusted = settings.api_trusted_proxies.strip()
     if keys.bound_origins() and not trusted and not loopback(settings.api_host):
         log.warning("keys bound to origins are rate-limited per visitor, by the address "

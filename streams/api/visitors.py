@@ -40,6 +40,14 @@ def trusted_proxies(text: str) -> tuple[Network, ...]:
     Traceback (most recent call last):
     ...
     ValueError: not an address or network (a.b.c.d[/n], x:y::z[/n]): 'proxy.internal'
+
+    A network of every address is refused: any client would be a trusted proxy, and would
+    name its own visitor, a new one at each request, past its visitor's rate limit.
+
+    >>> trusted_proxies("10.0.0.1, ::/0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: '::/0' is every address: any client could name its own visitor ...
     """
     networks: list[Network] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -52,8 +60,33 @@ def trusted_proxies(text: str) -> tuple[Network, ...]:
         mapped = network.network_address.ipv4_mapped if network.version == 6 else None
         if mapped is not None and network.prefixlen >= 96:  # as a peer's is read: IPv4
             network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+        if network.prefixlen == 0:
+            raise ValueError(
+                f"{item!r} is every address: any client could name its own visitor in "
+                "X-Forwarded-For; name the proxies' own addresses or networks"
+            )
         networks.append(network)
     return tuple(networks)
+
+
+def broad_networks(networks: tuple[Network, ...]) -> tuple[Network, ...]:
+    """Those of ``networks`` that are broad and public: shorter than /8 (IPv4) or /32
+    (IPv6), and not within IPv6's unique-local or link-local ranges (IPv4's private ones
+    are /8 or narrower). Any client in one can name its own visitor; a proxy's own
+    network is seldom so wide.
+
+    >>> broad_networks(trusted_proxies("10.0.0.0/8, 2.0.0.0/7, fd00::/8, 2000::/3, ::1"))
+    (IPv4Network('2.0.0.0/7'), IPv6Network('2000::/3'))
+    """
+    return tuple(
+        network
+        for network in networks
+        if network.prefixlen < (8 if network.version == 4 else 32)
+        and not any(network.subnet_of(local) for local in _LOCAL_IPV6 if network.version == 6)
+    )
+
+
+_LOCAL_IPV6 = (ipaddress.IPv6Network("fc00::/7"), ipaddress.IPv6Network("fe80::/10"))
 
 
 def visitor(peer: str | None, forwarded_for: Iterable[str], trusted: tuple[Network, ...]) -> str:

@@ -118,7 +118,7 @@ class Pipeline:
             MOMENTS_TOPIC_PREFIX=self.prefix,
             MOMENTS_REDIS_PREFIX=self.prefix.rstrip("-"),
             MOMENTS_APP_ID=f"{self.prefix}moments",
-            MOMENTS_WEB_PORT=str(port),
+            MOMENTS_WEB_PORT=str(port or free_port()),  # 0 (an API's, a command's): refused
             MOMENTS_API_PROBE_PORT=str(free_port()),  # an API's: several run at once
             MOMENTS_DATA_DIR=str(self.tmp / "data"),
             MOMENTS_KEY_SECRET=SECRET,

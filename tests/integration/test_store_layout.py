@@ -31,7 +31,7 @@ from feature_store import (
 from schemas import WebClick
 from streams.app import build_store
 from streams.rebuild import RebuildError, TargetUnreachable, rebuild
-from streams.redis_checks import check_redis_layout
+from streams.redis_checks import check_redis_layout, warn_about_redis_setup
 from streams.services import LocalRedis, free_port
 from streams.services.local_redis import LocalRedisCluster
 from streams.settings import Settings, SettingsError
@@ -360,6 +360,25 @@ async def test_a_redis_that_refuses_the_password_stops_the_start_in_one_line(
     assert "not-hers" not in str(refused.value)
     right = Settings(redis_url=f"redis://alice:right@127.0.0.1:{private_redis.port}/0")
     assert await check_redis_layout(right) == "marked now"
+
+
+async def test_a_refused_password_is_said_before_any_warning_of_the_setup(
+    private_redis: LocalRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start warned that Redis's version, append-only file and eviction policy could
+    not be read ("Moments needs Redis 7 or later") before it said the login was refused."""
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "bob", "on", ">right", "~*", "+@all")
+    finally:
+        await admin.aclose()
+    port = private_redis.port
+    wrong = Settings(redis_url=f"redis://bob:WrongSecret@127.0.0.1:{port}/0")
+    with pytest.raises(SettingsError, match="MOMENTS_REDIS_URL: Redis refused its user and"):
+        await warn_about_redis_setup(wrong)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    right = Settings(redis_url=f"redis://bob:right@127.0.0.1:{port}/0")
+    assert (await warn_about_redis_setup(right)).version is not None
 
 
 async def test_a_redis_that_asks_for_a_password_the_url_lacks_says_so(

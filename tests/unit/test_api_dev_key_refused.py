@@ -16,6 +16,7 @@ import pytest
 
 from streams.api.auth import DEV_KEY
 from streams.api.server import keyring
+from streams.services.processes import free_port
 from streams.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def test_no_keys_on_a_loopback_host_or_opted_in_takes_the_development_key(
 
 def _api(**env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MOMENTS_")}
-    environ |= {"MOMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:1", "MOMENTS_API_PORT": "0",
+    environ |= {"MOMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:1", "MOMENTS_API_PORT": str(free_port()),
                 "MOMENTS_API_PROBE_PORT": "0",  # not 6068, which another API may hold
                 "MOMENTS_REDIS_URL": "redis://127.0.0.1:1/0", **env}  # nothing listens  # fmt: skip
     return subprocess.run([sys.executable, "-m", "streams.cli", "api"], cwd=ROOT, env=environ,

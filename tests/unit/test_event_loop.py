@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 
 import pytest
@@ -36,3 +38,24 @@ def test_unknown_choices_are_refused_by_the_settings_and_the_factory() -> None:
     with pytest.raises(EventLoopError, match="MOMENTS_EVENT_LOOP"):
         loop_factory("trio")
     assert Settings.from_env({}).event_loop == "auto"
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_uvloop_asked_for_but_not_installed_is_one_line_and_exit_2(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was two tracebacks and exit 1, where every other setting is one line, exit 2."""
+    from streams.cli import main
+
+    for name in [n for n in os.environ if n.startswith("MOMENTS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MOMENTS_EVENT_LOOP", "uvloop")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
+    hup = signal.getsignal(signal.SIGHUP)
+    try:
+        assert main([command]) == 2
+    finally:
+        signal.signal(signal.SIGHUP, hup)
+    err = capsys.readouterr().err
+    assert err.startswith("moments: MOMENTS_EVENT_LOOP=uvloop, but uvloop is not installed")
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -286,8 +286,17 @@ def test_the_probe_port_is_apart_from_the_client_port_or_none() -> None:
         Settings.from_env({"MOMENTS_API_PORT": "7000", "MOMENTS_API_PROBE_PORT": "7000"})
     assert Settings.from_env({}).api_probe_port == 6068
     assert Settings.from_env({"MOMENTS_API_PROBE_PORT": "0"}).api_probe_port == 0
-    both_any = {"MOMENTS_API_PORT": "0", "MOMENTS_API_PROBE_PORT": "0"}  # none apart
-    assert Settings.from_env(both_any).api_probe_port == 0
+    no_probes = {"MOMENTS_API_PORT": "7000", "MOMENTS_API_PROBE_PORT": "0"}  # none apart
+    assert Settings.from_env(no_probes).api_probe_port == 0
+
+
+@pytest.mark.parametrize("name", ["MOMENTS_API_PORT", "MOMENTS_WEB_PORT"])
+def test_a_listening_port_of_0_is_refused_by_name(name: str) -> None:
+    """0 was taken: the worker then died in a 45-line Faust traceback (its ports are 1 to
+    65535), and the API listened on a port picked at random while saying ":0"."""
+    with pytest.raises(SettingsError, match=f"^{name} must be a port, 1 to 65535$"):
+        Settings.from_env({name: "0"})
+    assert getattr(Settings.from_env({name: "1"}), name[8:].lower()) == 1
 
 
 def test_log_levels_are_taken_in_any_case() -> None:

@@ -39,6 +39,14 @@ def test_a_blank_catalogue_path_is_refused_by_name(blank: str) -> None:
         Settings(catalogue_path=blank).validate()
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_data_folder_is_refused_by_name(blank: str) -> None:
+    """It was taken as the working folder: the worker wrote its tables there (in the
+    image, a home folder that Kubernetes' read-only root file system would not take)."""
+    with pytest.raises(SettingsError, match=r"^MOMENTS_DATA_DIR must name a folder"):
+        Settings.from_env({"MOMENTS_DATA_DIR": blank})
+
+
 def test_the_default_catalogue_missing_says_to_name_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

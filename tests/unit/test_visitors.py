@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from streams.api.auth import KeyRing
 from streams.api.server import note_visitors, rate_limits
 from streams.api.visitors import trusted_proxies, visitor
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from tests.unit.api_app import KEYS, SHOP, api_app
 
 LB = trusted_proxies("10.0.0.0/8, 2001:db8:ffff::/48")
@@ -128,3 +128,27 @@ def test_visitors_take_their_keys_rate_unless_told() -> None:
     told = rate_limits(Settings(api_visitor_rate_per_s=5.0, api_visitor_burst=30))
     assert (told.visitors.rate, told.visitors.burst) == (5.0, 30)
     assert (told.keys.rate, told.keys.burst) == (200.0, 400)
+
+
+@pytest.mark.parametrize("catch_all", ["0.0.0.0/0", "::/0", "10.0.0.1, ::ffff:0.0.0.0/96"])
+def test_a_trusted_network_of_every_address_is_refused_by_name(catch_all: str) -> None:
+    """It was taken silently: any client could then rotate X-Forwarded-For and get a new
+    visitor's bucket at each request, past a page key's per-visitor rate limit."""
+    with pytest.raises(SettingsError, match=r"^MOMENTS_API_TRUSTED_PROXIES: .* every address"):
+        Settings.from_env({"MOMENTS_API_TRUSTED_PROXIES": catch_all})
+
+
+@pytest.mark.parametrize(
+    ("proxies", "warned"),
+    [("1.0.0.0/8", False), ("0.0.0.0/1", True), ("2001:db8::/32", False), ("2000::/3", True),
+     ("fd00::/8", False), ("10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16", False)],
+)  # fmt: skip
+def test_a_broad_public_trusted_network_is_warned_of_at_start(
+    proxies: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env({"MOMENTS_API_TRUSTED_PROXIES": proxies})
+    note_visitors(settings, KeyRing.parse(KEYS.split(";")[1]))  # warned with any key
+    said = [r.getMessage() for r in caplog.records if "broad public" in r.getMessage()]
+    assert len(said) == int(warned), said
+    if warned:
+        assert said[0].startswith(f"MOMENTS_API_TRUSTED_PROXIES trusts {proxies},")
