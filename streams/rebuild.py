@@ -84,7 +84,7 @@ from streams.rebuild_risk import (
     risk_views,
     run_end,
 )
-from streams.rebuild_withdrawals import withdrawals_again
+from streams.rebuild_withdrawals import appended_ms, withdrawals_again
 from streams.settings import Settings
 from streams.topic_checks import warn_about_event_topics
 from streams.topic_replay import TopicMissing, first_offsets, replay
@@ -487,11 +487,12 @@ class _Replay:
                     self.skipped_lapsed += 1
                 else:  # but for a withdrawal, maybe
                     self.parts["of_erased"] += 1
-                    self._hold_out(event, record.timestamp or 0)
-                    # and its withdrawal stamped when it was sent, as live (kept when sent
-                    # after the erasure)
+                    appended = appended_ms(record.timestamp, record.timestamp_type)
+                    self._hold_out(event, appended)
+                    # and an undated withdrawal stamped when it was sent, as live, weighed
+                    # against the erasure as the others are
                     for fact in withdrawal_received(event, sent, lifetime_ms):
-                        self.held_out[event.customer_id].append((fact, record.timestamp or 0))
+                        self.held_out[event.customer_id].append((fact, appended))
                 continue
             events.append(event)
             undated += withdrawal_received(event, sent, lifetime_ms)
@@ -521,7 +522,8 @@ class _Replay:
                     del self.taken[event.customer_id]  # scored since: read again
 
     def _hold_out(self, event: TouchpointEvent, sent_ms: int) -> None:
-        """Keep the touchpoint of a customer blocked if it withdraws or grants."""
+        """Keep the touchpoint of a customer blocked if it withdraws or grants, with when
+        it was appended to Kafka (0: unknown, see :func:`appended_ms`)."""
         fact = touchpoint_fact(event)
         if any(op == "latest" and field in WITHDRAWAL_FIELDS for op, field, _ in fact.updates):
             self.held_out.setdefault(event.customer_id, []).append((fact, sent_ms))

@@ -2,7 +2,8 @@
 withdrawals: those it applied after the erasure ("stop emailing me" sent just before
 "forget me", reached by a worker behind, or sent after it) join the names the erasure
 record carries, as live; one the erasure weighed, taken back by a grant before it, does
-not."""
+not, where the topic tells it was appended before the erasure (LogAppendTime). One whose
+record its producer stamped with an earlier time is kept, as live."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from feature_store import ApplyStatus
 from feature_store.facts import ts_ms
@@ -23,8 +26,9 @@ from streams.rebuild import rebuild
 from streams.services import LocalRedis
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
-from tests.integration.test_api_support import event, iso, keys_tagged
+from tests.integration.test_api_support import DEV_AUTH, call, event, iso, keys_tagged
 from tests.integration.test_rebuild_records import rebuilt, write
+from tests.integration.test_service_restarts import all_handled
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +39,20 @@ def sent(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
 
 def sent_when_dated(events: list[dict[str, Any]]) -> list[int]:
     return [ts_ms(datetime.fromisoformat(e["ts"])) for e in events]
+
+
+async def touchpoints_stamped_by_the_broker(pipeline: Pipeline) -> None:
+    """Make the deployment's ``touchpoints`` a topic whose records bear the time the
+    broker appended them (``message.timestamp.type=LogAppendTime``)."""
+    settings = Settings.from_env(pipeline.env(0))
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(
+            pipeline.topic("touchpoints"), settings.topic_partitions, settings.topic_replication,
+            topic_configs={"message.timestamp.type": "LogAppendTime"})])  # fmt: skip
+    finally:
+        await admin.close()
 
 
 async def test_rebuild_keeps_the_withdrawals_applied_after_the_erasure(
@@ -52,6 +70,13 @@ async def test_rebuild_keeps_the_withdrawals_applied_after_the_erasure(
         event("consent", customer, "sf-3", minutes_ago=180, channel="sms", granted=True),
     ]
     behind = [event("consent", customer, "sf-4", minutes_ago=60, channel="email", granted=False)]
+    # the topics as the live deployment wrote them, stamped by the broker: all but the
+    # unsubscribe appended before the erasure (the producer's times say otherwise)
+    await touchpoints_stamped_by_the_broker(pipeline)
+    await write(
+        pipeline, "touchpoints", sent(before + behind), [ts_ms(datetime.now(UTC)) + 3_600_000] * 4
+    )
+    await asyncio.sleep(0.05)
     live = pipeline.store()
     try:
         applied = await live.apply([decode_touchpoint(json.dumps(e)) for e in before])
@@ -66,15 +91,13 @@ async def test_rebuild_keeps_the_withdrawals_applied_after_the_erasure(
         tag = live.pseudonym(customer)
     finally:
         await live.close()
-    # the topics as the live deployment wrote them: each touchpoint sent when dated
-    await write(pipeline, "touchpoints", sent(before + behind),
-                sent_when_dated(before + behind))  # fmt: skip
     erased_at = datetime.fromtimestamp(receipt.erased_at_ms / 1000, UTC)
     record = CustomerErasure(customer_id=customer, subject=receipt.subject, ts=erased_at,
                              keys_removed=receipt.keys_removed,
                              withdrawals=tuple(receipt.withdrawals_kept))  # fmt: skip
     await write(pipeline, "customer-erasures", [(customer.encode(), encode_erasure(record))])
-    await write(pipeline, "touchpoints", sent(after))
+    await asyncio.sleep(0.05)
+    await write(pipeline, "touchpoints", sent(after), sent_when_dated(before[:1]))
 
     report, store = await rebuilt(pipeline, private_redis)
     admin = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
@@ -128,3 +151,54 @@ async def test_rebuild_writes_nothing_of_a_customer_whose_block_ran_out_meanwhil
         assert await keys_tagged(private_redis.url, tag) == []
     finally:
         await store.close()
+
+
+async def test_rebuild_keeps_a_late_withdrawal_its_producer_stamped_before_the_erasure(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Live: a text grant, then "forget me"; then a withdrawal dated an hour ago, its
+    record stamped with that time by its producer (as Kafka Connect or Debezium stamp
+    theirs, CreateTime), is applied after the erasure and kept beside the tombstone: the
+    erased id is offered no texts. The rebuild took the grant and the withdrawal for both
+    sent before the erasure, and the withdrawal for taken back: it kept nothing, and the
+    erased id was offered texts again."""
+    customer = f"{pipeline.prefix}late-stamped"
+    now = datetime.now(UTC)
+    pipeline.start_worker()
+    api = pipeline.start_api()
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.services.kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(touchpoint: dict[str, Any], stamped: datetime | None = None) -> None:
+        at = None if stamped is None else ts_ms(stamped)
+        await producer.send_and_wait(pipeline.topic("touchpoints"), json.dumps(touchpoint).encode(),
+                                     key=customer.encode(), timestamp_ms=at)  # fmt: skip
+        await all_handled(pipeline)
+
+    try:
+        await send(event("consent", customer, "ls-g", minutes_ago=30, channel="sms", granted=True))
+        erased = await call("DELETE", f"{api.url}/v1/customers/{customer}", headers=DEV_AUTH)
+        assert erased.status == 200 and erased.json["withdrawals_kept"] == [], erased
+        await asyncio.sleep(1)
+        await send(event("consent", customer, "ls-w", minutes_ago=60, channel="sms", granted=False),
+                   stamped=now - timedelta(hours=1))  # fmt: skip
+    finally:
+        await producer.stop()
+    live = pipeline.store()
+    try:
+        kept_live = await live.withdrawals_kept(customer)
+    finally:
+        await live.close()
+    assert kept_live == ["consent:sms"]
+    texts = f"/v1/customers/{customer}/recommendations?channel=sms"
+    assert (await call("GET", api.url + texts, headers=DEV_AUTH)).json["offers"] == []
+    pipeline.stop()
+
+    report, store = await rebuilt(pipeline, private_redis)
+    try:
+        assert report.erasures == 1
+        assert await store.withdrawals_kept(customer) == kept_live
+    finally:
+        await store.close()
+    on_rebuilt = pipeline.start_api(redis_url=private_redis.url)
+    assert (await call("GET", on_rebuilt.url + texts, headers=DEV_AUTH)).json["offers"] == []

@@ -64,7 +64,8 @@ async def test_an_erasure_whose_tombstone_runs_out_during_the_rebuild_still_hold
     click = WebClick(event_id="e1", customer_id="c-gone", ts=now - timedelta(days=3), page="/")
     sent_ms = int(click.ts.timestamp() * 1000)  # when it happened
     await run._touchpoints([SimpleNamespace(value=msgspec.json.encode(click), partition=0,
-                                            offset=5, timestamp=sent_ms)])  # fmt: skip
+                                            offset=5, timestamp=sent_ms,
+                                            timestamp_type=0)])  # fmt: skip
     assert store.applied == [] and run.parts["applied"] == 0
     assert run.skipped_lapsed == 0  # blocked when it was erased again: not a lapsed one
 
@@ -88,7 +89,7 @@ async def test_a_lapsed_block_holds_out_to_its_last_millisecond_and_no_further()
         event = WebClick(event_id=event_id, customer_id="c-back", page="/",
                          ts=datetime.fromtimestamp(at_ms / 1000, UTC))  # fmt: skip
         return SimpleNamespace(value=msgspec.json.encode(event), partition=0, offset=offset,
-                               timestamp=sent_ms)  # fmt: skip
+                               timestamp=sent_ms, timestamp_type=0)  # fmt: skip
 
     await run._touchpoints([
         click("in-block", ends - 1, ends - 1, 1),
@@ -112,7 +113,7 @@ async def test_a_touchpoint_still_dated_past_the_skew_is_not_replayed() -> None:
         event = WebClick(event_id=event_id, customer_id="c-1", page="/",
                          ts=datetime.fromtimestamp((now_ms + by_ms) / 1000, UTC))  # fmt: skip
         return SimpleNamespace(value=msgspec.json.encode(event), partition=0, offset=offset,
-                               timestamp=now_ms)  # fmt: skip
+                               timestamp=now_ms, timestamp_type=0)  # fmt: skip
 
     await run._touchpoints([ahead("within", skew_ms - 60_000, 1),
                             ahead("past", skew_ms + 60_000, 2)])  # fmt: skip

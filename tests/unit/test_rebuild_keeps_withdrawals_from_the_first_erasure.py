@@ -21,6 +21,7 @@ from feature_store.facts import DAY_MS
 from feature_store.records import ErasureReceipt
 from schemas import Consent, CustomerErasure, encode_erasure
 from streams.rebuild import _Replay
+from streams.rebuild_withdrawals import LOG_APPEND_TIME
 from streams.settings import Settings
 from tests.unit.test_rebuild_blocks import Tombstones
 
@@ -46,6 +47,9 @@ class FirstErasure(Tombstones):
         return [ApplyStatus.ERASED] * len(facts)
 
 
+BROKER = LOG_APPEND_TIME  # records stamped when appended: the rebuild can tell
+
+
 def ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -66,10 +70,12 @@ async def test_a_withdrawal_sent_after_the_first_erasure_is_kept_when_erased_aga
     withdrew = Consent(event_id="w", customer_id="c", ts=first - timedelta(minutes=60),
                        channel="sms", granted=False)  # fmt: skip
     await run._touchpoints([
+        # sent before the first erasure
         SimpleNamespace(value=msgspec.json.encode(granted), partition=0, offset=1,
-                        timestamp=ms(first) - 29 * 60_000),  # sent before the first erasure
+                        timestamp=ms(first) - 29 * 60_000, timestamp_type=BROKER),
+        # sent after it, before the second
         SimpleNamespace(value=msgspec.json.encode(withdrew), partition=0, offset=2,
-                        timestamp=ms(first) + 10 * 60_000),  # sent after it, before the second
+                        timestamp=ms(first) + 10 * 60_000, timestamp_type=BROKER),
     ])  # fmt: skip
     await run.keep_withdrawals_of_the_erased()
     assert [(f.fact_id, f.updates, f.erased_only) for f in store.facts] == [

@@ -47,7 +47,7 @@ class Store:
 
 def _record(value: bytes, offset: int, sent: datetime = NOW) -> SimpleNamespace:
     return SimpleNamespace(value=value, partition=0, offset=offset,
-                           timestamp=int(sent.timestamp() * 1000))  # fmt: skip
+                           timestamp=int(sent.timestamp() * 1000), timestamp_type=0)  # fmt: skip
 
 
 def _click(customer_id: str, offset: int, at: datetime = NOW) -> SimpleNamespace:

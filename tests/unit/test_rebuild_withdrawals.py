@@ -13,7 +13,8 @@ from streams.rebuild_withdrawals import withdrawals_again
 
 ERASED = datetime(2026, 12, 5, 12, tzinfo=UTC)
 FIRST_MS = ts_ms(ERASED)
-BEFORE, AFTER = FIRST_MS - 1, FIRST_MS + 1  # sent to Kafka before or after the erasure
+BEFORE, AFTER = FIRST_MS - 1, FIRST_MS + 1  # appended to Kafka before or after the erasure
+UNKNOWN = 0  # stamped by the producer (CreateTime): when appended is not known
 
 
 def consent(event_id: str, minutes: float, channel: Channel, granted: bool) -> Fact:
@@ -40,6 +41,18 @@ def test_a_withdrawal_sent_after_the_erasure_is_applied_whatever_the_grants() ->
     withdrew, granted = consent("w", -240, "sms", False), consent("g", -180, "sms", True)
     again = withdrawals_again([(granted, BEFORE), (withdrew, AFTER)], FIRST_MS)
     assert fields(again) == [("t:w", ("consent:sms",))]
+
+
+def test_a_withdrawal_not_known_appended_before_the_erasure_is_applied_again() -> None:
+    """A record stamped by its producer (the event's time, as Kafka Connect stamps it, or
+    a clock behind) may have been sent after the erasure, and live kept the withdrawal:
+    it goes again, and a grant so stamped cannot take one back either."""
+    withdrew, granted = consent("w", -60, "sms", False), consent("g", -30, "sms", True)
+    for held in (
+        [(granted, BEFORE), (withdrew, UNKNOWN)],
+        [(granted, UNKNOWN), (withdrew, BEFORE)],
+    ):
+        assert fields(withdrawals_again(held, FIRST_MS)) == [("t:w", ("consent:sms",))]
 
 
 def test_a_grant_that_could_not_take_the_withdrawal_back_leaves_it() -> None:
