@@ -17,6 +17,7 @@ letters where they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -59,6 +60,29 @@ def named_anyhow(value: bytes) -> list[str]:
     return found
 
 
+def named_escaped(value: bytes) -> list[str]:
+    """Every customer id of a record whose text holds an escape, read as JSON: a key
+    spelt with one (``"customer\\u005fid"``) is ``customer_id`` to a JSON reader, which
+    :func:`named_anyhow` does not see (such a record naming it twice is dead-lettered:
+    :mod:`schemas.duplicate_keys`). None for a record with no escape, or not JSON.
+
+    >>> named_escaped(b'{"customer\\\\u005fid": "c-erased", "customer_id": "c-1"}')
+    ['c-erased', 'c-1']
+    """
+    if b"\\" not in value:
+        return []
+    found: list[str] = []
+
+    def pairs(members: list[tuple[str, object]]) -> None:
+        for name, named in members:
+            if name == "customer_id" and type(named) in (str, int, float):  # (not a bool)
+                found.append(str(named))
+
+    with contextlib.suppress(ValueError, RecursionError):  # not JSON (the others read
+        json.loads(value, object_pairs_hook=pairs)  # it), or nested too deep
+    return found
+
+
 def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:
     """The customer ids a record of ``key`` and ``value`` names: its key (a producer may
     key a record by something else, or not at all), the ``customer_id`` of its value,
@@ -74,7 +98,7 @@ def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:
         top = decode_wire(_named, value or b"").customer_id
     except msgspec.DecodeError:  # not a JSON object, or its customer_id is not a string
         top = None
-    for named in (top, *named_anyhow(value or b"")):
+    for named in (top, *named_anyhow(value or b""), *named_escaped(value or b"")):
         if named and _storable(named):  # a lone surrogate (a legal JSON escape) names no one
             found.add(named)
     return frozenset(found)

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from schemas.customer_ids import check_customer_id
+from schemas.duplicate_keys import duplicate_key
 from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.touchpoints import LAST_YEAR, NonEmpty, Timestamp, check_ts, on_the_calendar
 
@@ -32,11 +33,16 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode_outcome(raw: bytes | str) -> Outcome:
-    """Decode one outcome; raises :class:`InvalidEvent` naming the field and problem."""
+    """Decode one outcome; raises :class:`InvalidEvent` naming the field and problem,
+    also for one naming a key twice (:mod:`schemas.duplicate_keys`)."""
     try:
-        return decode_wire(_decoder, raw)
+        outcome = decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
+    twice = duplicate_key(raw)
+    if twice is not None:
+        raise InvalidEvent(twice)
+    return outcome
 
 
 def encode_outcome(outcome: Outcome) -> bytes:

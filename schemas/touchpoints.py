@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from schemas.customer_ids import check_customer_id
+from schemas.duplicate_keys import duplicate_key
 from schemas.errors import InvalidEvent, decode_wire, describe
 from schemas.timezones import is_timezone
 
@@ -247,19 +248,28 @@ def claimed_type(raw: bytes | str) -> str:
 
 def decode_touchpoint(raw: bytes | str) -> TouchpointEvent:
     """Decode one touchpoint; raises :class:`InvalidEvent` naming the field and problem,
-    and the type the record claims (see :func:`claimed_type`)."""
+    and the type the record claims (see :func:`claimed_type`). A record naming a key
+    twice is refused (:mod:`schemas.duplicate_keys`)."""
     try:
-        return decode_wire(_decoder, raw)
+        event = decode_wire(_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc), claimed_type(raw)) from exc
+    twice = duplicate_key(raw)
+    if twice is not None:
+        raise InvalidEvent(twice, event.kind)
+    return event
 
 
 def decode_touchpoints(raw: bytes | str) -> list[TouchpointEvent]:
     """Decode a JSON list of touchpoints (all or nothing)."""
     try:
-        return decode_wire(_many_decoder, raw)
+        events = decode_wire(_many_decoder, raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(describe(exc)) from exc
+    twice = duplicate_key(raw)
+    if twice is not None:
+        raise InvalidEvent(twice)
+    return events
 
 
 def encode_touchpoint(event: Touchpoint) -> bytes:

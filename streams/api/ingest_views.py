@@ -26,6 +26,7 @@ from streams.api.body_cost import body_cost
 from streams.api.body_encoding import inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.kafka_health import DOWN
+from streams.api.media_type import check_json_body
 from streams.api.publisher import MAX_RECORD_BYTES, RecordTooLarge, too_large
 from streams.api.request_checks import (
     announced_size,
@@ -48,8 +49,7 @@ async def _items(request: web.Request, max_items: int, key: ApiKey) -> list[msgs
     """The body's items, its cost charged to ``key``'s rate, or its visitor's for a key
     bound to origins (see :func:`body_cost`)."""
     encoding = sent_once(request, "Content-Encoding") or ""
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    check_json_body(request)  # a 415 for another type, or another charset than UTF-8
     check_announced_size(request)
     raw = await _received(request, key.name, visitor_of(request, key))
     limit = api_of(request).settings.api_max_body_bytes  # inflated, as sent

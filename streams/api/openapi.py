@@ -219,7 +219,10 @@ def _body(item: dict[str, Any], max_items: int, max_bytes: int) -> dict[str, Any
         "(413 `body_too_large`). It may be sent compressed, with `Content-Encoding: gzip` "
         "or `deflate`: the API inflates it to at most that limit too (413 past it; 400 "
         "`malformed_body` when it does not inflate); another encoding is answered 415 "
-        "`unsupported_content_encoding`. While the API process receives "
+        "`unsupported_content_encoding`. It is JSON in UTF-8: a `charset` other than "
+        "`utf-8` (or `utf8`) is answered 415 `unsupported_media_type`, and an item in "
+        "which an object names a key twice 422 (JSON readers differ on which one counts). "
+        "While the API process receives "
         "MOMENTS_API_BODY_BUDGET_BYTES of bodies at once (one key a quarter of them), "
         "the body is refused before it is read: 503 `too_many_uploads`, with `Retry-After`.",
         "content": {

@@ -167,6 +167,34 @@ async def test_deeply_nested_json_is_a_4xx_not_a_500(pipeline: Pipeline) -> None
             assert_error(reply, reply.status)
 
 
+async def test_a_body_in_another_charset_than_utf8_is_a_415_naming_it(
+    pipeline: Pipeline,
+) -> None:
+    """The charset was ignored and the body read as UTF-8: a Latin-1 body whose bytes
+    happen to be valid UTF-8 was taken with another customer id than the one sent, and a
+    UTF-16 body was called malformed JSON. UTF-8, however written, is taken."""
+    api = pipeline.start_api()
+    latin = event("web_click", "Jos\u00c3\u00a9-1", "charset-1")  # "JosÃ©" read as UTF-8
+    sent = json.dumps(latin, ensure_ascii=False).encode("utf-8")  # valid UTF-8 bytes
+    for path, data, charset in (
+        ("/v1/events", sent, "iso-8859-1"),
+        ("/v1/events", json.dumps(latin).encode("utf-16"), "UTF-16"),
+        ("/v1/outcomes", json_bytes(outcome("d-1", "c-1", "o-1")), '"windows-1252"'),
+        ("/v1/events", sent, "utf-8; charset=latin-1"),  # two: the answer must not guess
+    ):
+        reply = await call("POST", api.url + path, headers=DEV_AUTH, data=data,
+                           content_type=f"application/json; charset={charset}")  # fmt: skip
+        body = assert_error(reply, 415, "unsupported_media_type")
+        named = charset.strip('"').rsplit("=", 1)[-1]
+        assert f"charset {named!r} is not UTF-8" in body["message"], body
+    for n, charset in enumerate(("UTF-8", "utf8", '"utf-8"')):
+        taken = event("web_click", "c-1", f"charset-ok-{n}")
+        reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH,
+                           data=json_bytes(taken),
+                           content_type=f"application/json; charset={charset}")  # fmt: skip
+        assert reply.status == 202, (charset, reply)
+
+
 async def test_method_not_allowed_says_which_methods_are(pipeline: Pipeline) -> None:
     api = pipeline.start_api()
     reply = await call("PUT", f"{api.url}/v1/events", headers=DEV_AUTH)

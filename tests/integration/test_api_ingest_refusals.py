@@ -7,6 +7,7 @@ touchpoints refused as invalid (a 422) are counted as the workers count those th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,40 @@ async def test_events_refused_with_a_422_are_counted_invalid_under_their_type(
     assert metric_total(api, EVENTS, type="unknown", result="invalid") == 2
     assert metric_total(api, EVENTS, type="web_click") == 0  # not taken: not counted
     assert metric_total(api, EVENTS, result="invalid") == 4
+
+
+async def test_an_item_naming_a_key_twice_is_refused_and_nothing_is_written(
+    pipeline: Pipeline,
+) -> None:
+    """An item naming ``customer_id`` twice went to Kafka as sent, keyed by the last id
+    (the one msgspec takes) with both in its value: the first could hold what the id rules
+    refuse, or an erased customer's id. A consent naming ``granted`` twice was a grant to
+    Moments and a withdrawal to a reader taking the first. Each is a 422 naming the item
+    and the key, for events and outcomes alike."""
+    tag = uuid.uuid4().hex[:8]
+    api = pipeline.start_api()
+    since_ms = int(time.time() * 1000)
+    click = json.dumps(event("web_click", "victim\u0000\u202e", f"w-{tag}", minutes_ago=0))
+    click = click[:-1] + f', "customer_id": "decoy-{tag}"}}'
+    consent = json.dumps(event("consent", f"c-{tag}", f"k-{tag}", minutes_ago=0,
+                               granted=False))[:-1] + ', "granted": true}'  # fmt: skip
+    good = json.dumps(event("web_click", f"here-{tag}", f"h-{tag}", minutes_ago=0))
+    body = f"[{good}, {click}, {consent}]".encode()
+    reply = await call("POST", f"{api.url}/v1/events", headers=DEV_AUTH, data=body)
+    assert reply.status == 422 and reply.json["error"] == "invalid_events", reply
+    assert [(d["index"], d["reason"].rsplit(" - at ", 1)[1]) for d in reply.json["details"]] == [
+        (1, "`$.customer_id`"),
+        (2, "`$.granted`"),
+    ]
+    assert all("key given twice" in d["reason"] for d in reply.json["details"])
+    assert metric_total(api, EVENTS, type="web_click", result="invalid") == 1
+    assert metric_total(api, EVENTS, type="consent", result="invalid") == 1
+
+    sent = json.dumps(outcome(str(uuid.uuid4()), "c\u0000x", "free-shipping"))
+    sent = sent[:-1] + f', "customer_id": "decoy-{tag}"}}'
+    answer = await call("POST", f"{api.url}/v1/outcomes", headers=DEV_AUTH, data=sent.encode())
+    assert answer.status == 422 and answer.json["error"] == "invalid_outcomes", answer
+    (refused,) = answer.json["details"]
+    assert refused["index"] == 0 and refused["reason"].endswith("- at `$.customer_id`")
+    for topic in ("touchpoints", "offer-outcomes"):
+        assert await written_since(pipeline, topic, since_ms) == [], topic

@@ -152,6 +152,9 @@ async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
         # dated far ahead: refused as a touchpoint would be (it was learned and counted)
         (b"ahead", json.dumps(sample | {"ts": "9998-12-31T23:59:59-23:59"}).encode(),
          "in the future - at `$.ts`"),
+        # a key given twice: the learner would take the last id, another reader the first
+        (b"twice", json.dumps(sample | {"customer_id": "victim"}).encode()[:-1]
+         + b', "customer_id": "decoy"}', "which one counts) - at `$.customer_id`"),
     ]  # fmt: skip
     mixed = good[:10] + [(k, v) for k, v, _ in bad] + good[10:]
     await produce(bootstrap, pipeline.topic("offer-outcomes"), mixed)

@@ -117,6 +117,9 @@ def malformed_records(n: int) -> list[tuple[bytes, str]]:
             "$.status",
         ),
     ]
+    # a key given twice: Moments would take the last id, a reader of the topic the first
+    twice = json.dumps({**click, "customer_id": "victim"})[:-1] + ', "customer_id": "decoy"}'
+    bad.append((twice.encode(), "which one counts) - at `$.customer_id`"))
     encoded = [(v if isinstance(v, bytes) else json.dumps(v).encode(), hint) for v, hint in bad]
     return [encoded[i % len(encoded)] for i in range(n)]
 

@@ -1,7 +1,7 @@
 """Items posted to the API are judged one by one as the workers judge Kafka records, and
 go to Kafka as sent: a number JSON allows but a float does not hold, in a field the
-contract does not know, is no reason to refuse; a key given twice is judged as the
-workers judge it; a body that is not UTF-8 is refused."""
+contract does not know, is no reason to refuse; a key given twice is refused, as the
+workers refuse it; a body that is not UTF-8 is refused."""
 
 from __future__ import annotations
 
@@ -63,6 +63,17 @@ async def test_a_key_given_twice_is_judged_as_the_workers_judge_it(
     assert status == 422 and publisher.records == []
     (error,) = body["details"]
     assert error["index"] == 1 and field in error["reason"]
+
+
+async def test_an_item_naming_a_key_twice_is_refused_with_the_key_named() -> None:
+    """Both ids fit, so each alone would be taken; together they are ambiguous: msgspec
+    takes the last (the record's Kafka key) and a reader of the topic may take the first."""
+    item = CLICK % (b"e1", b', "customer_id": "decoy"')
+    status, body, publisher = await post(b"[" + CLICK % (b"e0", b"") + b"," + item + b"]")
+    assert status == 422 and body["error"] == "invalid_events" and publisher.records == []
+    (error,) = body["details"]
+    assert error["index"] == 1 and error["reason"].endswith("- at `$.customer_id`"), error
+    assert "key given twice" in error["reason"]
 
 
 async def test_a_body_that_is_not_utf8_is_refused() -> None:

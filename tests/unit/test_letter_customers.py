@@ -34,6 +34,15 @@ def test_a_customer_id_besides_the_one_at_the_top_is_read_too() -> None:
     assert customers_named(None, twice) == {"c-1", "c-erased"}
 
 
+def test_a_customer_id_under_a_key_spelt_with_an_escape_is_read_too() -> None:
+    """Such a record naming ``customer_id`` twice is dead-lettered whole: the first id,
+    under ``customer\\u005fid``, was not read, and an erased customer's letter written."""
+    twice = b'{"customer\\u005fid": "c-erased", "customer_id": "c-1"}'
+    assert customers_named(b"c-1", twice) == {"c-1", "c-erased"}
+    nested = b'[{"\\u0063ustomer_id": 4711}, {"a": {"customer_id": "c-\\u00e9"}}]'
+    assert customers_named(None, nested) == {"4711", "c-\u00e9"}
+
+
 def test_an_arrays_letter_naming_an_erased_customer_is_left_out() -> None:
     record = SourceRecord("touchpoints", 0, 7, b"c-1", ARRAY)
     result = BatchResult(results=[("unknown", "invalid")])
