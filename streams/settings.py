@@ -274,9 +274,10 @@ class Settings:
     # a write to Kafka (events, outcomes, an erasure record) not acknowledged by then: a
     # 503 to retry (the records may still be written: the retry is safe)
     api_kafka_timeout_s: float = 5.0
-    # a batch the API's producer could not hand to a broker by then (no leader for its
-    # partition, no room for it) fails; decisions in it are sent again
-    # (streams/api/decision_delivery.py): aiokafka's request timeout
+    # a batch the API's producer could not hand to a broker by then, no leader of its
+    # partition known, fails (as a send waiting that long for room in its buffer); the
+    # decisions in it are sent again (streams/api/decision_delivery.py): aiokafka's
+    # request timeout
     api_producer_timeout_s: float = 40.0
     api_gather_ms: float = 0.0  # under load, recommendations may wait this long to share a batch
     api_max_batch: int = 32  # recommendations per batch at most

@@ -63,8 +63,8 @@ async def test_decisions_answered_while_kafka_is_away_are_published_once_it_is_b
     private_pipeline: Pipeline,
 ) -> None:
     """Away longer than the producer waits for a broker (MOMENTS_API_PRODUCER_TIMEOUT_S,
-    40 s by default, 6 s here): the decisions answered meanwhile are sent again until
-    Kafka takes them, not given up."""
+    40 s by default, 6 s here): the decisions answered meanwhile reach Kafka once it is
+    back, not given up."""
     from tests.integration.test_api_support import DEV_AUTH, read_to_end
 
     kafka = private_pipeline.services.kafka
@@ -78,12 +78,11 @@ async def test_decisions_answered_while_kafka_is_away_are_published_once_it_is_b
                            headers=DEV_AUTH)  # fmt: skip
         assert reply.status == 200
         answered.append(reply.json["decision_id"])
-
-    async def given_up() -> bool:  # by the producer (after 6 s), then sent again
-        return "decisions could not reach Kafka" in api.log_path.read_text()
-
-    await eventually(given_up, "the producer giving the decisions up", within=60)
-    await asyncio.sleep(3)  # and sent again (a second later) while Kafka stays away
+    # past two of the producer's timeouts: a batch whose partition has no known leader by
+    # then is given up by the producer, and sent again (streams/api/decision_delivery.py);
+    # one whose leader is still known (the metadata not refreshed) is retried by the
+    # producer itself, for as long as the broker is away
+    await asyncio.sleep(12)
     await asyncio.to_thread(kafka.restart)
     topic = private_pipeline.topic("next-best-offers")
 
