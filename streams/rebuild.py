@@ -594,5 +594,5 @@ def _first_lettered(record: ConsumerRecord) -> bytes | None:
     >>> _first_lettered(Record(headers=back)), _first_lettered(Record(headers=back[1:]))
     (b'17', None)
     """
-    headers = record.headers or ()
+    headers = getattr(record, "headers", None) or ()  # (a record read without any)
     return first_lettered(headers) if redriven_from(headers) else None
