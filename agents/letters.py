@@ -25,6 +25,7 @@ from agents.letter_headers import (
     TRUNCATED_FROM,
     error_text,
 )
+from agents.received import record_time_ms
 
 # the partition Kafka's default partitioner gives a key on a topic (None: not known yet)
 PartitionOf = Callable[[str, bytes], int | None]
@@ -121,7 +122,8 @@ def source_record(
 
 def _produced_ms(message: Any) -> int | None:
     """The record's Kafka timestamp in milliseconds (Faust gives seconds), if it has one
-    that is a time: not one past the year 9999 (a producer that stamps its records in
+    that is a time (:func:`agents.received.record_time_ms`): after the epoch (0 or -1 is
+    none), not one past the year 9999 (a producer that stamps its records in
     microseconds), which no date can hold.
 
     >>> from types import SimpleNamespace
@@ -131,12 +133,7 @@ def _produced_ms(message: Any) -> int | None:
     True
     """
     stamp = getattr(message, "timestamp", None)
-    if isinstance(stamp, int | float) and 0 < stamp < _LAST_STAMP_S:
-        return int(stamp * 1000)
-    return None
-
-
-_LAST_STAMP_S = 253_402_300_799  # 9999-12-31 23:59:59 UTC
+    return record_time_ms(stamp * 1000) if isinstance(stamp, int | float) else None
 
 
 # The most a letter holds, key, value and headers together (as Kafka counts a record):

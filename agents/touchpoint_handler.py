@@ -29,6 +29,7 @@ from agents.decision_records import decision_record, offers_shown
 from agents.interventions import InterventionRules
 from agents.letters import SourceRecord
 from agents.offer_policy import OfferPolicy
+from agents.received import received_ms
 from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
@@ -42,7 +43,7 @@ from feature_store import (
     StoreUnavailable,
     intervention_fact,
 )
-from feature_store.facts import MILLISECOND, Fact, ts_ms
+from feature_store.facts import Fact, ts_ms
 from schemas import Intervention, InvalidEvent, NextBestOffer, TouchpointEvent, decode_touchpoint
 from schemas.ahead import not_ahead
 from schemas.errors import record_value
@@ -69,10 +70,8 @@ class TouchpointHandler:
         risk_threshold: float = 0.7,
         holdout: ControlGroup | None = None,
         offer_max_age_s: float = 0.0,  # 0: a moment is decided however old its touchpoint
-        store_ttl: timedelta = timedelta(days=400),  # the store's (MOMENTS_STORE_TTL_DAYS)
     ) -> None:
         self._store = store
-        self._lifetime_ms = store_ttl // MILLISECOND
         self._max_attempts = max_attempts
         self._clock = clock
         self._max_future = max_future
@@ -100,8 +99,8 @@ class TouchpointHandler:
         result = BatchResult()
         decoded: list[tuple[SourceRecord, TouchpointEvent]] = []
         latest = self._clock() + self._max_future
-        # withdrawals dated too far ahead (dead-lettered) or too long before they were
-        # sent (expired), applied all the same, stamped with a time Moments can use
+        # withdrawals dated too far ahead (dead-lettered) or a placeholder time (the zero
+        # time, the epoch: expired), applied all the same, stamped with a time Moments can use
         ahead: list[Fact] = []
         for record in records:
             try:
@@ -111,8 +110,7 @@ class TouchpointHandler:
                 except InvalidEvent:
                     ahead += withdrawal_now(event, latest)
                     raise
-                ahead += withdrawal_received(event, self._received_ms(record, latest),
-                                             self._lifetime_ms)  # fmt: skip
+                ahead += withdrawal_received(event, self._received_ms(record, latest))
                 decoded.append((record, event))
                 elsewhere = record.keyed_partition not in (None, record.partition)
                 if record.key != event.customer_id.encode() or elsewhere:
@@ -155,17 +153,16 @@ class TouchpointHandler:
         return result
 
     def _received_ms(self, record: SourceRecord, latest: datetime) -> int:
-        """When Moments received ``record``: its Kafka timestamp (when it was sent), no
-        later than ``latest`` (a producer's clock ahead); when this worker took it, for
-        a record with no time."""
-        sent = record.produced_ms
-        if sent is None:
-            sent = record.taken_ms if record.taken_ms is not None else ts_ms(self._clock())
-        return min(sent, ts_ms(latest))
+        """When Moments received ``record`` (:func:`agents.received.received_ms`): its
+        Kafka timestamp, or when this worker took it, for a record with no time; for one
+        sent back, no later than its first letter; no later than ``latest``."""
+        taken = record.taken_ms if record.taken_ms is not None else ts_ms(self._clock())
+        first = record.first_lettered if record.redriven_from else None
+        return received_ms(record.produced_ms, first, taken, ts_ms(latest))
 
     async def _withdraw_now(self, facts: list[Fact]) -> None:
         """Apply the withdrawals of touchpoints dead-lettered for being dated too far
-        ahead, or dated too long before they were sent (before the batch's reads: its
+        ahead, or dated a placeholder time (before the batch's reads: its
         decisions honour them). Raises :class:`StoreUnavailable` only (the batch is
         retried; they are idempotent)."""
         if not facts:
@@ -175,9 +172,7 @@ class TouchpointHandler:
         except StoreUnavailable:
             raise
         except Exception:  # a customer's keys Redis refuses: the letter stays
-            log.warning(
-                "withdrawals dated ahead or long before they were sent not applied", exc_info=True
-            )
+            log.warning("withdrawals dated ahead or a placeholder time not applied", exc_info=True)
 
     async def _apply_with_retries(
         self,

@@ -321,8 +321,8 @@ class CustomerState:
         if (
             target is self.profile
             and "subscribed:email" not in self.profile
-            and int(self.profile.get("email:unsubscribed", "0"))
-        ):  # unsubscribed before the flag was kept
+            and _count_or_none(self.profile.get("email:unsubscribed", "0"))
+        ):  # unsubscribed before the flag was kept (a corrupt count: none, as in Lua)
             optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
         self.optouts = optouts
 

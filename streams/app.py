@@ -180,7 +180,6 @@ def create_app(settings: Settings) -> Moments:
         risk_threshold=settings.risk_threshold,
         holdout=intervention_holdout(settings),
         offer_max_age_s=settings.offer_max_age_s,
-        store_ttl=timedelta(days=settings.store_ttl_days),
     )
     moments = Moments(settings, app, metrics, store, catalogue, holder, risk, risk_examples)
     reloads = ModelReloads(moments)  # of holder and risk, from their published snapshots

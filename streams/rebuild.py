@@ -47,7 +47,9 @@ from aiokafka import ConsumerRecord
 from redis.exceptions import ResponseError
 
 from agents.decision_records import decision_record, offers_shown
+from agents.letters import first_lettered, redriven_from
 from agents.offer_budget import budget_day, budget_spending
+from agents.received import received_ms
 from agents.touchpoint_decisions import worth_watching
 from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
@@ -458,7 +460,7 @@ class _Replay:
         events = []
         undated: list[Fact] = []
         now_ms = round(time.time() * 1000)
-        latest_ms, lifetime_ms = now_ms + int(self.skew_ms), self.settings.store_ttl_days * DAY_MS
+        latest_ms = now_ms + int(self.skew_ms)
         for record in records:
             where = (record.partition, record.offset)
             if any(held.matches(record.value) for held in self.rejected.get(where, ())):
@@ -479,9 +481,10 @@ class _Replay:
                 # is not to be found (written after the letters were read, or expired)
                 self.invalid += 1
                 continue
-            # a withdrawal dated the store's TTL or longer before it was sent counts from
-            # when it was sent, as the live worker applied it (agents/withdrawals_undated.py)
-            sent = min(int(record.timestamp) if record.timestamp >= 0 else now_ms, latest_ms)
+            # a withdrawal dated a placeholder time counts from when it was received, as
+            # the live worker read it (agents/withdrawals_undated.py, agents/received.py)
+            sent = received_ms(record.timestamp, _first_lettered(record),
+                               now_ms, latest_ms)  # fmt: skip
             if self._within_block(event.customer_id, event.ts, record.timestamp or 0):
                 if event.customer_id not in self.erased:  # (those blocked now: refused)
                     self.skipped_lapsed += 1
@@ -491,11 +494,11 @@ class _Replay:
                     self._hold_out(event, appended)
                     # and an undated withdrawal stamped when it was sent, as live, weighed
                     # against the erasure as the others are
-                    for fact in withdrawal_received(event, sent, lifetime_ms):
+                    for fact in withdrawal_received(event, sent):
                         self.held_out[event.customer_id].append((fact, appended))
                 continue
             events.append(event)
-            undated += withdrawal_received(event, sent, lifetime_ms)
+            undated += withdrawal_received(event, sent)
         start = 0
         while start < len(events):  # in runs: see streams.rebuild_risk
             due = due_before(events[start:], self.last_seen, self.taken)
@@ -581,3 +584,15 @@ async def _each_own(
         failed.update(getattr(item, "customer_id", "") for item, status
                       in zip(items, statuses, strict=True) if status is None)  # fmt: skip
         return statuses
+
+
+def _first_lettered(record: ConsumerRecord) -> bytes | None:
+    """The ``first-dead-lettered`` header of a record sent back from the dead letters.
+
+    >>> from types import SimpleNamespace as Record
+    >>> back = [("redriven-from", b"touchpoints-dlq:0:7"), ("first-dead-lettered", b"17")]
+    >>> _first_lettered(Record(headers=back)), _first_lettered(Record(headers=back[1:]))
+    (b'17', None)
+    """
+    headers = getattr(record, "headers", None) or ()  # (a record read without any)
+    return first_lettered(headers) if redriven_from(headers) else None

@@ -9,9 +9,9 @@ applied too (:func:`feature_store.facts.withdrawal_fact`: an id of their own, no
 counted, ranked by their time, kept beside the tombstone of an erased customer as any
 withdrawal is), best effort: within :data:`WITHIN_S`, and not while Redis is known to be
 away. The worker applies the whole touchpoint from Kafka all the same. A withdrawal dated
-the store's TTL or longer before the API received it (the "zero" time of a producer that
-left it unset) is stamped with when the API received it, as a worker stamps it with the
-record's time, no earlier (:mod:`agents.withdrawals_undated`)."""
+a placeholder time (the "zero" time of a producer that left it unset, the epoch) is
+stamped with when the API received it, as a worker stamps it with the record's time, no
+earlier (:mod:`agents.withdrawals_undated`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from agents.web_withdrawals import web_consent
 from agents.withdrawals_undated import undated
-from feature_store.facts import DAY_MS, Fact, withdrawal_fact
+from feature_store.facts import Fact, withdrawal_fact
 from schemas import TouchpointEvent
 from streams.api.server import Api
 
@@ -33,11 +33,9 @@ WARN_EVERY_S = 60.0  # a failure is told at most this often per process
 _told = [-WARN_EVERY_S]
 
 
-def withdrawal_facts(
-    events: Sequence[TouchpointEvent], received_ms: int, lifetime_ms: int
-) -> list[Fact]:
+def withdrawal_facts(events: Sequence[TouchpointEvent], received_ms: int) -> list[Fact]:
     """The withdrawal facts of those of ``events`` that withdraw, each stamped with its
-    own time, or with ``received_ms`` where that is ``lifetime_ms`` or more after it.
+    own time, or with ``received_ms`` where that is a placeholder (:func:`undated`).
 
     >>> from datetime import UTC, datetime
     >>> from feature_store.facts import ts_ms
@@ -46,12 +44,12 @@ def withdrawal_facts(
     >>> def withdrawal(ts):
     ...     return Consent(event_id="e", customer_id="c", ts=ts, channel="sms", granted=False)
     >>> [f.ts_ms == ts_ms(at) for f in withdrawal_facts(
-    ...     [withdrawal(at), withdrawal(datetime(1, 1, 1, tzinfo=UTC))], ts_ms(at) + 5, 10)]
+    ...     [withdrawal(at), withdrawal(datetime(1, 1, 1, tzinfo=UTC))], ts_ms(at) + 5)]
     [True, False]
     """
     facts = []
     for event in events:
-        stamp = received_ms if undated(event, received_ms, lifetime_ms) else None
+        stamp = received_ms if undated(event) else None
         fact = withdrawal_fact(event, stamp)
         if fact is not None:
             facts.append(fact)
@@ -65,7 +63,7 @@ async def withdraw_now(api: Api, events: Sequence[TouchpointEvent], received_ms:
     for event in events:
         if web_consent(event) is not None:
             api.web_withdrawals.saw(api.store.pseudonym(event.customer_id), event)
-    facts = withdrawal_facts(events, received_ms, api.settings.store_ttl_days * DAY_MS)
+    facts = withdrawal_facts(events, received_ms)
     if not facts or api.outages.away("redis"):
         return
     try:

@@ -1,7 +1,7 @@
-"""A consent withdrawal dated the store's TTL or longer before Moments received it (the
-"zero" time, 0001-01-01T00:00:00Z, of a producer that left it unset) holds from when it
-was received: the Kafka record's time for the worker and ``moments rebuild``, the
-receipt for ``POST /v1/events`` (real Kafka and Redis).
+"""A consent withdrawal dated a placeholder time (the "zero" time,
+0001-01-01T00:00:00Z, of a producer that left it unset) holds from when it was received:
+the Kafka record's time for the worker and ``moments rebuild``, the receipt for
+``POST /v1/events`` (real Kafka and Redis).
 
 Before, it ranked by its own time, and lost to every grant the customer had made: a 202,
 and the customer was still emailed (under ``consent_required``, on every channel)."""
