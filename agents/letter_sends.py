@@ -151,11 +151,14 @@ async def send_letters(
     send: Send,
     observer: LetterObserver,
     stopping: Callable[[], bool] = _never,
+    delivered: dict[int, object] | None = None,
 ) -> int:
     """Send ``letters`` whole and wait until Kafka has them; those it refuses for good go
     again reduced, or are given up (:func:`send_reduced`). Returns how many were given
-    up; raises any other failure (Kafka away), once the refused ones are dealt with."""
-    delivered: dict[int, object] = {}
+    up; raises any other failure (Kafka away), once the refused ones are dealt with.
+    ``delivered``: where each letter written or given up is noted, by identity, also
+    when it raises (:class:`agents.sent_letters.SentLetters` keeps them for a retry)."""
+    delivered = {} if delivered is None else delivered
     failures: dict[int, BaseException] = {}
     try:
         await send_once([(f, send, whole_letter(f)) for f in letters], delivered, stopping,

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
 
 UNABLE = 'Unable connect to "%s:%s": %s'  # aiokafka's, for each bootstrap address
 # how long the clients that reach Kafka first at start (ensure_topics' admin client)
@@ -56,6 +57,20 @@ class BootstrapFailures(logging.Filter):
             if not str(error):
                 record.args = (host, port, _reason(error))
         return True
+
+
+def bootstrap_failed(error: BaseException) -> bool:
+    """Whether ``error`` is aiokafka's for a client that could use no bootstrap address,
+    the one error the addresses' reasons in :data:`SEEN` explain: those are kept for the
+    process's life, so one from a broker down in a rolling restart, bootstrapped past,
+    says nothing of a later refusal (an ACL, a topic missing).
+
+    >>> bootstrap_failed(KafkaConnectionError("Unable to bootstrap from [('k', 9092)]"))
+    True
+    >>> bootstrap_failed(KafkaConnectionError("No connection to node with id 1"))
+    False
+    """
+    return isinstance(error, KafkaConnectionError) and "Unable to bootstrap" in str(error)
 
 
 def said_of(seen: dict[str, BaseException], accepts: Callable[[str], bool | None]) -> str:

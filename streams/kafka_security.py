@@ -15,7 +15,7 @@ import functools
 import ssl
 from typing import Any
 
-from streams.kafka_bootstrap import SEEN, accepts, said_of
+from streams.kafka_bootstrap import SEEN, accepts, bootstrap_failed, said_of
 from streams.settings import Settings, SettingsError
 
 
@@ -65,7 +65,8 @@ def connection_trouble(
 ) -> str:
     """What to tell an operator when Kafka cannot be used at start: where, how, why, and
     which settings to check; and what the client saw of each bootstrap address (``seen``,
-    :mod:`streams.kafka_bootstrap`), for aiokafka's error names none of it.
+    :mod:`streams.kafka_bootstrap`) when it could use none of them, for aiokafka's error
+    names none of it.
 
     >>> said = connection_trouble(Settings(kafka_security_protocol="SSL"), OSError("closed"),
     ...                           seen={})
@@ -73,7 +74,9 @@ def connection_trouble(
     'cannot use Kafka at 127.0.0.1:9092 over SSL (OSError: closed)'
     >>> "MOMENTS_KAFKA_SSL_CERTFILE" in said, "MOMENTS_KAFKA_SASL_PASSWORD" in said
     (True, False)
-    >>> connection_trouble(Settings(), OSError("closed"), {"k:1": OSError("refused")})[-42:]
+    >>> from aiokafka.errors import KafkaConnectionError
+    >>> failed = KafkaConnectionError("Unable to bootstrap from [('k', 1)]")
+    >>> connection_trouble(Settings(), failed, {"k:1": OSError("refused")})[-42:]
     'what the client saw: k:1: OSError: refused'
     """
     protocol = settings.kafka_security_protocol.upper()
@@ -84,7 +87,9 @@ def connection_trouble(
         names += ["SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD"]
     kind, said = type(error).__name__, str(error)
     reason = said if kind in said else f"{kind}: {said}"  # aiokafka's errors name themselves
-    what = said_of(seen, accepts)  # a timeout's address probed: it takes connections?
+    # a timeout's address probed: it takes connections? Only when no address could be
+    # used: another error (an ACL refusal) is not explained by a broker once down
+    what = said_of(seen, accepts) if bootstrap_failed(error) else ""
     return (
         f"cannot use Kafka at {settings.kafka_bootstrap} over {protocol} ({reason}). "
         f"Check {', '.join('MOMENTS_KAFKA_' + n for n in names)}; "

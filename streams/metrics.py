@@ -13,6 +13,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -79,6 +80,9 @@ class Metrics:
         # see shared_exposition: when last asked, texts it may write anew, the last one
         self._shared: tuple[float, float, bytes | None] = (0.0, FRESH_BURST, None)
         r = self.registry
+        # process_start_time_seconds (and the process's CPU, memory and files, on Linux):
+        # the alerts that count a series born above 0 do so only in a young process
+        ProcessCollector(registry=r)
         self.events = Counter(
             "moments_events_total",
             "Touchpoint records handled (and touchpoints POST /v1/events refused, as invalid"

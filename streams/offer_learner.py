@@ -36,6 +36,7 @@ from agents.learning import REWARDS, Example, RewardLogLoss, claimed, impression
 from agents.letter_customers import customers_named
 from agents.letter_sends import Send, send_letters
 from agents.letters import source_record
+from agents.sent_letters import SentLetters
 from feature_store import FeatureStore, RepliesUnknown
 from feature_store.decision_log import Claim
 from schemas import InvalidEvent, Outcome, decode_outcome
@@ -92,6 +93,7 @@ class OfferLearner(SnapshotLearner):
         # claims ("<decision>:<offer>:<outcome>", source record) that may have been made
         # without this learner hearing so (the connection went first): not counted yet
         self._unheard: dict[tuple[str, str], None] = {}
+        self._sent_letters = SentLetters()  # dead letters written: not again on a retry
 
     def _start(self, state: dict[str, Any] | None, version: int) -> None:
         self._model = (
@@ -261,8 +263,16 @@ class OfferLearner(SnapshotLearner):
                 unknown += 1
                 dead.append(self._letter(record, f"no_context: {NO_CONTEXT}"))
         if dead:  # on Kafka before the learner's offsets move past them; one the topic
-            # refuses for good goes again reduced, or is dropped (the learner goes on)
-            await send_letters(dead, self._dead_letter, self._metrics)
+            # refuses for good goes again reduced, or is dropped (the learner goes on).
+            # Those written by an attempt that failed (another letter met an outage) are
+            # not sent, nor counted, again when the batch is learned again
+            letters = self._sent_letters.unsent(dead)
+            delivered: dict[int, object] = {}
+            try:
+                await send_letters(letters, self._dead_letter, self._metrics,
+                                   delivered=delivered)  # fmt: skip
+            finally:
+                self._sent_letters.note(letters, delivered)
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
         return fresh

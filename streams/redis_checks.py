@@ -46,18 +46,23 @@ class RedisSetup:
 
 
 async def warn_about_redis_setup(settings: Settings, within_s: float = 5.0) -> RedisSetup:
-    """Read Redis's version, eviction policy and persistence over one connection, each
+    """Read Redis's version, eviction policy and persistence over one connection, all
     within ``within_s``, and log what would break Moments' promises; never fails the
     start (Redis may be on its way), unless Redis answers and refuses the URL's login or
     database (:class:`SettingsError`): said first, not after warnings that it could not
-    read the version, persistence and eviction policy, which sent operators elsewhere."""
+    read the version, persistence and eviction policy, which sent operators elsewhere.
+    The login check's time counts in ``within_s``: a Redis that takes connections and
+    never answers delayed the start twice as long (its PING's time, then the checks')."""
     store = build_store(settings)
+    clock = asyncio.get_running_loop().time
     try:
+        started = clock()
         await _check_login(settings, store, within_s)
+        left = max(0.0, within_s - (clock() - started))
         version, policy, append_only = await asyncio.gather(
-            warn_if_redis_is_old(store, within_s),
-            warn_if_redis_evicts(store, within_s),
-            warn_if_redis_forgets(store, within_s),
+            warn_if_redis_is_old(store, left),
+            warn_if_redis_evicts(store, left),
+            warn_if_redis_forgets(store, left),
         )
     finally:
         await store.close()

@@ -61,3 +61,24 @@ def test_an_address_that_refuses_connections_is_not_said_to_take_them() -> None:
                                        kafka_bootstrap.accepts)  # fmt: skip
     assert said == (f"127.0.0.1:{port}: TimeoutError: no answer within 40 s (it does not "
                     "take connections either)")  # fmt: skip
+
+
+def test_a_broker_down_once_is_not_given_as_the_reason_for_another_refusal() -> None:
+    """A rolling restart: kafka-0 refused a connection, the client bootstrapped through
+    kafka-1, and then Kafka refused a topic (an ACL). The last line said what the client
+    saw of kafka-0, sending the operator to the wrong broker."""
+    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+
+    from streams.kafka_security import connection_trouble
+    from streams.settings import Settings
+
+    settings = Settings(kafka_bootstrap="kafka-0:9092,kafka-1:9092")
+    seen: dict[str, BaseException] = {"kafka-0:9092": ConnectionRefusedError(111, "refused")}
+    said = connection_trouble(settings, TopicAuthorizationFailedError("touchpoints"), seen)
+    assert "TopicAuthorizationFailedError" in said
+    assert "kafka-0:9092: ConnectionRefusedError" not in said, said
+    assert said.endswith("the log lines above give the reason the client saw."), said
+    failed = KafkaConnectionError("Unable to bootstrap from [('kafka-0', 9092)]")
+    assert connection_trouble(settings, failed, seen).endswith(
+        "what the client saw: kafka-0:9092: ConnectionRefusedError: [Errno 111] refused"
+    )

@@ -202,3 +202,42 @@ async def test_an_outcomes_letter_the_topic_refuses_goes_again_reduced_or_is_dro
     whole, *reduced = sent
     assert whole["value"] == value and [len(r["value"]) for r in reduced] == kept
     assert all(dict(r["headers"])["value-truncated-from"] == b"10009" for r in reduced)
+
+
+async def test_a_batch_learned_again_after_an_outage_writes_and_counts_its_letters_once() -> None:
+    """Two letters in a batch: one too large for the topic (written again reduced), one
+    meeting a broker away. The batch raised, the learner learned it again from its
+    snapshot, and the reduced letter was written and counted a second time."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    metrics, sent, away = Metrics(), list[dict[str, Any]](), [True]
+
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        if letter["key"] == b"c-2" and away[0]:
+            raise KafkaTimeoutError()
+        sent.append(letter)
+        return refused_over(4000, letter)
+
+    store = SimpleNamespace(decisions=Decisions(), erased=Tombstones(set()))
+    learner = OfferLearner(store, ModelHolder(), metrics, "",  # type: ignore[arg-type]
+                           "offer-outcomes", dead_letter)  # fmt: skip
+    learner._start(None, 0)
+
+    def batch() -> list[SimpleNamespace]:  # read again: records made anew
+        kept = [(1, b"c-1", b"{not json" + b"x" * 10_000), (2, b"c-2", b"{not json")]
+        return [
+            SimpleNamespace(
+                topic="offer-outcomes", partition=0, offset=o, key=k, value=v, headers=[]
+            )
+            for o, k, v in kept
+        ]
+
+    with pytest.raises(KafkaTimeoutError):
+        await learner._learn(0, batch())
+    away[0] = False
+    await learner._learn(0, batch())
+    count = metrics.registry.get_sample_value
+    assert count("moments_dead_letters_refused_total", {"outcome": "reduced"}) == 1
+    assert count("moments_learning_outcomes_total", {"result": "invalid"}) == 2
+    written = [(s["key"], len(s["value"])) for s in sent if len(s["value"]) <= 4000]
+    assert written == [(b"c-1", 1024), (b"c-2", 9)], written

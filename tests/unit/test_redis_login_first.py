@@ -73,3 +73,20 @@ async def test_a_redis_not_up_yet_is_still_only_warned_of(
     setup = await warn_about_redis_setup(Settings(), within_s=1)
     assert setup == redis_checks.RedisSetup(None, None, None)
     assert "Moments needs Redis 7 or later" in caplog.text
+
+
+async def test_a_redis_that_never_answers_delays_the_start_by_within_s_not_twice() -> None:
+    """The login check's PING waited ``within_s``, then the version, eviction and
+    persistence checks waited ``within_s`` again: a start twice as late (10 s, not 5)."""
+    import socket
+    import time
+
+    with socket.socket() as silent:  # takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        started = time.monotonic()
+        setup = await warn_about_redis_setup(Settings(redis_url=url), within_s=1.0)
+        took = time.monotonic() - started
+    assert setup == redis_checks.RedisSetup(None, None, None)
+    assert took < 1.6, took
