@@ -110,8 +110,10 @@ def test_alert_rules_and_config_pass_promtool(tmp_path: Path) -> None:
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "SUCCESS" in rules.stdout
 
-    unit = run(promtool, "test", "rules", str(PROMETHEUS_DIR / "alerts_test.yml"))
+    tests = ("alerts_test.yml", "alerts_test_days.yml")  # (the second evaluated every 5m)
+    unit = run(promtool, "test", "rules", *(str(PROMETHEUS_DIR / name) for name in tests))
     assert unit.returncode == 0, unit.stdout + unit.stderr
+    assert unit.stdout.count("SUCCESS") == len(tests), unit.stdout
 
     shipped = run(promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert shipped.returncode == 0, shipped.stdout + shipped.stderr
