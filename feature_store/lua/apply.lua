@@ -159,6 +159,14 @@ local function keep_withdrawals(hash)
   redis.call('DEL', KEYS[6])
   if #optouts > 0 then redis.call('HSET', KEYS[6], unpack(optouts)) end
 end
+-- Applies the fact's consent updates `{field, value}` alone: to the profile, or, expired,
+-- to the opt-outs hash; and keeps the withdrawals among them.
+local function apply_consent(changes)
+  local target = profile
+  if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
+  for _, change in ipairs(changes) do latest(target, change[1], change[2]) end
+  keep_withdrawals(target)
+end
 if redis.call('ZSCORE', seen, fact_id) then
   -- seen before, and now too old to decide on, as it was the first time (its mark 'x:':
   -- a copy dated later, a device's clock set right, is not applied either) or is since
@@ -173,7 +181,7 @@ if redis.call('ZSCORE', seen, fact_id) then
   local withdrawn = {}
   for _, update in ipairs(cjson.decode(ARGV[9])) do
     if update[1] == 'latest' and is_withdrawal[update[2]] and update[3] == '0' then
-      withdrawn[#withdrawn + 1] = update[2]
+      withdrawn[#withdrawn + 1] = {update[2], '0'}
     end
   end
   if #withdrawn > 0 then
@@ -183,10 +191,7 @@ if redis.call('ZSCORE', seen, fact_id) then
         return redis.error_reply('WRONGTYPE key ' .. i .. ' of the fact holds a ' .. found)
       end
     end
-    local target = profile
-    if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
-    for _, field in ipairs(withdrawn) do latest(target, field, '0') end
-    keep_withdrawals(target)
+    apply_consent(withdrawn)
   end
   return status
 end
@@ -383,14 +388,13 @@ local function remember()  -- the fact's id, for the dedupe horizon at least
 end
 local age = now - ts
 if age >= ttl_ms then  -- its profile would have expired: only its withdrawals are kept
-  local target = profile
-  if redis.call('EXISTS', profile) == 0 then target = KEYS[6] end
+  local changes = {}
   for _, update in ipairs(updates) do
     if update[1] == 'latest' and is_withdrawal[update[2]] then
-      latest(target, update[2], update[3])
+      changes[#changes + 1] = {update[2], update[3]}
     end
   end
-  keep_withdrawals(target)
+  apply_consent(changes)
   remember()
   redis.call('ZADD', seen, ARGV[3], 'x:' .. fact_id)
   if redis.call('PTTL', seen) < tonumber(ARGV[5]) then
