@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -172,12 +173,24 @@ def _as_ctrl_c(signum: int, frame: Any) -> None:
     """Stop as Ctrl-C does: SIGINT's own handler takes it, which under ``asyncio.run``
     cancels the main task (raised here, the interruption landed in whichever task ran,
     a Kafka client's, which logged it as never retrieved). Called, not sent: a process
-    started with SIGINT blocked would never see it."""
+    started with SIGINT blocked would never see it. Where Ctrl-C would raise in a loop
+    run otherwise (a worker's start, waiting for Redis), it is raised from the loop's
+    next callback: the loop's run ends, and no task holds it as its own failure."""
     handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
+    if callable(handler) and handler is not signal.default_int_handler:
         handler(signal.SIGINT, frame)
-    else:  # ignored or default: never end at once, skipping the cleanup
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        return
+    # default or ignored (never end at once then, skipping the cleanup)
+    interruption = KeyboardInterrupt(signal.Signals(signum).name)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise interruption from None
+    loop.call_soon_threadsafe(_raise, interruption)  # (threadsafe: wakes its select)
+
+
+def _raise(interruption: BaseException) -> None:
+    raise interruption
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import pytest
 
 from streams.demo import Child, ChildExited, _wait_ready
 from streams.services import stopped_like_ctrl_c, uninterrupted
+from streams.services.processes import terminated_like_ctrl_c
 
 
 def test_a_child_that_exited_is_named_with_its_code_and_the_end_of_its_log(
@@ -121,6 +122,38 @@ def test_a_stop_signal_under_asyncio_cancels_the_main_task_as_ctrl_c_does() -> N
     with pytest.raises(KeyboardInterrupt), stopped_like_ctrl_c():
         asyncio.run(main())
     assert seen == ["main stopped", "CancelledError"]
+
+
+def test_sigterm_while_a_worker_starts_ends_its_loop_not_the_task_it_lands_in() -> None:
+    """A worker starts in loop.run_until_complete (Ctrl-C's handler is the default one):
+    a SIGTERM that landed while a task ran (a Redis client's, as the start waited for
+    Redis) raised KeyboardInterrupt in that task, which printed it as never retrieved."""
+    seen: list[object] = []
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+
+    async def redis_client() -> None:  # a library's task, running when the signal comes
+        await asyncio.sleep(0)
+        os.kill(os.getpid(), signal.SIGTERM)  # (its handler runs before kill returns)
+        await asyncio.sleep(5)
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        tasks.append(asyncio.ensure_future(redis_client()))
+        await tasks[0]
+
+    main = loop.create_task(start())
+    try:
+        with pytest.raises(KeyboardInterrupt), terminated_like_ctrl_c():
+            loop.run_until_complete(main)
+        assert not main.done() and not tasks[0].done(), tasks
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)
+    finally:
+        loop.close()
+    assert seen == []
 
 
 def test_a_stop_signal_stops_a_process_started_with_sigint_blocked() -> None:
