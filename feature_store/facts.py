@@ -39,8 +39,8 @@ from schemas import (
 )
 
 # incr/max/min/latest act on the lifetime profile hash; tally is an incr that makes a new
-# field only while fewer than TALLY_ROOM were made (counted in the profile's TALLIED: a
-# count of an open-ended name, a category; free text from a producer must not grow a
+# field only while its prefix's room has space (rooms.py: a count of an open-ended name,
+# a category or a currency with no rate; free text from a producer must not grow a
 # customer's profile, read whole at every decision, without bound); w<res> adds to the
 # bucket of the fact's ts at that resolution in the windows hash.
 Op = Literal["incr", "tally", "max", "min", "latest", "wm", "wh", "wd", "wk", "wq"]
@@ -55,10 +55,6 @@ WITHDRAWAL_FIELDS = (*(f"consent:{c}" for c in CONSENT_CHANNELS), "subscribed:em
 # by default) cannot hide a withdrawal the customer made after it. Any order of the same
 # facts still gives the same state (lua/apply.lua has the same number).
 GRANT_LEAD_MS = 15 * 60_000
-# how many fields tallies make in a profile at most (lua/apply.lua has it too), and the
-# field counting those made
-TALLY_ROOM = 512
-TALLIED = "tallied"
 # how many categories one window bucket counts at most (lua/apply.lua has it too), and
 # the bucket's field counting them: free text from a producer grew the windows hash, read
 # whole at every decision, without bound (100,000 touchpoints a year naming 600
@@ -277,8 +273,9 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
                 ("wk", "purchases", "1"),
             ]
             converted = money.cents(amount, currency)
-            if converted is None:  # no rate to the base currency: kept apart, as it is
-                ups += [("incr", f"spend_unconverted:{currency}", str(to_cents(amount))),
+            if converted is None:  # no rate to the base currency: kept apart, as it is, for
+                # the first CURRENCY_ROOM currencies (rooms.py); counted as unconverted all
+                ups += [("tally", f"spend_unconverted:{currency}", str(to_cents(amount))),
                         ("incr", "purchases_unconverted", "1")]  # fmt: skip
             else:
                 cents = str(converted)

@@ -32,8 +32,6 @@ from feature_store.facts import (
     OFFER_KEPT_DAYS,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
-    TALLIED,
-    TALLY_ROOM,
     WITHDRAWAL_FIELDS,
     ContactCeilings,
     Fact,
@@ -42,6 +40,7 @@ from feature_store.facts import (
     withdrawal_updates,
 )
 from feature_store.records import LIVE_LAG_MS
+from feature_store.rooms import Room, room_of
 from feature_store.strangers import is_stranger, no_activity_life
 
 __all__ = ["CustomerState", "touchpoint_fact"]
@@ -281,8 +280,10 @@ class CustomerState:
         w = self.contacts if fact.contact else self.windows
         size_ms = {r.name: r.size_ms for r in resolutions}
         for op, key, value in fact.updates:
-            if op == "tally" and abs(int(self.profile.get(TALLIED, "0")) + 1) >= 9.2e18:
-                raise OverflowError(f"counter {TALLIED} would overflow")
+            if op == "tally":
+                counter = _room(key).counter
+                if abs(int(self.profile.get(counter, "0")) + 1) >= 9.2e18:
+                    raise OverflowError(f"counter {counter} would overflow")
             if op in ("incr", "tally"):
                 current = self.profile.get(key, "0")
             elif op.startswith("w") and op[1:] in size_ms:
@@ -340,14 +341,14 @@ class CustomerState:
         current = p.get(key)
         if op == "incr" or (op == "tally" and current is not None):
             p[key] = str(int(current or 0) + int(value))
-        elif op == "tally":  # a new field, while there is room for it
-            if TALLIED not in p:  # a profile from before the count: its fields of the kind
-                head, sep, _ = key.partition(":")
-                prefix = head + sep if head and sep else None
-                p[TALLIED] = str(sum(1 for k in p if prefix and k.startswith(prefix)))
-            if int(p[TALLIED]) < TALLY_ROOM:
+        elif op == "tally":  # a new field, while its room has space for it
+            kept = _room(key)
+            if kept.counter not in p:  # a profile from before the count: its fields of the kind
+                prefix = key.partition(":")[0] + ":"
+                p[kept.counter] = str(sum(1 for k in p if k.startswith(prefix)))
+            if int(p[kept.counter]) < kept.size:
                 p[key] = str(int(value))
-                p[TALLIED] = str(int(p[TALLIED]) + 1)
+                p[kept.counter] = str(int(p[kept.counter]) + 1)
         elif op in ("max", "min"):
             v, c = float(value), None if current is None else float(current)
             if c is None or (op == "max" and v > c) or (op == "min" and v < c):
@@ -376,6 +377,14 @@ class CustomerState:
         """Its decision recorded, not yet known to be sent (decision.lua's mark 'u:')."""
         if f"d:{fact_id}" not in self.seen:
             self.seen[f"u:{fact_id}"] = now_ms
+
+
+def _room(key: str) -> Room:
+    """The room of a tallied field (as apply.lua, a field with none fails the fact)."""
+    room = room_of(key)
+    if room is None:
+        raise ValueError(f"no room for tally {key}")
+    return room
 
 
 def _rank(key: str, value: str, ts: int) -> int:

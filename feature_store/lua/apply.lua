@@ -22,8 +22,8 @@
 --         withdrawals): of one not erased, nothing is written (7; '' otherwise),
 --       14 (optional) stranger ttl (s): ARGV[11] for a stranger, whom Moments knows only
 --         by its own decisions (see Expiry; feature_store/strangers.py)
--- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
---      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
+-- Ops: incr | tally (an incr that makes a new field only while fewer than its prefix's
+--      room were made, counted in the room's profile field: ROOMS below, rooms.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash (a
 --      category, cat:<name>, new to the bucket only while it counts fewer than
@@ -215,6 +215,14 @@ end
 local function window_field(name, field)
   return name .. string.format('%d', math.floor(ts / size_of[name])) .. '|' .. field
 end
+-- the rooms of 'tally', by the prefix of its field (up to the first ':'): the profile
+-- field counting the fields of that prefix made, and how many it makes at most
+-- (rooms.py ROOMS: categories; the spend of purchases in a currency with no rate)
+local ROOMS = {['cat:'] = {'tallied', 512}, ['spend_unconverted:'] = {'unconverted_currencies', 16}}
+local function room_of(field)
+  local prefix = string.match(field, '^[^:]+:')
+  return prefix and ROOMS[prefix], prefix
+end
 -- a counter that does not hold an integer, or that the update would take past what
 -- Redis holds (HINCRBY refuses it), fails the fact here, before any write
 -- (as HINCRBY reads one: digits with no sign but a leading minus, no leading zero, no
@@ -239,7 +247,9 @@ for _, update in ipairs(updates) do
   elseif op == 'incr' then
     failed = addable(profile, update[2], update[3])
   elseif op == 'tally' then
-    failed = addable(profile, update[2], update[3]) or addable(profile, 'tallied', '1')
+    local room = room_of(update[2])
+    if not room then return redis.error_reply('no room for tally ' .. update[2]) end
+    failed = addable(profile, update[2], update[3]) or addable(profile, room[1], '1')
   elseif op ~= 'max' and op ~= 'min' and op ~= 'latest' then
     return redis.error_reply('unknown update op ' .. op)
   end
@@ -378,7 +388,6 @@ for _, update in ipairs(updates) do
     if failed then return failed end
   end
 end
-local TALLY_ROOM = 512  -- facts.py TALLY_ROOM
 local BUCKET_CATEGORY_ROOM = 32  -- facts.py BUCKET_CATEGORY_ROOM
 local function remember()  -- the fact's id, for the dedupe horizon at least
   -- added first: the set never empties, so it keeps its expiry (an emptied key would go,
@@ -490,18 +499,18 @@ for _, update in ipairs(updates) do
     if redis.call('HEXISTS', profile, field) == 1 then
       redis.call('HINCRBY', profile, field, value)
     else
-      local made = redis.call('HGET', profile, 'tallied')
+      local room, prefix = room_of(field)  -- known: checked before the first write
+      local made = redis.call('HGET', profile, room[1])
       if not made then  -- a profile from before the count: its fields of the kind, once
-        local prefix = string.match(field, '^[^:]+:')
         made = 0
-        for _, name in ipairs(prefix and redis.call('HKEYS', profile) or {}) do
+        for _, name in ipairs(redis.call('HKEYS', profile)) do
           if string.sub(name, 1, #prefix) == prefix then made = made + 1 end
         end
-        redis.call('HSET', profile, 'tallied', made)
+        redis.call('HSET', profile, room[1], made)
       end
-      if tonumber(made) < TALLY_ROOM then
+      if tonumber(made) < room[2] then
         redis.call('HINCRBY', profile, field, value)
-        redis.call('HINCRBY', profile, 'tallied', 1)
+        redis.call('HINCRBY', profile, room[1], 1)
       end
     end
   elseif op == 'max' or op == 'min' then

@@ -22,9 +22,11 @@ from feature_store import (
     offers_shown_fact,
     touchpoint_fact,
 )
-from feature_store.facts import RESOLUTIONS, SHOWN_KEPT_DAYS, TALLY_ROOM, Resolution
+from feature_store.facts import RESOLUTIONS, SHOWN_KEPT_DAYS, Resolution
 from feature_store.features import build_features
+from feature_store.money import Money
 from feature_store.reference import CustomerState
+from feature_store.rooms import CURRENCY_ROOM, TALLY_ROOM, UNCONVERTED_CURRENCIES
 from schemas import Call, Consent, Email, Purchase, SocialMention, Survey, WebClick
 from streams.services import Services
 
@@ -423,6 +425,51 @@ def test_a_profile_from_before_the_category_count_matches_the_reference(
             assert [int(s) for s in await store.apply([buy])] == [want]
             assert (await store.raw("gil"))["profile"] == state.profile
             assert state.profile["tallied"] == str(TALLY_ROOM)
+        finally:
+            await client.aclose()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("before_the_count", [False, True])
+def test_currencies_without_a_rate_fill_their_room_as_in_the_reference(
+    kafka_redis: Services, before_the_count: bool
+) -> None:
+    """Purchases in 40 currencies with no rate (a producer sending country codes): Redis
+    keeps the spend of the first CURRENCY_ROOM apart, as the reference does, and counts
+    the rest as unconverted only (each made a profile field, for good). A profile from
+    before the count has its currencies counted once, by the first new one."""
+
+    async def scenario() -> None:
+        money = Money.parse("EUR", "USD=0.92")
+        config = StoreConfig(b"s", f"prop{uuid.uuid4().hex[:8]}", money=money)
+        store = FeatureStore.from_url(kafka_redis.redis_url, config, clock=lambda: NOW_MS / 1000)
+        codes = [f"{a}{b}X" for a in "ABCDEFGH" for b in "ABCDE"]
+        older = {f"spend_unconverted:OL{c}": "100" for c in "ABC"} | {"n": "1"}
+        state = CustomerState(profile=dict(older) if before_the_count else {})
+        client = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+        try:
+            if before_the_count:
+                await client.hset(store._keys.for_customer("hal").profile, mapping=older)
+            buys = [Purchase(event_id=f"p{i}", customer_id="hal", order_id=f"o{i}", amount=2.5,
+                             currency=code, ts=NOW - timedelta(minutes=50 - i))
+                    for i, code in enumerate([*codes, codes[0], "USD"])]  # fmt: skip
+            want = [state.apply(touchpoint_fact(b, money), NOW_MS) for b in buys]
+            assert [int(s) for s in await store.apply(buys[:30])] == want[:30]
+            assert [int(s) for s in await store.apply(buys[30:])] == want[30:]
+            profile = (await store.raw("hal"))["profile"]
+            assert profile == state.profile
+            kept = {k for k in profile if k.startswith("spend_unconverted:")}
+            assert len(kept) == CURRENCY_ROOM  # was one field a currency: 40
+            assert profile[UNCONVERTED_CURRENCIES] == str(CURRENCY_ROOM)
+            first = CURRENCY_ROOM - (3 if before_the_count else 0)
+            olds = {k for k in older if k.startswith("spend_unconverted:")}
+            assert kept == {f"spend_unconverted:{c}" for c in codes[:first]} | (
+                olds if before_the_count else set()
+            )  # the first ones
+            assert profile[f"spend_unconverted:{codes[0]}"] == "500"  # a kept one still adds
+            assert profile["purchases_unconverted"] == str(len(codes) + 1)
         finally:
             await client.aclose()
             await store.close()

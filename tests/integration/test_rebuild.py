@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from agents.risk_watch import decode_snapshot
 from agents.touchpoint_decisions import worth_watching
 from feature_store import LAYOUT, FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
+from feature_store.rooms import CURRENCY_ROOM
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
 from streams.rebuild import RebuildError, rebuild
 from streams.services import LocalRedis
@@ -69,6 +70,17 @@ def with_a_budget(path: Path) -> Path:
     return path
 
 
+def unrated_purchases(customer: str, n: int) -> list[dict[str, Any]]:
+    """A customer's purchases in ``n`` currencies with no rate (as a producer mapping a
+    country code into the currency would send), half an hour old."""
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    codes = [f"X{a}{b}" for a in "ABCDEF" for b in "ABCDEF"][:n]
+    return [{"type": "purchase", "event_id": f"unrated-{i}", "customer_id": customer,
+             "ts": (start + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+             "order_id": f"u{i}", "amount": 3.5, "currency": code}
+            for i, code in enumerate(codes)]  # fmt: skip
+
+
 async def test_rebuild_into_empty_redis_equals_live_state(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -78,9 +90,11 @@ async def test_rebuild_into_empty_redis_equals_live_state(
            # half the interventions held out: their cool-downs are rebuilt as well
            "MOMENTS_INTERVENTION_CONTROL_PERCENT": "50",
            # the touchpoints are one to two hours old: they still raise alerts
-           "MOMENTS_INTERVENTION_MAX_AGE_S": "86400"}  # fmt: skip
+           "MOMENTS_INTERVENTION_MAX_AGE_S": "86400",
+           # purchases in currencies with no rate fill a customer's room of them
+           "MOMENTS_CURRENCY": "EUR", "MOMENTS_EXCHANGE_RATES": "USD=0.92"}  # fmt: skip
     worker = pipeline.start_worker(**env)
-    events = good_events(3000, seed=31)
+    events = good_events(3000, seed=31) + unrated_purchases(CUSTOMERS[1], CURRENCY_ROOM + 8)
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
     records += records[:200]  # redelivered
     records += [(b"bad", value) for value, _ in malformed_records(20)]
@@ -168,6 +182,9 @@ async def test_rebuild_into_empty_redis_equals_live_state(
                       for k in mine["profile"].keys() | theirs["profile"].keys()
                       if mine["profile"].get(k) != theirs["profile"].get(k)}  # fmt: skip
             assert mine == theirs, (customer, differ)
+        unrated = [k for k in (await live.raw(CUSTOMERS[1]))["profile"]
+                   if k.startswith("spend_unconverted:")]  # fmt: skip
+        assert len(unrated) == CURRENCY_ROOM, unrated
         # each customer gets a pending churn-risk snapshot again, as of the last
         # touchpoint the live pipeline scores, with the same features as the live one
         scored: dict[str, int] = {}

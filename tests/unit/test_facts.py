@@ -24,6 +24,7 @@ from feature_store.facts import (
     touchpoint_updates,
     ts_ms,
 )
+from feature_store.rooms import lua_rooms
 from schemas import TouchpointEvent, WebClick, decode_touchpoint
 from tests.unit.factories import (
     DAY_MS,
@@ -337,7 +338,7 @@ def test_the_apply_script_keeps_the_withdrawal_fields() -> None:
 
 def test_the_apply_script_makes_room_for_as_many_tallies_as_the_reference() -> None:
     script = (Path(facts.__file__).parent / "lua" / "apply.lua").read_text()
-    assert f"local TALLY_ROOM = {facts.TALLY_ROOM} " in script
+    assert f"local ROOMS = {lua_rooms()}\n" in script
 
 
 def test_consent_all_sets_the_four_channels() -> None:

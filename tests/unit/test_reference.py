@@ -16,7 +16,6 @@ from feature_store.facts import (
     GRANT_LEAD_MS,
     RESOLUTIONS,
     SHOWN_KEPT_DAYS,
-    TALLY_ROOM,
     TOUCHPOINT_RESOLUTIONS,
     Fact,
     Resolution,
@@ -29,6 +28,7 @@ from feature_store.facts import (
     ts_ms,
 )
 from feature_store.reference import CustomerState
+from feature_store.rooms import TALLY_ROOM
 from schemas import TouchpointEvent
 from schemas.catalogue import MAX_COOLDOWN_S
 from tests.unit.factories import (
