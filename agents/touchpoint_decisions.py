@@ -44,6 +44,7 @@ from agents.offer_policy import OfferPolicy
 from agents.risk_features import risk_features_at
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
+from agents.withdrawal_stops import do_not_call_for
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,
@@ -86,17 +87,21 @@ class DecisionPlan:
     today: date  # of the day's offer budgets
     # customer -> how their decisions' and alerts' ids name them (their keyed hash)
     subjects: dict[str, str] = field(default_factory=dict)
+    # withdrawals of consent to calls applied out of band, decided on for a do-not-call
+    # alone (agents.withdrawal_stops), after the others
+    stops: list[_Pending] = field(default_factory=list)
 
     @property
     def customers(self) -> list[str]:
         """The customers to read, each once, in order."""
-        return list(dict.fromkeys(e.customer_id for _, e, _ in self.pending))
+        return list(dict.fromkeys(e.customer_id for _, e, _ in [*self.pending, *self.stops]))
 
     def of(self, customer: str, today: date) -> DecisionPlan:
         """The part of the plan that is ``customer``'s touchpoints, its budgets counted
         on ``today`` (see :meth:`TouchpointDecisions.decide`)."""
         pending = [p for p in self.pending if p[1].customer_id == customer]
-        return replace(self, pending=pending, today=today)
+        stops = [p for p in self.stops if p[1].customer_id == customer]
+        return replace(self, pending=pending, stops=stops, today=today)
 
     @property
     def asked(self) -> list[tuple[str, str]]:
@@ -213,6 +218,26 @@ def _touchpoints_to_decide(
     return pending
 
 
+def _stops_to_decide(
+    stops: Sequence[tuple[SourceRecord, TouchpointEvent]],
+    result: BatchResult,
+    results_of: dict[int, int],
+    pending: list[_Pending],
+) -> list[_Pending]:
+    """The stops (:mod:`agents.withdrawal_stops`) to decide, each once and not one
+    decided as a touchpoint, with the index of its record's result: ``results_of`` by
+    record (the decoded ones), or its letter's (one dated ahead)."""
+    at = dict(results_of)
+    at.update((id(f.record), f.result) for f in result.dead_letters if f.result is not None)
+    seen = {event_key(e) for _, e, _ in pending}
+    out: list[_Pending] = []
+    for record, stop in stops:
+        if event_key(stop) not in seen and id(record) in at:
+            seen.add(event_key(stop))
+            out.append((record, stop, at[id(record)]))
+    return out
+
+
 def _recorded(context: str | None) -> NextBestOffer | None:
     """The decision a stored context holds; ``None`` for none, or for one that is not a
     decision (a corrupt key: the touchpoint is decided anew).
@@ -287,17 +312,20 @@ class TouchpointDecisions:
         statuses: Sequence[ApplyStatus | None],
         result: BatchResult,
         earlier: Counter[EventKey],
+        stops: Sequence[tuple[SourceRecord, TouchpointEvent]] = (),
     ) -> DecisionPlan | None:
-        """Record each touchpoint's result; what the decisions on those worth watching
-        need read (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none
-        is worth it."""
+        """Record each touchpoint's result; what the decisions on those worth watching,
+        and on the ``stops`` (:mod:`agents.withdrawal_stops`), need read
+        (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none is."""
         recorded: set[EventKey] = set()
         applied_now: set[EventKey] = set()
+        results_of = {id(r): i for i, (r, _) in enumerate(decoded, len(result.results))}
         pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded,
                                          applied_now)  # fmt: skip
-        if not pending:
+        stopping = _stops_to_decide(stops, result, results_of, pending)
+        if not pending and not stopping:
             return None
-        for record, event, index in pending:
+        for record, event, index in [*pending, *stopping]:
             result.touchpoints_of.setdefault(event.customer_id, []).append((record, index))
         # one catalogue for the whole batch: a reload meanwhile must not leave the budgets
         # it read unchecked or its decisions' spending uncounted
@@ -307,8 +335,10 @@ class TouchpointDecisions:
         for (_, event), status in zip(decoded, statuses, strict=True):
             if status is not None:
                 applied.setdefault(event.customer_id, []).append(event)
-        subjects = {e.customer_id: self._pseudonym(e.customer_id) for _, e, _ in pending}
-        return DecisionPlan(pending, recorded, applied_now, applied, catalogue, today, subjects)
+        subjects = {e.customer_id: self._pseudonym(e.customer_id)
+                    for _, e, _ in [*pending, *stopping]}  # fmt: skip
+        return DecisionPlan(pending, recorded, applied_now, applied, catalogue, today, subjects,
+                            stopping)  # fmt: skip
 
     def decide(
         self,
@@ -364,8 +394,9 @@ class TouchpointDecisions:
                 result.restore(saved)
                 failed[type(exc).__name__] += 1
                 reason = failure_reason("decision", exc)
-                for record, event, index in plan.pending:
-                    if event.customer_id == customer:
+                lettered = {id(f.record) for f in result.dead_letters}  # a stop dated ahead
+                for record, event, index in [*plan.pending, *plan.stops]:
+                    if event.customer_id == customer and id(record) not in lettered:
                         result.set_aside(record, reason, index)
         if failed:
             log.warning("%d of %d customers of a batch could not be decided (%s): their "
@@ -395,7 +426,23 @@ class TouchpointDecisions:
                 result.set_aside(record, failure_reason("decision read", fault), index)
                 continue
             self._decide_touchpoint(record, event, index, batch, result)
+        self._decide_stops(plan.stops, batch)
         self._raise_interventions(batch, result)
+
+    def _decide_stops(self, stops: list[_Pending], batch: _DecidingBatch) -> None:
+        """Raise the do-not-calls of the batch's stops (:mod:`agents.withdrawal_stops`),
+        after its touchpoints' alerts: a call-back raised among them counts. Never too
+        late (see :func:`agents.interventions.too_late`)."""
+        for _, stop, _ in stops:
+            customer = stop.customer_id
+            if customer in batch.erased or customer in batch.unreadable:
+                continue  # nothing is said of them; no features to decide with
+            alerts = do_not_call_for(
+                stop, batch.profiles[customer], batch.now, self._rules,
+                batch.timely.get(customer, []), batch.subjects[customer],
+            )  # fmt: skip
+            batch.raised += alerts
+            batch.timely.setdefault(customer, []).extend(alerts)
 
     def _deciding_batch(
         self, plan: DecisionPlan, reads: DecisionReads, result: BatchResult

@@ -33,6 +33,7 @@ from agents.received import received_ms
 from agents.reserved_contacts import ContactReservations, Refusals
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_decisions import TouchpointDecisions
+from agents.withdrawal_stops import call_stop
 from agents.withdrawals_ahead import withdrawal_now
 from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
@@ -102,15 +103,20 @@ class TouchpointHandler:
         # withdrawals dated too far ahead (dead-lettered) or a placeholder time (the zero
         # time, the epoch: expired), applied all the same, stamped with a time Moments can use
         ahead: list[Fact] = []
+        stops: list[tuple[SourceRecord, TouchpointEvent]] = []  # of calls: see withdrawal_stops
         for record in records:
             try:
                 event = decode_touchpoint(record_value(record.value))
                 try:
                     not_ahead(event, latest, self._max_future)
                 except InvalidEvent:
-                    ahead += withdrawal_now(event, latest)
+                    withdrawn = withdrawal_now(event, latest)
+                    ahead += withdrawn
+                    stops += _stop(record, event, withdrawn)
                     raise
-                ahead += withdrawal_received(event, self._received_ms(record, latest))
+                withdrawn = withdrawal_received(event, self._received_ms(record, latest))
+                ahead += withdrawn
+                stops += _stop(record, event, withdrawn)
                 decoded.append((record, event))
                 elsewhere = record.keyed_partition not in (None, record.partition)
                 if record.key != event.customer_id.encode() or elsewhere:
@@ -120,7 +126,7 @@ class TouchpointHandler:
                 result.dead_letters.append(invalid)
                 result.results.append((exc.kind, "invalid"))
         await self._withdraw_now(ahead)
-        if not decoded:
+        if not decoded and not stops:
             return result
         statuses: list[ApplyStatus | None]
         events = [e for _, e in decoded]
@@ -128,7 +134,8 @@ class TouchpointHandler:
         # would find the batch's own touchpoints)
         before = applied.newest_before if isinstance(applied, BatchMemory) else {}
         try:
-            statuses = list(await self._apply_with_retries(events, earlier, applied, before))
+            statuses = list(await self._apply_with_retries(events, earlier, applied, before)
+                            if events else [])  # fmt: skip
         except StoreUnavailable:
             raise
         except Exception:
@@ -146,7 +153,7 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure, at))
                     continue
                 statuses.append(status)
-        plan = self._decisions.plan(decoded, statuses, result, earlier)
+        plan = self._decisions.plan(decoded, statuses, result, earlier, stops)
         if plan is not None:
             reads = await read_for_decisions(self._store, plan)
             self._decisions.decide(plan, reads, result, before)
@@ -288,6 +295,15 @@ class TouchpointHandler:
             log.warning("%d customers' alerts or decisions were sent but could not be "
                         "recorded (%s): their cool-downs are not kept", len(faults),
                         fault_kinds(faults))  # fmt: skip
+
+
+def _stop(
+    record: SourceRecord, event: TouchpointEvent, withdrawn: list[Fact]
+) -> list[tuple[SourceRecord, TouchpointEvent]]:
+    """The stop (:func:`agents.withdrawal_stops.call_stop`) of ``record``'s withdrawal
+    applied out of band, if it withdraws consent to calls."""
+    stop = call_stop(event, withdrawn)
+    return [] if stop is None else [(record, stop)]
 
 
 def _named_without_decision(result: BatchResult) -> bool:
