@@ -17,7 +17,6 @@ letters where they are.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 
@@ -33,8 +32,12 @@ class _Named(msgspec.Struct):
 
 
 _named = msgspec.json.Decoder(_Named)
-# every customer_id a record's text holds (a string, or a number), decoded or not
-_NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+# a member's value as text may hold it: a JSON string, or a number
+_VALUE = rb'("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)'
+# every customer_id a record's text holds, decoded or not
+_NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*' + _VALUE)
+# every key spelt with an escape ("customer\u005fid") and its value, decoded or not
+_ESCAPED_KEY = re.compile(rb'"((?:[^"\\]|\\.)*\\.(?:[^"\\]|\\.)*)"\s*:\s*' + _VALUE)
 
 
 def named_anyhow(value: bytes) -> list[str]:
@@ -49,25 +52,22 @@ def named_anyhow(value: bytes) -> list[str]:
     >>> named_anyhow(b'[{"customer_id": "c-1"}, {"customer_id": "c-2"}, {"customer_id": "c')
     ['c-1', 'c-2']
     """
-    found = []
-    for match in _NAMED_ANYHOW.finditer(value):
-        token = match.group(1)
-        try:
-            named = json.loads(token) if token.startswith(b'"') else token.decode()
-        except ValueError:
-            continue
-        found.append(str(named))
-    return found
+    found = (_read(match.group(1)) for match in _NAMED_ANYHOW.finditer(value))
+    return [named for named in found if named is not None]
 
 
 def named_escaped(value: bytes) -> list[str]:
     """Every customer id of a record whose text holds an escape, read as JSON: a key
     spelt with one (``"customer\\u005fid"``) is ``customer_id`` to a JSON reader, which
     :func:`named_anyhow` does not see (such a record naming it twice is dead-lettered:
-    :mod:`schemas.duplicate_keys`). None for a record with no escape, or not JSON.
+    :mod:`schemas.duplicate_keys`). A record that is not JSON (cut short, say) has each
+    such key read from its text, as :func:`named_anyhow` reads the others. None for a
+    record with no escape.
 
     >>> named_escaped(b'{"customer\\\\u005fid": "c-erased", "customer_id": "c-1"}')
     ['c-erased', 'c-1']
+    >>> named_escaped(b'{"customer\\\\u005fid": "c-erased", "type": "web_cl')
+    ['c-erased']
     """
     if b"\\" not in value:
         return []
@@ -78,9 +78,31 @@ def named_escaped(value: bytes) -> list[str]:
             if name == "customer_id" and type(named) in (str, int, float):  # (not a bool)
                 found.append(str(named))
 
-    with contextlib.suppress(ValueError, RecursionError):  # not JSON (the others read
-        json.loads(value, object_pairs_hook=pairs)  # it), or nested too deep
+    try:
+        json.loads(value, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: read its text
+        return [named for name, named in _escaped_members(value) if name == "customer_id"]
     return found
+
+
+def _escaped_members(value: bytes) -> list[tuple[str, str]]:
+    """Each key spelt with an escape in a record's text, decoded, with its value (a
+    string or a number), whether or not the text decodes."""
+    members = []
+    for match in _ESCAPED_KEY.finditer(value):
+        name, named = _read(b'"' + match.group(1) + b'"'), _read(match.group(2))
+        if name is not None and named is not None:
+            members.append((name, named))
+    return members
+
+
+def _read(token: bytes) -> str | None:
+    """A value matched in a record's text: a JSON string decoded, a number as written;
+    None for a string that does not decode (cut short within an escape, say)."""
+    try:
+        return str(json.loads(token)) if token.startswith(b'"') else token.decode()
+    except ValueError:
+        return None
 
 
 def customers_named(key: bytes | None, value: bytes | None) -> frozenset[str]:

@@ -62,11 +62,15 @@ class FallbackOutbox:
         limit: int = 10_000,
         retry_s: float = 0.5,
         forget: Callable[[list[Record]], None] | None = None,
+        found_erased: Callable[[str], None] | None = None,
     ) -> None:
         """``forget(records)`` hears of the decisions given up while the process runs
-        (they leave its outbox; not those given up as it stops, which stay there)."""
+        (they leave its outbox; not those given up as it stops, which stay there);
+        ``found_erased(customer_id)`` of each customer a check found erased, so that what
+        else the process holds about them is forgotten (it may not have known)."""
         self._erased = erased
         self._forget = forget
+        self._found_erased = found_erased
         self._publish = publish
         self._dropped = dropped  # how many were given up unpublished
         self._hold_s = hold_s
@@ -139,6 +143,10 @@ class FallbackOutbox:
             delay = self._retry_s
             kept = [record for (_, _, _, record), erased in zip(batch, gone, strict=True)
                     if not erased]  # fmt: skip
+            if self._found_erased is not None:
+                for (_, _, customer, _), erased in zip(batch, gone, strict=True):
+                    if erased:
+                        self._found_erased(customer)
             if kept:
                 self._publish(kept)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from datetime import UTC, datetime
 
 from agents.decision_records import decision_record, offers_shown
@@ -84,7 +84,11 @@ class Recommender:
             self._publish,
             counters.publish_failed,
             forget=None if outbox is None else outbox.release_records,
+            found_erased=self._forget_erased,
         )
+        # what else forgets a customer a fallback's check found erased (the fallbacks'
+        # contacts): erased before this process heard of it, long ago or elsewhere
+        self.also_forget: list[Callable[[str], None]] = []
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(
             store, policy, self._publish, self._publish_checked, counters, outbox
@@ -193,6 +197,10 @@ class Recommender:
         """Emit a decision taken outside a batch (a fallback), without waiting, once
         Redis says its customer is not erased (see :mod:`streams.api.fallback_outbox`)."""
         self._fallbacks.add(decision.customer_id, encode_decision(decision))
+
+    def _forget_erased(self, customer_id: str) -> None:
+        for forget in self.also_forget:
+            forget(customer_id)
 
     async def _record_fallbacks(self, waiting: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Store the fallbacks' decisions, so that their outcomes find them (decisions

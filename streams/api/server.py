@@ -299,6 +299,8 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             trusted_proxies=trusted_proxies(settings.api_trusted_proxies),
         )
         hub.also_forget.append(app[API_KEY].fallback_contacts.forget)  # every erasure heard
+        # and those a fallback's check found erased (erased before this process heard)
+        recommender.also_forget.append(app[API_KEY].fallback_contacts.forget)
         background = [
             asyncio.create_task(app[API_KEY].reloads.keep_fresh()),
             asyncio.create_task(RedisMemoryWatch(feature_store, metrics).keep_watching()),

@@ -261,11 +261,7 @@ async def test_a_fallback_is_not_published_for_a_customer_erased_before_the_api_
         await store.erase("fb-old")
     finally:
         await store.close()
-    admin = aioredis.Redis.from_url(private_redis.url)
-    try:
-        await admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")  # Redis stalls
-    finally:
-        await admin.aclose()
+    await stall(private_redis, 3000)
     for customer in ("fb-old", "fb-here"):
         reply = await call(
             "GET", f"{api.url}/v1/customers/{customer}/recommendations", headers=DEV_AUTH
@@ -278,3 +274,44 @@ async def test_a_fallback_is_not_published_for_a_customer_erased_before_the_api_
     await asyncio.sleep(1)  # published with the other's, had it been
     later = await read_to_end(pipeline.services.kafka_bootstrap, topic)
     assert [json.loads(r.value)["customer_id"] for r in later] == ["fb-here"]  # type: ignore[attr-defined]
+
+
+async def test_a_customer_a_fallback_check_finds_erased_is_forgotten_by_the_fallbacks(
+    pipeline: Pipeline, private_redis: LocalRedis
+) -> None:
+    """Erased before this process heard of it, a customer's fallback answer is kept for
+    the next fallbacks' caps and cool-downs until Redis answers the check; once it finds
+    them erased, nothing of them is kept: their next fallback is a stranger's, the same as
+    their first (it was the cool-down of the offers first shown, their id in memory)."""
+    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
+    store = FeatureStore.from_url(
+        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    try:
+        await store.erase("fb-old")
+    finally:
+        await store.close()
+    url = f"{api.url}/v1/customers/%s/recommendations?channel=web&limit=3"
+    await stall(private_redis, 2500)
+    first = await call("GET", url % "fb-old", headers=DEV_AUTH)
+    here = await call("GET", url % "fb-here", headers=DEV_AUTH)
+    assert first.json["fallback"] is True and here.json["fallback"] is True, (first, here)
+    assert first.json["offers"], first  # the defaults, shown: they would cool down
+    topic = pipeline.topic("next-best-offers")
+    records = await consume_all(pipeline.services.kafka_bootstrap, topic, 1)  # checked, both
+    assert [json.loads(r.value)["customer_id"] for r in records] == ["fb-here"]  # type: ignore[attr-defined]
+    await stall(private_redis, 2500)
+    second = await call("GET", url % "fb-old", headers=DEV_AUTH)
+    stranger = await call("GET", url % "fb-never-seen", headers=DEV_AUTH)
+    assert second.json["fallback"] is True and stranger.json["fallback"] is True
+    assert second.json["reasons"] == stranger.json["reasons"], (second.json, stranger.json)
+    assert second.json["offers"] == first.json["offers"] == stranger.json["offers"]
+
+
+async def stall(redis: LocalRedis, ms: int) -> None:
+    """Redis answers no client for ``ms`` (slower than the latency budget)."""
+    admin = aioredis.Redis.from_url(redis.url)
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", str(ms), "ALL")
+    finally:
+        await admin.aclose()

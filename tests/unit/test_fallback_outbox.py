@@ -211,3 +211,15 @@ async def test_decisions_given_up_while_the_process_runs_leave_its_outbox() -> N
     stopping.add("c4", b"d")
     await stopping.drain(within_s=0.05)
     assert (b"c4", b"d") not in forgotten
+
+
+async def test_the_customers_a_check_finds_erased_are_told() -> None:
+    """What else the process holds about them (the fallbacks' contacts) forgets them: it
+    may not have known they were erased (long ago, or past what it remembers)."""
+    found: list[str] = []
+    sent: list[Record] = []
+    box = FallbackOutbox(Tombstones({"gone"}), sent.extend, print, found_erased=found.append)
+    for customer in ("here", "gone", "gone"):
+        box.add(customer, customer.encode() + b"-decision")
+    await box.drain()
+    assert found == ["gone", "gone"] and sent == [(b"here", b"here-decision")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from agents.batch_result import BatchResult, FailedRecord
 from agents.letter_customers import customers_named
 from agents.letters import SourceRecord
+from streams.dead_letters import DeadLetter
 
 ARRAY = (
     b'[{"type": "web_click", "customer_id": "c-1"}, '
@@ -41,6 +42,21 @@ def test_a_customer_id_under_a_key_spelt_with_an_escape_is_read_too() -> None:
     assert customers_named(b"c-1", twice) == {"c-1", "c-erased"}
     nested = b'[{"\\u0063ustomer_id": 4711}, {"a": {"customer_id": "c-\\u00e9"}}]'
     assert customers_named(None, nested) == {"4711", "c-\u00e9"}
+
+
+def test_a_customer_id_under_an_escaped_key_of_a_record_that_does_not_decode_is_read() -> None:
+    """Both at once: a record cut short, keyed by another customer, naming an erased one
+    under ``customer\\u005fid`` named only the key's customer, so its letter was written
+    after the erasure (and ``moments dead-letters`` did not mask the id)."""
+    cut = b'{"type": "web_click", "customer\\u005fid": "c-erased", "page": "/checkout?ca'
+    assert customers_named(b"c-1", cut) == {"c-1", "c-erased"}
+    nested = b'[{"\\u0063ustomer_id": 4711}, {"a": {"customer\\u005fid": "c-\\u00e9"}}, {"c'
+    assert customers_named(None, nested) == {"4711", "c-\u00e9"}
+    others = b'{"note": "a\\u0020b", "pa\\u0067e": "/x", "customer_id": "c-1", "cu'
+    assert customers_named(None, others) == {"c-1"}
+    letter = DeadLetter("touchpoints-dlq", 0, 1, 0, b"c-1", cut, "touchpoints", 0, 7,
+                        "invalid: JSON is malformed, near c-erased")  # fmt: skip
+    assert letter.reason == "invalid: JSON is malformed, near <customer>"
 
 
 def test_an_arrays_letter_naming_an_erased_customer_is_left_out() -> None:
