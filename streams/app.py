@@ -48,6 +48,7 @@ from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
 from streams.settings import Settings, secret_weakness
+from streams.worker_pages import web_options
 from streams.worker_readiness import (
     coordinator_answers,
     group_coordinator,
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> Moments:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        **web_options(),  # Moments' pages only: none of Faust's (/router/<name>/ logged it)
         topic_replication_factor=settings.topic_replication,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",

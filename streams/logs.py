@@ -8,7 +8,8 @@ writing customers into them.
 aiohttp's server logs a request it cannot parse (a space or a non-ASCII byte in the path,
 a bad header, a malformed chunk of body) with a traceback that quotes the offending
 bytes, and so the customer id in the path or the body: such a record keeps only the name
-of the error (:class:`WithoutRequest`).
+of the error (:class:`WithoutRequest`). An error a request handler raised and did not
+answer keeps its traceback, but not the exception's message, which may quote the request.
 
 aiokafka logs every failed attempt to reach a broker, about ten a second per client:
 those warnings and errors come once per 30 s instead (:class:`RepeatsQuieted`).
@@ -381,6 +382,25 @@ class WithoutRequest(logging.Filter):
     ...     "Error handling request from %s", ("127.0.0.1",), (None, error, None))
     >>> WithoutRequest().filter(record), record.getMessage(), record.exc_info
     (True, 'could not read a request (HttpProcessingError)', None)
+
+    Any other error a request met in its handler keeps its traceback, the frames and the
+    class of each exception in its chain, but not what they say (:func:`unsaid`): a
+    ``KeyError`` of a name in the path, or a ``ValueError`` quoting the body, would put
+    the caller's text (a customer id) in the log.
+
+    >>> path_name = "jane-" + "doe-42"
+    >>> try:
+    ...     {}[path_name]
+    ... except KeyError as exc:
+    ...     failed = (type(exc), exc, exc.__traceback__)
+    >>> record = logging.LogRecord("aiohttp.server", logging.ERROR, "", 0,
+    ...     "Error handling request from %s", ("127.0.0.1",), failed)
+    >>> WithoutRequest().filter(record), record.getMessage(), record.exc_info
+    (True, 'Error handling request from 127.0.0.1', None)
+    >>> "{}[path_name]" in record.exc_text, "jane" in record.exc_text
+    (True, False)
+    >>> print(record.exc_text.splitlines()[-1])
+    KeyError (its message is left out: it may quote the request)
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -388,4 +408,49 @@ class WithoutRequest(logging.Filter):
         if isinstance(error, HttpProcessingError | RequestPayloadError):
             record.msg, record.args = "could not read a request (%s)", (type(error).__name__,)
             record.exc_info, record.exc_text, record.stack_info = None, None, None
+        elif error is not None:
+            record.exc_info, record.exc_text = None, unsaid(error)
         return True
+
+
+LEFT_OUT = "(its message is left out: it may quote the request)"
+
+
+def unsaid(error: BaseException) -> str:
+    """``error``'s traceback as Python prints it, causes and contexts included, each
+    exception named by its class alone, without its message.
+
+    >>> who = "jane-" + "doe-42"
+    >>> try:
+    ...     try:
+    ...         raise KeyError(who)
+    ...     except KeyError as exc:
+    ...         raise ValueError(f"no customer {who}") from exc
+    ... except ValueError as exc:
+    ...     said = unsaid(exc)
+    >>> "jane" in said, said.count("Traceback"), "direct cause" in said
+    (False, 2, True)
+    >>> [line.split()[0] for line in said.splitlines() if line.endswith(LEFT_OUT)]
+    ['KeyError', 'ValueError']
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        parts.append(f"Traceback (most recent call last):\n{frames}"
+                     f"{type(current).__qualname__} {LEFT_OUT}")  # fmt: skip
+        if current.__cause__ is not None:
+            parts.append("\nThe above exception was the direct cause of the following "
+                         "exception:\n")  # fmt: skip
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            parts.append("\nDuring handling of the above exception, another exception "
+                         "occurred:\n")  # fmt: skip
+            current = current.__context__
+        else:
+            current = None
+    if parts and not parts[-1].startswith("Traceback"):
+        parts.pop()  # a chain that came round to an exception already shown
+    return "\n".join(reversed(parts))

@@ -126,6 +126,25 @@ async def test_no_customer_id_in_logs_or_metrics(
             _assert_json_lines(log)
 
 
+def test_the_worker_port_serves_no_faust_page_that_logs_its_path(pipeline: Pipeline) -> None:
+    """Faust's ``/router/<name>/`` on the worker's web port answered an unknown name 500
+    and logged it at ERROR with a traceback (``KeyError: '<name>'``): a customer id a
+    caller put in the path, in the worker's log. Only Moments' pages are served now."""
+    marker = f"pd{uuid.uuid4().hex[:12]}"
+    worker = pipeline.start_worker(MOMENTS_LOG_LEVEL="debug")
+    for path in (f"/router/{marker}/", f"/table/{marker}/", "/router/", "/", f"/{marker}"):
+        status, body = worker.get(path)
+        assert status == 404, (path, status, body)
+        assert json.loads(body)["error"] == "not_found", body
+        assert marker not in body
+    assert worker.get("/healthz")[0] == 200 and worker.get("/readyz")[0] == 200
+    worker.stop()  # flushes its log
+    log = worker.log_path.read_text()
+    assert "INFO moments: Moments" in log, log[-3000:]  # it did log (its start-up line)
+    assert marker not in log, f"the path in the worker's log:\n{log[-3000:]}"
+    assert "aiohttp.server" not in log, log[-3000:]  # no request it failed to handle
+
+
 async def _values_naming(redis_url: str, ids: list[str]) -> list[tuple[str, list[str]]]:
     """Every key in the whole Redis whose value (a string, or a hash's fields and values,
     or a list's, set's or sorted set's members) names any of ``ids``, with the ids; an API
