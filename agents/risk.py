@@ -49,7 +49,7 @@ from typing import Any
 from river import drift, linear_model, optim, preprocessing, utils
 
 from agents.learning import QUALITY_WINDOW
-from agents.risk_features import baseline_risk, capped
+from agents.risk_features import FEATURES, baseline_risk, capped
 
 KIND = "churn-risk-logreg"
 
@@ -289,12 +289,15 @@ class ChurnRisk:
             _replay(model, state)
         scaler = state["scaler"]
         _check_scaler(scaler)
+        # a figure the model does not know, learned before such figures were left out
+        # (agents.risk_features.capped), scores nothing: it goes, and the snapshot shrinks
         for key, count in scaler["counts"].items():
-            model.scaler.counts[str(key)] = int(count)
-            model.scaler.means[str(key)] = float(scaler["means"][key])
-            model.scaler.vars[str(key)] = float(scaler["vars"][key])
+            if str(key) in FEATURES:
+                model.scaler.counts[str(key)] = int(count)
+                model.scaler.means[str(key)] = float(scaler["means"][key])
+                model.scaler.vars[str(key)] = float(scaler["vars"][key])
         regression = state["regression"]
-        weights = {str(k): float(v) for k, v in regression["weights"].items()}
+        weights = {str(k): float(v) for k, v in regression["weights"].items() if str(k) in FEATURES}
         # GLM exposes its weights read-only; this is the one private attribute we set.
         model.regression._weights = utils.VectorDict(weights)
         if model.regression.weights != weights:

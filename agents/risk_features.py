@@ -106,22 +106,36 @@ RANGES = {
     "log_activity_7d": (0.0, MAX_LOG),
     "log_value": (0.0, MAX_LOG),
 } | dict.fromkeys(COUNTS, (0.0, MAX_COUNT))
+# the figures the model learns and scores: risk_features' keys, each with its range
+FEATURES = frozenset(RANGES)
 
 
 def capped(x: Mapping[str, float]) -> dict[str, float]:
     """``x`` with each figure within its range (:data:`RANGES`: counts within 0 to
     :data:`MAX_COUNT`), as the model learns and scores them: examples and snapshots taken
     before counts were capped (on ``risk-examples``, relearned by a rebuild) hold them
-    uncapped. A figure the model does not know is left as it is.
+    uncapped. A figure the model does not know (:func:`unknown_features`) is left out:
+    kept, each name a foreign or buggy writer of ``risk-examples`` made up became a weight
+    of its own, and the snapshot every process loads grew without bound.
 
     >>> capped({"cancel_calls": 1e6, "experience": 0.2, "log_value": 1e6, "new": 7.0})
-    {'cancel_calls': 100.0, 'experience': 0.2, 'log_value': 44.0, 'new': 7.0}
+    {'cancel_calls': 100.0, 'experience': 0.2, 'log_value': 44.0}
     """
     out = {}
     for k, v in x.items():
-        low, high = RANGES.get(k, (v, v))
-        out[k] = min(max(float(v), low), high)
+        if k in RANGES:
+            low, high = RANGES[k]
+            out[k] = min(max(float(v), low), high)
     return out
+
+
+def unknown_features(x: Mapping[str, float]) -> int:
+    """How many figures of ``x`` the model does not know (:data:`FEATURES`), and leaves out.
+
+    >>> unknown_features({"experience": 0.2, "new": 7.0, "newer": 1.0})
+    2
+    """
+    return sum(1 for k in x if k not in FEATURES)
 
 
 def _count(n: float) -> float:

@@ -392,7 +392,9 @@ def _register_pages(moments: Moments) -> None:
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(moments.metrics.exposition(), content_type="text/plain; version=0.0.4")
+        # throttled as the API's: the text is written on the event loop the batches need
+        text = moments.metrics.shared_exposition()
+        return web.bytes(text, content_type="text/plain; version=0.0.4")
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz(web: Any, request: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import Generic, Literal, TypeVar, get_args
 
@@ -22,6 +22,7 @@ from agents.batch_result import BatchResult
 from agents.offer_budget import BudgetLedger, budget_day
 from schemas import Intervention, NextBestOffer, OfferCatalogue
 from schemas.outcomes import OutcomeKind
+from streams.offer_series import OffersGone
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -53,6 +54,27 @@ class Children(Generic[Labelled]):
         if child is None:
             child = self._children[labels] = self._metric.labels(*labels)
         return child
+
+    def firsts(self) -> set[str]:
+        """The first label of every child made (an offer id, say)."""
+        return {labels[0] for labels in self._children}
+
+    def forget(self, firsts: Collection[str]) -> None:
+        """Drop every child whose first label is one of ``firsts``: its series leaves
+        the exposition (a counter's series ends there; one made again starts from 0).
+
+        >>> requests = Counter("requests", "Requests.", ["route"], registry=None)
+        >>> by_route = Children(requests)
+        >>> by_route("/healthz").inc(), by_route("/gone").inc()
+        (None, None)
+        >>> by_route.forget({"/gone"})
+        >>> sorted(by_route.firsts()), [s.labels for s in requests.collect()[0].samples]
+        (['/healthz'], [{'route': '/healthz'}])
+        """
+        for labels in [labels for labels in self._children if labels[0] in firsts]:
+            del self._children[labels]
+            with contextlib.suppress(KeyError):  # removed already by another way
+                self._metric.remove(*labels)
 
 
 FRESH_PER_S, FRESH_BURST = 10.0, 50.0  # how often /metrics writes its text anew (see
@@ -150,6 +172,10 @@ class Metrics:
             ["offer", "channel", "outcome"],
             registry=r,
         )
+        self._offer_outcomes = Children(self.offer_outcomes)
+        # the per-offer series above go once their offer has been out of the catalogue
+        # longer than its decisions can bring outcomes (streams.offer_series)
+        self._offers_gone = OffersGone()
         self.feature_store = Histogram(
             "moments_feature_store_seconds",
             "Feature-store round trips.",
@@ -549,7 +575,7 @@ class Metrics:
 
     def offer_outcome(self, offer_id: str, channel: str, outcome: str) -> None:
         """An outcome of an offer a stored decision made (so ``offer_id`` is Moments')."""
-        self.offer_outcomes.labels(offer_id, channel, outcome).inc()
+        self._offer_outcomes(offer_id, channel, outcome).inc()
 
     def decision_sent(self, decision: NextBestOffer) -> None:
         self.decided("next_best_offer", decision.channel).inc()
@@ -576,6 +602,8 @@ class Metrics:
         self.catalogue_info.clear()
         self.catalogue_info.labels(catalogue.version, catalogue.digest()).set(1)
         self.catalogue_offers.set(len(catalogue.offers))
+        self._offers_gone.catalogue_in_use(offer.offer_id for offer in catalogue.offers)
+        self._forget_offers_gone(now)
         self._limits = limits = catalogue.daily_limits()
         timezone = catalogue.contact_policy.timezone
         if timezone != self._budget_timezone:  # its budgets count another day from now on
@@ -630,7 +658,17 @@ class Metrics:
     def exposition(self, now: datetime | None = None) -> bytes:
         """The text Prometheus scrapes, with budgets of a day gone by shown as unspent."""
         self._new_budget_day(budget_day(now or datetime.now(UTC), self._budget_timezone))
+        self._forget_offers_gone(now)
         return generate_latest(self.registry)
+
+    def _forget_offers_gone(self, now: datetime | None) -> None:
+        """Drop the series of offers out of the catalogue too long to bring outcomes."""
+        per_offer = (self._made, self._offer_outcomes)
+        shown = set[str]().union(*(children.firsts() for children in per_offer))
+        gone = self._offers_gone.expired(shown, (now or datetime.now(UTC)).timestamp())
+        if gone:
+            for children in per_offer:
+                children.forget(gone)
 
     def shared_exposition(self, now: float | None = None) -> bytes:
         """:meth:`exposition`, written anew at most :data:`FRESH_PER_S` times a second

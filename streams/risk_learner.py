@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from agents.risk import ChurnRisk
-from agents.risk_features import learnable_example
+from agents.risk_features import learnable_example, unknown_features
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas.risk import decode_risk_example
@@ -98,6 +98,7 @@ class RiskLearner(SnapshotLearner):
         )
         erased += sum(since)
         counts: Counter[str] = Counter(unreadable=unreadable, erased=erased)
+        unknown = 0  # examples learned with figures the model does not know, left out
         for (example, offset), claim, erased_now in zip(examples, claims, since, strict=True):
             if erased_now:  # erased while it was claimed (its new claim dropped)
                 continue
@@ -112,9 +113,13 @@ class RiskLearner(SnapshotLearner):
                 continue
             self._model.learn_one(example.x, example.y)
             counts["learned" if claim == "new" else "relearned"] += 1
+            unknown += unknown_features(example.x) > 0
         if counts["unusable"]:
             log.warning("%d risk examples skipped: a figure not finite or out of range",
                         counts["unusable"])  # fmt: skip
+        if unknown:  # by count alone: the names are a foreign writer's, and may say anything
+            log.warning("%d risk examples held figures the model does not know: learned "
+                        "without them", unknown)  # fmt: skip
         if counts["learned_before"]:
             log.info("%d risk examples read again skipped: the model learned them already",
                      counts["learned_before"])  # fmt: skip
