@@ -15,7 +15,7 @@ from agents.contact_policy import ContactPolicy
 from agents.interventions import RETENTION_OFFER
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
-from schemas import OfferCatalogue
+from schemas import ContactRules, OfferCatalogue
 
 
 def retention_offer_refused(
@@ -49,10 +49,7 @@ def retention_offer_refused(
     offer = catalogue.by_id(RETENTION_OFFER)
     if offer is None:
         return f"not_in_catalogue:{RETENTION_OFFER}"
-    rules = catalogue.contact_policy
-    if "call" in rules.quiet_hours:
-        quiet = {c: span for c, span in rules.quiet_hours.items() if c != "call"}
-        rules = msgspec.structs.replace(rules, quiet_hours=quiet)
+    rules = _without_quiet_calls(catalogue.contact_policy)
     verdict = policy.screen(customer_id, "call", features, [offer], now, budgets, rules,
                             inbound=inbound)  # fmt: skip
     if verdict.allowed:
@@ -62,6 +59,22 @@ def retention_offer_refused(
     if not offer.available_at(now):
         return f"not_available:{RETENTION_OFFER}"
     return f"not_eligible:{RETENTION_OFFER}"  # its channels, segments or purchases
+
+
+_LEFT_OUT: list[tuple[ContactRules, ContactRules]] = []  # the last rules, without
+
+
+def _without_quiet_calls(rules: ContactRules) -> ContactRules:
+    """``rules`` without the call channel's quiet hours (the last asked for kept: one
+    catalogue's rules serve every touchpoint of a batch)."""
+    if "call" not in rules.quiet_hours:
+        return rules
+    if _LEFT_OUT and _LEFT_OUT[0][0] is rules:
+        return _LEFT_OUT[0][1]
+    quiet = {c: span for c, span in rules.quiet_hours.items() if c != "call"}
+    left_out = msgspec.structs.replace(rules, quiet_hours=quiet)
+    _LEFT_OUT[:] = [(rules, left_out)]
+    return left_out
 
 
 def calls_quiet_until(

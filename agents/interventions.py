@@ -178,6 +178,14 @@ def after_quiet_hours(action: str, until: str, timezone: str | None) -> str:
     return f"Call back after {until} {whose}: {action[:1].lower()}{action[1:]}"
 
 
+def retention_call_possible(
+    event: TouchpointEvent, features: CustomerFeatures, risk_crossed: bool
+) -> bool:
+    """Whether :func:`interventions_for` may raise a retention call at ``event`` (an
+    at-risk customer on the line, or a risk crossing): only then is its offer screened."""
+    return risk_crossed or (on_the_line(event) and features.segment == "at_risk")
+
+
 def might_intervene(event: TouchpointEvent) -> bool:
     """A cheap first look: only these touchpoints can raise an intervention of their own
     (a lapsed customer is noticed when they come back to browse, call or buy, see

@@ -36,6 +36,7 @@ from agents.interventions import (
     might_intervene,
     most_urgent,
     on_the_line,
+    retention_call_possible,
     too_late,
     withheld,
 )
@@ -564,10 +565,11 @@ class TouchpointDecisions:
         # touchpoint's own decision spends the budgets: the two agree on the offer
         refused = quiet = None
         if features is not None and alerting:
-            refused = retention_offer_refused(
-                self._policy.contact_policy, catalogue, event.customer_id, features, now,
-                budgets, inbound=on_the_line(event),
-            )  # fmt: skip
+            if retention_call_possible(event, features, crossed):
+                refused = retention_offer_refused(
+                    self._policy.contact_policy, catalogue, event.customer_id, features,
+                    now, budgets, inbound=on_the_line(event),
+                )  # fmt: skip
             quiet = calls_quiet_until(catalogue, features, now)
         if moment is not None and decision is None:
             decision = self._policy.decide(moment, features, now, budgets, catalogue)
