@@ -34,6 +34,7 @@ from schemas import (
     WebClick,
 )
 from schemas.decisions import Priority
+from schemas.timezones import is_timezone
 from schemas.touchpoints import queue_named
 
 NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")  # of the ids before (by event)
@@ -59,6 +60,20 @@ ACTIONS = {
 # where they spoke up).
 CALL_BACKS = ("retention_call", "save_desk", "vip_attention", "win_back")
 CALL_BACK_OPEN_S = 24 * HOUR  # how long such a call may still be made
+# A page is the cancellation page when a path segment of it (in any case) is one of
+# CANCEL_SEGMENTS, alone or before a hyphen ("cancel-confirm"), at the root or right
+# after a segment naming what a customer cancels to leave (CANCELLED_THINGS): "/cancel",
+# "/Account/Cancel", "/subscription/cancel-confirm", "/account/cancel/confirm"; not
+# cancelling one order ("/orders/123/cancel"), a help page on it
+# ("/help/how-to-cancel-an-order") or a cancelled flight ("/flights/cancelled").
+CANCEL_SEGMENTS = frozenset({"cancel", "cancellation"})
+CANCELLED_THINGS = frozenset({"account", "my-account", "subscription", "subscriptions",
+                              "membership", "plan", "contract"})  # fmt: skip
+# the offer a retention call suggests (see retention_action), as the catalogue names it
+RETENTION_OFFER = "service-recovery-voucher"
+# the reason an alert that asks for a call back gets while the call channel is in its
+# quiet hours for the customer (see interventions_for)
+QUIET_CALLS = "quiet_hours:call"
 # for a customer in the offers' control group, who gets no offers, by hand either: the
 # measured lift of the offers would be blurred
 HELD_OUT_ACTIONS = {
@@ -95,6 +110,80 @@ class InterventionRules:
             "win_back": 30 * 24 * HOUR,
         }
     )
+
+
+def cancellation_page(page: str) -> bool:
+    """Whether ``page`` (a path, with a query or not) is where a customer cancels their
+    account or subscription (see :data:`CANCEL_SEGMENTS`).
+
+    >>> [cancellation_page(p) for p in ("/cancel", "/Account/Cancel", "/account/cancel/confirm",
+    ...                                 "/account/cancel?step=2", "/subscription/cancel-confirm")]
+    [True, True, True, True, True]
+    >>> [cancellation_page(p) for p in ("/orders/123/cancel", "/help/how-to-cancel-an-order",
+    ...                                 "/flights/cancelled", "/products/cancel-proof")]
+    [False, False, False, False]
+    """
+    path = page.split("?", 1)[0].split("#", 1)[0].lower()
+    segments = [s for s in path.split("/") if s]
+    return any(
+        s.split("-", 1)[0] in CANCEL_SEGMENTS and (i == 0 or segments[i - 1] in CANCELLED_THINGS)
+        for i, s in enumerate(segments)
+    )
+
+
+_REFUSED = {  # why the contact policy refuses an offer, by the start of its reason code
+    "suppressed:budget:": "its budget for today is spent",
+    "suppressed:cooldown:": "it was offered to them lately",
+    "suppressed:cap:": "they were offered it as often as a week allows",
+    "suppressed:fatigue:call:day": "they had as many offers by call as a day allows",
+    "suppressed:fatigue:call:week": "they had as many offers by call as a week allows",
+    "suppressed:fatigue:outbound:day": "they had as many offers by email, text and call as "
+    "a day allows",
+    "suppressed:fatigue:outbound:week": "they had as many offers by email, text and call "
+    "as a week allows",
+    "not_in_catalogue:": "it is not in the catalogue",
+    "not_available:": "it is not on offer today",
+    "not_eligible:": "it is not for customers like them",
+}
+
+
+def retention_action(refused: str | None) -> str:
+    """A retention call's suggested action when the contact policy makes the customer
+    the :data:`RETENTION_OFFER` on a call (``refused`` ``None``), or refuses it for the
+    reason ``refused`` (a code as its decisions give, or ``not_in_catalogue:``,
+    ``not_available:``, ``not_eligible:`` and the offer): then no offer, and why.
+
+    >>> retention_action("suppressed:budget:service-recovery-voucher").split(": ")[1]
+    'its budget for today is spent).'
+    """
+    if refused is None:
+        return ACTIONS["retention_call"]
+    why = next((w for start, w in _REFUSED.items() if refused.startswith(start)), refused)
+    return ("Acknowledge their recent experience first; make no offer (the service-recovery "
+            f"voucher is not for them now: {why}).")  # fmt: skip
+
+
+def after_quiet_hours(action: str, until: str, timezone: str | None) -> str:
+    """``action`` for a call back that must wait for the call channel's quiet hours to
+    end at ``until`` (``"HH:MM"``), read in the customer's ``timezone`` when it is known
+    (else in the catalogue's, whose name the contact centre knows).
+
+    >>> after_quiet_hours("Route to the save desk.", "09:00", "Australia/Sydney")
+    'Call back after 09:00 their time: route to the save desk.'
+    >>> after_quiet_hours("Route to the save desk.", "09:00", None)[:40]
+    "Call back after 09:00 (the business's ti"
+    """
+    whose = "their time" if timezone is not None and is_timezone(timezone) else (
+        "(the business's timezone; theirs is not known)")  # fmt: skip
+    return f"Call back after {until} {whose}: {action[:1].lower()}{action[1:]}"
+
+
+def retention_call_possible(
+    event: TouchpointEvent, features: CustomerFeatures, risk_crossed: bool
+) -> bool:
+    """Whether :func:`interventions_for` may raise a retention call at ``event`` (an
+    at-risk customer on the line, or a risk crossing): only then is its offer screened."""
+    return risk_crossed or (on_the_line(event) and features.segment == "at_risk")
 
 
 def might_intervene(event: TouchpointEvent) -> bool:
@@ -323,9 +412,17 @@ def interventions_for(
     call_needs_grant: bool = False,
     raised_lately: Sequence[Intervention] = (),
     subject: str | None = None,
+    offer_refused: str | None = None,
+    calls_quiet_until: str | None = None,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
     offers' control group, so no suggested action offers them anything;
+    ``offer_refused``: why the contact policy would not make the customer the
+    :data:`RETENTION_OFFER` on a call now (``None``: it would), so a retention call does
+    not suggest it either (see :func:`retention_action`); ``calls_quiet_until``: the
+    call channel is in its quiet hours for the customer until then (their local
+    ``"HH:MM"``), so a call back it asks for, the customer not on the line, waits until
+    then (reason :data:`QUIET_CALLS`);
     ``call_needs_grant``: calls need consent the customer granted (opt-in);
     ``raised_lately``: alerts raised for the customer earlier in the batch (not in
     ``features`` yet), for a do-not-call to know of the call-backs among them;
@@ -347,7 +444,7 @@ def interventions_for(
             if reason == "complaint" and features.complaints_30d >= rules.repeat_complaints:
                 why = [f"complaints_30d:{features.complaints_30d}"]
                 wanted.append(("service_recovery", 1, why, queue))
-        case WebClick(page=page) if "cancel" in page:
+        case WebClick(page=page) if cancellation_page(page):
             wanted.append(("save_desk", 2, ["visited:cancellation_page"], "retention"))
         case SocialMention(sentiment=s, reach=reach) if s <= rules.negative_sentiment:
             wide = (reach or 0) >= rules.wide_reach
@@ -384,6 +481,10 @@ def interventions_for(
         actions = HELD_OUT_ACTIONS
     elif not features.consents_to("call"):
         actions = NO_CALL_OFFER_ACTIONS
+    elif offer_refused is not None:
+        actions = {**ACTIONS, "retention_call": retention_action(offer_refused)}
+    # the contact centre would call them back in their quiet hours for calls: later
+    wait = calls_quiet_until if not on_the_line(event) else None
     urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}
     for w in wanted:  # one alert of each kind: the most urgent (of equals, the first)
         if w[0] not in urgent or w[1] < urgent[w[0]][1]:
@@ -391,6 +492,10 @@ def interventions_for(
     for kind, priority, reasons, queue in urgent.values():
         if cooling_down(kind, priority, features, now, rules):
             continue
+        action = actions.get(kind, ACTIONS[kind])
+        if wait is not None and kind in CALL_BACKS:
+            reasons = [*reasons, QUIET_CALLS]
+            action = after_quiet_hours(action, wait, features.timezone)
         out.append(
             Intervention(
                 intervention_id=intervention_id_for(kind, event.event_id, named),
@@ -400,7 +505,7 @@ def interventions_for(
                 priority=priority,
                 trigger_event_id=event.event_id,
                 reasons=reasons,
-                suggested_action=actions.get(kind, ACTIONS[kind]),
+                suggested_action=action,
                 queue=queue,
                 agent_id=event.agent_id if isinstance(event, Call) else None,
                 context=InterventionContext(

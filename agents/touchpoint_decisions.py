@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 
 import msgspec
 
+from agents.alert_terms import calls_quiet_until, retention_offer_refused
 from agents.batch_history import with_batch_history
 from agents.batch_result import BatchResult, EventKey, event_key, failure_reason
 from agents.batch_retries import outage
@@ -34,6 +35,8 @@ from agents.interventions import (
     interventions_for,
     might_intervene,
     most_urgent,
+    on_the_line,
+    retention_call_possible,
     too_late,
     withheld,
 )
@@ -601,13 +604,24 @@ class TouchpointDecisions:
                 decision, features, catalogue.contact_policy,
                 inbound=moment is not None and moment.inbound,
             )  # fmt: skip
-        if moment is not None and decision is None:
-            decision = self._policy.decide(moment, features, now, budgets, catalogue)
-        alerts = []
         # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
         # for all): the band is stored now, and the next event would not cross again
         crossed = watch is not None and watch.crossed
-        if features is not None and (crossed or might_intervene(event)):
+        alerting = features is not None and (crossed or might_intervene(event))
+        # what the contact policy says of the calls its alerts ask for, before this
+        # touchpoint's own decision spends the budgets: the two agree on the offer
+        refused = quiet = None
+        if features is not None and alerting:
+            if retention_call_possible(event, features, crossed):
+                refused = retention_offer_refused(
+                    self._policy.contact_policy, catalogue, event.customer_id, features,
+                    now, budgets, inbound=on_the_line(event),
+                )  # fmt: skip
+            quiet = calls_quiet_until(catalogue, features, now)
+        if moment is not None and decision is None:
+            decision = self._policy.decide(moment, features, now, budgets, catalogue)
+        alerts = []
+        if features is not None and alerting:
             # risk is watched at the customer's newest touchpoint of the batch; an alert
             # their earlier one raises shows the risk the model gives it all the same
             risk = watch.risk if watch is not None else self._risk.model.predict_one(
@@ -626,5 +640,7 @@ class TouchpointDecisions:
                 call_needs_grant=catalogue.contact_policy.needs_grant("call"),
                 raised_lately=raised_lately,
                 subject=subject,
+                offer_refused=refused,
+                calls_quiet_until=quiet,
             )
         return decision, alerts

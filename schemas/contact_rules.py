@@ -125,13 +125,28 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def quiet_at(self, channel: str, now: datetime, customer_timezone: str | None = None) -> bool:
         """Whether ``now`` falls in the channel's quiet hours: in the customer's own
         timezone when it is known, else in the catalogue's."""
+        return self.quiet_until(channel, now, customer_timezone) is not None
+
+    def quiet_until(
+        self, channel: str, now: datetime, customer_timezone: str | None = None
+    ) -> str | None:
+        """When the channel's quiet hours that ``now`` falls in end, local time
+        (``"HH:MM"``, read as :meth:`quiet_at` reads them); ``None`` out of them.
+
+        >>> from datetime import UTC, datetime
+        >>> rules = ContactRules(quiet_hours={"call": "20:00-09:00"})
+        >>> at = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)  # 03:30 the next day in Sydney
+        >>> rules.quiet_until("call", at, "Australia/Sydney"), rules.quiet_until("call", at)
+        ('09:00', None)
+        """
         text = self.quiet_hours.get(channel)
         if text is None:
-            return False
+            return None
         known = customer_timezone is not None and is_timezone(customer_timezone)
         local = now.astimezone(zone(customer_timezone if known else self.timezone))
         minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
-        return start <= minute < end if start < end else minute >= start or minute < end
+        quiet = start <= minute < end if start < end else minute >= start or minute < end
+        return f"{end // 60:02d}:{end % 60:02d}" if quiet else None
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\Z")
