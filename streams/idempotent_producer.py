@@ -14,8 +14,13 @@ aiokafka's idempotent producer never renumbers: once a numbered batch fails unwr
 record the topic refuses for good, a batch given up with no leader for its partition), or
 the broker forgot the producer, every later batch to that partition fails. Such a failure
 starts a new producer (a new producer id), which the worker's later sends use: the batch
-that met it is sent again as after any Kafka failure (:mod:`agents.batch_retries`). The
-producer replaced stops in the background once what it holds is settled.
+that met it is sent again as after any Kafka failure (:mod:`agents.batch_retries`). So
+does a record the broker refuses for good, before any later batch meets the gap it left,
+and sends wait for a new producer being started: the reduced form of a dead letter the
+topic refused (:mod:`agents.reduced_letters`), sent at once to the same partition, would
+otherwise meet the gap, and the batch, retried, would send the whole letter again, to be
+refused again. The producer replaced stops in the background once what it holds is
+settled.
 
 An idempotent producer never gives a batch up while its partition's leader is known: with
 Kafka away, a send waits for it; :func:`agents.letter_sends.send_once` bounds the wait.
@@ -31,6 +36,7 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_kafka
 
+from agents.batch_retries import refused_by_kafka
 from streams.api.producer_renewal import START_WITHIN_S, broke_numbering
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,8 @@ class IdempotentProducer(faust_kafka.Producer):
         return {**super()._settings_extra(), **IDEMPOTENT}
 
     async def send(self, *args: Any, **kwargs: Any) -> Any:
+        if self._renewing is not None:  # not with the producer being replaced
+            await asyncio.wait({self._renewing})
         producer = self._producer
         delivery = await super().send(*args, **kwargs)
         if isinstance(delivery, asyncio.Future):
@@ -59,7 +67,10 @@ class IdempotentProducer(faust_kafka.Producer):
         return delivery
 
     def _heard(self, producer: Any, delivery: asyncio.Future[Any]) -> None:
-        if delivery.cancelled() or not broke_numbering(delivery.exception()):
+        if delivery.cancelled():
+            return
+        error = delivery.exception()
+        if not (broke_numbering(error) or refused_by_kafka(error)):
             return
         if producer is self._producer and self._renewing is None:  # (not one replaced)
             self._renewing = asyncio.get_running_loop().create_task(self._renew())

@@ -9,7 +9,11 @@ import asyncio
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+)
 
 from streams.committed_worker import use_committed_reads
 from streams.idempotent_producer import IdempotentProducer
@@ -45,11 +49,13 @@ async def test_fausts_producer_alone_is_not_idempotent() -> None:
 class Client:
     """Stands in for an AIOKafkaProducer: each send's delivery fails with ``fails``."""
 
-    def __init__(self, starts: bool = True) -> None:
+    def __init__(self, starts: bool = True, start_s: float = 0.0) -> None:
         self.fails: BaseException | None = None
         self.starts, self.started, self.stopped = starts, False, False
+        self.start_s = start_s  # how long starting takes (a broker's round trips)
 
     async def start(self) -> None:
+        await asyncio.sleep(self.start_s)
         if not self.starts:
             raise KafkaConnectionError("no broker")
         self.started = True
@@ -110,4 +116,15 @@ async def test_a_new_producer_that_cannot_start_is_tried_again_at_the_next_failu
     await asyncio.gather(*producer._retiring)
     assert unstarted.stopped
     await _send(producer)
+    assert producer._producer is fresh and producer.renewals == 1
+
+
+async def test_a_record_the_broker_refuses_starts_a_new_producer_before_the_next_send() -> None:
+    """The refused batch left a gap in the partition's numbering: the reduced letter sent at
+    once after it goes through the new producer, not into the gap."""
+    producer, (refusing, fresh) = _producer(Client(), Client(start_s=0.05))
+    refusing.fails = MessageSizeTooLargeError()
+    delivery: asyncio.Future[Any] = await producer.send("t", b"k", b"v", None, None, None)
+    await asyncio.gather(delivery, return_exceptions=True)  # no time for the renewal
+    assert (await _send(producer)).exception() is None
     assert producer._producer is fresh and producer.renewals == 1
