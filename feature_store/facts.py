@@ -21,6 +21,7 @@ arrives after it holds: order matters there, on the side of not contacting.)
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -360,6 +361,21 @@ def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | 
 def recent_entry(event: TouchpointEvent) -> str:
     """How the event appears in the recent-touchpoints list (no customer id)."""
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
+
+
+def before_mark(fact_id: str, entry: str) -> str:
+    """The mark apply.lua keeps beside a touchpoint's id in the seen ids: ``entry``, the
+    customer's newest recent entry before it ('' for none), which lua/before.lua reads
+    back for a batch read again after it was applied. Short, so that the seen ids stay
+    a listpack: the fact id by 8 hex digits of its SHA-1, the entry without its event id
+    ('?' for one in another form).
+
+    >>> before_mark("t:c0", "1795000000000|purchase|p")
+    'b:5d5a6181|1795000000000|purchase'
+    """
+    found = re.match(r"-?[0-9]+\|[^|]*", entry)
+    told = "" if not entry else found.group() if found else "?"
+    return f"b:{hashlib.sha1(fact_id.encode()).hexdigest()[:8]}|{told}"
 
 
 def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact:
