@@ -195,9 +195,10 @@ class CustomerState:
         ):  # unsubscribed before the flag was kept (a corrupt count: none, as in Lua)
             self.optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
         if fact.recent and recent_len > 0:
-            # the newest entry before it, kept beside its id (apply.lua, before.lua)
-            last = max(self.recent.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
-            self.seen[before_mark(fact.fact_id, last[0])] = now_ms
+            if fact.keep_before:  # the newest entry before it, kept beside its id
+                # (the first of a burst: apply.lua ARGV[15], before.lua)
+                last = max(self.recent.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
+                self.seen[before_mark(fact.fact_id, last[0])] = now_ms
             self.recent[fact.recent] = ts
             kept = sorted(self.recent.items(), key=lambda kv: (kv[1], kv[0]))[-recent_len:]
             self.recent = dict(kept)

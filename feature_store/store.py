@@ -29,6 +29,7 @@ from feature_store.facts import (
     WITHDRAWAL_FIELDS,
     ContactCeilings,
     Fact,
+    mark_bursts,
     touchpoint_fact,
 )
 from feature_store.features import (
@@ -194,9 +195,11 @@ class FeatureStore:
         ]
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         # ARGV[12] the ceilings, ARGV[13] for the erased only ('' for none), ARGV[14] a
-        # stranger's ttl (feature_store/strangers.py)
+        # stranger's ttl (feature_store/strangers.py), ARGV[15] keep the touchpoint before
+        # it beside its id ('' for no: facts.py mark_bursts)
         args.append(_ceilings_json(fact.ceilings, fact.ts_ms) if fact.ceilings else "")
         args += ["1" if fact.erased_only else "", self._config.stranger_life_s]
+        args.append("1" if fact.keep_before else "")
         return keys, args
 
     async def apply(
@@ -213,12 +216,17 @@ class FeatureStore:
         list keeps so few that a burst of one customer's touchpoints can push it out. Read
         again once they were applied (a batch whose worker stopped before its decisions
         were recorded, or whose replies were lost), it is the one the store kept when it
-        applied the customer's first of them (lua/before.lua), not the batch's own. A
+        applied the customer's first of them (lua/before.lua), not the batch's own, for
+        a customer with at least the recent list's length of them (a burst: the others'
+        list still holds it, and the store keeps it for none of theirs). A
         customer whose newest entry cannot be read (a key of another type, an entry in
         a form this version does not write) is left out of it, and the others are read."""
         facts = [touchpoint_fact(e, self._config.money) for e in events]
         if newest_before is None:
             return await self.apply_facts(facts, ran)
+        # the first touchpoint of a customer's burst keeps the one before it (read again
+        # below); a rebuild, reading nothing, keeps none
+        facts = mark_bursts(facts, self._config.recent_len)
         firsts: dict[str, str] = {}  # customer -> the fact id of their first touchpoint
         for fact in facts:
             if fact.customer_id not in firsts or (fact.recent and not firsts[fact.customer_id]):

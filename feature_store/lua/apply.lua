@@ -22,6 +22,9 @@
 --         withdrawals): of one not erased, nothing is written (7; '' otherwise),
 --       14 (optional) stranger ttl (s): ARGV[11] for a stranger, whom Moments knows only
 --         by its own decisions (see Expiry; feature_store/strangers.py)
+--       15 (optional) '1': keep beside the fact's id the customer's newest recent entry
+--         before it (the first touchpoint of a burst, facts.py mark_bursts; '' or
+--         absent, as an older caller sends it: none)
 -- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
 --      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
@@ -47,8 +50,9 @@
 -- too (they hold only Moments' own contacts). A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
--- profile). The fact's id is remembered for the dedupe horizon at least (a touchpoint's
--- with the newest recent entry before it, for before.lua). A fact whose id
+-- profile). The fact's id is remembered for the dedupe horizon at least (the first
+-- touchpoint of a burst's with the newest recent entry before it, ARGV[15], for
+-- before.lua). A fact whose id
 -- was seen before is not applied again, but for a withdrawal it carries (consent
 -- withdrawn, an unsubscribe: its fields alone, ranked by their time as any), so that a
 -- withdrawal sent under an id used before (a producer that keys "subscribe" and
@@ -563,14 +567,15 @@ end
 local recent_len = tonumber(ARGV[7])
 local before = nil  -- the customer's newest recent touchpoint before this one ('' none)
 if ARGV[6] ~= '' and recent_len > 0 then
-  before = redis.call('ZRANGE', recent, -1, -1)[1] or ''
+  if ARGV[15] == '1' then before = redis.call('ZRANGE', recent, -1, -1)[1] or '' end
   redis.call('ZADD', recent, ARGV[2], ARGV[6])
   redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
 end
 remember()
 -- kept beside the fact's id, as long, for a batch read again after it was applied
 -- (before.lua): a burst can push it out of the recent list, and a lapse or a return is
--- counted from it. Its mark is short (no id: facts.py before_mark), so that the seen ids
+-- counted from it. Only when asked (ARGV[15]: the first touchpoint of a burst), so that
+-- an ordinary customer's seen ids hold their ids alone. Its mark is short (no id: facts.py before_mark), so that the seen ids
 -- stay a listpack: 'b:<the fact id's sha1, 8 hex>|<ms>|<kind>' ('b:<sha1>|' for none,
 -- 'b:<sha1>|?' for an entry in another form).
 if before then

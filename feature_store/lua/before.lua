@@ -2,9 +2,10 @@
 -- was applied (store.py FeatureStore.apply): the recent list's newest entry, or, once
 -- the batch's first touchpoint of theirs was applied (a batch read again after a worker
 -- applied it and stopped, or whose apply's replies were lost), the one apply.lua kept
--- beside that touchpoint's id when it applied it (its mark 'b:', facts.py before_mark):
--- the batch's own touchpoints, a burst of them, may have pushed it out of the list
--- since. The mark holds no event id: the list's entry where it is still there, else the
+-- beside that touchpoint's id when it applied it (its mark 'b:', facts.py before_mark),
+-- where it kept one: for the first touchpoint of a burst (at least the recent list's
+-- length of theirs in the batch, facts.py mark_bursts), whose own touchpoints may have
+-- pushed it out of the list since. A smaller batch's leave it in the list. The mark holds no event id: the list's entry where it is still there, else the
 -- entry with none. One whose decision went out (a copy sent again later: 'd:') or that
 -- was too old to apply ('x:') reads the list, as does one applied by a Moments that
 -- kept no mark.

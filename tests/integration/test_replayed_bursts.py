@@ -16,6 +16,7 @@ import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -23,6 +24,8 @@ from agents.batch_result import BatchMemory
 from agents.letters import SourceRecord
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, StoreConfig, StoreUnavailable
+from feature_store.facts import before_mark, recent_entry
+from feature_store.features import RecentTouchpoint
 from schemas import Purchase, TouchpointEvent, WebClick, encode_touchpoint
 from streams.services import Services
 from streams.services.local_redis import LocalRedis
@@ -141,4 +144,44 @@ async def test_a_burst_read_again_labels_the_churn_risk_snapshot_as_first_read(
         second = await TouchpointHandler(store, POLICY).handle(batch, BatchMemory())
         assert [e.y for e in second.risk_examples] == [False]
     finally:
+        await store.close()
+
+
+async def test_only_the_first_touchpoint_of_a_burst_keeps_the_one_before_it(
+    kafka_redis: Services,
+) -> None:
+    """A customer's ordinary batches (one touchpoint each, 100 of them within the dedupe
+    horizon) leave their ids alone in the seen set, which stays Redis's compact encoding
+    (a mark beside each doubled it, past the 128 members a listpack holds); a burst of
+    the recent list's length or more marks its first touchpoint alone."""
+    prefix = f"rm{uuid.uuid4().hex[:8]}"
+    store = FeatureStore.from_url(kafka_redis.redis_url, StoreConfig(prefix.encode(), prefix))
+    admin = aioredis.Redis.from_url(kafka_redis.redis_url, decode_responses=True)
+    now = datetime.now(UTC)
+    seen = store._keys.for_customer("vip").seen
+    try:
+        singles = [WebClick(event_id=f"s{n}", customer_id="vip", page="/",
+                            ts=now - timedelta(hours=100 - n)) for n in range(100)]  # fmt: skip
+        for click in singles:
+            assert await store.apply([click], newest_before={}) == [1]
+        members = await admin.zrange(seen, 0, -1)
+        assert len(members) == 100 and not [m for m in members if m.startswith("b:")]
+        assert await admin.object("encoding", seen) in ("listpack", "ziplist")
+        burst = [WebClick(event_id=f"c{n}", customer_id="vip", page="/",
+                          ts=now - timedelta(seconds=30 - n)) for n in range(25)]  # fmt: skip
+        other = WebClick(event_id="o", customer_id="other", page="/", ts=now)
+        before: dict[str, RecentTouchpoint | None] = {}
+        assert await store.apply([*burst, other], newest_before=before) == [1] * 26
+        marks = [m for m in await admin.zrange(seen, 0, -1) if m.startswith("b:")]
+        assert marks == [before_mark("t:c0", recent_entry(singles[-1]))]
+        other_seen = await admin.zrange(store._keys.for_customer("other").seen, 0, -1)
+        assert other_seen == ["t:o"]
+        # read again after its apply: the kept one, though the burst pushed it out
+        again: dict[str, RecentTouchpoint | None] = {}
+        assert await store.apply(burst[:3], newest_before=again) == [0] * 3
+        kept = before["vip"]
+        assert kept is not None and kept.event_id == "s99"
+        assert again == {"vip": msgspec.structs.replace(kept, event_id="")}
+    finally:
+        await admin.aclose()
         await store.close()
