@@ -22,15 +22,15 @@
 --         withdrawals): of one not erased, nothing is written (7; '' otherwise),
 --       14 (optional) stranger ttl (s): ARGV[11] for a stranger, whom Moments knows only
 --         by its own decisions (see Expiry; feature_store/strangers.py)
---       15 (optional) '1': keep beside the fact's id the customer's newest recent entry
---         before it (the first touchpoint of a burst, facts.py mark_bursts; '' or
---         absent, as an older caller sends it: none)
 -- Ops: incr | tally (an incr that makes a new field only while fewer than TALLY_ROOM
 --      were made, counted in the profile's 'tallied', facts.py) | max | min | latest (newest ts wins, ties: smaller value; a grant in a
 --      withdrawal field counts GRANT_LEAD_MS before its ts) on the profile;
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash (a
 --      category, cat:<name>, new to the bucket only while it counts fewer than
 --      BUCKET_CATEGORY_ROOM of them, in its field 'cats').
+-- ARGV 15 (optional, after 14): '1' to keep beside the fact's id the customer's newest
+--      recent entry before it (the first touchpoint of a burst, facts.py mark_bursts;
+--      '' or absent, as an older caller sends it: none).
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
 -- `n`) renews the expiry of their keys; any other fact (an email the business sent,
 -- delivered or bounced; an offer shown, an intervention) gives one only to a key that
