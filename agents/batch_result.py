@@ -33,7 +33,8 @@ class BatchMemory(Counter[EventKey]):
     """What a batch's attempts keep from one to the next: the events they applied, by
     :data:`EventKey` (counted: a retry finds them applied, yet they are not duplicates), and each
     customer's newest touchpoint before the batch, as the first attempt to read it found
-    (a retry's read would find the batch's own)."""
+    (a retry's read finds the same: the store kept it beside the customer's first
+    touchpoint of the batch when it applied it)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -130,8 +130,8 @@ class TouchpointHandler:
             return result
         statuses: list[ApplyStatus | None]
         events = [e for _, e in decoded]
-        # see TouchpointDecisions.decide; kept across the batch's attempts (a retry's read
-        # would find the batch's own touchpoints)
+        # see TouchpointDecisions.decide; kept across the batch's attempts (a retry reads
+        # what the store kept of it when it applied the batch: see FeatureStore.apply)
         before = applied.newest_before if isinstance(applied, BatchMemory) else {}
         try:
             statuses = list(await self._apply_with_retries(events, earlier, applied, before)

@@ -66,7 +66,7 @@ def _guarded(script: str) -> str:
 _BUDGET_COUNTS = ("spend", "take", "unspend")
 # those that write once, or only delete (erase: run again, it ends its work), and those
 # that only read go unguarded
-_UNGUARDED = ("erase", "view", "permissions")
+_UNGUARDED = ("erase", "view", "before", "permissions")
 
 
 def _script(name: str) -> str:
@@ -78,7 +78,7 @@ SCRIPTS = {
     name: _script(name)
     for name in (
         "apply", "decision", "own", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "permissions", "outbox_lease", "outbox_retire", *_BUDGET_COUNTS,
+        "permissions", "outbox_lease", "outbox_retire", "before", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.

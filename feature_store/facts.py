@@ -21,8 +21,9 @@ arrives after it holds: order matters there, on the side of not contacting.)
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -158,6 +159,9 @@ class Fact:
     # kept only beside the tombstone of a customer erased (a rebuild's withdrawals): of
     # one not erased (their block ran out meanwhile), nothing is written
     erased_only: bool = False
+    # a touchpoint that keeps, beside its id, its customer's newest recent touchpoint
+    # before it (apply.lua, for lua/before.lua): the first of a burst (see mark_bursts)
+    keep_before: bool = False
 
 
 def ts_ms(ts: datetime) -> int:
@@ -357,6 +361,49 @@ def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | 
 def recent_entry(event: TouchpointEvent) -> str:
     """How the event appears in the recent-touchpoints list (no customer id)."""
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
+
+
+def before_mark(fact_id: str, entry: str) -> str:
+    """The mark apply.lua keeps beside a touchpoint's id in the seen ids: ``entry``, the
+    customer's newest recent entry before it ('' for none), which lua/before.lua reads
+    back for a batch read again after it was applied. Short, so that the seen ids stay
+    a listpack: the fact id by 8 hex digits of its SHA-1, the entry without its event id
+    ('?' for one in another form).
+
+    >>> before_mark("t:c0", "1795000000000|purchase|p")
+    'b:5d5a6181|1795000000000|purchase'
+    """
+    found = re.match(r"-?[0-9]+\|[^|]*", entry)
+    told = "" if not entry else found.group() if found else "?"
+    return f"b:{hashlib.sha1(fact_id.encode()).hexdigest()[:8]}|{told}"
+
+
+def mark_bursts(facts: Sequence[Fact], recent_len: int) -> list[Fact]:
+    """``facts`` (a batch, in order), with the customer's first touchpoint marked to keep
+    the newest recent touchpoint before it (:attr:`Fact.keep_before`) for each customer
+    with at least ``recent_len`` touchpoints in the batch: only these can push that one
+    out of the recent list, and only the first one's is read back (lua/before.lua). The
+    others keep nothing beyond their id, so an ordinary customer's seen ids stay as they
+    were (a mark each doubled them, and a set past 128 leaves Redis's listpack).
+
+    >>> def click(n: int, customer: str) -> Fact:
+    ...     return Fact(f"t:{customer}{n}", customer, n, (), recent=f"{n}|web_click|{n}")
+    >>> batch = [click(n, "a") for n in range(3)] + [click(n, "b") for n in range(2)]
+    >>> [f.fact_id for f in mark_bursts(batch, recent_len=3) if f.keep_before]
+    ['t:a0']
+    >>> [f.fact_id for f in mark_bursts(batch, recent_len=4) if f.keep_before]
+    []
+    """
+    if recent_len <= 0:
+        return list(facts)
+    ids: dict[str, set[str]] = {}  # customer -> their touchpoints' ids in the batch
+    first: dict[str, int] = {}  # customer -> where their first touchpoint is
+    for at, fact in enumerate(facts):
+        if fact.recent:
+            ids.setdefault(fact.customer_id, set()).add(fact.fact_id)
+            first.setdefault(fact.customer_id, at)
+    marked = {at for customer, at in first.items() if len(ids[customer]) >= recent_len}
+    return [replace(f, keep_before=True) if at in marked else f for at, f in enumerate(facts)]
 
 
 def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact:

@@ -36,6 +36,7 @@ from feature_store.facts import (
     ContactCeilings,
     Fact,
     Resolution,
+    before_mark,
     touchpoint_fact,
     withdrawal_updates,
 )
@@ -59,6 +60,13 @@ class CustomerState:
     # when each key expires (ms, by the clock of the applies): "profile", "windows",
     # "contacts", "seen", "recent"; a key that is not there has none
     expires_ms: dict[str, int] = field(default_factory=dict)
+
+    def in_any_order(self) -> CustomerState:
+        """The state as any order of the same facts leaves it: without the marks of each
+        touchpoint's newest one before it (:func:`~feature_store.facts.before_mark`),
+        which tell the order they came in."""
+        seen = {m: at for m, at in self.seen.items() if not m.startswith("b:")}
+        return replace(self, seen=seen)
 
     def expire(self) -> None:
         """What Redis does to a customer quiet for the store's TTL: all but the opt-outs go.
@@ -186,6 +194,10 @@ class CustomerState:
         ):  # unsubscribed before the flag was kept (a corrupt count: none, as in Lua)
             self.optouts |= {"subscribed:email": "0", "subscribed:email@": "0"}
         if fact.recent and recent_len > 0:
+            if fact.keep_before:  # the newest entry before it, kept beside its id
+                # (the first of a burst: apply.lua ARGV[15], before.lua)
+                last = max(self.recent.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
+                self.seen[before_mark(fact.fact_id, last[0])] = now_ms
             self.recent[fact.recent] = ts
             kept = sorted(self.recent.items(), key=lambda kv: (kv[1], kv[0]))[-recent_len:]
             self.recent = dict(kept)

@@ -29,6 +29,7 @@ from feature_store.facts import (
     WITHDRAWAL_FIELDS,
     ContactCeilings,
     Fact,
+    mark_bursts,
     touchpoint_fact,
 )
 from feature_store.features import (
@@ -194,9 +195,11 @@ class FeatureStore:
         ]
         args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
         # ARGV[12] the ceilings, ARGV[13] for the erased only ('' for none), ARGV[14] a
-        # stranger's ttl (feature_store/strangers.py)
+        # stranger's ttl (feature_store/strangers.py), ARGV[15] keep the touchpoint before
+        # it beside its id ('' for no: facts.py mark_bursts)
         args.append(_ceilings_json(fact.ceilings, fact.ts_ms) if fact.ceilings else "")
         args += ["1" if fact.erased_only else "", self._config.stranger_life_s]
+        args.append("1" if fact.keep_before else "")
         return keys, args
 
     async def apply(
@@ -210,27 +213,41 @@ class FeatureStore:
 
         With ``newest_before``, each of their customers' newest recent touchpoint as it
         was before these events (``None``: none), read in the same round trip: the recent
-        list keeps so few that a burst of one customer's touchpoints can push it out. A
+        list keeps so few that a burst of one customer's touchpoints can push it out. Read
+        again once they were applied (a batch whose worker stopped before its decisions
+        were recorded, or whose replies were lost), it is the one the store kept when it
+        applied the customer's first of them (lua/before.lua), not the batch's own, for
+        a customer with at least the recent list's length of them (a burst: the others'
+        list still holds it, and the store keeps it for none of theirs). A
         customer whose newest entry cannot be read (a key of another type, an entry in
         a form this version does not write) is left out of it, and the others are read."""
         facts = [touchpoint_fact(e, self._config.money) for e in events]
         if newest_before is None:
             return await self.apply_facts(facts, ran)
-        customers = list(dict.fromkeys(e.customer_id for e in events))
-        reading = self._conn.submit(
-            [("ZRANGE", self._keys.for_customer(c).recent, -1, -1) for c in customers]
-        )
+        # the first touchpoint of a customer's burst keeps the one before it (read again
+        # below); a rebuild, reading nothing, keeps none
+        facts = mark_bursts(facts, self._config.recent_len)
+        firsts: dict[str, str] = {}  # customer -> the fact id of their first touchpoint
+        for fact in facts:
+            if fact.customer_id not in firsts or (fact.recent and not firsts[fact.customer_id]):
+                firsts[fact.customer_id] = fact.fact_id if fact.recent else ""
+        customers = list(firsts)
+        calls = [("before", (k.seen, k.recent), (firsts[c],))
+                 for c in customers for k in (self._keys.for_customer(c),)]  # fmt: skip
+        faults: dict[int, Exception] = {}
+        reading = self._conn.eval_mixed("read", calls, faults=faults)
         # the read is written first (gather starts its calls in order): it sees none of
-        # them. Taken even when applying fails: a retry's read would see those applied.
+        # them, or finds what was kept of the customer's first one when they were applied
+        # already. Taken even when applying fails.
         both = await asyncio.gather(reading, self.apply_facts(facts, ran), return_exceptions=True)
         found: list[Any] | BaseException = both[0]
         statuses: list[ApplyStatus] | BaseException = both[1]
         if not isinstance(found, BaseException):
-            for customer_id, entries in zip(customers, found, strict=True):
-                if isinstance(entries, Exception):  # a key of another type: not known
+            for at, (customer_id, entry) in enumerate(zip(customers, found, strict=True)):
+                if at in faults:  # a key of another type: not known
                     continue
                 try:
-                    newest_before[customer_id] = recent_touchpoint(entries[0]) if entries else None
+                    newest_before[customer_id] = recent_touchpoint(entry) if entry else None
                 except (ValueError, OverflowError, OSError):  # an entry in another form
                     continue  # (another version's, a tool's): not known, for them alone
         if isinstance(statuses, BaseException):

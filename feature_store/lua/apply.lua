@@ -28,6 +28,9 @@
 --      w<name> adds to the fact's bucket at resolution <name> in the windows hash (a
 --      category, cat:<name>, new to the bucket only while it counts fewer than
 --      BUCKET_CATEGORY_ROOM of them, in its field 'cats').
+-- ARGV 15 (optional, after 14): '1' to keep beside the fact's id the customer's newest
+--      recent entry before it (the first touchpoint of a burst, facts.py mark_bursts;
+--      '' or absent, as an older caller sends it: none).
 -- Expiry: only the customer's own activity (a fact that counts in the activity count
 -- `n`) renews the expiry of their keys; any other fact (an email the business sent,
 -- delivered or bounced; an offer shown, an intervention) gives one only to a key that
@@ -47,7 +50,9 @@
 -- too (they hold only Moments' own contacts). A fact dated the ttl or
 -- longer ago is not applied (a rebuild must not bring back what had expired): only a
 -- withdrawal or grant it carries is kept (as live, where withdrawals outlive the
--- profile). The fact's id is remembered for the dedupe horizon at least. A fact whose id
+-- profile). The fact's id is remembered for the dedupe horizon at least (the first
+-- touchpoint of a burst's with the newest recent entry before it, ARGV[15], for
+-- before.lua). A fact whose id
 -- was seen before is not applied again, but for a withdrawal it carries (consent
 -- withdrawn, an unsubscribe: its fields alone, ranked by their time as any), so that a
 -- withdrawal sent under an id used before (a producer that keys "subscribe" and
@@ -569,11 +574,24 @@ if quartered_field and math.floor(ts / 86400000) >= quartered_from then
 end
 
 local recent_len = tonumber(ARGV[7])
+local before = nil  -- the customer's newest recent touchpoint before this one ('' none)
 if ARGV[6] ~= '' and recent_len > 0 then
+  if ARGV[15] == '1' then before = redis.call('ZRANGE', recent, -1, -1)[1] or '' end
   redis.call('ZADD', recent, ARGV[2], ARGV[6])
   redis.call('ZREMRANGEBYRANK', recent, 0, -(recent_len + 1))
 end
 remember()
+-- kept beside the fact's id, as long, for a batch read again after it was applied
+-- (before.lua): a burst can push it out of the recent list, and a lapse or a return is
+-- counted from it. Only when asked (ARGV[15]: the first touchpoint of a burst), so that
+-- an ordinary customer's seen ids hold their ids alone. Its mark is short (no id: facts.py before_mark), so that the seen ids
+-- stay a listpack: 'b:<the fact id's sha1, 8 hex>|<ms>|<kind>' ('b:<sha1>|' for none,
+-- 'b:<sha1>|?' for an entry in another form).
+if before then
+  local told = before == '' and '' or (string.match(before, '^%-?%d+|[^|]*') or '?')
+  local mark = 'b:' .. string.sub(redis.sha1hex(fact_id), 1, 8) .. '|' .. told
+  redis.call('ZADD', seen, ARGV[3], mark)
+end
 -- renew a key's expiry: to the full ttl for a live fact (as it always was); for an
 -- older one, only as far as its time gives, never shortening one (-1: none yet)
 local function renew(key)

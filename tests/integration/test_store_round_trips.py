@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -127,7 +128,12 @@ async def test_applying_a_burst_tells_each_customers_newest_touchpoint_before_it
         assert "p" not in {r.event_id for r in features.recent}  # pushed out
         again: dict[str, RecentTouchpoint | None] = {}
         assert await store.apply(clicks[:1], newest_before=again) == [0]
-        assert again == {"c1": recent_touchpoint_of(clicks[-2])}  # the newest by time
+        # read again after the apply (a worker stopped, a reply lost): the one kept when
+        # the first of them was applied, not the batch's own newest (the event id of one
+        # pushed out of the list is not kept)
+        kept = recent_touchpoint_of(bought)
+        assert kept is not None
+        assert again == {"c1": msgspec.structs.replace(kept, event_id="")}
     finally:
         await store.close()
 
@@ -356,7 +362,8 @@ async def test_a_redelivery_within_the_dedupe_horizon_is_a_duplicate_and_older_i
             assert reference.apply(fact, now_ms[0], horizon_ms=horizon_ms) == expected
             assert await store.apply([delivered]) == [expected], (after_ms, delivered.event_id)
             assert (await store.raw(customer))["seen"] == sorted(reference.seen), after_ms
-        assert sorted(reference.seen) == [f"t:{e.event_id}" for e in (first, second, third)]
+        ids = [m for m in sorted(reference.seen) if not m.startswith("b:")]  # not the marks
+        assert ids == [f"t:{e.event_id}" for e in (first, second, third)]
         features = await store.read(customer)
         applied = sum(expected == ApplyStatus.APPLIED for _, _, expected in steps)
         assert features is not None and features.events == applied  # the first's twice
