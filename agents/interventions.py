@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from agents.cancellation_pages import cancellation_page
 from feature_store import CustomerFeatures
 from feature_store.features import RecentTouchpoint
 from schemas import (
@@ -60,15 +61,6 @@ ACTIONS = {
 # where they spoke up).
 CALL_BACKS = ("retention_call", "save_desk", "vip_attention", "win_back")
 CALL_BACK_OPEN_S = 24 * HOUR  # how long such a call may still be made
-# A page is the cancellation page when a path segment of it (in any case) is one of
-# CANCEL_SEGMENTS, alone or before a hyphen ("cancel-confirm"), at the root or right
-# after a segment naming what a customer cancels to leave (CANCELLED_THINGS): "/cancel",
-# "/Account/Cancel", "/subscription/cancel-confirm", "/account/cancel/confirm"; not
-# cancelling one order ("/orders/123/cancel"), a help page on it
-# ("/help/how-to-cancel-an-order") or a cancelled flight ("/flights/cancelled").
-CANCEL_SEGMENTS = frozenset({"cancel", "cancellation"})
-CANCELLED_THINGS = frozenset({"account", "my-account", "subscription", "subscriptions",
-                              "membership", "plan", "contract"})  # fmt: skip
 # the offer a retention call suggests (see retention_action), as the catalogue names it
 RETENTION_OFFER = "service-recovery-voucher"
 # the reason an alert that asks for a call back gets while the call channel is in its
@@ -109,25 +101,6 @@ class InterventionRules:
             "service_recovery": 24 * HOUR,
             "win_back": 30 * 24 * HOUR,
         }
-    )
-
-
-def cancellation_page(page: str) -> bool:
-    """Whether ``page`` (a path, with a query or not) is where a customer cancels their
-    account or subscription (see :data:`CANCEL_SEGMENTS`).
-
-    >>> [cancellation_page(p) for p in ("/cancel", "/Account/Cancel", "/account/cancel/confirm",
-    ...                                 "/account/cancel?step=2", "/subscription/cancel-confirm")]
-    [True, True, True, True, True]
-    >>> [cancellation_page(p) for p in ("/orders/123/cancel", "/help/how-to-cancel-an-order",
-    ...                                 "/flights/cancelled", "/products/cancel-proof")]
-    [False, False, False, False]
-    """
-    path = page.split("?", 1)[0].split("#", 1)[0].lower()
-    segments = [s for s in path.split("/") if s]
-    return any(
-        s.split("-", 1)[0] in CANCEL_SEGMENTS and (i == 0 or segments[i - 1] in CANCELLED_THINGS)
-        for i, s in enumerate(segments)
     )
 
 

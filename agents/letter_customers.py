@@ -37,7 +37,10 @@ _VALUE = rb'("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)'
 # every customer_id a record's text holds, decoded or not
 _NAMED_ANYHOW = re.compile(rb'"customer_id"\s*:\s*' + _VALUE)
 # every key spelt with an escape ("customer\u005fid") and its value, decoded or not
-_ESCAPED_KEY = re.compile(rb'"((?:[^"\\]|\\.)*\\.(?:[^"\\]|\\.)*)"\s*:\s*' + _VALUE)
+# (each string of the text is matched once, whole, from its opening quote: a string
+# cut short runs to the end; one way to match each byte, so the scan is linear)
+_STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)(?:"(?:\s*:\s*' + _VALUE + rb")?|\\?\Z)"
+_ESCAPED_KEY = re.compile(_STRING, re.DOTALL)  # (an escaped newline too)
 
 
 def named_anyhow(value: bytes) -> list[str]:
@@ -90,6 +93,8 @@ def _escaped_members(value: bytes) -> list[tuple[str, str]]:
     string or a number), whether or not the text decodes."""
     members = []
     for match in _ESCAPED_KEY.finditer(value):
+        if match.group(2) is None or b"\\" not in match.group(1):
+            continue  # a string that is no key, or a key spelt without an escape
         name, named = _read(b'"' + match.group(1) + b'"'), _read(match.group(2))
         if name is not None and named is not None:
             members.append((name, named))

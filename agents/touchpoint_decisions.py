@@ -429,17 +429,25 @@ class TouchpointDecisions:
                 result.set_aside(record, failure_reason("decision read", fault), index)
                 continue
             self._decide_touchpoint(record, event, index, batch, result)
-        self._decide_stops(plan.stops, batch)
+        self._decide_stops(plan.stops, batch, result)
         self._raise_interventions(batch, result)
 
-    def _decide_stops(self, stops: list[_Pending], batch: _DecidingBatch) -> None:
+    def _decide_stops(
+        self, stops: list[_Pending], batch: _DecidingBatch, result: BatchResult
+    ) -> None:
         """Raise the do-not-calls of the batch's stops (:mod:`agents.withdrawal_stops`),
         after its touchpoints' alerts: a call-back raised among them counts. Never too
         late (see :func:`agents.interventions.too_late`)."""
-        for _, stop, _ in stops:
+        lettered = {id(f.record) for f in result.dead_letters}  # one dated ahead
+        for record, stop, index in stops:
             customer = stop.customer_id
-            if customer in batch.erased or customer in batch.unreadable:
-                continue  # nothing is said of them; no features to decide with
+            if customer in batch.erased:
+                continue  # nothing is said of them
+            fault = batch.unreadable.get(customer)
+            if fault is not None:  # as a touchpoint of theirs: sent again once mended
+                if id(record) not in lettered:
+                    result.set_aside(record, failure_reason("decision read", fault), index)
+                continue
             alerts = do_not_call_for(
                 stop, batch.profiles[customer], batch.now, self._rules,
                 batch.timely.get(customer, []), batch.subjects[customer],

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from agents.alert_terms import calls_quiet_until, retention_offer_refused
+from agents.cancellation_pages import cancellation_page
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
@@ -22,7 +23,6 @@ from agents.interventions import (
     HELD_OUT_ACTIONS,
     QUIET_CALLS,
     RETENTION_OFFER,
-    cancellation_page,
     interventions_for,
 )
 from agents.offer_budget import BudgetLedger
@@ -66,7 +66,10 @@ def retention(alerts: list) -> str:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize(
     "page", ["/cancel", "/account/cancel", "/account/cancel/confirm", "/Account/Cancel",
-             "/ACCOUNT/CANCEL?step=2", "/account/subscription/cancellation"],
+             "/ACCOUNT/CANCEL?step=2", "/account/subscription/cancellation",
+             # a site's language first, a full URL, other word ends, escapes
+             "/en-gb/cancel-subscription", "https://shop.example/cancel", "/cancel.html",
+             "/account/cancel_subscription", "/billing/cancel", "/%61ccount/%63ancel"],
 )  # fmt: skip
 def test_the_account_cancellation_page_in_any_case_raises_the_save_desk(page: str) -> None:
     alerts = interventions_for(click(page), ORDINARY, AT)

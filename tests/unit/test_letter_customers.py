@@ -6,6 +6,8 @@ was written after their erasure, because only the first item's id was looked up.
 
 from __future__ import annotations
 
+import pytest
+
 from agents.batch_result import BatchResult, FailedRecord
 from agents.letter_customers import customers_named
 from agents.letters import SourceRecord
@@ -57,6 +59,19 @@ def test_a_customer_id_under_an_escaped_key_of_a_record_that_does_not_decode_is_
     letter = DeadLetter("touchpoints-dlq", 0, 1, 0, b"c-1", cut, "touchpoints", 0, 7,
                         "invalid: JSON is malformed, near c-erased")  # fmt: skip
     assert letter.reason == "invalid: JSON is malformed, near <customer>"
+
+
+@pytest.mark.timeout(60)  # the old pattern took hours: it backtracked, cubic in the escapes
+def test_a_record_cut_short_full_of_escapes_is_read_in_one_pass() -> None:
+    """Screened on the event loop before every batch is sent: a record that did not
+    decode, with a few thousand escaped quotes (20 KB), held a worker for hours (the
+    key pattern could match the same escapes in many ways, from every quote)."""
+    quotes = b'{"customer_id": "c-1", "page": "' + b'\\"' * 10_000
+    assert customers_named(b"c-1", quotes) == {"c-1"}
+    newline = b'{"customer_id": "c-1", "page": "' + b'\\"' * 10_000 + b"\\\n"
+    assert customers_named(b"c-1", newline) == {"c-1"}
+    keys = b'["x", {"customer\\u005fid": "c-erased", "a\\"b": 1, "t": "w\\"'
+    assert customers_named(None, keys) == {"c-erased"}
 
 
 def test_an_arrays_letter_naming_an_erased_customer_is_left_out() -> None:

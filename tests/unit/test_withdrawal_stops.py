@@ -137,3 +137,15 @@ async def test_a_stops_do_not_call_is_held_out_and_an_erased_customers_is_not_ra
     store.gone.add("cust-1")
     erased = await handler(store).handle(ahead)
     assert erased.interventions == [] and erased.held_out == []
+
+
+async def test_an_undated_call_withdrawal_of_a_customer_not_read_is_sent_again_later() -> None:
+    """As a touchpoint of a customer whose keys cannot be read is set aside (a letter to
+    re-drive once mended): a stop of theirs raised nothing and was left for good."""
+    store = RecordingStore(features={"cust-1": CALL_BACK_OPEN},
+                           statuses={"zero": ApplyStatus.EXPIRED})  # fmt: skip
+    store.unreadable["cust-1"] = "a key of another type"
+    batch = records(withdrawal("zero", ZERO), received_ms=ts_ms(NOW - timedelta(seconds=2)))
+    result = await handler(store).handle(batch)
+    assert not result.interventions
+    assert [letter.record.offset for letter in result.dead_letters] == [0], result.dead_letters
