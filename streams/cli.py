@@ -500,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in STARTING:  # up, they stop on their own, with 0
             log.info("Moments %s stopped while it started", args.command)
         return 130
+    except ImportError as exc:  # the stop landed in an extension's set-up (scipy's)
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        if args.command in STARTING:
+            log.info("Moments %s stopped while it started", args.command)
+        return 130
     except BrokenPipeError:  # its reader went (| head): the rest is not wanted
         if args.command not in REPORTS:  # a worker's or the API's own: not its output
             raise

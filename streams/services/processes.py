@@ -173,19 +173,30 @@ def _as_ctrl_c(signum: int, frame: Any) -> None:
     """Stop as Ctrl-C does: SIGINT's own handler takes it, which under ``asyncio.run``
     cancels the main task (raised here, the interruption landed in whichever task ran,
     a Kafka client's, which logged it as never retrieved). Called, not sent: a process
-    started with SIGINT blocked would never see it. Where Ctrl-C would raise in a loop
-    run otherwise (a worker's start, waiting for Redis), it is raised from the loop's
-    next callback: the loop's run ends, and no task holds it as its own failure."""
+    started with SIGINT blocked would never see it."""
     handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not signal.default_int_handler:
+    if callable(handler):
         handler(signal.SIGINT, frame)
-        return
-    # default or ignored (never end at once then, skipping the cleanup)
-    interruption = KeyboardInterrupt(signal.Signals(signum).name)
+    else:  # ignored or default: never end at once, skipping the cleanup
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _as_ctrl_c_while_starting(signum: int, frame: Any) -> None:
+    """:func:`_as_ctrl_c` for a worker or an API starting: their loops run without
+    ``asyncio.run`` (Ctrl-C's handler is the default one), so a stop raised in a task's
+    step (a Redis client's, as the start waits for Redis) was that task's failure, and
+    printed as never retrieved. It is raised from the loop's next callback: the loop's
+    run ends. (Only while starting: each run of their loop is followed by another, which
+    runs the callback if the run the signal came in had just ended.)"""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        raise interruption from None
+        loop = None
+    if loop is None or (callable(handler) and handler is not signal.default_int_handler):
+        _as_ctrl_c(signum, frame)
+        return
+    interruption = KeyboardInterrupt(signal.Signals(signum).name)
     loop.call_soon_threadsafe(_raise, interruption)  # (threadsafe: wakes its select)
 
 
@@ -226,7 +237,7 @@ def terminated_like_ctrl_c() -> Iterator[None]:
     process starting up, before its own handlers take the signals over: by default an
     orchestrator's stop then (a rollout while Redis is away) ended it at once, with
     143 and no word. SIGHUP is left as it was."""
-    with _handled((signal.SIGTERM,), _as_ctrl_c):
+    with _handled((signal.SIGTERM,), _as_ctrl_c_while_starting):
         yield
 
 

@@ -17,8 +17,13 @@ import importlib.abc, os, signal, sys, time
 class Stop(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == {module!r}:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(10)  # the signal lands here
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)  # the signal lands here
+            except KeyboardInterrupt:
+                if {in_extension!r}:  # as an extension module's set-up reports it
+                    raise ImportError("initialization failed")
+                raise
         return None
 
 sys.meta_path.insert(0, Stop())
@@ -28,8 +33,11 @@ sys.exit(main())
 """
 
 
-def _stopped_while_importing(module: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    code = STOPPED_WHILE_IMPORTING.format(module=module, argv=list(argv))
+def _stopped_while_importing(
+    module: str, *argv: str, in_extension: bool = False
+) -> subprocess.CompletedProcess[str]:
+    code = STOPPED_WHILE_IMPORTING.format(module=module, argv=list(argv),
+                                          in_extension=in_extension)  # fmt: skip
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={"MOMENTS_LOG_FORMAT": "text", "PATH": ""})  # fmt: skip
 
@@ -52,6 +60,16 @@ def test_sigterm_while_a_worker_or_the_api_imports_its_parts_ends_it_as_ctrl_c(
     done = _stopped_while_importing(module, command)
     assert done.returncode == 130, done
     assert f"Moments {command} stopped while it started" in done.stderr + done.stdout, done
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_sigterm_in_an_extensions_set_up_while_a_worker_imports_ends_it_as_ctrl_c() -> None:
+    """A stop that lands while a compiled extension sets itself up (scipy's, as the
+    churn-risk model imports) comes out as ``ImportError: initialization failed``: the
+    worker ended with 1 and a traceback, as if it had crashed."""
+    done = _stopped_while_importing("streams.app", "worker", in_extension=True)
+    assert done.returncode == 130, done
+    assert "Moments worker stopped while it started" in done.stderr + done.stdout, done
     assert "Traceback" not in done.stderr, done.stderr
 
 
