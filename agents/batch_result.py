@@ -3,11 +3,9 @@ bookkeeping, dead letters, and each record's result."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
 from agents.letter_customers import customers_named
 from agents.letters import SourceRecord
@@ -39,11 +37,6 @@ class BatchMemory(Counter[EventKey]):
     def __init__(self) -> None:
         super().__init__()
         self.newest_before: dict[str, RecentTouchpoint | None] = {}
-
-
-# outputs asked of Kafka whose delivery had not ended, by identity (each with its output,
-# so that its id stays its own while the batch lasts)
-InFlight = dict[int, tuple[object, "asyncio.Future[Any]"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +88,6 @@ class BatchResult:
     # what Kafka took of the batch's outputs (decisions, alerts, examples, letters), by
     # identity: an attempt after a failed delivery sends only the others
     delivered: dict[int, object] = field(default_factory=dict)
-    # outputs asked of Kafka whose delivery had not ended when the wait for it was given
-    # up (Kafka away): the next attempt waits for them again, and sends them no second
-    # time (see agents.letter_sends.send_once)
-    in_flight: InFlight = field(default_factory=dict)
     # decoded touchpoints whose Kafka key is not their customer id (none, or another's):
     # a producer keying them so spreads a customer's events over partitions, out of order
     misrouted: int = 0

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from agents.batch_result import FailedRecord, InFlight
+from agents.batch_result import FailedRecord
 from agents.batch_retries import refusal_of, refused_by_kafka, report
 from agents.letters import letter
 from agents.reduced_letters import REDUCED_KEEPS, reduced_letter
@@ -41,30 +41,20 @@ async def send_once(
     delivered: dict[int, object],
     stopping: Callable[[], bool] = _never,
     failures: dict[int, BaseException] | None = None,
-    in_flight: InFlight | None = None,
-    wait_s: float | None = None,
 ) -> None:
     """Send each output Kafka has not taken yet (``delivered``, by identity, from an
     earlier attempt at the batch) and wait for them all; what Kafka takes is added to
     ``delivered``, so that a retry sends only the rest (a decision delivered to one
     partition while another's broker was away went out again with the whole batch).
     Raises the first failure, once every delivery asked for has ended; or, once the
-    worker is told to stop while some have not (Kafka away), or once ``wait_s`` went by
-    (None: no bound), a :class:`TimeoutError`, an outage that leaves the batch not done.
-    ``failures``: where each output's own failure is noted, by identity. ``in_flight``:
-    where the deliveries not ended when the wait was given up are kept, for the next
-    attempt to wait for them again rather than send their outputs again (the idempotent
-    producer, :mod:`streams.idempotent_producer`, never gives a batch up while Kafka is
-    away: an output sent again would be written twice)."""
+    worker is told to stop while some have not (Kafka away: they end only when the
+    producer gives them up), a :class:`TimeoutError`, an outage that leaves the batch
+    not done. ``failures``: where each output's own failure is noted, by identity."""
     asked: list[tuple[object, asyncio.Future[Any]]] = []
     failure: BaseException | None = None
     noted: dict[int, BaseException] = {} if failures is None else failures
-    under_way: InFlight = {} if in_flight is None else in_flight
     for item, send, record in outputs:
         if id(item) in delivered:
-            continue
-        if (earlier := under_way.pop(id(item), None)) is not None and not _failed(earlier[1]):
-            asked.append((item, earlier[1]))  # under way, or taken since: not sent again
             continue
         try:
             asked.append((item, asyncio.ensure_future(await send(**record))))
@@ -74,17 +64,12 @@ async def send_once(
             if not refused_by_kafka(exc):  # Kafka away: ask no more of it
                 break
     waiting = {delivery for _, delivery in asked}
-    loop = asyncio.get_running_loop()
-    until = None if wait_s is None else loop.time() + wait_s
     while waiting and not stopping():
-        left = STOP_CHECK_S if until is None else min(STOP_CHECK_S, until - loop.time())
-        if left <= 0:
-            break
-        _, waiting = await asyncio.wait(waiting, timeout=left)
+        _, waiting = await asyncio.wait(waiting, timeout=STOP_CHECK_S)
     for item, delivery in asked:
         if not delivery.done():
-            under_way[id(item)] = (item, delivery)
-        elif delivery.cancelled():
+            continue
+        if delivery.cancelled():
             failure = failure or asyncio.CancelledError()
         elif (failed := delivery.exception()) is not None:
             failure = failure or failed
@@ -94,14 +79,8 @@ async def send_once(
     if failure is not None:
         raise failure
     if waiting:
-        why = "the worker stops" if stopping() else f"{wait_s:.0f} s went by"
-        raise TimeoutError(f"{why} while Kafka has not taken {len(waiting)} of the batch's "
-                           "records")  # fmt: skip
-
-
-def _failed(delivery: asyncio.Future[Any]) -> bool:
-    """Whether ``delivery`` ended without Kafka taking its record."""
-    return delivery.done() and (delivery.cancelled() or delivery.exception() is not None)
+        raise TimeoutError(f"the worker stops while Kafka has not taken {len(waiting)} of "
+                           "the batch's records")  # fmt: skip
 
 
 async def send_reduced(

@@ -101,7 +101,6 @@ def register_touchpoint_agent(
     stopping: Callable[[], bool] = _never,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     partition_of: PartitionOf | None = None,
-    delivery_wait_s: float | None = None,
 ) -> Any:
     """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes.
     ``models_ready`` is awaited once, before the first batch is handled: until then the
@@ -110,9 +109,7 @@ def register_touchpoint_agent(
     ``stopping``: whether the worker is told to stop; ``sleep``: waits between attempts,
     and may end early when the worker stops (Faust's ``app.sleep``); ``partition_of``: the
     partition Kafka's default partitioner gives a key (a record elsewhere is counted as
-    misrouted); ``delivery_wait_s``: how long an attempt waits for Kafka to take the
-    batch's outputs before it fails as an outage (retried, counted and logged as any;
-    the retry waits for the same deliveries, and sends them no second time)."""
+    misrouted)."""
 
     async def emit(result: BatchResult) -> None:
         await handler.without_erased(result)  # erased meanwhile: nothing more about them
@@ -135,8 +132,7 @@ def register_touchpoint_agent(
         ]  # fmt: skip
         failures: dict[int, BaseException] = {}
         try:
-            await send_once(outputs, result.delivered, stopping, failures, result.in_flight,
-                            delivery_wait_s)  # fmt: skip
+            await send_once(outputs, result.delivered, stopping, failures)
         except Exception as exc:  # letters refused for good go again reduced, or are dropped
             whole = refused_whole(result.dead_letters, result.delivered, failures)
             if not whole:

@@ -141,11 +141,9 @@ def create_app(settings: Settings) -> Moments:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger_ms=1,
-        # how long a Kafka request waits for its answer (Faust's default is 20 minutes);
-        # the worker's producer is idempotent (streams.idempotent_producer): a request not
-        # answered is sent again, and a batch fails only when its partition has had no
-        # leader that long; an attempt at a batch waits for Kafka as long
-        # (delivery_wait_s below), then the batch is retried as in any outage
+        # how long a record may wait for Kafka before its sending fails (Faust's default,
+        # 20 minutes, kept a batch waiting that long in an outage, neither retried, nor
+        # counted, nor logged): it fails, and the batch is retried as in any outage
         producer_request_timeout=KAFKA_DELIVERY_TIMEOUT_S,
         broker_commit_every=1000,
         broker_session_timeout=settings.kafka_session_timeout_s,
@@ -201,10 +199,6 @@ def create_app(settings: Settings) -> Moments:
         stopping=lambda: bool(app.should_stop),
         sleep=app.sleep,  # ends early when the worker is told to stop
         partition_of=_partition_of(app),
-        # the producer, idempotent, never gives a batch up while Kafka is away: an attempt
-        # stops waiting after this long, and the batch is retried (counted and logged) as
-        # in any outage, waiting for the same deliveries (none is sent twice)
-        delivery_wait_s=KAFKA_DELIVERY_TIMEOUT_S,
     )
     _register_pages(moments)
     register_lag_timer(moments.app, moments.metrics, moments.settings)

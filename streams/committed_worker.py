@@ -20,7 +20,6 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_kafka
 
 from streams.committed_reads import READ_COMMITTED
-from streams.idempotent_producer import IdempotentProducer
 
 
 def read_committed(consumer: Any) -> Any:
@@ -46,14 +45,11 @@ class CommittedConsumer(faust_kafka.Consumer):
 
 
 class CommittedTransport(faust_kafka.Transport):
-    """Faust's aiokafka transport, whose consumers read committed records and whose
-    producer is idempotent (:mod:`streams.idempotent_producer`)."""
+    """Faust's aiokafka transport, whose consumers read committed records."""
 
     Consumer = CommittedConsumer
-    Producer = IdempotentProducer
 
 
 def use_committed_reads(app: Any) -> None:
-    """Make ``app`` (a Faust app whose transport nothing has used yet) read committed, and
-    send through an idempotent producer."""
+    """Make ``app`` (a Faust app whose transport nothing has used yet) read committed."""
     app.transport = CommittedTransport(app.conf.broker_consumer, app)

@@ -147,15 +147,13 @@ class Rig:
     )
     stopping: Callable[[], bool] = lambda: False  # the worker is told to stop
     unacked: set[Any] = field(default_factory=set)  # Faust's consumer's messages under way
-    delivery_wait_s: float | None = None  # how long an attempt waits for Kafka
 
     async def run(self, *batches: list[Any]) -> Stream:
         agents: list[Any] = []
         app = SimpleNamespace(agent=lambda source, name: lambda fn: agents.append(fn) or fn,
                               consumer=SimpleNamespace(unacked=self.unacked))  # fmt: skip
         register_touchpoint_agent(app, None, self.outlets, self.handler, self.observer,  # type: ignore[arg-type]
-                                  retry_backoff_max=0.01, stopping=self.stopping,
-                                  delivery_wait_s=self.delivery_wait_s)  # fmt: skip
+                                  retry_backoff_max=0.01, stopping=self.stopping)  # fmt: skip
         stream = Stream(list(batches))
         await asyncio.wait_for(agents[0](stream), 10)
         return stream
@@ -392,47 +390,6 @@ async def test_a_delivery_kafka_fails_is_sent_again_before_the_batch_is_acked() 
     stream = await run
     assert len(decisions.sent) == 2 and len(stream.acked) == 2
     assert rig.observer.count("decision_sent") == 1 and rig.observer.count("retrying") == 1
-
-
-async def retried(rig: Rig, count: int) -> None:
-    for _ in range(500):
-        if rig.observer.count("retrying") >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the batch was not retried {count} times")
-
-
-async def test_a_delivery_kafka_holds_past_the_wait_is_waited_for_again_not_sent_again() -> None:
-    """The idempotent producer never gives a batch up while Kafka is away: an attempt stops
-    waiting after ``delivery_wait_s`` (the batch retried, counted and logged as in any
-    outage), and the retry waits for the same delivery (sent again, the decision would be
-    written twice once Kafka came back)."""
-    decisions = Delivering()
-    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()),
-              delivery_wait_s=0.02)  # fmt: skip
-    run = asyncio.create_task(rig.run([event(1), event(2)]))
-    await delivery_asked(decisions, 1)
-    await retried(rig, 3)
-    assert not run.done() and len(decisions.sent) == 1
-    decisions.deliveries[0].set_result(None)  # Kafka back: it took the decision
-    stream = await run
-    assert len(decisions.sent) == 1 and len(stream.acked) == 2
-    assert rig.observer.count("decision_sent") == 1
-
-
-async def test_a_delivery_that_fails_after_the_wait_was_given_up_is_sent_again() -> None:
-    decisions = Delivering()
-    rig = Rig(Handler(decided), outlets=Outlets(decisions, Topic(), Topic(), Topic(), Topic()),
-              delivery_wait_s=0.02)  # fmt: skip
-    run = asyncio.create_task(rig.run([event(1), event(2)]))
-    await delivery_asked(decisions, 1)
-    await retried(rig, 1)
-    decisions.deliveries[0].set_exception(KafkaConnectionError("unwritten"))
-    await delivery_asked(decisions, 2)  # sent again
-    decisions.deliveries[1].set_result(None)
-    stream = await run
-    assert len(decisions.sent) == 2 and len(stream.acked) == 2
-    assert rig.observer.count("decision_sent") == 1
 
 
 def two_customers_decided(records: list[SourceRecord]) -> BatchResult:
