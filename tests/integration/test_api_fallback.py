@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalRedis
-from tests.integration.conftest import SECRET, Pipeline, consume_all
+from tests.integration.conftest import SECRET, Pipeline, Worker, consume_all
 from tests.integration.test_api_support import (
     DEV_AUTH,
     Catalogue,
@@ -253,14 +253,7 @@ async def test_a_fallback_is_not_published_for_a_customer_erased_before_the_api_
     is too slow for the latency budget, their fallback answer cannot tell; its decision
     waits for Redis to answer the tombstone check, and is never published. Another
     customer's is, once Redis answers."""
-    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
-    store = FeatureStore.from_url(
-        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
-    )
-    try:
-        await store.erase("fb-old")
-    finally:
-        await store.close()
+    api = await api_not_told_of_an_erasure(pipeline, private_redis, "fb-old")
     await stall(private_redis, 3000)
     for customer in ("fb-old", "fb-here"):
         reply = await call(
@@ -283,14 +276,7 @@ async def test_a_customer_a_fallback_check_finds_erased_is_forgotten_by_the_fall
     the next fallbacks' caps and cool-downs until Redis answers the check; once it finds
     them erased, nothing of them is kept: their next fallback is a stranger's, the same as
     their first (it was the cool-down of the offers first shown, their id in memory)."""
-    api = pipeline.start_api(redis_url=private_redis.url, MOMENTS_CONTROL_PERCENT="0")
-    store = FeatureStore.from_url(
-        private_redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
-    )
-    try:
-        await store.erase("fb-old")
-    finally:
-        await store.close()
+    api = await api_not_told_of_an_erasure(pipeline, private_redis, "fb-old")
     url = f"{api.url}/v1/customers/%s/recommendations?channel=web&limit=3"
     await stall(private_redis, 2500)
     first = await call("GET", url % "fb-old", headers=DEV_AUTH)
@@ -306,6 +292,22 @@ async def test_a_customer_a_fallback_check_finds_erased_is_forgotten_by_the_fall
     assert second.json["fallback"] is True and stranger.json["fallback"] is True
     assert second.json["reasons"] == stranger.json["reasons"], (second.json, stranger.json)
     assert second.json["offers"] == first.json["offers"] == stranger.json["offers"]
+
+
+async def api_not_told_of_an_erasure(
+    pipeline: Pipeline, redis: LocalRedis, customer: str
+) -> Worker:
+    """An API on ``redis``, where ``customer`` is erased with no erasure record it heard
+    of (erased long ago, or by a process that recorded none)."""
+    api = pipeline.start_api(redis_url=redis.url, MOMENTS_CONTROL_PERCENT="0")
+    store = FeatureStore.from_url(
+        redis.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
+    )
+    try:
+        await store.erase(customer)
+    finally:
+        await store.close()
+    return api
 
 
 async def stall(redis: LocalRedis, ms: int) -> None:
