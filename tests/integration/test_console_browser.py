@@ -582,8 +582,10 @@ async def scripted_session(page: Page, base: str, asked: list[dict[str, str]]) -
         20, "the new alert",
     )  # fmt: skip
     assert asked[1]["header"] == "0-349"
-    # the key goes in a header, never in the URL (which proxies log): the link's key too
-    assert [(a["auth"], "api_key" in a) for a in asked] == [("Bearer k1", False)] * 2
+    # the key goes in a header, never in the URL (which proxies log): the link's key too;
+    # the second stream has ended, so its resumption (200 ms on) may have been asked too
+    sent = [(a["auth"], "api_key" in a) for a in asked]
+    assert len(sent) >= 2 and set(sent) == {("Bearer k1", False)}, asked
     assert await page.js(cards) == KEPT
     # another tab of this browser (another queue) acknowledged an alert meanwhile
     store = "'moments.console.acknowledged'"
