@@ -227,12 +227,13 @@ async def post_events(request: web.Request) -> web.Response:
     key = authorise(request, "ingest")
     api = api_of(request)
     received_ms = ts_ms(datetime.now(UTC))  # before the write: the records' time is no earlier
-    dated = _not_ahead(decode_touchpoint, api.settings.max_future_skew_s)  # as workers take them
 
     def invalid(exc: InvalidEvent) -> None:  # under the type it names, if one of the seven
         api.metrics.events.labels(exc.kind, "invalid").inc()
 
     items = await _items(request, api.settings.api_max_items, key)
+    # as workers take them, from when the body came (a slow upload's items are no later)
+    dated = _not_ahead(decode_touchpoint, api.settings.max_future_skew_s)
     decoded = _decode_all(items, dated, "events", invalid)
     # a withdrawal is written all the same: one sent just before an erasure, or after
     # it, is kept beside the tombstone (feature_store/lua/apply.lua)
@@ -255,9 +256,9 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_outcomes(request: web.Request) -> web.Response:
     key = authorise(request, "outcomes")  # which "ingest" grants too
     api = api_of(request)
-    dated = _not_ahead(decode_outcome, api.settings.max_future_skew_s)  # as the learner takes them
-
     items = await _items(request, api.settings.api_max_items, key)
+    # as the learner takes them, from when the body came
+    dated = _not_ahead(decode_outcome, api.settings.max_future_skew_s)
     decoded = _decode_all(items, dated, "outcomes")
     records = _records(decoded)
     outcomes = await _screen(api, OUTCOMES, decoded, records)

@@ -74,6 +74,16 @@ def _fallback(api: Api, customer_id: str, channel: str, limit: int, reason: str)
 EXPLANATION = ("segment", "context")
 
 
+def limit_asked(raw: str) -> int:
+    """The number ``limit`` is written as: plain ASCII digits, leading zeros read as the
+    number; anything else (int() takes "1_0", " 5", "+5" and other scripts' digits) 0.
+
+    >>> [limit_asked(raw) for raw in ("3", "010", "0000003", "1_0", " 5", "+5", "٣", "")]
+    [3, 10, 3, 0, 0, 0, 0, 0]
+    """
+    return int(raw) if re.fullmatch(r"[0-9]{1,8}", raw) else 0
+
+
 async def recommendations(request: web.Request) -> web.Response:
     key = authorise(request, "recommend")
     api = api_of(request)
@@ -85,8 +95,7 @@ async def recommendations(request: web.Request) -> web.Response:
     # by email, text or call would keep a made-up id a month and spend a real customer's
     # caps and the offers' budgets
     check_channel(key, channel)
-    raw_limit = query_once(request, "limit", "3") or ""  # digits only (int() takes "1_0", " 5")
-    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,2}", raw_limit) else 0
+    limit = limit_asked(query_once(request, "limit", "3") or "")
     if not 1 <= limit <= 10:
         raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 10")
     erased = False

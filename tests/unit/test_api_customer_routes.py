@@ -72,7 +72,9 @@ async def test_a_slash_in_a_customer_id_is_written_percent_encoded(method: str, 
     assert match["customer_id"] == "acme/123"
 
 
-@pytest.mark.parametrize("limit", ["1_0", "%205", "5%20", "%D9%A3", "+5", "011"])
+@pytest.mark.parametrize(
+    "limit", ["1_0", "%205", "5%20", "%D9%A3", "+5", "011", "0", "000000000010"]
+)
 async def test_a_limit_is_plain_digits_from_1_to_10(limit: str) -> None:
     """int() would take 1_0, spaces, a sign and other scripts' digits; the API does not."""
     async with TestClient(TestServer(api_app())) as client:
