@@ -8,8 +8,15 @@ writing customers into them.
 aiohttp's server logs a request it cannot parse (a space or a non-ASCII byte in the path,
 a bad header, a malformed chunk of body) with a traceback that quotes the offending
 bytes, and so the customer id in the path or the body: such a record keeps only the name
-of the error (:class:`WithoutRequest`). An error a request handler raised and did not
-answer keeps its traceback, but not the exception's message, which may quote the request.
+of the error (:class:`WithoutRequest`).
+
+Any record with a traceback (``log.exception``, ``exc_info=``: a catch-all error log,
+Faust's crash of an agent, asyncio's "Task exception was never retrieved", the error a
+process dies of, an error a request handler raised and did not answer) keeps the
+traceback's frames and exception classes, but not the exceptions' messages, which may
+quote a customer id; save a chain of errors that all speak of the infrastructure (a
+socket, Redis or a broker unreachable), whose messages operators need
+(:mod:`streams.log_tracebacks`).
 
 aiokafka logs every failed attempt to reach a broker, about ten a second per client:
 those warnings and errors come once per 30 s instead (:class:`RepeatsQuieted`).
@@ -36,12 +43,14 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import TextIO
 
 import msgspec
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
 from streams.kafka_bootstrap import BootstrapFailures
+from streams.log_tracebacks import TracebacksUnsaid, unsay
 
 RECORD_LOGGERS = (
     "aiokafka.conn",  # requests and responses, record batches included
@@ -71,12 +80,10 @@ def configure(level: str, line_format: str = "text") -> None:
     """Log to stderr at ``level`` (a name such as ``"info"``), as text or JSON lines
     (``line_format``), Kafka records and unparsable requests excepted."""
     asked = getattr(logging, level.upper(), logging.INFO)
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLines() if line_format == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=asked, handlers=[handler])
-    if line_format == "json":  # a Python warning, or an error the process dies of, as a
-        logging.captureWarnings(True)  # record too, not lines of its own
-        sys.excepthook = _logged_uncaught
+    logging.basicConfig(level=asked, handlers=[log_handler(line_format)])
+    sys.excepthook = _logged_uncaught  # the error a process dies of, its messages left out
+    if line_format == "json":  # a Python warning as a record too, not lines of its own
+        logging.captureWarnings(True)
     for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):  # at info at most, never more than asked
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.level, asked, logging.INFO))
@@ -104,6 +111,15 @@ def configure(level: str, line_format: str = "text") -> None:
     topics = logging.getLogger("faust.topics")
     if not any(isinstance(f, UndeliveredRecords) for f in topics.filters):
         topics.addFilter(UndeliveredRecords())
+
+
+def log_handler(line_format: str = "text") -> logging.StreamHandler[TextIO]:
+    """Moments' handler: to stderr, as text or JSON lines, a traceback's messages left
+    out unless they speak of the infrastructure (:class:`TracebacksUnsaid`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if line_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(TracebacksUnsaid())
+    return handler
 
 
 def quiet_kafka_clients() -> None:
@@ -384,9 +400,10 @@ class WithoutRequest(logging.Filter):
     (True, 'could not read a request (HttpProcessingError)', None)
 
     Any other error a request met in its handler keeps its traceback, the frames and the
-    class of each exception in its chain, but not what they say (:func:`unsaid`): a
-    ``KeyError`` of a name in the path, or a ``ValueError`` quoting the body, would put
-    the caller's text (a customer id) in the log.
+    class of each exception in its chain, but not what they say (:func:`unsay`, as on
+    any record Moments logs): a ``KeyError`` of a name in the path, or a ``ValueError``
+    quoting the body, would put the caller's text (a customer id) in the log. Here too,
+    before any handler sees the record.
 
     >>> path_name = "jane-" + "doe-42"
     >>> try:
@@ -400,7 +417,7 @@ class WithoutRequest(logging.Filter):
     >>> "{}[path_name]" in record.exc_text, "jane" in record.exc_text
     (True, False)
     >>> print(record.exc_text.splitlines()[-1])
-    KeyError (its message is left out: it may quote the request)
+    KeyError (its message is left out: it may quote a customer)
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -408,49 +425,6 @@ class WithoutRequest(logging.Filter):
         if isinstance(error, HttpProcessingError | RequestPayloadError):
             record.msg, record.args = "could not read a request (%s)", (type(error).__name__,)
             record.exc_info, record.exc_text, record.stack_info = None, None, None
-        elif error is not None:
-            record.exc_info, record.exc_text = None, unsaid(error)
-        return True
-
-
-LEFT_OUT = "(its message is left out: it may quote the request)"
-
-
-def unsaid(error: BaseException) -> str:
-    """``error``'s traceback as Python prints it, causes and contexts included, each
-    exception named by its class alone, without its message.
-
-    >>> who = "jane-" + "doe-42"
-    >>> try:
-    ...     try:
-    ...         raise KeyError(who)
-    ...     except KeyError as exc:
-    ...         raise ValueError(f"no customer {who}") from exc
-    ... except ValueError as exc:
-    ...     said = unsaid(exc)
-    >>> "jane" in said, said.count("Traceback"), "direct cause" in said
-    (False, 2, True)
-    >>> [line.split()[0] for line in said.splitlines() if line.endswith(LEFT_OUT)]
-    ['KeyError', 'ValueError']
-    """
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = "".join(traceback.format_tb(current.__traceback__))
-        parts.append(f"Traceback (most recent call last):\n{frames}"
-                     f"{type(current).__qualname__} {LEFT_OUT}")  # fmt: skip
-        if current.__cause__ is not None:
-            parts.append("\nThe above exception was the direct cause of the following "
-                         "exception:\n")  # fmt: skip
-            current = current.__cause__
-        elif current.__context__ is not None and not current.__suppress_context__:
-            parts.append("\nDuring handling of the above exception, another exception "
-                         "occurred:\n")  # fmt: skip
-            current = current.__context__
         else:
-            current = None
-    if parts and not parts[-1].startswith("Traceback"):
-        parts.pop()  # a chain that came round to an exception already shown
-    return "\n".join(reversed(parts))
+            unsay(record)
+        return True

@@ -70,7 +70,8 @@ def test_json_lines_hold_each_record_and_its_traceback() -> None:
     )
     assert said[5][2].startswith("<__main__.Unsayable object at 0x")
     assert said[6] == ("CRITICAL", "moments", "stopped by an error")
-    assert "RuntimeError: unexpected" in lines[6]["exception"]
+    assert "RuntimeError (its message is left out" in lines[6]["exception"]
+    assert "unexpected" not in lines[6]["exception"]
     assert len(lines) == 7
     assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in lines)
     written = datetime.fromisoformat(lines[0]["time"])
@@ -78,8 +79,12 @@ def test_json_lines_hold_each_record_and_its_traceback() -> None:
 
 
 def test_text_lines_are_as_before() -> None:
-    first = _logged("text").splitlines()[0]
+    logged = _logged("text")
+    first = logged.splitlines()[0]
     assert first.endswith(" WARNING moments.test: Redis unreachable for 3 s")
+    # the error the process dies of is a record too, its message left out
+    assert " CRITICAL moments: stopped by an error" in logged, logged
+    assert "RuntimeError (its message is left out" in logged and "unexpected" not in logged
 
 
 @pytest.mark.parametrize(

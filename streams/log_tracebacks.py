@@ -1,0 +1,182 @@
+"""Tracebacks in Moments' logs say where an error was raised, not what it said.
+
+An exception's message may quote a customer: a ``KeyError`` of a customer id, a
+``ValueError`` quoting an event's body, Redis's error for a script quoting its keys, a
+msgspec error quoting a value. So a record that asks for a traceback (``log.exception``,
+``exc_info=``: Moments' catch-all error logs, Faust's "Crashed reason=%r", asyncio's "Task
+exception was never retrieved", the error a process dies of) keeps the frames and the
+class of each exception in the chain, without their messages (:func:`unsaid`); and an
+exception among the record's arguments, or quoted by its repr in its text, is named by
+its class alone.
+
+Save one rule, easy to check: a chain every exception of which is an error of the
+infrastructure (:data:`INFRASTRUCTURE`: a socket's or a file's, Redis or a Kafka broker
+unreachable or slow, a broker's error code) is shown whole, messages and all, since they
+name an address, a path or a broker's answer, which is what its operators need. One
+exception off that list in the chain, and none of its messages is shown.
+
+:class:`TracebacksUnsaid` does so on Moments' log handler (``streams.logs.configure``),
+for text and JSON lines alike.
+
+>>> who = "jane-" + "doe-42"
+>>> try:
+...     {}[who]
+... except KeyError as exc:
+...     record = logging.LogRecord("moments", logging.ERROR, "", 0, "crashed: %r", (exc,),
+...                                (type(exc), exc, exc.__traceback__))
+>>> TracebacksUnsaid().filter(record), record.getMessage()
+(True, 'crashed: KeyError (its message is left out: it may quote a customer)')
+>>> record.exc_info, "jane" in record.exc_text, record.exc_text.splitlines()[-1]
+(None, False, 'KeyError (its message is left out: it may quote a customer)')
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import TypeGuard
+
+# errors that speak of where and how a connection or a file failed, never of an event:
+# a class, or a subclass of one, named here is shown with its message
+INFRASTRUCTURE = frozenset(
+    {
+        "builtins.OSError",  # ConnectionError, TimeoutError, socket errors: address, path
+        "redis.exceptions.ConnectionError",  # Redis unreachable, a connection lost
+        "redis.exceptions.TimeoutError",
+        "aiokafka.errors.KafkaConnectionError",  # a broker unreachable
+        "aiokafka.errors.KafkaTimeoutError",
+        "aiokafka.errors.BrokerResponseError",  # "[Error 7] RequestTimedOutError"
+    }
+)
+LEFT_OUT = "(its message is left out: it may quote a customer)"
+CAUSE = "\nThe above exception was the direct cause of the following exception:\n"
+CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n"
+
+
+class TracebacksUnsaid(logging.Filter):
+    """For a handler: a record that asks for a traceback is told as :func:`unsay` says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        unsay(record)
+        return True
+
+
+def unsay(record: logging.LogRecord) -> None:
+    """Leave out of ``record``, if it asks for a traceback, the messages of exceptions
+    that are not all of the infrastructure: in its traceback, in its arguments, and
+    quoted by their repr in its text (asyncio's "exception=KeyError('...')").
+
+    >>> refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 6379)")
+    >>> record = logging.LogRecord("moments", logging.ERROR, "", 0, "Redis: %s", (refused,),
+    ...                            (type(refused), refused, None))
+    >>> unsay(record); record.getMessage(), record.exc_info[1] is refused
+    ("Redis: [Errno 111] Connect call failed ('127.0.0.1', 6379)", True)
+
+    A record that asks for no traceback is as Moments wrote it (it chose what to quote).
+
+    >>> record = logging.LogRecord("moments", logging.ERROR, "", 0, "%s", (KeyError(1),), None)
+    >>> unsay(record); record.getMessage()
+    '1'
+    """
+    if not record.exc_info:
+        return
+    if isinstance(record.args, tuple):
+        record.args = tuple(_Named(a) if _unsayable(a) else a for a in record.args)
+    error = record.exc_info[1]
+    if error is None or not _unsayable(error):
+        return
+    if isinstance(record.msg, str):
+        for told in chain(error):
+            try:  # a filter that raised would fail the logging call itself
+                quoted = repr(told)
+            except Exception:
+                continue
+            record.msg = record.msg.replace(quoted, str(_Named(told)))
+    record.exc_info, record.exc_text = None, unsaid(error)
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions its traceback shows with it, as Python prints it (its
+    cause, or else the one it was raised while handling, and so on), the last first.
+
+    >>> try:
+    ...     try:
+    ...         {}["x"]
+    ...     except KeyError as exc:
+    ...         raise ValueError("no x") from exc
+    ... except ValueError as exc:
+    ...     [type(e).__name__ for e in chain(exc)]
+    ['ValueError', 'KeyError']
+    """
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not e for e in found):
+        found.append(current)
+        if current.__cause__ is not None or current.__suppress_context__:
+            current = current.__cause__
+        else:
+            current = current.__context__
+    return found
+
+
+def infrastructure(error: BaseException) -> bool:
+    """Whether every exception in ``error``'s :func:`chain` is an error of the
+    infrastructure, whose message operators may read.
+
+    >>> from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
+    >>> infrastructure(TimeoutError()), infrastructure(RedisConnectionError("gone"))
+    (True, True)
+    >>> infrastructure(ResponseError("ERR script: key jane")), infrastructure(KeyError("x"))
+    (False, False)
+    >>> wrapped = RuntimeError("lost jane's batch"); wrapped.__cause__ = TimeoutError()
+    >>> infrastructure(wrapped)
+    False
+    """
+    return all(
+        any(f"{kind.__module__}.{kind.__qualname__}" in INFRASTRUCTURE for kind in type(e).__mro__)
+        for e in chain(error)
+    )
+
+
+def _unsayable(value: object) -> TypeGuard[BaseException]:
+    return isinstance(value, BaseException) and not infrastructure(value)
+
+
+class _Named:
+    """An exception in a record's arguments, by its class alone, for ``%s`` and ``%r``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._said = f"{type(error).__qualname__} {LEFT_OUT}"
+
+    def __str__(self) -> str:
+        return self._said
+
+    __repr__ = __str__
+
+
+def unsaid(error: BaseException) -> str:
+    """``error``'s traceback as Python prints it, causes and contexts included, each
+    exception named by its class alone, without its message.
+
+    >>> who = "jane-" + "doe-42"
+    >>> try:
+    ...     try:
+    ...         raise KeyError(who)
+    ...     except KeyError as exc:
+    ...         raise ValueError(f"no customer {who}") from exc
+    ... except ValueError as exc:
+    ...     said = unsaid(exc)
+    >>> "jane" in said, said.count("Traceback"), "direct cause" in said
+    (False, 2, True)
+    >>> [line.split()[0] for line in said.splitlines() if line.endswith(LEFT_OUT)]
+    ['KeyError', 'ValueError']
+    """
+    shown = chain(error)[::-1]  # the first raised first
+    parts: list[str] = []
+    for at, current in enumerate(shown):
+        if at:
+            parts.append(CAUSE if current.__cause__ is shown[at - 1] else CONTEXT)
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        parts.append(f"Traceback (most recent call last):\n{frames}"
+                     f"{type(current).__qualname__} {LEFT_OUT}")  # fmt: skip
+    return "\n".join(parts)
