@@ -53,11 +53,14 @@ class Recommender:
         counters: DecisionCounters = UNCOUNTED,
         outbox: DecisionOutbox | None = None,
         erased: Container[str] = frozenset(),
+        fallback_hold_s: float = 60.0,
     ) -> None:
         """``outbox``: where the decisions recorded wait until Kafka acknowledged them
         (:mod:`streams.api.decision_outbox`); ``None``: nowhere but in memory.
         ``erased``: the customers the process knows erased lately, whose decisions
-        answered before are not sent, nor sent again (:mod:`streams.api.decision_delivery`)."""
+        answered before are not sent, nor sent again (:mod:`streams.api.decision_delivery`).
+        ``fallback_hold_s``: how long a fallback's decision waits for Redis to say its
+        customer is not erased (:mod:`streams.api.fallback_outbox`)."""
         self._store = store
         self._outbox = outbox
         self._policy = policy
@@ -83,11 +86,15 @@ class Recommender:
             self._record_fallbacks,
             self._publish,
             counters.publish_failed,
+            hold_s=fallback_hold_s,
             forget=None if outbox is None else outbox.release_records,
             found_erased=self._forget_erased,
+            who_erased=store.erased,
         )
         # what else forgets a customer a fallback's check found erased (the fallbacks'
-        # contacts): erased before this process heard of it, long ago or elsewhere
+        # contacts): erased before this process heard of it, long ago or elsewhere; and
+        # one whose fallback was given up unchecked, once Redis says they are erased (or
+        # pushed out of those kept to ask of)
         self.also_forget: list[Callable[[str], None]] = []
         # deciding and storing each batch, publishing what was answered
         self._decisions = BatchDecisions(

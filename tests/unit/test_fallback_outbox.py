@@ -223,3 +223,77 @@ async def test_the_customers_a_check_finds_erased_are_told() -> None:
         box.add(customer, customer.encode() + b"-decision")
     await box.drain()
     assert found == ["gone", "gone"] and sent == [(b"here", b"here-decision")]
+
+
+class Reads:
+    """Test double for the store's read of who is erased; raises while ``down``."""
+
+    def __init__(self, erased: set[str], down: bool = True) -> None:
+        self.erased, self.down, self.asked = erased, down, list[str]()
+
+    async def __call__(self, customer_ids: Sequence[str]) -> list[bool]:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        self.asked.extend(customer_ids)
+        return [c in self.erased for c in customer_ids]
+
+
+async def eventually(condition: Callable[[], object], within_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + within_s
+    while not condition():
+        assert loop.time() < until, "it never happened"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_customer_given_up_unchecked_is_forgotten_once_redis_says_they_are_erased() -> None:
+    """Their fallback's decision waited longer than its hold while Redis was away: kept
+    (for the next fallbacks' caps) only until Redis answers whether they are erased; the
+    erased one is then forgotten, the other is not, and neither is kept to ask of."""
+    found: list[str] = []
+    reads = Reads({"gone"})
+    box = FallbackOutbox(Tombstones(set(), down=True), [].extend, lambda n: None, hold_s=0.05,
+                         retry_s=0.01, found_erased=found.append, who_erased=reads)  # fmt: skip
+    for customer in ("here", "gone"):
+        box.add(customer, b"d")
+    await eventually(lambda: len(box) == 0 and box.unchecked == 2)
+    await asyncio.sleep(0.05)
+    assert found == []  # Redis cannot say yet: kept
+    reads.down = False
+    await eventually(lambda: box.unchecked == 0)
+    assert found == ["gone"] and sorted(reads.asked) == ["gone", "here"]
+    assert await box.drain() is True
+
+
+async def test_a_customer_given_up_unchecked_with_no_way_to_ask_is_forgotten_at_once() -> None:
+    """Pushed out by newer fallbacks, or out of those kept to ask of, or with no way to
+    ask whether they are erased: forgotten unasked (they may be erased)."""
+    found: list[str] = []
+    box = FallbackOutbox(Tombstones(set(), down=True), [].extend, lambda n: None, limit=1,
+                         retry_s=0.01, found_erased=found.append)  # fmt: skip
+    box.add("c1", b"d")
+    box.add("c2", b"d")  # pushes c1's out
+    assert found == ["c1"]
+    assert await box.drain(within_s=0.05) is False
+    found.clear()
+    reads = Reads(set())
+    asking = FallbackOutbox(Tombstones(set(), down=True), [].extend, lambda n: None, limit=1,
+                            retry_s=0.01, found_erased=found.append, who_erased=reads,
+                            unchecked_limit=2)  # fmt: skip
+    for customer in ("c1", "c2", "c1", "c3"):  # each pushes the one before out
+        asking.add(customer, b"d")
+    assert found == [] and asking.unchecked == 2  # c1 once (the newest), c2
+    asking.add("c4", b"d")  # pushes c3's out: c2, the oldest kept to ask of, goes unasked
+    assert found == ["c2"] and asking.unchecked == 2
+
+
+async def test_a_stop_does_not_wait_to_ask_of_the_customers_given_up() -> None:
+    """Only customers given up unchecked are left, and Redis is away: the process stops
+    at once (what it holds ends with it)."""
+    box = FallbackOutbox(Tombstones(set(), down=True), [].extend, lambda n: None, hold_s=0.02,
+                         retry_s=0.01, who_erased=Reads(set()))  # fmt: skip
+    box.add("c1", b"d")
+    await eventually(lambda: len(box) == 0 and box.unchecked == 1)
+    started = asyncio.get_running_loop().time()
+    assert await box.drain(within_s=5.0) is True
+    assert asyncio.get_running_loop().time() - started < 0.5 and box.unchecked == 0

@@ -486,3 +486,41 @@ async def test_fallbacks_are_published_while_redis_is_full_but_still_says_who_is
     published = [decode_next_best_offer(value).customer_id for _, value in publisher.published]
     assert published == ["c1"]  # not the erased customer's
     assert failed == []
+
+
+async def test_a_customer_whose_fallback_is_given_up_unchecked_is_forgotten_once_found_erased() -> (
+    None
+):
+    """Redis away longer than a fallback's decision waits: it is given up unchecked, and
+    the customer kept by what forgets an erased one (the fallbacks' contacts) only until
+    Redis says they are erased; then forgotten there, as when a decision's check finds so."""
+    store = SlowStore({})
+    down = True
+
+    async def record(*args: Any, **kwargs: Any) -> list[bool]:
+        raise StoreUnavailable("ConnectionError")
+
+    async def erased(customer_ids: Sequence[str]) -> list[bool]:
+        if down:
+            raise StoreUnavailable("ConnectionError")
+        return [c.startswith("erased") for c in customer_ids]
+
+    store.decisions.record = record  # type: ignore[method-assign]
+    store.erased = erased  # type: ignore[method-assign]
+    policy = RuleBasedOfferPolicy(
+        CatalogueHolder(CONTACTS), ContactPolicy(ControlGroup("overlap", 0.0))
+    )
+    rec = Recommender(store, policy, Published(), "nbo", fallback_hold_s=0.05)  # type: ignore[arg-type]
+    forgotten: list[str] = []
+    rec.also_forget.append(forgotten.append)
+    for customer_id in ("c1", "erased-1"):
+        rec.publish_soon(rec.as_if_unknown(customer_id, "web", 3))
+    await asyncio.sleep(0.3)  # given up unchecked
+    assert forgotten == []  # Redis cannot say: kept for the next fallbacks' caps
+    down = False
+    for _ in range(1000):  # Redis asked again within a few seconds
+        if forgotten:
+            break
+        await asyncio.sleep(0.01)
+    assert forgotten == ["erased-1"]
+    assert await rec.drain(within_s=1) is True
