@@ -36,7 +36,16 @@ from agents.bandit import KEPT_PER_REANCHOR, LinUCBOffers
 from agents.batch_result import FailedRecord
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import REWARDS, Example, RewardLogLoss, claimed, impression, judged, reward_of
+from agents.learning import (
+    REWARDS,
+    Example,
+    Judged,
+    RewardLogLoss,
+    claimed,
+    impression,
+    judged,
+    reward_of,
+)
 from agents.letter_customers import customers_named
 from agents.letter_sends import Send, send_letters
 from agents.letters import source_record
@@ -178,7 +187,7 @@ class OfferLearner(SnapshotLearner):
         claims = await self._claim(asked, faults, before, teaches, unread)
         try:
             fresh = await self._set_aside(outcomes, claims, before, faults, dead)
-            await self._note_acceptances(outcomes, claims)
+            await self._note_acceptances(outcomes, claims, verdicts)
         except BaseException:
             # the new claims are counted once they are learned: read again after this,
             # they answer "relearn" (or "relabel_again"...), and must count then
@@ -286,17 +295,21 @@ class OfferLearner(SnapshotLearner):
         return fresh
 
     async def _note_acceptances(
-        self, outcomes: list[tuple[Outcome, Any]], claims: list[Claim]
+        self, outcomes: list[tuple[Outcome, Any]], claims: list[Claim], verdicts: list[Judged]
     ) -> None:
         """Keep in each customer's profile when they accepted each offer, for the contact
         policy: from the ``accepted`` outcomes joined to the decision that made the offer
         (claimed now or before, by this record or another: the newest time is kept, so
         one read again changes nothing). Not from one the claim refused (its decision
-        not stored, no such offer in it, the customer erased): nothing is written for an
-        erased customer. Before the learner moves past them: a failure reads them again."""
-        accepted = [(o.customer_id, o.offer_id, o.ts)
-                    for (o, _), claim in zip(outcomes, claims, strict=True)
-                    if o.outcome == "accepted" and claim in JOINED]  # fmt: skip
+        not stored, no such offer in it, the customer erased: nothing is written for an
+        erased customer), nor from one dated before its decision (of something else).
+        Before the learner moves past them: a failure reads them again."""
+        accepted = [
+            (o.customer_id, o.offer_id, o.ts)
+            for (o, _), claim, verdict in zip(outcomes, claims, verdicts, strict=True)
+            if o.outcome == "accepted" and claim in JOINED
+            and verdict.example != "dated_before_decision"
+        ]  # fmt: skip
         if not accepted:
             return
         found = await self._store.acceptances.record(accepted)

@@ -21,7 +21,7 @@ from feature_store import CustomerFeatures
 from feature_store.decision_log import Claim
 from feature_store.facts import ts_ms
 from feature_store.features import ContactHistory, build_features
-from schemas import Offer
+from schemas import NextBestOffer, Offer, OfferScore, encode_decision
 from schemas.catalogue import OfferCatalogue
 from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
@@ -109,7 +109,15 @@ class Claims:
         return [self.answers[decision] for _, decision, _, _ in claims]
 
     async def contexts(self, pairs: list[Any], faults: Any = None) -> list[str | None]:
-        return [None for _ in pairs]
+        return [LATER if decision == "early" else None for _, decision in pairs]
+
+
+# the decision of an outcome dated an hour before it: of something else than its offer
+LATER = encode_decision(NextBestOffer(
+    decision_id="early", customer_id="c-early", ts=datetime(2026, 12, 1, 11, tzinfo=UTC),
+    channel="web", trigger_event_id=None,
+    offers=[OfferScore(offer_id="premium-upgrade", score=1.0, propensity=1.0)],
+)).decode()  # fmt: skip
 
 
 def record(offset: int, decision: str, outcome: str, ts: str) -> SimpleNamespace:
@@ -124,7 +132,7 @@ async def test_the_learner_keeps_only_accepted_outcomes_joined_to_their_decision
     answers: dict[str, Claim] = {
         "new": "learn", "again": "relearn", "copy": "skip", "stronger": "relabel",
         "made-up": "not_offered", "gone": "no_context", "erased": "erased",
-        "clicked": "learn",
+        "clicked": "learn", "early": "learn",
     }  # fmt: skip
     acceptances = Acceptances()
 
