@@ -192,20 +192,26 @@ def fatigue(
 def within_offer_caps(
     offers: Sequence[Offer], contact: ContactHistory, now: datetime
 ) -> tuple[list[Offer], list[str]]:
-    """The ``offers`` out of their cool-down (``cooldown_s``) and under their weekly cap
-    (``max_per_week``) by the customer's ``contact`` history, and a reason for each other.
+    """The ``offers`` the customer has not accepted lately (``after_accepted_s``), out of
+    their cool-down (``cooldown_s``) and under their weekly cap (``max_per_week``) by
+    the customer's ``contact`` history, and a reason for each other.
 
     >>> from datetime import UTC, datetime
     >>> now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     >>> tips = Offer(offer_id="tips", title="Tips", channels=["web"], cooldown_s=86400)
     >>> club = Offer(offer_id="club", title="Club", channels=["web"], max_per_week=1)
+    >>> gold = Offer(offer_id="gold", title="Gold", channels=["web"])
     >>> midnight = datetime(2026, 12, 1, tzinfo=UTC)
-    >>> seen = ContactHistory(offers_7d={"club": 1}, last_shown={"tips": midnight})
-    >>> within_offer_caps([tips, club], seen, now)
-    ([], ['suppressed:cooldown:tips', 'suppressed:cap:club'])
+    >>> seen = ContactHistory(offers_7d={"club": 1}, last_shown={"tips": midnight},
+    ...                       accepted={"gold": datetime(2025, 1, 1, tzinfo=UTC)})
+    >>> within_offer_caps([tips, club, gold], seen, now)
+    ([], ['suppressed:cooldown:tips', 'suppressed:cap:club', 'suppressed:accepted:gold'])
     """
     allowed, reasons = [], []
     for offer in offers:
+        if accepted_lately(offer, contact, now):
+            reasons.append(f"suppressed:accepted:{offer.offer_id}")
+            continue
         last = contact.last_shown.get(offer.offer_id)
         # the cool-down worked out only for an offer shown before (most were not)
         if (
@@ -221,6 +227,26 @@ def within_offer_caps(
             continue
         allowed.append(offer)
     return allowed, reasons
+
+
+def accepted_lately(offer: Offer, contact: ContactHistory, now: datetime) -> bool:
+    """Whether the customer accepted ``offer`` (by their ``contact`` history) within its
+    ``after_accepted_s`` before ``now``: for good when it is not set, never when it is 0.
+
+    >>> from datetime import UTC, datetime
+    >>> took = ContactHistory(accepted={"gold": datetime(2026, 11, 1, tzinfo=UTC)})
+    >>> now = datetime(2026, 12, 1, tzinfo=UTC)
+    >>> [accepted_lately(Offer(offer_id="gold", title="Gold", channels=["web"],
+    ...                        after_accepted_s=s), took, now)
+    ...  for s in (None, 0, 86_400, 60 * 86_400)]
+    [True, False, False, True]
+    >>> accepted_lately(Offer(offer_id="tips", title="Tips", channels=["web"]), took, now)
+    False
+    """
+    at = contact.accepted.get(offer.offer_id)
+    if at is None or offer.after_accepted_s == 0:
+        return False
+    return offer.after_accepted_s is None or now - at < timedelta(seconds=offer.after_accepted_s)
 
 
 def _outbound_pressure(shown: ContactHistory, rules: ContactRules) -> str | None:

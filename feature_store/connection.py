@@ -78,7 +78,7 @@ SCRIPTS = {
     name: _script(name)
     for name in (
         "apply", "decision", "own", "erase", "claim", "claim_examples", "publish", "view", "settle",
-        "permissions", "outbox_lease", "outbox_retire", "before", *_BUDGET_COUNTS,
+        "permissions", "outbox_lease", "outbox_retire", "before", "accepted", *_BUDGET_COUNTS,
     )
 }  # fmt: skip
 # Every command the store runs: those its scripts call, and those it sends itself.

@@ -108,6 +108,10 @@ OFFER_KEPT_DAYS = 15
 # that dropping one holds back nothing, with offers rotating in and out of the catalogue.
 SHOWN_KEPT_DAYS = 367
 LAST_SHOWN = "last_shown:"
+# When the customer last accepted each offer (profile fields ``accepted:<offer>``, the
+# newest ``accepted`` outcome's time in ms): written by the learner, which joins each
+# outcome to its decision (feature_store.acceptances), never by a fact
+ACCEPTED = "accepted"
 
 CHANNEL_OF_TYPE = {
     "web_click": "web",

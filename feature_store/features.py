@@ -25,6 +25,7 @@ from feature_store.derived import (
     value_estimate,
 )
 from feature_store.facts import (
+    ACCEPTED,
     BUCKET_CATEGORIES,
     CONSENT_CHANNELS,
     DAY_MS,
@@ -80,6 +81,9 @@ class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
     # (not for one stored before priorities were: the cool-downs count it as 1)
     last_intervention_priority: dict[str, int] = msgspec.field(default_factory=dict)
     interventions_30d: int = 0
+    # when the customer last accepted each offer (its ``accepted`` outcome's time), per
+    # offer: kept as long as their profile (:mod:`feature_store.acceptances`)
+    accepted: dict[str, datetime] = msgspec.field(default_factory=dict)
 
 
 class CustomerFeatures(msgspec.Struct, frozen=True, kw_only=True):
@@ -369,6 +373,7 @@ def _contact_history(
             groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
         ),
         interventions_30d=buckets.window("30d", now_ms, ahead_ms).get("interventions", 0),
+        accepted=_dates(groups.get(ACCEPTED)),
     )
 
 

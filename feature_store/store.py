@@ -12,6 +12,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialWithJitterBackoff
 
+from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import (
     NotingRetry,
@@ -99,6 +100,7 @@ class FeatureStore:
     The rest has its own narrow interface:
 
     - ``decisions``: decisions, their contexts and outcomes (:class:`~.decision_log.DecisionLog`);
+    - ``acceptances``: when customers accepted offers (:class:`~.acceptances.OfferAcceptances`);
     - ``risks``: churn-risk snapshots waiting for a label (:class:`~.risk_snapshots.RiskSnapshots`);
     - ``models``: model snapshots (:class:`~.models.ModelSnapshots`);
     - ``budgets``: daily counts of offers with a budget (:class:`~.budgets.OfferBudgets`);
@@ -125,6 +127,7 @@ class FeatureStore:
         self.decisions = DecisionLog(self._conn, self._keys, config, clock, self._call)
         self.outboxes = DecisionOutboxes(self._conn, config.prefix)
         self.risks = RiskSnapshots(self._conn, self._keys)
+        self.acceptances = OfferAcceptances(self._conn, self._keys)
         self.server = RedisServer(self._conn)
 
     @classmethod

@@ -36,6 +36,11 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     margin: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     priority: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRIORITY)] = 1.0
     cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_COOLDOWN_S)] = 0
+    # how long after the customer accepted it the offer is not made to them again: not
+    # given, for good (as long as Moments keeps their profile): a customer who took the
+    # premium upgrade is not offered it again; 0: as soon as its cool-down allows (an
+    # offer taken again and again, free shipping say)
+    after_accepted_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_COOLDOWN_S)] | None = None
     min_purchases: Annotated[int, msgspec.Meta(ge=0)] = 0
     # per customer, over seven of their days (today and the six before it, from their
     # local midnight: the fatigue caps' week)

@@ -18,6 +18,10 @@ as ``erased``, as does one whose customer is erased after its decision's context
 read (the claim, made after that read, finds their tombstone). A claim whose reply the
 connection lost may have been made: read again, it answers that this record claimed it
 before, and is counted then, as the new outcome it was.
+
+An ``accepted`` outcome joined to its decision is also kept in the customer's profile
+(:mod:`feature_store.acceptances`): the contact policy does not make that offer to them
+again for its ``after_accepted_s``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ from agents.bandit import KEPT_PER_REANCHOR, LinUCBOffers
 from agents.batch_result import FailedRecord
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.learning import REWARDS, Example, RewardLogLoss, claimed, impression, judged, reward_of
+from agents.learning import (
+    REWARDS,
+    Example,
+    Judged,
+    RewardLogLoss,
+    claimed,
+    impression,
+    judged,
+    reward_of,
+)
 from agents.letter_customers import customers_named
 from agents.letter_sends import Send, send_letters
 from agents.letters import source_record
@@ -57,6 +70,9 @@ WHEN_NEW: dict[Claim, Claim] = {"relearn": "learn", "relabel_again": "relabel",
                                 "superseded_again": "superseded"}  # fmt: skip
 NEW = frozenset(WHEN_NEW.values())  # a new outcome's claims
 TEACHES = NEW | set(WHEN_NEW)  # claims whose outcome is judged against its decision
+# claims whose outcome joined the decision that made its offer (now, or when a copy of
+# it was claimed first)
+JOINED = TEACHES | {"skip"}
 # an outcome to learn (its index in the batch): its claim, and for a relabel the reward
 # its impression had taught
 Fresh = tuple[int, Claim, float | None]
@@ -171,6 +187,7 @@ class OfferLearner(SnapshotLearner):
         claims = await self._claim(asked, faults, before, teaches, unread)
         try:
             fresh = await self._set_aside(outcomes, claims, before, faults, dead)
+            await self._note_acceptances(outcomes, claims, verdicts)
         except BaseException:
             # the new claims are counted once they are learned: read again after this,
             # they answer "relearn" (or "relabel_again"...), and must count then
@@ -276,6 +293,30 @@ class OfferLearner(SnapshotLearner):
             self._metrics.learning.labels("invalid").inc(invalid)
             self._metrics.learning.labels("no_context").inc(unknown)
         return fresh
+
+    async def _note_acceptances(
+        self, outcomes: list[tuple[Outcome, Any]], claims: list[Claim], verdicts: list[Judged]
+    ) -> None:
+        """Keep in each customer's profile when they accepted each offer, for the contact
+        policy: from the ``accepted`` outcomes joined to the decision that made the offer
+        (claimed now or before, by this record or another: the newest time is kept, so
+        one read again changes nothing). Not from one the claim refused (its decision
+        not stored, no such offer in it, the customer erased: nothing is written for an
+        erased customer), nor from one dated before its decision (of something else).
+        Before the learner moves past them: a failure reads them again."""
+        accepted = [
+            (o.customer_id, o.offer_id, o.ts)
+            for (o, _), claim, verdict in zip(outcomes, claims, verdicts, strict=True)
+            if o.outcome == "accepted" and claim in JOINED
+            and verdict.example != "dated_before_decision"
+        ]  # fmt: skip
+        if not accepted:
+            return
+        found = await self._store.acceptances.record(accepted)
+        corrupt = found.count("corrupt")
+        if corrupt:  # a profile of another type: the acceptance is not kept
+            log.warning("%d accepted offers not kept for the contact policy: their "
+                        "customers' profiles are no hash", corrupt)  # fmt: skip
 
     def _not_heard(self, claims: list[tuple[str, str]]) -> None:
         """Claims made but not counted yet: read again, each counts as new."""

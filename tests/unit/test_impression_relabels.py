@@ -28,6 +28,7 @@ from feature_store.decision_log import Claim
 from schemas import NextBestOffer, OfferScore, encode_decision
 from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
+from tests.unit.learner_acceptances import Acceptances
 
 
 def test_a_relabelled_example_predicts_as_one_learned_with_the_stronger_reward() -> None:
@@ -184,7 +185,7 @@ def learner_on(claims: Impressions, metrics: Metrics) -> OfferLearner:
     async def dead_letter(**letter: Any) -> Awaitable[None]:
         return asyncio.sleep(0)
 
-    store = SimpleNamespace(decisions=claims)
+    store = SimpleNamespace(decisions=claims, acceptances=Acceptances())
     learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes",  # type: ignore[arg-type]
                            dead_letter)  # fmt: skip
     learner._start(None, 0)

@@ -36,6 +36,7 @@ from streams.metrics import Metrics
 from streams.model_snapshots import MODEL, RISK, Snapshot
 from streams.offer_learner import OfferLearner
 from streams.risk_learner import RiskLearner
+from tests.unit.learner_acceptances import Acceptances
 
 TS = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -195,7 +196,12 @@ class Tombstones:
 
 
 def store() -> Any:
-    return SimpleNamespace(models=Models(), decisions=Decisions(), erased_subjects=Tombstones())
+    return SimpleNamespace(
+        models=Models(),
+        decisions=Decisions(),
+        erased_subjects=Tombstones(),
+        acceptances=Acceptances(),
+    )
 
 
 @pytest.fixture

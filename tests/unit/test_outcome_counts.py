@@ -20,6 +20,7 @@ from feature_store.decision_log import Claim
 from schemas import NextBestOffer, OfferScore, encode_decision
 from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
+from tests.unit.learner_acceptances import Acceptances
 
 
 class Claims:
@@ -72,7 +73,7 @@ def learner_on(claims: Claims, metrics: Metrics) -> OfferLearner:
     async def nobody_erased(customer_ids: list[str]) -> list[bool]:
         return [False for _ in customer_ids]
 
-    store = SimpleNamespace(decisions=claims, erased=nobody_erased)
+    store = SimpleNamespace(decisions=claims, erased=nobody_erased, acceptances=Acceptances())
     learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes",  # type: ignore[arg-type]
                            dead_letter)  # fmt: skip
     learner._start(None, 0)

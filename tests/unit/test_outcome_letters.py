@@ -16,6 +16,7 @@ from agents.letter_headers import FIRST_LETTERED, REDRIVEN_FROM
 from agents.letters import LETTER_KEY_MAX
 from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
+from tests.unit.learner_acceptances import Acceptances
 
 
 class Tombstones:
@@ -54,7 +55,9 @@ async def letters_of(
         sent.append(letter)
         return asyncio.sleep(0)  # delivered
 
-    store = SimpleNamespace(decisions=Decisions(claim), erased=erased or Tombstones(set()))
+    store = SimpleNamespace(
+        decisions=Decisions(claim), erased=erased or Tombstones(set()), acceptances=Acceptances()
+    )
     learner = OfferLearner(store, ModelHolder(), metrics or Metrics(), "",  # type: ignore[arg-type]
                            "offer-outcomes", dead_letter)  # fmt: skip
     learner._start(None, 0)
@@ -188,7 +191,9 @@ async def test_an_outcomes_letter_the_topic_refuses_goes_again_reduced_or_is_dro
         sent.append(letter)
         return refused_over(limit, letter)
 
-    store = SimpleNamespace(decisions=Decisions(), erased=Tombstones(set()))
+    store = SimpleNamespace(
+        decisions=Decisions(), erased=Tombstones(set()), acceptances=Acceptances()
+    )
     learner = OfferLearner(store, ModelHolder(), metrics, "",  # type: ignore[arg-type]
                            "offer-outcomes", dead_letter)  # fmt: skip
     learner._start(None, 0)
@@ -218,7 +223,9 @@ async def test_a_batch_learned_again_after_an_outage_writes_and_counts_its_lette
         sent.append(letter)
         return refused_over(4000, letter)
 
-    store = SimpleNamespace(decisions=Decisions(), erased=Tombstones(set()))
+    store = SimpleNamespace(
+        decisions=Decisions(), erased=Tombstones(set()), acceptances=Acceptances()
+    )
     learner = OfferLearner(store, ModelHolder(), metrics, "",  # type: ignore[arg-type]
                            "offer-outcomes", dead_letter)  # fmt: skip
     learner._start(None, 0)

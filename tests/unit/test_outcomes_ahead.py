@@ -16,6 +16,7 @@ from streams.metrics import Metrics
 from streams.offer_learner import OfferLearner
 from streams.settings import Settings
 from tests.unit.api_app import KEYS, SHOP, api_app
+from tests.unit.learner_acceptances import Acceptances
 from tests.unit.test_ingest_erased_routes import Publisher, outcome, post
 from tests.unit.test_outcome_letters import Decisions, Tombstones
 
@@ -65,7 +66,9 @@ async def test_the_learner_dead_letters_an_outcome_dated_too_far_ahead() -> None
         return asyncio.sleep(0)  # delivered
 
     metrics = Metrics()
-    store = SimpleNamespace(decisions=Decisions("skip"), erased=Tombstones(set()))
+    store = SimpleNamespace(
+        decisions=Decisions("skip"), erased=Tombstones(set()), acceptances=Acceptances()
+    )
     learner = OfferLearner(store, ModelHolder(), metrics, "", "offer-outcomes",  # type: ignore[arg-type]
                            dead_letter, max_future=timedelta(minutes=15),
                            clock=lambda: NOW)  # fmt: skip
