@@ -158,23 +158,34 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         name = customer_timezone if known else self.timezone
         local = now.astimezone(zone(name))
         minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
-        quiet = start <= minute < end if start < end else minute >= start or minute < end
-        if not quiet:
+        if not _within(minute, start, end):
             return None
         # the day the span ends: tomorrow when it crosses midnight and began today
         ends_on = local.date() + timedelta(days=1 if end < start <= minute else 0)
-        return first_existing(name, ends_on, end)
+        ends = first_existing(name, ends_on, end)
+        # clocks that jumped over the end and the next start too: quiet to the next end
+        for _ in range(2):
+            if not _within(ends.hour * 60 + ends.minute, start, end):
+                break
+            ends_on += timedelta(days=1)
+            ends = first_existing(name, ends_on, end)
+        return f"{ends:%H:%M}"
+
+
+def _within(minute: int, start: int, end: int) -> bool:
+    """Whether the minute of the day falls in the span from ``start`` to ``end``."""
+    return start <= minute < end if start < end else minute >= start or minute < end
 
 
 @functools.lru_cache(maxsize=256)
-def first_existing(timezone: str, day: date, minute: int) -> str:
-    """The local time ``minute`` (of the day) on ``day`` in ``timezone`` as ``"HH:MM"``,
-    or, when the clocks skip it that day (a spring-forward gap), the first local time
-    after it that exists: the moment the clocks jumped to.
+def first_existing(timezone: str, day: date, minute: int) -> datetime:
+    """The local time ``minute`` (of the day) on ``day`` in ``timezone`` (naive, to the
+    minute), or, when the clocks skip it that day (a spring-forward gap), the first local
+    time after it that exists: the one the clocks jumped to.
 
-    >>> first_existing("America/New_York", date(2026, 3, 8), 2 * 60 + 30)
+    >>> f"{first_existing('America/New_York', date(2026, 3, 8), 2 * 60 + 30):%H:%M}"
     '03:00'
-    >>> first_existing("America/New_York", date(2026, 3, 9), 2 * 60 + 30)
+    >>> f"{first_existing('America/New_York', date(2026, 3, 9), 2 * 60 + 30):%H:%M}"
     '02:30'
     """
     tz, wall = zone(timezone), datetime.combine(day, time(minute // 60, minute % 60))
@@ -183,7 +194,7 @@ def first_existing(timezone: str, day: date, minute: int) -> str:
     earlier = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     later = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     if earlier >= later:
-        return f"{minute // 60:02d}:{minute % 60:02d}"  # it exists (once, or twice)
+        return wall  # it exists (once, or twice)
     after = later.astimezone(tz).utcoffset()
     lo, hi = earlier, later  # lo before the jump, hi after it: halve, to the minute
     while hi - lo > timedelta(minutes=1):
@@ -192,7 +203,7 @@ def first_existing(timezone: str, day: date, minute: int) -> str:
             hi = mid
         else:
             lo = mid
-    return f"{hi.astimezone(tz):%H:%M}"
+    return hi.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0, fold=0)
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\Z")

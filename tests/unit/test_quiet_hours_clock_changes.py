@@ -42,15 +42,34 @@ def test_a_span_ending_where_the_clocks_jump_ends_when_they_land(
 
 
 def test_a_skipped_time_becomes_the_first_that_exists() -> None:
-    assert first_existing("Europe/London", date(2026, 3, 29), 60) == "02:00"
-    assert first_existing("Europe/London", date(2026, 3, 29), 119) == "02:00"
-    assert first_existing("Europe/London", date(2026, 3, 29), 120) == "02:00"
-    assert first_existing("Europe/London", date(2026, 3, 29), 59) == "00:59"
-    assert first_existing("Europe/London", date(2026, 10, 25), 90) == "01:30"  # twice
+    def existing(timezone: str, day: date, minute: int) -> str:
+        return f"{first_existing(timezone, day, minute):%Y-%m-%d %H:%M}"
+
+    assert existing("Europe/London", date(2026, 3, 29), 60) == "2026-03-29 02:00"
+    assert existing("Europe/London", date(2026, 3, 29), 119) == "2026-03-29 02:00"
+    assert existing("Europe/London", date(2026, 3, 29), 120) == "2026-03-29 02:00"
+    assert existing("Europe/London", date(2026, 3, 29), 59) == "2026-03-29 00:59"
+    assert existing("Europe/London", date(2026, 10, 25), 90) == "2026-10-25 01:30"  # twice
+    # Santiago's clocks jump from midnight to 01:00
+    assert existing("America/Santiago", date(2026, 9, 6), 0) == "2026-09-06 01:00"
 
 
-def _transitions() -> list[tuple[str, datetime]]:
-    """The instants of 2026 the clocks of :data:`ZONES` change, to the hour."""
+def test_clocks_that_jump_over_the_end_and_the_next_start_stay_quiet_to_the_next_end() -> None:
+    """Quiet but for the minute after midnight, which Santiago skips on 6 September 2026:
+    the channel is quiet from the evening before to the midnight after."""
+    rules = ContactRules(quiet_hours={"call": "00:01-00:00"}, timezone="America/Santiago")
+    evening = datetime(2026, 9, 6, 3, 59, tzinfo=UTC)  # 23:59 on the 5th there
+    assert rules.quiet_until("call", evening) == "00:00"
+    assert rules.quiet_at("call", evening + timedelta(minutes=1))  # 01:00 on the 6th
+    assert rules.quiet_at("call", datetime(2026, 9, 7, 2, 59, tzinfo=UTC))  # 23:59 on the 6th
+    assert not rules.quiet_at("call", datetime(2026, 9, 7, 3, tzinfo=UTC))  # 00:00 on the 7th
+
+
+def _spring_forwards() -> list[tuple[str, datetime]]:
+    """The instants of 2026 the clocks of :data:`ZONES` go forward, to the hour. (Where
+    they go back, a span that began in the hour lived twice stops being quiet when the
+    clocks fall back to before its start, and is quiet again once they reach it: a
+    wall-clock reading of the span, not its end.)"""
     found = []
     for name in ZONES:
         at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,22 +77,22 @@ def _transitions() -> list[tuple[str, datetime]]:
         while at.year == 2026:
             at += timedelta(hours=1)
             now = at.astimezone(zone(name)).utcoffset()
-            if now != offset:
+            if offset is not None and now is not None and now > offset:
                 found.append((name, at))
-                offset = now
+            offset = now
     return found
 
 
-TRANSITIONS = _transitions()
+SPRING_FORWARDS = _spring_forwards()
 MINUTES = st.integers(0, 23 * 60 + 59)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(TRANSITIONS), st.integers(-26 * 60, 2 * 60), MINUTES, MINUTES)
+@given(st.sampled_from(SPRING_FORWARDS), st.integers(-26 * 60, 2 * 60), MINUTES, MINUTES)
 def test_the_end_named_is_when_quiet_hours_stop_by_the_clock(
     transition: tuple[str, datetime], shift: int, start: int, end: int
 ) -> None:
-    """Around each clock change, the end named is the local time at the first minute
+    """Around each jump forward, the end named is the local time at the first minute
     the channel is no longer quiet."""
     if start == end:
         return
