@@ -1,8 +1,9 @@
 """What the contact policy says of the calls an alert asks for: whether it would make
-the customer the retention offer on a call now, and whether calls are in their quiet
-hours. Pure: the answers are passed to :func:`agents.interventions.interventions_for`
-as plain values (a refusal's reason, a local time), so the alerts' wording agrees with
-the decisions Moments takes itself.
+the customer the retention offer on a call now, whether calls are in their quiet hours,
+and whether the customer reached the call channel's caps. Pure: the answers are passed
+to :func:`agents.interventions.interventions_for` as plain values (a refusal's reason,
+a local time, the cap reached), so the alerts' wording agrees with the decisions Moments
+takes itself.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from datetime import datetime
 
 import msgspec
 
-from agents.contact_policy import ContactPolicy
-from agents.interventions import RETENTION_OFFER
+from agents.contact_policy import ContactPolicy, fatigue
+from agents.interventions import RETENTION_OFFER, CallsCapped
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import ContactRules, OfferCatalogue
@@ -83,3 +84,34 @@ def calls_quiet_until(
     """When the call channel's quiet hours that ``now`` falls in end for the customer
     (``"HH:MM"``, their local time), ``None`` out of them."""
     return catalogue.contact_policy.quiet_until("call", now, features.timezone)
+
+
+def calls_capped(catalogue: OfferCatalogue, features: CustomerFeatures) -> CallsCapped | None:
+    """The call channel's caps the customer reached, as the contact policy counts them
+    before Moments reaches out by call (the channel's daily and weekly caps, and the
+    outbound channels' together: :func:`agents.contact_policy.fatigue`), so that a call
+    back is not asked for past them; ``None`` within them. Of several caps reached, the
+    one that holds the longest is named: a weekly cap outlasts the day, and a cap of 0
+    closes the channel. Only when a daily cap alone holds may the customer be called
+    from their next day: the week then holds less than it does now.
+
+    >>> from feature_store import ContactHistory
+    >>> rules = ContactRules(daily_caps={"call": 1}, outbound_weekly_cap=3)
+    >>> catalogue = OfferCatalogue(version="1", offers=[], contact_policy=rules)
+    >>> def capped(today: int, week: int) -> CallsCapped | None:
+    ...     seen = ContactHistory(shown_today={"call": today}, shown_7d={"email": week})
+    ...     return calls_capped(catalogue, CustomerFeatures(contact=seen))
+    >>> capped(0, 2) is None
+    True
+    >>> capped(1, 2)
+    CallsCapped(reason='suppressed:fatigue:call:day', lifts_tomorrow=True)
+    >>> capped(1, 3)
+    CallsCapped(reason='suppressed:fatigue:outbound:week', lifts_tomorrow=False)
+    """
+    rules, contact = catalogue.contact_policy, features.contact
+    reached = fatigue("call", contact, rules)
+    if reached is None:
+        return None
+    # today's counts left out: what holds beyond today (a weekly cap, or a cap of 0)
+    beyond = fatigue("call", msgspec.structs.replace(contact, shown_today={}), rules)
+    return CallsCapped(beyond or reached, lifts_tomorrow=beyond is None)

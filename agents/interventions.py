@@ -9,6 +9,16 @@ the agent by the call-back task raised minutes before.
 A customer who withdraws their consent to calls within a day of an alert that may have
 left a call to make gets a ``do_not_call`` alert, for every screen: once per such alert
 rather than by a cool-down.
+
+A call back is asked for only as the contact policy would call the customer itself: in
+the call channel's quiet hours the alert says when to call (:data:`QUIET_CALLS`), and
+once the customer reached the call channel's caps (its own, or the outbound channels'
+together) it says not to call (:func:`calls_capped_action`). Raising the alert is not
+counted as a contact on the customer's ledger: it asks an agent to call, who may not
+(the caps or quiet hours hold, the customer calls first, the agent closes it), and the
+caps count the offers a customer was made, as a CRM's contact history records contacts
+made, not tasks opened. Counting the alert would spend the customer's call caps on a
+call that may never happen, and keep Moments' own offers from them.
 """
 
 from __future__ import annotations
@@ -66,6 +76,26 @@ RETENTION_OFFER = "service-recovery-voucher"
 # the reason an alert that asks for a call back gets while the call channel is in its
 # quiet hours for the customer (see interventions_for)
 QUIET_CALLS = "quiet_hours:call"
+
+
+class CallsCapped(NamedTuple):
+    """The call channel's contact caps the customer reached, as the contact policy
+    counts them for its own decisions (see :func:`agents.alert_terms.calls_capped`)."""
+
+    reason: str  # the policy's reason code, e.g. "suppressed:fatigue:call:day"
+    lifts_tomorrow: bool  # only a daily cap holds: they may be called from their next day
+
+    @property
+    def alert_reason(self) -> str:
+        """The reason an alert gets: the policy's code, without ``suppressed:`` (the
+        alert is raised), as :data:`QUIET_CALLS` is.
+
+        >>> CallsCapped("suppressed:fatigue:outbound:week", False).alert_reason
+        'fatigue:outbound:week'
+        """
+        return self.reason.removeprefix("suppressed:")
+
+
 # for a customer in the offers' control group, who gets no offers, by hand either: the
 # measured lift of the offers would be blurred
 HELD_OUT_ACTIONS = {
@@ -149,6 +179,31 @@ def after_quiet_hours(action: str, until: str, timezone: str | None) -> str:
     whose = "their time" if timezone is not None and is_timezone(timezone) else (
         "(the business's timezone; theirs is not known)")  # fmt: skip
     return f"Call back after {until} {whose}: {action[:1].lower()}{action[1:]}"
+
+
+def calls_capped_action(action: str, capped: CallsCapped, timezone: str | None) -> str:
+    """``action`` for a call back the call channel's caps hold: not to call, why, and,
+    when only a daily cap holds, from when they may be called (their next day, counted
+    in their ``timezone`` when it is known, else in the catalogue's). What to do should
+    they call in follows.
+
+    >>> day = CallsCapped("suppressed:fatigue:call:day", lifts_tomorrow=True)
+    >>> calls_capped_action("Route to the save desk.", day, "Europe/Paris")
+    'Do not call them back before tomorrow, their time: the call caps are reached (they \
+had as many offers by call as a day allows). Should they call in: route to the save desk.'
+    >>> week = CallsCapped("suppressed:fatigue:outbound:week", lifts_tomorrow=False)
+    >>> calls_capped_action("Route to the save desk.", week, None).split(" (")[0]
+    'Do not call them back: the call caps are reached'
+    """
+    why = next((w for start, w in _REFUSED.items() if capped.reason.startswith(start)),
+               capped.reason)  # fmt: skip
+    when = ""
+    if capped.lifts_tomorrow:
+        known = timezone is not None and is_timezone(timezone)
+        when = " before tomorrow, " + ("their time" if known else (
+            "in the business's timezone (theirs is not known)"))  # fmt: skip
+    return (f"Do not call them back{when}: the call caps are reached ({why}). "
+            f"Should they call in: {action[:1].lower()}{action[1:]}")  # fmt: skip
 
 
 def retention_call_possible(
@@ -387,6 +442,7 @@ def interventions_for(
     subject: str | None = None,
     offer_refused: str | None = None,
     calls_quiet_until: str | None = None,
+    calls_capped: CallsCapped | None = None,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
     offers' control group, so no suggested action offers them anything;
@@ -395,7 +451,9 @@ def interventions_for(
     not suggest it either (see :func:`retention_action`); ``calls_quiet_until``: the
     call channel is in its quiet hours for the customer until then (their local
     ``"HH:MM"``), so a call back it asks for, the customer not on the line, waits until
-    then (reason :data:`QUIET_CALLS`);
+    then (reason :data:`QUIET_CALLS`); ``calls_capped``: the customer reached the call
+    channel's caps, so a call back it asks for, the customer not on the line, says not
+    to call (reason: the cap's, see :class:`CallsCapped`, instead of the quiet hours');
     ``call_needs_grant``: calls need consent the customer granted (opt-in);
     ``raised_lately``: alerts raised for the customer earlier in the batch (not in
     ``features`` yet), for a do-not-call to know of the call-backs among them;
@@ -456,7 +514,9 @@ def interventions_for(
         actions = NO_CALL_OFFER_ACTIONS
     elif offer_refused is not None:
         actions = {**ACTIONS, "retention_call": retention_action(offer_refused)}
-    # the contact centre would call them back in their quiet hours for calls: later
+    # the contact centre would call them back past their caps for calls (not at all),
+    # or in their quiet hours for calls (later); a customer on the line is held by neither
+    capped = calls_capped if not on_the_line(event) else None
     wait = calls_quiet_until if not on_the_line(event) else None
     urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}
     for w in wanted:  # one alert of each kind: the most urgent (of equals, the first)
@@ -466,7 +526,10 @@ def interventions_for(
         if cooling_down(kind, priority, features, now, rules):
             continue
         action = actions.get(kind, ACTIONS[kind])
-        if wait is not None and kind in CALL_BACKS:
+        if capped is not None and kind in CALL_BACKS:  # no call to make, quiet or not
+            reasons = [*reasons, capped.alert_reason]
+            action = calls_capped_action(action, capped, features.timezone)
+        elif wait is not None and kind in CALL_BACKS:
             reasons = [*reasons, QUIET_CALLS]
             action = after_quiet_hours(action, wait, features.timezone)
         out.append(

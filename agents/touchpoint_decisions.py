@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 
 import msgspec
 
-from agents.alert_terms import calls_quiet_until, retention_offer_refused
+from agents.alert_terms import calls_capped, calls_quiet_until, retention_offer_refused
 from agents.batch_history import with_batch_history
 from agents.batch_result import BatchResult, EventKey, event_key, failure_reason
 from agents.batch_retries import outage
@@ -618,7 +618,7 @@ class TouchpointDecisions:
         alerting = features is not None and (crossed or might_intervene(event))
         # what the contact policy says of the calls its alerts ask for, before this
         # touchpoint's own decision spends the budgets: the two agree on the offer
-        refused = quiet = None
+        refused = quiet = capped = None
         if features is not None and alerting:
             if retention_call_possible(event, features, crossed):
                 refused = retention_offer_refused(
@@ -626,6 +626,7 @@ class TouchpointDecisions:
                     now, budgets, inbound=on_the_line(event),
                 )  # fmt: skip
             quiet = calls_quiet_until(catalogue, features, now)
+            capped = calls_capped(catalogue, features)  # counts the batch's offers before
         if moment is not None and decision is None:
             decision = self._policy.decide(moment, features, now, budgets, catalogue)
         alerts = []
@@ -650,5 +651,6 @@ class TouchpointDecisions:
                 subject=subject,
                 offer_refused=refused,
                 calls_quiet_until=quiet,
+                calls_capped=capped,
             )
         return decision, alerts

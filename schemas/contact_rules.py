@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 import msgspec
@@ -138,15 +138,72 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         >>> at = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)  # 03:30 the next day in Sydney
         >>> rules.quiet_until("call", at, "Australia/Sydney"), rules.quiet_until("call", at)
         ('09:00', None)
+
+        A span that ends in the hour the clocks skip that day ends at the first local
+        time after it (when :meth:`quiet_at` no longer finds the channel quiet): London
+        has no 01:30 on the last Sunday of March, so quiet hours until 01:30 end at 02:00.
+
+        >>> spring = ContactRules(quiet_hours={"call": "20:00-01:30"}, timezone="Europe/London")
+        >>> evening = datetime(2026, 3, 28, 21, tzinfo=UTC)
+        >>> night = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # 00:30 there, before the jump
+        >>> spring.quiet_until("call", evening), spring.quiet_until("call", night)
+        ('02:00', '02:00')
+        >>> spring.quiet_until("call", datetime(2026, 3, 27, 21, tzinfo=UTC))  # the night before
+        '01:30'
         """
         text = self.quiet_hours.get(channel)
         if text is None:
             return None
         known = customer_timezone is not None and is_timezone(customer_timezone)
-        local = now.astimezone(zone(customer_timezone if known else self.timezone))
+        name = customer_timezone if known else self.timezone
+        local = now.astimezone(zone(name))
         minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
-        quiet = start <= minute < end if start < end else minute >= start or minute < end
-        return f"{end // 60:02d}:{end % 60:02d}" if quiet else None
+        if not _within(minute, start, end):
+            return None
+        # the day the span ends: tomorrow when it crosses midnight and began today
+        ends_on = local.date() + timedelta(days=1 if end < start <= minute else 0)
+        ends = first_existing(name, ends_on, end)
+        # clocks that jumped over the end and the next start too: quiet to the next end
+        for _ in range(2):
+            if not _within(ends.hour * 60 + ends.minute, start, end):
+                break
+            ends_on += timedelta(days=1)
+            ends = first_existing(name, ends_on, end)
+        return f"{ends:%H:%M}"
+
+
+def _within(minute: int, start: int, end: int) -> bool:
+    """Whether the minute of the day falls in the span from ``start`` to ``end``."""
+    return start <= minute < end if start < end else minute >= start or minute < end
+
+
+@functools.lru_cache(maxsize=256)
+def first_existing(timezone: str, day: date, minute: int) -> datetime:
+    """The local time ``minute`` (of the day) on ``day`` in ``timezone`` (naive, to the
+    minute), or, when the clocks skip it that day (a spring-forward gap), the first local
+    time after it that exists: the one the clocks jumped to.
+
+    >>> f"{first_existing('America/New_York', date(2026, 3, 8), 2 * 60 + 30):%H:%M}"
+    '03:00'
+    >>> f"{first_existing('America/New_York', date(2026, 3, 9), 2 * 60 + 30):%H:%M}"
+    '02:30'
+    """
+    tz, wall = zone(timezone), datetime.combine(day, time(minute // 60, minute % 60))
+    # in a gap, fold 1 reads the wall time with the offset after the jump (an instant
+    # before it) and fold 0 with the one before (an instant after it); else the same
+    earlier = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    later = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if earlier >= later:
+        return wall  # it exists (once, or twice)
+    after = later.astimezone(tz).utcoffset()
+    lo, hi = earlier, later  # lo before the jump, hi after it: halve, to the minute
+    while hi - lo > timedelta(minutes=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0, fold=0)
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\Z")

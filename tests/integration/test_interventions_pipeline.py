@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,52 @@ async def test_a_withdrawal_after_a_call_back_raises_one_do_not_call(pipeline: P
         None,
         ["consent_withdrawn:call"],
     )
+
+
+CALL_ONCE_A_DAY = """
+version = "call-once-a-day"
+
+[contact_policy]
+daily_caps = { call = 1 }
+
+[[offers]]
+offer_id = "call-tips"
+title = "Tips for their next order"
+channels = ["call"]
+"""
+
+
+async def test_a_call_back_past_the_call_caps_says_not_to_call(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A customer made an offer on the call they made (the call channel's one a day, as
+    Redis counts it) then visits the cancellation page: the save desk is raised, and says
+    not to call them back today; another customer's is a call to make."""
+    catalogue = tmp_path / "call-caps.toml"
+    catalogue.write_text(CALL_ONCE_A_DAY)
+    pipeline.start_worker(MOMENTS_CATALOGUE_PATH=str(catalogue), MOMENTS_CONTROL_PERCENT="0")
+    await send(pipeline, [call("caller", NOW - timedelta(minutes=5), "caps-call", "support")])
+    store = pipeline.store()
+    deadline = time.monotonic() + 90
+    try:  # the offer made on the call is counted in Redis
+        while time.monotonic() < deadline:
+            profile = await store.read("caller")
+            if profile is not None and profile.contact.shown_today.get("call", 0) >= 1:
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise AssertionError("the call's offer was not counted in time")
+    finally:
+        await store.close()
+    pages = [event("web_click", c, NOW, f"caps-page-{c}", page="/account/cancel")
+             for c in ("caller", "browser")]  # fmt: skip
+    await send(pipeline, pages)
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 2
+    )
+    alerts = {a["customer_id"]: a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
+              if a["kind"] == "save_desk"}  # fmt: skip
+    assert alerts["caller"]["reasons"] == ["visited:cancellation_page", "fatigue:call:day"]
+    assert alerts["caller"]["suggested_action"].startswith("Do not call them back before tomorrow")
+    assert alerts["browser"]["reasons"] == ["visited:cancellation_page"]
+    assert alerts["browser"]["suggested_action"].startswith("Route to the save desk")
