@@ -138,6 +138,7 @@ _REFUSED = {  # why the contact policy refuses an offer, by the start of its rea
     "suppressed:budget:": "its budget for today is spent",
     "suppressed:cooldown:": "it was offered to them lately",
     "suppressed:cap:": "they were offered it as often as a week allows",
+    "suppressed:accepted:": "they accepted it lately",
     "suppressed:fatigue:call:day": "they had as many offers by call as a day allows",
     "suppressed:fatigue:call:week": "they had as many offers by call as a week allows",
     "suppressed:fatigue:outbound:day": "they had as many offers by email, text and call as "
@@ -158,6 +159,8 @@ def retention_action(refused: str | None) -> str:
 
     >>> retention_action("suppressed:budget:service-recovery-voucher").split(": ")[1]
     'its budget for today is spent).'
+    >>> retention_action("suppressed:accepted:service-recovery-voucher").split(": ")[1]
+    'they accepted it lately).'
     """
     if refused is None:
         return ACTIONS["retention_call"]

@@ -42,18 +42,24 @@ class OfferAcceptances:
         self._conn = conn
         self._keys = keys
 
-    async def record(self, accepted: Sequence[tuple[str, str, datetime]]) -> list[Recorded]:
+    async def record(
+        self, accepted: Sequence[tuple[str, str, datetime]], first_only: bool = False
+    ) -> list[Recorded]:
         """Record (customer id, offer id, when they accepted it) in one round trip, each
-        atomically: the newest time per offer is kept. A customer whose profile Redis
-        cannot serve as one (a key of another type) is ``"corrupt"``, and the others are
-        recorded; raises :class:`~feature_store.records.StoreUnavailable` while Redis
-        cannot serve (recording again is safe)."""
+        atomically: the newest time per offer is kept; with ``first_only`` (copies of
+        outcomes claimed before), only where none is held, so that a copy stamped later
+        (sent again with its sending time) does not start the hold-back again. A customer
+        whose profile Redis cannot serve as one (a key of another type) is ``"corrupt"``,
+        and the others are recorded; raises
+        :class:`~feature_store.records.StoreUnavailable` while Redis cannot serve
+        (recording again is safe)."""
         if not accepted:
             return []
         calls = []
         for customer_id, offer_id, at in accepted:
             k = self._keys.for_customer(customer_id)
-            calls.append(("accepted", (k.profile, k.tombstone), (offer_id, ts_ms(at))))
+            args = (offer_id, ts_ms(at), "1" if first_only else "")
+            calls.append(("accepted", (k.profile, k.tombstone), args))
         faults: dict[int, Exception] = {}
         replies = await self._conn.eval_mixed("accepted", calls, faults=faults)
         return ["corrupt" if i in faults else recorded(r) for i, r in enumerate(replies)]

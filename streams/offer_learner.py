@@ -51,6 +51,7 @@ from agents.letter_sends import Send, send_letters
 from agents.letters import source_record
 from agents.sent_letters import SentLetters
 from feature_store import FeatureStore, RepliesUnknown
+from feature_store.acceptances import Recorded
 from feature_store.decision_log import Claim
 from schemas import InvalidEvent, Outcome, decode_outcome
 from schemas.ahead import not_ahead
@@ -300,19 +301,23 @@ class OfferLearner(SnapshotLearner):
         """Keep in each customer's profile when they accepted each offer, for the contact
         policy: from the ``accepted`` outcomes joined to the decision that made the offer
         (claimed now or before, by this record or another: the newest time is kept, so
-        one read again changes nothing). Not from one the claim refused (its decision
-        not stored, no such offer in it, the customer erased: nothing is written for an
-        erased customer), nor from one dated before its decision (of something else).
+        one read again changes nothing; a copy of one claimed before is kept only where
+        no time is, so that one stamped later does not move it). Not from one the claim
+        refused (its decision not stored, no such offer in it, the customer erased:
+        nothing is written for an erased customer), nor from one dated before its
+        decision (of something else).
         Before the learner moves past them: a failure reads them again."""
         accepted = [
-            (o.customer_id, o.offer_id, o.ts)
+            (claim == "skip", (o.customer_id, o.offer_id, o.ts))
             for (o, _), claim, verdict in zip(outcomes, claims, verdicts, strict=True)
             if o.outcome == "accepted" and claim in JOINED
             and verdict.example != "dated_before_decision"
         ]  # fmt: skip
-        if not accepted:
-            return
-        found = await self._store.acceptances.record(accepted)
+        found: list[Recorded] = []
+        for copies in (False, True):
+            asked = [item for copy, item in accepted if copy is copies]
+            if asked:
+                found += await self._store.acceptances.record(asked, first_only=copies)
         corrupt = found.count("corrupt")
         if corrupt:  # a profile of another type: the acceptance is not kept
             log.warning("%d accepted offers not kept for the contact policy: their "

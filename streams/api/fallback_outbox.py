@@ -92,6 +92,7 @@ class FallbackOutbox:
         # Redis answers, so that one erased is forgotten (a dict: ordered, no repeats)
         self._unchecked: dict[str, None] = {}
         self._unchecked_limit = unchecked_limit
+        self._stopping = False  # drain began: the customers given up are kept no more
         self._publish = publish
         self._dropped = dropped  # how many were given up unpublished
         self._hold_s = hold_s
@@ -207,6 +208,8 @@ class FallbackOutbox:
         if self._forget is not None:
             self._forget([record for _, _, _, record in given_up])
         for _, _, customer, _ in given_up:
+            if self._stopping:  # the process ends, and what it holds with it
+                continue
             if self._who_erased is None:
                 self._forget_unasked(customer)
                 continue
@@ -229,6 +232,7 @@ class FallbackOutbox:
     async def drain(self, within_s: float | None = 5.0) -> bool:
         """Publish what can be checked within ``within_s`` (at shutdown; None: as long
         as it takes); give up the rest, counted. Whether all of it was checked."""
+        self._stopping = True
         self._unchecked.clear()  # the process ends, and what it holds with it
         task = self._task
         if task is None or task.done():

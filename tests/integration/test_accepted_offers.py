@@ -198,6 +198,11 @@ async def test_the_store_keeps_the_newest_acceptance_and_writes_none_for_the_era
         assert await store.acceptances.record([(known, UPGRADE, at)]) == ["held"]
         assert await store.acceptances.record([(known, UPGRADE, at - timedelta(1))]) == ["held"]
         assert await accepted_at(store, known) == at
+        # a copy of one claimed before, stamped later (sent again): the time held stays
+        assert await store.acceptances.record([(known, UPGRADE, later)], first_only=True) == [
+            "held"
+        ]
+        assert await accepted_at(store, known) == at
         assert await store.acceptances.record([(known, UPGRADE, later), (known, "tips", at)]) == [
             "recorded", "recorded"
         ]  # fmt: skip

@@ -15,7 +15,9 @@ class Acceptances:
         self.kept: dict[tuple[str, str], datetime] = {}
         self.asked: list[tuple[str, str, datetime]] = []
 
-    async def record(self, accepted: Sequence[tuple[str, str, datetime]]) -> list[Recorded]:
+    async def record(
+        self, accepted: Sequence[tuple[str, str, datetime]], first_only: bool = False
+    ) -> list[Recorded]:
         found: list[Recorded] = []
         for customer_id, offer_id, at in accepted:
             self.asked.append((customer_id, offer_id, at))
@@ -23,7 +25,7 @@ class Acceptances:
                 found.append("erased")
                 continue
             held = self.kept.get((customer_id, offer_id))
-            if held is not None and held >= at:
+            if held is not None and (first_only or held >= at):
                 found.append("held")
                 continue
             self.kept[(customer_id, offer_id)] = at

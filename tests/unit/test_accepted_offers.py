@@ -157,3 +157,30 @@ async def test_the_learner_keeps_only_accepted_outcomes_joined_to_their_decision
     assert acceptances.kept == kept
     await learner._learn(0, records)  # read again: asked again, nothing changes
     assert acceptances.kept == kept and len(acceptances.asked) == 8
+
+
+async def test_a_copy_stamped_later_does_not_start_the_hold_back_again() -> None:
+    """A copy of an outcome claimed before (claim ``skip``), sent again with a later
+    time: the time held stays; a copy finds none held (claimed by an older version) and
+    keeps its own."""
+    acceptances = Acceptances()
+    held = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    acceptances.kept[("c-copy", "premium-upgrade")] = held
+
+    async def dead_letter(**letter: Any) -> Awaitable[None]:
+        return asyncio.sleep(0)
+
+    async def nobody_erased(customer_ids: list[str]) -> list[bool]:
+        return [False for _ in customer_ids]
+
+    claims = Claims({"copy": "skip", "older": "skip"})
+    store = SimpleNamespace(decisions=claims, erased=nobody_erased, acceptances=acceptances)
+    learner = OfferLearner(store, ModelHolder(), Metrics(), "", "offer-outcomes",  # type: ignore[arg-type]
+                           dead_letter, clock=lambda: NOW)  # fmt: skip
+    learner._start(None, 0)
+    stamped = "2026-12-01T10:00:00Z"
+    await learner._learn(0, [record(0, "copy", "accepted", stamped),
+                             record(1, "older", "accepted", stamped)])  # fmt: skip
+    own = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert acceptances.kept == {("c-copy", "premium-upgrade"): held,
+                                ("c-older", "premium-upgrade"): own}  # fmt: skip

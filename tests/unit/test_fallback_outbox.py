@@ -297,3 +297,15 @@ async def test_a_stop_does_not_wait_to_ask_of_the_customers_given_up() -> None:
     started = asyncio.get_running_loop().time()
     assert await box.drain(within_s=5.0) is True
     assert asyncio.get_running_loop().time() - started < 0.5 and box.unchecked == 0
+
+
+async def test_a_stop_with_no_limit_ends_once_what_waits_is_given_up() -> None:
+    """Redis away through the stop: the decisions waiting are given up when their hold
+    ends, and their customers are not kept to ask of (the process ends), so a drain
+    with no time limit returns."""
+    given_up: list[int] = []
+    box = FallbackOutbox(Tombstones(set(), down=True), [].extend, given_up.append,
+                         hold_s=0.2, retry_s=0.01, who_erased=Reads(set()))  # fmt: skip
+    box.add("c1", b"d")
+    await asyncio.wait_for(box.drain(within_s=None), 5.0)
+    assert sum(given_up) == 1 and box.unchecked == 0
