@@ -33,6 +33,7 @@ import msgspec
 
 from agents.cancellation_pages import cancellation_page
 from feature_store import CustomerFeatures
+from feature_store.facts import ts_ms
 from feature_store.features import RecentTouchpoint
 from schemas import (
     Call,
@@ -340,6 +341,36 @@ def intervention_id_for(kind: str, trigger_event_id: str, subject: str) -> str:
     return str(uuid.uuid5(CUSTOMER_NAMESPACE, name))
 
 
+def crossing_id_for(subject: str, features: CustomerFeatures) -> str:
+    """The id of the retention call a churn-risk crossing raises of its own: named after
+    the crossing, not the touchpoint it is raised at, so that a batch read again before it
+    was confirmed (a worker stopped after Kafka took its alerts), ending at another
+    touchpoint, raises it under the same id. A crossing is named by when the customer's
+    risk band was last stored (it stores the band anew: the next crossing is named
+    otherwise), or, for a customer with no band yet, by when they were first seen.
+
+    >>> from datetime import UTC
+    >>> low = CustomerFeatures(risk_band="low", risk_band_ms=1_700_000_000_000)
+    >>> crossing_id_for("ab12", low) == crossing_id_for("ab12", low)
+    True
+    >>> later = msgspec.structs.replace(low, risk_band_ms=1_700_000_060_000)
+    >>> crossing_id_for("ab12", low) == crossing_id_for("ab12", later)
+    False
+    >>> first = CustomerFeatures(first_seen=datetime(2026, 11, 23, tzinfo=UTC))
+    >>> crossing_id_for("ab12", first) == crossing_id_for("cd34", first)
+    False
+    """
+    if features.risk_band_ms is not None:
+        since = f"band:{features.risk_band_ms}"
+    elif features.first_seen is not None:
+        since = f"first:{ts_ms(features.first_seen)}"
+    else:
+        since = "first"
+    # never one of intervention_id_for's names: those have the subject's length here
+    name = f"retention_call:crossing:{len(subject)}:{subject}:{since}"
+    return str(uuid.uuid5(CUSTOMER_NAMESPACE, name))
+
+
 def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
     """Alerts decided on the same features (one batch): one per customer and kind, the
     most urgent (of equals, the first), in the order they were raised. The alerts a
@@ -488,6 +519,7 @@ def interventions_for(
     if _call_back_stopped(event, features, now, raised_lately):
         # for every queue: whichever screen holds the call-back
         wanted.append(("do_not_call", 1, ["consent_withdrawn:call"], None))
+    crossing_alone = False  # a retention call for the crossing alone: named after it
     if risk_crossed and risk is not None:
         crossed = f"{RISK_CROSSED}{risk:.2f}"
         calls = [reasons for kind, _, reasons, _ in wanted if kind == "retention_call"]
@@ -496,6 +528,7 @@ def interventions_for(
         else:
             queue = queue_named(event.queue) if isinstance(event, Call) else "retention"
             wanted.append(("retention_call", 2, [crossed], queue))
+            crossing_alone = True
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     # a withdrawal may raise the word not to call, but it is no return (see NOTICED)
     if (back and might_intervene(event) and not isinstance(event, Consent)
@@ -535,9 +568,12 @@ def interventions_for(
         elif wait is not None and kind in CALL_BACKS:
             reasons = [*reasons, QUIET_CALLS]
             action = after_quiet_hours(action, wait, features.timezone)
+        alert_id = intervention_id_for(kind, event.event_id, named)
+        if crossing_alone and kind == "retention_call":
+            alert_id = crossing_id_for(named, features)
         out.append(
             Intervention(
-                intervention_id=intervention_id_for(kind, event.event_id, named),
+                intervention_id=alert_id,
                 customer_id=event.customer_id,
                 ts=now,
                 kind=kind,

@@ -44,6 +44,7 @@ from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, legacy_decision_id, moment_for, moment_passed
 from agents.offer_budget import BudgetLedger, budget_day
 from agents.offer_policy import OfferPolicy
+from agents.risk_crossings import RiskWatchAt, risk_watch_at
 from agents.risk_features import risk_features_at
 from agents.risk_labels import churn_signal
 from agents.risk_watch import RiskHolder, RiskWatch, watch_risk
@@ -146,7 +147,7 @@ class _DecidingBatch:
     erased: set[str]
     now: datetime
     budgets: BudgetLedger | None
-    watched: dict[str, str]  # customer -> the touchpoint their risk is watched at
+    watched: dict[str, RiskWatchAt]  # customer -> where their risk is watched
     batch_of: dict[str, list[TouchpointEvent]]  # customer -> their touchpoints to decide
     # features are read once a batch: one alert of each kind per customer, the most urgent
     raised: list[Intervention] = field(default_factory=list)  # in time, in order
@@ -256,22 +257,28 @@ def _recorded(context: str | None) -> NextBestOffer | None:
         return None
 
 
+def _sent(record: SourceRecord) -> datetime | None:
+    """When ``record`` reached Kafka, unless re-driven (see too_late)."""
+    if record.produced_ms is None or record.redriven_from is not None:
+        return None
+    return datetime.fromtimestamp(record.produced_ms / 1000, UTC)
+
+
 def _risk_watch_plan(
-    pending: list[_Pending],
-) -> tuple[dict[str, str], dict[str, list[TouchpointEvent]]]:
-    """Per customer: the touchpoint their risk is watched at, and their touchpoints."""
+    pending: list[_Pending], now: datetime, rules: InterventionRules
+) -> tuple[dict[str, RiskWatchAt], dict[str, list[TouchpointEvent]]]:
+    """Per customer: where their risk is watched, and their touchpoints."""
     # Risk is watched once per customer and batch, on their newest touchpoint not yet
     # decided: one applied now, or one applied before whose batch never confirmed its
     # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
     # risk fact is applied once; the learner drops an example it has just learned.)
     # A churn signal among their other touchpoints of the batch labels the snapshot too.
-    newest: dict[str, TouchpointEvent] = {}
-    batch_of: dict[str, list[TouchpointEvent]] = {}
-    for _, e, _ in pending:
-        batch_of.setdefault(e.customer_id, []).append(e)
-        if e.customer_id not in newest or e.ts >= newest[e.customer_id].ts:  # by time: a
-            newest[e.customer_id] = e  # late call record read last is not their newest
-    return {c: e.event_id for c, e in newest.items()}, batch_of
+    # Its crossing is raised at their inbound call, when they are on the line.
+    sent_of: dict[str, list[tuple[TouchpointEvent, datetime | None]]] = {}
+    for record, e, _ in pending:
+        sent_of.setdefault(e.customer_id, []).append((e, _sent(record)))
+    watched = {c: risk_watch_at(tps, now, rules) for c, tps in sent_of.items()}
+    return watched, {c: [e for e, _ in tps] for c, tps in sent_of.items()}
 
 
 def _forget_watch(result: BatchResult, facts_at: int, examples_at: int) -> None:
@@ -473,7 +480,7 @@ class TouchpointDecisions:
             BudgetLedger.for_day(now, limits, reads.spent, plan.today, timezone) if limits else None
         )
         result.catalogue = plan.catalogue
-        watched, batch_of = _risk_watch_plan(plan.pending)
+        watched, batch_of = _risk_watch_plan(plan.pending, now, self._rules)
         batch = _DecidingBatch(plan.catalogue, profiles, erased, now, budgets, watched,
                                batch_of, unreadable=reads.unreadable,
                                applied_now=plan.applied_now,
@@ -503,15 +510,15 @@ class TouchpointDecisions:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 features = profiles[event.customer_id]
-                mine = batch.watched.get(event.customer_id) == event.event_id
-                if not watch_taken and features is not None and mine:
-                    watch = self._watch_churn_risk(event, features, batch, result)
+                at = batch.watched.get(event.customer_id)
+                mine = at is not None and at.raised_at == event.event_id
+                if not watch_taken and features is not None and at is not None and mine:
+                    # scored as of their newest touchpoint, raised here
+                    watch = self._watch_churn_risk(at.scored_at, features, batch, result)
                 watch_taken = True  # a decision that fails is tried again without it
                 key = event_key(event)
                 recorded = batch.recorded.get(key)
-                sent = None  # when it reached Kafka, unless re-driven (see too_late)
-                if record.produced_ms is not None and record.redriven_from is None:
-                    sent = datetime.fromtimestamp(record.produced_ms / 1000, UTC)
+                sent = _sent(record)
                 subject = batch.subjects[event.customer_id]
                 moment = moment_for(event, subject)
                 if moment is not None and recorded is not None:  # its id, as recorded (one
@@ -613,7 +620,8 @@ class TouchpointDecisions:
                 inbound=moment is not None and moment.inbound,
             )  # fmt: skip
         # a crossing is raised whatever event brought it (an unsubscribe, consent withdrawn
-        # for all): the band is stored now, and the next event would not cross again
+        # for all), or the inbound call it is raised at (agents.risk_crossings): the band
+        # is stored now, and the next event would not cross again
         crossed = watch is not None and watch.crossed
         alerting = features is not None and (crossed or might_intervene(event))
         # what the contact policy says of the calls its alerts ask for, before this
@@ -631,8 +639,9 @@ class TouchpointDecisions:
             decision = self._policy.decide(moment, features, now, budgets, catalogue)
         alerts = []
         if features is not None and alerting:
-            # risk is watched at the customer's newest touchpoint of the batch; an alert
-            # their earlier one raises shows the risk the model gives it all the same
+            # risk is scored as of the customer's newest touchpoint of the batch (the
+            # touchpoint raising its crossing shows it); an alert their earlier one raises
+            # shows the risk the model gives it all the same
             risk = watch.risk if watch is not None else self._risk.model.predict_one(
                 risk_features_at(features, event.ts, event.event_id)
             )  # fmt: skip
