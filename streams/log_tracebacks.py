@@ -5,9 +5,10 @@ An exception's message may quote a customer: a ``KeyError`` of a customer id, a
 msgspec error quoting a value. So a record that asks for a traceback (``log.exception``,
 ``exc_info=``: Moments' catch-all error logs, Faust's "Crashed reason=%r", asyncio's "Task
 exception was never retrieved", the error a process dies of) keeps the frames and the
-class of each exception in the chain, without their messages (:func:`unsaid`); and an
-exception among the record's arguments, or quoted by its repr in its text, is named by
-its class alone.
+class of each exception in the chain (and in the exception groups there), without their
+messages (:func:`unsaid`); and an exception that is the record's message or among its
+arguments, or quoted in its text (by its repr or its message), is named by its class
+alone.
 
 Save one rule, easy to check: a chain every exception of which is an error of the
 infrastructure (:data:`INFRASTRUCTURE`: a socket's or a file's, Redis or a Kafka broker
@@ -33,7 +34,9 @@ for text and JSON lines alike.
 from __future__ import annotations
 
 import logging
+import textwrap
 import traceback
+from collections.abc import Mapping
 from typing import TypeGuard
 
 # errors that speak of where and how a connection or a file failed, never of an event:
@@ -82,17 +85,40 @@ def unsay(record: logging.LogRecord) -> None:
         return
     if isinstance(record.args, tuple):
         record.args = tuple(_Named(a) if _unsayable(a) else a for a in record.args)
+    elif isinstance(record.args, Mapping):  # "%(name)s" arguments
+        record.args = {k: _Named(v) if _unsayable(v) else v for k, v in record.args.items()}
+    if _unsayable(record.msg):  # log.exception(exc)
+        record.msg = _Named(record.msg)
     error = record.exc_info[1]
     if error is None or not _unsayable(error):
         return
     if isinstance(record.msg, str):
-        for told in chain(error):
-            try:  # a filter that raised would fail the logging call itself
-                quoted = repr(told)
-            except Exception:
-                continue
-            record.msg = record.msg.replace(quoted, str(_Named(told)))
+        for told in every(error):
+            for quoted in _quoted(told):
+                record.msg = record.msg.replace(quoted, str(_Named(told)))
     record.exc_info, record.exc_text = None, unsaid(error)
+
+
+# what is shorter is not looked for in a record's text: "" or "x" is found everywhere
+QUOTED_AT_LEAST = 3
+
+
+def _quoted(error: BaseException) -> list[str]:
+    """How a record's text may quote ``error``: its repr, then its message (as ``str``
+    gives it, "failed: " + str(exc)), each long enough to be told apart.
+
+    >>> _quoted(KeyError("jane-doe")), _quoted(ValueError(""))
+    (["KeyError('jane-doe')", "'jane-doe'"], ["ValueError('')"])
+    """
+    found = []
+    for said in (repr, str):
+        try:  # a filter that raised would fail the logging call itself
+            text = said(error)
+        except Exception:
+            continue
+        if len(text) >= QUOTED_AT_LEAST:
+            found.append(text)
+    return found
 
 
 def chain(error: BaseException) -> list[BaseException]:
@@ -119,9 +145,29 @@ def chain(error: BaseException) -> list[BaseException]:
     return found
 
 
+def every(error: BaseException) -> list[BaseException]:
+    """The exceptions of ``error``'s :func:`chain`, and of each exception group's in it
+    (those it holds, and their chains), each once.
+
+    >>> group = ExceptionGroup("two", [KeyError("a"), OSError("b")])
+    >>> [type(e).__name__ for e in every(group)]
+    ['ExceptionGroup', 'KeyError', 'OSError']
+    """
+    found: list[BaseException] = []
+    waiting = [error]
+    while waiting:
+        for current in chain(waiting.pop(0)):
+            if any(current is e for e in found):
+                continue
+            found.append(current)
+            if isinstance(current, BaseExceptionGroup):
+                waiting.extend(current.exceptions)
+    return found
+
+
 def infrastructure(error: BaseException) -> bool:
-    """Whether every exception in ``error``'s :func:`chain` is an error of the
-    infrastructure, whose message operators may read.
+    """Whether every exception in ``error``'s :func:`chain` (and in the groups there:
+    :func:`every`) is an error of the infrastructure, whose message operators may read.
 
     >>> from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
     >>> infrastructure(TimeoutError()), infrastructure(RedisConnectionError("gone"))
@@ -131,10 +177,13 @@ def infrastructure(error: BaseException) -> bool:
     >>> wrapped = RuntimeError("lost jane's batch"); wrapped.__cause__ = TimeoutError()
     >>> infrastructure(wrapped)
     False
+    >>> infrastructure(ExceptionGroup("x", [TimeoutError(), KeyError("jane")]))
+    False
     """
     return all(
         any(f"{kind.__module__}.{kind.__qualname__}" in INFRASTRUCTURE for kind in type(e).__mro__)
-        for e in chain(error)
+        for e in every(error)
+        if not isinstance(e, BaseExceptionGroup)  # a group is what it holds
     )
 
 
@@ -170,8 +219,19 @@ def unsaid(error: BaseException) -> str:
     (False, 2, True)
     >>> [line.split()[0] for line in said.splitlines() if line.endswith(LEFT_OUT)]
     ['KeyError', 'ValueError']
+
+    An exception group is followed by what it holds, each told the same way, indented.
+
+    >>> said = unsaid(ExceptionGroup("two", [KeyError(who), OSError("b")]))
+    >>> "jane" in said, [line.split()[1] for line in said.splitlines() if "----" in line]
+    (False, ['1', '2'])
     """
-    shown = chain(error)[::-1]  # the first raised first
+    return _unsaid(error, [])
+
+
+def _unsaid(error: BaseException, shown_before: list[BaseException]) -> str:
+    shown = [e for e in chain(error) if all(e is not s for s in shown_before)][::-1]
+    shown_before.extend(shown)  # a group's exceptions' chains may lead back: told once
     parts: list[str] = []
     for at, current in enumerate(shown):
         if at:
@@ -179,4 +239,10 @@ def unsaid(error: BaseException) -> str:
         frames = "".join(traceback.format_tb(current.__traceback__))
         parts.append(f"Traceback (most recent call last):\n{frames}"
                      f"{type(current).__qualname__} {LEFT_OUT}")  # fmt: skip
+        if isinstance(current, BaseExceptionGroup):
+            for number, held in enumerate(current.exceptions, 1):
+                told = _unsaid(held, shown_before)
+                if told:
+                    parts.append(f"  +---------------- {number} ----------------\n"
+                                 + textwrap.indent(told, "    | "))  # fmt: skip
     return "\n".join(parts)

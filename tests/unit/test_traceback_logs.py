@@ -148,3 +148,67 @@ async def test_an_unexpected_error_in_an_api_handler_logs_its_route_and_frames(
     assert CUSTOMER not in said, said
     assert "unexpected error on GET" in said and "/v1/customers/{customer_id}/profile" in said
     assert "in profile" in said and "in find_customer" in said and "KeyError" in said, said
+
+
+class Quiet(Exception):
+    """An exception whose repr says nothing: not looked for in the record's text."""
+
+    def __repr__(self) -> str:
+        return ""
+
+
+@pytest.mark.parametrize("line_format", FORMATS)
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [
+        ("{error}", ()),  # log.exception(exc): the exception is the message
+        ("failed %(error)s", "mapping"),  # "%(name)s" arguments
+        ("failed: {said}", ()),  # its message pasted into the text
+    ],
+    ids=["exception-as-message", "mapping-arguments", "message-in-text"],
+)
+def test_an_exception_told_in_the_record_itself_is_named_by_its_class(
+    line_format: str, message: str, args: object
+) -> None:
+    with moments_log(line_format, "moments.test") as written:
+        try:
+            find_customer(CUSTOMER)
+        except KeyError as exc:
+            log = logging.getLogger("moments.test")
+            if message == "{error}":
+                log.exception(exc)
+            elif args == "mapping":
+                log.exception(message, {"error": exc})
+            else:
+                log.exception(message.format(said=str(exc)))
+    text = written.getvalue()
+    assert CUSTOMER not in text and "KeyError" in text
+
+
+@pytest.mark.parametrize("line_format", FORMATS)
+def test_an_exception_with_an_empty_repr_leaves_the_text_as_written(line_format: str) -> None:
+    with moments_log(line_format, "moments.test") as written:
+        try:
+            raise Quiet(CUSTOMER)
+        except Quiet:
+            logging.getLogger("moments.test").exception("crashed at step two")
+    assert "crashed at step two" in written.getvalue() and CUSTOMER not in written.getvalue()
+
+
+@pytest.mark.parametrize("line_format", FORMATS)
+def test_an_exception_group_shows_what_it_holds_by_class_and_frames(line_format: str) -> None:
+    async def failing() -> None:
+        find_customer(CUSTOMER)
+
+    async def grouped() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(failing())
+
+    with moments_log(line_format, "moments.test") as written:
+        try:
+            asyncio.run(grouped())
+        except BaseExceptionGroup:
+            logging.getLogger("moments.test").exception("the sweep failed")
+    told = traceback_of(written, line_format)
+    assert CUSTOMER not in told
+    assert "in find_customer" in told and "KeyError (its message is left out" in told
