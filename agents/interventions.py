@@ -375,7 +375,8 @@ def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
     """Alerts decided on the same features (one batch): one per customer and kind, the
     most urgent (of equals, the first), in the order they were raised. The alerts a
     cool-down would have held back, had the others been recorded first, are the ones
-    left out.
+    left out; the churn-risk crossing one of them tells of (reason
+    :data:`RISK_CROSSED`) is told by the one kept (its band is stored all the same).
 
     >>> from datetime import UTC
     >>> at = datetime(2026, 11, 23, tzinfo=UTC)
@@ -386,6 +387,9 @@ def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
     >>> [a.trigger_event_id for a in most_urgent([alert("page", 2), alert("call", 1),
     ...                                           alert("call-again", 1)])]
     ['call']
+    >>> crossed = msgspec.structs.replace(alert("call-again", 1), reasons=["risk_crossed:0.9"])
+    >>> [a.reasons for a in most_urgent([alert("call", 1), crossed])]
+    [['risk_crossed:0.9']]
     """
     kept: dict[tuple[str, str], Intervention] = {}
     for alert in alerts:
@@ -393,8 +397,18 @@ def most_urgent(alerts: Iterable[Intervention]) -> list[Intervention]:
         found = kept.get(key)
         if found is None or alert.priority < found.priority:
             kept.pop(key, None)  # the newer, more urgent one takes its place in the order
-            kept[key] = alert
+            kept[key] = alert if found is None else _telling_crossing(alert, found)
+        else:
+            kept[key] = _telling_crossing(found, alert)
     return list(kept.values())
+
+
+def _telling_crossing(kept: Intervention, dropped: Intervention) -> Intervention:
+    """``kept``, telling of the risk crossing ``dropped`` told of, if any."""
+    crossed = [r for r in dropped.reasons if r.startswith(RISK_CROSSED)]
+    if not crossed or any(r.startswith(RISK_CROSSED) for r in kept.reasons):
+        return kept
+    return msgspec.structs.replace(kept, reasons=[*kept.reasons, *crossed])
 
 
 def cooling_down(
@@ -477,6 +491,7 @@ def interventions_for(
     offer_refused: str | None = None,
     calls_quiet_until: str | None = None,
     calls_capped: CallsCapped | None = None,
+    on_the_line_now: bool | None = None,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
     offers' control group, so no suggested action offers them anything;
@@ -492,9 +507,14 @@ def interventions_for(
     ``raised_lately``: alerts raised for the customer earlier in the batch (not in
     ``features`` yet), for a do-not-call to know of the call-backs among them;
     ``subject``: the customer as the alerts' ids name them (a worker's: their keyed
-    hash, see :func:`intervention_id_for`); ``None``, by their id."""
+    hash, see :func:`intervention_id_for`); ``None``, by their id;
+    ``on_the_line_now``: whether the customer is on the line at ``event`` (``None``: as
+    :func:`on_the_line` says; a caller that knows the call is over, too old or ended,
+    says ``False``): it decides whether calls need their consent, whether the caps and
+    quiet hours hold, and the queue and agent of a crossing's own retention call."""
     if features is None:
         return []
+    line = on_the_line(event) if on_the_line_now is None else on_the_line_now
     wanted: list[tuple[str, Priority, list[str], str | None]] = []
     valuable = features.value >= rules.high_value
     match event:
@@ -526,7 +546,8 @@ def interventions_for(
         if calls:  # the call already asks for one: it says the risk crossed too
             calls[0].append(crossed)
         else:
-            queue = queue_named(event.queue) if isinstance(event, Call) else "retention"
+            # on the line: in the call's queue, for its agent; else a call-back
+            queue = queue_named(event.queue) if isinstance(event, Call) and line else "retention"
             wanted.append(("retention_call", 2, [crossed], queue))
             crossing_alone = True
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
@@ -535,12 +556,13 @@ def interventions_for(
             and not welcomed_back(features, back)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip
         wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
-    if not on_the_line(event) and not features.consents_to("call", call_needs_grant):
+    if not line and not features.consents_to("call", call_needs_grant):
         # the contact centre would have to call them, and they said not to: only a reply
         # where they spoke up in public is left, and the word not to call
         wanted = [w for w in wanted if w[0] in ("service_recovery", "do_not_call")]
     out: list[Intervention] = []
     named = event.customer_id if subject is None else subject
+    agent = event.agent_id if isinstance(event, Call) else None
     recent = features.recent[:5]
     # an inbound call needs no grant, but a withdrawal holds its offers back
     actions = ACTIONS
@@ -552,8 +574,8 @@ def interventions_for(
         actions = {**ACTIONS, "retention_call": retention_action(offer_refused)}
     # the contact centre would call them back past their caps for calls (not at all),
     # or in their quiet hours for calls (later); a customer on the line is held by neither
-    capped = calls_capped if not on_the_line(event) else None
-    wait = calls_quiet_until if not on_the_line(event) else None
+    capped = calls_capped if not line else None
+    wait = calls_quiet_until if not line else None
     urgent: dict[str, tuple[str, Priority, list[str], str | None]] = {}
     for w in wanted:  # one alert of each kind: the most urgent (of equals, the first)
         if w[0] not in urgent or w[1] < urgent[w[0]][1]:
@@ -569,8 +591,10 @@ def interventions_for(
             reasons = [*reasons, QUIET_CALLS]
             action = after_quiet_hours(action, wait, features.timezone)
         alert_id = intervention_id_for(kind, event.event_id, named)
+        whose = agent
         if crossing_alone and kind == "retention_call":
             alert_id = crossing_id_for(named, features)
+            whose = agent if line else None  # a call-back: for whoever takes it
         out.append(
             Intervention(
                 intervention_id=alert_id,
@@ -582,7 +606,7 @@ def interventions_for(
                 reasons=reasons,
                 suggested_action=action,
                 queue=queue,
-                agent_id=event.agent_id if isinstance(event, Call) else None,
+                agent_id=whose,
                 context=InterventionContext(
                     segment=features.segment,
                     risk=None if risk is None else round(risk, 4),

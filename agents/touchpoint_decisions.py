@@ -265,19 +265,25 @@ def _sent(record: SourceRecord) -> datetime | None:
 
 
 def _risk_watch_plan(
-    pending: list[_Pending], now: datetime, rules: InterventionRules
+    pending: list[_Pending],
+    now: datetime,
+    rules: InterventionRules,
+    applied: dict[str, list[TouchpointEvent]],
 ) -> tuple[dict[str, RiskWatchAt], dict[str, list[TouchpointEvent]]]:
-    """Per customer: where their risk is watched, and their touchpoints."""
+    """Per customer: where their risk is watched, and their touchpoints to decide;
+    ``applied``: all their touchpoints applied in the batch."""
     # Risk is watched once per customer and batch, on their newest touchpoint not yet
     # decided: one applied now, or one applied before whose batch never confirmed its
     # decisions (a crash in between), whose risk bookkeeping may be missing too. (The
     # risk fact is applied once; the learner drops an example it has just learned.)
     # A churn signal among their other touchpoints of the batch labels the snapshot too.
-    # Its crossing is raised at their inbound call, when they are on the line.
+    # Its crossing is raised at their inbound call, when they are on the line (an
+    # ``ended`` record of the batch, never decided on, says they hung up).
     sent_of: dict[str, list[tuple[TouchpointEvent, datetime | None]]] = {}
     for record, e, _ in pending:
         sent_of.setdefault(e.customer_id, []).append((e, _sent(record)))
-    watched = {c: risk_watch_at(tps, now, rules) for c, tps in sent_of.items()}
+    watched = {c: risk_watch_at(tps, now, rules, applied.get(c, []))
+               for c, tps in sent_of.items()}  # fmt: skip
     return watched, {c: [e for e, _ in tps] for c, tps in sent_of.items()}
 
 
@@ -480,7 +486,7 @@ class TouchpointDecisions:
             BudgetLedger.for_day(now, limits, reads.spent, plan.today, timezone) if limits else None
         )
         result.catalogue = plan.catalogue
-        watched, batch_of = _risk_watch_plan(plan.pending, now, self._rules)
+        watched, batch_of = _risk_watch_plan(plan.pending, now, self._rules, plan.applied)
         batch = _DecidingBatch(plan.catalogue, profiles, erased, now, budgets, watched,
                                batch_of, unreadable=reads.unreadable,
                                applied_now=plan.applied_now,
@@ -532,10 +538,16 @@ class TouchpointDecisions:
                     passed, moment = moment.channel, None
                 else:
                     passed = None
+                # a crossing raised here is on the line only while the customer is (not
+                # at a call long over, or one the batch shows ended); the touchpoint's
+                # own alerts as the call says (those of one long over are too late)
+                line = None
+                if watch is not None and watch.crossed and at is not None:
+                    line = at.on_the_line
                 decision, alerts = self._decide_one(
                     event, moment, features, batch.now, watch, batch.budgets,
                     batch.catalogue, batch.timely.get(event.customer_id, []), subject,
-                    recorded,
+                    recorded, line,
                 )  # fmt: skip
                 late = [too_late(alert, self._rules, sent) for alert in alerts]
                 # what can fail has run: an attempt that failed left nothing in the batch
@@ -610,7 +622,12 @@ class TouchpointDecisions:
         raised_lately: list[Intervention],
         subject: str,
         recorded: NextBestOffer | None = None,
+        line: bool | None = None,
     ) -> tuple[NextBestOffer | None, list[Intervention]]:
+        """The decision and alerts of ``event``; ``line``: whether the customer is on the
+        line at it (``None``: as :func:`agents.interventions.on_the_line` says)."""
+        if line is None:
+            line = on_the_line(event)
         # recorded before it was sent: sent again as it was, but for a channel the
         # customer withdrew from since (a worker stopped in between, a batch re-driven)
         decision = recorded
@@ -631,7 +648,7 @@ class TouchpointDecisions:
             if retention_call_possible(event, features, crossed):
                 refused = retention_offer_refused(
                     self._policy.contact_policy, catalogue, event.customer_id, features,
-                    now, budgets, inbound=on_the_line(event),
+                    now, budgets, inbound=line,
                 )  # fmt: skip
             quiet = calls_quiet_until(catalogue, features, now)
             capped = calls_capped(catalogue, features)  # counts the batch's offers before
@@ -661,5 +678,6 @@ class TouchpointDecisions:
                 offer_refused=refused,
                 calls_quiet_until=quiet,
                 calls_capped=capped,
+                on_the_line_now=line,
             )
         return decision, alerts

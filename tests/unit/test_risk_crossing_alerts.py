@@ -143,3 +143,62 @@ async def test_a_call_long_over_does_not_raise_the_crossing() -> None:
     assert [(a.trigger_event_id, a.queue, a.agent_id) for a in crossings(alerts)] == [
         ("w1", "retention", None)
     ]
+
+
+def ended(event_id: str, ts: datetime) -> Call:
+    return Call(event_id=event_id, customer_id="cust-1", ts=ts, status="ended",
+                direction="inbound", reason="billing", queue="billing", agent_id="agent-7",
+                duration_s=60)  # fmt: skip
+
+
+def where(alerts: list[Intervention]) -> list[tuple[str, str | None, str | None]]:
+    return [(a.trigger_event_id, a.queue, a.agent_id) for a in crossings(alerts)]
+
+
+async def test_a_lone_call_long_over_raises_the_crossing_as_a_call_back() -> None:
+    """Their newest touchpoint, but they hung up long ago: not on the line there either."""
+    over = inbound("c1", T0 - timedelta(hours=2))
+    assert where(await alerts_of(msgspec.structs.replace(AT_RISK, consent={}), over)) == [
+        ("c1", "retention", None)
+    ]
+    assert crossings(await alerts_of(NO_CALLS, over)) == []
+
+
+async def test_a_call_long_over_newer_than_a_click_is_no_call_for_who_said_not_to_call() -> None:
+    old_click = click("w1", ts=T0 - timedelta(hours=3))
+    assert (
+        crossings(await alerts_of(NO_CALLS, old_click, inbound("c1", T0 - timedelta(hours=2))))
+        == []
+    )
+
+
+async def test_a_call_the_batch_shows_ended_is_not_on_the_line() -> None:
+    call, end = inbound("c1", T0 - timedelta(minutes=2)), ended("c1-end", T0 - timedelta(minutes=1))
+    assert crossings(await alerts_of(NO_CALLS, call, end)) == []
+    assert where(await alerts_of(msgspec.structs.replace(AT_RISK, consent={}), call, end)) == [
+        ("c1", "retention", None)
+    ]
+
+
+async def test_a_call_ended_before_a_click_leaves_the_crossing_at_the_click() -> None:
+    batch = (inbound("c1", T0 - timedelta(minutes=4)), ended("c1-end", T0 - timedelta(minutes=3)),
+             click("w1", ts=T0 - timedelta(minutes=1)))  # fmt: skip
+    assert crossings(await alerts_of(NO_CALLS, *batch)) == []
+    assert where(await alerts_of(msgspec.structs.replace(AT_RISK, consent={}), *batch)) == [
+        ("w1", "retention", None)
+    ]
+
+
+async def test_an_earlier_calls_end_does_not_end_the_call_after_it() -> None:
+    batch = (ended("c0-end", T0 - timedelta(minutes=5)), inbound("c1", T0 - timedelta(minutes=2)))
+    assert where(await alerts_of(NO_CALLS, *batch)) == [("c1", "billing", "agent-7")]
+
+
+async def test_two_at_risk_calls_the_one_alert_kept_tells_of_the_crossing() -> None:
+    """The crossing rides on the newer call's retention call; the older one is kept (of
+    equals, the first), and tells of it: the band is stored high all the same."""
+    at_risk = msgspec.structs.replace(AT_RISK, segment="at_risk", consent={})
+    alerts = await alerts_of(at_risk, inbound("c0", T0 - timedelta(minutes=8)),
+                             inbound("c1", T0 - timedelta(minutes=2)))  # fmt: skip
+    assert [(a.trigger_event_id, a.reasons[0]) for a in alerts] == [("c0", "segment:at_risk")]
+    assert crossings(alerts) == alerts
