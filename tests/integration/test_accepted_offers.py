@@ -25,6 +25,7 @@ from tests.integration.test_api_support import (
     left_by_erasure,
     read_to_end,
 )
+from tests.integration.test_offer_budgets import offer_ids, recommended
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -48,19 +49,14 @@ channels = ["web"]
 UPGRADE = "premium-upgrade"
 
 
-async def recommended(api: Worker, customer_id: str) -> dict[str, Any]:
-    reply = await call(
-        "GET",
-        f"{api.url}/v1/customers/{customer_id}/recommendations?channel=web&limit=2",
-        headers=DEV_AUTH,
-    )
-    assert reply.status == 200 and reply.json["fallback"] is False, reply
-    answer: dict[str, Any] = reply.json
-    return answer
-
-
-def offer_ids(decision: dict[str, Any]) -> list[str]:
-    return [o["offer_id"] for o in decision["offers"]]
+def started(pipeline: Pipeline, tmp_path: Path) -> tuple[Worker, Worker]:
+    """A worker and an API deciding by the rules with the catalogue above, no control
+    group."""
+    path = tmp_path / "offers.toml"
+    path.write_text(CATALOGUE)
+    settings = {"MOMENTS_CATALOGUE_PATH": str(path), "MOMENTS_POLICY": "rules",
+                "MOMENTS_CONTROL_PERCENT": "0"}  # fmt: skip
+    return pipeline.start_worker(**settings), pipeline.start_api(**settings)
 
 
 def accepted(decision: dict[str, Any], customer_id: str, at: datetime) -> tuple[bytes, bytes]:
@@ -77,12 +73,7 @@ async def accepted_at(store: FeatureStore, customer_id: str) -> datetime | None:
 async def test_an_offer_accepted_is_not_offered_again_and_a_copy_changes_nothing(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    path = tmp_path / "offers.toml"
-    path.write_text(CATALOGUE)
-    settings = {"MOMENTS_CATALOGUE_PATH": str(path), "MOMENTS_POLICY": "rules",
-                "MOMENTS_CONTROL_PERCENT": "0"}  # fmt: skip
-    worker = pipeline.start_worker(**settings)
-    api = pipeline.start_api(**settings)
+    worker, api = started(pipeline, tmp_path)
     bootstrap, outcomes = pipeline.services.kafka_bootstrap, pipeline.topic("offer-outcomes")
     store = pipeline.store()
     try:
@@ -136,12 +127,7 @@ async def test_an_offer_accepted_is_not_offered_again_and_a_copy_changes_nothing
 async def test_an_erased_customers_late_acceptance_leaves_no_key(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    path = tmp_path / "offers.toml"
-    path.write_text(CATALOGUE)
-    settings = {"MOMENTS_CATALOGUE_PATH": str(path), "MOMENTS_POLICY": "rules",
-                "MOMENTS_CONTROL_PERCENT": "0"}  # fmt: skip
-    worker = pipeline.start_worker(**settings)
-    api = pipeline.start_api(**settings)
+    worker, api = started(pipeline, tmp_path)
     bootstrap, outcomes = pipeline.services.kafka_bootstrap, pipeline.topic("offer-outcomes")
     store = pipeline.store()
     try:
