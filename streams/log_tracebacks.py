@@ -12,9 +12,10 @@ alone.
 
 Save one rule, easy to check: a chain every exception of which is an error of the
 infrastructure (:data:`INFRASTRUCTURE`: a socket's or a file's, Redis or a Kafka broker
-unreachable or slow, a broker's error code) is shown whole, messages and all, since they
-name an address, a path or a broker's answer, which is what its operators need. One
-exception off that list in the chain, and none of its messages is shown.
+unreachable or slow, a broker's error code, the feature store's outages and Redis's
+replies they were raised from) is shown whole, messages and all, since they name an
+address, a path or a server's answer, which is what its operators need. One exception off
+that list in the chain, and none of its messages is shown.
 
 :class:`TracebacksUnsaid` does so on Moments' log handler (``streams.logs.configure``),
 for text and JSON lines alike.
@@ -51,6 +52,10 @@ INFRASTRUCTURE = frozenset(
         "aiokafka.errors.BrokerResponseError",  # "[Error 7] RequestTimedOutError"
     }
 )
+# errors Moments raises only from an error of the infrastructure (the feature store's
+# outages: Redis unreachable, full, loading, refusing a command): shown with their
+# messages, and so is what each was raised ``from`` (Redis's own reply), however deep
+FROM_INFRASTRUCTURE = frozenset({"feature_store.records.StoreUnavailable"})
 LEFT_OUT = "(its message is left out: it may quote a customer)"
 CAUSE = "\nThe above exception was the direct cause of the following exception:\n"
 CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n"
@@ -179,12 +184,38 @@ def infrastructure(error: BaseException) -> bool:
     False
     >>> infrastructure(ExceptionGroup("x", [TimeoutError(), KeyError("jane")]))
     False
+
+    The feature store's outage is, and so is Redis's reply it was raised from; not an
+    error it was raised while handling (:data:`FROM_INFRASTRUCTURE`).
+
+    >>> from feature_store import StoreUnavailable
+    >>> full = StoreUnavailable("OutOfMemoryError: command not allowed when used memory > "
+    ...                         "'maxmemory'.")
+    >>> full.__cause__ = ResponseError("command not allowed when used memory > 'maxmemory'.")
+    >>> infrastructure(full)
+    True
+    >>> full.__cause__.__context__ = KeyError("jane")
+    >>> infrastructure(full)
+    False
     """
+    found = every(error)
+    vouched: list[BaseException] = []
+    for e in found:
+        if _of(e, FROM_INFRASTRUCTURE):
+            cause = e.__cause__
+            while cause is not None and all(cause is not v for v in vouched):
+                vouched.append(cause)
+                cause = cause.__cause__
     return all(
-        any(f"{kind.__module__}.{kind.__qualname__}" in INFRASTRUCTURE for kind in type(e).__mro__)
-        for e in every(error)
+        _of(e, INFRASTRUCTURE | FROM_INFRASTRUCTURE) or any(e is v for v in vouched)
+        for e in found
         if not isinstance(e, BaseExceptionGroup)  # a group is what it holds
     )
+
+
+def _of(error: BaseException, kinds: frozenset[str]) -> bool:
+    """Whether ``error``'s class, or one it derives from, is named in ``kinds``."""
+    return any(f"{kind.__module__}.{kind.__qualname__}" in kinds for kind in type(error).__mro__)
 
 
 def _unsayable(value: object) -> TypeGuard[BaseException]:

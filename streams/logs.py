@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -82,6 +83,7 @@ def configure(level: str, line_format: str = "text") -> None:
     asked = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=asked, handlers=[log_handler(line_format)])
     sys.excepthook = _logged_uncaught  # the error a process dies of, its messages left out
+    threading.excepthook = thread_stopped  # and one a thread stops on
     if line_format == "json":  # a Python warning as a record too, not lines of its own
         logging.captureWarnings(True)
     for name in (*RECORD_LOGGERS, *CHATTY_LOGGERS):  # at info at most, never more than asked
@@ -152,6 +154,18 @@ def _logged_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     logging.getLogger("moments").critical("stopped by an error", exc_info=(kind, error, trace))
+
+
+def thread_stopped(args: threading.ExceptHookArgs) -> None:
+    """A thread stopped by an error it did not catch: logged, its messages left out
+    (Python's own hook prints them)."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return  # a thread's sys.exit() is not an error, as Python's own hook says
+    name = args.thread.name if args.thread is not None else "a thread"
+    logging.getLogger("moments").error(
+        "thread %s stopped by an error", name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )  # fmt: skip
 
 
 class JsonLines(logging.Formatter):

@@ -31,6 +31,15 @@ class Unsayable:
     def __str__(self) -> str:
         raise ValueError("no")
 log.warning(Unsayable(), 1)  # neither the message nor its arguments
+import threading
+def sweep():
+    raise KeyError("jane" + "-doe-42")
+def leave():
+    sys.exit(0)
+for step in (sweep, leave):
+    thread = threading.Thread(target=step, name=step.__name__ + "er")
+    thread.start()
+    thread.join()
 raise RuntimeError("unexpected")
 """
 
@@ -69,10 +78,16 @@ def test_json_lines_hold_each_record_and_its_traceback() -> None:
         "%d customers (its arguments could not be put in: TypeError)",
     )
     assert said[5][2].startswith("<__main__.Unsayable object at 0x")
-    assert said[6] == ("CRITICAL", "moments", "stopped by an error")
-    assert "RuntimeError (its message is left out" in lines[6]["exception"]
-    assert "unexpected" not in lines[6]["exception"]
-    assert len(lines) == 7
+    # a thread stopped by an error is a record, its message left out (one that left by
+    # sys.exit() is not an error); then the error the process dies of
+    assert said[6] == ("ERROR", "moments", "thread sweeper stopped by an error")
+    assert "in sweep" in lines[6]["exception"], lines[6]["exception"]
+    assert "KeyError (its message is left out" in lines[6]["exception"]
+    assert said[7] == ("CRITICAL", "moments", "stopped by an error")
+    assert "RuntimeError (its message is left out" in lines[7]["exception"]
+    assert "unexpected" not in lines[7]["exception"]
+    assert len(lines) == 8
+    assert "jane-doe" not in "\n".join(map(str, lines))
     assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in lines)
     written = datetime.fromisoformat(lines[0]["time"])
     assert abs(datetime.now(UTC) - written) < timedelta(minutes=1), lines[0]["time"]
@@ -85,6 +100,8 @@ def test_text_lines_are_as_before() -> None:
     # the error the process dies of is a record too, its message left out
     assert " CRITICAL moments: stopped by an error" in logged, logged
     assert "RuntimeError (its message is left out" in logged and "unexpected" not in logged
+    assert " ERROR moments: thread sweeper stopped by an error" in logged, logged
+    assert "jane-doe" not in logged and "leaver" not in logged, logged
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
+from feature_store import StoreUnavailable
+from feature_store.connection import unavailable_when_transient
 from streams import logs
 from streams.api.errors import json_errors
 
@@ -212,3 +214,36 @@ def test_an_exception_group_shows_what_it_holds_by_class_and_frames(line_format:
     told = traceback_of(written, line_format)
     assert CUSTOMER not in told
     assert "in find_customer" in told and "KeyError (its message is left out" in told
+
+
+@pytest.mark.parametrize("line_format", FORMATS)
+def test_the_stores_outage_keeps_redis_reply(line_format: str) -> None:
+    """The feature store's outage (Redis full, a replica, loading) is raised from Redis's
+    reply, which operators need to read, and which names no customer."""
+    reply = "command not allowed when used memory > 'maxmemory'."
+    with moments_log(line_format, "moments.test") as written:
+        try:
+            with unavailable_when_transient():
+                raise OutOfMemoryError(reply)
+        except StoreUnavailable:
+            logging.getLogger("moments.test").exception("batch waits for Redis")
+    said = traceback_of(written, line_format)
+    assert f"OutOfMemoryError: {reply}" in said, said
+    assert f"StoreFull: OutOfMemoryError: {reply}" in said, said
+    assert "left out" not in said, said
+
+
+def test_the_stores_outage_raised_while_handling_a_customers_error_says_neither() -> None:
+    reply = "command not allowed " + "when used memory"  # not as the source line shows it
+    with moments_log("json", "moments.test") as written:
+        try:
+            try:
+                find_customer(CUSTOMER)
+            except KeyError:
+                with unavailable_when_transient():
+                    raise OutOfMemoryError(reply)  # noqa: B904
+        except StoreUnavailable:
+            logging.getLogger("moments.test").exception("batch waits for Redis")
+    said = traceback_of(written, "json")
+    assert CUSTOMER not in said and reply not in said, said
+    assert "StoreFull (its message is left out" in said, said
