@@ -6,11 +6,13 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +89,20 @@ class Worker:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                # not stopped on SIGTERM: SIGABRT has Python write its threads' stacks
+                # into the log (PYTHONFAULTHANDLER), the place it hung; then a warning
+                # in the run's summary says where to look
+                self.proc.send_signal(signal.SIGABRT)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                warnings.warn(
+                    f"{self.log_path} did not stop within 30 s of SIGTERM: its threads' "
+                    "stacks are at the end of its log",
+                    stacklevel=2,
+                )
 
 
 @dataclass
@@ -123,6 +137,7 @@ class Pipeline:
             MOMENTS_DATA_DIR=str(self.tmp / "data"),
             MOMENTS_KEY_SECRET=SECRET,
             MOMENTS_LOG_LEVEL="warning",
+            PYTHONFAULTHANDLER="1",  # its threads' stacks on SIGABRT (see Worker.stop)
         )
         return env
 
