@@ -76,6 +76,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         check_redis_layout,
         warn_about_redis_setup,
     )
+    from streams.stop_watch import waiting_on
     from streams.topics import ensure_topics
     from streams.worker_stop import exit_when_stuck
 
@@ -116,7 +117,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     # told to stop, it leaves within seconds even when one of Faust's services hangs (with
     # 1 when it stops for a crash, as Faust would)
     exit_when_stuck(lambda: bool(moments.app.should_stop),
-                    lambda: 2 if refusals else 1 if worker.crash_reason else 0)  # fmt: skip
+                    lambda: 2 if refusals else 1 if worker.crash_reason else 0,
+                    waiting_on=lambda: waiting_on(loop))  # fmt: skip
     try:
         worker.execute_from_commandline()
     except SystemExit:  # how the worker ends, however it stopped

@@ -29,9 +29,12 @@ def exit_when_stuck(
     exit_code: Callable[[], int] = lambda: 0,
     limit_s: float = STOP_LIMIT_S,
     leave: Callable[[int], object] = os._exit,
+    waiting_on: Callable[[], list[str]] = list,
 ) -> threading.Thread:
     """Watch, in a thread of its own, for the worker to be told to stop; if the process is
-    still there ``limit_s`` seconds later, say so and ``leave`` with ``exit_code()``."""
+    still there ``limit_s`` seconds later, say so, and what it was ``waiting_on`` (its
+    event loop's tasks: :func:`streams.stop_watch.waiting_on`), and ``leave`` with
+    ``exit_code()``."""
 
     def watch() -> None:
         while not told_to_stop():
@@ -39,7 +42,8 @@ def exit_when_stuck(
         time.sleep(limit_s)
         log.warning("worker still stopping %.0f s after it was told to (is Kafka or Redis "
                     "unreachable?): it exits now; what it had not done is read again by "
-                    "the next worker", limit_s)  # fmt: skip
+                    "the next worker; it was waiting on: %s",
+                    limit_s, "; ".join(waiting_on()) or "nothing")  # fmt: skip
         for handler in logging.getLogger().handlers:
             handler.flush()
         leave(exit_code())

@@ -65,6 +65,7 @@ from streams.redis_memory_watch import RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
 from streams.settings import Settings, SettingsError, secret_weakness
 from streams.startup_line import startup_line
+from streams.stop_watch import warn_if_still_stopping
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 10.0  # for requests under way, once stopping
@@ -72,6 +73,8 @@ SHUTDOWN_S = 10.0  # for requests under way, once stopping
 # orchestrator's grace period (30 s in deploy/k8s, 5 s of which the preStop sleep takes)
 DRAIN_S, PRODUCER_STOP_S = 8.0, 4.0
 OUTBOX_STOP_S = 2.0  # removing what Kafka acknowledged from the outbox, at a stop
+# past the stop's bounds above, together (24 s): what it still waits on is logged
+STILL_STOPPING_S = SHUTDOWN_S + DRAIN_S + OUTBOX_STOP_S + PRODUCER_STOP_S + 1.0
 # Requests with a key that is not valid share one bucket per process, so that keys
 # cannot be guessed at the rate a valid key may use; valid keys are not affected.
 WRONG_KEYS = "wrong keys"
@@ -441,11 +444,15 @@ async def serve(settings: Settings) -> int:
         await stopping.wait()
         log.info("Moments API stopping: answering what is under way, then publishing")
     finally:
+        # each step has its bound (together under the pods' grace period): past them, the
+        # log says what it still waits on
+        still = warn_if_still_stopping(loop, STILL_STOPPING_S, "Moments API")
         if late_check is not None:
             late_check.cancel()
         await runner.cleanup()  # drains the recommender, flushes decisions to Kafka
         if probes is not None:  # probed until then: an orchestrator sees it alive, stopping
             await probes.cleanup()
+        still.cancel()
     return 2 if refusals else 0
 
 
