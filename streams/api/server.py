@@ -73,8 +73,10 @@ SHUTDOWN_S = 10.0  # for requests under way, once stopping
 # orchestrator's grace period (30 s in deploy/k8s, 5 s of which the preStop sleep takes)
 DRAIN_S, PRODUCER_STOP_S = 8.0, 4.0
 OUTBOX_STOP_S = 2.0  # removing what Kafka acknowledged from the outbox, at a stop
-# past the stop's bounds above, together (24 s): what it still waits on is logged
-STILL_STOPPING_S = SHUTDOWN_S + DRAIN_S + OUTBOX_STOP_S + PRODUCER_STOP_S + 1.0
+CLOSE_S = 1.0  # the alert fan-out's consumer, the Redis connections: closed, at a stop
+# past the stop's bounds above, together (26 s, under the pods' 30 s grace period): what
+# it still waits on is logged
+STILL_STOPPING_S = SHUTDOWN_S + DRAIN_S + OUTBOX_STOP_S + PRODUCER_STOP_S + 2 * CLOSE_S + 1.0
 # Requests with a key that is not valid share one bucket per process, so that keys
 # cannot be guessed at the rate a valid key may use; valid keys are not affected.
 WRONG_KEYS = "wrong keys"
@@ -329,11 +331,15 @@ def create_api(settings: Settings, store: FeatureStore | None = None) -> web.App
             task.cancel()
         # each step runs whatever failed before it: the decisions answered reach Kafka
         async with contextlib.AsyncExitStack() as stopping:
-            stopping.push_async_callback(app[API_KEY].store.close)
-            stopping.push_async_callback(_stop_within, producer.stop, PRODUCER_STOP_S)
-            stopping.push_async_callback(hub.stop)
+            stopping.push_async_callback(
+                _stop_within, app[API_KEY].store.close, CLOSE_S, "the Redis connections"
+            )
+            stopping.push_async_callback(
+                _stop_within, producer.stop, PRODUCER_STOP_S, "the Kafka producer"
+            )
+            stopping.push_async_callback(_stop_within, hub.stop, CLOSE_S, "the alert fan-out")
             # what Kafka acknowledged leaves the outbox; the rest stays for another process
-            stopping.push_async_callback(_stop_within, outbox.stop, OUTBOX_STOP_S)
+            stopping.push_async_callback(_stop_within, outbox.stop, OUTBOX_STOP_S, "the outbox")
             await recommender.drain(within_s=DRAIN_S)
 
     app.cleanup_ctx.append(lifecycle)
@@ -354,13 +360,14 @@ class _Held:
     metrics: Metrics
 
 
-async def _stop_within(stop: Callable[[], Awaitable[None]], seconds: float) -> None:
-    """``stop()``, given up after ``seconds`` (a producer flushing to a broker away)."""
+async def _stop_within(stop: Callable[[], Awaitable[None]], seconds: float, what: str) -> None:
+    """``stop()``, given up after ``seconds`` (a producer flushing to a broker away, a
+    consumer closing against a broker that does not answer)."""
     try:
         async with asyncio.timeout(seconds):
             await stop()
     except TimeoutError:
-        log.warning("the Kafka producer had not stopped %g s on; not waiting longer", seconds)
+        log.warning("%s had not stopped %g s on; not waiting longer", what, seconds)
 
 
 async def _keep_catalogue_fresh(settings: Settings, reloader: CatalogueReloader) -> None:

@@ -61,3 +61,23 @@ def test_a_worker_that_leaves_stuck_says_what_its_loop_waited_on(
         loop.close()
     [said] = [r.getMessage() for r in caplog.records]
     assert "it was waiting on: faust-consumer-stop: stop_hub > close_consumer" in said, said
+
+
+async def test_each_step_of_the_apis_stop_is_given_up_past_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A consumer closing against a broker that does not answer holds the API's stop no
+    longer than its bound, and the log names which step it gave up."""
+    from streams.api.server import _stop_within
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.WARNING, logger="streams.api.server"):
+        await _stop_within(hangs, 0.05, "the alert fan-out")
+    assert loop.time() - started < 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "the alert fan-out had not stopped 0.05 s on; not waiting longer"
+    ]
