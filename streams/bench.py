@@ -278,6 +278,7 @@ async def bench(
     rate: float,
     latency_seconds: float,
     sections: tuple[str, ...] = SECTIONS,
+    against: Path | None = None,
 ) -> dict[str, Any]:
     population = CustomerPopulation(2000, seed=42)
     start = datetime.now(UTC)
@@ -325,6 +326,11 @@ async def bench(
             http["recommendations_at_half_max"]["latency_ms_p99"] < 5.0
         )
         targets["http_every_answer_done"] = http["not_done"] == 0  # no error, no fallback
+        if against is not None:
+            from streams.bench_side_by_side import bench_side_by_side
+
+            with tempfile.TemporaryDirectory(prefix="moments-bench-pair-") as tmp:
+                report["http_side_by_side"] = await bench_side_by_side(svc, Path(tmp), against)
     report.update(bench_without_services(sections))
     if "sizing" in sections:
         from streams.bench_sizing import bench_sizing
@@ -351,6 +357,7 @@ def run_bench(
     rate: float = 200.0,
     latency_seconds: float = 15.0,
     sections: tuple[str, ...] = SECTIONS,
+    against: Path | None = None,
 ) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     with stopped_like_ctrl_c():  # SIGTERM, SIGHUP: stop what it started
@@ -358,7 +365,7 @@ def run_bench(
             report = bench_without_services(sections) | {"targets": {}}
         else:
             with services() as svc:
-                report = asyncio.run(bench(svc, events, rate, latency_seconds, sections))
+                report = asyncio.run(bench(svc, events, rate, latency_seconds, sections, against))
             if svc.kept is not None:
                 logging.getLogger(__name__).info(
                     "Kafka's and Redis's data kept in %s (MOMENTS_KEEP_SERVICE_DATA)", svc.kept

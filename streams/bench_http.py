@@ -17,6 +17,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from streams.simulation.population import CustomerPopulation
 
 KEY = {"Authorization": "Bearer moments-dev-key"}
 FALLBACKS = "moments_recommendation_fallbacks_total"
+CONNECTIONS = 16  # the load generator's keep-alive connections
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -118,20 +120,38 @@ def _median_of(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float
     return sorted(range(len(runs)), key=lambda i: key(runs[i]))[(len(runs) - 1) // 2]
 
 
-async def bench_http(
-    svc: Services,
-    work: Path,
-    seconds: float = 8.0,
-    customers: int = 5000,
-    connections: int = 16,
-    rounds: int = 3,
-) -> dict[str, Any]:
-    """Seed ``customers`` profiles, start ``moments api`` and measure both routes.
+@dataclass
+class StartedApi:
+    """A ``moments api`` process serving seeded customers, ready and scoring with the
+    trained bandit."""
 
-    The machine's speed can drift within minutes, so each measurement is taken
-    ``rounds`` times: the two routes at full speed alternate, and the ratio reported is
-    the median of the rounds' ratios; the latency at half the maximum rate is the run
-    with the median p99."""
+    proc: subprocess.Popen[bytes]
+    port: int
+    ids: list[str]
+    redis_forks: Callable[[], int]
+    model: str  # the bandit it scores with
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def recommend(self, i: int) -> str:
+        return f"/v1/customers/{self.ids[(i * 7919) % len(self.ids)]}/recommendations"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def started_api(
+    svc: Services, work: Path, customers: int, tree: Path | None = None
+) -> StartedApi:
+    """Seed ``customers`` profiles under a prefix of their own and start ``moments api``
+    on them (from the source tree ``tree``: ``None``, this one), its log in ``work``."""
     prefix = f"bh{uuid.uuid4().hex[:6]}"
     port = free_port()
     env = dict(
@@ -147,41 +167,91 @@ async def bench_http(
         MOMENTS_API_BURST="1000000",
         MOMENTS_LOG_LEVEL="warning",
     )
+    if tree is not None:  # its modules first, not this one's (an editable install's)
+        env["PYTHONPATH"] = str(tree)
     ids, arms, learned = await _seed(svc, prefix, customers, customers * 10)
-    base = f"http://127.0.0.1:{port}"
+    work.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a folder, once)
     with (work / "api.log").open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
             [sys.executable, "-m", "streams.cli", "api"],
             env=env,
+            cwd=tree,
             stdout=out,
             stderr=out,
             preexec_fn=dies_with_parent(),
         )
+    model = f"LinUCB trained on {learned:,} simulated outcomes, {arms} offers"
+    api = StartedApi(proc, port, ids, _redis_forks(svc.redis_url), model)
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as resp:  # noqa: ASYNC210
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.2)
-        for _ in range(50):  # the API scores with the trained snapshot before it is measured
-            if _metric(base, f'moments_model_version{{model="{MODEL}"}}') >= 1:
-                break
-            await asyncio.sleep(0.2)
-        else:
-            raise RuntimeError("the API did not load the trained bandit snapshot")
+        await _ready(api.base)
         load = HttpLoad("127.0.0.1", port, KEY)
-        forks = _redis_forks(svc.redis_url)
+        await load.closed_loop(api.recommend, 2.0, CONNECTIONS)  # warm up
+    except BaseException:
+        api.stop()
+        raise
+    return api
+
+
+async def _ready(base: str) -> None:
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1) as resp:  # noqa: ASYNC210
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    for _ in range(50):  # the API scores with the trained snapshot before it is measured
+        if _metric(base, f'moments_model_version{{model="{MODEL}"}}') >= 1:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError("the API did not load the trained bandit snapshot")
+
+
+async def measured(run: Callable[[], Awaitable[LoadResult]], api: StartedApi) -> dict[str, Any]:
+    """:func:`_measured` of a run against ``api``."""
+    return await _measured(run, api.proc.pid, api.base, api.redis_forks)
+
+
+def paced(api: StartedApi, load: HttpLoad, rate: float, seconds: float) -> Awaitable[LoadResult]:
+    """Recommendations due at ``rate`` a second for ``seconds``."""
+    return load.open_loop(api.recommend, rate, seconds)
+
+
+async def closed_loop_max(api: StartedApi, load: HttpLoad, seconds: float) -> float:
+    """Recommendations done per second at full speed (closed loop)."""
+    result = await _measured(
+        lambda: load.closed_loop(api.recommend, seconds, CONNECTIONS), api.proc.pid,
+        api.base, api.redis_forks,
+    )  # fmt: skip
+    return float(result["done_per_s"])
+
+
+async def bench_http(
+    svc: Services,
+    work: Path,
+    seconds: float = 8.0,
+    customers: int = 5000,
+    connections: int = 16,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Seed ``customers`` profiles, start ``moments api`` and measure both routes.
+
+    The machine's speed can drift within minutes, so each measurement is taken
+    ``rounds`` times: the two routes at full speed alternate, and the ratio reported is
+    the median of the rounds' ratios; the latency at half the maximum rate is the run
+    with the median p99."""
+    api = await started_api(svc, work, customers)
+    proc, base = api.proc, api.base
+    try:
+        load = HttpLoad("127.0.0.1", api.port, KEY)
+        forks = api.redis_forks
+        recommend = api.recommend
 
         def trivial(i: int) -> str:
             return "/healthz"
 
-        def recommend(i: int) -> str:
-            return f"/v1/customers/{ids[(i * 7919) % len(ids)]}/recommendations"
-
-        await load.closed_loop(recommend, 2.0, connections)  # warm up
         full_speed = []
         for _ in range(rounds):  # the routes alternate, so that both see the same drift
             trivial_max = await _measured(
@@ -209,7 +279,7 @@ async def bench_http(
         return {
             "load_tool": f"streams.bench_load, {connections} keep-alive connections",
             "customers": customers,
-            "model": f"LinUCB trained on {learned:,} simulated outcomes, {arms} offers",
+            "model": api.model,
             "rounds": rounds,
             "trivial_route": middle["trivial_route"],
             "recommendations": middle["recommendations"],
@@ -240,5 +310,4 @@ async def bench_http(
             ),
         }
     finally:
-        proc.terminate()
-        proc.wait(20)
+        api.stop()

@@ -301,7 +301,10 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from streams.bench import SECTIONS, run_bench
 
     sections = tuple(args.only) if args.only else SECTIONS
-    return run_bench(args.events, args.rate, args.latency_seconds, sections)
+    if args.against is not None and "http" not in sections:
+        _stopped("--against goes with the http section", settings, "moments bench")
+        return 2
+    return run_bench(args.events, args.rate, args.latency_seconds, sections, args.against)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:

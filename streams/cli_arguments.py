@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 from typing import NoReturn
 
 from streams import logs
@@ -138,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
         choices=("pipeline", "store", "scale", "http", "snapshots", "ranking", "sizing"),
         help="run only this section (repeatable; default: all)",
     )
+    bench.add_argument(
+        "--against", type=_source_tree, metavar="DIR",
+        help="with the http section: pace this API and the one of the Moments source tree "
+        "in DIR (a checkout of another commit) in turn, ten rounds, and report both",
+    )  # fmt: skip
     ev = _command(sub, "evaluate", "learned vs random vs oracle policy, in-process benchmark")
     ev.add_argument("--decisions", type=int, default=50_000,
                     help="in all, warm-up included, more than --warmup" + DEFAULT)  # fmt: skip
@@ -204,3 +210,13 @@ def parser() -> argparse.ArgumentParser:
         "customers erased then may be sent back)",
     )  # fmt: skip
     return p
+
+
+def _source_tree(raw: str) -> Path:
+    """``--against``: a Moments source tree (see :func:`streams.bench_side_by_side.source_tree`)."""
+    from streams.bench_side_by_side import source_tree
+
+    try:
+        return source_tree(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
