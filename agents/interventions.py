@@ -4,7 +4,8 @@ Pure: a touchpoint and the customer's features in, zero or more :class:`Interven
 out. Every kind has a cool-down, read from the customer's contact history, so one
 customer never floods a screen. A cool-down holds back only alerts of its kind that are
 no more urgent than the one that started it: a customer on the line is not kept from
-the agent by the call-back task raised minutes before.
+the agent by the call-back task raised minutes before. Nor does an alert that said not to
+call (the caps below) hold back its kind's call back once the customer may be called.
 
 A customer who withdraws their consent to calls within a day of an alert that may have
 left a call to make gets a ``do_not_call`` alert, for every screen: once per such alert
@@ -412,18 +413,39 @@ def _telling_crossing(kept: Intervention, dropped: Intervention) -> Intervention
 
 
 def cooling_down(
-    kind: str, priority: int, features: CustomerFeatures, now: datetime, rules: InterventionRules
+    kind: str,
+    priority: int,
+    features: CustomerFeatures,
+    now: datetime,
+    rules: InterventionRules,
+    calls_capped: bool = True,
 ) -> bool:
     """Whether an alert of ``kind`` at ``priority`` is held back by the cool-down the
     customer's last alert of that kind started: one no more urgent (the same priority
     number or a higher one) is; a more urgent one is raised, and starts its own. A last
     alert whose priority is not known (stored before priorities were) counts as the most
     urgent. A kind with no cool-down (a do-not-call, raised once per call-back it stops)
-    is never held back."""
+    is never held back. A last alert raised past the call caps, which said not to call,
+    holds back only while the calls are ``calls_capped`` still (for a call back: the
+    customer not on the line, and a cap reached): once they may be called, the call back
+    is asked for.
+
+    >>> from datetime import UTC
+    >>> from feature_store.features import ContactHistory
+    >>> at = datetime(2026, 12, 7, tzinfo=UTC)
+    >>> said_not_to_call = CustomerFeatures(contact=ContactHistory(
+    ...     last_intervention={"save_desk": at - timedelta(hours=1)},
+    ...     last_intervention_capped=("save_desk",)))
+    >>> [cooling_down("save_desk", 1, said_not_to_call, at, InterventionRules(), capped)
+    ...  for capped in (True, False)]
+    [True, False]
+    """
     last = features.contact.last_intervention.get(kind)
     cooldown_s = rules.cooldown_s.get(kind)
     if last is None or cooldown_s is None or now - last >= timedelta(seconds=cooldown_s):
         return False
+    if not calls_capped and kind in features.contact.last_intervention_capped:
+        return False  # it said not to call, and they may be called now
     return priority >= features.contact.last_intervention_priority.get(kind, 1)
 
 
@@ -581,7 +603,7 @@ def interventions_for(
         if w[0] not in urgent or w[1] < urgent[w[0]][1]:
             urgent[w[0]] = w
     for kind, priority, reasons, queue in urgent.values():
-        if cooling_down(kind, priority, features, now, rules):
+        if cooling_down(kind, priority, features, now, rules, capped is not None):
             continue
         action = actions.get(kind, ACTIONS[kind])
         if capped is not None and kind in CALL_BACKS:  # no call to make, quiet or not

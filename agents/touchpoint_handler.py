@@ -280,6 +280,7 @@ class TouchpointHandler:
                 i.ts,
                 held_out=i.control,
                 priority=i.priority,
+                reasons=i.reasons,
             )
             for i in alerts
         ]

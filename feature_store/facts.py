@@ -65,6 +65,11 @@ BUCKET_CATEGORY_ROOM = 32
 BUCKET_CATEGORIES = "cats"
 # the priority of the newest intervention of each kind (profile field prefix)
 LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
+# the time of the newest intervention of each kind raised past the call channel's caps,
+# which said not to call (profile field prefix): its cool-down holds only while they hold
+LAST_INTERVENTION_CAPPED = "last_intervention_capped"
+# the starts of the reasons such an alert gets (agents.interventions.CallsCapped)
+CALLS_CAPPED_REASONS = ("fatigue:call:", "fatigue:outbound:")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 MINUTE_MS = 60_000
@@ -471,6 +476,7 @@ def intervention_fact(
     ts: datetime,
     held_out: bool = False,
     priority: int | None = None,
+    reasons: Sequence[str] = (),
 ) -> Fact:
     """An intervention raised for the customer: feeds per-kind cool-downs. One held out
     (the customer is in the interventions' hold-out group) is counted apart, and starts
@@ -486,6 +492,15 @@ def intervention_fact(
     ('latest', 'last_intervention_priority:save_desk', '2')
     >>> intervention_fact("i1", "c1", "save_desk", at, priority=1).updates[-1]
     ('max', 'last_intervention:save_desk', '1795392000000')
+
+    One raised past the call channel's caps (its ``reasons`` name the cap reached, as
+    :data:`CALLS_CAPPED_REASONS` start) said not to call: its time is kept as capped
+    too, so that its cool-down holds only while the caps do. Read from the alert's
+    reasons, it is rebuilt with the rest when the alerts are replayed.
+
+    >>> capped = ["visited:cancellation_page", "fatigue:call:week"]
+    >>> intervention_fact("i1", "c1", "save_desk", at, reasons=capped).updates[-1]
+    ('max', 'last_intervention_capped:save_desk', '1795392000000')
     """
     ms = str(ts_ms(ts))
     counted = "held_out" if held_out else "interventions"
@@ -495,6 +510,10 @@ def intervention_fact(
         ("wd", counted, "1"),
         ("max", f"last_intervention:{kind}", ms),
     ]
+    if any(r.startswith(CALLS_CAPPED_REASONS) for r in reasons):
+        # read only while it is the newest alert's time: a newer one, not capped, that
+        # leaves it behind starts a cool-down of its own
+        ups.append(("max", f"{LAST_INTERVENTION_CAPPED}:{kind}", ms))
     if priority is not None and priority > 1:
         # the newest alert's priority, stamped (field@) with its time: read only with the
         # last_intervention time it goes with (a newer alert of priority 1, or one stored

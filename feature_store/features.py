@@ -29,6 +29,7 @@ from feature_store.facts import (
     BUCKET_CATEGORIES,
     CONSENT_CHANNELS,
     DAY_MS,
+    LAST_INTERVENTION_CAPPED,
     LAST_INTERVENTION_PRIORITY,
     by_the_customer,
     recent_entry,
@@ -80,6 +81,9 @@ class ContactHistory(msgspec.Struct, frozen=True, kw_only=True):
     # the priority (1 most urgent) of that newest intervention, per kind, where it is known
     # (not for one stored before priorities were: the cool-downs count it as 1)
     last_intervention_priority: dict[str, int] = msgspec.field(default_factory=dict)
+    # the kinds whose newest intervention was raised past the call channel's caps (it
+    # said not to call): their cool-downs hold only while the caps do
+    last_intervention_capped: tuple[str, ...] = ()
     interventions_30d: int = 0
     # when the customer last accepted each offer (its ``accepted`` outcome's time), per
     # offer: kept as long as their profile (:mod:`feature_store.acceptances`)
@@ -218,6 +222,18 @@ def _priorities(times: dict[str, str] | None, priorities: dict[str, str] | None)
         for kind, at in times.items()
         if kind in priorities and int(priorities.get(f"{kind}@") or -1) == int(at)
     }
+
+
+def _capped(times: dict[str, str] | None, capped: dict[str, str] | None) -> tuple[str, ...]:
+    """The kinds whose newest intervention was raised past the call caps: the capped
+    time kept is that newest time (a newer alert, not capped, left it behind).
+
+    >>> _capped({"save_desk": "7", "win_back": "9"}, {"save_desk": "7", "win_back": "5"})
+    ('save_desk',)
+    """
+    if not times or not capped:
+        return ()
+    return tuple(sorted(k for k, at in times.items() if k in capped and int(capped[k]) >= int(at)))
 
 
 def build_features(
@@ -371,6 +387,9 @@ def _contact_history(
         last_intervention=_dates(groups.get("last_intervention")),
         last_intervention_priority=_priorities(
             groups.get("last_intervention"), groups.get(LAST_INTERVENTION_PRIORITY)
+        ),
+        last_intervention_capped=_capped(
+            groups.get("last_intervention"), groups.get(LAST_INTERVENTION_CAPPED)
         ),
         interventions_30d=buckets.window("30d", now_ms, ahead_ms).get("interventions", 0),
         accepted=_dates(groups.get(ACCEPTED)),

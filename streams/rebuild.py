@@ -555,7 +555,7 @@ class _Replay:
                  if not self._within_block(i.customer_id, i.ts)]  # fmt: skip
         await self._record([
             intervention_fact(i.intervention_id, i.customer_id, i.kind, i.ts,
-                              held_out=i.control, priority=i.priority)
+                              held_out=i.control, priority=i.priority, reasons=i.reasons)
             for i in found
         ], [decision_record(i) for i in found])  # fmt: skip
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import eventually, metric_total
+from tests.integration.test_catalogue_live import publish
 from tests.integration.test_console_browser import at_risk_history
 from tests.integration.test_service_restarts import all_handled
 from tests.integration.test_touchpoints_pipeline import produce
@@ -180,6 +183,7 @@ offer_id = "call-tips"
 title = "Tips for their next order"
 channels = ["call"]
 """
+CALL_TWICE_A_DAY = CALL_ONCE_A_DAY.replace("once", "twice").replace("call = 1", "call = 2")
 
 
 async def test_a_call_back_past_the_call_caps_says_not_to_call(
@@ -187,10 +191,16 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
 ) -> None:
     """A customer made an offer on the call they made (the call channel's one a day, as
     Redis counts it) then visits the cancellation page: the save desk is raised, and says
-    not to call them back today; another customer's is a call to make."""
+    not to call them back today; another customer's is a call to make. While the caps
+    hold, the next visit raises no second card; once they lift (a catalogue allowing two
+    calls a day), the next visit asks for the call, within the save desk's cool-down."""
     catalogue = tmp_path / "call-caps.toml"
     catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
-    pipeline.start_worker(MOMENTS_CATALOGUE_PATH=str(catalogue), MOMENTS_CONTROL_PERCENT="0")
+    worker = pipeline.start_worker(
+        MOMENTS_CATALOGUE_PATH=str(catalogue),
+        MOMENTS_CONTROL_PERCENT="0",
+        MOMENTS_CATALOGUE_CHECK_S="0",
+    )
     await send(pipeline, [call("caller", NOW - timedelta(minutes=5), "caps-call", "support")])
     store = pipeline.store()
     deadline = time.monotonic() + 90
@@ -216,3 +226,49 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     assert alerts["caller"]["suggested_action"].startswith("Do not call them back before tomorrow")
     assert alerts["browser"]["reasons"] == ["visited:cancellation_page"]
     assert alerts["browser"]["suggested_action"].startswith("Route to the save desk")
+    capped_ms = await profile_field(pipeline, "caller", "last_intervention_capped:save_desk")
+    assert capped_ms == await profile_field(pipeline, "caller", "last_intervention:save_desk")
+
+    def visit(n: int) -> dict[str, Any]:
+        return event("web_click", "caller", NOW + timedelta(minutes=n), f"caps-page-{n}",
+                     page="/account/cancel")  # fmt: skip
+
+    await send(pipeline, [visit(1)])  # the call caps hold still: no second card
+    await settle(pipeline, {"caller"}, 3)
+    await all_handled(pipeline)
+    publish(catalogue, CALL_TWICE_A_DAY % near_noon())
+    worker.proc.send_signal(signal.SIGHUP)
+
+    async def lifted() -> bool:
+        version = "call-twice-a-day"
+        return metric_total(worker, "moments_catalogue_info", version=version) == 1.0
+
+    await eventually(lifted, "the catalogue allowing two calls a day", within=20)
+    await send(pipeline, [visit(2)])
+    await settle(pipeline, {"caller"}, 4)
+    await all_handled(pipeline)  # what the batches sent is on the topics
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 3, wait_s=10
+    )
+    cards = [a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
+             if a["customer_id"] == "caller" and a["kind"] == "save_desk"]  # fmt: skip
+    assert [(a["trigger_event_id"], a["reasons"]) for a in cards] == [
+        ("caps-page-caller", ["visited:cancellation_page", "fatigue:call:day"]),
+        ("caps-page-2", ["visited:cancellation_page"]),
+    ]
+    assert cards[-1]["suggested_action"].startswith("Route to the save desk")
+
+
+async def profile_field(pipeline: Pipeline, customer: str, field: str) -> str:
+    """A field of the customer's profile in Redis, once the worker recorded it."""
+    store = pipeline.store()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            found = (await store.raw(customer))["profile"].get(field)
+            if found is not None:
+                return str(found)
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{field} was not recorded in time")
+    finally:
+        await store.close()

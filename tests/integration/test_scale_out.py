@@ -23,7 +23,7 @@ from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, 
 pytestmark = pytest.mark.integration
 
 CONTACT = ("shown:", "last_shown:", "last_contact:", "interventions", "last_intervention:",
-           "last_intervention_priority:", "risk_")  # fmt: skip
+           "last_intervention_priority:", "last_intervention_capped:", "risk_")  # fmt: skip
 PARTITIONS = 12
 
 

@@ -281,6 +281,8 @@ _offers_history = st.fixed_dictionaries(
 _alerts_history = st.tuples(
     st.dictionaries(st.sampled_from(ALERT_KINDS), _ago),
     st.dictionaries(st.sampled_from(ALERT_KINDS[:-1]), st.integers(1, 3)),
+    # the call backs whose last card said not to call (the call caps were reached)
+    st.sets(st.sampled_from(("save_desk", "retention_call", "win_back"))),
 )
 
 
@@ -290,10 +292,11 @@ def contact_histories(draw: st.DrawFn, now: datetime = T0, alerts: bool = False)
     offers shown (some within their cool-downs); with ``alerts``, the alerts raised
     instead (what the interventions read)."""
     if alerts:
-        raised, priorities = draw(_alerts_history)
+        raised, priorities, capped = draw(_alerts_history)
         return ContactHistory(
             last_intervention={k: now - timedelta(seconds=s) for k, s in raised.items()},
             last_intervention_priority=priorities,
+            last_intervention_capped=tuple(sorted(capped & raised.keys())),
         )
     shown = draw(_offers_history)
     last = {k: now - timedelta(seconds=s) for k, s in shown.pop("last_shown").items()}

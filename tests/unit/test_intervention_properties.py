@@ -13,8 +13,10 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from agents.interventions import (
+    CALL_BACKS,
     HELD_OUT_ACTIONS,
     NO_CALL_OFFER_ACTIONS,
+    CallsCapped,
     InterventionRules,
     call_back_open,
     interventions_for,
@@ -212,6 +214,7 @@ def test_the_word_not_to_call_is_given_exactly_while_a_call_back_may_be_open(
     crossed=st.booleans(),
     held_out=st.booleans(),
     calls_opt_in=st.booleans(),
+    capped=st.sampled_from([None, CallsCapped("suppressed:fatigue:call:week", False)]),
 )
 def test_alerts_keep_cool_downs_and_call_consent(
     event: TouchpointEvent,
@@ -220,27 +223,40 @@ def test_alerts_keep_cool_downs_and_call_consent(
     crossed: bool,
     held_out: bool,
     calls_opt_in: bool,
+    capped: CallsCapped | None,
 ) -> None:
     """At most one alert of each kind, about this touchpoint; none within the cool-down
-    of the last of its kind unless more urgent; for a customer not on the line who said
+    of the last of its kind unless more urgent, or unless that last one said not to call
+    (the call caps were reached) and the customer may be called now (within the caps, or
+    on the line); for a customer not on the line who said
     no to calls (or never said yes where calls are opt-in) only a reply where they spoke
     up or the word not to call; and a retention call or a win-back suggests no offer to the hold-out
     group or to a customer who withdrew consent to calls."""
-    alerts = interventions_for(event, features, T0, RULES, risk, crossed, held_out, calls_opt_in)
+    alerts = interventions_for(event, features, T0, RULES, risk, crossed, held_out, calls_opt_in,
+                               calls_capped=capped)  # fmt: skip
     note(repr(alerts))
     kinds = [a.kind for a in alerts]
     assert len(kinds) == len(set(kinds))
+    callable_now = capped is None or on_the_line(event)
     for alert in alerts:
         assert alert.trigger_event_id == event.event_id and alert.customer_id == event.customer_id
         assert alert.ts == T0 and alert.trigger_ts == event.ts and alert.priority in (1, 2, 3)
         last = features.contact.last_intervention.get(alert.kind)
         cool_down = RULES.cooldown_s.get(alert.kind)
         if last is not None and cool_down is not None and T0 - last < timedelta(seconds=cool_down):
-            assert alert.priority < features.contact.last_intervention_priority.get(alert.kind, 1)
+            assert alert.priority < features.contact.last_intervention_priority.get(
+                alert.kind, 1
+            ) or (callable_now and alert.kind in features.contact.last_intervention_capped)
         if not on_the_line(event) and not features.consents_to("call", calls_opt_in):
             assert alert.kind in ("service_recovery", "do_not_call")
+        said = alert.suggested_action
+        if capped is not None and not on_the_line(event) and alert.kind in CALL_BACKS:
+            # past the call caps: not to call, then what to do should they call in
+            assert alert.reasons[-1] == capped.alert_reason and said.startswith("Do not call")
+            said = said.split("Should they call in: ", 1)[1]
+            said = said[:1].upper() + said[1:]
         pitches = alert.kind in ("retention_call", "win_back")  # suggest an offer
         if pitches and held_out:
-            assert alert.suggested_action == HELD_OUT_ACTIONS[alert.kind]
+            assert said == HELD_OUT_ACTIONS[alert.kind]
         elif pitches and not features.consents_to("call"):
-            assert alert.suggested_action == NO_CALL_OFFER_ACTIONS[alert.kind]
+            assert said == NO_CALL_OFFER_ACTIONS[alert.kind]
