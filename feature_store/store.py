@@ -174,6 +174,12 @@ class FeatureStore:
         return cls(client, config, observe, clock, pipe)
 
     @property
+    def context_ttl_s(self) -> int:
+        """How long a decision's context is kept, from the decision: an outcome read
+        later joins it no more."""
+        return self._config.context_ttl_s
+
+    @property
     def round_trips(self) -> int:
         """Writes to Redis so far (each one round trip, shared by concurrent callers)."""
         return self._conn.round_trips

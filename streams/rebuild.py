@@ -16,10 +16,14 @@ failures, had been applied, and is replayed).
 The emitted next-best offers and interventions (those held out too) rebuild the contact
 history, the decision contexts (each kept for what is left of its lifetime, counted from
 the decision) and the marks that stop a replayed event from being decided twice. A
-decision record that cannot be decoded is counted and skipped. Because every update is
-idempotent and bucketed by the event's own ts, and keys expire the store's TTL after
-the customer's newest activity by its ts (a fact dated the TTL or longer ago is not
-applied, but for its withdrawals), the result equals what the live pipeline built.
+decision record that cannot be decoded is counted and skipped. The ``accepted`` outcomes
+joined to those decisions keep again when each customer accepted each offer, as the
+``nbo`` learner kept it (:mod:`streams.rebuild_acceptances`; those ``offer-outcomes``
+still holds, by its retention); an outcome record that cannot be decoded, or dated too
+far ahead (refused live), is counted and skipped. Because every update is idempotent
+and bucketed by the event's own ts, and keys expire the store's TTL after the customer's
+newest activity by its ts (a fact dated the TTL or longer ago is not applied, but for
+its withdrawals), the result equals what the live pipeline built.
 
 The churn-risk snapshots waiting for their labels are in no topic. Each customer scored
 within the lapse period gets one again, taken as of the last touchpoint the live
@@ -73,11 +77,13 @@ from schemas import (
     decode_erasure,
     decode_intervention,
     decode_next_best_offer,
+    decode_outcome,
     decode_touchpoint,
     load_catalogue,
 )
 from streams.dead_letters import DeadLetter
 from streams.letter_identity import Held
+from streams.rebuild_acceptances import AcceptanceJoin, keep_again
 from streams.rebuild_risk import (
     RiskView,
     due_before,
@@ -95,6 +101,7 @@ from streams.topics import (
     INTERVENTIONS,
     INTERVENTIONS_HELD_OUT,
     NEXT_BEST_OFFERS,
+    OFFER_OUTCOMES,
     RISK_EXAMPLES,
     TOUCHPOINTS,
     TOUCHPOINTS_DLQ,
@@ -104,7 +111,7 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 REPLAYED = (CUSTOMER_ERASURES, TOUCHPOINTS_DLQ, TOUCHPOINTS, INTERVENTIONS,
-            INTERVENTIONS_HELD_OUT, NEXT_BEST_OFFERS, RISK_EXAMPLES)  # fmt: skip
+            INTERVENTIONS_HELD_OUT, OFFER_OUTCOMES, NEXT_BEST_OFFERS, RISK_EXAMPLES)  # fmt: skip
 
 
 # what an event's apply says when the customer's risk is watched on it: applied now, or
@@ -163,6 +170,9 @@ class RebuildReport:
     duplicates: int = 0  # touchpoints the target holds already (--force, or sent twice)
     over_ceiling: int = 0  # contacts that would break a ceiling: not applied, as live
     not_written: int = 0  # touchpoints of the customers whose keys could not be written
+    outcomes: int = 0  # offer outcomes read
+    skipped_outcomes: int = 0  # outcome records not decoded, or dated too far ahead
+    acceptances: int = 0  # offers accepted (joined to their decisions) kept again
 
     def touchpoint_parts(self) -> list[tuple[int, str]]:
         """What became of the touchpoints read: the applied, then every other part not 0;
@@ -191,6 +201,9 @@ class RebuildReport:
         'rebuilt from 12 touchpoints (9 applied, 2 expired, 1 invalid skipped) an'
         >>> "0 customers whose erasure's block had run out" in line
         True
+        >>> "2 outcomes (1 acceptances kept, 0 invalid skipped)" in RebuildReport(
+        ...     1, 0, 1, 1, 1.0, outcomes=2, acceptances=1).summary()
+        True
         """
         failed = (f"; the records of {self.customers_failed} customers whose keys could not "
                   "be written were skipped" if self.customers_failed else "")  # fmt: skip
@@ -198,6 +211,8 @@ class RebuildReport:
         return (
             f"rebuilt from {self.touchpoints} touchpoints ({parts}) and "
             f"{self.decisions} decisions ({self.skipped_decisions} undecodable skipped), "
+            f"{self.outcomes} outcomes ({self.acceptances} acceptances kept, "
+            f"{self.skipped_outcomes} invalid skipped), "
             f"{self.erasures} customers kept erased, {self.erasures_lapsed} customers whose "
             f"erasure's block had run out, {self.risk_snapshots} churn-risk snapshots and "
             f"{self.risk_bands} risk bands taken again, in {self.seconds:.1f}s{failed}"
@@ -224,6 +239,7 @@ async def rebuild(
     await run.replay_touchpoints()
     await run.keep_withdrawals_of_the_erased()
     await run.replay_decisions()
+    await run.keep_acceptances()  # into the profiles the replay rebuilt
     model = await risk_model(settings, store, batch)
     snapshots, bands = await retake_risk_state(
         store, run.last_seen, batch, model, settings.risk_threshold, run.failed,
@@ -313,6 +329,8 @@ class _Replay:
         self.taken: dict[str, RiskView] = {}
         self.skipped_lapsed = 0
         self.skipped_decisions = 0
+        self.accepted = AcceptanceJoin()  # the accepted outcomes, joined to their decisions
+        self.outcomes = self.skipped_outcomes = self.acceptances = 0
 
         # customer -> when the block of their newest erasure ends (ms): still blocked, or
         # run out (then what is dated before it, erased or refused live, is not replayed)
@@ -364,9 +382,18 @@ class _Replay:
         )
         held = settings.topic(INTERVENTIONS_HELD_OUT)
         self.decided_alerts += await replay(settings, held, self._interventions, self.batch)
+        # the accepted outcomes first, few, to wait for their decisions: not every decision
+        # in memory (see streams.rebuild_acceptances)
+        outcomes = settings.topic(OFFER_OUTCOMES)
+        self.outcomes = await replay(settings, outcomes, self._outcomes, self.batch)
         self.decided = await replay(
             settings, settings.topic(NEXT_BEST_OFFERS), self._next_best_offers, self.batch
         )
+
+    async def keep_acceptances(self) -> None:
+        """Keep again the offers accepted, joined to their decisions, as live."""
+        kept = self.accepted.kept(self.store.context_ttl_s * 1000)
+        self.acceptances = await keep_again(self.store.acceptances, kept, self.batch, self.failed)
 
     async def erase_those_erased_meanwhile(self) -> None:
         """Read the erasures again once everything else was replayed."""
@@ -387,7 +414,8 @@ class _Replay:
             not_written=parts["not_written"],
             erasures_lapsed=len(set(self.lapsed) - set(self.erased)),
             before_lapsed_erasure=self.skipped_lapsed, dead_letters_lost=self.letters_lost,
-            customers_failed=len(self.failed),
+            customers_failed=len(self.failed), outcomes=self.outcomes,
+            skipped_outcomes=self.skipped_outcomes, acceptances=self.acceptances,
         )  # fmt: skip
         if self.failed:  # by count alone: no customer id in the log
             log.warning("the records of %d customers whose keys Redis could not write as "
@@ -398,6 +426,9 @@ class _Replay:
             log.warning(
                 "skipped %d decision records that could not be decoded", self.skipped_decisions
             )
+        if self.skipped_outcomes:
+            log.warning("skipped %d outcome records that could not be decoded or were dated "
+                        "too far ahead", self.skipped_outcomes)  # fmt: skip
         log.info("%s", report.summary())
         return report
 
@@ -541,9 +572,25 @@ class _Replay:
                 self.skipped_decisions += 1
         return found
 
+    async def _outcomes(self, records: list[ConsumerRecord]) -> None:
+        latest = datetime.now(UTC) + timedelta(milliseconds=self.skew_ms)
+        for record in records:
+            sent = max(record.timestamp or 0, 0)
+            try:
+                outcome = decode_outcome(record.value or b"")
+            except InvalidEvent:  # dead-lettered live
+                self.skipped_outcomes += 1
+                continue
+            if outcome.ts > latest:  # dated too far ahead: dead-lettered live (schemas.ahead)
+                self.skipped_outcomes += 1
+            elif not self._within_block(outcome.customer_id, outcome.ts, sent):  # (erased)
+                self.accepted.wait(outcome, sent)
+
     async def _next_best_offers(self, records: list[ConsumerRecord]) -> None:
         decided = self._decoded(records, decode_next_best_offer)
         found = [d for d in decided if not self._within_block(d.customer_id, d.ts)]
+        for decision in found:
+            self.accepted.join(decision)
         await self._record(offers_shown(found), [decision_record(d) for d in found])
         # what was decided spent the day's budgets live, its customer erased since or not
         # (a fallback answer spends none: default offers have no daily limit)

@@ -410,14 +410,16 @@ async def test_an_unreadable_erasure_written_while_the_rebuild_ran_says_what_was
         target.stop()
 
 
+@pytest.mark.parametrize("missing", ["risk-examples", "offer-outcomes"])
 async def test_a_topic_missing_is_found_before_anything_is_written(
-    pipeline: Pipeline, tmp_path: Path
+    pipeline: Pipeline, tmp_path: Path, missing: str
 ) -> None:
     """The risk examples are read last: their topic missing was found once every
-    touchpoint had been written, leaving the target half rebuilt."""
+    touchpoint had been written, leaving the target half rebuilt. (The outcomes are read
+    after the touchpoints too.)"""
     from streams.topic_replay import TopicMissing
 
-    env = pipeline.env(0) | {"MOMENTS_TOPIC_PREFIX": f"{pipeline.prefix}partial-"}
+    env = pipeline.env(0) | {"MOMENTS_TOPIC_PREFIX": f"{pipeline.prefix}partial-{missing}-"}
     settings = Settings.from_env(env)
     await ensure_topics(settings)
     event = good_events(1, seed=12)[0]
@@ -426,12 +428,12 @@ async def test_a_topic_missing_is_found_before_anything_is_written(
     admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics([settings.topic("risk-examples")])
+        await admin.delete_topics([settings.topic(missing)])
     finally:
         await admin.close()
 
     async def gone() -> bool:  # a deletion reaches the brokers' metadata a little later
-        return not await topic_partitions(settings.kafka_bootstrap, settings.topic("risk-examples"))
+        return not await topic_partitions(settings.kafka_bootstrap, settings.topic(missing))
 
     await eventually(gone, "the deleted topic to leave the metadata", within=30)
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
@@ -439,7 +441,7 @@ async def test_a_topic_missing_is_found_before_anything_is_written(
     config = StoreConfig(secret=SECRET.encode(), prefix=settings.redis_prefix)
     store = FeatureStore.from_url(target.url, config)
     try:
-        with pytest.raises(TopicMissing, match="risk-examples"):
+        with pytest.raises(TopicMissing, match=f"{re.escape(settings.topic(missing))} does not"):
             await rebuild(settings, store)
         assert await keys_tagged(target.url, "") == []
     finally:
