@@ -573,7 +573,7 @@ class _Replay:
         return found
 
     async def _outcomes(self, records: list[ConsumerRecord]) -> None:
-        latest = datetime.now(UTC) + timedelta(milliseconds=self.skew_ms)
+        now_ms = int(time.time() * 1000)
         for record in records:
             sent = max(record.timestamp or 0, 0)
             try:
@@ -581,7 +581,10 @@ class _Replay:
             except InvalidEvent:  # dead-lettered live
                 self.skipped_outcomes += 1
                 continue
-            if outcome.ts > latest:  # dated too far ahead: dead-lettered live (schemas.ahead)
+            # dated too far ahead of when the learner read it, about when it was sent
+            # (now, when Kafka does not say): dead-lettered live (schemas.ahead)
+            latest = datetime.fromtimestamp(((sent or now_ms) + self.skew_ms) / 1000, UTC)
+            if outcome.ts > latest:
                 self.skipped_outcomes += 1
             elif not self._within_block(outcome.customer_id, outcome.ts, sent):  # (erased)
                 self.accepted.wait(outcome, sent)

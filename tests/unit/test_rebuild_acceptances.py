@@ -163,9 +163,10 @@ class Store:
         return [None for _ in facts]
 
 
-def _record(value: bytes, offset: int) -> SimpleNamespace:
+def _record(value: bytes, offset: int, sent: datetime | None = None) -> SimpleNamespace:
+    sent_ms = int((sent or datetime.now(UTC)).timestamp() * 1000)
     return SimpleNamespace(value=value, partition=0, offset=offset, topic="t", headers=(),
-                           timestamp=int(datetime.now(UTC).timestamp() * 1000))  # fmt: skip
+                           timestamp=sent_ms)  # fmt: skip
 
 
 async def test_the_rebuild_joins_the_outcomes_read_and_counts_those_it_skips() -> None:
@@ -188,8 +189,12 @@ async def test_the_rebuild_joins_the_outcomes_read_and_counts_those_it_skips() -
         b"{not an outcome",
         sent("c1", now)[:-1] + b',"ts":1}',
     ]
-    run.outcomes = len(records)
-    await run._outcomes([_record(value, n) for n, value in enumerate(records)])
+    # dated an hour ahead of when it was sent, two hours ago: refused live then, though
+    # its ts is past by the time of the rebuild
+    early = sent("c1", now - timedelta(hours=1))
+    run.outcomes = len(records) + 1
+    await run._outcomes([_record(value, n) for n, value in enumerate(records)]
+                        + [_record(early, 9, sent=now - timedelta(hours=2))])  # fmt: skip
     for d in (
         decision("d1", "c1", "gold", at=now - timedelta(minutes=1)),
         decision("d2", "c-gone", "gold", at=now - timedelta(hours=3)),
@@ -200,5 +205,5 @@ async def test_the_rebuild_joins_the_outcomes_read_and_counts_those_it_skips() -
     # and malformed (a key named twice, too) are, counted
     assert store.acceptances.asked == [(False, [("c1", "gold", now)])]
     report = run.report(0, 0)
-    assert (report.outcomes, report.acceptances, report.skipped_outcomes) == (5, 1, 3)
-    assert "5 outcomes (1 acceptances kept, 3 invalid skipped)" in report.summary()
+    assert (report.outcomes, report.acceptances, report.skipped_outcomes) == (6, 1, 4)
+    assert "6 outcomes (1 acceptances kept, 4 invalid skipped)" in report.summary()
