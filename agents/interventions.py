@@ -55,6 +55,8 @@ NAMESPACE = uuid.UUID("2b0c5b8e-0f4e-4d55-b0a8-8f5f3c1d9e21")  # of the ids befo
 CUSTOMER_NAMESPACE = uuid.uuid5(NAMESPACE, "per-customer")
 HOUR = 3600
 RISK_CROSSED = "risk_crossed:"  # the reason of a retention call raised by a risk crossing
+# the reason of a win-back asked for again: the last said not to call (see win_back_owed)
+WIN_BACK_OWED = "win_back_owed:calls_allowed_again"
 
 ACTIONS = {
     "save_desk": "Route to the save desk: ask what would make them stay before processing "
@@ -285,6 +287,38 @@ def welcomed_back(features: CustomerFeatures, back: Return) -> bool:
     mention that began it, say): one per return."""
     last = features.contact.last_intervention.get("win_back")
     return last is not None and last >= back.began
+
+
+def win_back_owed(
+    features: CustomerFeatures, now: datetime, rules: InterventionRules, capped: bool
+) -> bool:
+    """Whether the customer's last win-back said not to call (the call caps reached),
+    within its cool-down, and they may be called now (``capped`` False): a return is
+    noticed once, at its first touchpoints, so the call it asked for is still owed, and
+    is asked for at their next touchpoint (reason :data:`WIN_BACK_OWED`).
+
+    >>> from datetime import UTC
+    >>> from feature_store.features import ContactHistory
+    >>> at = datetime(2026, 12, 7, tzinfo=UTC)
+    >>> def said_not_to_call(days: int) -> CustomerFeatures:
+    ...     return CustomerFeatures(contact=ContactHistory(
+    ...         last_intervention={"win_back": at - timedelta(days=days)},
+    ...         last_intervention_capped=("win_back",)))
+    >>> rules = InterventionRules()
+    >>> [win_back_owed(said_not_to_call(3), at, rules, capped) for capped in (True, False)]
+    [False, True]
+    >>> win_back_owed(said_not_to_call(31), at, rules, False)  # past its cool-down
+    False
+    """
+    last = features.contact.last_intervention.get("win_back")
+    cooldown_s = rules.cooldown_s.get("win_back")
+    return (
+        not capped
+        and last is not None
+        and "win_back" in features.contact.last_intervention_capped
+        and cooldown_s is not None
+        and now - last < timedelta(seconds=cooldown_s)
+    )
 
 
 def on_the_line(event: TouchpointEvent) -> bool:
@@ -574,10 +608,12 @@ def interventions_for(
             crossing_alone = True
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     # a withdrawal may raise the word not to call, but it is no return (see NOTICED)
-    if (back and might_intervene(event) and not isinstance(event, Consent)
-            and not welcomed_back(features, back)
+    if (might_intervene(event) and not isinstance(event, Consent)
             and (valuable or features.spend >= rules.high_value)):  # fmt: skip
-        wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
+        if back and not welcomed_back(features, back):
+            wanted.append(("win_back", 2, [f"returned_after_days:{back.away.days}"], None))
+        elif win_back_owed(features, now, rules, calls_capped is not None and not line):
+            wanted.append(("win_back", 2, [WIN_BACK_OWED], None))
     if not line and not features.consents_to("call", call_needs_grant):
         # the contact centre would have to call them, and they said not to: only a reply
         # where they spoke up in public is left, and the word not to call

@@ -12,10 +12,11 @@ import msgspec
 import pytest
 
 from agents.control_group import ControlGroup
-from agents.interventions import ACTIONS, interventions_for, withheld
+from agents.interventions import ACTIONS, WIN_BACK_OWED, interventions_for, withheld
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import CALLS_CAPPED_REASONS, Fact, ts_ms
 from feature_store.features import ContactHistory
+from schemas import WebClick
 from streams.rebuild import _Replay
 from streams.settings import Settings
 from tests.unit.factories import T0, apply_all, features_of
@@ -24,6 +25,7 @@ from tests.unit.test_intervention_terms import AT, AT_RISK, NoneSpent, worker_po
 from tests.unit.test_touchpoint_handler import NOW, RecordingStore, handler, records
 
 HOUR = timedelta(hours=1)
+DAY_SPAN = timedelta(days=1)
 CAPPED = ["visited:cancellation_page", "fatigue:call:day"]  # a capped save desk's reasons
 CAPPED_FIELD = "last_intervention_capped:save_desk"
 
@@ -195,3 +197,57 @@ async def test_the_rebuild_keeps_a_replayed_capped_card_as_capped() -> None:
     await replay._interventions([SimpleNamespace(value=msgspec.json.encode(alert))])  # type: ignore[list-item]
     [fact] = store.facts
     assert ("max", CAPPED_FIELD, str(ts_ms(AT))) in fact.updates
+
+
+# a win-back is noticed once per return: one that said not to call stays owed ------------
+
+
+def win_back_said_not_to_call(ago: timedelta = 3 * DAY_SPAN, capped: bool = True) -> Any:
+    """A valuable customer browsing (no return now), whose win-back, raised ``ago``, said
+    not to call (``capped``), or asked for the call."""
+    contact = ContactHistory(
+        last_intervention={"win_back": AT - ago},
+        last_intervention_priority={"win_back": 2},
+        last_intervention_capped=("win_back",) if capped else (),
+    )
+    return msgspec.structs.replace(seen({}), contact=contact, segment="loyal", value=900.0)
+
+
+def browsing() -> Any:
+    return WebClick(event_id="w2", customer_id="c1", ts=AT, page="/offers")
+
+
+def test_a_win_back_that_said_not_to_call_is_asked_for_once_the_caps_lift() -> None:
+    [alert] = interventions_for(browsing(), win_back_said_not_to_call(), AT, calls_capped=None)
+    assert (alert.kind, alert.reasons) == ("win_back", [WIN_BACK_OWED])
+    assert alert.suggested_action == ACTIONS["win_back"]
+
+
+@pytest.mark.parametrize(
+    ("features", "capped"),
+    [
+        (win_back_said_not_to_call(), DAY),  # the caps hold still
+        (win_back_said_not_to_call(), WEEK),
+        (win_back_said_not_to_call(capped=False), None),  # it asked for the call
+        (win_back_said_not_to_call(ago=31 * DAY_SPAN), None),  # past its 30-day cool-down
+    ],
+    ids=["day-cap", "week-cap", "asked-for-the-call", "cool-down-over"],
+)
+def test_no_win_back_is_owed_otherwise(features: Any, capped: Any) -> None:
+    assert interventions_for(browsing(), features, AT, calls_capped=capped) == []
+
+
+def test_the_win_back_asked_for_again_is_not_owed_again() -> None:
+    """Recorded, it is the newest win-back and asked for the call: the next touchpoint
+    raises none."""
+    said = win_back_said_not_to_call()
+    [alert] = interventions_for(browsing(), said, AT, calls_capped=None)
+    history = stored(
+        intervention_fact("w-capped", "c1", "win_back", AT - 3 * DAY_SPAN, priority=2,
+                          reasons=["returned_after_days:120", "fatigue:call:week"]),
+        intervention_fact(alert.intervention_id, "c1", "win_back", alert.ts, priority=2,
+                          reasons=alert.reasons),
+    )  # fmt: skip
+    assert history.last_intervention_capped == ()
+    later = msgspec.structs.replace(said, contact=history)
+    assert interventions_for(browsing(), later, AT + HOUR, calls_capped=None) == []
