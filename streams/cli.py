@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
@@ -387,7 +388,7 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from streams.dead_letter_tool import RedriveRefused, inspect
+    from streams.dead_letter_tool import RedriveHeld, RedriveRefused, inspect
     from streams.dead_letters import LetterFilter
     from streams.lift_report import instant
 
@@ -409,12 +410,26 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
+
+    async def run() -> dict[str, Any]:
+        # a Job's or a unit's stop (SIGTERM) ends it as Ctrl-C does: the batch under way
+        # is recorded as far as it went, and it says how many letters went back
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        return await inspect(settings, wanted, redrive=args.redrive, again=args.again,
+                             accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
+
     try:
-        report = asyncio.run(inspect(settings, wanted, redrive=args.redrive, again=args.again,
-                                     accept_lost_erasures=args.accept_lost_erasures))  # fmt: skip
+        report = asyncio.run(run())
     except RedriveRefused as exc:
         _stopped(str(exc), settings, "moments dead-letters")
         return 2
+    except RedriveHeld as exc:  # as Kafka unreachable: run it again once Redis answers
+        _stopped(str(exc), settings, "moments dead-letters")
+        return 3
+    except asyncio.CancelledError:  # SIGTERM (Ctrl-C comes as KeyboardInterrupt: 130 too)
+        return 130
     print(json.dumps(report, indent=2))
     return 0
 

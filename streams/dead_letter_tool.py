@@ -16,11 +16,19 @@ up to its end again before each batch is sent back; with ``--redrive`` the tombs
 the batch's customers are read from Redis too (an erasure whose record Kafka has not yet
 taken). An erasure made while a batch is being sent (after those reads) is not seen by
 it: the worker refuses that record, but it is on the source topic.
+
+A re-drive stopped part way (Ctrl-C, SIGTERM) waits a few seconds for the records of
+the batch under way that the producer had already taken, records those delivered, says
+how many letters went back, and exits 130: the same command again sends the rest,
+none twice. One killed outright (SIGKILL) may send back again the letters of the batch
+it was sending. Kafka that takes no record back for :data:`DELIVERY_S` (a broker that
+stopped answering) fails it as Kafka's trouble (exit 3), as a read that stalls does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -37,7 +45,7 @@ from streams.erasure_follower import ErasureFollower
 from streams.kafka_security import client_options
 from streams.redrive_plan import RedrivePlan
 from streams.settings import Settings
-from streams.topic_replay import first_offsets, replay
+from streams.topic_replay import STALL_S, first_offsets, replay
 from streams.topics import (
     CUSTOMER_ERASURES,
     DEAD_LETTER_REDRIVES,
@@ -52,10 +60,24 @@ log = logging.getLogger(__name__)
 SOURCES = {TOUCHPOINTS_DLQ: TOUCHPOINTS, OFFER_OUTCOMES_DLQ: OFFER_OUTCOMES}
 SAFETY_MS = 3_600_000  # re-drive only letters an hour inside the dedupe horizon
 BATCH = 500
+DELIVERY_S = STALL_S  # a batch's records not all delivered by then: Kafka's trouble
+STOPPING_S = 5.0  # stopped: how long the records the producer took may still arrive
 
 
 class RedriveRefused(Exception):
     """Letters cannot be sent back safely (the erasures cannot be read)."""
+
+
+class DeliveryStalled(KafkaError):  # type: ignore[misc]  # aiokafka's errors are untyped
+    """Kafka took no more of a batch's letters back for a while (a broker that stopped
+    answering): Kafka's trouble, so the command says to run it again once it answers."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"the letters sent back were not all delivered within {waited_s:g} s")
+
+
+class RedriveHeld(Exception):
+    """A service the re-drive needs does not answer now (Redis): run it again later."""
 
 
 VERDICTS = (
@@ -163,7 +185,7 @@ async def inspect(
         try:
             found = await store.erased(named)
         except StoreUnavailable as exc:
-            raise RedriveRefused(
+            raise RedriveHeld(
                 f"Redis cannot say whether the customers of the next letters were erased "
                 f"({exc}); they were not sent. {confirmed} letters were sent back before: "
                 "the same command again sends the rest"
@@ -171,8 +193,7 @@ async def inspect(
         plan.erase(c for c, gone in zip(named, found, strict=True) if gone)
 
     async def handle(records: list[ConsumerRecord]) -> None:
-        nonlocal confirmed
-        sent: list[Awaitable[Any]] = []
+        sent: list[asyncio.Future[Any]] = []
         taken: list[DeadLetter] = []
         letters = [letter_of(record) for record in records]
         await screen([letter for letter in letters if wanted.matches(letter)])
@@ -188,12 +209,49 @@ async def inspect(
                                 *letter.place, *letter.origin)  # fmt: skip
                 if verdict == "redriven" and producer is not None:
                     first = plan.first_lettered(letter)
-                    sent.append(await send_back(producer, letter, first))
+                    sent.append(asyncio.ensure_future(await send_back(producer, letter, first)))
                     taken.append(letter)
-        await asyncio.gather(*sent)  # delivered before the next batch is read
-        if producer is not None and taken:
-            await record_sent(producer, ledger, taken)
-            confirmed += len(taken)
+        if producer is not None and sent:  # delivered before the next batch is read
+            await delivered_and_recorded(producer, sent, taken)
+
+    async def delivered_and_recorded(
+        producer: AIOKafkaProducer, sent: list[asyncio.Future[Any]], taken: list[DeadLetter]
+    ) -> None:
+        """Wait for the batch's records (bounded), then record those delivered, stopped
+        or not: a letter that went back is recorded, so that it is not sent again."""
+        nonlocal confirmed
+        stopped = False
+        try:  # (wait, unlike gather, leaves the deliveries be when it is cancelled)
+            await asyncio.wait(sent, timeout=DELIVERY_S)
+        except asyncio.CancelledError:  # stopped: what the producer took may still arrive
+            stopped = True
+            await asyncio.wait(sent, timeout=STOPPING_S)
+        went = [letter for letter, delivery in zip(taken, sent, strict=True)
+                if delivery.done() and not delivery.cancelled()
+                and delivery.exception() is None]  # fmt: skip
+        if went:
+            recording = asyncio.ensure_future(record_sent(producer, ledger, went))
+            bound = STOPPING_S if stopped or late_or_stopped(sent) else DELIVERY_S
+            try:
+                await asyncio.wait([recording], timeout=bound)
+            except asyncio.CancelledError:  # stopped while recording: it ends first
+                stopped = True
+                await asyncio.wait([recording], timeout=STOPPING_S)
+            if recording.done() and recording.exception() is None:
+                confirmed += len(went)
+            else:
+                recording.cancel()
+                log.warning("%d letters went back but their sending could not be recorded: "
+                            "the same command again sends them again", len(went))  # fmt: skip
+                if not stopped:
+                    raise DeliveryStalled(bound)
+        if stopped:
+            raise asyncio.CancelledError
+        if late_or_stopped(sent):
+            raise DeliveryStalled(DELIVERY_S)
+        for delivery in sent:  # one Kafka refused: its trouble
+            if (refused := delivery.exception()) is not None:
+                raise refused
 
     read = 0
     try:
@@ -215,9 +273,16 @@ async def inspect(
             log.warning("%d letters were sent back before Kafka stopped answering: the "
                         "same command again sends the rest", confirmed)  # fmt: skip
         raise
+    except asyncio.CancelledError:  # Ctrl-C, SIGTERM
+        if redrive:
+            log.warning("stopped: %d letters were sent back; the same command again sends "
+                        "the rest", confirmed)  # fmt: skip
+        raise
     finally:
-        if producer is not None:
-            await producer.stop()
+        if producer is not None:  # what it holds still is not waited for long
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOPPING_S):
+                    await producer.stop()
         if store is not None:
             await store.close()
         await follower.stop()
@@ -225,3 +290,9 @@ async def inspect(
     verdicts = {verdict: plan.outcomes.get(verdict, 0) for verdict in VERDICTS}
     report["redrive" if redrive else "would_redrive"] = verdicts
     return report
+
+
+def late_or_stopped(sent: list[asyncio.Future[Any]]) -> bool:
+    """Whether some of a batch's deliveries had not arrived (the batch gave up or was
+    stopped): its record then gets a short while, not the whole delivery bound."""
+    return not all(delivery.done() for delivery in sent)

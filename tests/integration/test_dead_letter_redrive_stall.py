@@ -5,6 +5,7 @@ raising what the replay raises, after two batches of the dead-letter topic."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,25 +37,7 @@ async def test_a_redrive_kafka_stopped_says_what_it_sent_and_the_next_run_sends_
         topic_prefix=f"st{uuid.uuid4().hex[:8]}-",
     )  # fmt: skip
     await ensure_topics(settings)
-    now_ms = int(time.time() * 1000)
-    letters = []
-    for n in range(LETTERS):
-        value = json.dumps({"type": "web_click", "event_id": f"st-{n}",
-                            "customer_id": f"st-cust-{n}", "ts": "2026-01-01T00:00:00Z",
-                            "page": "/p"}).encode()  # fmt: skip
-        headers = [("source-topic", settings.topic(TOUCHPOINTS).encode()),
-                   ("source-partition", b"0"), ("source-offset", str(n).encode()),
-                   ("error", b"a fault since fixed"),
-                   ("first-handled", str(now_ms).encode())]  # fmt: skip
-        letters.append((f"st-cust-{n}".encode(), value, headers))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value, headers in letters:
-            await producer.send(settings.topic(TOUCHPOINTS_DLQ), value, key=key, headers=headers)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await _letters(settings)
     monkeypatch.setattr(dead_letter_tool, "BATCH", 1)
     real_replay = dead_letter_tool.replay
 
@@ -87,3 +70,60 @@ async def test_a_redrive_kafka_stopped_says_what_it_sent_and_the_next_run_sends_
     report = await inspect(settings, everything, redrive=True)
     assert report["redrive"]["redriven"] == LETTERS - 2
     assert report["redrive"]["sent_before"] == 2
+
+
+async def test_a_redrive_whose_records_kafka_stops_taking_fails_as_kafkas_trouble(
+    kafka_redis: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that stops answering while a batch goes back (frozen, cut off): the
+    re-drive waited as long as Kafka was away (the idempotent producer never gives a
+    batch up); now it fails as Kafka's trouble once DELIVERY_S has passed, having
+    recorded what went back, and the next run sends the rest."""
+    settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
+                        redis_url=kafka_redis.redis_url,
+                        topic_prefix=f"sd{uuid.uuid4().hex[:8]}-")  # fmt: skip
+    await ensure_topics(settings)
+    await _letters(settings)
+    monkeypatch.setattr(dead_letter_tool, "BATCH", 1)
+    monkeypatch.setattr(dead_letter_tool, "DELIVERY_S", 0.5)
+    real_send_back = dead_letter_tool.send_back
+    sent = 0
+
+    async def never_delivered_after_two(*args: Any) -> Any:
+        nonlocal sent
+        sent += 1
+        if sent > 2:  # taken, never delivered: as a frozen broker does
+            return asyncio.get_running_loop().create_future()
+        return await real_send_back(*args)
+
+    monkeypatch.setattr(dead_letter_tool, "send_back", never_delivered_after_two)
+    with caplog.at_level(logging.INFO, logger="streams"), pytest.raises(KafkaError) as raised:
+        await asyncio.wait_for(inspect(settings, LetterFilter(), redrive=True), 60)
+    assert "not all delivered within 0.5 s" in str(raised.value)
+    assert "2 letters were sent back before Kafka stopped answering" in caplog.text
+    monkeypatch.setattr(dead_letter_tool, "send_back", real_send_back)
+    report = await inspect(settings, LetterFilter(), redrive=True)
+    assert (report["redrive"]["redriven"], report["redrive"]["sent_before"]) == (LETTERS - 2, 2)
+
+
+async def _letters(settings: Settings) -> None:
+    """LETTERS letters of touchpoints, each of its own customer."""
+    now_ms = int(time.time() * 1000)
+    letters = []
+    for n in range(LETTERS):
+        value = json.dumps({"type": "web_click", "event_id": f"st-{n}",
+                            "customer_id": f"st-cust-{n}", "ts": "2026-01-01T00:00:00Z",
+                            "page": "/p"}).encode()  # fmt: skip
+        headers = [("source-topic", settings.topic(TOUCHPOINTS).encode()),
+                   ("source-partition", b"0"), ("source-offset", str(n).encode()),
+                   ("error", b"a fault since fixed"),
+                   ("first-handled", str(now_ms).encode())]  # fmt: skip
+        letters.append((f"st-cust-{n}".encode(), value, headers))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in letters:
+            await producer.send(settings.topic(TOUCHPOINTS_DLQ), value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
