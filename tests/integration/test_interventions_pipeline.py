@@ -226,8 +226,8 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     assert alerts["caller"]["suggested_action"].startswith("Do not call them back before tomorrow")
     assert alerts["browser"]["reasons"] == ["visited:cancellation_page"]
     assert alerts["browser"]["suggested_action"].startswith("Route to the save desk")
-    capped_ms = await profile_field(pipeline, "caller", "last_intervention_capped:save_desk")
-    assert capped_ms == await profile_field(pipeline, "caller", "last_intervention:save_desk")
+    capped_ms = await recorded(pipeline, "caller", "last_intervention_capped:save_desk")
+    assert capped_ms == await recorded(pipeline, "caller", "last_intervention:save_desk")
 
     def visit(n: int) -> dict[str, Any]:
         return event("web_click", "caller", NOW + timedelta(minutes=n), f"caps-page-{n}",
@@ -259,8 +259,8 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     assert cards[-1]["suggested_action"].startswith("Route to the save desk")
 
 
-async def profile_field(pipeline: Pipeline, customer: str, field: str) -> str:
-    """A field of the customer's profile in Redis, once the worker recorded it."""
+async def recorded(pipeline: Pipeline, customer: str, field: str) -> str:
+    """Wait until the worker confirmed the batch: the cool-down is in Redis."""
     store = pipeline.store()
     deadline = time.monotonic() + 60
     try:

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Pipeline, consume_all
-from tests.integration.test_interventions_pipeline import event, purchases, send, settle
+from tests.integration.test_interventions_pipeline import (
+    event,
+    purchases,
+    recorded,
+    send,
+    settle,
+)
 from tests.integration.test_service_restarts import all_handled
 
 pytestmark = pytest.mark.integration
@@ -26,21 +32,6 @@ async def alerts(pipeline: Pipeline, expected: int, wait_s: float = 60.0) -> lis
         pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), expected, wait_s
     )
     return [json.loads(r.value) for r in records]  # type: ignore[attr-defined]
-
-
-async def recorded(pipeline: Pipeline, customer: str, field: str) -> str:
-    """Wait until the worker confirmed the batch: the cool-down is in Redis."""
-    store = pipeline.store()
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            found = (await store.raw(customer))["profile"].get(field)
-            if found is not None:
-                return str(found)
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"{field} was not recorded in time")
-    finally:
-        await store.close()
 
 
 async def test_the_caller_breaks_through_the_pages_cool_down_and_a_return_by_email_is_noticed(
