@@ -197,32 +197,43 @@ async def inspect(
         taken: list[DeadLetter] = []
         letters = [letter_of(record) for record in records]
         await screen([letter for letter in letters if wanted.matches(letter)])
-        for letter in letters:
-            plan.track(letter)
-            summary.saw(letter)
-            if wanted.matches(letter):
-                summary.add(letter, sent_back=plan.sent_before(letter))
-                verdict = plan.take(letter)
-                if verdict == "truncated":  # not the record: where to find it (no key)
-                    log.warning("%s:%d:%d keeps only part of its record, not sent back: the "
-                                "record is %s[%d] at offset %d, while that topic retains it",
-                                *letter.place, *letter.origin)  # fmt: skip
-                if verdict == "redriven" and producer is not None:
-                    first = plan.first_lettered(letter)
-                    sent.append(asyncio.ensure_future(await send_back(producer, letter, first)))
-                    taken.append(letter)
+        try:
+            for letter in letters:
+                plan.track(letter)
+                summary.saw(letter)
+                if wanted.matches(letter):
+                    summary.add(letter, sent_back=plan.sent_before(letter))
+                    verdict = plan.take(letter)
+                    if verdict == "truncated":  # not the record: where to find it (no key)
+                        log.warning("%s:%d:%d keeps only part of its record, not sent back: "
+                                    "the record is %s[%d] at offset %d, while that topic "
+                                    "retains it", *letter.place, *letter.origin)  # fmt: skip
+                    if verdict == "redriven" and producer is not None:
+                        first = plan.first_lettered(letter)
+                        # (a send waits while the producer's buffer is full: a stop then
+                        # leaves that letter unsent, and those taken before it are below)
+                        delivery = await send_back(producer, letter, first)
+                        sent.append(asyncio.ensure_future(delivery))
+                        taken.append(letter)
+        except asyncio.CancelledError:  # stopped while handing letters to the producer
+            if producer is not None and sent:  # it delivers them as it stops: recorded
+                await delivered_and_recorded(producer, sent, taken, stopped=True)
+            raise
         if producer is not None and sent:  # delivered before the next batch is read
             await delivered_and_recorded(producer, sent, taken)
 
     async def delivered_and_recorded(
-        producer: AIOKafkaProducer, sent: list[asyncio.Future[Any]], taken: list[DeadLetter]
+        producer: AIOKafkaProducer,
+        sent: list[asyncio.Future[Any]],
+        taken: list[DeadLetter],
+        stopped: bool = False,
     ) -> None:
         """Wait for the batch's records (bounded), then record those delivered, stopped
-        or not: a letter that went back is recorded, so that it is not sent again."""
+        (``stopped``: already) or not: a letter that went back is recorded, so that it
+        is not sent again."""
         nonlocal confirmed
-        stopped = False
         try:  # (wait, unlike gather, leaves the deliveries be when it is cancelled)
-            await asyncio.wait(sent, timeout=DELIVERY_S)
+            await asyncio.wait(sent, timeout=STOPPING_S if stopped else DELIVERY_S)
         except asyncio.CancelledError:  # stopped: what the producer took may still arrive
             stopped = True
             await asyncio.wait(sent, timeout=STOPPING_S)

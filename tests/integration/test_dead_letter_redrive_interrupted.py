@@ -30,7 +30,7 @@ LETTERS = 6000
 STOP_AFTER = 1000  # records sent back before the stop
 
 
-async def _letters(settings: Settings, letters: int = LETTERS) -> None:
+async def _letters(settings: Settings, letters: int = LETTERS, pad: str = "") -> None:
     now_ms = int(time.time() * 1000)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 linger_ms=20)  # fmt: skip
@@ -38,8 +38,8 @@ async def _letters(settings: Settings, letters: int = LETTERS) -> None:
     try:
         for n in range(letters):
             value = json.dumps({"type": "web_click", "event_id": f"ri-{n}",
-                                "customer_id": f"ri-cust-{n % 300}",
-                                "ts": "2026-01-01T00:00:00Z", "page": "/p"}).encode()  # fmt: skip
+                                "customer_id": f"ri-cust-{n % 300}", "page": "/p" + pad,
+                                "ts": "2026-01-01T00:00:00Z"}).encode()  # fmt: skip
             headers = [("source-topic", settings.topic(TOUCHPOINTS).encode()),
                        ("source-partition", b"0"), ("source-offset", str(n).encode()),
                        ("error", b"a fault since fixed"),
@@ -79,15 +79,25 @@ async def _sent_back(settings: Settings) -> Counter[bytes]:
     return found
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize(
+    ("stop", "letters", "stop_after", "pad"),
+    [
+        (signal.SIGTERM, LETTERS, STOP_AFTER, ""),
+        (signal.SIGINT, LETTERS, STOP_AFTER, ""),
+        # large letters: each send waits for the producer's buffer, so the stop lands
+        # while the batch's letters are still being handed over (some taken, not all)
+        (signal.SIGTERM, 1200, 50, "x" * 20_000),
+    ],
+    ids=["sigterm", "ctrl-c", "sigterm-while-sending"],
+)
 async def test_a_redrive_stopped_part_way_sends_every_letter_back_once(
-    kafka_redis: Services, stop: signal.Signals
+    kafka_redis: Services, stop: signal.Signals, letters: int, stop_after: int, pad: str
 ) -> None:
     prefix = f"ri{uuid.uuid4().hex[:8]}-"
     settings = Settings(kafka_bootstrap=kafka_redis.kafka_bootstrap,
                         redis_url=kafka_redis.redis_url, topic_prefix=prefix)  # fmt: skip
     await ensure_topics(settings)
-    await _letters(settings)
+    await _letters(settings, letters, pad)
     env = {**os.environ, "MOMENTS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "MOMENTS_REDIS_URL": settings.redis_url, "MOMENTS_TOPIC_PREFIX": prefix,
            "MOMENTS_LOG_LEVEL": "info"}  # fmt: skip
@@ -100,7 +110,7 @@ async def test_a_redrive_stopped_part_way_sends_every_letter_back_once(
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         while first.poll() is None:
-            if await _count(watch, settings.topic(TOUCHPOINTS)) >= STOP_AFTER:
+            if await _count(watch, settings.topic(TOUCHPOINTS)) >= stop_after:
                 break
             await asyncio.sleep(0.02)
         first.send_signal(stop)
@@ -111,7 +121,7 @@ async def test_a_redrive_stopped_part_way_sends_every_letter_back_once(
     finally:
         await watch.stop()
     assert first.returncode == 130, said
-    assert STOP_AFTER <= sent_then < LETTERS, sent_then  # stopped part way
+    assert stop_after <= sent_then < letters, sent_then  # stopped part way
     assert f"stopped: {recorded_then} letters were sent back" in said, said
     assert "ri-cust-" not in said
     assert recorded_then == sent_then  # what went back was recorded, and only that
@@ -120,9 +130,9 @@ async def test_a_redrive_stopped_part_way_sends_every_letter_back_once(
                                     timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr.decode()
     report = json.loads(again.stdout)["redrive"]
-    assert (report["redriven"], report["sent_before"]) == (LETTERS - sent_then, sent_then)
+    assert (report["redriven"], report["sent_before"]) == (letters - sent_then, sent_then)
     back = await _sent_back(settings)
-    assert len(back) == LETTERS and set(back.values()) == {1}, Counter(back.values())
+    assert len(back) == letters and set(back.values()) == {1}, Counter(back.values())
 
 
 async def test_a_redrive_redis_does_not_answer_exits_as_a_service_away(
