@@ -254,8 +254,8 @@ async def inspect(
                 recording.cancel()
                 log.warning("%d letters went back but their sending could not be recorded: "
                             "the same command again sends them again", len(went))  # fmt: skip
-                if not stopped:
-                    raise DeliveryStalled(bound)
+                if not stopped:  # (the batch's own wait, if that is what ran out)
+                    raise DeliveryStalled(DELIVERY_S if late_or_stopped(sent) else bound)
         if stopped:
             raise asyncio.CancelledError
         if late_or_stopped(sent):
