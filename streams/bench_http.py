@@ -221,10 +221,7 @@ def paced(api: StartedApi, load: HttpLoad, rate: float, seconds: float) -> Await
 
 async def closed_loop_max(api: StartedApi, load: HttpLoad, seconds: float) -> float:
     """Recommendations done per second at full speed (closed loop)."""
-    result = await _measured(
-        lambda: load.closed_loop(api.recommend, seconds, CONNECTIONS), api.proc.pid,
-        api.base, api.redis_forks,
-    )  # fmt: skip
+    result = await measured(lambda: load.closed_loop(api.recommend, seconds, CONNECTIONS), api)
     return float(result["done_per_s"])
 
 
@@ -233,7 +230,7 @@ async def bench_http(
     work: Path,
     seconds: float = 8.0,
     customers: int = 5000,
-    connections: int = 16,
+    connections: int = CONNECTIONS,
     rounds: int = 3,
 ) -> dict[str, Any]:
     """Seed ``customers`` profiles, start ``moments api`` and measure both routes.

@@ -68,16 +68,14 @@ async def bench_side_by_side(
     try:
         for name, tree in trees.items():
             apis[name] = await started_api(svc, work / name, customers, tree)
-        this = apis["this"]
-        load = HttpLoad("127.0.0.1", this.port, KEY)
-        rate = (await closed_loop_max(this, load, seconds)) / 2
+        loads = {name: HttpLoad("127.0.0.1", api.port, KEY) for name, api in apis.items()}
+        rate = (await closed_loop_max(apis["this"], loads["this"], seconds)) / 2
         found: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for at in range(rounds):
             order = list(trees) if at % 2 == 0 else list(reversed(trees))
             for name in order:
-                api = apis[name]
-                run = HttpLoad("127.0.0.1", api.port, KEY)
-                found[name].append(await measured(partial(paced, api, run, rate, seconds), api))
+                api, load = apis[name], loads[name]
+                found[name].append(await measured(partial(paced, api, load, rate, seconds), api))
         return {
             "rate": round(rate, 1),
             "rounds": rounds,
