@@ -50,8 +50,7 @@ from river import drift, linear_model, optim, preprocessing, utils
 
 from agents.learning import QUALITY_WINDOW
 from agents.risk_features import FEATURES, baseline_risk, capped
-
-KIND = "churn-risk-logreg"
+from agents.risk_scorer import KIND, check_snapshot, reason_for, warmed_up
 
 
 def exact_rocauc(scored: Iterable[tuple[bool, float]]) -> float | None:
@@ -145,16 +144,7 @@ class ChurnRisk:
         self.matured = self.matured or self.serving
 
     def _warmed_up(self) -> bool:
-        """``warmup`` examples learned; for the first model, ``warmup // 4`` of each
-        label at least and no more churns than stays too (until stays are labelled, 30
-        days after their snapshots, the churns' share is the labels' delay, not the
-        customers')."""
-        if self.learned < self.warmup:
-            return False
-        if self.matured:
-            return True
-        stayed, each = self.learned - self.churned, self.warmup // 4
-        return self.churned >= each and stayed >= max(each, self.churned)
+        return warmed_up(self.learned, self.churned, self.warmup, self.matured)
 
     # -- status
 
@@ -165,9 +155,7 @@ class ChurnRisk:
     @property
     def reason(self) -> str:
         """``"warming_up"``, ``"drift_detected"`` (both: the baseline answers) or ``"model"``."""
-        if not self.using_baseline:
-            return "model"
-        return "drift_detected" if self.drifts and self.matured else "warming_up"
+        return reason_for(self.serving, self.drifts, self.matured)
 
     @property
     def logloss(self) -> float | None:
@@ -258,17 +246,13 @@ class ChurnRisk:
         }
 
     @classmethod
-    def from_dict(cls, state: Mapping[str, Any], learning: bool = True) -> ChurnRisk:
-        """The model ``state`` holds; ValueError for one that is not a churn-risk model's,
-        or that no model learning as this one does could hold (a figure not finite, a
-        negative variance or count, a feature the scaler knows only part of), or with
-        which it cannot score: it would fail every score, or every example learned.
-        ``learning=False``: a copy that only scores (the API's and the workers', reloaded
-        every few seconds), without the drift watch and quality figures a learner goes on
-        from (their replay took about 2 ms of a process's event loop at each reload)."""
-        if state.get("kind") != KIND:
-            raise ValueError(f"not a churn-risk snapshot: {state.get('kind')!r}")
-        _check_settings(state)
+    def from_dict(cls, state: Mapping[str, Any]) -> ChurnRisk:
+        """The model ``state`` holds, to learn on from; ValueError for one that is not a
+        churn-risk model's, or that no model learning as this one does could hold
+        (:func:`agents.risk_scorer.check_snapshot`), or with which it cannot score: it
+        would fail every score, or every example learned. A process that only scores
+        restores an :class:`agents.risk_scorer.RiskScorer` instead."""
+        check_snapshot(state)
         model = cls(
             warmup=int(state["warmup"]),
             lr=float(state["lr"]),
@@ -285,10 +269,8 @@ class ChurnRisk:
         model.serving = bool(state.get("serving", False)) or model._warmed_up()
         model.matured = model.matured or model.serving
         model.drifts = int(state["drifts"])
-        if learning:
-            _replay(model, state)
+        _replay(model, state)
         scaler = state["scaler"]
-        _check_scaler(scaler)
         # a figure the model does not know, learned before such figures were left out
         # (agents.risk_features.capped), scores nothing: it goes, and the snapshot shrinks
         for key, count in scaler["counts"].items():
@@ -304,10 +286,6 @@ class ChurnRisk:
             raise ValueError("the regression weights could not be restored")
         model.regression.intercept = float(regression["intercept"])
         model.regression.optimizer.n_iterations = int(regression["steps"])
-        figures = [*weights.values(), model.regression.intercept]
-        figures += [*model.scaler.means.values(), *model.scaler.vars.values()]
-        if not all(math.isfinite(v) for v in figures):
-            raise ValueError("the snapshot holds figures that are not finite")
         model._probe()
         return model
 
@@ -348,25 +326,3 @@ def _replay(model: ChurnRisk, state: Mapping[str, Any]) -> None:
         if not isinstance(label, bool) or not 0.0 <= float(p) <= 1.0:
             raise ValueError("the snapshot holds a scored prediction outside 0..1")
         model._scored(label, float(p))
-
-
-def _check_settings(state: Mapping[str, Any]) -> None:
-    """ValueError unless the snapshot's counters and settings are ones a model can have."""
-    counters = [state["examples"], state["learned"], state.get("churned", 0), state["drifts"]]
-    if any(int(n) < 0 for n in counters) or int(state["warmup"]) < 0:
-        raise ValueError("the snapshot holds a negative count")
-    lr, l2, delta = float(state["lr"]), float(state["l2"]), float(state["drift_delta"])
-    if not (math.isfinite(lr) and lr > 0 and math.isfinite(l2) and l2 >= 0 and 0 < delta < 1):
-        raise ValueError("the snapshot holds settings no model learns with")
-
-
-def _check_scaler(scaler: Mapping[str, Any]) -> None:
-    """ValueError unless every feature of the scaler has a count (at least one example),
-    a mean and a variance (not negative)."""
-    counts, means, variances = scaler["counts"], scaler["means"], scaler["vars"]
-    if not set(counts) == set(means) == set(variances):
-        raise ValueError("the snapshot's scaler knows some features only in part")
-    if any(int(n) < 1 for n in counts.values()):
-        raise ValueError("the snapshot's scaler holds a count below one")
-    if any(not float(v) >= 0 for v in variances.values()):  # NaN too
-        raise ValueError("the snapshot's scaler holds a negative variance")

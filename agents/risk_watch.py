@@ -15,7 +15,6 @@ from typing import Annotated
 
 import msgspec
 
-from agents.risk import ChurnRisk
 from agents.risk_features import risk_features_at
 from agents.risk_labels import (
     SIGNAL_LEAD_MS,
@@ -24,6 +23,7 @@ from agents.risk_labels import (
     label_for,
     lapse_among,
 )
+from agents.risk_scorer import RiskScorer
 from feature_store import CustomerFeatures
 from feature_store.facts import ts_ms
 from schemas import TouchpointEvent
@@ -66,7 +66,7 @@ class RiskHolder:
     """The risk model a process scores with; replaced when a newer snapshot is loaded."""
 
     def __init__(self) -> None:
-        self.model = ChurnRisk()
+        self.model = RiskScorer()
         self.version = 0
 
 
@@ -191,7 +191,7 @@ def watch_risk(
     event: TouchpointEvent,
     features: CustomerFeatures,
     now: datetime,
-    model: ChurnRisk,
+    model: RiskScorer,
     threshold: float = 0.7,
     *,
     subject: str,

@@ -15,7 +15,7 @@ import msgspec
 from agents.bandit import LinUCBOffers
 from agents.context import DIMENSION
 from agents.learned_policy import ModelHolder
-from agents.risk import ChurnRisk
+from agents.risk_scorer import RiskScorer
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 
@@ -38,8 +38,14 @@ def restore(payload: str) -> tuple[LinUCBOffers, dict[int, int]]:
     return model, {int(p): o for p, o in snap.offsets.items()}
 
 
-def restore_risk(payload: str) -> ChurnRisk:
-    return ChurnRisk.from_dict(msgspec.json.decode(payload, type=Snapshot).model, learning=False)
+def risk_state(payload: str) -> dict[str, Any]:
+    """The churn-risk model a published snapshot holds, as plain data."""
+    return msgspec.json.decode(payload, type=Snapshot).model
+
+
+def restore_risk(payload: str) -> RiskScorer:
+    """The churn-risk model a published snapshot holds, to score with."""
+    return RiskScorer.from_state(risk_state(payload))
 
 
 async def reload_if_newer(store: FeatureStore, holder: ModelHolder) -> bool:

@@ -54,6 +54,7 @@ from agents.decision_records import decision_record, offers_shown
 from agents.letters import first_lettered, redriven_from
 from agents.offer_budget import budget_day, budget_spending
 from agents.received import received_ms
+from agents.risk_scorer import RiskScorer
 from agents.touchpoint_decisions import worth_watching
 from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
@@ -240,7 +241,7 @@ async def rebuild(
     await run.keep_withdrawals_of_the_erased()
     await run.replay_decisions()
     await run.keep_acceptances()  # into the profiles the replay rebuilt
-    model = await risk_model(settings, store, batch)
+    model = RiskScorer.from_state((await risk_model(settings, store, batch)).to_dict())
     snapshots, bands = await retake_risk_state(
         store, run.last_seen, batch, model, settings.risk_threshold, run.failed,
         lambda facts: _each_own(run.failed, facts, store.apply_facts), run.taken,

@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example, risk_features_at
 from agents.risk_labels import LAPSE_DAYS
+from agents.risk_scorer import RiskScorer
 from agents.risk_watch import held_at, pending_snapshot, risk_band
 from agents.touchpoint_decisions import worth_watching
 from feature_store import (
@@ -41,7 +42,7 @@ from feature_store.models import SnapshotDamaged
 from schemas import TouchpointEvent
 from schemas.risk import RiskExample, decode_risk_example
 from streams.erased_examples import erased_examples
-from streams.model_snapshots import RISK, restore_risk
+from streams.model_snapshots import RISK, risk_state
 from streams.settings import Settings
 from streams.topic_replay import replay
 from streams.topics import RISK_EXAMPLES
@@ -65,7 +66,7 @@ async def risk_model(settings: Settings, store: FeatureStore, batch: int) -> Chu
         await store.models.discard(RISK)
         found = None
     if found is not None:
-        return restore_risk(found[1])
+        return ChurnRisk.from_dict(risk_state(found[1]))
     model = ChurnRisk()
     learned: set[str] = set()
     erased = 0
@@ -189,7 +190,7 @@ async def retake_risk_state(
     store: FeatureStore,
     last_seen: dict[str, int],
     batch: int,
-    model: ChurnRisk,
+    model: RiskScorer,
     threshold: float,
     failed: set[str],
     apply: Callable[[list[Fact]], Awaitable[list[ApplyStatus | None]]],

@@ -20,6 +20,7 @@ import msgspec
 
 from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example, unknown_features
+from agents.risk_scorer import RiskScorer
 from agents.risk_watch import RiskHolder
 from feature_store import FeatureStore
 from schemas.risk import decode_risk_example
@@ -60,7 +61,7 @@ class RiskLearner(SnapshotLearner):
 
     def _published(self, version: int) -> None:
         # as published, to score (the learner goes on with its own)
-        self._holder.model = ChurnRisk.from_dict(self._model.to_dict(), learning=False)
+        self._holder.model = RiskScorer.from_state(self._model.to_dict())
         self._holder.version = version
 
     async def _learn(self, partition: int, records: list[Any]) -> int:

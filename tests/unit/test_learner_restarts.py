@@ -156,9 +156,10 @@ async def test_processes_take_up_a_risk_model_series_that_started_again() -> Non
     holder = RiskHolder()
     models.stored["risk"] = (5, snapshot(ChurnRisk().to_dict()))
     assert await reload_risk_if_newer(store, holder) and holder.version == 5
-    models.stored["risk"] = (2, snapshot(ChurnRisk(warmup=7).to_dict()))
+    assert holder.model.reason == "warming_up"
+    models.stored["risk"] = (2, snapshot(ChurnRisk(warmup=0).to_dict()))  # serves at once
     assert await reload_risk_if_newer(store, holder) and holder.version == 2
-    assert holder.model.warmup == 7
+    assert holder.model.reason == "model"
     assert not await reload_risk_if_newer(store, holder)
 
 
