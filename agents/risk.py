@@ -310,19 +310,10 @@ def _log_loss(y: bool, p: float) -> float:
 
 def _replay(model: ChurnRisk, state: Mapping[str, Any]) -> None:
     """Feed ``model`` the errors its ADWIN saw and the predictions its quality figures
-    scored, as ``state`` keeps them (the newest ``QUALITY_WINDOW`` of each; a snapshot
-    from before they were kept holds none: they start empty); ValueError for an error
-    or a prediction outside 0..1, or a label that is not true or false."""
-    errors, scored = state.get("errors", []), state.get("scored", [])
-    if not isinstance(errors, list) or not isinstance(scored, list):
-        raise ValueError("the snapshot's errors or scored predictions are not lists")
-    for kept in errors[-QUALITY_WINDOW:]:
-        error = float(kept)
-        if not 0.0 <= error <= 1.0:  # NaN too
-            raise ValueError("the snapshot holds a drift error outside 0..1")
-        model._watch(error)
-    for pair in scored[-QUALITY_WINDOW:]:
-        label, p = pair
-        if not isinstance(label, bool) or not 0.0 <= float(p) <= 1.0:
-            raise ValueError("the snapshot holds a scored prediction outside 0..1")
+    scored, as ``state`` keeps them (the newest ``QUALITY_WINDOW`` of each, checked by
+    :func:`agents.risk_scorer.check_snapshot`; a snapshot from before they were kept
+    holds none: they start empty)."""
+    for error in state.get("errors", [])[-QUALITY_WINDOW:]:
+        model._watch(float(error))
+    for label, p in state.get("scored", [])[-QUALITY_WINDOW:]:
         model._scored(label, float(p))

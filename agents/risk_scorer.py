@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.learning import QUALITY_WINDOW
 from agents.risk_features import FEATURES, baseline_risk, capped
 
 KIND = "churn-risk-logreg"  # a snapshot of agents.risk.ChurnRisk
@@ -68,7 +69,9 @@ def check_snapshot(state: Mapping[str, Any]) -> None:
     """ValueError unless ``state`` is a churn-risk snapshot a model learning as
     :class:`agents.risk.ChurnRisk` does could hold: counters and settings a model can
     have, a scaler that knows each feature whole (a count of at least one, a mean and a
-    variance not negative), and the figures of the features it knows all finite."""
+    variance not negative), the figures of the features it knows all finite, and the
+    drift errors and scored predictions it keeps (the newest ``QUALITY_WINDOW`` are
+    replayed) within 0..1, each scored with a label true or false."""
     if state.get("kind") != KIND:
         raise ValueError(f"not a churn-risk snapshot: {state.get('kind')!r}")
     counters = [state["examples"], state["learned"], state.get("churned", 0), state["drifts"]]
@@ -92,6 +95,15 @@ def check_snapshot(state: Mapping[str, Any]) -> None:
     figures += [float(means[k]) for k in known] + [float(variances[k]) for k in known]
     if not all(math.isfinite(v) for v in figures):
         raise ValueError("the snapshot holds figures that are not finite")
+    errors, scored = state.get("errors", []), state.get("scored", [])
+    if not isinstance(errors, list) or not isinstance(scored, list):
+        raise ValueError("the snapshot's errors or scored predictions are not lists")
+    if any(not 0.0 <= float(error) <= 1.0 for error in errors[-QUALITY_WINDOW:]):  # NaN too
+        raise ValueError("the snapshot holds a drift error outside 0..1")
+    for pair in scored[-QUALITY_WINDOW:]:
+        label, p = pair
+        if not isinstance(label, bool) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError("the snapshot holds a scored prediction outside 0..1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,8 @@ class RiskScorer:
 
     serving: bool = False
     reason: str = "warming_up"
+    examples: int = 0  # learned in total
+    drifts: int = 0
     means: Mapping[str, float] = field(default_factory=dict)
     variances: Mapping[str, float] = field(default_factory=dict)
     weights: Mapping[str, float] = field(default_factory=dict)
@@ -130,6 +144,8 @@ class RiskScorer:
         scorer = cls(
             serving=serving,
             reason=reason_for(serving, int(state["drifts"]), matured or serving),
+            examples=int(state["examples"]),
+            drifts=int(state["drifts"]),
             means={k: float(scaler["means"][k]) for k in known},
             variances={k: float(scaler["vars"][k]) for k in known},
             weights={

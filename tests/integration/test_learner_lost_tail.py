@@ -48,7 +48,7 @@ async def test_examples_the_log_lost_and_kept_are_learned_once(kafka_redis: Serv
     store = _store(kafka_redis)
     try:
         first = RiskLearner(store, RiskHolder(), Metrics(), bootstrap, topic, publish_every_s=0.2)
-        await _lead_until(first, lambda: first._model.examples == 50)
+        await _lead_until(first, lambda: first.examples == 50)
         assert await _published(store) == (50, {"0": 50})
         # the log keeps its first 30 records, at the same offsets; 5 new ones come after
         await _made_again(bootstrap, topic)
@@ -56,8 +56,8 @@ async def test_examples_the_log_lost_and_kept_are_learned_once(kafka_redis: Serv
         await _send(bootstrap, topic, [f"risk:{uuid.uuid4().hex[:24]}:1" for _ in range(5)])
         metrics = Metrics()
         second = RiskLearner(store, RiskHolder(), metrics, bootstrap, topic, publish_every_s=0.2)
-        await _lead_until(second, lambda: second._model.examples >= 55, settle_s=3.0)
-        assert second._model.examples == 55
+        await _lead_until(second, lambda: second.examples >= 55, settle_s=3.0)
+        assert second.examples == 55
         assert await _published(store) == (55, {"0": 35})
         rewinds = metrics.registry.get_sample_value(
             "moments_learner_rewinds_total", {"model": RISK}

@@ -99,7 +99,7 @@ async def test_a_risk_example_sent_twice_teaches_once_whichever_learner_reads_it
         leader = RiskLearner(store, RiskHolder(), Metrics(), bootstrap, topic,
                              publish_every_s=0.2)  # fmt: skip
         with caplog.at_level(logging.INFO, logger="streams.learner"):
-            await _lead_until(leader, lambda: leader._model.examples == 30)
+            await _lead_until(leader, lambda: leader.examples == 30)
         assert (await _published(store))[0] == 30
         said = [r.getMessage() for r in caplog.records]
         assert any("risk learner handed over: this worker no longer leads" in s for s in said), said
@@ -110,8 +110,8 @@ async def test_a_risk_example_sent_twice_teaches_once_whichever_learner_reads_it
         await _send(bootstrap, topic, [*first_ids[::3], *new_ids])
         successor = RiskLearner(store, RiskHolder(), Metrics(), bootstrap, topic,
                                 publish_every_s=0.2)  # fmt: skip
-        await _lead_until(successor, lambda: successor._model.examples >= 40)
-        assert successor._model.examples == 40
+        await _lead_until(successor, lambda: successor.examples >= 40)
+        assert successor.examples == 40
         assert (await _published(store))[0] == 40
     finally:
         await store.close()
@@ -129,7 +129,7 @@ async def test_a_partition_added_while_the_learner_runs_is_read(kafka_redis: Ser
     task = asyncio.create_task(learner.run(lambda: not stop))
     try:
         deadline = time.monotonic() + 60
-        while learner._model.examples < 20:
+        while learner.examples < 20:
             assert time.monotonic() < deadline and not task.done()
             await asyncio.sleep(0.1)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -140,11 +140,11 @@ async def test_a_partition_added_while_the_learner_runs_is_read(kafka_redis: Ser
             await admin.close()
         await _send(bootstrap, topic, [f"risk:p1:{i}" for i in range(15)], partition=1)
         await _send(bootstrap, topic, [f"risk:p0:{i}" for i in range(20, 25)], partition=0)
-        while learner._model.examples < 40:
-            assert time.monotonic() < deadline and not task.done(), learner._model.examples
+        while learner.examples < 40:
+            assert time.monotonic() < deadline and not task.done(), learner.examples
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.5)  # anything read twice would show now
-        assert learner._model.examples == 40
+        assert learner.examples == 40
         assert lag("moments_consumer_lag", {"topic": topic, "partition": "1"}) == 0
         assert (await _published(store)) == (40, {"0": 25, "1": 15})
     finally:

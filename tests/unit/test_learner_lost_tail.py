@@ -52,9 +52,9 @@ async def test_examples_learned_before_the_log_lost_its_tail_are_not_learned_aga
     second = risk_learner(shared)
     second._metrics = metrics
     await run_until(second, lambda: rewinds(metrics, RISK) == 1)
-    assert second._model.examples == 5
+    assert second.examples == 5
     topic.append(0, example("risk:new:1"))  # written after: at offset 3, learned
-    await run_until(second, lambda: second._model.examples == 6)
+    await run_until(second, lambda: second.examples == 6)
     assert published_examples(shared.models) == 6 and rewinds(metrics, RISK) == 1
     assert published(shared, RISK).offsets == {"0": 4} and not published(shared, RISK).floors
 
@@ -72,7 +72,7 @@ async def test_a_topic_recreated_empty_loses_none_of_its_new_records(topic: Topi
     second = risk_learner(shared)
     second._metrics = metrics
     await run_until(second, lambda: published_examples(shared.models) == 8)
-    assert second._model.examples == 8 and rewinds(metrics, RISK) == 1
+    assert second.examples == 8 and rewinds(metrics, RISK) == 1
 
 
 async def test_the_floor_of_a_partition_read_again_is_kept_in_the_snapshot(topic: Topic) -> None:
@@ -98,7 +98,7 @@ async def test_the_floor_of_a_partition_read_again_is_kept_in_the_snapshot(topic
     shared.models.stored[RISK]["payload"] = msgspec.json.encode(low).decode()
     third = risk_learner(shared)
     await run_until(third, lambda: third._floors.get(0) == 5)
-    assert third._model.examples == 6
+    assert third.examples == 6
 
 
 async def test_outcomes_learned_before_the_log_lost_its_tail_are_neither_learned_nor_counted(
@@ -136,8 +136,8 @@ async def test_the_first_record_written_since_is_published_at_once(topic: Topic)
     del topic.logs[0][3:]
     topic.append(0, example("risk:new:1"))
     second = risk_learner(shared, publish_every_s=60)
-    await run_until(second, lambda: second._model.examples == 6)
+    await run_until(second, lambda: second.examples == 6)
     assert published_examples(shared.models) == 6  # (then stopped before its next snapshot)
     third = risk_learner(shared)
-    await run_until(third, lambda: third._model.examples >= 6)
-    assert third._model.examples == 6
+    await run_until(third, lambda: third.examples >= 6)
+    assert third.examples == 6

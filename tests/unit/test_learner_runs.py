@@ -282,7 +282,7 @@ async def test_a_risk_example_sent_again_after_the_learner_moved_teaches_once(
     topic.append(0, example("risk:def:1"))
     second = risk_learner(shared)
     await run_until(second, lambda: published_examples(shared.models) >= 2)
-    assert second._model.examples == 2 and published_examples(shared.models) == 2
+    assert second.examples == 2 and published_examples(shared.models) == 2
 
 
 async def test_a_new_leader_learns_again_exactly_what_the_snapshot_lacks(topic: Topic) -> None:
@@ -294,13 +294,13 @@ async def test_a_new_leader_learns_again_exactly_what_the_snapshot_lacks(topic: 
     topic.append(0, example("risk:b:1"))
     topic.append(0, example("risk:a:1"))  # a copy of one it published
     lost = risk_learner(shared, publish_every_s=60)
-    await run_until(lost, lambda: lost._model.examples == 2)
+    await run_until(lost, lambda: lost.examples == 2)
     assert published_examples(shared.models) == 1
     # another worker leads: b, read again, is learned again; a's copy is not
     topic.append(0, example("risk:b:1"))  # and a copy of b, sent after
     second = risk_learner(shared)
     await run_until(second, lambda: published_examples(shared.models) >= 2)
-    assert second._model.examples == 2 and published_examples(shared.models) == 2
+    assert second.examples == 2 and published_examples(shared.models) == 2
 
 
 # --- partitions added while the learner runs ------------------------------------------

@@ -46,18 +46,20 @@ def test_the_offer_learner_writes_lists_for_older_readers_when_told() -> None:
         assert LinUCBOffers.from_dict(state).to_dict() == learner._model.to_dict()
 
 
-def test_the_leader_scores_with_the_risk_model_it_published() -> None:
+async def test_the_leader_scores_with_the_risk_model_it_published() -> None:
     holder = RiskHolder()
     learner = RiskLearner(None, holder, Metrics(), "", "")  # type: ignore[arg-type]
     learner._start(None, 3)
-    x: dict[str, Any] = {"days_since_last": 40.0, "complaints_30d": 2.0}
+    x: dict[str, Any] = {"experience": 0.1, "complaints_30d": 2.0}
     before = holder.model.predict_one(x)
+    model = await learner._loaded()
     for _ in range(200):
-        learner._model.learn_one(x, True)
+        model.learn_one(x, True)
+        model.learn_one({"experience": 0.9}, False)
     assert holder.model.predict_one(x) == before and holder.version == 3
     learner._published(4)
-    assert holder.model.predict_one(x) == learner._model.predict_one(x)
-    assert holder.model is not learner._model
+    assert model.reason == holder.model.reason == "model"
+    assert holder.model.predict_one(x) == model.predict_one(x) != before
 
 
 def test_a_snapshot_of_the_first_context_layout_is_widened_and_learns_on() -> None:

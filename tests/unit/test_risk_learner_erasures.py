@@ -57,7 +57,7 @@ async def test_an_erased_customers_examples_in_the_topic_teach_nothing(topic: To
     learner = RiskLearner(shared, RiskHolder(), metrics, "", "risk-examples",
                           publish_every_s=0.05)  # fmt: skip
     await run_until(learner, lambda: "risk" in shared.models.stored)
-    assert learner._model.examples == 3 and published_examples(shared.models) == 3
+    assert learner.examples == 3 and published_examples(shared.models) == 3
     # not claimed: nothing naming them is written after their erasure
     assert {i.split(":")[1] for _, i in shared.models.example_claims} == {BEN}
     assert results(metrics) == {"learned": 3.0, "erased": 3.0}
@@ -76,12 +76,12 @@ async def test_examples_learned_before_the_erasure_are_not_learned_again_after_i
     await run_until(first, lambda: "risk" in shared.models.stored)
     topic.append(0, example(example_id(ANA, 1)))
     lost = risk_learner(shared, publish_every_s=60)
-    await run_until(lost, lambda: lost._model.examples == 2)  # learned, never published
+    await run_until(lost, lambda: lost.examples == 2)  # learned, never published
     shared.erased_subjects.subjects.add(ANA)  # the customer is erased
     topic.append(0, example(example_id(ANA, 2)))  # and one of theirs comes late
     second = risk_learner(shared)
     await run_until(second, lambda: len(shared.erased_subjects.asked) >= 3)
-    assert second._model.examples == 1 and published_examples(shared.models) == 1
+    assert second.examples == 1 and published_examples(shared.models) == 1
 
 
 async def test_an_example_named_no_customer_is_learned_without_a_tombstone_read(
@@ -92,7 +92,7 @@ async def test_an_example_named_no_customer_is_learned_without_a_tombstone_read(
     topic.append(0, example("risk:ev-1"))
     learner = risk_learner(shared)
     await run_until(learner, lambda: "risk" in shared.models.stored)
-    assert learner._model.examples == 1 and shared.erased_subjects.asked == []
+    assert learner.examples == 1 and shared.erased_subjects.asked == []
 
 
 async def test_which_examples_are_of_customers_erased() -> None:
@@ -168,7 +168,7 @@ async def test_an_example_whose_customer_is_erased_while_it_is_claimed_teaches_n
     learner = RiskLearner(shared, RiskHolder(), metrics, "", "risk-examples",
                           publish_every_s=0.05)  # fmt: skip
     await run_until(learner, lambda: "risk" in shared.models.stored)
-    assert learner._model.examples == 1 and published_examples(shared.models) == 1
+    assert learner.examples == 1 and published_examples(shared.models) == 1
     assert results(metrics) == {"learned": 1.0, "erased": 1.0}
     # its claim, made after the erasure, is taken back: nothing naming them stays written
     assert {i.split(":")[1] for _, i in shared.models.example_claims} == {BEN}
@@ -206,5 +206,5 @@ async def test_a_claim_made_after_the_erasure_is_dropped_when_its_check_met_an_o
     second = RiskLearner(shared, RiskHolder(), Metrics(), "", "risk-examples",
                          publish_every_s=0.05)  # fmt: skip
     await run_until(second, lambda: shared.erased_subjects.calls >= 3)
-    assert second._model.examples == 0
+    assert second.examples == 0
     assert shared.models.example_claims == {}
