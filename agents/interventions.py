@@ -57,6 +57,8 @@ HOUR = 3600
 RISK_CROSSED = "risk_crossed:"  # the reason of a retention call raised by a risk crossing
 # the reason of a win-back asked for again: the last said not to call (see win_back_owed)
 WIN_BACK_OWED = "win_back_owed:calls_allowed_again"
+# the reason of a crossing's retention call asked for again (see retention_owed)
+RETENTION_OWED = "retention_owed:calls_allowed_again"
 
 ACTIONS = {
     "save_desk": "Route to the save desk: ask what would make them stay before processing "
@@ -214,11 +216,16 @@ had as many offers by call as a day allows). Should they call in: route to the s
 
 
 def retention_call_possible(
-    event: TouchpointEvent, features: CustomerFeatures, risk_crossed: bool
+    event: TouchpointEvent, features: CustomerFeatures, risk_crossed: bool, risk_high: bool
 ) -> bool:
     """Whether :func:`interventions_for` may raise a retention call at ``event`` (an
-    at-risk customer on the line, or a risk crossing): only then is its offer screened."""
-    return risk_crossed or (on_the_line(event) and features.segment == "at_risk")
+    at-risk customer on the line, a risk crossing, or a crossing's call still owed, see
+    :func:`retention_owed`): only then is its offer screened."""
+    return (
+        risk_crossed
+        or (on_the_line(event) and features.segment == "at_risk")
+        or retention_owed(features, False, risk_high)
+    )
 
 
 def might_intervene(event: TouchpointEvent) -> bool:
@@ -318,6 +325,26 @@ def win_back_owed(
         and "win_back" in features.contact.last_intervention_capped
         and cooldown_s is not None
         and now - last < timedelta(seconds=cooldown_s)
+    )
+
+
+def retention_owed(features: CustomerFeatures, capped: bool, risk_high: bool) -> bool:
+    """Whether the customer's last retention call said not to call (the call caps
+    reached), their churn risk is high still (``risk_high``: its band), and they may be
+    called now (``capped`` False): a crossing is noticed once, and the band stays high
+    until the risk falls, so the call it asked for is still owed, and is asked for at
+    their next touchpoint that may raise an alert (reason :data:`RETENTION_OWED`).
+
+    >>> from feature_store.features import ContactHistory
+    >>> said_not_to_call = CustomerFeatures(contact=ContactHistory(
+    ...     last_intervention_capped=("retention_call",)))
+    >>> [retention_owed(said_not_to_call, capped, True) for capped in (True, False)]
+    [False, True]
+    >>> retention_owed(said_not_to_call, False, risk_high=False)  # the risk fell since
+    False
+    """
+    return (
+        not capped and risk_high and "retention_call" in features.contact.last_intervention_capped
     )
 
 
@@ -540,6 +567,7 @@ def interventions_for(
     rules: InterventionRules = InterventionRules(),
     risk: float | None = None,
     risk_crossed: bool = False,
+    risk_high: bool = False,
     offers_held_out: bool = False,
     call_needs_grant: bool = False,
     raised_lately: Sequence[Intervention] = (),
@@ -550,7 +578,9 @@ def interventions_for(
     on_the_line_now: bool | None = None,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
-    offers' control group, so no suggested action offers them anything;
+    offers' control group, so no suggested action offers them anything; ``risk_high``:
+    the customer's churn-risk band is high (after ``event``), for a crossing's retention
+    call the caps held back to be asked for once they lift (:func:`retention_owed`);
     ``offer_refused``: why the contact policy would not make the customer the
     :data:`RETENTION_OFFER` on a call now (``None``: it would), so a retention call does
     not suggest it either (see :func:`retention_action`); ``calls_quiet_until``: the
@@ -606,6 +636,13 @@ def interventions_for(
             queue = queue_named(event.queue) if isinstance(event, Call) and line else "retention"
             wanted.append(("retention_call", 2, [crossed], queue))
             crossing_alone = True
+    elif (
+        might_intervene(event)
+        and not isinstance(event, Consent)
+        and retention_owed(features, calls_capped is not None and not line, risk_high)
+    ):
+        queue = queue_named(event.queue) if isinstance(event, Call) and line else "retention"
+        wanted.append(("retention_call", 2, [RETENTION_OWED], queue))
     back = returned_after(event, features.recent, timedelta(days=rules.lapse_days))
     # a withdrawal may raise the word not to call, but it is no return (see NOTICED)
     if (might_intervene(event) and not isinstance(event, Consent)
