@@ -49,10 +49,12 @@ def binary(name: str) -> str:
     return found
 
 
-def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, input=stdin.decode() if stdin is not None else None,
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
 
@@ -104,16 +106,21 @@ def dashboard_exprs() -> list[str]:
 # --- static checks --------------------------------------------------------------------------
 
 
+# (the second evaluated every 5m); alone, about 20 and 10 s of CPU
+@pytest.mark.parametrize("tests", ["alerts_test.yml", "alerts_test_days.yml"])
+def test_the_alert_rules_pass_their_unit_tests(tests: str) -> None:
+    """Bounded generously: on a loaded machine (a CI run's four test processes on two
+    cores) the two together took more than the minute the other checks get."""
+    unit = run(binary("promtool"), "test", "rules", str(PROMETHEUS_DIR / tests), timeout=300)
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+    assert unit.stdout.count("SUCCESS") == 1, unit.stdout
+
+
 def test_alert_rules_and_config_pass_promtool(tmp_path: Path) -> None:
     promtool = binary("promtool")
     rules = run(promtool, "check", "rules", str(PROMETHEUS_DIR / "alerts.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "SUCCESS" in rules.stdout
-
-    tests = ("alerts_test.yml", "alerts_test_days.yml")  # (the second evaluated every 5m)
-    unit = run(promtool, "test", "rules", *(str(PROMETHEUS_DIR / name) for name in tests))
-    assert unit.returncode == 0, unit.stdout + unit.stderr
-    assert unit.stdout.count("SUCCESS") == len(tests), unit.stdout
 
     shipped = run(promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert shipped.returncode == 0, shipped.stdout + shipped.stderr
