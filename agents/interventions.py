@@ -567,7 +567,6 @@ def interventions_for(
     rules: InterventionRules = InterventionRules(),
     risk: float | None = None,
     risk_crossed: bool = False,
-    risk_high: bool = False,
     offers_held_out: bool = False,
     call_needs_grant: bool = False,
     raised_lately: Sequence[Intervention] = (),
@@ -576,11 +575,10 @@ def interventions_for(
     calls_quiet_until: str | None = None,
     calls_capped: CallsCapped | None = None,
     on_the_line_now: bool | None = None,
+    risk_high: bool = False,
 ) -> list[Intervention]:
     """The interventions ``event`` calls for; ``offers_held_out``: the customer is in the
-    offers' control group, so no suggested action offers them anything; ``risk_high``:
-    the customer's churn-risk band is high (after ``event``), for a crossing's retention
-    call the caps held back to be asked for once they lift (:func:`retention_owed`);
+    offers' control group, so no suggested action offers them anything;
     ``offer_refused``: why the contact policy would not make the customer the
     :data:`RETENTION_OFFER` on a call now (``None``: it would), so a retention call does
     not suggest it either (see :func:`retention_action`); ``calls_quiet_until``: the
@@ -597,7 +595,10 @@ def interventions_for(
     ``on_the_line_now``: whether the customer is on the line at ``event`` (``None``: as
     :func:`on_the_line` says; a caller that knows the call is over, too old or ended,
     says ``False``): it decides whether calls need their consent, whether the caps and
-    quiet hours hold, and the queue and agent of a crossing's own retention call."""
+    quiet hours hold, and the queue and agent of a crossing's own retention call;
+    ``risk_high``: the customer's churn-risk band is high (after ``event``), for a
+    crossing's retention call the caps held back to be asked for once they lift
+    (:func:`retention_owed`)."""
     if features is None:
         return []
     line = on_the_line(event) if on_the_line_now is None else on_the_line_now

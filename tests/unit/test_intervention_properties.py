@@ -215,6 +215,7 @@ def test_the_word_not_to_call_is_given_exactly_while_a_call_back_may_be_open(
     held_out=st.booleans(),
     calls_opt_in=st.booleans(),
     capped=st.sampled_from([None, CallsCapped("suppressed:fatigue:call:week", False)]),
+    risk_high=st.booleans(),
 )
 def test_alerts_keep_cool_downs_and_call_consent(
     event: TouchpointEvent,
@@ -224,6 +225,7 @@ def test_alerts_keep_cool_downs_and_call_consent(
     held_out: bool,
     calls_opt_in: bool,
     capped: CallsCapped | None,
+    risk_high: bool,
 ) -> None:
     """At most one alert of each kind, about this touchpoint; none within the cool-down
     of the last of its kind unless more urgent, or unless that last one said not to call
@@ -233,7 +235,7 @@ def test_alerts_keep_cool_downs_and_call_consent(
     up or the word not to call; and a retention call or a win-back suggests no offer to the hold-out
     group or to a customer who withdrew consent to calls."""
     alerts = interventions_for(event, features, T0, RULES, risk, crossed, held_out, calls_opt_in,
-                               calls_capped=capped)  # fmt: skip
+                               calls_capped=capped, risk_high=risk_high)  # fmt: skip
     note(repr(alerts))
     kinds = [a.kind for a in alerts]
     assert len(kinds) == len(set(kinds))
