@@ -42,6 +42,25 @@ WBITS = {"gzip": (_GZIP,), "x-gzip": (_GZIP,), "deflate": (_ZLIB, _RAW)}
 MAX_MEMBERS = 32  # gzip members in one body: thousands of empty ones held the loop a second
 
 
+def check_transfer_coding(transfer_encodings: list[str]) -> None:
+    """A 400 for a body sent with a transfer coding other than ``chunked`` (``gzip,
+    chunked``, say), given the request's ``Transfer-Encoding`` headers: aiohttp reads
+    the chunks and hands their coded bytes on as the body, which was answered as JSON
+    that is not UTF-8. A compressed body comes with ``Content-Encoding``.
+
+    >>> check_transfer_coding(["chunked"])
+    >>> check_transfer_coding(["gzip, chunked"])
+    Traceback (most recent call last):
+    ...
+    streams.api.errors.ApiError: a body may be sent with Transfer-Encoding chunked only ...
+    """
+    codings = [c.strip().lower() for value in transfer_encodings for c in value.split(",")]
+    if any(coding not in ("chunked", "") for coding in codings):
+        raise ApiError(400, "unsupported_transfer_encoding", "a body may be sent with "
+                       "Transfer-Encoding chunked only (send it compressed with "
+                       "Content-Encoding gzip or deflate)")  # fmt: skip
+
+
 def inflated(raw: bytes, content_encoding: str, limit: int) -> bytes:
     """``raw`` as sent with ``content_encoding`` (none, ``identity``, ``gzip`` or
     ``deflate``), inflated to at most ``limit`` bytes: a 413 past it, a 400 when it does

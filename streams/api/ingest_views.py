@@ -23,7 +23,7 @@ from streams import topics
 from streams.api import erased_items
 from streams.api.auth import ApiKey
 from streams.api.body_cost import body_cost
-from streams.api.body_encoding import inflated
+from streams.api.body_encoding import check_transfer_coding, inflated
 from streams.api.errors import ApiError, json_response, kafka_unavailable
 from streams.api.kafka_health import DOWN
 from streams.api.media_type import check_json_body
@@ -49,6 +49,7 @@ async def _items(request: web.Request, max_items: int, key: ApiKey) -> list[msgs
     """The body's items, its cost charged to ``key``'s rate, or its visitor's for a key
     bound to origins (see :func:`body_cost`)."""
     encoding = sent_once(request, "Content-Encoding") or ""
+    check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
     check_json_body(request)  # a 415 for another type, or another charset than UTF-8
     check_announced_size(request)
     raw = await _received(request, key.name, visitor_of(request, key))

@@ -57,6 +57,7 @@ ERROR_CODES = (
     "incomplete_body", "empty", "unauthorized", "forbidden", "origin_not_allowed",
     "not_found", "method_not_allowed", "body_timeout", "body_too_large", "too_many_items",
     "record_too_large", "unsupported_media_type", "unsupported_content_encoding",
+    "unsupported_transfer_encoding",
     "expectation_failed", "invalid_events", "invalid_outcomes", "rate_limited",
     "too_many_streams", "internal_error", "store_unavailable", "kafka_unavailable",
     "alerts_not_ready", "replicas_unconfirmed", "too_many_connections", "too_many_uploads",
@@ -219,7 +220,8 @@ def _body(item: dict[str, Any], max_items: int, max_bytes: int) -> dict[str, Any
         "(413 `body_too_large`). It may be sent compressed, with `Content-Encoding: gzip` "
         "or `deflate`: the API inflates it to at most that limit too (413 past it; 400 "
         "`malformed_body` when it does not inflate); another encoding is answered 415 "
-        "`unsupported_content_encoding`. It is JSON in UTF-8: a `charset` other than "
+        "`unsupported_content_encoding` (a `Transfer-Encoding` other than `chunked`, 400 "
+        "`unsupported_transfer_encoding`). It is JSON in UTF-8: a `charset` other than "
         "`utf-8` (or `utf8`) is answered 415 `unsupported_media_type`, and an item in "
         "which an object names a key twice 422 (JSON readers differ on which one counts). "
         "While the API process receives "

@@ -357,3 +357,23 @@ async def test_100_continue_invites_no_body_the_process_has_no_room_for() -> Non
         assert first.startswith(b"HTTP/1.1 503"), first
         trickling.close()
         asking.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/outcomes"])
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"x-custom, chunked"])
+async def test_a_body_with_a_transfer_coding_other_than_chunked_is_refused(
+    path: str, coding: bytes
+) -> None:
+    """aiohttp reads the chunks and hands their gzip on as the body: it was answered as
+    JSON that is not UTF-8. The answer now names the header; chunked alone is read."""
+    item = gzip.compress((_ITEM[path] % "null").encode())
+    chunked = hex(len(item))[2:].encode() + b"\r\n" + item + b"\r\n0\r\n\r\n"
+    head = post(path, b"").removesuffix(b"Content-Length: 0\r\n\r\n")
+    async with TestServer(api_app(publisher=_Publisher())) as server:
+        reply = await raw_request(
+            server, head + b"Transfer-Encoding: " + coding + b"\r\n\r\n" + chunked
+        )
+        assert reply.status == 400 and reply.json["error"] == "unsupported_transfer_encoding"
+        plain = head + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+        reply = await raw_request(server, plain)
+        assert reply.status == 202, reply.json
