@@ -6,7 +6,7 @@ regression's weights and intercept, and whether the model serves yet, and why no
 answers the probability the model itself answers, bit for bit. It does river's float
 operations in river's order: ``StandardScaler.transform_one`` (``(x - mean) / var ** 0.5``,
 0 for a feature of no variance), the regression's dot product (over the scaled features,
-in their order, those without a weight left out), the intercept, and the logistic
+in their order, a feature without a weight weighing 0), the intercept, and the logistic
 function river clamps beyond -30 and 30. Learning stays with river, in the learner; a
 process that only scores does not import it (river imports scipy: about 1.5 s of CPU at
 every start of a worker or API process). The snapshot checks here are the learner's too.
@@ -89,6 +89,8 @@ def check_snapshot(state: Mapping[str, Any]) -> None:
     if any(not float(v) >= 0 for v in variances.values()):  # NaN too
         raise ValueError("the snapshot's scaler holds a negative variance")
     regression = state["regression"]
+    if int(regression["steps"]) < 0:
+        raise ValueError("the snapshot holds a negative count")
     known = [k for k in counts if str(k) in FEATURES]  # the others are left out
     figures = [float(v) for k, v in regression["weights"].items() if str(k) in FEATURES]
     figures += [float(regression["intercept"])]
@@ -168,9 +170,7 @@ class RiskScorer:
         for k, xk in capped(x).items():
             v = variances.get(k, 0.0)
             scaled = (xk - means.get(k, 0.0)) / v**0.5 if v else 0.0
-            w = weights.get(k)
-            if w is not None:
-                logit += scaled * w
+            logit += scaled * weights.get(k, 0.0)  # no weight: 0, as river reads it
         logit += self.intercept
         if logit < -LOGIT_CLAMP:
             return 0.0

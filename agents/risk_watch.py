@@ -77,6 +77,9 @@ class RiskWatch:
     example: RiskExample | None  # a labelled example to learn from
     snapshot: str | None  # a new pending snapshot to store
     band: str | None  # the new band to store, when it changed
+    # the customer's band once it is stored: this touchpoint's, or the stored one where
+    # that is newer (a touchpoint read late does not move it)
+    held_band: str | None = None
 
 
 def example_id(subject: str, snapshot_ms: int) -> str:
@@ -228,6 +231,7 @@ def watch_risk(
         held = held_at(near, event.ts, event.event_id)
         snapshot = pending_snapshot(x, event_ms, event.event_id, held)
     band = risk_band(risk, threshold, features.risk_band)
+    newest = features.risk_band_ms is None or event_ms >= features.risk_band_ms
     return RiskWatch(
         risk=risk,
         # no band yet (a customer's first touchpoint, a profile made again after it
@@ -235,10 +239,9 @@ def watch_risk(
         # older than the one the band was seen at (a late call record) cannot cross it:
         # its band is not stored either (the newer one wins), and the crossing would be
         # raised again at the next touchpoint
-        crossed=band == "high"
-        and features.risk_band != "high"
-        and (features.risk_band_ms is None or event_ms >= features.risk_band_ms),
+        crossed=band == "high" and features.risk_band != "high" and newest,
         example=example,
         snapshot=snapshot,
         band=band if band != features.risk_band else None,
+        held_band=band if newest else features.risk_band,
     )

@@ -644,11 +644,11 @@ class TouchpointDecisions:
         # what the contact policy says of the calls its alerts ask for, before this
         # touchpoint's own decision spends the budgets: the two agree on the offer
         refused = quiet = capped = None
-        band = features.risk_band if features is not None else None
-        if watch is not None and watch.band is not None:  # this touchpoint's, stored now
-            band = watch.band
+        # a crossing's call still owed is asked for at the touchpoint scored (the batch's
+        # newest of the customer's), by the band it leaves stored
+        risk_high = watch is not None and watch.held_band == "high"
         if features is not None and alerting:
-            if retention_call_possible(event, features, crossed, band == "high"):
+            if retention_call_possible(event, features, crossed, risk_high):
                 refused = retention_offer_refused(
                     self._policy.contact_policy, catalogue, event.customer_id, features,
                     now, budgets, inbound=line,
@@ -672,7 +672,7 @@ class TouchpointDecisions:
                 self._rules,
                 risk=risk,
                 risk_crossed=crossed,
-                risk_high=band == "high",
+                risk_high=risk_high,
                 offers_held_out=self._policy.contact_policy.control_group.contains(
                     event.customer_id
                 ),

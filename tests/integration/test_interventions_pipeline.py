@@ -272,3 +272,60 @@ async def recorded(pipeline: Pipeline, customer: str, field: str) -> str:
         raise AssertionError(f"{field} was not recorded in time")
     finally:
         await store.close()
+
+
+async def test_a_crossings_retention_call_past_the_call_caps_is_owed_until_they_lift(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A customer made an offer on the call they made (the call channel's one a day),
+    then answered a survey very unhappily: at their next visit their churn risk crossed
+    its threshold (0.3 here), and the crossing's retention call said not to call them
+    back today. A crossing is noticed once, so the call was never asked for again; now,
+    once the caps lift, their next visit asks for it, their risk high still."""
+    catalogue = tmp_path / "call-caps.toml"
+    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
+    worker = pipeline.start_worker(
+        MOMENTS_CATALOGUE_PATH=str(catalogue),
+        MOMENTS_CONTROL_PERCENT="0",
+        MOMENTS_CATALOGUE_CHECK_S="0",
+        MOMENTS_RISK_THRESHOLD="0.3",
+    )
+
+    def visit(n: int) -> dict[str, Any]:
+        return event("web_click", "crosser", NOW + timedelta(minutes=n), f"risk-visit-{n}",
+                     page="/offers")  # fmt: skip
+
+    early = NOW - timedelta(hours=1)  # an offer made on the call, the risk low (0.17)
+    await send(pipeline, [call("crosser", early, "risk-call", "support")])
+    await settle(pipeline, {"crosser"}, 1)
+    unhappy = event("survey", "crosser", NOW - timedelta(minutes=30), "risk-survey", score=1,
+                    scale="csat5")  # fmt: skip
+    await send(pipeline, [unhappy, visit(1)])  # the visit crosses (0.35: no experience left)
+    capped_ms = await recorded(pipeline, "crosser", "last_intervention_capped:retention_call")
+    assert capped_ms == await recorded(pipeline, "crosser", "last_intervention:retention_call")
+    await send(pipeline, [visit(2)])  # the call caps hold still: no second card
+    await settle(pipeline, {"crosser"}, 4)
+    await all_handled(pipeline)
+    publish(catalogue, CALL_TWICE_A_DAY % near_noon())
+    worker.proc.send_signal(signal.SIGHUP)
+
+    async def lifted() -> bool:
+        version = "call-twice-a-day"
+        return metric_total(worker, "moments_catalogue_info", version=version) == 1.0
+
+    await eventually(lifted, "the catalogue allowing two calls a day", within=20)
+    await send(pipeline, [visit(3)])
+    await settle(pipeline, {"crosser"}, 5)
+    await all_handled(pipeline)
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 2, wait_s=10
+    )
+    cards = [a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
+             if a["customer_id"] == "crosser" and a["kind"] == "retention_call"]  # fmt: skip
+    assert [a["trigger_event_id"] for a in cards] == ["risk-visit-1", "risk-visit-3"], cards
+    crossed, owed = cards
+    assert crossed["reasons"][0].startswith("risk_crossed:"), crossed
+    assert crossed["reasons"][-1] == "fatigue:call:day", crossed
+    assert crossed["suggested_action"].startswith("Do not call them back before tomorrow")
+    assert owed["reasons"] == ["retention_owed:calls_allowed_again"], owed
+    assert owed["queue"] == "retention" and not owed["suggested_action"].startswith("Do not")

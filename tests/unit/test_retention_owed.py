@@ -16,6 +16,7 @@ from agents.interventions import ACTIONS, RETENTION_OWED, interventions_for
 from agents.risk_scorer import RiskScorer
 from agents.risk_watch import RiskHolder
 from feature_store import intervention_fact
+from feature_store.facts import ts_ms
 from feature_store.features import ContactHistory
 from schemas import Call, Email, WebClick
 from tests.unit.factories import apply_all, features_of
@@ -24,7 +25,7 @@ from tests.unit.test_call_back_caps_cool_down import NothingSpent
 from tests.unit.test_intervention_terms import AT, ORDINARY, worker_policy
 from tests.unit.test_touchpoint_handler import NOW, RecordingStore, handler, records
 
-HOUR = timedelta(hours=1)
+HOUR, MINUTE, SECOND = timedelta(hours=1), timedelta(minutes=1), timedelta(seconds=1)
 CROSSED_CAPPED = ["risk_crossed:0.83", "fatigue:call:day"]  # a capped crossing's reasons
 
 
@@ -110,11 +111,41 @@ async def test_the_worker_asks_for_it_while_the_customers_band_stays_high(
     """The worker scores the touchpoint, and passes the band it stores (0.2: it falls)."""
     store = RecordingStore(features={"cust-1": crossed_said_not_to_call()})
     store.budgets = NothingSpent()  # type: ignore[attr-defined]
-    holder = RiskHolder()
-    logit = {0.99: 4.6, 0.2: -1.4}[risk]
-    holder.model = RiskScorer(serving=True, reason="model", intercept=logit)
-    worker = handler(store, worker_policy(ONCE_A_DAY), risk=holder)
+    worker = handler(store, worker_policy(ONCE_A_DAY), risk=scoring(risk))
     click = WebClick(event_id="w9", customer_id="cust-1", ts=NOW, page="/offers")
     result = await worker.handle(records(click))
     calls = [a for a in result.interventions if a.kind == "retention_call"]
     assert [a.reasons for a in calls] == ([[RETENTION_OWED]] if owed else [])
+
+
+def scoring(risk: float) -> RiskHolder:
+    """A model that scores every customer ``risk`` (0.99 or 0.2)."""
+    holder = RiskHolder()
+    holder.model = RiskScorer(serving=True, reason="model", intercept={0.99: 4.6, 0.2: -1.4}[risk])
+    return holder
+
+
+async def test_a_touchpoint_read_late_goes_by_the_band_stored_since() -> None:
+    """Older than the stored band (low, at NOW), it scores high but stores no band: no
+    call is owed by it."""
+    features = msgspec.structs.replace(
+        crossed_said_not_to_call(), risk_band="low", risk_band_ms=ts_ms(NOW)
+    )
+    store = RecordingStore(features={"cust-1": features})
+    store.budgets = NothingSpent()  # type: ignore[attr-defined]
+    worker = handler(store, worker_policy(ONCE_A_DAY), risk=scoring(0.99))
+    late = WebClick(event_id="w-late", customer_id="cust-1", ts=NOW - 5 * MINUTE, page="/offers")
+    result = await worker.handle(records(late))
+    assert [a for a in result.interventions if a.kind == "retention_call"] == []
+
+
+async def test_a_batch_whose_newest_touchpoint_lowers_the_band_owes_no_call() -> None:
+    """The call is asked for at the touchpoint the batch scores, the customer's newest:
+    an earlier one of the batch does not ask by the band from before it."""
+    store = RecordingStore(features={"cust-1": crossed_said_not_to_call()})
+    store.budgets = NothingSpent()  # type: ignore[attr-defined]
+    worker = handler(store, worker_policy(ONCE_A_DAY), risk=scoring(0.2))
+    first = WebClick(event_id="w1", customer_id="cust-1", ts=NOW - 2 * SECOND, page="/offers")
+    newest = WebClick(event_id="w2", customer_id="cust-1", ts=NOW, page="/offers")
+    result = await worker.handle(records(first, newest))
+    assert [a for a in result.interventions if a.kind == "retention_call"] == []
