@@ -50,7 +50,7 @@ from river import drift, linear_model, optim, preprocessing, utils
 
 from agents.learning import QUALITY_WINDOW
 from agents.risk_features import FEATURES, baseline_risk, capped
-from agents.risk_scorer import KIND, check_snapshot, reason_for, warmed_up
+from agents.risk_scorer import KIND, check_snapshot, probe, reason_for, warmed_up
 
 
 def exact_rocauc(scored: Iterable[tuple[bool, float]]) -> float | None:
@@ -290,15 +290,7 @@ class ChurnRisk:
         return model
 
     def _probe(self) -> None:
-        """Score one example, a step from the means the scaler learned, with the model
-        restored (whether or not it serves yet): ValueError unless a probability comes."""
-        x = {str(k): float(v) + 1.0 for k, v in self.scaler.means.items()}
-        try:
-            p = self._model_proba(x)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise ValueError(f"the snapshot's model cannot score ({type(exc).__name__})") from exc
-        if not 0.0 <= p <= 1.0:
-            raise ValueError("the snapshot's model scores outside 0..1")
+        probe(self._model_proba, self.scaler.means)
 
 
 def _log_loss(y: bool, p: float) -> float:

@@ -27,7 +27,7 @@ every start of a worker or API process). The snapshot checks here are the learne
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,12 +179,16 @@ class RiskScorer:
         return 1 / (1 + math.exp(-logit))
 
     def _probe(self) -> None:
-        """Score one example, a step from the scaler's means: ValueError unless a
-        probability comes."""
-        x = {k: m + 1.0 for k, m in self.means.items()}
-        try:
-            p = self.model_proba(x)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise ValueError(f"the snapshot's model cannot score ({type(exc).__name__})") from exc
-        if not 0.0 <= p <= 1.0:
-            raise ValueError("the snapshot's model scores outside 0..1")
+        probe(self.model_proba, self.means)
+
+
+def probe(score: Callable[[Mapping[str, float]], float], means: Mapping[str, float]) -> None:
+    """Score one example, a step from the scaler's ``means``, with a restored model's
+    ``score`` (whether or not it serves yet): ValueError unless a probability comes."""
+    x = {str(k): float(m) + 1.0 for k, m in means.items()}
+    try:
+        p = score(x)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"the snapshot's model cannot score ({type(exc).__name__})") from exc
+    if not 0.0 <= p <= 1.0:
+        raise ValueError("the snapshot's model scores outside 0..1")

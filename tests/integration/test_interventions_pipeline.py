@@ -236,14 +236,7 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     await send(pipeline, [visit(1)])  # the call caps hold still: no second card
     await settle(pipeline, {"caller"}, 3)
     await all_handled(pipeline)
-    publish(catalogue, CALL_TWICE_A_DAY % near_noon())
-    worker.proc.send_signal(signal.SIGHUP)
-
-    async def lifted() -> bool:
-        version = "call-twice-a-day"
-        return metric_total(worker, "moments_catalogue_info", version=version) == 1.0
-
-    await eventually(lifted, "the catalogue allowing two calls a day", within=20)
+    await lift_the_call_caps(worker, catalogue)
     await send(pipeline, [visit(2)])
     await settle(pipeline, {"caller"}, 4)
     await all_handled(pipeline)  # what the batches sent is on the topics
@@ -257,6 +250,18 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
         ("caps-page-2", ["visited:cancellation_page"]),
     ]
     assert cards[-1]["suggested_action"].startswith("Route to the save desk")
+
+
+async def lift_the_call_caps(worker: Any, catalogue: Path) -> None:
+    """Publish a catalogue allowing two calls a day, and wait until the worker holds it."""
+    publish(catalogue, CALL_TWICE_A_DAY % near_noon())
+    worker.proc.send_signal(signal.SIGHUP)
+
+    async def lifted() -> bool:
+        version = "call-twice-a-day"
+        return metric_total(worker, "moments_catalogue_info", version=version) == 1.0
+
+    await eventually(lifted, "the catalogue allowing two calls a day", within=20)
 
 
 async def recorded(pipeline: Pipeline, customer: str, field: str) -> str:
@@ -306,14 +311,7 @@ async def test_a_crossings_retention_call_past_the_call_caps_is_owed_until_they_
     await send(pipeline, [visit(2)])  # the call caps hold still: no second card
     await settle(pipeline, {"crosser"}, 4)
     await all_handled(pipeline)
-    publish(catalogue, CALL_TWICE_A_DAY % near_noon())
-    worker.proc.send_signal(signal.SIGHUP)
-
-    async def lifted() -> bool:
-        version = "call-twice-a-day"
-        return metric_total(worker, "moments_catalogue_info", version=version) == 1.0
-
-    await eventually(lifted, "the catalogue allowing two calls a day", within=20)
+    await lift_the_call_caps(worker, catalogue)
     await send(pipeline, [visit(3)])
     await settle(pipeline, {"crosser"}, 5)
     await all_handled(pipeline)
