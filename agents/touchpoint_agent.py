@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableSet
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableSet
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from agents.batch_result import BatchResult, FailedRecord
 from agents.batch_retries import BatchRetries, report
 from agents.letter_sends import Send, refused_whole, send_once, send_reduced, whole_letter
 from agents.letters import PartitionOf, SourceRecord, source_record
+from agents.touchpoint_batches import take_batches
 from agents.touchpoint_handler import TouchpointHandler
 from agents.touchpoint_types import type_of
 from schemas import Intervention, NextBestOffer, encode_decision
@@ -68,6 +70,10 @@ def hold(events: list[Any], unacked: MutableSet[Any]) -> None:
         unacked.discard(event.message)
 
 
+BatchesOf = Callable[[Any, int, float], AsyncGenerator[list[Any], None]]
+"""Batches of a stream's events: ``(stream, max_, within)``, acked once done with."""
+
+
 def _never() -> bool:
     return False
 
@@ -101,6 +107,7 @@ def register_touchpoint_agent(
     stopping: Callable[[], bool] = _never,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     partition_of: PartitionOf | None = None,
+    batches_of: BatchesOf = take_batches,
 ) -> Any:
     """Register the agent on a Faust ``app``; topics are Faust topics of raw bytes.
     ``models_ready`` is awaited once, before the first batch is handled: until then the
@@ -109,7 +116,7 @@ def register_touchpoint_agent(
     ``stopping``: whether the worker is told to stop; ``sleep``: waits between attempts,
     and may end early when the worker stops (Faust's ``app.sleep``); ``partition_of``: the
     partition Kafka's default partitioner gives a key (a record elsewhere is counted as
-    misrouted)."""
+    misrouted); ``batches_of``: how its events are batched (:func:`take_batches`)."""
 
     async def emit(result: BatchResult) -> None:
         await handler.without_erased(result)  # erased meanwhile: nothing more about them
@@ -196,13 +203,14 @@ def register_touchpoint_agent(
     @app.agent(source, name="touchpoints")  # type: ignore[untyped-decorator]
     async def touchpoints(stream: Any) -> None:
         waiting = models_ready
-        async for events in stream.take_events(batch_size, within=batch_within):
-            if waiting is not None:  # once: the first batch may come before the models
-                await waiting()
-                waiting = None
-            taken_ms = int(time.time() * 1000)  # before any attempt to apply them
-            records = [source_record(e.message, taken_ms, partition_of) for e in events]
-            if not await see_through(records):
-                hold(events, app.consumer.unacked)  # the worker stops: they are not done
+        async with aclosing(batches_of(stream, batch_size, batch_within)) as batches:
+            async for events in batches:
+                if waiting is not None:  # once: the first batch may come before the models
+                    await waiting()
+                    waiting = None
+                taken_ms = int(time.time() * 1000)  # before any attempt to apply them
+                records = [source_record(e.message, taken_ms, partition_of) for e in events]
+                if not await see_through(records):
+                    hold(events, app.consumer.unacked)  # the worker stops: not done
 
     return touchpoints

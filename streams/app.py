@@ -236,7 +236,7 @@ def faust_sensors(metrics: Metrics) -> Any:
     Its histograms are in milliseconds; they are kept in seconds, Prometheus' base unit,
     as ``moments_faust_<what>_seconds``. Its events' runtime is not kept: Faust times an
     event only as a stream hands it on, and the workers take theirs in batches
-    (``take_events``), so it stayed empty."""
+    (:func:`agents.touchpoint_batches.take_batches`), so it stayed empty."""
     faust_metrics = FaustMetrics.create(CollectorRegistry(), "moments_faust")
     in_seconds: dict[str, Any] = {}
     for field, collector in zip(faust_metrics._fields, faust_metrics, strict=True):

@@ -39,7 +39,7 @@ from streams.settings import Settings
 from tests.unit.api_app import api_app
 from tests.unit.logged import said_by
 from tests.unit.test_model_reload import Snapshots, snapshot, worker
-from tests.unit.test_touchpoint_agent import Handler, Observer, Stream, Topic, event
+from tests.unit.test_touchpoint_agent import Handler, Observer, Stream, Topic, batches_of, event
 
 PUBLISHED = {MODEL: (7, snapshot(LinUCBOffers(DIMENSION).to_dict())),
              RISK: (3, snapshot(ChurnRisk().to_dict()))}  # fmt: skip
@@ -70,7 +70,7 @@ async def run_agent(handler: Handler, stream: Stream,
     app = SimpleNamespace(agent=agent)
     register_touchpoint_agent(app, None, Outlets(Topic(), Topic(), Topic(), Topic(), Topic()),
                               handler, Observer(), retry_backoff_max=0.01,  # type: ignore[arg-type]
-                              models_ready=models_ready)  # fmt: skip
+                              models_ready=models_ready, batches_of=batches_of)  # fmt: skip
     await asyncio.wait_for(agents[0](stream), 10)
 
 

@@ -2,7 +2,7 @@
 before Faust acks it, what it sends goes out once, and its letters fit Kafka's limits.
 
 The app, stream and topics here stand in for Faust's: the stream acks each batch once the
-agent is done with it, whatever happened, as Faust's ``take_events`` does (its messages
+agent is done with it, whatever happened, as ``take_batches`` does on Faust's stream (its messages
 count their readers, as Faust's do), and the topics refuse a record above the
 producer's limit, as aiokafka does. The handler answers what
 each test prepares. The agent on real Kafka and Redis is in ``tests/integration``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
@@ -60,7 +60,7 @@ class Stream:
     batches: list[list[Any]]
     acked: list[Any] = field(default_factory=list)
 
-    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+    async def take(self, max_: int, within: float) -> AsyncGenerator[list[Any], None]:
         for batch in self.batches:
             try:
                 yield batch
@@ -70,6 +70,10 @@ class Stream:
                     ack = getattr(done.message, "ack", None)
                     if ack is not None:
                         ack()
+
+
+def batches_of(stream: Stream, max_: int, within: float) -> AsyncGenerator[list[Any], None]:
+    return stream.take(max_, within)
 
 
 @dataclass
@@ -153,7 +157,8 @@ class Rig:
         app = SimpleNamespace(agent=lambda source, name: lambda fn: agents.append(fn) or fn,
                               consumer=SimpleNamespace(unacked=self.unacked))  # fmt: skip
         register_touchpoint_agent(app, None, self.outlets, self.handler, self.observer,  # type: ignore[arg-type]
-                                  retry_backoff_max=0.01, stopping=self.stopping)  # fmt: skip
+                                  retry_backoff_max=0.01, stopping=self.stopping,
+                                  batches_of=batches_of)  # fmt: skip
         stream = Stream(list(batches))
         await asyncio.wait_for(agents[0](stream), 10)
         return stream
