@@ -150,6 +150,13 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         ('02:00', '02:00')
         >>> spring.quiet_until("call", datetime(2026, 3, 27, 21, tzinfo=UTC))  # the night before
         '01:30'
+
+        Quiet hours in force when the clocks go back hold through the time lived twice:
+        from 01:30, they hold on after 02:00 BST, when London's clocks read 01:00 again.
+
+        >>> autumn = ContactRules(quiet_hours={"call": "01:30-05:00"}, timezone="Europe/London")
+        >>> autumn.quiet_until("call", datetime(2026, 10, 25, 1, 0, tzinfo=UTC))  # 01:00 GMT
+        '05:00'
         """
         text = self.quiet_hours.get(channel)
         if text is None:
@@ -159,7 +166,12 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         local = now.astimezone(zone(name))
         minute, (start, end) = local.hour * 60 + local.minute, _span(channel, text)
         if not _within(minute, start, end):
-            return None
+            # the time the clocks go back over is lived twice: quiet hours in force when
+            # they went back hold on, though the clock reads a time before their start
+            went_back = _first_pass_end(local)
+            if went_back is None or not _within(went_back, start, end):
+                return None
+            minute = went_back
         # the day the span ends: tomorrow when it crosses midnight and began today
         ends_on = local.date() + timedelta(days=1 if end < start <= minute else 0)
         ends = first_existing(name, ends_on, end)
@@ -170,6 +182,27 @@ class ContactRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ends_on += timedelta(days=1)
             ends = first_existing(name, ends_on, end)
         return f"{ends:%H:%M}"
+
+
+def _first_pass_end(local: datetime) -> int | None:
+    """In the second pass of the time the clocks went back over (``local.fold`` 1), the
+    minute of the day its first pass ended on, the last before they went back; ``None``
+    at any other time.
+
+    >>> london = zone("Europe/London")  # back from 02:00 to 01:00 on 25 October 2026
+    >>> _first_pass_end(datetime(2026, 10, 25, 1, 10, tzinfo=UTC).astimezone(london))
+    119
+    >>> _first_pass_end(datetime(2026, 10, 25, 0, 10, tzinfo=UTC).astimezone(london))
+    """
+    if not local.fold:
+        return None
+    tz, wall = local.tzinfo, local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
+    for _ in range(24 * 60):  # the time lived twice: an hour, or half of one
+        wall += timedelta(minutes=1)
+        if wall.replace(tzinfo=tz).utcoffset() == wall.replace(tzinfo=tz, fold=1).utcoffset():
+            last = wall - timedelta(minutes=1)  # the time lived twice ends before ``wall``
+            return last.hour * 60 + last.minute
+    return None
 
 
 def _within(minute: int, start: int, end: int) -> bool:

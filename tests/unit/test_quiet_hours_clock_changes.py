@@ -1,5 +1,6 @@
-"""Quiet hours that end in the hour the clocks skip: the end named is a time that exists
-that day, the one at which the channel stops being quiet."""
+"""Quiet hours where the clocks change: a span that ends in the hour the clocks skip ends
+at a time that exists that day, the one at which the channel stops being quiet; and a
+span in force when the clocks go back holds through the time lived twice."""
 
 from __future__ import annotations
 
@@ -65,11 +66,8 @@ def test_clocks_that_jump_over_the_end_and_the_next_start_stay_quiet_to_the_next
     assert not rules.quiet_at("call", datetime(2026, 9, 7, 3, tzinfo=UTC))  # 00:00 on the 7th
 
 
-def _spring_forwards() -> list[tuple[str, datetime]]:
-    """The instants of 2026 the clocks of :data:`ZONES` go forward, to the hour. (Where
-    they go back, a span that began in the hour lived twice stops being quiet when the
-    clocks fall back to before its start, and is quiet again once they reach it: a
-    wall-clock reading of the span, not its end.)"""
+def _clock_changes() -> list[tuple[str, datetime]]:
+    """The instants of 2026 the clocks of :data:`ZONES` go forward or back, to the hour."""
     found = []
     for name in ZONES:
         at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,23 +75,23 @@ def _spring_forwards() -> list[tuple[str, datetime]]:
         while at.year == 2026:
             at += timedelta(hours=1)
             now = at.astimezone(zone(name)).utcoffset()
-            if offset is not None and now is not None and now > offset:
+            if now != offset:
                 found.append((name, at))
             offset = now
     return found
 
 
-SPRING_FORWARDS = _spring_forwards()
+CLOCK_CHANGES = _clock_changes()
 MINUTES = st.integers(0, 23 * 60 + 59)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.sampled_from(SPRING_FORWARDS), st.integers(-26 * 60, 2 * 60), MINUTES, MINUTES)
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(CLOCK_CHANGES), st.integers(-26 * 60, 2 * 60), MINUTES, MINUTES)
 def test_the_end_named_is_when_quiet_hours_stop_by_the_clock(
     transition: tuple[str, datetime], shift: int, start: int, end: int
 ) -> None:
-    """Around each jump forward, the end named is the local time at the first minute
-    the channel is no longer quiet."""
+    """Around each change of the clocks, forward or back, the end named is the local
+    time at the first minute the channel is no longer quiet."""
     if start == end:
         return
     name, changed = transition
@@ -108,3 +106,41 @@ def test_the_end_named_is_when_quiet_hours_stop_by_the_clock(
     while rules.quiet_at("call", later):
         later += timedelta(minutes=1)
     assert until == f"{later.astimezone(zone(name)):%H:%M}", (span, now)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "span", "now", "until"),
+    [
+        # London goes back from 02:00 BST to 01:00 GMT on 25 October 2026
+        ("Europe/London", "01:30-05:00", datetime(2026, 10, 25, 0, 45, tzinfo=UTC), "05:00"),
+        ("Europe/London", "01:30-05:00", datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "05:00"),
+        ("Europe/London", "01:30-05:00", datetime(2026, 10, 25, 1, 29, tzinfo=UTC), "05:00"),
+        ("Europe/London", "01:59-01:00", datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "01:00"),
+        # New York goes back from 02:00 EDT to 01:00 EST on 1 November 2026
+        ("America/New_York", "01:15-06:00", datetime(2026, 11, 1, 6, 5, tzinfo=UTC), "06:00"),
+        # Lord Howe goes back half an hour, from 02:00 to 01:30, on 5 April 2026
+        ("Australia/Lord_Howe", "01:45-07:00", datetime(2026, 4, 4, 15, 0, tzinfo=UTC), "07:00"),
+    ],
+)
+def test_quiet_hours_in_force_when_the_clocks_go_back_hold_through_the_time_lived_twice(
+    timezone: str, span: str, now: datetime, until: str
+) -> None:
+    rules = ContactRules(quiet_hours={"call": span}, timezone=timezone)
+    assert rules.quiet_until("call", now) == until
+    assert rules.quiet_until("call", now, timezone) == until
+
+
+@pytest.mark.parametrize(
+    ("span", "now"),
+    [
+        ("01:30-05:00", datetime(2026, 10, 25, 0, 29, tzinfo=UTC)),  # 01:29 BST, not yet
+        ("00:00-01:30", datetime(2026, 10, 25, 1, 40, tzinfo=UTC)),  # over at 01:30 BST
+        ("01:10-01:20", datetime(2026, 10, 25, 1, 40, tzinfo=UTC)),
+        ("01:30-05:00", datetime(2026, 10, 26, 1, 0, tzinfo=UTC)),  # a day later, no change
+    ],
+)
+def test_quiet_hours_not_in_force_when_the_clocks_go_back_go_by_the_clock(
+    span: str, now: datetime
+) -> None:
+    rules = ContactRules(quiet_hours={"call": span}, timezone="Europe/London")
+    assert rules.quiet_until("call", now) is None
