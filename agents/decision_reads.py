@@ -6,10 +6,26 @@ touchpoints an earlier attempt may have decided, in one round trip.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, replace
 
 from agents.budget_reads import spent_today
-from agents.touchpoint_decisions import DecisionPlan, DecisionReads
-from feature_store import FeatureStore
+from agents.decision_plan import DecisionPlan
+from feature_store import CustomerFeatures, FeatureStore
+
+
+@dataclass
+class DecisionReads:
+    """What was read for a :class:`DecisionPlan`, in one round trip."""
+
+    views: list[tuple[bool, CustomerFeatures | None]]  # per customer: (erased?, features)
+    spent: dict[str, int]  # the day's offer budgets spent (empty: none are limited)
+    contexts: list[str | None]  # per asked decision: its stored context, if any
+    unreadable: dict[str, Exception]  # customer -> why their keys cannot be read
+
+    def of(self, at: int, spent: dict[str, int]) -> DecisionReads:
+        """What was read for the plan's ``at``-th customer alone, the budgets ``spent``
+        so far (the decided contexts are told apart by customer: all are kept)."""
+        return replace(self, views=[self.views[at]], spent=spent)
 
 
 async def read_for_decisions(store: FeatureStore, plan: DecisionPlan) -> DecisionReads:

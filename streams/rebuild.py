@@ -50,12 +50,12 @@ import msgspec
 from aiokafka import ConsumerRecord
 from redis.exceptions import ResponseError
 
+from agents.decision_plan import worth_watching
 from agents.decision_records import decision_record, offers_shown
 from agents.letters import first_lettered, redriven_from
 from agents.offer_budget import budget_day, budget_spending
 from agents.received import received_ms
 from agents.risk_scorer import RiskScorer
-from agents.touchpoint_decisions import worth_watching
 from agents.withdrawals_undated import withdrawal_received
 from feature_store import (
     UNMARKED,

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 import msgspec
 from aiokafka import ConsumerRecord
 
+from agents.decision_plan import worth_watching
 from agents.risk import ChurnRisk
 from agents.risk_features import learnable_example, risk_features_at
 from agents.risk_labels import LAPSE_DAYS
 from agents.risk_scorer import RiskScorer
 from agents.risk_watch import held_at, pending_snapshot, risk_band
-from agents.touchpoint_decisions import worth_watching
 from feature_store import (
     ApplyStatus,
     CustomerFeatures,

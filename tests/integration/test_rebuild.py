@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from agents.decision_plan import worth_watching
 from agents.letters import SourceRecord, dead_letter_headers
 from agents.risk_watch import decode_snapshot
-from agents.touchpoint_decisions import worth_watching
 from feature_store import LAYOUT, FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from feature_store.rooms import CURRENCY_ROOM

@@ -115,15 +115,15 @@ async def test_a_touchpoint_whose_moment_cannot_be_told_is_dead_lettered_alone(
 ) -> None:
     """Telling whether a touchpoint is decided on fails for one record: it alone is set
     aside, before anything is read for the batch's decisions."""
-    from agents import touchpoint_decisions
+    from agents import decision_plan
 
     def worth_watching(event: TouchpointEvent) -> bool:
         if event.customer_id == "cust-2":
             raise OverflowError("date value out of range")
         return original(event)
 
-    original = touchpoint_decisions.worth_watching
-    monkeypatch.setattr(touchpoint_decisions, "worth_watching", worth_watching)
+    original = decision_plan.worth_watching
+    monkeypatch.setattr(decision_plan, "worth_watching", worth_watching)
     store = RecordingStore(features=dict.fromkeys(CUSTOMERS, KNOWN))
     batch = batch_of(*CUSTOMERS)
     result = await handler(store).handle(batch)

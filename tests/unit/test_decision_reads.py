@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from agents.decision_plan import DecisionPlan
 from agents.decision_reads import read_for_decisions
-from agents.touchpoint_decisions import DecisionPlan
 from schemas import ContactRules, Offer, OfferCatalogue
 
 TOKYO = OfferCatalogue(version="v", offers=[Offer(offer_id="tips", title="Tips", channels=["web"])],

@@ -542,7 +542,7 @@ def test_no_alerts_without_features(event: TouchpointEvent) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# might_intervene: the worker's cheap first look (agents.touchpoint_decisions)
+# might_intervene: the worker's cheap first look (agents.decision_plan)
 # --------------------------------------------------------------------------------------
 
 
