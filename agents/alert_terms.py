@@ -12,8 +12,8 @@ from datetime import datetime
 
 import msgspec
 
+from agents.alert_actions import RETENTION_OFFER, CallsCapped
 from agents.contact_policy import ContactPolicy, fatigue
-from agents.interventions import RETENTION_OFFER, CallsCapped
 from agents.offer_budget import BudgetLedger
 from feature_store import CustomerFeatures
 from schemas import ContactRules, OfferCatalogue

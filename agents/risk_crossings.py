@@ -10,7 +10,7 @@ touchpoint. A call the batch shows ended (an inbound call's ``ended`` record of 
 customer, as late as it or later) is over: they hung up. Whether the customer is on the
 line where the crossing is raised decides its consent, caps, quiet hours and queue
 (:func:`agents.interventions.interventions_for`). Its id names the crossing
-(:func:`agents.interventions.crossing_id_for`).
+(:func:`agents.alert_ids.crossing_id_for`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ on for that alone, a "stop": dated as its withdrawal was stamped, it raises the
 ``do_not_call`` that :func:`agents.interventions.interventions_for` gives it, and nothing
 else (no offer, no risk watch, no other alert). The alert's id is the one the touchpoint
 would raise (kind, customer, event id), and it stops the open call-backs
-(:func:`agents.interventions.call_back_open`): a later re-drive of the letter raises no
+(:func:`agents.alert_actions.call_back_open`): a later re-drive of the letter raises no
 second.
 
 >>> from datetime import UTC, datetime, timedelta

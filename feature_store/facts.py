@@ -68,7 +68,7 @@ LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
 # the time of the newest intervention of each kind raised past the call channel's caps,
 # which said not to call (profile field prefix): its cool-down holds only while they hold
 LAST_INTERVENTION_CAPPED = "last_intervention_capped"
-# the starts of the reasons such an alert gets (agents.interventions.CallsCapped)
+# the starts of the reasons such an alert gets (agents.alert_actions.CallsCapped)
 CALLS_CAPPED_REASONS = ("fatigue:call:", "fatigue:outbound:")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from agents.interventions import ACTIONS
+from agents.alert_actions import ACTIONS
 from schemas import Intervention, NextBestOffer, Offer, Outcome, TouchpointEvent
 from schemas.customer_ids import ID_PATTERN
 from streams.api.auth import SCOPES

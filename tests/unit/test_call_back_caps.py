@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
+from agents.alert_actions import ACTIONS, QUIET_CALLS, CallsCapped
 from agents.alert_terms import calls_capped
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
-from agents.interventions import ACTIONS, QUIET_CALLS, CallsCapped, interventions_for
+from agents.interventions import interventions_for
 from feature_store import CustomerFeatures
 from feature_store.features import ContactHistory
 from schemas import Call, ContactRules, Offer, OfferCatalogue, SocialMention, WebClick

@@ -11,8 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from agents.alert_actions import ACTIONS
 from agents.control_group import ControlGroup
-from agents.interventions import ACTIONS, WIN_BACK_OWED, interventions_for, withheld
+from agents.interventions import interventions_for, withheld
+from agents.returning_customers import WIN_BACK_OWED
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import CALLS_CAPPED_REASONS, Fact, ts_ms
 from feature_store.features import ContactHistory

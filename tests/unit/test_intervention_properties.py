@@ -12,16 +12,14 @@ import msgspec
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from agents.interventions import (
+from agents.alert_actions import (
     CALL_BACKS,
     HELD_OUT_ACTIONS,
     NO_CALL_OFFER_ACTIONS,
     CallsCapped,
-    InterventionRules,
     call_back_open,
-    interventions_for,
-    on_the_line,
 )
+from agents.interventions import InterventionRules, interventions_for, on_the_line
 from feature_store import ContactHistory, CustomerFeatures, RecentTouchpoint
 from schemas import Call, Consent, Email, Intervention, Purchase, SocialMention, Survey, WebClick
 from schemas.touchpoints import TouchpointEvent

@@ -13,18 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from agents.alert_actions import ACTIONS, HELD_OUT_ACTIONS, QUIET_CALLS, RETENTION_OFFER
 from agents.alert_terms import calls_quiet_until, retention_offer_refused
 from agents.cancellation_pages import cancellation_page
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
-from agents.interventions import (
-    ACTIONS,
-    HELD_OUT_ACTIONS,
-    QUIET_CALLS,
-    RETENTION_OFFER,
-    interventions_for,
-)
+from agents.interventions import interventions_for
 from agents.offer_budget import BudgetLedger
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import CustomerFeatures

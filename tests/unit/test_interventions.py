@@ -1,9 +1,10 @@
 """agents.interventions: which touchpoints reach a contact-centre screen, and how urgently.
 
 One test per rule: each fails when its rule is taken out of ``agents/interventions.py``
-(or its boundary moved) and passes for every other rule. The customer features are built
-by hand, except in the last section, which derives them from touchpoints with the
-reference state (``tests/unit/factories.py``).
+or the modules it draws on (``agents/alert_actions.py``, ``agents/alert_ids.py``,
+``agents/returning_customers.py``), or its boundary moved, and passes for every other
+rule. The customer features are built by hand, except in the last section, which derives
+them from touchpoints with the reference state (``tests/unit/factories.py``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,9 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from agents.interventions import (
-    ACTIONS,
-    CUSTOMER_NAMESPACE,
-    NAMESPACE,
-    NO_CALL_OFFER_ACTIONS,
-    InterventionRules,
-    intervention_id_for,
-    interventions_for,
-    might_intervene,
-    too_late,
-)
+from agents.alert_actions import ACTIONS, NO_CALL_OFFER_ACTIONS
+from agents.alert_ids import CUSTOMER_NAMESPACE, NAMESPACE, intervention_id_for
+from agents.interventions import InterventionRules, interventions_for, might_intervene, too_late
 from feature_store import CustomerFeatures
 from feature_store.features import ContactHistory, RecentTouchpoint
 from schemas import (

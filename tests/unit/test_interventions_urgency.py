@@ -16,14 +16,9 @@ import msgspec
 import pytest
 
 from agents.batch_result import BatchResult
-from agents.interventions import (
-    InterventionRules,
-    interventions_for,
-    most_urgent,
-    returned_after,
-    too_late,
-)
+from agents.interventions import InterventionRules, interventions_for, most_urgent, too_late
 from agents.letters import SourceRecord
+from agents.returning_customers import returned_after
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import Fact, ts_ms

@@ -12,7 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from agents.interventions import ACTIONS, RETENTION_OWED, interventions_for
+from agents.alert_actions import ACTIONS
+from agents.interventions import interventions_for
+from agents.returning_customers import RETENTION_OWED
 from agents.risk_scorer import RiskScorer
 from agents.risk_watch import RiskHolder
 from feature_store import intervention_fact

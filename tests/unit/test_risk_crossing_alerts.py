@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from agents.interventions import RISK_CROSSED, crossing_id_for, intervention_id_for
+from agents.alert_ids import crossing_id_for, intervention_id_for
+from agents.interventions import RISK_CROSSED
 from agents.risk_watch import RiskHolder
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import CustomerFeatures

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.interventions import Return, welcomed_back
+from agents.returning_customers import Return, welcomed_back
 from agents.risk import ChurnRisk
 from agents.risk_features import baseline_risk
 from agents.risk_watch import held_at, risk_band, watch_risk

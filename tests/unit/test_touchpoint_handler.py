@@ -19,12 +19,12 @@ import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
+from agents.alert_ids import intervention_id_for
 from agents.batch_result import BatchMemory, BatchResult, EventKey
 from agents.catalogue_holder import CatalogueHolder
 from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.decision_records import decision_record
-from agents.interventions import intervention_id_for
 from agents.letters import SourceRecord
 from agents.moments import DecisionMoment, decision_id_for, legacy_decision_id
 from agents.offer_budget import BudgetLedger

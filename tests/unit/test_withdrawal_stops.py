@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from agents.alert_ids import intervention_id_for
 from agents.control_group import ControlGroup
-from agents.interventions import InterventionRules, intervention_id_for
+from agents.interventions import InterventionRules
 from agents.letters import SourceRecord
 from agents.withdrawal_stops import call_stop, do_not_call_for
 from feature_store import ApplyStatus, CustomerFeatures
