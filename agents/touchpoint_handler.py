@@ -42,6 +42,7 @@ from feature_store import (
     RecentTouchpoint,
     RepliesUnknown,
     StoreUnavailable,
+    card_call_facts,
     intervention_fact,
 )
 from feature_store.facts import Fact, ts_ms
@@ -153,6 +154,7 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure, at))
                     continue
                 statuses.append(status)
+        await self._count_card_calls(events, statuses)
         plan = self._decisions.plan(decoded, statuses, result, earlier, stops)
         if plan is not None:
             reads = await read_for_decisions(self._store, plan)
@@ -180,6 +182,24 @@ class TouchpointHandler:
             raise
         except Exception:  # a customer's keys Redis refuses: the letter stays
             log.warning("withdrawals dated ahead or a placeholder time not applied", exc_info=True)
+
+    async def _count_card_calls(
+        self, events: list[TouchpointEvent], statuses: Sequence[ApplyStatus | None]
+    ) -> None:
+        """Count the calls made from alert cards against their customers' call caps
+        (:mod:`feature_store.card_calls`), before the batch's decisions read them; each
+        once, however often the batch is tried. Raises :class:`StoreUnavailable` only
+        (the batch is retried)."""
+        facts = [fact for event, status in zip(events, statuses, strict=True)
+                 if status is not None for fact in card_call_facts(event)]  # fmt: skip
+        if not facts:
+            return
+        try:
+            await self._store.apply_facts(facts)
+        except StoreUnavailable:
+            raise
+        except Exception:  # a customer's keys Redis refuses: their touchpoint failed too
+            log.warning("calls made from alert cards not counted", exc_info=True)
 
     async def _apply_with_retries(
         self,

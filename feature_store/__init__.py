@@ -1,6 +1,7 @@
 """Everything Moments keeps in Redis, behind :class:`FeatureStore`'s async methods and
 its narrow sub-interfaces: callers see no Redis key, command or script."""
 
+from feature_store.card_calls import card_call_facts
 from feature_store.connection import login_refused, no_such_database
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import (
@@ -63,6 +64,7 @@ __all__ = [
     "StoreFull",
     "StoreRefused",
     "StoreUnavailable",
+    "card_call_facts",
     "contact_id",
     "evicting_policy",
     "fullest",

@@ -445,6 +445,17 @@ def decision_showing(decision_id: str, offer_ids: Sequence[str]) -> str:
     return f"{decision_id}:{hashlib.blake2b(offers, digest_size=5).hexdigest()}"
 
 
+def channel_contact(channel: str, ms: str) -> list[Update]:
+    """The updates of one contact made on ``channel`` at ``ms``, as the fatigue caps
+    count them: the day's and the week's contacts, and the channel's last."""
+    return [
+        ("incr", f"shown:{channel}", "1"),
+        ("wd", f"shown:{channel}", "1"),
+        ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
+        ("max", f"last_contact:{channel}", ms),
+    ]
+
+
 def offers_shown_fact(
     decision_id: str,
     customer_id: str,
@@ -456,12 +467,7 @@ def offers_shown_fact(
     """A decision that showed offers: feeds fatigue caps and per-offer cool-downs. With
     ``ceilings``, it is not applied when it would break them."""
     ms = str(ts_ms(ts))
-    ups: list[Update] = [
-        ("incr", f"shown:{channel}", "1"),
-        ("wd", f"shown:{channel}", "1"),
-        ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
-        ("max", f"last_contact:{channel}", ms),
-    ]
+    ups = channel_contact(channel, ms)
     for offer in sorted(set(offer_ids)):
         ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1")]
     fact_id = contact_id(decision_id, offer_ids)

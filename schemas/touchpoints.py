@@ -143,6 +143,9 @@ class Call(Touchpoint, tag="call", frozen=True, kw_only=True):
     sentiment: Sentiment | None = None
     queue: Label | None = None
     agent_id: Label | None = None
+    # the alert an outbound call was made from (its ``intervention_id``): such a call is
+    # counted against the customer's call caps (feature_store/card_calls.py)
+    intervention_id: Label | None = None
 
 
 class Email(Touchpoint, tag="email", frozen=True, kw_only=True):

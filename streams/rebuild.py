@@ -64,6 +64,7 @@ from feature_store import (
     FeatureStore,
     StoreRefused,
     StoreUnavailable,
+    card_call_facts,
     intervention_fact,
     login_refused,
     touchpoint_fact,
@@ -491,6 +492,7 @@ class _Replay:
     async def _touchpoints(self, records: list[ConsumerRecord]) -> None:
         events = []
         undated: list[Fact] = []
+        card_calls: list[Fact] = []  # counted against the call caps, as live
         now_ms = round(time.time() * 1000)
         latest_ms = now_ms + int(self.skew_ms)
         for record in records:
@@ -531,6 +533,7 @@ class _Replay:
                 continue
             events.append(event)
             undated += withdrawal_received(event, sent)
+            card_calls += card_call_facts(event)
         start = 0
         while start < len(events):  # in runs: see streams.rebuild_risk
             due = due_before(events[start:], self.last_seen, self.taken)
@@ -539,8 +542,8 @@ class _Replay:
             self._watch(events[start:end], await _each_own(self.failed, events[start:end],
                                                            self.store.apply))  # fmt: skip
             start = end
-        if undated:
-            await _each_own(self.failed, undated, self.store.apply_facts)
+        if undated or card_calls:
+            await _each_own(self.failed, [*undated, *card_calls], self.store.apply_facts)
 
     def _watch(self, events: list[TouchpointEvent], statuses: list[ApplyStatus | None]) -> None:
         """Count what became of the touchpoints applied, and note the scored ones."""

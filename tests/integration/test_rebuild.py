@@ -85,6 +85,14 @@ def unrated_purchases(customer: str, n: int) -> list[dict[str, Any]]:
             for i, code in enumerate(codes)]  # fmt: skip
 
 
+def card_calls(customers: list[str]) -> list[dict[str, Any]]:
+    """Outbound calls made from an alert card (feature_store/card_calls.py)."""
+    at = (datetime.now(UTC) - timedelta(minutes=90)).isoformat().replace("+00:00", "Z")
+    return [{"type": "call", "event_id": f"card-call-{c}", "customer_id": c, "ts": at,
+             "status": "started", "direction": "outbound", "reason": "sales",
+             "intervention_id": "a-retention-card"} for c in customers]  # fmt: skip
+
+
 async def test_rebuild_into_empty_redis_equals_live_state(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -99,6 +107,7 @@ async def test_rebuild_into_empty_redis_equals_live_state(
            "MOMENTS_CURRENCY": "EUR", "MOMENTS_EXCHANGE_RATES": "USD=0.92"}  # fmt: skip
     worker = pipeline.start_worker(**env)
     events = good_events(3000, seed=31) + unrated_purchases(CUSTOMERS[1], CURRENCY_ROOM + 8)
+    events += card_calls(CUSTOMERS[2:5])  # counted against the call caps, live and rebuilt
     records = [(e["customer_id"].encode(), json.dumps(e).encode()) for e in events]
     records += records[:200]  # redelivered
     records += [(b"bad", value) for value, _ in malformed_records(20)]

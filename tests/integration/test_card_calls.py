@@ -1,0 +1,70 @@
+"""Calls made from alert cards count against the customer's call caps, through a real
+worker on real Kafka and Redis: once however often their touchpoint comes, and only
+when the outbound call names the card it was made from."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_interventions_pipeline import (
+    CALL_ONCE_A_DAY,
+    NOW,
+    event,
+    near_noon,
+    send,
+    settle,
+)
+from tests.integration.test_service_restarts import all_handled
+
+pytestmark = pytest.mark.integration
+
+
+def outbound(customer: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    return event("call", customer, NOW - timedelta(minutes=10), event_id, status="started",
+                 direction="outbound", reason="sales", queue="retention", **fields)  # fmt: skip
+
+
+async def test_a_call_made_from_a_card_is_counted_against_the_call_caps(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """One call a day: a customer called from a card (the call's touchpoint sent twice)
+    then visiting the cancellation page gets a save desk card that says not to call
+    them today; one called with no card named (perhaps for one of Moments' own call
+    offers, counted when decided), or with a blank one, gets a call to make."""
+    catalogue = tmp_path / "call-caps.toml"
+    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
+    pipeline.start_worker(MOMENTS_CATALOGUE_PATH=str(catalogue), MOMENTS_CONTROL_PERCENT="0",
+                          MOMENTS_CATALOGUE_CHECK_S="0")  # fmt: skip
+    card_call = outbound("carded", "card-call", intervention_id="a-retention-card")
+    calls = [card_call, outbound("plain", "plain-call"),
+             outbound("blank", "blank-call", intervention_id=" ")]  # fmt: skip
+    await send(pipeline, calls)
+    await send(pipeline, [card_call])  # the telephony sent it again
+    customers = {"carded", "plain", "blank"}
+    await settle(pipeline, customers, 3)
+    await all_handled(pipeline)
+    store = pipeline.store()
+    try:
+        shown = {c: p.contact.shown_today if (p := await store.read(c)) else None
+                 for c in sorted(customers)}  # fmt: skip
+    finally:
+        await store.close()
+    assert shown == {"blank": {}, "carded": {"call": 1}, "plain": {}}
+    pages = [event("web_click", c, NOW, f"page-{c}", page="/account/cancel") for c in customers]
+    await send(pipeline, pages)
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 3
+    )
+    cards = {a["customer_id"]: a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
+             if a["kind"] == "save_desk"}  # fmt: skip
+    assert cards["carded"]["reasons"] == ["visited:cancellation_page", "fatigue:call:day"]
+    assert cards["carded"]["suggested_action"].startswith("Do not call them back before tomorrow")
+    for customer in ("plain", "blank"):
+        assert cards[customer]["reasons"] == ["visited:cancellation_page"]
+        assert cards[customer]["suggested_action"].startswith("Route to the save desk")

@@ -1,0 +1,49 @@
+"""Calls made from alert cards: counted as contacts on the call channel once their
+touchpoint is applied, before the batch's decisions read the caps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from feature_store import ApplyStatus, CustomerFeatures, Fact
+from schemas import Call
+from tests.unit.factories import T0
+from tests.unit.test_touchpoint_handler import RecordingStore, click, handler, records
+
+
+def outbound(event_id: str, card: str | None = "a-card") -> Call:
+    return Call(event_id=event_id, customer_id="cust-1", ts=T0, status="started",
+                direction="outbound", reason="sales", intervention_id=card)  # fmt: skip
+
+
+class OrderedStore(RecordingStore):
+    """Notes what the handler asked of the store, in order."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.asked: list[str] = []
+
+    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
+        self.asked += [f.fact_id for f in facts]
+        return await super().apply_facts(facts)
+
+    async def read_views(self, *args: Any, **kw: Any) -> list[tuple[bool, CustomerFeatures | None]]:
+        self.asked.append("read")
+        return await super().read_views(*args, **kw)
+
+
+async def test_a_call_made_from_a_card_is_counted_before_the_batch_reads_the_caps() -> None:
+    store = OrderedStore()
+    await handler(store).handle(records(outbound("card-call"), outbound("own-call", None),
+                                        click("page", "/account/cancel")))  # fmt: skip
+    assert store.asked[:2] == ["o:card-call", "read"]  # the other call is none of a card's
+    (fact,) = [f for facts in store.facts for f in facts if f.fact_id == "o:card-call"]
+    assert fact.contact and ("incr", "shown:call", "1") in fact.updates
+
+
+async def test_a_card_call_whose_touchpoint_could_not_be_applied_is_not_counted() -> None:
+    store = OrderedStore(poison=["broken-call"])
+    result = await handler(store).handle(records(outbound("card-call"), outbound("broken-call")))
+    assert [f for f in store.asked if f != "read"] == ["o:card-call"]
+    assert [r for _, r in result.results] == ["ok", "failed"]
