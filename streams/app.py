@@ -39,6 +39,7 @@ from streams.committed_worker import use_committed_reads
 from streams.consumer_lag import register_lag_timer
 from streams.dependency_up import LOOK_EVERY_S, redis_answers
 from streams.kafka_security import faust_credentials, use_settings
+from streams.key_secret import secret_weakness
 from streams.learner import learn_while_leader
 from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.model_reload import ModelReloads
@@ -47,7 +48,7 @@ from streams.redis_memory_watch import CHECK_EVERY_S, RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
 from streams.risk_learner import RiskLearner
 from streams.risk_sweeper import sweep_round
-from streams.settings import Settings, secret_weakness
+from streams.settings import Settings
 from streams.worker_pages import web_options
 from streams.worker_readiness import (
     coordinator_answers,

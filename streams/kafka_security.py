@@ -17,6 +17,7 @@ from typing import Any
 
 from streams.kafka_bootstrap import SEEN, accepts, bootstrap_failed, said_of
 from streams.settings import Settings, SettingsError
+from streams.settings_checks import check_kafka_security
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -44,7 +45,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka producers, consumers and admin clients."""
-    settings.check_kafka_security()
+    check_kafka_security(settings)
     protocol = settings.kafka_security_protocol.upper()
     if protocol == "PLAINTEXT":
         return {}

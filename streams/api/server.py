@@ -58,12 +58,13 @@ from streams.catalogue_reload import CatalogueReloader
 from streams.dependency_up import redis_answers
 from streams.event_loop import loop_name
 from streams.kafka_security import client_options, use_settings
+from streams.key_secret import secret_weakness
 from streams.listen_check import check_can_listen
 from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.redis_memory_watch import RedisMemoryWatch
 from streams.redis_restarts import RedisRestartWatch
-from streams.settings import Settings, SettingsError, secret_weakness
+from streams.settings import Settings, SettingsError
 from streams.startup_line import startup_line
 from streams.stop_watch import warn_if_still_stopping
 

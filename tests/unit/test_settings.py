@@ -9,7 +9,8 @@ from pathlib import Path
 import certifi
 import pytest
 
-from streams.settings import DEV_SECRET, Settings, SettingsError
+from streams.key_secret import DEV_SECRET
+from streams.settings import Settings, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
