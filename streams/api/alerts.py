@@ -2,22 +2,16 @@
 
 Each API process reads every partition (no consumer group), keeps the newest alerts in
 a ring buffer for ``Last-Event-ID`` resumption, and hands each new alert to every
-connected screen. An alert is ``<partition>-<offset>``; the event id a screen is sent is
-its stream's :class:`StreamPosition`, the newest offset it has passed in each partition,
-so that any replica, whatever order the partitions reached it in, resumes it without a
-gap.
+connected screen (:mod:`streams.api.alert_buffer`). An alert is
+``<partition>-<offset>``; the event id a screen is sent is its stream's
+:class:`StreamPosition`, the newest offset it has passed in each partition, so that any
+replica, whatever order the partitions reached it in, resumes it without a gap.
 
-Erased customers stay off the screens: an alert whose customer is erased (tombstone in
-Redis) is dropped, and an erasure, made by any API process (it reads the
-``customer-erasures`` topic too), removes the customer's alerts from the buffer and
-tells the connected screens that may show them to drop theirs (see
-:mod:`streams.api.screen_erasures`: each alert sent carries a keyed hash of the customer
-id, by which a screen is told of an erasure without learning who was erased). The hub
-remembers recent erasures (:class:`RecentErasures`): an alert checked before the erasure
-is not published after it, nor written from a screen's inbox, and a screen that resumes
-is told of each, in case it was away when it was made. A process that starts reads the
-last day's erasures from the topic before it is ready, so that a screen resuming on it
-hears of the erasures made before it started too.
+It reads the ``customer-erasures`` topic too: an erasure made by any API process removes
+the customer's alerts from the buffer and tells the screens. A process that starts reads
+the last day's erasures from the topic before it is ready, so that a screen resuming on
+it hears of the erasures made before it started too. Where it is in each partition is
+kept by hand (:mod:`streams.api.fanout_offsets`).
 """
 
 from __future__ import annotations
@@ -26,40 +20,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
+from aiokafka.errors import KafkaError
 
-from feature_store import StoreUnavailable
 from schemas import InvalidEvent, decode_erasure, decode_intervention
-from streams.api.alert_gaps import AlertGaps, Behind
+from streams.api.alert_buffer import ErasedCheck
+from streams.api.alert_gaps import Behind
 from streams.api.alert_holds import WARN_AFTER_S, TransactionHolds
 from streams.api.alert_readback import Dated, newest
-from streams.api.resume_notices import ResumeNotices
-from streams.api.screen_erasures import Erased, RecentErasures, with_customer_ref
-from streams.api.screen_feed import (
-    Alert,
-    Inbox,
-    Notice,
-    StreamPosition,
-    for_queue,
-    partition_offset,
-)
+from streams.api.fanout_offsets import END_LOOKUP_S, FanOutOffsets
+from streams.api.screen_erasures import with_customer_ref
+from streams.api.screen_feed import Alert, StreamPosition, partition_offset
 from streams.committed_reads import READ_COMMITTED
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
-POSITION_KNOWN_S = 0.05  # a position the consumer knows comes at once
-END_LOOKUP_S = 2.0  # a resuming screen waits this long at most for a partition's end
 READ_BACK_S = 5.0  # a process that starts reads the recent alerts this long at most
-__all__ = ["Alert", "AlertHub", "ErasedCheck", "Inbox", "StreamPosition", "for_queue"]
-ErasedCheck = Callable[[Sequence[str]], Awaitable[list[bool]]]  # customer ids -> erased?
 
 
-class AlertHub:
+class AlertHub(FanOutOffsets):
+    """The fan-out: reads both topics into the buffer, and places a resuming screen."""
+
     def __init__(
         self,
         bootstrap: str,
@@ -72,32 +56,13 @@ class AlertHub:
         partitions_every_s: float = 30.0,
         held_warn_s: float = WARN_AFTER_S,
     ) -> None:
+        super().__init__(topic, erasures_topic, erased, refer, backlog, retry_s)
         self._bootstrap = bootstrap
         self._partitions_every_s = partitions_every_s  # how soon added partitions are read
-        self._topic = topic
-        self._erasures_topic = erasures_topic
-        self._erased = erased
-        self.refer = refer  # customer id -> the customer_ref screens know them by
-        self._backlog = backlog
-        self._retry_s = retry_s
-        self._buffer: deque[Alert] = deque(maxlen=backlog)
         self._holds = TransactionHolds(topic, held_warn_s)
-        # where the buffer holds every alert read, and what left it (see missed)
-        self._gaps = AlertGaps()
         # partition added while the process ran -> its first offset: a screen whose
         # position names no such partition was positioned before it was there
         self._added_from: dict[int, int] = {}
-        self.erased_lately = RecentErasures()
-        # what a resumed screen is told of them first, built once per change (not per screen)
-        self.resume_notices = ResumeNotices(self.erased_lately)
-        # what else forgets an erased customer (the fallbacks' contacts), told by forget
-        self.also_forget: list[Callable[[str], None]] = []
-        # partition -> next offset, kept across reconnections: alerts and erasures made
-        # while the fan-out was away are read then, not skipped
-        self._alerts_read: dict[int, int] = {}
-        self._erasures_read: dict[int, int] = {}
-        self._ends: dict[int, int] = {}  # interventions partition -> the broker's end
-        self._subscribers: set[Inbox] = set()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None  # while connected
         self._answered_at: float | None = None  # see last_answer
@@ -123,12 +88,6 @@ class AlertHub:
             if newest is not None:
                 self._answered_at = max(newest / 1000, self._answered_at or 0.0)
         return self._answered_at
-
-    def since(self, position: StreamPosition, queue: str | None) -> list[Alert]:
-        """Buffered alerts the stream has not gone past, in ``queue`` if one is named.
-        The position is per partition, so a screen that resumes on another replica,
-        which received the partitions in another order, misses none."""
-        return [a for a in self._buffer if not position.passed(a) and for_queue(a, queue)]
 
     def behind(self, sent: StreamPosition, queue: str | None) -> list[Behind]:
         """The partitions where alerts after the position a screen ``sent`` have left the
@@ -172,93 +131,6 @@ class AlertHub:
         customer erased)."""
         buffered = {partition_offset(alert.id)[0] for alert in self._buffer}
         return {p: o for p, o in self._alerts_read.items() if p not in buffered}
-
-    def subscribe(self, queue: str | None = None) -> Inbox:
-        """An inbox for a screen following ``queue`` (``None``: every queue)."""
-        inbox = Inbox(queue)  # bounded by Inbox.behind
-        self._subscribers.add(inbox)
-        return inbox
-
-    def unsubscribe(self, inbox: Inbox) -> None:
-        self._subscribers.discard(inbox)
-
-    def close_all(self) -> None:
-        """End every screen's stream (the process is stopping, or a partition started
-        over); each one resumes from its position."""
-        for inbox in self._subscribers:
-            inbox.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                inbox.put_nowait(None)
-        self._subscribers.clear()
-
-    def forget(self, customer_id: str, at: float | None = None) -> None:
-        """The customer was erased (``at``, default now): remember it, drop their
-        buffered alerts and tell the screens."""
-        ref = self.refer(customer_id)
-        # the erasing process hears of it twice: at once, and from the erasures topic
-        told = customer_id in self.erased_lately
-        self.erased_lately.add(customer_id, ref, at)
-        for forget in self.also_forget:
-            forget(customer_id)
-        kept = (a for a in self._buffer if a.intervention.customer_id != customer_id)
-        self._buffer = deque(kept, maxlen=self._backlog)
-        if not told:  # the screens dropped their cards, and were sent none since
-            self._notify(Erased(customer_id, ref))
-
-    def publish(self, alerts: Sequence[Alert]) -> None:
-        """Buffer alerts (already checked against erasures) and hand them to the screens,
-        less those of customers erased since the check began, and those the buffer holds
-        already under another offset (sent again by a worker that could not know Kafka
-        had taken them: a broker that answered too late, a batch taken over)."""
-        buffered = {a.intervention.intervention_id for a in self._buffer}
-        for alert in alerts:
-            if alert.intervention.customer_id in self.erased_lately:
-                continue
-            if alert.intervention.intervention_id in buffered:
-                continue
-            buffered.add(alert.intervention.intervention_id)
-            if len(self._buffer) == self._buffer.maxlen:  # the oldest leaves the buffer
-                self._gaps.left((self._buffer or [alert])[0])
-            self._buffer.append(alert)
-            self._notify(alert)
-
-    def _notify(self, notice: Notice) -> None:
-        for inbox in list(self._subscribers):
-            if inbox.behind(notice):  # too far behind: its stream ends, and it resumes
-                inbox.closed = True
-                self._subscribers.discard(inbox)
-            else:
-                inbox.put_nowait(notice)
-
-    async def unless_erased(self, alerts: list[Alert]) -> list[Alert]:
-        """The alerts whose customers are not erased. While Redis cannot say, the alerts
-        wait (an erased customer must not reach a screen), and so do the ones after them."""
-        if not alerts:
-            return []
-        delay = self._retry_s
-        while True:
-            try:
-                gone = await self._erased([a.intervention.customer_id for a in alerts])
-            except StoreUnavailable as exc:
-                log.warning("holding %d alerts until Redis can say who is erased: %s",
-                            len(alerts), exc)  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            return [alert for alert, erased in zip(alerts, gone, strict=True) if not erased]
-
-    async def recheck(self, alerts: list[Alert] | None = None) -> list[Alert]:
-        """Check ``alerts`` (by default every buffered one) against the tombstones again
-        (after the fan-out was down a while; before a stream sends its backlog, an
-        erasure whose record never reached Kafka being unknown here): an erased
-        customer's are dropped, and the screens told. The alerts kept."""
-        alerts = list(self._buffer) if alerts is None else alerts
-        kept = await self.unless_erased(alerts)
-        for customer_id in {a.intervention.customer_id for a in alerts} - {
-            a.intervention.customer_id for a in kept
-        }:
-            self.forget(customer_id)
-        return kept
 
     async def _run(self) -> None:
         while True:
@@ -447,101 +319,6 @@ class AlertHub:
             if at >= 0:  # where it is, in the log it reads (the backlog may name an older one)
                 self._erasures_read[tp.partition] = at
 
-    def _unread(
-        self,
-        consumer: AIOKafkaConsumer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord[bytes, bytes]],
-    ) -> list[ConsumerRecord[bytes, bytes]]:
-        """The records this process has not read before: those read already (a partition
-        read again from an older offset) are left out, and the partition is taken back
-        to where it was; one whose end is now before it was made again."""
-        known = self._read_of(tp).get(tp.partition)
-        if known is None or records[0].offset >= known:
-            return records
-        end = consumer.highwater(tp)
-        if end is not None and end < known:  # it started over: the topic was made again
-            self._started_over(tp, records[0].offset)
-            return records
-        if records[-1].offset + 1 < known:
-            consumer.seek(tp, known)
-        return [r for r in records if r.offset >= known]
-
-    def _read_of(self, tp: TopicPartition) -> dict[int, int]:
-        """Per partition of ``tp``'s topic, the offset this process reads next there."""
-        return self._erasures_read if tp.topic == self._erasures_topic else self._alerts_read
-
-    async def _fetch(
-        self,
-        consumer: AIOKafkaConsumer,
-        *partitions: TopicPartition,
-        timeout_ms: int,
-        max_records: int | None = None,
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        """The consumer's next records, its positions kept by hand: it resets none itself
-        (a reset to the oldest record kept would pass a deletion by untold)."""
-        try:
-            found: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-            found = await consumer.getmany(*partitions, timeout_ms=timeout_ms,
-                                           max_records=max_records)  # fmt: skip
-            return found
-        except OffsetOutOfRangeError as exc:  # deleted, or past a new end
-            for tp, offset in exc.args[0].items():
-                await self._out_of_range(consumer, tp, offset)
-        except NoOffsetForPartitionError:  # assigned anew (partitions added, a topic made
-            # again): every partition lost its position, though one is named at a time
-            for tp in consumer.assignment():
-                read = self._read_of(tp)
-                if tp.partition in read:  # where it was
-                    consumer.seek(tp, read[tp.partition])
-                else:  # added while it runs: from its oldest record kept
-                    await consumer.seek_to_beginning(tp)
-        return {}
-
-    async def _out_of_range(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int
-    ) -> None:
-        """``offset`` of the partition is no longer in its log: retention deleted it (and
-        those after it, up to the oldest kept) while the fan-out was behind, or the topic
-        was made again, ending before it. Deleted alerts are a gap to every screen that had
-        not passed them: the screens streaming now end, and are told as they resume."""
-        await consumer.seek_to_beginning(tp)
-        # the broker not saying in time: the fan-out connects again, and finds out then
-        start = await asyncio.wait_for(consumer.position(tp), END_LOOKUP_S)
-        if start <= offset:  # the log ends before it: made again
-            self._started_over(tp, start)
-        elif tp.topic == self._topic:
-            log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
-                        "them; screens that had not passed them are told of a gap",
-                        tp.topic, tp.partition, offset, start - 1)  # fmt: skip
-            self._gaps.never_read(tp.partition, before=start)
-            self.close_all()
-        else:  # erasures it never heard of: their customers' alerts may reach screens
-            log.warning("%s[%d]: offsets %d to %d were deleted before the alert fan-out read "
-                        "them", tp.topic, tp.partition, offset, start - 1)  # fmt: skip
-
-    @staticmethod
-    async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition, unknown: int) -> int:
-        """The consumer's position in ``tp``, or ``unknown`` where it has none (assigned
-        anew, until the next fetch places it): aiokafka's would wait for one for ever."""
-        try:
-            found: int = await asyncio.wait_for(consumer.position(tp), POSITION_KNOWN_S)
-        except (KafkaError, TimeoutError):
-            return unknown
-        return found
-
-    async def _past_markers(self, consumer: AIOKafkaConsumer, read: dict[int, int]) -> None:
-        """Where the consumer went past offsets that held no alert (a transaction's
-        markers) with nothing to hand on: read, so that retention deleting them later is
-        not taken for alerts deleted unread (on a reconnection)."""
-        for tp in consumer.assignment():
-            if tp.topic != self._topic or tp.partition in read:
-                continue
-            known = self._alerts_read.get(tp.partition)
-            at = await self._position(consumer, tp, -1)
-            if known is not None and at > known:
-                self._alerts_read[tp.partition] = at
-
     def _saw_holds(self, consumer: AIOKafkaConsumer) -> None:
         """Whether a transaction left open holds a partition's alerts back."""
         for tp in consumer.assignment():
@@ -553,26 +330,6 @@ class AlertHub:
     def held_s(self) -> float:
         """How long alerts have waited for a transaction left open (0.0: they do not)."""
         return self._holds.held_s()
-
-    def _started_over(self, tp: TopicPartition, first: int) -> None:
-        """A partition whose end is now before where this process had read it (the topic
-        was deleted and made again, or its log lost): read it anew from ``first``, and
-        forget the old partition's alerts (their positions name offsets of another log;
-        a screen's position there is beyond the new end, so it starts over too)."""
-        log.warning("%s[%d] starts over at offset %d (it ended past it before): the topic "
-                    "was made again", tp.topic, tp.partition, first)  # fmt: skip
-        if tp.topic == self._erasures_topic:
-            self._erasures_read[tp.partition] = first
-            return
-        self._alerts_read[tp.partition] = first
-        self._gaps.start_over(tp.partition, first)
-        self._ends[tp.partition] = first
-        old = (a for a in self._buffer if partition_offset(a.id)[0] != tp.partition)
-        self._buffer = deque(old, maxlen=self._backlog)
-        # the screens streaming now have passed offsets of the old log there, and would
-        # take the new one's alerts for passed: their streams end, and each resumes with
-        # that partition dropped from its position (past the new end)
-        self.close_all()
 
     def _erasures(self, records: list[ConsumerRecord[bytes, bytes]], dated: bool = False) -> None:
         """Forget the customers of erasure records: as erased when the records say

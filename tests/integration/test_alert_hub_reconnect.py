@@ -19,8 +19,10 @@ from aiokafka import AIOKafkaProducer
 
 from feature_store import FeatureStore, StoreConfig, StoreUnavailable
 from schemas import CustomerErasure, encode_erasure
-from streams.api.alerts import AlertHub, ErasedCheck, StreamPosition
+from streams.api.alert_buffer import ErasedCheck
+from streams.api.alerts import AlertHub
 from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
+from streams.api.screen_feed import StreamPosition
 from streams.services import Services
 from streams.settings import Settings
 from streams.topics import CUSTOMER_ERASURES, INTERVENTIONS, ensure_topics

@@ -16,7 +16,8 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.api.alerts import AlertHub, StreamPosition
+from streams.api.alerts import AlertHub
+from streams.api.screen_feed import StreamPosition
 from streams.services import Services
 from tests.integration.test_alert_hub_reconnect import REFS, FanOut, fan_out
 from tests.integration.test_api_support import eventually

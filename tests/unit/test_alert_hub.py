@@ -17,8 +17,9 @@ from aiokafka.errors import KafkaConnectionError
 from feature_store import StoreUnavailable
 from schemas import decode_intervention
 from streams.api import alerts as alerts_module
-from streams.api.alerts import Alert, AlertHub, StreamPosition
+from streams.api.alerts import AlertHub
 from streams.api.screen_erasures import CustomerRefs, Erased, RecentErasures
+from streams.api.screen_feed import Alert, StreamPosition
 from tests.unit.logged import said_by
 
 REFS = CustomerRefs(b"unit-test-secret")

@@ -22,8 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import decode_intervention
 from streams.api import alert_stream
-from streams.api.alerts import Alert, AlertHub, StreamPosition
+from streams.api.alerts import AlertHub
 from streams.api.screen_erasures import CustomerRefs
+from streams.api.screen_feed import Alert, StreamPosition
 from streams.settings import Settings
 from tests.unit.api_app import KEYS, SHOP, api_app
 
