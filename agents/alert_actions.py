@@ -93,11 +93,11 @@ _REFUSED = {  # why the contact policy refuses an offer, by the start of its rea
     "suppressed:cooldown:": "it was offered to them lately",
     "suppressed:cap:": "they were offered it as often as a week allows",
     "suppressed:accepted:": "they accepted it lately",
-    "suppressed:fatigue:call:day": "they had as many offers by call as a day allows",
-    "suppressed:fatigue:call:week": "they had as many offers by call as a week allows",
-    "suppressed:fatigue:outbound:day": "they had as many offers by email, text and call as "
+    "suppressed:fatigue:call:day": "they had as many contacts by call as a day allows",
+    "suppressed:fatigue:call:week": "they had as many contacts by call as a week allows",
+    "suppressed:fatigue:outbound:day": "they had as many contacts by email, text and call as "
     "a day allows",
-    "suppressed:fatigue:outbound:week": "they had as many offers by email, text and call "
+    "suppressed:fatigue:outbound:week": "they had as many contacts by email, text and call "
     "as a week allows",
     "not_in_catalogue:": "it is not in the catalogue",
     "not_available:": "it is not on offer today",
@@ -147,7 +147,7 @@ def calls_capped_action(action: str, capped: CallsCapped, timezone: str | None) 
     >>> day = CallsCapped("suppressed:fatigue:call:day", lifts_tomorrow=True)
     >>> calls_capped_action("Route to the save desk.", day, "Europe/Paris")
     'Do not call them back before tomorrow, their time: the call caps are reached (they \
-had as many offers by call as a day allows). Should they call in: route to the save desk.'
+had as many contacts by call as a day allows). Should they call in: route to the save desk.'
     >>> week = CallsCapped("suppressed:fatigue:outbound:week", lifts_tomorrow=False)
     >>> calls_capped_action("Route to the save desk.", week, None).split(" (")[0]
     'Do not call them back: the call caps are reached'

@@ -18,8 +18,11 @@ real Faust stream so that a Faust that changes them fails there.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class _Buffer:
@@ -35,17 +38,23 @@ class _Buffer:
         self.open.set()
 
     async def add(self, value: Any) -> Any:
-        """The stream's processor: adds the event under way, after waiting for room."""
-        if not self.open.is_set():
-            await self.open.wait()
-        event = self._stream.current_event
-        if event is None:
-            raise RuntimeError("a batch found no current event on its stream")
-        self.events.append(event)
-        self.started.set()
-        if len(self.events) >= self._max:
-            self.open.clear()
-            self.full.set()
+        """The stream's processor: adds the event under way, after waiting for room. A
+        fault here crashes the stream (logged), which ends its batches: the agent does
+        not wait on for events that never come."""
+        try:
+            if not self.open.is_set():
+                await self.open.wait()
+            event = self._stream.current_event
+            if event is None:
+                raise RuntimeError("a batch found no current event on its stream")
+            self.events.append(event)
+            self.started.set()
+            if len(self.events) >= self._max:
+                self.open.clear()
+                self.full.set()
+        except Exception as exc:  # cancellation goes on
+            log.exception("touchpoints could not be batched")
+            await self._stream.crash(exc)
         return value
 
     def hand_out(self) -> list[Any]:

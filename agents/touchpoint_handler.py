@@ -198,7 +198,8 @@ class TouchpointHandler:
             await self._store.apply_facts(facts)
         except StoreUnavailable:
             raise
-        except Exception:  # a customer's keys Redis refuses: their touchpoint failed too
+        except Exception:  # a customer's contact counts Redis refuses (a corrupt key):
+            # their touchpoint stands, and the call is not counted (a rebuild counts it)
             log.warning("calls made from alert cards not counted", exc_info=True)
 
     async def _apply_with_retries(

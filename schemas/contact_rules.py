@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 
 import msgspec
@@ -196,7 +196,15 @@ def _first_pass_end(local: datetime) -> int | None:
     """
     if not local.fold:
         return None
-    tz, wall = local.tzinfo, local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
+    wall = local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
+    return _went_back_from(local.tzinfo, wall)
+
+
+@functools.lru_cache(maxsize=1024)
+def _went_back_from(tz: tzinfo | None, wall: datetime) -> int | None:
+    """:func:`_first_pass_end` of the local time ``wall`` (naive, to the minute, in its
+    second pass in ``tz``): worked out once per zone and minute, as every decision of
+    that hour asks."""
     for _ in range(24 * 60):  # the time lived twice: an hour, or half of one
         wall += timedelta(minutes=1)
         if wall.replace(tzinfo=tz).utcoffset() == wall.replace(tzinfo=tz, fold=1).utcoffset():

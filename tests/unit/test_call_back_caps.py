@@ -85,7 +85,7 @@ def test_a_call_back_past_the_caps_is_raised_and_says_not_to_call() -> None:
         assert alert.reasons[-1] == "fatigue:call:day"
         assert alert.suggested_action.startswith(
             "Do not call them back before tomorrow, their time: the call caps are reached "
-            "(they had as many offers by call as a day allows). Should they call in: "
+            "(they had as many contacts by call as a day allows). Should they call in: "
         )
     assert by_kind["save_desk"].suggested_action.endswith(ACTIONS["save_desk"][1:])
 

@@ -8,12 +8,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
 
-from agents.touchpoint_batches import take_batches
+from agents.touchpoint_batches import _Buffer, take_batches
 from tests.unit.test_learner_figures import eventually
 
 
@@ -140,3 +141,23 @@ async def test_a_batch_asked_for_with_no_room_or_no_wait_is_refused(
     rig = Rig()
     with pytest.raises(ValueError, match="a batch needs"):
         await anext(take_batches(rig.stream, max_, within))
+
+
+async def test_a_fault_batching_an_event_crashes_the_stream() -> None:
+    """As Faust's take_events does: logged, and the stream crashed (below)."""
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    stream = SimpleNamespace(current_event=None, crash=crash)  # no event under way
+    assert await _Buffer(stream, 10).add("value") == "value"
+    assert [str(exc) for exc in crashed] == ["a batch found no current event on its stream"]
+
+
+async def test_a_crashed_stream_ends_its_batches() -> None:
+    rig = Rig()
+    task = asyncio.ensure_future(collect(take_batches(rig.stream, 10, 0.01), [], [], rig))
+    await asyncio.sleep(0.05)
+    await rig.stream.crash(RuntimeError("the stream's processor failed"))
+    await asyncio.wait_for(task, 5)  # the agent is not left waiting for events
