@@ -174,14 +174,20 @@ class TouchpointHandler:
         ahead, or dated a placeholder time (before the batch's reads: its
         decisions honour them). Raises :class:`StoreUnavailable` only (the batch is
         retried; they are idempotent)."""
+        # a customer's keys Redis refuses: the letter stays
+        await self._apply_beside(facts, "withdrawals dated ahead or a placeholder time")
+
+    async def _apply_beside(self, facts: list[Fact], what: str) -> None:
+        """Apply facts beside the batch's touchpoints; :class:`StoreUnavailable` raises
+        (the batch is retried: they are idempotent), another failure is logged."""
         if not facts:
             return
         try:
             await self._store.apply_facts(facts)
         except StoreUnavailable:
             raise
-        except Exception:  # a customer's keys Redis refuses: the letter stays
-            log.warning("withdrawals dated ahead or a placeholder time not applied", exc_info=True)
+        except Exception:
+            log.warning("%s not applied", what, exc_info=True)
 
     async def _count_card_calls(
         self, events: list[TouchpointEvent], statuses: Sequence[ApplyStatus | None]
@@ -192,15 +198,9 @@ class TouchpointHandler:
         (the batch is retried)."""
         facts = [fact for event, status in zip(events, statuses, strict=True)
                  if status is not None for fact in card_call_facts(event)]  # fmt: skip
-        if not facts:
-            return
-        try:
-            await self._store.apply_facts(facts)
-        except StoreUnavailable:
-            raise
-        except Exception:  # a customer's contact counts Redis refuses (a corrupt key):
-            # their touchpoint stands, and the call is not counted (a rebuild counts it)
-            log.warning("calls made from alert cards not counted", exc_info=True)
+        # contact counts Redis refuses (a corrupt key): their touchpoints stand, and the
+        # calls are not counted (a rebuild counts them)
+        await self._apply_beside(facts, "contacts of calls made from alert cards")
 
     async def _apply_with_retries(
         self,

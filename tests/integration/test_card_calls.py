@@ -4,19 +4,19 @@ when the outbound call names the card it was made from."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.conftest import Pipeline
 from tests.integration.test_interventions_pipeline import (
     CALL_ONCE_A_DAY,
     NOW,
     event,
     near_noon,
+    save_desk_cards,
     send,
     settle,
 )
@@ -58,11 +58,7 @@ async def test_a_call_made_from_a_card_is_counted_against_the_call_caps(
     assert shown == {"blank": {}, "carded": {"call": 1}, "plain": {}}
     pages = [event("web_click", c, NOW, f"page-{c}", page="/account/cancel") for c in customers]
     await send(pipeline, pages)
-    records = await consume_all(
-        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 3
-    )
-    cards = {a["customer_id"]: a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
-             if a["kind"] == "save_desk"}  # fmt: skip
+    cards = await save_desk_cards(pipeline, 3)
     assert cards["carded"]["reasons"] == ["visited:cancellation_page", "fatigue:call:day"]
     assert cards["carded"]["suggested_action"].startswith("Do not call them back before tomorrow")
     for customer in ("plain", "blank"):

@@ -217,11 +217,7 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     pages = [event("web_click", c, NOW, f"caps-page-{c}", page="/account/cancel")
              for c in ("caller", "browser")]  # fmt: skip
     await send(pipeline, pages)
-    records = await consume_all(
-        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), 2
-    )
-    alerts = {a["customer_id"]: a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
-              if a["kind"] == "save_desk"}  # fmt: skip
+    alerts = await save_desk_cards(pipeline, 2)
     assert alerts["caller"]["reasons"] == ["visited:cancellation_page", "fatigue:call:day"]
     assert alerts["caller"]["suggested_action"].startswith("Do not call them back before tomorrow")
     assert alerts["browser"]["reasons"] == ["visited:cancellation_page"]
@@ -250,6 +246,16 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
         ("caps-page-2", ["visited:cancellation_page"]),
     ]
     assert cards[-1]["suggested_action"].startswith("Route to the save desk")
+
+
+async def save_desk_cards(pipeline: Pipeline, at_least: int) -> dict[str, dict[str, Any]]:
+    """The save desk cards on the interventions topic (once it holds ``at_least``
+    alerts), the newest of each customer's."""
+    records = await consume_all(
+        pipeline.services.kafka_bootstrap, pipeline.topic("interventions"), at_least
+    )
+    return {a["customer_id"]: a for a in (json.loads(r.value) for r in records)  # type: ignore[attr-defined]
+            if a["kind"] == "save_desk"}  # fmt: skip
 
 
 async def lift_the_call_caps(worker: Any, catalogue: Path) -> None:
