@@ -41,7 +41,8 @@ from streams.dependency_up import LOOK_EVERY_S, redis_answers
 from streams.kafka_security import faust_credentials, use_settings
 from streams.key_secret import secret_weakness
 from streams.learner import learn_while_leader
-from streams.metrics import LATENCY_BUCKETS, Metrics
+from streams.metric_families import LATENCY_BUCKETS
+from streams.metrics import Metrics
 from streams.model_reload import ModelReloads
 from streams.offer_learner import OfferLearner
 from streams.redis_memory_watch import CHECK_EVERY_S, RedisMemoryWatch
