@@ -231,7 +231,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from feature_store import StoreUnavailable
     from streams.app import build_store
     from streams.kafka_security import connection_trouble
-    from streams.rebuild import RebuildError, TargetUnreachable, rebuild
+    from streams.rebuild import rebuild
+    from streams.rebuild_report import RebuildError, TargetUnreachable
 
     if args.redis_url is not None:  # checked as MOMENTS_REDIS_URL is
         try:

@@ -24,7 +24,8 @@ from feature_store import LAYOUT, FeatureStore, StoreConfig
 from feature_store.facts import ts_ms
 from feature_store.rooms import CURRENCY_ROOM
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
-from streams.rebuild import RebuildError, rebuild
+from streams.rebuild import rebuild
+from streams.rebuild_report import RebuildError
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_partitions

@@ -23,7 +23,8 @@ from feature_store import CustomerFeatures, FeatureStore, StoreConfig, StoreUnav
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, Survey, decode_touchpoint, encode_erasure
 from schemas.risk import RiskExample, encode_risk_example
-from streams.rebuild import RebuildReport, rebuild
+from streams.rebuild import rebuild
+from streams.rebuild_report import RebuildReport
 from streams.services import LocalRedis
 from streams.settings import Settings
 from tests.integration.conftest import SECRET, Pipeline

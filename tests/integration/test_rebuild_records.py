@@ -17,7 +17,8 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from agents.letters import SourceRecord, dead_letter_headers
 from feature_store import FeatureStore, StoreConfig
 from schemas import NextBestOffer, OfferScore, encode_decision
-from streams.rebuild import RebuildReport, rebuild
+from streams.rebuild import rebuild
+from streams.rebuild_report import RebuildReport
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics

@@ -20,9 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from feature_store import ApplyStatus
 from feature_store.facts import ts_ms
 from schemas import CustomerErasure, decode_touchpoint, encode_erasure
-from streams import rebuild as rebuild_module
 from streams.app import build_store
 from streams.rebuild import rebuild
+from streams.rebuild_replay import Replay
 from streams.services import LocalRedis
 from streams.settings import Settings
 from tests.integration.conftest import Pipeline
@@ -138,14 +138,14 @@ async def test_rebuild_writes_nothing_of_a_customer_whose_block_ran_out_meanwhil
     tag = store.pseudonym(customer)
     record = CustomerErasure(customer_id=customer, subject=tag, ts=erased_at, keys_removed=3)
     await write(pipeline, "customer-erasures", [(customer.encode(), encode_erasure(record))])
-    replay_touchpoints = rebuild_module._Replay.replay_touchpoints
+    replay_touchpoints = Replay.replay_touchpoints
 
     async def slow_replay(self: Any) -> None:  # the block runs out meanwhile
         await replay_touchpoints(self)
         assert await keys_tagged(private_redis.url, tag)  # erased again: the tombstone
         await asyncio.sleep(8)
 
-    monkeypatch.setattr(rebuild_module._Replay, "replay_touchpoints", slow_replay)
+    monkeypatch.setattr(Replay, "replay_touchpoints", slow_replay)
     try:
         await rebuild(settings, store)
         assert await keys_tagged(private_redis.url, tag) == []

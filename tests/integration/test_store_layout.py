@@ -30,7 +30,8 @@ from feature_store import (
 )
 from schemas import WebClick
 from streams.app import build_store
-from streams.rebuild import RebuildError, TargetUnreachable, rebuild
+from streams.rebuild import rebuild
+from streams.rebuild_report import RebuildError, TargetUnreachable
 from streams.redis_checks import check_redis_layout, warn_about_redis_setup
 from streams.services import LocalRedis, free_port
 from streams.services.local_redis import LocalRedisCluster

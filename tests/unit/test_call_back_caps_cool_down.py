@@ -19,7 +19,7 @@ from feature_store import CustomerFeatures, intervention_fact
 from feature_store.facts import CALLS_CAPPED_REASONS, Fact, ts_ms
 from feature_store.features import ContactHistory
 from schemas import WebClick
-from streams.rebuild import _Replay
+from streams.rebuild_replay import Replay
 from streams.settings import Settings
 from tests.unit.factories import T0, apply_all, features_of
 from tests.unit.test_call_back_caps import DAY, ONCE_A_DAY, WEEK, calling, page, seen
@@ -195,7 +195,7 @@ class RebuildStore:
 async def test_the_rebuild_keeps_a_replayed_capped_card_as_capped() -> None:
     [alert] = interventions_for(page(), seen({"call": 1}), AT, calls_capped=WEEK)
     store = RebuildStore()
-    replay = _Replay(Settings(), store, 100)  # type: ignore[arg-type]
+    replay = Replay(Settings(), store, 100)  # type: ignore[arg-type]
     await replay._interventions([SimpleNamespace(value=msgspec.json.encode(alert))])  # type: ignore[list-item]
     [fact] = store.facts
     assert ("max", CAPPED_FIELD, str(ts_ms(AT))) in fact.updates

@@ -16,7 +16,7 @@ from feature_store import ApplyStatus
 from schemas import WebClick, decode_redrive, encode_redrive
 from streams.dead_letters import DeadLetter, DeadLetterSummary
 from streams.letter_identity import Held
-from streams.rebuild import _Replay
+from streams.rebuild_replay import Replay
 from streams.redrive_plan import RedrivePlan
 from streams.settings import Settings
 
@@ -131,7 +131,7 @@ async def test_the_rebuild_holds_out_only_the_record_a_letter_holds() -> None:
     """A letter of a record lost since (refused, or of a batch given up long ago) holds out
     nothing at its place now; one of the record there does."""
     store = Applied()
-    run = _Replay(Settings.from_env({}), store, 500)  # type: ignore[arg-type]
+    run = Replay(Settings.from_env({}), store, 500)  # type: ignore[arg-type]
     run.source = "touchpoints"
     refused, ahead = click("refused"), click("ahead", minutes_ago=60)
     day_ago = NOW_MS - 86_400_000  # when the worker took the batches given up

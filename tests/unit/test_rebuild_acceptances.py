@@ -21,8 +21,8 @@ from schemas import (
     encode_outcome,
 )
 from schemas.outcomes import OutcomeKind
-from streams.rebuild import _Replay
 from streams.rebuild_acceptances import AcceptanceJoin, Kept, keep_again
+from streams.rebuild_replay import Replay
 from streams.settings import Settings
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -172,7 +172,7 @@ def _record(value: bytes, offset: int, sent: datetime | None = None) -> SimpleNa
 async def test_the_rebuild_joins_the_outcomes_read_and_counts_those_it_skips() -> None:
     settings = Settings.from_env({})
     store = Store()
-    run = _Replay(settings, store, 500)  # type: ignore[arg-type]
+    run = Replay(settings, store, 500)  # type: ignore[arg-type]
     now = datetime.now(UTC).replace(microsecond=0)
     gone = CustomerErasure(customer_id="c-gone", subject="s", ts=now - timedelta(hours=1))
     await run._erasures([_record(encode_erasure(gone), 0)])

@@ -14,7 +14,7 @@ from feature_store import ApplyStatus
 from feature_store.facts import DAY_MS
 from feature_store.records import ErasureReceipt
 from schemas import CustomerErasure, WebClick, encode_erasure
-from streams.rebuild import _Replay
+from streams.rebuild_replay import Replay
 from streams.settings import Settings
 
 
@@ -54,7 +54,7 @@ async def test_an_erasure_whose_tombstone_runs_out_during_the_rebuild_still_hold
     settings = Settings.from_env({})
     block_ms = settings.tombstone_days * DAY_MS
     store = Tombstones(block_ms)
-    run = _Replay(settings, store, 500)  # type: ignore[arg-type]
+    run = Replay(settings, store, 500)  # type: ignore[arg-type]
     now = datetime.now(UTC)
     erased = CustomerErasure(customer_id="c-gone", subject="s",
                              ts=now - timedelta(milliseconds=block_ms - 50))  # fmt: skip
@@ -77,7 +77,7 @@ async def test_a_lapsed_block_holds_out_to_its_last_millisecond_and_no_further()
     settings = Settings.from_env({})
     block_ms = settings.tombstone_days * DAY_MS
     store = Tombstones(block_ms)
-    run = _Replay(settings, store, 500)  # type: ignore[arg-type]
+    run = Replay(settings, store, 500)  # type: ignore[arg-type]
     erased_ms = int(time.time() * 1000) - block_ms - DAY_MS  # the block ended a day ago
     erased = CustomerErasure(customer_id="c-back", subject="s",
                              ts=datetime.fromtimestamp(erased_ms / 1000, UTC))  # fmt: skip
@@ -105,7 +105,7 @@ async def test_a_touchpoint_still_dated_past_the_skew_is_not_replayed() -> None:
     after the letters were read): a worker refused it, so the rebuild does too."""
     settings = Settings.from_env({})
     store = Tombstones(settings.tombstone_days * DAY_MS)
-    run = _Replay(settings, store, 500)  # type: ignore[arg-type]
+    run = Replay(settings, store, 500)  # type: ignore[arg-type]
     now_ms = int(time.time() * 1000)
     skew_ms = int(settings.max_future_skew_s * 1000)
 

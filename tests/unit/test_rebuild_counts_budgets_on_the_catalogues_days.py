@@ -17,7 +17,7 @@ from agents.offer_budget import budget_day
 from feature_store import ApplyStatus, BudgetSpend
 from feature_store.budgets import KEPT_DAYS
 from schemas import NextBestOffer, OfferScore, encode_decision
-from streams.rebuild import _Replay
+from streams.rebuild_replay import Replay
 from streams.settings import Settings
 
 CATALOGUE = """
@@ -75,7 +75,7 @@ async def test_the_rebuild_counts_the_budgets_on_the_catalogues_days(tmp_path: P
     path = tmp_path / "offers.toml"
     path.write_text(CATALOGUE.replace("{zone}", zone))
     store = Recording()
-    run = _Replay(Settings.from_env({"MOMENTS_CATALOGUE_PATH": str(path)}), store, 500)  # type: ignore[arg-type]
+    run = Replay(Settings.from_env({"MOMENTS_CATALOGUE_PATH": str(path)}), store, 500)  # type: ignore[arg-type]
 
     oldest_kept = today - timedelta(days=KEPT_DAYS - 1)
     # whole days before now: each on another date in the zone than in UTC (no DST there)

@@ -20,7 +20,7 @@ from feature_store import ApplyStatus, Fact
 from feature_store.facts import DAY_MS
 from feature_store.records import ErasureReceipt
 from schemas import Consent, CustomerErasure, encode_erasure
-from streams.rebuild import _Replay
+from streams.rebuild_replay import Replay
 from streams.rebuild_withdrawals import LOG_APPEND_TIME
 from streams.settings import Settings
 from tests.unit.test_rebuild_blocks import Tombstones
@@ -57,7 +57,7 @@ def ms(at: datetime) -> int:
 async def test_a_withdrawal_sent_after_the_first_erasure_is_kept_when_erased_again() -> None:
     settings = Settings.from_env({})
     store = FirstErasure(settings.tombstone_days * DAY_MS)
-    run = _Replay(settings, store, 500)  # type: ignore[arg-type]
+    run = Replay(settings, store, 500)  # type: ignore[arg-type]
     now = datetime.now(UTC).replace(microsecond=0)
     first, second = now - timedelta(hours=2), now - timedelta(hours=1)
     await run._erasures([

@@ -16,7 +16,8 @@ from feature_store import ApplyStatus
 from feature_store.facts import DAY_MS
 from feature_store.records import ErasureReceipt
 from schemas import CustomerErasure, WebClick, encode_erasure
-from streams.rebuild import RebuildReport, _Replay
+from streams.rebuild_replay import Replay
+from streams.rebuild_report import RebuildReport
 from streams.settings import Settings
 
 NOW = datetime.now(UTC)
@@ -57,7 +58,7 @@ def _click(customer_id: str, offset: int, at: datetime = NOW) -> SimpleNamespace
 
 async def test_every_touchpoint_read_is_in_one_count_of_the_line() -> None:
     settings = Settings.from_env({})
-    run = _Replay(settings, Store(), 500)  # type: ignore[arg-type]
+    run = Replay(settings, Store(), 500)  # type: ignore[arg-type]
     block_ms = settings.tombstone_days * DAY_MS
     lapsed_at = NOW - timedelta(milliseconds=block_ms + DAY_MS)  # its block ended a day ago
     await run._erasures([
