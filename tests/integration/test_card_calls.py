@@ -12,13 +12,12 @@ import pytest
 
 from tests.integration.conftest import Pipeline
 from tests.integration.test_interventions_pipeline import (
-    CALL_ONCE_A_DAY,
     NOW,
     event,
-    near_noon,
     save_desk_cards,
     send,
     settle,
+    start_calling_once_a_day,
 )
 from tests.integration.test_service_restarts import all_handled
 
@@ -37,10 +36,7 @@ async def test_a_call_made_from_a_card_is_counted_against_the_call_caps(
     then visiting the cancellation page gets a save desk card that says not to call
     them today; one called with no card named (perhaps for one of Moments' own call
     offers, counted when decided), or with a blank one, gets a call to make."""
-    catalogue = tmp_path / "call-caps.toml"
-    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
-    pipeline.start_worker(MOMENTS_CATALOGUE_PATH=str(catalogue), MOMENTS_CONTROL_PERCENT="0",
-                          MOMENTS_CATALOGUE_CHECK_S="0")  # fmt: skip
+    start_calling_once_a_day(pipeline, tmp_path / "call-caps.toml")
     card_call = outbound("carded", "card-call", intervention_id="a-retention-card")
     calls = [card_call, outbound("plain", "plain-call"),
              outbound("blank", "blank-call", intervention_id=" ")]  # fmt: skip

@@ -186,6 +186,15 @@ channels = ["call"]
 CALL_TWICE_A_DAY = CALL_ONCE_A_DAY.replace("once", "twice").replace("call = 1", "call = 2")
 
 
+def start_calling_once_a_day(pipeline: Pipeline, catalogue: Path, **env: str) -> Any:
+    """A worker whose catalogue (written to ``catalogue``) allows one call a day, with no
+    control group, reading the catalogue only when told (SIGHUP)."""
+    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
+    return pipeline.start_worker(MOMENTS_CATALOGUE_PATH=str(catalogue),
+                                 MOMENTS_CONTROL_PERCENT="0", MOMENTS_CATALOGUE_CHECK_S="0",
+                                 **env)  # fmt: skip
+
+
 async def test_a_call_back_past_the_call_caps_says_not_to_call(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -195,12 +204,7 @@ async def test_a_call_back_past_the_call_caps_says_not_to_call(
     hold, the next visit raises no second card; once they lift (a catalogue allowing two
     calls a day), the next visit asks for the call, within the save desk's cool-down."""
     catalogue = tmp_path / "call-caps.toml"
-    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
-    worker = pipeline.start_worker(
-        MOMENTS_CATALOGUE_PATH=str(catalogue),
-        MOMENTS_CONTROL_PERCENT="0",
-        MOMENTS_CATALOGUE_CHECK_S="0",
-    )
+    worker = start_calling_once_a_day(pipeline, catalogue)
     await send(pipeline, [call("caller", NOW - timedelta(minutes=5), "caps-call", "support")])
     store = pipeline.store()
     deadline = time.monotonic() + 90
@@ -294,13 +298,7 @@ async def test_a_crossings_retention_call_past_the_call_caps_is_owed_until_they_
     back today. A crossing is noticed once, so the call was never asked for again; now,
     once the caps lift, their next visit asks for it, their risk high still."""
     catalogue = tmp_path / "call-caps.toml"
-    catalogue.write_text(CALL_ONCE_A_DAY % near_noon())
-    worker = pipeline.start_worker(
-        MOMENTS_CATALOGUE_PATH=str(catalogue),
-        MOMENTS_CONTROL_PERCENT="0",
-        MOMENTS_CATALOGUE_CHECK_S="0",
-        MOMENTS_RISK_THRESHOLD="0.3",
-    )
+    worker = start_calling_once_a_day(pipeline, catalogue, MOMENTS_RISK_THRESHOLD="0.3")
 
     def visit(n: int) -> dict[str, Any]:
         return event("web_click", "crosser", NOW + timedelta(minutes=n), f"risk-visit-{n}",
