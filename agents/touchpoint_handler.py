@@ -154,7 +154,7 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure, at))
                     continue
                 statuses.append(status)
-        await self._count_card_calls(events, statuses)
+        await self._count_card_calls(decoded, statuses, result)
         plan = self._decisions.plan(decoded, statuses, result, earlier, stops)
         if plan is not None:
             reads = await read_for_decisions(self._store, plan)
@@ -174,33 +174,46 @@ class TouchpointHandler:
         ahead, or dated a placeholder time (before the batch's reads: its
         decisions honour them). Raises :class:`StoreUnavailable` only (the batch is
         retried; they are idempotent)."""
-        # a customer's keys Redis refuses: the letter stays
-        await self._apply_beside(facts, "withdrawals dated ahead or a placeholder time")
-
-    async def _apply_beside(self, facts: list[Fact], what: str) -> None:
-        """Apply facts beside the batch's touchpoints; :class:`StoreUnavailable` raises
-        (the batch is retried: they are idempotent), another failure is logged."""
         if not facts:
             return
         try:
             await self._store.apply_facts(facts)
         except StoreUnavailable:
             raise
-        except Exception:
-            log.warning("%s not applied", what, exc_info=True)
+        except Exception:  # a customer's keys Redis refuses: the letter stays
+            log.warning("withdrawals dated ahead or a placeholder time not applied",
+                        exc_info=True)  # fmt: skip
 
     async def _count_card_calls(
-        self, events: list[TouchpointEvent], statuses: Sequence[ApplyStatus | None]
+        self,
+        decoded: Sequence[tuple[SourceRecord, TouchpointEvent]],
+        statuses: Sequence[ApplyStatus | None],
+        result: BatchResult,
     ) -> None:
         """Count the calls made from alert cards against their customers' call caps
         (:mod:`feature_store.card_calls`), before the batch's decisions read them; each
-        once, however often the batch is tried. Raises :class:`StoreUnavailable` only
-        (the batch is retried)."""
-        facts = [fact for event, status in zip(events, statuses, strict=True)
+        once, however often the batch is tried. A call whose contact Redis refuses (a
+        corrupt key) is dead-lettered: its touchpoint stands, and sent back once the key
+        is mended, it is counted then. Raises :class:`StoreUnavailable` only (the batch
+        is retried)."""
+        calls = [(record, fact) for (record, event), status in zip(decoded, statuses, strict=True)
                  if status is not None for fact in card_call_facts(event)]  # fmt: skip
-        # contact counts Redis refuses (a corrupt key): their touchpoints stand, and the
-        # calls are not counted (a rebuild counts them)
-        await self._apply_beside(facts, "contacts of calls made from alert cards")
+        if not calls:
+            return
+        ran: dict[int, ApplyStatus] = {}
+        try:
+            await self._store.apply_facts([fact for _, fact in calls], ran)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            refused = [record for i, (record, _) in enumerate(calls) if i not in ran]
+            lettered = {id(letter.record) for letter in result.dead_letters}
+            reason = failure_reason("call contact", exc)
+            result.dead_letters += [FailedRecord(r, reason) for r in refused
+                                    if id(r) not in lettered]  # fmt: skip
+            log.warning("the contacts of %d calls made from alert cards were refused "
+                        "(%s); their touchpoints are dead-lettered", len(refused),
+                        type(exc).__name__)  # fmt: skip
 
     async def _apply_with_retries(
         self,

@@ -157,7 +157,8 @@ class DeadLetter:
     @property
     def stage(self) -> str:
         """What set it aside: ``invalid``, ``feature update failed``, ``decision failed``,
-        ``decision record failed``, ``batch failed N times`` (``unknown``: it does not say)."""
+        ``decision record failed``, ``call contact failed``, ``batch failed N times``
+        (``unknown``: it does not say)."""
         return self.error.partition(":")[0]
 
     @property

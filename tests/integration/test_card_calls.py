@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import eventually
+from tests.integration.test_dead_letter_redrive import dead_letters
 from tests.integration.test_interventions_pipeline import (
     NOW,
     event,
@@ -60,3 +63,44 @@ async def test_a_call_made_from_a_card_is_counted_against_the_call_caps(
     for customer in ("plain", "blank"):
         assert cards[customer]["reasons"] == ["visited:cancellation_page"]
         assert cards[customer]["suggested_action"].startswith("Route to the save desk")
+
+
+async def test_a_card_call_whose_contact_redis_refuses_is_counted_once_sent_back(
+    pipeline: Pipeline,
+) -> None:
+    """The customer's count of the day's calls holds no number (mangled by hand; no
+    touchpoint's apply touches it): the card call's touchpoint is applied, its contact
+    refused, and its record dead-lettered with the reason. Once the count is mended,
+    the record sent back is counted, once."""
+    pipeline.start_worker()
+    customer = "dl-cust-mangled"  # dead_letters() checks no "dl-cust-" is shown
+    store = pipeline.store()
+    admin = aioredis.Redis.from_url(pipeline.services.redis_url)
+    try:
+        call = outbound(customer, "mangled-call", intervention_id="a-card")
+        contacts = store._keys.for_customer(customer).contacts
+        day = int((NOW - timedelta(minutes=10)).timestamp() // 86400)
+        await admin.hset(contacts, f"d{day}|shown:call", "not a count")
+        await send(pipeline, [call])
+        dlq = pipeline.topic("touchpoints-dlq")
+        (letter,) = await consume_all(pipeline.services.kafka_bootstrap, dlq, 1)
+        error = dict(letter.headers)["error"].decode()  # type: ignore[attr-defined]
+        assert error.startswith("call contact failed: ResponseError: "), error
+        await admin.hdel(contacts, f"d{day}|shown:call")  # mended
+        features = await store.read(customer)
+        assert features is not None and features.events == 1  # the touchpoint stands
+        assert features.contact.shown_today == {}  # its call is not counted yet
+        sent = dead_letters(pipeline, "--redrive")
+        assert sent["redrive"]["redriven"] == 1, sent
+
+        async def counted() -> dict[str, int] | None:
+            read = await store.read(customer)
+            return read.contact.shown_today if read is not None else None
+
+        assert await eventually(counted, "the call sent back counted", 60) == {"call": 1}
+        await all_handled(pipeline)
+        read = await store.read(customer)
+        assert read is not None and read.events == 1 and read.contact.shown_today == {"call": 1}
+    finally:
+        await admin.aclose()
+        await store.close()

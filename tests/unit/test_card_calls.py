@@ -24,9 +24,11 @@ class OrderedStore(RecordingStore):
         super().__init__(**kw)
         self.asked: list[str] = []
 
-    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
+    async def apply_facts(
+        self, facts: Sequence[Fact], ran: dict[int, ApplyStatus] | None = None
+    ) -> list[ApplyStatus]:
         self.asked += [f.fact_id for f in facts]
-        return await super().apply_facts(facts)
+        return await super().apply_facts(facts, ran)
 
     async def read_views(self, *args: Any, **kw: Any) -> list[tuple[bool, CustomerFeatures | None]]:
         self.asked.append("read")
@@ -47,3 +49,22 @@ async def test_a_card_call_whose_touchpoint_could_not_be_applied_is_not_counted(
     result = await handler(store).handle(records(outbound("card-call"), outbound("broken-call")))
     assert [f for f in store.asked if f != "read"] == ["o:card-call"]
     assert [r for _, r in result.results] == ["ok", "failed"]
+
+
+async def test_a_card_call_whose_contact_redis_refuses_is_dead_lettered_to_count_later() -> None:
+    store = OrderedStore()
+    store.refused_facts = {"o:corrupt-call"}
+    batch = records(outbound("card-call"), outbound("corrupt-call"), outbound("corrupt-call"))
+    result = await handler(store).handle(batch)
+    counted = [f.fact_id for facts in store.facts for f in facts]
+    assert "o:card-call" in counted and "o:corrupt-call" not in counted
+    assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]  # the touchpoints stand
+    letters = [(letter.record.offset, letter.error) for letter in result.dead_letters]
+    reason = "call contact failed: ResponseError: WRONGTYPE"
+    assert [(at, error[: len(reason)]) for at, error in letters] == [(1, reason), (2, reason)]
+    # sent back once the key is mended, it is counted then (and once)
+    store.refused_facts.clear()
+    store.facts.clear()
+    again = await handler(store).handle(records(outbound("corrupt-call")))
+    assert not again.dead_letters and [r for _, r in again.results] == ["duplicate"]
+    assert [f.fact_id for facts in store.facts for f in facts] == ["o:corrupt-call"]

@@ -112,6 +112,7 @@ class RecordingStore:
         # customer -> a stored value their features cannot be read with (a corrupt count)
         self.unreadable: dict[str, str] = {}
         self.corrupt: set[str] = set()  # customers whose decision keys fail the write
+        self.refused_facts: set[str] = set()  # the ids of facts Redis refuses
         self.statuses = dict(statuses or {})
         self.poison = set(poison)
         self.outage = set(outage)
@@ -168,8 +169,17 @@ class RecordingStore:
             raise PoisonError(f"cannot apply {sorted(self.poison.intersection(ids))}")
         return statuses
 
-    async def apply_facts(self, facts: Sequence[Fact]) -> list[ApplyStatus]:
-        self.facts.append(list(facts))
+    async def apply_facts(
+        self, facts: Sequence[Fact], ran: dict[int, ApplyStatus] | None = None
+    ) -> list[ApplyStatus]:
+        """As Redis runs facts: those in ``refused_facts`` (by id) fail, the others are
+        applied (and told in ``ran``), then the failure is raised."""
+        self.facts.append([f for f in facts if f.fact_id not in self.refused_facts])
+        if ran is not None:
+            ran.update((i, ApplyStatus.APPLIED) for i, f in enumerate(facts)
+                       if f.fact_id not in self.refused_facts)  # fmt: skip
+        if self.refused_facts.intersection(f.fact_id for f in facts):
+            raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
         return [ApplyStatus.APPLIED for _ in facts]
 
     def pseudonym(self, customer_id: str) -> str:
