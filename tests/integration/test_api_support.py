@@ -90,6 +90,21 @@ async def eventually(
     raise AssertionError(f"{what}: not within {within}s (last: {last!r})")
 
 
+async def once_counted(
+    read: Callable[[], float], want: float, what: str, within: float = 10.0
+) -> float:
+    """``read()``, a counter on a process's /metrics, once it is ``want`` or more (a
+    process counts a moment after the record sent or the key written a test saw): its
+    value then, for the test to assert exactly."""
+
+    async def reached() -> tuple[float] | None:
+        value = await asyncio.to_thread(read)
+        return (value,) if value >= want else None
+
+    value: float = (await eventually(reached, what, within))[0]
+    return value
+
+
 async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
     """Every record of ``topic`` up to its end offsets as of now (exact, no lingering)."""
     consumer = AIOKafkaConsumer(

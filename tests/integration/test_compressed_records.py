@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.test_api_alerts import intervention, send
-from tests.integration.test_api_support import DEV_AUTH, SseClient, eventually
+from tests.integration.test_api_support import DEV_AUTH, SseClient, eventually, once_counted
 from tests.integration.test_learning import clicks, decisions_for, outcomes
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -51,7 +51,11 @@ async def test_compressed_touchpoints_and_outcomes_are_applied(
     decisions = await decisions_for(pipeline, clicks(6))  # read from compressed batches
     await still_running(worker)
     assert decisions, worker.log_path.read_text()[-2000:]
-    assert worker.metric("moments_events_total", type="web_click", result="ok") == 6
+
+    def applied() -> float:  # counted once the decisions are sent and recorded, a moment after
+        return worker.metric("moments_events_total", type="web_click", result="ok")
+
+    assert await once_counted(applied, 6, "the clicks counted") == 6
 
     records = outcomes(decisions)
     await produce(pipeline.services.kafka_bootstrap, pipeline.topic("offer-outcomes"), records)

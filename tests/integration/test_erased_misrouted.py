@@ -19,7 +19,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.conftest import Pipeline
-from tests.integration.test_api_support import DEV_AUTH, call, event, eventually, read_to_end
+from tests.integration.test_api_support import (
+    DEV_AUTH,
+    call,
+    event,
+    eventually,
+    once_counted,
+    read_to_end,
+)
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -111,4 +118,8 @@ async def test_misrouted_records_bring_nothing_of_an_erased_customer_back(
                   (r.key == gone.encode() or gone.encode() in (r.value or b"") or
                    tag.encode() in (r.value or b""))]  # fmt: skip
         assert naming == [], (name, naming)
-    assert worker.metric_sum("moments_events_total", result="erased") >= 4
+
+    def erased() -> float:  # counted once their batch sent and recorded its decisions
+        return worker.metric_sum("moments_events_total", result="erased")
+
+    assert await once_counted(erased, 4, "the records naming the erased id counted") >= 4

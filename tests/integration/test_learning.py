@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from agents.bandit import LinUCBOffers
 from streams.model_snapshots import MODEL, restore
 from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import once_counted
 from tests.integration.test_dead_letter_redrive import dead_letters
 from tests.integration.test_touchpoints_pipeline import produce
 
@@ -94,7 +95,11 @@ async def test_outcomes_teach_once_and_a_restarted_learner_resumes(pipeline: Pip
     )
     model = await snapshot(pipeline, len(records))
     assert model.updates == len(records)
-    assert worker.metric("moments_learning_outcomes_total", result="duplicate") == len(records[::3])
+
+    def copies() -> float:  # read after the originals: maybe after the snapshot
+        return worker.metric("moments_learning_outcomes_total", result="duplicate")
+
+    assert await once_counted(copies, len(records[::3]), "the copies counted") == len(records[::3])
     # Per offer: the offers made, and each outcome once, only for offers Moments made.
     made = Counter(o["offer_id"] for d in first for o in d["offers"])
     learned = Counter((json.loads(v)["offer_id"], json.loads(v)["outcome"]) for _, v in records)
@@ -171,7 +176,11 @@ async def test_outcomes_that_do_not_decode_are_dead_lettered_and_the_rest_teach(
         assert headers["error"].startswith("invalid: ") and hint in headers["error"], headers
     model = await snapshot(pipeline, len(good))
     assert model.updates == len(good)  # the bad ones in between stopped nothing
-    assert worker.metric("moments_learning_outcomes_total", result="invalid") == len(bad)
+
+    def invalid() -> float:  # counted a moment after Kafka took the letters
+        return worker.metric("moments_learning_outcomes_total", result="invalid")
+
+    assert await once_counted(invalid, len(bad), "the letters counted") == len(bad)
 
 
 async def test_only_the_first_offer_of_a_decision_teaches_and_both_are_counted(
@@ -196,9 +205,18 @@ async def test_only_the_first_offer_of_a_decision_teaches_and_both_are_counted(
     model = await snapshot(pipeline, len(decided))
     assert model.updates == len(decided)  # the first offer's outcome once, the repeats not
     assert worker.metric("moments_learning_outcomes_total", result="learned") == len(decided)
-    assert worker.metric("moments_learning_outcomes_total",
-                         result="not_first_offer") == len(decided)  # fmt: skip
-    assert worker.metric("moments_learning_outcomes_total", result="duplicate") == 3
+
+    # what teaches nothing (a lower offer's, a repeat) may be counted after the snapshot
+    def seen(result: str) -> float:
+        return worker.metric("moments_learning_outcomes_total", result=result)
+
+    def dismissed() -> float:  # each offer's count with it
+        return worker.metric("moments_outcomes_total", outcome="dismissed")
+
+    lower = await once_counted(lambda: seen("not_first_offer"), len(decided), "lower offers")
+    assert lower == len(decided)
+    assert await once_counted(lambda: seen("duplicate"), 3, "the repeats counted") == 3
+    await once_counted(dismissed, len(records), "the dismissals counted")
     shown = Counter(o["offer_id"] for d in decided for o in d["offers"][:2])
     for offer, times in shown.items():
         assert worker.metric("moments_offer_outcomes_total", offer=offer, channel="web",
@@ -232,7 +250,11 @@ async def test_an_outcome_ahead_of_its_decision_is_learned_once_sent_back(
         assert error.startswith("no_context: ")
         model = await snapshot(pipeline, len(on_time))
         assert model.updates == len(on_time)
-        assert worker.metric("moments_learning_outcomes_total", result="no_context") == 1
+
+        def set_aside() -> float:  # counted a moment after Kafka took the letter
+            return worker.metric("moments_learning_outcomes_total", result="no_context")
+
+        assert await once_counted(set_aside, 1, "the outcome set aside counted") == 1
 
         await client.set(context_key, context, ex=3600)  # recorded at last
         sent = dead_letters(pipeline, "--source", "offer-outcomes", "--reason", "no_context",

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.test_api_support import once_counted
 from tests.integration.test_touchpoints_pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -74,9 +75,16 @@ async def test_a_letter_too_large_for_the_topic_is_reduced_and_nothing_else_is_l
     assert reduced["letter-refused"] == b"MessageSizeTooLargeError"
     assert reduced["source-topic"] == pipeline.topic("touchpoints").encode()
     assert int(reduced["source-offset"]) >= 0 and int(reduced["source-timestamp"]) > 0
-    assert worker.metric("moments_dead_letters_refused_total", outcome="reduced") == 1
+
+    def reduced_letters() -> float:  # counted a moment after Kafka took it
+        return worker.metric("moments_dead_letters_refused_total", outcome="reduced")
+
+    def letters_written() -> float:
+        return worker.metric("moments_dead_letters_total")
+
+    assert await once_counted(reduced_letters, 1, "the reduced letter counted") == 1
     # each letter written counted once, the reduced one too (not again as refused whole)
-    assert worker.metric("moments_dead_letters_total") == 2
+    assert await once_counted(letters_written, 2, "the letters counted") == 2
 
     decisions: list[Any] = await consume_all(bootstrap, pipeline.topic("next-best-offers"), 20,
                                              wait_s=10)  # fmt: skip

@@ -8,6 +8,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from feature_store.facts import BUSINESS_EMAIL_ACTIONS
 from schemas.touchpoints import EVENT_TYPES
 from streams.topics import keyed_partition
 from tests.integration.conftest import Pipeline, Worker, consume_all
+from tests.integration.test_api_support import once_counted
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +218,14 @@ async def test_thousand_events_counted_once_decided_and_malformed_dead_lettered(
         assert int(headers["source-partition"]) >= 0 and int(headers["source-offset"]) >= 0
         assert headers["error"].startswith("invalid: ") and hint in headers["error"], headers
 
-    # The worker says the same on /metrics.
+    # The worker says the same on /metrics, once it counted every batch's events: a moment
+    # after the batch's decisions and letters (counted before them) went out and were kept.
+    def handled(result: str) -> float:
+        return worker.metric_sum("moments_events_total", result=result)
+
+    for result, times in (("ok", len(events)), ("duplicate", len(duplicates)),
+                          ("invalid", len(bad))):  # fmt: skip
+        await once_counted(partial(handled, result), times, f"the {result} events counted")
     types = ["web_click", "call", "email", "social_mention", "purchase", "survey", "consent"]
     ok = sum(worker.metric("moments_events_total", type=t, result="ok") for t in types)
     dup = sum(worker.metric("moments_events_total", type=t, result="duplicate") for t in types)
