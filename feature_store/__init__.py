@@ -2,7 +2,6 @@
 its narrow sub-interfaces: callers see no Redis key, command or script."""
 
 from feature_store.card_calls import card_call_facts
-from feature_store.connection import login_refused, no_such_database
 from feature_store.derived import SegmentThresholds
 from feature_store.facts import (
     ContactCeilings,
@@ -33,6 +32,7 @@ from feature_store.records import (
     StoreRefused,
     StoreUnavailable,
 )
+from feature_store.redis_errors import login_refused, no_such_database
 from feature_store.redis_memory import RedisMemory, evicting_policy, fullest
 from feature_store.redis_server import RedisDurability
 from feature_store.store import FeatureStore

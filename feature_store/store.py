@@ -14,14 +14,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import (
-    NotingRetry,
-    StoreConnection,
-    hash_reply,
-    may_have_run,
-    raise_failed,
-    raise_unavailable,
-)
+from feature_store.connection import NotingRetry, StoreConnection, hash_reply
 from feature_store.contact_days import QUARTER, counted_from_ms
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import (
@@ -53,6 +46,7 @@ from feature_store.records import (
     StoreConfig,
     StoreUnavailable,
 )
+from feature_store.redis_errors import may_have_run, raise_failed, raise_unavailable
 from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
