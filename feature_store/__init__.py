@@ -2,16 +2,9 @@
 its narrow sub-interfaces: callers see no Redis key, command or script."""
 
 from feature_store.card_calls import card_call_facts
+from feature_store.contact_facts import contact_id, intervention_fact, offers_shown_fact
 from feature_store.derived import SegmentThresholds
-from feature_store.facts import (
-    ContactCeilings,
-    Fact,
-    contact_id,
-    intervention_fact,
-    offers_shown_fact,
-    risk_fact,
-    touchpoint_fact,
-)
+from feature_store.facts import ContactCeilings, Fact, risk_fact, touchpoint_fact
 from feature_store.features import (
     ContactHistory,
     CustomerFeatures,

@@ -25,7 +25,7 @@ from datetime import date
 from typing import Any
 
 from feature_store.connection import StoreConnection, hash_reply
-from feature_store.facts import decision_showing
+from feature_store.contact_facts import decision_showing
 from feature_store.records import BudgetSpend
 from feature_store.redis_errors import raise_failed, raise_unavailable
 
