@@ -11,7 +11,6 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
 from redis.exceptions import NoScriptError
 
 from feature_store.cluster_ping import ClusterPing
@@ -74,25 +73,6 @@ COMMANDS = tuple(sorted(
 PROBE = "return 1"  # a script that does nothing, run at start
 
 Call = tuple[str, Sequence[str], Sequence[Any]]  # (script, keys, args)
-
-
-class NotingRetry(Retry):
-    """redis-py's retry, whose error, when the retry fails too, names the first
-    attempt's (``earlier``): a call written and its connection lost, then the retry's
-    connect refused, is still one that may have run."""
-
-    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
-        errors: list[Exception] = []
-
-        async def noted(error: Exception, *count: Any) -> Any:
-            errors.append(error)
-            return await fail(error, *count)
-
-        try:
-            return await super().call_with_retry(do, noted, *args, **kwargs)
-        except Exception as exc:
-            exc.earlier = tuple(e for e in errors if e is not exc)  # type: ignore[attr-defined]
-            raise
 
 
 def hash_reply(flat: list[str] | dict[str, str]) -> dict[str, str]:

@@ -10,11 +10,10 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.backoff import ExponentialWithJitterBackoff
 
 from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import NotingRetry, StoreConnection, hash_reply
+from feature_store.connection import StoreConnection, hash_reply
 from feature_store.contact_days import QUARTER, counted_from_ms
 from feature_store.decision_log import DecisionLog
 from feature_store.facts import (
@@ -46,6 +45,7 @@ from feature_store.records import (
     StoreConfig,
     StoreUnavailable,
 )
+from feature_store.redis_clients import redis_clients
 from feature_store.redis_errors import may_have_run, raise_failed, raise_unavailable
 from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
@@ -53,7 +53,6 @@ from feature_store.subject_access import CustomerRecord, customer_record
 from feature_store.transport import (
     REQUEST_TIMEOUT_S,
     RedisPipe,
-    keepalive_options,
 )
 from schemas import TouchpointEvent
 
@@ -138,33 +137,7 @@ class FeatureStore:
         """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL).
         A call that hears nothing from Redis for ``timeout_s`` fails as an outage
         (:class:`StoreUnavailable`); so does a connection not made within that time."""
-        client: aioredis.Redis | aioredis.RedisCluster
-        tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
-        # a reply that does not come in time is an outage (a connection dropped silently,
-        # a frozen server), not a wait without end; keepalive finds dead idle connections
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            # a value that is not UTF-8 (another client's, or corrupted) reads with U+FFFD
-            # where its bad bytes were, so that it fails its own use (a context that is no
-            # JSON, a field that is no number): strict, it failed every call of the round
-            # trip, as the pipe's per-call error (transport.py) keeps it from doing there
-            "encoding_errors": "replace",
-            "socket_timeout": timeout_s,
-            "socket_connect_timeout": timeout_s,
-            # one retry of a call that timed out or lost its connection (a connection the
-            # server closed while idle, a cluster whose nodes moved): redis-py's own 3, and
-            # its cluster client's 10, held a call on a frozen node 78 s, not ``timeout_s``
-            "retry": NotingRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
-        }
-        if cluster or url.startswith(("redis://", "rediss://")):  # TCP (not a unix socket)
-            options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive_options()}
-        if cluster:
-            client = aioredis.RedisCluster.from_url(url, **options, **tls)
-        else:  # the less frequent calls (models, erasure, profile pages, sweeps)
-            plain_tcp = url.startswith("redis://")  # no TLS options on a plain connection
-            client = aioredis.Redis.from_url(url, **options, **({} if plain_tcp else tls))
-        plain = not cluster and url.startswith(("redis://", "rediss://"))
-        pipe = RedisPipe(url, ssl_ca_certs, timeout_s, timeout_s) if plain else None
+        client, pipe = redis_clients(url, cluster, ssl_ca_certs, timeout_s)
         return cls(client, config, observe, clock, pipe)
 
     @property
