@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 
 from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import StoreConnection, hash_reply
-from feature_store.contact_days import QUARTER, counted_from_ms
 from feature_store.decision_log import DecisionLog
+from feature_store.fact_calls import fact_call
 from feature_store.facts import (
-    DAY_MS,
-    RESOLUTIONS,
     WITHDRAWAL_FIELDS,
-    ContactCeilings,
     Fact,
     mark_bursts,
     touchpoint_fact,
@@ -37,7 +32,6 @@ from feature_store.models import ModelSnapshots
 from feature_store.outbox import DecisionOutboxes
 from feature_store.pipelining import Command
 from feature_store.records import (
-    LIVE_LAG_MS,
     ApplyStatus,
     ErasureReceipt,
     ErasureUnknown,
@@ -55,31 +49,6 @@ from feature_store.transport import (
     RedisPipe,
 )
 from schemas import TouchpointEvent
-
-_updates_json = msgspec.json.Encoder().encode
-
-
-def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
-    """A contact's ceilings as apply.lua takes them, ``at_ms`` the contact's time: each
-    count from where its days begin (UTC ms: contact_days.counted_from_ms), the
-    contact's UTC day, and the size of the quarter-hour buckets."""
-    counts = [(metrics, counted_from_ms(at_ms, ceilings.timezone, days), cap)
-              for metrics, days, cap in ceilings.counts]  # fmt: skip
-    return _updates_json({"day": at_ms // DAY_MS, "quarter": QUARTER.size_ms,
-                          "counts": counts, "since": ceilings.cool_downs,
-                          "withdrawn": ceilings.withdrawn})  # fmt: skip
-
-
-@functools.cache
-def _resolutions_json(names: frozenset[str]) -> bytes:
-    chosen = [[r.name, r.size_ms, r.keep, r.prune_every] for r in RESOLUTIONS if r.name in names]
-    return msgspec.json.encode(chosen)
-
-
-def _resolutions_of(fact: Fact) -> bytes:
-    """The resolutions a fact writes to: only those move their buckets along (a fact
-    without windowed updates leaves every bucket alone)."""
-    return _resolutions_json(frozenset(op[1:] for op, _, _ in fact.updates if op[0] == "w"))
 
 
 class FeatureStore:
@@ -155,28 +124,7 @@ class FeatureStore:
         return self._keys.pseudonym(customer_id)
 
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
-        k = self._keys.for_customer(fact.customer_id)
-        windows = k.contacts if fact.contact else k.windows
-        keys = (k.profile, windows, k.seen, k.recent, k.tombstone, k.optouts, k.contacts,
-                k.suppression)  # fmt: skip
-        args: list[Any] = [
-            fact.fact_id,
-            fact.ts_ms,
-            now_ms,
-            self._config.ttl_s,
-            self._config.dedupe_horizon_s * 1000,
-            fact.recent or "",
-            self._config.recent_len,
-            _resolutions_of(fact),
-        ]
-        args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
-        # ARGV[12] the ceilings, ARGV[13] for the erased only ('' for none), ARGV[14] a
-        # stranger's ttl (feature_store/strangers.py), ARGV[15] keep the touchpoint before
-        # it beside its id ('' for no: facts.py mark_bursts)
-        args.append(_ceilings_json(fact.ceilings, fact.ts_ms) if fact.ceilings else "")
-        args += ["1" if fact.erased_only else "", self._config.stranger_life_s]
-        args.append("1" if fact.keep_before else "")
-        return keys, args
+        return fact_call(self._keys, self._config, fact, now_ms)
 
     async def apply(
         self,
