@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import StoreConnection, hash_reply
+from feature_store.connection import StoreConnection
 from feature_store.decision_log import DecisionLog
 from feature_store.fact_calls import fact_call
 from feature_store.facts import (
@@ -20,10 +20,10 @@ from feature_store.facts import (
     mark_bursts,
     touchpoint_fact,
 )
+from feature_store.feature_views import FeatureViews
 from feature_store.features import (
     CustomerFeatures,
     RecentTouchpoint,
-    build_features,
     recent_touchpoint,
 )
 from feature_store.keys import KEY_KINDS, CustomerKeys
@@ -83,6 +83,7 @@ class FeatureStore:
         self._config = config
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
+        self._views = FeatureViews(config, clock)
         self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
         self.budgets = OfferBudgets(self._conn, config.prefix, config.secret)
         self.layout = StoreLayout(self._conn, config.prefix, config.secret)
@@ -240,12 +241,14 @@ class FeatureStore:
             for i in range(0, len(replies), 5)
         ]
         if faults is None:
-            return self._features(views, now, False, home_timezone)
+            return self._views.features(views, now, False, home_timezone)
         failed = [  # an erased customer's keys are not read
             None if int(view[0]) else next((r for r in view[1:] if isinstance(r, Exception)), None)
             for view in views
         ]
-        return self._features_apart(customer_ids, views, failed, now, False, faults, home_timezone)
+        return self._views.features_apart(
+            customer_ids, views, failed, now, False, faults, home_timezone
+        )
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is
@@ -285,61 +288,13 @@ class FeatureStore:
                                    k.optouts), ()))  # fmt: skip
         if faults is None:
             views = await self._conn.eval_mixed("read", calls)
-            return self._features(views, now, True, home_timezone)
+            return self._views.features(views, now, True, home_timezone)
         failed: dict[int, Exception] = {}
         views = await self._conn.eval_mixed("read", calls, faults=failed)
         by_view = [failed.get(i) for i in range(len(views))]
-        return self._features_apart(customer_ids, views, by_view, now, True, faults, home_timezone)
-
-    def _features_apart(
-        self,
-        customer_ids: Sequence[str],
-        views: Sequence[Sequence[Any]],
-        failed: Sequence[Exception | None],
-        now: float | None,
-        full: bool,
-        faults: dict[str, Exception],
-        home_timezone: str,
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """:meth:`_features` of each customer apart: one whose view failed (``failed``)
-        or whose values cannot be read as features goes in ``faults`` under their id, with
-        ``(False, None)``, and the others are read."""
-        out: list[tuple[bool, CustomerFeatures | None]] = []
-        for customer_id, view, fault in zip(customer_ids, views, failed, strict=True):
-            if fault is None:
-                try:
-                    out += self._features([view], now, full, home_timezone)
-                    continue
-                except Exception as exc:  # this customer's values: the others are read
-                    fault = exc
-            faults[customer_id] = fault
-            out.append((False, None))
-        return out
-
-    def _features(
-        self, views: Sequence[Sequence[Any]], now: float | None, full: bool, home_timezone: str
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """(erased?, features) from (tombstone, profile, windows, contacts, recent,
-        opt-outs) replies. A customer whose profile expired, but who withdrew, is known
-        by their withdrawals alone."""
-        now_ms = int((self._clock() if now is None else now) * 1000)
-        c = self._config
-        # at the clock's now: as far ahead as events are accepted (a read as of a past
-        # moment counts nothing after it)
-        ahead_ms = int(c.future_skew_s * 1000) if now is None else 0
-        out: list[tuple[bool, CustomerFeatures | None]] = []
-        for erased, *raw in views:
-            if int(erased) or not (raw[0] or raw[4]):
-                out.append((bool(int(erased)), None))
-                continue
-            profile, windows, contacts, optouts = (hash_reply(raw[i]) for i in (0, 1, 2, 4))
-            profile = optouts | profile  # equal where both are (apply.lua writes both)
-            features = build_features(profile, windows, raw[3], now_ms, contacts,
-                                      c.thresholds, c.half_life_days, full,
-                                      ahead_ms=ahead_ms,
-                                      home_timezone=home_timezone)  # fmt: skip
-            out.append((False, features))
-        return out
+        return self._views.features_apart(
+            customer_ids, views, by_view, now, True, faults, home_timezone
+        )
 
     async def read(
         self, customer_id: str, now: float | None = None, home_timezone: str = "UTC"
