@@ -13,41 +13,23 @@ from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
 from feature_store.connection import StoreConnection
 from feature_store.decision_log import DecisionLog
+from feature_store.erasure import erase_customer
 from feature_store.fact_calls import fact_call
-from feature_store.facts import (
-    WITHDRAWAL_FIELDS,
-    Fact,
-    mark_bursts,
-    touchpoint_fact,
-)
+from feature_store.facts import WITHDRAWAL_FIELDS, Fact, mark_bursts, touchpoint_fact
 from feature_store.feature_views import FeatureViews
-from feature_store.features import (
-    CustomerFeatures,
-    RecentTouchpoint,
-    recent_touchpoint,
-)
-from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.features import CustomerFeatures, RecentTouchpoint, recent_touchpoint
+from feature_store.keys import CustomerKeys
 from feature_store.layout import StoreLayout
 from feature_store.models import ModelSnapshots
 from feature_store.outbox import DecisionOutboxes
 from feature_store.pipelining import Command
-from feature_store.records import (
-    ApplyStatus,
-    ErasureReceipt,
-    ErasureUnknown,
-    Observer,
-    StoreConfig,
-    StoreUnavailable,
-)
+from feature_store.records import ApplyStatus, ErasureReceipt, Observer, StoreConfig
 from feature_store.redis_clients import redis_clients
-from feature_store.redis_errors import may_have_run, raise_failed, raise_unavailable
+from feature_store.redis_errors import raise_failed, raise_unavailable
 from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
-from feature_store.transport import (
-    REQUEST_TIMEOUT_S,
-    RedisPipe,
-)
+from feature_store.transport import REQUEST_TIMEOUT_S, RedisPipe
 from schemas import TouchpointEvent
 
 
@@ -368,42 +350,9 @@ class FeatureStore:
         Raises :class:`ErasureUnknown` when the script was sent and Redis did not answer
         in time (it may have run, or run later), :class:`StoreUnavailable` when Redis
         could not be reached or refused it (it did not run)."""
-        keys = self._keys.for_customer(customer_id)
-        now_ms = int(self._clock() * 1000)
-        at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
-        block_ms = self._config.tombstone_ttl_s * 1000 - (now_ms - at_ms)
-        if block_ms <= 0:
-            return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
-        named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
-        optouts = KEY_KINDS.index("optouts") + 1
-        call = ([*keys.all(), keys.tombstone, keys.erasure, keys.suppression],
-                [block_ms, at_ms, keys.context(""), "live" if erased_at_ms is None else "replayed",
-                 optouts, " ".join(w for w in withdrawals if w in WITHDRAWAL_FIELDS),
-                 *named_by])  # fmt: skip
-        confirmed = None
-        try:
-            if replicas:
-                reply, confirmed = await self._conn.eval_confirmed(
-                    "erase", "erase", call, replicas, within_ms
-                )
-            else:
-                (reply,) = await self._conn.eval_many("erase", "erase", [call])
-        except StoreUnavailable as exc:  # sent, and no reply: it may run yet
-            if may_have_run(exc):
-                self._keys.forget(customer_id)
-                raise ErasureUnknown(str(exc), subject=keys.tag) from exc
-            raise
-        removed, gone_contexts = reply[: len(KEY_KINDS)], int(reply[len(KEY_KINDS)])
-        kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
-        if gone_contexts:
-            kinds.append("decision_contexts")
-        self._keys.forget(customer_id)
-        return ErasureReceipt(
-            subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds,
-            blocked=True, erased_at_ms=int(reply[len(KEY_KINDS) + 1]),
-            replicas_confirmed=confirmed,
-            withdrawals_kept=[str(w) for w in reply[len(KEY_KINDS) + 2]],
-        )  # fmt: skip
+        return await erase_customer(self._conn, self._keys, self._config, self._clock,
+                                    customer_id, erased_at_ms, replicas, within_ms,
+                                    withdrawals)  # fmt: skip
 
     async def withdrawals_kept(self, customer_id: str) -> list[str]:
         """The withdrawals an erasure of the customer kept beside their tombstone (fields
