@@ -13,7 +13,8 @@ would raise (kind, customer, event id), and it stops the open call-backs
 second.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from feature_store.facts import ts_ms, withdrawal_fact
+>>> from feature_store.facts import ts_ms
+>>> from feature_store.withdrawals import withdrawal_fact
 >>> from schemas import Consent
 >>> at = datetime(2026, 12, 6, 12, tzinfo=UTC)
 >>> ahead = Consent(event_id="e", customer_id="c", ts=at + timedelta(hours=1),

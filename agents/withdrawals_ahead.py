@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from feature_store.facts import Fact, ts_ms, withdrawal_fact
+from feature_store.facts import Fact, ts_ms
+from feature_store.withdrawals import withdrawal_fact
 from schemas import TouchpointEvent
 
 

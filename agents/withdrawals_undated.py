@@ -35,7 +35,8 @@ applied (it is expired as before): withdrawals err on the side of not contacting
 
 from __future__ import annotations
 
-from feature_store.facts import Fact, ts_ms, withdrawal_fact
+from feature_store.facts import Fact, ts_ms
+from feature_store.withdrawals import withdrawal_fact
 from schemas import TouchpointEvent
 
 

@@ -2,17 +2,9 @@
 its narrow sub-interfaces: callers see no Redis key, command or script."""
 
 from feature_store.card_calls import card_call_facts
-from feature_store.connection import login_refused, no_such_database
+from feature_store.contact_facts import contact_id, intervention_fact, offers_shown_fact
 from feature_store.derived import SegmentThresholds
-from feature_store.facts import (
-    ContactCeilings,
-    Fact,
-    contact_id,
-    intervention_fact,
-    offers_shown_fact,
-    risk_fact,
-    touchpoint_fact,
-)
+from feature_store.facts import ContactCeilings, Fact, risk_fact, touchpoint_fact
 from feature_store.features import (
     ContactHistory,
     CustomerFeatures,
@@ -33,6 +25,7 @@ from feature_store.records import (
     StoreRefused,
     StoreUnavailable,
 )
+from feature_store.redis_errors import login_refused, no_such_database
 from feature_store.redis_memory import RedisMemory, evicting_policy, fullest
 from feature_store.redis_server import RedisDurability
 from feature_store.store import FeatureStore

@@ -24,9 +24,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from feature_store.connection import StoreConnection, hash_reply, raise_failed, raise_unavailable
-from feature_store.facts import decision_showing
+from feature_store.connection import StoreConnection, hash_reply
+from feature_store.contact_facts import decision_showing
 from feature_store.records import BudgetSpend
+from feature_store.redis_errors import raise_failed, raise_unavailable
 
 KEPT_DAYS = 3  # today and the two days before
 KEPT_S = KEPT_DAYS * 86400

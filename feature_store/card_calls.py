@@ -22,7 +22,8 @@ of one of Moments' own call offers, counted when it was decided.
 
 from __future__ import annotations
 
-from feature_store.facts import Fact, channel_contact, ts_ms
+from feature_store.contact_facts import channel_contact
+from feature_store.facts import Fact, ts_ms
 from schemas import Call, TouchpointEvent
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
-from feature_store.connection import Call, StoreConnection, raise_failed, raise_unavailable
+from feature_store.connection import Call, StoreConnection
 from feature_store.decision_contexts import restored, stored
 from feature_store.facts import Fact
 from feature_store.keys import CustomerKeys
 from feature_store.pipelining import Command
 from feature_store.records import LIVE_LAG_MS, DecisionRecord, StoreConfig
+from feature_store.redis_errors import raise_failed, raise_unavailable
 
 # what became of an outcome's claim ("relearn", "relabel_again", "superseded_again": read
 # again from the record that claimed it)

@@ -8,6 +8,7 @@ is an exact integer and any order of the same facts gives the same state. (But f
 dated the TTL or longer ago, which reach only the withdrawals: with no profile left, a
 grant that lifted a withdrawal is not remembered, so an even older withdrawal that
 arrives after it holds: order matters there, on the side of not contacting.)
+Contacts' facts are made in :mod:`.contact_facts`, withdrawals' in :mod:`.withdrawals`.
 
 >>> from datetime import datetime, timezone
 >>> from schemas import Purchase
@@ -63,13 +64,6 @@ GRANT_LEAD_MS = 15 * 60_000
 # with this room)
 BUCKET_CATEGORY_ROOM = 32
 BUCKET_CATEGORIES = "cats"
-# the priority of the newest intervention of each kind (profile field prefix)
-LAST_INTERVENTION_PRIORITY = "last_intervention_priority"
-# the time of the newest intervention of each kind raised past the call channel's caps,
-# which said not to call (profile field prefix): its cool-down holds only while they hold
-LAST_INTERVENTION_CAPPED = "last_intervention_capped"
-# the starts of the reasons such an alert gets (agents.alert_actions.CallsCapped)
-CALLS_CAPPED_REASONS = ("fatigue:call:", "fatigue:outbound:")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 MINUTE_MS = 60_000
@@ -313,60 +307,6 @@ def touchpoint_updates(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> l
     return ups
 
 
-def withdraws(event: TouchpointEvent) -> bool:
-    """Whether the touchpoint withdraws consent or unsubscribes from email: what Moments
-    keeps honouring after the customer's erasure.
-
-    >>> from datetime import datetime, timezone
-    >>> from schemas import Consent
-    >>> at = datetime(2026, 12, 5, tzinfo=timezone.utc)
-    >>> withdraws(Consent(event_id="e", customer_id="c", ts=at, channel="sms", granted=False))
-    True
-    >>> withdraws(Consent(event_id="e", customer_id="c", ts=at, channel="sms", granted=True))
-    False
-    """
-    return any(op == "latest" and field in WITHDRAWAL_FIELDS and value == "0"
-               for op, field, value in touchpoint_updates(event))  # fmt: skip
-
-
-def withdrawal_updates(updates: Sequence[Update]) -> tuple[Update, ...]:
-    """Those of ``updates`` that withdraw (a withdrawal field set to ``"0"``): what a fact
-    under an id applied before still writes (``lua/apply.lua``), and a withdrawal fact.
-
-    >>> withdrawal_updates([("incr", "n", "1"), ("latest", "consent:sms", "0"),
-    ...                     ("latest", "consent:web", "1")])
-    (('latest', 'consent:sms', '0'),)
-    """
-    return tuple((op, field, value) for op, field, value in updates
-                 if op == "latest" and field in WITHDRAWAL_FIELDS and value == "0")  # fmt: skip
-
-
-def withdrawal_fact(event: TouchpointEvent, at_ms: int | None = None) -> Fact | None:
-    """The withdrawal fields alone of a touchpoint that withdraws (``None`` for any other),
-    under an id of their own (``w:<event_id>``), so that the touchpoint's own fact
-    (``t:<event_id>``), applied later by a worker, is still applied in full, and counted
-    once: this one counts nothing, and writes only ``latest`` fields, which rank by their
-    time (an older grant cannot undo it; the same withdrawal again changes nothing).
-    Stamped ``at_ms`` instead of the touchpoint's time when given (one dated ahead).
-
-    >>> from datetime import datetime, timezone
-    >>> from schemas import Consent
-    >>> at = datetime(2026, 12, 5, tzinfo=timezone.utc)
-    >>> fact = withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
-    ...                                granted=False))
-    >>> fact.fact_id, fact.updates
-    ('w:e', (('latest', 'consent:sms', '0'),))
-    >>> withdrawal_fact(Consent(event_id="e", customer_id="c", ts=at, channel="sms",
-    ...                         granted=True)) is None
-    True
-    """
-    updates = withdrawal_updates(touchpoint_updates(event))
-    if not updates:
-        return None
-    stamp = ts_ms(event.ts) if at_ms is None else at_ms
-    return Fact(f"w:{event.event_id}", event.customer_id, stamp, updates)
-
-
 def recent_entry(event: TouchpointEvent) -> str:
     """How the event appears in the recent-touchpoints list (no customer id)."""
     return f"{ts_ms(event.ts)}|{event.kind}|{event.event_id}"
@@ -423,109 +363,6 @@ def touchpoint_fact(event: TouchpointEvent, money: Money = ONE_CURRENCY) -> Fact
         updates=tuple(touchpoint_updates(event, money)),
         recent=recent_entry(event) if by_the_customer(event) else None,
     )
-
-
-def contact_id(decision_id: str, offer_ids: Sequence[str]) -> str:
-    """The id of the contact a decision made by showing ``offer_ids`` (in any order): the
-    same offers under the same decision are one contact, counted once however often it
-    is applied; other offers under it (the decision taken again, say after a worker
-    stopped before sending it) are another, counted too, with its own cool-downs.
-
-    >>> contact_id("d1", ["b", "a"]) == contact_id("d1", ["a", "b", "a"])
-    True
-    >>> contact_id("d1", ["a"]) == contact_id("d1", ["b"])
-    False
-    """
-    return f"c:{decision_showing(decision_id, offer_ids)}"
-
-
-def decision_showing(decision_id: str, offer_ids: Sequence[str]) -> str:
-    """``decision_id`` with a short digest of the set of ``offer_ids`` it showed."""
-    offers = "\x1f".join(sorted(set(offer_ids))).encode()
-    return f"{decision_id}:{hashlib.blake2b(offers, digest_size=5).hexdigest()}"
-
-
-def channel_contact(channel: str, ms: str) -> list[Update]:
-    """The updates of one contact made on ``channel`` at ``ms``, as the fatigue caps
-    count them: the day's and the week's contacts, and the channel's last."""
-    return [
-        ("incr", f"shown:{channel}", "1"),
-        ("wd", f"shown:{channel}", "1"),
-        ("wq", f"shown:{channel}", "1"),  # the customer's own day: see contact_days.py
-        ("max", f"last_contact:{channel}", ms),
-    ]
-
-
-def offers_shown_fact(
-    decision_id: str,
-    customer_id: str,
-    channel: str,
-    offer_ids: Sequence[str],
-    ts: datetime,
-    ceilings: ContactCeilings | None = None,
-) -> Fact:
-    """A decision that showed offers: feeds fatigue caps and per-offer cool-downs. With
-    ``ceilings``, it is not applied when it would break them."""
-    ms = str(ts_ms(ts))
-    ups = channel_contact(channel, ms)
-    for offer in sorted(set(offer_ids)):
-        ups += [("max", LAST_SHOWN + offer, ms), ("wd", f"offer:{offer}", "1")]
-    fact_id = contact_id(decision_id, offer_ids)
-    return Fact(fact_id, customer_id, int(ms), tuple(ups), contact=True, ceilings=ceilings,
-                decision_id=decision_id)  # fmt: skip
-
-
-def intervention_fact(
-    intervention_id: str,
-    customer_id: str,
-    kind: str,
-    ts: datetime,
-    held_out: bool = False,
-    priority: int | None = None,
-    reasons: Sequence[str] = (),
-) -> Fact:
-    """An intervention raised for the customer: feeds per-kind cool-downs. One held out
-    (the customer is in the interventions' hold-out group) is counted apart, and starts
-    the same cool-down, so that both groups are alerted, or not, alike.
-
-    Its ``priority`` (1 most urgent) is kept beside the time, stamped with it, so that a
-    cool-down holds back only alerts of its kind that are no more urgent. A time with no
-    priority stamped with it (one stored before priorities were, or by a fact without
-    one) counts as the most urgent, so priority 1 is not written (the fact is as before).
-
-    >>> at = datetime(2026, 11, 23, tzinfo=UTC)
-    >>> intervention_fact("i1", "c1", "save_desk", at, priority=2).updates[-1]
-    ('latest', 'last_intervention_priority:save_desk', '2')
-    >>> intervention_fact("i1", "c1", "save_desk", at, priority=1).updates[-1]
-    ('max', 'last_intervention:save_desk', '1795392000000')
-
-    One raised past the call channel's caps (its ``reasons`` name the cap reached, as
-    :data:`CALLS_CAPPED_REASONS` start) said not to call: its time is kept as capped
-    too, so that its cool-down holds only while the caps do. Read from the alert's
-    reasons, it is rebuilt with the rest when the alerts are replayed.
-
-    >>> capped = ["visited:cancellation_page", "fatigue:call:week"]
-    >>> intervention_fact("i1", "c1", "save_desk", at, reasons=capped).updates[-1]
-    ('max', 'last_intervention_capped:save_desk', '1795392000000')
-    """
-    ms = str(ts_ms(ts))
-    counted = "held_out" if held_out else "interventions"
-    ups: list[Update] = [
-        ("incr", counted, "1"),
-        ("incr", f"{counted}:{kind}", "1"),
-        ("wd", counted, "1"),
-        ("max", f"last_intervention:{kind}", ms),
-    ]
-    if any(r.startswith(CALLS_CAPPED_REASONS) for r in reasons):
-        # read only while it is the newest alert's time: a newer one, not capped, that
-        # leaves it behind starts a cool-down of its own
-        ups.append(("max", f"{LAST_INTERVENTION_CAPPED}:{kind}", ms))
-    if priority is not None and priority > 1:
-        # the newest alert's priority, stamped (field@) with its time: read only with the
-        # last_intervention time it goes with (a newer alert of priority 1, or one stored
-        # without a priority, leaves it stale, hence read as 1)
-        ups.append(("latest", f"{LAST_INTERVENTION_PRIORITY}:{kind}", str(priority)))
-    return Fact(f"i:{intervention_id}", customer_id, int(ms), tuple(ups), contact=True)
 
 
 def risk_fact(

@@ -14,6 +14,7 @@ from feature_store.contact_days import (
     quartered_days,
     week_start_ms,
 )
+from feature_store.contact_facts import LAST_INTERVENTION_CAPPED, LAST_INTERVENTION_PRIORITY
 from feature_store.derived import (
     ACTIVITY_WINDOWS,
     Buckets,
@@ -29,8 +30,6 @@ from feature_store.facts import (
     BUCKET_CATEGORIES,
     CONSENT_CHANNELS,
     DAY_MS,
-    LAST_INTERVENTION_CAPPED,
-    LAST_INTERVENTION_PRIORITY,
     by_the_customer,
     recent_entry,
 )

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from feature_store.connection import StoreConnection, unavailable_when_transient
+from feature_store.connection import StoreConnection
+from feature_store.redis_errors import unavailable_when_transient
 
 LAYOUT = 1  # marks began on 2026-12-03
 # what a Redis holding customers but no mark is: said at start and by a forced rebuild

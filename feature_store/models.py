@@ -10,8 +10,9 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from feature_store.connection import StoreConnection, raise_failed
+from feature_store.connection import StoreConnection
 from feature_store.pipelining import Command
+from feature_store.redis_errors import raise_failed
 
 # what became of an example's claim: "new" (claimed now), "again" (claimed before by
 # this same record: read again), "copy" (claimed by another record: already learned)

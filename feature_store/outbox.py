@@ -27,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from feature_store.connection import StoreConnection, raise_failed
+from feature_store.connection import StoreConnection
 from feature_store.pipelining import Command
+from feature_store.redis_errors import raise_failed
 
 
 class DecisionOutboxes:

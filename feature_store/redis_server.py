@@ -9,7 +9,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from feature_store.connection import StoreConnection, unavailable_when_transient
+from feature_store.connection import StoreConnection
+from feature_store.redis_errors import unavailable_when_transient
 from feature_store.redis_memory import RedisMemory
 
 

@@ -38,11 +38,11 @@ from feature_store.facts import (
     Resolution,
     before_mark,
     touchpoint_fact,
-    withdrawal_updates,
 )
 from feature_store.records import LIVE_LAG_MS
 from feature_store.rooms import Room, room_of
 from feature_store.strangers import is_stranger, no_activity_life
+from feature_store.withdrawals import withdrawal_updates
 
 __all__ = ["CustomerState", "touchpoint_fact"]
 

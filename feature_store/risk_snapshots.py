@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from feature_store.connection import StoreConnection, raise_failed, unavailable_when_transient
+from feature_store.connection import StoreConnection
 from feature_store.keys import CustomerKeys
 from feature_store.records import PendingRisk
+from feature_store.redis_errors import raise_failed, unavailable_when_transient
 
 
 class RiskSnapshots:

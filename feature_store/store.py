@@ -3,90 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
-from redis.backoff import ExponentialWithJitterBackoff
 
 from feature_store.acceptances import OfferAcceptances
 from feature_store.budgets import OfferBudgets
-from feature_store.connection import (
-    NotingRetry,
-    StoreConnection,
-    hash_reply,
-    may_have_run,
-    raise_failed,
-    raise_unavailable,
-)
-from feature_store.contact_days import QUARTER, counted_from_ms
+from feature_store.connection import StoreConnection
 from feature_store.decision_log import DecisionLog
-from feature_store.facts import (
-    DAY_MS,
-    RESOLUTIONS,
-    WITHDRAWAL_FIELDS,
-    ContactCeilings,
-    Fact,
-    mark_bursts,
-    touchpoint_fact,
-)
-from feature_store.features import (
-    CustomerFeatures,
-    RecentTouchpoint,
-    build_features,
-    recent_touchpoint,
-)
-from feature_store.keys import KEY_KINDS, CustomerKeys
+from feature_store.erasure import erase_customer
+from feature_store.fact_calls import fact_call
+from feature_store.facts import WITHDRAWAL_FIELDS, Fact, mark_bursts, touchpoint_fact
+from feature_store.feature_views import FeatureViews
+from feature_store.features import CustomerFeatures, RecentTouchpoint, recent_touchpoint
+from feature_store.keys import CustomerKeys
 from feature_store.layout import StoreLayout
 from feature_store.models import ModelSnapshots
 from feature_store.outbox import DecisionOutboxes
 from feature_store.pipelining import Command
-from feature_store.records import (
-    LIVE_LAG_MS,
-    ApplyStatus,
-    ErasureReceipt,
-    ErasureUnknown,
-    Observer,
-    StoreConfig,
-    StoreUnavailable,
-)
+from feature_store.records import ApplyStatus, ErasureReceipt, Observer, StoreConfig
+from feature_store.redis_clients import redis_clients
+from feature_store.redis_errors import raise_failed, raise_unavailable
 from feature_store.redis_server import RedisServer
 from feature_store.risk_snapshots import RiskSnapshots
 from feature_store.subject_access import CustomerRecord, customer_record
-from feature_store.transport import (
-    REQUEST_TIMEOUT_S,
-    RedisPipe,
-    keepalive_options,
-)
+from feature_store.transport import REQUEST_TIMEOUT_S, RedisPipe
 from schemas import TouchpointEvent
-
-_updates_json = msgspec.json.Encoder().encode
-
-
-def _ceilings_json(ceilings: ContactCeilings, at_ms: int) -> bytes:
-    """A contact's ceilings as apply.lua takes them, ``at_ms`` the contact's time: each
-    count from where its days begin (UTC ms: contact_days.counted_from_ms), the
-    contact's UTC day, and the size of the quarter-hour buckets."""
-    counts = [(metrics, counted_from_ms(at_ms, ceilings.timezone, days), cap)
-              for metrics, days, cap in ceilings.counts]  # fmt: skip
-    return _updates_json({"day": at_ms // DAY_MS, "quarter": QUARTER.size_ms,
-                          "counts": counts, "since": ceilings.cool_downs,
-                          "withdrawn": ceilings.withdrawn})  # fmt: skip
-
-
-@functools.cache
-def _resolutions_json(names: frozenset[str]) -> bytes:
-    chosen = [[r.name, r.size_ms, r.keep, r.prune_every] for r in RESOLUTIONS if r.name in names]
-    return msgspec.json.encode(chosen)
-
-
-def _resolutions_of(fact: Fact) -> bytes:
-    """The resolutions a fact writes to: only those move their buckets along (a fact
-    without windowed updates leaves every bucket alone)."""
-    return _resolutions_json(frozenset(op[1:] for op, _, _ in fact.updates if op[0] == "w"))
 
 
 class FeatureStore:
@@ -121,6 +65,7 @@ class FeatureStore:
         self._config = config
         self._keys = CustomerKeys(config.secret, config.prefix)
         self._clock = clock
+        self._views = FeatureViews(config, clock)
         self.models = ModelSnapshots(self._conn, config.prefix, config.dedupe_horizon_s, clock)
         self.budgets = OfferBudgets(self._conn, config.prefix, config.secret)
         self.layout = StoreLayout(self._conn, config.prefix, config.secret)
@@ -144,33 +89,7 @@ class FeatureStore:
         """A store on a Redis URL (``rediss://`` for TLS; ``user:password@`` for an ACL).
         A call that hears nothing from Redis for ``timeout_s`` fails as an outage
         (:class:`StoreUnavailable`); so does a connection not made within that time."""
-        client: aioredis.Redis | aioredis.RedisCluster
-        tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
-        # a reply that does not come in time is an outage (a connection dropped silently,
-        # a frozen server), not a wait without end; keepalive finds dead idle connections
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            # a value that is not UTF-8 (another client's, or corrupted) reads with U+FFFD
-            # where its bad bytes were, so that it fails its own use (a context that is no
-            # JSON, a field that is no number): strict, it failed every call of the round
-            # trip, as the pipe's per-call error (transport.py) keeps it from doing there
-            "encoding_errors": "replace",
-            "socket_timeout": timeout_s,
-            "socket_connect_timeout": timeout_s,
-            # one retry of a call that timed out or lost its connection (a connection the
-            # server closed while idle, a cluster whose nodes moved): redis-py's own 3, and
-            # its cluster client's 10, held a call on a frozen node 78 s, not ``timeout_s``
-            "retry": NotingRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
-        }
-        if cluster or url.startswith(("redis://", "rediss://")):  # TCP (not a unix socket)
-            options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive_options()}
-        if cluster:
-            client = aioredis.RedisCluster.from_url(url, **options, **tls)
-        else:  # the less frequent calls (models, erasure, profile pages, sweeps)
-            plain_tcp = url.startswith("redis://")  # no TLS options on a plain connection
-            client = aioredis.Redis.from_url(url, **options, **({} if plain_tcp else tls))
-        plain = not cluster and url.startswith(("redis://", "rediss://"))
-        pipe = RedisPipe(url, ssl_ca_certs, timeout_s, timeout_s) if plain else None
+        client, pipe = redis_clients(url, cluster, ssl_ca_certs, timeout_s)
         return cls(client, config, observe, clock, pipe)
 
     @property
@@ -188,28 +107,7 @@ class FeatureStore:
         return self._keys.pseudonym(customer_id)
 
     def _call(self, fact: Fact, now_ms: int) -> tuple[tuple[str, ...], list[Any]]:
-        k = self._keys.for_customer(fact.customer_id)
-        windows = k.contacts if fact.contact else k.windows
-        keys = (k.profile, windows, k.seen, k.recent, k.tombstone, k.optouts, k.contacts,
-                k.suppression)  # fmt: skip
-        args: list[Any] = [
-            fact.fact_id,
-            fact.ts_ms,
-            now_ms,
-            self._config.ttl_s,
-            self._config.dedupe_horizon_s * 1000,
-            fact.recent or "",
-            self._config.recent_len,
-            _resolutions_of(fact),
-        ]
-        args += [_updates_json(fact.updates), LIVE_LAG_MS, self._config.contact_only_life_s]
-        # ARGV[12] the ceilings, ARGV[13] for the erased only ('' for none), ARGV[14] a
-        # stranger's ttl (feature_store/strangers.py), ARGV[15] keep the touchpoint before
-        # it beside its id ('' for no: facts.py mark_bursts)
-        args.append(_ceilings_json(fact.ceilings, fact.ts_ms) if fact.ceilings else "")
-        args += ["1" if fact.erased_only else "", self._config.stranger_life_s]
-        args.append("1" if fact.keep_before else "")
-        return keys, args
+        return fact_call(self._keys, self._config, fact, now_ms)
 
     async def apply(
         self,
@@ -325,12 +223,14 @@ class FeatureStore:
             for i in range(0, len(replies), 5)
         ]
         if faults is None:
-            return self._features(views, now, False, home_timezone)
+            return self._views.features(views, now, False, home_timezone)
         failed = [  # an erased customer's keys are not read
             None if int(view[0]) else next((r for r in view[1:] if isinstance(r, Exception)), None)
             for view in views
         ]
-        return self._features_apart(customer_ids, views, failed, now, False, faults, home_timezone)
+        return self._views.features_apart(
+            customer_ids, views, failed, now, False, faults, home_timezone
+        )
 
     async def erased(self, customer_ids: Sequence[str]) -> list[bool]:
         """Whether each customer was erased, in one round trip (nothing about them is
@@ -370,61 +270,13 @@ class FeatureStore:
                                    k.optouts), ()))  # fmt: skip
         if faults is None:
             views = await self._conn.eval_mixed("read", calls)
-            return self._features(views, now, True, home_timezone)
+            return self._views.features(views, now, True, home_timezone)
         failed: dict[int, Exception] = {}
         views = await self._conn.eval_mixed("read", calls, faults=failed)
         by_view = [failed.get(i) for i in range(len(views))]
-        return self._features_apart(customer_ids, views, by_view, now, True, faults, home_timezone)
-
-    def _features_apart(
-        self,
-        customer_ids: Sequence[str],
-        views: Sequence[Sequence[Any]],
-        failed: Sequence[Exception | None],
-        now: float | None,
-        full: bool,
-        faults: dict[str, Exception],
-        home_timezone: str,
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """:meth:`_features` of each customer apart: one whose view failed (``failed``)
-        or whose values cannot be read as features goes in ``faults`` under their id, with
-        ``(False, None)``, and the others are read."""
-        out: list[tuple[bool, CustomerFeatures | None]] = []
-        for customer_id, view, fault in zip(customer_ids, views, failed, strict=True):
-            if fault is None:
-                try:
-                    out += self._features([view], now, full, home_timezone)
-                    continue
-                except Exception as exc:  # this customer's values: the others are read
-                    fault = exc
-            faults[customer_id] = fault
-            out.append((False, None))
-        return out
-
-    def _features(
-        self, views: Sequence[Sequence[Any]], now: float | None, full: bool, home_timezone: str
-    ) -> list[tuple[bool, CustomerFeatures | None]]:
-        """(erased?, features) from (tombstone, profile, windows, contacts, recent,
-        opt-outs) replies. A customer whose profile expired, but who withdrew, is known
-        by their withdrawals alone."""
-        now_ms = int((self._clock() if now is None else now) * 1000)
-        c = self._config
-        # at the clock's now: as far ahead as events are accepted (a read as of a past
-        # moment counts nothing after it)
-        ahead_ms = int(c.future_skew_s * 1000) if now is None else 0
-        out: list[tuple[bool, CustomerFeatures | None]] = []
-        for erased, *raw in views:
-            if int(erased) or not (raw[0] or raw[4]):
-                out.append((bool(int(erased)), None))
-                continue
-            profile, windows, contacts, optouts = (hash_reply(raw[i]) for i in (0, 1, 2, 4))
-            profile = optouts | profile  # equal where both are (apply.lua writes both)
-            features = build_features(profile, windows, raw[3], now_ms, contacts,
-                                      c.thresholds, c.half_life_days, full,
-                                      ahead_ms=ahead_ms,
-                                      home_timezone=home_timezone)  # fmt: skip
-            out.append((False, features))
-        return out
+        return self._views.features_apart(
+            customer_ids, views, by_view, now, True, faults, home_timezone
+        )
 
     async def read(
         self, customer_id: str, now: float | None = None, home_timezone: str = "UTC"
@@ -498,42 +350,9 @@ class FeatureStore:
         Raises :class:`ErasureUnknown` when the script was sent and Redis did not answer
         in time (it may have run, or run later), :class:`StoreUnavailable` when Redis
         could not be reached or refused it (it did not run)."""
-        keys = self._keys.for_customer(customer_id)
-        now_ms = int(self._clock() * 1000)
-        at_ms = now_ms if erased_at_ms is None else min(erased_at_ms, now_ms)
-        block_ms = self._config.tombstone_ttl_s * 1000 - (now_ms - at_ms)
-        if block_ms <= 0:
-            return ErasureReceipt(subject=keys.tag, keys_removed=0, kinds=[], blocked=False)
-        named_by = [KEY_KINDS.index("decisions") + 1, KEY_KINDS.index("decision_index") + 1]
-        optouts = KEY_KINDS.index("optouts") + 1
-        call = ([*keys.all(), keys.tombstone, keys.erasure, keys.suppression],
-                [block_ms, at_ms, keys.context(""), "live" if erased_at_ms is None else "replayed",
-                 optouts, " ".join(w for w in withdrawals if w in WITHDRAWAL_FIELDS),
-                 *named_by])  # fmt: skip
-        confirmed = None
-        try:
-            if replicas:
-                reply, confirmed = await self._conn.eval_confirmed(
-                    "erase", "erase", call, replicas, within_ms
-                )
-            else:
-                (reply,) = await self._conn.eval_many("erase", "erase", [call])
-        except StoreUnavailable as exc:  # sent, and no reply: it may run yet
-            if may_have_run(exc):
-                self._keys.forget(customer_id)
-                raise ErasureUnknown(str(exc), subject=keys.tag) from exc
-            raise
-        removed, gone_contexts = reply[: len(KEY_KINDS)], int(reply[len(KEY_KINDS)])
-        kinds = [kind for kind, gone in zip(KEY_KINDS, removed, strict=True) if gone]
-        if gone_contexts:
-            kinds.append("decision_contexts")
-        self._keys.forget(customer_id)
-        return ErasureReceipt(
-            subject=keys.tag, keys_removed=sum(removed) + gone_contexts, kinds=kinds,
-            blocked=True, erased_at_ms=int(reply[len(KEY_KINDS) + 1]),
-            replicas_confirmed=confirmed,
-            withdrawals_kept=[str(w) for w in reply[len(KEY_KINDS) + 2]],
-        )  # fmt: skip
+        return await erase_customer(self._conn, self._keys, self._config, self._clock,
+                                    customer_id, erased_at_ms, replicas, within_ms,
+                                    withdrawals)  # fmt: skip
 
     async def withdrawals_kept(self, customer_id: str) -> list[str]:
         """The withdrawals an erasure of the customer kept beside their tombstone (fields

@@ -27,7 +27,7 @@ from schemas.catalogue import OFFER_CHANNELS
 # A profile holding any of these fields is of someone Moments knows beyond its own
 # decisions: their activity count, an email the business sent them (delivered or
 # bounced), a withdrawal (kept apart, and copied into a profile made anew), an offer
-# Moments made them on a channel other than the web (its count, facts.offers_shown_fact).
+# Moments made them on a channel other than the web (its count, contact_facts.offers_shown_fact).
 OUTBOUND_SHOWN = tuple(f"shown:{channel}" for channel in OFFER_CHANNELS if channel != "web")
 KNOWN_BY = (
     "n",

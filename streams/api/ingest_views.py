@@ -15,7 +15,8 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from feature_store.facts import ts_ms, withdraws
+from feature_store.facts import ts_ms
+from feature_store.withdrawals import withdraws
 from schemas import InvalidEvent, Outcome, TouchpointEvent, decode_outcome, decode_touchpoint
 from schemas.ahead import not_ahead
 from schemas.errors import decode_wire

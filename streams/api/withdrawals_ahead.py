@@ -5,7 +5,7 @@ store, which the API's own recommendations read: a customer who withdrew consent
 being offered on the channel for as long as the workers were behind (down, rebalancing,
 lagging; 17 answers of 30 asked for a millisecond after the 202 still made offers by
 email). After the write to Kafka, the withdrawal fields alone of each withdrawal are
-applied too (:func:`feature_store.facts.withdrawal_fact`: an id of their own, nothing
+applied too (:func:`feature_store.withdrawals.withdrawal_fact`: an id of their own, nothing
 counted, ranked by their time, kept beside the tombstone of an erased customer as any
 withdrawal is), best effort: within :data:`WITHIN_S`, and not while Redis is known to be
 away. The worker applies the whole touchpoint from Kafka all the same. A withdrawal dated
@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 from agents.web_withdrawals import web_consent
 from agents.withdrawals_undated import undated
-from feature_store.facts import Fact, withdrawal_fact
+from feature_store.facts import Fact
+from feature_store.withdrawals import withdrawal_fact
 from schemas import TouchpointEvent
 from streams.api.server import Api
 

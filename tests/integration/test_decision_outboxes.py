@@ -22,7 +22,7 @@ from agents.contact_policy import ContactPolicy
 from agents.control_group import ControlGroup
 from agents.offer_rules import RuleBasedOfferPolicy
 from feature_store import ContactCeilings, DecisionRecord, FeatureStore, StoreConfig
-from feature_store.facts import offers_shown_fact
+from feature_store.contact_facts import offers_shown_fact
 from feature_store.pipelining import Command
 from schemas import ContactRules, NextBestOffer, Offer, OfferCatalogue
 from streams.api import decision_outbox

@@ -20,9 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.learned_policy import ModelHolder
 from feature_store import FeatureStore, RepliesUnknown, StoreConfig
-from feature_store.connection import unavailable_when_transient
 from feature_store.models import CLAIM_SHARDS
 from feature_store.records import DecisionRecord
+from feature_store.redis_errors import unavailable_when_transient
 from feature_store.transport import RepliesLost
 from streams.metrics import Metrics
 from streams.model_snapshots import MODEL

@@ -17,13 +17,8 @@ from zoneinfo import available_timezones
 
 from hypothesis import strategies as st
 
-from feature_store.facts import (
-    DAY_MS,
-    intervention_fact,
-    offers_shown_fact,
-    risk_fact,
-    touchpoint_fact,
-)
+from feature_store.contact_facts import intervention_fact, offers_shown_fact
+from feature_store.facts import DAY_MS, risk_fact, touchpoint_fact
 from feature_store.money import ONE_CURRENCY, Money
 from feature_store.reference import CustomerState
 from schemas import (

@@ -16,7 +16,8 @@ from agents.control_group import ControlGroup
 from agents.interventions import interventions_for, withheld
 from agents.returning_customers import WIN_BACK_OWED
 from feature_store import CustomerFeatures, intervention_fact
-from feature_store.facts import CALLS_CAPPED_REASONS, Fact, ts_ms
+from feature_store.contact_facts import CALLS_CAPPED_REASONS
+from feature_store.facts import Fact, ts_ms
 from feature_store.features import ContactHistory
 from schemas import WebClick
 from streams.rebuild_replay import Replay

@@ -28,7 +28,7 @@ from agents.letters import SourceRecord
 from agents.offer_rules import RuleBasedOfferPolicy
 from agents.touchpoint_handler import TouchpointHandler
 from feature_store import FeatureStore, StoreConfig, StoreUnavailable
-from feature_store.connection import raise_failed, transient
+from feature_store.redis_errors import raise_failed, transient
 from schemas import Offer, OfferCatalogue, WebClick, encode_touchpoint
 from tests.unit.factories import T0
 

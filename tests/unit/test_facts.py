@@ -11,14 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feature_store import facts
+from feature_store.contact_facts import contact_id, intervention_fact, offers_shown_fact
 from feature_store.facts import (
     CONSENT_CHANNELS,
     RESOLUTIONS,
     WITHDRAWAL_FIELDS,
     Fact,
-    contact_id,
-    intervention_fact,
-    offers_shown_fact,
     recent_entry,
     touchpoint_fact,
     touchpoint_updates,

@@ -33,7 +33,7 @@ ACTIVITY_WINDOWS = {
 
 
 def store_read(history: History) -> CustomerFeatures | None:
-    """The features the store gives for the state (``FeatureStore._features``): none for
+    """The features the store gives for the state (``FeatureViews.features``): none for
     a customer it holds nothing of; the opt-outs under the profile."""
     state = history.state
     if not (state.profile or state.optouts):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from feature_store.contact_facts import intervention_fact, offers_shown_fact
 from feature_store.derived import SegmentThresholds
-from feature_store.facts import intervention_fact, offers_shown_fact, recent_entry
+from feature_store.facts import recent_entry
 from feature_store.features import (
     ContactHistory,
     CustomerFeatures,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feature_store.contact_facts import contact_id, intervention_fact, offers_shown_fact
 from feature_store.facts import (
     BUCKET_CATEGORIES,
     BUCKET_CATEGORY_ROOM,
@@ -20,10 +21,7 @@ from feature_store.facts import (
     Fact,
     Resolution,
     before_mark,
-    contact_id,
-    intervention_fact,
     mark_bursts,
-    offers_shown_fact,
     recent_entry,
     risk_fact,
     touchpoint_fact,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from feature_store.facts import offers_shown_fact, touchpoint_fact
+from feature_store.contact_facts import offers_shown_fact
+from feature_store.facts import touchpoint_fact
 from feature_store.reference import CustomerState
 from tests.unit.factories import DAY_MS, T0_MS, at, click, consent, email
 

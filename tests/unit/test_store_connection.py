@@ -8,7 +8,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feature_store import StoreUnavailable
-from feature_store.connection import raise_failed
+from feature_store.redis_errors import raise_failed
 
 
 def test_replies_without_errors_pass() -> None:
@@ -45,8 +45,8 @@ def test_any_other_error_is_raised_as_it_is() -> None:
 def test_a_server_that_cannot_serve_now_is_unavailable_not_a_bad_call(error: str) -> None:
     from redis.exceptions import ResponseError
 
-    from feature_store.connection import raise_failed, transient
     from feature_store.records import StoreUnavailable
+    from feature_store.redis_errors import raise_failed, transient
 
     assert transient(ResponseError(error))
     with pytest.raises(StoreUnavailable):
@@ -65,7 +65,7 @@ def test_a_server_that_cannot_serve_now_is_unavailable_not_a_bad_call(error: str
 def test_an_error_of_the_call_itself_stays_an_error(error: str) -> None:
     from redis.exceptions import ReadOnlyError, ResponseError
 
-    from feature_store.connection import raise_failed, transient
+    from feature_store.redis_errors import raise_failed, transient
 
     assert not transient(ResponseError(error))
     with pytest.raises(ResponseError):

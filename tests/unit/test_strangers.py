@@ -8,7 +8,8 @@ from importlib import resources
 
 import pytest
 
-from feature_store.facts import offers_shown_fact, touchpoint_fact
+from feature_store.contact_facts import offers_shown_fact
+from feature_store.facts import touchpoint_fact
 from feature_store.reference import CustomerState
 from feature_store.strangers import KNOWN_BY, is_stranger, no_activity_life
 from tests.unit.factories import DAY_MS, T0_MS, at, click, consent, email

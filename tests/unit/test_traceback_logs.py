@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from feature_store import StoreUnavailable
-from feature_store.connection import unavailable_when_transient
+from feature_store.redis_errors import unavailable_when_transient
 from streams import logs
 from streams.api.errors import json_errors
 

@@ -12,8 +12,9 @@ from agents.interventions import InterventionRules
 from agents.letters import SourceRecord
 from agents.withdrawal_stops import call_stop, do_not_call_for
 from feature_store import ApplyStatus, CustomerFeatures
-from feature_store.facts import Fact, ts_ms, withdrawal_fact
+from feature_store.facts import Fact, ts_ms
 from feature_store.features import ContactHistory
+from feature_store.withdrawals import withdrawal_fact
 from schemas import Consent, encode_touchpoint
 from schemas.touchpoints import Channel
 from tests.unit.test_touchpoint_handler import KNOWN, NOW, RecordingStore, handler
