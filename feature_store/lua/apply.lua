@@ -262,7 +262,7 @@ for _, update in ipairs(updates) do
 end
 -- A contact with ceilings (ARGV[12], JSON {day: its UTC day, quarter: the size of the
 -- quarter-hour buckets (ms), counts: [[metrics, from, cap]], since: [[profile field,
--- latest ms]], withdrawn: [withdrawal field]}, facts.py ContactCeilings, store.py
+-- latest ms]], withdrawn: [withdrawal field]}, facts.py ContactCeilings, fact_calls.py
 -- _ceilings_json) is refused when a withdrawn field reads '0' (consent withdrawn since
 -- the decision's read), or when the
 -- contact counts of the metrics from `from` (in UTC ms, found in Python: a day's count
