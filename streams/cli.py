@@ -30,6 +30,7 @@ from streams.moments_command import started
 from streams.services.processes import terminated_like_ctrl_c
 from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
 from streams.startup_line import startup_line
+from streams.stop_line import stopped
 
 log = logging.getLogger("moments")
 STARTING = ("worker", "api")  # long-running: SIGTERM while they start is a Ctrl-C
@@ -168,7 +169,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     fault = _simulation_fault(args)
     if fault is not None:  # before any topic is made
-        _stopped(fault, settings, "moments simulate")
+        stopped(fault, settings, "moments simulate")
         return 2
     currency = settings.money.currency or "EUR"  # spend counts in the configured one
 
@@ -220,7 +221,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     fault = _simulation_fault(args)
     if fault is not None:  # before any service is started
-        _stopped(fault, settings, "moments demo")
+        stopped(fault, settings, "moments demo")
         return 2
     return run_demo(duration_s=args.duration, rate=args.rate, customers=args.customers)
 
@@ -240,7 +241,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         except SettingsError as exc:
             said = str(exc).removeprefix("MOMENTS_REDIS_URL: ")
             said = said.replace("MOMENTS_REDIS_URL", "it")
-            _stopped(f"--redis-url: {said}", settings, "moments rebuild")
+            stopped(f"--redis-url: {said}", settings, "moments rebuild")
             return 2
 
     async def run() -> int:
@@ -252,38 +253,38 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             report = await rebuild(settings, store, force=args.force,
                                    accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
         except TargetUnreachable as exc:  # as Kafka unreachable at start: try again later
-            _stopped(f"{exc}; nothing was written: run it again once Redis answers",
-                     settings, "moments rebuild")  # fmt: skip
+            stopped(f"{exc}; nothing was written: run it again once Redis answers",
+                    settings, "moments rebuild")  # fmt: skip
             return 3
         except RebuildError as exc:
-            _stopped(str(exc), settings, "moments rebuild")
+            stopped(str(exc), settings, "moments rebuild")
             return 2
         except StoreUnavailable as exc:
-            _stopped(f"Redis became unavailable ({exc}); the target holds part of the "
-                     "rebuild: once Redis answers, run it again with --force (what was "
-                     "applied counts once)", settings, "moments rebuild")  # fmt: skip
+            stopped(f"Redis became unavailable ({exc}); the target holds part of the "
+                    "rebuild: once Redis answers, run it again with --force (what was "
+                    "applied counts once)", settings, "moments rebuild")  # fmt: skip
             return 3
         except KafkaError as exc:
-            _stopped(f"{connection_trouble(settings, exc)}; if it failed on the way, the "
-                     "target holds part of the rebuild: once Kafka answers, run it again "
-                     "with --force (what was applied counts once)",
-                     settings, "moments rebuild")  # fmt: skip
+            stopped(f"{connection_trouble(settings, exc)}; if it failed on the way, the "
+                    "target holds part of the rebuild: once Kafka answers, run it again "
+                    "with --force (what was applied counts once)",
+                    settings, "moments rebuild")  # fmt: skip
             return 3
         finally:
             await store.close()
         print(report.summary())
         if report.dead_letters_lost:
-            _stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "
-                     "letters: touchpoints the live pipeline refused then for another reason "
-                     "than their form (dated too far ahead, a failed update) were applied; "
-                     "keep it as long as touchpoints", settings, "moments rebuild",
-                     logging.WARNING)  # fmt: skip
+            stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "
+                    "letters: touchpoints the live pipeline refused then for another reason "
+                    "than their form (dated too far ahead, a failed update) were applied; "
+                    "keep it as long as touchpoints", settings, "moments rebuild",
+                    logging.WARNING)  # fmt: skip
         return 0
 
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
-        _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
+        stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
         return 130
 
 
@@ -294,7 +295,7 @@ REBUILD_INTERRUPTED = (
 
 
 def _terminated(settings: Settings) -> None:
-    _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
+    stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
     sys.stderr.flush()
     os._exit(130)
 
@@ -304,7 +305,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     sections = tuple(args.only) if args.only else SECTIONS
     if args.against is not None and "http" not in sections:
-        _stopped("--against goes with the http section", settings, "moments bench")
+        stopped("--against goes with the http section", settings, "moments bench")
         return 2
     return run_bench(args.events, args.rate, args.latency_seconds, sections, args.against)
 
@@ -325,7 +326,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         (args.seed < 0, "--seed must be 0 or more"),
     ) if bad]  # fmt: skip
     if refused:
-        _stopped(refused[0], settings, "moments evaluate")
+        stopped(refused[0], settings, "moments evaluate")
         return 2
     config = EvaluationConfig(
         decisions=args.decisions,
@@ -370,19 +371,19 @@ def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
         since, until = (None if t is None else instant(t) for t in (args.since, args.until))
         period = chosen_period(now, duration(args.window), args.days, since, until)
     except ValueError as exc:
-        _stopped(str(exc), settings, "moments lift")
+        stopped(str(exc), settings, "moments lift")
         return 2
     except OverflowError:  # a window or a number of days past what a date can hold
-        _stopped("--window or --days reaches past the dates a calendar holds", settings,
-                 "moments lift")  # fmt: skip
+        stopped("--window or --days reaches past the dates a calendar holds", settings,
+                "moments lift")  # fmt: skip
         return 2
     measured = measure_lift(settings, period, now, interventions=args.interventions)
     report = asyncio.run(measured)
     print(json.dumps(report, indent=2))
     for topic, whole_from in report["cut_by_retention"].items():
-        _stopped(f"retention has deleted records of {topic} that may fall in the period (it "
-                 f"is whole from {whole_from}): what happened before then may be missing from "
-                 "this report", settings, "moments lift", logging.WARNING)  # fmt: skip
+        stopped(f"retention has deleted records of {topic} that may fall in the period (it "
+                f"is whole from {whole_from}): what happened before then may be missing from "
+                "this report", settings, "moments lift", logging.WARNING)  # fmt: skip
     return 0
 
 
@@ -397,7 +398,7 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         since, until = (None if t is None else int(instant(t).timestamp() * 1000)
                         for t in (args.since, args.until))  # fmt: skip
     except ValueError as exc:
-        _stopped(str(exc), settings, "moments dead-letters")
+        stopped(str(exc), settings, "moments dead-letters")
         return 2
     refused = [said for bad, said in (
         (args.again and not args.redrive, "--again goes with --redrive"),
@@ -407,7 +408,7 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
          "--since must come before --until"),
     ) if bad]  # fmt: skip
     if refused:
-        _stopped(refused[0], settings, "moments dead-letters")
+        stopped(refused[0], settings, "moments dead-letters")
         return 2
     sources = frozenset(settings.topic(s) for s in args.source or ())
     wanted = LetterFilter(sources, args.reason, since, until)
@@ -424,10 +425,10 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = asyncio.run(run())
     except RedriveRefused as exc:
-        _stopped(str(exc), settings, "moments dead-letters")
+        stopped(str(exc), settings, "moments dead-letters")
         return 2
     except RedriveHeld as exc:  # as Kafka unreachable: run it again once Redis answers
-        _stopped(str(exc), settings, "moments dead-letters")
+        stopped(str(exc), settings, "moments dead-letters")
         return 3
     except asyncio.CancelledError:  # SIGTERM (Ctrl-C comes as KeyboardInterrupt: 130 too)
         return 130
@@ -453,17 +454,6 @@ COMMANDS = {
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 ONE_SHOT = ("rebuild", "lift", "dead-letters")  # read the topics once, print, and end
 REPORTS = (*ONE_SHOT, "check-catalogue", "evaluate", "bench")  # what they print is the point
-
-
-def _stopped(
-    why: str, settings: Settings, who: str = "moments", level: int = logging.CRITICAL
-) -> None:
-    """Why the command stops (or, at a lower ``level``, what it warns of): one line on
-    stderr, ``who`` first (a record of logger ``who``, where logs are JSON lines)."""
-    if settings.log_format == "json":
-        logging.getLogger(who.replace(" ", ".")).log(level, "%s", why)
-    else:
-        print(f"{who}: {why}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -502,20 +492,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
-        _stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
+        stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
         return 2
     except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch, SecretMismatch,
             EventLoopError) as exc:  # fmt: skip
-        _stopped(str(exc), settings)
+        stopped(str(exc), settings)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
         if args.command not in ON_CONFIGURED_KAFKA:  # demo and bench start their own
             raise
         log.debug("Kafka could not be used", exc_info=True)
-        _stopped(connection_trouble(settings, exc), settings)
+        stopped(connection_trouble(settings, exc), settings)
         return 3
     except ServiceError as exc:  # demo and bench: Kafka or Redis of their own did not start
-        _stopped(str(exc), settings)
+        stopped(str(exc), settings)
         return 3
     except KeyboardInterrupt:
         if args.command in STARTING:  # up, they stop on their own, with 0
