@@ -1,438 +1,34 @@
-"""The ``moments`` command: what each of its commands runs, and how it stops (its
-options are in :mod:`streams.cli_arguments`)."""
+"""The ``moments`` command: which runner each of its commands has, and how it stops (its
+options are in :mod:`streams.cli_arguments`; the runners, by kind, in
+:mod:`streams.cli_processes`, :mod:`streams.cli_simulation`, :mod:`streams.cli_repairs`
+and :mod:`streams.cli_reports`)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import errno
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
-from pathlib import Path
-from typing import Any
 
 from schemas import CatalogueError
 from streams import lenient_records, logs
-from streams.cli_arguments import (
-    MAX_SIMULATED_CUSTOMERS,
-    MAX_SIMULATED_RATE,
-    MIN_SIMULATED_RATE,
-    SIMULATED_CUSTOMERS,
-    SIMULATED_RATES,
-    parser,
-)
-from streams.listen_check import check_can_listen
+from streams.cli_arguments import parser
+from streams.cli_processes import catalogue_hint, cmd_api, cmd_worker
+from streams.cli_repairs import cmd_dead_letters, cmd_rebuild
+from streams.cli_reports import cmd_bench, cmd_check_catalogue, cmd_evaluate, cmd_lift
+from streams.cli_simulation import cmd_demo, cmd_simulate
 from streams.moments_command import started
 from streams.services.processes import terminated_like_ctrl_c
-from streams.settings import DEFAULT_CATALOGUE, Settings, SettingsError
-from streams.startup_line import startup_line
+from streams.settings import Settings, SettingsError
+from streams.stop_line import stopped
 
 log = logging.getLogger("moments")
 STARTING = ("worker", "api")  # long-running: SIGTERM while they start is a Ctrl-C
 # SIGTERM stops these as Ctrl-C does, once their own handling is set (the console
 # script's does so while their modules import)
 STOPPED_LIKE_CTRL_C = (*STARTING, "demo", "bench", "rebuild")
-
-
-def check_local_files(settings: Settings, data_dir: bool) -> None:
-    """Before Kafka and Redis are used: the catalogue reads, and the worker's data folder
-    can be made (else one line and exit 2, not a traceback after the topics were made)."""
-    from schemas import load_catalogue
-
-    try:
-        load_catalogue(settings.catalogue_path)
-    except CatalogueError as exc:  # named as the other settings are
-        raise CatalogueError(f"MOMENTS_CATALOGUE_PATH: {exc}") from None
-    if data_dir:
-        folder = Path(settings.data_dir)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            why = "it is not a folder" if folder.exists() else exc.strerror
-            raise SettingsError(f"MOMENTS_DATA_DIR: cannot use {folder}: {why}") from None
-
-
-def catalogue_hint(settings: Settings, default: str = DEFAULT_CATALOGUE) -> str:
-    """What to do when the default catalogue, a file of the repository, is not there (a
-    Moments installed from its wheel): name your own."""
-    if settings.catalogue_path != default or Path(default).exists():
-        return ""
-    return (
-        " (MOMENTS_CATALOGUE_PATH is not set, and its default, the repository's"
-        " deploy/catalogue/offers.toml, is not there: set it to your offer catalogue)"
-    )
-
-
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import faust
-
-    from streams.app import create_app
-    from streams.event_loop import loop_name, new_event_loop
-    from streams.redis_checks import (
-        check_layout_once_redis_answers,
-        check_redis_layout,
-        warn_about_redis_setup,
-    )
-    from streams.stop_watch import waiting_on
-    from streams.topics import ensure_topics
-    from streams.worker_stop import exit_when_stuck
-
-    if hasattr(signal, "SIGHUP"):
-        # until the worker reads the catalogue on SIGHUP (a task that starts once it has
-        # joined its group, and then checks the file once): a SIGHUP meanwhile must not
-        # end it, as its default would
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    loop = new_event_loop(settings.event_loop)
-    asyncio.set_event_loop(loop)
-    log.info("%s (event loop: %s)", startup_line("worker", settings), loop_name(loop))
-    check_local_files(settings, data_dir=True)
-    check_can_listen(settings.web_host, settings.web_port,
-                     "MOMENTS_WEB_HOST / MOMENTS_WEB_PORT")  # fmt: skip
-    loop.run_until_complete(ensure_topics(settings))
-    loop.run_until_complete(warn_about_redis_setup(settings))
-    # a worker has nothing to do until Redis answers: it waits longer for the check
-    layout = loop.run_until_complete(
-        check_redis_layout(settings, within_s=settings.redis_start_wait_s)
-    )
-    moments = create_app(settings)
-    refusals: list[Exception] = []
-    if layout == "unreachable":  # checked once Redis answers; stopped if it must not write
-
-        def refused(exc: Exception) -> None:
-            refusals.append(exc)
-            os.kill(os.getpid(), signal.SIGTERM)  # stops as on SIGTERM: its work handed back
-
-        @moments.app.task  # type: ignore[untyped-decorator]
-        async def check_layout_late() -> None:
-            await check_layout_once_redis_answers(settings, refused)
-
-    # Moments' own log format and levels (logs.configure), not mode's, which dropped the
-    # logger names; and no progress spinner, which wrote terminal codes into log files
-    worker = faust.Worker(moments.app, loop=loop, loglevel=settings.log_level, quiet=True,
-                          override_logging=False)  # fmt: skip
-    worker.spinner = None
-    # told to stop, it leaves within seconds even when one of Faust's services hangs (with
-    # 1 when it stops for a crash, as Faust would)
-    exit_when_stuck(lambda: bool(moments.app.should_stop),
-                    lambda: 2 if refusals else 1 if worker.crash_reason else 0,
-                    waiting_on=lambda: waiting_on(loop))  # fmt: skip
-    try:
-        worker.execute_from_commandline()
-    except SystemExit:  # how the worker ends, however it stopped
-        if refusals:
-            return 2
-        raise
-    return 0
-
-
-def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.api.server import serve
-    from streams.event_loop import loop_factory
-
-    check_local_files(settings, data_dir=False)
-    if hasattr(signal, "SIGHUP"):  # until the API reads the catalogue on it, once started
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (its default would end the process)
-    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-        return runner.run(serve(settings))
-
-
-def _simulation_fault(args: argparse.Namespace) -> str | None:
-    """What is wrong with ``simulate`` or ``demo``'s numbers, if anything.
-
-    >>> _simulation_fault(argparse.Namespace(rate=float("nan"), customers=10))
-    '--rate must be from 0.001 to 100,000 events a second'
-    >>> _simulation_fault(argparse.Namespace(rate=5.0, customers=0, count=None, duration=None))
-    '--customers must be from 1 to 10,000,000'
-    """
-    count, duration = getattr(args, "count", None), getattr(args, "duration", None)
-    faults = (
-        (not MIN_SIMULATED_RATE <= args.rate <= MAX_SIMULATED_RATE,
-         f"--rate must be {SIMULATED_RATES} events a second"),
-        (not 1 <= args.customers <= MAX_SIMULATED_CUSTOMERS,
-         f"--customers must be {SIMULATED_CUSTOMERS}"),
-        (count is not None and count < 1, "--count must be at least 1"),
-        (duration is not None and not 0 < duration < float("inf"),
-         "--duration must be a number of seconds above 0"),
-    )  # fmt: skip
-    return next((said for bad, said in faults if bad), None)
-
-
-def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas import load_catalogue
-    from streams.simulation.producer import simulate, simulate_closed_loop
-    from streams.topics import NEXT_BEST_OFFERS, OFFER_OUTCOMES, TOUCHPOINTS, ensure_topics
-
-    fault = _simulation_fault(args)
-    if fault is not None:  # before any topic is made
-        _stopped(fault, settings, "moments simulate")
-        return 2
-    currency = settings.money.currency or "EUR"  # spend counts in the configured one
-
-    async def run() -> None:
-        await ensure_topics(settings)
-        if args.respond:
-            sent, answered = await simulate_closed_loop(
-                settings.kafka_bootstrap,
-                settings.topic(TOUCHPOINTS),
-                settings.topic(NEXT_BEST_OFFERS),
-                settings.topic(OFFER_OUTCOMES),
-                load_catalogue(settings.catalogue_path),
-                customers=args.customers,
-                seed=args.seed,
-                rate=args.rate,
-                count=args.count,
-                duration_s=args.duration,
-                currency=currency,
-            )
-            log.info(
-                "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes, "
-                "%d orders after them)",
-                sent.sent,
-                sent.seconds,
-                answered.answered,
-                answered.decisions,
-                answered.outcomes,
-                answered.orders,
-            )
-            return
-        result = await simulate(
-            settings.kafka_bootstrap,
-            settings.topic(TOUCHPOINTS),
-            customers=args.customers,
-            seed=args.seed,
-            rate=args.rate,
-            count=args.count,
-            duration_s=args.duration,
-            currency=currency,
-        )
-        log.info("sent %d touchpoints in %.1fs", result.sent, result.seconds)
-
-    asyncio.run(run())
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.demo import run_demo
-
-    fault = _simulation_fault(args)
-    if fault is not None:  # before any service is started
-        _stopped(fault, settings, "moments demo")
-        return 2
-    return run_demo(duration_s=args.duration, rate=args.rate, customers=args.customers)
-
-
-def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    from aiokafka.errors import KafkaError
-
-    from feature_store import StoreUnavailable
-    from streams.app import build_store
-    from streams.kafka_security import connection_trouble
-    from streams.rebuild import rebuild
-    from streams.rebuild_report import RebuildError, TargetUnreachable
-
-    if args.redis_url is not None:  # checked as MOMENTS_REDIS_URL is
-        try:
-            settings.replace(redis_url=args.redis_url).validate()
-        except SettingsError as exc:
-            said = str(exc).removeprefix("MOMENTS_REDIS_URL: ")
-            said = said.replace("MOMENTS_REDIS_URL", "it")
-            _stopped(f"--redis-url: {said}", settings, "moments rebuild")
-            return 2
-
-    async def run() -> int:
-        # a Job's or a unit's stop (SIGTERM) ends it as Ctrl-C does, saying what it leaves,
-        # at once: a round trip under way may wait out its timeout before a cancel lands
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _terminated, settings)
-        store = build_store(settings, redis_url=args.redis_url)
-        try:
-            report = await rebuild(settings, store, force=args.force,
-                                   accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
-        except TargetUnreachable as exc:  # as Kafka unreachable at start: try again later
-            _stopped(f"{exc}; nothing was written: run it again once Redis answers",
-                     settings, "moments rebuild")  # fmt: skip
-            return 3
-        except RebuildError as exc:
-            _stopped(str(exc), settings, "moments rebuild")
-            return 2
-        except StoreUnavailable as exc:
-            _stopped(f"Redis became unavailable ({exc}); the target holds part of the "
-                     "rebuild: once Redis answers, run it again with --force (what was "
-                     "applied counts once)", settings, "moments rebuild")  # fmt: skip
-            return 3
-        except KafkaError as exc:
-            _stopped(f"{connection_trouble(settings, exc)}; if it failed on the way, the "
-                     "target holds part of the rebuild: once Kafka answers, run it again "
-                     "with --force (what was applied counts once)",
-                     settings, "moments rebuild")  # fmt: skip
-            return 3
-        finally:
-            await store.close()
-        print(report.summary())
-        if report.dead_letters_lost:
-            _stopped(f"{settings.topic('touchpoints-dlq')} no longer holds its oldest "
-                     "letters: touchpoints the live pipeline refused then for another reason "
-                     "than their form (dated too far ahead, a failed update) were applied; "
-                     "keep it as long as touchpoints", settings, "moments rebuild",
-                     logging.WARNING)  # fmt: skip
-        return 0
-
-    try:
-        return asyncio.run(run())
-    except KeyboardInterrupt:
-        _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
-        return 130
-
-
-REBUILD_INTERRUPTED = (
-    "interrupted; if it had begun replaying, the target holds part of the rebuild: run it "
-    "again on the same target with --force (what was applied counts once)"
-)
-
-
-def _terminated(settings: Settings) -> None:
-    _stopped(REBUILD_INTERRUPTED, settings, "moments rebuild")
-    sys.stderr.flush()
-    os._exit(130)
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.bench import SECTIONS, run_bench
-
-    sections = tuple(args.only) if args.only else SECTIONS
-    if args.against is not None and "http" not in sections:
-        _stopped("--against goes with the http section", settings, "moments bench")
-        return 2
-    return run_bench(args.events, args.rate, args.latency_seconds, sections, args.against)
-
-
-def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
-    from streams.evaluate import EvaluationConfig, run_evaluation
-
-    refused = [said for bad, said in (
-        (not 0 <= args.warmup < args.decisions, "need 0 <= --warmup < --decisions"),
-        (not 0 <= args.epsilon <= 1, "--epsilon is a share of decisions, from 0 to 1"),
-        (not 0 <= args.optimism <= 1, "--optimism is a share of decisions, from 0 to 1"),
-        (args.outcome_delay < 0, "--outcome-delay must be 0 or more"),
-        (not 0 <= args.alpha < float("inf"), "--alpha (the exploration bonus) must be 0 "
-         "or more, and finite"),
-        (args.customers < 1, "--customers must be at least 1"),
-        (args.seed < 0, "--seed must be 0 or more"),
-    ) if bad]  # fmt: skip
-    if refused:
-        _stopped(refused[0], settings, "moments evaluate")
-        return 2
-    config = EvaluationConfig(
-        decisions=args.decisions,
-        warmup=args.warmup,
-        seed=args.seed,
-        customers=args.customers,
-        alpha=args.alpha,
-        epsilon=args.epsilon,
-        optimism=args.optimism,
-        outcome_delay=args.outcome_delay,
-        control_percent=settings.control_percent,
-        control_salt=settings.control_salt,
-        catalogue_path=settings.catalogue_path,
-    )
-    print(json.dumps(run_evaluation(config), indent=2))
-    return 0
-
-
-def cmd_check_catalogue(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
-    from schemas import load_catalogue
-    from streams.catalogue_check import catalogue_report
-
-    catalogue = load_catalogue(args.path or settings.catalogue_path)  # refused: exit 2
-    summary, warnings = catalogue_report(catalogue, datetime.now(UTC))
-    print("\n".join(summary))
-    for warning in warnings:
-        print(f"warning: {warning}")
-    return 1 if warnings and args.strict else 0
-
-
-def cmd_lift(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-    import json
-    from datetime import UTC, datetime
-
-    from streams.lift_report import chosen_period, duration, instant, measure_lift
-
-    now = datetime.now(UTC)
-    try:
-        since, until = (None if t is None else instant(t) for t in (args.since, args.until))
-        period = chosen_period(now, duration(args.window), args.days, since, until)
-    except ValueError as exc:
-        _stopped(str(exc), settings, "moments lift")
-        return 2
-    except OverflowError:  # a window or a number of days past what a date can hold
-        _stopped("--window or --days reaches past the dates a calendar holds", settings,
-                 "moments lift")  # fmt: skip
-        return 2
-    measured = measure_lift(settings, period, now, interventions=args.interventions)
-    report = asyncio.run(measured)
-    print(json.dumps(report, indent=2))
-    for topic, whole_from in report["cut_by_retention"].items():
-        _stopped(f"retention has deleted records of {topic} that may fall in the period (it "
-                 f"is whole from {whole_from}): what happened before then may be missing from "
-                 "this report", settings, "moments lift", logging.WARNING)  # fmt: skip
-    return 0
-
-
-def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
-    from streams.dead_letter_tool import RedriveHeld, RedriveRefused, inspect
-    from streams.dead_letters import LetterFilter
-    from streams.lift_report import instant
-
-    try:
-        since, until = (None if t is None else int(instant(t).timestamp() * 1000)
-                        for t in (args.since, args.until))  # fmt: skip
-    except ValueError as exc:
-        _stopped(str(exc), settings, "moments dead-letters")
-        return 2
-    refused = [said for bad, said in (
-        (args.again and not args.redrive, "--again goes with --redrive"),
-        (args.accept_lost_erasures and not args.redrive,
-         "--accept-lost-erasures goes with --redrive"),
-        (since is not None and until is not None and since >= until,
-         "--since must come before --until"),
-    ) if bad]  # fmt: skip
-    if refused:
-        _stopped(refused[0], settings, "moments dead-letters")
-        return 2
-    sources = frozenset(settings.topic(s) for s in args.source or ())
-    wanted = LetterFilter(sources, args.reason, since, until)
-
-    async def run() -> dict[str, Any]:
-        # a Job's or a unit's stop (SIGTERM) ends it as Ctrl-C does: the batch under way
-        # is recorded as far as it went, and it says how many letters went back
-        main = asyncio.current_task()
-        assert main is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-        return await inspect(settings, wanted, redrive=args.redrive, again=args.again,
-                             accept_lost_erasures=args.accept_lost_erasures)  # fmt: skip
-
-    try:
-        report = asyncio.run(run())
-    except RedriveRefused as exc:
-        _stopped(str(exc), settings, "moments dead-letters")
-        return 2
-    except RedriveHeld as exc:  # as Kafka unreachable: run it again once Redis answers
-        _stopped(str(exc), settings, "moments dead-letters")
-        return 3
-    except asyncio.CancelledError:  # SIGTERM (Ctrl-C comes as KeyboardInterrupt: 130 too)
-        return 130
-    print(json.dumps(report, indent=2))
-    return 0
 
 
 COMMANDS = {
@@ -453,17 +49,6 @@ COMMANDS = {
 ON_CONFIGURED_KAFKA = ("worker", "api", "simulate", "rebuild", "lift", "dead-letters")
 ONE_SHOT = ("rebuild", "lift", "dead-letters")  # read the topics once, print, and end
 REPORTS = (*ONE_SHOT, "check-catalogue", "evaluate", "bench")  # what they print is the point
-
-
-def _stopped(
-    why: str, settings: Settings, who: str = "moments", level: int = logging.CRITICAL
-) -> None:
-    """Why the command stops (or, at a lower ``level``, what it warns of): one line on
-    stderr, ``who`` first (a record of logger ``who``, where logs are JSON lines)."""
-    if settings.log_format == "json":
-        logging.getLogger(who.replace(" ", ".")).log(level, "%s", why)
-    else:
-        print(f"{who}: {why}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -502,20 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args, settings)
     except CatalogueError as exc:
         named = getattr(args, "path", None)  # check-catalogue PATH: the user's own file
-        _stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
+        stopped(f"{exc}{'' if named else catalogue_hint(settings)}", settings)
         return 2
     except (SettingsError, TopicMissing, TopicsRefused, LayoutMismatch, SecretMismatch,
             EventLoopError) as exc:  # fmt: skip
-        _stopped(str(exc), settings)
+        stopped(str(exc), settings)
         return 2
     except KafkaError as exc:  # at start: the broker cannot be reached, or refused us
         if args.command not in ON_CONFIGURED_KAFKA:  # demo and bench start their own
             raise
         log.debug("Kafka could not be used", exc_info=True)
-        _stopped(connection_trouble(settings, exc), settings)
+        stopped(connection_trouble(settings, exc), settings)
         return 3
     except ServiceError as exc:  # demo and bench: Kafka or Redis of their own did not start
-        _stopped(str(exc), settings)
+        stopped(str(exc), settings)
         return 3
     except KeyboardInterrupt:
         if args.command in STARTING:  # up, they stop on their own, with 0

@@ -11,7 +11,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from feature_store import StoreUnavailable
-from streams import cli, rebuild
+from streams import cli_repairs, rebuild
 from streams.settings import Settings
 
 
@@ -42,7 +42,7 @@ def test_a_rebuild_stopped_half_way_says_to_run_it_again_with_force(
     monkeypatch.setattr(rebuild, "rebuild", stopped)
     monkeypatch.setattr("streams.app.build_store", lambda settings, redis_url=None: ClosedStore())
     args = argparse.Namespace(redis_url=None, force=False, accept_lost_erasures=False)
-    assert cli.cmd_rebuild(args, Settings()) == code
+    assert cli_repairs.cmd_rebuild(args, Settings()) == code
     err = capsys.readouterr().err
     assert said in err and "--force" in err
 
@@ -56,6 +56,6 @@ def test_a_redis_that_cannot_be_reached_at_the_start_exits_3_without_a_traceback
     args = argparse.Namespace(
         redis_url="redis://127.0.0.1:1/0", force=False, accept_lost_erasures=False
     )
-    assert cli.cmd_rebuild(args, Settings(kafka_bootstrap="127.0.0.1:1")) == 3
+    assert cli_repairs.cmd_rebuild(args, Settings(kafka_bootstrap="127.0.0.1:1")) == 3
     said = capsys.readouterr().err
     assert "the target Redis cannot be reached" in said and "nothing was written" in said

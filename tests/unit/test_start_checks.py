@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from schemas import CatalogueError
-from streams.cli import catalogue_hint, check_local_files, main
+from streams.cli import main
+from streams.cli_processes import catalogue_hint, check_local_files
 from streams.services import ServiceError
 from streams.settings import Settings, SettingsError
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams import cli, redis_checks, topics
+from streams import cli_processes, redis_checks, topics
 from streams.services import free_port
 from streams.settings import Settings, SettingsError
 
@@ -36,7 +36,7 @@ def test_the_worker_waits_for_the_layout_check_as_long_as_it_is_told(
     monkeypatch.setattr(redis_checks, "check_redis_layout", check)
     settings = Settings(data_dir=str(tmp_path), web_port=free_port(), **env)
     with pytest.raises(Asked):
-        cli.cmd_worker(argparse.Namespace(), settings)
+        cli_processes.cmd_worker(argparse.Namespace(), settings)
     assert asked == [waited]
 
 
