@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import Any
 
 from streams.cli_arguments import (
     MAX_SIMULATED_CUSTOMERS,
@@ -52,6 +53,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     currency = settings.money.currency or "EUR"  # spend counts in the configured one
 
+    # the simulated customers and their pace, alike with or without their answers
+    stream: dict[str, Any] = {"customers": args.customers, "seed": args.seed,
+                              "rate": args.rate, "count": args.count,
+                              "duration_s": args.duration, "currency": currency}  # fmt: skip
+
     async def run() -> None:
         await ensure_topics(settings)
         if args.respond:
@@ -61,12 +67,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
                 settings.topic(NEXT_BEST_OFFERS),
                 settings.topic(OFFER_OUTCOMES),
                 load_catalogue(settings.catalogue_path),
-                customers=args.customers,
-                seed=args.seed,
-                rate=args.rate,
-                count=args.count,
-                duration_s=args.duration,
-                currency=currency,
+                **stream,
             )
             log.info(
                 "sent %d touchpoints in %.1fs; answered %d of %d decisions (%d outcomes, "
@@ -82,12 +83,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         result = await simulate(
             settings.kafka_bootstrap,
             settings.topic(TOUCHPOINTS),
-            customers=args.customers,
-            seed=args.seed,
-            rate=args.rate,
-            count=args.count,
-            duration_s=args.duration,
-            currency=currency,
+            **stream,
         )
         log.info("sent %d touchpoints in %.1fs", result.sent, result.seconds)
 
