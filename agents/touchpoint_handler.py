@@ -206,11 +206,11 @@ class TouchpointHandler:
         except StoreUnavailable:
             raise
         except Exception as exc:
+            # none of these records is lettered yet (a failed apply's is left out above);
+            # one whose decision fails later has two letters, and goes back once
             refused = [record for i, (record, _) in enumerate(calls) if i not in ran]
-            lettered = {id(letter.record) for letter in result.dead_letters}
             reason = failure_reason("call contact", exc)
-            result.dead_letters += [FailedRecord(r, reason) for r in refused
-                                    if id(r) not in lettered]  # fmt: skip
+            result.dead_letters += [FailedRecord(record, reason) for record in refused]
             log.warning("the contacts of %d calls made from alert cards were refused "
                         "(%s); their touchpoints are dead-lettered", len(refused),
                         type(exc).__name__)  # fmt: skip
