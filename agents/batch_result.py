@@ -96,14 +96,17 @@ class BatchResult:
 
     def set_aside(self, record: SourceRecord, reason: str, index: int) -> None:
         """Dead-letter ``record`` for ``reason``, its result (at ``index``) counted as
-        failed.
+        failed; once (a record set aside already keeps its first letter).
 
         >>> result = BatchResult(results=[("web_click", "ok")])
-        >>> result.set_aside(None, "decision failed: ValueError", 0)  # type: ignore[arg-type]
-        >>> result.results, result.dead_letters[0].error
-        ([('web_click', 'failed')], 'decision failed: ValueError')
+        >>> record = None  # a SourceRecord
+        >>> result.set_aside(record, "decision failed: ValueError", 0)  # type: ignore[arg-type]
+        >>> result.set_aside(record, "decision read failed: X", 0)  # type: ignore[arg-type]
+        >>> result.results, [letter.error for letter in result.dead_letters]
+        ([('web_click', 'failed')], ['decision failed: ValueError'])
         """
-        self.dead_letters.append(FailedRecord(record, reason, index))
+        if all(letter.record is not record for letter in self.dead_letters):
+            self.dead_letters.append(FailedRecord(record, reason, index))
         self.results[index] = (self.results[index][0], "failed")
 
     def snapshot(self) -> BatchResult:

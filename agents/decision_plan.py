@@ -7,7 +7,7 @@ out, sends that decision again; the same touchpoint twice in one batch is decide
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -89,6 +89,7 @@ def plan_decisions(
     catalogues: CatalogueHolder,
     clock: Callable[[], datetime],
     pseudonym: Callable[[str], str],
+    set_aside: Mapping[int, str],
 ) -> DecisionPlan | None:
     """:meth:`agents.touchpoint_decisions.TouchpointDecisions.plan`: the batch's
     catalogue is the one ``catalogues`` holds now, its budgets counted on the day
@@ -97,7 +98,7 @@ def plan_decisions(
     applied_now: set[EventKey] = set()
     results_of = {id(r): i for i, (r, _) in enumerate(decoded, len(result.results))}
     pending = _touchpoints_to_decide(decoded, statuses, result, earlier, recorded,
-                                     applied_now)  # fmt: skip
+                                     applied_now, set_aside)  # fmt: skip
     stopping = _stops_to_decide(stops, result, results_of, pending)
     if not pending and not stopping:
         return None
@@ -124,11 +125,13 @@ def _touchpoints_to_decide(
     earlier: Counter[EventKey],
     recorded: set[EventKey],
     applied_now: set[EventKey],
+    set_aside: Mapping[int, str],
 ) -> list[Pending]:
     """Record each touchpoint's result (spending ``earlier``'s credits); return those
     still to decide. Those whose decision was recorded, not known to be sent, go in
-    ``recorded`` too, and those this batch applied in ``applied_now``. Touchpoints are
-    told apart by customer and event id, as the store dedupes them."""
+    ``recorded`` too, and those this batch applied in ``applied_now``; those in
+    ``set_aside`` (by record) are dead-lettered with its reason, not decided.
+    Touchpoints are told apart by customer and event id, as the store dedupes them."""
     # A duplicate whose decision was never recorded (a crash in between) is decided
     # again; one whose decision was recorded, and may not have gone out, sends that
     # decision again; the same event twice in one batch is decided once (two customers'
@@ -156,6 +159,9 @@ def _touchpoints_to_decide(
             result.results.append((event.kind, "ok" if ok else "duplicate"))
             if ok:
                 applied_now.add(key)
+            if id(record) in set_aside:  # decided once sent back (see TouchpointHandler)
+                result.set_aside(record, set_aside[id(record)], len(result.results) - 1)
+                continue
             try:
                 wanted = worth_watching(event)
             except Exception as exc:  # no decision can be made on it: it alone is set aside

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -96,12 +96,16 @@ class TouchpointDecisions:
         result: BatchResult,
         earlier: Counter[EventKey],
         stops: Sequence[tuple[SourceRecord, TouchpointEvent]] = (),
+        set_aside: Mapping[int, str] | None = None,
     ) -> DecisionPlan | None:
         """Record each touchpoint's result; what the decisions on those worth watching,
         and on the ``stops`` (:mod:`agents.withdrawal_stops`), need read
-        (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none is."""
+        (:func:`agents.decision_reads.read_for_decisions`), ``None`` when none is.
+        ``set_aside``: applied touchpoints not to decide, by record (its ``id``), with
+        the reason to dead-letter them."""
         return plan_decisions(decoded, statuses, result, earlier, stops,
-                              self._policy.catalogue, self._clock, self._pseudonym)  # fmt: skip
+                              self._policy.catalogue, self._clock, self._pseudonym,
+                              set_aside or {})  # fmt: skip
 
     def decide(
         self,

@@ -23,6 +23,7 @@ from agents.batch_result import (
     failure_reason,
     fault_kinds,
 )
+from agents.batch_retries import outage
 from agents.control_group import ControlGroup
 from agents.decision_reads import read_for_decisions
 from agents.decision_records import decision_record, offers_shown
@@ -154,8 +155,10 @@ class TouchpointHandler:
                     result.dead_letters.append(FailedRecord(record, failure, at))
                     continue
                 statuses.append(status)
-        await self._count_card_calls(decoded, statuses, result)
-        plan = self._decisions.plan(decoded, statuses, result, earlier, stops)
+        # a call from a card whose contact Redis refuses is set aside, not decided: sent
+        # back once the counter is mended, it is counted, then decided
+        refused = await self._count_card_calls(decoded, statuses)
+        plan = self._decisions.plan(decoded, statuses, result, earlier, stops, refused)
         if plan is not None:
             reads = await read_for_decisions(self._store, plan)
             self._decisions.decide(plan, reads, result, before)
@@ -188,32 +191,30 @@ class TouchpointHandler:
         self,
         decoded: Sequence[tuple[SourceRecord, TouchpointEvent]],
         statuses: Sequence[ApplyStatus | None],
-        result: BatchResult,
-    ) -> None:
+    ) -> dict[int, str]:
         """Count the calls made from alert cards against their customers' call caps
         (:mod:`feature_store.card_calls`), before the batch's decisions read them; each
-        once, however often the batch is tried. A call whose contact Redis refuses (a
-        corrupt key) is dead-lettered: its touchpoint stands, and sent back once the key
-        is mended, it is counted then. Raises :class:`StoreUnavailable` only (the batch
-        is retried)."""
+        once, however often the batch is tried. Those whose contact Redis refuses (a
+        counter that holds no integer): by record (its ``id``), the reason to set it
+        aside (:meth:`TouchpointDecisions.plan`). Raises on an outage only (the batch is
+        retried)."""
         calls = [(record, fact) for (record, event), status in zip(decoded, statuses, strict=True)
                  if status is not None for fact in card_call_facts(event)]  # fmt: skip
         if not calls:
-            return
+            return {}
         ran: dict[int, ApplyStatus] = {}
         try:
             await self._store.apply_facts([fact for _, fact in calls], ran)
-        except StoreUnavailable:
-            raise
         except Exception as exc:
-            # none of these records is lettered yet (a failed apply's is left out above);
-            # one whose decision fails later has two letters, and goes back once
-            refused = [record for i, (record, _) in enumerate(calls) if i not in ran]
+            if outage(exc):
+                raise
             reason = failure_reason("call contact", exc)
-            result.dead_letters += [FailedRecord(record, reason) for record in refused]
+            refused = {id(record): reason for i, (record, _) in enumerate(calls) if i not in ran}
             log.warning("the contacts of %d calls made from alert cards were refused "
                         "(%s); their touchpoints are dead-lettered", len(refused),
                         type(exc).__name__)  # fmt: skip
+            return refused
+        return {}
 
     async def _apply_with_retries(
         self,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from feature_store import ApplyStatus, CustomerFeatures, Fact
 from schemas import Call
 from tests.unit.factories import T0
@@ -58,13 +60,38 @@ async def test_a_card_call_whose_contact_redis_refuses_is_dead_lettered_to_count
     result = await handler(store).handle(batch)
     counted = [f.fact_id for facts in store.facts for f in facts]
     assert "o:card-call" in counted and "o:corrupt-call" not in counted
-    assert [r for _, r in result.results] == ["ok", "ok", "duplicate"]  # the touchpoints stand
-    letters = [(letter.record.offset, letter.error) for letter in result.dead_letters]
+    assert [r for _, r in result.results] == ["ok", "failed", "failed"]
+    assert store.applied == ["card-call", "corrupt-call", "corrupt-call"]  # they stand
+    letters = [
+        (letter.record.offset, letter.result, letter.error) for letter in result.dead_letters
+    ]
     reason = "call contact failed: ResponseError: WRONGTYPE"
-    assert [(at, error[: len(reason)]) for at, error in letters] == [(1, reason), (2, reason)]
+    assert [(at, i, error[: len(reason)]) for at, i, error in letters] == [
+        (1, 1, reason),
+        (2, 2, reason),
+    ]
     # sent back once the key is mended, it is counted then (and once)
     store.refused_facts.clear()
     store.facts.clear()
     again = await handler(store).handle(records(outbound("corrupt-call")))
     assert not again.dead_letters and [r for _, r in again.results] == ["duplicate"]
     assert [f.fact_id for facts in store.facts for f in facts] == ["o:corrupt-call"]
+
+
+async def test_a_card_call_whose_contact_redis_refuses_is_not_decided_until_sent_back() -> None:
+    """A call to cancel is worth deciding on (it may raise an alert): one whose contact
+    was refused is set aside whole, with one letter, however its customer's features
+    read; once it is sent back and counted, it is decided."""
+    store = OrderedStore()
+    store.refused_facts = {"o:cancel-call"}
+    store.unreadable = {"cust-1": "not a count"}  # the counter that refused the contact
+    cancel = msgspec.structs.replace(outbound("cancel-call"), reason="cancel")
+    result = await handler(store).handle(records(cancel))
+    assert [r for _, r in result.results] == ["failed"] and not result.interventions
+    assert [letter.error.split(":")[0] for letter in result.dead_letters] == ["call contact failed"]
+    assert "read" not in store.asked  # not decided
+    store.refused_facts.clear()
+    store.unreadable.clear()
+    again = await handler(store).handle(records(cancel))
+    assert [r for _, r in again.results] == ["duplicate"] and not again.dead_letters
+    assert "read" in store.asked  # decided now
