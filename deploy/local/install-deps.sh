@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Moments needs outside Python to run Kafka and Redis without Docker:
 # redis-server, a Java 17+ runtime and Maven from the OS packages (only when missing), then
-# the Apache Kafka broker jars from Maven Central into ~/.cache/moments. With --tests it also
+# the Apache Kafka broker jars from Maven Central into ~/.cache/moments (with an archive of
+# their classes, for faster broker starts). With --tests it also
 # installs what only the tests need: Chromium and Prometheus.
 # Usage: install-deps.sh PYTHON [--tests]
 set -euo pipefail
@@ -69,3 +70,5 @@ if [ ${#need[@]} -gt 0 ] || [ -n "$need_java" ] || [ -n "$need_chromium" ]; then
 fi
 
 "$PY" -c "from streams.services.local_kafka import kafka_libs; print('Kafka jars in', kafka_libs())"
+# the broker's classes, archived once for faster starts (streams/services/kafka_classes.py)
+"$PY" -c "from streams.services.kafka_classes import build_class_archive as b; print('Kafka classes in', b())"

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.services.kafka_classes import archive_flags
 from streams.services.processes import (
     LocalProcess,
     ServiceError,
@@ -119,6 +120,8 @@ class LocalKafka:
     # an SSL listener as well, on ``tls_port``; none: no such listener
     tls: KafkaTls | None = None
     tls_port: int = field(default_factory=free_port)
+    # where the broker writes the classes it loaded as it stops (see kafka_classes)
+    archive_at_exit: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -185,9 +188,13 @@ class LocalKafka:
             raise ServiceError("no java on PATH: install a JDK 17+ to run the local Kafka broker")
         libs = kafka_libs()
         heap = os.environ.get("MOMENTS_LOCAL_KAFKA_HEAP", "512m")
+        if self.archive_at_exit is not None and main == "kafka.Kafka":
+            classes = [f"-XX:ArchiveClassesAtExit={self.archive_at_exit}"]
+        else:
+            classes = archive_flags(libs)
         return [
             java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
+            *classes, "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={local_file('kafka-log4j2.properties')}",
             f"-Dmoments.kafka.log={log_path}",
             "-cp", f"{libs}/*", main, *args,

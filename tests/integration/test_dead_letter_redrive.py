@@ -9,6 +9,7 @@ sent back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -151,6 +152,7 @@ async def test_a_redrive_is_refused_when_erasure_records_were_lost(pipeline: Pip
     could go back. A dry run still reports; a re-drive needs --accept-lost-erasures."""
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+    from aiokafka.errors import LeaderNotAvailableError, NotLeaderForPartitionError
 
     from schemas import CustomerErasure, encode_erasure
     from streams.settings import Settings
@@ -171,7 +173,14 @@ async def test_a_redrive_is_refused_when_erasure_records_were_lost(pipeline: Pip
         partitions = await admin.describe_topics([erasures])
         for p in partitions[0]["partitions"]:
             tp = TopicPartition(erasures, p["partition"])
-            await admin.delete_records({tp: RecordsToDelete(-1)}, 10_000)  # all of it
+            for attempt in range(20):  # a topic just made: its broker may not lead it yet
+                try:
+                    await admin.delete_records({tp: RecordsToDelete(-1)}, 10_000)  # all of it
+                    break
+                except (LeaderNotAvailableError, NotLeaderForPartitionError):
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.5)
     finally:
         await admin.close()
 

@@ -1,0 +1,53 @@
+"""A class-data archive of the local Kafka broker's classes, so that its JVMs start faster.
+
+A JVM spends most of a broker's start loading and verifying its classes. The archive
+holds them ready to map, one per set of Kafka jars and per JVM; ``make deps`` (and so
+``make test``) writes it once with :func:`build_class_archive`. A JVM given an archive it
+cannot use (another JVM's, say) says so in its log and loads its classes as before, so
+an archive out of date costs speed, never a start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def class_archive(libs: Path) -> Path | None:
+    """Where the archive of the jars in ``libs`` for the ``java`` on PATH is kept (None:
+    no java)."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    real = os.path.realpath(java)
+    jvm = f"{real}:{os.stat(real).st_mtime_ns}"  # another JVM, another archive
+    return libs.parent / f"classes-{hashlib.sha256(jvm.encode()).hexdigest()[:8]}.jsa"
+
+
+def archive_flags(libs: Path) -> list[str]:
+    """The JVM flags that use the archive of ``libs``, when there is one."""
+    archive = class_archive(libs)
+    return [f"-XX:SharedArchiveFile={archive}"] if archive and archive.is_file() else []
+
+
+def build_class_archive() -> Path | None:
+    """Write the archive of the cached Kafka jars, unless it is there already: start a
+    broker that archives the classes it loaded as it stops. Its path (None: no java)."""
+    from streams.services.local_kafka import LocalKafka, kafka_libs
+
+    archive = class_archive(kafka_libs())
+    if archive is None or archive.is_file():
+        return archive
+    written = archive.with_name(f".{archive.name}.{os.getpid()}")  # then renamed: whole
+    with tempfile.TemporaryDirectory(prefix="moments-kafka-classes-") as tmp:
+        broker = LocalKafka(Path(tmp) / "kafka", archive_at_exit=written)
+        try:
+            broker.start()
+        finally:
+            broker.stop()
+    if written.is_file():
+        os.replace(written, archive)
+    return archive if archive.is_file() else None
