@@ -20,7 +20,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaError
 
     from feature_store import StoreUnavailable
-    from streams.app import build_store
+    from streams.configured import build_store
     from streams.kafka_security import connection_trouble
     from streams.rebuild import rebuild
     from streams.rebuild_report import RebuildError, TargetUnreachable

@@ -269,7 +269,7 @@ async def inspect(
         await follower.start()
         await follower.catch_up()
         if redrive:
-            from streams.app import build_store  # the worker's module: faust, loaded here
+            from streams.configured import build_store
 
             store = build_store(settings)
             producer = AIOKafkaProducer(

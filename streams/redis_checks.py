@@ -23,7 +23,7 @@ from feature_store import (
     login_refused,
     no_such_database,
 )
-from streams.app import build_store
+from streams.configured import build_store
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)

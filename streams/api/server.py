@@ -243,7 +243,7 @@ def api_producer(settings: Settings) -> AIOKafkaProducer:
 
 def create_api(settings: Settings, store: FeatureStore | None = None) -> web.Application:
     from streams.api import views
-    from streams.app import build_policy, build_store
+    from streams.configured import build_policy, build_store
 
     use_settings(settings)  # every Kafka client of the process
     metrics = Metrics()

@@ -4,10 +4,8 @@ contacts and budget units are counted once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.conftest import Pipeline, consume_all, kafka_redis, pipeline  # noqa: F401
-from tests.integration.test_scale_out import activity, applied
+from tests.integration.test_scale_out import activity, applied, shared_out
+from tests.integration.test_service_restarts import all_handled
 from tests.integration.test_touchpoints_pipeline import is_moment, produce
 
 pytestmark = pytest.mark.integration
@@ -67,19 +66,15 @@ async def test_a_touchpoint_on_two_partitions_is_decided_once(
            "MOMENTS_TOPIC_PARTITIONS": "4"}  # fmt: skip
     bootstrap = pipeline.services.kafka_bootstrap
     events = recent_events(4000, seed=8)
-    pipeline.start_worker(**env)
-    pipeline.start_worker(**env)
-    await asyncio.sleep(10)  # both workers hold their partitions
+    workers = [pipeline.start_worker(**env), pipeline.start_worker(**env)]
+    await shared_out(pipeline, workers, 4)  # both workers hold their partitions
     records: list[tuple[bytes | None, bytes]] = []
     for e in events:  # each one twice: keyed by its customer, and by another key
         value = json.dumps(e).encode()
         records += [(e["customer_id"].encode(), value), (f"other-{e['event_id']}".encode(), value)]
     await produce(bootstrap, pipeline.topic("touchpoints"), records)
-    everything = activity(events)
-    deadline = time.monotonic() + 300
-    while await applied(pipeline, CUSTOMERS) < everything and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(1)
-    await asyncio.sleep(10)  # the last batches' decisions go out
+    await all_handled(pipeline, 300)  # committed: their decisions are on the topic
+    assert await applied(pipeline, CUSTOMERS) == activity(events)
 
     moments = {e["event_id"] for e in events if is_moment(e)}
     sent = await consume_all(bootstrap, pipeline.topic("next-best-offers"), len(moments),

@@ -17,7 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from feature_store import touchpoint_fact
 from feature_store.reference import CustomerState
 from schemas import decode_touchpoint
-from tests.integration.conftest import Pipeline, consume_all
+from tests.integration.conftest import Pipeline, Worker, consume_all
 from tests.integration.test_touchpoints_pipeline import CUSTOMERS, good_events, is_moment, produce
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,28 @@ def partition_of(customer: str) -> int:
     return int(DefaultPartitioner()(customer.encode(), list(range(PARTITIONS)), []))
 
 
+async def shared_out(
+    pipeline: Pipeline, workers: list[Worker], partitions: int, within: float = 90
+) -> dict[int, set[int]]:
+    """Wait until every worker holds a share of the touchpoints' partitions, and every
+    partition is held: the partitions each one holds, by its place in ``workers``."""
+    deadline = time.monotonic() + within
+    owned: dict[int, set[int]] = {}
+    while time.monotonic() < deadline:
+        for i, w in enumerate(workers):
+            _, body = w.get("/metrics")
+            owned[i] = {int(line.split('partition="')[1].split('"')[0])
+                        for line in body.splitlines()
+                        if line.startswith("moments_consumer_lag{")
+                        and pipeline.topic("touchpoints") in line}  # fmt: skip
+        # every partition reported too: just after a rebalance, a worker reports lag for
+        # the partitions it was given only once it has fetched from them
+        if all(owned.values()) and set().union(*owned.values()) == set(range(partitions)):
+            return owned
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the partitions were not shared out within {within}s: {owned}")
+
+
 async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -> None:
     bootstrap = pipeline.services.kafka_bootstrap
     env = {"MOMENTS_TOPIC_PARTITIONS": str(PARTITIONS), "MOMENTS_KAFKA_SESSION_TIMEOUT_S": "10"}
@@ -88,25 +110,7 @@ async def test_three_workers_survive_losing_one_mid_stream(pipeline: Pipeline) -
     expected = reference(events)
     everything = sum(int(state.profile.get("n", 0)) for state in expected.values())
 
-    # every worker gets a share of the partitions
-    deadline = time.monotonic() + 90
-    owned: dict[int, set[int]] = {}
-    while time.monotonic() < deadline:
-        for i, w in enumerate(workers):
-            _, body = w.get("/metrics")
-            owned[i] = {int(line.split('partition="')[1].split('"')[0])
-                        for line in body.splitlines()
-                        if line.startswith("moments_consumer_lag{")
-                        and pipeline.topic("touchpoints") in line}  # fmt: skip
-        # every partition reported too: just after a rebalance, a worker reports lag for
-        # the partitions it was given only once it has fetched from them
-        if all(owned.get(i) for i in range(3)) and set().union(*owned.values()) == set(
-            range(PARTITIONS)
-        ):
-            break
-        await asyncio.sleep(0.5)
-    assert all(owned[i] for i in range(3)), owned
-    assert set().union(*owned.values()) == set(range(PARTITIONS)), owned
+    owned = await shared_out(pipeline, workers, PARTITIONS)
 
     # kill one in the middle of the stream
     while await applied(pipeline, CUSTOMERS) < everything // 3:  # noqa: ASYNC110 (polling Redis)

@@ -40,7 +40,9 @@ def test_a_rebuild_stopped_half_way_says_to_run_it_again_with_force(
         raise stopped_by
 
     monkeypatch.setattr(rebuild, "rebuild", stopped)
-    monkeypatch.setattr("streams.app.build_store", lambda settings, redis_url=None: ClosedStore())
+    monkeypatch.setattr(
+        "streams.configured.build_store", lambda settings, redis_url=None: ClosedStore()
+    )
     args = argparse.Namespace(redis_url=None, force=False, accept_lost_erasures=False)
     assert cli_repairs.cmd_rebuild(args, Settings()) == code
     err = capsys.readouterr().err
