@@ -41,7 +41,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from streams.proportions import difference
 
@@ -196,6 +195,8 @@ def _mean_difference(t: list[float], c: list[float]) -> dict[str, Any]:
     # which squares of tiny variances (amounts near 0) cannot underflow to a 0 divisor
     w = vt / (vt + vc)
     freedom = 1 / (w * w / (len(t) - 1) + (1 - w) ** 2 / (len(c) - 1))
+    from scipy.stats import t as student_t  # 1.5 s of CPU to load: only once it is needed
+
     quantile = float(student_t.ppf(0.975, freedom))
     found["ci95"] = [round(gap - quantile * se, 4), round(gap + quantile * se, 4)]
     found["ci95_caveat"] = WELCH_CAVEAT

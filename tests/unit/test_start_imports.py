@@ -1,5 +1,6 @@
-"""The API and the repair commands build their store and policy without Faust: a
-Faust-free process starts on less CPU (no services)."""
+"""What processes load as they start: the API and the repair commands build their store
+and policy without Faust, and nothing but a lift's interval loads scipy (1.5 s of CPU).
+No services."""
 
 from __future__ import annotations
 
@@ -29,3 +30,19 @@ def test_the_api_and_the_commands_load_no_faust() -> None:
                          check=False, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_scipy_is_loaded_for_an_interval_only() -> None:
+    code = """if True:
+        import sys
+        import streams.cli_repairs, streams.cli_reports, streams.dead_letter_tool
+        import streams.demo, streams.lift_report
+        from streams.cli_repairs import cmd_dead_letters
+        from streams.lift_report import instant
+        instant("2026-12-07")
+        print("scipy" in sys.modules)
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
