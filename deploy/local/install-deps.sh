@@ -71,4 +71,7 @@ fi
 
 "$PY" -c "from streams.services.local_kafka import kafka_libs; print('Kafka jars in', kafka_libs())"
 # the broker's classes, archived once for faster starts (streams/services/kafka_classes.py)
-"$PY" -c "from streams.services.kafka_classes import build_class_archive as b; print('Kafka classes in', b())"
+# (none to be had only costs speed: the brokers start without it)
+"$PY" -c "from streams.services.kafka_classes import build_class_archive as b; a = b()
+print('Kafka classes in', a) if a else print('no Kafka class archive: brokers start without')" \
+  || echo "no Kafka class archive: brokers start without" >&2

@@ -10,10 +10,13 @@ an archive out of date costs speed, never a start.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def class_archive(libs: Path) -> Path | None:
@@ -35,19 +38,33 @@ def archive_flags(libs: Path) -> list[str]:
 
 def build_class_archive() -> Path | None:
     """Write the archive of the cached Kafka jars, unless it is there already: start a
-    broker that archives the classes it loaded as it stops. Its path (None: no java)."""
+    broker that archives the classes it loaded as it stops. Its path; None when there is
+    none to be had (no java, a JVM that writes none, a broker that did not start): the
+    brokers then start without one, only slower."""
     from streams.services.local_kafka import LocalKafka, kafka_libs
+    from streams.services.processes import ServiceError
 
     archive = class_archive(kafka_libs())
     if archive is None or archive.is_file():
         return archive
+    none_written = archive.with_suffix(".none")  # this JVM wrote none: not tried again
+    if none_written.is_file():
+        return None
     written = archive.with_name(f".{archive.name}.{os.getpid()}")  # then renamed: whole
-    with tempfile.TemporaryDirectory(prefix="moments-kafka-classes-") as tmp:
-        broker = LocalKafka(Path(tmp) / "kafka", archive_at_exit=written)
-        try:
-            broker.start()
-        finally:
-            broker.stop()
-    if written.is_file():
+    try:
+        with tempfile.TemporaryDirectory(prefix="moments-kafka-classes-") as tmp:
+            broker = LocalKafka(Path(tmp) / "kafka", archive_at_exit=written)
+            try:
+                broker.start()
+            finally:
+                broker.stop()
+        if not written.is_file():
+            none_written.touch()
+            return None
         os.replace(written, archive)
-    return archive if archive.is_file() else None
+        return archive
+    except (ServiceError, OSError) as exc:  # tried again next time
+        log.warning("no class archive for the local Kafka broker: %s", exc)
+        return None
+    finally:
+        written.unlink(missing_ok=True)

@@ -51,7 +51,6 @@ def test_only_the_broker_writes_the_archive_and_every_jvm_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a_java(tmp_path, monkeypatch)
-    monkeypatch.setattr(local_kafka.shutil, "which", kafka_classes.shutil.which)
     libs = tmp_path / "kafka" / "libs"
     libs.mkdir(parents=True)
     monkeypatch.setattr(local_kafka, "kafka_libs", lambda: libs)
@@ -72,7 +71,8 @@ def test_only_the_broker_writes_the_archive_and_every_jvm_reads_it(
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="no java here to ask")
 def test_a_jvm_given_an_archive_it_cannot_use_starts_all_the_same(tmp_path: Path) -> None:
-    """Why an archive out of date costs speed and never a start."""
+    """Why an archive the JVM cannot use (damaged, or gone) costs speed and never a
+    start."""
     garbage = tmp_path / "classes.jsa"
     garbage.write_bytes(os.urandom(4096))
     java = shutil.which("java")
@@ -81,3 +81,51 @@ def test_a_jvm_given_an_archive_it_cannot_use_starts_all_the_same(tmp_path: Path
         ran = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-version"],
                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
         assert ran.returncode == 0, ran.stderr
+
+
+class _Broker:
+    """Stands in for the broker of a build: what its JVM leaves at exit (no JVM run)."""
+
+    starts = 0
+
+    def __init__(self, workdir: Path, archive_at_exit: Path, fails: bool, writes: bool) -> None:
+        self.archive_at_exit, self.fails, self.writes = archive_at_exit, fails, writes
+
+    def start(self) -> None:
+        _Broker.starts += 1
+        if self.fails:
+            raise local_kafka.ServiceError("Kafka not ready within 90s")
+
+    def stop(self) -> None:  # the JVM writes its archive as it exits, started or not
+        if self.writes:
+            self.archive_at_exit.write_bytes(b"classes")
+
+
+@pytest.mark.parametrize(
+    ("fails", "writes", "built", "tried_again"),
+    [(False, True, True, False), (False, False, False, False), (True, True, False, True)],
+    ids=["written", "this-jvm-writes-none", "broker-did-not-start"],
+)
+def test_a_build_leaves_an_archive_or_none_and_never_a_part(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: bool,
+    writes: bool,
+    built: bool,
+    tried_again: bool,
+) -> None:
+    a_java(tmp_path, monkeypatch)
+    libs = tmp_path / "kafka" / "libs"
+    libs.mkdir(parents=True)
+    monkeypatch.setattr(local_kafka, "kafka_libs", lambda: libs)
+    monkeypatch.setattr(local_kafka, "LocalKafka", lambda workdir, archive_at_exit: _Broker(
+        workdir, archive_at_exit, fails, writes))  # fmt: skip
+    _Broker.starts = 0
+    archive = kafka_classes.class_archive(libs)
+    assert archive is not None
+    assert kafka_classes.build_class_archive() == (archive if built else None)
+    assert archive.is_file() == built
+    assert kafka_classes.build_class_archive() == (archive if built else None)
+    assert _Broker.starts == (2 if tried_again else 1)  # a JVM that wrote none: not again
+    left = sorted(p.name for p in libs.parent.iterdir() if p.name != "libs")
+    assert left == ([archive.name] if built else [] if tried_again else [f"{archive.stem}.none"])
