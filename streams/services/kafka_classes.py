@@ -3,8 +3,8 @@
 A JVM spends most of a broker's start loading and verifying its classes. The archive
 holds them ready to map, one per set of Kafka jars and per JVM; ``make deps`` (and so
 ``make test``) writes it once with :func:`build_class_archive`. A JVM given an archive it
-cannot use (another JVM's, say) says so in its log and loads its classes as before, so
-an archive out of date costs speed, never a start.
+cannot use (damaged, or made for other jars) loads its classes as before (with a warning
+in its log for the latter), so an archive out of date costs speed, never a start.
 """
 
 from __future__ import annotations
