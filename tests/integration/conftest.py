@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -23,6 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from feature_store import FeatureStore, StoreConfig
 from streams.services import LocalKafka, LocalRedis, Services, free_port, services
 from streams.services.local_redis import LocalRedisCluster
+from tests.integration import forked_starts
+from tests.integration.forked_starts import Started
 
 SECRET = "integration-test-secret"
 
@@ -35,7 +36,7 @@ def kafka_redis() -> Iterator[Services]:
 
 @dataclass
 class Worker:
-    proc: subprocess.Popen[bytes]
+    proc: Started  # a Popen, or a copy of the launcher (see forked_starts)
     port: int
     log_path: Path
     probe_port: int = 0  # an API's MOMENTS_API_PROBE_PORT (a worker: none)
@@ -165,13 +166,7 @@ class Pipeline:
     def _start(self, command: str, port: int, environ: dict[str, str], timeout: float) -> Worker:
         """Run `moments <command>` and wait until its /readyz answers 200."""
         log_path = self.tmp / f"{command}-{port}.log"
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", command],
-                env=environ,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        proc = forked_starts.start([command], environ, log_path)
         started = Worker(proc, port, log_path)
         self.workers.append(started)
         deadline = time.monotonic() + timeout

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.integration import forked_starts
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import DEV_AUTH, call, eventually, iso, read_to_end
 from tests.integration.test_touchpoints_pipeline import produce
@@ -36,10 +36,7 @@ def dead_letters(pipeline: Pipeline, *args: str) -> dict[str, Any]:
     """``moments dead-letters`` as an operator runs it, at the default log level (the
     pipeline's warning level would hide the info lines from the no-customer-id check)."""
     env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}  # the default
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "dead-letters", *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = forked_starts.run(["dead-letters", *args], env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "dl-cust-" not in result.stdout + result.stderr  # no customer id shown
     report: dict[str, Any] = json.loads(result.stdout)
@@ -185,9 +182,7 @@ async def test_a_redrive_is_refused_when_erasure_records_were_lost(pipeline: Pip
         await admin.close()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "streams.cli", "dead-letters", *args],
-                              env=pipeline.env(0), capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+        return forked_starts.run(["dead-letters", *args], pipeline.env(0), timeout=300)
 
     refused = run("--redrive")
     assert refused.returncode == 2, refused.stderr

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from streams.services import LocalRedis
+from tests.integration import forked_starts
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
@@ -68,10 +67,8 @@ async def test_an_erasure_redis_did_not_answer_is_recorded_and_kept_by_a_rebuild
     await asyncio.to_thread(target.start)
     try:
         rebuilt = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url",
-                             target.url],
-            env=p.env(0), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            forked_starts.run, ["rebuild", "--redis-url", target.url], p.env(0), 300
+        )
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "1 customers kept erased" in rebuilt.stdout, rebuilt.stdout
         assert await keys_tagged(target.url, tag) == left_by_erasure(tombstone)

@@ -11,8 +11,6 @@ consumer, and a rebuild run as its command into an empty Redis.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ import redis.asyncio as aioredis
 from feature_store import ApplyStatus, FeatureStore, StoreConfig
 from schemas import Consent, Email, Purchase
 from streams.services import LocalRedis, Services
+from tests.integration import forked_starts
 from tests.integration.conftest import SECRET, Pipeline, consume_all
 from tests.integration.test_api_erasure import ERASED_FOR_S, tombstone_of
 from tests.integration.test_api_support import (
@@ -131,10 +130,8 @@ async def test_an_erased_customer_who_withdrew_is_still_not_offered_there(
         target.url, StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-"))
     )
     try:
-        command = [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url]
-        result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-            command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-        )
+        command = ["rebuild", "--redis-url", target.url]
+        result = forked_starts.run(command, pipeline.env(0), timeout=300)
         assert result.returncode == 0, result.stderr
         assert "2 customers kept erased" in result.stdout
         assert await rebuilt.withdrawals_kept(gone) == EVERY_WITHDRAWAL

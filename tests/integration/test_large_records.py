@@ -5,12 +5,11 @@ re-drive never sends the cut-short letter back. A huge key counts as much as a v
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from agents.letters import LETTER_MAX, letter_size
+from tests.integration import forked_starts
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import event, eventually
 from tests.integration.test_touchpoints_pipeline import produce
@@ -42,10 +41,7 @@ async def test_a_huge_malformed_record_is_dead_lettered_cut_short_and_the_rest_a
     assert LETTER_MAX - 100 < size <= LETTER_MAX
     assert headers["error"].startswith(b"invalid: ")
 
-    result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-        [sys.executable, "-m", "streams.cli", "dead-letters", "--redrive"],
-        env=pipeline.env(0), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = forked_starts.run(["dead-letters", "--redrive"], pipeline.env(0), timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["redrive"]["truncated"] == 1
 

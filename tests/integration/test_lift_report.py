@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.integration import forked_starts
 from tests.integration.conftest import Pipeline
 from tests.integration.test_api_support import DEV_AUTH, call, event, iso, read_to_end
 
@@ -43,11 +42,10 @@ def run_lift(pipeline: Pipeline, since: datetime, *args: str) -> tuple[dict[str,
     """``moments lift`` from ``since`` up to now, as a deployment's operator runs it: the
     report, and all it printed."""
     command = [
-        sys.executable, "-m", "streams.cli", "lift", *args, "--since", since.isoformat(),
-        "--until", datetime.now(UTC).isoformat(),
+        "lift", *args, "--since", since.isoformat(), "--until", datetime.now(UTC).isoformat(),
     ]  # fmt: skip
     env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}  # the default
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = forked_starts.run(command, env, timeout=300)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report, result.stdout + result.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +27,7 @@ from streams.rebuild_report import RebuildError
 from streams.services import LocalRedis
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_partitions
+from tests.integration import forked_starts
 from tests.integration.conftest import SECRET, Pipeline
 from tests.integration.test_api_support import (
     DEV_AUTH,
@@ -160,10 +159,8 @@ async def test_rebuild_into_empty_redis_equals_live_state(
         StoreConfig(secret=SECRET.encode(), prefix=pipeline.prefix.rstrip("-")),
     )
     try:
-        command = [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url]
-        result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-            command, env={**pipeline.env(0), **env}, capture_output=True, text=True, timeout=300
-        )
+        command = ["rebuild", "--redis-url", target.url]
+        result = forked_starts.run(command, {**pipeline.env(0), **env}, timeout=300)
         assert result.returncode == 0, result.stderr
         # the worker marked the live Redis, empty when it started; the rebuild its target
         assert await rebuilt.layout.read() == await live.layout.read() == str(LAYOUT)
@@ -216,15 +213,10 @@ async def test_rebuild_into_empty_redis_equals_live_state(
             assert rebuilt_snapshot.ts_ms == scored[customer], customer
             assert rebuilt_snapshot.x.keys() == live_snapshot.x.keys()
         # and it refuses to merge into a Redis that is not empty
-        again = subprocess.run(  # noqa: ASYNC221
-            command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-        )
+        again = forked_starts.run(command, pipeline.env(0), timeout=300)
         assert again.returncode == 2 and "--force" in again.stderr
         # merged again with --force: every update is idempotent, the budgets included
-        merged = subprocess.run(  # noqa: ASYNC221
-            [*command, "--force"], env={**pipeline.env(0), **env},
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        merged = forked_starts.run([*command, "--force"], {**pipeline.env(0), **env}, 300)
         assert merged.returncode == 0, merged.stderr
         assert await rebuilt.budgets.spent(today) == live_spent
         for customer in kept[:3]:
@@ -250,10 +242,9 @@ async def test_rebuild_stops_at_an_unreadable_erasure_record(
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
     try:
-        result = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-            [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url],
-            env=pipeline.env(0), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        result = forked_starts.run(
+            ["rebuild", "--redis-url", target.url], pipeline.env(0), timeout=300
+        )
         assert result.returncode == 2, result.stderr
         assert "is not an erasure record" in result.stderr and "offset 0" in result.stderr
         prefix = pipeline.prefix.rstrip("-")
@@ -294,19 +285,16 @@ async def test_rebuild_refuses_when_retention_deleted_erasure_records(
 
     target = LocalRedis(tmp_path / "rebuilt", appendonly=False)
     target.start()
-    command = [sys.executable, "-m", "streams.cli", "rebuild", "--redis-url", target.url]
+    command = ["rebuild", "--redis-url", target.url]
     try:
-        refused = subprocess.run(  # noqa: ASYNC221 (the test waits for it on purpose)
-            command, env=pipeline.env(0), capture_output=True, text=True, timeout=300
-        )
+        refused = forked_starts.run(command, pipeline.env(0), timeout=300)
         assert refused.returncode == 2, refused.stderr
         assert f"partition {partition} from offset 1" in refused.stderr
         assert "--accept-lost-erasures" in refused.stderr
         assert await keys_tagged(target.url, "") == []
-        accepted = subprocess.run(  # noqa: ASYNC221
-            [*command, "--accept-lost-erasures"], env=pipeline.env(0),
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        accepted = forked_starts.run(
+            [*command, "--accept-lost-erasures"], pipeline.env(0), timeout=300
+        )
         assert accepted.returncode == 0, accepted.stderr
         assert "1 customers kept erased" in accepted.stdout  # the one still in the topic
     finally:
@@ -371,10 +359,7 @@ async def test_a_mistyped_topic_prefix_is_refused_and_creates_no_topic(
     env = pipeline.env(0) | {"MOMENTS_TOPIC_PREFIX": f"mistyped-{command[0]}-"}
     if command == ["rebuild"]:  # into an empty database of the tests' Redis
         command = [*command, "--redis-url", pipeline.services.redis_url.rsplit("/", 1)[0] + "/13"]
-    result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "streams.cli", *command],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = await asyncio.to_thread(forked_starts.run, command, env, 300)
     assert result.returncode == 2, result.stderr
     assert f"topic mistyped-{command[0]}-" in result.stderr and "does not exist" in result.stderr
     admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.services.kafka_bootstrap)

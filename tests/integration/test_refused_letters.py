@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from tests.integration import forked_starts
 from tests.integration.conftest import Pipeline, consume_all
 from tests.integration.test_api_support import once_counted
 from tests.integration.test_touchpoints_pipeline import produce
@@ -96,10 +95,7 @@ async def test_a_letter_too_large_for_the_topic_is_reduced_and_nothing_else_is_l
     assert await applied(pipeline, later, 20) == [1] * 4
 
     env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}
-    run = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "streams.cli", "dead-letters", "--redrive"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    run = await asyncio.to_thread(forked_starts.run, ["dead-letters", "--redrive"], env, 300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["redrive"]["truncated"] == 1
     assert f"{pipeline.topic('touchpoints')}[" in run.stderr  # where to find the original
