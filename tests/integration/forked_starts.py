@@ -1,7 +1,8 @@
-"""Starting `moments worker` and `moments api` for the integration tests, fast.
+"""Starting ``moments`` commands (``worker``, ``api``, one-shot ones) for the
+integration tests, fast.
 
 Each start of ``python -m streams.cli worker`` spends over a second of CPU importing
-Faust, aiohttp, redis-py and Moments' modules, and the tests start some 250 of them on
+Faust, aiohttp, redis-py and Moments' modules, and the tests start some 260 of them on
 CI's two cores. A *launcher* process, one per test process, imports them once and forks
 a copy of itself for each start: the copy then runs ``streams.cli.main()`` as
 ``python -m streams.cli <command>`` would, with the test's environment, working
@@ -11,12 +12,16 @@ joined). What runs is the real command; only the imports are shared.
 A start is made the usual way (``subprocess.Popen``) when the launcher cannot give one
 that is the same: its environment differs from the launcher's in anything but
 ``MOMENTS_*`` settings (which nothing reads while importing), ``PYTHONFAULTHANDLER``
-and ``PYTEST_CURRENT_TEST``, or ``MOMENTS_TEST_FORKED_STARTS=0`` is set. Other tests start
-``moments`` commands with ``subprocess`` themselves, so the usual start stays tested.
+and ``PYTEST_CURRENT_TEST``, or ``MOMENTS_TEST_FORKED_STARTS=0`` is set; or when a test
+asks for it (``anew``). Some tests start ``moments`` commands that way, so the usual
+start stays tested: its import, and what a signal does while it imports. A copy has
+every module of ``PRELOADED`` imported, and shares the launcher's hash seed.
 
 :class:`ForkedProcess` answers what the tests ask of a ``Popen`` (``pid``, ``poll``,
 ``wait``, ``returncode``, ``send_signal``, ``terminate``, ``kill``): a signal goes to
-the process itself, and its exit status comes from the launcher, its parent.
+the process itself, and its exit status comes from the launcher, its parent. The
+launcher ends when its test process closes the launcher's standard input (or ends); the
+copies it started go on until their tests stop them.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ import faulthandler
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,7 +83,7 @@ def _child(request: dict[str, Any], inherited: list[socket.socket]) -> None:
     for sock in inherited:
         sock.close()
     devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    os.dup2(devnull, 0)  # in place of the launcher's pipe from the test process
     os.close(devnull)
     out = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(out, 1)
@@ -90,6 +97,8 @@ def _child(request: dict[str, Any], inherited: list[socket.socket]) -> None:
     os.environ.update(request["env"])
     if os.environ.get("PYTHONFAULTHANDLER"):
         faulthandler.enable()
+    else:
+        faulthandler.disable()
     import streams.cli
 
     sys.argv = [streams.cli.__file__, *request["args"]]
@@ -107,63 +116,105 @@ def _preload() -> None:
         raise RuntimeError(f"importing {PRELOADED} made an event loop: cannot fork")
 
 
-def serve(path: str) -> None:
-    """Answer start requests on the Unix socket ``path`` until the test process goes."""
-    _preload()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(64)
-    # a child's end wakes the loop below: SIGCHLD writes to ``woken``
-    woken, wake = socket.socketpair()
-    woken.setblocking(False)
-    wake.setblocking(False)
-    signal.set_wakeup_fd(wake.fileno())
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    print("ready", flush=True)
-    conns: list[socket.socket] = []
-    owners: dict[int, socket.socket] = {}  # a running copy's pid: who asked for it
-    buffers: dict[socket.socket, bytes] = {}
-    while True:
-        readable, _, _ = select.select([listener, woken, *conns], [], [])
-        for sock in readable:
-            if sock is woken:
-                while True:
-                    try:
-                        woken.recv(4096)
-                    except BlockingIOError:
-                        break
-                continue
-            if sock is listener:
-                conn, _ = listener.accept()
-                conns.append(conn)
-                buffers[conn] = b""
-                continue
-            data = sock.recv(1 << 20)
-            if not data:  # the test is done with it (or gone)
-                conns.remove(sock)
-                buffers.pop(sock, None)
-                sock.close()
-                continue
-            buffers[sock] += data
-            while b"\n" in buffers[sock]:
-                line, _, buffers[sock] = buffers[sock].partition(b"\n")
-                request = json.loads(line)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _child(request, [listener, woken, wake, *conns])  # never returns
-                owners[pid] = sock
-                sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-        while owners:
+class _Server:
+    """The launcher's loop: a request per line on a connection, its answers on the same
+    connection (the copy's pid, then its exit status)."""
+
+    def __init__(self, path: str) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        # a child's end wakes the loop: SIGCHLD writes to ``woken``
+        self.woken, self.wake = socket.socketpair()
+        self.woken.setblocking(False)
+        self.wake.setblocking(False)
+        signal.set_wakeup_fd(self.wake.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.conns: dict[socket.socket, bytes] = {}  # each with what it sent, unread
+        self.owners: dict[int, socket.socket] = {}  # a running copy's pid: who asked
+
+    def run(self) -> None:
+        """Until the test process closes the launcher's standard input (or goes)."""
+        while True:
+            readable, _, _ = select.select([sys.stdin, self.listener, self.woken, *self.conns],
+                                           [], [])  # fmt: skip
+            for ready in readable:
+                if ready is sys.stdin:
+                    if not os.read(0, 4096):
+                        return
+                elif ready is self.woken:
+                    while True:
+                        try:
+                            self.woken.recv(4096)
+                        except BlockingIOError:
+                            break
+                elif ready is self.listener:
+                    conn, _ = self.listener.accept()
+                    self.conns[conn] = b""
+                elif isinstance(ready, socket.socket):
+                    self._read(ready)
+            self._reap()
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.conns.pop(conn, None)
+        conn.close()
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:  # the test is done with it (or gone)
+            self._drop(conn)
+            return
+        self.conns[conn] += data
+        while conn in self.conns and b"\n" in self.conns[conn]:
+            line, _, self.conns[conn] = self.conns[conn].partition(b"\n")
+            try:
+                pid = self._fork(json.loads(line))
+                self.owners[pid] = conn
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            except (OSError, ValueError, KeyError) as exc:  # that start, not the launcher
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"error": repr(exc)}).encode() + b"\n")
+                self._drop(conn)
+
+    def _fork(self, request: dict[str, Any]) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the copy leaves through SystemExit, as python -m streams.cli does
+            try:
+                _child(request, [self.listener, self.woken, self.wake, *self.conns])
+            except SystemExit:
+                raise
+            except BaseException:  # as the interpreter would: the traceback, then 1
+                sys.excepthook(*sys.exc_info())
+                raise SystemExit(1) from None
+        return pid
+
+    def _reap(self) -> None:
+        while self.owners:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
-                break
-            owner = owners.pop(pid, None)
-            if owner is not None and owner in conns:
+                return
+            owner = self.owners.pop(pid, None)
+            if owner is not None and owner in self.conns:
                 code = os.waitstatus_to_exitcode(status)  # -N for signal N, as Popen
                 with contextlib.suppress(OSError):
                     owner.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
+
+
+def serve(path: str) -> None:
+    """Answer start requests on the Unix socket ``path`` until the test process goes."""
+    _preload()
+    server, server_pid = _Server(path), os.getpid()
+    print("ready", flush=True)
+    try:
+        server.run()
+    finally:
+        if os.getpid() == server_pid:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 # --- the test's side ---------------------------------------------------------------
@@ -177,6 +228,9 @@ class ForkedProcess:
         self._pending = pending
         self.pid = pid
         self.returncode: int | None = None
+        # signals go through a pidfd: never to another process given the pid once the
+        # launcher reaped this one
+        self._pidfd = os.pidfd_open(pid)
 
     def _read(self, timeout: float | None) -> None:
         if b"\n" not in self._pending:
@@ -190,6 +244,7 @@ class ForkedProcess:
         if b"\n" in self._pending:
             self.returncode = int(json.loads(self._pending.partition(b"\n")[0])["code"])
             self._conn.close()
+            os.close(self._pidfd)
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -197,18 +252,18 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            deadline = None if timeout is None else _now() + timeout
-            while self.returncode is None:
-                left = None if deadline is None else deadline - _now()
-                if left is not None and left <= 0:
-                    raise subprocess.TimeoutExpired(["moments", str(self.pid)], timeout or 0)
-                self._read(left)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._read(left)
+            if self.returncode is None and left == 0.0:
+                raise subprocess.TimeoutExpired(["moments", str(self.pid)], timeout or 0)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # ended meanwhile, as Popen's
+                signal.pidfd_send_signal(self._pidfd, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -217,30 +272,22 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def _now() -> float:
-    import time
-
-    return time.monotonic()
-
-
 class Launcher:
-    """The launcher process of this test process, started at its first use."""
+    """The launcher process of this test process. It ends when the test process closes
+    its standard input, or ends itself."""
 
     def __init__(self) -> None:
         self._dir = tempfile.mkdtemp(prefix="moments-launcher-")
         self.path = os.path.join(self._dir, "socket")
         self.environ = dict(os.environ)
-        from streams.services import dies_with_parent
-
         self.log = Path(self._dir, "launcher.log")
         with self.log.open("wb") as errors:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.forked_starts", self.path],
                 cwd=Path(__file__).resolve().parents[2],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
-                preexec_fn=dies_with_parent(),
             )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -263,6 +310,7 @@ class Launcher:
         """Fork ``moments <args>``, its standard output appended to ``out`` and its
         standard error to ``err`` (the same file, or two)."""
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(30)
         conn.connect(self.path)
         request = {"args": args, "env": env, "cwd": os.getcwd(), "out": str(out), "err": str(err)}
         conn.sendall(json.dumps(request).encode() + b"\n")
@@ -270,33 +318,46 @@ class Launcher:
         while b"\n" not in reply:
             data = conn.recv(4096)
             if not data:
-                raise RuntimeError("the launcher went away while it started a process")
+                raise RuntimeError(f"the launcher went away (its log: {self.log})")
             reply += data
+        conn.settimeout(None)
         line, _, rest = reply.partition(b"\n")
-        return ForkedProcess(conn, int(json.loads(line)["pid"]), rest)
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the launcher could not start {args}: {answer['error']}")
+        return ForkedProcess(conn, int(answer["pid"]), rest)
+
+    def close(self) -> None:
+        """End the launcher (the copies it started go on)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
 
 
 _launcher: Launcher | None = None
+_starting = threading.Lock()
 
 
 def launcher() -> Launcher:
     """This test process's launcher (started now, at its first use)."""
     global _launcher
-    if _launcher is None:
-        _launcher = Launcher()
-    return _launcher
+    with _starting:
+        if _launcher is None:
+            _launcher = Launcher()
+        return _launcher
 
 
-def _forking(env: dict[str, str]) -> Launcher | None:
+def _forking(env: dict[str, str], anew: bool) -> Launcher | None:
     """The launcher, when it can start a process with ``env`` (see the module's notes)."""
-    if os.environ.get(ENABLED, "1") == "0":
+    if anew or os.environ.get(ENABLED, "1") == "0":
         return None
     return launcher() if launcher().forkable(env) else None
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> Started:
-    """Start ``moments <args>`` with ``env``, its output (both streams) into ``log``."""
-    launcher = _forking(env)
+def start(args: list[str], env: dict[str, str], log: Path, anew: bool = False) -> Started:
+    """Start ``moments <args>`` with ``env``, its output (both streams) into ``log``;
+    started anew (``python -m streams.cli``) where the launcher cannot, or ``anew``."""
+    launcher = _forking(env, anew)
     if launcher is not None:
         log.write_bytes(b"")
         return launcher.start(args, env, log, log)
@@ -309,10 +370,12 @@ def start(args: list[str], env: dict[str, str], log: Path) -> Started:
         )
 
 
-def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], timeout: float, anew: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run ``moments <args>`` to its end, as ``subprocess.run`` does with
     ``capture_output=True, text=True``: killed, and ``TimeoutExpired``, past ``timeout``."""
-    launcher = _forking(env)
+    launcher = _forking(env, anew)
     if launcher is None:
         return subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],

@@ -121,3 +121,14 @@ def test_another_environment_than_the_launchers_is_started_anew(tmp_path: Path) 
 def test_a_pipelines_processes_are_forked(pipeline: Pipeline) -> None:
     # pytest sets PYTEST_CURRENT_TEST for each test: a start must not be refused for it
     assert isinstance(pipeline.start_api().proc, ForkedProcess)
+
+
+def test_a_launcher_ends_when_its_test_process_lets_go(tmp_path: Path) -> None:
+    launcher = forked_starts.Launcher()
+    folder = Path(launcher.path).parent
+    assert folder.is_dir()
+    env = {**os.environ, "MOMENTS_WEB_PORT": "not-a-port"}
+    assert launcher.start(["worker"], env, tmp_path / "a.log", tmp_path / "a.log").wait(30) == 2
+    launcher.close()  # its standard input closed, as when the test process ends
+    assert launcher.proc.returncode == 0
+    assert not folder.exists()

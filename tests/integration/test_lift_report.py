@@ -45,7 +45,7 @@ def run_lift(pipeline: Pipeline, since: datetime, *args: str) -> tuple[dict[str,
         "lift", *args, "--since", since.isoformat(), "--until", datetime.now(UTC).isoformat(),
     ]  # fmt: skip
     env = {**pipeline.env(0), "MOMENTS_LOG_LEVEL": "info"}  # the default
-    result = forked_starts.run(command, env, timeout=300)
+    result = forked_starts.run(command, env, timeout=300, anew=True)  # as a new process
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report, result.stdout + result.stderr
