@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -120,9 +121,9 @@ class _Server:
     """The launcher's loop: a request per line on a connection, its answers on the same
     connection (the copy's pid, then its exit status)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, name: str) -> None:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
+        self.listener.bind("\0" + name)  # Linux's abstract names: no file, no length limit
         self.listener.listen(64)
         # a child's end wakes the loop: SIGCHLD writes to ``woken``
         self.woken, self.wake = socket.socketpair()
@@ -205,16 +206,17 @@ class _Server:
                     owner.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
 
 
-def serve(path: str) -> None:
-    """Answer start requests on the Unix socket ``path`` until the test process goes."""
+def serve(name: str, folder: str) -> None:
+    """Answer start requests on the abstract Unix socket ``name`` until the test process
+    goes; then remove ``folder`` (the launcher's log)."""
     _preload()
-    server, server_pid = _Server(path), os.getpid()
+    server, server_pid = _Server(name), os.getpid()
     print("ready", flush=True)
     try:
         server.run()
     finally:
         if os.getpid() == server_pid:
-            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- the test's side ---------------------------------------------------------------
@@ -277,13 +279,19 @@ class Launcher:
     its standard input, or ends itself."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="moments-launcher-")
-        self.path = os.path.join(self._dir, "socket")
+        self.folder = Path(tempfile.mkdtemp(prefix="moments-launcher-"))
+        self.name = self.folder.name  # of its socket, in Linux's abstract namespace
         self.environ = dict(os.environ)
-        self.log = Path(self._dir, "launcher.log")
+        self.log = self.folder / "launcher.log"
         with self.log.open("wb") as errors:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.integration.forked_starts", self.path],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.integration.forked_starts",
+                    self.name,
+                    str(self.folder),
+                ],
                 cwd=Path(__file__).resolve().parents[2],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -311,7 +319,7 @@ class Launcher:
         standard error to ``err`` (the same file, or two)."""
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(30)
-        conn.connect(self.path)
+        conn.connect("\0" + self.name)
         request = {"args": args, "env": env, "cwd": os.getcwd(), "out": str(out), "err": str(err)}
         conn.sendall(json.dumps(request).encode() + b"\n")
         reply = b""
@@ -335,6 +343,7 @@ class Launcher:
 
 
 _launcher: Launcher | None = None
+_refused: str | None = None  # why this test process's launcher did not start
 _starting = threading.Lock()
 
 
@@ -348,10 +357,18 @@ def launcher() -> Launcher:
 
 
 def _forking(env: dict[str, str], anew: bool) -> Launcher | None:
-    """The launcher, when it can start a process with ``env`` (see the module's notes)."""
-    if anew or os.environ.get(ENABLED, "1") == "0":
+    """The launcher, when it can start a process with ``env`` (see the module's notes).
+    One that does not start is said once, and the tests' processes are started anew."""
+    global _refused
+    if anew or os.environ.get(ENABLED, "1") == "0" or _refused is not None:
         return None
-    return launcher() if launcher().forkable(env) else None
+    try:
+        found = launcher()
+    except (OSError, RuntimeError) as exc:
+        _refused = str(exc)
+        warnings.warn(f"processes started anew, slower: {_refused}", stacklevel=3)
+        return None
+    return found if found.forkable(env) else None
 
 
 def start(args: list[str], env: dict[str, str], log: Path, anew: bool = False) -> Started:
@@ -398,4 +415,4 @@ def run(
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2])

@@ -125,10 +125,27 @@ def test_a_pipelines_processes_are_forked(pipeline: Pipeline) -> None:
 
 def test_a_launcher_ends_when_its_test_process_lets_go(tmp_path: Path) -> None:
     launcher = forked_starts.Launcher()
-    folder = Path(launcher.path).parent
+    folder = launcher.folder
     assert folder.is_dir()
     env = {**os.environ, "MOMENTS_WEB_PORT": "not-a-port"}
     assert launcher.start(["worker"], env, tmp_path / "a.log", tmp_path / "a.log").wait(30) == 2
     launcher.close()  # its standard input closed, as when the test process ends
     assert launcher.proc.returncode == 0
     assert not folder.exists()
+
+
+def test_a_launcher_that_does_not_start_leaves_the_starts_to_popen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def refused() -> forked_starts.Launcher:
+        raise RuntimeError("the launcher did not start (exit 1)")
+
+    monkeypatch.setattr(forked_starts, "_launcher", None)
+    monkeypatch.setattr(forked_starts, "_refused", None)
+    monkeypatch.setattr(forked_starts, "Launcher", refused)
+    env = {**os.environ, "MOMENTS_WEB_PORT": "not-a-port"}
+    with pytest.warns(UserWarning, match="started anew, slower: the launcher did not start"):
+        first = forked_starts.start(["worker"], env, tmp_path / "first.log")
+    second = forked_starts.start(["worker"], env, tmp_path / "second.log")  # said once
+    assert isinstance(first, subprocess.Popen) and isinstance(second, subprocess.Popen)
+    assert first.wait(30) == second.wait(30) == 2
