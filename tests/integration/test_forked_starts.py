@@ -93,8 +93,8 @@ def test_a_copy_stopped_or_killed_ends_as_a_new_process_does(
 
 def test_a_run_captures_both_streams_and_the_exit_status() -> None:
     env = {**os.environ, "MOMENTS_WEB_PORT": "not-a-port"}
-    done = forked_starts.launcher()
-    assert done.forkable(env)
+    launcher = forked_starts.launcher()
+    assert launcher.forkable(env)
     ran = forked_starts.run(["dead-letters"], env, timeout=30)
     anew = subprocess.run(
         [sys.executable, "-m", "streams.cli", "dead-letters"],
