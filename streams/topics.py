@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, NodeNotReadyError, StaleMetadata, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from streams.kafka_security import client_options
@@ -40,6 +43,11 @@ KEPT_FOR_GOOD = {"retention.ms": "-1", "retention.bytes": "-1"}
 TOPIC_CONFIGS = {CUSTOMER_ERASURES: KEPT_FOR_GOOD, DEAD_LETTER_REDRIVES: KEPT_FOR_GOOD}
 _SET_ON_THE_TOPIC = 1  # DescribeConfigs' config_source for a value set on the topic itself
 _TOPIC_ALREADY_EXISTS = 36  # CreateTopics' error code when another process was first
+# A broker that answers but names no broker yet (one restarting, or fenced by its
+# controller after a pause, re-registers within seconds): a start waits this long for it
+BROKER_JOIN_WAIT_S = 30.0
+_BROKER_JOIN_PAUSE_S = 0.25
+_T = TypeVar("_T")
 
 
 class TopicsRefused(Exception):
@@ -77,8 +85,50 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
     """Create any missing contract topics; returns the names created.
 
     Topics that exist already get :data:`TOPIC_CONFIGS` where they have no value of their
-    own (see :func:`keep_topic_configs`).
+    own (see :func:`keep_topic_configs`). A cluster whose broker is still joining it is
+    waited for (:func:`once_a_broker_joins`).
     """
+    return await once_a_broker_joins(
+        lambda: _ensure_topics(settings, partitions), settings.kafka_bootstrap
+    )
+
+
+async def once_a_broker_joins(
+    attempt: Callable[[], Awaitable[_T]],
+    bootstrap: str,
+    wait_s: float = BROKER_JOIN_WAIT_S,
+    pause_s: float = _BROKER_JOIN_PAUSE_S,
+) -> _T:
+    """``attempt()``, made again while Kafka answers but names no broker that takes
+    requests (``NodeNotReadyError``, ``StaleMetadata``), for ``wait_s`` at most; other
+    errors, and that one once the time is up, are raised.
+
+    >>> tries = []
+    >>> async def attempt() -> int:
+    ...     tries.append(1)
+    ...     if len(tries) < 3:
+    ...         raise NodeNotReadyError("node id None")
+    ...     return len(tries)
+    >>> asyncio.run(once_a_broker_joins(attempt, "k:9092", wait_s=5, pause_s=0))
+    3
+    """
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            return await attempt()
+        except (NodeNotReadyError, StaleMetadata):
+            if time.monotonic() + pause_s > deadline:
+                raise
+            if not said:
+                log.warning("Kafka at %s answers but names no broker that takes requests yet "
+                            "(one restarting or rejoining its cluster); waiting up to %.0f s",
+                            bootstrap, wait_s)  # fmt: skip
+                said = True
+            await asyncio.sleep(pause_s)
+
+
+async def _ensure_topics(settings: Settings, partitions: int | None) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **client_options())
     await admin.start()
     try:
