@@ -27,8 +27,13 @@ from tests.integration.test_service_restarts import all_handled
 pytestmark = pytest.mark.integration
 
 
+CALLED = NOW - timedelta(minutes=10)  # when the outbound calls were made
+# The calls' day, whatever the clock says when the test reads the counts (past a midnight)
+AS_OF_THE_CALLS = CALLED.timestamp()
+
+
 def outbound(customer: str, event_id: str, **fields: Any) -> dict[str, Any]:
-    return event("call", customer, NOW - timedelta(minutes=10), event_id, status="started",
+    return event("call", customer, CALLED, event_id, status="started",
                  direction="outbound", reason="sales", queue="retention", **fields)  # fmt: skip
 
 
@@ -50,7 +55,7 @@ async def test_a_call_made_from_a_card_is_counted_against_the_call_caps(
     await all_handled(pipeline)
     store = pipeline.store()
     try:
-        shown = {c: p.contact.shown_today if (p := await store.read(c)) else None
+        shown = {c: p.contact.shown_today if (p := await store.read(c, AS_OF_THE_CALLS)) else None
                  for c in sorted(customers)}  # fmt: skip
     finally:
         await store.close()
@@ -79,7 +84,7 @@ async def test_a_card_call_whose_contact_redis_refuses_is_counted_once_sent_back
     try:
         call = outbound(customer, "mangled-call", intervention_id="a-card")
         contacts = store._keys.for_customer(customer).contacts
-        day = int((NOW - timedelta(minutes=10)).timestamp() // 86400)
+        day = int(AS_OF_THE_CALLS // 86400)
         await admin.hset(contacts, f"d{day}|shown:call", "not a count")
         await send(pipeline, [call])
         dlq = pipeline.topic("touchpoints-dlq")
@@ -87,19 +92,19 @@ async def test_a_card_call_whose_contact_redis_refuses_is_counted_once_sent_back
         error = dict(letter.headers)["error"].decode()  # type: ignore[attr-defined]
         assert error.startswith("call contact failed: ResponseError: "), error
         await admin.hdel(contacts, f"d{day}|shown:call")  # mended
-        features = await store.read(customer)
+        features = await store.read(customer, AS_OF_THE_CALLS)
         assert features is not None and features.events == 1  # the touchpoint stands
         assert features.contact.shown_today == {}  # its call is not counted yet
         sent = dead_letters(pipeline, "--redrive")
         assert sent["redrive"]["redriven"] == 1, sent
 
         async def counted() -> dict[str, int] | None:
-            read = await store.read(customer)
+            read = await store.read(customer, AS_OF_THE_CALLS)
             return read.contact.shown_today if read is not None else None
 
         assert await eventually(counted, "the call sent back counted", 60) == {"call": 1}
         await all_handled(pipeline)
-        read = await store.read(customer)
+        read = await store.read(customer, AS_OF_THE_CALLS)
         assert read is not None and read.events == 1 and read.contact.shown_today == {"call": 1}
     finally:
         await admin.aclose()
