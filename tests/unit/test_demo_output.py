@@ -9,7 +9,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -52,14 +52,21 @@ def test_the_topics_made_are_said_in_the_banner_not_in_a_log_line_before_it(
 
 
 class Stand:
-    """Stands in for a local Kafka or Redis: nothing to start."""
+    """Stands in for a local Kafka or Redis: nothing to start; how it ended is kept."""
+
+    ended: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(self, folder: Path) -> None:
         self.bootstrap = self.url = str(folder)
+        self.name = folder.name
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        self.ended.append((self.name, "stopped"))
+
+    def kill(self) -> None:
+        self.ended.append((self.name, "killed"))
 
 
 @pytest.mark.parametrize("keep", ["yes", ""])
@@ -69,9 +76,12 @@ def test_the_services_folder_kept_is_named(
     monkeypatch.setenv("MOMENTS_KEEP_SERVICE_DATA", keep)
     monkeypatch.setattr(services_module, "LocalKafka", Stand)
     monkeypatch.setattr(services_module, "LocalRedis", Stand)
+    monkeypatch.setattr(Stand, "ended", [])
     with services_module._local(tmp_path) as svc:
         (folder,) = tmp_path.iterdir()
         banner = demo._services_lines(svc, [])
+    # data thrown away: Kafka need not close its partitions first (seconds, with many)
+    assert Stand.ended == [("kafka", "stopped" if keep else "killed"), ("redis", "stopped")]
     if keep:
         assert svc.kept == folder and folder.is_dir()
         assert f"  data       {folder}  (kept: MOMENTS_KEEP_SERVICE_DATA)" in banner
