@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, NodeNotReadyError, StaleMetadata, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, NodeNotReadyError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from streams.kafka_security import client_options
@@ -54,6 +55,12 @@ class TopicsRefused(Exception):
     """The broker refused to create a topic (it answers per topic, without raising)."""
 
 
+class NoBrokerYet(NodeNotReadyError):  # type: ignore[misc]  # aiokafka's errors are untyped
+    """Kafka answered with metadata that names no broker: one restarting, or fenced by
+    its controller for a moment (after a pause). A broker named but not reachable (an
+    advertised listener the client cannot use) is not this: it will not come by waiting."""
+
+
 def keyed_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (the Java client's, aiokafka's and
     Moments' own producers') gives a record keyed ``key`` on a topic of ``partitions``.
@@ -88,26 +95,26 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
     own (see :func:`keep_topic_configs`). A cluster whose broker is still joining it is
     waited for (:func:`once_a_broker_joins`).
     """
-    return await once_a_broker_joins(
-        lambda: _ensure_topics(settings, partitions), settings.kafka_bootstrap
-    )
+    attempt = functools.partial(_ensure_topics, settings, partitions)
+    bootstrap = settings.kafka_bootstrap
+    return await once_a_broker_joins(attempt, bootstrap, BROKER_JOIN_WAIT_S, _BROKER_JOIN_PAUSE_S)
 
 
 async def once_a_broker_joins(
     attempt: Callable[[], Awaitable[_T]],
     bootstrap: str,
-    wait_s: float = BROKER_JOIN_WAIT_S,
-    pause_s: float = _BROKER_JOIN_PAUSE_S,
+    wait_s: float,
+    pause_s: float,
 ) -> _T:
-    """``attempt()``, made again while Kafka answers but names no broker that takes
-    requests (``NodeNotReadyError``, ``StaleMetadata``), for ``wait_s`` at most; other
-    errors, and that one once the time is up, are raised.
+    """``attempt()``, made again while Kafka answers but names no broker yet
+    (:class:`NoBrokerYet`), for ``wait_s`` at most; other errors, and that one once the
+    time is up, are raised.
 
     >>> tries = []
     >>> async def attempt() -> int:
     ...     tries.append(1)
     ...     if len(tries) < 3:
-    ...         raise NodeNotReadyError("node id None")
+    ...         raise NoBrokerYet("no broker named")
     ...     return len(tries)
     >>> asyncio.run(once_a_broker_joins(attempt, "k:9092", wait_s=5, pause_s=0))
     3
@@ -117,12 +124,12 @@ async def once_a_broker_joins(
     while True:
         try:
             return await attempt()
-        except (NodeNotReadyError, StaleMetadata):
+        except NoBrokerYet:
             if time.monotonic() + pause_s > deadline:
                 raise
             if not said:
-                log.warning("Kafka at %s answers but names no broker that takes requests yet "
-                            "(one restarting or rejoining its cluster); waiting up to %.0f s",
+                log.warning("Kafka at %s answers but names no broker yet (one restarting, "
+                            "or rejoining its cluster); waiting up to %.0f s",
                             bootstrap, wait_s)  # fmt: skip
                 said = True
             await asyncio.sleep(pause_s)
@@ -132,6 +139,8 @@ async def _ensure_topics(settings: Settings, partitions: int | None) -> list[str
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **client_options())
     await admin.start()
     try:
+        if not admin._client.cluster.brokers():  # the admin client's API does not tell
+            raise NoBrokerYet("the metadata Kafka answered with names no broker")
         existing = set(await admin.list_topics())
         for name, configs in TOPIC_CONFIGS.items():
             if settings.topic(name) in existing:
